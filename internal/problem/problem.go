@@ -1,0 +1,46 @@
+// Package problem writes HTTP API errors as RFC 9457 problem details
+// ("application/problem+json"), the one error shape every Thiqa JSON API uses.
+package problem
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// ContentType is the media type of a problem details body.
+const ContentType = "application/problem+json"
+
+// Details is an RFC 9457 problem details object.
+type Details struct {
+	// Type is a URI reference identifying the problem type; "about:blank" when omitted.
+	Type string `json:"type,omitempty"`
+	// Title is a short, human-readable summary of the problem type.
+	Title string `json:"title"`
+	// Status is the HTTP status code.
+	Status int `json:"status"`
+	// Detail explains this occurrence of the problem.
+	Detail string `json:"detail,omitempty"`
+	// Instance identifies this occurrence (for example the request path).
+	Instance string `json:"instance,omitempty"`
+	// Errors lists individual findings (for example failed lints or invalid fields).
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Write sends p with its status code. The Title defaults to the status text.
+func Write(w http.ResponseWriter, p Details) {
+	if p.Status == 0 {
+		p.Status = http.StatusInternalServerError
+	}
+	if p.Title == "" {
+		p.Title = http.StatusText(p.Status)
+	}
+	w.Header().Set("Content-Type", ContentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// Error sends a problem with the given status and detail text.
+func Error(w http.ResponseWriter, status int, detail string) {
+	Write(w, Details{Status: status, Detail: detail})
+}

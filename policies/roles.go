@@ -1,0 +1,76 @@
+package policies
+
+import "fmt"
+
+// Role is what an authenticated caller acts as.
+type Role string
+
+// The roles of a trust service's users.
+const (
+	// RoleOperator runs the service: key ceremonies, configuration, audit.
+	RoleOperator Role = "operator"
+	// RoleRegistrationOfficer proves identities and requests and revokes certificates.
+	RoleRegistrationOfficer Role = "registration-officer"
+	// RoleAgency is a government agency that seals the documents it issues.
+	RoleAgency Role = "agency"
+	// RoleCitizen is a natural person who signs with their own key.
+	RoleCitizen Role = "citizen"
+)
+
+// roles lists every role, in a stable order.
+var roles = []Role{RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen}
+
+// AllRoles returns every role, in a stable order.
+func AllRoles() []Role { return append([]Role(nil), roles...) }
+
+// ParseRole validates a role name.
+func ParseRole(s string) (Role, error) {
+	for _, r := range roles {
+		if string(r) == s {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("unknown role %q (want one of operator, registration-officer, agency, citizen)", s)
+}
+
+// Action is something a caller asks the service to do.
+type Action string
+
+// The actions the services authorise.
+const (
+	ActionIssueCertificate  Action = "certificate.issue"
+	ActionReadCertificate   Action = "certificate.read"
+	ActionRevokeCertificate Action = "certificate.revoke"
+	ActionSeal              Action = "document.seal"
+	ActionSign              Action = "document.sign"
+	ActionReadAudit         Action = "audit.read"
+	ActionManageClients     Action = "oidc.clients.manage"
+	ActionWhoAmI            Action = "identity.whoami"
+)
+
+// permissions says which roles may perform each action. Ownership checks
+// (an agency seals only with its own credential, a citizen revokes only their
+// own certificate) are made by the service that knows the object.
+var permissions = map[Action][]Role{
+	ActionIssueCertificate:  {RoleRegistrationOfficer},
+	ActionReadCertificate:   {RoleRegistrationOfficer, RoleOperator},
+	ActionRevokeCertificate: {RoleRegistrationOfficer, RoleCitizen, RoleAgency},
+	ActionSeal:              {RoleAgency},
+	ActionSign:              {RoleCitizen},
+	ActionReadAudit:         {RoleOperator},
+	ActionManageClients:     {RoleOperator},
+	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
+}
+
+// Allowed reports whether a caller holding any of roles may perform action.
+// Unknown actions are never allowed.
+func Allowed(action Action, held []Role) bool {
+	for _, want := range permissions[action] {
+		for _, r := range held {
+			if r == want {
+				return true
+			}
+		}
+	}
+	return false
+}
