@@ -211,7 +211,9 @@ type failingSigner struct {
 	err error
 }
 
-func (f failingSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) { return f.out, f.err }
+func (f failingSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return f.out, f.err
+}
 
 func TestErrors(t *testing.T) {
 	ec := mustECDSA(t, elliptic.P256())
