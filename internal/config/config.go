@@ -1,0 +1,381 @@
+// Package config reads Thiqa's configuration: one YAML file (thiqa.yaml) in
+// the data folder, decoded strictly (unknown keys are errors), completed with
+// defaults for a local setup and validated before anything is built from it.
+// Relative paths in the file are relative to the data folder.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// FileName is the configuration file's name inside the data folder.
+const FileName = "thiqa.yaml"
+
+// DefaultSoftHSMModule is where Debian's softhsm2 package installs its module.
+const DefaultSoftHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
+
+// Config is the whole of thiqa.yaml.
+type Config struct {
+	// Listen is the HTTP listen address of `thiqa serve`.
+	Listen string `yaml:"listen"`
+	// PublicBaseURL is the URL relying parties reach this service at; it goes
+	// into certificates (AIA, CRL distribution points).
+	PublicBaseURL string `yaml:"publicBaseURL"`
+	// Log configures structured logging.
+	Log LogConfig `yaml:"log"`
+	// HSM names the PKCS#11 token that holds every key.
+	HSM HSMConfig `yaml:"hsm"`
+	// Store names the database.
+	Store StoreConfig `yaml:"store"`
+	// Auth configures who may call the protected APIs.
+	Auth AuthConfig `yaml:"auth"`
+	// Keys names the service keys on the token by RFC 7512 URI.
+	Keys KeysConfig `yaml:"keys"`
+	// TLS, when set, serves HTTPS; mutual-TLS clients need it.
+	TLS *TLSConfig `yaml:"tls,omitempty"`
+
+	// dir is the data folder the file was read from.
+	dir string
+}
+
+// LogConfig configures log/slog output.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json or text.
+	Format string `yaml:"format"`
+}
+
+// HSMConfig names the PKCS#11 module, token and PIN.
+type HSMConfig struct {
+	// Module is the path of the PKCS#11 library.
+	Module string `yaml:"module"`
+	// TokenLabel is the label of the token holding Thiqa's keys.
+	TokenLabel string `yaml:"tokenLabel"`
+	// PINFile is a file holding the user PIN (relative to the data folder).
+	PINFile string `yaml:"pinFile"`
+	// PINEnv names an environment variable holding the user PIN; it wins over PINFile.
+	PINEnv string `yaml:"pinEnv"`
+	// SoftHSM, when set, means Thiqa manages a SoftHSM2 token in the data
+	// folder: `thiqa init` creates it.
+	SoftHSM *SoftHSMConfig `yaml:"softhsm"`
+	// PoolSize bounds the concurrent sessions (0: twice the CPUs).
+	PoolSize int `yaml:"poolSize"`
+	// VerifyAfterSign checks every signature with the public key before use.
+	VerifyAfterSign bool `yaml:"verifyAfterSign"`
+}
+
+// SoftHSMConfig describes a SoftHSM2 token that lives in the data folder.
+type SoftHSMConfig struct {
+	// Conf is the SoftHSM2 configuration file (SOFTHSM2_CONF).
+	Conf string `yaml:"conf"`
+	// TokenDir is the folder holding the token files.
+	TokenDir string `yaml:"tokenDir"`
+	// SOPINFile holds the security officer PIN used to create the token.
+	SOPINFile string `yaml:"soPinFile"`
+}
+
+// StoreConfig names the database.
+type StoreConfig struct {
+	// Driver is sqlite (embedded, the default) or postgres.
+	Driver string `yaml:"driver"`
+	// DSN is the SQLite file (relative to the data folder) or a PostgreSQL URL.
+	DSN string `yaml:"dsn"`
+	// DSNEnv names an environment variable holding the DSN (keeps passwords out of the file).
+	DSNEnv string `yaml:"dsnEnv"`
+	// MaxOpenConns bounds the connection pool (0: driver default).
+	MaxOpenConns int `yaml:"maxOpenConns"`
+}
+
+// AuthConfig configures API authentication.
+type AuthConfig struct {
+	// Issuers are the JWT issuers whose tokens are accepted.
+	Issuers []IssuerConfig `yaml:"issuers"`
+	// MTLS configures client-certificate authentication.
+	MTLS MTLSConfig `yaml:"mtls"`
+}
+
+// IssuerConfig is one trusted JWT issuer.
+type IssuerConfig struct {
+	// Issuer is the expected iss claim.
+	Issuer string `yaml:"issuer"`
+	// Audience must appear in the aud claim.
+	Audience string `yaml:"audience"`
+	// JWKSFile is a JWK set file (relative to the data folder).
+	JWKSFile string `yaml:"jwksFile"`
+	// JWKSURL is a JWK set URL.
+	JWKSURL string `yaml:"jwksURL"`
+	// Algorithms allow-lists the JWS algorithms (default ES256, ES384, PS256).
+	Algorithms []string `yaml:"algorithms"`
+	// ClockSkew is the tolerated clock difference (default 60s).
+	ClockSkew string `yaml:"clockSkew"`
+}
+
+// MTLSConfig configures client-certificate authentication.
+type MTLSConfig struct {
+	// ClientCAFiles are PEM files of CAs whose client certificates are accepted.
+	ClientCAFiles []string `yaml:"clientCAFiles"`
+	// Rules map certificate attributes to roles.
+	Rules []MTLSRule `yaml:"rules"`
+}
+
+// MTLSRule maps client certificates to a role.
+type MTLSRule struct {
+	// OrganizationIdentifierPrefix matches the subject's organizationIdentifier.
+	OrganizationIdentifierPrefix string `yaml:"organizationIdentifierPrefix"`
+	// SerialNumberPrefix matches the subject's serialNumber attribute.
+	SerialNumberPrefix string `yaml:"serialNumberPrefix"`
+	// Subject matches the whole subject DN (RFC 4514 string).
+	Subject string `yaml:"subject"`
+	// Role is the role granted.
+	Role string `yaml:"role"`
+}
+
+// TLSConfig names the server's certificate and key files (PEM).
+type TLSConfig struct {
+	// CertFile is the certificate chain, leaf first.
+	CertFile string `yaml:"certFile"`
+	// KeyFile is the private key.
+	KeyFile string `yaml:"keyFile"`
+}
+
+// KeysConfig names service keys on the token.
+type KeysConfig struct {
+	// DevTokenIssuer signs development API tokens (`thiqa token`).
+	DevTokenIssuer string `yaml:"devTokenIssuer"`
+}
+
+// DevIssuer is the issuer name of development tokens.
+const DevIssuer = "thiqa-dev"
+
+// DevAudience is the audience of development tokens.
+const DevAudience = "thiqa"
+
+// DevJWKSFile is where `thiqa init` publishes the development issuer's key.
+const DevJWKSFile = "dev-issuer.jwks.json"
+
+// Default returns the configuration of a local setup in dir: SoftHSM2 token
+// in the data folder, embedded SQLite, development token issuer.
+func Default(dir string) *Config {
+	c := &Config{
+		Listen:        "127.0.0.1:8080",
+		PublicBaseURL: "http://127.0.0.1:8080",
+		Log:           LogConfig{Level: "info", Format: "json"},
+		HSM: HSMConfig{
+			Module:     DefaultSoftHSMModule,
+			TokenLabel: "thiqa",
+			PINFile:    "secrets/user.pin",
+			SoftHSM: &SoftHSMConfig{
+				Conf:      "softhsm2.conf",
+				TokenDir:  "tokens",
+				SOPINFile: "secrets/so.pin",
+			},
+		},
+		Store: StoreConfig{Driver: "sqlite", DSN: "thiqa.db"},
+		Auth: AuthConfig{
+			Issuers: []IssuerConfig{{
+				Issuer:   DevIssuer,
+				Audience: DevAudience,
+				JWKSFile: DevJWKSFile,
+			}},
+		},
+		Keys: KeysConfig{DevTokenIssuer: "pkcs11:token=thiqa;object=dev-token-issuer"},
+	}
+	c.dir = dir
+	return c
+}
+
+// Path returns the configuration file's path in dir.
+func Path(dir string) string { return filepath.Join(dir, FileName) }
+
+// Load reads and validates dir/thiqa.yaml.
+func Load(dir string) (*Config, error) {
+	raw, err := os.ReadFile(Path(dir))
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
+	c, err := Parse(raw, dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Path(dir), err)
+	}
+	return c, nil
+}
+
+// Parse decodes a configuration strictly (unknown keys, duplicate keys and
+// trailing documents are errors) and validates it.
+func Parse(raw []byte, dir string) (*Config, error) {
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("configuration is empty")
+		}
+		return nil, fmt.Errorf("decoding configuration: %w", err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("configuration holds more than one YAML document")
+	}
+	c.dir = dir
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Marshal encodes the configuration as YAML.
+func (c *Config) Marshal() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encoding configuration: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Dir is the data folder.
+func (c *Config) Dir() string { return c.dir }
+
+// Resolve returns p made absolute against the data folder.
+func (c *Config) Resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.dir, p)
+}
+
+// Validate checks every field and returns the first problem, naming the key.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port, got %q", c.Listen)
+	}
+	if u, err := url.Parse(c.PublicBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("publicBaseURL", "want an absolute http(s) URL, got %q", c.PublicBaseURL)
+	} else if strings.HasSuffix(c.PublicBaseURL, "/") {
+		bad("publicBaseURL", "must not end with a slash")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format", "want json or text, got %q", c.Log.Format)
+	}
+	if c.HSM.Module == "" {
+		bad("hsm.module", "must name the PKCS#11 library")
+	}
+	if c.HSM.TokenLabel == "" || len(c.HSM.TokenLabel) > 32 {
+		bad("hsm.tokenLabel", "must be 1 to 32 bytes, got %q", c.HSM.TokenLabel)
+	}
+	if c.HSM.PINFile == "" && c.HSM.PINEnv == "" {
+		bad("hsm", "one of pinFile or pinEnv is required")
+	}
+	if c.HSM.PoolSize < 0 {
+		bad("hsm.poolSize", "must not be negative")
+	}
+	if s := c.HSM.SoftHSM; s != nil {
+		if s.Conf == "" || s.TokenDir == "" || s.SOPINFile == "" {
+			bad("hsm.softhsm", "conf, tokenDir and soPinFile are required")
+		}
+	}
+	switch c.Store.Driver {
+	case "sqlite", "postgres":
+	default:
+		bad("store.driver", "want sqlite or postgres, got %q", c.Store.Driver)
+	}
+	if c.Store.DSN == "" && c.Store.DSNEnv == "" {
+		bad("store", "one of dsn or dsnEnv is required")
+	}
+	if c.Store.MaxOpenConns < 0 {
+		bad("store.maxOpenConns", "must not be negative")
+	}
+	for i, is := range c.Auth.Issuers {
+		key := fmt.Sprintf("auth.issuers[%d]", i)
+		if is.Issuer == "" || is.Audience == "" {
+			bad(key, "issuer and audience are required")
+		}
+		if (is.JWKSFile == "") == (is.JWKSURL == "") {
+			bad(key, "exactly one of jwksFile or jwksURL is required")
+		}
+	}
+	for i, r := range c.Auth.MTLS.Rules {
+		if r.Role == "" {
+			bad(fmt.Sprintf("auth.mtls.rules[%d].role", i), "is required")
+		}
+	}
+	if c.Keys.DevTokenIssuer != "" && !strings.HasPrefix(c.Keys.DevTokenIssuer, "pkcs11:") {
+		bad("keys.devTokenIssuer", "want a pkcs11: URI, got %q", c.Keys.DevTokenIssuer)
+	}
+	if c.TLS != nil && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+		bad("tls", "certFile and keyFile are required")
+	}
+	if len(errs) > 0 {
+		return errors.New("invalid configuration: " + strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ReadSecret returns a secret from the environment variable env when it is
+// named, else from file (trailing newline removed). The error names where it
+// looked, never the secret.
+func ReadSecret(file, env string) (string, error) {
+	if env != "" {
+		v, ok := os.LookupEnv(env)
+		if !ok || v == "" {
+			return "", fmt.Errorf("environment variable %s is not set", env)
+		}
+		return v, nil
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading secret file: %w", err)
+	}
+	v := strings.TrimRight(string(raw), "\r\n")
+	if v == "" {
+		return "", fmt.Errorf("secret file %s is empty", file)
+	}
+	return v, nil
+}
+
+// PIN returns the HSM user PIN.
+func (c *Config) PIN() (string, error) {
+	pin, err := ReadSecret(c.Resolve(c.HSM.PINFile), c.HSM.PINEnv)
+	if err != nil {
+		return "", fmt.Errorf("HSM user PIN: %w", err)
+	}
+	return pin, nil
+}
+
+// StoreDSN returns the database DSN, with a relative SQLite path resolved.
+func (c *Config) StoreDSN() (string, error) {
+	if c.Store.DSNEnv != "" {
+		v := os.Getenv(c.Store.DSNEnv)
+		if v == "" {
+			return "", fmt.Errorf("store DSN: environment variable %s is not set", c.Store.DSNEnv)
+		}
+		return v, nil
+	}
+	if c.Store.Driver == "sqlite" {
+		return c.Resolve(c.Store.DSN), nil
+	}
+	return c.Store.DSN, nil
+}

@@ -1,0 +1,75 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultRoundTrips(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := Default(dir).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse(raw, dir)
+	if err != nil {
+		t.Fatalf("default configuration does not parse back: %v\n%s", err, raw)
+	}
+	if c.HSM.SoftHSM == nil || c.Store.Driver != "sqlite" || c.Resolve(c.Store.DSN) != filepath.Join(dir, "thiqa.db") {
+		t.Fatalf("unexpected round trip: %+v", c)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	dir := t.TempDir()
+	good, err := Default(dir).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", string(good) + "bogus: 1\n", "field bogus not found"},
+		{"empty", "", "empty"},
+		{"two documents", string(good) + "---\nlisten: x\n", "more than one"},
+		{"bad listen", strings.Replace(string(good), "listen: 127.0.0.1:8080", "listen: nowhere", 1), "listen"},
+		{"bad driver", strings.Replace(string(good), "driver: sqlite", "driver: mysql", 1), "store.driver"},
+		{"bad level", strings.Replace(string(good), "level: info", "level: loud", 1), "log.level"},
+		{"bad base URL", strings.Replace(string(good), "publicBaseURL: http://127.0.0.1:8080", "publicBaseURL: ftp://x/", 1), "publicBaseURL"},
+		{"long token label", strings.Replace(string(good), "tokenLabel: thiqa", "tokenLabel: "+strings.Repeat("x", 33), 1), "hsm.tokenLabel"},
+		{"not yaml", "listen: [", "decoding"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), dir)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse: got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadSecret(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "pin")
+	if err := os.WriteFile(f, []byte("123456\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := ReadSecret(f, ""); err != nil || v != "123456" {
+		t.Fatalf("ReadSecret(file) = %q, %v", v, err)
+	}
+	t.Setenv("THIQA_TEST_PIN", "987654")
+	if v, err := ReadSecret(f, "THIQA_TEST_PIN"); err != nil || v != "987654" {
+		t.Fatalf("ReadSecret(env) = %q, %v", v, err)
+	}
+	if _, err := ReadSecret(filepath.Join(dir, "missing"), ""); err == nil {
+		t.Fatal("missing file accepted")
+	}
+	empty := filepath.Join(dir, "empty")
+	_ = os.WriteFile(empty, []byte("\n"), 0o600)
+	if _, err := ReadSecret(empty, ""); err == nil || strings.Contains(err.Error(), "123456") {
+		t.Fatalf("empty secret: %v", err)
+	}
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# install-deps.sh: installs, on a Debian machine, the system parts Thiqa's
+# build, `make run` and `make test` need, when they are missing: SoftHSM2,
+# PostgreSQL, OpenSSL, poppler (pdfsig), qpdf, NSS tools (certutil) and a C
+# compiler for cgo. Does nothing when everything is there.
+set -euo pipefail
+
+need=()
+have_file() { [ -e "$1" ]; }
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+
+have_file /usr/lib/softhsm/libsofthsm2.so && have_cmd softhsm2-util || need+=(softhsm2)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+have_cmd openssl || need+=(openssl)
+have_cmd pdfsig || need+=(poppler-utils)
+have_cmd qpdf || need+=(qpdf)
+have_cmd certutil || need+=(libnss3-tools)
+have_cmd gcc || need+=(gcc libc6-dev)
+have_cmd python3 || need+=(python3)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "install-deps: installing ${need[*]}" >&2
+sudo=""
+if [ "$(id -u)" != 0 ]; then
+  have_cmd sudo || { echo "install-deps: need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
