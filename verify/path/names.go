@@ -1,0 +1,354 @@
+package path
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"unicode"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// nameEqual compares two DER-encoded Names per RFC 5280 §7.1 (a simplified
+// RFC 4518 preparation: case folding and whitespace compression of string
+// attribute values, same RDN order and attribute types).
+func nameEqual(a, b []byte) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	na, err1 := parseName(a)
+	nb, err2 := parseName(b)
+	if err1 != nil || err2 != nil || len(na) != len(nb) {
+		return false
+	}
+	return rdnPrefix(na, nb) && len(na) == len(nb)
+}
+
+func parseName(der []byte) (pkix.RDNSequence, error) {
+	var rdn pkix.RDNSequence
+	rest, err := asn1.Unmarshal(der, &rdn)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, errors.New("trailing data after name")
+	}
+	return rdn, nil
+}
+
+func normValue(v any) string {
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Sprint(v)
+	}
+	return strings.Join(strings.FieldsFunc(strings.ToLower(s), unicode.IsSpace), " ")
+}
+
+// rdnPrefix reports whether prefix is an RDN-wise prefix of full.
+func rdnPrefix(prefix, full pkix.RDNSequence) bool {
+	if len(prefix) > len(full) {
+		return false
+	}
+	for i := range prefix {
+		p, f := prefix[i], full[i]
+		if len(p) != len(f) {
+			return false
+		}
+		for _, pa := range p {
+			found := false
+			for _, fa := range f {
+				if pa.Type.Equal(fa.Type) && normValue(pa.Value) == normValue(fa.Value) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// generalName is one GeneralName: its context tag and content.
+type generalName struct {
+	tag  int
+	data []byte // for directoryName: the DER Name; else the raw string/octets
+}
+
+const (
+	gnEmail = 1
+	gnDNS   = 2
+	gnDir   = 4
+	gnURI   = 6
+	gnIP    = 7
+)
+
+// constraints of one CA certificate.
+type constraintSet struct {
+	permitted map[int][]generalName // present types only
+	excluded  []generalName
+}
+
+// nameState accumulates name constraints: each CA's permitted subtrees form a
+// layer (a name must satisfy every layer that constrains its type, which is
+// the intersection of RFC 5280), excluded subtrees are the union.
+type nameState struct {
+	layers   []constraintSet
+	excluded []generalName
+}
+
+var oidNameConstraints = asn1.ObjectIdentifier{2, 5, 29, 30}
+var oidSAN = asn1.ObjectIdentifier{2, 5, 29, 17}
+var oidEmailAttr = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}
+
+func (s *nameState) add(c *x509.Certificate) error {
+	for _, e := range c.Extensions {
+		if !e.Id.Equal(oidNameConstraints) {
+			continue
+		}
+		perm, excl, err := parseNameConstraints(e.Value)
+		if err != nil {
+			return err
+		}
+		if len(perm) > 0 {
+			cs := constraintSet{permitted: map[int][]generalName{}}
+			for _, g := range perm {
+				cs.permitted[g.tag] = append(cs.permitted[g.tag], g)
+			}
+			s.layers = append(s.layers, cs)
+		}
+		s.excluded = append(s.excluded, excl...)
+	}
+	return nil
+}
+
+func parseNameConstraints(der []byte) (perm, excl []generalName, err error) {
+	in := cryptobyte.String(der)
+	var seq cryptobyte.String
+	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) || !in.Empty() {
+		return nil, nil, errors.New("malformed name constraints")
+	}
+	for _, t := range []struct {
+		tag cbasn1.Tag
+		out *[]generalName
+	}{{cbasn1.Tag(0).ContextSpecific().Constructed(), &perm}, {cbasn1.Tag(1).ContextSpecific().Constructed(), &excl}} {
+		var subtrees cryptobyte.String
+		var present bool
+		if !seq.ReadOptionalASN1(&subtrees, &present, t.tag) {
+			return nil, nil, errors.New("malformed name constraints subtrees")
+		}
+		for !subtrees.Empty() {
+			var st cryptobyte.String
+			if !subtrees.ReadASN1(&st, cbasn1.SEQUENCE) {
+				return nil, nil, errors.New("malformed general subtree")
+			}
+			g, err := readGeneralName(&st)
+			if err != nil {
+				return nil, nil, err
+			}
+			*t.out = append(*t.out, g)
+		}
+	}
+	return perm, excl, nil
+}
+
+func readGeneralName(s *cryptobyte.String) (generalName, error) {
+	var body cryptobyte.String
+	var tag cbasn1.Tag
+	if !s.ReadAnyASN1(&body, &tag) {
+		return generalName{}, errors.New("malformed general name")
+	}
+	num := int(tag & 0x1f)
+	if num == gnDir {
+		var inner cryptobyte.String
+		if !body.ReadASN1Element(&inner, cbasn1.SEQUENCE) {
+			return generalName{}, errors.New("malformed directoryName")
+		}
+		return generalName{tag: num, data: inner}, nil
+	}
+	return generalName{tag: num, data: body}, nil
+}
+
+// subjectNames collects the names of c subject to constraints.
+func subjectNames(c *x509.Certificate) ([]generalName, error) {
+	var out []generalName
+	if len(c.RawSubject) > 2 {
+		out = append(out, generalName{tag: gnDir, data: c.RawSubject})
+	}
+	hasEmailSAN := false
+	for _, e := range c.Extensions {
+		if !e.Id.Equal(oidSAN) {
+			continue
+		}
+		in := cryptobyte.String(e.Value)
+		var seq cryptobyte.String
+		if !in.ReadASN1(&seq, cbasn1.SEQUENCE) {
+			return nil, errors.New("malformed subjectAltName")
+		}
+		for !seq.Empty() {
+			g, err := readGeneralName(&seq)
+			if err != nil {
+				return nil, err
+			}
+			if g.tag == gnEmail {
+				hasEmailSAN = true
+			}
+			out = append(out, g)
+		}
+	}
+	if !hasEmailSAN {
+		for _, atv := range c.Subject.Names {
+			if atv.Type.Equal(oidEmailAttr) {
+				if s, ok := atv.Value.(string); ok {
+					out = append(out, generalName{tag: gnEmail, data: []byte(s)})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (s *nameState) check(c *x509.Certificate) error {
+	if len(s.layers) == 0 && len(s.excluded) == 0 {
+		return nil
+	}
+	names, err := subjectNames(c)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		for _, ex := range s.excluded {
+			if ex.tag == n.tag {
+				m, err := matchName(n, ex)
+				if err != nil {
+					return err
+				}
+				if m {
+					return fmt.Errorf("%s is excluded", describe(n))
+				}
+			}
+		}
+		for _, l := range s.layers {
+			perm, ok := l.permitted[n.tag]
+			if !ok {
+				continue
+			}
+			okAny := false
+			for _, p := range perm {
+				m, err := matchName(n, p)
+				if err != nil {
+					return err
+				}
+				if m {
+					okAny = true
+					break
+				}
+			}
+			if !okAny {
+				return fmt.Errorf("%s is not permitted", describe(n))
+			}
+		}
+	}
+	return nil
+}
+
+func describe(n generalName) string {
+	switch n.tag {
+	case gnDir:
+		var rdn pkix.RDNSequence
+		if _, err := asn1.Unmarshal(n.data, &rdn); err == nil {
+			return "directory name " + rdn.String()
+		}
+	case gnIP:
+		return "IP " + net.IP(n.data).String()
+	}
+	return fmt.Sprintf("name [%d] %q", n.tag, n.data)
+}
+
+func matchName(n, c generalName) (bool, error) {
+	switch n.tag {
+	case gnDir:
+		a, err := parseName(n.data)
+		if err != nil {
+			return false, err
+		}
+		b, err := parseName(c.data)
+		if err != nil {
+			return false, err
+		}
+		return rdnPrefix(b, a), nil
+	case gnEmail:
+		return matchEmail(string(n.data), string(c.data)), nil
+	case gnDNS:
+		return matchDNS(string(n.data), string(c.data)), nil
+	case gnURI:
+		u, err := url.Parse(string(n.data))
+		if err != nil || u.Host == "" {
+			return false, fmt.Errorf("URI %q has no host", n.data)
+		}
+		host := u.Hostname()
+		if net.ParseIP(host) != nil {
+			return false, fmt.Errorf("URI %q with an IP host", n.data)
+		}
+		return matchURIHost(host, string(c.data)), nil
+	case gnIP:
+		if len(c.data) != 2*len(n.data) {
+			return false, nil
+		}
+		l := len(n.data)
+		for i := 0; i < l; i++ {
+			if n.data[i]&c.data[l+i] != c.data[i]&c.data[l+i] {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	// Other name forms: exact comparison.
+	return bytes.Equal(n.data, c.data), nil
+}
+
+func matchEmail(mailbox, constraint string) bool {
+	at := strings.LastIndex(mailbox, "@")
+	if at < 0 {
+		return false
+	}
+	if strings.Contains(constraint, "@") {
+		cat := strings.LastIndex(constraint, "@")
+		return mailbox[:at] == constraint[:cat] && strings.EqualFold(mailbox[at+1:], constraint[cat+1:])
+	}
+	host := strings.ToLower(mailbox[at+1:])
+	constraint = strings.ToLower(constraint)
+	if strings.HasPrefix(constraint, ".") {
+		return strings.HasSuffix(host, constraint)
+	}
+	return host == constraint
+}
+
+func matchDNS(name, constraint string) bool {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	constraint = strings.TrimSuffix(strings.ToLower(constraint), ".")
+	if constraint == "" {
+		return true
+	}
+	if strings.HasPrefix(constraint, ".") {
+		return strings.HasSuffix(name, constraint)
+	}
+	return name == constraint || strings.HasSuffix(name, "."+constraint)
+}
+
+func matchURIHost(host, constraint string) bool {
+	host = strings.ToLower(host)
+	constraint = strings.ToLower(constraint)
+	if strings.HasPrefix(constraint, ".") {
+		return strings.HasSuffix(host, constraint)
+	}
+	return host == constraint
+}
