@@ -34,7 +34,7 @@ type limboCase struct {
 	CRLs          []string `json:"crls"`
 }
 
-const limboFloor = 160
+const limboFloor = 196
 
 func TestLimbo(t *testing.T) {
 	dir := filepath.Join(testenv.SharedCorpus(t), "limbo")
@@ -124,7 +124,7 @@ func runLimbo(c limboCase) (bool, string) {
 			return false, err.Error()
 		}
 	}
-	opts := Options{Roots: roots, Intermediates: inter, At: at}
+	opts := Options{Roots: roots, Intermediates: inter, At: at, Strict: true}
 	if len(c.CRLs) > 0 {
 		var crls []*x509.RevocationList
 		for _, s := range c.CRLs {

@@ -75,6 +75,10 @@ type Options struct {
 	Algorithms *AlgorithmPolicy
 	// MaxDepth bounds the number of certificates in a path (default 10).
 	MaxDepth int
+	// Strict also enforces the RFC 5280 §4 certificate profile on every
+	// certificate of the path (anchor included, whose validity is then
+	// checked too).
+	Strict bool
 	// MaxCandidates bounds the number of candidate paths tried (default 64).
 	MaxCandidates int
 }
@@ -250,6 +254,16 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 	// A trust anchor's own name constraints are honoured (RFC 5937).
 	if err := nc.add(anchor); err != nil {
 		return nil, fail(ChainConstraints, 0, "trust anchor name constraints: %v", err)
+	}
+	if v.opts.Strict {
+		for i, c := range path {
+			if i == 0 && n > 0 && path[1] == c {
+				continue
+			}
+			if err := profileCheck(c, i == 0, i == n, at); err != nil {
+				return nil, fail(ChainConstraints, i, "%v", err)
+			}
+		}
 	}
 	for i := 1; i <= n; i++ {
 		c, issuer := path[i], path[i-1]

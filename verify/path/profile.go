@@ -1,0 +1,82 @@
+package path
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// profileCheck enforces the RFC 5280 §4 rules that a conforming certificate
+// must follow, for each certificate of a path (anchor included).
+func profileCheck(c *x509.Certificate, isAnchor, isLeaf bool, at time.Time) error {
+	if c.SerialNumber == nil || c.SerialNumber.Sign() <= 0 {
+		return errors.New("serial number is not positive")
+	}
+	if len(c.SerialNumber.Bytes()) > 20 {
+		return errors.New("serial number longer than 20 octets")
+	}
+	if len(c.RawIssuer) <= 2 {
+		return errors.New("empty issuer name")
+	}
+	isCA := c.BasicConstraintsValid && c.IsCA
+	if c.Version == 3 {
+		if !isLeaf || isCA {
+			if isCA && len(c.SubjectKeyId) == 0 {
+				return errors.New("CA certificate without subjectKeyIdentifier")
+			}
+		}
+		if !selfSigned(c) && len(c.AuthorityKeyId) == 0 {
+			return errors.New("certificate without authorityKeyIdentifier")
+		}
+	}
+	if isCA && len(c.RawSubject) <= 2 {
+		return errors.New("CA certificate with an empty subject")
+	}
+	for _, e := range c.Extensions {
+		switch e.Id.String() {
+		case "2.5.29.19":
+			if isCA && !e.Critical {
+				return errors.New("CA basicConstraints not critical")
+			}
+		case "2.5.29.30":
+			if !e.Critical {
+				return errors.New("nameConstraints not critical")
+			}
+			if !isCA {
+				return errors.New("nameConstraints in a non-CA certificate")
+			}
+		case "2.5.29.36":
+			if !e.Critical {
+				return errors.New("policyConstraints not critical")
+			}
+		case "2.5.29.17":
+			if len(c.RawSubject) <= 2 && !e.Critical {
+				return errors.New("subjectAltName not critical with an empty subject")
+			}
+		case "2.5.29.37":
+			if len(c.ExtKeyUsage) == 0 && len(c.UnknownExtKeyUsage) == 0 {
+				return errors.New("empty extendedKeyUsage")
+			}
+		}
+	}
+	if c.KeyUsage&x509.KeyUsageCertSign != 0 && !isCA {
+		return errors.New("keyCertSign without a CA basicConstraints")
+	}
+	if isAnchor {
+		if c.Version == 3 && !isCA {
+			return errors.New("trust anchor is not a CA certificate")
+		}
+		if at.After(c.NotAfter) || at.Before(c.NotBefore) {
+			return fmt.Errorf("trust anchor not valid at %s", at.UTC().Format(time.RFC3339))
+		}
+		if err := unknownCritical(c, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func selfSigned(c *x509.Certificate) bool {
+	return selfIssued(c) && c.CheckSignatureFrom(c) == nil
+}
