@@ -1,0 +1,97 @@
+package policies
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestDefaultProfilesValidate(t *testing.T) {
+	s, err := DefaultProfiles(DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{ProfileCitizenAuth, ProfileCitizenSigning, ProfileOCSPResponder, ProfileOrganisationSeal, ProfileTSAUnit}
+	if got := strings.Join(s.Names(), ","); got != strings.Join(want, ",") {
+		t.Fatalf("names = %s", got)
+	}
+	p, _ := s.Get(ProfileCitizenSigning)
+	if !p.QC.Compliance || !p.QC.SSCD || p.QC.Types[0].String() != OIDQcTypeESign || p.Policies[0].String() != OIDPolicyQCPnQSCD ||
+		p.Policies[1].String() != PlaceholderCAPolicyOID || p.QC.Semantics.String() != OIDSemanticsNatural {
+		t.Fatalf("citizen-signing profile = %+v", p)
+	}
+	if _, err := s.Get("nope"); !errors.Is(err, ErrUnknownProfile) {
+		t.Fatalf("Get(nope) = %v", err)
+	}
+}
+
+func TestProfileConfigYAMLRoundTrip(t *testing.T) {
+	cfgs := DefaultProfileConfigs(DefaultsConfig{CAPolicyOID: "1.3.6.1.4.1.99999.1", PDSURL: "https://pki.gov.om/pds/ar.pdf", PDSLanguage: "ar"})
+	b, err := yaml.Marshal(cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "extKeyUsageCritical: true") || !strings.Contains(string(b), "civilNumberMinLength: 6") {
+		t.Fatalf("yaml keys not camelCase:\n%s", b)
+	}
+	var back []ProfileConfig
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&back); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewProfileSet(back); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProfileConfigRejects(t *testing.T) {
+	base := func() ProfileConfig { return DefaultProfileConfigs(DefaultsConfig{})[0] }
+	cases := map[string]func(*ProfileConfig){
+		"unknown key usage": func(c *ProfileConfig) { c.KeyUsages = []string{"keyCertSign"} },
+		"bad policy":        func(c *ProfileConfig) { c.Policies = []string{"1"} },
+		"http pds":          func(c *ProfileConfig) { c.QCStatements.PDS[0].URL = "http://x.example/pds" },
+		"upper lang":        func(c *ProfileConfig) { c.QCStatements.PDS[0].Language = "EN" },
+		"two qc types":      func(c *ProfileConfig) { c.QCStatements.Types = []string{"esign", "eseal"} },
+		"no compliance":     func(c *ProfileConfig) { c.QCStatements.Compliance = false },
+		"validity":          func(c *ProfileConfig) { c.Validity = "forever" },
+		"too long":          func(c *ProfileConfig) { c.Validity = "5000d" },
+		"key type":          func(c *ProfileConfig) { c.KeyTypes = []string{"rsa-1024"} },
+		"unknown field":     func(c *ProfileConfig) { c.Subject.Optional = []string{"nickname"} },
+		"civil missing":     func(c *ProfileConfig) { c.Subject.Required = []string{FieldCommonName, FieldCountry} },
+		"no issuers":        func(c *ProfileConfig) { c.Issuers = nil },
+		"nocheck":           func(c *ProfileConfig) { c.OCSPNoCheck = true },
+	}
+	for name, mut := range cases {
+		c := base()
+		c.QCStatements.PDS = append([]PDSLocation(nil), c.QCStatements.PDS...)
+		mut(&c)
+		if _, err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestParseOID(t *testing.T) {
+	for _, bad := range []string{"", "1", "1..2", "3.1", "1.40", "1.02", "1.-2", "1.2.99999999999"} {
+		if _, err := ParseOID(bad); err == nil {
+			t.Errorf("ParseOID(%q) accepted", bad)
+		}
+	}
+	if o, err := ParseOID("2.999.1.1"); err != nil || o.String() != "2.999.1.1" {
+		t.Fatal(o, err)
+	}
+}
+
+func FuzzParseOID(f *testing.F) {
+	f.Add("0.4.0.194112.1.2")
+	f.Add("2.999")
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := ParseOID(s)
+		if err == nil && o.String() != s {
+			t.Fatalf("ParseOID(%q) = %s", s, o)
+		}
+	})
+}
