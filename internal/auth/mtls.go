@@ -1,0 +1,205 @@
+package auth
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/thiqa/thiqa/policies"
+)
+
+// oidOrganizationIdentifier is the X.520 organizationIdentifier attribute (2.5.4.97).
+var oidOrganizationIdentifier = asn1.ObjectIdentifier{2, 5, 4, 97}
+
+// loadClientCAs reads the PEM CA certificates that client certificates must chain to.
+func loadClientCAs(files []string) (*x509.CertPool, []*x509.Certificate, error) {
+	pool := x509.NewCertPool()
+	var certs []*x509.Certificate
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("auth: reading client CA file: %w", err)
+		}
+		n := 0
+		for {
+			var block *pem.Block
+			block, data = pem.Decode(data)
+			if block == nil {
+				break
+			}
+			if block.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("auth: client CA file %s: %w", f, err)
+			}
+			if !c.IsCA {
+				return nil, nil, fmt.Errorf("auth: client CA file %s: %q is not a CA certificate", f, c.Subject)
+			}
+			pool.AddCert(c)
+			certs = append(certs, c)
+			n++
+		}
+		if n == 0 {
+			return nil, nil, fmt.Errorf("auth: client CA file %s holds no PEM certificate", f)
+		}
+	}
+	return pool, certs, nil
+}
+
+// ClientCAPool returns the CAs that client certificates must chain to, or
+// nil when mutual TLS is not configured.
+func (a *Authenticator) ClientCAPool() *x509.CertPool {
+	if len(a.clientCAs) == 0 {
+		return nil
+	}
+	return a.clientCAPool.Clone()
+}
+
+// ServerTLSConfig returns a copy of base (or a new configuration) that asks
+// for a client certificate without requiring one, and verifies any certificate
+// given against the client CAs (tls.VerifyClientCertIfGiven). Without client
+// CAs the copy requests no client certificate.
+func (a *Authenticator) ServerTLSConfig(base *tls.Config) *tls.Config {
+	var cfg *tls.Config
+	if base != nil {
+		cfg = base.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	if len(a.clientCAs) == 0 {
+		cfg.ClientAuth = tls.NoClientCert
+		cfg.ClientCAs = nil
+		return cfg
+	}
+	cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	cfg.ClientCAs = a.clientCAPool.Clone()
+	return cfg
+}
+
+// authenticateCertificate maps a verified client certificate chain to a principal.
+func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*Principal, error) {
+	if len(a.clientCAs) == 0 {
+		return nil, errors.New("mutual TLS is not configured")
+	}
+	// Insist that the chain ends at one of our client CAs, whatever the
+	// TLS configuration of the server that verified it.
+	var chain []*x509.Certificate
+	for _, c := range chains {
+		if len(c) > 0 && a.isClientCA(c[len(c)-1]) {
+			chain = c
+			break
+		}
+	}
+	if chain == nil {
+		return nil, errors.New("client certificate does not chain to a configured client CA")
+	}
+	leaf := chain[0]
+	id := certIdentity(leaf)
+	for _, r := range a.rules {
+		if !r.matches(leaf, id) {
+			continue
+		}
+		p := &Principal{
+			Subject:     leaf.Subject.String(),
+			Roles:       []policies.Role{r.Role},
+			Method:      MethodMTLS,
+			Issuer:      leaf.Issuer.String(),
+			Certificate: leaf,
+		}
+		switch r.Role {
+		case policies.RoleAgency:
+			p.Subject, p.OrganizationIdentifier = id.orgID, id.orgID
+		case policies.RoleCitizen:
+			p.Subject, p.CivilNumber = id.civilNumber, id.civilNumber
+		}
+		return p, nil
+	}
+	return nil, fmt.Errorf("client certificate %q matches no role rule", leaf.Subject.String())
+}
+
+func (a *Authenticator) isClientCA(c *x509.Certificate) bool {
+	for _, ca := range a.clientCAs {
+		if bytes.Equal(ca.Raw, c.Raw) {
+			return true
+		}
+	}
+	return false
+}
+
+// identity holds the subject attributes that identify a certificate holder.
+type identity struct {
+	orgID        string // organizationIdentifier (2.5.4.97), e.g. NTROM-1234567
+	serialNumber string // subject serialNumber (2.5.4.5), e.g. IDCOM-12345678
+	civilNumber  string // the serialNumber's value after an IDCxx- semantics identifier
+}
+
+func certIdentity(c *x509.Certificate) identity {
+	var id identity
+	for _, atv := range c.Subject.Names {
+		if atv.Type.Equal(oidOrganizationIdentifier) {
+			if s, ok := atv.Value.(string); ok {
+				id.orgID = s
+			}
+		}
+	}
+	id.serialNumber = c.Subject.SerialNumber
+	id.civilNumber = CivilNumber(id.serialNumber)
+	return id
+}
+
+// CivilNumber extracts the national identity number from a natural-person
+// serialNumber with the EN 319 412-1 semantics identifier "IDC": "IDC", a
+// two-letter country code, "-", the number (IDCOM-12345678 → 12345678).
+// It returns "" for anything else.
+func CivilNumber(serialNumber string) string {
+	if len(serialNumber) < 7 || serialNumber[:3] != "IDC" || serialNumber[5] != '-' {
+		return ""
+	}
+	for _, ch := range serialNumber[3:5] {
+		if ch < 'A' || ch > 'Z' {
+			return ""
+		}
+	}
+	num := serialNumber[6:]
+	for _, ch := range num {
+		if ch <= ' ' || ch == 0x7f {
+			return ""
+		}
+	}
+	return num
+}
+
+func (r MTLSRule) matches(leaf *x509.Certificate, id identity) bool {
+	if r.Subject != "" && leaf.Subject.String() != r.Subject {
+		return false
+	}
+	if r.Issuer != "" && leaf.Issuer.String() != r.Issuer {
+		return false
+	}
+	if (r.RequireOrganizationIdentifier || r.OrganizationIdentifierPrefix != "") &&
+		(id.orgID == "" || !strings.HasPrefix(id.orgID, r.OrganizationIdentifierPrefix)) {
+		return false
+	}
+	if r.SerialNumberPrefix != "" && (id.serialNumber == "" || !strings.HasPrefix(id.serialNumber, r.SerialNumberPrefix)) {
+		return false
+	}
+	// A role's identity attribute must be present.
+	switch r.Role {
+	case policies.RoleAgency:
+		return id.orgID != ""
+	case policies.RoleCitizen:
+		return id.civilNumber != ""
+	}
+	return true
+}

@@ -1,0 +1,59 @@
+package auth
+
+import (
+	"context"
+	"crypto/x509"
+	"slices"
+
+	"github.com/thiqa/thiqa/policies"
+)
+
+// Authentication methods recorded in Principal.Method.
+const (
+	MethodJWT  = "jwt"
+	MethodMTLS = "mtls"
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	// Subject identifies the caller: an agency's organizationIdentifier
+	// (e.g. NTROM-1234567), a citizen's civil number, otherwise the JWT
+	// subject or the certificate's subject DN.
+	Subject string
+	// Roles are the roles the caller holds.
+	Roles []policies.Role
+	// Method is how the caller authenticated: MethodJWT or MethodMTLS.
+	Method string
+	// Issuer is the token's issuer or the certificate issuer's DN.
+	Issuer string
+	// OrganizationIdentifier is set for agencies.
+	OrganizationIdentifier string
+	// CivilNumber is set for citizens.
+	CivilNumber string
+	// Certificate is the verified client certificate (mutual TLS only).
+	Certificate *x509.Certificate
+}
+
+// Has reports whether p holds role.
+func (p *Principal) Has(role policies.Role) bool {
+	return p != nil && slices.Contains(p.Roles, role)
+}
+
+// Allowed reports whether p may perform action according to policies.Allowed.
+func (p *Principal) Allowed(action policies.Action) bool {
+	return p != nil && policies.Allowed(action, p.Roles)
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns a context carrying p (used by Require, and by tests
+// that call handlers directly).
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the principal Require stored in ctx.
+func FromContext(ctx context.Context) (*Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(*Principal)
+	return p, ok && p != nil
+}
