@@ -1,0 +1,19 @@
+// Package hsm is Thiqa's PKCS#11 layer: every service key lives on a token
+// and every signature goes through this package.
+//
+// It loads a PKCS#11 module by path, finds a token by label, logs in once as
+// the user, and keeps a bounded pool of sessions (one per concurrent
+// operation). Keys are generated on the token (sensitive, non-extractable),
+// found by label or by RFC 7512 pkcs11: URI, and exposed as crypto.Signer
+// values for ECDSA, RSA PKCS#1 v1.5 and RSA-PSS.
+//
+// A Signer survives token faults: when the module reports a closed or invalid
+// session, a logged-out user, an invalid key handle, a removed token or a
+// finalized library, the Token recovers once (re-initialising the library if
+// needed, re-finding the slot by label, logging in again, dropping every
+// session of the old generation and re-finding key handles) and the operation
+// is retried.
+//
+// The package knows nothing of certificates. Only cmd/ (and tests) import it;
+// every other package receives a crypto.Signer.
+package hsm

@@ -1,0 +1,435 @@
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/asn1"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+
+	"github.com/miekg/pkcs11"
+)
+
+// KeyType is a key algorithm and size Thiqa generates and signs with.
+type KeyType int
+
+// Key types. The zero value is no supported type.
+const (
+	ECP256 KeyType = iota + 1
+	ECP384
+	RSA2048
+	RSA3072
+	RSA4096
+)
+
+var keyTypeNames = [...]string{"", "ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"}
+
+// String returns the configuration name ("ec-p256", "rsa-2048", …).
+func (k KeyType) String() string {
+	if k > 0 && int(k) < len(keyTypeNames) {
+		return keyTypeNames[k]
+	}
+	return "unsupported"
+}
+
+// ParseKeyType parses "ec-p256", "ec-p384", "rsa-2048", "rsa-3072" or "rsa-4096".
+func ParseKeyType(s string) (KeyType, error) {
+	for i, n := range keyTypeNames {
+		if i > 0 && n == s {
+			return KeyType(i), nil
+		}
+	}
+	return 0, fmt.Errorf("hsm: unknown key type %q (want one of %s)", s, strings.Join(keyTypeNames[1:], ", "))
+}
+
+// IsRSA reports whether k is an RSA key type.
+func (k KeyType) IsRSA() bool { return k >= RSA2048 && k <= RSA4096 }
+
+func (k KeyType) rsaBits() int {
+	switch k {
+	case RSA2048:
+		return 2048
+	case RSA3072:
+		return 3072
+	case RSA4096:
+		return 4096
+	}
+	return 0
+}
+
+var (
+	oidP256 = asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}
+	oidP384 = asn1.ObjectIdentifier{1, 3, 132, 0, 34}
+)
+
+func (k KeyType) curve() (elliptic.Curve, asn1.ObjectIdentifier) {
+	switch k {
+	case ECP256:
+		return elliptic.P256(), oidP256
+	case ECP384:
+		return elliptic.P384(), oidP384
+	}
+	return nil, nil
+}
+
+// KeyInfo describes a private key on the token.
+type KeyInfo struct {
+	Label string
+	ID    string // CKA_ID, lower-case hex
+	Type  KeyType
+	URI   string // RFC 7512 URI naming the private key
+}
+
+// GenerateKey generates a key pair on the token: the private half is
+// CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not CKA_EXTRACTABLE and may only
+// sign; both halves carry label and a fresh random CKA_ID. An existing
+// object with that label is never overwritten: ErrKeyExists.
+func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Signer, error) {
+	if label == "" {
+		return nil, errors.New("hsm: a key needs a label")
+	}
+	if kt.String() == "unsupported" {
+		return nil, fmt.Errorf("hsm: cannot generate key type %d", int(kt))
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, fmt.Errorf("hsm: drawing a key id: %w", err)
+	}
+	mech, pub, priv := keyTemplates(label, id, kt)
+	// Serialise check-then-create within this process.
+	t.genMu.Lock()
+	defer t.genMu.Unlock()
+	var sg *Signer
+	err := t.do(ctx, func(s *session) error {
+		n, err := findObjects(t.p, s.h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}, 1)
+		if err != nil {
+			return err
+		}
+		if len(n) > 0 {
+			return fmt.Errorf("%w: token %q already holds an object labelled %q", ErrKeyExists, t.label, label)
+		}
+		pubH, privH, err := t.p.GenerateKeyPair(s.h, mech, pub, priv)
+		if err != nil {
+			return err
+		}
+		sg, err = t.newSigner(s, label, id, kt, privH, pubH)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrKeyExists) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("hsm: generating %s key %q on token %q: %w", kt, label, t.label, err)
+	}
+	t.log.Info("hsm key generated", "key", label, "type", kt.String(), "id", hex.EncodeToString(id))
+	return sg, nil
+}
+
+func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*pkcs11.Attribute, []*pkcs11.Attribute) {
+	pub := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+	}
+	priv := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+	}
+	if kt.IsRSA() {
+		pub = append(pub,
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, kt.rsaBits()),
+			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
+		priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA))
+		return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}, pub, priv
+	}
+	_, oid := kt.curve()
+	params, _ := asn1.Marshal(oid) // a fixed OID always marshals
+	pub = append(pub,
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
+		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params))
+	priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
+	return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, pub, priv
+}
+
+// FindKey returns a Signer for the private key labelled label.
+func (t *Token) FindKey(ctx context.Context, label string) (*Signer, error) {
+	return t.findKey(ctx, label, nil)
+}
+
+// Signer returns a Signer for the private key a pkcs11: URI names (by
+// object label, id, or both). A URI naming another token is an error.
+func (t *Token) Signer(ctx context.Context, uri string) (*Signer, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	if u.Token != "" && u.Token != t.label {
+		return nil, fmt.Errorf("hsm: key URI %s names token %q but the open token is %q", u, u.Token, t.label)
+	}
+	if u.Type != "" && u.Type != "private" {
+		return nil, fmt.Errorf("hsm: key URI %s names a %s object; a signer needs type=private", u, u.Type)
+	}
+	if u.Object == "" && len(u.ID) == 0 {
+		return nil, fmt.Errorf("hsm: key URI %s names no object and no id", u)
+	}
+	return t.findKey(ctx, u.Object, u.ID)
+}
+
+func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, error) {
+	name := label
+	if name == "" {
+		name = "id " + hex.EncodeToString(id)
+	}
+	var sg *Signer
+	err := t.do(ctx, func(s *session) error {
+		priv, err := findPrivate(t.p, s, label, id)
+		if err != nil {
+			return err
+		}
+		attrs, err := t.p.GetAttributeValue(s.h, priv, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
+		})
+		if err != nil {
+			return err
+		}
+		gotLabel, gotID := string(attrs[0].Value), attrs[1].Value
+		sg, err = t.newSigner(s, gotLabel, gotID, 0, priv, 0)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hsm: key %q on token %q: %w", name, t.label, err)
+	}
+	return sg, nil
+}
+
+// ListKeys lists the private keys on the token.
+func (t *Token) ListKeys(ctx context.Context) ([]KeyInfo, error) {
+	var out []KeyInfo
+	err := t.do(ctx, func(s *session) error {
+		out = out[:0]
+		hs, err := findObjects(t.p, s.h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		}, 0)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			attrs, err := t.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+				pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
+			})
+			if err != nil {
+				return err
+			}
+			label, id := string(attrs[0].Value), attrs[1].Value
+			_, kt, err := t.readPublic(s, label, id, h)
+			if err != nil && faultReason(err) != "" {
+				return err
+			}
+			out = append(out, KeyInfo{Label: label, ID: hex.EncodeToString(id), Type: kt, URI: t.keyURI(label, id)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hsm: listing keys on token %q: %w", t.label, err)
+	}
+	return out, nil
+}
+
+func (t *Token) keyURI(label string, id []byte) string {
+	return URI{Token: t.label, Object: label, ID: id, Type: "private"}.String()
+}
+
+// findPrivate finds the one private key with label and/or id. When nothing
+// matches because the user is not logged in (private objects are invisible
+// then) it reports CKR_USER_NOT_LOGGED_IN so the caller recovers.
+func findPrivate(p *pkcs11.Ctx, s *session, label string, id []byte) (pkcs11.ObjectHandle, error) {
+	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}
+	if label != "" {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, label))
+	}
+	if len(id) > 0 {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, id))
+	}
+	hs, err := findObjects(p, s.h, tmpl, 2)
+	if err != nil {
+		return 0, err
+	}
+	switch len(hs) {
+	case 1:
+		return hs[0], nil
+	case 0:
+		si, err := p.GetSessionInfo(s.h)
+		if err != nil {
+			return 0, err
+		}
+		if si.State != pkcs11.CKS_RW_USER_FUNCTIONS && si.State != pkcs11.CKS_RO_USER_FUNCTIONS {
+			return 0, pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)
+		}
+		return 0, ErrKeyNotFound
+	default:
+		return 0, errors.New("hsm: more than one private key matches; name it by id too")
+	}
+}
+
+// findObjects returns up to limit (0: all) objects matching tmpl, always
+// finishing the search so the session stays usable.
+func findObjects(p *pkcs11.Ctx, sh pkcs11.SessionHandle, tmpl []*pkcs11.Attribute, limit int) ([]pkcs11.ObjectHandle, error) {
+	if err := p.FindObjectsInit(sh, tmpl); err != nil {
+		return nil, err
+	}
+	var out []pkcs11.ObjectHandle
+	var ferr error
+	for limit == 0 || len(out) < limit {
+		hs, _, err := p.FindObjects(sh, 64)
+		if err != nil {
+			ferr = err
+			break
+		}
+		if len(hs) == 0 {
+			break
+		}
+		out = append(out, hs...)
+	}
+	if err := p.FindObjectsFinal(sh); err != nil && ferr == nil {
+		ferr = err
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, ferr
+}
+
+// readPublic reads the public key of the pair (label, id): from the public
+// key object, or for RSA from the private key, which also carries modulus
+// and exponent.
+func (t *Token) readPublic(s *session, label string, id []byte, priv pkcs11.ObjectHandle) (crypto.PublicKey, KeyType, error) {
+	ka, err := t.p.GetAttributeValue(s.h, priv, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	if err != nil {
+		return nil, 0, err
+	}
+	keyType := bytesToUint(ka[0].Value)
+	tmpl := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+	}
+	if label != "" {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, label))
+	}
+	pubs, err := findObjects(t.p, s.h, tmpl, 1)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch keyType {
+	case pkcs11.CKK_EC:
+		if len(pubs) == 0 {
+			return nil, 0, errors.New("hsm: EC key has no public key object on the token")
+		}
+		a, err := t.p.GetAttributeValue(s.h, pubs[0], []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil),
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		return parseECPublic(a[0].Value, a[1].Value)
+	case pkcs11.CKK_RSA:
+		obj := priv
+		if len(pubs) > 0 {
+			obj = pubs[0]
+		}
+		a, err := t.p.GetAttributeValue(s.h, obj, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil),
+			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil),
+		})
+		if err != nil {
+			return nil, 0, err
+		}
+		return parseRSAPublic(a[0].Value, a[1].Value)
+	}
+	return nil, 0, fmt.Errorf("hsm: unsupported key type 0x%x", keyType)
+}
+
+func parseECPublic(params, point []byte) (crypto.PublicKey, KeyType, error) {
+	var oid asn1.ObjectIdentifier
+	if rest, err := asn1.Unmarshal(params, &oid); err != nil || len(rest) > 0 {
+		return nil, 0, errors.New("hsm: EC key parameters are not a named-curve OID")
+	}
+	var kt KeyType
+	switch {
+	case oid.Equal(oidP256):
+		kt = ECP256
+	case oid.Equal(oidP384):
+		kt = ECP384
+	default:
+		return nil, 0, fmt.Errorf("hsm: unsupported curve %s", oid)
+	}
+	curve, _ := kt.curve()
+	// CKA_EC_POINT is DER OCTET STRING wrapping the point; a few modules
+	// store the bare point.
+	var raw []byte
+	if rest, err := asn1.Unmarshal(point, &raw); err != nil || len(rest) > 0 {
+		raw = point
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(curve, raw)
+	if err != nil {
+		return nil, 0, fmt.Errorf("hsm: EC public point: %w", err)
+	}
+	return pub, kt, nil
+}
+
+func parseRSAPublic(mod, exp []byte) (crypto.PublicKey, KeyType, error) {
+	n := new(big.Int).SetBytes(mod)
+	e := new(big.Int).SetBytes(exp)
+	if n.Sign() <= 0 || !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 {
+		return nil, 0, errors.New("hsm: malformed RSA public key")
+	}
+	pub := &rsa.PublicKey{N: n, E: int(e.Int64())}
+	var kt KeyType
+	switch n.BitLen() {
+	case 2048:
+		kt = RSA2048
+	case 3072:
+		kt = RSA3072
+	case 4096:
+		kt = RSA4096
+	default:
+		return nil, 0, fmt.Errorf("hsm: unsupported RSA modulus of %d bits", n.BitLen())
+	}
+	return pub, kt, nil
+}
+
+// bytesToUint decodes a CK_ULONG attribute (native byte order).
+func bytesToUint(b []byte) uint {
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
+	}
+	return ^uint(0)
+}

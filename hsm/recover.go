@@ -1,0 +1,125 @@
+package hsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/miekg/pkcs11"
+)
+
+// maxAttempts is how often an operation runs when token faults interrupt
+// it: once, then after each of up to two recoveries.
+const maxAttempts = 3
+
+// Recovery reasons (label of thiqa_hsm_recoveries_total).
+const (
+	reasonSession        = "session_invalid"
+	reasonNotLoggedIn    = "not_logged_in"
+	reasonNotInitialized = "not_initialized"
+	reasonTokenRemoved   = "token_removed"
+	reasonHandleInvalid  = "handle_invalid"
+	reasonOpActive       = "operation_active"
+)
+
+// faultReason classifies err: a non-empty reason means the token state must
+// be rebuilt (sessions, login, slot, key handles) before retrying.
+func faultReason(err error) string {
+	var e pkcs11.Error
+	if !errors.As(err, &e) {
+		return ""
+	}
+	switch uint(e) {
+	case pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED:
+		return reasonSession
+	case pkcs11.CKR_USER_NOT_LOGGED_IN:
+		return reasonNotLoggedIn
+	case pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED:
+		return reasonNotInitialized
+	case pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_TOKEN_NOT_PRESENT,
+		pkcs11.CKR_TOKEN_NOT_RECOGNIZED, pkcs11.CKR_SLOT_ID_INVALID:
+		return reasonTokenRemoved
+	case pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_KEY_HANDLE_INVALID:
+		return reasonHandleInvalid
+	case pkcs11.CKR_OPERATION_ACTIVE:
+		// Two holders of one session handle: after sessions vanished behind
+		// our back the module can reissue a handle number still held as
+		// stale. Rebuilding clears it.
+		return reasonOpActive
+	}
+	return ""
+}
+
+// do runs fn with a pooled session, recovering from token faults and running
+// fn again (at most maxAttempts times in all).
+func (t *Token) do(ctx context.Context, fn func(*session) error) error {
+	for attempt := 1; ; attempt++ {
+		if err := t.pool.enter(ctx, t.m); err != nil {
+			return err
+		}
+		gen, err := t.run(fn)
+		t.pool.leave(t.m)
+		if err == nil {
+			return nil
+		}
+		reason := faultReason(err)
+		if reason == "" || attempt >= maxAttempts {
+			return err
+		}
+		if rerr := t.recover(gen, reason, err); rerr != nil {
+			return fmt.Errorf("%w; recovering from it failed: %w", err, rerr)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// run lends fn a session of the current generation under the read lock.
+func (t *Token) run(fn func(*session) error) (uint64, error) {
+	t.rw.RLock()
+	defer t.rw.RUnlock()
+	if t.closed {
+		return 0, ErrClosed
+	}
+	gen := t.gen
+	s, err := t.session(gen)
+	if err != nil {
+		return gen, err
+	}
+	err = fn(s)
+	if err == nil || faultReason(err) == "" {
+		t.pool.put(s)
+	}
+	return gen, err
+}
+
+// recover rebuilds the token state after a fault seen in generation seen.
+// Concurrent callers that saw the same fault recover once: the first bumps
+// the generation, the others find it bumped and simply retry.
+func (t *Token) recover(seen uint64, reason string, cause error) error {
+	t.rw.Lock()
+	defer t.rw.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	if t.gen != seen {
+		return nil
+	}
+	// From here every session of the old generation is dead to us. Closing
+	// them all (no operation is in flight: we hold the write lock) ensures
+	// no stale handle number can alias a session opened below.
+	t.gen++
+	_ = t.p.CloseAllSessions(t.slot)
+	if err := t.p.Initialize(); err != nil && !isRV(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		t.log.Error("hsm recovery failed", "reason", reason, "fault", cause, "error", err)
+		return fmt.Errorf("hsm: re-initialising %s: %w", t.module, err)
+	}
+	if err := t.connect(); err != nil {
+		t.log.Error("hsm recovery failed", "reason", reason, "fault", cause, "error", err)
+		return err
+	}
+	t.m.recovered(reason)
+	t.log.Warn("hsm recovered from a token fault", "reason", reason, "fault", cause, "generation", t.gen, "slot", t.slot)
+	return nil
+}
