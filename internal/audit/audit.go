@@ -1,0 +1,120 @@
+// Package audit is Thiqa's append-only, hash-chained audit log. Every record
+// (time, actor, action, object, outcome, details) carries the SHA-256 of its
+// predecessor, and the store keeps the seq and hash of the last record (the
+// head), so editing, deleting, inserting or truncating records is detected by
+// Verify.
+//
+// Appends are group-committed: a Log gathers concurrent Append calls into
+// one transaction, so recording does not cap a service's throughput, and an
+// Append returns only once its record is committed. The chain is safe under
+// concurrency and across processes sharing one database, because the store
+// appends under a lock on the head.
+//
+// The package declares the storage it needs (Store); store.DB implements it.
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"time"
+)
+
+// HashSize is the length of a record hash (SHA-256).
+const HashSize = sha256.Size
+
+// hashDomain separates audit record hashes from any other SHA-256 use.
+const hashDomain = "thiqa-audit-v1"
+
+// Outcomes of an audited action.
+const (
+	OutcomeSuccess = "success"
+	OutcomeFailure = "failure"
+	OutcomeRefused = "refused"
+)
+
+// Record is one entry of the chain as stored.
+type Record struct {
+	// Seq numbers the records 1, 2, 3 … without gaps.
+	Seq int64
+	// Time is when the record was sealed, in UTC with nanoseconds.
+	Time time.Time
+	// Actor is who acted (a subject, "system", an operator name).
+	Actor string
+	// Action is what was done, e.g. "key.generate", "certificate.issue".
+	Action string
+	// Object is what it was done to (a key URI, a serial), may be empty.
+	Object string
+	// Outcome is OutcomeSuccess, OutcomeFailure or OutcomeRefused.
+	Outcome string
+	// Details is JSON, exactly the bytes stored and hashed.
+	Details json.RawMessage
+	// PrevHash is the Hash of record Seq-1 (32 zero bytes for record 1).
+	PrevHash []byte
+	// Hash is HashRecord of this record.
+	Hash []byte
+}
+
+// Entry is what a caller asks to record. Details is marshalled once with
+// encoding/json (map keys sorted) and stored as those bytes; nil records {}.
+type Entry struct {
+	Actor, Action, Object, Outcome string
+	Details                        any
+}
+
+// Head is the end of the chain: the seq and hash of the last record
+// (seq 0 and 32 zero bytes for an empty log).
+type Head struct {
+	Seq  int64
+	Hash []byte
+}
+
+// GenesisHash returns the PrevHash of record 1: 32 zero bytes.
+func GenesisHash() []byte { return make([]byte, HashSize) }
+
+// Store is the storage the audit log needs; store.DB implements it.
+type Store interface {
+	// AppendAuditRecords runs one transaction: it locks the chain head
+	// (against other transactions and processes), calls seal with the
+	// current head, inserts the records seal returns (which must continue
+	// the chain: seqs head.Seq+1, +2 …, linked by PrevHash), moves the head
+	// to the last of them and commits. If seal or the transaction fails,
+	// nothing is written. seal may be called again if the store retries the
+	// transaction, so it must depend only on the head it is given.
+	AppendAuditRecords(ctx context.Context, seal func(head Head) ([]Record, error)) error
+	// AuditRecords calls fn for every record with Seq >= fromSeq, in seq
+	// order, streaming (memory does not grow with the log). An error from fn
+	// stops the walk and is returned.
+	AuditRecords(ctx context.Context, fromSeq int64, fn func(Record) error) error
+	// AuditHead returns the current head.
+	AuditHead(ctx context.Context) (Head, error)
+}
+
+// HashRecord returns the SHA-256 of the canonical encoding of r: the domain
+// prefix "thiqa-audit-v1", then seq (8 bytes big-endian), the time in UTC as
+// RFC 3339 with nanoseconds, actor, action, object, outcome, the details
+// bytes and the previous hash, each of those preceded by its length as 8
+// bytes big-endian. Every field is delimited, so no two different records
+// share an encoding.
+func HashRecord(r Record) []byte {
+	sum := sha256.Sum256(appendCanonical(nil, r))
+	return sum[:]
+}
+
+func appendCanonical(b []byte, r Record) []byte {
+	field := func(b []byte, s []byte) []byte {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		return append(b, s...)
+	}
+	b = field(b, []byte(hashDomain))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
+	b = field(b, []byte(r.Time.UTC().Format(time.RFC3339Nano)))
+	b = field(b, []byte(r.Actor))
+	b = field(b, []byte(r.Action))
+	b = field(b, []byte(r.Object))
+	b = field(b, []byte(r.Outcome))
+	b = field(b, r.Details)
+	b = field(b, r.PrevHash)
+	return b
+}

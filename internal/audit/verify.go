@@ -1,0 +1,135 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+)
+
+// BreakKind says how the chain is broken.
+type BreakKind string
+
+// The kinds of break Verify reports.
+const (
+	// BreakHashMismatch: a record's contents do not match its hash; the
+	// record was edited.
+	BreakHashMismatch BreakKind = "hash-mismatch"
+	// BreakPrevHashMismatch: a record does not link to the one before it;
+	// a record was deleted, inserted or replaced (with a recomputed hash).
+	BreakPrevHashMismatch BreakKind = "prev-hash-mismatch"
+	// BreakSeqGap: a seq number is missing; a record was deleted.
+	BreakSeqGap BreakKind = "seq-gap"
+	// BreakHeadMismatch: the chain's end does not match the head; records
+	// were truncated from the tail, or added after it without the log.
+	BreakHeadMismatch BreakKind = "head-mismatch"
+)
+
+// Break is the first place where the chain is broken.
+type Break struct {
+	// Seq is the record where the break shows (for a gap or a truncated
+	// tail: the first missing seq).
+	Seq int64
+	// Kind says what is wrong.
+	Kind BreakKind
+	// Detail explains it in words.
+	Detail string
+}
+
+// Report is the result of Verify.
+type Report struct {
+	// Verified counts the records checked and found valid, from seq 1 up
+	// to the break (or the end).
+	Verified int64
+	// LastSeq is the seq of the last valid record.
+	LastSeq int64
+	// Head is the head read when the walk began.
+	Head Head
+	// Break is the first break, nil when the chain is intact.
+	Break *Break
+}
+
+// OK reports whether the whole chain verified.
+func (r Report) OK() bool { return r.Break == nil }
+
+// String describes the report in one line.
+func (r Report) String() string {
+	if r.OK() {
+		return fmt.Sprintf("audit chain intact: %d records verified (head seq %d)", r.Verified, r.Head.Seq)
+	}
+	return fmt.Sprintf("audit chain broken at seq %d (%s): %s; %d records verified before it",
+		r.Break.Seq, r.Break.Kind, r.Break.Detail, r.Verified)
+}
+
+// errStop ends the walk at the first break.
+var errStop = errors.New("stop")
+
+// Verify walks the whole chain in seq order, streaming (constant memory),
+// and reports the first break. It recomputes every record's hash, checks
+// every link and the seq numbering, and compares the end of the chain with
+// the head. It may run while other processes append: records committed
+// during the walk are verified too. An error means the store could not be
+// read; a broken chain is a Report with Break set.
+func Verify(ctx context.Context, st Store) (Report, error) {
+	h1, err := st.AuditHead(ctx)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	rep := Report{Head: h1}
+	prev := GenesisHash()
+	expect := int64(1)
+	buf := make([]byte, 0, 512)
+	err = st.AuditRecords(ctx, 1, func(r Record) error {
+		switch {
+		case r.Seq != expect:
+			rep.Break = &Break{Seq: expect, Kind: BreakSeqGap,
+				Detail: fmt.Sprintf("record %d is missing (the next record is %d)", expect, r.Seq)}
+		case !bytes.Equal(r.PrevHash, prev):
+			rep.Break = &Break{Seq: r.Seq, Kind: BreakPrevHashMismatch,
+				Detail: fmt.Sprintf("record %d does not link to record %d", r.Seq, r.Seq-1)}
+		default:
+			buf = appendCanonical(buf[:0], r)
+			if !bytes.Equal(sum256(buf), r.Hash) {
+				rep.Break = &Break{Seq: r.Seq, Kind: BreakHashMismatch,
+					Detail: fmt.Sprintf("record %d does not match its hash (edited)", r.Seq)}
+			} else if r.Seq == h1.Seq && !bytes.Equal(r.Hash, h1.Hash) {
+				rep.Break = &Break{Seq: r.Seq, Kind: BreakHeadMismatch,
+					Detail: fmt.Sprintf("record %d is not the one the head names", r.Seq)}
+			}
+		}
+		if rep.Break != nil {
+			return errStop
+		}
+		prev = r.Hash
+		rep.Verified++
+		rep.LastSeq = r.Seq
+		expect++
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return rep, fmt.Errorf("audit: verify: %w", err)
+	}
+	if rep.Break != nil {
+		return rep, nil
+	}
+	if rep.LastSeq < h1.Seq {
+		rep.Break = &Break{Seq: rep.LastSeq + 1, Kind: BreakHeadMismatch,
+			Detail: fmt.Sprintf("the head names record %d but the chain ends at %d (tail truncated)", h1.Seq, rep.LastSeq)}
+		return rep, nil
+	}
+	// Every record the walk saw was committed together with a head at least
+	// as far on, so a head read now must reach the last record seen.
+	h2, err := st.AuditHead(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("audit: verify: %w", err)
+	}
+	switch {
+	case rep.LastSeq > h2.Seq:
+		rep.Break = &Break{Seq: h2.Seq + 1, Kind: BreakHeadMismatch,
+			Detail: fmt.Sprintf("records %d to %d lie beyond the head (%d)", h2.Seq+1, rep.LastSeq, h2.Seq)}
+	case rep.LastSeq == h2.Seq && !bytes.Equal(prev, h2.Hash):
+		rep.Break = &Break{Seq: rep.LastSeq, Kind: BreakHeadMismatch,
+			Detail: fmt.Sprintf("record %d is not the one the head names", rep.LastSeq)}
+	}
+	return rep, nil
+}

@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+)
+
+// sqliteBusyTimeout is how long a SQLite connection waits for another
+// connection or process to release the write lock before failing.
+const sqliteBusyTimeout = 10 * time.Second
+
+// maxTxAttempts bounds writeTx's retries of retryable failures.
+const maxTxAttempts = 5
+
+// DB is an open, migrated database. It is safe for concurrent use.
+type DB struct {
+	dialect string
+	// w runs write transactions. For SQLite it has a single connection
+	// whose transactions begin with BEGIN IMMEDIATE; for PostgreSQL it is
+	// the one pool, shared with r.
+	w *sql.DB
+	// r runs reads outside transactions. For SQLite it is a pool of
+	// query-only connections reading the WAL concurrently with the writer.
+	r      *sql.DB
+	logger *slog.Logger
+}
+
+// Open connects to the database cfg names, configures it and applies every
+// pending migration. Two processes may Open the same database at once.
+func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{dialect: cfg.dialect(), logger: logger}
+	var err error
+	switch db.dialect {
+	case DriverSQLite:
+		err = db.openSQLite(ctx, cfg)
+	case DriverPostgres:
+		err = db.openPostgres(ctx, cfg)
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
+	path, err := filepath.Abs(cfg.DSN)
+	if err != nil {
+		return fmt.Errorf("store: sqlite: %w", err)
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if _, err := os.Stat(dir); err != nil {
+			return fmt.Errorf("store: sqlite: folder of %s: %w", path, err)
+		}
+	}
+	sync := strings.ToUpper(cfg.Synchronous)
+	if sync == "" {
+		sync = "NORMAL"
+	}
+	base := "file:" + (&url.URL{Path: path}).EscapedPath()
+	common := url.Values{}
+	common.Set("_busy_timeout", strconv.FormatInt(sqliteBusyTimeout.Milliseconds(), 10))
+	common.Set("_foreign_keys", "1")
+
+	wq := url.Values{}
+	for k, v := range common {
+		wq[k] = v
+	}
+	wq.Set("_journal_mode", "WAL")
+	wq.Set("_synchronous", sync)
+	wq.Set("_txlock", "immediate")
+	db.w, err = sql.Open("sqlite", base+"?"+wq.Encode())
+	if err != nil {
+		return fmt.Errorf("store: sqlite: opening %s: %w", path, err)
+	}
+	db.w.SetMaxOpenConns(1)
+	db.w.SetMaxIdleConns(1)
+	db.w.SetConnMaxIdleTime(0)
+	// The writer connection creates the file and switches it to WAL before
+	// any reader opens it.
+	if err := db.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: sqlite: opening %s: %w", path, err)
+	}
+
+	rq := url.Values{}
+	for k, v := range common {
+		rq[k] = v
+	}
+	rq.Set("_query_only", "1")
+	db.r, err = sql.Open("sqlite", base+"?"+rq.Encode())
+	if err != nil {
+		return fmt.Errorf("store: sqlite: opening %s for reading: %w", path, err)
+	}
+	n := cfg.MaxOpenConns
+	if n == 0 {
+		n = max(4, runtime.GOMAXPROCS(0))
+	}
+	db.r.SetMaxOpenConns(n)
+	db.r.SetMaxIdleConns(n)
+	if err := db.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: sqlite: opening %s for reading: %w", path, err)
+	}
+	db.logger.Debug("store opened", "driver", DriverSQLite, "path", path, "synchronous", sync)
+	return nil
+}
+
+func (db *DB) openPostgres(ctx context.Context, cfg Config) error {
+	var err error
+	db.w, err = sql.Open("pgx", cfg.DSN)
+	if err != nil {
+		return fmt.Errorf("store: postgres: %w", err)
+	}
+	db.r = db.w
+	n := cfg.MaxOpenConns
+	if n == 0 {
+		n = 16
+	}
+	db.w.SetMaxOpenConns(n)
+	db.w.SetMaxIdleConns(n)
+	db.w.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := db.w.PingContext(pctx); err != nil {
+		return fmt.Errorf("store: postgres: connecting: %w", err)
+	}
+	db.logger.Debug("store opened", "driver", DriverPostgres)
+	return nil
+}
+
+// Close closes the connection pools.
+func (db *DB) Close() error {
+	var errs []error
+	if db.r != nil && db.r != db.w {
+		errs = append(errs, db.r.Close())
+	}
+	if db.w != nil {
+		errs = append(errs, db.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Ping checks that the database answers (for /readyz).
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	if db.r != db.w {
+		if err := db.r.PingContext(ctx); err != nil {
+			return fmt.Errorf("store: ping (read pool): %w", err)
+		}
+	}
+	return nil
+}
+
+// Dialect returns "sqlite" or "postgres".
+func (db *DB) Dialect() string { return db.dialect }
+
+// rebind turns the ? placeholders of q into $1, $2 … for PostgreSQL. A ?
+// inside a single-quoted string literal is left alone.
+func (db *DB) rebind(q string) string {
+	if db.dialect != DriverPostgres || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 16)
+	n := 0
+	quoted := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c == '\'':
+			quoted = !quoted
+		case c == '?' && !quoted:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// query runs a read outside a transaction.
+func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return db.r.QueryContext(ctx, db.rebind(q), args...)
+}
+
+// queryRow runs a single-row read outside a transaction.
+func (db *DB) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return db.r.QueryRowContext(ctx, db.rebind(q), args...)
+}
+
+// txn is a write transaction whose helpers rebind placeholders.
+type txn struct {
+	tx *sql.Tx
+	db *DB
+}
+
+func (t *txn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.tx.ExecContext(ctx, t.db.rebind(q), args...)
+}
+
+func (t *txn) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.tx.QueryContext(ctx, t.db.rebind(q), args...)
+}
+
+func (t *txn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.rebind(q), args...)
+}
+
+// writeTx runs fn in a write transaction and commits it when fn returns nil.
+// On SQLite the transaction holds the database's write lock from BEGIN, so
+// concurrent writers (also in other processes) queue instead of deadlocking.
+// A retryable failure (serialisation failure, deadlock, busy database)
+// rolls back and runs fn again, a few times; fn must be safe to repeat.
+func (db *DB) writeTx(ctx context.Context, fn func(*txn) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = db.tryTx(ctx, fn)
+		if err == nil || !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
+			return err
+		}
+		db.logger.Debug("store: retrying transaction", "attempt", attempt, "err", err)
+		t := time.NewTimer(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+func (db *DB) tryTx(ctx context.Context, fn func(*txn) error) (err error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(&txn{tx: tx, db: db}); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,29 @@
+// Package store is Thiqa's SQL persistence: one schema, kept as embedded
+// migrations for two dialects, SQLite (modernc.org/sqlite, the embedded
+// default: thiqa.db in the data folder) and PostgreSQL (pgx, for a cluster of
+// stateless instances). It implements the narrow storage interfaces that the
+// services declare (internal/audit today; ca, timestamp and signer later).
+//
+// Conventions for code added here:
+//
+//   - A feature adds store/<feature>.go and one migration per dialect with the
+//     same file name, migrations/sqlite/NNNN_<feature>.sql and
+//     migrations/postgres/NNNN_<feature>.sql. Open applies every migration not
+//     yet recorded in schema_migrations, in file-name order, each in its own
+//     transaction; no code change is needed. An applied migration must never
+//     be edited: Open refuses a database whose recorded checksum differs.
+//   - Queries are written with ? placeholders; the txn and DB helpers rebind
+//     them to $1, $2 … for PostgreSQL. Do not use PostgreSQL's ? operators.
+//   - Writes go through (*DB).writeTx, which starts a transaction that holds
+//     the write lock from BEGIN on SQLite (BEGIN IMMEDIATE) and retries on
+//     serialisation failures and busy databases; fn may therefore run more
+//     than once and must not keep state from a failed attempt. Never nest
+//     writeTx: SQLite has a single writer connection.
+//   - Reads outside a transaction go through db.query / db.queryRow (on
+//     SQLite a separate pool of read-only connections).
+//   - Errors are wrapped with mapErr: a unique violation becomes ErrConflict,
+//     sql.ErrNoRows becomes ErrNotFound, so callers decide with errors.Is.
+//   - Times are stored as BIGINT Unix nanoseconds (exact in both dialects;
+//     TIMESTAMPTZ would drop nanoseconds), binary values as BLOB/BYTEA, JSON
+//     as TEXT holding the exact bytes written.
+package store

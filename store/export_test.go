@@ -1,0 +1,41 @@
+package store
+
+import "context"
+
+// ExecTx runs q (with ? placeholders) in a write transaction, for tests.
+func (db *DB) ExecTx(ctx context.Context, q string, args ...any) error {
+	return db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, q, args...)
+		return mapErr("exec", err)
+	})
+}
+
+// QueryInt64 reads one integer, for tests.
+func (db *DB) QueryInt64(ctx context.Context, q string, args ...any) (int64, error) {
+	var n int64
+	err := db.queryRow(ctx, q, args...).Scan(&n)
+	return n, mapErr("query", err)
+}
+
+// Rebind exposes rebind for tests.
+func (db *DB) Rebind(q string) string { return db.rebind(q) }
+
+// WriteTx exposes writeTx for tests, with fn given the rebinding exec.
+func (db *DB) WriteTx(ctx context.Context, fn func(exec func(q string, args ...any) error) error) error {
+	return db.writeTx(ctx, func(t *txn) error {
+		return fn(func(q string, args ...any) error {
+			_, err := t.exec(ctx, q, args...)
+			return mapErr("exec", err)
+		})
+	})
+}
+
+// MigrationVersions lists the embedded migrations of a dialect.
+func MigrationVersions(dialect string) ([]string, error) {
+	ms, err := loadMigrations(dialect)
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.version)
+	}
+	return out, err
+}

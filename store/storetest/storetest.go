@@ -1,0 +1,61 @@
+// Package storetest opens real, fresh stores for tests, one per dialect, so
+// that every store-backed test runs the same way against SQLite and
+// PostgreSQL:
+//
+//	for _, d := range storetest.Dialects() {
+//		t.Run(d.Name, func(t *testing.T) {
+//			db := storetest.Open(t, d.NewConfig(t))
+//			…
+//		})
+//	}
+//
+// PostgreSQL comes from the throwaway cluster scripts/testenv.sh starts
+// (testenv.PostgresDSN); without it the test fails, it is never skipped.
+package storetest
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/store"
+)
+
+// Dialect opens fresh databases of one kind.
+type Dialect struct {
+	// Name is the driver name, "sqlite" or "postgres" (used as subtest name).
+	Name string
+	// NewConfig creates a fresh, empty database for the test and returns
+	// the configuration naming it. Opening the same Config twice (two
+	// *store.DB, or another process) shares the database.
+	NewConfig func(t testing.TB) store.Config
+}
+
+// Dialects returns SQLite and PostgreSQL.
+func Dialects() []Dialect {
+	return []Dialect{
+		{Name: store.DriverSQLite, NewConfig: func(t testing.TB) store.Config {
+			return store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), store.DefaultSQLiteFile)}
+		}},
+		{Name: store.DriverPostgres, NewConfig: func(t testing.TB) store.Config {
+			return store.Config{Driver: store.DriverPostgres, DSN: testenv.PostgresDSN(t)}
+		}},
+	}
+}
+
+// Open opens (and migrates) the store cfg names and closes it when the test
+// ends.
+func Open(t testing.TB, cfg store.Config) *store.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := store.Open(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("storetest: opening %s store: %v", cfg.Driver, err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
