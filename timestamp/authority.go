@@ -1,0 +1,343 @@
+package timestamp
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/timestamp/tsp"
+)
+
+// Errors about the TSA unit certificate. The lead renews the certificate
+// when New or Ready returns ErrUnitCertificateExpired.
+var (
+	// ErrUnitCertificateExpired: now is after the unit certificate's
+	// NotAfter; the key must not sign any more tokens with it.
+	ErrUnitCertificateExpired = errors.New("timestamp: TSA unit certificate has expired")
+	// ErrUnitCertificateNotYetValid: now is before the certificate's NotBefore.
+	ErrUnitCertificateNotYetValid = errors.New("timestamp: TSA unit certificate is not yet valid")
+	// ErrClockNotInSync: the clock is not known to be within the declared accuracy.
+	ErrClockNotInSync = errors.New("timestamp: clock not within the declared accuracy")
+)
+
+// TokenRecord is what is recorded for every token before it is returned.
+type TokenRecord struct {
+	Serial        *big.Int
+	GenTime       time.Time
+	HashAlgorithm crypto.Hash
+	Imprint       []byte
+	// Policy is the dotted policy OID of the token.
+	Policy string
+	// Requester identifies the client when known (empty otherwise).
+	Requester string
+}
+
+// Recorder makes a token record durable (the audit log / store). A token is
+// returned only after Record returns nil.
+type Recorder interface {
+	Record(ctx context.Context, rec TokenRecord) error
+}
+
+// Options are the parts an Authority is built from.
+type Options struct {
+	// Certificate is the TSA unit certificate: EKU timeStamping, critical
+	// and alone, for Signer's public key.
+	Certificate *x509.Certificate
+	// Chain holds the issuing CA certificates (issuer first), included in
+	// tokens when Config.IncludeChain is set; may be empty.
+	Chain      []*x509.Certificate
+	Signer     crypto.Signer
+	Serials    SerialAllocator
+	Recorder   Recorder
+	Clock      ClockChecker
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now returns the current time; time.Now when nil (tests set it).
+	Now func() time.Time
+}
+
+// Authority is a TSA unit: it answers TimeStampReqs with TimeStampResps.
+// It is safe for concurrent use.
+type Authority struct {
+	set       *settings
+	cert      *x509.Certificate
+	signer    *tsp.TokenSigner
+	serials   SerialAllocator
+	recorder  Recorder
+	clock     ClockChecker
+	log       *slog.Logger
+	now       func() time.Time
+	policy    string
+	qcExt     []tsp.Extension
+	metrics   *metrics
+	lastClock atomic.Pointer[ClockStatus]
+	// failureResp is a pre-encoded systemFailure response for when even
+	// encoding a response fails.
+	failureResp []byte
+}
+
+// New checks the configuration and the unit certificate and returns an
+// Authority.
+func New(cfg Config, o Options) (*Authority, error) {
+	set, err := cfg.validate()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case o.Certificate == nil:
+		return nil, errors.New("timestamp: no unit certificate")
+	case o.Signer == nil:
+		return nil, errors.New("timestamp: no signer")
+	case o.Serials == nil:
+		return nil, errors.New("timestamp: no serial allocator")
+	case o.Recorder == nil:
+		return nil, errors.New("timestamp: no recorder")
+	case o.Clock == nil:
+		return nil, errors.New("timestamp: no clock checker")
+	}
+	if err := checkUnitCertificate(o.Certificate, o.Signer, o.Chain); err != nil {
+		return nil, err
+	}
+	a := &Authority{
+		set: set, cert: o.Certificate, serials: o.Serials, recorder: o.Recorder,
+		clock: o.Clock, log: o.Logger, now: o.Now, policy: set.policy.String(),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if err := a.checkValidity(a.now()); err != nil {
+		return nil, err
+	}
+	if set.qualified {
+		a.qcExt = []tsp.Extension{tsp.QualifiedStatementExtension()}
+	}
+	a.signer, err = tsp.NewTokenSigner(o.Signer, o.Certificate, o.Chain, tsp.SignerOptions{PSS: set.rsaPSS, SigningTime: set.signingTime})
+	if err != nil {
+		return nil, fmt.Errorf("timestamp: preparing the token signer: %w", err)
+	}
+	fr := tsp.Response{Status: tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: tsp.SystemFailure, Text: []string{"internal error"}}}
+	if a.failureResp, err = fr.Marshal(); err != nil {
+		return nil, err
+	}
+	if a.metrics, err = newMetrics(o.Registerer, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+var oidEKU = []int{2, 5, 29, 37}
+
+func checkUnitCertificate(cert *x509.Certificate, signer crypto.Signer, chain []*x509.Certificate) error {
+	pub, ok := signer.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return errors.New("timestamp: the signer's public key does not match the unit certificate")
+	}
+	if len(cert.ExtKeyUsage) != 1 || cert.ExtKeyUsage[0] != x509.ExtKeyUsageTimeStamping || len(cert.UnknownExtKeyUsage) != 0 {
+		return errors.New("timestamp: the unit certificate's extended key usage must be timeStamping only (RFC 3161 §2.3)")
+	}
+	critical := false
+	for _, e := range cert.Extensions {
+		if e.Id.Equal(oidEKU) {
+			critical = e.Critical
+		}
+	}
+	if !critical {
+		return errors.New("timestamp: the unit certificate's extended key usage extension must be critical (RFC 3161 §2.3)")
+	}
+	if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+		return errors.New("timestamp: the unit certificate's key usage allows no signatures")
+	}
+	if len(chain) > 0 {
+		if err := cert.CheckSignatureFrom(chain[0]); err != nil {
+			return fmt.Errorf("timestamp: the unit certificate is not issued by the first chain certificate: %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *Authority) checkValidity(now time.Time) error {
+	if now.After(a.cert.NotAfter) {
+		return fmt.Errorf("%w (not after %s)", ErrUnitCertificateExpired, a.cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Before(a.cert.NotBefore) {
+		return fmt.Errorf("%w (not before %s)", ErrUnitCertificateNotYetValid, a.cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Certificate returns the unit certificate (the lead renews it before NotAfter).
+func (a *Authority) Certificate() *x509.Certificate { return a.cert }
+
+// Ready reports whether the Authority can issue tokens now: the clock is in
+// sync and the unit certificate is valid. It backs /readyz.
+func (a *Authority) Ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := a.checkClock(ctx); err != nil {
+		return err
+	}
+	return a.checkValidity(a.now())
+}
+
+func (a *Authority) checkClock(ctx context.Context) (ClockStatus, error) {
+	st, err := a.clock.Check(ctx)
+	if err != nil {
+		st.InSync, st.Reason = false, "clock check failed: "+err.Error()
+	}
+	a.lastClock.Store(&st)
+	if !st.InSync {
+		return st, fmt.Errorf("%w: %s", ErrClockNotInSync, st.Reason)
+	}
+	return st, nil
+}
+
+// rejection is a refusal carried back to the client as a PKIStatusInfo.
+type rejection struct {
+	fail tsp.FailInfo
+	text string
+}
+
+func (r *rejection) Error() string { return r.fail.String() + ": " + r.text }
+
+func reject(f tsp.FailInfo, format string, args ...any) *rejection {
+	return &rejection{fail: f, text: fmt.Sprintf(format, args...)}
+}
+
+var derNULL = []byte{0x05, 0x00}
+
+// check applies the TSA policy to a parsed request.
+func (a *Authority) check(req *tsp.Request) (crypto.Hash, *rejection) {
+	mi := req.MessageImprint
+	h, known := tsp.HashFromOID(mi.HashAlgorithm)
+	if !known || !a.set.hashes[h] {
+		return 0, reject(tsp.BadAlg, "hash algorithm %s is not accepted", mi.HashAlgorithm)
+	}
+	if mi.HashParams != nil && !bytes.Equal(mi.HashParams, derNULL) {
+		return 0, reject(tsp.BadAlg, "hash algorithm parameters must be absent or NULL")
+	}
+	if len(mi.HashedMessage) != h.Size() {
+		return 0, reject(tsp.BadDataFormat, "%s imprint must be %d bytes, got %d", h, h.Size(), len(mi.HashedMessage))
+	}
+	if req.ReqPolicy != nil && !slices.ContainsFunc(a.set.accepted, req.ReqPolicy.Equal) {
+		return 0, reject(tsp.UnacceptedPolicy, "policy %s is not supported", req.ReqPolicy)
+	}
+	if len(req.Extensions) > 0 {
+		return 0, reject(tsp.UnacceptedExtension, "extension %s is not supported", req.Extensions[0].ID)
+	}
+	return h, nil
+}
+
+// Respond answers one DER TimeStampReq with a DER TimeStampResp: a token
+// when granted, else a rejection with failInfo and statusString. requester
+// identifies the client for the record ("" when unknown). No serial is
+// consumed unless the request passes every check.
+func (a *Authority) Respond(ctx context.Context, der []byte, requester string) ([]byte, tsp.StatusInfo) {
+	start := time.Now()
+	token, rej := a.issue(ctx, der, requester)
+	resp := tsp.Response{Status: tsp.StatusInfo{Status: tsp.StatusGranted, FailInfo: tsp.NoFailInfo}, Token: token}
+	if rej != nil {
+		resp.Status = tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}
+	}
+	out, err := resp.Marshal()
+	if err != nil {
+		a.log.Error("encoding a time-stamp response", "err", err)
+		out = a.failureResp
+		resp.Status = tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: tsp.SystemFailure}
+	}
+	a.metrics.observe(resp.Status, time.Since(start))
+	return out, resp.Status
+}
+
+// Issue returns a DER time-stamp token (ContentInfo) for a DER request, or
+// an error carrying the refusal. It is Respond without the envelope, for
+// callers in the same process.
+func (a *Authority) Issue(ctx context.Context, der []byte, requester string) ([]byte, error) {
+	start := time.Now()
+	token, rej := a.issue(ctx, der, requester)
+	if rej != nil {
+		a.metrics.observe(tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail}, time.Since(start))
+		return nil, &StatusError{Status: tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}}
+	}
+	a.metrics.observe(tsp.StatusInfo{Status: tsp.StatusGranted, FailInfo: tsp.NoFailInfo}, time.Since(start))
+	return token, nil
+}
+
+func (a *Authority) issue(ctx context.Context, der []byte, requester string) ([]byte, *rejection) {
+	if int64(len(der)) > a.set.maxRequestBytes {
+		return nil, reject(tsp.BadDataFormat, "request larger than %d bytes", a.set.maxRequestBytes)
+	}
+	req, err := tsp.ParseRequest(der)
+	if errors.Is(err, tsp.ErrVersion) {
+		return nil, reject(tsp.BadRequest, "only version 1 requests are supported")
+	}
+	if err != nil {
+		return nil, reject(tsp.BadDataFormat, "%v", err)
+	}
+	h, rej := a.check(req)
+	if rej != nil {
+		return nil, rej
+	}
+	// A requested policy that passed the checks is the token's policy
+	// (RFC 3161 §2.4.2); otherwise the configured one.
+	policy, policyName := a.set.policy, a.policy
+	if req.ReqPolicy != nil {
+		policy, policyName = req.ReqPolicy, req.ReqPolicy.String()
+	}
+	if _, err := a.checkClock(ctx); err != nil {
+		a.log.Warn("refusing time-stamp: clock not in sync", "err", err)
+		return nil, reject(tsp.TimeNotAvailable, "the TSA clock is not within its declared accuracy")
+	}
+	now := a.now()
+	if err := a.checkValidity(now); err != nil {
+		a.log.Error("refusing time-stamp: unit certificate", "err", err)
+		return nil, reject(tsp.SystemFailure, "the TSA unit certificate is not valid now")
+	}
+	serial, err := a.serials.Next(ctx)
+	if err != nil {
+		a.log.Error("allocating a time-stamp serial", "err", err)
+		return nil, reject(tsp.SystemFailure, "internal error")
+	}
+	info := tsp.TSTInfo{
+		Policy: policy, MessageImprint: req.MessageImprint, SerialNumber: serial,
+		GenTime: now, Accuracy: a.set.accuracy, Nonce: req.Nonce, Extensions: a.qcExt,
+	}
+	if a.set.includeTSAName {
+		info.TSAName = a.cert.RawSubject
+	}
+	tst, err := info.Marshal()
+	if err != nil {
+		a.log.Error("encoding TSTInfo", "serial", serial, "err", err)
+		return nil, reject(tsp.SystemFailure, "internal error")
+	}
+	// The record is durable before the key signs: no token exists that the
+	// audit trail does not know.
+	rec := TokenRecord{
+		Serial: serial, GenTime: now.UTC().Truncate(time.Millisecond), HashAlgorithm: h,
+		Imprint: bytes.Clone(req.MessageImprint.HashedMessage), Policy: policyName, Requester: requester,
+	}
+	if err := a.recorder.Record(ctx, rec); err != nil {
+		a.log.Error("recording a time-stamp token", "serial", serial, "err", err)
+		return nil, reject(tsp.SystemFailure, "internal error")
+	}
+	token, err := a.signer.Sign(rand.Reader, tst, req.CertReq, a.set.includeChain, now)
+	if err != nil {
+		a.log.Error("signing a time-stamp token", "serial", serial, "err", err)
+		return nil, reject(tsp.SystemFailure, "internal error")
+	}
+	a.log.Debug("time-stamp issued", "serial", serial, "requester", requester)
+	return token, nil
+}

@@ -1,0 +1,157 @@
+package timestamp
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"mime"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/thiqa/thiqa/timestamp/tsp"
+)
+
+// StatusError is a time-stamp request the TSA did not grant.
+type StatusError struct {
+	Status tsp.StatusInfo
+}
+
+func (e *StatusError) Error() string { return "time-stamp request refused: " + e.Status.String() }
+
+// ClientOptions tune a Client.
+type ClientOptions struct {
+	// HTTPClient is used for requests; a plain http.Client when nil.
+	HTTPClient *http.Client
+	// Timeout bounds one request; default 10 s.
+	Timeout time.Duration
+	// Policy is a TSA policy OID to request; empty asks for none.
+	Policy string
+	// NoCertReq leaves certReq false: the token then carries no certificates.
+	NoCertReq bool
+	// MaxResponseBytes bounds the reply; default 1 MiB.
+	MaxResponseBytes int64
+}
+
+// Client asks an RFC 3161 TSA for time-stamp tokens over HTTP.
+type Client struct {
+	url     string
+	http    *http.Client
+	timeout time.Duration
+	policy  asn1.ObjectIdentifier
+	certReq bool
+	maxResp int64
+}
+
+// NewClient returns a Client for the TSA at rawURL (http or https).
+func NewClient(rawURL string, o ClientOptions) (*Client, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("timestamp client: %q is not an http(s) URL", rawURL)
+	}
+	c := &Client{url: rawURL, http: o.HTTPClient, timeout: o.Timeout, certReq: !o.NoCertReq, maxResp: o.MaxResponseBytes}
+	if c.http == nil {
+		c.http = &http.Client{}
+	}
+	if c.timeout <= 0 {
+		c.timeout = 10 * time.Second
+	}
+	if c.maxResp <= 0 {
+		c.maxResp = 1 << 20
+	}
+	if o.Policy != "" {
+		if c.policy, err = parseOID(o.Policy); err != nil {
+			return nil, fmt.Errorf("timestamp client: policy: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Timestamp requests a token for digest, the hash (by hash) of the data,
+// and returns the DER time-stamp token (a CMS ContentInfo) after checking
+// the response status, the nonce, the message imprint and the policy. It
+// does not verify the token's signature or certificate path: relying
+// parties do that (verify/).
+func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash) ([]byte, error) {
+	oid, ok := tsp.OIDFromHash(hash)
+	if !ok || !hash.Available() {
+		return nil, fmt.Errorf("timestamp client: hash %v not supported", hash)
+	}
+	if len(digest) != hash.Size() {
+		return nil, fmt.Errorf("timestamp client: %v digest must be %d bytes, got %d", hash, hash.Size(), len(digest))
+	}
+	nb := make([]byte, 16)
+	if _, err := rand.Read(nb); err != nil {
+		return nil, fmt.Errorf("timestamp client: nonce: %w", err)
+	}
+	nb[0] |= 0x01 // never zero
+	nonce := new(big.Int).SetBytes(nb)
+	req := tsp.Request{
+		MessageImprint: tsp.MessageImprint{HashAlgorithm: oid, HashedMessage: digest},
+		ReqPolicy:      c.policy, Nonce: nonce, CertReq: c.certReq,
+	}
+	body, err := req.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("timestamp client: encoding the request: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("timestamp client: %w", err)
+	}
+	hreq.Header.Set("Content-Type", QueryContentType)
+	hreq.Header.Set("Accept", ReplyContentType)
+	hresp, err := c.http.Do(hreq)
+	if err != nil {
+		return nil, fmt.Errorf("timestamp client: posting to %s: %w", c.url, err)
+	}
+	defer hresp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(hresp.Body, c.maxResp+1))
+	if err != nil {
+		return nil, fmt.Errorf("timestamp client: reading the reply: %w", err)
+	}
+	if hresp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("timestamp client: %s answered HTTP %d", c.url, hresp.StatusCode)
+	}
+	if mt, _, _ := mime.ParseMediaType(hresp.Header.Get("Content-Type")); mt != ReplyContentType {
+		return nil, fmt.Errorf("timestamp client: reply media type %q, want %s", mt, ReplyContentType)
+	}
+	if int64(len(raw)) > c.maxResp {
+		return nil, fmt.Errorf("timestamp client: reply larger than %d bytes", c.maxResp)
+	}
+	return checkReply(raw, &req)
+}
+
+func checkReply(raw []byte, req *tsp.Request) ([]byte, error) {
+	resp, err := tsp.ParseResponse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("timestamp client: %w", err)
+	}
+	if resp.Status.Status != tsp.StatusGranted && resp.Status.Status != tsp.StatusGrantedWithMods {
+		return nil, &StatusError{Status: resp.Status}
+	}
+	tok, err := tsp.ParseToken(resp.Token)
+	if err != nil {
+		return nil, fmt.Errorf("timestamp client: %w", err)
+	}
+	info := tok.Info
+	switch {
+	case info.Nonce == nil || info.Nonce.Cmp(req.Nonce) != 0:
+		return nil, errors.New("timestamp client: the token does not echo the request's nonce")
+	case !info.MessageImprint.HashAlgorithm.Equal(req.MessageImprint.HashAlgorithm) ||
+		!bytes.Equal(info.MessageImprint.HashedMessage, req.MessageImprint.HashedMessage):
+		return nil, errors.New("timestamp client: the token's message imprint differs from the request's")
+	case req.ReqPolicy != nil && !info.Policy.Equal(req.ReqPolicy):
+		return nil, fmt.Errorf("timestamp client: the token's policy %s is not the requested %s", info.Policy, req.ReqPolicy)
+	case req.CertReq && len(tok.Certificates) == 0:
+		return nil, errors.New("timestamp client: certificates were requested but the token carries none")
+	}
+	return resp.Token, nil
+}
