@@ -7,7 +7,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/asn1"
 	"log/slog"
+	"math/big"
 	"os"
 	"strings"
 	"sync"
@@ -97,3 +99,19 @@ func mustSignVerify(t testing.TB, sg *Signer) {
 }
 
 func writeFile(path, body string) error { return os.WriteFile(path, []byte(body), 0o600) }
+
+func marshalRS(raw []byte) []byte {
+	n := len(raw) / 2
+	out, err := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(raw[:n]), new(big.Int).SetBytes(raw[n:])})
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+const cryptoSHA256 = crypto.SHA256
+
+func rsaVerify(pub crypto.PublicKey, sig []byte) bool {
+	k, ok := pub.(*rsa.PublicKey)
+	return ok && rsa.VerifyPKCS1v15(k, crypto.SHA256, testDigest[:], sig) == nil
+}
