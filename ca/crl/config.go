@@ -1,0 +1,105 @@
+// Package crl generates and publishes the certificate revocation lists of
+// Thiqa's issuing CAs (RFC 5280 §5): version 2 CRLs with a strictly
+// increasing CRL number, authority key identifier, reason codes and, for
+// large CAs, partitions marked by a critical issuingDistributionPoint.
+//
+// Entries are streamed from a RevokedSource and encoded as they arrive, so a
+// partition of any size is built without holding one Go value per entry; the
+// CRL is linted (zlint RFC 5280 and community lints) on a copy signed by a
+// throwaway key before the CA's crypto.Signer signs it.
+package crl
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the serialisable CRL configuration (yaml, camelCase keys).
+type Config struct {
+	// Validity is nextUpdate - thisUpdate (e.g. "24h").
+	Validity time.Duration `yaml:"validity"`
+	// RegenerateEvery is how often CRLs are regenerated without a revocation
+	// (must be well under Validity).
+	RegenerateEvery time.Duration `yaml:"regenerateEvery"`
+	// TriggerDelay is the debounce after a revocation before regenerating.
+	TriggerDelay time.Duration `yaml:"triggerDelay"`
+	// Partitions is the number of partition CRLs per CA. It is fixed for the
+	// life of a CA: issued certificates carry their partition's URL.
+	Partitions int `yaml:"partitions"`
+	// MaxEntriesPerPartition is the size a partition is expected to stay
+	// under; exceeding it is logged and counted (never a refusal to publish).
+	MaxEntriesPerPartition int `yaml:"maxEntriesPerPartition"`
+	// BaseURL is the public base URL; CRLs live at BASE/crl/{ca}.crl or
+	// BASE/crl/{ca}-{n}.crl.
+	BaseURL string `yaml:"baseURL"`
+	// LintSampleEntries bounds the entries copied into the linted CRL (the
+	// header, extensions and the first entries); 0 means 10,000.
+	LintSampleEntries int `yaml:"lintSampleEntries"`
+}
+
+// Settings is a validated Config.
+type Settings struct {
+	Validity               time.Duration
+	RegenerateEvery        time.Duration
+	TriggerDelay           time.Duration
+	Partitions             int
+	MaxEntriesPerPartition int
+	BaseURL                string
+	LintSampleEntries      int
+}
+
+// ErrConfig marks an invalid CRL configuration.
+var ErrConfig = errors.New("invalid CRL configuration")
+
+// Validate checks c and returns the runtime settings, filling defaults:
+// Validity 7 days, RegenerateEvery Validity/4 (at most 6 hours),
+// TriggerDelay 5 s, Partitions 1, MaxEntriesPerPartition 100,000.
+func (c Config) Validate() (Settings, error) {
+	s := Settings{
+		Validity: c.Validity, RegenerateEvery: c.RegenerateEvery, TriggerDelay: c.TriggerDelay,
+		Partitions: c.Partitions, MaxEntriesPerPartition: c.MaxEntriesPerPartition,
+		BaseURL: strings.TrimRight(c.BaseURL, "/"), LintSampleEntries: c.LintSampleEntries,
+	}
+	if s.Validity == 0 {
+		s.Validity = 7 * 24 * time.Hour
+	}
+	if s.RegenerateEvery == 0 {
+		s.RegenerateEvery = min(s.Validity/4, 6*time.Hour)
+	}
+	if s.TriggerDelay == 0 {
+		s.TriggerDelay = 5 * time.Second
+	}
+	if s.Partitions == 0 {
+		s.Partitions = 1
+	}
+	if s.MaxEntriesPerPartition == 0 {
+		s.MaxEntriesPerPartition = 100_000
+	}
+	if s.LintSampleEntries == 0 {
+		s.LintSampleEntries = 10_000
+	}
+	switch {
+	case s.Validity < time.Hour || s.Validity > 366*24*time.Hour:
+		return Settings{}, fmt.Errorf("%w: validity %s outside [1h, 366d]", ErrConfig, s.Validity)
+	case s.RegenerateEvery < time.Second || s.RegenerateEvery > s.Validity/2:
+		return Settings{}, fmt.Errorf("%w: regenerateEvery %s must be in [1s, validity/2]", ErrConfig, s.RegenerateEvery)
+	case s.TriggerDelay < 0 || s.TriggerDelay > s.RegenerateEvery:
+		return Settings{}, fmt.Errorf("%w: triggerDelay %s must be in [0, regenerateEvery]", ErrConfig, s.TriggerDelay)
+	case s.Partitions < 1 || s.Partitions > 65536:
+		return Settings{}, fmt.Errorf("%w: partitions %d outside [1, 65536]", ErrConfig, s.Partitions)
+	case s.MaxEntriesPerPartition < 1:
+		return Settings{}, fmt.Errorf("%w: maxEntriesPerPartition must be positive", ErrConfig)
+	case s.LintSampleEntries < 1:
+		return Settings{}, fmt.Errorf("%w: lintSampleEntries must be positive", ErrConfig)
+	}
+	u, err := url.Parse(s.BaseURL)
+	if err != nil || u.Scheme != "http" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		// RFC 5280 §4.2.1.13 and common practice: CRLs are fetched over plain
+		// HTTP (they are signed; https would create a validation loop).
+		return Settings{}, fmt.Errorf("%w: baseURL %q must be an absolute http:// URL", ErrConfig, c.BaseURL)
+	}
+	return s, nil
+}

@@ -1,0 +1,231 @@
+package crl
+
+import (
+	"context"
+	"crypto/x509"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/testenv"
+)
+
+func runOpenSSL(t *testing.T, args ...string) string {
+	t.Helper()
+	out, _ := exec.Command(testenv.Tool(t, "openssl"), args...).CombinedOutput()
+	return string(out)
+}
+
+func TestOpenSSLVerifiesCRLAndRevocation(t *testing.T) {
+	h := newHierarchy(t)
+	set := settings(t, 1)
+	revokedSerial, goodSerial := big.NewInt(0x1234567890), big.NewInt(0x7777777)
+	url := PartitionURL(set.BaseURL, "citizen", revokedSerial, 1)
+	if url != "http://pki.thiqa.test/crl/citizen.crl" {
+		t.Fatalf("PartitionURL = %q", url)
+	}
+	revoked, good := h.leaf(t, revokedSerial, url), h.leaf(t, goodSerial, url)
+	src := &memRevoked{partitions: 1, entries: []RevokedEntry{
+		{Serial: revokedSerial, RevokedAt: time.Now().Add(-time.Minute), Reason: ReasonKeyCompromise},
+		{Serial: big.NewInt(99), RevokedAt: time.Now().Add(-time.Hour), Reason: ReasonUnspecified},
+	}}
+	g, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := g.Generate(context.Background(), 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Entries != 2 || c.Name != "citizen.crl" || c.Number.Int64() != 1 {
+		t.Fatalf("CRL %+v", c)
+	}
+	// Go's parser agrees on the content.
+	parsed, err := x509.ParseRevocationList(c.DER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := parsed.CheckSignatureFrom(h.ca); err != nil {
+		t.Fatal(err)
+	}
+	if len(parsed.RevokedCertificateEntries) != 2 || parsed.RevokedCertificateEntries[0].ReasonCode != 1 ||
+		len(parsed.RevokedCertificateEntries[1].Extensions) != 0 {
+		t.Fatalf("entries %+v", parsed.RevokedCertificateEntries)
+	}
+
+	dir := t.TempDir()
+	crlDER := filepath.Join(dir, "citizen.crl")
+	os.WriteFile(crlDER, c.DER, 0o600)
+	caPEM := writePEM(t, dir, "ca.pem", "CERTIFICATE", h.ca.Raw)
+	chain := writePEM(t, dir, "chain.pem", "CERTIFICATE", h.root.Raw, h.ca.Raw)
+	crlPEM := writePEM(t, dir, "crl.pem", "X509 CRL", c.DER)
+	if out := runOpenSSL(t, "crl", "-inform", "DER", "-in", crlDER, "-CAfile", caPEM, "-noout"); !strings.Contains(out, "verify OK") {
+		t.Fatalf("openssl crl: %s", out)
+	}
+	text := runOpenSSL(t, "crl", "-inform", "DER", "-in", crlDER, "-noout", "-text")
+	for _, want := range []string{"Version 2", "X509v3 CRL Number", "Key Compromise", "X509v3 Issuing Distribution Point: critical",
+		"http://pki.thiqa.test/crl/citizen.crl", "Only User Certificates", "X509v3 Authority Key Identifier"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("openssl crl -text lacks %q:\n%s", want, text)
+		}
+	}
+	leafR := writePEM(t, dir, "revoked.pem", "CERTIFICATE", revoked.Raw)
+	leafG := writePEM(t, dir, "good.pem", "CERTIFICATE", good.Raw)
+	if out := runOpenSSL(t, "verify", "-crl_check", "-CAfile", chain, "-CRLfile", crlPEM, leafR); !strings.Contains(out, "certificate revoked") {
+		t.Fatalf("revoked leaf: %s", out)
+	}
+	if out := runOpenSSL(t, "verify", "-crl_check", "-CAfile", chain, "-CRLfile", crlPEM, leafG); !strings.Contains(out, leafG+": OK") {
+		t.Fatalf("good leaf: %s", out)
+	}
+}
+
+func TestPartitionedCRLs(t *testing.T) {
+	const parts = 4
+	h := newHierarchy(t)
+	set := settings(t, parts)
+	src := &memRevoked{partitions: parts}
+	var leaves []*x509.Certificate
+	for i := range 12 {
+		s := big.NewInt(int64(1000 + i))
+		leaves = append(leaves, h.leaf(t, s, PartitionURL(set.BaseURL, "citizen", s, parts)))
+		src.entries = append(src.entries, RevokedEntry{Serial: s, RevokedAt: time.Now().Add(-time.Minute), Reason: ReasonSuperseded})
+	}
+	g, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{}, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	chain := writePEM(t, dir, "chain.pem", "CERTIFICATE", h.root.Raw, h.ca.Raw)
+	crls := make([]string, parts)
+	total := 0
+	for p := range parts {
+		c, err := g.Generate(context.Background(), p, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := URL(set.BaseURL, "citizen", p, parts); !strings.HasSuffix(want, "/crl/citizen-"+string(rune('0'+p))+".crl") || c.Name != filepath.Base(want) {
+			t.Fatalf("partition %d name %q url %q", p, c.Name, want)
+		}
+		total += c.Entries
+		crls[p] = writePEM(t, dir, c.Name+".pem", "X509 CRL", c.DER)
+	}
+	if total != len(src.entries) {
+		t.Fatalf("%d entries over partitions, want %d", total, len(src.entries))
+	}
+	for _, leaf := range leaves[:4] {
+		p := Partition(leaf.SerialNumber, parts)
+		lp := writePEM(t, dir, "leaf.pem", "CERTIFICATE", leaf.Raw)
+		if out := runOpenSSL(t, "verify", "-crl_check", "-CAfile", chain, "-CRLfile", crls[p], lp); !strings.Contains(out, "certificate revoked") {
+			t.Fatalf("leaf %x in partition %d: %s", leaf.SerialNumber, p, out)
+		}
+		// Another partition's CRL does not cover this certificate (IDP mismatch).
+		other := (p + 1) % parts
+		if out := runOpenSSL(t, "verify", "-crl_check", "-CAfile", chain, "-CRLfile", crls[other], lp); !strings.Contains(out, "different CRL scope") {
+			t.Fatalf("leaf %x against partition %d: %s", leaf.SerialNumber, other, out)
+		}
+	}
+}
+
+func TestCRLNumbersStrictlyIncreaseAcrossGenerators(t *testing.T) {
+	h := newHierarchy(t)
+	set := settings(t, 1)
+	shared := &memNumbers{}
+	src := &memRevoked{partitions: 1}
+	g1, _ := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, shared, src)
+	g2, _ := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, shared, src)
+	last := big.NewInt(0)
+	for i := range 10 {
+		g := g1
+		if i%2 == 1 {
+			g = g2
+		}
+		c, err := g.Generate(context.Background(), 0, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := x509.ParseRevocationList(c.DER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parsed.Number.Cmp(last) <= 0 {
+			t.Fatalf("CRL number %v after %v", parsed.Number, last)
+		}
+		if parsed.RevokedCertificateEntries != nil {
+			t.Fatal("empty CRL has revokedCertificates")
+		}
+		last = parsed.Number
+	}
+}
+
+func TestGeneratorRefusesBadEntries(t *testing.T) {
+	h := newHierarchy(t)
+	set := settings(t, 2)
+	for name, e := range map[string]RevokedEntry{
+		"certificateHold": {Serial: big.NewInt(5), RevokedAt: time.Now().Add(-time.Hour), Reason: ReasonCertificateHold},
+		"removeFromCRL":   {Serial: big.NewInt(5), RevokedAt: time.Now().Add(-time.Hour), Reason: ReasonRemoveFromCRL},
+		"zero serial":     {Serial: big.NewInt(0), RevokedAt: time.Now().Add(-time.Hour)},
+		"long serial":     {Serial: new(big.Int).Lsh(big.NewInt(1), 170), RevokedAt: time.Now().Add(-time.Hour)},
+		"no time":         {Serial: big.NewInt(5)},
+	} {
+		g, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{},
+			&allPartitions{e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Generate(context.Background(), Partition(e.Serial, 2), time.Now()); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// An entry delivered to the wrong partition is refused.
+	g, _ := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{},
+		&allPartitions{{Serial: big.NewInt(5), RevokedAt: time.Now().Add(-time.Hour)}})
+	if _, err := g.Generate(context.Background(), 1-Partition(big.NewInt(5), 2), time.Now()); err == nil {
+		t.Error("entry of another partition accepted")
+	}
+	// A signer that does not match the certificate is refused.
+	other := newHierarchy(t)
+	if _, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: other.caKey}, &memNumbers{}, &memRevoked{}); err == nil {
+		t.Error("mismatched signer accepted")
+	}
+	// Entries revoked after thisUpdate are deferred, not listed.
+	g, _ = NewGenerator(settings(t, 1), Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{},
+		&allPartitions{{Serial: big.NewInt(5), RevokedAt: time.Now().Add(time.Hour)}})
+	c, err := g.Generate(context.Background(), 0, time.Now())
+	if err != nil || c.Entries != 0 || c.Deferred != 1 {
+		t.Fatalf("future entry: %+v %v", c, err)
+	}
+}
+
+// allPartitions hands its entries to every partition.
+type allPartitions []RevokedEntry
+
+func (a *allPartitions) RevokedCertificates(_ context.Context, _ string, _ int, fn func(RevokedEntry) error) error {
+	for _, e := range *a {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, c := range []Config{
+		{BaseURL: "https://x.test"}, {BaseURL: "ftp://x"}, {BaseURL: "http://x", Validity: time.Minute},
+		{BaseURL: "http://x", Partitions: -1}, {BaseURL: "http://x", Validity: 2 * time.Hour, RegenerateEvery: 2 * time.Hour},
+	} {
+		if _, err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+	s, err := Config{BaseURL: "http://x.test/"}.Validate()
+	if err != nil || s.Partitions != 1 || s.BaseURL != "http://x.test" {
+		t.Fatalf("%+v %v", s, err)
+	}
+	if PartitionsFor(1_000_000, 100_000) != 10 || PartitionsFor(0, 5) != 1 {
+		t.Fatal("PartitionsFor")
+	}
+}

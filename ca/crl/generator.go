@@ -1,0 +1,390 @@
+package crl
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	zx509 "github.com/zmap/zcrypto/x509"
+	"github.com/zmap/zlint/v3"
+	"github.com/zmap/zlint/v3/lint"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// RFC 5280 §5.3.1 CRLReason codes.
+const (
+	ReasonUnspecified          = 0
+	ReasonKeyCompromise        = 1
+	ReasonCACompromise         = 2
+	ReasonAffiliationChanged   = 3
+	ReasonSuperseded           = 4
+	ReasonCessationOfOperation = 5
+	ReasonCertificateHold      = 6
+	ReasonRemoveFromCRL        = 8
+	ReasonPrivilegeWithdrawn   = 9
+	ReasonAACompromise         = 10
+)
+
+// ValidReason reports whether code may appear on a Thiqa CRL: every RFC 5280
+// reason except certificateHold (revocation is final), removeFromCRL (no
+// delta CRLs) and the unused value 7.
+func ValidReason(code int) bool {
+	switch code {
+	case ReasonUnspecified, ReasonKeyCompromise, ReasonCACompromise, ReasonAffiliationChanged,
+		ReasonSuperseded, ReasonCessationOfOperation, ReasonPrivilegeWithdrawn, ReasonAACompromise:
+		return true
+	}
+	return false
+}
+
+// RevokedEntry is one revoked certificate as the store reports it.
+type RevokedEntry struct {
+	Serial    *big.Int
+	RevokedAt time.Time
+	// Reason is an RFC 5280 CRLReason code; 0 (unspecified) is written as
+	// an absent reasonCode extension, as RFC 5280 §5.3.1 recommends.
+	Reason int
+}
+
+// RevokedSource streams the revoked certificates of one issuing CA's
+// partition (Partition(serial, partitions) == partition, recorded at
+// issuance). fn's error stops the stream and must be returned.
+type RevokedSource interface {
+	RevokedCertificates(ctx context.Context, issuer string, partition int, fn func(RevokedEntry) error) error
+}
+
+// NumberSource hands out CRL numbers, strictly increasing per issuer across
+// restarts and instances (the store does it in a transaction).
+type NumberSource interface {
+	NextCRLNumber(ctx context.Context, issuer string) (*big.Int, error)
+}
+
+// Issuer is an issuing CA as the generator needs it.
+type Issuer struct {
+	// Name is the CA's short name ("citizen"): URLs and store keys use it.
+	Name   string
+	Cert   *x509.Certificate
+	Signer crypto.Signer
+}
+
+// CRL is one generated, signed CRL.
+type CRL struct {
+	Name       string // file name, e.g. "citizen.crl" or "citizen-3.crl"
+	Issuer     string
+	Partition  int
+	Number     *big.Int
+	ThisUpdate time.Time
+	NextUpdate time.Time
+	Entries    int
+	// Deferred counts entries revoked after thisUpdate, left for the next CRL.
+	Deferred int
+	DER      []byte
+}
+
+// ErrLint is returned when zlint reports an error-level finding.
+var ErrLint = errors.New("CRL failed pre-signing lint")
+
+// Generator builds the CRLs of one issuing CA.
+type Generator struct {
+	set     Settings
+	iss     Issuer
+	alg     sigAlg
+	akid    []byte
+	numbers NumberSource
+	source  RevokedSource
+	lintKey crypto.Signer
+	lints   lint.Registry
+}
+
+// NewGenerator checks that iss's key matches its certificate and prepares a
+// throwaway key of the same kind for linting.
+func NewGenerator(set Settings, iss Issuer, numbers NumberSource, source RevokedSource) (*Generator, error) {
+	if iss.Name == "" || strings.ContainsAny(iss.Name, "/.-") {
+		return nil, fmt.Errorf("%w: issuer name %q must be non-empty without '/', '.' or '-'", ErrConfig, iss.Name)
+	}
+	if iss.Cert == nil || iss.Signer == nil || numbers == nil || source == nil {
+		return nil, fmt.Errorf("%w: issuer certificate, signer, number source and revoked source are required", ErrConfig)
+	}
+	if set.Partitions < 1 || set.LintSampleEntries < 1 {
+		return nil, fmt.Errorf("%w: settings not validated", ErrConfig)
+	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if pk, ok := iss.Signer.Public().(equaler); !ok || !pk.Equal(iss.Cert.PublicKey) {
+		return nil, fmt.Errorf("%w: signer of %s does not match its certificate", ErrConfig, iss.Name)
+	}
+	alg, err := sigAlgFor(iss.Cert.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("CRL signature algorithm for %s: %w", iss.Name, err)
+	}
+	akid := iss.Cert.SubjectKeyId
+	if len(akid) == 0 {
+		var spki struct {
+			Alg asn1.RawValue
+			Key asn1.BitString
+		}
+		if _, err := asn1.Unmarshal(iss.Cert.RawSubjectPublicKeyInfo, &spki); err != nil {
+			return nil, fmt.Errorf("issuer public key: %w", err)
+		}
+		h := sha1.Sum(spki.Key.Bytes)
+		akid = h[:]
+	}
+	lk, err := throwawayKey(iss.Cert.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("lint key: %w", err)
+	}
+	reg, err := lint.GlobalRegistry().Filter(lint.FilterOptions{IncludeSources: lint.SourceList{lint.RFC5280, lint.Community}})
+	if err != nil {
+		return nil, fmt.Errorf("lint registry: %w", err)
+	}
+	return &Generator{set: set, iss: iss, alg: alg, akid: akid, numbers: numbers, source: source, lintKey: lk, lints: reg}, nil
+}
+
+// Issuer returns the CA's short name.
+func (g *Generator) Issuer() string { return g.iss.Name }
+
+// Partitions returns the partition count.
+func (g *Generator) Partitions() int { return g.set.Partitions }
+
+// Generate builds, lints and signs the CRL of one partition as of now.
+func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) (*CRL, error) {
+	if partition < 0 || partition >= g.set.Partitions {
+		return nil, fmt.Errorf("partition %d outside [0, %d)", partition, g.set.Partitions)
+	}
+	thisUpdate := now.UTC().Truncate(time.Second)
+	nextUpdate := thisUpdate.Add(g.set.Validity)
+	if !g.iss.Cert.NotAfter.IsZero() && nextUpdate.After(g.iss.Cert.NotAfter) {
+		// A CRL must not promise updates past its issuer's life.
+		nextUpdate = g.iss.Cert.NotAfter.UTC().Truncate(time.Second)
+	}
+	out := &CRL{Name: FileName(g.iss.Name, partition, g.set.Partitions), Issuer: g.iss.Name, Partition: partition,
+		ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
+
+	// Entries are encoded as they stream in; the offset after the first
+	// LintSampleEntries marks the part that is linted.
+	body := make([]byte, 0, 64*1024)
+	sampleEnd := 0
+	err := g.source.RevokedCertificates(ctx, g.iss.Name, partition, func(e RevokedEntry) error {
+		if err := checkEntry(e); err != nil {
+			return err
+		}
+		if p := Partition(e.Serial, g.set.Partitions); p != partition {
+			return fmt.Errorf("serial %x belongs to partition %d, not %d", e.Serial, p, partition)
+		}
+		if e.RevokedAt.After(thisUpdate) {
+			out.Deferred++ // revoked while this CRL was being built: next CRL
+			return nil
+		}
+		eb := cryptobyte.NewBuilder(body)
+		addEntry(eb, e)
+		var err error
+		if body, err = eb.Bytes(); err != nil {
+			return fmt.Errorf("encoding entry %x: %w", e.Serial, err)
+		}
+		out.Entries++
+		if out.Entries == g.set.LintSampleEntries {
+			sampleEnd = len(body)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("streaming revoked certificates of %s partition %d: %w", g.iss.Name, partition, err)
+	}
+	if out.Entries < g.set.LintSampleEntries {
+		sampleEnd = len(body)
+	}
+	number, err := g.numbers.NextCRLNumber(ctx, g.iss.Name)
+	if err != nil {
+		return nil, fmt.Errorf("next CRL number for %s: %w", g.iss.Name, err)
+	}
+	if number == nil || number.Sign() < 0 || len(number.Bytes()) > 20 {
+		return nil, fmt.Errorf("CRL number %v outside [0, 2^159]", number)
+	}
+	out.Number = new(big.Int).Set(number)
+
+	if err := g.lint(out, body[:sampleEnd]); err != nil {
+		return nil, err
+	}
+	tbs, err := g.tbs(out, body)
+	if err != nil {
+		return nil, err
+	}
+	body = nil // let the entries buffer go before the signed copy is built
+	sig, err := g.alg.sign(g.iss.Signer, tbs)
+	if err != nil {
+		return nil, fmt.Errorf("signing CRL of %s: %w", g.iss.Name, err)
+	}
+	der, err := g.assemble(tbs, sig)
+	if err != nil {
+		return nil, err
+	}
+	// Check the CA signature before the CRL leaves (HSM faults, wrong key).
+	if err := checkSignature(g.iss.Cert, g.alg, tbs, sig); err != nil {
+		return nil, fmt.Errorf("CRL signature of %s does not verify: %w", g.iss.Name, err)
+	}
+	out.DER = der
+	return out, nil
+}
+
+func checkEntry(e RevokedEntry) error {
+	switch {
+	case e.Serial == nil || e.Serial.Sign() <= 0:
+		return fmt.Errorf("revoked entry with non-positive serial %v", e.Serial)
+	case len(e.Serial.Bytes()) > 20:
+		return fmt.Errorf("serial %x longer than 20 octets", e.Serial)
+	case !ValidReason(e.Reason):
+		return fmt.Errorf("serial %x: reason code %d not allowed", e.Serial, e.Reason)
+	case e.RevokedAt.IsZero():
+		return fmt.Errorf("serial %x: missing revocation time", e.Serial)
+	}
+	return nil
+}
+
+var (
+	oidReasonCode   = asn1.ObjectIdentifier{2, 5, 29, 21}
+	oidCRLNumber    = asn1.ObjectIdentifier{2, 5, 29, 20}
+	oidAKID         = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidIssuingDistP = asn1.ObjectIdentifier{2, 5, 29, 28}
+)
+
+// addTime writes t as UTCTime through 2049 and GeneralizedTime after
+// (RFC 5280 §5.1.2.4).
+func addTime(b *cryptobyte.Builder, t time.Time) {
+	t = t.UTC().Truncate(time.Second)
+	if y := t.Year(); y >= 1950 && y < 2050 {
+		b.AddASN1UTCTime(t)
+	} else {
+		b.AddASN1GeneralizedTime(t)
+	}
+}
+
+func addEntry(b *cryptobyte.Builder, e RevokedEntry) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1BigInt(e.Serial)
+		addTime(b, e.RevokedAt)
+		if e.Reason != ReasonUnspecified {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1ObjectIdentifier(oidReasonCode)
+					b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
+						b.AddASN1Enum(int64(e.Reason))
+					})
+				})
+			})
+		}
+	})
+}
+
+// tbs assembles the TBSCertList around the encoded entries.
+func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1Int64(1) // v2
+		g.alg.addAlgorithmIdentifier(b)
+		b.AddBytes(g.iss.Cert.RawSubject)
+		addTime(b, c.ThisUpdate)
+		addTime(b, c.NextUpdate)
+		if len(entries) > 0 { // RFC 5280 §5.1.2.6: absent when empty
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(entries) })
+		}
+		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				addExtension(b, oidAKID, false, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(g.akid) })
+					})
+				})
+				addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(c.Number) })
+				// Every CRL names its own distribution point (critical IDP,
+				// RFC 5280 §5.2.5) so a partition cannot be taken for the
+				// whole; the CRL covers end-entity certificates only.
+				addExtension(b, oidIssuingDistP, true, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+							b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+								b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) {
+									b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition, g.set.Partitions)))
+								})
+							})
+						})
+						b.AddASN1(cbasn1.Tag(1).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddUint8(0xff) })
+					})
+				})
+			})
+		})
+	})
+	tbs, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("encoding TBSCertList: %w", err)
+	}
+	return tbs, nil
+}
+
+func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical bool, value cryptobyte.BuilderContinuation) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(oid)
+		if critical {
+			b.AddASN1Boolean(true)
+		}
+		b.AddASN1(cbasn1.OCTET_STRING, value)
+	})
+}
+
+func (g *Generator) assemble(tbs, sig []byte) ([]byte, error) {
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(sig)+64))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbs)
+		g.alg.addAlgorithmIdentifier(b)
+		b.AddASN1BitString(sig)
+	})
+	der, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("encoding CertificateList: %w", err)
+	}
+	return der, nil
+}
+
+// lint signs a copy holding the header, the extensions and the first
+// entries with the throwaway key and runs zlint's RFC 5280 and community
+// CRL lints on it. Entries beyond the sample are checked by checkEntry and
+// encoded by the same code, so they cannot differ in form.
+func (g *Generator) lint(c *CRL, sample []byte) error {
+	tbs, err := g.tbs(c, sample)
+	if err != nil {
+		return err
+	}
+	sig, err := g.alg.sign(g.lintKey, tbs)
+	if err != nil {
+		return fmt.Errorf("signing lint copy: %w", err)
+	}
+	der, err := g.assemble(tbs, sig)
+	if err != nil {
+		return err
+	}
+	parsed, err := zx509.ParseRevocationList(der)
+	if err != nil {
+		return fmt.Errorf("%w: lint copy does not parse: %v", ErrLint, err)
+	}
+	res := zlint.LintRevocationListEx(parsed, g.lints)
+	var bad []string
+	for name, r := range res.Results {
+		if r != nil && (r.Status == lint.Error || r.Status == lint.Fatal) {
+			bad = append(bad, name+": "+r.Details)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s", ErrLint, strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func checkSignature(cert *x509.Certificate, alg sigAlg, tbs, sig []byte) error {
+	return cert.CheckSignature(alg.x509Alg, tbs, sig)
+}

@@ -1,0 +1,227 @@
+package crl
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thiqa/thiqa/internal/problem"
+)
+
+// Publisher keeps the latest CRL of every (CA, partition) in memory,
+// regenerates them on a schedule and soon after Trigger, and serves them.
+type Publisher struct {
+	log   *slog.Logger
+	gens  map[string]*Generator
+	every time.Duration
+	delay time.Duration
+	max   int
+	now   func() time.Time
+
+	mu     sync.RWMutex
+	latest map[string]*served // by file name
+
+	trigger chan string
+
+	genSeconds *prometheus.HistogramVec
+	entries    *prometheus.GaugeVec
+	number     *prometheus.GaugeVec
+	failures   *prometheus.CounterVec
+	oversized  *prometheus.CounterVec
+}
+
+type served struct {
+	crl  *CRL
+	etag string
+}
+
+// NewPublisher builds a publisher over one generator per issuing CA; the
+// schedule comes from set (RegenerateEvery, TriggerDelay,
+// MaxEntriesPerPartition). Metrics are registered on reg when non-nil.
+func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gens ...*Generator) (*Publisher, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Publisher{
+		log: log, gens: make(map[string]*Generator, len(gens)), every: set.RegenerateEvery, delay: set.TriggerDelay,
+		max: set.MaxEntriesPerPartition, now: time.Now, latest: map[string]*served{}, trigger: make(chan string, 64),
+		genSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "thiqa_crl_generation_seconds",
+			Help: "Time to stream, lint and sign one CRL.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"ca"}),
+		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "thiqa_crl_entries",
+			Help: "Entries on the latest CRL."}, []string{"crl"}),
+		number: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "thiqa_crl_number",
+			Help: "CRL number of the latest CRL."}, []string{"crl"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_crl_generation_failures_total",
+			Help: "CRL generations that failed."}, []string{"ca"}),
+		oversized: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_crl_oversized_total",
+			Help: "CRLs published with more entries than maxEntriesPerPartition."}, []string{"crl"}),
+	}
+	for _, g := range gens {
+		if _, dup := p.gens[g.Issuer()]; dup {
+			return nil, fmt.Errorf("%w: two generators for %s", ErrConfig, g.Issuer())
+		}
+		p.gens[g.Issuer()] = g
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{p.genSeconds, p.entries, p.number, p.failures, p.oversized} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering CRL metrics: %w", err)
+			}
+		}
+	}
+	return p, nil
+}
+
+// PublishCA regenerates every partition of one CA now.
+func (p *Publisher) PublishCA(ctx context.Context, ca string) error {
+	g, ok := p.gens[ca]
+	if !ok {
+		return fmt.Errorf("no CRL generator for CA %q", ca)
+	}
+	var errs []error
+	for part := range g.Partitions() {
+		start := time.Now()
+		c, err := g.Generate(ctx, part, p.now())
+		p.genSeconds.WithLabelValues(ca).Observe(time.Since(start).Seconds())
+		if err != nil {
+			p.failures.WithLabelValues(ca).Inc()
+			p.log.ErrorContext(ctx, "CRL generation failed", "ca", ca, "partition", part, "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		p.store(c)
+		p.log.InfoContext(ctx, "CRL published", "crl", c.Name, "number", c.Number.String(), "entries", c.Entries,
+			"bytes", len(c.DER), "seconds", time.Since(start).Seconds())
+		if c.Entries > p.max {
+			p.oversized.WithLabelValues(c.Name).Inc()
+			p.log.WarnContext(ctx, "CRL partition above maxEntriesPerPartition", "crl", c.Name, "entries", c.Entries, "max", p.max)
+		}
+		if c.Deferred > 0 {
+			p.Trigger(ca) // entries revoked during generation go on the next CRL soon
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PublishAll regenerates the CRLs of every CA now.
+func (p *Publisher) PublishAll(ctx context.Context) error {
+	var errs []error
+	for ca := range p.gens {
+		errs = append(errs, p.PublishCA(ctx, ca))
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Publisher) store(c *CRL) {
+	sum := sha256.Sum256(c.DER)
+	s := &served{crl: c, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	p.mu.Lock()
+	// Never replace a CRL with one of a lower number (two runs racing).
+	if old, ok := p.latest[c.Name]; !ok || old.crl.Number.Cmp(c.Number) < 0 {
+		p.latest[c.Name] = s
+	}
+	p.mu.Unlock()
+	p.entries.WithLabelValues(c.Name).Set(float64(c.Entries))
+	f, _ := new(big.Float).SetInt(c.Number).Float64()
+	p.number.WithLabelValues(c.Name).Set(f)
+}
+
+// Latest returns the latest CRL published under a file name ("citizen.crl").
+func (p *Publisher) Latest(name string) (*CRL, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	s, ok := p.latest[name]
+	if !ok {
+		return nil, false
+	}
+	return s.crl, true
+}
+
+// Trigger asks for the CA's CRLs to be regenerated after the debounce delay
+// (a revocation just happened). It never blocks.
+func (p *Publisher) Trigger(ca string) {
+	select {
+	case p.trigger <- ca:
+	default: // a burst of revocations: the queued triggers cover it
+	}
+}
+
+// Run publishes every CRL, then regenerates on the schedule and after
+// triggers until ctx ends.
+func (p *Publisher) Run(ctx context.Context) error {
+	if err := p.PublishAll(ctx); err != nil {
+		p.log.ErrorContext(ctx, "initial CRL publication incomplete", "err", err)
+	}
+	tick := time.NewTicker(p.every)
+	defer tick.Stop()
+	pending := map[string]bool{}
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			_ = p.PublishAll(ctx) // failures are logged and counted
+			clear(pending)
+			debounce = nil
+		case ca := <-p.trigger:
+			pending[ca] = true
+			if debounce == nil {
+				debounce = time.After(p.delay)
+			}
+		case <-debounce:
+			debounce = nil
+			for ca := range pending {
+				_ = p.PublishCA(ctx, ca)
+			}
+			clear(pending)
+		}
+	}
+}
+
+// ServeHTTP serves GET/HEAD /crl/{name}.crl with Content-Type
+// application/pkix-crl, ETag, Last-Modified (thisUpdate), Expires
+// (nextUpdate) and a max-age bounded by both nextUpdate and the
+// regeneration interval, so caches pick up new revocations in time.
+func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		problem.Error(w, http.StatusMethodNotAllowed, "CRLs are fetched with GET")
+		return
+	}
+	i := strings.LastIndex(r.URL.Path, "/")
+	name := r.URL.Path[i+1:]
+	if !strings.HasSuffix(name, ".crl") {
+		problem.Error(w, http.StatusNotFound, "no such CRL")
+		return
+	}
+	p.mu.RLock()
+	s, ok := p.latest[name]
+	p.mu.RUnlock()
+	if !ok {
+		problem.Error(w, http.StatusNotFound, "no such CRL")
+		return
+	}
+	now := p.now()
+	maxAge := min(s.crl.NextUpdate.Sub(now), p.every)
+	if maxAge < 0 {
+		maxAge = 0
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/pkix-crl")
+	h.Set("ETag", s.etag)
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
+	h.Set("Expires", now.Add(maxAge).UTC().Format(http.TimeFormat))
+	http.ServeContent(w, r, name, s.crl.ThisUpdate, bytes.NewReader(s.crl.DER))
+}
