@@ -1,0 +1,179 @@
+package pdf
+
+import (
+	"fmt"
+)
+
+// SigField is a signature field with a signature value (/Sig or
+// /DocTimeStamp dictionary).
+type SigField struct {
+	// Name is the fully qualified field name.
+	Name string
+	// Field is the field dictionary's reference (zero if direct).
+	Field Ref
+	// ValueRef is the signature dictionary's reference (zero if direct).
+	ValueRef Ref
+	// Value is the signature dictionary.
+	Value Dict
+	// InObjectStream is true when the signature dictionary lives in an
+	// object stream (then /Contents has no position in the file).
+	InObjectStream bool
+	// Contents is the /Contents string with its byte span in the file.
+	Contents String
+	// ByteRange is the /ByteRange array (nil if absent or malformed).
+	ByteRange []int64
+	// DefinedIn is the revision whose cross-reference section defines the
+	// signature dictionary.
+	DefinedIn int
+}
+
+// Type returns /Type of the signature dictionary ("Sig" when absent).
+func (s *SigField) Type() string {
+	if t := s.Value.Name("Type"); t != "" {
+		return string(t)
+	}
+	return "Sig"
+}
+
+// SubFilter returns the /SubFilter.
+func (s *SigField) SubFilter() string { return string(s.Value.Name("SubFilter")) }
+
+// TextString decodes a PDF text string (UTF-16BE with BOM, else bytes as
+// PDFDocEncoding approximated by Latin-1).
+func TextString(b []byte) string {
+	if len(b) >= 2 && b[0] == 0xfe && b[1] == 0xff {
+		var rs []rune
+		for i := 2; i+1 < len(b); i += 2 {
+			rs = append(rs, rune(uint16(b[i])<<8|uint16(b[i+1])))
+		}
+		return string(rs)
+	}
+	if len(b) >= 3 && b[0] == 0xef && b[1] == 0xbb && b[2] == 0xbf {
+		return string(b[3:])
+	}
+	rs := make([]rune, len(b))
+	for i, c := range b {
+		rs[i] = rune(c)
+	}
+	return string(rs)
+}
+
+// Signatures lists signature fields with values as of revision rev (the
+// latest when rev < 0), walking the AcroForm field tree with cycle and
+// depth limits.
+func (f *File) Signatures(rev int) ([]*SigField, error) {
+	if rev < 0 {
+		rev = len(f.Sections) - 1
+	}
+	cat, err := f.Catalog(rev)
+	if err != nil {
+		return nil, err
+	}
+	form := f.Dict(cat["AcroForm"], rev)
+	if form == nil {
+		return nil, nil
+	}
+	fields, _ := f.resolveArray(form["Fields"], rev)
+	var out []*SigField
+	seen := map[Ref]bool{}
+	var walk func(o Object, parentName string, inheritedFT Name, depth int) error
+	walk = func(o Object, parentName string, inheritedFT Name, depth int) error {
+		if depth > maxDepth {
+			return malformed("field tree deeper than %d", maxDepth)
+		}
+		ref, isRef := o.(Ref)
+		if isRef {
+			if seen[ref] {
+				return nil
+			}
+			seen[ref] = true
+		}
+		d := f.Dict(o, rev)
+		if d == nil {
+			return nil
+		}
+		name := parentName
+		if t, ok := d["T"].(String); ok {
+			if name != "" {
+				name += "."
+			}
+			name += TextString(t.Bytes)
+		}
+		ft := inheritedFT
+		if x := d.Name("FT"); x != "" {
+			ft = x
+		}
+		if kids, ok := f.resolveArray(d["Kids"], rev); ok && len(kids) > 0 {
+			for _, k := range kids {
+				if err := walk(k, name, ft, depth+1); err != nil {
+					return err
+				}
+			}
+		}
+		if ft != "Sig" {
+			return nil
+		}
+		v, ok := d["V"]
+		if !ok {
+			return nil
+		}
+		sf := &SigField{Name: name}
+		if isRef {
+			sf.Field = ref
+		}
+		if vr, ok := v.(Ref); ok {
+			sf.ValueRef = vr
+			e, sec, found := f.entryAt(vr.Num, rev)
+			if found {
+				sf.InObjectStream = e.typ == 2
+				sf.DefinedIn = sec
+			}
+		}
+		sf.Value = f.Dict(v, rev)
+		if sf.Value == nil {
+			return nil
+		}
+		if c, ok := sf.Value["Contents"].(String); ok {
+			sf.Contents = c
+		}
+		if br, ok := f.resolveArray(sf.Value["ByteRange"], rev); ok {
+			for _, x := range br {
+				n, ok := x.(int64)
+				if !ok {
+					sf.ByteRange = nil
+					break
+				}
+				sf.ByteRange = append(sf.ByteRange, n)
+			}
+		}
+		out = append(out, sf)
+		return nil
+	}
+	for _, fo := range fields {
+		if err := walk(fo, "", "", 0); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func (f *File) resolveArray(o Object, rev int) (Array, bool) {
+	o, err := f.Resolve(o, rev)
+	if err != nil {
+		return nil, false
+	}
+	a, ok := o.(Array)
+	return a, ok
+}
+
+// ResolveArray resolves o to an array.
+func (f *File) ResolveArray(o Object, rev int) (Array, bool) { return f.resolveArray(o, rev) }
+
+// String returns a description of the revision layout, for debugging.
+func (f *File) String() string {
+	s := fmt.Sprintf("PDF %d bytes, %d revisions:", f.size, len(f.Sections))
+	for i, sec := range f.Sections {
+		s += fmt.Sprintf(" [%d xref@%d end@%d]", i, sec.Offset, sec.End)
+	}
+	return s
+}
