@@ -1,0 +1,408 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/policies"
+)
+
+// Sentinel errors a Store returns (wrapped or not) so the CA can decide.
+var (
+	// ErrDuplicateSerial: the serial is already reserved; the CA draws another.
+	ErrDuplicateSerial = errors.New("serial already used")
+	// ErrDuplicateRequest: the request ID, or the key for this profile, was already issued.
+	ErrDuplicateRequest = errors.New("request already processed")
+	// ErrNotFound: no certificate with that serial.
+	ErrNotFound = errors.New("certificate not found")
+)
+
+// Intent is what the CA is about to sign, recorded before signing (Boulder's
+// "precertificate" step): the serial is reserved and the linted TBS pinned.
+type Intent struct {
+	Serial      string // lower-case hex
+	CA          string
+	Profile     string
+	TBSHash     [32]byte // SHA-256 of the linted TBSCertificate
+	KeyHash     [32]byte // SHA-256 of the subject's SubjectPublicKeyInfo
+	RequestID   string   // client idempotency key, may be empty
+	RequestedBy string
+	NotAfter    time.Time
+	Created     time.Time
+}
+
+// CertificateRecord is an issued certificate as stored.
+type CertificateRecord struct {
+	Serial       string
+	CA           string
+	Profile      string
+	DER          []byte
+	KeyHash      [32]byte
+	RequestID    string
+	CredentialID string
+	RequestedBy  string
+	NotBefore    time.Time
+	NotAfter     time.Time
+	// Revoked, RevokedAt and RevocationReason are filled by the revocation service.
+	Revoked          bool
+	RevokedAt        time.Time
+	RevocationReason int
+}
+
+// Store is the persistence the CA needs. Implementations must enforce the
+// uniqueness of serials (ErrDuplicateSerial) and of non-empty request IDs
+// (ErrDuplicateRequest) atomically in InsertIntent.
+type Store interface {
+	// InsertIntent reserves the serial and records the linted TBS hash.
+	InsertIntent(ctx context.Context, in Intent) error
+	// InsertCertificate stores the signed certificate of a recorded intent.
+	InsertCertificate(ctx context.Context, rec CertificateRecord) error
+	// GetCertificate returns the certificate with that serial or ErrNotFound.
+	GetCertificate(ctx context.Context, serial string) (*CertificateRecord, error)
+	// FindIssued returns the serial of an unexpired, unrevoked certificate
+	// of that profile for that key (SPKI hash), or "" when there is none.
+	FindIssued(ctx context.Context, profile string, keyHash [32]byte, now time.Time) (string, error)
+}
+
+// AuditEntry is one record for the audit log.
+type AuditEntry struct {
+	Time    time.Time
+	Actor   string
+	Action  string // e.g. "certificate.issue"
+	Object  string // serial, or the profile when refused
+	Outcome string // "success" or "refused" or "error"
+	Details map[string]string
+}
+
+// Auditor appends to the audit log (internal/audit, adapted by the lead).
+type Auditor interface {
+	Append(ctx context.Context, e AuditEntry) error
+}
+
+// Request asks for one certificate.
+type Request struct {
+	// Profile names the certificate profile.
+	Profile string
+	// CA picks the issuing CA when the profile allows several (ocsp-responder); empty = default.
+	CA string
+	// Subject holds the request's subject fields (JSON keys of the API).
+	Subject map[string]string
+	// CSR is a PKCS#10 request, PEM or DER; its signature proves possession.
+	CSR []byte
+	// PublicKey is the subject key when there is no CSR.
+	PublicKey crypto.PublicKey
+	// KeyGeneratedByService says PublicKey belongs to a key the service
+	// generated on its own token; only then may CSR be absent.
+	KeyGeneratedByService bool
+	// CredentialID names that key (remote signing credential); stored as is.
+	CredentialID string
+	// RequestID is an optional client idempotency key.
+	RequestID string
+	// RequestedBy is the authenticated caller.
+	RequestedBy string
+}
+
+// Issued is a freshly issued certificate.
+type Issued struct {
+	Serial       string
+	CA           string
+	Certificate  *x509.Certificate
+	Chain        []*x509.Certificate // issuing CA, then root
+	CredentialID string
+}
+
+// AuthorityConfig wires an Authority.
+type AuthorityConfig struct {
+	Root     *x509.Certificate
+	Issuers  []*Issuer
+	Profiles *policies.ProfileSet
+	Store    Store
+	Auditor  Auditor
+	Logger   *slog.Logger
+	// Metrics registers the CA's metrics; nil means none.
+	Metrics prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Backdate moves notBefore into the past to absorb relying parties' clock skew (default 1 minute).
+	Backdate time.Duration
+}
+
+// Authority is the issuance service over a set of issuing CAs.
+type Authority struct {
+	root     *x509.Certificate
+	issuers  map[string]*Issuer
+	profiles *policies.ProfileSet
+	store    Store
+	audit    Auditor
+	log      *slog.Logger
+	now      func() time.Time
+	backdate time.Duration
+	linter   *Linter
+	primes   *big.Int
+	phase    *prometheus.HistogramVec
+	results  *prometheus.CounterVec
+}
+
+// NewAuthority checks the configuration and builds the linter.
+func NewAuthority(cfg AuthorityConfig) (*Authority, error) {
+	if cfg.Root == nil || len(cfg.Issuers) == 0 || cfg.Profiles == nil || cfg.Store == nil || cfg.Auditor == nil {
+		return nil, errors.New("authority: root, issuers, profiles, store and auditor are required")
+	}
+	a := &Authority{
+		root: cfg.Root, issuers: map[string]*Issuer{}, profiles: cfg.Profiles, store: cfg.Store, audit: cfg.Auditor,
+		log: cfg.Logger, now: cfg.Now, backdate: cfg.Backdate, primes: smallPrimesProduct(),
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.backdate == 0 {
+		a.backdate = time.Minute
+	}
+	for _, is := range cfg.Issuers {
+		if _, dup := a.issuers[is.name]; dup {
+			return nil, fmt.Errorf("authority: issuer %q configured twice", is.name)
+		}
+		if err := is.cert.CheckSignatureFrom(cfg.Root); err != nil {
+			return nil, fmt.Errorf("authority: issuer %s is not signed by the root: %w", is.name, err)
+		}
+		a.issuers[is.name] = is
+	}
+	var err error
+	if a.linter, err = NewLinter(); err != nil {
+		return nil, err
+	}
+	a.phase = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "thiqa_ca_issue_phase_seconds", Help: "Time spent per issuance phase (validate, lint, store, sign, audit).",
+		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+	}, []string{"phase"})
+	a.results = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thiqa_ca_issue_total", Help: "Issuance requests by profile and result.",
+	}, []string{"profile", "result"})
+	if cfg.Metrics != nil {
+		for _, c := range []prometheus.Collector{a.phase, a.results} {
+			if err := cfg.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("authority: registering metrics: %w", err)
+			}
+		}
+	}
+	return a, nil
+}
+
+// CACertificate returns the root ("root") or an issuing CA's certificate by name.
+func (a *Authority) CACertificate(name string) (*x509.Certificate, bool) {
+	if name == "root" {
+		return a.root, true
+	}
+	is, ok := a.issuers[name]
+	if !ok {
+		return nil, false
+	}
+	return is.cert, true
+}
+
+// Issue validates, lints, records, signs and stores one certificate. Refusals
+// are typed: errors wrapping policies.ErrUnknownProfile, *policies.SubjectError,
+// ErrBadCSR, *WeakKeyError, *LintError, ErrDuplicateRequest, *RequestError.
+// Every outcome is audited; a refusal consumes no serial.
+func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
+	out, err := a.issue(ctx, req)
+	result := "success"
+	entry := AuditEntry{Time: a.now().UTC(), Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate),
+		Details: map[string]string{"profile": req.Profile}}
+	if req.RequestID != "" {
+		entry.Details["requestID"] = req.RequestID
+	}
+	if err != nil {
+		result = "refused"
+		if !IsRefusal(err) {
+			result = "error"
+		}
+		entry.Object, entry.Outcome = "profile:"+req.Profile, result
+		entry.Details["error"] = err.Error()
+	} else {
+		entry.Object, entry.Outcome = out.Serial, "success"
+		entry.Details["ca"] = out.CA
+		entry.Details["subject"] = out.Certificate.Subject.String()
+	}
+	t := time.Now()
+	aerr := a.audit.Append(ctx, entry)
+	a.phase.WithLabelValues("audit").Observe(time.Since(t).Seconds())
+	a.results.WithLabelValues(req.Profile, result).Inc()
+	if aerr != nil {
+		a.log.ErrorContext(ctx, "audit append failed", "err", aerr, "profile", req.Profile, "outcome", result)
+		return nil, fmt.Errorf("writing the audit record: %w", aerr)
+	}
+	if err != nil {
+		a.log.InfoContext(ctx, "certificate refused", "profile", req.Profile, "by", req.RequestedBy, "outcome", result, "err", err)
+		return nil, err
+	}
+	a.log.InfoContext(ctx, "certificate issued", "serial", out.Serial, "profile", req.Profile, "by", req.RequestedBy)
+	return out, nil
+}
+
+// RequestError is a malformed request (no key, CA not allowed, ...).
+type RequestError struct{ Reason string }
+
+func (e *RequestError) Error() string { return "bad request: " + e.Reason }
+
+// IsRefusal reports whether err is the client's fault (a 4xx), not the service's.
+func IsRefusal(err error) bool {
+	var se *policies.SubjectError
+	var we *WeakKeyError
+	var le *LintError
+	var re *RequestError
+	return errors.Is(err, policies.ErrUnknownProfile) || errors.As(err, &se) || errors.Is(err, ErrBadCSR) ||
+		errors.As(err, &we) || errors.As(err, &le) || errors.Is(err, ErrDuplicateRequest) || errors.As(err, &re)
+}
+
+func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
+	t0 := time.Now()
+	p, err := a.profiles.Get(req.Profile)
+	if err != nil {
+		return nil, err
+	}
+	caName := req.CA
+	if caName == "" {
+		caName = p.Issuers[0]
+	}
+	if !p.AllowsIssuer(caName) {
+		return nil, &RequestError{Reason: fmt.Sprintf("CA %q may not issue profile %s", caName, p.Name)}
+	}
+	is, ok := a.issuers[caName]
+	if !ok {
+		return nil, fmt.Errorf("issuing CA %q is not configured", caName)
+	}
+	sub, err := p.ValidateSubject(req.Subject)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := a.subjectKey(req)
+	if err != nil {
+		return nil, err
+	}
+	kt, err := keyType(pub)
+	if err != nil {
+		return nil, err
+	}
+	if !p.AllowsKey(kt) {
+		return nil, &WeakKeyError{Reason: fmt.Sprintf("key type %s not accepted by profile %s", kt, p.Name)}
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, &WeakKeyError{Reason: err.Error()}
+	}
+	keyHash := sha256.Sum256(spki)
+	now := a.now()
+	if prior, err := a.store.FindIssued(ctx, p.Name, keyHash, now); err != nil {
+		return nil, fmt.Errorf("looking for an earlier certificate: %w", err)
+	} else if prior != "" {
+		return nil, fmt.Errorf("%w: key already certified for profile %s (serial %s)", ErrDuplicateRequest, p.Name, prior)
+	}
+	a.phase.WithLabelValues("validate").Observe(time.Since(t0).Seconds())
+
+	qcExt, _, err := qcStatementsExtension(p.QC)
+	if err != nil {
+		return nil, err
+	}
+	subjectDER, err := marshalName(sub)
+	if err != nil {
+		return nil, err
+	}
+	want := expectation{profile: p, subject: subjectDER, email: sub.Email, qcExt: qcExt.Value, issuer: is.cert}
+	for attempt := 0; ; attempt++ {
+		serial, err := newSerial(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		tmpl, err := is.leafTemplate(p, sub, pub, serial, now.Add(-a.backdate))
+		if err != nil {
+			return nil, err
+		}
+		t1 := time.Now()
+		lintDER, err := is.signLintCopy(tmpl, pub)
+		if err != nil {
+			return nil, err
+		}
+		linted, err := a.linter.lint(lintDER, want)
+		a.phase.WithLabelValues("lint").Observe(time.Since(t1).Seconds())
+		if err != nil {
+			return nil, err
+		}
+		hexSerial := hex.EncodeToString(serial.Bytes())
+		t2 := time.Now()
+		err = a.store.InsertIntent(ctx, Intent{
+			Serial: hexSerial, CA: is.name, Profile: p.Name, TBSHash: sha256.Sum256(linted.RawTBSCertificate),
+			KeyHash: keyHash, RequestID: req.RequestID, RequestedBy: req.RequestedBy, NotAfter: linted.NotAfter, Created: now,
+		})
+		a.phase.WithLabelValues("store").Observe(time.Since(t2).Seconds())
+		if errors.Is(err, ErrDuplicateSerial) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, ErrDuplicateRequest) {
+				return nil, fmt.Errorf("%w: request ID %q was already used", ErrDuplicateRequest, req.RequestID)
+			}
+			return nil, fmt.Errorf("recording the issuance intent: %w", err)
+		}
+		t3 := time.Now()
+		cert, err := is.sign(tmpl, pub, linted.RawTBSCertificate)
+		a.phase.WithLabelValues("sign").Observe(time.Since(t3).Seconds())
+		if err != nil {
+			return nil, err
+		}
+		t4 := time.Now()
+		err = a.store.InsertCertificate(ctx, CertificateRecord{
+			Serial: hexSerial, CA: is.name, Profile: p.Name, DER: cert.Raw, KeyHash: keyHash, RequestID: req.RequestID,
+			CredentialID: req.CredentialID, RequestedBy: req.RequestedBy, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
+		})
+		a.phase.WithLabelValues("store").Observe(time.Since(t4).Seconds())
+		if err != nil {
+			return nil, fmt.Errorf("storing certificate %s: %w", hexSerial, err)
+		}
+		return &Issued{Serial: hexSerial, CA: is.name, Certificate: cert, Chain: []*x509.Certificate{is.cert, a.root}, CredentialID: req.CredentialID}, nil
+	}
+}
+
+// subjectKey takes the key from the CSR (checking its signature) or, for
+// keys generated by the service, from the request; then refuses weak keys.
+func (a *Authority) subjectKey(req Request) (crypto.PublicKey, error) {
+	var pub crypto.PublicKey
+	switch {
+	case len(req.CSR) > 0:
+		csr, err := parseCSR(req.CSR)
+		if err != nil {
+			return nil, err
+		}
+		pub = csr.PublicKey
+		if req.PublicKey != nil && !publicKeysEqual(req.PublicKey, pub) {
+			return nil, &RequestError{Reason: "publicKey does not match the CSR's key"}
+		}
+	case req.KeyGeneratedByService && req.PublicKey != nil:
+		pub = req.PublicKey
+	default:
+		return nil, &RequestError{Reason: "a CSR is required unless the key was generated by the service"}
+	}
+	if err := checkKey(pub, a.primes); err != nil {
+		return nil, err
+	}
+	return pub, nil
+}
+
+// Certificate returns a stored certificate by serial (hex).
+func (a *Authority) Certificate(ctx context.Context, serial string) (*CertificateRecord, error) {
+	return a.store.GetCertificate(ctx, serial)
+}

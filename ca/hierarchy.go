@@ -1,0 +1,206 @@
+package ca
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/policies"
+)
+
+// RootConfig describes the self-signed root CA certificate.
+type RootConfig struct {
+	// CommonName, Organization, OrganizationIdentifier and Country form the subject.
+	CommonName             string `yaml:"commonName"`
+	Organization           string `yaml:"organization"`
+	OrganizationIdentifier string `yaml:"organizationIdentifier"`
+	Country                string `yaml:"country"`
+	// Validity is the lifetime (e.g. 20 years).
+	Validity time.Duration `yaml:"validity"`
+	// NotBefore defaults to now.
+	NotBefore time.Time `yaml:"-"`
+}
+
+// IssuingCAConfig describes one issuing (subordinate) CA certificate.
+type IssuingCAConfig struct {
+	// Name is the CA's short name: citizen, organisation or tsa. It names
+	// its URLs (BASE/certs/{name}.crt, BASE/crl/{name}.crl).
+	Name string `yaml:"name"`
+	// CommonName, Organization, OrganizationIdentifier and Country form the subject.
+	CommonName             string `yaml:"commonName"`
+	Organization           string `yaml:"organization"`
+	OrganizationIdentifier string `yaml:"organizationIdentifier"`
+	Country                string `yaml:"country"`
+	// Validity is the lifetime; it is cut to the root's notAfter.
+	Validity time.Duration `yaml:"validity"`
+	// BaseURL is the public base URL (http://pki.example.om) of the AIA and CRL URLs.
+	BaseURL string `yaml:"baseURL"`
+	// Policies lists the certificate policy OIDs the CA issues under.
+	Policies []string `yaml:"policies"`
+	// NotBefore defaults to now.
+	NotBefore time.Time `yaml:"-"`
+}
+
+// caName builds a CA distinguished name with attributes in the order C, O, organizationIdentifier, CN.
+func caName(cn, o, orgID, c string) (pkix.Name, error) {
+	if cn == "" || c == "" || !policies.IsCountryCode(c) {
+		return pkix.Name{}, errors.New("CA subject needs a commonName and an ISO 3166 country")
+	}
+	n := pkix.Name{}
+	n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 6}, Value: c})
+	if o != "" {
+		n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: o})
+	}
+	if orgID != "" {
+		n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{Type: policies.MustOID(policies.OIDAttrOrganizationIdentifier), Value: orgID})
+	}
+	n.ExtraNames = append(n.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: cn})
+	return n, nil
+}
+
+// subjectKeyID is RFC 7093 §2 method 1: the leftmost 160 bits of the
+// SHA-256 of the subjectPublicKey BIT STRING value.
+func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("encoding public key: %w", err)
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, fmt.Errorf("decoding public key: %w", err)
+	}
+	h := sha256.Sum256(spki.PublicKey.Bytes)
+	return h[:20], nil
+}
+
+// CreateRoot creates the self-signed root CA certificate for signer's key:
+// basicConstraints CA (critical, no path length), keyCertSign and cRLSign.
+func CreateRoot(signer crypto.Signer, cfg RootConfig) (*x509.Certificate, error) {
+	name, err := caName(cfg.CommonName, cfg.Organization, cfg.OrganizationIdentifier, cfg.Country)
+	if err != nil {
+		return nil, fmt.Errorf("root: %w", err)
+	}
+	if cfg.Validity <= 0 {
+		return nil, errors.New("root: validity must be positive")
+	}
+	if err := checkKey(signer.Public(), nil); err != nil {
+		return nil, fmt.Errorf("root key: %w", err)
+	}
+	serial, err := newSerial(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ski, err := subjectKeyID(signer.Public())
+	if err != nil {
+		return nil, err
+	}
+	nb := cfg.NotBefore
+	if nb.IsZero() {
+		nb = time.Now()
+	}
+	nb = nb.UTC().Truncate(time.Second)
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               name,
+		NotBefore:             nb,
+		NotAfter:              nb.Add(cfg.Validity - time.Second),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            -1,
+		SubjectKeyId:          ski,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+	if err != nil {
+		return nil, fmt.Errorf("signing root certificate: %w", err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// CreateIssuingCA creates an issuing CA certificate for subSigner's key,
+// signed by the root: basicConstraints CA with pathLenConstraint 0,
+// keyCertSign and cRLSign, the CA's certificate policies, and the root's
+// caIssuers (BASE/certs/root.crt) and CRL (BASE/crl/root.crl) URLs.
+func CreateIssuingCA(rootCert *x509.Certificate, rootSigner crypto.Signer, subSigner crypto.Signer, cfg IssuingCAConfig) (*x509.Certificate, error) {
+	if cfg.Name == "" || strings.ContainsAny(cfg.Name, "/. ") || cfg.Name == "root" {
+		return nil, fmt.Errorf("issuing CA: bad name %q", cfg.Name)
+	}
+	name, err := caName(cfg.CommonName, cfg.Organization, cfg.OrganizationIdentifier, cfg.Country)
+	if err != nil {
+		return nil, fmt.Errorf("issuing CA %s: %w", cfg.Name, err)
+	}
+	base, err := cleanBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("issuing CA %s: %w", cfg.Name, err)
+	}
+	if cfg.Validity <= 0 {
+		return nil, fmt.Errorf("issuing CA %s: validity must be positive", cfg.Name)
+	}
+	if err := checkKey(subSigner.Public(), nil); err != nil {
+		return nil, fmt.Errorf("issuing CA %s key: %w", cfg.Name, err)
+	}
+	if !rootCert.IsCA || !publicKeysEqual(rootCert.PublicKey, rootSigner.Public()) {
+		return nil, errors.New("root signer does not match the root certificate")
+	}
+	var pols []x509.OID
+	for _, s := range cfg.Policies {
+		o, err := x509.ParseOID(s)
+		if err != nil {
+			return nil, fmt.Errorf("issuing CA %s: policy %q: %w", cfg.Name, s, err)
+		}
+		pols = append(pols, o)
+	}
+	serial, err := newSerial(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	ski, err := subjectKeyID(subSigner.Public())
+	if err != nil {
+		return nil, err
+	}
+	nb := cfg.NotBefore
+	if nb.IsZero() {
+		nb = time.Now()
+	}
+	nb = nb.UTC().Truncate(time.Second)
+	na := nb.Add(cfg.Validity - time.Second)
+	if na.After(rootCert.NotAfter) {
+		na = rootCert.NotAfter
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               name,
+		NotBefore:             nb,
+		NotAfter:              na,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+		SubjectKeyId:          ski,
+		Policies:              pols,
+		IssuingCertificateURL: []string{base + "/certs/root.crt"},
+		CRLDistributionPoints: []string{base + "/crl/root.crl"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, rootCert, subSigner.Public(), rootSigner)
+	if err != nil {
+		return nil, fmt.Errorf("signing issuing CA %s: %w", cfg.Name, err)
+	}
+	return x509.ParseCertificate(der)
+}
+
+// publicKeysEqual compares two public keys of any supported type.
+func publicKeysEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
