@@ -127,6 +127,7 @@ func Verify(ctx context.Context, st Store) (Report, error) {
 	case rep.LastSeq > h2.Seq:
 		rep.Break = &Break{Seq: h2.Seq + 1, Kind: BreakHeadMismatch,
 			Detail: fmt.Sprintf("records %d to %d lie beyond the head (%d)", h2.Seq+1, rep.LastSeq, h2.Seq)}
+		rep.Verified, rep.LastSeq = h2.Seq, h2.Seq // the records past the head are not vouched for
 	case rep.LastSeq == h2.Seq && !bytes.Equal(prev, h2.Hash):
 		rep.Break = &Break{Seq: rep.LastSeq, Kind: BreakHeadMismatch,
 			Detail: fmt.Sprintf("record %d is not the one the head names", rep.LastSeq)}
