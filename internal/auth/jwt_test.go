@@ -121,8 +121,7 @@ func TestTokenRefused(t *testing.T) {
 }
 
 // mustKID wraps s so that its JWK carries kid (to impersonate a known key ID).
-func mustKID(t *testing.T, s *josesigner.Signer, kid string) jose.OpaqueSigner {
-	t.Helper()
+func mustKID(_ testing.TB, s *josesigner.Signer, kid string) jose.OpaqueSigner {
 	return kidSigner{Signer: s, kid: kid}
 }
 
