@@ -22,7 +22,6 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/thiqa/thiqa/internal/josesigner"
-	"github.com/thiqa/thiqa/policies"
 )
 
 const (
@@ -179,5 +178,3 @@ func rolesOf(p *Principal) string {
 	}
 	return strings.Join(s, ",")
 }
-
-var _ = policies.RoleAgency

@@ -283,3 +283,41 @@ func TestMintTokenVerifies(t *testing.T) {
 		}
 	}
 }
+
+// TestPerIssuerAlgorithms checks that one issuer's allow-list does not admit
+// an algorithm only another issuer allows.
+func TestPerIssuerAlgorithms(t *testing.T) {
+	key := newRSAKey(t)
+	rs := newSigner(t, key, josesigner.WithAlgorithm(jose.RS256))
+	f := newFixture(t, nil, rs) // testIssuer allows the defaults only
+	other := newFixture(t, func(ic *IssuerConfig) { ic.Issuer = "https://other.example"; ic.Algorithms = []string{"RS256"} }, rs)
+	a, err := New(Config{Issuers: []IssuerConfig{
+		{Issuer: testIssuer, Audience: testAudience, JWKSFile: f.jwks},
+		{Issuer: "https://other.example", Audience: testAudience, JWKSFile: other.jwks, Algorithms: []string{"RS256"}},
+	}}, Options{Logger: quietLogger(), Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.claims("x", "operator")
+	if _, err := a.Authenticate(bearerRequest(f.sign(t, c))); err == nil || !strings.Contains(err.Error(), "not allowed for this issuer") {
+		t.Fatalf("RS256 token from an issuer that does not allow it: %v", err)
+	}
+	c["iss"] = "https://other.example"
+	if _, err := a.Authenticate(bearerRequest(f.sign(t, c))); err != nil {
+		t.Fatalf("RS256 token from the issuer that allows it: %v", err)
+	}
+}
+
+func BenchmarkAuthenticateES256(b *testing.B) {
+	f := newFixture(b, nil)
+	tok := f.sign(b, f.claims("NTROM-1234567", "agency"))
+	r := bearerRequest(tok)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := f.auth.Authenticate(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
