@@ -1,0 +1,248 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/thiqa/thiqa/signer/cades"
+	"github.com/thiqa/thiqa/signer/pdfdoc"
+)
+
+// validationData is what goes into the DSS.
+type validationData struct {
+	certs, ocsps, crls [][]byte
+}
+
+// certPool is an ordered, de-duplicated set of certificates.
+type certPool struct {
+	list []*x509.Certificate
+	seen map[[32]byte]bool
+}
+
+func (p *certPool) add(cs ...*x509.Certificate) {
+	if p.seen == nil {
+		p.seen = map[[32]byte]bool{}
+	}
+	for _, c := range cs {
+		if c == nil {
+			continue
+		}
+		k := sha256.Sum256(c.Raw)
+		if !p.seen[k] {
+			p.seen[k] = true
+			p.list = append(p.list, c)
+		}
+	}
+}
+
+func (p *certPool) issuerOf(c *x509.Certificate) *x509.Certificate {
+	for _, cand := range p.list {
+		if bytes.Equal(cand.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(cand) == nil {
+			return cand
+		}
+	}
+	return nil
+}
+
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil
+}
+
+// gather collects certificates and revocation data for every certificate
+// the signatures (CMS DER) and their time-stamps rely on.
+func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x509.Certificate) (*validationData, error) {
+	var pool certPool
+	pool.add(chain...)
+	for _, der := range sigs {
+		p, err := cades.Parse(der)
+		if err != nil {
+			return nil, fmt.Errorf("signer: reading a signature for the DSS: %w", err)
+		}
+		pool.add(p.Certificates...)
+		for _, tok := range p.Timestamps {
+			if tp, err := cades.Parse(tok); err == nil {
+				pool.add(tp.Certificates...)
+			}
+		}
+	}
+	pool.add(v.ExtraCerts...)
+	vd := &validationData{}
+	seenRev := map[[32]byte]bool{}
+	addRev := func(list *[][]byte, b []byte) {
+		k := sha256.Sum256(b)
+		if !seenRev[k] {
+			seenRev[k] = true
+			*list = append(*list, b)
+		}
+	}
+	var responders []*x509.Certificate
+	targets := append([]*x509.Certificate(nil), pool.list...)
+	for _, c := range targets {
+		if selfSigned(c) {
+			continue
+		}
+		issuer := pool.issuerOf(c)
+		if issuer == nil {
+			if v.AllowMissingRevocation {
+				continue
+			}
+			return nil, fmt.Errorf("%w: issuer of %q not available", ErrRevocation, c.Subject.String())
+		}
+		if v.Revocation == nil {
+			return nil, fmt.Errorf("%w: no revocation source", ErrRevocation)
+		}
+		resp, oerr := v.Revocation.OCSP(ctx, c, issuer)
+		if oerr == nil && len(resp) > 0 {
+			addRev(&vd.ocsps, resp)
+			if r, err := ocsp.ParseResponse(resp, nil); err == nil && r.Certificate != nil {
+				responders = append(responders, r.Certificate)
+			}
+			continue
+		}
+		crl, cerr := v.Revocation.CRL(ctx, issuer)
+		if cerr == nil && len(crl) > 0 {
+			addRev(&vd.crls, crl)
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: %v", ErrRevocation, ctx.Err())
+		}
+		if !v.AllowMissingRevocation {
+			return nil, fmt.Errorf("%w: %q: OCSP: %v; CRL: %v", ErrRevocation, c.Subject.String(), oerr, cerr)
+		}
+	}
+	pool.add(responders...)
+	for _, c := range pool.list {
+		vd.certs = append(vd.certs, c.Raw)
+	}
+	return vd, nil
+}
+
+// vriKey returns the /VRI key of a signature: the uppercase hex SHA-1 of
+// its DER CMS (without the /Contents padding).
+func vriKey(der []byte) pdfdoc.Name {
+	var raw asn1.RawValue
+	if _, err := asn1.Unmarshal(der, &raw); err == nil {
+		der = raw.FullBytes
+	}
+	s := sha1.Sum(der)
+	return pdfdoc.Name(strings.ToUpper(hex.EncodeToString(s[:])))
+}
+
+// addDSS appends an incremental update adding (or extending) the /DSS
+// dictionary with the validation data of sigs.
+func (d *document) addDSS(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x509.Certificate) error {
+	vd, err := gather(ctx, v, sigs, chain)
+	if err != nil {
+		return err
+	}
+	rd, err := d.open()
+	if err != nil {
+		return err
+	}
+	cat, err := rd.Catalog()
+	if err != nil {
+		return mapErr("reading the catalog", err)
+	}
+	u := pdfdoc.NewUpdate(rd)
+	old, err := rd.ResolveDict(cat["DSS"])
+	if err != nil {
+		return mapErr("reading the existing /DSS", err)
+	}
+	dss := pdfdoc.Dict{"Type": pdfdoc.Name("DSS")}
+	for k, val := range old {
+		dss[k] = val
+	}
+	for _, part := range []struct {
+		key  pdfdoc.Name
+		list [][]byte
+	}{{"Certs", vd.certs}, {"OCSPs", vd.ocsps}, {"CRLs", vd.crls}} {
+		existing, have, err := existingStreams(rd, old[part.key])
+		if err != nil {
+			return err
+		}
+		arr := append(pdfdoc.Array{}, existing...)
+		for _, b := range part.list {
+			if have[sha256.Sum256(b)] {
+				continue
+			}
+			ref := u.Alloc()
+			if err := u.WriteStream(ref, pdfdoc.Dict{}, b, false); err != nil {
+				return err
+			}
+			arr = append(arr, ref)
+		}
+		if len(arr) > 0 {
+			dss[part.key] = arr
+		}
+	}
+	if v.VRI {
+		vri, err := rd.ResolveDict(old["VRI"])
+		if err != nil {
+			return mapErr("reading /VRI", err)
+		}
+		vri = vri.Clone()
+		entry := pdfdoc.Dict{}
+		for k, key := range map[pdfdoc.Name]pdfdoc.Name{"Cert": "Certs", "OCSP": "OCSPs", "CRL": "CRLs"} {
+			if a, ok := dss[key].(pdfdoc.Array); ok {
+				entry[k] = a
+			}
+		}
+		for _, s := range sigs {
+			vri[vriKey(s)] = entry
+		}
+		dss["VRI"] = vri
+	}
+	dssRef := u.Alloc()
+	u.WriteObject(dssRef, dss)
+	newCat := cat.Clone()
+	newCat["DSS"] = dssRef
+	ext, _ := rd.ResolveDict(cat["Extensions"])
+	ext = ext.Clone()
+	if _, ok := ext["ADBE"]; !ok {
+		ext["ADBE"] = pdfdoc.Dict{"BaseVersion": pdfdoc.Name("1.7"), "ExtensionLevel": int64(5)}
+		newCat["Extensions"] = ext
+	}
+	u.WriteObject(rd.RootRef(), newCat)
+	data, err := u.Finish()
+	if err != nil {
+		return fmt.Errorf("signer: writing the DSS update: %w", err)
+	}
+	d.tail = append(d.tail, data...)
+	return nil
+}
+
+// existingStreams resolves an existing DSS array and returns its entries and
+// the hashes of their (decoded) contents.
+func existingStreams(rd *pdfdoc.Reader, o pdfdoc.Object) (pdfdoc.Array, map[[32]byte]bool, error) {
+	have := map[[32]byte]bool{}
+	if o == nil {
+		return nil, have, nil
+	}
+	v, err := rd.Resolve(o)
+	if err != nil {
+		return nil, nil, mapErr("reading the existing /DSS", err)
+	}
+	arr, _ := v.(pdfdoc.Array)
+	for _, e := range arr {
+		s, err := rd.Resolve(e)
+		if err != nil {
+			return nil, nil, mapErr("reading the existing /DSS", err)
+		}
+		if st, ok := s.(*pdfdoc.Stream); ok {
+			if b, err := rd.StreamData(st, 16<<20); err == nil {
+				have[sha256.Sum256(b)] = true
+			}
+		}
+	}
+	return arr, have, nil
+}

@@ -1,0 +1,298 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/thiqa/thiqa/signer/cades"
+	"github.com/thiqa/thiqa/signer/pdfdoc"
+)
+
+// Options describe one signature.
+type Options struct {
+	// Level is the PAdES baseline level (default B-B).
+	Level Level
+	// Signer is the signing key (an HSM key in production).
+	Signer crypto.Signer
+	// Chain is the signer's certificate first, then its issuers.
+	Chain []*x509.Certificate
+	// Hash is the digest algorithm (default: SHA-256, SHA-384 for P-384).
+	Hash crypto.Hash
+	// PSS signs with RSASSA-PSS when the key is RSA.
+	PSS bool
+	// Time is the claimed signing time written to /M (default: now).
+	Time time.Time
+	// Reason, Location, Name and ContactInfo fill the signature dictionary.
+	Reason, Location, Name, ContactInfo string
+	// FieldName names the signature field (default "SignatureN").
+	FieldName string
+	// Page is the 0-based page the signature widget belongs to.
+	Page int
+	// DocMDP, when 1, 2 or 3, makes this a certification signature with
+	// that permission level; 0 makes an approval signature.
+	DocMDP int
+	// Appearance, when set, makes the signature visible.
+	Appearance *Appearance
+	// Validation supplies time-stamps and revocation data.
+	Validation ValidationOptions
+	// Rand is the randomness source for the signature (default crypto/rand).
+	Rand io.Reader
+}
+
+func (o *Options) check() error {
+	if o.Level == 0 {
+		o.Level = LevelBB
+	}
+	if o.Level < LevelBB || o.Level > LevelBLTA {
+		return fmt.Errorf("%w: level %v", ErrOptions, o.Level)
+	}
+	if o.Signer == nil || len(o.Chain) == 0 || o.Chain[0] == nil {
+		return fmt.Errorf("%w: a signer and its certificate are required", ErrOptions)
+	}
+	if o.DocMDP < 0 || o.DocMDP > 3 {
+		return fmt.Errorf("%w: DocMDP permission %d", ErrOptions, o.DocMDP)
+	}
+	if o.Level >= LevelBT && o.Validation.TSA == nil {
+		return fmt.Errorf("%w: level %v needs a time-stamp authority", ErrOptions, o.Level)
+	}
+	if o.Level >= LevelBLT && o.Validation.Revocation == nil {
+		return fmt.Errorf("%w: level %v needs a revocation source", ErrOptions, o.Level)
+	}
+	if o.Hash == 0 {
+		o.Hash = cades.DefaultHash(o.Signer.Public())
+	}
+	if _, err := cades.DigestAlgorithm(o.Hash); err != nil {
+		return fmt.Errorf("%w: %v", ErrOptions, err)
+	}
+	if o.Time.IsZero() {
+		o.Time = time.Now()
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	return nil
+}
+
+// SignBytes signs the PDF in doc and returns the signed PDF.
+func SignBytes(ctx context.Context, doc []byte, opts Options) ([]byte, error) {
+	var out bytes.Buffer
+	if err := Sign(ctx, bytes.NewReader(doc), int64(len(doc)), &out, opts); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// Sign signs the PDF of size inSize read from in and writes the signed PDF
+// (the original bytes followed by one incremental update per step of the
+// level) to out. Nothing is written to out unless every step succeeded.
+func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts Options) error {
+	if err := opts.check(); err != nil {
+		return err
+	}
+	doc := &document{base: in, baseSize: inSize}
+	rd, err := doc.open()
+	if err != nil {
+		return err
+	}
+	if err := checkPermissions(rd, opts.DocMDP != 0); err != nil {
+		return err
+	}
+	var der []byte
+	build := func(placeholder int) (*revision, error) {
+		return addSignatureRevision(rd, &opts, placeholder)
+	}
+	fill := func(digest []byte) ([]byte, error) {
+		sig, err := cades.Sign(opts.Rand, digest, opts.Signer, opts.Chain, cades.Options{Hash: opts.Hash, PSS: opts.PSS})
+		if err != nil {
+			return nil, mapErr("signing", err)
+		}
+		if opts.Level >= LevelBT {
+			h := opts.Validation.tsHash()
+			tok, err := opts.Validation.TSA.Timestamp(ctx, sig.TimestampImprint(h), h)
+			if err != nil {
+				return nil, fmt.Errorf("%w: signature time-stamp: %v", ErrTimestamp, err)
+			}
+			if err := sig.AddTimestamp(tok); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrTimestamp, err)
+			}
+		}
+		der, err = sig.Marshal()
+		return der, err
+	}
+	est := 4096
+	for _, c := range opts.Chain {
+		est += len(c.Raw)
+	}
+	if opts.Level >= LevelBT {
+		est += 12288
+	}
+	if err := doc.appendSigned(est, opts.Hash, build, fill); err != nil {
+		return err
+	}
+	if opts.Level >= LevelBLT {
+		if err := doc.addDSS(ctx, opts.Validation, [][]byte{der}, opts.Chain); err != nil {
+			return err
+		}
+	}
+	if opts.Level >= LevelBLTA {
+		if err := doc.addDocTimestamp(ctx, opts.Validation); err != nil {
+			return err
+		}
+	}
+	return doc.writeTo(out)
+}
+
+// document is a PDF plus the incremental updates made so far, in memory.
+type document struct {
+	base     io.ReaderAt
+	baseSize int64
+	tail     []byte
+}
+
+func (d *document) size() int64 { return d.baseSize + int64(len(d.tail)) }
+
+func (d *document) reader() io.ReaderAt {
+	return &pdfdoc.Concat{Base: d.base, BaseSize: d.baseSize, Tail: d.tail}
+}
+
+func (d *document) open() (*pdfdoc.Reader, error) {
+	rd, err := pdfdoc.Open(d.reader(), d.size())
+	if err != nil {
+		return nil, mapErr("reading the PDF", err)
+	}
+	return rd, nil
+}
+
+func (d *document) writeTo(out io.Writer) error {
+	if _, err := io.Copy(out, io.NewSectionReader(d.base, 0, d.baseSize)); err != nil {
+		return fmt.Errorf("signer: writing the output: %w", err)
+	}
+	if _, err := out.Write(d.tail); err != nil {
+		return fmt.Errorf("signer: writing the output: %w", err)
+	}
+	return nil
+}
+
+// revision is an incremental update holding a signature dictionary whose
+// /ByteRange and /Contents are still placeholders.
+type revision struct {
+	data      []byte
+	byteRange int // offset in data of the /ByteRange placeholder
+	contents  int // offset in data of the '<' of /Contents
+	hexLen    int // number of hex digits between < and >
+}
+
+const byteRangeWidth = 60
+
+// sigDictTail returns the end of a signature dictionary: the ByteRange and
+// Contents placeholders, and where they lie relative to the returned bytes.
+func sigDictTail(placeholder int) (b []byte, brAt, contentsAt int) {
+	b = append(b, " /ByteRange "...)
+	brAt = len(b)
+	b = append(b, bytes.Repeat([]byte(" "), byteRangeWidth)...)
+	b = append(b, " /Contents "...)
+	contentsAt = len(b)
+	b = append(b, '<')
+	b = append(b, bytes.Repeat([]byte("0"), 2*placeholder)...)
+	b = append(b, ">>>"...)
+	return b, brAt, contentsAt
+}
+
+// appendSigned adds a revision built by build, hashes its byte ranges and
+// fills /Contents with what fill returns, retrying once with a larger
+// placeholder when the signature does not fit.
+func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revision, error), fill func([]byte) ([]byte, error)) error {
+	for attempt := 0; attempt < 2; attempt++ {
+		rev, err := build(est)
+		if err != nil {
+			return err
+		}
+		start := d.size()
+		total := start + int64(len(rev.data))
+		c0 := start + int64(rev.contents)
+		c1 := c0 + int64(rev.hexLen) + 2
+		br := fmt.Sprintf("[0 %d %d %d]", c0, c1, total-c1)
+		if len(br) > byteRangeWidth {
+			return fmt.Errorf("signer: byte range too wide")
+		}
+		copy(rev.data[rev.byteRange:], br)
+		digest, err := d.hashRanges(h, rev.data, c0-start, c1-start)
+		if err != nil {
+			return err
+		}
+		der, err := fill(digest)
+		if err != nil {
+			return err
+		}
+		if 2*len(der) > rev.hexLen {
+			est = len(der) + 2048
+			continue
+		}
+		hex.Encode(rev.data[rev.contents+1:], der)
+		d.tail = append(d.tail, rev.data...)
+		return nil
+	}
+	return fmt.Errorf("signer: signature does not fit its placeholder")
+}
+
+// hashRanges digests the current document followed by rev, leaving out
+// rev[gap0:gap1], by streaming.
+func (d *document) hashRanges(h crypto.Hash, rev []byte, gap0, gap1 int64) ([]byte, error) {
+	hh := h.New()
+	buf := make([]byte, 64<<10)
+	if _, err := io.CopyBuffer(hh, io.NewSectionReader(d.reader(), 0, d.size()), buf); err != nil {
+		return nil, fmt.Errorf("signer: hashing the document: %w", err)
+	}
+	hh.Write(rev[:gap0])
+	hh.Write(rev[gap1:])
+	return hh.Sum(nil), nil
+}
+
+// pdfDate formats t as a PDF date string.
+func pdfDate(t time.Time) string {
+	_, off := t.Zone()
+	s := t.Format("D:20060102150405")
+	if off == 0 {
+		return s + "Z"
+	}
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	return s + string(sign) + fmt.Sprintf("%02d'%02d'", off/3600, off%3600/60)
+}
+
+// textString encodes s as a PDF text string (PDFDocEncoding when ASCII,
+// UTF-16BE with BOM otherwise).
+func textString(s string) pdfdoc.Object {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return pdfdoc.String(s)
+	}
+	b := []byte{0xfe, 0xff}
+	for _, r := range s {
+		if r > 0xffff {
+			r1, r2 := 0xd800+((r-0x10000)>>10), 0xdc00+((r-0x10000)&0x3ff)
+			b = append(b, byte(r1>>8), byte(r1), byte(r2>>8), byte(r2))
+			continue
+		}
+		b = append(b, byte(r>>8), byte(r))
+	}
+	return pdfdoc.HexString(b)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

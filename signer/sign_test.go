@@ -1,0 +1,69 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+)
+
+func signOpts(p *testPKI, rsaKey bool, level Level) Options {
+	key, chain := p.chain(rsaKey)
+	return Options{Level: level, Signer: key, Chain: chain, Reason: "Approval", Location: "Muscat", Validation: p.validation()}
+}
+
+func TestSignBB(t *testing.T) {
+	p := getPKI(t)
+	for _, tc := range []struct {
+		name   string
+		rsa    bool
+		stream bool
+	}{{"ecdsa", false, false}, {"rsa", true, false}, {"ecdsa-xrefstream", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := testPDF(2, 0)
+			if tc.stream {
+				in = toXrefStream(t, in)
+			}
+			out, err := SignBytes(context.Background(), in, signOpts(p, tc.rsa, LevelBB))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out[:len(in)], in) {
+				t.Fatal("original bytes changed")
+			}
+			qpdfCheck(t, out)
+			assertOpenSSL(t, p, out, false)
+			assertPdfsig(t, p, out, 1)
+		})
+	}
+}
+
+func TestSignLevels(t *testing.T) {
+	p := getPKI(t)
+	for _, level := range []Level{LevelBT, LevelBLT, LevelBLTA} {
+		for _, rsaKey := range []bool{false, true} {
+			name := level.String() + map[bool]string{false: "/ecdsa", true: "/rsa"}[rsaKey]
+			t.Run(name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				in := testPDF(1, 0)
+				if rsaKey {
+					in = toXrefStream(t, in)
+				}
+				out, err := SignBytes(ctx, in, signOpts(p, rsaKey, level))
+				if err != nil {
+					t.Fatal(err)
+				}
+				qpdfCheck(t, out)
+				assertOpenSSL(t, p, out, true)
+				assertPdfsig(t, p, out, 1)
+				if level >= LevelBLT && !bytes.Contains(out, []byte("/DSS")) {
+					t.Fatal("no /DSS")
+				}
+				if level == LevelBLTA && !bytes.Contains(out, []byte("/ETSI.RFC3161")) {
+					t.Fatal("no document time-stamp")
+				}
+			})
+		}
+	}
+}
