@@ -88,6 +88,7 @@ func run(t *testing.T, name string, args ...string) string {
 func assertPdfsig(t *testing.T, p *testPKI, pdf []byte, wantSigs int) {
 	t.Helper()
 	out := pdfsig(t, p, pdf)
+	t.Logf("pdfsig:\n%s", out)
 	if got := strings.Count(out, "Signature is Valid."); got < wantSigs {
 		t.Fatalf("pdfsig: %d valid signatures, want %d:\n%s", got, wantSigs, out)
 	}
