@@ -3,6 +3,8 @@ package crl
 import (
 	"context"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"math/big"
 	"os"
 	"os/exec"
@@ -227,5 +229,31 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if PartitionsFor(1_000_000, 100_000) != 10 || PartitionsFor(0, 5) != 1 {
 		t.Fatal("PartitionsFor")
+	}
+}
+
+func TestAppendEntryRoundTrips(t *testing.T) {
+	for _, e := range []RevokedEntry{
+		{Serial: big.NewInt(1), RevokedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{Serial: big.NewInt(0x80), RevokedAt: time.Date(2051, 1, 2, 3, 4, 5, 0, time.UTC), Reason: 10},
+		{Serial: new(big.Int).SetBytes([]byte{0xff, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}), RevokedAt: time.Now(), Reason: 4},
+	} {
+		der := appendEntry(nil, e)
+		var rc pkix.RevokedCertificate
+		rest, err := asn1.Unmarshal(der, &rc)
+		if err != nil || len(rest) != 0 {
+			t.Fatalf("%+v: %v (%d trailing)", e, err, len(rest))
+		}
+		reason := 0
+		if len(rc.Extensions) == 1 {
+			var en asn1.Enumerated
+			if _, err := asn1.Unmarshal(rc.Extensions[0].Value, &en); err != nil || !rc.Extensions[0].Id.Equal(oidReasonCode) {
+				t.Fatalf("reason extension %+v: %v", rc.Extensions[0], err)
+			}
+			reason = int(en)
+		}
+		if rc.SerialNumber.Cmp(e.Serial) != 0 || !rc.RevocationTime.Equal(e.RevokedAt.Truncate(time.Second)) || reason != e.Reason {
+			t.Fatalf("round trip %+v -> %+v", e, rc)
+		}
 	}
 }

@@ -182,12 +182,7 @@ func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) 
 			out.Deferred++ // revoked while this CRL was being built: next CRL
 			return nil
 		}
-		eb := cryptobyte.NewBuilder(body)
-		addEntry(eb, e)
-		var err error
-		if body, err = eb.Bytes(); err != nil {
-			return fmt.Errorf("encoding entry %x: %w", e.Serial, err)
-		}
+		body = appendEntry(body, e)
 		out.Entries++
 		if out.Entries == g.set.LintSampleEntries {
 			sampleEnd = len(body)
@@ -212,22 +207,26 @@ func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) 
 	if err := g.lint(out, body[:sampleEnd]); err != nil {
 		return nil, err
 	}
-	tbs, err := g.tbs(out, body)
+	buf, err := g.tbs(out, body)
 	if err != nil {
 		return nil, err
 	}
-	body = nil // let the entries buffer go before the signed copy is built
+	body = nil // let the entries buffer go
+	tbs := buf[outerReserve:]
 	sig, err := g.alg.sign(g.iss.Signer, tbs)
 	if err != nil {
 		return nil, fmt.Errorf("signing CRL of %s: %w", g.iss.Name, err)
 	}
-	der, err := g.assemble(tbs, sig)
-	if err != nil {
-		return nil, err
+	if len(sig) > tailReserve-64 {
+		return nil, fmt.Errorf("signature of %d bytes too long", len(sig))
 	}
 	// Check the CA signature before the CRL leaves (HSM faults, wrong key).
 	if err := checkSignature(g.iss.Cert, g.alg, tbs, sig); err != nil {
 		return nil, fmt.Errorf("CRL signature of %s does not verify: %w", g.iss.Name, err)
+	}
+	der, err := g.assemble(buf, sig)
+	if err != nil {
+		return nil, err
 	}
 	out.DER = der
 	return out, nil
@@ -265,66 +264,110 @@ func addTime(b *cryptobyte.Builder, t time.Time) {
 	}
 }
 
-func addEntry(b *cryptobyte.Builder, e RevokedEntry) {
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1BigInt(e.Serial)
-		addTime(b, e.RevokedAt)
-		if e.Reason != ReasonUnspecified {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1ObjectIdentifier(oidReasonCode)
-					b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
-						b.AddASN1Enum(int64(e.Reason))
-					})
-				})
-			})
-		}
-	})
+// appendHeader appends a DER tag and definite length.
+func appendHeader(dst []byte, tag byte, n int) []byte {
+	dst = append(dst, tag)
+	switch {
+	case n < 0x80:
+		return append(dst, byte(n))
+	case n < 1<<8:
+		return append(dst, 0x81, byte(n))
+	case n < 1<<16:
+		return append(dst, 0x82, byte(n>>8), byte(n))
+	case n < 1<<24:
+		return append(dst, 0x83, byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, 0x84, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
-// tbs assembles the TBSCertList around the encoded entries.
+// appendEntry appends one revokedCertificates element. It is the hot loop
+// of a million-entry CRL, so it writes DER by hand.
+func appendEntry(dst []byte, e RevokedEntry) []byte {
+	var serial [21]byte
+	mag := e.Serial.FillBytes(serial[1:])[20-len(e.Serial.Bytes()):]
+	if mag[0]&0x80 != 0 {
+		mag = serial[20-len(mag) : 21] // leading zero keeps it positive
+	}
+	t := e.RevokedAt.UTC()
+	timeTag, timeLen, layout := byte(0x17), 13, "060102150405Z"
+	if y := t.Year(); y < 1950 || y >= 2050 {
+		timeTag, timeLen, layout = 0x18, 15, "20060102150405Z"
+	}
+	n := 2 + len(mag) + 2 + timeLen
+	if e.Reason != ReasonUnspecified {
+		n += 14 // SEQUENCE { SEQUENCE { OID reasonCode, OCTET STRING { ENUMERATED } } }
+	}
+	dst = appendHeader(dst, 0x30, n)
+	dst = appendHeader(dst, 0x02, len(mag))
+	dst = append(dst, mag...)
+	dst = append(dst, timeTag, byte(timeLen))
+	dst = t.AppendFormat(dst, layout)
+	if e.Reason != ReasonUnspecified {
+		dst = append(dst, 0x30, 12, 0x30, 10, 0x06, 3, 85, 29, 21, 0x04, 3, 0x0a, 1, byte(e.Reason))
+	}
+	return dst
+}
+
+// outerReserve is the room kept in front of the TBS for the
+// CertificateList header, and tailReserve the room after it for the
+// algorithm and signature, so the signed CRL is built without copying.
+const outerReserve, tailReserve = 8, 1100
+
+// tbs assembles the TBSCertList around the encoded entries into a buffer
+// with outerReserve bytes free in front; the TBS is buf[outerReserve:].
 func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1Int64(1) // v2
-		g.alg.addAlgorithmIdentifier(b)
-		b.AddBytes(g.iss.Cert.RawSubject)
-		addTime(b, c.ThisUpdate)
-		addTime(b, c.NextUpdate)
-		if len(entries) > 0 { // RFC 5280 §5.1.2.6: absent when empty
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(entries) })
-		}
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				addExtension(b, oidAKID, false, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(g.akid) })
-					})
+	var hb cryptobyte.Builder
+	hb.AddASN1Int64(1) // v2
+	g.alg.addAlgorithmIdentifier(&hb)
+	hb.AddBytes(g.iss.Cert.RawSubject)
+	addTime(&hb, c.ThisUpdate)
+	addTime(&hb, c.NextUpdate)
+	head, err := hb.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("encoding CRL header: %w", err)
+	}
+	var eb cryptobyte.Builder
+	eb.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			addExtension(b, oidAKID, false, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.Tag(0).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(g.akid) })
 				})
-				addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(c.Number) })
-				// Every CRL names its own distribution point (critical IDP,
-				// RFC 5280 §5.2.5) so a partition cannot be taken for the
-				// whole; the CRL covers end-entity certificates only.
-				addExtension(b, oidIssuingDistP, true, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			})
+			addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(c.Number) })
+			// Every CRL names its own distribution point (critical IDP,
+			// RFC 5280 §5.2.5) so a partition cannot be taken for the
+			// whole; the CRL covers end-entity certificates only.
+			addExtension(b, oidIssuingDistP, true, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-							b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-								b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) {
-									b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition, g.set.Partitions)))
-								})
+							b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) {
+								b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition, g.set.Partitions)))
 							})
 						})
-						b.AddASN1(cbasn1.Tag(1).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddUint8(0xff) })
 					})
+					b.AddASN1(cbasn1.Tag(1).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddUint8(0xff) })
 				})
 			})
 		})
 	})
-	tbs, err := b.Bytes()
+	exts, err := eb.Bytes()
 	if err != nil {
-		return nil, fmt.Errorf("encoding TBSCertList: %w", err)
+		return nil, fmt.Errorf("encoding CRL extensions: %w", err)
 	}
-	return tbs, nil
+	inner := len(head) + len(exts)
+	if len(entries) > 0 { // RFC 5280 §5.1.2.6: absent when empty
+		inner += len(appendHeader(nil, 0x30, len(entries))) + len(entries)
+	}
+	buf := make([]byte, outerReserve, outerReserve+6+inner+tailReserve)
+	buf = appendHeader(buf, 0x30, inner)
+	buf = append(buf, head...)
+	if len(entries) > 0 {
+		buf = appendHeader(buf, 0x30, len(entries))
+		buf = append(buf, entries...)
+	}
+	return append(buf, exts...), nil
 }
 
 func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical bool, value cryptobyte.BuilderContinuation) {
@@ -337,18 +380,19 @@ func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical boo
 	})
 }
 
-func (g *Generator) assemble(tbs, sig []byte) ([]byte, error) {
-	b := cryptobyte.NewBuilder(make([]byte, 0, len(tbs)+len(sig)+64))
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddBytes(tbs)
-		g.alg.addAlgorithmIdentifier(b)
-		b.AddASN1BitString(sig)
-	})
-	der, err := b.Bytes()
+// assemble completes the CertificateList in place around buf from tbs.
+func (g *Generator) assemble(buf, sig []byte) ([]byte, error) {
+	var tb cryptobyte.Builder
+	g.alg.addAlgorithmIdentifier(&tb)
+	tb.AddASN1BitString(sig)
+	tail, err := tb.Bytes()
 	if err != nil {
-		return nil, fmt.Errorf("encoding CertificateList: %w", err)
+		return nil, fmt.Errorf("encoding CRL signature: %w", err)
 	}
-	return der, nil
+	hdr := appendHeader(nil, 0x30, len(buf)-outerReserve+len(tail))
+	start := outerReserve - len(hdr)
+	copy(buf[start:], hdr)
+	return append(buf, tail...)[start:], nil
 }
 
 // lint signs a copy holding the header, the extensions and the first
@@ -356,15 +400,15 @@ func (g *Generator) assemble(tbs, sig []byte) ([]byte, error) {
 // CRL lints on it. Entries beyond the sample are checked by checkEntry and
 // encoded by the same code, so they cannot differ in form.
 func (g *Generator) lint(c *CRL, sample []byte) error {
-	tbs, err := g.tbs(c, sample)
+	buf, err := g.tbs(c, sample)
 	if err != nil {
 		return err
 	}
-	sig, err := g.alg.sign(g.lintKey, tbs)
+	sig, err := g.alg.sign(g.lintKey, buf[outerReserve:])
 	if err != nil {
 		return fmt.Errorf("signing lint copy: %w", err)
 	}
-	der, err := g.assemble(tbs, sig)
+	der, err := g.assemble(buf, sig)
 	if err != nil {
 		return err
 	}
