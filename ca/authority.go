@@ -406,3 +406,17 @@ func (a *Authority) subjectKey(req Request) (crypto.PublicKey, error) {
 func (a *Authority) Certificate(ctx context.Context, serial string) (*CertificateRecord, error) {
 	return a.store.GetCertificate(ctx, serial)
 }
+
+// CheckRequest validates the profile, the issuing CA choice and the subject
+// without issuing: callers use it before creating a key on the token.
+func (a *Authority) CheckRequest(req Request) error {
+	p, err := a.profiles.Get(req.Profile)
+	if err != nil {
+		return err
+	}
+	if req.CA != "" && !p.AllowsIssuer(req.CA) {
+		return &RequestError{Reason: fmt.Sprintf("CA %q may not issue profile %s", req.CA, p.Name)}
+	}
+	_, err = p.ValidateSubject(req.Subject)
+	return err
+}

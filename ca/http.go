@@ -1,0 +1,257 @@
+package ca
+
+import (
+	"context"
+	"crypto"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// KeyGenerator creates subject keys on the service's token for remote
+// signing ("keyInHSM": true). The lead implements it over hsm/.
+type KeyGenerator interface {
+	// GenerateKey creates a key suited to the profile and returns the
+	// credential ID that names it and its public key.
+	GenerateKey(ctx context.Context, profile string) (credentialID string, pub crypto.PublicKey, err error)
+	// DeleteKey removes a key whose certificate was refused.
+	DeleteKey(ctx context.Context, credentialID string) error
+}
+
+// HandlerOptions configures the CA's HTTP API.
+type HandlerOptions struct {
+	// Caller returns the authenticated caller's identity; authentication
+	// and authorisation are done by middleware wrapped around the handler.
+	Caller func(*http.Request) string
+	// KeyGenerator serves keyInHSM requests; nil refuses them.
+	KeyGenerator KeyGenerator
+	// Logger receives server-side errors; nil discards.
+	Logger *slog.Logger
+}
+
+// API serves the CA's HTTP endpoints. Each endpoint is also exposed as its
+// own handler so that middleware can authorise them separately.
+type API struct {
+	a    *Authority
+	opts HandlerOptions
+}
+
+// NewAPI builds the CA's HTTP API.
+func NewAPI(a *Authority, opts HandlerOptions) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Caller == nil {
+		opts.Caller = func(*http.Request) string { return "" }
+	}
+	return &API{a: a, opts: opts}
+}
+
+// NewHandler serves POST /api/v1/certificates, GET /api/v1/certificates/{serial}
+// and GET /certs/{root|citizen|organisation|tsa}.crt.
+func NewHandler(a *Authority, opts HandlerOptions) http.Handler {
+	api := NewAPI(a, opts)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/certificates", api.Issue)
+	mux.HandleFunc("GET /api/v1/certificates/{serial}", api.Get)
+	mux.HandleFunc("GET /certs/{file}", api.CACert)
+	return mux
+}
+
+// maxRequestBody bounds an issuance request (a CSR and a few fields).
+const maxRequestBody = 64 << 10
+
+// IssueRequest is the JSON body of POST /api/v1/certificates.
+type IssueRequest struct {
+	Profile   string            `json:"profile"`
+	CA        string            `json:"ca,omitempty"`
+	Subject   map[string]string `json:"subject"`
+	CSR       string            `json:"csr,omitempty"`
+	KeyInHSM  bool              `json:"keyInHSM,omitempty"`
+	RequestID string            `json:"requestID,omitempty"`
+}
+
+// IssueResponse is the JSON body of a 201 answer.
+type IssueResponse struct {
+	Serial       string   `json:"serial"`
+	Certificate  string   `json:"certificate"`
+	Chain        []string `json:"chain"`
+	CredentialID string   `json:"credentialID,omitempty"`
+}
+
+// CertificateResponse is the JSON body of GET /api/v1/certificates/{serial}.
+type CertificateResponse struct {
+	Serial           string     `json:"serial"`
+	CA               string     `json:"ca"`
+	Profile          string     `json:"profile"`
+	Certificate      string     `json:"certificate"`
+	Status           string     `json:"status"` // valid, revoked, expired
+	NotBefore        time.Time  `json:"notBefore"`
+	NotAfter         time.Time  `json:"notAfter"`
+	RevokedAt        *time.Time `json:"revokedAt,omitempty"`
+	RevocationReason *int       `json:"revocationReason,omitempty"`
+}
+
+func pemCert(der []byte) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+// Issue handles POST /api/v1/certificates.
+func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
+	var in IssueRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "request body: " + err.Error(), Instance: r.URL.Path})
+		return
+	}
+	if dec.More() {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "trailing data after the JSON object", Instance: r.URL.Path})
+		return
+	}
+	if in.RequestID == "" {
+		in.RequestID = r.Header.Get("Idempotency-Key")
+	}
+	if len(in.RequestID) > 128 {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "requestID longer than 128 characters", Instance: r.URL.Path})
+		return
+	}
+	req := Request{Profile: in.Profile, CA: in.CA, Subject: in.Subject, RequestID: in.RequestID, RequestedBy: api.opts.Caller(r)}
+	if req.Subject == nil {
+		req.Subject = map[string]string{}
+	}
+	switch {
+	case in.KeyInHSM && in.CSR != "":
+		api.fail(w, r, &RequestError{Reason: "give either csr or keyInHSM, not both"})
+		return
+	case in.KeyInHSM:
+		if api.opts.KeyGenerator == nil {
+			api.fail(w, r, &RequestError{Reason: "keyInHSM is not available on this service"})
+			return
+		}
+		// Check profile and subject before creating anything on the token.
+		if err := api.a.CheckRequest(req); err != nil {
+			_, err = api.a.Issue(r.Context(), req) // refuses at the same check, and audits the refusal
+			api.fail(w, r, err)
+			return
+		}
+		id, pub, err := api.opts.KeyGenerator.GenerateKey(r.Context(), in.Profile)
+		if err != nil {
+			api.fail(w, r, fmt.Errorf("generating the key on the token: %w", err))
+			return
+		}
+		req.PublicKey, req.KeyGeneratedByService, req.CredentialID = pub, true, id
+	default:
+		req.CSR = []byte(in.CSR)
+	}
+	got, err := api.a.Issue(r.Context(), req)
+	if err != nil {
+		if req.CredentialID != "" {
+			if derr := api.opts.KeyGenerator.DeleteKey(context.WithoutCancel(r.Context()), req.CredentialID); derr != nil {
+				api.opts.Logger.Error("removing the key of a refused request", "credentialID", req.CredentialID, "err", derr)
+			}
+		}
+		api.fail(w, r, err)
+		return
+	}
+	out := IssueResponse{Serial: got.Serial, Certificate: pemCert(got.Certificate.Raw), CredentialID: got.CredentialID}
+	for _, c := range got.Chain {
+		out.Chain = append(out.Chain, pemCert(c.Raw))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", "/api/v1/certificates/"+got.Serial)
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// Get handles GET /api/v1/certificates/{serial}.
+func (api *API) Get(w http.ResponseWriter, r *http.Request) {
+	serial := strings.ToLower(r.PathValue("serial"))
+	if !isHexSerial(serial) {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed serial", Detail: "serial must be 2 to 40 hex digits", Instance: r.URL.Path})
+		return
+	}
+	rec, err := api.a.Certificate(r.Context(), serial)
+	if err != nil {
+		api.fail(w, r, err)
+		return
+	}
+	out := CertificateResponse{Serial: rec.Serial, CA: rec.CA, Profile: rec.Profile, Certificate: pemCert(rec.DER),
+		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, Status: "valid"}
+	switch {
+	case rec.Revoked:
+		out.Status = "revoked"
+		at, reason := rec.RevokedAt, rec.RevocationReason
+		out.RevokedAt, out.RevocationReason = &at, &reason
+	case api.a.now().After(rec.NotAfter):
+		out.Status = "expired"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// CACert handles GET /certs/{name}.crt: the DER CA certificate (the
+// caIssuers URL of the certificates it issues).
+func (api *API) CACert(w http.ResponseWriter, r *http.Request) {
+	name, ok := strings.CutSuffix(r.PathValue("file"), ".crt")
+	cert, found := api.a.CACertificate(name)
+	if !ok || !found {
+		problem.Write(w, problem.Details{Status: http.StatusNotFound, Detail: "no such CA certificate", Instance: r.URL.Path})
+		return
+	}
+	w.Header().Set("Content-Type", "application/pkix-cert")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	_, _ = w.Write(cert.Raw)
+}
+
+func isHexSerial(s string) bool {
+	if len(s) < 2 || len(s) > 40 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// fail maps the CA's typed errors to RFC 9457 problems.
+func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := problem.Details{Instance: r.URL.Path, Detail: err.Error()}
+	var se *policies.SubjectError
+	var we *WeakKeyError
+	var le *LintError
+	var re *RequestError
+	switch {
+	case errors.Is(err, policies.ErrUnknownProfile):
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:unknown-profile", "Unknown certificate profile"
+	case errors.As(err, &se):
+		p.Status, p.Type, p.Title, p.Errors = http.StatusBadRequest, "urn:thiqa:problem:bad-subject", "Invalid subject field", []string{se.Field}
+	case errors.Is(err, ErrBadCSR):
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-csr", "Invalid certificate signing request"
+	case errors.As(err, &we):
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-key", "Unacceptable public key"
+	case errors.As(err, &re):
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-request", "Bad request"
+	case errors.As(err, &le):
+		p.Status, p.Type, p.Title, p.Errors = http.StatusUnprocessableEntity, "urn:thiqa:problem:lint-failed", "Certificate failed pre-issuance lints", le.Lints
+	case errors.Is(err, ErrDuplicateRequest):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:duplicate-request", "Request already processed"
+	case errors.Is(err, ErrNotFound):
+		p.Status, p.Title = http.StatusNotFound, "Certificate not found"
+	default:
+		api.opts.Logger.ErrorContext(r.Context(), "certificate API error", "path", r.URL.Path, "err", err)
+		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the certificate could not be issued; see the server log"
+	}
+	problem.Write(w, p)
+}

@@ -1,0 +1,206 @@
+package ca
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/policies"
+)
+
+type fakeKeyGen struct {
+	mu      sync.Mutex
+	keys    map[string]crypto.Signer
+	deleted []string
+}
+
+func (f *fakeKeyGen) GenerateKey(_ context.Context, profile string) (string, crypto.PublicKey, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := fmt.Sprintf("cred-%d", len(f.keys)+1)
+	f.keys[id] = k
+	return id, k.Public(), nil
+}
+
+func (f *fakeKeyGen) DeleteKey(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleted = append(f.deleted, id)
+	return nil
+}
+
+func post(t *testing.T, url string, body any) (*http.Response, []byte) {
+	t.Helper()
+	var b []byte
+	switch v := body.(type) {
+	case string:
+		b = []byte(v)
+	default:
+		b, _ = json.Marshal(v)
+	}
+	resp, err := http.Post(url+"/api/v1/certificates", "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp, out
+}
+
+func TestHTTPAPI(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	kg := &fakeKeyGen{keys: map[string]crypto.Signer{}}
+	srv := httptest.NewServer(NewHandler(pki.authority, HandlerOptions{
+		Caller:       func(*http.Request) string { return "officer-7" },
+		KeyGenerator: kg,
+	}))
+	defer srv.Close()
+
+	csr := string(newCSR(t, p384(t)))
+	resp, body := post(t, srv.URL, IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: csr, RequestID: "req-1"})
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("issue: %d %s", resp.StatusCode, body)
+	}
+	var ir IssueResponse
+	if err := json.Unmarshal(body, &ir); err != nil || len(ir.Chain) != 2 || !strings.HasPrefix(ir.Certificate, "-----BEGIN CERTIFICATE") {
+		t.Fatalf("response %s: %v", body, err)
+	}
+	if pki.audit.last().Actor != "officer-7" {
+		t.Fatalf("caller not recorded: %+v", pki.audit.last())
+	}
+
+	// GET the certificate and its status.
+	r2, err := http.Get(srv.URL + "/api/v1/certificates/" + strings.ToUpper(ir.Serial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cr CertificateResponse
+	_ = json.NewDecoder(r2.Body).Decode(&cr)
+	r2.Body.Close()
+	if r2.StatusCode != 200 || cr.Status != "valid" || cr.Certificate != ir.Certificate || cr.Profile != policies.ProfileCitizenSigning {
+		t.Fatalf("get: %d %+v", r2.StatusCode, cr)
+	}
+
+	// CA certificates, DER.
+	for _, name := range []string{"root", "citizen", "organisation", "tsa"} {
+		r3, err := http.Get(srv.URL + "/certs/" + name + ".crt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := io.ReadAll(r3.Body)
+		r3.Body.Close()
+		want, _ := pki.authority.CACertificate(name)
+		if r3.StatusCode != 200 || !bytes.Equal(der, want.Raw) || r3.Header.Get("Content-Type") != "application/pkix-cert" {
+			t.Fatalf("/certs/%s.crt: %d", name, r3.StatusCode)
+		}
+	}
+	if r4, _ := http.Get(srv.URL + "/certs/evil.crt"); r4.StatusCode != 404 {
+		t.Fatalf("unknown CA: %d", r4.StatusCode)
+	}
+
+	// keyInHSM: key made by the service, credential ID returned.
+	resp, body = post(t, srv.URL, IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), KeyInHSM: true})
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"credentialID":"cred-1"`) {
+		t.Fatalf("keyInHSM: %d %s", resp.StatusCode, body)
+	}
+
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	badCSR := newCSR(t, p384(t))
+	blk, _ := pem.Decode(badCSR)
+	blk.Bytes[len(blk.Bytes)-2] ^= 1
+	badCSR = pem.EncodeToMemory(blk)
+	withSub := func(mut func(map[string]string)) map[string]string {
+		m := subjectFor(policies.ProfileCitizenSigning)
+		mut(m)
+		return m
+	}
+	cases := []struct {
+		name       string
+		body       any
+		status     int
+		typ, field string
+	}{
+		{"replayed request ID", IssueRequest{Profile: policies.ProfileCitizenAuth, Subject: subjectFor(policies.ProfileCitizenAuth), CSR: string(newCSR(t, p384(t))), RequestID: "req-1"}, 409, "duplicate-request", ""},
+		{"replayed key", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: csr}, 409, "duplicate-request", ""},
+		{"unknown profile", IssueRequest{Profile: "web", Subject: subjectFor(policies.ProfileCitizenSigning), CSR: csr}, 400, "unknown-profile", ""},
+		{"missing field", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) { delete(m, "country") }), CSR: csr}, 400, "bad-subject", "country"},
+		{"extra field", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) { m["nickname"] = "x" }), CSR: csr}, 400, "bad-subject", "nickname"},
+		{"civil number", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) { m["civilNumber"] = "abc" }), CSR: csr}, 400, "bad-subject", "civilNumber"},
+		{"bad CSR signature", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: string(badCSR)}, 400, "bad-csr", ""},
+		{"weak key", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: string(newCSR(t, rsa1024))}, 400, "bad-key", ""},
+		{"keyInHSM bad subject", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) { m["country"] = "ZZ" }), KeyInHSM: true}, 400, "bad-subject", "country"},
+		{"unknown JSON field", `{"profile":"citizen-signing","subjet":{}}`, 400, "", ""},
+		{"not JSON", `garbage`, 400, "", ""},
+		{"non-string subject", `{"profile":"citizen-signing","subject":{"country":1}}`, 400, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			intents, certs := pki.store.counts()
+			keys := len(kg.keys)
+			resp, body := post(t, srv.URL, c.body)
+			var p problem.Details
+			if err := json.Unmarshal(body, &p); err != nil || resp.StatusCode != c.status || resp.Header.Get("Content-Type") != problem.ContentType {
+				t.Fatalf("status %d body %s", resp.StatusCode, body)
+			}
+			if c.typ != "" && p.Type != "urn:thiqa:problem:"+c.typ {
+				t.Fatalf("type %q", p.Type)
+			}
+			if c.field != "" && (len(p.Errors) != 1 || p.Errors[0] != c.field) {
+				t.Fatalf("errors %v, want field %s", p.Errors, c.field)
+			}
+			if i2, c2 := pki.store.counts(); i2 != intents || c2 != certs || len(kg.keys) != keys {
+				t.Fatal("a refused request changed the store or created a key")
+			}
+		})
+	}
+	if r5, _ := http.Get(srv.URL + "/api/v1/certificates/zz"); r5.StatusCode != 400 {
+		t.Fatalf("bad serial: %d", r5.StatusCode)
+	}
+	if r6, _ := http.Get(srv.URL + "/api/v1/certificates/0123456789abcdef"); r6.StatusCode != 404 {
+		t.Fatalf("unknown serial: %d", r6.StatusCode)
+	}
+}
+
+func FuzzParseCSR(f *testing.F) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f.Add(newCSR(f, k))
+	f.Add([]byte("-----BEGIN CERTIFICATE REQUEST-----\nMAA=\n-----END CERTIFICATE REQUEST-----\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		csr, err := parseCSR(b)
+		if err == nil && csr.CheckSignature() != nil {
+			t.Fatal("accepted a CSR whose signature does not verify")
+		}
+	})
+}
+
+func FuzzIssueHandler(f *testing.F) {
+	pki := newTestPKI(f, func(t testing.TB) crypto.Signer { return p384(t) })
+	h := NewHandler(pki.authority, HandlerOptions{})
+	f.Add(`{"profile":"citizen-signing","subject":{"country":"OM"},"csr":"x"}`)
+	f.Add(`{"profile":"organisation-seal","subject":{},"keyInHSM":true}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/v1/certificates", strings.NewReader(body)))
+		if rec.Code == http.StatusCreated || rec.Code >= 500 {
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+	})
+}
