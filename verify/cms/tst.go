@@ -31,7 +31,7 @@ type rawTSTInfo struct {
 		HashedMessage []byte
 	}
 	SerialNumber *big.Int
-	GenTime      time.Time `asn1:"generalized"`
+	GenTime      time.Time       `asn1:"generalized"`
 	Rest         []asn1.RawValue `asn1:"optional"`
 }
 

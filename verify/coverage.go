@@ -1,0 +1,93 @@
+package verify
+
+import (
+	"crypto"
+	"fmt"
+	"io"
+
+	"github.com/thiqa/thiqa/verify/pdf"
+)
+
+// coverage is the outcome of the ByteRange checks.
+type coverage struct {
+	ok       bool   // standard coverage of a whole revision
+	revision int    // revision signed (-1 if none)
+	problem  string // why the coverage is not standard
+	fatal    bool   // a FORMAT_FAILURE (overlap, gap not the /Contents, bytes outside the file)
+}
+
+// checkCoverage checks that the ByteRange covers exactly one revision of the
+// file except the /Contents hex string.
+func checkCoverage(f *pdf.File, s *pdf.SigField) coverage {
+	br := s.ByteRange
+	c := coverage{revision: -1}
+	if len(br) != 4 {
+		c.problem, c.fatal = fmt.Sprintf("ByteRange has %d numbers, not 4", len(br)), true
+		return c
+	}
+	for _, v := range br {
+		if v < 0 || v > f.Size() {
+			c.problem, c.fatal = "ByteRange outside the file", true
+			return c
+		}
+	}
+	if br[0] != 0 {
+		c.problem, c.fatal = "ByteRange does not start at 0", true
+		return c
+	}
+	end1, start2, end2 := br[0]+br[1], br[2], br[2]+br[3]
+	if end2 > f.Size() {
+		c.problem, c.fatal = "ByteRange extends beyond the file", true
+		return c
+	}
+	if start2 < end1 {
+		c.problem, c.fatal = "ByteRange parts overlap", true
+		return c
+	}
+	if s.InObjectStream {
+		c.problem, c.fatal = "signature dictionary inside an object stream", true
+		return c
+	}
+	if end1 != s.Contents.Start || start2 != s.Contents.End || !s.Contents.Hex {
+		c.problem, c.fatal = "the gap in the ByteRange is not exactly the /Contents hex string", true
+		return c
+	}
+	rev := f.RevisionEndingAt(end2)
+	if rev < 0 {
+		c.problem = "ByteRange does not end at the end of a revision"
+		c.fatal = true
+		return c
+	}
+	if s.DefinedIn > rev {
+		c.problem, c.fatal = "signature dictionary defined outside the revision it signs", true
+		return c
+	}
+	c.ok, c.revision = true, rev
+	return c
+}
+
+// hashRanges streams the ByteRange bytes through h.
+func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash) ([]byte, error) {
+	d := h.New()
+	buf := make([]byte, 64<<10)
+	for i := 0; i+1 < len(br); i += 2 {
+		off, n := br[i], br[i+1]
+		for n > 0 {
+			k := int64(len(buf))
+			if n < k {
+				k = n
+			}
+			m, err := r.ReadAt(buf[:k], off)
+			if int64(m) < k {
+				if err == nil {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, fmt.Errorf("reading signed bytes: %w", err)
+			}
+			d.Write(buf[:k])
+			off += k
+			n -= k
+		}
+	}
+	return d.Sum(nil), nil
+}

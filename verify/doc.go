@@ -1,0 +1,98 @@
+package verify
+
+import (
+	"crypto"
+
+	"github.com/thiqa/thiqa/verify/pdf"
+	"github.com/thiqa/thiqa/verify/report"
+)
+
+// verifyDocTimestamp validates a document timestamp: its imprint is the
+// hash of the ByteRange bytes.
+func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField) report.Signature {
+	sr := report.Signature{Field: s.Name, Kind: "document-timestamp", SubFilter: s.SubFilter(), ByteRange: s.ByteRange,
+		Indication: report.TotalPassed, Revision: -1}
+	st := sigState{&sr}
+	cov := checkCoverage(dc.f, s)
+	if !cov.ok {
+		st.fail(report.TotalFailed, report.FormatFailure, "%s", cov.problem)
+		return sr
+	}
+	sr.Revision = cov.revision
+	sr.CoversWholeDocument = cov.revision == len(dc.f.Sections)-1
+	if sr.SubFilter != "ETSI.RFC3161" {
+		st.fail(report.TotalFailed, report.FormatFailure, "document timestamp with SubFilter %q", sr.SubFilter)
+		return sr
+	}
+	digest := func(h crypto.Hash) ([]byte, error) { return hashRanges(dc.r, s.ByteRange, h) }
+	tr := v.verifyTimestamp(dc, s.Contents.Bytes, digest, "document", nil)
+	sr.Timestamps = []report.Timestamp{tr}
+	if tr.Indication != report.TotalPassed {
+		sr.Indication, sr.SubIndication = tr.Indication, tr.SubIndication
+		sr.Errors = append(sr.Errors, tr.Errors...)
+	}
+	if !tr.Time.IsZero() {
+		t := tr.Time
+		sr.ProvenSigningTime = &t
+	}
+	if tr.TSA != "" {
+		sr.Signer = &report.Signer{Name: tr.TSA}
+	}
+	v.checkModifications(dc, s, cov.revision, st)
+	return sr
+}
+
+// applyLevels computes the PAdES level each signature reaches: B-B (valid
+// CMS), B-T (a valid signature timestamp or a later valid document
+// timestamp), B-LT (validation data in a DSS added after it, or embedded
+// revocation values used), B-LTA (a valid document timestamp after the DSS).
+func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
+	for i := range rep.Signatures {
+		s := &rep.Signatures[i]
+		if s.Kind != "signature" || s.Revision < 0 || s.Indication == report.TotalFailed {
+			continue
+		}
+		switch s.SubIndication {
+		case report.CryptoConstraintsFailure, report.NoSigningCertificateFound, report.FormatFailure:
+			continue
+		}
+		prefix := "B-"
+		if s.SubFilter == "adbe.pkcs7.detached" {
+			prefix = "PKCS7-"
+		}
+		level := "B"
+		tsOK := false
+		for _, t := range s.Timestamps {
+			if t.Indication == report.TotalPassed {
+				tsOK = true
+			}
+		}
+		var laterDocTS []int
+		for j, o := range rep.Signatures {
+			if o.Kind == "document-timestamp" && o.Indication == report.TotalPassed && o.Revision > s.Revision {
+				laterDocTS = append(laterDocTS, j)
+			}
+		}
+		if len(laterDocTS) > 0 {
+			tsOK = true
+			for _, j := range laterDocTS {
+				o := rep.Signatures[j]
+				s.Timestamps = append(s.Timestamps, report.Timestamp{Kind: "document", Time: o.Timestamps[0].Time,
+					TSA: o.Timestamps[0].TSA, Indication: o.Indication})
+			}
+		}
+		if tsOK {
+			level = "T"
+			lt := (dc.hasDSS && dc.dssRev > s.Revision) || (i < len(dc.usedRevocation) && dc.usedRevocation[i])
+			if lt {
+				level = "LT"
+				for _, j := range laterDocTS {
+					if rep.Signatures[j].Revision >= dc.dssRev && dc.dssRev > s.Revision {
+						level = "LTA"
+					}
+				}
+			}
+		}
+		s.Level = prefix + level
+	}
+}

@@ -1,0 +1,163 @@
+// Package report holds the validation report of a signed PDF, shaped after
+// ETSI EN 319 102-1: an indication (TOTAL-PASSED, TOTAL-FAILED,
+// INDETERMINATE) with a sub-indication per signature and overall, the level
+// achieved, the signer's identity and the reasons, as stable JSON.
+package report
+
+import "time"
+
+// Indication is the main status of a validation (EN 319 102-1 §5.1.3).
+type Indication string
+
+// Indications.
+const (
+	TotalPassed   Indication = "TOTAL-PASSED"
+	TotalFailed   Indication = "TOTAL-FAILED"
+	Indeterminate Indication = "INDETERMINATE"
+)
+
+// SubIndication explains a non-passing indication (EN 319 102-1 §5.1.3,
+// plus NO_SIGNATURE_FOUND for a document without signatures).
+type SubIndication string
+
+// Sub-indications used by the verifier.
+const (
+	None                      SubIndication = ""
+	FormatFailure             SubIndication = "FORMAT_FAILURE"
+	HashFailure               SubIndication = "HASH_FAILURE"
+	SigCryptoFailure          SubIndication = "SIG_CRYPTO_FAILURE"
+	Revoked                   SubIndication = "REVOKED"
+	RevokedNoPOE              SubIndication = "REVOKED_NO_POE"
+	NoCertificateChainFound   SubIndication = "NO_CERTIFICATE_CHAIN_FOUND"
+	ChainConstraintsFailure   SubIndication = "CHAIN_CONSTRAINTS_FAILURE"
+	CertificateChainGeneral   SubIndication = "CERTIFICATE_CHAIN_GENERAL_FAILURE"
+	OutOfBoundsNoPOE          SubIndication = "OUT_OF_BOUNDS_NO_POE"
+	OutOfBoundsNotRevoked     SubIndication = "OUT_OF_BOUNDS_NOT_REVOKED"
+	NotYetValid               SubIndication = "NOT_YET_VALID"
+	CryptoConstraintsFailure  SubIndication = "CRYPTO_CONSTRAINTS_FAILURE"
+	TryLater                  SubIndication = "TRY_LATER"
+	RevocationOutOfBoundsNoPO SubIndication = "REVOCATION_OUT_OF_BOUNDS_NO_POE"
+	NoSigningCertificateFound SubIndication = "NO_SIGNING_CERTIFICATE_FOUND"
+	SignedDataNotFound        SubIndication = "SIGNED_DATA_NOT_FOUND"
+	NoSignatureFound          SubIndication = "NO_SIGNATURE_FOUND"
+	TimestampOrderFailure     SubIndication = "TIMESTAMP_ORDER_FAILURE"
+)
+
+// Report is the validation report of one document.
+type Report struct {
+	// Indication and SubIndication are the overall verdict: the worst of
+	// the signatures' (TOTAL-FAILED > INDETERMINATE > TOTAL-PASSED).
+	Indication    Indication    `json:"indication"`
+	SubIndication SubIndication `json:"subIndication,omitempty"`
+	// ValidationTime is the time the validation refers to.
+	ValidationTime time.Time `json:"validationTime"`
+	// DocumentSize and Revisions describe the file.
+	DocumentSize int64 `json:"documentSize"`
+	Revisions    int   `json:"revisions"`
+	// Signatures lists signatures and document timestamps in file order.
+	Signatures []Signature `json:"signatures"`
+	// Errors and Warnings concern the document as a whole.
+	Errors   []string `json:"errors,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Signature is the validation of one signature or document timestamp.
+type Signature struct {
+	// Field is the fully qualified name of the signature field.
+	Field string `json:"field"`
+	// Kind is "signature" or "document-timestamp".
+	Kind string `json:"kind"`
+	// SubFilter is the /SubFilter (adbe.pkcs7.detached, ETSI.CAdES.detached, ETSI.RFC3161).
+	SubFilter string `json:"subFilter"`
+	// Level achieved: "B-B", "B-T", "B-LT", "B-LTA" for PAdES; "PKCS7-B",
+	// "PKCS7-T", "PKCS7-LT", "PKCS7-LTA" for adbe.pkcs7.detached; "" when
+	// the signature is not valid at its basic level.
+	Level         string        `json:"level,omitempty"`
+	Indication    Indication    `json:"indication"`
+	SubIndication SubIndication `json:"subIndication,omitempty"`
+	// Signer identifies the signing (or TSA) certificate.
+	Signer *Signer `json:"signer,omitempty"`
+	// ClaimedSigningTime is /M or the signing-time attribute.
+	ClaimedSigningTime *time.Time `json:"claimedSigningTime,omitempty"`
+	// ProvenSigningTime is the earliest valid signature timestamp (or the
+	// document timestamp's own time).
+	ProvenSigningTime *time.Time `json:"provenSigningTime,omitempty"`
+	// Timestamps are the signature timestamps and the document timestamps
+	// that cover this signature.
+	Timestamps []Timestamp `json:"timestamps,omitempty"`
+	// Revision is the index of the revision signed (0 = original).
+	Revision int `json:"revision"`
+	// CoversWholeDocument is true when no later revision exists.
+	CoversWholeDocument bool `json:"coversWholeDocument"`
+	// ByteRange as found.
+	ByteRange []int64 `json:"byteRange,omitempty"`
+	// DigestAlgorithm and SignatureAlgorithm as named in the CMS.
+	DigestAlgorithm    string `json:"digestAlgorithm,omitempty"`
+	SignatureAlgorithm string `json:"signatureAlgorithm,omitempty"`
+	// Chain lists the certificate path subjects, end entity first.
+	Chain []string `json:"chain,omitempty"`
+	// Modifications lists changes made after this signature.
+	Modifications []string `json:"modifications,omitempty"`
+	Errors        []string `json:"errors,omitempty"`
+	Warnings      []string `json:"warnings,omitempty"`
+}
+
+// Signer describes the signer's certificate.
+type Signer struct {
+	Name                   string    `json:"name"`
+	CommonName             string    `json:"commonName,omitempty"`
+	CivilNumber            string    `json:"civilNumber,omitempty"`
+	SerialNumberAttribute  string    `json:"serialNumberAttribute,omitempty"`
+	OrganizationIdentifier string    `json:"organizationIdentifier,omitempty"`
+	Organization           string    `json:"organization,omitempty"`
+	Country                string    `json:"country,omitempty"`
+	Issuer                 string    `json:"issuer"`
+	CertificateSerial      string    `json:"certificateSerial"`
+	NotBefore              time.Time `json:"notBefore"`
+	NotAfter               time.Time `json:"notAfter"`
+	// Qualified: QcCompliance statement present; QSCD: QcSSCD present;
+	// QCTypes: "esign", "eseal", "web".
+	Qualified bool     `json:"qualified"`
+	QSCD      bool     `json:"qscd"`
+	QCTypes   []string `json:"qcTypes,omitempty"`
+	// LegalPerson is true for a legal-person (seal) certificate.
+	LegalPerson bool `json:"legalPerson,omitempty"`
+}
+
+// Timestamp is one timestamp's validation.
+type Timestamp struct {
+	// Kind is "signature", "document" or "archive".
+	Kind          string        `json:"kind"`
+	Time          time.Time     `json:"time"`
+	TSA           string        `json:"tsa,omitempty"`
+	Indication    Indication    `json:"indication"`
+	SubIndication SubIndication `json:"subIndication,omitempty"`
+	Errors        []string      `json:"errors,omitempty"`
+}
+
+func severity(i Indication) int {
+	switch i {
+	case TotalFailed:
+		return 2
+	case Indeterminate:
+		return 1
+	}
+	return 0
+}
+
+// Worse reports whether a is a worse indication than b.
+func Worse(a, b Indication) bool { return severity(a) > severity(b) }
+
+// Finish computes the overall verdict from the signatures.
+func (r *Report) Finish() {
+	if len(r.Signatures) == 0 {
+		r.Indication, r.SubIndication = Indeterminate, NoSignatureFound
+		return
+	}
+	r.Indication, r.SubIndication = TotalPassed, None
+	for _, s := range r.Signatures {
+		if Worse(s.Indication, r.Indication) {
+			r.Indication, r.SubIndication = s.Indication, s.SubIndication
+		}
+	}
+}

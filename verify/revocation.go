@@ -1,0 +1,204 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/asn1"
+	"fmt"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/thiqa/thiqa/verify/path"
+)
+
+// RevocationPolicy says what to do when no revocation information is found
+// for a certificate that is not a trust anchor.
+type RevocationPolicy int
+
+const (
+	// RevocationRequired makes missing information INDETERMINATE/TRY_LATER
+	// (EN 319 102-1 §5.2.6) — the default.
+	RevocationRequired RevocationPolicy = iota
+	// RevocationBestEffort checks what is available and only warns when
+	// nothing is (for deterministic offline validation of old documents).
+	RevocationBestEffort
+	// RevocationIgnored does not check revocation at all (warns).
+	RevocationIgnored
+)
+
+// RevocationFetcher fetches revocation information online. Implementations
+// must honour the context's deadline.
+type RevocationFetcher interface {
+	// FetchOCSP returns a DER OCSP response for cert from one of its
+	// responders.
+	FetchOCSP(ctx context.Context, cert, issuer *x509.Certificate) ([]byte, error)
+	// FetchCRL returns a DER CRL from one of cert's distribution points.
+	FetchCRL(ctx context.Context, cert *x509.Certificate) ([]byte, error)
+}
+
+var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+
+// revocationData implements path.RevocationChecker from embedded values
+// (DSS, CMS) and, when allowed, online fetching.
+type revocationData struct {
+	ctx       context.Context
+	crls      []*x509.RevocationList
+	ocsps     [][]byte
+	pool      []*x509.Certificate
+	fetcher   RevocationFetcher
+	online    bool
+	policy    RevocationPolicy
+	timeout   time.Duration
+	sigTime   time.Time // best known signing time: information issued after it is fresh enough
+	warnings  []string
+	usedOCSP  bool
+	usedCRL   bool
+	allCovers bool
+}
+
+func (rd *revocationData) addCRL(der []byte) {
+	if l, err := x509.ParseRevocationList(der); err == nil {
+		for _, x := range rd.crls {
+			if bytes.Equal(x.Raw, l.Raw) {
+				return
+			}
+		}
+		rd.crls = append(rd.crls, l)
+	}
+}
+
+func (rd *revocationData) warn(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	for _, w := range rd.warnings {
+		if w == msg {
+			return
+		}
+	}
+	rd.warnings = append(rd.warnings, msg)
+}
+
+// CheckRevocation implements path.RevocationChecker.
+func (rd *revocationData) CheckRevocation(chain []*x509.Certificate, i int, at time.Time, v *path.Validator) *path.Error {
+	if rd.policy == RevocationIgnored {
+		return nil
+	}
+	c, issuer := chain[i], chain[i-1]
+	for _, e := range c.Extensions {
+		if e.Id.Equal(oidOCSPNoCheck) {
+			return nil
+		}
+	}
+	res := rd.check(c, issuer, chain, i, at, v)
+	if res == errNoInfo && rd.online && rd.fetcher != nil {
+		rd.fetch(c, issuer)
+		res = rd.check(c, issuer, chain, i, at, v)
+	}
+	if res != nil && res.Sub != path.Revoked && rd.policy == RevocationBestEffort {
+		rd.warn("no usable revocation information for %q", c.Subject.String())
+		return nil
+	}
+	if res == errNoInfo {
+		return &path.Error{Sub: path.TryLater, Index: i, Msg: "no usable revocation information for " + c.Subject.String()}
+	}
+	return res
+}
+
+var errNoInfo = &path.Error{Sub: path.TryLater, Index: -1, Msg: "no revocation information"}
+
+func (rd *revocationData) fetch(c, issuer *x509.Certificate) {
+	timeout := rd.timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(rd.ctx, timeout)
+	defer cancel()
+	if len(c.OCSPServer) > 0 {
+		if der, err := rd.fetcher.FetchOCSP(ctx, c, issuer); err == nil {
+			rd.ocsps = append(rd.ocsps, der)
+			return
+		}
+	}
+	if len(c.CRLDistributionPoints) > 0 {
+		if der, err := rd.fetcher.FetchCRL(ctx, c); err == nil {
+			rd.addCRL(der)
+		}
+	}
+}
+
+// fresh reports whether information produced at thisUpdate and valid until
+// nextUpdate tells the status at time at: it covers at, or it was issued
+// after the signing time (so it tells the status at signing).
+func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
+	if !thisUpdate.After(at) && (nextUpdate.IsZero() || !nextUpdate.Before(at)) {
+		return true
+	}
+	return !rd.sigTime.IsZero() && !thisUpdate.Before(rd.sigTime)
+}
+
+func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certificate, i int, at time.Time, v *path.Validator) *path.Error {
+	var stale *path.Error
+	for _, der := range rd.ocsps {
+		resp, err := ocsp.ParseResponseForCert(der, c, issuer)
+		if err != nil || resp == nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(c.SerialNumber) != 0 {
+			continue
+		}
+		if resp.Certificate != nil && !resp.Certificate.Equal(issuer) {
+			// Delegated responder: issued by the CA, for OCSP signing.
+			if err := path.ExtKeyUsage(resp.Certificate, []string{"OCSPSigning"}); err != nil || len(resp.Certificate.ExtKeyUsage) == 0 {
+				continue
+			}
+			if !bytes.Equal(resp.Certificate.RawIssuer, issuer.RawSubject) {
+				continue
+			}
+		}
+		if !rd.fresh(resp.ThisUpdate, resp.NextUpdate, at) {
+			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "OCSP response not fresh enough"}
+			continue
+		}
+		rd.usedOCSP = true
+		switch resp.Status {
+		case ocsp.Good:
+			return nil
+		case ocsp.Revoked:
+			if !resp.RevokedAt.After(at) {
+				return &path.Error{Sub: path.Revoked, Index: i, RevokedAt: resp.RevokedAt,
+					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}
+			}
+			rd.warn("%q was revoked at %s, after the validation time", c.Subject.String(), resp.RevokedAt.UTC().Format(time.RFC3339))
+			return nil
+		}
+	}
+	for _, crl := range rd.crls {
+		if !bytes.Equal(crl.RawIssuer, c.RawIssuer) {
+			continue
+		}
+		t := at
+		if !rd.fresh(crl.ThisUpdate, crl.NextUpdate, at) {
+			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "CRL not fresh enough"}
+			continue
+		}
+		if crl.ThisUpdate.After(at) || (!crl.NextUpdate.IsZero() && crl.NextUpdate.Before(at)) {
+			t = crl.ThisUpdate
+		}
+		one := &path.CRLChecker{CRLs: []*x509.RevocationList{crl}, Pool: rd.pool}
+		err := one.CheckRevocation(chain, i, t, v)
+		if err == nil {
+			rd.usedCRL = true
+			return nil
+		}
+		if err.Sub == path.Revoked {
+			if err.RevokedAt.After(at) {
+				rd.warn("%q was revoked at %s, after the validation time", c.Subject.String(), err.RevokedAt.UTC().Format(time.RFC3339))
+				return nil
+			}
+			return err
+		}
+		stale = err
+	}
+	if stale != nil {
+		return stale
+	}
+	return errNoInfo
+}

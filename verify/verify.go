@@ -1,0 +1,194 @@
+// Package verify validates signed PDFs for relying parties: each signature
+// and document timestamp is checked for PDF structure (ByteRange coverage,
+// changes after signing), CMS integrity, certificate path, revocation and
+// timestamps, and receives an ETSI EN 319 102-1 verdict. It imports no
+// signing code: a verifier must never trust what the signer believes.
+package verify
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/thiqa/thiqa/verify/path"
+	"github.com/thiqa/thiqa/verify/pdf"
+	"github.com/thiqa/thiqa/verify/report"
+)
+
+// Options configure a Verifier.
+type Options struct {
+	// TrustAnchors are the trusted root (or other anchor) certificates.
+	TrustAnchors []*x509.Certificate
+	// At is the validation time; zero means now.
+	At time.Time
+	// Fetcher fetches revocation information online when AllowOnline.
+	Fetcher     RevocationFetcher
+	AllowOnline bool
+	// FetchTimeout bounds each online fetch (default 10 s).
+	FetchTimeout time.Duration
+	// Revocation decides what missing revocation information means.
+	Revocation RevocationPolicy
+	// Algorithms are the accepted algorithms (default: path.DefaultAlgorithms).
+	Algorithms *path.AlgorithmPolicy
+	// MaxFileSize refuses larger files (default 512 MiB).
+	MaxFileSize int64
+	// Logger receives debug logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Verifier validates signed PDFs. It is safe for concurrent use.
+type Verifier struct {
+	opts Options
+	log  *slog.Logger
+}
+
+// ErrTooLarge is returned for files above Options.MaxFileSize.
+var ErrTooLarge = errors.New("verify: file too large")
+
+// New returns a Verifier.
+func New(o Options) *Verifier {
+	if o.Algorithms == nil {
+		a := path.DefaultAlgorithms()
+		o.Algorithms = &a
+	}
+	if o.MaxFileSize <= 0 {
+		o.MaxFileSize = 512 << 20
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Verifier{opts: o, log: log}
+}
+
+func (v *Verifier) now() time.Time {
+	if v.opts.At.IsZero() {
+		return time.Now().UTC()
+	}
+	return v.opts.At.UTC()
+}
+
+// docContext carries what all signatures of one document share.
+type docContext struct {
+	ctx     context.Context
+	f       *pdf.File
+	r       io.ReaderAt
+	at      time.Time
+	dssCert []*x509.Certificate
+	dssCRL  [][]byte
+	dssOCSP [][]byte
+	hasDSS  bool
+	dssRev  int // revision that added or last changed the DSS (-1 none)
+	// lastUsedRevocation is set by verifySignature: embedded revocation
+	// values were used for the signer's path.
+	lastUsedRevocation bool
+	usedRevocation     []bool
+}
+
+// VerifyPDF validates every signature and document timestamp of the PDF.
+// The error is non-nil only when validation could not run at all (the
+// file is unreadable or too large); a damaged PDF gets a report.
+func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*report.Report, error) {
+	if size > v.opts.MaxFileSize {
+		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	if size <= 0 {
+		return nil, errors.New("verify: empty file")
+	}
+	at := v.now()
+	rep := &report.Report{ValidationTime: at, DocumentSize: size, Signatures: []report.Signature{}}
+	f, err := pdf.Open(r, size)
+	if err != nil {
+		rep.Errors = append(rep.Errors, "the PDF cannot be read: "+err.Error())
+		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
+		return rep, nil
+	}
+	rep.Revisions = len(f.Sections)
+	if f.Repaired {
+		rep.Warnings = append(rep.Warnings, "the cross-reference table is damaged; objects were located by scanning")
+	}
+	sigs, err := f.Signatures(-1)
+	if err != nil {
+		rep.Warnings = append(rep.Warnings, "reading signature fields: "+err.Error())
+	}
+	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
+	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1}
+	dc.loadDSS()
+	for _, s := range sigs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var sr report.Signature
+		dc.lastUsedRevocation = false
+		if s.Type() == "DocTimeStamp" || s.SubFilter() == "ETSI.RFC3161" {
+			sr = v.verifyDocTimestamp(dc, s)
+		} else {
+			sr = v.verifySignature(dc, s)
+		}
+		rep.Signatures = append(rep.Signatures, sr)
+		dc.usedRevocation = append(dc.usedRevocation, dc.lastUsedRevocation)
+	}
+	v.applyLevels(dc, rep)
+	rep.Finish()
+	if f.Repaired && rep.Indication == report.TotalPassed {
+		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
+		rep.Errors = append(rep.Errors, "a damaged cross-reference table cannot be signed content")
+	}
+	return rep, nil
+}
+
+func first(br []int64) int64 {
+	if len(br) >= 4 {
+		return br[2] + br[3]
+	}
+	return 1 << 62
+}
+
+// loadDSS reads /DSS from the latest catalog.
+func (dc *docContext) loadDSS() {
+	cat, err := dc.f.Catalog(-1)
+	if err != nil {
+		return
+	}
+	dss := dc.f.Dict(cat["DSS"], -1)
+	if dss == nil {
+		return
+	}
+	dc.hasDSS = true
+	if ref, ok := cat["DSS"].(pdf.Ref); ok {
+		dc.dssRev = dc.f.DefinedIn(ref.Num, -1)
+	} else if rr, ok := dc.f.RootRef(-1); ok {
+		dc.dssRev = dc.f.DefinedIn(rr.Num, -1)
+	}
+	streams := func(key pdf.Name) [][]byte {
+		arr, _ := dc.f.ResolveArray(dss[key], -1)
+		var out [][]byte
+		for i, o := range arr {
+			if i >= 4096 {
+				break
+			}
+			ro, err := dc.f.Resolve(o, -1)
+			if err != nil {
+				continue
+			}
+			if st, ok := ro.(*pdf.Stream); ok {
+				if data, err := dc.f.Decode(st); err == nil {
+					out = append(out, data)
+				}
+			}
+		}
+		return out
+	}
+	for _, der := range streams("Certs") {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			dc.dssCert = append(dc.dssCert, c)
+		}
+	}
+	dc.dssCRL = streams("CRLs")
+	dc.dssOCSP = streams("OCSPs")
+}
