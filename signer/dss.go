@@ -62,20 +62,31 @@ func selfSigned(c *x509.Certificate) bool {
 func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x509.Certificate) (*validationData, error) {
 	var pool certPool
 	pool.add(chain...)
+	var raw [][]byte // certificates crypto/x509 may not parse
 	for _, der := range sigs {
 		p, err := cades.Parse(der)
 		if err != nil {
 			return nil, fmt.Errorf("signer: reading a signature for the DSS: %w", err)
 		}
 		pool.add(p.Certificates...)
+		raw = append(raw, p.RawCertificates...)
 		for _, tok := range p.Timestamps {
 			if tp, err := cades.Parse(tok); err == nil {
 				pool.add(tp.Certificates...)
+				raw = append(raw, tp.RawCertificates...)
 			}
 		}
 	}
 	pool.add(v.ExtraCerts...)
 	vd := &validationData{}
+	seenCert := map[[32]byte]bool{}
+	addCert := func(b []byte) {
+		k := sha256.Sum256(b)
+		if !seenCert[k] {
+			seenCert[k] = true
+			vd.certs = append(vd.certs, b)
+		}
+	}
 	seenRev := map[[32]byte]bool{}
 	addRev := func(list *[][]byte, b []byte) {
 		k := sha256.Sum256(b)
@@ -122,7 +133,10 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 	}
 	pool.add(responders...)
 	for _, c := range pool.list {
-		vd.certs = append(vd.certs, c.Raw)
+		addCert(c.Raw)
+	}
+	for _, b := range raw {
+		addCert(b)
 	}
 	return vd, nil
 }

@@ -32,8 +32,11 @@ type looseSignerInfo struct {
 // Parsed is what the signer needs to know about an existing CMS signature
 // (one made elsewhere included) to gather validation data for it.
 type Parsed struct {
-	// Certificates holds the certificates the SignedData carries.
+	// Certificates holds the certificates the SignedData carries that
+	// crypto/x509 can parse.
 	Certificates []*x509.Certificate
+	// RawCertificates holds every certificate's DER, parsable or not.
+	RawCertificates [][]byte
 	// Timestamps holds the signature-time-stamp tokens of its signers.
 	Timestamps [][]byte
 }
@@ -42,6 +45,13 @@ type Parsed struct {
 // ContentInfo holding SignedData. Trailing bytes (PDF /Contents padding)
 // are ignored.
 func Parse(der []byte) (*Parsed, error) {
+	if len(der) > 1 && der[1] == 0x80 {
+		d, err := berToDER(der)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		der = d
+	}
 	var ci contentInfo
 	if _, err := asn1.Unmarshal(der, &ci); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -66,11 +76,10 @@ func Parse(der []byte) (*Parsed, error) {
 			if raw.Class != asn1.ClassUniversal || raw.Tag != asn1.TagSequence {
 				continue // attribute certificates and others
 			}
-			c, err := x509.ParseCertificate(raw.FullBytes)
-			if err != nil {
-				return nil, fmt.Errorf("%w: certificate: %v", ErrMalformed, err)
+			p.RawCertificates = append(p.RawCertificates, raw.FullBytes)
+			if c, err := x509.ParseCertificate(raw.FullBytes); err == nil {
+				p.Certificates = append(p.Certificates, c)
 			}
-			p.Certificates = append(p.Certificates, c)
 		}
 	}
 	for _, raw := range sd.SignerInfos {

@@ -1,0 +1,216 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/testenv"
+)
+
+func TestSecondSignatureKeepsFirstValid(t *testing.T) {
+	p := getPKI(t)
+	ctx := context.Background()
+	for _, stream := range []bool{false, true} {
+		in := testPDF(2, 0)
+		if stream {
+			in = toXrefStream(t, in)
+		}
+		first, err := SignBytes(ctx, in, signOpts(p, false, LevelBT))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := signOpts(p, true, LevelBLT)
+		o.Page = 1
+		o.Appearance = &Appearance{Rect: [4]float64{50, 50, 300, 110}}
+		second, err := SignBytes(ctx, first, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(second[:len(first)], first) {
+			t.Fatal("second signature changed the earlier bytes")
+		}
+		if !bytes.Contains(second, []byte("/T (Signature2)")) {
+			t.Fatal("second field is not Signature2")
+		}
+		qpdfCheck(t, second)
+		assertPdfsig(t, p, second, 2)
+		assertOpenSSL(t, p, second, true)
+	}
+}
+
+func TestCertification(t *testing.T) {
+	p := getPKI(t)
+	ctx := context.Background()
+	for _, perm := range []int{1, 2, 3} {
+		o := signOpts(p, false, LevelBB)
+		o.DocMDP = perm
+		certified, err := SignBytes(ctx, testPDF(1, 0), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(certified, []byte("/TransformMethod /DocMDP")) || !bytes.Contains(certified, []byte("/Perms <</DocMDP")) {
+			t.Fatal("no DocMDP reference or /Perms")
+		}
+		qpdfCheck(t, certified)
+		assertPdfsig(t, p, certified, 1)
+		_, err = SignBytes(ctx, certified, signOpts(p, true, LevelBB))
+		if perm == 1 {
+			if !errors.Is(err, ErrCertificationForbids) {
+				t.Fatalf("P=1: got %v, want ErrCertificationForbids", err)
+			}
+			// Extending (DSS + document time-stamp) stays allowed.
+			var ext bytes.Buffer
+			if err := Extend(ctx, bytes.NewReader(certified), int64(len(certified)), &ext, p.validation()); err != nil {
+				t.Fatalf("extending a P=1 document: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("P=%d: approval signature refused: %v", perm, err)
+		}
+		// A second certification is refused.
+		o2 := signOpts(p, true, LevelBB)
+		o2.DocMDP = 2
+		if _, err := SignBytes(ctx, certified, o2); !errors.Is(err, ErrAlreadySigned) {
+			t.Fatalf("second certification: got %v, want ErrAlreadySigned", err)
+		}
+	}
+}
+
+func TestExtend(t *testing.T) {
+	p := getPKI(t)
+	ctx := context.Background()
+	signed, err := SignBytes(ctx, testPDF(1, 0), signOpts(p, false, LevelBT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Extend(ctx, bytes.NewReader(signed), int64(len(signed)), &out, p.validation()); err != nil {
+		t.Fatal(err)
+	}
+	qpdfCheck(t, out.Bytes())
+	assertPdfsig(t, p, out.Bytes(), 1)
+	assertOpenSSL(t, p, out.Bytes(), true)
+	// Extending again adds to the DSS and a second document time-stamp.
+	var again bytes.Buffer
+	if err := Extend(ctx, bytes.NewReader(out.Bytes()), int64(out.Len()), &again, p.validation()); err != nil {
+		t.Fatal(err)
+	}
+	if n := bytes.Count(again.Bytes(), []byte("/Type /DocTimeStamp")); n != 2 {
+		t.Fatalf("%d document time-stamps, want 2", n)
+	}
+	qpdfCheck(t, again.Bytes())
+	assertOpenSSL(t, p, again.Bytes(), true)
+
+	unsigned := testPDF(1, 0)
+	if err := Extend(ctx, bytes.NewReader(unsigned), int64(len(unsigned)), &out, p.validation()); !errors.Is(err, ErrNoSignature) {
+		t.Fatalf("unsigned: got %v, want ErrNoSignature", err)
+	}
+}
+
+// TestCorpus signs and extends PDFs signed by other software.
+func TestCorpus(t *testing.T) {
+	p := getPKI(t)
+	dir := testenv.SharedCorpus(t)
+	v := p.validation()
+	v.AllowMissingRevocation = true
+	for _, name := range []string{"dss/pades-bes.pdf", "dss/PAdES-LT.pdf", "dss/doc-firmado-LT.pdf", "pyhanko/pades-lta-dss-indirect-arrs-test.pdf", "digitorus/testfile20.pdf"} {
+		t.Run(name, func(t *testing.T) {
+			in, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ext bytes.Buffer
+			if err := Extend(context.Background(), bytes.NewReader(in), int64(len(in)), &ext, v); err != nil && !errors.Is(err, ErrNoSignature) {
+				t.Fatalf("extend: %v", err)
+			} else if err == nil {
+				qpdfCheck(t, ext.Bytes())
+			}
+			o := signOpts(p, false, LevelBT)
+			out, err := SignBytes(context.Background(), in, o)
+			if errors.Is(err, ErrCertificationForbids) {
+				return
+			}
+			if err != nil {
+				t.Fatalf("sign: %v", err)
+			}
+			qpdfCheck(t, out)
+			if s := pdfsig(t, p, out); !strings.Contains(s, "Test Signer EC") {
+				t.Fatalf("pdfsig does not see the new signature:\n%s", s)
+			}
+		})
+	}
+}
+
+// hangingTSA never answers before the context ends.
+type hangingTSA struct{}
+
+func (hangingTSA) Timestamp(ctx context.Context, _ []byte, _ crypto.Hash) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestUnreachableTSA(t *testing.T) {
+	p := getPKI(t)
+	o := signOpts(p, false, LevelBT)
+	o.Validation.TSA = hangingTSA{}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var out bytes.Buffer
+	in := testPDF(1, 0)
+	err := Sign(ctx, bytes.NewReader(in), int64(len(in)), &out, o)
+	if !errors.Is(err, ErrTimestamp) {
+		t.Fatalf("got %v, want ErrTimestamp", err)
+	}
+	if out.Len() != 0 {
+		t.Fatal("output written despite the failure")
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	p := getPKI(t)
+	o := signOpts(p, false, LevelBB)
+	good := testPDF(1, 0)
+	cases := map[string]struct {
+		in   []byte
+		want error
+	}{
+		"empty":     {nil, ErrNotPDF},
+		"text":      {[]byte("hello, world, this is not a PDF at all"), ErrNotPDF},
+		"truncated": {good[:len(good)/2], ErrMalformed},
+		"no-xref":   {bytes.Replace(good, []byte("startxref"), []byte("startxxxx"), 1), ErrMalformed},
+		"bad-xref":  {bytes.Replace(good, []byte("xref\n0 "), []byte("xref\nX "), 1), ErrMalformed},
+		"encrypted": {bytes.Replace(good, []byte("/Root 1 0 R>>"), []byte("/Root 1 0 R /Encrypt <</Filter /Standard>>>>"), 1), ErrEncrypted},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := Sign(context.Background(), bytes.NewReader(tc.in), int64(len(tc.in)), &out, o)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if out.Len() != 0 {
+				t.Fatal("output written")
+			}
+		})
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for s, want := range map[string]Level{"B-B": LevelBB, "b-t": LevelBT, "PAdES-B-LT": LevelBLT, "B-LTA": LevelBLTA} {
+		got, err := ParseLevel(s)
+		if err != nil || got != want || (got.String() != strings.TrimPrefix(strings.ToUpper(s), "PADES-")) {
+			t.Fatalf("ParseLevel(%q) = %v, %v", s, got, err)
+		}
+	}
+	if _, err := ParseLevel("B-X"); !errors.Is(err, ErrOptions) {
+		t.Fatalf("ParseLevel(B-X): %v", err)
+	}
+}
