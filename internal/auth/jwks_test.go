@@ -238,3 +238,39 @@ func TestJWKSParsing(t *testing.T) {
 		t.Fatal("symmetric key written")
 	}
 }
+
+// TestJWKSURLConcurrentFirstUse checks that concurrent requests share one
+// download of the key set.
+func TestJWKSURLConcurrentFirstUse(t *testing.T) {
+	k := newSigner(t, newECKey(t, elliptic.P256()))
+	srv := newJWKSServer(t, k)
+	srv.delay = 50 * time.Millisecond
+	clock := newClock()
+	a, err := New(Config{Issuers: []IssuerConfig{{Issuer: testIssuer, Audience: testAudience, JWKSURL: srv.URL}}},
+		Options{Logger: quietLogger(), Now: clock.Now, HTTPClient: srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{auth: a, clock: clock, signer: k}
+	tok := f.sign(t, f.claims("12345678", "citizen"))
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := a.Authenticate(bearerRequest(tok))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := srv.hits.Load(); n != 1 {
+		t.Fatalf("%d downloads for concurrent first use, want 1", n)
+	}
+}
