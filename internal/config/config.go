@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/thiqa/thiqa/internal/auth"
 )
 
 // FileName is the configuration file's name inside the data folder.
@@ -37,8 +39,9 @@ type Config struct {
 	HSM HSMConfig `yaml:"hsm"`
 	// Store names the database.
 	Store StoreConfig `yaml:"store"`
-	// Auth configures who may call the protected APIs.
-	Auth AuthConfig `yaml:"auth"`
+	// Auth configures who may call the protected APIs: JWT issuers and
+	// mutual-TLS client CAs. Relative file names are relative to the data folder.
+	Auth auth.Config `yaml:"auth"`
 	// Keys names the service keys on the token by RFC 7512 URI.
 	Keys KeysConfig `yaml:"keys"`
 	// TLS, when set, serves HTTPS; mutual-TLS clients need it.
@@ -97,50 +100,6 @@ type StoreConfig struct {
 	MaxOpenConns int `yaml:"maxOpenConns"`
 }
 
-// AuthConfig configures API authentication.
-type AuthConfig struct {
-	// Issuers are the JWT issuers whose tokens are accepted.
-	Issuers []IssuerConfig `yaml:"issuers"`
-	// MTLS configures client-certificate authentication.
-	MTLS MTLSConfig `yaml:"mtls"`
-}
-
-// IssuerConfig is one trusted JWT issuer.
-type IssuerConfig struct {
-	// Issuer is the expected iss claim.
-	Issuer string `yaml:"issuer"`
-	// Audience must appear in the aud claim.
-	Audience string `yaml:"audience"`
-	// JWKSFile is a JWK set file (relative to the data folder).
-	JWKSFile string `yaml:"jwksFile"`
-	// JWKSURL is a JWK set URL.
-	JWKSURL string `yaml:"jwksURL"`
-	// Algorithms allow-lists the JWS algorithms (default ES256, ES384, PS256).
-	Algorithms []string `yaml:"algorithms"`
-	// ClockSkew is the tolerated clock difference (default 60s).
-	ClockSkew string `yaml:"clockSkew"`
-}
-
-// MTLSConfig configures client-certificate authentication.
-type MTLSConfig struct {
-	// ClientCAFiles are PEM files of CAs whose client certificates are accepted.
-	ClientCAFiles []string `yaml:"clientCAFiles"`
-	// Rules map certificate attributes to roles.
-	Rules []MTLSRule `yaml:"rules"`
-}
-
-// MTLSRule maps client certificates to a role.
-type MTLSRule struct {
-	// OrganizationIdentifierPrefix matches the subject's organizationIdentifier.
-	OrganizationIdentifierPrefix string `yaml:"organizationIdentifierPrefix"`
-	// SerialNumberPrefix matches the subject's serialNumber attribute.
-	SerialNumberPrefix string `yaml:"serialNumberPrefix"`
-	// Subject matches the whole subject DN (RFC 4514 string).
-	Subject string `yaml:"subject"`
-	// Role is the role granted.
-	Role string `yaml:"role"`
-}
-
 // TLSConfig names the server's certificate and key files (PEM).
 type TLSConfig struct {
 	// CertFile is the certificate chain, leaf first.
@@ -154,12 +113,6 @@ type KeysConfig struct {
 	// DevTokenIssuer signs development API tokens (`thiqa token`).
 	DevTokenIssuer string `yaml:"devTokenIssuer"`
 }
-
-// DevIssuer is the issuer name of development tokens.
-const DevIssuer = "thiqa-dev"
-
-// DevAudience is the audience of development tokens.
-const DevAudience = "thiqa"
 
 // DevJWKSFile is where `thiqa init` publishes the development issuer's key.
 const DevJWKSFile = "dev-issuer.jwks.json"
@@ -182,12 +135,8 @@ func Default(dir string) *Config {
 			},
 		},
 		Store: StoreConfig{Driver: "sqlite", DSN: "thiqa.db"},
-		Auth: AuthConfig{
-			Issuers: []IssuerConfig{{
-				Issuer:   DevIssuer,
-				Audience: DevAudience,
-				JWKSFile: DevJWKSFile,
-			}},
+		Auth: auth.Config{
+			Issuers: []auth.IssuerConfig{auth.DevIssuerConfig(DevJWKSFile)},
 		},
 		Keys: KeysConfig{DevTokenIssuer: "pkcs11:token=thiqa;object=dev-token-issuer"},
 	}
@@ -308,19 +257,8 @@ func (c *Config) Validate() error {
 	if c.Store.MaxOpenConns < 0 {
 		bad("store.maxOpenConns", "must not be negative")
 	}
-	for i, is := range c.Auth.Issuers {
-		key := fmt.Sprintf("auth.issuers[%d]", i)
-		if is.Issuer == "" || is.Audience == "" {
-			bad(key, "issuer and audience are required")
-		}
-		if (is.JWKSFile == "") == (is.JWKSURL == "") {
-			bad(key, "exactly one of jwksFile or jwksURL is required")
-		}
-	}
-	for i, r := range c.Auth.MTLS.Rules {
-		if r.Role == "" {
-			bad(fmt.Sprintf("auth.mtls.rules[%d].role", i), "is required")
-		}
+	if err := c.Auth.Validate(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if c.Keys.DevTokenIssuer != "" && !strings.HasPrefix(c.Keys.DevTokenIssuer, "pkcs11:") {
 		bad("keys.devTokenIssuer", "want a pkcs11: URI, got %q", c.Keys.DevTokenIssuer)
@@ -378,4 +316,19 @@ func (c *Config) StoreDSN() (string, error) {
 		return c.Resolve(c.Store.DSN), nil
 	}
 	return c.Store.DSN, nil
+}
+
+// ResolvedAuth returns the authentication configuration with its file names
+// made absolute against the data folder.
+func (c *Config) ResolvedAuth() auth.Config {
+	a := c.Auth
+	a.Issuers = append([]auth.IssuerConfig(nil), c.Auth.Issuers...)
+	for i := range a.Issuers {
+		a.Issuers[i].JWKSFile = c.Resolve(a.Issuers[i].JWKSFile)
+	}
+	a.MTLS.ClientCAFiles = nil
+	for _, f := range c.Auth.MTLS.ClientCAFiles {
+		a.MTLS.ClientCAFiles = append(a.MTLS.ClientCAFiles, c.Resolve(f))
+	}
+	return a
 }
