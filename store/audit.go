@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -24,14 +25,25 @@ var _ audit.Store = (*DB)(nil)
 // the head (SELECT … FOR UPDATE on PostgreSQL; on SQLite the transaction
 // holds the write lock from BEGIN), calls seal, checks that the sealed
 // records continue the chain, inserts them and moves the head.
+//
+// On PostgreSQL it first tries a single round trip: it seals at the head
+// this DB last wrote or saw, and writes the records and moves the head in one
+// statement that only takes effect if the head is still there. When another
+// instance moved the head meanwhile, nothing is written and the locked path
+// runs (seal is called again with the real head).
 func (db *DB) AppendAuditRecords(ctx context.Context, seal func(audit.Head) ([]audit.Record, error)) error {
-	return db.writeTx(ctx, func(t *txn) error {
-		q := "SELECT seq, hash FROM audit_head WHERE id = 1"
-		if db.dialect == DriverPostgres {
-			q += " FOR UPDATE"
+	if db.dialect == DriverPostgres {
+		if h, ok := db.auditHeadHint(); ok {
+			done, err := db.appendAuditIfHead(ctx, h, seal)
+			if done || err != nil {
+				return err
+			}
 		}
+	}
+	var last audit.Head
+	err := db.writeTx(ctx, func(t *txn) error {
 		var h audit.Head
-		if err := t.queryRow(ctx, q).Scan(&h.Seq, &h.Hash); err != nil {
+		if err := t.auditStmt(ctx, db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
 			return mapErr("store: reading the audit head", err)
 		}
 		recs, err := seal(h)
@@ -44,22 +56,98 @@ func (db *DB) AppendAuditRecords(ctx context.Context, seal func(audit.Head) ([]a
 		if err := checkContinues(h, recs); err != nil {
 			return err
 		}
-		for start := 0; start < len(recs); start += auditInsertChunk {
-			end := min(start+auditInsertChunk, len(recs))
-			if err := t.insertAuditRecords(ctx, recs[start:end]); err != nil {
-				return err
-			}
+		if err := t.insertAuditRecords(ctx, recs); err != nil {
+			return err
 		}
-		last := recs[len(recs)-1]
-		res, err := t.exec(ctx, "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ?", last.Seq, last.Hash, h.Seq)
+		tail := recs[len(recs)-1]
+		res, err := t.auditStmt(ctx, db.auditSQL.moveHead).ExecContext(ctx, tail.Seq, tail.Hash, h.Seq)
 		if err != nil {
 			return mapErr("store: moving the audit head", err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n != 1 {
 			return fmt.Errorf("store: moving the audit head: head moved concurrently (rows %d, %v)", n, err)
 		}
+		last = audit.Head{Seq: tail.Seq, Hash: tail.Hash}
 		return nil
 	})
+	if err == nil && last.Hash != nil {
+		db.setAuditHeadHint(last)
+	}
+	return err
+}
+
+// auditHeadHint returns the head this DB last wrote, if any.
+func (db *DB) auditHeadHint() (audit.Head, bool) {
+	db.hintMu.Lock()
+	defer db.hintMu.Unlock()
+	return db.hint, db.hint.Hash != nil
+}
+
+func (db *DB) setAuditHeadHint(h audit.Head) {
+	db.hintMu.Lock()
+	defer db.hintMu.Unlock()
+	if h.Seq >= db.hint.Seq {
+		db.hint = h
+	}
+}
+
+// maxSingleStatementRecords bounds the one-statement path (9 parameters a
+// record, PostgreSQL allows 65,535).
+const maxSingleStatementRecords = 1000
+
+// appendAuditIfHead is PostgreSQL's one-round-trip append: seal at the
+// presumed head h, then in one statement move the head from h to the last
+// record and insert the records, or do neither if the head is no longer h.
+// done is false (with a nil error) when the head had moved.
+func (db *DB) appendAuditIfHead(ctx context.Context, h audit.Head, seal func(audit.Head) ([]audit.Record, error)) (done bool, err error) {
+	recs, err := seal(h)
+	if err != nil {
+		return false, err
+	}
+	if len(recs) == 0 {
+		return true, nil
+	}
+	if len(recs) > maxSingleStatementRecords {
+		return false, nil
+	}
+	if err := checkContinues(h, recs); err != nil {
+		return false, err
+	}
+	last := recs[len(recs)-1]
+	var b strings.Builder
+	b.WriteString(`WITH moved AS (
+	UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ? AND hash = ? RETURNING 1
+)
+INSERT INTO audit_log (seq, at_unix_ns, actor, action, object, outcome, details, prev_hash, hash)
+SELECT v.* FROM (VALUES `)
+	args := make([]any, 0, 4+9*len(recs))
+	args = append(args, last.Seq, last.Hash, h.Seq, h.Hash)
+	for i, r := range recs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?::bigint,?::bigint,?::text,?::text,?::text,?::text,?::text,?::bytea,?::bytea)")
+		args = append(args, r.Seq, r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Outcome,
+			string(r.Details), r.PrevHash, r.Hash)
+	}
+	b.WriteString(`) AS v WHERE EXISTS (SELECT 1 FROM moved)`)
+	res, err := db.w.ExecContext(ctx, db.rebind(b.String()), args...)
+	if err != nil {
+		return false, mapErr("store: appending audit records", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, mapErr("store: appending audit records", err)
+	}
+	switch n {
+	case int64(len(recs)):
+		db.setAuditHeadHint(audit.Head{Seq: last.Seq, Hash: last.Hash})
+		return true, nil
+	case 0:
+		return false, nil // the head moved: take the locked path
+	default:
+		return false, fmt.Errorf("store: appending audit records: %d of %d rows written", n, len(recs))
+	}
 }
 
 // checkContinues refuses records that do not extend the chain at head.
@@ -75,20 +163,78 @@ func checkContinues(h audit.Head, recs []audit.Record) error {
 	return nil
 }
 
-func (t *txn) insertAuditRecords(ctx context.Context, recs []audit.Record) error {
-	var b strings.Builder
-	b.WriteString("INSERT INTO audit_log (seq, at_unix_ns, actor, action, object, outcome, details, prev_hash, hash) VALUES ")
-	args := make([]any, 0, 9*len(recs))
-	for i, r := range recs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?)")
-		args = append(args, r.Seq, r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Outcome,
-			string(r.Details), r.PrevHash, r.Hash)
+// auditStatements are the locked path's statements, prepared once on
+// SQLite's writer connection at Open (SQLite would otherwise parse them on
+// every call; pgx caches prepared statements by itself).
+type auditStatements struct {
+	head, moveHead, insertOne *sql.Stmt
+}
+
+const (
+	auditHeadSQL      = "SELECT seq, hash FROM audit_head WHERE id = 1"
+	auditMoveHeadSQL  = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1 AND seq = ?"
+	auditInsertPrefix = "INSERT INTO audit_log (seq, at_unix_ns, actor, action, object, outcome, details, prev_hash, hash) VALUES "
+	auditInsertRow    = "(?,?,?,?,?,?,?,?,?)"
+)
+
+// prepareAudit prepares the audit statements. On PostgreSQL the head is
+// read FOR UPDATE; on SQLite the transaction already holds the write lock.
+func (db *DB) prepareAudit(ctx context.Context) error {
+	head := auditHeadSQL
+	if db.dialect == DriverPostgres {
+		head += " FOR UPDATE"
 	}
-	if _, err := t.exec(ctx, b.String(), args...); err != nil {
-		return mapErr("store: inserting audit records", err)
+	var err error
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&db.auditSQL.head, head},
+		{&db.auditSQL.moveHead, auditMoveHeadSQL},
+		{&db.auditSQL.insertOne, auditInsertPrefix + auditInsertRow},
+	} {
+		if *p.dst, err = db.w.PrepareContext(ctx, db.rebind(p.q)); err != nil {
+			return fmt.Errorf("store: preparing %q: %w", p.q, err)
+		}
+	}
+	return nil
+}
+
+// auditStmt binds a prepared statement to the transaction.
+func (t *txn) auditStmt(ctx context.Context, s *sql.Stmt) *sql.Stmt {
+	return t.tx.StmtContext(ctx, s)
+}
+
+// insertAuditRecords inserts recs: on SQLite one prepared single-row
+// statement per record (no parsing, no round trips); on PostgreSQL
+// multi-row statements of up to auditInsertChunk records.
+func (t *txn) insertAuditRecords(ctx context.Context, recs []audit.Record) error {
+	if t.db.dialect == DriverSQLite {
+		st := t.auditStmt(ctx, t.db.auditSQL.insertOne)
+		for _, r := range recs {
+			if _, err := st.ExecContext(ctx, r.Seq, r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Outcome,
+				string(r.Details), r.PrevHash, r.Hash); err != nil {
+				return mapErr("store: inserting audit records", err)
+			}
+		}
+		return nil
+	}
+	for start := 0; start < len(recs); start += auditInsertChunk {
+		chunk := recs[start:min(start+auditInsertChunk, len(recs))]
+		var b strings.Builder
+		b.WriteString(auditInsertPrefix)
+		args := make([]any, 0, 9*len(chunk))
+		for i, r := range chunk {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(auditInsertRow)
+			args = append(args, r.Seq, r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Outcome,
+				string(r.Details), r.PrevHash, r.Hash)
+		}
+		if _, err := t.exec(ctx, b.String(), args...); err != nil {
+			return mapErr("store: inserting audit records", err)
+		}
 	}
 	return nil
 }

@@ -12,7 +12,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
@@ -36,6 +39,11 @@ type DB struct {
 	// query-only connections reading the WAL concurrently with the writer.
 	r      *sql.DB
 	logger *slog.Logger
+
+	auditSQL auditStatements
+
+	hintMu sync.Mutex
+	hint   audit.Head // the audit head this DB last wrote (PostgreSQL fast path)
 }
 
 // Open connects to the database cfg names, configures it and applies every
@@ -60,6 +68,10 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 		return nil, err
 	}
 	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.prepareAudit(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -153,6 +165,11 @@ func (db *DB) openPostgres(ctx context.Context, cfg Config) error {
 // Close closes the connection pools.
 func (db *DB) Close() error {
 	var errs []error
+	for _, s := range []*sql.Stmt{db.auditSQL.head, db.auditSQL.moveHead, db.auditSQL.insertOne} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
 	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())
 	}
