@@ -27,6 +27,7 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField) report.Si
 	digest := func(h crypto.Hash) ([]byte, error) { return hashRanges(dc.r, s.ByteRange, h) }
 	tr := v.verifyTimestamp(dc, s.Contents.Bytes, digest, "document", nil)
 	sr.Timestamps = []report.Timestamp{tr}
+	sr.SignatureIntact = tr.Intact
 	if tr.Indication != report.TotalPassed {
 		sr.Indication, sr.SubIndication = tr.Indication, tr.SubIndication
 		sr.Errors = append(sr.Errors, tr.Errors...)
@@ -63,13 +64,13 @@ func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
 		level := "B"
 		tsOK := false
 		for _, t := range s.Timestamps {
-			if t.Indication == report.TotalPassed {
+			if t.Intact {
 				tsOK = true
 			}
 		}
 		var laterDocTS []int
 		for j, o := range rep.Signatures {
-			if o.Kind == "document-timestamp" && o.Indication == report.TotalPassed && o.Revision > s.Revision {
+			if o.Kind == "document-timestamp" && o.SignatureIntact && o.Revision > s.Revision {
 				laterDocTS = append(laterDocTS, j)
 			}
 		}
@@ -78,7 +79,7 @@ func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
 			for _, j := range laterDocTS {
 				o := rep.Signatures[j]
 				s.Timestamps = append(s.Timestamps, report.Timestamp{Kind: "document", Time: o.Timestamps[0].Time,
-					TSA: o.Timestamps[0].TSA, Indication: o.Indication})
+					TSA: o.Timestamps[0].TSA, Indication: o.Indication, SubIndication: o.SubIndication, Intact: true})
 			}
 		}
 		if tsOK {

@@ -202,3 +202,57 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 	}
 	return errNoInfo
 }
+
+// covers reports whether revocation values are available for every
+// certificate of cert's chain as far as it can be built by name from pool
+// (the trust anchor excepted): the B-LT condition, independent of trust.
+func (rd *revocationData) covers(cert *x509.Certificate, pool []*x509.Certificate) bool {
+	c := cert
+	for depth := 0; depth < 10; depth++ {
+		if bytes.Equal(c.RawIssuer, c.RawSubject) {
+			return depth > 0
+		}
+		var issuer *x509.Certificate
+		for _, p := range pool {
+			if bytes.Equal(p.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(p) == nil {
+				issuer = p
+				break
+			}
+		}
+		if issuer == nil {
+			for _, p := range pool {
+				if bytes.Equal(p.RawSubject, c.RawIssuer) {
+					issuer = p
+					break
+				}
+			}
+		}
+		if issuer == nil {
+			return false
+		}
+		if !rd.hasInfo(c, issuer) {
+			return false
+		}
+		c = issuer
+	}
+	return false
+}
+
+func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
+	for _, e := range c.Extensions {
+		if e.Id.Equal(oidOCSPNoCheck) {
+			return true
+		}
+	}
+	for _, der := range rd.ocsps {
+		if resp, err := ocsp.ParseResponse(der, nil); err == nil && resp.SerialNumber != nil && resp.SerialNumber.Cmp(c.SerialNumber) == 0 {
+			return true
+		}
+	}
+	for _, crl := range rd.crls {
+		if bytes.Equal(crl.RawIssuer, c.RawIssuer) {
+			return true
+		}
+	}
+	return false
+}

@@ -60,7 +60,9 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 	}
 	sd, err := cms.Parse(s.Contents.Bytes)
 	if err != nil {
+		// Nothing decodable: no signature to validate (reported on the document).
 		st.fail(report.TotalFailed, report.FormatFailure, "%v", err)
+		dc.undecodable = true
 		return sr
 	}
 	if len(sd.Signers) != 1 {
@@ -100,9 +102,18 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 		return sr
 	}
 	if err := sd.VerifySigner(si, cert, digest, v.opts.Algorithms); err != nil {
+		if errors.Is(err, path.ErrCrypto) {
+			// Tell an intact signature under weak algorithms from a broken one.
+			if err2 := sd.VerifySigner(si, cert, digest, legacyAlgorithms()); err2 != nil && !errors.Is(err2, path.ErrCrypto) {
+				err = err2
+			} else if err2 == nil {
+				sr.SignatureIntact = true
+			}
+		}
 		mapCMSError(st, err)
 		return sr
 	}
+	sr.SignatureIntact = true
 	if sr.SubFilter == "ETSI.CAdES.detached" {
 		if _, ok := cms.Attr(si.SignedAttrs, cms.OIDAttrSigningCertV2); !ok {
 			if _, ok1 := cms.Attr(si.SignedAttrs, cms.OIDAttrSigningCert); !ok1 {
@@ -139,7 +150,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 	for _, w := range rd.warnings {
 		st.warn("%s", w)
 	}
-	dc.lastUsedRevocation = rd.usedCRL || rd.usedOCSP
+	dc.lastUsedRevocation = rd.usedCRL || rd.usedOCSP || rd.covers(cert, certs)
 	if perr != nil {
 		mapPathError(st, perr, sr.ClaimedSigningTime)
 	} else {
@@ -239,7 +250,7 @@ func (v *Verifier) validatePath(dc *docContext, cert *x509.Certificate, extra []
 		return res, nil, dc.at
 	}
 	pe := asPathError(err)
-	if !poe.IsZero() && poe.Before(dc.at) && (pe.Sub == path.OutOfBoundsNoPOE || pe.Sub == path.TryLater) {
+	if !poe.IsZero() && poe.Before(dc.at) && (pe.Sub == path.OutOfBoundsNoPOE || pe.Sub == path.TryLater || pe.Sub == path.CryptoConstraints) {
 		opts.At = poe
 		rd.warnings = nil
 		if res2, err2 := path.New(opts).Validate(cert, extra...); err2 == nil {
@@ -292,6 +303,7 @@ func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypt
 		return tr
 	}
 	tr.TSA = ts.Cert.Subject.String()
+	tr.Intact = true
 	rd := v.revocationFor(dc, ts.Signed, ts.Signer)
 	rd.sigTime = tr.Time
 	_, perr, _ := v.validatePath(dc, ts.Cert, all, rd, tr.Time)
@@ -301,6 +313,12 @@ func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypt
 		failTS(tmp.Indication, tmp.SubIndication, "TSA certificate: "+perr.Error())
 	}
 	return tr
+}
+
+// legacyAlgorithms accepts what is cryptographically checkable but no
+// longer acceptable, to tell intact signatures from broken ones.
+func legacyAlgorithms() *path.AlgorithmPolicy {
+	return &path.AlgorithmPolicy{MinRSABits: 512, MinECBits: 160, AllowSHA1: true, AllowDSA: true, AllowMD5: true}
 }
 
 // parsePDFDate parses D:YYYYMMDDHHmmSSOHH'mm'.

@@ -13,8 +13,10 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/verify/cms"
 	"github.com/thiqa/thiqa/verify/path"
 	"github.com/thiqa/thiqa/verify/pdf"
 	"github.com/thiqa/thiqa/verify/report"
@@ -87,6 +89,7 @@ type docContext struct {
 	// lastUsedRevocation is set by verifySignature: embedded revocation
 	// values were used for the signer's path.
 	lastUsedRevocation bool
+	undecodable        bool
 	usedRevocation     []bool
 }
 
@@ -124,11 +127,15 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 			return nil, err
 		}
 		var sr report.Signature
-		dc.lastUsedRevocation = false
+		dc.lastUsedRevocation, dc.undecodable = false, false
 		if s.Type() == "DocTimeStamp" || s.SubFilter() == "ETSI.RFC3161" {
 			sr = v.verifyDocTimestamp(dc, s)
 		} else {
 			sr = v.verifySignature(dc, s)
+		}
+		if dc.undecodable {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("signature field %q holds no decodable CMS signature: %s", s.Name, strings.Join(sr.Errors, "; ")))
+			continue
 		}
 		rep.Signatures = append(rep.Signatures, sr)
 		dc.usedRevocation = append(dc.usedRevocation, dc.lastUsedRevocation)
@@ -185,7 +192,7 @@ func (dc *docContext) loadDSS() {
 		return out
 	}
 	for _, der := range streams("Certs") {
-		if c, err := x509.ParseCertificate(der); err == nil {
+		if c, err := cms.ParseCertificate(der); err == nil {
 			dc.dssCert = append(dc.dssCert, c)
 		}
 	}

@@ -190,7 +190,7 @@ func parseSignedData(sd cryptobyte.String) (*SignedData, error) {
 		if len(out.Certificates) >= maxCertsInSignedData {
 			return nil, formatErr("too many certificates")
 		}
-		c, err := x509.ParseCertificate(el)
+		c, err := ParseCertificate(el)
 		if err != nil {
 			continue // an unparsable extra certificate is not fatal by itself
 		}

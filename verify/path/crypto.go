@@ -23,6 +23,13 @@ type AlgorithmPolicy struct {
 	AllowSHA1 bool
 	// AllowDSA accepts DSA signatures (legacy; tests only).
 	AllowDSA bool
+	// AllowMD5 accepts MD5 (only to tell intact legacy signatures from
+	// broken ones; never for a passing verdict).
+	AllowMD5 bool
+	// SHA1CertsBefore accepts SHA-1 in certificate (and CRL) signatures
+	// when the validation time is before it (TS 119 312 permits relying on
+	// SHA-1 signatures proven to exist while SHA-1 was acceptable).
+	SHA1CertsBefore time.Time
 	// MinECBits is the smallest acceptable elliptic curve (default 256).
 	MinECBits int
 }
@@ -30,7 +37,7 @@ type AlgorithmPolicy struct {
 // DefaultAlgorithms is the TS 119 312 baseline: SHA-2 family, RSA ≥ 2048,
 // EC ≥ 256 bits, Ed25519; no MD5, no SHA-1, no DSA.
 func DefaultAlgorithms() AlgorithmPolicy {
-	return AlgorithmPolicy{MinRSABits: 2048, MinECBits: 256}
+	return AlgorithmPolicy{MinRSABits: 2048, MinECBits: 256, SHA1CertsBefore: time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
 
 // ErrCrypto marks an algorithm that is known but not acceptable.
@@ -46,6 +53,11 @@ func (p *AlgorithmPolicy) CheckHash(h crypto.Hash) error {
 			return nil
 		}
 		return fmt.Errorf("%w: SHA-1", ErrCrypto)
+	case crypto.MD5:
+		if p.AllowMD5 {
+			return nil
+		}
+		return fmt.Errorf("%w: MD5", ErrCrypto)
 	case crypto.SHA224:
 		return fmt.Errorf("%w: SHA-224", ErrCrypto)
 	}
@@ -97,7 +109,13 @@ func (p *AlgorithmPolicy) checkCertSignature(child, parent *x509.Certificate, at
 	if pub == nil {
 		return fail(CryptoConstraints, -1, "issuer public key algorithm not supported")
 	}
-	if err := p.VerifySignature(child.SignatureAlgorithm, pub, child.RawTBSCertificate, child.Signature); err != nil {
+	pol := p
+	if hashOf(child.SignatureAlgorithm) == crypto.SHA1 && at.Before(p.SHA1CertsBefore) {
+		q := *p
+		q.AllowSHA1 = true
+		pol = &q
+	}
+	if err := pol.VerifySignature(child.SignatureAlgorithm, pub, child.RawTBSCertificate, child.Signature); err != nil {
 		if errors.Is(err, ErrCrypto) {
 			return fail(CryptoConstraints, -1, "%v", err)
 		}

@@ -147,6 +147,9 @@ func (v *Validator) validate(leaf *x509.Certificate, extra []*x509.Certificate, 
 	pool := append(append([]*x509.Certificate{}, v.opts.Intermediates...), extra...)
 	cands := v.build(leaf, pool)
 	if len(cands) == 0 {
+		if bad := nonCAIssuer(leaf, pool); bad != nil {
+			return nil, fail(ChainGeneralFailure, -1, "%q is issued by %q, which is not a CA", leaf.Subject.String(), bad.Subject.String())
+		}
 		return nil, fail(NoChainFound, -1, "no path from %q to a trust anchor", leaf.Subject.String())
 	}
 	var best *Error
@@ -388,4 +391,26 @@ func ExtKeyUsage(leaf *x509.Certificate, want []string) error {
 		}
 	}
 	return nil
+}
+
+// nonCAIssuer returns a certificate of pool that signed leaf although it is
+// not a CA (an end entity issuing certificates), if any.
+func nonCAIssuer(leaf *x509.Certificate, pool []*x509.Certificate) *x509.Certificate {
+	for _, c := range pool {
+		if c.Equal(leaf) || !nameEqual(leaf.RawIssuer, c.RawSubject) {
+			continue
+		}
+		if c.BasicConstraintsValid && c.IsCA {
+			continue
+		}
+		if leaf.CheckSignatureFrom(c) == nil || checkSigLoose(leaf, c) {
+			return c
+		}
+	}
+	return nil
+}
+
+func checkSigLoose(child, parent *x509.Certificate) bool {
+	p := AlgorithmPolicy{MinRSABits: 1024, MinECBits: 160, AllowSHA1: true}
+	return p.VerifySignature(child.SignatureAlgorithm, parent.PublicKey, child.RawTBSCertificate, child.Signature) == nil
 }

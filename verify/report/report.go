@@ -75,6 +75,10 @@ type Signature struct {
 	Level         string        `json:"level,omitempty"`
 	Indication    Indication    `json:"indication"`
 	SubIndication SubIndication `json:"subIndication,omitempty"`
+	// SignatureIntact is true when the message digest and the signature
+	// value verify (possibly under algorithms that are no longer accepted:
+	// then the indication is INDETERMINATE/CRYPTO_CONSTRAINTS_FAILURE).
+	SignatureIntact bool `json:"signatureIntact"`
 	// Signer identifies the signing (or TSA) certificate.
 	Signer *Signer `json:"signer,omitempty"`
 	// ClaimedSigningTime is /M or the signing-time attribute.
@@ -132,7 +136,9 @@ type Timestamp struct {
 	TSA           string        `json:"tsa,omitempty"`
 	Indication    Indication    `json:"indication"`
 	SubIndication SubIndication `json:"subIndication,omitempty"`
-	Errors        []string      `json:"errors,omitempty"`
+	// Intact is true when the imprint and the token's signature verify.
+	Intact bool     `json:"intact"`
+	Errors []string `json:"errors,omitempty"`
 }
 
 func severity(i Indication) int {
