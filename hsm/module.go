@@ -54,6 +54,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the thiqa_hsm_* metrics. Nil disables metrics.
 	Registerer prometheus.Registerer
+	// KeyMetricLabel maps a key label to the value of the "key" metric
+	// label, to bound cardinality when there are many keys (one per
+	// citizen): e.g. return "citizen" for every citizen key. Nil uses the
+	// key label itself.
+	KeyMetricLabel func(keyLabel string) string
 }
 
 // Token is an open, logged-in PKCS#11 token with its session pool. It is
@@ -66,6 +71,7 @@ type Token struct {
 	verify bool
 	log    *slog.Logger
 	m      *metrics
+	keyMet func(string) string
 
 	// rw orders session use against recovery: operations hold it for
 	// reading while they use a session, recovery holds it for writing. The
@@ -114,6 +120,7 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 		verify: cfg.VerifyAfterSign,
 		log:    log.With("module", cfg.ModulePath, "token", cfg.TokenLabel),
 		m:      m,
+		keyMet: cfg.KeyMetricLabel,
 		pool:   newPool(size),
 	}
 	if err := ctx.Err(); err != nil {
@@ -248,7 +255,9 @@ func (t *Token) Close() error {
 			_ = t.p.CloseSession(s.h)
 		}
 	}
-	_ = t.p.CloseSession(t.ctl)
+	if t.ctl != 0 {
+		_ = t.p.CloseSession(t.ctl)
+	}
 	t.p.Destroy()
 	t.log.Info("hsm token closed")
 	return nil

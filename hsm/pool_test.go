@@ -167,6 +167,18 @@ func TestMetricsRegistered(t *testing.T) {
 	if tok2.m.signatures != tok.m.signatures {
 		t.Fatal("second Token did not share the registered collectors")
 	}
+	// Key labels mapped to a bounded metric label.
+	tok4 := newTestToken(t, Config{Registerer: reg, KeyMetricLabel: func(string) string { return "citizen" }})
+	for _, l := range []string{"c-1", "c-2"} {
+		sg, err := tok4.GenerateKey(ctx, l, ECP256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustSignVerify(t, sg)
+	}
+	if got := testutil.ToFloat64(tok.m.signatures.WithLabelValues("citizen", resultOK)); got != 2 {
+		t.Fatalf("citizen ok = %v, want 2", got)
+	}
 	// No registerer: no metrics, signing still works.
 	tok3 := newTestToken(t, Config{})
 	sg3, err := tok3.GenerateKey(ctx, "k", ECP256)

@@ -111,6 +111,7 @@ func (t *Token) recover(seen uint64, reason string, cause error) error {
 	// no stale handle number can alias a session opened below.
 	t.gen++
 	_ = t.p.CloseAllSessions(t.slot)
+	t.ctl = 0 // CK_INVALID_HANDLE until connect succeeds
 	if err := t.p.Initialize(); err != nil && !isRV(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		t.log.Error("hsm recovery failed", "reason", reason, "fault", cause, "error", err)
 		return fmt.Errorf("hsm: re-initialising %s: %w", t.module, err)

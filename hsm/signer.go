@@ -54,7 +54,13 @@ func (t *Token) newSigner(s *session, label string, id []byte, kt KeyType, priv,
 	sg := &Signer{
 		t: t, label: label, id: append([]byte(nil), id...), kt: got, pub: pub,
 		uri: t.keyURI(label, id),
-		m:   t.m.forKey(label),
+	}
+	if t.m != nil {
+		name := label
+		if t.keyMet != nil {
+			name = t.keyMet(label)
+		}
+		sg.m = t.m.forKey(name)
 	}
 	sg.obj.Store(&keyHandle{gen: s.gen, h: priv})
 	if got.IsRSA() {
@@ -86,6 +92,12 @@ func (sg *Signer) KeyType() KeyType { return sg.kt }
 
 // Sign signs digest (the hash of the message, as crypto.Signer requires).
 // The random source is ignored: the token draws its own randomness.
+//
+// ECDSA keys return an ASN.1 DER signature. RSA keys sign PKCS#1 v1.5 with
+// SHA-224/256/384/512 DigestInfo, or RSA-PSS when opts is *rsa.PSSOptions:
+// MGF1 with the same hash, salt as long as the hash for
+// PSSSaltLengthEqualsHash and PSSSaltLengthAuto (which Go's verifier
+// accepts), or the explicit length given. SHA-1 is refused.
 func (sg *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	return sg.SignContext(context.Background(), digest, opts)
 }

@@ -29,7 +29,7 @@ func TestParseURI(t *testing.T) {
 			want: URI{Token: "t", Manufacturer: "SoftHSM project", Serial: "1a2b", Model: "SoftHSM v2"}},
 		{in: "pkcs11:slot-id=3;library-version=2.6;library-manufacturer=x;library-description=y;slot-description=z;slot-manufacturer=w",
 			want: URI{SlotID: "3", LibraryVersion: "2.6", LibraryManufacturer: "x", LibraryDescription: "y", SlotDescription: "z", SlotManufacturer: "w"},
-			str: "pkcs11:library-manufacturer=x;library-description=y;library-version=2.6;slot-description=z;slot-manufacturer=w;slot-id=3"},
+			str:  "pkcs11:library-manufacturer=x;library-description=y;library-version=2.6;slot-description=z;slot-manufacturer=w;slot-id=3"},
 		{in: "pkcs11:object=ca?pin-source=file:/etc/thiqa/pin&module-path=/usr/lib/softhsm/libsofthsm2.so",
 			want: URI{Object: "ca", PINSource: "file:/etc/thiqa/pin", ModulePath: "/usr/lib/softhsm/libsofthsm2.so"}},
 		{in: "pkcs11:object=ca?pin-value=1234%26x", want: URI{Object: "ca", PINValue: "1234&x"}, str: "pkcs11:object=ca"},
