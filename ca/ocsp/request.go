@@ -2,6 +2,7 @@ package ocsp
 
 import (
 	"crypto"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -230,4 +231,41 @@ func parseExtensions(s cryptobyte.String) ([]byte, error) {
 		}
 	}
 	return nonce, nil
+}
+
+// NewRequest builds a DER OCSP request for serial issued by issuer, with
+// CertID hash h and, when nonce is non-empty, a nonce extension (RFC 8954).
+// Load generators and tests use it; the lead's `thiqa bench ocsp` can build
+// its request set with it.
+func NewRequest(issuer *x509.Certificate, serial *big.Int, h crypto.Hash, nonce []byte) ([]byte, error) {
+	if hashOID(h) == nil {
+		return nil, fmt.Errorf("unsupported CertID hash %s", h)
+	}
+	keyBits, err := publicKeyBits(issuer)
+	if err != nil {
+		return nil, err
+	}
+	nh, kh := h.New(), h.New()
+	nh.Write(issuer.RawSubject)
+	kh.Write(keyBits)
+	certID := buildCertID(h, nh.Sum(nil), kh.Sum(nil), serial)
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(certID) })
+			})
+			if len(nonce) > 0 {
+				b.AddASN1(cbasn1.Tag(2).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddASN1ObjectIdentifier(oidNonce)
+							b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) { b.AddASN1OctetString(nonce) })
+						})
+					})
+				})
+			}
+		})
+	})
+	return b.Bytes()
 }

@@ -64,18 +64,3 @@ func (a sigAlg) sign(s crypto.Signer, tbs []byte) ([]byte, error) {
 	h.Write(tbs)
 	return s.Sign(rand.Reader, h.Sum(nil), a.hash)
 }
-
-// throwawayKey returns a fresh key of the same kind as pub, for signing the
-// tests of the package.
-func throwawayKey(pub crypto.PublicKey) (crypto.Signer, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return ecdsa.GenerateKey(k.Curve, rand.Reader)
-	case *rsa.PublicKey:
-		return rsa.GenerateKey(rand.Reader, 2048)
-	case ed25519.PublicKey:
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		return priv, err
-	}
-	return nil, fmt.Errorf("unsupported public key type %T", pub)
-}

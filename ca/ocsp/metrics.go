@@ -1,0 +1,89 @@
+package ocsp
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type outcome int
+
+const (
+	outGood outcome = iota
+	outRevoked
+	outUnknown
+	outMalformed
+	outUnauthorized
+	outInternal
+	outTryLater
+	nOutcomes
+)
+
+var outcomeNames = [nOutcomes]string{"good", "revoked", "unknown", "malformedRequest", "unauthorized", "internalError", "tryLater"}
+
+type sigReason int
+
+const (
+	sigPresign sigReason = iota
+	sigMiss
+	sigNonce
+	sigRevoked
+	nSigReasons
+)
+
+var sigReasonNames = [nSigReasons]string{"presign", "cache_miss", "nonce_or_multi", "revocation"}
+
+// metrics holds resolved counters so the hot path does no label lookups.
+type metrics struct {
+	cached, signedResp [nOutcomes]prometheus.Counter
+	signatures         [nSigReasons]prometheus.Counter
+	presign            *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer, cache *Cache) (*metrics, error) {
+	responses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_ocsp_responses_total",
+		Help: "OCSP responses by status and by whether they were pre-signed."}, []string{"status", "presigned"})
+	sigs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_ocsp_signatures_total",
+		Help: "OCSP responses signed, by reason."}, []string{"reason"})
+	m := &metrics{presign: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "thiqa_ocsp_presign_seconds",
+		Help: "Duration of one pre-signing run over a CA's certificates.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 10)}, []string{"ca"})}
+	for i := range nOutcomes {
+		m.cached[i] = responses.WithLabelValues(outcomeNames[i], "true")
+		m.signedResp[i] = responses.WithLabelValues(outcomeNames[i], "false")
+	}
+	for i := range nSigReasons {
+		m.signatures[i] = sigs.WithLabelValues(sigReasonNames[i])
+	}
+	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "thiqa_ocsp_cache_entries",
+		Help: "Pre-signed OCSP responses held in memory."}, func() float64 { return float64(cache.Len()) })
+	if reg != nil {
+		for _, c := range []prometheus.Collector{responses, sigs, m.presign, size} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("registering OCSP metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) count(o outcome) { m.signedResp[o].Inc() }
+
+func (m *metrics) countState(s State, cached bool) {
+	o := outUnknown
+	switch s {
+	case Good:
+		o = outGood
+	case Revoked:
+		o = outRevoked
+	}
+	if cached {
+		m.cached[o].Inc()
+	} else {
+		m.signedResp[o].Inc()
+	}
+}
+
+func (m *metrics) signed(r sigReason) { m.signatures[r].Inc() }
+
+func (m *metrics) presigned(ca string, d time.Duration) { m.presign.WithLabelValues(ca).Observe(d.Seconds()) }

@@ -1,0 +1,128 @@
+package ocsp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+)
+
+// PresignIssuer signs a response for every certificate of one CA, for each
+// pre-signed hash algorithm, and caches them. It returns the number signed.
+func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error) {
+	is, ok := r.issuers[name]
+	if !ok {
+		return 0, fmt.Errorf("OCSP responder is not authoritative for %q", name)
+	}
+	start := time.Now()
+	n := 0
+	err := r.src.AllStatuses(ctx, name, func(serial *big.Int, st Status) error {
+		if st.State != Good && st.State != Revoked {
+			return nil
+		}
+		if st.State == Revoked && st.RevokedAt.IsZero() {
+			return fmt.Errorf("serial %x revoked without a time", serial)
+		}
+		s := new(big.Int).Set(serial) // the source may reuse its value
+		for _, h := range r.set.PresignHashes {
+			if _, err := r.signStatus(ctx, is, h, s, st, sigPresign); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	r.m.presigned(name, time.Since(start))
+	if err != nil {
+		return n, fmt.Errorf("pre-signing %s: %w", name, err)
+	}
+	r.log.InfoContext(ctx, "OCSP responses pre-signed", "ca", name, "responses", n, "seconds", time.Since(start).Seconds())
+	return n, nil
+}
+
+// PresignAll pre-signs the responses of every CA.
+func (r *Responder) PresignAll(ctx context.Context) error {
+	var errs []error
+	for name := range r.issuers {
+		if _, err := r.PresignIssuer(ctx, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RenewDue asks renewer for a new responder certificate for every CA whose
+// current one expires within RenewBefore, swaps it in and re-signs that
+// CA's responses. It reports the CAs renewed.
+func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]string, error) {
+	var renewed []string
+	var errs []error
+	for name, is := range r.issuers {
+		if r.now().Add(r.set.RenewBefore).Before(is.signing.Load().cert.NotAfter) {
+			continue
+		}
+		rc, err := renewer.RenewResponder(ctx, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("renewing responder of %s: %w", name, err))
+			continue
+		}
+		sg, err := newSigning(rc, is.cert)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("renewed responder of %s: %w", name, err))
+			continue
+		}
+		is.signing.Store(sg)
+		renewed = append(renewed, name)
+		r.log.InfoContext(ctx, "OCSP responder certificate renewed", "ca", name, "notAfter", rc.Cert.NotAfter)
+		if _, err := r.PresignIssuer(ctx, name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return renewed, errors.Join(errs...)
+}
+
+// Presigner keeps the cache fresh: a full pre-signing run at start and every
+// RefreshEvery, and a responder-certificate renewal check every minute.
+type Presigner struct {
+	r       *Responder
+	renewer ResponderRenewer
+}
+
+// NewPresigner returns a presigner for r; renewer may be nil (no renewal).
+func NewPresigner(r *Responder, renewer ResponderRenewer) *Presigner {
+	return &Presigner{r: r, renewer: renewer}
+}
+
+// Run works until ctx ends; failures are logged and retried next round.
+func (p *Presigner) Run(ctx context.Context) error {
+	p.renew(ctx)
+	if err := p.r.PresignAll(ctx); err != nil {
+		p.r.log.ErrorContext(ctx, "OCSP pre-signing incomplete", "err", err)
+	}
+	refresh := time.NewTicker(p.r.set.RefreshEvery)
+	defer refresh.Stop()
+	check := time.NewTicker(time.Minute)
+	defer check.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-check.C:
+			p.renew(ctx)
+		case <-refresh.C:
+			if err := p.r.PresignAll(ctx); err != nil {
+				p.r.log.ErrorContext(ctx, "OCSP pre-signing incomplete", "err", err)
+			}
+		}
+	}
+}
+
+func (p *Presigner) renew(ctx context.Context) {
+	if p.renewer == nil {
+		return
+	}
+	if _, err := p.r.RenewDue(ctx, p.renewer); err != nil {
+		p.r.log.ErrorContext(ctx, "OCSP responder renewal failed", "err", err)
+	}
+}

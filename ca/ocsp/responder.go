@@ -1,0 +1,275 @@
+package ocsp
+
+import (
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// StatusSource answers what the store knows. Status must return State
+// Unknown for a serial the CA never issued; AllStatuses streams every
+// certificate the CA issued (fn's error stops the stream and is returned).
+type StatusSource interface {
+	Status(ctx context.Context, issuer string, serial *big.Int) (Status, error)
+	AllStatuses(ctx context.Context, issuer string, fn func(serial *big.Int, st Status) error) error
+}
+
+// ResponderRenewer issues a fresh responder certificate (ocsp-responder
+// profile, key on the token) for an issuing CA before the current expires.
+type ResponderRenewer interface {
+	RenewResponder(ctx context.Context, issuer string) (ResponderCert, error)
+}
+
+// Issuer is one issuing CA the responder is authoritative for.
+type Issuer struct {
+	Name      string // short name, e.g. "citizen"
+	Cert      *x509.Certificate
+	Responder ResponderCert
+}
+
+type issuer struct {
+	name    string
+	cert    *x509.Certificate
+	hashes  map[crypto.Hash][2][]byte // issuerNameHash, issuerKeyHash
+	signing atomic.Pointer[signing]
+}
+
+// Responder answers OCSP requests for a set of issuing CAs.
+type Responder struct {
+	set     Settings
+	log     *slog.Logger
+	src     StatusSource
+	cache   *Cache
+	issuers map[string]*issuer // by name
+	byHash  map[string]*issuer // by hash algorithm + name hash + key hash
+	sem     chan struct{}
+	now     func() time.Time
+	m       *metrics
+}
+
+// New builds a responder. Each issuer's responder certificate must be issued
+// by it, carry the OCSPSigning EKU and match its signer.
+func New(set Settings, issuers []Issuer, src StatusSource, cache *Cache, log *slog.Logger, reg prometheus.Registerer) (*Responder, error) {
+	if src == nil || cache == nil || len(set.PresignHashes) == 0 || set.MaxConcurrentSigns < 1 {
+		return nil, fmt.Errorf("%w: status source, cache and validated settings are required", ErrConfig)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	r := &Responder{set: set, log: log, src: src, cache: cache, issuers: map[string]*issuer{}, byHash: map[string]*issuer{},
+		sem: make(chan struct{}, set.MaxConcurrentSigns), now: time.Now}
+	for _, is := range issuers {
+		if is.Name == "" || is.Cert == nil {
+			return nil, fmt.Errorf("%w: issuer name and certificate are required", ErrConfig)
+		}
+		if _, dup := r.issuers[is.Name]; dup {
+			return nil, fmt.Errorf("%w: issuer %s twice", ErrConfig, is.Name)
+		}
+		sg, err := newSigning(is.Responder, is.Cert)
+		if err != nil {
+			return nil, fmt.Errorf("%w: responder of %s: %v", ErrConfig, is.Name, err)
+		}
+		keyBits, err := publicKeyBits(is.Cert)
+		if err != nil {
+			return nil, err
+		}
+		in := &issuer{name: is.Name, cert: is.Cert, hashes: map[crypto.Hash][2][]byte{}}
+		in.signing.Store(sg)
+		for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+			nh, kh := h.New(), h.New()
+			nh.Write(is.Cert.RawSubject)
+			kh.Write(keyBits)
+			in.hashes[h] = [2][]byte{nh.Sum(nil), kh.Sum(nil)}
+			r.byHash[hashKey(h, in.hashes[h][0], in.hashes[h][1])] = in
+		}
+		r.issuers[is.Name] = in
+	}
+	m, err := newMetrics(reg, cache)
+	if err != nil {
+		return nil, err
+	}
+	r.m = m
+	return r, nil
+}
+
+func hashKey(h crypto.Hash, nameHash, keyHash []byte) string {
+	return string(rune(h)) + string(nameHash) + string(keyHash)
+}
+
+// errBusy means the on-demand signing limit was reached.
+var errBusy = errors.New("too many on-demand signatures in flight")
+
+// Respond answers one DER request with a DER OCSPResponse, always (errors
+// are OCSP error responses). entry is non-nil when the answer may be
+// cached by HTTP caches (no nonce, one certificate).
+func (r *Responder) Respond(ctx context.Context, der []byte) (resp []byte, entry *Entry) {
+	req, err := ParseRequest(der)
+	if err != nil {
+		r.m.count(outMalformed)
+		return respMalformed, nil
+	}
+	var is *issuer
+	for _, id := range req.CertIDs {
+		in := r.byHash[hashKey(id.Hash, id.IssuerNameHash, id.IssuerKeyHash)]
+		if in == nil {
+			r.m.count(outUnauthorized)
+			return respUnauthorized, nil
+		}
+		if is != nil && is != in {
+			// One response has one signer: a request mixing CAs is refused.
+			r.m.count(outMalformed)
+			return respMalformed, nil
+		}
+		is = in
+	}
+	if len(req.CertIDs) == 1 && req.Nonce == nil {
+		id := req.CertIDs[0]
+		if e, ok := r.cache.Get(is.name, id.Hash, id.Serial); ok && r.now().Before(e.NextUpdate.Add(-r.set.Validity/4)) {
+			r.m.countState(e.State, true)
+			return e.DER, e
+		}
+		e, err := r.signOne(ctx, is, id.Hash, id.Serial, sigMiss)
+		if err != nil {
+			return r.failure(ctx, err), nil
+		}
+		r.m.countState(e.State, false)
+		return e.DER, e
+	}
+	// Nonce or several certificates: signed now, with fresh statuses.
+	singles := make([]single, 0, len(req.CertIDs))
+	now := r.now()
+	for _, id := range req.CertIDs {
+		st, err := r.status(ctx, is, id.Serial)
+		if err != nil {
+			return r.failure(ctx, err), nil
+		}
+		singles = append(singles, r.single(is, id.Raw, st, now))
+	}
+	der, err = r.sign(ctx, is, singles, req.Nonce, now, sigNonce)
+	if err != nil {
+		return r.failure(ctx, err), nil
+	}
+	for _, s := range singles {
+		r.m.countState(s.status.State, false)
+	}
+	return der, nil
+}
+
+func (r *Responder) failure(ctx context.Context, err error) []byte {
+	if errors.Is(err, errBusy) {
+		r.m.count(outTryLater)
+		return respTryLater
+	}
+	r.log.ErrorContext(ctx, "OCSP response failed", "err", err)
+	r.m.count(outInternal)
+	return respInternal
+}
+
+func (r *Responder) status(ctx context.Context, is *issuer, serial *big.Int) (Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.set.StoreTimeout)
+	defer cancel()
+	st, err := r.src.Status(ctx, is.name, serial)
+	if err != nil {
+		return Status{}, fmt.Errorf("status of %s serial %x: %w", is.name, serial, err)
+	}
+	if st.State != Good && st.State != Revoked {
+		st.State = Unknown // anything else is never "good"
+	}
+	if st.State == Revoked && st.RevokedAt.IsZero() {
+		return Status{}, fmt.Errorf("status of %s serial %x: revoked without a time", is.name, serial)
+	}
+	return st, nil
+}
+
+// single builds one SingleResponse; nextUpdate never outlives the
+// responder certificate.
+func (r *Responder) single(is *issuer, certID []byte, st Status, now time.Time) single {
+	next := now.Add(r.set.Validity)
+	if na := is.signing.Load().cert.NotAfter; next.After(na) {
+		next = na
+	}
+	return single{certID: certID, status: st, thisUpdate: now, nextUpdate: next}
+}
+
+func (r *Responder) sign(ctx context.Context, is *issuer, singles []single, nonce []byte, now time.Time, why sigReason) ([]byte, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	default:
+		if why != sigPresign && why != sigRevoked {
+			return nil, errBusy
+		}
+		select { // background and revocation signing waits for a slot
+		case r.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	defer func() { <-r.sem }()
+	der, err := is.signing.Load().sign(singles, nonce, now)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", is.name, err)
+	}
+	r.m.signed(why)
+	return der, nil
+}
+
+// signOne looks up a serial's status, signs a cacheable response for it and
+// caches it unless the status is unknown (the serial may be issued soon).
+func (r *Responder) signOne(ctx context.Context, is *issuer, h crypto.Hash, serial *big.Int, why sigReason) (*Entry, error) {
+	st, err := r.status(ctx, is, serial)
+	if err != nil {
+		return nil, err
+	}
+	return r.signStatus(ctx, is, h, serial, st, why)
+}
+
+func (r *Responder) signStatus(ctx context.Context, is *issuer, h crypto.Hash, serial *big.Int, st Status, why sigReason) (*Entry, error) {
+	hs := is.hashes[h]
+	now := r.now().UTC().Truncate(time.Second)
+	sr := r.single(is, buildCertID(h, hs[0], hs[1], serial), st, now)
+	der, err := r.sign(ctx, is, []single{sr}, nil, now, why)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(der)
+	e := &Entry{DER: der, State: st.State, ThisUpdate: sr.thisUpdate, NextUpdate: sr.nextUpdate, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	if st.State != Unknown {
+		r.cache.Put(is.name, h, serial, e)
+	}
+	return e, nil
+}
+
+// Revoked replaces the cached responses of a just-revoked certificate, for
+// every CertID hash algorithm, before the revocation API returns. The store
+// must already report the revocation.
+func (r *Responder) Revoked(ctx context.Context, issuerName string, serial *big.Int) error {
+	is, ok := r.issuers[issuerName]
+	if !ok {
+		return fmt.Errorf("OCSP responder is not authoritative for %q", issuerName)
+	}
+	st, err := r.status(ctx, is, serial)
+	if err != nil {
+		return err
+	}
+	if st.State != Revoked {
+		return fmt.Errorf("store reports %s serial %x as %s, not revoked", issuerName, serial, st.State)
+	}
+	for _, h := range []crypto.Hash{crypto.SHA1, crypto.SHA256, crypto.SHA384, crypto.SHA512} {
+		if _, err := r.signStatus(ctx, is, h, serial, st, sigRevoked); err != nil {
+			return fmt.Errorf("re-signing revoked response: %w", err)
+		}
+	}
+	return nil
+}
