@@ -24,10 +24,11 @@ type memStore struct {
 	intents map[string]Intent
 	certs   map[string]CertificateRecord
 	reqIDs  map[string]string
+	byKey   map[string]string // profile + key hash -> serial
 }
 
 func newMemStore() *memStore {
-	return &memStore{intents: map[string]Intent{}, certs: map[string]CertificateRecord{}, reqIDs: map[string]string{}}
+	return &memStore{intents: map[string]Intent{}, certs: map[string]CertificateRecord{}, reqIDs: map[string]string{}, byKey: map[string]string{}}
 }
 
 func (m *memStore) InsertIntent(_ context.Context, in Intent) error {
@@ -53,6 +54,7 @@ func (m *memStore) InsertCertificate(_ context.Context, r CertificateRecord) err
 		return ErrNotFound
 	}
 	m.certs[r.Serial] = r
+	m.byKey[r.Profile+string(r.KeyHash[:])] = r.Serial
 	return nil
 }
 
@@ -69,10 +71,9 @@ func (m *memStore) GetCertificate(_ context.Context, serial string) (*Certificat
 func (m *memStore) FindIssued(_ context.Context, profile string, keyHash [32]byte, now time.Time) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for s, r := range m.certs {
-		if r.Profile == profile && r.KeyHash == keyHash && !r.Revoked && now.Before(r.NotAfter) {
-			return s, nil
-		}
+	s, ok := m.byKey[profile+string(keyHash[:])]
+	if r := m.certs[s]; ok && !r.Revoked && now.Before(r.NotAfter) {
+		return s, nil
 	}
 	return "", nil
 }
