@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/store"
+)
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, env *cliEnv) *flag.FlagSet {
+	fs := flag.NewFlagSet("thiqa "+name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	return fs
+}
+
+// parseFlags parses args; -h is a clean exit and a bad flag exit code 2.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return withExit(0, errSilent)
+		}
+		return withExit(2, errSilent)
+	}
+	if fs.NArg() > 0 {
+		return withExit(2, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	return nil
+}
+
+// newLogger builds the structured logger the configuration asks for.
+func newLogger(w io.Writer, lc config.LogConfig) *slog.Logger {
+	var level slog.Level
+	switch lc.Level {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if lc.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// loadConfig reads DIR/thiqa.yaml and points SoftHSM at the data folder's
+// token when Thiqa manages one.
+func loadConfig(dir string) (*config.Config, error) {
+	if dir == "" {
+		return nil, withExit(2, errors.New("--data DIR is required"))
+	}
+	if _, err := os.Stat(config.Path(dir)); err != nil {
+		return nil, fmt.Errorf("data folder %s is not initialised (run `thiqa init --data %s`): %w", dir, dir, err)
+	}
+	cfg, err := config.Load(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := useSoftHSMConf(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// useSoftHSMConf makes SoftHSM2 read the data folder's configuration. SoftHSM
+// reads SOFTHSM2_CONF when the module is initialised, so this runs before the
+// module is loaded.
+func useSoftHSMConf(cfg *config.Config) error {
+	if cfg.HSM.SoftHSM == nil {
+		return nil
+	}
+	if err := os.Setenv("SOFTHSM2_CONF", cfg.Resolve(cfg.HSM.SoftHSM.Conf)); err != nil {
+		return fmt.Errorf("setting SOFTHSM2_CONF: %w", err)
+	}
+	return nil
+}
+
+// openToken opens the configured PKCS#11 token and logs in.
+func openToken(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*hsm.Token, error) {
+	if _, err := os.Stat(cfg.HSM.Module); err != nil {
+		return nil, fmt.Errorf("PKCS#11 module %s: %w", cfg.HSM.Module, err)
+	}
+	pin, err := cfg.PIN()
+	if err != nil {
+		return nil, err
+	}
+	tok, err := hsm.Open(ctx, hsm.Config{
+		ModulePath:      cfg.HSM.Module,
+		TokenLabel:      cfg.HSM.TokenLabel,
+		PIN:             pin,
+		PoolSize:        cfg.HSM.PoolSize,
+		VerifyAfterSign: cfg.HSM.VerifyAfterSign,
+		Logger:          logger,
+		Registerer:      reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening token %q: %w", cfg.HSM.TokenLabel, err)
+	}
+	return tok, nil
+}
+
+// openStore opens the configured database and applies migrations.
+func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*store.DB, error) {
+	dsn, err := cfg.StoreDSN()
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, store.Config{Driver: cfg.Store.Driver, DSN: dsn, MaxOpenConns: cfg.Store.MaxOpenConns}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s store: %w", cfg.Store.Driver, err)
+	}
+	return db, nil
+}
+
+// newAuditLog starts the audit log writer on db.
+func newAuditLog(db *store.DB, logger *slog.Logger, reg prometheus.Registerer) *audit.Log {
+	return audit.New(db, logger, reg, audit.Options{})
+}
+
+// keyLabel returns the object label of a pkcs11: URI naming a key on the
+// configured token.
+func keyLabel(cfg *config.Config, uri string) (string, error) {
+	u, err := hsm.ParseURI(uri)
+	if err != nil {
+		return "", fmt.Errorf("key URI %q: %w", uri, err)
+	}
+	if u.Token != "" && u.Token != cfg.HSM.TokenLabel {
+		return "", fmt.Errorf("key URI %q names token %q, but the configured token is %q", uri, u.Token, cfg.HSM.TokenLabel)
+	}
+	if u.Object == "" {
+		return "", fmt.Errorf("key URI %q has no object label", uri)
+	}
+	return u.Object, nil
+}
+
+// oneLine folds an error message onto one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// newAuthenticator builds API authentication from the configuration.
+func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*auth.Authenticator, error) {
+	a, err := auth.New(cfg.ResolvedAuth(), auth.Options{Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("authentication: %w", err)
+	}
+	return a, nil
+}

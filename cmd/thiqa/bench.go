@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/config"
+)
+
+// runBench dispatches the load generators.
+func runBench(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) == 0 {
+		return withExit(2, errors.New("usage: thiqa bench hsm --data DIR [flags]"))
+	}
+	switch args[0] {
+	case "hsm":
+		return benchHSM(ctx, env, args[1:])
+	default:
+		return withExit(2, fmt.Errorf("unknown benchmark %q (want hsm)", args[0]))
+	}
+}
+
+// latencies collects per-operation durations from several goroutines.
+type latencies struct {
+	mu  sync.Mutex
+	all []time.Duration
+}
+
+func (l *latencies) add(ds []time.Duration) {
+	l.mu.Lock()
+	l.all = append(l.all, ds...)
+	l.mu.Unlock()
+}
+
+// percentile returns the p-th percentile (0 < p ≤ 100).
+func (l *latencies) percentile(p float64) time.Duration {
+	if len(l.all) == 0 {
+		return 0
+	}
+	s := slices.Clone(l.all)
+	slices.Sort(s)
+	i := int(float64(len(s))*p/100+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// benchHSM measures signatures per second through Thiqa's crypto.Signer and
+// the raw PKCS#11 rate (own session per goroutine, C_SignInit+C_Sign) in the
+// same run, for each key type and concurrency.
+func benchHSM(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("bench hsm", env)
+	dir := fs.String("data", "", "data folder (required)")
+	algs := fs.String("alg", "ec-p256,rsa-2048", "key types to measure, comma-separated")
+	gs := fs.String("goroutines", "1,2,4,8", "concurrency levels, comma-separated")
+	d := fs.Duration("duration", 2*time.Second, "measuring time per figure")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	levels, err := parseInts(*gs)
+	if err != nil {
+		return withExit(2, fmt.Errorf("--goroutines: %w", err))
+	}
+	var types []hsm.KeyType
+	for _, a := range strings.Split(*algs, ",") {
+		kt, err := hsm.ParseKeyType(strings.TrimSpace(a))
+		if err != nil {
+			return withExit(2, fmt.Errorf("--alg: %w", err))
+		}
+		types = append(types, kt)
+	}
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return err
+	}
+	cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, slices.Max(levels))
+	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
+	tok, err := openToken(ctx, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log := newAuditLog(db, logger, nil)
+	defer log.Close()
+
+	fmt.Fprintf(env.stdout, "thiqa bench hsm: %s, GOMAXPROCS=%d, %s per figure\n", cfg.HSM.Module, runtime.GOMAXPROCS(0), *d)
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "key\tgoroutines\traw/s\tsigner/s\tratio\tp50\tp99\t")
+	for _, kt := range types {
+		uri := fmt.Sprintf("pkcs11:token=%s;object=bench-%s", cfg.HSM.TokenLabel, kt)
+		key, generated, err := ensureKey(ctx, cfg, tok, uri, kt)
+		if err != nil {
+			return err
+		}
+		if generated {
+			if err := auditKeyGenerated(ctx, log, key); err != nil {
+				return err
+			}
+		}
+		for _, g := range levels {
+			raw, err := hsm.RawSignRate(ctx, tok, key.Label(), g, *d)
+			if err != nil {
+				return fmt.Errorf("raw PKCS#11 rate: %w", err)
+			}
+			rate, lat, err := signerRate(ctx, key, g, *d)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t\n", kt, g, raw, rate, rate/raw,
+				lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond))
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "memory: heap in use %.1f MiB, obtained from the OS %.1f MiB\n", float64(ms.HeapInuse)/(1<<20), float64(ms.Sys)/(1<<20))
+	return nil
+}
+
+// signerRate signs SHA-256 digests through the crypto.Signer from g
+// goroutines for d and returns signatures per second and their latencies.
+func signerRate(ctx context.Context, key crypto.Signer, g int, d time.Duration) (float64, *latencies, error) {
+	digest := sha256.Sum256([]byte("thiqa bench hsm"))
+	lat := &latencies{}
+	var wg sync.WaitGroup
+	errs := make(chan error, g)
+	start := time.Now()
+	deadline := start.Add(d)
+	var total int64
+	var mu sync.Mutex
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<14)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if t0.After(deadline) {
+					break
+				}
+				if _, err := key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+					errs <- fmt.Errorf("signing through the crypto.Signer: %w", err)
+					return
+				}
+				local = append(local, time.Since(t0))
+			}
+			lat.add(local)
+			mu.Lock()
+			total += int64(len(local))
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
+	return float64(total) / elapsed.Seconds(), lat, nil
+}
+
+// parseInts reads a comma-separated list of positive integers.
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+

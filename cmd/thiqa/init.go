@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/josesigner"
+)
+
+// runInit prepares a data folder. It is idempotent: existing configuration,
+// tokens and keys are kept, never overwritten. When it fails on a folder it
+// created, it removes the folder again, so nothing is left half-created.
+func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
+	fs := newFlags("init", env)
+	dir := fs.String("data", "", "data folder to create or complete (required)")
+	from := fs.String("config", "", "YAML configuration to install as DIR/thiqa.yaml when the folder has none")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return withExit(2, errors.New("--data DIR is required"))
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+
+	cfg, haveConfig, err := initialConfig(abs, *from)
+	if err != nil {
+		return err
+	}
+	// Check what can be checked before anything is created.
+	if _, err := os.Stat(cfg.HSM.Module); err != nil {
+		return fmt.Errorf("PKCS#11 module %s: %w", cfg.HSM.Module, err)
+	}
+	if cfg.HSM.SoftHSM == nil {
+		if _, err := cfg.PIN(); err != nil {
+			return err
+		}
+	}
+
+	_, statErr := os.Stat(abs)
+	folderIsNew := errors.Is(statErr, os.ErrNotExist)
+	var created []string
+	defer func() {
+		if err == nil {
+			return
+		}
+		if folderIsNew {
+			_ = os.RemoveAll(abs)
+			return
+		}
+		for i := len(created) - 1; i >= 0; i-- {
+			_ = os.RemoveAll(created[i])
+		}
+	}()
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return fmt.Errorf("creating data folder: %w", err)
+	}
+	if cfg.HSM.SoftHSM != nil {
+		made, err := prepareSoftHSM(cfg)
+		created = append(created, made...)
+		if err != nil {
+			return err
+		}
+	}
+	if !haveConfig {
+		raw, err := cfg.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := writeFileExclusive(config.Path(abs), raw, 0o600); err != nil {
+			return fmt.Errorf("writing configuration: %w", err)
+		}
+		created = append(created, config.Path(abs))
+	}
+	if err := useSoftHSMConf(cfg); err != nil {
+		return err
+	}
+
+	logger := newLogger(env.stderr, cfg.Log)
+	reg := prometheus.NewRegistry()
+	tok, err := openOrCreateToken(ctx, cfg, logger, reg)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log := newAuditLog(db, logger, reg)
+	defer log.Close()
+
+	devKey, generated, err := ensureKey(ctx, cfg, tok, cfg.Keys.DevTokenIssuer, hsm.ECP256)
+	if err != nil {
+		return err
+	}
+	if generated {
+		if err := auditKeyGenerated(ctx, log, devKey); err != nil {
+			return err
+		}
+	}
+	if err := publishDevIssuerKey(cfg, devKey); err != nil {
+		return err
+	}
+	if _, err := log.Append(ctx, audit.Entry{
+		Actor: "thiqa-init", Action: "data.init", Object: abs, Outcome: "success",
+		Details: map[string]any{"token": cfg.HSM.TokenLabel, "store": cfg.Store.Driver, "version": version},
+	}); err != nil {
+		return fmt.Errorf("writing audit record: %w", err)
+	}
+
+	fmt.Fprintf(env.stdout, "data folder %s ready\n  token  %s (%s)\n  store  %s\n  dev token issuer  %s\nserve it with: thiqa serve --data %s\n",
+		abs, cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.Store.Driver, devKey.URI(), abs)
+	return nil
+}
+
+// initialConfig returns the folder's configuration, the one given with
+// --config, or the local default, and whether the folder already had one.
+func initialConfig(dir, from string) (*config.Config, bool, error) {
+	if _, err := os.Stat(config.Path(dir)); err == nil {
+		cfg, err := config.Load(dir)
+		return cfg, true, err
+	}
+	if from == "" {
+		return config.Default(dir), false, nil
+	}
+	raw, err := os.ReadFile(from)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading --config: %w", err)
+	}
+	cfg, err := config.Parse(raw, dir)
+	if err != nil {
+		return nil, false, fmt.Errorf("%s: %w", from, err)
+	}
+	return cfg, false, nil
+}
+
+// prepareSoftHSM writes the SoftHSM2 configuration, token folder and PIN
+// files that do not exist yet, and returns what it created.
+func prepareSoftHSM(cfg *config.Config) ([]string, error) {
+	var created []string
+	s := cfg.HSM.SoftHSM
+	tokenDir := cfg.Resolve(s.TokenDir)
+	if _, err := os.Stat(tokenDir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(tokenDir, 0o700); err != nil {
+			return created, fmt.Errorf("creating SoftHSM token folder: %w", err)
+		}
+		created = append(created, tokenDir)
+	}
+	conf := cfg.Resolve(s.Conf)
+	body := fmt.Sprintf("# SoftHSM2 configuration written by thiqa init\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokenDir)
+	if err := writeFileExclusive(conf, []byte(body), 0o600); err == nil {
+		created = append(created, conf)
+	} else if !errors.Is(err, os.ErrExist) {
+		return created, fmt.Errorf("writing SoftHSM configuration: %w", err)
+	}
+	for _, f := range []string{cfg.Resolve(s.SOPINFile), cfg.Resolve(cfg.HSM.PINFile)} {
+		if cfg.HSM.PINEnv != "" && f == cfg.Resolve(cfg.HSM.PINFile) {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			return created, fmt.Errorf("creating secrets folder: %w", err)
+		}
+		if err := writeFileExclusive(f, []byte(randomPIN()+"\n"), 0o600); err == nil {
+			created = append(created, f)
+		} else if !errors.Is(err, os.ErrExist) {
+			return created, fmt.Errorf("writing PIN file: %w", err)
+		}
+	}
+	return created, nil
+}
+
+// openOrCreateToken logs in to the configured token, creating it first when
+// Thiqa manages a SoftHSM token that does not exist yet.
+func openOrCreateToken(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*hsm.Token, error) {
+	tok, err := openToken(ctx, cfg, logger, reg)
+	if err == nil || cfg.HSM.SoftHSM == nil || !errors.Is(err, hsm.ErrTokenNotFound) {
+		return tok, err
+	}
+	soPIN, err := config.ReadSecret(cfg.Resolve(cfg.HSM.SoftHSM.SOPINFile), "")
+	if err != nil {
+		return nil, fmt.Errorf("SoftHSM security officer PIN: %w", err)
+	}
+	pin, err := cfg.PIN()
+	if err != nil {
+		return nil, err
+	}
+	if err := hsm.InitToken(cfg.HSM.Module, cfg.HSM.TokenLabel, soPIN, pin); err != nil {
+		return nil, fmt.Errorf("creating SoftHSM token %q: %w", cfg.HSM.TokenLabel, err)
+	}
+	logger.Info("created SoftHSM token", "token", cfg.HSM.TokenLabel)
+	return openToken(ctx, cfg, logger, reg)
+}
+
+// ensureKey finds the key a URI names, generating it on the token when it
+// does not exist. It never replaces an existing key.
+func ensureKey(ctx context.Context, cfg *config.Config, tok *hsm.Token, uri string, kt hsm.KeyType) (*hsm.Signer, bool, error) {
+	label, err := keyLabel(cfg, uri)
+	if err != nil {
+		return nil, false, err
+	}
+	k, err := tok.FindKey(ctx, label)
+	if err == nil {
+		return k, false, nil
+	}
+	if !errors.Is(err, hsm.ErrKeyNotFound) {
+		return nil, false, fmt.Errorf("finding key %q: %w", label, err)
+	}
+	k, err = tok.GenerateKey(ctx, label, kt)
+	if err != nil {
+		return nil, false, fmt.Errorf("generating key %q: %w", label, err)
+	}
+	return k, true, nil
+}
+
+// auditKeyGenerated records a key generated on the token.
+func auditKeyGenerated(ctx context.Context, log *audit.Log, k *hsm.Signer) error {
+	spki, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		return fmt.Errorf("encoding public key: %w", err)
+	}
+	sum := sha256.Sum256(spki)
+	_, err = log.Append(ctx, audit.Entry{
+		Actor: "thiqa-init", Action: "key.generate", Object: k.URI(), Outcome: "success",
+		Details: map[string]any{"keyType": k.KeyType().String(), "spkiSHA256": hex.EncodeToString(sum[:])},
+	})
+	if err != nil {
+		return fmt.Errorf("writing audit record: %w", err)
+	}
+	return nil
+}
+
+// publishDevIssuerKey writes the development token issuer's public key as the
+// JWK set the default configuration trusts.
+func publishDevIssuerKey(cfg *config.Config, k *hsm.Signer) error {
+	js, err := josesigner.New(k, "")
+	if err != nil {
+		return fmt.Errorf("development issuer key: %w", err)
+	}
+	path := cfg.Resolve(config.DevJWKSFile)
+	if err := auth.WriteJWKS(path, *js.Public()); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeFileExclusive creates path with data, failing with os.ErrExist when it
+// is already there.
+func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+// randomPIN returns a fresh PIN of 26 base32 characters (128 bits).
+func randomPIN() string { return rand.Text() }

@@ -1,0 +1,112 @@
+// Command thiqa is Thiqa's one binary: it prepares a data folder (keys on the
+// PKCS#11 token, the store), serves every service over HTTP, and carries the
+// operator's and the developer's tools (tokens, audit verification, benchmarks).
+//
+// It is the only place that knows every part: it reads the configuration,
+// builds the parts and wires them together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// exitError carries a specific exit code out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withExit attaches an exit code to err.
+func withExit(code int, err error) error { return &exitError{code: code, err: err} }
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// cliEnv is what every subcommand writes to.
+type cliEnv struct {
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func commands() []command {
+	return []command{
+		{"init", "prepare a data folder: SoftHSM token, keys, store, configuration", runInit},
+		{"serve", "serve every service over HTTP", runServe},
+		{"token", "print a development API token for a subject and role", runToken},
+		{"audit", "verify the hash-chained audit log (audit verify)", runAudit},
+		{"keys", "list the keys on the token (keys list)", runKeys},
+		{"bench", "load generators (bench hsm)", runBench},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, &cliEnv{stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns the process exit code.
+func run(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		if err == nil {
+			return 0
+		}
+		var ee *exitError
+		code := 1
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if !errors.Is(err, errSilent) {
+			fmt.Fprintf(env.stderr, "thiqa %s: %s\n", c.name, oneLine(err.Error()))
+		}
+		return code
+	}
+	fmt.Fprintf(env.stderr, "thiqa: unknown command %q\n", args[0])
+	usage(env.stderr)
+	return 2
+}
+
+// errSilent marks an error whose message was already printed.
+var errSilent = errors.New("reported")
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: thiqa <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'thiqa <command> -h' for a command's flags.")
+}
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func runVersion(_ context.Context, env *cliEnv, _ []string) error {
+	fmt.Fprintln(env.stdout, "thiqa", version)
+	return nil
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/josesigner"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// maxDevTokenTTL bounds development tokens' lifetime.
+const maxDevTokenTTL = 30 * 24 * time.Hour
+
+var (
+	// organisationIdentifier is EN 319 412-1's NTR identifier: NTR + country + '-' + registration number.
+	organisationIdentifier = regexp.MustCompile(`^NTR[A-Z]{2}-[0-9A-Za-z]{1,32}$`)
+	// civilNumber is a citizen's national identity number.
+	civilNumber = regexp.MustCompile(`^[0-9]{4,20}$`)
+	// plainSubject is any other subject: printable, no spaces.
+	plainSubject = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+)
+
+// runToken prints a development API token signed by the development issuer
+// key on the token. The token is alone on the last line of the output.
+func runToken(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("token", env)
+	dir := fs.String("data", "", "data folder (required)")
+	subject := fs.String("subject", "", "subject: an agency's organizationIdentifier (NTROM-1234567), a citizen's civil number, or a staff name (required)")
+	roleName := fs.String("role", "", "role: operator, registration-officer, agency or citizen (required)")
+	ttl := fs.Duration("ttl", time.Hour, "lifetime of the token")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	role, err := policies.ParseRole(*roleName)
+	if err != nil {
+		return withExit(2, err)
+	}
+	if err := checkSubject(role, *subject); err != nil {
+		return withExit(2, err)
+	}
+	if *ttl <= 0 || *ttl > maxDevTokenTTL {
+		return withExit(2, fmt.Errorf("--ttl must be between 1s and %s", maxDevTokenTTL))
+	}
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return err
+	}
+	if cfg.Keys.DevTokenIssuer == "" {
+		return errors.New("keys.devTokenIssuer is not configured: this data folder issues no development tokens")
+	}
+	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
+	tok, err := openToken(ctx, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	label, err := keyLabel(cfg, cfg.Keys.DevTokenIssuer)
+	if err != nil {
+		return err
+	}
+	key, err := tok.FindKey(ctx, label)
+	if err != nil {
+		return fmt.Errorf("development issuer key %q: %w", label, err)
+	}
+	js, err := josesigner.New(key, "")
+	if err != nil {
+		return fmt.Errorf("development issuer key: %w", err)
+	}
+	token, err := auth.MintToken(js, auth.MintClaims{
+		Issuer:   auth.DevIssuer,
+		Audience: auth.DevAudience,
+		Subject:  *subject,
+		Roles:    []policies.Role{role},
+		TTL:      *ttl,
+		Now:      time.Now(),
+	})
+	if err != nil {
+		return fmt.Errorf("minting token: %w", err)
+	}
+	fmt.Fprintln(env.stdout, token)
+	return nil
+}
+
+// checkSubject validates a token subject's form for its role.
+func checkSubject(role policies.Role, subject string) error {
+	switch {
+	case subject == "":
+		return errors.New("--subject is required")
+	case role == policies.RoleAgency && !organisationIdentifier.MatchString(subject):
+		return fmt.Errorf("agency subject %q is not an organizationIdentifier like NTROM-1234567", subject)
+	case role == policies.RoleCitizen && !civilNumber.MatchString(subject):
+		return fmt.Errorf("citizen subject %q is not a civil number (4 to 20 digits)", subject)
+	case !plainSubject.MatchString(subject):
+		return fmt.Errorf("subject %q must be 1 to 128 printable characters without spaces", subject)
+	}
+	return nil
+}
