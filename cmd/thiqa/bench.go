@@ -191,4 +191,3 @@ func parseInts(s string) ([]int, error) {
 	}
 	return out, nil
 }
-
