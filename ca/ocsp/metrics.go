@@ -86,4 +86,6 @@ func (m *metrics) countState(s State, cached bool) {
 
 func (m *metrics) signed(r sigReason) { m.signatures[r].Inc() }
 
-func (m *metrics) presigned(ca string, d time.Duration) { m.presign.WithLabelValues(ca).Observe(d.Seconds()) }
+func (m *metrics) presigned(ca string, d time.Duration) {
+	m.presign.WithLabelValues(ca).Observe(d.Seconds())
+}
