@@ -195,7 +195,36 @@ func (t *Token) Signer(ctx context.Context, uri string) (*Signer, error) {
 	if u.Object == "" && len(u.ID) == 0 {
 		return nil, fmt.Errorf("hsm: key URI %s names no object and no id", u)
 	}
+	if u.Manufacturer != "" || u.Serial != "" || u.Model != "" {
+		if err := t.matchTokenInfo(u); err != nil {
+			return nil, err
+		}
+	}
 	return t.findKey(ctx, u.Object, u.ID)
+}
+
+// matchTokenInfo checks the URI's token manufacturer, serial and model
+// against the open token.
+func (t *Token) matchTokenInfo(u URI) error {
+	t.rw.RLock()
+	defer t.rw.RUnlock()
+	if t.closed {
+		return ErrClosed
+	}
+	ti, err := t.p.GetTokenInfo(t.slot)
+	if err != nil {
+		return fmt.Errorf("hsm: reading token %q information: %w", t.label, err)
+	}
+	for _, c := range []struct{ name, want, got string }{
+		{"manufacturer", u.Manufacturer, ti.ManufacturerID},
+		{"serial", u.Serial, ti.SerialNumber},
+		{"model", u.Model, ti.Model},
+	} {
+		if c.want != "" && c.want != strings.TrimRight(c.got, " ") {
+			return fmt.Errorf("hsm: key URI %s names token %s %q but token %q has %q", u, c.name, c.want, t.label, c.got)
+		}
+	}
+	return nil
 }
 
 func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, error) {

@@ -225,13 +225,14 @@ func TestGenerateExistingLabelRefused(t *testing.T) {
 func TestFindUnknownKeyAndForeignURI(t *testing.T) {
 	tok := newTestToken(t, Config{})
 	ctx := context.Background()
+	var err error
 	if _, err := tok.FindKey(ctx, "nope"); !errors.Is(err, ErrKeyNotFound) || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("FindKey(nope) = %v, want ErrKeyNotFound naming it", err)
 	}
 	if _, err := tok.Signer(ctx, "pkcs11:token="+tok.label+";object=nope"); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("Signer(unknown object) = %v", err)
 	}
-	_, err := tok.Signer(ctx, "pkcs11:token=other-token;object=ca")
+	_, err = tok.Signer(ctx, "pkcs11:token=other-token;object=ca")
 	if err == nil || !strings.Contains(err.Error(), "other-token") || !strings.Contains(err.Error(), tok.label) {
 		t.Fatalf("Signer(foreign token) = %v, want an error naming both tokens", err)
 	}
@@ -240,6 +241,16 @@ func TestFindUnknownKeyAndForeignURI(t *testing.T) {
 	}
 	if _, err := tok.Signer(ctx, "pkcs11:token="+tok.label); err == nil {
 		t.Fatal("Signer accepted a URI naming no object")
+	}
+	if _, err := tok.Signer(ctx, "pkcs11:token="+tok.label+";serial=000;object=nope"); err == nil || !strings.Contains(err.Error(), "serial") {
+		t.Fatalf("Signer(wrong serial) = %v", err)
+	}
+	ti, err := tok.p.GetTokenInfo(tok.slot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.Signer(ctx, URI{Token: tok.label, Serial: ti.SerialNumber, Model: ti.Model, Object: "nope"}.String()); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("Signer(right serial and model) = %v, want ErrKeyNotFound", err)
 	}
 	if _, err := tok.Signer(ctx, "file:///etc/passwd"); err == nil {
 		t.Fatal("Signer accepted a non-pkcs11 URI")
