@@ -63,9 +63,13 @@ func benchHSM(ctx context.Context, env *cliEnv, args []string) error {
 	dir := fs.String("data", "", "data folder (required)")
 	algs := fs.String("alg", "ec-p256,rsa-2048", "key types to measure, comma-separated")
 	gs := fs.String("goroutines", "1,2,4,8", "concurrency levels, comma-separated")
-	d := fs.Duration("duration", 2*time.Second, "measuring time per figure")
+	d := fs.Duration("duration", time.Second, "measuring time of one round")
+	rounds := fs.Int("rounds", 3, "alternating raw/signer rounds per figure (medians are reported)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *rounds < 1 || *d <= 0 {
+		return withExit(2, errors.New("--rounds and --duration must be positive"))
 	}
 	levels, err := parseInts(*gs)
 	if err != nil {
@@ -98,7 +102,7 @@ func benchHSM(ctx context.Context, env *cliEnv, args []string) error {
 	log := newAuditLog(db, logger, nil)
 	defer log.Close()
 
-	fmt.Fprintf(env.stdout, "thiqa bench hsm: %s, GOMAXPROCS=%d, %s per figure\n", cfg.HSM.Module, runtime.GOMAXPROCS(0), *d)
+	fmt.Fprintf(env.stdout, "thiqa bench hsm: %s, GOMAXPROCS=%d, %d alternating rounds of %s per figure (medians)\n", cfg.HSM.Module, runtime.GOMAXPROCS(0), *rounds, *d)
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "key\tgoroutines\traw/s\tsigner/s\tratio\tp50\tp99\t")
 	for _, kt := range types {
@@ -113,14 +117,23 @@ func benchHSM(ctx context.Context, env *cliEnv, args []string) error {
 			}
 		}
 		for _, g := range levels {
-			raw, err := hsm.RawSignRate(ctx, tok, key.Label(), g, *d)
-			if err != nil {
-				return fmt.Errorf("raw PKCS#11 rate: %w", err)
+			// Alternate raw and signer rounds and take medians, so that a
+			// noisy machine hits both sides alike.
+			var raws, rates []float64
+			lat := &latencies{}
+			for range *rounds {
+				raw, err := hsm.RawSignRate(ctx, tok, key.Label(), g, *d)
+				if err != nil {
+					return fmt.Errorf("raw PKCS#11 rate: %w", err)
+				}
+				rate, l, err := signerRate(ctx, key, g, *d)
+				if err != nil {
+					return err
+				}
+				raws, rates = append(raws, raw), append(rates, rate)
+				lat.add(l.all)
 			}
-			rate, lat, err := signerRate(ctx, key, g, *d)
-			if err != nil {
-				return err
-			}
+			raw, rate := median(raws), median(rates)
 			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t%.2f\t%s\t%s\t\n", kt, g, raw, rate, rate/raw,
 				lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond))
 		}
@@ -190,4 +203,14 @@ func parseInts(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// median returns the median of xs (xs is reordered).
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
 }
