@@ -214,3 +214,22 @@ func TestParseLevel(t *testing.T) {
 		t.Fatalf("ParseLevel(B-X): %v", err)
 	}
 }
+
+func TestBeforeSignRefusal(t *testing.T) {
+	p := getPKI(t)
+	o := signOpts(p, false, LevelBB)
+	refused := errors.New("SAD not bound to this hash")
+	var gotDoc, gotDTBS []byte
+	o.BeforeSign = func(_ context.Context, doc, dtbs []byte) error {
+		gotDoc, gotDTBS = doc, dtbs
+		return refused
+	}
+	var out bytes.Buffer
+	in := testPDF(1, 0)
+	if err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); !errors.Is(err, refused) {
+		t.Fatalf("got %v", err)
+	}
+	if out.Len() != 0 || len(gotDoc) != 32 || len(gotDTBS) != 32 {
+		t.Fatalf("output %d bytes, digests %d/%d", out.Len(), len(gotDoc), len(gotDTBS))
+	}
+}

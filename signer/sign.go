@@ -45,6 +45,13 @@ type Options struct {
 	Validation ValidationOptions
 	// Rand is the randomness source for the signature (default crypto/rand).
 	Rand io.Reader
+	// BeforeSign, when set, is called once the document is prepared and
+	// before the key is used, with the ByteRange digest of the document and
+	// the digest the key will sign (the hash of the CMS signed attributes,
+	// the "DTBS/R" of the CSC API). Returning an error aborts signing and
+	// nothing is written: the seam for sole-control authorisation (SAD
+	// bound to the hash) and for recording the intent before signing.
+	BeforeSign func(ctx context.Context, documentDigest, dtbs []byte) error
 }
 
 func (o *Options) check() error {
@@ -110,7 +117,11 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 		return addSignatureRevision(rd, &opts, placeholder)
 	}
 	fill := func(digest []byte) ([]byte, error) {
-		sig, err := cades.Sign(opts.Rand, digest, opts.Signer, opts.Chain, cades.Options{Hash: opts.Hash, PSS: opts.PSS})
+		co := cades.Options{Hash: opts.Hash, PSS: opts.PSS}
+		if opts.BeforeSign != nil {
+			co.BeforeSign = func(dtbs []byte) error { return opts.BeforeSign(ctx, digest, dtbs) }
+		}
+		sig, err := cades.Sign(opts.Rand, digest, opts.Signer, opts.Chain, co)
 		if err != nil {
 			return nil, mapErr("signing", err)
 		}

@@ -55,6 +55,10 @@ type Options struct {
 	Hash crypto.Hash
 	// PSS selects RSASSA-PSS for RSA keys (salt length = hash length).
 	PSS bool
+	// BeforeSign, when set, is called with the digest the key is about to
+	// sign (the hash of the DER signed attributes); an error aborts before
+	// the key is used. Remote signing binds its authorisation here.
+	BeforeSign func(dtbs []byte) error
 }
 
 // DefaultHash returns the digest algorithm matching the key's strength.
@@ -218,7 +222,13 @@ func Sign(rand io.Reader, digest []byte, key crypto.Signer, chain []*x509.Certif
 	}
 	hh := h.New()
 	hh.Write(signedAttrs)
-	sig, err := key.Sign(rand, hh.Sum(nil), sigOpts)
+	dtbs := hh.Sum(nil)
+	if opts.BeforeSign != nil {
+		if err := opts.BeforeSign(dtbs); err != nil {
+			return nil, err
+		}
+	}
+	sig, err := key.Sign(rand, dtbs, sigOpts)
 	if err != nil {
 		return nil, fmt.Errorf("cades: signing: %w", err)
 	}
