@@ -116,11 +116,11 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 		if len(n) > 0 {
 			return fmt.Errorf("%w: token %q already holds an object labelled %q", ErrKeyExists, t.label, label)
 		}
-		pubH, privH, err := t.p.GenerateKeyPair(s.h, mech, pub, priv)
+		_, privH, err := t.p.GenerateKeyPair(s.h, mech, pub, priv)
 		if err != nil {
 			return err
 		}
-		sg, err = t.newSigner(s, label, id, kt, privH, pubH)
+		sg, err = t.newSigner(s, label, id, kt, privH)
 		return err
 	})
 	if err != nil {
@@ -246,7 +246,7 @@ func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, 
 			return err
 		}
 		gotLabel, gotID := string(attrs[0].Value), attrs[1].Value
-		sg, err = t.newSigner(s, gotLabel, gotID, 0, priv, 0)
+		sg, err = t.newSigner(s, gotLabel, gotID, 0, priv)
 		return err
 	})
 	if err != nil {

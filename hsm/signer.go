@@ -43,7 +43,7 @@ type keyHandle struct {
 
 // newSigner builds a Signer for the key (label, id) whose private handle
 // priv is valid in session s. kt 0 means "read it from the token".
-func (t *Token) newSigner(s *session, label string, id []byte, kt KeyType, priv, _ pkcs11.ObjectHandle) (*Signer, error) {
+func (t *Token) newSigner(s *session, label string, id []byte, kt KeyType, priv pkcs11.ObjectHandle) (*Signer, error) {
 	pub, got, err := t.readPublic(s, label, id, priv)
 	if err != nil {
 		return nil, err
