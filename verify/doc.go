@@ -2,6 +2,7 @@ package verify
 
 import (
 	"crypto"
+	"fmt"
 
 	"github.com/thiqa/thiqa/verify/pdf"
 	"github.com/thiqa/thiqa/verify/report"
@@ -50,11 +51,8 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField) report.Si
 func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
 	for i := range rep.Signatures {
 		s := &rep.Signatures[i]
-		if s.Kind != "signature" || s.Revision < 0 || s.Indication == report.TotalFailed {
-			continue
-		}
-		switch s.SubIndication {
-		case report.CryptoConstraintsFailure, report.NoSigningCertificateFound, report.FormatFailure:
+		// The level is structural: it needs an intact signature, not a trusted one.
+		if s.Kind != "signature" || s.Revision < 0 || s.Indication == report.TotalFailed || !s.SignatureIntact {
 			continue
 		}
 		prefix := "B-"
@@ -62,10 +60,10 @@ func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
 			prefix = "PKCS7-"
 		}
 		level := "B"
-		tsOK := false
+		tRev := -1 // revision holding the evidence of the T level
 		for _, t := range s.Timestamps {
 			if t.Intact {
-				tsOK = true
+				tRev = s.Revision
 			}
 		}
 		var laterDocTS []int
@@ -74,21 +72,24 @@ func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
 				laterDocTS = append(laterDocTS, j)
 			}
 		}
-		if len(laterDocTS) > 0 {
-			tsOK = true
-			for _, j := range laterDocTS {
-				o := rep.Signatures[j]
-				s.Timestamps = append(s.Timestamps, report.Timestamp{Kind: "document", Time: o.Timestamps[0].Time,
-					TSA: o.Timestamps[0].TSA, Indication: o.Indication, SubIndication: o.SubIndication, Intact: true})
+		for _, j := range laterDocTS {
+			o := rep.Signatures[j]
+			s.Timestamps = append(s.Timestamps, report.Timestamp{Kind: "document", Time: o.Timestamps[0].Time,
+				TSA: o.Timestamps[0].TSA, Indication: o.Indication, SubIndication: o.SubIndication, Intact: true})
+			if tRev < 0 || o.Revision < tRev {
+				tRev = o.Revision
 			}
 		}
-		if tsOK {
+		if v.opts.debug != nil {
+			v.opts.debug(fmt.Sprintf("levels: sig %d rev %d tRev %d dssRev %d used %v", i, s.Revision, tRev, dc.dssRev, dc.usedRevocation))
+		}
+		if tRev >= 0 {
 			level = "T"
-			lt := (dc.hasDSS && dc.dssRev > s.Revision) || (i < len(dc.usedRevocation) && dc.usedRevocation[i])
-			if lt {
+			// B-LT: validation data for the chain added after the T evidence.
+			if i < len(dc.usedRevocation) && dc.usedRevocation[i] && (dc.dssRev > tRev || (tRev == s.Revision && dc.dssRev >= tRev && s.SubFilter != "ETSI.CAdES.detached")) {
 				level = "LT"
 				for _, j := range laterDocTS {
-					if rep.Signatures[j].Revision >= dc.dssRev && dc.dssRev > s.Revision {
+					if rep.Signatures[j].Revision >= dc.dssRev {
 						level = "LTA"
 					}
 				}

@@ -55,7 +55,7 @@ type revocationData struct {
 	warnings  []string
 	usedOCSP  bool
 	usedCRL   bool
-	allCovers bool
+	debug     func(string)
 }
 
 func (rd *revocationData) addCRL(der []byte) {
@@ -203,12 +203,13 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 	return errNoInfo
 }
 
-// covers reports whether revocation values are available for every
-// certificate of cert's chain as far as it can be built by name from pool
-// (the trust anchor excepted): the B-LT condition, independent of trust.
+// covers reports whether revocation values are available for the signing
+// certificate (found with its issuer in pool): the B-LT condition,
+// independent of trust. (Intermediate CAs' data is used when present but,
+// as EU DSS does, not required for the level.)
 func (rd *revocationData) covers(cert *x509.Certificate, pool []*x509.Certificate) bool {
 	c := cert
-	for depth := 0; depth < 10; depth++ {
+	for depth := 0; depth < 1; depth++ {
 		if bytes.Equal(c.RawIssuer, c.RawSubject) {
 			return depth > 0
 		}
@@ -233,9 +234,12 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool []*x509.Certificat
 		if !rd.hasInfo(c, issuer) {
 			return false
 		}
+		if rd.debug != nil {
+			rd.debug("covered: " + c.Subject.String())
+		}
 		c = issuer
 	}
-	return false
+	return true
 }
 
 func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
@@ -245,7 +249,7 @@ func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
 		}
 	}
 	for _, der := range rd.ocsps {
-		if resp, err := ocsp.ParseResponse(der, nil); err == nil && resp.SerialNumber != nil && resp.SerialNumber.Cmp(c.SerialNumber) == 0 {
+		if resp, err := ocsp.ParseResponseForCert(der, c, issuer); err == nil && resp.SerialNumber != nil && resp.SerialNumber.Cmp(c.SerialNumber) == 0 {
 			return true
 		}
 	}

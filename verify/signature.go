@@ -124,6 +124,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 	checkSignerUsage(st, cert)
 	// Signature timestamps: the imprint is the hash of the signature value.
 	var poe time.Time
+	dc.tsaCerts = nil
 	for _, a := range si.UnsignedAttrs {
 		if !a.Type.Equal(cms.OIDAttrTimeStampToken) {
 			continue
@@ -150,7 +151,21 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 	for _, w := range rd.warnings {
 		st.warn("%s", w)
 	}
-	dc.lastUsedRevocation = rd.usedCRL || rd.usedOCSP || rd.covers(cert, certs)
+	// B-LT: validation data for the whole chain in the DSS (PAdES) or, for
+	// adbe.pkcs7.detached, also in the CMS (Adobe revocation archival).
+	ltData := rd
+	if sr.SubFilter == "ETSI.CAdES.detached" {
+		ltData = &revocationData{ocsps: dc.dssOCSP}
+		for _, der := range dc.dssCRL {
+			ltData.addCRL(der)
+		}
+	}
+	ltData.debug = v.opts.debug
+	covered := ltData.covers(cert, certs)
+	for _, t := range dc.tsaCerts {
+		covered = covered && ltData.covers(t.cert, t.pool)
+	}
+	dc.lastUsedRevocation = covered
 	if perr != nil {
 		mapPathError(st, perr, sr.ClaimedSigningTime)
 	} else {
@@ -304,6 +319,7 @@ func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypt
 	}
 	tr.TSA = ts.Cert.Subject.String()
 	tr.Intact = true
+	dc.tsaCerts = append(dc.tsaCerts, tsaCert{cert: ts.Cert, pool: all})
 	rd := v.revocationFor(dc, ts.Signed, ts.Signer)
 	rd.sigTime = tr.Time
 	_, perr, _ := v.validatePath(dc, ts.Cert, all, rd, tr.Time)

@@ -41,6 +41,8 @@ type Options struct {
 	MaxFileSize int64
 	// Logger receives debug logs (default: discard).
 	Logger *slog.Logger
+
+	debug func(string)
 }
 
 // Verifier validates signed PDFs. It is safe for concurrent use.
@@ -90,7 +92,13 @@ type docContext struct {
 	// values were used for the signer's path.
 	lastUsedRevocation bool
 	undecodable        bool
+	tsaCerts           []tsaCert
 	usedRevocation     []bool
+}
+
+type tsaCert struct {
+	cert *x509.Certificate
+	pool []*x509.Certificate
 }
 
 // VerifyPDF validates every signature and document timestamp of the PDF.

@@ -400,7 +400,7 @@ func nonCAIssuer(leaf *x509.Certificate, pool []*x509.Certificate) *x509.Certifi
 		if c.Equal(leaf) || !nameEqual(leaf.RawIssuer, c.RawSubject) {
 			continue
 		}
-		if c.BasicConstraintsValid && c.IsCA {
+		if c.Version < 3 || (c.BasicConstraintsValid && c.IsCA) || selfIssued(c) {
 			continue
 		}
 		if leaf.CheckSignatureFrom(c) == nil || checkSigLoose(leaf, c) {

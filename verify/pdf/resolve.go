@@ -8,7 +8,7 @@ import (
 // entryAt finds the cross-reference entry of num as of revision rev
 // (index into Sections), newest section first.
 func (f *File) entryAt(num int64, rev int) (entry, int, bool) {
-	if rev >= len(f.Sections) {
+	if rev < 0 || rev >= len(f.Sections) {
 		rev = len(f.Sections) - 1
 	}
 	for i := rev; i >= 0; i-- {
