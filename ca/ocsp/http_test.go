@@ -317,3 +317,18 @@ func TestResponderRenewal(t *testing.T) {
 		t.Fatal("renewed a fresh responder")
 	}
 }
+
+func TestExpiredResponderRefuses(t *testing.T) {
+	p := newPKI(t, "Thiqa")
+	src := &memStatus{}
+	src.set("citizen", 7, Status{State: Good})
+	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, time.Hour)}}, src, NewCache(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	req, _ := NewRequest(p.ca, big.NewInt(7), crypto.SHA1, nil)
+	if resp, _ := r.Respond(context.Background(), req); !bytes.Equal(resp, respInternal) {
+		t.Fatalf("expired responder answered %x", resp)
+	}
+}

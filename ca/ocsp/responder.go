@@ -217,7 +217,11 @@ func (r *Responder) sign(ctx context.Context, is *issuer, singles []single, nonc
 		}
 	}
 	defer func() { <-r.sem }()
-	der, err := is.signing.Load().sign(singles, nonce, now)
+	sg := is.signing.Load()
+	if now.Before(sg.cert.NotBefore) || !now.Before(sg.cert.NotAfter) {
+		return nil, fmt.Errorf("%s: responder certificate not valid at %s (renewal overdue)", is.name, now.Format(time.RFC3339))
+	}
+	der, err := sg.sign(singles, nonce, now)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", is.name, err)
 	}
