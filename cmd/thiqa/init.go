@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -108,17 +110,12 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	log := newAuditLog(db, logger, reg)
 	defer log.Close()
 
-	devKey, generated, err := ensureKey(ctx, cfg, tok, cfg.Keys.DevTokenIssuer, hsm.ECP256)
-	if err != nil {
-		return err
-	}
-	if generated {
-		if err := auditKeyGenerated(ctx, log, devKey); err != nil {
-			return err
+	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log}
+	var report bytes.Buffer
+	for _, step := range initSteps() {
+		if err := step.run(ctx, p, &report); err != nil {
+			return fmt.Errorf("%s: %w", step.name, err)
 		}
-	}
-	if err := publishDevIssuerKey(cfg, devKey); err != nil {
-		return err
 	}
 	if _, err := log.Append(ctx, audit.Entry{
 		Actor: "thiqa-init", Action: "data.init", Object: abs, Outcome: "success",
@@ -127,8 +124,8 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		return fmt.Errorf("writing audit record: %w", err)
 	}
 
-	fmt.Fprintf(env.stdout, "data folder %s ready\n  token  %s (%s)\n  store  %s\n  dev token issuer  %s\nserve it with: thiqa serve --data %s\n",
-		abs, cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.Store.Driver, devKey.URI(), abs)
+	fmt.Fprintf(env.stdout, "data folder %s ready\n  token  %s (%s)\n  store  %s\n%sserve it with: thiqa serve --data %s\n",
+		abs, cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.Store.Driver, report.String(), abs)
 	return nil
 }
 
@@ -229,6 +226,28 @@ func ensureKey(ctx context.Context, cfg *config.Config, tok *hsm.Token, uri stri
 		return nil, false, fmt.Errorf("generating key %q: %w", label, err)
 	}
 	return k, true, nil
+}
+
+// initDevIssuer makes sure the development token issuer key exists and
+// publishes its public key as the JWK set the default configuration trusts.
+func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
+	if p.cfg.Keys.DevTokenIssuer == "" {
+		return nil
+	}
+	key, generated, err := ensureKey(ctx, p.cfg, p.token, p.cfg.Keys.DevTokenIssuer, hsm.ECP256)
+	if err != nil {
+		return err
+	}
+	if generated {
+		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
+			return err
+		}
+	}
+	if err := publishDevIssuerKey(p.cfg, key); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  dev token issuer  %s\n", key.URI())
+	return nil
 }
 
 // auditKeyGenerated records a key generated on the token.

@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
@@ -58,23 +61,36 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", readiness(map[string]func(context.Context) error{
-		"store": db.Ping,
-		"token": tok.Ping,
-	}))
-	mux.Handle("GET /metrics", metrics.Handler(reg))
-	mux.Handle("GET /api/v1/whoami", authn.Require(policies.ActionWhoAmI)(http.HandlerFunc(whoAmI)))
+	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log, authn: authn}
+	sv := &serving{mux: http.NewServeMux(), ready: map[string]func(context.Context) error{}}
+	defer func() {
+		for i := len(sv.closers) - 1; i >= 0; i-- {
+			sv.closers[i]()
+		}
+	}()
+	for _, w := range services() {
+		if err := w.wire(ctx, p, sv); err != nil {
+			return fmt.Errorf("starting %s: %w", w.name, err)
+		}
+	}
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	var bg sync.WaitGroup
+	for _, run := range sv.background {
+		bg.Add(1)
+		go func() {
+			defer bg.Done()
+			run(bgCtx)
+		}()
+	}
+	defer bg.Wait()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           accessLog(logger, mux),
+		Handler:           accessLog(logger, sv.mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -121,6 +137,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
+	stopBackground()
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("server stopped with an error", "err", err)
 	}
@@ -133,6 +150,22 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("graceful shutdown: %w", shutdownErr)
 	}
 	logger.Info("stopped")
+	return nil
+}
+
+// wirePlatform serves the platform's own endpoints: health, readiness,
+// metrics and the caller's identity.
+func wirePlatform(_ context.Context, p *platform, s *serving) error {
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.ready["store"] = p.db.Ping
+	s.ready["token"] = p.token.Ping
+	s.mux.HandleFunc("GET /readyz", readiness(s.ready))
+	if reg, ok := p.reg.(*prometheus.Registry); ok {
+		s.mux.Handle("GET /metrics", metrics.Handler(reg))
+	}
+	s.mux.Handle("GET /api/v1/whoami", p.authn.Require(policies.ActionWhoAmI)(http.HandlerFunc(whoAmI)))
 	return nil
 }
 

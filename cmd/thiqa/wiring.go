@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/store"
+)
+
+// platform is what every service is built on: the configuration, logging,
+// metrics, the token, the store, the audit log and (when serving)
+// authentication.
+type platform struct {
+	cfg    *config.Config
+	logger *slog.Logger
+	reg    prometheus.Registerer
+	token  *hsm.Token
+	db     *store.DB
+	audit  *audit.Log
+	authn  *auth.Authenticator // nil outside `thiqa serve`
+}
+
+// serving collects what the services add to `thiqa serve`.
+type serving struct {
+	mux   *http.ServeMux
+	ready map[string]func(context.Context) error
+	// background work runs until the server shuts down.
+	background []func(ctx context.Context)
+	// closers run after the server stopped, last added first.
+	closers []func()
+}
+
+// serviceWiring builds one service of `thiqa serve` and registers its routes.
+type serviceWiring struct {
+	name string
+	wire func(ctx context.Context, p *platform, s *serving) error
+}
+
+// services lists what `thiqa serve` runs, in wiring order. Each service
+// lives in its own file of this package.
+func services() []serviceWiring {
+	return []serviceWiring{
+		{"platform", wirePlatform},
+	}
+}
+
+// initStep is one thing `thiqa init` prepares once the token and the store
+// are open. Steps are idempotent: what exists is kept, never replaced.
+type initStep struct {
+	name string
+	run  func(ctx context.Context, p *platform, out io.Writer) error
+}
+
+// initSteps lists what `thiqa init` prepares, in order.
+func initSteps() []initStep {
+	return []initStep{
+		{"development token issuer", initDevIssuer},
+	}
+}
