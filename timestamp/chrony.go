@@ -48,12 +48,16 @@ func secondsField(s string) (time.Duration, error) {
 	return time.Duration(f * float64(time.Second)), nil
 }
 
-// ParseChronyTracking parses one line of `chronyc -c tracking` output (14
-// comma-separated fields).
+// ParseChronyTracking parses one line of `chronyc -c tracking` output: 14
+// comma-separated fields (reference ID, reference name, stratum, ...), or
+// the 13 fields of versions that print no reference name.
 func ParseChronyTracking(out []byte) (ChronyTracking, error) {
 	var t ChronyTracking
 	line := strings.TrimSpace(string(bytes.SplitN(out, []byte("\n"), 2)[0]))
 	f := strings.Split(line, ",")
+	if len(f) == 13 {
+		f = append([]string{f[0], ""}, f[1:]...)
+	}
 	if len(f) != 14 {
 		return t, fmt.Errorf("chronyc tracking: want 14 CSV fields, got %d", len(f))
 	}
