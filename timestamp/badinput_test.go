@@ -59,7 +59,10 @@ func TestRejections(t *testing.T) {
 		{"sha1", opensslQuery(t, "-sha1"), tsp.BadAlg, "unrecognized or unsupported algorithm identifier"},
 		{"md5", opensslQuery(t, "-md5"), tsp.BadAlg, ""},
 		{"sha3-not-configured", opensslQuery(t, "-sha3-256"), tsp.BadAlg, ""},
-		{"sha224", goQuery(t, func(r *tsp.Request) { r.MessageImprint.HashAlgorithm = tsp.OIDSHA224; r.MessageImprint.HashedMessage = make([]byte, 28) }), tsp.BadAlg, ""},
+		{"sha224", goQuery(t, func(r *tsp.Request) {
+			r.MessageImprint.HashAlgorithm = tsp.OIDSHA224
+			r.MessageImprint.HashedMessage = make([]byte, 28)
+		}), tsp.BadAlg, ""},
 		{"unknown-alg", goQuery(t, func(r *tsp.Request) { r.MessageImprint.HashAlgorithm = asn1.ObjectIdentifier{1, 2, 3} }), tsp.BadAlg, ""},
 		{"params-not-null", goQuery(t, func(r *tsp.Request) { r.MessageImprint.HashParams = []byte{0x04, 0x00} }), tsp.BadAlg, ""},
 		{"short-imprint", goQuery(t, func(r *tsp.Request) { r.MessageImprint.HashedMessage = r.MessageImprint.HashedMessage[:31] }), tsp.BadDataFormat, "data submitted has the wrong format"},

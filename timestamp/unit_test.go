@@ -62,8 +62,12 @@ func TestUnitCertificateChecks(t *testing.T) {
 		"eku-not-alone": func() Options {
 			return base(newTestPKI(t, nil, ekuExtension(t, true, oidTimeStampingEKU, serverAuth)))
 		},
-		"wrong-issuer": func() Options { o := base(newTestPKI(t, nil)); o.Chain = []*x509.Certificate{newTestPKI(t, nil).ca}; return o },
-		"no-recorder":  func() Options { o := base(newTestPKI(t, nil)); o.Recorder = nil; return o },
+		"wrong-issuer": func() Options {
+			o := base(newTestPKI(t, nil))
+			o.Chain = []*x509.Certificate{newTestPKI(t, nil).ca}
+			return o
+		},
+		"no-recorder": func() Options { o := base(newTestPKI(t, nil)); o.Recorder = nil; return o },
 	}
 	for name, opts := range cases {
 		if _, err := New(Config{}, opts()); err == nil {
