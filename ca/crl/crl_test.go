@@ -2,9 +2,12 @@ package crl
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"math/big"
 	"os"
 	"os/exec"
@@ -255,5 +258,53 @@ func TestAppendEntryRoundTrips(t *testing.T) {
 		if rc.SerialNumber.Cmp(e.Serial) != 0 || !rc.RevocationTime.Equal(e.RevokedAt.Truncate(time.Second)) || reason != e.Reason {
 			t.Fatalf("round trip %+v -> %+v", e, rc)
 		}
+	}
+}
+
+// TestLintRefuses shows the pre-signing lint runs: an entry with the unused
+// reason code 7 (which checkEntry would have refused earlier) fails zlint.
+func TestLintRefuses(t *testing.T) {
+	h := newHierarchy(t)
+	g, err := NewGenerator(settings(t, 1), Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{}, &memRevoked{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Truncate(time.Second)
+	c := &CRL{Name: "citizen.crl", Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.Add(time.Hour)}
+	if err := g.lint(c, appendEntry(nil, RevokedEntry{Serial: big.NewInt(9), RevokedAt: now.Add(-time.Hour), Reason: 1})); err != nil {
+		t.Fatalf("good entry: %v", err)
+	}
+	err = g.lint(c, appendEntry(nil, RevokedEntry{Serial: big.NewInt(9), RevokedAt: now.Add(-time.Hour), Reason: 7}))
+	if !errors.Is(err, ErrLint) || !strings.Contains(err.Error(), "e_crl_has_valid_reason_code") {
+		t.Fatalf("reason 7: %v", err)
+	}
+	err = g.lint(c, appendEntry(nil, RevokedEntry{Serial: big.NewInt(9), RevokedAt: now.Add(time.Hour), Reason: 1}))
+	if !errors.Is(err, ErrLint) {
+		t.Fatalf("revocation after thisUpdate: %v", err)
+	}
+}
+
+// TestRSAIssuer: RSA CA keys sign with sha256WithRSAEncryption (NULL
+// parameters, which zlint checks) and openssl verifies the CRL.
+func TestRSAIssuer(t *testing.T) {
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "RSA CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	ca, _ := x509.ParseCertificate(der)
+	g, err := NewGenerator(settings(t, 1), Issuer{Name: "tsa", Cert: ca, Signer: key}, &memNumbers{},
+		&memRevoked{partitions: 1, entries: []RevokedEntry{{Serial: big.NewInt(10), RevokedAt: time.Now().Add(-time.Minute), Reason: 5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := g.Generate(context.Background(), 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f := filepath.Join(dir, "tsa.crl")
+	os.WriteFile(f, c.DER, 0o600)
+	if out := runOpenSSL(t, "crl", "-inform", "DER", "-in", f, "-CAfile", writePEM(t, dir, "ca.pem", "CERTIFICATE", ca.Raw), "-noout"); !strings.Contains(out, "verify OK") {
+		t.Fatalf("openssl: %s", out)
 	}
 }
