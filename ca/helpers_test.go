@@ -125,6 +125,12 @@ func p384(t testing.TB) *ecdsa.PrivateKey {
 
 func newTestPKI(t testing.TB, caKey func(testing.TB) crypto.Signer) *testPKI {
 	t.Helper()
+	return newTestPKIAt(t, caKey, testBaseURL)
+}
+
+// newTestPKIAt is newTestPKI with the public base URL of AIA and CRL URLs.
+func newTestPKIAt(t testing.TB, caKey func(testing.TB) crypto.Signer, baseURL string) *testPKI {
+	t.Helper()
 	rootKey := caKey(t)
 	root, err := CreateRoot(rootKey, RootConfig{CommonName: "Thiqa Test Root CA", Organization: "Thiqa Test", Country: "OM", Validity: 20 * 365 * 24 * time.Hour})
 	if err != nil {
@@ -136,13 +142,13 @@ func newTestPKI(t testing.TB, caKey func(testing.TB) crypto.Signer) *testPKI {
 		k := caKey(t)
 		c, err := CreateIssuingCA(root, rootKey, k, IssuingCAConfig{
 			Name: name, CommonName: "Thiqa Test " + name + " CA", Organization: "Thiqa Test", Country: "OM",
-			Validity: 10 * 365 * 24 * time.Hour, BaseURL: testBaseURL,
+			Validity: 10 * 365 * 24 * time.Hour, BaseURL: baseURL,
 			Policies: []string{policies.OIDPolicyQCPnQSCD, policies.OIDPolicyQCPlQSCD, policies.OIDPolicyNCPPlus, policies.PlaceholderCAPolicyOID},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		is, err := NewIssuer(c, k, IssuerOptions{Name: name, BaseURL: testBaseURL})
+		is, err := NewIssuer(c, k, IssuerOptions{Name: name, BaseURL: baseURL})
 		if err != nil {
 			t.Fatal(err)
 		}
