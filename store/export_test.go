@@ -39,3 +39,18 @@ func MigrationVersions(dialect string) ([]string, error) {
 	}
 	return out, err
 }
+
+// WriterPragma reads a PRAGMA on SQLite's writer connection, for tests.
+func (db *DB) WriterPragma(ctx context.Context, name string) (string, error) {
+	var v string
+	err := db.writeTx(ctx, func(t *txn) error {
+		return t.queryRow(ctx, "PRAGMA "+name).Scan(&v)
+	})
+	return v, err
+}
+
+// ExecOnReader runs q on the read pool, for tests.
+func (db *DB) ExecOnReader(ctx context.Context, q string) error {
+	_, err := db.r.ExecContext(ctx, q)
+	return err
+}

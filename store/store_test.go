@@ -365,3 +365,20 @@ func testAuditAlternate(t *testing.T, d storetest.Dialect) {
 		t.Fatalf("Verify: %v, %v", rep, err)
 	}
 }
+
+func TestSQLiteSettings(t *testing.T) {
+	ctx := ctxT(t)
+	for sync, want := range map[string]string{"": "1", "FULL": "2"} {
+		cfg := store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(t.TempDir(), "thiqa.db"), Synchronous: sync}
+		db := storetest.Open(t, cfg)
+		for pragma, w := range map[string]string{"journal_mode": "wal", "synchronous": want, "foreign_keys": "1", "busy_timeout": "10000"} {
+			got, err := db.WriterPragma(ctx, pragma)
+			if err != nil || got != w {
+				t.Errorf("synchronous=%q: PRAGMA %s = %q, %v; want %q", sync, pragma, got, err, w)
+			}
+		}
+		if err := db.ExecOnReader(ctx, "UPDATE audit_head SET seq = 5"); err == nil {
+			t.Error("the read pool accepted a write")
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,11 +19,11 @@ import (
 
 // Environment of TestHelperAppendProcess.
 const (
-	envHelperDriver = "THIQA_AUDIT_HELPER_DRIVER"
-	envHelperDSN    = "THIQA_AUDIT_HELPER_DSN"
-	envHelperN      = "THIQA_AUDIT_HELPER_N"
-	envHelperActor  = "THIQA_AUDIT_HELPER_ACTOR"
-	envHelperStart  = "THIQA_AUDIT_HELPER_START" // Unix nanoseconds to start appending at
+	envHelperDriver  = "THIQA_AUDIT_HELPER_DRIVER"
+	envHelperDSN     = "THIQA_AUDIT_HELPER_DSN"
+	envHelperN       = "THIQA_AUDIT_HELPER_N"
+	envHelperActor   = "THIQA_AUDIT_HELPER_ACTOR"
+	envHelperBarrier = "THIQA_AUDIT_HELPER_BARRIER" // folder where the helpers meet before appending
 )
 
 // TestHelperAppendProcess is not a test by itself: testTwoProcesses runs
@@ -36,26 +38,38 @@ func TestHelperAppendProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start, err := strconv.ParseInt(os.Getenv(envHelperStart), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
+	actor := os.Getenv(envHelperActor)
 	db := storetest.Open(t, store.Config{Driver: os.Getenv(envHelperDriver), DSN: dsn})
 	l := newLog(t, db, nil)
-	time.Sleep(time.Until(time.Unix(0, start)))
+
+	// Barrier: say we are ready, wait until both helpers are.
+	barrier := os.Getenv(envHelperBarrier)
+	if err := os.WriteFile(filepath.Join(barrier, actor), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if entries, _ := os.ReadDir(barrier); len(entries) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the other helper process never got ready")
+		}
+	}
+	start := time.Now()
 	const writers = 4
 	var wg sync.WaitGroup
 	for range writers {
-		wg.Go(func() { appendN(t, l, n/writers, os.Getenv(envHelperActor)) })
+		wg.Go(func() { appendN(t, l, n/writers, actor) })
 	}
 	wg.Wait()
+	fmt.Printf("window %d %d\n", start.UnixNano(), time.Now().UnixNano())
 }
 
 func testTwoProcesses(t *testing.T, d storetest.Dialect) {
 	cfg := d.NewConfig(t)
 	db := storetest.Open(t, cfg) // migrated before the helpers start, though they could migrate too
 	const n = 1000
-	start := time.Now().Add(1500 * time.Millisecond).UnixNano()
+	barrier := t.TempDir()
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	outs := make([][]byte, 2)
@@ -63,7 +77,7 @@ func testTwoProcesses(t *testing.T, d storetest.Dialect) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperAppendProcess$", "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(),
 			envHelperDriver+"="+cfg.Driver, envHelperDSN+"="+cfg.DSN, envHelperN+"="+strconv.Itoa(n),
-			envHelperActor+"="+fmt.Sprintf("process-%d", p), envHelperStart+"="+strconv.FormatInt(start, 10))
+			envHelperActor+"="+fmt.Sprintf("process-%d", p), envHelperBarrier+"="+barrier)
 		wg.Go(func() { outs[p], errs[p] = cmd.CombinedOutput() })
 	}
 	wg.Wait()
@@ -92,8 +106,19 @@ func testTwoProcesses(t *testing.T, d storetest.Dialect) {
 	if count["process-0"] != n || count["process-1"] != n {
 		t.Fatalf("records per process: %v, want %d each", count, n)
 	}
-	t.Logf("the two processes' records interleave %d times", switches-1)
-	if switches < 3 {
-		t.Errorf("the processes did not append concurrently (%d switches)", switches-1)
+	// The processes appended at the same time: their windows overlap.
+	var win [2][2]int64
+	for p := range 2 {
+		i := bytes.Index(outs[p], []byte("window "))
+		if i < 0 {
+			t.Fatalf("helper %d printed no window:\n%s", p, outs[p])
+		}
+		if _, err := fmt.Sscanf(string(outs[p][i:]), "window %d %d", &win[p][0], &win[p][1]); err != nil {
+			t.Fatal(err)
+		}
 	}
+	if win[0][0] >= win[1][1] || win[1][0] >= win[0][1] {
+		t.Errorf("the helpers' append windows do not overlap: %v", win)
+	}
+	t.Logf("append windows overlap; the two processes' records interleave %d times", switches-1)
 }
