@@ -2,7 +2,6 @@ package verify
 
 import (
 	"crypto"
-	"fmt"
 
 	"github.com/thiqa/thiqa/verify/pdf"
 	"github.com/thiqa/thiqa/verify/report"
@@ -79,9 +78,6 @@ func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
 			if tRev < 0 || o.Revision < tRev {
 				tRev = o.Revision
 			}
-		}
-		if v.opts.debug != nil {
-			v.opts.debug(fmt.Sprintf("levels: sig %d rev %d tRev %d dssRev %d used %v", i, s.Revision, tRev, dc.dssRev, dc.usedRevocation))
 		}
 		if tRev >= 0 {
 			level = "T"

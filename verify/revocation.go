@@ -43,19 +43,19 @@ var oidOCSPNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
 // revocationData implements path.RevocationChecker from embedded values
 // (DSS, CMS) and, when allowed, online fetching.
 type revocationData struct {
-	ctx       context.Context
-	crls      []*x509.RevocationList
-	ocsps     [][]byte
-	pool      []*x509.Certificate
-	fetcher   RevocationFetcher
-	online    bool
-	policy    RevocationPolicy
-	timeout   time.Duration
-	sigTime   time.Time // best known signing time: information issued after it is fresh enough
-	warnings  []string
-	usedOCSP  bool
-	usedCRL   bool
-	debug     func(string)
+	ctx      context.Context
+	crls     []*x509.RevocationList
+	ocsps    [][]byte
+	pool     []*x509.Certificate
+	fetcher  RevocationFetcher
+	online   bool
+	policy   RevocationPolicy
+	timeout  time.Duration
+	sigTime  time.Time // best known signing time: information issued after it is fresh enough
+	warnings []string
+	usedOCSP bool
+	usedCRL  bool
+	debug    func(string)
 }
 
 func (rd *revocationData) addCRL(der []byte) {
@@ -233,9 +233,6 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool []*x509.Certificat
 		}
 		if !rd.hasInfo(c, issuer) {
 			return false
-		}
-		if rd.debug != nil {
-			rd.debug("covered: " + c.Subject.String())
 		}
 		c = issuer
 	}

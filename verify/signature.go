@@ -160,7 +160,6 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 			ltData.addCRL(der)
 		}
 	}
-	ltData.debug = v.opts.debug
 	covered := ltData.covers(cert, certs)
 	for _, t := range dc.tsaCerts {
 		covered = covered && ltData.covers(t.cert, t.pool)

@@ -41,8 +41,6 @@ type Options struct {
 	MaxFileSize int64
 	// Logger receives debug logs (default: discard).
 	Logger *slog.Logger
-
-	debug func(string)
 }
 
 // Verifier validates signed PDFs. It is safe for concurrent use.
