@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/thiqa/thiqa/signer/pdfdoc"
@@ -143,6 +144,9 @@ func addSignatureField(rd *pdfdoc.Reader, u *pdfdoc.Update, spec fieldSpec, plac
 		return 0, 0, mapErr("reading the catalog", err)
 	}
 	pageRef, page, err := rd.Page(spec.page)
+	if errors.Is(err, pdfdoc.ErrNoPage) {
+		return 0, 0, fmt.Errorf("%w: %v", ErrOptions, err)
+	}
 	if err != nil {
 		return 0, 0, mapErr("finding the page", err)
 	}

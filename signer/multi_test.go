@@ -233,3 +233,12 @@ func TestBeforeSignRefusal(t *testing.T) {
 		t.Fatalf("output %d bytes, digests %d/%d", out.Len(), len(gotDoc), len(gotDTBS))
 	}
 }
+
+func TestNoSuchPage(t *testing.T) {
+	p := getPKI(t)
+	o := signOpts(p, false, LevelBB)
+	o.Page = 5
+	if _, err := SignBytes(context.Background(), testPDF(2, 0), o); !errors.Is(err, ErrOptions) {
+		t.Fatalf("got %v, want ErrOptions", err)
+	}
+}

@@ -107,7 +107,7 @@ func (l *lexer) token() (any, error) {
 	c := l.next()
 	switch {
 	case c < 0:
-		return nil, io.ErrUnexpectedEOF
+		return nil, malformed("unexpected end of data at %d", l.pos)
 	case c == '[' || c == ']' || c == '{' || c == '}':
 		return delim(string(rune(c))), nil
 	case c == '<':

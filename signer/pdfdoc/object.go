@@ -22,6 +22,8 @@ var (
 	ErrEncrypted = errors.New("pdfdoc: encrypted PDF")
 	// ErrMalformed reports a PDF whose structure cannot be read.
 	ErrMalformed = errors.New("pdfdoc: malformed PDF")
+	// ErrNoPage reports a page index beyond the document's last page.
+	ErrNoPage = errors.New("pdfdoc: no such page")
 )
 
 func malformed(format string, args ...any) error {

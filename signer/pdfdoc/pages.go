@@ -1,5 +1,7 @@
 package pdfdoc
 
+import "fmt"
+
 // maxPages bounds the page-tree walk.
 const maxPages = 1 << 20
 
@@ -23,6 +25,9 @@ func (rd *Reader) Catalog() (Dict, error) {
 
 // Page returns the reference and dictionary of page i (0-based).
 func (rd *Reader) Page(i int) (Ref, Dict, error) {
+	if i < 0 {
+		return Ref{}, nil, fmt.Errorf("%w: page %d", ErrNoPage, i+1)
+	}
 	cat, err := rd.Catalog()
 	if err != nil {
 		return Ref{}, nil, err
@@ -80,7 +85,7 @@ func (rd *Reader) Page(i int) (Ref, Dict, error) {
 		return Ref{}, nil, err
 	}
 	if !found {
-		return Ref{}, nil, malformed("page %d not found", i+1)
+		return Ref{}, nil, fmt.Errorf("%w: page %d", ErrNoPage, i+1)
 	}
 	return r, d, nil
 }

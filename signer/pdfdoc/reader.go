@@ -5,7 +5,6 @@ import (
 	"compress/zlib"
 	"fmt"
 	"io"
-	"strconv"
 )
 
 // Limits that keep hostile input from exhausting memory or time.
@@ -101,8 +100,8 @@ func (rd *Reader) Size() int64 { return rd.size }
 // ReaderAt returns the underlying file.
 func (rd *Reader) ReaderAt() io.ReaderAt { return rd.r }
 
-// MaxObjectNumber returns the highest object number known plus one, at
-// least the trailer's /Size.
+// NextObjectNumber returns the first object number an update may use: the
+// highest object number known plus one, at least the trailer's /Size.
 func (rd *Reader) NextObjectNumber() int {
 	n := 0
 	if s, ok := rd.Trailer.Int("Size"); ok && s > 0 && s < maxObjects {
@@ -386,7 +385,11 @@ func (rd *Reader) get(ref Ref, depth int) (Object, error) {
 		return nil, malformed("object stream offset out of range")
 	}
 	lx := newBytesLexer(stm.data[start:])
-	return lx.object(0)
+	o, err := lx.object(0)
+	if err != nil {
+		return nil, malformed("object %d in object stream: %v", ref.Num, err)
+	}
+	return o, nil
 }
 
 func (rd *Reader) objStm(num, depth int) (*objStm, error) {
@@ -578,6 +581,3 @@ func abs(x int) int {
 	}
 	return x
 }
-
-// Itoa is strconv.Itoa, exported for the writers in this module's packages.
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -163,8 +163,10 @@ func (u *Update) begin(ref Ref) {
 	fmt.Fprintf(&u.buf, "%d %d obj\n", ref.Num, ref.Gen)
 }
 
-// Finish writes the cross-reference section and trailer. root and info
-// replace /Root and /Info when non-zero. It returns the complete update.
+// Finish writes the cross-reference section (a table, or a stream when the
+// file's newest section is one) and the trailer, which carries /Root, /Info
+// and /ID over and points /Prev at the previous section. It returns the
+// complete update.
 func (u *Update) Finish() ([]byte, error) {
 	nums := make([]int, 0, len(u.offsets)+1)
 	for n := range u.offsets {
