@@ -106,7 +106,7 @@ func TestIssueEveryProfile(t *testing.T) {
 		}
 	}
 	// The CA certificates themselves lint clean too.
-	for _, c := range []*x509.Certificate{pki.root, pki.issuers["citizen"].Certificate()} {
+	for _, c := range []*x509.Certificate{pki.root, pki.issuers["citizen"].Certificate(), pki.issuers["organisation"].Certificate(), pki.issuers["tsa"].Certificate()} {
 		if bad := zlintFindings(t, c); len(bad) > 0 {
 			t.Errorf("zlint findings on %s: %v", c.Subject.CommonName, bad)
 		}

@@ -137,13 +137,17 @@ func newTestPKIAt(t testing.TB, caKey func(testing.TB) crypto.Signer, baseURL st
 		t.Fatal(err)
 	}
 	pki := &testPKI{root: root, rootKey: rootKey, issuers: map[string]*Issuer{}, store: newMemStore(), audit: &memAudit{}}
+	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var list []*Issuer
 	for _, name := range []string{policies.IssuerCitizen, policies.IssuerOrganisation, policies.IssuerTSA} {
 		k := caKey(t)
 		c, err := CreateIssuingCA(root, rootKey, k, IssuingCAConfig{
 			Name: name, CommonName: "Thiqa Test " + name + " CA", Organization: "Thiqa Test", Country: "OM",
 			Validity: 10 * 365 * 24 * time.Hour, BaseURL: baseURL,
-			Policies: []string{policies.OIDPolicyQCPnQSCD, policies.OIDPolicyQCPlQSCD, policies.OIDPolicyNCPPlus, policies.PlaceholderCAPolicyOID},
+			Policies: IssuingCAPolicies(profiles, name),
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -154,10 +158,6 @@ func newTestPKIAt(t testing.TB, caKey func(testing.TB) crypto.Signer, baseURL st
 		}
 		pki.issuers[name] = is
 		list = append(list, is)
-	}
-	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
-	if err != nil {
-		t.Fatal(err)
 	}
 	pki.authority, err = NewAuthority(AuthorityConfig{Root: root, Issuers: list, Profiles: profiles, Store: pki.store, Auditor: pki.audit})
 	if err != nil {

@@ -204,3 +204,24 @@ func publicKeysEqual(a, b crypto.PublicKey) bool {
 	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && k.Equal(b)
 }
+
+// IssuingCAPolicies returns the certificate policy OIDs an issuing CA
+// certificate should list: the union, in a stable order, of the policies of
+// every profile the CA named caName may issue.
+func IssuingCAPolicies(profiles *policies.ProfileSet, caName string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range profiles.Names() {
+		p, err := profiles.Get(n)
+		if err != nil || !p.AllowsIssuer(caName) {
+			continue
+		}
+		for _, o := range p.Policies {
+			if s := o.String(); !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}

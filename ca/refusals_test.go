@@ -186,6 +186,12 @@ func TestNewIssuerChecksKey(t *testing.T) {
 	if _, err := CreateIssuingCA(pki.root, p384(t), p384(t), IssuingCAConfig{Name: "x", CommonName: "x", Country: "OM", Validity: time.Hour, BaseURL: testBaseURL}); err == nil {
 		t.Fatal("CreateIssuingCA accepted a root signer that does not match")
 	}
+	if got := IssuingCAPolicies(pki.authority.profiles, "citizen"); len(got) != 3 || got[0] != policies.OIDPolicyNCPPlus || got[1] != policies.PlaceholderCAPolicyOID || got[2] != policies.OIDPolicyQCPnQSCD {
+		t.Fatalf("citizen CA policies %v", got)
+	}
+	if len(c.Policies) != 3 {
+		t.Fatalf("citizen CA certificate policies %v", c.Policies)
+	}
 	if c.MaxPathLen != 0 || !c.MaxPathLenZero || c.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign || c.IssuingCertificateURL[0] != testBaseURL+"/certs/root.crt" {
 		t.Fatalf("issuing CA certificate: pathlen %d ku %b aia %v", c.MaxPathLen, c.KeyUsage, c.IssuingCertificateURL)
 	}
