@@ -6,7 +6,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -142,18 +141,16 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 }
 
 // vriKey returns the /VRI key of a signature: the uppercase hex SHA-1 of
-// its DER CMS (without the /Contents padding).
-func vriKey(der []byte) pdfdoc.Name {
-	var raw asn1.RawValue
-	if _, err := asn1.Unmarshal(der, &raw); err == nil {
-		der = raw.FullBytes
-	}
-	s := sha1.Sum(der)
+// the bytes of its /Contents string, padding included (what EU DSS and
+// Adobe write and look up).
+func vriKey(contents []byte) pdfdoc.Name {
+	s := sha1.Sum(contents)
 	return pdfdoc.Name(strings.ToUpper(hex.EncodeToString(s[:])))
 }
 
 // addDSS appends an incremental update adding (or extending) the /DSS
-// dictionary with the validation data of sigs.
+// dictionary with the validation data of sigs (the /Contents bytes of the
+// signatures and document time-stamps to cover).
 func (d *document) addDSS(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x509.Certificate) error {
 	vd, err := gather(ctx, v, sigs, chain)
 	if err != nil {

@@ -39,7 +39,8 @@ func (d *document) addDocTimestamp(ctx context.Context, v ValidationOptions) err
 		}
 		return tok, nil
 	}
-	return d.appendSigned(12288, h, build, fill)
+	_, err = d.appendSigned(12288, h, build, fill)
+	return err
 }
 
 // Extend brings a signed PDF (signed here or elsewhere) to B-LTA: it adds

@@ -112,7 +112,6 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 	if err := checkPermissions(rd, opts.DocMDP != 0); err != nil {
 		return err
 	}
-	var der []byte
 	build := func(placeholder int) (*revision, error) {
 		return addSignatureRevision(rd, &opts, placeholder)
 	}
@@ -135,8 +134,7 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 				return nil, fmt.Errorf("%w: %v", ErrTimestamp, err)
 			}
 		}
-		der, err = sig.Marshal()
-		return der, err
+		return sig.Marshal()
 	}
 	est := 4096
 	for _, c := range opts.Chain {
@@ -145,11 +143,12 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 	if opts.Level >= LevelBT {
 		est += 12288
 	}
-	if err := doc.appendSigned(est, opts.Hash, build, fill); err != nil {
+	contents, err := doc.appendSigned(est, opts.Hash, build, fill)
+	if err != nil {
 		return err
 	}
 	if opts.Level >= LevelBLT {
-		if err := doc.addDSS(ctx, opts.Validation, [][]byte{der}, opts.Chain); err != nil {
+		if err := doc.addDSS(ctx, opts.Validation, [][]byte{contents}, opts.Chain); err != nil {
 			return err
 		}
 	}
@@ -219,12 +218,13 @@ func sigDictTail(placeholder int) (b []byte, brAt, contentsAt int) {
 
 // appendSigned adds a revision built by build, hashes its byte ranges and
 // fills /Contents with what fill returns, retrying once with a larger
-// placeholder when the signature does not fit.
-func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revision, error), fill func([]byte) ([]byte, error)) error {
+// placeholder when the signature does not fit. It returns the bytes of the
+// /Contents string (the DER followed by zero padding).
+func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revision, error), fill func([]byte) ([]byte, error)) ([]byte, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		rev, err := build(est)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		start := d.size()
 		total := start + int64(len(rev.data))
@@ -232,16 +232,16 @@ func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revisi
 		c1 := c0 + int64(rev.hexLen) + 2
 		br := fmt.Sprintf("[0 %d %d %d]", c0, c1, total-c1)
 		if len(br) > byteRangeWidth {
-			return fmt.Errorf("signer: byte range too wide")
+			return nil, fmt.Errorf("signer: byte range too wide")
 		}
 		copy(rev.data[rev.byteRange:], br)
 		digest, err := d.hashRanges(h, rev.data, c0-start, c1-start)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		der, err := fill(digest)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if 2*len(der) > rev.hexLen {
 			est = len(der) + 2048
@@ -249,9 +249,11 @@ func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revisi
 		}
 		hex.Encode(rev.data[rev.contents+1:], der)
 		d.tail = append(d.tail, rev.data...)
-		return nil
+		contents := make([]byte, rev.hexLen/2)
+		copy(contents, der)
+		return contents, nil
 	}
-	return fmt.Errorf("signer: signature does not fit its placeholder")
+	return nil, fmt.Errorf("signer: signature does not fit its placeholder")
 }
 
 // hashRanges digests the current document followed by rev, leaving out

@@ -3,6 +3,9 @@ package signer
 import (
 	"bytes"
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,8 +60,20 @@ func TestSignLevels(t *testing.T) {
 				qpdfCheck(t, out)
 				assertOpenSSL(t, p, out, true)
 				assertPdfsig(t, p, out, 1)
-				if level >= LevelBLT && !bytes.Contains(out, []byte("/DSS")) {
-					t.Fatal("no /DSS")
+				if level >= LevelBLT {
+					if !bytes.Contains(out, []byte("/DSS")) {
+						t.Fatal("no /DSS")
+					}
+					// The VRI key is the SHA-1 of the whole /Contents string.
+					br := extractSignatures(t, out)[0].byteRange
+					raw, err := hex.DecodeString(string(out[br[1]+1 : br[2]-1]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					sum := sha1.Sum(raw)
+					if !bytes.Contains(out, []byte("/"+strings.ToUpper(hex.EncodeToString(sum[:])))) {
+						t.Fatal("no /VRI entry for the signature")
+					}
 				}
 				if level == LevelBLTA && !bytes.Contains(out, []byte("/ETSI.RFC3161")) {
 					t.Fatal("no document time-stamp")
