@@ -308,3 +308,47 @@ func TestRSAIssuer(t *testing.T) {
 		t.Fatalf("openssl: %s", out)
 	}
 }
+
+// TestRootCRLRevokesIssuingCA: a root CRL (CACerts) makes openssl reject a
+// chain through a revoked issuing CA.
+func TestRootCRLRevokesIssuingCA(t *testing.T) {
+	h := newHierarchy(t)
+	set := settings(t, 1)
+	// The issuing CA certificate names the root CRL as its distribution point.
+	tmpl := *h.ca
+	tmpl.CRLDistributionPoints = []string{PartitionURL(set.BaseURL, "root", h.ca.SerialNumber, 1)}
+	caDER, err := x509.CreateCertificate(rand.Reader, &tmpl, h.root, h.caKey.Public(), h.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.ca, _ = x509.ParseCertificate(caDER)
+	g, err := NewGenerator(set, Issuer{Name: "root", Cert: h.root, Signer: h.rootKey, CACerts: true}, &memNumbers{},
+		&memRevoked{partitions: 1, entries: []RevokedEntry{{Serial: h.ca.SerialNumber, RevokedAt: time.Now().Add(-time.Minute), Reason: ReasonCACompromise}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootCRL, err := g.Generate(context.Background(), 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	text := runOpenSSL(t, "crl", "-inform", "DER", "-in", writeFile(t, dir, "root.crl", rootCRL.DER), "-noout", "-text")
+	if !strings.Contains(text, "Only CA Certificates") || !strings.Contains(text, "CA Compromise") {
+		t.Fatalf("root CRL:\n%s", text)
+	}
+	ca := writePEM(t, dir, "ca.pem", "CERTIFICATE", h.ca.Raw)
+	out := runOpenSSL(t, "verify", "-crl_check", "-CAfile", writePEM(t, dir, "root.pem", "CERTIFICATE", h.root.Raw),
+		"-CRLfile", writePEM(t, dir, "root-crl.pem", "X509 CRL", rootCRL.DER), ca)
+	if !strings.Contains(out, "certificate revoked") {
+		t.Fatalf("revoked issuing CA: %s", out)
+	}
+}
+
+func writeFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -73,6 +73,9 @@ type Issuer struct {
 	Name   string
 	Cert   *x509.Certificate
 	Signer crypto.Signer
+	// CACerts marks a CRL that lists CA certificates (the root's CRL):
+	// its IDP says onlyContainsCACerts instead of onlyContainsUserCerts.
+	CACerts bool
 }
 
 // CRL is one generated, signed CRL.
@@ -337,7 +340,7 @@ func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
 			addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(c.Number) })
 			// Every CRL names its own distribution point (critical IDP,
 			// RFC 5280 §5.2.5) so a partition cannot be taken for the
-			// whole; the CRL covers end-entity certificates only.
+			// whole; it covers end-entity or CA certificates only.
 			addExtension(b, oidIssuingDistP, true, func(b *cryptobyte.Builder) {
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
@@ -347,7 +350,11 @@ func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
 							})
 						})
 					})
-					b.AddASN1(cbasn1.Tag(1).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddUint8(0xff) })
+					scope := cbasn1.Tag(1).ContextSpecific() // onlyContainsUserCerts
+					if g.iss.CACerts {
+						scope = cbasn1.Tag(2).ContextSpecific() // onlyContainsCACerts
+					}
+					b.AddASN1(scope, func(b *cryptobyte.Builder) { b.AddUint8(0xff) })
 				})
 			})
 		})

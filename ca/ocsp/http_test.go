@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zmap/zlint/v3"
+	"github.com/zmap/zlint/v3/lint"
 	xocsp "golang.org/x/crypto/ocsp"
 )
 
@@ -81,6 +83,11 @@ func TestGETWithCachingHeaders(t *testing.T) {
 			}
 			if parsed.Status != xocsp.Revoked || parsed.RevocationReason != 5 || parsed.SerialNumber.Int64() != 8 || parsed.IssuerHash != h {
 				t.Fatalf("%s: %+v", path, parsed)
+			}
+			for name, res := range zlint.LintOcspResponse(parsed).Results {
+				if res.Status == lint.Error || res.Status == lint.Fatal || res.Status == lint.Warn {
+					t.Fatalf("zlint %s: %s", name, res.Details)
+				}
 			}
 			cc := resp.Header.Get("Cache-Control")
 			age, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(cc, "public, max-age="), ", no-transform, must-revalidate"))
