@@ -15,6 +15,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/thiqa/thiqa/internal/audit"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -287,6 +290,20 @@ func (db *DB) tryTx(ctx context.Context, fn func(*txn) error) (err error) {
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
+
+// RegisterMetrics registers the connection pools' statistics
+// (go_sql_*{db_name="thiqa"|"thiqa-read"}) on reg.
+func (db *DB) RegisterMetrics(reg prometheus.Registerer) error {
+	if err := reg.Register(collectors.NewDBStatsCollector(db.w, "thiqa")); err != nil {
+		return fmt.Errorf("store: registering metrics: %w", err)
+	}
+	if db.r != db.w {
+		if err := reg.Register(collectors.NewDBStatsCollector(db.r, "thiqa-read")); err != nil {
+			return fmt.Errorf("store: registering metrics: %w", err)
+		}
 	}
 	return nil
 }

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
@@ -131,6 +134,13 @@ func testOpenMigratesOnce(t *testing.T, d storetest.Dialect) {
 	}
 	if err := db.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	if err := db.RegisterMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "go_sql_open_connections"); err != nil || n == 0 {
+		t.Errorf("go_sql_open_connections series: %d, %v", n, err)
 	}
 	db2 := storetest.Open(t, cfg) // second open: nothing left to apply
 	want, _ := store.MigrationVersions(d.Name)
