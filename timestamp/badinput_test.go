@@ -29,7 +29,7 @@ func opensslQuery(t *testing.T, args ...string) []byte {
 	return b
 }
 
-func goQuery(t *testing.T, mutate func(*tsp.Request)) []byte {
+func goQuery(t testing.TB, mutate func(*tsp.Request)) []byte {
 	t.Helper()
 	d := sha256.Sum256([]byte("hello"))
 	r := &tsp.Request{MessageImprint: tsp.MessageImprint{HashAlgorithm: tsp.OIDSHA256, HashedMessage: d[:]}, Nonce: big.NewInt(42), CertReq: true}
