@@ -27,8 +27,9 @@ type IssuerOptions struct {
 }
 
 // Issuer is the signing identity of one issuing CA: its certificate, its
-// crypto.Signer (an HSM key in production), and a throwaway key of the same
-// type with a look-alike certificate used to sign the copies that are linted.
+// crypto.Signer (an HSM key in production), and a look-alike issuer
+// certificate (same subject and key identifier, throwaway key of the same
+// type) under which the copies that are linted are built.
 type Issuer struct {
 	name      string
 	cert      *x509.Certificate
