@@ -17,6 +17,18 @@ type Entry struct {
 	ETag string
 }
 
+// ResponseCache holds signed responses for the hot path. Cache is the
+// in-memory implementation; a shared one (e.g. in the store, for several
+// instances or tens of millions of certificates: about 0.8 KB per response
+// with the responder certificate) can take its place. Put must keep
+// Cache's rules: a revoked response is never replaced by another status,
+// nor a response by an older one.
+type ResponseCache interface {
+	Get(issuer string, h crypto.Hash, serial *big.Int) (*Entry, bool)
+	Put(issuer string, h crypto.Hash, serial *big.Int, e *Entry) bool
+	Len() int
+}
+
 type cacheKey struct {
 	issuer string
 	hash   crypto.Hash

@@ -37,13 +37,16 @@ type Config struct {
 	MaxConcurrentSigns int `yaml:"maxConcurrentSigns"`
 	// StoreTimeout bounds one status lookup (default 2s).
 	StoreTimeout time.Duration `yaml:"storeTimeout"`
+	// PresignWorkers is the number of signatures in flight while
+	// pre-signing (default 2; raise it for a network HSM).
+	PresignWorkers int `yaml:"presignWorkers"`
 }
 
 // Settings is a validated Config.
 type Settings struct {
 	Validity, RefreshEvery, RenewBefore, MaxAge, StoreTimeout time.Duration
 	PresignHashes                                             []crypto.Hash
-	MaxConcurrentSigns                                        int
+	MaxConcurrentSigns, PresignWorkers                        int
 }
 
 // ErrConfig marks an invalid OCSP configuration.
@@ -52,7 +55,7 @@ var ErrConfig = errors.New("invalid OCSP configuration")
 // Validate checks c and fills defaults.
 func (c Config) Validate() (Settings, error) {
 	s := Settings{Validity: c.Validity, RefreshEvery: c.RefreshEvery, RenewBefore: c.RenewBefore, MaxAge: c.MaxAge,
-		StoreTimeout: c.StoreTimeout, MaxConcurrentSigns: c.MaxConcurrentSigns}
+		StoreTimeout: c.StoreTimeout, MaxConcurrentSigns: c.MaxConcurrentSigns, PresignWorkers: c.PresignWorkers}
 	if s.Validity == 0 {
 		s.Validity = 24 * time.Hour
 	}
@@ -70,6 +73,9 @@ func (c Config) Validate() (Settings, error) {
 	}
 	if s.MaxConcurrentSigns == 0 {
 		s.MaxConcurrentSigns = 32
+	}
+	if s.PresignWorkers == 0 {
+		s.PresignWorkers = 2
 	}
 	names := c.PresignHashes
 	if len(names) == 0 {
@@ -89,8 +95,10 @@ func (c Config) Validate() (Settings, error) {
 		return Settings{}, fmt.Errorf("%w: refreshEvery %s must be in (0, 3/4 validity]", ErrConfig, s.RefreshEvery)
 	case s.RenewBefore < s.Validity:
 		return Settings{}, fmt.Errorf("%w: renewBefore %s shorter than validity", ErrConfig, s.RenewBefore)
-	case s.MaxAge < 0 || s.StoreTimeout <= 0 || s.MaxConcurrentSigns < 1:
-		return Settings{}, fmt.Errorf("%w: maxAge, storeTimeout and maxConcurrentSigns must be positive", ErrConfig)
+	case s.MaxAge < 0 || s.StoreTimeout <= 0 || s.MaxConcurrentSigns < 1 || s.PresignWorkers < 1:
+		return Settings{}, fmt.Errorf("%w: maxAge, storeTimeout, maxConcurrentSigns and presignWorkers must be positive", ErrConfig)
+	case s.PresignWorkers > s.MaxConcurrentSigns:
+		return Settings{}, fmt.Errorf("%w: presignWorkers above maxConcurrentSigns would starve on-demand signing", ErrConfig)
 	}
 	return s, nil
 }

@@ -41,7 +41,7 @@ type metrics struct {
 	presign            *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer, cache *Cache) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, cache ResponseCache) (*metrics, error) {
 	responses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_ocsp_responses_total",
 		Help: "OCSP responses by status and by whether they were pre-signed."}, []string{"status", "presigned"})
 	sigs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_ocsp_signatures_total",
@@ -56,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, cache *Cache) (*metrics, error) {
 		m.signatures[i] = sigs.WithLabelValues(sigReasonNames[i])
 	}
 	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "thiqa_ocsp_cache_entries",
-		Help: "Pre-signed OCSP responses held in memory."}, func() float64 { return float64(cache.Len()) })
+		Help: "Signed OCSP responses held in the response cache."}, func() float64 { return float64(cache.Len()) })
 	if reg != nil {
 		for _, c := range []prometheus.Collector{responses, sigs, m.presign, size} {
 			if err := reg.Register(c); err != nil {

@@ -5,18 +5,46 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // PresignIssuer signs a response for every certificate of one CA, for each
-// pre-signed hash algorithm, and caches them. It returns the number signed.
+// pre-signed hash algorithm, with PresignWorkers signatures in flight (an
+// HSM signs faster with a session per goroutine), and caches them. It
+// returns the number signed; the first failure stops the run.
 func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error) {
 	is, ok := r.issuers[name]
 	if !ok {
 		return 0, fmt.Errorf("OCSP responder is not authoritative for %q", name)
 	}
 	start := time.Now()
-	n := 0
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	type job struct {
+		serial *big.Int
+		st     Status
+	}
+	jobs := make(chan job, 4*r.set.PresignWorkers)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for range r.set.PresignWorkers {
+		wg.Go(func() {
+			for j := range jobs {
+				for _, h := range r.set.PresignHashes {
+					if ctx.Err() != nil {
+						break
+					}
+					if _, err := r.signStatus(ctx, is, h, j.serial, j.st, sigPresign); err != nil {
+						cancel(err)
+						break
+					}
+					n.Add(1)
+				}
+			}
+		})
+	}
 	err := r.src.AllStatuses(ctx, name, func(serial *big.Int, st Status) error {
 		if st.State != Good && st.State != Revoked {
 			return nil
@@ -24,21 +52,24 @@ func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error)
 		if st.State == Revoked && st.RevokedAt.IsZero() {
 			return fmt.Errorf("serial %x revoked without a time", serial)
 		}
-		s := new(big.Int).Set(serial) // the source may reuse its value
-		for _, h := range r.set.PresignHashes {
-			if _, err := r.signStatus(ctx, is, h, s, st, sigPresign); err != nil {
-				return err
-			}
-			n++
+		select {
+		case jobs <- job{new(big.Int).Set(serial), st}: // the source may reuse its value
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
 		}
-		return nil
 	})
+	close(jobs)
+	wg.Wait()
+	if cause := context.Cause(ctx); err == nil && cause != nil {
+		err = cause
+	}
 	r.m.presigned(name, time.Since(start))
 	if err != nil {
-		return n, fmt.Errorf("pre-signing %s: %w", name, err)
+		return int(n.Load()), fmt.Errorf("pre-signing %s: %w", name, err)
 	}
-	r.log.InfoContext(ctx, "OCSP responses pre-signed", "ca", name, "responses", n, "seconds", time.Since(start).Seconds())
-	return n, nil
+	r.log.InfoContext(ctx, "OCSP responses pre-signed", "ca", name, "responses", n.Load(), "seconds", time.Since(start).Seconds())
+	return int(n.Load()), nil
 }
 
 // PresignAll pre-signs the responses of every CA.

@@ -132,3 +132,45 @@ func TestFuzzSeedsPresent(t *testing.T) {
 		}
 	}
 }
+
+type failingSource struct{ memStatus }
+
+func (f *failingSource) AllStatuses(ctx context.Context, issuer string, fn func(*big.Int, Status) error) error {
+	for i := range 100 {
+		if err := fn(big.NewInt(int64(i+1)), Status{State: Good}); err != nil {
+			return err
+		}
+	}
+	return errors.New("database went away")
+}
+
+func TestPresignCountsAndFailures(t *testing.T) {
+	p := newPKI(t, "Thiqa")
+	src := &memStatus{}
+	for i := range 500 {
+		src.set("citizen", int64(i+1), Status{State: Good})
+	}
+	src.set("citizen", 9999, Status{State: Unknown})
+	set, err := Config{PresignHashes: []string{"sha1", "SHA256"}, PresignWorkers: 3}.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := NewCache()
+	r, err := New(set, []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 48*time.Hour)}}, src, cache, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := r.PresignIssuer(context.Background(), "citizen")
+	if err != nil || n != 1000 || cache.Len() != 1000 {
+		t.Fatalf("n=%d len=%d err=%v", n, cache.Len(), err)
+	}
+	r2, _ := New(set, []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 48*time.Hour)}}, &failingSource{}, NewCache(), nil, nil)
+	if _, err := r2.PresignIssuer(context.Background(), "citizen"); err == nil || !strings.Contains(err.Error(), "database went away") {
+		t.Fatalf("failing source: %v", err)
+	}
+	for _, c := range []Config{{Validity: time.Minute}, {PresignHashes: []string{"md5"}}, {PresignWorkers: 40}, {RenewBefore: time.Hour}} {
+		if _, err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

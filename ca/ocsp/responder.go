@@ -49,7 +49,7 @@ type Responder struct {
 	set     Settings
 	log     *slog.Logger
 	src     StatusSource
-	cache   *Cache
+	cache   ResponseCache
 	issuers map[string]*issuer // by name
 	byHash  map[string]*issuer // by hash algorithm + name hash + key hash
 	sem     chan struct{}
@@ -59,8 +59,8 @@ type Responder struct {
 
 // New builds a responder. Each issuer's responder certificate must be issued
 // by it, carry the OCSPSigning EKU and match its signer.
-func New(set Settings, issuers []Issuer, src StatusSource, cache *Cache, log *slog.Logger, reg prometheus.Registerer) (*Responder, error) {
-	if src == nil || cache == nil || len(set.PresignHashes) == 0 || set.MaxConcurrentSigns < 1 {
+func New(set Settings, issuers []Issuer, src StatusSource, cache ResponseCache, log *slog.Logger, reg prometheus.Registerer) (*Responder, error) {
+	if src == nil || cache == nil || len(set.PresignHashes) == 0 || set.MaxConcurrentSigns < 1 || set.PresignWorkers < 1 {
 		return nil, fmt.Errorf("%w: status source, cache and validated settings are required", ErrConfig)
 	}
 	if log == nil {
