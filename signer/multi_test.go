@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +61,7 @@ func TestCertification(t *testing.T) {
 		}
 		qpdfCheck(t, certified)
 		assertPdfsig(t, p, certified, 1)
-		_, err = SignBytes(ctx, certified, signOpts(p, true, LevelBB))
+		approved, err := SignBytes(ctx, certified, signOpts(p, true, LevelBB))
 		if perm == 1 {
 			if !errors.Is(err, ErrCertificationForbids) {
 				t.Fatalf("P=1: got %v, want ErrCertificationForbids", err)
@@ -75,6 +76,7 @@ func TestCertification(t *testing.T) {
 		if err != nil {
 			t.Fatalf("P=%d: approval signature refused: %v", perm, err)
 		}
+		assertPdfsig(t, p, approved, 2)
 		// A second certification is refused.
 		o2 := signOpts(p, true, LevelBB)
 		o2.DocMDP = 2
@@ -240,5 +242,64 @@ func TestNoSuchPage(t *testing.T) {
 	o.Page = 5
 	if _, err := SignBytes(context.Background(), testPDF(2, 0), o); !errors.Is(err, ErrOptions) {
 		t.Fatalf("got %v, want ErrOptions", err)
+	}
+}
+
+// TestVisibleAppearance renders the page with poppler's pdftoppm and checks
+// the signature box is drawn (grey fill, dark text) where it was asked for.
+func TestVisibleAppearance(t *testing.T) {
+	p := getPKI(t)
+	o := signOpts(p, false, LevelBB)
+	o.Appearance = &Appearance{Rect: [4]float64{100, 100, 400, 160}}
+	out, err := SignBytes(context.Background(), testPDF(1, 0), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertPdfsig(t, p, out, 1)
+	dir := t.TempDir()
+	f := filepath.Join(dir, "v.pdf")
+	if err := os.WriteFile(f, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, testenv.Tool(t, "pdftoppm"), "-r", "72", "-gray", "-f", "1", "-l", "1", f, filepath.Join(dir, "page"))
+	matches, _ := filepath.Glob(filepath.Join(dir, "page*.pgm"))
+	if len(matches) != 1 {
+		t.Fatalf("pdftoppm output: %v", matches)
+	}
+	img, err := os.ReadFile(matches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w, h, maxv int
+	var hdr int
+	if _, err := fmt.Sscanf(string(img), "P5\n%d %d\n%d\n", &w, &h, &maxv); err != nil {
+		t.Fatalf("pgm header: %v", err)
+	}
+	for n, i := 0, 0; i < len(img); i++ {
+		if img[i] == '\n' {
+			n++
+			if n == 3 {
+				hdr = i + 1
+				break
+			}
+		}
+	}
+	px := func(x, y int) byte { return img[hdr+y*w+x] } // y from the top
+	grey, dark := 0, 0
+	for y := h - 160; y < h-100; y++ {
+		for x := 100; x < 400; x++ {
+			switch v := px(x, y); {
+			case v > 230 && v < 250:
+				grey++
+			case v < 128:
+				dark++
+			}
+		}
+	}
+	if grey < 5000 || dark < 50 {
+		t.Fatalf("signature box not drawn: %d grey, %d dark pixels", grey, dark)
+	}
+	if px(50, h-50) != 255 {
+		t.Fatal("page outside the box is not white")
 	}
 }

@@ -5,9 +5,15 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/signer/pdfdoc"
 )
 
 func signOpts(p *testPKI, rsaKey bool, level Level) Options {
@@ -79,6 +85,79 @@ func TestSignLevels(t *testing.T) {
 					t.Fatal("no document time-stamp")
 				}
 			})
+		}
+	}
+}
+
+// TestDSSContents reads the DSS of a B-LT signature back and has openssl
+// check its OCSP response for the signer's certificate and its CRLs.
+func TestDSSContents(t *testing.T) {
+	p := getPKI(t)
+	out, err := SignBytes(context.Background(), testPDF(1, 0), signOpts(p, false, LevelBLT))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := pdfdoc.Open(bytes.NewReader(out), int64(len(out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := rd.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dss, err := rd.ResolveDict(cat["DSS"])
+	if err != nil || dss == nil {
+		t.Fatalf("DSS: %v", err)
+	}
+	streams := func(key pdfdoc.Name) [][]byte {
+		arr, _ := dss[key].(pdfdoc.Array)
+		var res [][]byte
+		for _, r := range arr {
+			o, err := rd.Resolve(r)
+			s, ok := o.(*pdfdoc.Stream)
+			if err != nil || !ok {
+				t.Fatalf("%s entry: %v", key, err)
+			}
+			b, err := rd.StreamData(s, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res = append(res, b)
+		}
+		return res
+	}
+	certs, ocsps, crls := streams("Certs"), streams("OCSPs"), streams("CRLs")
+	if len(certs) < 4 || len(ocsps) < 2 || len(crls) < 1 {
+		t.Fatalf("DSS has %d certs, %d OCSP responses, %d CRLs", len(certs), len(ocsps), len(crls))
+	}
+	dir := t.TempDir()
+	root := writePEM(t, dir, "root.pem", p.root)
+	ca := writePEM(t, dir, "ca.pem", p.ca)
+	leaf := writePEM(t, dir, "leaf.pem", p.ecLeaf)
+	openssl := testenv.Tool(t, "openssl")
+	good := false
+	for i, r := range ocsps {
+		f := filepath.Join(dir, "ocsp"+itoa(i)+".der")
+		if err := os.WriteFile(f, r, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Responses for the other certificates make openssl exit 1: read the text.
+		res, _ := exec.Command(openssl, "ocsp", "-respin", f, "-CAfile", root, "-issuer", ca, "-cert", leaf, "-verify_other", ca).CombinedOutput()
+		if strings.Contains(string(res), leaf+": good") && strings.Contains(string(res), "Response verify OK") {
+			good = true
+		}
+	}
+	if !good {
+		t.Fatal("no OCSP response in the DSS says the signer's certificate is good")
+	}
+	for i, c := range crls {
+		f := filepath.Join(dir, "crl"+itoa(i)+".der")
+		if err := os.WriteFile(f, c, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := run(t, openssl, "crl", "-inform", "DER", "-in", f, "-CAfile", root, "-noout")
+		if !strings.Contains(res, "verify OK") {
+			t.Fatalf("openssl crl: %s", res)
 		}
 	}
 }
