@@ -35,6 +35,9 @@ type Config struct {
 	// BaseURL is the public base URL; CRLs live at BASE/crl/{ca}.crl or
 	// BASE/crl/{ca}-{n}.crl.
 	BaseURL string `yaml:"baseURL"`
+	// MaxAge bounds the HTTP max-age of served CRLs (default 5m, never past
+	// nextUpdate) so caches and CDNs pick up a revocation within minutes.
+	MaxAge time.Duration `yaml:"maxAge"`
 	// LintSampleEntries bounds the entries copied into the linted CRL (the
 	// header, extensions and the first entries); 0 means 10,000.
 	LintSampleEntries int `yaml:"lintSampleEntries"`
@@ -49,6 +52,7 @@ type Settings struct {
 	MaxEntriesPerPartition int
 	BaseURL                string
 	LintSampleEntries      int
+	MaxAge                 time.Duration
 }
 
 // ErrConfig marks an invalid CRL configuration.
@@ -56,12 +60,14 @@ var ErrConfig = errors.New("invalid CRL configuration")
 
 // Validate checks c and returns the runtime settings, filling defaults:
 // Validity 7 days, RegenerateEvery Validity/4 (at most 6 hours),
-// TriggerDelay 5 s, Partitions 1, MaxEntriesPerPartition 100,000.
+// TriggerDelay 5 s, Partitions 1, MaxEntriesPerPartition 100,000,
+// MaxAge 5 min, LintSampleEntries 10,000.
 func (c Config) Validate() (Settings, error) {
 	s := Settings{
 		Validity: c.Validity, RegenerateEvery: c.RegenerateEvery, TriggerDelay: c.TriggerDelay,
 		Partitions: c.Partitions, MaxEntriesPerPartition: c.MaxEntriesPerPartition,
 		BaseURL: strings.TrimRight(c.BaseURL, "/"), LintSampleEntries: c.LintSampleEntries,
+		MaxAge: c.MaxAge,
 	}
 	if s.Validity == 0 {
 		s.Validity = 7 * 24 * time.Hour
@@ -78,6 +84,9 @@ func (c Config) Validate() (Settings, error) {
 	if s.MaxEntriesPerPartition == 0 {
 		s.MaxEntriesPerPartition = 100_000
 	}
+	if s.MaxAge == 0 {
+		s.MaxAge = 5 * time.Minute
+	}
 	if s.LintSampleEntries == 0 {
 		s.LintSampleEntries = 10_000
 	}
@@ -92,6 +101,8 @@ func (c Config) Validate() (Settings, error) {
 		return Settings{}, fmt.Errorf("%w: partitions %d outside [1, 65536]", ErrConfig, s.Partitions)
 	case s.MaxEntriesPerPartition < 1:
 		return Settings{}, fmt.Errorf("%w: maxEntriesPerPartition must be positive", ErrConfig)
+	case s.MaxAge < 0:
+		return Settings{}, fmt.Errorf("%w: maxAge must not be negative", ErrConfig)
 	case s.LintSampleEntries < 1:
 		return Settings{}, fmt.Errorf("%w: lintSampleEntries must be positive", ErrConfig)
 	}

@@ -22,12 +22,13 @@ import (
 // Publisher keeps the latest CRL of every (CA, partition) in memory,
 // regenerates them on a schedule and soon after Trigger, and serves them.
 type Publisher struct {
-	log   *slog.Logger
-	gens  map[string]*Generator
-	every time.Duration
-	delay time.Duration
-	max   int
-	now   func() time.Time
+	log    *slog.Logger
+	gens   map[string]*Generator
+	every  time.Duration
+	maxAge time.Duration
+	delay  time.Duration
+	max    int
+	now    func() time.Time
 
 	mu     sync.RWMutex
 	latest map[string]*served // by file name
@@ -54,7 +55,7 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := &Publisher{
-		log: log, gens: make(map[string]*Generator, len(gens)), every: set.RegenerateEvery, delay: set.TriggerDelay,
+		log: log, gens: make(map[string]*Generator, len(gens)), every: set.RegenerateEvery, maxAge: set.MaxAge, delay: set.TriggerDelay,
 		max: set.MaxEntriesPerPartition, now: time.Now, latest: map[string]*served{}, trigger: make(chan string, 64),
 		genSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "thiqa_crl_generation_seconds",
 			Help: "Time to stream, lint and sign one CRL.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"ca"}),
@@ -192,8 +193,8 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 // ServeHTTP serves GET/HEAD /crl/{name}.crl with Content-Type
 // application/pkix-crl, ETag, Last-Modified (thisUpdate), Expires
-// (nextUpdate) and a max-age bounded by both nextUpdate and the
-// regeneration interval, so caches pick up new revocations in time.
+// (now + max-age) and a max-age bounded by both nextUpdate and MaxAge, so
+// caches pick up new revocations in time.
 func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -214,7 +215,7 @@ func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := p.now()
-	maxAge := min(s.crl.NextUpdate.Sub(now), p.every)
+	maxAge := min(s.crl.NextUpdate.Sub(now), p.maxAge)
 	if maxAge < 0 {
 		maxAge = 0
 	}

@@ -42,7 +42,7 @@ func TestPublisherServesCRLsWithCacheHeaders(t *testing.T) {
 	}
 	cc := resp.Header.Get("Cache-Control")
 	age, _ := strconv.Atoi(strings.TrimPrefix(cc, "public, max-age="))
-	if age <= 0 || age > int(set.RegenerateEvery/time.Second) {
+	if age <= 0 || age > int(set.MaxAge/time.Second) {
 		t.Fatalf("Cache-Control %q", cc)
 	}
 	etag := resp.Header.Get("ETag")
