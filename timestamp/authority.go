@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -56,12 +57,18 @@ type Options struct {
 	Certificate *x509.Certificate
 	// Chain holds the issuing CA certificates (issuer first), included in
 	// tokens when Config.IncludeChain is set; may be empty.
-	Chain      []*x509.Certificate
-	Signer     crypto.Signer
-	Serials    SerialAllocator
-	Recorder   Recorder
-	Clock      ClockChecker
-	Logger     *slog.Logger
+	Chain []*x509.Certificate
+	// Signer holds the unit key (an HSM key in production).
+	Signer crypto.Signer
+	// Serials allocates token serial numbers (a BlockAllocator over the store).
+	Serials SerialAllocator
+	// Recorder makes each token record durable before the token is signed.
+	Recorder Recorder
+	// Clock says whether the clock is within the declared accuracy.
+	Clock ClockChecker
+	// Logger receives structured logs; discarded when nil.
+	Logger *slog.Logger
+	// Registerer receives the TSA metrics; none are registered when nil.
 	Registerer prometheus.Registerer
 	// Now returns the current time; time.Now when nil (tests set it).
 	Now func() time.Time
@@ -157,6 +164,9 @@ func checkUnitCertificate(cert *x509.Certificate, signer crypto.Signer, chain []
 	}
 	if !critical {
 		return errors.New("timestamp: the unit certificate's extended key usage extension must be critical (RFC 3161 §2.3)")
+	}
+	if k, ok := cert.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < 2048 {
+		return errors.New("timestamp: RSA unit keys must have at least 2048 bits (TS 119 312)")
 	}
 	if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
 		return errors.New("timestamp: the unit certificate's key usage allows no signatures")

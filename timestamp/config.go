@@ -41,6 +41,56 @@ type Config struct {
 	RSAPSS bool `yaml:"rsaPSS"`
 	// MaxRequestBytes bounds the request body; default 64 KiB.
 	MaxRequestBytes int64 `yaml:"maxRequestBytes"`
+	// Clock configures the clock check; see NewClockChecker.
+	Clock ClockConfig `yaml:"clock"`
+}
+
+// ClockConfig is the serialisable clock-discipline configuration (EN 319 421).
+type ClockConfig struct {
+	// Source is "chrony" (default: `chronyc -c tracking`) or "static"
+	// (development only: the clock is declared in sync).
+	Source string `yaml:"source"`
+	// ChronycPath is the chronyc program; default "chronyc" on PATH.
+	ChronycPath string `yaml:"chronycPath"`
+	// MaxError is the largest acceptable clock error bound; default, and
+	// at most, the declared accuracy.
+	MaxError time.Duration `yaml:"maxError"`
+	// Interval between checks; default 1 s.
+	Interval time.Duration `yaml:"interval"`
+	// MaxAge after which an answer no longer counts; default 5 s.
+	MaxAge time.Duration `yaml:"maxAge"`
+}
+
+// NewClockChecker builds the cached clock checker the configuration names,
+// for Options.Clock.
+func (c Config) NewClockChecker() (*CachedChecker, error) {
+	s, err := c.validate()
+	if err != nil {
+		return nil, err
+	}
+	cc := c.Clock
+	if cc.MaxError == 0 {
+		cc.MaxError = s.accuracy
+	}
+	if cc.MaxError < 0 || cc.MaxError > s.accuracy {
+		return nil, fmt.Errorf("timestamp config: clock.maxError %v must be positive and within the declared accuracy %v", cc.MaxError, s.accuracy)
+	}
+	if cc.Interval == 0 {
+		cc.Interval = time.Second
+	}
+	if cc.MaxAge == 0 {
+		cc.MaxAge = 5 * cc.Interval
+	}
+	var inner ClockChecker
+	switch cc.Source {
+	case "", "chrony":
+		inner = ChronyChecker{Path: cc.ChronycPath, MaxError: cc.MaxError}
+	case "static":
+		inner = NewStaticChecker(true)
+	default:
+		return nil, fmt.Errorf("timestamp config: clock.source %q is not chrony or static", cc.Source)
+	}
+	return NewCachedChecker(inner, cc.Interval, cc.MaxAge)
 }
 
 // settings is the validated form of Config.

@@ -332,3 +332,39 @@ func TestClient(t *testing.T) {
 }
 
 var _ = pkix.Name{}
+
+func TestClockConfigAndMetrics(t *testing.T) {
+	if _, err := (Config{Clock: ClockConfig{Source: "ntp"}}).NewClockChecker(); err == nil {
+		t.Error("unknown clock source accepted")
+	}
+	if _, err := (Config{Accuracy: 100 * time.Millisecond, Clock: ClockConfig{MaxError: time.Second}}).NewClockChecker(); err == nil {
+		t.Error("clock max error above the declared accuracy accepted")
+	}
+	c, err := Config{Clock: ClockConfig{Source: "static"}}.NewClockChecker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := c.Check(t.Context()); !st.InSync {
+		t.Errorf("static clock: %+v", st)
+	}
+	tsa := newTestTSA(t, Config{}, nil)
+	if _, st := tsa.Respond(t.Context(), goQuery(t, nil), ""); st.Status != tsp.StatusGranted {
+		t.Fatal(st)
+	}
+	mfs, err := tsa.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"thiqa_tsa_tokens_total", "thiqa_tsa_request_duration_seconds", "thiqa_tsa_clock_offset_seconds", "thiqa_tsa_clock_in_sync", "thiqa_tsa_unit_certificate_not_after_seconds"} {
+		if !names[n] {
+			t.Errorf("metric %s missing", n)
+		}
+	}
+	if got := testCounter(t, tsa, "thiqa_tsa_tokens_total", ""); got != 1 {
+		t.Errorf("tokens_total %v", got)
+	}
+}
