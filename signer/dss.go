@@ -43,17 +43,41 @@ func (p *certPool) add(cs ...*x509.Certificate) {
 	}
 }
 
+// issuerOf finds c's issuer by name and key identifier. Collecting
+// validation data needs no signature check (the verifier does that), so a
+// signature is checked only to choose between look-alike candidates.
 func (p *certPool) issuerOf(c *x509.Certificate) *x509.Certificate {
+	var cands []*x509.Certificate
 	for _, cand := range p.list {
-		if bytes.Equal(cand.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(cand) == nil {
+		if cand == c || !bytes.Equal(cand.RawSubject, c.RawIssuer) {
+			continue
+		}
+		if len(c.AuthorityKeyId) > 0 && len(cand.SubjectKeyId) > 0 && !bytes.Equal(c.AuthorityKeyId, cand.SubjectKeyId) {
+			continue
+		}
+		cands = append(cands, cand)
+	}
+	if len(cands) == 1 {
+		return cands[0]
+	}
+	for _, cand := range cands {
+		if c.CheckSignatureFrom(cand) == nil {
 			return cand
 		}
 	}
 	return nil
 }
 
+// selfSigned reports a certificate that is its own issuer (a root: no
+// revocation data is gathered for it).
 func selfSigned(c *x509.Certificate) bool {
-	return bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil
+	if !bytes.Equal(c.RawSubject, c.RawIssuer) {
+		return false
+	}
+	if len(c.AuthorityKeyId) > 0 && len(c.SubjectKeyId) > 0 {
+		return bytes.Equal(c.AuthorityKeyId, c.SubjectKeyId)
+	}
+	return c.CheckSignatureFrom(c) == nil
 }
 
 // gather collects certificates and revocation data for every certificate
