@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/thiqa/thiqa/ca/ocsp/ocspbench"
 )
 
 const benchCerts = 10_000
@@ -109,6 +111,29 @@ func BenchmarkServePresigned(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "responses/s")
 	})
+	// The lean generator (ocspbench, what `thiqa bench ocsp` can use) on the
+	// same cores: one iteration is a one-second run.
+	for _, get := range []bool{false, true} {
+		name := "loopback-ocspbench-POST"
+		if get {
+			name = "loopback-ocspbench-GET"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := httptest.NewServer(r)
+			defer srv.Close()
+			var res ocspbench.Result
+			for range b.N {
+				var err error
+				res, err = ocspbench.Run(context.Background(), ocspbench.Options{URL: srv.URL + "/ocsp", Requests: reqs, Conns: 16, Duration: time.Second, GET: get})
+				if err != nil || res.Errors > 0 {
+					b.Fatalf("%v %v", res, err)
+				}
+			}
+			b.ReportMetric(res.PerSecond, "responses/s")
+			b.ReportMetric(float64(res.P50.Microseconds()), "p50-µs")
+			b.ReportMetric(float64(res.P99.Microseconds()), "p99-µs")
+		})
+	}
 	b.Run("raw-ecdsa-p256-sign", func(b *testing.B) {
 		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		d := sha256.Sum256([]byte("x"))
