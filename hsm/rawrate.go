@@ -51,31 +51,43 @@ func RawSignRate(ctx context.Context, t *Token, label string, goroutines int, d 
 	if err != nil {
 		return 0, err
 	}
+	n, elapsed, err := timedLoop(ctx, goroutines, d, func(i int) error {
+		if err := t.p.SignInit(sessions[i], mech, obj); err != nil {
+			return err
+		}
+		_, err := t.p.Sign(sessions[i], input)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("hsm: raw signing with key %q: %w", label, err)
+	}
+	return float64(n) / elapsed.Seconds(), nil
+}
+
+// timedLoop runs op from exactly g goroutines (op gets the goroutine's
+// index) until d has passed or ctx is done, and returns the operations
+// completed and the time taken. The first error stops every goroutine.
+func timedLoop(ctx context.Context, g int, d time.Duration, op func(i int) error) (int64, time.Duration, error) {
 	var (
-		total    atomic.Int64
-		firstErr error
-		once     sync.Once
-		wg       sync.WaitGroup
-		stop     atomic.Bool
+		total atomic.Int64
+		stop  atomic.Bool
+		once  sync.Once
+		first error
+		wg    sync.WaitGroup
 	)
 	start := time.Now()
 	deadline := start.Add(d)
-	for _, h := range sessions {
+	for i := range g {
 		wg.Go(func() {
 			n := int64(0)
 			for !stop.Load() {
-				if err := t.p.SignInit(h, mech, obj); err != nil {
-					once.Do(func() { firstErr = err })
-					stop.Store(true)
-					break
-				}
-				if _, err := t.p.Sign(h, input); err != nil {
-					once.Do(func() { firstErr = err })
+				if err := op(i); err != nil {
+					once.Do(func() { first = err })
 					stop.Store(true)
 					break
 				}
 				n++
-				if n&7 == 0 && (time.Now().After(deadline) || ctx.Err() != nil) {
+				if time.Now().After(deadline) || ctx.Err() != nil {
 					stop.Store(true)
 				}
 			}
@@ -83,11 +95,7 @@ func RawSignRate(ctx context.Context, t *Token, label string, goroutines int, d 
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	if firstErr != nil {
-		return 0, fmt.Errorf("hsm: raw signing with key %q: %w", label, firstErr)
-	}
-	return float64(total.Load()) / elapsed.Seconds(), nil
+	return total.Load(), time.Since(start), first
 }
 
 // rawInput is the fixed mechanism and input RawSignRate signs.
