@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
@@ -337,5 +340,26 @@ func TestExpiredResponderRefuses(t *testing.T) {
 	req, _ := NewRequest(p.ca, big.NewInt(7), crypto.SHA1, nil)
 	if resp, _ := r.Respond(context.Background(), req); !bytes.Equal(resp, respInternal) {
 		t.Fatalf("expired responder answered %x", resp)
+	}
+}
+
+func TestResponderCertChecks(t *testing.T) {
+	p, other := newPKI(t, "Thiqa"), newPKI(t, "Other")
+	good := p.responder(t, 48*time.Hour)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	nb := time.Now().Add(-time.Minute)
+	noNoCheck := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(77), Subject: pkix.Name{CommonName: "r"}, NotBefore: nb, NotAfter: nb.Add(48 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}}, p.ca, k.Public(), p.caKey)
+	noEKU := mustCert(t, &x509.Certificate{SerialNumber: big.NewInt(78), Subject: pkix.Name{CommonName: "r"}, NotBefore: nb, NotAfter: nb.Add(48 * time.Hour),
+		ExtraExtensions: []pkix.Extension{{Id: oidOCSPNoCheck, Value: []byte{5, 0}}}}, p.ca, k.Public(), p.caKey)
+	for name, rc := range map[string]ResponderCert{
+		"other CA's responder": other.responder(t, 48*time.Hour),
+		"wrong key":            {Cert: good.Cert, Signer: k},
+		"no nocheck":           {Cert: noNoCheck, Signer: k},
+		"no EKU":               {Cert: noEKU, Signer: k},
+	} {
+		if _, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: rc}}, &memStatus{}, NewCache(), nil, nil); err == nil {
+			t.Errorf("%s accepted", name)
+		}
 	}
 }

@@ -42,6 +42,8 @@ type Status struct {
 	Reason int
 }
 
+var oidNoCheck = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 5}
+
 // Pre-encoded error responses (OCSPResponse with only responseStatus).
 var (
 	respMalformed    = []byte{0x30, 0x03, 0x0a, 0x01, 0x01}
@@ -83,6 +85,15 @@ func newSigning(rc ResponderCert, ca *x509.Certificate) (*signing, error) {
 	}
 	if !hasEKU {
 		return nil, fmt.Errorf("responder certificate lacks the OCSPSigning EKU")
+	}
+	noCheck := false
+	for _, e := range rc.Cert.Extensions {
+		noCheck = noCheck || e.Id.Equal(oidNoCheck)
+	}
+	if !noCheck {
+		// RFC 6960 §4.2.2.2.1: without it clients would ask for the
+		// responder certificate's own status.
+		return nil, fmt.Errorf("responder certificate lacks id-pkix-ocsp-nocheck")
 	}
 	alg, err := sigAlgFor(rc.Cert.PublicKey)
 	if err != nil {
