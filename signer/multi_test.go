@@ -6,6 +6,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"os"
 	"path/filepath"
 	"strings"
@@ -246,19 +248,72 @@ func TestNoSuchPage(t *testing.T) {
 }
 
 // TestVisibleAppearance renders the page with poppler's pdftoppm and checks
-// the signature box is drawn (grey fill, dark text) where it was asked for.
+// the signature box is drawn (grey fill, dark text, the image) where it was
+// asked for.
 func TestVisibleAppearance(t *testing.T) {
 	p := getPKI(t)
-	o := signOpts(p, false, LevelBB)
-	o.Appearance = &Appearance{Rect: [4]float64{100, 100, 400, 160}}
-	out, err := SignBytes(context.Background(), testPDF(1, 0), o)
-	if err != nil {
+	var jpg bytes.Buffer
+	img := image.NewRGBA(image.Rect(0, 0, 40, 20))
+	for i := 0; i < len(img.Pix); i += 4 {
+		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = 10, 10, 90, 255
+	}
+	if err := jpeg.Encode(&jpg, img, nil); err != nil {
 		t.Fatal(err)
 	}
-	assertPdfsig(t, p, out, 1)
+	for _, withImage := range []bool{false, true} {
+		o := signOpts(p, false, LevelBB)
+		o.Appearance = &Appearance{Rect: [4]float64{100, 100, 400, 160}}
+		if withImage {
+			o.Appearance.JPEG = jpg.Bytes()
+		}
+		out, err := SignBytes(context.Background(), testPDF(1, 0), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertPdfsig(t, p, out, 1)
+		qpdfCheck(t, out)
+		w, h, px := renderPage(t, out)
+		_ = w
+		grey, dark := 0, 0
+		for y := h - 160; y < h-100; y++ {
+			for x := 100; x < 400; x++ {
+				switch v := px(x, y); {
+				case v > 230 && v < 250:
+					grey++
+				case v < 128:
+					dark++
+				}
+			}
+		}
+		if grey < 5000 || dark < 50 {
+			t.Fatalf("signature box not drawn: %d grey, %d dark pixels", grey, dark)
+		}
+		if px(50, h-50) != 255 {
+			t.Fatal("page outside the box is not white")
+		}
+		if withImage {
+			// The image fills x 102..214 over the box's height.
+			imgDark := 0
+			for y := h - 155; y < h-105; y++ {
+				for x := 106; x < 210; x++ {
+					if px(x, y) < 100 {
+						imgDark++
+					}
+				}
+			}
+			if imgDark < 50*104*9/10 {
+				t.Fatalf("image not drawn: %d dark pixels", imgDark)
+			}
+		}
+	}
+}
+
+// renderPage renders page 1 at 72 dpi in grey with pdftoppm.
+func renderPage(t *testing.T, pdf []byte) (int, int, func(x, y int) byte) {
+	t.Helper()
 	dir := t.TempDir()
 	f := filepath.Join(dir, "v.pdf")
-	if err := os.WriteFile(f, out, 0o600); err != nil {
+	if err := os.WriteFile(f, pdf, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	run(t, testenv.Tool(t, "pdftoppm"), "-r", "72", "-gray", "-f", "1", "-l", "1", f, filepath.Join(dir, "page"))
@@ -270,8 +325,7 @@ func TestVisibleAppearance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w, h, maxv int
-	var hdr int
+	var w, h, maxv, hdr int
 	if _, err := fmt.Sscanf(string(img), "P5\n%d %d\n%d\n", &w, &h, &maxv); err != nil {
 		t.Fatalf("pgm header: %v", err)
 	}
@@ -284,22 +338,8 @@ func TestVisibleAppearance(t *testing.T) {
 			}
 		}
 	}
-	px := func(x, y int) byte { return img[hdr+y*w+x] } // y from the top
-	grey, dark := 0, 0
-	for y := h - 160; y < h-100; y++ {
-		for x := 100; x < 400; x++ {
-			switch v := px(x, y); {
-			case v > 230 && v < 250:
-				grey++
-			case v < 128:
-				dark++
-			}
-		}
+	if len(img) < hdr+w*h {
+		t.Fatal("short pgm")
 	}
-	if grey < 5000 || dark < 50 {
-		t.Fatalf("signature box not drawn: %d grey, %d dark pixels", grey, dark)
-	}
-	if px(50, h-50) != 255 {
-		t.Fatal("page outside the box is not white")
-	}
+	return w, h, func(x, y int) byte { return img[hdr+y*w+x] } // y from the top
 }

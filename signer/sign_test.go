@@ -3,6 +3,7 @@ package signer
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha1"
 	"encoding/hex"
 	"os"
@@ -159,5 +160,27 @@ func TestDSSContents(t *testing.T) {
 		if !strings.Contains(res, "verify OK") {
 			t.Fatalf("openssl crl: %s", res)
 		}
+	}
+}
+
+// TestSignAlgorithms signs with RSA-PSS and SHA-384/512 end to end.
+func TestSignAlgorithms(t *testing.T) {
+	p := getPKI(t)
+	for _, tc := range []struct {
+		name string
+		rsa  bool
+		pss  bool
+		hash crypto.Hash
+	}{{"rsa-pss-sha256", true, true, crypto.SHA256}, {"rsa-sha512", true, false, crypto.SHA512}, {"ecdsa-sha384", false, false, crypto.SHA384}} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := signOpts(p, tc.rsa, LevelBT)
+			o.PSS, o.Hash = tc.pss, tc.hash
+			out, err := SignBytes(context.Background(), testPDF(1, 0), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertOpenSSL(t, p, out, true)
+			assertPdfsig(t, p, out, 1)
+		})
 	}
 }
