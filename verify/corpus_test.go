@@ -286,7 +286,7 @@ func TestCorpus(t *testing.T) {
 func summary(r *report.Report) string {
 	s := fmt.Sprintf("%s/%s", r.Indication, r.SubIndication)
 	for _, g := range r.Signatures {
-		s += fmt.Sprintf(" [%s %s %s/%s lvl=%s rev=%d errs=%q mods=%q ts=%+v]", g.Kind, g.Field, g.Indication, g.SubIndication, g.Level, g.Revision, g.Errors, g.Modifications, g.Timestamps)
+		s += fmt.Sprintf(" [%s %s %s/%s lvl=%s rev=%d errs=%q warn=%q mods=%q ts=%+v]", g.Kind, g.Field, g.Indication, g.SubIndication, g.Level, g.Revision, g.Errors, g.Warnings, g.Modifications, g.Timestamps)
 	}
 	return s
 }

@@ -115,14 +115,19 @@ func (rd *revocationData) fetch(c, issuer *x509.Certificate) {
 	ctx, cancel := context.WithTimeout(rd.ctx, timeout)
 	defer cancel()
 	if len(c.OCSPServer) > 0 {
-		if der, err := rd.fetcher.FetchOCSP(ctx, c, issuer); err == nil {
+		der, err := rd.fetcher.FetchOCSP(ctx, c, issuer)
+		if err == nil {
 			rd.ocsps = append(rd.ocsps, der)
 			return
 		}
+		rd.warn("fetching OCSP for %q: %v", c.Subject.String(), err)
 	}
 	if len(c.CRLDistributionPoints) > 0 {
-		if der, err := rd.fetcher.FetchCRL(ctx, c); err == nil {
+		der, err := rd.fetcher.FetchCRL(ctx, c)
+		if err == nil {
 			rd.addCRL(der)
+		} else {
+			rd.warn("fetching the CRL for %q: %v", c.Subject.String(), err)
 		}
 	}
 }

@@ -30,7 +30,10 @@ type testPKI struct {
 	tsaKey  *ecdsa.PrivateKey
 }
 
-func newTestPKI(t testing.TB) *testPKI {
+func newTestPKI(t testing.TB) *testPKI { return newTestPKIWith(t, "") }
+
+// newTestPKIWith names ocspURL as the leaf's OCSP responder.
+func newTestPKIWith(t testing.TB, ocspURL string) *testPKI {
 	t.Helper()
 	p := &testPKI{}
 	var err error
@@ -50,6 +53,9 @@ func newTestPKI(t testing.TB) *testPKI {
 			Subject:   pkix.Name{CommonName: cn, Country: []string{"OM"}, SerialNumber: "IDCOM-12345678"},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(12 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 			ExtKeyUsage: eku, SubjectKeyId: []byte{byte(serial), 9, 9}, ExtraExtensions: extra}
+		if ocspURL != "" && eku == nil {
+			tmpl.OCSPServer = []string{ocspURL}
+		}
 		d, err := x509.CreateCertificate(rand.Reader, tmpl, p.root, &k.PublicKey, p.rootKey)
 		if err != nil {
 			t.Fatal(err)
