@@ -42,7 +42,10 @@ type Config struct {
 	ModulePath string
 	// TokenLabel names the token (CKA_LABEL of the token, 32 bytes at most).
 	TokenLabel string
-	// PIN is the user PIN. It is never logged nor put in an error.
+	// PIN is the user PIN (see ReadPIN). It is never logged nor put in an
+	// error. Should the token refuse it during a recovery (changed behind
+	// our back), the Token stops trying it so it cannot lock the token;
+	// operations then fail with ErrPINIncorrect until a new Open.
 	PIN string
 	// PoolSize bounds the sessions open at once (one per concurrent
 	// operation). Zero means 2*GOMAXPROCS; the minimum is 2.
@@ -81,6 +84,10 @@ type Token struct {
 	gen    uint64 // generation: bumped by every recovery
 	ctl    pkcs11.SessionHandle
 	closed bool
+	// pinErr is set when the token refused the PIN during a recovery: from
+	// then on recoveries fail at once instead of trying the PIN again, so a
+	// PIN changed behind our back cannot lock the token by repetition.
+	pinErr error
 
 	pool *pool
 

@@ -19,7 +19,8 @@ var errBadPINSource = errors.New("hsm: PIN source must be env:NAME or file:PATH 
 //	file:PATH         the first line of the file PATH
 //	file:///PATH      the same, as RFC 7512's pin-source writes it
 //
-// Errors name the source, never the PIN.
+// Errors never contain a PIN, nor a malformed source (which may be a PIN
+// put in the wrong place).
 func ReadPIN(source string) (string, error) {
 	kind, rest, ok := strings.Cut(source, ":")
 	if !ok {

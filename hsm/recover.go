@@ -106,6 +106,9 @@ func (t *Token) recover(seen uint64, reason string, cause error) error {
 	if t.gen != seen {
 		return nil
 	}
+	if t.pinErr != nil {
+		return t.pinErr
+	}
 	// From here every session of the old generation is dead to us. Closing
 	// them all (no operation is in flight: we hold the write lock) ensures
 	// no stale handle number can alias a session opened below.
@@ -117,6 +120,11 @@ func (t *Token) recover(seen uint64, reason string, cause error) error {
 		return fmt.Errorf("hsm: re-initialising %s: %w", t.module, err)
 	}
 	if err := t.connect(); err != nil {
+		if errors.Is(err, ErrPINIncorrect) || errors.Is(err, ErrPINLocked) {
+			t.pinErr = err
+			t.log.Error("hsm token refused the PIN during recovery; not trying it again", "reason", reason, "error", err)
+			return err
+		}
 		t.log.Error("hsm recovery failed", "reason", reason, "fault", cause, "error", err)
 		return err
 	}

@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -176,4 +177,44 @@ func sumCounter(t *testing.T, reg interface {
 		}
 	}
 	return sum
+}
+
+// TestRecoveryPINChangedBehindOurBack: when the PIN is changed and the user
+// logged out, recovery fails with ErrPINIncorrect once and then never tries
+// the old PIN again (a real HSM would lock the PIN after a few tries).
+func TestRecoveryPINChangedBehindOurBack(t *testing.T) {
+	var logs logBuffer
+	tok := newTestToken(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	sg, err := tok.GenerateKey(ctx, "ec", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := saboteur(t, tok)
+	s, err := p.OpenSession(tok.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetPIN(s, testUserPIN, "changed-pin-1111"); err != nil {
+		t.Fatalf("C_SetPIN: %v", err)
+	}
+	if err := p.Logout(s); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.CloseSession(s)
+	for i := range 3 {
+		_, err := sg.Sign(nil, testDigest[:], cryptoSHA256)
+		if !errors.Is(err, ErrPINIncorrect) {
+			t.Fatalf("Sign #%d after the PIN changed: %v, want ErrPINIncorrect", i, err)
+		}
+	}
+	if err := tok.Ping(ctx); !errors.Is(err, ErrPINIncorrect) {
+		t.Fatalf("Ping: %v", err)
+	}
+	if n := strings.Count(logs.String(), "refused the PIN"); n != 1 {
+		t.Fatalf("PIN tried %d times during recoveries, want once:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), testUserPIN) || strings.Contains(logs.String(), "changed-pin-1111") {
+		t.Fatal("a PIN reached the log")
+	}
 }
