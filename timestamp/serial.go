@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/big"
 	"sync"
+	"time"
 )
 
 // SerialAllocator hands out token serial numbers, each one at most once for
@@ -29,17 +30,24 @@ const DefaultSerialBlockSize = 1000
 
 // BlockAllocator is a SerialAllocator that reserves blocks of serials from a
 // SerialBlockStore and hands them out from memory: one store round trip per
-// block, none per token. A crash loses the rest of the current block, never
-// reuses a serial. It is safe for concurrent use.
+// block, none per token. When a quarter of the current block is left it
+// reserves the next one in the background, so tokens do not wait for the
+// store. A crash loses the rest of the reserved blocks, never reuses a
+// serial. It is safe for concurrent use.
 type BlockAllocator struct {
 	store SerialBlockStore
 	name  string
 	size  int64
 
-	mu   sync.Mutex
-	next int64 // next serial to hand out
-	end  int64 // first serial past the current block
+	mu       sync.Mutex
+	next     int64 // next serial to hand out
+	end      int64 // first serial past the current block
+	pending  int64 // first serial of a block reserved ahead, 0 if none
+	fetching bool  // a background reservation is running
 }
+
+// prefetchTimeout bounds a background block reservation.
+const prefetchTimeout = 30 * time.Second
 
 // NewBlockAllocator returns an allocator drawing blocks of size serials
 // (DefaultSerialBlockSize when size is 0) from the counter name in store.
@@ -65,16 +73,46 @@ func (a *BlockAllocator) Next(ctx context.Context) (*big.Int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.next >= a.end {
-		first, err := a.store.ReserveBlock(ctx, a.name, a.size)
-		if err != nil {
-			return nil, fmt.Errorf("reserving a block of serials: %w", err)
+		if a.pending != 0 {
+			a.next, a.end, a.pending = a.pending, a.pending+a.size, 0
+		} else {
+			first, err := a.reserve(ctx)
+			if err != nil {
+				return nil, err
+			}
+			a.next, a.end = first, first+a.size
 		}
-		if first < 1 || first > math.MaxInt64-a.size {
-			return nil, fmt.Errorf("reserving a block of serials: store returned first serial %d out of range", first)
-		}
-		a.next, a.end = first, first+a.size
 	}
 	n := a.next
 	a.next++
+	if a.size >= 4 && !a.fetching && a.pending == 0 && a.end-a.next <= a.size/4 {
+		a.fetching = true
+		go a.prefetch()
+	}
 	return big.NewInt(n), nil
+}
+
+func (a *BlockAllocator) reserve(ctx context.Context) (int64, error) {
+	first, err := a.store.ReserveBlock(ctx, a.name, a.size)
+	if err != nil {
+		return 0, fmt.Errorf("reserving a block of serials: %w", err)
+	}
+	if first < 1 || first > math.MaxInt64-a.size {
+		return 0, fmt.Errorf("reserving a block of serials: store returned first serial %d out of range", first)
+	}
+	return first, nil
+}
+
+// prefetch reserves the next block in the background. A failure is not
+// reported here: Next reserves synchronously, and reports, when needed.
+func (a *BlockAllocator) prefetch() {
+	ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+	defer cancel()
+	first, err := a.reserve(ctx)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fetching = false
+	if err == nil {
+		a.pending = first
+	}
 }

@@ -172,7 +172,7 @@ func TestBlockAllocator(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if store.reserves > 3*(200/7+1) {
+	if store.reserves > 3*(200/7+2) { // one block each may be reserved ahead
 		t.Errorf("%d store round trips for 600 serials in blocks of 7", store.reserves)
 	}
 	store.fail = true
