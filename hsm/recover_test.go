@@ -218,3 +218,44 @@ func TestRecoveryPINChangedBehindOurBack(t *testing.T) {
 		t.Fatal("a PIN reached the log")
 	}
 }
+
+// TestPingRecovers: /readyz's Ping is the first call after each fault and
+// brings the token back by itself.
+func TestPingRecovers(t *testing.T) {
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			tok := newTestToken(t, Config{})
+			ctx := context.Background()
+			sg, err := tok.GenerateKey(ctx, "ec", ECP256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.inject(t, saboteur(t, tok), tok.slot)
+			if err := tok.Ping(ctx); err != nil {
+				t.Fatalf("Ping after fault: %v", err)
+			}
+			before := tok.gen
+			mustSignVerify(t, sg)
+			if tok.gen != before {
+				t.Fatalf("signing after Ping needed another recovery (generation %d -> %d)", before, tok.gen)
+			}
+		})
+	}
+}
+
+// TestKeyHandleCached: signing does not look the key up again while the
+// generation is unchanged.
+func TestKeyHandleCached(t *testing.T) {
+	tok := newTestToken(t, Config{})
+	sg, err := tok.GenerateKey(context.Background(), "ec", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kh := sg.obj.Load()
+	for range 5 {
+		mustSignVerify(t, sg)
+	}
+	if sg.obj.Load() != kh {
+		t.Fatal("the key handle was looked up again without a recovery")
+	}
+}
