@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/crl"
+)
+
+// The certificate store implements the CA's persistence.
+var _ ca.Store = (*Certificates)(nil)
+
+// intentGrace is how long an intent (serial reserved, not yet signed) keeps
+// its subject key reserved for its profile. An issuance takes milliseconds;
+// an intent older than this was abandoned (the signing failed or the process
+// died) and no longer stops the same key from being certified again.
+const intentGrace = 5 * time.Minute
+
+// Certificates is the CA's store (ca.Store) over the certificates table.
+type Certificates struct {
+	db         *DB
+	partitions func(ca string) int
+}
+
+// Certificates returns the CA's store. partitions gives the number of CRL
+// partitions of an issuing CA (crl.Settings.Partitions); each certificate
+// records crl.Partition(serial, partitions(ca)) at issuance. nil means one
+// partition for every CA.
+func (db *DB) Certificates(partitions func(ca string) int) *Certificates {
+	if partitions == nil {
+		partitions = func(string) int { return 1 }
+	}
+	return &Certificates{db: db, partitions: partitions}
+}
+
+// nullString stores "" as NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// InsertIntent reserves the serial and records the linted TBS hash. It
+// returns an error wrapping ca.ErrDuplicateSerial when the serial is taken,
+// and ca.ErrDuplicateRequest when the request ID was used before or the key
+// is already certified (or being certified) for the profile.
+func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
+	if in.Serial == "" || in.CA == "" || in.Profile == "" {
+		return errors.New("store: intent needs serial, CA and profile")
+	}
+	created := in.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	insert := func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO certificates
+	(serial, ca, profile, state, tbs_hash, key_hash, request_id, requested_by, not_after, created_at)
+	VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)`,
+			in.Serial, in.CA, in.Profile, in.TBSHash[:], in.KeyHash[:], nullString(in.RequestID), in.RequestedBy,
+			in.NotAfter.Unix(), created.UnixNano())
+		return err
+	}
+	err := c.db.writeTx(ctx, insert)
+	if err == nil {
+		return nil
+	}
+	kind := classifyConflict(err)
+	if kind != conflictKey {
+		return conflictErr(kind, err)
+	}
+	// The key is taken: by an issued certificate, a live intent, or an
+	// intent abandoned long ago, which is released and the insert retried.
+	err = c.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE certificates SET state = 'abandoned'
+	WHERE profile = ? AND key_hash = ? AND state = 'intent' AND created_at < ?`,
+			in.Profile, in.KeyHash[:], created.Add(-intentGrace).UnixNano())
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return errKeyTaken
+		}
+		return insert(t)
+	})
+	if errors.Is(err, errKeyTaken) {
+		return fmt.Errorf("store: recording intent %s: %w: key already certified for profile %s", in.Serial, ca.ErrDuplicateRequest, in.Profile)
+	}
+	if err != nil {
+		return conflictErr(classifyConflict(err), err)
+	}
+	return nil
+}
+
+// errKeyTaken stops the retry transaction when no stale intent was released.
+var errKeyTaken = errors.New("key taken")
+
+type conflict int
+
+const (
+	conflictNone conflict = iota
+	conflictSerial
+	conflictRequest
+	conflictKey
+)
+
+// classifyConflict tells which unique constraint of the certificates table
+// err violates (PostgreSQL names the index; SQLite names its columns).
+func classifyConflict(err error) conflict {
+	if !isUniqueViolation(err) {
+		return conflictNone
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.ConstraintName {
+		case "certificates_pkey":
+			return conflictSerial
+		case "certificates_request_id":
+			return conflictRequest
+		case "certificates_profile_key":
+			return conflictKey
+		}
+		return conflictNone
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "certificates.serial"):
+		return conflictSerial
+	case strings.Contains(msg, "certificates.request_id"):
+		return conflictRequest
+	case strings.Contains(msg, "certificates.key_hash"):
+		return conflictKey
+	}
+	return conflictNone
+}
+
+// conflictErr maps a classified failure to the CA's sentinel errors.
+func conflictErr(kind conflict, err error) error {
+	switch kind {
+	case conflictSerial:
+		return fmt.Errorf("store: recording intent: %w", ca.ErrDuplicateSerial)
+	case conflictRequest:
+		return fmt.Errorf("store: recording intent: %w: request ID already used", ca.ErrDuplicateRequest)
+	case conflictKey:
+		return fmt.Errorf("store: recording intent: %w: key already certified for this profile", ca.ErrDuplicateRequest)
+	}
+	return mapErr("store: recording intent", err)
+}
+
+// InsertCertificate completes a recorded intent with the signed
+// certificate. It refuses a certificate whose TBSCertificate is not the one
+// recorded in the intent, or whose intent does not exist or is not pending.
+func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.CertificateRecord) error {
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return fmt.Errorf("store: certificate %s: %w", rec.Serial, err)
+	}
+	serial, ok := new(big.Int).SetString(rec.Serial, 16)
+	if !ok || serial.Cmp(cert.SerialNumber) != 0 {
+		return fmt.Errorf("store: certificate serial %x does not match record %s", cert.SerialNumber, rec.Serial)
+	}
+	tbs := sha256.Sum256(cert.RawTBSCertificate)
+	part := crl.Partition(serial, c.partitions(rec.CA))
+	return c.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE certificates
+	SET state = 'issued', der = ?, subject = ?, not_before = ?, not_after = ?, credential_id = ?, crl_partition = ?, issued_at = ?
+	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?`,
+			rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
+			time.Now().UnixNano(), rec.Serial, tbs[:], rec.CA, rec.Profile)
+		if err != nil {
+			return mapErr("store: storing certificate "+rec.Serial, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: storing certificate %s: %w", rec.Serial, err)
+		}
+		if n != 1 {
+			return fmt.Errorf("store: certificate %s has no pending intent with that TBSCertificate, CA and profile", rec.Serial)
+		}
+		return nil
+	})
+}
+
+// certColumns are the columns GetCertificate reads, in scan order.
+const certColumns = `serial, ca, profile, der, key_hash, request_id, credential_id, requested_by, not_before, not_after`
+
+// GetCertificate returns the issued certificate with that serial (lower-case
+// hex) or an error wrapping ca.ErrNotFound. Revocation status is not kept
+// here (see the revocation table); the Revoked fields are left zero.
+func (c *Certificates) GetCertificate(ctx context.Context, serial string) (*ca.CertificateRecord, error) {
+	row := c.db.queryRow(ctx, `SELECT `+certColumns+` FROM certificates WHERE serial = ? AND state = 'issued'`, strings.ToLower(serial))
+	rec, err := scanCertificate(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: certificate %s: %w", serial, ca.ErrNotFound)
+	}
+	if err != nil {
+		return nil, mapErr("store: reading certificate "+serial, err)
+	}
+	return rec, nil
+}
+
+// CertificateByCredential returns the issued certificate of a key generated
+// on the service's token (its credential ID), or ca.ErrNotFound.
+func (c *Certificates) CertificateByCredential(ctx context.Context, credentialID string) (*ca.CertificateRecord, error) {
+	row := c.db.queryRow(ctx, `SELECT `+certColumns+` FROM certificates WHERE credential_id = ? AND state = 'issued'`, credentialID)
+	rec, err := scanCertificate(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: credential %s: %w", credentialID, ca.ErrNotFound)
+	}
+	if err != nil {
+		return nil, mapErr("store: reading credential "+credentialID, err)
+	}
+	return rec, nil
+}
+
+func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
+	var rec ca.CertificateRecord
+	var keyHash []byte
+	var reqID, credID sql.NullString
+	var nb, na sql.NullInt64
+	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na); err != nil {
+		return nil, err
+	}
+	if len(keyHash) != len(rec.KeyHash) {
+		return nil, fmt.Errorf("store: certificate %s: key hash of %d bytes", rec.Serial, len(keyHash))
+	}
+	copy(rec.KeyHash[:], keyHash)
+	rec.RequestID, rec.CredentialID = reqID.String, credID.String
+	rec.NotBefore, rec.NotAfter = time.Unix(nb.Int64, 0).UTC(), time.Unix(na.Int64, 0).UTC()
+	return &rec, nil
+}
+
+// FindIssued returns the serial of an issued, unexpired certificate of that
+// profile for that key (SPKI SHA-256), or "" when there is none.
+func (c *Certificates) FindIssued(ctx context.Context, profile string, keyHash [32]byte, now time.Time) (string, error) {
+	var serial string
+	err := c.db.queryRow(ctx, `SELECT serial FROM certificates
+	WHERE profile = ? AND key_hash = ? AND state = 'issued' AND not_after > ? LIMIT 1`,
+		profile, keyHash[:], now.Unix()).Scan(&serial)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", mapErr("store: looking up issued certificates", err)
+	}
+	return serial, nil
+}

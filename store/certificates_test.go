@@ -1,0 +1,230 @@
+package store_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// nopAudit accepts every record.
+type nopAudit struct{}
+
+func (nopAudit) Append(context.Context, ca.AuditEntry) error { return nil }
+
+// newAuthority builds a CA with in-process keys over the certificate store.
+func newAuthority(t *testing.T, certs ca.Store) *ca.Authority {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	rootKey, citizenKey := key(), key()
+	root, err := ca.CreateRoot(rootKey, ca.RootConfig{CommonName: "Test Root", Organization: "Thiqa", Country: "OM", Validity: 10 * 365 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := ca.CreateIssuingCA(root, rootKey, citizenKey, ca.IssuingCAConfig{
+		Name: "citizen", CommonName: "Test Citizen CA", Organization: "Thiqa", Country: "OM",
+		Validity: 5 * 365 * 24 * time.Hour, BaseURL: "http://pki.example.com", Policies: ca.IssuingCAPolicies(profiles, "citizen"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := ca.NewIssuer(sub, citizenKey, ca.IssuerOptions{Name: "citizen", BaseURL: "http://pki.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ca.NewAuthority(ca.AuthorityConfig{Root: root, Issuers: []*ca.Issuer{is}, Profiles: profiles, Store: certs, Auditor: nopAudit{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func citizenRequest(t *testing.T) ca.Request {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.Request{
+		Profile: policies.ProfileCitizenAuth, CSR: csr, RequestedBy: "officer-1",
+		Subject: map[string]string{"givenName": "Aisha", "surname": "Al Harthy", "commonName": "Aisha Al Harthy", "civilNumber": "12345678", "country": "OM"},
+	}
+}
+
+func TestCertificates(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			certs := db.Certificates(func(string) int { return 4 })
+			a := newAuthority(t, certs)
+
+			t.Run("IssueAndRead", func(t *testing.T) {
+				req := citizenRequest(t)
+				req.RequestID = "req-1"
+				req.CredentialID = "cred-abc"
+				got, err := a.Issue(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec, err := certs.GetCertificate(ctx, got.Serial)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(rec.DER) != string(got.Certificate.Raw) || rec.CA != "citizen" || rec.Profile != req.Profile ||
+					rec.RequestID != "req-1" || rec.CredentialID != "cred-abc" || rec.RequestedBy != "officer-1" ||
+					!rec.NotAfter.Equal(got.Certificate.NotAfter) || !rec.NotBefore.Equal(got.Certificate.NotBefore) {
+					t.Fatalf("stored record differs: %+v", rec)
+				}
+				if rec.KeyHash != sha256.Sum256(got.Certificate.RawSubjectPublicKeyInfo) {
+					t.Fatal("key hash is not the SPKI hash")
+				}
+				byCred, err := certs.CertificateByCredential(ctx, "cred-abc")
+				if err != nil || byCred.Serial != got.Serial {
+					t.Fatalf("CertificateByCredential: %v, %v", byCred, err)
+				}
+				want := int64(crl.Partition(got.Certificate.SerialNumber, 4))
+				if p, err := db.QueryInt64(ctx, "SELECT crl_partition FROM certificates WHERE serial = ?", got.Serial); err != nil || p != want {
+					t.Fatalf("partition = %d, %v; want %d", p, err, want)
+				}
+				if s, err := certs.FindIssued(ctx, req.Profile, rec.KeyHash, time.Now()); err != nil || s != got.Serial {
+					t.Fatalf("FindIssued = %q, %v", s, err)
+				}
+				if s, err := certs.FindIssued(ctx, req.Profile, rec.KeyHash, got.Certificate.NotAfter.Add(time.Second)); err != nil || s != "" {
+					t.Fatalf("FindIssued after expiry = %q, %v", s, err)
+				}
+				// Replay of the same key and profile, and reuse of the request ID.
+				if _, err := a.Issue(ctx, req); !errors.Is(err, ca.ErrDuplicateRequest) {
+					t.Fatalf("replay: %v", err)
+				}
+				other := citizenRequest(t)
+				other.RequestID = "req-1"
+				if _, err := a.Issue(ctx, other); !errors.Is(err, ca.ErrDuplicateRequest) {
+					t.Fatalf("request ID reuse: %v", err)
+				}
+			})
+
+			t.Run("NotFound", func(t *testing.T) {
+				if _, err := certs.GetCertificate(ctx, "0badc0de"); !errors.Is(err, ca.ErrNotFound) {
+					t.Fatalf("GetCertificate: %v", err)
+				}
+				if _, err := certs.CertificateByCredential(ctx, "cred-none"); !errors.Is(err, ca.ErrNotFound) {
+					t.Fatalf("CertificateByCredential: %v", err)
+				}
+			})
+
+			t.Run("DuplicateSerial", func(t *testing.T) {
+				in := ca.Intent{Serial: "7e01", CA: "citizen", Profile: "citizen-auth", TBSHash: [32]byte{1}, KeyHash: [32]byte{1}, RequestedBy: "x", NotAfter: time.Now().Add(time.Hour), Created: time.Now()}
+				if err := certs.InsertIntent(ctx, in); err != nil {
+					t.Fatal(err)
+				}
+				in.KeyHash = [32]byte{2}
+				if err := certs.InsertIntent(ctx, in); !errors.Is(err, ca.ErrDuplicateSerial) {
+					t.Fatalf("same serial: %v", err)
+				}
+				// An intent never signed is not a certificate.
+				if _, err := certs.GetCertificate(ctx, "7e01"); !errors.Is(err, ca.ErrNotFound) {
+					t.Fatalf("GetCertificate of an intent: %v", err)
+				}
+			})
+
+			t.Run("CertificateMustMatchIntent", func(t *testing.T) {
+				got, err := a.Issue(ctx, citizenRequest(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				rec := ca.CertificateRecord{Serial: got.Serial, CA: "citizen", Profile: policies.ProfileCitizenAuth, DER: got.Certificate.Raw,
+					NotBefore: got.Certificate.NotBefore, NotAfter: got.Certificate.NotAfter}
+				if err := certs.InsertCertificate(ctx, rec); err == nil {
+					t.Fatal("a certificate was stored twice over its intent")
+				}
+				// An intent whose pinned TBS differs refuses the certificate.
+				in := ca.Intent{Serial: "7e02", CA: "citizen", Profile: "citizen-auth", TBSHash: [32]byte{9}, KeyHash: [32]byte{3}, RequestedBy: "x", NotAfter: time.Now().Add(time.Hour), Created: time.Now()}
+				if err := certs.InsertIntent(ctx, in); err != nil {
+					t.Fatal(err)
+				}
+				rec.Serial = "7e02"
+				if err := certs.InsertCertificate(ctx, rec); err == nil {
+					t.Fatal("a certificate with another serial was stored")
+				}
+			})
+
+			t.Run("StaleIntentReleasesKey", func(t *testing.T) {
+				old := time.Now().Add(-time.Hour)
+				in := ca.Intent{Serial: "7e03", CA: "citizen", Profile: "citizen-auth", TBSHash: [32]byte{4}, KeyHash: [32]byte{4}, RequestedBy: "x", NotAfter: time.Now().Add(time.Hour), Created: old}
+				if err := certs.InsertIntent(ctx, in); err != nil {
+					t.Fatal(err)
+				}
+				fresh := in
+				fresh.Serial, fresh.Created = "7e04", time.Now()
+				if err := certs.InsertIntent(ctx, fresh); err != nil {
+					t.Fatalf("a key held by an abandoned intent stays blocked: %v", err)
+				}
+				again := fresh
+				again.Serial = "7e05"
+				if err := certs.InsertIntent(ctx, again); !errors.Is(err, ca.ErrDuplicateRequest) {
+					t.Fatalf("a key held by a live intent: %v", err)
+				}
+			})
+
+			t.Run("RacingIdenticalRequests", func(t *testing.T) {
+				req := citizenRequest(t)
+				const n = 8
+				var wg sync.WaitGroup
+				errs := make([]error, n)
+				for i := range n {
+					wg.Go(func() { _, errs[i] = a.Issue(ctx, req) })
+				}
+				wg.Wait()
+				ok := 0
+				for _, err := range errs {
+					switch {
+					case err == nil:
+						ok++
+					case !errors.Is(err, ca.ErrDuplicateRequest):
+						t.Errorf("unexpected error: %v", err)
+					}
+				}
+				if ok != 1 {
+					t.Fatalf("%d of %d identical concurrent requests issued, want exactly 1", ok, n)
+				}
+			})
+
+			t.Run("SerialsUnique", func(t *testing.T) {
+				n, err := db.QueryInt64(ctx, "SELECT COUNT(*) FROM certificates WHERE state = 'issued'")
+				if err != nil || n < 3 {
+					t.Fatalf("issued rows = %d, %v", n, err)
+				}
+			})
+		})
+	}
+}
+
+// Keep the store's type assertion visible to readers of the tests.
+var _ ca.Store = (*store.Certificates)(nil)
