@@ -134,7 +134,9 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 		if v.Revocation == nil {
 			return nil, fmt.Errorf("%w: no revocation source", ErrRevocation)
 		}
-		resp, oerr := v.Revocation.OCSP(ctx, c, issuer)
+		cctx, cancel := v.callContext(ctx)
+		resp, oerr := v.Revocation.OCSP(cctx, c, issuer)
+		cancel()
 		if oerr == nil && len(resp) > 0 {
 			addRev(&vd.ocsps, resp)
 			if r, err := ocsp.ParseResponse(resp, nil); err == nil && r.Certificate != nil {
@@ -142,7 +144,9 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 			}
 			continue
 		}
-		crl, cerr := v.Revocation.CRL(ctx, issuer)
+		cctx, cancel = v.callContext(ctx)
+		crl, cerr := v.Revocation.CRL(cctx, issuer)
+		cancel()
 		if cerr == nil && len(crl) > 0 {
 			addRev(&vd.crls, crl)
 			continue

@@ -33,7 +33,9 @@ func (d *document) addDocTimestamp(ctx context.Context, v ValidationOptions) err
 		return finishRevision(rd, u, brAt, contentsAt, placeholder)
 	}
 	fill := func(digest []byte) ([]byte, error) {
-		tok, err := v.TSA.Timestamp(ctx, digest, h)
+		tctx, cancel := v.callContext(ctx)
+		tok, err := v.TSA.Timestamp(tctx, digest, h)
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("%w: document time-stamp: %v", ErrTimestamp, err)
 		}

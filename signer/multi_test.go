@@ -176,6 +176,15 @@ func TestUnreachableTSA(t *testing.T) {
 	if out.Len() != 0 {
 		t.Fatal("output written despite the failure")
 	}
+	// Without a deadline from the caller, the TSA timeout still applies.
+	o.Validation.Timeout = 100 * time.Millisecond
+	start := time.Now()
+	if err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); !errors.Is(err, ErrTimestamp) {
+		t.Fatalf("got %v, want ErrTimestamp", err)
+	}
+	if time.Since(start) > 5*time.Second || out.Len() != 0 {
+		t.Fatal("the TSA timeout was not applied, or output was written")
+	}
 }
 
 func TestBadInput(t *testing.T) {

@@ -126,7 +126,9 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 		}
 		if opts.Level >= LevelBT {
 			h := opts.Validation.tsHash()
-			tok, err := opts.Validation.TSA.Timestamp(ctx, sig.TimestampImprint(h), h)
+			tctx, cancel := opts.Validation.callContext(ctx)
+			tok, err := opts.Validation.TSA.Timestamp(tctx, sig.TimestampImprint(h), h)
+			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("%w: signature time-stamp: %v", ErrTimestamp, err)
 			}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/thiqa/thiqa/signer/pdfdoc"
 )
@@ -120,6 +121,19 @@ type ValidationOptions struct {
 	AllowMissingRevocation bool
 	// VRI adds a /VRI entry per signature to the DSS.
 	VRI bool
+	// Timeout bounds each call to the TSA and to the revocation source
+	// (default 10 s), whatever the caller's context allows.
+	Timeout time.Duration
+}
+
+// callContext returns the context for one call to the TSA or the
+// revocation source.
+func (v ValidationOptions) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := v.Timeout
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	return context.WithTimeout(ctx, d)
 }
 
 func (v ValidationOptions) tsHash() crypto.Hash {
