@@ -46,6 +46,8 @@ type Config struct {
 	Keys KeysConfig `yaml:"keys"`
 	// TLS, when set, serves HTTPS; mutual-TLS clients need it.
 	TLS *TLSConfig `yaml:"tls,omitempty"`
+	// CA configures the certificate authority (root and issuing CAs).
+	CA CAConfig `yaml:"ca"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -139,6 +141,7 @@ func Default(dir string) *Config {
 			Issuers: []auth.IssuerConfig{auth.DevIssuerConfig(DevJWKSFile)},
 		},
 		Keys: KeysConfig{DevTokenIssuer: "pkcs11:token=thiqa;object=dev-token-issuer"},
+		CA:   DefaultCAConfig(),
 	}
 	c.dir = dir
 	return c
@@ -265,6 +268,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TLS != nil && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
 		bad("tls", "certFile and keyFile are required")
+	}
+	if err := c.CA.Validate(); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(errs, "; "))

@@ -1,0 +1,137 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/thiqa/thiqa/policies"
+)
+
+// CAConfig configures the certificate authority: the root and issuing CA
+// keys on the token (RFC 7512 URIs), their certificates' subjects and
+// lifetimes, and the deployment values of the default certificate profiles.
+// An empty section (no root key) means the data folder runs no CA.
+type CAConfig struct {
+	// CertDir is the folder (relative to the data folder) where `thiqa init`
+	// writes the CA certificates as {root,citizen,organisation,tsa}.pem.
+	CertDir string `yaml:"certDir"`
+	// Root is the self-signed root CA.
+	Root CAKeyConfig `yaml:"root"`
+	// Issuers are the issuing CAs, signed by the root.
+	Issuers []CAKeyConfig `yaml:"issuers"`
+	// Profiles carries the CA's own policy OID and the PKI disclosure
+	// statement URL of the default profiles. Empty values are PLACEHOLDERS.
+	Profiles policies.DefaultsConfig `yaml:"profiles"`
+	// SubjectKeyType is the type of subject keys generated on the token for
+	// remote signing ("keyInHSM": true): ec-p256 (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096.
+	SubjectKeyType string `yaml:"subjectKeyType"`
+}
+
+// CAKeyConfig describes one CA: its key on the token and its certificate.
+type CAKeyConfig struct {
+	// Name is the CA's short name: root, citizen, organisation or tsa. It
+	// names its URLs (/certs/{name}.crt) and its certificate file.
+	Name string `yaml:"name"`
+	// Key is the pkcs11: URI of its key (pkcs11:token=thiqa;object=root-ca).
+	Key string `yaml:"key"`
+	// KeyType is ec-p384 (default), ec-p256, rsa-3072 or rsa-4096.
+	KeyType string `yaml:"keyType"`
+	// CommonName, Organization, OrganizationIdentifier and Country form the certificate's subject.
+	CommonName             string `yaml:"commonName"`
+	Organization           string `yaml:"organization"`
+	OrganizationIdentifier string `yaml:"organizationIdentifier"`
+	Country                string `yaml:"country"`
+	// Validity is the certificate's lifetime: "7300d" or a Go duration.
+	Validity string `yaml:"validity"`
+}
+
+// CAKeyTypes are the key types a CA key may have.
+var caKeyTypes = []string{"ec-p256", "ec-p384", "rsa-3072", "rsa-4096"}
+
+// subjectKeyTypes are the key types of subject keys generated on the token.
+var subjectKeyTypes = []string{"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"}
+
+// DefaultCAConfig is the CA of a local setup on token "thiqa": a root and
+// the issuing CAs citizen, organisation and tsa, P-384 keys. Subject names
+// and policy OIDs are PLACEHOLDERS to be replaced before production.
+func DefaultCAConfig() CAConfig {
+	ca := func(name, cn, validity string) CAKeyConfig {
+		return CAKeyConfig{
+			Name: name, Key: "pkcs11:token=thiqa;object=" + name + "-ca", KeyType: "ec-p384",
+			CommonName: cn, Organization: "Thiqa Trust Services (PLACEHOLDER)", OrganizationIdentifier: "NTROM-0000000", Country: "OM",
+			Validity: validity,
+		}
+	}
+	return CAConfig{
+		CertDir: "ca",
+		Root:    ca("root", "Thiqa Root CA (PLACEHOLDER)", "7300d"),
+		Issuers: []CAKeyConfig{
+			ca(policies.IssuerCitizen, "Thiqa Citizen CA (PLACEHOLDER)", "3650d"),
+			ca(policies.IssuerOrganisation, "Thiqa Organisation CA (PLACEHOLDER)", "3650d"),
+			ca(policies.IssuerTSA, "Thiqa TSA CA (PLACEHOLDER)", "3650d"),
+		},
+		SubjectKeyType: "ec-p256",
+	}
+}
+
+// Enabled reports whether the data folder runs a CA.
+func (c CAConfig) Enabled() bool { return c.Root.Key != "" }
+
+// Validate checks the CA section; an empty section is valid (no CA).
+func (c CAConfig) Validate() error {
+	if !c.Enabled() {
+		if len(c.Issuers) > 0 {
+			return fmt.Errorf("ca.root.key: issuers are configured without a root key")
+		}
+		return nil
+	}
+	var errs []string
+	if c.CertDir == "" {
+		errs = append(errs, "ca.certDir: must name a folder")
+	}
+	names := map[string]bool{}
+	check := func(key string, k CAKeyConfig) {
+		if k.Name == "" || strings.ContainsAny(k.Name, "/.- ") || names[k.Name] {
+			errs = append(errs, fmt.Sprintf("%s.name: %q must be unique, non-empty, without '/', '.', '-' or spaces", key, k.Name))
+		}
+		names[k.Name] = true
+		if !strings.HasPrefix(k.Key, "pkcs11:") {
+			errs = append(errs, fmt.Sprintf("%s.key: want a pkcs11: URI, got %q", key, k.Key))
+		}
+		if k.KeyType != "" && !slices.Contains(caKeyTypes, k.KeyType) {
+			errs = append(errs, fmt.Sprintf("%s.keyType: want one of %s, got %q", key, strings.Join(caKeyTypes, ", "), k.KeyType))
+		}
+		if k.CommonName == "" || !policies.IsCountryCode(k.Country) {
+			errs = append(errs, fmt.Sprintf("%s: commonName and an ISO 3166 country are required", key))
+		}
+		if _, err := policies.ParseValidity(k.Validity); err != nil {
+			errs = append(errs, fmt.Sprintf("%s.validity: %v", key, err))
+		}
+	}
+	check("ca.root", c.Root)
+	if c.Root.Name != "root" {
+		errs = append(errs, fmt.Sprintf("ca.root.name: must be \"root\", got %q", c.Root.Name))
+	}
+	if len(c.Issuers) == 0 {
+		errs = append(errs, "ca.issuers: at least one issuing CA is required")
+	}
+	for i, is := range c.Issuers {
+		check(fmt.Sprintf("ca.issuers[%d]", i), is)
+	}
+	if c.SubjectKeyType != "" && !slices.Contains(subjectKeyTypes, c.SubjectKeyType) {
+		errs = append(errs, fmt.Sprintf("ca.subjectKeyType: want one of %s, got %q", strings.Join(subjectKeyTypes, ", "), c.SubjectKeyType))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// KeyTypeOrDefault returns the CA's key type, ec-p384 when unset.
+func (k CAKeyConfig) KeyTypeOrDefault() string {
+	if k.KeyType == "" {
+		return "ec-p384"
+	}
+	return k.KeyType
+}
