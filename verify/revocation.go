@@ -55,7 +55,40 @@ type revocationData struct {
 	warnings []string
 	usedOCSP bool
 	usedCRL  bool
-	debug    func(string)
+	memo     *ocspMemo
+}
+
+// ocspMemo remembers parsed and signature-checked OCSP responses for one
+// document, so each response is verified once per certificate.
+type ocspMemo struct {
+	m map[ocspKey]ocspResult
+}
+
+type ocspKey struct {
+	der, serial, issuer string
+}
+
+type ocspResult struct {
+	resp *ocsp.Response
+	err  error
+}
+
+func (rd *revocationData) parseOCSP(der []byte, c, issuer *x509.Certificate) (*ocsp.Response, error) {
+	if rd.memo == nil {
+		rd.memo = &ocspMemo{}
+	}
+	if rd.memo.m == nil {
+		rd.memo.m = map[ocspKey]ocspResult{}
+	}
+	k := ocspKey{string(der), string(c.SerialNumber.Bytes()), string(issuer.Raw)}
+	if r, ok := rd.memo.m[k]; ok {
+		return r.resp, r.err
+	}
+	resp, err := ocsp.ParseResponseForCert(der, c, issuer)
+	if len(rd.memo.m) < 4096 {
+		rd.memo.m[k] = ocspResult{resp, err}
+	}
+	return resp, err
 }
 
 func (rd *revocationData) addCRL(der []byte) {
@@ -145,7 +178,7 @@ func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
 func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certificate, i int, at time.Time, v *path.Validator) *path.Error {
 	var stale *path.Error
 	for _, der := range rd.ocsps {
-		resp, err := ocsp.ParseResponseForCert(der, c, issuer)
+		resp, err := rd.parseOCSP(der, c, issuer)
 		if err != nil || resp == nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(c.SerialNumber) != 0 {
 			continue
 		}
@@ -220,17 +253,9 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool []*x509.Certificat
 		}
 		var issuer *x509.Certificate
 		for _, p := range pool {
-			if bytes.Equal(p.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(p) == nil {
+			if bytes.Equal(p.RawSubject, c.RawIssuer) && (len(c.AuthorityKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, p.SubjectKeyId)) {
 				issuer = p
 				break
-			}
-		}
-		if issuer == nil {
-			for _, p := range pool {
-				if bytes.Equal(p.RawSubject, c.RawIssuer) {
-					issuer = p
-					break
-				}
 			}
 		}
 		if issuer == nil {
@@ -251,7 +276,7 @@ func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
 		}
 	}
 	for _, der := range rd.ocsps {
-		if resp, err := ocsp.ParseResponseForCert(der, c, issuer); err == nil && resp.SerialNumber != nil && resp.SerialNumber.Cmp(c.SerialNumber) == 0 {
+		if resp, err := rd.parseOCSP(der, c, issuer); err == nil && resp.SerialNumber != nil && resp.SerialNumber.Cmp(c.SerialNumber) == 0 {
 			return true
 		}
 	}

@@ -155,7 +155,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 	// adbe.pkcs7.detached, also in the CMS (Adobe revocation archival).
 	ltData := rd
 	if sr.SubFilter == "ETSI.CAdES.detached" {
-		ltData = &revocationData{ocsps: dc.dssOCSP}
+		ltData = &revocationData{ocsps: dc.dssOCSP, memo: dc.memo}
 		for _, der := range dc.dssCRL {
 			ltData.addCRL(der)
 		}
@@ -244,7 +244,7 @@ func mapPathError(st sigState, e *path.Error, claimed *time.Time) {
 
 // revocationFor gathers embedded revocation values for one signature.
 func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.SignerInfo) *revocationData {
-	rd := &revocationData{ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline, policy: v.opts.Revocation,
+	rd := &revocationData{memo: dc.memo, ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline, policy: v.opts.Revocation,
 		timeout: v.opts.FetchTimeout, pool: append(append([]*x509.Certificate{}, sd.Certificates...), dc.dssCert...)}
 	crls, ocsps := si.RevocationValues()
 	for _, der := range append(append(append([][]byte{}, sd.CRLs...), crls...), dc.dssCRL...) {

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 )
 
 type testPKI struct {
@@ -88,6 +90,7 @@ type signOpts struct {
 	noAttrs     bool
 	timestamp   bool
 	wrongCert   bool // signing-certificate-v2 names another certificate
+	padding     int  // bytes of page content, to size the document
 }
 
 func mustMarshal(v any) []byte {
@@ -243,7 +246,7 @@ func (p *testPKI) signPDF(t testing.TB, o signOpts) []byte {
 	placeholderBR := "[0 0000000000 0000000000 0000000000]"
 	obj(5, "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /"+o.subFilter+" /M (D:20250101120000+04'00') /ByteRange "+placeholderBR+
 		" /Contents <"+strings.Repeat("0", contentsHexLen)+"> >>")
-	content := "BT /F1 12 Tf 10 100 Td (Signed document) Tj ET"
+	content := "BT /F1 12 Tf 10 100 Td (Signed document) Tj ET" + strings.Repeat("\n% padding", o.padding/10)
 	obj(6, fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
 	xref := b.Len()
 	fmt.Fprintf(&b, "xref\n0 7\n0000000000 65535 f \n")
@@ -281,4 +284,56 @@ func fill(t testing.TB, out []byte, cStart int, cmsDER []byte) []byte {
 	}
 	copy(out[cStart+1:], h)
 	return out
+}
+
+// addDSS appends an incremental update with a DSS holding the given OCSP
+// responses and certificates (B-LT).
+func addDSS(b []byte, ocsps [][]byte, certs []*x509.Certificate) []byte {
+	start := len(b)
+	var u bytes.Buffer
+	offs := map[int]int{}
+	next := 10
+	var certRefs, ocspRefs []string
+	stream := func(data []byte) int {
+		n := next
+		next++
+		offs[n] = start + u.Len()
+		fmt.Fprintf(&u, "%d 0 obj\n<< /Length %d >>\nstream\n", n, len(data))
+		u.Write(data)
+		u.WriteString("\nendstream\nendobj\n")
+		return n
+	}
+	for _, c := range certs {
+		certRefs = append(certRefs, fmt.Sprintf("%d 0 R", stream(c.Raw)))
+	}
+	for _, o := range ocsps {
+		ocspRefs = append(ocspRefs, fmt.Sprintf("%d 0 R", stream(o)))
+	}
+	dss := next
+	next++
+	offs[dss] = start + u.Len()
+	fmt.Fprintf(&u, "%d 0 obj\n<< /Type /DSS /Certs [%s] /OCSPs [%s] >>\nendobj\n", dss, strings.Join(certRefs, " "), strings.Join(ocspRefs, " "))
+	offs[1] = start + u.Len()
+	fmt.Fprintf(&u, "1 0 obj\n<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R] /SigFlags 3 >> /DSS %d 0 R >>\nendobj\n", dss)
+	prev := bytes.LastIndex(b, []byte("startxref\n"))
+	var prevOff int
+	fmt.Sscanf(string(b[prev+len("startxref\n"):]), "%d", &prevOff) //nolint:errcheck
+	xref := start + u.Len()
+	fmt.Fprintf(&u, "xref\n1 1\n%010d 00000 n \n%d %d\n", offs[1], 10, next-10)
+	for n := 10; n < next; n++ {
+		fmt.Fprintf(&u, "%010d 00000 n \n", offs[n])
+	}
+	fmt.Fprintf(&u, "trailer\n<< /Size %d /Root 1 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n", next, prevOff, xref)
+	return append(b, u.Bytes()...)
+}
+
+// ocspFor returns a good OCSP response for cert signed by the root.
+func (p *testPKI) ocspFor(t testing.TB, cert *x509.Certificate) []byte {
+	now := time.Now()
+	der, err := ocsp.CreateResponse(p.root, p.root, ocsp.Response{Status: ocsp.Good, SerialNumber: cert.SerialNumber,
+		ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, p.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }

@@ -91,6 +91,7 @@ type docContext struct {
 	lastUsedRevocation bool
 	undecodable        bool
 	tsaCerts           []tsaCert
+	memo               *ocspMemo
 	usedRevocation     []bool
 }
 
@@ -126,7 +127,7 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 		rep.Warnings = append(rep.Warnings, "reading signature fields: "+err.Error())
 	}
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
-	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1}
+	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: &ocspMemo{}}
 	dc.loadDSS()
 	for _, s := range sigs {
 		if err := ctx.Err(); err != nil {
