@@ -2,6 +2,7 @@ package verify
 
 import (
 	"crypto"
+	"time"
 
 	"github.com/thiqa/thiqa/verify/pdf"
 	"github.com/thiqa/thiqa/verify/report"
@@ -9,7 +10,7 @@ import (
 
 // verifyDocTimestamp validates a document timestamp: its imprint is the
 // hash of the ByteRange bytes.
-func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField) report.Signature {
+func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.Time) report.Signature {
 	sr := report.Signature{Field: s.Name, Kind: "document-timestamp", SubFilter: s.SubFilter(), ByteRange: s.ByteRange,
 		Indication: report.TotalPassed, Revision: -1}
 	st := sigState{&sr}
@@ -25,7 +26,7 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField) report.Si
 		return sr
 	}
 	digest := func(h crypto.Hash) ([]byte, error) { return hashRanges(dc.r, s.ByteRange, h) }
-	tr := v.verifyTimestamp(dc, s.Contents.Bytes, digest, "document", nil)
+	tr := v.verifyTimestamp(dc, s.Contents.Bytes, digest, "document", nil, poe)
 	sr.Timestamps = []report.Timestamp{tr}
 	sr.SignatureIntact = tr.Intact
 	if tr.Indication != report.TotalPassed {

@@ -33,7 +33,7 @@ func (s sigState) warn(format string, a ...any) {
 	s.sr.Warnings = append(s.sr.Warnings, fmt.Sprintf(format, a...))
 }
 
-func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signature {
+func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.Time) report.Signature {
 	sr := report.Signature{Field: s.Name, Kind: "signature", SubFilter: s.SubFilter(), ByteRange: s.ByteRange,
 		Indication: report.TotalPassed, Revision: -1}
 	st := sigState{&sr}
@@ -130,7 +130,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 			continue
 		}
 		for _, val := range a.Values {
-			tr := v.verifyTimestamp(dc, val, cms.DigestOf(si.Signature), "signature", certs)
+			tr := v.verifyTimestamp(dc, val, cms.DigestOf(si.Signature), "signature", certs, docPOE)
 			sr.Timestamps = append(sr.Timestamps, tr)
 			if tr.Indication == report.TotalPassed && (poe.IsZero() || tr.Time.Before(poe)) {
 				poe = tr.Time
@@ -140,6 +140,10 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField) report.Signa
 	if !poe.IsZero() {
 		t := poe
 		sr.ProvenSigningTime = &t
+	}
+	if !docPOE.IsZero() && (poe.IsZero() || docPOE.Before(poe)) {
+		// A later document timestamp proves the signature existed then.
+		poe = docPOE
 	}
 	// Path and revocation.
 	rd := v.revocationFor(dc, sd, si)
@@ -283,7 +287,7 @@ func asPathError(err error) *path.Error {
 }
 
 // verifyTimestamp verifies a timestamp token (imprint, signature, TSA path).
-func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypto.Hash) ([]byte, error), kind string, extra []*x509.Certificate) report.Timestamp {
+func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypto.Hash) ([]byte, error), kind string, extra []*x509.Certificate, poe time.Time) report.Timestamp {
 	tr := report.Timestamp{Kind: kind, Indication: report.TotalPassed}
 	failTS := func(ind report.Indication, sub report.SubIndication, msg string) {
 		tr.Errors = append(tr.Errors, msg)
@@ -321,7 +325,9 @@ func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypt
 	dc.tsaCerts = append(dc.tsaCerts, tsaCert{cert: ts.Cert, pool: all})
 	rd := v.revocationFor(dc, ts.Signed, ts.Signer)
 	rd.sigTime = tr.Time
-	_, perr, _ := v.validatePath(dc, ts.Cert, all, rd, tr.Time)
+	// The token's own time proves nothing about itself: only a later
+	// (archive) timestamp is a proof of existence for it.
+	_, perr, _ := v.validatePath(dc, ts.Cert, all, rd, poe)
 	if perr != nil {
 		tmp := report.Signature{Indication: report.TotalPassed}
 		mapPathError(sigState{&tmp}, perr, &tr.Time)

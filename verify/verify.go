@@ -129,23 +129,59 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
 	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: &ocspMemo{}}
 	dc.loadDSS()
-	for _, s := range sigs {
+	// Document timestamps first, newest first: each one is a proof of
+	// existence for everything it covers, including older timestamps whose
+	// TSA certificates have expired since (B-LTA).
+	results := make([]report.Signature, len(sigs))
+	used := make([]bool, len(sigs))
+	skip := make([]bool, len(sigs))
+	isDocTS := func(s *pdf.SigField) bool { return s.Type() == "DocTimeStamp" || s.SubFilter() == "ETSI.RFC3161" }
+	poeAfter := func(rev int) time.Time {
+		var poe time.Time
+		for i, s := range sigs {
+			r := results[i]
+			if isDocTS(s) && r.Indication == report.TotalPassed && r.Revision > rev && r.ProvenSigningTime != nil &&
+				(poe.IsZero() || r.ProvenSigningTime.Before(poe)) {
+				poe = *r.ProvenSigningTime
+			}
+		}
+		return poe
+	}
+	order := make([]int, 0, len(sigs))
+	for i := len(sigs) - 1; i >= 0; i-- {
+		if isDocTS(sigs[i]) {
+			order = append(order, i)
+		}
+	}
+	for i := range sigs {
+		if !isDocTS(sigs[i]) {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		var sr report.Signature
+		s := sigs[i]
 		dc.lastUsedRevocation, dc.undecodable = false, false
-		if s.Type() == "DocTimeStamp" || s.SubFilter() == "ETSI.RFC3161" {
-			sr = v.verifyDocTimestamp(dc, s)
-		} else {
-			sr = v.verifySignature(dc, s)
+		rev := -1
+		if len(s.ByteRange) == 4 {
+			rev = f.RevisionEndingAt(s.ByteRange[2] + s.ByteRange[3])
 		}
-		if dc.undecodable {
-			rep.Errors = append(rep.Errors, fmt.Sprintf("signature field %q holds no decodable CMS signature: %s", s.Name, strings.Join(sr.Errors, "; ")))
+		if isDocTS(s) {
+			results[i] = v.verifyDocTimestamp(dc, s, poeAfter(rev))
+		} else {
+			results[i] = v.verifySignature(dc, s, poeAfter(rev))
+		}
+		used[i], skip[i] = dc.lastUsedRevocation, dc.undecodable
+	}
+	for i, s := range sigs {
+		if skip[i] {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("signature field %q holds no decodable CMS signature: %s", s.Name, strings.Join(results[i].Errors, "; ")))
 			continue
 		}
-		rep.Signatures = append(rep.Signatures, sr)
-		dc.usedRevocation = append(dc.usedRevocation, dc.lastUsedRevocation)
+		rep.Signatures = append(rep.Signatures, results[i])
+		dc.usedRevocation = append(dc.usedRevocation, used[i])
 	}
 	v.applyLevels(dc, rep)
 	rep.Finish()
