@@ -136,43 +136,75 @@ type fieldSpec struct {
 
 // addSignatureField writes, into u, the signature dictionary, the field
 // (merged with its widget), the page with the widget in /Annots, the
-// AcroForm, and the catalog when it changes. It returns the offsets of the
-// placeholders relative to the start of the update's buffer.
+// AcroForm, and the catalog when it changes. When spec.name names an
+// existing, unsigned signature field, that field is filled instead. It
+// returns the absolute offsets of the placeholders.
 func addSignatureField(rd *pdfdoc.Reader, u *pdfdoc.Update, spec fieldSpec, placeholder int) (brAt, contentsAt int64, err error) {
 	cat, err := rd.Catalog()
 	if err != nil {
 		return 0, 0, mapErr("reading the catalog", err)
 	}
-	pageRef, page, err := rd.Page(spec.page)
-	if errors.Is(err, pdfdoc.ErrNoPage) {
-		return 0, 0, fmt.Errorf("%w: %v", ErrOptions, err)
+	var existingRef pdfdoc.Ref
+	var existing pdfdoc.Dict
+	if spec.name != "" {
+		if existingRef, existing, err = findField(rd, cat, spec.name); err != nil {
+			return 0, 0, err
+		}
+		if existing != nil {
+			if existing.Name("FT") != "Sig" {
+				return 0, 0, fmt.Errorf("%w: field %q is not a signature field", ErrOptions, spec.name)
+			}
+			if _, signed := existing["V"]; signed {
+				return 0, 0, fmt.Errorf("%w: field %q is already signed", ErrOptions, spec.name)
+			}
+		}
 	}
-	if err != nil {
-		return 0, 0, mapErr("finding the page", err)
+	var pageRef pdfdoc.Ref
+	var page pdfdoc.Dict
+	if existing == nil {
+		pageRef, page, err = rd.Page(spec.page)
+		if errors.Is(err, pdfdoc.ErrNoPage) {
+			return 0, 0, fmt.Errorf("%w: %v", ErrOptions, err)
+		}
+		if err != nil {
+			return 0, 0, mapErr("finding the page", err)
+		}
 	}
-	sigRef, fieldRef := u.Alloc(), u.Alloc()
 
+	sigRef := u.Alloc()
 	tail, br, ct := sigDictTail(placeholder)
 	body := append(append([]byte(nil), spec.sigDict...), tail...)
 	at := u.WriteObject(sigRef, pdfdoc.Raw(body))
 	brAt = at + int64(len(spec.sigDict)+br)
 	contentsAt = at + int64(len(spec.sigDict)+ct)
 
+	if existing != nil {
+		field := existing.Clone()
+		field["V"] = sigRef
+		if spec.rect != nil {
+			field["Rect"], field["F"] = spec.rect, int64(4)
+		}
+		if spec.ap != nil {
+			field["AP"] = pdfdoc.Dict{"N": spec.ap}
+		}
+		u.WriteObject(existingRef, field)
+		return brAt, contentsAt, updateForm(rd, u, cat, spec, sigRef, nil)
+	}
+
 	name := spec.name
 	if name == "" {
-		name, err = freeFieldName(rd, cat)
-		if err != nil {
+		if name, err = freeFieldName(rd, cat); err != nil {
 			return 0, 0, err
 		}
 	}
+	fieldRef := u.Alloc()
 	field := pdfdoc.Dict{
 		"Type": pdfdoc.Name("Annot"), "Subtype": pdfdoc.Name("Widget"),
 		"FT": pdfdoc.Name("Sig"), "T": textString(name), "V": sigRef, "P": pageRef,
 		"Rect": pdfdoc.Array{int64(0), int64(0), int64(0), int64(0)}, "F": int64(132),
 	}
 	if spec.rect != nil {
-		field["Rect"] = spec.rect
-		field["F"] = int64(4)
+		field["Rect"], field["F"] = spec.rect, int64(4)
 	}
 	if spec.ap != nil {
 		field["AP"] = pdfdoc.Dict{"N": spec.ap}
@@ -196,32 +228,39 @@ func addSignatureField(rd *pdfdoc.Reader, u *pdfdoc.Update, spec fieldSpec, plac
 		page["Annots"] = pdfdoc.Array{fieldRef}
 		u.WriteObject(pageRef, page)
 	}
+	return brAt, contentsAt, updateForm(rd, u, cat, spec, sigRef, &fieldRef)
+}
 
-	// The AcroForm.
+// updateForm sets /SigFlags 3 on the AcroForm (creating it when absent),
+// appends newField to /Fields when set, and rewrites the catalog when it
+// changes (direct AcroForm, /Perms for a certification, extra entries).
+func updateForm(rd *pdfdoc.Reader, u *pdfdoc.Update, cat pdfdoc.Dict, spec fieldSpec, sigRef pdfdoc.Ref, newField *pdfdoc.Ref) error {
 	newCat := cat.Clone()
 	catChanged := false
-	var form pdfdoc.Dict
 	formRef, formIsRef := cat["AcroForm"].(pdfdoc.Ref)
-	if form, err = rd.ResolveDict(cat["AcroForm"]); err != nil {
-		return 0, 0, mapErr("reading /AcroForm", err)
+	form, err := rd.ResolveDict(cat["AcroForm"])
+	if err != nil {
+		return mapErr("reading /AcroForm", err)
 	}
 	if form == nil {
 		form, formIsRef = pdfdoc.Dict{}, false
 	}
 	form = form.Clone()
 	form["SigFlags"] = int64(3)
-	switch f := form["Fields"].(type) {
-	case pdfdoc.Ref:
-		arr, err := rd.Resolve(f)
-		if err != nil {
-			return 0, 0, mapErr("reading /Fields", err)
+	if newField != nil {
+		switch f := form["Fields"].(type) {
+		case pdfdoc.Ref:
+			arr, err := rd.Resolve(f)
+			if err != nil {
+				return mapErr("reading /Fields", err)
+			}
+			old, _ := arr.(pdfdoc.Array)
+			u.WriteObject(f, append(append(pdfdoc.Array{}, old...), *newField))
+		case pdfdoc.Array:
+			form["Fields"] = append(append(pdfdoc.Array{}, f...), *newField)
+		default:
+			form["Fields"] = pdfdoc.Array{*newField}
 		}
-		old, _ := arr.(pdfdoc.Array)
-		u.WriteObject(f, append(append(pdfdoc.Array{}, old...), fieldRef))
-	case pdfdoc.Array:
-		form["Fields"] = append(append(pdfdoc.Array{}, f...), fieldRef)
-	default:
-		form["Fields"] = pdfdoc.Array{fieldRef}
 	}
 	if formIsRef {
 		u.WriteObject(formRef, form)
@@ -243,7 +282,34 @@ func addSignatureField(rd *pdfdoc.Reader, u *pdfdoc.Update, spec fieldSpec, plac
 	if catChanged {
 		u.WriteObject(rd.RootRef(), newCat)
 	}
-	return brAt, contentsAt, nil
+	return nil
+}
+
+// findField returns the top-level form field named name (nil when absent).
+func findField(rd *pdfdoc.Reader, cat pdfdoc.Dict, name string) (pdfdoc.Ref, pdfdoc.Dict, error) {
+	form, err := rd.ResolveDict(cat["AcroForm"])
+	if err != nil || form == nil {
+		return pdfdoc.Ref{}, nil, mapErr("reading /AcroForm", err)
+	}
+	fv, err := rd.Resolve(form["Fields"])
+	if err != nil {
+		return pdfdoc.Ref{}, nil, mapErr("reading /Fields", err)
+	}
+	arr, _ := fv.(pdfdoc.Array)
+	for _, o := range arr {
+		ref, ok := o.(pdfdoc.Ref)
+		if !ok {
+			continue
+		}
+		f, err := rd.ResolveDict(ref)
+		if err != nil {
+			return pdfdoc.Ref{}, nil, mapErr("reading a form field", err)
+		}
+		if t, ok := f["T"].(pdfdoc.String); ok && string(t) == name {
+			return ref, f, nil
+		}
+	}
+	return pdfdoc.Ref{}, nil, nil
 }
 
 // freeFieldName returns "SignatureN" for the first N not yet used as a

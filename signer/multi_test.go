@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/signer/pdfdoc"
 )
 
 func TestSecondSignatureKeepsFirstValid(t *testing.T) {
@@ -351,4 +352,66 @@ func renderPage(t *testing.T, pdf []byte) (int, int, func(x, y int) byte) {
 		t.Fatal("short pgm")
 	}
 	return w, h, func(x, y int) byte { return img[hdr+y*w+x] } // y from the top
+}
+
+// withEmptyField adds an unsigned, visible signature field named name.
+func withEmptyField(t *testing.T, in []byte, name string) []byte {
+	t.Helper()
+	rd, err := pdfdoc.Open(bytes.NewReader(in), int64(len(in)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, _ := rd.Catalog()
+	pageRef, page, err := rd.Page(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := pdfdoc.NewUpdate(rd)
+	f := u.Alloc()
+	u.WriteObject(f, pdfdoc.Dict{"Type": pdfdoc.Name("Annot"), "Subtype": pdfdoc.Name("Widget"), "FT": pdfdoc.Name("Sig"),
+		"T": pdfdoc.String(name), "P": pageRef, "Rect": pdfdoc.Array{int64(300), int64(600), int64(500), int64(650)}, "F": int64(4)})
+	page = page.Clone()
+	page["Annots"] = pdfdoc.Array{f}
+	u.WriteObject(pageRef, page)
+	cat = cat.Clone()
+	cat["AcroForm"] = pdfdoc.Dict{"Fields": pdfdoc.Array{f}}
+	u.WriteObject(rd.RootRef(), cat)
+	upd, err := u.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(append([]byte(nil), in...), upd...)
+}
+
+func TestFillExistingField(t *testing.T) {
+	p := getPKI(t)
+	in := withEmptyField(t, testPDF(1, 0), "Approver")
+	o := signOpts(p, false, LevelBB)
+	o.FieldName = "Approver"
+	out, err := SignBytes(context.Background(), in, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(out, []byte("(Signature1)")) {
+		t.Fatal("a new field was created instead of filling Approver")
+	}
+	qpdfCheck(t, out)
+	assertPdfsig(t, p, out, 1)
+	if s := pdfsig(t, p, out); !strings.Contains(s, "Signature Field Name: Approver") {
+		t.Fatalf("pdfsig: %s", s)
+	}
+	if _, err := SignBytes(context.Background(), out, o); !errors.Is(err, ErrOptions) {
+		t.Fatalf("signing a signed field: got %v, want ErrOptions", err)
+	}
+	// Without a name, a new field is added next to the filled one. (Another
+	// signer: poppler 22.12 reports "Unknown issue with Certificate" for
+	// the second of two signatures by the same certificate, even though
+	// both verify; openssl checks each one.)
+	o2 := signOpts(p, true, LevelBB)
+	again, err := SignBytes(context.Background(), out, o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertPdfsig(t, p, again, 2)
+	assertOpenSSL(t, p, again, false)
 }
