@@ -23,7 +23,7 @@ func BenchmarkSign(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				out.Reset()
-				if err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); err != nil {
+				if _, err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -17,7 +17,7 @@ func FuzzSign(f *testing.F) {
 	o := signOpts(p, false, LevelBB)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var out bytes.Buffer
-		err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o)
+		_, err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o)
 		if err == nil {
 			if !bytes.HasPrefix(out.Bytes(), in) {
 				t.Fatal("original bytes changed")
@@ -55,7 +55,7 @@ func TestMutatedPDFs(t *testing.T) {
 			}
 		}
 		var out bytes.Buffer
-		err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o)
+		_, err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o)
 		if err == nil {
 			signed++
 			continue

@@ -128,7 +128,7 @@ func TestLargeChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := bufio.NewWriterSize(o, 1<<20)
-	if err := Sign(context.Background(), f, st.Size(), w, signOpts(p, false, LevelBT)); err != nil {
+	if _, err := Sign(context.Background(), f, st.Size(), w, signOpts(p, false, LevelBT)); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Flush(); err != nil {

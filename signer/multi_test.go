@@ -170,7 +170,7 @@ func TestUnreachableTSA(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	in := testPDF(1, 0)
-	err := Sign(ctx, bytes.NewReader(in), int64(len(in)), &out, o)
+	_, err := Sign(ctx, bytes.NewReader(in), int64(len(in)), &out, o)
 	if !errors.Is(err, ErrTimestamp) {
 		t.Fatalf("got %v, want ErrTimestamp", err)
 	}
@@ -180,7 +180,7 @@ func TestUnreachableTSA(t *testing.T) {
 	// Without a deadline from the caller, the TSA timeout still applies.
 	o.Validation.Timeout = 100 * time.Millisecond
 	start := time.Now()
-	if err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); !errors.Is(err, ErrTimestamp) {
+	if _, err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); !errors.Is(err, ErrTimestamp) {
 		t.Fatalf("got %v, want ErrTimestamp", err)
 	}
 	if time.Since(start) > 5*time.Second || out.Len() != 0 {
@@ -206,7 +206,7 @@ func TestBadInput(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := Sign(context.Background(), bytes.NewReader(tc.in), int64(len(tc.in)), &out, o)
+			_, err := Sign(context.Background(), bytes.NewReader(tc.in), int64(len(tc.in)), &out, o)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -240,7 +240,7 @@ func TestBeforeSignRefusal(t *testing.T) {
 	}
 	var out bytes.Buffer
 	in := testPDF(1, 0)
-	if err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); !errors.Is(err, refused) {
+	if _, err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); !errors.Is(err, refused) {
 		t.Fatalf("got %v", err)
 	}
 	if out.Len() != 0 || len(gotDoc) != 32 || len(gotDTBS) != 32 {

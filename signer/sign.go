@@ -88,10 +88,26 @@ func (o *Options) check() error {
 	return nil
 }
 
+// Result describes a signature that was made, for the audit record.
+type Result struct {
+	// Level is the level produced.
+	Level Level
+	// Hash is the digest algorithm of the signature.
+	Hash crypto.Hash
+	// DocumentDigest is the digest of the signature's ByteRange.
+	DocumentDigest []byte
+	// CMS is the DER signature (CAdES SignedData) placed in /Contents.
+	CMS []byte
+	// SigningTime is the time written to /M.
+	SigningTime time.Time
+	// Size is the size of the signed PDF written to out.
+	Size int64
+}
+
 // SignBytes signs the PDF in doc and returns the signed PDF.
 func SignBytes(ctx context.Context, doc []byte, opts Options) ([]byte, error) {
 	var out bytes.Buffer
-	if err := Sign(ctx, bytes.NewReader(doc), int64(len(doc)), &out, opts); err != nil {
+	if _, err := Sign(ctx, bytes.NewReader(doc), int64(len(doc)), &out, opts); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
@@ -100,18 +116,19 @@ func SignBytes(ctx context.Context, doc []byte, opts Options) ([]byte, error) {
 // Sign signs the PDF of size inSize read from in and writes the signed PDF
 // (the original bytes followed by one incremental update per step of the
 // level) to out. Nothing is written to out unless every step succeeded.
-func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts Options) error {
+func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts Options) (*Result, error) {
 	if err := opts.check(); err != nil {
-		return err
+		return nil, err
 	}
 	doc := &document{base: in, baseSize: inSize}
 	rd, err := doc.open()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkPermissions(rd, opts.DocMDP != 0); err != nil {
-		return err
+		return nil, err
 	}
+	res := &Result{Level: opts.Level, Hash: opts.Hash, SigningTime: opts.Time}
 	build := func(placeholder int) (*revision, error) {
 		return addSignatureRevision(rd, &opts, placeholder)
 	}
@@ -136,7 +153,9 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 				return nil, fmt.Errorf("%w: %v", ErrTimestamp, err)
 			}
 		}
-		return sig.Marshal()
+		der, err := sig.Marshal()
+		res.DocumentDigest, res.CMS = digest, der
+		return der, err
 	}
 	est := 4096
 	for _, c := range opts.Chain {
@@ -147,19 +166,23 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 	}
 	contents, err := doc.appendSigned(est, opts.Hash, build, fill)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if opts.Level >= LevelBLT {
 		if err := doc.addDSS(ctx, opts.Validation, [][]byte{contents}, opts.Chain); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if opts.Level >= LevelBLTA {
 		if err := doc.addDocTimestamp(ctx, opts.Validation); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return doc.writeTo(out)
+	if err := doc.writeTo(out); err != nil {
+		return nil, err
+	}
+	res.Size = doc.size()
+	return res, nil
 }
 
 // document is a PDF plus the incremental updates made so far, in memory.

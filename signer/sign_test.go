@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/hex"
 	"os"
 	"os/exec"
@@ -34,9 +35,15 @@ func TestSignBB(t *testing.T) {
 			if tc.stream {
 				in = toXrefStream(t, in)
 			}
-			out, err := SignBytes(context.Background(), in, signOpts(p, tc.rsa, LevelBB))
+			var buf bytes.Buffer
+			res, err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &buf, signOpts(p, tc.rsa, LevelBB))
 			if err != nil {
 				t.Fatal(err)
+			}
+			out := buf.Bytes()
+			sum := sha256.Sum256(extractSignatures(t, out)[0].signed)
+			if res.Size != int64(len(out)) || !bytes.Equal(res.DocumentDigest, sum[:]) || res.Level != LevelBB || len(res.CMS) == 0 {
+				t.Fatalf("result %+v does not describe the output", res)
 			}
 			if !bytes.Equal(out[:len(in)], in) {
 				t.Fatal("original bytes changed")
