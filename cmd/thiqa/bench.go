@@ -27,6 +27,8 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	switch args[0] {
 	case "hsm":
 		return benchHSM(ctx, env, args[1:])
+	case "issue":
+		return benchIssue(ctx, env, args[1:])
 	default:
 		return withExit(2, fmt.Errorf("unknown benchmark %q (want hsm)", args[0]))
 	}

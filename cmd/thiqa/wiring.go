@@ -49,6 +49,7 @@ type serviceWiring struct {
 func services() []serviceWiring {
 	return []serviceWiring{
 		{"platform", wirePlatform},
+		{"ca", wireCA},
 	}
 }
 
@@ -63,5 +64,6 @@ type initStep struct {
 func initSteps() []initStep {
 	return []initStep{
 		{"development token issuer", initDevIssuer},
+		{"CA hierarchy", initCA},
 	}
 }

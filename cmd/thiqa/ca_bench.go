@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/josesigner"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// issuePhases are the phases of thiqa_ca_issue_phase_seconds.
+var issuePhases = []string{"validate", "lint", "store", "sign", "audit"}
+
+// benchIssue is a load generator for POST /api/v1/certificates: CSRs and a
+// registration-officer token are prepared in advance, then requests are sent
+// concurrently. It reports the rate, latencies, the raw PKCS#11 sign rate of
+// the issuing CA's key type measured in the same run, and the share of
+// server time per issuance phase (from /metrics, scraped before and after).
+func benchIssue(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("bench issue", env)
+	dir := fs.String("data", "", "data folder of the server (required: token, development issuer key, configuration)")
+	base := fs.String("url", "", "base URL of a running `thiqa serve` (required), e.g. http://127.0.0.1:8080")
+	conc := fs.Int("concurrency", 8, "concurrent requests")
+	n := fs.Int("requests", 2000, "measured requests")
+	warm := fs.Int("warmup", 100, "requests sent before measuring")
+	profile := fs.String("profile", policies.ProfileCitizenSigning, "certificate profile")
+	rawFor := fs.Duration("raw-duration", 2*time.Second, "measuring time of the raw HSM sign rate")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *base == "" || *conc < 1 || *n < 1 || *warm < 0 {
+		return withExit(2, errors.New("--url is required; --concurrency and --requests must be positive"))
+	}
+	*base = strings.TrimRight(*base, "/")
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return err
+	}
+	issuerKey, err := benchIssuerKey(cfg, *profile)
+	if err != nil {
+		return err
+	}
+	cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, *conc)
+	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
+	tok, err := openToken(ctx, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	bearer, err := mintDevToken(ctx, cfg, tok, "bench-officer", policies.RoleRegistrationOfficer)
+	if err != nil {
+		return err
+	}
+
+	fmt.Fprintf(env.stdout, "thiqa bench issue: %s, profile %s, %d requests (+%d warm-up), concurrency %d, GOMAXPROCS=%d\n",
+		*base, *profile, *n, *warm, *conc, runtime.GOMAXPROCS(0))
+	bodies, err := prepareIssueBodies(*profile, *warm+*n)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: *conc, MaxConnsPerHost: *conc}}
+	if *warm > 0 {
+		if _, _, err := issueLoad(ctx, client, *base, bearer, bodies[:*warm], *conc); err != nil {
+			return err
+		}
+	}
+	before, err := scrapePhases(ctx, client, *base)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	lat, failures, err := issueLoad(ctx, client, *base, bearer, bodies[*warm:], *conc)
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(start)
+	after, err := scrapePhases(ctx, client, *base)
+	if err != nil {
+		return err
+	}
+	ok := len(lat.all)
+	rate := float64(ok) / elapsed.Seconds()
+
+	issuer, err := tok.FindKey(ctx, issuerKey)
+	if err != nil {
+		return fmt.Errorf("issuing CA key %q: %w", issuerKey, err)
+	}
+	raw, err := hsm.RawSignRate(ctx, tok, issuerKey, *conc, *rawFor)
+	if err != nil {
+		return fmt.Errorf("raw PKCS#11 rate: %w", err)
+	}
+	fmt.Fprintf(env.stdout, "issued        %d in %s: %.0f certificates/s, %d errors\n", ok, elapsed.Round(time.Millisecond), rate, failures)
+	fmt.Fprintf(env.stdout, "latency       p50 %s  p99 %s\n", lat.percentile(50).Round(10*time.Microsecond), lat.percentile(99).Round(10*time.Microsecond))
+	fmt.Fprintf(env.stdout, "raw HSM sign  %.0f/s (%s, %s, %d sessions, same run) -> ratio %.2f\n", raw, issuer.KeyType(), issuerKey, *conc, rate/raw)
+	var total float64
+	for _, ph := range issuePhases {
+		total += after[ph+"_sum"] - before[ph+"_sum"]
+	}
+	if total > 0 && ok > 0 {
+		var parts []string
+		for _, ph := range issuePhases {
+			d := after[ph+"_sum"] - before[ph+"_sum"]
+			parts = append(parts, fmt.Sprintf("%s %.0f%% (%.2f ms/cert)", ph, 100*d/total, 1000*d/float64(ok)))
+		}
+		fmt.Fprintf(env.stdout, "server time   %s\n", strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+// benchIssuerKey returns the token label of the key of the CA that issues profile.
+func benchIssuerKey(cfg *config.Config, profile string) (string, error) {
+	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
+	if err != nil {
+		return "", err
+	}
+	p, err := profiles.Get(profile)
+	if err != nil {
+		return "", withExit(2, err)
+	}
+	for _, is := range cfg.CA.Issuers {
+		if is.Name == p.Issuers[0] {
+			return keyLabel(cfg, is.Key)
+		}
+	}
+	return "", fmt.Errorf("issuing CA %q of profile %s is not configured", p.Issuers[0], profile)
+}
+
+// mintDevToken signs a development API token with the data folder's
+// development issuer key.
+func mintDevToken(ctx context.Context, cfg *config.Config, tok *hsm.Token, subject string, role policies.Role) (string, error) {
+	if cfg.Keys.DevTokenIssuer == "" {
+		return "", errors.New("keys.devTokenIssuer is not configured: no development tokens")
+	}
+	label, err := keyLabel(cfg, cfg.Keys.DevTokenIssuer)
+	if err != nil {
+		return "", err
+	}
+	key, err := tok.FindKey(ctx, label)
+	if err != nil {
+		return "", fmt.Errorf("development issuer key %q: %w", label, err)
+	}
+	js, err := josesigner.New(key, "")
+	if err != nil {
+		return "", err
+	}
+	return auth.MintToken(js, auth.MintClaims{Issuer: auth.DevIssuer, Audience: auth.DevAudience, Subject: subject,
+		Roles: []policies.Role{role}, TTL: time.Hour, Now: time.Now()})
+}
+
+// prepareIssueBodies builds n request bodies, each with a fresh P-256 key's CSR.
+func prepareIssueBodies(profile string, n int) ([][]byte, error) {
+	out := make([][]byte, n)
+	for i := range out {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+		if err != nil {
+			return nil, err
+		}
+		subject := map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen " + strconv.Itoa(i),
+			"civilNumber": strconv.Itoa(10000000 + i), "country": "OM"}
+		if profile == policies.ProfileOrganisationSeal {
+			subject = map[string]string{"organizationName": "Bench Agency", "organizationIdentifier": "NTROM-" + strconv.Itoa(1000000+i),
+				"commonName": "Bench Agency Seal " + strconv.Itoa(i), "country": "OM"}
+		}
+		out[i], err = json.Marshal(ca.IssueRequest{Profile: profile, Subject: subject,
+			CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// issueLoad POSTs every body from conc workers and returns the latencies of
+// the 201 answers and the number of other outcomes.
+func issueLoad(ctx context.Context, client *http.Client, base, bearer string, bodies [][]byte, conc int) (*latencies, int64, error) {
+	lat := &latencies{}
+	var next, failures atomic.Int64
+	var firstErr sync.Once
+	var reported string
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Go(func() {
+			local := make([]time.Duration, 0, len(bodies)/conc+1)
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= int64(len(bodies)) {
+					break
+				}
+				t0 := time.Now()
+				code, msg := postIssue(ctx, client, base, bearer, bodies[i])
+				if code != http.StatusCreated {
+					failures.Add(1)
+					firstErr.Do(func() { reported = fmt.Sprintf("%d %s", code, msg) })
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			lat.add(local)
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	if failures.Load() == int64(len(bodies)) {
+		return nil, 0, fmt.Errorf("every issuance request failed, e.g. %s", reported)
+	}
+	return lat, failures.Load(), nil
+}
+
+func postIssue(ctx context.Context, client *http.Client, base, bearer string, body []byte) (int, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/certificates", bytes.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode == http.StatusCreated {
+		return resp.StatusCode, ""
+	}
+	return resp.StatusCode, oneLine(string(b))
+}
+
+// scrapePhases reads the sums and counts of thiqa_ca_issue_phase_seconds
+// from /metrics, keyed "lint_sum", "lint_count", ...
+func scrapePhases(ctx context.Context, client *http.Client, base string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scraping /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("scraping /metrics: status %d", resp.StatusCode)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		for _, kind := range []string{"sum", "count"} {
+			rest, ok := strings.CutPrefix(line, "thiqa_ca_issue_phase_seconds_"+kind+`{phase="`)
+			if !ok {
+				continue
+			}
+			phase, val, ok := strings.Cut(rest, `"} `)
+			if !ok || !slices.Contains(issuePhases, phase) {
+				continue
+			}
+			if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+				out[phase+"_"+kind] = v
+			}
+		}
+	}
+	return out, sc.Err()
+}
