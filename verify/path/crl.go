@@ -5,6 +5,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"math/big"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -31,14 +32,18 @@ var (
 )
 
 type idp struct {
-	fullNames      []generalName
-	relative       bool
-	onlyUser       bool
-	onlyCA         bool
-	onlySomeReason bool
-	indirect       bool
-	onlyAttr       bool
+	fullNames []generalName
+	relative  []byte // DER RelativeDistinguishedName (SET), if nameRelativeToCRLIssuer
+	onlyUser  bool
+	onlyCA    bool
+	reasons   uint16 // onlySomeReasons bits (0 = all)
+	indirect  bool
+	onlyAttr  bool
+	raw       []byte
 }
+
+// allReasons has bits 1..8 set (keyCompromise .. aACompromise).
+const allReasons uint16 = 0x1fe
 
 func parseIDP(der []byte) (*idp, error) {
 	in := cryptobyte.String(der)
@@ -46,7 +51,7 @@ func parseIDP(der []byte) (*idp, error) {
 	if !in.ReadASN1(&seq, cbasn1.SEQUENCE) {
 		return nil, errors.New("malformed issuingDistributionPoint")
 	}
-	out := &idp{}
+	out := &idp{raw: der}
 	for !seq.Empty() {
 		var body cryptobyte.String
 		var tag cbasn1.Tag
@@ -65,7 +70,7 @@ func parseIDP(der []byte) (*idp, error) {
 		case 2:
 			out.onlyCA = boolBody(body)
 		case 3:
-			out.onlySomeReason = true
+			out.reasons = reasonBits(body)
 		case 4:
 			out.indirect = boolBody(body)
 		case 5:
@@ -75,37 +80,79 @@ func parseIDP(der []byte) (*idp, error) {
 	return out, nil
 }
 
+// reasonBits maps a ReasonFlags BIT STRING body to bits (bit n = reason n).
+func reasonBits(body []byte) uint16 {
+	var out uint16
+	if len(body) < 2 {
+		return 0
+	}
+	for i, b := range body[1:] {
+		for j := 0; j < 8; j++ {
+			if b&(0x80>>j) != 0 && i*8+j < 16 {
+				out |= 1 << (i*8 + j)
+			}
+		}
+	}
+	return out
+}
+
 func boolBody(b cryptobyte.String) bool { return len(b) == 1 && b[0] != 0 }
 
 // parseDPName reads a DistributionPointName ([0] fullName / [1] relative).
-func parseDPName(body cryptobyte.String) ([]generalName, bool, error) {
+func parseDPName(body cryptobyte.String) ([]generalName, []byte, error) {
 	var inner cryptobyte.String
 	var tag cbasn1.Tag
 	if !body.ReadAnyASN1(&inner, &tag) {
-		return nil, false, errors.New("malformed distribution point name")
+		return nil, nil, errors.New("malformed distribution point name")
 	}
 	if int(tag&0x1f) == 1 {
-		return nil, true, nil
+		// Re-tag the RDN as a SET for later concatenation with a Name.
+		b := cryptobyte.NewBuilder(nil)
+		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(inner) })
+		rdn, err := b.Bytes()
+		return nil, rdn, err
 	}
 	var names []generalName
 	for !inner.Empty() {
 		g, err := readGeneralName(&inner)
 		if err != nil {
-			return nil, false, err
+			return nil, nil, err
 		}
 		names = append(names, g)
 	}
-	return names, false, nil
+	return names, nil, nil
 }
 
-// certDPNames lists the fullName entries of c's CRL distribution points and
-// whether c carries a CRLDP extension at all.
-func certDPNames(c *x509.Certificate) ([]generalName, bool) {
+// appendRDN returns the Name name with one more RDN (as a directoryName).
+func appendRDN(name, rdn []byte) generalName {
+	in := cryptobyte.String(name)
+	var body cryptobyte.String
+	if !in.ReadASN1(&body, cbasn1.SEQUENCE) {
+		return generalName{}
+	}
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(body)
+		b.AddBytes(rdn)
+	})
+	der, _ := b.Bytes()
+	return generalName{tag: gnDir, data: der}
+}
+
+// distPoint is one CRL distribution point of a certificate.
+type distPoint struct {
+	names     []generalName
+	relative  []byte
+	crlIssuer []generalName
+}
+
+// certDPs lists c's CRL distribution points and whether c has the extension.
+func certDPs(c *x509.Certificate) ([]distPoint, bool) {
 	for _, e := range c.Extensions {
 		if !e.Id.Equal(oidCRLDP) {
 			continue
 		}
-		var out []generalName
+		var out []distPoint
 		in := cryptobyte.String(e.Value)
 		var seq cryptobyte.String
 		if !in.ReadASN1(&seq, cbasn1.SEQUENCE) {
@@ -116,15 +163,24 @@ func certDPNames(c *x509.Certificate) ([]generalName, bool) {
 			if !seq.ReadASN1(&dp, cbasn1.SEQUENCE) {
 				break
 			}
-			var name cryptobyte.String
+			var d distPoint
+			var name, issuers cryptobyte.String
 			var has bool
-			if !dp.ReadOptionalASN1(&name, &has, cbasn1.Tag(0).ContextSpecific().Constructed()) || !has {
-				continue
+			if dp.ReadOptionalASN1(&name, &has, cbasn1.Tag(0).ContextSpecific().Constructed()) && has {
+				d.names, d.relative, _ = parseDPName(name)
 			}
-			names, _, err := parseDPName(name)
-			if err == nil {
-				out = append(out, names...)
+			var skip cryptobyte.String
+			dp.ReadOptionalASN1(&skip, &has, cbasn1.Tag(1).ContextSpecific()) //nolint:errcheck // reasons
+			if dp.ReadOptionalASN1(&issuers, &has, cbasn1.Tag(2).ContextSpecific().Constructed()) && has {
+				for !issuers.Empty() {
+					g, err := readGeneralName(&issuers)
+					if err != nil {
+						break
+					}
+					d.crlIssuer = append(d.crlIssuer, g)
+				}
 			}
+			out = append(out, d)
 		}
 		return out, true
 	}
@@ -149,19 +205,84 @@ func dpMatch(a, b []generalName) bool {
 	return false
 }
 
+// crlApplies decides whether crl (with idp p, possibly nil) is a CRL for c.
+func crlApplies(crl *x509.RevocationList, p *idp, c *x509.Certificate) bool {
+	dps, hasDP := certDPs(c)
+	direct := nameEqual(crl.RawIssuer, c.RawIssuer)
+	issuerOK := direct
+	if !direct && p != nil && p.indirect {
+		for _, d := range dps {
+			if dpMatch(d.crlIssuer, []generalName{{tag: gnDir, data: crl.RawIssuer}}) {
+				issuerOK = true
+			}
+		}
+	}
+	if !issuerOK {
+		return false
+	}
+	if p == nil || (len(p.fullNames) == 0 && p.relative == nil) {
+		return true
+	}
+	idpNames := p.fullNames
+	if p.relative != nil {
+		idpNames = []generalName{appendRDN(crl.RawIssuer, p.relative)}
+	}
+	if !hasDP {
+		return dpMatch(idpNames, []generalName{{tag: gnDir, data: c.RawIssuer}})
+	}
+	for _, d := range dps {
+		names := d.names
+		if d.relative != nil {
+			base := c.RawIssuer
+			if len(d.crlIssuer) > 0 && d.crlIssuer[0].tag == gnDir {
+				base = d.crlIssuer[0].data
+			}
+			names = []generalName{appendRDN(base, d.relative)}
+		}
+		if dpMatch(idpNames, names) {
+			return true
+		}
+	}
+	return false
+}
+
+var oidCertIssuer = asn1.ObjectIdentifier{2, 5, 29, 29}
+
+// entryFor finds c's entry in crl, following certificateIssuer in indirect CRLs.
+func entryFor(crl *x509.RevocationList, indirect bool, c *x509.Certificate) *x509.RevocationListEntry {
+	current := crl.RawIssuer
+	for k := range crl.RevokedCertificateEntries {
+		e := &crl.RevokedCertificateEntries[k]
+		if indirect {
+			for _, x := range e.Extensions {
+				if x.Id.Equal(oidCertIssuer) {
+					in := cryptobyte.String(x.Value)
+					var seq cryptobyte.String
+					if in.ReadASN1(&seq, cbasn1.SEQUENCE) {
+						if g, err := readGeneralName(&seq); err == nil && g.tag == gnDir {
+							current = g.data
+						}
+					}
+				}
+			}
+		}
+		if e.SerialNumber != nil && e.SerialNumber.Cmp(c.SerialNumber) == 0 && nameEqual(current, c.RawIssuer) {
+			return e
+		}
+	}
+	return nil
+}
+
 // CheckRevocation implements RevocationChecker.
 func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.Time, v *Validator) *Error {
-	c, issuer := chain[i], chain[i-1]
+	c := chain[i]
 	alg := cc.Algorithms
 	if alg == nil {
 		alg = v.opts.Algorithms
 	}
 	var lastErr *Error
-	covered := false
+	var reasons uint16
 	for _, crl := range cc.CRLs {
-		if !nameEqual(crl.RawIssuer, c.RawIssuer) {
-			continue
-		}
 		if hasExt(crl.Extensions, oidDeltaInd) {
 			continue
 		}
@@ -174,24 +295,11 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 				}
 			}
 		}
+		if !crlApplies(crl, p, c) {
+			continue
+		}
+		scope := allReasons
 		if p != nil {
-			if p.indirect {
-				continue
-			}
-			if len(p.fullNames) > 0 {
-				names, has := certDPNames(c)
-				if has && !dpMatch(p.fullNames, names) {
-					continue
-				}
-				if !has {
-					// Without a CRLDP in the cert, the IDP must name the issuer.
-					if !dpMatch(p.fullNames, []generalName{{tag: gnDir, data: c.RawIssuer}}) {
-						continue
-					}
-				}
-			} else if p.relative {
-				continue
-			}
 			isCA := c.BasicConstraintsValid && c.IsCA
 			if p.onlyUser && isCA {
 				lastErr = fail(TryLater, i, "CRL only contains end-entity certificates and certificate is a CA")
@@ -205,9 +313,8 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 				lastErr = fail(TryLater, i, "CRL only contains attribute certificates")
 				continue
 			}
-			if p.onlySomeReason {
-				lastErr = fail(TryLater, i, "CRL does not cover all revocation reasons")
-				continue
+			if p.reasons != 0 {
+				scope = p.reasons & allReasons
 			}
 		}
 		if err := cc.checkSigner(crl, chain, i, alg, v); err != nil {
@@ -226,38 +333,103 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 			lastErr = fail(TryLater, i, "CRL is not recent enough (nextUpdate %s)", crl.NextUpdate.UTC().Format(time.RFC3339))
 			continue
 		}
-		entryErr := (*Error)(nil)
-		for _, e := range crl.RevokedCertificateEntries {
-			if e.SerialNumber == nil || e.SerialNumber.Cmp(c.SerialNumber) != 0 {
-				continue
-			}
+		e := entryFor(crl, p != nil && p.indirect, c)
+		if e != nil {
 			if unknown := unknownExt(e.Extensions, knownCRLEntry); unknown != "" {
-				entryErr = fail(TryLater, i, "unrecognised critical CRL entry extension %s", unknown)
-				break
-			}
-			if e.ReasonCode == 8 { // removeFromCRL
+				lastErr = fail(TryLater, i, "unrecognised critical CRL entry extension %s", unknown)
 				continue
 			}
-			if !e.RevocationTime.After(at) {
-				r := fail(Revoked, i, "revoked at %s (reason %d)", e.RevocationTime.UTC().Format(time.RFC3339), e.ReasonCode)
-				r.RevokedAt = e.RevocationTime
-				return r
+		}
+		revoked := e != nil && e.ReasonCode != 8 && !e.RevocationTime.After(at)
+		var revokedAt time.Time
+		var reason int
+		if e != nil {
+			revokedAt, reason = e.RevocationTime, e.ReasonCode
+		}
+		// A current delta CRL for this base overrides its status.
+		if d, derr := cc.delta(crl, p, chain, i, alg, at, v); derr != nil {
+			lastErr = derr
+			continue
+		} else if d != nil {
+			if de := entryFor(d, p != nil && p.indirect, c); de != nil {
+				revoked = de.ReasonCode != 8 && !de.RevocationTime.After(at)
+				revokedAt, reason = de.RevocationTime, de.ReasonCode
 			}
 		}
-		if entryErr != nil {
-			lastErr = entryErr
-			continue
+		if revoked {
+			r := fail(Revoked, i, "revoked at %s (reason %d)", revokedAt.UTC().Format(time.RFC3339), reason)
+			r.RevokedAt = revokedAt
+			return r
 		}
-		covered = true
+		reasons |= scope
 	}
-	_ = issuer
-	if covered {
+	if reasons == allReasons {
 		return nil
+	}
+	if reasons != 0 {
+		return fail(TryLater, i, "the available CRLs do not cover all revocation reasons")
 	}
 	if lastErr != nil {
 		return lastErr
 	}
 	return fail(TryLater, i, "no revocation information")
+}
+
+var oidCRLNumber = asn1.ObjectIdentifier{2, 5, 29, 20}
+
+func crlNumber(exts []pkix.Extension, id asn1.ObjectIdentifier) (*big.Int, bool) {
+	for _, e := range exts {
+		if e.Id.Equal(id) {
+			n := new(big.Int)
+			in := cryptobyte.String(e.Value)
+			if in.ReadASN1Integer(n) {
+				return n, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// delta returns the current delta CRL for base, if any; an error when one
+// exists but cannot be used.
+func (cc *CRLChecker) delta(base *x509.RevocationList, p *idp, chain []*x509.Certificate, i int, alg *AlgorithmPolicy, at time.Time, v *Validator) (*x509.RevocationList, *Error) {
+	baseNum, ok := crlNumber(base.Extensions, oidCRLNumber)
+	if !ok {
+		return nil, nil
+	}
+	var best *x509.RevocationList
+	var bestErr *Error
+	for _, d := range cc.CRLs {
+		if d == base || !hasExt(d.Extensions, oidDeltaInd) || !nameEqual(d.RawIssuer, base.RawIssuer) {
+			continue
+		}
+		var dp *idp
+		for _, e := range d.Extensions {
+			if e.Id.Equal(oidIDP) {
+				dp, _ = parseIDP(e.Value)
+			}
+		}
+		if (p == nil) != (dp == nil) || (p != nil && dp != nil && string(p.raw) != string(dp.raw)) {
+			continue
+		}
+		baseRef, ok := crlNumber(d.Extensions, oidDeltaInd)
+		if !ok || baseRef.Cmp(baseNum) > 0 {
+			continue
+		}
+		if err := cc.checkSigner(d, chain, i, alg, v); err != nil {
+			bestErr = err
+			continue
+		}
+		if d.ThisUpdate.After(at) || (!d.NextUpdate.IsZero() && d.NextUpdate.Before(at)) {
+			bestErr = fail(TryLater, i, "delta CRL is not recent enough")
+			continue
+		}
+		best = d
+	}
+	if best == nil && bestErr != nil {
+		return nil, bestErr
+	}
+	return best, nil
 }
 
 func hasExt(exts []pkix.Extension, id asn1.ObjectIdentifier) bool {
