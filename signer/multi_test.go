@@ -132,11 +132,16 @@ func TestCorpus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			validBefore := strings.Count(pdfsig(t, p, in), "Signature is Valid.")
 			var ext bytes.Buffer
 			if err := Extend(context.Background(), bytes.NewReader(in), int64(len(in)), &ext, v); err != nil && !errors.Is(err, ErrNoSignature) {
 				t.Fatalf("extend: %v", err)
 			} else if err == nil {
 				qpdfCheck(t, ext.Bytes())
+				// The earlier signatures stay as valid as they were.
+				if after := strings.Count(pdfsig(t, p, ext.Bytes()), "Signature is Valid."); after != validBefore {
+					t.Fatalf("valid signatures: %d before extending, %d after", validBefore, after)
+				}
 			}
 			o := signOpts(p, false, LevelBT)
 			out, err := SignBytes(context.Background(), in, o)
@@ -147,8 +152,12 @@ func TestCorpus(t *testing.T) {
 				t.Fatalf("sign: %v", err)
 			}
 			qpdfCheck(t, out)
-			if s := pdfsig(t, p, out); !strings.Contains(s, "Test Signer EC") {
+			s := pdfsig(t, p, out)
+			if !strings.Contains(s, "Test Signer EC") {
 				t.Fatalf("pdfsig does not see the new signature:\n%s", s)
+			}
+			if after := strings.Count(s, "Signature is Valid."); after != validBefore+1 {
+				t.Fatalf("valid signatures: %d before signing, %d after:\n%s", validBefore, after, s)
 			}
 		})
 	}
