@@ -61,7 +61,13 @@ func TestRecoveryUnderLoad(t *testing.T) {
 	}
 	injected := 0
 	for i := range 10 {
+		// Let every goroutine make progress between faults: an operation
+		// is retried after two recoveries at most, so one that straddled
+		// three faults could fail legitimately.
 		time.Sleep(30 * time.Millisecond)
+		for base := signed.Load(); signed.Load() < base+200 && !stop.Load(); {
+			time.Sleep(time.Millisecond)
+		}
 		tok.rw.Lock()
 		faults[i%2].inject(t, p, tok.slot)
 		tok.rw.Unlock()
