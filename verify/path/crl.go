@@ -325,6 +325,10 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 			lastErr = fail(TryLater, i, "unrecognised critical CRL extension %s", unknown)
 			continue
 		}
+		if err := crlNumberOK(crl); err != "" {
+			lastErr = fail(TryLater, i, "%s", err)
+			continue
+		}
 		if crl.ThisUpdate.After(at) {
 			lastErr = fail(TryLater, i, "CRL issued after the validation time")
 			continue
@@ -480,4 +484,18 @@ func (cc *CRLChecker) checkSigner(crl *x509.RevocationList, chain []*x509.Certif
 		return nil
 	}
 	return fail(TryLater, i, "CRL signature could not be verified")
+}
+
+// crlNumberOK enforces RFC 5280 §5.2.3: a CRL carries a non-critical CRL
+// number.
+func crlNumberOK(crl *x509.RevocationList) string {
+	for _, e := range crl.Extensions {
+		if e.Id.Equal(oidCRLNumber) {
+			if e.Critical {
+				return "CRL number marked critical"
+			}
+			return ""
+		}
+	}
+	return "CRL without a CRL number"
 }

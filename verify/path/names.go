@@ -118,6 +118,11 @@ func (s *nameState) add(c *x509.Certificate) error {
 		if err != nil {
 			return err
 		}
+		for _, g := range append(append([]generalName{}, perm...), excl...) {
+			if g.tag == gnDNS && (strings.HasPrefix(string(g.data), ".") || !validDNSName(strings.TrimPrefix(string(g.data), "."), false) && len(g.data) > 0) {
+				return fmt.Errorf("malformed dNSName constraint %q", g.data)
+			}
+		}
 		if len(perm) > 0 {
 			cs := constraintSet{permitted: map[int][]generalName{}}
 			for _, g := range perm {
@@ -216,6 +221,9 @@ func subjectNames(c *x509.Certificate) ([]generalName, error) {
 	return out, nil
 }
 
+// maxNameChecks bounds the name-constraint comparisons per certificate.
+const maxNameChecks = 1 << 16
+
 func (s *nameState) check(c *x509.Certificate) error {
 	if len(s.layers) == 0 && len(s.excluded) == 0 {
 		return nil
@@ -223,6 +231,23 @@ func (s *nameState) check(c *x509.Certificate) error {
 	names, err := subjectNames(c)
 	if err != nil {
 		return err
+	}
+	total := len(s.excluded)
+	for _, l := range s.layers {
+		for _, p := range l.permitted {
+			total += len(p)
+		}
+	}
+	if total*len(names) > maxNameChecks {
+		return fmt.Errorf("%d names against %d constraints exceeds the checking limit", len(names), total)
+	}
+	for _, n := range names {
+		if n.tag == gnDNS && !validDNSName(string(n.data), true) {
+			return fmt.Errorf("malformed DNS name %q under name constraints", n.data)
+		}
+		if n.tag == gnEmail && !strings.Contains(string(n.data), "@") {
+			return fmt.Errorf("malformed email address %q under name constraints", n.data)
+		}
 	}
 	for _, n := range names {
 		for _, ex := range s.excluded {
@@ -351,4 +376,28 @@ func matchURIHost(host, constraint string) bool {
 		return strings.HasSuffix(host, constraint)
 	}
 	return host == constraint
+}
+
+// validDNSName checks preferred name syntax (letters, digits, hyphens;
+// with wildcard, "*" as the whole leftmost label).
+func validDNSName(s string, wildcard bool) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	labels := strings.Split(s, ".")
+	for i, l := range labels {
+		if wildcard && i == 0 && l == "*" && len(labels) > 1 {
+			continue
+		}
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -60,6 +60,11 @@ func profileCheck(c *x509.Certificate, isAnchor, isLeaf bool, at time.Time) erro
 			}
 		}
 	}
+	for _, d := range c.DNSNames {
+		if !validDNSName(d, true) {
+			return fmt.Errorf("malformed DNS name %q in subjectAltName", d)
+		}
+	}
 	if c.KeyUsage&x509.KeyUsageCertSign != 0 && !isCA {
 		return errors.New("keyCertSign without a CA basicConstraints")
 	}
