@@ -1,0 +1,6 @@
+// Package clock holds clock-discipline checks for the TSA beyond those of
+// package timestamp (chronyc, static): Kernel reads the kernel's NTP state
+// (adjtimex), which any NTP daemon that disciplines the clock (chronyd,
+// ntpd, systemd-timesyncd) keeps up to date. Each checker implements
+// timestamp.ClockChecker.
+package clock
