@@ -91,6 +91,7 @@ type signOpts struct {
 	timestamp   bool
 	wrongCert   bool // signing-certificate-v2 names another certificate
 	padding     int  // bytes of page content, to size the document
+	docMDP      int  // certification signature with this P (0: approval signature)
 }
 
 func mustMarshal(v any) []byte {
@@ -239,12 +240,17 @@ func (p *testPKI) signPDF(t testing.TB, o signOpts) []byte {
 		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", n, body)
 	}
 	b.WriteString("%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-	obj(1, "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R] /SigFlags 3 >> >>")
+	perms, ref := "", ""
+	if o.docMDP > 0 {
+		perms = " /Perms << /DocMDP 5 0 R >>"
+		ref = fmt.Sprintf(" /Reference [<< /Type /SigRef /TransformMethod /DocMDP /TransformParams << /Type /TransformParams /P %d /V /1.2 >> >>]", o.docMDP)
+	}
+	obj(1, "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R] /SigFlags 3 >>"+perms+" >>")
 	obj(2, "<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
 	obj(3, "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 6 0 R /Annots [4 0 R] >>")
 	obj(4, "<< /FT /Sig /Type /Annot /Subtype /Widget /Rect [0 0 0 0] /T (Signature1) /V 5 0 R /P 3 0 R /F 132 >>")
 	placeholderBR := "[0 0000000000 0000000000 0000000000]"
-	obj(5, "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /"+o.subFilter+" /M (D:20250101120000+04'00') /ByteRange "+placeholderBR+
+	obj(5, "<< /Type /Sig /Filter /Adobe.PPKLite /SubFilter /"+o.subFilter+ref+" /M (D:20250101120000+04'00') /ByteRange "+placeholderBR+
 		" /Contents <"+strings.Repeat("0", contentsHexLen)+"> >>")
 	content := "BT /F1 12 Tf 10 100 Td (Signed document) Tj ET" + strings.Repeat("\n% padding", o.padding/10)
 	obj(6, fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))

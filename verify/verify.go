@@ -185,6 +185,10 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	}
 	v.applyLevels(dc, rep)
 	rep.Finish()
+	for _, s := range rep.Signatures {
+		v.log.Debug("signature validated", "field", s.Field, "kind", s.Kind, "indication", s.Indication,
+			"subIndication", s.SubIndication, "level", s.Level)
+	}
 	if f.Repaired && rep.Indication == report.TotalPassed {
 		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
 		rep.Errors = append(rep.Errors, "a damaged cross-reference table cannot be signed content")

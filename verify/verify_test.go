@@ -169,3 +169,39 @@ func TestGeneratedPDFIndependentCheck(t *testing.T) {
 		}
 	}
 }
+
+// appendAnnotation adds an incremental update with a text annotation on
+// the page.
+func appendAnnotation(b []byte) []byte {
+	start := len(b)
+	var u bytes.Buffer
+	off7 := start
+	fmt.Fprintf(&u, "7 0 obj\n<< /Type /Annot /Subtype /Text /Rect [10 10 30 30] /Contents (a note) /P 3 0 R >>\nendobj\n")
+	off3 := start + u.Len()
+	fmt.Fprintf(&u, "3 0 obj\n<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] /Contents 6 0 R /Annots [4 0 R 7 0 R] >>\nendobj\n")
+	xref := start + u.Len()
+	prev := bytes.LastIndex(b, []byte("startxref\n"))
+	var prevOff int
+	fmt.Sscanf(string(b[prev+len("startxref\n"):]), "%d", &prevOff) //nolint:errcheck
+	fmt.Fprintf(&u, "xref\n3 1\n%010d 00000 n \n7 1\n%010d 00000 n \ntrailer\n<< /Size 8 /Root 1 0 R /Prev %d >>\nstartxref\n%d\n%%%%EOF\n", off3, off7, prevOff, xref)
+	return append(b, u.Bytes()...)
+}
+
+func TestDocMDP(t *testing.T) {
+	p := newTestPKI(t)
+	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored}
+	for _, c := range []struct {
+		p    int
+		want report.Indication
+	}{{0, report.TotalPassed}, {1, report.TotalFailed}, {2, report.TotalFailed}, {3, report.TotalPassed}} {
+		r := verifyBytes(t, opts, appendAnnotation(p.signPDF(t, signOpts{docMDP: c.p})))
+		s := r.Signatures[0]
+		if s.Indication != c.want || len(s.Modifications) == 0 {
+			t.Errorf("P=%d: got %s, %d modifications, want %s: %s", c.p, s.Indication, len(s.Modifications), c.want, summary(r))
+		}
+		// Without changes a certified document passes.
+		if r := verifyBytes(t, opts, p.signPDF(t, signOpts{docMDP: c.p})); r.Indication != report.TotalPassed {
+			t.Errorf("P=%d unchanged: %s", c.p, summary(r))
+		}
+	}
+}
