@@ -48,6 +48,10 @@ type Config struct {
 	TLS *TLSConfig `yaml:"tls,omitempty"`
 	// CA configures the certificate authority (root and issuing CAs).
 	CA CAConfig `yaml:"ca"`
+	// TSA configures the time-stamping authority (RFC 3161).
+	TSA TSAConfig `yaml:"tsa"`
+	// Revocation configures CRLs, the OCSP responder and revocation polling.
+	Revocation RevocationConfig `yaml:"revocation"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -142,6 +146,8 @@ func Default(dir string) *Config {
 		},
 		Keys: KeysConfig{DevTokenIssuer: "pkcs11:token=thiqa;object=dev-token-issuer"},
 		CA:   DefaultCAConfig(),
+		TSA:  DefaultTSAConfig(),
+		Revocation: DefaultRevocationConfig(),
 	}
 	c.dir = dir
 	return c
@@ -270,6 +276,12 @@ func (c *Config) Validate() error {
 		bad("tls", "certFile and keyFile are required")
 	}
 	if err := c.CA.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := validateTSA(c.TSA, c.CA); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := c.Revocation.Validate(c.PublicBaseURL, c.CA.Enabled()); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
