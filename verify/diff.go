@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/thiqa/thiqa/verify/pdf"
 	"github.com/thiqa/thiqa/verify/report"
@@ -13,6 +14,68 @@ import (
 type change struct {
 	msg   string
 	class changeClass
+	field string // fully qualified name of the form field concerned, if any
+}
+
+// fieldLock is a FieldMDP restriction (ISO 32000-1 §12.8.2.4).
+type fieldLock struct {
+	action string // All, Include, Exclude
+	fields map[string]bool
+}
+
+func (l *fieldLock) locks(name string) bool {
+	switch l.action {
+	case "All":
+		return true
+	case "Include":
+		return l.fields[name]
+	case "Exclude":
+		return !l.fields[name]
+	}
+	return false
+}
+
+// fieldLocks reads the FieldMDP references of the signature dictionary and
+// the /Lock of its field.
+func fieldLocks(f *pdf.File, s *pdf.SigField, rev int) []*fieldLock {
+	var out []*fieldLock
+	add := func(params pdf.Dict) {
+		if params == nil {
+			return
+		}
+		l := &fieldLock{action: string(params.Name("Action")), fields: map[string]bool{}}
+		arr, _ := f.ResolveArray(params["Fields"], rev)
+		for _, x := range arr {
+			if str, ok := x.(pdf.String); ok {
+				l.fields[pdf.TextString(str.Bytes)] = true
+			}
+		}
+		out = append(out, l)
+	}
+	refs, _ := f.ResolveArray(s.Value["Reference"], rev)
+	for _, r := range refs {
+		if rd := f.Dict(r, rev); rd != nil && rd.Name("TransformMethod") == "FieldMDP" {
+			add(f.Dict(rd["TransformParams"], rev))
+		}
+	}
+	if s.Field.Num != 0 {
+		if fd := f.Dict(s.Field, rev); fd != nil {
+			add(f.Dict(fd["Lock"], rev))
+		}
+	}
+	return out
+}
+
+// fieldName builds the fully qualified name of a field dictionary.
+func fieldName(f *pdf.File, d pdf.Dict, rev int) string {
+	var parts []string
+	for depth := 0; d != nil && depth < 32; depth++ {
+		if t, ok := d["T"].(pdf.String); ok {
+			parts = append([]string{pdf.TextString(t.Bytes)}, parts...)
+		}
+		d = f.Dict(d["Parent"], rev)
+	}
+	return strings.Join(parts, ".")
 }
 
 type changeClass int
@@ -38,6 +101,7 @@ func (v *Verifier) checkModifications(dc *docContext, s *pdf.SigField, rev int, 
 		return
 	}
 	perm := docMDP(f, rev)
+	locks := fieldLocks(f, s, rev)
 	var changes []change
 	seen := 0
 	for k := rev + 1; k < len(f.Sections); k++ {
@@ -46,7 +110,7 @@ func (v *Verifier) checkModifications(dc *docContext, s *pdf.SigField, rev int, 
 		for _, n := range nums {
 			seen++
 			if seen > maxDiffObjects {
-				changes = append(changes, change{"too many changed objects to analyse", chFatal})
+				changes = append(changes, change{msg: "too many changed objects to analyse", class: chFatal})
 				break
 			}
 			if c, ok := classifyObject(f, s, rev, k, n); ok {
@@ -70,6 +134,12 @@ func (v *Verifier) checkModifications(dc *docContext, s *pdf.SigField, rev int, 
 		}
 		if c.class == chAllowed {
 			continue
+		}
+		for _, l := range locks {
+			if c.class == chFormFill && c.field != "" && l.locks(c.field) {
+				allowedByMDP = false
+				c.msg += fmt.Sprintf(" (field %q is locked by this signature)", c.field)
+			}
 		}
 		if !allowedByMDP {
 			fatal = true
@@ -128,7 +198,7 @@ func classifyObject(f *pdf.File, s *pdf.SigField, rev, k int, n int64) (change, 
 	oldO, err1 := f.Lookup(ref, rev)
 	newO, err2 := f.Lookup(ref, k)
 	if err2 != nil {
-		return change{fmt.Sprintf("object %d is unreadable in revision %d", n, k), chFatal}, true
+		return change{msg: fmt.Sprintf("object %d is unreadable in revision %d", n, k), class: chFatal}, true
 	}
 	if err1 != nil {
 		oldO = nil
@@ -140,10 +210,10 @@ func classifyObject(f *pdf.File, s *pdf.SigField, rev, k int, n int64) (change, 
 		return change{}, false
 	}
 	if newO == nil {
-		return change{fmt.Sprintf("object %d was deleted", n), chAnnot}, true
+		return change{msg: fmt.Sprintf("object %d was deleted", n), class: chAnnot}, true
 	}
 	if s.ValueRef.Num == n {
-		return change{"the signature dictionary itself was changed", chFatal}, true
+		return change{msg: "the signature dictionary itself was changed", class: chFatal}, true
 	}
 	oldD, newD := dictOf(oldO), dictOf(newO)
 	if rr, ok := f.RootRef(rev); ok && rr.Num == n {
@@ -152,31 +222,31 @@ func classifyObject(f *pdf.File, s *pdf.SigField, rev, k int, n int64) (change, 
 		// Scripts added through the name tree are never a permitted change.
 		oldN, newN := f.Dict(oldD["Names"], rev), f.Dict(newD["Names"], k)
 		if newN != nil && newN["JavaScript"] != nil && (oldN == nil || !pdf.Equal(oldN["JavaScript"], newN["JavaScript"])) {
-			return change{"JavaScript was added to the document", chFatal}, true
+			return change{msg: "JavaScript was added to the document", class: chFatal}, true
 		}
 		if oldD["OpenAction"] != nil || newD["OpenAction"] != nil {
 			if !pdf.Equal(oldD["OpenAction"], newD["OpenAction"]) {
-				return change{"the document's open action was changed", chFatal}, true
+				return change{msg: "the document's open action was changed", class: chFatal}, true
 			}
 		}
 		return c, true
 	}
 	if info, ok := f.Trailer(rev)["Info"].(pdf.Ref); ok && info.Num == n {
-		return change{"document information changed", chMetadata}, true
+		return change{msg: "document information changed", class: chMetadata}, true
 	}
 	if oldD == nil || newD == nil {
 		if oa, ok := oldO.(pdf.Array); ok {
 			if na, ok := newO.(pdf.Array); ok && superset(na, oa) {
-				return change{"annotations or fields added", chAnnot}, true
+				return change{msg: "annotations or fields added", class: chAnnot}, true
 			}
 		}
-		return change{fmt.Sprintf("object %d changed", n), chFatal}, true
+		return change{msg: fmt.Sprintf("object %d changed", n), class: chFatal}, true
 	}
 	switch {
 	case oldD.Name("Type") == "Sig" || oldD.Name("Type") == "DocTimeStamp":
-		return change{fmt.Sprintf("signature dictionary %d changed", n), chFatal}, true
+		return change{msg: fmt.Sprintf("signature dictionary %d changed", n), class: chFatal}, true
 	case oldD.Name("Type") == "Metadata":
-		return change{"XMP metadata changed", chMetadata}, true
+		return change{msg: "XMP metadata changed", class: chMetadata}, true
 	case oldD.Name("Type") == "Page":
 		return diffDict(oldD, newD, "page", map[pdf.Name]changeClass{"Annots": chAnnot}), true
 	case oldD["Fields"] != nil && oldD.Name("Type") == "":
@@ -184,19 +254,24 @@ func classifyObject(f *pdf.File, s *pdf.SigField, rev, k int, n int64) (change, 
 			"DA": chFormFill, "NeedAppearances": chFormFill}), true
 	case oldD.Name("FT") == "Sig" || (oldD.Name("Subtype") == "Widget" && newD.Name("FT") == "Sig"):
 		if _, had := oldD["V"]; had && !pdf.Equal(oldD["V"], newD["V"]) {
-			return change{fmt.Sprintf("the value of signature field %d was replaced", n), chFatal}, true
+			return change{msg: fmt.Sprintf("the value of signature field %d was replaced", n), class: chFatal}, true
 		}
 		return diffDict(oldD, newD, "signature field", map[pdf.Name]changeClass{"V": chSigning, "AP": chSigning, "AS": chSigning,
 			"MK": chSigning, "F": chSigning, "Lock": chSigning, "SV": chSigning}), true
 	case oldD["FT"] != nil || oldD["T"] != nil || oldD.Name("Subtype") == "Widget":
-		return diffDict(oldD, newD, "form field", map[pdf.Name]changeClass{"V": chFormFill, "AP": chFormFill, "AS": chFormFill,
-			"MK": chFormFill, "DV": chFormFill, "Kids": chSigning}), true
+		c := diffDict(oldD, newD, "form field", map[pdf.Name]changeClass{"V": chFormFill, "AP": chFormFill, "AS": chFormFill,
+			"MK": chFormFill, "DV": chFormFill, "Kids": chSigning})
+		c.field = fieldName(f, oldD, rev)
+		if c.field == "" && oldD.Name("Subtype") == "Widget" {
+			c.field = fieldName(f, f.Dict(oldD["Parent"], rev), rev)
+		}
+		return c, true
 	case oldD.Name("Subtype") != "" && oldD["Rect"] != nil:
-		return change{"an annotation was changed", chAnnot}, true
+		return change{msg: "an annotation was changed", class: chAnnot}, true
 	case oldD["VRI"] != nil || oldD["Certs"] != nil || oldD["OCSPs"] != nil || oldD["CRLs"] != nil:
 		return change{}, false // DSS
 	}
-	return change{fmt.Sprintf("object %d (%s) changed", n, typeOf(oldD)), chFatal}, true
+	return change{msg: fmt.Sprintf("object %d (%s) changed", n, typeOf(oldD)), class: chFatal}, true
 }
 
 func typeOf(d pdf.Dict) string {
@@ -219,15 +294,15 @@ func classifyNew(f *pdf.File, k int, o pdf.Object, n int64) (change, bool) {
 	}
 	switch {
 	case d.Name("Type") == "Page":
-		return change{"a page was added", chFatal}, true
+		return change{msg: "a page was added", class: chFatal}, true
 	case d.Name("Type") == "Sig":
-		return change{"a signature was added", chSigning}, true
+		return change{msg: "a signature was added", class: chSigning}, true
 	case d.Name("Type") == "DocTimeStamp":
 		return change{}, false
 	case d.Name("Subtype") != "" && d.Name("Subtype") != "Widget" && d["Rect"] != nil:
-		return change{fmt.Sprintf("an annotation (/%s) was added", d.Name("Subtype")), chAnnot}, true
+		return change{msg: fmt.Sprintf("an annotation (/%s) was added", d.Name("Subtype")), class: chAnnot}, true
 	case d.Name("FT") != "" && d.Name("FT") != "Sig":
-		return change{"a form field was added", chAnnot}, true
+		return change{msg: "a form field was added", class: chAnnot}, true
 	}
 	return change{}, false
 }
@@ -265,10 +340,10 @@ func diffDict(oldD, newD pdf.Dict, what string, allowed map[pdf.Name]changeClass
 		}
 		cl, ok := allowed[k]
 		if !ok {
-			return change{fmt.Sprintf("%s entry /%s changed", what, k), chFatal}
+			return change{msg: fmt.Sprintf("%s entry /%s changed", what, k), class: chFatal}
 		}
 		if cl > worst.class {
-			worst = change{fmt.Sprintf("%s entry /%s changed", what, k), cl}
+			worst = change{msg: fmt.Sprintf("%s entry /%s changed", what, k), class: cl}
 		}
 	}
 	if worst.msg == "" {
