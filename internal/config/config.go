@@ -147,6 +147,7 @@ func Default(dir string) *Config {
 		Keys: KeysConfig{DevTokenIssuer: "pkcs11:token=thiqa;object=dev-token-issuer"},
 		CA:   DefaultCAConfig(),
 		TSA:  DefaultTSAConfig(),
+
 		Revocation: DefaultRevocationConfig(),
 	}
 	c.dir = dir

@@ -1,0 +1,104 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/ca/ocsp"
+)
+
+// RevocationConfig configures revocation: the CRLs of every CA, the OCSP
+// responder and how a server learns of revocations made by other processes.
+// It applies when the ca section is enabled.
+type RevocationConfig struct {
+	// CRL configures CRL generation and publication. Its baseURL is always
+	// publicBaseURL (the URL the CA writes into certificates) and may be
+	// left empty; partitions must stay 1 while the CA writes one CRL URL
+	// per CA into its certificates.
+	CRL crl.Config `yaml:"crl"`
+	// OCSP configures the responder.
+	OCSP ocsp.Config `yaml:"ocsp"`
+	// ResponderKeyType is the key type of the delegated OCSP responder keys
+	// generated on the token: ec-p256 (default), ec-p384, rsa-2048, rsa-3072.
+	ResponderKeyType string `yaml:"responderKeyType"`
+	// PollEvery is how often a server looks for revocations recorded by
+	// other processes (`thiqa revoke`, other instances) to re-sign their
+	// OCSP responses and regenerate CRLs (default 2s).
+	PollEvery time.Duration `yaml:"pollEvery"`
+}
+
+// DefaultRevocationConfig returns the revocation settings of a local setup:
+// daily CRLs regenerated hourly and seconds after a revocation, OCSP
+// responses valid one day, pre-signed for SHA-1 and SHA-256 CertIDs, HTTP
+// caches bounded to five minutes.
+func DefaultRevocationConfig() RevocationConfig {
+	return RevocationConfig{
+		CRL: crl.Config{
+			Validity: 24 * time.Hour, RegenerateEvery: time.Hour, TriggerDelay: 2 * time.Second,
+			Partitions: 1, MaxEntriesPerPartition: 100_000, MaxAge: 5 * time.Minute,
+		},
+		OCSP: ocsp.Config{
+			Validity: 24 * time.Hour, RefreshEvery: 12 * time.Hour, RenewBefore: 48 * time.Hour, MaxAge: 5 * time.Minute,
+			PresignHashes: []string{"sha1", "sha256"},
+		},
+		ResponderKeyType: "ec-p256",
+		PollEvery:        2 * time.Second,
+	}
+}
+
+var responderKeyTypes = []string{"ec-p256", "ec-p384", "rsa-2048", "rsa-3072"}
+
+// RevocationSettings is a validated RevocationConfig.
+type RevocationSettings struct {
+	CRL              crl.Settings
+	OCSP             ocsp.Settings
+	ResponderKeyType string
+	PollEvery        time.Duration
+}
+
+// Settings validates the section against the public base URL and fills
+// defaults.
+func (c RevocationConfig) Settings(publicBaseURL string) (RevocationSettings, error) {
+	cc := c.CRL
+	if cc.BaseURL != "" && strings.TrimRight(cc.BaseURL, "/") != publicBaseURL {
+		return RevocationSettings{}, fmt.Errorf("revocation.crl.baseURL: must be empty or equal publicBaseURL %q (certificates name CRLs there)", publicBaseURL)
+	}
+	cc.BaseURL = publicBaseURL
+	cs, err := cc.Validate()
+	if err != nil {
+		return RevocationSettings{}, fmt.Errorf("revocation.crl: %w", err)
+	}
+	if cs.Partitions != 1 {
+		return RevocationSettings{}, fmt.Errorf("revocation.crl.partitions: must be 1: the CA writes BASE/crl/{ca}.crl into every certificate")
+	}
+	ocspSet, err := c.OCSP.Validate()
+	if err != nil {
+		return RevocationSettings{}, fmt.Errorf("revocation.ocsp: %w", err)
+	}
+	s := RevocationSettings{CRL: cs, OCSP: ocspSet, ResponderKeyType: c.ResponderKeyType, PollEvery: c.PollEvery}
+	if s.ResponderKeyType == "" {
+		s.ResponderKeyType = "ec-p256"
+	}
+	if !slices.Contains(responderKeyTypes, s.ResponderKeyType) {
+		return RevocationSettings{}, fmt.Errorf("revocation.responderKeyType: want one of %s, got %q", strings.Join(responderKeyTypes, ", "), s.ResponderKeyType)
+	}
+	if s.PollEvery == 0 {
+		s.PollEvery = 2 * time.Second
+	}
+	if s.PollEvery < 100*time.Millisecond || s.PollEvery > 5*time.Minute {
+		return RevocationSettings{}, fmt.Errorf("revocation.pollEvery: %s outside [100ms, 5m]", s.PollEvery)
+	}
+	return s, nil
+}
+
+// Validate checks the section when a CA runs (caEnabled).
+func (c RevocationConfig) Validate(publicBaseURL string, caEnabled bool) error {
+	if !caEnabled {
+		return nil
+	}
+	_, err := c.Settings(publicBaseURL)
+	return err
+}
