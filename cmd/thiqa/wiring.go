@@ -50,6 +50,8 @@ func services() []serviceWiring {
 	return []serviceWiring{
 		{"platform", wirePlatform},
 		{"ca", wireCA},
+		{"revocation", wireRevocation},
+		{"tsa", wireTSA},
 	}
 }
 
@@ -65,5 +67,7 @@ func initSteps() []initStep {
 	return []initStep{
 		{"development token issuer", initDevIssuer},
 		{"CA hierarchy", initCA},
+		{"OCSP responders", initResponders},
+		{"TSA unit", initTSA},
 	}
 }
