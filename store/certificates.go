@@ -83,7 +83,7 @@ func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
 	// intent abandoned long ago, which is released and the insert retried.
 	err = c.db.writeTx(ctx, func(t *txn) error {
 		res, err := t.exec(ctx, `UPDATE certificates SET state = 'abandoned'
-	WHERE profile = ? AND key_hash = ? AND state = 'intent' AND created_at < ?`,
+	WHERE profile = ? AND key_hash = ? AND state <> 'abandoned' AND state = 'intent' AND created_at < ?`,
 			in.Profile, in.KeyHash[:], created.Add(-intentGrace).UnixNano())
 		if err != nil {
 			return err
@@ -243,11 +243,14 @@ func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
 }
 
 // FindIssued returns the serial of an issued, unexpired certificate of that
-// profile for that key (SPKI SHA-256), or "" when there is none.
+// profile for that key (SPKI SHA-256), or "" when there is none. The
+// redundant state <> 'abandoned' lets SQLite use the partial unique index
+// (its planner only matches the index's own WHERE term); without it the
+// look-up scans the table.
 func (c *Certificates) FindIssued(ctx context.Context, profile string, keyHash [32]byte, now time.Time) (string, error) {
 	var serial string
 	err := c.db.queryRow(ctx, `SELECT serial FROM certificates
-	WHERE profile = ? AND key_hash = ? AND state = 'issued' AND not_after > ? LIMIT 1`,
+	WHERE profile = ? AND key_hash = ? AND state <> 'abandoned' AND state = 'issued' AND not_after > ? LIMIT 1`,
 		profile, keyHash[:], now.Unix()).Scan(&serial)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
