@@ -29,6 +29,8 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		return benchHSM(ctx, env, args[1:])
 	case "issue":
 		return benchIssue(ctx, env, args[1:])
+	case "ocsp":
+		return benchOCSP(ctx, env, args[1:])
 	default:
 		return withExit(2, fmt.Errorf("unknown benchmark %q (want hsm)", args[0]))
 	}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"os/user"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/ca/ocsp/ocspbench"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/store"
+)
+
+// benchOCSP measures an OCSP responder with requests for the certificates
+// issued in a data folder (SHA-1 CertIDs, no nonce: the pre-signed path).
+// --prepare N first issues N citizen-signing certificates in-process (run it
+// before `thiqa serve`, so the server pre-signs them at start);
+// --openssl-index FILE writes an `openssl ocsp -index` database of the same
+// certificates for the side-by-side comparison and exits.
+func benchOCSP(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("bench ocsp", env)
+	dir := fs.String("data", "", "data folder whose certificates are asked about (required)")
+	url := fs.String("url", "", "responder URL, e.g. http://127.0.0.1:8080/ocsp (a bare base URL gets /ocsp)")
+	conns := fs.Int("conns", 16, "concurrent keep-alive connections")
+	d := fs.Duration("duration", 10*time.Second, "measuring time")
+	caName := fs.String("ca", policies.IssuerCitizen, "issuing CA whose certificates are asked about")
+	maxCerts := fs.Int("max-certs", 100_000, "at most this many certificates in the request set")
+	get := fs.Bool("get", false, "send GET /ocsp/{base64} instead of POST")
+	prepare := fs.Int("prepare", 0, "issue this many citizen-signing certificates in-process, then exit")
+	index := fs.String("openssl-index", "", "write an openssl ocsp index.txt of the certificates to this file, then exit")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return err
+	}
+	if !cfg.CA.Enabled() {
+		return errors.New("this data folder has no CA configured")
+	}
+	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if *prepare > 0 {
+		return prepareCertificates(ctx, env, cfg, db, *prepare)
+	}
+	issuerCert, err := readCACert(cfg, *caName)
+	if err != nil {
+		return err
+	}
+	var serials []*big.Int
+	err = db.Revocations().AllStatuses(ctx, *caName, func(s *big.Int, st ocsp.Status) error {
+		if len(serials) >= *maxCerts {
+			return errEnough
+		}
+		serials = append(serials, new(big.Int).Set(s))
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return err
+	}
+	if len(serials) == 0 {
+		return fmt.Errorf("CA %s has issued no certificates in %s (use --prepare N before serving)", *caName, *dir)
+	}
+	if *index != "" {
+		return writeOpenSSLIndex(ctx, env, db, serials, *index)
+	}
+	if *url == "" || *conns < 1 || *d <= 0 {
+		return withExit(2, errors.New("--url is required; --conns and --duration must be positive"))
+	}
+	u := strings.TrimRight(*url, "/")
+	if !strings.HasSuffix(u, "/ocsp") && strings.Count(u, "/") == 2 {
+		u += "/ocsp"
+	}
+	reqs := make([][]byte, 0, len(serials))
+	for _, s := range serials {
+		der, err := ocsp.NewRequest(issuerCert, s, crypto.SHA1, nil)
+		if err != nil {
+			return err
+		}
+		reqs = append(reqs, der)
+	}
+	method := "POST"
+	if *get {
+		method = "GET"
+	}
+	fmt.Fprintf(env.stdout, "thiqa bench ocsp: %s %s, %d certificates of CA %s, %d connections, %s, GOMAXPROCS=%d (load generator on the same machine)\n",
+		method, u, len(reqs), *caName, *conns, *d, runtime.GOMAXPROCS(0))
+	res, err := ocspbench.Run(ctx, ocspbench.Options{URL: u, Requests: reqs, Conns: *conns, Duration: *d, GET: *get})
+	if err != nil {
+		return fmt.Errorf("load generator: %w", err)
+	}
+	fmt.Fprintf(env.stdout, "responses/s %.0f  p50 %s  p99 %s  responses %d  errors %d\n",
+		res.PerSecond, res.P50.Round(time.Microsecond), res.P99.Round(time.Microsecond), res.Responses, res.Errors)
+	return nil
+}
+
+var errEnough = errors.New("enough certificates")
+
+// readCACert reads a CA certificate written by `thiqa init`.
+func readCACert(cfg *config.Config, name string) (*x509.Certificate, error) {
+	raw, err := os.ReadFile(caCertPath(cfg, name))
+	if err != nil {
+		return nil, fmt.Errorf("CA %s: %w", name, err)
+	}
+	return parseCertPEM(raw)
+}
+
+// writeOpenSSLIndex writes an openssl `ca` index.txt listing the
+// certificates as valid ("V", expiry, serial, subject).
+func writeOpenSSLIndex(ctx context.Context, env *cliEnv, db *store.DB, serials []*big.Int, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	certs := db.Certificates(nil)
+	for _, s := range serials {
+		rec, err := certs.GetCertificate(ctx, store.SerialKey(s))
+		if err != nil {
+			f.Close()
+			return err
+		}
+		c, err := x509.ParseCertificate(rec.DER)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		fmt.Fprintf(w, "V\t%s\t\t%s\tunknown\t/CN=%s\n", c.NotAfter.UTC().Format("060102150405Z"),
+			strings.ToUpper(hex.EncodeToString(s.Bytes())), strings.ReplaceAll(c.Subject.CommonName, "/", " "))
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "wrote %d certificates to %s\n", len(serials), path)
+	return nil
+}
+
+// prepareCertificates issues n citizen-signing certificates in-process with
+// fresh P-256 subject keys (the requests a registration officer would send).
+func prepareCertificates(ctx context.Context, env *cliEnv, cfg *config.Config, db *store.DB, n int) error {
+	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
+	tok, err := openToken(ctx, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer tok.Close()
+	log := newAuditLog(db, logger, nil)
+	defer log.Close()
+	a, err := openAuthority(ctx, &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, nil)
+	if err != nil {
+		return err
+	}
+	who := "unknown"
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	start := time.Now()
+	for i := range n {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+		if err != nil {
+			return err
+		}
+		civil := fmt.Sprintf("%08d", 10_000_000+i)
+		_, err = a.Issue(ctx, ca.Request{Profile: policies.ProfileCitizenSigning, CSR: csr, RequestedBy: "cli:" + who + ":bench",
+			Subject: map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen " + civil,
+				"civilNumber": civil, "country": "OM"}})
+		if err != nil {
+			return fmt.Errorf("issuing certificate %d: %w", i+1, err)
+		}
+	}
+	fmt.Fprintf(env.stdout, "issued %d certificates in %s\n", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
