@@ -61,7 +61,7 @@ func newLexer(r io.ReaderAt, size, off int64) *lexer {
 	if off < 0 || off > size {
 		off = size
 	}
-	return &lexer{br: bufio.NewReaderSize(io.NewSectionReader(r, off, size-off), 16<<10), pos: off}
+	return &lexer{br: bufio.NewReaderSize(io.NewSectionReader(r, off, size-off), 4<<10), pos: off}
 }
 
 func (l *lexer) readByte() (byte, error) {
