@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/timestamp"
+	"github.com/thiqa/thiqa/timestamp/tsp"
+)
+
+// benchTSA is a load generator for POST /tsa: requests with nonces are
+// prepared in advance, then sent from concurrent keep-alive connections
+// (full load), then paced at half the measured full rate. Every reply's
+// PKIStatus is checked. With --data it also measures the raw PKCS#11 sign
+// rate of the TSA unit key's type on the same token, before and after.
+func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("bench tsa", env)
+	dir := fs.String("data", "", "data folder of the server: the raw HSM rate of the TSA unit key is measured on its token")
+	conc := fs.Int("concurrency", 16, "concurrent requests at full load")
+	d := fs.Duration("duration", 5*time.Second, "measuring time of each phase")
+	prepared := fs.Int("prepared", 4096, "distinct prepared requests (random data, nonce each), sent round robin")
+	rawFor := fs.Duration("raw-duration", 2*time.Second, "measuring time of each raw HSM rate measurement")
+	// The URL may come before or after the flags.
+	var url string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		url, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return withExit(0, errSilent)
+		}
+		return withExit(2, errSilent)
+	}
+	if url == "" && fs.NArg() == 1 {
+		url = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		return withExit(2, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+	}
+	if url == "" || *conc < 1 || *d <= 0 || *prepared < 1 {
+		return withExit(2, errors.New("usage: thiqa bench tsa URL [--data DIR] [--concurrency N] [--duration D]"))
+	}
+	if _, err := timestamp.NewClient(url, timestamp.ClientOptions{}); err != nil {
+		return withExit(2, err)
+	}
+	reqs, err := prepareTSARequests(*prepared)
+	if err != nil {
+		return err
+	}
+
+	var raw func() (float64, error)
+	rawDesc := "not measured (no --data)"
+	if *dir != "" {
+		cfg, err := loadConfig(*dir)
+		if err != nil {
+			return err
+		}
+		g := max(2, runtime.GOMAXPROCS(0))
+		cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, g)
+		tok, err := openToken(ctx, cfg, newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format}), nil)
+		if err != nil {
+			return err
+		}
+		defer tok.Close()
+		unit, err := loadTSAUnit(ctx, cfg, tok)
+		if err != nil {
+			return err
+		}
+		label := unit.key.Label()
+		rawDesc = fmt.Sprintf("%s key %s, %d goroutines, session each", unit.key.KeyType(), label, g)
+		raw = func() (float64, error) { return hsm.RawSignRate(ctx, tok, label, g, *rawFor) }
+	}
+
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: *conc * 2, MaxIdleConnsPerHost: *conc * 2, IdleConnTimeout: time.Minute,
+	}}
+	defer client.CloseIdleConnections()
+	lg := &tsaLoad{client: client, url: url, reqs: reqs}
+
+	fmt.Fprintf(env.stdout, "thiqa bench tsa: %s, GOMAXPROCS=%d, concurrency %d, %s per phase, %d prepared SHA-256 requests (nonce, certReq)\n",
+		url, runtime.GOMAXPROCS(0), *conc, *d, len(reqs))
+	var raws []float64
+	measureRaw := func() error {
+		if raw == nil {
+			return nil
+		}
+		r, err := raw()
+		if err != nil {
+			return fmt.Errorf("raw PKCS#11 rate: %w", err)
+		}
+		raws = append(raws, r)
+		return nil
+	}
+	if err := measureRaw(); err != nil {
+		return err
+	}
+	if _, err := lg.closed(ctx, *conc, min(*d, time.Second)); err != nil { // warm-up
+		return err
+	}
+	full, err := lg.closed(ctx, *conc, *d)
+	if err != nil {
+		return err
+	}
+	half, err := lg.paced(ctx, full.rate/2, *d)
+	if err != nil {
+		return err
+	}
+	if err := measureRaw(); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "full load:  %8.0f tokens/s  p50 %s  p99 %s  (%d tokens, %d refused or failed)\n",
+		full.rate, full.lat.percentile(50).Round(time.Microsecond), full.lat.percentile(99).Round(time.Microsecond), full.ok, full.failed)
+	fmt.Fprintf(env.stdout, "half load:  %8.0f tokens/s  p50 %s  p99 %s  (paced at %.0f/s; latency from each request's scheduled time)\n",
+		half.rate, half.lat.percentile(50).Round(time.Microsecond), half.lat.percentile(99).Round(time.Microsecond), full.rate/2)
+	if len(raws) > 0 {
+		r := (raws[0] + raws[len(raws)-1]) / 2
+		fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (%s; mean of %.0f before and %.0f after)\n", r, rawDesc, raws[0], raws[len(raws)-1])
+		fmt.Fprintf(env.stdout, "ratio:      %8.2f of the raw sign rate\n", full.rate/r)
+	} else {
+		fmt.Fprintf(env.stdout, "raw HSM:    %s\n", rawDesc)
+	}
+	if full.failed > 0 || half.failed > 0 {
+		return fmt.Errorf("%d requests were not granted (first: %v)", full.failed+half.failed, firstErr(full.firstErr, half.firstErr))
+	}
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// prepareTSARequests builds n DER TimeStampReqs over random data, each
+// with a fresh 64-bit nonce and certReq.
+func prepareTSARequests(n int) ([][]byte, error) {
+	out := make([][]byte, n)
+	for i := range out {
+		var data [32]byte
+		if _, err := rand.Read(data[:]); err != nil {
+			return nil, err
+		}
+		digest := sha256.Sum256(data[:])
+		nonce, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+		if err != nil {
+			return nil, err
+		}
+		oid, _ := tsp.OIDFromHash(crypto.SHA256)
+		req := tsp.Request{MessageImprint: tsp.MessageImprint{HashAlgorithm: oid, HashedMessage: digest[:]}, Nonce: nonce.Add(nonce, big.NewInt(1)), CertReq: true}
+		if out[i], err = req.Marshal(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// tsaLoad sends prepared requests to a TSA.
+type tsaLoad struct {
+	client *http.Client
+	url    string
+	reqs   [][]byte
+	next   atomic.Uint64
+}
+
+// loadResult is one phase's outcome.
+type loadResult struct {
+	rate     float64
+	ok       int64
+	failed   int64
+	firstErr error
+	lat      *latencies
+}
+
+// one posts the next prepared request and checks that it was granted.
+func (l *tsaLoad) one(ctx context.Context) error {
+	body := l.reqs[l.next.Add(1)%uint64(len(l.reqs))]
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", timestamp.QueryContentType)
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return err
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %d", resp.StatusCode)
+	}
+	r, err := tsp.ParseResponse(raw)
+	if err != nil {
+		return err
+	}
+	if r.Status.Status != tsp.StatusGranted || len(r.Token) == 0 {
+		return fmt.Errorf("not granted: %s", r.Status)
+	}
+	return nil
+}
+
+// closed runs g goroutines sending back to back for d.
+func (l *tsaLoad) closed(ctx context.Context, g int, d time.Duration) (*loadResult, error) {
+	res := &loadResult{lat: &latencies{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<14)
+			var failed int64
+			var first error
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if t0.After(deadline) {
+					break
+				}
+				if err := l.one(ctx); err != nil {
+					failed++
+					if first == nil {
+						first = err
+					}
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			res.lat.add(local)
+			mu.Lock()
+			res.ok += int64(len(local))
+			res.failed += failed
+			if res.firstErr == nil {
+				res.firstErr = first
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.rate = float64(res.ok) / time.Since(start).Seconds()
+	return res, ctx.Err()
+}
+
+// paced sends at rate requests per second for d, open loop: each request
+// has a scheduled time and its latency counts from then, so a stalled
+// server is not hidden by the generator waiting for it.
+func (l *tsaLoad) paced(ctx context.Context, rate float64, d time.Duration) (*loadResult, error) {
+	res := &loadResult{lat: &latencies{}}
+	if rate <= 0 {
+		return res, errors.New("paced load: the full-load rate is zero")
+	}
+	interval := time.Duration(float64(time.Second) / rate)
+	n := int(d / interval)
+	due := make(chan time.Time, 1024)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 1<<12)
+			for at := range due {
+				if err := l.one(ctx); err != nil {
+					mu.Lock()
+					res.failed++
+					if res.firstErr == nil {
+						res.firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				local = append(local, time.Since(at))
+			}
+			res.lat.add(local)
+			mu.Lock()
+			res.ok += int64(len(local))
+			mu.Unlock()
+		}()
+	}
+	start := time.Now()
+	for i := range n {
+		at := start.Add(time.Duration(i) * interval)
+		if w := time.Until(at); w > 0 {
+			time.Sleep(w)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		due <- at
+	}
+	close(due)
+	wg.Wait()
+	res.rate = float64(res.ok) / time.Since(start).Seconds()
+	return res, ctx.Err()
+}
