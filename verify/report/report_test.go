@@ -34,3 +34,24 @@ func TestFinish(t *testing.T) {
 		}
 	}
 }
+
+func TestTextAndExitCode(t *testing.T) {
+	r := &Report{Signatures: []Signature{{Field: "Sig1", Kind: "signature", Indication: TotalFailed, SubIndication: HashFailure,
+		Errors: []string{"the signed bytes were changed"}, Signer: &Signer{Name: "CN=A", CivilNumber: "123"}}}}
+	r.Finish()
+	if r.ExitCode() != 1 {
+		t.Fatalf("exit code %d", r.ExitCode())
+	}
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Verdict: TOTAL-FAILED / HASH_FAILURE", `signature "Sig1"`, "civil number: 123", "the signed bytes were changed"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+	if (&Report{Indication: TotalPassed}).ExitCode() != 0 || (&Report{Indication: Indeterminate}).ExitCode() != 2 {
+		t.Error("exit codes")
+	}
+}
