@@ -52,6 +52,8 @@ type Config struct {
 	TSA TSAConfig `yaml:"tsa"`
 	// Revocation configures CRLs, the OCSP responder and revocation polling.
 	Revocation RevocationConfig `yaml:"revocation"`
+	// Signing configures e-seals and remote signatures (PAdES).
+	Signing SigningConfig `yaml:"signing"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -149,6 +151,7 @@ func Default(dir string) *Config {
 		TSA:  DefaultTSAConfig(),
 
 		Revocation: DefaultRevocationConfig(),
+		Signing:    DefaultSigningConfig(),
 	}
 	c.dir = dir
 	return c
@@ -283,6 +286,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err.Error())
 	}
 	if err := c.Revocation.Validate(c.PublicBaseURL, c.CA.Enabled()); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := c.Signing.Validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {

@@ -1,0 +1,126 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// SigningConfig configures the signing service: e-seals for agencies and
+// remote signatures for citizens. It applies when the ca section is enabled
+// (the credentials are keys the CA certified on the token).
+type SigningConfig struct {
+	// Disabled turns the signing service off.
+	Disabled bool `yaml:"disabled,omitempty"`
+	// TSAURL is the time-stamp authority used for B-T and above. Empty means
+	// this deployment's own TSA (publicBaseURL + "/tsa"), called in process
+	// when this server serves it.
+	TSAURL string `yaml:"tsaURL,omitempty"`
+	// Timeout bounds each call to the TSA and to the revocation services
+	// (default 10s).
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxDocumentBytes bounds one PDF (default 1 GiB).
+	MaxDocumentBytes int64 `yaml:"maxDocumentBytes"`
+	// MaxBatchDocuments bounds the documents of one batch seal (default 100).
+	MaxBatchDocuments int `yaml:"maxBatchDocuments"`
+	// SADLifetime is how long signature activation data stays usable
+	// (default 5m).
+	SADLifetime time.Duration `yaml:"sadLifetime"`
+	// MaxHashesPerSAD bounds numSignatures of one authorisation (default 100).
+	MaxHashesPerSAD int `yaml:"maxHashesPerSAD"`
+	// TempDir holds uploaded documents while they are signed (default: the
+	// system's temporary folder; relative to the data folder).
+	TempDir string `yaml:"tempDir,omitempty"`
+	// PINMemoryKiB is argon2id's memory per PIN hash in KiB (default 19456).
+	PINMemoryKiB uint32 `yaml:"pinMemoryKiB"`
+	// PINTime is argon2id's number of passes (default 2).
+	PINTime uint32 `yaml:"pinTime"`
+}
+
+// DefaultSigningConfig returns the signing settings of a local setup.
+func DefaultSigningConfig() SigningConfig {
+	return SigningConfig{
+		Timeout: 10 * time.Second, MaxDocumentBytes: 1 << 30, MaxBatchDocuments: 100,
+		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2,
+	}
+}
+
+// Enabled reports whether the signing service runs (it needs the CA).
+func (c SigningConfig) Enabled(ca CAConfig) bool { return !c.Disabled && ca.Enabled() }
+
+// TSAURLOrDefault returns the TSA URL used for B-T and above.
+func (c SigningConfig) TSAURLOrDefault(publicBaseURL string) string {
+	if c.TSAURL != "" {
+		return c.TSAURL
+	}
+	return publicBaseURL + "/tsa"
+}
+
+// WithDefaults returns c with every zero field set to its default, so that
+// a configuration written before the signing section existed still works.
+func (c SigningConfig) WithDefaults() SigningConfig {
+	d := DefaultSigningConfig()
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.MaxDocumentBytes == 0 {
+		c.MaxDocumentBytes = d.MaxDocumentBytes
+	}
+	if c.MaxBatchDocuments == 0 {
+		c.MaxBatchDocuments = d.MaxBatchDocuments
+	}
+	if c.SADLifetime == 0 {
+		c.SADLifetime = d.SADLifetime
+	}
+	if c.MaxHashesPerSAD == 0 {
+		c.MaxHashesPerSAD = d.MaxHashesPerSAD
+	}
+	if c.PINMemoryKiB == 0 {
+		c.PINMemoryKiB = d.PINMemoryKiB
+	}
+	if c.PINTime == 0 {
+		c.PINTime = d.PINTime
+	}
+	return c
+}
+
+// Validate checks the signing section (zero values stand for defaults).
+func (c SigningConfig) Validate() error {
+	c = c.WithDefaults()
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, "signing."+key+": "+fmt.Sprintf(format, args...))
+	}
+	if c.TSAURL != "" {
+		if u, err := url.Parse(c.TSAURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("tsaURL", "want an absolute http(s) URL, got %q", c.TSAURL)
+		}
+	}
+	if c.Timeout <= 0 || c.Timeout > 5*time.Minute {
+		bad("timeout", "want a duration above 0 and at most 5m, got %s", c.Timeout)
+	}
+	if c.MaxDocumentBytes < 1024 {
+		bad("maxDocumentBytes", "must be at least 1024, got %d", c.MaxDocumentBytes)
+	}
+	if c.MaxBatchDocuments < 1 || c.MaxBatchDocuments > 10000 {
+		bad("maxBatchDocuments", "want 1 to 10000, got %d", c.MaxBatchDocuments)
+	}
+	if c.SADLifetime < 10*time.Second || c.SADLifetime > time.Hour {
+		bad("sadLifetime", "want 10s to 1h, got %s", c.SADLifetime)
+	}
+	if c.MaxHashesPerSAD < 1 || c.MaxHashesPerSAD > 1000 {
+		bad("maxHashesPerSAD", "want 1 to 1000, got %d", c.MaxHashesPerSAD)
+	}
+	if c.PINMemoryKiB < 8*1024 || c.PINMemoryKiB > 1<<20 {
+		bad("pinMemoryKiB", "want 8192 to 1048576, got %d", c.PINMemoryKiB)
+	}
+	if c.PINTime < 1 || c.PINTime > 16 {
+		bad("pinTime", "want 1 to 16, got %d", c.PINTime)
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
