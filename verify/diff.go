@@ -118,6 +118,21 @@ func (v *Verifier) checkModifications(dc *docContext, s *pdf.SigField, rev int, 
 			}
 		}
 	}
+	// A new catalog object (the trailer's /Root redirected) is compared with
+	// the signed catalog as if it were the same object.
+	if oldRoot, ok := f.RootRef(rev); ok {
+		for k := rev + 1; k < len(f.Sections); k++ {
+			if nr, ok := f.RootRef(k); ok && nr.Num != oldRoot.Num {
+				oldD := f.Dict(oldRoot, rev)
+				newD := f.Dict(nr, k)
+				if oldD == nil || newD == nil {
+					changes = append(changes, change{msg: "the document catalog was replaced", class: chFatal})
+					continue
+				}
+				changes = append(changes, catalogChange(f, oldD, newD, rev, k))
+			}
+		}
+	}
 	fatal := false
 	msgs := map[string]bool{}
 	for _, c := range changes {
@@ -217,19 +232,7 @@ func classifyObject(f *pdf.File, s *pdf.SigField, rev, k int, n int64) (change, 
 	}
 	oldD, newD := dictOf(oldO), dictOf(newO)
 	if rr, ok := f.RootRef(rev); ok && rr.Num == n {
-		c := diffDict(oldD, newD, "catalog", map[pdf.Name]changeClass{"DSS": chAllowed, "AcroForm": chSigning, "Extensions": chAllowed,
-			"Metadata": chMetadata, "Perms": chAllowed, "Names": chAnnot})
-		// Scripts added through the name tree are never a permitted change.
-		oldN, newN := f.Dict(oldD["Names"], rev), f.Dict(newD["Names"], k)
-		if newN != nil && newN["JavaScript"] != nil && (oldN == nil || !pdf.Equal(oldN["JavaScript"], newN["JavaScript"])) {
-			return change{msg: "JavaScript was added to the document", class: chFatal}, true
-		}
-		if oldD["OpenAction"] != nil || newD["OpenAction"] != nil {
-			if !pdf.Equal(oldD["OpenAction"], newD["OpenAction"]) {
-				return change{msg: "the document's open action was changed", class: chFatal}, true
-			}
-		}
-		return c, true
+		return catalogChange(f, oldD, newD, rev, k), true
 	}
 	if info, ok := f.Trailer(rev)["Info"].(pdf.Ref); ok && info.Num == n {
 		return change{msg: "document information changed", class: chMetadata}, true
@@ -250,6 +253,11 @@ func classifyObject(f *pdf.File, s *pdf.SigField, rev, k int, n int64) (change, 
 	case oldD.Name("Type") == "Page":
 		return diffDict(oldD, newD, "page", map[pdf.Name]changeClass{"Annots": chAnnot}), true
 	case oldD["Fields"] != nil && oldD.Name("Type") == "":
+		oldF, _ := f.ResolveArray(oldD["Fields"], rev)
+		newF, _ := f.ResolveArray(newD["Fields"], k)
+		if !superset(newF, oldF) {
+			return change{msg: "form fields were removed", class: chFatal}, true
+		}
 		return diffDict(oldD, newD, "form", map[pdf.Name]changeClass{"Fields": chSigning, "SigFlags": chSigning, "DR": chFormFill,
 			"DA": chFormFill, "NeedAppearances": chFormFill}), true
 	case oldD.Name("FT") == "Sig" || (oldD.Name("Subtype") == "Widget" && newD.Name("FT") == "Sig"):
@@ -384,4 +392,25 @@ func objectsEqual(f *pdf.File, a, b pdf.Object) bool {
 		return err1 == nil && err2 == nil && bytes.Equal(da, db)
 	}
 	return pdf.Equal(a, b)
+}
+
+// catalogChange classifies changes of the document catalog.
+func catalogChange(f *pdf.File, oldD, newD pdf.Dict, rev, k int) change {
+	c := diffDict(oldD, newD, "catalog", map[pdf.Name]changeClass{"DSS": chAllowed, "AcroForm": chSigning, "Extensions": chAllowed,
+		"Metadata": chMetadata, "Perms": chAllowed, "Names": chAnnot})
+	// Scripts added through the name tree are never a permitted change.
+	oldN, newN := f.Dict(oldD["Names"], rev), f.Dict(newD["Names"], k)
+	if newN != nil && newN["JavaScript"] != nil && (oldN == nil || !pdf.Equal(oldN["JavaScript"], newN["JavaScript"])) {
+		return change{msg: "JavaScript was added to the document", class: chFatal}
+	}
+	if !pdf.Equal(oldD["OpenAction"], newD["OpenAction"]) {
+		return change{msg: "the document's open action was changed", class: chFatal}
+	}
+	// Signature fields may be added, never removed.
+	oldF, _ := f.ResolveArray(f.Dict(oldD["AcroForm"], rev)["Fields"], rev)
+	newF, _ := f.ResolveArray(f.Dict(newD["AcroForm"], k)["Fields"], k)
+	if !superset(newF, oldF) {
+		return change{msg: "form fields were removed", class: chFatal}
+	}
+	return c
 }

@@ -126,6 +126,9 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	if err != nil {
 		rep.Warnings = append(rep.Warnings, "reading signature fields: "+err.Error())
 	}
+	// Signatures that a later revision removed from the form are still
+	// validated (and fail for the removal) rather than silently dropped.
+	sigs = append(sigs, removedSignatures(f, sigs)...)
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
 	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: &ocspMemo{}}
 	dc.loadDSS()
@@ -245,4 +248,32 @@ func (dc *docContext) loadDSS() {
 	}
 	dc.dssCRL = streams("CRLs")
 	dc.dssOCSP = streams("OCSPs")
+}
+
+// maxRevisionsScanned bounds the search for removed signatures.
+const maxRevisionsScanned = 64
+
+// removedSignatures lists signature fields present in an earlier revision
+// but not in the latest one.
+func removedSignatures(f *pdf.File, latest []*pdf.SigField) []*pdf.SigField {
+	key := func(s *pdf.SigField) string { return fmt.Sprint(s.ValueRef, s.Contents.Start, s.ByteRange) }
+	seen := map[string]bool{}
+	for _, s := range latest {
+		seen[key(s)] = true
+	}
+	var out []*pdf.SigField
+	first := len(f.Sections) - 1 - maxRevisionsScanned
+	if first < 0 {
+		first = 0
+	}
+	for rev := len(f.Sections) - 2; rev >= first; rev-- {
+		old, _ := f.Signatures(rev)
+		for _, s := range old {
+			if !seen[key(s)] {
+				seen[key(s)] = true
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
