@@ -78,6 +78,7 @@ type SignedData struct {
 // FormatError is a structural defect of the CMS encoding.
 type FormatError struct{ Msg string }
 
+// Error implements error.
 func (e *FormatError) Error() string { return "cms: " + e.Msg }
 
 func formatErr(format string, a ...any) error {

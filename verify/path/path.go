@@ -43,6 +43,7 @@ type Error struct {
 	RevokedAt time.Time
 }
 
+// Error implements error.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s: certificate %d: %s", e.Sub, e.Index, e.Msg)
 }

@@ -37,6 +37,7 @@ type Ref struct {
 	Gen int64
 }
 
+// String renders the reference as "n g R".
 func (r Ref) String() string { return fmt.Sprintf("%d %d R", r.Num, r.Gen) }
 
 // Stream is a stream object: its dictionary and the file offset and length
