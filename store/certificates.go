@@ -63,15 +63,16 @@ func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
 	if created.IsZero() {
 		created = time.Now()
 	}
-	insert := func(t *txn) error {
-		_, err := t.exec(ctx, `INSERT INTO certificates
+	const insertSQL = `INSERT INTO certificates
 	(serial, ca, profile, state, tbs_hash, key_hash, request_id, requested_by, not_after, created_at)
-	VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)`,
-			in.Serial, in.CA, in.Profile, in.TBSHash[:], in.KeyHash[:], nullString(in.RequestID), in.RequestedBy,
-			in.NotAfter.Unix(), created.UnixNano())
+	VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)`
+	args := []any{in.Serial, in.CA, in.Profile, in.TBSHash[:], in.KeyHash[:], nullString(in.RequestID), in.RequestedBy,
+		in.NotAfter.Unix(), created.UnixNano()}
+	insert := func(t *txn) error {
+		_, err := t.exec(ctx, insertSQL, args...)
 		return err
 	}
-	err := c.db.writeTx(ctx, insert)
+	_, err := c.db.execOne(ctx, insertSQL, args...)
 	if err == nil {
 		return nil
 	}
@@ -173,24 +174,35 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 	}
 	tbs := sha256.Sum256(cert.RawTBSCertificate)
 	part := crl.Partition(serial, c.partitions(rec.CA))
-	return c.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, `UPDATE certificates
+	n, err := c.db.execOne(ctx, `UPDATE certificates
 	SET state = 'issued', der = ?, subject = ?, not_before = ?, not_after = ?, credential_id = ?, crl_partition = ?, issued_at = ?
 	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?`,
-			rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
-			time.Now().UnixNano(), rec.Serial, tbs[:], rec.CA, rec.Profile)
-		if err != nil {
-			return mapErr("store: storing certificate "+rec.Serial, err)
+		rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
+		time.Now().UnixNano(), rec.Serial, tbs[:], rec.CA, rec.Profile)
+	if err != nil {
+		return mapErr("store: storing certificate "+rec.Serial, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("store: certificate %s has no pending intent with that TBSCertificate, CA and profile", rec.Serial)
+	}
+	return nil
+}
+
+// execOne runs one write statement on its own (autocommit: one round trip
+// on PostgreSQL instead of BEGIN, statement, COMMIT), retrying retryable
+// failures like writeTx, and returns the number of rows it changed.
+func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error) {
+	q = db.rebind(q)
+	for attempt := 1; ; attempt++ {
+		res, err := db.w.ExecContext(ctx, q, args...)
+		if err == nil {
+			return res.RowsAffected()
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("store: storing certificate %s: %w", rec.Serial, err)
+		if !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
+			return 0, err
 		}
-		if n != 1 {
-			return fmt.Errorf("store: certificate %s has no pending intent with that TBSCertificate, CA and profile", rec.Serial)
-		}
-		return nil
-	})
+		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+	}
 }
 
 // certColumns are the columns GetCertificate reads, in scan order.
