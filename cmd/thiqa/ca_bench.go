@@ -118,6 +118,11 @@ func benchIssue(ctx context.Context, env *cliEnv, args []string) error {
 	for _, ph := range issuePhases {
 		total += after[ph+"_sum"] - before[ph+"_sum"]
 	}
+	if cpu := after["cpu"] - before["cpu"]; cpu > 0 && ok > 0 {
+		perCert := cpu / float64(ok)
+		fmt.Fprintf(env.stdout, "server CPU    %.2f ms/cert (SoftHSM included, it runs in the server process) -> %.0f certificates/s per dedicated core\n",
+			1000*perCert, 1/perCert)
+	}
 	if total > 0 && ok > 0 {
 		var parts []string
 		for _, ph := range issuePhases {
@@ -254,7 +259,8 @@ func postIssue(ctx context.Context, client *http.Client, base, bearer string, bo
 }
 
 // scrapePhases reads the sums and counts of thiqa_ca_issue_phase_seconds
-// from /metrics, keyed "lint_sum", "lint_count", ...
+// and the server's process_cpu_seconds_total from /metrics, keyed
+// "lint_sum", "lint_count", ..., "cpu".
 func scrapePhases(ctx context.Context, client *http.Client, base string) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
@@ -273,6 +279,11 @@ func scrapePhases(ctx context.Context, client *http.Client, base string) (map[st
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "process_cpu_seconds_total "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				out["cpu"] = f
+			}
+		}
 		for _, kind := range []string{"sum", "count"} {
 			rest, ok := strings.CutPrefix(line, "thiqa_ca_issue_phase_seconds_"+kind+`{phase="`)
 			if !ok {
