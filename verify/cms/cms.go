@@ -168,7 +168,7 @@ func parseSignedData(sd cryptobyte.String) (*SignedData, error) {
 		if !eci.ReadASN1(&exp, cbasn1.Tag(0).ContextSpecific().Constructed()) {
 			return nil, formatErr("malformed eContent")
 		}
-		content, err := readOctets(exp)
+		content, err := readOctets(exp, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -243,8 +243,12 @@ func parseSignedData(sd cryptobyte.String) (*SignedData, error) {
 	return out, nil
 }
 
-// readOctets reads an OCTET STRING, primitive or (BER) constructed.
-func readOctets(s cryptobyte.String) ([]byte, error) {
+// readOctets reads an OCTET STRING, primitive or (BER) constructed, with
+// bounded nesting.
+func readOctets(s cryptobyte.String, depth int) ([]byte, error) {
+	if depth > 16 {
+		return nil, formatErr("constructed OCTET STRING nested too deeply")
+	}
 	var el cryptobyte.String
 	var tag cbasn1.Tag
 	if !s.ReadAnyASN1(&el, &tag) {
@@ -256,7 +260,7 @@ func readOctets(s cryptobyte.String) ([]byte, error) {
 	case cbasn1.OCTET_STRING.Constructed():
 		var out []byte
 		for !el.Empty() {
-			part, err := readOctets(el)
+			part, err := readOctets(el, depth+1)
 			if err != nil {
 				return nil, err
 			}

@@ -17,7 +17,13 @@ type policyNode struct {
 	depth    int
 }
 
+// maxPolicyNodes bounds the valid_policy_tree (policy-mapping explosions
+// are a known denial of service).
+const maxPolicyNodes = 10000
+
 type policyState struct {
+	nodes        int
+	tooBig       bool
 	levels       [][]*policyNode // levels[d] = nodes at depth d; nil tree = levels == nil
 	explicit     int
 	anyInhibit   int
@@ -72,6 +78,11 @@ func certPolicies(c *x509.Certificate) []string {
 }
 
 func (st *policyState) addChild(parent *policyNode, valid string, expected map[string]bool, depth int) {
+	if st.nodes >= maxPolicyNodes {
+		st.tooBig = true
+		return
+	}
+	st.nodes++
 	n := &policyNode{valid: valid, expected: expected, parent: parent, depth: depth}
 	parent.children = append(parent.children, n)
 	for len(st.levels) <= depth {
@@ -156,6 +167,9 @@ func (st *policyState) processCert(c *x509.Certificate, i, n int, selfIss bool) 
 		}
 	} else {
 		st.levels = nil
+	}
+	if st.tooBig {
+		return errors.New("certificate policy tree exceeds the processing limit")
 	}
 	if st.explicit <= 0 && st.levels == nil {
 		return errors.New("no valid set of policies")

@@ -494,6 +494,9 @@ func unpredict(data []byte, parm Dict) ([]byte, error) {
 	}
 	bpp := int((colors*bpc + 7) / 8)
 	row := int((cols*colors*bpc + 7) / 8)
+	if row <= 0 || row > len(data) {
+		return nil, malformed("predictor row longer than the stream")
+	}
 	var out []byte
 	prev := make([]byte, row)
 	for len(data) > 0 {
