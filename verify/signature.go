@@ -114,12 +114,13 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 		return sr
 	}
 	sr.SignatureIntact = true
-	if sr.SubFilter == "ETSI.CAdES.detached" {
-		if _, ok := cms.Attr(si.SignedAttrs, cms.OIDAttrSigningCertV2); !ok {
-			if _, ok1 := cms.Attr(si.SignedAttrs, cms.OIDAttrSigningCert); !ok1 {
-				st.warn("PAdES signature without a signing-certificate(-v2) attribute")
-			}
-		}
+	// The sid is not signed: only a signing-certificate(-v2) attribute binds
+	// the signature to one certificate (EN 319 102-1 §5.2.3, as EU DSS).
+	_, v2 := cms.Attr(si.SignedAttrs, cms.OIDAttrSigningCertV2)
+	_, v1 := cms.Attr(si.SignedAttrs, cms.OIDAttrSigningCert)
+	if !v2 && !v1 {
+		st.fail(report.Indeterminate, report.NoSigningCertificateFound,
+			"no signing-certificate(-v2) signed attribute binds the signature to the signer's certificate")
 	}
 	checkSignerUsage(st, cert)
 	// Signature timestamps: the imprint is the hash of the signature value.

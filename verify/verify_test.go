@@ -56,7 +56,12 @@ func TestGeneratedSignatures(t *testing.T) {
 		{name: "revocation required, none available", opts: Options{TrustAnchors: []*x509.Certificate{p.root}}, ind: report.Indeterminate, sub: report.TryLater, level: "B-B"},
 		{name: "pkcs7 subfilter", o: signOpts{subFilter: "adbe.pkcs7.detached"}, opts: trusted, ind: report.TotalPassed, level: "PKCS7-B"},
 		{name: "ski signer id", o: signOpts{skiSID: true}, opts: trusted, ind: report.TotalPassed, level: "B-B"},
-		{name: "no signed attributes", o: signOpts{noAttrs: true, subFilter: "adbe.pkcs7.detached"}, opts: trusted, ind: report.TotalPassed},
+		{name: "no signed attributes", o: signOpts{noAttrs: true, subFilter: "adbe.pkcs7.detached"}, opts: trusted,
+			ind: report.Indeterminate, sub: report.NoSigningCertificateFound, checkFn: func(t *testing.T, r *report.Report) {
+				if !r.Signatures[0].SignatureIntact {
+					t.Error("an intact signature without signed attributes reported as broken")
+				}
+			}},
 		{name: "encapsulated content", o: signOpts{encapsulate: true}, opts: trusted, ind: report.TotalFailed, sub: report.FormatFailure},
 		{name: "wrong signing-certificate-v2", o: signOpts{wrongCert: true}, opts: trusted, ind: report.Indeterminate, sub: report.NoSigningCertificateFound},
 		{name: "one byte changed", opts: trusted, ind: report.TotalFailed, sub: report.HashFailure, mutate: func(b []byte) []byte {
