@@ -1,0 +1,292 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/pin"
+)
+
+// The credentials table keeps citizens' signing PINs for package pin.
+var _ pin.Store = (*SigningCredentials)(nil)
+
+// Owner kinds of a signing credential.
+const (
+	OwnerAgency  = "agency"
+	OwnerCitizen = "citizen"
+)
+
+// SigningCredential is a key on the token certified for signing or sealing,
+// bound to its owner.
+type SigningCredential struct {
+	// ID is the credential ID the CA returned at issuance (the key's label).
+	ID string
+	// OwnerKind is OwnerAgency or OwnerCitizen.
+	OwnerKind string
+	// OwnerID is the agency's organizationIdentifier or the citizen's civil number.
+	OwnerID string
+	// Profile is the certificate profile (organisation-seal, citizen-signing).
+	Profile string
+	// KeyLabel is the key's label on the token.
+	KeyLabel string
+	// CertSerial is the certificate's serial (lower-case hex).
+	CertSerial string
+	// ChainDER is the certificate then its issuers, DER, concatenated.
+	ChainDER []byte
+	// NotAfter is the certificate's expiry.
+	NotAfter time.Time
+	// PINSet reports whether the owner has set a signing PIN.
+	PINSet bool
+	// PINFailures is the count of consecutive wrong PIN tries.
+	PINFailures int
+	// CreatedAt is when the credential was recorded here.
+	CreatedAt time.Time
+}
+
+// SigningCredentials stores signing credentials, their PINs and SADs.
+type SigningCredentials struct{ db *DB }
+
+// SigningCredentials returns the signing service's store.
+func (db *DB) SigningCredentials() *SigningCredentials { return &SigningCredentials{db: db} }
+
+const credColumns = `id, owner_kind, owner_id, profile, key_label, cert_serial, chain_der, not_after, pin_hash IS NOT NULL, pin_failures, created_at`
+
+func scanCredential(sc interface{ Scan(...any) error }) (*SigningCredential, error) {
+	var c SigningCredential
+	var na, ca, failures int64
+	if err := sc.Scan(&c.ID, &c.OwnerKind, &c.OwnerID, &c.Profile, &c.KeyLabel, &c.CertSerial, &c.ChainDER, &na, &c.PINSet, &failures, &ca); err != nil {
+		return nil, err
+	}
+	c.NotAfter, c.CreatedAt, c.PINFailures = time.Unix(0, na).UTC(), time.Unix(0, ca).UTC(), int(failures)
+	return &c, nil
+}
+
+// RegisterCredential records c unless a credential with its ID exists; it
+// returns the stored credential either way (the first registration wins).
+func (s *SigningCredentials) RegisterCredential(ctx context.Context, c SigningCredential) (*SigningCredential, error) {
+	if c.ID == "" || c.OwnerID == "" || (c.OwnerKind != OwnerAgency && c.OwnerKind != OwnerCitizen) || len(c.ChainDER) == 0 {
+		return nil, errors.New("store: credential needs an ID, an owner and a certificate chain")
+	}
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO signing_credentials (id, owner_kind, owner_id, profile, key_label, cert_serial, chain_der, not_after, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			c.ID, c.OwnerKind, c.OwnerID, c.Profile, c.KeyLabel, c.CertSerial, c.ChainDER, c.NotAfter.UnixNano(), time.Now().UnixNano())
+		return mapErr("store: registering credential "+c.ID, err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Credential(ctx, c.ID)
+}
+
+// Credential returns the credential with that ID (ErrNotFound otherwise).
+func (s *SigningCredentials) Credential(ctx context.Context, id string) (*SigningCredential, error) {
+	c, err := scanCredential(s.db.queryRow(ctx, `SELECT `+credColumns+` FROM signing_credentials WHERE id = ?`, id))
+	if err != nil {
+		return nil, mapErr("store: reading credential "+id, err)
+	}
+	return c, nil
+}
+
+// CredentialsOf lists an owner's credentials, oldest first.
+func (s *SigningCredentials) CredentialsOf(ctx context.Context, kind, owner string) ([]*SigningCredential, error) {
+	rows, err := s.db.query(ctx, `SELECT `+credColumns+` FROM signing_credentials WHERE owner_kind = ? AND owner_id = ? ORDER BY created_at, id`, kind, owner)
+	if err != nil {
+		return nil, mapErr("store: listing credentials", err)
+	}
+	defer rows.Close()
+	var out []*SigningCredential
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, mapErr("store: reading credential", err)
+		}
+		out = append(out, c)
+	}
+	return out, mapErr("store: listing credentials", rows.Err())
+}
+
+// UnregisteredCredential is an issued certificate of a key on the token
+// (certificates.credential_id) not yet recorded as a signing credential.
+type UnregisteredCredential struct {
+	CredentialID, CA, Profile, Serial string
+	DER                               []byte
+}
+
+// UnregisteredCredentials returns up to limit issued certificates whose
+// credential is not yet in signing_credentials, so that the signing service
+// can register them (it reads the owner from the certificate itself).
+func (s *SigningCredentials) UnregisteredCredentials(ctx context.Context, limit int) ([]UnregisteredCredential, error) {
+	rows, err := s.db.query(ctx, `SELECT c.credential_id, c.ca, c.profile, c.serial, c.der FROM certificates c
+	WHERE c.credential_id IS NOT NULL AND c.state = 'issued'
+	AND NOT EXISTS (SELECT 1 FROM signing_credentials s WHERE s.id = c.credential_id)
+	ORDER BY c.created_at LIMIT ?`, limit)
+	if err != nil {
+		return nil, mapErr("store: listing unregistered credentials", err)
+	}
+	defer rows.Close()
+	var out []UnregisteredCredential
+	for rows.Next() {
+		var u UnregisteredCredential
+		if err := rows.Scan(&u.CredentialID, &u.CA, &u.Profile, &u.Serial, &u.DER); err != nil {
+			return nil, mapErr("store: reading unregistered credential", err)
+		}
+		out = append(out, u)
+	}
+	return out, mapErr("store: listing unregistered credentials", rows.Err())
+}
+
+// CreatePIN implements pin.Store: it sets the PIN hash of credential subject
+// when none is set.
+func (s *SigningCredentials) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
+	var n int64
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE signing_credentials SET pin_hash = ?, pin_failures = 0, pin_set_at = ? WHERE id = ? AND pin_hash IS NULL`,
+			hash, time.Now().UnixNano(), subject)
+		if err != nil {
+			return mapErr("store: setting PIN", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
+}
+
+// AttemptPIN implements pin.Store: one conditional UPDATE counts the try.
+func (s *SigningCredentials) AttemptPIN(ctx context.Context, subject string, limit int) (pin.State, bool, error) {
+	var st pin.State
+	found := false
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		found = false
+		var hash sql.NullString
+		var failures int64
+		err := t.queryRow(ctx, `UPDATE signing_credentials SET pin_failures = pin_failures + 1
+	WHERE id = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`, subject, limit).Scan(&hash, &failures)
+		if err == nil {
+			st, found = pin.State{Hash: hash.String, Failures: int(failures) - 1}, true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return mapErr("store: counting PIN try", err)
+		}
+		err = t.queryRow(ctx, `SELECT pin_hash, pin_failures FROM signing_credentials WHERE id = ?`, subject).Scan(&hash, &failures)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return mapErr("store: reading PIN state", err)
+		}
+		if hash.Valid {
+			st, found = pin.State{Hash: hash.String, Failures: int(failures)}, true
+		}
+		return nil
+	})
+	return st, found, err
+}
+
+// ResetPINFailures implements pin.Store.
+func (s *SigningCredentials) ResetPINFailures(ctx context.Context, subject string) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `UPDATE signing_credentials SET pin_failures = 0 WHERE id = ? AND pin_failures <> 0`, subject)
+		return mapErr("store: resetting PIN failures", err)
+	})
+}
+
+// SAD is a one-time authorisation of a credential for exact hashes.
+type SAD struct {
+	// CredentialID is the credential authorised.
+	CredentialID string
+	// HashAlg is the hash algorithm OID the hashes were made with.
+	HashAlg string
+	// Hashes are the authorised hash values.
+	Hashes [][]byte
+	// NumSignatures is how many signatures were authorised.
+	NumSignatures int
+	// ExpiresAt ends the authorisation.
+	ExpiresAt time.Time
+}
+
+// SADKey is what the store keeps of a SAD value: its SHA-256.
+func SADKey(sad string) []byte {
+	h := sha256.Sum256([]byte(sad))
+	return h[:]
+}
+
+func encodeHashes(hs [][]byte) string {
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = base64.StdEncoding.EncodeToString(h)
+	}
+	return strings.Join(parts, ",")
+}
+
+func decodeHashes(s string) ([][]byte, error) {
+	var out [][]byte
+	for _, p := range strings.Split(s, ",") {
+		b, err := base64.StdEncoding.DecodeString(p)
+		if err != nil {
+			return nil, fmt.Errorf("store: stored SAD hashes: %w", err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// InsertSAD records the authorisation a (keyed by SADKey(sad)).
+func (s *SigningCredentials) InsertSAD(ctx context.Context, sad string, a SAD) error {
+	if len(a.Hashes) == 0 || a.NumSignatures < 1 {
+		return errors.New("store: a SAD needs hashes")
+	}
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO signing_sads (sad_hash, credential_id, hash_alg, hashes, num_signatures, expires_at, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?)`, SADKey(sad), a.CredentialID, a.HashAlg, encodeHashes(a.Hashes), a.NumSignatures, a.ExpiresAt.UnixNano(), time.Now().UnixNano())
+		return mapErr("store: recording SAD", err)
+	})
+}
+
+// ConsumeSAD marks the SAD used and returns what it authorised, in one
+// conditional UPDATE: it succeeds once, for an unexpired SAD of that
+// credential. Otherwise it returns an error wrapping ErrNotFound (unknown,
+// already used, expired or for another credential: callers need not know
+// which).
+func (s *SigningCredentials) ConsumeSAD(ctx context.Context, sad, credentialID string, now time.Time) (*SAD, error) {
+	var a SAD
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		var hashes string
+		var n, exp int64
+		err := t.queryRow(ctx, `UPDATE signing_sads SET used_at = ? WHERE sad_hash = ? AND credential_id = ? AND used_at IS NULL AND expires_at > ?
+	RETURNING credential_id, hash_alg, hashes, num_signatures, expires_at`, now.UnixNano(), SADKey(sad), credentialID, now.UnixNano()).
+			Scan(&a.CredentialID, &a.HashAlg, &hashes, &n, &exp)
+		if err != nil {
+			return mapErr("store: consuming SAD", err)
+		}
+		a.NumSignatures, a.ExpiresAt = int(n), time.Unix(0, exp).UTC()
+		a.Hashes, err = decodeHashes(hashes)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// DeleteExpiredSADs removes SADs that expired before cutoff and returns how
+// many went.
+func (s *SigningCredentials) DeleteExpiredSADs(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `DELETE FROM signing_sads WHERE expires_at < ?`, cutoff.UnixNano())
+		if err != nil {
+			return mapErr("store: deleting expired SADs", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
