@@ -343,3 +343,27 @@ func (p *testPKI) ocspFor(t testing.TB, cert *x509.Certificate) []byte {
 	}
 	return der
 }
+
+// appendDocTimestamp appends a revision with a document timestamp over
+// everything before its /Contents; catalog is the new catalog body (it
+// must list field 20 in /AcroForm /Fields).
+func (p *testPKI) appendDocTimestamp(t testing.TB, b []byte, catalog string) []byte {
+	t.Helper()
+	placeholderBR := "[0 0000000000 0000000000 0000000000]"
+	objs := map[int]string{
+		1:  catalog,
+		20: "<< /FT /Sig /Type /Annot /Subtype /Widget /Rect [0 0 0 0] /T (DocTS) /V 21 0 R /P 3 0 R /F 132 >>",
+		21: "<< /Type /DocTimeStamp /Filter /Adobe.PPKLite /SubFilter /ETSI.RFC3161 /ByteRange " + placeholderBR +
+			" /Contents <" + strings.Repeat("0", contentsHexLen) + "> >>",
+	}
+	out := appendUpdate(b, objs, 1)
+	base := len(b)
+	cStart := base + bytes.Index(out[base:], []byte("/Contents <")) + len("/Contents ")
+	cEnd := cStart + contentsHexLen + 2
+	br := fmt.Sprintf("[0 %010d %010d %010d]", cStart, cEnd, len(out)-cEnd)
+	brPos := base + bytes.Index(out[base:], []byte(placeholderBR))
+	copy(out[brPos:], br)
+	signed := append(append([]byte{}, out[:cStart]...), out[cEnd:]...)
+	tok := p.timestampToken(t, signed, time.Now())
+	return fill(t, out, cStart, tok)
+}
