@@ -205,32 +205,36 @@ func dpMatch(a, b []generalName) bool {
 	return false
 }
 
-// crlApplies decides whether crl (with idp p, possibly nil) is a CRL for c.
+// crlApplies decides whether crl (with idp p, possibly nil) is a CRL for c
+// (RFC 5280 §6.3.3 (b)): some distribution point of c must name the CRL's
+// issuer (its cRLIssuer, with an indirect CRL, or else c's issuer) and,
+// when the CRL has an IDP distribution point, one of the same names.
 func crlApplies(crl *x509.RevocationList, p *idp, c *x509.Certificate) bool {
-	dps, hasDP := certDPs(c)
-	direct := nameEqual(crl.RawIssuer, c.RawIssuer)
-	issuerOK := direct
-	if !direct && p != nil && p.indirect {
-		for _, d := range dps {
-			if dpMatch(d.crlIssuer, []generalName{{tag: gnDir, data: crl.RawIssuer}}) {
-				issuerOK = true
-			}
+	var idpNames []generalName
+	if p != nil {
+		idpNames = p.fullNames
+		if p.relative != nil {
+			idpNames = []generalName{appendRDN(crl.RawIssuer, p.relative)}
 		}
 	}
-	if !issuerOK {
-		return false
-	}
-	if p == nil || (len(p.fullNames) == 0 && p.relative == nil) {
-		return true
-	}
-	idpNames := p.fullNames
-	if p.relative != nil {
-		idpNames = []generalName{appendRDN(crl.RawIssuer, p.relative)}
-	}
+	dps, hasDP := certDPs(c)
 	if !hasDP {
-		return dpMatch(idpNames, []generalName{{tag: gnDir, data: c.RawIssuer}})
+		if !nameEqual(crl.RawIssuer, c.RawIssuer) {
+			return false
+		}
+		return len(idpNames) == 0 || dpMatch(idpNames, []generalName{{tag: gnDir, data: c.RawIssuer}})
 	}
 	for _, d := range dps {
+		if len(d.crlIssuer) > 0 {
+			if p == nil || !p.indirect || !dpMatch(d.crlIssuer, []generalName{{tag: gnDir, data: crl.RawIssuer}}) {
+				continue
+			}
+		} else if !nameEqual(crl.RawIssuer, c.RawIssuer) {
+			continue
+		}
+		if len(idpNames) == 0 {
+			return true
+		}
 		names := d.names
 		if d.relative != nil {
 			base := c.RawIssuer
@@ -239,7 +243,7 @@ func crlApplies(crl *x509.RevocationList, p *idp, c *x509.Certificate) bool {
 			}
 			names = []generalName{appendRDN(base, d.relative)}
 		}
-		if dpMatch(idpNames, names) {
+		if len(names) == 0 || dpMatch(idpNames, names) {
 			return true
 		}
 	}
@@ -474,6 +478,11 @@ func (cc *CRLChecker) checkSigner(crl *x509.RevocationList, chain []*x509.Certif
 		}
 		if s.KeyUsage != 0 && s.KeyUsage&x509.KeyUsageCRLSign == 0 {
 			return fail(TryLater, i, "the CRL issuer is not authorised to sign CRLs")
+		}
+		if s.Equal(chain[i]) && i == len(chain)-1 && v.depth > 0 {
+			// An indirect CRL issuer covered by its own CRL, while its path
+			// is being validated one level up: no further recursion.
+			return nil
 		}
 		if v.depth > 2 {
 			return fail(TryLater, i, "CRL issuer path too deep")
