@@ -1,0 +1,30 @@
+// Package identity is Thiqa's digital-ID service: an OpenID Connect provider
+// (authorization code flow with PKCE S256 only) that turns "this citizen
+// proved possession of the key in their citizen-auth certificate" into a
+// standard login any government portal understands.
+//
+// A citizen proves possession in one of two ways at /oidc/authorize:
+//
+//   - mutual TLS with the citizen's certificate (an ID card in a browser);
+//   - remote "mobile ID": the citizen's authentication key lives on the
+//     service's token; the citizen enters a civil number, sees a
+//     verification code, and approves on the phone with the same code and a
+//     PIN; the provider then signs a fresh challenge with that key and checks
+//     the signature against the certificate.
+//
+// Either way the certificate's status is asked of the CA's own data at that
+// moment (StatusChecker): a revoked, expired or unknown certificate is
+// refused with access_denied.
+//
+// Portals (clients) authenticate at the token endpoint with private_key_jwt
+// (RFC 7523, single-use jti, aud = token endpoint, short lifetime) or
+// tls_client_auth (RFC 8705). Authorization codes are single-use,
+// short-lived and bound to client, redirect URI and PKCE challenge; a reused
+// code revokes what it issued. ID tokens and access tokens are JWS signed
+// through a crypto.Signer (a key on the token in production). The subject is
+// pairwise per sector unless the client may see the civil number.
+//
+// The package keeps no state of its own: clients, logins, grants and used
+// assertion IDs live in a Store (package store implements it), so any
+// number of instances may serve behind a load balancer.
+package identity

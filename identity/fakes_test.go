@@ -1,0 +1,246 @@
+package identity
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// memStore is an in-memory Store for unit tests.
+type memStore struct {
+	mu      sync.Mutex
+	clients map[string]*Client
+	logins  map[string]Login
+	grants  map[string]Grant
+	byCode  map[string]string
+	jtis    map[string]time.Time
+}
+
+func newMemStore() *memStore {
+	return &memStore{clients: map[string]*Client{}, logins: map[string]Login{}, grants: map[string]Grant{}, byCode: map[string]string{}, jtis: map[string]time.Time{}}
+}
+
+func (s *memStore) Client(_ context.Context, id string) (*Client, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clients[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	cc := *c
+	return &cc, nil
+}
+
+func (s *memStore) CreateLogin(_ context.Context, l *Login) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.logins[l.ID]; ok {
+		return ErrConflict
+	}
+	s.logins[l.ID] = *l
+	return nil
+}
+
+func (s *memStore) Login(_ context.Context, id string) (*Login, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.logins[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &l, nil
+}
+
+func (s *memStore) UpdateLogin(_ context.Context, l *Login, from LoginState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.logins[l.ID]
+	if !ok {
+		return ErrNotFound
+	}
+	if cur.State != from {
+		return ErrConflict
+	}
+	s.logins[l.ID] = *l
+	return nil
+}
+
+func (s *memStore) PendingLogins(_ context.Context, civil string, now time.Time) ([]*Login, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Login
+	for _, l := range s.logins {
+		if l.CivilNumber == civil && l.State == LoginPending && now.Before(l.Expires) {
+			ll := l
+			out = append(out, &ll)
+		}
+	}
+	return out, nil
+}
+
+func (s *memStore) CreateGrant(_ context.Context, g *Grant) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.grants[g.ID] = *g
+	s.byCode[hex.EncodeToString(g.CodeHash)] = g.ID
+	return nil
+}
+
+func (s *memStore) RedeemCode(_ context.Context, h []byte, now, accessExp time.Time) (*Grant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.byCode[hex.EncodeToString(h)]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	g := s.grants[id]
+	before := g
+	if g.Redeemed {
+		g.Revoked = true
+		s.grants[id] = g
+		return &before, ErrCodeReused
+	}
+	g.Redeemed, g.AccessExpires = true, accessExp
+	s.grants[id] = g
+	return &before, nil
+}
+
+func (s *memStore) RevokeGrant(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.grants[id]
+	if !ok {
+		return ErrNotFound
+	}
+	g.Revoked = true
+	s.grants[id] = g
+	return nil
+}
+
+func (s *memStore) Grant(_ context.Context, id string) (*Grant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.grants[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &g, nil
+}
+
+func (s *memStore) UseAssertion(_ context.Context, clientID, jti string, exp time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := clientID + "\x00" + jti
+	if _, ok := s.jtis[k]; ok {
+		return ErrReplay
+	}
+	s.jtis[k] = exp
+	return nil
+}
+
+// memStatus answers from a map of serials.
+type memStatus struct {
+	mu       sync.Mutex
+	profiles map[string]string
+	revoked  map[string]bool
+}
+
+func (m *memStatus) CertificateStatus(_ context.Context, cert *x509.Certificate) (CertificateStatus, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := cert.SerialNumber.String()
+	p, ok := m.profiles[k]
+	if !ok {
+		return CertificateStatus{}, nil
+	}
+	return CertificateStatus{Known: true, Profile: p, Revoked: m.revoked[k], RevokedAt: time.Now()}, nil
+}
+
+func (m *memStatus) revoke(c *x509.Certificate) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.revoked[c.SerialNumber.String()] = true
+}
+
+// memDirectory maps civil numbers to credentials and keys.
+type memDirectory struct {
+	creds map[string]*RemoteCredential
+	keys  map[string]crypto.Signer
+}
+
+func (d *memDirectory) RemoteCredential(_ context.Context, civil string) (*RemoteCredential, error) {
+	c, ok := d.creds[civil]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return c, nil
+}
+
+func (d *memDirectory) Key(_ context.Context, id string) (crypto.Signer, error) {
+	k, ok := d.keys[id]
+	if !ok {
+		return nil, fmt.Errorf("no key %s", id)
+	}
+	return k, nil
+}
+
+// memPINs locks a credential after 5 wrong PINs.
+type memPINs struct {
+	mu    sync.Mutex
+	pins  map[string]string
+	fails map[string]int
+}
+
+func (m *memPINs) CheckPIN(_ context.Context, id, pin string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fails[id] >= 5 {
+		return ErrPINLocked
+	}
+	if m.pins[id] != pin {
+		m.fails[id]++
+		if m.fails[id] >= 5 {
+			return ErrPINLocked
+		}
+		return ErrWrongPIN
+	}
+	m.fails[id] = 0
+	return nil
+}
+
+// memAudit records entries.
+type memAudit struct {
+	mu      sync.Mutex
+	entries []audit.Entry
+	fail    bool
+}
+
+func (a *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.fail {
+		return audit.Record{}, errors.New("audit store down")
+	}
+	a.entries = append(a.entries, e)
+	return audit.Record{Seq: int64(len(a.entries))}, nil
+}
+
+// find returns the entries with that action and outcome.
+func (a *memAudit) find(action, outcome string) []audit.Entry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []audit.Entry
+	for _, e := range a.entries {
+		if e.Action == action && e.Outcome == outcome {
+			out = append(out, e)
+		}
+	}
+	return out
+}

@@ -1,0 +1,70 @@
+package identity
+
+import (
+	"html/template"
+	"net/http"
+)
+
+// The login pages are deliberately plain forms (Arabic and English labels)
+// so that any browser, and tests driving plain HTTP, can use them.
+var pages = template.Must(template.New("pages").Parse(`
+{{define "head"}}<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Thiqa digital ID · الهوية الرقمية</title>
+<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}[lang=ar]{direction:rtl;display:block}.code{font-size:2.5em;letter-spacing:.2em;font-weight:bold}.err{color:#a00}</style>
+</head><body>
+<h1>Thiqa digital ID <span lang="ar">الهوية الرقمية - ثقة</span></h1>{{end}}
+
+{{define "login"}}{{template "head"}}
+<p>{{.ClientName}} asks you to log in. <span lang="ar">يطلب {{.ClientName}} تسجيل دخولك.</span></p>
+{{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<label for="civil_number">Civil number <span lang="ar">الرقم المدني</span></label>
+<input id="civil_number" name="civil_number" inputmode="numeric" autocomplete="username" required>
+<button type="submit">Continue with mobile ID <span lang="ar">المتابعة بالهوية الرقمية على الهاتف</span></button>
+</form>
+<p>Or log in with your ID card: choose its certificate when your browser asks.
+<span lang="ar">أو سجّل الدخول ببطاقتك الشخصية: اختر شهادتها عندما يطلب المتصفح ذلك.</span></p>
+</body></html>{{end}}
+
+{{define "wait"}}{{template "head"}}
+<p>Open the Thiqa app on your phone, check that it shows this code, and approve with your PIN.
+<span lang="ar">افتح تطبيق ثقة على هاتفك، وتأكد من ظهور هذا الرمز، ثم وافق بإدخال رمزك السري.</span></p>
+<p>Verification code <span lang="ar">رمز التحقق</span>: <span class="code" id="verification_code">{{.Code}}</span></p>
+<p>Session <span lang="ar">الجلسة</span>: <code id="session">{{.Session}}</code></p>
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="login" value="{{.Session}}">
+<input type="hidden" name="key" value="{{.Key}}">
+<button type="submit">I have approved on my phone <span lang="ar">وافقت على هاتفي</span></button>
+</form>
+</body></html>{{end}}
+
+{{define "error"}}{{template "head"}}
+<h2>The login cannot continue <span lang="ar">لا يمكن متابعة تسجيل الدخول</span></h2>
+<p class="err" id="error">{{.Error}}</p>
+<p>You were not sent back to the portal. <span lang="ar">لم تتم إعادتك إلى البوابة.</span></p>
+</body></html>{{end}}
+`))
+
+type loginPage struct {
+	ClientName string
+	Action     string
+	Hidden     map[string]string
+	Error      string
+}
+
+type waitPage struct {
+	Code, Session, Key, Action string
+}
+
+type errorPage struct{ Error string }
+
+func renderPage(w http.ResponseWriter, status int, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	_ = pages.ExecuteTemplate(w, name, data)
+}

@@ -1,0 +1,41 @@
+package identity
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics counts logins and token-endpoint outcomes.
+type metrics struct {
+	logins   *prometheus.CounterVec
+	tokens   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "thiqa", Subsystem: "oidc", Name: "logins_total",
+			Help: "Citizen logins by method (mtls, mobile) and outcome (success, refused, error).",
+		}, []string{"method", "outcome"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "thiqa", Subsystem: "oidc", Name: "token_requests_total",
+			Help: "Token endpoint requests by outcome (success or the OAuth error code).",
+		}, []string{"outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "thiqa", Subsystem: "oidc", Name: "login_step_seconds",
+			Help:    "Time spent in a login step (mtls, approve, token).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"step"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.logins, m.tokens, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("identity: registering metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,205 @@
+package identity
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/josesigner"
+)
+
+// Paths the provider serves, relative to the issuer URL.
+const (
+	PathDiscovery     = "/.well-known/openid-configuration"
+	PathJWKS          = "/oidc/jwks"
+	PathAuthorize     = "/oidc/authorize"
+	PathComplete      = "/oidc/authorize/complete"
+	PathToken         = "/oidc/token"
+	PathUserinfo      = "/oidc/userinfo"
+	PathMobileList    = "/oidc/mobile/sessions"
+	PathMobileApprove = "/oidc/mobile/approve"
+)
+
+// ProfileCitizenAuth is the certificate profile a login certificate must
+// have been issued under (policies.ProfileCitizenAuth).
+const ProfileCitizenAuth = "citizen-auth"
+
+// Config wires a Provider.
+type Config struct {
+	// Issuer is the provider's URL (https in production), without a
+	// trailing slash; endpoints hang below it.
+	Issuer string
+	// Signer signs ID tokens and access tokens (a key on the token).
+	Signer crypto.Signer
+	// KeyID is the JWS kid; empty means the RFC 7638 thumbprint.
+	KeyID string
+	// PairwiseSecret keys the pairwise subject HMAC (at least 32 bytes).
+	PairwiseSecret []byte
+	// CitizenRoots and CitizenIntermediates verify mutual-TLS citizen
+	// certificates; nil roots disables the mutual-TLS login.
+	CitizenRoots         *x509.CertPool
+	CitizenIntermediates *x509.CertPool
+
+	Store     Store
+	Status    StatusChecker
+	Directory Directory
+	Keys      KeyResolver
+	PINs      PINChecker
+	Audit     Auditor
+
+	// Lifetimes; zero picks the defaults (code 60 s, login 5 min, tokens 10 min,
+	// client assertion at most 5 min).
+	CodeLifetime         time.Duration
+	LoginLifetime        time.Duration
+	IDTokenLifetime      time.Duration
+	AccessTokenLifetime  time.Duration
+	MaxAssertionLifetime time.Duration
+	// ACR is the acr claim of every login; empty means eIDAS LoA high.
+	ACR string
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultACR is the eIDAS level of assurance "high": both methods prove
+// possession of a key in secure hardware bound to a certificate issued
+// after identity proofing.
+const DefaultACR = "http://eidas.europa.eu/LoA/high"
+
+// Provider is the OpenID Connect provider. It is safe for concurrent use.
+type Provider struct {
+	cfg     Config
+	issuer  *url.URL
+	jsigner jose.Signer // ID tokens (typ JWT)
+	atSign  jose.Signer // access tokens (typ at+jwt)
+	jwk     jose.JSONWebKey
+	alg     jose.SignatureAlgorithm
+	log     *slog.Logger
+	m       *metrics
+	now     func() time.Time
+}
+
+// New validates cfg and builds the provider.
+func New(cfg Config) (*Provider, error) {
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(cfg.Issuer, "/") {
+		return nil, fmt.Errorf("identity: issuer %q must be an absolute http(s) URL without query, fragment or trailing slash", cfg.Issuer)
+	}
+	if cfg.Signer == nil {
+		return nil, errors.New("identity: no token signing key")
+	}
+	if len(cfg.PairwiseSecret) < 32 {
+		return nil, errors.New("identity: the pairwise secret must have at least 32 bytes")
+	}
+	if cfg.Store == nil || cfg.Status == nil || cfg.Audit == nil {
+		return nil, errors.New("identity: Store, Status and Audit are required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.CodeLifetime, 60*time.Second)
+	def(&cfg.LoginLifetime, 5*time.Minute)
+	def(&cfg.IDTokenLifetime, 10*time.Minute)
+	def(&cfg.AccessTokenLifetime, 10*time.Minute)
+	def(&cfg.MaxAssertionLifetime, 5*time.Minute)
+	if cfg.ACR == "" {
+		cfg.ACR = DefaultACR
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	js, err := josesigner.New(cfg.Signer, cfg.KeyID)
+	if err != nil {
+		return nil, fmt.Errorf("identity: token signing key: %w", err)
+	}
+	key := jose.SigningKey{Algorithm: js.Algorithm(), Key: js}
+	idSigner, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	atSigner, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Provider{
+		cfg: cfg, issuer: u, jsigner: idSigner, atSign: atSigner, jwk: *js.Public(), alg: js.Algorithm(),
+		log: cfg.Logger, m: m, now: cfg.Now,
+	}, nil
+}
+
+// Register adds the provider's routes to mux.
+func (p *Provider) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+PathDiscovery, p.discovery)
+	mux.HandleFunc("GET "+PathJWKS, p.jwks)
+	mux.HandleFunc("GET "+PathAuthorize, p.authorize)
+	mux.HandleFunc("POST "+PathAuthorize, p.authorize)
+	mux.HandleFunc("POST "+PathComplete, p.complete)
+	mux.HandleFunc("POST "+PathToken, p.token)
+	mux.HandleFunc("GET "+PathUserinfo, p.userinfo)
+	mux.HandleFunc("POST "+PathUserinfo, p.userinfo)
+	mux.HandleFunc("GET "+PathMobileList, p.mobileList)
+	mux.HandleFunc("POST "+PathMobileApprove, p.mobileApprove)
+}
+
+// Handler returns a mux serving only the provider.
+func (p *Provider) Handler() http.Handler {
+	mux := http.NewServeMux()
+	p.Register(mux)
+	return mux
+}
+
+// PublicJWK is the public half of the token signing key.
+func (p *Provider) PublicJWK() jose.JSONWebKey { return p.jwk }
+
+func (p *Provider) endpoint(path string) string { return p.cfg.Issuer + path }
+
+// randomToken returns n random bytes, base64url without padding.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails: crypto/rand crashes the program instead
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashSecret(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+// audit writes one audit record; a failure is logged (the audit log
+// itself retries and reports).
+func (p *Provider) audit(ctx context.Context, actor, action, object, outcome string, details map[string]any) error {
+	if actor == "" {
+		actor = "unknown"
+	}
+	_, err := p.cfg.Audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Object: object, Outcome: outcome, Details: details})
+	if err != nil {
+		p.log.ErrorContext(ctx, "audit append failed", "action", action, "err", err)
+		return fmt.Errorf("writing audit record: %w", err)
+	}
+	return nil
+}

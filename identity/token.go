@@ -1,0 +1,425 @@
+package identity
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// clientAssertionType is RFC 7523's client assertion type.
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// clockSkew is the leeway allowed on client assertions' times.
+const clockSkew = 30 * time.Second
+
+// TokenResponse is the token endpoint's success answer (RFC 6749 §5.1,
+// OpenID Connect Core §3.1.3.3).
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	IDToken     string `json:"id_token"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// tokenError is a refused token request.
+type tokenError struct {
+	status     int
+	code, desc string
+}
+
+func (e *tokenError) Error() string { return e.code + ": " + e.desc }
+
+func badClient(desc string) *tokenError {
+	return &tokenError{status: http.StatusUnauthorized, code: errInvalidClient, desc: desc}
+}
+
+func badGrant(desc string) *tokenError {
+	return &tokenError{status: http.StatusBadRequest, code: errInvalidGrant, desc: desc}
+}
+
+// token serves the token endpoint: client authentication, then the
+// authorization code exchange.
+func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	start := time.Now()
+	defer func() { p.m.duration.WithLabelValues("token").Observe(time.Since(start).Seconds()) }()
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		p.tokenFailed(w, r, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "malformed form body"})
+		return
+	}
+	form := r.PostForm
+	for k, v := range form {
+		if len(v) > 1 {
+			p.tokenFailed(w, r, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "parameter " + k + " repeated"})
+			return
+		}
+	}
+	c, terr := p.authenticateClient(ctx, r, form)
+	if terr != nil {
+		p.tokenFailed(w, r, form.Get("client_id"), nil, terr)
+		return
+	}
+	if gt := form.Get("grant_type"); gt != "authorization_code" {
+		p.tokenFailed(w, r, c.ID, nil, &tokenError{status: http.StatusBadRequest, code: errUnsupportedGrantType, desc: "only authorization_code is supported"})
+		return
+	}
+	code, verifier := form.Get("code"), form.Get("code_verifier")
+	if code == "" || len(code) > maxParamLen {
+		p.tokenFailed(w, r, c.ID, nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "code is required"})
+		return
+	}
+	now := p.now()
+	accessExp := now.Add(p.cfg.AccessTokenLifetime)
+	g, err := p.cfg.Store.RedeemCode(ctx, hashSecret(code), now, accessExp)
+	switch {
+	case errors.Is(err, ErrCodeReused):
+		p.tokenFailed(w, r, c.ID, g, badGrant("authorization code already used; the tokens it issued are revoked"))
+		return
+	case errors.Is(err, ErrNotFound):
+		p.tokenFailed(w, r, c.ID, nil, badGrant("unknown authorization code"))
+		return
+	case err != nil:
+		p.log.ErrorContext(ctx, "redeeming code", "err", err)
+		p.tokenFailed(w, r, c.ID, nil, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "temporarily unable to redeem the code"})
+		return
+	}
+	// The code is spent now whatever follows: a code presented by the wrong
+	// client, for another redirect URI or with the wrong verifier is burnt.
+	var bad *tokenError
+	switch {
+	case now.After(g.CodeExpires):
+		bad = badGrant("authorization code expired")
+	case g.Request.ClientID != c.ID:
+		bad = badGrant("authorization code was issued to another client")
+	case form.Get("redirect_uri") != g.Request.RedirectURI:
+		bad = badGrant("redirect_uri does not match the authorization request")
+	case !pkceMatches(verifier, g.Request.CodeChallenge):
+		bad = badGrant("code_verifier does not match the code_challenge")
+	}
+	if bad != nil {
+		if err := p.cfg.Store.RevokeGrant(context.WithoutCancel(ctx), g.ID); err != nil {
+			p.log.ErrorContext(ctx, "revoking grant", "err", err)
+		}
+		p.tokenFailed(w, r, c.ID, g, bad)
+		return
+	}
+	resp, err := p.mintTokens(c, g, now, accessExp)
+	if err != nil {
+		_ = p.cfg.Store.RevokeGrant(context.WithoutCancel(ctx), g.ID)
+		p.log.ErrorContext(ctx, "signing tokens", "err", err)
+		p.tokenFailed(w, r, c.ID, g, &tokenError{status: http.StatusInternalServerError, code: errServerError, desc: "unable to sign the tokens"})
+		return
+	}
+	if err := p.audit(ctx, "client:"+c.ID, "oidc.token", c.ID, "success", map[string]any{
+		"grant": g.ID, "citizen": g.Citizen.CivilNumber, "method": g.Method, "clientAuth": c.AuthMethod,
+	}); err != nil {
+		_ = p.cfg.Store.RevokeGrant(context.WithoutCancel(ctx), g.ID)
+		p.tokenFailed(w, r, c.ID, nil, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "unable to record the token issuance"})
+		return
+	}
+	p.m.tokens.WithLabelValues("success").Inc()
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// tokenFailed answers a refused token request, audits and counts it.
+func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, clientID string, g *Grant, e *tokenError) {
+	details := map[string]any{"error": e.code, "reason": e.desc, "remote": r.RemoteAddr}
+	if g != nil {
+		details["grant"] = g.ID
+	}
+	outcome := "refused"
+	if e.code == errServerError {
+		outcome = "failure"
+	}
+	actor := ""
+	if clientID != "" {
+		actor = "client:" + clientID
+	}
+	_ = p.audit(r.Context(), actor, "oidc.token", clientID, outcome, details)
+	p.m.tokens.WithLabelValues(e.code).Inc()
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_client"`)
+	}
+	writeOAuthError(w, e.status, e.code, e.desc)
+}
+
+// pkceMatches checks BASE64URL(SHA256(verifier)) == challenge (RFC 7636
+// §4.6); the verifier must be 43 to 128 unreserved characters.
+func pkceMatches(verifier, challenge string) bool {
+	if len(verifier) < 43 || len(verifier) > 128 {
+		return false
+	}
+	for _, ch := range verifier {
+		switch {
+		case ch >= 'A' && ch <= 'Z', ch >= 'a' && ch <= 'z', ch >= '0' && ch <= '9', ch == '-', ch == '.', ch == '_', ch == '~':
+		default:
+			return false
+		}
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	got := base64.RawURLEncoding.EncodeToString(sum[:])
+	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
+}
+
+// authenticateClient authenticates the client by private_key_jwt or
+// tls_client_auth, whichever it registered.
+func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form map[string][]string) (*Client, *tokenError) {
+	get := func(k string) string {
+		if v := form[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	if _, _, ok := r.BasicAuth(); ok {
+		return nil, badClient("client_secret_basic is not supported; use private_key_jwt or tls_client_auth")
+	}
+	if get("client_secret") != "" {
+		return nil, badClient("client secrets are not supported; use private_key_jwt or tls_client_auth")
+	}
+	assertion := get("client_assertion")
+	clientID := get("client_id")
+	if assertion != "" {
+		if get("client_assertion_type") != clientAssertionType {
+			return nil, badClient("client_assertion_type must be " + clientAssertionType)
+		}
+		return p.assertionClient(ctx, clientID, assertion)
+	}
+	if clientID == "" || len(clientID) > maxParamLen {
+		return nil, badClient("client authentication is required")
+	}
+	c, err := p.cfg.Store.Client(ctx, clientID)
+	if err != nil {
+		return nil, badClient("unknown client")
+	}
+	if c.AuthMethod != AuthTLSClient {
+		return nil, badClient("this client authenticates with " + c.AuthMethod)
+	}
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+		return nil, badClient("tls_client_auth needs a verified client certificate")
+	}
+	if r.TLS.PeerCertificates[0].Subject.String() != c.TLSSubject {
+		return nil, badClient("client certificate subject does not match the registration")
+	}
+	return c, nil
+}
+
+// assertionClaims are the claims of an RFC 7523 client assertion.
+type assertionClaims struct {
+	jwt.Claims
+}
+
+// assertionClient verifies a private_key_jwt client assertion: signature
+// by a key of the client's registered JWKS, iss = sub = client_id, aud =
+// the token endpoint, exp in the near future, jti never seen before.
+func (p *Provider) assertionClient(ctx context.Context, clientID, assertion string) (*Client, *tokenError) {
+	if len(assertion) > 8<<10 {
+		return nil, badClient("client assertion too large")
+	}
+	tok, err := jwt.ParseSigned(assertion, clientAssertionAlgs)
+	if err != nil {
+		return nil, badClient("client assertion is not a JWS with an accepted algorithm")
+	}
+	var unverified assertionClaims
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, badClient("client assertion claims unreadable")
+	}
+	iss := unverified.Issuer
+	if iss == "" || (clientID != "" && clientID != iss) || unverified.Subject != iss {
+		return nil, badClient("client assertion iss and sub must both be the client_id")
+	}
+	c, err := p.cfg.Store.Client(ctx, iss)
+	if err != nil {
+		return nil, badClient("unknown client")
+	}
+	if c.AuthMethod != AuthPrivateKeyJWT {
+		return nil, badClient("this client authenticates with " + c.AuthMethod)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(c.JWKS, &set); err != nil {
+		return nil, &tokenError{status: http.StatusInternalServerError, code: errServerError, desc: "the client's registered key set is unreadable"}
+	}
+	var claims assertionClaims
+	verified := false
+	for _, h := range tok.Headers {
+		for _, k := range keysFor(set, h.KeyID) {
+			if k.Algorithm != "" && k.Algorithm != h.Algorithm {
+				continue
+			}
+			if err := tok.Claims(k.Key, &claims); err == nil {
+				verified = true
+				break
+			}
+		}
+	}
+	if !verified {
+		return nil, badClient("client assertion signature does not verify with the client's keys")
+	}
+	now := p.now()
+	if err := claims.ValidateWithLeeway(jwt.Expected{
+		Issuer: c.ID, Subject: c.ID, AnyAudience: jwt.Audience{p.endpoint(PathToken)}, Time: now,
+	}, clockSkew); err != nil {
+		return nil, badClient("client assertion rejected: " + err.Error())
+	}
+	if claims.Expiry == nil || claims.ID == "" || len(claims.ID) > 256 {
+		return nil, badClient("client assertion must carry exp and jti")
+	}
+	exp := claims.Expiry.Time()
+	if exp.Sub(now) > p.cfg.MaxAssertionLifetime {
+		return nil, badClient(fmt.Sprintf("client assertion lives longer than %s", p.cfg.MaxAssertionLifetime))
+	}
+	if claims.IssuedAt != nil && claims.IssuedAt.Time().After(now.Add(clockSkew)) {
+		return nil, badClient("client assertion issued in the future")
+	}
+	if err := p.cfg.Store.UseAssertion(ctx, c.ID, claims.ID, exp.Add(clockSkew)); err != nil {
+		if errors.Is(err, ErrReplay) {
+			return nil, badClient("client assertion replayed (jti already used)")
+		}
+		p.log.ErrorContext(ctx, "recording assertion jti", "err", err)
+		return nil, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "temporarily unable to check the client assertion"}
+	}
+	return c, nil
+}
+
+// keysFor returns the set's keys with that kid, or every signing key when
+// the assertion names none.
+func keysFor(set jose.JSONWebKeySet, kid string) []jose.JSONWebKey {
+	if kid != "" {
+		return set.Key(kid)
+	}
+	var out []jose.JSONWebKey
+	for _, k := range set.Keys {
+		if k.Use == "" || k.Use == "sig" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// idClaims are the ID token's claims beyond the registered ones.
+type idClaims struct {
+	jwt.Claims
+	Nonce      string   `json:"nonce,omitempty"`
+	AuthTime   int64    `json:"auth_time"`
+	ACR        string   `json:"acr,omitempty"`
+	AMR        []string `json:"amr,omitempty"`
+	AZP        string   `json:"azp,omitempty"`
+	ATHash     string   `json:"at_hash,omitempty"`
+	GivenName  string   `json:"given_name,omitempty"`
+	FamilyName string   `json:"family_name,omitempty"`
+	Name       string   `json:"name,omitempty"`
+}
+
+// atClaims are the access token's claims (RFC 9068).
+type atClaims struct {
+	jwt.Claims
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	AuthTime int64  `json:"auth_time"`
+	ACR      string `json:"acr,omitempty"`
+}
+
+// mintTokens signs the access token and the ID token of a redeemed grant.
+func (p *Provider) mintTokens(c *Client, g *Grant, now, accessExp time.Time) (*TokenResponse, error) {
+	sub := p.subject(c, g.Citizen.CivilNumber)
+	at, err := jwt.Signed(p.atSign).Claims(atClaims{
+		Claims: jwt.Claims{
+			Issuer: p.cfg.Issuer, Subject: sub, Audience: jwt.Audience{p.endpoint(PathUserinfo)},
+			IssuedAt: jwt.NewNumericDate(now), NotBefore: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(accessExp), ID: g.ID,
+		},
+		ClientID: c.ID, Scope: g.Request.Scope, AuthTime: g.AuthTime.Unix(), ACR: g.ACR,
+	}).Serialize()
+	if err != nil {
+		return nil, fmt.Errorf("signing the access token: %w", err)
+	}
+	ah := sha256.Sum256([]byte(at))
+	ic := idClaims{
+		Claims: jwt.Claims{
+			Issuer: p.cfg.Issuer, Subject: sub, Audience: jwt.Audience{c.ID},
+			IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(p.cfg.IDTokenLifetime)),
+		},
+		Nonce: g.Request.Nonce, AuthTime: g.AuthTime.Unix(), ACR: g.ACR, AMR: g.AMR, AZP: c.ID,
+		ATHash: base64.RawURLEncoding.EncodeToString(ah[:16]),
+	}
+	if hasScope(strings.Fields(g.Request.Scope), ScopeProfile) {
+		ic.GivenName, ic.FamilyName, ic.Name = g.Citizen.GivenName, g.Citizen.FamilyName, g.Citizen.Name
+	}
+	idt, err := jwt.Signed(p.jsigner).Claims(ic).Serialize()
+	if err != nil {
+		return nil, fmt.Errorf("signing the ID token: %w", err)
+	}
+	return &TokenResponse{
+		AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(accessExp.Sub(now).Seconds()), IDToken: idt, Scope: g.Request.Scope,
+	}, nil
+}
+
+// userinfo returns the claims the access token's scope allows (OpenID
+// Connect Core §5.3). The token must verify, be unexpired, and its grant
+// must not be revoked.
+func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	fail := func(code, desc string) {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, code, desc))
+		status := http.StatusUnauthorized
+		if code == errInvalidRequest {
+			status = http.StatusBadRequest
+		}
+		writeOAuthError(w, status, code, desc)
+	}
+	authz := r.Header.Get("Authorization")
+	raw, ok := strings.CutPrefix(authz, "Bearer ")
+	if !ok || raw == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer`)
+		writeOAuthError(w, http.StatusUnauthorized, errInvalidToken, "a bearer access token is required")
+		return
+	}
+	tok, err := jwt.ParseSigned(strings.TrimSpace(raw), []jose.SignatureAlgorithm{p.alg})
+	if err != nil || len(tok.Headers) != 1 || tok.Headers[0].ExtraHeaders[jose.HeaderType] != "at+jwt" {
+		fail(errInvalidToken, "malformed access token")
+		return
+	}
+	var c atClaims
+	if err := tok.Claims(p.jwk.Key, &c); err != nil {
+		fail(errInvalidToken, "access token signature does not verify")
+		return
+	}
+	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: p.cfg.Issuer, AnyAudience: jwt.Audience{p.endpoint(PathUserinfo)}, Time: p.now()}, 0); err != nil {
+		fail(errInvalidToken, "access token expired or not for this service")
+		return
+	}
+	g, err := p.cfg.Store.Grant(ctx, c.ID)
+	if err != nil {
+		if !errors.Is(err, ErrNotFound) {
+			p.log.ErrorContext(ctx, "reading grant", "err", err)
+		}
+		fail(errInvalidToken, "unknown access token")
+		return
+	}
+	if g.Revoked || !g.Redeemed {
+		fail(errInvalidToken, "access token revoked")
+		return
+	}
+	out := map[string]any{"sub": c.Subject}
+	if hasScope(strings.Fields(g.Request.Scope), ScopeProfile) {
+		for k, v := range map[string]string{"given_name": g.Citizen.GivenName, "family_name": g.Citizen.FamilyName, "name": g.Citizen.Name} {
+			if v != "" {
+				out[k] = v
+			}
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,212 @@
+package identity
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// Sentinel errors the provider's collaborators return (wrapped).
+var (
+	// ErrNotFound: no such client, login, grant or credential.
+	ErrNotFound = errors.New("identity: not found")
+	// ErrConflict: the row changed state under us (a login no longer
+	// pending, a code already redeemed), or a unique value is taken.
+	ErrConflict = errors.New("identity: conflict")
+	// ErrReplay: a client assertion's jti was already used.
+	ErrReplay = errors.New("identity: client assertion replayed")
+	// ErrCodeReused: an authorization code was presented a second time;
+	// RedeemCode has revoked what it issued.
+	ErrCodeReused = errors.New("identity: authorization code reused")
+	// ErrWrongPIN: the PIN given does not match.
+	ErrWrongPIN = errors.New("identity: wrong PIN")
+	// ErrPINLocked: too many wrong PINs; the credential is locked.
+	ErrPINLocked = errors.New("identity: PIN locked")
+)
+
+// Client authentication methods at the token endpoint.
+const (
+	AuthPrivateKeyJWT = "private_key_jwt"
+	AuthTLSClient     = "tls_client_auth"
+)
+
+// Authentication methods of a citizen, as recorded and in metrics.
+const (
+	MethodMTLS   = "mtls"
+	MethodMobile = "mobile"
+)
+
+// Client is a registered portal (relying party).
+type Client struct {
+	ID   string
+	Name string
+	// RedirectURIs are compared exactly (no wildcards, no prefix match).
+	RedirectURIs []string
+	// AllowCivilNumber makes sub the citizen's civil number instead of a
+	// pairwise identifier.
+	AllowCivilNumber bool
+	// SectorIdentifier groups clients that share pairwise subjects; by
+	// default the host of the first redirect URI.
+	SectorIdentifier string
+	// AuthMethod is AuthPrivateKeyJWT or AuthTLSClient.
+	AuthMethod string
+	// JWKS is the client's public key set (JSON) for private_key_jwt.
+	JWKS []byte
+	// TLSSubject is the distinguished name (RFC 4514, as printed by
+	// pkix.Name.String) of the client's certificate for tls_client_auth.
+	TLSSubject string
+	Created    time.Time
+}
+
+// Citizen is who logged in, as read from the certificate.
+type Citizen struct {
+	CivilNumber string `json:"civilNumber"`
+	Country     string `json:"country,omitempty"`
+	GivenName   string `json:"givenName,omitempty"`
+	FamilyName  string `json:"familyName,omitempty"`
+	Name        string `json:"name,omitempty"`
+	// CertSerial is the certificate's serial (lower-case hex).
+	CertSerial string `json:"certSerial,omitempty"`
+}
+
+// LoginState is where a remote login stands.
+type LoginState string
+
+// Login states.
+const (
+	LoginPending  LoginState = "pending"
+	LoginApproved LoginState = "approved"
+	LoginDenied   LoginState = "denied"
+	LoginUsed     LoginState = "used"
+)
+
+// AuthRequest is a validated authorization request.
+type AuthRequest struct {
+	ClientID      string
+	RedirectURI   string
+	State         string
+	Nonce         string
+	Scope         string
+	CodeChallenge string
+}
+
+// Login is one remote (mobile ID) login in progress.
+type Login struct {
+	// ID names the session; the citizen's app approves it by ID.
+	ID string
+	// BrowserKeyHash is SHA-256 of the secret only the browser holds.
+	BrowserKeyHash []byte
+	Request        AuthRequest
+	CivilNumber    string
+	// VerificationCode is shown in the browser and on the phone.
+	VerificationCode string
+	State            LoginState
+	// Citizen, AuthTime are set on approval; Reason on denial.
+	Citizen  *Citizen
+	AuthTime time.Time
+	Reason   string
+	Created  time.Time
+	Expires  time.Time
+}
+
+// Grant is an authorization code and what it issued.
+type Grant struct {
+	// ID is also the access token's jti.
+	ID       string
+	CodeHash []byte
+	Request  AuthRequest
+	Citizen  Citizen
+	Method   string
+	ACR      string
+	AMR      []string
+	AuthTime time.Time
+	Created  time.Time
+	// CodeExpires bounds the code's redemption.
+	CodeExpires time.Time
+	Redeemed    bool
+	Revoked     bool
+	// AccessExpires is when the access token expires (zero before redemption).
+	AccessExpires time.Time
+}
+
+// Store keeps the provider's state. Implementations must make the state
+// changes atomic: two instances racing for the same login or code see one
+// winner.
+type Store interface {
+	// Client returns a registered client or ErrNotFound.
+	Client(ctx context.Context, id string) (*Client, error)
+	// CreateLogin records a new pending login.
+	CreateLogin(ctx context.Context, l *Login) error
+	// Login returns a login or ErrNotFound.
+	Login(ctx context.Context, id string) (*Login, error)
+	// UpdateLogin writes l if the stored login is still in state from,
+	// else ErrConflict.
+	UpdateLogin(ctx context.Context, l *Login, from LoginState) error
+	// PendingLogins lists the unexpired pending logins of a citizen.
+	PendingLogins(ctx context.Context, civilNumber string, now time.Time) ([]*Login, error)
+	// CreateGrant records a freshly issued authorization code.
+	CreateGrant(ctx context.Context, g *Grant) error
+	// RedeemCode marks the grant of that code hash redeemed and returns it
+	// as it was before. A code redeemed before is marked revoked and
+	// ErrCodeReused returned with the grant; an unknown code is ErrNotFound.
+	RedeemCode(ctx context.Context, codeHash []byte, now time.Time, accessExpires time.Time) (*Grant, error)
+	// RevokeGrant marks a grant revoked.
+	RevokeGrant(ctx context.Context, id string) error
+	// Grant returns a grant by ID or ErrNotFound.
+	Grant(ctx context.Context, id string) (*Grant, error)
+	// UseAssertion records a client assertion's jti until exp; ErrReplay if
+	// the client used it before.
+	UseAssertion(ctx context.Context, clientID, jti string, exp time.Time) error
+}
+
+// CertificateStatus is what the CA knows about a certificate now.
+type CertificateStatus struct {
+	// Known: the CA issued this very certificate.
+	Known bool
+	// Profile is the certificate profile it was issued under.
+	Profile string
+	// Revoked and RevokedAt come from the CA's revocation data.
+	Revoked   bool
+	RevokedAt time.Time
+}
+
+// StatusChecker asks the CA's own records about a certificate (the
+// certificates and revocation store in production).
+type StatusChecker interface {
+	CertificateStatus(ctx context.Context, cert *x509.Certificate) (CertificateStatus, error)
+}
+
+// RemoteCredential is a citizen's authentication key held on the service's
+// token and its certificate.
+type RemoteCredential struct {
+	ID          string
+	Certificate *x509.Certificate
+}
+
+// Directory finds a citizen's remote authentication credential.
+type Directory interface {
+	// RemoteCredential returns the current citizen-auth credential with the
+	// key on the token of the citizen with that civil number, or ErrNotFound.
+	RemoteCredential(ctx context.Context, civilNumber string) (*RemoteCredential, error)
+}
+
+// KeyResolver returns the signer of a credential's key on the token.
+type KeyResolver interface {
+	Key(ctx context.Context, credentialID string) (crypto.Signer, error)
+}
+
+// PINChecker checks a citizen's login PIN for a credential: nil, ErrWrongPIN
+// or ErrPINLocked (wrapped). Implementations hash slowly and lock after a
+// few wrong tries.
+type PINChecker interface {
+	CheckPIN(ctx context.Context, credentialID, pin string) error
+}
+
+// Auditor appends to the hash-chained audit log (*audit.Log).
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+}
