@@ -26,6 +26,7 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 		return sr
 	}
 	digest := func(h crypto.Hash) ([]byte, error) { return hashRanges(dc.r, s.ByteRange, h) }
+	dc.tsaCerts = nil
 	tr := v.verifyTimestamp(dc, s.Contents.Bytes, digest, "document", nil, poe)
 	sr.Timestamps = []report.Timestamp{tr}
 	sr.SignatureIntact = tr.Intact
@@ -37,7 +38,9 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 		t := tr.Time
 		sr.ProvenSigningTime = &t
 	}
-	if tr.TSA != "" {
+	if len(dc.tsaCerts) > 0 {
+		sr.Signer = signerOf(dc.tsaCerts[0].cert)
+	} else if tr.TSA != "" {
 		sr.Signer = &report.Signer{Name: tr.TSA}
 	}
 	v.checkModifications(dc, s, cov.revision, st)

@@ -259,7 +259,7 @@ func (f *File) readXrefStream(off int64) (*Section, error) {
 	if !ok || st.Dict.Name("Type") != "XRef" {
 		return nil, malformed("no cross-reference section at %d", off)
 	}
-	data, err := f.decode(st, 0)
+	data, err := f.decode(st)
 	if err != nil {
 		return nil, err
 	}
@@ -422,9 +422,9 @@ func (f *File) RawStream(s *Stream) ([]byte, error) {
 
 // Decode returns a stream's decoded data (FlateDecode with PNG predictors,
 // or no filter).
-func (f *File) Decode(s *Stream) ([]byte, error) { return f.decode(s, 0) }
+func (f *File) Decode(s *Stream) ([]byte, error) { return f.decode(s) }
 
-func (f *File) decode(s *Stream, _ int) ([]byte, error) {
+func (f *File) decode(s *Stream) ([]byte, error) {
 	raw, err := f.RawStream(s)
 	if err != nil {
 		return nil, err

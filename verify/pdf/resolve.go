@@ -88,7 +88,7 @@ func (f *File) fromObjStream(stmNum, index, num int64, rev, depth int) (Object, 
 		if !isStm || st.Dict.Name("Type") != "ObjStm" {
 			return nil, malformed("object %d is not an object stream", stmNum)
 		}
-		data, err := f.decode(st, 0)
+		data, err := f.decode(st)
 		if err != nil {
 			return nil, err
 		}
