@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 
@@ -196,6 +197,11 @@ func TestCAOnSQLite(t *testing.T) {
 	wantProblem(t, "bad CSR signature", code, body, http.StatusBadRequest, "bad-csr")
 	code, body = srv.post(t, "/api/v1/certificates", officer, signing)
 	wantProblem(t, "replay", code, body, http.StatusConflict, issued["citizen-signing"].Serial)
+	code, body = srv.post(t, "/api/v1/certificates", officer, ca.IssueRequest{Profile: "citizen-signing", Subject: bad, KeyInHSM: true})
+	wantProblem(t, "keyInHSM with a bad subject", code, body, http.StatusBadRequest, `"civilNumber"`)
+	if n := strings.Count(mustThiqa(t, nil, "keys", "list", "--data", dir).stdout, "object=cred-"); n != 1 {
+		t.Fatalf("%d credential keys on the token, want 1: a refused keyInHSM request made a key", n)
+	}
 
 	// Look-ups.
 	code, _, body = srv.get(t, "/api/v1/certificates/"+issued["organisation-seal"].Serial, officer)
@@ -215,6 +221,12 @@ func TestCAOnSQLite(t *testing.T) {
 	}
 	if _, _, body := srv.get(t, "/metrics", ""); !strings.Contains(string(body), `thiqa_ca_issue_phase_seconds_count{phase="sign"} 4`) {
 		t.Fatal("/metrics lacks the issuance phases")
+	}
+	bench := mustThiqa(t, nil, "bench", "issue", "--data", dir, "--url", srv.base, "--requests", "20", "--warmup", "2", "--concurrency", "2", "--raw-duration", "200ms")
+	for _, want := range []string{"issued        20 in", " 0 errors", "p50", "raw HSM sign", "ec-p384", "ratio", "server CPU", "lint ", "sign "} {
+		if !strings.Contains(bench.stdout, want) {
+			t.Fatalf("bench issue output lacks %q:\n%s", want, bench.stdout)
+		}
 	}
 	srv.stop(t)
 
@@ -242,9 +254,10 @@ func TestCAOnSQLite(t *testing.T) {
 		{"key.generate", "success", "thiqa-init", 5},
 		{"key.generate", "success", "officer-7", 1},
 		{"certificate.issue", "success", "officer-7", 4},
+		{"certificate.issue", "success", "bench-officer", 22},
 		{"certificate.issue", "success", "cli:", 1},
 		{"certificate.issue", "refused", "cli:", 1},
-		{"certificate.issue", "refused", "officer-7", 5},
+		{"certificate.issue", "refused", "officer-7", 6},
 		{"certificate.issue", "refused", "unauthorised-caller", 2},
 	} {
 		if n := auditCount(t, db, c.action, c.outcome, c.actor); n < c.min {
@@ -335,5 +348,39 @@ func TestCAOnPostgresWithRSARoot(t *testing.T) {
 	srv.stop(t)
 	if v := mustThiqa(t, env, "audit", "verify", "--data", dir); !strings.Contains(v.stdout, "audit chain OK") {
 		t.Fatalf("audit verify: %s", v.stdout)
+	}
+}
+
+func TestCAConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	base, err := config.Default(dir).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Parse(base, dir); err != nil {
+		t.Fatalf("default configuration: %v", err)
+	}
+	for _, c := range []struct{ from, to, want string }{
+		{"keyType: ec-p384", "keyType: rsa-2048", "ca.root.keyType"},
+		{"object=citizen-ca", "", "ca.issuers[0]"},
+		{"name: tsa", "name: citizen", "ca.issuers[2].name"},
+		{"validity: 7300d", "validity: forever", "ca.root.validity"},
+		{"subjectKeyType: ec-p256", "subjectKeyType: dsa", "ca.subjectKeyType"},
+	} {
+		y := strings.Replace(string(base), c.from, c.to, 1)
+		if c.to == "" { // drop the key URI
+			y = strings.Replace(string(base), "key: pkcs11:token=thiqa;"+c.from, "key: citizen", 1)
+		}
+		if y == string(base) {
+			t.Fatalf("configuration has no %q", c.from)
+		}
+		if _, err := config.Parse([]byte(y), dir); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s -> %s: %v; want an error naming %s", c.from, c.to, err, c.want)
+		}
+	}
+	// No ca section: no CA, still valid.
+	cut := string(base)[:strings.Index(string(base), "\nca:")+1]
+	if cfg, err := config.Parse([]byte(cut), dir); err != nil || cfg.CA.Enabled() {
+		t.Fatalf("configuration without a ca section: %v", err)
 	}
 }
