@@ -1,0 +1,428 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/internal/pin"
+)
+
+// Identity is the OpenID Connect provider's state (identity.Store): clients,
+// remote logins, grants and used client-assertion IDs; and the mobile ID
+// enrolments with their login PINs (pin.Store).
+type Identity struct{ db *DB }
+
+// Identity returns the identity provider's store.
+func (db *DB) Identity() *Identity { return &Identity{db: db} }
+
+var (
+	_ identity.Store = (*Identity)(nil)
+	_ pin.Store      = (*Identity)(nil)
+)
+
+// idErr maps the store's sentinels onto package identity's.
+func idErr(what string, err error) error {
+	err = mapErr(what, err)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%w: %w", identity.ErrNotFound, err)
+	case errors.Is(err, ErrConflict):
+		return fmt.Errorf("%w: %w", identity.ErrConflict, err)
+	}
+	return err
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// AddClient registers a client; a taken ID is identity.ErrConflict.
+func (s *Identity) AddClient(ctx context.Context, c *identity.Client) error {
+	uris, err := json.Marshal(c.RedirectURIs)
+	if err != nil {
+		return err
+	}
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO oidc_clients (id, name, redirect_uris, allow_civil_number, sector_identifier, auth_method, jwks, tls_subject, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.Name, string(uris), boolInt(c.AllowCivilNumber), c.SectorIdentifier, c.AuthMethod,
+			nullString(string(c.JWKS)), nullString(c.TLSSubject), c.Created.UnixNano())
+		return idErr("store: adding client "+c.ID, err)
+	})
+}
+
+const clientColumns = `id, name, redirect_uris, allow_civil_number, sector_identifier, auth_method, jwks, tls_subject, created_at`
+
+func scanClient(sc interface{ Scan(...any) error }) (*identity.Client, error) {
+	var c identity.Client
+	var uris string
+	var allow int
+	var jwks, subj sql.NullString
+	var created int64
+	if err := sc.Scan(&c.ID, &c.Name, &uris, &allow, &c.SectorIdentifier, &c.AuthMethod, &jwks, &subj, &created); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(uris), &c.RedirectURIs); err != nil {
+		return nil, fmt.Errorf("store: client %s: redirect URIs: %w", c.ID, err)
+	}
+	c.AllowCivilNumber, c.TLSSubject, c.Created = allow == 1, subj.String, time.Unix(0, created).UTC()
+	if jwks.Valid {
+		c.JWKS = []byte(jwks.String)
+	}
+	return &c, nil
+}
+
+// Client implements identity.Store.
+func (s *Identity) Client(ctx context.Context, id string) (*identity.Client, error) {
+	c, err := scanClient(s.db.queryRow(ctx, `SELECT `+clientColumns+` FROM oidc_clients WHERE id = ?`, id))
+	if err != nil {
+		return nil, idErr("store: client "+id, err)
+	}
+	return c, nil
+}
+
+// Clients lists the registered clients by ID.
+func (s *Identity) Clients(ctx context.Context) ([]*identity.Client, error) {
+	rows, err := s.db.query(ctx, `SELECT `+clientColumns+` FROM oidc_clients ORDER BY id`)
+	if err != nil {
+		return nil, idErr("store: listing clients", err)
+	}
+	defer rows.Close()
+	var out []*identity.Client
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, idErr("store: listing clients", err)
+		}
+		out = append(out, c)
+	}
+	return out, idErr("store: listing clients", rows.Err())
+}
+
+// CreateLogin implements identity.Store.
+func (s *Identity) CreateLogin(ctx context.Context, l *identity.Login) error {
+	req, err := json.Marshal(l.Request)
+	if err != nil {
+		return err
+	}
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO oidc_logins (id, browser_key_hash, request, civil_number, verification_code, state, created_at, expires_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, l.ID, l.BrowserKeyHash, string(req), l.CivilNumber, l.VerificationCode, string(l.State),
+			l.Created.UnixNano(), l.Expires.UnixNano())
+		return idErr("store: recording login", err)
+	})
+}
+
+const loginColumns = `id, browser_key_hash, request, civil_number, verification_code, state, citizen, auth_time, reason, created_at, expires_at`
+
+func scanLogin(sc interface{ Scan(...any) error }) (*identity.Login, error) {
+	var l identity.Login
+	var req, state string
+	var citizen, reason sql.NullString
+	var authTime sql.NullInt64
+	var created, expires int64
+	if err := sc.Scan(&l.ID, &l.BrowserKeyHash, &req, &l.CivilNumber, &l.VerificationCode, &state, &citizen, &authTime, &reason, &created, &expires); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(req), &l.Request); err != nil {
+		return nil, fmt.Errorf("store: login %s: %w", l.ID, err)
+	}
+	if citizen.Valid {
+		l.Citizen = &identity.Citizen{}
+		if err := json.Unmarshal([]byte(citizen.String), l.Citizen); err != nil {
+			return nil, fmt.Errorf("store: login %s: %w", l.ID, err)
+		}
+	}
+	l.State, l.Reason, l.AuthTime = identity.LoginState(state), reason.String, fromNanos(authTime)
+	l.Created, l.Expires = time.Unix(0, created).UTC(), time.Unix(0, expires).UTC()
+	return &l, nil
+}
+
+// Login implements identity.Store.
+func (s *Identity) Login(ctx context.Context, id string) (*identity.Login, error) {
+	l, err := scanLogin(s.db.queryRow(ctx, `SELECT `+loginColumns+` FROM oidc_logins WHERE id = ?`, id))
+	if err != nil {
+		return nil, idErr("store: login", err)
+	}
+	return l, nil
+}
+
+// UpdateLogin implements identity.Store: one conditional UPDATE.
+func (s *Identity) UpdateLogin(ctx context.Context, l *identity.Login, from identity.LoginState) error {
+	var citizen any
+	if l.Citizen != nil {
+		b, err := json.Marshal(l.Citizen)
+		if err != nil {
+			return err
+		}
+		citizen = string(b)
+	}
+	return s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE oidc_logins SET state = ?, citizen = ?, auth_time = ?, reason = ? WHERE id = ? AND state = ?`,
+			string(l.State), citizen, nanos(l.AuthTime), nullString(l.Reason), l.ID, string(from))
+		if err != nil {
+			return idErr("store: updating login", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("store: login %s is no longer %s: %w", l.ID, from, identity.ErrConflict)
+		}
+		return nil
+	})
+}
+
+// PendingLogins implements identity.Store.
+func (s *Identity) PendingLogins(ctx context.Context, civil string, now time.Time) ([]*identity.Login, error) {
+	rows, err := s.db.query(ctx, `SELECT `+loginColumns+` FROM oidc_logins
+	WHERE civil_number = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at LIMIT 20`, civil, now.UnixNano())
+	if err != nil {
+		return nil, idErr("store: pending logins", err)
+	}
+	defer rows.Close()
+	var out []*identity.Login
+	for rows.Next() {
+		l, err := scanLogin(rows)
+		if err != nil {
+			return nil, idErr("store: pending logins", err)
+		}
+		out = append(out, l)
+	}
+	return out, idErr("store: pending logins", rows.Err())
+}
+
+// CreateGrant implements identity.Store.
+func (s *Identity) CreateGrant(ctx context.Context, g *identity.Grant) error {
+	req, err := json.Marshal(g.Request)
+	if err != nil {
+		return err
+	}
+	citizen, err := json.Marshal(g.Citizen)
+	if err != nil {
+		return err
+	}
+	amr, err := json.Marshal(g.AMR)
+	if err != nil {
+		return err
+	}
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO oidc_grants (id, code_hash, request, citizen, method, acr, amr, auth_time, created_at, code_expires_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, g.ID, g.CodeHash, string(req), string(citizen), g.Method, g.ACR, string(amr),
+			g.AuthTime.UnixNano(), g.Created.UnixNano(), g.CodeExpires.UnixNano())
+		return idErr("store: recording grant", err)
+	})
+}
+
+const grantColumns = `id, code_hash, request, citizen, method, acr, amr, auth_time, created_at, code_expires_at, redeemed_at, revoked_at, access_expires_at`
+
+func scanGrant(sc interface{ Scan(...any) error }) (*identity.Grant, error) {
+	var g identity.Grant
+	var req, citizen, amr string
+	var authTime, created, codeExp int64
+	var redeemed, revoked, accessExp sql.NullInt64
+	if err := sc.Scan(&g.ID, &g.CodeHash, &req, &citizen, &g.Method, &g.ACR, &amr, &authTime, &created, &codeExp, &redeemed, &revoked, &accessExp); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		raw string
+		v   any
+	}{{req, &g.Request}, {citizen, &g.Citizen}, {amr, &g.AMR}} {
+		if err := json.Unmarshal([]byte(f.raw), f.v); err != nil {
+			return nil, fmt.Errorf("store: grant %s: %w", g.ID, err)
+		}
+	}
+	g.AuthTime, g.Created, g.CodeExpires = time.Unix(0, authTime).UTC(), time.Unix(0, created).UTC(), time.Unix(0, codeExp).UTC()
+	g.Redeemed, g.Revoked, g.AccessExpires = redeemed.Valid, revoked.Valid, fromNanos(accessExp)
+	return &g, nil
+}
+
+// RedeemCode implements identity.Store: in one transaction it marks the
+// code redeemed, or, for a code redeemed before, revokes its grant (which
+// must be committed, so ErrCodeReused is returned after the transaction).
+func (s *Identity) RedeemCode(ctx context.Context, codeHash []byte, now, accessExpires time.Time) (*identity.Grant, error) {
+	var g *identity.Grant
+	reused := false
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		reused = false
+		var err error
+		g, err = scanGrant(t.queryRow(ctx, `SELECT `+grantColumns+` FROM oidc_grants WHERE code_hash = ?`, codeHash))
+		if err != nil {
+			return idErr("store: authorization code", err)
+		}
+		if g.Redeemed {
+			reused = true
+			_, err := t.exec(ctx, `UPDATE oidc_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now.UnixNano(), g.ID)
+			return idErr("store: revoking grant", err)
+		}
+		res, err := t.exec(ctx, `UPDATE oidc_grants SET redeemed_at = ?, access_expires_at = ? WHERE id = ? AND redeemed_at IS NULL`,
+			now.UnixNano(), accessExpires.UnixNano(), g.ID)
+		if err != nil {
+			return idErr("store: redeeming code", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return fmt.Errorf("store: grant %s changed while redeeming: %w", g.ID, identity.ErrConflict)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if reused {
+		return g, identity.ErrCodeReused
+	}
+	return g, nil
+}
+
+// RevokeGrant implements identity.Store.
+func (s *Identity) RevokeGrant(ctx context.Context, id string) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `UPDATE oidc_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, time.Now().UnixNano(), id)
+		return idErr("store: revoking grant", err)
+	})
+}
+
+// Grant implements identity.Store.
+func (s *Identity) Grant(ctx context.Context, id string) (*identity.Grant, error) {
+	g, err := scanGrant(s.db.queryRow(ctx, `SELECT `+grantColumns+` FROM oidc_grants WHERE id = ?`, id))
+	if err != nil {
+		return nil, idErr("store: grant", err)
+	}
+	return g, nil
+}
+
+// UseAssertion implements identity.Store: the primary key (client, jti)
+// makes a second use a conflict, reported as identity.ErrReplay.
+func (s *Identity) UseAssertion(ctx context.Context, clientID, jti string, exp time.Time) error {
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO oidc_assertion_jtis (client_id, jti, expires_at) VALUES (?, ?, ?)`, clientID, jti, exp.UnixNano())
+		return mapErr("store: recording client assertion", err)
+	})
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("%w: %w", identity.ErrReplay, err)
+	}
+	return err
+}
+
+// Purge deletes expired assertion IDs, logins that ended more than an hour
+// ago, and grants whose tokens expired more than a day ago. It returns the
+// rows deleted.
+func (s *Identity) Purge(ctx context.Context, now time.Time) (int64, error) {
+	var total int64
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		total = 0
+		for _, q := range []struct {
+			sql string
+			arg int64
+		}{
+			{`DELETE FROM oidc_assertion_jtis WHERE expires_at < ?`, now.UnixNano()},
+			{`DELETE FROM oidc_logins WHERE expires_at < ?`, now.Add(-time.Hour).UnixNano()},
+			{`DELETE FROM oidc_grants WHERE created_at < ?`, now.Add(-24 * time.Hour).UnixNano()},
+		} {
+			res, err := t.exec(ctx, q.sql, q.arg)
+			if err != nil {
+				return mapErr("store: purging identity state", err)
+			}
+			n, _ := res.RowsAffected()
+			total += n
+		}
+		return nil
+	})
+	return total, err
+}
+
+// EnrolMobileID records a citizen's remote authentication credential
+// (mobile ID) without a PIN; pin.Manager.Set then sets the PIN once
+// (CreatePIN). Enrolling a credential twice is identity.ErrConflict.
+func (s *Identity) EnrolMobileID(ctx context.Context, credentialID, civilNumber string, now time.Time) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO oidc_mobile_ids (credential_id, civil_number, enrolled_at) VALUES (?, ?, ?)`,
+			credentialID, civilNumber, now.UnixNano())
+		return idErr("store: enrolling mobile ID "+credentialID, err)
+	})
+}
+
+// MobileCredentialID returns the credential of the citizen's newest mobile
+// ID enrolment with a PIN set, or identity.ErrNotFound.
+func (s *Identity) MobileCredentialID(ctx context.Context, civilNumber string) (string, error) {
+	var id string
+	err := s.db.queryRow(ctx, `SELECT credential_id FROM oidc_mobile_ids
+	WHERE civil_number = ? AND pin_hash IS NOT NULL ORDER BY enrolled_at DESC LIMIT 1`, civilNumber).Scan(&id)
+	if err != nil {
+		return "", idErr("store: mobile ID of a citizen", err)
+	}
+	return id, nil
+}
+
+// CreatePIN implements pin.Store for enrolled mobile IDs.
+func (s *Identity) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
+	var n int64
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE oidc_mobile_ids SET pin_hash = ?, pin_failures = 0 WHERE credential_id = ? AND pin_hash IS NULL`, hash, subject)
+		if err != nil {
+			return mapErr("store: setting login PIN", err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
+}
+
+// AttemptPIN implements pin.Store: one conditional UPDATE counts the try
+// before the hash is checked.
+func (s *Identity) AttemptPIN(ctx context.Context, subject string, limit int) (pin.State, bool, error) {
+	var st pin.State
+	found := false
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		found = false
+		var hash sql.NullString
+		var failures int64
+		err := t.queryRow(ctx, `UPDATE oidc_mobile_ids SET pin_failures = pin_failures + 1
+	WHERE credential_id = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`, subject, limit).Scan(&hash, &failures)
+		if err == nil {
+			st, found = pin.State{Hash: hash.String, Failures: int(failures) - 1}, true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return mapErr("store: counting login PIN try", err)
+		}
+		err = t.queryRow(ctx, `SELECT pin_hash, pin_failures FROM oidc_mobile_ids WHERE credential_id = ?`, subject).Scan(&hash, &failures)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return mapErr("store: reading login PIN state", err)
+		}
+		if hash.Valid {
+			st, found = pin.State{Hash: hash.String, Failures: int(failures)}, true
+		}
+		return nil
+	})
+	return st, found, err
+}
+
+// ResetPINFailures implements pin.Store.
+func (s *Identity) ResetPINFailures(ctx context.Context, subject string) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `UPDATE oidc_mobile_ids SET pin_failures = 0 WHERE credential_id = ? AND pin_failures <> 0`, subject)
+		return mapErr("store: resetting login PIN failures", err)
+	})
+}
