@@ -173,6 +173,9 @@ func VerifyDigest(alg x509.SignatureAlgorithm, pub any, h crypto.Hash, digest, s
 			return nil
 		}
 	case *dsa.PublicKey:
+		if k.P == nil || k.Q == nil || k.G == nil || k.Y == nil || k.Q.Sign() <= 0 || k.P.Sign() <= 0 {
+			return errors.New("DSA key without usable parameters")
+		}
 		var rs struct{ R, S *big.Int }
 		if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) > 0 {
 			return errors.New("malformed DSA signature")

@@ -1,6 +1,7 @@
 package path
 
 import (
+	"crypto/dsa" //nolint:staticcheck // DSA parameter inheritance (PKITS)
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -26,9 +27,12 @@ func ParseCertificate(der []byte) (*x509.Certificate, error) {
 	msg := err.Error()
 	fixSerial := strings.Contains(msg, "negative serial")
 	dropCRLDP := strings.Contains(msg, "CRL distribution point")
-	if !fixSerial && !dropCRLDP {
+	dsaNoParams := strings.Contains(msg, "invalid DSA parameters")
+	if !fixSerial && !dropCRLDP && !dsaNoParams {
 		return nil, err
 	}
+	var origSPKI []byte
+	var dsaY *big.Int
 	in := cryptobyte.String(der)
 	var cert, tbsFull cryptobyte.String
 	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1Element(&tbsFull, cbasn1.SEQUENCE) {
@@ -56,12 +60,43 @@ func ParseCertificate(der []byte) (*x509.Certificate, error) {
 				b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) { b.AddBytes(version) })
 			}
 			b.AddASN1BigInt(new(big.Int).Abs(serial))
-			for !body.Empty() {
+			for field := 0; !body.Empty(); field++ {
 				var el cryptobyte.String
 				var tag cbasn1.Tag
 				if !body.ReadAnyASN1Element(&el, &tag) {
 					b.SetError(err)
 					return
+				}
+				if field == 4 && dsaNoParams {
+					// A DSA key whose parameters are inherited from the issuer
+					// (RFC 5280 §6.1.4 (f)): parse with placeholder parameters.
+					origSPKI = el
+					spki := el
+					var seq, alg, oid, bits cryptobyte.String
+					if !spki.ReadASN1(&seq, cbasn1.SEQUENCE) || !seq.ReadASN1(&alg, cbasn1.SEQUENCE) ||
+						!alg.ReadASN1Element(&oid, cbasn1.OBJECT_IDENTIFIER) || !seq.ReadASN1BitStringAsBytes((*[]byte)(&bits)) {
+						b.SetError(err)
+						return
+					}
+					y := new(big.Int)
+					yb := cryptobyte.String(bits)
+					if !yb.ReadASN1Integer(y) {
+						b.SetError(err)
+						return
+					}
+					dsaY = y
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddBytes(oid)
+							b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+								b.AddASN1BigInt(big.NewInt(1))
+								b.AddASN1BigInt(big.NewInt(1))
+								b.AddASN1BigInt(big.NewInt(1))
+							})
+						})
+						b.AddASN1BitString(bits)
+					})
+					continue
 				}
 				if tag != cbasn1.Tag(3).ContextSpecific().Constructed() || !dropCRLDP {
 					b.AddBytes(el)
@@ -102,5 +137,9 @@ func ParseCertificate(der []byte) (*x509.Certificate, error) {
 	c2.RawTBSCertificate = tbsFull
 	c2.SerialNumber = serial
 	c2.Extensions = append(c2.Extensions, origExts...)
+	if dsaY != nil {
+		c2.RawSubjectPublicKeyInfo = origSPKI
+		c2.PublicKey = &dsa.PublicKey{Y: dsaY} // parameters inherited during path validation
+	}
 	return c2, nil
 }

@@ -8,6 +8,7 @@ package path
 
 import (
 	"bytes"
+	"crypto/dsa" //nolint:staticcheck // DSA parameter inheritance (PKITS)
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -259,6 +260,7 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 	if err := nc.add(anchor); err != nil {
 		return nil, fail(ChainConstraints, 0, "trust anchor name constraints: %v", err)
 	}
+	path = inheritDSAParams(path)
 	if v.opts.Strict {
 		for i, c := range path {
 			if i == 0 && n > 0 && path[1] == c {
@@ -414,4 +416,30 @@ func nonCAIssuer(leaf *x509.Certificate, pool []*x509.Certificate) *x509.Certifi
 func checkSigLoose(child, parent *x509.Certificate) bool {
 	p := AlgorithmPolicy{MinRSABits: 1024, MinECBits: 160, AllowSHA1: true}
 	return p.VerifySignature(child.SignatureAlgorithm, parent.PublicKey, child.RawTBSCertificate, child.Signature) == nil
+}
+
+// inheritDSAParams gives DSA keys without parameters those of the working
+// public key (RFC 5280 §6.1.4 (f)), on shallow copies of the certificates.
+func inheritDSAParams(p []*x509.Certificate) []*x509.Certificate {
+	var out []*x509.Certificate
+	for i, c := range p {
+		k, ok := c.PublicKey.(*dsa.PublicKey)
+		if i == 0 || !ok || k.P != nil {
+			continue
+		}
+		if out == nil {
+			out = append([]*x509.Certificate{}, p...)
+		}
+		prev, ok := out[i-1].PublicKey.(*dsa.PublicKey)
+		if !ok || prev.P == nil {
+			continue
+		}
+		cp := *c
+		cp.PublicKey = &dsa.PublicKey{Y: k.Y, Parameters: prev.Parameters}
+		out[i] = &cp
+	}
+	if out == nil {
+		return p
+	}
+	return out
 }
