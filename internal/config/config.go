@@ -52,6 +52,8 @@ type Config struct {
 	TSA TSAConfig `yaml:"tsa"`
 	// Revocation configures CRLs, the OCSP responder and revocation polling.
 	Revocation RevocationConfig `yaml:"revocation"`
+	// Identity configures the digital-ID service (OpenID Connect provider).
+	Identity IdentityConfig `yaml:"identity"`
 	// Signing configures e-seals and remote signatures (PAdES).
 	Signing SigningConfig `yaml:"signing"`
 
@@ -151,6 +153,7 @@ func Default(dir string) *Config {
 		TSA:  DefaultTSAConfig(),
 
 		Revocation: DefaultRevocationConfig(),
+		Identity:   DefaultIdentityConfig(),
 		Signing:    DefaultSigningConfig(),
 	}
 	c.dir = dir
@@ -289,6 +292,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err.Error())
 	}
 	if err := c.Signing.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := validateIdentity(c.Identity, c.CA); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
