@@ -34,7 +34,7 @@ type limboCase struct {
 	CRLs          []string `json:"crls"`
 }
 
-const limboFloor = 214
+const limboFloor = 216
 
 func TestLimbo(t *testing.T) {
 	dir := filepath.Join(testenv.SharedCorpus(t), "limbo")

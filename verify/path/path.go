@@ -204,7 +204,9 @@ func (v *Validator) build(leaf *x509.Certificate, pool []*x509.Certificate) [][]
 				out = append(out, p)
 			}
 		}
-		if len(chain) >= v.opts.MaxDepth {
+		// Self-issued intermediates (key rollover) do not count towards
+		// the depth, but the chain stays bounded.
+		if nonSelfIssued(chain) >= v.opts.MaxDepth || len(chain) >= 2*v.opts.MaxDepth+2 {
 			return
 		}
 		for _, c := range pool {
@@ -442,4 +444,14 @@ func inheritDSAParams(p []*x509.Certificate) []*x509.Certificate {
 		return p
 	}
 	return out
+}
+
+func nonSelfIssued(chain []*x509.Certificate) int {
+	n := 1 // the end entity
+	for _, c := range chain[1:] {
+		if !selfIssued(c) {
+			n++
+		}
+	}
+	return n
 }

@@ -26,7 +26,7 @@ func profileCheck(c *x509.Certificate, isAnchor, isLeaf bool, at time.Time) erro
 				return errors.New("CA certificate without subjectKeyIdentifier")
 			}
 		}
-		if !selfSigned(c) && len(c.AuthorityKeyId) == 0 {
+		if !(isAnchor && selfIssued(c)) && !selfSigned(c) && len(c.AuthorityKeyId) == 0 {
 			return errors.New("certificate without authorityKeyIdentifier")
 		}
 	}
@@ -67,6 +67,9 @@ func profileCheck(c *x509.Certificate, isAnchor, isLeaf bool, at time.Time) erro
 	}
 	if c.KeyUsage&x509.KeyUsageCertSign != 0 && !isCA {
 		return errors.New("keyCertSign without a CA basicConstraints")
+	}
+	if isCA && c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+		return errors.New("CA certificate whose key usage lacks keyCertSign")
 	}
 	if isAnchor {
 		if c.Version == 3 && !isCA {
