@@ -110,6 +110,9 @@ func checkSignatures(t *testing.T, sg *Signer) {
 		if _, err := sg.Sign(nil, d256[:20], crypto.SHA256); err == nil {
 			t.Fatal("ECDSA accepted a digest of the wrong length")
 		}
+		if _, err := sg.Sign(nil, d256[:], &rsa.PSSOptions{Hash: crypto.SHA256}); err == nil {
+			t.Fatal("ECDSA accepted RSA-PSS options")
+		}
 	case *rsa.PublicKey:
 		for h, d := range digests {
 			sig, err := sg.Sign(nil, d, h)

@@ -199,7 +199,7 @@ func TestRawSignRate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rate < 50 {
+		if rate <= 1 {
 			t.Fatalf("%s raw rate %.0f/s is implausibly low", kt, rate)
 		}
 		t.Logf("%s raw rate with 2 goroutines: %.0f/s", kt, rate)

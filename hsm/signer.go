@@ -140,6 +140,9 @@ func (sg *Signer) sign(ctx context.Context, digest []byte, opts crypto.SignerOpt
 		if len(digest) == 0 {
 			return nil, fmt.Errorf("hsm: signing with key %q: empty digest", sg.label)
 		}
+		if _, ok := opts.(*rsa.PSSOptions); ok {
+			return nil, fmt.Errorf("hsm: signing with key %q: RSA-PSS options for an EC key", sg.label)
+		}
 		mech, input = sg.mechECDSA, digest
 		if len(input) > sg.orderLen { // truncate like crypto/ecdsa
 			input = input[:sg.orderLen]
