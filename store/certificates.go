@@ -205,14 +205,16 @@ func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error)
 	}
 }
 
-// certColumns are the columns GetCertificate reads, in scan order.
-const certColumns = `serial, ca, profile, der, key_hash, request_id, credential_id, requested_by, not_before, not_after`
+// certSelect reads an issued certificate with its revocation (table
+// revocations, migration 0003), in scanCertificate's order.
+const certSelect = `SELECT c.serial, c.ca, c.profile, c.der, c.key_hash, c.request_id, c.credential_id, c.requested_by,
+	c.not_before, c.not_after, r.revoked_at, r.reason
+	FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial`
 
 // GetCertificate returns the issued certificate with that serial (lower-case
-// hex) or an error wrapping ca.ErrNotFound. Revocation status is not kept
-// here (see the revocation table); the Revoked fields are left zero.
+// hex) or an error wrapping ca.ErrNotFound, with its revocation if any.
 func (c *Certificates) GetCertificate(ctx context.Context, serial string) (*ca.CertificateRecord, error) {
-	row := c.db.queryRow(ctx, `SELECT `+certColumns+` FROM certificates WHERE serial = ? AND state = 'issued'`, strings.ToLower(serial))
+	row := c.db.queryRow(ctx, certSelect+` WHERE c.serial = ? AND c.state = 'issued'`, strings.ToLower(serial))
 	rec, err := scanCertificate(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: certificate %s: %w", serial, ca.ErrNotFound)
@@ -226,7 +228,7 @@ func (c *Certificates) GetCertificate(ctx context.Context, serial string) (*ca.C
 // CertificateByCredential returns the issued certificate of a key generated
 // on the service's token (its credential ID), or ca.ErrNotFound.
 func (c *Certificates) CertificateByCredential(ctx context.Context, credentialID string) (*ca.CertificateRecord, error) {
-	row := c.db.queryRow(ctx, `SELECT `+certColumns+` FROM certificates WHERE credential_id = ? AND state = 'issued'`, credentialID)
+	row := c.db.queryRow(ctx, certSelect+` WHERE c.credential_id = ? AND c.state = 'issued'`, credentialID)
 	rec, err := scanCertificate(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: credential %s: %w", credentialID, ca.ErrNotFound)
@@ -241,9 +243,12 @@ func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
 	var rec ca.CertificateRecord
 	var keyHash []byte
 	var reqID, credID sql.NullString
-	var nb, na sql.NullInt64
-	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na); err != nil {
+	var nb, na, revokedAt, reason sql.NullInt64
+	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na, &revokedAt, &reason); err != nil {
 		return nil, err
+	}
+	if revokedAt.Valid {
+		rec.Revoked, rec.RevokedAt, rec.RevocationReason = true, time.Unix(0, revokedAt.Int64).UTC(), int(reason.Int64)
 	}
 	if len(keyHash) != len(rec.KeyHash) {
 		return nil, fmt.Errorf("store: certificate %s: key hash of %d bytes", rec.Serial, len(keyHash))
@@ -255,7 +260,9 @@ func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
 }
 
 // FindIssued returns the serial of an issued, unexpired certificate of that
-// profile for that key (SPKI SHA-256), or "" when there is none. The
+// profile for that key (SPKI SHA-256), or "" when there is none. A revoked
+// certificate counts too: its key is never certified again for the profile
+// (the unique index refuses it anyway), and naming the serial says why. The
 // redundant state <> 'abandoned' lets SQLite use the partial unique index
 // (its planner only matches the index's own WHERE term); without it the
 // look-up scans the table.

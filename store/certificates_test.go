@@ -130,6 +130,24 @@ func TestCertificates(t *testing.T) {
 				}
 			})
 
+			t.Run("RevokedStatus", func(t *testing.T) {
+				got, err := a.Issue(ctx, citizenRequest(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec, err := certs.GetCertificate(ctx, got.Serial); err != nil || rec.Revoked {
+					t.Fatalf("fresh certificate: %+v, %v", rec, err)
+				}
+				at := time.Now().Truncate(time.Second)
+				if _, err := db.Revocations().Revoke(ctx, got.Serial, 1, "officer-1", at); err != nil {
+					t.Fatal(err)
+				}
+				rec, err := certs.GetCertificate(ctx, got.Serial)
+				if err != nil || !rec.Revoked || rec.RevocationReason != 1 || !rec.RevokedAt.Equal(at) {
+					t.Fatalf("revoked certificate: %+v, %v", rec, err)
+				}
+			})
+
 			t.Run("NotFound", func(t *testing.T) {
 				if _, err := certs.GetCertificate(ctx, "0badc0de"); !errors.Is(err, ca.ErrNotFound) {
 					t.Fatalf("GetCertificate: %v", err)
