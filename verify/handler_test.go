@@ -48,3 +48,14 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("garbage: status %d %s", rec.Code, rec.Body)
 	}
 }
+
+func TestHandlerSpoolsLargeBodies(t *testing.T) {
+	p := newTestPKI(t)
+	h := New(Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored}).Handler(64 << 20)
+	pdf := p.signPDF(t, signOpts{padding: 9 << 20})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/verify", bytes.NewReader(pdf)))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"indication":"TOTAL-PASSED"`) {
+		t.Fatalf("%d MB body: status %d %.300s", len(pdf)>>20, rec.Code, rec.Body)
+	}
+}
