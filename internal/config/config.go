@@ -56,6 +56,8 @@ type Config struct {
 	Identity IdentityConfig `yaml:"identity"`
 	// Signing configures e-seals and remote signatures (PAdES).
 	Signing SigningConfig `yaml:"signing"`
+	// Verify configures verification for relying parties (API and page).
+	Verify VerifyConfig `yaml:"verify"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -155,6 +157,7 @@ func Default(dir string) *Config {
 		Revocation: DefaultRevocationConfig(),
 		Identity:   DefaultIdentityConfig(),
 		Signing:    DefaultSigningConfig(),
+		Verify:     DefaultVerifyConfig(),
 	}
 	c.dir = dir
 	return c
@@ -295,6 +298,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err.Error())
 	}
 	if err := validateIdentity(c.Identity, c.CA); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := c.Verify.Validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {

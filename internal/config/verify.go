@@ -1,0 +1,82 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// VerifyConfig configures verification for relying parties: POST
+// /api/v1/verify and the page at GET /verify. The deployment's own root CA
+// is always trusted; more anchors come from PEM files.
+type VerifyConfig struct {
+	// Disabled turns the verification API and page off.
+	Disabled bool `yaml:"disabled,omitempty"`
+	// TrustAnchorFiles are PEM files of further trusted roots (relative to
+	// the data folder).
+	TrustAnchorFiles []string `yaml:"trustAnchorFiles,omitempty"`
+	// MaxUploadBytes bounds one uploaded PDF (default 64 MiB).
+	MaxUploadBytes int64 `yaml:"maxUploadBytes"`
+	// RatePerSecond is how many verifications one client IP may start per
+	// second on average (default 5).
+	RatePerSecond float64 `yaml:"ratePerSecond"`
+	// Burst is how many verifications one client IP may start at once
+	// (default 20).
+	Burst int `yaml:"burst"`
+	// OfflineRevocation, when true, never fetches OCSP responses or CRLs
+	// online: only revocation data embedded in the document is used.
+	OfflineRevocation bool `yaml:"offlineRevocation,omitempty"`
+	// FetchTimeout bounds each online revocation fetch (default 10s).
+	FetchTimeout time.Duration `yaml:"fetchTimeout"`
+}
+
+// DefaultVerifyConfig returns the verification settings of a local setup.
+func DefaultVerifyConfig() VerifyConfig {
+	return VerifyConfig{MaxUploadBytes: 64 << 20, RatePerSecond: 5, Burst: 20, FetchTimeout: 10 * time.Second}
+}
+
+// WithDefaults returns c with every zero field set to its default, so that
+// a configuration written before the verify section existed still works.
+func (c VerifyConfig) WithDefaults() VerifyConfig {
+	d := DefaultVerifyConfig()
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = d.MaxUploadBytes
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = d.RatePerSecond
+	}
+	if c.Burst == 0 {
+		c.Burst = d.Burst
+	}
+	if c.FetchTimeout == 0 {
+		c.FetchTimeout = d.FetchTimeout
+	}
+	return c
+}
+
+// Validate checks the verify section; zero values mean the defaults.
+func (c VerifyConfig) Validate() error {
+	var errs []string
+	if c.MaxUploadBytes < 0 {
+		errs = append(errs, "verify.maxUploadBytes: must not be negative")
+	}
+	if c.RatePerSecond < 0 {
+		errs = append(errs, "verify.ratePerSecond: must not be negative")
+	}
+	if c.Burst < 0 {
+		errs = append(errs, "verify.burst: must not be negative")
+	}
+	if c.FetchTimeout < 0 || c.FetchTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Sprintf("verify.fetchTimeout: want 0 to 5m, got %s", c.FetchTimeout))
+	}
+	for i, f := range c.TrustAnchorFiles {
+		if strings.TrimSpace(f) == "" {
+			errs = append(errs, fmt.Sprintf("verify.trustAnchorFiles[%d]: empty file name", i))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
