@@ -17,8 +17,11 @@ import (
 
 // Benchmarks of the signing path against the raw PKCS#11 ceiling.
 //
-//	scripts/testenv.sh go test -run XXX -bench 'BenchmarkSign/' -benchtime 1s ./hsm/
-//	scripts/testenv.sh go test -run XXX -bench BenchmarkSignerVsRaw ./hsm/
+//	scripts/testenv.sh go test -run XXX -bench '^BenchmarkSign$' -benchtime 1s ./hsm/
+//	scripts/testenv.sh go test -run XXX -bench '^BenchmarkSignerVsRaw$' ./hsm/
+//
+// Both build their token with PoolSize 8, so the Signer may hold one session
+// per goroutine like raw at every measured concurrency.
 //
 // raw: g goroutines, each with its own session, loop C_SignInit + C_Sign over
 // a fixed input. signer: g goroutines call (*Signer).Sign with a SHA-256
