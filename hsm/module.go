@@ -98,6 +98,11 @@ type Token struct {
 
 // Open loads the module, initialises it, finds the token by label and logs
 // in as the user once.
+//
+// Open each token once per process and share the *Token (it is safe for
+// concurrent use): PKCS#11 login and session state belong to the whole
+// process, so a recovery by one Token (which closes every session on the
+// slot) would disturb a second Token on the same token.
 func Open(ctx context.Context, cfg Config) (*Token, error) {
 	if cfg.TokenLabel == "" {
 		return nil, errors.New("hsm: no token label configured")
