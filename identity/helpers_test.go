@@ -35,7 +35,7 @@ type testPKI struct {
 	serial  int64
 }
 
-func newTestPKI(t *testing.T) *testPKI {
+func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
@@ -52,7 +52,7 @@ func newTestPKI(t *testing.T) *testPKI {
 }
 
 // citizen issues a citizen-auth style certificate for civil with a fresh key.
-func (p *testPKI) citizen(t *testing.T, civil string, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
+func (p *testPKI) citizen(t testing.TB, civil string, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p.serial++
@@ -78,7 +78,7 @@ func (p *testPKI) citizen(t *testing.T, civil string, notAfter time.Time) (*x509
 
 // env is a provider over in-memory fakes behind an httptest server.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	p       *Provider
 	store   *memStore
@@ -91,6 +91,7 @@ type env struct {
 	client  *Client
 	ckey    *ecdsa.PrivateKey // the client's private_key_jwt key
 	browser *http.Client
+	portal  *http.Client // the relying party's client at the token endpoint; nil: browser
 }
 
 const (
@@ -103,7 +104,7 @@ const (
 
 // newEnv starts a provider; tlsServer serves HTTPS asking for client
 // certificates (mutual TLS).
-func newEnv(t *testing.T, tlsServer bool) *env {
+func newEnv(t testing.TB, tlsServer bool) *env {
 	t.Helper()
 	e := &env{t: t, store: newMemStore(), status: &memStatus{profiles: map[string]string{}, revoked: map[string]bool{}},
 		dir: &memDirectory{creds: map[string]*RemoteCredential{}, keys: map[string]crypto.Signer{}},
@@ -216,7 +217,7 @@ func (e *env) complete(session, key string) (url.Values, int) {
 	return redirectQuery(e.t, resp), resp.StatusCode
 }
 
-func redirectQuery(t *testing.T, resp *http.Response) url.Values {
+func redirectQuery(t testing.TB, resp *http.Response) url.Values {
 	t.Helper()
 	if resp.StatusCode != http.StatusSeeOther {
 		return nil
@@ -271,7 +272,11 @@ func (e *env) assertion(clientID string, key *ecdsa.PrivateKey, mod func(*jwt.Cl
 // exchange posts a token request and returns status and decoded JSON.
 func (e *env) exchange(form url.Values) (int, map[string]any) {
 	e.t.Helper()
-	resp, err := e.browser.PostForm(e.srv.URL+PathToken, form)
+	hc := e.browser
+	if e.portal != nil {
+		hc = e.portal
+	}
+	resp, err := hc.PostForm(e.srv.URL+PathToken, form)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -301,7 +306,7 @@ func (e *env) userinfo(at string) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-func readBody(t *testing.T, resp *http.Response) string {
+func readBody(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
