@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	neturl "net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -112,10 +113,16 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := lg.closed(ctx, *conc, min(*d, time.Second)); err != nil { // warm-up
 		return err
 	}
+	// The server's CPU per token (process_cpu_seconds_total from /metrics)
+	// is steadier than rates on a shared machine.
+	base := metricsBase(url)
+	cpu0, cpuErr := scrapePhases(ctx, client, base)
 	full, err := lg.closed(ctx, *conc, *d)
 	if err != nil {
 		return err
 	}
+	cpu1, err := scrapePhases(ctx, client, base)
+	cpuErr = errors.Join(cpuErr, err)
 	half, err := lg.paced(ctx, full.rate/2, *d)
 	if err != nil {
 		return err
@@ -125,8 +132,12 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "full load:  %8.0f tokens/s  p50 %s  p99 %s  (%d tokens, %d refused or failed)\n",
 		full.rate, full.lat.percentile(50).Round(time.Microsecond), full.lat.percentile(99).Round(time.Microsecond), full.ok, full.failed)
-	fmt.Fprintf(env.stdout, "half load:  %8.0f tokens/s  p50 %s  p99 %s  (paced at %.0f/s; latency from each request's scheduled time)\n",
-		half.rate, half.lat.percentile(50).Round(time.Microsecond), half.lat.percentile(99).Round(time.Microsecond), full.rate/2)
+	fmt.Fprintf(env.stdout, "half load:  %8.0f tokens/s  p50 %s  p99 %s  from each request's scheduled time; p50 %s  p99 %s from its send (paced at %.0f/s)\n",
+		half.rate, half.lat.percentile(50).Round(time.Microsecond), half.lat.percentile(99).Round(time.Microsecond),
+		half.sent.percentile(50).Round(time.Microsecond), half.sent.percentile(99).Round(time.Microsecond), full.rate/2)
+	if _, ok := cpu0["cpu"]; ok && cpuErr == nil && full.ok > 0 {
+		fmt.Fprintf(env.stdout, "server CPU: %8.0f µs per token at full load (process_cpu_seconds_total)\n", (cpu1["cpu"]-cpu0["cpu"])*1e6/float64(full.ok+full.failed))
+	}
 	if len(raws) > 0 {
 		r := (raws[0] + raws[len(raws)-1]) / 2
 		fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (%s; mean of %.0f before and %.0f after)\n", r, rawDesc, raws[0], raws[len(raws)-1])
@@ -138,6 +149,15 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("%d requests were not granted (first: %v)", full.failed+half.failed, firstErr(full.firstErr, half.firstErr))
 	}
 	return nil
+}
+
+// metricsBase is the scheme and host of the TSA URL, where /metrics is.
+func metricsBase(raw string) string {
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 func firstErr(errs ...error) error {
@@ -187,6 +207,9 @@ type loadResult struct {
 	failed   int64
 	firstErr error
 	lat      *latencies
+	// sent holds the paced phase's latencies from the actual send, which
+	// leave out the generator's own lag behind the schedule.
+	sent *latencies
 }
 
 // one posts the next prepared request and checks that it was granted.
@@ -266,7 +289,7 @@ func (l *tsaLoad) closed(ctx context.Context, g int, d time.Duration) (*loadResu
 // has a scheduled time and its latency counts from then, so a stalled
 // server is not hidden by the generator waiting for it.
 func (l *tsaLoad) paced(ctx context.Context, rate float64, d time.Duration) (*loadResult, error) {
-	res := &loadResult{lat: &latencies{}}
+	res := &loadResult{lat: &latencies{}, sent: &latencies{}}
 	if rate <= 0 {
 		return res, errors.New("paced load: the full-load rate is zero")
 	}
@@ -280,7 +303,9 @@ func (l *tsaLoad) paced(ctx context.Context, rate float64, d time.Duration) (*lo
 		go func() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 1<<12)
+			sent := make([]time.Duration, 0, 1<<12)
 			for at := range due {
+				t0 := time.Now()
 				if err := l.one(ctx); err != nil {
 					mu.Lock()
 					res.failed++
@@ -291,8 +316,10 @@ func (l *tsaLoad) paced(ctx context.Context, rate float64, d time.Duration) (*lo
 					continue
 				}
 				local = append(local, time.Since(at))
+				sent = append(sent, time.Since(t0))
 			}
 			res.lat.add(local)
+			res.sent.add(sent)
 			mu.Lock()
 			res.ok += int64(len(local))
 			mu.Unlock()
