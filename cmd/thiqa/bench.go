@@ -33,6 +33,8 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		return benchOCSP(ctx, env, args[1:])
 	case "tsa":
 		return benchTSA(ctx, env, args[1:])
+	case "verify":
+		return benchVerify(ctx, env, args[1:])
 	default:
 		return withExit(2, fmt.Errorf("unknown benchmark %q (want hsm)", args[0]))
 	}

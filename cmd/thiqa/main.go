@@ -48,6 +48,7 @@ func commands() []command {
 		{"issue", "issue a certificate from a CSR (issue --profile P --csr FILE --subject-file FILE)", runIssue},
 		{"revoke", "revoke a certificate (revoke --serial S --reason R)", runRevoke},
 		{"timestamp", "time-stamp a file with an RFC 3161 TSA (timestamp --url U --in FILE --out TOKEN)", runTimestamp},
+		{"verify", "verify a signed PDF: ETSI verdict per signature (verify FILE [--trust PEM]... [--data DIR] [--at T] [--json])", runVerify},
 		{"token", "print a development API token for a subject and role", runToken},
 		{"audit", "verify the hash-chained audit log (audit verify)", runAudit},
 		{"keys", "list the keys on the token (keys list)", runKeys},

@@ -52,6 +52,7 @@ func services() []serviceWiring {
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
 		{"tsa", wireTSA},
+		{"verify", wireVerify},
 	}
 }
 

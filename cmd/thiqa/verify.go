@@ -1,0 +1,322 @@
+package main
+
+// Verification for relying parties: `thiqa verify`, POST /api/v1/verify
+// (public, size-limited, rate-limited per client IP) and the page at GET
+// /verify. The verifier trusts this deployment's root CA and the configured
+// extra anchors; it fetches revocation information online (cached, with
+// timeouts) unless told not to.
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/verify"
+	"github.com/thiqa/thiqa/web"
+)
+
+// Exit codes of `thiqa verify` (the first three are the report's own).
+const (
+	verifyExitCannotRun = 3
+)
+
+// pemFileList is a repeatable flag of PEM file names.
+type pemFileList []string
+
+func (l *pemFileList) String() string     { return fmt.Sprint(*l) }
+func (l *pemFileList) Set(v string) error { *l = append(*l, v); return nil }
+
+// cannotRun marks an error that kept `thiqa verify` from validating.
+func cannotRun(format string, a ...any) error {
+	return withExit(verifyExitCannotRun, fmt.Errorf(format, a...))
+}
+
+// runVerify is `thiqa verify FILE [--trust PEM]... [--at RFC3339] [--json]
+// [--data DIR] [--offline] [--timeout D]`. Flags may come before or after
+// FILE. Exit codes: 0 TOTAL-PASSED, 1 TOTAL-FAILED, 2 INDETERMINATE, 3 the
+// validation could not run.
+func runVerify(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("verify", env)
+	var trust pemFileList
+	fs.Var(&trust, "trust", "PEM file of trusted root certificates (repeatable)")
+	at := fs.String("at", "", "validate at this time (RFC 3339) instead of now")
+	asJSON := fs.Bool("json", false, "print the JSON report (docs/verify-report.md)")
+	dir := fs.String("data", "", "data folder whose root CA (and configured verify.trustAnchorFiles) to trust")
+	offline := fs.Bool("offline", false, "never fetch OCSP responses or CRLs online; use only what the document embeds")
+	timeout := fs.Duration("timeout", 10*time.Second, "bound of each online revocation fetch")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: thiqa verify FILE [--trust PEM]... [--at RFC3339] [--json] [--data DIR] [--offline]")
+		fs.PrintDefaults()
+	}
+	file, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	var validationTime time.Time
+	if *at != "" {
+		if validationTime, err = time.Parse(time.RFC3339, *at); err != nil {
+			return cannotRun("--at: want an RFC 3339 time such as 2026-11-22T10:00:00Z, got %q", *at)
+		}
+	}
+	if *timeout <= 0 {
+		return cannotRun("--timeout must be positive")
+	}
+	var anchors []*x509.Certificate
+	if *dir != "" {
+		cfg, err := loadConfig(*dir)
+		if err != nil {
+			return cannotRun("%w", err)
+		}
+		if anchors, err = deploymentAnchors(cfg); err != nil {
+			return cannotRun("%w", err)
+		}
+	}
+	for _, p := range trust {
+		certs, err := readAnchors(p)
+		if err != nil {
+			return cannotRun("--trust: %w", err)
+		}
+		anchors = append(anchors, certs...)
+	}
+	if len(anchors) == 0 {
+		return cannotRun("no trust anchor: give --trust PEM (a root certificate) or --data DIR (this deployment's root)")
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return cannotRun("opening the document: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return cannotRun("reading the document: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return cannotRun("%s is not a regular file", file)
+	}
+	v := newVerifier(verifierSettings{anchors: anchors, at: validationTime, online: !*offline, timeout: *timeout})
+	rep, err := v.VerifyPDF(ctx, f, st.Size())
+	if err != nil {
+		return cannotRun("%w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.WriteText(env.stdout)
+	}
+	if err != nil {
+		return cannotRun("writing the report: %w", err)
+	}
+	if code := rep.ExitCode(); code != 0 {
+		return withExit(code, errSilent)
+	}
+	return nil
+}
+
+// parseInterleaved parses flags that may come before and after the one
+// positional argument, which it returns. Bad flags exit 3 (could not run).
+func parseInterleaved(fs *flag.FlagSet, args []string) (string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", withExit(0, errSilent)
+			}
+			return "", withExit(verifyExitCannotRun, errSilent)
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	switch len(pos) {
+	case 0:
+		return "", cannotRun("name the PDF to verify: thiqa verify FILE [flags]")
+	case 1:
+		return pos[0], nil
+	default:
+		return "", cannotRun("verify one file at a time (got %q and %q)", pos[0], pos[1])
+	}
+}
+
+// readAnchors reads every certificate of a PEM file.
+func readAnchors(path string) ([]*x509.Certificate, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading trust anchors: %w", err)
+	}
+	certs, err := verify.ParsePEMCertificates(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return certs, nil
+}
+
+// deploymentAnchors returns the data folder's root CA certificate (when the
+// CA is enabled) and the configured verify.trustAnchorFiles.
+func deploymentAnchors(cfg *config.Config) ([]*x509.Certificate, error) {
+	var anchors []*x509.Certificate
+	if cfg.CA.Enabled() {
+		p := caCertPath(cfg, cfg.CA.Root.Name)
+		certs, err := readAnchors(p)
+		if err != nil {
+			return nil, fmt.Errorf("root CA certificate (run `thiqa init --data %s`): %w", cfg.Dir(), err)
+		}
+		anchors = append(anchors, certs...)
+	}
+	for _, f := range cfg.Verify.TrustAnchorFiles {
+		certs, err := readAnchors(cfg.Resolve(f))
+		if err != nil {
+			return nil, fmt.Errorf("verify.trustAnchorFiles: %w", err)
+		}
+		anchors = append(anchors, certs...)
+	}
+	return anchors, nil
+}
+
+// verifierSettings are what the CLI, the server and the benchmark choose.
+type verifierSettings struct {
+	anchors []*x509.Certificate
+	at      time.Time
+	online  bool
+	timeout time.Duration
+	maxSize int64
+	logger  *slog.Logger
+}
+
+// newVerifier builds a verifier; online revocation goes through one cached
+// HTTP fetcher whose client is bounded by the timeout.
+func newVerifier(s verifierSettings) *verify.Verifier {
+	o := verify.Options{
+		TrustAnchors: s.anchors, At: s.at, AllowOnline: s.online, FetchTimeout: s.timeout,
+		Revocation: verify.RevocationRequired, MaxFileSize: s.maxSize, Logger: s.logger,
+	}
+	if s.online {
+		o.Fetcher = &verify.HTTPFetcher{Client: &http.Client{Timeout: s.timeout}, TTL: 5 * time.Minute}
+	}
+	return verify.New(o)
+}
+
+// wireVerify serves POST /api/v1/verify (public, size- and rate-limited)
+// and the verification page at GET /verify.
+func wireVerify(_ context.Context, p *platform, s *serving) error {
+	vc := p.cfg.Verify.WithDefaults()
+	if vc.Disabled {
+		return nil
+	}
+	anchors, err := deploymentAnchors(p.cfg)
+	if err != nil {
+		return err
+	}
+	if len(anchors) == 0 {
+		return errors.New("no trust anchors: enable the CA, set verify.trustAnchorFiles, or set verify.disabled")
+	}
+	logger := p.logger.With("service", "verify")
+	v := newVerifier(verifierSettings{
+		anchors: anchors, online: !vc.OfflineRevocation, timeout: vc.FetchTimeout,
+		maxSize: vc.MaxUploadBytes, logger: logger,
+	})
+	limit := newRateLimiter(vc.RatePerSecond, vc.Burst, time.Now)
+	s.mux.Handle("POST /api/v1/verify", limit.middleware(v.Handler(vc.MaxUploadBytes)))
+	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes})
+	s.mux.Handle("GET /verify", page)
+	s.mux.Handle("GET /verify/", page)
+	logger.Info("verification ready", "anchors", len(anchors), "onlineRevocation", !vc.OfflineRevocation,
+		"maxUploadBytes", vc.MaxUploadBytes, "ratePerSecond", vc.RatePerSecond, "burst", vc.Burst)
+	return nil
+}
+
+// rateLimiter is a token bucket per client IP, in memory: each IP may
+// start burst requests at once and rate per second on average.
+type rateLimiter struct {
+	rate  float64
+	burst float64
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// maxBuckets bounds the limiter's memory; beyond it, idle buckets (full
+// again) are dropped.
+const maxBuckets = 100_000
+
+func newRateLimiter(rate float64, burst int, now func() time.Time) *rateLimiter {
+	return &rateLimiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
+}
+
+// allow takes one token from key's bucket; when none is left it returns
+// false and how long until one is.
+func (l *rateLimiter) allow(key string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= maxBuckets {
+			l.sweep(now)
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// sweep drops buckets that have refilled (their clients are idle); if that
+// frees nothing, it drops all of them rather than grow without bound.
+func (l *rateLimiter) sweep(now time.Time) {
+	for k, b := range l.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) >= maxBuckets {
+		clear(l.buckets)
+	}
+}
+
+// middleware answers 429 with a problem body and Retry-After when the
+// client IP has no token left.
+func (l *rateLimiter) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		if ok, wait := l.allow(host); !ok {
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			problem.Error(w, http.StatusTooManyRequests, "too many verifications from this address; retry later")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
