@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -12,10 +13,15 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
+	neturl "net/url"
 	"os"
 	"os/user"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
@@ -41,6 +47,7 @@ func benchOCSP(ctx context.Context, env *cliEnv, args []string) error {
 	caName := fs.String("ca", policies.IssuerCitizen, "issuing CA whose certificates are asked about")
 	maxCerts := fs.Int("max-certs", 100_000, "at most this many certificates in the request set")
 	get := fs.Bool("get", false, "send GET /ocsp/{base64} instead of POST")
+	perRequest := fs.Bool("conn-per-request", false, "open a new connection for every request (for HTTP/1.0 responders such as openssl ocsp, which close after each answer)")
 	prepare := fs.Int("prepare", 0, "issue this many citizen-signing certificates in-process, then exit")
 	index := fs.String("openssl-index", "", "write an openssl ocsp index.txt of the certificates to this file, then exit")
 	if err := parseFlags(fs, args); err != nil {
@@ -104,7 +111,16 @@ func benchOCSP(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "thiqa bench ocsp: %s %s, %d certificates of CA %s, %d connections, %s, GOMAXPROCS=%d (load generator on the same machine)\n",
 		method, u, len(reqs), *caName, *conns, *d, runtime.GOMAXPROCS(0))
-	res, err := ocspbench.Run(ctx, ocspbench.Options{URL: u, Requests: reqs, Conns: *conns, Duration: *d, GET: *get})
+	var res ocspbench.Result
+	if *perRequest {
+		if *get {
+			return withExit(2, errors.New("--conn-per-request sends POST only"))
+		}
+		fmt.Fprintln(env.stdout, "mode: a new TCP connection per request (HTTP/1.0, Connection: close)")
+		res, err = runConnPerRequest(ctx, u, reqs, *conns, *d)
+	} else {
+		res, err = ocspbench.Run(ctx, ocspbench.Options{URL: u, Requests: reqs, Conns: *conns, Duration: *d, GET: *get})
+	}
 	if err != nil {
 		return fmt.Errorf("load generator: %w", err)
 	}
@@ -114,6 +130,100 @@ func benchOCSP(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 var errEnough = errors.New("enough certificates")
+
+// runConnPerRequest is a load generator for responders that close the
+// connection after every answer (openssl ocsp speaks HTTP/1.0 without
+// keep-alive): conns workers each dial, POST one request, read the answer
+// to EOF and check it is a successful OCSPResponse.
+func runConnPerRequest(ctx context.Context, rawURL string, reqs [][]byte, conns int, d time.Duration) (ocspbench.Result, error) {
+	u, err := neturl.Parse(rawURL)
+	if err != nil || u.Scheme != "http" || u.Port() == "" {
+		return ocspbench.Result{}, fmt.Errorf("responder URL %q must be http://host:port/path", rawURL)
+	}
+	wire := make([][]byte, len(reqs))
+	for i, der := range reqs {
+		wire[i] = append([]byte("POST "+u.EscapedPath()+" HTTP/1.0\r\nHost: "+u.Host+"\r\nContent-Type: application/ocsp-request\r\nContent-Length: "+
+			strconv.Itoa(len(der))+"\r\nConnection: close\r\n\r\n"), der...)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	lats := make([][]time.Duration, conns)
+	errs := make([]int, conns)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := range conns {
+		wg.Go(func() {
+			buf := make([]byte, 0, 8192)
+			for i := c * 7919; ctx.Err() == nil; i++ {
+				t0 := time.Now()
+				ok := oneRequest(u.Host, wire[i%len(wire)], &buf)
+				if ctx.Err() != nil {
+					return
+				}
+				if !ok {
+					errs[c]++
+					continue
+				}
+				lats[c] = append(lats[c], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	out := ocspbench.Result{Elapsed: time.Since(start)}
+	var all []time.Duration
+	for c := range conns {
+		all = append(all, lats[c]...)
+		out.Errors += errs[c]
+	}
+	out.Responses = len(all)
+	if len(all) == 0 {
+		return out, errors.New("no successful response")
+	}
+	slices.Sort(all)
+	out.P50, out.P99 = all[len(all)/2], all[len(all)*99/100]
+	out.PerSecond = float64(out.Responses) / out.Elapsed.Seconds()
+	return out, nil
+}
+
+// oneRequest sends one request on a new connection and reports whether the
+// answer was HTTP 200 with responseStatus successful.
+func oneRequest(host string, wire []byte, buf *[]byte) bool {
+	// A request once started is finished even when the run ends meanwhile:
+	// a connection closed before its request arrives can stall a
+	// single-process responder.
+	conn, err := (&net.Dialer{Timeout: 5 * time.Second}).Dial("tcp", host)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(wire); err != nil {
+		return false
+	}
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, len(b))
+		}
+		n, err := conn.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			break
+		}
+	}
+	*buf = b
+	i := bytes.Index(b, []byte("\r\n\r\n"))
+	if len(b) < 12 || string(b[9:12]) != "200" || i < 0 {
+		return false
+	}
+	body := b[i+4:]
+	// OCSPResponse ::= SEQUENCE { responseStatus ENUMERATED (0 = successful), ... }
+	j := 2
+	if len(body) > 1 && body[1]&0x80 != 0 {
+		j += int(body[1] & 0x7f)
+	}
+	return len(body) >= j+3 && body[0] == 0x30 && body[j] == 0x0a && body[j+1] == 0x01 && body[j+2] == 0x00
+}
 
 // readCACert reads a CA certificate written by `thiqa init`.
 func readCACert(cfg *config.Config, name string) (*x509.Certificate, error) {
