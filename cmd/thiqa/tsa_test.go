@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"database/sql"
@@ -18,7 +19,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/thiqa/thiqa/internal/clock"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
@@ -415,6 +418,10 @@ func TestTSAUnitRenewal(t *testing.T) {
 	if out, ok := f.verify(t, f.untrusted, "-queryfile", q, "-in", r); ok {
 		t.Fatalf("the old unit certificate verifies a token of the new key: %s", out)
 	}
+	// The renewed unit's Authority took over the metrics.
+	if code, _, body := f.srv.get(t, "/metrics", ""); code != http.StatusOK || !strings.Contains(string(body), "thiqa_tsa_tokens_total 1") {
+		t.Fatalf("/metrics after renewal: %d, thiqa_tsa_tokens_total 1 missing", code)
+	}
 	f.srv.stop(t)
 	keys := mustThiqa(t, nil, "keys", "list", "--data", dir)
 	if strings.Count(keys.stdout, "object=tsa-unit") != 2 {
@@ -499,5 +506,42 @@ func TestTSAOnPostgres(t *testing.T) {
 	recs := tsaRecords(t, db, func(q string) string { return strings.Replace(q, "?", "$1", 1) })
 	if len(recs) != len(serials) {
 		t.Fatalf("%d timestamp.issue records for %d tokens", len(recs), len(serials))
+	}
+}
+
+// With clock.source kernel the TSA follows the kernel's NTP state
+// (adjtimex): on a machine whose kernel reports the clock unsynchronised,
+// as containers without an NTP daemon do, it is not ready and refuses.
+func TestTSAKernelClock(t *testing.T) {
+	k, err := clock.NewKernel(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := k.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "data")
+	conf := editedConfig(t, dir, func(y string) string {
+		return strings.Replace(y, "  clock:\n    source: static\n", "  clock:\n    source: kernel\n", 1)
+	})
+	mustThiqa(t, nil, "init", "--data", dir, "--config", conf)
+	f := newTSAFixture(t, dir, nil)
+	if strings.Contains(f.srv.stderr.String(), "CLOCK DISCIPLINE IS DISABLED") {
+		t.Fatal("serve warns about a disabled clock check with source kernel")
+	}
+	code, _, body := f.srv.get(t, "/readyz", "")
+	data := filepath.Join(f.work, "d")
+	writeFile(t, data, "x")
+	_, resp := f.stamp(t, f.query(t, data, "-sha256"), "")
+	t.Logf("kernel clock here: in sync %v (%s); /readyz %d %s", st.InSync, st.Reason, code, body)
+	if st.InSync {
+		if code != http.StatusOK || resp.Status.Status != tsp.StatusGranted {
+			t.Fatalf("kernel in sync, but /readyz %d %s, reply %s", code, body, resp.Status)
+		}
+		return
+	}
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "kernel") || resp.Status.FailInfo != tsp.TimeNotAvailable {
+		t.Fatalf("kernel out of sync, but /readyz %d %s, reply %s", code, body, resp.Status)
 	}
 }
