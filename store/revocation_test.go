@@ -462,3 +462,25 @@ func loadRows(b *testing.B, db *store.DB, rows, revoked int) {
 		}
 	}
 }
+
+// FuzzNormalizeSerial: whatever a person types, a serial is refused or
+// normalised to a canonical key that normalises to itself and parses back
+// to the same positive number.
+func FuzzNormalizeSerial(f *testing.F) {
+	for _, s := range []string{"01", "0x7F", "ab:cd:ef", " 00ff ", "", "0", "zz", strings.Repeat("f", 65)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		key, err := store.NormalizeSerial(s)
+		if err != nil {
+			return
+		}
+		n, ok := new(big.Int).SetString(key, 16)
+		if !ok || n.Sign() <= 0 || store.SerialKey(n) != key || len(key)%2 != 0 {
+			t.Fatalf("%q normalised to %q", s, key)
+		}
+		if again, err := store.NormalizeSerial(key); err != nil || again != key {
+			t.Fatalf("%q is not a fixed point: %q %v", key, again, err)
+		}
+	})
+}
