@@ -150,4 +150,3 @@ func TestBlockAllocatorsShareStore(t *testing.T) {
 		})
 	}
 }
-
