@@ -33,6 +33,10 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		return benchOCSP(ctx, env, args[1:])
 	case "tsa":
 		return benchTSA(ctx, env, args[1:])
+	case "seal":
+		return benchSeal(ctx, env, args[1:])
+	case "sign":
+		return benchSign(ctx, env, args[1:])
 	case "verify":
 		return benchVerify(ctx, env, args[1:])
 	default:

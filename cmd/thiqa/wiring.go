@@ -52,6 +52,7 @@ func services() []serviceWiring {
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
 		{"tsa", wireTSA},
+		{"signing", wireSigning},
 		{"verify", wireVerify},
 	}
 }
@@ -70,5 +71,6 @@ func initSteps() []initStep {
 		{"CA hierarchy", initCA},
 		{"OCSP responders", initResponders},
 		{"TSA unit", initTSA},
+		{"signing credentials", initSigning},
 	}
 }

@@ -1,0 +1,477 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// benchSetup is what the signing load generators share: the server URL, a
+// client, the token (for tokens and the raw HSM rate).
+type benchSetup struct {
+	url    string
+	client *http.Client
+	cfg    *config.Config
+	tok    *hsm.Token
+	rawFor time.Duration
+}
+
+func newBenchSetup(ctx context.Context, env *cliEnv, name string, args []string, extra func(fs *flag.FlagSet)) (*benchSetup, *flag.FlagSet, error) {
+	fs := newFlags(name, env)
+	dir := fs.String("data", "", "data folder of the server (required: tokens are minted and the raw HSM rate measured on its token)")
+	rawFor := fs.Duration("raw-duration", 2*time.Second, "measuring time of each raw HSM rate measurement")
+	extra(fs)
+	var url string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		url, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, withExit(0, errSilent)
+		}
+		return nil, nil, withExit(2, errSilent)
+	}
+	if url == "" && fs.NArg() == 1 {
+		url = fs.Arg(0)
+	}
+	if url == "" || *dir == "" {
+		return nil, nil, withExit(2, fmt.Errorf("usage: thiqa %s URL --data DIR [flags]", name))
+	}
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, 2, runtime.GOMAXPROCS(0))
+	tok, err := openToken(ctx, cfg, newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format}), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &benchSetup{url: strings.TrimRight(url, "/"), cfg: cfg, tok: tok, rawFor: *rawFor, client: &http.Client{Timeout: 5 * time.Minute,
+		Transport: &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 128, IdleConnTimeout: time.Minute}}}, fs, nil
+}
+
+// post sends body and returns the status and the reply.
+func (b *benchSetup) post(ctx context.Context, path, token, ctype string, body io.Reader, hdr map[string]string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+path, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", ctype)
+	req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+func (b *benchSetup) postJSON(ctx context.Context, path, token string, in, out any) error {
+	raw, _ := json.Marshal(in)
+	code, body, err := b.post(ctx, path, token, "application/json", bytes.NewReader(raw), nil)
+	if err != nil {
+		return err
+	}
+	if code/100 != 2 {
+		return fmt.Errorf("%s: %d %s", path, code, body)
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+// credential issues a keyInHSM certificate through the CA API.
+func (b *benchSetup) credential(ctx context.Context, profile string, subject map[string]string) (string, error) {
+	officer, err := mintDevToken(ctx, b.cfg, b.tok, "bench-officer", policies.RoleRegistrationOfficer)
+	if err != nil {
+		return "", err
+	}
+	var out ca.IssueResponse
+	if err := b.postJSON(ctx, "/api/v1/certificates", officer, ca.IssueRequest{Profile: profile, Subject: subject, KeyInHSM: true}, &out); err != nil {
+		return "", err
+	}
+	return out.CredentialID, nil
+}
+
+// closedLoop runs op from conc goroutines for d and returns operations per
+// second (each op may count n operations) and latencies.
+func closedLoop(ctx context.Context, conc int, d time.Duration, op func(ctx context.Context) (int, error)) (float64, *latencies, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var done atomic.Int64
+	var firstErr error
+	var once sync.Once
+	lat := &latencies{}
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				n, err := op(ctx)
+				if err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					break
+				}
+				mine = append(mine, time.Since(t0))
+				done.Add(int64(n))
+			}
+			lat.add(mine)
+		}()
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(start).Seconds(), lat, firstErr
+}
+
+// benchSeal measures POST /api/v1/seal on a ~100 KB PDF at several levels
+// (P-256 seal key on the token), with the raw PKCS#11 rate of the same key
+// before and after, and the server's peak RSS while sealing a large PDF.
+func benchSeal(ctx context.Context, env *cliEnv, args []string) error {
+	var conc *int
+	var d *time.Duration
+	var levels, org *string
+	var size, large *int64
+	var pid *int
+	b, _, err := newBenchSetup(ctx, env, "bench seal", args, func(fs *flag.FlagSet) {
+		conc = fs.Int("concurrency", 16, "concurrent requests")
+		d = fs.Duration("duration", 5*time.Second, "measuring time per level")
+		levels = fs.String("levels", "B-B,B-T,B-LT", "levels to measure")
+		org = fs.String("org", "NTROM-9900001", "organizationIdentifier of the benchmark agency")
+		size = fs.Int64("size", 100<<10, "size of the sample PDF in bytes")
+		large = fs.Int64("large", 0, "also seal one PDF of this many bytes (e.g. 209715200) and report the server's peak RSS")
+		pid = fs.Int("server-pid", 0, "process ID of the server, for its peak RSS (VmHWM)")
+	})
+	if err != nil {
+		return err
+	}
+	defer b.tok.Close()
+	sub := map[string]string{"organizationName": "Benchmark Agency", "organizationIdentifier": *org, "commonName": "Benchmark Agency Seal", "country": "OM"}
+	cred, err := b.credential(ctx, policies.ProfileOrganisationSeal, sub)
+	if err != nil {
+		return fmt.Errorf("issuing the seal credential: %w", err)
+	}
+	token, err := mintDevToken(ctx, b.cfg, b.tok, *org, policies.RoleAgency)
+	if err != nil {
+		return err
+	}
+	var pdf bytes.Buffer
+	if err := writeSamplePDF(&pdf, *size); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "thiqa bench seal: %s, GOMAXPROCS=%d (this process), concurrency %d, %s per level, %d-byte PDF, credential %s\n",
+		b.url, runtime.GOMAXPROCS(0), *conc, *d, pdf.Len(), cred)
+	raw := func() string {
+		r, err := hsm.RawSignRate(ctx, b.tok, cred, max(2, runtime.GOMAXPROCS(0)), b.rawFor)
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("%.0f/s", r)
+	}
+	fmt.Fprintf(env.stdout, "raw PKCS#11 P-256 sign rate of the seal key (session per goroutine): %s before\n", raw())
+	for _, lv := range strings.Split(*levels, ",") {
+		path := "/api/v1/seal?level=" + lv + "&credential=" + cred
+		op := func(ctx context.Context) (int, error) {
+			code, body, err := b.post(ctx, path, token, "application/pdf", bytes.NewReader(pdf.Bytes()), nil)
+			if err == nil && (code != http.StatusOK || !bytes.HasPrefix(body, []byte("%PDF-"))) {
+				err = fmt.Errorf("seal %s: %d %.200s", lv, code, body)
+			}
+			return 1, err
+		}
+		if _, _, err := closedLoop(ctx, *conc, min(*d, time.Second), op); err != nil { // warm-up
+			return err
+		}
+		rate, lat, err := closedLoop(ctx, *conc, *d, op)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "seal %-5s %7.0f/s  p50 %8s  p99 %8s\n", lv, rate, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond))
+	}
+	fmt.Fprintf(env.stdout, "raw PKCS#11 P-256 sign rate of the seal key: %s after\n", raw())
+	if *large > 0 {
+		if err := sealLarge(ctx, env, b, token, cred, *large, *pid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sealLarge seals one large PDF at B-B, streaming it from a temporary
+// file, and reports the server's peak RSS during the request (VmHWM, reset
+// first through /proc/PID/clear_refs).
+func sealLarge(ctx context.Context, env *cliEnv, b *benchSetup, token, cred string, size int64, pid int) error {
+	f, err := os.CreateTemp("", "thiqa-bench-large-*.pdf")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := writeSamplePDF(f, size); err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	before := "unknown (no --server-pid)"
+	if pid > 0 {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+			before = "not reset: " + err.Error()
+		} else {
+			before = "reset"
+		}
+		if h, err := vmHWM(pid); err == nil {
+			before += fmt.Sprintf(", VmHWM %.1f MiB, RSS now", float64(h)/1024)
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.url+"/api/v1/seal?level=B-B&credential="+cred, f)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = st.Size()
+	req.Header.Set("Content-Type", "application/pdf")
+	req.Header.Set("Authorization", "Bearer "+token)
+	start := time.Now()
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("sealing the large PDF: %d %v", resp.StatusCode, err)
+	}
+	fmt.Fprintf(env.stdout, "large: sealed %d bytes -> %d bytes at B-B in %s", st.Size(), n, time.Since(start).Round(time.Millisecond))
+	if pid > 0 {
+		h, err := vmHWM(pid)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "; server peak RSS (VmHWM) %.1f MiB (peak counter %s)", float64(h)/1024, strings.TrimSuffix(before, ", RSS now"))
+	}
+	fmt.Fprintln(env.stdout)
+	return nil
+}
+
+// vmHWM returns a process's peak resident set size in KiB.
+func vmHWM(pid int) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// benchSign measures the citizen paths: signatures/signHash (SADs prepared
+// in advance with credentials/authorize, --batch hashes per call), with the
+// raw PKCS#11 rate of the same key, and POST /api/v1/sign (PIN checked per
+// document).
+func benchSign(ctx context.Context, env *cliEnv, args []string) error {
+	var conc *int
+	var d *time.Duration
+	var batch, sads *int
+	var civil *string
+	b, _, err := newBenchSetup(ctx, env, "bench sign", args, func(fs *flag.FlagSet) {
+		conc = fs.Int("concurrency", 8, "concurrent requests")
+		d = fs.Duration("duration", 5*time.Second, "measuring time per phase")
+		batch = fs.Int("batch", 100, "hashes per signHash call (one SAD each)")
+		sads = fs.Int("sads", 400, "SADs to prepare before measuring signHash")
+		civil = fs.String("civil-number", "99000001", "civil number of the benchmark citizen")
+	})
+	if err != nil {
+		return err
+	}
+	defer b.tok.Close()
+	sub := map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen", "civilNumber": *civil, "country": "OM"}
+	cred, err := b.credential(ctx, policies.ProfileCitizenSigning, sub)
+	if err != nil {
+		return fmt.Errorf("issuing the citizen credential: %w", err)
+	}
+	token, err := mintDevToken(ctx, b.cfg, b.tok, *civil, policies.RoleCitizen)
+	if err != nil {
+		return err
+	}
+	const benchPIN = "bench-pin-2468"
+	if err := b.postJSON(ctx, "/api/v1/credentials/"+cred+"/pin", token, PINRequest{PIN: benchPIN}, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "thiqa bench sign: %s, GOMAXPROCS=%d (this process), concurrency %d, %s per phase, credential %s\n",
+		b.url, runtime.GOMAXPROCS(0), *conc, *d, cred)
+	raw := func() float64 {
+		r, err := hsm.RawSignRate(ctx, b.tok, cred, max(2, runtime.GOMAXPROCS(0)), b.rawFor)
+		if err != nil {
+			return 0
+		}
+		return r
+	}
+	// Prepare SADs: each authorises --batch distinct random hashes.
+	type prepared struct {
+		sad    string
+		hashes []string
+	}
+	queue := make(chan prepared, *sads)
+	t0 := time.Now()
+	_, authLat, err := closedLoop(ctx, 4, time.Hour, func(ctx context.Context) (int, error) {
+		if len(queue) >= *sads {
+			return 0, errStopLoop
+		}
+		p := prepared{hashes: make([]string, *batch)}
+		for i := range p.hashes {
+			var x [32]byte
+			rand.Read(x[:])
+			h := sha256.Sum256(x[:])
+			p.hashes[i] = base64.StdEncoding.EncodeToString(h[:])
+		}
+		var out CSCAuthorizeResponse
+		if err := b.postJSON(ctx, "/csc/v2/credentials/authorize", token, CSCAuthorizeRequest{CredentialID: cred, NumSignatures: *batch,
+			Hashes: p.hashes, HashAlgorithmOID: "2.16.840.1.101.3.4.2.1", PIN: benchPIN}, &out); err != nil {
+			return 0, err
+		}
+		p.sad = out.SAD
+		select {
+		case queue <- p:
+		default:
+			return 0, errStopLoop
+		}
+		return 1, nil
+	})
+	if err != nil && !errors.Is(err, errStopLoop) {
+		return err
+	}
+	close(queue)
+	fmt.Fprintf(env.stdout, "authorize (PIN check, argon2id): %d SADs in %s, p50 %s, p99 %s\n", len(queue), time.Since(t0).Round(time.Millisecond),
+		authLat.percentile(50).Round(time.Microsecond), authLat.percentile(99).Round(time.Microsecond))
+	rawBefore := raw()
+	rate, lat, err := closedLoop(ctx, *conc, *d, func(ctx context.Context) (int, error) {
+		p, ok := <-queue
+		if !ok {
+			return 0, errStopLoop
+		}
+		var out CSCSignHashResponse
+		err := b.postJSON(ctx, "/csc/v2/signatures/signHash", token, CSCSignHashRequest{CredentialID: cred, SAD: p.sad, Hashes: p.hashes,
+			HashAlgorithmOID: "2.16.840.1.101.3.4.2.1", SignAlgo: "1.2.840.10045.4.3.2"}, &out)
+		if err == nil && len(out.Signatures) != len(p.hashes) {
+			err = fmt.Errorf("signHash returned %d signatures for %d hashes", len(out.Signatures), len(p.hashes))
+		}
+		return len(p.hashes), err
+	})
+	if err != nil && !errors.Is(err, errStopLoop) {
+		return err
+	}
+	rawAfter := raw()
+	rawMean := (rawBefore + rawAfter) / 2
+	fmt.Fprintf(env.stdout, "signHash: %.0f signatures/s (%d hashes per call; call p50 %s, p99 %s); raw PKCS#11 P-256 %.0f/s before, %.0f/s after; ratio %.2f\n",
+		rate, *batch, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond), rawBefore, rawAfter, rate/rawMean)
+	var pdf bytes.Buffer
+	if err := writeSamplePDF(&pdf, 100<<10); err != nil {
+		return err
+	}
+	for _, lv := range []string{"B-B", "B-T"} {
+		path := "/api/v1/sign?level=" + lv + "&credential=" + cred
+		rate, lat, err := closedLoop(ctx, *conc, *d, func(ctx context.Context) (int, error) {
+			code, body, err := b.post(ctx, path, token, "application/pdf", bytes.NewReader(pdf.Bytes()), map[string]string{PINHeader: benchPIN})
+			if err == nil && code != http.StatusOK {
+				err = fmt.Errorf("sign %s: %d %.200s", lv, code, body)
+			}
+			return 1, err
+		})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "sign %-4s (100 KB PDF, PIN per document) %6.0f/s  p50 %8s  p99 %8s\n", lv, rate, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond))
+	}
+	return nil
+}
+
+// errStopLoop ends a closedLoop early without being an error.
+var errStopLoop = errors.New("stop")
+
+// writeSamplePDF writes a valid classic-xref PDF of one page whose content
+// stream is padded with comment lines to about size bytes, streaming (a
+// 200 MB sample never sits in memory). Benchmarks and tests sign it.
+func writeSamplePDF(out io.Writer, size int64) error {
+	w := &countingWriter{w: bufio.NewWriterSize(out, 1<<16)}
+	var offs []int64
+	obj := func(body string) {
+		offs = append(offs, w.n)
+		fmt.Fprintf(w, "%d 0 obj\n%s\nendobj\n", len(offs), body)
+	}
+	io.WriteString(w, "%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+	obj("<</Type /Catalog /Pages 2 0 R>>")
+	obj("<</Type /Pages /Kids [4 0 R] /Count 1>>")
+	obj("<</Type /Font /Subtype /Type1 /BaseFont /Helvetica>>")
+	obj("<</Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources <</Font <</F1 3 0 R>>>> /Contents 5 0 R>>")
+	text := "BT /F1 18 Tf 72 760 Td (Thiqa sample document) Tj ET\n"
+	line := "% sample padding sample padding sample padding sample padding sample\n"
+	pad := max(size-1024, 0) / int64(len(line))
+	offs = append(offs, w.n)
+	fmt.Fprintf(w, "5 0 obj\n<</Length %d>>\nstream\n%s", int64(len(text))+pad*int64(len(line)), text)
+	for i := int64(0); i < pad; i++ {
+		io.WriteString(w, line)
+	}
+	io.WriteString(w, "\nendstream\nendobj\n")
+	xref := w.n
+	fmt.Fprintf(w, "xref\n0 %d\n0000000000 65535 f\r\n", len(offs)+1)
+	for _, o := range offs {
+		fmt.Fprintf(w, "%010d 00000 n\r\n", o)
+	}
+	fmt.Fprintf(w, "trailer\n<</Size %d /Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n", len(offs)+1, xref)
+	if w.err != nil {
+		return w.err
+	}
+	return w.w.(*bufio.Writer).Flush()
+}
+
+// countingWriter counts the bytes written and keeps the first error.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}

@@ -1,0 +1,448 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/pin"
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/signer"
+	"github.com/thiqa/thiqa/store"
+)
+
+// PINHeader carries the citizen's signing PIN on POST /api/v1/sign. The PIN
+// is checked after the document is prepared and before the key is used, so
+// it authorises exactly this document's digest, once.
+const PINHeader = "X-Thiqa-PIN"
+
+// DigestHeader names the hex ByteRange digest of a signed or sealed PDF.
+const DigestHeader = "X-Thiqa-Document-Digest"
+
+// inMemoryBody is the largest body kept in memory; larger PDFs are streamed
+// to a temporary file (a 200 MB PDF never sits in the process's memory).
+const inMemoryBody = 2 << 20
+
+// maxBatchPart bounds one document of a batch seal.
+const maxBatchPart = 32 << 20
+
+// signingHTTP serves the signing endpoints.
+type signingHTTP struct{ s *signingService }
+
+// httpError is a refusal or failure with its HTTP status.
+type httpError struct {
+	status int
+	msg    string
+	err    error
+}
+
+func (e *httpError) Error() string { return e.msg }
+func (e *httpError) Unwrap() error { return e.err }
+
+func refuse(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// classify maps an error of the signing path to an HTTP status, a message
+// for the caller and the audit outcome.
+func classify(err error) (int, string, string) {
+	var he *httpError
+	var we *pin.WrongError
+	switch {
+	case errors.As(err, &he):
+		return he.status, he.msg, audit.OutcomeRefused
+	case errors.Is(err, errCredentialRefused):
+		return http.StatusForbidden, err.Error(), audit.OutcomeRefused
+	case errors.Is(err, pin.ErrLocked):
+		return http.StatusLocked, "the signing PIN is locked after too many wrong tries", audit.OutcomeRefused
+	case errors.As(err, &we):
+		return http.StatusForbidden, we.Error(), audit.OutcomeRefused
+	case errors.Is(err, pin.ErrNotSet):
+		return http.StatusForbidden, "no signing PIN is set for this credential: set it first (POST /api/v1/credentials/{id}/pin)", audit.OutcomeRefused
+	case errors.Is(err, pin.ErrPolicy):
+		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
+	case errors.Is(err, signer.ErrNotPDF), errors.Is(err, signer.ErrEncrypted), errors.Is(err, signer.ErrMalformed),
+		errors.Is(err, signer.ErrCertificationForbids), errors.Is(err, signer.ErrAlreadySigned), errors.Is(err, signer.ErrOptions):
+		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
+	case errors.Is(err, signer.ErrTimestamp):
+		if s := err.Error(); strings.Contains(s, "deadline") || strings.Contains(s, "imeout") {
+			return http.StatusGatewayTimeout, "the time-stamp authority did not answer in time; nothing was signed", audit.OutcomeFailure
+		}
+		return http.StatusBadGateway, "the time-stamp authority failed; nothing was signed: " + err.Error(), audit.OutcomeFailure
+	case errors.Is(err, signer.ErrRevocation):
+		return http.StatusBadGateway, "revocation data unavailable; nothing was signed: " + err.Error(), audit.OutcomeFailure
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout, "timed out; nothing was signed", audit.OutcomeFailure
+	}
+	return http.StatusInternalServerError, "signing failed", audit.OutcomeFailure
+}
+
+// readPDF takes the request body: small bodies in memory, larger ones
+// streamed to an unlinked temporary file. cleanup must be called.
+func (h *signingHTTP) readPDF(w http.ResponseWriter, r *http.Request) (pdfInput, func(), error) {
+	none := func() {}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/pdf" {
+		return pdfInput{}, none, refuse(http.StatusUnsupportedMediaType, "the body must be a PDF sent as application/pdf")
+	}
+	limit := h.s.cfg.MaxDocumentBytes
+	if r.ContentLength > limit {
+		return pdfInput{}, none, refuse(http.StatusRequestEntityTooLarge, "the document exceeds %d bytes", limit)
+	}
+	body := http.MaxBytesReader(w, r.Body, limit)
+	return readDocument(body, r.ContentLength, h.s.cfg.TempDir, limit)
+}
+
+// readDocument reads one document from body (size -1 when unknown).
+func readDocument(body io.Reader, size int64, tempDir string, limit int64) (pdfInput, func(), error) {
+	none := func() {}
+	tooBig := func(err error) error {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return refuse(http.StatusRequestEntityTooLarge, "the document exceeds %d bytes", limit)
+		}
+		return refuse(http.StatusBadRequest, "reading the document: %v", err)
+	}
+	if size >= 0 && size <= inMemoryBody {
+		b, err := io.ReadAll(io.LimitReader(body, inMemoryBody+1))
+		if err != nil {
+			return pdfInput{}, none, tooBig(err)
+		}
+		if len(b) <= inMemoryBody {
+			return pdfInput{r: bytes.NewReader(b), size: int64(len(b))}, none, checkPDFHeader(bytes.NewReader(b))
+		}
+		body = io.MultiReader(bytes.NewReader(b), body)
+	}
+	f, err := os.CreateTemp(tempDir, "thiqa-sign-*.pdf")
+	if err != nil {
+		return pdfInput{}, none, fmt.Errorf("temporary file: %w", err)
+	}
+	os.Remove(f.Name()) // the open descriptor keeps it until closed
+	cleanup := func() { f.Close() }
+	n, err := io.Copy(f, io.LimitReader(body, limit+1))
+	if err != nil {
+		cleanup()
+		return pdfInput{}, none, tooBig(err)
+	}
+	if n > limit {
+		cleanup()
+		return pdfInput{}, none, refuse(http.StatusRequestEntityTooLarge, "the document exceeds %d bytes", limit)
+	}
+	return pdfInput{r: f, size: n}, cleanup, checkPDFHeader(io.NewSectionReader(f, 0, n))
+}
+
+// checkPDFHeader refuses a body that does not start like a PDF.
+func checkPDFHeader(r io.Reader) error {
+	var head [1024]byte
+	n, _ := io.ReadFull(r, head[:])
+	if !bytes.Contains(head[:n], []byte("%PDF-")) {
+		return refuse(http.StatusBadRequest, "not a PDF document (no %%PDF- header)")
+	}
+	return nil
+}
+
+// query reads the level and credential parameters.
+func levelAndCredential(r *http.Request) (signer.Level, string, error) {
+	lv := r.URL.Query().Get("level")
+	if lv == "" {
+		lv = "B-B"
+	}
+	level, err := signer.ParseLevel(lv)
+	if err != nil {
+		return 0, "", refuse(http.StatusBadRequest, "level must be B-B, B-T, B-LT or B-LTA, got %q", lv)
+	}
+	cred := r.URL.Query().Get("credential")
+	if cred == "" {
+		return 0, "", refuse(http.StatusBadRequest, "the credential query parameter is required")
+	}
+	return level, cred, nil
+}
+
+// fail answers err as a problem after auditing the refusal or failure.
+func (h *signingHTTP) fail(w http.ResponseWriter, r *http.Request, rec signRecord, op string, start time.Time, err error) {
+	status, msg, outcome := classify(err)
+	if status >= 500 {
+		h.s.logger.WarnContext(r.Context(), "signing failed", "action", rec.action, "credential", rec.credential, "err", err)
+	}
+	_ = h.s.auditSign(r.Context(), rec, outcome, msg)
+	h.s.metrics.observe(op, rec.level, outcome, time.Since(start))
+	problem.Write(w, problem.Details{Status: status, Detail: msg, Instance: r.URL.Path})
+}
+
+// agencyOf and citizenOf name the authenticated caller.
+func agencyOf(r *http.Request) string {
+	if pr, ok := auth.FromContext(r.Context()); ok {
+		return pr.OrganizationIdentifier
+	}
+	return ""
+}
+
+func citizenOf(r *http.Request) string {
+	if pr, ok := auth.FromContext(r.Context()); ok {
+		return pr.CivilNumber
+	}
+	return ""
+}
+
+// seal serves POST /api/v1/seal?level=L&credential=ID: the body is the PDF,
+// the answer the sealed PDF (streamed), with the ByteRange digest in
+// X-Thiqa-Document-Digest.
+func (h *signingHTTP) seal(w http.ResponseWriter, r *http.Request) {
+	h.signDocument(w, r, actionSeal, "seal", store.OwnerAgency, agencyOf(r), nil)
+}
+
+// sign serves POST /api/v1/sign?level=L&credential=ID for citizens: the PIN
+// in X-Thiqa-PIN is checked against the credential's PIN once the document
+// digest is known and before the key is used (sole control: one PIN entry,
+// one document digest, one signature).
+func (h *signingHTTP) sign(w http.ResponseWriter, r *http.Request) {
+	pinValue := r.Header.Get(PINHeader)
+	r.Header.Del(PINHeader)
+	actor := citizenOf(r)
+	h.signDocument(w, r, actionSign, "sign", store.OwnerCitizen, actor, func(ctx context.Context, credID string, digest, _ []byte) error {
+		if pinValue == "" {
+			return refuse(http.StatusUnauthorized, "the signing PIN is required in the %s header", PINHeader)
+		}
+		err := h.s.pins.Check(ctx, credID, pinValue)
+		outcome, reason := audit.OutcomeSuccess, ""
+		if err != nil {
+			_, reason, outcome = classify(err)
+		}
+		if _, aerr := h.s.audit.Append(ctx, audit.Entry{Actor: actor, Action: actionAuthorize, Object: credID, Outcome: outcome,
+			Details: map[string]any{"documentDigest": hex.EncodeToString(digest), "method": "pin", "reason": reason}}); aerr != nil && err == nil {
+			return fmt.Errorf("%w: %v", errAudit, aerr)
+		}
+		return err
+	})
+}
+
+func (h *signingHTTP) signDocument(w http.ResponseWriter, r *http.Request, action, op, kind, owner string,
+	authorize func(ctx context.Context, credID string, digest, dtbs []byte) error) {
+	start := time.Now()
+	rec := signRecord{action: action, actor: owner, level: "unknown"}
+	if owner == "" {
+		rec.actor = "unidentified-caller"
+		h.fail(w, r, rec, op, start, refuse(http.StatusForbidden, "the caller has no %s identity", kind))
+		return
+	}
+	level, credID, err := levelAndCredential(r)
+	rec.credential = credID
+	if err != nil {
+		h.fail(w, r, rec, op, start, err)
+		return
+	}
+	rec.level = level.String()
+	cred, err := h.s.credential(r.Context(), credID, kind, owner)
+	if err != nil {
+		h.fail(w, r, rec, op, start, err)
+		return
+	}
+	in, cleanup, err := h.readPDF(w, r)
+	defer cleanup()
+	if err != nil {
+		h.fail(w, r, rec, op, start, err)
+		return
+	}
+	rec.size = in.size
+	var az func(ctx context.Context, digest, dtbs []byte) error
+	if authorize != nil {
+		az = func(ctx context.Context, digest, dtbs []byte) error { return authorize(ctx, credID, digest, dtbs) }
+	}
+	res, err := h.s.signPDF(r.Context(), rec, cred, level, in, func(digest []byte) (io.Writer, error) {
+		w.Header().Set("Content-Type", "application/pdf")
+		w.Header().Set(DigestHeader, hex.EncodeToString(digest))
+		w.WriteHeader(http.StatusOK)
+		return w, nil
+	}, az)
+	if err != nil {
+		if errors.Is(err, errAudit) || w.Header().Get(DigestHeader) == "" {
+			h.fail(w, r, rec, op, start, err)
+			return
+		}
+		// The response had started: the client sees a truncated body.
+		h.s.logger.ErrorContext(r.Context(), "writing the signed document failed", "credential", credID, "err", err)
+		return
+	}
+	h.s.metrics.observe(op, res.Level.String(), audit.OutcomeSuccess, time.Since(start))
+}
+
+// BatchResult is one document's outcome in a batch seal answer.
+type BatchResult struct {
+	// Name is the multipart part's file name (or form name).
+	Name string `json:"name"`
+	// Status is the HTTP status this document alone would have had.
+	Status int `json:"status"`
+	// DocumentDigest is the hex ByteRange digest of the sealed document.
+	DocumentDigest string `json:"documentDigest,omitempty"`
+	// Document is the sealed PDF, base64.
+	Document string `json:"document,omitempty"`
+	// Problem explains a refusal or failure.
+	Problem *problem.Details `json:"problem,omitempty"`
+}
+
+// BatchResponse is the answer of POST /api/v1/seal/batch.
+type BatchResponse struct {
+	Level   string        `json:"level"`
+	Results []BatchResult `json:"results"`
+}
+
+// sealBatch serves POST /api/v1/seal/batch?level=L&credential=ID. The body
+// is multipart/form-data with one PDF per part (each at most 32 MiB, at
+// most signing.maxBatchDocuments parts); every document is sealed on its
+// own and audited on its own. The answer (200) is a BatchResponse listing,
+// in order, each document's status and sealed PDF (base64) or problem.
+func (h *signingHTTP) sealBatch(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	owner := agencyOf(r)
+	rec := signRecord{action: actionSeal, actor: owner, level: "unknown"}
+	if owner == "" {
+		rec.actor = "unidentified-caller"
+		h.fail(w, r, rec, "seal", start, refuse(http.StatusForbidden, "the caller has no agency identity"))
+		return
+	}
+	level, credID, err := levelAndCredential(r)
+	rec.credential = credID
+	if err != nil {
+		h.fail(w, r, rec, "seal", start, err)
+		return
+	}
+	rec.level = level.String()
+	cred, err := h.s.credential(r.Context(), credID, store.OwnerAgency, owner)
+	if err != nil {
+		h.fail(w, r, rec, "seal", start, err)
+		return
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		h.fail(w, r, rec, "seal", start, refuse(http.StatusUnsupportedMediaType, "the body must be multipart/form-data with one PDF per part"))
+		return
+	}
+	maxDocs := h.s.cfg.MaxBatchDocuments
+	body := http.MaxBytesReader(w, r.Body, int64(maxDocs)*(maxBatchPart+4096))
+	mr := multipart.NewReader(body, params["boundary"])
+	out := BatchResponse{Level: level.String(), Results: []BatchResult{}}
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			h.fail(w, r, rec, "seal", start, refuse(http.StatusBadRequest, "reading the multipart body: %v", err))
+			return
+		}
+		if len(out.Results) == maxDocs {
+			part.Close()
+			h.fail(w, r, rec, "seal", start, refuse(http.StatusRequestEntityTooLarge, "a batch holds at most %d documents", maxDocs))
+			return
+		}
+		name := part.FileName()
+		if name == "" {
+			name = part.FormName()
+		}
+		out.Results = append(out.Results, h.sealOne(r, rec, cred, level, name, part))
+		part.Close()
+	}
+	if len(out.Results) == 0 {
+		h.fail(w, r, rec, "seal", start, refuse(http.StatusBadRequest, "the batch holds no document"))
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *signingHTTP) sealOne(r *http.Request, rec signRecord, cred *signingCredential, level signer.Level, name string, part io.Reader) BatchResult {
+	start := time.Now()
+	rec.name = name
+	res := BatchResult{Name: name}
+	failed := func(err error) BatchResult {
+		status, msg, outcome := classify(err)
+		_ = h.s.auditSign(r.Context(), rec, outcome, msg)
+		h.s.metrics.observe("seal", rec.level, outcome, time.Since(start))
+		res.Status, res.Problem = status, &problem.Details{Status: status, Title: http.StatusText(status), Detail: msg}
+		return res
+	}
+	in, cleanup, err := readDocument(part, -1, h.s.cfg.TempDir, maxBatchPart)
+	defer cleanup()
+	if err != nil {
+		return failed(err)
+	}
+	rec.size = in.size
+	var buf bytes.Buffer
+	var digest []byte
+	_, err = h.s.signPDF(r.Context(), rec, cred, level, in, func(d []byte) (io.Writer, error) {
+		digest = d
+		return &buf, nil
+	}, nil)
+	if err != nil {
+		return failed(err)
+	}
+	h.s.metrics.observe("seal", rec.level, audit.OutcomeSuccess, time.Since(start))
+	res.Status, res.DocumentDigest, res.Document = http.StatusOK, hex.EncodeToString(digest), base64.StdEncoding.EncodeToString(buf.Bytes())
+	return res
+}
+
+// PINRequest is the body of POST /api/v1/credentials/{id}/pin.
+type PINRequest struct {
+	PIN string `json:"pin"`
+}
+
+// setPIN serves POST /api/v1/credentials/{id}/pin: the citizen owning the
+// credential sets its signing PIN, once (409 when already set).
+func (h *signingHTTP) setPIN(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	owner := citizenOf(r)
+	id := r.PathValue("id")
+	rec := signRecord{action: actionPINSet, actor: owner, credential: id, level: "none"}
+	fail := func(err error) {
+		status, msg, outcome := classify(err)
+		if errors.Is(err, pin.ErrAlreadySet) {
+			status, msg = http.StatusConflict, "the signing PIN of this credential is already set"
+		}
+		_ = h.s.auditSign(r.Context(), rec, outcome, msg)
+		problem.Write(w, problem.Details{Status: status, Detail: msg, Instance: r.URL.Path})
+	}
+	if _, err := h.s.credential(r.Context(), id, store.OwnerCitizen, owner); err != nil {
+		fail(err)
+		return
+	}
+	var req PINRequest
+	if err := decodeJSONBody(w, r, &req); err != nil {
+		fail(err)
+		return
+	}
+	if err := h.s.pins.Set(r.Context(), id, req.PIN); err != nil {
+		fail(err)
+		return
+	}
+	if err := h.s.auditSign(r.Context(), rec, audit.OutcomeSuccess, ""); err != nil {
+		fail(fmt.Errorf("%w: %v", errAudit, err))
+		return
+	}
+	_ = start
+	writeJSON(w, http.StatusCreated, map[string]string{"credentialID": id, "pin": "set"})
+}
+
+// decodeJSONBody decodes a small JSON body (unknown members are ignored, as
+// the CSC API asks of servers).
+func decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return refuse(http.StatusUnsupportedMediaType, "the body must be application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(v); err != nil {
+		return refuse(http.StatusBadRequest, "invalid JSON body: %v", err)
+	}
+	return nil
+}
