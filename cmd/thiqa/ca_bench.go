@@ -274,8 +274,14 @@ func scrapePhases(ctx context.Context, client *http.Client, base string) (map[st
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("scraping /metrics: status %d", resp.StatusCode)
 	}
+	return parsePhases(resp.Body)
+}
+
+// parsePhases reads the Prometheus text format, keeping the issuance phase
+// sums and counts and the process CPU time.
+func parsePhases(r io.Reader) (map[string]float64, error) {
 	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()

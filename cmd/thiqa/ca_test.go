@@ -384,3 +384,26 @@ func TestCAConfigValidate(t *testing.T) {
 		t.Fatalf("configuration without a ca section: %v", err)
 	}
 }
+
+func FuzzParsePhases(f *testing.F) {
+	f.Add("# HELP x\nthiqa_ca_issue_phase_seconds_sum{phase=\"lint\"} 1.5\nthiqa_ca_issue_phase_seconds_count{phase=\"lint\"} 3\nprocess_cpu_seconds_total 2.25\n")
+	f.Add("thiqa_ca_issue_phase_seconds_sum{phase=\"sign\"} NaN\nthiqa_ca_issue_phase_seconds_sum{phase=\"x\"} 1\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		got, err := parsePhases(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		for k := range got {
+			if k != "cpu" && !strings.HasSuffix(k, "_sum") && !strings.HasSuffix(k, "_count") {
+				t.Fatalf("unexpected key %q", k)
+			}
+		}
+	})
+}
+
+func TestParsePhases(t *testing.T) {
+	got, err := parsePhases(strings.NewReader("thiqa_ca_issue_phase_seconds_sum{phase=\"lint\"} 1.5\nthiqa_ca_issue_phase_seconds_count{phase=\"store\"} 3\nprocess_cpu_seconds_total 2.25\nthiqa_ca_issue_phase_seconds_sum{phase=\"other\"} 9\n"))
+	if err != nil || got["lint_sum"] != 1.5 || got["store_count"] != 3 || got["cpu"] != 2.25 || len(got) != 3 {
+		t.Fatalf("parsePhases = %v, %v", got, err)
+	}
+}
