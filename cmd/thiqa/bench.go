@@ -33,6 +33,8 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		return benchOCSP(ctx, env, args[1:])
 	case "tsa":
 		return benchTSA(ctx, env, args[1:])
+	case "login":
+		return benchLogin(ctx, env, args[1:])
 	case "seal":
 		return benchSeal(ctx, env, args[1:])
 	case "sign":

@@ -51,6 +51,7 @@ func commands() []command {
 		{"verify", "verify a signed PDF: ETSI verdict per signature (verify FILE [--trust PEM]... [--data DIR] [--at T] [--json])", runVerify},
 		{"seal", "seal a PDF with an agency's seal credential (seal --data DIR --credential ID --level L --in F --out G)", runSeal},
 		{"sign", "sign a PDF with a citizen's remote key through the server (sign --token-file F --credential ID --pin-env V --in F --out G)", runSign},
+		{"oidc", "digital ID: register portals, enrol mobile IDs (oidc client add|list, oidc mobile enrol)", runOIDC},
 		{"token", "print a development API token for a subject and role", runToken},
 		{"audit", "verify the hash-chained audit log (audit verify)", runAudit},
 		{"keys", "list the keys on the token (keys list)", runKeys},

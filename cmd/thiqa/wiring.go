@@ -51,6 +51,7 @@ func services() []serviceWiring {
 		{"platform", wirePlatform},
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
+		{"identity", wireIdentity},
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
 		{"verify", wireVerify},
@@ -70,6 +71,7 @@ func initSteps() []initStep {
 		{"development token issuer", initDevIssuer},
 		{"CA hierarchy", initCA},
 		{"OCSP responders", initResponders},
+		{"digital-ID token signer", initIdentity},
 		{"TSA unit", initTSA},
 		{"signing credentials", initSigning},
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +17,10 @@ type IdentityConfig struct {
 	// Key is the pkcs11: URI of the key that signs ID tokens and access
 	// tokens; `thiqa init` creates it. Empty disables the service.
 	Key string `yaml:"key"`
+	// Issuer is the provider's URL (the iss claim; endpoints hang below
+	// it). Empty means publicBaseURL; set it to the https URL when
+	// publicBaseURL stays http for CRLs and OCSP.
+	Issuer string `yaml:"issuer"`
 	// KeyType is ec-p256 (ES256, default), ec-p384 (ES384) or rsa-2048 /
 	// rsa-3072 (PS256).
 	KeyType string `yaml:"keyType"`
@@ -73,6 +78,14 @@ func DefaultIdentityConfig() IdentityConfig {
 // only where the ca section is enabled too.
 func (c IdentityConfig) Enabled() bool { return c.Key != "" }
 
+// IssuerOr returns the issuer URL, publicBaseURL when none is set.
+func (c IdentityConfig) IssuerOr(publicBaseURL string) string {
+	if c.Issuer != "" {
+		return c.Issuer
+	}
+	return publicBaseURL
+}
+
 // PINParams returns the login PIN policy with the configured cost.
 func (c IdentityConfig) PINParams() pin.Params {
 	p := pin.DefaultParams()
@@ -104,6 +117,12 @@ func validateIdentity(c IdentityConfig, ca CAConfig) error {
 	case "", "ec-p256", "ec-p384", "rsa-2048", "rsa-3072":
 	default:
 		bad("keyType", "want ec-p256, ec-p384, rsa-2048 or rsa-3072, got %q", c.KeyType)
+	}
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "/") {
+			bad("issuer", "want an absolute http(s) URL without query, fragment or trailing slash, got %q", c.Issuer)
+		}
 	}
 	if c.PairwiseSecretFile == "" {
 		bad("pairwiseSecretFile", "is required")

@@ -20,6 +20,7 @@ func TestIdentityConfig(t *testing.T) {
 		"identity.citizenCA":    func(c *Config) { c.Identity.CitizenCA = "nobody" },
 		"identity.codeLifetime": func(c *Config) { c.Identity.CodeLifetime = time.Hour },
 		"identity.pairwise":     func(c *Config) { c.Identity.PairwiseSecretFile = "" },
+		"identity.issuer":       func(c *Config) { c.Identity.Issuer = "https://id.example.om/" },
 	}
 	for want, edit := range bad {
 		c := Default(t.TempDir())

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/pin"
+	"github.com/thiqa/thiqa/store"
+)
+
+// identityOn reports whether the digital-ID service runs in this data folder.
+func identityOn(cfg *config.Config) bool { return cfg.Identity.Enabled() && cfg.CA.Enabled() }
+
+func identityKeyType(cfg *config.Config) (hsm.KeyType, error) {
+	kt := cfg.Identity.KeyType
+	if kt == "" {
+		kt = "ec-p256"
+	}
+	return hsm.ParseKeyType(kt)
+}
+
+// initIdentity creates the ID-token signing key on the token and the
+// pairwise-subject secret, keeping what exists.
+func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
+	cfg := p.cfg
+	if !identityOn(cfg) {
+		return nil
+	}
+	kt, err := identityKeyType(cfg)
+	if err != nil {
+		return err
+	}
+	key, generated, err := ensureKey(ctx, cfg, p.token, cfg.Identity.Key, kt)
+	if err != nil {
+		return fmt.Errorf("identity token-signing key: %w", err)
+	}
+	if generated {
+		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
+			return err
+		}
+	}
+	path := cfg.Resolve(cfg.Identity.PairwiseSecretFile)
+	switch _, err := os.Stat(path); {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+		}
+		var b [32]byte
+		_, _ = rand.Read(b[:])
+		if err := writeFileExclusive(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600); err != nil {
+			return fmt.Errorf("writing the pairwise secret: %w", err)
+		}
+		if _, err := p.audit.Append(ctx, audit.Entry{Actor: "thiqa-init", Action: "oidc.pairwise-secret.create", Object: path, Outcome: audit.OutcomeSuccess}); err != nil {
+			return fmt.Errorf("writing audit record: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("pairwise secret %s: %w", path, err)
+	}
+	fmt.Fprintf(out, "  OIDC token signer %s  %s\n", key.URI(), path)
+	return nil
+}
+
+// readPairwiseSecret reads the hex secret written by init.
+func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
+	path := cfg.Resolve(cfg.Identity.PairwiseSecretFile)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pairwise secret (run `thiqa init --data %s`): %w", cfg.Dir(), err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(b) < 32 {
+		return nil, fmt.Errorf("pairwise secret %s: want at least 32 bytes as hex", path)
+	}
+	return b, nil
+}
+
+// caStatus answers identity.StatusChecker from the CA's own records: the
+// certificates table (profile, the exact certificate) and the revocation
+// table, read at the moment of the login.
+type caStatus struct {
+	certs *store.Certificates
+	rev   *store.Revocations
+}
+
+func (s caStatus) CertificateStatus(ctx context.Context, cert *x509.Certificate) (identity.CertificateStatus, error) {
+	rec, err := s.certs.GetCertificate(ctx, store.SerialKey(cert.SerialNumber))
+	if errors.Is(err, ca.ErrNotFound) {
+		return identity.CertificateStatus{}, nil
+	}
+	if err != nil {
+		return identity.CertificateStatus{}, err
+	}
+	if !bytes.Equal(rec.DER, cert.Raw) {
+		return identity.CertificateStatus{}, nil // same serial, another certificate: not ours
+	}
+	st, err := s.rev.Status(ctx, rec.CA, cert.SerialNumber)
+	if err != nil {
+		return identity.CertificateStatus{}, err
+	}
+	return identity.CertificateStatus{
+		Known: st.State != ocsp.Unknown, Profile: rec.Profile, Revoked: st.State == ocsp.Revoked, RevokedAt: st.RevokedAt,
+	}, nil
+}
+
+// mobileDirectory finds a citizen's enrolled mobile ID credential and its
+// certificate.
+type mobileDirectory struct {
+	ids   *store.Identity
+	certs *store.Certificates
+}
+
+func (d mobileDirectory) RemoteCredential(ctx context.Context, civil string) (*identity.RemoteCredential, error) {
+	id, err := d.ids.MobileCredentialID(ctx, civil)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := d.certs.CertificateByCredential(ctx, id)
+	if errors.Is(err, ca.ErrNotFound) {
+		return nil, fmt.Errorf("credential %s has no certificate: %w", id, identity.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return nil, fmt.Errorf("credential %s: %w", id, err)
+	}
+	return &identity.RemoteCredential{ID: id, Certificate: cert}, nil
+}
+
+// tokenKeyResolver finds credentials' keys on the token (the credential ID
+// is the key's label) and keeps the signers found.
+type tokenKeyResolver struct {
+	token *hsm.Token
+	mu    sync.Mutex
+	keys  map[string]*hsm.Signer
+}
+
+// maxCachedKeys bounds the resolver's cache; it is emptied when full.
+const maxCachedKeys = 10_000
+
+func (r *tokenKeyResolver) Key(ctx context.Context, id string) (crypto.Signer, error) {
+	r.mu.Lock()
+	k, ok := r.keys[id]
+	r.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := r.token.FindKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.keys == nil || len(r.keys) >= maxCachedKeys {
+		r.keys = map[string]*hsm.Signer{}
+	}
+	r.keys[id] = k
+	r.mu.Unlock()
+	return k, nil
+}
+
+// pinChecker adapts package pin to identity.PINChecker.
+type pinChecker struct{ m *pin.Manager }
+
+func (c pinChecker) CheckPIN(ctx context.Context, credentialID, p string) error {
+	err := c.m.Check(ctx, credentialID, p)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pin.ErrLocked):
+		return identity.ErrPINLocked
+	case errors.Is(err, pin.ErrWrong), errors.Is(err, pin.ErrNotSet):
+		return identity.ErrWrongPIN
+	}
+	return err
+}
+
+// citizenCAPool is the trust anchor for mutual-TLS logins: the citizen
+// issuing CA's certificate alone, so certificates of the other CAs do not
+// even chain.
+func citizenCAPool(cfg *config.Config) (*x509.CertPool, error) {
+	path := caCertPath(cfg, cfg.Identity.CitizenCA)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("citizen CA certificate: %w", err)
+	}
+	c, err := parseCertPEM(raw)
+	if err != nil {
+		return nil, fmt.Errorf("citizen CA certificate %s: %w", path, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c)
+	return pool, nil
+}
+
+// newProvider builds the OpenID Connect provider over the platform.
+func newProvider(ctx context.Context, p *platform) (*identity.Provider, error) {
+	cfg := p.cfg
+	label, err := keyLabel(cfg, cfg.Identity.Key)
+	if err != nil {
+		return nil, err
+	}
+	key, err := p.token.FindKey(ctx, label)
+	if err != nil {
+		return nil, fmt.Errorf("identity token-signing key %s (run `thiqa init --data %s`): %w", cfg.Identity.Key, cfg.Dir(), err)
+	}
+	secret, err := readPairwiseSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	roots, err := citizenCAPool(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ic := cfg.Identity
+	pins, err := pin.New(p.db.Identity(), ic.PINParams())
+	if err != nil {
+		return nil, err
+	}
+	return identity.New(identity.Config{
+		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
+		Store: p.db.Identity(), Status: caStatus{certs: p.db.Certificates(nil), rev: p.db.Revocations()},
+		Directory: mobileDirectory{ids: p.db.Identity(), certs: p.db.Certificates(nil)},
+		Keys:      &tokenKeyResolver{token: p.token}, PINs: pinChecker{m: pins}, Audit: p.audit,
+		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
+		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
+		Logger: p.logger.With("service", "identity"), Registerer: p.reg,
+	})
+}
+
+// wireIdentity serves the OpenID Connect provider and purges its expired
+// state in the background.
+func wireIdentity(ctx context.Context, p *platform, s *serving) error {
+	if !identityOn(p.cfg) {
+		return nil
+	}
+	prov, err := newProvider(ctx, p)
+	if err != nil {
+		return err
+	}
+	prov.Register(s.mux)
+	ids := p.db.Identity()
+	s.background = append(s.background, func(ctx context.Context) {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := ids.Purge(ctx, time.Now()); err != nil {
+					p.logger.Warn("purging expired identity state", "err", err)
+				}
+			}
+		}
+	})
+	return nil
+}
+
+// checkRedirectURI accepts absolute https URIs without fragment, and http
+// only for loopback hosts (development portals).
+func checkRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("redirect URI %q: want an absolute URL without fragment or user info", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1"):
+	default:
+		return fmt.Errorf("redirect URI %q: must be https (http only for loopback)", raw)
+	}
+	return nil
+}
