@@ -550,16 +550,28 @@ func (r *auditRecorder) Record(ctx context.Context, rec timestamp.TokenRecord) e
 	}
 	_, err := r.log.Append(ctx, audit.Entry{
 		Actor: actor, Action: tsaActionIssue, Object: rec.Serial.String(), Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{
-			"imprint":       hex.EncodeToString(rec.Imprint),
-			"hashAlgorithm": hashName(rec.HashAlgorithm),
-			"policy":        rec.Policy,
-			"genTime":       rec.GenTime.UTC().Format(time.RFC3339Nano),
-			"requester":     rec.Requester,
-			"unit":          r.unit,
+		Details: tokenDetails{
+			GenTime:       rec.GenTime.UTC().Format(time.RFC3339Nano),
+			HashAlgorithm: hashName(rec.HashAlgorithm),
+			Imprint:       hex.EncodeToString(rec.Imprint),
+			Policy:        rec.Policy,
+			Requester:     rec.Requester,
+			Unit:          r.unit,
 		},
 	})
 	return err
+}
+
+// tokenDetails are the details of a timestamp.issue record. The fields are
+// in alphabetical order, so the JSON is what a map would give, without
+// sorting keys for every token.
+type tokenDetails struct {
+	GenTime       string `json:"genTime"`
+	HashAlgorithm string `json:"hashAlgorithm"`
+	Imprint       string `json:"imprint"`
+	Policy        string `json:"policy"`
+	Requester     string `json:"requester"`
+	Unit          string `json:"unit"`
 }
 
 // hashName is a hash's name for records and output.
