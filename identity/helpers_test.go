@@ -107,7 +107,7 @@ const (
 func newEnv(t testing.TB, tlsServer bool) *env {
 	t.Helper()
 	e := &env{t: t, store: newMemStore(), status: &memStatus{profiles: map[string]string{}, revoked: map[string]bool{}},
-		dir: &memDirectory{creds: map[string]*RemoteCredential{}, keys: map[string]crypto.Signer{}},
+		dir:  &memDirectory{creds: map[string]*RemoteCredential{}, keys: map[string]crypto.Signer{}},
 		pins: &memPINs{pins: map[string]string{}, fails: map[string]int{}}, audit: &memAudit{}, pki: newTestPKI(t), reg: prometheus.NewRegistry()}
 	cert, key := e.pki.citizen(t, testCivil, time.Now().Add(24*time.Hour))
 	e.status.profiles[cert.SerialNumber.String()] = ProfileCitizenAuth
