@@ -270,6 +270,17 @@ func TestTSAOnSQLite(t *testing.T) {
 	if again := mustThiqa(t, nil, "init", "--data", dir); again.stdout != first.stdout || mustRead(t, filepath.Join(dir, "tsa", "unit.pem")) != unitPEM {
 		t.Fatalf("second init changed something:\n%s\n%s", first.stdout, again.stdout)
 	}
+	// A lost unit.pem comes back from the store: the key is not certified twice.
+	if err := os.Remove(filepath.Join(dir, "tsa", "unit.pem")); err != nil {
+		t.Fatal(err)
+	}
+	mustThiqa(t, nil, "init", "--data", dir)
+	if mustRead(t, filepath.Join(dir, "tsa", "unit.pem")) != unitPEM {
+		t.Fatal("init did not restore the same unit certificate")
+	}
+	if n := countUnitCertificates(t, filepath.Join(dir, "thiqa.db")); n != 1 {
+		t.Fatalf("%d tsa-unit certificates issued, want one", n)
+	}
 	if keys := mustThiqa(t, nil, "keys", "list", "--data", dir); strings.Count(keys.stdout, "object=tsa-unit;") != 1 {
 		t.Fatalf("want one TSA unit key:\n%s", keys.stdout)
 	}
@@ -337,6 +348,21 @@ func TestTSAOnSQLite(t *testing.T) {
 	if recs[4].actor != "jwt:12345678" {
 		t.Fatalf("the citizen's token was recorded for %q", recs[4].actor)
 	}
+}
+
+// countUnitCertificates counts the tsa-unit certificates in the store.
+func countUnitCertificates(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM certificates WHERE profile = 'tsa-unit' AND state = 'issued'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func containsSerial(serials []*big.Int, s string) bool {
