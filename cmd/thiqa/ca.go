@@ -342,12 +342,19 @@ func (k *tokenKeys) GenerateKey(ctx context.Context, profile string) (string, cr
 	return id, key.Public(), nil
 }
 
-// DeleteKey cannot remove the key: package hsm has no key deletion yet. The
-// CA checks profile and subject before a key is generated, so only a
-// certificate refused later (a lint failure) leaves a key behind; it is
-// reported here and stays unusable without a certificate.
-func (k *tokenKeys) DeleteKey(_ context.Context, credentialID string) error {
-	return fmt.Errorf("key %s stays on the token: the hsm package cannot delete keys", credentialID)
+// DeleteKey destroys a key generated for a request the CA then refused, so
+// that no orphan key stays on the token, and records it.
+func (k *tokenKeys) DeleteKey(ctx context.Context, credentialID string) error {
+	if err := k.token.DeleteKey(ctx, credentialID); err != nil {
+		return err
+	}
+	if _, err := k.audit.Append(ctx, audit.Entry{
+		Actor: "ca", Action: "key.delete", Object: credentialID, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"reason": "certificate request refused"},
+	}); err != nil {
+		return fmt.Errorf("writing audit record: %w", err)
+	}
+	return nil
 }
 
 // runIssue issues one certificate in-process: `thiqa issue`.

@@ -1,0 +1,45 @@
+package hsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/miekg/pkcs11"
+)
+
+// DeleteKey destroys the key pair labelled label: the private and the public
+// object (and any other object carrying that label). It is for keys that
+// never came into use, such as a key generated for a certificate request
+// the CA then refused; keys in service are retired, not deleted. A label
+// with no object is ErrKeyNotFound. Signers already holding the key fail
+// from then on.
+func (t *Token) DeleteKey(ctx context.Context, label string) error {
+	if label == "" {
+		return errors.New("hsm: DeleteKey needs a label")
+	}
+	t.genMu.Lock()
+	defer t.genMu.Unlock()
+	deleted := 0
+	err := t.do(ctx, func(s *session) error {
+		hs, err := findObjects(t.p, s.h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}, 0)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			if err := t.p.DestroyObject(s.h, h); err != nil {
+				return err
+			}
+			deleted++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("hsm: deleting key %q on token %q: %w", label, t.label, err)
+	}
+	if deleted == 0 {
+		return fmt.Errorf("%w: no object labelled %q on token %q", ErrKeyNotFound, label, t.label)
+	}
+	t.log.Info("hsm key deleted", "key", label, "objects", deleted)
+	return nil
+}
