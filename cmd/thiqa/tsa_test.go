@@ -306,9 +306,13 @@ func TestTSAOnSQLite(t *testing.T) {
 	citizen := lastLine(mustThiqa(t, nil, "token", "--data", dir, "--subject", "12345678", "--role", "citizen").stdout)
 	_, resp := f.stamp(t, f.query(t, filepath.Join(f.work, "document.txt"), "-sha256"), citizen)
 	serials = append(serials, serialOf(t, resp))
+	// A refused bearer token does not stop a public time-stamp, but it is
+	// not taken as the requester's identity.
+	_, resp = f.stamp(t, f.query(t, filepath.Join(f.work, "document.txt"), "-sha256"), citizen[:len(citizen)-4]+"AAAA")
+	serials = append(serials, serialOf(t, resp))
 	code, _, body := f.srv.get(t, "/metrics", "")
-	if code != http.StatusOK || !strings.Contains(string(body), "thiqa_tsa_tokens_total 5") {
-		t.Fatalf("/metrics lacks thiqa_tsa_tokens_total 5")
+	if code != http.StatusOK || !strings.Contains(string(body), "thiqa_tsa_tokens_total 6") {
+		t.Fatalf("/metrics lacks thiqa_tsa_tokens_total 6")
 	}
 	f.srv.stop(t)
 
@@ -347,6 +351,9 @@ func TestTSAOnSQLite(t *testing.T) {
 	}
 	if recs[4].actor != "jwt:12345678" {
 		t.Fatalf("the citizen's token was recorded for %q", recs[4].actor)
+	}
+	if recs[5].actor != "addr:127.0.0.1 (credentials refused)" || recs[5].details["requester"] != recs[5].actor {
+		t.Fatalf("a tampered bearer token was recorded as %q", recs[5].actor)
 	}
 }
 
