@@ -107,6 +107,10 @@ type Manager struct {
 	store  Store
 	params Params
 	slots  chan struct{}
+	// stripes serialise the checks of one subject in this process, so that
+	// concurrent right PINs (a citizen signing several documents at once)
+	// never add up, through the pre-counted tries, to a false lock.
+	stripes [64]chan struct{}
 }
 
 // New returns a Manager over store with params (validated).
@@ -127,7 +131,11 @@ func New(store Store, params Params) (*Manager, error) {
 	if n <= 0 {
 		n = 2
 	}
-	return &Manager{store: store, params: params, slots: make(chan struct{}, n)}, nil
+	m := &Manager{store: store, params: params, slots: make(chan struct{}, n)}
+	for i := range m.stripes {
+		m.stripes[i] = make(chan struct{}, 1)
+	}
+	return m, nil
 }
 
 // Params returns the manager's parameters.
@@ -169,6 +177,13 @@ func (m *Manager) checkPolicy(pin string) error {
 // or a storage error. The try is counted before the slow hash is computed,
 // so parallel guesses cannot exceed MaxFailures.
 func (m *Manager) Check(ctx context.Context, subject, pin string) error {
+	stripe := m.stripes[fnv32(subject)%uint32(len(m.stripes))]
+	select {
+	case stripe <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("pin: waiting for an earlier try: %w", ctx.Err())
+	}
+	defer func() { <-stripe }()
 	st, found, err := m.store.AttemptPIN(ctx, subject, m.params.MaxFailures)
 	if err != nil {
 		return fmt.Errorf("pin: counting try: %w", err)
@@ -222,6 +237,15 @@ func (m *Manager) Verify(ctx context.Context, encoded, pin string) (bool, error)
 	defer m.release()
 	got := argon2.IDKey([]byte(pin), h.salt, h.time, h.memory, h.threads, uint32(len(h.key)))
 	return subtle.ConstantTimeCompare(got, h.key) == 1, nil
+}
+
+// fnv32 is FNV-1a over s (stripe selection only).
+func fnv32(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
 }
 
 func (m *Manager) acquire(ctx context.Context) error {

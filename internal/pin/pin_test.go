@@ -103,6 +103,25 @@ func TestConcurrentGuessesBounded(t *testing.T) {
 	}
 }
 
+func TestConcurrentRightPINsDoNotLock(t *testing.T) {
+	ctx := context.Background()
+	m, _ := newManager(t)
+	if err := m.Set(ctx, "s", "correct-pin"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.Check(ctx, "s", "correct-pin"); err != nil {
+				t.Errorf("right PIN: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 func TestVerifyRejectsBadEncodings(t *testing.T) {
 	m, _ := newManager(t)
 	ctx := context.Background()
