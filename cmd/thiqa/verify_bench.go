@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/thiqa/thiqa/verify/report"
@@ -31,6 +33,7 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 	d := fs.Duration("duration", 5*time.Second, "measuring time")
 	at := fs.String("at", "", "validation time (RFC 3339; default now)")
 	once := fs.Bool("once", false, "validate once from disk and report peak memory (VmHWM)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measuring run to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -92,8 +95,20 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 	if first.Indication != report.TotalPassed {
 		fmt.Fprintf(env.stderr, "warning: the document verifies %s %s, not TOTAL-PASSED\n", first.Indication, first.SubIndication)
 	}
+	if *cpuProfile != "" {
+		pf, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	lat := &latencies{}
 	var failures atomic.Int64
+	cpu0 := cpuTime()
 	deadline := time.Now().Add(*d)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -115,6 +130,7 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
 	n := len(lat.all)
 	level := ""
 	if len(first.Signatures) > 0 {
@@ -124,7 +140,21 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "validations   %d in %s with %d goroutines (GOMAXPROCS %d): %.1f/s, %d differing\n",
 		n, elapsed.Round(time.Millisecond), *conc, runtime.GOMAXPROCS(0), float64(n)/elapsed.Seconds(), failures.Load())
 	fmt.Fprintf(env.stdout, "latency       p50 %s  p99 %s\n", lat.percentile(50).Round(10*time.Microsecond), lat.percentile(99).Round(10*time.Microsecond))
+	if n > 0 && cpu > 0 {
+		per := cpu / time.Duration(n)
+		fmt.Fprintf(env.stdout, "cpu           %s per validation (process user+system time) -> %.0f/s per idle core\n",
+			per.Round(10*time.Microsecond), float64(time.Second)/float64(per))
+	}
 	return nil
+}
+
+// cpuTime returns the process's user+system CPU time so far (0 when unknown).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakRSS returns the process's peak resident set size in KiB (VmHWM).

@@ -46,6 +46,7 @@
     notq: ["غير مؤهلة", "not qualified"],
     whole: ["يغطي المستند كاملًا", "covers the whole document"],
     partial: ["عُدِّل المستند بعد هذا التوقيع", "the document was changed after this signature"],
+    permitted: ["أُضيفت بعده بيانات تحقق أو طوابع زمنية فقط (مسموح)", "only validation data or timestamps were added after it (permitted)"],
     checking: ["جارٍ التحقق…", "Verifying…"],
     choose: ["اختر ملف PDF أولًا.", "Choose a PDF file first."],
     toobig: ["الملف أكبر من الحد المسموح.", "The file is larger than the limit."],
@@ -99,7 +100,7 @@
     var card = el("article", "sig");
     card.dataset.indication = "";
     var h = el("h2"); h.appendChild(bi(sig.kind === "document-timestamp" ? "document-timestamp" : "signature", [" " + (i + 1), " " + (i + 1)]));
-    var fieldName = el("small"); fieldName.dir = "ltr"; fieldName.textContent = " — " + (sig.field || "");
+    var fieldName = el("small"); fieldName.dir = "ltr"; fieldName.textContent = sig.field || "";
     h.appendChild(fieldName);
     card.appendChild(h);
     var state = el("div", "state sig-verdict"); state.dataset.indication = sig.indication || "";
@@ -119,7 +120,8 @@
     }
     row(dl, "issuer", s.issuer || "");
     card.appendChild(dl);
-    var cov = el("p", "summary"); cov.appendChild(bi(sig.coversWholeDocument ? "whole" : "partial")); card.appendChild(cov);
+    var cov = el("p", "summary");
+    cov.appendChild(bi(sig.coversWholeDocument ? "whole" : (sig.indication === "TOTAL-PASSED" ? "permitted" : "partial"))); card.appendChild(cov);
     var ul = el("ul", "notes"); notes(ul, sig.errors, "err"); notes(ul, sig.modifications); notes(ul, sig.warnings); card.appendChild(ul);
     return card;
   }
