@@ -378,6 +378,10 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request) {
 	case LoginDenied:
 		p.redirectError(w, r, &l.Request, errAccessDenied, "the citizen could not be authenticated")
 	case LoginApproved:
+		if p.now().After(l.Expires.Add(p.cfg.CodeLifetime)) {
+			renderPage(w, http.StatusBadRequest, "error", errorPage{Error: "this login expired; start again from the portal"})
+			return
+		}
 		if l.Citizen == nil {
 			renderPage(w, http.StatusInternalServerError, "error", errorPage{Error: "approved login without a citizen"})
 			return

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -256,6 +257,13 @@ var (
 // the portal's authorization URL; it returns the redirect query.
 func (f *idFixture) mobileLogin(t *testing.T, authURL, civil, pin string) (url.Values, int) {
 	t.Helper()
+	q, st, _ := f.mobileLoginBody(t, authURL, civil, pin)
+	return q, st
+}
+
+// mobileLoginBody is mobileLogin that also returns the approval's answer.
+func (f *idFixture) mobileLoginBody(t *testing.T, authURL, civil, pin string) (url.Values, int, string) {
+	t.Helper()
 	u, _ := url.Parse(authURL)
 	q := u.Query()
 	q.Set("civil_number", civil)
@@ -278,13 +286,13 @@ func (f *idFixture) mobileLogin(t *testing.T, authURL, civil, pin string) (url.V
 		}
 	}
 	ab, _ := json.Marshal(identity.ApproveRequest{Session: s[1], VerificationCode: code, PIN: pin})
-	approveStatus, _, _ := f.do(t, br, http.MethodPost, identity.PathMobileApprove, "application/json", string(ab), "")
+	approveStatus, approveBody, _ := f.do(t, br, http.MethodPost, identity.PathMobileApprove, "application/json", string(ab), "")
 	st, _, h := f.do(t, br, http.MethodPost, identity.PathComplete, "application/x-www-form-urlencoded", url.Values{"login": {s[1]}, "key": {k[1]}}.Encode(), "")
 	if st != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), portalRedirect) {
 		t.Fatalf("complete: %d %s", st, h.Get("Location"))
 	}
 	loc, _ := url.Parse(h.Get("Location"))
-	return loc.Query(), approveStatus
+	return loc.Query(), approveStatus, approveBody
 }
 
 func TestDigitalIDOnSQLite(t *testing.T) {
@@ -413,15 +421,40 @@ func TestDigitalIDOnSQLite(t *testing.T) {
 		if ast != http.StatusForbidden || q.Get("error") != "access_denied" {
 			t.Fatalf("revoked mobile ID: %d %v", ast, q)
 		}
+		// Replayed client assertion: the second use is refused.
+		asr := rp.assertion(t)
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {"unknown"}, "redirect_uri": {portalRedirect}, "code_verifier": {verifier},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {asr}}
+		if st, body, _ := f.do(t, f.client(nil), http.MethodPost, identity.PathToken, "application/x-www-form-urlencoded", form.Encode(), ""); st != 400 || !strings.Contains(body, "invalid_grant") {
+			t.Fatalf("first use of the assertion: %d %s", st, body)
+		}
+		if st, body, _ := f.do(t, f.client(nil), http.MethodPost, identity.PathToken, "application/x-www-form-urlencoded", form.Encode(), ""); st != 401 || !strings.Contains(body, "invalid_client") {
+			t.Fatalf("replayed assertion: %d %s", st, body)
+		}
+		// Tampered assertion (payload changed after signing).
+		parts := strings.Split(rp.assertion(t), ".")
+		parts[1] = strings.TrimRight(base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"`+rp.id+`","sub":"`+rp.id+`","aud":"`+rp.tokenURL+`","exp":9999999999,"jti":"x"}`)), "=")
+		form.Set("client_assertion", strings.Join(parts, "."))
+		if st, body, _ := f.do(t, f.client(nil), http.MethodPost, identity.PathToken, "application/x-www-form-urlencoded", form.Encode(), ""); st != 401 || !strings.Contains(body, "invalid_client") {
+			t.Fatalf("tampered assertion: %d %s", st, body)
+		}
+		// Five wrong PINs lock the mobile ID; the right PIN is refused after.
+		for range 5 {
+			f.mobileLogin(t, authURL, "12345678", "000000")
+		}
+		_, ast, body := f.mobileLoginBody(t, authURL, "12345678", "135790")
+		if ast != http.StatusForbidden || !strings.Contains(body, "locked") {
+			t.Fatalf("locked PIN: %d %s", ast, body)
+		}
 	})
 
 	if n := auditCount(t, f.db, "oidc.login", "success", "citizen:"); n != 3 {
 		t.Fatalf("successful logins audited: %d", n)
 	}
-	if n := auditCount(t, f.db, "oidc.login", "refused", ""); n != 3 {
+	if n := auditCount(t, f.db, "oidc.login", "refused", ""); n != 9 {
 		t.Fatalf("refused logins audited: %d", n)
 	}
-	if n := auditCount(t, f.db, "oidc.token", "refused", "client:"); n != 2 {
+	if n := auditCount(t, f.db, "oidc.token", "refused", ""); n != 5 {
 		t.Fatalf("refused token requests audited: %d", n)
 	}
 	if n := auditCount(t, f.db, "oidc.authorize", "refused", ""); n != 1 {
