@@ -210,11 +210,14 @@ func benchSeal(ctx context.Context, env *cliEnv, args []string) error {
 		if _, _, err := closedLoop(ctx, *conc, min(*d, time.Second), op); err != nil { // warm-up
 			return err
 		}
+		cpu0 := serverCPUTime(*pid)
+		t0 := time.Now()
 		rate, lat, err := closedLoop(ctx, *conc, *d, op)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "seal %-5s %7.0f/s  p50 %8s  p99 %8s\n", lv, rate, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond))
+		fmt.Fprintf(env.stdout, "seal %-5s %7.0f/s  p50 %8s  p99 %8s%s\n", lv, rate, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond),
+			cpuPerOp(*pid, cpu0, rate*time.Since(t0).Seconds()))
 	}
 	fmt.Fprintf(env.stdout, "raw PKCS#11 P-256 sign rate of the seal key: %s after\n", raw())
 	if *large > 0 {
@@ -285,6 +288,42 @@ func sealLarge(ctx context.Context, env *cliEnv, b *benchSetup, token, cred stri
 	return nil
 }
 
+// serverCPUTime returns a process's user+system CPU time (0 without a pid).
+func serverCPUTime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
+}
+
+// cpuPerOp describes the server's CPU time per operation since cpu0 and
+// the rate two dedicated cores would sustain at that cost.
+func cpuPerOp(pid int, cpu0 time.Duration, ops float64) string {
+	if pid <= 0 || ops <= 0 {
+		return ""
+	}
+	per := (serverCPUTime(pid) - cpu0) / time.Duration(ops)
+	if per <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("  server CPU %s/op (2-core ceiling %.0f/s)", per.Round(time.Microsecond), 2/per.Seconds())
+}
+
 // vmHWM returns a process's peak resident set size in KiB.
 func vmHWM(pid int) (int64, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -308,7 +347,9 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 	var d *time.Duration
 	var batch, sads *int
 	var civil *string
+	var pid *int
 	b, _, err := newBenchSetup(ctx, env, "bench sign", args, func(fs *flag.FlagSet) {
+		pid = fs.Int("server-pid", 0, "process ID of the server, for its CPU time per signature")
 		conc = fs.Int("concurrency", 8, "concurrent requests")
 		d = fs.Duration("duration", 5*time.Second, "measuring time per phase")
 		batch = fs.Int("batch", 100, "hashes per signHash call (one SAD each)")
@@ -379,6 +420,7 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "authorize (PIN check, argon2id): %d SADs in %s, p50 %s, p99 %s\n", len(queue), time.Since(t0).Round(time.Millisecond),
 		authLat.percentile(50).Round(time.Microsecond), authLat.percentile(99).Round(time.Microsecond))
 	rawBefore := raw()
+	cpu0, t1 := serverCPUTime(*pid), time.Now()
 	rate, lat, err := closedLoop(ctx, *conc, *d, func(ctx context.Context) (int, error) {
 		p, ok := <-queue
 		if !ok {
@@ -395,16 +437,18 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil && !errors.Is(err, errStopLoop) {
 		return err
 	}
+	cpuNote := cpuPerOp(*pid, cpu0, rate*time.Since(t1).Seconds())
 	rawAfter := raw()
 	rawMean := (rawBefore + rawAfter) / 2
-	fmt.Fprintf(env.stdout, "signHash: %.0f signatures/s (%d hashes per call; call p50 %s, p99 %s); raw PKCS#11 P-256 %.0f/s before, %.0f/s after; ratio %.2f\n",
-		rate, *batch, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond), rawBefore, rawAfter, rate/rawMean)
+	fmt.Fprintf(env.stdout, "signHash: %.0f signatures/s (%d hashes per call; call p50 %s, p99 %s); raw PKCS#11 P-256 %.0f/s before, %.0f/s after; ratio %.2f%s\n",
+		rate, *batch, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond), rawBefore, rawAfter, rate/rawMean, cpuNote)
 	var pdf bytes.Buffer
 	if err := writeSamplePDF(&pdf, 100<<10); err != nil {
 		return err
 	}
 	for _, lv := range []string{"B-B", "B-T"} {
 		path := "/api/v1/sign?level=" + lv + "&credential=" + cred
+		cpu0, t0 := serverCPUTime(*pid), time.Now()
 		rate, lat, err := closedLoop(ctx, *conc, *d, func(ctx context.Context) (int, error) {
 			code, body, err := b.post(ctx, path, token, "application/pdf", bytes.NewReader(pdf.Bytes()), map[string]string{PINHeader: benchPIN})
 			if err == nil && code != http.StatusOK {
@@ -415,7 +459,8 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "sign %-4s (100 KB PDF, PIN per document) %6.0f/s  p50 %8s  p99 %8s\n", lv, rate, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond))
+		fmt.Fprintf(env.stdout, "sign %-4s (100 KB PDF, PIN per document) %6.0f/s  p50 %8s  p99 %8s%s\n", lv, rate, lat.percentile(50).Round(time.Microsecond),
+			lat.percentile(99).Round(time.Microsecond), cpuPerOp(*pid, cpu0, rate*time.Since(t0).Seconds()))
 	}
 	return nil
 }

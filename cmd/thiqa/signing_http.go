@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -117,14 +118,19 @@ func readDocument(body io.Reader, size int64, tempDir string, limit int64) (pdfI
 		return refuse(http.StatusBadRequest, "reading the document: %v", err)
 	}
 	if size >= 0 && size <= inMemoryBody {
-		b, err := io.ReadAll(io.LimitReader(body, inMemoryBody+1))
-		if err != nil {
+		// The announced size, read in one allocation; one byte more must be EOF.
+		b := make([]byte, size+1)
+		n, err := io.ReadFull(body, b)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return pdfInput{}, none, tooBig(err)
 		}
-		if len(b) <= inMemoryBody {
-			return pdfInput{r: bytes.NewReader(b), size: int64(len(b))}, none, checkPDFHeader(bytes.NewReader(b))
+		if int64(n) == size {
+			return pdfInput{r: bytes.NewReader(b[:n]), size: int64(n)}, none, checkPDFHeader(bytes.NewReader(b[:n]))
 		}
-		body = io.MultiReader(bytes.NewReader(b), body)
+		if int64(n) < size {
+			return pdfInput{}, none, refuse(http.StatusBadRequest, "the body is shorter than its Content-Length")
+		}
+		body = io.MultiReader(bytes.NewReader(b[:n]), body)
 	}
 	f, err := os.CreateTemp(tempDir, "thiqa-sign-*.pdf")
 	if err != nil {
@@ -261,12 +267,16 @@ func (h *signingHTTP) signDocument(w http.ResponseWriter, r *http.Request, actio
 	if authorize != nil {
 		az = func(ctx context.Context, digest, dtbs []byte) error { return authorize(ctx, credID, digest, dtbs) }
 	}
+	bw := bufio.NewWriterSize(w, 64<<10) // fewer, larger writes to the connection
 	res, err := h.s.signPDF(r.Context(), rec, cred, level, in, func(digest []byte) (io.Writer, error) {
 		w.Header().Set("Content-Type", "application/pdf")
 		w.Header().Set(DigestHeader, hex.EncodeToString(digest))
 		w.WriteHeader(http.StatusOK)
-		return w, nil
+		return bw, nil
 	}, az)
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err != nil {
 		if errors.Is(err, errAudit) || w.Header().Get(DigestHeader) == "" {
 			h.fail(w, r, rec, op, start, err)
