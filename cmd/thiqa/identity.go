@@ -6,10 +6,12 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -24,6 +26,8 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/pin"
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -258,6 +262,10 @@ func wireIdentity(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	prov.Register(s.mux)
+	deny := deniedAuditor(p.audit, p.logger, policies.ActionManageClients)
+	s.mux.Handle("POST /api/v1/oidc/clients", deny(p.authn.Require(policies.ActionManageClients)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		addClientAPI(w, r, p)
+	}))))
 	ids := p.db.Identity()
 	s.background = append(s.background, func(ctx context.Context) {
 		t := time.NewTicker(time.Minute)
@@ -290,4 +298,27 @@ func checkRedirectURI(raw string) error {
 		return fmt.Errorf("redirect URI %q: must be https (http only for loopback)", raw)
 	}
 	return nil
+}
+
+// addClientAPI registers a portal: POST /api/v1/oidc/clients with a
+// ClientRegistration; 201 with {"client_id": …}.
+func addClientAPI(w http.ResponseWriter, r *http.Request, p *platform) {
+	var in ClientRegistration
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || dec.More() {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "want one JSON client registration", Instance: r.URL.Path})
+		return
+	}
+	c, err := newClient(in)
+	if err != nil {
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid client registration", Detail: err.Error(), Instance: r.URL.Path})
+		return
+	}
+	if err := registerClient(r.Context(), p.db.Identity(), p.audit, c, callerOf(r)); err != nil {
+		p.logger.ErrorContext(r.Context(), "registering client", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "temporarily unable to register the client")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"client_id": c.ID})
 }

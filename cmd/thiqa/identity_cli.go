@@ -83,20 +83,20 @@ func operatorName() string {
 func parseClientJWKS(raw []byte) ([]byte, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(raw, &set); err != nil {
-		return nil, fmt.Errorf("--jwks-file: want a JWK set: %w", err)
+		return nil, fmt.Errorf("JWK set: want a JWK set: %w", err)
 	}
 	if len(set.Keys) == 0 {
-		return nil, errors.New("--jwks-file: the key set is empty")
+		return nil, errors.New("JWK set: the key set is empty")
 	}
 	for i, k := range set.Keys {
 		if !k.Valid() {
-			return nil, fmt.Errorf("--jwks-file: key %d is invalid", i)
+			return nil, fmt.Errorf("JWK set: key %d is invalid", i)
 		}
 		if !k.IsPublic() {
-			return nil, fmt.Errorf("--jwks-file: key %d is a private key; register the public key only", i)
+			return nil, fmt.Errorf("JWK set: key %d is a private key; register the public key only", i)
 		}
 		if k.Use != "" && k.Use != "sig" {
-			return nil, fmt.Errorf("--jwks-file: key %d has use %q, want sig", i, k.Use)
+			return nil, fmt.Errorf("JWK set: key %d has use %q, want sig", i, k.Use)
 		}
 	}
 	return json.Marshal(set)
@@ -119,23 +119,17 @@ func oidcClientAdd(ctx context.Context, env *cliEnv, args []string) error {
 	if *name == "" || len(uris) == 0 || (*jwksFile == "") == (*tlsSubject == "") {
 		return withExit(2, errors.New("--name, at least one --redirect-uri, and exactly one of --jwks-file or --tls-subject are required"))
 	}
-	for _, u := range uris {
-		if err := checkRedirectURI(u); err != nil {
-			return withExit(2, err)
-		}
-	}
-	c := &identity.Client{Name: *name, RedirectURIs: uris, AllowCivilNumber: *civil, SectorIdentifier: *sector, Created: time.Now().UTC()}
+	var jwks []byte
 	if *jwksFile != "" {
 		raw, err := os.ReadFile(*jwksFile)
 		if err != nil {
 			return fmt.Errorf("reading --jwks-file: %w", err)
 		}
-		if c.JWKS, err = parseClientJWKS(raw); err != nil {
-			return withExit(2, err)
-		}
-		c.AuthMethod = identity.AuthPrivateKeyJWT
-	} else {
-		c.AuthMethod, c.TLSSubject = identity.AuthTLSClient, *tlsSubject
+		jwks = raw
+	}
+	c, err := newClient(ClientRegistration{Name: *name, RedirectURIs: uris, AllowCivilNumber: *civil, Sector: *sector, JWKS: jwks, TLSSubject: *tlsSubject})
+	if err != nil {
+		return withExit(2, err)
 	}
 	_, db, log, err := openIdentityStore(ctx, env, *dir)
 	if err != nil {
@@ -143,17 +137,59 @@ func oidcClientAdd(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer db.Close()
 	defer log.Close()
+	if err := registerClient(ctx, db.Identity(), log, c, operatorName()); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, c.ID)
+	return nil
+}
+
+// ClientRegistration is what an operator gives to register a portal (the
+// JSON body of POST /api/v1/oidc/clients).
+type ClientRegistration struct {
+	Name             string          `json:"name"`
+	RedirectURIs     []string        `json:"redirectURIs"`
+	AllowCivilNumber bool            `json:"allowCivilNumber,omitempty"`
+	Sector           string          `json:"sector,omitempty"`
+	JWKS             json.RawMessage `json:"jwks,omitempty"`
+	TLSSubject       string          `json:"tlsSubject,omitempty"`
+}
+
+// newClient validates a registration and builds the client with a fresh ID.
+func newClient(r ClientRegistration) (*identity.Client, error) {
+	if r.Name == "" || len(r.Name) > 200 || len(r.RedirectURIs) == 0 || len(r.RedirectURIs) > 20 || (len(r.JWKS) == 0) == (r.TLSSubject == "") {
+		return nil, errors.New("a name, 1 to 20 redirect URIs, and exactly one of a JWK set or a TLS subject are required")
+	}
+	for _, u := range r.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return nil, err
+		}
+	}
+	c := &identity.Client{Name: r.Name, RedirectURIs: r.RedirectURIs, AllowCivilNumber: r.AllowCivilNumber, SectorIdentifier: r.Sector, Created: time.Now().UTC()}
+	if len(r.JWKS) > 0 {
+		set, err := parseClientJWKS(r.JWKS)
+		if err != nil {
+			return nil, err
+		}
+		c.JWKS, c.AuthMethod = set, identity.AuthPrivateKeyJWT
+	} else {
+		c.AuthMethod, c.TLSSubject = identity.AuthTLSClient, r.TLSSubject
+	}
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	c.ID = "oidc-" + hex.EncodeToString(b[:])
-	if err := db.Identity().AddClient(ctx, c); err != nil {
+	return c, nil
+}
+
+// registerClient stores the client and records it in the audit log.
+func registerClient(ctx context.Context, st clientRegistrar, log *audit.Log, c *identity.Client, actor string) error {
+	if err := st.AddClient(ctx, c); err != nil {
 		return err
 	}
-	if _, err := log.Append(ctx, audit.Entry{Actor: operatorName(), Action: "oidc.client.add", Object: c.ID, Outcome: audit.OutcomeSuccess,
+	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: "oidc.client.add", Object: c.ID, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"name": c.Name, "redirectURIs": c.RedirectURIs, "allowCivilNumber": c.AllowCivilNumber, "authMethod": c.AuthMethod, "sector": c.SectorIdentifier}}); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
 	}
-	fmt.Fprintln(env.stdout, c.ID)
 	return nil
 }
 
