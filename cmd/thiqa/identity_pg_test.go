@@ -98,7 +98,7 @@ func TestDigitalIDTwoInstancesOnPostgres(t *testing.T) {
 		return s
 	}
 	tf := url.Values{"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "redirect_uri": {portalRedirect},
-		"code_verifier": {"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"},
+		"code_verifier":         {"dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"},
 		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion()}}
 	st4, tokBody, _ := send(b, http.MethodPost, identity.PathToken, "application/x-www-form-urlencoded", tf.Encode(), "")
 	var tr identity.TokenResponse
