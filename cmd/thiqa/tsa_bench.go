@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/thiqa/thiqa/hsm"
@@ -117,7 +118,9 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	// is steadier than rates on a shared machine.
 	base := metricsBase(url)
 	cpu0, cpuErr := scrapePhases(ctx, client, base)
+	self0 := selfCPU()
 	full, err := lg.closed(ctx, *conc, *d)
+	selfUsed := selfCPU() - self0
 	if err != nil {
 		return err
 	}
@@ -138,6 +141,9 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	if _, ok := cpu0["cpu"]; ok && cpuErr == nil && full.ok > 0 {
 		fmt.Fprintf(env.stdout, "server CPU: %8.0f µs per token at full load (process_cpu_seconds_total)\n", (cpu1["cpu"]-cpu0["cpu"])*1e6/float64(full.ok+full.failed))
 	}
+	if n := full.ok + full.failed; n > 0 && selfUsed > 0 {
+		fmt.Fprintf(env.stdout, "client CPU: %8.0f µs per token at full load (this load generator, on the same machine)\n", float64(selfUsed.Microseconds())/float64(n))
+	}
 	if len(raws) > 0 {
 		r := (raws[0] + raws[len(raws)-1]) / 2
 		fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (%s; mean of %.0f before and %.0f after)\n", r, rawDesc, raws[0], raws[len(raws)-1])
@@ -149,6 +155,15 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("%d requests were not granted (first: %v)", full.failed+half.failed, firstErr(full.firstErr, half.firstErr))
 	}
 	return nil
+}
+
+// selfCPU is the user+system CPU time this process used so far (0 if unknown).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // metricsBase is the scheme and host of the TSA URL, where /metrics is.
