@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/verify"
@@ -231,14 +233,35 @@ func wireVerify(_ context.Context, p *platform, s *serving) error {
 		anchors: anchors, online: !vc.OfflineRevocation, timeout: vc.FetchTimeout,
 		maxSize: vc.MaxUploadBytes, logger: logger,
 	})
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thiqa_verify_requests_total",
+		Help: "POST /api/v1/verify requests by HTTP status (200: a report, 413: too large, 429: rate-limited).",
+	}, []string{"code"})
+	if p.reg != nil {
+		if err := p.reg.Register(requests); err != nil {
+			return fmt.Errorf("registering verify metrics: %w", err)
+		}
+	}
 	limit := newRateLimiter(vc.RatePerSecond, vc.Burst, time.Now)
-	s.mux.Handle("POST /api/v1/verify", limit.middleware(v.Handler(vc.MaxUploadBytes)))
+	s.mux.Handle("POST /api/v1/verify", countStatus(requests, limit.middleware(v.Handler(vc.MaxUploadBytes))))
 	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes})
 	s.mux.Handle("GET /verify", page)
 	s.mux.Handle("GET /verify/", page)
 	logger.Info("verification ready", "anchors", len(anchors), "onlineRevocation", !vc.OfflineRevocation,
 		"maxUploadBytes", vc.MaxUploadBytes, "ratePerSecond", vc.RatePerSecond, "burst", vc.Burst)
 	return nil
+}
+
+// countStatus counts the responses of next by status code.
+func countStatus(c *prometheus.CounterVec, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		c.WithLabelValues(strconv.Itoa(rec.status)).Inc()
+	})
 }
 
 // rateLimiter is a token bucket per client IP, in memory: each IP may

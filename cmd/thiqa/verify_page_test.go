@@ -249,6 +249,15 @@ func browserCheck(t *testing.T, base string, docs map[string]report.Indication) 
 			}
 		}
 	}
+	// The language switch: English only, left to right; then Arabic only.
+	c.eval(`document.querySelector('.langs button[data-lang="en"]').click(); "ok"`)
+	if got := c.eval(`document.documentElement.dir + " " + getComputedStyle(document.querySelector('#verdict span[lang="ar"]')).display`); got != "ltr none" {
+		t.Fatalf("after choosing English: %q, want ltr and the Arabic hidden", got)
+	}
+	c.eval(`document.querySelector('.langs button[data-lang="ar"]').click(); "ok"`)
+	if got := c.eval(`document.documentElement.dir + " " + getComputedStyle(document.querySelector('#verdict span[lang="en"]')).display`); got != "rtl none" {
+		t.Fatalf("after choosing Arabic: %q, want rtl and the English hidden", got)
+	}
 	for _, e := range c.events {
 		if e.Method == "Log.entryAdded" && strings.Contains(string(e.Params), `"level":"error"`) {
 			t.Fatalf("the page logged an error: %s", e.Params)

@@ -354,5 +354,11 @@ func TestVerifyEndToEnd(t *testing.T) {
 		if limited == 0 {
 			t.Fatal("60 quick verifications from one address were never rate-limited (burst 6, 20/s)")
 		}
+		_, _, metrics := srv.get(t, "/metrics", "")
+		for _, want := range []string{`thiqa_verify_requests_total{code="200"}`, `thiqa_verify_requests_total{code="413"}`, `thiqa_verify_requests_total{code="429"} 1`} {
+			if !strings.Contains(string(metrics), want) {
+				t.Fatalf("/metrics lacks %s", want)
+			}
+		}
 	})
 }
