@@ -67,6 +67,7 @@ type signingService struct {
 	cfg        config.SigningConfig
 	creds      *store.SigningCredentials
 	certs      *store.Certificates
+	revoked    *store.Revocations
 	token      *hsm.Token
 	audit      *audit.Log
 	logger     *slog.Logger
@@ -126,7 +127,7 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		return nil, err
 	}
 	s := &signingService{
-		cfg: cfg, creds: p.db.SigningCredentials(), certs: p.db.Certificates(nil), token: p.token, audit: p.audit,
+		cfg: cfg, creds: p.db.SigningCredentials(), certs: p.db.Certificates(nil), revoked: p.db.Revocations(), token: p.token, audit: p.audit,
 		logger: p.logger.With("service", "signing"), caCerts: map[string]*x509.Certificate{}, now: time.Now,
 		loaded: map[string]*signingCredential{},
 	}
@@ -237,7 +238,15 @@ func (s *signingService) credential(ctx context.Context, id, kind, owner string)
 		return nil, errCredentialRefused
 	}
 	if now := s.now(); now.After(c.chain[0].NotAfter) || now.Before(c.chain[0].NotBefore) {
-		return nil, fmt.Errorf("%w: the certificate of credential %s is not valid now", errCredentialRefused, id)
+		return nil, refuse(http.StatusForbidden, "the certificate of credential %s is not valid now", id)
+	}
+	// Revocation is final and may have been recorded by another process:
+	// read it on every use (one indexed look-up).
+	switch _, err := s.revoked.Revocation(ctx, c.rec.CertSerial); {
+	case err == nil:
+		return nil, refuse(http.StatusForbidden, "the certificate of credential %s is revoked", id)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("checking the revocation of credential %s: %w", id, err)
 	}
 	return c, nil
 }

@@ -36,6 +36,7 @@ type signFixture struct {
 	port          string
 	officer       string
 	sealCred      string
+	serials       map[string]string // credential ID → certificate serial
 }
 
 func freePort(t *testing.T) string {
@@ -122,6 +123,10 @@ func (f *signFixture) credential(t *testing.T, profile string, subject map[strin
 	if err != nil || out.CredentialID == "" {
 		t.Fatalf("issued %s: %v %q", profile, err, out.CredentialID)
 	}
+	if f.serials == nil {
+		f.serials = map[string]string{}
+	}
+	f.serials[out.CredentialID] = out.Serial
 	return out.CredentialID, cert
 }
 
@@ -277,6 +282,12 @@ func TestSigningOnSQLite(t *testing.T) {
 	if n := auditCount(t, dbPath, actionSeal, "failure", "NTROM-1234567"); n != 1 {
 		t.Fatalf("%d failed seal records, want 1", n)
 	}
+	// A revoked seal certificate seals nothing more.
+	if code, body := f.srv.post(t, "/api/v1/certificates/"+f.serials[cred]+"/revoke", f.officer, map[string]string{"reason": "keyCompromise"}); code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	code, _, body = f.send(t, "/api/v1/seal?level=B-B&credential="+cred, agency, "application/pdf", samplePDF(t, 4096), nil)
+	wantStatus(t, "seal with a revoked certificate", code, body, http.StatusForbidden, "revoked")
 	f.srv.stop(t)
 	mustThiqa(t, nil, "audit", "verify", "--data", f.dir)
 }
