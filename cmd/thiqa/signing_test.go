@@ -175,7 +175,7 @@ func samplePDF(t *testing.T, size int64) []byte {
 
 // checkPDF runs pdfsig (valid and trusted, reading its text), qpdf --check
 // and openssl cms -verify over the first signature's ByteRange.
-func (f *signFixture) checkPDF(t *testing.T, name string, pdf []byte, issuing string) {
+func (f *signFixture) checkPDF(t *testing.T, name string, pdf []byte, issuing, level string) {
 	t.Helper()
 	p := f.path(name)
 	if err := os.WriteFile(p, pdf, 0o600); err != nil {
@@ -222,6 +222,19 @@ func (f *signFixture) checkPDF(t *testing.T, name string, pdf []byte, issuing st
 		"-CAfile", filepath.Join(f.dir, "ca", "root.pem"), "-certfile", filepath.Join(f.dir, "ca", issuing+".pem"), "-purpose", "any", "-out", os.DevNull).CombinedOutput()
 	if err != nil || !strings.Contains(string(cms), "Verification successful") {
 		t.Fatalf("%s: openssl cms -verify: %v\n%s", name, err, cms)
+	}
+	// The project's own verifier: TOTAL-PASSED at the requested level.
+	r := thiqa(t, f.env, "verify", p, "--data", f.dir, "--json")
+	var rep struct {
+		Indication string `json:"indication"`
+		Signatures []struct {
+			Level      string `json:"level"`
+			Indication string `json:"indication"`
+		} `json:"signatures"`
+	}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &rep) != nil || rep.Indication != "TOTAL-PASSED" || len(rep.Signatures) == 0 ||
+		rep.Signatures[0].Level != level || rep.Signatures[0].Indication != "TOTAL-PASSED" {
+		t.Fatalf("%s: thiqa verify (want %s, TOTAL-PASSED): exit %d\n%.2000s\n%s", name, level, r.code, r.stdout, r.stderr)
 	}
 }
 
@@ -317,7 +330,7 @@ func runSealing(t *testing.T, f *signFixture, levels []string) {
 		if code != http.StatusOK || !bytes.HasPrefix(body, pdf[:len(pdf)-10]) || len(hdr.Get(DigestHeader)) != 64 {
 			t.Fatalf("seal %s: %d %.300s", lv, code, body)
 		}
-		f.checkPDF(t, "sealed-"+lv+".pdf", body, "organisation")
+		f.checkPDF(t, "sealed-"+lv+".pdf", body, "organisation", lv)
 	}
 	// Another agency's credential, a citizen, nobody: refused.
 	code, _, body := f.send(t, "/api/v1/seal?level=B-B&credential="+otherCred, agency, "application/pdf", pdf, nil)
@@ -367,11 +380,11 @@ func runSealing(t *testing.T, f *signFixture, levels []string) {
 		}
 	}
 	sealed, _ := base64.StdEncoding.DecodeString(br.Results[1].Document)
-	f.checkPDF(t, "batch-b.pdf", sealed, "organisation")
+	f.checkPDF(t, "batch-b.pdf", sealed, "organisation", "B-T")
 
 	// The operator's CLI.
 	mustThiqa(t, f.env, "seal", "--data", f.dir, "--credential", cred, "--level", "B-T", "--in", in, "--out", f.path("cli.pdf"))
-	f.checkPDF(t, "cli.pdf", []byte(mustRead(t, f.path("cli.pdf"))), "organisation")
+	f.checkPDF(t, "cli.pdf", []byte(mustRead(t, f.path("cli.pdf"))), "organisation", "B-T")
 	r := thiqa(t, f.env, "seal", "--data", f.dir, "--credential", cred, "--level", "B-B", "--in", enc, "--out", f.path("cli-enc.pdf"))
 	if r.code == 0 || !strings.Contains(r.stderr, "encrypt") {
 		t.Fatalf("CLI sealing an encrypted PDF: %d %s", r.code, r.stderr)
@@ -454,14 +467,14 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 	if code != 200 {
 		t.Fatalf("sign: %d %.300s", code, body)
 	}
-	f.checkPDF(t, "signed.pdf", body, "citizen")
+	f.checkPDF(t, "signed.pdf", body, "citizen", "B-T")
 	code, _, body = f.send(t, "/api/v1/sign?level=B-B&credential="+cred, other, "application/pdf", pdf, map[string]string{PINHeader: "482916"})
 	wantStatus(t, "sign with another citizen's credential", code, body, 403, "not yours")
 	// The CLI, PIN from the environment.
 	writeFile(t, f.path("citizen.jwt"), citizen)
 	mustThiqa(t, []string{"SIGNING_PIN=482916"}, "sign", "--url", f.srv.base, "--token-file", f.path("citizen.jwt"), "--credential", cred,
 		"--pin-env", "SIGNING_PIN", "--level", "B-B", "--in", f.path("plain.pdf"), "--out", f.path("cli-signed.pdf"))
-	f.checkPDF(t, "cli-signed.pdf", []byte(mustRead(t, f.path("cli-signed.pdf"))), "citizen")
+	f.checkPDF(t, "cli-signed.pdf", []byte(mustRead(t, f.path("cli-signed.pdf"))), "citizen", "B-B")
 
 	// Wrong PIN five times: locked, even for the right PIN.
 	code, _, body = f.send(t, "/api/v1/sign?level=B-B&credential="+cred, citizen, "application/pdf", pdf, map[string]string{PINHeader: "999999"})
