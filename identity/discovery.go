@@ -33,7 +33,6 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 		"grant_types_supported":                            []string{"authorization_code"},
 		"subject_types_supported":                          []string{"pairwise", "public"},
 		"id_token_signing_alg_values_supported":            []string{string(p.alg)},
-		"userinfo_signing_alg_values_supported":            []string{"none"},
 		"scopes_supported":                                 []string{ScopeOpenID, ScopeProfile},
 		"claims_supported":                                 []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "given_name", "family_name", "name"},
 		"token_endpoint_auth_methods_supported":            []string{AuthPrivateKeyJWT, AuthTLSClient},
