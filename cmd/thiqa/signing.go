@@ -62,6 +62,9 @@ type signingCredential struct {
 	chain []*x509.Certificate
 }
 
+// maxLoadedCredentials bounds the in-memory cache of credentials.
+const maxLoadedCredentials = 10000
+
 // signingService holds what the seal, sign and CSC endpoints share.
 type signingService struct {
 	cfg        config.SigningConfig
@@ -285,6 +288,9 @@ func (s *signingService) load(ctx context.Context, id string) (*signingCredentia
 	}
 	c := &signingCredential{rec: rec, key: key, chain: chain}
 	s.mu.Lock()
+	if len(s.loaded) >= maxLoadedCredentials {
+		clear(s.loaded) // millions of citizens: keep the working set only
+	}
 	s.loaded[id] = c
 	s.mu.Unlock()
 	return c, nil

@@ -229,7 +229,7 @@ func (h *signingHTTP) cscInfo(w http.ResponseWriter, r *http.Request) {
 	out := CSCInfoResponse{
 		Description: "Qualified electronic signature key of " + leaf.Subject.CommonName,
 		AuthMode:    "explicit", SCAL: "SCAL2", Multisign: h.s.cfg.MaxHashesPerSAD, Lang: "en",
-		PIN: CSCPINInfo{Presence: "true", Format: "A", Label: "Signing PIN", Set: rec.PINSet, Locked: locked},
+		PIN:  CSCPINInfo{Presence: "true", Format: "A", Label: "Signing PIN", Set: rec.PINSet, Locked: locked},
 		Cert: CSCCertInfo{Status: "valid"},
 	}
 	out.Key.Status = "enabled"
@@ -463,4 +463,3 @@ func signAll(key crypto.Signer, hashes [][]byte, opts crypto.SignerOpts) ([]stri
 	wg.Wait()
 	return out, errors.Join(errs...)
 }
-

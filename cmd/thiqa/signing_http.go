@@ -14,7 +14,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
@@ -117,20 +119,32 @@ func readDocument(body io.Reader, size int64, tempDir string, limit int64) (pdfI
 		}
 		return refuse(http.StatusBadRequest, "reading the document: %v", err)
 	}
-	if size >= 0 && size <= inMemoryBody {
-		// The announced size, read in one allocation; one byte more must be EOF.
-		b := make([]byte, size+1)
-		n, err := io.ReadFull(body, b)
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return pdfInput{}, none, tooBig(err)
+	if size <= inMemoryBody {
+		// Small documents stay in memory: the announced size in one
+		// allocation, or up to inMemoryBody when the size is unknown.
+		var b []byte
+		var err error
+		if size >= 0 {
+			b = make([]byte, size+1)
+			var n int
+			n, err = io.ReadFull(body, b)
+			b = b[:n]
+			if int64(n) < size && err != nil {
+				if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+					return pdfInput{}, none, refuse(http.StatusBadRequest, "the body is shorter than its Content-Length")
+				}
+				return pdfInput{}, none, tooBig(err)
+			}
+		} else {
+			b, err = io.ReadAll(io.LimitReader(body, inMemoryBody+1))
+			if err != nil {
+				return pdfInput{}, none, tooBig(err)
+			}
 		}
-		if int64(n) == size {
-			return pdfInput{r: bytes.NewReader(b[:n]), size: int64(n)}, none, checkPDFHeader(bytes.NewReader(b[:n]))
+		if len(b) <= inMemoryBody && (size < 0 || int64(len(b)) == size) {
+			return pdfInput{r: bytes.NewReader(b), size: int64(len(b))}, none, checkPDFHeader(bytes.NewReader(b))
 		}
-		if int64(n) < size {
-			return pdfInput{}, none, refuse(http.StatusBadRequest, "the body is shorter than its Content-Length")
-		}
-		body = io.MultiReader(bytes.NewReader(b[:n]), body)
+		body = io.MultiReader(bytes.NewReader(b), body)
 	}
 	f, err := os.CreateTemp(tempDir, "thiqa-sign-*.pdf")
 	if err != nil {
@@ -343,7 +357,20 @@ func (h *signingHTTP) sealBatch(w http.ResponseWriter, r *http.Request) {
 	maxDocs := h.s.cfg.MaxBatchDocuments
 	body := http.MaxBytesReader(w, r.Body, int64(maxDocs)*(maxBatchPart+4096))
 	mr := multipart.NewReader(body, params["boundary"])
-	out := BatchResponse{Level: level.String(), Results: []BatchResult{}}
+	// Read every part first (small ones in memory, large ones spooled to
+	// unlinked temporary files), then seal them in parallel.
+	type item struct {
+		name    string
+		in      pdfInput
+		err     error
+		cleanup func()
+	}
+	var items []*item
+	defer func() {
+		for _, it := range items {
+			it.cleanup()
+		}
+	}()
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -353,26 +380,40 @@ func (h *signingHTTP) sealBatch(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, r, rec, "seal", start, refuse(http.StatusBadRequest, "reading the multipart body: %v", err))
 			return
 		}
-		if len(out.Results) == maxDocs {
+		if len(items) == maxDocs {
 			part.Close()
 			h.fail(w, r, rec, "seal", start, refuse(http.StatusRequestEntityTooLarge, "a batch holds at most %d documents", maxDocs))
 			return
 		}
-		name := part.FileName()
-		if name == "" {
-			name = part.FormName()
+		it := &item{name: part.FileName()}
+		if it.name == "" {
+			it.name = part.FormName()
 		}
-		out.Results = append(out.Results, h.sealOne(r, rec, cred, level, name, part))
+		it.in, it.cleanup, it.err = readDocument(part, -1, h.s.cfg.TempDir, maxBatchPart)
 		part.Close()
+		items = append(items, it)
 	}
-	if len(out.Results) == 0 {
+	if len(items) == 0 {
 		h.fail(w, r, rec, "seal", start, refuse(http.StatusBadRequest, "the batch holds no document"))
 		return
 	}
+	out := BatchResponse{Level: level.String(), Results: make([]BatchResult, len(items))}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	for i, it := range items {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out.Results[i] = h.sealOne(r, rec, cred, level, it.name, it.in, it.err)
+		}()
+	}
+	wg.Wait()
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (h *signingHTTP) sealOne(r *http.Request, rec signRecord, cred *signingCredential, level signer.Level, name string, part io.Reader) BatchResult {
+func (h *signingHTTP) sealOne(r *http.Request, rec signRecord, cred *signingCredential, level signer.Level, name string, in pdfInput, readErr error) BatchResult {
 	start := time.Now()
 	rec.name = name
 	res := BatchResult{Name: name}
@@ -383,15 +424,13 @@ func (h *signingHTTP) sealOne(r *http.Request, rec signRecord, cred *signingCred
 		res.Status, res.Problem = status, &problem.Details{Status: status, Title: http.StatusText(status), Detail: msg}
 		return res
 	}
-	in, cleanup, err := readDocument(part, -1, h.s.cfg.TempDir, maxBatchPart)
-	defer cleanup()
-	if err != nil {
-		return failed(err)
+	if readErr != nil {
+		return failed(readErr)
 	}
 	rec.size = in.size
 	var buf bytes.Buffer
 	var digest []byte
-	_, err = h.s.signPDF(r.Context(), rec, cred, level, in, func(d []byte) (io.Writer, error) {
+	_, err := h.s.signPDF(r.Context(), rec, cred, level, in, func(d []byte) (io.Writer, error) {
 		digest = d
 		return &buf, nil
 	}, nil)

@@ -295,6 +295,12 @@ func TestSigningOnSQLite(t *testing.T) {
 	if n := auditCount(t, dbPath, actionSeal, "failure", "NTROM-1234567"); n != 1 {
 		t.Fatalf("%d failed seal records, want 1", n)
 	}
+	// Metrics per operation, level and outcome (since the restart).
+	if code, _, body := f.srv.get(t, "/metrics", ""); code != 200 ||
+		!strings.Contains(string(body), `thiqa_signing_operations_total{level="B-T",operation="seal",outcome="failure"} 1`) ||
+		!strings.Contains(string(body), `thiqa_signing_operations_total{level="B-B",operation="seal",outcome="success"}`) {
+		t.Fatalf("metrics: %d\n%s", code, body)
+	}
 	// A revoked seal certificate seals nothing more.
 	if code, body := f.srv.post(t, "/api/v1/certificates/"+f.serials[cred]+"/revoke", f.officer, map[string]string{"reason": "keyCompromise"}); code != http.StatusOK {
 		t.Fatalf("revoke: %d %s", code, body)
