@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/verify/report"
 )
@@ -280,6 +281,12 @@ func TestVerifyEndToEnd(t *testing.T) {
 		mustThiqa(t, nil, "init", "--data", other)
 		if rep := vfyReport(t, 2, sealed["B-LT"], "--data", other); signatureOf(t, rep).SubIndication != report.NoCertificateChainFound {
 			t.Fatalf("foreign root: %s", signatureOf(t, rep).SubIndication)
+		}
+		// ... until the other deployment lists this one's root in verify.trustAnchorFiles.
+		y := mustRead(t, config.Path(other))
+		writeFile(t, config.Path(other), strings.Replace(y, "verify:\n", "verify:\n  trustAnchorFiles: ["+root+"]\n", 1))
+		if rep := vfyReport(t, 0, sealed["B-LT"], "--data", other); signatureOf(t, rep).Level != "B-LT" {
+			t.Fatalf("root as an extra anchor: %+v", signatureOf(t, rep))
 		}
 		for _, c := range []struct {
 			args []string
