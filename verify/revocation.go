@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -58,11 +59,17 @@ type revocationData struct {
 	memo     *ocspMemo
 }
 
-// ocspMemo remembers parsed and signature-checked OCSP responses for one
-// document, so each response is verified once per certificate.
+// ocspMemo remembers parsed and signature-checked OCSP responses, so each
+// response is verified once per certificate for the Verifier's lifetime
+// (the result depends only on the response, the certificate and its
+// issuer). Bounded: a full memo is emptied. Safe for concurrent use.
 type ocspMemo struct {
-	m map[ocspKey]ocspResult
+	mu sync.Mutex
+	m  map[ocspKey]ocspResult
 }
+
+// ocspMemoSize bounds the OCSP memo.
+const ocspMemoSize = 4096
 
 type ocspKey struct {
 	der, serial, issuer string
@@ -77,17 +84,21 @@ func (rd *revocationData) parseOCSP(der []byte, c, issuer *x509.Certificate) (*o
 	if rd.memo == nil {
 		rd.memo = &ocspMemo{}
 	}
-	if rd.memo.m == nil {
-		rd.memo.m = map[ocspKey]ocspResult{}
-	}
+	m := rd.memo
 	k := ocspKey{string(der), string(c.SerialNumber.Bytes()), string(issuer.Raw)}
-	if r, ok := rd.memo.m[k]; ok {
+	m.mu.Lock()
+	r, ok := m.m[k]
+	m.mu.Unlock()
+	if ok {
 		return r.resp, r.err
 	}
 	resp, err := ocsp.ParseResponseForCert(der, c, issuer)
-	if len(rd.memo.m) < 4096 {
-		rd.memo.m[k] = ocspResult{resp, err}
+	m.mu.Lock()
+	if m.m == nil || len(m.m) >= ocspMemoSize {
+		m.m = map[ocspKey]ocspResult{}
 	}
+	m.m[k] = ocspResult{resp, err}
+	m.mu.Unlock()
 	return resp, err
 }
 

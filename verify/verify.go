@@ -47,7 +47,13 @@ type Options struct {
 type Verifier struct {
 	opts Options
 	log  *slog.Logger
+	// ocsp remembers parsed, signature-checked OCSP responses across documents.
+	ocsp *ocspMemo
 }
+
+// signatureCacheSize bounds how many verified signatures (CA certificates,
+// CRLs, OCSP responses) a Verifier remembers.
+const signatureCacheSize = 16384
 
 // ErrTooLarge is returned for files above Options.MaxFileSize.
 var ErrTooLarge = errors.New("verify: file too large")
@@ -58,6 +64,11 @@ func New(o Options) *Verifier {
 		a := path.DefaultAlgorithms()
 		o.Algorithms = &a
 	}
+	if o.Algorithms.Cache == nil {
+		a := *o.Algorithms
+		a.Cache = path.NewSignatureCache(signatureCacheSize)
+		o.Algorithms = &a
+	}
 	if o.MaxFileSize <= 0 {
 		o.MaxFileSize = 512 << 20
 	}
@@ -65,7 +76,7 @@ func New(o Options) *Verifier {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Verifier{opts: o, log: log}
+	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}}
 }
 
 func (v *Verifier) now() time.Time {
@@ -130,7 +141,7 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	// validated (and fail for the removal) rather than silently dropped.
 	sigs = append(sigs, removedSignatures(f, sigs)...)
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
-	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: &ocspMemo{}}
+	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: v.ocsp}
 	dc.loadDSS()
 	// Document timestamps first, newest first: each one is a proof of
 	// existence for everything it covers, including older timestamps whose

@@ -32,6 +32,9 @@ type AlgorithmPolicy struct {
 	SHA1CertsBefore time.Time
 	// MinECBits is the smallest acceptable elliptic curve (default 256).
 	MinECBits int
+	// Cache, when set, remembers signatures that verified (shared by copies
+	// of the policy); the policy's constraints are still checked each time.
+	Cache *SignatureCache
 }
 
 // DefaultAlgorithms is the TS 119 312 baseline: SHA-2 family, RSA ≥ 2048,
@@ -151,7 +154,20 @@ func (p *AlgorithmPolicy) VerifySignature(alg x509.SignatureAlgorithm, pub any, 
 	hh := h.New()
 	hh.Write(signed)
 	digest := hh.Sum(nil)
-	return VerifyDigest(alg, pub, h, digest, sig)
+	if p.Cache == nil {
+		return VerifyDigest(alg, pub, h, digest, sig)
+	}
+	k, cacheable := signatureKey(alg, pub, digest, sig)
+	if cacheable && p.Cache.seen(k) {
+		return nil
+	}
+	if err := VerifyDigest(alg, pub, h, digest, sig); err != nil {
+		return err
+	}
+	if cacheable {
+		p.Cache.add(k)
+	}
+	return nil
 }
 
 // VerifyDigest checks a signature over a precomputed digest.
