@@ -22,8 +22,17 @@ conns=${3:-16}
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/thiqa-ocsp-bench.XXXXXX)
 pids=()
+# stop PID: openssl -multi's parent ignores SIGTERM and respawns its
+# children, so it gets SIGKILL first, then its children SIGTERM.
+stop() {
+  local kids
+  kids=$(pgrep -P "$1" || true)
+  kill -KILL "$1" 2>/dev/null || true
+  [ -n "$kids" ] && kill $kids 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do stop "$p"; done
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
@@ -65,5 +74,5 @@ for multi in 1 2; do
   sleep 1
   echo "-- openssl ocsp, ${multi} process(es)"
   "$thiqa" bench ocsp --data "$data" --url "http://127.0.0.1:$port/ocsp" --duration "$duration" --conns "$conns" --conn-per-request
-  kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true; pids=()
+  stop "${pids[0]}"; pids=()
 done
