@@ -2,15 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -25,6 +30,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/signer"
 )
 
 // signFixture is a running server whose publicBaseURL is its real address,
@@ -238,6 +244,28 @@ func (f *signFixture) checkPDF(t *testing.T, name string, pdf []byte, issuing, l
 	}
 }
 
+// certifiedNoChanges certifies pdf with DocMDP P=1 (no changes allowed)
+// using a throwaway in-process key.
+func certifiedNoChanges(t *testing.T, pdf []byte) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Certifier"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	out, err := signer.SignBytes(context.Background(), pdf, signer.Options{Signer: key, Chain: []*x509.Certificate{cert}, DocMDP: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func wantStatus(t *testing.T, what string, code int, body []byte, status int, text string) {
 	t.Helper()
 	if code != status || !strings.Contains(string(body), text) {
@@ -359,6 +387,10 @@ func runSealing(t *testing.T, f *signFixture, levels []string) {
 	}
 	code, _, body = f.send(t, "/api/v1/seal?level=B-B&credential="+cred, agency, "application/pdf", []byte(mustRead(t, enc)), nil)
 	wantStatus(t, "encrypted PDF", code, body, http.StatusBadRequest, "encrypt")
+	code, _, body = f.send(t, "/api/v1/seal?level=B-B&credential="+cred, agency, "application/pdf", pdf[:len(pdf)/2], nil)
+	wantStatus(t, "truncated PDF", code, body, http.StatusBadRequest, "")
+	code, _, body = f.send(t, "/api/v1/seal?level=B-B&credential="+cred, agency, "application/pdf", certifiedNoChanges(t, pdf), nil)
+	wantStatus(t, "certified PDF (DocMDP P=1)", code, body, http.StatusBadRequest, "forbids")
 	code, _, body = f.send(t, "/api/v1/seal?level=B-B&credential="+cred, agency, "text/plain", pdf, nil)
 	wantStatus(t, "wrong media type", code, body, http.StatusUnsupportedMediaType, "application/pdf")
 	code, _, body = f.send(t, "/api/v1/seal?level=B-X&credential="+cred, agency, "application/pdf", pdf, nil)
