@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,7 +61,14 @@ type signingCredential struct {
 	rec   *store.SigningCredential
 	key   crypto.Signer
 	chain []*x509.Certificate
+	// goodUntil (Unix nanoseconds) skips the revocation look-up for a
+	// moment after one found the certificate not revoked.
+	goodUntil atomic.Int64
 }
+
+// revocationRecheck is how long a "not revoked" answer is reused: well
+// under revocation.pollEvery, the time other instances take to notice.
+const revocationRecheck = time.Second
 
 // maxLoadedCredentials bounds the in-memory cache of credentials.
 const maxLoadedCredentials = 10000
@@ -245,12 +253,17 @@ func (s *signingService) credential(ctx context.Context, id, kind, owner string)
 	}
 	// Revocation is final and may have been recorded by another process:
 	// read it on every use (one indexed look-up).
+	now := s.now()
+	if now.UnixNano() < c.goodUntil.Load() {
+		return c, nil
+	}
 	switch _, err := s.revoked.Revocation(ctx, c.rec.CertSerial); {
 	case err == nil:
 		return nil, refuse(http.StatusForbidden, "the certificate of credential %s is revoked", id)
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("checking the revocation of credential %s: %w", id, err)
 	}
+	c.goodUntil.Store(now.Add(revocationRecheck).UnixNano())
 	return c, nil
 }
 
