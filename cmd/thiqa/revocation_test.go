@@ -396,3 +396,47 @@ func TestRevocationOnPostgres(t *testing.T) {
 		t.Fatalf("audit verify: %s", v.stdout)
 	}
 }
+
+// TestResponderRenewal: with renewBefore longer than the responder
+// certificate's life, the server renews the responder at start (new key on
+// the token, new certificate from the CA) and openssl verifies answers
+// signed by the new one.
+func TestResponderRenewal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustThiqa(t, nil, "init", "--data", dir)
+	cfgPath := filepath.Join(dir, "thiqa.yaml")
+	y := mustRead(t, cfgPath)
+	if !strings.Contains(y, "renewBefore: 48h0m0s") {
+		t.Fatalf("thiqa.yaml has no renewBefore: 48h0m0s")
+	}
+	writeFile(t, cfgPath, strings.Replace(y, "renewBefore: 48h0m0s", "renewBefore: 200h0m0s", 1))
+	respPath := filepath.Join(dir, "ca", "ocsp-citizen.pem")
+	before := readPEMCert(t, respPath)
+	f := &revFixture{dir: dir, tmp: t.TempDir()}
+	f.srv = startServer(t, dir, nil)
+	waitFor(t, 30*time.Second, func() string {
+		if now := readPEMCert(t, respPath); now.SerialNumber.Cmp(before.SerialNumber) == 0 {
+			return "the responder certificate was not renewed"
+		}
+		return ""
+	})
+	after := readPEMCert(t, respPath)
+	if after.NotAfter.Before(before.NotAfter) || bytes.Equal(after.RawSubjectPublicKeyInfo, before.RawSubjectPublicKeyInfo) {
+		t.Fatalf("renewed responder: notAfter %v (before %v), same key %v", after.NotAfter, before.NotAfter,
+			bytes.Equal(after.RawSubjectPublicKeyInfo, before.RawSubjectPublicKeyInfo))
+	}
+	f.officer = lastLine(mustThiqa(t, nil, "token", "--data", dir, "--subject", "officer-7", "--role", "registration-officer").stdout)
+	f.issue(t, "12345678", "leaf.pem")
+	writeFile(t, f.path("responder.pem"), mustRead(t, respPath))
+	waitFor(t, 30*time.Second, func() string {
+		out := f.ocspCheck(t, true, "-cert", f.path("leaf.pem"), "-VAfile", f.path("responder.pem"))
+		if !strings.Contains(out, ": good") {
+			return "not signed by the renewed responder yet:\n" + out
+		}
+		return ""
+	})
+	f.srv.stop(t)
+	if n := countAudit(t, filepath.Join(dir, "thiqa.db"), "key.generate"); n < 5 {
+		t.Fatalf("%d key generation records, want the responder keys of init and renewal", n)
+	}
+}
