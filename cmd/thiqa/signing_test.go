@@ -512,6 +512,17 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 		t.Fatalf("sign: %d %.300s", code, body)
 	}
 	f.checkPDF(t, "signed.pdf", body, "citizen", "B-T")
+	// The agency seals the signed document: both signatures stay valid.
+	code, _, sealed := f.send(t, "/api/v1/seal?level=B-T&credential="+f.sealCred, f.token(t, "NTROM-1234567", "agency"), "application/pdf", body, nil)
+	if code != 200 {
+		t.Fatalf("sealing a signed document: %d %.300s", code, sealed)
+	}
+	both := f.path("signed-then-sealed.pdf")
+	_ = os.WriteFile(both, sealed, 0o600)
+	if out, _ := exec.Command(testenv.Tool(t, "pdfsig"), "-nssdir", "sql:"+f.nss, both).CombinedOutput(); strings.Count(string(out), "Signature is Valid.") != 2 ||
+		strings.Count(string(out), "Certificate is Trusted.") != 2 {
+		t.Fatalf("pdfsig after a second signature:\n%s", out)
+	}
 	code, _, body = f.send(t, "/api/v1/sign?level=B-B&credential="+cred, other, "application/pdf", pdf, map[string]string{PINHeader: "482916"})
 	wantStatus(t, "sign with another citizen's credential", code, body, 403, "not yours")
 	// The CLI, PIN from the environment.
