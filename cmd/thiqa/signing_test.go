@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -55,7 +57,7 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
-func newSignFixture(t *testing.T, postgres bool) *signFixture {
+func newSignFixture(t *testing.T, postgres bool, keyType ...string) *signFixture {
 	t.Helper()
 	f := &signFixture{dir: filepath.Join(t.TempDir(), "data"), tmp: t.TempDir(), port: freePort(t)}
 	if postgres {
@@ -63,6 +65,9 @@ func newSignFixture(t *testing.T, postgres bool) *signFixture {
 	}
 	conf := editedConfig(t, f.dir, func(y string) string {
 		y = strings.ReplaceAll(y, "127.0.0.1:8080", "127.0.0.1:"+f.port)
+		if len(keyType) > 0 {
+			y = strings.Replace(y, "subjectKeyType: ec-p256", "subjectKeyType: "+keyType[0], 1)
+		}
 		if postgres {
 			y = strings.Replace(y, "driver: sqlite\n  dsn: thiqa.db\n  dsnEnv: \"\"", "driver: postgres\n  dsn: \"\"\n  dsnEnv: THIQA_TEST_DSN", 1)
 		}
@@ -341,6 +346,60 @@ func TestSigningOnSQLite(t *testing.T) {
 		}
 	}
 	wantStatus(t, "seal with a revoked certificate", code, body, http.StatusForbidden, "revoked")
+	f.srv.stop(t)
+	mustThiqa(t, nil, "audit", "verify", "--data", f.dir)
+}
+
+// TestSigningRSA: credentials with RSA-2048 keys on the token: a B-T seal
+// (pdfsig, openssl cms, thiqa verify), signHash with PKCS#1 v1.5 and PSS.
+func TestSigningRSA(t *testing.T) {
+	f := newSignFixture(t, false, "rsa-2048")
+	agency := f.token(t, "NTROM-1234567", "agency")
+	cred, cert := f.credential(t, "organisation-seal", orgSubject())
+	if _, ok := cert.PublicKey.(*rsa.PublicKey); !ok {
+		t.Fatalf("seal key is %T, want RSA", cert.PublicKey)
+	}
+	code, _, body := f.send(t, "/api/v1/seal?level=B-T&credential="+cred, agency, "application/pdf", samplePDF(t, 20<<10), nil)
+	if code != 200 {
+		t.Fatalf("RSA seal: %d %.300s", code, body)
+	}
+	f.checkPDF(t, "rsa-sealed.pdf", body, "organisation", "B-T")
+
+	citizen := f.token(t, "12345678", "citizen")
+	ccred, ccert := f.credential(t, "citizen-signing", citizenSubject())
+	if code, m := f.csc(t, "/api/v1/credentials/"+ccred+"/pin", citizen, PINRequest{PIN: "482916"}); code != 201 {
+		t.Fatalf("set PIN: %d %v", code, m)
+	}
+	sum := sha256.Sum256([]byte("RSA contract"))
+	h := base64.StdEncoding.EncodeToString(sum[:])
+	for _, algo := range []string{"1.2.840.113549.1.1.11", "1.2.840.113549.1.1.10"} {
+		_, m := f.csc(t, "/csc/v2/credentials/authorize", citizen, map[string]any{"credentialID": ccred, "numSignatures": 1,
+			"hashes": []string{h}, "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "PIN": "482916"})
+		code, m := f.csc(t, "/csc/v2/signatures/signHash", citizen, map[string]any{"credentialID": ccred, "SAD": m["SAD"], "hashes": []string{h},
+			"hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": algo})
+		sigs, _ := m["signatures"].([]any)
+		if code != 200 || len(sigs) != 1 {
+			t.Fatalf("signHash %s: %d %v", algo, code, m)
+		}
+		sig, _ := base64.StdEncoding.DecodeString(sigs[0].(string))
+		pub := ccert.PublicKey.(*rsa.PublicKey)
+		var err error
+		if algo == "1.2.840.113549.1.1.10" {
+			err = rsa.VerifyPSS(pub, crypto.SHA256, sum[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		} else {
+			err = rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig)
+		}
+		if err != nil {
+			t.Fatalf("signHash %s: signature does not verify: %v", algo, err)
+		}
+	}
+	// An ECDSA signAlgo for an RSA key is refused.
+	_, m := f.csc(t, "/csc/v2/credentials/authorize", citizen, map[string]any{"credentialID": ccred, "numSignatures": 1,
+		"hashes": []string{h}, "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "PIN": "482916"})
+	if code, m := f.csc(t, "/csc/v2/signatures/signHash", citizen, map[string]any{"credentialID": ccred, "SAD": m["SAD"], "hashes": []string{h},
+		"hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": "1.2.840.10045.4.3.2"}); code != 400 {
+		t.Fatalf("ECDSA signAlgo on an RSA key: %d %v", code, m)
+	}
 	f.srv.stop(t)
 	mustThiqa(t, nil, "audit", "verify", "--data", f.dir)
 }
