@@ -426,6 +426,7 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	sv.mux.Handle("POST /api/v1/seal/batch", seal(p.authn.Require(policies.ActionSeal)(http.HandlerFunc(h.sealBatch))))
 	sv.mux.Handle("POST /api/v1/sign", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.sign))))
 	sv.mux.Handle("POST /api/v1/credentials/{id}/pin", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.setPIN))))
+	sv.mux.HandleFunc("POST /csc/v2/info", cscInfoService)
 	sv.mux.Handle("POST /csc/v2/credentials/list", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.cscList))))
 	sv.mux.Handle("POST /csc/v2/credentials/info", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.cscInfo))))
 	sv.mux.Handle("POST /csc/v2/credentials/authorize", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.cscAuthorize))))

@@ -174,6 +174,30 @@ func (h *signingHTTP) cscFail(w http.ResponseWriter, r *http.Request, action, cr
 	problem.Write(w, problem.Details{Status: status, Title: title, Detail: msg, Instance: r.URL.Path})
 }
 
+// CSCServiceInfo answers POST /csc/v2/info (public).
+type CSCServiceInfo struct {
+	Specs       string   `json:"specs"`
+	Name        string   `json:"name"`
+	Logo        string   `json:"logo"`
+	Region      string   `json:"region"`
+	Lang        string   `json:"lang"`
+	Description string   `json:"description"`
+	AuthType    []string `json:"authType"`
+	Methods     []string `json:"methods"`
+}
+
+// cscInfoService serves POST /csc/v2/info: what this remote signing
+// service implements. Callers authenticate with a bearer token issued by the
+// deployment's identity provider ("external" in CSC terms).
+func cscInfoService(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, CSCServiceInfo{
+		Specs: "2.0.0.0", Name: "Thiqa remote signing", Region: "OM", Lang: "en",
+		Description: "Remote signing with sole control: citizen keys on the HSM, PIN-authorised, hash-bound one-time SADs.",
+		AuthType:    []string{"external"},
+		Methods:     []string{"credentials/list", "credentials/info", "credentials/authorize", "signatures/signHash"},
+	})
+}
+
 // cscList serves credentials/list: the caller's citizen-signing credentials.
 func (h *signingHTTP) cscList(w http.ResponseWriter, r *http.Request) {
 	var req CSCListRequest

@@ -504,6 +504,9 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 	other := f.token(t, "87654321", "citizen")
 	cred, cert := f.credential(t, "citizen-signing", citizenSubject())
 
+	if code, m := f.csc(t, "/csc/v2/info", "", map[string]any{}); code != 200 || m["specs"] != "2.0.0.0" {
+		t.Fatalf("csc info: %d %v", code, m)
+	}
 	code, m := f.csc(t, "/csc/v2/credentials/list", citizen, map[string]any{})
 	if code != 200 || fmt.Sprint(m["credentialIDs"]) != "["+cred+"]" {
 		t.Fatalf("list: %d %v", code, m)
