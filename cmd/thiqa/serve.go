@@ -62,7 +62,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 
 	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log, authn: authn}
-	sv := &serving{mux: http.NewServeMux(), ready: map[string]func(context.Context) error{}}
+	sv := &serving{mux: http.NewServeMux(), raw: map[string]http.Handler{}, ready: map[string]func(context.Context) error{}}
 	defer func() {
 		for i := len(sv.closers) - 1; i >= 0; i-- {
 			sv.closers[i]()
@@ -90,7 +90,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           accessLog(logger, sv.mux),
+		Handler:           accessLog(logger, rawPrefixes(sv.raw, sv.mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      5 * time.Minute,

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,7 +31,11 @@ type platform struct {
 
 // serving collects what the services add to `thiqa serve`.
 type serving struct {
-	mux   *http.ServeMux
+	mux *http.ServeMux
+	// raw routes a path prefix to a handler before the mux sees the
+	// request, for paths the mux must not clean (GET /ocsp/{base64}: base64
+	// may hold "//", which the mux would redirect).
+	raw   map[string]http.Handler
 	ready map[string]func(context.Context) error
 	// background work runs until the server shuts down.
 	background []func(ctx context.Context)
@@ -75,4 +80,21 @@ func initSteps() []initStep {
 		{"TSA unit", initTSA},
 		{"signing credentials", initSigning},
 	}
+}
+
+// rawPrefixes sends requests whose path starts with one of the prefixes
+// straight to its handler, and everything else to next.
+func rawPrefixes(raw map[string]http.Handler, next http.Handler) http.Handler {
+	if len(raw) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for prefix, h := range raw {
+			if strings.HasPrefix(r.URL.Path, prefix) {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
