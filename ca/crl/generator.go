@@ -17,6 +17,8 @@ import (
 	"github.com/zmap/zlint/v3/lint"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/thiqa/thiqa/internal/sigalg"
 )
 
 // RFC 5280 §5.3.1 CRLReason codes.
@@ -99,7 +101,7 @@ var ErrLint = errors.New("CRL failed pre-signing lint")
 type Generator struct {
 	set     Settings
 	iss     Issuer
-	alg     sigAlg
+	alg     sigalg.Algorithm
 	akid    []byte
 	numbers NumberSource
 	source  RevokedSource
@@ -123,7 +125,7 @@ func NewGenerator(set Settings, iss Issuer, numbers NumberSource, source Revoked
 	if pk, ok := iss.Signer.Public().(equaler); !ok || !pk.Equal(iss.Cert.PublicKey) {
 		return nil, fmt.Errorf("%w: signer of %s does not match its certificate", ErrConfig, iss.Name)
 	}
-	alg, err := sigAlgFor(iss.Cert.PublicKey)
+	alg, err := sigalg.For(iss.Cert.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("CRL signature algorithm for %s: %w", iss.Name, err)
 	}
@@ -139,7 +141,7 @@ func NewGenerator(set Settings, iss Issuer, numbers NumberSource, source Revoked
 		h := sha1.Sum(spki.Key.Bytes)
 		akid = h[:]
 	}
-	lk, err := throwawayKey(iss.Cert.PublicKey)
+	lk, err := sigalg.ThrowawayKey(iss.Cert.PublicKey)
 	if err != nil {
 		return nil, fmt.Errorf("lint key: %w", err)
 	}
@@ -216,7 +218,7 @@ func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) 
 	}
 	body = nil // let the entries buffer go
 	tbs := buf[outerReserve:]
-	sig, err := g.alg.sign(g.iss.Signer, tbs)
+	sig, err := g.alg.Sign(g.iss.Signer, tbs)
 	if err != nil {
 		return nil, fmt.Errorf("signing CRL of %s: %w", g.iss.Name, err)
 	}
@@ -321,7 +323,7 @@ const outerReserve, tailReserve = 8, 1100
 func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
 	var hb cryptobyte.Builder
 	hb.AddASN1Int64(1) // v2
-	g.alg.addAlgorithmIdentifier(&hb)
+	g.alg.AddAlgorithmIdentifier(&hb)
 	hb.AddBytes(g.iss.Cert.RawSubject)
 	addTime(&hb, c.ThisUpdate)
 	addTime(&hb, c.NextUpdate)
@@ -390,7 +392,7 @@ func addExtension(b *cryptobyte.Builder, oid asn1.ObjectIdentifier, critical boo
 // assemble completes the CertificateList in place around buf from tbs.
 func (g *Generator) assemble(buf, sig []byte) ([]byte, error) {
 	var tb cryptobyte.Builder
-	g.alg.addAlgorithmIdentifier(&tb)
+	g.alg.AddAlgorithmIdentifier(&tb)
 	tb.AddASN1BitString(sig)
 	tail, err := tb.Bytes()
 	if err != nil {
@@ -411,7 +413,7 @@ func (g *Generator) lint(c *CRL, sample []byte) error {
 	if err != nil {
 		return err
 	}
-	sig, err := g.alg.sign(g.lintKey, buf[outerReserve:])
+	sig, err := g.alg.Sign(g.lintKey, buf[outerReserve:])
 	if err != nil {
 		return fmt.Errorf("signing lint copy: %w", err)
 	}
@@ -436,6 +438,6 @@ func (g *Generator) lint(c *CRL, sample []byte) error {
 	return nil
 }
 
-func checkSignature(cert *x509.Certificate, alg sigAlg, tbs, sig []byte) error {
-	return cert.CheckSignature(alg.x509Alg, tbs, sig)
+func checkSignature(cert *x509.Certificate, alg sigalg.Algorithm, tbs, sig []byte) error {
+	return cert.CheckSignature(alg.X509(), tbs, sig)
 }

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/thiqa/thiqa/internal/sigalg"
 )
 
 // State is a certificate's status as OCSP reports it.
@@ -64,7 +66,7 @@ type ResponderCert struct {
 type signing struct {
 	cert  *x509.Certificate
 	key   crypto.Signer
-	alg   sigAlg
+	alg   sigalg.Algorithm
 	keyID []byte // SHA-1 of the responder's public key: ResponderID byKey
 }
 
@@ -95,7 +97,7 @@ func newSigning(rc ResponderCert, ca *x509.Certificate) (*signing, error) {
 		// responder certificate's own status.
 		return nil, fmt.Errorf("responder certificate lacks id-pkix-ocsp-nocheck")
 	}
-	alg, err := sigAlgFor(rc.Cert.PublicKey)
+	alg, err := sigalg.For(rc.Cert.PublicKey)
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +172,7 @@ func (s *signing) sign(singles []single, nonce []byte, producedAt time.Time) ([]
 	if err != nil {
 		return nil, fmt.Errorf("encoding ResponseData: %w", err)
 	}
-	sig, err := s.alg.sign(s.key, tbs)
+	sig, err := s.alg.Sign(s.key, tbs)
 	if err != nil {
 		return nil, fmt.Errorf("signing OCSP response: %w", err)
 	}
@@ -183,7 +185,7 @@ func (s *signing) sign(singles []single, nonce []byte, producedAt time.Time) ([]
 				b.AddASN1(cbasn1.OCTET_STRING, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 						b.AddBytes(tbs)
-						s.alg.addAlgorithmIdentifier(b)
+						s.alg.AddAlgorithmIdentifier(b)
 						b.AddASN1BitString(sig)
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 							b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddBytes(s.cert.Raw) })
