@@ -372,57 +372,22 @@ func (s *Identity) MobileCredentialID(ctx context.Context, civilNumber string) (
 	return id, nil
 }
 
-// CreatePIN implements pin.Store for enrolled mobile IDs.
+// CreatePIN implements pin.Store for enrolled mobile IDs (the login PIN).
 func (s *Identity) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
-	var n int64
-	err := s.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, `UPDATE oidc_mobile_ids SET pin_hash = ?, pin_failures = 0 WHERE credential_id = ? AND pin_hash IS NULL`, hash, subject)
-		if err != nil {
-			return mapErr("store: setting login PIN", err)
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n == 1, err
+	return s.pins().CreatePIN(ctx, subject, hash)
 }
 
-// AttemptPIN implements pin.Store: one conditional UPDATE counts the try
-// before the hash is checked.
+// AttemptPIN implements pin.Store: the try is counted before the hash is checked.
 func (s *Identity) AttemptPIN(ctx context.Context, subject string, limit int) (pin.State, bool, error) {
-	var st pin.State
-	found := false
-	err := s.db.writeTx(ctx, func(t *txn) error {
-		found = false
-		var hash sql.NullString
-		var failures int64
-		err := t.queryRow(ctx, `UPDATE oidc_mobile_ids SET pin_failures = pin_failures + 1
-	WHERE credential_id = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`, subject, limit).Scan(&hash, &failures)
-		if err == nil {
-			st, found = pin.State{Hash: hash.String, Failures: int(failures) - 1}, true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return mapErr("store: counting login PIN try", err)
-		}
-		err = t.queryRow(ctx, `SELECT pin_hash, pin_failures FROM oidc_mobile_ids WHERE credential_id = ?`, subject).Scan(&hash, &failures)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return mapErr("store: reading login PIN state", err)
-		}
-		if hash.Valid {
-			st, found = pin.State{Hash: hash.String, Failures: int(failures)}, true
-		}
-		return nil
-	})
-	return st, found, err
+	return s.pins().AttemptPIN(ctx, subject, limit)
 }
 
 // ResetPINFailures implements pin.Store.
 func (s *Identity) ResetPINFailures(ctx context.Context, subject string) error {
-	return s.db.writeTx(ctx, func(t *txn) error {
-		_, err := t.exec(ctx, `UPDATE oidc_mobile_ids SET pin_failures = 0 WHERE credential_id = ? AND pin_failures <> 0`, subject)
-		return mapErr("store: resetting login PIN failures", err)
-	})
+	return s.pins().ResetPINFailures(ctx, subject)
+}
+
+// pins keeps the login PINs of mobile IDs.
+func (s *Identity) pins() pinRows {
+	return newPinRows(s.db, "oidc_mobile_ids", "credential_id", "login PIN", false)
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -145,57 +144,22 @@ func (s *SigningCredentials) UnregisteredCredentials(ctx context.Context, limit 
 // CreatePIN implements pin.Store: it sets the PIN hash of credential subject
 // when none is set.
 func (s *SigningCredentials) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
-	var n int64
-	err := s.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, `UPDATE signing_credentials SET pin_hash = ?, pin_failures = 0, pin_set_at = ? WHERE id = ? AND pin_hash IS NULL`,
-			hash, time.Now().UnixNano(), subject)
-		if err != nil {
-			return mapErr("store: setting PIN", err)
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n == 1, err
+	return s.pins().CreatePIN(ctx, subject, hash)
 }
 
-// AttemptPIN implements pin.Store: one conditional UPDATE counts the try.
+// AttemptPIN implements pin.Store: the try is counted before the hash is checked.
 func (s *SigningCredentials) AttemptPIN(ctx context.Context, subject string, limit int) (pin.State, bool, error) {
-	var st pin.State
-	found := false
-	err := s.db.writeTx(ctx, func(t *txn) error {
-		found = false
-		var hash sql.NullString
-		var failures int64
-		err := t.queryRow(ctx, `UPDATE signing_credentials SET pin_failures = pin_failures + 1
-	WHERE id = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`, subject, limit).Scan(&hash, &failures)
-		if err == nil {
-			st, found = pin.State{Hash: hash.String, Failures: int(failures) - 1}, true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return mapErr("store: counting PIN try", err)
-		}
-		err = t.queryRow(ctx, `SELECT pin_hash, pin_failures FROM signing_credentials WHERE id = ?`, subject).Scan(&hash, &failures)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return mapErr("store: reading PIN state", err)
-		}
-		if hash.Valid {
-			st, found = pin.State{Hash: hash.String, Failures: int(failures)}, true
-		}
-		return nil
-	})
-	return st, found, err
+	return s.pins().AttemptPIN(ctx, subject, limit)
 }
 
 // ResetPINFailures implements pin.Store.
 func (s *SigningCredentials) ResetPINFailures(ctx context.Context, subject string) error {
-	return s.db.writeTx(ctx, func(t *txn) error {
-		_, err := t.exec(ctx, `UPDATE signing_credentials SET pin_failures = 0 WHERE id = ? AND pin_failures <> 0`, subject)
-		return mapErr("store: resetting PIN failures", err)
-	})
+	return s.pins().ResetPINFailures(ctx, subject)
+}
+
+// pins keeps the signing PINs of credentials.
+func (s *SigningCredentials) pins() pinRows {
+	return newPinRows(s.db, "signing_credentials", "id", "PIN", true)
 }
 
 // SAD is a one-time authorisation of a credential for exact hashes.

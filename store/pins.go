@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/pin"
+)
+
+// pinRows keeps citizens' PIN state (the pin_hash and pin_failures columns)
+// in the rows of one table, keyed by one column: signing credentials and
+// mobile IDs each have one. It is the storage half of package pin.
+type pinRows struct {
+	db *DB
+	// create, attempt, state and reset are the statements for the table;
+	// they are built from constants, never from input.
+	create, attempt, state, reset string
+	// stampCreate adds the time the PIN was set to create's arguments.
+	stampCreate bool
+	// what names the PIN in errors ("PIN", "login PIN").
+	what string
+}
+
+// newPinRows prepares the statements for table, keyed by key.
+func newPinRows(db *DB, table, key, what string, stampCreate bool) pinRows {
+	set := "pin_hash = ?, pin_failures = 0"
+	if stampCreate {
+		set += ", pin_set_at = ?"
+	}
+	return pinRows{
+		db:          db,
+		create:      `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash IS NULL`,
+		attempt:     `UPDATE ` + table + ` SET pin_failures = pin_failures + 1 WHERE ` + key + ` = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`,
+		state:       `SELECT pin_hash, pin_failures FROM ` + table + ` WHERE ` + key + ` = ?`,
+		reset:       `UPDATE ` + table + ` SET pin_failures = 0 WHERE ` + key + ` = ? AND pin_failures <> 0`,
+		stampCreate: stampCreate,
+		what:        what,
+	}
+}
+
+// CreatePIN implements pin.Store: it sets the PIN hash of subject when none
+// is set, and reports whether it did.
+func (p pinRows) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
+	args := []any{hash}
+	if p.stampCreate {
+		args = append(args, time.Now().UnixNano())
+	}
+	args = append(args, subject)
+	var n int64
+	err := p.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, p.create, args...)
+		if err != nil {
+			return mapErr("store: setting "+p.what, err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n == 1, err
+}
+
+// AttemptPIN implements pin.Store: one conditional UPDATE counts the try
+// before the hash is checked, so parallel guesses never exceed limit.
+func (p pinRows) AttemptPIN(ctx context.Context, subject string, limit int) (pin.State, bool, error) {
+	var st pin.State
+	found := false
+	err := p.db.writeTx(ctx, func(t *txn) error {
+		found = false
+		var hash sql.NullString
+		var failures int64
+		err := t.queryRow(ctx, p.attempt, subject, limit).Scan(&hash, &failures)
+		if err == nil {
+			st, found = pin.State{Hash: hash.String, Failures: int(failures) - 1}, true
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return mapErr("store: counting "+p.what+" try", err)
+		}
+		err = t.queryRow(ctx, p.state, subject).Scan(&hash, &failures)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return mapErr("store: reading "+p.what+" state", err)
+		}
+		if hash.Valid {
+			st, found = pin.State{Hash: hash.String, Failures: int(failures)}, true
+		}
+		return nil
+	})
+	return st, found, err
+}
+
+// ResetPINFailures implements pin.Store.
+func (p pinRows) ResetPINFailures(ctx context.Context, subject string) error {
+	return p.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, p.reset, subject)
+		return mapErr("store: resetting "+p.what+" failures", err)
+	})
+}
