@@ -46,6 +46,7 @@ const (
 	ActionReadAudit         Action = "audit.read"
 	ActionManageClients     Action = "oidc.clients.manage"
 	ActionWhoAmI            Action = "identity.whoami"
+	ActionApproveLogin      Action = "oidc.login.approve"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -60,6 +61,7 @@ var permissions = map[Action][]Role{
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
+	ActionApproveLogin:      {RoleCitizen}, // the phone side of a remote login: only the citizen's own sessions
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.
