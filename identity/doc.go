@@ -10,7 +10,11 @@
 //     service's token; the citizen enters a civil number, sees a
 //     verification code, and approves on the phone with the same code and a
 //     PIN; the provider then signs a fresh challenge with that key and checks
-//     the signature against the certificate.
+//     the signature against the certificate. The phone side (listing the
+//     pending logins, approving one) is served only to the citizen
+//     authenticated with their own credentials (Config.PhoneAuth and
+//     Config.Caller): it never trusts a civil number the request names, and
+//     a citizen can neither see nor approve another citizen's logins.
 //
 // Either way the certificate's status is asked of the CA's own data at that
 // moment (StatusChecker): a revoked, expired or unknown certificate is

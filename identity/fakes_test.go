@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -243,4 +245,30 @@ func (a *memAudit) find(action, outcome string) []audit.Entry {
 		}
 	}
 	return out
+}
+
+// The fake phone-side authentication stands in for internal/auth: the
+// credential is "Bearer <role>:<subject>", and only the role citizen passes.
+type phoneCallerKey struct{}
+
+func citizenCredential(civil string) string { return "Bearer citizen:" + civil }
+
+func fakePhoneAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		role, subject, ok := strings.Cut(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), ":")
+		switch {
+		case !ok || subject == "":
+			w.Header().Set("WWW-Authenticate", `Bearer realm="test"`)
+			http.Error(w, "authentication required", http.StatusUnauthorized)
+		case role != "citizen":
+			http.Error(w, "role not allowed", http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), phoneCallerKey{}, subject)))
+		}
+	})
+}
+
+func fakeCaller(r *http.Request) (string, bool) {
+	civil, ok := r.Context().Value(phoneCallerKey{}).(string)
+	return civil, ok
 }

@@ -130,6 +130,7 @@ func newEnv(t testing.TB, tlsServer bool) *env {
 	p, err := New(Config{
 		Issuer: e.srv.URL, Signer: signKey, PairwiseSecret: []byte(strings.Repeat("s", 32)), CitizenRoots: roots,
 		Store: e.store, Status: e.status, Directory: e.dir, Keys: e.dir, PINs: e.pins, Audit: e.audit, Registerer: e.reg,
+		PhoneAuth: fakePhoneAuth, Caller: fakeCaller,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -193,16 +194,55 @@ func (e *env) startMobile(q url.Values, civil string) (session, key, code string
 	return m1[1], m2[1], m3[1]
 }
 
-// approve posts the phone's approval and returns the HTTP status.
+// approve posts the phone's approval with testCivil's credentials and
+// returns the HTTP status.
 func (e *env) approve(session, code, pin string) int {
 	e.t.Helper()
+	return e.approveAs(citizenCredential(testCivil), session, code, pin)
+}
+
+// approveAs posts the phone's approval with the given Authorization header
+// value ("" for none) and returns the HTTP status.
+func (e *env) approveAs(authz, session, code, pin string) int {
+	e.t.Helper()
 	b, _ := json.Marshal(ApproveRequest{Session: session, VerificationCode: code, PIN: pin})
-	resp, err := e.browser.Post(e.srv.URL+PathMobileApprove, "application/json", strings.NewReader(string(b)))
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+PathMobileApprove, strings.NewReader(string(b)))
+	req.Header.Set("Content-Type", "application/json")
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := e.browser.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	readBody(e.t, resp)
 	return resp.StatusCode
+}
+
+// listAs asks for the pending sessions with the given Authorization header
+// value ("" for none) and query; it returns the status and the sessions.
+func (e *env) listAs(authz, query string) (int, []PendingSession) {
+	e.t.Helper()
+	u := e.srv.URL + PathMobileList
+	if query != "" {
+		u += "?" + query
+	}
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	resp, err := e.browser.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	body := readBody(e.t, resp)
+	var out []PendingSession
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal([]byte(body), &out); err != nil {
+			e.t.Fatalf("pending sessions: %v %s", err, body)
+		}
+	}
+	return resp.StatusCode, out
 }
 
 // complete posts the browser's "continue" and returns the redirect query

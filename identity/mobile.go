@@ -35,13 +35,55 @@ type ApproveResponse struct {
 	Status string `json:"status"` // approved
 }
 
-// mobileList lets the citizen's app poll for logins waiting for approval:
-// GET /oidc/mobile/sessions?civil_number=N.
+// auditPhone is the audit action of refusals on the phone side; it is the
+// name of policies.ActionApproveLogin, so the refusals cmd/thiqa records
+// for missing credentials and wrong roles read the same.
+const auditPhone = "oidc.login.approve"
+
+// phoneRefused audits a refusal on the phone side and answers 403.
+func (p *Provider) phoneRefused(w http.ResponseWriter, r *http.Request, civil, object, reason string) {
+	actor := "unauthenticated"
+	if civil != "" {
+		actor = "citizen:" + civil
+	}
+	if err := p.audit(r.Context(), actor, auditPhone, object, "refused", map[string]any{
+		"status": http.StatusForbidden, "reason": reason, "endpoint": r.URL.Path, "remote": r.RemoteAddr,
+	}); err != nil {
+		problem.Error(w, http.StatusServiceUnavailable, "temporarily unable to record the refusal")
+		return
+	}
+	problem.Write(w, problem.Details{Status: http.StatusForbidden, Title: "Forbidden", Detail: reason, Instance: r.URL.Path})
+}
+
+// caller returns the civil number of the citizen the phone side's
+// authentication let through. Without one (a misconfigured PhoneAuth) the
+// request is refused: the phone side never trusts a civil number the
+// request names.
+func (p *Provider) caller(w http.ResponseWriter, r *http.Request) (string, bool) {
+	civil, ok := p.cfg.Caller(r)
+	if !ok || !validCivil(civil) {
+		p.phoneRefused(w, r, "", r.URL.Path, "the caller is not an authenticated citizen")
+		return "", false
+	}
+	return civil, true
+}
+
+func validCivil(s string) bool {
+	return len(s) >= 6 && len(s) <= 12 && strings.Trim(s, "0123456789") == ""
+}
+
+// mobileList lets the citizen's app poll for the logins waiting for its
+// approval: GET /oidc/mobile/sessions. The citizen is the authenticated
+// caller; a civil_number query parameter (older apps send one) must name
+// that same citizen.
 func (p *Provider) mobileList(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	civil := r.URL.Query().Get("civil_number")
-	if len(civil) < 6 || len(civil) > 12 || strings.Trim(civil, "0123456789") != "" {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "civil_number must be 6 to 12 digits", Instance: r.URL.Path})
+	civil, ok := p.caller(w, r)
+	if !ok {
+		return
+	}
+	if q := r.URL.Query(); q.Has("civil_number") && q.Get("civil_number") != civil {
+		p.phoneRefused(w, r, civil, r.URL.Path, "civil_number names another citizen than the caller")
 		return
 	}
 	ls, err := p.cfg.Store.PendingLogins(ctx, civil, p.now())
@@ -63,13 +105,18 @@ func (p *Provider) mobileList(w http.ResponseWriter, r *http.Request) {
 }
 
 // mobileApprove is the citizen's approval from the phone: session,
-// verification code and PIN. The provider then has the citizen's key on the
+// verification code and PIN, sent with the citizen's own credentials (the
+// session must be one of the caller's). The provider then has the citizen's key on the
 // token sign a fresh challenge and checks it against the certificate, whose
 // status it asks of the CA at that moment.
 func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	start := time.Now()
 	defer func() { p.m.duration.WithLabelValues("approve").Observe(time.Since(start).Seconds()) }()
+	civil, ok := p.caller(w, r)
+	if !ok {
+		return
+	}
 	var in ApproveRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	dec.DisallowUnknownFields()
@@ -89,6 +136,12 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		p.log.ErrorContext(ctx, "reading login", "err", err)
 		problem.Error(w, http.StatusServiceUnavailable, "temporarily unable to read the login")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(l.CivilNumber), []byte(civil)) != 1 {
+		// Another citizen's login: refused without touching it, so that
+		// nobody can cancel a login that is not theirs.
+		p.phoneRefused(w, r, civil, l.ID, "the session belongs to another citizen")
 		return
 	}
 	if l.State != LoginPending {

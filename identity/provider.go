@@ -61,6 +61,17 @@ type Config struct {
 	PINs      PINChecker
 	Audit     Auditor
 
+	// PhoneAuth guards the phone side of the remote login (PathMobileList,
+	// PathMobileApprove): middleware that lets through only a citizen
+	// authenticated with their own credentials, and answers every other
+	// request itself (401 without credentials, 403 for other roles). Caller
+	// then names that citizen. cmd/thiqa builds both from internal/auth
+	// (policies.ActionApproveLogin). Without them the phone side is not
+	// served, and remote logins cannot be approved.
+	PhoneAuth func(http.Handler) http.Handler
+	// Caller returns the civil number of the citizen PhoneAuth let through.
+	Caller func(r *http.Request) (civilNumber string, ok bool)
+
 	// Lifetimes; zero picks the defaults (code 60 s, login 5 min, tokens 10 min,
 	// client assertion at most 5 min).
 	CodeLifetime         time.Duration
@@ -109,6 +120,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.Store == nil || cfg.Status == nil || cfg.Audit == nil {
 		return nil, errors.New("identity: Store, Status and Audit are required")
+	}
+	if (cfg.PhoneAuth == nil) != (cfg.Caller == nil) {
+		return nil, errors.New("identity: PhoneAuth and Caller go together")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -162,8 +176,10 @@ func (p *Provider) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathToken, p.token)
 	mux.HandleFunc("GET "+PathUserinfo, p.userinfo)
 	mux.HandleFunc("POST "+PathUserinfo, p.userinfo)
-	mux.HandleFunc("GET "+PathMobileList, p.mobileList)
-	mux.HandleFunc("POST "+PathMobileApprove, p.mobileApprove)
+	if p.cfg.PhoneAuth != nil {
+		mux.Handle("GET "+PathMobileList, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileList)))
+		mux.Handle("POST "+PathMobileApprove, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileApprove)))
+	}
 }
 
 // Handler returns a mux serving only the provider.

@@ -30,13 +30,9 @@ func TestMobileLoginEndToEnd(t *testing.T) {
 		t.Fatalf("pending complete: %d %v", st, q)
 	}
 	// The phone lists the session with the same verification code.
-	resp, err = e.browser.Get(e.srv.URL + PathMobileList + "?civil_number=" + testCivil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pending []PendingSession
-	if err := json.Unmarshal([]byte(readBody(t, resp)), &pending); err != nil || len(pending) != 1 || pending[0].VerificationCode != code || pending[0].Session != s {
-		t.Fatalf("pending sessions: %v %+v", err, pending)
+	st, pending := e.listAs(citizenCredential(testCivil), "")
+	if st != 200 || len(pending) != 1 || pending[0].VerificationCode != code || pending[0].Session != s {
+		t.Fatalf("pending sessions: %d %+v", st, pending)
 	}
 	if st := e.approve(s, code, testPIN); st != 200 {
 		t.Fatalf("approve: %d", st)
@@ -243,7 +239,7 @@ func TestMobileRefusals(t *testing.T) {
 			t.Fatalf("browser: %v", q)
 		}
 		s, _, c = e.startMobile(e.authQuery(), "55555555")
-		if st := e.approve(s, c, testPIN); st != http.StatusForbidden {
+		if st := e.approveAs(citizenCredential("55555555"), s, c, testPIN); st != http.StatusForbidden {
 			t.Fatalf("unknown citizen: %d", st)
 		}
 	})

@@ -44,7 +44,8 @@ func TestTLSClientAuth(t *testing.T) {
 	defer srv.Close()
 	signKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p, err := New(Config{Issuer: srv.URL, Signer: signKey, PairwiseSecret: make([]byte, 32), Store: e.store, Status: e.status,
-		Directory: e.dir, Keys: e.dir, PINs: e.pins, Audit: e.audit, Registerer: prometheus.NewRegistry()})
+		Directory: e.dir, Keys: e.dir, PINs: e.pins, Audit: e.audit, Registerer: prometheus.NewRegistry(),
+		PhoneAuth: fakePhoneAuth, Caller: fakeCaller})
 	if err != nil {
 		t.Fatal(err)
 	}
