@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/internal/problem"
@@ -240,15 +242,65 @@ func newProvider(ctx context.Context, p *platform) (*identity.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	var phoneAuth func(http.Handler) http.Handler
+	var caller func(*http.Request) (string, bool)
+	if p.authn != nil {
+		phoneAuth, caller = citizenOnly(p.authn, p.audit, p.logger), citizenCaller
+	}
 	return identity.New(identity.Config{
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
 		Store: p.db.Identity(), Status: caStatus{certs: p.db.Certificates(nil), rev: p.db.Revocations()},
 		Directory: mobileDirectory{ids: p.db.Identity(), certs: p.db.Certificates(nil)},
 		Keys:      &tokenKeyResolver{token: p.token}, PINs: pinChecker{m: pins}, Audit: p.audit,
+		PhoneAuth: phoneAuth, Caller: caller,
 		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
 		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
 		Logger: p.logger.With("service", "identity"), Registerer: p.reg,
 	})
+}
+
+// citizenOnly guards the phone side of the remote login: the caller must
+// authenticate (bearer JWT or client certificate) as a citizen, since
+// policies.ActionApproveLogin is a citizen's action. A refusal of the
+// authentication or the role is audited; refusals further in (another
+// citizen's session, wrong PIN) are the provider's to audit.
+func citizenOnly(authn *auth.Authenticator, log *audit.Log, logger *slog.Logger) func(http.Handler) http.Handler {
+	action := policies.ActionApproveLogin
+	require := authn.Require(action)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			passed := false
+			rec := &statusRecorder{ResponseWriter: w}
+			require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				passed = true
+				next.ServeHTTP(w, r)
+			})).ServeHTTP(rec, r)
+			if passed {
+				return
+			}
+			reason := "not authenticated"
+			if rec.status == http.StatusForbidden {
+				reason = "role not allowed"
+			}
+			if _, err := log.Append(r.Context(), audit.Entry{
+				Actor: "unauthorised-caller", Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused,
+				Details: map[string]any{"status": rec.status, "reason": reason, "remote": r.RemoteAddr},
+			}); err != nil {
+				logger.ErrorContext(r.Context(), "audit append failed", "err", err)
+			}
+		})
+	}
+}
+
+// citizenCaller names the citizen citizenOnly let through: the civil number
+// of the principal (JWT subject or the certificate's serialNumber), never
+// one the request names.
+func citizenCaller(r *http.Request) (string, bool) {
+	pr, ok := auth.FromContext(r.Context())
+	if !ok || !pr.Has(policies.RoleCitizen) || pr.CivilNumber == "" {
+		return "", false
+	}
+	return pr.CivilNumber, true
 }
 
 // wireIdentity serves the OpenID Connect provider and purges its expired

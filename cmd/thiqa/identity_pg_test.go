@@ -76,13 +76,21 @@ func TestDigitalIDTwoInstancesOnPostgres(t *testing.T) {
 	if st2 != 200 || sess == nil || key == nil {
 		t.Fatalf("authorize on A: %d %s", st2, page)
 	}
-	_, list, _ := send(b, http.MethodGet, identity.PathMobileList+"?civil_number=12345678", "", "", "")
+	// The phone side serves the citizen's own token only, on either instance.
+	phone := lastLine(mustThiqa(t, env, "token", "--data", dir, "--subject", "12345678", "--role", "citizen").stdout)
+	if st, out, _ := send(b, http.MethodGet, identity.PathMobileList+"?civil_number=12345678", "", "", ""); st != http.StatusUnauthorized {
+		t.Fatalf("pending on B without credentials: %d %s", st, out)
+	}
+	_, list, _ := send(b, http.MethodGet, identity.PathMobileList, "", "", phone)
 	var pend []identity.PendingSession
 	if json.Unmarshal([]byte(list), &pend) != nil || len(pend) != 1 || pend[0].Session != sess[1] {
 		t.Fatalf("pending on B: %s", list)
 	}
 	ab, _ := json.Marshal(identity.ApproveRequest{Session: sess[1], VerificationCode: pend[0].VerificationCode, PIN: "864209"})
-	if st, out, _ := send(b, http.MethodPost, identity.PathMobileApprove, "application/json", string(ab), ""); st != 200 {
+	if st, out, _ := send(b, http.MethodPost, identity.PathMobileApprove, "application/json", string(ab), ""); st != http.StatusUnauthorized {
+		t.Fatalf("approve on B without credentials: %d %s", st, out)
+	}
+	if st, out, _ := send(b, http.MethodPost, identity.PathMobileApprove, "application/json", string(ab), phone); st != 200 {
 		t.Fatalf("approve on B: %d %s", st, out)
 	}
 	st3, _, h := send(a, http.MethodPost, identity.PathComplete, "application/x-www-form-urlencoded", url.Values{"login": {sess[1]}, "key": {key[1]}}.Encode(), "")

@@ -33,6 +33,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/policies"
 )
 
 // idFixture is a TLS-serving thiqa with the digital-ID service, citizens
@@ -43,6 +44,22 @@ type idFixture struct {
 	officer   string
 	roots     *x509.CertPool // trusts the server's TLS certificate
 	db        string         // SQLite file (audit checks)
+	tokens    map[string]string
+}
+
+// citizenToken returns a development API token of the citizen with the
+// given civil number (what the citizen's phone app presents), minted once.
+func (f *idFixture) citizenToken(t *testing.T, civil string) string {
+	t.Helper()
+	if tok, ok := f.tokens[civil]; ok {
+		return tok
+	}
+	tok := lastLine(mustThiqa(t, nil, "token", "--data", f.dir, "--subject", civil, "--role", "citizen").stdout)
+	if f.tokens == nil {
+		f.tokens = map[string]string{}
+	}
+	f.tokens[civil] = tok
+	return tok
 }
 
 // idFreePort returns a loopback port that was free a moment ago.
@@ -273,8 +290,10 @@ func (f *idFixture) mobileLoginBody(t *testing.T, authURL, civil, pin string) (u
 	if st != 200 || s == nil || k == nil {
 		t.Fatalf("authorize: %d %s", st, body)
 	}
-	// The phone lists the pending login and shows the same code.
-	st, body, _ = f.do(t, br, http.MethodGet, identity.PathMobileList+"?civil_number="+civil, "", "", "")
+	// The citizen's phone, signed in as the citizen, lists the pending
+	// login and shows the same code.
+	phone := f.citizenToken(t, civil)
+	st, body, _ = f.do(t, br, http.MethodGet, identity.PathMobileList, "", "", phone)
 	var pend []identity.PendingSession
 	if st != 200 || json.Unmarshal([]byte(body), &pend) != nil || len(pend) == 0 {
 		t.Fatalf("pending: %d %s", st, body)
@@ -286,7 +305,7 @@ func (f *idFixture) mobileLoginBody(t *testing.T, authURL, civil, pin string) (u
 		}
 	}
 	ab, _ := json.Marshal(identity.ApproveRequest{Session: s[1], VerificationCode: code, PIN: pin})
-	approveStatus, approveBody, _ := f.do(t, br, http.MethodPost, identity.PathMobileApprove, "application/json", string(ab), "")
+	approveStatus, approveBody, _ := f.do(t, br, http.MethodPost, identity.PathMobileApprove, "application/json", string(ab), phone)
 	st, _, h := f.do(t, br, http.MethodPost, identity.PathComplete, "application/x-www-form-urlencoded", url.Values{"login": {s[1]}, "key": {k[1]}}.Encode(), "")
 	if st != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), portalRedirect) {
 		t.Fatalf("complete: %d %s", st, h.Get("Location"))
@@ -407,6 +426,70 @@ func TestDigitalIDOnSQLite(t *testing.T) {
 		f.revoke(t, serial)
 		if q := get(); q.Get("error") != "access_denied" || q.Get("code") != "" {
 			t.Fatalf("revoked card: %v", q)
+		}
+	})
+
+	t.Run("phone side needs the citizen's own credentials", func(t *testing.T) {
+		authURL := rp.conf.AuthCodeURL("s", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+		u, _ := url.Parse(authURL)
+		q := u.Query()
+		q.Set("civil_number", "12345678")
+		br := f.client(nil)
+		st, body, _ := f.do(t, br, http.MethodPost, identity.PathAuthorize, "application/x-www-form-urlencoded", q.Encode(), "")
+		s := reLoginSession.FindStringSubmatch(body)
+		if st != 200 || s == nil {
+			t.Fatalf("authorize: %d %s", st, body)
+		}
+		own, other := f.citizenToken(t, "12345678"), f.citizenToken(t, "87654321")
+		agency := lastLine(mustThiqa(t, nil, "token", "--data", f.dir, "--subject", "NTROM-1234567", "--role", "agency").stdout)
+		var code string
+		st, body, _ = f.do(t, br, http.MethodGet, identity.PathMobileList+"?civil_number=12345678", "", "", own)
+		var pend []identity.PendingSession
+		if st != 200 || json.Unmarshal([]byte(body), &pend) != nil {
+			t.Fatalf("own list: %d %s", st, body)
+		}
+		for _, p := range pend {
+			if p.Session == s[1] {
+				code = p.VerificationCode
+			}
+		}
+		if code == "" {
+			t.Fatalf("own list lacks the session: %s", body)
+		}
+		for _, c := range []struct {
+			name, path, bearer string
+			want               int
+		}{
+			{"no credentials", identity.PathMobileList + "?civil_number=12345678", "", http.StatusUnauthorized},
+			{"agency", identity.PathMobileList, agency, http.StatusForbidden},
+			{"another citizen naming this one", identity.PathMobileList + "?civil_number=12345678", other, http.StatusForbidden},
+		} {
+			if st, body, h := f.do(t, br, http.MethodGet, c.path, "", "", c.bearer); st != c.want || strings.Contains(body, code) ||
+				(c.want == http.StatusUnauthorized && !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer")) {
+				t.Fatalf("list, %s: %d %s", c.name, st, body)
+			}
+		}
+		if st, body, _ := f.do(t, br, http.MethodGet, identity.PathMobileList, "", "", other); st != 200 || strings.TrimSpace(body) != "[]" {
+			t.Fatalf("another citizen's own list: %d %s", st, body)
+		}
+		ab, _ := json.Marshal(identity.ApproveRequest{Session: s[1], VerificationCode: code, PIN: "135790"})
+		for _, c := range []struct {
+			name, bearer string
+			want         int
+		}{{"no credentials", "", http.StatusUnauthorized}, {"agency", agency, http.StatusForbidden}, {"another citizen", other, http.StatusForbidden}} {
+			if st, body, _ := f.do(t, br, http.MethodPost, identity.PathMobileApprove, "application/json", string(ab), c.bearer); st != c.want {
+				t.Fatalf("approve, %s: %d %s", c.name, st, body)
+			}
+		}
+		// The login is still pending: nobody else could approve or cancel it.
+		if st, body, _ := f.do(t, br, http.MethodGet, identity.PathMobileList, "", "", own); st != 200 || !strings.Contains(body, s[1]) {
+			t.Fatalf("own list after the refusals: %d %s", st, body)
+		}
+		if n := auditCount(t, f.db, string(policies.ActionApproveLogin), "refused", "unauthorised-caller"); n != 4 {
+			t.Fatalf("refused phone-side authentications audited: %d", n)
+		}
+		if n := auditCount(t, f.db, string(policies.ActionApproveLogin), "refused", "citizen:87654321"); n != 2 {
+			t.Fatalf("refused phone-side requests of another citizen audited: %d", n)
 		}
 	})
 
