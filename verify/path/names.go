@@ -245,14 +245,14 @@ func (s *nameState) check(c *x509.Certificate) error {
 		if n.tag == gnDNS && !validDNSName(string(n.data), true) {
 			return fmt.Errorf("malformed DNS name %q under name constraints", n.data)
 		}
-		if n.tag == gnEmail && !strings.Contains(string(n.data), "@") {
+		if n.tag == gnEmail && !validMailbox(string(n.data)) {
 			return fmt.Errorf("malformed email address %q under name constraints", n.data)
 		}
 	}
 	for _, n := range names {
 		for _, ex := range s.excluded {
 			if ex.tag == n.tag {
-				m, err := matchName(n, ex)
+				m, err := matchExcluded(n, ex)
 				if err != nil {
 					return err
 				}
@@ -338,6 +338,89 @@ func matchName(n, c generalName) (bool, error) {
 	}
 	// Other name forms: exact comparison.
 	return bytes.Equal(n.data, c.data), nil
+}
+
+// matchExcluded reports whether n falls within the excluded subtree ex.
+// A wildcard dNSName is excluded as soon as one name it would match is:
+// "*.example.com" stands for "bar.example.com" among others, so a CA
+// forbidden to certify bar.example.com must not certify the wildcard either
+// (RFC 5280 §4.2.1.10 names the subtree, RFC 9525 §6.3 the wildcard).
+func matchExcluded(n, ex generalName) (bool, error) {
+	if n.tag == gnDNS {
+		if base, ok := strings.CutPrefix(string(n.data), "*."); ok {
+			return wildcardMeetsSubtree(base, string(ex.data)), nil
+		}
+	}
+	return matchName(n, ex)
+}
+
+// wildcardMeetsSubtree reports whether some name "<label>.base" lies within
+// the dNSName subtree of constraint: either base is itself within the
+// subtree, or the constraint is base plus exactly one label.
+func wildcardMeetsSubtree(base, constraint string) bool {
+	if matchDNS(base, constraint) {
+		return true
+	}
+	base = strings.TrimSuffix(strings.ToLower(base), ".")
+	constraint = strings.TrimSuffix(strings.ToLower(constraint), ".")
+	label, rest, ok := strings.Cut(constraint, ".")
+	return ok && label != "" && rest == base
+}
+
+// validMailbox checks an rfc822Name against the RFC 5321 §4.1.2 Mailbox
+// syntax RFC 5280 §4.2.1.6 requires: a dot-atom or quoted-string local part,
+// one "@", and a domain in preferred name syntax. An unquoted "@" in the
+// local part ("a@b@example.com") makes the name malformed, and a malformed
+// name cannot be shown to lie within a permitted subtree.
+func validMailbox(s string) bool {
+	at := strings.LastIndex(s, "@")
+	if at <= 0 || !validDNSName(s[at+1:], false) {
+		return false
+	}
+	local := s[:at]
+	if len(local) > 64 {
+		return false
+	}
+	if local[0] == '"' {
+		return validQuotedLocal(local)
+	}
+	for _, atom := range strings.Split(local, ".") {
+		if atom == "" {
+			return false
+		}
+		for i := 0; i < len(atom); i++ {
+			if !isAtext(atom[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isAtext reports whether b is an RFC 5322 atext character.
+func isAtext(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' ||
+		strings.IndexByte("!#$%&'*+-/=?^_`{|}~", b) >= 0
+}
+
+// validQuotedLocal checks an RFC 5321 Quoted-string local part.
+func validQuotedLocal(q string) bool {
+	if len(q) < 2 || q[len(q)-1] != '"' {
+		return false
+	}
+	body := q[1 : len(q)-1]
+	for i := 0; i < len(body); i++ {
+		switch b := body[i]; {
+		case b == '\\':
+			i++
+			if i >= len(body) || body[i] < 32 || body[i] > 126 {
+				return false
+			}
+		case b == '"' || b < 32 || b > 126:
+			return false
+		}
+	}
+	return true
 }
 
 func matchEmail(mailbox, constraint string) bool {
