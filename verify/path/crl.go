@@ -467,7 +467,7 @@ func (cc *CRLChecker) checkSigner(crl *x509.RevocationList, chain []*x509.Certif
 		return alg.VerifySignature(crl.SignatureAlgorithm, s.PublicKey, crl.RawTBSRevocationList, crl.Signature)
 	}
 	if nameEqual(issuer.RawSubject, crl.RawIssuer) && verifyWith(issuer) == nil {
-		if issuer.KeyUsage != 0 && issuer.KeyUsage&x509.KeyUsageCRLSign == 0 {
+		if keyUsageLacks(issuer, x509.KeyUsageCRLSign) {
 			return fail(TryLater, i, "the CRL issuer is not authorised to sign CRLs")
 		}
 		return nil
@@ -476,7 +476,7 @@ func (cc *CRLChecker) checkSigner(crl *x509.RevocationList, chain []*x509.Certif
 		if s.Equal(issuer) || !nameEqual(s.RawSubject, crl.RawIssuer) || verifyWith(s) != nil {
 			continue
 		}
-		if s.KeyUsage != 0 && s.KeyUsage&x509.KeyUsageCRLSign == 0 {
+		if keyUsageLacks(s, x509.KeyUsageCRLSign) {
 			return fail(TryLater, i, "the CRL issuer is not authorised to sign CRLs")
 		}
 		if s.Equal(chain[i]) && i == len(chain)-1 && v.depth > 0 {

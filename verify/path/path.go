@@ -279,10 +279,10 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 			err.Index = i
 			return nil, err
 		}
-		if at.Before(c.NotBefore) {
+		if validityTime(at).Before(c.NotBefore) {
 			return nil, fail(NotYetValid, i, "not valid before %s", c.NotBefore.UTC().Format(time.RFC3339))
 		}
-		if at.After(c.NotAfter) {
+		if validityTime(at).After(c.NotAfter) {
 			return nil, fail(OutOfBoundsNoPOE, i, "expired at %s", c.NotAfter.UTC().Format(time.RFC3339))
 		}
 		if !nameEqual(c.RawIssuer, issuer.RawSubject) {
@@ -329,7 +329,7 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 		if c.MaxPathLen >= 0 && (c.MaxPathLen > 0 || c.MaxPathLenZero) && c.MaxPathLen < maxPathLen {
 			maxPathLen = c.MaxPathLen
 		}
-		if c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+		if keyUsageLacks(c, x509.KeyUsageCertSign) {
 			return nil, fail(ChainConstraints, i, "CA key usage lacks keyCertSign")
 		}
 	}
@@ -445,6 +445,15 @@ func inheritDSAParams(p []*x509.Certificate) []*x509.Certificate {
 	}
 	return out
 }
+
+// validityTime is the validation time at the granularity of a certificate's
+// validity dates. RFC 5280 §4.1.2.5 encodes notBefore and notAfter to the
+// second and makes the period inclusive, so notAfter T covers the whole
+// second T; comparing the truncated time keeps a validation time with a
+// fractional second (a time-stamp's genTime, for instance) inside that
+// second instead of expiring the certificate milliseconds early. Truncation
+// never admits a time before notBefore.
+func validityTime(at time.Time) time.Time { return at.Truncate(time.Second) }
 
 func nonSelfIssued(chain []*x509.Certificate) int {
 	n := 1 // the end entity

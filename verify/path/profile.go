@@ -2,6 +2,7 @@ package path
 
 import (
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"time"
@@ -65,17 +66,20 @@ func profileCheck(c *x509.Certificate, isAnchor, isLeaf bool, at time.Time) erro
 			return fmt.Errorf("malformed DNS name %q in subjectAltName", d)
 		}
 	}
+	if hasKeyUsage(c) && c.KeyUsage == 0 {
+		return errors.New("key usage extension with no bit set")
+	}
 	if c.KeyUsage&x509.KeyUsageCertSign != 0 && !isCA {
 		return errors.New("keyCertSign without a CA basicConstraints")
 	}
-	if isCA && c.KeyUsage != 0 && c.KeyUsage&x509.KeyUsageCertSign == 0 {
+	if isCA && keyUsageLacks(c, x509.KeyUsageCertSign) {
 		return errors.New("CA certificate whose key usage lacks keyCertSign")
 	}
 	if isAnchor {
 		if c.Version == 3 && !isCA {
 			return errors.New("trust anchor is not a CA certificate")
 		}
-		if at.After(c.NotAfter) || at.Before(c.NotBefore) {
+		if t := validityTime(at); t.After(c.NotAfter) || t.Before(c.NotBefore) {
 			return fmt.Errorf("trust anchor not valid at %s", at.UTC().Format(time.RFC3339))
 		}
 		if err := unknownCritical(c, false); err != nil {
@@ -83,6 +87,27 @@ func profileCheck(c *x509.Certificate, isAnchor, isLeaf bool, at time.Time) erro
 		}
 	}
 	return nil
+}
+
+var oidKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 15}
+
+// hasKeyUsage reports whether c carries a key usage extension. Go leaves
+// KeyUsage at zero both when the extension is absent and when it is present
+// with no bit asserted, so KeyUsage != 0 cannot tell the two apart.
+func hasKeyUsage(c *x509.Certificate) bool {
+	for _, e := range c.Extensions {
+		if e.Id.Equal(oidKeyUsage) {
+			return true
+		}
+	}
+	return false
+}
+
+// keyUsageLacks reports whether c has a key usage extension that does not
+// assert bit (RFC 5280 §6.1.4 (n), §6.3.3 (f): the check applies whenever
+// the extension is present, including with no bit set at all).
+func keyUsageLacks(c *x509.Certificate, bit x509.KeyUsage) bool {
+	return hasKeyUsage(c) && c.KeyUsage&bit == 0
 }
 
 func selfSigned(c *x509.Certificate) bool {
