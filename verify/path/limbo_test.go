@@ -34,7 +34,26 @@ type limboCase struct {
 	CRLs          []string `json:"crls"`
 }
 
-const limboFloor = 216
+// limboFloor is the number of applicable cases that must agree. The one
+// applicable case left disagreeing is cve::cve-2024-0567: its trust anchor
+// "Root A" is issued by x509-limbo-root (not self-issued, despite the
+// description) and has no authorityKeyIdentifier, which strict profile
+// checking refuses; rfc5280::aki::cross-signed-root-missing-aki expects
+// FAILURE for an anchor of exactly that shape, so limbo's two verdicts
+// cannot both be met. The path building the CVE is about (cross-signed
+// cycles) succeeds; see TestCrossSignedCycleResolvesAtAnchor.
+const limboFloor = 222
+
+// reclassified lists cases (by file and id) that are not applicable to a
+// signature-validation relying party, each with the reason it is counted
+// as web-PKI-only although its namespace is not.
+var reclassified = map[string]string{
+	"limbo-2023-12-02.json|rfc5280::nc::permitted-dn-match": "web-PKI-only: the verdict " +
+		"turns on TLS peer-name matching alone; this snapshot asks for DNS peer name " +
+		"example.com from a leaf that has only a DirName SAN (CN=foo). Path validation " +
+		"agrees, and the current limbo (8a2e6f4) corrected the vector to carry no peer " +
+		"name; that version is counted and agrees.",
+}
 
 func TestLimbo(t *testing.T) {
 	dir := filepath.Join(testenv.SharedCorpus(t), "limbo")
@@ -59,6 +78,11 @@ func TestLimbo(t *testing.T) {
 				continue
 			case ns == "online":
 				skipped["online namespace (needs network)"]++
+				continue
+			}
+			if why, ok := reclassified[file+"|"+c.ID]; ok {
+				t.Logf("reclassified %s (%s): %s", c.ID, file, why)
+				skipped["reclassified web-PKI-only (reason recorded)"]++
 				continue
 			}
 			applicable++

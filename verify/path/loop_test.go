@@ -49,3 +49,52 @@ func TestCertificateLoop(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 }
+
+// TestCrossSignedCycleResolvesAtAnchor recreates the trust graph of
+// CVE-2024-0567 (limbo cve::cve-2024-0567): leaf -> A1 -> A, where A, B and
+// C all cross-certify one another (B and C also have subordinates B1, C1)
+// and A is a self-signed trust anchor. The cycle must not stop the builder
+// from finding anchor -> A1 -> leaf.
+func TestCrossSignedCycleResolvesAtAnchor(t *testing.T) {
+	nb, na := time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	keys := map[string]*ecdsa.PrivateKey{}
+	for _, n := range []string{"Root A", "Root B", "Root C"} {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[n] = k
+	}
+	// Each CA's self-signed certificate; the keys are shared with its
+	// cross-certificates, so key identifiers match across them.
+	self := map[string]*testCA{}
+	for n, k := range keys {
+		self[n] = issueKey(t, nil, caTemplate(n, nb, na), k)
+	}
+	rootA := self["Root A"]
+	var pool []*x509.Certificate
+	for _, sub := range []string{"Root A", "Root B", "Root C"} {
+		for _, iss := range []string{"Root A", "Root B", "Root C"} {
+			if sub != iss {
+				pool = append(pool, issueKey(t, self[iss], caTemplate(sub, nb, na), keys[sub]).cert)
+			}
+		}
+	}
+	pool = append(pool, issue(t, self["Root B"], caTemplate("Intermediate B1", nb, na)).cert,
+		issue(t, self["Root C"], caTemplate("Intermediate C1", nb, na)).cert)
+	a1 := issue(t, rootA, caTemplate("Intermediate A1", nb, na))
+	pool = append(pool, a1.cert)
+	leaf := issue(t, a1, leafTemplate("leaf", nb, na))
+
+	res, err := New(Options{Roots: []*x509.Certificate{rootA.cert}, Intermediates: pool, Strict: true}).Validate(leaf.cert)
+	if err != nil {
+		t.Fatalf("cross-signed cycle: %v", err)
+	}
+	if len(res.Chain) != 3 || !res.Chain[0].Equal(rootA.cert) || !res.Chain[1].Equal(a1.cert) {
+		var names []string
+		for _, c := range res.Chain {
+			names = append(names, c.Subject.CommonName)
+		}
+		t.Fatalf("chain %v, want Root A, Intermediate A1, leaf", names)
+	}
+}
