@@ -185,7 +185,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 }
 
 func checkSignerUsage(st sigState, cert *x509.Certificate) {
-	if cert.KeyUsage != 0 && cert.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
+	if path.KeyUsageLacks(cert, x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) {
 		st.fail(report.Indeterminate, report.ChainConstraintsFailure, "the signer's key usage allows neither digitalSignature nor nonRepudiation")
 	}
 	if len(cert.ExtKeyUsage) == 0 && len(cert.UnknownExtKeyUsage) == 0 {

@@ -103,6 +103,11 @@ func hasKeyUsage(c *x509.Certificate) bool {
 	return false
 }
 
+// KeyUsageLacks reports whether c has a key usage extension asserting none
+// of bits. An extension present with no bit set lacks them all; an absent
+// extension lacks none (any usage is allowed).
+func KeyUsageLacks(c *x509.Certificate, bits x509.KeyUsage) bool { return keyUsageLacks(c, bits) }
+
 // keyUsageLacks reports whether c has a key usage extension that does not
 // assert bit (RFC 5280 §6.1.4 (n), §6.3.3 (f): the check applies whenever
 // the extension is present, including with no bit set at all).

@@ -143,3 +143,22 @@ func TestEmptyKeyUsageCannotSignCRLs(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyUsageLacksTellsEmptyFromAbsent(t *testing.T) {
+	absent := &x509.Certificate{}
+	empty := &x509.Certificate{Extensions: []pkix.Extension{{Id: oidKeyUsage, Value: []byte{0x03, 0x01, 0x00}}}}
+	signing := &x509.Certificate{
+		KeyUsage:   x509.KeyUsageContentCommitment,
+		Extensions: []pkix.Extension{{Id: oidKeyUsage, Critical: true, Value: []byte{0x03, 0x02, 0x06, 0x40}}},
+	}
+	bits := x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment
+	if KeyUsageLacks(absent, bits) {
+		t.Error("a certificate without keyUsage lacks nothing")
+	}
+	if !KeyUsageLacks(empty, bits) {
+		t.Error("an empty keyUsage extension allows no signing")
+	}
+	if KeyUsageLacks(signing, bits) {
+		t.Error("nonRepudiation is enough for a signer")
+	}
+}
