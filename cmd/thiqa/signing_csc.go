@@ -2,8 +2,8 @@ package main
 
 // The remote-signing API in the shape of the Cloud Signature Consortium API
 // v2 (credentials/list, credentials/info, credentials/authorize,
-// signatures/signHash). Errors are RFC 9457 problem bodies, like every
-// Thiqa API, with the CSC error name in the title.
+// signatures/signHash). Errors use the CSC error shape
+// (signing_csc_errors.go), not Thiqa's RFC 9457 problems.
 
 import (
 	"bytes"
@@ -15,12 +15,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -60,72 +61,33 @@ var cscSignAlgos = map[string]cscSignAlgo{
 	"1.2.840.113549.1.1.10": {pss: true},
 }
 
-// CSCListRequest is the body of credentials/list.
-type CSCListRequest struct {
-	MaxResults int `json:"maxResults,omitempty"`
-}
-
-// CSCListResponse answers credentials/list.
-type CSCListResponse struct {
-	CredentialIDs []string `json:"credentialIDs"`
-}
-
-// CSCInfoRequest is the body of credentials/info.
-type CSCInfoRequest struct {
-	CredentialID string `json:"credentialID"`
-	Certificates string `json:"certificates,omitempty"` // none, single or chain (default single)
-	CertInfo     bool   `json:"certInfo,omitempty"`
-}
-
-// CSCKeyInfo describes a credential's key.
-type CSCKeyInfo struct {
-	Status string   `json:"status"`
-	Algo   []string `json:"algo"`
-	Len    int      `json:"len"`
-	Curve  string   `json:"curve,omitempty"`
-}
-
-// CSCCertInfo describes a credential's certificate.
-type CSCCertInfo struct {
-	Status       string   `json:"status"`
-	Certificates []string `json:"certificates,omitempty"`
-	IssuerDN     string   `json:"issuerDN,omitempty"`
-	SerialNumber string   `json:"serialNumber,omitempty"`
-	SubjectDN    string   `json:"subjectDN,omitempty"`
-	ValidFrom    string   `json:"validFrom,omitempty"`
-	ValidTo      string   `json:"validTo,omitempty"`
-}
-
-// CSCPINInfo describes the PIN that activates the credential.
-type CSCPINInfo struct {
-	Presence string `json:"presence"`
-	Format   string `json:"format"`
-	Label    string `json:"label"`
-	// Set and Locked are Thiqa's additions: enrolled, and locked after
-	// too many wrong tries.
-	Set    bool `json:"set"`
-	Locked bool `json:"locked"`
-}
-
-// CSCInfoResponse answers credentials/info.
-type CSCInfoResponse struct {
-	Description string      `json:"description"`
-	Key         CSCKeyInfo  `json:"key"`
-	Cert        CSCCertInfo `json:"cert"`
-	AuthMode    string      `json:"authMode"`
-	SCAL        string      `json:"SCAL"`
-	PIN         CSCPINInfo  `json:"PIN"`
-	Multisign   int         `json:"multisign"`
-	Lang        string      `json:"lang"`
-}
-
 // CSCAuthorizeRequest is the body of credentials/authorize.
 type CSCAuthorizeRequest struct {
 	CredentialID     string   `json:"credentialID"`
 	NumSignatures    int      `json:"numSignatures"`
 	Hashes           []string `json:"hashes"`
 	HashAlgorithmOID string   `json:"hashAlgorithmOID,omitempty"`
-	PIN              string   `json:"PIN"`
+	// AuthData carries the authentication objects (CSC API v2 section
+	// 11.6): {"id": "PIN", "value": "..."}.
+	AuthData []CSCAuthObject `json:"authData,omitempty"`
+	// PIN is the CSC v1 way of sending the PIN, still accepted.
+	PIN string `json:"PIN,omitempty"`
+}
+
+// CSCAuthObject is one authentication object of credentials/authorize.
+type CSCAuthObject struct {
+	ID    string `json:"id"`
+	Value string `json:"value"`
+}
+
+// pinOf returns the PIN sent in authData (id "PIN") or in the v1 PIN field.
+func (req *CSCAuthorizeRequest) pinOf() string {
+	for _, a := range req.AuthData {
+		if a.ID == "PIN" {
+			return a.Value
+		}
+	}
+	return req.PIN
 }
 
 // CSCAuthorizeResponse answers credentials/authorize.
@@ -148,9 +110,20 @@ type CSCSignHashResponse struct {
 	Signatures []string `json:"signatures"`
 }
 
-// cscFail answers a refusal with a problem and audits it.
+// cscFail answers a refusal with a CSC error body (CSC API v2 section 10)
+// and audits it; the audit record and metrics are those of every signing
+// refusal.
 func (h *signingHTTP) cscFail(w http.ResponseWriter, r *http.Request, action, credID string, err error, details map[string]any) {
 	status, msg, outcome := classify(err)
+	var cr *cscRefusal
+	if errors.As(err, &cr) {
+		status, outcome = cr.status, audit.OutcomeRefused
+		if _, inner, innerOutcome := classify(cr.err); cr.err != nil && inner != "signing failed" {
+			msg, outcome = inner, innerOutcome
+		} else {
+			msg = cr.Error()
+		}
+	}
 	if status >= 500 {
 		h.s.logger.WarnContext(r.Context(), "CSC request failed", "action", action, "credential", credID, "err", err)
 	}
@@ -164,14 +137,25 @@ func (h *signingHTTP) cscFail(w http.ResponseWriter, r *http.Request, action, cr
 	if action == actionSignHash {
 		h.s.metrics.observe("signhash", "raw", outcome, 0)
 	}
-	title := "invalid_request"
-	switch status {
-	case http.StatusForbidden, http.StatusLocked, http.StatusUnauthorized:
-		title = "access_denied"
-	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
-		title = "server_error"
+	status, code, description := cscClassify(err, status, msg)
+	writeCSCError(w, status, code, description)
+}
+
+// cscCredential loads one of the caller's citizen-signing credentials for a
+// CSC method: a missing credentialID and a credential that is unknown or not
+// the caller's are the specification's invalid_request errors.
+func (h *signingHTTP) cscCredential(r *http.Request, id string) (*signingCredential, error) {
+	if id == "" {
+		return nil, cscInvalid("Missing (or invalid type) string parameter credentialID", nil)
 	}
-	problem.Write(w, problem.Details{Status: status, Title: title, Detail: msg, Instance: r.URL.Path})
+	cred, err := h.s.credential(r.Context(), id, store.OwnerCitizen, citizenOf(r))
+	var he *httpError
+	if errors.As(err, &he) && he.status == http.StatusForbidden {
+		// An expired, not yet valid or revoked certificate (section 11.10:
+		// "Signing certificate is expired", 400 invalid_request).
+		return nil, cscInvalid("The signing certificate is not valid", err)
+	}
+	return cred, err
 }
 
 // CSCServiceInfo answers POST /csc/v2/info (public).
@@ -184,6 +168,13 @@ type CSCServiceInfo struct {
 	Description string   `json:"description"`
 	AuthType    []string `json:"authType"`
 	Methods     []string `json:"methods"`
+	// SignAlgorithms lists the signAlgo OIDs signatures/signHash accepts.
+	SignAlgorithms CSCSignAlgorithms `json:"signAlgorithms"`
+}
+
+// CSCSignAlgorithms is the signAlgorithms object of info.
+type CSCSignAlgorithms struct {
+	Algos []string `json:"algos"`
 }
 
 // cscInfoService serves POST /csc/v2/info: what this remote signing
@@ -192,98 +183,11 @@ type CSCServiceInfo struct {
 func cscInfoService(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, CSCServiceInfo{
 		Specs: "2.0.0.0", Name: "Thiqa remote signing", Region: "OM", Lang: "en",
-		Description: "Remote signing with sole control: citizen keys on the HSM, PIN-authorised, hash-bound one-time SADs.",
-		AuthType:    []string{"external"},
-		Methods:     []string{"credentials/list", "credentials/info", "credentials/authorize", "signatures/signHash"},
+		Description:    "Remote signing with sole control: citizen keys on the HSM, PIN-authorised, hash-bound one-time SADs.",
+		AuthType:       []string{"external"},
+		Methods:        []string{"credentials/list", "credentials/info", "credentials/authorize", "signatures/signHash"},
+		SignAlgorithms: CSCSignAlgorithms{Algos: slices.Sorted(maps.Keys(cscSignAlgos))},
 	})
-}
-
-// cscList serves credentials/list: the caller's citizen-signing credentials.
-func (h *signingHTTP) cscList(w http.ResponseWriter, r *http.Request) {
-	var req CSCListRequest
-	if r.ContentLength != 0 {
-		if err := decodeJSONBody(w, r, &req); err != nil {
-			h.cscFail(w, r, "credential.list", "", err, nil)
-			return
-		}
-	}
-	owner := citizenOf(r)
-	if owner == "" {
-		h.cscFail(w, r, "credential.list", "", refuse(http.StatusForbidden, "the caller has no citizen identity"), nil)
-		return
-	}
-	if err := h.s.syncCredentials(r.Context()); err != nil {
-		h.cscFail(w, r, "credential.list", "", err, nil)
-		return
-	}
-	list, err := h.s.creds.CredentialsOf(r.Context(), store.OwnerCitizen, owner)
-	if err != nil {
-		h.cscFail(w, r, "credential.list", "", err, nil)
-		return
-	}
-	out := CSCListResponse{CredentialIDs: []string{}}
-	for _, c := range list {
-		if req.MaxResults > 0 && len(out.CredentialIDs) == req.MaxResults {
-			break
-		}
-		out.CredentialIDs = append(out.CredentialIDs, c.ID)
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// cscInfo serves credentials/info for one of the caller's credentials.
-func (h *signingHTTP) cscInfo(w http.ResponseWriter, r *http.Request) {
-	var req CSCInfoRequest
-	if err := decodeJSONBody(w, r, &req); err != nil {
-		h.cscFail(w, r, "credential.info", "", err, nil)
-		return
-	}
-	cred, err := h.s.credential(r.Context(), req.CredentialID, store.OwnerCitizen, citizenOf(r))
-	if err != nil {
-		h.cscFail(w, r, "credential.info", req.CredentialID, err, nil)
-		return
-	}
-	rec, err := h.s.creds.Credential(r.Context(), req.CredentialID) // fresh PIN state
-	if err != nil {
-		h.cscFail(w, r, "credential.info", req.CredentialID, err, nil)
-		return
-	}
-	locked := rec.PINFailures >= h.s.pins.Params().MaxFailures
-	leaf := cred.chain[0]
-	out := CSCInfoResponse{
-		Description: "Qualified electronic signature key of " + leaf.Subject.CommonName,
-		AuthMode:    "explicit", SCAL: "SCAL2", Multisign: h.s.cfg.MaxHashesPerSAD, Lang: "en",
-		PIN:  CSCPINInfo{Presence: "true", Format: "A", Label: "Signing PIN", Set: rec.PINSet, Locked: locked},
-		Cert: CSCCertInfo{Status: "valid"},
-	}
-	out.Key.Status = "enabled"
-	if locked || !rec.PINSet {
-		out.Key.Status = "disabled"
-	}
-	switch k := leaf.PublicKey.(type) {
-	case *ecdsa.PublicKey:
-		out.Key.Algo = []string{"1.2.840.10045.2.1", "1.2.840.10045.4.3.2", "1.2.840.10045.4.3.3", "1.2.840.10045.4.3.4"}
-		out.Key.Len = k.Curve.Params().BitSize
-		out.Key.Curve = map[int]string{256: "1.2.840.10045.3.1.7", 384: "1.3.132.0.34", 521: "1.3.132.0.35"}[out.Key.Len]
-	case *rsa.PublicKey:
-		out.Key.Algo = []string{"1.2.840.113549.1.1.1", "1.2.840.113549.1.1.11", "1.2.840.113549.1.1.12", "1.2.840.113549.1.1.13", "1.2.840.113549.1.1.10"}
-		out.Key.Len = k.N.BitLen()
-	}
-	switch req.Certificates {
-	case "none":
-	case "chain":
-		for _, c := range cred.chain {
-			out.Cert.Certificates = append(out.Cert.Certificates, base64.StdEncoding.EncodeToString(c.Raw))
-		}
-	default:
-		out.Cert.Certificates = []string{base64.StdEncoding.EncodeToString(leaf.Raw)}
-	}
-	if req.CertInfo {
-		out.Cert.IssuerDN, out.Cert.SubjectDN = leaf.Issuer.String(), leaf.Subject.String()
-		out.Cert.SerialNumber = leaf.SerialNumber.Text(16)
-		out.Cert.ValidFrom, out.Cert.ValidTo = leaf.NotBefore.UTC().Format("20060102150405Z"), leaf.NotAfter.UTC().Format("20060102150405Z")
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 // decodeHashes checks base64 hashes against the hash algorithm (inferred
@@ -335,7 +239,18 @@ func (h *signingHTTP) cscAuthorize(w http.ResponseWriter, r *http.Request) {
 		h.cscFail(w, r, actionAuthorize, "", err, nil)
 		return
 	}
-	cred, err := h.s.credential(r.Context(), req.CredentialID, store.OwnerCitizen, citizenOf(r))
+	cred, err := h.cscCredential(r, req.CredentialID)
+	if err != nil {
+		h.cscFail(w, r, actionAuthorize, req.CredentialID, err, nil)
+		return
+	}
+	pinValue := req.pinOf()
+	switch {
+	case req.NumSignatures < 1:
+		err = cscInvalid("Invalid value for parameter numSignatures", nil)
+	case req.NumSignatures > h.s.cfg.MaxHashesPerSAD:
+		err = cscInvalid("Numbers of signatures is too high", fmt.Errorf("at most %d (multisign)", h.s.cfg.MaxHashesPerSAD))
+	}
 	if err != nil {
 		h.cscFail(w, r, actionAuthorize, req.CredentialID, err, nil)
 		return
@@ -344,15 +259,15 @@ func (h *signingHTTP) cscAuthorize(w http.ResponseWriter, r *http.Request) {
 	if err == nil && req.NumSignatures != len(hashes) {
 		err = refuse(http.StatusBadRequest, "numSignatures (%d) must equal the number of hashes (%d)", req.NumSignatures, len(hashes))
 	}
-	if err == nil && req.PIN == "" {
-		err = refuse(http.StatusBadRequest, "PIN is required")
+	if err == nil && pinValue == "" {
+		err = cscInvalid("Missing (or invalid type) array parameter authData", errors.New("the signing PIN is required (authData id \"PIN\")"))
 	}
 	details := map[string]any{"method": "pin", "hashes": hexList(hashes), "hashAlgorithm": hh.String()}
 	if err != nil {
 		h.cscFail(w, r, actionAuthorize, req.CredentialID, err, details)
 		return
 	}
-	if err := h.s.pins.Check(r.Context(), cred.rec.ID, req.PIN); err != nil {
+	if err := h.s.pins.Check(r.Context(), cred.rec.ID, pinValue); err != nil {
 		h.cscFail(w, r, actionAuthorize, req.CredentialID, err, details)
 		return
 	}
@@ -386,7 +301,7 @@ func (h *signingHTTP) cscSignHash(w http.ResponseWriter, r *http.Request) {
 		h.cscFail(w, r, actionSignHash, "", err, nil)
 		return
 	}
-	cred, err := h.s.credential(r.Context(), req.CredentialID, store.OwnerCitizen, citizenOf(r))
+	cred, err := h.cscCredential(r, req.CredentialID)
 	if err != nil {
 		h.cscFail(w, r, actionSignHash, req.CredentialID, err, nil)
 		return
@@ -407,7 +322,7 @@ func (h *signingHTTP) cscSignHash(w http.ResponseWriter, r *http.Request) {
 	case algo.hash != 0 && algo.hash != hh:
 		err = refuse(http.StatusBadRequest, "signAlgo %q names another hash than hashAlgorithmOID", req.SignAlgo)
 	case req.SAD == "":
-		err = refuse(http.StatusBadRequest, "SAD is required")
+		err = cscInvalid("Missing (or invalid type) string parameter SAD", nil)
 	}
 	if err != nil {
 		h.cscFail(w, r, actionSignHash, req.CredentialID, err, details)
@@ -415,7 +330,7 @@ func (h *signingHTTP) cscSignHash(w http.ResponseWriter, r *http.Request) {
 	}
 	sad, err := h.s.creds.ConsumeSAD(r.Context(), req.SAD, cred.rec.ID, h.s.now())
 	if errors.Is(err, store.ErrNotFound) {
-		err = refuse(http.StatusForbidden, "the SAD is invalid, expired, already used or for another credential")
+		err = cscInvalid("Invalid parameter SAD", errors.New("the SAD is invalid, expired, already used or for another credential"))
 	}
 	if err == nil {
 		err = sadCovers(sad, hashOID(hh), hashes)
@@ -445,10 +360,10 @@ func (h *signingHTTP) cscSignHash(w http.ResponseWriter, r *http.Request) {
 // sadCovers checks that every hash was authorised by the SAD.
 func sadCovers(sad *store.SAD, alg string, hashes [][]byte) error {
 	if sad.HashAlg != alg {
-		return refuse(http.StatusForbidden, "the SAD authorised another hash algorithm")
+		return cscInvalid("Hash is not authorized by the SAD", errors.New("the SAD authorised another hash algorithm"))
 	}
 	if len(hashes) > sad.NumSignatures {
-		return refuse(http.StatusForbidden, "the SAD authorised %d signatures, %d asked", sad.NumSignatures, len(hashes))
+		return cscInvalid("Hash is not authorized by the SAD", fmt.Errorf("the SAD authorised %d signatures, %d asked", sad.NumSignatures, len(hashes)))
 	}
 	left := append([][]byte(nil), sad.Hashes...)
 next:
@@ -459,7 +374,7 @@ next:
 				continue next
 			}
 		}
-		return refuse(http.StatusForbidden, "hashes[%d] was not authorised by the SAD", i)
+		return cscInvalid("Hash is not authorized by the SAD", fmt.Errorf("hashes[%d] was not authorised by the SAD", i))
 	}
 	return nil
 }

@@ -520,9 +520,8 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 		return f.csc(t, "/csc/v2/credentials/authorize", token, map[string]any{"credentialID": cred, "numSignatures": len(hashes),
 			"hashes": hashes, "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "PIN": pinValue})
 	}
-	if code, m = authorize(citizen, "482916", h); code != 403 || !strings.Contains(fmt.Sprint(m["detail"]), "no signing PIN") {
-		t.Fatalf("authorize before enrolment: %d %v", code, m)
-	}
+	code, m = authorize(citizen, "482916", h)
+	wantCSC(t, "authorize before enrolment", code, m, 400, "invalid_request", "no signing PIN")
 	if code, m = f.csc(t, "/api/v1/credentials/"+cred+"/pin", other, PINRequest{PIN: "111111"}); code != 403 {
 		t.Fatalf("another citizen sets the PIN: %d %v", code, m)
 	}
@@ -532,9 +531,12 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 	if code, m = f.csc(t, "/api/v1/credentials/"+cred+"/pin", citizen, PINRequest{PIN: "000000"}); code != 409 {
 		t.Fatalf("set PIN again: %d %v", code, m)
 	}
-	if code, m = authorize(other, "482916", h); code != 403 {
-		t.Fatalf("another citizen authorizes: %d %v", code, m)
-	}
+	code, m = authorize(other, "482916", h)
+	wantCSC(t, "another citizen's credential", code, m, 400, "invalid_request", "Invalid parameter credentialID")
+	code, m = f.csc(t, "/csc/v2/credentials/authorize", citizen, map[string]any{"numSignatures": 1, "hashes": []string{h},
+		"hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "authData": []map[string]string{{"id": "PIN", "value": "482916"}}})
+	wantCSC(t, "authorize without credentialID", code, m, 400, "invalid_request", "Missing (or invalid type) string parameter credentialID")
+	runCSCShape(t, f, citizen, other, cred, h)
 	code, m = authorize(citizen, "482916", h)
 	sad, _ := m["SAD"].(string)
 	if code != 200 || sad == "" {
@@ -545,15 +547,13 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 			"hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": "1.2.840.10045.4.3.2"})
 	}
 	other2 := sha256.Sum256([]byte("another document"))
-	if code, m = signHash(citizen, sad, base64.StdEncoding.EncodeToString(other2[:])); code != 403 {
-		t.Fatalf("signHash of a hash the SAD did not authorise: %d %v", code, m)
-	}
+	code, m = signHash(citizen, sad, base64.StdEncoding.EncodeToString(other2[:]))
+	wantCSC(t, "signHash of a hash the SAD did not authorise", code, m, 400, "invalid_request", "Hash is not authorized by the SAD")
 	// That attempt consumed the SAD: authorise again.
 	_, m = authorize(citizen, "482916", h)
 	sad, _ = m["SAD"].(string)
-	if code, m = signHash(other, sad, h); code != 403 {
-		t.Fatalf("signHash by another citizen: %d %v", code, m)
-	}
+	code, m = signHash(other, sad, h)
+	wantCSC(t, "signHash by another citizen", code, m, 400, "invalid_request", "Invalid parameter credentialID")
 	code, m = signHash(citizen, sad, h)
 	sigs, _ := m["signatures"].([]any)
 	if code != 200 || len(sigs) != 1 {
@@ -563,9 +563,8 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 	if !ecdsa.VerifyASN1(cert.PublicKey.(*ecdsa.PublicKey), sum[:], sig) {
 		t.Fatal("the signHash signature does not verify with the certificate's key")
 	}
-	if code, m = signHash(citizen, sad, h); code != 403 || !strings.Contains(fmt.Sprint(m["detail"]), "SAD") {
-		t.Fatalf("reused SAD: %d %v", code, m)
-	}
+	code, m = signHash(citizen, sad, h)
+	wantCSC(t, "reused SAD", code, m, 400, "invalid_request", "Invalid parameter SAD")
 
 	// A whole document, the PIN binding this one digest.
 	pdf := samplePDF(t, 50<<10)
@@ -596,18 +595,22 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 	// Wrong PIN five times: locked, even for the right PIN.
 	code, _, body = f.send(t, "/api/v1/sign?level=B-B&credential="+cred, citizen, "application/pdf", pdf, map[string]string{PINHeader: "999999"})
 	wantStatus(t, "sign with a wrong PIN", code, body, 403, "wrong PIN (4 tries left)")
-	for i := 0; i < 4; i++ {
+	for i := 0; i < 3; i++ {
 		code, m = authorize(citizen, "123123", h)
-		if code != 403 && code != 423 {
-			t.Fatalf("wrong PIN %d: %d %v", i, code, m)
-		}
+		wantCSC(t, fmt.Sprintf("wrong PIN %d", i+2), code, m, 400, "invalid_authentication_data", fmt.Sprintf("wrong PIN (%d tries left)", 3-i))
 	}
-	if code, m = authorize(citizen, "482916", h); code != 423 || !strings.Contains(fmt.Sprint(m["detail"]), "locked") {
-		t.Fatalf("right PIN after 5 wrong: %d %v", code, m)
-	}
+	code, m = authorize(citizen, "123123", h)
+	wantCSC(t, "fifth wrong PIN", code, m, 400, "invalid_request", "Credential locked")
+	code, m = authorize(citizen, "482916", h)
+	wantCSC(t, "right PIN after 5 wrong", code, m, 400, "invalid_request", "Credential locked")
 	code, _, body = f.send(t, "/api/v1/sign?level=B-B&credential="+cred, citizen, "application/pdf", pdf, map[string]string{PINHeader: "482916"})
 	wantStatus(t, "sign when locked", code, body, 423, "locked")
-	if code, m = f.csc(t, "/csc/v2/credentials/info", citizen, map[string]any{"credentialID": cred}); code != 200 || !strings.Contains(fmt.Sprint(m["PIN"]), "locked:true") {
+	if code, m = f.csc(t, "/csc/v2/credentials/info", citizen, map[string]any{"credentialID": cred}); code != 200 || !strings.Contains(fmt.Sprint(m["PIN"]), "locked:true") ||
+		fmt.Sprint(m["key"].(map[string]any)["status"]) != "disabled" {
 		t.Fatalf("info when locked: %d %v", code, m)
+	}
+	code, m = f.csc(t, "/csc/v2/credentials/list", citizen, map[string]any{"onlyValid": true})
+	if code != 200 || fmt.Sprint(m["credentialIDs"]) != "[]" || m["onlyValid"] != true {
+		t.Fatalf("onlyValid list when locked: %d %v", code, m)
 	}
 }
