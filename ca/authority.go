@@ -257,6 +257,7 @@ func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
 // RequestError is a malformed request (no key, CA not allowed, ...).
 type RequestError struct{ Reason string }
 
+// Error implements the error interface.
 func (e *RequestError) Error() string { return "bad request: " + e.Reason }
 
 // IsRefusal reports whether err is the client's fault (a 4xx), not the service's.

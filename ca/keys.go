@@ -28,6 +28,7 @@ type WeakKeyError struct {
 	Reason string
 }
 
+// Error implements the error interface.
 func (e *WeakKeyError) Error() string { return "unacceptable public key: " + e.Reason }
 
 // smallPrimesProduct is the product of the odd primes below 1000; a modulus

@@ -38,6 +38,7 @@ type LintError struct {
 	Details []string
 }
 
+// Error implements the error interface.
 func (e *LintError) Error() string {
 	return "certificate failed pre-issuance lints: " + strings.Join(e.Lints, ", ")
 }

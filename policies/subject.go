@@ -46,6 +46,7 @@ type SubjectError struct {
 	Reason string
 }
 
+// Error implements the error interface.
 func (e *SubjectError) Error() string {
 	return fmt.Sprintf("subject field %q: %s", e.Field, e.Reason)
 }

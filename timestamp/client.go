@@ -23,6 +23,7 @@ type StatusError struct {
 	Status tsp.StatusInfo
 }
 
+// Error implements the error interface.
 func (e *StatusError) Error() string { return "time-stamp request refused: " + e.Status.String() }
 
 // ClientOptions tune a Client.

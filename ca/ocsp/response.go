@@ -25,6 +25,7 @@ const (
 	Revoked
 )
 
+// String implements fmt.Stringer.
 func (s State) String() string {
 	switch s {
 	case Good:

@@ -42,6 +42,7 @@ type WrongError struct {
 	Remaining int
 }
 
+// Error implements the error interface.
 func (e *WrongError) Error() string {
 	return fmt.Sprintf("pin: wrong PIN (%d tries left)", e.Remaining)
 }

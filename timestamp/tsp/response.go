@@ -21,6 +21,7 @@ const (
 	StatusRevocationNotification PKIStatus = 5
 )
 
+// String implements fmt.Stringer.
 func (s PKIStatus) String() string {
 	switch s {
 	case StatusGranted:
@@ -55,6 +56,7 @@ const (
 	SystemFailure       FailInfo = 25
 )
 
+// String implements fmt.Stringer.
 func (f FailInfo) String() string {
 	switch f {
 	case NoFailInfo:
@@ -88,6 +90,7 @@ type StatusInfo struct {
 	FailInfo FailInfo
 }
 
+// String implements fmt.Stringer.
 func (s StatusInfo) String() string {
 	out := s.Status.String()
 	if s.FailInfo != NoFailInfo {

@@ -43,6 +43,7 @@ type Result struct {
 	P50, P99  time.Duration // latency of successful responses
 }
 
+// String implements fmt.Stringer.
 func (r Result) String() string {
 	return fmt.Sprintf("%d responses in %s: %.0f/s, p50 %s, p99 %s, %d errors",
 		r.Responses, r.Elapsed.Round(time.Millisecond), r.PerSecond, r.P50, r.P99, r.Errors)
