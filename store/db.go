@@ -91,6 +91,14 @@ func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("store: sqlite: folder of %s: %w", path, err)
 		}
 	}
+	// The database holds the audit log and credential state: create it
+	// readable by its owner only (SQLite gives its -wal and -shm files the
+	// database file's mode, and opens an empty file as an empty database).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	} else if !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("store: sqlite: creating %s: %w", path, err)
+	}
 	sync := strings.ToUpper(cfg.Synchronous)
 	if sync == "" {
 		sync = "NORMAL"
