@@ -24,9 +24,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/config"
-	"github.com/thiqa/thiqa/internal/josesigner"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -69,7 +67,7 @@ func benchIssue(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer tok.Close()
-	bearer, err := mintDevToken(ctx, cfg, tok, "bench-officer", policies.RoleRegistrationOfficer)
+	bearer, err := mintDevToken(ctx, cfg, tok, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -150,28 +148,6 @@ func benchIssuerKey(cfg *config.Config, profile string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("issuing CA %q of profile %s is not configured", p.Issuers[0], profile)
-}
-
-// mintDevToken signs a development API token with the data folder's
-// development issuer key.
-func mintDevToken(ctx context.Context, cfg *config.Config, tok *hsm.Token, subject string, role policies.Role) (string, error) {
-	if cfg.Keys.DevTokenIssuer == "" {
-		return "", errors.New("keys.devTokenIssuer is not configured: no development tokens")
-	}
-	label, err := keyLabel(cfg, cfg.Keys.DevTokenIssuer)
-	if err != nil {
-		return "", err
-	}
-	key, err := tok.FindKey(ctx, label)
-	if err != nil {
-		return "", fmt.Errorf("development issuer key %q: %w", label, err)
-	}
-	js, err := josesigner.New(key, "")
-	if err != nil {
-		return "", err
-	}
-	return auth.MintToken(js, auth.MintClaims{Issuer: auth.DevIssuer, Audience: auth.DevAudience, Subject: subject,
-		Roles: []policies.Role{role}, TTL: time.Hour, Now: time.Now()})
 }
 
 // prepareIssueBodies builds n request bodies, each with a fresh P-256 key's CSR.

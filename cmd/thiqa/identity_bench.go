@@ -82,7 +82,7 @@ func benchLogin(ctx context.Context, env *cliEnv, args []string) error {
 	defer db.Close()
 	alog := newAuditLog(db, logger, nil)
 	defer alog.Close()
-	bearer, err := mintDevToken(ctx, cfg, tok, "bench-officer", policies.RoleRegistrationOfficer)
+	bearer, err := mintDevToken(ctx, cfg, tok, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func benchLogin(ctx context.Context, env *cliEnv, args []string) error {
 		if _, err := enrolMobileID(ctx, cfg, db, alog, creds[i], benchPIN, "bench-login"); err != nil {
 			return err
 		}
-		if phones[i], err = mintDevToken(ctx, cfg, tok, civils[i], policies.RoleCitizen); err != nil {
+		if phones[i], err = mintDevToken(ctx, cfg, tok, civils[i], policies.RoleCitizen, time.Hour); err != nil {
 			return err
 		}
 	}

@@ -108,7 +108,7 @@ func (b *benchSetup) postJSON(ctx context.Context, path, token string, in, out a
 
 // credential issues a keyInHSM certificate through the CA API.
 func (b *benchSetup) credential(ctx context.Context, profile string, subject map[string]string) (string, error) {
-	officer, err := mintDevToken(ctx, b.cfg, b.tok, "bench-officer", policies.RoleRegistrationOfficer)
+	officer, err := mintDevToken(ctx, b.cfg, b.tok, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
 	if err != nil {
 		return "", err
 	}
@@ -180,7 +180,7 @@ func benchSeal(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("issuing the seal credential: %w", err)
 	}
-	token, err := mintDevToken(ctx, b.cfg, b.tok, *org, policies.RoleAgency)
+	token, err := mintDevToken(ctx, b.cfg, b.tok, *org, policies.RoleAgency, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -368,7 +368,7 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("issuing the citizen credential: %w", err)
 	}
-	token, err := mintDevToken(ctx, b.cfg, b.tok, *civil, policies.RoleCitizen)
+	token, err := mintDevToken(ctx, b.cfg, b.tok, *civil, policies.RoleCitizen, time.Hour)
 	if err != nil {
 		return err
 	}

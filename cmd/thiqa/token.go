@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/josesigner"
@@ -50,40 +51,50 @@ func runToken(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Keys.DevTokenIssuer == "" {
-		return errors.New("keys.devTokenIssuer is not configured: this data folder issues no development tokens")
-	}
 	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
 	tok, err := openToken(ctx, cfg, logger, nil)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	label, err := keyLabel(cfg, cfg.Keys.DevTokenIssuer)
+	token, err := mintDevToken(ctx, cfg, tok, *subject, role, *ttl)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(env.stdout, token)
+	return nil
+}
+
+// mintDevToken signs a development API token for subject and role with the
+// development issuer key on the token: `thiqa token` and the load generators.
+func mintDevToken(ctx context.Context, cfg *config.Config, tok *hsm.Token, subject string, role policies.Role, ttl time.Duration) (string, error) {
+	if cfg.Keys.DevTokenIssuer == "" {
+		return "", errors.New("keys.devTokenIssuer is not configured: this data folder issues no development tokens")
+	}
+	label, err := keyLabel(cfg, cfg.Keys.DevTokenIssuer)
+	if err != nil {
+		return "", err
+	}
 	key, err := tok.FindKey(ctx, label)
 	if err != nil {
-		return fmt.Errorf("development issuer key %q: %w", label, err)
+		return "", fmt.Errorf("development issuer key %q: %w", label, err)
 	}
 	js, err := josesigner.New(key, "")
 	if err != nil {
-		return fmt.Errorf("development issuer key: %w", err)
+		return "", fmt.Errorf("development issuer key: %w", err)
 	}
 	token, err := auth.MintToken(js, auth.MintClaims{
 		Issuer:   auth.DevIssuer,
 		Audience: auth.DevAudience,
-		Subject:  *subject,
+		Subject:  subject,
 		Roles:    []policies.Role{role},
-		TTL:      *ttl,
+		TTL:      ttl,
 		Now:      time.Now(),
 	})
 	if err != nil {
-		return fmt.Errorf("minting token: %w", err)
+		return "", fmt.Errorf("minting token: %w", err)
 	}
-	fmt.Fprintln(env.stdout, token)
-	return nil
+	return token, nil
 }
 
 // checkSubject validates a token subject's form for its role.
