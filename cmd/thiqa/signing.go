@@ -66,6 +66,11 @@ type signingCredential struct {
 	goodUntil atomic.Int64
 }
 
+// errCertificateRevoked is the cause of a refusal for a credential whose
+// certificate is revoked (other refusals of a usable-looking credential are
+// for a certificate outside its validity).
+var errCertificateRevoked = errors.New("certificate revoked")
+
 // revocationRecheck is how long a "not revoked" answer is reused: well
 // under revocation.pollEvery, the time other instances take to notice.
 const revocationRecheck = time.Second
@@ -259,7 +264,7 @@ func (s *signingService) credential(ctx context.Context, id, kind, owner string)
 	}
 	switch _, err := s.revoked.Revocation(ctx, c.rec.CertSerial); {
 	case err == nil:
-		return nil, refuse(http.StatusForbidden, "the certificate of credential %s is revoked", id)
+		return nil, &httpError{status: http.StatusForbidden, msg: fmt.Sprintf("the certificate of credential %s is revoked", id), err: errCertificateRevoked}
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("checking the revocation of credential %s: %w", id, err)
 	}

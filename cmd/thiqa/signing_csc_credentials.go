@@ -189,7 +189,7 @@ func (h *signingHTTP) credentialEntry(ctx context.Context, id, owner, certificat
 	var he *httpError
 	if errors.As(err, &he) {
 		status := "expired"
-		if strings.Contains(err.Error(), "revoked") {
+		if errors.Is(err, errCertificateRevoked) {
 			status = "revoked"
 		}
 		return CSCCredentialInfo{CredentialID: id, CSCInfoResponse: CSCInfoResponse{
