@@ -123,8 +123,10 @@ func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
 	db.w.SetMaxIdleConns(1)
 	db.w.SetConnMaxIdleTime(0)
 	// The writer connection creates the file and switches it to WAL before
-	// any reader opens it.
-	if err := db.w.PingContext(ctx); err != nil {
+	// any reader opens it. SQLite answers a journal-mode switch that races
+	// another process's with SQLITE_BUSY at once, without waiting
+	// busy_timeout, so the first connection is retried for as long.
+	if err := pingRetryingBusy(ctx, db.w); err != nil {
 		return fmt.Errorf("store: sqlite: opening %s: %w", path, err)
 	}
 
@@ -148,6 +150,25 @@ func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
 	}
 	db.logger.Debug("store opened", "driver", DriverSQLite, "path", path, "synchronous", sync)
 	return nil
+}
+
+// pingRetryingBusy connects w, retrying while SQLite reports the database
+// busy, up to sqliteBusyTimeout.
+func pingRetryingBusy(ctx context.Context, w *sql.DB) error {
+	deadline := time.Now().Add(sqliteBusyTimeout)
+	pause := 5 * time.Millisecond
+	for {
+		err := w.PingContext(ctx)
+		if err == nil || !isRetryable(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+	}
 }
 
 func (db *DB) openPostgres(ctx context.Context, cfg Config) error {
