@@ -49,6 +49,11 @@ type Options struct {
 	// JWKSCacheTTL is how long a downloaded JWKS is used before it is
 	// downloaded again; 1h when zero.
 	JWKSCacheTTL time.Duration
+	// TokenCacheSize is how many verified bearer tokens are remembered so
+	// that a token presented again skips its signature check (its claims are
+	// always checked again): DefaultTokenCacheSize when zero, no cache when
+	// negative.
+	TokenCacheSize int
 	// CheckCertificate, when set, is called with the verified chain of every
 	// client certificate (leaf first), e.g. to refuse revoked certificates.
 	CheckCertificate func(ctx context.Context, chain []*x509.Certificate) error
@@ -68,6 +73,7 @@ type Authenticator struct {
 	checkCert    func(ctx context.Context, chain []*x509.Certificate) error
 
 	metrics *metrics
+	tokens  *tokenCache // nil: every token is verified
 }
 
 // issuer is a validated IssuerConfig with its key source.
@@ -91,6 +97,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 		issuers:   map[string]*issuer{},
 		rules:     cfg.MTLS.Rules,
 		checkCert: opts.CheckCertificate,
+		tokens:    newTokenCache(opts.TokenCacheSize),
 	}
 	if a.log == nil {
 		a.log = slog.Default()

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -71,6 +72,16 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 	if len(a.allAlgs) == 0 {
 		return nil, errors.New("no token issuer is configured")
 	}
+	now := a.now()
+	hit, sum := a.tokens.get(raw, now)
+	if hit != nil {
+		keys, err := hit.issuer.source.lookup(ctx, hit.kid)
+		if err == nil && stillPublished(keys, hit.key) {
+			a.metrics.tokenCacheHits.Inc()
+			return hit.issuer.principal(hit.claims, now)
+		}
+		// The key is gone from the issuer's set: verify afresh.
+	}
 	tok, err := jwt.ParseSigned(raw, a.allAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed token: %w", err)
@@ -105,24 +116,30 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 		return nil, fmt.Errorf("issuer keys unavailable: %w", err)
 	}
 	var claims tokenClaims
-	verified, tried := false, 0
+	var verifiedBy crypto.PublicKey
+	tried := 0
 	for _, k := range keys {
 		if !keyFits(k, alg) {
 			continue
 		}
 		tried++
 		if err := tok.Claims(k.Key, &claims); err == nil {
-			verified = true
+			verifiedBy = k.Key
 			break
 		}
 	}
 	switch {
 	case tried == 0:
 		return nil, errUnknownKey
-	case !verified:
+	case verifiedBy == nil:
 		return nil, errors.New("token signature does not verify")
 	}
-	return is.principal(claims, a.now())
+	p, err := is.principal(claims, now)
+	if err != nil {
+		return nil, err
+	}
+	a.tokens.put(sum, &cachedToken{issuer: is, kid: hdr.KeyID, key: verifiedBy, claims: claims}, now)
+	return p, nil
 }
 
 // keyFits reports whether k may verify a signature made with alg: the key

@@ -21,8 +21,9 @@ const (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	jwks     *prometheus.CounterVec
+	requests       *prometheus.CounterVec
+	jwks           *prometheus.CounterVec
+	tokenCacheHits prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -35,9 +36,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "thiqa_auth_jwks_fetches_total",
 			Help: "Downloads of issuers' JWKS URLs by issuer and outcome (ok, error).",
 		}, []string{"issuer", "outcome"}),
+		tokenCacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "thiqa_auth_token_cache_hits_total",
+			Help: "Bearer tokens accepted without a second signature verification because the same token verified before.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.requests, m.jwks} {
+		for _, c := range []prometheus.Collector{m.requests, m.jwks, m.tokenCacheHits} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("auth: registering metrics: %w", err)
 			}
