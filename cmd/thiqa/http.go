@@ -49,6 +49,9 @@ func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 		if rec.status >= 500 {
 			level = slog.LevelWarn
 		}
+		if !logger.Enabled(r.Context(), level) {
+			return // spare the attribute allocations on every request
+		}
 		logger.Log(r.Context(), level, "http request",
 			"method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"bytes", rec.bytes, "duration", time.Since(start), "remote", r.RemoteAddr)
