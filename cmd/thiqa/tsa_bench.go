@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	neturl "net/url"
 	"runtime"
@@ -93,6 +94,12 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	}}
 	defer client.CloseIdleConnections()
 	lg := &tsaLoad{client: client, url: url, reqs: reqs}
+	if u, err := neturl.Parse(url); err == nil && u.Scheme == "http" {
+		lg.addr, lg.wire = u.Host, wireRequests(u, reqs)
+		if u.Port() == "" {
+			lg.addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
 
 	fmt.Fprintf(env.stdout, "thiqa bench tsa: %s, GOMAXPROCS=%d, concurrency %d, %s per phase, %d prepared SHA-256 requests (nonce, certReq)\n",
 		url, runtime.GOMAXPROCS(0), *conc, *d, len(reqs))
@@ -207,12 +214,29 @@ func prepareTSARequests(n int) ([][]byte, error) {
 	return out, nil
 }
 
-// tsaLoad sends prepared requests to a TSA.
+// tsaLoad sends prepared requests to a TSA: over its own HTTP/1.1
+// connections (benchConn) for http URLs, through net/http otherwise.
 type tsaLoad struct {
 	client *http.Client
 	url    string
 	reqs   [][]byte
-	next   atomic.Uint64
+	// addr and wire are set for http URLs: the server's host:port and the
+	// prepared requests, head and body, for benchConn.
+	addr string
+	wire [][]byte
+	next atomic.Uint64
+}
+
+// sender returns a function sending one request, for one goroutine, and a
+// function releasing what it holds.
+func (l *tsaLoad) sender() (send func(ctx context.Context) error, done func()) {
+	if l.wire == nil {
+		return l.one, func() {}
+	}
+	c := newBenchConn(l.addr)
+	return func(ctx context.Context) error {
+		return c.roundTrip(ctx, l.wire[l.next.Add(1)%uint64(len(l.wire))])
+	}, c.close
 }
 
 // loadResult is one phase's outcome.
@@ -247,14 +271,7 @@ func (l *tsaLoad) one(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("HTTP %d", resp.StatusCode)
 	}
-	r, err := tsp.ParseResponse(raw)
-	if err != nil {
-		return err
-	}
-	if r.Status.Status != tsp.StatusGranted || len(r.Token) == 0 {
-		return fmt.Errorf("not granted: %s", r.Status)
-	}
-	return nil
+	return checkGranted(raw)
 }
 
 // closed runs g goroutines sending back to back for d.
@@ -268,6 +285,8 @@ func (l *tsaLoad) closed(ctx context.Context, g int, d time.Duration) (*loadResu
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			send, done := l.sender()
+			defer done()
 			local := make([]time.Duration, 0, 1<<14)
 			var failed int64
 			var first error
@@ -276,7 +295,7 @@ func (l *tsaLoad) closed(ctx context.Context, g int, d time.Duration) (*loadResu
 				if t0.After(deadline) {
 					break
 				}
-				if err := l.one(ctx); err != nil {
+				if err := send(ctx); err != nil {
 					failed++
 					if first == nil {
 						first = err
@@ -317,11 +336,13 @@ func (l *tsaLoad) paced(ctx context.Context, rate float64, d time.Duration) (*lo
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			send, done := l.sender()
+			defer done()
 			local := make([]time.Duration, 0, 1<<12)
 			sent := make([]time.Duration, 0, 1<<12)
 			for at := range due {
 				t0 := time.Now()
-				if err := l.one(ctx); err != nil {
+				if err := send(ctx); err != nil {
 					mu.Lock()
 					res.failed++
 					if res.firstErr == nil {

@@ -30,7 +30,7 @@ func (nopRecorder) Record(context.Context, timestamp.TokenRecord) error { return
 
 // benchUnit returns an in-process P-256 unit key and its certificate
 // (critical timeStamping EKU) under a throwaway CA.
-func benchUnit(b *testing.B) (*ecdsa.PrivateKey, *x509.Certificate, *x509.Certificate) {
+func benchUnit(b testing.TB) (*ecdsa.PrivateKey, *x509.Certificate, *x509.Certificate) {
 	b.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"bufio"
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
+	neturl "net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/thiqa/thiqa/timestamp"
+	"github.com/thiqa/thiqa/timestamp/tsp"
+)
+
+// TestBenchConn drives the load generator's own HTTP/1.1 connection
+// against the real handler of an in-process Authority: granted replies
+// pass, refusals, HTTP errors and damaged replies fail, and the connection
+// recovers after the server closes it.
+func TestBenchConn(t *testing.T) {
+	key, cert, caCert := benchUnit(t)
+	serials, _ := timestamp.NewBlockAllocator(memBlocks(), "bench", 0)
+	a, err := timestamp.New(timestamp.Config{}, timestamp.Options{
+		Certificate: cert, Chain: []*x509.Certificate{caCert}, Signer: key, Serials: serials,
+		Recorder: nopRecorder{}, Clock: timestamp.NewStaticChecker(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.Handler(nil)
+	var closeNext atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if closeNext.CompareAndSwap(true, false) {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	u, _ := neturl.Parse(srv.URL + "/tsa")
+
+	good, err := prepareTSARequests(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha1Req := tsp.Request{MessageImprint: tsp.MessageImprint{HashAlgorithm: tsp.OIDSHA1, HashedMessage: make([]byte, 20)}}
+	bad, err := sha1Req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire := wireRequests(u, append(good, bad))
+	c := newBenchConn(u.Host)
+	defer c.close()
+	ctx := context.Background()
+	for i := range 3 {
+		if err := c.roundTrip(ctx, wire[i]); err != nil {
+			t.Fatalf("granted request %d: %v", i, err)
+		}
+	}
+	if err := c.roundTrip(ctx, wire[3]); err == nil || !strings.Contains(err.Error(), "badAlg") {
+		t.Fatalf("SHA-1 request: %v, want a badAlg refusal", err)
+	}
+	closeNext.Store(true)
+	if err := c.roundTrip(ctx, wire[0]); err != nil {
+		t.Fatalf("request answered with Connection: close: %v", err)
+	}
+	if c.c != nil {
+		t.Fatal("connection kept after Connection: close")
+	}
+	if err := c.roundTrip(ctx, wire[1]); err != nil {
+		t.Fatalf("request after reconnecting: %v", err)
+	}
+	// Wrong media type: HTTP 415 with a problem body.
+	wrong := []byte(strings.Replace(string(wire[0]), timestamp.QueryContentType, "text/plain", 1))
+	if err := c.roundTrip(ctx, wrong); err == nil || !strings.Contains(err.Error(), "HTTP 415") {
+		t.Fatalf("wrong content type: %v, want HTTP 415", err)
+	}
+
+	// A granted reply checks; damaged ones do not.
+	resp, _ := a.Respond(ctx, good[0], "")
+	if err := checkGranted(resp); err != nil {
+		t.Fatalf("granted reply: %v", err)
+	}
+	for name, b := range map[string][]byte{
+		"truncated":      resp[:len(resp)-1],
+		"trailing":       append(append([]byte{}, resp...), 0),
+		"empty":          nil,
+		"status only":    {0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x00},
+		"granted + junk": {0x30, 0x09, 0x30, 0x03, 0x02, 0x01, 0x00, 0x30, 0x02, 0x05, 0x00},
+	} {
+		if err := checkGranted(b); err == nil {
+			t.Errorf("%s reply passed the check", name)
+		}
+	}
+}
+
+// TestReadReplyHead checks the status line and header parser.
+func TestReadReplyHead(t *testing.T) {
+	for _, tc := range []struct {
+		head       string
+		status, n  int
+		keep, fail bool
+	}{
+		{head: "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n", status: 200, n: 12, keep: true},
+		{head: "HTTP/1.1 200\r\ncontent-length:3\r\nConnection: close\r\n\r\n", status: 200, n: 3},
+		{head: "HTTP/1.1 415 Unsupported Media Type\r\nContent-Length: 0\r\n\r\n", status: 415, keep: true},
+		{head: "HTTP/1.1 200 OK\r\n\r\n", fail: true},
+		{head: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", fail: true},
+		{head: "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", fail: true},
+		{head: "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", fail: true},
+		{head: "HTTP/1.1 2x0 OK\r\nContent-Length: 1\r\n\r\n", fail: true},
+		{head: "HTTP/1.1 200 OK\r\nbroken\r\n\r\n", fail: true},
+		{head: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n", fail: true},
+		{head: "HTTP/1.1 200", fail: true},
+	} {
+		status, n, keep, err := readReplyHead(newTestReader(tc.head))
+		if (err != nil) != tc.fail || !tc.fail && (status != tc.status || n != tc.n || keep != tc.keep) {
+			t.Errorf("%q: status %d length %d keep %t err %v", tc.head, status, n, keep, err)
+		}
+	}
+}
+
+func newTestReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
