@@ -134,8 +134,19 @@ func addStatusInfo(b *cryptobyte.Builder, s StatusInfo) {
 	})
 }
 
+// grantedStatusDER is the PKIStatusInfo {granted}.
+var grantedStatusDER = []byte{tagSequence, 3, tagInteger, 1, 0}
+
 // Marshal encodes the response as DER.
 func (r *Response) Marshal() ([]byte, error) {
+	if r.Status.Status == StatusGranted && r.Status.FailInfo < 0 && len(r.Status.Text) == 0 {
+		// The common case, written directly: one allocation, one copy of
+		// the token.
+		n := len(grantedStatusDER) + len(r.Token)
+		b := appendHeader(make([]byte, 0, tlvSize(n)), tagSequence, n)
+		b = append(b, grantedStatusDER...)
+		return append(b, r.Token...), nil
+	}
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		addStatusInfo(b, r.Status)

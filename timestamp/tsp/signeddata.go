@@ -46,6 +46,22 @@ type TokenSigner struct {
 	unitCert    []byte // DER unit certificate
 	chainCerts  []byte // DER unit certificate and chain, sorted as a DER SET OF
 	signingTime bool
+
+	// Pre-encoded parts of the per-token fast path (signFast).
+	digestAlgs   []byte     // SET OF DigestAlgorithmIdentifier
+	unitCertsEl  []byte     // [0] certificates: the unit certificate
+	chainCertsEl []byte     // [0] certificates: unit certificate and chain
+	attrs        *attrsTmpl // nil: always take the general path
+}
+
+// attrsTmpl is the DER SET of signed attributes with a zero message digest
+// (and signing time), and where those are: per token only they change.
+// Their lengths are fixed, so the DER SET OF order is too.
+type attrsTmpl struct {
+	der      []byte
+	mdOff    int // offset of the message digest value
+	timeOff  int // offset of the UTCTime contents, 0 without signing-time
+	hashSize int
 }
 
 // NewTokenSigner prepares a TokenSigner for the unit certificate cert whose
@@ -148,7 +164,92 @@ func NewTokenSigner(signer crypto.Signer, cert *x509.Certificate, chain []*x509.
 	}
 	slices.SortFunc(all, bytes.Compare)
 	s.chainCerts = bytes.Join(all, nil)
+	s.digestAlgs = appendTLV(nil, tagSet, s.digestAlg)
+	s.unitCertsEl = appendTLV(nil, tagContext0, s.unitCert)
+	s.chainCertsEl = appendTLV(nil, tagContext0, s.chainCerts)
+	s.attrs = s.newAttrsTmpl()
 	return s, nil
+}
+
+// tmplTime is the signing time the template is built with; any time from
+// 1950 to 2049 encodes to a UTCTime of the same length.
+var tmplTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// newAttrsTmpl builds the signed-attributes template, or returns nil when
+// patching it would not give what signedAttributes encodes (checked with
+// two different digests and times).
+func (s *TokenSigner) newAttrsTmpl() *attrsTmpl {
+	zero := make([]byte, s.hash.Size())
+	der, err := s.signedAttributes(zero, tmplTime)
+	if err != nil {
+		return nil
+	}
+	t := &attrsTmpl{der: der, hashSize: len(zero)}
+	md, err := attribute(OIDMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(zero) })
+	if err != nil {
+		return nil
+	}
+	i := bytes.Index(der, md)
+	if i < 0 {
+		return nil
+	}
+	t.mdOff = i + len(md) - len(zero)
+	if s.signingTime {
+		st, err := attribute(OIDSigningTime, func(b *cryptobyte.Builder) { addTime(b, tmplTime) })
+		if err != nil {
+			return nil
+		}
+		i := bytes.Index(der, st)
+		if i < 0 {
+			return nil
+		}
+		t.timeOff = i + len(st) - 13
+	}
+	ones := bytes.Repeat([]byte{0xff}, len(zero))
+	other := time.Date(2049, 12, 31, 23, 59, 59, 0, time.UTC)
+	want, err := s.signedAttributes(ones, other)
+	if err != nil || !bytes.Equal(t.patch(ones, other), want) {
+		return nil
+	}
+	return t
+}
+
+// patch returns a copy of the template with digest and signing time in place.
+func (t *attrsTmpl) patch(digest []byte, signingTime time.Time) []byte {
+	out := bytes.Clone(t.der)
+	copy(out[t.mdOff:t.mdOff+t.hashSize], digest)
+	if t.timeOff > 0 {
+		signingTime.UTC().AppendFormat(out[t.timeOff:t.timeOff], "060102150405Z0700")
+	}
+	return out
+}
+
+// signedAttributes encodes the DER SET of signed attributes.
+func (s *TokenSigner) signedAttributes(contentDigest []byte, signingTime time.Time) ([]byte, error) {
+	ct, err := attribute(OIDContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(OIDTSTInfo) })
+	if err != nil {
+		return nil, err
+	}
+	md, err := attribute(OIDMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(contentDigest) })
+	if err != nil {
+		return nil, err
+	}
+	attrs := [][]byte{ct, md, s.certAttr}
+	if s.signingTime {
+		st, err := attribute(OIDSigningTime, func(b *cryptobyte.Builder) { addTime(b, signingTime) })
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, st)
+	}
+	slices.SortFunc(attrs, bytes.Compare) // DER SET OF order
+	return build(func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+			for _, a := range attrs {
+				b.AddBytes(a)
+			}
+		})
+	})
 }
 
 // Hash is the digest algorithm of the signature.
@@ -194,87 +295,84 @@ func attribute(oid asn1.ObjectIdentifier, value func(*cryptobyte.Builder)) ([]by
 // includeCerts adds the unit certificate (withChain: and the chain);
 // signingTime is used only when the signer was built with SigningTime.
 func (s *TokenSigner) Sign(rand io.Reader, tstInfo []byte, includeCerts, withChain bool, signingTime time.Time) ([]byte, error) {
-	h := s.hash.New()
-	h.Write(tstInfo)
-	contentDigest := h.Sum(nil)
-
-	ct, err := attribute(OIDContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(OIDTSTInfo) })
-	if err != nil {
-		return nil, err
-	}
-	md, err := attribute(OIDMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(contentDigest) })
-	if err != nil {
-		return nil, err
-	}
-	attrs := [][]byte{ct, md, s.certAttr}
-	if s.signingTime {
-		st, err := attribute(OIDSigningTime, func(b *cryptobyte.Builder) { addTime(b, signingTime) })
-		if err != nil {
+	var digest [64]byte
+	contentDigest := s.digest(digest[:0], tstInfo)
+	var signed []byte
+	if y := signingTime.UTC().Year(); s.attrs != nil && (!s.signingTime || y >= 1950 && y < 2050) {
+		signed = s.attrs.patch(contentDigest, signingTime)
+	} else {
+		var err error
+		if signed, err = s.signedAttributes(contentDigest, signingTime); err != nil {
 			return nil, err
 		}
-		attrs = append(attrs, st)
 	}
-	slices.SortFunc(attrs, bytes.Compare) // DER SET OF order
-	signed, err := build(func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-			for _, a := range attrs {
-				b.AddBytes(a)
-			}
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	h = s.hash.New()
-	h.Write(signed)
-	sig, err := s.signer.Sign(rand, h.Sum(nil), s.signerOpts)
+	var sigDigest [64]byte
+	sig, err := s.signer.Sign(rand, s.digest(sigDigest[:0], signed), s.signerOpts)
 	if err != nil {
 		return nil, fmt.Errorf("signing the time-stamp token: %w", err)
 	}
-	// The signed attributes are signed as a SET and carried as [0] IMPLICIT.
-	signedBody := cryptobyte.String(signed)
-	var attrContent cryptobyte.String
-	if !signedBody.ReadASN1(&attrContent, cbasn1.SET) {
-		return nil, errors.New("tsp: re-reading signed attributes")
+	// The signed attributes are signed as a SET and carried as [0]
+	// IMPLICIT: the same bytes under another tag.
+	signed[0] = tagContext0
+	var certs []byte
+	if includeCerts {
+		certs = s.unitCertsEl
+		if withChain {
+			certs = s.chainCertsEl
+		}
 	}
-	return build(func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(OIDSignedData)
-			b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1Int64(3)
-					b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(s.digestAlg) })
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1ObjectIdentifier(OIDTSTInfo)
-						b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-							b.AddASN1OctetString(tstInfo)
-						})
-					})
-					if includeCerts {
-						b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-							if withChain {
-								b.AddBytes(s.chainCerts)
-							} else {
-								b.AddBytes(s.unitCert)
-							}
-						})
-					}
-					b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddASN1Int64(1)
-							b.AddBytes(s.sid)
-							b.AddBytes(s.digestAlg)
-							b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-								b.AddBytes(attrContent)
-							})
-							b.AddBytes(s.sigAlg)
-							b.AddASN1OctetString(sig)
-						})
-					})
-				})
-			})
-		})
-	})
+	return s.contentInfo(tstInfo, certs, signed, sig), nil
+}
+
+// digest appends the hash of data to dst.
+func (s *TokenSigner) digest(dst, data []byte) []byte {
+	if s.hash == crypto.SHA256 {
+		sum := sha256.Sum256(data)
+		return append(dst, sum[:]...)
+	}
+	h := s.hash.New()
+	h.Write(data)
+	return h.Sum(dst)
+}
+
+// oidSignedDataDER and oidTSTInfoDER are the encoded content types.
+var (
+	oidSignedDataDER = []byte{tagOID, 9, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02}
+	oidTSTInfoDER    = []byte{tagOID, 11, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04}
+)
+
+// contentInfo encodes the ContentInfo of the token: every length is
+// computed first, then the bytes are written once into a buffer of the
+// exact size. attrs is the [0] IMPLICIT signed attributes element, certs
+// the [0] certificates element or nil.
+func (s *TokenSigner) contentInfo(tstInfo, certs, attrs, sig []byte) []byte {
+	eContent := tlvSize(len(tstInfo))
+	encap := len(oidTSTInfoDER) + tlvSize(eContent)
+	signerInfo := 3 + len(s.sid) + len(s.digestAlg) + len(attrs) + len(s.sigAlg) + tlvSize(len(sig))
+	signerInfos := tlvSize(signerInfo)
+	sd := 3 + len(s.digestAlgs) + tlvSize(encap) + len(certs) + tlvSize(signerInfos)
+	ci := len(oidSignedDataDER) + tlvSize(tlvSize(sd))
+	b := make([]byte, 0, tlvSize(ci))
+
+	b = appendHeader(b, tagSequence, ci)
+	b = append(b, oidSignedDataDER...)
+	b = appendHeader(b, tagContext0, tlvSize(sd))
+	b = appendHeader(b, tagSequence, sd)
+	b = append(b, tagInteger, 1, 3)
+	b = append(b, s.digestAlgs...)
+	b = appendHeader(b, tagSequence, encap)
+	b = append(b, oidTSTInfoDER...)
+	b = appendHeader(b, tagContext0, eContent)
+	b = appendTLV(b, tagOctetString, tstInfo)
+	b = append(b, certs...)
+	b = appendHeader(b, tagSet, signerInfos)
+	b = appendHeader(b, tagSequence, signerInfo)
+	b = append(b, tagInteger, 1, 1)
+	b = append(b, s.sid...)
+	b = append(b, s.digestAlg...)
+	b = append(b, attrs...)
+	b = append(b, s.sigAlg...)
+	return appendTLV(b, tagOctetString, sig)
 }
 
 // addTime encodes a CMS Time: UTCTime from 1950 to 2049, else GeneralizedTime.

@@ -76,72 +76,83 @@ func ParseGeneralizedTime(b []byte) (time.Time, error) {
 	return t.Add(time.Duration(ns)), nil
 }
 
-func addAccuracy(b *cryptobyte.Builder, d time.Duration) {
-	secs := int64(d / time.Second)
-	millis := int64(d % time.Second / time.Millisecond)
-	micros := int64(d % time.Millisecond / time.Microsecond)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		if secs > 0 {
-			b.AddASN1Int64(secs)
-		}
-		if millis > 0 {
-			b.AddASN1Int64WithTag(millis, cbasn1.Tag(0).ContextSpecific())
-		}
-		if micros > 0 {
-			b.AddASN1Int64WithTag(micros, cbasn1.Tag(1).ContextSpecific())
-		}
-	})
-}
-
 // Marshal encodes the TSTInfo as DER.
 func (t *TSTInfo) Marshal() ([]byte, error) {
 	if t.SerialNumber == nil || t.SerialNumber.Sign() <= 0 {
 		return nil, errors.New("tsp: TSTInfo needs a positive serial number")
 	}
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1Int64(1)
-		b.AddASN1ObjectIdentifier(t.Policy)
-		if t.MessageImprint.Raw != nil {
-			b.AddBytes(t.MessageImprint.Raw)
-		} else {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1ObjectIdentifier(t.MessageImprint.HashAlgorithm)
-					if t.MessageImprint.HashParams != nil {
-						b.AddBytes(t.MessageImprint.HashParams)
-					}
-				})
-				b.AddASN1OctetString(t.MessageImprint.HashedMessage)
-			})
+	// The contents are written after 5 spare bytes, and the SEQUENCE
+	// header is then put right before them: no copy.
+	const spare = 5
+	b := make([]byte, spare, 192+len(t.TSAName))
+	b = append(b, tagInteger, 1, 1)
+	var ok bool
+	if b, ok = appendOID(b, t.Policy); !ok {
+		return nil, errors.New("tsp: TSTInfo policy is not a valid OID")
+	}
+	if t.MessageImprint.Raw != nil {
+		b = append(b, t.MessageImprint.Raw...)
+	} else {
+		var alg []byte
+		if alg, ok = appendOID(make([]byte, 0, 16), t.MessageImprint.HashAlgorithm); !ok {
+			return nil, errors.New("tsp: TSTInfo hash algorithm is not a valid OID")
 		}
-		b.AddASN1BigInt(t.SerialNumber)
-		b.AddASN1(cbasn1.GeneralizedTime, func(b *cryptobyte.Builder) {
-			b.AddBytes(AppendGeneralizedTime(make([]byte, 0, 20), t.GenTime))
+		alg = append(alg, t.MessageImprint.HashParams...)
+		h := t.MessageImprint.HashedMessage
+		b = appendHeader(b, tagSequence, tlvSize(len(alg))+tlvSize(len(h)))
+		b = appendTLV(b, tagSequence, alg)
+		b = appendTLV(b, tagOctetString, h)
+	}
+	b = appendInteger(b, t.SerialNumber)
+	var gt [24]byte
+	b = appendTLV(b, tagGeneralizedTime, AppendGeneralizedTime(gt[:0], t.GenTime))
+	if t.Accuracy > 0 {
+		b = appendAccuracy(b, t.Accuracy)
+	}
+	if t.Ordering {
+		b = append(b, tagBoolean, 1, 0xff)
+	}
+	if t.Nonce != nil {
+		b = appendInteger(b, t.Nonce)
+	}
+	if t.TSAName != nil {
+		b = appendHeader(b, tagContext0, tlvSize(len(t.TSAName)))
+		b = appendTLV(b, tagContext4, t.TSAName)
+	}
+	if len(t.Extensions) > 0 {
+		var eb cryptobyte.Builder
+		eb.AddASN1(cbasn1.Tag(1).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
+			addExtensions(b, t.Extensions)
 		})
-		if t.Accuracy > 0 {
-			addAccuracy(b, t.Accuracy)
+		exts, err := eb.Bytes()
+		if err != nil {
+			return nil, err
 		}
-		if t.Ordering {
-			b.AddASN1Boolean(true)
-		}
-		if t.Nonce != nil {
-			b.AddASN1BigInt(t.Nonce)
-		}
-		if t.TSAName != nil {
-			b.AddASN1(cbasn1.Tag(0).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.Tag(4).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-					b.AddBytes(t.TSAName)
-				})
-			})
-		}
-		if len(t.Extensions) > 0 {
-			b.AddASN1(cbasn1.Tag(1).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-				addExtensions(b, t.Extensions)
-			})
-		}
-	})
-	return b.Bytes()
+		b = append(b, exts...)
+	}
+	n := len(b) - spare
+	h := 1 + lenSize(n)
+	appendHeader(b[spare-h:spare-h], tagSequence, n)
+	return b[spare-h:], nil
+}
+
+// appendAccuracy appends the Accuracy SEQUENCE for d (d > 0).
+func appendAccuracy(dst []byte, d time.Duration) []byte {
+	secs := int64(d / time.Second)
+	millis := int64(d % time.Second / time.Millisecond)
+	micros := int64(d % time.Millisecond / time.Microsecond)
+	var buf [24]byte
+	body := buf[:0]
+	if secs > 0 {
+		body = appendSmallInt(body, tagInteger, secs)
+	}
+	if millis > 0 {
+		body = appendSmallInt(body, tagImplicit0, millis)
+	}
+	if micros > 0 {
+		body = appendSmallInt(body, tagImplicit1, micros)
+	}
+	return appendTLV(dst, tagSequence, body)
 }
 
 // readOptionalInt reads an optional INTEGER, implicitly tagged with tag.
