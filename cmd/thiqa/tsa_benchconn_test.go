@@ -1,8 +1,8 @@
 package main
 
 import (
-	"context"
 	"bufio"
+	"context"
 	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
