@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/crypto/ocsp"
-
 	"github.com/thiqa/thiqa/signer/cades"
 	"github.com/thiqa/thiqa/signer/pdfdoc"
 )
@@ -118,10 +116,10 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 			*list = append(*list, b)
 		}
 	}
-	var responders []*x509.Certificate
+	var responders [][]byte // certificates the OCSP responses carry
 	targets := append([]*x509.Certificate(nil), pool.list...)
 	for _, c := range targets {
-		if selfSigned(c) {
+		if v.Cache.isSelfSigned(c) {
 			continue
 		}
 		issuer := pool.issuerOf(c)
@@ -139,9 +137,7 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 		cancel()
 		if oerr == nil && len(resp) > 0 {
 			addRev(&vd.ocsps, resp)
-			if r, err := ocsp.ParseResponse(resp, nil); err == nil && r.Certificate != nil {
-				responders = append(responders, r.Certificate)
-			}
+			responders = append(responders, ocspCertificates(resp)...)
 			continue
 		}
 		cctx, cancel = v.callContext(ctx)
@@ -158,9 +154,11 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 			return nil, fmt.Errorf("%w: %q: OCSP: %v; CRL: %v", ErrRevocation, c.Subject.String(), oerr, cerr)
 		}
 	}
-	pool.add(responders...)
 	for _, c := range pool.list {
 		addCert(c.Raw)
+	}
+	for _, b := range responders {
+		addCert(b)
 	}
 	for _, b := range raw {
 		addCert(b)

@@ -121,6 +121,10 @@ type ValidationOptions struct {
 	AllowMissingRevocation bool
 	// VRI adds a /VRI entry per signature to the DSS.
 	VRI bool
+	// Cache, when set, remembers across signatures what gathering the
+	// validation data learns about certificates (see Cache); nil checks
+	// everything afresh each time.
+	Cache *Cache
 	// Timeout bounds each call to the TSA and to the revocation source
 	// (default 10 s), whatever the caller's context allows.
 	Timeout time.Duration
