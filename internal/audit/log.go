@@ -78,11 +78,15 @@ type Log struct {
 	stopped chan struct{}
 }
 
-// request is one Append waiting for its batch.
+// request is one Append (or Group.Append) waiting for its batch.
 type request struct {
 	ctx  context.Context
 	rec  Record // Seq, Time, PrevHash and Hash are filled in when sealed
 	done chan result
+	// group is set for an item of a collective record; rec is then unused
+	// and item holds the item's JSON.
+	group *Group
+	item  []byte
 }
 
 type result struct {
@@ -122,8 +126,11 @@ func (l *Log) Append(ctx context.Context, e Entry) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
-	req := &request{ctx: ctx, rec: rec, done: make(chan result, 1)}
+	return l.enqueue(ctx, start, &request{ctx: ctx, rec: rec, done: make(chan result, 1)})
+}
 
+// enqueue hands req to the writer and waits for its commit.
+func (l *Log) enqueue(ctx context.Context, start time.Time, req *request) (Record, error) {
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -243,35 +250,42 @@ func (l *Log) write(batch []*request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), l.opts.WriteTimeout)
 	defer cancel()
-	sealed := make([]Record, len(live))
+	// Records of the batch in order: one per Append, one per collective
+	// record (its items gathered in the order they came).
+	recs, owner := l.gather(live)
+	sealed := make([]Record, len(recs))
 	err := l.st.AppendAuditRecords(ctx, func(h Head) ([]Record, error) {
-		l.seal(h, live, sealed)
+		l.seal(h, recs, sealed)
 		return sealed, nil
 	})
 	if err != nil {
-		err = fmt.Errorf("audit: writing %d records: %w", len(live), err)
-		l.logger.Error("audit: batch failed", "records", len(live), "err", err)
+		err = fmt.Errorf("audit: writing %d records: %w", len(recs), err)
+		l.logger.Error("audit: batch failed", "records", len(recs), "requests", len(live), "err", err)
 		l.m.failures.Add(float64(len(live)))
 		for _, r := range live {
 			r.done <- result{err: err}
 		}
 		return
 	}
-	l.m.batch.Observe(float64(len(live)))
+	l.m.batch.Observe(float64(len(recs)))
+	for _, rec := range sealed {
+		l.m.records(rec.Outcome).Inc()
+	}
 	for i, r := range live {
-		l.m.records(sealed[i].Outcome).Inc()
-		r.done <- result{rec: sealed[i]}
+		if r.group != nil {
+			l.m.items.Inc()
+		}
+		r.done <- result{rec: sealed[owner[i]]}
 	}
 }
 
-// seal fills out[i] with live[i]'s record continuing the chain at h.
-func (l *Log) seal(h Head, live []*request, out []Record) {
+// seal fills out[i] with recs[i] continuing the chain at h.
+func (l *Log) seal(h Head, recs []Record, out []Record) {
 	now := time.Unix(0, l.opts.Now().UnixNano()).UTC()
 	prev, seq := h.Hash, h.Seq
 	buf := make([]byte, 0, 512)
-	for i, r := range live {
+	for i, rec := range recs {
 		seq++
-		rec := r.rec
 		rec.Seq, rec.Time, rec.PrevHash = seq, now, prev
 		buf = appendCanonical(buf[:0], rec)
 		rec.Hash = sum256(buf)

@@ -13,6 +13,7 @@ type metrics struct {
 	failures     prometheus.Counter
 	batch        prometheus.Histogram
 	latency      prometheus.Histogram
+	items        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -29,6 +30,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Name:    "thiqa_audit_batch_size",
 			Help:    "Records written per audit transaction (group commit).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10), // 1 … 512
+		})),
+		items: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "thiqa_audit_items_total",
+			Help: "Items committed inside collective audit records (Group.Append).",
 		})),
 		latency: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "thiqa_audit_append_duration_seconds",
