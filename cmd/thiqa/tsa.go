@@ -325,10 +325,13 @@ type tsaService struct {
 // build makes an Authority for unit and swaps it in; the metrics move to it.
 func (s *tsaService) install(unit *tsaUnit) error {
 	g := &tsaGeneration{unit: unit, metrics: &collectorSet{}}
+	rec, err := newAuditRecorder(s.p.audit, hex.EncodeToString(unit.cert.SerialNumber.Bytes()))
+	if err != nil {
+		return err
+	}
 	a, err := timestamp.New(s.tcfg, timestamp.Options{
 		Certificate: unit.cert, Chain: unit.chain, Signer: unit.key, Serials: s.serials,
-		Recorder: &auditRecorder{log: s.p.audit, unit: hex.EncodeToString(unit.cert.SerialNumber.Bytes())},
-		Clock:    s.clock, Logger: s.logger, Registerer: g.metrics,
+		Recorder: rec, Clock: s.clock, Logger: s.logger, Registerer: g.metrics,
 	})
 	if err != nil {
 		return err
@@ -535,43 +538,67 @@ func requesterOf(authn *auth.Authenticator) func(*http.Request) string {
 	}
 }
 
+// tsaAuditActor is the actor of the timestamp.issue records: the TSA
+// itself; each token's requester is in its item.
+const tsaAuditActor = "thiqa-tsa"
+
 // auditRecorder records every token in the group-committing audit log
-// (timestamp.Recorder): Record returns once the record is durable.
+// (timestamp.Recorder): Record returns once the record holding the token
+// is durable. The tokens of one audit batch share one hash-chained
+// timestamp.issue record (audit.Group): actor thiqa-tsa, object the unit
+// certificate's serial (hex), details
+//
+//	{"count":2,"items":[
+//	  {"genTime":"2026-11-22T12:00:00.123Z","hashAlgorithm":"SHA-256","imprint":"<hex>",
+//	   "policy":"0.4.0.2023.1.1","requester":"addr:192.0.2.7","serial":"1001"},
+//	  {…}]}
 type auditRecorder struct {
-	log  *audit.Log
-	unit string // serial of the unit certificate, hex
+	group *audit.Group
+	bufs  sync.Pool // *[]byte item buffers
+}
+
+// newAuditRecorder returns the recorder of the unit whose certificate
+// serial is unit (hex).
+func newAuditRecorder(log *audit.Log, unit string) (*auditRecorder, error) {
+	g, err := log.Group(tsaAuditActor, tsaActionIssue, unit, audit.OutcomeSuccess)
+	if err != nil {
+		return nil, err
+	}
+	return &auditRecorder{group: g}, nil
 }
 
 // Record implements timestamp.Recorder.
 func (r *auditRecorder) Record(ctx context.Context, rec timestamp.TokenRecord) error {
-	actor := rec.Requester
-	if actor == "" {
-		actor = "anonymous"
+	bp, _ := r.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
 	}
-	_, err := r.log.Append(ctx, audit.Entry{
-		Actor: actor, Action: tsaActionIssue, Object: rec.Serial.String(), Outcome: audit.OutcomeSuccess,
-		Details: tokenDetails{
-			GenTime:       rec.GenTime.UTC().Format(time.RFC3339Nano),
-			HashAlgorithm: hashName(rec.HashAlgorithm),
-			Imprint:       hex.EncodeToString(rec.Imprint),
-			Policy:        rec.Policy,
-			Requester:     rec.Requester,
-			Unit:          r.unit,
-		},
-	})
-	return err
+	item := appendTokenItem((*bp)[:0], rec)
+	if _, err := r.group.Append(ctx, item); err != nil {
+		// The item may still be queued: its buffer is not reused.
+		return err
+	}
+	// Committed: the log has copied the item into the record.
+	*bp = item
+	r.bufs.Put(bp)
+	return nil
 }
 
-// tokenDetails are the details of a timestamp.issue record. The fields are
-// in alphabetical order, so the JSON is what a map would give, without
-// sorting keys for every token.
-type tokenDetails struct {
-	GenTime       string `json:"genTime"`
-	HashAlgorithm string `json:"hashAlgorithm"`
-	Imprint       string `json:"imprint"`
-	Policy        string `json:"policy"`
-	Requester     string `json:"requester"`
-	Unit          string `json:"unit"`
+// appendTokenItem encodes a token's audit item (keys in alphabetical order).
+func appendTokenItem(b []byte, rec timestamp.TokenRecord) []byte {
+	b = append(b, `{"genTime":"`...)
+	b = rec.GenTime.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","hashAlgorithm":`...)
+	b = audit.AppendJSONString(b, hashName(rec.HashAlgorithm))
+	b = append(b, `,"imprint":"`...)
+	b = hex.AppendEncode(b, rec.Imprint)
+	b = append(b, `","policy":`...)
+	b = audit.AppendJSONString(b, rec.Policy)
+	b = append(b, `,"requester":`...)
+	b = audit.AppendJSONString(b, rec.Requester)
+	b = append(b, `,"serial":"`...)
+	b = rec.Serial.Append(b, 10)
+	return append(b, `"}`...)
 }
 
 // hashName is a hash's name for records and output.

@@ -72,7 +72,11 @@ func BenchmarkTSARecording(b *testing.B) {
 		}
 		log := audit.New(db, nil, nil, audit.Options{})
 		b.Cleanup(func() { log.Close(); db.Close() })
-		return &auditRecorder{log: log, unit: "02"}
+		rec, err := newAuditRecorder(log, "02")
+		if err != nil {
+			b.Fatal(err)
+		}
+		return rec
 	}
 	recorders := []struct {
 		name string

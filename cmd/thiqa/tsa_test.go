@@ -232,12 +232,15 @@ func checkUnique(t *testing.T, serials []*big.Int) {
 	}
 }
 
-// tsaRecord is one timestamp.issue audit record.
+// tsaRecord is one token as recorded in a timestamp.issue audit record:
+// actor is its requester, object its serial.
 type tsaRecord struct {
 	actor, object string
 	details       map[string]string
 }
 
+// tsaRecords reads the tokens recorded in the collective timestamp.issue
+// records, in order.
 func tsaRecords(t *testing.T, db *sql.DB, rebind func(string) string) []tsaRecord {
 	t.Helper()
 	rows, err := db.Query(rebind("SELECT actor, object, details FROM audit_log WHERE action = ? ORDER BY seq"), "timestamp.issue")
@@ -247,15 +250,23 @@ func tsaRecords(t *testing.T, db *sql.DB, rebind func(string) string) []tsaRecor
 	defer rows.Close()
 	var out []tsaRecord
 	for rows.Next() {
-		var r tsaRecord
-		var details string
-		if err := rows.Scan(&r.actor, &r.object, &details); err != nil {
+		var actor, object, details string
+		if err := rows.Scan(&actor, &object, &details); err != nil {
 			t.Fatal(err)
 		}
-		if err := json.Unmarshal([]byte(details), &r.details); err != nil {
+		var c struct {
+			Count int                 `json:"count"`
+			Items []map[string]string `json:"items"`
+		}
+		if err := json.Unmarshal([]byte(details), &c); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, r)
+		if actor != "thiqa-tsa" || object == "" || c.Count != len(c.Items) || c.Count == 0 {
+			t.Fatalf("timestamp.issue record by %q for %q with %d of %d items", actor, object, len(c.Items), c.Count)
+		}
+		for _, it := range c.Items {
+			out = append(out, tsaRecord{actor: it["requester"], object: it["serial"], details: it})
+		}
 	}
 	return out
 }
