@@ -57,7 +57,7 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	defer db.Close()
 	log := newAuditLog(db, logger, nil)
 	defer log.Close()
-	s, err := newSigningService(ctx, &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, nil, nil)
+	s, err := newSigningService(ctx, &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, nil, nil, nil)
 	if err != nil {
 		return err
 	}

@@ -135,8 +135,9 @@ func (m *signingMetrics) observe(op, level, outcome string, d time.Duration) {
 
 // newSigningService builds the service. transport, when set, carries the
 // calls to this deployment's own TSA, OCSP responder and CRLs (in process
-// when serving); nil uses the network.
-func newSigningService(ctx context.Context, p *platform, reg prometheus.Registerer, transport http.RoundTripper) (*signingService, error) {
+// when serving); nil uses the network. own, when set, is this server's own
+// TSA called in process, used when signing.tsaURL names it.
+func newSigningService(ctx context.Context, p *platform, reg prometheus.Registerer, transport http.RoundTripper, own *ownTSA) (*signingService, error) {
 	cfg := p.cfg.Signing.WithDefaults()
 	parts, err := findHierarchy(ctx, p.cfg, p.token)
 	if err != nil {
@@ -174,7 +175,11 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		TSA:        tsc,
 		Revocation: newRevocationFetcher(client, extra, s.now),
 		ExtraCerts: extra,
+		Cache:      signer.NewCache(),
 		Timeout:    cfg.Timeout,
+	}
+	if own != nil {
+		s.validation.TSA = own
 	}
 	return s, nil
 }
@@ -420,10 +425,14 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	if err != nil {
 		return err
 	}
-	s, err := newSigningService(ctx, p, p.reg, &inProcessTransport{host: base.Host, handler: sv.mux, next: http.DefaultTransport})
+	// The signature time-stamps of B-T and above: this server's own TSA in
+	// process when signing.tsaURL names it, else over HTTP.
+	own := ownTSAFor(sv.mux, p.cfg.PublicBaseURL, p.cfg.Signing.WithDefaults().TSAURLOrDefault(p.cfg.PublicBaseURL))
+	s, err := newSigningService(ctx, p, p.reg, &inProcessTransport{host: base.Host, handler: sv.mux, next: http.DefaultTransport}, own)
 	if err != nil {
 		return err
 	}
+	s.logger.Debug("signature time-stamps", "inProcess", own != nil)
 	h := &signingHTTP{s: s}
 	seal := deniedAuditor(p.audit, p.logger, policies.ActionSeal)
 	sign := deniedAuditor(p.audit, p.logger, policies.ActionSign)
@@ -458,7 +467,7 @@ func initSigning(ctx context.Context, p *platform, out io.Writer) error {
 	if !p.cfg.Signing.Enabled(p.cfg.CA) {
 		return nil
 	}
-	s, err := newSigningService(ctx, p, nil, nil)
+	s, err := newSigningService(ctx, p, nil, nil, nil)
 	if err != nil {
 		return err
 	}

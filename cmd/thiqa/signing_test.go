@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
@@ -285,6 +286,12 @@ func TestSigningOnSQLite(t *testing.T) {
 
 	// Refusals, each audited.
 	dbPath := filepath.Join(f.dir, "thiqa.db")
+	// The signature time-stamps came from the server's own TSA in process,
+	// each recorded by the TSA (B-T, B-LT, B-LTA twice, the batch's two, the
+	// citizen's B-T at least).
+	if n := tokensRequestedBy(t, dbPath, inProcessRequester); n < 7 {
+		t.Fatalf("%d in-process time-stamp tokens recorded, want at least 7", n)
+	}
 	if n := auditCount(t, dbPath, actionSeal, "refused", ""); n < 4 {
 		t.Fatalf("%d refused seal records, want at least 4", n)
 	}
@@ -414,6 +421,34 @@ func TestSigningOnPostgres(t *testing.T) {
 
 // runSealing: an agency seals at each level over HTTP, in a batch and with
 // the CLI; refusals for another agency's credential and bad documents.
+// tokensRequestedBy counts the time-stamp tokens the audit log records as
+// requested by requester (a record may hold one token or several).
+func tokensRequestedBy(t *testing.T, path, requester string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT details FROM audit_log WHERE action = 'timestamp.issue' AND outcome = 'success'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		n += strings.Count(d, `"requester":"`+requester+`"`)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func runSealing(t *testing.T, f *signFixture, levels []string) {
 	agency := f.token(t, "NTROM-1234567", "agency")
 	other := f.token(t, "NTROM-7654321", "agency")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -103,5 +105,37 @@ func TestClassify(t *testing.T) {
 		if status != c.status || outcome != c.outcome || msg == "" {
 			t.Errorf("%v: %d %q %s", c.err, status, msg, outcome)
 		}
+	}
+}
+
+// TestOwnTSAFor: the signature time-stamps go to the TSA in process only
+// when signing.tsaURL is this server's own /tsa and the mux serves it with
+// the TSA service; anything else keeps the HTTP client.
+func TestOwnTSAFor(t *testing.T) {
+	mux := http.NewServeMux()
+	ts := &tsaService{}
+	mux.Handle("POST /tsa", ts)
+	mux.HandleFunc("POST /other", func(http.ResponseWriter, *http.Request) {})
+	const base = "http://127.0.0.1:8093"
+	if got := ownTSAFor(mux, base, base+"/tsa"); got == nil || got.tsa != ts {
+		t.Fatal("the server's own /tsa is not called in process")
+	}
+	for _, u := range []string{"http://127.0.0.1:9999/tsa", "https://127.0.0.1:8093/tsa", base + "/tsa?x=1", base + "/other", base + "/tsa/", "http://tsa.example/tsa", "::"} {
+		if got := ownTSAFor(mux, base, u); got != nil {
+			t.Fatalf("%s is called in process", u)
+		}
+	}
+	if got := ownTSAFor(http.NewServeMux(), base, base+"/tsa"); got != nil {
+		t.Fatal("in process without a TSA service")
+	}
+	if got := ownTSAFor(nil, base, base+"/tsa"); got != nil {
+		t.Fatal("in process without a mux")
+	}
+	// A unit not installed yet: an error, never a panic.
+	if _, err := (&ownTSA{tsa: ts}).Timestamp(context.Background(), make([]byte, 32), crypto.SHA256); err == nil {
+		t.Fatal("a time-stamp without a unit")
+	}
+	if _, err := (&ownTSA{tsa: ts}).Timestamp(context.Background(), make([]byte, 20), crypto.SHA256); err == nil {
+		t.Fatal("a digest of the wrong size")
 	}
 }
