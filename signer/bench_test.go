@@ -24,7 +24,7 @@ func BenchmarkSign(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				out.Reset()
-				if _, err := Sign(context.Background(), bytes.NewReader(in), int64(len(in)), &out, o); err != nil {
+				if _, err := Sign(context.Background(), Bytes(in), int64(len(in)), &out, o); err != nil {
 					b.Fatal(err)
 				}
 			}

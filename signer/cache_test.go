@@ -3,7 +3,10 @@ package signer
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/x509"
+	"errors"
+	"io"
 	"math/big"
 	"testing"
 	"time"
@@ -133,5 +136,82 @@ func TestDSSWithCache(t *testing.T) {
 		if !cached[string(p.ocspCert.Raw)] || !cached[string(p.root.Raw)] {
 			t.Fatal("the DSS lacks the OCSP responder's or the root's certificate")
 		}
+	}
+}
+
+// TestPlaceholderLearned: with a Cache, the second signature of a key gets
+// a /Contents sized to the first (much smaller than the worst case), the
+// output stays valid, and a placeholder learned too small is made again
+// larger rather than failing.
+func TestPlaceholderLearned(t *testing.T) {
+	p := getPKI(t)
+	in := testPDF(1, 0)
+	o := signOpts(p, false, LevelBT)
+	o.Validation.Cache = NewCache()
+	first, err := SignBytes(context.Background(), in, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := SignBytes(context.Background(), in, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(second) > len(first)-8000 {
+		t.Fatalf("the learned placeholder saves too little: %d then %d bytes", len(first), len(second))
+	}
+	assertOpenSSL(t, p, second, true)
+	assertPdfsig(t, p, second, 1)
+	// Learned too small (a larger time-stamp unit later, say): signed anyway.
+	key := placeholderKey(o.Chain[0], crypto.SHA256, true, false)
+	o.Validation.Cache.sigSize[key] = 10
+	third, err := SignBytes(context.Background(), in, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertOpenSSL(t, p, third, true)
+	if n, _ := o.Validation.Cache.placeholder(key); n < 1000 {
+		t.Fatalf("the cache did not learn the real size: %d", n)
+	}
+}
+
+// TestBeforeWrite: called once with the size of what is then written; its
+// error stops everything, nothing written.
+func TestBeforeWrite(t *testing.T) {
+	p := getPKI(t)
+	in := testPDF(1, 0)
+	for _, doc := range []io.ReaderAt{Bytes(in), bytes.NewReader(in)} {
+		o := signOpts(p, false, LevelBB)
+		var sizes []int64
+		o.BeforeWrite = func(n int64) error { sizes = append(sizes, n); return nil }
+		var out bytes.Buffer
+		res, err := Sign(context.Background(), doc, int64(len(in)), &out, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sizes) != 1 || sizes[0] != int64(out.Len()) || res.Size != sizes[0] || !bytes.HasPrefix(out.Bytes(), in) {
+			t.Fatalf("BeforeWrite saw %v, %d bytes written", sizes, out.Len())
+		}
+		o.BeforeWrite = func(int64) error { return errors.New("no audit") }
+		out.Reset()
+		if _, err := Sign(context.Background(), doc, int64(len(in)), &out, o); err == nil || out.Len() != 0 {
+			t.Fatalf("BeforeWrite's error: %v, %d bytes written", err, out.Len())
+		}
+	}
+}
+
+func TestBytesReadAt(t *testing.T) {
+	b := Bytes("0123456789")
+	p := make([]byte, 4)
+	if n, err := b.ReadAt(p, 2); n != 4 || err != nil || string(p) != "2345" {
+		t.Fatalf("ReadAt(2) = %d %v %q", n, err, p)
+	}
+	if n, err := b.ReadAt(p, 8); n != 2 || err != io.EOF || string(p[:2]) != "89" {
+		t.Fatalf("ReadAt(8) = %d %v", n, err)
+	}
+	if n, err := b.ReadAt(p, 10); n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt(10) = %d %v", n, err)
+	}
+	if _, err := b.ReadAt(p, -1); err == nil {
+		t.Fatal("ReadAt(-1) succeeded")
 	}
 }

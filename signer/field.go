@@ -172,11 +172,11 @@ func addSignatureField(rd *pdfdoc.Reader, u *pdfdoc.Update, spec fieldSpec, plac
 	}
 
 	sigRef := u.Alloc()
-	tail, br, ct := sigDictTail(placeholder)
-	body := append(append([]byte(nil), spec.sigDict...), tail...)
+	body, br, ct := sigDictBody(spec.sigDict, placeholder)
+	u.Grow(len(body) + 4096)
 	at := u.WriteObject(sigRef, pdfdoc.Raw(body))
-	brAt = at + int64(len(spec.sigDict)+br)
-	contentsAt = at + int64(len(spec.sigDict)+ct)
+	brAt = at + int64(br)
+	contentsAt = at + int64(ct)
 
 	if existing != nil {
 		field := existing.Clone()

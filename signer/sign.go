@@ -7,8 +7,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -52,6 +54,11 @@ type Options struct {
 	// nothing is written: the seam for sole-control authorisation (SAD
 	// bound to the hash) and for recording the intent before signing.
 	BeforeSign func(ctx context.Context, documentDigest, dtbs []byte) error
+	// BeforeWrite, when set, is called once every step succeeded and
+	// before the first byte goes to out, with the size of the signed PDF.
+	// Returning an error aborts and nothing is written: the seam for a
+	// record that must exist before the answer, and for a Content-Length.
+	BeforeWrite func(size int64) error
 }
 
 func (o *Options) check() error {
@@ -107,7 +114,7 @@ type Result struct {
 // SignBytes signs the PDF in doc and returns the signed PDF.
 func SignBytes(ctx context.Context, doc []byte, opts Options) ([]byte, error) {
 	var out bytes.Buffer
-	if _, err := Sign(ctx, bytes.NewReader(doc), int64(len(doc)), &out, opts); err != nil {
+	if _, err := Sign(ctx, Bytes(doc), int64(len(doc)), &out, opts); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
@@ -164,12 +171,20 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 	if opts.Level >= LevelBT {
 		est += 12288
 	}
-	contents, err := doc.appendSigned(est, opts.Hash, build, fill)
+	// A signature of the same key, hash and level is the size of the
+	// last ones give or take a few bytes: a placeholder that size, not the
+	// worst case, keeps the output small.
+	sizeKey := placeholderKey(opts.Chain[0], opts.Hash, opts.Level >= LevelBT, opts.PSS)
+	if n, ok := opts.Validation.Cache.placeholder(sizeKey); ok {
+		est = n
+	}
+	der, hexLen, err := doc.appendSigned(est, opts.Hash, build, fill)
 	if err != nil {
 		return nil, err
 	}
+	opts.Validation.Cache.observeSignature(sizeKey, len(der))
 	if opts.Level >= LevelBLT {
-		if err := doc.addDSS(ctx, opts.Validation, [][]byte{contents}, opts.Chain); err != nil {
+		if err := doc.addDSS(ctx, opts.Validation, [][]byte{paddedContents(der, hexLen)}, opts.Chain); err != nil {
 			return nil, err
 		}
 	}
@@ -178,10 +193,15 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 			return nil, err
 		}
 	}
+	res.Size = doc.size()
+	if opts.BeforeWrite != nil {
+		if err := opts.BeforeWrite(res.Size); err != nil {
+			return nil, err
+		}
+	}
 	if err := doc.writeTo(out); err != nil {
 		return nil, err
 	}
-	res.Size = doc.size()
 	return res, nil
 }
 
@@ -190,6 +210,34 @@ type document struct {
 	base     io.ReaderAt
 	baseSize int64
 	tail     []byte
+	buf      []byte // for streaming a base that is not Bytes
+}
+
+// buffer returns the document's copy buffer.
+func (d *document) buffer() []byte {
+	if d.buf == nil {
+		d.buf = make([]byte, 32<<10)
+	}
+	return d.buf
+}
+
+// Bytes is a PDF held in memory, as an io.ReaderAt. Sign hashes and writes
+// it from the slice itself, without copying it through a buffer.
+type Bytes []byte
+
+// ReadAt implements io.ReaderAt.
+func (b Bytes) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("signer: negative offset")
+	}
+	if off >= int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
 
 func (d *document) size() int64 { return d.baseSize + int64(len(d.tail)) }
@@ -207,7 +255,11 @@ func (d *document) open() (*pdfdoc.Reader, error) {
 }
 
 func (d *document) writeTo(out io.Writer) error {
-	if _, err := io.Copy(out, io.NewSectionReader(d.base, 0, d.baseSize)); err != nil {
+	if b, ok := d.base.(Bytes); ok && int64(len(b)) == d.baseSize {
+		if _, err := out.Write(b); err != nil {
+			return fmt.Errorf("signer: writing the output: %w", err)
+		}
+	} else if _, err := io.CopyBuffer(out, io.NewSectionReader(d.base, 0, d.baseSize), d.buffer()); err != nil {
 		return fmt.Errorf("signer: writing the output: %w", err)
 	}
 	if _, err := out.Write(d.tail); err != nil {
@@ -227,29 +279,45 @@ type revision struct {
 
 const byteRangeWidth = 60
 
-// sigDictTail returns the end of a signature dictionary: the ByteRange and
-// Contents placeholders, and where they lie relative to the returned bytes.
-func sigDictTail(placeholder int) (b []byte, brAt, contentsAt int) {
-	b = append(b, " /ByteRange "...)
+// sigDictBody returns the signature dictionary head followed by the
+// ByteRange and Contents placeholders, in one allocation, and where the
+// placeholders lie in it.
+func sigDictBody(head []byte, placeholder int) (b []byte, brAt, contentsAt int) {
+	const br, ct = " /ByteRange ", " /Contents <"
+	b = make([]byte, 0, len(head)+len(br)+byteRangeWidth+len(ct)+2*placeholder+3)
+	b = append(append(b, head...), br...)
 	brAt = len(b)
-	b = append(b, bytes.Repeat([]byte(" "), byteRangeWidth)...)
-	b = append(b, " /Contents "...)
-	contentsAt = len(b)
-	b = append(b, '<')
-	b = append(b, bytes.Repeat([]byte("0"), 2*placeholder)...)
+	b = appendRepeat(b, ' ', byteRangeWidth)
+	b = append(b, ct...)
+	contentsAt = len(b) - 1
+	b = appendRepeat(b, '0', 2*placeholder)
 	b = append(b, ">>>"...)
 	return b, brAt, contentsAt
 }
 
+// appendRepeat appends n copies of c to b.
+func appendRepeat(b []byte, c byte, n int) []byte {
+	start := len(b)
+	b = slices.Grow(b, n)[:start+n]
+	fill := b[start:]
+	if n > 0 {
+		fill[0] = c
+		for i := 1; i < n; i *= 2 {
+			copy(fill[i:], fill[:i])
+		}
+	}
+	return b
+}
+
 // appendSigned adds a revision built by build, hashes its byte ranges and
 // fills /Contents with what fill returns, retrying once with a larger
-// placeholder when the signature does not fit. It returns the bytes of the
-// /Contents string (the DER followed by zero padding).
-func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revision, error), fill func([]byte) ([]byte, error)) ([]byte, error) {
+// placeholder when the signature does not fit. It returns the DER and the
+// number of hex digits of the /Contents string.
+func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revision, error), fill func([]byte) ([]byte, error)) ([]byte, int, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		rev, err := build(est)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		start := d.size()
 		total := start + int64(len(rev.data))
@@ -257,36 +325,48 @@ func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revisi
 		c1 := c0 + int64(rev.hexLen) + 2
 		br := fmt.Sprintf("[0 %d %d %d]", c0, c1, total-c1)
 		if len(br) > byteRangeWidth {
-			return nil, fmt.Errorf("signer: byte range too wide")
+			return nil, 0, fmt.Errorf("signer: byte range too wide")
 		}
 		copy(rev.data[rev.byteRange:], br)
 		digest, err := d.hashRanges(h, rev.data, c0-start, c1-start)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		der, err := fill(digest)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if 2*len(der) > rev.hexLen {
 			est = len(der) + 2048
 			continue
 		}
 		hex.Encode(rev.data[rev.contents+1:], der)
-		d.tail = append(d.tail, rev.data...)
-		contents := make([]byte, rev.hexLen/2)
-		copy(contents, der)
-		return contents, nil
+		if len(d.tail) == 0 {
+			d.tail = rev.data
+		} else {
+			d.tail = append(d.tail, rev.data...)
+		}
+		return der, rev.hexLen, nil
 	}
-	return nil, fmt.Errorf("signer: signature does not fit its placeholder")
+	return nil, 0, fmt.Errorf("signer: signature does not fit its placeholder")
+}
+
+// paddedContents returns the bytes of a /Contents string of hexLen digits
+// holding der: der followed by zeros.
+func paddedContents(der []byte, hexLen int) []byte {
+	b := make([]byte, max(hexLen/2, len(der)))
+	copy(b, der)
+	return b
 }
 
 // hashRanges digests the current document followed by rev, leaving out
 // rev[gap0:gap1], by streaming.
 func (d *document) hashRanges(h crypto.Hash, rev []byte, gap0, gap1 int64) ([]byte, error) {
 	hh := h.New()
-	buf := make([]byte, 64<<10)
-	if _, err := io.CopyBuffer(hh, io.NewSectionReader(d.reader(), 0, d.size()), buf); err != nil {
+	if b, ok := d.base.(Bytes); ok && int64(len(b)) == d.baseSize {
+		hh.Write(b)
+		hh.Write(d.tail)
+	} else if _, err := io.CopyBuffer(hh, io.NewSectionReader(d.reader(), 0, d.size()), d.buffer()); err != nil {
 		return nil, fmt.Errorf("signer: hashing the document: %w", err)
 	}
 	hh.Write(rev[:gap0])

@@ -122,12 +122,19 @@ func (u *Update) Alloc() Ref {
 // of the update.
 func (u *Update) Offset() int64 { return u.base + int64(u.buf.Len()) }
 
+// Grow makes room for n more bytes of the update.
+func (u *Update) Grow(n int) { u.buf.Grow(n) }
+
 // WriteObject writes "ref obj o endobj" and returns the absolute offset of
 // the first byte of o.
 func (u *Update) WriteObject(ref Ref, o Object) int64 {
 	u.begin(ref)
 	at := u.Offset()
-	u.buf.Write(AppendObject(nil, o))
+	if r, ok := o.(Raw); ok {
+		u.buf.Write(r)
+	} else {
+		u.buf.Write(AppendObject(u.buf.AvailableBuffer(), o))
+	}
 	u.buf.WriteString("\nendobj\n")
 	return at
 }
@@ -160,7 +167,10 @@ func (u *Update) WriteStream(ref Ref, d Dict, data []byte, compress bool) error 
 func (u *Update) begin(ref Ref) {
 	u.offsets[ref.Num] = u.Offset()
 	u.gens[ref.Num] = ref.Gen
-	fmt.Fprintf(&u.buf, "%d %d obj\n", ref.Num, ref.Gen)
+	b := strconv.AppendInt(u.buf.AvailableBuffer(), int64(ref.Num), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(ref.Gen), 10)
+	u.buf.Write(append(b, " obj\n"...))
 }
 
 // Finish writes the cross-reference section (a table, or a stream when the
@@ -187,9 +197,15 @@ func (u *Update) Finish() ([]byte, error) {
 			for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
 				j++
 			}
-			fmt.Fprintf(&u.buf, "%d %d\n", nums[i], j-i+1)
+			b := strconv.AppendInt(u.buf.AvailableBuffer(), int64(nums[i]), 10)
+			b = append(b, ' ')
+			b = strconv.AppendInt(b, int64(j-i+1), 10)
+			u.buf.Write(append(b, '\n'))
 			for k := i; k <= j; k++ {
-				fmt.Fprintf(&u.buf, "%010d %05d n\r\n", u.offsets[nums[k]], u.gens[nums[k]])
+				b := appendPadded(u.buf.AvailableBuffer(), u.offsets[nums[k]], 10)
+				b = append(b, ' ')
+				b = appendPadded(b, int64(u.gens[nums[k]]), 5)
+				u.buf.Write(append(b, " n\r\n"...))
 			}
 			i = j + 1
 		}
@@ -238,6 +254,16 @@ func (u *Update) Finish() ([]byte, error) {
 	}
 	fmt.Fprintf(&u.buf, "startxref\n%d\n%%%%EOF\n", xrefAt)
 	return u.buf.Bytes(), nil
+}
+
+// appendPadded appends v in decimal, zero-padded to width digits.
+func appendPadded(b []byte, v int64, width int) []byte {
+	var d [20]byte
+	s := strconv.AppendInt(d[:0], v, 10)
+	for i := len(s); i < width; i++ {
+		b = append(b, '0')
+	}
+	return append(b, s...)
 }
 
 func (u *Update) writeStreamBody(d Dict, data []byte) error {
