@@ -356,13 +356,15 @@ type pdfInput struct {
 	size int64
 }
 
-// signPDF signs in with cred at level and streams the result to out. The
-// audit record of the success is written (and must succeed) after every
-// step succeeded and before the first byte reaches out; authorize, when
-// set, is called with the document digest and the DTBS before the key is
-// used (sole control).
-func (s *signingService) signPDF(ctx context.Context, rec signRecord, cred *signingCredential, level signer.Level, in pdfInput, out func(documentDigest []byte) (io.Writer, error),
+// signPDF signs in with cred at level and writes the result to the writer
+// out returns. The audit record of the success is written (and must
+// succeed) after every step succeeded and before out is called, so before
+// the first byte of the answer; out gets the document digest and the size
+// of the signed PDF. authorize, when set, is called with the document
+// digest and the DTBS before the key is used (sole control).
+func (s *signingService) signPDF(ctx context.Context, rec signRecord, cred *signingCredential, level signer.Level, in pdfInput, out func(documentDigest []byte, size int64) (io.Writer, error),
 	authorize func(ctx context.Context, documentDigest, dtbs []byte) error) (*signer.Result, error) {
+	dst := &deferredWriter{}
 	opts := signer.Options{
 		Level: level, Signer: cred.key, Chain: cred.chain, Validation: s.validation,
 		BeforeSign: func(ctx context.Context, documentDigest, dtbs []byte) error {
@@ -372,48 +374,33 @@ func (s *signingService) signPDF(ctx context.Context, rec signRecord, cred *sign
 			}
 			return nil
 		},
+		BeforeWrite: func(size int64) error {
+			if err := s.auditSign(ctx, rec, audit.OutcomeSuccess, ""); err != nil {
+				return fmt.Errorf("%w: %v", errAudit, err)
+			}
+			w, err := out(rec.documentDigest, size)
+			dst.w = w
+			return err
+		},
 	}
 	if rec.action == actionSeal {
 		opts.Reason = "e-seal"
 	}
-	lw := &lazyWriter{open: func() (io.Writer, error) {
-		if err := s.auditSign(ctx, rec, audit.OutcomeSuccess, ""); err != nil {
-			return nil, fmt.Errorf("%w: %v", errAudit, err)
-		}
-		return out(rec.documentDigest)
-	}}
-	res, err := signer.Sign(ctx, in.r, in.size, lw, opts)
-	if err == nil && !lw.opened {
-		// An empty output never happens; keep the invariant anyway.
-		_, err = lw.Write(nil)
-	}
-	return res, err
+	return signer.Sign(ctx, in.r, in.size, dst, opts)
 }
 
 // errAudit marks a failure to write the audit record: nothing was sent.
 var errAudit = errors.New("audit record could not be written")
 
-// lazyWriter calls open at the first Write, so that the audit record and
-// the response headers go out only once the signed document is complete.
-type lazyWriter struct {
-	open   func() (io.Writer, error)
-	w      io.Writer
-	opened bool
-}
+// deferredWriter writes to w, which BeforeWrite sets once the signed
+// document is complete and audited.
+type deferredWriter struct{ w io.Writer }
 
-func (l *lazyWriter) Write(b []byte) (int, error) {
-	if !l.opened {
-		l.opened = true
-		w, err := l.open()
-		if err != nil {
-			return 0, err
-		}
-		l.w = w
-	}
-	if l.w == nil {
+func (d *deferredWriter) Write(b []byte) (int, error) {
+	if d.w == nil {
 		return 0, errAudit
 	}
-	return l.w.Write(b)
+	return d.w.Write(b)
 }
 
 // wireSigning serves the seal, sign and CSC endpoints.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -15,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,7 +43,39 @@ const inMemoryBody = 2 << 20
 const maxBatchPart = 32 << 20
 
 // signingHTTP serves the signing endpoints.
-type signingHTTP struct{ s *signingService }
+type signingHTTP struct {
+	s *signingService
+	// bodies keeps request-body buffers (*[]byte, at most pooledBody
+	// bytes) for reuse by the next document.
+	bodies sync.Pool
+}
+
+// pooledBody is the largest body buffer kept for reuse.
+const pooledBody = 1 << 20
+
+// bodyBuffer returns a buffer for a body of size bytes (plus one, to see a
+// longer body), nil when the size is unknown or too large to keep.
+func (h *signingHTTP) bodyBuffer(size int64) *[]byte {
+	if size < 0 || size+1 > pooledBody {
+		return nil
+	}
+	if bp, _ := h.bodies.Get().(*[]byte); bp != nil && int64(cap(*bp)) >= size+1 {
+		return bp
+	}
+	// A fresh one, sized for its size class so it serves similar bodies.
+	n := int64(64 << 10)
+	for n < size+1 {
+		n *= 2
+	}
+	b := make([]byte, 0, n)
+	return &b
+}
+
+func (h *signingHTTP) releaseBody(bp *[]byte) {
+	if bp != nil {
+		h.bodies.Put(bp)
+	}
+}
 
 // httpError is a refusal or failure with its HTTP status.
 type httpError struct {
@@ -106,11 +138,18 @@ func (h *signingHTTP) readPDF(w http.ResponseWriter, r *http.Request) (pdfInput,
 		return pdfInput{}, none, refuse(http.StatusRequestEntityTooLarge, "the document exceeds %d bytes", limit)
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	return readDocument(body, r.ContentLength, h.s.cfg.TempDir, limit)
+	bp := h.bodyBuffer(r.ContentLength)
+	var buf []byte
+	if bp != nil {
+		buf = *bp
+	}
+	in, cleanup, err := readDocument(body, r.ContentLength, h.s.cfg.TempDir, limit, buf)
+	return in, func() { cleanup(); h.releaseBody(bp) }, err
 }
 
-// readDocument reads one document from body (size -1 when unknown).
-func readDocument(body io.Reader, size int64, tempDir string, limit int64) (pdfInput, func(), error) {
+// readDocument reads one document from body (size -1 when unknown). buf,
+// when large enough, holds a small document of known size.
+func readDocument(body io.Reader, size int64, tempDir string, limit int64, buf []byte) (pdfInput, func(), error) {
 	none := func() {}
 	tooBig := func(err error) error {
 		var mbe *http.MaxBytesError
@@ -125,7 +164,11 @@ func readDocument(body io.Reader, size int64, tempDir string, limit int64) (pdfI
 		var b []byte
 		var err error
 		if size >= 0 {
-			b = make([]byte, size+1)
+			if int64(cap(buf)) >= size+1 {
+				b = buf[:size+1]
+			} else {
+				b = make([]byte, size+1)
+			}
 			var n int
 			n, err = io.ReadFull(body, b)
 			b = b[:n]
@@ -142,7 +185,7 @@ func readDocument(body io.Reader, size int64, tempDir string, limit int64) (pdfI
 			}
 		}
 		if len(b) <= inMemoryBody && (size < 0 || int64(len(b)) == size) {
-			return pdfInput{r: bytes.NewReader(b), size: int64(len(b))}, none, checkPDFHeader(bytes.NewReader(b))
+			return pdfInput{r: signer.Bytes(b), size: int64(len(b))}, none, checkPDFHeader(bytes.NewReader(b))
 		}
 		body = io.MultiReader(bytes.NewReader(b), body)
 	}
@@ -281,16 +324,16 @@ func (h *signingHTTP) signDocument(w http.ResponseWriter, r *http.Request, actio
 	if authorize != nil {
 		az = func(ctx context.Context, digest, dtbs []byte) error { return authorize(ctx, credID, digest, dtbs) }
 	}
-	bw := bufio.NewWriterSize(w, 64<<10) // fewer, larger writes to the connection
-	res, err := h.s.signPDF(r.Context(), rec, cred, level, in, func(digest []byte) (io.Writer, error) {
-		w.Header().Set("Content-Type", "application/pdf")
-		w.Header().Set(DigestHeader, hex.EncodeToString(digest))
+	res, err := h.s.signPDF(r.Context(), rec, cred, level, in, func(digest []byte, size int64) (io.Writer, error) {
+		// With its length known the answer goes out unchunked, the
+		// document in one write.
+		hdr := w.Header()
+		hdr["Content-Type"] = []string{"application/pdf"}
+		hdr["Content-Length"] = []string{strconv.FormatInt(size, 10)}
+		hdr[DigestHeader] = []string{hex.EncodeToString(digest)}
 		w.WriteHeader(http.StatusOK)
-		return bw, nil
+		return w, nil
 	}, az)
-	if err == nil {
-		err = bw.Flush()
-	}
 	if err != nil {
 		if errors.Is(err, errAudit) || w.Header().Get(DigestHeader) == "" {
 			h.fail(w, r, rec, op, start, err)
@@ -389,7 +432,7 @@ func (h *signingHTTP) sealBatch(w http.ResponseWriter, r *http.Request) {
 		if it.name == "" {
 			it.name = part.FormName()
 		}
-		it.in, it.cleanup, it.err = readDocument(part, -1, h.s.cfg.TempDir, maxBatchPart)
+		it.in, it.cleanup, it.err = readDocument(part, -1, h.s.cfg.TempDir, maxBatchPart, nil)
 		part.Close()
 		items = append(items, it)
 	}
@@ -430,8 +473,9 @@ func (h *signingHTTP) sealOne(r *http.Request, rec signRecord, cred *signingCred
 	rec.size = in.size
 	var buf bytes.Buffer
 	var digest []byte
-	_, err := h.s.signPDF(r.Context(), rec, cred, level, in, func(d []byte) (io.Writer, error) {
+	_, err := h.s.signPDF(r.Context(), rec, cred, level, in, func(d []byte, size int64) (io.Writer, error) {
 		digest = d
+		buf.Grow(int(size))
 		return &buf, nil
 	}, nil)
 	if err != nil {
