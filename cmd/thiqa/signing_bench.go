@@ -219,7 +219,7 @@ func benchSeal(ctx context.Context, env *cliEnv, args []string) error {
 		ops := rate * time.Since(t0).Seconds()
 		self := ""
 		if ops > 0 {
-			self = fmt.Sprintf("  load generator CPU %s/op", ((serverCPUTime(os.Getpid())-self0)/time.Duration(ops)).Round(time.Microsecond))
+			self = fmt.Sprintf("  load generator CPU %s/op", ((serverCPUTime(os.Getpid()) - self0) / time.Duration(ops)).Round(time.Microsecond))
 		}
 		fmt.Fprintf(env.stdout, "seal %-5s %7.0f/s  p50 %8s  p99 %8s%s%s\n", lv, rate, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond),
 			cpuPerOp(*pid, cpu0, ops), self)
