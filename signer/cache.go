@@ -18,18 +18,48 @@ const maxCacheEntries = 4096
 // otherwise: about 0.5 ms for a P-384 root, on every B-LT signature), and
 // how large a key's signatures are, so that the /Contents placeholder is
 // sized to them rather than to the worst case (12 KB more for a time-stamp:
-// a bigger file to write, send and read). It is
+// a bigger file to write, send and read), and the certificates parsed from
+// signatures and time-stamp tokens. It is
 // safe for concurrent use and bounded. Create one with NewCache, keep it as
 // long as the signing service, and set it in ValidationOptions.Cache.
 type Cache struct {
 	mu         sync.Mutex
 	selfSigned map[[32]byte]bool
 	sigSize    map[[32]byte]int // largest CMS seen per placeholderKey
+	certs      map[[32]byte]*x509.Certificate
 }
 
 // NewCache returns an empty Cache.
 func NewCache() *Cache {
-	return &Cache{selfSigned: map[[32]byte]bool{}, sigSize: map[[32]byte]int{}}
+	return &Cache{selfSigned: map[[32]byte]bool{}, sigSize: map[[32]byte]int{}, certs: map[[32]byte]*x509.Certificate{}}
+}
+
+// parseCertificate is x509.ParseCertificate, remembered by DER when the
+// cache is set: the chains in signatures and time-stamp tokens are the same
+// few certificates again and again. The certificates are shared: callers
+// only read them.
+func (k *Cache) parseCertificate(der []byte) (*x509.Certificate, error) {
+	if k == nil {
+		return x509.ParseCertificate(der)
+	}
+	key := sha256.Sum256(der)
+	k.mu.Lock()
+	c := k.certs[key]
+	k.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err // not remembered: bad input is rare and varied
+	}
+	k.mu.Lock()
+	if len(k.certs) >= maxCacheEntries/4 {
+		clear(k.certs)
+	}
+	k.certs[key] = c
+	k.mu.Unlock()
+	return c, nil
 }
 
 // placeholderMargin is the room left above the largest signature seen for

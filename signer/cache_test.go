@@ -215,3 +215,23 @@ func TestBytesReadAt(t *testing.T) {
 		t.Fatal("ReadAt(-1) succeeded")
 	}
 }
+
+func TestCacheParseCertificate(t *testing.T) {
+	p := getPKI(t)
+	k := NewCache()
+	a, err := k.parseCertificate(p.ca.Raw)
+	if err != nil || !a.Equal(p.ca) {
+		t.Fatalf("parse: %v", err)
+	}
+	if b, err := k.parseCertificate(p.ca.Raw); err != nil || b != a {
+		t.Fatal("the second parse is not the remembered certificate")
+	}
+	for _, k := range []*Cache{k, nil} {
+		if _, err := k.parseCertificate(p.ca.Raw[:100]); err == nil {
+			t.Fatal("a truncated certificate parsed")
+		}
+	}
+	if len(k.certs) != 1 {
+		t.Fatalf("%d certificates remembered, want 1", len(k.certs))
+	}
+}

@@ -85,14 +85,14 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 	pool.add(chain...)
 	var raw [][]byte // certificates crypto/x509 may not parse
 	for _, der := range sigs {
-		p, err := cades.Parse(der)
+		p, err := cades.ParseWith(der, v.Cache.parseCertificate)
 		if err != nil {
 			return nil, fmt.Errorf("signer: reading a signature for the DSS: %w", err)
 		}
 		pool.add(p.Certificates...)
 		raw = append(raw, p.RawCertificates...)
 		for _, tok := range p.Timestamps {
-			if tp, err := cades.Parse(tok); err == nil {
+			if tp, err := cades.ParseWith(tok, v.Cache.parseCertificate); err == nil {
 				pool.add(tp.Certificates...)
 				raw = append(raw, tp.RawCertificates...)
 			}

@@ -45,6 +45,12 @@ type Parsed struct {
 // ContentInfo holding SignedData. Trailing bytes (PDF /Contents padding)
 // are ignored.
 func Parse(der []byte) (*Parsed, error) {
+	return ParseWith(der, x509.ParseCertificate)
+}
+
+// ParseWith is Parse with the certificates parsed by parseCert (which may
+// remember certificates it has parsed before).
+func ParseWith(der []byte, parseCert func([]byte) (*x509.Certificate, error)) (*Parsed, error) {
 	if len(der) > 1 && der[1] == 0x80 {
 		d, err := berToDER(der)
 		if err != nil {
@@ -77,7 +83,7 @@ func Parse(der []byte) (*Parsed, error) {
 				continue // attribute certificates and others
 			}
 			p.RawCertificates = append(p.RawCertificates, raw.FullBytes)
-			if c, err := x509.ParseCertificate(raw.FullBytes); err == nil {
+			if c, err := parseCert(raw.FullBytes); err == nil {
 				p.Certificates = append(p.Certificates, c)
 			}
 		}
