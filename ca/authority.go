@@ -186,7 +186,7 @@ func NewAuthority(cfg AuthorityConfig) (*Authority, error) {
 		return nil, err
 	}
 	a.phase = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "thiqa_ca_issue_phase_seconds", Help: "Time spent per issuance phase (validate, lint, store, sign, audit).",
+		Name: "thiqa_ca_issue_phase_seconds", Help: "Time spent per issuance phase (validate, lint, store, sign, verify, audit).",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 	}, []string{"phase"})
 	a.results = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -360,17 +360,24 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 			return nil, fmt.Errorf("recording the issuance intent: %w", err)
 		}
 		t3 := time.Now()
-		cert, err := is.sign(tmpl, pub, linted.RawTBSCertificate)
-		a.phase.WithLabelValues("sign").Observe(time.Since(t3).Seconds())
+		cert, digest, sch, err := is.sign(linted)
+		t4 := time.Now()
+		a.phase.WithLabelValues("sign").Observe(t4.Sub(t3).Seconds())
 		if err != nil {
 			return nil, err
 		}
-		t4 := time.Now()
+		err = is.verify(cert.Signature, digest, sch)
+		a.phase.WithLabelValues("verify").Observe(time.Since(t4).Seconds())
+		if err != nil {
+			a.log.ErrorContext(ctx, "CA signature failed verification; certificate not published", "ca", is.name, "serial", hexSerial)
+			return nil, err
+		}
+		t5 := time.Now()
 		err = a.store.InsertCertificate(ctx, CertificateRecord{
 			Serial: hexSerial, CA: is.name, Profile: p.Name, DER: cert.Raw, KeyHash: keyHash, RequestID: req.RequestID,
 			CredentialID: req.CredentialID, RequestedBy: req.RequestedBy, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
 		})
-		a.phase.WithLabelValues("store").Observe(time.Since(t4).Seconds())
+		a.phase.WithLabelValues("store").Observe(time.Since(t5).Seconds())
 		if err != nil {
 			return nil, fmt.Errorf("storing certificate %s: %w", hexSerial, err)
 		}

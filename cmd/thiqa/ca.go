@@ -226,7 +226,11 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	}
 	var issuers []*ca.Issuer
 	for _, c := range parts[1:] {
-		is, err := ca.NewIssuer(c.cert, c.key, ca.IssuerOptions{Name: c.conf.Name, BaseURL: cfg.PublicBaseURL})
+		// With hsm.verifyAfterSign the HSM layer checks every signature
+		// with the key's public half; the issuer then does not check its
+		// ECDSA signatures a second time (RSA ones it always checks).
+		is, err := ca.NewIssuer(c.cert, c.key, ca.IssuerOptions{Name: c.conf.Name, BaseURL: cfg.PublicBaseURL,
+			SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign})
 		if err != nil {
 			return nil, err
 		}

@@ -29,7 +29,7 @@ import (
 )
 
 // issuePhases are the phases of thiqa_ca_issue_phase_seconds.
-var issuePhases = []string{"validate", "lint", "store", "sign", "audit"}
+var issuePhases = []string{"validate", "lint", "store", "sign", "verify", "audit"}
 
 // benchIssue is a load generator for POST /api/v1/certificates: CSRs and a
 // registration-officer token are prepared in advance, then requests are sent
