@@ -44,6 +44,8 @@ type DB struct {
 	logger *slog.Logger
 
 	auditSQL auditStatements
+	// ckpt checkpoints SQLite's WAL in the background (nil for PostgreSQL).
+	ckpt *checkpointer
 
 	hintMu sync.Mutex
 	hint   audit.Head // the audit head this DB last wrote (PostgreSQL fast path)
@@ -115,6 +117,7 @@ func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
 	wq.Set("_journal_mode", "WAL")
 	wq.Set("_synchronous", sync)
 	wq.Set("_txlock", "immediate")
+	walWriterPragmas(wq)
 	db.w, err = sql.Open("sqlite", base+"?"+wq.Encode())
 	if err != nil {
 		return fmt.Errorf("store: sqlite: opening %s: %w", path, err)
@@ -147,6 +150,9 @@ func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
 	db.r.SetMaxIdleConns(n)
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: sqlite: opening %s for reading: %w", path, err)
+	}
+	if err := db.startCheckpointer(ctx, base+"?"+common.Encode(), walCheckpointInterval); err != nil {
+		return err
 	}
 	db.logger.Debug("store opened", "driver", DriverSQLite, "path", path, "synchronous", sync)
 	return nil
@@ -201,6 +207,9 @@ func (db *DB) Close() error {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
+	}
+	if db.ckpt != nil {
+		errs = append(errs, db.ckpt.stop())
 	}
 	if db.r != nil && db.r != db.w {
 		errs = append(errs, db.r.Close())

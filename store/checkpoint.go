@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+)
+
+// WAL checkpoints on SQLite. By default SQLite checkpoints inside the
+// commit that takes the WAL past 1,000 pages: that commit copies the pages
+// into the database file and fsyncs both files, about 10 ms here, and every
+// group-committed audit record (so every time-stamp token) waiting for it
+// waits as long. The writer connection therefore runs with
+// wal_autocheckpoint off, and a goroutine of its own checkpoints every
+// walCheckpointInterval on a connection of its own, in PASSIVE mode: it
+// copies the WAL into the database and does the expensive fsyncs without
+// waiting for, or blocking, the writer and the readers.
+//
+// Under a constant stream of commits a PASSIVE checkpoint never catches up
+// with the writer, so the WAL would never be started again from its
+// beginning and would grow without end. When the WAL passes walRestartSize
+// the checkpointer follows the PASSIVE checkpoint with a RESTART one: it
+// holds the writer back only while it copies the few frames written since
+// the PASSIVE one (a millisecond or two), and the next commit starts the
+// WAL again from the beginning. The WAL file thus stays below
+// walRestartSize plus what is written in one interval, and
+// journal_size_limit truncates it back to walSizeLimit when it is reused.
+
+const (
+	// walCheckpointInterval is how often the checkpointer runs.
+	walCheckpointInterval = 250 * time.Millisecond
+	// walSizeLimit is journal_size_limit: the size a reused WAL file is
+	// truncated to.
+	walSizeLimit = 16 << 20
+	// walRestartSize is the WAL size (bytes) beyond which a RESTART
+	// checkpoint follows the PASSIVE one.
+	walRestartSize = 16 << 20
+	// walPageBytes approximates a WAL frame (page + frame header) to turn
+	// the frame count wal_checkpoint reports into bytes.
+	walPageBytes = 4096 + 24
+)
+
+// walWriterPragmas are added to the SQLite writer connection's DSN.
+func walWriterPragmas(q url.Values) {
+	q.Add("_pragma", "wal_autocheckpoint(0)")
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
+}
+
+// checkpointer runs WAL checkpoints on its own connection until stopped.
+type checkpointer struct {
+	db       *sql.DB
+	interval time.Duration
+	cancel   context.CancelFunc
+	done     chan struct{}
+	logger   *slog.Logger
+}
+
+// startCheckpointer opens the checkpointer's connection (dsn: the
+// database without query_only) and starts its goroutine.
+func (db *DB) startCheckpointer(ctx context.Context, dsn string, interval time.Duration) error {
+	c, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return fmt.Errorf("store: sqlite: opening the checkpointer connection: %w", err)
+	}
+	c.SetMaxOpenConns(1)
+	c.SetMaxIdleConns(1)
+	c.SetConnMaxIdleTime(0)
+	if err := c.PingContext(ctx); err != nil {
+		c.Close()
+		return fmt.Errorf("store: sqlite: opening the checkpointer connection: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	db.ckpt = &checkpointer{db: c, interval: interval, cancel: cancel, done: make(chan struct{}), logger: db.logger}
+	go db.ckpt.run(runCtx)
+	return nil
+}
+
+// stop ends the goroutine and closes the connection.
+func (c *checkpointer) stop() error {
+	c.cancel()
+	<-c.done
+	return c.db.Close()
+}
+
+func (c *checkpointer) run(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		frames, err := c.timed(ctx, "PASSIVE")
+		if err == nil && int64(frames)*walPageBytes > walRestartSize {
+			_, err = c.timed(ctx, "RESTART")
+		}
+		if err != nil && ctx.Err() == nil {
+			c.logger.Warn("store: WAL checkpoint failed", "err", err)
+		}
+	}
+}
+
+// timed runs a checkpoint and logs it when it was slow.
+func (c *checkpointer) timed(ctx context.Context, mode string) (frames int, err error) {
+	start := time.Now()
+	frames, err = c.checkpoint(ctx, mode)
+	if d := time.Since(start); err == nil && d > time.Second {
+		c.logger.Info("store: slow WAL checkpoint", "mode", mode, "duration", d, "frames", frames)
+	}
+	return frames, err
+}
+
+// checkpoint runs one checkpoint and returns the WAL's size in frames.
+func (c *checkpointer) checkpoint(ctx context.Context, mode string) (frames int, err error) {
+	var busy, done int
+	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &done); err != nil {
+		return 0, err
+	}
+	return frames, nil
+}
