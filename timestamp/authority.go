@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,6 +93,8 @@ type Authority struct {
 	// failureResp is a pre-encoded systemFailure response for when even
 	// encoding a response fails.
 	failureResp []byte
+	// bodies recycles the HTTP handler's request buffers (*[]byte).
+	bodies sync.Pool
 }
 
 // New checks the configuration and the unit certificate and returns an
@@ -123,6 +126,7 @@ func New(cfg Config, o Options) (*Authority, error) {
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
+	a.bodies.New = func() any { b := make([]byte, 0, 512); return &b }
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -348,6 +352,8 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string) ([]
 		a.log.Error("signing a time-stamp token", "serial", serial, "err", err)
 		return nil, reject(tsp.SystemFailure, "internal error")
 	}
-	a.log.Debug("time-stamp issued", "serial", serial, "requester", requester)
+	if a.log.Enabled(ctx, slog.LevelDebug) {
+		a.log.Debug("time-stamp issued", "serial", serial, "requester", requester)
+	}
 	return token, nil
 }

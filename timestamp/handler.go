@@ -16,12 +16,18 @@ const (
 	ReplyContentType = "application/timestamp-reply"
 )
 
+// Header values of every reply, shared (never modified: len == cap).
+var (
+	replyContentType = []string{ReplyContentType}
+	replyNoStore     = []string{"no-store"}
+)
+
 // Handler serves RFC 3161 over HTTP (POST /tsa): a timestamp-query body in,
 // a timestamp-reply out. A body that is not a valid request gets an RFC 3161
 // rejection (HTTP 200); only when no request can be read at all (wrong
 // method or media type, body over the limit) does it answer 4xx with a
 // problem JSON body. identify names the requester for the token record; it
-// may be nil.
+// may be nil. The reply is written with one Write and a Content-Length.
 func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -29,17 +35,21 @@ func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 			problem.Error(w, http.StatusMethodNotAllowed, "time-stamp requests are POSTed")
 			return
 		}
-		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		if err != nil || mt != QueryContentType {
-			problem.Error(w, http.StatusUnsupportedMediaType, "the body must be "+QueryContentType)
-			return
+		if ct := r.Header.Get("Content-Type"); ct != QueryContentType {
+			mt, _, err := mime.ParseMediaType(ct)
+			if err != nil || mt != QueryContentType {
+				problem.Error(w, http.StatusUnsupportedMediaType, "the body must be "+QueryContentType)
+				return
+			}
 		}
 		limit := a.set.maxRequestBytes
 		if r.ContentLength > limit {
 			problem.Error(w, http.StatusRequestEntityTooLarge, "time-stamp requests are at most "+strconv.FormatInt(limit, 10)+" bytes")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		bp := a.bodies.Get().(*[]byte)
+		defer a.bodies.Put(bp)
+		body, err := readBody(w, r, limit, (*bp)[:0])
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -49,14 +59,47 @@ func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 			problem.Error(w, http.StatusBadRequest, "reading the request body failed")
 			return
 		}
+		*bp = body // keep a grown buffer
 		requester := ""
 		if identify != nil {
 			requester = identify(r)
 		}
+		// Nothing keeps a reference into body once Respond returns.
 		resp, _ := a.Respond(r.Context(), body, requester)
-		w.Header().Set("Content-Type", ReplyContentType)
-		w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
-		w.Header().Set("Cache-Control", "no-store")
+		h := w.Header()
+		h["Content-Type"] = replyContentType
+		h["Content-Length"] = []string{strconv.Itoa(len(resp))}
+		h["Cache-Control"] = replyNoStore
 		_, _ = w.Write(resp)
 	})
+}
+
+// readBody reads the request body into buf, at most limit bytes. A body of
+// known length is read with one ReadFull; any other through
+// http.MaxBytesReader.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		if int64(cap(buf)) < n {
+			buf = make([]byte, 0, n)
+		}
+		buf = buf[:n]
+		if _, err := io.ReadFull(r.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }

@@ -510,7 +510,17 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 		interval = time.Hour
 	}
 	sv.background = append(sv.background, s.renewLoop(interval))
-	sv.mux.Handle("POST /tsa", s)
+	// POST /tsa is public and hot: it is routed before the mux (the
+	// handler checks the method and media type itself); any other path
+	// under the prefix goes on to the mux.
+	mux := sv.mux
+	sv.raw["/tsa"] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/tsa" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		s.ServeHTTP(w, r)
+	})
 	sv.ready["tsa"] = s.ready
 	logger.Info("TSA unit ready", "key", s.cur.Load().unit.key.URI(), "serial", hex.EncodeToString(s.cur.Load().unit.cert.SerialNumber.Bytes()),
 		"notAfter", s.cur.Load().unit.cert.NotAfter, "clock", cfg.TSA.Timestamp.Clock.Source)
