@@ -19,6 +19,9 @@ import (
 	"io"
 	"math/big"
 	"slices"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Object identifiers used in the CMS.
@@ -313,11 +316,20 @@ func (s *Signature) TimestampImprint(h crypto.Hash) []byte {
 // AddTimestamp adds token (a DER TimeStampToken) as the
 // signature-time-stamp unsigned attribute.
 func (s *Signature) AddTimestamp(token []byte) error {
-	var ci contentInfo
-	if rest, err := asn1.Unmarshal(token, &ci); err != nil || len(rest) > 0 || !ci.ContentType.Equal(OIDSignedData) {
+	in := cryptobyte.String(token)
+	var ci, content cryptobyte.String
+	var ct asn1.ObjectIdentifier
+	if !in.ReadASN1(&ci, cbasn1.SEQUENCE) || !in.Empty() ||
+		!ci.ReadASN1ObjectIdentifier(&ct) || !ct.Equal(OIDSignedData) ||
+		!ci.ReadASN1(&content, cbasn1.Tag(0).Constructed().ContextSpecific()) || !ci.Empty() {
 		return errors.New("cades: timestamp token is not a CMS SignedData")
 	}
-	a, err := asn1.Marshal(attribute{Type: OIDTimeStampToken, Values: asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: token}})
+	b := cryptobyte.NewBuilder(make([]byte, 0, len(token)+32))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1ObjectIdentifier(OIDTimeStampToken)
+		b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(token) })
+	})
+	a, err := b.Bytes()
 	if err != nil {
 		return err
 	}
@@ -325,39 +337,64 @@ func (s *Signature) AddTimestamp(token []byte) error {
 	return nil
 }
 
-// Marshal returns the DER ContentInfo holding the SignedData.
+// Marshal returns the DER ContentInfo holding the SignedData, written in
+// one buffer sized beforehand (the certificates and the time-stamp tokens
+// are copied once).
 func (s *Signature) Marshal() ([]byte, error) {
-	info := s.info
-	if len(s.unsigned) > 0 {
-		set, err := setOf(s.unsigned)
-		if err != nil {
-			return nil, err
-		}
-		info.UnsignedAttrs = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, IsCompound: true, Bytes: set[headerLen(set):]}
-	}
-	si, err := asn1.Marshal(info)
+	info := &s.info
+	digAlg, err := asn1.Marshal(info.DigestAlgorithm)
 	if err != nil {
 		return nil, err
 	}
-	var certs []byte
+	sigAlg, err := asn1.Marshal(info.SignatureAlgorithm)
+	if err != nil {
+		return nil, err
+	}
+	size := 256 + 2*len(digAlg) + len(sigAlg) + len(info.SID.Issuer.FullBytes) + len(info.SignedAttrs.Bytes) + len(info.Signature)
 	for _, c := range s.chain {
-		certs = append(certs, c.Raw...)
+		size += len(c.Raw)
 	}
-	sd := signedData{
-		Version:          1,
-		DigestAlgorithms: []pkix.AlgorithmIdentifier{info.DigestAlgorithm},
-		EncapContentInfo: encapContentInfo{EContentType: OIDData},
-		Certificates:     asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: certs},
-		SignerInfos:      []asn1.RawValue{{FullBytes: si}},
+	for _, u := range s.unsigned {
+		size += len(u)
 	}
-	sdDER, err := asn1.Marshal(sd)
-	if err != nil {
-		return nil, err
-	}
-	// encoding/asn1 ignores explicit tagging of a RawValue with FullBytes,
-	// so the [0] wrapper is built by hand.
-	return asn1.Marshal(struct {
-		ContentType asn1.ObjectIdentifier
-		Content     asn1.RawValue
-	}{OIDSignedData, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: sdDER}})
+	unsigned := slices.Clone(s.unsigned)
+	slices.SortFunc(unsigned, bytes.Compare) // DER orders a SET OF by encoding
+	ctx := func(tag cbasn1.Tag) cbasn1.Tag { return tag.Constructed().ContextSpecific() }
+	b := cryptobyte.NewBuilder(make([]byte, 0, size))
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ContentInfo
+		b.AddASN1ObjectIdentifier(OIDSignedData)
+		b.AddASN1(ctx(0), func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignedData
+				b.AddASN1Int64(1)
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(digAlg) })
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(OIDData) })
+				b.AddASN1(ctx(0), func(b *cryptobyte.Builder) {
+					for _, c := range s.chain {
+						b.AddBytes(c.Raw)
+					}
+				})
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
+						b.AddASN1Int64(int64(info.Version))
+						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+							b.AddBytes(info.SID.Issuer.FullBytes)
+							b.AddASN1BigInt(info.SID.Serial)
+						})
+						b.AddBytes(digAlg)
+						b.AddASN1(ctx(0), func(b *cryptobyte.Builder) { b.AddBytes(info.SignedAttrs.Bytes) })
+						b.AddBytes(sigAlg)
+						b.AddASN1OctetString(info.Signature)
+						if len(unsigned) > 0 {
+							b.AddASN1(ctx(1), func(b *cryptobyte.Builder) {
+								for _, u := range unsigned {
+									b.AddBytes(u)
+								}
+							})
+						}
+					})
+				})
+			})
+		})
+	})
+	return b.Bytes()
 }
