@@ -225,6 +225,15 @@ func (d *document) buffer() []byte {
 // it from the slice itself, without copying it through a buffer.
 type Bytes []byte
 
+// Slice lends up to n bytes from off (pdfdoc.Slicer): the PDF reader
+// parses them in place.
+func (b Bytes) Slice(off int64, n int) []byte {
+	if off < 0 || off >= int64(len(b)) || n <= 0 {
+		return nil
+	}
+	return b[off:min(int64(len(b)), off+int64(n))]
+}
+
 // ReadAt implements io.ReaderAt.
 func (b Bytes) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {

@@ -9,15 +9,40 @@ import (
 // maxDepth bounds nesting of arrays and dictionaries.
 const maxDepth = 64
 
-// lexer tokenises PDF syntax read from an io.ReaderAt through a small window.
+// lexer tokenises PDF syntax read from an io.ReaderAt through a small
+// window, or straight from the bytes of a Slicer.
 type lexer struct {
-	r    io.ReaderAt
-	size int64
-	pos  int64 // absolute position of the next byte
-	buf  []byte
-	bpos int64 // absolute position of buf[0]
-	err  error
-	back []any // pushed-back tokens
+	r        io.ReaderAt
+	size     int64
+	pos      int64 // absolute position of the next byte
+	buf      []byte
+	borrowed bool  // buf is the reader's own memory: never written
+	bpos     int64 // absolute position of buf[0]
+	err      error
+	back     []any // pushed-back tokens
+}
+
+// Slicer is an io.ReaderAt over memory that can lend its bytes: Slice
+// returns up to n bytes from off, without copying, or nil when it cannot.
+// The caller must not modify them. Files held in memory read faster
+// through it.
+type Slicer interface {
+	io.ReaderAt
+	Slice(off int64, n int) []byte
+}
+
+// memory is a byte slice as a Slicer.
+type memory []byte
+
+func (m memory) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(m).ReadAt(p, off)
+}
+
+func (m memory) Slice(off int64, n int) []byte {
+	if off < 0 || off >= int64(len(m)) || n <= 0 {
+		return nil
+	}
+	return m[off:min(int64(len(m)), off+int64(n))]
 }
 
 func newLexer(r io.ReaderAt, size, pos int64) *lexer {
@@ -25,8 +50,11 @@ func newLexer(r io.ReaderAt, size, pos int64) *lexer {
 }
 
 func newBytesLexer(b []byte) *lexer {
-	return &lexer{r: bytes.NewReader(b), size: int64(len(b))}
+	return &lexer{r: memory(b), size: int64(len(b))}
 }
+
+// lendWindow is how much of a Slicer a lexer looks at at once.
+const lendWindow = 64 << 10
 
 // peek returns the byte at the current position, or -1 at the end.
 func (l *lexer) peek() int {
@@ -34,6 +62,15 @@ func (l *lexer) peek() int {
 		return -1
 	}
 	if l.pos < l.bpos || l.pos >= l.bpos+int64(len(l.buf)) {
+		if sl, ok := l.r.(Slicer); ok {
+			if b := sl.Slice(l.pos, int(min(lendWindow, l.size-l.pos))); len(b) > 0 {
+				l.buf, l.borrowed, l.bpos = b, true, l.pos
+				return int(b[0])
+			}
+		}
+		if l.borrowed {
+			l.buf, l.borrowed = nil, false
+		}
 		n := int64(4096)
 		if l.pos+n > l.size {
 			n = l.size - l.pos

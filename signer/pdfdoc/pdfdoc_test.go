@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -166,7 +167,17 @@ func TestAppendObjectRoundTrip(t *testing.T) {
 func FuzzReadPDF(f *testing.F) {
 	f.Add(minimalPDF())
 	f.Fuzz(func(t *testing.T, b []byte) {
-		rd, err := Open(bytes.NewReader(b), int64(len(b)))
+		var r io.ReaderAt = bytes.NewReader(b)
+		if len(b)%2 == 0 { // parsed in place: the input must stay untouched
+			r = memory(b)
+			orig := bytes.Clone(b)
+			defer func() {
+				if !bytes.Equal(b, orig) {
+					t.Fatal("parsing in place changed the input")
+				}
+			}()
+		}
+		rd, err := Open(r, int64(len(b)))
 		if err != nil {
 			if !errors.Is(err, ErrNotPDF) && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrEncrypted) {
 				t.Fatalf("untyped error %v", err)
@@ -180,4 +191,39 @@ func FuzzReadPDF(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestSlicer: a file in memory is lent, not copied, by Concat, on both
+// sides of the base/tail boundary; a base that cannot lend is read.
+func TestSlicer(t *testing.T) {
+	c := &Concat{Base: memory("0123456789"), BaseSize: 10, Tail: []byte("abcdef")}
+	for _, tc := range []struct {
+		off  int64
+		n    int
+		want string
+	}{{0, 4, "0123"}, {8, 10, "89"}, {10, 3, "abc"}, {14, 9, "ef"}, {16, 1, ""}, {-1, 3, ""}, {3, 0, ""}} {
+		if got := string(c.Slice(tc.off, tc.n)); got != tc.want {
+			t.Fatalf("Slice(%d, %d) = %q, want %q", tc.off, tc.n, got, tc.want)
+		}
+	}
+	if got := (&Concat{Base: bytes.NewReader([]byte("0123")), BaseSize: 4}).Slice(0, 2); got != nil {
+		t.Fatalf("a plain reader lent %q", got)
+	}
+	// The same file parses alike lent or read.
+	var f bytes.Buffer
+	f.WriteString("%PDF-1.7\n")
+	off := f.Len()
+	f.WriteString("1 0 obj\n<</Type /Catalog /Pages 2 0 R /Name (x y)>>\nendobj\n")
+	xref := f.Len()
+	fmt.Fprintf(&f, "xref\n0 2\n0000000000 65535 f\r\n%010d 00000 n\r\ntrailer\n<</Size 2 /Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n", off, xref)
+	for _, r := range []io.ReaderAt{memory(f.Bytes()), bytes.NewReader(f.Bytes())} {
+		rd, err := Open(r, int64(f.Len()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat, err := rd.Catalog()
+		if name, _ := cat["Name"].(String); err != nil || cat.Name("Type") != "Catalog" || string(name) != "x y" {
+			t.Fatalf("%T: catalog %v %v", r, cat, err)
+		}
+	}
 }

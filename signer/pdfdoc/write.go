@@ -331,3 +331,23 @@ func (c *Concat) ReadAt(p []byte, off int64) (int, error) {
 
 // Size returns the total size.
 func (c *Concat) Size() int64 { return c.BaseSize + int64(len(c.Tail)) }
+
+// Slice implements Slicer: bytes of the tail, or of the base when it is a
+// Slicer, as long as the range does not straddle the two.
+func (c *Concat) Slice(off int64, n int) []byte {
+	if off < 0 || n <= 0 {
+		return nil
+	}
+	if off >= c.BaseSize {
+		t := off - c.BaseSize
+		if t >= int64(len(c.Tail)) {
+			return nil
+		}
+		return c.Tail[t:min(int64(len(c.Tail)), t+int64(n))]
+	}
+	sl, ok := c.Base.(Slicer)
+	if !ok {
+		return nil
+	}
+	return sl.Slice(off, int(min(int64(n), c.BaseSize-off)))
+}
