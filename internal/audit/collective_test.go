@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -226,6 +228,59 @@ func TestAppendJSONString(t *testing.T) {
 		}
 		if back != want {
 			t.Errorf("%q -> %s -> %q, want %q", s, enc, back, want)
+		}
+	}
+}
+
+// countingStore counts transactions.
+type countingStore struct {
+	audit.Store
+	n atomic.Int64
+}
+
+func (c *countingStore) AppendAuditRecords(ctx context.Context, seal func(audit.Head) ([]audit.Record, error)) error {
+	c.n.Add(1)
+	return c.Store.AppendAuditRecords(ctx, seal)
+}
+
+// TestCommitInterval: appends that arrive within CommitInterval of the
+// last batch's start share the next transaction; a negative interval
+// commits as soon as the writer is free.
+func TestCommitInterval(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		maxTx    int64
+	}{{200 * time.Millisecond, 3}, {-1, 40}} {
+		db := storetest.Open(t, storetest.Dialects()[0].NewConfig(t))
+		st := &countingStore{Store: db}
+		l := audit.New(st, nil, nil, audit.Options{CommitInterval: tc.interval})
+		g, err := l.Group("a", "b", "", audit.OutcomeSuccess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := g.Append(context.Background(), []byte(`{"first":true}`)); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Go(func() {
+				if _, err := g.Append(context.Background(), fmt.Appendf(nil, `{"i":%d}`, i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		l.Close()
+		took := time.Since(start)
+		if n := st.n.Load(); n < 2 || n > tc.maxTx {
+			t.Errorf("interval %v: %d transactions for 41 appends, want 2 to %d", tc.interval, n, tc.maxTx)
+		}
+		if tc.interval > 0 && took > 10*tc.interval {
+			t.Errorf("interval %v: the appends took %v", tc.interval, took)
+		}
+		if rep := verify(t, db); !rep.OK() {
+			t.Fatalf("Verify: %s", rep)
 		}
 	}
 }

@@ -15,6 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// DefaultCommitInterval is Options.CommitInterval's default.
+const DefaultCommitInterval = time.Millisecond
+
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("audit: log is closed")
 
@@ -32,6 +35,12 @@ type Options struct {
 	QueueSize int
 	// WriteTimeout bounds one batch's transaction (default 30 s).
 	WriteTimeout time.Duration
+	// CommitInterval is the least time from the start of one batch to the
+	// start of the next (default 1 ms; negative: none). Under load, appends
+	// arriving meanwhile join the next batch, so each transaction, whose
+	// cost hardly depends on its size, carries more records; an append
+	// waits at most this long for its batch to start.
+	CommitInterval time.Duration
 	// MaxDetailsBytes bounds the marshalled details (default 64 KiB).
 	MaxDetailsBytes int
 	// MaxFieldBytes bounds actor, action, object and outcome (default 1 KiB).
@@ -49,6 +58,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 30 * time.Second
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = DefaultCommitInterval
 	}
 	if o.MaxDetailsBytes <= 0 {
 		o.MaxDetailsBytes = 64 << 10
@@ -210,13 +222,21 @@ func checkText(s string, max int) error {
 func (l *Log) run() {
 	defer close(l.stopped)
 	batch := make([]*request, 0, l.opts.MaxBatch)
+	var last time.Time // start of the last batch
 	for req := range l.queue {
 		batch = append(batch[:0], req)
-		// Let callers released by the last commit (runnable, not yet
-		// running) queue their next record before the batch is cut: this
-		// costs nothing when no goroutine is waiting to run, and keeps
-		// batches large under load without a timer.
-		runtime.Gosched()
+		if wait := l.opts.CommitInterval - time.Since(last); wait > 0 {
+			// The last batch started moments ago: under load, let the
+			// next appends join this one rather than pay a transaction
+			// each.
+			time.Sleep(wait)
+		} else {
+			// Let callers released by the last commit (runnable, not
+			// yet running) queue their next record before the batch is
+			// cut: this costs nothing when no goroutine is waiting to run.
+			runtime.Gosched()
+		}
+		last = time.Now()
 	fill:
 		for len(batch) < l.opts.MaxBatch {
 			select {
