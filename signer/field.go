@@ -172,9 +172,13 @@ func addSignatureField(rd *pdfdoc.Reader, u *pdfdoc.Update, spec fieldSpec, plac
 	}
 
 	sigRef := u.Alloc()
-	body, br, ct := sigDictBody(spec.sigDict, placeholder)
-	u.Grow(len(body) + 4096)
-	at := u.WriteObject(sigRef, pdfdoc.Raw(body))
+	n := sigDictSize(spec.sigDict, placeholder)
+	u.Grow(n + 4096) // the dictionary and the rest of the update
+	var br, ct int
+	at := u.WriteObjectFunc(sigRef, n, func(b []byte) []byte {
+		b, br, ct = appendSigDict(b, spec.sigDict, placeholder)
+		return b
+	})
 	brAt = at + int64(br)
 	contentsAt = at + int64(ct)
 

@@ -288,20 +288,25 @@ type revision struct {
 
 const byteRangeWidth = 60
 
-// sigDictBody returns the signature dictionary head followed by the
-// ByteRange and Contents placeholders, in one allocation, and where the
-// placeholders lie in it.
-func sigDictBody(head []byte, placeholder int) (b []byte, brAt, contentsAt int) {
+// appendSigDict appends the signature dictionary head followed by the
+// ByteRange and Contents placeholders to b, and says where the
+// placeholders lie relative to len(b) on entry.
+func appendSigDict(b, head []byte, placeholder int) (out []byte, brAt, contentsAt int) {
 	const br, ct = " /ByteRange ", " /Contents <"
-	b = make([]byte, 0, len(head)+len(br)+byteRangeWidth+len(ct)+2*placeholder+3)
+	start := len(b)
 	b = append(append(b, head...), br...)
-	brAt = len(b)
+	brAt = len(b) - start
 	b = appendRepeat(b, ' ', byteRangeWidth)
 	b = append(b, ct...)
-	contentsAt = len(b) - 1
+	contentsAt = len(b) - start - 1
 	b = appendRepeat(b, '0', 2*placeholder)
 	b = append(b, ">>>"...)
 	return b, brAt, contentsAt
+}
+
+// sigDictSize is the size of what appendSigDict appends.
+func sigDictSize(head []byte, placeholder int) int {
+	return len(head) + len(" /ByteRange ") + byteRangeWidth + len(" /Contents <") + 2*placeholder + len(">>>")
 }
 
 // appendRepeat appends n copies of c to b.

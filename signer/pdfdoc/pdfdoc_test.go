@@ -227,3 +227,29 @@ func TestSlicer(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteObjectFunc writes the same update as WriteObject with Raw.
+func TestWriteObjectFunc(t *testing.T) {
+	in := minimalPDF()
+	var outs [2][]byte
+	var ats [2]int64
+	for i := range outs {
+		rd, err := Open(bytes.NewReader(in), int64(len(in)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := NewUpdate(rd)
+		body := []byte("<</A 1 /B (two)>>")
+		if i == 0 {
+			ats[i] = u.WriteObject(u.Alloc(), Raw(body))
+		} else {
+			ats[i] = u.WriteObjectFunc(u.Alloc(), 4, func(b []byte) []byte { return append(b, body...) })
+		}
+		if outs[i], err = u.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(outs[0], outs[1]) || ats[0] != ats[1] {
+		t.Fatalf("WriteObjectFunc wrote\n%s\nat %d, WriteObject\n%s\nat %d", outs[1], ats[1], outs[0], ats[0])
+	}
+}

@@ -125,6 +125,18 @@ func (u *Update) Offset() int64 { return u.base + int64(u.buf.Len()) }
 // Grow makes room for n more bytes of the update.
 func (u *Update) Grow(n int) { u.buf.Grow(n) }
 
+// WriteObjectFunc writes "ref obj", the body appendBody appends to the
+// slice it is given (about n bytes, written in place), and "endobj". It
+// returns the absolute offset of the body's first byte.
+func (u *Update) WriteObjectFunc(ref Ref, n int, appendBody func([]byte) []byte) int64 {
+	u.begin(ref)
+	at := u.Offset()
+	u.buf.Grow(n + len("\nendobj\n"))
+	u.buf.Write(appendBody(u.buf.AvailableBuffer()))
+	u.buf.WriteString("\nendobj\n")
+	return at
+}
+
 // WriteObject writes "ref obj o endobj" and returns the absolute offset of
 // the first byte of o.
 func (u *Update) WriteObject(ref Ref, o Object) int64 {
