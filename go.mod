@@ -3,6 +3,7 @@ module github.com/thiqa/thiqa
 go 1.26.0
 
 require (
+	filippo.io/nistec v0.0.4
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/digitorus/timestamp v0.0.0-20250524132541-c45532741eea
 	github.com/go-jose/go-jose/v4 v4.1.8

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/thiqa/thiqa/policies"
@@ -48,6 +50,11 @@ type Issuer struct {
 	crlURL    string
 	// signerVerifiesECDSA: see IssuerOptions.SignerVerifiesECDSA.
 	signerVerifiesECDSA bool
+	// p384 verifies a P-384 CA key's signatures with tables built on
+	// first use (p384Once); p384Err is why they could not be built.
+	p384Once sync.Once
+	p384     *p384Verifier
+	p384Err  error
 }
 
 // NewIssuer checks that signer holds the key of cert (the lead calls it at
@@ -341,7 +348,7 @@ func (i *Issuer) verify(sig, digest []byte, sch signatureScheme) error {
 			}
 			return nil
 		}
-		if !ecdsa.VerifyASN1(pub, digest, sig) {
+		if !i.verifyECDSA(pub, digest, sig) {
 			return fmt.Errorf("CA %s: %w", i.name, ErrBadSignature)
 		}
 		return nil
@@ -361,6 +368,20 @@ func (i *Issuer) verify(sig, digest []byte, sch signatureScheme) error {
 		return nil
 	}
 	return fmt.Errorf("CA %s: %w: key type %T does not match the signature algorithm", i.name, ErrBadSignature, i.cert.PublicKey)
+}
+
+// verifyECDSA verifies an ECDSA signature by the CA key: P-384 with the
+// issuer's precomputed tables (about 0.15 ms instead of crypto/ecdsa's
+// 0.7 ms), other curves with crypto/ecdsa.
+func (i *Issuer) verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+	if pub.Curve != elliptic.P384() {
+		return ecdsa.VerifyASN1(pub, digest, sig)
+	}
+	i.p384Once.Do(func() { i.p384, i.p384Err = newP384Verifier(pub) })
+	if i.p384Err != nil {
+		return ecdsa.VerifyASN1(pub, digest, sig)
+	}
+	return i.p384.verifyASN1(digest, sig)
 }
 
 // wellFormedECDSA checks that sig is a DER ECDSA-Sig-Value with r and s in
