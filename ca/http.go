@@ -3,6 +3,7 @@ package ca
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -42,6 +43,8 @@ type HandlerOptions struct {
 type API struct {
 	a    *Authority
 	opts HandlerOptions
+	// caPEM holds the CA certificates' PEM, encoded once for every answer's chain.
+	caPEM map[*x509.Certificate]string
 }
 
 // NewAPI builds the CA's HTTP API.
@@ -52,7 +55,11 @@ func NewAPI(a *Authority, opts HandlerOptions) *API {
 	if opts.Caller == nil {
 		opts.Caller = func(*http.Request) string { return "" }
 	}
-	return &API{a: a, opts: opts}
+	caPEM := map[*x509.Certificate]string{a.root: pemCert(a.root.Raw)}
+	for _, is := range a.issuers {
+		caPEM[is.cert] = pemCert(is.cert.Raw)
+	}
+	return &API{a: a, opts: opts, caPEM: caPEM}
 }
 
 // NewHandler serves POST /api/v1/certificates, GET /api/v1/certificates/{serial}
@@ -163,8 +170,13 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := IssueResponse{Serial: got.Serial, Certificate: pemCert(got.Certificate.Raw), CredentialID: got.CredentialID}
+	out.Chain = make([]string, 0, len(got.Chain))
 	for _, c := range got.Chain {
-		out.Chain = append(out.Chain, pemCert(c.Raw))
+		p, ok := api.caPEM[c]
+		if !ok {
+			p = pemCert(c.Raw)
+		}
+		out.Chain = append(out.Chain, p)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Location", "/api/v1/certificates/"+got.Serial)
