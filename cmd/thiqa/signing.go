@@ -38,6 +38,7 @@ import (
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signer"
+	"github.com/thiqa/thiqa/signer/cades"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -329,25 +330,33 @@ type signRecord struct {
 }
 
 func (s *signingService) auditSign(ctx context.Context, r signRecord, outcome, reason string) error {
-	d := map[string]any{"credential": r.credential, "level": r.level}
+	d := signDetails{Credential: r.credential, Level: r.level, Name: r.name, Reason: reason}
 	if len(r.documentDigest) > 0 {
-		d["documentDigest"] = hex.EncodeToString(r.documentDigest)
-		d["hash"] = r.hash.String()
+		d.DocumentDigest = hex.EncodeToString(r.documentDigest)
+		d.Hash = r.hash.String()
 	}
 	if r.size > 0 {
-		d["size"] = r.size
-	}
-	if r.name != "" {
-		d["name"] = r.name
-	}
-	if reason != "" {
-		d["reason"] = reason
+		d.Size = r.size
 	}
 	_, err := s.audit.Append(ctx, audit.Entry{Actor: r.actor, Action: r.action, Object: r.credential, Outcome: outcome, Details: d})
 	if err != nil {
 		s.logger.ErrorContext(ctx, "audit append failed", "action", r.action, "err", err)
 	}
 	return err
+}
+
+// signDetails are the details of a signing record. The fields are in
+// alphabetical order and the optional ones omitted when empty, so the JSON
+// is what the map of the same entries gives, without building and sorting
+// a map per signature.
+type signDetails struct {
+	Credential     string `json:"credential"`
+	DocumentDigest string `json:"documentDigest,omitempty"`
+	Hash           string `json:"hash,omitempty"`
+	Level          string `json:"level"`
+	Name           string `json:"name,omitempty"`
+	Reason         string `json:"reason,omitempty"`
+	Size           int64  `json:"size,omitempty"`
 }
 
 // document is one PDF to sign, on disk or in memory.
@@ -365,8 +374,9 @@ type pdfInput struct {
 func (s *signingService) signPDF(ctx context.Context, rec signRecord, cred *signingCredential, level signer.Level, in pdfInput, out func(documentDigest []byte, size int64) (io.Writer, error),
 	authorize func(ctx context.Context, documentDigest, dtbs []byte) error) (*signer.Result, error) {
 	dst := &deferredWriter{}
+	rec.hash = cades.DefaultHash(cred.key.Public()) // what signer.Sign picks, named in the record
 	opts := signer.Options{
-		Level: level, Signer: cred.key, Chain: cred.chain, Validation: s.validation,
+		Level: level, Signer: cred.key, Chain: cred.chain, Hash: rec.hash, Validation: s.validation,
 		BeforeSign: func(ctx context.Context, documentDigest, dtbs []byte) error {
 			rec.documentDigest = append([]byte(nil), documentDigest...)
 			if authorize != nil {
@@ -414,8 +424,11 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	}
 	// The signature time-stamps of B-T and above: this server's own TSA in
 	// process when signing.tsaURL names it, else over HTTP.
-	own := ownTSAFor(sv.mux, p.cfg.PublicBaseURL, p.cfg.Signing.WithDefaults().TSAURLOrDefault(p.cfg.PublicBaseURL))
-	s, err := newSigningService(ctx, p, p.reg, &inProcessTransport{host: base.Host, handler: sv.mux, next: http.DefaultTransport}, own)
+	own := ownTSAFor(sv, p.cfg.PublicBaseURL, p.cfg.Signing.WithDefaults().TSAURLOrDefault(p.cfg.PublicBaseURL))
+	// Calls to this server's own URLs take the routes `thiqa serve` takes:
+	// the raw prefixes (POST /tsa, GET /ocsp/…) first, then the mux.
+	ownURLs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rawPrefixes(sv.raw, sv.mux).ServeHTTP(w, r) })
+	s, err := newSigningService(ctx, p, p.reg, &inProcessTransport{host: base.Host, handler: ownURLs, next: http.DefaultTransport}, own)
 	if err != nil {
 		return err
 	}

@@ -292,6 +292,10 @@ func TestSigningOnSQLite(t *testing.T) {
 	if n := tokensRequestedBy(t, dbPath, inProcessRequester); n < 7 {
 		t.Fatalf("%d in-process time-stamp tokens recorded, want at least 7", n)
 	}
+	// Every seal record names the digest algorithm of its document digest.
+	if n, bad := sealRecordsHashes(t, dbPath); n < 6 || bad > 0 {
+		t.Fatalf("%d seal records with a document digest, %d of them without \"hash\":\"SHA-256\"", n, bad)
+	}
 	if n := auditCount(t, dbPath, actionSeal, "refused", ""); n < 4 {
 		t.Fatalf("%d refused seal records, want at least 4", n)
 	}
@@ -447,6 +451,33 @@ func tokensRequestedBy(t *testing.T, path, requester string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// sealRecordsHashes counts the successful seal records and those among
+// them whose details do not name SHA-256 as the document digest's hash.
+func sealRecordsHashes(t *testing.T, path string) (n, bad int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT details FROM audit_log WHERE action = 'document.seal' AND outcome = 'success'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if !strings.Contains(d, `"hash":"SHA-256"`) || !strings.Contains(d, `"documentDigest":"`) {
+			bad++
+		}
+	}
+	return n, bad
 }
 
 func runSealing(t *testing.T, f *signFixture, levels []string) {

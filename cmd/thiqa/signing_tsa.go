@@ -6,10 +6,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math/big"
-	"net/http"
 	"net/url"
 
-	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
 
@@ -67,11 +65,11 @@ func (t *ownTSA) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash)
 }
 
 // ownTSAFor returns the in-process TSA when tsaURL names this server's own
-// /tsa (publicBaseURL's host, path /tsa) and mux serves it with the TSA
-// service; nil otherwise (another TSA, or no TSA here), and the HTTP client
-// is used.
-func ownTSAFor(mux *http.ServeMux, publicBaseURL, tsaURL string) *ownTSA {
-	if mux == nil {
+// /tsa (publicBaseURL's scheme and host, path /tsa) and the TSA service of
+// this server has been wired (sv.tsa); nil otherwise (another TSA, or no
+// TSA here), and the HTTP client is used.
+func ownTSAFor(sv *serving, publicBaseURL, tsaURL string) *ownTSA {
+	if sv == nil || sv.tsa == nil {
 		return nil
 	}
 	base, err := url.Parse(publicBaseURL)
@@ -82,9 +80,5 @@ func ownTSAFor(mux *http.ServeMux, publicBaseURL, tsaURL string) *ownTSA {
 	if err != nil || u.Host != base.Host || u.Scheme != base.Scheme || u.Path != "/tsa" || u.RawQuery != "" {
 		return nil
 	}
-	h, _ := mux.Handler(&http.Request{Method: http.MethodPost, URL: u, Host: u.Host, Header: http.Header{"Content-Type": {timestamp.QueryContentType}}})
-	if ts, ok := h.(*tsaService); ok {
-		return &ownTSA{tsa: ts}
-	}
-	return nil
+	return &ownTSA{tsa: sv.tsa}
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -109,27 +110,28 @@ func TestClassify(t *testing.T) {
 }
 
 // TestOwnTSAFor: the signature time-stamps go to the TSA in process only
-// when signing.tsaURL is this server's own /tsa and the mux serves it with
-// the TSA service; anything else keeps the HTTP client.
+// when signing.tsaURL is this server's own /tsa and the TSA service is
+// wired; anything else keeps the HTTP client.
 func TestOwnTSAFor(t *testing.T) {
-	mux := http.NewServeMux()
 	ts := &tsaService{}
-	mux.Handle("POST /tsa", ts)
-	mux.HandleFunc("POST /other", func(http.ResponseWriter, *http.Request) {})
+	sv := &serving{tsa: ts}
 	const base = "http://127.0.0.1:8093"
-	if got := ownTSAFor(mux, base, base+"/tsa"); got == nil || got.tsa != ts {
+	if got := ownTSAFor(sv, base, base+"/tsa"); got == nil || got.tsa != ts {
 		t.Fatal("the server's own /tsa is not called in process")
 	}
 	for _, u := range []string{"http://127.0.0.1:9999/tsa", "https://127.0.0.1:8093/tsa", base + "/tsa?x=1", base + "/other", base + "/tsa/", "http://tsa.example/tsa", "::"} {
-		if got := ownTSAFor(mux, base, u); got != nil {
+		if got := ownTSAFor(sv, base, u); got != nil {
 			t.Fatalf("%s is called in process", u)
 		}
 	}
-	if got := ownTSAFor(http.NewServeMux(), base, base+"/tsa"); got != nil {
+	if got := ownTSAFor(&serving{}, base, base+"/tsa"); got != nil {
 		t.Fatal("in process without a TSA service")
 	}
 	if got := ownTSAFor(nil, base, base+"/tsa"); got != nil {
-		t.Fatal("in process without a mux")
+		t.Fatal("in process without a server")
+	}
+	if got := ownTSAFor(sv, "::", base+"/tsa"); got != nil {
+		t.Fatal("in process with a bad publicBaseURL")
 	}
 	// A unit not installed yet: an error, never a panic.
 	if _, err := (&ownTSA{tsa: ts}).Timestamp(context.Background(), make([]byte, 32), crypto.SHA256); err == nil {
@@ -137,5 +139,33 @@ func TestOwnTSAFor(t *testing.T) {
 	}
 	if _, err := (&ownTSA{tsa: ts}).Timestamp(context.Background(), make([]byte, 20), crypto.SHA256); err == nil {
 		t.Fatal("a digest of the wrong size")
+	}
+}
+
+// TestSignDetailsJSON: the details struct encodes as the map it replaced.
+func TestSignDetailsJSON(t *testing.T) {
+	for _, d := range []signDetails{
+		{Credential: "cred-1", Level: "B-T"},
+		{Credential: "", Level: "unknown", Reason: "the body must be a PDF"},
+		{Credential: "cred-2", Level: "B-LT", DocumentDigest: "00ff", Hash: "SHA-256", Size: 4096, Name: "a.pdf"},
+	} {
+		m := map[string]any{"credential": d.Credential, "level": d.Level}
+		if d.DocumentDigest != "" {
+			m["documentDigest"], m["hash"] = d.DocumentDigest, d.Hash
+		}
+		if d.Size > 0 {
+			m["size"] = d.Size
+		}
+		if d.Name != "" {
+			m["name"] = d.Name
+		}
+		if d.Reason != "" {
+			m["reason"] = d.Reason
+		}
+		got, _ := json.Marshal(d)
+		want, _ := json.Marshal(m)
+		if string(got) != string(want) {
+			t.Fatalf("struct %s, map %s", got, want)
+		}
 	}
 }

@@ -41,6 +41,10 @@ type serving struct {
 	background []func(ctx context.Context)
 	// closers run after the server stopped, last added first.
 	closers []func()
+	// tsa is this server's own time-stamp authority once the TSA service
+	// is wired (nil otherwise): the signing service asks it for signature
+	// time-stamps in process instead of over HTTP.
+	tsa *tsaService
 }
 
 // serviceWiring builds one service of `thiqa serve` and registers its routes.
