@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DefaultCommitInterval is Options.CommitInterval's default.
-const DefaultCommitInterval = time.Millisecond
+// maxYields bounds the writer's yields before it cuts a batch.
+const maxYields = 16
 
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("audit: log is closed")
@@ -36,10 +36,11 @@ type Options struct {
 	// WriteTimeout bounds one batch's transaction (default 30 s).
 	WriteTimeout time.Duration
 	// CommitInterval is the least time from the start of one batch to the
-	// start of the next (default 1 ms; negative: none). Under load, appends
-	// arriving meanwhile join the next batch, so each transaction, whose
-	// cost hardly depends on its size, carries more records; an append
-	// waits at most this long for its batch to start.
+	// start of the next (default none). Appends arriving meanwhile join
+	// the next batch, so each transaction, whose cost hardly depends on
+	// its size, carries more records, and an append waits at most this
+	// long for its batch to start. Without it the writer still lets every
+	// runnable goroutine queue its append before it cuts a batch.
 	CommitInterval time.Duration
 	// MaxDetailsBytes bounds the marshalled details (default 64 KiB).
 	MaxDetailsBytes int
@@ -58,9 +59,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 30 * time.Second
-	}
-	if o.CommitInterval == 0 {
-		o.CommitInterval = DefaultCommitInterval
 	}
 	if o.MaxDetailsBytes <= 0 {
 		o.MaxDetailsBytes = 64 << 10
@@ -226,15 +224,19 @@ func (l *Log) run() {
 	for req := range l.queue {
 		batch = append(batch[:0], req)
 		if wait := l.opts.CommitInterval - time.Since(last); wait > 0 {
-			// The last batch started moments ago: under load, let the
-			// next appends join this one rather than pay a transaction
-			// each.
 			time.Sleep(wait)
-		} else {
-			// Let callers released by the last commit (runnable, not
-			// yet running) queue their next record before the batch is
-			// cut: this costs nothing when no goroutine is waiting to run.
+		}
+		// Let runnable goroutines (callers released by the last commit,
+		// requests on their way to an append) run and queue their records
+		// before the batch is cut, as long as that makes the queue grow.
+		// This costs nothing when no goroutine is waiting to run, and
+		// keeps batches large when the CPUs are busy, without a timer.
+		for range maxYields {
+			n := len(l.queue)
 			runtime.Gosched()
+			if len(l.queue) == n {
+				break
+			}
 		}
 		last = time.Now()
 	fill:
