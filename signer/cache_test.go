@@ -232,3 +232,41 @@ func TestCacheParseCertificate(t *testing.T) {
 		t.Fatalf("%d certificates remembered, want 1", len(k.certs))
 	}
 }
+
+// TestPinnedPlaceholder: with Options.Placeholder and Time fixed, two runs
+// over the same input give the same document digest and DTBS (a signature
+// prepared in one call and completed in another); a placeholder too small
+// is an error, not a larger second try.
+func TestPinnedPlaceholder(t *testing.T) {
+	p := getPKI(t)
+	in := testPDF(1, 0)
+	o := signOpts(p, false, LevelBT)
+	o.Validation.Cache = NewCache()
+	o.Time = time.Now().UTC().Truncate(time.Second)
+	o.Placeholder = MaxPlaceholder(o.Chain, o.Level)
+	var dtbs, digests [][]byte
+	o.BeforeSign = func(_ context.Context, d, x []byte) error {
+		digests, dtbs = append(digests, bytes.Clone(d)), append(dtbs, bytes.Clone(x))
+		return nil
+	}
+	for i := 0; i < 2; i++ {
+		out, err := SignBytes(context.Background(), in, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			assertOpenSSL(t, p, out, true)
+		}
+	}
+	if !bytes.Equal(dtbs[0], dtbs[1]) || !bytes.Equal(digests[0], digests[1]) {
+		t.Fatal("the same input, time and placeholder gave another digest")
+	}
+	o.Placeholder = 200
+	var out bytes.Buffer
+	if _, err := Sign(context.Background(), Bytes(in), int64(len(in)), &out, o); !errors.Is(err, ErrOptions) || out.Len() != 0 {
+		t.Fatalf("a placeholder too small: %v, %d bytes written", err, out.Len())
+	}
+	if len(dtbs) != 3 {
+		t.Fatalf("the key was asked %d times, want 3 (no second try)", len(dtbs))
+	}
+}

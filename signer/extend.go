@@ -41,7 +41,7 @@ func (d *document) addDocTimestamp(ctx context.Context, v ValidationOptions) err
 		}
 		return tok, nil
 	}
-	_, _, err = d.appendSigned(12288, h, build, fill)
+	_, _, err = d.appendSigned(12288, true, h, build, fill)
 	return err
 }
 

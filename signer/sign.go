@@ -54,6 +54,13 @@ type Options struct {
 	// nothing is written: the seam for sole-control authorisation (SAD
 	// bound to the hash) and for recording the intent before signing.
 	BeforeSign func(ctx context.Context, documentDigest, dtbs []byte) error
+	// Placeholder, when positive, is the exact size in bytes of the
+	// /Contents placeholder: the document's layout, hence its ByteRange
+	// digest and the signed attributes, is then fixed by the input, Time
+	// and the other options alone (a signature prepared in one call and
+	// completed in another), and a signature that does not fit is an error
+	// rather than made again larger. Zero sizes it automatically.
+	Placeholder int
 	// BeforeWrite, when set, is called once every step succeeded and
 	// before the first byte goes to out, with the size of the signed PDF.
 	// Returning an error aborts and nothing is written: the seam for a
@@ -164,13 +171,7 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 		res.DocumentDigest, res.CMS = digest, der
 		return der, err
 	}
-	est := 4096
-	for _, c := range opts.Chain {
-		est += len(c.Raw)
-	}
-	if opts.Level >= LevelBT {
-		est += 12288
-	}
+	est := MaxPlaceholder(opts.Chain, opts.Level)
 	// A signature of the same key, hash and level is the size of the
 	// last ones give or take a few bytes: a placeholder that size, not the
 	// worst case, keeps the output small.
@@ -178,7 +179,11 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 	if n, ok := opts.Validation.Cache.placeholder(sizeKey); ok {
 		est = n
 	}
-	der, hexLen, err := doc.appendSigned(est, opts.Hash, build, fill)
+	retry := true
+	if opts.Placeholder > 0 {
+		est, retry = opts.Placeholder, false
+	}
+	der, hexLen, err := doc.appendSigned(est, retry, opts.Hash, build, fill)
 	if err != nil {
 		return nil, err
 	}
@@ -203,6 +208,22 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 		return nil, err
 	}
 	return res, nil
+}
+
+// MaxPlaceholder returns a /Contents size that fits any signature with
+// chain at level (the placeholder used before a key's signature sizes are
+// known), for Options.Placeholder.
+func MaxPlaceholder(chain []*x509.Certificate, level Level) int {
+	n := 4096
+	for _, c := range chain {
+		if c != nil {
+			n += len(c.Raw)
+		}
+	}
+	if level >= LevelBT {
+		n += 12288
+	}
+	return n
 }
 
 // document is a PDF plus the incremental updates made so far, in memory.
@@ -327,7 +348,7 @@ func appendRepeat(b []byte, c byte, n int) []byte {
 // fills /Contents with what fill returns, retrying once with a larger
 // placeholder when the signature does not fit. It returns the DER and the
 // number of hex digits of the /Contents string.
-func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revision, error), fill func([]byte) ([]byte, error)) ([]byte, int, error) {
+func (d *document) appendSigned(est int, retry bool, h crypto.Hash, build func(int) (*revision, error), fill func([]byte) ([]byte, error)) ([]byte, int, error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		rev, err := build(est)
 		if err != nil {
@@ -351,6 +372,9 @@ func (d *document) appendSigned(est int, h crypto.Hash, build func(int) (*revisi
 			return nil, 0, err
 		}
 		if 2*len(der) > rev.hexLen {
+			if !retry {
+				return nil, 0, fmt.Errorf("%w: the signature (%d bytes) does not fit the fixed placeholder (%d bytes)", ErrOptions, len(der), rev.hexLen/2)
+			}
 			est = len(der) + 2048
 			continue
 		}
