@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/x509"
 	"net/http"
@@ -122,3 +123,21 @@ func TestReadReplyHead(t *testing.T) {
 }
 
 func newTestReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// FuzzBenchReply feeds arbitrary bytes to the load generator's reply
+// parsers: they return an error or accept, never panic, and accept a body
+// only if tsp.ParseResponse reads it as granted with a token.
+func FuzzBenchReply(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n"), []byte{0x30, 0x05, 0x30, 0x03, 0x02, 0x01, 0x00})
+	f.Add([]byte("HTTP/1.1 415 x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), []byte{0x30, 0x03, 0x02, 0x01, 0x02})
+	f.Add([]byte("HTTP/1.1 200\r\n\r\n"), []byte{0x30, 0x0f, 0x30, 0x03, 0x02, 0x01, 0x00, 0x30, 0x08, 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48})
+	f.Fuzz(func(t *testing.T, head, body []byte) {
+		_, _, _, _ = readReplyHead(bufio.NewReader(bytes.NewReader(head)))
+		if checkGranted(body) == nil {
+			r, err := tsp.ParseResponse(body)
+			if err != nil || r.Status.Status != tsp.StatusGranted || len(r.Token) == 0 {
+				t.Fatalf("checkGranted accepted %x, which parses as %+v, %v", body, r, err)
+			}
+		}
+	})
+}
