@@ -30,6 +30,7 @@ const intentGrace = 5 * time.Minute
 type Certificates struct {
 	db         *DB
 	partitions func(ca string) int
+	w          *certWriter
 }
 
 // Certificates returns the CA's store. partitions gives the number of CRL
@@ -40,7 +41,7 @@ func (db *DB) Certificates(partitions func(ca string) int) *Certificates {
 	if partitions == nil {
 		partitions = func(string) int { return 1 }
 	}
-	return &Certificates{db: db, partitions: partitions}
+	return &Certificates{db: db, partitions: partitions, w: &certWriter{db: db}}
 }
 
 // nullString stores "" as NULL.
@@ -63,16 +64,13 @@ func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
 	if created.IsZero() {
 		created = time.Now()
 	}
-	const insertSQL = `INSERT INTO certificates
-	(serial, ca, profile, state, tbs_hash, key_hash, request_id, requested_by, not_after, created_at)
-	VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)`
 	args := []any{in.Serial, in.CA, in.Profile, in.TBSHash[:], in.KeyHash[:], nullString(in.RequestID), in.RequestedBy,
 		in.NotAfter.Unix(), created.UnixNano()}
 	insert := func(t *txn) error {
-		_, err := t.exec(ctx, insertSQL, args...)
+		_, err := t.exec(ctx, insertIntentSQL, args...)
 		return err
 	}
-	_, err := c.db.execOne(ctx, insertSQL, args...)
+	err := c.w.insertIntentRow(ctx, args)
 	if err == nil {
 		return nil
 	}
@@ -174,11 +172,9 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 	}
 	tbs := sha256.Sum256(cert.RawTBSCertificate)
 	part := crl.Partition(serial, c.partitions(rec.CA))
-	n, err := c.db.execOne(ctx, `UPDATE certificates
-	SET state = 'issued', der = ?, subject = ?, not_before = ?, not_after = ?, credential_id = ?, crl_partition = ?, issued_at = ?
-	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?`,
+	n, err := c.w.issueCertificate(ctx, []any{
 		rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
-		time.Now().UnixNano(), rec.Serial, tbs[:], rec.CA, rec.Profile)
+		time.Now().UnixNano(), rec.Serial, tbs[:], rec.CA, rec.Profile})
 	if err != nil {
 		return mapErr("store: storing certificate "+rec.Serial, err)
 	}
@@ -268,9 +264,10 @@ func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
 // look-up scans the table.
 func (c *Certificates) FindIssued(ctx context.Context, profile string, keyHash [32]byte, now time.Time) (string, error) {
 	var serial string
-	err := c.db.queryRow(ctx, `SELECT serial FROM certificates
-	WHERE profile = ? AND key_hash = ? AND state <> 'abandoned' AND state = 'issued' AND not_after > ? LIMIT 1`,
-		profile, keyHash[:], now.Unix()).Scan(&serial)
+	row, err := c.w.findIssuedRow(ctx, profile, keyHash[:], now.Unix())
+	if err == nil {
+		err = row.Scan(&serial)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -246,3 +246,91 @@ func TestCertificates(t *testing.T) {
 
 // Keep the store's type assertion visible to readers of the tests.
 var _ ca.Store = (*store.Certificates)(nil)
+
+// TestConcurrentIssuance issues from many goroutines at once: on SQLite
+// their certificate updates are group-committed; each must end issued.
+func TestConcurrentIssuance(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			certs := db.Certificates(nil)
+			a := newAuthority(t, certs)
+			const n = 24
+			reqs := make([]ca.Request, n)
+			for i := range reqs {
+				reqs[i] = citizenRequest(t)
+			}
+			serials := make([]string, n)
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for i := range reqs {
+				wg.Go(func() {
+					got, err := a.Issue(ctx, reqs[i])
+					if err != nil {
+						errs <- err
+						return
+					}
+					serials[i] = got.Serial
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			for _, s := range serials {
+				if rec, err := certs.GetCertificate(ctx, s); err != nil || len(rec.DER) == 0 {
+					t.Fatalf("certificate %s: %v", s, err)
+				}
+			}
+			if c, err := db.QueryInt64(ctx, "SELECT COUNT(*) FROM certificates WHERE state = 'issued'"); err != nil || c != n {
+				t.Fatalf("%d issued, %v; want %d", c, err, n)
+			}
+		})
+	}
+}
+
+// TestIssueBatchIsolatesAFailure: when one update of a batch fails, the
+// batch is committed update by update and only that one fails.
+func TestIssueBatchIsolatesAFailure(t *testing.T) {
+	ctx := ctxT(t)
+	db := storetest.Open(t, storetest.Dialects()[0].NewConfig(t))
+	certs := db.Certificates(nil)
+	var updates [][]any
+	for i, serial := range []string{"7f01", "7f02", "7f03"} {
+		in := ca.Intent{Serial: serial, CA: "citizen", Profile: "citizen-auth", TBSHash: [32]byte{byte(i + 1)}, KeyHash: [32]byte{byte(i + 1)},
+			RequestedBy: "x", NotAfter: time.Now().Add(time.Hour), Created: time.Now()}
+		if err := certs.InsertIntent(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		var der any = []byte{0x30, 0}
+		if i == 1 {
+			der = make(chan int) // no SQL value: this update fails
+		}
+		updates = append(updates, []any{der, "CN=x", time.Now().Unix(), in.NotAfter.Unix(), nil, 0, time.Now().UnixNano(),
+			serial, in.TBSHash[:], "citizen", "citizen-auth"})
+	}
+	prepared, ns, errs := certs.IssueBatch(ctx, updates)
+	if !prepared {
+		t.Fatalf("SQLite statements not prepared: %v", errs)
+	}
+	if errs[0] != nil || ns[0] != 1 || errs[2] != nil || ns[2] != 1 {
+		t.Fatalf("good updates: n %v, errs %v", ns, errs)
+	}
+	if errs[1] == nil {
+		t.Fatal("the bad update did not fail")
+	}
+	if c, err := db.QueryInt64(ctx, "SELECT COUNT(*) FROM certificates WHERE state = 'issued'"); err != nil || c != 2 {
+		t.Fatalf("%d issued, %v; want 2", c, err)
+	}
+	// A batch of good updates commits together.
+	in := ca.Intent{Serial: "7f04", CA: "citizen", Profile: "citizen-auth", TBSHash: [32]byte{9}, KeyHash: [32]byte{9}, RequestedBy: "x", NotAfter: time.Now().Add(time.Hour), Created: time.Now()}
+	if err := certs.InsertIntent(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	updates[1][0], updates[1][7], updates[1][8] = []byte{0x30, 0}, "7f04", in.TBSHash[:]
+	if _, ns, errs := certs.IssueBatch(ctx, [][]any{updates[1], updates[0]}); errs[0] != nil || errs[1] != nil || ns[0] != 1 || ns[1] != 0 {
+		t.Fatalf("second batch: n %v, errs %v (the already issued 7f01 changes nothing)", ns, errs)
+	}
+}

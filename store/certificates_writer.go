@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// certWriter runs the CA's per-issuance statements. On SQLite they are
+// prepared once (SQLite parses a statement on every call otherwise; pgx
+// caches prepared statements by itself), and the certificate updates of
+// concurrent issuances are committed together in one write transaction
+// (group commit), since SQLite has a single writer.
+type certWriter struct {
+	db *DB
+
+	prepOnce sync.Once
+	prepErr  error
+	// On SQLite only; nil on PostgreSQL.
+	insertIntent, issue, findIssued *sql.Stmt
+
+	mu      sync.Mutex
+	pending []*issueUpdate
+	leading bool // an issuance is committing a batch; the others queue
+}
+
+// issueUpdate is one queued certificate update and its outcome.
+type issueUpdate struct {
+	args []any
+	n    int64
+	err  error
+	done chan struct{} // closed when n and err are set
+	lead chan struct{} // receives when this caller is to commit the next batch
+}
+
+const (
+	insertIntentSQL = `INSERT INTO certificates
+	(serial, ca, profile, state, tbs_hash, key_hash, request_id, requested_by, not_after, created_at)
+	VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)`
+	issueCertificateSQL = `UPDATE certificates
+	SET state = 'issued', der = ?, subject = ?, not_before = ?, not_after = ?, credential_id = ?, crl_partition = ?, issued_at = ?
+	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?`
+	// The redundant state <> 'abandoned' lets SQLite use the partial unique
+	// index (its planner only matches the index's own WHERE term).
+	findIssuedSQL = `SELECT serial FROM certificates
+	WHERE profile = ? AND key_hash = ? AND state <> 'abandoned' AND state = 'issued' AND not_after > ? LIMIT 1`
+)
+
+// prepared returns whether the prepared statements are in use (SQLite),
+// preparing them on first use.
+func (w *certWriter) prepared(ctx context.Context) (bool, error) {
+	if w.db.dialect != DriverSQLite {
+		return false, nil
+	}
+	w.prepOnce.Do(func() {
+		for _, p := range []struct {
+			dst **sql.Stmt
+			on  *sql.DB
+			q   string
+		}{
+			{&w.insertIntent, w.db.w, insertIntentSQL},
+			{&w.issue, w.db.w, issueCertificateSQL},
+			{&w.findIssued, w.db.r, findIssuedSQL},
+		} {
+			if *p.dst, w.prepErr = p.on.PrepareContext(context.WithoutCancel(ctx), p.q); w.prepErr != nil {
+				w.prepErr = fmt.Errorf("store: preparing %q: %w", p.q, w.prepErr)
+				return
+			}
+		}
+	})
+	return w.prepErr == nil, w.prepErr
+}
+
+// execPrepared runs a prepared write statement on its own, retrying
+// retryable failures like execOne, and returns the rows it changed.
+func execPrepared(ctx context.Context, st *sql.Stmt, args ...any) (int64, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := st.ExecContext(ctx, args...)
+		if err == nil {
+			return res.RowsAffected()
+		}
+		if !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
+			return 0, err
+		}
+		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+	}
+}
+
+// insertIntent runs the intent INSERT.
+func (w *certWriter) insertIntentRow(ctx context.Context, args []any) error {
+	ok, err := w.prepared(ctx)
+	if err != nil {
+		return err
+	}
+	if ok {
+		_, err = execPrepared(ctx, w.insertIntent, args...)
+	} else {
+		_, err = w.db.execOne(ctx, insertIntentSQL, args...)
+	}
+	return err
+}
+
+// findIssuedRow runs the FindIssued query.
+func (w *certWriter) findIssuedRow(ctx context.Context, args ...any) (*sql.Row, error) {
+	ok, err := w.prepared(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		return w.findIssued.QueryRowContext(ctx, args...), nil
+	}
+	return w.db.queryRow(ctx, findIssuedSQL, args...), nil
+}
+
+// issueCertificate runs the certificate UPDATE and returns the rows it
+// changed. On SQLite, concurrent callers' updates are committed in one
+// transaction by whichever of them got there first; the others wait for
+// it and get their own update's outcome. The caller's context bounds its
+// wait only when it commits: a queued update is committed whatever happens
+// to its caller, like an update already sent to the database.
+func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, error) {
+	ok, err := w.prepared(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return w.db.execOne(ctx, issueCertificateSQL, args...)
+	}
+	u := &issueUpdate{args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	w.mu.Lock()
+	w.pending = append(w.pending, u)
+	if w.leading {
+		w.mu.Unlock()
+		select {
+		case <-u.done:
+			return u.n, u.err
+		case <-u.lead:
+		}
+		w.mu.Lock()
+	}
+	w.leading = true
+	batch := w.pending
+	w.pending = nil
+	w.mu.Unlock()
+
+	w.commitIssued(context.WithoutCancel(ctx), batch)
+
+	w.mu.Lock()
+	if len(w.pending) > 0 {
+		w.pending[0].lead <- struct{}{} // the first queued caller commits the next batch
+	} else {
+		w.leading = false
+	}
+	w.mu.Unlock()
+	return u.n, u.err
+}
+
+// commitIssued runs the batch's updates in one transaction; should that
+// fail, each update runs on its own so that one bad update cannot fail the
+// others. It sets every update's outcome and closes its done channel.
+func (w *certWriter) commitIssued(ctx context.Context, batch []*issueUpdate) {
+	defer func() {
+		for _, u := range batch {
+			close(u.done)
+		}
+	}()
+	if len(batch) > 1 {
+		err := w.db.writeTx(ctx, func(t *txn) error {
+			st := t.tx.StmtContext(ctx, w.issue)
+			for _, u := range batch {
+				res, err := st.ExecContext(ctx, u.args...)
+				if err != nil {
+					return err
+				}
+				if u.n, err = res.RowsAffected(); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			return
+		}
+		w.db.logger.Warn("store: certificate batch failed, committing its updates one by one", "updates", len(batch), "err", err)
+	}
+	for _, u := range batch {
+		u.n, u.err = execPrepared(ctx, w.issue, u.args...)
+	}
+}
