@@ -522,6 +522,7 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 		s.ServeHTTP(w, r)
 	})
 	sv.ready["tsa"] = s.ready
+	sv.tsa = s // the signing service time-stamps in process
 	logger.Info("TSA unit ready", "key", s.cur.Load().unit.key.URI(), "serial", hex.EncodeToString(s.cur.Load().unit.cert.SerialNumber.Bytes()),
 		"notAfter", s.cur.Load().unit.cert.NotAfter, "clock", cfg.TSA.Timestamp.Clock.Source)
 	return nil
