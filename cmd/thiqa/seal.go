@@ -93,7 +93,7 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer os.Remove(tmp.Name())
 	start := time.Now()
-	res, err := s.signPDF(ctx, rec, cred, level, pdfInput{r: in, size: st.Size()}, func([]byte, int64) (io.Writer, error) { return tmp, nil }, nil)
+	res, err := s.signPDF(ctx, rec, cred, level, pdfInput{r: in, size: st.Size()}, func([]byte, int64) (io.Writer, error) { return tmp, nil }, nil, nil)
 	if err != nil {
 		tmp.Close()
 		_, msg, outcome := classify(err)

@@ -38,7 +38,6 @@ import (
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signer"
-	"github.com/thiqa/thiqa/signer/cades"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -371,10 +370,13 @@ type pdfInput struct {
 // the first byte of the answer; out gets the document digest and the size
 // of the signed PDF. authorize, when set, is called with the document
 // digest and the DTBS before the key is used (sole control).
+//
+// tune, when set, adjusts the options last (the fixed time and placeholder
+// of a two-step signature).
 func (s *signingService) signPDF(ctx context.Context, rec signRecord, cred *signingCredential, level signer.Level, in pdfInput, out func(documentDigest []byte, size int64) (io.Writer, error),
-	authorize func(ctx context.Context, documentDigest, dtbs []byte) error) (*signer.Result, error) {
+	authorize func(ctx context.Context, documentDigest, dtbs []byte) error, tune func(*signer.Options)) (*signer.Result, error) {
 	dst := &deferredWriter{}
-	rec.hash = cades.DefaultHash(cred.key.Public()) // what signer.Sign picks, named in the record
+	rec.hash = signerHash(cred) // named in the record
 	opts := signer.Options{
 		Level: level, Signer: cred.key, Chain: cred.chain, Hash: rec.hash, Validation: s.validation,
 		BeforeSign: func(ctx context.Context, documentDigest, dtbs []byte) error {
@@ -395,6 +397,9 @@ func (s *signingService) signPDF(ctx context.Context, rec signRecord, cred *sign
 	}
 	if rec.action == actionSeal {
 		opts.Reason = "e-seal"
+	}
+	if tune != nil {
+		tune(&opts)
 	}
 	return signer.Sign(ctx, in.r, in.size, dst, opts)
 }
@@ -439,6 +444,8 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	sv.mux.Handle("POST /api/v1/seal", seal(p.authn.Require(policies.ActionSeal)(http.HandlerFunc(h.seal))))
 	sv.mux.Handle("POST /api/v1/seal/batch", seal(p.authn.Require(policies.ActionSeal)(http.HandlerFunc(h.sealBatch))))
 	sv.mux.Handle("POST /api/v1/sign", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.sign))))
+	sv.mux.Handle("POST /api/v1/sign/prepare", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.signPrepare))))
+	sv.mux.Handle("POST /api/v1/sign/complete", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.signComplete))))
 	sv.mux.Handle("POST /api/v1/credentials/{id}/pin", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.setPIN))))
 	sv.mux.HandleFunc("POST /csc/v2/info", cscInfoService)
 	sv.mux.Handle("POST /csc/v2/credentials/list", sign(cscErrors(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.cscList)))))

@@ -264,7 +264,7 @@ func citizenOf(r *http.Request) string {
 // the answer the sealed PDF (streamed), with the ByteRange digest in
 // X-Thiqa-Document-Digest.
 func (h *signingHTTP) seal(w http.ResponseWriter, r *http.Request) {
-	h.signDocument(w, r, actionSeal, "seal", store.OwnerAgency, agencyOf(r), nil)
+	h.signDocument(w, r, actionSeal, "seal", store.OwnerAgency, agencyOf(r), nil, nil)
 }
 
 // sign serves POST /api/v1/sign?level=L&credential=ID for citizens: the PIN
@@ -289,11 +289,11 @@ func (h *signingHTTP) sign(w http.ResponseWriter, r *http.Request) {
 			return fmt.Errorf("%w: %v", errAudit, aerr)
 		}
 		return err
-	})
+	}, nil)
 }
 
 func (h *signingHTTP) signDocument(w http.ResponseWriter, r *http.Request, action, op, kind, owner string,
-	authorize func(ctx context.Context, credID string, digest, dtbs []byte) error) {
+	authorize func(ctx context.Context, credID string, digest, dtbs []byte) error, tune func(*signer.Options)) {
 	start := time.Now()
 	rec := signRecord{action: action, actor: owner, level: "unknown"}
 	if owner == "" {
@@ -333,7 +333,7 @@ func (h *signingHTTP) signDocument(w http.ResponseWriter, r *http.Request, actio
 		hdr[DigestHeader] = []string{hex.EncodeToString(digest)}
 		w.WriteHeader(http.StatusOK)
 		return w, nil
-	}, az)
+	}, az, tune)
 	if err != nil {
 		if errors.Is(err, errAudit) || w.Header().Get(DigestHeader) == "" {
 			h.fail(w, r, rec, op, start, err)
@@ -477,7 +477,7 @@ func (h *signingHTTP) sealOne(r *http.Request, rec signRecord, cred *signingCred
 		digest = d
 		buf.Grow(int(size))
 		return &buf, nil
-	}, nil)
+	}, nil, nil)
 	if err != nil {
 		return failed(err)
 	}

@@ -292,6 +292,9 @@ func TestSigningOnSQLite(t *testing.T) {
 	if n := tokensRequestedBy(t, dbPath, inProcessRequester); n < 7 {
 		t.Fatalf("%d in-process time-stamp tokens recorded, want at least 7", n)
 	}
+	if n := auditCount(t, dbPath, actionPrepare, "success", "12345678"); n != 1 {
+		t.Fatalf("%d prepare records, want 1", n)
+	}
 	// Every seal record names the digest algorithm of its document digest.
 	if n, bad := sealRecordsHashes(t, dbPath); n < 6 || bad > 0 {
 		t.Fatalf("%d seal records with a document digest, %d of them without \"hash\":\"SHA-256\"", n, bad)
@@ -423,8 +426,6 @@ func TestSigningOnPostgres(t *testing.T) {
 	mustThiqa(t, f.env, "audit", "verify", "--data", f.dir)
 }
 
-// runSealing: an agency seals at each level over HTTP, in a batch and with
-// the CLI; refusals for another agency's credential and bad documents.
 // tokensRequestedBy counts the time-stamp tokens the audit log records as
 // requested by requester (a record may hold one token or several).
 func tokensRequestedBy(t *testing.T, path, requester string) int {
@@ -480,6 +481,8 @@ func sealRecordsHashes(t *testing.T, path string) (n, bad int) {
 	return n, bad
 }
 
+// runSealing: an agency seals at each level over HTTP, in a batch and with
+// the CLI; refusals for another agency's credential and bad documents.
 func runSealing(t *testing.T, f *signFixture, levels []string) {
 	agency := f.token(t, "NTROM-1234567", "agency")
 	other := f.token(t, "NTROM-7654321", "agency")
@@ -658,6 +661,8 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 		"--pin-env", "SIGNING_PIN", "--level", "B-B", "--in", f.path("plain.pdf"), "--out", f.path("cli-signed.pdf"))
 	f.checkPDF(t, "cli-signed.pdf", []byte(mustRead(t, f.path("cli-signed.pdf"))), "citizen", "B-B")
 
+	runTwoStepSigning(t, f, citizen, other, cred)
+
 	// Wrong PIN five times: locked, even for the right PIN.
 	code, _, body = f.send(t, "/api/v1/sign?level=B-B&credential="+cred, citizen, "application/pdf", pdf, map[string]string{PINHeader: "999999"})
 	wantStatus(t, "sign with a wrong PIN", code, body, 403, "wrong PIN (4 tries left)")
@@ -679,4 +684,76 @@ func runCitizenSigning(t *testing.T, f *signFixture) {
 	if code != 200 || fmt.Sprint(m["credentialIDs"]) != "[]" || m["onlyValid"] != true {
 		t.Fatalf("onlyValid list when locked: %d %v", code, m)
 	}
+}
+
+// runTwoStepSigning: prepare → CSC authorize over the returned hash →
+// complete with the SAD. The SAD signs only the prepared document, with
+// the prepared layout, once.
+func runTwoStepSigning(t *testing.T, f *signFixture, citizen, other, cred string) {
+	pdf := samplePDF(t, 30<<10)
+	code, _, body := f.send(t, "/api/v1/sign/prepare?level=B-T&credential="+cred, citizen, "application/pdf", pdf, nil)
+	var prep SignPrepareResponse
+	if code != 200 || json.Unmarshal(body, &prep) != nil || prep.Hash == "" || prep.HashAlgorithmOID != "2.16.840.1.101.3.4.2.1" ||
+		prep.Placeholder <= 0 || len(prep.DocumentDigest) != 64 || prep.Level != "B-T" {
+		t.Fatalf("prepare: %d %.300s", code, body)
+	}
+	code, _, body = f.send(t, "/api/v1/sign/prepare?level=B-T&credential="+cred, other, "application/pdf", pdf, nil)
+	wantStatus(t, "prepare with another citizen's credential", code, body, 403, "not yours")
+	code, _, body = f.send(t, "/api/v1/sign/prepare?level=B-T&credential="+cred, citizen, "application/pdf", []byte("not a pdf"), nil)
+	wantStatus(t, "prepare a non-PDF", code, body, 400, "not a PDF")
+	authorize := func() string {
+		code, m := f.csc(t, "/csc/v2/credentials/authorize", citizen, map[string]any{"credentialID": cred, "numSignatures": 1,
+			"hashes": []string{prep.Hash}, "hashAlgorithmOID": prep.HashAlgorithmOID, "PIN": "482916"})
+		sad, _ := m["SAD"].(string)
+		if code != 200 || sad == "" {
+			t.Fatalf("authorize the prepared hash: %d %v", code, m)
+		}
+		return sad
+	}
+	complete := func(token, sad string, doc []byte, at string, placeholder int) (int, http.Header, []byte) {
+		hdr := map[string]string{}
+		if sad != "" {
+			hdr[SADHeader] = sad
+		}
+		return f.send(t, fmt.Sprintf("/api/v1/sign/complete?level=B-T&credential=%s&signingTime=%s&placeholder=%d", cred, at, placeholder),
+			token, "application/pdf", doc, hdr)
+	}
+	// Another document under the SAD of the prepared one: refused, and the
+	// attempt spent the SAD.
+	tampered := bytes.Clone(pdf)
+	i := bytes.LastIndex(tampered, []byte("sample padding"))
+	copy(tampered[i:], "SAMPLE")
+	sad := authorize()
+	code, _, body = complete(citizen, sad, tampered, prep.SigningTime, prep.Placeholder)
+	wantStatus(t, "complete another document", code, body, 403, "does not authorise")
+	code, _, body = complete(citizen, sad, pdf, prep.SigningTime, prep.Placeholder)
+	wantStatus(t, "complete with a spent SAD", code, body, 403, "already used")
+	// Another signing time: another digest.
+	at, _ := time.Parse(time.RFC3339, prep.SigningTime)
+	code, _, body = complete(citizen, authorize(), pdf, at.Add(-time.Second).Format(time.RFC3339), prep.Placeholder)
+	wantStatus(t, "complete with another signingTime", code, body, 403, "does not authorise")
+	// Bad parameters: refused before the key is used.
+	sad = authorize()
+	code, _, body = complete(other, sad, pdf, prep.SigningTime, prep.Placeholder)
+	wantStatus(t, "complete by another citizen", code, body, 403, "not yours")
+	for _, bad := range []struct {
+		sad, at     string
+		placeholder int
+		status      int
+		text        string
+	}{
+		{"", prep.SigningTime, prep.Placeholder, 401, "SAD"},
+		{sad, "yesterday", prep.Placeholder, 400, "signingTime"},
+		{sad, at.Add(-time.Hour).Format(time.RFC3339), prep.Placeholder, 400, "prepare the document again"},
+		{sad, prep.SigningTime, 10, 400, "placeholder"},
+	} {
+		code, _, body = complete(citizen, bad.sad, pdf, bad.at, bad.placeholder)
+		wantStatus(t, "complete with bad parameters", code, body, bad.status, bad.text)
+	}
+	// The prepared document, its SAD: signed once, as prepared.
+	code, hdr, body := complete(citizen, authorize(), pdf, prep.SigningTime, prep.Placeholder)
+	if code != 200 || hdr.Get(DigestHeader) != prep.DocumentDigest {
+		t.Fatalf("complete: %d digest %s, prepared %s: %.300s", code, hdr.Get(DigestHeader), prep.DocumentDigest, body)
+	}
+	f.checkPDF(t, "two-step.pdf", body, "citizen", "B-T")
 }

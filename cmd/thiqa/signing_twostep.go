@@ -1,0 +1,189 @@
+package main
+
+// Document signing in two steps, the way the CSC API binds signature
+// activation data to what is signed: the citizen's application sends the
+// PDF to POST /api/v1/sign/prepare and gets the hash the key will sign
+// (the DTBS: the digest of the CMS signed attributes, which hold the
+// document's ByteRange digest); it obtains a SAD for exactly that hash
+// from /csc/v2/credentials/authorize (PIN, or any other activation the
+// CSC endpoint accepts), and sends the same PDF with the SAD to POST
+// /api/v1/sign/complete, which rebuilds the identical signature layout
+// (same signing time, same placeholder), checks that the SAD covers the
+// DTBS of this very document, consumes it and signs. The server keeps no
+// document between the two calls.
+
+import (
+	"context"
+	"crypto"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/signer"
+	"github.com/thiqa/thiqa/signer/cades"
+	"github.com/thiqa/thiqa/store"
+)
+
+// SADHeader carries the SAD on POST /api/v1/sign/complete.
+const SADHeader = "X-Thiqa-SAD"
+
+// actionPrepare is the audit action of a prepared (not yet signed) document.
+const actionPrepare = "document.sign.prepare"
+
+// Bounds of the placeholder a complete call may name.
+const (
+	minTwoStepPlaceholder = 1024
+	maxTwoStepPlaceholder = 256 << 10
+)
+
+// SignPrepareResponse answers POST /api/v1/sign/prepare.
+type SignPrepareResponse struct {
+	// CredentialID and Level repeat the request.
+	CredentialID string `json:"credentialID"`
+	Level        string `json:"level"`
+	// Hash is the DTBS, base64: what credentials/authorize must authorise.
+	Hash string `json:"hash"`
+	// HashAlgorithmOID names Hash's algorithm for credentials/authorize.
+	HashAlgorithmOID string `json:"hashAlgorithmOID"`
+	// DocumentDigest is the hex ByteRange digest of the document to be.
+	DocumentDigest string `json:"documentDigest"`
+	// SigningTime and Placeholder go back, unchanged, to complete.
+	SigningTime string `json:"signingTime"`
+	Placeholder int    `json:"placeholder"`
+}
+
+// errPrepared stops signer.Sign once the DTBS is known: prepare never
+// uses the key.
+var errPrepared = errors.New("prepared, not signed")
+
+// twoStepLayout fixes what makes the document's digest reproducible.
+func twoStepLayout(at time.Time, placeholder int) func(*signer.Options) {
+	return func(o *signer.Options) {
+		o.Time, o.Placeholder = at, placeholder
+	}
+}
+
+// signPrepare serves POST /api/v1/sign/prepare?level=L&credential=ID: the
+// body is the PDF; the answer (JSON) the hash to authorise and the layout
+// to complete with. Nothing is signed; the preparation is audited.
+func (h *signingHTTP) signPrepare(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	owner := citizenOf(r)
+	rec := signRecord{action: actionPrepare, actor: owner, level: "unknown"}
+	if owner == "" {
+		rec.actor = "unidentified-caller"
+		h.fail(w, r, rec, "prepare", start, refuse(http.StatusForbidden, "the caller has no citizen identity"))
+		return
+	}
+	level, credID, err := levelAndCredential(r)
+	rec.credential = credID
+	if err != nil {
+		h.fail(w, r, rec, "prepare", start, err)
+		return
+	}
+	rec.level = level.String()
+	cred, err := h.s.credential(r.Context(), credID, store.OwnerCitizen, owner)
+	if err != nil {
+		h.fail(w, r, rec, "prepare", start, err)
+		return
+	}
+	in, cleanup, err := h.readPDF(w, r)
+	defer cleanup()
+	if err != nil {
+		h.fail(w, r, rec, "prepare", start, err)
+		return
+	}
+	rec.size = in.size
+	at := h.s.now().UTC().Truncate(time.Second) // /M holds seconds
+	placeholder := signer.MaxPlaceholder(cred.chain, level)
+	var dtbs, digest []byte
+	_, err = h.s.signPDF(r.Context(), rec, cred, level, in, nil, func(_ context.Context, d, x []byte) error {
+		digest, dtbs = append([]byte(nil), d...), append([]byte(nil), x...)
+		return errPrepared
+	}, twoStepLayout(at, placeholder))
+	if !errors.Is(err, errPrepared) {
+		if err == nil {
+			err = errors.New("the document was signed while preparing")
+		}
+		h.fail(w, r, rec, "prepare", start, err)
+		return
+	}
+	rec.documentDigest, rec.hash = digest, signerHash(cred)
+	if err := h.s.auditSign(r.Context(), rec, audit.OutcomeSuccess, ""); err != nil {
+		h.fail(w, r, rec, "prepare", start, fmt.Errorf("%w: %v", errAudit, err))
+		return
+	}
+	h.s.metrics.observe("prepare", rec.level, audit.OutcomeSuccess, time.Since(start))
+	writeJSON(w, http.StatusOK, SignPrepareResponse{
+		CredentialID: credID, Level: level.String(), Hash: base64.StdEncoding.EncodeToString(dtbs),
+		HashAlgorithmOID: hashOID(rec.hash), DocumentDigest: hex.EncodeToString(digest),
+		SigningTime: at.Format(time.RFC3339), Placeholder: placeholder,
+	})
+}
+
+// signComplete serves POST /api/v1/sign/complete?level=L&credential=ID&
+// signingTime=T&placeholder=N with the same PDF as body and the SAD in
+// X-Thiqa-SAD: the document is laid out as prepare did, and the key signs
+// only when the SAD (for this credential, unexpired, unused) authorised
+// this document's DTBS. The SAD is consumed by the attempt.
+func (h *signingHTTP) signComplete(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sad := r.Header.Get(SADHeader)
+	r.Header.Del(SADHeader)
+	actor := citizenOf(r)
+	var tune func(*signer.Options)
+	var layoutErr error
+	at, err := time.Parse(time.RFC3339, q.Get("signingTime"))
+	placeholder, perr := strconv.Atoi(q.Get("placeholder"))
+	now := h.s.now()
+	switch {
+	case err != nil:
+		layoutErr = refuse(http.StatusBadRequest, "signingTime must be the RFC 3339 time prepare returned")
+	case at.Before(now.Add(-h.s.cfg.SADLifetime-time.Minute)) || at.After(now.Add(time.Minute)):
+		layoutErr = refuse(http.StatusBadRequest, "signingTime is not within the last %s: prepare the document again", h.s.cfg.SADLifetime)
+	case perr != nil || placeholder < minTwoStepPlaceholder || placeholder > maxTwoStepPlaceholder:
+		layoutErr = refuse(http.StatusBadRequest, "placeholder must be the size prepare returned")
+	case sad == "":
+		layoutErr = refuse(http.StatusUnauthorized, "the SAD from credentials/authorize is required in the %s header", SADHeader)
+	default:
+		tune = twoStepLayout(at.UTC(), placeholder)
+	}
+	h.signDocument(w, r, actionSign, "sign", store.OwnerCitizen, actor, func(ctx context.Context, credID string, digest, dtbs []byte) error {
+		if layoutErr != nil {
+			return layoutErr
+		}
+		got, err := h.s.creds.ConsumeSAD(ctx, sad, credID, h.s.now())
+		if errors.Is(err, store.ErrNotFound) {
+			return refuse(http.StatusForbidden, "the SAD is invalid, expired, already used or for another credential")
+		}
+		if err != nil {
+			return err
+		}
+		if err := sadCovers(got, hashOID(dtbsHash(dtbs)), [][]byte{dtbs}); err != nil {
+			return refuse(http.StatusForbidden, "the SAD does not authorise this document: it differs from the one prepared, or was prepared with another signingTime or placeholder")
+		}
+		return nil
+	}, tune)
+}
+
+// signerHash is the digest algorithm of the credential's signatures (what
+// signPDF signs with).
+func signerHash(c *signingCredential) crypto.Hash {
+	return cades.DefaultHash(c.key.Public())
+}
+
+// dtbsHash names the digest algorithm of a DTBS by its length.
+func dtbsHash(dtbs []byte) crypto.Hash {
+	switch len(dtbs) {
+	case 48:
+		return crypto.SHA384
+	case 64:
+		return crypto.SHA512
+	}
+	return crypto.SHA256
+}
