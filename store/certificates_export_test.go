@@ -2,6 +2,24 @@ package store
 
 import "context"
 
+// IntentBatch commits the given intent inserts (the arguments of
+// insertIntentSQL, in order) as one batch, for tests.
+func (c *Certificates) IntentBatch(ctx context.Context, inserts [][]any) ([]error, error) {
+	if _, err := c.w.prepared(ctx); err != nil {
+		return nil, err
+	}
+	batch := make([]*writeOp, len(inserts))
+	for i, a := range inserts {
+		batch[i] = &writeOp{st: c.w.insertIntent, args: a, done: make(chan struct{})}
+	}
+	c.w.commit(ctx, batch)
+	errs := make([]error, len(batch))
+	for i, u := range batch {
+		errs[i] = u.err
+	}
+	return errs, nil
+}
+
 // IssueBatch commits the given certificate updates (the arguments of
 // issueCertificateSQL, in order) as one batch, for tests; it reports
 // whether the statements are prepared (SQLite) and each update's outcome.
@@ -10,11 +28,11 @@ func (c *Certificates) IssueBatch(ctx context.Context, updates [][]any) (bool, [
 	if err != nil || !ok {
 		return ok, nil, []error{err}
 	}
-	batch := make([]*issueUpdate, len(updates))
+	batch := make([]*writeOp, len(updates))
 	for i, a := range updates {
-		batch[i] = &issueUpdate{args: a, done: make(chan struct{})}
+		batch[i] = &writeOp{st: c.w.issue, args: a, done: make(chan struct{})}
 	}
-	c.w.commitIssued(ctx, batch)
+	c.w.commit(ctx, batch)
 	ns, errs := make([]int64, len(batch)), make([]error, len(batch))
 	for i, u := range batch {
 		<-u.done

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -332,5 +333,33 @@ func TestIssueBatchIsolatesAFailure(t *testing.T) {
 	updates[1][0], updates[1][7], updates[1][8] = []byte{0x30, 0}, "7f04", in.TBSHash[:]
 	if _, ns, errs := certs.IssueBatch(ctx, [][]any{updates[1], updates[0]}); errs[0] != nil || errs[1] != nil || ns[0] != 1 || ns[1] != 0 {
 		t.Fatalf("second batch: n %v, errs %v (the already issued 7f01 changes nothing)", ns, errs)
+	}
+}
+
+// TestIntentBatchKeepsOthersOnConflict: an intent that violates a unique
+// constraint fails alone; the batch's other intents are committed.
+func TestIntentBatchKeepsOthersOnConflict(t *testing.T) {
+	ctx := ctxT(t)
+	db := storetest.Open(t, storetest.Dialects()[0].NewConfig(t))
+	certs := db.Certificates(nil)
+	na := time.Now().Add(time.Hour).Unix()
+	row := func(serial string, key byte) []any {
+		return []any{serial, "citizen", "citizen-auth", []byte{key}, []byte{key}, nil, "x", na, time.Now().UnixNano()}
+	}
+	errs, err := certs.IntentBatch(ctx, [][]any{row("7e11", 1), row("7e11", 2), row("7e12", 1), row("7e13", 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || errs[3] != nil {
+		t.Fatalf("good intents failed: %v", errs)
+	}
+	if errs[1] == nil || !strings.Contains(errs[1].Error(), "certificates.serial") {
+		t.Fatalf("duplicate serial: %v", errs[1])
+	}
+	if errs[2] == nil || !strings.Contains(errs[2].Error(), "certificates.key_hash") {
+		t.Fatalf("duplicate key: %v", errs[2])
+	}
+	if c, err := db.QueryInt64(ctx, "SELECT COUNT(*) FROM certificates WHERE state = 'intent'"); err != nil || c != 2 {
+		t.Fatalf("%d intents, %v; want 2", c, err)
 	}
 }

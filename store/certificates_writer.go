@@ -10,9 +10,9 @@ import (
 
 // certWriter runs the CA's per-issuance statements. On SQLite they are
 // prepared once (SQLite parses a statement on every call otherwise; pgx
-// caches prepared statements by itself), and the certificate updates of
-// concurrent issuances are committed together in one write transaction
-// (group commit), since SQLite has a single writer.
+// caches prepared statements by itself), and the intents and certificate
+// updates of concurrent issuances are committed together in one write
+// transaction (group commit), since SQLite has a single writer.
 type certWriter struct {
 	db *DB
 
@@ -22,12 +22,13 @@ type certWriter struct {
 	insertIntent, issue, findIssued *sql.Stmt
 
 	mu      sync.Mutex
-	pending []*issueUpdate
-	leading bool // an issuance is committing a batch; the others queue
+	pending []*writeOp
+	leading bool // a caller is committing a batch; the others queue
 }
 
-// issueUpdate is one queued certificate update and its outcome.
-type issueUpdate struct {
+// writeOp is one queued write statement and its outcome.
+type writeOp struct {
+	st   *sql.Stmt
 	args []any
 	n    int64
 	err  error
@@ -88,14 +89,14 @@ func execPrepared(ctx context.Context, st *sql.Stmt, args ...any) (int64, error)
 	}
 }
 
-// insertIntent runs the intent INSERT.
+// insertIntentRow runs the intent INSERT.
 func (w *certWriter) insertIntentRow(ctx context.Context, args []any) error {
 	ok, err := w.prepared(ctx)
 	if err != nil {
 		return err
 	}
 	if ok {
-		_, err = execPrepared(ctx, w.insertIntent, args...)
+		_, err = w.write(ctx, w.insertIntent, args)
 	} else {
 		_, err = w.db.execOne(ctx, insertIntentSQL, args...)
 	}
@@ -114,12 +115,7 @@ func (w *certWriter) findIssuedRow(ctx context.Context, args ...any) (*sql.Row, 
 	return w.db.queryRow(ctx, findIssuedSQL, args...), nil
 }
 
-// issueCertificate runs the certificate UPDATE and returns the rows it
-// changed. On SQLite, concurrent callers' updates are committed in one
-// transaction by whichever of them got there first; the others wait for
-// it and get their own update's outcome. The caller's context bounds its
-// wait only when it commits: a queued update is committed whatever happens
-// to its caller, like an update already sent to the database.
+// issueCertificate runs the certificate UPDATE and returns the rows it changed.
 func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, error) {
 	ok, err := w.prepared(ctx)
 	if err != nil {
@@ -128,7 +124,18 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, e
 	if !ok {
 		return w.db.execOne(ctx, issueCertificateSQL, args...)
 	}
-	u := &issueUpdate{args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	return w.write(ctx, w.issue, args)
+}
+
+// write runs one prepared write statement (SQLite) and returns the rows it
+// changed. Concurrent callers' statements (intents and certificates) are
+// committed in one transaction by whichever of them got there first; the
+// others wait for it and get their own statement's outcome. The caller's
+// context bounds its wait only when it commits: a queued statement is
+// committed whatever happens to its caller, like one already sent to the
+// database.
+func (w *certWriter) write(ctx context.Context, st *sql.Stmt, args []any) (int64, error) {
+	u := &writeOp{st: st, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	w.mu.Lock()
 	w.pending = append(w.pending, u)
 	if w.leading {
@@ -145,7 +152,7 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, e
 	w.pending = nil
 	w.mu.Unlock()
 
-	w.commitIssued(context.WithoutCancel(ctx), batch)
+	w.commit(context.WithoutCancel(ctx), batch)
 
 	w.mu.Lock()
 	if len(w.pending) > 0 {
@@ -157,10 +164,13 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, e
 	return u.n, u.err
 }
 
-// commitIssued runs the batch's updates in one transaction; should that
-// fail, each update runs on its own so that one bad update cannot fail the
-// others. It sets every update's outcome and closes its done channel.
-func (w *certWriter) commitIssued(ctx context.Context, batch []*issueUpdate) {
+// commit runs the batch's statements in one transaction. A unique
+// constraint violation fails only its own statement (SQLite backs out the
+// statement and keeps the transaction). Should the transaction fail for
+// any other reason, nothing of it is kept and each statement runs on its
+// own, so that one bad statement cannot fail the others. It sets every
+// statement's outcome and closes its done channel.
+func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 	defer func() {
 		for _, u := range batch {
 			close(u.done)
@@ -168,11 +178,21 @@ func (w *certWriter) commitIssued(ctx context.Context, batch []*issueUpdate) {
 	}()
 	if len(batch) > 1 {
 		err := w.db.writeTx(ctx, func(t *txn) error {
-			st := t.tx.StmtContext(ctx, w.issue)
+			bound := map[*sql.Stmt]*sql.Stmt{}
 			for _, u := range batch {
+				st, ok := bound[u.st]
+				if !ok {
+					st = t.tx.StmtContext(ctx, u.st)
+					bound[u.st] = st
+				}
+				u.n, u.err = 0, nil
 				res, err := st.ExecContext(ctx, u.args...)
 				if err != nil {
-					return err
+					if !isUniqueViolation(err) {
+						return err
+					}
+					u.err = err
+					continue
 				}
 				if u.n, err = res.RowsAffected(); err != nil {
 					return err
@@ -183,9 +203,9 @@ func (w *certWriter) commitIssued(ctx context.Context, batch []*issueUpdate) {
 		if err == nil {
 			return
 		}
-		w.db.logger.Warn("store: certificate batch failed, committing its updates one by one", "updates", len(batch), "err", err)
+		w.db.logger.Warn("store: CA write batch failed, committing its statements one by one", "statements", len(batch), "err", err)
 	}
 	for _, u := range batch {
-		u.n, u.err = execPrepared(ctx, w.issue, u.args...)
+		u.n, u.err = execPrepared(ctx, u.st, u.args...)
 	}
 }
