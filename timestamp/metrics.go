@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer, a *Authority) (*metrics, error) {
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "thiqa_tsa_request_duration_seconds",
 		Help:    "Time to answer a time-stamp request (parse, checks, record, sign), by outcome.",
-		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .0075, .01, .015, .025, .05, .1, .25, 1},
 	}, []string{"status"})
 	m.granted = latency.WithLabelValues("granted")
 	m.rejected = latency.WithLabelValues("rejection")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -10,11 +11,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"net"
 	"net/http"
 	neturl "net/url"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -133,10 +137,12 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	cpu1, err := scrapePhases(ctx, client, base)
 	cpuErr = errors.Join(cpuErr, err)
+	h0, h0Err := scrapeTSALatency(ctx, client, base)
 	half, err := lg.paced(ctx, full.rate/2, *d)
 	if err != nil {
 		return err
 	}
+	h1, h1Err := scrapeTSALatency(ctx, client, base)
 	if err := measureRaw(); err != nil {
 		return err
 	}
@@ -145,6 +151,11 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "half load:  %8.0f tokens/s  p50 %s  p99 %s  from each request's scheduled time; p50 %s  p99 %s from its send (paced at %.0f/s)\n",
 		half.rate, half.lat.percentile(50).Round(time.Microsecond), half.lat.percentile(99).Round(time.Microsecond),
 		half.sent.percentile(50).Round(time.Microsecond), half.sent.percentile(99).Round(time.Microsecond), full.rate/2)
+	if h0Err == nil && h1Err == nil {
+		if le, ok := h1.sub(h0).quantile(0.99); ok {
+			fmt.Fprintf(env.stdout, "half load:  server-side p99 <= %s (thiqa_tsa_request_duration_seconds: parse, record, sign; the rest of the latency above is HTTP and scheduling)\n", le)
+		}
+	}
 	if _, ok := cpu0["cpu"]; ok && cpuErr == nil && full.ok > 0 {
 		fmt.Fprintf(env.stdout, "server CPU: %8.0f µs per token at full load (process_cpu_seconds_total)\n", (cpu1["cpu"]-cpu0["cpu"])*1e6/float64(full.ok+full.failed))
 	}
@@ -376,4 +387,88 @@ func (l *tsaLoad) paced(ctx context.Context, rate float64, d time.Duration) (*lo
 	wg.Wait()
 	res.rate = float64(res.ok) / time.Since(start).Seconds()
 	return res, ctx.Err()
+}
+
+// latencyHist is the cumulative granted-token latency histogram of the
+// TSA's /metrics: upper bounds (seconds) and counts.
+type latencyHist struct {
+	le     []float64
+	counts []float64
+}
+
+// sub returns h minus an earlier scrape of the same histogram.
+func (h latencyHist) sub(before latencyHist) latencyHist {
+	out := latencyHist{le: h.le, counts: slices.Clone(h.counts)}
+	for i := range out.counts {
+		if i < len(before.counts) && before.le[i] == h.le[i] {
+			out.counts[i] -= before.counts[i]
+		}
+	}
+	return out
+}
+
+// quantile returns the upper bound of the bucket holding quantile q.
+func (h latencyHist) quantile(q float64) (time.Duration, bool) {
+	if len(h.counts) == 0 || h.counts[len(h.counts)-1] <= 0 {
+		return 0, false
+	}
+	want := q * h.counts[len(h.counts)-1]
+	for i, c := range h.counts {
+		if c >= want {
+			if math.IsInf(h.le[i], 1) {
+				return 0, false
+			}
+			return time.Duration(h.le[i] * float64(time.Second)), true
+		}
+	}
+	return 0, false
+}
+
+// scrapeTSALatency reads the granted-token latency histogram from /metrics.
+func scrapeTSALatency(ctx context.Context, client *http.Client, base string) (latencyHist, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return latencyHist{}, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return latencyHist{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return latencyHist{}, fmt.Errorf("scraping /metrics: status %d", resp.StatusCode)
+	}
+	return parseTSALatency(resp.Body)
+}
+
+// parseTSALatency picks thiqa_tsa_request_duration_seconds_bucket
+// {status="granted",le="…"} lines out of the Prometheus text format.
+func parseTSALatency(r io.Reader) (latencyHist, error) {
+	const prefix = `thiqa_tsa_request_duration_seconds_bucket{status="granted",le="`
+	var h latencyHist
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		le, val, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		bound, err1 := strconv.ParseFloat(le, 64)
+		n, err2 := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		h.le, h.counts = append(h.le, bound), append(h.counts, n)
+	}
+	if err := sc.Err(); err != nil {
+		return latencyHist{}, err
+	}
+	if len(h.le) == 0 {
+		return latencyHist{}, errors.New("no thiqa_tsa_request_duration_seconds histogram in /metrics")
+	}
+	return h, nil
 }

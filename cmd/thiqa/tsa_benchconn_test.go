@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	neturl "net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
@@ -140,4 +142,41 @@ func FuzzBenchReply(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTSALatencyHistogram reads the TSA's latency histogram from /metrics
+// text and finds the bucket of the 99th percentile of what happened
+// between two scrapes.
+func TestTSALatencyHistogram(t *testing.T) {
+	scrape := func(counts ...int) latencyHist {
+		t.Helper()
+		les := []string{"0.001", "0.005", "0.01", "0.025", "+Inf"}
+		var b strings.Builder
+		b.WriteString("# HELP x\nthiqa_tsa_request_duration_seconds_bucket{status=\"rejection\",le=\"0.001\"} 99\n")
+		for i, le := range les {
+			fmt.Fprintf(&b, "thiqa_tsa_request_duration_seconds_bucket{status=\"granted\",le=\"%s\"} %d\n", le, counts[i])
+		}
+		h, err := parseTSALatency(strings.NewReader(b.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	before := scrape(100, 100, 100, 100, 100)
+	after := scrape(1000, 1089, 1100, 1100, 1100) // 1,000 new: 900 ≤ 1 ms, 989 ≤ 5 ms, all ≤ 10 ms
+	if le, ok := after.sub(before).quantile(0.99); !ok || le != 10*time.Millisecond {
+		t.Fatalf("p99 bucket %v %t, want 10ms", le, ok)
+	}
+	if le, ok := after.sub(before).quantile(0.5); !ok || le != time.Millisecond {
+		t.Fatalf("p50 bucket %v %t, want 1ms", le, ok)
+	}
+	if _, ok := scrape(0, 0, 0, 0, 5).quantile(0.99); ok {
+		t.Fatal("a quantile in the +Inf bucket has a bound")
+	}
+	if _, ok := before.sub(before).quantile(0.99); ok {
+		t.Fatal("an empty histogram has a quantile")
+	}
+	if _, err := parseTSALatency(strings.NewReader("process_cpu_seconds_total 3\n")); err == nil {
+		t.Fatal("metrics without the histogram accepted")
+	}
 }
