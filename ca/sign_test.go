@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	"sync"
 	"testing"
 
 	"github.com/thiqa/thiqa/policies"
@@ -194,4 +195,36 @@ func mustMarshal(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestConcurrentFirstIssuances: the P-384 tables are built once, by
+// whichever issuance verifies first, while others wait (run with -race).
+func TestConcurrentFirstIssuances(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	reqs := make([][]byte, 8)
+	for i := range reqs {
+		reqs[i] = newCSR(t, p384(t))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(reqs))
+	for _, csr := range reqs {
+		wg.Go(func() {
+			got, err := pki.authority.Issue(context.Background(), Request{Profile: policies.ProfileCitizenSigning,
+				Subject: subjectFor(policies.ProfileCitizenSigning), CSR: csr})
+			if err == nil {
+				err = got.Certificate.CheckSignatureFrom(pki.issuers[policies.IssuerCitizen].cert)
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if is := pki.issuers[policies.IssuerCitizen]; is.p384 == nil || is.p384Err != nil {
+		t.Fatalf("P-384 tables not in use: %v", is.p384Err)
+	}
 }
