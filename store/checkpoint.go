@@ -25,8 +25,11 @@ import (
 // beginning and would grow without end. When the WAL passes walRestartSize
 // the checkpointer follows the PASSIVE checkpoint with a RESTART one: it
 // holds the writer back only while it copies the few frames written since
-// the PASSIVE one (a millisecond or two), and the next commit starts the
-// WAL again from the beginning. The WAL file thus stays below
+// the PASSIVE one and syncs (a few milliseconds), and the next commit
+// starts the WAL again from the beginning. A RESTART also waits for
+// readers still using the old WAL, holding writers back meanwhile, so it
+// gives up after walCheckpointerBusyTimeout and is tried again at the
+// next tick. The WAL file thus stays below
 // walRestartSize plus what is written in one interval, and
 // journal_size_limit truncates it back to walSizeLimit when it is reused.
 
@@ -46,6 +49,23 @@ const (
 	// the frame count wal_checkpoint reports into bytes.
 	walPageBytes = 4096 + 24
 )
+
+// walCheckpointerBusyTimeout bounds how long a RESTART checkpoint waits
+// for the writer and for readers of the old WAL. While it waits it holds
+// new writers back, so it gives up early (and tries again at the next
+// tick) rather than stall the audit log behind a long read.
+const walCheckpointerBusyTimeout = 50 * time.Millisecond
+
+// walCheckpointerQuery is the checkpointer connection's DSN query: the
+// common one with the short busy timeout.
+func walCheckpointerQuery(common url.Values) url.Values {
+	q := url.Values{}
+	for k, v := range common {
+		q[k] = v
+	}
+	q.Set("_busy_timeout", fmt.Sprint(walCheckpointerBusyTimeout.Milliseconds()))
+	return q
+}
 
 // walWriterPragmas are added to the SQLite writer connection's DSN.
 func walWriterPragmas(q url.Values) {

@@ -32,6 +32,10 @@ func TestWALCheckpointer(t *testing.T) {
 	if db.ckpt == nil {
 		t.Fatal("no checkpointer on SQLite")
 	}
+	var busy int64
+	if err := db.ckpt.db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy); err != nil || busy != walCheckpointerBusyTimeout.Milliseconds() {
+		t.Fatalf("checkpointer busy_timeout = %d, %v", busy, err)
+	}
 	// A lower restart threshold than the server's, so that a short test
 	// writes several times the bound through the WAL.
 	db.ckpt.restartBytes.Store(8 << 20)
@@ -76,5 +80,53 @@ func TestWALCheckpointer(t *testing.T) {
 	case <-db.ckpt.done:
 	default:
 		t.Fatal("the checkpointer still runs after Close")
+	}
+}
+
+// TestWALCheckpointerLongReader: a read transaction that keeps the old
+// WAL in use makes every RESTART checkpoint wait; each gives up after
+// walCheckpointerBusyTimeout, so writes are held back briefly, not for as
+// long as the reader reads.
+func TestWALCheckpointerLongReader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "thiqa.db")
+	db, err := Open(ctx, Config{Driver: DriverSQLite, DSN: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.ckpt.restartBytes.Store(1 << 20)
+	if err := db.ExecTx(ctx, "CREATE TABLE ckpt_test (id INTEGER PRIMARY KEY, v BLOB NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	blob := []byte(strings.Repeat("x", 3000))
+	for range 500 { // past the restart threshold before the reader starts
+		if err := db.ExecTx(ctx, "INSERT INTO ckpt_test (v) VALUES (?)", blob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rtx, err := db.r.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := rtx.QueryRowContext(ctx, "SELECT count(*) FROM ckpt_test").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	var worst time.Duration
+	start := time.Now()
+	for time.Since(start) < 2*time.Second {
+		t0 := time.Now()
+		if err := db.ExecTx(ctx, "INSERT INTO ckpt_test (v) VALUES (?)", blob); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(t0))
+		time.Sleep(time.Millisecond)
+	}
+	rtx.Rollback()
+	t.Logf("worst commit while a reader held the WAL for 2 s: %v", worst)
+	if worst > time.Second {
+		t.Fatalf("a commit waited %v behind a RESTART checkpoint", worst)
 	}
 }

@@ -151,7 +151,7 @@ func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
 	if err := db.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: sqlite: opening %s for reading: %w", path, err)
 	}
-	if err := db.startCheckpointer(ctx, base+"?"+common.Encode(), walCheckpointInterval); err != nil {
+	if err := db.startCheckpointer(ctx, base+"?"+walCheckpointerQuery(common).Encode(), walCheckpointInterval); err != nil {
 		return err
 	}
 	db.logger.Debug("store opened", "driver", DriverSQLite, "path", path, "synchronous", sync)
