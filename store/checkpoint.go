@@ -45,6 +45,9 @@ const (
 	// for a few milliseconds (two fsyncs); at the TSA's half load (about
 	// 6 MB of WAL a second) this happens every five seconds or so.
 	walRestartSize = 32 << 20
+	// walRestartBackoff is how long the checkpointer waits before trying a
+	// RESTART again after one gave up.
+	walRestartBackoff = 2 * time.Second
 	// walPageBytes approximates a WAL frame (page + frame header) to turn
 	// the frame count wal_checkpoint reports into bytes.
 	walPageBytes = 4096 + 24
@@ -116,15 +119,22 @@ func (c *checkpointer) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
+	var restartAfter time.Time // no RESTART before, after one gave up
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		frames, err := c.timed(ctx, "PASSIVE")
-		if err == nil && int64(frames)*walPageBytes > c.restartBytes.Load() {
-			_, err = c.timed(ctx, "RESTART")
+		frames, _, err := c.timed(ctx, "PASSIVE")
+		if err == nil && int64(frames)*walPageBytes > c.restartBytes.Load() && time.Now().After(restartAfter) {
+			var busy bool
+			if _, busy, err = c.timed(ctx, "RESTART"); err == nil && busy {
+				// A reader still uses the old WAL: let it finish rather
+				// than hold writers back at every tick.
+				restartAfter = time.Now().Add(walRestartBackoff)
+				c.logger.Debug("store: WAL restart postponed: the WAL is in use", "frames", frames)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			c.logger.Warn("store: WAL checkpoint failed", "err", err)
@@ -133,20 +143,21 @@ func (c *checkpointer) run(ctx context.Context) {
 }
 
 // timed runs a checkpoint and logs it when it was slow.
-func (c *checkpointer) timed(ctx context.Context, mode string) (frames int, err error) {
+func (c *checkpointer) timed(ctx context.Context, mode string) (frames int, busy bool, err error) {
 	start := time.Now()
-	frames, err = c.checkpoint(ctx, mode)
+	frames, busy, err = c.checkpoint(ctx, mode)
 	if d := time.Since(start); err == nil && d > time.Second {
 		c.logger.Info("store: slow WAL checkpoint", "mode", mode, "duration", d, "frames", frames)
 	}
-	return frames, err
+	return frames, busy, err
 }
 
-// checkpoint runs one checkpoint and returns the WAL's size in frames.
-func (c *checkpointer) checkpoint(ctx context.Context, mode string) (frames int, err error) {
-	var busy, done int
-	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &frames, &done); err != nil {
-		return 0, err
+// checkpoint runs one checkpoint and returns the WAL's size in frames and
+// whether it could not complete (a RESTART whose wait timed out).
+func (c *checkpointer) checkpoint(ctx context.Context, mode string) (frames int, busy bool, err error) {
+	var b, done int
+	if err := c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&b, &frames, &done); err != nil {
+		return 0, false, err
 	}
-	return frames, nil
+	return frames, b != 0, nil
 }
