@@ -10,6 +10,11 @@
 // concurrency and across processes sharing one database, because the store
 // appends under a lock on the head.
 //
+// Many small events of one kind (time-stamp tokens) can share a record: the
+// items given to a Group's Append in one batch are sealed into one
+// collective record (see Group), each caller again released only once it
+// is committed.
+//
 // The package declares the storage it needs (Store); store.DB implements it.
 package audit
 
