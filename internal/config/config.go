@@ -58,6 +58,8 @@ type Config struct {
 	Signing SigningConfig `yaml:"signing"`
 	// Verify configures verification for relying parties (API and page).
 	Verify VerifyConfig `yaml:"verify"`
+	// Audit configures the audit log's signed checkpoints.
+	Audit AuditConfig `yaml:"audit"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -158,6 +160,7 @@ func Default(dir string) *Config {
 		Identity:   DefaultIdentityConfig(),
 		Signing:    DefaultSigningConfig(),
 		Verify:     DefaultVerifyConfig(),
+		Audit:      DefaultAuditConfig("thiqa"),
 	}
 	c.dir = dir
 	return c
@@ -301,6 +304,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err.Error())
 	}
 	if err := c.Verify.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if err := c.Audit.Validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
