@@ -15,7 +15,35 @@
 // collective record (see Group), each caller again released only once it
 // is committed.
 //
-// The package declares the storage it needs (Store); store.DB implements it.
+// # Checkpoints
+//
+// The chain alone cannot catch someone who controls the database: delete
+// the last records and move the head back, or rewrite every record from
+// some seq on with fresh hashes, and the chain is consistent again. A
+// signed checkpoint anchors the head outside the database: (seq, hash of
+// record seq, time), signed with a dedicated ECDSA key on the HSM over a
+// domain-separated encoding (Checkpoint.SignedBytes). `thiqa serve` appends
+// one every audit.checkpointEvery and at shutdown, as a JSON line, to a file
+// outside the database (CheckpointWriter: O_APPEND, fsync after each line,
+// flock against other writers, nothing written while the head stands
+// still), and the public key lies next to it as PEM. VerifyCheckpoints then
+// demands that every line verifies, that seqs and times never go backwards,
+// that the chain holds each checkpoint's record with exactly its hash, and
+// that the head is at or past the last checkpoint. A crash in the middle of
+// a write leaves an incomplete last line: the verifier ignores it with a
+// warning, the writer cuts it off before its next line; a bad line anywhere
+// else is a break.
+//
+// What a checkpoint vouches for is bounded by where the file and the public
+// key live: an attacker who can also rewrite the file and the PEM is not
+// caught, so production ships the file off the host (log shipping, WORM
+// storage) and pins the public key elsewhere. Records written after the
+// last checkpoint (at most one interval, or those of a crash) are vouched
+// for by the chain alone.
+//
+// The package declares the storage it needs (Store, and the smaller
+// HeadReader and ChainReader); store.DB implements them. It never sees the
+// HSM: the checkpoint key comes in as a crypto.Signer.
 package audit
 
 import (

@@ -1,0 +1,249 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ChainReader reads the chain; store.DB implements it.
+type ChainReader interface {
+	AuditRecords(ctx context.Context, fromSeq int64, fn func(Record) error) error
+	AuditHead(ctx context.Context) (Head, error)
+}
+
+// CheckpointProblemKind says what is wrong with a checkpoint.
+type CheckpointProblemKind string
+
+// The kinds of problem VerifyCheckpoints reports.
+const (
+	// CheckpointMalformed: a line (not the last) is not a checkpoint.
+	CheckpointMalformed CheckpointProblemKind = "malformed"
+	// CheckpointBadSignature: the signature does not verify with the
+	// checkpoint public key (forged or edited line).
+	CheckpointBadSignature CheckpointProblemKind = "bad-signature"
+	// CheckpointSeqBackwards: a checkpoint's seq is below the one before.
+	CheckpointSeqBackwards CheckpointProblemKind = "seq-backwards"
+	// CheckpointTimeBackwards: a checkpoint's time is before the one before.
+	CheckpointTimeBackwards CheckpointProblemKind = "time-backwards"
+	// CheckpointRecordMissing: the chain has no record at the checkpoint's
+	// seq; records were removed (and the head rewritten to hide it).
+	CheckpointRecordMissing CheckpointProblemKind = "record-missing"
+	// CheckpointHashMismatch: the record at the checkpoint's seq has
+	// another hash; the chain was rewritten from there or before.
+	CheckpointHashMismatch CheckpointProblemKind = "hash-mismatch"
+	// CheckpointHeadBehind: the head is before the last checkpoint.
+	CheckpointHeadBehind CheckpointProblemKind = "head-behind"
+)
+
+// CheckpointProblem is the first checkpoint that does not hold.
+type CheckpointProblem struct {
+	// Line is the checkpoint's line number in the file, from 1.
+	Line int
+	// Seq is the checkpoint's seq (0 when the line does not parse).
+	Seq int64
+	// Kind says what is wrong.
+	Kind CheckpointProblemKind
+	// Detail explains it in words.
+	Detail string
+}
+
+// CheckpointReport is the result of VerifyCheckpoints.
+type CheckpointReport struct {
+	// Verified counts the checkpoints found valid, in file order, up to
+	// the problem (or the end).
+	Verified int
+	// Last is the last valid checkpoint (nil when there is none).
+	Last *Checkpoint
+	// Head is the chain head read before the walk.
+	Head Head
+	// IncompleteLastLine is set when the file's last line has no "\n":
+	// what a crash in the middle of a write leaves. It is ignored.
+	IncompleteLastLine bool
+	// IncompleteLine is that line's number.
+	IncompleteLine int
+	// Problem is the first problem, nil when every checkpoint holds.
+	Problem *CheckpointProblem
+}
+
+// OK reports whether every checkpoint held.
+func (r CheckpointReport) OK() bool { return r.Problem == nil }
+
+// String describes the report in one line.
+func (r CheckpointReport) String() string {
+	if p := r.Problem; p != nil {
+		if p.Seq == 0 {
+			return fmt.Sprintf("checkpoint %d: %s", p.Line, p.Detail)
+		}
+		return fmt.Sprintf("checkpoint %d (seq %d): %s", p.Line, p.Seq, p.Detail)
+	}
+	if r.Last == nil {
+		return "no checkpoints"
+	}
+	return fmt.Sprintf("%d checkpoints verified, the last at seq %d (%s)", r.Verified, r.Last.Seq, r.Last.Time.Format(time.RFC3339))
+}
+
+// checkpointScanner reads checkpoint lines one at a time (constant memory).
+type checkpointScanner struct {
+	r    *bufio.Reader
+	line int
+	pub  crypto.PublicKey
+	prev *Checkpoint
+}
+
+// next returns the next valid checkpoint. At the end of the file it
+// returns ok false; an incomplete last line sets incomplete. A line that
+// does not hold is returned as a problem.
+func (s *checkpointScanner) next() (c Checkpoint, ok, incomplete bool, p *CheckpointProblem, err error) {
+	raw, err := s.r.ReadSlice('\n')
+	switch {
+	case errors.Is(err, io.EOF):
+		if len(raw) == 0 {
+			return Checkpoint{}, false, false, nil, nil
+		}
+		s.line++
+		return Checkpoint{}, false, true, nil, nil
+	case errors.Is(err, bufio.ErrBufferFull):
+		s.line++
+		return Checkpoint{}, false, false, &CheckpointProblem{Line: s.line, Kind: CheckpointMalformed,
+			Detail: fmt.Sprintf("line is longer than %d bytes", MaxCheckpointLine)}, nil
+	case err != nil:
+		return Checkpoint{}, false, false, nil, fmt.Errorf("audit: reading checkpoints: %w", err)
+	}
+	s.line++
+	c, err = ParseCheckpointLine(raw)
+	if err != nil {
+		return Checkpoint{}, false, false, &CheckpointProblem{Line: s.line, Kind: CheckpointMalformed,
+			Detail: fmt.Sprintf("not a checkpoint line: %v", err)}, nil
+	}
+	prob := func(kind CheckpointProblemKind, format string, args ...any) *CheckpointProblem {
+		return &CheckpointProblem{Line: s.line, Seq: c.Seq, Kind: kind, Detail: fmt.Sprintf(format, args...)}
+	}
+	if err := c.Verify(s.pub); err != nil {
+		return Checkpoint{}, false, false, prob(CheckpointBadSignature, "the signature does not verify with the checkpoint public key (forged or edited)"), nil
+	}
+	if s.prev != nil {
+		if c.Seq < s.prev.Seq {
+			return Checkpoint{}, false, false, prob(CheckpointSeqBackwards, "seq goes backwards (the checkpoint before is at seq %d)", s.prev.Seq), nil
+		}
+		if c.Time.Before(s.prev.Time) {
+			return Checkpoint{}, false, false, prob(CheckpointTimeBackwards, "time %s goes backwards (the checkpoint before is at %s)",
+				c.Time.Format(time.RFC3339Nano), s.prev.Time.Format(time.RFC3339Nano)), nil
+		}
+	}
+	s.prev = &c
+	return c, true, false, nil, nil
+}
+
+// VerifyCheckpoints checks the checkpoint file read from r against the
+// chain in st: every line's signature must verify with pub, seqs and times
+// must not go backwards, the chain must hold a record at each checkpoint's
+// seq with exactly the checkpoint's hash, and the head must be at or past
+// the last checkpoint. An incomplete last line (no "\n", left by a crash
+// while writing) is ignored and reported in IncompleteLastLine; a bad line
+// anywhere else is a problem.
+//
+// Run it after Verify found the chain intact: a checkpoint then vouches
+// for every record up to its seq. It walks the chain once from the first
+// checkpoint's seq alongside the file, in constant memory. An error means
+// the store or the file could not be read; a checkpoint that does not hold
+// is a report with Problem set.
+func VerifyCheckpoints(ctx context.Context, st ChainReader, r io.Reader, pub crypto.PublicKey) (CheckpointReport, error) {
+	var rep CheckpointReport
+	head, err := st.AuditHead(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("audit: verifying checkpoints: %w", err)
+	}
+	rep.Head = head
+	sc := &checkpointScanner{r: bufio.NewReaderSize(r, MaxCheckpointLine+1), pub: pub}
+	var cur Checkpoint
+	var curLine, lastLine int
+	// next moves cur to the next checkpoint with a higher seq than the
+	// last verified one; a checkpoint repeating that seq must repeat its
+	// hash. It returns false at the end of the file or at a problem.
+	next := func() (bool, error) {
+		for {
+			c, ok, incomplete, p, err := sc.next()
+			if err != nil {
+				return false, err
+			}
+			if incomplete {
+				rep.IncompleteLastLine, rep.IncompleteLine = true, sc.line
+			}
+			if p != nil {
+				rep.Problem = p
+				return false, nil
+			}
+			if !ok {
+				return false, nil
+			}
+			if rep.Last == nil || c.Seq != rep.Last.Seq {
+				cur, curLine = c, sc.line
+				return true, nil
+			}
+			if !bytes.Equal(c.Hash, rep.Last.Hash) {
+				rep.Problem = &CheckpointProblem{Line: sc.line, Seq: c.Seq, Kind: CheckpointHashMismatch,
+					Detail: fmt.Sprintf("names another hash for seq %d than the checkpoint before", c.Seq)}
+				return false, nil
+			}
+			rep.Verified++
+			rep.Last, lastLine = &c, sc.line
+		}
+	}
+	have, err := next()
+	if err != nil || !have {
+		return rep, err
+	}
+	var lastSeen int64
+	walkErr := st.AuditRecords(ctx, cur.Seq, func(rec Record) error {
+		lastSeen = rec.Seq
+		for have && cur.Seq <= rec.Seq {
+			if cur.Seq < rec.Seq {
+				rep.Problem = &CheckpointProblem{Line: curLine, Seq: cur.Seq, Kind: CheckpointRecordMissing,
+					Detail: fmt.Sprintf("the chain has no record %d (the next record is %d) — records were removed", cur.Seq, rec.Seq)}
+				return errStop
+			}
+			if !bytes.Equal(rec.Hash, cur.Hash) {
+				rep.Problem = &CheckpointProblem{Line: curLine, Seq: cur.Seq, Kind: CheckpointHashMismatch,
+					Detail: fmt.Sprintf("record %d does not have the hash the checkpoint names — the chain was rewritten", cur.Seq)}
+				return errStop
+			}
+			rep.Verified++
+			c := cur
+			rep.Last, lastLine = &c, curLine
+			var err error
+			if have, err = next(); err != nil {
+				return err
+			}
+		}
+		if !have {
+			return errStop
+		}
+		return nil
+	})
+	if walkErr != nil && !errors.Is(walkErr, errStop) {
+		return rep, fmt.Errorf("audit: verifying checkpoints: %w", walkErr)
+	}
+	if rep.Problem != nil {
+		return rep, nil
+	}
+	if have {
+		end := lastSeen
+		if end == 0 {
+			end = head.Seq // the walk saw nothing from cur.Seq on
+		}
+		rep.Problem = &CheckpointProblem{Line: curLine, Seq: cur.Seq, Kind: CheckpointRecordMissing,
+			Detail: fmt.Sprintf("the chain ends at seq %d — records were removed", end)}
+		return rep, nil
+	}
+	if rep.Last != nil && head.Seq < rep.Last.Seq {
+		rep.Problem = &CheckpointProblem{Line: lastLine, Seq: rep.Last.Seq, Kind: CheckpointHeadBehind,
+			Detail: fmt.Sprintf("the head (seq %d) is behind this checkpoint — records were removed or the database rolled back", head.Seq)}
+	}
+	return rep, nil
+}
