@@ -123,6 +123,9 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	}); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
 	}
+	if err := checkpointAfterInit(ctx, p); err != nil {
+		return err
+	}
 
 	fmt.Fprintf(env.stdout, "data folder %s ready\n  token  %s (%s)\n  store  %s\n%sserve it with: thiqa serve --data %s\n",
 		abs, cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.Store.Driver, report.String(), abs)

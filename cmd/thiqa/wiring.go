@@ -58,6 +58,7 @@ type serviceWiring struct {
 func services() []serviceWiring {
 	return []serviceWiring{
 		{"platform", wirePlatform},
+		{"audit checkpoints", wireAuditCheckpoints},
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
 		{"identity", wireIdentity},
@@ -78,6 +79,7 @@ type initStep struct {
 func initSteps() []initStep {
 	return []initStep{
 		{"development token issuer", initDevIssuer},
+		{"audit checkpoint key", initAuditCheckpoint},
 		{"CA hierarchy", initCA},
 		{"OCSP responders", initResponders},
 		{"digital-ID token signer", initIdentity},

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAuditCheckpointsEndToEnd: serve writes signed checkpoints (every
+// tick and at shutdown) to a file outside the database; deleting the last
+// records and moving audit_head back passes the chain check but not the
+// checkpoint check.
+func TestAuditCheckpointsEndToEnd(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustThiqa(t, nil, "init", "--data", dir)
+	cfgPath := filepath.Join(dir, "thiqa.yaml")
+	y := mustRead(t, cfgPath)
+	if !strings.Contains(y, "checkpointEvery: 1m0s") {
+		t.Fatalf("thiqa.yaml has no audit.checkpointEvery:\n%s", y)
+	}
+	writeFile(t, cfgPath, strings.Replace(y, "checkpointEvery: 1m0s", "checkpointEvery: 1s", 1))
+	cpFile := filepath.Join(dir, "audit", "checkpoints.jsonl")
+	if pem := mustRead(t, filepath.Join(dir, "audit", "checkpoint-key.pem")); !strings.Contains(pem, "BEGIN PUBLIC KEY") {
+		t.Fatalf("checkpoint public key: %q", pem)
+	}
+	// init anchored what it recorded.
+	if n := strings.Count(mustRead(t, cpFile), "\n"); n != 1 {
+		t.Fatalf("after init: %d checkpoint lines, want 1", n)
+	}
+	// A second init keeps the key (and its PEM) and writes no new key record.
+	keys := countAudit(t, filepath.Join(dir, "thiqa.db"), "key.generate")
+	mustThiqa(t, nil, "init", "--data", dir)
+	if n := countAudit(t, filepath.Join(dir, "thiqa.db"), "key.generate"); n != keys {
+		t.Fatalf("second init generated keys: %d key.generate records, was %d", n, keys)
+	}
+
+	srv := startServer(t, dir, nil)
+	doc := filepath.Join(t.TempDir(), "doc.txt")
+	writeFile(t, doc, "checkpointed")
+	for i := range 3 {
+		mustThiqa(t, nil, "timestamp", "--url", srv.base+"/tsa", "--in", doc, "--out", filepath.Join(t.TempDir(), strconv.Itoa(i)+".tsr"))
+	}
+	before := strings.Count(mustRead(t, cpFile), "\n")
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(mustRead(t, cpFile), "\n") <= before && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if strings.Count(mustRead(t, cpFile), "\n") <= before {
+		t.Fatalf("no periodic checkpoint within 20 s:\n%s", srv.stderr.String())
+	}
+	srv.stop(t)
+	if !strings.Contains(srv.stderr.String(), "audit checkpoint written at shutdown") {
+		t.Fatalf("no checkpoint at shutdown:\n%s", srv.stderr.String())
+	}
+	if st, err := os.Stat(cpFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("checkpoint file: %v %v", st, err)
+	}
+
+	ok := mustThiqa(t, nil, "audit", "verify", "--data", dir)
+	head := regexp.MustCompile(`audit chain OK: \d+ records, head seq (\d+), hash [0-9a-f]{64}\n`).FindStringSubmatch(ok.stdout)
+	if head == nil {
+		t.Fatalf("audit verify: %s", ok.stdout)
+	}
+	// The shutdown checkpoint names the head: the service.stop record.
+	if want := "audit checkpoints OK: "; !strings.Contains(ok.stdout, want) || !strings.Contains(ok.stdout, "the last at seq "+head[1]+" ") {
+		t.Fatalf("audit verify, want the last checkpoint at the head (seq %s): %s", head[1], ok.stdout)
+	}
+	headSeq, _ := strconv.Atoi(head[1])
+
+	// Without the checkpoint file, verify says the chain is not anchored.
+	none := mustThiqa(t, nil, "audit", "verify", "--data", dir, "--checkpoints", filepath.Join(t.TempDir(), "absent.jsonl"))
+	if !strings.Contains(none.stdout, "audit chain OK") || !strings.Contains(none.stdout, "audit checkpoints: none") {
+		t.Fatalf("audit verify without checkpoints: %s", none.stdout)
+	}
+
+	// A crash in the middle of a checkpoint write is tolerated with a warning.
+	f, err := os.OpenFile(cpFile, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"v":1,"seq":`); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	warned := mustThiqa(t, nil, "audit", "verify", "--data", dir)
+	if !strings.Contains(warned.stdout, "WARNING: line") || !strings.Contains(warned.stdout, "incomplete") {
+		t.Fatalf("audit verify with an incomplete last line: %s", warned.stdout)
+	}
+
+	// The attack: delete the last two records and move audit_head back to
+	// the new end, recomputing nothing else. The chain alone stays valid.
+	newHead := headSeq - 2
+	db := filepath.Join(dir, "thiqa.db")
+	tamperSQLite(t, db, "DELETE FROM audit_log WHERE seq > "+strconv.Itoa(newHead))
+	tamperSQLite(t, db, "UPDATE audit_head SET seq = "+strconv.Itoa(newHead)+", hash = (SELECT hash FROM audit_log WHERE seq = "+strconv.Itoa(newHead)+") WHERE id = 1")
+	chainOnly := mustThiqa(t, nil, "audit", "verify", "--data", dir, "--checkpoints", filepath.Join(t.TempDir(), "absent.jsonl"))
+	if !strings.Contains(chainOnly.stdout, "audit chain OK") {
+		t.Fatalf("the chain alone should not notice: %s", chainOnly.stdout)
+	}
+	broken := thiqa(t, nil, "audit", "verify", "--data", dir)
+	// The first checkpoint past the new end is named.
+	want := regexp.MustCompile(`^audit chain BROKEN: checkpoint \d+ \(seq (\d+)\): the chain ends at seq ` + strconv.Itoa(newHead) + ` — records were removed`)
+	m := want.FindStringSubmatch(broken.stdout)
+	if broken.code != 1 || m == nil || strings.Count(broken.stdout, "\n") != 1 {
+		t.Fatalf("audit verify after removing the tail: exit %d\n%s%s", broken.code, broken.stdout, broken.stderr)
+	}
+	if seq, _ := strconv.Atoi(m[1]); seq <= newHead || seq > headSeq {
+		t.Fatalf("audit verify after removing the tail: exit %d\n%s%s", broken.code, broken.stdout, broken.stderr)
+	}
+
+	// A forged line (signed by another key) is named too.
+	other := filepath.Join(t.TempDir(), "other")
+	mustThiqa(t, nil, "init", "--data", other)
+	forged := filepath.Join(t.TempDir(), "forged.jsonl")
+	writeFile(t, forged, mustRead(t, filepath.Join(other, "audit", "checkpoints.jsonl")))
+	bad := thiqa(t, nil, "audit", "verify", "--data", dir, "--checkpoints", forged)
+	if bad.code != 1 || !strings.Contains(bad.stdout, "audit chain BROKEN: checkpoint 1 (seq ") || !strings.Contains(bad.stdout, "signature does not verify") {
+		t.Fatalf("audit verify with a forged checkpoint: exit %d\n%s%s", bad.code, bad.stdout, bad.stderr)
+	}
+}
+
+// TestAuditCheckpointBadInput: serve refuses to start without the
+// checkpoint key (one clear line), unless checkpoints are off.
+func TestAuditCheckpointBadInput(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustThiqa(t, nil, "init", "--data", dir)
+	cfgPath := filepath.Join(dir, "thiqa.yaml")
+	y := mustRead(t, cfgPath)
+
+	writeFile(t, cfgPath, strings.Replace(y, "object=audit-checkpoint", "object=no-such-key", 1))
+	r := thiqa(t, nil, "serve", "--data", dir, "--addr", "127.0.0.1:0")
+	if line := errorLine(t, r); r.code == 0 || !strings.Contains(line, "no-such-key") || !strings.Contains(line, "thiqa init") {
+		t.Fatalf("serve without the checkpoint key: exit %d, %q", r.code, line)
+	}
+
+	writeFile(t, cfgPath, strings.Replace(y, "checkpointEvery: 1m0s", "checkpointEvery: often", 1))
+	r = thiqa(t, nil, "audit", "verify", "--data", dir)
+	if line := errorLine(t, r); r.code == 0 || !strings.Contains(line, "audit.checkpointEvery") {
+		t.Fatalf("bad checkpointEvery: exit %d, %q", r.code, line)
+	}
+	writeFile(t, cfgPath, y)
+
+	// A public key that is not the token's: init refuses to overwrite it,
+	// and verify fails every checkpoint.
+	pemPath := filepath.Join(dir, "audit", "checkpoint-key.pem")
+	other := filepath.Join(t.TempDir(), "other")
+	mustThiqa(t, nil, "init", "--data", other)
+	writeFile(t, pemPath, mustRead(t, filepath.Join(other, "audit", "checkpoint-key.pem")))
+	r = thiqa(t, nil, "init", "--data", dir)
+	if line := errorLine(t, r); r.code == 0 || !strings.Contains(line, "another public key") {
+		t.Fatalf("init with a foreign checkpoint public key: exit %d, %q", r.code, line)
+	}
+	v := thiqa(t, nil, "audit", "verify", "--data", dir)
+	if v.code != 1 || !strings.Contains(v.stdout, "signature does not verify") {
+		t.Fatalf("verify with a foreign public key: exit %d %s%s", v.code, v.stdout, v.stderr)
+	}
+	writeFile(t, pemPath, "not a key")
+	v = thiqa(t, nil, "audit", "verify", "--data", dir)
+	if line := errorLine(t, v); v.code == 0 || !strings.Contains(line, "checkpoint public key") {
+		t.Fatalf("verify with a broken public key: exit %d, %q", v.code, line)
+	}
+}
