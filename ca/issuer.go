@@ -387,13 +387,12 @@ func (i *Issuer) verifyECDSA(pub *ecdsa.PublicKey, digest, sig []byte) bool {
 // wellFormedECDSA checks that sig is a DER ECDSA-Sig-Value with r and s in
 // [1, n-1] for pub's curve, without the curve arithmetic of a verification.
 func wellFormedECDSA(pub *ecdsa.PublicKey, sig []byte) bool {
-	var v struct{ R, S *big.Int }
-	rest, err := asn1.Unmarshal(sig, &v)
-	if err != nil || len(rest) != 0 {
+	r, s, ok := parseECDSASignature(sig)
+	if !ok {
 		return false
 	}
 	n := pub.Curve.Params().N
-	return v.R.Sign() > 0 && v.S.Sign() > 0 && v.R.Cmp(n) < 0 && v.S.Cmp(n) < 0
+	return r.Sign() > 0 && s.Sign() > 0 && r.Cmp(n) < 0 && s.Cmp(n) < 0
 }
 
 // assembleCertificate encodes Certificate ::= SEQUENCE { tbsCertificate,

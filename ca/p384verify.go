@@ -3,11 +3,12 @@ package ca
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"encoding/asn1"
 	"errors"
 	"math/big"
 
 	"filippo.io/nistec"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // p384Window is the width in bits of the windows of a fixed-base table:
@@ -93,17 +94,29 @@ func newP384Verifier(pub *ecdsa.PublicKey) (*p384Verifier, error) {
 	}, nil
 }
 
+// parseECDSASignature reads ECDSA-Sig-Value ::= SEQUENCE { r INTEGER,
+// s INTEGER } as strictly as crypto/ecdsa does: DER, nothing after either
+// integer inside the SEQUENCE, nothing after the SEQUENCE.
+func parseECDSASignature(sig []byte) (r, s *big.Int, ok bool) {
+	r, s = new(big.Int), new(big.Int)
+	var inner cryptobyte.String
+	input := cryptobyte.String(sig)
+	if !input.ReadASN1(&inner, cbasn1.SEQUENCE) || !input.Empty() ||
+		!inner.ReadASN1Integer(r) || !inner.ReadASN1Integer(s) || !inner.Empty() {
+		return nil, nil, false
+	}
+	return r, s, true
+}
+
 // verifyASN1 reports whether sig (DER ECDSA-Sig-Value) is a valid
 // signature of digest by the verifier's key.
 func (v *p384Verifier) verifyASN1(digest, sig []byte) bool {
-	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(sig, &rs); err != nil || len(rest) != 0 {
-		return false
-	}
+	r, s, ok := parseECDSASignature(sig)
 	n := v.n
-	if rs.R.Sign() <= 0 || rs.S.Sign() <= 0 || rs.R.Cmp(n) >= 0 || rs.S.Cmp(n) >= 0 {
+	if !ok || r.Sign() <= 0 || s.Sign() <= 0 || r.Cmp(n) >= 0 || s.Cmp(n) >= 0 {
 		return false
 	}
+	rs := struct{ R, S *big.Int }{r, s}
 	// e is the leftmost 384 bits of the digest (the order's bit length).
 	if len(digest) > 48 {
 		digest = digest[:48]

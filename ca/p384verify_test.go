@@ -206,3 +206,31 @@ func BenchmarkVerifyP384(b *testing.B) {
 		}
 	})
 }
+
+// TestP384VerifierRefusesTrailingData checks the signature is parsed as
+// strictly as crypto/ecdsa parses it: an element after s inside the
+// SEQUENCE, or bytes after the SEQUENCE, make a valid (r, s) invalid.
+func TestP384VerifierRefusesTrailingData(t *testing.T) {
+	k := fixedP384Key(t)
+	d := sha512.Sum384([]byte("thiqa"))
+	sig, err := ecdsa.SignASN1(rand.Reader, k, d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig[1] >= 0x7e {
+		t.Fatalf("signature length %d needs the long form; the test builds short forms only", sig[1])
+	}
+	v := newVerifierFor(t, &k.PublicKey)
+	if !v.verifyASN1(d[:], sig) {
+		t.Fatal("valid signature refused")
+	}
+	inside := append([]byte{0x30, sig[1] + 2}, sig[2:]...)
+	inside = append(inside, 0x05, 0x00) // NULL after s, inside the SEQUENCE
+	after := append(append([]byte(nil), sig...), 0x00)
+	for name, bad := range map[string][]byte{"inside": inside, "after": after} {
+		if v.verifyASN1(d[:], bad) || wellFormedECDSA(&k.PublicKey, bad) {
+			t.Errorf("trailing data %s the SEQUENCE accepted", name)
+		}
+		agree(t, v, &k.PublicKey, d[:], bad)
+	}
+}
