@@ -169,6 +169,19 @@ func TestPlaceholderLearned(t *testing.T) {
 	if n, _ := o.Validation.Cache.placeholder(key); n < 1000 {
 		t.Fatalf("the cache did not learn the real size: %d", n)
 	}
+	// Under sole control one authorisation is one signature: the learned
+	// size is not used, so there is never a second try asking again.
+	o.Validation.Cache.sigSize[key] = 10
+	asked := 0
+	o.BeforeSign = func(context.Context, []byte, []byte) error { asked++; return nil }
+	fourth, err := SignBytes(context.Background(), in, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked != 1 {
+		t.Fatalf("BeforeSign called %d times for one signature, want 1", asked)
+	}
+	assertOpenSSL(t, p, fourth, true)
 }
 
 // TestBeforeWrite: called once with the size of what is then written; its

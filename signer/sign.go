@@ -175,11 +175,14 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 	// A signature of the same key, hash and level is the size of the
 	// last ones give or take a few bytes: a placeholder that size, not the
 	// worst case, keeps the output small.
+	// Under sole control (BeforeSign set) one authorisation allows one
+	// signature: the worst-case placeholder, and no second attempt that
+	// would ask for the authorisation and the key again.
 	sizeKey := placeholderKey(opts.Chain[0], opts.Hash, opts.Level >= LevelBT, opts.PSS)
-	if n, ok := opts.Validation.Cache.placeholder(sizeKey); ok {
+	retry := opts.BeforeSign == nil
+	if n, ok := opts.Validation.Cache.placeholder(sizeKey); ok && retry {
 		est = n
 	}
-	retry := true
 	if opts.Placeholder > 0 {
 		est, retry = opts.Placeholder, false
 	}
