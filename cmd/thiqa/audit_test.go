@@ -137,6 +137,15 @@ func TestAuditCheckpointBadInput(t *testing.T) {
 		t.Fatalf("serve without the checkpoint key: exit %d, %q", r.code, line)
 	}
 
+	// With checkpoints off, the key is not needed.
+	off := strings.Replace(strings.Replace(y, "object=audit-checkpoint", "object=no-such-key", 1), "checkpointEvery: 1m0s", "checkpointEvery: 0", 1)
+	writeFile(t, cfgPath, off)
+	srv := startServer(t, dir, nil)
+	srv.stop(t)
+	if !strings.Contains(srv.stderr.String(), "audit checkpoints are off") {
+		t.Fatalf("serve with checkpoints off:\n%s", srv.stderr.String())
+	}
+
 	writeFile(t, cfgPath, strings.Replace(y, "checkpointEvery: 1m0s", "checkpointEvery: often", 1))
 	r = thiqa(t, nil, "audit", "verify", "--data", dir)
 	if line := errorLine(t, r); r.code == 0 || !strings.Contains(line, "audit.checkpointEvery") {

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -525,4 +526,60 @@ func TestCheckpointWritersShareAFile(t *testing.T) {
 	if rep := verifyFile(t, chain, path, &key.PublicKey); !rep.OK() || rep.Verified < 2 {
 		t.Fatalf("%s", rep)
 	}
+}
+
+func TestCheckpointWriterRun(t *testing.T) {
+	key := newKey(t)
+	chain := &fakeChain{}
+	chain.grow(1)
+	path := checkpointFile(t)
+	logs := &syncBuffer{}
+	w, err := audit.NewCheckpointWriter(chain, key, path, audit.CheckpointWriterOptions{Now: clock(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx, 10*time.Millisecond) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for n := 0; n < 3 && time.Now().Before(deadline); {
+		chain.grow(1)
+		time.Sleep(15 * time.Millisecond)
+		raw, _ := os.ReadFile(path)
+		n = bytes.Count(raw, []byte("\n"))
+	}
+	// A failure (the head moved back) is logged, and Run goes on.
+	chain.mu.Lock()
+	chain.head = audit.Head{Seq: 1, Hash: chain.recs[0].Hash}
+	chain.mu.Unlock()
+	for !strings.Contains(logs.String(), "checkpoint failed") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !strings.Contains(logs.String(), "behind the last checkpoint") {
+		t.Fatalf("no failure logged:\n%s", logs.String())
+	}
+	raw, _ := os.ReadFile(path)
+	if n := bytes.Count(raw, []byte("\n")); n < 3 {
+		t.Fatalf("%d checkpoints written by Run, want at least 3", n)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -85,7 +85,7 @@ func (r CheckpointReport) String() string {
 	if r.Last == nil {
 		return "no checkpoints"
 	}
-	return fmt.Sprintf("%d checkpoints verified, the last at seq %d (%s)", r.Verified, r.Last.Seq, r.Last.Time.Format(time.RFC3339))
+	return fmt.Sprintf("%d verified, the last at seq %d (%s)", r.Verified, r.Last.Seq, r.Last.Time.Format(time.RFC3339))
 }
 
 // checkpointScanner reads checkpoint lines one at a time (constant memory).

@@ -85,9 +85,12 @@ func NewCheckpointWriter(heads HeadReader, signer crypto.Signer, path string, op
 	}, nil
 }
 
-// Run writes a checkpoint every interval until ctx ends. Failures are
-// logged and counted, never fatal.
+// Run writes a checkpoint at once (so that a head behind the file, a
+// database rolled back while the server was down, is logged at start) and
+// then every interval until ctx ends. Failures are logged and counted,
+// never fatal.
 func (w *CheckpointWriter) Run(ctx context.Context, every time.Duration) {
+	_, _, _ = w.Checkpoint(ctx)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
