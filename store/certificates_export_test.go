@@ -40,3 +40,14 @@ func (c *Certificates) IssueBatch(ctx context.Context, updates [][]any) (bool, [
 	}
 	return true, ns, errs
 }
+
+// WriteBroken queues a statement the driver cannot run at all (a nil
+// statement panics inside database/sql), for tests of the writer's
+// recovery.
+func (c *Certificates) WriteBroken(ctx context.Context) error {
+	if _, err := c.w.prepared(ctx); err != nil {
+		return err
+	}
+	_, err := c.w.write(ctx, nil, nil)
+	return err
+}

@@ -363,3 +363,28 @@ func TestIntentBatchKeepsOthersOnConflict(t *testing.T) {
 		t.Fatalf("%d intents, %v; want 2", c, err)
 	}
 }
+
+// TestWriterSurvivesAPanic: a batch whose statement panics in the driver
+// fails its caller with an error, and the next write is not left waiting
+// for a leader that never handed over.
+func TestWriterSurvivesAPanic(t *testing.T) {
+	ctx := ctxT(t)
+	db := storetest.Open(t, storetest.Dialects()[0].NewConfig(t))
+	certs := db.Certificates(nil)
+	if err := certs.WriteBroken(ctx); err == nil || !strings.Contains(err.Error(), "aborted") {
+		t.Fatalf("broken statement: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- certs.InsertIntent(ctx, ca.Intent{Serial: "7f10", CA: "citizen", Profile: "citizen-auth", TBSHash: [32]byte{1}, KeyHash: [32]byte{1},
+			RequestedBy: "x", NotAfter: time.Now().Add(time.Hour), Created: time.Now()})
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write after a panicking batch is still waiting")
+	}
+}

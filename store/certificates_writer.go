@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,8 +17,10 @@ import (
 type certWriter struct {
 	db *DB
 
-	prepOnce sync.Once
-	prepErr  error
+	// ready is set once the statements are prepared; prepMu serialises
+	// preparing, which is tried again after a failure.
+	ready  atomic.Bool
+	prepMu sync.Mutex
 	// On SQLite only; nil on PostgreSQL.
 	insertIntent, issue, findIssued *sql.Stmt
 
@@ -50,28 +53,41 @@ const (
 )
 
 // prepared returns whether the prepared statements are in use (SQLite),
-// preparing them on first use.
+// preparing them on first use. A failure (a busy schema read, say) is
+// returned to this caller and preparing is tried again by the next one.
 func (w *certWriter) prepared(ctx context.Context) (bool, error) {
 	if w.db.dialect != DriverSQLite {
 		return false, nil
 	}
-	w.prepOnce.Do(func() {
-		for _, p := range []struct {
-			dst **sql.Stmt
-			on  *sql.DB
-			q   string
-		}{
-			{&w.insertIntent, w.db.w, insertIntentSQL},
-			{&w.issue, w.db.w, issueCertificateSQL},
-			{&w.findIssued, w.db.r, findIssuedSQL},
-		} {
-			if *p.dst, w.prepErr = p.on.PrepareContext(context.WithoutCancel(ctx), p.q); w.prepErr != nil {
-				w.prepErr = fmt.Errorf("store: preparing %q: %w", p.q, w.prepErr)
-				return
+	if w.ready.Load() {
+		return true, nil
+	}
+	w.prepMu.Lock()
+	defer w.prepMu.Unlock()
+	if w.ready.Load() {
+		return true, nil
+	}
+	var stmts [3]*sql.Stmt
+	for i, p := range []struct {
+		on *sql.DB
+		q  string
+	}{
+		{w.db.w, insertIntentSQL},
+		{w.db.w, issueCertificateSQL},
+		{w.db.r, findIssuedSQL},
+	} {
+		st, err := p.on.PrepareContext(context.WithoutCancel(ctx), p.q)
+		if err != nil {
+			for _, done := range stmts[:i] {
+				done.Close()
 			}
+			return false, fmt.Errorf("store: preparing %q: %w", p.q, err)
 		}
-	})
-	return w.prepErr == nil, w.prepErr
+		stmts[i] = st
+	}
+	w.insertIntent, w.issue, w.findIssued = stmts[0], stmts[1], stmts[2]
+	w.ready.Store(true)
+	return true, nil
 }
 
 // execPrepared runs a prepared write statement on its own, retrying
@@ -152,15 +168,19 @@ func (w *certWriter) write(ctx context.Context, st *sql.Stmt, args []any) (int64
 	w.pending = nil
 	w.mu.Unlock()
 
-	w.commit(context.WithoutCancel(ctx), batch)
-
-	w.mu.Lock()
-	if len(w.pending) > 0 {
-		w.pending[0].lead <- struct{}{} // the first queued caller commits the next batch
-	} else {
-		w.leading = false
-	}
-	w.mu.Unlock()
+	func() {
+		// Hand over even if commit panics, or every later write would wait.
+		defer func() {
+			w.mu.Lock()
+			if len(w.pending) > 0 {
+				w.pending[0].lead <- struct{}{} // the first queued caller commits the next batch
+			} else {
+				w.leading = false
+			}
+			w.mu.Unlock()
+		}()
+		w.commit(context.WithoutCancel(ctx), batch)
+	}()
 	return u.n, u.err
 }
 
@@ -172,6 +192,15 @@ func (w *certWriter) write(ctx context.Context, st *sql.Stmt, args []any) (int64
 // statement's outcome and closes its done channel.
 func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 	defer func() {
+		// A panic in the driver fails the whole batch, for every caller,
+		// instead of leaving them to believe their statement ran.
+		if r := recover(); r != nil {
+			err := fmt.Errorf("store: CA write batch aborted: %v", r)
+			w.db.logger.Error("store: CA write batch panicked", "statements", len(batch), "err", err)
+			for _, u := range batch {
+				u.n, u.err = 0, err
+			}
+		}
 		for _, u := range batch {
 			close(u.done)
 		}

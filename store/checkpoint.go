@@ -15,7 +15,7 @@ import (
 // into the database file and fsyncs both files, about 10 ms here, and every
 // group-committed audit record (so every time-stamp token) waiting for it
 // waits as long. The writer connection therefore runs with
-// wal_autocheckpoint off, and a goroutine of its own checkpoints every
+// wal_autocheckpoint raised out of reach (a backstop only), and a goroutine of its own checkpoints every
 // walCheckpointInterval on a connection of its own, in PASSIVE mode: it
 // copies the WAL into the database and does the expensive fsyncs without
 // waiting for, or blocking, the writer and the readers.
@@ -70,9 +70,15 @@ func walCheckpointerQuery(common url.Values) url.Values {
 	return q
 }
 
+// walAutocheckpointBackstop is the writer's wal_autocheckpoint (pages,
+// about 128 MiB): far beyond what the checkpointer lets the WAL reach, so
+// it never fires while the checkpointer works, but it bounds the WAL
+// should the checkpointer keep failing.
+const walAutocheckpointBackstop = 32768
+
 // walWriterPragmas are added to the SQLite writer connection's DSN.
 func walWriterPragmas(q url.Values) {
-	q.Add("_pragma", "wal_autocheckpoint(0)")
+	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walAutocheckpointBackstop))
 	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 }
 
