@@ -76,7 +76,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 	hit, sum := a.tokens.get(raw, now)
 	if hit != nil {
 		keys, err := hit.issuer.source.lookup(ctx, hit.kid)
-		if err == nil && stillPublished(keys, hit.key) {
+		if err == nil && stillPublished(keys, hit.key, hit.alg) {
 			a.metrics.tokenCacheHits.Inc()
 			return hit.issuer.principal(hit.claims, now)
 		}
@@ -138,7 +138,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 	if err != nil {
 		return nil, err
 	}
-	a.tokens.put(sum, &cachedToken{issuer: is, kid: hdr.KeyID, key: verifiedBy, claims: claims}, now)
+	a.tokens.put(sum, &cachedToken{issuer: is, kid: hdr.KeyID, alg: alg, key: verifiedBy, claims: claims}, now)
 	return p, nil
 }
 

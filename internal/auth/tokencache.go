@@ -39,6 +39,7 @@ type tokenCache struct {
 type cachedToken struct {
 	issuer  *issuer
 	kid     string
+	alg     jose.SignatureAlgorithm
 	key     crypto.PublicKey // the key whose signature verified
 	claims  tokenClaims
 	expires time.Time // when the entry stops being used
@@ -121,14 +122,16 @@ func (c *tokenCache) len() int {
 	return len(c.entries)
 }
 
-// stillPublished reports whether key is among keys.
-func stillPublished(keys []jose.JSONWebKey, key crypto.PublicKey) bool {
+// stillPublished reports whether key is among keys and may still verify
+// signatures made with alg (a re-published key restricted to another
+// algorithm stops its cached tokens).
+func stillPublished(keys []jose.JSONWebKey, key crypto.PublicKey, alg jose.SignatureAlgorithm) bool {
 	eq, ok := key.(interface{ Equal(crypto.PublicKey) bool })
 	if !ok {
 		return false
 	}
 	for _, k := range keys {
-		if eq.Equal(k.Key) {
+		if eq.Equal(k.Key) && keyFits(k, alg) {
 			return true
 		}
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/elliptic"
 	"errors"
 	"fmt"
@@ -133,5 +134,29 @@ func TestTokenCacheBounded(t *testing.T) {
 	}
 	if f.auth.tokens.len() != 0 {
 		t.Fatal("disabled cache holds tokens")
+	}
+}
+
+// TestTokenCacheKeyRestricted checks that re-publishing the verifying key
+// for another algorithm stops its cached tokens.
+func TestTokenCacheKeyRestricted(t *testing.T) {
+	f := newFixture(t, nil)
+	tok := f.sign(t, f.claims("x", "operator"))
+	for range 2 {
+		if _, err := f.auth.Authenticate(bearerRequest(tok)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jwk := *f.signer.Public()
+	jwk.Algorithm = "ES384"
+	if err := WriteJWKS(f.jwks, jwk); err != nil {
+		t.Fatal(err)
+	}
+	// The file may keep its size and (coarse) modification time: reload.
+	if err := f.auth.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.auth.Authenticate(bearerRequest(tok)); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("cached ES256 token after its key was restricted to ES384: %v", err)
 	}
 }
