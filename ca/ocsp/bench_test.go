@@ -35,7 +35,7 @@ func benchResponder(b *testing.B) (*Responder, [][]byte) {
 		src.set("citizen", int64(100000+i), st)
 		reqs[i], _ = NewRequest(p.ca, big.NewInt(int64(100000+i)), crypto.SHA1, nil)
 	}
-	r, err := New(testSettings(b), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(b, 7*24*time.Hour)}}, src, NewCache(), nil, nil)
+	r, err := New(testSettings(b), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(b, 7*24*time.Hour)}}, src, NewCache(0), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

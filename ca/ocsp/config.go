@@ -40,13 +40,18 @@ type Config struct {
 	// PresignWorkers is the number of signatures in flight while
 	// pre-signing (default 2; raise it for a network HSM).
 	PresignWorkers int `yaml:"presignWorkers"`
+	// CacheEntries bounds the signed responses kept in memory (about 2 KB
+	// each; default 200000, 0 means the default, otherwise 1000 to 100
+	// million). Pre-signing stops when the cache is full; the rest is signed
+	// on demand and the least recently read responses are evicted.
+	CacheEntries int `yaml:"cacheEntries"`
 }
 
 // Settings is a validated Config.
 type Settings struct {
 	Validity, RefreshEvery, RenewBefore, MaxAge, StoreTimeout time.Duration
 	PresignHashes                                             []crypto.Hash
-	MaxConcurrentSigns, PresignWorkers                        int
+	MaxConcurrentSigns, PresignWorkers, CacheEntries          int
 }
 
 // ErrConfig marks an invalid OCSP configuration.
@@ -55,7 +60,8 @@ var ErrConfig = errors.New("invalid OCSP configuration")
 // Validate checks c and fills defaults.
 func (c Config) Validate() (Settings, error) {
 	s := Settings{Validity: c.Validity, RefreshEvery: c.RefreshEvery, RenewBefore: c.RenewBefore, MaxAge: c.MaxAge,
-		StoreTimeout: c.StoreTimeout, MaxConcurrentSigns: c.MaxConcurrentSigns, PresignWorkers: c.PresignWorkers}
+		StoreTimeout: c.StoreTimeout, MaxConcurrentSigns: c.MaxConcurrentSigns, PresignWorkers: c.PresignWorkers,
+		CacheEntries: c.CacheEntries}
 	if s.Validity == 0 {
 		s.Validity = 24 * time.Hour
 	}
@@ -77,6 +83,9 @@ func (c Config) Validate() (Settings, error) {
 	if s.PresignWorkers == 0 {
 		s.PresignWorkers = 2
 	}
+	if s.CacheEntries == 0 {
+		s.CacheEntries = DefaultCacheEntries
+	}
 	names := c.PresignHashes
 	if len(names) == 0 {
 		names = []string{"sha1"}
@@ -97,6 +106,8 @@ func (c Config) Validate() (Settings, error) {
 		return Settings{}, fmt.Errorf("%w: renewBefore %s shorter than validity", ErrConfig, s.RenewBefore)
 	case s.MaxAge < 0 || s.StoreTimeout <= 0 || s.MaxConcurrentSigns < 1 || s.PresignWorkers < 1:
 		return Settings{}, fmt.Errorf("%w: maxAge, storeTimeout, maxConcurrentSigns and presignWorkers must be positive", ErrConfig)
+	case s.CacheEntries < 1000 || s.CacheEntries > 100_000_000:
+		return Settings{}, fmt.Errorf("%w: cacheEntries %d outside [1000, 100000000] (0 means %d)", ErrConfig, s.CacheEntries, DefaultCacheEntries)
 	case s.PresignWorkers > s.MaxConcurrentSigns:
 		return Settings{}, fmt.Errorf("%w: presignWorkers above maxConcurrentSigns would starve on-demand signing", ErrConfig)
 	}

@@ -39,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	src := &memStatus{}
 	src.set("citizen", 7, Status{State: Good})
 	src.set("citizen", 8, Status{State: Revoked, RevokedAt: time.Now().Add(-time.Hour), Reason: 5})
-	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 7*24*time.Hour)}}, src, NewCache(), nil, nil)
+	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 7*24*time.Hour)}}, src, NewCache(0), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestMultipleCertIDsAndNonce(t *testing.T) {
 	other := newPKI(t, "Second")
 	src := f.src
 	r2, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: f.p.ca, Responder: f.p.responder(t, 48*time.Hour)},
-		{Name: "organisation", Cert: other.ca, Responder: other.responder(t, 48*time.Hour)}}, src, NewCache(), nil, nil)
+		{Name: "organisation", Cert: other.ca, Responder: other.responder(t, 48*time.Hour)}}, src, NewCache(0), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestResponderRenewal(t *testing.T) {
 	src := &memStatus{}
 	src.set("citizen", 7, Status{State: Good})
 	old := p.responder(t, 30*time.Hour) // inside RenewBefore (48h)
-	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: old}}, src, NewCache(), nil, nil)
+	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: old}}, src, NewCache(0), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestExpiredResponderRefuses(t *testing.T) {
 	p := newPKI(t, "Thiqa")
 	src := &memStatus{}
 	src.set("citizen", 7, Status{State: Good})
-	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, time.Hour)}}, src, NewCache(), nil, nil)
+	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, time.Hour)}}, src, NewCache(0), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +358,7 @@ func TestResponderCertChecks(t *testing.T) {
 		"no nocheck":           {Cert: noNoCheck, Signer: k},
 		"no EKU":               {Cert: noEKU, Signer: k},
 	} {
-		if _, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: rc}}, &memStatus{}, NewCache(), nil, nil); err == nil {
+		if _, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: rc}}, &memStatus{}, NewCache(0), nil, nil); err == nil {
 			t.Errorf("%s accepted", name)
 		}
 	}

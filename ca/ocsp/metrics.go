@@ -57,8 +57,13 @@ func newMetrics(reg prometheus.Registerer, cache ResponseCache) (*metrics, error
 	}
 	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "thiqa_ocsp_cache_entries",
 		Help: "Signed OCSP responses held in the response cache."}, func() float64 { return float64(cache.Len()) })
+	collectors := []prometheus.Collector{responses, sigs, m.presign, size}
+	if ev, ok := cache.(interface{ Evictions() uint64 }); ok {
+		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "thiqa_ocsp_cache_evictions_total",
+			Help: "Signed OCSP responses evicted from the full response cache."}, func() float64 { return float64(ev.Evictions()) }))
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{responses, sigs, m.presign, size} {
+		for _, c := range collectors {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering OCSP metrics: %w", err)
 			}

@@ -24,7 +24,7 @@ func TestOpenSSLClient(t *testing.T) {
 	// 1003 was never recorded by the store: unknown.
 	reg := prometheus.NewRegistry()
 	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 7*24*time.Hour)}},
-		src, NewCache(), nil, reg)
+		src, NewCache(0), nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestOpenSSLForeignCA(t *testing.T) {
 	openssl := testenv.Tool(t, "openssl")
 	p, other := newPKI(t, "Thiqa"), newPKI(t, "Other")
 	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 48*time.Hour)}},
-		&memStatus{}, NewCache(), nil, nil)
+		&memStatus{}, NewCache(0), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,9 @@ import (
 
 // PresignIssuer signs a response for every certificate of one CA, for each
 // pre-signed hash algorithm, with PresignWorkers signatures in flight (an
-// HSM signs faster with a session per goroutine), and caches them. It
+// HSM signs faster with a session per goroutine), and caches them, until
+// the cache is full: the other certificates are signed on demand, so a run
+// costs at most about the cache's capacity in signatures and memory. It
 // returns the number signed; the first failure stops the run.
 func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error) {
 	is, ok := r.issuers[name]
@@ -45,9 +47,14 @@ func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error)
 			}
 		})
 	}
+	full := false
 	err := r.src.AllStatuses(ctx, name, func(serial *big.Int, st Status) error {
 		if st.State != Good && st.State != Revoked {
 			return nil
+		}
+		if r.cache.Full() {
+			full = true
+			return errCacheFull
 		}
 		if st.State == Revoked && st.RevokedAt.IsZero() {
 			return fmt.Errorf("serial %x revoked without a time", serial)
@@ -61,6 +68,9 @@ func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error)
 	})
 	close(jobs)
 	wg.Wait()
+	if errors.Is(err, errCacheFull) {
+		err = nil
+	}
 	if cause := context.Cause(ctx); err == nil && cause != nil {
 		err = cause
 	}
@@ -68,9 +78,17 @@ func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error)
 	if err != nil {
 		return int(n.Load()), fmt.Errorf("pre-signing %s: %w", name, err)
 	}
-	r.log.InfoContext(ctx, "OCSP responses pre-signed", "ca", name, "responses", n.Load(), "seconds", time.Since(start).Seconds())
+	if full {
+		r.log.InfoContext(ctx, "OCSP response cache full: pre-signing stopped, the other certificates are signed on demand",
+			"ca", name, "responses", n.Load(), "cached", r.cache.Len(), "seconds", time.Since(start).Seconds())
+	} else {
+		r.log.InfoContext(ctx, "OCSP responses pre-signed", "ca", name, "responses", n.Load(), "seconds", time.Since(start).Seconds())
+	}
 	return int(n.Load()), nil
 }
+
+// errCacheFull stops a pre-signing run when the cache has no more room.
+var errCacheFull = errors.New("OCSP response cache full")
 
 // PresignAll pre-signs the responses of every CA.
 func (r *Responder) PresignAll(ctx context.Context) error {
@@ -113,8 +131,10 @@ func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]s
 	return renewed, errors.Join(errs...)
 }
 
-// Presigner keeps the cache fresh: a full pre-signing run at start and every
-// RefreshEvery, and a responder-certificate renewal check every minute.
+// Presigner keeps the cache fresh: a pre-signing run at start and every
+// RefreshEvery (up to the cache's capacity; cached responses read close to
+// their nextUpdate are re-signed on demand), and a responder-certificate
+// renewal check every minute.
 type Presigner struct {
 	r       *Responder
 	renewer ResponderRenewer

@@ -88,7 +88,7 @@ func FuzzParseRequest(f *testing.F) {
 	}
 	src := &memStatus{}
 	src.set("citizen", 42, Status{State: Good})
-	r, err := New(testSettings(f), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(f, 48*time.Hour)}}, src, NewCache(), nil, nil)
+	r, err := New(testSettings(f), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(f, 48*time.Hour)}}, src, NewCache(0), nil, nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestPresignCountsAndFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache := NewCache()
+	cache := NewCache(0)
 	r, err := New(set, []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 48*time.Hour)}}, src, cache, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func TestPresignCountsAndFailures(t *testing.T) {
 	if err != nil || n != 1000 || cache.Len() != 1000 {
 		t.Fatalf("n=%d len=%d err=%v", n, cache.Len(), err)
 	}
-	r2, _ := New(set, []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 48*time.Hour)}}, &failingSource{}, NewCache(), nil, nil)
+	r2, _ := New(set, []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 48*time.Hour)}}, &failingSource{}, NewCache(0), nil, nil)
 	if _, err := r2.PresignIssuer(context.Background(), "citizen"); err == nil || !strings.Contains(err.Error(), "database went away") {
 		t.Fatalf("failing source: %v", err)
 	}

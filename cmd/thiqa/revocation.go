@@ -452,7 +452,7 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 		}
 		issuers = append(issuers, ocsp.Issuer{Name: c.conf.Name, Cert: c.cert, Responder: rc})
 	}
-	responder, err := ocsp.New(set.OCSP, issuers, rs, ocsp.NewCache(), logger, p.reg)
+	responder, err := ocsp.New(set.OCSP, issuers, rs, ocsp.NewCache(set.OCSP.CacheEntries), logger, p.reg)
 	if err != nil {
 		return err
 	}
