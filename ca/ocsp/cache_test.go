@@ -75,7 +75,7 @@ func TestCacheCapacityUnderConcurrentPuts(t *testing.T) {
 }
 
 func TestCacheEvictsUnreadFirst(t *testing.T) {
-	c := NewCache(2 * cacheShards) // two entries per shard
+	c := NewCache(2 * cacheShards)                              // two entries per shard
 	a, b, d := big.NewInt(64), big.NewInt(128), big.NewInt(192) // same shard
 	now := time.Now()
 	c.Put("citizen", crypto.SHA1, a, entry(Good, now))
