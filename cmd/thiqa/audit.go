@@ -88,6 +88,12 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "audit checkpoints: WARNING: line %d of %s is incomplete (a crash while writing?) and was ignored\n", crep.IncompleteLine, a.CheckpointFile)
 	}
 	fmt.Fprintf(env.stdout, "audit checkpoints OK: %s in %s\n", crep, a.CheckpointFile)
+	if crep.StoppedAt > 0 {
+		fmt.Fprintf(env.stdout, "audit checkpoints: line %d on was written while this verification ran; left for the next run\n", crep.StoppedAt)
+	}
+	if crep.Last != nil && rep.Head.Seq > crep.Last.Seq {
+		fmt.Fprintf(env.stdout, "audit checkpoints: records %d to %d are newer than the last checkpoint and rest on the chain alone\n", crep.Last.Seq+1, rep.Head.Seq)
+	}
 	return nil
 }
 

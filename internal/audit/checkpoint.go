@@ -144,7 +144,8 @@ func (c Checkpoint) MarshalLine() ([]byte, error) {
 }
 
 // ParseCheckpointLine decodes one line of a checkpoint file (with or
-// without its "\n"). It is strict: unknown or missing fields, another
+// without its "\n"). It is strict: the line must be exactly what
+// MarshalLine writes for the checkpoint it holds; unknown or missing fields, another
 // version, a hash that is not 32 bytes of hex, a time that is not RFC 3339
 // or out of range, and trailing data are errors (ErrMalformedCheckpoint).
 // It does not verify the signature.
@@ -183,6 +184,16 @@ func ParseCheckpointLine(line []byte) (Checkpoint, error) {
 	c := Checkpoint{Seq: l.Seq, Hash: hash, Time: t.UTC(), Signature: sig}
 	if err := c.check(); err != nil {
 		return Checkpoint{}, err
+	}
+	// Only the canonical form MarshalLine writes is a checkpoint line, so
+	// that no two parsers can read one line two ways (duplicate or
+	// differently cased keys, upper-case hex, time offsets, escapes).
+	canon, err := c.MarshalLine()
+	if err != nil {
+		return Checkpoint{}, err
+	}
+	if !bytes.Equal(bytes.TrimSuffix(canon, []byte("\n")), line) {
+		return Checkpoint{}, fmt.Errorf("%w: not in the canonical form this file is written in", ErrMalformedCheckpoint)
 	}
 	return c, nil
 }

@@ -81,7 +81,7 @@ func checkpointFile(t *testing.T) string {
 	return filepath.Join(t.TempDir(), "audit", "checkpoints.jsonl")
 }
 
-func newWriter(t *testing.T, heads audit.HeadReader, key *ecdsa.PrivateKey, path string, now func() time.Time) *audit.CheckpointWriter {
+func newWriter(t *testing.T, heads audit.ChainReader, key *ecdsa.PrivateKey, path string, now func() time.Time) *audit.CheckpointWriter {
 	t.Helper()
 	w, err := audit.NewCheckpointWriter(heads, key, path, audit.CheckpointWriterOptions{Now: now})
 	if err != nil {

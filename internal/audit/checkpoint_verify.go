@@ -39,6 +39,11 @@ const (
 	CheckpointHashMismatch CheckpointProblemKind = "hash-mismatch"
 	// CheckpointHeadBehind: the head is before the last checkpoint.
 	CheckpointHeadBehind CheckpointProblemKind = "head-behind"
+	// CheckpointChainBroken: the records read from the first checkpoint
+	// on do not form a chain (a hash or a link does not hold, or a seq is
+	// missing), although the chain walk before found them intact: the
+	// database answered the two walks differently.
+	CheckpointChainBroken CheckpointProblemKind = "chain-broken"
 )
 
 // CheckpointProblem is the first checkpoint that does not hold.
@@ -60,8 +65,12 @@ type CheckpointReport struct {
 	Verified int
 	// Last is the last valid checkpoint (nil when there is none).
 	Last *Checkpoint
-	// Head is the chain head read before the walk.
+	// Head is the chain head read after the walk.
 	Head Head
+	// StoppedAt is set when the file holds checkpoints written after the
+	// verification began (a running server's): they are left for the next
+	// run, and this is the line of the first of them.
+	StoppedAt int
 	// IncompleteLastLine is set when the file's last line has no "\n":
 	// what a crash in the middle of a write leaves. It is ignored.
 	IncompleteLastLine bool
@@ -94,6 +103,9 @@ type checkpointScanner struct {
 	line int
 	pub  crypto.PublicKey
 	prev *Checkpoint
+	asOf time.Time // checkpoints after this are not read
+	// later is set at the first checkpoint after asOf.
+	later bool
 }
 
 // next returns the next valid checkpoint. At the end of the file it
@@ -136,6 +148,13 @@ func (s *checkpointScanner) next() (c Checkpoint, ok, incomplete bool, p *Checkp
 				c.Time.Format(time.RFC3339Nano), s.prev.Time.Format(time.RFC3339Nano)), nil
 		}
 	}
+	if c.Time.After(s.asOf) {
+		// Written while this verification runs: its records may be newer
+		// than what the walk reads. Times do not go backwards, so every
+		// line after it is later too.
+		s.later = true
+		return Checkpoint{}, false, false, nil, nil
+	}
 	s.prev = &c
 	return c, true, false, nil, nil
 }
@@ -154,13 +173,25 @@ func (s *checkpointScanner) next() (c Checkpoint, ok, incomplete bool, p *Checkp
 // the store or the file could not be read; a checkpoint that does not hold
 // is a report with Problem set.
 func VerifyCheckpoints(ctx context.Context, st ChainReader, r io.Reader, pub crypto.PublicKey) (CheckpointReport, error) {
-	var rep CheckpointReport
-	head, err := st.AuditHead(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("audit: verifying checkpoints: %w", err)
+	return VerifyCheckpointsAsOf(ctx, st, r, pub, time.Now())
+}
+
+// VerifyCheckpointsAsOf is VerifyCheckpoints for the checkpoints made up
+// to asOf; the first one after it ends the file (StoppedAt). A checkpoint
+// written while the verification runs could name records newer than the
+// ones the walk reads, and must not look like a removal.
+func VerifyCheckpointsAsOf(ctx context.Context, st ChainReader, r io.Reader, pub crypto.PublicKey, asOf time.Time) (CheckpointReport, error) {
+	sc := &checkpointScanner{r: bufio.NewReaderSize(r, MaxCheckpointLine+1), pub: pub, asOf: asOf}
+	rep, err := verifyCheckpoints(ctx, st, sc)
+	if sc.later {
+		rep.StoppedAt = sc.line
 	}
-	rep.Head = head
-	sc := &checkpointScanner{r: bufio.NewReaderSize(r, MaxCheckpointLine+1), pub: pub}
+	return rep, err
+}
+
+// verifyCheckpoints walks the chain alongside the checkpoints sc reads.
+func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanner) (CheckpointReport, error) {
+	var rep CheckpointReport
 	var cur Checkpoint
 	var curLine, lastLine int
 	// next moves cur to the next checkpoint with a higher seq than the
@@ -200,8 +231,25 @@ func VerifyCheckpoints(ctx context.Context, st ChainReader, r io.Reader, pub cry
 		return rep, err
 	}
 	var lastSeen int64
+	var prevHash []byte
 	walkErr := st.AuditRecords(ctx, cur.Seq, func(rec Record) error {
-		lastSeen = rec.Seq
+		// The records read here must form a chain themselves: the walk
+		// that verified the chain was another query.
+		broken := ""
+		switch {
+		case lastSeen != 0 && rec.Seq != lastSeen+1:
+			broken = fmt.Sprintf("record %d follows record %d", rec.Seq, lastSeen)
+		case lastSeen != 0 && !bytes.Equal(rec.PrevHash, prevHash):
+			broken = fmt.Sprintf("record %d does not link to record %d", rec.Seq, lastSeen)
+		case !bytes.Equal(HashRecord(rec), rec.Hash):
+			broken = fmt.Sprintf("record %d does not match its hash", rec.Seq)
+		}
+		if broken != "" {
+			rep.Problem = &CheckpointProblem{Line: curLine, Seq: cur.Seq, Kind: CheckpointChainBroken,
+				Detail: broken + " in the records read for the checkpoints, although the chain verified: the database answers inconsistently"}
+			return errStop
+		}
+		lastSeen, prevHash = rec.Seq, rec.Hash
 		for have && cur.Seq <= rec.Seq {
 			if cur.Seq < rec.Seq {
 				rep.Problem = &CheckpointProblem{Line: curLine, Seq: cur.Seq, Kind: CheckpointRecordMissing,
@@ -232,6 +280,13 @@ func VerifyCheckpoints(ctx context.Context, st ChainReader, r io.Reader, pub cry
 	if rep.Problem != nil {
 		return rep, nil
 	}
+	// The head now: every checkpoint read was made before asOf, so its
+	// record was committed before this read.
+	head, err := st.AuditHead(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("audit: verifying checkpoints: %w", err)
+	}
+	rep.Head = head
 	if have {
 		end := lastSeen
 		if end == 0 {

@@ -41,7 +41,7 @@ type CheckpointWriterOptions struct {
 // under an exclusive flock(2) on the file, after reading the file's last
 // line, so seqs and times never go backwards in the file.
 type CheckpointWriter struct {
-	heads  HeadReader
+	chain  ChainReader
 	signer crypto.Signer
 	path   string
 	logger *slog.Logger
@@ -57,10 +57,10 @@ const (
 )
 
 // NewCheckpointWriter returns a writer signing checkpoints of the head
-// heads reports with signer (an ECDSA key) into the file at path. The
+// chain reports with signer (an ECDSA key) into the file at path. The
 // file's folder is created (0700) when missing; the file itself (0600) at
 // the first checkpoint.
-func NewCheckpointWriter(heads HeadReader, signer crypto.Signer, path string, opts CheckpointWriterOptions) (*CheckpointWriter, error) {
+func NewCheckpointWriter(chain ChainReader, signer crypto.Signer, path string, opts CheckpointWriterOptions) (*CheckpointWriter, error) {
 	if _, ok := signer.Public().(*ecdsa.PublicKey); !ok {
 		return nil, fmt.Errorf("audit: checkpoint key must be ECDSA, not %T", signer.Public())
 	}
@@ -77,7 +77,7 @@ func NewCheckpointWriter(heads HeadReader, signer crypto.Signer, path string, op
 		opts.Now = time.Now
 	}
 	return &CheckpointWriter{
-		heads: heads, signer: signer, path: path, logger: opts.Logger, now: opts.Now,
+		chain: chain, signer: signer, path: path, logger: opts.Logger, now: opts.Now,
 		total: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thiqa_audit_checkpoints_total",
 			Help: "Attempts to write a signed audit checkpoint, by result (written, unchanged, failed).",
@@ -132,8 +132,8 @@ func (w *CheckpointWriter) checkpoint(ctx context.Context) (Checkpoint, bool, er
 		return Checkpoint{}, false, fmt.Errorf("audit: opening the checkpoint file: %w", err)
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		return Checkpoint{}, false, fmt.Errorf("audit: locking the checkpoint file: %w", err)
+	if err := w.lock(ctx, f); err != nil {
+		return Checkpoint{}, false, err
 	}
 	// Closing the file releases the lock.
 
@@ -141,7 +141,7 @@ func (w *CheckpointWriter) checkpoint(ctx context.Context) (Checkpoint, bool, er
 	if err != nil {
 		return Checkpoint{}, false, err
 	}
-	head, err := w.heads.AuditHead(ctx)
+	head, err := w.chain.AuditHead(ctx)
 	if err != nil {
 		return Checkpoint{}, false, fmt.Errorf("audit: reading the head: %w", err)
 	}
@@ -161,6 +161,18 @@ func (w *CheckpointWriter) checkpoint(ctx context.Context) (Checkpoint, bool, er
 			return Checkpoint{}, false, fmt.Errorf("audit: the clock (%s) is behind the last checkpoint's time (%s)",
 				now.UTC().Format(time.RFC3339Nano), last.Time.Format(time.RFC3339Nano))
 		}
+		// The head moved on: the record the last checkpoint names must
+		// still be there, unchanged, or this checkpoint would vouch for a
+		// rewritten chain.
+		h, err := w.recordHash(ctx, last.Seq)
+		switch {
+		case err != nil:
+			return Checkpoint{}, false, fmt.Errorf("audit: reading record %d: %w", last.Seq, err)
+		case h == nil:
+			return Checkpoint{}, false, fmt.Errorf("audit: record %d, which the last checkpoint names, is missing: records were removed", last.Seq)
+		case !bytes.Equal(h, last.Hash):
+			return Checkpoint{}, false, fmt.Errorf("audit: record %d is not the one the last checkpoint names: the chain was rewritten", last.Seq)
+		}
 	}
 	c, err := SignCheckpoint(w.signer, head, now)
 	if err != nil {
@@ -177,6 +189,48 @@ func (w *CheckpointWriter) checkpoint(ctx context.Context) (Checkpoint, bool, er
 		return Checkpoint{}, false, fmt.Errorf("audit: syncing the checkpoint file: %w", err)
 	}
 	return c, true, nil
+}
+
+// lockRetry is how often a busy checkpoint file lock is tried again.
+const lockRetry = 20 * time.Millisecond
+
+// lock takes an exclusive flock on f, giving up when ctx ends (a process
+// holding the lock for ever must not stall the server's shutdown).
+func (w *CheckpointWriter) lock(ctx context.Context, f *os.File) error {
+	warned := false
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR):
+			return fmt.Errorf("audit: locking the checkpoint file: %w", err)
+		}
+		if !warned {
+			w.logger.Warn("audit: waiting for the checkpoint file's lock, held by another process", "file", w.path)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("audit: locking the checkpoint file: another process holds it: %w", ctx.Err())
+		case <-time.After(lockRetry):
+		}
+	}
+}
+
+// recordHash returns the stored hash of record seq, nil when there is none.
+func (w *CheckpointWriter) recordHash(ctx context.Context, seq int64) ([]byte, error) {
+	var h []byte
+	err := w.chain.AuditRecords(ctx, seq, func(r Record) error {
+		if r.Seq == seq {
+			h = r.Hash
+		}
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	return h, nil
 }
 
 // lastCheckpoint returns the file's last checkpoint (nil for an empty
