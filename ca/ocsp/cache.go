@@ -103,12 +103,16 @@ func NewCache(capacity int) *Cache {
 }
 
 func key(issuer string, h crypto.Hash, serial *big.Int) (cacheKey, int) {
-	b := serial.Bytes()
+	b := serial.Bytes() // the magnitude: the sign goes in the key below
 	shard := 0
 	if len(b) > 0 {
 		shard = int(b[len(b)-1]) % cacheShards
 	}
-	return cacheKey{issuer, h, string(b)}, shard
+	k := string(b)
+	if serial.Sign() < 0 {
+		k = "-" + k // serial -7 is not serial 7
+	}
+	return cacheKey{issuer, h, k}, shard
 }
 
 // Get returns the cached response, if any.
@@ -122,6 +126,14 @@ func (c *Cache) Get(issuer string, h crypto.Hash, serial *big.Int) (*Entry, bool
 		return nil, false
 	}
 	sl := &s.slots[j]
+	// A certificate revoked since its entry was signed is a miss, whatever
+	// the CertID hash: a revocation that stored its revoked response for
+	// one hash and failed before the others must not leave them "good".
+	if sl.e.State != Revoked && len(s.revoked) > 0 {
+		if _, revoked := s.revoked[revokedKey{issuer, k.serial}]; revoked {
+			return nil, false
+		}
+	}
 	if !sl.ref.Load() { // no write (and no cache-line bouncing) on a hot entry
 		sl.ref.Store(true)
 	}

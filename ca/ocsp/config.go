@@ -43,7 +43,10 @@ type Config struct {
 	// CacheEntries bounds the signed responses kept in memory (about 2 KB
 	// each; default 200000, 0 means the default, otherwise 1000 to 100
 	// million). Pre-signing stops when the cache is full; the rest is signed
-	// on demand and the least recently read responses are evicted.
+	// on demand and the least recently read responses are evicted. Apart
+	// from this bound, every certificate the responder has answered as
+	// revoked is remembered (about 120 bytes each, never evicted), so that
+	// no eviction can let a stale "good" response back in.
 	CacheEntries int `yaml:"cacheEntries"`
 }
 

@@ -324,10 +324,14 @@ func (rv *revoker) revoke(ctx context.Context, actor, serial, reasonText string,
 
 // notify re-signs the revoked certificate's OCSP responses at once and asks
 // for new CRLs.
-func (rv *revoker) notify(ctx context.Context, r *store.Revocation) {
+// It reports whether the OCSP responses were re-signed (true when there
+// is no responder); the poller retries those that were not.
+func (rv *revoker) notify(ctx context.Context, r *store.Revocation) bool {
+	ok := true
 	if rv.responder != nil {
 		serial, _ := new(big.Int).SetString(r.Serial, 16)
 		if err := rv.responder.Revoked(ctx, r.CA, serial); err != nil {
+			ok = false
 			rv.log.ErrorContext(ctx, "re-signing the OCSP responses of a revoked certificate failed (the poller retries)", "serial", r.Serial, "err", err)
 		} else if rv.seen != nil {
 			rv.seen.add(r.Serial, r.Recorded)
@@ -336,6 +340,7 @@ func (rv *revoker) notify(ctx context.Context, r *store.Revocation) {
 	if rv.publisher != nil {
 		rv.publisher.Trigger(r.CA)
 	}
+	return ok
 }
 
 // seenRevocations remembers revocations whose responses were re-signed.
@@ -376,33 +381,78 @@ const pollWindow = 30 * time.Second
 func (rv *revoker) pollRevocations(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	p := revocationPoll{lookback: max(pollWindow, 2*every), seen: rv.seen,
+		fetch:  func(from time.Time) ([]store.Revocation, error) { return rv.rs.RecordedSince(ctx, from, pollBatch) },
+		notify: func(r *store.Revocation) bool { return rv.notify(ctx, r) },
+		logErr: func(err error) {
+			if ctx.Err() == nil {
+				rv.log.ErrorContext(ctx, "polling revocations failed", "err", err)
+			}
+		}}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		from := time.Now().Add(-pollWindow)
-		for {
-			rows, err := rv.rs.RecordedSince(ctx, from, 1000)
-			if err != nil {
-				if ctx.Err() == nil {
-					rv.log.ErrorContext(ctx, "polling revocations failed", "err", err)
-				}
-				break
-			}
-			for i := range rows {
-				if !rv.seen.has(rows[i].Serial) {
-					rv.notify(ctx, &rows[i])
-				}
-			}
-			if len(rows) < 1000 {
-				break
-			}
-			from = rows[len(rows)-1].Recorded
-		}
-		rv.seen.prune(time.Now().Add(-2 * pollWindow))
+		p.poll(time.Now())
 	}
+}
+
+// pollBatch is how many revocations one query of a poll reads.
+const pollBatch = 1000
+
+// revocationPoll is the state of the revocation poller between polls.
+// Each poll looks back at least lookback (two intervals: no revocation
+// falls between two polls however long pollEvery is), and as far back as
+// the oldest revocation whose responses could not be re-signed yet, so a
+// failure is retried until it succeeds, not only within the window.
+type revocationPoll struct {
+	lookback  time.Duration
+	retryFrom time.Time // zero: nothing to retry
+	seen      *seenRevocations
+	fetch     func(from time.Time) ([]store.Revocation, error)
+	notify    func(*store.Revocation) bool
+	logErr    func(error)
+}
+
+// poll reads the revocations recorded since the start of its window and
+// notifies those not yet seen.
+func (p *revocationPoll) poll(now time.Time) {
+	from := now.Add(-p.lookback)
+	if !p.retryFrom.IsZero() && p.retryFrom.Before(from) {
+		from = p.retryFrom
+	}
+	var failedFrom time.Time
+	complete := true
+	for {
+		rows, err := p.fetch(from)
+		if err != nil {
+			p.logErr(err)
+			complete = false
+			break
+		}
+		for i := range rows {
+			if !p.seen.has(rows[i].Serial) && !p.notify(&rows[i]) && failedFrom.IsZero() {
+				failedFrom = rows[i].Recorded
+			}
+		}
+		if len(rows) < pollBatch {
+			break
+		}
+		from = rows[len(rows)-1].Recorded
+	}
+	switch {
+	case !failedFrom.IsZero():
+		p.retryFrom = failedFrom.Add(-pollWindow)
+	case complete:
+		p.retryFrom = time.Time{}
+	}
+	keep := now.Add(-2 * p.lookback)
+	if !p.retryFrom.IsZero() && p.retryFrom.Before(keep) {
+		keep = p.retryFrom.Add(-pollWindow)
+	}
+	p.seen.prune(keep)
 }
 
 // ---- thiqa serve -----------------------------------------------------------
