@@ -270,8 +270,10 @@ func TestPresignStopsWhenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := newServer(t, r)
+	// Pre-signing stops at the first eviction of any shard: with 16 slots a
+	// shard and the statuses in random order, that is after a few hundred.
 	n, err := r.PresignIssuer(context.Background(), "citizen")
-	if err != nil || n < 500 || n > 1500 || !cache.Full() || cache.Len() > 1000 {
+	if err != nil || n < 100 || n > 1500 || !cache.Full() || cache.Len() > 1000 {
 		t.Fatalf("pre-signed %d of 3300, cached %d, full %v, err %v", n, cache.Len(), cache.Full(), err)
 	}
 	if c := strings.Count(logs.String(), "pre-signing stopped"); c != 1 {
