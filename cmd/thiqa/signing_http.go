@@ -292,27 +292,42 @@ func (h *signingHTTP) sign(w http.ResponseWriter, r *http.Request) {
 	}, nil)
 }
 
-func (h *signingHTTP) signDocument(w http.ResponseWriter, r *http.Request, action, op, kind, owner string,
-	authorize func(ctx context.Context, credID string, digest, dtbs []byte) error, tune func(*signer.Options)) {
-	start := time.Now()
-	rec := signRecord{action: action, actor: owner, level: "unknown"}
+// callerCredential opens a request on one of the caller's own
+// credentials: rec.actor (the caller's identity of kind, agency or citizen)
+// must be set, the level and the credential come from the query, and the
+// credential must be the caller's. It fills rec's credential and level. On
+// a refusal it has answered, audited and counted it, and ok is false.
+func (h *signingHTTP) callerCredential(w http.ResponseWriter, r *http.Request, rec *signRecord, op, kind string, start time.Time) (level signer.Level, cred *signingCredential, ok bool) {
+	owner := rec.actor
 	if owner == "" {
 		rec.actor = "unidentified-caller"
-		h.fail(w, r, rec, op, start, refuse(http.StatusForbidden, "the caller has no %s identity", kind))
-		return
+		h.fail(w, r, *rec, op, start, refuse(http.StatusForbidden, "the caller has no %s identity", kind))
+		return 0, nil, false
 	}
 	level, credID, err := levelAndCredential(r)
 	rec.credential = credID
 	if err != nil {
-		h.fail(w, r, rec, op, start, err)
-		return
+		h.fail(w, r, *rec, op, start, err)
+		return 0, nil, false
 	}
 	rec.level = level.String()
-	cred, err := h.s.credential(r.Context(), credID, kind, owner)
+	cred, err = h.s.credential(r.Context(), credID, kind, owner)
 	if err != nil {
-		h.fail(w, r, rec, op, start, err)
+		h.fail(w, r, *rec, op, start, err)
+		return 0, nil, false
+	}
+	return level, cred, true
+}
+
+func (h *signingHTTP) signDocument(w http.ResponseWriter, r *http.Request, action, op, kind, owner string,
+	authorize func(ctx context.Context, credID string, digest, dtbs []byte) error, tune func(*signer.Options)) {
+	start := time.Now()
+	rec := signRecord{action: action, actor: owner, level: "unknown"}
+	level, cred, ok := h.callerCredential(w, r, &rec, op, kind, start)
+	if !ok {
 		return
 	}
+	credID := rec.credential
 	in, cleanup, err := h.readPDF(w, r)
 	defer cleanup()
 	if err != nil {
@@ -373,23 +388,9 @@ type BatchResponse struct {
 // in order, each document's status and sealed PDF (base64) or problem.
 func (h *signingHTTP) sealBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	owner := agencyOf(r)
-	rec := signRecord{action: actionSeal, actor: owner, level: "unknown"}
-	if owner == "" {
-		rec.actor = "unidentified-caller"
-		h.fail(w, r, rec, "seal", start, refuse(http.StatusForbidden, "the caller has no agency identity"))
-		return
-	}
-	level, credID, err := levelAndCredential(r)
-	rec.credential = credID
-	if err != nil {
-		h.fail(w, r, rec, "seal", start, err)
-		return
-	}
-	rec.level = level.String()
-	cred, err := h.s.credential(r.Context(), credID, store.OwnerAgency, owner)
-	if err != nil {
-		h.fail(w, r, rec, "seal", start, err)
+	rec := signRecord{action: actionSeal, actor: agencyOf(r), level: "unknown"}
+	level, cred, ok := h.callerCredential(w, r, &rec, "seal", store.OwnerAgency, start)
+	if !ok {
 		return
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))

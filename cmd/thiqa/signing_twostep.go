@@ -73,25 +73,12 @@ func twoStepLayout(at time.Time, placeholder int) func(*signer.Options) {
 // to complete with. Nothing is signed; the preparation is audited.
 func (h *signingHTTP) signPrepare(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	owner := citizenOf(r)
-	rec := signRecord{action: actionPrepare, actor: owner, level: "unknown"}
-	if owner == "" {
-		rec.actor = "unidentified-caller"
-		h.fail(w, r, rec, "prepare", start, refuse(http.StatusForbidden, "the caller has no citizen identity"))
+	rec := signRecord{action: actionPrepare, actor: citizenOf(r), level: "unknown"}
+	level, cred, ok := h.callerCredential(w, r, &rec, "prepare", store.OwnerCitizen, start)
+	if !ok {
 		return
 	}
-	level, credID, err := levelAndCredential(r)
-	rec.credential = credID
-	if err != nil {
-		h.fail(w, r, rec, "prepare", start, err)
-		return
-	}
-	rec.level = level.String()
-	cred, err := h.s.credential(r.Context(), credID, store.OwnerCitizen, owner)
-	if err != nil {
-		h.fail(w, r, rec, "prepare", start, err)
-		return
-	}
+	credID := rec.credential
 	in, cleanup, err := h.readPDF(w, r)
 	defer cleanup()
 	if err != nil {

@@ -57,16 +57,7 @@ func TestCheckpointWriterRefusesRewrittenPrefix(t *testing.T) {
 	w := newWriter(t, chain, key, checkpointFile(t), clock())
 	mustCheckpoint(t, w, true)
 	// Rewrite from 8 on with recomputed hashes, then let the chain grow.
-	chain.mu.Lock()
-	prev := chain.recs[6].Hash
-	for i := 7; i < len(chain.recs); i++ {
-		r := chain.recs[i]
-		r.Actor, r.PrevHash = "mallory", prev
-		r.Hash = audit.HashRecord(r)
-		chain.recs[i], prev = r, r.Hash
-	}
-	chain.head = audit.Head{Seq: 12, Hash: prev}
-	chain.mu.Unlock()
+	chain.rewriteFrom(8)
 	chain.grow(3)
 	if _, _, err := w.Checkpoint(context.Background()); err == nil || !strings.Contains(err.Error(), "record 12 is not the one the last checkpoint names") {
 		t.Fatalf("writer over a rewritten chain: %v", err)

@@ -61,6 +61,21 @@ func (f *fakeChain) AuditRecords(_ context.Context, from int64, fn func(audit.Re
 	return nil
 }
 
+// rewriteFrom rewrites the records from seq on (another actor, hashes
+// recomputed), as someone with write access to the database could.
+func (f *fakeChain) rewriteFrom(seq int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	prev := f.recs[seq-2].Hash
+	for i := seq - 1; i < int64(len(f.recs)); i++ {
+		r := f.recs[i]
+		r.Actor, r.PrevHash = "mallory", prev
+		r.Hash = audit.HashRecord(r)
+		f.recs[i], prev = r, r.Hash
+	}
+	f.head = audit.Head{Seq: f.head.Seq, Hash: prev}
+}
+
 // grow appends n records to the fake chain.
 func (f *fakeChain) grow(n int) {
 	f.mu.Lock()
@@ -486,16 +501,7 @@ func TestCheckpointsDetectRewrittenChain(t *testing.T) {
 	w := newWriter(t, chain, key, path, clock())
 	mustCheckpoint(t, w, true)
 	// Rewrite from 8 on.
-	chain.mu.Lock()
-	prev := chain.recs[6].Hash
-	for i := 7; i < len(chain.recs); i++ {
-		r := chain.recs[i]
-		r.Actor, r.PrevHash = "mallory", prev
-		r.Hash = audit.HashRecord(r)
-		chain.recs[i], prev = r, r.Hash
-	}
-	chain.head = audit.Head{Seq: 12, Hash: prev}
-	chain.mu.Unlock()
+	chain.rewriteFrom(8)
 	wantProblem(t, verifyFile(t, chain, path, &key.PublicKey), 1, audit.CheckpointHashMismatch,
 		"checkpoint 1 (seq 12): record 12 does not have the hash the checkpoint names")
 }
