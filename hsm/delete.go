@@ -12,7 +12,8 @@ import (
 // object (and any other object carrying that label). It is for keys that
 // never came into use, such as a key generated for a certificate request
 // the CA then refused; keys in service are retired, not deleted. A label
-// with no object is ErrKeyNotFound. Signers already holding the key fail
+// with no object is ErrKeyNotFound. Session copies of the key
+// (UseSessionCopies) are destroyed with it. Signers already holding the key fail
 // from then on.
 func (t *Token) DeleteKey(ctx context.Context, label string) error {
 	if label == "" {
@@ -20,6 +21,9 @@ func (t *Token) DeleteKey(ctx context.Context, label string) error {
 	}
 	t.genMu.Lock()
 	defer t.genMu.Unlock()
+	// Session copies of the key carry its label, so the search below
+	// destroys them too; the sessions then forget their handles.
+	defer t.copiesDestroyed(label)
 	deleted := 0
 	err := t.do(ctx, func(s *session) error {
 		hs, err := findObjects(t.p, s.h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}, 0)

@@ -14,6 +14,11 @@
 // session of the old generation and re-finding key handles) and the operation
 // is retried.
 //
+// Keys that sign all day (time-stamping units, e-seals, OCSP responders,
+// issuing CAs) can sign with a session-object copy made inside the token
+// (Signer.UseSessionCopies), which spares SoftHSM re-reading the token
+// object on every signature.
+//
 // The package knows nothing of certificates. Only cmd/ (and tests) import it;
 // every other package receives a crypto.Signer.
 package hsm

@@ -262,6 +262,7 @@ func (t *Token) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 		out = out[:0]
 		hs, err := findObjects(t.p, s.h, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		}, 0)
 		if err != nil {
 			return err
@@ -297,7 +298,11 @@ func (t *Token) keyURI(label string, id []byte) string {
 // matches because the user is not logged in (private objects are invisible
 // then) it reports CKR_USER_NOT_LOGGED_IN so the caller recovers.
 func findPrivate(p *pkcs11.Ctx, s *session, label string, id []byte) (pkcs11.ObjectHandle, error) {
-	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}
+	// CKA_TOKEN: never one of this process's session copies (sessioncopy.go).
+	tmpl := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+	}
 	if label != "" {
 		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, label))
 	}

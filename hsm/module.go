@@ -93,6 +93,14 @@ type Token struct {
 
 	genMu sync.Mutex // serialises GenerateKey's check-then-create
 
+	// Session copies (sessioncopy.go): copiedLabels are the labels of keys
+	// signing with copies; copyDeleted lists, in order, those DeleteKey
+	// destroyed; copyEpoch is its length, read without the lock.
+	copyMu       sync.Mutex
+	copiedLabels map[string]bool
+	copyDeleted  []string
+	copyEpoch    atomic.Uint64
+
 	opened atomic.Int64 // sessions opened by the pool (tests)
 }
 

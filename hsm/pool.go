@@ -15,6 +15,11 @@ import (
 type session struct {
 	h   pkcs11.SessionHandle
 	gen uint64
+
+	// copies are the session-object copies of private keys made in this
+	// session (sessioncopy.go), valid while copyEpoch is the token's.
+	copies    map[*Signer]pkcs11.ObjectHandle
+	copyEpoch uint64
 }
 
 // pool bounds the sessions in use (a semaphore) and keeps idle ones for

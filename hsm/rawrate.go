@@ -17,6 +17,17 @@ import (
 // a SHA-256 DigestInfo for RSA PKCS#1 v1.5) for d. It returns signatures
 // per second. Service benchmarks report their throughput as a ratio to it.
 func RawSignRate(ctx context.Context, t *Token, label string, goroutines int, d time.Duration) (float64, error) {
+	return rawSignRate(ctx, t, label, goroutines, d, false)
+}
+
+// RawSignRateSessionCopy is RawSignRate signing with a session copy of the
+// key in each goroutine's session (C_CopyObject, CKA_TOKEN false), the way a
+// Signer signs after UseSessionCopies: the raw ceiling for such a key.
+func RawSignRateSessionCopy(ctx context.Context, t *Token, label string, goroutines int, d time.Duration) (float64, error) {
+	return rawSignRate(ctx, t, label, goroutines, d, true)
+}
+
+func rawSignRate(ctx context.Context, t *Token, label string, goroutines int, d time.Duration, copied bool) (float64, error) {
 	if goroutines < 1 {
 		return 0, errors.New("hsm: RawSignRate needs at least one goroutine")
 	}
@@ -51,8 +62,18 @@ func RawSignRate(ctx context.Context, t *Token, label string, goroutines int, d 
 	if err != nil {
 		return 0, err
 	}
+	objs := make([]pkcs11.ObjectHandle, goroutines)
+	for i := range objs {
+		objs[i] = obj
+		if copied {
+			// Destroyed with the session when the measurement ends.
+			if objs[i], err = t.p.CopyObject(sessions[i], obj, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)}); err != nil {
+				return 0, fmt.Errorf("hsm: copying key %q into a session for the raw rate: %w", label, err)
+			}
+		}
+	}
 	n, elapsed, err := timedLoop(ctx, goroutines, d, func(i int) error {
-		if err := t.p.SignInit(sessions[i], mech, obj); err != nil {
+		if err := t.p.SignInit(sessions[i], mech, objs[i]); err != nil {
 			return err
 		}
 		_, err := t.p.Sign(sessions[i], input)

@@ -29,6 +29,9 @@ type Signer struct {
 
 	obj atomic.Pointer[keyHandle] // private key handle, per generation
 
+	sessionCopy atomic.Bool // sign with a session copy (UseSessionCopies)
+	copyRefused atomic.Bool // the token refused a copy (logged once)
+
 	// Prebuilt mechanisms (read-only, shared by all calls).
 	mechECDSA []*pkcs11.Mechanism
 	mechPKCS1 []*pkcs11.Mechanism
@@ -178,6 +181,9 @@ func (sg *Signer) sign(ctx context.Context, digest []byte, opts crypto.SignerOpt
 	err := sg.t.do(ctx, func(s *session) error {
 		obj, err := sg.handle(s)
 		if err != nil {
+			return err
+		}
+		if obj, err = sg.t.signingHandle(s, sg, obj); err != nil {
 			return err
 		}
 		if err := sg.t.p.SignInit(s.h, mech, obj); err != nil {

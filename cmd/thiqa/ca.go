@@ -229,6 +229,7 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 		// With hsm.verifyAfterSign the HSM layer checks every signature
 		// with the key's public half; the issuer then does not check its
 		// ECDSA signatures a second time (RSA ones it always checks).
+		c.key.UseSessionCopies() // an issuing CA signs all day (hsm/sessioncopy.go)
 		is, err := ca.NewIssuer(c.cert, c.key, ca.IssuerOptions{Name: c.conf.Name, BaseURL: cfg.PublicBaseURL,
 			SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign})
 		if err != nil {

@@ -112,6 +112,7 @@ func (rp *responders) load(ctx context.Context, caName string, caCert *x509.Cert
 	if err := cert.CheckSignatureFrom(caCert); err != nil {
 		return ocsp.ResponderCert{}, fmt.Errorf("%s is not issued by CA %s: %w", certPath, caName, err)
 	}
+	key.UseSessionCopies() // signs every OCSP response
 	return ocsp.ResponderCert{Cert: cert, Signer: key}, nil
 }
 
@@ -173,6 +174,7 @@ func (rp *responders) RenewResponder(ctx context.Context, caName string) (ocsp.R
 	if err := replaceFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issued.Certificate.Raw}), 0o644); err != nil {
 		return ocsp.ResponderCert{}, err
 	}
+	key.UseSessionCopies()
 	return ocsp.ResponderCert{Cert: issued.Certificate, Signer: key}, nil
 }
 

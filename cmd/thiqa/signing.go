@@ -309,6 +309,11 @@ func (s *signingService) load(ctx context.Context, id string) (*signingCredentia
 	if !ok || !pub.Equal(chain[0].PublicKey) {
 		return nil, fmt.Errorf("credential %s: the key on the token does not match the certificate", id)
 	}
+	if rec.Profile == policies.ProfileOrganisationSeal {
+		// An agency's seal key signs all day; a citizen's key signs once
+		// per authorisation and is not worth a copy (hsm/sessioncopy.go).
+		key.UseSessionCopies()
+	}
 	c := &signingCredential{rec: rec, key: key, chain: chain}
 	s.mu.Lock()
 	if len(s.loaded) >= maxLoadedCredentials {

@@ -139,6 +139,7 @@ func loadTSAUnit(ctx context.Context, cfg *config.Config, tok *hsm.Token) (*tsaU
 			return nil, fmt.Errorf("finding key %q: %w", k.Label, err)
 		}
 		if pub, ok := publicOf(s); ok && pub.Equal(cert.PublicKey) {
+			s.UseSessionCopies() // signs every token: see hsm/sessioncopy.go
 			return &tsaUnit{key: s, cert: cert, chain: chain}, nil
 		}
 	}
@@ -207,6 +208,7 @@ func certifyTSAKey(ctx context.Context, p *platform, authority *ca.Authority, ke
 	if err := writeFileAtomic(tsaUnitPath(cfg), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", tsaUnitPath(cfg), err)
 	}
+	key.UseSessionCopies()
 	return &tsaUnit{key: key, cert: cert, chain: []*x509.Certificate{caCert}}, nil
 }
 

@@ -1,0 +1,219 @@
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/pkcs11"
+)
+
+// sessionCopies returns the handles of this process's session objects
+// labelled label (private keys).
+func sessionCopies(t *testing.T, tok *Token, label string) []pkcs11.ObjectHandle {
+	t.Helper()
+	var hs []pkcs11.ObjectHandle
+	err := tok.do(context.Background(), func(s *session) error {
+		var err error
+		hs, err = findObjects(tok.p, s.h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		}, 0)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hs
+}
+
+// TestSessionCopies: a Signer using session copies signs correctly from
+// every pooled session, each copy is as locked-down as the token key, and
+// the copies are invisible to key lookup and listing.
+func TestSessionCopies(t *testing.T) {
+	for _, kt := range []KeyType{ECP256, ECP384, RSA2048} {
+		t.Run(kt.String(), func(t *testing.T) {
+			reg := newRegistry()
+			tok := newTestToken(t, Config{Registerer: reg, PoolSize: 4})
+			ctx := context.Background()
+			sg, err := tok.GenerateKey(ctx, "hot", kt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sg.UseSessionCopies()
+			signConcurrently(t, sg, 4, 20)
+			mustSignVerify(t, sg)
+
+			copies := sessionCopies(t, tok, "hot")
+			if len(copies) == 0 || len(copies) > 4 {
+				t.Fatalf("%d session copies for a pool of 4 sessions, want 1 to 4", len(copies))
+			}
+			err = tok.do(ctx, func(s *session) error {
+				for _, h := range copies {
+					a, err := tok.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
+						pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
+						pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
+						pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, nil),
+						pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, nil),
+						pkcs11.NewAttribute(pkcs11.CKA_TOKEN, nil),
+					})
+					if err != nil {
+						return err
+					}
+					want := []byte{1, 0, 1, 0, 0}
+					for i, at := range a {
+						if len(at.Value) != 1 || at.Value[0] != want[i] {
+							t.Errorf("copy attribute %#x = %v, want %d", at.Type, at.Value, want[i])
+						}
+					}
+					// The secret value cannot be read from the copy.
+					if _, err := tok.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)}); err == nil {
+						t.Error("CKA_VALUE of a session copy was readable")
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Lookup and listing see the token key only.
+			again, err := tok.FindKey(ctx, "hot")
+			if err != nil {
+				t.Fatalf("FindKey with session copies present: %v", err)
+			}
+			mustSignVerify(t, again)
+			keys, err := tok.ListKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(keys) != 1 {
+				t.Fatalf("ListKeys: %d keys, want 1 (copies must not be listed): %+v", len(keys), keys)
+			}
+			if got := sumCounter(t, reg, "thiqa_hsm_recoveries_total"); got != 0 {
+				t.Fatalf("%v recoveries while signing with copies, want 0", got)
+			}
+		})
+	}
+}
+
+// TestSessionCopiesDeleteKey: deleting a key destroys its copies and stops
+// its Signer; another key's copies keep signing without a recovery.
+func TestSessionCopiesDeleteKey(t *testing.T) {
+	reg := newRegistry()
+	tok := newTestToken(t, Config{Registerer: reg, PoolSize: 4})
+	ctx := context.Background()
+	doomed, err := tok.GenerateKey(ctx, "doomed", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := tok.GenerateKey(ctx, "kept", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doomed.UseSessionCopies()
+	kept.UseSessionCopies()
+	signConcurrently(t, doomed, 4, 10)
+	signConcurrently(t, kept, 4, 10)
+
+	if err := tok.DeleteKey(ctx, "doomed"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sessionCopies(t, tok, "doomed")); n != 0 {
+		t.Fatalf("%d session copies of a deleted key remain", n)
+	}
+	if _, err := doomed.Sign(nil, testDigest[:], crypto.SHA256); err == nil {
+		t.Fatal("a deleted key still signs through its session copy")
+	}
+	recoveriesAfterDelete := sumCounter(t, reg, "thiqa_hsm_recoveries_total")
+	signConcurrently(t, kept, 4, 10)
+	if got := sumCounter(t, reg, "thiqa_hsm_recoveries_total"); got != recoveriesAfterDelete {
+		t.Fatalf("signing with a kept key's copies needed %v recoveries after another key was deleted", got-recoveriesAfterDelete)
+	}
+	// Signing with the deleted key's stale handle made the token recover
+	// (as without copies), which closed every session: the kept key has
+	// new copies, at most one per session.
+	if n := len(sessionCopies(t, tok, "kept")); n < 1 || n > 4 {
+		t.Fatalf("kept key has %d session copies after the delete (pool of 4)", n)
+	}
+	if _, err := tok.FindKey(ctx, "doomed"); !errors.Is(err, ErrKeyNotFound) {
+		t.Fatalf("FindKey of the deleted key: %v, want ErrKeyNotFound", err)
+	}
+}
+
+// TestSessionCopiesRecovery: copies vanish with their sessions when the
+// sessions are closed behind the Token's back; signing recovers and makes
+// new ones.
+func TestSessionCopiesRecovery(t *testing.T) {
+	reg := newRegistry()
+	tok := newTestToken(t, Config{Registerer: reg, PoolSize: 4})
+	ctx := context.Background()
+	sg, err := tok.GenerateKey(ctx, "hot", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg.UseSessionCopies()
+	signConcurrently(t, sg, 4, 10)
+	if err := saboteur(t, tok).CloseAllSessions(tok.slot); err != nil {
+		t.Fatal(err)
+	}
+	mustSignVerify(t, sg)
+	signConcurrently(t, sg, 4, 10)
+	if got := sumCounter(t, reg, "thiqa_hsm_recoveries_total"); got < 1 {
+		t.Fatal("closing every session was not noticed")
+	}
+	if n := len(sessionCopies(t, tok, "hot")); n == 0 || n > 4 {
+		t.Fatalf("%d session copies after recovery, want 1 to 4", n)
+	}
+}
+
+// TestSessionCopyRefused: a key the token will not copy (CKA_COPYABLE
+// false) keeps signing with the token object, and says so once.
+func TestSessionCopyRefused(t *testing.T) {
+	var logs logBuffer
+	tok := newTestToken(t, Config{Registerer: newRegistry(), PoolSize: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	mech, pub, priv := keyTemplates("fixed", []byte{1, 2, 3}, ECP256)
+	priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_COPYABLE, false))
+	err := tok.do(ctx, func(s *session) error {
+		_, _, err := tok.p.GenerateKeyPair(s.h, mech, pub, priv)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, err := tok.FindKey(ctx, "fixed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg.UseSessionCopies()
+	signConcurrently(t, sg, 2, 10)
+	mustSignVerify(t, sg)
+	if n := len(sessionCopies(t, tok, "fixed")); n != 0 {
+		t.Fatalf("%d copies of a key marked not copyable", n)
+	}
+	if n := strings.Count(logs.String(), "refused a session copy"); n != 1 {
+		t.Fatalf("refusal logged %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+// TestRawSignRateSessionCopy: the raw ceiling with session copies signs and
+// leaves no copy behind.
+func TestRawSignRateSessionCopy(t *testing.T) {
+	tok := newTestToken(t, Config{Registerer: newRegistry(), PoolSize: 2})
+	ctx := context.Background()
+	if _, err := tok.GenerateKey(ctx, "raw", ECP256); err != nil {
+		t.Fatal(err)
+	}
+	r, err := RawSignRateSessionCopy(ctx, tok, "raw", 2, 50*time.Millisecond)
+	if err != nil || r <= 0 {
+		t.Fatalf("RawSignRateSessionCopy = %v, %v", r, err)
+	}
+	if n := len(sessionCopies(t, tok, "raw")); n != 0 {
+		t.Fatalf("%d session copies left after the raw measurement", n)
+	}
+}
