@@ -17,8 +17,9 @@ type session struct {
 	gen uint64
 
 	// copies are the session-object copies of private keys made in this
-	// session (sessioncopy.go), valid while copyEpoch is the token's.
-	copies    map[*Signer]pkcs11.ObjectHandle
+	// session, by token object handle (sessioncopy.go); copyEpoch is the
+	// token's copyEpoch when they were last checked against deletions.
+	copies    map[pkcs11.ObjectHandle]sessionCopy
 	copyEpoch uint64
 }
 

@@ -37,9 +37,19 @@ func (sg *Signer) UseSessionCopies() {
 	sg.sessionCopy.Store(true)
 }
 
+// sessionCopy is one key's copy in one session: the handle to sign with
+// (the token object itself when the token refused the copy) and the key's
+// label, to forget the copy when DeleteKey destroys the key.
+type sessionCopy struct {
+	h     pkcs11.ObjectHandle
+	label string
+}
+
 // signingHandle returns the handle sg signs with in s: its session copy when
-// sg uses copies, else the token object obj. Only a token fault (a stale
-// handle, a closed session) is an error.
+// sg uses copies, else the token object obj. Copies are keyed by the token
+// object, so every Signer of one key (a credential loaded again, say) shares
+// one copy per session. Only a token fault (a stale handle, a closed
+// session) is an error.
 func (t *Token) signingHandle(s *session, sg *Signer, obj pkcs11.ObjectHandle) (pkcs11.ObjectHandle, error) {
 	if !sg.sessionCopy.Load() {
 		return obj, nil
@@ -47,8 +57,8 @@ func (t *Token) signingHandle(s *session, sg *Signer, obj pkcs11.ObjectHandle) (
 	if epoch := t.copyEpoch.Load(); s.copyEpoch != epoch {
 		t.forgetDestroyedCopies(s)
 	}
-	if h, ok := s.copies[sg]; ok {
-		return h, nil
+	if c, ok := s.copies[obj]; ok {
+		return c.h, nil
 	}
 	h, err := t.p.CopyObject(s.h, obj, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)})
 	if err != nil {
@@ -61,9 +71,9 @@ func (t *Token) signingHandle(s *session, sg *Signer, obj pkcs11.ObjectHandle) (
 		h = obj
 	}
 	if s.copies == nil {
-		s.copies = make(map[*Signer]pkcs11.ObjectHandle)
+		s.copies = make(map[pkcs11.ObjectHandle]sessionCopy)
 	}
-	s.copies[sg] = h
+	s.copies[obj] = sessionCopy{h: h, label: sg.label}
 	return h, nil
 }
 
@@ -86,9 +96,9 @@ func (t *Token) forgetDestroyedCopies(s *session) {
 	t.copyMu.Lock()
 	gone := t.copyDeleted[min(s.copyEpoch, uint64(len(t.copyDeleted))):]
 	s.copyEpoch = uint64(len(t.copyDeleted))
-	for sg := range s.copies {
-		if slices.Contains(gone, sg.label) {
-			delete(s.copies, sg)
+	for obj, c := range s.copies {
+		if slices.Contains(gone, c.label) {
+			delete(s.copies, obj)
 		}
 	}
 	t.copyMu.Unlock()

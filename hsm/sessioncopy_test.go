@@ -217,3 +217,29 @@ func TestRawSignRateSessionCopy(t *testing.T) {
 		t.Fatalf("%d session copies left after the raw measurement", n)
 	}
 }
+
+// TestSessionCopiesShared: Signers of one key (a credential loaded again)
+// share one copy per session instead of piling up copies.
+func TestSessionCopiesShared(t *testing.T) {
+	tok := newTestToken(t, Config{Registerer: newRegistry(), PoolSize: 2})
+	ctx := context.Background()
+	first, err := tok.GenerateKey(ctx, "shared", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers := []*Signer{first}
+	for range 3 {
+		sg, err := tok.FindKey(ctx, "shared")
+		if err != nil {
+			t.Fatal(err)
+		}
+		signers = append(signers, sg)
+	}
+	for _, sg := range signers {
+		sg.UseSessionCopies()
+		signConcurrently(t, sg, 4, 10)
+	}
+	if n := len(sessionCopies(t, tok, "shared")); n < 1 || n > 2 {
+		t.Fatalf("%d session copies of one key used through 4 Signers with 2 sessions, want 1 or 2", n)
+	}
+}
