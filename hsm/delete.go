@@ -13,19 +13,23 @@ import (
 // never came into use, such as a key generated for a certificate request
 // the CA then refused; keys in service are retired, not deleted. A label
 // with no object is ErrKeyNotFound. Session copies of the key
-// (UseSessionCopies) are destroyed with it. Signers already holding the key fail
-// from then on.
+// (UseSessionCopies) are destroyed with it. Signers already holding the key
+// fail from then on (within a second, through copies made by another
+// process that uses this package).
 func (t *Token) DeleteKey(ctx context.Context, label string) error {
 	if label == "" {
 		return errors.New("hsm: DeleteKey needs a label")
 	}
 	t.genMu.Lock()
 	defer t.genMu.Unlock()
-	// Session copies of the key carry its label, so the search below
-	// destroys them too; the sessions then forget their handles.
-	defer t.copiesDestroyed(label)
 	deleted := 0
 	err := t.do(ctx, func(s *session) error {
+		// Session copies of the key carry its label, so the search below
+		// destroys them too; the sessions then forget their handles.
+		// copyMu keeps sessions from evicting a copy meanwhile.
+		t.copyMu.Lock()
+		defer t.copyMu.Unlock()
+		defer t.copiesDestroyedLocked(label)
 		hs, err := findObjects(t.p, s.h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}, 0)
 		if err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/pkcs11"
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,10 +97,14 @@ type Token struct {
 	// Session copies (sessioncopy.go): copiedLabels are the labels of keys
 	// signing with copies; copyDeleted lists, in order, those DeleteKey
 	// destroyed; copyEpoch is its length, read without the lock.
-	copyMu       sync.Mutex
-	copiedLabels map[string]bool
-	copyDeleted  []string
-	copyEpoch    atomic.Uint64
+	// copyRefusedLogged are the labels whose refused copy was logged.
+	copyMu            sync.Mutex
+	copiedLabels      map[string]bool
+	copyDeleted       []string
+	copyEpoch         atomic.Uint64
+	copyRefusedLogged map[string]bool
+	maxCopies         int           // per session: maxSessionCopies
+	copyRecheck       time.Duration // copyRecheck
 
 	opened atomic.Int64 // sessions opened by the pool (tests)
 }
@@ -142,6 +147,9 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 		m:      m,
 		keyMet: cfg.KeyMetricLabel,
 		pool:   newPool(size),
+
+		maxCopies:   maxSessionCopies,
+		copyRecheck: copyRecheck,
 	}
 	if err := ctx.Err(); err != nil {
 		p.Destroy()

@@ -19,8 +19,9 @@ type session struct {
 	// copies are the session-object copies of private keys made in this
 	// session, by token object handle (sessioncopy.go); copyEpoch is the
 	// token's copyEpoch when they were last checked against deletions.
-	copies    map[pkcs11.ObjectHandle]sessionCopy
+	copies    map[pkcs11.ObjectHandle]*sessionCopy
 	copyEpoch uint64
+	copyClock uint64 // counts signatures with copies, for LRU eviction
 }
 
 // pool bounds the sessions in use (a semaphore) and keeps idle ones for

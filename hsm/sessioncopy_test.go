@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +243,99 @@ func TestSessionCopiesShared(t *testing.T) {
 	}
 	if n := len(sessionCopies(t, tok, "shared")); n < 1 || n > 2 {
 		t.Fatalf("%d session copies of one key used through 4 Signers with 2 sessions, want 1 or 2", n)
+	}
+}
+
+// TestSessionCopyChildDelete is the other process of
+// TestSessionCopiesDeletedElsewhere: it deletes a key by label.
+func TestSessionCopyChildDelete(t *testing.T) {
+	label := os.Getenv("THIQA_HSM_CHILD_DELETE")
+	if label == "" {
+		return // only as the child process
+	}
+	tok, err := Open(context.Background(), Config{ModulePath: os.Getenv("THIQA_HSM_CHILD_MODULE"), TokenLabel: os.Getenv("THIQA_HSM_CHILD_TOKEN"), PIN: testUserPIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tok.Close()
+	if os.Getenv("THIQA_HSM_CHILD_DISABLE") != "" {
+		err = tok.do(context.Background(), func(s *session) error {
+			h, err := findPrivate(tok.p, s, label, nil)
+			if err != nil {
+				return err
+			}
+			return tok.p.SetAttributeValue(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_SIGN, false)})
+		})
+	} else {
+		err = tok.DeleteKey(context.Background(), label)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSessionCopiesDeletedElsewhere: a key another process destroys or
+// disables (an operator's pkcs11-tool) stops signing through the copies
+// within the recheck interval, as it stops at once through the token key.
+func TestSessionCopiesDeletedElsewhere(t *testing.T) {
+	for _, disable := range []bool{false, true} {
+		name := map[bool]string{false: "destroyed", true: "sign-disabled"}[disable]
+		t.Run(name, func(t *testing.T) {
+			tok := newTestToken(t, Config{Registerer: newRegistry(), PoolSize: 2})
+			tok.copyRecheck = 20 * time.Millisecond
+			ctx := context.Background()
+			sg, err := tok.GenerateKey(ctx, "compromised", ECP256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sg.UseSessionCopies()
+			signConcurrently(t, sg, 2, 5)
+			if len(sessionCopies(t, tok, "compromised")) == 0 {
+				t.Fatal("no session copy was made")
+			}
+			cmd := exec.Command(os.Args[0], "-test.run=^TestSessionCopyChildDelete$")
+			cmd.Env = append(os.Environ(), "THIQA_HSM_CHILD_DELETE=compromised", "THIQA_HSM_CHILD_TOKEN="+tok.label, "THIQA_HSM_CHILD_MODULE="+tok.module)
+			if disable {
+				cmd.Env = append(cmd.Env, "THIQA_HSM_CHILD_DISABLE=1")
+			}
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("other process: %v\n%s", err, out)
+			}
+			time.Sleep(2 * tok.copyRecheck)
+			for i := range 10 {
+				if _, err := sg.Sign(nil, testDigest[:], crypto.SHA256); err == nil {
+					t.Fatalf("signature %d succeeded after another process %s the key", i+1, name)
+				}
+			}
+		})
+	}
+}
+
+// TestSessionCopiesEvicted: a session holds at most maxCopies copies and
+// evicts the least recently used; evicted keys still sign.
+func TestSessionCopiesEvicted(t *testing.T) {
+	tok := newTestToken(t, Config{Registerer: newRegistry(), PoolSize: 2})
+	tok.maxCopies = 2
+	ctx := context.Background()
+	var keys []*Signer
+	for _, l := range []string{"k1", "k2", "k3", "k4"} {
+		sg, err := tok.GenerateKey(ctx, l, ECP256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sg.UseSessionCopies()
+		keys = append(keys, sg)
+	}
+	for range 3 {
+		for _, sg := range keys {
+			signConcurrently(t, sg, 2, 4)
+		}
+	}
+	total := 0
+	for _, l := range []string{"k1", "k2", "k3", "k4"} {
+		total += len(sessionCopies(t, tok, l))
+	}
+	if total == 0 || total > 2*tok.maxCopies {
+		t.Fatalf("%d session copies in 2 sessions holding at most %d each", total, tok.maxCopies)
 	}
 }

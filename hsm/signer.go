@@ -30,7 +30,6 @@ type Signer struct {
 	obj atomic.Pointer[keyHandle] // private key handle, per generation
 
 	sessionCopy atomic.Bool // sign with a session copy (UseSessionCopies)
-	copyRefused atomic.Bool // the token refused a copy (logged once)
 
 	// Prebuilt mechanisms (read-only, shared by all calls).
 	mechECDSA []*pkcs11.Mechanism

@@ -118,10 +118,9 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("raw PKCS#11 rate: %w", err)
 		}
 		raws = append(raws, r)
-		if r, err = rawCopy(); err != nil {
-			return fmt.Errorf("raw PKCS#11 rate with a session copy: %w", err)
+		if r, err = rawCopy(); err == nil { // a token may refuse copies; the server then signs with the object
+			rawCopies = append(rawCopies, r)
 		}
-		rawCopies = append(rawCopies, r)
 		return nil
 	}
 	if err := measureRaw(); err != nil {
@@ -170,9 +169,13 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	if len(raws) > 0 {
 		r := (raws[0] + raws[len(raws)-1]) / 2
 		fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (%s, token object; mean of %.0f before and %.0f after)\n", r, rawDesc, raws[0], raws[len(raws)-1])
-		rc := (rawCopies[0] + rawCopies[len(rawCopies)-1]) / 2
-		fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (the same with a session copy of the key, as the server signs; mean of %.0f before and %.0f after)\n", rc, rawCopies[0], rawCopies[len(rawCopies)-1])
-		fmt.Fprintf(env.stdout, "ratio:      %8.2f of the raw sign rate (token object), %.2f of the raw rate with a session copy\n", full.rate/r, full.rate/rc)
+		if len(rawCopies) == 0 {
+			fmt.Fprintf(env.stdout, "ratio:      %8.2f of the raw sign rate (the token refused a session copy of the key)\n", full.rate/r)
+		} else {
+			rc := (rawCopies[0] + rawCopies[len(rawCopies)-1]) / 2
+			fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (the same with a session copy of the key, as the server signs; mean of %.0f before and %.0f after)\n", rc, rawCopies[0], rawCopies[len(rawCopies)-1])
+			fmt.Fprintf(env.stdout, "ratio:      %8.2f of the raw sign rate (token object), %.2f of the raw rate with a session copy\n", full.rate/r, full.rate/rc)
+		}
 	} else {
 		fmt.Fprintf(env.stdout, "raw HSM:    %s\n", rawDesc)
 	}
