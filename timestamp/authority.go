@@ -95,6 +95,8 @@ type Authority struct {
 	failureResp []byte
 	// bodies recycles the HTTP handler's request buffers (*[]byte).
 	bodies sync.Pool
+	// responses recycles the HTTP handler's response buffers (*[]byte).
+	responses sync.Pool
 }
 
 // New checks the configuration and the unit certificate and returns an
@@ -127,6 +129,7 @@ func New(cfg Config, o Options) (*Authority, error) {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	a.bodies.New = func() any { b := make([]byte, 0, 512); return &b }
+	a.responses.New = func() any { b := make([]byte, 0, 8192); return &b }
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -260,20 +263,37 @@ func (a *Authority) check(req *tsp.Request) (crypto.Hash, *rejection) {
 // identifies the client for the record ("" when unknown). No serial is
 // consumed unless the request passes every check.
 func (a *Authority) Respond(ctx context.Context, der []byte, requester string) ([]byte, tsp.StatusInfo) {
+	out, _, st := a.respondInto(ctx, der, requester, nil)
+	return out, st
+}
+
+// respondInto is Respond encoding a granted response in buf's backing
+// array when it is large enough (the token is written after
+// tsp.GrantedHeadroom bytes, then the envelope in front of it). It also
+// returns the buffer it used, grown if need be, for the caller to recycle
+// once the response is sent.
+func (a *Authority) respondInto(ctx context.Context, der []byte, requester string, buf []byte) (out, used []byte, st tsp.StatusInfo) {
 	start := time.Now()
-	token, rej := a.issue(ctx, der, requester)
-	resp := tsp.Response{Status: tsp.StatusInfo{Status: tsp.StatusGranted, FailInfo: tsp.NoFailInfo}, Token: token}
+	token, rej := a.issue(ctx, der, requester, buf[:0:cap(buf)], tsp.GrantedHeadroom)
+	resp := tsp.Response{Status: tsp.StatusInfo{Status: tsp.StatusGranted, FailInfo: tsp.NoFailInfo}}
+	var err error
 	if rej != nil {
 		resp.Status = tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}
+		out, err = resp.Marshal()
+	} else {
+		used = token
+		out, err = tsp.EncodeGrantedInPlace(token, tsp.GrantedHeadroom)
 	}
-	out, err := resp.Marshal()
 	if err != nil {
 		a.log.Error("encoding a time-stamp response", "err", err)
 		out = a.failureResp
 		resp.Status = tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: tsp.SystemFailure}
 	}
 	a.metrics.observe(resp.Status, time.Since(start))
-	return out, resp.Status
+	if used == nil {
+		used = buf
+	}
+	return out, used[:0], resp.Status
 }
 
 // Issue returns a DER time-stamp token (ContentInfo) for a DER request, or
@@ -281,7 +301,7 @@ func (a *Authority) Respond(ctx context.Context, der []byte, requester string) (
 // callers in the same process.
 func (a *Authority) Issue(ctx context.Context, der []byte, requester string) ([]byte, error) {
 	start := time.Now()
-	token, rej := a.issue(ctx, der, requester)
+	token, rej := a.issue(ctx, der, requester, nil, 0)
 	if rej != nil {
 		a.metrics.observe(tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail}, time.Since(start))
 		return nil, &StatusError{Status: tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}}
@@ -290,7 +310,9 @@ func (a *Authority) Issue(ctx context.Context, der []byte, requester string) ([]
 	return token, nil
 }
 
-func (a *Authority) issue(ctx context.Context, der []byte, requester string) ([]byte, *rejection) {
+// issue checks a request, records and signs its token, and returns the
+// token appended to dst after headroom zero bytes (the caller's envelope).
+func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst []byte, headroom int) ([]byte, *rejection) {
 	if int64(len(der)) > a.set.maxRequestBytes {
 		return nil, reject(tsp.BadDataFormat, "request larger than %d bytes", a.set.maxRequestBytes)
 	}
@@ -347,7 +369,7 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string) ([]
 		a.log.Error("recording a time-stamp token", "serial", serial, "err", err)
 		return nil, reject(tsp.SystemFailure, "internal error")
 	}
-	token, err := a.signer.Sign(rand.Reader, tst, req.CertReq, a.set.includeChain, now)
+	token, err := a.signer.SignAppend(append(dst, make([]byte, headroom)...), rand.Reader, tst, req.CertReq, a.set.includeChain, now)
 	if err != nil {
 		a.log.Error("signing a time-stamp token", "serial", serial, "err", err)
 		return nil, reject(tsp.SystemFailure, "internal error")

@@ -17,6 +17,10 @@ const (
 )
 
 // Header values of every reply, shared (never modified: len == cap).
+// maxRecycledResponse is the largest response buffer the handler keeps for
+// reuse (a token with the whole chain is about 4 KiB).
+const maxRecycledResponse = 64 << 10
+
 var (
 	replyContentType = []string{ReplyContentType}
 	replyNoStore     = []string{"no-store"}
@@ -64,13 +68,20 @@ func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 		if identify != nil {
 			requester = identify(r)
 		}
-		// Nothing keeps a reference into body once Respond returns.
-		resp, _ := a.Respond(r.Context(), body, requester)
+		// Nothing keeps a reference into body once Respond returns. The
+		// response is encoded in a recycled buffer, given back once Write
+		// has copied or sent it.
+		rp := a.responses.Get().(*[]byte)
+		resp, used, _ := a.respondInto(r.Context(), body, requester, *rp)
 		h := w.Header()
 		h["Content-Type"] = replyContentType
 		h["Content-Length"] = []string{strconv.Itoa(len(resp))}
 		h["Cache-Control"] = replyNoStore
 		_, _ = w.Write(resp)
+		if cap(used) <= maxRecycledResponse {
+			*rp = used
+			a.responses.Put(rp)
+		}
 	})
 }
 

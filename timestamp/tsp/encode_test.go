@@ -312,6 +312,32 @@ func TestGrantedResponseMatchesReference(t *testing.T) {
 	}
 }
 
+// TestGrantedInPlaceMatchesMarshal: the envelope written in front of a
+// token in place is the one Marshal builds, whatever the length encoding
+// and the spare headroom; too little headroom is refused.
+func TestGrantedInPlaceMatchesMarshal(t *testing.T) {
+	for _, n := range []int{0, 10, 120, 122, 123, 200, 300, 65530, 70000} {
+		tok := slices.Repeat([]byte{0x30}, n)
+		want, err := (&Response{Status: StatusInfo{Status: StatusGranted, FailInfo: NoFailInfo}, Token: tok}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, headroom := range []int{GrantedHeadroom, GrantedHeadroom + 9} {
+			b := append(slices.Repeat([]byte{0xee}, headroom), tok...)
+			got, err := EncodeGrantedInPlace(b, headroom)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("token of %d bytes, headroom %d: %x, %v; want %x", n, headroom, got[:min(len(got), 12)], err, want[:min(len(want), 12)])
+			}
+		}
+	}
+	if _, err := EncodeGrantedInPlace(make([]byte, 20), GrantedHeadroom-1); err == nil {
+		t.Fatal("too little headroom was accepted")
+	}
+	if _, err := EncodeGrantedInPlace(make([]byte, 5), GrantedHeadroom); err == nil {
+		t.Fatal("headroom beyond the buffer was accepted")
+	}
+}
+
 func BenchmarkTokenEncoding(b *testing.B) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	t := &testing.T{}

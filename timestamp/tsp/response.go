@@ -134,6 +134,26 @@ func addStatusInfo(b *cryptobyte.Builder, s StatusInfo) {
 	})
 }
 
+// GrantedHeadroom is the room EncodeGrantedInPlace needs before a token.
+const GrantedHeadroom = 6 + 5 // SEQUENCE header of at most 6 bytes, PKIStatusInfo {granted}
+
+// EncodeGrantedInPlace encodes a granted TimeStampResp around a token
+// already in place: b[:headroom] is free (headroom at least
+// GrantedHeadroom) and b[headroom:] is the token's DER. It writes the
+// response header just before the token and returns the response, a
+// subslice of b: no allocation, no copy of the token.
+func EncodeGrantedInPlace(b []byte, headroom int) ([]byte, error) {
+	if headroom < GrantedHeadroom || headroom > len(b) {
+		return nil, fmt.Errorf("tsp: %d bytes of headroom for a response, need %d", headroom, GrantedHeadroom)
+	}
+	n := len(grantedStatusDER) + len(b) - headroom // SEQUENCE content
+	hl := tlvSize(n) - n                           // its tag and length
+	start := headroom - len(grantedStatusDER) - hl
+	appendHeader(b[start:start], tagSequence, n)
+	copy(b[start+hl:], grantedStatusDER)
+	return b[start:], nil
+}
+
 // grantedStatusDER is the PKIStatusInfo {granted}.
 var grantedStatusDER = []byte{tagSequence, 3, tagInteger, 1, 0}
 

@@ -295,6 +295,12 @@ func attribute(oid asn1.ObjectIdentifier, value func(*cryptobyte.Builder)) ([]by
 // includeCerts adds the unit certificate (withChain: and the chain);
 // signingTime is used only when the signer was built with SigningTime.
 func (s *TokenSigner) Sign(rand io.Reader, tstInfo []byte, includeCerts, withChain bool, signingTime time.Time) ([]byte, error) {
+	return s.SignAppend(nil, rand, tstInfo, includeCerts, withChain, signingTime)
+}
+
+// SignAppend is Sign appending the token to dst, which it returns: a caller
+// that recycles buffers encodes a token without allocating one.
+func (s *TokenSigner) SignAppend(dst []byte, rand io.Reader, tstInfo []byte, includeCerts, withChain bool, signingTime time.Time) ([]byte, error) {
 	var digest [64]byte
 	contentDigest := s.digest(digest[:0], tstInfo)
 	var signed []byte
@@ -321,7 +327,7 @@ func (s *TokenSigner) Sign(rand io.Reader, tstInfo []byte, includeCerts, withCha
 			certs = s.chainCertsEl
 		}
 	}
-	return s.contentInfo(tstInfo, certs, signed, sig), nil
+	return s.contentInfo(dst, tstInfo, certs, signed, sig), nil
 }
 
 // digest appends the hash of data to dst.
@@ -341,18 +347,18 @@ var (
 	oidTSTInfoDER    = []byte{tagOID, 11, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x10, 0x01, 0x04}
 )
 
-// contentInfo encodes the ContentInfo of the token: every length is
-// computed first, then the bytes are written once into a buffer of the
-// exact size. attrs is the [0] IMPLICIT signed attributes element, certs
-// the [0] certificates element or nil.
-func (s *TokenSigner) contentInfo(tstInfo, certs, attrs, sig []byte) []byte {
+// contentInfo appends the ContentInfo of the token to dst: every length is
+// computed first, then the bytes are written once (dst grown at most once,
+// to the exact size). attrs is the [0] IMPLICIT signed attributes element,
+// certs the [0] certificates element or nil.
+func (s *TokenSigner) contentInfo(dst, tstInfo, certs, attrs, sig []byte) []byte {
 	eContent := tlvSize(len(tstInfo))
 	encap := len(oidTSTInfoDER) + tlvSize(eContent)
 	signerInfo := 3 + len(s.sid) + len(s.digestAlg) + len(attrs) + len(s.sigAlg) + tlvSize(len(sig))
 	signerInfos := tlvSize(signerInfo)
 	sd := 3 + len(s.digestAlgs) + tlvSize(encap) + len(certs) + tlvSize(signerInfos)
 	ci := len(oidSignedDataDER) + tlvSize(tlvSize(sd))
-	b := make([]byte, 0, tlvSize(ci))
+	b := slices.Grow(dst, tlvSize(ci))
 
 	b = appendHeader(b, tagSequence, ci)
 	b = append(b, oidSignedDataDER...)
