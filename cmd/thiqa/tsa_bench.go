@@ -39,7 +39,10 @@ import (
 func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("bench tsa", env)
 	dir := fs.String("data", "", "data folder of the server: the raw HSM rate of the TSA unit key is measured on its token")
-	conc := fs.Int("concurrency", 16, "concurrent requests at full load")
+	// 64 in flight: every token's record is group-committed before its
+	// reply, so with fewer the commits carry few tokens each and the two
+	// cores idle between them (16 connections give about 20 % less).
+	conc := fs.Int("concurrency", 64, "concurrent requests at full load")
 	d := fs.Duration("duration", 5*time.Second, "measuring time of each phase")
 	prepared := fs.Int("prepared", 4096, "distinct prepared requests (random data, nonce each), sent round robin")
 	rawFor := fs.Duration("raw-duration", 2*time.Second, "measuring time of each raw HSM rate measurement")
