@@ -264,7 +264,7 @@ func (a *Authority) check(req *tsp.Request) (crypto.Hash, *rejection) {
 // consumed unless the request passes every check.
 func (a *Authority) Respond(ctx context.Context, der []byte, requester string) ([]byte, tsp.StatusInfo) {
 	out, _, st := a.respondInto(ctx, der, requester, nil)
-	return out, st
+	return slices.Clip(out), st
 }
 
 // respondInto is Respond encoding a granted response in buf's backing
@@ -307,7 +307,7 @@ func (a *Authority) Issue(ctx context.Context, der []byte, requester string) ([]
 		return nil, &StatusError{Status: tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}}
 	}
 	a.metrics.observe(tsp.StatusInfo{Status: tsp.StatusGranted, FailInfo: tsp.NoFailInfo}, time.Since(start))
-	return token, nil
+	return slices.Clip(token), nil
 }
 
 // issue checks a request, records and signs its token, and returns the

@@ -16,11 +16,11 @@ const (
 	ReplyContentType = "application/timestamp-reply"
 )
 
-// Header values of every reply, shared (never modified: len == cap).
 // maxRecycledResponse is the largest response buffer the handler keeps for
 // reuse (a token with the whole chain is about 4 KiB).
 const maxRecycledResponse = 64 << 10
 
+// Header values of every reply, shared (never modified: len == cap).
 var (
 	replyContentType = []string{ReplyContentType}
 	replyNoStore     = []string{"no-store"}
