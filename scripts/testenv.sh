@@ -39,8 +39,12 @@ if [ "$(id -u)" = 0 ]; then chown postgres "$pgdir"; fi
 as_pg "$PG_BIN/initdb" -D "$pgdir/data" -A trust -U postgres >"$work/initdb.log" 2>&1 \
   || { cat "$work/initdb.log" >&2; exit 3; }
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)))
+# Tests need no durability: fsync is off unless THIQA_TESTENV_PG_DURABLE=1
+# (benchmarks that report PostgreSQL figures set it).
+pg_durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${THIQA_TESTENV_PG_DURABLE:-0}" = 1 ] && pg_durability=""
 as_pg "$PG_BIN/pg_ctl" -D "$pgdir/data" -w -t 60 \
-  -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  -o "-p $port -k $pgdir -c listen_addresses=127.0.0.1 -c max_connections=300 $pg_durability" \
   -l "$pgdir/log" start >/dev/null || { cat "$pgdir/log" >&2; exit 3; }
 export THIQA_TEST_POSTGRES_DSN="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
 export THIQA_TEST_TMP="$work/tmp"
