@@ -112,6 +112,25 @@ type StoreConfig struct {
 	DSNEnv string `yaml:"dsnEnv"`
 	// MaxOpenConns bounds the connection pool (0: driver default).
 	MaxOpenConns int `yaml:"maxOpenConns"`
+	// Synchronous is SQLite's durability: FULL (the default) fsyncs every
+	// commit, so an audit record, and the time-stamp token or certificate
+	// it covers, survives a power failure once the response is sent;
+	// NORMAL survives a crash of the process only. Ignored for PostgreSQL,
+	// whose durability is the database server's configuration (keep its
+	// fsync and synchronous_commit on).
+	Synchronous string `yaml:"synchronous"`
+}
+
+// SQLiteSynchronous is the SQLite synchronous setting to open the store
+// with: the configured one, FULL when none is configured.
+func (s StoreConfig) SQLiteSynchronous() string {
+	if s.Driver != "sqlite" {
+		return ""
+	}
+	if s.Synchronous == "" {
+		return "FULL"
+	}
+	return strings.ToUpper(s.Synchronous)
 }
 
 // TLSConfig names the server's certificate and key files (PEM).
@@ -148,7 +167,7 @@ func Default(dir string) *Config {
 				SOPINFile: "secrets/so.pin",
 			},
 		},
-		Store: StoreConfig{Driver: "sqlite", DSN: "thiqa.db"},
+		Store: StoreConfig{Driver: "sqlite", DSN: "thiqa.db", Synchronous: "FULL"},
 		Auth: auth.Config{
 			Issuers: []auth.IssuerConfig{auth.DevIssuerConfig(DevJWKSFile)},
 		},
@@ -278,6 +297,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Store.MaxOpenConns < 0 {
 		bad("store.maxOpenConns", "must not be negative")
+	}
+	switch strings.ToUpper(c.Store.Synchronous) {
+	case "", "NORMAL", "FULL":
+	default:
+		bad("store.synchronous", "want FULL or NORMAL, got %q", c.Store.Synchronous)
 	}
 	if err := c.Auth.Validate(); err != nil {
 		errs = append(errs, err.Error())
