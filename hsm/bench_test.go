@@ -209,3 +209,39 @@ func runWorkers(b *testing.B, g int, work func(i int) error) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkSessionCopy compares raw signing with the token object and with
+// a session copy of it (sessioncopy.go), on one goroutine:
+//
+//	scripts/testenv.sh go test -run XXX -bench '^BenchmarkSessionCopy$' -benchtime 2s ./hsm/
+func BenchmarkSessionCopy(b *testing.B) {
+	tok := newTestToken(b, Config{Registerer: newRegistry(), PoolSize: 2})
+	for _, kt := range []KeyType{ECP256, ECP384} {
+		sg, err := tok.GenerateKey(context.Background(), "copy-"+kt.String(), kt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mech, input := sg.rawInput()
+		h := openRawSessions(b, tok, 1)[0]
+		copied, err := tok.p.CopyObject(h, sg.obj.Load().h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			obj  pkcs11.ObjectHandle
+		}{{"token-object", sg.obj.Load().h}, {"session-copy", copied}} {
+			b.Run(kt.String()+"/"+c.name, func(b *testing.B) {
+				for b.Loop() {
+					if err := tok.p.SignInit(h, mech, c.obj); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := tok.p.Sign(h, input); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
+			})
+		}
+	}
+}

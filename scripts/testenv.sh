@@ -3,6 +3,8 @@
 #   - a private SoftHSM2 configuration and token directory (SOFTHSM2_CONF);
 #   - a throwaway PostgreSQL cluster on a free loopback port (THIQA_TEST_POSTGRES_DSN);
 # and removes both afterwards, whatever CMD's outcome. The exit code is CMD's.
+# The cluster runs with fsync off (tests need no durability); with
+# THIQA_TESTENV_PG_DURABLE=1 (exactly 1) it keeps PostgreSQL's durable defaults.
 set -euo pipefail
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}

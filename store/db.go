@@ -154,7 +154,11 @@ func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
 	if err := db.startCheckpointer(ctx, base+"?"+walCheckpointerQuery(common).Encode(), walCheckpointInterval); err != nil {
 		return err
 	}
-	db.logger.Debug("store opened", "driver", DriverSQLite, "path", path, "synchronous", sync)
+	if sync == "FULL" {
+		db.logger.Info("store opened", "driver", DriverSQLite, "path", path, "synchronous", sync)
+	} else {
+		db.logger.Warn("store opened with synchronous NORMAL: the last commits (audit records included) may be lost on a power failure", "driver", DriverSQLite, "path", path)
+	}
 	return nil
 }
 

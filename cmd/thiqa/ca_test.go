@@ -224,7 +224,7 @@ func TestCAOnSQLite(t *testing.T) {
 		t.Fatal("/metrics lacks the issuance phases")
 	}
 	bench := mustThiqa(t, nil, "bench", "issue", "--data", dir, "--url", srv.base, "--requests", "20", "--warmup", "2", "--concurrency", "2", "--raw-duration", "200ms")
-	for _, want := range []string{"issued        20 in", " 0 errors", "p50", "raw HSM sign", "ec-p384", "ratio", "server CPU", "lint ", "sign "} {
+	for _, want := range []string{"issued        20 in", " 0 errors", "p50", "raw HSM sign", "ec-p384", "session copy", "ratio", "server CPU", "lint ", "sign "} {
 		if !strings.Contains(bench.stdout, want) {
 			t.Fatalf("bench issue output lacks %q:\n%s", want, bench.stdout)
 		}

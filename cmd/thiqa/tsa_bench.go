@@ -112,6 +112,7 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "thiqa bench tsa: %s, GOMAXPROCS=%d, concurrency %d, %s per phase, %d prepared SHA-256 requests (nonce, certReq)\n",
 		url, runtime.GOMAXPROCS(0), *conc, *d, len(reqs))
 	var raws, rawCopies []float64
+	var copyErr error // the last failed measurement with a session copy
 	measureRaw := func() error {
 		if raw == nil {
 			return nil
@@ -121,7 +122,11 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("raw PKCS#11 rate: %w", err)
 		}
 		raws = append(raws, r)
-		if r, err = rawCopy(); err == nil { // a token may refuse copies; the server then signs with the object
+		// A token may refuse copies (the server then signs with the
+		// object): report it, do not fail the benchmark.
+		if r, err = rawCopy(); err != nil {
+			copyErr = err
+		} else {
 			rawCopies = append(rawCopies, r)
 		}
 		return nil
@@ -172,11 +177,17 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	if len(raws) > 0 {
 		r := (raws[0] + raws[len(raws)-1]) / 2
 		fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (%s, token object; mean of %.0f before and %.0f after)\n", r, rawDesc, raws[0], raws[len(raws)-1])
-		if len(rawCopies) == 0 {
-			fmt.Fprintf(env.stdout, "ratio:      %8.2f of the raw sign rate (the token refused a session copy of the key)\n", full.rate/r)
-		} else {
+		switch len(rawCopies) {
+		case 0:
+			fmt.Fprintf(env.stdout, "raw HSM:    session copy n/a (%v)\n", copyErr)
+			fmt.Fprintf(env.stdout, "ratio:      %8.2f of the raw sign rate (token object)\n", full.rate/r)
+		default:
 			rc := (rawCopies[0] + rawCopies[len(rawCopies)-1]) / 2
-			fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (the same with a session copy of the key, as the server signs; mean of %.0f before and %.0f after)\n", rc, rawCopies[0], rawCopies[len(rawCopies)-1])
+			how := fmt.Sprintf("mean of %.0f before and %.0f after", rawCopies[0], rawCopies[len(rawCopies)-1])
+			if len(rawCopies) == 1 {
+				how = fmt.Sprintf("one measurement; the other failed: %v", copyErr)
+			}
+			fmt.Fprintf(env.stdout, "raw HSM:    %8.0f signatures/s (the same with a session copy of the key, as the server signs; %s)\n", rc, how)
 			fmt.Fprintf(env.stdout, "ratio:      %8.2f of the raw sign rate (token object), %.2f of the raw rate with a session copy\n", full.rate/r, full.rate/rc)
 		}
 	} else {
