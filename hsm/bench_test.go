@@ -223,7 +223,7 @@ func BenchmarkSessionCopy(b *testing.B) {
 		}
 		mech, input := sg.rawInput()
 		h := openRawSessions(b, tok, 1)[0]
-		copied, err := tok.p.CopyObject(h, sg.obj.Load().h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)})
+		copied, err := tok.copyToSession(h, sg.obj.Load().h)
 		if err != nil {
 			b.Fatal(err)
 		}

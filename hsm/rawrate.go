@@ -67,7 +67,7 @@ func rawSignRate(ctx context.Context, t *Token, label string, goroutines int, d 
 		objs[i] = obj
 		if copied {
 			// Destroyed with the session when the measurement ends.
-			if objs[i], err = t.p.CopyObject(sessions[i], obj, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)}); err != nil {
+			if objs[i], err = t.copyToSession(sessions[i], obj); err != nil {
 				return 0, fmt.Errorf("hsm: copying key %q into a session for the raw rate: %w", label, err)
 			}
 		}

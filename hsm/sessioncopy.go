@@ -80,11 +80,14 @@ func (t *Token) signingHandle(s *session, sg *Signer, obj pkcs11.ObjectHandle) (
 		t.forgetDestroyedCopiesLocked(s)
 		t.copyMu.Unlock()
 	}
-	now := time.Now()
 	s.copyClock++
 	if c, ok := s.copies[obj]; ok {
 		c.used = s.copyClock
-		if !c.copied || now.Sub(c.checked) < t.copyRecheck {
+		if !c.copied {
+			return c.h, nil
+		}
+		now := time.Now()
+		if now.Sub(c.checked) < t.copyRecheck {
 			return c.h, nil
 		}
 		may, err := t.maySign(s, obj)
@@ -100,8 +103,8 @@ func (t *Token) signingHandle(s *session, sg *Signer, obj pkcs11.ObjectHandle) (
 		c.checked = now
 		return c.h, nil
 	}
-	h, err := t.p.CopyObject(s.h, obj, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)})
-	c := &sessionCopy{h: h, copied: true, label: sg.label, checked: now, used: s.copyClock}
+	h, err := t.copyToSession(s.h, obj)
+	c := &sessionCopy{h: h, copied: true, label: sg.label, checked: time.Now(), used: s.copyClock}
 	switch {
 	case err == nil:
 	case faultReason(err) != "":
@@ -122,6 +125,12 @@ func (t *Token) signingHandle(s *session, sg *Signer, obj pkcs11.ObjectHandle) (
 	}
 	s.copies[obj] = c
 	return c.h, nil
+}
+
+// copyToSession copies the key obj into session sh as a session object
+// (CKA_TOKEN false); every other attribute is the original's.
+func (t *Token) copyToSession(sh pkcs11.SessionHandle, obj pkcs11.ObjectHandle) (pkcs11.ObjectHandle, error) {
+	return t.p.CopyObject(sh, obj, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)})
 }
 
 // maySign reports whether the token key obj still exists (a fault error

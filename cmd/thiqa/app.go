@@ -161,3 +161,26 @@ func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Re
 	}
 	return a, nil
 }
+
+// openOperatorPlatform opens what an operator command needs from the data
+// folder (the token, the store and the audit log, logging warnings only)
+// and returns a function closing them in reverse order.
+func openOperatorPlatform(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
+	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
+	tok, err := openToken(ctx, cfg, logger, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		tok.Close()
+		return nil, nil, err
+	}
+	log := newAuditLog(db, logger, nil)
+	closeAll := func() {
+		log.Close()
+		db.Close()
+		tok.Close()
+	}
+	return &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, closeAll, nil
+}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/config"
 )
 
 // runBench dispatches the load generators.
@@ -102,19 +101,12 @@ func benchHSM(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, slices.Max(levels))
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
-	defer tok.Close()
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	log := newAuditLog(db, logger, nil)
-	defer log.Close()
+	defer closePlatform()
+	tok, log := p.token, p.audit
 
 	fmt.Fprintf(env.stdout, "thiqa bench hsm: %s, GOMAXPROCS=%d, %d alternating rounds of %s per figure (medians)\n", cfg.HSM.Module, runtime.GOMAXPROCS(0), *rounds, *d)
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)

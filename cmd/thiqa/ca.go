@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 
@@ -396,28 +395,16 @@ func runIssue(ctx context.Context, env *cliEnv, args []string) error {
 	if !cfg.CA.Enabled() {
 		return errors.New("this data folder has no CA configured (ca section of thiqa.yaml)")
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
-	defer tok.Close()
-	db, err := openStore(ctx, cfg, logger)
+	defer closePlatform()
+	a, err := openAuthority(ctx, p, nil)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	log := newAuditLog(db, logger, nil)
-	defer log.Close()
-	a, err := openAuthority(ctx, &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, nil)
-	if err != nil {
-		return err
-	}
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
-	got, err := a.Issue(ctx, ca.Request{Profile: *profile, CA: *caName, Subject: subject, CSR: csr, RequestID: *requestID, RequestedBy: "cli:" + who})
+	got, err := a.Issue(ctx, ca.Request{Profile: *profile, CA: *caName, Subject: subject, CSR: csr, RequestID: *requestID, RequestedBy: operatorName()})
 	if err != nil {
 		return err
 	}

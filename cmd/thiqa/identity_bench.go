@@ -29,7 +29,6 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/identity"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -69,19 +68,12 @@ func benchLogin(ctx context.Context, env *cliEnv, args []string) error {
 		return errors.New("this data folder has no digital-ID service")
 	}
 	cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, *conc)
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	plat, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
-	defer tok.Close()
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	alog := newAuditLog(db, logger, nil)
-	defer alog.Close()
+	defer closePlatform()
+	tok, db, alog := plat.token, plat.db, plat.audit
 	bearer, err := mintDevToken(ctx, cfg, tok, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
 	if err != nil {
 		return err

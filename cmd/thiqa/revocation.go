@@ -14,7 +14,6 @@ import (
 	"math/big"
 	"net/http"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -661,12 +660,8 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 	defer db.Close()
 	log := newAuditLog(db, logger, nil)
 	defer log.Close()
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
 	rv := &revoker{rs: db.Revocations(), certs: db.Certificates(nil), audit: log, log: logger}
-	r, err := rv.revoke(ctx, "cli:"+who, *serial, *reason, nil)
+	r, err := rv.revoke(ctx, operatorName(), *serial, *reason, nil)
 	if err != nil {
 		return err
 	}

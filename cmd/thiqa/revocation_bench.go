@@ -16,7 +16,6 @@ import (
 	"net"
 	neturl "net/url"
 	"os"
-	"os/user"
 	"runtime"
 	"slices"
 	"strconv"
@@ -283,10 +282,6 @@ func prepareCertificates(ctx context.Context, env *cliEnv, cfg *config.Config, d
 	if err != nil {
 		return err
 	}
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
 	start := time.Now()
 	for i := range n {
 		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -298,7 +293,7 @@ func prepareCertificates(ctx context.Context, env *cliEnv, cfg *config.Config, d
 			return err
 		}
 		civil := fmt.Sprintf("%08d", 10_000_000+i)
-		_, err = a.Issue(ctx, ca.Request{Profile: policies.ProfileCitizenSigning, CSR: csr, RequestedBy: "cli:" + who + ":bench",
+		_, err = a.Issue(ctx, ca.Request{Profile: policies.ProfileCitizenSigning, CSR: csr, RequestedBy: operatorName() + ":bench",
 			Subject: map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen " + civil,
 				"civilNumber": civil, "country": "OM"}})
 		if err != nil {

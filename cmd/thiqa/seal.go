@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
 	"time"
 
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/signer"
 	"github.com/thiqa/thiqa/store"
 )
@@ -44,28 +42,16 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	if !cfg.Signing.Enabled(cfg.CA) {
 		return errors.New("this data folder has no signing service (ca section missing or signing.disabled)")
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
-	defer tok.Close()
-	db, err := openStore(ctx, cfg, logger)
+	defer closePlatform()
+	s, err := newSigningService(ctx, p, nil, nil, nil)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	log := newAuditLog(db, logger, nil)
-	defer log.Close()
-	s, err := newSigningService(ctx, &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, nil, nil, nil)
-	if err != nil {
-		return err
-	}
-	who := "unknown"
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
-	rec := signRecord{action: actionSeal, actor: "cli:" + who, credential: *credID, level: level.String()}
+	rec := signRecord{action: actionSeal, actor: operatorName(), credential: *credID, level: level.String()}
 	cred, err := s.load(ctx, *credID)
 	if err == nil && cred.rec.OwnerKind != store.OwnerAgency {
 		err = fmt.Errorf("%w: %s is not an organisation-seal credential", errCredentialRefused, *credID)
