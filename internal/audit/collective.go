@@ -69,7 +69,7 @@ func (g *Group) Append(ctx context.Context, item []byte) (Record, error) {
 	case !json.Valid(item):
 		return Record{}, fmt.Errorf("%w: item is not valid JSON", ErrInvalidEntry)
 	}
-	return g.l.enqueue(ctx, start, &request{ctx: ctx, group: g, item: item, done: make(chan result, 1)})
+	return g.l.enqueue(ctx, start, &request{group: g, item: item, done: make(chan result, 1)})
 }
 
 // gather turns a batch of requests into its records: one per Append and

@@ -35,6 +35,11 @@ type Options struct {
 	QueueSize int
 	// WriteTimeout bounds one batch's transaction (default 30 s).
 	WriteTimeout time.Duration
+	// AppendTimeout bounds how long one Append waits to be queued and
+	// committed (default 1 min). An append runs under the Log's own
+	// bounded context, not its caller's: a client that goes away does not
+	// cancel the record of what was already done for it.
+	AppendTimeout time.Duration
 	// CommitInterval is the least time from the start of one batch to the
 	// start of the next (default none). Appends arriving meanwhile join
 	// the next batch, so each transaction, whose cost hardly depends on
@@ -59,6 +64,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 30 * time.Second
+	}
+	if o.AppendTimeout <= 0 {
+		o.AppendTimeout = time.Minute
 	}
 	if o.MaxDetailsBytes <= 0 {
 		o.MaxDetailsBytes = 64 << 10
@@ -125,22 +133,28 @@ func New(st Store, logger *slog.Logger, reg prometheus.Registerer, opts Options)
 
 // Append records e and returns the record once it is committed.
 //
-// If ctx ends before the record reaches a batch, nothing is written and
-// ctx's error is returned. If ctx ends while its batch is being committed,
-// Append returns ctx's error at once but the record may still be written:
-// the chain stays valid either way, and the record then appears in the log
-// although the caller saw an error.
+// The append is not cancelled with ctx (only ctx's values are used): a
+// signature or token that was made is recorded even when the client that
+// asked for it has gone away. It is bounded by Options.AppendTimeout
+// instead: if that passes before the record reaches a batch, nothing is
+// written; if it passes while the batch is being committed, Append returns
+// the timeout at once but the record may still be written (the chain stays
+// valid either way).
 func (l *Log) Append(ctx context.Context, e Entry) (Record, error) {
 	start := time.Now()
 	rec, err := l.prepare(e)
 	if err != nil {
 		return Record{}, err
 	}
-	return l.enqueue(ctx, start, &request{ctx: ctx, rec: rec, done: make(chan result, 1)})
+	return l.enqueue(ctx, start, &request{rec: rec, done: make(chan result, 1)})
 }
 
-// enqueue hands req to the writer and waits for its commit.
+// enqueue hands req to the writer and waits for its commit, under the
+// Log's own bounded context (see Append).
 func (l *Log) enqueue(ctx context.Context, start time.Time, req *request) (Record, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), l.opts.AppendTimeout)
+	defer cancel()
+	req.ctx = ctx
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
