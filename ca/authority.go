@@ -241,7 +241,11 @@ func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
 	t := time.Now()
 	aerr := a.audit.Append(ctx, entry)
 	a.phase.WithLabelValues("audit").Observe(time.Since(t).Seconds())
-	a.results.WithLabelValues(req.Profile, result).Inc()
+	profileLabel := req.Profile // a label set bounded by the configured profiles
+	if _, perr := a.profiles.Get(req.Profile); perr != nil {
+		profileLabel = "unknown"
+	}
+	a.results.WithLabelValues(profileLabel, result).Inc()
 	if aerr != nil {
 		a.log.ErrorContext(ctx, "audit append failed", "err", aerr, "profile", req.Profile, "outcome", result)
 		return nil, fmt.Errorf("writing the audit record: %w", aerr)

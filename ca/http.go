@@ -116,19 +116,24 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 	var in IssueRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRequestBody))
 	dec.DisallowUnknownFields()
+	malformed := func(detail string) {
+		if api.record(w, r, policies.ActionIssueCertificate, "", "refused", detail) {
+			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: detail, Instance: r.URL.Path})
+		}
+	}
 	if err := dec.Decode(&in); err != nil {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "request body: " + err.Error(), Instance: r.URL.Path})
+		malformed("request body: " + err.Error())
 		return
 	}
 	if dec.More() {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "trailing data after the JSON object", Instance: r.URL.Path})
+		malformed("trailing data after the JSON object")
 		return
 	}
 	if in.RequestID == "" {
 		in.RequestID = r.Header.Get("Idempotency-Key")
 	}
 	if len(in.RequestID) > 128 {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "requestID longer than 128 characters", Instance: r.URL.Path})
+		malformed("requestID longer than 128 characters")
 		return
 	}
 	req := Request{Profile: in.Profile, CA: in.CA, Subject: in.Subject, RequestID: in.RequestID, RequestedBy: api.opts.Caller(r)}
@@ -188,12 +193,24 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 func (api *API) Get(w http.ResponseWriter, r *http.Request) {
 	serial := strings.ToLower(r.PathValue("serial"))
 	if !isHexSerial(serial) {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed serial", Detail: "serial must be 2 to 40 hex digits", Instance: r.URL.Path})
+		if api.record(w, r, policies.ActionReadCertificate, "", "refused", "malformed serial") {
+			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed serial", Detail: "serial must be 2 to 40 hex digits", Instance: r.URL.Path})
+		}
 		return
 	}
 	rec, err := api.a.Certificate(r.Context(), serial)
 	if err != nil {
-		api.fail(w, r, err)
+		outcome := "refused"
+		if !errors.Is(err, ErrNotFound) {
+			outcome = "error"
+		}
+		if api.record(w, r, policies.ActionReadCertificate, serial, outcome, err.Error()) {
+			api.fail(w, r, err)
+		}
+		return
+	}
+	// A certificate names a person or an agency: every read is recorded.
+	if !api.record(w, r, policies.ActionReadCertificate, serial, "success", "") {
 		return
 	}
 	out := CertificateResponse{Serial: rec.Serial, CA: rec.CA, Profile: rec.Profile, Certificate: pemCert(rec.DER),
@@ -233,6 +250,25 @@ func isHexSerial(s string) bool {
 		if !(s[i] >= '0' && s[i] <= '9' || s[i] >= 'a' && s[i] <= 'f') {
 			return false
 		}
+	}
+	return true
+}
+
+// record writes the audit record of a read or of a refusal the API makes
+// before the authority is asked; when it cannot, it answers 500 itself and
+// returns false.
+func (api *API) record(w http.ResponseWriter, r *http.Request, action policies.Action, object, outcome, reason string) bool {
+	e := AuditEntry{Time: api.a.now().UTC(), Actor: api.opts.Caller(r), Action: string(action), Object: object, Outcome: outcome}
+	if e.Actor == "" {
+		e.Actor = "unknown"
+	}
+	if reason != "" {
+		e.Details = map[string]string{"error": reason}
+	}
+	if err := api.a.audit.Append(r.Context(), e); err != nil {
+		api.opts.Logger.ErrorContext(r.Context(), "audit append failed", "action", action, "err", err)
+		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path})
+		return false
 	}
 	return true
 }

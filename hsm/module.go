@@ -60,8 +60,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// KeyMetricLabel maps a key label to the value of the "key" metric
 	// label, to bound cardinality when there are many keys (one per
-	// citizen): e.g. return "citizen" for every citizen key. Nil uses the
-	// key label itself.
+	// citizen) and keep identifiers out of metrics: e.g. return
+	// "credential" for every citizen key (Signer.SetMetricLabel refines it
+	// later). Nil uses the key label itself.
 	KeyMetricLabel func(keyLabel string) string
 }
 

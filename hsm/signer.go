@@ -25,7 +25,7 @@ type Signer struct {
 	kt    KeyType
 	pub   crypto.PublicKey
 	uri   string
-	m     *signerMetrics
+	m     atomic.Pointer[signerMetrics] // nil: metrics off
 
 	obj atomic.Pointer[keyHandle] // private key handle, per generation
 
@@ -62,7 +62,7 @@ func (t *Token) newSigner(s *session, label string, id []byte, kt KeyType, priv 
 		if t.keyMet != nil {
 			name = t.keyMet(label)
 		}
-		sg.m = t.m.forKey(name)
+		sg.m.Store(t.m.forKey(name))
 	}
 	sg.obj.Store(&keyHandle{gen: s.gen, h: priv})
 	if got.IsRSA() {
@@ -75,6 +75,17 @@ func (t *Token) newSigner(s *session, label string, id []byte, kt KeyType, priv 
 		sg.orderLen = (pub.(*ecdsa.PublicKey).Curve.Params().N.BitLen() + 7) / 8
 	}
 	return sg, nil
+}
+
+// SetMetricLabel makes the key's signatures count under the "key" label
+// name in the HSM metrics from now on, e.g. the certificate profile of a
+// citizen's key ("citizen-signing"). Labels must come from a small fixed
+// set and never identify a person or a credential: metrics are not a
+// place for personal data, and one series per citizen would not scale.
+func (sg *Signer) SetMetricLabel(name string) {
+	if sg.t.m != nil {
+		sg.m.Store(sg.t.m.forKey(name))
+	}
 }
 
 // Public returns the *ecdsa.PublicKey or *rsa.PublicKey read from the token.
@@ -108,7 +119,7 @@ func (sg *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]by
 func (sg *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	start := time.Now()
 	sig, err := sg.sign(ctx, digest, opts)
-	if m := sg.m; m != nil {
+	if m := sg.m.Load(); m != nil {
 		m.duration.Observe(time.Since(start).Seconds())
 		switch {
 		case err == nil:

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/josesigner"
 )
 
@@ -211,6 +212,13 @@ func hashSecret(s string) []byte {
 func (p *Provider) audit(ctx context.Context, actor, action, object, outcome string, details map[string]any) error {
 	if actor == "" {
 		actor = "unknown"
+	}
+	if c := auth.CallerOf(ctx); c != nil && outcome != audit.OutcomeSuccess {
+		// A refusal of an authenticated caller (the phone side) names them.
+		if details == nil {
+			details = map[string]any{}
+		}
+		details["caller"] = c
 	}
 	_, err := p.cfg.Audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Object: object, Outcome: outcome, Details: details})
 	if err != nil {

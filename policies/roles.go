@@ -47,6 +47,7 @@ const (
 	ActionManageClients     Action = "oidc.clients.manage"
 	ActionWhoAmI            Action = "identity.whoami"
 	ActionApproveLogin      Action = "oidc.login.approve"
+	ActionReadMetrics       Action = "metrics.read"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -61,7 +62,8 @@ var permissions = map[Action][]Role{
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
-	ActionApproveLogin:      {RoleCitizen}, // the phone side of a remote login: only the citizen's own sessions
+	ActionApproveLogin:      {RoleCitizen},  // the phone side of a remote login: only the citizen's own sessions
+	ActionReadMetrics:       {RoleOperator}, // when metrics.requireRole asks for authentication (it may name another role)
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
@@ -107,6 +109,7 @@ func openToken(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg
 		PIN:             pin,
 		PoolSize:        cfg.HSM.PoolSize,
 		VerifyAfterSign: cfg.HSM.VerifyAfterSign,
+		KeyMetricLabel:  keyMetricLabel(cfg),
 		Logger:          logger,
 		Registerer:      reg,
 	})
@@ -153,9 +156,20 @@ func keyLabel(cfg *config.Config, uri string) (string, error) {
 // oneLine folds an error message onto one line.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// newAuthenticator builds API authentication from the configuration.
-func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*auth.Authenticator, error) {
-	a, err := auth.New(cfg.ResolvedAuth(), auth.Options{Logger: logger, Registerer: reg})
+// newAuthenticator builds API authentication from the configuration. Every
+// client certificate, on every path, is checked against this deployment's
+// records by status; every refusal is recorded in log.
+func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer, status *revocation.Checker, log *audit.Log) (*auth.Authenticator, error) {
+	a, err := auth.New(cfg.ResolvedAuth(), auth.Options{
+		Logger: logger, Registerer: reg, Audit: log,
+		CheckCertificate: func(ctx context.Context, chain []*x509.Certificate) error {
+			err := status.Check(ctx, chain[0])
+			if errors.Is(err, revocation.ErrRefused) {
+				return fmt.Errorf("%w: %w", auth.ErrCertificateRefused, err)
+			}
+			return err
+		},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("authentication: %w", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -198,7 +197,14 @@ func (a caAuditor) Append(ctx context.Context, e ca.AuditEntry) error {
 	if outcome == "error" {
 		outcome = audit.OutcomeFailure
 	}
-	_, err := a.log.Append(ctx, audit.Entry{Actor: e.Actor, Action: e.Action, Object: e.Object, Outcome: outcome, Details: e.Details})
+	details := map[string]any{}
+	for k, v := range e.Details {
+		details[k] = v
+	}
+	if c := auth.CallerOf(ctx); c != nil && outcome != audit.OutcomeSuccess {
+		details["caller"] = c // a refusal names the caller: method, subject, roles
+	}
+	_, err := a.log.Append(ctx, audit.Entry{Actor: e.Actor, Action: e.Action, Object: e.Object, Outcome: outcome, Details: details})
 	return err
 }
 
@@ -262,8 +268,7 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 		KeyGenerator: &tokenKeys{token: p.token, keyType: kt, audit: p.audit},
 		Logger:       p.logger.With("service", "ca"),
 	})
-	deny := deniedAuditor(p.audit, p.logger, policies.ActionIssueCertificate)
-	s.mux.Handle("POST /api/v1/certificates", deny(p.authn.Require(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue))))
+	s.mux.Handle("POST /api/v1/certificates", p.authn.Require(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue)))
 	s.mux.Handle("GET /api/v1/certificates/{serial}", p.authn.Require(policies.ActionReadCertificate)(http.HandlerFunc(api.Get)))
 	s.mux.HandleFunc("GET /certs/{file}", api.CACert)
 	return nil
@@ -284,30 +289,9 @@ func callerOf(r *http.Request) string {
 	return "unknown"
 }
 
-// deniedAuditor records an audit entry when the wrapped handler refuses a
-// caller with 401 (not authenticated) or 403 (role not allowed), so that
-// refused issuance attempts leave a trace like every other refusal.
-func deniedAuditor(log *audit.Log, logger *slog.Logger, action policies.Action) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			rec := &statusRecorder{ResponseWriter: w}
-			next.ServeHTTP(rec, r)
-			if rec.status != http.StatusUnauthorized && rec.status != http.StatusForbidden {
-				return
-			}
-			reason := "not authenticated"
-			if rec.status == http.StatusForbidden {
-				reason = "role not allowed"
-			}
-			if _, err := log.Append(r.Context(), audit.Entry{
-				Actor: "unauthorised-caller", Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused,
-				Details: map[string]any{"status": rec.status, "reason": reason, "remote": r.RemoteAddr},
-			}); err != nil {
-				logger.ErrorContext(r.Context(), "audit append failed", "err", err)
-			}
-		})
-	}
-}
+// credentialPrefix starts the label of every subject key generated on the
+// token: the label is the credential ID.
+const credentialPrefix = "cred-"
 
 // tokenKeys generates subject keys for remote signing on the service's
 // token (ca.KeyGenerator). The credential ID is the key's label.
@@ -323,7 +307,7 @@ func (k *tokenKeys) GenerateKey(ctx context.Context, profile string) (string, cr
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", nil, err
 	}
-	id := "cred-" + hex.EncodeToString(b[:])
+	id := credentialPrefix + hex.EncodeToString(b[:])
 	key, err := k.token.GenerateKey(ctx, id, k.keyType)
 	if err != nil {
 		return "", nil, err

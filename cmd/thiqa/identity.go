@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -11,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,7 +19,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
@@ -99,32 +97,17 @@ func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
 	return b, nil
 }
 
-// caStatus answers identity.StatusChecker from the CA's own records: the
-// certificates table (profile, the exact certificate) and the revocation
-// table, read at the moment of the login.
-type caStatus struct {
-	certs *store.Certificates
-	rev   *store.Revocations
-}
+// identityStatus answers identity.StatusChecker from the one certificate
+// status checker of the process: the OIDC login applies the same rule as
+// every other client-certificate path.
+type identityStatus struct{ c *revocation.Checker }
 
-func (s caStatus) CertificateStatus(ctx context.Context, cert *x509.Certificate) (identity.CertificateStatus, error) {
-	rec, err := s.certs.GetCertificate(ctx, store.SerialKey(cert.SerialNumber))
-	if errors.Is(err, ca.ErrNotFound) {
-		return identity.CertificateStatus{}, nil
-	}
+func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certificate) (identity.CertificateStatus, error) {
+	st, err := s.c.Status(ctx, cert)
 	if err != nil {
 		return identity.CertificateStatus{}, err
 	}
-	if !bytes.Equal(rec.DER, cert.Raw) {
-		return identity.CertificateStatus{}, nil // same serial, another certificate: not ours
-	}
-	st, err := s.rev.Status(ctx, rec.CA, cert.SerialNumber)
-	if err != nil {
-		return identity.CertificateStatus{}, err
-	}
-	return identity.CertificateStatus{
-		Known: st.State != ocsp.Unknown, Profile: rec.Profile, Revoked: st.State == ocsp.Revoked, RevokedAt: st.RevokedAt,
-	}, nil
+	return identity.CertificateStatus{Known: st.Known, Profile: st.Profile, Revoked: st.Revoked, RevokedAt: st.RevokedAt}, nil
 }
 
 // mobileDirectory finds a citizen's enrolled mobile ID credential and its
@@ -175,6 +158,7 @@ func (r *tokenKeyResolver) Key(ctx context.Context, id string) (crypto.Signer, e
 	if err != nil {
 		return nil, err
 	}
+	k.SetMetricLabel(policies.ProfileCitizenAuth) // mobile-ID keys; never the credential ID
 	r.mu.Lock()
 	if r.keys == nil || len(r.keys) >= maxCachedKeys {
 		r.keys = map[string]*hsm.Signer{}
@@ -245,11 +229,13 @@ func newProvider(ctx context.Context, p *platform) (*identity.Provider, error) {
 	var phoneAuth func(http.Handler) http.Handler
 	var caller func(*http.Request) (string, bool)
 	if p.authn != nil {
-		phoneAuth, caller = citizenOnly(p.authn, p.audit, p.logger), citizenCaller
+		// The phone side: a citizen's own API credentials (Require audits
+		// every refusal; refusals further in are the provider's to audit).
+		phoneAuth, caller = p.authn.Require(policies.ActionApproveLogin), citizenCaller
 	}
 	return identity.New(identity.Config{
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
-		Store: p.db.Identity(), Status: caStatus{certs: p.db.Certificates(nil), rev: p.db.Revocations()},
+		Store: p.db.Identity(), Status: identityStatus{c: p.certStatus},
 		Directory: mobileDirectory{ids: p.db.Identity(), certs: p.db.Certificates(nil)},
 		Keys:      &tokenKeyResolver{token: p.token}, PINs: pinChecker{m: pins}, Audit: p.audit,
 		PhoneAuth: phoneAuth, Caller: caller,
@@ -259,40 +245,7 @@ func newProvider(ctx context.Context, p *platform) (*identity.Provider, error) {
 	})
 }
 
-// citizenOnly guards the phone side of the remote login: the caller must
-// authenticate (bearer JWT or client certificate) as a citizen, since
-// policies.ActionApproveLogin is a citizen's action. A refusal of the
-// authentication or the role is audited; refusals further in (another
-// citizen's session, wrong PIN) are the provider's to audit.
-func citizenOnly(authn *auth.Authenticator, log *audit.Log, logger *slog.Logger) func(http.Handler) http.Handler {
-	action := policies.ActionApproveLogin
-	require := authn.Require(action)
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			passed := false
-			rec := &statusRecorder{ResponseWriter: w}
-			require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				passed = true
-				next.ServeHTTP(w, r)
-			})).ServeHTTP(rec, r)
-			if passed {
-				return
-			}
-			reason := "not authenticated"
-			if rec.status == http.StatusForbidden {
-				reason = "role not allowed"
-			}
-			if _, err := log.Append(r.Context(), audit.Entry{
-				Actor: "unauthorised-caller", Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused,
-				Details: map[string]any{"status": rec.status, "reason": reason, "remote": r.RemoteAddr},
-			}); err != nil {
-				logger.ErrorContext(r.Context(), "audit append failed", "err", err)
-			}
-		})
-	}
-}
-
-// citizenCaller names the citizen citizenOnly let through: the civil number
+// citizenCaller names the citizen Require let through: the civil number
 // of the principal (JWT subject or the certificate's serialNumber), never
 // one the request names.
 func citizenCaller(r *http.Request) (string, bool) {
@@ -314,10 +267,9 @@ func wireIdentity(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	prov.Register(s.mux)
-	deny := deniedAuditor(p.audit, p.logger, policies.ActionManageClients)
-	s.mux.Handle("POST /api/v1/oidc/clients", deny(p.authn.Require(policies.ActionManageClients)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.mux.Handle("POST /api/v1/oidc/clients", p.authn.Require(policies.ActionManageClients)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addClientAPI(w, r, p)
-	}))))
+	})))
 	ids := p.db.Identity()
 	s.background = append(s.background, func(ctx context.Context) {
 		t := time.NewTicker(time.Minute)
@@ -355,16 +307,25 @@ func checkRedirectURI(raw string) error {
 // addClientAPI registers a portal: POST /api/v1/oidc/clients with a
 // ClientRegistration; 201 with {"client_id": …}.
 func addClientAPI(w http.ResponseWriter, r *http.Request, p *platform) {
+	refuse := func(title, detail string) {
+		if _, err := p.audit.Append(r.Context(), audit.Entry{Actor: callerOf(r), Action: string(policies.ActionManageClients), Object: r.URL.Path,
+			Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusBadRequest, "reason": detail, "caller": auth.CallerOf(r.Context())}}); err != nil {
+			p.logger.ErrorContext(r.Context(), "audit append failed", "err", err)
+			problem.Error(w, http.StatusInternalServerError, "the refusal could not be recorded in the audit log")
+			return
+		}
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: title, Detail: detail, Instance: r.URL.Path})
+	}
 	var in ClientRegistration
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || dec.More() {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "want one JSON client registration", Instance: r.URL.Path})
+		refuse("Malformed request", "want one JSON client registration")
 		return
 	}
 	c, err := newClient(in)
 	if err != nil {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Invalid client registration", Detail: err.Error(), Instance: r.URL.Path})
+		refuse("Invalid client registration", err.Error())
 		return
 	}
 	if err := registerClient(r.Context(), p.db.Identity(), p.audit, c, callerOf(r)); err != nil {

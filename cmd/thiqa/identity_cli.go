@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/config"
@@ -272,7 +273,7 @@ func enrolMobileID(ctx context.Context, cfg *config.Config, db *store.DB, log *a
 	if time.Now().After(cert.NotAfter) {
 		return "", fmt.Errorf("credential %s: certificate expired", credential)
 	}
-	st, err := (caStatus{certs: db.Certificates(nil), rev: db.Revocations()}).CertificateStatus(ctx, cert)
+	st, err := revocation.NewChecker(db.Certificates(nil), 0, nil).Status(ctx, cert)
 	if err != nil {
 		return "", err
 	}

@@ -123,8 +123,15 @@ func newIDFixture(t *testing.T) *idFixture {
 // startServerAt runs `thiqa serve` on addr (TLS per configuration).
 func startServerAt(t *testing.T, dir, addr, base string) *server {
 	t.Helper()
+	return startServerAtEnv(t, dir, addr, base, nil)
+}
+
+// startServerAtEnv is startServerAt with extra environment variables.
+func startServerAtEnv(t *testing.T, dir, addr, base string, env []string) *server {
+	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", dir, "--addr", addr, "--ready-file", ready)
+	cmd.Env = append(os.Environ(), env...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
@@ -485,8 +492,13 @@ func TestDigitalIDOnSQLite(t *testing.T) {
 		if st, body, _ := f.do(t, br, http.MethodGet, identity.PathMobileList, "", "", own); st != 200 || !strings.Contains(body, s[1]) {
 			t.Fatalf("own list after the refusals: %d %s", st, body)
 		}
-		if n := auditCount(t, f.db, string(policies.ActionApproveLogin), "refused", "unauthorised-caller"); n != 4 {
-			t.Fatalf("refused phone-side authentications audited: %d", n)
+		// Authentication and role refusals: one record each, naming the
+		// caller (the agency) or, for the anonymous caller, its address.
+		if n := auditCount(t, f.db, string(policies.ActionApproveLogin), "refused", "anonymous"); n != 2 {
+			t.Fatalf("refused anonymous phone-side requests audited: %d, want 2", n)
+		}
+		if n := auditCount(t, f.db, string(policies.ActionApproveLogin), "refused", "NTROM-1234567"); n != 2 {
+			t.Fatalf("refused agency phone-side requests audited: %d, want 2", n)
 		}
 		if n := auditCount(t, f.db, string(policies.ActionApproveLogin), "refused", "citizen:87654321"); n != 2 {
 			t.Fatalf("refused phone-side requests of another citizen audited: %d", n)

@@ -22,6 +22,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
@@ -30,35 +31,6 @@ import (
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 )
-
-// revocationReasons are the reasons a revocation may give (RFC 5280
-// CRLReason names). certificateHold is absent: revocation is final.
-var revocationReasons = map[string]int{
-	"unspecified":          crl.ReasonUnspecified,
-	"keyCompromise":        crl.ReasonKeyCompromise,
-	"caCompromise":         crl.ReasonCACompromise,
-	"affiliationChanged":   crl.ReasonAffiliationChanged,
-	"superseded":           crl.ReasonSuperseded,
-	"cessationOfOperation": crl.ReasonCessationOfOperation,
-	"privilegeWithdrawn":   crl.ReasonPrivilegeWithdrawn,
-}
-
-func reasonName(code int) string {
-	for n, c := range revocationReasons {
-		if c == code {
-			return n
-		}
-	}
-	return fmt.Sprintf("reason-%d", code)
-}
-
-// parseReason maps a reason name to its code.
-func parseReason(s string) (int, error) {
-	if c, ok := revocationReasons[s]; ok {
-		return c, nil
-	}
-	return 0, fmt.Errorf("unknown revocation reason %q (want unspecified, keyCompromise, caCompromise, affiliationChanged, superseded, cessationOfOperation or privilegeWithdrawn)", s)
-}
 
 // ---- delegated OCSP responders -------------------------------------------
 
@@ -253,6 +225,9 @@ type revoker struct {
 	responder *ocsp.Responder
 	publisher *crl.Publisher
 	seen      *seenRevocations
+	// status is the process's certificate status checker: it forgets each
+	// revoked certificate so that logins refuse it at once.
+	status *revocation.Checker
 }
 
 // revokeError is a refusal with its HTTP status.
@@ -270,15 +245,19 @@ func (e *revokeError) Error() string { return e.msg }
 func (rv *revoker) revoke(ctx context.Context, actor, serial, reasonText string, allow func(*x509.Certificate) bool) (*store.Revocation, error) {
 	refuse := func(status int, format string, args ...any) error {
 		e := &revokeError{status: status, msg: fmt.Sprintf(format, args...)}
+		details := map[string]any{"reason": reasonText, "status": status, "error": e.msg}
+		if c := auth.CallerOf(ctx); c != nil {
+			details["caller"] = c
+		}
 		if _, err := rv.audit.Append(ctx, audit.Entry{
 			Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: serial, Outcome: audit.OutcomeRefused,
-			Details: map[string]any{"reason": reasonText, "status": status, "error": e.msg},
+			Details: details,
 		}); err != nil {
 			return fmt.Errorf("writing the audit record: %w", err)
 		}
 		return e
 	}
-	reason, err := parseReason(reasonText)
+	reason, err := revocation.ParseReason(reasonText)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "%v", err)
 	}
@@ -300,7 +279,7 @@ func (rv *revoker) revoke(ctx context.Context, actor, serial, reasonText string,
 	if allow != nil && !allow(cert) {
 		return nil, refuse(http.StatusForbidden, "the caller may not revoke certificate %s", key)
 	}
-	r, err := rv.rs.Revoke(ctx, key, reason, actor, time.Now())
+	r, err := rv.rs.Revoke(ctx, key, int(reason), actor, time.Now())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, refuse(http.StatusNotFound, "no certificate with serial %s", key)
@@ -311,7 +290,7 @@ func (rv *revoker) revoke(ctx context.Context, actor, serial, reasonText string,
 	}
 	if _, err := rv.audit.Append(ctx, audit.Entry{
 		Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: key, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"ca": r.CA, "reason": reasonName(reason), "revokedAt": r.RevokedAt, "subject": cert.Subject.String()},
+		Details: map[string]any{"ca": r.CA, "reason": reason.String(), "revokedAt": r.RevokedAt, "subject": cert.Subject.String()},
 	}); err != nil {
 		// The revocation stands (it is final); the missing record is an error.
 		rv.log.ErrorContext(ctx, "audit append failed after a revocation", "serial", key, "err", err)
@@ -319,7 +298,7 @@ func (rv *revoker) revoke(ctx context.Context, actor, serial, reasonText string,
 		return nil, fmt.Errorf("certificate %s revoked, but writing the audit record failed: %w", key, err)
 	}
 	rv.notify(ctx, r)
-	rv.log.InfoContext(ctx, "certificate revoked", "serial", key, "ca", r.CA, "reason", reasonName(reason), "by", actor)
+	rv.log.InfoContext(ctx, "certificate revoked", "serial", key, "ca", r.CA, "reason", reason.String(), "by", actor)
 	return r, nil
 }
 
@@ -328,6 +307,9 @@ func (rv *revoker) revoke(ctx context.Context, actor, serial, reasonText string,
 // It reports whether the OCSP responses were re-signed (true when there
 // is no responder); the poller retries those that were not.
 func (rv *revoker) notify(ctx context.Context, r *store.Revocation) bool {
+	if rv.status != nil {
+		rv.status.Forget(r.Serial)
+	}
 	ok := true
 	if rv.responder != nil {
 		serial, _ := new(big.Int).SetString(r.Serial, 16)
@@ -511,7 +493,7 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return err
 	}
-	rv := &revoker{rs: rs, certs: p.db.Certificates(nil), audit: p.audit, log: logger, responder: responder, publisher: publisher,
+	rv := &revoker{rs: rs, certs: p.db.Certificates(nil), audit: p.audit, log: logger, responder: responder, publisher: publisher, status: p.certStatus,
 		seen: &seenRevocations{m: map[string]time.Time{}}}
 
 	s.mux.Handle("GET /crl/{file}", publisher)
@@ -547,39 +529,20 @@ type RevokeResponse struct {
 // revokeHandler serves POST /api/v1/certificates/{serial}/revoke: a
 // registration officer may revoke any certificate, a citizen or an agency
 // only its own (civil number or organizationIdentifier in the subject).
-// Every refusal, authentication and role refusals included, is audited
-// before the answer leaves.
+// Authentication and role refusals are audited by Require; every refusal
+// further in is audited by revoke, before the answer leaves.
 func revokeHandler(authn *auth.Authenticator, rv *revoker) http.Handler {
 	action := policies.ActionRevokeCertificate
-	challenge := authn.Require(action)(http.NotFoundHandler()) // writes the 401 answer
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return authn.Require(action)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		serial := r.PathValue("serial")
-		pr, err := authn.Authenticate(r)
-		if err != nil {
-			if _, aerr := rv.audit.Append(ctx, audit.Entry{Actor: "unauthenticated", Action: string(action), Object: serial,
-				Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusUnauthorized, "remote": r.RemoteAddr}}); aerr != nil {
-				problem.Error(w, http.StatusInternalServerError, "audit log unavailable")
-				return
-			}
-			challenge.ServeHTTP(w, r)
-			return
-		}
-		if !policies.Allowed(action, pr.Roles) {
-			if _, aerr := rv.audit.Append(ctx, audit.Entry{Actor: pr.Subject, Action: string(action), Object: serial,
-				Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusForbidden, "roles": pr.Roles}}); aerr != nil {
-				problem.Error(w, http.StatusInternalServerError, "audit log unavailable")
-				return
-			}
-			problem.Error(w, http.StatusForbidden, fmt.Sprintf("the caller's roles do not grant the permission %q", action))
-			return
-		}
+		pr, _ := auth.FromContext(ctx)
 		var in RevokeRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRevokeBody))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil || dec.More() {
 			if _, aerr := rv.audit.Append(ctx, audit.Entry{Actor: pr.Subject, Action: string(action), Object: serial,
-				Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusBadRequest, "error": "malformed JSON body"}}); aerr != nil {
+				Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusBadRequest, "error": "malformed JSON body", "caller": pr.Caller()}}); aerr != nil {
 				problem.Error(w, http.StatusInternalServerError, "audit log unavailable")
 				return
 			}
@@ -595,9 +558,9 @@ func revokeHandler(authn *auth.Authenticator, rv *revoker) http.Handler {
 			rv.log.ErrorContext(ctx, "revocation failed", "serial", serial, "err", err)
 			problem.Error(w, http.StatusInternalServerError, "revocation failed")
 		default:
-			writeJSON(w, http.StatusOK, RevokeResponse{Serial: res.Serial, CA: res.CA, Status: "revoked", Reason: reasonName(res.Reason), RevokedAt: res.RevokedAt})
+			writeJSON(w, http.StatusOK, RevokeResponse{Serial: res.Serial, CA: res.CA, Status: "revoked", Reason: revocation.Reason(res.Reason).String(), RevokedAt: res.RevokedAt})
 		}
-	})
+	}))
 }
 
 // oidOrganizationIdentifier is the organizationIdentifier attribute (2.5.4.97).
@@ -645,7 +608,7 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 	if *serial == "" {
 		return withExit(2, errors.New("--serial is required"))
 	}
-	if _, err := parseReason(*reason); err != nil {
+	if _, err := revocation.ParseReason(*reason); err != nil {
 		return withExit(2, err)
 	}
 	cfg, err := loadConfig(*dir)
@@ -665,6 +628,6 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "revoked %s (CA %s, %s) at %s\n", r.Serial, r.CA, reasonName(r.Reason), r.RevokedAt.Format(time.RFC3339))
+	fmt.Fprintf(env.stdout, "revoked %s (CA %s, %s) at %s\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,9 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	logger := newLogger(env.stderr, cfg.Log)
 	reg := metrics.NewRegistry()
+	if err := checkDevelopmentIssuers(cfg, logger, reg); err != nil {
+		return err
+	}
 
 	tok, err := openToken(ctx, cfg, logger, reg)
 	if err != nil {
@@ -56,12 +60,13 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	defer db.Close()
 	log := newAuditLog(db, logger, reg)
 	defer log.Close()
-	authn, err := newAuthenticator(cfg, logger, reg)
+	status := newCertificateStatus(cfg, db)
+	authn, err := newAuthenticator(cfg, logger, reg, status, log)
 	if err != nil {
 		return err
 	}
 
-	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log, authn: authn}
+	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log, authn: authn, certStatus: status}
 	sv := &serving{mux: http.NewServeMux(), raw: map[string]http.Handler{}, ready: map[string]func(context.Context) error{}}
 	defer func() {
 		for i := len(sv.closers) - 1; i >= 0; i-- {
@@ -88,6 +93,16 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	if sv.metrics != nil {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on %s (metrics.listen): %w", cfg.Metrics.Listen, err)
+		}
+		stopMetrics := serveMetrics(mln, sv.metrics, logger)
+		defer stopMetrics()
+		logger.Info("serving metrics", "addr", mln.Addr().String())
 	}
 	srv := &http.Server{
 		Handler:           accessLog(logger, rawPrefixes(sv.raw, sv.mux)),
@@ -163,10 +178,66 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 	s.ready["token"] = p.token.Ping
 	s.mux.HandleFunc("GET /readyz", readiness(s.ready))
 	if reg, ok := p.reg.(*prometheus.Registry); ok {
-		s.mux.Handle("GET /metrics", metrics.Handler(reg))
+		h := metrics.Handler(reg)
+		if role := p.cfg.Metrics.RequireRole; role != "" {
+			h = p.authn.RequireRole(policies.ActionReadMetrics, policies.Role(role))(h)
+		}
+		if p.cfg.Metrics.Listen == "" {
+			s.mux.Handle("GET /metrics", h)
+		} else {
+			s.metrics = h // on its own listener (runServe)
+		}
 	}
 	s.mux.Handle("GET /api/v1/whoami", p.authn.Require(policies.ActionWhoAmI)(http.HandlerFunc(whoAmI)))
 	return nil
+}
+
+// checkDevelopmentIssuers refuses to serve a production configuration that
+// trusts a development token issuer, warns about one otherwise, and says so
+// in the metric thiqa_development_issuer_enabled.
+func checkDevelopmentIssuers(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) error {
+	dev := cfg.DevelopmentIssuers()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "thiqa_development_issuer_enabled",
+		Help: "1 while a development token issuer (tokens anyone with the data folder can mint with `thiqa token`) is trusted.",
+	})
+	if len(dev) > 0 {
+		g.Set(1)
+	}
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	if len(dev) == 0 {
+		return nil
+	}
+	if cfg.Production {
+		return fmt.Errorf("the configuration says production: true but trusts the development token issuer %s: remove it from auth.issuers (and keys.devTokenIssuer) and trust your identity provider instead", strings.Join(dev, ", "))
+	}
+	logger.Warn("a development token issuer is trusted: anyone who can read the data folder can mint tokens for any role (`thiqa token`); remove it from auth.issuers and set production: true before going live",
+		"issuers", dev)
+	return nil
+}
+
+// serveMetrics serves h at GET /metrics on ln (metrics.listen) and returns
+// the function that stops it.
+func serveMetrics(ln net.Listener, h http.Handler, logger *slog.Logger) func() {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}
 }
 
 // serverTLS returns the TLS configuration: the server certificate from the

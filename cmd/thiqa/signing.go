@@ -49,6 +49,8 @@ const (
 	actionSignHash  = "hash.sign"
 	actionAuthorize = "credential.authorize"
 	actionPINSet    = "credential.pin.set"
+	actionInfo      = "credential.info"
+	actionList      = "credential.list"
 )
 
 // errCredentialRefused is returned for a credential that does not exist, is
@@ -309,6 +311,7 @@ func (s *signingService) load(ctx context.Context, id string) (*signingCredentia
 	if !ok || !pub.Equal(chain[0].PublicKey) {
 		return nil, fmt.Errorf("credential %s: the key on the token does not match the certificate", id)
 	}
+	key.SetMetricLabel(rec.Profile) // never the credential ID
 	if rec.Profile == policies.ProfileOrganisationSeal {
 		// An agency's seal key signs all day; a citizen's key signs once
 		// per authorisation and is not worth a copy (hsm/sessioncopy.go).
@@ -335,6 +338,9 @@ type signRecord struct {
 
 func (s *signingService) auditSign(ctx context.Context, r signRecord, outcome, reason string) error {
 	d := signDetails{Credential: r.credential, Level: r.level, Name: r.name, Reason: reason}
+	if outcome != audit.OutcomeSuccess {
+		d.Caller = auth.CallerOf(ctx) // a refusal names the caller: method, subject, roles
+	}
 	if len(r.documentDigest) > 0 {
 		d.DocumentDigest = hex.EncodeToString(r.documentDigest)
 		d.Hash = r.hash.String()
@@ -354,13 +360,14 @@ func (s *signingService) auditSign(ctx context.Context, r signRecord, outcome, r
 // is what the map of the same entries gives, without building and sorting
 // a map per signature.
 type signDetails struct {
-	Credential     string `json:"credential"`
-	DocumentDigest string `json:"documentDigest,omitempty"`
-	Hash           string `json:"hash,omitempty"`
-	Level          string `json:"level"`
-	Name           string `json:"name,omitempty"`
-	Reason         string `json:"reason,omitempty"`
-	Size           int64  `json:"size,omitempty"`
+	Caller         *auth.Caller `json:"caller,omitempty"`
+	Credential     string       `json:"credential"`
+	DocumentDigest string       `json:"documentDigest,omitempty"`
+	Hash           string       `json:"hash,omitempty"`
+	Level          string       `json:"level"`
+	Name           string       `json:"name,omitempty"`
+	Reason         string       `json:"reason,omitempty"`
+	Size           int64        `json:"size,omitempty"`
 }
 
 // document is one PDF to sign, on disk or in memory.
@@ -444,19 +451,19 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	}
 	s.logger.Debug("signature time-stamps", "inProcess", own != nil)
 	h := &signingHTTP{s: s}
-	seal := deniedAuditor(p.audit, p.logger, policies.ActionSeal)
-	sign := deniedAuditor(p.audit, p.logger, policies.ActionSign)
-	sv.mux.Handle("POST /api/v1/seal", seal(p.authn.Require(policies.ActionSeal)(http.HandlerFunc(h.seal))))
-	sv.mux.Handle("POST /api/v1/seal/batch", seal(p.authn.Require(policies.ActionSeal)(http.HandlerFunc(h.sealBatch))))
-	sv.mux.Handle("POST /api/v1/sign", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.sign))))
-	sv.mux.Handle("POST /api/v1/sign/prepare", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.signPrepare))))
-	sv.mux.Handle("POST /api/v1/sign/complete", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.signComplete))))
-	sv.mux.Handle("POST /api/v1/credentials/{id}/pin", sign(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.setPIN))))
+	seal := p.authn.Require(policies.ActionSeal)
+	sign := p.authn.Require(policies.ActionSign)
+	sv.mux.Handle("POST /api/v1/seal", seal(http.HandlerFunc(h.seal)))
+	sv.mux.Handle("POST /api/v1/seal/batch", seal(http.HandlerFunc(h.sealBatch)))
+	sv.mux.Handle("POST /api/v1/sign", sign(http.HandlerFunc(h.sign)))
+	sv.mux.Handle("POST /api/v1/sign/prepare", sign(http.HandlerFunc(h.signPrepare)))
+	sv.mux.Handle("POST /api/v1/sign/complete", sign(http.HandlerFunc(h.signComplete)))
+	sv.mux.Handle("POST /api/v1/credentials/{id}/pin", sign(http.HandlerFunc(h.setPIN)))
 	sv.mux.HandleFunc("POST /csc/v2/info", cscInfoService)
-	sv.mux.Handle("POST /csc/v2/credentials/list", sign(cscErrors(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.cscList)))))
-	sv.mux.Handle("POST /csc/v2/credentials/info", sign(cscErrors(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.cscInfo)))))
-	sv.mux.Handle("POST /csc/v2/credentials/authorize", sign(cscErrors(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.cscAuthorize)))))
-	sv.mux.Handle("POST /csc/v2/signatures/signHash", sign(cscErrors(p.authn.Require(policies.ActionSign)(http.HandlerFunc(h.cscSignHash)))))
+	sv.mux.Handle("POST /csc/v2/credentials/list", cscErrors(sign(http.HandlerFunc(h.cscList))))
+	sv.mux.Handle("POST /csc/v2/credentials/info", cscErrors(sign(http.HandlerFunc(h.cscInfo))))
+	sv.mux.Handle("POST /csc/v2/credentials/authorize", cscErrors(sign(http.HandlerFunc(h.cscAuthorize))))
+	sv.mux.Handle("POST /csc/v2/signatures/signHash", cscErrors(sign(http.HandlerFunc(h.cscSignHash))))
 	sv.background = append(sv.background, func(ctx context.Context) {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()

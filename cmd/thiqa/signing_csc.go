@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -131,6 +132,7 @@ func (h *signingHTTP) cscFail(w http.ResponseWriter, r *http.Request, action, cr
 		details = map[string]any{}
 	}
 	details["reason"] = msg
+	details["caller"] = auth.CallerOf(r.Context())
 	if _, aerr := h.s.audit.Append(r.Context(), audit.Entry{Actor: citizenOf(r), Action: action, Object: credID, Outcome: outcome, Details: details}); aerr != nil {
 		h.s.logger.ErrorContext(r.Context(), "audit append failed", "err", aerr)
 	}

@@ -10,9 +10,11 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -130,7 +132,7 @@ func (h *signingHTTP) cscList(w http.ResponseWriter, r *http.Request) {
 	var req CSCListRequest
 	if r.ContentLength != 0 {
 		if err := decodeJSONBody(w, r, &req); err != nil {
-			h.cscFail(w, r, "credential.list", "", err, nil)
+			h.cscFail(w, r, actionList, "", err, nil)
 			return
 		}
 	}
@@ -150,7 +152,13 @@ func (h *signingHTTP) cscList(w http.ResponseWriter, r *http.Request) {
 		list, err = h.s.creds.CredentialsOf(r.Context(), store.OwnerCitizen, owner)
 	}
 	if err != nil {
-		h.cscFail(w, r, "credential.list", "", err, nil)
+		h.cscFail(w, r, actionList, "", err, nil)
+		return
+	}
+	// A list of credentials is personal data: the read is recorded.
+	if _, err := h.s.audit.Append(r.Context(), audit.Entry{Actor: owner, Action: actionList, Object: owner, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"credentials": len(list)}}); err != nil {
+		h.cscFail(w, r, actionList, "", fmt.Errorf("%w: %v", errAudit, err), nil)
 		return
 	}
 	out := CSCListResponse{CredentialIDs: []string{}, OnlyValid: req.OnlyValid}
@@ -167,7 +175,7 @@ func (h *signingHTTP) cscList(w http.ResponseWriter, r *http.Request) {
 			continue // its key is not on the token: neither usable nor describable
 		}
 		if err != nil {
-			h.cscFail(w, r, "credential.list", c.ID, err, nil)
+			h.cscFail(w, r, actionList, c.ID, err, nil)
 			return
 		}
 		if req.OnlyValid && (info.Key.Status != "enabled" || info.Cert.Status != "valid") {
@@ -206,7 +214,7 @@ func (h *signingHTTP) credentialEntry(ctx context.Context, id, owner, certificat
 func (h *signingHTTP) cscInfo(w http.ResponseWriter, r *http.Request) {
 	var req CSCInfoRequest
 	if err := decodeJSONBody(w, r, &req); err != nil {
-		h.cscFail(w, r, "credential.info", "", err, nil)
+		h.cscFail(w, r, actionInfo, "", err, nil)
 		return
 	}
 	cred, err := h.cscCredential(r, req.CredentialID)
@@ -214,12 +222,17 @@ func (h *signingHTTP) cscInfo(w http.ResponseWriter, r *http.Request) {
 		err = checkCertificates(req.Certificates)
 	}
 	if err != nil {
-		h.cscFail(w, r, "credential.info", req.CredentialID, err, nil)
+		h.cscFail(w, r, actionInfo, req.CredentialID, err, nil)
 		return
 	}
 	out, err := h.credentialInfo(r.Context(), cred, req.Certificates, req.CertInfo)
 	if err != nil {
-		h.cscFail(w, r, "credential.info", req.CredentialID, err, nil)
+		h.cscFail(w, r, actionInfo, req.CredentialID, err, nil)
+		return
+	}
+	// Credential information is personal data: the read is recorded.
+	if _, err := h.s.audit.Append(r.Context(), audit.Entry{Actor: citizenOf(r), Action: actionInfo, Object: cred.rec.ID, Outcome: audit.OutcomeSuccess}); err != nil {
+		h.cscFail(w, r, actionInfo, req.CredentialID, fmt.Errorf("%w: %v", errAudit, err), nil)
 		return
 	}
 	writeJSON(w, http.StatusOK, out)

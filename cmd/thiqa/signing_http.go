@@ -281,11 +281,14 @@ func (h *signingHTTP) sign(w http.ResponseWriter, r *http.Request) {
 		}
 		err := h.s.pins.Check(ctx, credID, pinValue)
 		outcome, reason := audit.OutcomeSuccess, ""
+		details := map[string]any{"documentDigest": hex.EncodeToString(digest), "method": "pin"}
 		if err != nil {
 			_, reason, outcome = classify(err)
+			details["caller"] = auth.CallerOf(ctx)
 		}
+		details["reason"] = reason
 		if _, aerr := h.s.audit.Append(ctx, audit.Entry{Actor: actor, Action: actionAuthorize, Object: credID, Outcome: outcome,
-			Details: map[string]any{"documentDigest": hex.EncodeToString(digest), "method": "pin", "reason": reason}}); aerr != nil && err == nil {
+			Details: details}); aerr != nil && err == nil {
 			return fmt.Errorf("%w: %v", errAudit, aerr)
 		}
 		return err

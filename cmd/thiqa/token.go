@@ -71,6 +71,9 @@ func mintDevToken(ctx context.Context, cfg *config.Config, tok *hsm.Token, subje
 	if cfg.Keys.DevTokenIssuer == "" {
 		return "", errors.New("keys.devTokenIssuer is not configured: this data folder issues no development tokens")
 	}
+	if cfg.Production {
+		return "", errors.New("the configuration says production: true: development tokens are not minted in production")
+	}
 	label, err := keyLabel(cfg, cfg.Keys.DevTokenIssuer)
 	if err != nil {
 		return "", err

@@ -6,9 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
@@ -27,6 +29,21 @@ type platform struct {
 	db     *store.DB
 	audit  *audit.Log
 	authn  *auth.Authenticator // nil outside `thiqa serve`
+	// certStatus answers whether a certificate may be used now, from this
+	// deployment's records: every client-certificate path asks it.
+	certStatus *revocation.Checker
+}
+
+// newCertificateStatus builds the one certificate status checker of a
+// process over the store, reusing an answer for at most
+// revocation.pollEvery (the bound within which every instance sees a
+// revocation recorded by another).
+func newCertificateStatus(cfg *config.Config, db *store.DB) *revocation.Checker {
+	maxAge := cfg.Revocation.PollEvery
+	if maxAge <= 0 {
+		maxAge = 2 * time.Second // the default of revocation.pollEvery
+	}
+	return revocation.NewChecker(db.Certificates(nil), maxAge, nil)
 }
 
 // serving collects what the services add to `thiqa serve`.
@@ -41,6 +58,9 @@ type serving struct {
 	background []func(ctx context.Context)
 	// closers run after the server stopped, last added first.
 	closers []func()
+	// metrics, when set, is the /metrics handler to serve on its own
+	// listener (metrics.listen) instead of the mux.
+	metrics http.Handler
 	// tsa is this server's own time-stamp authority once the TSA service
 	// is wired (nil otherwise): the signing service asks it for signature
 	// time-stamps in process instead of over HTTP.

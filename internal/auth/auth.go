@@ -18,6 +18,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -29,7 +30,23 @@ var (
 	ErrNoCredentials = errors.New("auth: no credentials")
 	// ErrInvalidCredentials means the presented credentials were refused.
 	ErrInvalidCredentials = errors.New("auth: invalid credentials")
+	// ErrCertificateRefused is what a CertificateChecker wraps when this
+	// deployment's records refuse a client certificate (revoked, unknown,
+	// blocked): Authenticate then answers ErrInvalidCredentials. Any other
+	// error of the checker means the status could not be learnt, and
+	// Authenticate answers ErrUnavailable.
+	ErrCertificateRefused = errors.New("auth: client certificate refused")
+	// ErrUnavailable means the credentials could not be checked now (the
+	// certificate status could not be read): the request is refused, but
+	// not because of the caller.
+	ErrUnavailable = errors.New("auth: credentials cannot be checked now")
 )
+
+// Auditor records every refusal of Require before the answer leaves
+// (internal/audit.Log implements it).
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+}
 
 // Options are the runtime dependencies of an Authenticator; all optional.
 type Options struct {
@@ -54,9 +71,15 @@ type Options struct {
 	// always checked again): DefaultTokenCacheSize when zero, no cache when
 	// negative.
 	TokenCacheSize int
-	// CheckCertificate, when set, is called with the verified chain of every
-	// client certificate (leaf first), e.g. to refuse revoked certificates.
+	// CheckCertificate is called with the verified chain of every client
+	// certificate (leaf first, ending at a configured client CA) on every
+	// request: it refuses revoked certificates with an error wrapping
+	// ErrCertificateRefused. It is required when mutual TLS is configured:
+	// every path that accepts a client certificate goes through it.
 	CheckCertificate func(ctx context.Context, chain []*x509.Certificate) error
+	// Audit receives one record for every refusal of Require (who, what,
+	// why) before the answer is written; none are written when nil.
+	Audit Auditor
 }
 
 // Authenticator authenticates requests and authorises them against policies.
@@ -71,6 +94,7 @@ type Authenticator struct {
 	clientCAPool *x509.CertPool
 	rules        []MTLSRule
 	checkCert    func(ctx context.Context, chain []*x509.Certificate) error
+	audit        Auditor
 
 	metrics *metrics
 	tokens  *tokenCache // nil: every token is verified
@@ -97,6 +121,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 		issuers:   map[string]*issuer{},
 		rules:     cfg.MTLS.Rules,
 		checkCert: opts.CheckCertificate,
+		audit:     opts.Audit,
 		tokens:    newTokenCache(opts.TokenCacheSize),
 	}
 	if a.log == nil {
@@ -156,6 +181,9 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 		}
 	}
 	if len(cfg.MTLS.ClientCAFiles) > 0 {
+		if a.checkCert == nil {
+			return nil, errors.New("auth: mutual TLS is configured but no certificate status check is given")
+		}
 		a.clientCAPool, a.clientCAs, err = loadClientCAs(cfg.MTLS.ClientCAFiles)
 		if err != nil {
 			return nil, err
@@ -185,49 +213,59 @@ func (a *Authenticator) Reload(ctx context.Context) error {
 
 // Authenticate identifies the caller of r: by its bearer JWT when the request
 // has an Authorization header, otherwise by its verified TLS client
-// certificate. It returns ErrNoCredentials when there is neither, and an
-// error wrapping ErrInvalidCredentials when the credentials are refused.
+// certificate, which must be within its validity now and pass the
+// certificate status check. It returns ErrNoCredentials when there is
+// neither, an error wrapping ErrInvalidCredentials when the credentials are
+// refused, and one wrapping ErrUnavailable when they cannot be checked now.
 func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	p, _, err := a.authenticate(r)
 	return p, err
 }
 
-// authenticate also reports the method tried: "jwt", "mtls" or "none".
-func (a *Authenticator) authenticate(r *http.Request) (*Principal, string, error) {
+// attempt is what authenticate learnt about the caller, also when it
+// refused them: the method tried and the client certificate presented.
+type attempt struct {
+	method string // MethodJWT, MethodMTLS or "none"
+	cert   *x509.Certificate
+}
+
+// authenticate also reports what was tried.
+func (a *Authenticator) authenticate(r *http.Request) (*Principal, attempt, error) {
 	raw, present, err := bearerToken(r)
 	if err != nil {
-		return nil, MethodJWT, invalid(err)
+		return nil, attempt{method: MethodJWT}, invalid(err)
 	}
 	if present {
 		p, err := a.verifyToken(r.Context(), raw)
 		if err != nil {
-			return nil, MethodJWT, invalid(err)
+			return nil, attempt{method: MethodJWT}, invalid(err)
 		}
-		return p, MethodJWT, nil
+		return p, attempt{method: MethodJWT}, nil
 	}
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		at := attempt{method: MethodMTLS, cert: r.TLS.PeerCertificates[0]}
 		if len(r.TLS.VerifiedChains) == 0 {
-			return nil, MethodMTLS, invalid(errors.New("client certificate was not verified"))
+			return nil, at, invalid(errors.New("client certificate was not verified"))
 		}
-		p, err := a.authenticateCertificate(r.TLS.VerifiedChains)
+		p, chain, err := a.authenticateCertificate(r.TLS.VerifiedChains)
 		if err != nil {
-			return nil, MethodMTLS, invalid(err)
+			return nil, at, invalid(err)
 		}
-		if a.checkCert != nil {
-			var chain []*x509.Certificate
-			for _, c := range r.TLS.VerifiedChains {
-				if len(c) > 0 && a.isClientCA(c[len(c)-1]) {
-					chain = c
-					break
-				}
-			}
-			if err := a.checkCert(r.Context(), chain); err != nil {
-				return nil, MethodMTLS, invalid(fmt.Errorf("client certificate refused: %w", err))
-			}
+		// The handshake checked the validity, but a connection may be
+		// kept open past the certificate's end.
+		if now := a.now(); now.Before(chain[0].NotBefore) || now.After(chain[0].NotAfter) {
+			return nil, at, invalid(fmt.Errorf("client certificate expired or not yet valid (valid %s to %s)",
+				chain[0].NotBefore.UTC().Format(time.RFC3339), chain[0].NotAfter.UTC().Format(time.RFC3339)))
 		}
-		return p, MethodMTLS, nil
+		if err := a.checkCert(r.Context(), chain); err != nil {
+			if errors.Is(err, ErrCertificateRefused) {
+				return nil, at, invalid(err)
+			}
+			return nil, at, fmt.Errorf("%w: checking the client certificate: %w", ErrUnavailable, err)
+		}
+		return p, at, nil
 	}
-	return nil, "none", ErrNoCredentials
+	return nil, attempt{method: "none"}, ErrNoCredentials
 }
 
 func invalid(reason error) error {

@@ -59,7 +59,17 @@ type IssuerConfig struct {
 	ClockSkew time.Duration `yaml:"clockSkew,omitempty"`
 	// Roles limits the roles this issuer may grant; every role when empty.
 	Roles []policies.Role `yaml:"roles,omitempty"`
+	// Development marks an issuer whose tokens anyone with the data folder
+	// can mint (`thiqa token`): fine on a developer's machine, never in
+	// production. `thiqa serve` warns while one is configured and refuses
+	// to start with one when the configuration says production: true.
+	Development bool `yaml:"development,omitempty"`
 }
+
+// IsDevelopment reports whether ic is a development issuer: marked so, or
+// the issuer `thiqa init` configures for `thiqa token` (older data folders
+// trust it without the mark).
+func (ic IssuerConfig) IsDevelopment() bool { return ic.Development || ic.Issuer == DevIssuer }
 
 // MTLSConfig configures client-certificate authentication.
 type MTLSConfig struct {
@@ -227,5 +237,5 @@ const (
 
 // DevIssuerConfig trusts the development issuer whose public keys are in jwksFile.
 func DevIssuerConfig(jwksFile string) IssuerConfig {
-	return IssuerConfig{Issuer: DevIssuer, Audience: DevAudience, JWKSFile: jwksFile}
+	return IssuerConfig{Issuer: DevIssuer, Audience: DevAudience, JWKSFile: jwksFile, Development: true}
 }

@@ -87,10 +87,11 @@ func (a *Authenticator) ServerTLSConfig(base *tls.Config) *tls.Config {
 	return cfg
 }
 
-// authenticateCertificate maps a verified client certificate chain to a principal.
-func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*Principal, error) {
+// authenticateCertificate maps a verified client certificate chain to a
+// principal, and returns the chain that ends at a configured client CA.
+func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*Principal, []*x509.Certificate, error) {
 	if len(a.clientCAs) == 0 {
-		return nil, errors.New("mutual TLS is not configured")
+		return nil, nil, errors.New("mutual TLS is not configured")
 	}
 	// Insist that the chain ends at one of our client CAs, whatever the
 	// TLS configuration of the server that verified it.
@@ -102,7 +103,7 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 		}
 	}
 	if chain == nil {
-		return nil, errors.New("client certificate does not chain to a configured client CA")
+		return nil, nil, errors.New("client certificate does not chain to a configured client CA")
 	}
 	leaf := chain[0]
 	id := certIdentity(leaf)
@@ -123,9 +124,9 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 		case policies.RoleCitizen:
 			p.Subject, p.CivilNumber = id.civilNumber, id.civilNumber
 		}
-		return p, nil
+		return p, chain, nil
 	}
-	return nil, fmt.Errorf("client certificate %q matches no role rule", leaf.Subject.String())
+	return nil, nil, fmt.Errorf("client certificate %q matches no role rule", leaf.Subject.String())
 }
 
 func (a *Authenticator) isClientCA(c *x509.Certificate) bool {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -30,14 +31,18 @@ type testCA struct {
 	key  *ecdsa.PrivateKey
 }
 
+// testNotBefore starts the test certificates' validity before the fake
+// clock's time (helpers_test.go), since certificates are checked against it.
+var testNotBefore = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
 func newTestCA(t *testing.T, cn string) *testCA {
 	t.Helper()
 	key := newECKey(t, elliptic.P256())
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: cn, Organization: []string{"Thiqa Test"}, Country: []string{"OM"}},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
+		NotBefore:             testNotBefore,
+		NotAfter:              time.Now().AddDate(10, 0, 0),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
@@ -65,8 +70,8 @@ func (ca *testCA) issue(t *testing.T, subject pkix.Name) tls.Certificate {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      subject,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
+		NotBefore:    testNotBefore,
+		NotAfter:     time.Now().AddDate(1, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
@@ -156,7 +161,7 @@ func TestMTLS(t *testing.T) {
 	a, err := New(Config{
 		Issuers: []IssuerConfig{{Issuer: testIssuer, Audience: testAudience, JWKSFile: f.jwks}},
 		MTLS:    MTLSConfig{ClientCAFiles: []string{ca.writePEM(t)}, Rules: rules},
-	}, Options{Logger: quietLogger(), Now: f.clock.Now})
+	}, Options{Logger: quietLogger(), Now: f.clock.Now, CheckCertificate: acceptAll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,15 +232,19 @@ func TestMTLS(t *testing.T) {
 
 func TestMTLSCertificateCheckAndChainAnchoring(t *testing.T) {
 	ca := newTestCA(t, "Thiqa Test Client CA")
-	revoked := errors.New("certificate revoked")
+	revoked := fmt.Errorf("%w: certificate revoked", ErrCertificateRefused)
+	unreachable := errors.New("database unreachable")
 	a, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{ca.writePEM(t)}}}, Options{
 		Logger: quietLogger(),
 		CheckCertificate: func(_ context.Context, chain []*x509.Certificate) error {
 			if len(chain) < 2 || !chain[len(chain)-1].Equal(ca.cert) {
 				return errors.New("chain not passed")
 			}
-			if chain[0].Subject.SerialNumber == "IDCOM-99999999" {
+			switch chain[0].Subject.SerialNumber {
+			case "IDCOM-99999999":
 				return revoked
+			case "IDCOM-55555555":
+				return unreachable
 			}
 			return nil
 		},
@@ -251,6 +260,14 @@ func TestMTLSCertificateCheckAndChainAnchoring(t *testing.T) {
 	bad := ca.issue(t, pkix.Name{CommonName: "B", SerialNumber: "IDCOM-99999999"})
 	if res, err := callWithCert(t, srv, &bad, ""); err != nil || res.status != 401 {
 		t.Fatalf("revoked citizen: %+v %v", res, err)
+	}
+	// A status that cannot be learnt refuses too, but as unavailable.
+	unknown := ca.issue(t, pkix.Name{CommonName: "C", SerialNumber: "IDCOM-55555555"})
+	r0 := httptest.NewRequest(http.MethodGet, "/", nil)
+	r0.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{unknown.Leaf},
+		VerifiedChains: [][]*x509.Certificate{{unknown.Leaf, ca.cert}}}
+	if _, err := a.Authenticate(r0); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("status unavailable: %v", err)
 	}
 
 	// Chains verified by a server with other client CAs are not trusted.
@@ -271,9 +288,14 @@ func TestMTLSCertificateCheckAndChainAnchoring(t *testing.T) {
 
 func TestServerTLSConfig(t *testing.T) {
 	ca := newTestCA(t, "CA")
-	a, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{ca.writePEM(t)}}}, Options{})
+	a, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{ca.writePEM(t)}}}, Options{CheckCertificate: acceptAll})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Mutual TLS without a status check is refused: every path that
+	// accepts a client certificate checks its status.
+	if _, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{ca.writePEM(t)}}}, Options{}); err == nil {
+		t.Fatal("mutual TLS configured without a certificate status check")
 	}
 	base := &tls.Config{ServerName: "x"}
 	cfg := a.ServerTLSConfig(base)
@@ -294,15 +316,18 @@ func TestServerTLSConfig(t *testing.T) {
 	leaf := ca.issue(t, pkix.Name{CommonName: "leaf"})
 	p := filepath.Join(t.TempDir(), "leaf.pem")
 	_ = os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Certificate[0]}), 0o644)
-	if _, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{p}}}, Options{}); err == nil {
+	if _, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{p}}}, Options{CheckCertificate: acceptAll}); err == nil {
 		t.Fatal("leaf certificate accepted as client CA")
 	}
 	empty := filepath.Join(t.TempDir(), "empty.pem")
 	_ = os.WriteFile(empty, []byte("nothing"), 0o644)
-	if _, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{empty}}}, Options{}); err == nil {
+	if _, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{empty}}}, Options{CheckCertificate: acceptAll}); err == nil {
 		t.Fatal("file without certificates accepted")
 	}
 }
+
+// acceptAll is a certificate status check that finds nothing to refuse.
+func acceptAll(context.Context, []*x509.Certificate) error { return nil }
 
 func TestCivilNumber(t *testing.T) {
 	for in, want := range map[string]string{

@@ -34,6 +34,31 @@ type Principal struct {
 	Certificate *x509.Certificate
 }
 
+// Caller names an authenticated caller in audit records: how they
+// authenticated, who they are and the roles they hold.
+type Caller struct {
+	Method  string          `json:"method"`
+	Subject string          `json:"subject"`
+	Roles   []policies.Role `json:"roles"`
+	// Certificate is the client certificate (mutual TLS only).
+	Certificate *CertificateRef `json:"certificate,omitempty"`
+}
+
+// Caller describes p for an audit record; nil for nil.
+func (p *Principal) Caller() *Caller {
+	if p == nil {
+		return nil
+	}
+	return &Caller{Method: p.Method, Subject: p.Subject, Roles: p.Roles, Certificate: RefOf(p.Certificate)}
+}
+
+// CallerOf describes the principal Require stored in ctx, nil when there
+// is none: what a service's own refusal records name.
+func CallerOf(ctx context.Context) *Caller {
+	p, _ := FromContext(ctx)
+	return p.Caller()
+}
+
 // Has reports whether p holds role.
 func (p *Principal) Has(role policies.Role) bool {
 	return p != nil && slices.Contains(p.Roles, role)

@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/policies"
 )
 
 // FileName is the configuration file's name inside the data folder.
@@ -28,6 +29,9 @@ const DefaultSoftHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
 
 // Config is the whole of thiqa.yaml.
 type Config struct {
+	// Production says this is a production deployment: `thiqa serve`
+	// refuses to start while a development token issuer is trusted.
+	Production bool `yaml:"production,omitempty"`
 	// Listen is the HTTP listen address of `thiqa serve`.
 	Listen string `yaml:"listen"`
 	// PublicBaseURL is the URL relying parties reach this service at; it goes
@@ -60,9 +64,36 @@ type Config struct {
 	Verify VerifyConfig `yaml:"verify"`
 	// Audit configures the audit log's signed checkpoints.
 	Audit AuditConfig `yaml:"audit"`
+	// Metrics says where and to whom /metrics is served.
+	Metrics MetricsConfig `yaml:"metrics,omitempty"`
 
 	// dir is the data folder the file was read from.
 	dir string
+}
+
+// MetricsConfig says where and to whom the Prometheus metrics are served.
+// By default they are on the main listener, to anyone (the local setup of
+// `make run`). In production serve them on an address only the monitoring
+// network reaches (Listen), and/or require a role (RequireRole) so that a
+// scraper authenticates with a bearer token or a client certificate.
+type MetricsConfig struct {
+	// Listen, when set, serves /metrics on this host:port instead of the
+	// main listener (plain HTTP: keep it on a private interface).
+	Listen string `yaml:"listen,omitempty"`
+	// RequireRole, when set, lets only callers holding this role read the
+	// metrics (operator, registration-officer, agency or citizen).
+	RequireRole string `yaml:"requireRole,omitempty"`
+}
+
+// DevelopmentIssuers returns the issuers of trusted development tokens.
+func (c *Config) DevelopmentIssuers() []string {
+	var out []string
+	for _, ic := range c.Auth.Issuers {
+		if ic.IsDevelopment() {
+			out = append(out, ic.Issuer)
+		}
+	}
+	return out
 }
 
 // LogConfig configures log/slog output.
@@ -305,6 +336,18 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Auth.Validate(); err != nil {
 		errs = append(errs, err.Error())
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "want host:port, got %q", c.Metrics.Listen)
+		} else if c.Metrics.Listen == c.Listen {
+			bad("metrics.listen", "must differ from listen (leave it empty to serve /metrics on the main listener)")
+		}
+	}
+	if c.Metrics.RequireRole != "" {
+		if _, err := policies.ParseRole(c.Metrics.RequireRole); err != nil {
+			bad("metrics.requireRole", "%v", err)
+		}
 	}
 	if c.Keys.DevTokenIssuer != "" && !strings.HasPrefix(c.Keys.DevTokenIssuer, "pkcs11:") {
 		bad("keys.devTokenIssuer", "want a pkcs11: URI, got %q", c.Keys.DevTokenIssuer)

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/thiqa/thiqa/internal/config"
+)
+
+// Values of the "key" label of the HSM metrics for keys that are not one
+// of the service keys the configuration names.
+const (
+	// keyMetricCredential counts every subject key (a citizen's or an
+	// agency's credential) until its service names its profile.
+	keyMetricCredential = "credential"
+	// keyMetricOther counts any other key on the token.
+	keyMetricOther = "other"
+)
+
+// keyMetricLabel maps a key's label on the token to the value of the HSM
+// metrics' "key" label: the key's role (ca-citizen, ocsp-citizen,
+// tsa-unit, …), never the label of a subject's key, which is a credential
+// ID. The set of values is fixed by the configuration, so it does not grow
+// with the number of citizens.
+func keyMetricLabel(cfg *config.Config) func(label string) string {
+	exact := map[string]string{}
+	name := func(uri, role string) {
+		if l, err := keyLabel(cfg, uri); err == nil && l != "" {
+			exact[l] = role
+		}
+	}
+	name(cfg.CA.Root.Key, "ca-"+cfg.CA.Root.Name)
+	for _, is := range cfg.CA.Issuers {
+		name(is.Key, "ca-"+is.Name)
+	}
+	name(cfg.Keys.DevTokenIssuer, "dev-token-issuer")
+	name(cfg.Identity.Key, "oidc-token-signer")
+	name(cfg.Audit.CheckpointKey, "audit-checkpoint")
+	tsaBase, _ := keyLabel(cfg, cfg.TSA.Key)
+	var responders []string
+	for _, is := range cfg.CA.Issuers {
+		responders = append(responders, is.Name)
+	}
+	responders = append(responders, cfg.CA.Root.Name)
+	return func(label string) string {
+		if role, ok := exact[label]; ok {
+			return role
+		}
+		switch {
+		case strings.HasPrefix(label, credentialPrefix):
+			return keyMetricCredential
+		case tsaBase != "" && (label == tsaBase || strings.HasPrefix(label, tsaBase+"-")):
+			return "tsa-unit"
+		}
+		for _, ca := range responders {
+			if strings.HasPrefix(label, "ocsp-"+ca+"-") {
+				return "ocsp-" + ca
+			}
+		}
+		return keyMetricOther
+	}
+}
