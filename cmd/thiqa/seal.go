@@ -52,7 +52,7 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	rec := signRecord{action: actionSeal, actor: operatorName(), credential: *credID, level: level.String()}
-	cred, err := s.load(ctx, *credID)
+	cred, err := s.load(ctx, *credID, "", "")
 	if err == nil && cred.rec.OwnerKind != store.OwnerAgency {
 		err = fmt.Errorf("%w: %s is not an organisation-seal credential", errCredentialRefused, *credID)
 	}

@@ -253,7 +253,7 @@ func (s *signingService) credential(ctx context.Context, id, kind, owner string)
 	s.mu.Unlock()
 	if c == nil {
 		var err error
-		if c, err = s.load(ctx, id); err != nil {
+		if c, err = s.load(ctx, id, kind, owner); err != nil {
 			return nil, err
 		}
 	}
@@ -279,7 +279,10 @@ func (s *signingService) credential(ctx context.Context, id, kind, owner string)
 	return c, nil
 }
 
-func (s *signingService) load(ctx context.Context, id string) (*signingCredential, error) {
+// load reads credential id, registering it on its first use. When kind is
+// set, a credential not yet registered is registered only for its owner
+// (kind, owner): a refused request writes nothing.
+func (s *signingService) load(ctx context.Context, id, kind, owner string) (*signingCredential, error) {
 	if id == "" || len(id) > 64 {
 		return nil, errCredentialRefused
 	}
@@ -291,6 +294,15 @@ func (s *signingService) load(ctx context.Context, id string) (*signingCredentia
 		}
 		if cerr != nil {
 			return nil, cerr
+		}
+		if kind != "" {
+			cert, perr := x509.ParseCertificate(cr.DER)
+			if perr != nil {
+				return nil, fmt.Errorf("credential %s: parsing certificate: %w", id, perr)
+			}
+			if k, o, oerr := ownerOf(cr.Profile, cert); oerr != nil || k != kind || o != owner {
+				return nil, errCredentialRefused
+			}
 		}
 		if rec, err = s.register(ctx, id, cr.CA, cr.Profile, cr.Serial, cr.DER); err != nil {
 			s.logger.WarnContext(ctx, "a credential cannot be registered", "credentialID", id, "err", err)

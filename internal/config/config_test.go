@@ -40,6 +40,10 @@ func TestParseRejects(t *testing.T) {
 		{"bad base URL", strings.Replace(string(good), "publicBaseURL: http://127.0.0.1:8080", "publicBaseURL: ftp://x/", 1), "publicBaseURL"},
 		{"long token label", strings.Replace(string(good), "tokenLabel: thiqa", "tokenLabel: "+strings.Repeat("x", 33), 1), "hsm.tokenLabel"},
 		{"not yaml", "listen: [", "decoding"},
+		{"metrics on the main listener", string(good) + "metrics:\n  listen: 127.0.0.1:8080\n", "metrics.listen"},
+		{"bad metrics listen", string(good) + "metrics:\n  listen: nowhere\n", "metrics.listen"},
+		{"unknown metrics role", string(good) + "metrics:\n  requireRole: auditor\n", "metrics.requireRole"},
+		{"production is a boolean", "production: maybe\n" + string(good), "decoding"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,5 +106,25 @@ func TestStoreSynchronous(t *testing.T) {
 				t.Errorf("%s/%q: SQLiteSynchronous() = %q, want %q", tc.driver, tc.sync, got, tc.want)
 			}
 		}
+	}
+}
+
+func TestDevelopmentIssuers(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := Default(dir).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "development: true") {
+		t.Fatalf("the default configuration does not mark the development issuer:\n%s", raw)
+	}
+	c, err := Parse(raw, dir)
+	if err != nil || len(c.DevelopmentIssuers()) != 1 {
+		t.Fatalf("development issuers: %v %v", c.DevelopmentIssuers(), err)
+	}
+	// An older configuration without the mark still counts it.
+	old := strings.Replace(string(raw), "      development: true\n", "", 1)
+	if c, err = Parse([]byte(old), dir); err != nil || len(c.DevelopmentIssuers()) != 1 {
+		t.Fatalf("unmarked development issuer: %v %v", c.DevelopmentIssuers(), err)
 	}
 }
