@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/auth"
 )
 
 // authParams are the authorization request parameters carried through the
@@ -229,11 +231,13 @@ func (p *Provider) mtlsLogin(w http.ResponseWriter, r *http.Request, c *Client, 
 		citizen, err = p.checkCertificate(ctx, leaf)
 	}
 	if err != nil {
-		serial := ""
+		details := map[string]any{"remote": r.RemoteAddr}
 		if len(r.TLS.PeerCertificates) > 0 {
-			serial = fmt.Sprintf("%x", r.TLS.PeerCertificates[0].SerialNumber)
+			// Named as every client-certificate refusal is (issuer, serial).
+			ref := auth.RefOf(r.TLS.PeerCertificates[0])
+			details["certSerial"], details["certificate"] = fmt.Sprintf("%x", r.TLS.PeerCertificates[0].SerialNumber), ref
 		}
-		p.loginFailed(ctx, MethodMTLS, c.ID, "", map[string]any{"certSerial": serial, "remote": r.RemoteAddr}, err)
+		p.loginFailed(ctx, MethodMTLS, c.ID, "", details, err)
 		p.redirectError(w, r, req, errorCodeOf(err), "the citizen could not be authenticated")
 		return
 	}
