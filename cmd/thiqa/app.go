@@ -14,10 +14,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/store"
 )
 

@@ -13,9 +13,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/config"
 )
 
 // checkpointShutdownTimeout bounds the checkpoint written at shutdown.

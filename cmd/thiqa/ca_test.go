@@ -20,7 +20,7 @@ import (
 	"testing"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 

@@ -20,11 +20,11 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"

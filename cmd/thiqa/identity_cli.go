@@ -19,9 +19,9 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"

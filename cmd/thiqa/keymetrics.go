@@ -3,7 +3,7 @@ package main
 import (
 	"strings"
 
-	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
 
 // Values of the "key" label of the HSM metrics for keys that are not one

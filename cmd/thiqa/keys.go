@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
 
 // runKeys dispatches `thiqa keys list`.

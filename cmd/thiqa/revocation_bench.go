@@ -26,7 +26,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/ca/ocsp/ocspbench"
-	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 )

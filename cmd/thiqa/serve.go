@@ -15,9 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/metrics"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"

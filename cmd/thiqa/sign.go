@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/problem"
 )
 

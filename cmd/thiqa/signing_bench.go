@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/policies"
 )
 

@@ -7,9 +7,9 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/josesigner"
 	"github.com/thiqa/thiqa/policies"
 )

@@ -23,13 +23,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/clock"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/timestamp"
+	"github.com/thiqa/thiqa/timestamp/clock"
 )
 
 // tsaSerialCounter names the store counter of token serials: one for the

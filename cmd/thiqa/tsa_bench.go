@@ -25,8 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/thiqa/thiqa/internal/clock"
 	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/timestamp/clock"
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
 

@@ -24,7 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/web"

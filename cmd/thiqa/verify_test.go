@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/internal/config"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/verify/report"
 )
