@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"runtime"
 	"slices"
 	"strconv"
@@ -18,31 +19,44 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 )
 
+// benchmarks lists the load generators of `thiqa bench`.
+func benchmarks() []command {
+	return []command{
+		{"hsm", "raw signing rate of the token vs the signer (hsm --data DIR)", benchHSM},
+		{"issue", "certificate issuance load on a running server (issue --data DIR --url U)", benchIssue},
+		{"ocsp", "OCSP responder load (ocsp --data DIR --url U/ocsp)", benchOCSP},
+		{"tsa", "RFC 3161 time-stamp load vs the raw HSM rate (tsa URL/tsa --data DIR)", benchTSA},
+		{"login", "digital-ID logins (login --data DIR --url U)", benchLogin},
+		{"seal", "PAdES e-seals per level (seal URL --data DIR [--server-pid P])", benchSeal},
+		{"sign", "CSC signHash signatures (sign URL --data DIR [--server-pid P])", benchSign},
+		{"verify", "validations of a signed PDF in process (verify --in F --trust PEM)", benchVerify},
+	}
+}
+
 // runBench dispatches the load generators.
 func runBench(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) == 0 {
-		return withExit(2, errors.New("usage: thiqa bench hsm --data DIR [flags]"))
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		benchUsage(env.stderr)
+		if len(args) == 0 {
+			return withExit(2, errSilent)
+		}
+		return nil
 	}
-	switch args[0] {
-	case "hsm":
-		return benchHSM(ctx, env, args[1:])
-	case "issue":
-		return benchIssue(ctx, env, args[1:])
-	case "ocsp":
-		return benchOCSP(ctx, env, args[1:])
-	case "tsa":
-		return benchTSA(ctx, env, args[1:])
-	case "login":
-		return benchLogin(ctx, env, args[1:])
-	case "seal":
-		return benchSeal(ctx, env, args[1:])
-	case "sign":
-		return benchSign(ctx, env, args[1:])
-	case "verify":
-		return benchVerify(ctx, env, args[1:])
-	default:
-		return withExit(2, fmt.Errorf("unknown benchmark %q (want hsm)", args[0]))
+	for _, b := range benchmarks() {
+		if b.name == args[0] {
+			return b.run(ctx, env, args[1:])
+		}
 	}
+	benchUsage(env.stderr)
+	return withExit(2, fmt.Errorf("unknown benchmark %q", args[0]))
+}
+
+func benchUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: thiqa bench <benchmark> [flags]\n\nbenchmarks:")
+	for _, b := range benchmarks() {
+		fmt.Fprintf(w, "  %-7s %s\n", b.name, b.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'thiqa bench <benchmark> -h' for its flags.")
 }
 
 // latencies collects per-operation durations from several goroutines.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -404,4 +405,61 @@ func countAudit(t *testing.T, path, action string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestServeStartsAndStopsCleanly: a taken port fails at once, having
+// touched nothing; SIGINT and SIGTERM end a running server; -h lists every
+// command and every benchmark.
+func TestServeStartsAndStopsCleanly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustThiqa(t, nil, "init", "--data", dir)
+	db := filepath.Join(dir, "thiqa.db")
+	records := countAudit(t, db, "service.start")
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	start := time.Now()
+	r := thiqa(t, nil, "serve", "--data", dir, "--addr", taken.Addr().String())
+	if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "address already in use") || time.Since(start) > 10*time.Second {
+		t.Fatalf("serve on a taken port: exit %d after %s, %q", r.code, time.Since(start), line)
+	}
+	if n := countAudit(t, db, "service.start"); n != records {
+		t.Fatalf("a server that could not listen wrote %d start records", n-records)
+	}
+
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		srv := startServer(t, dir, nil)
+		if code, _, _ := srv.get(t, "/healthz", ""); code != 200 {
+			t.Fatalf("healthz: %d", code)
+		}
+		if err := srv.cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("after %s: %v\n%s", sig, err, srv.stderr.String())
+			}
+		case <-time.After(shutdownGrace + 10*time.Second):
+			t.Fatalf("thiqa serve ignored %s", sig)
+		}
+	}
+
+	help := thiqa(t, nil, "-h")
+	for _, c := range commands() {
+		if !strings.Contains(help.stderr, "  "+c.name+" ") {
+			t.Errorf("thiqa -h does not list %s:\n%s", c.name, help.stderr)
+		}
+	}
+	bench := thiqa(t, nil, "bench", "-h")
+	for _, b := range benchmarks() {
+		if bench.code != 0 || !strings.Contains(bench.stderr, "  "+b.name+" ") {
+			t.Errorf("thiqa bench -h (exit %d) does not list %s:\n%s", bench.code, b.name, bench.stderr)
+		}
+	}
 }

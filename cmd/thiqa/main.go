@@ -55,7 +55,7 @@ func commands() []command {
 		{"token", "print a development API token for a subject and role", runToken},
 		{"audit", "verify the hash-chained audit log (audit verify)", runAudit},
 		{"keys", "list the keys on the token (keys list)", runKeys},
-		{"bench", "load generators (bench hsm)", runBench},
+		{"bench", "load generators: bench hsm|issue|ocsp|tsa|login|seal|sign|verify ('thiqa bench -h' lists them)", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -105,7 +105,7 @@ var errSilent = errors.New("reported")
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: thiqa <command> [flags]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'thiqa <command> -h' for a command's flags.")
 }

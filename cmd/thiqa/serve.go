@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -23,10 +24,17 @@ import (
 	"github.com/thiqa/thiqa/policies"
 )
 
-// shutdownGrace bounds how long in-flight requests may finish on shutdown.
+// shutdownGrace bounds how long in-flight requests may finish on shutdown,
+// and then how long the background loops may take to stop.
 const shutdownGrace = 30 * time.Second
 
-// runServe serves every service until the process is told to stop.
+// runServe serves every service until the process is told to stop
+// (SIGTERM, SIGINT). It opens its listeners before anything else, so a
+// port in use fails at once, having changed nothing; then it opens the
+// token and the store, builds the services and starts their loops. A
+// failure at any step stops what was started and returns the error (exit
+// code 1). Shutdown lets requests finish for at most shutdownGrace, then
+// stops the loops and waits for them for at most shutdownGrace more.
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("serve", env)
 	dir := fs.String("data", "", "data folder (required)")
@@ -46,6 +54,21 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	reg := metrics.NewRegistry()
 	if err := checkDevelopmentIssuers(cfg, logger, reg); err != nil {
 		return err
+	}
+	warnPublicBaseURL(cfg, *addr, logger)
+
+	// Listeners first: nothing is touched when a port is taken.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another thiqa serve running? choose another port with --addr or listen in thiqa.yaml)", cfg.Listen, err)
+	}
+	defer ln.Close()
+	var mln net.Listener
+	if cfg.Metrics.Listen != "" {
+		if mln, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("listening on %s (metrics.listen): %w", cfg.Metrics.Listen, err)
+		}
+		defer mln.Close()
 	}
 
 	tok, err := openToken(ctx, cfg, logger, reg)
@@ -74,35 +97,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		}
 	}()
 	for _, w := range services() {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("stopped while starting %s: %w", w.name, err)
+		}
 		if err := w.wire(ctx, p, sv); err != nil {
 			return fmt.Errorf("starting %s: %w", w.name, err)
 		}
-	}
-	bgCtx, stopBackground := context.WithCancel(context.Background())
-	defer stopBackground()
-	var bg sync.WaitGroup
-	for _, run := range sv.background {
-		bg.Add(1)
-		go func() {
-			defer bg.Done()
-			run(bgCtx)
-		}()
-	}
-	defer bg.Wait()
-
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
-	if sv.metrics != nil {
-		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listening on %s (metrics.listen): %w", cfg.Metrics.Listen, err)
-		}
-		stopMetrics := serveMetrics(mln, sv.metrics, logger)
-		defer stopMetrics()
-		logger.Info("serving metrics", "addr", mln.Addr().String())
 	}
 	srv := &http.Server{
 		Handler:           accessLog(logger, rawPrefixes(sv.raw, sv.mux)),
@@ -124,15 +124,26 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		Actor: "thiqa-serve", Action: "service.start", Object: ln.Addr().String(), Outcome: "success",
 		Details: map[string]any{"version": version, "tls": tlsOn, "store": cfg.Store.Driver, "token": cfg.HSM.TokenLabel},
 	}); err != nil {
-		ln.Close()
 		return fmt.Errorf("writing audit record: %w", err)
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn)
-	if *ready != "" {
-		if err := writeReadyFile(*ready, ln.Addr().String()); err != nil {
-			ln.Close()
-			return err
+
+	// The loops start once everything they serve is built; they stop, and
+	// are waited for (bounded), whatever way this function returns.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	for _, run := range sv.background {
+		bg.Go(func() { run(bgCtx) })
+	}
+	defer func() {
+		stopBackground()
+		if !waitBounded(&bg, shutdownGrace) {
+			logger.Error("background loops did not stop in time; exiting anyway", "waited", shutdownGrace)
 		}
+	}()
+	if mln != nil {
+		stopMetrics := serveMetrics(mln, sv.metrics, logger)
+		defer stopMetrics()
+		logger.Info("serving metrics", "addr", mln.Addr().String())
 	}
 
 	served := make(chan error, 1)
@@ -143,6 +154,15 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			served <- srv.Serve(ln)
 		}
 	}()
+	logger.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn)
+	if *ready != "" {
+		if err := writeReadyFile(*ready, ln.Addr().String()); err != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			return err
+		}
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("serving: %w", err)
@@ -152,7 +172,6 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	shutdownErr := srv.Shutdown(sctx)
-	stopBackground()
 	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("server stopped with an error", "err", err)
 	}
@@ -166,6 +185,52 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// waitBounded waits for wg for at most d and reports whether it finished.
+func waitBounded(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// warnPublicBaseURL warns when --addr moves the listener away from the
+// host and port of publicBaseURL, which certificates (AIA, CRL and OCSP
+// URLs) and the OIDC issuer carry: relying parties would not reach this
+// server there.
+func warnPublicBaseURL(cfg *config.Config, addr string, logger *slog.Logger) {
+	if addr == "" {
+		return
+	}
+	u, err := url.Parse(cfg.PublicBaseURL)
+	if err != nil {
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return
+	}
+	wantPort := u.Port()
+	if wantPort == "" {
+		wantPort = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	if port != wantPort || (host != "" && host != u.Hostname() && !isUnspecified(host)) {
+		logger.Warn("--addr differs from the host and port of publicBaseURL, which certificates, OCSP and CRL URLs and the OIDC issuer name: relying parties will look for this server there (set publicBaseURL in thiqa.yaml, or put a proxy in front)",
+			"addr", addr, "publicBaseURL", cfg.PublicBaseURL)
+	}
+}
+
+// isUnspecified reports whether host listens on every interface.
+func isUnspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 // wirePlatform serves the platform's own endpoints: health, readiness,
