@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/testenv"
-		"github.com/thiqa/thiqa/verify/report"
+	"github.com/thiqa/thiqa/verify/report"
 )
 
 // corpusTSL reads a file of the shared corpus's tsl/ folder.

@@ -64,8 +64,8 @@ var signatureMethods = map[string]sigAlg{
 }
 
 var weakSignatureMethods = map[string]bool{
-	dsig.RSASHA1SignatureMethod:   true,
-	dsig.ECDSASHA1SignatureMethod: true,
+	dsig.RSASHA1SignatureMethod:                      true,
+	dsig.ECDSASHA1SignatureMethod:                    true,
 	"http://www.w3.org/2000/09/xmldsig#dsa-sha1":     true,
 	"http://www.w3.org/2001/04/xmldsig-more#rsa-md5": true,
 }
