@@ -124,4 +124,3 @@ func TestLoadUnreachableIsBounded(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
-
