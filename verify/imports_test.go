@@ -11,9 +11,11 @@ import (
 )
 
 // TestNoSigningImports: a verifier must never trust what the signer
-// believes, so nothing under verify/ imports ca/, signer/ or hsm/.
+// believes, so nothing under verify/ imports ca/, signer/, signing/ or hsm/
+// (nor the store or the configuration, rule 2 of DESIGN.md).
 func TestNoSigningImports(t *testing.T) {
-	forbidden := []string{"github.com/thiqa/thiqa/ca", "github.com/thiqa/thiqa/signer", "github.com/thiqa/thiqa/hsm"}
+	forbidden := []string{"github.com/thiqa/thiqa/ca", "github.com/thiqa/thiqa/signer", "github.com/thiqa/thiqa/hsm",
+		"github.com/thiqa/thiqa/signing", "github.com/thiqa/thiqa/store", "github.com/thiqa/thiqa/internal/config"}
 	err := filepath.Walk(".", func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() || !strings.HasSuffix(p, ".go") {
 			return err

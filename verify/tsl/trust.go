@@ -201,6 +201,9 @@ func (t *Trust) Qualify(u Usage, chain []*x509.Certificate, at time.Time) Verdic
 	if len(chain) == 0 {
 		return Verdict{Detail: &report.Qualification{Status: report.QualificationUnknown, Reason: "no certificate"}}
 	}
+	if t == nil {
+		return Verdict{Detail: &report.Qualification{Status: report.QualificationUnknown, Reason: "no trusted list"}}
+	}
 	leaf := chain[len(chain)-1]
 	cas := chain[:len(chain)-1]
 	if u == ForTimestamps {
