@@ -65,6 +65,7 @@ func services() []serviceWiring {
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
 		{"verify", wireVerify},
+		{"trusted list", wireTSL},
 	}
 }
 
@@ -85,6 +86,7 @@ func initSteps() []initStep {
 		{"digital-ID token signer", initIdentity},
 		{"TSA unit", initTSA},
 		{"signing credentials", initSigning},
+		{"trusted-list signer", initTSLSigner},
 	}
 }
 

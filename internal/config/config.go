@@ -60,6 +60,8 @@ type Config struct {
 	Verify VerifyConfig `yaml:"verify"`
 	// Audit configures the audit log's signed checkpoints.
 	Audit AuditConfig `yaml:"audit"`
+	// TSL configures this deployment's own trusted list.
+	TSL TSLConfig `yaml:"tsl,omitempty"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -333,6 +335,7 @@ func (c *Config) Validate() error {
 	if err := c.Audit.Validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
+	errs = append(errs, c.TSL.Validate()...)
 	if len(errs) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(errs, "; "))
 	}
