@@ -63,7 +63,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Var(&tslFiles, "tsl", "ETSI trusted list (or EU LOTL) FILE or URL: its qualified services are anchors and decide `qualified` (repeatable)")
 	fs.Var(&tslSigners, "tsl-signer", "PEM file of a certificate allowed to sign the --tsl lists (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: thiqa verify FILE [--trust PEM]... [--at RFC3339] [--json] [--data DIR] [--offline]")
+		fmt.Fprintln(env.stderr, "usage: thiqa verify FILE [--trust PEM]... [--tsl FILE|URL --tsl-signer PEM]... [--at RFC3339] [--json] [--data DIR] [--offline]")
 		fs.PrintDefaults()
 	}
 	file, err := parseInterleaved(fs, args)
