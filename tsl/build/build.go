@@ -70,6 +70,10 @@ type Options struct {
 	// named by the XAdES SigningCertificateV2).
 	Signer      crypto.Signer
 	Certificate *x509.Certificate
+	// C14N is the canonicalisation algorithm URI: exclusive C14N 1.0 (the
+	// default, what other implementations expect), or inclusive C14N 1.0
+	// or 1.1.
+	C14N string
 }
 
 // Errors of Build.
@@ -128,6 +132,13 @@ func Build(o Options) ([]byte, error) {
 	writeScheme(root, &o)
 	writeProvider(root, &o)
 	doc.Indent(2)
+	switch o.C14N {
+	case "":
+		o.C14N = excC14N
+	case excC14N, string(dsig.CanonicalXML10RecAlgorithmId), string(dsig.CanonicalXML11AlgorithmId):
+	default:
+		return nil, fmt.Errorf("%w: canonicalisation %q", ErrOptions, o.C14N)
+	}
 	if err := sign(root, &o); err != nil {
 		return nil, err
 	}
@@ -258,20 +269,20 @@ func sign(root *etree.Element, o *Options) error {
 	sig.CreateAttr("xmlns:ds", tsl.NSXMLDSig)
 	sig.CreateAttr("Id", id)
 	si := ds(sig, "SignedInfo")
-	algorithm(si, "CanonicalizationMethod", excC14N)
+	algorithm(si, "CanonicalizationMethod", o.C14N)
 	algorithm(si, "SignatureMethod", method)
 	refList := ds(si, "Reference")
 	refList.CreateAttr("Id", "ref-"+id)
 	refList.CreateAttr("URI", "")
 	tr := ds(refList, "Transforms")
 	algorithm(tr, "Transform", string(dsig.EnvelopedSignatureAltorithmId))
-	algorithm(tr, "Transform", excC14N)
+	algorithm(tr, "Transform", o.C14N)
 	algorithm(refList, "DigestMethod", digestSHA2)
 	listDigest := ds(refList, "DigestValue")
 	refProps := ds(si, "Reference")
 	refProps.CreateAttr("Type", "http://uri.etsi.org/01903#SignedProperties")
 	refProps.CreateAttr("URI", "#xades-"+id)
-	algorithm(ds(refProps, "Transforms"), "Transform", excC14N)
+	algorithm(ds(refProps, "Transforms"), "Transform", o.C14N)
 	algorithm(refProps, "DigestMethod", digestSHA2)
 	propsDigest := ds(refProps, "DigestValue")
 	value := ds(sig, "SignatureValue")
@@ -293,7 +304,7 @@ func sign(root *etree.Element, o *Options) error {
 	dof.CreateAttr("ObjectReference", "#ref-"+id)
 	text(dof, "xades:MimeType", "text/xml")
 
-	exc := dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
+	exc := canonicalizer(o.C14N)
 	d, err := digestInPlace(sp, exc)
 	if err != nil {
 		return err
@@ -308,7 +319,7 @@ func sign(root *etree.Element, o *Options) error {
 	sum := sha256.Sum256(canon)
 	listDigest.SetText(base64.StdEncoding.EncodeToString(sum[:]))
 
-	signed, err := canonicalInPlace(si, dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList(""))
+	signed, err := canonicalInPlace(si, canonicalizer(o.C14N))
 	if err != nil {
 		return err
 	}
@@ -325,6 +336,16 @@ func sign(root *etree.Element, o *Options) error {
 	}
 	value.SetText(base64.StdEncoding.EncodeToString(sv))
 	return nil
+}
+
+func canonicalizer(alg string) dsig.Canonicalizer {
+	switch dsig.AlgorithmID(alg) {
+	case dsig.CanonicalXML10RecAlgorithmId:
+		return dsig.MakeC14N10RecCanonicalizer()
+	case dsig.CanonicalXML11AlgorithmId:
+		return dsig.MakeC14N11Canonicalizer()
+	}
+	return dsig.MakeC14N10ExclusiveCanonicalizerWithPrefixList("")
 }
 
 // canonicalInPlace canonicalises an element with the namespaces in scope

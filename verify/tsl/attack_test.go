@@ -109,8 +109,11 @@ func TestBuildRoundTrip(t *testing.T) {
 	for name, c := range map[string]struct {
 		key     crypto.Signer
 		version int
-	}{"rsa-v5": {rk, 5}, "ecdsa-v6": {ecKey(t), 6}} {
-		f := newList(t, c.key, func(o *build.Options) { o.Version = c.version })
+		c14n    string
+	}{"rsa-v5": {rk, 5, ""}, "ecdsa-v6": {ecKey(t), 6, ""},
+		"inclusive-c14n-1.0": {ecKey(t), 6, "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"},
+		"inclusive-c14n-1.1": {rk, 5, "http://www.w3.org/2006/12/xml-c14n11"}} {
+		f := newList(t, c.key, func(o *build.Options) { o.Version, o.C14N = c.version, c.c14n })
 		r := f.check(f.raw)
 		l := r.List
 		if !r.Passed() || len(r.Warnings) != 0 || l.Version != c.version || l.SequenceNumber != 3 || l.Territory != "OM" || len(l.Providers) != 1 ||

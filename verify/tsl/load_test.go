@@ -88,6 +88,22 @@ func TestLoadLOTL(t *testing.T) {
 	if _, rep, err := l3.Load(context.Background(), []Source{{Location: lotlFile, Signers: signers}}); err != nil || len(rep.Lists) != 3 || len(f3.count) != 0 {
 		t.Fatalf("offline from the cache: %v, %d lists, %d fetches", err, len(rep.Lists), len(f3.count))
 	}
+	// A pointer loop: the LOTL fetched from its own URL, Ireland's list
+	// pointing back at it. Each location is read once, the loop not followed.
+	const lotlURL = "https://ec.europa.eu/tools/lotl/eu-lotl.xml"
+	f4 := &mapFetcher{lists: map[string][]byte{lotlURL: corpusTSL(t, "eu-lotl.xml")}, count: map[string]int{}}
+	for u, raw := range f.lists {
+		f4.lists[u] = raw
+	}
+	l4 := &Loader{Fetcher: f4, At: at, Timeout: 5 * time.Second}
+	if _, rep, err := l4.Load(context.Background(), []Source{{Location: lotlURL, Signers: signers}, {Location: lotlURL, Signers: signers}}); err != nil || len(rep.Lists) != 3 {
+		t.Fatalf("LOTL by URL: %v, %d lists", err, len(rep.Lists))
+	}
+	for u, n := range f4.count {
+		if n != 1 {
+			t.Fatalf("loop: %s fetched %d times", u, n)
+		}
+	}
 	// A configured list that fails is an error, with its verdict.
 	var le *ListError
 	if _, _, err := l.Load(context.Background(), []Source{{Location: lotlFile}}); !errors.As(err, &le) || le.Result.Passed() {
