@@ -39,13 +39,15 @@ func TestBuildOptionsAndP384(t *testing.T) {
 		t.Fatalf("P-384 list: %s %v", r.Indication, r.Errors)
 	}
 	for name, mod := range map[string]func(*Options){
-		"version 4":       func(o *Options) { o.Version = 4 },
-		"sequence 0":      func(o *Options) { o.Sequence = 0 },
-		"territory":       func(o *Options) { o.Territory = "Oman" },
-		"no next update":  func(o *Options) { o.NextUpdate = o.IssueDate },
-		"no signer":       func(o *Options) { o.Signer = nil },
-		"no services":     func(o *Options) { o.Services = nil },
-		"service no cert": func(o *Options) { o.Services = []Service{{Type: tsl.SvcTypeCAQC, Name: "x", Status: tsl.StatusGranted}} },
+		"version 4":      func(o *Options) { o.Version = 4 },
+		"sequence 0":     func(o *Options) { o.Sequence = 0 },
+		"territory":      func(o *Options) { o.Territory = "Oman" },
+		"no next update": func(o *Options) { o.NextUpdate = o.IssueDate },
+		"no signer":      func(o *Options) { o.Signer = nil },
+		"no services":    func(o *Options) { o.Services = nil },
+		"service no cert": func(o *Options) {
+			o.Services = []Service{{Type: tsl.SvcTypeCAQC, Name: "x", Status: tsl.StatusGranted}}
+		},
 	} {
 		o := good
 		mod(&o)
