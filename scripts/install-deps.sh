@@ -2,8 +2,9 @@
 # install-deps.sh: installs, on a Debian machine, the system parts Thiqa's
 # build, `make run` and `make test` need, when they are missing: SoftHSM2,
 # PostgreSQL, OpenSSL, poppler (pdfsig), qpdf, NSS tools (certutil), a C
-# compiler for cgo, and Chromium with an Arabic-capable font (the
-# verification page's browser test). Does nothing when everything is there.
+# compiler for cgo, Chromium with an Arabic-capable font (the
+# verification page's browser test), and node/npm (xml-crypto checks the
+# trusted list's signature). Does nothing when everything is there.
 set -euo pipefail
 
 need=()
@@ -19,6 +20,7 @@ have_cmd certutil || need+=(libnss3-tools)
 have_cmd gcc || need+=(gcc libc6-dev)
 have_cmd python3 || need+=(python3)
 have_cmd chromium || need+=(chromium)
+{ have_cmd node && have_cmd npm; } || need+=(nodejs npm)
 { have_cmd fc-list && [ -n "$(fc-list :lang=ar)" ]; } || need+=(fonts-dejavu-core)
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -43,6 +43,9 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 	} else if tr.TSA != "" {
 		sr.Signer = &report.Signer{Name: tr.TSA}
 	}
+	if sr.Signer != nil && tr.Qualification != nil {
+		sr.Signer.Qualified, sr.Signer.QSCD, sr.Signer.Qualification = tr.Qualified, false, tr.Qualification
+	}
 	v.checkModifications(dc, s, cov.revision, st)
 	return sr
 }

@@ -6,17 +6,14 @@ import (
 	"strings"
 
 	"github.com/thiqa/thiqa/verify/report"
+	"github.com/thiqa/thiqa/verify/tsl"
 )
 
 var (
 	oidQCStatements   = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 3}
 	oidOrgIdentifier  = asn1.ObjectIdentifier{2, 5, 4, 97}
 	oidSerialNumber   = asn1.ObjectIdentifier{2, 5, 4, 5}
-	oidQcCompliance   = "0.4.0.1862.1.1"
-	oidQcSSCD         = "0.4.0.1862.1.4"
-	oidQcType         = "0.4.0.1862.1.6"
 	oidSemanticsLegal = "0.4.0.194121.1.2"
-	qcTypeNames       = map[string]string{"0.4.0.1862.1.6.1": "esign", "0.4.0.1862.1.6.2": "eseal", "0.4.0.1862.1.6.3": "web"}
 )
 
 type qcStatement struct {
@@ -69,22 +66,6 @@ func signerOf(c *x509.Certificate) *report.Signer {
 			continue
 		}
 		for _, st := range stmts {
-			switch st.ID.String() {
-			case oidQcCompliance:
-				s.Qualified = true
-			case oidQcSSCD:
-				s.QSCD = true
-			case oidQcType:
-				var types []asn1.ObjectIdentifier
-				if _, err := asn1.Unmarshal(st.Info.FullBytes, &types); err == nil {
-					for _, t := range types {
-						if n, ok := qcTypeNames[t.String()]; ok {
-							s.QCTypes = append(s.QCTypes, n)
-						}
-					}
-				}
-			case "0.4.0.194121.1.1", oidSemanticsLegal, "0.4.0.194121.1.3":
-			}
 			if st.ID.String() == "1.3.6.1.5.5.7.11.2" { // id-qcs-pkixQCSyntax-v2 with semantics
 				var si struct {
 					ID asn1.ObjectIdentifier `asn1:"optional"`
@@ -95,5 +76,10 @@ func signerOf(c *x509.Certificate) *report.Signer {
 			}
 		}
 	}
+	// What the certificate claims is no qualification: only a trusted list
+	// (ETSI TS 119 615) turns it into one (qualifySigner).
+	claims := tsl.Claims(c)
+	s.QCTypes = claims.QcTypes
+	s.Qualification = &report.Qualification{Status: report.QualificationUnknown, Reason: noTrustedList, Certificate: claims}
 	return s
 }

@@ -180,6 +180,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 			st.warn("certificate path validated at the proven signing time %s", at.Format(time.RFC3339))
 		}
 	}
+	v.qualifySigner(sr.Signer, res, perr, bestSigningTime(poe, dc.at))
 	v.checkModifications(dc, s, cov.revision, st)
 	return sr
 }
@@ -263,7 +264,7 @@ func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.Sig
 // has since expired (or is revoked after it) but a timestamp proves the
 // signature existed earlier, at that proof-of-existence time.
 func (v *Verifier) validatePath(dc *docContext, cert *x509.Certificate, extra []*x509.Certificate, rd *revocationData, poe time.Time) (*path.Result, *path.Error, time.Time) {
-	opts := path.Options{Roots: v.opts.TrustAnchors, At: dc.at, Revocation: rd, Algorithms: v.opts.Algorithms}
+	opts := path.Options{Roots: v.roots(cert, extra), At: dc.at, Revocation: rd, Algorithms: v.opts.Algorithms}
 	res, err := path.New(opts).Validate(cert, extra...)
 	if err == nil {
 		return res, nil, dc.at
@@ -328,7 +329,8 @@ func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypt
 	rd.sigTime = tr.Time
 	// The token's own time proves nothing about itself: only a later
 	// (archive) timestamp is a proof of existence for it.
-	_, perr, _ := v.validatePath(dc, ts.Cert, all, rd, poe)
+	res, perr, _ := v.validatePath(dc, ts.Cert, all, rd, poe)
+	tr.Qualified, tr.Qualification = v.qualifyTimestamp(res, perr, tr.Time)
 	if perr != nil {
 		tmp := report.Signature{Indication: report.TotalPassed}
 		mapPathError(sigState{&tmp}, perr, &tr.Time)

@@ -41,6 +41,10 @@ type Options struct {
 	MaxFileSize int64
 	// Logger receives debug logs (default: discard).
 	Logger *slog.Logger
+	// TrustedLists, when set, add the listed services' certificates as
+	// trust anchors and decide the qualified status (ETSI TS 119 615);
+	// without them no signature is reported qualified.
+	TrustedLists TrustedLists
 }
 
 // Verifier validates signed PDFs. It is safe for concurrent use.

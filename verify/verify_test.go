@@ -14,6 +14,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/verify/report"
+	"github.com/thiqa/thiqa/verify/tsl"
 )
 
 func verifyBytes(t *testing.T, opts Options, pdf []byte) *report.Report {
@@ -40,8 +41,13 @@ func TestGeneratedSignatures(t *testing.T) {
 	}{
 		{name: "B-B trusted", opts: trusted, ind: report.TotalPassed, level: "B-B", checkFn: func(t *testing.T, r *report.Report) {
 			s := r.Signatures[0].Signer
-			if s == nil || s.CommonName != "Citizen One" || s.CivilNumber != "12345678" || !s.Qualified || !s.QSCD || len(s.QCTypes) != 1 || s.QCTypes[0] != "esign" {
+			if s == nil || s.CommonName != "Citizen One" || s.CivilNumber != "12345678" || len(s.QCTypes) != 1 || s.QCTypes[0] != "esign" {
 				t.Errorf("signer identity wrong: %+v", s)
+			}
+			// QC statements alone are no qualification (ETSI TS 119 615): without a trusted list it is unknown.
+			if q := s.Qualification; s.Qualified || s.QSCD || q == nil || q.Status != report.QualificationUnknown || q.Reason != "no trusted list" ||
+				!q.Certificate.QcCompliance || !q.Certificate.QcSSCD {
+				t.Errorf("qualification without a trusted list: %+v %+v", s, q)
 			}
 			if r.Signatures[0].ClaimedSigningTime == nil || !r.Signatures[0].ClaimedSigningTime.Equal(time.Date(2025, 1, 1, 8, 0, 0, 0, time.UTC)) {
 				t.Errorf("claimed time %v", r.Signatures[0].ClaimedSigningTime)
@@ -52,6 +58,18 @@ func TestGeneratedSignatures(t *testing.T) {
 				t.Error("no proven signing time")
 			}
 		}},
+		{name: "B-T qualified by a trusted list", o: signOpts{timestamp: true}, opts: Options{TrustedLists: testTrustedList(p), Revocation: RevocationIgnored},
+			ind: report.TotalPassed, level: "B-T", checkFn: func(t *testing.T, r *report.Report) {
+				sig := r.Signatures[0]
+				s, q := sig.Signer, sig.Signer.Qualification
+				if !s.Qualified || !s.QSCD || q.Status != report.QualificationQualified || q.QualifiedFrom != report.FromCertificate ||
+					q.TrustedList == nil || q.TrustedList.Territory != "OM" || q.TrustedList.ServiceType != tsl.SvcTypeCAQC {
+					t.Errorf("qualification from the trusted list: %+v %+v", s, q)
+				}
+				if ts := sig.Timestamps[0]; !ts.Qualified || ts.Qualification.TrustedList.ServiceType != tsl.SvcTypeTSAQTST {
+					t.Errorf("timestamp not qualified: %+v %+v", ts, ts.Qualification)
+				}
+			}},
 		{name: "untrusted", opts: Options{Revocation: RevocationIgnored}, ind: report.Indeterminate, sub: report.NoCertificateChainFound, level: "B-B"},
 		{name: "revocation required, none available", opts: Options{TrustAnchors: []*x509.Certificate{p.root}}, ind: report.Indeterminate, sub: report.TryLater, level: "B-B"},
 		{name: "pkcs7 subfilter", o: signOpts{subFilter: "adbe.pkcs7.detached"}, opts: trusted, ind: report.TotalPassed, level: "PKCS7-B"},
@@ -209,4 +227,16 @@ func TestDocMDP(t *testing.T) {
 			t.Errorf("P=%d unchanged: %s", c.p, summary(r))
 		}
 	}
+}
+
+// testTrustedList lists the test root as a granted CA/QC service and the
+// test TSA unit as a granted QTST service (as a verified list would).
+func testTrustedList(p *testPKI) *tsl.Trust {
+	since := p.root.NotBefore.Add(-time.Hour)
+	svc := func(ty, name string, c *x509.Certificate) tsl.Service {
+		return tsl.Service{Current: tsl.Status{Type: ty, Name: name, Status: tsl.StatusGranted, Since: since,
+			Identity: tsl.Identity{Certificates: []*x509.Certificate{c}}}}
+	}
+	return tsl.NewTrust(tsl.Loaded{Location: "test", List: &tsl.List{Version: 6, SequenceNumber: 1, Territory: "OM",
+		Providers: []tsl.Provider{{Name: "Test TSP", Services: []tsl.Service{svc(tsl.SvcTypeCAQC, "Test CA/QC", p.root), svc(tsl.SvcTypeTSAQTST, "Test QTST", p.tsa)}}}}})
 }

@@ -49,6 +49,7 @@ func commands() []command {
 		{"revoke", "revoke a certificate (revoke --serial S --reason R)", runRevoke},
 		{"timestamp", "time-stamp a file with an RFC 3161 TSA (timestamp --url U --in FILE --out TOKEN)", runTimestamp},
 		{"verify", "verify a signed PDF: ETSI verdict per signature (verify FILE [--trust PEM]... [--data DIR] [--at T] [--json])", runVerify},
+		{"tsl", "ETSI trusted lists: check one (tsl check FILE|URL --signer PEM), build and sign this deployment's (tsl build --data DIR)", runTSL},
 		{"seal", "seal a PDF with an agency's seal credential (seal --data DIR --credential ID --level L --in F --out G)", runSeal},
 		{"sign", "sign a PDF with a citizen's remote key through the server (sign --token-file F --credential ID --pin-env V --in F --out G)", runSign},
 		{"oidc", "digital ID: register portals, enrol mobile IDs (oidc client add|list, oidc mobile enrol)", runOIDC},

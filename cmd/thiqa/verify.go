@@ -59,8 +59,11 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	dir := fs.String("data", "", "data folder whose root CA (and configured verify.trustAnchorFiles) to trust")
 	offline := fs.Bool("offline", false, "never fetch OCSP responses or CRLs online; use only what the document embeds")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound of each online revocation fetch")
+	var tslFiles, tslSigners pemFileList
+	fs.Var(&tslFiles, "tsl", "ETSI trusted list (or EU LOTL) FILE or URL: its qualified services are anchors and decide `qualified` (repeatable)")
+	fs.Var(&tslSigners, "tsl-signer", "PEM file of a certificate allowed to sign the --tsl lists (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: thiqa verify FILE [--trust PEM]... [--at RFC3339] [--json] [--data DIR] [--offline]")
+		fmt.Fprintln(env.stderr, "usage: thiqa verify FILE [--trust PEM]... [--tsl FILE|URL --tsl-signer PEM]... [--at RFC3339] [--json] [--data DIR] [--offline]")
 		fs.PrintDefaults()
 	}
 	file, err := parseInterleaved(fs, args)
@@ -77,14 +80,21 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		return cannotRun("--timeout must be positive")
 	}
 	var anchors []*x509.Certificate
+	var cfg *config.Config
 	if *dir != "" {
-		cfg, err := loadConfig(*dir)
-		if err != nil {
+		if cfg, err = loadConfig(*dir); err != nil {
 			return cannotRun("%w", err)
 		}
 		if anchors, err = deploymentAnchors(cfg); err != nil {
 			return cannotRun("%w", err)
 		}
+	}
+	lists, tslWarnings, err := loadTrustedLists(ctx, cfg, tslFiles, tslSigners, *offline, 3**timeout)
+	if err != nil {
+		return cannotRun("%w", err)
+	}
+	for _, w := range tslWarnings {
+		fmt.Fprintf(env.stderr, "thiqa verify: trusted lists: %s\n", w)
 	}
 	for _, p := range trust {
 		certs, err := readAnchors(p)
@@ -93,8 +103,8 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		anchors = append(anchors, certs...)
 	}
-	if len(anchors) == 0 {
-		return cannotRun("no trust anchor: give --trust PEM (a root certificate) or --data DIR (this deployment's root)")
+	if len(anchors) == 0 && lists == nil {
+		return cannotRun("no trust anchor: give --trust PEM (a root certificate), --data DIR (this deployment's root) or --tsl LIST")
 	}
 	f, err := os.Open(file)
 	if err != nil {
@@ -108,7 +118,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	if !st.Mode().IsRegular() {
 		return cannotRun("%s is not a regular file", file)
 	}
-	v := newVerifier(verifierSettings{anchors: anchors, at: validationTime, online: !*offline, timeout: *timeout})
+	v := newVerifier(verifierSettings{anchors: anchors, at: validationTime, online: !*offline, timeout: *timeout, lists: lists})
 	rep, err := v.VerifyPDF(ctx, f, st.Size())
 	if err != nil {
 		return cannotRun("%w", err)
@@ -199,6 +209,7 @@ type verifierSettings struct {
 	timeout time.Duration
 	maxSize int64
 	logger  *slog.Logger
+	lists   verify.TrustedLists // ETSI trusted lists (nil: none)
 }
 
 // newVerifier builds a verifier; online revocation goes through one cached
@@ -207,6 +218,7 @@ func newVerifier(s verifierSettings) *verify.Verifier {
 	o := verify.Options{
 		TrustAnchors: s.anchors, At: s.at, AllowOnline: s.online, FetchTimeout: s.timeout,
 		Revocation: verify.RevocationRequired, MaxFileSize: s.maxSize, Logger: s.logger,
+		TrustedLists: s.lists,
 	}
 	if s.online {
 		o.Fetcher = &verify.HTTPFetcher{Client: &http.Client{Timeout: s.timeout}, TTL: 5 * time.Minute}
@@ -216,7 +228,7 @@ func newVerifier(s verifierSettings) *verify.Verifier {
 
 // wireVerify serves POST /api/v1/verify (public, size- and rate-limited)
 // and the verification page at GET /verify.
-func wireVerify(_ context.Context, p *platform, s *serving) error {
+func wireVerify(ctx context.Context, p *platform, s *serving) error {
 	vc := p.cfg.Verify.WithDefaults()
 	if vc.Disabled {
 		return nil
@@ -226,13 +238,14 @@ func wireVerify(_ context.Context, p *platform, s *serving) error {
 		return err
 	}
 	logger := p.logger.With("service", "verify")
-	if len(anchors) == 0 {
+	lists := serveTrustedLists(ctx, p, s, logger)
+	if len(anchors) == 0 && lists == nil {
 		logger.Warn("verification not served: no trust anchors (enable the CA or set verify.trustAnchorFiles)")
 		return nil
 	}
 	v := newVerifier(verifierSettings{
 		anchors: anchors, online: !vc.OfflineRevocation, timeout: vc.FetchTimeout,
-		maxSize: vc.MaxUploadBytes, logger: logger,
+		maxSize: vc.MaxUploadBytes, logger: logger, lists: lists,
 	})
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thiqa_verify_requests_total",

@@ -85,6 +85,7 @@ func services() []serviceWiring {
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
 		{"verify", wireVerify},
+		{"trusted list", wireTSL},
 	}
 }
 
@@ -105,6 +106,7 @@ func initSteps() []initStep {
 		{"digital-ID token signer", initIdentity},
 		{"TSA unit", initTSA},
 		{"signing credentials", initSigning},
+		{"trusted-list signer", initTSLSigner},
 	}
 }
 

@@ -119,13 +119,82 @@ type Signer struct {
 	CertificateSerial      string    `json:"certificateSerial"`
 	NotBefore              time.Time `json:"notBefore"`
 	NotAfter               time.Time `json:"notAfter"`
-	// Qualified: QcCompliance statement present; QSCD: QcSSCD present;
-	// QCTypes: "esign", "eseal", "web".
+	// Qualified is true only when a trusted list confirms, under ETSI TS
+	// 119 615, that the certificate is a qualified certificate for
+	// e-signatures or e-seals at the signing time (for a document
+	// timestamp: a qualified time-stamp service). Never from the
+	// certificate alone: without a trusted list it is false and
+	// Qualification.Status is "unknown". QSCD likewise (key in a QSCD);
+	// QCTypes: "esign", "eseal", "web" (from the trusted list when it says,
+	// else the certificate's QcType).
 	Qualified bool     `json:"qualified"`
 	QSCD      bool     `json:"qscd"`
 	QCTypes   []string `json:"qcTypes,omitempty"`
 	// LegalPerson is true for a legal-person (seal) certificate.
 	LegalPerson bool `json:"legalPerson,omitempty"`
+	// Qualification says how Qualified, QSCD and QCTypes were determined.
+	Qualification *Qualification `json:"qualification,omitempty"`
+}
+
+// Qualification statuses.
+const (
+	QualificationQualified    = "qualified"
+	QualificationNotQualified = "not-qualified"
+	QualificationUnknown      = "unknown"
+)
+
+// Sources of a qualification attribute.
+const (
+	FromTrustedList = "trusted-list"
+	FromCertificate = "certificate"
+)
+
+// Qualification is the outcome of the ETSI TS 119 615 procedure for one
+// certificate: its status, why, and where each attribute came from.
+type Qualification struct {
+	// Status is "qualified", "not-qualified" or "unknown" (no trusted
+	// list configured, or the certificate path did not validate).
+	Status string `json:"status"`
+	// Reason explains a status other than "qualified".
+	Reason string `json:"reason,omitempty"`
+	// QualifiedFrom, QSCDFrom and TypeFrom name the source of Qualified,
+	// QSCD and QCTypes: "trusted-list" (a service qualifier overrode the
+	// certificate) or "certificate" (the certificate's QC statements, as
+	// the listed service vouches for them).
+	QualifiedFrom string `json:"qualifiedFrom,omitempty"`
+	QSCDFrom      string `json:"qscdFrom,omitempty"`
+	TypeFrom      string `json:"typeFrom,omitempty"`
+	// Certificate is what the certificate itself claims.
+	Certificate *CertificateClaims `json:"certificate,omitempty"`
+	// TrustedList is the trusted-list service that was matched.
+	TrustedList *TrustedListService `json:"trustedList,omitempty"`
+	Warnings    []string            `json:"warnings,omitempty"`
+}
+
+// CertificateClaims are a certificate's own QC statements (EN 319 412-5).
+type CertificateClaims struct {
+	QcCompliance bool     `json:"qcCompliance"`
+	QcSSCD       bool     `json:"qcSSCD"`
+	QcTypes      []string `json:"qcTypes,omitempty"`
+}
+
+// TrustedListService identifies the service of a trusted list that a
+// qualification rests on, with the status applied.
+type TrustedListService struct {
+	// Location is the list's file or URL.
+	Location       string    `json:"location,omitempty"`
+	Territory      string    `json:"territory"`
+	SequenceNumber int       `json:"sequenceNumber"`
+	Provider       string    `json:"provider"`
+	Service        string    `json:"service"`
+	ServiceType    string    `json:"serviceType"`
+	Status         string    `json:"status"`
+	StatusStarting time.Time `json:"statusStarting"`
+	// Qualifiers are the service qualifiers that applied to the certificate.
+	Qualifiers []string `json:"qualifiers,omitempty"`
+	// AdditionalServiceInformation are the service's ASi URIs
+	// (ForeSignatures, ForeSeals, ForWebSiteAuthentication…).
+	AdditionalServiceInformation []string `json:"additionalServiceInformation,omitempty"`
 }
 
 // Timestamp is one timestamp's validation.
@@ -139,6 +208,11 @@ type Timestamp struct {
 	// Intact is true when the imprint and the token's signature verify.
 	Intact bool     `json:"intact"`
 	Errors []string `json:"errors,omitempty"`
+	// Qualified is true when a trusted list names the TSA as a qualified
+	// time-stamp service (TSA/QTST) granted at the token's time;
+	// Qualification says why or why not.
+	Qualified     bool           `json:"qualified,omitempty"`
+	Qualification *Qualification `json:"qualification,omitempty"`
 }
 
 func severity(i Indication) int {

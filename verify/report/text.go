@@ -55,9 +55,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			if sg.Issuer != "" {
 				fmt.Fprintf(&b, "    issuer: %s\n", sg.Issuer)
 			}
-			if sg.Qualified || sg.QSCD || len(sg.QCTypes) > 0 {
-				fmt.Fprintf(&b, "    qualified: %v, QSCD: %v, type: %s\n", sg.Qualified, sg.QSCD, strings.Join(sg.QCTypes, ","))
-			}
+			writeQualification(&b, sg)
 		}
 		if s.ClaimedSigningTime != nil {
 			fmt.Fprintf(&b, "    claimed signing time: %s\n", s.ClaimedSigningTime.UTC().Format(time.RFC3339))
@@ -78,4 +76,38 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeQualification writes the qualified status and where it came from.
+func writeQualification(b *strings.Builder, sg *Signer) {
+	q := sg.Qualification
+	if q == nil {
+		if sg.Qualified || sg.QSCD || len(sg.QCTypes) > 0 {
+			fmt.Fprintf(b, "    qualified: %v, QSCD: %v, type: %s\n", sg.Qualified, sg.QSCD, strings.Join(sg.QCTypes, ","))
+		}
+		return
+	}
+	switch q.Status {
+	case QualificationQualified:
+		fmt.Fprintf(b, "    qualified: yes (%s), QSCD: %v (%s), type: %s (%s)\n", q.QualifiedFrom, sg.QSCD, q.QSCDFrom, strings.Join(sg.QCTypes, ","), q.TypeFrom)
+	default:
+		fmt.Fprintf(b, "    qualified: %s (%s)\n", q.Status, q.Reason)
+	}
+	if tl := q.TrustedList; tl != nil {
+		fmt.Fprintf(b, "    trusted list: %s #%d, %s, %q (%s since %s)\n", tl.Territory, tl.SequenceNumber, tl.Provider, tl.Service,
+			shortURI(tl.Status), tl.StatusStarting.UTC().Format(time.RFC3339))
+	}
+	if c := q.Certificate; c != nil && (c.QcCompliance || c.QcSSCD || len(c.QcTypes) > 0) {
+		fmt.Fprintf(b, "    the certificate claims: QcCompliance %v, QcSSCD %v, QcType %s\n", c.QcCompliance, c.QcSSCD, strings.Join(c.QcTypes, ","))
+	}
+	for _, w := range q.Warnings {
+		fmt.Fprintf(b, "    qualification warning: %s\n", w)
+	}
+}
+
+func shortURI(u string) string {
+	if i := strings.LastIndexAny(u, "/#"); i >= 0 && i < len(u)-1 {
+		return u[i+1:]
+	}
+	return u
 }

@@ -44,6 +44,7 @@
     eseal: ["ختم إلكتروني", "e-seal"],
     web: ["موقع ويب", "website"],
     notq: ["غير مؤهلة", "not qualified"],
+    qunknown: ["التأهيل غير معروف (لا توجد قائمة ثقة)", "qualified status unknown (no trusted list)"],
     whole: ["يغطي المستند كاملًا", "covers the whole document"],
     partial: ["عُدِّل المستند بعد هذا التوقيع", "the document was changed after this signature"],
     permitted: ["أُضيفت بعده بيانات تحقق أو طوابع زمنية فقط (مسموح)", "only validation data or timestamps were added after it (permitted)"],
@@ -90,7 +91,9 @@
   function badges(s) {
     var f = el("span");
     function add(k) { var b = el("span", "badge"); b.appendChild(bi(k, [" ", ""])); f.appendChild(b); }
-    add(s.qualified ? "qualified" : "notq");
+    // qualified is true only when a trusted list says so (ETSI TS 119 615).
+    var qs = (s.qualification || {}).status;
+    add(s.qualified ? "qualified" : (qs === "unknown" ? "qunknown" : "notq"));
     if (s.qscd) { add("qscd"); }
     (s.qcTypes || []).forEach(function (t) { if (T[t]) { add(t); } });
     return f;

@@ -66,6 +66,8 @@ type Config struct {
 	Audit AuditConfig `yaml:"audit"`
 	// Metrics says where and to whom /metrics is served.
 	Metrics MetricsConfig `yaml:"metrics,omitempty"`
+	// TSL configures this deployment's own trusted list.
+	TSL TSLConfig `yaml:"tsl,omitempty"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -376,6 +378,7 @@ func (c *Config) Validate() error {
 	if err := c.Audit.Validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
+	errs = append(errs, c.TSL.Validate()...)
 	if len(errs) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(errs, "; "))
 	}

@@ -29,6 +29,17 @@ type VerifyConfig struct {
 	OfflineRevocation bool `yaml:"offlineRevocation,omitempty"`
 	// FetchTimeout bounds each online revocation fetch (default 10s).
 	FetchTimeout time.Duration `yaml:"fetchTimeout"`
+
+	// TrustedLists are ETSI TS 119 612 trusted lists (or the EU list of
+	// lists) whose qualified services are trust anchors and decide the
+	// qualified status; without any, no signature is reported qualified.
+	TrustedLists []TrustedListConfig `yaml:"trustedLists,omitempty"`
+	// TrustedListCache keeps fetched lists (default tsl/cache).
+	TrustedListCache string `yaml:"trustedListCache,omitempty"`
+	// TrustedListRefresh is how often `thiqa serve` reloads them (default 6h).
+	TrustedListRefresh time.Duration `yaml:"trustedListRefresh,omitempty"`
+	// TrustedListsOffline reads files and cached copies only.
+	TrustedListsOffline bool `yaml:"trustedListsOffline,omitempty"`
 }
 
 // DefaultVerifyConfig returns the verification settings of a local setup.
@@ -70,6 +81,7 @@ func (c VerifyConfig) Validate() error {
 	if c.FetchTimeout < 0 || c.FetchTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Sprintf("verify.fetchTimeout: want 0 to 5m, got %s", c.FetchTimeout))
 	}
+	errs = append(errs, c.validateTrustedLists()...)
 	for i, f := range c.TrustAnchorFiles {
 		if strings.TrimSpace(f) == "" {
 			errs = append(errs, fmt.Sprintf("verify.trustAnchorFiles[%d]: empty file name", i))
