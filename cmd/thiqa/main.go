@@ -109,11 +109,3 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nRun 'thiqa <command> -h' for a command's flags.")
 }
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-func runVersion(_ context.Context, env *cliEnv, _ []string) error {
-	fmt.Fprintln(env.stdout, "thiqa", version)
-	return nil
-}
