@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,8 +91,13 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	httpMetrics, err := metrics.NewHTTP(reg, slices.Collect(maps.Keys(sv.raw))...)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
-		Handler:           accessLog(logger, rawPrefixes(sv.raw, sv.mux)),
+		Handler:           accessLog(logger, httpMetrics.Handler(rawPrefixes(sv.raw, sv.mux))),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -162,6 +169,9 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 	s.ready["store"] = p.db.Ping
 	s.ready["token"] = p.token.Ping
 	s.mux.HandleFunc("GET /readyz", readiness(s.ready))
+	if err := metrics.RegisterReadiness(p.reg, s.ready); err != nil {
+		return err
+	}
 	if reg, ok := p.reg.(*prometheus.Registry); ok {
 		s.mux.Handle("GET /metrics", metrics.Handler(reg))
 	}
