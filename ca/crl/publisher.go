@@ -76,6 +76,7 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 			return nil, fmt.Errorf("%w: two generators for %s", ErrConfig, g.Issuer())
 		}
 		p.gens[g.Issuer()] = g
+		p.failures.WithLabelValues(g.Issuer()) // exported from the start: the first failure is an increase
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{p.genSeconds, p.entries, p.number, p.nextUpdate, p.failures, p.oversized} {
