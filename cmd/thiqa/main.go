@@ -56,7 +56,8 @@ func commands() []command {
 		{"audit", "verify the hash-chained audit log (audit verify)", runAudit},
 		{"keys", "list the keys on the token (keys list)", runKeys},
 		{"bench", "load generators (bench hsm)", runBench},
-		{"version", "print the version", runVersion},
+		{"config", "print the default configuration or check one (config default [--clock SOURCE], config check --data DIR)", runConfig},
+		{"version", "print the version, commit, Go version and build date", runVersion},
 	}
 }
 
