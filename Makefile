@@ -8,7 +8,13 @@ FUZZTIME ?= 10s
 export GOFLAGS ?= -mod=mod
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test bench fuzz lint clean
+# The build identity `thiqa version` prints (see scripts/version.sh).
+VERSION    := $(shell scripts/version.sh)
+COMMIT     := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE := $(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(BUILD_DATE)
+
+.PHONY: all build deb deps run test bench fuzz lint clean
 
 all: build
 
@@ -16,7 +22,12 @@ deps:
 	@scripts/install-deps.sh
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/thiqa
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/thiqa
+
+# deb builds thiqa_VERSION_ARCH.deb (binary, systemd unit, /etc/thiqa/thiqa.yaml,
+# monitoring files) with dpkg-deb, offline; see deploy/debian/README.Debian.
+deb: deps build
+	scripts/build-deb.sh --bin $(BIN) --version $(VERSION)
 
 # run prepares the data folder (SoftHSM token, keys, SQLite store) and serves
 # every service on 127.0.0.1:8080.
@@ -47,4 +58,4 @@ lint:
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin
+	rm -rf bin thiqa_*.deb

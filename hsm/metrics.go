@@ -68,6 +68,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.recoveries, err = register(reg, m.recoveries); err != nil {
 		return nil, err
 	}
+	// Every reason is exported from the start: the first recovery is then
+	// an increase an alert rule sees, not a new series.
+	for _, r := range []string{reasonSession, reasonNotLoggedIn, reasonNotInitialized, reasonTokenRemoved, reasonHandleInvalid, reasonOpActive} {
+		m.recoveries.WithLabelValues(r)
+	}
 	return m, nil
 }
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # install-deps.sh: installs, on a Debian machine, the system parts Thiqa's
-# build, `make run` and `make test` need, when they are missing: SoftHSM2,
-# PostgreSQL, OpenSSL, poppler (pdfsig), qpdf, NSS tools (certutil), a C
-# compiler for cgo, Chromium with an Arabic-capable font (the
-# verification page's browser test), and node/npm (xml-crypto checks the
-# trusted list's signature). Does nothing when everything is there.
+# build, `make run`, `make deb` and `make test` need, when they are missing:
+# SoftHSM2, PostgreSQL, OpenSSL, poppler (pdfsig), qpdf, NSS tools
+# (certutil), a C compiler for cgo, Chromium with an Arabic-capable font
+# (the verification page's browser test), node/npm (xml-crypto checks the
+# trusted list's signature), promtool (Prometheus rules), dpkg-dev
+# (dpkg-shlibdeps for `make deb`) and adduser (the package's postinst,
+# exercised by the package test). Does nothing when everything is there.
 set -euo pipefail
 
 need=()
@@ -22,6 +24,9 @@ have_cmd python3 || need+=(python3)
 have_cmd chromium || need+=(chromium)
 { have_cmd node && have_cmd npm; } || need+=(nodejs npm)
 { have_cmd fc-list && [ -n "$(fc-list :lang=ar)" ]; } || need+=(fonts-dejavu-core)
+have_cmd promtool || need+=(prometheus)
+have_cmd dpkg-shlibdeps || need+=(dpkg-dev)
+have_cmd adduser || need+=(adduser)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -49,11 +49,19 @@ func newMetrics(reg prometheus.Registerer, a *Authority) (*metrics, error) {
 		}
 		return 0
 	})
+	checked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "thiqa_tsa_clock_last_check_seconds", Help: "When the last clock check ran (Unix time); 0 before the first.",
+	}, func() float64 {
+		if st := a.lastClock.Load(); st != nil && !st.CheckedAt.IsZero() {
+			return float64(st.CheckedAt.Unix())
+		}
+		return 0
+	})
 	notAfter := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "thiqa_tsa_unit_certificate_not_after_seconds", Help: "NotAfter of the TSA unit certificate (Unix time).",
 	}, func() float64 { return float64(a.cert.NotAfter.Unix()) })
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.tokens, m.rejections, latency, offset, inSync, notAfter} {
+		for _, c := range []prometheus.Collector{m.tokens, m.rejections, latency, offset, inSync, checked, notAfter} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("timestamp: registering metrics: %w", err)
 			}

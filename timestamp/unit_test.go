@@ -364,9 +364,17 @@ func TestClockConfigAndMetrics(t *testing.T) {
 	for _, mf := range mfs {
 		names[mf.GetName()] = true
 	}
-	for _, n := range []string{"thiqa_tsa_tokens_total", "thiqa_tsa_request_duration_seconds", "thiqa_tsa_clock_offset_seconds", "thiqa_tsa_clock_in_sync", "thiqa_tsa_unit_certificate_not_after_seconds"} {
+	for _, n := range []string{"thiqa_tsa_tokens_total", "thiqa_tsa_request_duration_seconds", "thiqa_tsa_clock_offset_seconds", "thiqa_tsa_clock_in_sync", "thiqa_tsa_clock_last_check_seconds", "thiqa_tsa_unit_certificate_not_after_seconds"} {
 		if !names[n] {
 			t.Errorf("metric %s missing", n)
+		}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "thiqa_tsa_clock_last_check_seconds" {
+			// The request above checked the clock.
+			if got := mf.GetMetric()[0].GetGauge().GetValue(); time.Since(time.Unix(int64(got), 0)) > time.Minute {
+				t.Errorf("last clock check %v, want about now", got)
+			}
 		}
 	}
 	if got := testCounter(t, tsa, "thiqa_tsa_tokens_total", ""); got != 1 {

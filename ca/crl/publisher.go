@@ -38,6 +38,7 @@ type Publisher struct {
 	genSeconds *prometheus.HistogramVec
 	entries    *prometheus.GaugeVec
 	number     *prometheus.GaugeVec
+	nextUpdate *prometheus.GaugeVec
 	failures   *prometheus.CounterVec
 	oversized  *prometheus.CounterVec
 }
@@ -63,6 +64,8 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 			Help: "Entries on the latest CRL."}, []string{"crl"}),
 		number: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "thiqa_crl_number",
 			Help: "CRL number of the latest CRL."}, []string{"crl"}),
+		nextUpdate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "thiqa_crl_next_update_seconds",
+			Help: "nextUpdate (Unix time) of the latest CRL served."}, []string{"crl"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_crl_generation_failures_total",
 			Help: "CRL generations that failed."}, []string{"ca"}),
 		oversized: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_crl_oversized_total",
@@ -73,9 +76,10 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 			return nil, fmt.Errorf("%w: two generators for %s", ErrConfig, g.Issuer())
 		}
 		p.gens[g.Issuer()] = g
+		p.failures.WithLabelValues(g.Issuer()) // exported from the start: the first failure is an increase
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{p.genSeconds, p.entries, p.number, p.failures, p.oversized} {
+		for _, c := range []prometheus.Collector{p.genSeconds, p.entries, p.number, p.nextUpdate, p.failures, p.oversized} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("registering CRL metrics: %w", err)
 			}
@@ -132,10 +136,12 @@ func (p *Publisher) store(c *CRL) {
 	if old, ok := p.latest[c.Name]; !ok || old.crl.Number.Cmp(c.Number) < 0 {
 		p.latest[c.Name] = s
 	}
+	served := p.latest[c.Name].crl
 	p.mu.Unlock()
-	p.entries.WithLabelValues(c.Name).Set(float64(c.Entries))
-	f, _ := new(big.Float).SetInt(c.Number).Float64()
-	p.number.WithLabelValues(c.Name).Set(f)
+	p.entries.WithLabelValues(served.Name).Set(float64(served.Entries))
+	f, _ := new(big.Float).SetInt(served.Number).Float64()
+	p.number.WithLabelValues(served.Name).Set(f)
+	p.nextUpdate.WithLabelValues(served.Name).Set(float64(served.NextUpdate.Unix()))
 }
 
 // Latest returns the latest CRL published under a file name ("citizen.crl").

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestPublisherServesCRLsWithCacheHeaders(t *testing.T) {
@@ -23,12 +24,24 @@ func TestPublisherServesCRLsWithCacheHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPublisher(set, nil, prometheus.NewRegistry(), g)
+	reg := prometheus.NewRegistry()
+	p, err := NewPublisher(set, nil, reg, g)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := p.PublishAll(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	// The alert rules watch each served CRL's nextUpdate.
+	for _, name := range []string{"citizen-0.crl", "citizen-1.crl"} {
+		c, _ := p.Latest(name)
+		got := testutil.ToFloat64(p.nextUpdate.WithLabelValues(name))
+		if c == nil || got != float64(c.NextUpdate.Unix()) {
+			t.Fatalf("thiqa_crl_next_update_seconds{crl=%q} = %v, want the CRL's nextUpdate", name, got)
+		}
+	}
+	if n := testutil.CollectAndCount(reg, "thiqa_crl_next_update_seconds"); n != 2 {
+		t.Fatalf("%d nextUpdate series, want 2", n)
 	}
 	srv := httptest.NewServer(p)
 	defer srv.Close()

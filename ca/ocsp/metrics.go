@@ -39,9 +39,10 @@ type metrics struct {
 	cached, signedResp [nOutcomes]prometheus.Counter
 	signatures         [nSigReasons]prometheus.Counter
 	presign            *prometheus.HistogramVec
+	presignNextUpdate  *prometheus.GaugeVec
 }
 
-func newMetrics(reg prometheus.Registerer, cache ResponseCache) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, cache ResponseCache, issuers map[string]*issuer) (*metrics, error) {
 	responses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_ocsp_responses_total",
 		Help: "OCSP responses by status and by whether they were pre-signed."}, []string{"status", "presigned"})
 	sigs := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "thiqa_ocsp_signatures_total",
@@ -57,7 +58,14 @@ func newMetrics(reg prometheus.Registerer, cache ResponseCache) (*metrics, error
 	}
 	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "thiqa_ocsp_cache_entries",
 		Help: "Signed OCSP responses held in the response cache."}, func() float64 { return float64(cache.Len()) })
-	collectors := []prometheus.Collector{responses, sigs, m.presign, size}
+	m.presignNextUpdate = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "thiqa_ocsp_presign_next_update_seconds",
+		Help: "Earliest nextUpdate (Unix time) of the responses signed by the last complete pre-signing run, by CA."}, []string{"ca"})
+	collectors := []prometheus.Collector{responses, sigs, m.presign, m.presignNextUpdate, size}
+	for name, is := range issuers {
+		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "thiqa_ocsp_responder_certificate_not_after_seconds",
+			Help: "NotAfter (Unix time) of the OCSP responder certificate in use, by CA.", ConstLabels: prometheus.Labels{"ca": name}},
+			func() float64 { return float64(is.signing.Load().cert.NotAfter.Unix()) }))
+	}
 	if ev, ok := cache.(interface{ Evictions() uint64 }); ok {
 		collectors = append(collectors, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "thiqa_ocsp_cache_evictions_total",
 			Help: "Signed OCSP responses evicted from the full response cache."}, func() float64 { return float64(ev.Evictions()) }))
@@ -93,4 +101,9 @@ func (m *metrics) signed(r sigReason) { m.signatures[r].Inc() }
 
 func (m *metrics) presigned(ca string, d time.Duration) {
 	m.presign.WithLabelValues(ca).Observe(d.Seconds())
+}
+
+// presignedUntil records the earliest nextUpdate of a complete pre-signing run.
+func (m *metrics) presignedUntil(ca string, next time.Time) {
+	m.presignNextUpdate.WithLabelValues(ca).Set(float64(next.Unix()))
 }

@@ -22,6 +22,11 @@ func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error)
 		return 0, fmt.Errorf("OCSP responder is not authoritative for %q", name)
 	}
 	start := time.Now()
+	// Every response of this run has a nextUpdate at or after this one.
+	earliestNext := r.now().UTC().Truncate(time.Second).Add(r.set.Validity)
+	if na := is.signing.Load().cert.NotAfter; earliestNext.After(na) {
+		earliestNext = na
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type job struct {
@@ -78,6 +83,7 @@ func (r *Responder) PresignIssuer(ctx context.Context, name string) (int, error)
 	if err != nil {
 		return int(n.Load()), fmt.Errorf("pre-signing %s: %w", name, err)
 	}
+	r.m.presignedUntil(name, earliestNext)
 	if full {
 		r.log.InfoContext(ctx, "OCSP response cache full: pre-signing stopped, the other certificates are signed on demand",
 			"ca", name, "responses", n.Load(), "cached", r.cache.Len(), "seconds", time.Since(start).Seconds())

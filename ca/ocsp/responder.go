@@ -94,7 +94,7 @@ func New(set Settings, issuers []Issuer, src StatusSource, cache ResponseCache, 
 		}
 		r.issuers[is.Name] = in
 	}
-	m, err := newMetrics(reg, cache)
+	m, err := newMetrics(reg, cache, r.issuers)
 	if err != nil {
 		return nil, err
 	}

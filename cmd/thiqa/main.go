@@ -57,7 +57,8 @@ func commands() []command {
 		{"audit", "verify the hash-chained audit log (audit verify)", runAudit},
 		{"keys", "list the keys on the token (keys list)", runKeys},
 		{"bench", "load generators: bench hsm|issue|ocsp|tsa|login|seal|sign|verify ('thiqa bench -h' lists them)", runBench},
-		{"version", "print the version", runVersion},
+		{"config", "print the default configuration or check one (config default [--clock SOURCE], config check --data DIR)", runConfig},
+		{"version", "print the version, commit, Go version and build date", runVersion},
 	}
 }
 
@@ -109,12 +110,4 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'thiqa <command> -h' for a command's flags.")
-}
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
-func runVersion(_ context.Context, env *cliEnv, _ []string) error {
-	fmt.Fprintln(env.stdout, "thiqa", version)
-	return nil
 }

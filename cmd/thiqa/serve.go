@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -104,8 +106,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("starting %s: %w", w.name, err)
 		}
 	}
+	httpMetrics, err := metrics.NewHTTP(reg, slices.Collect(maps.Keys(sv.raw))...)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           accessLog(logger, rawPrefixes(sv.raw, sv.mux)),
+		Handler:           accessLog(logger, httpMetrics.Handler(rawPrefixes(sv.raw, sv.mux))),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -242,6 +248,9 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 	s.ready["store"] = p.db.Ping
 	s.ready["token"] = p.token.Ping
 	s.mux.HandleFunc("GET /readyz", readiness(s.ready))
+	if err := metrics.RegisterReadiness(p.reg, s.ready); err != nil {
+		return err
+	}
 	if reg, ok := p.reg.(*prometheus.Registry); ok {
 		h := metrics.Handler(reg)
 		if role := p.cfg.Metrics.RequireRole; role != "" {

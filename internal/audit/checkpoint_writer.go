@@ -76,12 +76,17 @@ func NewCheckpointWriter(chain ChainReader, signer crypto.Signer, path string, o
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	total := register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thiqa_audit_checkpoints_total",
+		Help: "Attempts to write a signed audit checkpoint, by result (written, unchanged, failed).",
+	}, []string{"result"}))
+	// Every result is exported from the start, so that the first failure
+	// is an increase an alert rule can see, not a new series.
+	for _, r := range []string{checkpointWritten, checkpointUnchanged, checkpointFailed} {
+		total.WithLabelValues(r)
+	}
 	return &CheckpointWriter{
-		chain: chain, signer: signer, path: path, logger: opts.Logger, now: opts.Now,
-		total: register(opts.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "thiqa_audit_checkpoints_total",
-			Help: "Attempts to write a signed audit checkpoint, by result (written, unchanged, failed).",
-		}, []string{"result"})),
+		chain: chain, signer: signer, path: path, logger: opts.Logger, now: opts.Now, total: total,
 	}, nil
 }
 

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+)
+
+// TestConfigVerb checks `thiqa config default` prints a configuration that
+// `thiqa config check` (and so init and serve) accepts, with the TSA clock
+// source asked for, and that both refuse bad input with one clear line.
+func TestConfigVerb(t *testing.T) {
+	dir := t.TempDir()
+	out := mustThiqa(t, nil, "config", "default", "--clock", "kernel").stdout
+	if !strings.HasPrefix(out, "# Thiqa configuration") {
+		t.Fatalf("no header:\n%s", out)
+	}
+	cfg, err := config.Parse([]byte(out), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TSA.Timestamp.Clock.Source != config.ClockKernel {
+		t.Fatalf("clock source %q", cfg.TSA.Timestamp.Clock.Source)
+	}
+	writeFile(t, filepath.Join(dir, "thiqa.yaml"), out)
+	if got := mustThiqa(t, nil, "config", "check", "--data", dir).stdout; got != filepath.Join(dir, "thiqa.yaml")+": ok\n" {
+		t.Fatalf("check: %q", got)
+	}
+
+	if r := thiqa(t, nil, "config", "default", "--clock", "ntp"); r.code != 2 || !strings.Contains(errorLine(t, r), "tsa.clock.source") {
+		t.Fatalf("bad clock: exit %d, %s", r.code, r.stderr)
+	}
+	writeFile(t, filepath.Join(dir, "thiqa.yaml"), strings.Replace(out, "listen:", "listne:", 1))
+	if r := thiqa(t, nil, "config", "check", "--data", dir); r.code != 1 || !strings.Contains(errorLine(t, r), "listne") {
+		t.Fatalf("bad key: exit %d, %s", r.code, r.stderr)
+	}
+	if err := os.Remove(filepath.Join(dir, "thiqa.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"config"}, {"config", "print"}, {"config", "check"}} {
+		if r := thiqa(t, nil, args...); r.code != 2 {
+			t.Errorf("%v: exit %d", args, r.code)
+		}
+	}
+}
