@@ -64,6 +64,7 @@ type azFixture struct {
 	officer   string
 	tokens    map[string]string // subject → token
 	idp       *ecdsa.PrivateKey // the test identity provider's key
+	clients   map[*tls.Certificate]*http.Client
 }
 
 const (
@@ -164,11 +165,21 @@ func randomBytes(n int) []byte {
 // do sends one request as caller.
 func (f *azFixture) do(t *testing.T, c azCaller, method, path, ctype string, body []byte, hdr map[string]string) (int, []byte) {
 	t.Helper()
-	tc := &tls.Config{RootCAs: f.roots}
-	if c.cert != nil {
-		tc.Certificates = []tls.Certificate{*c.cert}
+	// One client per client certificate, with keep-alives: the server
+	// reads the small body of a request it refuses, where a connection
+	// closed after the answer could break the client's write.
+	client := f.clients[c.cert]
+	if client == nil {
+		tc := &tls.Config{RootCAs: f.roots}
+		if c.cert != nil {
+			tc.Certificates = []tls.Certificate{*c.cert}
+		}
+		client = &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tc}}
+		if f.clients == nil {
+			f.clients = map[*tls.Certificate]*http.Client{}
+		}
+		f.clients[c.cert] = client
 	}
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}}
 	req, err := http.NewRequest(method, f.base+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
