@@ -18,6 +18,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -152,27 +153,13 @@ func (rp *Responders) RenewResponder(ctx context.Context, caName string) (ocsp.R
 		return ocsp.ResponderCert{}, fmt.Errorf("responder certificate of %s: %w", caName, err)
 	}
 	certPath, labelPath := rp.Paths(caName)
-	if err := replaceFile(labelPath, []byte(label+"\n")); err != nil {
+	if err := atomicfile.Write(labelPath, []byte(label+"\n"), 0o644); err != nil {
 		return ocsp.ResponderCert{}, err
 	}
-	if err := replaceFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issued.Certificate.Raw})); err != nil {
+	if err := atomicfile.Write(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issued.Certificate.Raw}), 0o644); err != nil {
 		return ocsp.ResponderCert{}, err
 	}
 	return ocsp.ResponderCert{Cert: issued.Certificate, Signer: key}, nil
-}
-
-// replaceFile writes path atomically (temporary file, then rename),
-// readable by all.
-func replaceFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("replacing %s: %w", path, err)
-	}
-	return nil
 }
 
 // Ensure returns an issuing CA's responder, issuing a new one when there is

@@ -302,21 +302,6 @@ func (f *fixture) crl(t *testing.T, name string) *x509.RevocationList {
 	return rl
 }
 
-// auditCount counts the records of action with outcome.
-func (f *fixture) auditCount(t *testing.T, action, outcome string) int {
-	t.Helper()
-	n := 0
-	if err := f.db.AuditRecords(t.Context(), 1, func(r audit.Record) error {
-		if r.Action == action && r.Outcome == outcome {
-			n++
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 func wantProblem(t *testing.T, what string, code int, body []byte, status int, text string) {
 	t.Helper()
 	if code != status || !strings.Contains(string(body), text) {
@@ -540,11 +525,11 @@ func runRevocation(t *testing.T, d storetest.Dialect) {
 	if rep, err := audit.Verify(t.Context(), f.db); err != nil || !rep.OK() {
 		t.Fatalf("audit verify: %v %v", rep, err)
 	}
-	if n := f.auditCount(t, "certificate.revoke", "success"); n != 3 {
+	if n := storetest.AuditCount(t, f.db, "certificate.revoke", "success"); n != 3 {
 		t.Fatalf("%d successful revocation records, want 3", n)
 	}
 	// 401, 403 ×3, 400 ×2, 404, 409 from the API and 409 from the other process.
-	if n := f.auditCount(t, "certificate.revoke", "refused"); n != 9 {
+	if n := storetest.AuditCount(t, f.db, "certificate.revoke", "refused"); n != 9 {
 		t.Fatalf("%d refused revocation records, want 9", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/timestamp"
 )
 
 // serviceKeys finds and generates the keys a service signs with all day
@@ -65,4 +66,35 @@ func (k responderKeys) GenerateKey(ctx context.Context, label string) (crypto.Si
 		return nil, err
 	}
 	return s, nil
+}
+
+// unitKeys are the TSA unit keys (timestamp.KeyStore).
+type unitKeys struct{ serviceKeys }
+
+func (k unitKeys) Labels(ctx context.Context) ([]string, error) {
+	keys, err := k.token.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]string, len(keys))
+	for i, key := range keys {
+		labels[i] = key.Label
+	}
+	return labels, nil
+}
+
+func (k unitKeys) Key(ctx context.Context, label string) (timestamp.UnitKey, error) {
+	s, err := k.find(ctx, label)
+	if err != nil {
+		return timestamp.UnitKey{}, err
+	}
+	return timestamp.UnitKey{Signer: s, Label: s.Label(), URI: s.URI()}, nil
+}
+
+func (k unitKeys) GenerateKey(ctx context.Context, label string) (timestamp.UnitKey, error) {
+	s, err := k.generate(ctx, label)
+	if err != nil {
+		return timestamp.UnitKey{}, err
+	}
+	return timestamp.UnitKey{Signer: s, Label: s.Label(), URI: s.URI()}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/timestamp"
 )
 
 // platform is what every service is built on: the configuration, logging,
@@ -64,7 +65,7 @@ type serving struct {
 	// tsa is this server's own time-stamp authority once the TSA service
 	// is wired (nil otherwise): the signing service asks it for signature
 	// time-stamps in process instead of over HTTP.
-	tsa *tsaService
+	tsa *timestamp.Service
 }
 
 // serviceWiring builds one service of `thiqa serve` and registers its routes.
