@@ -85,7 +85,7 @@ type AuditEntry struct {
 	Details map[string]string
 }
 
-// Auditor appends to the audit log (internal/audit, adapted by the lead).
+// Auditor appends to the audit log (internal/audit, adapted by cmd/thiqa).
 type Auditor interface {
 	Append(ctx context.Context, e AuditEntry) error
 }

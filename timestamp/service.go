@@ -119,13 +119,16 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 // names of the one it replaces.
 type collectorSet struct{ cs []prometheus.Collector }
 
+// Register keeps col.
 func (c *collectorSet) Register(col prometheus.Collector) error {
 	c.cs = append(c.cs, col)
 	return nil
 }
 
+// MustRegister keeps cs.
 func (c *collectorSet) MustRegister(cs ...prometheus.Collector) { c.cs = append(c.cs, cs...) }
 
+// Unregister does nothing: a generation's collectors are dropped whole.
 func (c *collectorSet) Unregister(prometheus.Collector) bool { return false }
 
 // install makes an Authority for unit and swaps it in; the metrics move to it.

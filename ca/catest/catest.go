@@ -80,6 +80,7 @@ func New(t testing.TB, st ca.Store, log *audit.Log, baseURL string) *PKI {
 // auditor records the CA's entries in the audit log.
 type auditor struct{ log *audit.Log }
 
+// Append records e.
 func (a auditor) Append(ctx context.Context, e ca.AuditEntry) error {
 	_, err := a.log.Append(ctx, audit.Entry{Actor: e.Actor, Action: e.Action, Object: e.Object, Outcome: e.Outcome, Details: e.Details})
 	return err

@@ -99,6 +99,7 @@ func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
 // every other client-certificate path.
 type identityStatus struct{ c *revocation.Checker }
 
+// CertificateStatus answers from the process's status checker.
 func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certificate) (identity.CertificateStatus, error) {
 	st, err := s.c.Status(ctx, cert)
 	if err != nil {
@@ -114,6 +115,7 @@ type mobileDirectory struct {
 	certs *store.Certificates
 }
 
+// RemoteCredential returns the citizen's enrolled mobile ID credential.
 func (d mobileDirectory) RemoteCredential(ctx context.Context, civil string) (*identity.RemoteCredential, error) {
 	id, err := d.ids.MobileCredentialID(ctx, civil)
 	if err != nil {
@@ -126,6 +128,7 @@ func (d mobileDirectory) RemoteCredential(ctx context.Context, civil string) (*i
 	return &identity.RemoteCredential{ID: id, Certificate: rec.Certificate}, nil
 }
 
+// IssuedCredential returns the certificate issued for a credential key.
 func (d mobileDirectory) IssuedCredential(ctx context.Context, id string) (*identity.IssuedCredential, error) {
 	rec, err := d.certs.CertificateByCredential(ctx, id)
 	if errors.Is(err, ca.ErrNotFound) {

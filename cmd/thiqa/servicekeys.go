@@ -52,6 +52,7 @@ func (k serviceKeys) generate(ctx context.Context, label string) (*hsm.Signer, e
 // responderKeys are the OCSP responders' keys (revocation.KeyStore).
 type responderKeys struct{ serviceKeys }
 
+// Key returns the responder key labelled label (fs.ErrNotExist when gone).
 func (k responderKeys) Key(ctx context.Context, label string) (crypto.Signer, error) {
 	s, err := k.find(ctx, label)
 	if err != nil {
@@ -60,6 +61,7 @@ func (k responderKeys) Key(ctx context.Context, label string) (crypto.Signer, er
 	return s, nil
 }
 
+// GenerateKey generates and audits a responder key.
 func (k responderKeys) GenerateKey(ctx context.Context, label string) (crypto.Signer, error) {
 	s, err := k.generate(ctx, label)
 	if err != nil {
@@ -71,6 +73,7 @@ func (k responderKeys) GenerateKey(ctx context.Context, label string) (crypto.Si
 // unitKeys are the TSA unit keys (timestamp.KeyStore).
 type unitKeys struct{ serviceKeys }
 
+// Labels lists the labels of the keys on the token.
 func (k unitKeys) Labels(ctx context.Context) ([]string, error) {
 	keys, err := k.token.ListKeys(ctx)
 	if err != nil {
@@ -83,6 +86,7 @@ func (k unitKeys) Labels(ctx context.Context) ([]string, error) {
 	return labels, nil
 }
 
+// Key returns the unit key labelled label (fs.ErrNotExist when gone).
 func (k unitKeys) Key(ctx context.Context, label string) (timestamp.UnitKey, error) {
 	s, err := k.find(ctx, label)
 	if err != nil {
@@ -91,6 +95,7 @@ func (k unitKeys) Key(ctx context.Context, label string) (timestamp.UnitKey, err
 	return timestamp.UnitKey{Signer: s, Label: s.Label(), URI: s.URI()}, nil
 }
 
+// GenerateKey generates and audits a unit key.
 func (k unitKeys) GenerateKey(ctx context.Context, label string) (timestamp.UnitKey, error) {
 	s, err := k.generate(ctx, label)
 	if err != nil {

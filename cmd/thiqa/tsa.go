@@ -45,6 +45,7 @@ type unitCertifier struct {
 	authority *ca.Authority
 }
 
+// CertifyUnit returns the tsa-unit certificate of pub, issued now or before.
 func (c *unitCertifier) CertifyUnit(ctx context.Context, pub crypto.PublicKey, credentialID, actor string) (*x509.Certificate, *x509.Certificate, error) {
 	if c.authority == nil {
 		a, err := openAuthority(ctx, c.p, nil)
