@@ -85,7 +85,7 @@ type AuditEntry struct {
 	Details map[string]string
 }
 
-// Auditor appends to the audit log (internal/audit, adapted by the lead).
+// Auditor appends to the audit log (internal/audit, adapted by cmd/thiqa).
 type Auditor interface {
 	Append(ctx context.Context, e AuditEntry) error
 }
@@ -256,6 +256,42 @@ func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
 	}
 	a.log.InfoContext(ctx, "certificate issued", "serial", out.Serial, "profile", req.Profile, "by", req.RequestedBy)
 	return out, nil
+}
+
+// IssueOnce is Issue for a key the service generated (req.PublicKey, no
+// CSR) whose certification may have been interrupted after issuance (an
+// init stopped before it wrote the certificate file): when an unexpired,
+// unrevoked certificate of req.Profile was already issued for that key, it
+// returns that one, without issuing or auditing anything, where Issue would
+// refuse the request as a duplicate.
+func (a *Authority) IssueOnce(ctx context.Context, req Request) (*Issued, error) {
+	if req.PublicKey == nil || len(req.CSR) > 0 {
+		return a.Issue(ctx, req)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(req.PublicKey)
+	if err != nil {
+		return nil, &WeakKeyError{Reason: err.Error()}
+	}
+	serial, err := a.store.FindIssued(ctx, req.Profile, sha256.Sum256(spki), a.now())
+	if err != nil {
+		return nil, fmt.Errorf("looking for an earlier certificate: %w", err)
+	}
+	if serial == "" {
+		return a.Issue(ctx, req)
+	}
+	rec, err := a.store.GetCertificate(ctx, serial)
+	if err != nil {
+		return nil, fmt.Errorf("reading certificate %s: %w", serial, err)
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return nil, fmt.Errorf("parsing stored certificate %s: %w", serial, err)
+	}
+	is, ok := a.issuers[rec.CA]
+	if !ok {
+		return nil, fmt.Errorf("certificate %s: issuing CA %q is not configured", serial, rec.CA)
+	}
+	return &Issued{Serial: serial, CA: rec.CA, Certificate: cert, Chain: []*x509.Certificate{is.cert, a.root}, CredentialID: rec.CredentialID}, nil
 }
 
 // RequestError is a malformed request (no key, CA not allowed, ...).

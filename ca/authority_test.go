@@ -199,3 +199,32 @@ func TestNSSTrustsSigningCertificates(t *testing.T) {
 		}
 	}
 }
+
+// TestIssueOnce: a service key certified once gets the same certificate
+// back, unaudited, where Issue refuses a second one; a fresh key is issued.
+func TestIssueOnce(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	ctx := context.Background()
+	key := p384(t)
+	req := Request{Profile: policies.ProfileTSAUnit, Subject: subjectFor(policies.ProfileTSAUnit), PublicKey: key.Public(),
+		KeyGeneratedByService: true, CredentialID: "tsa-unit", RequestedBy: "thiqa-init"}
+	first, err := pki.authority.IssueOnce(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := len(pki.audit.entries)
+	again, err := pki.authority.IssueOnce(ctx, req)
+	if err != nil || again.Serial != first.Serial || !again.Certificate.Equal(first.Certificate) || again.CredentialID != "tsa-unit" ||
+		len(again.Chain) != 2 || !again.Chain[0].Equal(pki.issuers[policies.IssuerTSA].cert) {
+		t.Fatalf("second IssueOnce: %+v %v", again, err)
+	}
+	if len(pki.audit.entries) != records {
+		t.Fatalf("IssueOnce of a certified key wrote %d audit records", len(pki.audit.entries)-records)
+	}
+	if _, err := pki.authority.Issue(ctx, req); !errors.Is(err, ErrDuplicateRequest) {
+		t.Fatalf("Issue of a certified key: %v", err)
+	}
+	if _, n := pki.store.counts(); n != 1 {
+		t.Fatalf("%d certificates stored", n)
+	}
+}

@@ -18,7 +18,7 @@ import (
 )
 
 // KeyGenerator creates subject keys on the service's token for remote
-// signing ("keyInHSM": true). The lead implements it over hsm/.
+// signing ("keyInHSM": true). cmd/thiqa implements it over hsm/.
 type KeyGenerator interface {
 	// GenerateKey creates a key suited to the profile and returns the
 	// credential ID that names it and its public key.

@@ -57,7 +57,7 @@ type Issuer struct {
 	p384Err  error
 }
 
-// NewIssuer checks that signer holds the key of cert (the lead calls it at
+// NewIssuer checks that signer holds the key of cert (cmd/thiqa calls it at
 // start-up with the HSM key) and prepares the throwaway lint key.
 func NewIssuer(cert *x509.Certificate, signer crypto.Signer, opts IssuerOptions) (*Issuer, error) {
 	if cert == nil || signer == nil {

@@ -28,6 +28,11 @@
 // through a crypto.Signer (a key on the token in production). The subject is
 // pairwise per sector unless the client may see the civil number.
 //
+// Operators register portals (NewClient, RegisterClient, and ClientAPI
+// for POST /api/v1/oidc/clients behind the guard cmd/thiqa passes) and
+// enrol citizens' mobile IDs (EnrolMobileID); `thiqa oidc` and `thiqa
+// serve` only parse and wire.
+//
 // The package keeps no state of its own: clients, logins, grants and used
 // assertion IDs live in a Store (package store implements it), so any
 // number of instances may serve behind a load balancer.

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/ca/revocation"
 )
 
 // The revocation store feeds the CRL generator and the OCSP responder.
@@ -19,6 +19,7 @@ var (
 	_ crl.NumberSource  = (*Revocations)(nil)
 	_ crl.RevokedSource = (*Revocations)(nil)
 	_ ocsp.StatusSource = (*Revocations)(nil)
+	_ revocation.Store  = (*Revocations)(nil)
 )
 
 // Revocations is the revocation store over the revocations and crl_numbers
@@ -30,41 +31,9 @@ type Revocations struct {
 // Revocations returns the revocation store.
 func (db *DB) Revocations() *Revocations { return &Revocations{db: db} }
 
-// Revocation is one recorded revocation.
-type Revocation struct {
-	Serial    string // lower-case hex, as in the certificates table
-	CA        string
-	Partition int
-	RevokedAt time.Time // whole seconds, UTC
-	Reason    int       // RFC 5280 CRLReason code
-	RevokedBy string
-	Recorded  time.Time // when the row was written (nanoseconds)
-}
-
 // SerialKey is the form serials take in the store: the lower-case hex of
 // the serial's big-endian magnitude (two digits per byte).
 func SerialKey(serial *big.Int) string { return hex.EncodeToString(serial.Bytes()) }
-
-// NormalizeSerial turns a hex serial as a person may type it (upper case,
-// "0x" prefix, colons, odd length, leading zeros) into SerialKey form.
-func NormalizeSerial(s string) (string, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.TrimPrefix(t, "0x")
-	t = strings.ReplaceAll(t, ":", "")
-	if t == "" || len(t) > 64 {
-		return "", fmt.Errorf("serial %q: want 1 to 64 hex digits", s)
-	}
-	for _, c := range t {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return "", fmt.Errorf("serial %q: want hex digits", s)
-		}
-	}
-	n, _ := new(big.Int).SetString(t, 16)
-	if n.Sign() <= 0 {
-		return "", fmt.Errorf("serial %q: must be positive", s)
-	}
-	return SerialKey(n), nil
-}
 
 // ErrBadReason is returned for a reason code Thiqa never records
 // (certificateHold, removeFromCRL, unassigned values).
@@ -72,13 +41,14 @@ var ErrBadReason = errors.New("store: revocation reason not allowed")
 
 // Revoke records the final revocation of an issued certificate, now
 // (truncated to whole seconds). It returns an error wrapping ErrNotFound
-// when no certificate with that serial was issued, ErrConflict when it is
-// already revoked, ErrBadReason for a reason Thiqa does not record; in each
-// case nothing changed.
-func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by string, now time.Time) (*Revocation, error) {
-	key, err := NormalizeSerial(serial)
+// and revocation.ErrNotFound when no certificate with that serial was
+// issued, ErrConflict and revocation.ErrAlreadyRevoked when it is already
+// revoked, ErrBadReason for a reason Thiqa does not record; in each case
+// nothing changed.
+func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by string, now time.Time) (*revocation.Revocation, error) {
+	key, err := revocation.NormalizeSerial(serial)
 	if err != nil {
-		return nil, fmt.Errorf("store: revoking: %w: %v", ErrNotFound, err)
+		return nil, fmt.Errorf("store: revoking: %w: %w: %v", revocation.ErrNotFound, ErrNotFound, err)
 	}
 	if !crl.ValidReason(reason) {
 		return nil, fmt.Errorf("store: revoking %s: %w: code %d", key, ErrBadReason, reason)
@@ -86,14 +56,14 @@ func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by 
 	if by == "" {
 		return nil, errors.New("store: revoking: the revoking party is required")
 	}
-	var out *Revocation
+	var out *revocation.Revocation
 	err = r.db.writeTx(ctx, func(t *txn) error {
 		out = nil
 		var ca, state string
 		var part int
 		err := t.queryRow(ctx, `SELECT ca, state, crl_partition FROM certificates WHERE serial = ?`, key).Scan(&ca, &state, &part)
 		if errors.Is(err, sql.ErrNoRows) || (err == nil && state != "issued") {
-			return fmt.Errorf("store: revoking %s: certificate %w", key, ErrNotFound)
+			return fmt.Errorf("store: revoking %s: %w: %w", key, revocation.ErrNotFound, ErrNotFound)
 		}
 		if err != nil {
 			return mapErr("store: revoking "+key, err)
@@ -103,9 +73,9 @@ func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by 
 			return mapErr("store: revoking "+key, err)
 		}
 		if n > 0 {
-			return fmt.Errorf("store: revoking %s: %w: already revoked", key, ErrConflict)
+			return fmt.Errorf("store: revoking %s: %w: %w", key, revocation.ErrAlreadyRevoked, ErrConflict)
 		}
-		rec := &Revocation{Serial: key, CA: ca, Partition: part, RevokedAt: now.UTC().Truncate(time.Second),
+		rec := &revocation.Revocation{Serial: key, CA: ca, Partition: part, RevokedAt: now.UTC().Truncate(time.Second),
 			Reason: reason, RevokedBy: by, Recorded: time.Now().UTC()}
 		if _, err := t.exec(ctx, `INSERT INTO revocations (serial, ca, crl_partition, revoked_at, reason, revoked_by, recorded_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`, key, ca, part, rec.RevokedAt.UnixNano(), reason, by, rec.Recorded.UnixNano()); err != nil {
@@ -122,8 +92,8 @@ func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by 
 
 const revocationColumns = `serial, ca, crl_partition, revoked_at, reason, revoked_by, recorded_at`
 
-func scanRevocation(sc interface{ Scan(...any) error }) (*Revocation, error) {
-	var rv Revocation
+func scanRevocation(sc interface{ Scan(...any) error }) (*revocation.Revocation, error) {
+	var rv revocation.Revocation
 	var at, rec int64
 	if err := sc.Scan(&rv.Serial, &rv.CA, &rv.Partition, &at, &rv.Reason, &rv.RevokedBy, &rec); err != nil {
 		return nil, err
@@ -134,8 +104,8 @@ func scanRevocation(sc interface{ Scan(...any) error }) (*Revocation, error) {
 
 // Revocation returns the revocation of a serial, or an error wrapping
 // ErrNotFound when it is not revoked.
-func (r *Revocations) Revocation(ctx context.Context, serial string) (*Revocation, error) {
-	key, err := NormalizeSerial(serial)
+func (r *Revocations) Revocation(ctx context.Context, serial string) (*revocation.Revocation, error) {
+	key, err := revocation.NormalizeSerial(serial)
 	if err != nil {
 		return nil, fmt.Errorf("store: revocation: %w: %v", ErrNotFound, err)
 	}
@@ -148,7 +118,7 @@ func (r *Revocations) Revocation(ctx context.Context, serial string) (*Revocatio
 
 // RecordedSince returns up to limit revocations recorded at or after since,
 // oldest first: how an instance learns of revocations another process made.
-func (r *Revocations) RecordedSince(ctx context.Context, since time.Time, limit int) ([]Revocation, error) {
+func (r *Revocations) RecordedSince(ctx context.Context, since time.Time, limit int) ([]revocation.Revocation, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -158,7 +128,7 @@ func (r *Revocations) RecordedSince(ctx context.Context, since time.Time, limit 
 		return nil, mapErr("store: recent revocations", err)
 	}
 	defer rows.Close()
-	var out []Revocation
+	var out []revocation.Revocation
 	for rows.Next() {
 		rv, err := scanRevocation(rows)
 		if err != nil {

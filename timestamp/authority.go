@@ -21,8 +21,8 @@ import (
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
 
-// Errors about the TSA unit certificate. The lead renews the certificate
-// when New or Ready returns ErrUnitCertificateExpired.
+// Errors about the TSA unit and its clock. Service renews a unit before its
+// certificate expires, and replaces an expired one before serving.
 var (
 	// ErrUnitCertificateExpired: now is after the unit certificate's
 	// NotAfter; the key must not sign any more tokens with it.
@@ -196,7 +196,7 @@ func (a *Authority) checkValidity(now time.Time) error {
 	return nil
 }
 
-// Certificate returns the unit certificate (the lead renews it before NotAfter).
+// Certificate returns the unit certificate (Service renews it before NotAfter).
 func (a *Authority) Certificate() *x509.Certificate { return a.cert }
 
 // Ready reports whether the Authority can issue tokens now: the clock is in

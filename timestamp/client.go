@@ -80,26 +80,9 @@ func NewClient(rawURL string, o ClientOptions) (*Client, error) {
 // does not verify the token's signature or certificate path: relying
 // parties do that (verify/).
 func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash) ([]byte, error) {
-	oid, ok := tsp.OIDFromHash(hash)
-	if !ok || !hash.Available() {
-		return nil, fmt.Errorf("timestamp client: hash %v not supported", hash)
-	}
-	if len(digest) != hash.Size() {
-		return nil, fmt.Errorf("timestamp client: %v digest must be %d bytes, got %d", hash, hash.Size(), len(digest))
-	}
-	nb := make([]byte, 16)
-	if _, err := rand.Read(nb); err != nil {
-		return nil, fmt.Errorf("timestamp client: nonce: %w", err)
-	}
-	nb[0] |= 0x01 // never zero
-	nonce := new(big.Int).SetBytes(nb)
-	req := tsp.Request{
-		MessageImprint: tsp.MessageImprint{HashAlgorithm: oid, HashedMessage: digest},
-		ReqPolicy:      c.policy, Nonce: nonce, CertReq: c.certReq,
-	}
-	body, err := req.Marshal()
+	req, body, err := newRequest(digest, hash, c.policy, c.certReq)
 	if err != nil {
-		return nil, fmt.Errorf("timestamp client: encoding the request: %w", err)
+		return nil, fmt.Errorf("timestamp client: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -127,7 +110,34 @@ func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash)
 	if int64(len(raw)) > c.maxResp {
 		return nil, fmt.Errorf("timestamp client: reply larger than %d bytes", c.maxResp)
 	}
-	return checkReply(raw, &req)
+	return checkReply(raw, req)
+}
+
+// newRequest builds the DER TimeStampReq for digest (the hash, by hash, of
+// the data) with a fresh 128-bit nonce, the policy (nil for none) and
+// certReq.
+func newRequest(digest []byte, hash crypto.Hash, policy asn1.ObjectIdentifier, certReq bool) (*tsp.Request, []byte, error) {
+	oid, ok := tsp.OIDFromHash(hash)
+	if !ok || !hash.Available() {
+		return nil, nil, fmt.Errorf("hash %v not supported", hash)
+	}
+	if len(digest) != hash.Size() {
+		return nil, nil, fmt.Errorf("%v digest must be %d bytes, got %d", hash, hash.Size(), len(digest))
+	}
+	var nb [16]byte
+	if _, err := rand.Read(nb[:]); err != nil {
+		return nil, nil, fmt.Errorf("nonce: %w", err)
+	}
+	nb[0] |= 0x01 // never zero
+	req := &tsp.Request{
+		MessageImprint: tsp.MessageImprint{HashAlgorithm: oid, HashedMessage: digest},
+		ReqPolicy:      policy, Nonce: new(big.Int).SetBytes(nb[:]), CertReq: certReq,
+	}
+	der, err := req.Marshal()
+	if err != nil {
+		return nil, nil, fmt.Errorf("encoding the request: %w", err)
+	}
+	return req, der, nil
 }
 
 func checkReply(raw []byte, req *tsp.Request) ([]byte, error) {

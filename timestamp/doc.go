@@ -2,10 +2,15 @@
 // (TSA) profiled by ETSI EN 319 421/422: it checks requests, allocates
 // serial numbers in blocks that are never reused, refuses to issue when its
 // clock is not known to be within the declared accuracy, records every token
-// before it leaves, signs tokens with a crypto.Signer, serves them over
-// HTTP, and offers a client for the services that need timestamps.
+// before it leaves, signs tokens with a crypto.Signer and serves them over
+// HTTP (Authority). Around one unit, Service keeps the TSA running: it
+// loads the unit (Units: its key on the token, its certificate files),
+// renews it with a new key before its certificate expires and swaps it in.
+// For the services that need timestamps it offers an HTTP Client and an
+// InProcessClient for this server's own TSA.
 //
-// The ASN.1 and CMS encoding lives in the tsp subpackage. The store, the
-// audit log and the HSM are reached through the narrow interfaces declared
-// here (SerialBlockStore, Recorder, ClockChecker, crypto.Signer).
+// The ASN.1 and CMS encoding lives in the tsp subpackage, the clock sources
+// in clock. The store, the audit log, the token and the CA are reached
+// through the narrow interfaces declared here (SerialBlockStore, Recorder,
+// AuditLog, ClockChecker, KeyStore, Certifier, crypto.Signer).
 package timestamp

@@ -9,10 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/pem"
 	"math/big"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -76,19 +73,6 @@ func (p *pki) leaf(t testing.TB, serial int64) *x509.Certificate {
 		NotBefore: nb, NotAfter: nb.AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature,
 		OCSPServer: []string{"http://127.0.0.1/ocsp"}}
 	return mustCert(t, tmpl, p.ca, k.Public(), p.caKey)
-}
-
-func writePEM(t testing.TB, dir, name string, certs ...*x509.Certificate) string {
-	t.Helper()
-	var out []byte
-	for _, c := range certs {
-		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 // memStatus is an in-memory StatusSource.

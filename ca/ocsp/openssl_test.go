@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/thiqa/thiqa/ca/catest"
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 
@@ -34,14 +35,14 @@ func TestOpenSSLClient(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	dir := t.TempDir()
-	issuer := writePEM(t, dir, "issuer.pem", p.ca)
-	root := writePEM(t, dir, "root.pem", p.root)
+	issuer := catest.WritePEM(t, dir, "issuer.pem", p.ca)
+	root := catest.WritePEM(t, dir, "root.pem", p.root)
 	for _, c := range []struct {
 		name, want string
 		serial     int64
 	}{{"good.pem", "good", 1001}, {"revoked.pem", "revoked", 1002}, {"unknown.pem", "unknown", 1003}} {
-		leaf := map[int64]string{1001: writePEM(t, dir, "good.pem", good), 1002: writePEM(t, dir, "revoked.pem", revoked),
-			1003: writePEM(t, dir, "unknown.pem", unknown)}[c.serial]
+		leaf := map[int64]string{1001: catest.WritePEM(t, dir, "good.pem", good), 1002: catest.WritePEM(t, dir, "revoked.pem", revoked),
+			1003: catest.WritePEM(t, dir, "unknown.pem", unknown)}[c.serial]
 		for _, nonce := range []string{"-nonce", "-no_nonce"} {
 			before := counter(t, reg, "thiqa_ocsp_responses_total", map[string]string{"status": c.want, "presigned": "true"})
 			out, _ := exec.Command(openssl, "ocsp", "-issuer", issuer, "-cert", leaf, "-url", srv.URL+"/ocsp",
@@ -68,13 +69,13 @@ func TestOpenSSLClient(t *testing.T) {
 	if err := r.Revoked(context.Background(), "citizen", good.SerialNumber); err != nil {
 		t.Fatal(err)
 	}
-	leaf := writePEM(t, dir, "good.pem", good)
+	leaf := catest.WritePEM(t, dir, "good.pem", good)
 	out, _ := exec.Command(openssl, "ocsp", "-issuer", issuer, "-cert", leaf, "-url", srv.URL+"/ocsp", "-CAfile", root, "-no_nonce").CombinedOutput()
 	if s := string(out); !strings.Contains(s, "Response verify OK") || !strings.Contains(s, leaf+": revoked") || !strings.Contains(s, "superseded") {
 		t.Fatalf("after revocation:\n%s", s)
 	}
 	// SHA-256 CertIDs are answered too.
-	out, _ = exec.Command(openssl, "ocsp", "-sha256", "-issuer", issuer, "-cert", writePEM(t, dir, "r.pem", revoked), "-url", srv.URL+"/ocsp",
+	out, _ = exec.Command(openssl, "ocsp", "-sha256", "-issuer", issuer, "-cert", catest.WritePEM(t, dir, "r.pem", revoked), "-url", srv.URL+"/ocsp",
 		"-CAfile", root, "-nonce").CombinedOutput()
 	if s := string(out); !strings.Contains(s, "Response verify OK") || !strings.Contains(s, ": revoked") {
 		t.Fatalf("sha256 CertID:\n%s", s)
@@ -93,8 +94,8 @@ func TestOpenSSLForeignCA(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	dir := t.TempDir()
-	out, _ := exec.Command(openssl, "ocsp", "-issuer", writePEM(t, dir, "i.pem", other.ca), "-cert", writePEM(t, dir, "l.pem", other.leaf(t, 5)),
-		"-url", srv.URL+"/ocsp", "-CAfile", writePEM(t, dir, "r.pem", other.root)).CombinedOutput()
+	out, _ := exec.Command(openssl, "ocsp", "-issuer", catest.WritePEM(t, dir, "i.pem", other.ca), "-cert", catest.WritePEM(t, dir, "l.pem", other.leaf(t, 5)),
+		"-url", srv.URL+"/ocsp", "-CAfile", catest.WritePEM(t, dir, "r.pem", other.root)).CombinedOutput()
 	if !strings.Contains(string(out), "unauthorized") {
 		t.Fatalf("foreign CA:\n%s", out)
 	}

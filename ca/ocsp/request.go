@@ -235,7 +235,7 @@ func parseExtensions(s cryptobyte.String) ([]byte, error) {
 
 // NewRequest builds a DER OCSP request for serial issued by issuer, with
 // CertID hash h and, when nonce is non-empty, a nonce extension (RFC 8954).
-// Load generators and tests use it; the lead's `thiqa bench ocsp` can build
+// Load generators and tests use it; `thiqa bench ocsp` builds
 // its request set with it.
 func NewRequest(issuer *x509.Certificate, serial *big.Int, h crypto.Hash, nonce []byte) ([]byte, error) {
 	if hashOID(h) == nil {

@@ -1,10 +1,7 @@
-// Package revocation is the CA's revocation room: the RFC 5280 reason
-// codes a revocation may give, the revoker and the poller that carry a
-// revocation to the CRLs and the OCSP responder, and the certificate status
-// checker that every client-certificate login and API call goes through.
 package revocation
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -51,8 +48,13 @@ func (r Reason) String() string {
 	return fmt.Sprintf("reason-%d", int(r))
 }
 
+// ErrBadReason is wrapped by the error of ParseReason: the reason is not
+// one a revocation may give.
+var ErrBadReason = errors.New("unknown revocation reason")
+
 // ParseReason maps an RFC 5280 reason name to its code. Only the reasons
-// a revocation may give are accepted.
+// a revocation may give are accepted; any other is an error wrapping
+// ErrBadReason.
 func ParseReason(s string) (Reason, error) {
 	for _, n := range reasonNames {
 		if n.name == s {
@@ -63,5 +65,5 @@ func ParseReason(s string) (Reason, error) {
 	for i, n := range reasonNames {
 		names[i] = n.name
 	}
-	return 0, fmt.Errorf("unknown revocation reason %q (want %s)", s, strings.Join(names, ", "))
+	return 0, fmt.Errorf("%w %q (want %s)", ErrBadReason, s, strings.Join(names, ", "))
 }

@@ -101,9 +101,9 @@ func (c *Checker) Status(ctx context.Context, cert *x509.Certificate) (Status, e
 }
 
 // Forget drops what the checker remembers about the certificate with that
-// serial (lower-case hex, as the store keys it): the revoker calls it for
-// every revocation it records or learns of, so this process sees a
-// revocation at once and others within maxAge.
+// serial (lower-case hex, as the store keys it): the revocation Service
+// calls it for every revocation it records or learns of, so this process
+// sees a revocation at once and others within maxAge.
 func (c *Checker) Forget(serial string) {
 	c.mu.Lock()
 	delete(c.cache, serial)

@@ -6,12 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +24,6 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pin"
-	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 )
@@ -102,6 +99,7 @@ func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
 // every other client-certificate path.
 type identityStatus struct{ c *revocation.Checker }
 
+// CertificateStatus answers from the process's status checker.
 func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certificate) (identity.CertificateStatus, error) {
 	st, err := s.c.Status(ctx, cert)
 	if err != nil {
@@ -110,18 +108,28 @@ func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certif
 	return identity.CertificateStatus{Known: st.Known, Profile: st.Profile, Revoked: st.Revoked, RevokedAt: st.RevokedAt}, nil
 }
 
-// mobileDirectory finds a citizen's enrolled mobile ID credential and its
-// certificate.
+// mobileDirectory finds a citizen's enrolled mobile ID credential and the
+// certificates of credentials (identity.Directory, identity.Credentials).
 type mobileDirectory struct {
 	ids   *store.Identity
 	certs *store.Certificates
 }
 
+// RemoteCredential returns the citizen's enrolled mobile ID credential.
 func (d mobileDirectory) RemoteCredential(ctx context.Context, civil string) (*identity.RemoteCredential, error) {
 	id, err := d.ids.MobileCredentialID(ctx, civil)
 	if err != nil {
 		return nil, err
 	}
+	rec, err := d.IssuedCredential(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &identity.RemoteCredential{ID: id, Certificate: rec.Certificate}, nil
+}
+
+// IssuedCredential returns the certificate issued for a credential key.
+func (d mobileDirectory) IssuedCredential(ctx context.Context, id string) (*identity.IssuedCredential, error) {
 	rec, err := d.certs.CertificateByCredential(ctx, id)
 	if errors.Is(err, ca.ErrNotFound) {
 		return nil, fmt.Errorf("credential %s has no certificate: %w", id, identity.ErrNotFound)
@@ -133,7 +141,7 @@ func (d mobileDirectory) RemoteCredential(ctx context.Context, civil string) (*i
 	if err != nil {
 		return nil, fmt.Errorf("credential %s: %w", id, err)
 	}
-	return &identity.RemoteCredential{ID: id, Certificate: cert}, nil
+	return &identity.IssuedCredential{Certificate: cert, Profile: rec.Profile, Serial: rec.Serial}, nil
 }
 
 // tokenKeyResolver finds credentials' keys on the token (the credential ID
@@ -256,8 +264,9 @@ func citizenCaller(r *http.Request) (string, bool) {
 	return pr.CivilNumber, true
 }
 
-// wireIdentity serves the OpenID Connect provider and purges its expired
-// state in the background.
+// wireIdentity serves the OpenID Connect provider and the administration
+// of its portals (behind auth), and purges its expired state in the
+// background.
 func wireIdentity(ctx context.Context, p *platform, s *serving) error {
 	if !identityOn(p.cfg) {
 		return nil
@@ -267,9 +276,8 @@ func wireIdentity(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	prov.Register(s.mux)
-	s.mux.Handle("POST /api/v1/oidc/clients", p.authn.Require(policies.ActionManageClients)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		addClientAPI(w, r, p)
-	})))
+	clients := &identity.ClientAPI{Store: p.db.Identity(), Audit: p.audit, Logger: p.logger.With("service", "identity")}
+	clients.Register(s.mux, p.authn.Require)
 	ids := p.db.Identity()
 	s.background = append(s.background, func(ctx context.Context) {
 		t := time.NewTicker(time.Minute)
@@ -286,52 +294,4 @@ func wireIdentity(ctx context.Context, p *platform, s *serving) error {
 		}
 	})
 	return nil
-}
-
-// checkRedirectURI accepts absolute https URIs without fragment, and http
-// only for loopback hosts (development portals).
-func checkRedirectURI(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("redirect URI %q: want an absolute URL without fragment or user info", raw)
-	}
-	switch {
-	case u.Scheme == "https":
-	case u.Scheme == "http" && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1"):
-	default:
-		return fmt.Errorf("redirect URI %q: must be https (http only for loopback)", raw)
-	}
-	return nil
-}
-
-// addClientAPI registers a portal: POST /api/v1/oidc/clients with a
-// ClientRegistration; 201 with {"client_id": …}.
-func addClientAPI(w http.ResponseWriter, r *http.Request, p *platform) {
-	refuse := func(title, detail string) {
-		if _, err := p.audit.Append(r.Context(), audit.Entry{Actor: callerOf(r), Action: string(policies.ActionManageClients), Object: r.URL.Path,
-			Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusBadRequest, "reason": detail, "caller": auth.CallerOf(r.Context())}}); err != nil {
-			p.logger.ErrorContext(r.Context(), "audit append failed", "err", err)
-			problem.Error(w, http.StatusInternalServerError, "the refusal could not be recorded in the audit log")
-			return
-		}
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: title, Detail: detail, Instance: r.URL.Path})
-	}
-	var in ClientRegistration
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil || dec.More() {
-		refuse("Malformed request", "want one JSON client registration")
-		return
-	}
-	c, err := newClient(in)
-	if err != nil {
-		refuse("Invalid client registration", err.Error())
-		return
-	}
-	if err := registerClient(r.Context(), p.db.Identity(), p.audit, c, callerOf(r)); err != nil {
-		p.logger.ErrorContext(r.Context(), "registering client", "err", err)
-		problem.Error(w, http.StatusServiceUnavailable, "temporarily unable to register the client")
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]string{"client_id": c.ID})
 }

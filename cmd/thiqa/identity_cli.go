@@ -2,28 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"os/user"
 	"strings"
 	"text/tabwriter"
-	"time"
-	"unicode/utf8"
 
-	"github.com/go-jose/go-jose/v4"
-
-	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pin"
-	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -79,30 +69,6 @@ func operatorName() string {
 	return "cli:unknown"
 }
 
-// parseClientJWKS reads a client's public key set: at least one signing
-// key, no private keys.
-func parseClientJWKS(raw []byte) ([]byte, error) {
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(raw, &set); err != nil {
-		return nil, fmt.Errorf("JWK set: want a JWK set: %w", err)
-	}
-	if len(set.Keys) == 0 {
-		return nil, errors.New("JWK set: the key set is empty")
-	}
-	for i, k := range set.Keys {
-		if !k.Valid() {
-			return nil, fmt.Errorf("JWK set: key %d is invalid", i)
-		}
-		if !k.IsPublic() {
-			return nil, fmt.Errorf("JWK set: key %d is a private key; register the public key only", i)
-		}
-		if k.Use != "" && k.Use != "sig" {
-			return nil, fmt.Errorf("JWK set: key %d has use %q, want sig", i, k.Use)
-		}
-	}
-	return json.Marshal(set)
-}
-
 // oidcClientAdd registers a portal and prints its client_id.
 func oidcClientAdd(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("oidc client add", env)
@@ -128,9 +94,13 @@ func oidcClientAdd(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		jwks = raw
 	}
-	c, err := newClient(ClientRegistration{Name: *name, RedirectURIs: uris, AllowCivilNumber: *civil, Sector: *sector, JWKS: jwks, TLSSubject: *tlsSubject})
-	if err != nil {
+	c, err := identity.NewClient(identity.ClientRegistration{Name: *name, RedirectURIs: uris, AllowCivilNumber: *civil, Sector: *sector, JWKS: jwks, TLSSubject: *tlsSubject})
+	var bad *identity.RegistrationError
+	if errors.As(err, &bad) {
 		return withExit(2, err)
+	}
+	if err != nil {
+		return err
 	}
 	_, db, log, err := openIdentityStore(ctx, env, *dir)
 	if err != nil {
@@ -138,59 +108,10 @@ func oidcClientAdd(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer db.Close()
 	defer log.Close()
-	if err := registerClient(ctx, db.Identity(), log, c, operatorName()); err != nil {
+	if err := identity.RegisterClient(ctx, db.Identity(), log, c, operatorName()); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, c.ID)
-	return nil
-}
-
-// ClientRegistration is what an operator gives to register a portal (the
-// JSON body of POST /api/v1/oidc/clients).
-type ClientRegistration struct {
-	Name             string          `json:"name"`
-	RedirectURIs     []string        `json:"redirectURIs"`
-	AllowCivilNumber bool            `json:"allowCivilNumber,omitempty"`
-	Sector           string          `json:"sector,omitempty"`
-	JWKS             json.RawMessage `json:"jwks,omitempty"`
-	TLSSubject       string          `json:"tlsSubject,omitempty"`
-}
-
-// newClient validates a registration and builds the client with a fresh ID.
-func newClient(r ClientRegistration) (*identity.Client, error) {
-	if r.Name == "" || len(r.Name) > 200 || len(r.RedirectURIs) == 0 || len(r.RedirectURIs) > 20 || (len(r.JWKS) == 0) == (r.TLSSubject == "") {
-		return nil, errors.New("a name, 1 to 20 redirect URIs, and exactly one of a JWK set or a TLS subject are required")
-	}
-	for _, u := range r.RedirectURIs {
-		if err := checkRedirectURI(u); err != nil {
-			return nil, err
-		}
-	}
-	c := &identity.Client{Name: r.Name, RedirectURIs: r.RedirectURIs, AllowCivilNumber: r.AllowCivilNumber, SectorIdentifier: r.Sector, Created: time.Now().UTC()}
-	if len(r.JWKS) > 0 {
-		set, err := parseClientJWKS(r.JWKS)
-		if err != nil {
-			return nil, err
-		}
-		c.JWKS, c.AuthMethod = set, identity.AuthPrivateKeyJWT
-	} else {
-		c.AuthMethod, c.TLSSubject = identity.AuthTLSClient, r.TLSSubject
-	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	c.ID = "oidc-" + hex.EncodeToString(b[:])
-	return c, nil
-}
-
-// registerClient stores the client and records it in the audit log.
-func registerClient(ctx context.Context, st clientRegistrar, log *audit.Log, c *identity.Client, actor string) error {
-	if err := st.AddClient(ctx, c); err != nil {
-		return err
-	}
-	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: "oidc.client.add", Object: c.ID, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"name": c.Name, "redirectURIs": c.RedirectURIs, "allowCivilNumber": c.AllowCivilNumber, "authMethod": c.AuthMethod, "sector": c.SectorIdentifier}}); err != nil {
-		return fmt.Errorf("writing audit record: %w", err)
-	}
 	return nil
 }
 
@@ -252,59 +173,17 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-// enrolMobileID checks that credential is an issued, unrevoked, unexpired
-// citizen-auth certificate with its key on the token, records the
-// enrolment and sets the login PIN. It returns the civil number.
-func enrolMobileID(ctx context.Context, cfg *config.Config, db *store.DB, log *audit.Log, credential, p, actor string) (string, error) {
-	rec, err := db.Certificates(nil).CertificateByCredential(ctx, credential)
-	if errors.Is(err, ca.ErrNotFound) {
-		return "", fmt.Errorf("credential %s: no issued certificate", credential)
-	}
+// enrolMobileID enrols credential as mobile ID with a login PIN over the
+// data folder's store (identity.EnrolMobileID) and returns the civil
+// number.
+func enrolMobileID(ctx context.Context, cfg *config.Config, db *store.DB, log *audit.Log, credential, loginPIN, actor string) (string, error) {
+	pins, err := pin.New(db.Identity(), cfg.Identity.PINParams())
 	if err != nil {
 		return "", err
 	}
-	if rec.Profile != policies.ProfileCitizenAuth {
-		return "", fmt.Errorf("credential %s has profile %s; mobile ID needs %s", credential, rec.Profile, policies.ProfileCitizenAuth)
-	}
-	cert, err := x509.ParseCertificate(rec.DER)
-	if err != nil {
-		return "", err
-	}
-	if time.Now().After(cert.NotAfter) {
-		return "", fmt.Errorf("credential %s: certificate expired", credential)
-	}
-	st, err := revocation.NewChecker(db.Certificates(nil), 0, nil).Status(ctx, cert)
-	if err != nil {
-		return "", err
-	}
-	if st.Revoked {
-		return "", fmt.Errorf("credential %s: certificate revoked", credential)
-	}
-	sn := cert.Subject.SerialNumber
-	i := strings.IndexByte(sn, '-')
-	if !strings.HasPrefix(sn, "IDC") || i < 0 {
-		return "", fmt.Errorf("credential %s: certificate subject has no civil number", credential)
-	}
-	civil := sn[i+1:]
-	params := cfg.Identity.PINParams()
-	if n := utf8.RuneCountInString(p); n < params.MinLength || n > params.MaxLength {
-		return "", fmt.Errorf("the login PIN must have %d to %d characters", params.MinLength, params.MaxLength)
-	}
-	mgr, err := pin.New(db.Identity(), params)
-	if err != nil {
-		return "", err
-	}
-	// An enrolment left without a PIN (interrupted) is completed below;
-	// one with a PIN is refused by Set (ErrAlreadySet).
-	if err := db.Identity().EnrolMobileID(ctx, credential, civil, time.Now()); err != nil && !errors.Is(err, identity.ErrConflict) {
-		return "", err
-	}
-	if err := mgr.Set(ctx, credential, p); err != nil {
-		return "", fmt.Errorf("setting the login PIN: %w", err)
-	}
-	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: "oidc.mobile.enrol", Object: credential, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"civilNumber": civil, "certSerial": rec.Serial}}); err != nil {
-		return "", fmt.Errorf("writing audit record: %w", err)
-	}
-	return civil, nil
+	return identity.EnrolMobileID(ctx, identity.Enrolment{
+		Credentials: mobileDirectory{ids: db.Identity(), certs: db.Certificates(nil)},
+		Status:      identityStatus{c: revocation.NewChecker(db.Certificates(nil), 0, nil)},
+		Store:       db.Identity(), PINs: pins, Audit: log,
+	}, credential, loginPIN, actor)
 }

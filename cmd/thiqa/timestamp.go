@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
@@ -60,8 +61,8 @@ func runTimestamp(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, token, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", *out, err)
+	if err := atomicfile.Write(*out, token, 0o644); err != nil {
+		return err
 	}
 	if tok, err := tsp.ParseToken(token); err == nil {
 		fmt.Fprintf(env.stdout, "time-stamp token written to %s: serial %s, genTime %s, policy %s\n",

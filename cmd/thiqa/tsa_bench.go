@@ -87,12 +87,16 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 			return err
 		}
 		defer tok.Close()
-		unit, err := loadTSAUnit(ctx, cfg, tok)
+		units, err := tsaUnits(cfg, serviceKeys{token: tok}, nil)
 		if err != nil {
 			return err
 		}
-		label := unit.key.Label()
-		rawDesc = fmt.Sprintf("%s key %s, %d goroutines, session each", unit.key.KeyType(), label, g)
+		unit, err := units.Load(ctx)
+		if err != nil {
+			return err
+		}
+		label := unit.Key.Label
+		rawDesc = fmt.Sprintf("%s key %s, %d goroutines, session each", unit.Key.Signer.(*hsm.Signer).KeyType(), label, g)
 		raw = func() (float64, error) { return hsm.RawSignRate(ctx, tok, label, g, *rawFor) }
 		rawCopy = func() (float64, error) { return hsm.RawSignRateSessionCopy(ctx, tok, label, g, *rawFor) }
 	}

@@ -72,7 +72,7 @@ func BenchmarkTSARecording(b *testing.B) {
 		}
 		log := audit.New(db, nil, nil, audit.Options{})
 		b.Cleanup(func() { log.Close(); db.Close() })
-		rec, err := newAuditRecorder(log, "02")
+		rec, err := timestamp.NewAuditRecorder(log, "02")
 		if err != nil {
 			b.Fatal(err)
 		}

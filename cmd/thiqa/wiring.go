@@ -16,6 +16,7 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/timestamp"
 )
 
 // platform is what every service is built on: the configuration, logging,
@@ -64,7 +65,7 @@ type serving struct {
 	// tsa is this server's own time-stamp authority once the TSA service
 	// is wired (nil otherwise): the signing service asks it for signature
 	// time-stamps in process instead of over HTTP.
-	tsa *tsaService
+	tsa *timestamp.Service
 }
 
 // serviceWiring builds one service of `thiqa serve` and registers its routes.
@@ -109,6 +110,10 @@ func initSteps() []initStep {
 		{"trusted-list signer", initTSLSigner},
 	}
 }
+
+// handleRaw routes the requests whose path starts with prefix to h before
+// the mux sees them (see raw).
+func (s *serving) handleRaw(prefix string, h http.Handler) { s.raw[prefix] = h }
 
 // rawPrefixes sends requests whose path starts with one of the prefixes
 // straight to its handler, and everything else to next.

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/store"
 )
@@ -58,4 +59,20 @@ func Open(t testing.TB, cfg store.Config) *store.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
+}
+
+// AuditCount counts the audit records of action with outcome in db.
+func AuditCount(t testing.TB, db *store.DB, action, outcome string) int {
+	t.Helper()
+	n := 0
+	err := db.AuditRecords(context.Background(), 1, func(r audit.Record) error {
+		if r.Action == action && r.Outcome == outcome {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("storetest: reading the audit log: %v", err)
+	}
+	return n
 }

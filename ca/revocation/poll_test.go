@@ -1,11 +1,9 @@
-package main
+package revocation
 
 import (
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/thiqa/thiqa/store"
 )
 
 // TestRevocationPollWindowAndRetry: a poll looks back two intervals even
@@ -14,16 +12,16 @@ import (
 // until it succeeds.
 func TestRevocationPollWindowAndRetry(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	rows := []store.Revocation{{Serial: "0a", CA: "citizen", Recorded: now.Add(-4 * time.Minute)}}
+	rows := []Revocation{{Serial: "0a", CA: "citizen", Recorded: now.Add(-4 * time.Minute)}}
 	var asked []time.Time
 	failures := 3
 	var notified []string
 	p := revocationPoll{
 		lookback: max(pollWindow, 2*5*time.Minute), // pollEvery 5m
 		seen:     &seenRevocations{m: map[string]time.Time{}},
-		fetch: func(from time.Time) ([]store.Revocation, error) {
+		fetch: func(from time.Time) ([]Revocation, error) {
 			asked = append(asked, from)
-			var out []store.Revocation
+			var out []Revocation
 			for _, r := range rows {
 				if !r.Recorded.Before(from) {
 					out = append(out, r)
@@ -31,7 +29,7 @@ func TestRevocationPollWindowAndRetry(t *testing.T) {
 			}
 			return out, nil
 		},
-		notify: func(r *store.Revocation) bool {
+		notify: func(r *Revocation) bool {
 			notified = append(notified, r.Serial)
 			if failures > 0 {
 				failures--
@@ -64,7 +62,7 @@ func TestRevocationPollWindowAndRetry(t *testing.T) {
 	}
 	// A failing query keeps the retry point.
 	p.retryFrom = now
-	p.fetch = func(time.Time) ([]store.Revocation, error) { return nil, errors.New("db down") }
+	p.fetch = func(time.Time) ([]Revocation, error) { return nil, errors.New("db down") }
 	p.logErr = func(error) {}
 	p.poll(now.Add(4 * time.Hour))
 	if !p.retryFrom.Equal(now) {

@@ -1,0 +1,101 @@
+// Package catest builds throwaway CA hierarchies for the tests of the
+// services that need a CA (revocation, the TSA): a root and the issuing
+// CAs of the default profiles with in-process keys, and an Authority that
+// issues into the store the test gives it.
+package catest
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// PKI is a CA hierarchy and the Authority issuing under it.
+type PKI struct {
+	Root *x509.Certificate
+	// CAs are the issuing CAs' certificates and Keys their keys (and the
+	// root's, "root"), by name: citizen, organisation, tsa.
+	CAs       map[string]*x509.Certificate
+	Keys      map[string]crypto.Signer
+	Authority *ca.Authority
+}
+
+// New builds the hierarchy under baseURL (the URL of CRLs and CA
+// certificates in what it issues) and an Authority over st that records in
+// log.
+func New(t testing.TB, st ca.Store, log *audit.Log, baseURL string) *PKI {
+	t.Helper()
+	newKey := func() crypto.Signer {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	p := &PKI{CAs: map[string]*x509.Certificate{}, Keys: map[string]crypto.Signer{"root": newKey()}}
+	var err error
+	p.Root, err = ca.CreateRoot(p.Keys["root"], ca.RootConfig{CommonName: "Thiqa Test Root CA", Organization: "Thiqa Test", Country: "OM", Validity: 20 * 365 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var issuers []*ca.Issuer
+	for _, name := range []string{policies.IssuerCitizen, policies.IssuerOrganisation, policies.IssuerTSA} {
+		p.Keys[name] = newKey()
+		p.CAs[name], err = ca.CreateIssuingCA(p.Root, p.Keys["root"], p.Keys[name], ca.IssuingCAConfig{
+			Name: name, CommonName: "Thiqa Test " + name + " CA", Organization: "Thiqa Test", Country: "OM",
+			Validity: 10 * 365 * 24 * time.Hour, BaseURL: baseURL, Policies: ca.IssuingCAPolicies(profiles, name),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		is, err := ca.NewIssuer(p.CAs[name], p.Keys[name], ca.IssuerOptions{Name: name, BaseURL: baseURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		issuers = append(issuers, is)
+	}
+	p.Authority, err = ca.NewAuthority(ca.AuthorityConfig{Root: p.Root, Issuers: issuers, Profiles: profiles, Store: st, Auditor: auditor{log}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// auditor records the CA's entries in the audit log.
+type auditor struct{ log *audit.Log }
+
+// Append records e.
+func (a auditor) Append(ctx context.Context, e ca.AuditEntry) error {
+	_, err := a.log.Append(ctx, audit.Entry{Actor: e.Actor, Action: e.Action, Object: e.Object, Outcome: e.Outcome, Details: e.Details})
+	return err
+}
+
+// WritePEM writes certs, PEM-encoded, to dir/name and returns its path.
+func WritePEM(t testing.TB, dir, name string, certs ...*x509.Certificate) string {
+	t.Helper()
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -1,0 +1,122 @@
+package revocation
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// Guard wraps a handler so that it serves only callers allowed action,
+// answering (and auditing) every other request itself; cmd/thiqa passes
+// (*auth.Authenticator).Require.
+type Guard func(action policies.Action) func(http.Handler) http.Handler
+
+// PathRevoke is the route of the revocation API.
+const PathRevoke = "POST /api/v1/certificates/{serial}/revoke"
+
+// Register mounts the service's routes on mux: GET /crl/{file} (the
+// Publisher), POST /ocsp (the Responder) and POST
+// /api/v1/certificates/{serial}/revoke behind guard. GET /ocsp/{base64} is
+// handed to raw, which must route the prefix "/ocsp/" before mux sees the
+// request: the mux would clean a "//" in the base64. Routes of a nil
+// Responder or Publisher are not mounted.
+func (s *Service) Register(mux *http.ServeMux, raw func(prefix string, h http.Handler), guard Guard) {
+	if s.o.Publisher != nil {
+		mux.Handle("GET /crl/{file}", s.o.Publisher)
+	}
+	if s.o.Responder != nil {
+		mux.Handle("POST /ocsp", s.o.Responder)
+		raw("/ocsp/", s.o.Responder)
+	}
+	mux.Handle(PathRevoke, guard(policies.ActionRevokeCertificate)(http.HandlerFunc(s.serveRevoke)))
+}
+
+// maxRevokeBody bounds a revocation request body.
+const maxRevokeBody = 4 << 10
+
+// RevokeRequest is the JSON body of POST /api/v1/certificates/{serial}/revoke.
+type RevokeRequest struct {
+	Reason string `json:"reason"`
+}
+
+// RevokeResponse is the JSON answer to a revocation.
+type RevokeResponse struct {
+	Serial    string    `json:"serial"`
+	CA        string    `json:"ca"`
+	Status    string    `json:"status"`
+	Reason    string    `json:"reason"`
+	RevokedAt time.Time `json:"revokedAt"`
+}
+
+// serveRevoke serves POST /api/v1/certificates/{serial}/revoke: a
+// registration officer may revoke any certificate, a citizen or an agency
+// only its own (civil number or organizationIdentifier in the subject).
+// Authentication and role refusals are audited by the guard; every refusal
+// further in is audited here or by Revoke, before the answer leaves.
+func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	serial := r.PathValue("serial")
+	pr, _ := auth.FromContext(ctx)
+	var in RevokeRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxRevokeBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || dec.More() {
+		if _, aerr := s.o.Audit.Append(ctx, audit.Entry{Actor: pr.Subject, Action: string(policies.ActionRevokeCertificate), Object: serial,
+			Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusBadRequest, "error": "malformed JSON body", "caller": pr.Caller()}}); aerr != nil {
+			problem.Error(w, http.StatusInternalServerError, "audit log unavailable")
+			return
+		}
+		problem.Error(w, http.StatusBadRequest, `the body must be one JSON object {"reason": "..."}`)
+		return
+	}
+	res, err := s.Revoke(ctx, pr.Subject, serial, in.Reason, func(c *x509.Certificate) bool { return mayRevoke(pr, c) })
+	var refusal *Refusal
+	switch {
+	case errors.As(err, &refusal):
+		problem.Write(w, problem.Details{Status: httpStatus(refusal.Reason), Detail: refusal.Detail, Instance: r.URL.Path})
+	case err != nil:
+		s.log.ErrorContext(ctx, "revocation failed", "serial", serial, "err", err)
+		problem.Error(w, http.StatusInternalServerError, "revocation failed")
+	default:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_ = json.NewEncoder(w).Encode(RevokeResponse{Serial: res.Serial, CA: res.CA, Status: "revoked", Reason: Reason(res.Reason).String(), RevokedAt: res.RevokedAt})
+	}
+}
+
+// oidOrganizationIdentifier is the organizationIdentifier attribute (2.5.4.97).
+var oidOrganizationIdentifier = []int{2, 5, 4, 97}
+
+// mayRevoke says whether pr may revoke c: registration officers any
+// certificate; a citizen one whose subject serialNumber is its civil number
+// (IDC<country>-<civil number>); an agency one whose organizationIdentifier
+// is its own.
+func mayRevoke(pr *auth.Principal, c *x509.Certificate) bool {
+	if pr.Has(policies.RoleRegistrationOfficer) {
+		return true
+	}
+	if pr.Has(policies.RoleCitizen) && pr.CivilNumber != "" {
+		sn := c.Subject.SerialNumber
+		if strings.HasPrefix(sn, "IDC") && len(sn) == 6+len(pr.CivilNumber) && sn[5] == '-' && sn[6:] == pr.CivilNumber {
+			return true
+		}
+	}
+	if pr.Has(policies.RoleAgency) && pr.OrganizationIdentifier != "" {
+		for _, n := range c.Subject.Names {
+			if n.Type.Equal(oidOrganizationIdentifier) {
+				if v, ok := n.Value.(string); ok && v == pr.OrganizationIdentifier {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,212 @@
+package revocation
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// Revocation is one recorded revocation.
+type Revocation struct {
+	Serial    string // lower-case hex, as the store keys certificates
+	CA        string
+	Partition int
+	RevokedAt time.Time // whole seconds, UTC
+	Reason    int       // RFC 5280 CRLReason code
+	RevokedBy string
+	Recorded  time.Time // when the row was written (nanoseconds)
+}
+
+// Store keeps the revocations (package store implements it).
+type Store interface {
+	// Revoke records the final revocation of the issued certificate with
+	// that serial (lower-case hex) by the party by, at now. It returns an
+	// error wrapping ErrNotFound when no such certificate was issued and
+	// ErrAlreadyRevoked when it is revoked already; nothing changes then.
+	Revoke(ctx context.Context, serial string, reason int, by string, now time.Time) (*Revocation, error)
+	// RecordedSince returns up to limit revocations recorded at or after
+	// since, oldest first.
+	RecordedSince(ctx context.Context, since time.Time, limit int) ([]Revocation, error)
+}
+
+// Auditor appends to the hash-chained audit log (*audit.Log).
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+}
+
+// Responder answers OCSP requests and re-signs a revoked certificate's
+// responses at once (*ocsp.Responder).
+type Responder interface {
+	http.Handler
+	Revoked(ctx context.Context, issuer string, serial *big.Int) error
+}
+
+// Publisher serves the CRLs and regenerates an issuer's on demand
+// (*crl.Publisher).
+type Publisher interface {
+	http.Handler
+	Trigger(issuer string)
+}
+
+// Options are the parts a Service is built from.
+type Options struct {
+	// Store records the revocations; Certificates finds the certificate
+	// revoked. Both are required.
+	Store        Store
+	Certificates Certificates
+	// Audit records every revocation and every refusal; required.
+	Audit Auditor
+	// Logger receives server-side errors; discarded when nil.
+	Logger *slog.Logger
+	// Responder, Publisher and Status are told of each revocation: the
+	// OCSP responses are re-signed, new CRLs published and the checker
+	// forgets what it knew. Each may be nil (`thiqa revoke` has none: a
+	// server learns of its revocations by polling).
+	Responder Responder
+	Publisher Publisher
+	Status    *Checker
+}
+
+// Service records revocations and carries them to the OCSP responder, the
+// CRLs and the certificate status checker. It is safe for concurrent use.
+type Service struct {
+	o    Options
+	log  *slog.Logger
+	seen *seenRevocations
+}
+
+// New returns the revocation service over o.
+func New(o Options) (*Service, error) {
+	if o.Store == nil || o.Certificates == nil || o.Audit == nil {
+		return nil, errors.New("revocation: Store, Certificates and Audit are required")
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{o: o, log: log, seen: &seenRevocations{m: map[string]time.Time{}}}, nil
+}
+
+// NormalizeSerial turns a hex serial as a person may type it (upper case,
+// "0x" prefix, colons, odd length, leading zeros) into the form the store
+// keys certificates by: the lower-case hex of the serial's big-endian
+// magnitude, two digits per byte.
+func NormalizeSerial(s string) (string, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimPrefix(t, "0x")
+	t = strings.ReplaceAll(t, ":", "")
+	if t == "" || len(t) > 64 {
+		return "", fmt.Errorf("serial %q: want 1 to 64 hex digits", s)
+	}
+	for _, c := range t {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", fmt.Errorf("serial %q: want hex digits", s)
+		}
+	}
+	n, _ := new(big.Int).SetString(t, 16)
+	if n.Sign() <= 0 {
+		return "", fmt.Errorf("serial %q: must be positive", s)
+	}
+	return hex.EncodeToString(n.Bytes()), nil
+}
+
+// Revoke checks and records one revocation by actor: the certificate must
+// exist, allow (nil: anyone) says whether the caller may revoke it; then
+// the store commits, the audit record is written, the responder re-signs
+// and the CRLs are triggered. Every refusal is audited too, and returned
+// as a *Refusal.
+func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, allow func(*x509.Certificate) bool) (*Revocation, error) {
+	refuse := func(why error, format string, args ...any) error {
+		e := &Refusal{Reason: why, Detail: fmt.Sprintf(format, args...)}
+		details := map[string]any{"reason": reasonText, "status": httpStatus(why), "error": e.Detail}
+		if c := auth.CallerOf(ctx); c != nil {
+			details["caller"] = c
+		}
+		if _, err := s.o.Audit.Append(ctx, audit.Entry{
+			Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: serial, Outcome: audit.OutcomeRefused,
+			Details: details,
+		}); err != nil {
+			return fmt.Errorf("writing the audit record: %w", err)
+		}
+		return e
+	}
+	reason, err := ParseReason(reasonText)
+	if err != nil {
+		return nil, refuse(ErrBadReason, "%v", err)
+	}
+	key, err := NormalizeSerial(serial)
+	if err != nil {
+		return nil, refuse(ErrBadSerial, "%v", err)
+	}
+	rec, err := s.o.Certificates.GetCertificate(ctx, key)
+	if errors.Is(err, ca.ErrNotFound) {
+		return nil, refuse(ErrNotFound, "no certificate with serial %s", key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading certificate %s: %w", key, err)
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return nil, fmt.Errorf("stored certificate %s: %w", key, err)
+	}
+	if allow != nil && !allow(cert) {
+		return nil, refuse(ErrNotPermitted, "the caller may not revoke certificate %s", key)
+	}
+	r, err := s.o.Store.Revoke(ctx, key, int(reason), actor, time.Now())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, refuse(ErrNotFound, "no certificate with serial %s", key)
+	case errors.Is(err, ErrAlreadyRevoked):
+		return nil, refuse(ErrAlreadyRevoked, "certificate %s is already revoked", key)
+	case err != nil:
+		return nil, fmt.Errorf("recording the revocation of %s: %w", key, err)
+	}
+	if _, err := s.o.Audit.Append(ctx, audit.Entry{
+		Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: key, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"ca": r.CA, "reason": reason.String(), "revokedAt": r.RevokedAt, "subject": cert.Subject.String()},
+	}); err != nil {
+		// The revocation stands (it is final); the missing record is an error.
+		s.log.ErrorContext(ctx, "audit append failed after a revocation", "serial", key, "err", err)
+		s.notify(ctx, r)
+		return nil, fmt.Errorf("certificate %s revoked, but writing the audit record failed: %w", key, err)
+	}
+	s.notify(ctx, r)
+	s.log.InfoContext(ctx, "certificate revoked", "serial", key, "ca", r.CA, "reason", reason.String(), "by", actor)
+	return r, nil
+}
+
+// notify re-signs the revoked certificate's OCSP responses at once, asks
+// for new CRLs and has the status checker forget the certificate. It
+// reports whether the OCSP responses were re-signed (true when there is no
+// responder); the poller retries those that were not.
+func (s *Service) notify(ctx context.Context, r *Revocation) bool {
+	if s.o.Status != nil {
+		s.o.Status.Forget(r.Serial)
+	}
+	ok := true
+	if s.o.Responder != nil {
+		serial, _ := new(big.Int).SetString(r.Serial, 16)
+		if err := s.o.Responder.Revoked(ctx, r.CA, serial); err != nil {
+			ok = false
+			s.log.ErrorContext(ctx, "re-signing the OCSP responses of a revoked certificate failed (the poller retries)", "serial", r.Serial, "err", err)
+		} else {
+			s.seen.add(r.Serial, r.Recorded)
+		}
+	}
+	if s.o.Publisher != nil {
+		s.o.Publisher.Trigger(r.CA)
+	}
+	return ok
+}

@@ -1,0 +1,212 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// PathClients is where operators register portals.
+const PathClients = "/api/v1/oidc/clients"
+
+// ActionAddClient is the audit action of a registered portal.
+const ActionAddClient = "oidc.client.add"
+
+// ClientRegistration is what an operator gives to register a portal (the
+// JSON body of POST /api/v1/oidc/clients, and the flags of `thiqa oidc
+// client add`).
+type ClientRegistration struct {
+	Name             string          `json:"name"`
+	RedirectURIs     []string        `json:"redirectURIs"`
+	AllowCivilNumber bool            `json:"allowCivilNumber,omitempty"`
+	Sector           string          `json:"sector,omitempty"`
+	JWKS             json.RawMessage `json:"jwks,omitempty"`
+	TLSSubject       string          `json:"tlsSubject,omitempty"`
+}
+
+// RegistrationError is a client registration refused: what is wrong with
+// it, in words for the operator.
+type RegistrationError struct{ Reason string }
+
+// Error returns the reason.
+func (e *RegistrationError) Error() string { return e.Reason }
+
+func refuseRegistration(format string, args ...any) error {
+	return &RegistrationError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// NewClient validates a registration and builds the client with a fresh
+// ID. Every refusal is a *RegistrationError.
+func NewClient(r ClientRegistration) (*Client, error) {
+	if r.Name == "" || len(r.Name) > 200 || len(r.RedirectURIs) == 0 || len(r.RedirectURIs) > 20 || (len(r.JWKS) == 0) == (r.TLSSubject == "") {
+		return nil, refuseRegistration("a name, 1 to 20 redirect URIs, and exactly one of a JWK set or a TLS subject are required")
+	}
+	for _, u := range r.RedirectURIs {
+		if err := checkRedirectURI(u); err != nil {
+			return nil, err
+		}
+	}
+	c := &Client{Name: r.Name, RedirectURIs: r.RedirectURIs, AllowCivilNumber: r.AllowCivilNumber, SectorIdentifier: r.Sector, Created: time.Now().UTC()}
+	if len(r.JWKS) > 0 {
+		set, err := parseClientJWKS(r.JWKS)
+		if err != nil {
+			return nil, err
+		}
+		c.JWKS, c.AuthMethod = set, AuthPrivateKeyJWT
+	} else {
+		c.AuthMethod, c.TLSSubject = AuthTLSClient, r.TLSSubject
+	}
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("choosing a client ID: %w", err)
+	}
+	c.ID = "oidc-" + hex.EncodeToString(b[:])
+	return c, nil
+}
+
+// checkRedirectURI accepts absolute https URIs without fragment, and http
+// only for loopback hosts (development portals).
+func checkRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" || u.User != nil {
+		return refuseRegistration("redirect URI %q: want an absolute URL without fragment or user info", raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (u.Hostname() == "localhost" || u.Hostname() == "127.0.0.1" || u.Hostname() == "::1"):
+	default:
+		return refuseRegistration("redirect URI %q: must be https (http only for loopback)", raw)
+	}
+	return nil
+}
+
+// parseClientJWKS reads a client's public key set: at least one signing
+// key, no private keys.
+func parseClientJWKS(raw []byte) ([]byte, error) {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return nil, refuseRegistration("JWK set: want a JWK set: %v", err)
+	}
+	if len(set.Keys) == 0 {
+		return nil, refuseRegistration("JWK set: the key set is empty")
+	}
+	for i, k := range set.Keys {
+		if !k.Valid() {
+			return nil, refuseRegistration("JWK set: key %d is invalid", i)
+		}
+		if !k.IsPublic() {
+			return nil, refuseRegistration("JWK set: key %d is a private key; register the public key only", i)
+		}
+		if k.Use != "" && k.Use != "sig" {
+			return nil, refuseRegistration("JWK set: key %d has use %q, want sig", i, k.Use)
+		}
+	}
+	out, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the JWK set: %w", err)
+	}
+	return out, nil
+}
+
+// ClientStore keeps the registered portals (package store implements it).
+type ClientStore interface {
+	// AddClient registers a client; a taken ID is ErrConflict.
+	AddClient(ctx context.Context, c *Client) error
+}
+
+// RegisterClient stores the client and records it in the audit log as
+// registered by actor.
+func RegisterClient(ctx context.Context, st ClientStore, log Auditor, c *Client, actor string) error {
+	if err := st.AddClient(ctx, c); err != nil {
+		return fmt.Errorf("storing client %s: %w", c.ID, err)
+	}
+	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: ActionAddClient, Object: c.ID, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"name": c.Name, "redirectURIs": c.RedirectURIs, "allowCivilNumber": c.AllowCivilNumber, "authMethod": c.AuthMethod, "sector": c.SectorIdentifier}}); err != nil {
+		return fmt.Errorf("writing audit record: %w", err)
+	}
+	return nil
+}
+
+// Guard wraps a handler so that it serves only callers allowed action,
+// answering (and auditing) every other request itself; cmd/thiqa passes
+// (*auth.Authenticator).Require.
+type Guard func(action policies.Action) func(http.Handler) http.Handler
+
+// ClientAPI serves the administration of the registered portals.
+type ClientAPI struct {
+	Store ClientStore
+	Audit Auditor
+	// Logger receives server-side errors; discarded when nil.
+	Logger *slog.Logger
+}
+
+// Register mounts POST /api/v1/oidc/clients on mux behind guard
+// (policies.ActionManageClients).
+func (api *ClientAPI) Register(mux *http.ServeMux, guard Guard) {
+	mux.Handle("POST "+PathClients, guard(policies.ActionManageClients)(http.HandlerFunc(api.addClient)))
+}
+
+// callerName names the authenticated caller for the audit log.
+func callerName(r *http.Request) string {
+	if pr, ok := auth.FromContext(r.Context()); ok && pr.Subject != "" {
+		return pr.Subject
+	}
+	return "unknown"
+}
+
+// addClient registers a portal: a ClientRegistration in, 201 with
+// {"client_id": …} out. A refusal is a 400 problem, audited with the
+// caller.
+func (api *ClientAPI) addClient(w http.ResponseWriter, r *http.Request) {
+	log := api.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	refuse := func(title, detail string) {
+		if _, err := api.Audit.Append(r.Context(), audit.Entry{Actor: callerName(r), Action: string(policies.ActionManageClients), Object: r.URL.Path,
+			Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusBadRequest, "reason": detail, "caller": auth.CallerOf(r.Context())}}); err != nil {
+			log.ErrorContext(r.Context(), "audit append failed", "err", err)
+			problem.Error(w, http.StatusInternalServerError, "the refusal could not be recorded in the audit log")
+			return
+		}
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: title, Detail: detail, Instance: r.URL.Path})
+	}
+	var in ClientRegistration
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || dec.More() {
+		refuse("Malformed request", "want one JSON client registration")
+		return
+	}
+	c, err := NewClient(in)
+	var bad *RegistrationError
+	switch {
+	case errors.As(err, &bad):
+		refuse("Invalid client registration", bad.Reason)
+		return
+	case err != nil:
+		log.ErrorContext(r.Context(), "registering client", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "temporarily unable to register the client")
+		return
+	}
+	if err := RegisterClient(r.Context(), api.Store, api.Audit, c, callerName(r)); err != nil {
+		log.ErrorContext(r.Context(), "registering client", "err", err)
+		problem.Error(w, http.StatusServiceUnavailable, "temporarily unable to register the client")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"client_id": c.ID})
+}

@@ -1,0 +1,279 @@
+package timestamp
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// SerialCounter names the store counter of token serials: one for the life
+// of the TSA, whatever its unit keys and instances.
+const SerialCounter = "tsa"
+
+// AuditLog is the audit log as the TSA service needs it (*audit.Log): the
+// collective records of its tokens and the records of its renewals.
+type AuditLog interface {
+	Grouper
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+}
+
+// ServiceOptions are the parts a Service is built from.
+type ServiceOptions struct {
+	// Units finds, certifies and renews the unit; required.
+	Units *Units
+	// Config is the TSA profile every unit's Authority applies.
+	Config Config
+	// Clock, Serials and Audit serve every unit's Authority: the clock
+	// discipline, the serial allocator (over SerialCounter) and the log
+	// that records each token and each renewal. Required.
+	Clock   ClockChecker
+	Serials SerialAllocator
+	Audit   AuditLog
+	// Identify names the requester of an HTTP request for the token
+	// record; nil records none.
+	Identify func(*http.Request) string
+	// RenewBefore is how long before its certificate expires a unit is
+	// replaced.
+	RenewBefore time.Duration
+	// Actor renews the unit in the audit log (cmd/thiqa: "thiqa-serve").
+	Actor string
+	// Logger receives structured logs; discarded when nil.
+	Logger *slog.Logger
+	// Registerer receives the TSA metrics: each renewal's Authority takes
+	// over the series of the one it replaces. None when nil.
+	Registerer prometheus.Registerer
+}
+
+// generation is one unit's Authority and handler.
+type generation struct {
+	unit    *Unit
+	auth    *Authority
+	handler http.Handler
+	metrics *collectorSet
+}
+
+// Service is the TSA as `thiqa serve` runs it: it serves RFC 3161 with the
+// current unit and renews the unit (a new key, a new certificate) before
+// its certificate expires, swapping the unit in without a pause. It is safe
+// for concurrent use.
+type Service struct {
+	o   ServiceOptions
+	log *slog.Logger
+
+	cur atomic.Pointer[generation]
+
+	mu        sync.Mutex // serialises renewals
+	noRenewal string     // serial of a unit that renewal cannot improve on
+}
+
+// NewService loads the unit (an error wrapping fs.ErrNotExist when there is
+// none yet), replaces it first when its certificate has expired, and
+// renews it when it is due; a failed renewal of a unit still valid is
+// logged and retried by RenewLoop.
+func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
+	if o.Units == nil || o.Clock == nil || o.Serials == nil || o.Audit == nil {
+		return nil, errors.New("timestamp: Units, Clock, Serials and Audit are required")
+	}
+	s := &Service{o: o, log: o.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	unit, err := o.Units.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if now.After(unit.Cert.NotAfter) {
+		// The expired unit never signs again: renew before serving.
+		s.log.Warn("the TSA unit certificate has expired; renewing before serving", "notAfter", unit.Cert.NotAfter)
+		next, err := s.renew(ctx, unit, now)
+		if err != nil {
+			return nil, fmt.Errorf("the TSA unit certificate expired on %s and renewing it failed: %w", unit.Cert.NotAfter.UTC().Format(time.RFC3339), err)
+		}
+		unit = next
+	}
+	if err := s.install(unit); err != nil {
+		return nil, err
+	}
+	if err := s.RenewIfDue(ctx, now); err != nil {
+		s.log.Error("renewing the TSA unit failed; the current unit serves until its certificate expires", "err", err)
+	}
+	unit = s.Unit()
+	s.log.Info("TSA unit ready", "key", unit.Key.URI, "serial", hex.EncodeToString(unit.Cert.SerialNumber.Bytes()),
+		"notAfter", unit.Cert.NotAfter, "clock", o.Config.Clock.Source)
+	return s, nil
+}
+
+// collectorSet is a prometheus.Registerer that keeps the collectors of one
+// Authority, so that a renewed unit's Authority can take over the metric
+// names of the one it replaces.
+type collectorSet struct{ cs []prometheus.Collector }
+
+// Register keeps col.
+func (c *collectorSet) Register(col prometheus.Collector) error {
+	c.cs = append(c.cs, col)
+	return nil
+}
+
+// MustRegister keeps cs.
+func (c *collectorSet) MustRegister(cs ...prometheus.Collector) { c.cs = append(c.cs, cs...) }
+
+// Unregister does nothing: a generation's collectors are dropped whole.
+func (c *collectorSet) Unregister(prometheus.Collector) bool { return false }
+
+// install makes an Authority for unit and swaps it in; the metrics move to it.
+func (s *Service) install(unit *Unit) error {
+	g := &generation{unit: unit, metrics: &collectorSet{}}
+	rec, err := NewAuditRecorder(s.o.Audit, hex.EncodeToString(unit.Cert.SerialNumber.Bytes()))
+	if err != nil {
+		return err
+	}
+	a, err := New(s.o.Config, Options{
+		Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: s.o.Serials,
+		Recorder: rec, Clock: s.o.Clock, Logger: s.o.Logger, Registerer: g.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	g.auth, g.handler = a, a.Handler(s.o.Identify)
+	old := s.cur.Swap(g)
+	if s.o.Registerer == nil {
+		return nil
+	}
+	if old != nil {
+		for _, c := range old.metrics.cs {
+			s.o.Registerer.Unregister(c)
+		}
+	}
+	for _, c := range g.metrics.cs {
+		if err := s.o.Registerer.Register(c); err != nil {
+			return fmt.Errorf("registering TSA metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Unit returns the unit in use now (nil before one is installed).
+func (s *Service) Unit() *Unit {
+	if g := s.cur.Load(); g != nil {
+		return g.unit
+	}
+	return nil
+}
+
+// authority returns the Authority of the unit in use now (renewal swaps
+// it), nil before one is installed.
+func (s *Service) authority() *Authority {
+	if g := s.cur.Load(); g != nil {
+		return g.auth
+	}
+	return nil
+}
+
+// ServeHTTP answers RFC 3161 requests (POST /tsa) with the current unit.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.cur.Load().handler.ServeHTTP(w, r)
+}
+
+// Register serves POST /tsa. It is public and hot, so it is handed to raw,
+// which must route the prefix "/tsa" before mux sees the request (the
+// handler checks the method and media type itself); any other path under
+// the prefix goes on to mux.
+func (s *Service) Register(mux *http.ServeMux, raw func(prefix string, h http.Handler)) {
+	raw("/tsa", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/tsa" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		s.ServeHTTP(w, r)
+	}))
+}
+
+// Ready backs /readyz: the clock is in sync and the unit certificate valid.
+func (s *Service) Ready(context.Context) error {
+	a := s.authority()
+	if a == nil {
+		return errors.New("timestamp: no TSA unit installed")
+	}
+	return a.Ready()
+}
+
+// due reports whether unit should be replaced at now.
+func (s *Service) due(unit *Unit, now time.Time) bool {
+	return unit.Cert.NotAfter.Sub(now) < s.o.RenewBefore
+}
+
+// RenewIfDue replaces the unit with a new key and certificate when its
+// certificate ends within RenewBefore, and records the renewal (or its
+// failure) in the audit log.
+func (s *Service) RenewIfDue(ctx context.Context, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	unit := s.Unit()
+	if unit == nil || !s.due(unit, now) {
+		return nil
+	}
+	serial := hex.EncodeToString(unit.Cert.SerialNumber.Bytes())
+	if serial == s.noRenewal && now.Before(unit.Cert.NotAfter) {
+		return nil
+	}
+	next, err := s.renew(ctx, unit, now)
+	if err != nil {
+		_, _ = s.o.Audit.Append(ctx, audit.Entry{
+			Actor: s.o.Actor, Action: ActionRenewUnit, Object: serial, Outcome: audit.OutcomeFailure,
+			Details: map[string]any{"error": err.Error()},
+		})
+		return err
+	}
+	newSerial := hex.EncodeToString(next.Cert.SerialNumber.Bytes())
+	if _, err := s.o.Audit.Append(ctx, audit.Entry{
+		Actor: s.o.Actor, Action: ActionRenewUnit, Object: newSerial, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"previous": serial, "key": next.Key.URI, "notAfter": next.Cert.NotAfter},
+	}); err != nil {
+		return fmt.Errorf("writing audit record: %w", err)
+	}
+	if err := s.install(next); err != nil {
+		return err
+	}
+	s.log.Info("TSA unit renewed", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
+	if s.due(next, now) {
+		s.noRenewal = newSerial
+		s.log.Warn("tsa.renewBefore exceeds the tsa-unit certificate lifetime: the new unit is due for renewal at once; not renewing it again before it expires",
+			"renewBefore", s.o.RenewBefore, "notAfter", next.Cert.NotAfter)
+	}
+	return nil
+}
+
+// renew has Units make and certify a new unit to replace old.
+func (s *Service) renew(ctx context.Context, old *Unit, now time.Time) (*Unit, error) {
+	s.log.Info("renewing the TSA unit", "old", hex.EncodeToString(old.Cert.SerialNumber.Bytes()), "oldNotAfter", old.Cert.NotAfter)
+	return s.o.Units.Renew(ctx, now, s.o.Actor)
+}
+
+// RenewLoop checks for renewal every interval until ctx ends.
+func (s *Service) RenewLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		if err := s.RenewIfDue(rctx, time.Now()); err != nil {
+			s.log.Error("renewing the TSA unit failed; the current unit serves until its certificate expires", "err", err)
+		}
+		cancel()
+	}
+}

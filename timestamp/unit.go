@@ -1,0 +1,190 @@
+package timestamp
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/atomicfile"
+)
+
+// Unit is a TSA unit as it lives on disk and on the token: its key and its
+// certificate.
+type Unit struct {
+	Key   UnitKey
+	Cert  *x509.Certificate
+	Chain []*x509.Certificate // issuing CA first, without the root
+}
+
+// UnitKey is a unit key on the token.
+type UnitKey struct {
+	Signer crypto.Signer
+	// Label is the key's label on the token: the unit certificate's
+	// credential ID.
+	Label string
+	// URI is the key's RFC 7512 URI, for records and logs.
+	URI string
+}
+
+// KeyStore is the token holding the unit keys, as the TSA needs it
+// (cmd/thiqa implements it over hsm). The keys it returns sign every token:
+// they should be ready to sign all day.
+type KeyStore interface {
+	// Labels lists the labels of the private keys on the token.
+	Labels(ctx context.Context) ([]string, error)
+	// Key returns the key labelled label, or an error wrapping
+	// fs.ErrNotExist when the token has none.
+	Key(ctx context.Context, label string) (UnitKey, error)
+	// GenerateKey generates a key labelled label and records its
+	// generation in the audit log.
+	GenerateKey(ctx context.Context, label string) (UnitKey, error)
+}
+
+// Certifier is the CA as the TSA needs it: it certifies unit keys
+// (cmd/thiqa implements it over the CA, which stores and audits every
+// certificate it issues).
+type Certifier interface {
+	// CertifyUnit returns a tsa-unit certificate for the public key pub of
+	// the key labelled credentialID, and the certificate of the CA that
+	// issued it. A key already certified (an init interrupted after
+	// issuance) gets its unexpired certificate back instead of a second
+	// one; actor is who asks for a new one.
+	CertifyUnit(ctx context.Context, pub crypto.PublicKey, credentialID, actor string) (cert, issuer *x509.Certificate, err error)
+}
+
+// Units finds, certifies and renews the TSA's units: the unit certificate
+// (unit.pem) and its issuing CA (chain.pem) live in Dir, the unit keys on
+// the token, labelled KeyLabel or, once renewed, KeyLabel-<UTC time>.
+type Units struct {
+	Dir      string
+	KeyLabel string
+	Keys     KeyStore
+	// CA certifies new unit keys; Load does without it.
+	CA Certifier
+}
+
+// UnitPath is where the unit certificate lives (PEM).
+func (u *Units) UnitPath() string { return filepath.Join(u.Dir, "unit.pem") }
+
+// ChainPath is where the unit certificate's issuing CA certificate lives
+// (PEM).
+func (u *Units) ChainPath() string { return filepath.Join(u.Dir, "chain.pem") }
+
+// readCertsPEM reads one or more PEM certificates.
+func readCertsPEM(path string) ([]*x509.Certificate, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, raw = pem.Decode(raw)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s: unexpected PEM block %q", path, blk.Type)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 || strings.TrimSpace(string(raw)) != "" {
+		return nil, fmt.Errorf("%s: want PEM certificates only", path)
+	}
+	return out, nil
+}
+
+// Load reads the unit certificate and chain and finds the key on the token
+// whose public key the certificate carries: KeyLabel or one of its
+// renewals. It returns an error wrapping fs.ErrNotExist when there is no
+// unit certificate yet.
+func (u *Units) Load(ctx context.Context) (*Unit, error) {
+	certs, err := readCertsPEM(u.UnitPath())
+	if err != nil {
+		return nil, fmt.Errorf("TSA unit certificate: %w", err)
+	}
+	chain, err := readCertsPEM(u.ChainPath())
+	if err != nil {
+		return nil, fmt.Errorf("TSA unit chain: %w", err)
+	}
+	labels, err := u.Keys.Labels(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing keys: %w", err)
+	}
+	cert := certs[0]
+	for _, label := range labels {
+		if label != u.KeyLabel && !strings.HasPrefix(label, u.KeyLabel+"-") {
+			continue
+		}
+		k, err := u.Keys.Key(ctx, label)
+		if err != nil {
+			return nil, fmt.Errorf("finding key %q: %w", label, err)
+		}
+		if pub, ok := k.Signer.Public().(interface{ Equal(crypto.PublicKey) bool }); ok && pub.Equal(cert.PublicKey) {
+			return &Unit{Key: k, Cert: cert, Chain: chain}, nil
+		}
+	}
+	return nil, fmt.Errorf("the token holds no key %s (or renewal of it) matching %s", u.KeyLabel, u.UnitPath())
+}
+
+// Init makes sure there is a unit: the one in Dir, or else the key
+// KeyLabel (generated when the token has none) certified by the CA. What
+// exists is kept.
+func (u *Units) Init(ctx context.Context, actor string) (*Unit, error) {
+	unit, err := u.Load(ctx)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return unit, err
+	}
+	key, err := u.Keys.Key(ctx, u.KeyLabel)
+	if errors.Is(err, fs.ErrNotExist) {
+		key, err = u.Keys.GenerateKey(ctx, u.KeyLabel)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("TSA unit key %s: %w", u.KeyLabel, err)
+	}
+	return u.Certify(ctx, key, actor)
+}
+
+// Certify has the CA certify key and writes chain.pem and unit.pem.
+func (u *Units) Certify(ctx context.Context, key UnitKey, actor string) (*Unit, error) {
+	cert, issuer, err := u.CA.CertifyUnit(ctx, key.Signer.Public(), key.Label, actor)
+	if err != nil {
+		return nil, fmt.Errorf("certifying the TSA unit key %s: %w", key.Label, err)
+	}
+	if err := os.MkdirAll(u.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the TSA certificate folder: %w", err)
+	}
+	// The chain first, so that unit.pem never names an issuer chain.pem lacks.
+	if err := atomicfile.Write(u.ChainPath(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw}), 0o644); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Write(u.UnitPath(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
+		return nil, err
+	}
+	return &Unit{Key: key, Cert: cert, Chain: []*x509.Certificate{issuer}}, nil
+}
+
+// Renew generates a new unit key (labelled KeyLabel-<now, UTC>) and has it
+// certified. EN 319 421 §7.6: a unit key must not sign beyond its
+// certificate's validity, so renewal is a new key certified afresh, never
+// the old key re-certified.
+func (u *Units) Renew(ctx context.Context, now time.Time, actor string) (*Unit, error) {
+	label := u.KeyLabel + "-" + now.UTC().Format("20060102T150405.000Z")
+	key, err := u.Keys.GenerateKey(ctx, label)
+	if err != nil {
+		return nil, fmt.Errorf("generating the new unit key: %w", err)
+	}
+	return u.Certify(ctx, key, actor)
+}
