@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/tsl/build"
@@ -288,7 +289,7 @@ func tslBuild(ctx context.Context, env *cliEnv, args []string) error {
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(*out), err)
 	}
-	if err := writeFileAtomic(*out, raw, 0o644); err != nil {
+	if err := atomicfile.Write(*out, raw, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", *out, err)
 	}
 	fmt.Fprintf(env.stdout, "trusted list %s: territory %s, sequence %d, %d services, next update %s\nsigned by %s (certificate %s)\n",
