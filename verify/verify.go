@@ -79,6 +79,17 @@ func New(o Options) *Verifier {
 	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}}
 }
 
+// NoAnchorWarning is the report warning of a verifier without trust
+// anchors: integrity and structure are still checked (a broken document is
+// TOTAL-FAILED), but no certificate path can end at a trusted anchor, so an
+// intact signature is at best INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND.
+const NoAnchorWarning = "no trust anchor is configured: signatures are checked for integrity only, " +
+	"and no certificate path can be trusted (INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND at best)"
+
+// hasAnchors reports whether anything can anchor a certificate path. It is
+// the one place to extend when anchors come from elsewhere (trusted lists).
+func (v *Verifier) hasAnchors() bool { return len(v.opts.TrustAnchors) > 0 }
+
 func (v *Verifier) now() time.Time {
 	if v.opts.At.IsZero() {
 		return time.Now().UTC()
@@ -123,6 +134,9 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	}
 	at := v.now()
 	rep := &report.Report{ValidationTime: at, DocumentSize: size, Signatures: []report.Signature{}}
+	if !v.hasAnchors() {
+		rep.Warnings = append(rep.Warnings, NoAnchorWarning)
+	}
 	f, err := pdf.Open(r, size)
 	if err != nil {
 		rep.Errors = append(rep.Errors, "the PDF cannot be read: "+err.Error())

@@ -48,8 +48,10 @@ func cannotRun(format string, a ...any) error {
 
 // runVerify is `thiqa verify FILE [--trust PEM]... [--at RFC3339] [--json]
 // [--data DIR] [--offline] [--timeout D]`. Flags may come before or after
-// FILE. Exit codes: 0 TOTAL-PASSED, 1 TOTAL-FAILED, 2 INDETERMINATE, 3 the
-// validation could not run.
+// FILE. Without --trust or --data it still validates, with a warning: a
+// broken document is TOTAL-FAILED, an intact one INDETERMINATE. Exit codes:
+// 0 TOTAL-PASSED, 1 TOTAL-FAILED, 2 INDETERMINATE, 3 the validation could
+// not run (unreadable file, bad flags).
 func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("verify", env)
 	var trust pemFileList
@@ -93,9 +95,6 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		anchors = append(anchors, certs...)
 	}
-	if len(anchors) == 0 {
-		return cannotRun("no trust anchor: give --trust PEM (a root certificate) or --data DIR (this deployment's root)")
-	}
 	f, err := os.Open(file)
 	if err != nil {
 		return cannotRun("opening the document: %w", err)
@@ -107,6 +106,11 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if !st.Mode().IsRegular() {
 		return cannotRun("%s is not a regular file", file)
+	}
+	if len(anchors) == 0 {
+		// Integrity needs no anchor: the verdict is still given (TOTAL-FAILED
+		// for a broken document, else INDETERMINATE), and the report says why.
+		fmt.Fprintln(env.stderr, "warning: no trust anchor configured (--trust PEM or --data DIR): signatures are checked for integrity only")
 	}
 	v := newVerifier(verifierSettings{anchors: anchors, at: validationTime, online: !*offline, timeout: *timeout})
 	rep, err := v.VerifyPDF(ctx, f, st.Size())
@@ -227,8 +231,7 @@ func wireVerify(_ context.Context, p *platform, s *serving) error {
 	}
 	logger := p.logger.With("service", "verify")
 	if len(anchors) == 0 {
-		logger.Warn("verification not served: no trust anchors (enable the CA or set verify.trustAnchorFiles)")
-		return nil
+		logger.Warn("verification without trust anchors (enable the CA or set verify.trustAnchorFiles): integrity only, no signature can be TOTAL-PASSED")
 	}
 	v := newVerifier(verifierSettings{
 		anchors: anchors, online: !vc.OfflineRevocation, timeout: vc.FetchTimeout,

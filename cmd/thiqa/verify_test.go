@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/verify/report"
 )
 
@@ -288,12 +290,30 @@ func TestVerifyEndToEnd(t *testing.T) {
 		if rep := vfyReport(t, 0, sealed["B-LT"], "--data", other); signatureOf(t, rep).Level != "B-LT" {
 			t.Fatalf("root as an extra anchor: %+v", signatureOf(t, rep))
 		}
+		// No trust anchor at all: still a verdict, and a warning that says why.
+		for name, want := range map[string]report.SubIndication{
+			"sealed-B-LT.pdf":   report.NoCertificateChainFound,
+			"one-byte-B-LT.pdf": report.HashFailure,
+			"page-B-LT.pdf":     report.FormatFailure,
+		} {
+			code := 1
+			if want == report.NoCertificateChainFound {
+				code = 2
+			}
+			r := thiqa(t, nil, "verify", "--json", filepath.Join(work, name))
+			var rep report.Report
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != code || rep.SubIndication != want ||
+				!slices.Contains(rep.Warnings, verify.NoAnchorWarning) || !strings.Contains(r.stderr, "no trust anchor configured") {
+				t.Fatalf("%s without an anchor: exit %d (want %d), %s (want %s), %v\nstdout: %.600s\nstderr: %s", name, r.code, code, rep.SubIndication, want, err, r.stdout, r.stderr)
+			}
+		}
 		for _, c := range []struct {
 			args []string
 			want string
 		}{
-			{[]string{sealed["B-B"]}, "no trust anchor"},
 			{[]string{filepath.Join(work, "missing.pdf"), "--trust", root}, "no such file"},
+			{[]string{filepath.Join(work, "missing.pdf")}, "no such file"},
+			{[]string{work}, "not a regular file"},
 			{[]string{sealed["B-B"], "--trust", root, "--at", "yesterday"}, "--at"},
 			{[]string{sealed["B-B"], "--trust", filepath.Join(work, "sealed-B-B.pdf")}, "no CERTIFICATE"},
 			{[]string{sealed["B-B"], sealed["B-T"], "--trust", root}, "one file at a time"},
