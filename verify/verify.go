@@ -6,6 +6,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -129,28 +130,31 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	if size > v.opts.MaxFileSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
 	}
-	if size <= 0 {
-		return nil, errors.New("verify: empty file")
+	if size < 0 {
+		return nil, fmt.Errorf("verify: negative size %d", size)
 	}
 	at := v.now()
 	rep := &report.Report{ValidationTime: at, DocumentSize: size, Signatures: []report.Signature{}}
 	if !v.hasAnchors() {
 		rep.Warnings = append(rep.Warnings, NoAnchorWarning)
 	}
+	if reason, err := checkHeader(r, size); err != nil {
+		return nil, err
+	} else if reason != nil {
+		return notParsed(rep, reason), nil
+	}
 	f, err := pdf.Open(r, size)
 	if err != nil {
-		rep.Errors = append(rep.Errors, "the PDF cannot be read: "+err.Error())
-		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
-		return rep, nil
+		return notParsed(rep, fmt.Errorf("the PDF cannot be read: %w", err)), nil
 	}
 	rep.Revisions = len(f.Sections)
 	if f.Repaired {
 		rep.Warnings = append(rep.Warnings, "the cross-reference table is damaged; objects were located by scanning")
 	}
-	sigs, err := f.Signatures(-1)
-	if err != nil {
-		rep.Warnings = append(rep.Warnings, "reading signature fields: "+err.Error())
+	if _, err := f.Catalog(-1); err != nil {
+		return notParsed(rep, fmt.Errorf("the document catalog cannot be read: %w", err)), nil
 	}
+	sigs, fieldsErr := f.Signatures(-1)
 	// Signatures that a later revision removed from the form are still
 	// validated (and fail for the removal) rather than silently dropped.
 	sigs = append(sigs, removedSignatures(f, sigs)...)
@@ -221,7 +225,46 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
 		rep.Errors = append(rep.Errors, "a damaged cross-reference table cannot be signed content")
 	}
+	if fieldsErr != nil {
+		// A form whose field tree cannot be walked may hide signatures:
+		// the document cannot be judged as a whole.
+		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
+		rep.Errors = append(rep.Errors, "the signature fields cannot be read: "+fieldsErr.Error())
+	}
 	return rep, nil
+}
+
+// headerWindow is how far into the file the %PDF- header may start (ISO
+// 32000-2 Annex H tolerates leading bytes; readers look within 1024).
+const headerWindow = 1024
+
+// errNotPDF is the reason given for a body that is not a PDF at all.
+var errNotPDF = errors.New("not a PDF: no %PDF- header in the first 1024 bytes")
+
+// checkHeader tells a PDF from anything else (an empty file, HTML, a
+// multipart body posted as if it were the PDF): reason says why the body
+// is not a PDF; err is set only when the file cannot be read.
+func checkHeader(r io.ReaderAt, size int64) (reason, err error) {
+	if size == 0 {
+		return errors.New("not a PDF: the file is empty"), nil
+	}
+	buf := make([]byte, min(size, headerWindow))
+	n, err := r.ReadAt(buf, 0)
+	if n < len(buf) && err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("verify: reading the header: %w", err)
+	}
+	if !bytes.Contains(buf[:n], []byte("%PDF-")) {
+		return errNotPDF, nil
+	}
+	return nil, nil
+}
+
+// notParsed makes rep the verdict on a body that is not a PDF or cannot be
+// parsed: TOTAL-FAILED / FORMAT_FAILURE, whatever the path it came by.
+func notParsed(rep *report.Report, err error) *report.Report {
+	rep.Errors = append(rep.Errors, err.Error())
+	rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
+	return rep
 }
 
 func first(br []int64) int64 {

@@ -218,7 +218,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 		if !strings.Contains(y, def) {
 			t.Fatalf("no default verify section in the configuration:\n%s", y)
 		}
-		return strings.Replace(y, def, "verify:\n  maxUploadBytes: 1048576\n  ratePerSecond: 20\n  burst: 6\n", 1)
+		return strings.Replace(y, def, "verify:\n  maxUploadBytes: 1048576\n  ratePerSecond: 20\n  burst: 20\n", 1)
 	})
 	mustThiqa(t, nil, "init", "--data", dir, "--config", conf)
 	srv := vfyServe(t, dir, port)
@@ -238,6 +238,12 @@ func TestVerifyEndToEnd(t *testing.T) {
 		writeFile(t, p, string(body))
 		sealed[lv] = p
 	}
+
+	// Bodies that are not PDFs: the same verdict on every path.
+	writeFile(t, filepath.Join(work, "not-a-pdf.pdf"), "<!DOCTYPE html><html><body>not a PDF</body></html>\n")
+	writeFile(t, filepath.Join(work, "empty.pdf"), "")
+	writeFile(t, filepath.Join(work, "multipart-as-is.pdf"), "--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n"+
+		strings.Repeat("%", 1100)+mustRead(t, sealed["B-T"])+"\r\n--xyz--\r\n")
 
 	t.Run("cli", func(t *testing.T) {
 		for lv, p := range sealed {
@@ -292,9 +298,12 @@ func TestVerifyEndToEnd(t *testing.T) {
 		}
 		// No trust anchor at all: still a verdict, and a warning that says why.
 		for name, want := range map[string]report.SubIndication{
-			"sealed-B-LT.pdf":   report.NoCertificateChainFound,
-			"one-byte-B-LT.pdf": report.HashFailure,
-			"page-B-LT.pdf":     report.FormatFailure,
+			"sealed-B-LT.pdf":     report.NoCertificateChainFound,
+			"one-byte-B-LT.pdf":   report.HashFailure,
+			"page-B-LT.pdf":       report.FormatFailure,
+			"not-a-pdf.pdf":       report.FormatFailure,
+			"empty.pdf":           report.FormatFailure,
+			"multipart-as-is.pdf": report.FormatFailure,
 		} {
 			code := 1
 			if want == report.NoCertificateChainFound {
@@ -335,6 +344,35 @@ func TestVerifyEndToEnd(t *testing.T) {
 				t.Fatalf("%s: %d %s %.300s", name, code, hdr.Get("Content-Type"), body)
 			}
 		}
+		// curl -F: the first file part is the document; the same verdicts
+		// as the CLI (here with the deployment's root: the server trusts it).
+		curl := testenv.Tool(t, "curl")
+		for name, want := range map[string]report.SubIndication{
+			"sealed-B-LT.pdf": "", "one-byte-B-LT.pdf": report.HashFailure, "not-a-pdf.pdf": report.FormatFailure,
+			"empty.pdf": report.FormatFailure, "multipart-as-is.pdf": report.FormatFailure,
+		} {
+			p := filepath.Join(work, name)
+			out, err := exec.Command(curl, "-sS", "-F", "note=first a text field", "-F", "file=@"+p, srv.base+"/api/v1/verify").Output()
+			var rep report.Report
+			if err != nil || json.Unmarshal(out, &rep) != nil || rep.SubIndication != want {
+				t.Fatalf("curl -F file=@%s: %v %.400s", name, err, out)
+			}
+			exit := 0
+			if want != "" {
+				exit = 1
+			}
+			cli := vfyReport(t, exit, p, "--data", dir)
+			if cli.Indication != rep.Indication || cli.SubIndication != rep.SubIndication || !slices.Equal(cli.Errors, rep.Errors) {
+				t.Fatalf("%s: the API says %s %s %q, the CLI %s %s %q", name, rep.Indication, rep.SubIndication, rep.Errors, cli.Indication, cli.SubIndication, cli.Errors)
+			}
+		}
+		// Other media types: 415 with a problem body.
+		for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "application/json"} {
+			code, hdr, body := vfySend(t, srv, "/api/v1/verify", "", ct, []byte(mustRead(t, sealed["B-LT"])))
+			if code != http.StatusUnsupportedMediaType || hdr.Get("Content-Type") != "application/problem+json" || !bytes.Contains(body, []byte(`"status":415`)) {
+				t.Fatalf("%s: %d %s", ct, code, body)
+			}
+		}
 		code, hdr, body := vfySend(t, srv, "/api/v1/verify", "", "application/pdf", bytes.Repeat([]byte("%PDF-1.7\n"), 1<<17))
 		if code != http.StatusRequestEntityTooLarge || hdr.Get("Content-Type") != "application/problem+json" {
 			t.Fatalf("over maxUploadBytes: %d %s", code, body)
@@ -360,6 +398,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 			sealed["B-LT"]:                            report.TotalPassed,
 			filepath.Join(work, "page-B-LT.pdf"):      report.TotalFailed,
 			filepath.Join(work, "one-byte-B-LTA.pdf"): report.TotalFailed,
+			filepath.Join(work, "not-a-pdf.pdf"):      report.TotalFailed,
 		})
 	})
 
@@ -379,7 +418,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 			}
 		}
 		if limited == 0 {
-			t.Fatal("60 quick verifications from one address were never rate-limited (burst 6, 20/s)")
+			t.Fatal("60 quick verifications from one address were never rate-limited (burst 20, 20/s)")
 		}
 		_, _, metrics := srv.get(t, "/metrics", "")
 		for _, want := range []string{`thiqa_verify_requests_total{code="200"}`, `thiqa_verify_requests_total{code="413"}`, `thiqa_verify_requests_total{code="429"} 1`} {
