@@ -16,6 +16,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/metrics"
 	"github.com/thiqa/thiqa/internal/problem"
@@ -89,8 +90,14 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
+	// One notion of "the client" for every rate limit and log line: the
+	// TCP peer, or what a trusted proxy says (verify.trustedProxies).
+	proxies, err := clientip.New(cfg.Verify.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("verify.trustedProxies: %w", err)
+	}
 	srv := &http.Server{
-		Handler:           accessLog(logger, rawPrefixes(sv.raw, sv.mux)),
+		Handler:           proxies.Middleware(accessLog(logger, rawPrefixes(sv.raw, sv.mux))),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -112,7 +119,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		ln.Close()
 		return fmt.Errorf("writing audit record: %w", err)
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn)
+	logger.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn, "trustedProxies", proxies.Proxies())
 	if *ready != "" {
 		if err := writeReadyFile(*ready, ln.Addr().String()); err != nil {
 			ln.Close()

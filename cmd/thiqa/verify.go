@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/verify"
@@ -331,14 +331,11 @@ func (l *rateLimiter) sweep(now time.Time) {
 }
 
 // middleware answers 429 with a problem body and Retry-After when the
-// client IP has no token left.
+// client IP has no token left. The client is the TCP peer, or the address
+// a trusted proxy forwarded (clientip.Middleware, verify.trustedProxies).
 func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		if ok, wait := l.allow(host); !ok {
+		if ok, wait := l.allow(clientip.FromRequest(r).Key()); !ok {
 			secs := int(math.Ceil(wait.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			problem.Error(w, http.StatusTooManyRequests, "too many verifications from this address; retry later")

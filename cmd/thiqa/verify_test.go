@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,7 +220,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 		if !strings.Contains(y, def) {
 			t.Fatalf("no default verify section in the configuration:\n%s", y)
 		}
-		return strings.Replace(y, def, "verify:\n  maxUploadBytes: 1048576\n  ratePerSecond: 20\n  burst: 20\n", 1)
+		return strings.Replace(y, def, "verify:\n  maxUploadBytes: 1048576\n  ratePerSecond: 20\n  burst: 20\n  trustedProxies: [127.0.0.1/32]\n", 1)
 	})
 	mustThiqa(t, nil, "init", "--data", dir, "--config", conf)
 	srv := vfyServe(t, dir, port)
@@ -427,4 +429,72 @@ func TestVerifyEndToEnd(t *testing.T) {
 			}
 		}
 	})
+
+	// verify.trustedProxies is 127.0.0.1/32: clients connect from other
+	// loopback addresses, the reverse proxy (httputil) from 127.0.0.1.
+	t.Run("trusted-proxies", func(t *testing.T) {
+		limitedAfter := func(c *http.Client, url string, hdr func(i int) http.Header) int {
+			for i := 1; i <= 80; i++ {
+				req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/verify", strings.NewReader("not a PDF"))
+				req.Header = hdr(i)
+				req.Header.Set("Content-Type", "application/pdf")
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body) //nolint:errcheck // drained for reuse
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+				case http.StatusTooManyRequests:
+					return i
+				default:
+					t.Fatalf("request %d: %d", i, resp.StatusCode)
+				}
+			}
+			return 0
+		}
+		// Directly from 127.0.0.2 (not a trusted proxy), a new spoofed
+		// address on every request: one bucket all the same.
+		spoof := func(i int) http.Header {
+			return http.Header{"X-Forwarded-For": {fmt.Sprintf("198.51.100.%d", i)}, "Forwarded": {fmt.Sprintf("for=203.0.113.%d", i)}}
+		}
+		if n := limitedAfter(vfyClientFrom(t, "127.0.0.2"), srv.base, spoof); n == 0 || n > 40 {
+			t.Fatalf("an untrusted client spoofing X-Forwarded-For was limited after %d requests (burst 20)", n)
+		}
+		// Through a reverse proxy on 127.0.0.1: clients 127.0.0.3 and
+		// 127.0.0.4 have a bucket each.
+		target, _ := url.Parse(srv.base)
+		proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+		defer proxy.Close()
+		none := func(int) http.Header { return http.Header{} }
+		if n := limitedAfter(vfyClientFrom(t, "127.0.0.3"), proxy.URL, none); n == 0 {
+			t.Fatal("client 127.0.0.3 behind the proxy was never limited")
+		}
+		code, err := vfyPostFrom(vfyClientFrom(t, "127.0.0.4"), proxy.URL)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("client 127.0.0.4 behind the proxy right after 127.0.0.3 was limited: %d %v", code, err)
+		}
+	})
+}
+
+// vfyClientFrom returns an HTTP client whose connections leave from the
+// loopback address ip.
+func vfyClientFrom(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: time.Minute}
+}
+
+// vfyPostFrom posts a (non-PDF) document to base's verification API.
+func vfyPostFrom(c *http.Client, base string) (int, error) {
+	resp, err := c.Post(base+"/api/v1/verify", "application/pdf", strings.NewReader("not a PDF"))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, err
 }

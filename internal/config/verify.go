@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/clientip"
 )
 
 // VerifyConfig configures verification for relying parties: POST
@@ -29,6 +31,13 @@ type VerifyConfig struct {
 	OfflineRevocation bool `yaml:"offlineRevocation,omitempty"`
 	// FetchTimeout bounds each online revocation fetch (default 10s).
 	FetchTimeout time.Duration `yaml:"fetchTimeout"`
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// of this server (CIDR prefixes or single addresses). Only from these
+	// peers are Forwarded (RFC 7239) and X-Forwarded-For believed, to find
+	// the client's address; it serves every rate limit and every log line
+	// of `thiqa serve`, not only verification. Empty: the TCP peer is the
+	// client and those headers are ignored.
+	TrustedProxies []string `yaml:"trustedProxies,omitempty"`
 }
 
 // DefaultVerifyConfig returns the verification settings of a local setup.
@@ -69,6 +78,11 @@ func (c VerifyConfig) Validate() error {
 	}
 	if c.FetchTimeout < 0 || c.FetchTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Sprintf("verify.fetchTimeout: want 0 to 5m, got %s", c.FetchTimeout))
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := clientip.ParsePrefix(p); err != nil {
+			errs = append(errs, fmt.Sprintf("verify.trustedProxies[%d]: %v", i, err))
+		}
 	}
 	for i, f := range c.TrustAnchorFiles {
 		if strings.TrimSpace(f) == "" {
