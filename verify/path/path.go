@@ -104,6 +104,7 @@ type Result struct {
 type Validator struct {
 	opts  Options
 	depth int
+	names *nameMemo // shared with the nested validators
 }
 
 // New returns a validator for the options.
@@ -118,7 +119,7 @@ func New(opts Options) *Validator {
 		a := DefaultAlgorithms()
 		opts.Algorithms = &a
 	}
-	return &Validator{opts: opts}
+	return &Validator{opts: opts, names: newNameMemo()}
 }
 
 // Options returns the validator's options.
@@ -195,7 +196,7 @@ func (v *Validator) build(leaf *x509.Certificate, pool []*x509.Certificate) [][]
 		}
 		cur := chain[len(chain)-1]
 		for _, r := range v.opts.Roots {
-			if nameEqual(cur.RawIssuer, r.RawSubject) && keyIDMatch(cur, r) && !in(chain[1:], r) {
+			if v.names.equal(cur.RawIssuer, r.RawSubject) && keyIDMatch(cur, r) && !in(chain[1:], r) {
 				p := make([]*x509.Certificate, 0, len(chain)+1)
 				p = append(p, r)
 				for i := len(chain) - 1; i >= 0; i-- {
@@ -213,7 +214,7 @@ func (v *Validator) build(leaf *x509.Certificate, pool []*x509.Certificate) [][]
 			if in(chain, c) || isRoot(v.opts.Roots, c) {
 				continue
 			}
-			if nameEqual(cur.RawIssuer, c.RawSubject) && keyIDMatch(cur, c) {
+			if v.names.equal(cur.RawIssuer, c.RawSubject) && keyIDMatch(cur, c) {
 				chain = append(chain, c)
 				dfs()
 				chain = chain[:len(chain)-1]
@@ -285,7 +286,7 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 		if validityTime(at).After(c.NotAfter) {
 			return nil, fail(OutOfBoundsNoPOE, i, "expired at %s", c.NotAfter.UTC().Format(time.RFC3339))
 		}
-		if !nameEqual(c.RawIssuer, issuer.RawSubject) {
+		if !v.names.equal(c.RawIssuer, issuer.RawSubject) {
 			return nil, fail(NoChainFound, i, "issuer name does not match")
 		}
 		if v.opts.Revocation != nil {
@@ -296,12 +297,12 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 				return nil, err
 			}
 		}
-		if !(selfIssued(c) && i < n) {
+		if !(v.names.selfIssued(c) && i < n) {
 			if err := nc.check(c); err != nil {
 				return nil, fail(ChainConstraints, i, "name constraints: %v", err)
 			}
 		}
-		if err := st.processCert(c, i, n, selfIssued(c)); err != nil {
+		if err := st.processCert(c, i, n, v.names.selfIssued(c)); err != nil {
 			return nil, fail(ChainConstraints, i, "%v", err)
 		}
 		if err := unknownCritical(c, i == n); err != nil {
@@ -311,7 +312,7 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 			break
 		}
 		// Preparation for certificate i+1 (§6.1.4).
-		if err := st.prepare(c, i, selfIssued(c)); err != nil {
+		if err := st.prepare(c, i, v.names.selfIssued(c)); err != nil {
 			return nil, fail(ChainConstraints, i, "%v", err)
 		}
 		if err := nc.add(c); err != nil {
@@ -320,7 +321,7 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 		if !c.BasicConstraintsValid || !c.IsCA {
 			return nil, fail(ChainGeneralFailure, i, "intermediate certificate is not a CA")
 		}
-		if !selfIssued(c) {
+		if !v.names.selfIssued(c) {
 			if maxPathLen <= 0 {
 				return nil, fail(ChainConstraints, i, "path length constraint exceeded")
 			}
@@ -348,7 +349,7 @@ func (v *Validator) nested(depth int) *Validator {
 	o.InitialExplicitPolicy = false
 	o.InitialPolicyMappingInhibit = false
 	o.InitialAnyPolicyInhibit = false
-	return &Validator{opts: o, depth: depth + 1}
+	return &Validator{opts: o, depth: depth + 1, names: v.names}
 }
 
 func unknownCritical(c *x509.Certificate, leaf bool) error {
