@@ -58,7 +58,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 		st.fail(report.TotalFailed, report.FormatFailure, "unsupported SubFilter %q", sr.SubFilter)
 		return sr
 	}
-	sd, err := cms.Parse(s.Contents.Bytes)
+	sd, err := cms.ParseWith(s.Contents.Bytes, dc.certs)
 	if err != nil {
 		// Nothing decodable: no signature to validate (reported on the document).
 		st.fail(report.TotalFailed, report.FormatFailure, "%v", err)
@@ -92,7 +92,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 		st.fail(report.Indeterminate, report.CryptoConstraintsFailure, "unknown digest algorithm %s", si.DigestAlg.Algorithm)
 		return sr
 	}
-	digest, err := hashRanges(dc.r, s.ByteRange, h)
+	digest, err := hashRanges(dc.r, s.ByteRange, h, dc.bufs)
 	if err != nil {
 		st.fail(report.TotalFailed, report.FormatFailure, "%v", err)
 		return sr
@@ -160,7 +160,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 	// adbe.pkcs7.detached, also in the CMS (Adobe revocation archival).
 	ltData := rd
 	if sr.SubFilter == "ETSI.CAdES.detached" {
-		ltData = &revocationData{ocsps: dc.dssOCSP, memo: dc.memo}
+		ltData = &revocationData{ocsps: dc.dssOCSP, memo: dc.memo, crlMemo: dc.crls}
 		for _, der := range dc.dssCRL {
 			ltData.addCRL(der)
 		}
@@ -249,7 +249,7 @@ func mapPathError(st sigState, e *path.Error, claimed *time.Time) {
 
 // revocationFor gathers embedded revocation values for one signature.
 func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.SignerInfo) *revocationData {
-	rd := &revocationData{memo: dc.memo, ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline, policy: v.opts.Revocation,
+	rd := &revocationData{memo: dc.memo, crlMemo: dc.crls, ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline, policy: v.opts.Revocation,
 		timeout: v.opts.FetchTimeout, pool: append(append([]*x509.Certificate{}, sd.Certificates...), dc.dssCert...)}
 	crls, ocsps := si.RevocationValues()
 	for _, der := range append(append(append([][]byte{}, sd.CRLs...), crls...), dc.dssCRL...) {
@@ -296,7 +296,7 @@ func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypt
 			tr.Indication, tr.SubIndication = ind, sub
 		}
 	}
-	ts, err := cms.ParseTimestamp(der)
+	ts, err := cms.ParseTimestampWith(der, dc.certs)
 	if err != nil {
 		failTS(report.TotalFailed, report.FormatFailure, err.Error())
 		return tr

@@ -15,9 +15,9 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/thiqa/thiqa/verify/cms"
 	"github.com/thiqa/thiqa/verify/path"
 	"github.com/thiqa/thiqa/verify/pdf"
 	"github.com/thiqa/thiqa/verify/report"
@@ -50,11 +50,19 @@ type Verifier struct {
 	log  *slog.Logger
 	// ocsp remembers parsed, signature-checked OCSP responses across documents.
 	ocsp *ocspMemo
+	// certs remembers parsed certificates across documents.
+	certs *path.CertificateCache
+	// bufs holds the buffers signed bytes are hashed through.
+	bufs sync.Pool
 }
 
 // signatureCacheSize bounds how many verified signatures (CA certificates,
 // CRLs, OCSP responses) a Verifier remembers.
 const signatureCacheSize = 16384
+
+// certificateCacheSize bounds how many parsed certificates a Verifier
+// remembers (a few KiB each).
+const certificateCacheSize = 1024
 
 // ErrTooLarge is returned for files above Options.MaxFileSize.
 var ErrTooLarge = errors.New("verify: file too large")
@@ -77,7 +85,7 @@ func New(o Options) *Verifier {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}}
+	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}, certs: path.NewCertificateCache(certificateCacheSize)}
 }
 
 // NoAnchorWarning is the report warning of a verifier without trust
@@ -115,6 +123,9 @@ type docContext struct {
 	undecodable        bool
 	tsaCerts           []tsaCert
 	memo               *ocspMemo
+	certs              *path.CertificateCache
+	bufs               *sync.Pool
+	crls               crlMemo
 	usedRevocation     []bool
 }
 
@@ -159,7 +170,7 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	// validated (and fail for the removal) rather than silently dropped.
 	sigs = append(sigs, removedSignatures(f, sigs)...)
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
-	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: v.ocsp}
+	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{}}
 	dc.loadDSS()
 	// Document timestamps first, newest first: each one is a proof of
 	// existence for everything it covers, including older timestamps whose
@@ -310,7 +321,7 @@ func (dc *docContext) loadDSS() {
 		return out
 	}
 	for _, der := range streams("Certs") {
-		if c, err := cms.ParseCertificate(der); err == nil {
+		if c, err := dc.certs.Parse(der); err == nil {
 			dc.dssCert = append(dc.dssCert, c)
 		}
 	}
