@@ -41,6 +41,7 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 	at := fs.String("at", "", "validation time (RFC 3339; default now)")
 	once := fs.Bool("once", false, "validate once from disk and report peak memory (VmHWM)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measuring run to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the measuring run to this file")
 	compare := fs.String("compare", "", `also measure another verifier on the same file: "pdfsign"`)
 	rounds := fs.Int("rounds", 0, "alternating rounds per verifier with --compare (medians; default 3)")
 	url := fs.String("url", "", "measure POST URL/api/v1/verify of a running server instead of the verifier in process")
@@ -101,6 +102,15 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			if pf, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(pf, 0)
+				pf.Close()
+			}
+		}()
 	}
 	level := ""
 	if len(first.Signatures) > 0 {
