@@ -3,6 +3,7 @@ package pdf
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -300,18 +301,13 @@ func (l *lexer) hexString() (String, error) {
 		}
 		for i := 0; i < len(chunk); {
 			if !half {
-				// Two digits at a time while there is nothing else.
+				// encoding/hex up to the first byte that is not a digit
+				// (white space, or an error found below).
+				even := (len(chunk) - i) &^ 1
 				n := len(out)
-				out = out[:n+(len(chunk)-i)/2]
-				for ; i+1 < len(chunk); i += 2 {
-					a, b := hexValue[chunk[i]], hexValue[chunk[i+1]]
-					if a|b >= 16 {
-						break
-					}
-					out[n] = a<<4 | b
-					n++
-				}
-				out = out[:n]
+				k, _ := hex.Decode(out[n:n+even/2], chunk[i:i+even])
+				out = out[:n+k]
+				i += 2 * k
 				if i >= len(chunk) {
 					break
 				}
