@@ -51,7 +51,8 @@ func (v *Verifier) Handler(maxBytes int64) http.Handler {
 			problem.Error(w, perr.status, perr.detail)
 			return
 		}
-		doc, err := spool(src)
+		hint := r.ContentLength // exact for a raw body, an upper bound for a multipart one
+		doc, err := spool(src, hint)
 		if err != nil {
 			writeBodyError(w, err)
 			return
@@ -137,9 +138,14 @@ type spooled struct {
 }
 
 // spool reads src whole, into memory up to memLimit and into a temporary
-// file beyond.
-func spool(src io.Reader) (*spooled, error) {
+// file beyond; hint (the request's Content-Length, -1 if unknown) sizes
+// the buffer, up to 1 MiB: beyond that the buffer grows with the bytes
+// that actually arrive, so a claimed length reserves nothing.
+func spool(src io.Reader, hint int64) (*spooled, error) {
 	var buf bytes.Buffer
+	if hint > 0 {
+		buf.Grow(int(min(hint, 1<<20)) + bytes.MinRead)
+	}
 	n, err := io.CopyN(&buf, src, memLimit+1)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
