@@ -52,7 +52,7 @@ func (v *Verifier) Handler(maxBytes int64) http.Handler {
 			return
 		}
 		hint := r.ContentLength // exact for a raw body, an upper bound for a multipart one
-		doc, err := spool(src, hint)
+		doc, err := v.spool(src, hint)
 		if err != nil {
 			writeBodyError(w, err)
 			return
@@ -137,22 +137,39 @@ type spooled struct {
 	close func()
 }
 
+// maxPooledBody is the largest body buffer kept for the next request.
+const maxPooledBody = 2 << 20
+
 // spool reads src whole, into memory up to memLimit and into a temporary
 // file beyond; hint (the request's Content-Length, -1 if unknown) sizes
 // the buffer, up to 1 MiB: beyond that the buffer grows with the bytes
 // that actually arrive, so a claimed length reserves nothing.
-func spool(src io.Reader, hint int64) (*spooled, error) {
-	var buf bytes.Buffer
+// The buffer comes from the Verifier's pool and goes back when the
+// document is closed: nothing a validation keeps (reports, caches) refers
+// to the bytes it read, which it copies.
+func (v *Verifier) spool(src io.Reader, hint int64) (*spooled, error) {
+	buf, _ := v.bodies.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	release := func() {
+		if buf.Cap() <= maxPooledBody {
+			v.bodies.Put(buf)
+		}
+	}
 	if hint > 0 {
 		buf.Grow(int(min(hint, 1<<20)) + bytes.MinRead)
 	}
-	n, err := io.CopyN(&buf, src, memLimit+1)
+	n, err := io.CopyN(buf, src, memLimit+1)
 	if err != nil && !errors.Is(err, io.EOF) {
+		release()
 		return nil, err
 	}
 	if n <= memLimit {
-		return &spooled{ra: bytes.NewReader(buf.Bytes()), size: n, close: func() {}}, nil
+		return &spooled{ra: bytes.NewReader(buf.Bytes()), size: n, close: release}, nil
 	}
+	defer release()
 	tmp, err := os.CreateTemp("", "thiqa-verify-*.pdf")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errSpool, err)

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/thiqa/thiqa/verify/report"
@@ -137,5 +139,42 @@ func TestHandlerMediaTypes(t *testing.T) {
 	mw.Close()
 	if rec := send(mw.FormDataContentType(), b.Bytes()); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized multipart upload: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestHandlerConcurrent posts two documents from several goroutines: the
+// pooled body buffers never mix one request's bytes into another's verdict.
+func TestHandlerConcurrent(t *testing.T) {
+	p := newTestPKI(t)
+	h := New(Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored}).Handler(1 << 20)
+	good := p.signPDF(t, signOpts{padding: 20 << 10})
+	bad := bytes.Clone(good)
+	bad[bytes.Index(bad, []byte("Signed document"))] = 's'
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				doc, want := good, report.TotalPassed
+				if (g+i)%2 == 1 {
+					doc, want = bad, report.TotalFailed
+				}
+				req := httptest.NewRequest(http.MethodPost, "/api/v1/verify", bytes.NewReader(doc))
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				var rep report.Report
+				if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil || rep.Indication != want {
+					errs <- fmt.Sprintf("goroutine %d, request %d: %d %s, want %s", g, i, rec.Code, rep.Indication, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

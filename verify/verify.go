@@ -54,6 +54,8 @@ type Verifier struct {
 	certs *path.CertificateCache
 	// bufs holds the buffers signed bytes are hashed through.
 	bufs sync.Pool
+	// bodies holds the buffers Handler reads request bodies into.
+	bodies sync.Pool
 }
 
 // signatureCacheSize bounds how many verified signatures (CA certificates,

@@ -32,6 +32,10 @@ type lexer struct {
 	br   *bufio.Reader
 	pos  int64
 	peek []token
+	// src and size are what br reads (src from offset 0): hexString looks
+	// ahead in it to size its result.
+	src  io.ReaderAt
+	size int64
 }
 
 type tokKind int
@@ -77,7 +81,29 @@ func newLexerWith(br *bufio.Reader, r io.ReaderAt, size, off int64) *lexer {
 	} else {
 		br.Reset(src)
 	}
-	return &lexer{br: br, pos: off}
+	return &lexer{br: br, pos: off, src: r, size: size}
+}
+
+// hexDigitsAhead returns an upper bound of the number of digits of the
+// hex string whose '<' was just read: the distance to the next '>' (0 when
+// the string ends within the read-ahead, or no '>' comes within
+// maxStringLen bytes' worth of digits). It reads the source again in small
+// windows, on the stack.
+func (l *lexer) hexDigitsAhead() int64 {
+	if b, _ := l.br.Peek(l.br.Buffered()); bytes.IndexByte(b, '>') >= 0 {
+		return 0 // short: ends within what is buffered
+	}
+	var w [4 << 10]byte
+	for off := l.pos; off < l.size && off-l.pos <= 2*maxStringLen; off += int64(len(w)) {
+		n, _ := l.src.ReadAt(w[:], off)
+		if n <= 0 {
+			return 0
+		}
+		if i := bytes.IndexByte(w[:n], '>'); i >= 0 {
+			return off - l.pos + int64(i)
+		}
+	}
+	return 0
 }
 
 func (l *lexer) readByte() (byte, error) {
@@ -279,6 +305,11 @@ const (
 
 func (l *lexer) hexString() (String, error) {
 	var out []byte
+	if n := l.hexDigitsAhead(); n > lexerBufSize {
+		// Long (a signature value): one allocation of the right size
+		// instead of a series of doublings.
+		out = make([]byte, 0, n/2+1)
+	}
 	var hi byte
 	half := false
 	for {
