@@ -263,7 +263,7 @@ func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.Sig
 // has since expired (or is revoked after it) but a timestamp proves the
 // signature existed earlier, at that proof-of-existence time.
 func (v *Verifier) validatePath(dc *docContext, cert *x509.Certificate, extra []*x509.Certificate, rd *revocationData, poe time.Time) (*path.Result, *path.Error, time.Time) {
-	opts := path.Options{Roots: v.opts.TrustAnchors, At: dc.at, Revocation: rd, Algorithms: v.opts.Algorithms}
+	opts := path.Options{Roots: v.opts.TrustAnchors, Anchors: v.anchors, At: dc.at, Revocation: rd, Algorithms: v.opts.Algorithms}
 	res, err := path.New(opts).Validate(cert, extra...)
 	if err == nil {
 		return res, nil, dc.at

@@ -56,6 +56,8 @@ type Verifier struct {
 	bufs sync.Pool
 	// bodies holds the buffers Handler reads request bodies into.
 	bodies sync.Pool
+	// anchors indexes TrustAnchors once for every path built.
+	anchors *path.AnchorIndex
 }
 
 // signatureCacheSize bounds how many verified signatures (CA certificates,
@@ -87,7 +89,8 @@ func New(o Options) *Verifier {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}, certs: path.NewCertificateCache(certificateCacheSize)}
+	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}, certs: path.NewCertificateCache(certificateCacheSize),
+		anchors: path.NewAnchorIndex(o.TrustAnchors)}
 }
 
 // NoAnchorWarning is the report warning of a verifier without trust

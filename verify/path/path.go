@@ -57,6 +57,10 @@ func fail(sub SubIndication, i int, format string, a ...any) *Error {
 type Options struct {
 	// Roots are the trust anchors.
 	Roots []*x509.Certificate
+	// Anchors, when set, is NewAnchorIndex(Roots), built once by a caller
+	// that validates many paths against the same (possibly many) anchors;
+	// otherwise each Validator indexes Roots itself.
+	Anchors *AnchorIndex
 	// Intermediates is the pool of untrusted certificates for path building.
 	Intermediates []*x509.Certificate
 	// At is the validation time; zero means now.
@@ -118,6 +122,9 @@ func New(opts Options) *Validator {
 	if opts.Algorithms == nil {
 		a := DefaultAlgorithms()
 		opts.Algorithms = &a
+	}
+	if opts.Anchors == nil {
+		opts.Anchors = NewAnchorIndex(opts.Roots)
 	}
 	return &Validator{opts: opts, names: newNameMemo()}
 }
@@ -195,8 +202,8 @@ func (v *Validator) build(leaf *x509.Certificate, pool []*x509.Certificate) [][]
 			return
 		}
 		cur := chain[len(chain)-1]
-		for _, r := range v.opts.Roots {
-			if v.names.equal(cur.RawIssuer, r.RawSubject) && keyIDMatch(cur, r) && !in(chain[1:], r) {
+		for _, r := range v.opts.Anchors.issuersOf(cur.RawIssuer, v.names) {
+			if keyIDMatch(cur, r) && !in(chain[1:], r) {
 				p := make([]*x509.Certificate, 0, len(chain)+1)
 				p = append(p, r)
 				for i := len(chain) - 1; i >= 0; i-- {
@@ -211,7 +218,7 @@ func (v *Validator) build(leaf *x509.Certificate, pool []*x509.Certificate) [][]
 			return
 		}
 		for _, c := range pool {
-			if in(chain, c) || isRoot(v.opts.Roots, c) {
+			if in(chain, c) || v.opts.Anchors.contains(c) {
 				continue
 			}
 			if v.names.equal(cur.RawIssuer, c.RawSubject) && keyIDMatch(cur, c) {
@@ -221,7 +228,7 @@ func (v *Validator) build(leaf *x509.Certificate, pool []*x509.Certificate) [][]
 			}
 		}
 	}
-	if isRoot(v.opts.Roots, leaf) {
+	if v.opts.Anchors.contains(leaf) {
 		out = append(out, []*x509.Certificate{leaf, leaf})
 	}
 	dfs()
@@ -243,8 +250,6 @@ func in(list []*x509.Certificate, c *x509.Certificate) bool {
 	}
 	return false
 }
-
-func isRoot(roots []*x509.Certificate, c *x509.Certificate) bool { return in(roots, c) }
 
 func selfIssued(c *x509.Certificate) bool { return nameEqual(c.RawIssuer, c.RawSubject) }
 
