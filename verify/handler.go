@@ -148,6 +148,9 @@ const maxPooledBody = 2 << 20
 // document is closed: nothing a validation keeps (reports, caches) refers
 // to the bytes it read, which it copies.
 func (v *Verifier) spool(src io.Reader, hint int64) (*spooled, error) {
+	if hint > memLimit {
+		return spoolFile(nil, src) // announced as large: straight to disk
+	}
 	buf, _ := v.bodies.Get().(*bytes.Buffer)
 	if buf == nil {
 		buf = new(bytes.Buffer)
@@ -170,6 +173,11 @@ func (v *Verifier) spool(src io.Reader, hint int64) (*spooled, error) {
 		return &spooled{ra: bytes.NewReader(buf.Bytes()), size: n, close: release}, nil
 	}
 	defer release()
+	return spoolFile(buf.Bytes(), src)
+}
+
+// spoolFile writes head and then the rest of src to a temporary file.
+func spoolFile(head []byte, src io.Reader) (*spooled, error) {
 	tmp, err := os.CreateTemp("", "thiqa-verify-*.pdf")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errSpool, err)
@@ -178,16 +186,16 @@ func (v *Verifier) spool(src io.Reader, hint int64) (*spooled, error) {
 		tmp.Close()
 		os.Remove(tmp.Name())
 	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
+	if _, err := tmp.Write(head); err != nil {
 		cleanup()
 		return nil, fmt.Errorf("%w: %w", errSpool, err)
 	}
-	m, err := io.Copy(tmp, src)
+	m, err := io.CopyBuffer(tmp, src, make([]byte, 64<<10))
 	if err != nil {
 		cleanup()
 		return nil, err
 	}
-	return &spooled{ra: tmp, size: n + m, close: cleanup}, nil
+	return &spooled{ra: tmp, size: int64(len(head)) + m, close: cleanup}, nil
 }
 
 // errSpool marks a failure to buffer the document on this side.
