@@ -28,13 +28,15 @@ type pdfsignMode struct {
 // most work it can be asked to do). Neither checks revocation against the
 // embedded OCSP responses' signers as Thiqa does, nor analyses changes
 // after signing.
-var pdfsignModes = []pdfsignMode{
-	{"pdfsign verify (defaults)", pdfsignverify.DefaultVerifyOptions},
-	{"pdfsign verify (embedded roots)", func() *pdfsignverify.VerifyOptions {
-		o := pdfsignverify.DefaultVerifyOptions()
-		o.AllowUntrustedRoots = true
-		return o
-	}},
+func pdfsignModes() []pdfsignMode {
+	return []pdfsignMode{
+		{"pdfsign verify (defaults)", pdfsignverify.DefaultVerifyOptions},
+		{"pdfsign verify (embedded roots)", func() *pdfsignverify.VerifyOptions {
+			o := pdfsignverify.DefaultVerifyOptions()
+			o.AllowUntrustedRoots = true
+			return o
+		}},
+	}
 }
 
 // errPdfsignRefused is a document pdfsign did not find a valid signature in.
@@ -81,7 +83,7 @@ func compareVerifiers(ctx context.Context, env *cliEnv, v *verify.Verifier, doc 
 		level = first.Signatures[len(first.Signatures)-1].Level
 	}
 	cs := []*contender{{name: "thiqa (full checks)", result: fmt.Sprintf("%s %s", first.Indication, level), op: thiqaVerifyOp(v, doc, first, &differing)}}
-	for _, m := range pdfsignModes {
+	for _, m := range pdfsignModes() {
 		o := m.opts()
 		cs = append(cs, &contender{name: m.name, result: pdfsignSummary(doc, o), op: pdfsignOp(doc, o)})
 	}

@@ -338,6 +338,22 @@ func TestVerifyEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("bench", func(t *testing.T) {
+		// The benchmark's modes run and report what they measured.
+		r := mustThiqa(t, nil, "bench", "verify", "--in", sealed["B-LT"], "--trust", root, "--duration", "200ms", "--compare", "pdfsign", "--rounds", "1")
+		for _, want := range []string{"thiqa (full checks)", "pdfsign verify (defaults)", "pdfsign verify (embedded roots)", "TOTAL-PASSED B-LT", "ratio         thiqa / pdfsign"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Fatalf("bench verify --compare pdfsign lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		if r := mustThiqa(t, nil, "bench", "verify", "--in", sealed["B-LT"], "--trust", root, "--once"); !strings.Contains(r.stdout, "peak memory") {
+			t.Fatalf("bench verify --once:\n%s", r.stdout)
+		}
+		if r := thiqa(t, nil, "bench", "verify", "--in", sealed["B-LT"], "--trust", root, "--compare", "nothing"); r.code != 2 {
+			t.Fatalf("--compare nothing: exit %d", r.code)
+		}
+	})
+
 	t.Run("api", func(t *testing.T) {
 		for name, want := range map[string]report.Indication{"sealed-B-LT.pdf": report.TotalPassed, "one-byte-B-T.pdf": report.TotalFailed} {
 			code, hdr, body := vfySend(t, srv, "/api/v1/verify", "", "application/pdf", []byte(mustRead(t, filepath.Join(work, name))))
