@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install-deps.sh: installs, on a Debian machine, the system parts Thiqa's
 # build, `make run`, `make deb` and `make test` need, when they are missing:
-# SoftHSM2, PostgreSQL, OpenSSL, poppler (pdfsig), qpdf, NSS tools
+# SoftHSM2, PostgreSQL, OpenSSL, poppler (pdfsig), qpdf, curl (multipart
+# uploads to the verification API), NSS tools
 # (certutil), a C compiler for cgo, Chromium with an Arabic-capable font
 # (the verification page's browser test), node/npm (xml-crypto checks the
 # trusted list's signature), promtool (Prometheus rules), dpkg-dev
@@ -18,6 +19,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 have_cmd openssl || need+=(openssl)
 have_cmd pdfsig || need+=(poppler-utils)
 have_cmd qpdf || need+=(qpdf)
+have_cmd curl || need+=(curl)
 have_cmd certutil || need+=(libnss3-tools)
 have_cmd gcc || need+=(gcc libc6-dev)
 have_cmd python3 || need+=(python3)

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/thiqa/thiqa/verify/pdf"
 )
@@ -66,10 +67,20 @@ func checkCoverage(f *pdf.File, s *pdf.SigField) coverage {
 	return c
 }
 
-// hashRanges streams the ByteRange bytes through h.
-func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash) ([]byte, error) {
+// hashBufSize is the size of the buffers the ByteRange is streamed through.
+const hashBufSize = 64 << 10
+
+// hashRanges streams the ByteRange bytes through h, reading into a buffer
+// from bufs (a Verifier's pool).
+func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash, bufs *sync.Pool) ([]byte, error) {
 	d := h.New()
-	buf := make([]byte, 64<<10)
+	bp, _ := bufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, hashBufSize)
+		bp = &b
+	}
+	defer bufs.Put(bp)
+	buf := *bp
 	for i := 0; i+1 < len(br); i += 2 {
 		off, n := br[i], br[i+1]
 		for n > 0 {

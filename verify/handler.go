@@ -4,19 +4,38 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"os"
 
 	"github.com/thiqa/thiqa/internal/problem"
 )
 
-// Handler serves POST /api/v1/verify: the request body is the PDF, the
-// response the JSON report. Bodies above maxBytes get 413; bodies above
-// memLimit are spooled to a temporary file so memory stays bounded.
+// AcceptedMediaTypes are the request media types of POST /api/v1/verify: the
+// PDF itself as the body (application/pdf, application/octet-stream, or no
+// Content-Type at all), or a multipart/form-data upload whose first file
+// part is the PDF (an HTML form, `curl -F file=@doc.pdf`). Any other media
+// type gets 415.
+const AcceptedMediaTypes = "application/pdf, application/octet-stream, multipart/form-data"
+
+// maxSkippedParts bounds the non-file parts read before the file part of a
+// multipart upload.
+const maxSkippedParts = 64
+
+// memLimit is how much of a document is held in memory; a larger one is
+// spooled to a temporary file.
+const memLimit = 8 << 20
+
+// Handler serves POST /api/v1/verify: the request body is the PDF (or a
+// multipart upload holding it), the response the JSON report. Bodies above
+// maxBytes get 413, other media types 415; bodies above 8 MiB are spooled
+// to a temporary file so memory stays bounded. A body that is not a PDF is
+// a document like any other: TOTAL-FAILED / FORMAT_FAILURE, as in the CLI.
 // Rate limiting belongs to the caller's middleware.
 func (v *Verifier) Handler(maxBytes int64) http.Handler {
-	const memLimit = 8 << 20
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -24,40 +43,22 @@ func (v *Verifier) Handler(maxBytes int64) http.Handler {
 			return
 		}
 		body := http.MaxBytesReader(w, r.Body, maxBytes)
-		var buf bytes.Buffer
-		n, err := io.CopyN(&buf, body, memLimit+1)
-		var ra io.ReaderAt
-		size := n
-		if err != nil && !errors.Is(err, io.EOF) {
+		src, perr := documentPart(r.Header.Get("Content-Type"), body)
+		if perr != nil {
+			if perr.status == http.StatusUnsupportedMediaType {
+				w.Header().Set("Accept-Post", AcceptedMediaTypes)
+			}
+			problem.Error(w, perr.status, perr.detail)
+			return
+		}
+		hint := r.ContentLength // exact for a raw body, an upper bound for a multipart one
+		doc, err := v.spool(src, hint)
+		if err != nil {
 			writeBodyError(w, err)
 			return
 		}
-		if n > memLimit {
-			tmp, err := os.CreateTemp("", "thiqa-verify-*.pdf")
-			if err != nil {
-				problem.Error(w, http.StatusInternalServerError, "cannot buffer the document")
-				return
-			}
-			defer os.Remove(tmp.Name())
-			defer tmp.Close()
-			if _, err := tmp.Write(buf.Bytes()); err != nil {
-				problem.Error(w, http.StatusInternalServerError, "cannot buffer the document")
-				return
-			}
-			m, err := io.Copy(tmp, body)
-			if err != nil {
-				writeBodyError(w, err)
-				return
-			}
-			ra, size = tmp, n+m
-		} else {
-			ra = bytes.NewReader(buf.Bytes())
-		}
-		if size == 0 {
-			problem.Error(w, http.StatusBadRequest, "empty body: POST the PDF")
-			return
-		}
-		rep, err := v.VerifyPDF(r.Context(), ra, size)
+		defer doc.close()
+		rep, err := v.VerifyPDF(r.Context(), doc.ra, doc.size)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				problem.Error(w, http.StatusRequestEntityTooLarge, err.Error())
@@ -72,11 +73,142 @@ func (v *Verifier) Handler(maxBytes int64) http.Handler {
 	})
 }
 
-func writeBodyError(w http.ResponseWriter, err error) {
+// requestError is a refusal of the request itself (not of the document).
+type requestError struct {
+	status int
+	detail string
+}
+
+// documentPart returns the reader of the document in a request body of
+// media type ctype: the body itself, or the first file part of a
+// multipart/form-data body.
+func documentPart(ctype string, body io.Reader) (io.Reader, *requestError) {
+	if ctype == "" {
+		return body, nil
+	}
+	mt, params, err := mime.ParseMediaType(ctype)
+	if err != nil {
+		return nil, &requestError{http.StatusUnsupportedMediaType, fmt.Sprintf("unreadable Content-Type %q; send one of %s", ctype, AcceptedMediaTypes)}
+	}
+	switch mt {
+	case "application/pdf", "application/octet-stream":
+		return body, nil
+	case "multipart/form-data":
+	default:
+		return nil, &requestError{http.StatusUnsupportedMediaType, fmt.Sprintf("media type %s is not accepted; send one of %s", mt, AcceptedMediaTypes)}
+	}
+	boundary := params["boundary"]
+	if boundary == "" {
+		return nil, &requestError{http.StatusBadRequest, "multipart/form-data without a boundary"}
+	}
+	mr := multipart.NewReader(body, boundary)
+	for range maxSkippedParts + 1 {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil, &requestError{http.StatusBadRequest, "the multipart upload holds no file part: send the PDF as a file (curl -F file=@doc.pdf)"}
+		}
+		if err != nil {
+			return nil, bodyRequestError(err, "malformed multipart body")
+		}
+		if p.FileName() != "" {
+			return p, nil
+		}
+		if _, err := io.Copy(io.Discard, p); err != nil {
+			return nil, bodyRequestError(err, "malformed multipart body")
+		}
+	}
+	return nil, &requestError{http.StatusBadRequest, fmt.Sprintf("no file part among the first %d parts of the multipart upload", maxSkippedParts)}
+}
+
+// bodyRequestError tells a body over the limit (413) from a malformed one.
+func bodyRequestError(err error, what string) *requestError {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		problem.Error(w, http.StatusRequestEntityTooLarge, "the document is larger than the limit")
-		return
+		return &requestError{http.StatusRequestEntityTooLarge, "the document is larger than the limit"}
 	}
-	problem.Error(w, http.StatusBadRequest, "reading the request body failed")
+	return &requestError{http.StatusBadRequest, what}
+}
+
+// spooled is a document read from a request: in memory, or in a temporary
+// file when larger than memLimit.
+type spooled struct {
+	ra    io.ReaderAt
+	size  int64
+	close func()
+}
+
+// maxPooledBody is the largest body buffer kept for the next request.
+const maxPooledBody = 2 << 20
+
+// spool reads src whole, into memory up to memLimit and into a temporary
+// file beyond; hint (the request's Content-Length, -1 if unknown) sizes
+// the buffer, up to 1 MiB: beyond that the buffer grows with the bytes
+// that actually arrive, so a claimed length reserves nothing.
+// The buffer comes from the Verifier's pool and goes back when the
+// document is closed: nothing a validation keeps (reports, caches) refers
+// to the bytes it read, which it copies.
+func (v *Verifier) spool(src io.Reader, hint int64) (*spooled, error) {
+	if hint > memLimit {
+		return spoolFile(nil, src) // announced as large: straight to disk
+	}
+	buf, _ := v.bodies.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	release := func() {
+		if buf.Cap() <= maxPooledBody {
+			v.bodies.Put(buf)
+		}
+	}
+	if hint > 0 {
+		buf.Grow(int(min(hint, 1<<20)) + bytes.MinRead)
+	}
+	n, err := io.CopyN(buf, src, memLimit+1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		release()
+		return nil, err
+	}
+	if n <= memLimit {
+		return &spooled{ra: bytes.NewReader(buf.Bytes()), size: n, close: release}, nil
+	}
+	defer release()
+	return spoolFile(buf.Bytes(), src)
+}
+
+// spoolFile writes head and then the rest of src to a temporary file.
+func spoolFile(head []byte, src io.Reader) (*spooled, error) {
+	tmp, err := os.CreateTemp("", "thiqa-verify-*.pdf")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errSpool, err)
+	}
+	cleanup := func() {
+		tmp.Close()
+		os.Remove(tmp.Name())
+	}
+	if _, err := tmp.Write(head); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("%w: %w", errSpool, err)
+	}
+	m, err := io.CopyBuffer(tmp, src, make([]byte, 64<<10))
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	return &spooled{ra: tmp, size: int64(len(head)) + m, close: cleanup}, nil
+}
+
+// errSpool marks a failure to buffer the document on this side.
+var errSpool = errors.New("cannot buffer the document")
+
+func writeBodyError(w http.ResponseWriter, err error) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		problem.Error(w, http.StatusRequestEntityTooLarge, "the document is larger than the limit")
+	case errors.Is(err, errSpool):
+		problem.Error(w, http.StatusInternalServerError, "cannot buffer the document")
+	default:
+		problem.Error(w, http.StatusBadRequest, "reading the request body failed")
+	}
 }

@@ -53,9 +53,15 @@ func TestHandlerSpoolsLargeBodies(t *testing.T) {
 	p := newTestPKI(t)
 	h := New(Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored}).Handler(64 << 20)
 	pdf := p.signPDF(t, signOpts{padding: 9 << 20})
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/api/v1/verify", bytes.NewReader(pdf)))
-	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"indication":"TOTAL-PASSED"`) {
-		t.Fatalf("%d MB body: status %d %.300s", len(pdf)>>20, rec.Code, rec.Body)
+	// With a Content-Length (straight to disk) and without one (memory
+	// first, then disk).
+	for _, length := range []int64{int64(len(pdf)), -1} {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/verify", bytes.NewReader(pdf))
+		req.ContentLength = length
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `"indication":"TOTAL-PASSED"`) {
+			t.Fatalf("%d MB body, Content-Length %d: status %d %.300s", len(pdf)>>20, length, rec.Code, rec.Body)
+		}
 	}
 }

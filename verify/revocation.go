@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+	"math/big"
 	"sync"
 	"time"
 
@@ -57,6 +58,7 @@ type revocationData struct {
 	usedOCSP bool
 	usedCRL  bool
 	memo     *ocspMemo
+	crlMemo  crlMemo
 }
 
 // ocspMemo remembers parsed and signature-checked OCSP responses, so each
@@ -65,19 +67,21 @@ type revocationData struct {
 // issuer). Bounded: a full memo is emptied. Safe for concurrent use.
 type ocspMemo struct {
 	mu sync.Mutex
-	m  map[ocspKey]ocspResult
+	// m maps a response's DER to its results, one per certificate and
+	// issuer it was checked for (usually one): looking up by string(der)
+	// directly copies nothing.
+	m map[string][]ocspResult
+	n int
 }
 
-// ocspMemoSize bounds the OCSP memo.
+// ocspMemoSize bounds the OCSP memo (results, over all responses).
 const ocspMemoSize = 4096
 
-type ocspKey struct {
-	der, serial, issuer string
-}
-
 type ocspResult struct {
-	resp *ocsp.Response
-	err  error
+	serial *big.Int
+	issuer []byte // the issuer certificate's DER
+	resp   *ocsp.Response
+	err    error
 }
 
 func (rd *revocationData) parseOCSP(der []byte, c, issuer *x509.Certificate) (*ocsp.Response, error) {
@@ -85,25 +89,41 @@ func (rd *revocationData) parseOCSP(der []byte, c, issuer *x509.Certificate) (*o
 		rd.memo = &ocspMemo{}
 	}
 	m := rd.memo
-	k := ocspKey{string(der), string(c.SerialNumber.Bytes()), string(issuer.Raw)}
 	m.mu.Lock()
-	r, ok := m.m[k]
-	m.mu.Unlock()
-	if ok {
-		return r.resp, r.err
+	for _, r := range m.m[string(der)] {
+		if r.serial.Cmp(c.SerialNumber) == 0 && bytes.Equal(r.issuer, issuer.Raw) {
+			m.mu.Unlock()
+			return r.resp, r.err
+		}
 	}
+	m.mu.Unlock()
 	resp, err := ocsp.ParseResponseForCert(der, c, issuer)
 	m.mu.Lock()
-	if m.m == nil || len(m.m) >= ocspMemoSize {
-		m.m = map[ocspKey]ocspResult{}
+	if m.m == nil || m.n >= ocspMemoSize {
+		m.m, m.n = map[string][]ocspResult{}, 0
 	}
-	m.m[k] = ocspResult{resp, err}
+	m.m[string(der)] = append(m.m[string(der)], ocspResult{serial: c.SerialNumber, issuer: issuer.Raw, resp: resp, err: err})
+	m.n++
 	m.mu.Unlock()
 	return resp, err
 }
 
+// crlMemo holds the CRLs one document's validation has parsed (the DSS's
+// are offered to the signature, its timestamps and the B-LT check).
+type crlMemo map[string]*x509.RevocationList
+
 func (rd *revocationData) addCRL(der []byte) {
-	if l, err := x509.ParseRevocationList(der); err == nil {
+	l, seen := rd.crlMemo[string(der)]
+	if !seen {
+		var err error
+		if l, err = x509.ParseRevocationList(der); err != nil {
+			l = nil
+		}
+		if rd.crlMemo != nil {
+			rd.crlMemo[string(der)] = l
+		}
+	}
+	if l != nil {
 		for _, x := range rd.crls {
 			if bytes.Equal(x.Raw, l.Raw) {
 				return

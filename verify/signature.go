@@ -58,7 +58,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 		st.fail(report.TotalFailed, report.FormatFailure, "unsupported SubFilter %q", sr.SubFilter)
 		return sr
 	}
-	sd, err := cms.Parse(s.Contents.Bytes)
+	sd, err := cms.ParseWith(s.Contents.Bytes, dc.certs)
 	if err != nil {
 		// Nothing decodable: no signature to validate (reported on the document).
 		st.fail(report.TotalFailed, report.FormatFailure, "%v", err)
@@ -92,7 +92,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 		st.fail(report.Indeterminate, report.CryptoConstraintsFailure, "unknown digest algorithm %s", si.DigestAlg.Algorithm)
 		return sr
 	}
-	digest, err := hashRanges(dc.r, s.ByteRange, h)
+	digest, err := hashRanges(dc.r, s.ByteRange, h, dc.bufs)
 	if err != nil {
 		st.fail(report.TotalFailed, report.FormatFailure, "%v", err)
 		return sr
@@ -160,7 +160,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 	// adbe.pkcs7.detached, also in the CMS (Adobe revocation archival).
 	ltData := rd
 	if sr.SubFilter == "ETSI.CAdES.detached" {
-		ltData = &revocationData{ocsps: dc.dssOCSP, memo: dc.memo}
+		ltData = &revocationData{ocsps: dc.dssOCSP, memo: dc.memo, crlMemo: dc.crls}
 		for _, der := range dc.dssCRL {
 			ltData.addCRL(der)
 		}
@@ -250,7 +250,7 @@ func mapPathError(st sigState, e *path.Error, claimed *time.Time) {
 
 // revocationFor gathers embedded revocation values for one signature.
 func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.SignerInfo) *revocationData {
-	rd := &revocationData{memo: dc.memo, ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline, policy: v.opts.Revocation,
+	rd := &revocationData{memo: dc.memo, crlMemo: dc.crls, ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline, policy: v.opts.Revocation,
 		timeout: v.opts.FetchTimeout, pool: append(append([]*x509.Certificate{}, sd.Certificates...), dc.dssCert...)}
 	crls, ocsps := si.RevocationValues()
 	for _, der := range append(append(append([][]byte{}, sd.CRLs...), crls...), dc.dssCRL...) {
@@ -265,6 +265,9 @@ func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.Sig
 // signature existed earlier, at that proof-of-existence time.
 func (v *Verifier) validatePath(dc *docContext, cert *x509.Certificate, extra []*x509.Certificate, rd *revocationData, poe time.Time) (*path.Result, *path.Error, time.Time) {
 	opts := path.Options{Roots: v.roots(cert, extra), At: dc.at, Revocation: rd, Algorithms: v.opts.Algorithms}
+	if len(opts.Roots) == len(v.opts.TrustAnchors) {
+		opts.Anchors = v.anchors // no listed anchors added: the index built once
+	}
 	res, err := path.New(opts).Validate(cert, extra...)
 	if err == nil {
 		return res, nil, dc.at
@@ -297,7 +300,7 @@ func (v *Verifier) verifyTimestamp(dc *docContext, der []byte, digest func(crypt
 			tr.Indication, tr.SubIndication = ind, sub
 		}
 	}
-	ts, err := cms.ParseTimestamp(der)
+	ts, err := cms.ParseTimestampWith(der, dc.certs)
 	if err != nil {
 		failTS(report.TotalFailed, report.FormatFailure, err.Error())
 		return tr

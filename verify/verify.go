@@ -6,6 +6,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -14,9 +15,9 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/thiqa/thiqa/verify/cms"
 	"github.com/thiqa/thiqa/verify/path"
 	"github.com/thiqa/thiqa/verify/pdf"
 	"github.com/thiqa/thiqa/verify/report"
@@ -53,11 +54,23 @@ type Verifier struct {
 	log  *slog.Logger
 	// ocsp remembers parsed, signature-checked OCSP responses across documents.
 	ocsp *ocspMemo
+	// certs remembers parsed certificates across documents.
+	certs *path.CertificateCache
+	// bufs holds the buffers signed bytes are hashed through.
+	bufs sync.Pool
+	// bodies holds the buffers Handler reads request bodies into.
+	bodies sync.Pool
+	// anchors indexes TrustAnchors once for every path built.
+	anchors *path.AnchorIndex
 }
 
 // signatureCacheSize bounds how many verified signatures (CA certificates,
 // CRLs, OCSP responses) a Verifier remembers.
 const signatureCacheSize = 16384
+
+// certificateCacheSize bounds how many parsed certificates a Verifier
+// remembers (a few KiB each).
+const certificateCacheSize = 1024
 
 // ErrTooLarge is returned for files above Options.MaxFileSize.
 var ErrTooLarge = errors.New("verify: file too large")
@@ -80,7 +93,21 @@ func New(o Options) *Verifier {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}}
+	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}, certs: path.NewCertificateCache(certificateCacheSize),
+		anchors: path.NewAnchorIndex(o.TrustAnchors)}
+}
+
+// NoAnchorWarning is the report warning of a verifier without trust
+// anchors: integrity and structure are still checked (a broken document is
+// TOTAL-FAILED), but no certificate path can end at a trusted anchor, so an
+// intact signature is at best INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND.
+const NoAnchorWarning = "no trust anchor is configured: signatures are checked for integrity only, " +
+	"and no certificate path can be trusted (INDETERMINATE / NO_CERTIFICATE_CHAIN_FOUND at best)"
+
+// hasAnchors reports whether anything can anchor a certificate path: the
+// configured trust anchors or the services of trusted lists.
+func (v *Verifier) hasAnchors() bool {
+	return len(v.opts.TrustAnchors) > 0 || v.opts.TrustedLists != nil
 }
 
 func (v *Verifier) now() time.Time {
@@ -107,6 +134,9 @@ type docContext struct {
 	undecodable        bool
 	tsaCerts           []tsaCert
 	memo               *ocspMemo
+	certs              *path.CertificateCache
+	bufs               *sync.Pool
+	crls               crlMemo
 	usedRevocation     []bool
 }
 
@@ -122,30 +152,36 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	if size > v.opts.MaxFileSize {
 		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
 	}
-	if size <= 0 {
-		return nil, errors.New("verify: empty file")
+	if size < 0 {
+		return nil, fmt.Errorf("verify: negative size %d", size)
 	}
 	at := v.now()
 	rep := &report.Report{ValidationTime: at, DocumentSize: size, Signatures: []report.Signature{}}
+	if !v.hasAnchors() {
+		rep.Warnings = append(rep.Warnings, NoAnchorWarning)
+	}
+	if reason, err := checkHeader(r, size); err != nil {
+		return nil, err
+	} else if reason != nil {
+		return notParsed(rep, reason), nil
+	}
 	f, err := pdf.Open(r, size)
 	if err != nil {
-		rep.Errors = append(rep.Errors, "the PDF cannot be read: "+err.Error())
-		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
-		return rep, nil
+		return notParsed(rep, fmt.Errorf("the PDF cannot be read: %w", err)), nil
 	}
 	rep.Revisions = len(f.Sections)
 	if f.Repaired {
 		rep.Warnings = append(rep.Warnings, "the cross-reference table is damaged; objects were located by scanning")
 	}
-	sigs, err := f.Signatures(-1)
-	if err != nil {
-		rep.Warnings = append(rep.Warnings, "reading signature fields: "+err.Error())
+	if _, err := f.Catalog(-1); err != nil {
+		return notParsed(rep, fmt.Errorf("the document catalog cannot be read: %w", err)), nil
 	}
+	sigs, fieldsErr := f.Signatures(-1)
 	// Signatures that a later revision removed from the form are still
 	// validated (and fail for the removal) rather than silently dropped.
 	sigs = append(sigs, removedSignatures(f, sigs)...)
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
-	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: v.ocsp}
+	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{}}
 	dc.loadDSS()
 	// Document timestamps first, newest first: each one is a proof of
 	// existence for everything it covers, including older timestamps whose
@@ -211,7 +247,46 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
 		rep.Errors = append(rep.Errors, "a damaged cross-reference table cannot be signed content")
 	}
+	if fieldsErr != nil {
+		// A form whose field tree cannot be walked may hide signatures:
+		// the document cannot be judged as a whole.
+		rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
+		rep.Errors = append(rep.Errors, "the signature fields cannot be read: "+fieldsErr.Error())
+	}
 	return rep, nil
+}
+
+// headerWindow is how far into the file the %PDF- header may start (ISO
+// 32000-2 Annex H tolerates leading bytes; readers look within 1024).
+const headerWindow = 1024
+
+// errNotPDF is the reason given for a body that is not a PDF at all.
+var errNotPDF = errors.New("not a PDF: no %PDF- header in the first 1024 bytes")
+
+// checkHeader tells a PDF from anything else (an empty file, HTML, a
+// multipart body posted as if it were the PDF): reason says why the body
+// is not a PDF; err is set only when the file cannot be read.
+func checkHeader(r io.ReaderAt, size int64) (reason, err error) {
+	if size == 0 {
+		return errors.New("not a PDF: the file is empty"), nil
+	}
+	buf := make([]byte, min(size, headerWindow))
+	n, err := r.ReadAt(buf, 0)
+	if n < len(buf) && err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("verify: reading the header: %w", err)
+	}
+	if !bytes.Contains(buf[:n], []byte("%PDF-")) {
+		return errNotPDF, nil
+	}
+	return nil, nil
+}
+
+// notParsed makes rep the verdict on a body that is not a PDF or cannot be
+// parsed: TOTAL-FAILED / FORMAT_FAILURE, whatever the path it came by.
+func notParsed(rep *report.Report, err error) *report.Report {
+	rep.Errors = append(rep.Errors, err.Error())
+	rep.Indication, rep.SubIndication = report.TotalFailed, report.FormatFailure
+	return rep
 }
 
 func first(br []int64) int64 {
@@ -257,7 +332,7 @@ func (dc *docContext) loadDSS() {
 		return out
 	}
 	for _, der := range streams("Certs") {
-		if c, err := cms.ParseCertificate(der); err == nil {
+		if c, err := dc.certs.Parse(der); err == nil {
 			dc.dssCert = append(dc.dssCert, c)
 		}
 	}

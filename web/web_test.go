@@ -37,7 +37,7 @@ func TestHandler(t *testing.T) {
 	for _, want := range []string{
 		`<html lang="ar" dir="rtl"`, `name="viewport" content="width=device-width, initial-scale=1"`,
 		`data-api="/api/v1/verify"`, `data-max="67108864"`, "(up to 64 MiB)", `lang="en"`, "تحقّق", "Verify",
-		`<script src="/verify/app.js" defer></script>`,
+		`<script src="/verify/app.js" defer></script>`, `enctype="multipart/form-data"`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Fatalf("the page lacks %q", want)

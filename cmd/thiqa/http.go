@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/clientip"
 )
 
 // statusRecorder remembers the status code a handler wrote.
@@ -36,7 +38,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // accessLog logs every request with its outcome and duration. Query strings
-// are left out: they may carry credentials.
+// are left out: they may carry credentials. "remote" is the client
+// (clientip.Middleware, outside, has resolved it); behind a trusted proxy,
+// "peer" is the proxy that connected.
 func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -52,9 +56,12 @@ func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 		if !logger.Enabled(r.Context(), level) {
 			return // spare the attribute allocations on every request
 		}
-		logger.Log(r.Context(), level, "http request",
-			"method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"bytes", rec.bytes, "duration", time.Since(start), "remote", r.RemoteAddr)
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"bytes", rec.bytes, "duration", time.Since(start), "remote", r.RemoteAddr}
+		if c := clientip.FromRequest(r); c.Forwarded {
+			attrs = append(attrs, "peer", c.Peer)
+		}
+		logger.Log(r.Context(), level, "http request", attrs...)
 	})
 }
 

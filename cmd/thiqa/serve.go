@@ -21,6 +21,7 @@ import (
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/metrics"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
@@ -110,8 +111,14 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	// One notion of "the client" for every rate limit and log line: the
+	// TCP peer, or what a trusted proxy says (verify.trustedProxies).
+	proxies, err := clientip.New(cfg.Verify.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("verify.trustedProxies: %w", err)
+	}
 	srv := &http.Server{
-		Handler:           accessLog(logger, httpMetrics.Handler(rawPrefixes(sv.raw, sv.mux))),
+		Handler:           proxies.Middleware(accessLog(logger, httpMetrics.Handler(rawPrefixes(sv.raw, sv.mux)))),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -160,7 +167,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			served <- srv.Serve(ln)
 		}
 	}()
-	logger.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn)
+	logger.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn, "trustedProxies", proxies.Proxies())
 	if *ready != "" {
 		if err := writeReadyFile(*ready, ln.Addr().String()); err != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -25,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/web"
@@ -48,8 +48,10 @@ func cannotRun(format string, a ...any) error {
 
 // runVerify is `thiqa verify FILE [--trust PEM]... [--at RFC3339] [--json]
 // [--data DIR] [--offline] [--timeout D]`. Flags may come before or after
-// FILE. Exit codes: 0 TOTAL-PASSED, 1 TOTAL-FAILED, 2 INDETERMINATE, 3 the
-// validation could not run.
+// FILE. Without --trust or --data it still validates, with a warning: a
+// broken document is TOTAL-FAILED, an intact one INDETERMINATE. Exit codes:
+// 0 TOTAL-PASSED, 1 TOTAL-FAILED, 2 INDETERMINATE, 3 the validation could
+// not run (unreadable file, bad flags).
 func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("verify", env)
 	var trust pemFileList
@@ -103,9 +105,6 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		anchors = append(anchors, certs...)
 	}
-	if len(anchors) == 0 && lists == nil {
-		return cannotRun("no trust anchor: give --trust PEM (a root certificate), --data DIR (this deployment's root) or --tsl LIST")
-	}
 	f, err := os.Open(file)
 	if err != nil {
 		return cannotRun("opening the document: %w", err)
@@ -117,6 +116,11 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if !st.Mode().IsRegular() {
 		return cannotRun("%s is not a regular file", file)
+	}
+	if len(anchors) == 0 && lists == nil {
+		// Integrity needs no anchor: the verdict is still given (TOTAL-FAILED
+		// for a broken document, else INDETERMINATE), and the report says why.
+		fmt.Fprintln(env.stderr, "warning: no trust anchor configured (--trust PEM, --data DIR or --tsl LIST): signatures are checked for integrity only")
 	}
 	v := newVerifier(verifierSettings{anchors: anchors, at: validationTime, online: !*offline, timeout: *timeout, lists: lists})
 	rep, err := v.VerifyPDF(ctx, f, st.Size())
@@ -240,8 +244,7 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 	logger := p.logger.With("service", "verify")
 	lists := serveTrustedLists(ctx, p, s, logger)
 	if len(anchors) == 0 && lists == nil {
-		logger.Warn("verification not served: no trust anchors (enable the CA or set verify.trustAnchorFiles)")
-		return nil
+		logger.Warn("verification without trust anchors (enable the CA, set verify.trustAnchorFiles or verify.trustedLists): integrity only, no signature can be TOTAL-PASSED")
 	}
 	v := newVerifier(verifierSettings{
 		anchors: anchors, online: !vc.OfflineRevocation, timeout: vc.FetchTimeout,
@@ -341,14 +344,11 @@ func (l *rateLimiter) sweep(now time.Time) {
 }
 
 // middleware answers 429 with a problem body and Retry-After when the
-// client IP has no token left.
+// client IP has no token left. The client is the TCP peer, or the address
+// a trusted proxy forwarded (clientip.Middleware, verify.trustedProxies).
 func (l *rateLimiter) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		if ok, wait := l.allow(host); !ok {
+		if ok, wait := l.allow(clientip.FromRequest(r).Key()); !ok {
 			secs := int(math.Ceil(wait.Seconds()))
 			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 			problem.Error(w, http.StatusTooManyRequests, "too many verifications from this address; retry later")

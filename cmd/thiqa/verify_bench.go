@@ -9,39 +9,57 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/verify/report"
 )
 
 // benchVerify is `thiqa bench verify --in FILE --trust PEM [--concurrency N]
-// [--duration D] [--at T]`: in-process validations per second of one
-// document (read into memory once; no network: revocation data must be
-// embedded, as in B-LT), with p50/p99 latencies. With --once it validates
-// the file once, streaming it from disk, and prints the process's peak
-// resident memory (VmHWM) — the figure for a large document.
+// [--duration D] [--at T] [--compare pdfsign [--rounds R]]`: in-process
+// validations per second of one document (read into memory once; no
+// network: revocation data must be embedded, as in B-LT), with p50/p99
+// latencies and the process CPU per validation. --compare pdfsign
+// alternates rounds of Thiqa's verifier and github.com/digitorus/pdfsign's
+// on the same bytes in the same process and reports the medians and their
+// ratio. --url U measures POST U/api/v1/verify instead (verifyHTTP). With
+// --once it validates the file once, streaming it from disk, and prints
+// the process's peak resident memory (VmHWM) — the figure for a large
+// document.
 func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("bench verify", env)
 	in := fs.String("in", "", "signed PDF to validate (required)")
 	var trust pemFileList
-	fs.Var(&trust, "trust", "PEM file of trusted roots (repeatable, required)")
+	fs.Var(&trust, "trust", "PEM file of trusted roots (repeatable, required in process)")
 	conc := fs.Int("concurrency", runtime.GOMAXPROCS(0), "concurrent validations")
-	d := fs.Duration("duration", 5*time.Second, "measuring time")
+	d := fs.Duration("duration", 5*time.Second, "measuring time (of each round)")
 	at := fs.String("at", "", "validation time (RFC 3339; default now)")
 	once := fs.Bool("once", false, "validate once from disk and report peak memory (VmHWM)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measuring run to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the measuring run to this file")
+	compare := fs.String("compare", "", `also measure another verifier on the same file: "pdfsign"`)
+	rounds := fs.Int("rounds", 0, "alternating rounds per verifier with --compare (medians; default 3)")
+	url := fs.String("url", "", "measure POST URL/api/v1/verify of a running server instead of the verifier in process")
+	pid := fs.Int("server-pid", 0, "with --url: process ID of the server, for its CPU time per validation")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *in == "" || len(trust) == 0 {
-		return withExit(2, errors.New("--in and --trust are required"))
+	if *in == "" || (len(trust) == 0 && *url == "") {
+		return withExit(2, errors.New("--in and --trust (or --url) are required"))
 	}
-	if *conc < 1 || *d <= 0 {
-		return withExit(2, errors.New("--concurrency and --duration must be positive"))
+	if *conc < 1 || *d <= 0 || *rounds < 0 {
+		return withExit(2, errors.New("--concurrency, --duration and --rounds must be positive"))
+	}
+	if *compare != "" && *compare != "pdfsign" {
+		return withExit(2, fmt.Errorf("--compare: %q is not a verifier this benchmark knows (pdfsign)", *compare))
+	}
+	if *url != "" {
+		return benchVerifyHTTP(ctx, env, *url, *in, *conc, *d, *pid)
 	}
 	var when time.Time
 	if *at != "" {
@@ -61,28 +79,7 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 	s.at, s.maxSize = when, 4<<30
 	v := newVerifier(s) // offline: the benchmark never touches the network
 	if *once {
-		f, err := os.Open(*in)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		rep, err := v.VerifyPDF(ctx, f, st.Size())
-		if err != nil {
-			return err
-		}
-		hwm, err := peakRSS()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.stdout, "document      %s, %.1f MiB, %d signature(s)\n", *in, float64(st.Size())/(1<<20), len(rep.Signatures))
-		fmt.Fprintf(env.stdout, "verdict       %s %s in %s\n", rep.Indication, rep.SubIndication, time.Since(start).Round(time.Millisecond))
-		fmt.Fprintf(env.stdout, "peak memory   %.1f MiB (VmHWM of the process)\n", float64(hwm)/1024)
-		return nil
+		return verifyOnce(ctx, env, v, *in)
 	}
 	doc, err := os.ReadFile(*in)
 	if err != nil {
@@ -106,46 +103,148 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	lat := &latencies{}
-	var failures atomic.Int64
-	cpu0 := cpuTime()
-	deadline := time.Now().Add(*d)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range *conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for time.Now().Before(deadline) && ctx.Err() == nil {
-				t0 := time.Now()
-				rep, err := v.VerifyPDF(ctx, bytes.NewReader(doc), int64(len(doc)))
-				mine = append(mine, time.Since(t0))
-				if err != nil || rep.Indication != first.Indication {
-					failures.Add(1)
-				}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
+		defer func() {
+			if pf, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(pf, 0)
+				pf.Close()
 			}
-			lat.add(mine)
 		}()
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
-	n := len(lat.all)
 	level := ""
 	if len(first.Signatures) > 0 {
 		level = first.Signatures[len(first.Signatures)-1].Level
 	}
 	fmt.Fprintf(env.stdout, "document      %s, %.1f KiB, %d signature(s), %s %s\n", *in, float64(len(doc))/1024, len(first.Signatures), first.Indication, level)
+	if *compare != "" {
+		n := *rounds
+		if n == 0 {
+			n = 3
+		}
+		return compareVerifiers(ctx, env, v, doc, first, *conc, *d, n)
+	}
+	var failures atomic.Int64
+	r, err := measureVerify(ctx, *conc, *d, thiqaVerifyOp(v, doc, first, &failures))
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(env.stdout, "validations   %d in %s with %d goroutines (GOMAXPROCS %d): %.1f/s, %d differing\n",
-		n, elapsed.Round(time.Millisecond), *conc, runtime.GOMAXPROCS(0), float64(n)/elapsed.Seconds(), failures.Load())
-	fmt.Fprintf(env.stdout, "latency       p50 %s  p99 %s\n", lat.percentile(50).Round(10*time.Microsecond), lat.percentile(99).Round(10*time.Microsecond))
-	if n > 0 && cpu > 0 {
-		per := cpu / time.Duration(n)
+		r.n, r.elapsed.Round(time.Millisecond), *conc, runtime.GOMAXPROCS(0), r.rate, failures.Load())
+	fmt.Fprintf(env.stdout, "latency       p50 %s  p99 %s\n", r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond))
+	if r.cpu > 0 {
 		fmt.Fprintf(env.stdout, "cpu           %s per validation (process user+system time) -> %.0f/s per idle core\n",
-			per.Round(10*time.Microsecond), float64(time.Second)/float64(per))
+			r.cpu.Round(10*time.Microsecond), float64(time.Second)/float64(r.cpu))
 	}
 	return nil
+}
+
+// thiqaVerifyOp is one in-process validation of doc; a verdict that
+// differs from the first one is counted, not fatal.
+func thiqaVerifyOp(v *verify.Verifier, doc []byte, first *report.Report, differing *atomic.Int64) func(context.Context) error {
+	return func(ctx context.Context) error {
+		rep, err := v.VerifyPDF(ctx, bytes.NewReader(doc), int64(len(doc)))
+		if err != nil {
+			return err
+		}
+		if rep.Indication != first.Indication {
+			differing.Add(1)
+		}
+		return nil
+	}
+}
+
+// verifyOnce validates a file once, streaming it from disk, and prints the
+// process's peak resident memory.
+func verifyOnce(ctx context.Context, env *cliEnv, v *verify.Verifier, in string) error {
+	f, err := os.Open(in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	rep, err := v.VerifyPDF(ctx, f, st.Size())
+	if err != nil {
+		return err
+	}
+	hwm, err := peakRSS()
+	if err != nil {
+		return err
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(env.stdout, "document      %s, %.1f MiB, %d signature(s)\n", in, float64(st.Size())/(1<<20), len(rep.Signatures))
+	fmt.Fprintf(env.stdout, "verdict       %s %s in %s\n", rep.Indication, rep.SubIndication, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(env.stdout, "peak memory   %.1f MiB (VmHWM of the process); Go heap obtained from the OS %.1f MiB, total allocated %.1f MiB\n",
+		float64(hwm)/1024, float64(ms.HeapSys)/(1<<20), float64(ms.TotalAlloc)/(1<<20))
+	return nil
+}
+
+// verifyRound is one measured round.
+type verifyRound struct {
+	n        int
+	elapsed  time.Duration
+	rate     float64
+	p50, p99 time.Duration
+	cpu      time.Duration // process CPU time per validation
+}
+
+// measureVerify runs op from conc goroutines for d.
+func measureVerify(ctx context.Context, conc int, d time.Duration, op func(context.Context) error) (verifyRound, error) {
+	lat := &latencies{}
+	var firstErr error
+	var once sync.Once
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cpu0 := cpuTime()
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, 4096)
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				if err := op(ctx); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+					break
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			lat.add(mine)
+		}()
+	}
+	wg.Wait()
+	r := verifyRound{n: len(lat.all), elapsed: time.Since(start), p50: lat.percentile(50), p99: lat.percentile(99)}
+	r.rate = float64(r.n) / r.elapsed.Seconds()
+	if cpu := cpuTime() - cpu0; r.n > 0 && cpu > 0 {
+		r.cpu = cpu / time.Duration(r.n)
+	}
+	return r, firstErr
+}
+
+// medianRound returns the medians of each figure over rounds.
+func medianRound(rs []verifyRound) verifyRound {
+	med := func(f func(verifyRound) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return verifyRound{
+		rate: med(func(r verifyRound) float64 { return r.rate }),
+		p50:  time.Duration(med(func(r verifyRound) float64 { return float64(r.p50) })),
+		p99:  time.Duration(med(func(r verifyRound) float64 { return float64(r.p99) })),
+		cpu:  time.Duration(med(func(r verifyRound) float64 { return float64(r.cpu) })),
+	}
 }
 
 // cpuTime returns the process's user+system CPU time so far (0 when unknown).

@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +23,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/verify/report"
 )
 
@@ -216,7 +220,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 		if !strings.Contains(y, def) {
 			t.Fatalf("no default verify section in the configuration:\n%s", y)
 		}
-		return strings.Replace(y, def, "verify:\n  maxUploadBytes: 1048576\n  ratePerSecond: 20\n  burst: 6\n", 1)
+		return strings.Replace(y, def, "verify:\n  maxUploadBytes: 1048576\n  ratePerSecond: 20\n  burst: 20\n  trustedProxies: [127.0.0.1/32]\n", 1)
 	})
 	mustThiqa(t, nil, "init", "--data", dir, "--config", conf)
 	srv := vfyServe(t, dir, port)
@@ -236,6 +240,12 @@ func TestVerifyEndToEnd(t *testing.T) {
 		writeFile(t, p, string(body))
 		sealed[lv] = p
 	}
+
+	// Bodies that are not PDFs: the same verdict on every path.
+	writeFile(t, filepath.Join(work, "not-a-pdf.pdf"), "<!DOCTYPE html><html><body>not a PDF</body></html>\n")
+	writeFile(t, filepath.Join(work, "empty.pdf"), "")
+	writeFile(t, filepath.Join(work, "multipart-as-is.pdf"), "--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\r\n"+
+		strings.Repeat("%", 1100)+mustRead(t, sealed["B-T"])+"\r\n--xyz--\r\n")
 
 	t.Run("cli", func(t *testing.T) {
 		for lv, p := range sealed {
@@ -292,12 +302,33 @@ func TestVerifyEndToEnd(t *testing.T) {
 		if rep := vfyReport(t, 0, sealed["B-LT"], "--data", other); signatureOf(t, rep).Level != "B-LT" {
 			t.Fatalf("root as an extra anchor: %+v", signatureOf(t, rep))
 		}
+		// No trust anchor at all: still a verdict, and a warning that says why.
+		for name, want := range map[string]report.SubIndication{
+			"sealed-B-LT.pdf":     report.NoCertificateChainFound,
+			"one-byte-B-LT.pdf":   report.HashFailure,
+			"page-B-LT.pdf":       report.FormatFailure,
+			"not-a-pdf.pdf":       report.FormatFailure,
+			"empty.pdf":           report.FormatFailure,
+			"multipart-as-is.pdf": report.FormatFailure,
+		} {
+			code := 1
+			if want == report.NoCertificateChainFound {
+				code = 2
+			}
+			r := thiqa(t, nil, "verify", "--json", filepath.Join(work, name))
+			var rep report.Report
+			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != code || rep.SubIndication != want ||
+				!slices.Contains(rep.Warnings, verify.NoAnchorWarning) || !strings.Contains(r.stderr, "no trust anchor configured") {
+				t.Fatalf("%s without an anchor: exit %d (want %d), %s (want %s), %v\nstdout: %.600s\nstderr: %s", name, r.code, code, rep.SubIndication, want, err, r.stdout, r.stderr)
+			}
+		}
 		for _, c := range []struct {
 			args []string
 			want string
 		}{
-			{[]string{sealed["B-B"]}, "no trust anchor"},
 			{[]string{filepath.Join(work, "missing.pdf"), "--trust", root}, "no such file"},
+			{[]string{filepath.Join(work, "missing.pdf")}, "no such file"},
+			{[]string{work}, "not a regular file"},
 			{[]string{sealed["B-B"], "--trust", root, "--at", "yesterday"}, "--at"},
 			{[]string{sealed["B-B"], "--trust", filepath.Join(work, "sealed-B-B.pdf")}, "no CERTIFICATE"},
 			{[]string{sealed["B-B"], sealed["B-T"], "--trust", root}, "one file at a time"},
@@ -311,12 +342,57 @@ func TestVerifyEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("bench", func(t *testing.T) {
+		// The benchmark's modes run and report what they measured.
+		r := mustThiqa(t, nil, "bench", "verify", "--in", sealed["B-LT"], "--trust", root, "--duration", "200ms", "--compare", "pdfsign", "--rounds", "1")
+		for _, want := range []string{"thiqa (full checks)", "pdfsign verify (defaults)", "pdfsign verify (embedded roots)", "TOTAL-PASSED B-LT", "ratio         thiqa / pdfsign"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Fatalf("bench verify --compare pdfsign lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		if r := mustThiqa(t, nil, "bench", "verify", "--in", sealed["B-LT"], "--trust", root, "--once"); !strings.Contains(r.stdout, "peak memory") {
+			t.Fatalf("bench verify --once:\n%s", r.stdout)
+		}
+		if r := thiqa(t, nil, "bench", "verify", "--in", sealed["B-LT"], "--trust", root, "--compare", "nothing"); r.code != 2 {
+			t.Fatalf("--compare nothing: exit %d", r.code)
+		}
+	})
+
 	t.Run("api", func(t *testing.T) {
 		for name, want := range map[string]report.Indication{"sealed-B-LT.pdf": report.TotalPassed, "one-byte-B-T.pdf": report.TotalFailed} {
 			code, hdr, body := vfySend(t, srv, "/api/v1/verify", "", "application/pdf", []byte(mustRead(t, filepath.Join(work, name))))
 			var rep report.Report
 			if code != http.StatusOK || hdr.Get("Content-Type") != "application/json" || json.Unmarshal(body, &rep) != nil || rep.Indication != want {
 				t.Fatalf("%s: %d %s %.300s", name, code, hdr.Get("Content-Type"), body)
+			}
+		}
+		// curl -F: the first file part is the document; the same verdicts
+		// as the CLI (here with the deployment's root: the server trusts it).
+		curl := testenv.Tool(t, "curl")
+		for name, want := range map[string]report.SubIndication{
+			"sealed-B-LT.pdf": "", "one-byte-B-LT.pdf": report.HashFailure, "not-a-pdf.pdf": report.FormatFailure,
+			"empty.pdf": report.FormatFailure, "multipart-as-is.pdf": report.FormatFailure,
+		} {
+			p := filepath.Join(work, name)
+			out, err := exec.Command(curl, "-sS", "-F", "note=first a text field", "-F", "file=@"+p, srv.base+"/api/v1/verify").Output()
+			var rep report.Report
+			if err != nil || json.Unmarshal(out, &rep) != nil || rep.SubIndication != want {
+				t.Fatalf("curl -F file=@%s: %v %.400s", name, err, out)
+			}
+			exit := 0
+			if want != "" {
+				exit = 1
+			}
+			cli := vfyReport(t, exit, p, "--data", dir)
+			if cli.Indication != rep.Indication || cli.SubIndication != rep.SubIndication || !slices.Equal(cli.Errors, rep.Errors) {
+				t.Fatalf("%s: the API says %s %s %q, the CLI %s %s %q", name, rep.Indication, rep.SubIndication, rep.Errors, cli.Indication, cli.SubIndication, cli.Errors)
+			}
+		}
+		// Other media types: 415 with a problem body.
+		for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "application/json"} {
+			code, hdr, body := vfySend(t, srv, "/api/v1/verify", "", ct, []byte(mustRead(t, sealed["B-LT"])))
+			if code != http.StatusUnsupportedMediaType || hdr.Get("Content-Type") != "application/problem+json" || !bytes.Contains(body, []byte(`"status":415`)) {
+				t.Fatalf("%s: %d %s", ct, code, body)
 			}
 		}
 		code, hdr, body := vfySend(t, srv, "/api/v1/verify", "", "application/pdf", bytes.Repeat([]byte("%PDF-1.7\n"), 1<<17))
@@ -344,6 +420,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 			sealed["B-LT"]:                            report.TotalPassed,
 			filepath.Join(work, "page-B-LT.pdf"):      report.TotalFailed,
 			filepath.Join(work, "one-byte-B-LTA.pdf"): report.TotalFailed,
+			filepath.Join(work, "not-a-pdf.pdf"):      report.TotalFailed,
 		})
 	})
 
@@ -363,7 +440,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 			}
 		}
 		if limited == 0 {
-			t.Fatal("60 quick verifications from one address were never rate-limited (burst 6, 20/s)")
+			t.Fatal("60 quick verifications from one address were never rate-limited (burst 20, 20/s)")
 		}
 		_, _, metrics := srv.get(t, "/metrics", "")
 		for _, want := range []string{`thiqa_verify_requests_total{code="200"}`, `thiqa_verify_requests_total{code="413"}`, `thiqa_verify_requests_total{code="429"} 1`} {
@@ -372,4 +449,72 @@ func TestVerifyEndToEnd(t *testing.T) {
 			}
 		}
 	})
+
+	// verify.trustedProxies is 127.0.0.1/32: clients connect from other
+	// loopback addresses, the reverse proxy (httputil) from 127.0.0.1.
+	t.Run("trusted-proxies", func(t *testing.T) {
+		limitedAfter := func(c *http.Client, url string, hdr func(i int) http.Header) int {
+			for i := 1; i <= 80; i++ {
+				req, _ := http.NewRequest(http.MethodPost, url+"/api/v1/verify", strings.NewReader("not a PDF"))
+				req.Header = hdr(i)
+				req.Header.Set("Content-Type", "application/pdf")
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body) //nolint:errcheck // drained for reuse
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK:
+				case http.StatusTooManyRequests:
+					return i
+				default:
+					t.Fatalf("request %d: %d", i, resp.StatusCode)
+				}
+			}
+			return 0
+		}
+		// Directly from 127.0.0.2 (not a trusted proxy), a new spoofed
+		// address on every request: one bucket all the same.
+		spoof := func(i int) http.Header {
+			return http.Header{"X-Forwarded-For": {fmt.Sprintf("198.51.100.%d", i)}, "Forwarded": {fmt.Sprintf("for=203.0.113.%d", i)}}
+		}
+		if n := limitedAfter(vfyClientFrom(t, "127.0.0.2"), srv.base, spoof); n == 0 || n > 40 {
+			t.Fatalf("an untrusted client spoofing X-Forwarded-For was limited after %d requests (burst 20)", n)
+		}
+		// Through a reverse proxy on 127.0.0.1: clients 127.0.0.3 and
+		// 127.0.0.4 have a bucket each.
+		target, _ := url.Parse(srv.base)
+		proxy := httptest.NewServer(httputil.NewSingleHostReverseProxy(target))
+		defer proxy.Close()
+		none := func(int) http.Header { return http.Header{} }
+		if n := limitedAfter(vfyClientFrom(t, "127.0.0.3"), proxy.URL, none); n == 0 {
+			t.Fatal("client 127.0.0.3 behind the proxy was never limited")
+		}
+		code, err := vfyPostFrom(vfyClientFrom(t, "127.0.0.4"), proxy.URL)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("client 127.0.0.4 behind the proxy right after 127.0.0.3 was limited: %d %v", code, err)
+		}
+	})
+}
+
+// vfyClientFrom returns an HTTP client whose connections leave from the
+// loopback address ip.
+func vfyClientFrom(t *testing.T, ip string) *http.Client {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	tr := &http.Transport{DialContext: d.DialContext}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: time.Minute}
+}
+
+// vfyPostFrom posts a (non-PDF) document to base's verification API.
+func vfyPostFrom(c *http.Client, base string) (int, error) {
+	resp, err := c.Post(base+"/api/v1/verify", "application/pdf", strings.NewReader("not a PDF"))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, err
 }

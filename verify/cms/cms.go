@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/thiqa/thiqa/verify/path"
 )
 
 // Object identifiers used by CMS signatures in PDFs.
@@ -88,7 +90,11 @@ func formatErr(format string, a ...any) error {
 // Parse parses a DER ContentInfo holding a SignedData. Trailing zero bytes
 // (the padding of a PDF /Contents string) are ignored. BER indefinite
 // lengths are normalised to DER first.
-func Parse(der []byte) (*SignedData, error) {
+func Parse(der []byte) (*SignedData, error) { return ParseWith(der, nil) }
+
+// ParseWith is Parse with the certificates parsed through certs (a cache
+// shared across documents; nil parses each one).
+func ParseWith(der []byte, certs *path.CertificateCache) (*SignedData, error) {
 	if len(der) > maxCMSSize {
 		return nil, formatErr("CMS larger than %d bytes", maxCMSSize)
 	}
@@ -117,7 +123,7 @@ func Parse(der []byte) (*SignedData, error) {
 	if !ci.ReadASN1(&explicit, cbasn1.Tag(0).ContextSpecific().Constructed()) || !explicit.ReadASN1(&sd, cbasn1.SEQUENCE) {
 		return nil, formatErr("malformed SignedData wrapper")
 	}
-	return parseSignedData(sd)
+	return parseSignedData(sd, certs)
 }
 
 func readOID(s cryptobyte.String, out *asn1.ObjectIdentifier) bool {
@@ -141,7 +147,7 @@ func readAlg(s *cryptobyte.String) (pkix.AlgorithmIdentifier, bool) {
 	return a, err == nil && len(rest) == 0
 }
 
-func parseSignedData(sd cryptobyte.String) (*SignedData, error) {
+func parseSignedData(sd cryptobyte.String, certCache *path.CertificateCache) (*SignedData, error) {
 	out := &SignedData{}
 	var v int64
 	if !sd.ReadASN1Integer(&v) {
@@ -191,7 +197,7 @@ func parseSignedData(sd cryptobyte.String) (*SignedData, error) {
 		if len(out.Certificates) >= maxCertsInSignedData {
 			return nil, formatErr("too many certificates")
 		}
-		c, err := ParseCertificate(el)
+		c, err := certCache.Parse(el)
 		if err != nil {
 			continue // an unparsable extra certificate is not fatal by itself
 		}

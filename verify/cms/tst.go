@@ -48,8 +48,12 @@ type Timestamp struct {
 var ErrImprint = errors.New("timestamp message imprint does not match")
 
 // ParseTimestamp parses a timestamp token without verifying it.
-func ParseTimestamp(der []byte) (*Timestamp, error) {
-	sd, err := Parse(der)
+func ParseTimestamp(der []byte) (*Timestamp, error) { return ParseTimestampWith(der, nil) }
+
+// ParseTimestampWith is ParseTimestamp with the certificates parsed through
+// certs (see ParseWith).
+func ParseTimestampWith(der []byte, certs *path.CertificateCache) (*Timestamp, error) {
+	sd, err := ParseWith(der, certs)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,15 @@ func nameEqual(a, b []byte) bool {
 	if bytes.Equal(a, b) {
 		return true
 	}
+	if eq, ok := fastNameEqual(a, b); ok {
+		return eq
+	}
+	return slowNameEqual(a, b)
+}
+
+// slowNameEqual is nameEqual for any names (multi-valued RDNs, non-ASCII
+// or non-string values), through encoding/asn1.
+func slowNameEqual(a, b []byte) bool {
 	na, err1 := parseName(a)
 	nb, err2 := parseName(b)
 	if err1 != nil || err2 != nil || len(na) != len(nb) {

@@ -57,6 +57,10 @@ func fail(sub SubIndication, i int, format string, a ...any) *Error {
 type Options struct {
 	// Roots are the trust anchors.
 	Roots []*x509.Certificate
+	// Anchors, when set, is NewAnchorIndex(Roots), built once by a caller
+	// that validates many paths against the same (possibly many) anchors;
+	// otherwise each Validator indexes Roots itself.
+	Anchors *AnchorIndex
 	// Intermediates is the pool of untrusted certificates for path building.
 	Intermediates []*x509.Certificate
 	// At is the validation time; zero means now.
@@ -104,6 +108,7 @@ type Result struct {
 type Validator struct {
 	opts  Options
 	depth int
+	names *nameMemo // shared with the nested validators
 }
 
 // New returns a validator for the options.
@@ -118,7 +123,10 @@ func New(opts Options) *Validator {
 		a := DefaultAlgorithms()
 		opts.Algorithms = &a
 	}
-	return &Validator{opts: opts}
+	if opts.Anchors == nil {
+		opts.Anchors = NewAnchorIndex(opts.Roots)
+	}
+	return &Validator{opts: opts, names: newNameMemo()}
 }
 
 // Options returns the validator's options.
@@ -194,8 +202,8 @@ func (v *Validator) build(leaf *x509.Certificate, pool []*x509.Certificate) [][]
 			return
 		}
 		cur := chain[len(chain)-1]
-		for _, r := range v.opts.Roots {
-			if nameEqual(cur.RawIssuer, r.RawSubject) && keyIDMatch(cur, r) && !in(chain[1:], r) {
+		for _, r := range v.opts.Anchors.issuersOf(cur.RawIssuer, v.names) {
+			if keyIDMatch(cur, r) && !in(chain[1:], r) {
 				p := make([]*x509.Certificate, 0, len(chain)+1)
 				p = append(p, r)
 				for i := len(chain) - 1; i >= 0; i-- {
@@ -210,17 +218,17 @@ func (v *Validator) build(leaf *x509.Certificate, pool []*x509.Certificate) [][]
 			return
 		}
 		for _, c := range pool {
-			if in(chain, c) || isRoot(v.opts.Roots, c) {
+			if in(chain, c) || v.opts.Anchors.contains(c) {
 				continue
 			}
-			if nameEqual(cur.RawIssuer, c.RawSubject) && keyIDMatch(cur, c) {
+			if v.names.equal(cur.RawIssuer, c.RawSubject) && keyIDMatch(cur, c) {
 				chain = append(chain, c)
 				dfs()
 				chain = chain[:len(chain)-1]
 			}
 		}
 	}
-	if isRoot(v.opts.Roots, leaf) {
+	if v.opts.Anchors.contains(leaf) {
 		out = append(out, []*x509.Certificate{leaf, leaf})
 	}
 	dfs()
@@ -242,8 +250,6 @@ func in(list []*x509.Certificate, c *x509.Certificate) bool {
 	}
 	return false
 }
-
-func isRoot(roots []*x509.Certificate, c *x509.Certificate) bool { return in(roots, c) }
 
 func selfIssued(c *x509.Certificate) bool { return nameEqual(c.RawIssuer, c.RawSubject) }
 
@@ -285,7 +291,7 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 		if validityTime(at).After(c.NotAfter) {
 			return nil, fail(OutOfBoundsNoPOE, i, "expired at %s", c.NotAfter.UTC().Format(time.RFC3339))
 		}
-		if !nameEqual(c.RawIssuer, issuer.RawSubject) {
+		if !v.names.equal(c.RawIssuer, issuer.RawSubject) {
 			return nil, fail(NoChainFound, i, "issuer name does not match")
 		}
 		if v.opts.Revocation != nil {
@@ -296,12 +302,12 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 				return nil, err
 			}
 		}
-		if !(selfIssued(c) && i < n) {
+		if !(v.names.selfIssued(c) && i < n) {
 			if err := nc.check(c); err != nil {
 				return nil, fail(ChainConstraints, i, "name constraints: %v", err)
 			}
 		}
-		if err := st.processCert(c, i, n, selfIssued(c)); err != nil {
+		if err := st.processCert(c, i, n, v.names.selfIssued(c)); err != nil {
 			return nil, fail(ChainConstraints, i, "%v", err)
 		}
 		if err := unknownCritical(c, i == n); err != nil {
@@ -311,7 +317,7 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 			break
 		}
 		// Preparation for certificate i+1 (§6.1.4).
-		if err := st.prepare(c, i, selfIssued(c)); err != nil {
+		if err := st.prepare(c, i, v.names.selfIssued(c)); err != nil {
 			return nil, fail(ChainConstraints, i, "%v", err)
 		}
 		if err := nc.add(c); err != nil {
@@ -320,7 +326,7 @@ func (v *Validator) check(path []*x509.Certificate, depth int) (*Result, *Error)
 		if !c.BasicConstraintsValid || !c.IsCA {
 			return nil, fail(ChainGeneralFailure, i, "intermediate certificate is not a CA")
 		}
-		if !selfIssued(c) {
+		if !v.names.selfIssued(c) {
 			if maxPathLen <= 0 {
 				return nil, fail(ChainConstraints, i, "path length constraint exceeded")
 			}
@@ -348,7 +354,7 @@ func (v *Validator) nested(depth int) *Validator {
 	o.InitialExplicitPolicy = false
 	o.InitialPolicyMappingInhibit = false
 	o.InitialAnyPolicyInhibit = false
-	return &Validator{opts: o, depth: depth + 1}
+	return &Validator{opts: o, depth: depth + 1, names: v.names}
 }
 
 func unknownCritical(c *x509.Certificate, leaf bool) error {

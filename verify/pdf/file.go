@@ -1,6 +1,7 @@
 package pdf
 
 import (
+	"bufio"
 	"bytes"
 	"compress/zlib"
 	"errors"
@@ -49,11 +50,22 @@ type File struct {
 	size     int64
 	Sections []*Section // oldest first
 	objCache map[objKey]Object
+	offCache map[int64]offObject
 	scanned  map[int64]int64
 	// Repaired is true when the cross-reference chain was unreadable and
 	// objects were located by scanning the file.
 	Repaired bool
 	stmCache map[objKey]*objStream
+	// br is the read-ahead buffer readObjectAt lends its lexers (objects
+	// are read one at a time).
+	br *bufio.Reader
+}
+
+// offObject is an object read at an offset of the file, for every
+// revision whose cross-reference entry points there.
+type offObject struct {
+	num int64
+	obj Object
 }
 
 type objStream struct {
@@ -68,7 +80,7 @@ type objKey struct {
 
 // Open reads the cross-reference chain of a PDF.
 func Open(r io.ReaderAt, size int64) (*File, error) {
-	f := &File{r: r, size: size, objCache: map[objKey]Object{}, stmCache: map[objKey]*objStream{}}
+	f := &File{r: r, size: size, objCache: map[objKey]Object{}, offCache: map[int64]offObject{}, stmCache: map[objKey]*objStream{}}
 	if err := f.readChain(); err != nil {
 		if rerr := f.repair(); rerr != nil {
 			return nil, err
@@ -151,12 +163,17 @@ func (f *File) lastStartXref() (int64, error) {
 	return v, nil
 }
 
-// eofAfter finds the first %%EOF at or after off.
+// eofAfter finds the first %%EOF at or after off. It reads small windows
+// first (the marker usually follows the trailer closely), larger ones as
+// the search goes on.
 func (f *File) eofAfter(off int64) (int64, int64) {
-	const chunk = 64 << 10
+	chunk := 1 << 10
 	buf := make([]byte, chunk+5)
-	for pos := off; pos < f.size; pos += chunk {
-		n, _ := f.r.ReadAt(buf, pos)
+	for pos := off; pos < f.size; {
+		if len(buf) < chunk+5 {
+			buf = make([]byte, chunk+5)
+		}
+		n, _ := f.r.ReadAt(buf[:chunk+5], pos)
 		if n <= 0 {
 			break
 		}
@@ -175,12 +192,17 @@ func (f *File) eofAfter(off int64) (int64, int64) {
 			}
 			return end, eol
 		}
+		pos += int64(chunk) // the 5 bytes read beyond overlap the next window
+		chunk = min(chunk*4, 64<<10)
 	}
 	return f.size, f.size
 }
 
 func (f *File) readSection(off int64) (*Section, error) {
-	l := newLexer(f.r, f.size, off)
+	if f.br == nil {
+		f.br = bufio.NewReaderSize(nil, lexerBufSize)
+	}
+	l := newLexerWith(f.br, f.r, f.size, off)
 	t, err := l.next()
 	if err != nil {
 		return nil, err
@@ -322,7 +344,15 @@ func (f *File) readObjectAt(off int64, lookup func(Ref) (Object, error), depth i
 	if off < 0 || off >= f.size {
 		return Ref{}, nil, malformed("object offset %d out of range", off)
 	}
-	l := newLexer(f.r, f.size, off)
+	// Lend the File's read-ahead buffer to this lexer; a nested read (an
+	// indirect /Length) gets its own.
+	br := f.br
+	f.br = nil
+	defer func() { f.br = br }()
+	l := newLexerWith(br, f.r, f.size, off)
+	if br == nil {
+		br = l.br
+	}
 	a, err1 := l.next()
 	b, err2 := l.next()
 	c, err3 := l.next()

@@ -3,6 +3,7 @@ package pdf
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,10 @@ type lexer struct {
 	br   *bufio.Reader
 	pos  int64
 	peek []token
+	// src and size are what br reads (src from offset 0): hexString looks
+	// ahead in it to size its result.
+	src  io.ReaderAt
+	size int64
 }
 
 type tokKind int
@@ -57,11 +62,48 @@ type token struct {
 	start int64
 }
 
+// lexerBufSize is the read-ahead of a lexer: objects are small, and long
+// strings are read in runs of this size.
+const lexerBufSize = 4 << 10
+
 func newLexer(r io.ReaderAt, size, off int64) *lexer {
+	return newLexerWith(nil, r, size, off)
+}
+
+// newLexerWith is newLexer reusing br (when not nil) as its read-ahead.
+func newLexerWith(br *bufio.Reader, r io.ReaderAt, size, off int64) *lexer {
 	if off < 0 || off > size {
 		off = size
 	}
-	return &lexer{br: bufio.NewReaderSize(io.NewSectionReader(r, off, size-off), 4<<10), pos: off}
+	src := io.NewSectionReader(r, off, size-off)
+	if br == nil {
+		br = bufio.NewReaderSize(src, lexerBufSize)
+	} else {
+		br.Reset(src)
+	}
+	return &lexer{br: br, pos: off, src: r, size: size}
+}
+
+// hexDigitsAhead returns an upper bound of the number of digits of the
+// hex string whose '<' was just read: the distance to the next '>' (0 when
+// the string ends within the read-ahead, or no '>' comes within
+// maxStringLen bytes' worth of digits). It reads the source again in small
+// windows, on the stack.
+func (l *lexer) hexDigitsAhead() int64 {
+	if b, _ := l.br.Peek(l.br.Buffered()); bytes.IndexByte(b, '>') >= 0 {
+		return 0 // short: ends within what is buffered
+	}
+	var w [4 << 10]byte
+	for off := l.pos; off < l.size && off-l.pos <= 2*maxStringLen; off += int64(len(w)) {
+		n, _ := l.src.ReadAt(w[:], off)
+		if n <= 0 {
+			return 0
+		}
+		if i := bytes.IndexByte(w[:n], '>'); i >= 0 {
+			return off - l.pos + int64(i)
+		}
+	}
+	return 0
 }
 
 func (l *lexer) readByte() (byte, error) {
@@ -178,6 +220,9 @@ func (l *lexer) next() (token, error) {
 	if err != nil {
 		return token{}, err
 	}
+	if w == "" || !(w[0] == '.' || w[0] == '-' || w[0] == '+' || (w[0] >= '0' && w[0] <= '9')) {
+		return token{kind: tKeyword, s: w, start: start}, nil // obj, R, true…: no number parse (and no error value) needed
+	}
 	if i, err := strconv.ParseInt(w, 10, 64); err == nil {
 		return token{kind: tInt, i: i, s: w, start: start}, nil
 	}
@@ -236,37 +281,93 @@ func unhex(b byte) (byte, bool) {
 	return 0, false
 }
 
+// hexValue maps a byte of a hex string to its value, hexSpace for white
+// space (skipped) and hexBad for anything else.
+var hexValue = func() (t [256]byte) {
+	for i := range t {
+		b := byte(i)
+		switch v, ok := unhex(b); {
+		case ok:
+			t[i] = v
+		case isSpace(b):
+			t[i] = hexSpace
+		default:
+			t[i] = hexBad
+		}
+	}
+	return t
+}()
+
+const (
+	hexSpace = 0xfe
+	hexBad   = 0xff
+)
+
 func (l *lexer) hexString() (String, error) {
 	var out []byte
+	if n := l.hexDigitsAhead(); n > lexerBufSize {
+		// Long (a signature value): one allocation of the right size
+		// instead of a series of doublings.
+		out = make([]byte, 0, n/2+1)
+	}
 	var hi byte
 	half := false
 	for {
-		b, err := l.readByte()
-		if err != nil {
+		// Whole buffered runs up to the closing '>' at a time: signature
+		// values are tens of KiB of hex.
+		chunk, err := l.br.ReadSlice('>')
+		l.pos += int64(len(chunk))
+		done := err == nil
+		if done {
+			chunk = chunk[:len(chunk)-1]
+		} else if !errors.Is(err, bufio.ErrBufferFull) {
 			return String{}, malformed("unterminated hex string")
 		}
-		if b == '>' {
-			break
+		if need := len(out) + len(chunk)/2 + 1; need > cap(out) {
+			// Double: append's gentler growth for large slices costs
+			// several times the final size on long signature values.
+			grown := make([]byte, len(out), max(need, 2*cap(out)))
+			copy(grown, out)
+			out = grown
 		}
-		if isSpace(b) {
-			continue
-		}
-		v, ok := unhex(b)
-		if !ok {
-			return String{}, malformed("bad hex digit at %d", l.pos-1)
-		}
-		if half {
-			out = append(out, hi<<4|v)
-			half = false
-		} else {
-			hi, half = v, true
+		for i := 0; i < len(chunk); {
+			if !half {
+				// encoding/hex up to the first byte that is not a digit
+				// (white space, or an error found below).
+				even := (len(chunk) - i) &^ 1
+				n := len(out)
+				k, _ := hex.Decode(out[n:n+even/2], chunk[i:i+even])
+				out = out[:n+k]
+				i += 2 * k
+				if i >= len(chunk) {
+					break
+				}
+			}
+			v := hexValue[chunk[i]]
+			if v >= 16 {
+				if v != hexSpace {
+					return String{}, malformed("bad hex digit at %d", l.pos-int64(len(chunk))+int64(i))
+				}
+			} else if half {
+				out = append(out, hi<<4|v)
+				half = false
+			} else {
+				hi, half = v, true
+			}
+			i++
 		}
 		if len(out) > maxStringLen {
 			return String{}, malformed("string too long")
 		}
+		if done {
+			break
+		}
 	}
 	if half {
 		out = append(out, hi<<4)
+	}
+	if len(out) == 0 {
+		out = nil
 	}
 	return String{Bytes: out, Hex: true}, nil
 }

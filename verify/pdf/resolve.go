@@ -54,10 +54,25 @@ func (f *File) lookup(ref Ref, rev, depth int) (Object, error) {
 	var err error
 	switch e.typ {
 	case 1:
+		// The object at an offset is the same in every revision that
+		// points there, unless it is a stream whose indirect /Length was
+		// looked up (that answer depends on the revision).
+		if c, ok := f.offCache[e.off]; ok && c.num == ref.Num {
+			f.objCache[key] = c.obj
+			return c.obj, nil
+		}
+		revDependent := false
+		lengthOf := func(r Ref) (Object, error) {
+			revDependent = true
+			return f.lookup(r, rev, depth+1)
+		}
 		var got Ref
-		got, o, err = f.readObjectAt(e.off, func(r Ref) (Object, error) { return f.lookup(r, rev, depth+1) }, depth)
+		got, o, err = f.readObjectAt(e.off, lengthOf, depth)
 		if err == nil && got.Num != ref.Num {
 			err = malformed("object %d found where %d was expected", got.Num, ref.Num)
+		}
+		if err == nil && !revDependent {
+			f.offCache[e.off] = offObject{num: ref.Num, obj: o}
 		}
 		if err != nil {
 			// A damaged offset: fall back to the scanned position.

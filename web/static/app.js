@@ -172,7 +172,10 @@
       var btn = document.getElementById("go"); btn.disabled = true;
       document.getElementById("result").hidden = true;
       status("checking");
-      fetch(form.dataset.api, { method: "POST", headers: { "Content-Type": "application/pdf" }, body: file })
+      // The same multipart upload as the form without script (and curl -F):
+      // the server reads the first file part.
+      var data = new FormData(); data.append("file", file);
+      fetch(form.dataset.api, { method: "POST", body: data })
         .then(function (resp) {
           return resp.text().then(function (text) {
             var body = null; try { body = JSON.parse(text); } catch (e) { body = null; }

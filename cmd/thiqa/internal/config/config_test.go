@@ -128,3 +128,23 @@ func TestDevelopmentIssuers(t *testing.T) {
 		t.Fatalf("unmarked development issuer: %v %v", c.DevelopmentIssuers(), err)
 	}
 }
+
+func TestVerifyTrustedProxies(t *testing.T) {
+	dir := t.TempDir()
+	good, err := Default(dir).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	with := func(list string) string {
+		return strings.Replace(string(good), "verify:\n", "verify:\n  trustedProxies: "+list+"\n", 1)
+	}
+	c, err := Parse([]byte(with(`["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]`)), dir)
+	if err != nil || len(c.Verify.TrustedProxies) != 3 {
+		t.Fatalf("valid trustedProxies: %v %+v", err, c)
+	}
+	for _, bad := range []string{`["10.0.0.1/8"]`, `["0.0.0.0/0"]`, `["proxy.example"]`, `[""]`, `"10.0.0.0/8"`, `{a: b}`} {
+		if _, err := Parse([]byte(with(bad)), dir); err == nil || !strings.Contains(err.Error(), "trustedProxies") && !strings.Contains(err.Error(), "decoding") {
+			t.Errorf("trustedProxies %s: %v, want an error naming it", bad, err)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/clientip"
 )
 
 // VerifyConfig configures verification for relying parties: POST
@@ -40,6 +42,13 @@ type VerifyConfig struct {
 	TrustedListRefresh time.Duration `yaml:"trustedListRefresh,omitempty"`
 	// TrustedListsOffline reads files and cached copies only.
 	TrustedListsOffline bool `yaml:"trustedListsOffline,omitempty"`
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// of this server (CIDR prefixes or single addresses). Only from these
+	// peers are Forwarded (RFC 7239) and X-Forwarded-For believed, to find
+	// the client's address; it serves every rate limit and every log line
+	// of `thiqa serve`, not only verification. Empty: the TCP peer is the
+	// client and those headers are ignored.
+	TrustedProxies []string `yaml:"trustedProxies,omitempty"`
 }
 
 // DefaultVerifyConfig returns the verification settings of a local setup.
@@ -82,6 +91,11 @@ func (c VerifyConfig) Validate() error {
 		errs = append(errs, fmt.Sprintf("verify.fetchTimeout: want 0 to 5m, got %s", c.FetchTimeout))
 	}
 	errs = append(errs, c.validateTrustedLists()...)
+	for i, p := range c.TrustedProxies {
+		if _, err := clientip.ParsePrefix(p); err != nil {
+			errs = append(errs, fmt.Sprintf("verify.trustedProxies[%d]: %v", i, err))
+		}
+	}
 	for i, f := range c.TrustAnchorFiles {
 		if strings.TrimSpace(f) == "" {
 			errs = append(errs, fmt.Sprintf("verify.trustAnchorFiles[%d]: empty file name", i))
