@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/samplepdf"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/signer"
 )
@@ -179,7 +180,7 @@ func (f *signFixture) csc(t *testing.T, path, token string, body any) (int, map[
 func samplePDF(t *testing.T, size int64) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := writeSamplePDF(&b, size); err != nil {
+	if err := samplepdf.Write(&b, size); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
