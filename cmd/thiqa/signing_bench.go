@@ -26,6 +26,8 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/samplepdf"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signing"
+	"github.com/thiqa/thiqa/signing/csc"
 )
 
 // benchSetup is what the signing load generators share: the server URL, a
@@ -426,7 +428,7 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	const benchPIN = "bench-pin-2468"
-	if err := b.postJSON(ctx, "/api/v1/credentials/"+cred+"/pin", token, PINRequest{PIN: benchPIN}, nil); err != nil {
+	if err := b.postJSON(ctx, "/api/v1/credentials/"+cred+"/pin", token, signing.PINRequest{PIN: benchPIN}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "thiqa bench sign: %s, GOMAXPROCS=%d (this process), concurrency %d, %s per phase, credential %s\n",
@@ -456,8 +458,8 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 			h := sha256.Sum256(x[:])
 			p.hashes[i] = base64.StdEncoding.EncodeToString(h[:])
 		}
-		var out CSCAuthorizeResponse
-		if err := b.postJSON(ctx, "/csc/v2/credentials/authorize", token, CSCAuthorizeRequest{CredentialID: cred, NumSignatures: *batch,
+		var out csc.AuthorizeResponse
+		if err := b.postJSON(ctx, "/csc/v2/credentials/authorize", token, csc.AuthorizeRequest{CredentialID: cred, NumSignatures: *batch,
 			Hashes: p.hashes, HashAlgorithmOID: "2.16.840.1.101.3.4.2.1", PIN: benchPIN}, &out); err != nil {
 			return 0, err
 		}
@@ -482,8 +484,8 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 		if !ok {
 			return 0, errStopLoop
 		}
-		var out CSCSignHashResponse
-		err := b.postJSON(ctx, "/csc/v2/signatures/signHash", token, CSCSignHashRequest{CredentialID: cred, SAD: p.sad, Hashes: p.hashes,
+		var out csc.SignHashResponse
+		err := b.postJSON(ctx, "/csc/v2/signatures/signHash", token, csc.SignHashRequest{CredentialID: cred, SAD: p.sad, Hashes: p.hashes,
 			HashAlgorithmOID: "2.16.840.1.101.3.4.2.1", SignAlgo: "1.2.840.10045.4.3.2"}, &out)
 		if err == nil && len(out.Signatures) != len(p.hashes) {
 			err = fmt.Errorf("signHash returned %d signatures for %d hashes", len(out.Signatures), len(p.hashes))
@@ -506,7 +508,7 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 		path := "/api/v1/sign?level=" + lv + "&credential=" + cred
 		cpu0, t0 := serverCPUTime(*pid), time.Now()
 		rate, lat, err := closedLoop(ctx, *conc, *d, func(ctx context.Context) (int, error) {
-			code, body, err := b.post(ctx, path, token, "application/pdf", bytes.NewReader(pdf.Bytes()), map[string]string{PINHeader: benchPIN})
+			code, body, err := b.post(ctx, path, token, "application/pdf", bytes.NewReader(pdf.Bytes()), map[string]string{signing.PINHeader: benchPIN})
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("sign %s: %d %.200s", lv, code, body)
 			}
