@@ -37,7 +37,7 @@ func (d *document) addDocTimestamp(ctx context.Context, v ValidationOptions) err
 		tok, err := v.TSA.Timestamp(tctx, digest, h)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("%w: document time-stamp: %v", ErrTimestamp, err)
+			return nil, fmt.Errorf("%w: document time-stamp: %w", ErrTimestamp, err)
 		}
 		return tok, nil
 	}

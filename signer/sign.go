@@ -161,7 +161,7 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 			tok, err := opts.Validation.TSA.Timestamp(tctx, sig.TimestampImprint(h), h)
 			cancel()
 			if err != nil {
-				return nil, fmt.Errorf("%w: signature time-stamp: %v", ErrTimestamp, err)
+				return nil, fmt.Errorf("%w: signature time-stamp: %w", ErrTimestamp, err)
 			}
 			if err := sig.AddTimestamp(tok); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrTimestamp, err)

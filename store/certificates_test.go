@@ -16,6 +16,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
@@ -109,6 +110,15 @@ func TestCertificates(t *testing.T) {
 				byCred, err := certs.CertificateByCredential(ctx, "cred-abc")
 				if err != nil || byCred.Serial != got.Serial {
 					t.Fatalf("CertificateByCredential: %v, %v", byCred, err)
+				}
+				// The signing service's view of it.
+				sc := db.SigningCredentials()
+				ic, err := sc.IssuedCertificate(ctx, "cred-abc")
+				if err != nil || ic.Serial != got.Serial || ic.CA != "citizen" || ic.Profile != req.Profile || string(ic.DER) != string(got.Certificate.Raw) {
+					t.Fatalf("IssuedCertificate: %+v, %v", ic, err)
+				}
+				if _, err := sc.IssuedCertificate(ctx, "cred-none"); !errors.Is(err, signing.ErrNotFound) {
+					t.Fatalf("IssuedCertificate of an unknown credential: %v", err)
 				}
 				want := int64(crl.Partition(got.Certificate.SerialNumber, 4))
 				if p, err := db.QueryInt64(ctx, "SELECT crl_partition FROM certificates WHERE serial = ?", got.Serial); err != nil || p != want {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,54 +11,33 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/pin"
+	"github.com/thiqa/thiqa/signing"
 )
 
-// The credentials table keeps citizens' signing PINs for package pin.
-var _ pin.Store = (*SigningCredentials)(nil)
-
-// Owner kinds of a signing credential.
-const (
-	OwnerAgency  = "agency"
-	OwnerCitizen = "citizen"
-)
-
-// SigningCredential is a key on the token certified for signing or sealing,
-// bound to its owner.
-type SigningCredential struct {
-	// ID is the credential ID the CA returned at issuance (the key's label).
-	ID string
-	// OwnerKind is OwnerAgency or OwnerCitizen.
-	OwnerKind string
-	// OwnerID is the agency's organizationIdentifier or the citizen's civil number.
-	OwnerID string
-	// Profile is the certificate profile (organisation-seal, citizen-signing).
-	Profile string
-	// KeyLabel is the key's label on the token.
-	KeyLabel string
-	// CertSerial is the certificate's serial (lower-case hex).
-	CertSerial string
-	// ChainDER is the certificate then its issuers, DER, concatenated.
-	ChainDER []byte
-	// NotAfter is the certificate's expiry.
-	NotAfter time.Time
-	// PINSet reports whether the owner has set a signing PIN.
-	PINSet bool
-	// PINFailures is the count of consecutive wrong PIN tries.
-	PINFailures int
-	// CreatedAt is when the credential was recorded here.
-	CreatedAt time.Time
-}
-
-// SigningCredentials stores signing credentials, their PINs and SADs.
+// SigningCredentials is the signing service's store (signing.Store):
+// signing credentials, the citizens' signing PINs (package pin, in the
+// credentials table) and SADs, and what it reads of the CA's certificates
+// and revocations.
 type SigningCredentials struct{ db *DB }
+
+var _ signing.Store = (*SigningCredentials)(nil)
+
+// signErr maps the store's ErrNotFound onto package signing's.
+func signErr(what string, err error) error {
+	err = mapErr(what, err)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("%w: %w", signing.ErrNotFound, err)
+	}
+	return err
+}
 
 // SigningCredentials returns the signing service's store.
 func (db *DB) SigningCredentials() *SigningCredentials { return &SigningCredentials{db: db} }
 
 const credColumns = `id, owner_kind, owner_id, profile, key_label, cert_serial, chain_der, not_after, pin_hash IS NOT NULL, pin_failures, created_at`
 
-func scanCredential(sc interface{ Scan(...any) error }) (*SigningCredential, error) {
-	var c SigningCredential
+func scanCredential(sc interface{ Scan(...any) error }) (*signing.CredentialRecord, error) {
+	var c signing.CredentialRecord
 	var na, ca, failures int64
 	if err := sc.Scan(&c.ID, &c.OwnerKind, &c.OwnerID, &c.Profile, &c.KeyLabel, &c.CertSerial, &c.ChainDER, &na, &c.PINSet, &failures, &ca); err != nil {
 		return nil, err
@@ -68,8 +48,8 @@ func scanCredential(sc interface{ Scan(...any) error }) (*SigningCredential, err
 
 // RegisterCredential records c unless a credential with its ID exists; it
 // returns the stored credential either way (the first registration wins).
-func (s *SigningCredentials) RegisterCredential(ctx context.Context, c SigningCredential) (*SigningCredential, error) {
-	if c.ID == "" || c.OwnerID == "" || (c.OwnerKind != OwnerAgency && c.OwnerKind != OwnerCitizen) || len(c.ChainDER) == 0 {
+func (s *SigningCredentials) RegisterCredential(ctx context.Context, c signing.CredentialRecord) (*signing.CredentialRecord, error) {
+	if c.ID == "" || c.OwnerID == "" || (c.OwnerKind != signing.OwnerAgency && c.OwnerKind != signing.OwnerCitizen) || len(c.ChainDER) == 0 {
 		return nil, errors.New("store: credential needs an ID, an owner and a certificate chain")
 	}
 	err := s.db.writeTx(ctx, func(t *txn) error {
@@ -84,23 +64,24 @@ func (s *SigningCredentials) RegisterCredential(ctx context.Context, c SigningCr
 	return s.Credential(ctx, c.ID)
 }
 
-// Credential returns the credential with that ID (ErrNotFound otherwise).
-func (s *SigningCredentials) Credential(ctx context.Context, id string) (*SigningCredential, error) {
+// Credential returns the credential with that ID (an error wrapping
+// ErrNotFound and signing.ErrNotFound otherwise).
+func (s *SigningCredentials) Credential(ctx context.Context, id string) (*signing.CredentialRecord, error) {
 	c, err := scanCredential(s.db.queryRow(ctx, `SELECT `+credColumns+` FROM signing_credentials WHERE id = ?`, id))
 	if err != nil {
-		return nil, mapErr("store: reading credential "+id, err)
+		return nil, signErr("store: reading credential "+id, err)
 	}
 	return c, nil
 }
 
 // CredentialsOf lists an owner's credentials, oldest first.
-func (s *SigningCredentials) CredentialsOf(ctx context.Context, kind, owner string) ([]*SigningCredential, error) {
+func (s *SigningCredentials) CredentialsOf(ctx context.Context, kind, owner string) ([]*signing.CredentialRecord, error) {
 	rows, err := s.db.query(ctx, `SELECT `+credColumns+` FROM signing_credentials WHERE owner_kind = ? AND owner_id = ? ORDER BY created_at, id`, kind, owner)
 	if err != nil {
 		return nil, mapErr("store: listing credentials", err)
 	}
 	defer rows.Close()
-	var out []*SigningCredential
+	var out []*signing.CredentialRecord
 	for rows.Next() {
 		c, err := scanCredential(rows)
 		if err != nil {
@@ -111,17 +92,10 @@ func (s *SigningCredentials) CredentialsOf(ctx context.Context, kind, owner stri
 	return out, mapErr("store: listing credentials", rows.Err())
 }
 
-// UnregisteredCredential is an issued certificate of a key on the token
-// (certificates.credential_id) not yet recorded as a signing credential.
-type UnregisteredCredential struct {
-	CredentialID, CA, Profile, Serial string
-	DER                               []byte
-}
-
 // UnregisteredCredentials returns up to limit issued certificates whose
 // credential is not yet in signing_credentials, so that the signing service
 // can register them (it reads the owner from the certificate itself).
-func (s *SigningCredentials) UnregisteredCredentials(ctx context.Context, limit int) ([]UnregisteredCredential, error) {
+func (s *SigningCredentials) UnregisteredCredentials(ctx context.Context, limit int) ([]signing.IssuedCertificate, error) {
 	rows, err := s.db.query(ctx, `SELECT c.credential_id, c.ca, c.profile, c.serial, c.der FROM certificates c
 	WHERE c.credential_id IS NOT NULL AND c.state = 'issued'
 	AND NOT EXISTS (SELECT 1 FROM signing_credentials s WHERE s.id = c.credential_id)
@@ -130,15 +104,46 @@ func (s *SigningCredentials) UnregisteredCredentials(ctx context.Context, limit 
 		return nil, mapErr("store: listing unregistered credentials", err)
 	}
 	defer rows.Close()
-	var out []UnregisteredCredential
+	var out []signing.IssuedCertificate
 	for rows.Next() {
-		var u UnregisteredCredential
+		var u signing.IssuedCertificate
 		if err := rows.Scan(&u.CredentialID, &u.CA, &u.Profile, &u.Serial, &u.DER); err != nil {
 			return nil, mapErr("store: reading unregistered credential", err)
 		}
 		out = append(out, u)
 	}
 	return out, mapErr("store: listing unregistered credentials", rows.Err())
+}
+
+// IssuedCertificate returns the issued certificate of the key credentialID
+// generated on the token (certificates.credential_id), or an error wrapping
+// signing.ErrNotFound.
+func (s *SigningCredentials) IssuedCertificate(ctx context.Context, credentialID string) (*signing.IssuedCertificate, error) {
+	ic := signing.IssuedCertificate{CredentialID: credentialID}
+	err := s.db.queryRow(ctx, `SELECT ca, profile, serial, der FROM certificates WHERE credential_id = ? AND state = 'issued'`, credentialID).
+		Scan(&ic.CA, &ic.Profile, &ic.Serial, &ic.DER)
+	if err != nil {
+		return nil, signErr("store: reading the certificate of credential "+credentialID, err)
+	}
+	return &ic, nil
+}
+
+// CertificateRevoked reports whether the certificate with that serial
+// (lower-case hex) has a revocation recorded.
+func (s *SigningCredentials) CertificateRevoked(ctx context.Context, serial string) (bool, error) {
+	key, err := NormalizeSerial(serial)
+	if err != nil {
+		return false, nil // no such serial was ever revoked
+	}
+	var one int
+	err = s.db.queryRow(ctx, `SELECT 1 FROM revocations WHERE serial = ?`, key).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, mapErr("store: reading the revocation of "+serial, err)
+	}
+	return true, nil
 }
 
 // CreatePIN implements pin.Store: it sets the PIN hash of credential subject
@@ -160,20 +165,6 @@ func (s *SigningCredentials) ResetPINFailures(ctx context.Context, subject strin
 // pins keeps the signing PINs of credentials.
 func (s *SigningCredentials) pins() pinRows {
 	return newPinRows(s.db, "signing_credentials", "id", "PIN", true)
-}
-
-// SAD is a one-time authorisation of a credential for exact hashes.
-type SAD struct {
-	// CredentialID is the credential authorised.
-	CredentialID string
-	// HashAlg is the hash algorithm OID the hashes were made with.
-	HashAlg string
-	// Hashes are the authorised hash values.
-	Hashes [][]byte
-	// NumSignatures is how many signatures were authorised.
-	NumSignatures int
-	// ExpiresAt ends the authorisation.
-	ExpiresAt time.Time
 }
 
 // SADKey is what the store keeps of a SAD value: its SHA-256.
@@ -203,7 +194,7 @@ func decodeHashes(s string) ([][]byte, error) {
 }
 
 // InsertSAD records the authorisation a (keyed by SADKey(sad)).
-func (s *SigningCredentials) InsertSAD(ctx context.Context, sad string, a SAD) error {
+func (s *SigningCredentials) InsertSAD(ctx context.Context, sad string, a signing.SAD) error {
 	if len(a.Hashes) == 0 || a.NumSignatures < 1 {
 		return errors.New("store: a SAD needs hashes")
 	}
@@ -216,11 +207,11 @@ func (s *SigningCredentials) InsertSAD(ctx context.Context, sad string, a SAD) e
 
 // ConsumeSAD marks the SAD used and returns what it authorised, in one
 // conditional UPDATE: it succeeds once, for an unexpired SAD of that
-// credential. Otherwise it returns an error wrapping ErrNotFound (unknown,
-// already used, expired or for another credential: callers need not know
-// which).
-func (s *SigningCredentials) ConsumeSAD(ctx context.Context, sad, credentialID string, now time.Time) (*SAD, error) {
-	var a SAD
+// credential. Otherwise it returns an error wrapping ErrNotFound and
+// signing.ErrNotFound (unknown, already used, expired or for another
+// credential: callers need not know which).
+func (s *SigningCredentials) ConsumeSAD(ctx context.Context, sad, credentialID string, now time.Time) (*signing.SAD, error) {
+	var a signing.SAD
 	err := s.db.writeTx(ctx, func(t *txn) error {
 		var hashes string
 		var n, exp int64
@@ -228,7 +219,7 @@ func (s *SigningCredentials) ConsumeSAD(ctx context.Context, sad, credentialID s
 	RETURNING credential_id, hash_alg, hashes, num_signatures, expires_at`, now.UnixNano(), SADKey(sad), credentialID, now.UnixNano()).
 			Scan(&a.CredentialID, &a.HashAlg, &hashes, &n, &exp)
 		if err != nil {
-			return mapErr("store: consuming SAD", err)
+			return signErr("store: consuming SAD", err)
 		}
 		a.NumSignatures, a.ExpiresAt = int(n), time.Unix(0, exp).UTC()
 		a.Hashes, err = decodeHashes(hashes)

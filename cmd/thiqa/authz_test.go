@@ -31,6 +31,7 @@ import (
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/signing"
 )
 
 // The authorisation matrix: every non-public endpoint, driven by every
@@ -403,10 +404,10 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 	owner := azCaller{name: "citizen A", bearer: f.token(t, azCitizenA, "citizen"), subject: azCitizenA}
 	// prepared signs the two-step preparation of pdf as citizen A and
 	// authorises its hash with the PIN: what complete needs.
-	prepared := func(t *testing.T) (SignPrepareResponse, string) {
+	prepared := func(t *testing.T) (signing.SignPrepareResponse, string) {
 		t.Helper()
 		st, body := f.do(t, owner, http.MethodPost, "/api/v1/sign/prepare?level=B-B&credential="+credA, "application/pdf", pdf, nil)
-		var prep SignPrepareResponse
+		var prep signing.SignPrepareResponse
 		if st != 200 || json.Unmarshal(body, &prep) != nil {
 			t.Fatalf("prepare: %d %s", st, body)
 		}
@@ -454,20 +455,20 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		}},
 		{name: "POST /api/v1/sign", allowed: is(azCitizenA), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodPost, path: "/api/v1/sign?level=B-B&credential=" + credA, ctype: "application/pdf", body: pdf,
-				hdr: map[string]string{PINHeader: azPIN}}
+				hdr: map[string]string{signing.PINHeader: azPIN}}
 		}},
 		{name: "POST /api/v1/sign/prepare", allowed: is(azCitizenA), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodPost, path: "/api/v1/sign/prepare?level=B-B&credential=" + credA, ctype: "application/pdf", body: pdf}
 		}},
 		{name: "POST /api/v1/sign/complete", allowed: is(azCitizenA), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
 			prep, sad := prepared(t)
-			return azRequest{method: http.MethodPost, ctype: "application/pdf", body: pdf, hdr: map[string]string{SADHeader: sad},
+			return azRequest{method: http.MethodPost, ctype: "application/pdf", body: pdf, hdr: map[string]string{signing.SADHeader: sad},
 				path: fmt.Sprintf("/api/v1/sign/complete?level=B-B&credential=%s&signingTime=%s&placeholder=%d", credA, prep.SigningTime, prep.Placeholder)}
 		}},
 		{name: "POST /api/v1/credentials/{id}/pin", allowed: is(azCitizenA), okStatus: 201, build: func(t *testing.T, _ azCaller) azRequest {
 			// A fresh credential of citizen A, whose PIN is not set yet.
 			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
-			return jsonReq("/api/v1/credentials/"+cred+"/pin", PINRequest{PIN: azPIN})
+			return jsonReq("/api/v1/credentials/"+cred+"/pin", signing.PINRequest{PIN: azPIN})
 		}},
 		{name: "POST /csc/v2/credentials/list", allowed: citizens, okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq("/csc/v2/credentials/list", map[string]any{})
@@ -574,7 +575,7 @@ func TestMetricsCarryNoPersonalData(t *testing.T) {
 		agency := azCaller{name: "agency", bearer: f.token(t, org, "agency"), subject: org}
 		for _, level := range []string{"B-B", "B-T"} {
 			if st, body := f.do(t, citizen, http.MethodPost, "/api/v1/sign?level="+level+"&credential="+cred, "application/pdf", pdf,
-				map[string]string{PINHeader: azPIN}); st != 200 {
+				map[string]string{signing.PINHeader: azPIN}); st != 200 {
 				t.Fatalf("sign: %d %.300s", st, body)
 			}
 			if st, body := f.do(t, agency, http.MethodPost, "/api/v1/seal?level="+level+"&credential="+seal, "application/pdf", pdf, nil); st != 200 {

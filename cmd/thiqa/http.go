@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -49,6 +50,9 @@ func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
+		if rec.status >= 400 {
+			drainRefused(r)
+		}
 		level := slog.LevelDebug
 		if rec.status >= 500 {
 			level = slog.LevelWarn
@@ -63,6 +67,21 @@ func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 		}
 		logger.Log(r.Context(), level, "http request", attrs...)
 	})
+}
+
+// maxDrain bounds what is read of a refused request's unread body.
+const maxDrain = 256 << 10
+
+// drainRefused reads what the handler of a refused request left unread of
+// its body (at most maxDrain bytes) before the answer leaves. A refusal
+// written before the body is read (authentication, a credential that is
+// not the caller's) otherwise closes the connection on a client still
+// sending the document, which then sees a reset instead of the refusal:
+// net/http drains such bodies itself only on connections it keeps alive.
+func drainRefused(r *http.Request) {
+	if r.Body != nil && r.ContentLength != 0 && r.ContentLength <= maxDrain {
+		_, _ = io.CopyN(io.Discard, r.Body, maxDrain)
+	}
 }
 
 // writeReadyFile atomically writes the listening address to path.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/signer"
-	"github.com/thiqa/thiqa/store"
 )
 
 // runSeal seals a PDF in process with an agency's seal credential:
@@ -51,41 +50,32 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	rec := signRecord{action: actionSeal, actor: operatorName(), credential: *credID, level: level.String()}
-	cred, err := s.load(ctx, *credID, "", "")
-	if err == nil && cred.rec.OwnerKind != store.OwnerAgency {
-		err = fmt.Errorf("%w: %s is not an organisation-seal credential", errCredentialRefused, *credID)
+	var in *os.File
+	defer func() {
+		if in != nil {
+			in.Close()
+		}
+	}()
+	open := func() (io.ReaderAt, int64, error) {
+		var err error
+		if in, err = os.Open(*inPath); err != nil {
+			return nil, 0, err
+		}
+		st, err := in.Stat()
+		if err != nil {
+			return nil, 0, err
+		}
+		return in, st.Size(), nil
 	}
-	if err == nil {
-		rec.actor += " for " + cred.rec.OwnerID
-	}
-	in, err := os.Open(*inPath)
-	if err == nil {
-		defer in.Close()
-	}
-	var st os.FileInfo
-	if err == nil {
-		st, err = in.Stat()
-	}
-	if err != nil {
-		_, msg, outcome := classify(err)
-		_ = s.auditSign(ctx, rec, outcome, msg)
-		return err
-	}
-	rec.size = st.Size()
 	tmp, err := os.CreateTemp(filepath.Dir(*outPath), ".seal-*.pdf")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
 	start := time.Now()
-	res, err := s.signPDF(ctx, rec, cred, level, pdfInput{r: in, size: st.Size()}, func([]byte, int64) (io.Writer, error) { return tmp, nil }, nil, nil)
+	res, err := s.OperatorSeal(ctx, operatorName(), *credID, level, open, tmp)
 	if err != nil {
 		tmp.Close()
-		_, msg, outcome := classify(err)
-		if !errors.Is(err, errAudit) {
-			_ = s.auditSign(ctx, rec, outcome, msg)
-		}
 		return fmt.Errorf("sealing %s: %w", *inPath, err)
 	}
 	if err := tmp.Close(); err != nil {

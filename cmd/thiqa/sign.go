@@ -15,6 +15,7 @@ import (
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/signing"
 )
 
 // runSign signs a PDF with a citizen's remote key through the server:
@@ -66,7 +67,7 @@ func runSign(ctx context.Context, env *cliEnv, args []string) error {
 	req.ContentLength = st.Size()
 	req.Header.Set("Content-Type", "application/pdf")
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set(PINHeader, pinValue)
+	req.Header.Set(signing.PINHeader, pinValue)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("calling %s: %w", *base, err)
@@ -95,6 +96,6 @@ func runSign(ctx context.Context, env *cliEnv, args []string) error {
 	if err := os.Rename(tmp.Name(), *outPath); err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "signed %s -> %s (%s, %d bytes, digest %s)\n", *inPath, *outPath, *levelName, n, resp.Header.Get(DigestHeader))
+	fmt.Fprintf(env.stdout, "signed %s -> %s (%s, %d bytes, digest %s)\n", *inPath, *outPath, *levelName, n, resp.Header.Get(signing.DigestHeader))
 	return nil
 }

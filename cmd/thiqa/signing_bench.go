@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -25,7 +24,10 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/samplepdf"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signing"
+	"github.com/thiqa/thiqa/signing/csc"
 )
 
 // benchSetup is what the signing load generators share: the server URL, a
@@ -186,7 +188,7 @@ func benchSeal(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	var pdf bytes.Buffer
-	if err := writeSamplePDF(&pdf, *size); err != nil {
+	if err := samplepdf.Write(&pdf, *size); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "thiqa bench seal: %s, GOMAXPROCS=%d (this process), concurrency %d, %s per level, %d-byte PDF, credential %s\n",
@@ -294,7 +296,7 @@ func sealLarge(ctx context.Context, env *cliEnv, b *benchSetup, token, cred stri
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	if err := writeSamplePDF(f, size); err != nil {
+	if err := samplepdf.Write(f, size); err != nil {
 		return err
 	}
 	st, err := f.Stat()
@@ -426,7 +428,7 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	const benchPIN = "bench-pin-2468"
-	if err := b.postJSON(ctx, "/api/v1/credentials/"+cred+"/pin", token, PINRequest{PIN: benchPIN}, nil); err != nil {
+	if err := b.postJSON(ctx, "/api/v1/credentials/"+cred+"/pin", token, signing.PINRequest{PIN: benchPIN}, nil); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "thiqa bench sign: %s, GOMAXPROCS=%d (this process), concurrency %d, %s per phase, credential %s\n",
@@ -456,8 +458,8 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 			h := sha256.Sum256(x[:])
 			p.hashes[i] = base64.StdEncoding.EncodeToString(h[:])
 		}
-		var out CSCAuthorizeResponse
-		if err := b.postJSON(ctx, "/csc/v2/credentials/authorize", token, CSCAuthorizeRequest{CredentialID: cred, NumSignatures: *batch,
+		var out csc.AuthorizeResponse
+		if err := b.postJSON(ctx, "/csc/v2/credentials/authorize", token, csc.AuthorizeRequest{CredentialID: cred, NumSignatures: *batch,
 			Hashes: p.hashes, HashAlgorithmOID: "2.16.840.1.101.3.4.2.1", PIN: benchPIN}, &out); err != nil {
 			return 0, err
 		}
@@ -482,8 +484,8 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 		if !ok {
 			return 0, errStopLoop
 		}
-		var out CSCSignHashResponse
-		err := b.postJSON(ctx, "/csc/v2/signatures/signHash", token, CSCSignHashRequest{CredentialID: cred, SAD: p.sad, Hashes: p.hashes,
+		var out csc.SignHashResponse
+		err := b.postJSON(ctx, "/csc/v2/signatures/signHash", token, csc.SignHashRequest{CredentialID: cred, SAD: p.sad, Hashes: p.hashes,
 			HashAlgorithmOID: "2.16.840.1.101.3.4.2.1", SignAlgo: "1.2.840.10045.4.3.2"}, &out)
 		if err == nil && len(out.Signatures) != len(p.hashes) {
 			err = fmt.Errorf("signHash returned %d signatures for %d hashes", len(out.Signatures), len(p.hashes))
@@ -499,14 +501,14 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "signHash: %.0f signatures/s (%d hashes per call; call p50 %s, p99 %s); raw PKCS#11 P-256 %.0f/s before, %.0f/s after; ratio %.2f%s\n",
 		rate, *batch, lat.percentile(50).Round(time.Microsecond), lat.percentile(99).Round(time.Microsecond), rawBefore, rawAfter, rate/rawMean, cpuNote)
 	var pdf bytes.Buffer
-	if err := writeSamplePDF(&pdf, 100<<10); err != nil {
+	if err := samplepdf.Write(&pdf, 100<<10); err != nil {
 		return err
 	}
 	for _, lv := range []string{"B-B", "B-T"} {
 		path := "/api/v1/sign?level=" + lv + "&credential=" + cred
 		cpu0, t0 := serverCPUTime(*pid), time.Now()
 		rate, lat, err := closedLoop(ctx, *conc, *d, func(ctx context.Context) (int, error) {
-			code, body, err := b.post(ctx, path, token, "application/pdf", bytes.NewReader(pdf.Bytes()), map[string]string{PINHeader: benchPIN})
+			code, body, err := b.post(ctx, path, token, "application/pdf", bytes.NewReader(pdf.Bytes()), map[string]string{signing.PINHeader: benchPIN})
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("sign %s: %d %.200s", lv, code, body)
 			}
@@ -523,56 +525,3 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 
 // errStopLoop ends a closedLoop early without being an error.
 var errStopLoop = errors.New("stop")
-
-// writeSamplePDF writes a valid classic-xref PDF of one page whose content
-// stream is padded with comment lines to about size bytes, streaming (a
-// 200 MB sample never sits in memory). Benchmarks and tests sign it.
-func writeSamplePDF(out io.Writer, size int64) error {
-	w := &countingWriter{w: bufio.NewWriterSize(out, 1<<16)}
-	var offs []int64
-	obj := func(body string) {
-		offs = append(offs, w.n)
-		fmt.Fprintf(w, "%d 0 obj\n%s\nendobj\n", len(offs), body)
-	}
-	io.WriteString(w, "%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-	obj("<</Type /Catalog /Pages 2 0 R>>")
-	obj("<</Type /Pages /Kids [4 0 R] /Count 1>>")
-	obj("<</Type /Font /Subtype /Type1 /BaseFont /Helvetica>>")
-	obj("<</Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources <</Font <</F1 3 0 R>>>> /Contents 5 0 R>>")
-	text := "BT /F1 18 Tf 72 760 Td (Thiqa sample document) Tj ET\n"
-	line := "% sample padding sample padding sample padding sample padding sample\n"
-	pad := max(size-1024, 0) / int64(len(line))
-	offs = append(offs, w.n)
-	fmt.Fprintf(w, "5 0 obj\n<</Length %d>>\nstream\n%s", int64(len(text))+pad*int64(len(line)), text)
-	for i := int64(0); i < pad; i++ {
-		io.WriteString(w, line)
-	}
-	io.WriteString(w, "\nendstream\nendobj\n")
-	xref := w.n
-	fmt.Fprintf(w, "xref\n0 %d\n0000000000 65535 f\r\n", len(offs)+1)
-	for _, o := range offs {
-		fmt.Fprintf(w, "%010d 00000 n\r\n", o)
-	}
-	fmt.Fprintf(w, "trailer\n<</Size %d /Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n", len(offs)+1, xref)
-	if w.err != nil {
-		return w.err
-	}
-	return w.w.(*bufio.Writer).Flush()
-}
-
-// countingWriter counts the bytes written and keeps the first error.
-type countingWriter struct {
-	w   io.Writer
-	n   int64
-	err error
-}
-
-func (c *countingWriter) Write(b []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	c.err = err
-	return n, err
-}

@@ -74,8 +74,8 @@ type serviceWiring struct {
 	wire func(ctx context.Context, p *platform, s *serving) error
 }
 
-// services lists what `thiqa serve` runs, in wiring order. Each service
-// lives in its own file of this package.
+// services lists what `thiqa serve` runs, in wiring order. Each service is
+// wired in its own file of this package.
 func services() []serviceWiring {
 	return []serviceWiring{
 		{"platform", wirePlatform},

@@ -40,6 +40,12 @@ var (
 	// certificate status could not be read): the request is refused, but
 	// not because of the caller.
 	ErrUnavailable = errors.New("auth: credentials cannot be checked now")
+	// ErrTokenExpired is the reason (wrapped with ErrInvalidCredentials)
+	// for a bearer token past its expiry.
+	ErrTokenExpired = errors.New("token expired")
+	// ErrCertificateExpired is the reason (wrapped with
+	// ErrInvalidCredentials) for a client certificate outside its validity.
+	ErrCertificateExpired = errors.New("client certificate expired or not yet valid")
 )
 
 // Auditor records every refusal of Require before the answer leaves
@@ -254,7 +260,7 @@ func (a *Authenticator) authenticate(r *http.Request) (*Principal, attempt, erro
 		// The handshake checked the validity, but a connection may be
 		// kept open past the certificate's end.
 		if now := a.now(); now.Before(chain[0].NotBefore) || now.After(chain[0].NotAfter) {
-			return nil, at, invalid(fmt.Errorf("client certificate expired or not yet valid (valid %s to %s)",
+			return nil, at, invalid(fmt.Errorf("%w (valid %s to %s)", ErrCertificateExpired,
 				chain[0].NotBefore.UTC().Format(time.RFC3339), chain[0].NotAfter.UTC().Format(time.RFC3339)))
 		}
 		if err := a.checkCert(r.Context(), chain); err != nil {

@@ -185,7 +185,7 @@ func (is *issuer) principal(c tokenClaims, now time.Time) (*Principal, error) {
 	}, is.skew)
 	switch {
 	case errors.Is(err, jwt.ErrExpired):
-		return nil, errors.New("token expired")
+		return nil, ErrTokenExpired
 	case errors.Is(err, jwt.ErrNotValidYet):
 		return nil, errors.New("token not valid yet (nbf)")
 	case errors.Is(err, jwt.ErrIssuedInTheFuture):

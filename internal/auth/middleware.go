@@ -124,6 +124,12 @@ const (
 	ActorUnauthenticated = "unauthenticated"
 )
 
+// ProblemCredentialsExpired is the problem type of a 401 for a bearer token
+// past its expiry or a client certificate outside its validity: a client
+// may tell it from other refusals without reading the detail (the CSC API
+// answers it as expired_token).
+const ProblemCredentialsExpired = "urn:thiqa:problem:credentials-expired"
+
 // refusal is the details of the audit record of a refusal by Require.
 type refusal struct {
 	Status      int             `json:"status"`
@@ -168,11 +174,15 @@ func (a *Authenticator) unauthorized(w http.ResponseWriter, r *http.Request, act
 	detail := "authentication required: present a bearer token or a client certificate"
 	reason := "no credentials"
 	challenge := `Bearer realm="thiqa"`
+	problemType := ""
 	switch {
 	case errors.Is(err, ErrInvalidCredentials):
 		outcome, actor = outcomeInvalid, ActorUnauthenticated
 		reason = reasonOf(err)
 		detail = "invalid credentials: " + reason
+		if errors.Is(err, ErrTokenExpired) || errors.Is(err, ErrCertificateExpired) {
+			problemType = ProblemCredentialsExpired
+		}
 		if at.method == MethodJWT {
 			challenge = `Bearer realm="thiqa", error="invalid_token"`
 		}
@@ -197,5 +207,5 @@ func (a *Authenticator) unauthorized(w http.ResponseWriter, r *http.Request, act
 	if challenge != "" {
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
-	problem.Write(w, problem.Details{Status: status, Detail: detail, Instance: r.URL.Path})
+	problem.Write(w, problem.Details{Type: problemType, Status: status, Detail: detail, Instance: r.URL.Path})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -85,6 +86,7 @@ func TestRequireAuditsEveryRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	served := 0
+	var lastType string // the problem type of the last answer
 	h := a.Require(policies.ActionSeal)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		served++
 		w.WriteHeader(http.StatusNoContent)
@@ -102,6 +104,9 @@ func TestRequireAuditsEveryRefusal(t *testing.T) {
 		}
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
+		var p problem.Details
+		_ = json.Unmarshal(w.Body.Bytes(), &p)
+		lastType = p.Type
 		return w.Code
 	}
 	one := func(what string, status int, wantStatus int, actor string) map[string]any {
@@ -136,9 +141,15 @@ func TestRequireAuditsEveryRefusal(t *testing.T) {
 	expired := f.claims("12345678", "citizen")
 	expired["exp"] = f.clock.Now().Add(-time.Hour).Unix()
 	one("expired token", call(f.sign(t, expired), nil), 401, ActorUnauthenticated)
+	if lastType != ProblemCredentialsExpired {
+		t.Fatalf("expired token: problem type %q", lastType)
+	}
 	aud := f.claims("12345678", "citizen")
 	aud["aud"] = "someone-else"
 	one("other audience", call(f.sign(t, aud), nil), 401, ActorUnauthenticated)
+	if lastType != "" {
+		t.Fatalf("other audience: problem type %q", lastType)
+	}
 
 	// An authenticated caller without the role: the caller by method,
 	// subject and roles.
@@ -173,6 +184,9 @@ func TestRequireAuditsEveryRefusal(t *testing.T) {
 	rec.take()
 	f.clock.Advance(short.Leaf.NotAfter.Sub(f.clock.Now()) + time.Second)
 	one("expired certificate", call("", &short), 401, ActorUnauthenticated)
+	if lastType != ProblemCredentialsExpired {
+		t.Fatalf("expired certificate: problem type %q", lastType)
+	}
 
 	// The refusal cannot be recorded: 500, and nothing else is answered.
 	rec.failing = true

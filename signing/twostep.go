@@ -1,4 +1,4 @@
-package main
+package signing
 
 // Document signing in two steps, the way the CSC API binds signature
 // activation data to what is signed: the citizen's application sends the
@@ -14,26 +14,16 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/signer"
-	"github.com/thiqa/thiqa/signer/cades"
-	"github.com/thiqa/thiqa/store"
 )
-
-// SADHeader carries the SAD on POST /api/v1/sign/complete.
-const SADHeader = "X-Thiqa-SAD"
-
-// actionPrepare is the audit action of a prepared (not yet signed) document.
-const actionPrepare = "document.sign.prepare"
 
 // Bounds of the placeholder a complete call may name.
 const (
@@ -43,18 +33,21 @@ const (
 
 // SignPrepareResponse answers POST /api/v1/sign/prepare.
 type SignPrepareResponse struct {
-	// CredentialID and Level repeat the request.
+	// CredentialID repeats the request.
 	CredentialID string `json:"credentialID"`
-	Level        string `json:"level"`
+	// Level repeats the request.
+	Level string `json:"level"`
 	// Hash is the DTBS, base64: what credentials/authorize must authorise.
 	Hash string `json:"hash"`
 	// HashAlgorithmOID names Hash's algorithm for credentials/authorize.
 	HashAlgorithmOID string `json:"hashAlgorithmOID"`
 	// DocumentDigest is the hex ByteRange digest of the document to be.
 	DocumentDigest string `json:"documentDigest"`
-	// SigningTime and Placeholder go back, unchanged, to complete.
+	// SigningTime (RFC 3339) goes back, unchanged, to complete.
 	SigningTime string `json:"signingTime"`
-	Placeholder int    `json:"placeholder"`
+	// Placeholder (the signature's size in bytes) goes back, unchanged,
+	// to complete.
+	Placeholder int `json:"placeholder"`
 }
 
 // errPrepared stops signer.Sign once the DTBS is known: prepare never
@@ -71,25 +64,25 @@ func twoStepLayout(at time.Time, placeholder int) func(*signer.Options) {
 // signPrepare serves POST /api/v1/sign/prepare?level=L&credential=ID: the
 // body is the PDF; the answer (JSON) the hash to authorise and the layout
 // to complete with. Nothing is signed; the preparation is audited.
-func (h *signingHTTP) signPrepare(w http.ResponseWriter, r *http.Request) {
+func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := signRecord{action: actionPrepare, actor: citizenOf(r), level: "unknown"}
-	level, cred, ok := h.callerCredential(w, r, &rec, "prepare", store.OwnerCitizen, start)
+	rec := signRecord{action: ActionPrepare, actor: CitizenOf(r), level: "unknown"}
+	level, cred, ok := s.callerCredential(w, r, &rec, "prepare", OwnerCitizen, start)
 	if !ok {
 		return
 	}
 	credID := rec.credential
-	in, cleanup, err := h.readPDF(w, r)
+	in, cleanup, err := s.readPDF(w, r)
 	defer cleanup()
 	if err != nil {
-		h.fail(w, r, rec, "prepare", start, err)
+		s.fail(w, r, rec, "prepare", start, err)
 		return
 	}
 	rec.size = in.size
-	at := h.s.now().UTC().Truncate(time.Second) // /M holds seconds
+	at := s.now().UTC().Truncate(time.Second) // /M holds seconds
 	placeholder := signer.MaxPlaceholder(cred.chain, level)
 	var dtbs, digest []byte
-	_, err = h.s.signPDF(r.Context(), rec, cred, level, in, nil, func(_ context.Context, d, x []byte) error {
+	_, err = s.signPDF(r.Context(), rec, cred, level, in, nil, func(_ context.Context, d, x []byte) error {
 		digest, dtbs = append([]byte(nil), d...), append([]byte(nil), x...)
 		return errPrepared
 	}, twoStepLayout(at, placeholder))
@@ -97,18 +90,18 @@ func (h *signingHTTP) signPrepare(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			err = errors.New("the document was signed while preparing")
 		}
-		h.fail(w, r, rec, "prepare", start, err)
+		s.fail(w, r, rec, "prepare", start, err)
 		return
 	}
 	rec.documentDigest, rec.hash = digest, signerHash(cred)
-	if err := h.s.auditSign(r.Context(), rec, audit.OutcomeSuccess, ""); err != nil {
-		h.fail(w, r, rec, "prepare", start, fmt.Errorf("%w: %v", errAudit, err))
+	if err := s.auditSign(r.Context(), rec, audit.OutcomeSuccess, ""); err != nil {
+		s.fail(w, r, rec, "prepare", start, auditFailed(err))
 		return
 	}
-	h.s.metrics.observe("prepare", rec.level, audit.OutcomeSuccess, time.Since(start))
-	writeJSON(w, http.StatusOK, SignPrepareResponse{
+	s.Observe("prepare", rec.level, audit.OutcomeSuccess, time.Since(start))
+	WriteJSON(w, http.StatusOK, SignPrepareResponse{
 		CredentialID: credID, Level: level.String(), Hash: base64.StdEncoding.EncodeToString(dtbs),
-		HashAlgorithmOID: hashOID(rec.hash), DocumentDigest: hex.EncodeToString(digest),
+		HashAlgorithmOID: HashOID(rec.hash), DocumentDigest: hex.EncodeToString(digest),
 		SigningTime: at.Format(time.RFC3339), Placeholder: placeholder,
 	})
 }
@@ -118,59 +111,38 @@ func (h *signingHTTP) signPrepare(w http.ResponseWriter, r *http.Request) {
 // X-Thiqa-SAD: the document is laid out as prepare did, and the key signs
 // only when the SAD (for this credential, unexpired, unused) authorised
 // this document's DTBS. The SAD is consumed by the attempt.
-func (h *signingHTTP) signComplete(w http.ResponseWriter, r *http.Request) {
+func (s *Service) signComplete(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sad := r.Header.Get(SADHeader)
 	r.Header.Del(SADHeader)
-	actor := citizenOf(r)
+	actor := CitizenOf(r)
 	var tune func(*signer.Options)
 	var layoutErr error
 	at, err := time.Parse(time.RFC3339, q.Get("signingTime"))
 	placeholder, perr := strconv.Atoi(q.Get("placeholder"))
-	now := h.s.now()
+	now := s.now()
 	switch {
 	case err != nil:
-		layoutErr = refuse(http.StatusBadRequest, "signingTime must be the RFC 3339 time prepare returned")
-	case at.Before(now.Add(-h.s.cfg.SADLifetime-time.Minute)) || at.After(now.Add(time.Minute)):
-		layoutErr = refuse(http.StatusBadRequest, "signingTime is not within the last %s: prepare the document again", h.s.cfg.SADLifetime)
+		layoutErr = Refuse(ErrBadRequest, "signingTime must be the RFC 3339 time prepare returned")
+	case at.Before(now.Add(-s.cfg.SADLifetime-time.Minute)) || at.After(now.Add(time.Minute)):
+		layoutErr = Refuse(ErrBadRequest, "signingTime is not within the last %s: prepare the document again", s.cfg.SADLifetime)
 	case perr != nil || placeholder < minTwoStepPlaceholder || placeholder > maxTwoStepPlaceholder:
-		layoutErr = refuse(http.StatusBadRequest, "placeholder must be the size prepare returned")
+		layoutErr = Refuse(ErrBadRequest, "placeholder must be the size prepare returned")
 	case sad == "":
-		layoutErr = refuse(http.StatusUnauthorized, "the SAD from credentials/authorize is required in the %s header", SADHeader)
+		layoutErr = Refuse(ErrActivationRequired, "the SAD from credentials/authorize is required in the %s header", SADHeader)
 	default:
 		tune = twoStepLayout(at.UTC(), placeholder)
 	}
-	h.signDocument(w, r, actionSign, "sign", store.OwnerCitizen, actor, func(ctx context.Context, credID string, digest, dtbs []byte) error {
+	s.signDocument(w, r, ActionSign, "sign", OwnerCitizen, actor, func(ctx context.Context, credID string, digest, dtbs []byte) error {
 		if layoutErr != nil {
 			return layoutErr
 		}
-		got, err := h.s.creds.ConsumeSAD(ctx, sad, credID, h.s.now())
-		if errors.Is(err, store.ErrNotFound) {
-			return refuse(http.StatusForbidden, "the SAD is invalid, expired, already used or for another credential")
-		}
+		got, err := s.ConsumeSAD(ctx, sad, credID)
 		if err != nil {
 			return err
 		}
-		if err := sadCovers(got, hashOID(dtbsHash(dtbs)), [][]byte{dtbs}); err != nil {
-			return refuse(http.StatusForbidden, "the SAD does not authorise this document: it differs from the one prepared, or was prepared with another signingTime or placeholder")
-		}
-		return nil
+		// Any mismatch is ErrSADMismatch: another document, signingTime
+		// or placeholder than the one prepared.
+		return CheckSAD(got, HashOID(dtbsHash(dtbs)), [][]byte{dtbs})
 	}, tune)
-}
-
-// signerHash is the digest algorithm of the credential's signatures (what
-// signPDF signs with).
-func signerHash(c *signingCredential) crypto.Hash {
-	return cades.DefaultHash(c.key.Public())
-}
-
-// dtbsHash names the digest algorithm of a DTBS by its length.
-func dtbsHash(dtbs []byte) crypto.Hash {
-	switch len(dtbs) {
-	case 48:
-		return crypto.SHA384
-	case 64:
-		return crypto.SHA512
-	}
-	return crypto.SHA256
 }

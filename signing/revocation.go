@@ -1,4 +1,4 @@
-package main
+package signing
 
 import (
 	"bytes"
@@ -10,97 +10,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
 )
 
-// inProcessTransport answers requests for this deployment's own URLs (host
-// = publicBaseURL's host) with the server's own handler, without a network
-// round trip; any other URL goes to next. The time-stamps and the OCSP
-// responses and CRLs of B-T…B-LTA thus come from this server's TSA and
-// revocation services even when it listens on another address.
-type inProcessTransport struct {
-	host    string
-	handler http.Handler
-	next    http.RoundTripper
-}
+// maxCRLBytes bounds a CRL fetched for the DSS.
+const maxCRLBytes = 64 << 20
 
-// maxInProcessResponse bounds an in-process reply (CRLs included).
-const maxInProcessResponse = 64 << 20
-
-func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != t.host {
-		return t.next.RoundTrip(req)
-	}
-	rec := &responseBuffer{header: http.Header{}}
-	r := req.Clone(req.Context())
-	r.RemoteAddr = "in-process"
-	r.RequestURI = req.URL.RequestURI()
-	if r.Body == nil {
-		r.Body = http.NoBody
-	}
-	done := make(chan struct{})
-	var panicked any
-	go func() {
-		defer close(done)
-		defer func() { panicked = recover() }()
-		t.handler.ServeHTTP(rec, r)
-	}()
-	select {
-	case <-done:
-	case <-req.Context().Done():
-		return nil, req.Context().Err()
-	}
-	if panicked != nil {
-		return nil, fmt.Errorf("in-process handler for %s failed", req.URL.Path)
-	}
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	if rec.overflow {
-		return nil, fmt.Errorf("in-process reply for %s exceeds %d bytes", req.URL.Path, maxInProcessResponse)
-	}
-	return &http.Response{
-		Status: strconv.Itoa(rec.status) + " " + http.StatusText(rec.status), StatusCode: rec.status,
-		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: rec.header,
-		Body: io.NopCloser(bytes.NewReader(rec.body.Bytes())), ContentLength: int64(rec.body.Len()), Request: req,
-	}, nil
-}
-
-// responseBuffer is the http.ResponseWriter of an in-process request.
-type responseBuffer struct {
-	header   http.Header
-	status   int
-	body     bytes.Buffer
-	overflow bool
-}
-
-func (b *responseBuffer) Header() http.Header { return b.header }
-func (b *responseBuffer) WriteHeader(code int) {
-	if b.status == 0 {
-		b.status = code
-	}
-}
-func (b *responseBuffer) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
-	}
-	if b.body.Len()+len(p) > maxInProcessResponse {
-		b.overflow = true
-		return 0, errors.New("reply too large")
-	}
-	return b.body.Write(p)
-}
-
-// revocationFetcher is the signer's RevocationSource over HTTP: OCSP from
+// RevocationFetcher is the signer's RevocationSource over HTTP: OCSP from
 // the certificate's AIA responder, CRLs from the distribution points named
 // by the certificates the issuer signed. Answers are cached until halfway
 // to their nextUpdate (at most 5 minutes), so that sealing at B-LT does not
 // ask the responder for the same certificates thousands of times a second.
-type revocationFetcher struct {
+type RevocationFetcher struct {
 	client *http.Client
 	now    func() time.Time
 
@@ -117,8 +41,12 @@ type cachedRevocation struct {
 // maxRevocationCache bounds the cache; it is cleared when full.
 const maxRevocationCache = 10000
 
-func newRevocationFetcher(client *http.Client, caCerts []*x509.Certificate, now func() time.Time) *revocationFetcher {
-	f := &revocationFetcher{client: client, now: now, crlURLs: map[string][]string{}, cache: map[[32]byte]cachedRevocation{}}
+// NewRevocationFetcher returns a fetcher that asks over client (with its
+// transport: the deployment's own responder may answer in process), knowing
+// the CRL distribution points the CA certificates caCerts name; now is the
+// clock of its cache.
+func NewRevocationFetcher(client *http.Client, caCerts []*x509.Certificate, now func() time.Time) *RevocationFetcher {
+	f := &RevocationFetcher{client: client, now: now, crlURLs: map[string][]string{}, cache: map[[32]byte]cachedRevocation{}}
 	for _, c := range caCerts {
 		f.learn(c)
 	}
@@ -126,7 +54,7 @@ func newRevocationFetcher(client *http.Client, caCerts []*x509.Certificate, now 
 }
 
 // learn remembers where the issuer of c publishes its CRL.
-func (f *revocationFetcher) learn(c *x509.Certificate) {
+func (f *RevocationFetcher) learn(c *x509.Certificate) {
 	if len(c.CRLDistributionPoints) == 0 {
 		return
 	}
@@ -137,7 +65,7 @@ func (f *revocationFetcher) learn(c *x509.Certificate) {
 	}
 }
 
-func (f *revocationFetcher) cached(key [32]byte) []byte {
+func (f *RevocationFetcher) cached(key [32]byte) []byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if e, ok := f.cache[key]; ok && f.now().Before(e.expires) {
@@ -146,7 +74,7 @@ func (f *revocationFetcher) cached(key [32]byte) []byte {
 	return nil
 }
 
-func (f *revocationFetcher) keep(key [32]byte, der []byte, thisUpdate, nextUpdate time.Time) {
+func (f *RevocationFetcher) keep(key [32]byte, der []byte, thisUpdate, nextUpdate time.Time) {
 	ttl := 5 * time.Minute
 	if !nextUpdate.IsZero() {
 		if half := nextUpdate.Sub(thisUpdate) / 2; half < ttl {
@@ -166,7 +94,7 @@ func (f *revocationFetcher) keep(key [32]byte, der []byte, thisUpdate, nextUpdat
 
 // OCSP asks cert's OCSP responder about cert. A revoked certificate is an
 // error: nothing is signed with or on top of it.
-func (f *revocationFetcher) OCSP(ctx context.Context, cert, issuer *x509.Certificate) ([]byte, error) {
+func (f *RevocationFetcher) OCSP(ctx context.Context, cert, issuer *x509.Certificate) ([]byte, error) {
 	f.learn(cert)
 	if len(cert.OCSPServer) == 0 {
 		return nil, errors.New("certificate names no OCSP responder")
@@ -207,7 +135,7 @@ func (f *revocationFetcher) OCSP(ctx context.Context, cert, issuer *x509.Certifi
 }
 
 // CRL fetches the current CRL of issuer.
-func (f *revocationFetcher) CRL(ctx context.Context, issuer *x509.Certificate) ([]byte, error) {
+func (f *RevocationFetcher) CRL(ctx context.Context, issuer *x509.Certificate) ([]byte, error) {
 	f.mu.Lock()
 	urls := f.crlURLs[string(issuer.RawSubject)]
 	f.mu.Unlock()
@@ -225,7 +153,7 @@ func (f *revocationFetcher) CRL(ctx context.Context, issuer *x509.Certificate) (
 			errs = append(errs, err)
 			continue
 		}
-		der, err := f.fetch(req, maxInProcessResponse)
+		der, err := f.fetch(req, maxCRLBytes)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", u, err))
 			continue
@@ -241,7 +169,7 @@ func (f *revocationFetcher) CRL(ctx context.Context, issuer *x509.Certificate) (
 	return nil, errors.Join(errs...)
 }
 
-func (f *revocationFetcher) fetch(req *http.Request, limit int64) ([]byte, error) {
+func (f *RevocationFetcher) fetch(req *http.Request, limit int64) ([]byte, error) {
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return nil, err

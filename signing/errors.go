@@ -1,0 +1,82 @@
+package signing
+
+import (
+	"errors"
+	"fmt"
+)
+
+// The refusals of the service, for errors.Is. Each one is answered with its
+// own HTTP status by Classify, the one mapping of the service's errors; the
+// CSC endpoints (signing/csc) build their error bodies on it.
+var (
+	// ErrBadRequest: the request is malformed or asks for something the
+	// service does not do.
+	ErrBadRequest = errors.New("bad request")
+	// ErrUnsupportedMediaType: the body is not of the media type the
+	// endpoint takes.
+	ErrUnsupportedMediaType = errors.New("unsupported media type")
+	// ErrTooLarge: the document or the batch exceeds the configured bounds.
+	ErrTooLarge = errors.New("request too large")
+	// ErrActivationRequired: the PIN or the SAD that activates a citizen's
+	// key is missing.
+	ErrActivationRequired = errors.New("activation data required")
+	// ErrNoIdentity: the caller has no identity of the kind the operation
+	// needs (an agency's organizationIdentifier, a citizen's civil number).
+	ErrNoIdentity = errors.New("the caller has no identity for this operation")
+	// ErrCredentialRefused is returned for a credential that does not exist,
+	// is not a signing credential, or belongs to someone else: callers
+	// cannot tell which, so credential IDs cannot be probed.
+	ErrCredentialRefused = errors.New("credential not found or not yours")
+	// ErrCertificateNotValid: the credential's certificate is outside its
+	// validity period.
+	ErrCertificateNotValid = errors.New("certificate not valid now")
+	// ErrCertificateRevoked: the credential's certificate is revoked.
+	ErrCertificateRevoked = errors.New("certificate revoked")
+	// ErrSADInvalid: the SAD is unknown, expired, already used or for
+	// another credential (callers need not know which).
+	ErrSADInvalid = errors.New("the SAD is invalid, expired, already used or for another credential")
+	// ErrSADMismatch: the SAD does not authorise the hashes presented (a
+	// *SADError says why).
+	ErrSADMismatch = errors.New("the SAD does not authorise these hashes")
+	// ErrAudit marks a failure to write the audit record of an operation:
+	// nothing was sent.
+	ErrAudit = errors.New("audit record could not be written")
+)
+
+// Refusal is a request the service declines, with the reason in words for
+// the caller. errors.Is(err, Kind) holds: the kind (one of the sentinels
+// above) decides the answer, Reason is its detail.
+type Refusal struct {
+	// Kind is the sentinel the refusal is an instance of.
+	Kind error
+	// Reason says what was wrong, for the caller and the audit record.
+	Reason string
+}
+
+// Error implements the error interface: the reason alone.
+func (r *Refusal) Error() string { return r.Reason }
+
+// Unwrap returns the kind.
+func (r *Refusal) Unwrap() error { return r.Kind }
+
+// Refuse returns a *Refusal of kind with a formatted reason.
+func Refuse(kind error, format string, args ...any) error {
+	return &Refusal{Kind: kind, Reason: fmt.Sprintf(format, args...)}
+}
+
+// SADError says why a SAD does not authorise the hashes presented;
+// errors.Is(err, ErrSADMismatch) holds.
+type SADError struct {
+	// Reason is what differs (the algorithm, the count, a hash).
+	Reason string
+}
+
+// Error implements the error interface.
+func (e *SADError) Error() string { return e.Reason }
+
+// Is makes errors.Is(err, ErrSADMismatch) true.
+func (e *SADError) Is(target error) bool { return target == ErrSADMismatch }
+
+// auditFailed wraps the error of an audit append: the operation is
+// refused as a failure and nothing is sent.
+func auditFailed(err error) error { return fmt.Errorf("%w: %v", ErrAudit, err) }
