@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/signing"
 )
@@ -131,7 +132,7 @@ func (s *SigningCredentials) IssuedCertificate(ctx context.Context, credentialID
 // CertificateRevoked reports whether the certificate with that serial
 // (lower-case hex) has a revocation recorded.
 func (s *SigningCredentials) CertificateRevoked(ctx context.Context, serial string) (bool, error) {
-	key, err := NormalizeSerial(serial)
+	key, err := revocation.NormalizeSerial(serial)
 	if err != nil {
 		return false, nil // no such serial was ever revoked
 	}

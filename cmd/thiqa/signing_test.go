@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"database/sql"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -67,6 +69,41 @@ func (f *signFixture) credential(t *testing.T, profile string, subject map[strin
 		t.Fatalf("issued %s without a credential ID", profile)
 	}
 	return out.CredentialID
+}
+
+// send posts body to path with a bearer token and extra headers.
+func (f *signFixture) send(t *testing.T, path, token, ctype string, body []byte, hdr map[string]string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, f.srv.base+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ctype)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// csc posts a JSON body and decodes the JSON answer.
+func (f *signFixture) csc(t *testing.T, path, token string, body any) (int, map[string]any) {
+	t.Helper()
+	raw, _ := json.Marshal(body)
+	code, _, b := f.send(t, path, token, "application/json", raw, nil)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %d %s", path, code, b)
+	}
+	return code, m
 }
 
 func samplePDF(t *testing.T, size int64) []byte {

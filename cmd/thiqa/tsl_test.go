@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/verify/report"
 	"github.com/thiqa/thiqa/verify/tsl"
 )
@@ -62,7 +63,7 @@ func tslCheckJSON(t *testing.T, wantCode int, args ...string) tslCheckOutput {
 // list, finds the agency's seal and the citizen's signature qualified; with
 // only the root it says unknown.
 func TestTSLEndToEnd(t *testing.T) {
-	f := newSignFixture(t, false)
+	f := newSignFixture(t)
 	signer := filepath.Join(f.dir, "tsl", "signer.pem")
 	list := filepath.Join(f.dir, "tsl", "tsl.xml")
 	signerPEM := mustRead(t, signer)
@@ -71,8 +72,8 @@ func TestTSLEndToEnd(t *testing.T) {
 	if code, _, _ := f.srv.get(t, "/tsl.xml", ""); code != http.StatusNotFound {
 		t.Fatalf("GET /tsl.xml before a build: %d", code)
 	}
-	mustThiqa(t, f.env, "tsl", "build", "--data", f.dir, "--next-update", "90d")
-	mustThiqa(t, f.env, "tsl", "build", "--data", f.dir)
+	mustThiqa(t, nil, "tsl", "build", "--data", f.dir, "--next-update", "90d")
+	mustThiqa(t, nil, "tsl", "build", "--data", f.dir)
 	code, hdr, body := f.srv.get(t, "/tsl.xml", "")
 	if code != http.StatusOK || hdr.Get("Content-Type") != tsl.MimeTypeTSL || !bytes.Equal(body, []byte(mustRead(t, list))) {
 		t.Fatalf("GET /tsl.xml: %d %s %d bytes", code, hdr.Get("Content-Type"), len(body))
@@ -99,17 +100,17 @@ func TestTSLEndToEnd(t *testing.T) {
 
 	// Sign and seal, then verify with the list alone.
 	agency := f.token(t, "NTROM-1234567", "agency")
-	sealCred, _ := f.credential(t, "organisation-seal", orgSubject())
+	sealCred := f.credential(t, "organisation-seal", orgSubject())
 	code, _, sealed := f.send(t, "/api/v1/seal?level=B-LT&credential="+sealCred, agency, "application/pdf", samplePDF(t, 20<<10), nil)
 	if code != http.StatusOK {
 		t.Fatalf("seal: %d %.300s", code, sealed)
 	}
 	citizen := f.token(t, "12345678", "citizen")
-	signCred, _ := f.credential(t, "citizen-signing", citizenSubject())
-	if code, m := f.csc(t, "/api/v1/credentials/"+signCred+"/pin", citizen, PINRequest{PIN: "482916"}); code != 201 {
+	signCred := f.credential(t, "citizen-signing", citizenSubject())
+	if code, m := f.csc(t, "/api/v1/credentials/"+signCred+"/pin", citizen, signing.PINRequest{PIN: "482916"}); code != 201 {
 		t.Fatalf("set PIN: %d %v", code, m)
 	}
-	code, _, signed := f.send(t, "/api/v1/sign?level=B-T&credential="+signCred, citizen, "application/pdf", samplePDF(t, 10<<10), map[string]string{PINHeader: "482916"})
+	code, _, signed := f.send(t, "/api/v1/sign?level=B-T&credential="+signCred, citizen, "application/pdf", samplePDF(t, 10<<10), map[string]string{signing.PINHeader: "482916"})
 	if code != http.StatusOK {
 		t.Fatalf("sign: %d %.300s", code, signed)
 	}
@@ -162,14 +163,14 @@ func TestTSLEndToEnd(t *testing.T) {
 	}
 	// init again: nothing replaced; a lost certificate is made again for the same key.
 	f.srv.stop(t)
-	mustThiqa(t, f.env, "init", "--data", f.dir)
+	mustThiqa(t, nil, "init", "--data", f.dir)
 	if mustRead(t, signer) != signerPEM {
 		t.Fatal("thiqa init replaced the trusted-list signer certificate")
 	}
 	if err := os.Remove(signer); err != nil {
 		t.Fatal(err)
 	}
-	mustThiqa(t, f.env, "init", "--data", f.dir)
+	mustThiqa(t, nil, "init", "--data", f.dir)
 	if mustRead(t, signer) == signerPEM {
 		t.Fatal("no new signer certificate")
 	}
@@ -177,7 +178,7 @@ func TestTSLEndToEnd(t *testing.T) {
 	if out := tslCheckJSON(t, 2, list, "--signer", signer); out.SubIndication != report.NoCertificateChainFound {
 		t.Fatalf("old list, new certificate: %+v", out)
 	}
-	mustThiqa(t, f.env, "tsl", "build", "--data", f.dir)
+	mustThiqa(t, nil, "tsl", "build", "--data", f.dir)
 	if out := tslCheckJSON(t, 0, list, "--signer", signer); out.SequenceNumber != 3 {
 		t.Fatalf("list signed after the certificate was made again: %+v", out)
 	}
