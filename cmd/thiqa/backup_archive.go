@@ -251,7 +251,11 @@ func readArchive(path, dir string) (*openedArchive, error) {
 		if h.Name != want || h.Typeflag != tar.TypeReg || h.Size > maxManifestBytes {
 			return nil, corrupt("the archive does not begin with %s (found %q)", want, h.Name)
 		}
-		return io.ReadAll(tr)
+		raw, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, corrupt("reading %s: %v", want, err)
+		}
+		return raw, nil
 	}
 	if a.raw, err = readSmall(manifestEntry); err != nil {
 		return nil, err
