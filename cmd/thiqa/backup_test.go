@@ -369,6 +369,16 @@ func runBackupRestore(t *testing.T, postgres bool) {
 	otherArchive := filepath.Join(t.TempDir(), "other.tar.gz")
 	mustThiqa(t, nil, "backup", "--data", other, "--out", otherArchive)
 	wantRefused(t, env, restored, pgDSN, "another deployment", "restore", "--in", otherArchive, "--data", restored)
+	// A folder whose own configuration names another root CA.
+	configured := filepath.Join(t.TempDir(), "configured")
+	if err := os.Mkdir(configured, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	copyTree(t, filepath.Join(f.dir, "tokens"), configured)
+	copyTree(t, filepath.Join(f.dir, "secrets"), configured)
+	writeFile(t, filepath.Join(configured, "thiqa.yaml"), strings.Replace(mustRead(t, filepath.Join(f.dir, "thiqa.yaml")),
+		"commonName: Thiqa Root CA (PLACEHOLDER)", "commonName: Another Root CA", 1))
+	wantRefused(t, env, configured, pgDSN, "another deployment", "restore", "--in", archive, "--data", configured)
 
 	// The restore, with the lost host's newer checkpoint file.
 	res := mustThiqa(t, env, "restore", "--in", archive, "--data", restored, "--checkpoints", oldCheckpoints)

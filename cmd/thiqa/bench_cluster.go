@@ -70,6 +70,7 @@ func benchCluster(ctx context.Context, env *cliEnv, args []string) error {
 	nIssue := fs.Int("issue", 1, "issuance workers")
 	level := fs.String("level", "B-T", "seal level")
 	maxFail := fs.Int("max-failures", -1, "failures allowed (default: the number of workers, the most that can be in flight at one node)")
+	window := fs.Duration("failure-window", 5*time.Second, "the failures must all fall within this span (a node's in-flight requests fail together)")
 	var url string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		url, args = args[0], args[1:]
@@ -124,7 +125,7 @@ func benchCluster(ctx context.Context, env *cliEnv, args []string) error {
 	sum := l.summary(elapsed)
 	fmt.Fprint(env.stdout, sum.String())
 
-	problems := l.checkAnswers(sum, *maxFail)
+	problems := l.checkAnswers(sum, *maxFail, *window)
 	storeProblems, err := l.checkStore(ctx, p, env.stdout)
 	if err != nil {
 		return err

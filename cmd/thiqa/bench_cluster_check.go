@@ -6,18 +6,22 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/timestamp"
 )
 
-// checkAnswers checks what clients received: few failures, each kind
-// served, no serial handed out twice.
-func (l *clusterLoad) checkAnswers(s clusterSummary, maxFail int) []string {
+// checkAnswers checks what clients received: few failures, all at one
+// moment (the kill), each kind served, no serial handed out twice.
+func (l *clusterLoad) checkAnswers(s clusterSummary, maxFail int, window time.Duration) []string {
 	var out []string
 	if s.failed > maxFail {
 		out = append(out, fmt.Sprintf("%d requests failed, more than the %d that can be in flight at one node", s.failed, maxFail))
+	}
+	if span := s.lastFail.Sub(s.firstFail); s.failed > 0 && span > window {
+		out = append(out, fmt.Sprintf("the failures span %s, more than %s: requests failed beyond those in flight at the kill", span.Round(time.Millisecond), window))
 	}
 	for _, k := range []string{"tsa", "seal", "issue"} {
 		if s.byKind[k] > 0 && s.byKind[k] == s.failBy[k] {
