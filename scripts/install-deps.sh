@@ -6,8 +6,9 @@
 # (certutil), a C compiler for cgo, Chromium with an Arabic-capable font
 # (the verification page's browser test), node/npm (xml-crypto checks the
 # trusted list's signature), promtool (Prometheus rules), dpkg-dev
-# (dpkg-shlibdeps for `make deb`) and adduser (the package's postinst,
-# exercised by the package test). Does nothing when everything is there.
+# (dpkg-shlibdeps for `make deb`), adduser (the package's postinst,
+# exercised by the package test), HAProxy and curl (scripts/cluster.sh,
+# the cluster failover test). Does nothing when everything is there.
 set -euo pipefail
 
 need=()
@@ -29,6 +30,8 @@ have_cmd chromium || need+=(chromium)
 have_cmd promtool || need+=(prometheus)
 have_cmd dpkg-shlibdeps || need+=(dpkg-dev)
 have_cmd adduser || need+=(adduser)
+{ have_cmd haproxy || [ -x /usr/sbin/haproxy ]; } || need+=(haproxy)
+have_cmd curl || need+=(curl)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

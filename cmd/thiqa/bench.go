@@ -29,6 +29,7 @@ func benchmarks() []command {
 		{"login", "digital-ID logins (login --data DIR --url U)", benchLogin},
 		{"seal", "PAdES e-seals per level (seal URL --data DIR [--server-pid P])", benchSeal},
 		{"sign", "CSC signHash signatures (sign URL --data DIR [--server-pid P])", benchSign},
+		{"cluster", "failover load through a load balancer, then its checks (cluster URL --data DIR; scripts/cluster.sh failover-test)", benchCluster},
 		{"verify", "validations of a signed PDF in process (verify --in F --trust PEM)", benchVerify},
 	}
 }

@@ -55,6 +55,8 @@ func commands() []command {
 		{"oidc", "digital ID: register portals, enrol mobile IDs (oidc client add|list, oidc mobile enrol)", runOIDC},
 		{"token", "print a development API token for a subject and role", runToken},
 		{"audit", "verify the hash-chained audit log (audit verify)", runAudit},
+		{"backup", "online backup of a data folder and its store (backup --data DIR --out FILE)", runBackup},
+		{"restore", "restore a backup into a fresh data folder with the same token (restore --in FILE --data DIR)", runRestore},
 		{"keys", "list the keys on the token (keys list)", runKeys},
 		{"bench", "load generators: bench hsm|issue|ocsp|tsa|login|seal|sign|verify ('thiqa bench -h' lists them)", runBench},
 		{"config", "print the default configuration or check one (config default [--clock SOURCE], config check --data DIR)", runConfig},

@@ -78,6 +78,7 @@ type serviceWiring struct {
 // wired in its own file of this package.
 func services() []serviceWiring {
 	return []serviceWiring{
+		{"deployment identity", wireDeployment},
 		{"platform", wirePlatform},
 		{"audit checkpoints", wireAuditCheckpoints},
 		{"ca", wireCA},
@@ -103,6 +104,7 @@ func initSteps() []initStep {
 		{"development token issuer", initDevIssuer},
 		{"audit checkpoint key", initAuditCheckpoint},
 		{"CA hierarchy", initCA},
+		{"deployment identity", initDeployment},
 		{"OCSP responders", initResponders},
 		{"digital-ID token signer", initIdentity},
 		{"TSA unit", initTSA},
