@@ -17,10 +17,10 @@ import (
 func benchmarks() []command {
 	return []command{
 		{"hsm", "raw signing rate of the token vs the signer (hsm --data DIR)", benchVerb(bench.HSM)},
-		{"issue", "certificate issuance load on a running server (issue --data DIR --url U)", benchIssue},
-		{"ocsp", "OCSP responder load (ocsp --data DIR --url U/ocsp)", benchOCSP},
-		{"tsa", "RFC 3161 time-stamp load vs the raw HSM rate (tsa URL/tsa --data DIR)", benchTSA},
-		{"login", "digital-ID logins (login --data DIR --url U)", benchLogin},
+		{"issue", "certificate issuance load on a running server (issue --data DIR --url U)", benchVerb(bench.Issue)},
+		{"ocsp", "OCSP responder load (ocsp --data DIR --url U/ocsp)", benchVerb(bench.OCSP)},
+		{"tsa", "RFC 3161 time-stamp load vs the raw HSM rate (tsa URL/tsa --data DIR)", benchVerb(bench.TSA)},
+		{"login", "digital-ID logins (login --data DIR --url U)", benchVerb(bench.Login)},
 		{"seal", "PAdES e-seals per level (seal URL --data DIR [--server-pid P])", benchSeal},
 		{"sign", "CSC signHash signatures (sign URL --data DIR [--server-pid P])", benchSign},
 		{"verify", "validations of a signed PDF in process (verify --in F --trust PEM)", benchVerb(bench.Verify)},

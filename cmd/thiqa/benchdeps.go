@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"os"
 	"time"
 
 	"github.com/thiqa/thiqa/bench"
@@ -60,12 +61,31 @@ func (f *benchFolder) CAEnabled() bool       { return f.cfg.CA.Enabled() }
 func (f *benchFolder) IdentityEnabled() bool { return identityOn(f.cfg) }
 func (f *benchFolder) PINParams() pin.Params { return f.cfg.Identity.PINParams() }
 
+// IssuerKey returns the token label of the key of the CA that issues profile.
 func (f *benchFolder) IssuerKey(profile string) (string, error) {
-	return benchIssuerKey(f.cfg, profile)
+	profiles, err := policies.DefaultProfiles(f.cfg.CA.Profiles)
+	if err != nil {
+		return "", err
+	}
+	p, err := profiles.Get(profile)
+	if err != nil {
+		return "", withExit(2, err)
+	}
+	for _, is := range f.cfg.CA.Issuers {
+		if is.Name == p.Issuers[0] {
+			return keyLabel(f.cfg, is.Key)
+		}
+	}
+	return "", fmt.Errorf("issuing CA %q of profile %s is not configured", p.Issuers[0], profile)
 }
 
+// CACertificate reads a CA certificate written by `thiqa init`.
 func (f *benchFolder) CACertificate(name string) (*x509.Certificate, error) {
-	return readCACert(f.cfg, name)
+	raw, err := os.ReadFile(caCertPath(f.cfg, name))
+	if err != nil {
+		return nil, fmt.Errorf("CA %s: %w", name, err)
+	}
+	return parseCertPEM(raw)
 }
 
 // logger logs the warnings of what the generators open.
