@@ -6,9 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"slices"
-	"sync"
-	"time"
 
 	"github.com/thiqa/thiqa/bench"
 )
@@ -21,8 +18,8 @@ func benchmarks() []command {
 		{"ocsp", "OCSP responder load (ocsp --data DIR --url U/ocsp)", benchVerb(bench.OCSP)},
 		{"tsa", "RFC 3161 time-stamp load vs the raw HSM rate (tsa URL/tsa --data DIR)", benchVerb(bench.TSA)},
 		{"login", "digital-ID logins (login --data DIR --url U)", benchVerb(bench.Login)},
-		{"seal", "PAdES e-seals per level (seal URL --data DIR [--server-pid P])", benchSeal},
-		{"sign", "CSC signHash signatures (sign URL --data DIR [--server-pid P])", benchSign},
+		{"seal", "PAdES e-seals per level (seal URL --data DIR [--server-pid P])", benchVerb(bench.Seal)},
+		{"sign", "CSC signHash signatures (sign URL --data DIR [--server-pid P])", benchVerb(bench.Sign)},
 		{"verify", "validations of a signed PDF in process (verify --in F --trust PEM)", benchVerb(bench.Verify)},
 	}
 }
@@ -71,27 +68,4 @@ func benchUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-7s %s\n", b.name, b.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'thiqa bench <benchmark> -h' for its flags.")
-}
-
-// latencies collects per-operation durations from several goroutines.
-type latencies struct {
-	mu  sync.Mutex
-	all []time.Duration
-}
-
-func (l *latencies) add(ds []time.Duration) {
-	l.mu.Lock()
-	l.all = append(l.all, ds...)
-	l.mu.Unlock()
-}
-
-// percentile returns the p-th percentile (0 < p ≤ 100).
-func (l *latencies) percentile(p float64) time.Duration {
-	if len(l.all) == 0 {
-		return 0
-	}
-	s := slices.Clone(l.all)
-	slices.Sort(s)
-	i := int(float64(len(s))*p/100+0.5) - 1
-	return s[max(0, min(i, len(s)-1))]
 }

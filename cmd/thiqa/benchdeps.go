@@ -131,12 +131,17 @@ func (t *benchToken) MintToken(ctx context.Context, subject string, role policie
 	return mintDevToken(ctx, t.cfg, t.tok, subject, role, ttl)
 }
 
+// benchKey describes a key on the token to the generators.
+func benchKey(k *hsm.Signer) bench.Key {
+	return bench.Key{Signer: k, Label: k.Label(), Type: k.KeyType().String()}
+}
+
 func (t *benchToken) Key(ctx context.Context, label string) (bench.Key, error) {
 	k, err := t.tok.FindKey(ctx, label)
 	if err != nil {
 		return bench.Key{}, err
 	}
-	return bench.Key{Signer: k, Label: k.Label(), Type: k.KeyType().String()}, nil
+	return benchKey(k), nil
 }
 
 func (t *benchToken) TSAUnitKey(ctx context.Context) (bench.Key, error) {
@@ -152,7 +157,7 @@ func (t *benchToken) TSAUnitKey(ctx context.Context) (bench.Key, error) {
 	if !ok {
 		return bench.Key{}, fmt.Errorf("TSA unit key %s is not on the token", unit.Key.Label)
 	}
-	return bench.Key{Signer: k, Label: unit.Key.Label, Type: k.KeyType().String()}, nil
+	return benchKey(k), nil
 }
 
 func (t *benchToken) RawSignRate(ctx context.Context, label string, g int, d time.Duration) (float64, error) {
@@ -189,7 +194,7 @@ func (p *benchPlatform) BenchKey(ctx context.Context, keyType string) (bench.Key
 			return bench.Key{}, err
 		}
 	}
-	return bench.Key{Signer: key, Label: key.Label(), Type: kt.String()}, nil
+	return benchKey(key), nil
 }
 
 func (p *benchPlatform) Authority(ctx context.Context) (bench.Issuer, error) {
