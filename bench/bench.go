@@ -1,8 +1,8 @@
 // Package bench holds Thiqa's load generators, the code behind
 // `thiqa bench hsm|issue|ocsp|tsa|login|seal|sign|verify`. Each one loads a
-// running server (or, for hsm and verify, the process itself) the way its
-// clients would, measures rates, latencies and CPU, and reports every
-// throughput next to the raw rate of the HSM measured in the same run.
+// running server the way its clients would (hsm and verify can also measure
+// in process), measures rates, latencies and CPU, and reports the rate of
+// what the HSM signs next to the token's raw rate measured in the same run.
 //
 // The generators take what they need from the deployment they measure (its
 // configuration, token and store, which only cmd/thiqa may open) through
@@ -29,7 +29,10 @@ import (
 // with status 2. Its message is the wrapped error's.
 type UsageError struct{ Err error }
 
+// Error returns the refusal's message.
 func (e *UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the refusal.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 // usage marks err as a refused command line.

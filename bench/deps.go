@@ -104,12 +104,13 @@ type Store interface {
 
 // Issuer issues certificates in process (*ca.Authority).
 type Issuer interface {
+	// Issue issues the certificate req asks for.
 	Issue(ctx context.Context, req ca.Request) (*ca.Issued, error)
 }
 
 // Key is a signing key on the token.
 type Key struct {
-	Signer crypto.Signer
-	Label  string // object label, for the raw rates
-	Type   string // key type, e.g. ec-p256
+	Signer crypto.Signer // signs through Thiqa's PKCS#11 layer
+	Label  string        // object label, for the raw rates
+	Type   string        // key type, e.g. ec-p256
 }

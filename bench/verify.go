@@ -27,7 +27,7 @@ import (
 // latencies and the process CPU per validation. --compare pdfsign
 // alternates rounds of Thiqa's verifier and github.com/digitorus/pdfsign's
 // on the same bytes in the same process and reports the medians and their
-// ratio. --url U measures POST U/api/v1/verify instead (verifyHTTP). With
+// ratio. --url U measures POST U/api/v1/verify instead. With
 // --once it validates the file once, streaming it from disk, and prints
 // the process's peak resident memory (VmHWM) — the figure for a large
 // document.
