@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"math/big"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -112,7 +111,7 @@ func BenchmarkTSARecording(b *testing.B) {
 			}
 			b.SetParallelism(benchParallelism)
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cpuTime()
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				i := 0
@@ -127,18 +126,9 @@ func BenchmarkTSARecording(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tokens/s")
 			// CPU of the whole process (the PostgreSQL server is another
 			// process) per token: steadier than rates on a shared machine.
-			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/token")
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/token")
 		})
 	}
-}
-
-// processCPU is the user+system CPU time this process used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // memBlocks is an in-memory SerialBlockStore.

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -57,11 +56,12 @@ type clusterLoad struct {
 	ops []clusterOp
 }
 
-// benchCluster is `thiqa bench cluster`: closed-loop load through a load
+// Cluster is `thiqa bench cluster`: closed-loop load through a load
 // balancer for a while (scripts/cluster.sh kills and restarts a node
 // meanwhile), then the checks of a failover: few failures, no serial
 // handed out twice, every answer a client received in the audit log.
-func benchCluster(ctx context.Context, env *cliEnv, args []string) error {
+func Cluster(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
+	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	fs := newFlags("bench cluster", env)
 	dir := fs.String("data", "", "the cluster's data folder (required: tokens are minted with its token, the store is checked)")
 	dur := fs.Duration("duration", 30*time.Second, "how long the load runs")
@@ -76,34 +76,36 @@ func benchCluster(ctx context.Context, env *cliEnv, args []string) error {
 		url, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return withExit(0, errSilent)
-		}
-		return withExit(2, errSilent)
+		return parseError(err)
 	}
 	if url == "" || *dir == "" {
-		return withExit(2, errors.New("usage: thiqa bench cluster URL --data DIR [--duration D] [--tsa N] [--seal N] [--issue N]"))
+		return usage(errors.New("usage: thiqa bench cluster URL --data DIR [--duration D] [--tsa N] [--seal N] [--issue N]"))
 	}
-	cfg, err := loadConfig(*dir)
+	folder, err := deps.Folder(*dir)
 	if err != nil {
 		return err
 	}
-	p, closeAll, err := openOperatorPlatform(ctx, env, cfg)
+	tok, err := folder.OpenToken(ctx, 0)
 	if err != nil {
 		return err
 	}
-	defer closeAll()
+	defer tok.Close()
+	st, err := folder.OpenStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
 	workers := *nTSA + *nSeal + *nIssue
 	if *maxFail < 0 {
 		*maxFail = workers
 	}
 	l := &clusterLoad{url: strings.TrimRight(url, "/"), level: *level,
 		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}}
-	if l.officer, err = mintDevToken(ctx, cfg, p.token, "cluster-officer", policies.RoleRegistrationOfficer, 2*time.Hour); err != nil {
+	if l.officer, err = tok.MintToken(ctx, "cluster-officer", policies.RoleRegistrationOfficer, 2*time.Hour); err != nil {
 		return err
 	}
 	org := "NTROM-" + strconv.Itoa(7000000+int(time.Now().Unix()%1000000))
-	if l.agency, err = mintDevToken(ctx, cfg, p.token, org, policies.RoleAgency, 2*time.Hour); err != nil {
+	if l.agency, err = tok.MintToken(ctx, org, policies.RoleAgency, 2*time.Hour); err != nil {
 		return err
 	}
 	if l.cred, err = l.sealCredential(ctx, org); err != nil {
@@ -118,26 +120,26 @@ func benchCluster(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 
-	fmt.Fprintf(env.stdout, "cluster load: %s for %s: %d TSA, %d seal (%s), %d issuance workers\n", l.url, *dur, *nTSA, *nSeal, *level, *nIssue)
+	fmt.Fprintf(stdout, "cluster load: %s for %s: %d TSA, %d seal (%s), %d issuance workers\n", l.url, *dur, *nTSA, *nSeal, *level, *nIssue)
 	start := time.Now()
 	l.run(ctx, *dur, map[string]int{"tsa": *nTSA, "seal": *nSeal, "issue": *nIssue})
 	elapsed := time.Since(start)
 	sum := l.summary(elapsed)
-	fmt.Fprint(env.stdout, sum.String())
+	fmt.Fprint(stdout, sum.String())
 
 	problems := l.checkAnswers(sum, *maxFail, *window)
-	storeProblems, err := l.checkStore(ctx, p, env.stdout)
+	storeProblems, err := l.checkStore(ctx, st, stdout)
 	if err != nil {
 		return err
 	}
 	problems = append(problems, storeProblems...)
 	if len(problems) > 0 {
 		for _, pr := range problems {
-			fmt.Fprintf(env.stdout, "FAIL: %s\n", pr)
+			fmt.Fprintf(stdout, "FAIL: %s\n", pr)
 		}
-		return withExit(1, fmt.Errorf("the failover checks failed (%d problems)", len(problems)))
+		return fmt.Errorf("the failover checks failed (%d problems)", len(problems))
 	}
-	fmt.Fprintf(env.stdout, "failover checks OK: %d requests, %d failed (at most %d allowed); no serial handed out twice; every answer is in the audit log\n",
+	fmt.Fprintf(stdout, "failover checks OK: %d requests, %d failed (at most %d allowed); no serial handed out twice; every answer is in the audit log\n",
 		sum.total, sum.failed, *maxFail)
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -91,8 +91,8 @@ func readAudited(ctx context.Context, chain audit.ChainReader) (*auditedAnswers,
 // received has its audit record (and its certificate row; for seals of
 // the same digest, at least as many records as answers), and no token
 // serial appears twice in the audit log.
-func (l *clusterLoad) checkStore(ctx context.Context, p *platform, w io.Writer) ([]string, error) {
-	a, err := readAudited(ctx, p.db)
+func (l *clusterLoad) checkStore(ctx context.Context, st Store, w io.Writer) ([]string, error) {
+	a, err := readAudited(ctx, st)
 	if err != nil {
 		return nil, fmt.Errorf("reading the audit log: %w", err)
 	}
@@ -102,7 +102,6 @@ func (l *clusterLoad) checkStore(ctx context.Context, p *platform, w io.Writer) 
 			out = append(out, fmt.Sprintf("time-stamp serial %s is in %d audit records", serial, n))
 		}
 	}
-	certs := p.db.Certificates(nil)
 	var missing int
 	sealAnswers := map[string]int{}
 	for _, o := range l.ops {
@@ -116,7 +115,7 @@ func (l *clusterLoad) checkStore(ctx context.Context, p *platform, w io.Writer) 
 		case "issue":
 			ok = a.certs[strings.ToLower(o.serial)]
 			if ok {
-				if _, err := certs.GetCertificate(ctx, o.serial); err != nil {
+				if _, err := st.CertificateDERHex(ctx, o.serial); err != nil {
 					out = append(out, fmt.Sprintf("certificate %s was answered but is not in the store: %v", o.serial, err))
 				}
 			}

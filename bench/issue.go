@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -23,20 +23,20 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/policies"
 )
 
 // issuePhases are the phases of thiqa_ca_issue_phase_seconds.
 var issuePhases = []string{"validate", "lint", "store", "sign", "verify", "audit"}
 
-// benchIssue is a load generator for POST /api/v1/certificates: CSRs and a
-// registration-officer token are prepared in advance, then requests are sent
-// concurrently. It reports the rate, latencies, the raw PKCS#11 sign rate of
-// the issuing CA's key type measured in the same run, and the share of
-// server time per issuance phase (from /metrics, scraped before and after).
-func benchIssue(ctx context.Context, env *cliEnv, args []string) error {
+// Issue is a load generator for POST /api/v1/certificates (`thiqa bench
+// issue`): CSRs and a registration-officer token are prepared in advance,
+// then requests are sent concurrently. It reports the rate, latencies, the
+// raw PKCS#11 sign rate of the issuing CA's key type measured in the same
+// run, and the share of server time per issuance phase (from /metrics,
+// scraped before and after).
+func Issue(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
+	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	fs := newFlags("bench issue", env)
 	dir := fs.String("data", "", "data folder of the server (required: token, development issuer key, configuration)")
 	base := fs.String("url", "", "base URL of a running `thiqa serve` (required), e.g. http://127.0.0.1:8080")
@@ -49,25 +49,23 @@ func benchIssue(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if *base == "" || *conc < 1 || *n < 1 || *warm < 0 {
-		return withExit(2, errors.New("--url is required; --concurrency and --requests must be positive"))
+		return usage(errors.New("--url is required; --concurrency and --requests must be positive"))
 	}
 	*base = strings.TrimRight(*base, "/")
-	cfg, err := loadConfig(*dir)
+	folder, err := deps.Folder(*dir)
 	if err != nil {
 		return err
 	}
-	issuerKey, err := benchIssuerKey(cfg, *profile)
+	issuerKey, err := folder.IssuerKey(*profile)
 	if err != nil {
 		return err
 	}
-	cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, *conc)
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	tok, err := folder.OpenToken(ctx, *conc)
 	if err != nil {
 		return err
 	}
 	defer tok.Close()
-	bearer, err := mintDevToken(ctx, cfg, tok, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
+	bearer, err := tok.MintToken(ctx, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -88,14 +86,14 @@ func benchIssue(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	self0 := selfCPU()
+	self0 := cpuTime()
 	start := time.Now()
 	lat, failures, err := issueLoad(ctx, client, *base, bearer, bodies[*warm:], *conc)
 	if err != nil {
 		return err
 	}
 	elapsed := time.Since(start)
-	selfUsed := selfCPU() - self0
+	selfUsed := cpuTime() - self0
 	after, err := scrapePhases(ctx, client, *base)
 	if err != nil {
 		return err
@@ -103,19 +101,19 @@ func benchIssue(ctx context.Context, env *cliEnv, args []string) error {
 	ok := len(lat.all)
 	rate := float64(ok) / elapsed.Seconds()
 
-	issuer, err := tok.FindKey(ctx, issuerKey)
+	issuer, err := tok.Key(ctx, issuerKey)
 	if err != nil {
 		return fmt.Errorf("issuing CA key %q: %w", issuerKey, err)
 	}
-	raw, err := hsm.RawSignRate(ctx, tok, issuerKey, *conc, *rawFor)
+	raw, err := tok.RawSignRate(ctx, issuerKey, *conc, *rawFor)
 	if err != nil {
 		return fmt.Errorf("raw PKCS#11 rate: %w", err)
 	}
 	fmt.Fprintf(env.stdout, "issued        %d in %s: %.0f certificates/s, %d errors\n", ok, elapsed.Round(time.Millisecond), rate, failures)
 	fmt.Fprintf(env.stdout, "latency       p50 %s  p99 %s\n", lat.percentile(50).Round(10*time.Microsecond), lat.percentile(99).Round(10*time.Microsecond))
-	fmt.Fprintf(env.stdout, "raw HSM sign  %.0f/s (%s, %s, %d sessions, token object, same run) -> ratio %.2f\n", raw, issuer.KeyType(), issuerKey, *conc, rate/raw)
+	fmt.Fprintf(env.stdout, "raw HSM sign  %.0f/s (%s, %s, %d sessions, token object, same run) -> ratio %.2f\n", raw, issuer.Type, issuerKey, *conc, rate/raw)
 	// The server signs with a session copy of the CA key (hsm/sessioncopy.go).
-	if rc, err := hsm.RawSignRateSessionCopy(ctx, tok, issuerKey, *conc, *rawFor); err == nil {
+	if rc, err := tok.RawSignRateSessionCopy(ctx, issuerKey, *conc, *rawFor); err == nil {
 		fmt.Fprintf(env.stdout, "raw HSM sign  %.0f/s (the same with a session copy, as the server signs) -> ratio %.2f\n", rc, rate/rc)
 	} else {
 		fmt.Fprintf(env.stdout, "raw HSM sign  session copy n/a (%v)\n", err)
@@ -141,24 +139,6 @@ func benchIssue(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "server time   %s\n", strings.Join(parts, ", "))
 	}
 	return nil
-}
-
-// benchIssuerKey returns the token label of the key of the CA that issues profile.
-func benchIssuerKey(cfg *config.Config, profile string) (string, error) {
-	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
-	if err != nil {
-		return "", err
-	}
-	p, err := profiles.Get(profile)
-	if err != nil {
-		return "", withExit(2, err)
-	}
-	for _, is := range cfg.CA.Issuers {
-		if is.Name == p.Issuers[0] {
-			return keyLabel(cfg, is.Key)
-		}
-	}
-	return "", fmt.Errorf("issuing CA %q of profile %s is not configured", p.Issuers[0], profile)
 }
 
 // prepareIssueBodies builds n request bodies, each with a fresh P-256 key's CSR.

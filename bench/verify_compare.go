@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -71,7 +71,7 @@ func pdfsignSummary(doc []byte, opts *pdfsignverify.VerifyOptions) string {
 
 // compareVerifiers alternates rounds of Thiqa's verifier and of each
 // pdfsign mode on the same bytes and prints the medians and the ratios.
-func compareVerifiers(ctx context.Context, env *cliEnv, v *verify.Verifier, doc []byte, first *report.Report, conc int, d time.Duration, rounds int) error {
+func compareVerifiers(ctx context.Context, env *env, v *verify.Verifier, doc []byte, first *report.Report, conc int, d time.Duration, rounds int) error {
 	type contender struct {
 		name, result string
 		op           func(context.Context) error

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -13,28 +14,28 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/verify/report"
 )
 
-// benchVerify is `thiqa bench verify --in FILE --trust PEM [--concurrency N]
+// Verify is `thiqa bench verify --in FILE --trust PEM [--concurrency N]
 // [--duration D] [--at T] [--compare pdfsign [--rounds R]]`: in-process
 // validations per second of one document (read into memory once; no
 // network: revocation data must be embedded, as in B-LT), with p50/p99
 // latencies and the process CPU per validation. --compare pdfsign
 // alternates rounds of Thiqa's verifier and github.com/digitorus/pdfsign's
 // on the same bytes in the same process and reports the medians and their
-// ratio. --url U measures POST U/api/v1/verify instead (verifyHTTP). With
+// ratio. --url U measures POST U/api/v1/verify instead. With
 // --once it validates the file once, streaming it from disk, and prints
 // the process's peak resident memory (VmHWM) — the figure for a large
 // document.
-func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
+func Verify(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
+	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	fs := newFlags("bench verify", env)
 	in := fs.String("in", "", "signed PDF to validate (required)")
-	var trust pemFileList
+	var trust fileList
 	fs.Var(&trust, "trust", "PEM file of trusted roots (repeatable, required in process)")
 	conc := fs.Int("concurrency", runtime.GOMAXPROCS(0), "concurrent validations")
 	d := fs.Duration("duration", 5*time.Second, "measuring time (of each round)")
@@ -50,34 +51,29 @@ func benchVerify(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if *in == "" || (len(trust) == 0 && *url == "") {
-		return withExit(2, errors.New("--in and --trust (or --url) are required"))
+		return usage(errors.New("--in and --trust (or --url) are required"))
 	}
 	if *conc < 1 || *d <= 0 || *rounds < 0 {
-		return withExit(2, errors.New("--concurrency, --duration and --rounds must be positive"))
+		return usage(errors.New("--concurrency, --duration and --rounds must be positive"))
 	}
 	if *compare != "" && *compare != "pdfsign" {
-		return withExit(2, fmt.Errorf("--compare: %q is not a verifier this benchmark knows (pdfsign)", *compare))
+		return usage(fmt.Errorf("--compare: %q is not a verifier this benchmark knows (pdfsign)", *compare))
 	}
 	if *url != "" {
-		return benchVerifyHTTP(ctx, env, *url, *in, *conc, *d, *pid)
+		return verifyHTTP(ctx, env, *url, *in, *conc, *d, *pid)
 	}
 	var when time.Time
 	if *at != "" {
 		var err error
 		if when, err = time.Parse(time.RFC3339, *at); err != nil {
-			return withExit(2, fmt.Errorf("--at: %w", err))
+			return usage(fmt.Errorf("--at: %w", err))
 		}
 	}
-	var s verifierSettings
-	for _, p := range trust {
-		certs, err := readAnchors(p)
-		if err != nil {
-			return err
-		}
-		s.anchors = append(s.anchors, certs...)
+	// Offline: the benchmark never touches the network.
+	v, err := deps.Verifier(trust, when, 4<<30)
+	if err != nil {
+		return err
 	}
-	s.at, s.maxSize = when, 4<<30
-	v := newVerifier(s) // offline: the benchmark never touches the network
 	if *once {
 		return verifyOnce(ctx, env, v, *in)
 	}
@@ -156,7 +152,7 @@ func thiqaVerifyOp(v *verify.Verifier, doc []byte, first *report.Report, differi
 
 // verifyOnce validates a file once, streaming it from disk, and prints the
 // process's peak resident memory.
-func verifyOnce(ctx context.Context, env *cliEnv, v *verify.Verifier, in string) error {
+func verifyOnce(ctx context.Context, env *env, v *verify.Verifier, in string) error {
 	f, err := os.Open(in)
 	if err != nil {
 		return err
@@ -245,15 +241,6 @@ func medianRound(rs []verifyRound) verifyRound {
 		p99:  time.Duration(med(func(r verifyRound) float64 { return float64(r.p99) })),
 		cpu:  time.Duration(med(func(r verifyRound) float64 { return float64(r.cpu) })),
 	}
-}
-
-// cpuTime returns the process's user+system CPU time so far (0 when unknown).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakRSS returns the process's peak resident set size in KiB (VmHWM).

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -16,19 +16,19 @@ import (
 	"github.com/thiqa/thiqa/verify/report"
 )
 
-// benchVerifyHTTP measures POST base/api/v1/verify of one document with
+// verifyHTTP measures POST base/api/v1/verify of one document with
 // conc connections for d (after a one-second warm-up): validations per
 // second, p50/p99, the server's CPU per validation (with its pid) and the
 // load generator's own, which shares the cores. The server's
 // verify.ratePerSecond and burst must allow the load (429s stop the run).
-func benchVerifyHTTP(ctx context.Context, env *cliEnv, base, in string, conc int, d time.Duration, pid int) error {
+func verifyHTTP(ctx context.Context, env *env, base, in string, conc int, d time.Duration, pid int) error {
 	doc, err := os.ReadFile(in)
 	if err != nil {
 		return err
 	}
 	u, err := url.Parse(strings.TrimRight(base, "/") + "/api/v1/verify")
 	if err != nil {
-		return withExit(2, fmt.Errorf("--url: %w", err))
+		return usage(fmt.Errorf("--url: %w", err))
 	}
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}}
 	hdr := http.Header{"Content-Type": {"application/pdf"}}

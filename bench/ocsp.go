@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	neturl "net/url"
@@ -26,18 +27,17 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/ca/ocsp/ocspbench"
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/policies"
-	"github.com/thiqa/thiqa/store"
 )
 
-// benchOCSP measures an OCSP responder with requests for the certificates
+// OCSP measures an OCSP responder (`thiqa bench ocsp`) with requests for the certificates
 // issued in a data folder (SHA-1 CertIDs, no nonce: the pre-signed path).
 // --prepare N first issues N citizen-signing certificates in-process (run it
 // before `thiqa serve`, so the server pre-signs them at start);
 // --openssl-index FILE writes an `openssl ocsp -index` database of the same
 // certificates for the side-by-side comparison and exits.
-func benchOCSP(ctx context.Context, env *cliEnv, args []string) error {
+func OCSP(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
+	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	fs := newFlags("bench ocsp", env)
 	dir := fs.String("data", "", "data folder whose certificates are asked about (required)")
 	url := fs.String("url", "", "responder URL, e.g. http://127.0.0.1:8080/ocsp (a bare base URL gets /ocsp)")
@@ -52,28 +52,27 @@ func benchOCSP(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*dir)
+	folder, err := deps.Folder(*dir)
 	if err != nil {
 		return err
 	}
-	if !cfg.CA.Enabled() {
+	if !folder.CAEnabled() {
 		return errors.New("this data folder has no CA configured")
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	db, err := openStore(ctx, cfg, logger)
+	if *prepare > 0 {
+		return prepareCertificates(ctx, env, folder, *prepare)
+	}
+	db, err := folder.OpenStore(ctx)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if *prepare > 0 {
-		return prepareCertificates(ctx, env, cfg, db, *prepare)
-	}
-	issuerCert, err := readCACert(cfg, *caName)
+	issuerCert, err := folder.CACertificate(*caName)
 	if err != nil {
 		return err
 	}
 	var serials []*big.Int
-	err = db.Revocations().AllStatuses(ctx, *caName, func(s *big.Int, st ocsp.Status) error {
+	err = db.AllStatuses(ctx, *caName, func(s *big.Int, st ocsp.Status) error {
 		if len(serials) >= *maxCerts {
 			return errEnough
 		}
@@ -90,7 +89,7 @@ func benchOCSP(ctx context.Context, env *cliEnv, args []string) error {
 		return writeOpenSSLIndex(ctx, env, db, serials, *index)
 	}
 	if *url == "" || *conns < 1 || *d <= 0 {
-		return withExit(2, errors.New("--url is required; --conns and --duration must be positive"))
+		return usage(errors.New("--url is required; --conns and --duration must be positive"))
 	}
 	u := strings.TrimRight(*url, "/")
 	if !strings.HasSuffix(u, "/ocsp") && strings.Count(u, "/") == 2 {
@@ -113,7 +112,7 @@ func benchOCSP(ctx context.Context, env *cliEnv, args []string) error {
 	var res ocspbench.Result
 	if *perRequest {
 		if *get {
-			return withExit(2, errors.New("--conn-per-request sends POST only"))
+			return usage(errors.New("--conn-per-request sends POST only"))
 		}
 		fmt.Fprintln(env.stdout, "mode: a new TCP connection per request (HTTP/1.0, Connection: close)")
 		res, err = runConnPerRequest(ctx, u, reqs, *conns, *d)
@@ -224,31 +223,21 @@ func oneRequest(host string, wire []byte, buf *[]byte) bool {
 	return len(body) >= j+3 && body[0] == 0x30 && body[j] == 0x0a && body[j+1] == 0x01 && body[j+2] == 0x00
 }
 
-// readCACert reads a CA certificate written by `thiqa init`.
-func readCACert(cfg *config.Config, name string) (*x509.Certificate, error) {
-	raw, err := os.ReadFile(caCertPath(cfg, name))
-	if err != nil {
-		return nil, fmt.Errorf("CA %s: %w", name, err)
-	}
-	return parseCertPEM(raw)
-}
-
 // writeOpenSSLIndex writes an openssl `ca` index.txt listing the
 // certificates as valid ("V", expiry, serial, subject).
-func writeOpenSSLIndex(ctx context.Context, env *cliEnv, db *store.DB, serials []*big.Int, path string) error {
+func writeOpenSSLIndex(ctx context.Context, env *env, db Store, serials []*big.Int, path string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	w := bufio.NewWriter(f)
-	certs := db.Certificates(nil)
 	for _, s := range serials {
-		rec, err := certs.GetCertificate(ctx, store.SerialKey(s))
+		der, err := db.CertificateDER(ctx, s)
 		if err != nil {
 			f.Close()
 			return err
 		}
-		c, err := x509.ParseCertificate(rec.DER)
+		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			f.Close()
 			return err
@@ -269,16 +258,13 @@ func writeOpenSSLIndex(ctx context.Context, env *cliEnv, db *store.DB, serials [
 
 // prepareCertificates issues n citizen-signing certificates in-process with
 // fresh P-256 subject keys (the requests a registration officer would send).
-func prepareCertificates(ctx context.Context, env *cliEnv, cfg *config.Config, db *store.DB, n int) error {
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+func prepareCertificates(ctx context.Context, env *env, folder Folder, n int) error {
+	p, err := folder.OpenPlatform(ctx, 0)
 	if err != nil {
 		return err
 	}
-	defer tok.Close()
-	log := newAuditLog(db, logger, nil)
-	defer log.Close()
-	a, err := openAuthority(ctx, &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, nil)
+	defer p.Close()
+	a, err := p.Authority(ctx)
 	if err != nil {
 		return err
 	}
@@ -293,7 +279,7 @@ func prepareCertificates(ctx context.Context, env *cliEnv, cfg *config.Config, d
 			return err
 		}
 		civil := fmt.Sprintf("%08d", 10_000_000+i)
-		_, err = a.Issue(ctx, ca.Request{Profile: policies.ProfileCitizenSigning, CSR: csr, RequestedBy: operatorName() + ":bench",
+		_, err = a.Issue(ctx, ca.Request{Profile: policies.ProfileCitizenSigning, CSR: csr, RequestedBy: p.Operator() + ":bench",
 			Subject: map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen " + civil,
 				"civilNumber": civil, "country": "OM"}})
 		if err != nil {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -22,21 +21,19 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
 
-// benchTSA is a load generator for POST /tsa: requests with nonces are
+// TSA is a load generator for POST /tsa (`thiqa bench tsa`): requests with nonces are
 // prepared in advance, then sent from concurrent keep-alive connections
 // (full load), then paced at half the measured full rate. Every reply's
 // PKIStatus is checked. With --data it also measures the raw PKCS#11 sign
 // rate of the TSA unit key's type on the same token, before and after.
-func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
+func TSA(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
+	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	fs := newFlags("bench tsa", env)
 	dir := fs.String("data", "", "data folder of the server: the raw HSM rate of the TSA unit key is measured on its token")
 	// 64 in flight: every token's record is group-committed before its
@@ -52,21 +49,18 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 		url, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return withExit(0, errSilent)
-		}
-		return withExit(2, errSilent)
+		return parseError(err)
 	}
 	if url == "" && fs.NArg() == 1 {
 		url = fs.Arg(0)
 	} else if fs.NArg() > 0 {
-		return withExit(2, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		return usage(fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	if url == "" || *conc < 1 || *d <= 0 || *prepared < 1 {
-		return withExit(2, errors.New("usage: thiqa bench tsa URL [--data DIR] [--concurrency N] [--duration D]"))
+		return usage(errors.New("usage: thiqa bench tsa URL [--data DIR] [--concurrency N] [--duration D]"))
 	}
 	if _, err := timestamp.NewClient(url, timestamp.ClientOptions{}); err != nil {
-		return withExit(2, err)
+		return usage(err)
 	}
 	reqs, err := prepareTSARequests(*prepared)
 	if err != nil {
@@ -76,29 +70,24 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	var raw, rawCopy func() (float64, error)
 	rawDesc := "not measured (no --data)"
 	if *dir != "" {
-		cfg, err := loadConfig(*dir)
+		folder, err := deps.Folder(*dir)
 		if err != nil {
 			return err
 		}
 		g := max(2, runtime.GOMAXPROCS(0))
-		cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, g)
-		tok, err := openToken(ctx, cfg, newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format}), nil)
+		tok, err := folder.OpenToken(ctx, g)
 		if err != nil {
 			return err
 		}
 		defer tok.Close()
-		units, err := tsaUnits(cfg, serviceKeys{token: tok}, nil)
+		unit, err := tok.TSAUnitKey(ctx)
 		if err != nil {
 			return err
 		}
-		unit, err := units.Load(ctx)
-		if err != nil {
-			return err
-		}
-		label := unit.Key.Label
-		rawDesc = fmt.Sprintf("%s key %s, %d goroutines, session each", unit.Key.Signer.(*hsm.Signer).KeyType(), label, g)
-		raw = func() (float64, error) { return hsm.RawSignRate(ctx, tok, label, g, *rawFor) }
-		rawCopy = func() (float64, error) { return hsm.RawSignRateSessionCopy(ctx, tok, label, g, *rawFor) }
+		label := unit.Label
+		rawDesc = fmt.Sprintf("%s key %s, %d goroutines, session each", unit.Type, label, g)
+		raw = func() (float64, error) { return tok.RawSignRate(ctx, label, g, *rawFor) }
+		rawCopy = func() (float64, error) { return tok.RawSignRateSessionCopy(ctx, label, g, *rawFor) }
 	}
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
@@ -145,9 +134,9 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 	// is steadier than rates on a shared machine.
 	base := metricsBase(url)
 	cpu0, cpuErr := scrapePhases(ctx, client, base)
-	self0 := selfCPU()
+	self0 := cpuTime()
 	full, err := lg.closed(ctx, *conc, *d)
-	selfUsed := selfCPU() - self0
+	selfUsed := cpuTime() - self0
 	if err != nil {
 		return err
 	}
@@ -201,15 +190,6 @@ func benchTSA(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("%d requests were not granted (first: %v)", full.failed+half.failed, firstErr(full.firstErr, half.firstErr))
 	}
 	return nil
-}
-
-// selfCPU is the user+system CPU time this process used so far (0 if unknown).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // metricsBase is the scheme and host of the TSA URL, where /metrics is.

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/samplepdf"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
@@ -35,12 +33,11 @@ import (
 type benchSetup struct {
 	url    string
 	client *http.Client
-	cfg    *config.Config
-	tok    *hsm.Token
+	tok    Token
 	rawFor time.Duration
 }
 
-func newBenchSetup(ctx context.Context, env *cliEnv, name string, args []string, extra func(fs *flag.FlagSet)) (*benchSetup, *flag.FlagSet, error) {
+func newBenchSetup(ctx context.Context, env *env, name string, args []string, extra func(fs *flag.FlagSet)) (*benchSetup, *flag.FlagSet, error) {
 	fs := newFlags(name, env)
 	dir := fs.String("data", "", "data folder of the server (required: tokens are minted and the raw HSM rate measured on its token)")
 	rawFor := fs.Duration("raw-duration", 2*time.Second, "measuring time of each raw HSM rate measurement")
@@ -50,27 +47,23 @@ func newBenchSetup(ctx context.Context, env *cliEnv, name string, args []string,
 		url, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, nil, withExit(0, errSilent)
-		}
-		return nil, nil, withExit(2, errSilent)
+		return nil, nil, parseError(err)
 	}
 	if url == "" && fs.NArg() == 1 {
 		url = fs.Arg(0)
 	}
 	if url == "" || *dir == "" {
-		return nil, nil, withExit(2, fmt.Errorf("usage: thiqa %s URL --data DIR [flags]", name))
+		return nil, nil, usage(fmt.Errorf("usage: thiqa %s URL --data DIR [flags]", name))
 	}
-	cfg, err := loadConfig(*dir)
+	folder, err := env.deps.Folder(*dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, 2, runtime.GOMAXPROCS(0))
-	tok, err := openToken(ctx, cfg, newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format}), nil)
+	tok, err := folder.OpenToken(ctx, max(2, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return nil, nil, err
 	}
-	return &benchSetup{url: strings.TrimRight(url, "/"), cfg: cfg, tok: tok, rawFor: *rawFor, client: &http.Client{Timeout: 5 * time.Minute,
+	return &benchSetup{url: strings.TrimRight(url, "/"), tok: tok, rawFor: *rawFor, client: &http.Client{Timeout: 5 * time.Minute,
 		Transport: &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 128, IdleConnTimeout: time.Minute}}}, fs, nil
 }
 
@@ -111,7 +104,7 @@ func (b *benchSetup) postJSON(ctx context.Context, path, token string, in, out a
 
 // credential issues a keyInHSM certificate through the CA API.
 func (b *benchSetup) credential(ctx context.Context, profile string, subject map[string]string) (string, error) {
-	officer, err := mintDevToken(ctx, b.cfg, b.tok, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
+	officer, err := b.tok.MintToken(ctx, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
 	if err != nil {
 		return "", err
 	}
@@ -156,10 +149,11 @@ func closedLoop(ctx context.Context, conc int, d time.Duration, op func(ctx cont
 	return float64(done.Load()) / time.Since(start).Seconds(), lat, firstErr
 }
 
-// benchSeal measures POST /api/v1/seal on a ~100 KB PDF at several levels
+// Seal measures POST /api/v1/seal (`thiqa bench seal`) on a ~100 KB PDF at several levels
 // (P-256 seal key on the token), with the raw PKCS#11 rate of the same key
 // before and after, and the server's peak RSS while sealing a large PDF.
-func benchSeal(ctx context.Context, env *cliEnv, args []string) error {
+func Seal(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
+	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	var conc *int
 	var d *time.Duration
 	var levels, org *string
@@ -183,7 +177,7 @@ func benchSeal(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("issuing the seal credential: %w", err)
 	}
-	token, err := mintDevToken(ctx, b.cfg, b.tok, *org, policies.RoleAgency, time.Hour)
+	token, err := b.tok.MintToken(ctx, *org, policies.RoleAgency, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -195,13 +189,13 @@ func benchSeal(ctx context.Context, env *cliEnv, args []string) error {
 		b.url, runtime.GOMAXPROCS(0), *conc, *d, pdf.Len(), cred)
 	raw := func() string {
 		g := max(2, runtime.GOMAXPROCS(0))
-		r, err := hsm.RawSignRate(ctx, b.tok, cred, g, b.rawFor)
+		r, err := b.tok.RawSignRate(ctx, cred, g, b.rawFor)
 		if err != nil {
 			return "error: " + err.Error()
 		}
 		out := fmt.Sprintf("%.0f/s with the token object", r)
 		// The server signs seals with a session copy of the key.
-		if r, err = hsm.RawSignRateSessionCopy(ctx, b.tok, cred, g, b.rawFor); err != nil {
+		if r, err = b.tok.RawSignRateSessionCopy(ctx, cred, g, b.rawFor); err != nil {
 			return out + ", session copy n/a (" + err.Error() + ")"
 		}
 		return out + fmt.Sprintf(", %.0f/s with a session copy (as the server signs seals)", r)
@@ -289,7 +283,7 @@ func (b *benchSetup) sealOp(lv, cred, token string, pdf []byte) (func(ctx contex
 // sealLarge seals one large PDF at B-B, streaming it from a temporary
 // file, and reports the server's peak RSS during the request (VmHWM, reset
 // first through /proc/PID/clear_refs).
-func sealLarge(ctx context.Context, env *cliEnv, b *benchSetup, token, cred string, size int64, pid int) error {
+func sealLarge(ctx context.Context, env *env, b *benchSetup, token, cred string, size int64, pid int) error {
 	f, err := os.CreateTemp("", "thiqa-bench-large-*.pdf")
 	if err != nil {
 		return err
@@ -346,29 +340,6 @@ func sealLarge(ctx context.Context, env *cliEnv, b *benchSetup, token, cred stri
 	return nil
 }
 
-// serverCPUTime returns a process's user+system CPU time (0 without a pid).
-func serverCPUTime(pid int) time.Duration {
-	if pid <= 0 {
-		return 0
-	}
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) in parentheses.
-	i := bytes.LastIndexByte(raw, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(raw[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+st) * 10 * time.Millisecond // USER_HZ is 100 on Linux
-}
-
 // cpuPerOp describes the server's CPU time per operation since cpu0 and
 // the rate two dedicated cores would sustain at that cost.
 func cpuPerOp(pid int, cpu0 time.Duration, ops float64) string {
@@ -396,11 +367,12 @@ func vmHWM(pid int) (int64, error) {
 	return 0, errors.New("no VmHWM in /proc status")
 }
 
-// benchSign measures the citizen paths: signatures/signHash (SADs prepared
+// Sign measures the citizen paths (`thiqa bench sign`): signatures/signHash (SADs prepared
 // in advance with credentials/authorize, --batch hashes per call), with the
 // raw PKCS#11 rate of the same key, and POST /api/v1/sign (PIN checked per
 // document).
-func benchSign(ctx context.Context, env *cliEnv, args []string) error {
+func Sign(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
+	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	var conc *int
 	var d *time.Duration
 	var batch, sads *int
@@ -423,7 +395,7 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("issuing the citizen credential: %w", err)
 	}
-	token, err := mintDevToken(ctx, b.cfg, b.tok, *civil, policies.RoleCitizen, time.Hour)
+	token, err := b.tok.MintToken(ctx, *civil, policies.RoleCitizen, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -434,7 +406,7 @@ func benchSign(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "thiqa bench sign: %s, GOMAXPROCS=%d (this process), concurrency %d, %s per phase, credential %s\n",
 		b.url, runtime.GOMAXPROCS(0), *conc, *d, cred)
 	raw := func() float64 {
-		r, err := hsm.RawSignRate(ctx, b.tok, cred, max(2, runtime.GOMAXPROCS(0)), b.rawFor)
+		r, err := b.tok.RawSignRate(ctx, cred, max(2, runtime.GOMAXPROCS(0)), b.rawFor)
 		if err != nil {
 			return 0
 		}

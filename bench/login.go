@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -27,7 +27,6 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
@@ -36,15 +35,16 @@ import (
 // benchPIN is the login PIN of the benchmark's citizens.
 const benchPIN = "246810"
 
-// benchLogin measures complete remote (mobile ID) logins over HTTP against a
-// running `thiqa serve`: authorize with a civil number, approval with PIN
-// (argon2id on the server, then a challenge signed by the citizen's key on
-// the token), browser completion, code exchange with private_key_jwt and
-// PKCE, and ID token verification. It prepares its citizens (keyInHSM
+// Login measures complete remote (mobile ID) logins over HTTP against a
+// running `thiqa serve` (`thiqa bench login`): authorize with a civil
+// number, approval with PIN (argon2id on the server, then a challenge
+// signed by the citizen's key on the token), browser completion, code
+// exchange with private_key_jwt and PKCE, and ID token verification. It prepares its citizens (keyInHSM
 // citizen-auth certificates, enrolled with a PIN) and its portal first, and
 // reports the rate with the raw PKCS#11 sign rate of a citizen key measured
 // in the same run and the cost of one PIN hash.
-func benchLogin(ctx context.Context, env *cliEnv, args []string) error {
+func Login(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
+	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	fs := newFlags("bench login", env)
 	dir := fs.String("data", "", "data folder of the server (required)")
 	base := fs.String("url", "", "base URL of the running `thiqa serve` (required); must be its publicBaseURL")
@@ -57,24 +57,22 @@ func benchLogin(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if *base == "" || *conc < 1 || *n < 1 || *warm < 0 || *citizens < 1 {
-		return withExit(2, errors.New("--url is required; --concurrency, --logins and --citizens must be positive"))
+		return usage(errors.New("--url is required; --concurrency, --logins and --citizens must be positive"))
 	}
 	*base = strings.TrimRight(*base, "/")
-	cfg, err := loadConfig(*dir)
+	folder, err := deps.Folder(*dir)
 	if err != nil {
 		return err
 	}
-	if !identityOn(cfg) {
+	if !folder.IdentityEnabled() {
 		return errors.New("this data folder has no digital-ID service")
 	}
-	cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, *conc)
-	plat, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	plat, err := folder.OpenPlatform(ctx, *conc)
 	if err != nil {
 		return err
 	}
-	defer closePlatform()
-	tok, db, alog := plat.token, plat.db, plat.audit
-	bearer, err := mintDevToken(ctx, cfg, tok, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
+	defer plat.Close()
+	bearer, err := plat.MintToken(ctx, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
 	if err != nil {
 		return err
 	}
@@ -91,14 +89,14 @@ func benchLogin(ctx context.Context, env *cliEnv, args []string) error {
 	// here, outside the measured time (an app holds its token across logins).
 	phones := make([]string, len(civils))
 	for i := range creds {
-		if _, err := enrolMobileID(ctx, cfg, db, alog, creds[i], benchPIN, "bench-login"); err != nil {
+		if err := plat.EnrolMobileID(ctx, creds[i], benchPIN, "bench-login"); err != nil {
 			return err
 		}
-		if phones[i], err = mintDevToken(ctx, cfg, tok, civils[i], policies.RoleCitizen, time.Hour); err != nil {
+		if phones[i], err = plat.MintToken(ctx, civils[i], policies.RoleCitizen, time.Hour); err != nil {
 			return err
 		}
 	}
-	rp, err := newBenchPortal(ctx, db.Identity(), *base)
+	rp, err := newBenchPortal(ctx, plat, *base)
 	if err != nil {
 		return err
 	}
@@ -106,7 +104,7 @@ func benchLogin(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	hashTime, err := measurePINHash(ctx, cfg.Identity.PINParams())
+	hashTime, err := measurePINHash(ctx, folder.PINParams())
 	if err != nil {
 		return err
 	}
@@ -158,19 +156,19 @@ func benchLogin(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	elapsed := time.Since(start)
 	rate := float64(len(lat.all)) / elapsed.Seconds()
-	key, err := tok.FindKey(ctx, creds[0])
+	key, err := plat.Key(ctx, creds[0])
 	if err != nil {
 		return err
 	}
-	raw, err := hsm.RawSignRate(ctx, tok, creds[0], *conc, *rawFor)
+	raw, err := plat.RawSignRate(ctx, creds[0], *conc, *rawFor)
 	if err != nil {
 		return fmt.Errorf("raw PKCS#11 rate: %w", err)
 	}
-	slots := cfg.Identity.PINParams().MaxConcurrent
+	slots := folder.PINParams().MaxConcurrent
 	fmt.Fprintf(env.stdout, "logins        %d in %s: %.1f logins/s, %d errors\n", len(lat.all), elapsed.Round(time.Millisecond), rate, failures)
 	fmt.Fprintf(env.stdout, "latency       p50 %s  p99 %s\n", lat.percentile(50).Round(10*time.Microsecond), lat.percentile(99).Round(10*time.Microsecond))
-	fmt.Fprintf(env.stdout, "raw HSM sign  %.0f/s (%s citizen key, %d sessions, same run) -> ratio %.4f (goal 0.4)\n", raw, key.KeyType(), *conc, rate/raw)
-	p := cfg.Identity.PINParams()
+	fmt.Fprintf(env.stdout, "raw HSM sign  %.0f/s (%s citizen key, %d sessions, same run) -> ratio %.4f (goal 0.4)\n", raw, key.Type, *conc, rate/raw)
+	p := folder.PINParams()
 	fmt.Fprintf(env.stdout, "PIN hash      argon2id t=%d m=%d KiB: %s each, at most %d at once -> bound %.0f logins/s\n",
 		p.Time, p.MemoryKiB, hashTime.Round(10*time.Microsecond), slots, float64(slots)/hashTime.Seconds())
 	return nil

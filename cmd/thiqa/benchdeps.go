@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"time"
+
+	"github.com/thiqa/thiqa/bench"
+	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/internal/pin"
+	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/verify"
+)
+
+// benchDeps gives the load generators (package bench) this binary's view of
+// a deployment: bench.Deps, Folder, Token, Platform and Store.
+type benchDeps struct{ stderr io.Writer }
+
+func (d benchDeps) Folder(dir string) (bench.Folder, error) {
+	cfg, err := loadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &benchFolder{cfg: cfg, stderr: d.stderr}, nil
+}
+
+func (benchDeps) KeyType(name string) (string, error) {
+	kt, err := hsm.ParseKeyType(name)
+	return kt.String(), err
+}
+
+func (benchDeps) Verifier(trust []string, at time.Time, maxSize int64) (*verify.Verifier, error) {
+	s := verifierSettings{at: at, maxSize: maxSize}
+	for _, p := range trust {
+		certs, err := readAnchors(p)
+		if err != nil {
+			return nil, err
+		}
+		s.anchors = append(s.anchors, certs...)
+	}
+	return newVerifier(s), nil
+}
+
+// benchFolder is a data folder's configuration (bench.Folder).
+type benchFolder struct {
+	cfg    *config.Config
+	stderr io.Writer
+}
+
+func (f *benchFolder) HSMModule() string     { return f.cfg.HSM.Module }
+func (f *benchFolder) CAEnabled() bool       { return f.cfg.CA.Enabled() }
+func (f *benchFolder) IdentityEnabled() bool { return identityOn(f.cfg) }
+func (f *benchFolder) PINParams() pin.Params { return f.cfg.Identity.PINParams() }
+
+// IssuerKey returns the token label of the key of the CA that issues profile.
+func (f *benchFolder) IssuerKey(profile string) (string, error) {
+	profiles, err := policies.DefaultProfiles(f.cfg.CA.Profiles)
+	if err != nil {
+		return "", err
+	}
+	p, err := profiles.Get(profile)
+	if err != nil {
+		return "", withExit(2, err)
+	}
+	for _, is := range f.cfg.CA.Issuers {
+		if is.Name == p.Issuers[0] {
+			return keyLabel(f.cfg, is.Key)
+		}
+	}
+	return "", fmt.Errorf("issuing CA %q of profile %s is not configured", p.Issuers[0], profile)
+}
+
+// CACertificate reads a CA certificate written by `thiqa init`.
+func (f *benchFolder) CACertificate(name string) (*x509.Certificate, error) {
+	raw, err := os.ReadFile(caCertPath(f.cfg, name))
+	if err != nil {
+		return nil, fmt.Errorf("CA %s: %w", name, err)
+	}
+	return parseCertPEM(raw)
+}
+
+// logger logs the warnings of what the generators open.
+func (f *benchFolder) logger() *slog.Logger {
+	return newLogger(f.stderr, config.LogConfig{Level: "warn", Format: f.cfg.Log.Format})
+}
+
+func (f *benchFolder) OpenToken(ctx context.Context, sessions int) (bench.Token, error) {
+	f.cfg.HSM.PoolSize = max(f.cfg.HSM.PoolSize, sessions)
+	tok, err := openToken(ctx, f.cfg, f.logger(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &benchToken{cfg: f.cfg, tok: tok}, nil
+}
+
+func (f *benchFolder) OpenPlatform(ctx context.Context, sessions int) (bench.Platform, error) {
+	f.cfg.HSM.PoolSize = max(f.cfg.HSM.PoolSize, sessions)
+	p, closeAll, err := openOperatorPlatform(ctx, &cliEnv{stderr: f.stderr}, f.cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &benchPlatform{benchToken: benchToken{cfg: f.cfg, tok: p.token}, p: p, closeAll: closeAll}, nil
+}
+
+func (f *benchFolder) OpenStore(ctx context.Context) (bench.Store, error) {
+	db, err := openStore(ctx, f.cfg, f.logger())
+	if err != nil {
+		return nil, err
+	}
+	return benchStore{db}, nil
+}
+
+// benchToken is the open token (bench.Token).
+type benchToken struct {
+	cfg *config.Config
+	tok *hsm.Token
+}
+
+func (t *benchToken) Close() error { return t.tok.Close() }
+
+func (t *benchToken) MintToken(ctx context.Context, subject string, role policies.Role, ttl time.Duration) (string, error) {
+	return mintDevToken(ctx, t.cfg, t.tok, subject, role, ttl)
+}
+
+// benchKey describes a key on the token to the generators.
+func benchKey(k *hsm.Signer) bench.Key {
+	return bench.Key{Signer: k, Label: k.Label(), Type: k.KeyType().String()}
+}
+
+func (t *benchToken) Key(ctx context.Context, label string) (bench.Key, error) {
+	k, err := t.tok.FindKey(ctx, label)
+	if err != nil {
+		return bench.Key{}, err
+	}
+	return benchKey(k), nil
+}
+
+func (t *benchToken) TSAUnitKey(ctx context.Context) (bench.Key, error) {
+	units, err := tsaUnits(t.cfg, serviceKeys{token: t.tok}, nil)
+	if err != nil {
+		return bench.Key{}, err
+	}
+	unit, err := units.Load(ctx)
+	if err != nil {
+		return bench.Key{}, err
+	}
+	k, ok := unit.Key.Signer.(*hsm.Signer)
+	if !ok {
+		return bench.Key{}, fmt.Errorf("TSA unit key %s is not on the token", unit.Key.Label)
+	}
+	return benchKey(k), nil
+}
+
+func (t *benchToken) RawSignRate(ctx context.Context, label string, g int, d time.Duration) (float64, error) {
+	return hsm.RawSignRate(ctx, t.tok, label, g, d)
+}
+
+func (t *benchToken) RawSignRateSessionCopy(ctx context.Context, label string, g int, d time.Duration) (float64, error) {
+	return hsm.RawSignRateSessionCopy(ctx, t.tok, label, g, d)
+}
+
+// benchPlatform is the open token, store and audit log (bench.Platform).
+type benchPlatform struct {
+	benchToken
+	p        *platform
+	closeAll func()
+}
+
+func (p *benchPlatform) Close() error     { p.closeAll(); return nil }
+func (p *benchPlatform) Operator() string { return operatorName() }
+
+// BenchKey finds or generates pkcs11:token=…;object=bench-<keyType>.
+func (p *benchPlatform) BenchKey(ctx context.Context, keyType string) (bench.Key, error) {
+	kt, err := hsm.ParseKeyType(keyType)
+	if err != nil {
+		return bench.Key{}, err
+	}
+	uri := fmt.Sprintf("pkcs11:token=%s;object=bench-%s", p.cfg.HSM.TokenLabel, kt)
+	key, generated, err := ensureKey(ctx, p.cfg, p.tok, uri, kt)
+	if err != nil {
+		return bench.Key{}, err
+	}
+	if generated {
+		if err := auditKeyGenerated(ctx, p.p.audit, key); err != nil {
+			return bench.Key{}, err
+		}
+	}
+	return benchKey(key), nil
+}
+
+func (p *benchPlatform) Authority(ctx context.Context) (bench.Issuer, error) {
+	a, err := openAuthority(ctx, p.p, nil)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (p *benchPlatform) EnrolMobileID(ctx context.Context, credential, loginPIN, actor string) error {
+	_, err := enrolMobileID(ctx, p.cfg, p.p.db, p.p.audit, credential, loginPIN, actor)
+	return err
+}
+
+func (p *benchPlatform) AddClient(ctx context.Context, c *identity.Client) error {
+	return p.p.db.Identity().AddClient(ctx, c)
+}
+
+// benchStore is the open store (bench.Store).
+type benchStore struct{ *store.DB }
+
+func (s benchStore) AllStatuses(ctx context.Context, ca string, fn func(*big.Int, ocsp.Status) error) error {
+	return s.Revocations().AllStatuses(ctx, ca, fn)
+}
+
+func (s benchStore) CertificateDER(ctx context.Context, serial *big.Int) ([]byte, error) {
+	return s.CertificateDERHex(ctx, store.SerialKey(serial))
+}
+
+func (s benchStore) CertificateDERHex(ctx context.Context, serial string) ([]byte, error) {
+	rec, err := s.Certificates(nil).GetCertificate(ctx, serial)
+	if err != nil {
+		return nil, err
+	}
+	return rec.DER, nil
+}
