@@ -273,6 +273,23 @@ func (api *API) record(w http.ResponseWriter, r *http.Request, action policies.A
 	return true
 }
 
+// subjectProblems lists every field a subject error names (errors) and
+// why each is refused (invalid-params), in the order validation found them.
+func subjectProblems(err error) (fields []string, params []problem.InvalidParam) {
+	var all policies.SubjectErrors
+	if !errors.As(err, &all) {
+		var se *policies.SubjectError
+		if errors.As(err, &se) {
+			all = policies.SubjectErrors{se}
+		}
+	}
+	for _, se := range all {
+		fields = append(fields, se.Field)
+		params = append(params, problem.InvalidParam{Name: se.Field, Reason: se.Reason})
+	}
+	return fields, params
+}
+
 // fail maps the CA's typed errors to RFC 9457 problems.
 func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := problem.Details{Instance: r.URL.Path, Detail: err.Error()}
@@ -284,7 +301,8 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, policies.ErrUnknownProfile):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:unknown-profile", "Unknown certificate profile"
 	case errors.As(err, &se):
-		p.Status, p.Type, p.Title, p.Errors = http.StatusBadRequest, "urn:thiqa:problem:bad-subject", "Invalid subject field", []string{se.Field}
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-subject", "Invalid subject field"
+		p.Errors, p.InvalidParams = subjectProblems(err)
 	case errors.Is(err, ErrBadCSR):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-csr", "Invalid certificate signing request"
 	case errors.As(err, &we):
