@@ -62,14 +62,35 @@ func NewAPI(a *Authority, opts HandlerOptions) *API {
 	return &API{a: a, opts: opts, caPEM: caPEM}
 }
 
+// Mux is where the CA mounts its routes: an *http.ServeMux, or cmd/thiqa's
+// mux that also records its route table.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
+// Guard wraps a handler so that it serves only callers allowed action,
+// answering (and auditing) every other request itself; cmd/thiqa passes
+// (*auth.Authenticator).Require.
+type Guard func(action policies.Action) func(http.Handler) http.Handler
+
+// Register mounts the CA's endpoints on mux: POST /api/v1/certificates
+// (policies.ActionIssueCertificate) and GET /api/v1/certificates/{serial}
+// (policies.ActionReadCertificate) behind guard, and the public
+// GET /certs/{file}.
+func (api *API) Register(mux Mux, guard Guard) {
+	mux.Handle("POST /api/v1/certificates", guard(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue)))
+	mux.Handle("GET /api/v1/certificates/{serial}", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Get)))
+	mux.Handle("GET /certs/{file}", http.HandlerFunc(api.CACert))
+}
+
 // NewHandler serves POST /api/v1/certificates, GET /api/v1/certificates/{serial}
-// and GET /certs/{root|citizen|organisation|tsa}.crt.
+// and GET /certs/{root|citizen|organisation|tsa}.crt without authentication
+// (for tests and for callers that authenticate in front of it).
 func NewHandler(a *Authority, opts HandlerOptions) http.Handler {
-	api := NewAPI(a, opts)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/certificates", api.Issue)
-	mux.HandleFunc("GET /api/v1/certificates/{serial}", api.Get)
-	mux.HandleFunc("GET /certs/{file}", api.CACert)
+	NewAPI(a, opts).Register(mux, func(policies.Action) func(http.Handler) http.Handler {
+		return func(h http.Handler) http.Handler { return h }
+	})
 	return mux
 }
 
