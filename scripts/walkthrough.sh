@@ -88,10 +88,10 @@ make_pdf doc.pdf
 # The subject's fields depend on the profile; the key stays with its holder.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout aisha.key \
   -subj "/CN=Aisha Al Balushi" -out aisha.csr 2> /dev/null
-cat > subject.json <<'EOF'
+cat > subject.json <<'JSON'
 {"givenName": "Aisha", "surname": "Al Balushi", "commonName": "Aisha Al Balushi",
  "civilNumber": "87654321", "country": "OM", "email": "aisha@example.om"}
-EOF
+JSON
 printf '{"profile": "citizen-auth", "subject": %s, "csr": "%s"}\n' \
   "$(cat subject.json)" "$(awk '{printf "%s\\n", $0}' aisha.csr)" > issue-request-csr.json
 call 201 issue-created.json -H "Authorization: Bearer $OFFICER" -H 'Content-Type: application/json' \
@@ -109,10 +109,10 @@ call 403 forbidden.json -H "Authorization: Bearer $CITIZEN" -H 'Content-Type: ap
 
 # --- 5. Credentials whose keys live on the token (keyInHSM) -------------------
 # keyInHSM: the key is generated on the token; the answer names its credentialID.
-cat > issue-request-keyinhsm.json <<'EOF'
+cat > issue-request-keyinhsm.json <<'JSON'
 {"profile": "citizen-signing", "keyInHSM": true, "subject": {"givenName": "Salim", "surname": "Al Harthy",
  "commonName": "Salim Al Harthy", "civilNumber": "12345678", "country": "OM"}}
-EOF
+JSON
 call 201 citizen-signing.json -H "Authorization: Bearer $OFFICER" -H 'Content-Type: application/json' \
   --data-binary @issue-request-keyinhsm.json "$BASE/api/v1/certificates"
 SIGN_CRED=$(field credentialID citizen-signing.json)
@@ -249,7 +249,7 @@ call 200 citizen.crl "$BASE/crl/citizen.crl"
 openssl crl -inform DER -in citizen.crl -noout -text > citizen.crl.txt
 
 # --- 11. Verify, last ---------------------------------------------------------
-"$THIQA" verify signed.pdf --data data | tee verify.txt
+"$THIQA" verify signed.pdf --data data | tee verify.txt     # TOTAL-PASSED, validated now
 grep -q TOTAL-PASSED verify.txt
 call 200 verify-report.json -F file=@sealed.pdf "$BASE/api/v1/verify"
 grep -q '"indication": *"TOTAL-PASSED"' verify-report.json

@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -152,4 +154,44 @@ func tail(b []byte, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(b)
+}
+
+// The README's quick start shows the walk-through's own commands: each
+// command line of its sh blocks is a line of scripts/walkthrough.sh, but
+// for the few that only make sense pasted by hand.
+func TestReadmeQuickStartIsTheWalkthrough(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile("../../scripts/walkthrough.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "## Quick start, step by step")
+	section, _, _ = strings.Cut(section, "\n## ")
+	if !ok {
+		t.Fatal("README.md has no quick-start section")
+	}
+	scriptLines := map[string]bool{}
+	for _, l := range strings.Split(string(script), "\n") {
+		scriptLines[strings.TrimSpace(l)] = true
+	}
+	handOnly := []string{"THIQA=", "mkdir -p /tmp/thiqa-try", "call() {", "[ \"$got\"", "\"$THIQA\" init --data data >", "\"$THIQA\" serve --data data", "kill %1"}
+	checked := 0
+	for _, b := range shBlock.FindAllStringSubmatch(section, -1) {
+		for _, l := range strings.Split(b[1], "\n") {
+			l = strings.TrimSpace(l)
+			if l == "" || strings.HasPrefix(l, "#") || slices.ContainsFunc(handOnly, func(p string) bool { return strings.HasPrefix(l, p) }) {
+				continue
+			}
+			checked++
+			if !scriptLines[l] {
+				t.Errorf("README quick-start line is not in scripts/walkthrough.sh: %s", l)
+			}
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("only %d README lines checked", checked)
+	}
 }
