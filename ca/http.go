@@ -62,14 +62,35 @@ func NewAPI(a *Authority, opts HandlerOptions) *API {
 	return &API{a: a, opts: opts, caPEM: caPEM}
 }
 
+// Mux is where the CA mounts its routes: an *http.ServeMux, or cmd/thiqa's
+// mux that also records its route table.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
+// Guard wraps a handler so that it serves only callers allowed action,
+// answering (and auditing) every other request itself; cmd/thiqa passes
+// (*auth.Authenticator).Require.
+type Guard func(action policies.Action) func(http.Handler) http.Handler
+
+// Register mounts the CA's endpoints on mux: POST /api/v1/certificates
+// (policies.ActionIssueCertificate) and GET /api/v1/certificates/{serial}
+// (policies.ActionReadCertificate) behind guard, and the public
+// GET /certs/{file}.
+func (api *API) Register(mux Mux, guard Guard) {
+	mux.Handle("POST /api/v1/certificates", guard(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue)))
+	mux.Handle("GET /api/v1/certificates/{serial}", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Get)))
+	mux.Handle("GET /certs/{file}", http.HandlerFunc(api.CACert))
+}
+
 // NewHandler serves POST /api/v1/certificates, GET /api/v1/certificates/{serial}
-// and GET /certs/{root|citizen|organisation|tsa}.crt.
+// and GET /certs/{root|citizen|organisation|tsa}.crt without authentication
+// (for tests and for callers that authenticate in front of it).
 func NewHandler(a *Authority, opts HandlerOptions) http.Handler {
-	api := NewAPI(a, opts)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/certificates", api.Issue)
-	mux.HandleFunc("GET /api/v1/certificates/{serial}", api.Get)
-	mux.HandleFunc("GET /certs/{file}", api.CACert)
+	NewAPI(a, opts).Register(mux, func(policies.Action) func(http.Handler) http.Handler {
+		return func(h http.Handler) http.Handler { return h }
+	})
 	return mux
 }
 
@@ -273,6 +294,23 @@ func (api *API) record(w http.ResponseWriter, r *http.Request, action policies.A
 	return true
 }
 
+// subjectProblems lists every field a subject error names (errors) and
+// why each is refused (invalid-params), in the order validation found them.
+func subjectProblems(err error) (fields []string, params []problem.InvalidParam) {
+	var all policies.SubjectErrors
+	if !errors.As(err, &all) {
+		var se *policies.SubjectError
+		if errors.As(err, &se) {
+			all = policies.SubjectErrors{se}
+		}
+	}
+	for _, se := range all {
+		fields = append(fields, se.Field)
+		params = append(params, problem.InvalidParam{Name: se.Field, Reason: se.Reason})
+	}
+	return fields, params
+}
+
 // fail maps the CA's typed errors to RFC 9457 problems.
 func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := problem.Details{Instance: r.URL.Path, Detail: err.Error()}
@@ -284,7 +322,8 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, policies.ErrUnknownProfile):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:unknown-profile", "Unknown certificate profile"
 	case errors.As(err, &se):
-		p.Status, p.Type, p.Title, p.Errors = http.StatusBadRequest, "urn:thiqa:problem:bad-subject", "Invalid subject field", []string{se.Field}
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-subject", "Invalid subject field"
+		p.Errors, p.InvalidParams = subjectProblems(err)
 	case errors.Is(err, ErrBadCSR):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-csr", "Invalid certificate signing request"
 	case errors.As(err, &we):

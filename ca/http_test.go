@@ -146,6 +146,12 @@ func TestHTTPAPI(t *testing.T) {
 		{"civil number", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) { m["civilNumber"] = "abc" }), CSR: csr}, 400, "bad-subject", "civilNumber"},
 		{"bad CSR signature", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: string(badCSR)}, 400, "bad-csr", ""},
 		{"weak key", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: string(newCSR(t, rsa1024))}, 400, "bad-key", ""},
+		{"every bad field at once", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) {
+			m["nickname"] = "x"
+			delete(m, "surname")
+			m["civilNumber"] = "abc"
+			m["email"] = "not an address"
+		}), CSR: csr}, 400, "bad-subject", "nickname,surname,civilNumber,email"},
 		{"keyInHSM bad subject", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) { m["country"] = "ZZ" }), KeyInHSM: true}, 400, "bad-subject", "country"},
 		{"unknown JSON field", `{"profile":"citizen-signing","subjet":{}}`, 400, "", ""},
 		{"not JSON", `garbage`, 400, "", ""},
@@ -163,8 +169,18 @@ func TestHTTPAPI(t *testing.T) {
 			if c.typ != "" && p.Type != "urn:thiqa:problem:"+c.typ {
 				t.Fatalf("type %q", p.Type)
 			}
-			if c.field != "" && (len(p.Errors) != 1 || p.Errors[0] != c.field) {
-				t.Fatalf("errors %v, want field %s", p.Errors, c.field)
+			if c.field != "" && strings.Join(p.Errors, ",") != c.field {
+				t.Fatalf("errors %v, want fields %s", p.Errors, c.field)
+			}
+			if c.field != "" {
+				if len(p.InvalidParams) != len(p.Errors) {
+					t.Fatalf("invalid-params %+v do not match errors %v", p.InvalidParams, p.Errors)
+				}
+				for i, ip := range p.InvalidParams {
+					if ip.Name != p.Errors[i] || ip.Reason == "" || !strings.Contains(p.Detail, ip.Reason) {
+						t.Fatalf("invalid-params[%d] = %+v; errors %v; detail %q", i, ip, p.Errors, p.Detail)
+					}
+				}
 			}
 			if i2, c2 := pki.store.counts(); i2 != intents || c2 != certs || len(kg.keys) != keys {
 				t.Fatal("a refused request changed the store or created a key")

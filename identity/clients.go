@@ -156,7 +156,7 @@ type ClientAPI struct {
 
 // Register mounts POST /api/v1/oidc/clients on mux behind guard
 // (policies.ActionManageClients).
-func (api *ClientAPI) Register(mux *http.ServeMux, guard Guard) {
+func (api *ClientAPI) Register(mux Mux, guard Guard) {
 	mux.Handle("POST "+PathClients, guard(policies.ActionManageClients)(http.HandlerFunc(api.addClient)))
 }
 

@@ -167,16 +167,22 @@ func New(cfg Config) (*Provider, error) {
 	}, nil
 }
 
+// Mux is where the provider mounts its routes: an *http.ServeMux, or
+// cmd/thiqa's mux that also records its route table.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // Register adds the provider's routes to mux.
-func (p *Provider) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+PathDiscovery, p.discovery)
-	mux.HandleFunc("GET "+PathJWKS, p.jwks)
-	mux.HandleFunc("GET "+PathAuthorize, p.authorize)
-	mux.HandleFunc("POST "+PathAuthorize, p.authorize)
-	mux.HandleFunc("POST "+PathComplete, p.complete)
-	mux.HandleFunc("POST "+PathToken, p.token)
-	mux.HandleFunc("GET "+PathUserinfo, p.userinfo)
-	mux.HandleFunc("POST "+PathUserinfo, p.userinfo)
+func (p *Provider) Register(mux Mux) {
+	mux.Handle("GET "+PathDiscovery, http.HandlerFunc(p.discovery))
+	mux.Handle("GET "+PathJWKS, http.HandlerFunc(p.jwks))
+	mux.Handle("GET "+PathAuthorize, http.HandlerFunc(p.authorize))
+	mux.Handle("POST "+PathAuthorize, http.HandlerFunc(p.authorize))
+	mux.Handle("POST "+PathComplete, http.HandlerFunc(p.complete))
+	mux.Handle("POST "+PathToken, http.HandlerFunc(p.token))
+	mux.Handle("GET "+PathUserinfo, http.HandlerFunc(p.userinfo))
+	mux.Handle("POST "+PathUserinfo, http.HandlerFunc(p.userinfo))
 	if p.cfg.PhoneAuth != nil {
 		mux.Handle("GET "+PathMobileList, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileList)))
 		mux.Handle("POST "+PathMobileApprove, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileApprove)))

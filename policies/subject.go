@@ -181,35 +181,63 @@ func (s Subject) Name() pkix.Name {
 	return n
 }
 
+// SubjectErrors lists every problem ValidateSubject found in a request's
+// subject, in a stable order: fields not allowed (sorted), required fields
+// missing (in the profile's order), then malformed values (in the order of
+// the known fields). errors.As finds the first as a *SubjectError.
+type SubjectErrors []*SubjectError
+
+// Error implements the error interface.
+func (e SubjectErrors) Error() string {
+	parts := make([]string, len(e))
+	for i, se := range e {
+		parts[i] = se.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Unwrap returns each problem, so that errors.As reaches them.
+func (e SubjectErrors) Unwrap() []error {
+	out := make([]error, len(e))
+	for i, se := range e {
+		out[i] = se
+	}
+	return out
+}
+
 // ValidateSubject checks the request's subject fields against the profile:
 // every required field present, no field outside required and optional,
-// each value well-formed. Errors are *SubjectError naming the field; fields
-// are checked in a stable order so the first problem reported is deterministic.
+// each value well-formed. It reports every problem at once, as
+// SubjectErrors (errors.As also finds the first as a *SubjectError).
 func (p *Profile) ValidateSubject(fields map[string]string) (Subject, error) {
 	r := p.Subject
+	var problems SubjectErrors
 	var extra []string
 	for k := range fields {
 		if !slices.Contains(r.Required, k) && !slices.Contains(r.Optional, k) {
 			extra = append(extra, k)
 		}
 	}
-	if len(extra) > 0 {
-		slices.Sort(extra)
-		return Subject{}, &SubjectError{Field: extra[0], Reason: fmt.Sprintf("not allowed in profile %s", p.Name)}
+	slices.Sort(extra)
+	for _, k := range extra {
+		problems = append(problems, &SubjectError{Field: k, Reason: fmt.Sprintf("not allowed in profile %s", p.Name)})
 	}
+	missing := map[string]bool{}
 	for _, k := range r.Required {
 		if fields[k] == "" {
-			return Subject{}, &SubjectError{Field: k, Reason: "missing"}
+			missing[k] = true
+			problems = append(problems, &SubjectError{Field: k, Reason: "missing"})
 		}
 	}
 	var s Subject
 	for _, k := range knownFields {
 		v, ok := fields[k]
-		if !ok {
+		if !ok || missing[k] || slices.Contains(extra, k) {
 			continue
 		}
 		if err := r.checkField(k, v); err != nil {
-			return Subject{}, &SubjectError{Field: k, Reason: err.Error()}
+			problems = append(problems, &SubjectError{Field: k, Reason: err.Error()})
+			continue
 		}
 		switch k {
 		case FieldGivenName:
@@ -229,6 +257,9 @@ func (p *Profile) ValidateSubject(fields map[string]string) (Subject, error) {
 		case FieldOrganizationIdentifier:
 			s.OrganizationIdentifier = v
 		}
+	}
+	if len(problems) > 0 {
+		return Subject{}, problems
 	}
 	return s, nil
 }

@@ -76,6 +76,41 @@ func TestValidateSubjectRejects(t *testing.T) {
 	}
 }
 
+// One request with several bad fields hears about all of them at once, in
+// a stable order, and errors.As still finds the first.
+func TestValidateSubjectReportsEveryProblem(t *testing.T) {
+	s, _ := DefaultProfiles(DefaultsConfig{})
+	p, _ := s.Get(ProfileCitizenSigning)
+	m := citizen()
+	m["organizationName"] = "X"
+	m["nickname"] = "Ash"
+	delete(m, "surname")
+	m["givenName"] = ""
+	m["civilNumber"] = "12A"
+	m["country"] = "om"
+	m["email"] = "a@localhost"
+	_, err := p.ValidateSubject(m)
+	var all SubjectErrors
+	if !errors.As(err, &all) {
+		t.Fatalf("err = %v (%T), want SubjectErrors", err, err)
+	}
+	var got []string
+	for _, se := range all {
+		got = append(got, se.Field)
+		if se.Reason == "" || !strings.Contains(err.Error(), se.Reason) {
+			t.Errorf("%s: reason %q missing from %q", se.Field, se.Reason, err)
+		}
+	}
+	want := "nickname,organizationName,givenName,surname,civilNumber,country,email"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("fields %v, want %s", got, want)
+	}
+	var first *SubjectError
+	if !errors.As(err, &first) || first.Field != "nickname" {
+		t.Fatalf("errors.As found %v, want the first problem (nickname)", first)
+	}
+}
+
 func TestOrganisationIdentifier(t *testing.T) {
 	s, _ := DefaultProfiles(DefaultsConfig{})
 	p, _ := s.Get(ProfileOrganisationSeal)

@@ -68,11 +68,17 @@ type PINRequest struct {
 // authorisation of action; cmd/thiqa passes auth.Authenticator.Require.
 type Guard func(action policies.Action) func(http.Handler) http.Handler
 
+// Mux is where the service mounts its routes: an *http.ServeMux, or
+// cmd/thiqa's mux that also records its route table.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // Register mounts the service's endpoints on mux, each behind guard:
 // POST /api/v1/seal and /api/v1/seal/batch (policies.ActionSeal), and
 // POST /api/v1/sign, /api/v1/sign/prepare, /api/v1/sign/complete and
 // /api/v1/credentials/{id}/pin (policies.ActionSign).
-func (s *Service) Register(mux *http.ServeMux, guard Guard) {
+func (s *Service) Register(mux Mux, guard Guard) {
 	seal := guard(policies.ActionSeal)
 	sign := guard(policies.ActionSign)
 	mux.Handle("POST /api/v1/seal", seal(http.HandlerFunc(s.seal)))

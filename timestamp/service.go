@@ -189,7 +189,7 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // which must route the prefix "/tsa" before mux sees the request (the
 // handler checks the method and media type itself); any other path under
 // the prefix goes on to mux.
-func (s *Service) Register(mux *http.ServeMux, raw func(prefix string, h http.Handler)) {
+func (s *Service) Register(mux http.Handler, raw func(prefix string, h http.Handler)) {
 	raw("/tsa", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/tsa" {
 			mux.ServeHTTP(w, r)

@@ -19,6 +19,12 @@ import (
 // (*auth.Authenticator).Require.
 type Guard func(action policies.Action) func(http.Handler) http.Handler
 
+// Mux is where the service mounts its routes: an *http.ServeMux, or
+// cmd/thiqa's mux that also records its route table.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
 // PathRevoke is the route of the revocation API.
 const PathRevoke = "POST /api/v1/certificates/{serial}/revoke"
 
@@ -28,7 +34,7 @@ const PathRevoke = "POST /api/v1/certificates/{serial}/revoke"
 // handed to raw, which must route the prefix "/ocsp/" before mux sees the
 // request: the mux would clean a "//" in the base64. Routes of a nil
 // Responder or Publisher are not mounted.
-func (s *Service) Register(mux *http.ServeMux, raw func(prefix string, h http.Handler), guard Guard) {
+func (s *Service) Register(mux Mux, raw func(prefix string, h http.Handler), guard Guard) {
 	if s.o.Publisher != nil {
 		mux.Handle("GET /crl/{file}", s.o.Publisher)
 	}

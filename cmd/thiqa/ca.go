@@ -268,9 +268,7 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 		KeyGenerator: &tokenKeys{token: p.token, keyType: kt, audit: p.audit},
 		Logger:       p.logger.With("service", "ca"),
 	})
-	s.mux.Handle("POST /api/v1/certificates", p.authn.Require(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue)))
-	s.mux.Handle("GET /api/v1/certificates/{serial}", p.authn.Require(policies.ActionReadCertificate)(http.HandlerFunc(api.Get)))
-	s.mux.HandleFunc("GET /certs/{file}", api.CACert)
+	api.Register(s.mux, p.authn.Require)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/api"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
@@ -43,6 +44,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	dir := fs.String("data", "", "data folder (required)")
 	addr := fs.String("addr", "", "listen address (default: the configuration's listen)")
 	ready := fs.String("ready-file", "", "write the listening address to this file once serving (for scripts and tests)")
+	listRoutes := fs.Bool("list-routes", false, "wire every service as serving would, print the route table (method and path pattern, or raw prefix) and exit without serving")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +62,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	warnPublicBaseURL(cfg, *addr, logger)
 
-	// Listeners first: nothing is touched when a port is taken.
+	// Listeners first: nothing is touched when a port is taken. Listing
+	// the routes serves nothing, so it takes any free port.
+	if *listRoutes {
+		cfg.Listen, cfg.Metrics.Listen = "127.0.0.1:0", ""
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (is another thiqa serve running? choose another port with --addr or listen in thiqa.yaml)", cfg.Listen, err)
@@ -93,7 +99,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 
 	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log, authn: authn, certStatus: status}
-	sv := &serving{mux: http.NewServeMux(), raw: map[string]http.Handler{}, ready: map[string]func(context.Context) error{}}
+	sv := &serving{mux: newRouteMux(), raw: map[string]http.Handler{}, ready: map[string]func(context.Context) error{}}
 	defer func() {
 		for i := len(sv.closers) - 1; i >= 0; i-- {
 			sv.closers[i]()
@@ -106,6 +112,9 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		if err := w.wire(ctx, p, sv); err != nil {
 			return fmt.Errorf("starting %s: %w", w.name, err)
 		}
+	}
+	if *listRoutes {
+		return printRoutes(env.stdout, sv)
 	}
 	httpMetrics, err := metrics.NewHTTP(reg, slices.Collect(maps.Keys(sv.raw))...)
 	if err != nil {
@@ -270,6 +279,11 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 		}
 	}
 	s.mux.Handle("GET /api/v1/whoami", p.authn.Require(policies.ActionWhoAmI)(http.HandlerFunc(whoAmI)))
+	doc, err := api.Handler(p.cfg.PublicBaseURL)
+	if err != nil {
+		return err
+	}
+	s.mux.Handle("GET "+api.Path, doc)
 	return nil
 }
 

@@ -49,7 +49,7 @@ func newCertificateStatus(cfg *config.Config, db *store.DB) *revocation.Checker 
 
 // serving collects what the services add to `thiqa serve`.
 type serving struct {
-	mux *http.ServeMux
+	mux *routeMux
 	// raw routes a path prefix to a handler before the mux sees the
 	// request, for paths the mux must not clean (GET /ocsp/{base64}: base64
 	// may hold "//", which the mux would redirect).

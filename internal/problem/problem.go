@@ -24,6 +24,17 @@ type Details struct {
 	Instance string `json:"instance,omitempty"`
 	// Errors lists individual findings (for example failed lints or invalid fields).
 	Errors []string `json:"errors,omitempty"`
+	// InvalidParams names each invalid request parameter and why, all of
+	// them at once (the "invalid-params" extension of RFC 9457's example).
+	InvalidParams []InvalidParam `json:"invalid-params,omitempty"`
+}
+
+// InvalidParam is one invalid request parameter of a problem.
+type InvalidParam struct {
+	// Name is the parameter (for a subject field, its JSON key).
+	Name string `json:"name"`
+	// Reason says what is wrong with it.
+	Reason string `json:"reason"`
 }
 
 // Write sends p with its status code. The Title defaults to the status text.

@@ -40,9 +40,9 @@ func New(s *signing.Service) *API { return &API{s: s} }
 // and credentials/list, credentials/info, credentials/authorize and
 // signatures/signHash behind guard(policies.ActionSign), whose refusals are
 // rewritten into CSC error bodies.
-func (a *API) Register(mux *http.ServeMux, guard signing.Guard) {
+func (a *API) Register(mux signing.Mux, guard signing.Guard) {
 	sign := guard(policies.ActionSign)
-	mux.HandleFunc("POST /csc/v2/info", serviceInfo)
+	mux.Handle("POST /csc/v2/info", http.HandlerFunc(serviceInfo))
 	mux.Handle("POST /csc/v2/credentials/list", cscErrors(sign(http.HandlerFunc(a.list))))
 	mux.Handle("POST /csc/v2/credentials/info", cscErrors(sign(http.HandlerFunc(a.info))))
 	mux.Handle("POST /csc/v2/credentials/authorize", cscErrors(sign(http.HandlerFunc(a.authorize))))
