@@ -76,7 +76,9 @@ func (p *Provider) checkCertificate(ctx context.Context, cert *x509.Certificate)
 	case st.Revoked:
 		return Citizen{}, refuse("certificate %x is revoked (since %s)", cert.SerialNumber, st.RevokedAt.UTC().Format("2006-01-02T15:04:05Z"))
 	}
-	return citizenFromCert(cert)
+	c, err := citizenFromCert(cert)
+	c.KeyOnToken = st.KeyOnToken
+	return c, err
 }
 
 // verifyTLSCitizen checks a mutual-TLS client certificate chain against

@@ -34,6 +34,9 @@ type Status struct {
 	Known bool
 	// CA and Profile it was issued by and under (when Known).
 	CA, Profile string
+	// KeyOnToken: its key was generated on the service's token (keyInHSM:
+	// the certificate names a credential), not certified from a CSR.
+	KeyOnToken bool
 	// Revoked, RevokedAt and Reason come from the revocation records.
 	Revoked   bool
 	RevokedAt time.Time
@@ -134,7 +137,8 @@ func (c *Checker) lookup(ctx context.Context, cert *x509.Certificate) (Status, e
 	if !bytes.Equal(rec.DER, cert.Raw) {
 		return Status{}, nil // same serial, another certificate: not ours
 	}
-	return Status{Known: true, CA: rec.CA, Profile: rec.Profile, Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: Reason(rec.RevocationReason)}, nil
+	return Status{Known: true, CA: rec.CA, Profile: rec.Profile, KeyOnToken: rec.CredentialID != "",
+		Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: Reason(rec.RevocationReason)}, nil
 }
 
 // Check refuses cert (an error wrapping ErrRefused, naming the reason)
