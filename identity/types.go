@@ -176,6 +176,9 @@ type CertificateStatus struct {
 	// Revoked and RevokedAt come from the CA's revocation data.
 	Revoked   bool
 	RevokedAt time.Time
+	// KeyBlocked: the key was reported compromised (a certificate with it
+	// was revoked for keyCompromise); the login is refused.
+	KeyBlocked bool
 	// KeyOnToken: the CA generated the certified key on the service's own
 	// token (keyInHSM). A key the CA certified from a CSR may live anywhere:
 	// a login with it is LoA substantial at most and claims no hardware key.

@@ -160,7 +160,8 @@ func conflictErr(kind conflict, err error) error {
 
 // InsertCertificate completes a recorded intent with the signed
 // certificate. It refuses a certificate whose TBSCertificate is not the one
-// recorded in the intent, or whose intent does not exist or is not pending.
+// recorded in the intent, or whose intent does not exist or is not pending,
+// and one whose key is blocked (an error wrapping ca.ErrKeyBlocked).
 func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.CertificateRecord) error {
 	cert, err := x509.ParseCertificate(rec.DER)
 	if err != nil {
@@ -179,6 +180,9 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 		return mapErr("store: storing certificate "+rec.Serial, err)
 	}
 	if n != 1 {
+		if err := c.keyBlockedError(ctx, rec.Serial); err != nil {
+			return err
+		}
 		return fmt.Errorf("store: certificate %s has no pending intent with that TBSCertificate, CA and profile", rec.Serial)
 	}
 	return nil
@@ -204,11 +208,13 @@ func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error)
 // certSelect reads an issued certificate with its revocation (table
 // revocations, migration 0003), in scanCertificate's order.
 const certSelect = `SELECT c.serial, c.ca, c.profile, c.der, c.key_hash, c.request_id, c.credential_id, c.requested_by,
-	c.not_before, c.not_after, r.revoked_at, r.reason
-	FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial`
+	c.not_before, c.not_after, r.revoked_at, r.reason, b.serial
+	FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
+	LEFT JOIN blocked_keys b ON b.key_hash = c.key_hash`
 
 // GetCertificate returns the issued certificate with that serial (lower-case
-// hex) or an error wrapping ca.ErrNotFound, with its revocation if any.
+// hex) or an error wrapping ca.ErrNotFound, with its revocation if any and
+// whether its key is blocked.
 func (c *Certificates) GetCertificate(ctx context.Context, serial string) (*ca.CertificateRecord, error) {
 	row := c.db.queryRow(ctx, certSelect+` WHERE c.serial = ? AND c.state = 'issued'`, strings.ToLower(serial))
 	rec, err := scanCertificate(row)
@@ -238,11 +244,12 @@ func (c *Certificates) CertificateByCredential(ctx context.Context, credentialID
 func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
 	var rec ca.CertificateRecord
 	var keyHash []byte
-	var reqID, credID sql.NullString
+	var reqID, credID, blockedBy sql.NullString
 	var nb, na, revokedAt, reason sql.NullInt64
-	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na, &revokedAt, &reason); err != nil {
+	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na, &revokedAt, &reason, &blockedBy); err != nil {
 		return nil, err
 	}
+	rec.KeyBlocked = blockedBy.Valid
 	if revokedAt.Valid {
 		rec.Revoked, rec.RevokedAt, rec.RevocationReason = true, time.Unix(0, revokedAt.Int64).UTC(), int(reason.Int64)
 	}

@@ -44,8 +44,16 @@ var ErrBadReason = errors.New("store: revocation reason not allowed")
 // and revocation.ErrNotFound when no certificate with that serial was
 // issued, ErrConflict and revocation.ErrAlreadyRevoked when it is already
 // revoked, ErrBadReason for a reason Thiqa does not record; in each case
-// nothing changed.
+// nothing changed. A keyCompromise revocation also blocks the key and
+// revokes every certificate with it (CompromiseKey).
 func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by string, now time.Time) (*revocation.Revocation, error) {
+	if reason == crl.ReasonKeyCompromise {
+		kc, err := r.compromise(ctx, serial, by, now, true)
+		if kc == nil {
+			return nil, err
+		}
+		return &kc.Revocation, err
+	}
 	key, err := revocation.NormalizeSerial(serial)
 	if err != nil {
 		return nil, fmt.Errorf("store: revoking: %w: %w: %v", revocation.ErrNotFound, ErrNotFound, err)

@@ -106,7 +106,7 @@ func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certif
 		return identity.CertificateStatus{}, err
 	}
 	return identity.CertificateStatus{Known: st.Known, Profile: st.Profile, Revoked: st.Revoked, RevokedAt: st.RevokedAt,
-		KeyOnToken: st.KeyOnToken}, nil
+		KeyOnToken: st.KeyOnToken, KeyBlocked: st.KeyBlocked}, nil
 }
 
 // mobileDirectory finds a citizen's enrolled mobile ID credential and the

@@ -165,7 +165,17 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "revoked %s (CA %s, %s) at %s\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
+	if r.AlreadyRevoked {
+		fmt.Fprintf(env.stdout, "%s was already revoked (CA %s, %s) at %s; its revocation stands\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(env.stdout, "revoked %s (CA %s, %s) at %s\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
+	}
+	if r.KeyBlocked {
+		fmt.Fprintf(env.stdout, "key blocked: it can never be certified again\n")
+	}
+	for _, a := range r.AlsoRevoked {
+		fmt.Fprintf(env.stdout, "also revoked %s (CA %s, same key, keyCompromise)\n", a.Serial, a.CA)
+	}
 	return nil
 }
 
