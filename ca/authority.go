@@ -67,6 +67,9 @@ type CertificateRecord struct {
 	RequestedBy  string
 	NotBefore    time.Time
 	NotAfter     time.Time
+	// CRLPartition is the CRL partition the certificate's distribution
+	// point names (crl.Partition; 0: the CA's whole-CA CRL).
+	CRLPartition int
 	// Revoked, RevokedAt and RevocationReason are filled by the revocation service.
 	Revoked          bool
 	RevokedAt        time.Time
@@ -450,6 +453,7 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 		err = a.store.InsertCertificate(ctx, CertificateRecord{
 			Serial: hexSerial, CA: is.name, Profile: p.Name, DER: cert.Raw, KeyHash: keyHash, RequestID: req.RequestID,
 			CredentialID: req.CredentialID, RequestedBy: req.RequestedBy, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
+			CRLPartition: is.CRLPartition(cert.SerialNumber),
 		})
 		a.phase.WithLabelValues("store").Observe(time.Since(t5).Seconds())
 		if errors.Is(err, ErrKeyBlocked) {

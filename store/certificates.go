@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/ca/crl"
 )
 
 // The certificate store implements the CA's persistence.
@@ -33,14 +32,13 @@ type Certificates struct {
 	w          *certWriter
 }
 
-// Certificates returns the CA's store. partitions gives the number of CRL
-// partitions of an issuing CA (crl.Settings.Partitions); each certificate
-// records crl.Partition(serial, partitions(ca)) at issuance. nil means one
-// partition for every CA.
+// Certificates returns the CA's store. Each certificate records the CRL
+// partition the CA chose for it (ca.CertificateRecord.CRLPartition, the
+// one its distribution point names). partitions, when not nil, gives the
+// number of CRL partitions of an issuing CA (crl.Settings.Partitions), and
+// a certificate naming a partition beyond it is refused: no CRL would list
+// it. nil checks nothing (readers, `thiqa revoke`).
 func (db *DB) Certificates(partitions func(ca string) int) *Certificates {
-	if partitions == nil {
-		partitions = func(string) int { return 1 }
-	}
 	return &Certificates{db: db, partitions: partitions, w: &certWriter{db: db}}
 }
 
@@ -172,7 +170,10 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 		return fmt.Errorf("store: certificate serial %x does not match record %s", cert.SerialNumber, rec.Serial)
 	}
 	tbs := sha256.Sum256(cert.RawTBSCertificate)
-	part := crl.Partition(serial, c.partitions(rec.CA))
+	part := rec.CRLPartition
+	if part < 0 || (c.partitions != nil && part > c.partitions(rec.CA)) || (c.partitions != nil && c.partitions(rec.CA) <= 1 && part != 0) {
+		return fmt.Errorf("store: certificate %s names CRL partition %d, which CA %s does not publish", rec.Serial, part, rec.CA)
+	}
 	n, err := c.w.issueCertificate(ctx, []any{
 		rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
 		time.Now().UnixNano(), rec.Serial, tbs[:], rec.CA, rec.Profile})

@@ -167,6 +167,17 @@ func (r *Revocations) NextCRLNumber(ctx context.Context, issuer string) (*big.In
 	return big.NewInt(n), nil
 }
 
+// HighestPartition returns the highest CRL partition any certificate of the
+// issuer names (0 when none is partitioned), so that every partition a
+// certificate names stays published.
+func (r *Revocations) HighestPartition(ctx context.Context, issuer string) (int, error) {
+	var n sql.NullInt64
+	if err := r.db.queryRow(ctx, `SELECT max(crl_partition) FROM certificates WHERE ca = ?`, issuer).Scan(&n); err != nil {
+		return 0, mapErr("store: CRL partitions of "+issuer, err)
+	}
+	return int(n.Int64), nil
+}
+
 // RevokedCertificates streams the revoked certificates of one issuer's CRL
 // partition in serial order (crl.RevokedSource).
 func (r *Revocations) RevokedCertificates(ctx context.Context, issuer string, partition int, fn func(crl.RevokedEntry) error) error {

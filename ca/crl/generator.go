@@ -57,8 +57,9 @@ type RevokedEntry struct {
 }
 
 // RevokedSource streams the revoked certificates of one issuing CA's
-// partition (Partition(serial, partitions) == partition, recorded at
-// issuance). fn's error stops the stream and must be returned.
+// partition (the partition recorded with each certificate at issuance, the
+// one its CRL distribution point names). fn's error stops the stream and
+// must be returned.
 type RevokedSource interface {
 	RevokedCertificates(ctx context.Context, issuer string, partition int, fn func(RevokedEntry) error) error
 }
@@ -158,10 +159,25 @@ func (g *Generator) Issuer() string { return g.iss.Name }
 // Partitions returns the partition count.
 func (g *Generator) Partitions() int { return g.set.Partitions }
 
+// PartitionNumbers lists the partitions whose CRLs the CA publishes: 0
+// (BASE/crl/{ca}.crl) always, and 1 … Partitions() when there are more
+// than one.
+func (g *Generator) PartitionNumbers() []int {
+	out := []int{0}
+	if g.set.Partitions > 1 {
+		for n := 1; n <= g.set.Partitions; n++ {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Generate builds, lints and signs the CRL of one partition as of now.
+// Its entries are the revocations the store recorded for that partition
+// (the one the certificate names, fixed when it was issued).
 func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) (*CRL, error) {
-	if partition < 0 || partition >= g.set.Partitions {
-		return nil, fmt.Errorf("partition %d outside [0, %d)", partition, g.set.Partitions)
+	if partition < 0 || partition > g.set.Partitions || (g.set.Partitions == 1 && partition != 0) {
+		return nil, fmt.Errorf("%s has no CRL partition %d (it has %d)", g.iss.Name, partition, g.set.Partitions)
 	}
 	thisUpdate := now.UTC().Truncate(time.Second)
 	nextUpdate := thisUpdate.Add(g.set.Validity)
@@ -169,7 +185,7 @@ func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) 
 		// A CRL must not promise updates past its issuer's life.
 		nextUpdate = g.iss.Cert.NotAfter.UTC().Truncate(time.Second)
 	}
-	out := &CRL{Name: FileName(g.iss.Name, partition, g.set.Partitions), Issuer: g.iss.Name, Partition: partition,
+	out := &CRL{Name: FileName(g.iss.Name, partition), Issuer: g.iss.Name, Partition: partition,
 		ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
 
 	// Entries are encoded as they stream in; the offset after the first
@@ -179,9 +195,6 @@ func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) 
 	err := g.source.RevokedCertificates(ctx, g.iss.Name, partition, func(e RevokedEntry) error {
 		if err := checkEntry(e); err != nil {
 			return err
-		}
-		if p := Partition(e.Serial, g.set.Partitions); p != partition {
-			return fmt.Errorf("serial %x belongs to partition %d, not %d", e.Serial, p, partition)
 		}
 		if e.RevokedAt.After(thisUpdate) {
 			out.Deferred++ // revoked while this CRL was being built: next CRL
@@ -348,7 +361,7 @@ func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
 					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 							b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) {
-								b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition, g.set.Partitions)))
+								b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition)))
 							})
 						})
 					})

@@ -95,7 +95,7 @@ func (p *Publisher) PublishCA(ctx context.Context, ca string) error {
 		return fmt.Errorf("no CRL generator for CA %q", ca)
 	}
 	var errs []error
-	for part := range g.Partitions() {
+	for _, part := range g.PartitionNumbers() {
 		start := time.Now()
 		c, err := g.Generate(ctx, part, p.now())
 		p.genSeconds.WithLabelValues(ca).Observe(time.Since(start).Seconds())
