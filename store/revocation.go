@@ -18,6 +18,7 @@ import (
 var (
 	_ crl.NumberSource  = (*Revocations)(nil)
 	_ crl.RevokedSource = (*Revocations)(nil)
+	_ crl.DeltaSource   = (*Revocations)(nil)
 	_ ocsp.StatusSource = (*Revocations)(nil)
 	_ revocation.Store  = (*Revocations)(nil)
 )
@@ -186,6 +187,23 @@ func (r *Revocations) RevokedCertificates(ctx context.Context, issuer string, pa
 	if err != nil {
 		return mapErr("store: revoked certificates of "+issuer, err)
 	}
+	return streamRevoked(rows, issuer, fn)
+}
+
+// RevokedSince streams the revocations of one issuer's CRL partition
+// recorded at or after since, in serial order (crl.DeltaSource): the
+// entries of a delta CRL. The recorded_at index keeps it to the recent rows.
+func (r *Revocations) RevokedSince(ctx context.Context, issuer string, partition int, since time.Time, fn func(crl.RevokedEntry) error) error {
+	rows, err := r.db.query(ctx, `SELECT serial, revoked_at, reason FROM revocations
+	WHERE recorded_at >= ? AND ca = ? AND crl_partition = ? ORDER BY serial`, since.UnixNano(), issuer, partition)
+	if err != nil {
+		return mapErr("store: recent revocations of "+issuer, err)
+	}
+	return streamRevoked(rows, issuer, fn)
+}
+
+// streamRevoked hands rows (serial, revoked_at, reason) to fn and closes them.
+func streamRevoked(rows *sql.Rows, issuer string, fn func(crl.RevokedEntry) error) error {
 	defer rows.Close()
 	var key string
 	var at int64

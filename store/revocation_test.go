@@ -472,3 +472,68 @@ func loadRows(b *testing.B, db *store.DB, rows, revoked int) {
 		}
 	}
 }
+
+// TestDeltaCRLFromStore: the delta CRL of a partition lists the
+// revocations of that partition recorded since shortly before its complete
+// CRL (RevokedSince), on SQLite and PostgreSQL.
+func TestDeltaCRLFromStore(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, d.NewConfig(t))
+			rs := db.Revocations()
+			const parts = 2
+			var early, late, otherPartition *big.Int
+			for i := int64(0); early == nil || late == nil || otherPartition == nil; i++ {
+				s := serialN(500 + i)
+				switch p := crl.Partition(s, parts); {
+				case p == 1 && early == nil:
+					early = s
+				case p == 1 && late == nil:
+					late = s
+				case p == 2 && otherPartition == nil:
+					otherPartition = s
+				default:
+					continue
+				}
+				seedCert(t, db, s, "citizen", "issued", crl.Partition(s, parts))
+			}
+			if _, err := rs.Revoke(ctx, store.SerialKey(early), crl.ReasonSuperseded, "officer", time.Now().Add(-time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			// Recorded an hour ago.
+			if err := db.ExecTx(ctx, `UPDATE revocations SET recorded_at = ? WHERE serial = ?`, time.Now().Add(-time.Hour).UnixNano(), store.SerialKey(early)); err != nil {
+				t.Fatal(err)
+			}
+			set, err := crl.Config{BaseURL: "http://pki.example.com", Partitions: parts, Deltas: true}.Validate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, key := testCA(t)
+			g, err := crl.NewGenerator(set, crl.Issuer{Name: "citizen", Cert: cert, Signer: key}, rs, rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := g.Generate(ctx, 1, time.Now().Add(-time.Second))
+			if err != nil || base.Entries != 1 {
+				t.Fatalf("complete CRL: %+v %v", base, err)
+			}
+			for _, s := range []*big.Int{late, otherPartition} {
+				if _, err := rs.Revoke(ctx, store.SerialKey(s), crl.ReasonKeyCompromise, "officer", time.Now().Add(-time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			delta, err := g.GenerateDelta(ctx, base, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rl, err := x509.ParseRevocationList(delta.DER)
+			if err != nil || rl.CheckSignatureFrom(cert) != nil {
+				t.Fatalf("delta: %v", err)
+			}
+			if len(rl.RevokedCertificateEntries) != 1 || rl.RevokedCertificateEntries[0].SerialNumber.Cmp(late) != 0 || delta.Name != "citizen-1-delta.crl" {
+				t.Fatalf("delta %s lists %d entries", delta.Name, len(rl.RevokedCertificateEntries))
+			}
+		})
+	}
+}

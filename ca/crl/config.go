@@ -45,6 +45,13 @@ type Config struct {
 	// LintSampleEntries bounds the entries copied into the linted CRL (the
 	// header, extensions and the first entries); 0 means 10,000.
 	LintSampleEntries int `yaml:"lintSampleEntries"`
+	// Deltas publishes a delta CRL (RFC 5280 §5.2.4) beside each partition's
+	// CRL, BASE/crl/{ca}-{n}-delta.crl (BASE/crl/{ca}-delta.crl for the
+	// whole-CA one), named by the complete CRL's freshestCRL. Complete CRLs
+	// are then regenerated every regenerateEvery only, deltas also seconds
+	// after a revocation: relying parties that hold a complete CRL fetch
+	// the small delta.
+	Deltas bool `yaml:"deltas"`
 }
 
 // PartitionCount is a partition count as the configuration gives it: a
@@ -73,6 +80,7 @@ type Settings struct {
 	BaseURL                string
 	LintSampleEntries      int
 	MaxAge                 time.Duration
+	Deltas                 bool
 }
 
 // ErrConfig marks an invalid CRL configuration.
@@ -87,7 +95,7 @@ func (c Config) Validate() (Settings, error) {
 		Validity: c.Validity, RegenerateEvery: c.RegenerateEvery, TriggerDelay: c.TriggerDelay,
 		Partitions: int(c.Partitions), MaxEntriesPerPartition: c.MaxEntriesPerPartition,
 		BaseURL: strings.TrimRight(c.BaseURL, "/"), LintSampleEntries: c.LintSampleEntries,
-		MaxAge: c.MaxAge,
+		MaxAge: c.MaxAge, Deltas: c.Deltas,
 	}
 	if s.Validity == 0 {
 		s.Validity = 7 * 24 * time.Hour

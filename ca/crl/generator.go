@@ -92,7 +92,10 @@ type CRL struct {
 	Entries    int
 	// Deferred counts entries revoked after thisUpdate, left for the next CRL.
 	Deferred int
-	DER      []byte
+	// BaseNumber is the CRL number of the complete CRL a delta CRL is
+	// relative to (its deltaCRLIndicator); nil for a complete CRL.
+	BaseNumber *big.Int
+	DER        []byte
 }
 
 // ErrLint is returned when zlint reports an error-level finding.
@@ -106,12 +109,14 @@ type Generator struct {
 	akid    []byte
 	numbers NumberSource
 	source  RevokedSource
+	deltas  DeltaSource // nil: no delta CRLs
 	lintKey crypto.Signer
 	lints   lint.Registry
 }
 
 // NewGenerator checks that iss's key matches its certificate and prepares a
-// throwaway key of the same kind for linting.
+// throwaway key of the same kind for linting. With set.Deltas, source must
+// also be a DeltaSource.
 func NewGenerator(set Settings, iss Issuer, numbers NumberSource, source RevokedSource) (*Generator, error) {
 	if iss.Name == "" || strings.ContainsAny(iss.Name, "/.-") {
 		return nil, fmt.Errorf("%w: issuer name %q must be non-empty without '/', '.' or '-'", ErrConfig, iss.Name)
@@ -150,7 +155,15 @@ func NewGenerator(set Settings, iss Issuer, numbers NumberSource, source Revoked
 	if err != nil {
 		return nil, fmt.Errorf("lint registry: %w", err)
 	}
-	return &Generator{set: set, iss: iss, alg: alg, akid: akid, numbers: numbers, source: source, lintKey: lk, lints: reg}, nil
+	g := &Generator{set: set, iss: iss, alg: alg, akid: akid, numbers: numbers, source: source, lintKey: lk, lints: reg}
+	if set.Deltas {
+		ds, ok := source.(DeltaSource)
+		if !ok {
+			return nil, fmt.Errorf("%w: delta CRLs need a source of recent revocations", ErrConfig)
+		}
+		g.deltas = ds
+	}
+	return g, nil
 }
 
 // Issuer returns the CA's short name.
@@ -187,12 +200,19 @@ func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) 
 	}
 	out := &CRL{Name: FileName(g.iss.Name, partition), Issuer: g.iss.Name, Partition: partition,
 		ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
+	return g.build(ctx, out, func(fn func(RevokedEntry) error) error {
+		return g.source.RevokedCertificates(ctx, g.iss.Name, partition, fn)
+	})
+}
 
+// build streams out's entries from stream, numbers, lints and signs it.
+func (g *Generator) build(ctx context.Context, out *CRL, stream func(fn func(RevokedEntry) error) error) (*CRL, error) {
+	thisUpdate, partition := out.ThisUpdate, out.Partition
 	// Entries are encoded as they stream in; the offset after the first
 	// LintSampleEntries marks the part that is linted.
 	body := make([]byte, 0, 64*1024)
 	sampleEnd := 0
-	err := g.source.RevokedCertificates(ctx, g.iss.Name, partition, func(e RevokedEntry) error {
+	err := stream(func(e RevokedEntry) error {
 		if err := checkEntry(e); err != nil {
 			return err
 		}
@@ -353,6 +373,7 @@ func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
 				})
 			})
 			addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(c.Number) })
+			g.addDeltaExtensions(b, c)
 			// Every CRL names its own distribution point (critical IDP,
 			// RFC 5280 §5.2.5) so a partition cannot be taken for the
 			// whole; it covers end-entity or CA certificates only.

@@ -204,11 +204,74 @@ func runCRLPartitions(t *testing.T, postgres bool) {
 			t.Fatalf("openssl verify -crl_check for %s with %s:\n%s", l.serial, l.crl, vout)
 		}
 	}
-	// Partitions that do not exist.
-	for _, name := range []string{"citizen-0.crl", "citizen-5.crl", "citizen-01.crl", "nosuch-1.crl"} {
+	// Partitions that do not exist, and deltas while they are off.
+	for _, name := range []string{"citizen-0.crl", "citizen-5.crl", "citizen-01.crl", "nosuch-1.crl", "citizen-1-delta.crl"} {
 		if code, _, body := srv.get(t, "/crl/"+name, ""); code != http.StatusNotFound {
 			t.Fatalf("GET /crl/%s: %d %s", name, code, body)
 		}
+	}
+	srv.stop(t)
+
+	// Delta CRLs: a revocation after the complete CRLs were published is
+	// on its partition's delta (and not yet on the complete CRL, which
+	// relying parties hold until the schedule renews it); openssl verify
+	// -use_deltas sees it revoked.
+	y := mustRead(t, cfgPath)
+	if !strings.Contains(y, "    deltas: false\n") {
+		t.Fatal("thiqa.yaml has no revocation.crl.deltas")
+	}
+	writeFile(t, cfgPath, strings.Replace(y, "    deltas: false\n", "    deltas: true\n", 1))
+	srv = startServer(t, dir, env)
+	var target leaf
+	for _, l := range leaves {
+		if !revoked[l.serial] {
+			target = l
+			break
+		}
+	}
+	deltaName := strings.TrimSuffix(target.crl, ".crl") + "-delta.crl"
+	var baseDER []byte
+	waitFor(t, 30*time.Second, func() string {
+		var code int
+		if code, _, baseDER = srv.get(t, "/crl/"+target.crl, ""); code != http.StatusOK {
+			return "the complete CRLs are not published yet"
+		}
+		return ""
+	})
+	if code, body := srv.post(t, "/api/v1/certificates/"+target.serial+"/revoke", officer, revocation.RevokeRequest{Reason: "keyCompromise"}); code != http.StatusOK {
+		t.Fatalf("revoke: %d %s", code, body)
+	}
+	var deltaDER []byte
+	waitFor(t, 30*time.Second, func() string {
+		code, _, body := srv.get(t, "/crl/"+deltaName, "")
+		if code != http.StatusOK {
+			return fmt.Sprintf("GET /crl/%s: %d", deltaName, code)
+		}
+		rl, err := x509.ParseRevocationList(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range rl.RevokedCertificateEntries {
+			if fmt.Sprintf("%x", e.SerialNumber) == strings.TrimLeft(target.serial, "0") {
+				deltaDER = body
+				return ""
+			}
+		}
+		return deltaName + " does not list the revocation yet"
+	})
+	if _, _, now := srv.get(t, "/crl/"+target.crl, ""); string(now) != string(baseDER) {
+		t.Fatal("the complete CRL changed after a revocation with deltas on")
+	}
+	basePEM, deltaPEM := filepath.Join(tmp, "base.pem"), filepath.Join(tmp, "delta.pem")
+	writeFile(t, basePEM, string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: baseDER})))
+	writeFile(t, deltaPEM, string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: deltaDER})))
+	vout, _ := exec.Command(openssl, "verify", "-crl_check", "-use_deltas", "-CAfile", chain, "-CRLfile", basePEM, "-CRLfile", deltaPEM, target.file).CombinedOutput()
+	if !strings.Contains(string(vout), "certificate revoked") {
+		t.Fatalf("openssl verify -use_deltas:\n%s", vout)
+	}
+	text, _ := exec.Command(openssl, "crl", "-in", deltaPEM, "-noout", "-text").CombinedOutput()
+	if !strings.Contains(string(text), "Delta CRL Indicator: critical") {
+		t.Fatalf("delta CRL:\n%s", text)
 	}
 	srv.stop(t)
 }

@@ -134,12 +134,12 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 }
 
 // crlSettingsOf returns the CRL settings of one CA: the root's CRL has one
-// partition; an issuing CA publishes the configured partitions, and more
+// partition and no delta; an issuing CA publishes the configured partitions, and more
 // when its certificates name more (the count was lowered since): every
 // partition a certificate names stays published.
 func crlSettingsOf(ctx context.Context, set crl.Settings, rs *store.Revocations, ca string, root bool) (crl.Settings, error) {
 	if root {
-		set.Partitions = 1
+		set.Partitions, set.Deltas = 1, false
 		return set, nil
 	}
 	used, err := rs.HighestPartition(ctx, ca)

@@ -20,6 +20,7 @@ type RevocationConfig struct {
 	// more than one, a certificate names its partition's CRL,
 	// BASE/crl/{ca}-{n}.crl, and BASE/crl/{ca}.crl stays published for the
 	// certificates issued before; the root's CRL is never partitioned.
+	// deltas: true adds a delta CRL per partition (not for the root).
 	CRL crl.Config `yaml:"crl"`
 	// OCSP configures the responder.
 	OCSP ocsp.Config `yaml:"ocsp"`
