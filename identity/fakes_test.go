@@ -153,6 +153,7 @@ type memStatus struct {
 	profiles map[string]string
 	revoked  map[string]bool
 	onToken  map[string]bool // keys generated on the token (keyInHSM)
+	blocked  map[string]bool // keys reported compromised
 }
 
 func (m *memStatus) CertificateStatus(_ context.Context, cert *x509.Certificate) (CertificateStatus, error) {
@@ -163,7 +164,7 @@ func (m *memStatus) CertificateStatus(_ context.Context, cert *x509.Certificate)
 	if !ok {
 		return CertificateStatus{}, nil
 	}
-	return CertificateStatus{Known: true, Profile: p, Revoked: m.revoked[k], RevokedAt: time.Now(), KeyOnToken: m.onToken[k]}, nil
+	return CertificateStatus{Known: true, Profile: p, Revoked: m.revoked[k], RevokedAt: time.Now(), KeyOnToken: m.onToken[k], KeyBlocked: m.blocked[k]}, nil
 }
 
 func (m *memStatus) revoke(c *x509.Certificate) {

@@ -129,16 +129,27 @@ func TestMTLSLogin(t *testing.T) {
 	if err := json.Unmarshal([]byte(readBody(t, resp)), &meta); err != nil || strings.Join(meta.ACRs, " ") != DefaultACR+" "+ACRSubstantial {
 		t.Fatalf("acr_values_supported %v %v", meta.ACRs, err)
 	}
+	// Its key reported compromised (its own revocation not yet recorded):
+	// refused at once.
+	e.status.mu.Lock()
+	e.status.blocked = map[string]bool{cert.SerialNumber.String(): true}
+	e.status.mu.Unlock()
+	if q := get(); q.Get("error") != "access_denied" {
+		t.Fatalf("blocked key: %v", q)
+	}
+	e.status.mu.Lock()
+	e.status.blocked = nil
+	e.status.mu.Unlock()
 	// Revoked now: the same certificate is refused at once.
 	e.status.revoke(cert)
 	q = get()
 	if q.Get("error") != "access_denied" || q.Get("code") != "" || q.Get("state") != "st-1" {
 		t.Fatalf("revoked cert: %v", q)
 	}
-	if len(e.audit.find("oidc.login", "refused")) != 1 {
-		t.Fatal("no audit record for the refused login")
+	if len(e.audit.find("oidc.login", "refused")) != 2 {
+		t.Fatal("no audit record for each refused login")
 	}
-	if n := testutil.ToFloat64(e.p.m.logins.WithLabelValues(MethodMTLS, "refused")); n != 1 {
+	if n := testutil.ToFloat64(e.p.m.logins.WithLabelValues(MethodMTLS, "refused")); n != 2 {
 		t.Fatalf("refused metric %v", n)
 	}
 }
