@@ -111,8 +111,8 @@ func TestCertificates(t *testing.T) {
 				if err != nil || byCred.Serial != got.Serial {
 					t.Fatalf("CertificateByCredential: %v, %v", byCred, err)
 				}
-				// The partition recorded is the one the certificate names.
 				want := int64(crl.Partition(got.Certificate.SerialNumber, 4))
+				// The partition recorded is the one the certificate names.
 				if p, err := db.QueryInt64(ctx, "SELECT crl_partition FROM certificates WHERE serial = ?", got.Serial); err != nil || p != want || p < 1 ||
 					got.Certificate.CRLDistributionPoints[0] != fmt.Sprintf("http://pki.example.com/crl/citizen-%d.crl", want) {
 					t.Fatalf("partition = %d, %v; want %d named by %v", p, err, want, got.Certificate.CRLDistributionPoints)
