@@ -26,7 +26,20 @@ var (
 	ErrDuplicateRequest = errors.New("request already processed")
 	// ErrNotFound: no certificate with that serial.
 	ErrNotFound = errors.New("certificate not found")
+	// ErrKeyBlocked: the subject key was reported compromised (a
+	// certificate for it was revoked for keyCompromise); it is never
+	// certified again, whatever the profile, the CA or the protocol the
+	// request came by (REST today; CMP and EST go through Issue too).
+	ErrKeyBlocked = errors.New("key reported compromised")
 )
+
+// KeyBlock is a subject key blocked after a keyCompromise revocation.
+type KeyBlock struct {
+	// Serial is the certificate whose keyCompromise revocation blocked it.
+	Serial    string
+	BlockedBy string
+	BlockedAt time.Time
+}
 
 // Intent is what the CA is about to sign, recorded before signing (Boulder's
 // "precertificate" step): the serial is reserved and the linted TBS pinned.
@@ -54,10 +67,16 @@ type CertificateRecord struct {
 	RequestedBy  string
 	NotBefore    time.Time
 	NotAfter     time.Time
+	// CRLPartition is the CRL partition the certificate's distribution
+	// point names (crl.Partition; 0: the CA's whole-CA CRL).
+	CRLPartition int
 	// Revoked, RevokedAt and RevocationReason are filled by the revocation service.
 	Revoked          bool
 	RevokedAt        time.Time
 	RevocationReason int
+	// KeyBlocked: the certificate's key was reported compromised (this or
+	// another certificate with it was revoked for keyCompromise).
+	KeyBlocked bool
 }
 
 // Store is the persistence the CA needs. Implementations must enforce the
@@ -73,6 +92,11 @@ type Store interface {
 	// FindIssued returns the serial of an unexpired, unrevoked certificate
 	// of that profile for that key (SPKI hash), or "" when there is none.
 	FindIssued(ctx context.Context, profile string, keyHash [32]byte, now time.Time) (string, error)
+	// KeyBlocked returns the block of a key (SPKI hash) reported
+	// compromised, or nil when it is not blocked. InsertCertificate refuses
+	// a blocked key too (an error wrapping ErrKeyBlocked): a block recorded
+	// while the CA signs stops the issuance.
+	KeyBlocked(ctx context.Context, keyHash [32]byte) (*KeyBlock, error)
 }
 
 // AuditEntry is one record for the audit log.
@@ -103,7 +127,9 @@ type Request struct {
 	// PublicKey is the subject key when there is no CSR.
 	PublicKey crypto.PublicKey
 	// KeyGeneratedByService says PublicKey belongs to a key the service
-	// generated on its own token; only then may CSR be absent.
+	// generated on its own token; only then may CSR be absent, and only
+	// then does the certificate claim a secure device (QcSSCD, QCP-n-qscd,
+	// QCP-l-qscd, NCP+) when its profile does.
 	KeyGeneratedByService bool
 	// CredentialID names that key (remote signing credential); stored as is.
 	CredentialID string
@@ -216,7 +242,8 @@ func (a *Authority) CACertificate(name string) (*x509.Certificate, bool) {
 
 // Issue validates, lints, records, signs and stores one certificate. Refusals
 // are typed: errors wrapping policies.ErrUnknownProfile, *policies.SubjectError,
-// ErrBadCSR, *WeakKeyError, *LintError, ErrDuplicateRequest, *RequestError.
+// ErrBadCSR, *WeakKeyError, *LintError, ErrDuplicateRequest, *RequestError,
+// ErrKeyBlocked.
 // Every outcome is audited; a refusal consumes no serial.
 func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
 	out, err := a.issue(ctx, req)
@@ -307,7 +334,8 @@ func IsRefusal(err error) bool {
 	var le *LintError
 	var re *RequestError
 	return errors.Is(err, policies.ErrUnknownProfile) || errors.As(err, &se) || errors.Is(err, ErrBadCSR) ||
-		errors.As(err, &we) || errors.As(err, &le) || errors.Is(err, ErrDuplicateRequest) || errors.As(err, &re)
+		errors.As(err, &we) || errors.As(err, &le) || errors.Is(err, ErrDuplicateRequest) || errors.As(err, &re) ||
+		errors.Is(err, ErrKeyBlocked)
 }
 
 func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
@@ -335,6 +363,12 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !keyOnToken(req) {
+		// Only a key the service generated on its own token is known to
+		// live in a secure device: a CSR's key gets no QcSSCD and no
+		// device policy (QCP-n instead of QCP-n-qscd, …).
+		p = p.WithoutKeyDevice()
+	}
 	kt, err := keyType(pub)
 	if err != nil {
 		return nil, err
@@ -348,6 +382,9 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 	}
 	keyHash := sha256.Sum256(spki)
 	now := a.now()
+	if err := a.checkKeyBlocked(ctx, keyHash); err != nil {
+		return nil, err
+	}
 	if prior, err := a.store.FindIssued(ctx, p.Name, keyHash, now); err != nil {
 		return nil, fmt.Errorf("looking for an earlier certificate: %w", err)
 	} else if prior != "" {
@@ -416,14 +453,39 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 		err = a.store.InsertCertificate(ctx, CertificateRecord{
 			Serial: hexSerial, CA: is.name, Profile: p.Name, DER: cert.Raw, KeyHash: keyHash, RequestID: req.RequestID,
 			CredentialID: req.CredentialID, RequestedBy: req.RequestedBy, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
+			CRLPartition: is.CRLPartition(cert.SerialNumber),
 		})
 		a.phase.WithLabelValues("store").Observe(time.Since(t5).Seconds())
+		if errors.Is(err, ErrKeyBlocked) {
+			// Blocked while this certificate was being signed: never published.
+			a.log.WarnContext(ctx, "key blocked during issuance; certificate not published", "ca", is.name, "serial", hexSerial)
+			return nil, a.checkKeyBlocked(ctx, keyHash)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("storing certificate %s: %w", hexSerial, err)
 		}
 		return &Issued{Serial: hexSerial, CA: is.name, Certificate: cert, Chain: []*x509.Certificate{is.cert, a.root}, CredentialID: req.CredentialID}, nil
 	}
 }
+
+// checkKeyBlocked refuses a key reported compromised (an error wrapping
+// ErrKeyBlocked that names the certificate whose revocation blocked it).
+func (a *Authority) checkKeyBlocked(ctx context.Context, keyHash [32]byte) error {
+	b, err := a.store.KeyBlocked(ctx, keyHash)
+	if err != nil {
+		return fmt.Errorf("looking up blocked keys: %w", err)
+	}
+	if b == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: certificate %s with this public key was revoked for keyCompromise on %s; the key can never be certified again (generate a new key)",
+		ErrKeyBlocked, b.Serial, b.BlockedAt.UTC().Format(time.RFC3339))
+}
+
+// keyOnToken reports whether the request's key was generated by the
+// service on its own token (keyInHSM, service keys): the only keys whose
+// certificates may claim a secure device.
+func keyOnToken(req Request) bool { return req.KeyGeneratedByService && len(req.CSR) == 0 }
 
 // subjectKey takes the key from the CSR (checking its signature) or, for
 // keys generated by the service, from the request; then refuses weak keys.

@@ -131,7 +131,8 @@ func TestIssuedProfileContent(t *testing.T) {
 		c.CRLDistributionPoints[0] != testBaseURL+"/crl/citizen.crl" {
 		t.Errorf("urls %v %v %v", c.IssuingCertificateURL, c.OCSPServer, c.CRLDistributionPoints)
 	}
-	if c.Policies[0].String() != policies.OIDPolicyQCPnQSCD || c.EmailAddresses[0] != "aisha@example.om" {
+	// A key from a CSR: the CA cannot know it is in a QSCD (QCP-n, not QCP-n-qscd).
+	if c.Policies[0].String() != policies.OIDPolicyQCPn || c.EmailAddresses[0] != "aisha@example.om" {
 		t.Errorf("policies %v", c.Policies)
 	}
 	// The same key for the same profile again: refused as a replay.

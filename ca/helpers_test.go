@@ -25,10 +25,11 @@ type memStore struct {
 	certs   map[string]CertificateRecord
 	reqIDs  map[string]string
 	byKey   map[string]string // profile + key hash -> serial
+	blocked map[[32]byte]*KeyBlock
 }
 
 func newMemStore() *memStore {
-	return &memStore{intents: map[string]Intent{}, certs: map[string]CertificateRecord{}, reqIDs: map[string]string{}, byKey: map[string]string{}}
+	return &memStore{intents: map[string]Intent{}, certs: map[string]CertificateRecord{}, reqIDs: map[string]string{}, byKey: map[string]string{}, blocked: map[[32]byte]*KeyBlock{}}
 }
 
 func (m *memStore) InsertIntent(_ context.Context, in Intent) error {
@@ -76,6 +77,12 @@ func (m *memStore) FindIssued(_ context.Context, profile string, keyHash [32]byt
 		return s, nil
 	}
 	return "", nil
+}
+
+func (m *memStore) KeyBlocked(_ context.Context, keyHash [32]byte) (*KeyBlock, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.blocked[keyHash], nil
 }
 
 func (m *memStore) counts() (int, int) {

@@ -328,6 +328,8 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-csr", "Invalid certificate signing request"
 	case errors.As(err, &we):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-key", "Unacceptable public key"
+	case errors.Is(err, ErrKeyBlocked):
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:key-compromised", "Public key reported compromised"
 	case errors.As(err, &re):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-request", "Bad request"
 	case errors.As(err, &le):

@@ -8,6 +8,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
@@ -127,6 +130,9 @@ func TestHTTPAPI(t *testing.T) {
 	blk, _ := pem.Decode(badCSR)
 	blk.Bytes[len(blk.Bytes)-2] ^= 1
 	badCSR = pem.EncodeToMemory(blk)
+	compromised := p384(t)
+	spki, _ := x509.MarshalPKIXPublicKey(compromised.Public())
+	pki.store.blocked[sha256.Sum256(spki)] = &KeyBlock{Serial: "0badc0de", BlockedAt: time.Now()}
 	withSub := func(mut func(map[string]string)) map[string]string {
 		m := subjectFor(policies.ProfileCitizenSigning)
 		mut(m)
@@ -145,6 +151,7 @@ func TestHTTPAPI(t *testing.T) {
 		{"extra field", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) { m["nickname"] = "x" }), CSR: csr}, 400, "bad-subject", "nickname"},
 		{"civil number", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) { m["civilNumber"] = "abc" }), CSR: csr}, 400, "bad-subject", "civilNumber"},
 		{"bad CSR signature", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: string(badCSR)}, 400, "bad-csr", ""},
+		{"compromised key", IssueRequest{Profile: policies.ProfileCitizenAuth, Subject: subjectFor(policies.ProfileCitizenAuth), CSR: string(newCSR(t, compromised))}, 400, "key-compromised", ""},
 		{"weak key", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: string(newCSR(t, rsa1024))}, 400, "bad-key", ""},
 		{"every bad field at once", IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: withSub(func(m map[string]string) {
 			m["nickname"] = "x"

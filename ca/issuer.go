@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -24,7 +25,7 @@ type IssuerOptions struct {
 	// Name is the CA's short name (citizen, organisation, tsa); it names its URLs.
 	Name string
 	// BaseURL is the public base URL of caIssuers (BASE/certs/{name}.crt),
-	// OCSP (BASE/ocsp) and CRL (BASE/crl/{name}.crl).
+	// OCSP (BASE/ocsp) and CRLs (BASE/crl/{name}.crl, BASE/crl/{name}-{n}.crl).
 	BaseURL string
 	// SignerVerifiesECDSA says the signer checks each of its ECDSA
 	// signatures with the public key itself before returning it (the HSM
@@ -33,6 +34,12 @@ type IssuerOptions struct {
 	// signature). The default, false, has the issuer verify every ECDSA
 	// signature. RSA signatures are verified whatever this says.
 	SignerVerifiesECDSA bool
+	// CRLPartitions is the CA's number of CRL partitions
+	// (revocation.crl.partitions, at most crl.MaxPartitions). With more
+	// than one, each certificate's CRL distribution point names its
+	// partition, BASE/crl/{name}-{n}.crl (n from the serial,
+	// crl.Partition); with 0 or 1, BASE/crl/{name}.crl.
+	CRLPartitions int
 }
 
 // Issuer is the signing identity of one issuing CA: its certificate, its
@@ -47,7 +54,9 @@ type Issuer struct {
 	lintKey   crypto.Signer
 	caIssuers string
 	ocspURL   string
-	crlURL    string
+	crlBase   string // the public base URL the CRL distribution points hang below
+	// crlPartitions: see IssuerOptions.CRLPartitions.
+	crlPartitions int
 	// signerVerifiesECDSA: see IssuerOptions.SignerVerifiesECDSA.
 	signerVerifiesECDSA bool
 	// p384 verifies a P-384 CA key's signatures with tables built on
@@ -79,6 +88,9 @@ func NewIssuer(cert *x509.Certificate, signer crypto.Signer, opts IssuerOptions)
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", opts.Name, err)
 	}
+	if opts.CRLPartitions < 0 || opts.CRLPartitions > crl.MaxPartitions {
+		return nil, fmt.Errorf("issuer %s: %d CRL partitions outside [1, %d]", opts.Name, opts.CRLPartitions, crl.MaxPartitions)
+	}
 	lintKey, err := throwawayKey(signer.Public())
 	if err != nil {
 		return nil, fmt.Errorf("issuer %s: %w", opts.Name, err)
@@ -91,7 +103,8 @@ func NewIssuer(cert *x509.Certificate, signer crypto.Signer, opts IssuerOptions)
 		name: opts.Name, cert: cert, signer: signer, lintCert: &lintCert, lintKey: lintKey,
 		caIssuers:           base + "/certs/" + opts.Name + ".crt",
 		ocspURL:             base + "/ocsp",
-		crlURL:              base + "/crl/" + opts.Name + ".crl",
+		crlBase:             base,
+		crlPartitions:       opts.CRLPartitions,
 		signerVerifiesECDSA: opts.SignerVerifiesECDSA,
 	}, nil
 }
@@ -112,6 +125,10 @@ func (i *Issuer) Name() string { return i.name }
 
 // Certificate returns the CA certificate.
 func (i *Issuer) Certificate() *x509.Certificate { return i.cert }
+
+// CRLPartition returns the CRL partition of a certificate this CA issues
+// with that serial: the one its CRL distribution point names.
+func (i *Issuer) CRLPartition(serial *big.Int) int { return crl.Partition(serial, i.crlPartitions) }
 
 // leafTemplate builds the end-entity certificate from the profile and the
 // validated subject only (never from a CSR's subject or extensions).
@@ -148,7 +165,7 @@ func (i *Issuer) leafTemplate(p *policies.Profile, sub policies.Subject, pub cry
 		// A delegated responder is not checked for revocation: no OCSP URL for it.
 		t.OCSPServer = []string{i.ocspURL}
 	}
-	t.CRLDistributionPoints = []string{i.crlURL}
+	t.CRLDistributionPoints = []string{crl.PartitionURL(i.crlBase, i.name, serial, i.crlPartitions)}
 	if sub.Email != "" {
 		t.EmailAddresses = []string{sub.Email}
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -36,6 +37,13 @@ func TestIssueRefusals(t *testing.T) {
 	// A P-224 CSR cannot be made through crypto/x509 for every Go version;
 	// the public key path (service-generated) exercises the same check.
 	rsaE3 := &rsa.PublicKey{N: new(big.Int).Set(good3072(t).N), E: 3}
+	// A key reported compromised: refused for every profile, by CSR or not.
+	blocked := p384(t)
+	spki, _ := x509.MarshalPKIXPublicKey(blocked.Public())
+	pki.store.blocked[sha256.Sum256(spki)] = &KeyBlock{Serial: "0badc0de", BlockedBy: "officer-1", BlockedAt: time.Now()}
+	keyBlocked := func(err error) bool {
+		return errors.Is(err, ErrKeyBlocked) && strings.Contains(err.Error(), "0badc0de")
+	}
 
 	cases := []struct {
 		name  string
@@ -61,6 +69,9 @@ func TestIssueRefusals(t *testing.T) {
 			func(err error) bool { var re *RequestError; return errors.As(err, &re) }},
 		{"CA not allowed", Request{Profile: cit, CA: "tsa", Subject: subjectFor(cit), CSR: newCSR(t, good)},
 			func(err error) bool { var re *RequestError; return errors.As(err, &re) }},
+		{"blocked key", Request{Profile: cit, Subject: subjectFor(cit), CSR: newCSR(t, blocked)}, keyBlocked},
+		{"blocked key, other profile", Request{Profile: policies.ProfileCitizenAuth, Subject: subjectFor(policies.ProfileCitizenAuth), CSR: newCSR(t, blocked)}, keyBlocked},
+		{"blocked key from the token", Request{Profile: cit, Subject: subjectFor(cit), PublicKey: blocked.Public(), KeyGeneratedByService: true}, keyBlocked},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

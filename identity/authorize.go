@@ -281,13 +281,10 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, c *Client, 
 	ctx := r.Context()
 	now := p.now()
 	code := randomToken(32)
-	amr := []string{"pop", "hwk"}
-	if method == MethodMobile {
-		amr = []string{"pop", "hwk", "pin", "mfa"}
-	}
+	acr, amr := p.assurance(citizen, method)
 	g := &Grant{
 		ID: randomToken(18), CodeHash: hashSecret(code), Request: *req, Citizen: citizen, Method: method,
-		ACR: p.cfg.ACR, AMR: amr, AuthTime: authTime.UTC(), Created: now, CodeExpires: now.Add(p.cfg.CodeLifetime),
+		ACR: acr, AMR: amr, AuthTime: authTime.UTC(), Created: now, CodeExpires: now.Add(p.cfg.CodeLifetime),
 	}
 	if err := p.cfg.Store.CreateGrant(ctx, g); err != nil {
 		p.loginFailed(ctx, method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial}, fmt.Errorf("recording the grant: %w", err))

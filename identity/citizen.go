@@ -75,8 +75,12 @@ func (p *Provider) checkCertificate(ctx context.Context, cert *x509.Certificate)
 		return Citizen{}, refuse("certificate %x has profile %q, not %s", cert.SerialNumber, st.Profile, ProfileCitizenAuth)
 	case st.Revoked:
 		return Citizen{}, refuse("certificate %x is revoked (since %s)", cert.SerialNumber, st.RevokedAt.UTC().Format("2006-01-02T15:04:05Z"))
+	case st.KeyBlocked:
+		return Citizen{}, refuse("the key of certificate %x was reported compromised", cert.SerialNumber)
 	}
-	return citizenFromCert(cert)
+	c, err := citizenFromCert(cert)
+	c.KeyOnToken = st.KeyOnToken
+	return c, err
 }
 
 // verifyTLSCitizen checks a mutual-TLS client certificate chain against

@@ -38,7 +38,7 @@ func (p *Provider) discovery(w http.ResponseWriter, _ *http.Request) {
 		"token_endpoint_auth_methods_supported":            []string{AuthPrivateKeyJWT, AuthTLSClient},
 		"token_endpoint_auth_signing_alg_values_supported": algs,
 		"code_challenge_methods_supported":                 []string{"S256"},
-		"acr_values_supported":                             []string{p.cfg.ACR},
+		"acr_values_supported":                             p.acrValues(),
 		"claims_parameter_supported":                       false,
 		"request_parameter_supported":                      false,
 		"request_uri_parameter_supported":                  false,
@@ -90,4 +90,14 @@ func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, status, oauthError{Code: code, Description: desc})
+}
+
+// acrValues lists the acr values logins get: the configured one (keys
+// generated on the token) and the one of keys from a CSR, when it differs.
+func (p *Provider) acrValues() []string {
+	soft, _ := p.assurance(Citizen{}, MethodMTLS)
+	if soft == p.cfg.ACR {
+		return []string{p.cfg.ACR}
+	}
+	return []string{p.cfg.ACR, soft}
 }

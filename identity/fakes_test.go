@@ -152,6 +152,8 @@ type memStatus struct {
 	mu       sync.Mutex
 	profiles map[string]string
 	revoked  map[string]bool
+	onToken  map[string]bool // keys generated on the token (keyInHSM)
+	blocked  map[string]bool // keys reported compromised
 }
 
 func (m *memStatus) CertificateStatus(_ context.Context, cert *x509.Certificate) (CertificateStatus, error) {
@@ -162,7 +164,7 @@ func (m *memStatus) CertificateStatus(_ context.Context, cert *x509.Certificate)
 	if !ok {
 		return CertificateStatus{}, nil
 	}
-	return CertificateStatus{Known: true, Profile: p, Revoked: m.revoked[k], RevokedAt: time.Now()}, nil
+	return CertificateStatus{Known: true, Profile: p, Revoked: m.revoked[k], RevokedAt: time.Now(), KeyOnToken: m.onToken[k], KeyBlocked: m.blocked[k]}, nil
 }
 
 func (m *memStatus) revoke(c *x509.Certificate) {

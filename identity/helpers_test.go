@@ -106,11 +106,12 @@ const (
 // certificates (mutual TLS).
 func newEnv(t testing.TB, tlsServer bool) *env {
 	t.Helper()
-	e := &env{t: t, store: newMemStore(), status: &memStatus{profiles: map[string]string{}, revoked: map[string]bool{}},
+	e := &env{t: t, store: newMemStore(), status: &memStatus{profiles: map[string]string{}, revoked: map[string]bool{}, onToken: map[string]bool{}},
 		dir:  &memDirectory{creds: map[string]*RemoteCredential{}, keys: map[string]crypto.Signer{}},
 		pins: &memPINs{pins: map[string]string{}, fails: map[string]int{}}, audit: &memAudit{}, pki: newTestPKI(t), reg: prometheus.NewRegistry()}
 	cert, key := e.pki.citizen(t, testCivil, time.Now().Add(24*time.Hour))
 	e.status.profiles[cert.SerialNumber.String()] = ProfileCitizenAuth
+	e.status.onToken[cert.SerialNumber.String()] = true // a mobile ID's key is on the token
 	e.dir.creds[testCivil] = &RemoteCredential{ID: testCredID, Certificate: cert}
 	e.dir.keys[testCredID] = key
 	e.pins.pins[testCredID] = testPIN

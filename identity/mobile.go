@@ -173,8 +173,9 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Details{Status: http.StatusConflict, Title: "Session not pending", Detail: "the login changed state meanwhile", Instance: r.URL.Path})
 		return
 	}
+	acr, _ := p.assurance(citizen, MethodMobile)
 	if err := p.audit(ctx, "citizen:"+citizen.CivilNumber, "oidc.login", l.Request.ClientID, "success", map[string]any{
-		"method": MethodMobile, "certSerial": citizen.CertSerial, "session": l.ID, "acr": p.cfg.ACR, "remote": r.RemoteAddr,
+		"method": MethodMobile, "certSerial": citizen.CertSerial, "session": l.ID, "acr": acr, "remote": r.RemoteAddr,
 	}); err != nil {
 		// Without its audit record the login must not complete.
 		l.State, l.Reason = LoginDenied, "audit record could not be written"

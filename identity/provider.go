@@ -80,7 +80,11 @@ type Config struct {
 	IDTokenLifetime      time.Duration
 	AccessTokenLifetime  time.Duration
 	MaxAssertionLifetime time.Duration
-	// ACR is the acr claim of every login; empty means eIDAS LoA high.
+	// ACR is the acr claim of a login with a key the CA generated on its
+	// token (a mobile ID); empty means eIDAS LoA high. A login with a key
+	// the CA certified from a CSR (an ID card, a browser key: the CA cannot
+	// know where it lives) gets at most LoA substantial: ACRSubstantial,
+	// or ACR itself when that is ACRLow.
 	ACR string
 
 	Logger     *slog.Logger
@@ -89,10 +93,34 @@ type Config struct {
 	Now func() time.Time
 }
 
-// DefaultACR is the eIDAS level of assurance "high": both methods prove
-// possession of a key in secure hardware bound to a certificate issued
-// after identity proofing.
+// DefaultACR is the eIDAS level of assurance "high": the login proves
+// possession of a key in secure hardware (generated on the service's
+// token) bound to a certificate issued after identity proofing.
 const DefaultACR = "http://eidas.europa.eu/LoA/high"
+
+// The lower eIDAS levels of assurance (Implementing Regulation (EU)
+// 2015/1502): a login with a key from a CSR is ACRSubstantial at most.
+const (
+	ACRSubstantial = "http://eidas.europa.eu/LoA/substantial"
+	ACRLow         = "http://eidas.europa.eu/LoA/low"
+)
+
+// assurance returns the acr and amr claims of a login of citizen by
+// method: hwk (RFC 8176) and the configured ACR only when the key was
+// generated on the service's token; a CSR key proves possession (pop) of
+// a key that may be anywhere, so at most LoA substantial.
+func (p *Provider) assurance(citizen Citizen, method string) (acr string, amr []string) {
+	acr, amr = p.cfg.ACR, []string{"pop"}
+	if citizen.KeyOnToken {
+		amr = append(amr, "hwk")
+	} else if acr != ACRLow {
+		acr = ACRSubstantial
+	}
+	if method == MethodMobile {
+		amr = append(amr, "pin", "mfa")
+	}
+	return acr, amr
+}
 
 // Provider is the OpenID Connect provider. It is safe for concurrent use.
 type Provider struct {

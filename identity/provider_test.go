@@ -102,20 +102,54 @@ func TestMTLSLogin(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("token: %d %v", st, tok)
 	}
+	// The card's key was certified from a CSR: the CA cannot know it is in
+	// hardware, so LoA substantial and no hwk.
 	ic := e.parseIDToken(tok["id_token"].(string))
-	if strings.Join(ic.AMR, ",") != "pop,hwk" || ic.Name != "Aisha Al-Balushi" {
+	if strings.Join(ic.AMR, ",") != "pop" || ic.ACR != ACRSubstantial || ic.Name != "Aisha Al-Balushi" {
 		t.Fatalf("claims %+v", ic)
 	}
+	// A certificate whose key the CA generated on its token: LoA high, hwk.
+	e.status.mu.Lock()
+	e.status.onToken[cert.SerialNumber.String()] = true
+	e.status.mu.Unlock()
+	if _, tok = e.exchange(e.tokenForm(get().Get("code"))); tok["id_token"] == nil {
+		t.Fatalf("token: %v", tok)
+	}
+	if ic := e.parseIDToken(tok["id_token"].(string)); strings.Join(ic.AMR, ",") != "pop,hwk" || ic.ACR != DefaultACR {
+		t.Fatalf("claims with a key on the token %+v", ic)
+	}
+	// Discovery announces both levels.
+	resp, err := e.srv.Client().Get(e.srv.URL + PathDiscovery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		ACRs []string `json:"acr_values_supported"`
+	}
+	if err := json.Unmarshal([]byte(readBody(t, resp)), &meta); err != nil || strings.Join(meta.ACRs, " ") != DefaultACR+" "+ACRSubstantial {
+		t.Fatalf("acr_values_supported %v %v", meta.ACRs, err)
+	}
+	// Its key reported compromised (its own revocation not yet recorded):
+	// refused at once.
+	e.status.mu.Lock()
+	e.status.blocked = map[string]bool{cert.SerialNumber.String(): true}
+	e.status.mu.Unlock()
+	if q := get(); q.Get("error") != "access_denied" {
+		t.Fatalf("blocked key: %v", q)
+	}
+	e.status.mu.Lock()
+	e.status.blocked = nil
+	e.status.mu.Unlock()
 	// Revoked now: the same certificate is refused at once.
 	e.status.revoke(cert)
 	q = get()
 	if q.Get("error") != "access_denied" || q.Get("code") != "" || q.Get("state") != "st-1" {
 		t.Fatalf("revoked cert: %v", q)
 	}
-	if len(e.audit.find("oidc.login", "refused")) != 1 {
-		t.Fatal("no audit record for the refused login")
+	if len(e.audit.find("oidc.login", "refused")) != 2 {
+		t.Fatal("no audit record for each refused login")
 	}
-	if n := testutil.ToFloat64(e.p.m.logins.WithLabelValues(MethodMTLS, "refused")); n != 1 {
+	if n := testutil.ToFloat64(e.p.m.logins.WithLabelValues(MethodMTLS, "refused")); n != 2 {
 		t.Fatalf("refused metric %v", n)
 	}
 }

@@ -71,6 +71,10 @@ type Citizen struct {
 	Name        string `json:"name,omitempty"`
 	// CertSerial is the certificate's serial (lower-case hex).
 	CertSerial string `json:"certSerial,omitempty"`
+	// KeyOnToken: the key of that certificate was generated on the
+	// service's token (CertificateStatus.KeyOnToken); it decides the
+	// login's acr and whether amr says hwk.
+	KeyOnToken bool `json:"keyOnToken,omitempty"`
 }
 
 // LoginState is where a remote login stands.
@@ -172,6 +176,13 @@ type CertificateStatus struct {
 	// Revoked and RevokedAt come from the CA's revocation data.
 	Revoked   bool
 	RevokedAt time.Time
+	// KeyBlocked: the key was reported compromised (a certificate with it
+	// was revoked for keyCompromise); the login is refused.
+	KeyBlocked bool
+	// KeyOnToken: the CA generated the certified key on the service's own
+	// token (keyInHSM). A key the CA certified from a CSR may live anywhere:
+	// a login with it is LoA substantial at most and claims no hardware key.
+	KeyOnToken bool
 }
 
 // StatusChecker asks the CA's own records about a certificate (the

@@ -18,6 +18,8 @@ const (
 	OIDPolicyQCPnQSCD = "0.4.0.194112.1.2"
 	// OIDPolicyQCPlQSCD is QCP-l-qscd, EN 319 411-2 §5.3 d): legal person, private key in a QSCD.
 	OIDPolicyQCPlQSCD = "0.4.0.194112.1.3"
+	// OIDPolicyNCP is NCP, EN 319 411-1 §5.3: normalized certificate policy.
+	OIDPolicyNCP = "0.4.0.2042.1.1"
 	// OIDPolicyNCPPlus is NCP+, EN 319 411-1 §5.3: normalized policy requiring a secure device.
 	OIDPolicyNCPPlus = "0.4.0.2042.1.2"
 

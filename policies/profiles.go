@@ -473,3 +473,52 @@ func (s *ProfileSet) Names() []string {
 	sort.Strings(out)
 	return out
 }
+
+// deviceOnlyPolicies maps each certificate policy that asserts the private
+// key is held in a secure device (QSCD or SSCD) to the policy that says the
+// same without that claim: QCP-n-qscd → QCP-n, QCP-l-qscd → QCP-l
+// (EN 319 411-2 §5.3), NCP+ → NCP (EN 319 411-1 §5.3).
+var deviceOnlyPolicies = map[string]string{
+	OIDPolicyQCPnQSCD: OIDPolicyQCPn,
+	OIDPolicyQCPlQSCD: OIDPolicyQCPl,
+	OIDPolicyNCPPlus:  OIDPolicyNCP,
+}
+
+// ClaimsKeyDevice reports whether certificates of the profile claim that
+// the private key is in a secure device: QcSSCD (EN 319 412-5 §4.2.2), or a
+// policy from QCP-n-qscd, QCP-l-qscd, NCP+.
+func (p *Profile) ClaimsKeyDevice() bool {
+	if p.QC.SSCD {
+		return true
+	}
+	for _, o := range p.Policies {
+		if _, ok := deviceOnlyPolicies[o.String()]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// WithoutKeyDevice returns the profile as it applies to a key the CA did not
+// generate in its own secure device (a key from a CSR: the CA cannot know
+// where it lives): no QcSSCD, and each device policy replaced by its
+// counterpart without the device (QCP-n-qscd → QCP-n, QCP-l-qscd → QCP-l,
+// NCP+ → NCP; a counterpart already listed is not repeated). It returns p
+// itself when the profile claims no device.
+func (p *Profile) WithoutKeyDevice() *Profile {
+	if !p.ClaimsKeyDevice() {
+		return p
+	}
+	q := *p
+	q.QC.SSCD = false
+	q.Policies = make([]asn1.ObjectIdentifier, 0, len(p.Policies))
+	for _, o := range p.Policies {
+		if plain, ok := deviceOnlyPolicies[o.String()]; ok {
+			o = MustOID(plain)
+		}
+		if !slices.ContainsFunc(q.Policies, o.Equal) {
+			q.Policies = append(q.Policies, o)
+		}
+	}
+	return &q
+}

@@ -2,6 +2,7 @@ package policies
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -94,4 +95,54 @@ func FuzzParseOID(f *testing.F) {
 			t.Fatalf("ParseOID(%q) = %s", s, o)
 		}
 	})
+}
+
+// TestWithoutKeyDevice: for a key from a CSR the default profiles drop
+// QcSSCD and trade each device policy for its plain counterpart, keeping
+// every other statement and policy in order; profiles that claim no device
+// come back unchanged.
+func TestWithoutKeyDevice(t *testing.T) {
+	set, err := DefaultProfiles(DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{
+		ProfileCitizenSigning:   {OIDPolicyQCPn, PlaceholderCAPolicyOID},
+		ProfileOrganisationSeal: {OIDPolicyQCPl, PlaceholderCAPolicyOID},
+		ProfileCitizenAuth:      {OIDPolicyNCP, PlaceholderCAPolicyOID},
+	} {
+		p, _ := set.Get(name)
+		if !p.ClaimsKeyDevice() {
+			t.Fatalf("%s claims no key device", name)
+		}
+		q := p.WithoutKeyDevice()
+		var got []string
+		for _, o := range q.Policies {
+			got = append(got, o.String())
+		}
+		if !slices.Equal(got, want) || q.QC.SSCD || q.ClaimsKeyDevice() {
+			t.Errorf("%s without the device: policies %v, QcSSCD %v", name, got, q.QC.SSCD)
+		}
+		if q.QC.Compliance != p.QC.Compliance || len(q.QC.Types) != len(p.QC.Types) || !q.QC.Semantics.Equal(p.QC.Semantics) {
+			t.Errorf("%s: other QC statements changed: %+v", name, q.QC)
+		}
+		if p.Policies[0].String() == want[0] || (name != ProfileCitizenAuth && !p.QC.SSCD) {
+			t.Errorf("%s: the profile itself was changed", name)
+		}
+	}
+	tsa, _ := set.Get(ProfileTSAUnit)
+	if tsa.ClaimsKeyDevice() || tsa.WithoutKeyDevice() != tsa {
+		t.Error("tsa-unit claims a key device")
+	}
+	// A counterpart already listed is not repeated.
+	c := ProfileConfig{Name: "x", Issuers: []string{"citizen"}, KeyUsages: []string{"digitalSignature"}, Validity: "1d",
+		KeyTypes: []string{"ecdsa-p256"}, Policies: []string{OIDPolicyNCPPlus, OIDPolicyNCP},
+		Subject: SubjectConfig{Required: []string{FieldCommonName, FieldCountry}}}
+	p, err := c.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := p.WithoutKeyDevice(); len(q.Policies) != 1 || q.Policies[0].String() != OIDPolicyNCP {
+		t.Fatalf("policies %v", q.Policies)
+	}
 }

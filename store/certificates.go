@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/ca/crl"
 )
 
 // The certificate store implements the CA's persistence.
@@ -33,14 +32,13 @@ type Certificates struct {
 	w          *certWriter
 }
 
-// Certificates returns the CA's store. partitions gives the number of CRL
-// partitions of an issuing CA (crl.Settings.Partitions); each certificate
-// records crl.Partition(serial, partitions(ca)) at issuance. nil means one
-// partition for every CA.
+// Certificates returns the CA's store. Each certificate records the CRL
+// partition the CA chose for it (ca.CertificateRecord.CRLPartition, the
+// one its distribution point names). partitions, when not nil, gives the
+// number of CRL partitions of an issuing CA (crl.Settings.Partitions), and
+// a certificate naming a partition beyond it is refused: no CRL would list
+// it. nil checks nothing (readers, `thiqa revoke`).
 func (db *DB) Certificates(partitions func(ca string) int) *Certificates {
-	if partitions == nil {
-		partitions = func(string) int { return 1 }
-	}
 	return &Certificates{db: db, partitions: partitions, w: &certWriter{db: db}}
 }
 
@@ -160,7 +158,8 @@ func conflictErr(kind conflict, err error) error {
 
 // InsertCertificate completes a recorded intent with the signed
 // certificate. It refuses a certificate whose TBSCertificate is not the one
-// recorded in the intent, or whose intent does not exist or is not pending.
+// recorded in the intent, or whose intent does not exist or is not pending,
+// and one whose key is blocked (an error wrapping ca.ErrKeyBlocked).
 func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.CertificateRecord) error {
 	cert, err := x509.ParseCertificate(rec.DER)
 	if err != nil {
@@ -171,7 +170,10 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 		return fmt.Errorf("store: certificate serial %x does not match record %s", cert.SerialNumber, rec.Serial)
 	}
 	tbs := sha256.Sum256(cert.RawTBSCertificate)
-	part := crl.Partition(serial, c.partitions(rec.CA))
+	part := rec.CRLPartition
+	if part < 0 || (c.partitions != nil && part > c.partitions(rec.CA)) || (c.partitions != nil && c.partitions(rec.CA) <= 1 && part != 0) {
+		return fmt.Errorf("store: certificate %s names CRL partition %d, which CA %s does not publish", rec.Serial, part, rec.CA)
+	}
 	n, err := c.w.issueCertificate(ctx, []any{
 		rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
 		time.Now().UnixNano(), rec.Serial, tbs[:], rec.CA, rec.Profile})
@@ -179,6 +181,9 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 		return mapErr("store: storing certificate "+rec.Serial, err)
 	}
 	if n != 1 {
+		if err := c.keyBlockedError(ctx, rec.Serial); err != nil {
+			return err
+		}
 		return fmt.Errorf("store: certificate %s has no pending intent with that TBSCertificate, CA and profile", rec.Serial)
 	}
 	return nil
@@ -204,11 +209,13 @@ func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error)
 // certSelect reads an issued certificate with its revocation (table
 // revocations, migration 0003), in scanCertificate's order.
 const certSelect = `SELECT c.serial, c.ca, c.profile, c.der, c.key_hash, c.request_id, c.credential_id, c.requested_by,
-	c.not_before, c.not_after, r.revoked_at, r.reason
-	FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial`
+	c.not_before, c.not_after, r.revoked_at, r.reason, b.serial
+	FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
+	LEFT JOIN blocked_keys b ON b.key_hash = c.key_hash`
 
 // GetCertificate returns the issued certificate with that serial (lower-case
-// hex) or an error wrapping ca.ErrNotFound, with its revocation if any.
+// hex) or an error wrapping ca.ErrNotFound, with its revocation if any and
+// whether its key is blocked.
 func (c *Certificates) GetCertificate(ctx context.Context, serial string) (*ca.CertificateRecord, error) {
 	row := c.db.queryRow(ctx, certSelect+` WHERE c.serial = ? AND c.state = 'issued'`, strings.ToLower(serial))
 	rec, err := scanCertificate(row)
@@ -238,11 +245,12 @@ func (c *Certificates) CertificateByCredential(ctx context.Context, credentialID
 func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
 	var rec ca.CertificateRecord
 	var keyHash []byte
-	var reqID, credID sql.NullString
+	var reqID, credID, blockedBy sql.NullString
 	var nb, na, revokedAt, reason sql.NullInt64
-	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na, &revokedAt, &reason); err != nil {
+	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na, &revokedAt, &reason, &blockedBy); err != nil {
 		return nil, err
 	}
+	rec.KeyBlocked = blockedBy.Valid
 	if revokedAt.Valid {
 		rec.Revoked, rec.RevokedAt, rec.RevocationReason = true, time.Unix(0, revokedAt.Int64).UTC(), int(reason.Int64)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -52,7 +53,7 @@ func newAuthority(t *testing.T, certs ca.Store) *ca.Authority {
 	if err != nil {
 		t.Fatal(err)
 	}
-	is, err := ca.NewIssuer(sub, citizenKey, ca.IssuerOptions{Name: "citizen", BaseURL: "http://pki.example.com"})
+	is, err := ca.NewIssuer(sub, citizenKey, ca.IssuerOptions{Name: "citizen", BaseURL: "http://pki.example.com", CRLPartitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +122,10 @@ func TestCertificates(t *testing.T) {
 					t.Fatalf("IssuedCertificate of an unknown credential: %v", err)
 				}
 				want := int64(crl.Partition(got.Certificate.SerialNumber, 4))
-				if p, err := db.QueryInt64(ctx, "SELECT crl_partition FROM certificates WHERE serial = ?", got.Serial); err != nil || p != want {
-					t.Fatalf("partition = %d, %v; want %d", p, err, want)
+				// The partition recorded is the one the certificate names.
+				if p, err := db.QueryInt64(ctx, "SELECT crl_partition FROM certificates WHERE serial = ?", got.Serial); err != nil || p != want || p < 1 ||
+					got.Certificate.CRLDistributionPoints[0] != fmt.Sprintf("http://pki.example.com/crl/citizen-%d.crl", want) {
+					t.Fatalf("partition = %d, %v; want %d named by %v", p, err, want, got.Certificate.CRLDistributionPoints)
 				}
 				if s, err := certs.FindIssued(ctx, req.Profile, rec.KeyHash, time.Now()); err != nil || s != got.Serial {
 					t.Fatalf("FindIssued = %q, %v", s, err)

@@ -45,7 +45,8 @@ const (
 	VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)`
 	issueCertificateSQL = `UPDATE certificates
 	SET state = 'issued', der = ?, subject = ?, not_before = ?, not_after = ?, credential_id = ?, crl_partition = ?, issued_at = ?
-	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?`
+	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?
+	AND NOT EXISTS (SELECT 1 FROM blocked_keys b WHERE b.key_hash = certificates.key_hash)`
 	// The redundant state <> 'abandoned' lets SQLite use the partial unique
 	// index (its planner only matches the index's own WHERE term).
 	findIssuedSQL = `SELECT serial FROM certificates

@@ -18,6 +18,7 @@ import (
 var (
 	_ crl.NumberSource  = (*Revocations)(nil)
 	_ crl.RevokedSource = (*Revocations)(nil)
+	_ crl.DeltaSource   = (*Revocations)(nil)
 	_ ocsp.StatusSource = (*Revocations)(nil)
 	_ revocation.Store  = (*Revocations)(nil)
 )
@@ -44,8 +45,16 @@ var ErrBadReason = errors.New("store: revocation reason not allowed")
 // and revocation.ErrNotFound when no certificate with that serial was
 // issued, ErrConflict and revocation.ErrAlreadyRevoked when it is already
 // revoked, ErrBadReason for a reason Thiqa does not record; in each case
-// nothing changed.
+// nothing changed. A keyCompromise revocation also blocks the key and
+// revokes every certificate with it (CompromiseKey).
 func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by string, now time.Time) (*revocation.Revocation, error) {
+	if reason == crl.ReasonKeyCompromise {
+		kc, err := r.compromise(ctx, serial, by, now, true)
+		if kc == nil {
+			return nil, err
+		}
+		return &kc.Revocation, err
+	}
 	key, err := revocation.NormalizeSerial(serial)
 	if err != nil {
 		return nil, fmt.Errorf("store: revoking: %w: %w: %v", revocation.ErrNotFound, ErrNotFound, err)
@@ -159,6 +168,17 @@ func (r *Revocations) NextCRLNumber(ctx context.Context, issuer string) (*big.In
 	return big.NewInt(n), nil
 }
 
+// HighestPartition returns the highest CRL partition any certificate of the
+// issuer names (0 when none is partitioned), so that every partition a
+// certificate names stays published.
+func (r *Revocations) HighestPartition(ctx context.Context, issuer string) (int, error) {
+	var n sql.NullInt64
+	if err := r.db.queryRow(ctx, `SELECT max(crl_partition) FROM certificates WHERE ca = ?`, issuer).Scan(&n); err != nil {
+		return 0, mapErr("store: CRL partitions of "+issuer, err)
+	}
+	return int(n.Int64), nil
+}
+
 // RevokedCertificates streams the revoked certificates of one issuer's CRL
 // partition in serial order (crl.RevokedSource).
 func (r *Revocations) RevokedCertificates(ctx context.Context, issuer string, partition int, fn func(crl.RevokedEntry) error) error {
@@ -167,6 +187,23 @@ func (r *Revocations) RevokedCertificates(ctx context.Context, issuer string, pa
 	if err != nil {
 		return mapErr("store: revoked certificates of "+issuer, err)
 	}
+	return streamRevoked(rows, issuer, fn)
+}
+
+// RevokedSince streams the revocations of one issuer's CRL partition
+// recorded at or after since, in serial order (crl.DeltaSource): the
+// entries of a delta CRL. The recorded_at index keeps it to the recent rows.
+func (r *Revocations) RevokedSince(ctx context.Context, issuer string, partition int, since time.Time, fn func(crl.RevokedEntry) error) error {
+	rows, err := r.db.query(ctx, `SELECT serial, revoked_at, reason FROM revocations
+	WHERE recorded_at >= ? AND ca = ? AND crl_partition = ? ORDER BY serial`, since.UnixNano(), issuer, partition)
+	if err != nil {
+		return mapErr("store: recent revocations of "+issuer, err)
+	}
+	return streamRevoked(rows, issuer, fn)
+}
+
+// streamRevoked hands rows (serial, revoked_at, reason) to fn and closes them.
+func streamRevoked(rows *sql.Rows, issuer string, fn func(crl.RevokedEntry) error) error {
 	defer rows.Close()
 	var key string
 	var at int64

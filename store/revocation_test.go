@@ -293,6 +293,14 @@ func TestCRLFromStore(t *testing.T) {
 					revoked[p]++
 				}
 			}
+			// A certificate issued before the CA had partitions names the
+			// whole-CA CRL, partition 0, which stays published.
+			legacy := serialN(99)
+			seedCert(t, db, legacy, "citizen", "issued", 0)
+			if _, err := rs.Revoke(ctx, store.SerialKey(legacy), crl.ReasonSuperseded, "officer", time.Now().Add(-time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			revoked[0]++
 			set, err := crl.Config{BaseURL: "http://pki.example.com", Partitions: parts}.Validate()
 			if err != nil {
 				t.Fatal(err)
@@ -303,7 +311,7 @@ func TestCRLFromStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			var last *big.Int
-			for p := range parts {
+			for _, p := range g.PartitionNumbers() {
 				c, err := g.Generate(ctx, p, time.Now())
 				if err != nil {
 					t.Fatal(err)
@@ -319,7 +327,7 @@ func TestCRLFromStore(t *testing.T) {
 					t.Fatalf("partition %d: %d entries, want %d", p, len(rl.RevokedCertificateEntries), revoked[p])
 				}
 				for _, e := range rl.RevokedCertificateEntries {
-					if crl.Partition(e.SerialNumber, parts) != p {
+					if p != 0 && crl.Partition(e.SerialNumber, parts) != p {
 						t.Fatalf("serial %x on partition %d", e.SerialNumber, p)
 					}
 				}
@@ -462,5 +470,70 @@ func loadRows(b *testing.B, db *store.DB, rows, revoked int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDeltaCRLFromStore: the delta CRL of a partition lists the
+// revocations of that partition recorded since shortly before its complete
+// CRL (RevokedSince), on SQLite and PostgreSQL.
+func TestDeltaCRLFromStore(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := storetest.Open(t, d.NewConfig(t))
+			rs := db.Revocations()
+			const parts = 2
+			var early, late, otherPartition *big.Int
+			for i := int64(0); early == nil || late == nil || otherPartition == nil; i++ {
+				s := serialN(500 + i)
+				switch p := crl.Partition(s, parts); {
+				case p == 1 && early == nil:
+					early = s
+				case p == 1 && late == nil:
+					late = s
+				case p == 2 && otherPartition == nil:
+					otherPartition = s
+				default:
+					continue
+				}
+				seedCert(t, db, s, "citizen", "issued", crl.Partition(s, parts))
+			}
+			if _, err := rs.Revoke(ctx, store.SerialKey(early), crl.ReasonSuperseded, "officer", time.Now().Add(-time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			// Recorded an hour ago.
+			if err := db.ExecTx(ctx, `UPDATE revocations SET recorded_at = ? WHERE serial = ?`, time.Now().Add(-time.Hour).UnixNano(), store.SerialKey(early)); err != nil {
+				t.Fatal(err)
+			}
+			set, err := crl.Config{BaseURL: "http://pki.example.com", Partitions: parts, Deltas: true}.Validate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cert, key := testCA(t)
+			g, err := crl.NewGenerator(set, crl.Issuer{Name: "citizen", Cert: cert, Signer: key}, rs, rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := g.Generate(ctx, 1, time.Now().Add(-time.Second))
+			if err != nil || base.Entries != 1 {
+				t.Fatalf("complete CRL: %+v %v", base, err)
+			}
+			for _, s := range []*big.Int{late, otherPartition} {
+				if _, err := rs.Revoke(ctx, store.SerialKey(s), crl.ReasonKeyCompromise, "officer", time.Now().Add(-time.Second)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			delta, err := g.GenerateDelta(ctx, base, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rl, err := x509.ParseRevocationList(delta.DER)
+			if err != nil || rl.CheckSignatureFrom(cert) != nil {
+				t.Fatalf("delta: %v", err)
+			}
+			if len(rl.RevokedCertificateEntries) != 1 || rl.RevokedCertificateEntries[0].SerialNumber.Cmp(late) != 0 || delta.Name != "citizen-1-delta.crl" {
+				t.Fatalf("delta %s lists %d entries", delta.Name, len(rl.RevokedCertificateEntries))
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,13 +27,16 @@ type Config struct {
 	RegenerateEvery time.Duration `yaml:"regenerateEvery"`
 	// TriggerDelay is the debounce after a revocation before regenerating.
 	TriggerDelay time.Duration `yaml:"triggerDelay"`
-	// Partitions is the number of partition CRLs per CA. It is fixed for the
-	// life of a CA: issued certificates carry their partition's URL.
-	Partitions int `yaml:"partitions"`
+	// Partitions is the number of partition CRLs per issuing CA (1 to
+	// MaxPartitions): with more than one, each certificate names its
+	// partition's CRL, BASE/crl/{ca}-{n}.crl, and BASE/crl/{ca}.crl stays
+	// published for the certificates issued before. It may grow later;
+	// certificates keep naming the partition they were issued in.
+	Partitions PartitionCount `yaml:"partitions"`
 	// MaxEntriesPerPartition is the size a partition is expected to stay
 	// under; exceeding it is logged and counted (never a refusal to publish).
 	MaxEntriesPerPartition int `yaml:"maxEntriesPerPartition"`
-	// BaseURL is the public base URL; CRLs live at BASE/crl/{ca}.crl or
+	// BaseURL is the public base URL; CRLs live at BASE/crl/{ca}.crl and
 	// BASE/crl/{ca}-{n}.crl.
 	BaseURL string `yaml:"baseURL"`
 	// MaxAge bounds the HTTP max-age of served CRLs (default 5m, never past
@@ -41,6 +45,29 @@ type Config struct {
 	// LintSampleEntries bounds the entries copied into the linted CRL (the
 	// header, extensions and the first entries); 0 means 10,000.
 	LintSampleEntries int `yaml:"lintSampleEntries"`
+	// Deltas publishes a delta CRL (RFC 5280 §5.2.4) beside each partition's
+	// CRL, BASE/crl/{ca}-{n}-delta.crl (BASE/crl/{ca}-delta.crl for the
+	// whole-CA one), named by the complete CRL's freshestCRL. Complete CRLs
+	// are then regenerated every regenerateEvery only, deltas also seconds
+	// after a revocation: relying parties that hold a complete CRL fetch
+	// the small delta.
+	Deltas bool `yaml:"deltas"`
+}
+
+// PartitionCount is a partition count as the configuration gives it: a
+// whole number from 1 to MaxPartitions. Decoding any other value (0, a
+// negative or absurd count, a fraction) is an error naming the range; a
+// count left out is 0 in Go, which Validate turns into 1.
+type PartitionCount int
+
+// UnmarshalText accepts 1 … MaxPartitions.
+func (p *PartitionCount) UnmarshalText(b []byte) error {
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n < 1 || n > MaxPartitions {
+		return fmt.Errorf("%w: partitions %q: want a whole number from 1 to %d", ErrConfig, b, MaxPartitions)
+	}
+	*p = PartitionCount(n)
+	return nil
 }
 
 // Settings is a validated Config.
@@ -53,6 +80,7 @@ type Settings struct {
 	BaseURL                string
 	LintSampleEntries      int
 	MaxAge                 time.Duration
+	Deltas                 bool
 }
 
 // ErrConfig marks an invalid CRL configuration.
@@ -65,9 +93,9 @@ var ErrConfig = errors.New("invalid CRL configuration")
 func (c Config) Validate() (Settings, error) {
 	s := Settings{
 		Validity: c.Validity, RegenerateEvery: c.RegenerateEvery, TriggerDelay: c.TriggerDelay,
-		Partitions: c.Partitions, MaxEntriesPerPartition: c.MaxEntriesPerPartition,
+		Partitions: int(c.Partitions), MaxEntriesPerPartition: c.MaxEntriesPerPartition,
 		BaseURL: strings.TrimRight(c.BaseURL, "/"), LintSampleEntries: c.LintSampleEntries,
-		MaxAge: c.MaxAge,
+		MaxAge: c.MaxAge, Deltas: c.Deltas,
 	}
 	if s.Validity == 0 {
 		s.Validity = 7 * 24 * time.Hour
@@ -97,8 +125,8 @@ func (c Config) Validate() (Settings, error) {
 		return Settings{}, fmt.Errorf("%w: regenerateEvery %s must be in [1s, validity/2]", ErrConfig, s.RegenerateEvery)
 	case s.TriggerDelay < 0 || s.TriggerDelay > s.RegenerateEvery:
 		return Settings{}, fmt.Errorf("%w: triggerDelay %s must be in [0, regenerateEvery]", ErrConfig, s.TriggerDelay)
-	case s.Partitions < 1 || s.Partitions > 65536:
-		return Settings{}, fmt.Errorf("%w: partitions %d outside [1, 65536]", ErrConfig, s.Partitions)
+	case s.Partitions < 1 || s.Partitions > MaxPartitions:
+		return Settings{}, fmt.Errorf("%w: partitions %d outside [1, %d]", ErrConfig, s.Partitions, MaxPartitions)
 	case s.MaxEntriesPerPartition < 1:
 		return Settings{}, fmt.Errorf("%w: maxEntriesPerPartition must be positive", ErrConfig)
 	case s.MaxAge < 0:

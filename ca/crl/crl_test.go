@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,15 +107,27 @@ func TestPartitionedCRLs(t *testing.T) {
 	}
 	dir := t.TempDir()
 	chain := writePEM(t, dir, "chain.pem", "CERTIFICATE", h.root.Raw, h.ca.Raw)
-	crls := make([]string, parts)
+	if got := g.PartitionNumbers(); len(got) != parts+1 || got[0] != 0 || got[parts] != parts {
+		t.Fatalf("partitions %v", got)
+	}
+	crls := make([]string, parts+1)
 	total := 0
-	for p := range parts {
+	for _, p := range g.PartitionNumbers() {
 		c, err := g.Generate(context.Background(), p, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := URL(set.BaseURL, "citizen", p, parts); !strings.HasSuffix(want, "/crl/citizen-"+string(rune('0'+p))+".crl") || c.Name != filepath.Base(want) {
+		name := "citizen-" + strconv.Itoa(p) + ".crl"
+		if p == 0 {
+			name = "citizen.crl" // the whole-CA CRL of certificates issued before partitioning
+		}
+		if want := URL(set.BaseURL, "citizen", p); want != set.BaseURL+"/crl/"+name || c.Name != name {
 			t.Fatalf("partition %d name %q url %q", p, c.Name, want)
+		}
+		// Its issuingDistributionPoint names itself, critical.
+		text := runOpenSSL(t, "crl", "-inform", "DER", "-in", writeFile(t, dir, name, c.DER), "-noout", "-text")
+		if !strings.Contains(text, "X509v3 Issuing Distribution Point: critical") || !regexp.MustCompile(`URI:`+regexp.QuoteMeta(set.BaseURL+"/crl/"+name)+`\s`).MatchString(text) {
+			t.Fatalf("partition %d IDP:\n%s", p, text)
 		}
 		total += c.Entries
 		crls[p] = writePEM(t, dir, c.Name+".pem", "X509 CRL", c.DER)
@@ -123,14 +137,19 @@ func TestPartitionedCRLs(t *testing.T) {
 	}
 	for _, leaf := range leaves[:4] {
 		p := Partition(leaf.SerialNumber, parts)
+		if p < 1 || p > parts {
+			t.Fatalf("leaf %x in partition %d", leaf.SerialNumber, p)
+		}
 		lp := writePEM(t, dir, "leaf.pem", "CERTIFICATE", leaf.Raw)
 		if out := runOpenSSL(t, "verify", "-crl_check", "-CAfile", chain, "-CRLfile", crls[p], lp); !strings.Contains(out, "certificate revoked") {
 			t.Fatalf("leaf %x in partition %d: %s", leaf.SerialNumber, p, out)
 		}
-		// Another partition's CRL does not cover this certificate (IDP mismatch).
-		other := (p + 1) % parts
-		if out := runOpenSSL(t, "verify", "-crl_check", "-CAfile", chain, "-CRLfile", crls[other], lp); !strings.Contains(out, "different CRL scope") {
-			t.Fatalf("leaf %x against partition %d: %s", leaf.SerialNumber, other, out)
+		// Another partition's CRL, or the whole-CA one, does not cover this
+		// certificate (IDP mismatch).
+		for _, other := range []int{p%parts + 1, 0} {
+			if out := runOpenSSL(t, "verify", "-crl_check", "-CAfile", chain, "-CRLfile", crls[other], lp); !strings.Contains(out, "different CRL scope") {
+				t.Fatalf("leaf %x against partition %d: %s", leaf.SerialNumber, other, out)
+			}
 		}
 	}
 }
@@ -185,11 +204,16 @@ func TestGeneratorRefusesBadEntries(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	// An entry delivered to the wrong partition is refused.
-	g, _ := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{},
-		&allPartitions{{Serial: big.NewInt(5), RevokedAt: time.Now().Add(-time.Hour)}})
-	if _, err := g.Generate(context.Background(), 1-Partition(big.NewInt(5), 2), time.Now()); err == nil {
-		t.Error("entry of another partition accepted")
+	// A partition the CA does not have is refused.
+	g, _ := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{}, &allPartitions{})
+	for _, p := range []int{-1, 3} {
+		if _, err := g.Generate(context.Background(), p, time.Now()); err == nil {
+			t.Errorf("partition %d of 2 generated", p)
+		}
+	}
+	one, _ := NewGenerator(settings(t, 1), Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{}, &allPartitions{})
+	if _, err := one.Generate(context.Background(), 1, time.Now()); err == nil {
+		t.Error("partition 1 of a CA with one partition generated")
 	}
 	// A signer that does not match the certificate is refused.
 	other := newHierarchy(t)
@@ -316,7 +340,7 @@ func TestRootCRLRevokesIssuingCA(t *testing.T) {
 	set := settings(t, 1)
 	// The issuing CA certificate names the root CRL as its distribution point.
 	tmpl := *h.ca
-	tmpl.CRLDistributionPoints = []string{PartitionURL(set.BaseURL, "root", h.ca.SerialNumber, 1)}
+	tmpl.CRLDistributionPoints = []string{URL(set.BaseURL, "root", 0)}
 	caDER, err := x509.CreateCertificate(rand.Reader, &tmpl, h.root, h.caKey.Public(), h.rootKey)
 	if err != nil {
 		t.Fatal(err)

@@ -57,8 +57,9 @@ type RevokedEntry struct {
 }
 
 // RevokedSource streams the revoked certificates of one issuing CA's
-// partition (Partition(serial, partitions) == partition, recorded at
-// issuance). fn's error stops the stream and must be returned.
+// partition (the partition recorded with each certificate at issuance, the
+// one its CRL distribution point names). fn's error stops the stream and
+// must be returned.
 type RevokedSource interface {
 	RevokedCertificates(ctx context.Context, issuer string, partition int, fn func(RevokedEntry) error) error
 }
@@ -91,7 +92,10 @@ type CRL struct {
 	Entries    int
 	// Deferred counts entries revoked after thisUpdate, left for the next CRL.
 	Deferred int
-	DER      []byte
+	// BaseNumber is the CRL number of the complete CRL a delta CRL is
+	// relative to (its deltaCRLIndicator); nil for a complete CRL.
+	BaseNumber *big.Int
+	DER        []byte
 }
 
 // ErrLint is returned when zlint reports an error-level finding.
@@ -105,12 +109,14 @@ type Generator struct {
 	akid    []byte
 	numbers NumberSource
 	source  RevokedSource
+	deltas  DeltaSource // nil: no delta CRLs
 	lintKey crypto.Signer
 	lints   lint.Registry
 }
 
 // NewGenerator checks that iss's key matches its certificate and prepares a
-// throwaway key of the same kind for linting.
+// throwaway key of the same kind for linting. With set.Deltas, source must
+// also be a DeltaSource.
 func NewGenerator(set Settings, iss Issuer, numbers NumberSource, source RevokedSource) (*Generator, error) {
 	if iss.Name == "" || strings.ContainsAny(iss.Name, "/.-") {
 		return nil, fmt.Errorf("%w: issuer name %q must be non-empty without '/', '.' or '-'", ErrConfig, iss.Name)
@@ -149,7 +155,15 @@ func NewGenerator(set Settings, iss Issuer, numbers NumberSource, source Revoked
 	if err != nil {
 		return nil, fmt.Errorf("lint registry: %w", err)
 	}
-	return &Generator{set: set, iss: iss, alg: alg, akid: akid, numbers: numbers, source: source, lintKey: lk, lints: reg}, nil
+	g := &Generator{set: set, iss: iss, alg: alg, akid: akid, numbers: numbers, source: source, lintKey: lk, lints: reg}
+	if set.Deltas {
+		ds, ok := source.(DeltaSource)
+		if !ok {
+			return nil, fmt.Errorf("%w: delta CRLs need a source of recent revocations", ErrConfig)
+		}
+		g.deltas = ds
+	}
+	return g, nil
 }
 
 // Issuer returns the CA's short name.
@@ -158,10 +172,25 @@ func (g *Generator) Issuer() string { return g.iss.Name }
 // Partitions returns the partition count.
 func (g *Generator) Partitions() int { return g.set.Partitions }
 
+// PartitionNumbers lists the partitions whose CRLs the CA publishes: 0
+// (BASE/crl/{ca}.crl) always, and 1 … Partitions() when there are more
+// than one.
+func (g *Generator) PartitionNumbers() []int {
+	out := []int{0}
+	if g.set.Partitions > 1 {
+		for n := 1; n <= g.set.Partitions; n++ {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // Generate builds, lints and signs the CRL of one partition as of now.
+// Its entries are the revocations the store recorded for that partition
+// (the one the certificate names, fixed when it was issued).
 func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) (*CRL, error) {
-	if partition < 0 || partition >= g.set.Partitions {
-		return nil, fmt.Errorf("partition %d outside [0, %d)", partition, g.set.Partitions)
+	if partition < 0 || partition > g.set.Partitions || (g.set.Partitions == 1 && partition != 0) {
+		return nil, fmt.Errorf("%s has no CRL partition %d (it has %d)", g.iss.Name, partition, g.set.Partitions)
 	}
 	thisUpdate := now.UTC().Truncate(time.Second)
 	nextUpdate := thisUpdate.Add(g.set.Validity)
@@ -169,19 +198,23 @@ func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) 
 		// A CRL must not promise updates past its issuer's life.
 		nextUpdate = g.iss.Cert.NotAfter.UTC().Truncate(time.Second)
 	}
-	out := &CRL{Name: FileName(g.iss.Name, partition, g.set.Partitions), Issuer: g.iss.Name, Partition: partition,
+	out := &CRL{Name: FileName(g.iss.Name, partition), Issuer: g.iss.Name, Partition: partition,
 		ThisUpdate: thisUpdate, NextUpdate: nextUpdate}
+	return g.build(ctx, out, func(fn func(RevokedEntry) error) error {
+		return g.source.RevokedCertificates(ctx, g.iss.Name, partition, fn)
+	})
+}
 
+// build streams out's entries from stream, numbers, lints and signs it.
+func (g *Generator) build(ctx context.Context, out *CRL, stream func(fn func(RevokedEntry) error) error) (*CRL, error) {
+	thisUpdate, partition := out.ThisUpdate, out.Partition
 	// Entries are encoded as they stream in; the offset after the first
 	// LintSampleEntries marks the part that is linted.
 	body := make([]byte, 0, 64*1024)
 	sampleEnd := 0
-	err := g.source.RevokedCertificates(ctx, g.iss.Name, partition, func(e RevokedEntry) error {
+	err := stream(func(e RevokedEntry) error {
 		if err := checkEntry(e); err != nil {
 			return err
-		}
-		if p := Partition(e.Serial, g.set.Partitions); p != partition {
-			return fmt.Errorf("serial %x belongs to partition %d, not %d", e.Serial, p, partition)
 		}
 		if e.RevokedAt.After(thisUpdate) {
 			out.Deferred++ // revoked while this CRL was being built: next CRL
@@ -340,6 +373,7 @@ func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
 				})
 			})
 			addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(c.Number) })
+			g.addDeltaExtensions(b, c)
 			// Every CRL names its own distribution point (critical IDP,
 			// RFC 5280 §5.2.5) so a partition cannot be taken for the
 			// whole; it covers end-entity or CA certificates only.
@@ -348,7 +382,7 @@ func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
 					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 							b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) {
-								b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition, g.set.Partitions)))
+								b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition)))
 							})
 						})
 					})

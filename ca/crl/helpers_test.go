@@ -140,7 +140,7 @@ func (s synthRevoked) RevokedCertificates(ctx context.Context, _ string, partiti
 
 func settings(t testing.TB, partitions int) Settings {
 	t.Helper()
-	s, err := Config{Validity: 24 * time.Hour, RegenerateEvery: time.Hour, Partitions: partitions,
+	s, err := Config{Validity: 24 * time.Hour, RegenerateEvery: time.Hour, Partitions: PartitionCount(partitions),
 		BaseURL: "http://pki.thiqa.test"}.Validate()
 	if err != nil {
 		t.Fatal(err)

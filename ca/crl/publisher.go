@@ -88,16 +88,42 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 	return p, nil
 }
 
-// PublishCA regenerates every partition of one CA now.
+// PublishCA regenerates every partition of one CA now (and, with delta
+// CRLs, each partition's delta relative to it).
 func (p *Publisher) PublishCA(ctx context.Context, ca string) error {
+	return p.publish(ctx, ca, false)
+}
+
+// PublishDeltas regenerates the delta CRL of every partition of one CA
+// now, relative to the partition's latest complete CRL (made first when
+// there is none yet); without delta CRLs it is PublishCA.
+func (p *Publisher) PublishDeltas(ctx context.Context, ca string) error {
+	return p.publish(ctx, ca, true)
+}
+
+// publish regenerates one CA's complete CRLs, or only their deltas when
+// deltasOnly (and the CA has deltas and a complete CRL to build on).
+func (p *Publisher) publish(ctx context.Context, ca string, deltasOnly bool) error {
 	g, ok := p.gens[ca]
 	if !ok {
 		return fmt.Errorf("no CRL generator for CA %q", ca)
 	}
 	var errs []error
-	for part := range g.Partitions() {
+	for _, part := range g.PartitionNumbers() {
 		start := time.Now()
-		c, err := g.Generate(ctx, part, p.now())
+		base, _ := p.Latest(FileName(ca, part))
+		var c *CRL
+		var err error
+		if !deltasOnly || !g.Deltas() || base == nil {
+			c, err = g.Generate(ctx, part, p.now())
+			if err == nil && g.Deltas() {
+				p.store(c)
+				base = c
+				c, err = g.GenerateDelta(ctx, base, p.now())
+			}
+		} else {
+			c, err = g.GenerateDelta(ctx, base, p.now())
+		}
 		p.genSeconds.WithLabelValues(ca).Observe(time.Since(start).Seconds())
 		if err != nil {
 			p.failures.WithLabelValues(ca).Inc()
@@ -141,7 +167,11 @@ func (p *Publisher) store(c *CRL) {
 	p.entries.WithLabelValues(served.Name).Set(float64(served.Entries))
 	f, _ := new(big.Float).SetInt(served.Number).Float64()
 	p.number.WithLabelValues(served.Name).Set(f)
-	p.nextUpdate.WithLabelValues(served.Name).Set(float64(served.NextUpdate.Unix()))
+	if served.BaseNumber == nil {
+		// Complete CRLs only: a delta's short nextUpdate is renewed with
+		// every regeneration and is not what the freshness alerts watch.
+		p.nextUpdate.WithLabelValues(served.Name).Set(float64(served.NextUpdate.Unix()))
+	}
 }
 
 // Latest returns the latest CRL published under a file name ("citizen.crl").
@@ -190,7 +220,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-debounce:
 			debounce = nil
 			for ca := range pending {
-				_ = p.PublishCA(ctx, ca)
+				_ = p.PublishDeltas(ctx, ca) // PublishCA without delta CRLs
 			}
 			clear(pending)
 		}

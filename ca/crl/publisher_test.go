@@ -33,15 +33,15 @@ func TestPublisherServesCRLsWithCacheHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The alert rules watch each served CRL's nextUpdate.
-	for _, name := range []string{"citizen-0.crl", "citizen-1.crl"} {
+	for _, name := range []string{"citizen.crl", "citizen-1.crl", "citizen-2.crl"} {
 		c, _ := p.Latest(name)
 		got := testutil.ToFloat64(p.nextUpdate.WithLabelValues(name))
 		if c == nil || got != float64(c.NextUpdate.Unix()) {
 			t.Fatalf("thiqa_crl_next_update_seconds{crl=%q} = %v, want the CRL's nextUpdate", name, got)
 		}
 	}
-	if n := testutil.CollectAndCount(reg, "thiqa_crl_next_update_seconds"); n != 2 {
-		t.Fatalf("%d nextUpdate series, want 2", n)
+	if n := testutil.CollectAndCount(reg, "thiqa_crl_next_update_seconds"); n != 3 {
+		t.Fatalf("%d nextUpdate series, want 3", n)
 	}
 	srv := httptest.NewServer(p)
 	defer srv.Close()
@@ -72,14 +72,15 @@ func TestPublisherServesCRLsWithCacheHeaders(t *testing.T) {
 	if resp.StatusCode != http.StatusNotModified {
 		t.Fatalf("conditional GET: %d", resp.StatusCode)
 	}
-	for _, path := range []string{"/crl/citizen.crl", "/crl/citizen-2.crl", "/crl/other-0.crl", "/crl/citizen-1"} {
+	// Partitions the CA does not have, other CAs, other names: 404.
+	for _, path := range []string{"/crl/citizen-0.crl", "/crl/citizen-3.crl", "/crl/citizen-01.crl", "/crl/other.crl", "/crl/other-1.crl", "/crl/citizen-1"} {
 		resp, _ := http.Get(srv.URL + path)
 		resp.Body.Close()
 		if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s: %d %s", path, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
-	resp, _ = http.Post(srv.URL+"/crl/citizen-0.crl", "text/plain", nil)
+	resp, _ = http.Post(srv.URL+"/crl/citizen.crl", "text/plain", nil)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", resp.StatusCode)

@@ -53,13 +53,20 @@ type RevokeRequest struct {
 	Reason string `json:"reason"`
 }
 
-// RevokeResponse is the JSON answer to a revocation.
+// RevokeResponse is the JSON answer to a revocation. Reason and RevokedAt
+// are the certificate's revocation: for a keyCompromise request on a
+// certificate revoked before, the earlier one (revocation is final).
 type RevokeResponse struct {
 	Serial    string    `json:"serial"`
 	CA        string    `json:"ca"`
 	Status    string    `json:"status"`
 	Reason    string    `json:"reason"`
 	RevokedAt time.Time `json:"revokedAt"`
+	// KeyBlocked: the key is blocked for good (keyCompromise).
+	KeyBlocked bool `json:"keyBlocked,omitempty"`
+	// AlsoRevoked lists the serials of the other certificates with the same
+	// key, revoked for keyCompromise as a consequence.
+	AlsoRevoked []string `json:"alsoRevoked,omitempty"`
 }
 
 // serveRevoke serves POST /api/v1/certificates/{serial}/revoke: a
@@ -94,7 +101,12 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		_ = json.NewEncoder(w).Encode(RevokeResponse{Serial: res.Serial, CA: res.CA, Status: "revoked", Reason: Reason(res.Reason).String(), RevokedAt: res.RevokedAt})
+		out := RevokeResponse{Serial: res.Serial, CA: res.CA, Status: "revoked", Reason: Reason(res.Reason).String(), RevokedAt: res.RevokedAt,
+			KeyBlocked: res.KeyBlocked}
+		for _, a := range res.AlsoRevoked {
+			out.AlsoRevoked = append(out.AlsoRevoked, a.Serial)
+		}
+		_ = json.NewEncoder(w).Encode(out)
 	}
 }
 

@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -44,7 +45,11 @@ const pollBatch = 1000
 
 // Poll re-signs, every interval until ctx ends, the responses of the
 // revocations recorded by other processes (`thiqa revoke`, other
-// instances), triggers their CRLs and has the status checker forget them.
+// instances), triggers their CRLs and has the status checker forget them;
+// consequential revocations of a key compromise are revocations like any
+// other here. Every few polls (sweepEvery) it also sweeps the keys blocked
+// lately (all of them the first time) for certificates issued while the
+// block was being recorded, and revokes those.
 func (s *Service) Poll(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -56,13 +61,26 @@ func (s *Service) Poll(ctx context.Context, every time.Duration) {
 				s.log.ErrorContext(ctx, "polling revocations failed", "err", err)
 			}
 		}}
+	var swept time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		p.poll(time.Now())
+		now := time.Now()
+		p.poll(now)
+		if now.Sub(swept) >= sweepEvery(every) {
+			since := now.Add(-sweepWindow)
+			if swept.IsZero() {
+				since = time.Unix(0, 0)
+			}
+			if err := s.sweep(ctx, since); err != nil {
+				p.logErr(fmt.Errorf("sweeping blocked keys: %w", err))
+			} else {
+				swept = now
+			}
+		}
 	}
 }
 

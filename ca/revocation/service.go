@@ -39,6 +39,19 @@ type Store interface {
 	// RecordedSince returns up to limit revocations recorded at or after
 	// since, oldest first.
 	RecordedSince(ctx context.Context, since time.Time, limit int) ([]Revocation, error)
+	// CompromiseKey revokes the certificate with that serial for
+	// keyCompromise (unless it is revoked already), blocks its key and
+	// revokes every other certificate with the key, in one transaction
+	// (see CompromisedKey). It returns an error wrapping ErrNotFound when no
+	// such certificate was issued, and ErrAlreadyRevoked when it was
+	// revoked and its key blocked before and nothing was left to revoke;
+	// nothing changes then. Revoke with reason keyCompromise does the same
+	// (refusing a certificate revoked before).
+	CompromiseKey(ctx context.Context, serial, by string, now time.Time) (*CompromisedKey, error)
+	// SweepBlockedKeys revokes, for keyCompromise, the issued certificates
+	// not yet revoked whose key was blocked at or after since (issued while
+	// the block was being recorded), and returns them.
+	SweepBlockedKeys(ctx context.Context, since, now time.Time) ([]Consequence, error)
 }
 
 // Auditor appends to the hash-chained audit log (*audit.Log).
@@ -122,12 +135,36 @@ func NormalizeSerial(s string) (string, error) {
 	return hex.EncodeToString(n.Bytes()), nil
 }
 
+// Result is what a revocation did.
+type Result struct {
+	// Revocation is the certificate's revocation: recorded now, or, when
+	// AlreadyRevoked, the earlier one (revocation is final: its reason and
+	// time stand).
+	Revocation
+	// AlreadyRevoked: a keyCompromise revocation of a certificate revoked
+	// before for another reason; the key was blocked all the same.
+	AlreadyRevoked bool
+	// KeyBlocked: the certificate's key is blocked (reason keyCompromise).
+	KeyBlocked bool
+	// AlsoRevoked are the other certificates with the same key, revoked
+	// for keyCompromise as a consequence.
+	AlsoRevoked []Revocation
+}
+
 // Revoke checks and records one revocation by actor: the certificate must
 // exist, allow (nil: anyone) says whether the caller may revoke it; then
 // the store commits, the audit record is written, the responder re-signs
 // and the CRLs are triggered. Every refusal is audited too, and returned
 // as a *Refusal.
-func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, allow func(*x509.Certificate) bool) (*Revocation, error) {
+//
+// Reason keyCompromise also blocks the certificate's key for good and
+// revokes every other certificate with that key (all profiles, all CAs),
+// each audited naming the original; it is accepted for a certificate
+// already revoked for another reason (its revocation stands: final, as
+// RFC 5280 §5.3.1 has no reason change without certificateHold, which
+// Thiqa never uses), and refused (ErrAlreadyRevoked) only when the key is
+// blocked already and nothing is left to revoke.
+func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, allow func(*x509.Certificate) bool) (*Result, error) {
 	refuse := func(why error, format string, args ...any) error {
 		e := &Refusal{Reason: why, Detail: fmt.Sprintf(format, args...)}
 		details := map[string]any{"reason": reasonText, "status": httpStatus(why), "error": e.Detail}
@@ -164,6 +201,9 @@ func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, 
 	if allow != nil && !allow(cert) {
 		return nil, refuse(ErrNotPermitted, "the caller may not revoke certificate %s", key)
 	}
+	if reason == KeyCompromise {
+		return s.compromise(ctx, actor, key, cert, refuse)
+	}
 	r, err := s.o.Store.Revoke(ctx, key, int(reason), actor, time.Now())
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -184,7 +224,7 @@ func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, 
 	}
 	s.notify(ctx, r)
 	s.log.InfoContext(ctx, "certificate revoked", "serial", key, "ca", r.CA, "reason", reason.String(), "by", actor)
-	return r, nil
+	return &Result{Revocation: *r}, nil
 }
 
 // notify re-signs the revoked certificate's OCSP responses at once, asks

@@ -34,10 +34,17 @@ type Status struct {
 	Known bool
 	// CA and Profile it was issued by and under (when Known).
 	CA, Profile string
+	// KeyOnToken: its key was generated on the service's token (keyInHSM:
+	// the certificate names a credential), not certified from a CSR.
+	KeyOnToken bool
 	// Revoked, RevokedAt and Reason come from the revocation records.
 	Revoked   bool
 	RevokedAt time.Time
 	Reason    Reason
+	// KeyBlocked: its key was reported compromised (a certificate with it
+	// was revoked for keyCompromise). Such a certificate is refused even
+	// before its own revocation is recorded.
+	KeyBlocked bool
 }
 
 // Checker answers, from this deployment's own records, whether a
@@ -134,12 +141,13 @@ func (c *Checker) lookup(ctx context.Context, cert *x509.Certificate) (Status, e
 	if !bytes.Equal(rec.DER, cert.Raw) {
 		return Status{}, nil // same serial, another certificate: not ours
 	}
-	return Status{Known: true, CA: rec.CA, Profile: rec.Profile, Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: Reason(rec.RevocationReason)}, nil
+	return Status{Known: true, CA: rec.CA, Profile: rec.Profile, KeyOnToken: rec.CredentialID != "",
+		Revoked: rec.Revoked, RevokedAt: rec.RevokedAt, Reason: Reason(rec.RevocationReason), KeyBlocked: rec.KeyBlocked}, nil
 }
 
 // Check refuses cert (an error wrapping ErrRefused, naming the reason)
-// unless it is within its validity now, was issued by this deployment and
-// is not revoked.
+// unless it is within its validity now, was issued by this deployment, is
+// not revoked and its key was not reported compromised.
 func (c *Checker) Check(ctx context.Context, cert *x509.Certificate) error {
 	if now := c.now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return fmt.Errorf("%w: certificate %x is expired or not yet valid (valid %s to %s)", ErrRefused, cert.SerialNumber,
@@ -154,6 +162,8 @@ func (c *Checker) Check(ctx context.Context, cert *x509.Certificate) error {
 		return fmt.Errorf("%w: certificate %x was not issued by this deployment", ErrRefused, cert.SerialNumber)
 	case st.Revoked:
 		return fmt.Errorf("%w: certificate %x is revoked (%s, since %s)", ErrRefused, cert.SerialNumber, st.Reason, st.RevokedAt.UTC().Format(time.RFC3339))
+	case st.KeyBlocked:
+		return fmt.Errorf("%w: the key of certificate %x was reported compromised", ErrRefused, cert.SerialNumber)
 	}
 	return nil
 }

@@ -62,12 +62,16 @@ func TestCheckerRule(t *testing.T) {
 	sameSerial := newCert(t, 0x0a01, now.Add(-time.Hour), now.Add(time.Hour))
 	expired := newCert(t, 0x0a04, now.Add(-2*time.Hour), now.Add(-time.Hour))
 	early := newCert(t, 0x0a05, now.Add(time.Hour), now.Add(2*time.Hour))
+	blocked := newCert(t, 0x0a06, now.Add(-time.Hour), now.Add(time.Hour))
 	store := &memCerts{recs: map[string]*ca.CertificateRecord{}}
-	for _, c := range []*x509.Certificate{good, revoked, expired, early} {
+	for _, c := range []*x509.Certificate{good, revoked, expired, early, blocked} {
 		store.recs[hex.EncodeToString(c.SerialNumber.Bytes())] = &ca.CertificateRecord{CA: "citizen", Profile: "citizen-auth", DER: c.Raw}
 	}
 	rr := store.recs[hex.EncodeToString(revoked.SerialNumber.Bytes())]
 	rr.Revoked, rr.RevokedAt, rr.RevocationReason = true, now.Add(-time.Minute), int(KeyCompromise)
+	// Its key was reported compromised through another certificate, and
+	// its own revocation is not recorded yet.
+	store.recs[hex.EncodeToString(blocked.SerialNumber.Bytes())].KeyBlocked = true
 
 	c := NewChecker(store, 0, clock)
 	if err := c.Check(context.Background(), good); err != nil {
@@ -82,6 +86,7 @@ func TestCheckerRule(t *testing.T) {
 		"same serial":   {sameSerial, "not issued by this deployment"},
 		"expired":       {expired, "expired or not yet valid"},
 		"not yet valid": {early, "expired or not yet valid"},
+		"key blocked":   {blocked, "reported compromised"},
 	} {
 		err := c.Check(context.Background(), tc.cert)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), tc.want) {

@@ -229,6 +229,11 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, err
 	}
+	rset, err := cfg.Revocation.Settings(cfg.PublicBaseURL)
+	if err != nil {
+		return nil, err
+	}
+	partitions := rset.CRL.Partitions // each certificate names its CRL partition
 	var issuers []*ca.Issuer
 	for _, c := range parts[1:] {
 		// With hsm.verifyAfterSign the HSM layer checks every signature
@@ -236,7 +241,7 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 		// ECDSA signatures a second time (RSA ones it always checks).
 		c.key.UseSessionCopies() // an issuing CA signs all day (hsm/sessioncopy.go)
 		is, err := ca.NewIssuer(c.cert, c.key, ca.IssuerOptions{Name: c.conf.Name, BaseURL: cfg.PublicBaseURL,
-			SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign})
+			SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions})
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +249,7 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	}
 	return ca.NewAuthority(ca.AuthorityConfig{
 		Root: parts[0].cert, Issuers: issuers, Profiles: profiles,
-		Store: p.db.Certificates(nil), Auditor: caAuditor{log: p.audit},
+		Store: p.db.Certificates(func(string) int { return partitions }), Auditor: caAuditor{log: p.audit},
 		Logger: p.logger.With("service", "ca"), Metrics: reg,
 	})
 }

@@ -105,7 +105,8 @@ func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certif
 	if err != nil {
 		return identity.CertificateStatus{}, err
 	}
-	return identity.CertificateStatus{Known: st.Known, Profile: st.Profile, Revoked: st.Revoked, RevokedAt: st.RevokedAt}, nil
+	return identity.CertificateStatus{Known: st.Known, Profile: st.Profile, Revoked: st.Revoked, RevokedAt: st.RevokedAt,
+		KeyOnToken: st.KeyOnToken, KeyBlocked: st.KeyBlocked}, nil
 }
 
 // mobileDirectory finds a citizen's enrolled mobile ID credential and the

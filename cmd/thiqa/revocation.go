@@ -12,6 +12,7 @@ import (
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/store"
 )
 
 // newResponders builds the delegated OCSP responders of the issuing CAs
@@ -92,7 +93,11 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 			}
 			return fmt.Errorf("CA %s is not initialised: run `thiqa init --data %s`", c.conf.Name, p.cfg.Dir())
 		}
-		g, err := crl.NewGenerator(set.CRL, crl.Issuer{Name: c.conf.Name, Cert: c.cert, Signer: c.key, CACerts: i == 0}, rs, rs)
+		cs, err := crlSettingsOf(ctx, set.CRL, rs, c.conf.Name, i == 0)
+		if err != nil {
+			return err
+		}
+		g, err := crl.NewGenerator(cs, crl.Issuer{Name: c.conf.Name, Cert: c.cert, Signer: c.key, CACerts: i == 0}, rs, rs)
 		if err != nil {
 			return err
 		}
@@ -126,6 +131,23 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 		func(ctx context.Context) { svc.Poll(ctx, set.PollEvery) },
 	)
 	return nil
+}
+
+// crlSettingsOf returns the CRL settings of one CA: the root's CRL has one
+// partition and no delta; an issuing CA publishes the configured partitions, and more
+// when its certificates name more (the count was lowered since): every
+// partition a certificate names stays published.
+func crlSettingsOf(ctx context.Context, set crl.Settings, rs *store.Revocations, ca string, root bool) (crl.Settings, error) {
+	if root {
+		set.Partitions, set.Deltas = 1, false
+		return set, nil
+	}
+	used, err := rs.HighestPartition(ctx, ca)
+	if err != nil {
+		return crl.Settings{}, err
+	}
+	set.Partitions = max(set.Partitions, used)
+	return set, nil
 }
 
 // runRevoke revokes one certificate in-process: the store commits, the
@@ -165,7 +187,17 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "revoked %s (CA %s, %s) at %s\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
+	if r.AlreadyRevoked {
+		fmt.Fprintf(env.stdout, "%s was already revoked (CA %s, %s) at %s; its revocation stands\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(env.stdout, "revoked %s (CA %s, %s) at %s\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
+	}
+	if r.KeyBlocked {
+		fmt.Fprintf(env.stdout, "key blocked: it can never be certified again\n")
+	}
+	for _, a := range r.AlsoRevoked {
+		fmt.Fprintf(env.stdout, "also revoked %s (CA %s, same key, keyCompromise)\n", a.Serial, a.CA)
+	}
 	return nil
 }
 

@@ -16,8 +16,11 @@ import (
 type RevocationConfig struct {
 	// CRL configures CRL generation and publication. Its baseURL is always
 	// publicBaseURL (the URL the CA writes into certificates) and may be
-	// left empty; partitions must stay 1 while the CA writes one CRL URL
-	// per CA into its certificates.
+	// left empty. partitions (1 to 1024) applies to each issuing CA: with
+	// more than one, a certificate names its partition's CRL,
+	// BASE/crl/{ca}-{n}.crl, and BASE/crl/{ca}.crl stays published for the
+	// certificates issued before; the root's CRL is never partitioned.
+	// deltas: true adds a delta CRL per partition (not for the root).
 	CRL crl.Config `yaml:"crl"`
 	// OCSP configures the responder.
 	OCSP ocsp.Config `yaml:"ocsp"`
@@ -70,9 +73,6 @@ func (c RevocationConfig) Settings(publicBaseURL string) (RevocationSettings, er
 	cs, err := cc.Validate()
 	if err != nil {
 		return RevocationSettings{}, fmt.Errorf("revocation.crl: %w", err)
-	}
-	if cs.Partitions != 1 {
-		return RevocationSettings{}, fmt.Errorf("revocation.crl.partitions: must be 1: the CA writes BASE/crl/{ca}.crl into every certificate")
 	}
 	ocspSet, err := c.OCSP.Validate()
 	if err != nil {
