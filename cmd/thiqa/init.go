@@ -156,24 +156,30 @@ func initialConfig(dir, from string) (*config.Config, bool, error) {
 // prepareSoftHSM writes the SoftHSM2 configuration, token folder and PIN
 // files that do not exist yet, and returns what it created.
 func prepareSoftHSM(cfg *config.Config) ([]string, error) {
+	return prepareSoftHSMToken(cfg.HSM, cfg.Resolve)
+}
+
+// prepareSoftHSMToken is prepareSoftHSM for any folder's token (the data
+// folder's, a ceremony folder's); resolve makes its paths absolute.
+func prepareSoftHSMToken(h config.HSMConfig, resolve func(string) string) ([]string, error) {
 	var created []string
-	s := cfg.HSM.SoftHSM
-	tokenDir := cfg.Resolve(s.TokenDir)
+	s := h.SoftHSM
+	tokenDir := resolve(s.TokenDir)
 	if _, err := os.Stat(tokenDir); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(tokenDir, 0o700); err != nil {
 			return created, fmt.Errorf("creating SoftHSM token folder: %w", err)
 		}
 		created = append(created, tokenDir)
 	}
-	conf := cfg.Resolve(s.Conf)
+	conf := resolve(s.Conf)
 	body := fmt.Sprintf("# SoftHSM2 configuration written by thiqa init\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokenDir)
 	if err := writeFileExclusive(conf, []byte(body), 0o600); err == nil {
 		created = append(created, conf)
 	} else if !errors.Is(err, os.ErrExist) {
 		return created, fmt.Errorf("writing SoftHSM configuration: %w", err)
 	}
-	for _, f := range []string{cfg.Resolve(s.SOPINFile), cfg.Resolve(cfg.HSM.PINFile)} {
-		if cfg.HSM.PINEnv != "" && f == cfg.Resolve(cfg.HSM.PINFile) {
+	for _, f := range []string{resolve(s.SOPINFile), resolve(h.PINFile)} {
+		if h.PINEnv != "" && f == resolve(h.PINFile) {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
