@@ -13,7 +13,8 @@ const caUsage = `usage:
   thiqa ca sign --ceremony DIR --csr F --name NAME --out F [--path-len 0] [--validity 10y]
   thiqa ca crl --ceremony DIR --out F [--next-update 90d] [--revoke SERIAL --reason R]
   thiqa ca import --data D --name NAME --cert F
-  thiqa ca crl import --data D --crl F`
+  thiqa ca crl import --data D --crl F
+  thiqa ca rollover --data D --name NAME`
 
 // runCA dispatches `thiqa ca …`.
 func runCA(ctx context.Context, env *cliEnv, args []string) error {
@@ -28,6 +29,8 @@ func runCA(ctx context.Context, env *cliEnv, args []string) error {
 		return caCRL(ctx, env, args[1:])
 	case len(args) >= 1 && args[0] == "import":
 		return caImport(ctx, env, args[1:])
+	case len(args) >= 1 && args[0] == "rollover":
+		return caRollover(ctx, env, args[1:])
 	}
 	return withExit(2, errors.New(caUsage))
 }
