@@ -164,3 +164,25 @@ func retired(ctx context.Context, certs *store.Certificates, c *caPart, current 
 	}
 	return !ok || !now.Before(until), nil
 }
+
+// installedGenerations returns the certificates of the CA name's
+// generations after the first, from the data folder alone (no token):
+// what relying parties must also trust as that CA.
+func installedGenerations(cfg *config.Config, name string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for n := 2; ; n++ {
+		certPath, _ := generationPaths(cfg, name, n)
+		raw, err := os.ReadFile(certPath)
+		if errors.Is(err, os.ErrNotExist) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		c, err := parseCertPEM(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", certPath, err)
+		}
+		out = append(out, c)
+	}
+}

@@ -138,6 +138,12 @@ func runRollover(t *testing.T, postgres bool) {
 		}
 	}
 	d.srv.stop(t)
+	// This deployment's trusted list names both generations.
+	mustThiqa(t, d.env, "tsl", "build", "--data", d.dir)
+	if list := mustRead(t, filepath.Join(d.dir, "tsl", "tsl.xml")); !strings.Contains(list, "Thiqa Citizen CA (PLACEHOLDER) G2") ||
+		!strings.Contains(list, ">Thiqa Citizen CA (PLACEHOLDER)<") {
+		t.Fatal("the trusted list does not name both generations of the citizen CA")
+	}
 	mustThiqa(t, d.env, "audit", "verify", "--data", d.dir)
 	if _, err := os.Stat(filepath.Join(caDir, "ocsp-citizen_2.pem")); err != nil {
 		t.Fatalf("generation 2 has no OCSP responder of its own: %v", err)

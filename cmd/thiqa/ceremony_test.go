@@ -223,3 +223,38 @@ func readPEMCert(t *testing.T, path string) *x509.Certificate {
 	}
 	return c
 }
+
+// TestDevelopmentRootIsOnline: the default of `make run` keeps the root key
+// on the one token; serving says so (a warning and thiqa_root_key_online
+// 1) and the offline root's commands refuse such a folder.
+func TestDevelopmentRootIsOnline(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustThiqa(t, nil, "init", "--data", dir)
+	srv := startServer(t, dir, nil)
+	code, _, body := srv.get(t, "/metrics", "")
+	if code != 200 || !strings.Contains(string(body), "thiqa_root_key_online 1") || !strings.Contains(string(body), "thiqa_root_crl_next_update_seconds") {
+		t.Fatalf("/metrics: %d", code)
+	}
+	if code, _, der := srv.get(t, "/crl/root.crl", ""); code != 200 || len(der) == 0 {
+		t.Fatalf("the online root's CRL: %d", code)
+	}
+	srv.stop(t)
+	if !strings.Contains(srv.stderr.String(), "the root CA key is on the online token: development only") {
+		t.Fatalf("no warning about the online root:\n%s", srv.stderr.String())
+	}
+	root := filepath.Join(dir, "ca", "root.pem")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"init", "--data", dir, "--root-cert", root}, "is on its token"},
+		{[]string{"ca", "crl", "import", "--data", dir, "--crl", root}, "generates the root CRL itself"},
+		{[]string{"ca", "rollover", "--data", dir, "--name", "citizen"}, "certified by the offline root"},
+		{[]string{"ca", "import", "--data", dir, "--name", "citizen", "--cert", root}, "no key awaiting a certificate"},
+	} {
+		r := thiqa(t, nil, tc.args...)
+		if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, tc.want) {
+			t.Fatalf("%v: exit %d, %q", tc.args, r.code, line)
+		}
+	}
+}
