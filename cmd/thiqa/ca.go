@@ -250,11 +250,17 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 		return nil, fmt.Errorf("root CA certificate %s is missing: run `thiqa init --data %s`", parts[0].path, cfg.Dir())
 	}
 	var pending []*caPart
+	var active []*caPart
+	current := currentGenerations(parts)
 	for _, c := range parts[1:] {
 		if c.key != nil && c.cert == nil && cfg.CA.Root.Offline {
 			pending = append(pending, c)
 			continue
 		}
+		if keyDestroyed(c, current) {
+			continue
+		}
+		active = append(active, c)
 		if c.key == nil || c.cert == nil {
 			return nil, fmt.Errorf("CA %s is not initialised (key %s, certificate %s): run `thiqa init --data %s`", c.conf.Name, c.uri, c.path, cfg.Dir())
 		}
@@ -267,7 +273,7 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 		return nil, err
 	}
 	var issuers []*ca.Issuer
-	for _, c := range parts[1:] {
+	for _, c := range active {
 		// With hsm.verifyAfterSign the HSM layer checks every signature
 		// with the key's public half; the issuer then does not check its
 		// ECDSA signatures a second time (RSA ones it always checks).

@@ -111,7 +111,14 @@ func initIssuingCSRs(ctx context.Context, p *platform, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		later, err := installedGenerations(cfg, conf.Name)
+		if err != nil {
+			return err
+		}
 		switch {
+		case g.key == nil && g.cert != nil && len(later) > 0:
+			fmt.Fprintf(out, "  CA %-13s rolled over to %s; the first generation's key is gone from the token\n", g.name, generationName(conf.Name, len(later)+1))
+			continue
 		case g.key == nil && g.cert != nil:
 			return fmt.Errorf("CA %s: %s exists but the token has no key %s; restore the key or the configuration (nothing was created or replaced)", g.name, g.certPath, g.uri)
 		case g.cert != nil:

@@ -148,6 +148,13 @@ func currentGenerations(parts []*caPart) map[string]int {
 	return cur
 }
 
+// keyDestroyed reports whether c is an older generation of its CA whose
+// key is gone from the token (destroyed once retired): it is skipped, not
+// an error.
+func keyDestroyed(c *caPart, current map[string]int) bool {
+	return c.key == nil && c.cert != nil && c.generation() < current[c.caName()]
+}
+
 // retired reports whether c, an older generation of its CA, has nothing
 // left to answer for: its certificate expired, or every certificate it
 // issued (its OCSP responders' aside) has.

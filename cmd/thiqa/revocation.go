@@ -97,6 +97,10 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 			if i == 0 {
 				continue // the root key is kept offline: no root CRL from here
 			}
+			if keyDestroyed(c, current) {
+				logger.Warn("an older CA generation has no key on the token: no CRLs or OCSP answers from it", "ca", c.conf.Name)
+				continue
+			}
 			return fmt.Errorf("CA %s is not initialised: run `thiqa init --data %s`", c.conf.Name, p.cfg.Dir())
 		}
 		if i > 0 {
