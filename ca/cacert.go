@@ -183,7 +183,8 @@ type IssuingCARequest struct {
 	// NotBefore defaults to now; NotAfter, when set, wins over Validity.
 	// Either is cut to the root's notAfter.
 	NotBefore, NotAfter time.Time
-	Validity            time.Duration
+	// Validity is the lifetime when NotAfter is not set.
+	Validity time.Duration
 	// InUse maps the SHA-256 of the SubjectPublicKeyInfo of every key that
 	// is already an issuing CA's to who holds it; such a CSR is refused
 	// (*KeyInUseError), as is one for the root's own key.

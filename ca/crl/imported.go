@@ -45,12 +45,13 @@ type ImportedCRL struct {
 	// Issuer names the CA ("root"); the CRL is served as {Issuer}.crl.
 	Issuer string
 	// Number is the CRL number (nil when the CRL has none).
-	Number     *big.Int
-	ThisUpdate time.Time
-	NextUpdate time.Time
+	Number *big.Int
+	// ThisUpdate and NextUpdate are the CRL's, in UTC.
+	ThisUpdate, NextUpdate time.Time
 	// Entries counts the revoked certificates listed.
 	Entries int
-	DER     []byte
+	// DER is the CRL exactly as signed.
+	DER []byte
 }
 
 // ParseCRL accepts one CRL as DER or as a PEM "X509 CRL" block.
@@ -147,7 +148,8 @@ type ImportedOptions struct {
 	MaxAge time.Duration
 	// WarnBefore is how long before nextUpdate Warning speaks (default 14 days).
 	WarnBefore time.Duration
-	Logger     *slog.Logger
+	// Logger receives loads and failures (discarded when nil).
+	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }

@@ -40,8 +40,10 @@ func (f *FileStore) Path() string { return f.path }
 // or an edit that broke the JSON. Line counts from 1 (and equals the seq
 // the record would have).
 type LineError struct {
+	// Line is the line's number, from 1.
 	Line int64
-	Err  error
+	// Err says why it is not a record.
+	Err error
 }
 
 // Error implements the error interface.
