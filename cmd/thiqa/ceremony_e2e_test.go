@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net/http"
 	"os"
@@ -29,11 +31,45 @@ import (
 
 // offlineDeployment is an online data folder whose root key lives in a
 // ceremony folder with a token of its own (two SoftHSM token directories),
-// serving on a fixed port that is also its publicBaseURL.
+// serving on a fixed port that is also its publicBaseURL (so that pdfsig
+// and openssl reach the OCSP responder and CRLs the certificates name).
 type offlineDeployment struct {
-	*signFixture
-	cer  string // ceremony folder
-	root string // the root certificate (ceremony folder's root.pem)
+	dir, tmp, port string
+	env            []string
+	cer            string // ceremony folder
+	root           string // the root certificate (the ceremony folder's root.pem)
+	srv            *server
+	officer        string
+	nss            string // NSS database trusting the root, for pdfsig
+}
+
+// newCeremonyFolders prepares the two folders' paths and the root, made
+// offline in the ceremony folder, whose publicBaseURL is then set to the
+// deployment's.
+func newCeremonyFolders(t *testing.T, postgres bool) *offlineDeployment {
+	t.Helper()
+	d := &offlineDeployment{dir: filepath.Join(t.TempDir(), "data"), tmp: t.TempDir(), port: freePort(t), cer: filepath.Join(t.TempDir(), "ceremony")}
+	if postgres {
+		d.env = []string{"THIQA_TEST_DSN=" + testenv.PostgresDSN(t)}
+	}
+	d.root = filepath.Join(d.cer, "root.pem")
+	mustThiqa(t, nil, "ca", "root", "create", "--ceremony", d.cer)
+	cy := filepath.Join(d.cer, "ceremony.yaml")
+	writeFile(t, cy, strings.Replace(mustRead(t, cy), "publicBaseURL: http://127.0.0.1:8080", "publicBaseURL: "+d.base(), 1))
+	return d
+}
+
+// config writes the online folder's configuration (its port, and
+// PostgreSQL when asked) and returns its path.
+func (d *offlineDeployment) config(t *testing.T) string {
+	t.Helper()
+	return editedConfig(t, d.dir, func(y string) string {
+		y = strings.ReplaceAll(y, "127.0.0.1:8080", "127.0.0.1:"+d.port)
+		if d.env != nil {
+			y = strings.Replace(y, "driver: sqlite\n  dsn: thiqa.db\n  dsnEnv: \"\"", "driver: postgres\n  dsn: \"\"\n  dsnEnv: THIQA_TEST_DSN", 1)
+		}
+		return y
+	})
 }
 
 // newOfflineDeployment runs the whole ceremony: root created offline, the
@@ -42,46 +78,60 @@ type offlineDeployment struct {
 // imported, init completed. The server is not started.
 func newOfflineDeployment(t *testing.T, postgres bool) *offlineDeployment {
 	t.Helper()
-	f := &signFixture{dir: filepath.Join(t.TempDir(), "data"), tmp: t.TempDir(), port: freePort(t)}
-	if postgres {
-		f.env = []string{"THIQA_TEST_DSN=" + testenv.PostgresDSN(t)}
-	}
-	d := &offlineDeployment{signFixture: f, cer: filepath.Join(t.TempDir(), "ceremony")}
-	d.root = filepath.Join(d.cer, "root.pem")
-	base := "http://127.0.0.1:" + f.port
-
-	// The ceremony: the root on the offline token; the ceremony names the
-	// deployment's public base URL.
-	mustThiqa(t, nil, "ca", "root", "create", "--ceremony", d.cer)
-	cy := filepath.Join(d.cer, "ceremony.yaml")
-	writeFile(t, cy, strings.Replace(mustRead(t, cy), "publicBaseURL: http://127.0.0.1:8080", "publicBaseURL: "+base, 1))
-
-	// The online folder: the root's certificate only.
-	conf := editedConfig(t, f.dir, func(y string) string {
-		y = strings.ReplaceAll(y, "127.0.0.1:8080", "127.0.0.1:"+f.port)
-		if postgres {
-			y = strings.Replace(y, "driver: sqlite\n  dsn: thiqa.db\n  dsnEnv: \"\"", "driver: postgres\n  dsn: \"\"\n  dsnEnv: THIQA_TEST_DSN", 1)
-		}
-		return y
-	})
-	init1 := mustThiqa(t, f.env, "init", "--data", f.dir, "--config", conf, "--root-cert", d.root)
+	d := newCeremonyFolders(t, postgres)
+	init1 := mustThiqa(t, d.env, "init", "--data", d.dir, "--config", d.config(t), "--root-cert", d.root)
 	for _, n := range []string{"citizen", "organisation", "tsa"} {
-		if !strings.Contains(init1.stdout, "awaiting its certificate: CSR "+filepath.Join(f.dir, "ca", n+".csr")) {
+		if !strings.Contains(init1.stdout, "awaiting its certificate: CSR "+filepath.Join(d.dir, "ca", n+".csr")) {
 			t.Fatalf("init --root-cert does not name the CSR of %s:\n%s", n, init1.stdout)
 		}
 	}
 	for _, n := range []string{"citizen", "organisation", "tsa"} {
-		out := filepath.Join(f.tmp, n+".pem")
-		mustThiqa(t, nil, "ca", "sign", "--ceremony", d.cer, "--csr", filepath.Join(f.dir, "ca", n+".csr"), "--name", n, "--out", out)
-		mustThiqa(t, f.env, "ca", "import", "--data", f.dir, "--name", n, "--cert", out)
+		out := d.path(n + ".pem")
+		mustThiqa(t, nil, "ca", "sign", "--ceremony", d.cer, "--csr", filepath.Join(d.dir, "ca", n+".csr"), "--name", n, "--out", out)
+		mustThiqa(t, d.env, "ca", "import", "--data", d.dir, "--name", n, "--cert", out)
 	}
-	crlFile := filepath.Join(f.tmp, "root-1.crl")
+	crlFile := d.path("root-1.crl")
 	mustThiqa(t, nil, "ca", "crl", "--ceremony", d.cer, "--out", crlFile)
-	mustThiqa(t, f.env, "ca", "crl", "import", "--data", f.dir, "--crl", crlFile)
-	if r := mustThiqa(t, f.env, "init", "--data", f.dir); !strings.Contains(r.stdout, "ready") {
+	mustThiqa(t, d.env, "ca", "crl", "import", "--data", d.dir, "--crl", crlFile)
+	if r := mustThiqa(t, d.env, "init", "--data", d.dir); !strings.Contains(r.stdout, "ready") {
 		t.Fatalf("second init:\n%s", r.stdout)
 	}
 	return d
+}
+
+func (d *offlineDeployment) base() string            { return "http://127.0.0.1:" + d.port }
+func (d *offlineDeployment) path(name string) string { return filepath.Join(d.tmp, name) }
+
+// start runs `thiqa serve` on the deployment's port until the test ends.
+func (d *offlineDeployment) start(t *testing.T) {
+	t.Helper()
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(thiqaBin, "serve", "--data", d.dir, "--addr", "127.0.0.1:"+d.port, "--ready-file", ready)
+	cmd.Env = append(os.Environ(), d.env...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d.srv = &server{cmd: cmd, stderr: &errb, base: d.base()}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ready); err == nil {
+			return
+		}
+	}
+	t.Fatalf("thiqa serve did not become ready:\n%s", errb.String())
+}
+
+// token mints a development API token.
+func (d *offlineDeployment) token(t *testing.T, subject, role string) string {
+	t.Helper()
+	return lastLine(mustThiqa(t, d.env, "token", "--data", d.dir, "--subject", subject, "--role", role).stdout)
 }
 
 // serve starts the server and makes the NSS database trusting the root.
@@ -92,7 +142,7 @@ func (d *offlineDeployment) serve(t *testing.T) {
 	if d.nss != "" {
 		return
 	}
-	d.nss = filepath.Join(d.tmp, "nss")
+	d.nss = d.path("nss")
 	if err := os.MkdirAll(d.nss, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +156,29 @@ func (d *offlineDeployment) serve(t *testing.T) {
 	}
 }
 
+// seal issues an organisation-seal key on the token and seals a PDF with it
+// at level, over HTTP.
+func (d *offlineDeployment) seal(t *testing.T, level string) []byte {
+	t.Helper()
+	cred := issueOK(t, d.srv, d.officer, ca.IssueRequest{Profile: "organisation-seal", Subject: orgSubject(), KeyInHSM: true}).CredentialID
+	req, err := http.NewRequest(http.MethodPost, d.base()+"/api/v1/seal?level="+level+"&credential="+cred, bytes.NewReader(samplePDF(t, 20<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/pdf")
+	req.Header.Set("Authorization", "Bearer "+d.token(t, "NTROM-1234567", "agency"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s seal: %d %.500s", level, resp.StatusCode, body)
+	}
+	return body
+}
+
 // TestKeyCeremonyEndToEnd: the whole ceremony with two token directories.
 // Afterwards the online token has no root key, a citizen certificate
 // verifies with openssl against root.pem, the root CRL the online server
@@ -114,15 +187,9 @@ func (d *offlineDeployment) serve(t *testing.T) {
 // on the issuing CA certificates. Bad input on the way is refused with
 // nothing changed.
 func TestKeyCeremonyEndToEnd(t *testing.T) {
-	f := &signFixture{dir: filepath.Join(t.TempDir(), "data"), tmp: t.TempDir(), port: freePort(t)}
-	d := &offlineDeployment{signFixture: f, cer: filepath.Join(t.TempDir(), "ceremony")}
-	d.root = filepath.Join(d.cer, "root.pem")
-	base := "http://127.0.0.1:" + f.port
-	mustThiqa(t, nil, "ca", "root", "create", "--ceremony", d.cer)
-	cy := filepath.Join(d.cer, "ceremony.yaml")
-	writeFile(t, cy, strings.Replace(mustRead(t, cy), "publicBaseURL: http://127.0.0.1:8080", "publicBaseURL: "+base, 1))
-	conf := editedConfig(t, f.dir, func(y string) string { return strings.ReplaceAll(y, "127.0.0.1:8080", "127.0.0.1:"+f.port) })
-	mustThiqa(t, nil, "init", "--data", f.dir, "--config", conf, "--root-cert", d.root)
+	d := newCeremonyFolders(t, false)
+	f, base := d, d.base()
+	mustThiqa(t, nil, "init", "--data", f.dir, "--config", d.config(t), "--root-cert", d.root)
 	if strings.Contains(mustRead(t, filepath.Join(f.dir, "thiqa.yaml")), "object=root-ca") {
 		t.Fatal("the online configuration names a root key")
 	}
@@ -249,14 +316,13 @@ func TestKeyCeremonyEndToEnd(t *testing.T) {
 		t.Fatalf("openssl crl -CAfile: %v\n%s", err, out)
 	}
 	// A B-LT seal: TOTAL-PASSED with thiqa verify --trust root.pem, trusted by pdfsig.
-	cred, _ := d.credential(t, "organisation-seal", orgSubject())
-	agency := d.token(t, "NTROM-1234567", "agency")
-	code, _, sealed := d.send(t, "/api/v1/seal?level=B-LT&credential="+cred, agency, "application/pdf", samplePDF(t, 20<<10), nil)
-	if code != http.StatusOK {
-		t.Fatalf("B-LT seal: %d %.500s", code, sealed)
+	sealedFile := d.path("sealed-B-LT.pdf")
+	writeFile(t, sealedFile, string(d.seal(t, "B-LT")))
+	if out, _ := exec.Command(testenv.Tool(t, "pdfsig"), "-nssdir", "sql:"+d.nss, sealedFile).CombinedOutput(); !strings.Contains(string(out), "Signature is Valid.") ||
+		!strings.Contains(string(out), "Certificate is Trusted.") {
+		t.Fatalf("pdfsig:\n%s", out)
 	}
-	d.checkPDF(t, "sealed-B-LT.pdf", sealed, "organisation", "B-LT")
-	v := thiqa(t, nil, "verify", d.path("sealed-B-LT.pdf"), "--trust", d.root, "--json", "--offline")
+	v := thiqa(t, nil, "verify", sealedFile, "--trust", d.root, "--json", "--offline")
 	var rep struct {
 		Indication string `json:"indication"`
 		Signatures []struct {
@@ -280,13 +346,12 @@ func TestKeyCeremonyEndToEnd(t *testing.T) {
 // one published are refused with nothing changed; one close to its
 // nextUpdate makes /readyz warn while staying 200.
 func TestExistingNationalRoot(t *testing.T) {
-	f := &signFixture{dir: filepath.Join(t.TempDir(), "data"), tmp: t.TempDir(), port: freePort(t)}
-	base := "http://127.0.0.1:" + f.port
+	f := &offlineDeployment{dir: filepath.Join(t.TempDir(), "data"), tmp: t.TempDir(), port: freePort(t)}
+	base := f.base()
 	root, rootKey := testCA(t, "National Root CA of Testland", nil, nil)
 	rootFile := filepath.Join(f.tmp, "national-root.pem")
 	writeFile(t, rootFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
-	conf := editedConfig(t, f.dir, func(y string) string { return strings.ReplaceAll(y, "127.0.0.1:8080", "127.0.0.1:"+f.port) })
-	mustThiqa(t, nil, "init", "--data", f.dir, "--config", conf, "--root-cert", rootFile)
+	mustThiqa(t, nil, "init", "--data", f.dir, "--config", f.config(t), "--root-cert", rootFile)
 	for _, n := range []string{"citizen", "organisation", "tsa"} {
 		blk, _ := pem.Decode([]byte(mustRead(t, filepath.Join(f.dir, "ca", n+".csr"))))
 		csr, err := x509.ParseCertificateRequest(blk.Bytes)
