@@ -45,7 +45,7 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reading --crl: %w", err)
 	}
-	root, err := readCACert(cfg, cfg.CA.Root.Name)
+	root, err := caCertificate(cfg, cfg.CA.Root.Name)
 	if err != nil {
 		return fmt.Errorf("the configured root certificate: %w", err)
 	}

@@ -54,7 +54,7 @@ func caImport(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--cert %s: %w", *certFile, err)
 	}
-	root, err := readCACert(cfg, cfg.CA.Root.Name)
+	root, err := caCertificate(cfg, cfg.CA.Root.Name)
 	if err != nil {
 		return fmt.Errorf("the configured root certificate: %w", err)
 	}

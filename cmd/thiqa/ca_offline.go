@@ -231,3 +231,18 @@ func offlineRootFor(cfg *config.Config, haveConfig bool, path string) (*x509.Cer
 	}
 	return root, nil
 }
+
+// caCertificate reads the PEM certificate of the CA name from the data
+// folder (ca/NAME.pem).
+func caCertificate(cfg *config.Config, name string) (*x509.Certificate, error) {
+	path := caCertPath(cfg, name)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := parseCertPEM(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}

@@ -39,7 +39,7 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 			return 0
 		}
 	} else {
-		root, err := readCACert(p.cfg, p.cfg.CA.Root.Name)
+		root, err := caCertificate(p.cfg, p.cfg.CA.Root.Name)
 		if err != nil {
 			return fmt.Errorf("the root certificate: %w", err)
 		}
