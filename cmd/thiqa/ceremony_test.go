@@ -9,12 +9,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/testenv"
 )
@@ -235,9 +237,12 @@ func TestDevelopmentRootIsOnline(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), "thiqa_root_key_online 1") || !strings.Contains(string(body), "thiqa_root_crl_next_update_seconds") {
 		t.Fatalf("/metrics: %d", code)
 	}
-	if code, _, der := srv.get(t, "/crl/root.crl", ""); code != 200 || len(der) == 0 {
-		t.Fatalf("the online root's CRL: %d", code)
-	}
+	waitFor(t, 20*time.Second, func() string { // the publisher's first run is in the background
+		if code, _, der := srv.get(t, "/crl/root.crl", ""); code != 200 || len(der) == 0 {
+			return fmt.Sprintf("the online root's CRL: %d", code)
+		}
+		return ""
+	})
 	srv.stop(t)
 	if !strings.Contains(srv.stderr.String(), "the root CA key is on the online token: development only") {
 		t.Fatalf("no warning about the online root:\n%s", srv.stderr.String())
