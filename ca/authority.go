@@ -119,7 +119,13 @@ type Request struct {
 	// Profile names the certificate profile.
 	Profile string
 	// CA picks the issuing CA when the profile allows several (ocsp-responder); empty = default.
+	// It names the CA (citizen), whose current generation issues.
 	CA string
+	// Issuer, when set, names the exact generation that issues (its issuer
+	// name: citizen, citizen_2, …) instead of the CA's current one: an older
+	// generation still certifies its own OCSP responders. The profile must
+	// allow that generation's CA.
+	Issuer string
 	// Subject holds the request's subject fields (JSON keys of the API).
 	Subject map[string]string
 	// CSR is a PKCS#10 request, PEM or DER; its signature proves possession.
@@ -166,8 +172,11 @@ type AuthorityConfig struct {
 
 // Authority is the issuance service over a set of issuing CAs.
 type Authority struct {
-	root     *x509.Certificate
+	root *x509.Certificate
+	// issuers holds the current generation of each CA by CA name, byName
+	// every generation by issuer name (see IssuerOptions.Generation).
 	issuers  map[string]*Issuer
+	byName   map[string]*Issuer
 	profiles *policies.ProfileSet
 	store    Store
 	audit    Auditor
@@ -186,7 +195,7 @@ func NewAuthority(cfg AuthorityConfig) (*Authority, error) {
 		return nil, errors.New("authority: root, issuers, profiles, store and auditor are required")
 	}
 	a := &Authority{
-		root: cfg.Root, issuers: map[string]*Issuer{}, profiles: cfg.Profiles, store: cfg.Store, audit: cfg.Auditor,
+		root: cfg.Root, issuers: map[string]*Issuer{}, byName: map[string]*Issuer{}, profiles: cfg.Profiles, store: cfg.Store, audit: cfg.Auditor,
 		log: cfg.Logger, now: cfg.Now, backdate: cfg.Backdate, primes: smallPrimesProduct(),
 	}
 	if a.log == nil {
@@ -199,13 +208,19 @@ func NewAuthority(cfg AuthorityConfig) (*Authority, error) {
 		a.backdate = time.Minute
 	}
 	for _, is := range cfg.Issuers {
-		if _, dup := a.issuers[is.name]; dup {
+		if _, dup := a.byName[is.name]; dup {
 			return nil, fmt.Errorf("authority: issuer %q configured twice", is.name)
 		}
 		if err := is.cert.CheckSignatureFrom(cfg.Root); err != nil {
 			return nil, fmt.Errorf("authority: issuer %s is not signed by the root: %w", is.name, err)
 		}
-		a.issuers[is.name] = is
+		a.byName[is.name] = is
+		switch cur, ok := a.issuers[is.ca]; {
+		case ok && cur.generation == is.generation:
+			return nil, fmt.Errorf("authority: CA %s has two issuers of generation %d (%s, %s)", is.ca, is.generation, cur.name, is.name)
+		case !ok || cur.generation < is.generation:
+			a.issuers[is.ca] = is
+		}
 	}
 	var err error
 	if a.linter, err = NewLinter(); err != nil {
@@ -228,12 +243,14 @@ func NewAuthority(cfg AuthorityConfig) (*Authority, error) {
 	return a, nil
 }
 
-// CACertificate returns the root ("root") or an issuing CA's certificate by name.
+// CACertificate returns the root ("root") or an issuing CA's certificate
+// by issuer name: citizen is the first generation of the citizen CA,
+// citizen_2 the second (the name in its certificates' caIssuers URL).
 func (a *Authority) CACertificate(name string) (*x509.Certificate, bool) {
 	if name == "root" {
 		return a.root, true
 	}
-	is, ok := a.issuers[name]
+	is, ok := a.byName[name]
 	if !ok {
 		return nil, false
 	}
@@ -314,7 +331,7 @@ func (a *Authority) IssueOnce(ctx context.Context, req Request) (*Issued, error)
 	if err != nil {
 		return nil, fmt.Errorf("parsing stored certificate %s: %w", serial, err)
 	}
-	is, ok := a.issuers[rec.CA]
+	is, ok := a.byName[rec.CA]
 	if !ok {
 		return nil, fmt.Errorf("certificate %s: issuing CA %q is not configured", serial, rec.CA)
 	}
@@ -344,16 +361,9 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	caName := req.CA
-	if caName == "" {
-		caName = p.Issuers[0]
-	}
-	if !p.AllowsIssuer(caName) {
-		return nil, &RequestError{Reason: fmt.Sprintf("CA %q may not issue profile %s", caName, p.Name)}
-	}
-	is, ok := a.issuers[caName]
-	if !ok {
-		return nil, fmt.Errorf("issuing CA %q is not configured", caName)
+	is, err := a.pickIssuer(p, req)
+	if err != nil {
+		return nil, err
 	}
 	sub, err := p.ValidateSubject(req.Subject)
 	if err != nil {
@@ -486,6 +496,34 @@ func (a *Authority) checkKeyBlocked(ctx context.Context, keyHash [32]byte) error
 // service on its own token (keyInHSM, service keys): the only keys whose
 // certificates may claim a secure device.
 func keyOnToken(req Request) bool { return req.KeyGeneratedByService && len(req.CSR) == 0 }
+
+// pickIssuer returns the generation that issues req: the one req.Issuer
+// names, else the current generation of req.CA (the profile's first CA
+// when empty).
+func (a *Authority) pickIssuer(p *policies.Profile, req Request) (*Issuer, error) {
+	caName := req.CA
+	if caName == "" {
+		caName = p.Issuers[0]
+	}
+	if req.Issuer != "" {
+		is, ok := a.byName[req.Issuer]
+		if !ok || (req.CA != "" && req.CA != is.ca) {
+			return nil, &RequestError{Reason: fmt.Sprintf("no issuing CA generation %q", req.Issuer)}
+		}
+		caName = is.ca
+	}
+	if !p.AllowsIssuer(caName) {
+		return nil, &RequestError{Reason: fmt.Sprintf("CA %q may not issue profile %s", caName, p.Name)}
+	}
+	if req.Issuer != "" {
+		return a.byName[req.Issuer], nil
+	}
+	is, ok := a.issuers[caName]
+	if !ok {
+		return nil, fmt.Errorf("issuing CA %q is not configured", caName)
+	}
+	return is, nil
+}
 
 // subjectKey takes the key from the CSR (checking its signature) or, for
 // keys generated by the service, from the request; then refuses weak keys.

@@ -24,8 +24,9 @@ type RootConfig struct {
 	Country                string `yaml:"country"`
 	// Validity is the lifetime (e.g. 20 years).
 	Validity time.Duration `yaml:"validity"`
-	// NotBefore defaults to now.
+	// NotBefore defaults to now; NotAfter, when set, wins over Validity.
 	NotBefore time.Time `yaml:"-"`
+	NotAfter  time.Time `yaml:"-"`
 }
 
 // IssuingCAConfig describes one issuing (subordinate) CA certificate.
@@ -44,8 +45,9 @@ type IssuingCAConfig struct {
 	BaseURL string `yaml:"baseURL"`
 	// Policies lists the certificate policy OIDs the CA issues under.
 	Policies []string `yaml:"policies"`
-	// NotBefore defaults to now.
+	// NotBefore defaults to now; NotAfter, when set, wins over Validity.
 	NotBefore time.Time `yaml:"-"`
+	NotAfter  time.Time `yaml:"-"`
 }
 
 // caName builds a CA distinguished name with attributes in the order C, O, organizationIdentifier, CN.
@@ -85,13 +87,11 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 
 // CreateRoot creates the self-signed root CA certificate for signer's key:
 // basicConstraints CA (critical, no path length), keyCertSign and cRLSign.
+// It is linted (zlint) before signer signs it.
 func CreateRoot(signer crypto.Signer, cfg RootConfig) (*x509.Certificate, error) {
 	name, err := caName(cfg.CommonName, cfg.Organization, cfg.OrganizationIdentifier, cfg.Country)
 	if err != nil {
 		return nil, fmt.Errorf("root: %w", err)
-	}
-	if cfg.Validity <= 0 {
-		return nil, errors.New("root: validity must be positive")
 	}
 	if err := checkKey(signer.Public(), nil); err != nil {
 		return nil, fmt.Errorf("root key: %w", err)
@@ -104,78 +104,9 @@ func CreateRoot(signer crypto.Signer, cfg RootConfig) (*x509.Certificate, error)
 	if err != nil {
 		return nil, err
 	}
-	nb := cfg.NotBefore
-	if nb.IsZero() {
-		nb = time.Now()
-	}
-	nb = nb.UTC().Truncate(time.Second)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               name,
-		NotBefore:             nb,
-		NotAfter:              nb.Add(cfg.Validity - time.Second),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            -1,
-		SubjectKeyId:          ski,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, signer.Public(), signer)
+	nb, na, err := validityWindow(cfg.NotBefore, cfg.NotAfter, cfg.Validity)
 	if err != nil {
-		return nil, fmt.Errorf("signing root certificate: %w", err)
-	}
-	return x509.ParseCertificate(der)
-}
-
-// CreateIssuingCA creates an issuing CA certificate for subSigner's key,
-// signed by the root: basicConstraints CA with pathLenConstraint 0,
-// keyCertSign and cRLSign, the CA's certificate policies, and the root's
-// caIssuers (BASE/certs/root.crt) and CRL (BASE/crl/root.crl) URLs.
-func CreateIssuingCA(rootCert *x509.Certificate, rootSigner crypto.Signer, subSigner crypto.Signer, cfg IssuingCAConfig) (*x509.Certificate, error) {
-	if cfg.Name == "" || strings.ContainsAny(cfg.Name, "/. ") || cfg.Name == "root" {
-		return nil, fmt.Errorf("issuing CA: bad name %q", cfg.Name)
-	}
-	name, err := caName(cfg.CommonName, cfg.Organization, cfg.OrganizationIdentifier, cfg.Country)
-	if err != nil {
-		return nil, fmt.Errorf("issuing CA %s: %w", cfg.Name, err)
-	}
-	base, err := cleanBaseURL(cfg.BaseURL)
-	if err != nil {
-		return nil, fmt.Errorf("issuing CA %s: %w", cfg.Name, err)
-	}
-	if cfg.Validity <= 0 {
-		return nil, fmt.Errorf("issuing CA %s: validity must be positive", cfg.Name)
-	}
-	if err := checkKey(subSigner.Public(), nil); err != nil {
-		return nil, fmt.Errorf("issuing CA %s key: %w", cfg.Name, err)
-	}
-	if !rootCert.IsCA || !publicKeysEqual(rootCert.PublicKey, rootSigner.Public()) {
-		return nil, errors.New("root signer does not match the root certificate")
-	}
-	var pols []x509.OID
-	for _, s := range cfg.Policies {
-		o, err := x509.ParseOID(s)
-		if err != nil {
-			return nil, fmt.Errorf("issuing CA %s: policy %q: %w", cfg.Name, s, err)
-		}
-		pols = append(pols, o)
-	}
-	serial, err := newSerial(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	ski, err := subjectKeyID(subSigner.Public())
-	if err != nil {
-		return nil, err
-	}
-	nb := cfg.NotBefore
-	if nb.IsZero() {
-		nb = time.Now()
-	}
-	nb = nb.UTC().Truncate(time.Second)
-	na := nb.Add(cfg.Validity - time.Second)
-	if na.After(rootCert.NotAfter) {
-		na = rootCert.NotAfter
+		return nil, fmt.Errorf("root: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -185,18 +116,52 @@ func CreateIssuingCA(rootCert *x509.Certificate, rootSigner crypto.Signer, subSi
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
+		MaxPathLen:            -1,
 		SubjectKeyId:          ski,
-		Policies:              pols,
-		IssuingCertificateURL: []string{base + "/certs/root.crt"},
-		CRLDistributionPoints: []string{base + "/crl/root.crl"},
+		// RFC 5280 §4.2.1.1 lets a self-signed root omit it; naming its own
+		// key helps path building after a rollover, and the lint copy (signed
+		// by the throwaway key) would not pass for self-signed without it.
+		AuthorityKeyId: ski,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, rootCert, subSigner.Public(), rootSigner)
+	c, err := signCA(tmpl, tmpl, signer, signer.Public(), caExpectation{pathLen: -1})
+	if err != nil {
+		return nil, fmt.Errorf("signing root certificate: %w", err)
+	}
+	return c, nil
+}
+
+// CreateIssuingCA creates an issuing CA certificate for subSigner's key,
+// signed by the root: basicConstraints CA with pathLenConstraint 0,
+// keyCertSign and cRLSign, the CA's certificate policies, and the root's
+// caIssuers (BASE/certs/root.crt) and CRL (BASE/crl/root.crl) URLs. It is
+// linted (zlint) before the root key signs it. With the root key offline,
+// the key ceremony certifies the CA from its CSR instead (CertifyIssuingCA).
+func CreateIssuingCA(rootCert *x509.Certificate, rootSigner crypto.Signer, subSigner crypto.Signer, cfg IssuingCAConfig) (*x509.Certificate, error) {
+	if cfg.Name == "" || strings.ContainsAny(cfg.Name, "/. ") || cfg.Name == "root" {
+		return nil, fmt.Errorf("issuing CA: bad name %q", cfg.Name)
+	}
+	name, err := caName(cfg.CommonName, cfg.Organization, cfg.OrganizationIdentifier, cfg.Country)
+	if err != nil {
+		return nil, fmt.Errorf("issuing CA %s: %w", cfg.Name, err)
+	}
+	if err := checkKey(subSigner.Public(), nil); err != nil {
+		return nil, fmt.Errorf("issuing CA %s key: %w", cfg.Name, err)
+	}
+	if !rootCert.IsCA || !publicKeysEqual(rootCert.PublicKey, rootSigner.Public()) {
+		return nil, errors.New("root signer does not match the root certificate")
+	}
+	tmpl, err := issuingCATemplate(rootCert, subSigner.Public(), caTemplateOptions{
+		base: cfg.BaseURL, policies: cfg.Policies, notBefore: cfg.NotBefore, notAfter: cfg.NotAfter, validity: cfg.Validity,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuing CA %s: %w", cfg.Name, err)
+	}
+	tmpl.Subject = name
+	c, err := signCA(tmpl, rootCert, rootSigner, subSigner.Public(), caExpectation{pathLen: 0, issuer: rootCert})
 	if err != nil {
 		return nil, fmt.Errorf("signing issuing CA %s: %w", cfg.Name, err)
 	}
-	return x509.ParseCertificate(der)
+	return c, nil
 }
 
 // publicKeysEqual compares two public keys of any supported type.

@@ -56,7 +56,7 @@ func NewAPI(a *Authority, opts HandlerOptions) *API {
 		opts.Caller = func(*http.Request) string { return "" }
 	}
 	caPEM := map[*x509.Certificate]string{a.root: pemCert(a.root.Raw)}
-	for _, is := range a.issuers {
+	for _, is := range a.byName {
 		caPEM[is.cert] = pemCert(is.cert.Raw)
 	}
 	return &API{a: a, opts: opts, caPEM: caPEM}

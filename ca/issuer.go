@@ -22,8 +22,17 @@ import (
 
 // IssuerOptions configures an issuing CA's signing identity.
 type IssuerOptions struct {
-	// Name is the CA's short name (citizen, organisation, tsa); it names its URLs.
+	// Name is the issuer's name; it names its URLs (below) and its records
+	// in the store. The first generation of a CA goes by the CA's short
+	// name (citizen, organisation, tsa); later ones by CA_n (citizen_2),
+	// since "-" would read as a CRL partition (citizen-2.crl).
 	Name string
+	// CA is the CA this issuer is a generation of (citizen); Name when
+	// empty. The Authority issues new certificates from the highest
+	// generation of each CA; the others keep their CRLs and OCSP answers.
+	CA string
+	// Generation numbers the CA's keys from 1 (the default).
+	Generation int
 	// BaseURL is the public base URL of caIssuers (BASE/certs/{name}.crt),
 	// OCSP (BASE/ocsp) and CRLs (BASE/crl/{name}.crl, BASE/crl/{name}-{n}.crl).
 	BaseURL string
@@ -64,6 +73,10 @@ type Issuer struct {
 	p384Once sync.Once
 	p384     *p384Verifier
 	p384Err  error
+
+	// ca and generation: see IssuerOptions.CA and Generation.
+	ca         string
+	generation int
 }
 
 // NewIssuer checks that signer holds the key of cert (cmd/thiqa calls it at
@@ -99,8 +112,14 @@ func NewIssuer(cert *x509.Certificate, signer crypto.Signer, opts IssuerOptions)
 	// throwaway key, so the TBS signed with it equals the one the real key signs.
 	lintCert := *cert
 	lintCert.PublicKey = lintKey.Public()
+	if opts.CA == "" {
+		opts.CA = opts.Name
+	}
+	if opts.Generation == 0 {
+		opts.Generation = 1
+	}
 	return &Issuer{
-		name: opts.Name, cert: cert, signer: signer, lintCert: &lintCert, lintKey: lintKey,
+		name: opts.Name, ca: opts.CA, generation: opts.Generation, cert: cert, signer: signer, lintCert: &lintCert, lintKey: lintKey,
 		caIssuers:           base + "/certs/" + opts.Name + ".crt",
 		ocspURL:             base + "/ocsp",
 		crlBase:             base,
@@ -120,8 +139,14 @@ func throwawayKey(pub crypto.PublicKey) (crypto.Signer, error) {
 	return nil, fmt.Errorf("unsupported CA key type %T", pub)
 }
 
-// Name returns the CA's short name.
+// Name returns the issuer's name (the CA's short name for its first generation).
 func (i *Issuer) Name() string { return i.name }
+
+// CA returns the name of the CA this issuer is a generation of.
+func (i *Issuer) CA() string { return i.ca }
+
+// Generation returns the issuer's generation (1 for the CA's first key).
+func (i *Issuer) Generation() int { return i.generation }
 
 // Certificate returns the CA certificate.
 func (i *Issuer) Certificate() *x509.Certificate { return i.cert }

@@ -86,6 +86,8 @@ type KeyInfo struct {
 	ID    string // CKA_ID, lower-case hex
 	Type  KeyType
 	URI   string // RFC 7512 URI naming the private key
+	// Public is the key's public half (nil when the token does not show it).
+	Public crypto.PublicKey
 }
 
 // GenerateKey generates a key pair on the token: the private half is
@@ -276,11 +278,11 @@ func (t *Token) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 				return err
 			}
 			label, id := string(attrs[0].Value), attrs[1].Value
-			_, kt, err := t.readPublic(s, label, id, h)
+			pub, kt, err := t.readPublic(s, label, id, h)
 			if err != nil && faultReason(err) != "" {
 				return err
 			}
-			out = append(out, KeyInfo{Label: label, ID: hex.EncodeToString(id), Type: kt, URI: t.keyURI(label, id)})
+			out = append(out, KeyInfo{Label: label, ID: hex.EncodeToString(id), Type: kt, URI: t.keyURI(label, id), Public: pub})
 		}
 		return nil
 	})

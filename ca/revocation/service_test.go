@@ -204,6 +204,11 @@ func (f *fixture) start(t *testing.T, renewBefore time.Duration) {
 		mux.ServeHTTP(w, r)
 	}))
 	f.base = srv.URL
+	// The first CRLs exist before the test reads them (Run publishes them
+	// again, in the background, where a busy machine may be late).
+	if err := publisher.PublishAll(ctx); err != nil {
+		t.Fatal(err)
+	}
 	loopCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context){

@@ -24,14 +24,18 @@ const checkpointShutdownTimeout = 30 * time.Second
 // runAudit dispatches `thiqa audit verify`.
 func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) == 0 || args[0] != "verify" {
-		return withExit(2, errors.New("usage: thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM]"))
+		return withExit(2, errors.New("usage: thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM] | thiqa audit verify --ceremony DIR"))
 	}
 	fs := newFlags("audit verify", env)
-	dir := fs.String("data", "", "data folder (required)")
+	dir := fs.String("data", "", "data folder (required unless --ceremony)")
+	ceremony := fs.String("ceremony", "", "verify a key-ceremony folder's log instead of a data folder's")
 	cpFile := fs.String("checkpoints", "", "checkpoint file (default: the configuration's audit.checkpointFile), e.g. a copy kept off the host")
 	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
+	}
+	if *ceremony != "" {
+		return verifyCeremony(ctx, env, *ceremony)
 	}
 	cfg, err := loadConfig(*dir)
 	if err != nil {

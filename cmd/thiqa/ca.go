@@ -40,23 +40,44 @@ type caPart struct {
 	key   *hsm.Signer // nil when the token has no such key
 	cert  *x509.Certificate
 	path  string
+
+	// ca and gen name the CA and generation of a later generation of an
+	// issuing CA (cagenerations.go), whose conf.Name is its issuer name.
+	ca  string
+	gen int
 }
 
+// caName is the name of the CA the part is a generation of.
+func (c *caPart) caName() string {
+	if c.ca != "" {
+		return c.ca
+	}
+	return c.conf.Name
+}
+
+// generation is the part's generation, 1 for the configured key.
+func (c *caPart) generation() int { return max(c.gen, 1) }
+
 // findHierarchy looks up every configured CA's key on the token and its
-// certificate in the data folder, without creating anything.
+// certificate in the data folder, without creating anything: the root
+// first (without a key when it is offline), then the issuing CAs, then the
+// later generations of rolled-over issuing CAs that have their certificate.
 func findHierarchy(ctx context.Context, cfg *config.Config, tok *hsm.Token) ([]*caPart, error) {
 	var parts []*caPart
 	for _, c := range append([]config.CAKeyConfig{cfg.CA.Root}, cfg.CA.Issuers...) {
-		label, err := keyLabel(cfg, c.Key)
-		if err != nil {
-			return nil, fmt.Errorf("CA %s: %w", c.Name, err)
-		}
-		p := &caPart{conf: c, uri: c.Key, label: label, path: caCertPath(cfg, c.Name)}
-		switch k, err := tok.FindKey(ctx, label); {
-		case err == nil:
-			p.key = k
-		case !errors.Is(err, hsm.ErrKeyNotFound):
-			return nil, fmt.Errorf("CA %s: finding key %q: %w", c.Name, label, err)
+		p := &caPart{conf: c, uri: c.Key, path: caCertPath(cfg, c.Name)}
+		if c.Key != "" { // an offline root has no key here
+			label, err := keyLabel(cfg, c.Key)
+			if err != nil {
+				return nil, fmt.Errorf("CA %s: %w", c.Name, err)
+			}
+			p.label = label
+			switch k, err := tok.FindKey(ctx, label); {
+			case err == nil:
+				p.key = k
+			case !errors.Is(err, hsm.ErrKeyNotFound):
+				return nil, fmt.Errorf("CA %s: finding key %q: %w", c.Name, label, err)
+			}
 		}
 		raw, err := os.ReadFile(p.path)
 		switch {
@@ -72,7 +93,11 @@ func findHierarchy(ctx context.Context, cfg *config.Config, tok *hsm.Token) ([]*
 		}
 		parts = append(parts, p)
 	}
-	return parts, nil
+	later, err := laterGenerationParts(ctx, cfg, tok)
+	if err != nil {
+		return nil, err
+	}
+	return append(parts, later...), nil
 }
 
 // publicOf returns the key's public half, false when there is no key.
@@ -102,6 +127,9 @@ func initCA(ctx context.Context, p *platform, out io.Writer) error {
 	if !cfg.CA.Enabled() {
 		return nil
 	}
+	if cfg.CA.Root.Offline {
+		return initIssuingCSRs(ctx, p, out)
+	}
 	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
 	if err != nil {
 		return err
@@ -110,6 +138,7 @@ func initCA(ctx context.Context, p *platform, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	parts = parts[:1+len(cfg.CA.Issuers)] // later generations come from thiqa ca rollover
 	root := parts[0]
 	for _, c := range parts {
 		switch {
@@ -220,10 +249,24 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	if parts[0].cert == nil {
 		return nil, fmt.Errorf("root CA certificate %s is missing: run `thiqa init --data %s`", parts[0].path, cfg.Dir())
 	}
+	var pending []*caPart
+	var active []*caPart
+	current := currentGenerations(parts)
 	for _, c := range parts[1:] {
+		if c.key != nil && c.cert == nil && cfg.CA.Root.Offline {
+			pending = append(pending, c)
+			continue
+		}
+		if keyDestroyed(c, current) {
+			continue
+		}
+		active = append(active, c)
 		if c.key == nil || c.cert == nil {
 			return nil, fmt.Errorf("CA %s is not initialised (key %s, certificate %s): run `thiqa init --data %s`", c.conf.Name, c.uri, c.path, cfg.Dir())
 		}
+	}
+	if len(pending) > 0 {
+		return nil, pendingCAsError(cfg, pending)
 	}
 	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
 	if err != nil {
@@ -235,13 +278,13 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	}
 	partitions := rset.CRL.Partitions // each certificate names its CRL partition
 	var issuers []*ca.Issuer
-	for _, c := range parts[1:] {
+	for _, c := range active {
 		// With hsm.verifyAfterSign the HSM layer checks every signature
 		// with the key's public half; the issuer then does not check its
 		// ECDSA signatures a second time (RSA ones it always checks).
 		c.key.UseSessionCopies() // an issuing CA signs all day (hsm/sessioncopy.go)
 		is, err := ca.NewIssuer(c.cert, c.key, ca.IssuerOptions{Name: c.conf.Name, BaseURL: cfg.PublicBaseURL,
-			SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions})
+			SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions, CA: c.caName(), Generation: c.generation()})
 		if err != nil {
 			return nil, err
 		}

@@ -194,8 +194,8 @@ func (c pinChecker) CheckPIN(ctx context.Context, credentialID, p string) error 
 }
 
 // citizenCAPool is the trust anchor for mutual-TLS logins: the citizen
-// issuing CA's certificate alone, so certificates of the other CAs do not
-// even chain.
+// issuing CA's certificates alone (every generation of it), so
+// certificates of the other CAs do not even chain.
 func citizenCAPool(cfg *config.Config) (*x509.CertPool, error) {
 	path := caCertPath(cfg, cfg.Identity.CitizenCA)
 	raw, err := os.ReadFile(path)
@@ -208,6 +208,13 @@ func citizenCAPool(cfg *config.Config) (*x509.CertPool, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(c)
+	later, err := installedGenerations(cfg, cfg.Identity.CitizenCA) // a rolled-over citizen CA's certificates log in too
+	if err != nil {
+		return nil, fmt.Errorf("citizen CA certificate: %w", err)
+	}
+	for _, g := range later {
+		pool.AddCert(g)
+	}
 	return pool, nil
 }
 

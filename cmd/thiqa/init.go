@@ -30,6 +30,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	fs := newFlags("init", env)
 	dir := fs.String("data", "", "data folder to create or complete (required)")
 	from := fs.String("config", "", "YAML configuration to install as DIR/thiqa.yaml when the folder has none")
+	rootCertFile := fs.String("root-cert", "", "certificate (PEM) of a root whose key stays offline (the key ceremony, docs/ceremony.md, or an existing national root): the token never holds it; the issuing CAs get keys and CSRs (DIR/ca/{name}.csr)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -42,6 +43,10 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	}
 
 	cfg, haveConfig, err := initialConfig(abs, *from)
+	if err != nil {
+		return err
+	}
+	rootCert, err := offlineRootFor(cfg, haveConfig, *rootCertFile)
 	if err != nil {
 		return err
 	}
@@ -90,6 +95,15 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		}
 		created = append(created, config.Path(abs))
 	}
+	if rootCert != nil {
+		made, err := installRootCert(cfg, rootCert)
+		if made != "" {
+			created = append(created, made)
+		}
+		if err != nil {
+			return err
+		}
+	}
 	if err := useSoftHSMConf(cfg); err != nil {
 		return err
 	}
@@ -112,8 +126,12 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 
 	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log}
 	var report bytes.Buffer
+	var pending error
 	for _, step := range initSteps() {
-		if err := step.run(ctx, p, &report); err != nil {
+		if err := step.run(ctx, p, &report); errors.Is(err, errCAsPending) {
+			pending = err // the next steps need the issuing CAs
+			break
+		} else if err != nil {
 			return fmt.Errorf("%s: %w", step.name, err)
 		}
 	}
@@ -127,6 +145,13 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		return err
 	}
 
+	if pending != nil {
+		fmt.Fprintf(env.stdout, "data folder %s prepared: %v\n  token  %s (%s)\n  store  %s\n%s", abs, pending, cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.Store.Driver, report.String())
+		fmt.Fprintf(env.stdout, "next: have the offline root certify each CSR (thiqa ca sign --ceremony DIR --csr %s/ca/NAME.csr --name NAME --out NAME.pem),\n"+
+			"install each certificate (thiqa ca import --data %s --name NAME --cert NAME.pem) and the root CRL (thiqa ca crl import --data %s --crl root.crl),\n"+
+			"then run thiqa init --data %s again (docs/ceremony.md)\n", abs, abs, abs, abs)
+		return nil
+	}
 	fmt.Fprintf(env.stdout, "data folder %s ready\n  token  %s (%s)\n  store  %s\n%sserve it with: thiqa serve --data %s\n",
 		abs, cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.Store.Driver, report.String(), abs)
 	return nil
@@ -156,24 +181,30 @@ func initialConfig(dir, from string) (*config.Config, bool, error) {
 // prepareSoftHSM writes the SoftHSM2 configuration, token folder and PIN
 // files that do not exist yet, and returns what it created.
 func prepareSoftHSM(cfg *config.Config) ([]string, error) {
+	return prepareSoftHSMToken(cfg.HSM, cfg.Resolve)
+}
+
+// prepareSoftHSMToken is prepareSoftHSM for any folder's token (the data
+// folder's, a ceremony folder's); resolve makes its paths absolute.
+func prepareSoftHSMToken(h config.HSMConfig, resolve func(string) string) ([]string, error) {
 	var created []string
-	s := cfg.HSM.SoftHSM
-	tokenDir := cfg.Resolve(s.TokenDir)
+	s := h.SoftHSM
+	tokenDir := resolve(s.TokenDir)
 	if _, err := os.Stat(tokenDir); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(tokenDir, 0o700); err != nil {
 			return created, fmt.Errorf("creating SoftHSM token folder: %w", err)
 		}
 		created = append(created, tokenDir)
 	}
-	conf := cfg.Resolve(s.Conf)
+	conf := resolve(s.Conf)
 	body := fmt.Sprintf("# SoftHSM2 configuration written by thiqa init\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokenDir)
 	if err := writeFileExclusive(conf, []byte(body), 0o600); err == nil {
 		created = append(created, conf)
 	} else if !errors.Is(err, os.ErrExist) {
 		return created, fmt.Errorf("writing SoftHSM configuration: %w", err)
 	}
-	for _, f := range []string{cfg.Resolve(s.SOPINFile), cfg.Resolve(cfg.HSM.PINFile)} {
-		if cfg.HSM.PINEnv != "" && f == cfg.Resolve(cfg.HSM.PINFile) {
+	for _, f := range []string{resolve(s.SOPINFile), resolve(h.PINFile)} {
+		if h.PINEnv != "" && f == resolve(h.PINFile) {
 			continue
 		}
 		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -23,6 +24,7 @@ const (
 // with the number of citizens.
 func keyMetricLabel(cfg *config.Config) func(label string) string {
 	exact := map[string]string{}
+	caKeys := map[string]string{} // issuing CA key label → role, for its generations' keys
 	name := func(uri, role string) {
 		if l, err := keyLabel(cfg, uri); err == nil && l != "" {
 			exact[l] = role
@@ -31,6 +33,9 @@ func keyMetricLabel(cfg *config.Config) func(label string) string {
 	name(cfg.CA.Root.Key, "ca-"+cfg.CA.Root.Name)
 	for _, is := range cfg.CA.Issuers {
 		name(is.Key, "ca-"+is.Name)
+		if l, err := keyLabel(cfg, is.Key); err == nil && l != "" {
+			caKeys[l] = "ca-" + is.Name
+		}
 	}
 	name(cfg.Keys.DevTokenIssuer, "dev-token-issuer")
 	name(cfg.Identity.Key, "oidc-token-signer")
@@ -52,8 +57,13 @@ func keyMetricLabel(cfg *config.Config) func(label string) string {
 			return "tsa-unit"
 		}
 		for _, ca := range responders {
-			if strings.HasPrefix(label, "ocsp-"+ca+"-") {
+			if strings.HasPrefix(label, "ocsp-"+ca+"-") || strings.HasPrefix(label, "ocsp-"+ca+"_") { // citizen_2's responder counts as citizen's
 				return "ocsp-" + ca
+			}
+		}
+		if i := strings.LastIndexByte(label, '-'); i > 0 {
+			if _, err := strconv.Atoi(label[i+1:]); err == nil && caKeys[label[:i]] != "" {
+				return caKeys[label[:i]] // a later generation's key (citizen-ca-2) counts as its CA's
 			}
 		}
 		return keyMetricOther

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
 
@@ -33,9 +35,13 @@ func runKeys(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("listing keys: %w", err)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "URI\tTYPE\tID")
+	fmt.Fprintln(tw, "URI\tTYPE\tID\tSPKI-SHA256")
 	for _, k := range keys {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", k.URI, k.Type, k.ID)
+		spki := "-"
+		if h, err := ca.SPKIHash(k.Public); k.Public != nil && err == nil {
+			spki = hex.EncodeToString(h[:])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.URI, k.Type, k.ID, spki)
 	}
 	return tw.Flush()
 }

@@ -30,10 +30,16 @@ func newResponders(ctx context.Context, p *platform, set config.RevocationSettin
 	subjects := map[string]revocation.ResponderSubject{}
 	for _, c := range p.cfg.CA.Issuers {
 		subjects[c.Name] = revocation.ResponderSubject{Organization: c.Organization, Country: c.Country}
+		for n := 2; ; n++ { // a later generation's responder names the same organisation
+			if _, ok := a.CACertificate(generationName(c.Name, n)); !ok {
+				break
+			}
+			subjects[generationName(c.Name, n)] = subjects[c.Name]
+		}
 	}
 	return revocation.NewResponders(revocation.ResponderOptions{
 		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: responderKeys{serviceKeys{token: p.token, keyType: kt, audit: p.audit}},
-		CA: a, Subjects: subjects, Actor: actor,
+		CA: generationCertifier{a}, Subjects: subjects, Actor: actor,
 	}), nil
 }
 
@@ -86,12 +92,25 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	rs := p.db.Revocations()
 	var issuers []ocsp.Issuer
 	var gens []*crl.Generator
+	current := currentGenerations(parts)
 	for i, c := range parts {
 		if c.key == nil || c.cert == nil {
 			if i == 0 {
 				continue // the root key is kept offline: no root CRL from here
 			}
+			if keyDestroyed(c, current) {
+				logger.Warn("an older CA generation has no key on the token: no CRLs or OCSP answers from it", "ca", c.conf.Name)
+				continue
+			}
 			return fmt.Errorf("CA %s is not initialised: run `thiqa init --data %s`", c.conf.Name, p.cfg.Dir())
+		}
+		if i > 0 {
+			if done, err := retired(ctx, p.db.Certificates(nil), c, current, time.Now()); err != nil {
+				return err
+			} else if done {
+				logger.Info("CA generation retired: its certificates have all expired; no more CRLs or OCSP answers from it", "ca", c.conf.Name)
+				continue
+			}
 		}
 		cs, err := crlSettingsOf(ctx, set.CRL, rs, c.conf.Name, i == 0)
 		if err != nil {
@@ -117,6 +136,9 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	}
 	publisher, err := crl.NewPublisher(set.CRL, logger, p.reg, gens...)
 	if err != nil {
+		return err
+	}
+	if err := wireRootCRL(ctx, p, s, set.CRL, publisher); err != nil {
 		return err
 	}
 	svc, err := revocation.New(revocation.Options{Store: rs, Certificates: p.db.Certificates(nil), Audit: p.audit, Logger: logger,

@@ -99,7 +99,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 
 	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log, authn: authn, certStatus: status}
-	sv := &serving{mux: newRouteMux(), raw: map[string]http.Handler{}, ready: map[string]func(context.Context) error{}}
+	sv := &serving{mux: newRouteMux(), raw: map[string]http.Handler{}, ready: map[string]func(context.Context) error{},
+		warnings: map[string]func() string{}}
 	defer func() {
 		for i := len(sv.closers) - 1; i >= 0; i-- {
 			sv.closers[i]()
@@ -263,7 +264,7 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 	})
 	s.ready["store"] = p.db.Ping
 	s.ready["token"] = p.token.Ping
-	s.mux.HandleFunc("GET /readyz", readiness(s.ready))
+	s.mux.HandleFunc("GET /readyz", readiness(s.ready, s.warnings))
 	if err := metrics.RegisterReadiness(p.reg, s.ready); err != nil {
 		return err
 	}
@@ -349,8 +350,9 @@ func serverTLS(cfg *config.Config, authn *auth.Authenticator) (*tls.Config, erro
 	}), nil
 }
 
-// readiness reports whether every dependency answers within a short time.
-func readiness(checks map[string]func(context.Context) error) http.HandlerFunc {
+// readiness reports whether every dependency answers within a short time;
+// a warning shows in place of its check's "ok" without failing it.
+func readiness(checks map[string]func(context.Context) error, warnings map[string]func() string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 		defer cancel()
@@ -363,6 +365,11 @@ func readiness(checks map[string]func(context.Context) error) http.HandlerFunc {
 				continue
 			}
 			result[name] = "ok"
+		}
+		for name, warn := range warnings {
+			if msg := warn(); msg != "" && (result[name] == "ok" || result[name] == "") {
+				result[name] = "warning: " + msg
+			}
 		}
 		writeJSON(w, status, result)
 	}

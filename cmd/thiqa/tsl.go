@@ -338,10 +338,16 @@ func deploymentServices(cfg *config.Config) ([]build.Service, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("CA %s: %w", is.Name, err)
 		}
-		since := certs[0].NotBefore
+		later, err := installedGenerations(cfg, is.Name) // each key rolled over to is a service of its own
+		if err != nil {
+			return nil, "", fmt.Errorf("CA %s: %w", is.Name, err)
+		}
+		generations := append(certs[:1:1], later...)
 		if cfg.TSA.Enabled() && is.Name == cfg.TSA.CAOrDefault() {
-			out = append(out, build.Service{Type: tsl.SvcTypeTSAQTST, Name: certs[0].Subject.CommonName + " time-stamping",
-				Certificates: certs[:1], Status: tsl.StatusGranted, Since: since})
+			for _, c := range generations {
+				out = append(out, build.Service{Type: tsl.SvcTypeTSAQTST, Name: c.Subject.CommonName + " time-stamping",
+					Certificates: []*x509.Certificate{c}, Status: tsl.StatusGranted, Since: c.NotBefore})
+			}
 			continue
 		}
 		var asi []string
@@ -361,8 +367,10 @@ func deploymentServices(cfg *config.Config) ([]build.Service, string, error) {
 			continue // issues no qualified certificates for signatures or seals
 		}
 		slices.Sort(asi)
-		out = append(out, build.Service{Type: tsl.SvcTypeCAQC, Name: certs[0].Subject.CommonName, Certificates: certs[:1],
-			Status: tsl.StatusGranted, Since: since, AdditionalInfo: asi})
+		for _, c := range generations {
+			out = append(out, build.Service{Type: tsl.SvcTypeCAQC, Name: c.Subject.CommonName, Certificates: []*x509.Certificate{c},
+				Status: tsl.StatusGranted, Since: c.NotBefore, AdditionalInfo: asi})
+		}
 	}
 	return out, territory, nil
 }

@@ -55,6 +55,9 @@ type serving struct {
 	// may hold "//", which the mux would redirect).
 	raw   map[string]http.Handler
 	ready map[string]func(context.Context) error
+	// warnings are readiness notes that leave /readyz at 200: a non-empty
+	// text replaces the check's "ok" (the root CRL close to lapsing).
+	warnings map[string]func() string
 	// background work runs until the server shuts down.
 	background []func(ctx context.Context)
 	// closers run after the server stopped, last added first.

@@ -42,8 +42,10 @@
 // for by the chain alone.
 //
 // The package declares the storage it needs (Store, and the smaller
-// HeadReader and ChainReader); store.DB implements them. It never sees the
-// HSM: the checkpoint key comes in as a crypto.Signer.
+// HeadReader and ChainReader); store.DB implements them, and FileStore keeps
+// a chain in a file of JSON lines for logs outside any database (the key
+// ceremony's). It never sees the HSM: the checkpoint key comes in as a
+// crypto.Signer.
 package audit
 
 import (

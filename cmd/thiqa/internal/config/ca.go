@@ -44,6 +44,12 @@ type CAKeyConfig struct {
 	Country                string `yaml:"country"`
 	// Validity is the certificate's lifetime: "7300d" or a Go duration.
 	Validity string `yaml:"validity"`
+	// Offline, for the root only, says its key is not on this token: it is
+	// kept offline (the key ceremony, docs/ceremony.md) or the root is an
+	// existing national root. Its certificate comes from
+	// `thiqa init --root-cert`, its CRL from `thiqa ca crl import`; Key,
+	// KeyType, the subject and Validity are then left empty.
+	Offline bool `yaml:"offline,omitempty"`
 }
 
 // CAKeyTypes are the key types a CA key may have.
@@ -76,7 +82,7 @@ func DefaultCAConfig() CAConfig {
 }
 
 // Enabled reports whether the data folder runs a CA.
-func (c CAConfig) Enabled() bool { return c.Root.Key != "" }
+func (c CAConfig) Enabled() bool { return c.Root.Key != "" || c.Root.Offline }
 
 // Validate checks the CA section; an empty section is valid (no CA).
 func (c CAConfig) Validate() error {
@@ -109,7 +115,14 @@ func (c CAConfig) Validate() error {
 			errs = append(errs, fmt.Sprintf("%s.validity: %v", key, err))
 		}
 	}
-	check("ca.root", c.Root)
+	if c.Root.Offline {
+		if c.Root.Key != "" {
+			errs = append(errs, "ca.root.key: must be empty when the root is offline (its key is not on this token)")
+		}
+		names[c.Root.Name] = true
+	} else {
+		check("ca.root", c.Root)
+	}
 	if c.Root.Name != "root" {
 		errs = append(errs, fmt.Sprintf("ca.root.name: must be \"root\", got %q", c.Root.Name))
 	}
@@ -118,6 +131,9 @@ func (c CAConfig) Validate() error {
 	}
 	for i, is := range c.Issuers {
 		check(fmt.Sprintf("ca.issuers[%d]", i), is)
+		if strings.Contains(is.Name, "_") || is.Offline {
+			errs = append(errs, fmt.Sprintf("ca.issuers[%d]: an issuing CA is never offline, and '_' in its name is kept for its generations (citizen_2)", i))
+		}
 	}
 	if c.SubjectKeyType != "" && !slices.Contains(subjectKeyTypes, c.SubjectKeyType) {
 		errs = append(errs, fmt.Sprintf("ca.subjectKeyType: want one of %s, got %q", strings.Join(subjectKeyTypes, ", "), c.SubjectKeyType))

@@ -303,23 +303,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "want json or text, got %q", c.Log.Format)
 	}
-	if c.HSM.Module == "" {
-		bad("hsm.module", "must name the PKCS#11 library")
-	}
-	if c.HSM.TokenLabel == "" || len(c.HSM.TokenLabel) > 32 {
-		bad("hsm.tokenLabel", "must be 1 to 32 bytes, got %q", c.HSM.TokenLabel)
-	}
-	if c.HSM.PINFile == "" && c.HSM.PINEnv == "" {
-		bad("hsm", "one of pinFile or pinEnv is required")
-	}
-	if c.HSM.PoolSize < 0 {
-		bad("hsm.poolSize", "must not be negative")
-	}
-	if s := c.HSM.SoftHSM; s != nil {
-		if s.Conf == "" || s.TokenDir == "" || s.SOPINFile == "" {
-			bad("hsm.softhsm", "conf, tokenDir and soPinFile are required")
-		}
-	}
+	c.HSM.validate(bad)
 	switch c.Store.Driver {
 	case "sqlite", "postgres":
 	default:
@@ -383,6 +367,27 @@ func (c *Config) Validate() error {
 		return errors.New("invalid configuration: " + strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// validate reports the problems of the hsm section through bad.
+func (h HSMConfig) validate(bad func(key, format string, args ...any)) {
+	if h.Module == "" {
+		bad("hsm.module", "must name the PKCS#11 library")
+	}
+	if h.TokenLabel == "" || len(h.TokenLabel) > 32 {
+		bad("hsm.tokenLabel", "must be 1 to 32 bytes, got %q", h.TokenLabel)
+	}
+	if h.PINFile == "" && h.PINEnv == "" {
+		bad("hsm", "one of pinFile or pinEnv is required")
+	}
+	if h.PoolSize < 0 {
+		bad("hsm.poolSize", "must not be negative")
+	}
+	if s := h.SoftHSM; s != nil {
+		if s.Conf == "" || s.TokenDir == "" || s.SOPINFile == "" {
+			bad("hsm.softhsm", "conf, tokenDir and soPinFile are required")
+		}
+	}
 }
 
 // ReadSecret returns a secret from the environment variable env when it is

@@ -1,0 +1,286 @@
+package crl
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/problem"
+)
+
+// Refusals of CheckImported and of an ImportedStore, typed so callers
+// decide without reading messages.
+var (
+	// ErrMalformed: not a CRL, or not one this server may publish.
+	ErrMalformed = errors.New("not a publishable CRL")
+	// ErrWrongIssuer: the CRL is not signed by the issuer's key, or names
+	// another issuer.
+	ErrWrongIssuer = errors.New("CRL is not the issuer's")
+	// ErrNotYetValid: thisUpdate is in the future.
+	ErrNotYetValid = errors.New("CRL is not valid yet")
+	// ErrLapsed: nextUpdate has passed.
+	ErrLapsed = errors.New("CRL has passed its nextUpdate")
+	// ErrNotNewer: an imported CRL with this number (or a later one) is
+	// already published.
+	ErrNotNewer = errors.New("CRL is not newer than the one published")
+	// ErrNoImported: no CRL was imported for the issuer.
+	ErrNoImported = errors.New("no CRL imported")
+)
+
+// ImportedCRL is a CRL signed elsewhere (the offline root's, in its key
+// ceremony) that the online servers publish as it is.
+type ImportedCRL struct {
+	// Issuer names the CA ("root"); the CRL is served as {Issuer}.crl.
+	Issuer string
+	// Number is the CRL number (nil when the CRL has none).
+	Number *big.Int
+	// ThisUpdate and NextUpdate are the CRL's, in UTC.
+	ThisUpdate, NextUpdate time.Time
+	// Entries counts the revoked certificates listed.
+	Entries int
+	// DER is the CRL exactly as signed.
+	DER []byte
+}
+
+// ParseCRL accepts one CRL as DER or as a PEM "X509 CRL" block.
+func ParseCRL(raw []byte) (*x509.RevocationList, []byte, error) {
+	der := raw
+	if blk, rest := pem.Decode(raw); blk != nil {
+		if blk.Type != "X509 CRL" || strings.TrimSpace(string(rest)) != "" {
+			return nil, nil, fmt.Errorf("%w: want exactly one PEM \"X509 CRL\" block", ErrMalformed)
+		}
+		der = blk.Bytes
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return rl, der, nil
+}
+
+// CheckImported checks a CRL signed elsewhere before it is published for
+// issuer (named name): its signature verifies with the issuer's key, it
+// names the issuer, it has a nextUpdate, and now lies in [thisUpdate,
+// nextUpdate). Refusals wrap ErrMalformed, ErrWrongIssuer, ErrNotYetValid
+// or ErrLapsed.
+func CheckImported(name string, raw []byte, issuer *x509.Certificate, now time.Time) (*ImportedCRL, error) {
+	rl, der, err := ParseCRL(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := rl.CheckSignatureFrom(issuer); err != nil {
+		return nil, fmt.Errorf("%w: the signature does not verify with the key of %s (%s): %v", ErrWrongIssuer, name, issuer.Subject, err)
+	}
+	if !bytes.Equal(rl.RawIssuer, issuer.RawSubject) {
+		return nil, fmt.Errorf("%w: it names issuer %s, not %s", ErrWrongIssuer, rl.Issuer, issuer.Subject)
+	}
+	if rl.NextUpdate.IsZero() {
+		return nil, fmt.Errorf("%w: it has no nextUpdate", ErrMalformed)
+	}
+	if !rl.NextUpdate.After(rl.ThisUpdate) {
+		return nil, fmt.Errorf("%w: nextUpdate %s is not after thisUpdate %s", ErrMalformed, stamp(rl.NextUpdate), stamp(rl.ThisUpdate))
+	}
+	switch {
+	case now.Before(rl.ThisUpdate):
+		return nil, fmt.Errorf("%w: its thisUpdate is %s (now %s): import it then", ErrNotYetValid, stamp(rl.ThisUpdate), stamp(now))
+	case !now.Before(rl.NextUpdate):
+		return nil, fmt.Errorf("%w: its nextUpdate was %s (now %s): have the root sign a new one", ErrLapsed, stamp(rl.NextUpdate), stamp(now))
+	}
+	return &ImportedCRL{Issuer: name, Number: rl.Number, ThisUpdate: rl.ThisUpdate.UTC(), NextUpdate: rl.NextUpdate.UTC(),
+		Entries: len(rl.RevokedCertificateEntries), DER: der}, nil
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// NewerThan reports whether c may replace old: a higher CRL number when
+// both have one, else a later thisUpdate.
+func (c *ImportedCRL) NewerThan(old *ImportedCRL) bool {
+	if c.Number != nil && old.Number != nil {
+		return c.Number.Cmp(old.Number) > 0
+	}
+	return c.ThisUpdate.After(old.ThisUpdate)
+}
+
+// ImportedStore keeps the imported CRLs, one per issuer, where every
+// instance reads them (package store implements it).
+type ImportedStore interface {
+	// SaveImportedCRL records c as the issuer's CRL unless the one kept is
+	// the same (nothing changes) or may not be replaced by it
+	// (!c.NewerThan(kept): an error wrapping ErrNotNewer).
+	SaveImportedCRL(ctx context.Context, c *ImportedCRL, by string, at time.Time) error
+	// ImportedCRL returns the issuer's CRL or an error wrapping ErrNoImported.
+	ImportedCRL(ctx context.Context, issuer string) (*ImportedCRL, error)
+}
+
+// Imported publishes the CRL imported for one issuer (the offline root):
+// it reads it from the store, checks its signature again, and serves it
+// until its nextUpdate. It reloads on a schedule, so an import reaches
+// every running instance.
+type Imported struct {
+	name       string
+	issuer     *x509.Certificate
+	store      ImportedStore
+	log        *slog.Logger
+	now        func() time.Time
+	maxAge     time.Duration
+	warnBefore time.Duration
+
+	mu   sync.RWMutex
+	cur  *ImportedCRL
+	etag string
+}
+
+// ImportedOptions tunes an Imported.
+type ImportedOptions struct {
+	// MaxAge bounds the HTTP max-age (default 5 minutes, never past nextUpdate).
+	MaxAge time.Duration
+	// WarnBefore is how long before nextUpdate Warning speaks (default 14 days).
+	WarnBefore time.Duration
+	// Logger receives loads and failures (discarded when nil).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// NewImported returns the publisher of the CRL imported for issuer (its
+// certificate) under name ("root": served as root.crl).
+func NewImported(name string, issuer *x509.Certificate, st ImportedStore, o ImportedOptions) *Imported {
+	if o.MaxAge <= 0 {
+		o.MaxAge = 5 * time.Minute
+	}
+	if o.WarnBefore <= 0 {
+		o.WarnBefore = 14 * 24 * time.Hour
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Imported{name: name, issuer: issuer, store: st, log: o.Logger, now: o.Now, maxAge: o.MaxAge, warnBefore: o.WarnBefore}
+}
+
+// Load reads the issuer's CRL from the store. A CRL whose signature no
+// longer verifies (the database was written around the import) is not
+// served. It returns ErrNoImported (wrapped) when there is none.
+func (i *Imported) Load(ctx context.Context) error {
+	c, err := i.store.ImportedCRL(ctx, i.name)
+	if err != nil {
+		return err
+	}
+	i.mu.RLock()
+	same := i.cur != nil && bytes.Equal(i.cur.DER, c.DER)
+	i.mu.RUnlock()
+	if same {
+		return nil
+	}
+	rl, _, err := ParseCRL(c.DER)
+	if err != nil {
+		return err
+	}
+	if err := rl.CheckSignatureFrom(i.issuer); err != nil {
+		return fmt.Errorf("%w: the stored CRL of %s does not verify: %v", ErrWrongIssuer, i.name, err)
+	}
+	sum := sha256.Sum256(c.DER)
+	i.mu.Lock()
+	i.cur, i.etag = c, `"`+hex.EncodeToString(sum[:16])+`"`
+	i.mu.Unlock()
+	i.log.InfoContext(ctx, "imported CRL loaded", "crl", i.name+".crl", "number", numberText(c.Number),
+		"thisUpdate", c.ThisUpdate, "nextUpdate", c.NextUpdate)
+	return nil
+}
+
+func numberText(n *big.Int) string {
+	if n == nil {
+		return "none"
+	}
+	return n.String()
+}
+
+// Run reloads every interval until ctx ends; failures are logged.
+func (i *Imported) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := i.Load(ctx); err != nil && !errors.Is(err, ErrNoImported) {
+				i.log.ErrorContext(ctx, "reloading the imported CRL failed", "crl", i.name+".crl", "err", err)
+			}
+		}
+	}
+}
+
+// Current returns the CRL loaded, if any (lapsed or not).
+func (i *Imported) Current() (*ImportedCRL, bool) {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return i.cur, i.cur != nil
+}
+
+// Ready is an error while there is no CRL to publish: none imported, or
+// the one imported has passed its nextUpdate.
+func (i *Imported) Ready(context.Context) error {
+	c, ok := i.Current()
+	now := i.now()
+	switch {
+	case !ok:
+		return fmt.Errorf("%w for %s: sign one in the key ceremony (thiqa ca crl) and import it (thiqa ca crl import)", ErrNoImported, i.name)
+	case !now.Before(c.NextUpdate):
+		return fmt.Errorf("%w: the %s CRL lapsed at %s: sign a new one in the key ceremony and import it", ErrLapsed, i.name, stamp(c.NextUpdate))
+	}
+	return nil
+}
+
+// Warning is non-empty within WarnBefore of the CRL's nextUpdate.
+func (i *Imported) Warning() string {
+	c, ok := i.Current()
+	if !ok {
+		return ""
+	}
+	left := c.NextUpdate.Sub(i.now())
+	if left <= 0 || left > i.warnBefore {
+		return ""
+	}
+	return fmt.Sprintf("the %s CRL lapses at %s (in %d days): hold the key ceremony, sign a new one (thiqa ca crl) and import it (thiqa ca crl import)",
+		i.name, stamp(c.NextUpdate), int(left.Hours()/24))
+}
+
+// ServeHTTP serves GET/HEAD /crl/{name}.crl until the CRL's nextUpdate,
+// with the headers the Publisher sets; 404 when there is none to serve.
+func (i *Imported) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		problem.Error(w, http.StatusMethodNotAllowed, "CRLs are fetched with GET")
+		return
+	}
+	i.mu.RLock()
+	c, etag := i.cur, i.etag
+	i.mu.RUnlock()
+	now := i.now()
+	if c == nil || !now.Before(c.NextUpdate) {
+		problem.Error(w, http.StatusNotFound, "no current CRL of "+i.name)
+		return
+	}
+	maxAge := min(c.NextUpdate.Sub(now), i.maxAge)
+	h := w.Header()
+	h.Set("Content-Type", "application/pkix-crl")
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
+	h.Set("Expires", now.Add(maxAge).UTC().Format(http.TimeFormat))
+	http.ServeContent(w, r, i.name+".crl", c.ThisUpdate, bytes.NewReader(c.DER))
+}

@@ -1,0 +1,178 @@
+package crl
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memImported is an in-memory ImportedStore.
+type memImported struct {
+	mu sync.Mutex
+	m  map[string]*ImportedCRL
+}
+
+func (s *memImported) SaveImportedCRL(_ context.Context, c *ImportedCRL, _ string, _ time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.m[c.Issuer]; ok && !c.NewerThan(old) {
+		if string(old.DER) == string(c.DER) {
+			return nil
+		}
+		return ErrNotNewer
+	}
+	s.m[c.Issuer] = c
+	return nil
+}
+
+func (s *memImported) ImportedCRL(_ context.Context, issuer string) (*ImportedCRL, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.m[issuer]; ok {
+		return c, nil
+	}
+	return nil, ErrNoImported
+}
+
+// testRoot is a self-signed CA certificate and its key.
+func testRoot(t testing.TB, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour * 24 * 365), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCRLSign | x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return c, k
+}
+
+func signedCRL(t *testing.T, issuer *x509.Certificate, key *ecdsa.PrivateKey, number int64, this, next time.Time) []byte {
+	t.Helper()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: this, NextUpdate: next,
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: big.NewInt(77), RevocationTime: this.Add(-time.Hour)}}}, issuer, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+func TestCheckImported(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	other, otherKey := testRoot(t, "Other")
+	now := time.Now()
+	good := signedCRL(t, root, key, 3, now.Add(-time.Hour), now.Add(90*24*time.Hour))
+	c, err := CheckImported("root", pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: good}), root, now)
+	if err != nil || c.Number.Int64() != 3 || c.Entries != 1 || string(c.DER) != string(good) {
+		t.Fatalf("good CRL (PEM): %v %+v", err, c)
+	}
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		want error
+	}{
+		{"not yet valid", signedCRL(t, root, key, 4, now.Add(48*time.Hour), now.Add(90*24*time.Hour)), ErrNotYetValid},
+		{"lapsed", signedCRL(t, root, key, 4, now.Add(-10*24*time.Hour), now.Add(-time.Minute)), ErrLapsed},
+		{"another CA's", signedCRL(t, other, otherKey, 4, now.Add(-time.Hour), now.Add(24*time.Hour)), ErrWrongIssuer},
+		{"garbage", []byte("not a CRL"), ErrMalformed},
+		{"a certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := CheckImported("root", tc.raw, root, now); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestImportedPublishes(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	now := time.Now()
+	clock := now
+	st := &memImported{m: map[string]*ImportedCRL{}}
+	imp := NewImported("root", root, st, ImportedOptions{Now: func() time.Time { return clock }})
+	if err := imp.Ready(context.Background()); !errors.Is(err, ErrNoImported) {
+		t.Fatalf("Ready with nothing imported: %v", err)
+	}
+	get := func() *httptest.ResponseRecorder {
+		rr := httptest.NewRecorder()
+		imp.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/crl/root.crl", nil))
+		return rr
+	}
+	if rr := get(); rr.Code != http.StatusNotFound {
+		t.Fatalf("nothing imported: %d", rr.Code)
+	}
+	c, err := CheckImported("root", signedCRL(t, root, key, 5, now.Add(-time.Hour), now.Add(20*24*time.Hour)), root, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveImportedCRL(context.Background(), c, "op", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := imp.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rr := get()
+	if rr.Code != http.StatusOK || rr.Header().Get("Content-Type") != "application/pkix-crl" || rr.Body.String() != string(c.DER) {
+		t.Fatalf("served: %d %v", rr.Code, rr.Header())
+	}
+	if err := imp.Ready(context.Background()); err != nil || imp.Warning() != "" {
+		t.Fatalf("20 days left: ready %v, warning %q", err, imp.Warning())
+	}
+	clock = now.Add(10 * 24 * time.Hour)
+	if w := imp.Warning(); !strings.Contains(w, "lapses") || imp.Ready(context.Background()) != nil {
+		t.Fatalf("10 days left: warning %q", w)
+	}
+	clock = now.Add(21 * 24 * time.Hour)
+	if rr := get(); rr.Code != http.StatusNotFound || !errors.Is(imp.Ready(context.Background()), ErrLapsed) {
+		t.Fatalf("lapsed: served %d", rr.Code)
+	}
+	// An older CRL does not replace it; the same one again changes nothing.
+	older, _ := CheckImported("root", signedCRL(t, root, key, 4, now.Add(-time.Hour), now.Add(30*24*time.Hour)), root, now)
+	if err := st.SaveImportedCRL(context.Background(), older, "op", now); !errors.Is(err, ErrNotNewer) {
+		t.Fatalf("older CRL: %v", err)
+	}
+	if err := st.SaveImportedCRL(context.Background(), c, "op", now); err != nil {
+		t.Fatalf("same CRL again: %v", err)
+	}
+	// A stored CRL that does not verify (the database was edited) is not loaded.
+	other, otherKey := testRoot(t, "Root")
+	forged, _ := CheckImported("root", signedCRL(t, other, otherKey, 9, now.Add(-time.Hour), now.Add(30*24*time.Hour)), other, now)
+	st.m["root"] = forged
+	if err := imp.Load(context.Background()); !errors.Is(err, ErrWrongIssuer) {
+		t.Fatalf("forged stored CRL: %v", err)
+	}
+	if cur, _ := imp.Current(); string(cur.DER) != string(c.DER) {
+		t.Fatal("a forged stored CRL replaced the loaded one")
+	}
+}
+
+// FuzzCheckImported: whatever the bytes, CheckImported returns a CRL of
+// the issuer within its validity or an error, and never panics.
+func FuzzCheckImported(f *testing.F) {
+	root, key := testRoot(f, "Root")
+	now := time.Now()
+	der, _ := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(time.Hour)}, root, key)
+	f.Add(der)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+	f.Add([]byte("-----BEGIN X509 CRL-----\n\n-----END X509 CRL-----\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		c, err := CheckImported("root", raw, root, now)
+		if err == nil && (c == nil || !now.Before(c.NextUpdate) || now.Before(c.ThisUpdate)) {
+			t.Fatalf("accepted %+v", c)
+		}
+	})
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// rootCRLReload is how often `thiqa serve` looks for a newly imported root CRL.
+const rootCRLReload = 30 * time.Second
+
+// caCRLImport is `thiqa ca crl import`: it hands the root CRL the key
+// ceremony signed (or an existing national root's CRL) to the online
+// servers, which publish it at /crl/root.crl until its nextUpdate. It
+// refuses a CRL that the configured root did not sign, one not valid yet,
+// one already lapsed, and one older than the CRL published; a refusal
+// changes nothing. Running servers pick it up within rootCRLReload.
+func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("ca crl import", env)
+	dir := fs.String("data", "", "data folder (required)")
+	crlFile := fs.String("crl", "", "the root CRL, DER or PEM (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *crlFile == "" {
+		return withExit(2, errors.New("--data and --crl are required"))
+	}
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return err
+	}
+	if !cfg.CA.Enabled() {
+		return errors.New("this data folder runs no CA (ca section of thiqa.yaml)")
+	}
+	if !cfg.CA.Root.Offline {
+		return errors.New("the root key of this data folder is on its token (development): thiqa serve generates the root CRL itself; importing one is for an offline root")
+	}
+	raw, err := os.ReadFile(*crlFile)
+	if err != nil {
+		return fmt.Errorf("reading --crl: %w", err)
+	}
+	root, err := caCertificate(cfg, cfg.CA.Root.Name)
+	if err != nil {
+		return fmt.Errorf("the configured root certificate: %w", err)
+	}
+	now := time.Now()
+	c, err := crl.CheckImported(cfg.CA.Root.Name, raw, root, now)
+	if err != nil {
+		return fmt.Errorf("refused %s: %w; nothing was changed", *crlFile, err)
+	}
+	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
+	db, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	log := newAuditLog(db, logger, nil)
+	defer log.Close()
+	if err := db.ImportedCRLs().SaveImportedCRL(ctx, c, operatorName(), now); err != nil {
+		if errors.Is(err, crl.ErrNotNewer) {
+			return fmt.Errorf("refused %s: %w; nothing was changed", *crlFile, err)
+		}
+		return err
+	}
+	if _, err := log.Append(ctx, audit.Entry{Actor: operatorName(), Action: "ca.crl.import", Object: cfg.CA.Root.Name + ".crl", Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"number": numberString(c), "thisUpdate": c.ThisUpdate, "nextUpdate": c.NextUpdate, "entries": c.Entries, "sha256": sha256Hex(c.DER)},
+	}); err != nil {
+		return fmt.Errorf("root CRL imported, but writing the audit record failed: %w", err)
+	}
+	out := env.stdout
+	fmt.Fprintf(out, "root CRL number %s imported: %d revoked issuing CA(s), valid until %s\n", numberString(c), c.Entries, c.NextUpdate.Format(time.RFC3339))
+	fmt.Fprintf(out, "  SHA-256 fingerprint: %s\n", fingerprint(c.DER))
+	fmt.Fprintf(out, "thiqa serve publishes it at %s/crl/root.crl (running servers within %s); import the next one before %s (/readyz warns from then on)\n",
+		cfg.PublicBaseURL, rootCRLReload, c.NextUpdate.Add(-14*24*time.Hour).Format(time.DateOnly))
+	return nil
+}
+
+// numberString is a CRL's number, "none" when it has none.
+func numberString(c *crl.ImportedCRL) string {
+	if c.Number == nil {
+		return "none"
+	}
+	return c.Number.String()
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/crl"
+)
+
+// wireRootCRL publishes the root CRL and says where the root key is.
+//
+// With the root offline (ca.root.offline) the servers publish at
+// /crl/root.crl the CRL the key ceremony signed and `thiqa ca crl import`
+// stored, until its nextUpdate; /readyz fails without one and warns (still
+// 200, entry "rootCRL") 14 days before it lapses. With the root key on the
+// online token (the development default of `make run`) the CRL publisher
+// generates it, and the server warns that this is for development only.
+// Either way thiqa_root_crl_next_update_seconds is the nextUpdate of the
+// root CRL served and thiqa_root_key_online says where the key is.
+func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings, publisher *crl.Publisher) error {
+	online := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "thiqa_root_key_online",
+		Help: "1 while the root CA key is on the online token (development only), 0 when the root is offline.",
+	})
+	var nextUpdate func() float64
+	if !p.cfg.CA.Root.Offline {
+		online.Set(1)
+		p.logger.Warn("the root CA key is on the online token: development only. No national PKI and no ETSI EN 319 411-1 audit accepts an online root; "+
+			"keep it offline in a key ceremony (docs/ceremony.md, thiqa init --root-cert)", "key", p.cfg.CA.Root.Key)
+		nextUpdate = func() float64 {
+			if c, ok := publisher.Latest(crl.FileName("root", 0)); ok {
+				return float64(c.NextUpdate.Unix())
+			}
+			return 0
+		}
+	} else {
+		root, err := caCertificate(p.cfg, p.cfg.CA.Root.Name)
+		if err != nil {
+			return fmt.Errorf("the root certificate: %w", err)
+		}
+		imp := crl.NewImported(p.cfg.CA.Root.Name, root, p.db.ImportedCRLs(), crl.ImportedOptions{MaxAge: set.MaxAge, Logger: p.logger.With("service", "revocation")})
+		if err := imp.Load(ctx); errors.Is(err, crl.ErrNoImported) {
+			p.logger.Warn("no root CRL imported yet: /crl/root.crl answers 404 and /readyz fails until one is (thiqa ca crl import)")
+		} else if err != nil {
+			p.logger.Error("the imported root CRL cannot be published", "err", err)
+		}
+		s.mux.Handle("GET /crl/"+p.cfg.CA.Root.Name+".crl", imp)
+		s.ready["rootCRL"] = imp.Ready
+		s.warnings["rootCRL"] = imp.Warning
+		s.background = append(s.background, func(ctx context.Context) { imp.Run(ctx, rootCRLReload) })
+		nextUpdate = func() float64 {
+			if c, ok := imp.Current(); ok {
+				return float64(c.NextUpdate.Unix())
+			}
+			return 0
+		}
+	}
+	for _, c := range []prometheus.Collector{online, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "thiqa_root_crl_next_update_seconds",
+		Help: "nextUpdate (Unix time) of the root CRL served at /crl/root.crl; 0 while there is none.",
+	}, nextUpdate)} {
+		if err := p.reg.Register(c); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// generationCertifier is the CA as the OCSP responders of every CA
+// generation need it (revocation.Certifier): they name their CA by issuer
+// name (citizen, citizen_2), and each generation certifies its own
+// responder, the current one or not.
+type generationCertifier struct{ a *ca.Authority }
+
+// CACertificate returns a generation's certificate by issuer name.
+func (g generationCertifier) CACertificate(name string) (*x509.Certificate, bool) {
+	return g.a.CACertificate(name)
+}
+
+// Issue issues from the generation req.CA names.
+func (g generationCertifier) Issue(ctx context.Context, req ca.Request) (*ca.Issued, error) {
+	req.Issuer, req.CA = req.CA, ""
+	return g.a.Issue(ctx, req)
+}
