@@ -152,6 +152,12 @@ defaults
   retries 3
   retry-on conn-failure
   option redispatch
+  # Never send a request over an idle server connection kept from an
+  # earlier one: after a node dies, such a connection fails the request
+  # with an empty response that cannot be retried safely (the node might
+  # have acted on it); a fresh connection to a dead node is refused and
+  # retried elsewhere. So only the requests in flight at the kill fail.
+  http-reuse never
 
 frontend thiqa
   bind 127.0.0.1:$LB_PORT
