@@ -9,9 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"time"
 
+	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
@@ -32,10 +32,6 @@ var errDeploymentMismatch = errors.New("the data folder and the store belong to 
 // errStoreEmpty is returned (wrapped) by `thiqa serve` when the store
 // holds no deployment at all: an empty database, most likely the wrong one.
 var errStoreEmpty = errors.New("the store is empty")
-
-// errFolderInUse is returned (wrapped) when a data folder is locked by a
-// process that must not run beside the caller (serve beside restore).
-var errFolderInUse = errors.New("the data folder is in use")
 
 // folderIdentity is a data folder's deployment identity, read from its
 // root CA certificate.
@@ -105,7 +101,7 @@ func initDeployment(ctx context.Context, p *platform, out io.Writer) error {
 // deployment, or an empty one. A store made before identities existed
 // (audit records, no identity) adopts the folder's.
 func wireDeployment(ctx context.Context, p *platform, s *serving) error {
-	release, err := lockDataFolder(p.cfg.Dir(), false)
+	release, err := backup.LockFolder(p.cfg.Dir(), false)
 	if err != nil {
 		return err
 	}
@@ -140,29 +136,4 @@ func wireDeployment(ctx context.Context, p *platform, s *serving) error {
 	}
 	p.logger.Info("recorded the deployment identity in a store made before identities existed", "rootSHA256", f.id.RootSHA256)
 	return nil
-}
-
-// lockDataFolder takes a lock on the data folder itself (flock on its
-// directory): shared for `thiqa serve`, exclusive for `thiqa restore`,
-// never waiting. It returns the function releasing it.
-func lockDataFolder(dir string, exclusive bool) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening the data folder to lock it: %w", err)
-	}
-	how := syscall.LOCK_SH
-	if exclusive {
-		how = syscall.LOCK_EX
-	}
-	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			if exclusive {
-				return nil, fmt.Errorf("%w: %s is locked by a running thiqa serve (or a restore): stop it first", errFolderInUse, dir)
-			}
-			return nil, fmt.Errorf("%w: %s is being restored (thiqa restore holds it)", errFolderInUse, dir)
-		}
-		return nil, fmt.Errorf("locking the data folder %s: %w", dir, err)
-	}
-	return func() { f.Close() }, nil
 }
