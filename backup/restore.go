@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/pemcert"
 )
 
 // floorShift makes the serial floor of a restore: 2^24 numbers per second
@@ -267,7 +267,7 @@ func (r *Restored) resolveConfig() error {
 	if err != nil {
 		return fmt.Errorf("%w: the configuration names the root CA certificate %s, which the backup does not hold", ErrOtherDeployment, rootPath)
 	}
-	c, err := parseCertPEM(raw)
+	c, err := pemcert.Parse(raw)
 	if err != nil {
 		return corrupt("root CA certificate: %v", err)
 	}
@@ -285,15 +285,6 @@ func (r *Restored) resolveConfig() error {
 			m.Store.Driver, set.Driver)
 	}
 	return nil
-}
-
-// parseCertPEM reads exactly one PEM certificate.
-func parseCertPEM(raw []byte) (*x509.Certificate, error) {
-	blk, rest := pem.Decode(raw)
-	if blk == nil || blk.Type != "CERTIFICATE" || strings.TrimSpace(string(rest)) != "" {
-		return nil, errors.New("want exactly one PEM CERTIFICATE block")
-	}
-	return x509.ParseCertificate(blk.Bytes)
 }
 
 // checkToken opens the token the configuration names and checks that it

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -110,13 +110,7 @@ func publicOf(k *hsm.Signer) (interface{ Equal(crypto.PublicKey) bool }, bool) {
 }
 
 // parseCertPEM reads exactly one PEM certificate.
-func parseCertPEM(raw []byte) (*x509.Certificate, error) {
-	blk, rest := pem.Decode(raw)
-	if blk == nil || blk.Type != "CERTIFICATE" || strings.TrimSpace(string(rest)) != "" {
-		return nil, errors.New("want exactly one PEM CERTIFICATE block")
-	}
-	return x509.ParseCertificate(blk.Bytes)
-}
+func parseCertPEM(raw []byte) (*x509.Certificate, error) { return pemcert.Parse(raw) }
 
 // initCA creates the CA hierarchy on the token: the root key and its
 // self-signed certificate, then each issuing CA's key and certificate. What

@@ -18,6 +18,7 @@ import (
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/josesigner"
@@ -316,22 +317,9 @@ func publishDevIssuerKey(cfg *config.Config, k *hsm.Signer) error {
 }
 
 // writeFileExclusive creates path with data, failing with os.ErrExist when it
-// is already there.
+// is already there (atomicfile.WriteNew).
 func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return err
-	}
-	return nil
+	return atomicfile.WriteNew(path, data, perm)
 }
 
 // randomPIN returns a fresh PIN of 26 base32 characters (128 bits).
