@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/atomicfile"
@@ -129,7 +130,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	var report bytes.Buffer
 	var pending error
 	for _, step := range initSteps() {
-		if err := step.run(ctx, p, &report); errors.Is(err, errCAsPending) {
+		if err := step.run(ctx, p, &report); errors.Is(err, hierarchy.ErrPending) {
 			pending = err // the next steps need the issuing CAs
 			break
 		} else if err != nil {

@@ -40,12 +40,12 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 	var cas []*x509.Certificate
 	var issuers []signing.IssuingCA
 	for i, c := range parts {
-		if c.cert == nil {
-			return nil, fmt.Errorf("CA %s has no certificate: run `thiqa init --data %s`", c.conf.Name, p.cfg.Dir())
+		if c.Cert == nil {
+			return nil, fmt.Errorf("CA %s has no certificate: run `thiqa init --data %s`", c.Conf.Name, p.cfg.Dir())
 		}
-		cas = append(cas, c.cert)
+		cas = append(cas, c.Cert)
 		if i > 0 {
-			issuers = append(issuers, signing.IssuingCA{Name: c.conf.Name, Cert: c.cert})
+			issuers = append(issuers, signing.IssuingCA{Name: c.Conf.Name, Cert: c.Cert})
 		}
 	}
 	client := &http.Client{Transport: transport, Timeout: cfg.Timeout}
@@ -64,7 +64,7 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 			SADLifetime: cfg.SADLifetime, MaxHashesPerSAD: cfg.MaxHashesPerSAD, TempDir: p.cfg.Resolve(cfg.TempDir), PIN: pp,
 		},
 		Store: p.db.SigningCredentials(), Keys: tokenSigningKeys(p.token),
-		Root: parts[0].cert, Issuers: issuers,
+		Root: parts[0].Cert, Issuers: issuers,
 		TSA: tsa, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg,
 	})
