@@ -12,6 +12,7 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"sync"
@@ -110,8 +111,11 @@ func Classify(err error) (status int, detail, outcome string) {
 		return http.StatusConflict, "the signing PIN of this credential is already set", audit.OutcomeFailure
 	case errors.Is(err, pin.ErrPolicy):
 		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
-	case errors.Is(err, signer.ErrNotPDF), errors.Is(err, signer.ErrEncrypted), errors.Is(err, signer.ErrMalformed),
-		errors.Is(err, signer.ErrCertificationForbids), errors.Is(err, signer.ErrAlreadySigned), errors.Is(err, signer.ErrOptions):
+	case errors.Is(err, signer.ErrCertificationForbids):
+		return http.StatusConflict, "the document's certification signature (DocMDP P=1) forbids any change, a signature included; nothing was signed", audit.OutcomeRefused
+	case errors.Is(err, signer.ErrAlreadySigned):
+		return http.StatusConflict, "the document is already signed: a certification signature must be its first signature; nothing was signed", audit.OutcomeRefused
+	case errors.Is(err, signer.ErrNotPDF), errors.Is(err, signer.ErrEncrypted), errors.Is(err, signer.ErrMalformed), errors.Is(err, signer.ErrOptions):
 		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
 	case errors.Is(err, signer.ErrTimestamp):
 		if timedOut(err) {
@@ -162,8 +166,8 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, rec signRecord, o
 }
 
 // levelAndCredential reads the level and credential query parameters.
-func levelAndCredential(r *http.Request) (signer.Level, string, error) {
-	lv := r.URL.Query().Get("level")
+func levelAndCredential(q url.Values) (signer.Level, string, error) {
+	lv := q.Get("level")
 	if lv == "" {
 		lv = "B-B"
 	}
@@ -171,7 +175,7 @@ func levelAndCredential(r *http.Request) (signer.Level, string, error) {
 	if err != nil {
 		return 0, "", Refuse(ErrBadRequest, "level must be B-B, B-T, B-LT or B-LTA, got %q", lv)
 	}
-	cred := r.URL.Query().Get("credential")
+	cred := q.Get("credential")
 	if cred == "" {
 		return 0, "", Refuse(ErrBadRequest, "the credential query parameter is required")
 	}
@@ -235,14 +239,14 @@ func (s *Service) sign(w http.ResponseWriter, r *http.Request) {
 // must be set, the level and the credential come from the query, and the
 // credential must be the caller's. It fills rec's credential and level. On
 // a refusal it has answered, audited and counted it, and ok is false.
-func (s *Service) callerCredential(w http.ResponseWriter, r *http.Request, rec *signRecord, op, kind string, start time.Time) (level signer.Level, cred *Credential, ok bool) {
+func (s *Service) callerCredential(w http.ResponseWriter, r *http.Request, q url.Values, rec *signRecord, op, kind string, start time.Time) (level signer.Level, cred *Credential, ok bool) {
 	owner := rec.actor
 	if owner == "" {
 		rec.actor = "unidentified-caller"
 		s.fail(w, r, *rec, op, start, Refuse(ErrNoIdentity, "the caller has no %s identity", kind))
 		return 0, nil, false
 	}
-	level, credID, err := levelAndCredential(r)
+	level, credID, err := levelAndCredential(q)
 	rec.credential = credID
 	if err != nil {
 		s.fail(w, r, *rec, op, start, err)
@@ -265,11 +269,17 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 	authorize func(ctx context.Context, credID string, digest, dtbs []byte) error, tune func(*signer.Options)) {
 	start := time.Now()
 	rec := signRecord{action: action, actor: owner, level: "unknown"}
-	level, cred, ok := s.callerCredential(w, r, &rec, op, kind, start)
+	q := r.URL.Query()
+	level, cred, ok := s.callerCredential(w, r, q, &rec, op, kind, start)
 	if !ok {
 		return
 	}
 	credID := rec.credential
+	doc, err := documentOptions(q)
+	if err != nil {
+		s.fail(w, r, rec, op, start, err)
+		return
+	}
 	in, cleanup, err := s.readPDF(w, r)
 	defer cleanup()
 	if err != nil {
@@ -281,7 +291,7 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 	if authorize != nil {
 		az = func(ctx context.Context, digest, dtbs []byte) error { return authorize(ctx, credID, digest, dtbs) }
 	}
-	res, err := s.signPDF(r.Context(), rec, cred, level, in, func(digest []byte, size int64) (io.Writer, error) {
+	res, err := s.signPDF(r.Context(), rec, cred, level, in, doc, func(digest []byte, size int64) (io.Writer, error) {
 		// With its length known the answer goes out unchunked, the
 		// document in one write.
 		hdr := w.Header()
@@ -311,12 +321,18 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 func (s *Service) sealBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := signRecord{action: ActionSeal, actor: agencyOf(r), level: "unknown"}
-	level, cred, ok := s.callerCredential(w, r, &rec, "seal", OwnerAgency, start)
+	q := r.URL.Query()
+	level, cred, ok := s.callerCredential(w, r, q, &rec, "seal", OwnerAgency, start)
 	if !ok {
 		return
 	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+	doc, err := documentOptions(q)
+	if err != nil {
+		s.fail(w, r, rec, "seal", start, err)
+		return
+	}
+	mt, params, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		s.fail(w, r, rec, "seal", start, Refuse(ErrUnsupportedMediaType, "the body must be multipart/form-data with one PDF per part"))
 		return
 	}
@@ -372,7 +388,7 @@ func (s *Service) sealBatch(w http.ResponseWriter, r *http.Request) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out.Results[i] = s.sealOne(r, rec, cred, level, it.name, it.in, it.err)
+			out.Results[i] = s.sealOne(r, rec, cred, level, doc, it.name, it.in, it.err)
 		}()
 	}
 	wg.Wait()
@@ -380,7 +396,7 @@ func (s *Service) sealBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // sealOne seals one document of a batch and audits it on its own.
-func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, level signer.Level, name string, in pdfInput, readErr error) BatchResult {
+func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, level signer.Level, doc *DocumentOptions, name string, in pdfInput, readErr error) BatchResult {
 	start := time.Now()
 	rec.name = name
 	res := BatchResult{Name: name}
@@ -397,7 +413,7 @@ func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, lev
 	rec.size = in.size
 	var buf bytes.Buffer
 	var digest []byte
-	_, err := s.signPDF(r.Context(), rec, cred, level, in, func(d []byte, size int64) (io.Writer, error) {
+	_, err := s.signPDF(r.Context(), rec, cred, level, in, doc, func(d []byte, size int64) (io.Writer, error) {
 		digest = d
 		buf.Grow(int(size))
 		return &buf, nil

@@ -72,7 +72,7 @@ type pdfInput struct {
 //
 // tune, when set, adjusts the options last (the fixed time and placeholder
 // of a two-step signature).
-func (s *Service) signPDF(ctx context.Context, rec signRecord, cred *Credential, level signer.Level, in pdfInput, out func(documentDigest []byte, size int64) (io.Writer, error),
+func (s *Service) signPDF(ctx context.Context, rec signRecord, cred *Credential, level signer.Level, in pdfInput, doc *DocumentOptions, out func(documentDigest []byte, size int64) (io.Writer, error),
 	authorize func(ctx context.Context, documentDigest, dtbs []byte) error, tune func(*signer.Options)) (*signer.Result, error) {
 	dst := &deferredWriter{}
 	rec.hash = signerHash(cred) // named in the record
@@ -96,6 +96,11 @@ func (s *Service) signPDF(ctx context.Context, rec signRecord, cred *Credential,
 	}
 	if rec.action == ActionSeal {
 		opts.Reason = "e-seal"
+	}
+	if doc != nil {
+		if err := s.applyDocumentOptions(doc, cred, &opts); err != nil {
+			return nil, err
+		}
 	}
 	if tune != nil {
 		tune(&opts)
@@ -129,7 +134,21 @@ func (d *deferredWriter) Write(b []byte) (int, error) {
 // is refused with an error wrapping ErrCredentialRefused.
 func (s *Service) OperatorSeal(ctx context.Context, operator, credID string, level signer.Level,
 	open func() (io.ReaderAt, int64, error), out io.Writer) (*signer.Result, error) {
+	return s.OperatorSealWith(ctx, operator, credID, level, nil, open, out)
+}
+
+// OperatorSealWith is OperatorSeal with the document options doc (reason,
+// location, contact, certification, visible appearance); nil is none.
+func (s *Service) OperatorSealWith(ctx context.Context, operator, credID string, level signer.Level, doc *DocumentOptions,
+	open func() (io.ReaderAt, int64, error), out io.Writer) (*signer.Result, error) {
 	rec := signRecord{action: ActionSeal, actor: operator, credential: credID, level: level.String()}
+	if doc != nil {
+		if err := doc.check(); err != nil {
+			_, msg, outcome := Classify(err)
+			_ = s.auditSign(ctx, rec, outcome, msg)
+			return nil, err
+		}
+	}
 	cred, err := s.load(ctx, credID, "", "")
 	if err == nil && cred.rec.OwnerKind != OwnerAgency {
 		err = fmt.Errorf("%w: %s is not an organisation-seal credential", ErrCredentialRefused, credID)
@@ -147,7 +166,7 @@ func (s *Service) OperatorSeal(ctx context.Context, operator, credID string, lev
 		return nil, err
 	}
 	rec.size = in.size
-	res, err := s.signPDF(ctx, rec, cred, level, in, func([]byte, int64) (io.Writer, error) { return out, nil }, nil, nil)
+	res, err := s.signPDF(ctx, rec, cred, level, in, doc, func([]byte, int64) (io.Writer, error) { return out, nil }, nil, nil)
 	if err != nil {
 		_, msg, outcome := Classify(err)
 		if !errors.Is(err, ErrAudit) {

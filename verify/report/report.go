@@ -100,6 +100,16 @@ type Signature struct {
 	SignatureAlgorithm string `json:"signatureAlgorithm,omitempty"`
 	// Chain lists the certificate path subjects, end entity first.
 	Chain []string `json:"chain,omitempty"`
+	// Reason, Location and ContactInfo are the signature dictionary's
+	// /Reason, /Location and /ContactInfo as the signer wrote them: claims,
+	// not verified facts.
+	Reason      string `json:"reason,omitempty"`
+	Location    string `json:"location,omitempty"`
+	ContactInfo string `json:"contactInfo,omitempty"`
+	// CertificationPermission is the DocMDP permission (1 no changes, 2
+	// form filling and signing, 3 also annotations) of a certification
+	// signature; 0 for an approval signature.
+	CertificationPermission int `json:"certificationPermission,omitempty"`
 	// Modifications lists changes made after this signature.
 	Modifications []string `json:"modifications,omitempty"`
 	Errors        []string `json:"errors,omitempty"`
