@@ -116,6 +116,9 @@ type Result struct {
 	SigningTime time.Time
 	// Size is the size of the signed PDF written to out.
 	Size int64
+	// Warnings say what the appearance could not show as asked (characters
+	// drawn with a fallback font, or with none).
+	Warnings []string
 }
 
 // SignBytes signs the PDF in doc and returns the signed PDF.
@@ -143,8 +146,15 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 		return nil, err
 	}
 	res := &Result{Level: opts.Level, Hash: opts.Hash, SigningTime: opts.Time}
+	var ap *drawing
+	if opts.Appearance != nil {
+		if ap, err = prepareAppearance(rd, &opts); err != nil {
+			return nil, err
+		}
+		res.Warnings = ap.warnings
+	}
 	build := func(placeholder int) (*revision, error) {
-		return addSignatureRevision(rd, &opts, placeholder)
+		return addSignatureRevision(rd, &opts, ap, placeholder)
 	}
 	fill := func(digest []byte) ([]byte, error) {
 		co := cades.Options{Hash: opts.Hash, PSS: opts.PSS}
