@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -49,6 +50,8 @@ type BatchResult struct {
 	Document string `json:"document,omitempty"`
 	// Problem explains a refusal or failure.
 	Problem *problem.Details `json:"problem,omitempty"`
+	// Warnings say what a visible seal could not show as asked.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // BatchResponse is the answer of POST /api/v1/seal/batch.
@@ -280,7 +283,7 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 		s.fail(w, r, rec, op, start, err)
 		return
 	}
-	in, cleanup, err := s.readPDF(w, r)
+	in, cleanup, err := s.readPDF(w, r, doc)
 	defer cleanup()
 	if err != nil {
 		s.fail(w, r, rec, op, start, err)
@@ -298,6 +301,9 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 		hdr["Content-Type"] = []string{"application/pdf"}
 		hdr["Content-Length"] = []string{strconv.FormatInt(size, 10)}
 		hdr[DigestHeader] = []string{hex.EncodeToString(digest)}
+		for _, wn := range doc.Warnings() {
+			hdr.Add(WarningHeader, asciiHeader(wn))
+		}
 		w.WriteHeader(http.StatusOK)
 		return w, nil
 	}, az, tune)
@@ -398,6 +404,10 @@ func (s *Service) sealBatch(w http.ResponseWriter, r *http.Request) {
 // sealOne seals one document of a batch and audits it on its own.
 func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, level signer.Level, doc *DocumentOptions, name string, in pdfInput, readErr error) BatchResult {
 	start := time.Now()
+	if doc != nil {
+		own := *doc // each document's warnings are its own
+		doc = &own
+	}
 	rec.name = name
 	res := BatchResult{Name: name}
 	failed := func(err error) BatchResult {
@@ -423,6 +433,7 @@ func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, lev
 	}
 	s.Observe("seal", rec.level, audit.OutcomeSuccess, time.Since(start))
 	res.Status, res.DocumentDigest, res.Document = http.StatusOK, hex.EncodeToString(digest), base64.StdEncoding.EncodeToString(buf.Bytes())
+	res.Warnings = doc.Warnings()
 	return res
 }
 
@@ -470,4 +481,18 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// asciiHeader makes s a header value: other characters than printable
+// ASCII become \uXXXX.
+func asciiHeader(s string) string {
+	var b []byte
+	for _, r := range s {
+		if r >= 0x20 && r < 0x7f {
+			b = append(b, byte(r))
+			continue
+		}
+		b = fmt.Appendf(b, "\\u%04X", r)
+	}
+	return string(b)
 }

@@ -26,7 +26,23 @@ type DocumentOptions struct {
 	Certify int
 	// Appearance, when set, makes the signature visible.
 	Appearance *AppearanceRequest
+
+	// warnings are what the appearance could not show as asked.
+	warnings []string
 }
+
+// Warnings returns what the last signature made with o could not show as
+// asked (characters drawn with a fallback font, or with none).
+func (o *DocumentOptions) Warnings() []string {
+	if o == nil {
+		return nil
+	}
+	return o.warnings
+}
+
+// WarningHeader carries, once per warning, what a visible signature could
+// not show as asked (ASCII: other characters as \uXXXX).
+const WarningHeader = "X-Thiqa-Warning"
 
 // AppearanceRequest places a visible signature; what it shows comes from
 // the certificate and the options (see signer.Appearance).
@@ -178,11 +194,23 @@ func (o *DocumentOptions) apply(so *signer.Options) {
 }
 
 // applyDocumentOptions sets doc on the signer's options of a signature
-// with cred.
-func (s *Service) applyDocumentOptions(doc *DocumentOptions, cred *Credential, so *signer.Options) error {
+// with cred (at so.Time, which tune may still change: the appearance then
+// shows the time it is given here, so a two-step signature sets it first).
+func (s *Service) applyDocumentOptions(doc *DocumentOptions, cred *Credential, seal bool, so *signer.Options) error {
 	doc.apply(so)
-	if doc.Appearance != nil {
-		return Refuse(ErrBadRequest, "visible signatures are not available on this server")
+	if doc.Appearance == nil {
+		return nil
 	}
+	so.Page = doc.Appearance.Page - 1
+	ap, err := s.appearance(doc.Appearance, cred, seal, so.Time, doc.Reason, doc.Location)
+	if err != nil {
+		return err
+	}
+	so.Appearance = ap
 	return nil
 }
+
+// ParseDocumentOptions reads DocumentOptions from query parameters as the
+// seal and sign endpoints take them (for the CLI, which builds the same
+// query); nil when none is given.
+func ParseDocumentOptions(q url.Values) (*DocumentOptions, error) { return documentOptions(q) }

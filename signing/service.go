@@ -90,6 +90,8 @@ type Config struct {
 	TempDir string
 	// PIN is the cost and the policy of the citizens' signing PINs.
 	PIN pin.Params
+	// Appearance is what visible signatures are drawn with.
+	Appearance AppearanceConfig
 }
 
 // validate checks that every bound is set.

@@ -21,6 +21,7 @@ type signRecord struct {
 	hash                             crypto.Hash
 	size                             int64
 	name                             string
+	warnings                         []string
 }
 
 func (s *Service) auditSign(ctx context.Context, r signRecord, outcome, reason string) error {
@@ -35,6 +36,7 @@ func (s *Service) auditSign(ctx context.Context, r signRecord, outcome, reason s
 	if r.size > 0 {
 		d.Size = r.size
 	}
+	d.Warnings = r.warnings
 	_, err := s.audit.Append(ctx, audit.Entry{Actor: r.actor, Action: r.action, Object: r.credential, Outcome: outcome, Details: d})
 	if err != nil {
 		s.logger.ErrorContext(ctx, "audit append failed", "action", r.action, "err", err)
@@ -55,6 +57,7 @@ type signDetails struct {
 	Name           string       `json:"name,omitempty"`
 	Reason         string       `json:"reason,omitempty"`
 	Size           int64        `json:"size,omitempty"`
+	Warnings       []string     `json:"warnings,omitempty"`
 }
 
 // pdfInput is one PDF to sign, on disk or in memory.
@@ -97,13 +100,22 @@ func (s *Service) signPDF(ctx context.Context, rec signRecord, cred *Credential,
 	if rec.action == ActionSeal {
 		opts.Reason = "e-seal"
 	}
-	if doc != nil {
-		if err := s.applyDocumentOptions(doc, cred, &opts); err != nil {
-			return nil, err
-		}
-	}
 	if tune != nil {
 		tune(&opts)
+	}
+	if doc != nil {
+		if opts.Time.IsZero() {
+			opts.Time = s.now() // what /M and the appearance both show
+		}
+		if err := s.applyDocumentOptions(doc, cred, rec.action == ActionSeal, &opts); err != nil {
+			return nil, err
+		}
+		if opts.Appearance != nil {
+			opts.OnWarnings = func(ws []string) {
+				rec.warnings, doc.warnings = ws, ws
+				s.logger.WarnContext(ctx, "the visible signature cannot show everything as asked", "credential", rec.credential, "warnings", ws)
+			}
+		}
 	}
 	return signer.Sign(ctx, in.r, in.size, dst, opts)
 }

@@ -78,7 +78,7 @@ func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, rec, "prepare", start, err)
 		return
 	}
-	in, cleanup, err := s.readPDF(w, r)
+	in, cleanup, err := s.readPDF(w, r, doc)
 	defer cleanup()
 	if err != nil {
 		s.fail(w, r, rec, "prepare", start, err)

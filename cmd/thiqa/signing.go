@@ -58,10 +58,15 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 	}
 	pp := pin.DefaultParams()
 	pp.MemoryKiB, pp.Time = cfg.PINMemoryKiB, cfg.PINTime
+	appearance, err := appearanceConfig(p)
+	if err != nil {
+		return nil, err
+	}
 	return signing.New(signing.Options{
 		Config: signing.Config{
 			Timeout: cfg.Timeout, MaxDocumentBytes: cfg.MaxDocumentBytes, MaxBatchDocuments: cfg.MaxBatchDocuments,
 			SADLifetime: cfg.SADLifetime, MaxHashesPerSAD: cfg.MaxHashesPerSAD, TempDir: p.cfg.Resolve(cfg.TempDir), PIN: pp,
+			Appearance: appearance,
 		},
 		Store: p.db.SigningCredentials(), Keys: tokenSigningKeys(p.token),
 		Root: parts[0].cert, Issuers: issuers,
