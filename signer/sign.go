@@ -61,6 +61,9 @@ type Options struct {
 	// completed in another), and a signature that does not fit is an error
 	// rather than made again larger. Zero sizes it automatically.
 	Placeholder int
+	// OnWarnings, when set, is called once, before the key is used, with
+	// what the appearance cannot show as asked (Result.Warnings).
+	OnWarnings func(warnings []string)
 	// BeforeWrite, when set, is called once every step succeeded and
 	// before the first byte goes to out, with the size of the signed PDF.
 	// Returning an error aborts and nothing is written: the seam for a
@@ -152,6 +155,9 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 			return nil, err
 		}
 		res.Warnings = ap.warnings
+		if opts.OnWarnings != nil && len(ap.warnings) > 0 {
+			opts.OnWarnings(ap.warnings)
+		}
 	}
 	build := func(placeholder int) (*revision, error) {
 		return addSignatureRevision(rd, &opts, ap, placeholder)

@@ -75,7 +75,8 @@ type Guard func(action policies.Action) func(http.Handler) http.Handler
 // Register mounts the service's endpoints on mux, each behind guard:
 // POST /api/v1/seal and /api/v1/seal/batch (policies.ActionSeal), and
 // POST /api/v1/sign, /api/v1/sign/prepare, /api/v1/sign/complete and
-// /api/v1/credentials/{id}/pin (policies.ActionSign).
+// /api/v1/credentials/{id}/pin (policies.ActionSign), and POST
+// /api/v1/extend (policies.ActionExtend).
 func (s *Service) Register(mux *http.ServeMux, guard Guard) {
 	seal := guard(policies.ActionSeal)
 	sign := guard(policies.ActionSign)
@@ -85,6 +86,7 @@ func (s *Service) Register(mux *http.ServeMux, guard Guard) {
 	mux.Handle("POST /api/v1/sign/prepare", sign(http.HandlerFunc(s.signPrepare)))
 	mux.Handle("POST /api/v1/sign/complete", sign(http.HandlerFunc(s.signComplete)))
 	mux.Handle("POST /api/v1/credentials/{id}/pin", sign(http.HandlerFunc(s.setPIN)))
+	mux.Handle("POST /api/v1/extend", guard(policies.ActionExtend)(http.HandlerFunc(s.extendHTTP)))
 }
 
 // Classify maps an error of the service to what the caller is told: the
@@ -114,6 +116,10 @@ func Classify(err error) (status int, detail, outcome string) {
 		return http.StatusConflict, "the signing PIN of this credential is already set", audit.OutcomeFailure
 	case errors.Is(err, pin.ErrPolicy):
 		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
+	case errors.Is(err, ErrBroken):
+		return http.StatusUnprocessableEntity, err.Error(), audit.OutcomeRefused
+	case errors.Is(err, ErrNothingToExtend):
+		return http.StatusUnprocessableEntity, "the document has no signature or time-stamp to extend; nothing was added", audit.OutcomeRefused
 	case errors.Is(err, signer.ErrCertificationForbids):
 		return http.StatusConflict, "the document's certification signature (DocMDP P=1) forbids any change, a signature included; nothing was signed", audit.OutcomeRefused
 	case errors.Is(err, signer.ErrAlreadySigned):

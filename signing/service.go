@@ -139,6 +139,9 @@ type Options struct {
 	Revocation signer.RevocationSource
 	// Audit records every signature, authorisation and refusal.
 	Audit Auditor
+	// Verifier judges documents before they are extended; without it
+	// extensions are refused.
+	Verifier DocumentVerifier
 	// Logger receives the service's logs; discarded when nil.
 	Logger *slog.Logger
 	// Registerer receives the service's metrics; none are registered when nil.
@@ -159,6 +162,7 @@ type Service struct {
 	caCerts    map[string]*x509.Certificate // by CA name
 	root       *x509.Certificate
 	validation signer.ValidationOptions
+	verifier   DocumentVerifier
 	metrics    *metrics
 	now        func() time.Time
 
@@ -182,7 +186,7 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("signing: the root CA certificate is required")
 	}
 	s := &Service{
-		cfg: o.Config, store: o.Store, keys: o.Keys, audit: o.Audit, logger: o.Logger, root: o.Root, now: o.Now,
+		cfg: o.Config, store: o.Store, keys: o.Keys, audit: o.Audit, logger: o.Logger, root: o.Root, now: o.Now, verifier: o.Verifier,
 		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{},
 	}
 	if s.logger == nil {

@@ -275,6 +275,8 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: log, Logger: logger, Registerer: reg,
+		Verifier: verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: o.timeout,
+			Fetcher: &verify.HTTPFetcher{Client: client, TTL: time.Minute}}),
 	})
 	if err != nil {
 		t.Fatal(err)
