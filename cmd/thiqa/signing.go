@@ -25,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/timestamp"
+	"github.com/thiqa/thiqa/verify"
 )
 
 // newSigningService builds the signing service. transport, when set,
@@ -62,6 +63,14 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 	if err != nil {
 		return nil, err
 	}
+	// Extensions are judged first by the verifier, trusting this
+	// deployment's anchors, fetching revocation online (own URLs in process).
+	anchors, err := deploymentAnchors(p.cfg)
+	if err != nil {
+		return nil, err
+	}
+	judge := verify.New(verify.Options{TrustAnchors: anchors, AllowOnline: true, FetchTimeout: cfg.Timeout,
+		Fetcher: &verify.HTTPFetcher{Client: client, TTL: 5 * time.Minute}, Logger: p.logger.With("service", "signing")})
 	return signing.New(signing.Options{
 		Config: signing.Config{
 			Timeout: cfg.Timeout, MaxDocumentBytes: cfg.MaxDocumentBytes, MaxBatchDocuments: cfg.MaxBatchDocuments,
@@ -71,7 +80,7 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		Store: p.db.SigningCredentials(), Keys: tokenSigningKeys(p.token),
 		Root: parts[0].cert, Issuers: issuers,
 		TSA: tsa, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
-		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg,
+		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg, Verifier: judge,
 	})
 }
 
