@@ -25,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signer"
+	"github.com/thiqa/thiqa/signer/jades"
 )
 
 // PINHeader carries the citizen's signing PIN on POST /api/v1/sign. The PIN
@@ -73,7 +74,8 @@ type PINRequest struct {
 type Guard func(action policies.Action) func(http.Handler) http.Handler
 
 // Register mounts the service's endpoints on mux, each behind guard:
-// POST /api/v1/seal and /api/v1/seal/batch (policies.ActionSeal), and
+// POST /api/v1/seal, /api/v1/seal/batch and /api/v1/seal/jades
+// (policies.ActionSeal), and
 // POST /api/v1/sign, /api/v1/sign/prepare, /api/v1/sign/complete and
 // /api/v1/credentials/{id}/pin (policies.ActionSign), and POST
 // /api/v1/extend (policies.ActionExtend).
@@ -82,6 +84,7 @@ func (s *Service) Register(mux *http.ServeMux, guard Guard) {
 	sign := guard(policies.ActionSign)
 	mux.Handle("POST /api/v1/seal", seal(http.HandlerFunc(s.seal)))
 	mux.Handle("POST /api/v1/seal/batch", seal(http.HandlerFunc(s.sealBatch)))
+	mux.Handle("POST /api/v1/seal/jades", seal(http.HandlerFunc(s.sealJAdES)))
 	mux.Handle("POST /api/v1/sign", sign(http.HandlerFunc(s.sign)))
 	mux.Handle("POST /api/v1/sign/prepare", sign(http.HandlerFunc(s.signPrepare)))
 	mux.Handle("POST /api/v1/sign/complete", sign(http.HandlerFunc(s.signComplete)))
@@ -126,7 +129,9 @@ func Classify(err error) (status int, detail, outcome string) {
 		return http.StatusConflict, "the document is already signed: a certification signature must be its first signature; nothing was signed", audit.OutcomeRefused
 	case errors.Is(err, signer.ErrNotPDF), errors.Is(err, signer.ErrEncrypted), errors.Is(err, signer.ErrMalformed), errors.Is(err, signer.ErrOptions):
 		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
-	case errors.Is(err, signer.ErrTimestamp):
+	case errors.Is(err, jades.ErrOptions):
+		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
+	case errors.Is(err, signer.ErrTimestamp), errors.Is(err, jades.ErrTimestamp):
 		if timedOut(err) {
 			return http.StatusGatewayTimeout, "the time-stamp authority did not answer in time; nothing was signed", audit.OutcomeFailure
 		}

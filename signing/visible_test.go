@@ -182,13 +182,17 @@ func testPNG(t *testing.T, w, h int) []byte {
 	return b.Bytes()
 }
 
-// verifyAll runs the project's verifier (trusting the world's root,
-// revocation fetched online) and returns its report.
+// verifier is the project's verifier trusting the world's root, fetching
+// revocation data online.
+func (w *world) verifier() *verify.Verifier {
+	return verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: 10 * time.Second,
+		Fetcher: &verify.HTTPFetcher{Client: &http.Client{Timeout: 10 * time.Second}, TTL: time.Minute}})
+}
+
+// verifyAll runs the verifier over pdf and returns its report.
 func (w *world) verifyAll(t *testing.T, pdf []byte) *report.Report {
 	t.Helper()
-	v := verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: 10 * time.Second,
-		Fetcher: &verify.HTTPFetcher{Client: &http.Client{Timeout: 10 * time.Second}, TTL: time.Minute}})
-	rep, err := v.VerifyPDF(context.Background(), bytes.NewReader(pdf), int64(len(pdf)))
+	rep, err := w.verifier().VerifyPDF(context.Background(), bytes.NewReader(pdf), int64(len(pdf)))
 	if err != nil || len(rep.Signatures) == 0 {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}

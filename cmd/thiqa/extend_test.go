@@ -99,6 +99,32 @@ func TestArchiveThroughTheBinary(t *testing.T) {
 	if !strings.Contains(r.stdout, "renew the TSA unit's certificate") {
 		t.Fatalf("the job does not say why it keeps a just-renewed file:\n%s", r.stdout)
 	}
+	// A JAdES seal of a JSON document, verified by `thiqa verify FILE.json`.
+	doc := []byte(`{"type":"birth-certificate","child":"Aisha","born":"2026-05-14"}`)
+	for _, detached := range []bool{false, true} {
+		q := "/api/v1/seal/jades?level=B-T&credential=" + cred
+		if detached {
+			q += "&detached=1"
+		}
+		code, _, jws := vfySend(t, f.srv, q, agency, "application/json", doc)
+		if code != http.StatusOK {
+			t.Fatalf("JAdES seal: %d %s", code, jws)
+		}
+		writeFile(t, f.path("seal.json"), string(jws))
+		writeFile(t, f.path("doc.json"), string(doc))
+		args := []string{"verify", f.path("seal.json"), "--data", f.dir}
+		if detached {
+			args = append(args, "--payload", f.path("doc.json"))
+		}
+		r = thiqa(t, nil, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "(JAdES): TOTAL-PASSED") || !strings.Contains(r.stdout, "level: B-T") {
+			t.Fatalf("thiqa verify of a JAdES seal (detached %v): %d\n%s%s", detached, r.code, r.stdout, r.stderr)
+		}
+	}
+	writeFile(t, f.path("doc.json"), strings.Replace(string(doc), "Aisha", "Aysha", 1))
+	if r = thiqa(t, nil, "verify", f.path("seal.json"), "--data", f.dir, "--payload", f.path("doc.json")); r.code != 1 {
+		t.Fatalf("thiqa verify of a changed payload: %d\n%s", r.code, r.stdout)
+	}
 	dbPath := filepath.Join(f.dir, "thiqa.db")
 	if n := auditCount(t, dbPath, signing.ActionExtend, "success", "cli:"); n < 3 {
 		t.Fatalf("%d extensions by the operator audited, want at least 3", n)

@@ -69,6 +69,9 @@ type Signature struct {
 	Kind string `json:"kind"`
 	// SubFilter is the /SubFilter (adbe.pkcs7.detached, ETSI.CAdES.detached, ETSI.RFC3161).
 	SubFilter string `json:"subFilter"`
+	// Format is "JAdES" for a JSON signature (TS 119 182-1); empty for a
+	// PDF's.
+	Format string `json:"format,omitempty"`
 	// Level achieved: "B-B", "B-T", "B-LT", "B-LTA" for PAdES; "PKCS7-B",
 	// "PKCS7-T", "PKCS7-LT", "PKCS7-LTA" for adbe.pkcs7.detached; "" when
 	// the signature is not valid at its basic level.

@@ -40,7 +40,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		if s.SubIndication != None {
 			v += " / " + string(s.SubIndication)
 		}
-		fmt.Fprintf(&b, "\n[%d] %s %q (%s): %s\n", i+1, s.Kind, s.Field, s.SubFilter, v)
+		form := s.SubFilter
+		if s.Format != "" {
+			form = s.Format
+		}
+		fmt.Fprintf(&b, "\n[%d] %s %q (%s): %s\n", i+1, s.Kind, s.Field, form, v)
 		if s.Level != "" {
 			fmt.Fprintf(&b, "    level: %s\n", s.Level)
 		}
