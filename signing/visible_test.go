@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -27,13 +28,13 @@ import (
 	"github.com/thiqa/thiqa/verify/report"
 )
 
-// TestDocumentOptions: reason, location and contact on seal and sign,
+// TestVisibleSignaturesAndOptions: reason, location and contact on seal and sign,
 // shown by the verifier; visible seals and signatures with the names from
 // the certificate (Arabic and Latin), a PNG and a QR code, that pdfsig,
 // qpdf, pdftotext and the verifier accept; certification (P=1 refuses a
 // second signature with a 409, P=2 allows one); bad placements, images and
 // pages refused, audited, nothing signed.
-func TestDocumentOptions(t *testing.T) {
+func TestVisibleSignaturesAndOptions(t *testing.T) {
 	w := newWorld(t, storetest.Dialects()[0], worldOptions{})
 	agency := w.token(t, "NTROM-1234567", policies.RoleAgency)
 	sealCred, _ := w.credential(t, policies.ProfileOrganisationSeal, orgSubject())
@@ -97,6 +98,39 @@ func TestDocumentOptions(t *testing.T) {
 	}
 	w.keepRender(t, "visible-sign", signed)
 
+	// Two steps with the same visible options: complete lays the document
+	// out exactly as prepare did, so the SAD for the prepared hash signs it.
+	visible := "&visible=1&rect=40,40,300,130&locale=en&reason=Contract"
+	code, _, body := w.send(t, "/api/v1/sign/prepare?level=B-B&credential="+cred+visible, citizen, "application/pdf", pdf, nil)
+	var prep signing.SignPrepareResponse
+	if code != 200 || json.Unmarshal(body, &prep) != nil {
+		t.Fatalf("prepare a visible signature: %d %s", code, body)
+	}
+	code, m := w.csc(t, "/csc/v2/credentials/authorize", citizen, map[string]any{"credentialID": cred, "numSignatures": 1,
+		"hashes": []string{prep.Hash}, "hashAlgorithmOID": prep.HashAlgorithmOID, "PIN": testPIN})
+	sad, _ := m["SAD"].(string)
+	if code != 200 || sad == "" {
+		t.Fatalf("authorize: %d %v", code, m)
+	}
+	code, hdr, body = w.send(t, fmt.Sprintf("/api/v1/sign/complete?level=B-B&credential=%s&signingTime=%s&placeholder=%d%s", cred,
+		url.QueryEscape(prep.SigningTime), prep.Placeholder, visible), citizen, "application/pdf", pdf, map[string]string{signing.SADHeader: sad})
+	if code != 200 || hdr.Get(signing.DigestHeader) != prep.DocumentDigest {
+		t.Fatalf("complete a visible signature: %d %s", code, body)
+	}
+	w.checkPDF(t, "two-step-visible.pdf", body, "citizen", "B-B")
+	if text := w.pdftotext(t, body); !strings.Contains(text, "Reason: Contract") || !strings.Contains(text, "عائشة الحارثي") {
+		t.Fatalf("pdftotext of the two-step signature:\n%s", text)
+	}
+
+	// A character no configured font has: signed, and said so.
+	code, hdr, body = seal("level=B-B&visible=1&rect=300,40,580,130&reason="+url.QueryEscape("承認"), "application/pdf", pdf)
+	if code != 200 || !strings.Contains(strings.Join(hdr.Values(signing.WarningHeader), " "), `no configured font has a glyph for '\u627F' (U+627F)`) {
+		t.Fatalf("missing glyphs: %d %q %.200s", code, hdr.Values(signing.WarningHeader), body)
+	}
+	if recs := w.records(t, signing.ActionSeal, "success", "NTROM-1234567"); !strings.Contains(string(recs[len(recs)-1].Details), `"warnings":["no configured font`) {
+		t.Fatalf("the seal's audit record does not carry the warning: %s", recs[len(recs)-1].Details)
+	}
+
 	// Certification: P=1 refuses any later signature (409); P=2 allows one.
 	code, _, certified := seal("level=B-B&certify=1", "application/pdf", pdf)
 	if code != http.StatusOK {
@@ -105,7 +139,7 @@ func TestDocumentOptions(t *testing.T) {
 	if r := w.verifyAll(t, certified); r.Signatures[0].CertificationPermission != 1 {
 		t.Fatalf("certification permission %d", r.Signatures[0].CertificationPermission)
 	}
-	code, _, body := seal("level=B-B", "application/pdf", certified)
+	code, _, body = seal("level=B-B", "application/pdf", certified)
 	wantStatus(t, "seal over a P=1 certification", code, body, http.StatusConflict, "DocMDP P=1")
 	code, _, body = seal("level=B-B&certify=2", "application/pdf", signed)
 	wantStatus(t, "certify a signed document", code, body, http.StatusConflict, "first signature")

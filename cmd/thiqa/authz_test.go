@@ -480,6 +480,9 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
 			return jsonReq("/api/v1/credentials/"+cred+"/pin", signing.PINRequest{PIN: azPIN})
 		}},
+		{name: "POST /api/v1/seal/jades", allowed: is(azAgencyX), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodPost, path: "/api/v1/seal/jades?level=B-B&credential=" + sealX, ctype: "application/json", body: []byte(`{"doc":1}`)}
+		}},
 		{name: "POST /api/v1/extend", allowed: is(azAgencyX, azAgencyY, "operator-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodPost, path: "/api/v1/extend?level=B-LT", ctype: "application/pdf", body: sealed}
 		}},
