@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/thiqa/thiqa/signer/cades"
+
 	"github.com/thiqa/thiqa/signer/pdfdoc"
 )
 
@@ -118,6 +120,26 @@ func ExtendTo(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, 
 		return nil, ErrNoSignature
 	}
 	res := &ExtendResult{Level: o.Level, Signatures: len(sigs)}
+	// A signature without a time-stamp (B-B) gets its T level first: a
+	// document time-stamp, whose own validation data then goes into the
+	// DSS with the signature's, before the archive time-stamp (the order
+	// in which EN 319 142-1 builds B-LT and B-LTA on B-B).
+	if needs, err := needsTimestamp(rd); err != nil {
+		return nil, err
+	} else if needs {
+		if v.TSA == nil {
+			return nil, fmt.Errorf("%w: a signature without a time-stamp needs one before B-LT: a time-stamp authority is required", ErrOptions)
+		}
+		if err := doc.addDocTimestamp(ctx, v); err != nil {
+			return nil, err
+		}
+		if rd, err = doc.open(); err != nil {
+			return nil, err
+		}
+		if sigs, err = existingSignatures(rd); err != nil {
+			return nil, err
+		}
+	}
 	ocsps, crls, err := existingRevocation(rd)
 	if err != nil {
 		return nil, err
@@ -224,6 +246,44 @@ func (d docRevocation) crlOf(issuer *x509.Certificate) []byte {
 		}
 	}
 	return nil
+}
+
+// needsTimestamp reports a document without any document time-stamp
+// holding a signature without a signature time-stamp.
+func needsTimestamp(rd *pdfdoc.Reader) (bool, error) {
+	cat, err := rd.Catalog()
+	if err != nil {
+		return false, mapErr("reading the catalog", err)
+	}
+	fields, err := signatureFields(rd, cat)
+	if err != nil {
+		return false, err
+	}
+	untimed := false
+	for _, f := range fields {
+		sig, err := rd.ResolveDict(f["V"])
+		if err != nil || sig == nil {
+			continue
+		}
+		if sig.Name("Type") == "DocTimeStamp" || sig.Name("SubFilter") == "ETSI.RFC3161" {
+			return false, nil
+		}
+		c, err := rd.Resolve(sig["Contents"])
+		if err != nil {
+			continue
+		}
+		var der []byte
+		switch b := c.(type) {
+		case pdfdoc.String:
+			der = b
+		case pdfdoc.HexString:
+			der = b
+		}
+		if p, err := cades.Parse(der); err == nil && len(p.Timestamps) == 0 {
+			untimed = true
+		}
+	}
+	return untimed, nil
 }
 
 // existingSignatures returns the /Contents of every signed signature field.

@@ -2,7 +2,11 @@ package signing_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,6 +61,15 @@ func TestExtend(t *testing.T) {
 		t.Fatalf("renewal: %d, %d document time-stamps", code, bytes.Count(again, []byte("/ETSI.RFC3161")))
 	}
 	w.checkExtended(t, "renewed", lta, again, true)
+
+	// A PDF signed by poppler's pdfsig (through NSS) with a citizen key
+	// this deployment certified: its revocation data is all here.
+	byPdfsig := w.pdfsigSigned(t, pdf)
+	code, hdr, out := extend(agency, "level=B-LTA", byPdfsig)
+	if code != 200 || len(hdr.Values(signing.WarningHeader)) != 0 {
+		t.Fatalf("extend a pdfsig-signed PDF: %d %q %.300s", code, hdr.Values(signing.WarningHeader), out)
+	}
+	w.checkExtended(t, "pdfsig", byPdfsig, out, true)
 
 	// PDFs signed by other software.
 	corpus := testenv.SharedCorpus(t)
@@ -244,4 +257,39 @@ func trimDER(b []byte) []byte {
 // levelRank orders PAdES levels: B-B < B-T < B-LT < B-LTA (PKCS7-… alike).
 func levelRank(l string) int {
 	return map[string]int{"B": 1, "T": 2, "LT": 3, "LTA": 4}[strings.TrimPrefix(strings.TrimPrefix(l, "PKCS7-"), "B-")]
+}
+
+// pdfsigSigned signs pdf with poppler's pdfsig, with an RSA key (pdfsig
+// cannot sign with ECDSA) held in the world's NSS database and certified
+// by the world's citizen CA.
+func (w *world) pdfsigSigned(t *testing.T, pdf []byte) []byte {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := citizenSubject()
+	sub["civilNumber"], sub["commonName"] = "55555555", "Salim Al Busaidi"
+	cert := w.issue(t, policies.ProfileCitizenSigning, "", sub, key, "")
+	p8, _ := x509.MarshalPKCS8PrivateKey(key)
+	keyPath, leafPath := w.path("pdfsig-key.pem"), "pdfsig-leaf.pem"
+	_ = os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600)
+	w.writePEM(t, leafPath, cert)
+	p12 := w.path("pdfsig.p12")
+	run := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command(testenv.Tool(t, name), args...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run("openssl", "pkcs12", "-export", "-inkey", keyPath, "-in", w.path(leafPath), "-certfile", w.path("citizen.pem"), "-name", "pdfsig-signer", "-passout", "pass:", "-out", p12)
+	run("pk12util", "-i", p12, "-d", "sql:"+w.nss, "-W", "", "-K", "")
+	in, signed := w.path("pdfsig-in.pdf"), w.path("pdfsig-signed.pdf")
+	_ = os.WriteFile(in, pdf, 0o600)
+	run("pdfsig", "-nssdir", "sql:"+w.nss, "-nick", "pdfsig-signer", "-add-signature", in, signed)
+	b, err := os.ReadFile(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
