@@ -3,9 +3,10 @@
 // citizens, over keys the CA generated on the token at issuance (keyInHSM)
 // and certified. It owns the credentials and their owners, the ownership
 // checks, the citizens' signing PINs and SADs, the audit records and metrics
-// of every signature, and its HTTP API (seal, batch seal, sign, two-step
-// sign, PIN enrolment); signing/csc serves the same credentials in the shape
-// of the Cloud Signature Consortium API v2.
+// of every signature, and its HTTP API (seal, batch seal, JAdES seal, sign,
+// two-step sign, PIN enrolment, extension to B-LT/B-LTA, with the document
+// options: reason, certification, visible appearance); signing/csc serves
+// the same credentials in the shape of the Cloud Signature Consortium API v2.
 //
 // Credentials come from the CA's certificates: on first use of a credential
 // ID (and when a citizen lists their credentials) the service reads the
