@@ -52,7 +52,7 @@ var ErrBroken = errors.New("a signature of the document does not verify")
 func (e *BrokenError) Error() string {
 	for _, s := range e.Report.Signatures {
 		if broken(s) {
-			return fmt.Sprintf("%s %q does not verify (%s %s): nothing was added; force=true extends it anyway", s.Kind, s.Field, s.Indication, s.SubIndication)
+			return fmt.Sprintf("%s %q does not verify (%s %s): nothing was added; force=true (thiqa extend --force) extends it anyway", s.Kind, s.Field, s.Indication, s.SubIndication)
 		}
 	}
 	return ErrBroken.Error()
