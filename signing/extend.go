@@ -206,15 +206,19 @@ func (s *Service) extendHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && level != signer.LevelBLT && level != signer.LevelBLTA {
 		err = errors.New("not an extension level")
 	}
+	label := "unknown" // a metric label: never the caller's text
+	if err == nil {
+		label = level.String()
+	}
 	force, ferr := strconv.ParseBool(q.Get("force"))
 	if q.Get("force") == "" {
 		force, ferr = false, nil
 	}
-	rec := extendRecord{actor: actor, level: lv}
+	rec := extendRecord{actor: actor, level: label}
 	failNow := func(err error) {
 		status, msg, outcome := Classify(err)
 		_ = s.auditExtend(r.Context(), rec, outcome, msg)
-		s.Observe("extend", lv, outcome, time.Since(start))
+		s.Observe("extend", label, outcome, time.Since(start))
 		problem.Write(w, problem.Details{Status: status, Detail: msg, Instance: r.URL.Path})
 	}
 	switch {
@@ -249,7 +253,7 @@ func (s *Service) extendHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _, outcome := Classify(err)
-		s.Observe("extend", lv, outcome, time.Since(start))
+		s.Observe("extend", label, outcome, time.Since(start))
 		var be *BrokenError
 		if errors.As(err, &be) {
 			w.Header().Set("Content-Type", problem.ContentType)

@@ -172,6 +172,11 @@ func (f *Font) subset(gids []font.GID) ([]byte, error) {
 		{Tag: ot.MustNewTag("hhea"), Content: hhea}, {Tag: ot.MustNewTag("hmtx"), Content: hmtx},
 		{Tag: ot.MustNewTag("loca"), Content: loca}, {Tag: ot.MustNewTag("maxp"), Content: maxp},
 	}
+	// An empty (3,1) format 4 cmap: the PDF maps CIDs to glyphs itself
+	// (CIDToGIDMap Identity), but font parsers want the table.
+	cmap := []byte{0, 0, 0, 1, 0, 3, 0, 1, 0, 0, 0, 12,
+		0, 4, 0, 24, 0, 0, 0, 2, 0, 2, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 0, 1, 0, 0}
+	tabs = append(tabs, ot.Table{Tag: ot.MustNewTag("cmap"), Content: cmap})
 	for _, tag := range []string{"cvt ", "fpgm", "prep", "OS/2"} {
 		if b, err := f.ld.RawTable(ot.MustNewTag(tag)); err == nil && len(b) > 0 {
 			tabs = append(tabs, ot.Table{Tag: ot.MustNewTag(tag), Content: b})
