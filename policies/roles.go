@@ -43,6 +43,7 @@ const (
 	ActionRevokeCertificate Action = "certificate.revoke"
 	ActionSeal              Action = "document.seal"
 	ActionSign              Action = "document.sign"
+	ActionExtend            Action = "document.extend"
 	ActionReadAudit         Action = "audit.read"
 	ActionManageClients     Action = "oidc.clients.manage"
 	ActionWhoAmI            Action = "identity.whoami"
@@ -59,6 +60,7 @@ var permissions = map[Action][]Role{
 	ActionRevokeCertificate: {RoleRegistrationOfficer, RoleCitizen, RoleAgency},
 	ActionSeal:              {RoleAgency},
 	ActionSign:              {RoleCitizen},
+	ActionExtend:            {RoleAgency, RoleOperator}, // long-term archive: validation data and a document time-stamp
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
