@@ -16,12 +16,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/metrics"
 	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/web"
@@ -258,23 +258,11 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 		}
 	}
 	limit := ratelimit.New(vc.RatePerSecond, vc.Burst, time.Now)
-	s.mux.Handle("POST /api/v1/verify", countStatus(requests, limit.Middleware(v.Handler(vc.MaxUploadBytes))))
+	s.mux.Handle("POST /api/v1/verify", metrics.CountStatus(requests, limit.Middleware(v.Handler(vc.MaxUploadBytes))))
 	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes})
 	s.mux.Handle("GET /verify", page)
 	s.mux.Handle("GET /verify/", page)
 	logger.Info("verification ready", "anchors", len(anchors), "onlineRevocation", !vc.OfflineRevocation,
 		"maxUploadBytes", vc.MaxUploadBytes, "ratePerSecond", vc.RatePerSecond, "burst", vc.Burst)
 	return nil
-}
-
-// countStatus counts the responses of next by status code.
-func countStatus(c *prometheus.CounterVec, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		c.WithLabelValues(strconv.Itoa(rec.status)).Inc()
-	})
 }

@@ -1,4 +1,4 @@
-package main
+package accesslog
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ func TestAccessLogNamesClient(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := proxies.Middleware(accessLog(logger, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})))
+	h := proxies.Middleware(Handler(logger, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})))
 	for _, c := range []struct{ peer, xff, remote, proxy string }{
 		{"10.0.0.2:40000", "198.51.100.10", "198.51.100.10", "10.0.0.2:40000"},
 		{"192.0.2.7:5555", "198.51.100.10", "192.0.2.7:5555", ""},
