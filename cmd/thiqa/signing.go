@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/inprocess"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signer"
@@ -119,7 +120,7 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	// Calls to this server's own URLs take the routes `thiqa serve` takes:
 	// the raw prefixes (POST /tsa, GET /ocsp/…) first, then the mux.
 	ownURLs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rawPrefixes(sv.raw, sv.mux).ServeHTTP(w, r) })
-	s, err := newSigningService(ctx, p, p.reg, &inProcessTransport{host: base.Host, handler: ownURLs, next: http.DefaultTransport}, own)
+	s, err := newSigningService(ctx, p, p.reg, &inprocess.Transport{Host: base.Host, Handler: ownURLs, Next: http.DefaultTransport}, own)
 	if err != nil {
 		return err
 	}
