@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -189,36 +188,15 @@ func prepareSoftHSM(cfg *config.Config) ([]string, error) {
 // prepareSoftHSMToken is prepareSoftHSM for any folder's token (the data
 // folder's, a ceremony folder's); resolve makes its paths absolute.
 func prepareSoftHSMToken(h config.HSMConfig, resolve func(string) string) ([]string, error) {
-	var created []string
-	s := h.SoftHSM
-	tokenDir := resolve(s.TokenDir)
-	if _, err := os.Stat(tokenDir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(tokenDir, 0o700); err != nil {
-			return created, fmt.Errorf("creating SoftHSM token folder: %w", err)
+	f := hsm.SoftHSMFiles{TokenDir: resolve(h.SoftHSM.TokenDir), Conf: resolve(h.SoftHSM.Conf),
+		SOPINFile: resolve(h.SoftHSM.SOPINFile), PINFile: resolve(h.PINFile)}
+	if h.PINEnv != "" { // the user PIN comes from the environment: no file for it
+		if f.SOPINFile == f.PINFile {
+			f.SOPINFile = ""
 		}
-		created = append(created, tokenDir)
+		f.PINFile = ""
 	}
-	conf := resolve(s.Conf)
-	body := fmt.Sprintf("# SoftHSM2 configuration written by thiqa init\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokenDir)
-	if err := writeFileExclusive(conf, []byte(body), 0o600); err == nil {
-		created = append(created, conf)
-	} else if !errors.Is(err, os.ErrExist) {
-		return created, fmt.Errorf("writing SoftHSM configuration: %w", err)
-	}
-	for _, f := range []string{resolve(s.SOPINFile), resolve(h.PINFile)} {
-		if h.PINEnv != "" && f == resolve(h.PINFile) {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
-			return created, fmt.Errorf("creating secrets folder: %w", err)
-		}
-		if err := writeFileExclusive(f, []byte(randomPIN()+"\n"), 0o600); err == nil {
-			created = append(created, f)
-		} else if !errors.Is(err, os.ErrExist) {
-			return created, fmt.Errorf("writing PIN file: %w", err)
-		}
-	}
-	return created, nil
+	return hsm.PrepareSoftHSM(f, "thiqa init")
 }
 
 // openOrCreateToken logs in to the configured token, creating it first when
@@ -322,6 +300,3 @@ func publishDevIssuerKey(cfg *config.Config, k *hsm.Signer) error {
 func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
 	return atomicfile.WriteNew(path, data, perm)
 }
-
-// randomPIN returns a fresh PIN of 26 base32 characters (128 bits).
-func randomPIN() string { return rand.Text() }

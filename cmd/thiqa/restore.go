@@ -115,8 +115,7 @@ func (h *restoreHost) OpenToken(ctx context.Context, staged func(string) (string
 			if !ok {
 				return nil, fmt.Errorf("the SoftHSM configuration %s is missing", conf)
 			}
-			body := fmt.Sprintf("# SoftHSM2 configuration written by thiqa restore\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", h.cfg.Resolve(s.TokenDir))
-			if err := writeFileExclusive(dst, []byte(body), 0o600); err != nil {
+			if err := writeFileExclusive(dst, hsm.SoftHSMConf(h.cfg.Resolve(s.TokenDir), "thiqa restore"), 0o600); err != nil {
 				return nil, fmt.Errorf("writing the SoftHSM configuration: %w", err)
 			}
 			conf = dst
