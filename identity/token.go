@@ -66,7 +66,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c, terr := p.authenticateClient(ctx, r, form)
+	c, terr := p.authenticateClient(ctx, r, form, p.endpoint(PathToken))
 	if terr != nil {
 		p.tokenFailed(w, r, form.Get("client_id"), nil, terr)
 		return
@@ -151,9 +151,10 @@ func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, clientID 
 	}
 	_ = p.audit(r.Context(), actor, "oidc.token", clientID, outcome, details)
 	p.m.tokens.WithLabelValues(e.code).Inc()
-	if e.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_client"`)
-	}
+	// An invalid_client answer carries no Bearer challenge: that scheme is
+	// for resources (RFC 6750), and the client did not authenticate with
+	// HTTP authentication (RFC 6749 section 5.2 asks for a challenge of the
+	// scheme the client used, and Basic is refused).
 	writeOAuthError(w, e.status, e.code, e.desc)
 }
 
@@ -175,9 +176,10 @@ func pkceMatches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
 }
 
-// authenticateClient authenticates the client by private_key_jwt or
-// tls_client_auth, whichever it registered.
-func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form map[string][]string) (*Client, *tokenError) {
+// authenticateClient authenticates the client at the token endpoint
+// endpoint (its absolute URL) by private_key_jwt or tls_client_auth,
+// whichever it registered.
+func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form map[string][]string, endpoint string) (*Client, *tokenError) {
 	get := func(k string) string {
 		if v := form[k]; len(v) > 0 {
 			return v[0]
@@ -196,7 +198,7 @@ func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form
 		if get("client_assertion_type") != clientAssertionType {
 			return nil, badClient("client_assertion_type must be " + clientAssertionType)
 		}
-		return p.assertionClient(ctx, clientID, assertion)
+		return p.assertionClient(ctx, clientID, assertion, endpoint)
 	}
 	if clientID == "" || len(clientID) > maxParamLen {
 		return nil, badClient("client authentication is required")
@@ -223,9 +225,12 @@ type assertionClaims struct {
 }
 
 // assertionClient verifies a private_key_jwt client assertion: signature
-// by a key of the client's registered JWKS, iss = sub = client_id, aud =
-// the token endpoint, exp in the near future, jti never seen before.
-func (p *Provider) assertionClient(ctx context.Context, clientID, assertion string) (*Client, *tokenError) {
+// by a key of the client's registered JWKS, iss = sub = client_id, exp in
+// the near future, jti never seen before, and aud this server: its issuer
+// identifier (RFC 7523bis, FAPI 2.0: what mainstream libraries send) or the
+// token endpoint called (RFC 7523), as the sole audience, so that an
+// assertion made for several servers is refused.
+func (p *Provider) assertionClient(ctx context.Context, clientID, assertion, endpoint string) (*Client, *tokenError) {
 	if len(assertion) > 8<<10 {
 		return nil, badClient("client assertion too large")
 	}
@@ -270,9 +275,12 @@ func (p *Provider) assertionClient(ctx context.Context, clientID, assertion stri
 	}
 	now := p.now()
 	if err := claims.ValidateWithLeeway(jwt.Expected{
-		Issuer: c.ID, Subject: c.ID, AnyAudience: jwt.Audience{p.endpoint(PathToken)}, Time: now,
+		Issuer: c.ID, Subject: c.ID, AnyAudience: jwt.Audience{p.cfg.Issuer, endpoint}, Time: now,
 	}, clockSkew); err != nil {
 		return nil, badClient("client assertion rejected: " + err.Error())
+	}
+	if len(claims.Audience) != 1 {
+		return nil, badClient("client assertion aud must name this server alone (its issuer identifier or the token endpoint)")
 	}
 	if claims.Expiry == nil || claims.ID == "" || len(claims.ID) > 256 {
 		return nil, badClient("client assertion must carry exp and jti")
