@@ -48,6 +48,10 @@ const (
 	ActionWhoAmI            Action = "identity.whoami"
 	ActionApproveLogin      Action = "oidc.login.approve"
 	ActionReadMetrics       Action = "metrics.read"
+	// ActionManagePIN is managing a credential's signing PIN, apart from
+	// signing: access delegated for signing (a CSC OAuth2 token) never
+	// reaches the PIN.
+	ActionManagePIN Action = "credential.pin.manage"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -59,6 +63,7 @@ var permissions = map[Action][]Role{
 	ActionRevokeCertificate: {RoleRegistrationOfficer, RoleCitizen, RoleAgency},
 	ActionSeal:              {RoleAgency},
 	ActionSign:              {RoleCitizen},
+	ActionManagePIN:         {RoleCitizen},
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},

@@ -75,9 +75,10 @@ type Mux interface {
 }
 
 // Register mounts the service's endpoints on mux, each behind guard:
-// POST /api/v1/seal and /api/v1/seal/batch (policies.ActionSeal), and
-// POST /api/v1/sign, /api/v1/sign/prepare, /api/v1/sign/complete and
-// /api/v1/credentials/{id}/pin (policies.ActionSign).
+// POST /api/v1/seal and /api/v1/seal/batch (policies.ActionSeal),
+// POST /api/v1/sign, /api/v1/sign/prepare and /api/v1/sign/complete
+// (policies.ActionSign), and /api/v1/credentials/{id}/pin
+// (policies.ActionManagePIN).
 func (s *Service) Register(mux Mux, guard Guard) {
 	seal := guard(policies.ActionSeal)
 	sign := guard(policies.ActionSign)
@@ -86,7 +87,7 @@ func (s *Service) Register(mux Mux, guard Guard) {
 	mux.Handle("POST /api/v1/sign", sign(http.HandlerFunc(s.sign)))
 	mux.Handle("POST /api/v1/sign/prepare", sign(http.HandlerFunc(s.signPrepare)))
 	mux.Handle("POST /api/v1/sign/complete", sign(http.HandlerFunc(s.signComplete)))
-	mux.Handle("POST /api/v1/credentials/{id}/pin", sign(http.HandlerFunc(s.setPIN)))
+	mux.Handle("POST /api/v1/credentials/{id}/pin", guard(policies.ActionManagePIN)(http.HandlerFunc(s.setPIN)))
 }
 
 // Classify maps an error of the service to what the caller is told: the
