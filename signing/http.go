@@ -142,7 +142,7 @@ func refusalStatus(kind error) int {
 		return http.StatusRequestEntityTooLarge
 	case ErrActivationRequired:
 		return http.StatusUnauthorized
-	case ErrNoIdentity, ErrCredentialRefused, ErrCertificateNotValid, ErrCertificateRevoked, ErrSADInvalid, ErrSADMismatch:
+	case ErrNoIdentity, ErrCredentialRefused, ErrCertificateNotValid, ErrCertificateRevoked, ErrSADInvalid, ErrSADMismatch, ErrOutOfScope:
 		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
@@ -217,6 +217,10 @@ func (s *Service) sign(w http.ResponseWriter, r *http.Request) {
 	pinValue := r.Header.Get(PINHeader)
 	r.Header.Del(PINHeader)
 	actor := CitizenOf(r)
+	if err := RefuseCredentialScope(r); err != nil {
+		s.fail(w, r, signRecord{action: ActionSign, actor: actor, credential: r.URL.Query().Get("credential"), level: "unknown"}, "sign", time.Now(), err)
+		return
+	}
 	s.signDocument(w, r, ActionSign, "sign", OwnerCitizen, actor, func(ctx context.Context, credID string, digest, _ []byte) error {
 		if pinValue == "" {
 			return Refuse(ErrActivationRequired, "the signing PIN is required in the %s header", PINHeader)

@@ -42,6 +42,17 @@ type DelegatedIssuer struct {
 	Revoked func(ctx context.Context, tokenID string) (bool, error)
 }
 
+// The scopes of the CSC API v2 OAuth2 authorization (section 8.4.2), the
+// delegated access tokens this deployment issues.
+const (
+	// ScopeService is access to the CSC API (credentials/list, info,
+	// authorize with the PIN, signHash with a SAD).
+	ScopeService = "service"
+	// ScopeCredential authorises the signature of exact hashes with one
+	// credential, once: the token carries its SAD.
+	ScopeCredential = "credential"
+)
+
 // Grant is what a delegated access token authorises: its claims beyond the
 // registered ones. The authorization server writes them (it embeds Grant
 // in its claims); Principal.Grant gives them to the resource.
