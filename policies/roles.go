@@ -43,6 +43,7 @@ const (
 	ActionRevokeCertificate Action = "certificate.revoke"
 	ActionSeal              Action = "document.seal"
 	ActionSign              Action = "document.sign"
+	ActionExtend            Action = "document.extend"
 	ActionReadAudit         Action = "audit.read"
 	ActionManageClients     Action = "oidc.clients.manage"
 	ActionWhoAmI            Action = "identity.whoami"
@@ -64,6 +65,7 @@ var permissions = map[Action][]Role{
 	ActionSeal:              {RoleAgency},
 	ActionSign:              {RoleCitizen},
 	ActionManagePIN:         {RoleCitizen},
+	ActionExtend:            {RoleAgency, RoleOperator}, // long-term archive: validation data and a document time-stamp
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},

@@ -67,17 +67,23 @@ func twoStepLayout(at time.Time, placeholder int) func(*signer.Options) {
 func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := signRecord{action: ActionPrepare, actor: CitizenOf(r), level: "unknown"}
+	q := r.URL.Query()
 	if err := RefuseCredentialScope(r); err != nil {
-		rec.credential = r.URL.Query().Get("credential")
+		rec.credential = q.Get("credential")
 		s.fail(w, r, rec, "prepare", start, err)
 		return
 	}
-	level, cred, ok := s.callerCredential(w, r, &rec, "prepare", OwnerCitizen, start)
+	level, cred, ok := s.callerCredential(w, r, q, &rec, "prepare", OwnerCitizen, start)
 	if !ok {
 		return
 	}
 	credID := rec.credential
-	in, cleanup, err := s.readPDF(w, r)
+	doc, err := documentOptions(q)
+	if err != nil {
+		s.fail(w, r, rec, "prepare", start, err)
+		return
+	}
+	in, cleanup, err := s.readPDF(w, r, doc)
 	defer cleanup()
 	if err != nil {
 		s.fail(w, r, rec, "prepare", start, err)
@@ -87,7 +93,7 @@ func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 	at := s.now().UTC().Truncate(time.Second) // /M holds seconds
 	placeholder := signer.MaxPlaceholder(cred.chain, level)
 	var dtbs, digest []byte
-	_, err = s.signPDF(r.Context(), rec, cred, level, in, nil, func(_ context.Context, d, x []byte) error {
+	_, err = s.signPDF(r.Context(), rec, cred, level, in, doc, nil, func(_ context.Context, d, x []byte) error {
 		digest, dtbs = append([]byte(nil), d...), append([]byte(nil), x...)
 		return errPrepared
 	}, twoStepLayout(at, placeholder))

@@ -49,6 +49,7 @@ import (
 	"github.com/thiqa/thiqa/internal/samplepdf"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signer/pdftext"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store"
@@ -270,15 +271,26 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 		cas = append(cas, w.cas[name])
 		signingCAs = append(signingCAs, signing.IssuingCA{Name: name, Cert: w.cas[name]})
 	}
+	dejaVu, err := pdftext.LoadFont("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+	if err != nil {
+		t.Fatalf("%v (install fonts-dejavu-core: scripts/install-deps.sh)", err)
+	}
+	muscat, err := time.LoadLocation("Asia/Muscat")
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.svc, err = signing.New(signing.Options{
 		Config: signing.Config{Timeout: o.timeout, MaxDocumentBytes: 64 << 20, MaxBatchDocuments: 100, SADLifetime: 5 * time.Minute,
-			MaxHashesPerSAD: 100, TempDir: t.TempDir(), PIN: pp},
+			MaxHashesPerSAD: 100, TempDir: t.TempDir(), PIN: pp,
+			Appearance: signing.AppearanceConfig{Fonts: pdftext.Fonts{dejaVu}, VerifyURL: base + "/verify", Location: muscat}},
 		Store: w.db.SigningCredentials(),
 		Keys: func(ctx context.Context, label, _ string) (crypto.Signer, error) {
 			return tok.FindKey(ctx, label)
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: log, Logger: logger, Registerer: reg,
+		Verifier: verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: o.timeout,
+			Fetcher: &verify.HTTPFetcher{Client: client, TTL: time.Minute}}),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -423,6 +423,16 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		}
 		return prep, f.authorize(t, owner, credA, prep.Hash)
 	}
+	// A sealed PDF for POST /api/v1/extend.
+	var sealed []byte
+	for _, c := range callers {
+		if c.subject == azAgencyX && c.bearer != "" {
+			var st int
+			if st, sealed = f.do(t, c, http.MethodPost, "/api/v1/seal?level=B-B&credential="+sealX, "application/pdf", pdf, nil); st != 200 {
+				t.Fatalf("seal for extend: %d %.300s", st, sealed)
+			}
+		}
+	}
 	jsonReq := func(path string, v any) azRequest {
 		b, _ := json.Marshal(v)
 		return azRequest{method: http.MethodPost, path: path, ctype: "application/json", body: b}
@@ -479,6 +489,12 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 			// A fresh credential of citizen A, whose PIN is not set yet.
 			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
 			return jsonReq("/api/v1/credentials/"+cred+"/pin", signing.PINRequest{PIN: azPIN})
+		}},
+		{name: "POST /api/v1/seal/jades", allowed: is(azAgencyX), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodPost, path: "/api/v1/seal/jades?level=B-B&credential=" + sealX, ctype: "application/json", body: []byte(`{"doc":1}`)}
+		}},
+		{name: "POST /api/v1/extend", allowed: is(azAgencyX, azAgencyY, "operator-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodPost, path: "/api/v1/extend?level=B-LT", ctype: "application/pdf", body: sealed}
 		}},
 		{name: "POST /csc/v2/credentials/list", allowed: citizens, okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq("/csc/v2/credentials/list", map[string]any{})
