@@ -50,7 +50,13 @@ func cscDelegatedIssuers(ctx context.Context, cfg *config.Config, tok *hsm.Token
 		return nil, err
 	}
 	key, err := tok.FindKey(ctx, label)
-	if err != nil {
+	switch {
+	case errors.Is(err, hsm.ErrKeyNotFound):
+		// No provider key yet (a half-prepared deployment, e.g. before the
+		// key ceremony): nothing can have issued a delegated token, and
+		// the services, wired in order, say what is missing first.
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("identity token-signing key %s (run `thiqa init --data %s`): %w", cfg.Identity.Key, cfg.Dir(), err)
 	}
 	jwk, err := providerJWK(key)
