@@ -5,7 +5,9 @@
 // it (Init: the development hierarchy with the root key online, or, for an
 // offline root, each issuing CA's key and the CSR the key ceremony
 // certifies), installs what the ceremony signed (InstallRoot, Import) and
-// rolls an issuing CA over to a new key (Rollover).
+// rolls an issuing CA over to a new key (Rollover). The root's certificate
+// is also the deployment's identity (Identity), which ties a data folder
+// to its store.
 //
 // It never sees PKCS#11 or the configuration: the caller describes the
 // hierarchy (Config) and hands over the token (Token) and the audit log.

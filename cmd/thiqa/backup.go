@@ -78,7 +78,7 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 			"identity.pairwiseSecretFile": cfg.Resolve(cfg.Identity.PairwiseSecretFile),
 		},
 		Driver: cfg.Store.Driver, Database: backupDB{DB: p.db, dsn: dsn}, Signer: key, Audit: p.audit, Actor: operatorName(),
-		Deployment: backup.Deployment{RootSHA256: ident.id.RootSHA256, RootSubject: ident.root.Subject.String()},
+		Deployment: backup.Deployment{RootSHA256: ident.RootSHA256, RootSubject: ident.Root.Subject.String()},
 		Token:      cfg.HSM.TokenLabel, Build: backup.Build{Version: b.Version, Commit: b.Commit, BuildDate: b.BuildDate},
 	})
 	if err != nil {
