@@ -31,7 +31,7 @@ func caCRL(ctx context.Context, env *cliEnv, args []string) error {
 	if (*revokeSerial == "") != (*reasonText == "") {
 		return withExit(2, errors.New("--revoke SERIAL and --reason R go together"))
 	}
-	life, err := parseSpan(*next)
+	life, err := ceremony.ParseLifetime(*next)
 	if err != nil {
 		return withExit(2, fmt.Errorf("--next-update %w", err))
 	}
@@ -56,7 +56,7 @@ func caCRL(ctx context.Context, env *cliEnv, args []string) error {
 			return withExit(2, fmt.Errorf("--revoke: %w", err))
 		}
 	}
-	set, err := crl.Config{Validity: life.end(now).Add(time.Second).Sub(now), BaseURL: cfg.PublicBaseURL}.Validate()
+	set, err := crl.Config{Validity: life.End(now).Add(time.Second).Sub(now), BaseURL: cfg.PublicBaseURL}.Validate()
 	if err != nil {
 		return withExit(2, fmt.Errorf("--next-update: %w", err))
 	}

@@ -38,7 +38,7 @@ func caRootCreate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return withExit(2, err)
 	}
-	life, err := parseSpan(*validity)
+	life, err := ceremony.ParseLifetime(*validity)
 	if err != nil {
 		return withExit(2, fmt.Errorf("--validity %w", err))
 	}
@@ -54,7 +54,7 @@ func caRootCreate(ctx context.Context, env *cliEnv, args []string) error {
 	now := time.Now().UTC().Truncate(time.Second)
 	return c.CreateRoot(ctx, ceremony.RootRequest{
 		KeyType: kt.String(), CommonName: subject.CommonName, Organization: subject.OrganizationName,
-		OrganizationIdentifier: subject.OrganizationIdentifier, Country: subject.Country, NotBefore: now, NotAfter: life.end(now),
+		OrganizationIdentifier: subject.OrganizationIdentifier, Country: subject.Country, NotBefore: now, NotAfter: life.End(now),
 		ConfigFile: config.CeremonyPath(cfg.Dir()),
 	}, env.stdout)
 }

@@ -31,7 +31,7 @@ func caSign(ctx context.Context, env *cliEnv, args []string) error {
 	if *csrFile == "" || *name == "" || *outFile == "" {
 		return withExit(2, errors.New("--ceremony, --csr, --name and --out are required"))
 	}
-	life, err := parseSpan(*validity)
+	life, err := ceremony.ParseLifetime(*validity)
 	if err != nil {
 		return withExit(2, fmt.Errorf("--validity %w", err))
 	}
@@ -57,5 +57,5 @@ func caSign(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	return c.CertifyIssuingCA(ctx, ceremony.IssuingRequest{Name: *name, CSR: csr, CSRFile: *csrFile, Policies: pols, PathLen: *pathLen,
-		NotBefore: now, NotAfter: life.end(now), Out: *outFile}, env.stdout)
+		NotBefore: now, NotAfter: life.End(now), Out: *outFile}, env.stdout)
 }

@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/ceremony"
@@ -169,43 +166,4 @@ func fingerprint(der []byte) string { return ca.Fingerprint(der) }
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
-}
-
-// span is a lifetime given on the command line: whole years ("25y"), days
-// ("90d") or a Go duration ("36h").
-type span struct {
-	years int
-	d     time.Duration
-	text  string
-}
-
-// parseSpan reads a span; it must be positive.
-func parseSpan(s string) (span, error) {
-	if n, ok := strings.CutSuffix(s, "y"); ok {
-		y, err := strconv.Atoi(n)
-		if err != nil || y <= 0 || y > 100 {
-			return span{}, fmt.Errorf("%q: want a number of years from 1 to 100, e.g. 25y", s)
-		}
-		return span{years: y, text: s}, nil
-	}
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		d, err := strconv.Atoi(n)
-		if err != nil || d <= 0 || d > 36600 {
-			return span{}, fmt.Errorf("%q: want a positive number of days, e.g. 90d", s)
-		}
-		return span{d: time.Duration(d) * 24 * time.Hour, text: s}, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return span{}, fmt.Errorf("%q: want years (25y), days (90d) or a duration (36h)", s)
-	}
-	return span{d: d, text: s}, nil
-}
-
-// end is the inclusive end of a lifetime that starts at t.
-func (s span) end(t time.Time) time.Time {
-	if s.years > 0 {
-		return t.AddDate(s.years, 0, 0).Add(-time.Second)
-	}
-	return t.Add(s.d - time.Second)
 }
