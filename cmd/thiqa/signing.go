@@ -33,7 +33,7 @@ import (
 // carries the calls to this deployment's own TSA, OCSP responder and CRLs
 // (in process when serving); nil uses the network. own, when set, is this
 // server's own TSA called in process, used when signing.tsaURL names it.
-func newSigningService(ctx context.Context, p *platform, reg prometheus.Registerer, transport http.RoundTripper, own *ownTSA) (*signing.Service, error) {
+func newSigningService(ctx context.Context, p *platform, reg prometheus.Registerer, transport http.RoundTripper, own *timestamp.InProcessClient) (*signing.Service, error) {
 	cfg := p.cfg.Signing.WithDefaults()
 	parts, err := findHierarchy(ctx, p.cfg, p.token)
 	if err != nil {
