@@ -5,7 +5,7 @@ import (
 )
 
 // inProcessRequester is the requester the TSA records for the signing
-// service's own time-stamps: what requesterOf names a request that came
+// service's own time-stamps: what auth.Requester names a request that came
 // through inprocess.Transport (no credentials, remote address "in-process"),
 // so the token records read as they did when the call went over HTTP.
 const inProcessRequester = "addr:in-process"
