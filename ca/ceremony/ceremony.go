@@ -167,6 +167,7 @@ type LogError struct {
 	Detail string
 }
 
+// Error names the log, the first bad entry and what is wrong with it.
 func (e *LogError) Error() string {
 	return fmt.Sprintf("the ceremony log %s is broken at entry %d: %s", e.Path, e.Seq, e.Detail)
 }
