@@ -160,21 +160,17 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	return nil
 }
 
-// crlSettingsOf returns the CRL settings of one CA: the root's CRL has one
-// partition and no delta; an issuing CA publishes the configured partitions, and more
-// when its certificates name more (the count was lowered since): every
-// partition a certificate names stays published.
+// crlSettingsOf returns the CRL settings of one CA (crl.Settings.ForIssuer)
+// with the highest partition its certificates name.
 func crlSettingsOf(ctx context.Context, set crl.Settings, rs *store.Revocations, ca string, root bool) (crl.Settings, error) {
 	if root {
-		set.Partitions, set.Deltas = 1, false
-		return set, nil
+		return set.ForIssuer(true, 0), nil
 	}
 	used, err := rs.HighestPartition(ctx, ca)
 	if err != nil {
 		return crl.Settings{}, err
 	}
-	set.Partitions = max(set.Partitions, used)
-	return set, nil
+	return set.ForIssuer(false, used), nil
 }
 
 // runRevoke revokes one certificate in-process: the store commits, the
