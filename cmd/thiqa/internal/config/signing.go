@@ -37,13 +37,15 @@ type SigningConfig struct {
 	PINMemoryKiB uint32 `yaml:"pinMemoryKiB"`
 	// PINTime is argon2id's number of passes (default 2).
 	PINTime uint32 `yaml:"pinTime"`
+	// PINPolicy is the policy of signing PINs and their activation codes.
+	PINPolicy PINPolicyConfig `yaml:"pinPolicy"`
 }
 
 // DefaultSigningConfig returns the signing settings of a local setup.
 func DefaultSigningConfig() SigningConfig {
 	return SigningConfig{
 		Timeout: 10 * time.Second, MaxDocumentBytes: 1 << 30, MaxBatchDocuments: 100,
-		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2,
+		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2, PINPolicy: DefaultPINPolicy(),
 	}
 }
 
@@ -118,6 +120,9 @@ func (c SigningConfig) Validate() error {
 	}
 	if c.PINTime < 1 || c.PINTime > 16 {
 		bad("pinTime", "want 1 to 16, got %d", c.PINTime)
+	}
+	for _, e := range c.PINPolicy.validate("pinPolicy") {
+		errs = append(errs, "signing."+e)
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
