@@ -48,6 +48,10 @@ const (
 	ActionWhoAmI            Action = "identity.whoami"
 	ActionApproveLogin      Action = "oidc.login.approve"
 	ActionReadMetrics       Action = "metrics.read"
+	// The life cycle of credentials and their PINs (issue 16).
+	ActionChangePIN   Action = "credential.pin.change"
+	ActionResetPIN    Action = "credential.pin.reset"
+	ActionActivatePIN Action = "credential.pin.activate"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -62,8 +66,11 @@ var permissions = map[Action][]Role{
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
-	ActionApproveLogin:      {RoleCitizen},  // the phone side of a remote login: only the citizen's own sessions
-	ActionReadMetrics:       {RoleOperator}, // when metrics.requireRole asks for authentication (it may name another role)
+	ActionApproveLogin:      {RoleCitizen},             // the phone side of a remote login: only the citizen's own sessions
+	ActionReadMetrics:       {RoleOperator},            // when metrics.requireRole asks for authentication (it may name another role)
+	ActionChangePIN:         {RoleCitizen},             // the holder, with the old PIN
+	ActionResetPIN:          {RoleRegistrationOfficer}, // after identity proofing at the desk
+	ActionActivatePIN:       {RoleCitizen},             // the holder, with the activation code
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.

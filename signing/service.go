@@ -143,6 +143,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// MobileIDs, when set, are the citizens' mobile IDs, whose login PINs
+	// (managed by MobilePINs) the credential endpoints serve as well.
+	MobileIDs  MobileIDs
+	MobilePINs *pin.Manager
 }
 
 // Service is the signing service: what the seal, sign and CSC endpoints
@@ -154,6 +158,8 @@ type Service struct {
 	audit      Auditor
 	logger     *slog.Logger
 	pins       *pin.Manager
+	mobile     MobileIDs
+	mobilePINs *pin.Manager
 	caCerts    map[string]*x509.Certificate // by CA name
 	root       *x509.Certificate
 	validation signer.ValidationOptions
@@ -181,7 +187,7 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: o.Config, store: o.Store, keys: o.Keys, audit: o.Audit, logger: o.Logger, root: o.Root, now: o.Now,
-		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{},
+		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{}, mobile: o.MobileIDs, mobilePINs: o.MobilePINs,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -448,10 +454,17 @@ func (s *Service) load(ctx context.Context, id, kind, owner string) (*Credential
 }
 
 // CheckPIN checks a citizen's signing PIN for credential credID (slow hash;
-// locked after too many consecutive wrong tries). The errors are package
-// pin's: ErrNotSet, ErrLocked, a *pin.WrongError.
+// locked after too many consecutive wrong tries, which is recorded in the
+// audit log). The errors are package pin's: ErrNotSet, ErrLocked, a
+// *pin.WrongError.
 func (s *Service) CheckPIN(ctx context.Context, credID, value string) error {
-	return s.pins.Check(ctx, credID, value)
+	err := s.pins.Check(ctx, credID, value)
+	actor := "unknown"
+	if pr, ok := auth.FromContext(ctx); ok && pr.Subject != "" {
+		actor = pr.Subject
+	}
+	s.noteLock(ctx, actor, &pinTarget{id: credID, kind: KindSigning, pins: s.pins}, err)
+	return err
 }
 
 // PINStatus reports whether credential credID has a signing PIN and

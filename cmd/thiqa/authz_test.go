@@ -263,6 +263,18 @@ func (f *azFixture) setPIN(t *testing.T, citizen, cred string) {
 	}
 }
 
+// resetPIN resets a credential's PIN as the registration officer and
+// returns the activation code.
+func (f *azFixture) resetPIN(t *testing.T, cred string) string {
+	t.Helper()
+	st, body := f.do(t, azCaller{name: "officer", bearer: f.officer}, http.MethodPost, "/api/v1/credentials/"+cred+"/pin/reset", "application/json", []byte("{}"), nil)
+	var out signing.PINResetResponse
+	if st != http.StatusOK || json.Unmarshal(body, &out) != nil || out.ActivationCode == "" {
+		t.Fatalf("resetting the PIN of %s: %d %s", cred, st, body)
+	}
+	return out.ActivationCode
+}
+
 // snapshot digests every table of the store but the audit log's, the
 // tables background loops write (CRL numbers, the TSA's serial blocks)
 // and the migration bookkeeping.
@@ -469,6 +481,20 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 			// A fresh credential of citizen A, whose PIN is not set yet.
 			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
 			return jsonReq("/api/v1/credentials/"+cred+"/pin", signing.PINRequest{PIN: azPIN})
+		}},
+		{name: "POST /api/v1/credentials/{id}/pin/change", allowed: is(azCitizenA), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
+			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
+			f.setPIN(t, azCitizenA, cred)
+			return jsonReq("/api/v1/credentials/"+cred+"/pin/change", signing.PINChangeRequest{Old: azPIN, New: "583920"})
+		}},
+		{name: "POST /api/v1/credentials/{id}/pin/reset", allowed: is("officer-1"), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
+			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
+			f.setPIN(t, azCitizenA, cred)
+			return jsonReq("/api/v1/credentials/"+cred+"/pin/reset", map[string]any{})
+		}},
+		{name: "POST /api/v1/credentials/{id}/pin/activate", allowed: is(azCitizenA), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
+			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
+			return jsonReq("/api/v1/credentials/"+cred+"/pin/activate", signing.PINActivateRequest{ActivationCode: f.resetPIN(t, cred), PIN: "583920"})
 		}},
 		{name: "POST /csc/v2/credentials/list", allowed: citizens, okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq("/csc/v2/credentials/list", map[string]any{})

@@ -56,8 +56,16 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 	if own != nil {
 		tsa = own
 	}
-	pp := pin.DefaultParams()
+	pp := cfg.PINPolicy.Apply(pin.DefaultParams())
 	pp.MemoryKiB, pp.Time = cfg.PINMemoryKiB, cfg.PINTime
+	var mobile signing.MobileIDs
+	var mobilePINs *pin.Manager
+	if identityOn(p.cfg) { // the mobile IDs' login PINs share the credential endpoints
+		if mobilePINs, err = pin.New(p.db.Identity(), p.cfg.Identity.PINParams()); err != nil {
+			return nil, err
+		}
+		mobile = mobileIDs{ids: p.db.Identity()}
+	}
 	return signing.New(signing.Options{
 		Config: signing.Config{
 			Timeout: cfg.Timeout, MaxDocumentBytes: cfg.MaxDocumentBytes, MaxBatchDocuments: cfg.MaxBatchDocuments,
@@ -67,6 +75,7 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		Root: parts[0].cert, Issuers: issuers,
 		TSA: tsa, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg,
+		MobileIDs: mobile, MobilePINs: mobilePINs,
 	})
 }
 
