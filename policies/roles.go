@@ -49,9 +49,12 @@ const (
 	ActionApproveLogin      Action = "oidc.login.approve"
 	ActionReadMetrics       Action = "metrics.read"
 	// The life cycle of credentials and their PINs (issue 16).
-	ActionChangePIN   Action = "credential.pin.change"
-	ActionResetPIN    Action = "credential.pin.reset"
-	ActionActivatePIN Action = "credential.pin.activate"
+	ActionRenewCertificate Action = "certificate.renew"
+	ActionListCertificates Action = "certificate.list"
+	ActionListCredentials  Action = "credential.list.own"
+	ActionChangePIN        Action = "credential.pin.change"
+	ActionResetPIN         Action = "credential.pin.reset"
+	ActionActivatePIN      Action = "credential.pin.activate"
 )
 
 // permissions says which roles may perform each action. Ownership checks
