@@ -69,11 +69,14 @@ var permissions = map[Action][]Role{
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
-	ActionApproveLogin:      {RoleCitizen},             // the phone side of a remote login: only the citizen's own sessions
-	ActionReadMetrics:       {RoleOperator},            // when metrics.requireRole asks for authentication (it may name another role)
-	ActionChangePIN:         {RoleCitizen},             // the holder, with the old PIN
-	ActionResetPIN:          {RoleRegistrationOfficer}, // after identity proofing at the desk
-	ActionActivatePIN:       {RoleCitizen},             // the holder, with the activation code
+	ActionApproveLogin:      {RoleCitizen},                                      // the phone side of a remote login: only the citizen's own sessions
+	ActionReadMetrics:       {RoleOperator},                                     // when metrics.requireRole asks for authentication (it may name another role)
+	ActionRenewCertificate:  {RoleRegistrationOfficer, RoleCitizen, RoleAgency}, // a citizen or agency only its own (package ca checks)
+	ActionListCertificates:  {RoleRegistrationOfficer},                          // what expires soon, names people
+	ActionListCredentials:   {RoleCitizen, RoleAgency},                          // the caller's own only
+	ActionChangePIN:         {RoleCitizen},                                      // the holder, with the old PIN
+	ActionResetPIN:          {RoleRegistrationOfficer},                          // after identity proofing at the desk
+	ActionActivatePIN:       {RoleCitizen},                                      // the holder, with the activation code
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.

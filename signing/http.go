@@ -88,6 +88,7 @@ func (s *Service) Register(mux Mux, guard Guard) {
 	mux.Handle("POST /api/v1/sign/complete", sign(http.HandlerFunc(s.signComplete)))
 	mux.Handle("POST /api/v1/credentials/{id}/pin", sign(http.HandlerFunc(s.setPIN)))
 	s.registerPINLifeCycle(mux, guard)
+	s.registerCredentialList(mux, guard)
 }
 
 // Classify maps an error of the service to what the caller is told: the

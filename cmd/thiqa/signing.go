@@ -121,6 +121,7 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	s.Logger().Debug("signature time-stamps", "inProcess", own != nil)
 	s.Register(sv.mux, p.authn.Require)
 	csc.New(s).Register(sv.mux, p.authn.Require)
+	sv.signing = s
 	sv.background = append(sv.background, s.ExpireSADs)
 	return nil
 }

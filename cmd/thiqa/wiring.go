@@ -10,11 +10,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -69,6 +71,18 @@ type serving struct {
 	// is wired (nil otherwise): the signing service asks it for signature
 	// time-stamps in process instead of over HTTP.
 	tsa *timestamp.Service
+	// ca, revocations and signing are the services wired so far (nil when
+	// disabled): renewal works over the three.
+	ca          *wiredCA
+	revocations *revocation.Service
+	signing     *signing.Service
+}
+
+// wiredCA is the CA as wired: its authority, HTTP API and token keys.
+type wiredCA struct {
+	authority *ca.Authority
+	api       *ca.API
+	keys      *tokenKeys
 }
 
 // serviceWiring builds one service of `thiqa serve` and registers its routes.
@@ -89,6 +103,7 @@ func services() []serviceWiring {
 		{"identity", wireIdentity},
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
+		{"renewal", wireRenewal},
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
 	}
