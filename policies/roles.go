@@ -43,18 +43,24 @@ const (
 	ActionRevokeCertificate Action = "certificate.revoke"
 	ActionSeal              Action = "document.seal"
 	ActionSign              Action = "document.sign"
+	ActionExtend            Action = "document.extend"
 	ActionReadAudit         Action = "audit.read"
 	ActionManageClients     Action = "oidc.clients.manage"
 	ActionWhoAmI            Action = "identity.whoami"
 	ActionApproveLogin      Action = "oidc.login.approve"
 	ActionReadMetrics       Action = "metrics.read"
-	// The life cycle of credentials and their PINs (issue 16).
+	// ActionManagePIN is the holder managing a credential's PIN, apart
+	// from signing: setting it, changing it with the old one, setting it
+	// with an activation code. Access delegated for signing (a CSC OAuth2
+	// token) never reaches the PIN.
+	ActionManagePIN Action = "credential.pin.manage"
+	// ActionResetPIN is a registration officer's reset of a PIN (after
+	// identity proofing at the desk): it yields an activation code.
+	ActionResetPIN Action = "credential.pin.reset"
+	// The life cycle of certificates and credentials (issue 16).
 	ActionRenewCertificate Action = "certificate.renew"
 	ActionListCertificates Action = "certificate.list"
 	ActionListCredentials  Action = "credential.list.own"
-	ActionChangePIN        Action = "credential.pin.change"
-	ActionResetPIN         Action = "credential.pin.reset"
-	ActionActivatePIN      Action = "credential.pin.activate"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -66,6 +72,8 @@ var permissions = map[Action][]Role{
 	ActionRevokeCertificate: {RoleRegistrationOfficer, RoleCitizen, RoleAgency},
 	ActionSeal:              {RoleAgency},
 	ActionSign:              {RoleCitizen},
+	ActionManagePIN:         {RoleCitizen},
+	ActionExtend:            {RoleAgency, RoleOperator}, // long-term archive: validation data and a document time-stamp
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
@@ -74,9 +82,7 @@ var permissions = map[Action][]Role{
 	ActionRenewCertificate:  {RoleRegistrationOfficer, RoleCitizen, RoleAgency}, // a citizen or agency only its own (package ca checks)
 	ActionListCertificates:  {RoleRegistrationOfficer},                          // what expires soon, names people
 	ActionListCredentials:   {RoleCitizen, RoleAgency},                          // the caller's own only
-	ActionChangePIN:         {RoleCitizen},                                      // the holder, with the old PIN
 	ActionResetPIN:          {RoleRegistrationOfficer},                          // after identity proofing at the desk
-	ActionActivatePIN:       {RoleCitizen},                                      // the holder, with the activation code
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.

@@ -4,7 +4,7 @@
 # SoftHSM2, PostgreSQL, OpenSSL, poppler (pdfsig), qpdf, curl (multipart
 # uploads to the verification API), NSS tools
 # (certutil), a C compiler for cgo, Chromium with an Arabic-capable font
-# (the verification page's browser test), node/npm (xml-crypto checks the
+# (the verification page's browser test; DejaVu also draws visible signatures), node/npm (xml-crypto checks the
 # trusted list's signature), promtool (Prometheus rules), dpkg-dev
 # (dpkg-shlibdeps for `make deb`), adduser (the package's postinst,
 # exercised by the package test), HAProxy and curl (scripts/cluster.sh,
@@ -26,7 +26,10 @@ have_cmd gcc || need+=(gcc libc6-dev)
 have_cmd python3 || need+=(python3)
 have_cmd chromium || need+=(chromium)
 { have_cmd node && have_cmd npm; } || need+=(nodejs npm)
-{ have_cmd fc-list && [ -n "$(fc-list :lang=ar)" ]; } || need+=(fonts-dejavu-core)
+# DejaVu Sans and Serif: Arabic for the page's browser test, and the fonts
+# of visible signatures (signing.fonts' default) and of their tests.
+{ have_cmd fc-list && [ -n "$(fc-list :lang=ar)" ] && have_file /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+  && have_file /usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf; } || need+=(fonts-dejavu-core)
 have_cmd promtool || need+=(prometheus)
 have_cmd dpkg-shlibdeps || need+=(dpkg-dev)
 have_cmd adduser || need+=(adduser)

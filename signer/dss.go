@@ -17,6 +17,9 @@ import (
 // validationData is what goes into the DSS.
 type validationData struct {
 	certs, ocsps, crls [][]byte
+	// missing names the certificates left without revocation data
+	// (AllowMissingRevocation).
+	missing []string
 }
 
 // certPool is an ordered, de-duplicated set of certificates.
@@ -118,13 +121,28 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 	}
 	var responders [][]byte // certificates the OCSP responses carry
 	targets := append([]*x509.Certificate(nil), pool.list...)
-	for _, c := range targets {
+	for i := 0; i < len(targets); i++ {
+		c := targets[i]
 		if v.Cache.isSelfSigned(c) {
 			continue
 		}
 		issuer := pool.issuerOf(c)
 		if issuer == nil {
+			if f, ok := v.Revocation.(IssuerFetcher); ok {
+				cctx, cancel := v.callContext(ctx)
+				if got, err := f.Issuer(cctx, c); err == nil && got != nil && c.CheckSignatureFrom(got) == nil {
+					pool.add(got)
+					issuer = got
+					if !v.Cache.isSelfSigned(got) {
+						targets = append(targets, got)
+					}
+				}
+				cancel()
+			}
+		}
+		if issuer == nil {
 			if v.AllowMissingRevocation {
+				vd.missing = append(vd.missing, c.Subject.String()+": issuer certificate not available")
 				continue
 			}
 			return nil, fmt.Errorf("%w: issuer of %q not available", ErrRevocation, c.Subject.String())
@@ -153,6 +171,7 @@ func gather(ctx context.Context, v ValidationOptions, sigs [][]byte, chain []*x5
 		if !v.AllowMissingRevocation {
 			return nil, fmt.Errorf("%w: %q: OCSP: %v; CRL: %v", ErrRevocation, c.Subject.String(), oerr, cerr)
 		}
+		vd.missing = append(vd.missing, fmt.Sprintf("%s: OCSP: %v; CRL: %v", c.Subject.String(), oerr, cerr))
 	}
 	for _, c := range pool.list {
 		addCert(c.Raw)
@@ -174,6 +193,23 @@ func vriKey(contents []byte) pdfdoc.Name {
 	return pdfdoc.Name(strings.ToUpper(hex.EncodeToString(s[:])))
 }
 
+// IssuerFetcher is an optional interface of a RevocationSource: it fetches
+// the issuer certificate of cert (from its AIA caIssuers URL) when the
+// signatures and ExtraCerts do not hold it.
+type IssuerFetcher interface {
+	Issuer(ctx context.Context, cert *x509.Certificate) (*x509.Certificate, error)
+}
+
+// addDSSMissing is addDSS for an extension: it returns what could not be
+// had (with AllowMissingRevocation).
+func (d *document) addDSSMissing(ctx context.Context, v ValidationOptions, sigs [][]byte) ([]string, error) {
+	vd, err := gather(ctx, v, sigs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return vd.missing, d.writeDSS(v, vd, sigs)
+}
+
 // addDSS appends an incremental update adding (or extending) the /DSS
 // dictionary with the validation data of sigs (the /Contents bytes of the
 // signatures and document time-stamps to cover).
@@ -182,6 +218,11 @@ func (d *document) addDSS(ctx context.Context, v ValidationOptions, sigs [][]byt
 	if err != nil {
 		return err
 	}
+	return d.writeDSS(v, vd, sigs)
+}
+
+// writeDSS appends the DSS update holding vd.
+func (d *document) writeDSS(v ValidationOptions, vd *validationData, sigs [][]byte) error {
 	rd, err := d.open()
 	if err != nil {
 		return err

@@ -344,7 +344,7 @@ func freeFieldName(rd *pdfdoc.Reader, cat pdfdoc.Dict) (string, error) {
 
 // addSignatureRevision builds the incremental update of an approval or
 // certification signature with placeholders for /ByteRange and /Contents.
-func addSignatureRevision(rd *pdfdoc.Reader, opts *Options, placeholder int) (*revision, error) {
+func addSignatureRevision(rd *pdfdoc.Reader, opts *Options, ap *drawing, placeholder int) (*revision, error) {
 	u := pdfdoc.NewUpdate(rd)
 	d := pdfdoc.Dict{
 		"Type":      pdfdoc.Name("Sig"),
@@ -365,12 +365,12 @@ func addSignatureRevision(rd *pdfdoc.Reader, opts *Options, placeholder int) (*r
 		}}
 	}
 	spec := fieldSpec{name: opts.FieldName, page: opts.Page, docMDP: opts.DocMDP != 0, sigDict: openDict(d)}
-	if opts.Appearance != nil {
-		ap, rect, err := writeAppearance(u, opts)
+	if ap != nil {
+		xo, rect, err := writeAppearance(u, ap, opts.Appearance.Rect)
 		if err != nil {
 			return nil, err
 		}
-		spec.ap, spec.rect = ap, rect
+		spec.ap, spec.rect = xo, rect
 	}
 	brAt, contentsAt, err := addSignatureField(rd, u, spec, placeholder)
 	if err != nil {

@@ -61,6 +61,9 @@ type Options struct {
 	// completed in another), and a signature that does not fit is an error
 	// rather than made again larger. Zero sizes it automatically.
 	Placeholder int
+	// OnWarnings, when set, is called once, before the key is used, with
+	// what the appearance cannot show as asked (Result.Warnings).
+	OnWarnings func(warnings []string)
 	// BeforeWrite, when set, is called once every step succeeded and
 	// before the first byte goes to out, with the size of the signed PDF.
 	// Returning an error aborts and nothing is written: the seam for a
@@ -116,6 +119,9 @@ type Result struct {
 	SigningTime time.Time
 	// Size is the size of the signed PDF written to out.
 	Size int64
+	// Warnings say what the appearance could not show as asked (characters
+	// drawn with a fallback font, or with none).
+	Warnings []string
 }
 
 // SignBytes signs the PDF in doc and returns the signed PDF.
@@ -143,8 +149,18 @@ func Sign(ctx context.Context, in io.ReaderAt, inSize int64, out io.Writer, opts
 		return nil, err
 	}
 	res := &Result{Level: opts.Level, Hash: opts.Hash, SigningTime: opts.Time}
+	var ap *drawing
+	if opts.Appearance != nil {
+		if ap, err = prepareAppearance(rd, &opts); err != nil {
+			return nil, err
+		}
+		res.Warnings = ap.warnings
+		if opts.OnWarnings != nil && len(ap.warnings) > 0 {
+			opts.OnWarnings(ap.warnings)
+		}
+	}
 	build := func(placeholder int) (*revision, error) {
-		return addSignatureRevision(rd, &opts, placeholder)
+		return addSignatureRevision(rd, &opts, ap, placeholder)
 	}
 	fill := func(digest []byte) ([]byte, error) {
 		co := cades.Options{Hash: opts.Hash, PSS: opts.PSS}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"os"
 
@@ -51,12 +52,17 @@ func (s *Service) releaseBody(bp *[]byte) {
 }
 
 // readPDF takes the request body: small bodies in memory, larger ones
-// streamed to an unlinked temporary file. cleanup must be called.
-func (s *Service) readPDF(w http.ResponseWriter, r *http.Request) (pdfInput, func(), error) {
+// streamed to an unlinked temporary file. cleanup must be called. A
+// visible signature (doc.Appearance set) may come as multipart/form-data
+// with the PDF in part "document" and a PNG in part "image".
+func (s *Service) readPDF(w http.ResponseWriter, r *http.Request, doc *DocumentOptions) (pdfInput, func(), error) {
 	none := func() {}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err == nil && mt == "multipart/form-data" && doc != nil && doc.Appearance != nil {
+		return s.readMultipart(w, r, params["boundary"], doc.Appearance)
+	}
 	if err != nil || mt != "application/pdf" {
-		return pdfInput{}, none, Refuse(ErrUnsupportedMediaType, "the body must be a PDF sent as application/pdf")
+		return pdfInput{}, none, Refuse(ErrUnsupportedMediaType, "the body must be a PDF sent as application/pdf (or, for a visible signature with an image, multipart/form-data with parts document and image)")
 	}
 	limit := s.cfg.MaxDocumentBytes
 	if r.ContentLength > limit {
@@ -140,4 +146,70 @@ func checkPDFHeader(r io.Reader) error {
 		return Refuse(ErrBadRequest, "not a PDF document (no %%PDF- header)")
 	}
 	return nil
+}
+
+// pngSignature starts every PNG file.
+const pngSignature = "\x89PNG\r\n\x1a\n"
+
+// readMultipart reads a visible signature's request: part "document" (the
+// PDF) and, optionally, part "image" (a PNG of at most
+// signer.MaxImageBytes), into ap.PNG.
+func (s *Service) readMultipart(w http.ResponseWriter, r *http.Request, boundary string, ap *AppearanceRequest) (pdfInput, func(), error) {
+	none := func() {}
+	if boundary == "" {
+		return pdfInput{}, none, Refuse(ErrBadRequest, "the multipart body has no boundary")
+	}
+	limit := s.cfg.MaxDocumentBytes
+	mr := multipart.NewReader(http.MaxBytesReader(w, r.Body, limit+signer.MaxImageBytes+64<<10), boundary)
+	var in pdfInput
+	cleanup := none
+	fail := func(err error) (pdfInput, func(), error) {
+		cleanup()
+		return pdfInput{}, none, err
+	}
+	haveDoc := false
+	for parts := 0; ; parts++ {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return fail(Refuse(ErrTooLarge, "the request exceeds %d bytes", limit+signer.MaxImageBytes))
+			}
+			return fail(Refuse(ErrBadRequest, "reading the multipart body: %v", err))
+		}
+		switch name := part.FormName(); {
+		case parts >= 2:
+			part.Close()
+			return fail(Refuse(ErrBadRequest, "the multipart body holds more than a document and an image"))
+		case name == "document" && !haveDoc:
+			in, cleanup, err = readDocument(part, -1, s.cfg.TempDir, limit, nil)
+			part.Close()
+			if err != nil {
+				return fail(err)
+			}
+			haveDoc = true
+		case name == "image" && ap.PNG == nil:
+			b, err := io.ReadAll(io.LimitReader(part, signer.MaxImageBytes+1))
+			part.Close()
+			switch {
+			case err != nil:
+				return fail(Refuse(ErrBadRequest, "reading the image: %v", err))
+			case len(b) > signer.MaxImageBytes:
+				return fail(Refuse(ErrTooLarge, "the image exceeds %d bytes", signer.MaxImageBytes))
+			case !bytes.HasPrefix(b, []byte(pngSignature)):
+				return fail(Refuse(ErrBadRequest, "the image must be a PNG"))
+			}
+			ap.PNG = b
+		default:
+			part.Close()
+			return fail(Refuse(ErrBadRequest, "unexpected part %q: send part document (the PDF) and optionally part image (a PNG)", name))
+		}
+	}
+	if !haveDoc {
+		return fail(Refuse(ErrBadRequest, "the multipart body has no part named document"))
+	}
+	return in, cleanup, nil
 }

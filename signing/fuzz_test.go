@@ -2,6 +2,8 @@ package signing
 
 import (
 	"bytes"
+	"net/http"
+	"net/url"
 	"testing"
 )
 
@@ -32,6 +34,38 @@ func FuzzReadDocument(f *testing.F) {
 		got := make([]byte, in.size)
 		if n, _ := in.r.ReadAt(got, 0); int64(n) != in.size || !bytes.Equal(got, body) {
 			t.Fatal("the document read is not the body")
+		}
+	})
+}
+
+// FuzzDocumentOptions feeds arbitrary queries to the parser of the seal and
+// sign options: a refusal (400) or options that are consistent, never a
+// panic.
+func FuzzDocumentOptions(f *testing.F) {
+	f.Add("visible=1&page=2&rect=10,20,210,90&locale=ar&reason=Approved&certify=2")
+	f.Add("rect=1e309,0,1,1&visible=1")
+	f.Add("reason=%ff&location=%00")
+	f.Add("visible=true&rect=-5,-5,-1,-1&page=99999999999999999999")
+	f.Fuzz(func(t *testing.T, query string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		o, err := documentOptions(q)
+		if err != nil {
+			if status, _, _ := Classify(err); status != http.StatusBadRequest {
+				t.Fatalf("%q: refused with %d", query, status)
+			}
+			return
+		}
+		if o == nil {
+			return
+		}
+		if o.Certify < 0 || o.Certify > 3 {
+			t.Fatalf("%q: certify %d", query, o.Certify)
+		}
+		if a := o.Appearance; a != nil && (a.Page < 1 || a.Rect[2]-a.Rect[0] < 1 || a.Rect[3]-a.Rect[1] < 1) {
+			t.Fatalf("%q: appearance %+v", query, a)
 		}
 	})
 }

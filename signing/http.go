@@ -7,11 +7,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"sync"
@@ -23,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signer"
+	"github.com/thiqa/thiqa/signer/jades"
 )
 
 // PINHeader carries the citizen's signing PIN on POST /api/v1/sign. The PIN
@@ -48,6 +51,8 @@ type BatchResult struct {
 	Document string `json:"document,omitempty"`
 	// Problem explains a refusal or failure.
 	Problem *problem.Details `json:"problem,omitempty"`
+	// Warnings say what a visible seal could not show as asked.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // BatchResponse is the answer of POST /api/v1/seal/batch.
@@ -75,18 +80,22 @@ type Mux interface {
 }
 
 // Register mounts the service's endpoints on mux, each behind guard:
-// POST /api/v1/seal and /api/v1/seal/batch (policies.ActionSeal), and
-// POST /api/v1/sign, /api/v1/sign/prepare, /api/v1/sign/complete and
-// /api/v1/credentials/{id}/pin (policies.ActionSign).
+// POST /api/v1/seal, /api/v1/seal/batch and /api/v1/seal/jades
+// (policies.ActionSeal), POST /api/v1/sign, /api/v1/sign/prepare and
+// /api/v1/sign/complete (policies.ActionSign),
+// /api/v1/credentials/{id}/pin (policies.ActionManagePIN), and POST
+// /api/v1/extend (policies.ActionExtend).
 func (s *Service) Register(mux Mux, guard Guard) {
 	seal := guard(policies.ActionSeal)
 	sign := guard(policies.ActionSign)
 	mux.Handle("POST /api/v1/seal", seal(http.HandlerFunc(s.seal)))
 	mux.Handle("POST /api/v1/seal/batch", seal(http.HandlerFunc(s.sealBatch)))
+	mux.Handle("POST /api/v1/seal/jades", seal(http.HandlerFunc(s.sealJAdES)))
 	mux.Handle("POST /api/v1/sign", sign(http.HandlerFunc(s.sign)))
 	mux.Handle("POST /api/v1/sign/prepare", sign(http.HandlerFunc(s.signPrepare)))
 	mux.Handle("POST /api/v1/sign/complete", sign(http.HandlerFunc(s.signComplete)))
-	mux.Handle("POST /api/v1/credentials/{id}/pin", sign(http.HandlerFunc(s.setPIN)))
+	mux.Handle("POST /api/v1/credentials/{id}/pin", guard(policies.ActionManagePIN)(http.HandlerFunc(s.setPIN)))
+	mux.Handle("POST /api/v1/extend", guard(policies.ActionExtend)(http.HandlerFunc(s.extendHTTP)))
 	s.registerPINLifeCycle(mux, guard)
 	s.registerCredentialList(mux, guard)
 }
@@ -127,10 +136,19 @@ func Classify(err error) (status int, detail, outcome string) {
 		return http.StatusConflict, "the PIN was changed or reset meanwhile; nothing was changed by this request", audit.OutcomeRefused
 	case errors.Is(err, pin.ErrPolicy):
 		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
-	case errors.Is(err, signer.ErrNotPDF), errors.Is(err, signer.ErrEncrypted), errors.Is(err, signer.ErrMalformed),
-		errors.Is(err, signer.ErrCertificationForbids), errors.Is(err, signer.ErrAlreadySigned), errors.Is(err, signer.ErrOptions):
+	case errors.Is(err, ErrBroken):
+		return http.StatusUnprocessableEntity, err.Error(), audit.OutcomeRefused
+	case errors.Is(err, ErrNothingToExtend):
+		return http.StatusUnprocessableEntity, "the document has no signature or time-stamp to extend; nothing was added", audit.OutcomeRefused
+	case errors.Is(err, signer.ErrCertificationForbids):
+		return http.StatusConflict, "the document's certification signature (DocMDP P=1) forbids any change, a signature included; nothing was signed", audit.OutcomeRefused
+	case errors.Is(err, signer.ErrAlreadySigned):
+		return http.StatusConflict, "the document is already signed: a certification signature must be its first signature; nothing was signed", audit.OutcomeRefused
+	case errors.Is(err, signer.ErrNotPDF), errors.Is(err, signer.ErrEncrypted), errors.Is(err, signer.ErrMalformed), errors.Is(err, signer.ErrOptions):
 		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
-	case errors.Is(err, signer.ErrTimestamp):
+	case errors.Is(err, jades.ErrOptions):
+		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
+	case errors.Is(err, signer.ErrTimestamp), errors.Is(err, jades.ErrTimestamp):
 		if timedOut(err) {
 			return http.StatusGatewayTimeout, "the time-stamp authority did not answer in time; nothing was signed", audit.OutcomeFailure
 		}
@@ -152,7 +170,7 @@ func refusalStatus(kind error) int {
 		return http.StatusRequestEntityTooLarge
 	case ErrActivationRequired:
 		return http.StatusUnauthorized
-	case ErrNoIdentity, ErrCredentialRefused, ErrCertificateNotValid, ErrCertificateRevoked, ErrSADInvalid, ErrSADMismatch:
+	case ErrNoIdentity, ErrCredentialRefused, ErrCertificateNotValid, ErrCertificateRevoked, ErrSADInvalid, ErrSADMismatch, ErrOutOfScope:
 		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
@@ -179,8 +197,8 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, rec signRecord, o
 }
 
 // levelAndCredential reads the level and credential query parameters.
-func levelAndCredential(r *http.Request) (signer.Level, string, error) {
-	lv := r.URL.Query().Get("level")
+func levelAndCredential(q url.Values) (signer.Level, string, error) {
+	lv := q.Get("level")
 	if lv == "" {
 		lv = "B-B"
 	}
@@ -188,7 +206,7 @@ func levelAndCredential(r *http.Request) (signer.Level, string, error) {
 	if err != nil {
 		return 0, "", Refuse(ErrBadRequest, "level must be B-B, B-T, B-LT or B-LTA, got %q", lv)
 	}
-	cred := r.URL.Query().Get("credential")
+	cred := q.Get("credential")
 	if cred == "" {
 		return 0, "", Refuse(ErrBadRequest, "the credential query parameter is required")
 	}
@@ -227,6 +245,10 @@ func (s *Service) sign(w http.ResponseWriter, r *http.Request) {
 	pinValue := r.Header.Get(PINHeader)
 	r.Header.Del(PINHeader)
 	actor := CitizenOf(r)
+	if err := RefuseCredentialScope(r); err != nil {
+		s.fail(w, r, signRecord{action: ActionSign, actor: actor, credential: r.URL.Query().Get("credential"), level: "unknown"}, "sign", time.Now(), err)
+		return
+	}
 	s.signDocument(w, r, ActionSign, "sign", OwnerCitizen, actor, func(ctx context.Context, credID string, digest, _ []byte) error {
 		if pinValue == "" {
 			return Refuse(ErrActivationRequired, "the signing PIN is required in the %s header", PINHeader)
@@ -252,14 +274,14 @@ func (s *Service) sign(w http.ResponseWriter, r *http.Request) {
 // must be set, the level and the credential come from the query, and the
 // credential must be the caller's. It fills rec's credential and level. On
 // a refusal it has answered, audited and counted it, and ok is false.
-func (s *Service) callerCredential(w http.ResponseWriter, r *http.Request, rec *signRecord, op, kind string, start time.Time) (level signer.Level, cred *Credential, ok bool) {
+func (s *Service) callerCredential(w http.ResponseWriter, r *http.Request, q url.Values, rec *signRecord, op, kind string, start time.Time) (level signer.Level, cred *Credential, ok bool) {
 	owner := rec.actor
 	if owner == "" {
 		rec.actor = "unidentified-caller"
 		s.fail(w, r, *rec, op, start, Refuse(ErrNoIdentity, "the caller has no %s identity", kind))
 		return 0, nil, false
 	}
-	level, credID, err := levelAndCredential(r)
+	level, credID, err := levelAndCredential(q)
 	rec.credential = credID
 	if err != nil {
 		s.fail(w, r, *rec, op, start, err)
@@ -282,12 +304,18 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 	authorize func(ctx context.Context, credID string, digest, dtbs []byte) error, tune func(*signer.Options)) {
 	start := time.Now()
 	rec := signRecord{action: action, actor: owner, level: "unknown"}
-	level, cred, ok := s.callerCredential(w, r, &rec, op, kind, start)
+	q := r.URL.Query()
+	level, cred, ok := s.callerCredential(w, r, q, &rec, op, kind, start)
 	if !ok {
 		return
 	}
 	credID := rec.credential
-	in, cleanup, err := s.readPDF(w, r)
+	doc, err := documentOptions(q)
+	if err != nil {
+		s.fail(w, r, rec, op, start, err)
+		return
+	}
+	in, cleanup, err := s.readPDF(w, r, doc)
 	defer cleanup()
 	if err != nil {
 		s.fail(w, r, rec, op, start, err)
@@ -298,13 +326,16 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 	if authorize != nil {
 		az = func(ctx context.Context, digest, dtbs []byte) error { return authorize(ctx, credID, digest, dtbs) }
 	}
-	res, err := s.signPDF(r.Context(), rec, cred, level, in, func(digest []byte, size int64) (io.Writer, error) {
+	res, err := s.signPDF(r.Context(), rec, cred, level, in, doc, func(digest []byte, size int64) (io.Writer, error) {
 		// With its length known the answer goes out unchunked, the
 		// document in one write.
 		hdr := w.Header()
 		hdr["Content-Type"] = []string{"application/pdf"}
 		hdr["Content-Length"] = []string{strconv.FormatInt(size, 10)}
 		hdr[DigestHeader] = []string{hex.EncodeToString(digest)}
+		for _, wn := range doc.Warnings() {
+			hdr.Add(WarningHeader, asciiHeader(wn))
+		}
 		w.WriteHeader(http.StatusOK)
 		return w, nil
 	}, az, tune)
@@ -328,12 +359,18 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 func (s *Service) sealBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := signRecord{action: ActionSeal, actor: agencyOf(r), level: "unknown"}
-	level, cred, ok := s.callerCredential(w, r, &rec, "seal", OwnerAgency, start)
+	q := r.URL.Query()
+	level, cred, ok := s.callerCredential(w, r, q, &rec, "seal", OwnerAgency, start)
 	if !ok {
 		return
 	}
-	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+	doc, err := documentOptions(q)
+	if err != nil {
+		s.fail(w, r, rec, "seal", start, err)
+		return
+	}
+	mt, params, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		s.fail(w, r, rec, "seal", start, Refuse(ErrUnsupportedMediaType, "the body must be multipart/form-data with one PDF per part"))
 		return
 	}
@@ -389,7 +426,7 @@ func (s *Service) sealBatch(w http.ResponseWriter, r *http.Request) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out.Results[i] = s.sealOne(r, rec, cred, level, it.name, it.in, it.err)
+			out.Results[i] = s.sealOne(r, rec, cred, level, doc, it.name, it.in, it.err)
 		}()
 	}
 	wg.Wait()
@@ -397,8 +434,12 @@ func (s *Service) sealBatch(w http.ResponseWriter, r *http.Request) {
 }
 
 // sealOne seals one document of a batch and audits it on its own.
-func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, level signer.Level, name string, in pdfInput, readErr error) BatchResult {
+func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, level signer.Level, doc *DocumentOptions, name string, in pdfInput, readErr error) BatchResult {
 	start := time.Now()
+	if doc != nil {
+		own := *doc // each document's warnings are its own
+		doc = &own
+	}
 	rec.name = name
 	res := BatchResult{Name: name}
 	failed := func(err error) BatchResult {
@@ -414,7 +455,7 @@ func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, lev
 	rec.size = in.size
 	var buf bytes.Buffer
 	var digest []byte
-	_, err := s.signPDF(r.Context(), rec, cred, level, in, func(d []byte, size int64) (io.Writer, error) {
+	_, err := s.signPDF(r.Context(), rec, cred, level, in, doc, func(d []byte, size int64) (io.Writer, error) {
 		digest = d
 		buf.Grow(int(size))
 		return &buf, nil
@@ -424,6 +465,7 @@ func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, lev
 	}
 	s.Observe("seal", rec.level, audit.OutcomeSuccess, time.Since(start))
 	res.Status, res.DocumentDigest, res.Document = http.StatusOK, hex.EncodeToString(digest), base64.StdEncoding.EncodeToString(buf.Bytes())
+	res.Warnings = doc.Warnings()
 	return res
 }
 
@@ -471,4 +513,18 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// asciiHeader makes s a header value: other characters than printable
+// ASCII become \uXXXX.
+func asciiHeader(s string) string {
+	var b []byte
+	for _, r := range s {
+		if r >= 0x20 && r < 0x7f {
+			b = append(b, byte(r))
+			continue
+		}
+		b = fmt.Appendf(b, "\\u%04X", r)
+	}
+	return string(b)
 }

@@ -26,11 +26,11 @@ import (
 // Audit actions of the PIN life cycle.
 const (
 	// ActionPINChange records a change of a PIN by its holder.
-	ActionPINChange = string(policies.ActionChangePIN)
+	ActionPINChange = "credential.pin.change"
 	// ActionPINReset records an officer's reset (and the activation code issued).
 	ActionPINReset = string(policies.ActionResetPIN)
 	// ActionPINActivate records a PIN set with an activation code.
-	ActionPINActivate = string(policies.ActionActivatePIN)
+	ActionPINActivate = "credential.pin.activate"
 	// ActionPINLocked records the wrong try that locked a PIN.
 	ActionPINLocked = "credential.pin.locked"
 )
@@ -113,9 +113,9 @@ type pinTarget struct {
 
 // registerPINLifeCycle mounts the life-cycle endpoints behind guard.
 func (s *Service) registerPINLifeCycle(mux Mux, guard Guard) {
-	mux.Handle("POST /api/v1/credentials/{id}/pin/change", guard(policies.ActionChangePIN)(http.HandlerFunc(s.changePIN)))
+	mux.Handle("POST /api/v1/credentials/{id}/pin/change", guard(policies.ActionManagePIN)(http.HandlerFunc(s.changePIN)))
 	mux.Handle("POST /api/v1/credentials/{id}/pin/reset", guard(policies.ActionResetPIN)(http.HandlerFunc(s.resetPIN)))
-	mux.Handle("POST /api/v1/credentials/{id}/pin/activate", guard(policies.ActionActivatePIN)(http.HandlerFunc(s.activatePIN)))
+	mux.Handle("POST /api/v1/credentials/{id}/pin/activate", guard(policies.ActionManagePIN)(http.HandlerFunc(s.activatePIN)))
 }
 
 // pinTargetOf finds credential id: an enrolled mobile ID or a citizen's

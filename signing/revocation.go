@@ -187,3 +187,21 @@ func (f *RevocationFetcher) fetch(req *http.Request, limit int64) ([]byte, error
 	}
 	return b, nil
 }
+
+// Issuer fetches cert's issuer certificate from its AIA caIssuers URL (a
+// DER certificate; PEM and PKCS#7 bundles are not read), for extensions of
+// documents signed elsewhere (signer.IssuerFetcher).
+func (f *RevocationFetcher) Issuer(ctx context.Context, cert *x509.Certificate) (*x509.Certificate, error) {
+	if len(cert.IssuingCertificateURL) == 0 {
+		return nil, errors.New("no caIssuers URL")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cert.IssuingCertificateURL[0], nil)
+	if err != nil {
+		return nil, err
+	}
+	der, err := f.fetch(req, 1<<20)
+	if err != nil {
+		return nil, fmt.Errorf("caIssuers %s: %w", cert.IssuingCertificateURL[0], err)
+	}
+	return x509.ParseCertificate(der)
+}

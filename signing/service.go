@@ -3,9 +3,10 @@
 // citizens, over keys the CA generated on the token at issuance (keyInHSM)
 // and certified. It owns the credentials and their owners, the ownership
 // checks, the citizens' signing PINs and SADs, the audit records and metrics
-// of every signature, and its HTTP API (seal, batch seal, sign, two-step
-// sign, PIN enrolment); signing/csc serves the same credentials in the shape
-// of the Cloud Signature Consortium API v2.
+// of every signature, and its HTTP API (seal, batch seal, JAdES seal, sign,
+// two-step sign, PIN enrolment, extension to B-LT/B-LTA, with the document
+// options: reason, certification, visible appearance); signing/csc serves
+// the same credentials in the shape of the Cloud Signature Consortium API v2.
 //
 // Credentials come from the CA's certificates: on first use of a credential
 // ID (and when a citizen lists their credentials) the service reads the
@@ -90,6 +91,8 @@ type Config struct {
 	TempDir string
 	// PIN is the cost and the policy of the citizens' signing PINs.
 	PIN pin.Params
+	// Appearance is what visible signatures are drawn with.
+	Appearance AppearanceConfig
 }
 
 // validate checks that every bound is set.
@@ -137,6 +140,9 @@ type Options struct {
 	Revocation signer.RevocationSource
 	// Audit records every signature, authorisation and refusal.
 	Audit Auditor
+	// Verifier judges documents before they are extended; without it
+	// extensions are refused.
+	Verifier DocumentVerifier
 	// Logger receives the service's logs; discarded when nil.
 	Logger *slog.Logger
 	// Registerer receives the service's metrics; none are registered when nil.
@@ -163,6 +169,7 @@ type Service struct {
 	caCerts    map[string]*x509.Certificate // by CA name
 	root       *x509.Certificate
 	validation signer.ValidationOptions
+	verifier   DocumentVerifier
 	metrics    *metrics
 	now        func() time.Time
 
@@ -186,7 +193,7 @@ func New(o Options) (*Service, error) {
 		return nil, errors.New("signing: the root CA certificate is required")
 	}
 	s := &Service{
-		cfg: o.Config, store: o.Store, keys: o.Keys, audit: o.Audit, logger: o.Logger, root: o.Root, now: o.Now,
+		cfg: o.Config, store: o.Store, keys: o.Keys, audit: o.Audit, logger: o.Logger, root: o.Root, now: o.Now, verifier: o.Verifier,
 		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{}, mobile: o.MobileIDs, mobilePINs: o.MobilePINs,
 	}
 	if s.logger == nil {

@@ -21,6 +21,7 @@ type signRecord struct {
 	hash                             crypto.Hash
 	size                             int64
 	name                             string
+	warnings                         []string
 }
 
 func (s *Service) auditSign(ctx context.Context, r signRecord, outcome, reason string) error {
@@ -35,6 +36,7 @@ func (s *Service) auditSign(ctx context.Context, r signRecord, outcome, reason s
 	if r.size > 0 {
 		d.Size = r.size
 	}
+	d.Warnings = r.warnings
 	_, err := s.audit.Append(ctx, audit.Entry{Actor: r.actor, Action: r.action, Object: r.credential, Outcome: outcome, Details: d})
 	if err != nil {
 		s.logger.ErrorContext(ctx, "audit append failed", "action", r.action, "err", err)
@@ -55,6 +57,7 @@ type signDetails struct {
 	Name           string       `json:"name,omitempty"`
 	Reason         string       `json:"reason,omitempty"`
 	Size           int64        `json:"size,omitempty"`
+	Warnings       []string     `json:"warnings,omitempty"`
 }
 
 // pdfInput is one PDF to sign, on disk or in memory.
@@ -72,7 +75,7 @@ type pdfInput struct {
 //
 // tune, when set, adjusts the options last (the fixed time and placeholder
 // of a two-step signature).
-func (s *Service) signPDF(ctx context.Context, rec signRecord, cred *Credential, level signer.Level, in pdfInput, out func(documentDigest []byte, size int64) (io.Writer, error),
+func (s *Service) signPDF(ctx context.Context, rec signRecord, cred *Credential, level signer.Level, in pdfInput, doc *DocumentOptions, out func(documentDigest []byte, size int64) (io.Writer, error),
 	authorize func(ctx context.Context, documentDigest, dtbs []byte) error, tune func(*signer.Options)) (*signer.Result, error) {
 	dst := &deferredWriter{}
 	rec.hash = signerHash(cred) // named in the record
@@ -99,6 +102,20 @@ func (s *Service) signPDF(ctx context.Context, rec signRecord, cred *Credential,
 	}
 	if tune != nil {
 		tune(&opts)
+	}
+	if doc != nil {
+		if opts.Time.IsZero() {
+			opts.Time = s.now() // what /M and the appearance both show
+		}
+		if err := s.applyDocumentOptions(doc, cred, rec.action == ActionSeal, &opts); err != nil {
+			return nil, err
+		}
+		if opts.Appearance != nil {
+			opts.OnWarnings = func(ws []string) {
+				rec.warnings, doc.warnings = ws, ws
+				s.logger.WarnContext(ctx, "the visible signature cannot show everything as asked", "credential", rec.credential, "warnings", ws)
+			}
+		}
 	}
 	return signer.Sign(ctx, in.r, in.size, dst, opts)
 }
@@ -129,7 +146,21 @@ func (d *deferredWriter) Write(b []byte) (int, error) {
 // is refused with an error wrapping ErrCredentialRefused.
 func (s *Service) OperatorSeal(ctx context.Context, operator, credID string, level signer.Level,
 	open func() (io.ReaderAt, int64, error), out io.Writer) (*signer.Result, error) {
+	return s.OperatorSealWith(ctx, operator, credID, level, nil, open, out)
+}
+
+// OperatorSealWith is OperatorSeal with the document options doc (reason,
+// location, contact, certification, visible appearance); nil is none.
+func (s *Service) OperatorSealWith(ctx context.Context, operator, credID string, level signer.Level, doc *DocumentOptions,
+	open func() (io.ReaderAt, int64, error), out io.Writer) (*signer.Result, error) {
 	rec := signRecord{action: ActionSeal, actor: operator, credential: credID, level: level.String()}
+	if doc != nil {
+		if err := doc.check(); err != nil {
+			_, msg, outcome := Classify(err)
+			_ = s.auditSign(ctx, rec, outcome, msg)
+			return nil, err
+		}
+	}
 	cred, err := s.load(ctx, credID, "", "")
 	if err == nil && cred.rec.OwnerKind != OwnerAgency {
 		err = fmt.Errorf("%w: %s is not an organisation-seal credential", ErrCredentialRefused, credID)
@@ -147,7 +178,7 @@ func (s *Service) OperatorSeal(ctx context.Context, operator, credID string, lev
 		return nil, err
 	}
 	rec.size = in.size
-	res, err := s.signPDF(ctx, rec, cred, level, in, func([]byte, int64) (io.Writer, error) { return out, nil }, nil, nil)
+	res, err := s.signPDF(ctx, rec, cred, level, in, doc, func([]byte, int64) (io.Writer, error) { return out, nil }, nil, nil)
 	if err != nil {
 		_, msg, outcome := Classify(err)
 		if !errors.Is(err, ErrAudit) {

@@ -205,7 +205,7 @@ func runSealing(t *testing.T, w *world, levels []string) {
 	code, _, body = w.send(t, "/api/v1/seal?level=B-B&credential="+cred, agency, "application/pdf", pdf[:len(pdf)/2], nil)
 	wantStatus(t, "truncated PDF", code, body, http.StatusBadRequest, "")
 	code, _, body = w.send(t, "/api/v1/seal?level=B-B&credential="+cred, agency, "application/pdf", certifiedNoChanges(t, pdf), nil)
-	wantStatus(t, "certified PDF (DocMDP P=1)", code, body, http.StatusBadRequest, "forbids")
+	wantStatus(t, "certified PDF (DocMDP P=1)", code, body, http.StatusConflict, "forbids")
 	code, _, body = w.send(t, "/api/v1/seal?level=B-B&credential="+cred, agency, "text/plain", pdf, nil)
 	wantStatus(t, "wrong media type", code, body, http.StatusUnsupportedMediaType, "application/pdf")
 	code, _, body = w.send(t, "/api/v1/seal?level=B-X&credential="+cred, agency, "application/pdf", pdf, nil)

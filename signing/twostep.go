@@ -67,12 +67,23 @@ func twoStepLayout(at time.Time, placeholder int) func(*signer.Options) {
 func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := signRecord{action: ActionPrepare, actor: CitizenOf(r), level: "unknown"}
-	level, cred, ok := s.callerCredential(w, r, &rec, "prepare", OwnerCitizen, start)
+	q := r.URL.Query()
+	if err := RefuseCredentialScope(r); err != nil {
+		rec.credential = q.Get("credential")
+		s.fail(w, r, rec, "prepare", start, err)
+		return
+	}
+	level, cred, ok := s.callerCredential(w, r, q, &rec, "prepare", OwnerCitizen, start)
 	if !ok {
 		return
 	}
 	credID := rec.credential
-	in, cleanup, err := s.readPDF(w, r)
+	doc, err := documentOptions(q)
+	if err != nil {
+		s.fail(w, r, rec, "prepare", start, err)
+		return
+	}
+	in, cleanup, err := s.readPDF(w, r, doc)
 	defer cleanup()
 	if err != nil {
 		s.fail(w, r, rec, "prepare", start, err)
@@ -82,7 +93,7 @@ func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 	at := s.now().UTC().Truncate(time.Second) // /M holds seconds
 	placeholder := signer.MaxPlaceholder(cred.chain, level)
 	var dtbs, digest []byte
-	_, err = s.signPDF(r.Context(), rec, cred, level, in, nil, func(_ context.Context, d, x []byte) error {
+	_, err = s.signPDF(r.Context(), rec, cred, level, in, doc, nil, func(_ context.Context, d, x []byte) error {
 		digest, dtbs = append([]byte(nil), d...), append([]byte(nil), x...)
 		return errPrepared
 	}, twoStepLayout(at, placeholder))
@@ -110,11 +121,18 @@ func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 // signingTime=T&placeholder=N with the same PDF as body and the SAD in
 // X-Thiqa-SAD: the document is laid out as prepare did, and the key signs
 // only when the SAD (for this credential, unexpired, unused) authorised
-// this document's DTBS. The SAD is consumed by the attempt.
+// this document's DTBS. The SAD is consumed by the attempt. With an access
+// token of scope credential the SAD is the token's (X-Thiqa-SAD may be left
+// out), and a document whose DTBS the token does not name is refused
+// before it is spent.
 func (s *Service) signComplete(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sad := r.Header.Get(SADHeader)
 	r.Header.Del(SADHeader)
+	bound, authorised, delegated := CredentialGrant(r)
+	if delegated && sad == "" {
+		sad = bound
+	}
 	actor := CitizenOf(r)
 	var tune func(*signer.Options)
 	var layoutErr error
@@ -130,12 +148,19 @@ func (s *Service) signComplete(w http.ResponseWriter, r *http.Request) {
 		layoutErr = Refuse(ErrBadRequest, "placeholder must be the size prepare returned")
 	case sad == "":
 		layoutErr = Refuse(ErrActivationRequired, "the SAD from credentials/authorize is required in the %s header", SADHeader)
+	case delegated && sad != bound:
+		layoutErr = Refuse(ErrOutOfScope, "an access token with scope credential signs with its own authorisation, not another SAD")
 	default:
 		tune = twoStepLayout(at.UTC(), placeholder)
 	}
 	s.signDocument(w, r, ActionSign, "sign", OwnerCitizen, actor, func(ctx context.Context, credID string, digest, dtbs []byte) error {
 		if layoutErr != nil {
 			return layoutErr
+		}
+		if delegated {
+			if err := CheckSAD(authorised, HashOID(dtbsHash(dtbs)), [][]byte{dtbs}); err != nil {
+				return err
+			}
 		}
 		got, err := s.ConsumeSAD(ctx, sad, credID)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -99,6 +100,8 @@ func TestClassify(t *testing.T) {
 		{ErrCredentialRefused, http.StatusForbidden, "refused", "credential not found or not yours"},
 		{fmt.Errorf("x: %w", signer.ErrNotPDF), http.StatusBadRequest, "refused", ""},
 		{fmt.Errorf("x: %w", signer.ErrEncrypted), http.StatusBadRequest, "refused", ""},
+		{fmt.Errorf("x: %w", signer.ErrCertificationForbids), http.StatusConflict, "refused", "DocMDP P=1"},
+		{signer.ErrAlreadySigned, http.StatusConflict, "refused", "must be its first signature"},
 		{fmt.Errorf("%w: signature time-stamp: %w", signer.ErrTimestamp, context.DeadlineExceeded), http.StatusGatewayTimeout, "failure", "did not answer in time"},
 		{fmt.Errorf("%w: signature time-stamp: %w", signer.ErrTimestamp, timeout), http.StatusGatewayTimeout, "failure", "did not answer in time"},
 		{fmt.Errorf("%w: the TSA says: timeout", signer.ErrTimestamp), http.StatusBadGateway, "failure", "the TSA says: timeout"},
@@ -153,6 +156,32 @@ func TestSignDetailsJSON(t *testing.T) {
 		want, _ := json.Marshal(m)
 		if string(got) != string(want) {
 			t.Fatalf("struct %s, map %s", got, want)
+		}
+	}
+}
+
+// TestDocumentOptions: the query of a seal or sign request, read once;
+// nothing asked is nil; bad values are refused with the reason.
+func TestDocumentOptions(t *testing.T) {
+	q := func(s string) url.Values { v, _ := url.ParseQuery(s); return v }
+	if o, err := documentOptions(q("level=B-B&credential=x")); o != nil || err != nil {
+		t.Fatalf("no options: %+v %v", o, err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = documentOptions(q("level=B-B")) }); n > 4 {
+		t.Fatalf("documentOptions allocates when nothing is asked (%v, counting the test's own query)", n)
+	}
+	o, err := documentOptions(q("reason=Approved&location=Muscat&contactInfo=a%40b.om&certify=2&visible=1&page=2&rect=10,20,210,90&locale=ar"))
+	if err != nil || o.Reason != "Approved" || o.Location != "Muscat" || o.ContactInfo != "a@b.om" || o.Certify != 2 ||
+		o.Appearance == nil || o.Appearance.Page != 2 || o.Appearance.Rect != [4]float64{10, 20, 210, 90} || o.Appearance.Locale != "ar" {
+		t.Fatalf("options: %+v %v", o, err)
+	}
+	for _, bad := range []string{"certify=4", "certify=x", "visible=2", "visible=1", "visible=1&rect=1,2,3", "visible=1&rect=5,5,4,9",
+		"visible=1&rect=a,b,c,d", "visible=1&rect=0,0,100,100&page=0", "page=2", "rect=0,0,10,10", "reason=a%00b",
+		"reason=" + strings.Repeat("x", 300), "visible=1&rect=0,0,100,100&locale=fr", "location=%ff"} {
+		if o, err := documentOptions(q(bad)); err == nil {
+			t.Errorf("%s: accepted as %+v", bad, o)
+		} else if status, _, _ := Classify(err); status != http.StatusBadRequest {
+			t.Errorf("%s: %d", bad, status)
 		}
 	}
 }

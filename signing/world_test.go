@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -48,6 +49,7 @@ import (
 	"github.com/thiqa/thiqa/internal/samplepdf"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signer/pdftext"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store"
@@ -65,6 +67,10 @@ type world struct {
 	svc       *signing.Service
 	srv       *httptest.Server
 	minter    *josesigner.Signer
+	// idp signs delegated access tokens (the digital ID's CSC OAuth2
+	// authorization server); api is the CSC API it activates credentials of.
+	idp *josesigner.Signer
+	api *csc.API
 	// keyType is the type of the credentials' keys.
 	keyType hsm.KeyType
 	// tmp holds the test's files; nss the NSS database trusting the root.
@@ -238,7 +244,16 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	if err := auth.WriteJWKS(jwks, *w.minter.Public()); err != nil {
 		t.Fatal(err)
 	}
-	authn, err := auth.New(auth.Config{Issuers: []auth.IssuerConfig{auth.DevIssuerConfig(jwks)}}, auth.Options{Logger: logger, Audit: log})
+	idpKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.idp, err = josesigner.New(idpKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.New(auth.Config{Issuers: []auth.IssuerConfig{auth.DevIssuerConfig(jwks)}}, auth.Options{Logger: logger, Audit: log,
+		Delegated: []auth.DelegatedIssuer{{Issuer: testDelegatedIssuer, Audience: base + "/csc/v2", Keys: []jose.JSONWebKey{*w.idp.Public()},
+			Scopes: []string{auth.ScopeService, auth.ScopeCredential}, Role: policies.RoleCitizen, Actions: []policies.Action{policies.ActionSign}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,21 +274,33 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 		cas = append(cas, w.cas[name])
 		signingCAs = append(signingCAs, signing.IssuingCA{Name: name, Cert: w.cas[name]})
 	}
+	dejaVu, err := pdftext.LoadFont("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+	if err != nil {
+		t.Fatalf("%v (install fonts-dejavu-core: scripts/install-deps.sh)", err)
+	}
+	muscat, err := time.LoadLocation("Asia/Muscat")
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.svc, err = signing.New(signing.Options{
 		Config: signing.Config{Timeout: o.timeout, MaxDocumentBytes: 64 << 20, MaxBatchDocuments: 100, SADLifetime: 5 * time.Minute,
-			MaxHashesPerSAD: 100, TempDir: t.TempDir(), PIN: pp},
+			MaxHashesPerSAD: 100, TempDir: t.TempDir(), PIN: pp,
+			Appearance: signing.AppearanceConfig{Fonts: pdftext.Fonts{dejaVu}, VerifyURL: base + "/verify", Location: muscat}},
 		Store: w.db.SigningCredentials(),
 		Keys: func(ctx context.Context, label, _ string) (crypto.Signer, error) {
 			return tok.FindKey(ctx, label)
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: log, Logger: logger, Registerer: reg,
+		Verifier: verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: o.timeout,
+			Fetcher: &verify.HTTPFetcher{Client: client, TTL: time.Minute}}),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.svc.Register(mux, authn.Require)
-	csc.New(w.svc).Register(mux, authn.Require)
+	w.api = csc.New(w.svc).WithOAuth2(testDelegatedIssuer + "/csc/v2")
+	w.api.Register(mux, authn.Require)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	// The root in PEM and in an NSS database, for the independent verifiers.

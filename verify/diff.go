@@ -240,6 +240,9 @@ func classifyObject(f *pdf.File, s *pdf.SigField, rev, k int, n int64) (change, 
 	if oldD == nil || newD == nil {
 		if oa, ok := oldO.(pdf.Array); ok {
 			if na, ok := newO.(pdf.Array); ok && superset(na, oa) {
+				if onlySignatureFieldsAdded(f, oa, na, k) {
+					return change{msg: "signature fields added", class: chSigning}, true
+				}
 				return change{msg: "annotations or fields added", class: chAnnot}, true
 			}
 		}
@@ -251,7 +254,12 @@ func classifyObject(f *pdf.File, s *pdf.SigField, rev, k int, n int64) (change, 
 	case oldD.Name("Type") == "Metadata":
 		return change{msg: "XMP metadata changed", class: chMetadata}, true
 	case oldD.Name("Type") == "Page":
-		return diffDict(oldD, newD, "page", map[pdf.Name]changeClass{"Annots": chAnnot}), true
+		annots := chAnnot
+		oldA, _ := f.ResolveArray(oldD["Annots"], rev)
+		if newA, _ := f.ResolveArray(newD["Annots"], k); superset(newA, oldA) && onlySignatureFieldsAdded(f, oldA, newA, k) {
+			annots = chSigning // the widget of a new signature field
+		}
+		return diffDict(oldD, newD, "page", map[pdf.Name]changeClass{"Annots": annots}), true
 	case oldD["Fields"] != nil && oldD.Name("Type") == "":
 		oldF, _ := f.ResolveArray(oldD["Fields"], rev)
 		newF, _ := f.ResolveArray(newD["Fields"], k)
@@ -413,4 +421,27 @@ func catalogChange(f *pdf.File, oldD, newD pdf.Dict, rev, k int) change {
 		return change{msg: "form fields were removed", class: chFatal}
 	}
 	return c
+}
+
+// onlySignatureFieldsAdded reports whether every element of newArr that is
+// not in oldArr is a signature field (or its widget) that did not exist
+// before: what signing adds to a page's /Annots or the form's /Fields, which
+// a certification with P=2 or 3 permits (ISO 32000-2 §12.8.2.2).
+func onlySignatureFieldsAdded(f *pdf.File, oldArr, newArr pdf.Array, k int) bool {
+	for _, x := range newArr {
+		found := false
+		for _, y := range oldArr {
+			if pdf.Equal(x, y) {
+				found = true
+				break
+			}
+		}
+		if found {
+			continue
+		}
+		if d := f.Dict(x, k); d == nil || d.Name("FT") != "Sig" {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os"
 
 	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/verify/report"
 )
 
 // AcceptedMediaTypes are the request media types of POST /api/v1/verify: the
@@ -19,7 +21,7 @@ import (
 // Content-Type at all), or a multipart/form-data upload whose first file
 // part is the PDF (an HTML form, `curl -F file=@doc.pdf`). Any other media
 // type gets 415.
-const AcceptedMediaTypes = "application/pdf, application/octet-stream, multipart/form-data"
+const AcceptedMediaTypes = "application/pdf, application/octet-stream, multipart/form-data, application/json, application/jose, application/jose+json"
 
 // maxSkippedParts bounds the non-file parts read before the file part of a
 // multipart upload.
@@ -29,8 +31,9 @@ const maxSkippedParts = 64
 // spooled to a temporary file.
 const memLimit = 8 << 20
 
-// Handler serves POST /api/v1/verify: the request body is the PDF (or a
-// multipart upload holding it), the response the JSON report. Bodies above
+// Handler serves POST /api/v1/verify: the request body is the PDF or a
+// JAdES signature (JSON or compact JWS), or a multipart upload holding it;
+// the response is the JSON report. Bodies above
 // maxBytes get 413, other media types 415; bodies above 8 MiB are spooled
 // to a temporary file so memory stays bounded. A body that is not a PDF is
 // a document like any other: TOTAL-FAILED / FORMAT_FAILURE, as in the CLI.
@@ -58,7 +61,7 @@ func (v *Verifier) Handler(maxBytes int64) http.Handler {
 			return
 		}
 		defer doc.close()
-		rep, err := v.VerifyPDF(r.Context(), doc.ra, doc.size)
+		rep, err := v.verifyDocument(r.Context(), doc.ra, doc.size)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {
 				problem.Error(w, http.StatusRequestEntityTooLarge, err.Error())
@@ -91,7 +94,7 @@ func documentPart(ctype string, body io.Reader) (io.Reader, *requestError) {
 		return nil, &requestError{http.StatusUnsupportedMediaType, fmt.Sprintf("unreadable Content-Type %q; send one of %s", ctype, AcceptedMediaTypes)}
 	}
 	switch mt {
-	case "application/pdf", "application/octet-stream":
+	case "application/pdf", "application/octet-stream", "application/json", "application/jose", "application/jose+json":
 		return body, nil
 	case "multipart/form-data":
 	default:
@@ -211,4 +214,17 @@ func writeBodyError(w http.ResponseWriter, err error) {
 	default:
 		problem.Error(w, http.StatusBadRequest, "reading the request body failed")
 	}
+}
+
+// verifyDocument validates a PDF, or a JAdES signature with its payload
+// attached when the document is a JWS (VerifyJAdES) rather than a PDF.
+func (v *Verifier) verifyDocument(ctx context.Context, r io.ReaderAt, size int64) (*report.Report, error) {
+	if size > 0 && size <= memLimit {
+		b := make([]byte, size)
+		if n, err := r.ReadAt(b, 0); int64(n) == size && (err == nil || errors.Is(err, io.EOF)) &&
+			!bytes.Contains(b[:min(len(b), headerWindow)], []byte("%PDF-")) && LooksLikeJWS(b) {
+			return v.VerifyJAdES(ctx, b, nil)
+		}
+	}
+	return v.VerifyPDF(ctx, r, size)
 }

@@ -106,7 +106,7 @@ func TestHandlerMediaTypes(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec
 	}
-	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "application/json", "image/png", "multipart/mixed; boundary=x", "not a media type;;"} {
+	for _, ct := range []string{"application/x-www-form-urlencoded", "text/plain", "application/xml", "image/png", "multipart/mixed; boundary=x", "not a media type;;"} {
 		rec := send(ct, pdf)
 		var pb struct {
 			Status int    `json:"status"`

@@ -37,6 +37,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 	sr := report.Signature{Field: s.Name, Kind: "signature", SubFilter: s.SubFilter(), ByteRange: s.ByteRange,
 		Indication: report.TotalPassed, Revision: -1}
 	st := sigState{&sr}
+	readSigDict(dc.f, s, &sr)
 	if m, ok := s.Value["M"].(pdf.String); ok {
 		if t, err := parsePDFDate(string(m.Bytes)); err == nil {
 			sr.ClaimedSigningTime = &t

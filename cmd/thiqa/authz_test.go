@@ -77,7 +77,9 @@ const (
 	azPIN      = "482916"
 )
 
-func newAZFixture(t *testing.T, postgres bool) *azFixture {
+// newAZFixture starts the fixture's server; edits change its thiqa.yaml
+// last (base is the server's https URL).
+func newAZFixture(t *testing.T, postgres bool, edits ...func(y, base string) string) *azFixture {
 	t.Helper()
 	f := &azFixture{dir: filepath.Join(t.TempDir(), "data"), tokens: map[string]string{}}
 	port := idFreePort(t)
@@ -111,6 +113,9 @@ func newAZFixture(t *testing.T, postgres bool) *azFixture {
 	}
 	y = strings.Replace(y, old, "    - issuer: "+azTestIdP+"\n      audience: thiqa\n      jwksFile: test-idp.jwks.json\n"+
 		"  mtls:\n    clientCAFiles: [ca/citizen.pem, ca/organisation.pem]", 1)
+	for _, edit := range edits {
+		y = edit(y, f.base)
+	}
 	writeFile(t, filepath.Join(f.dir, "thiqa.yaml"), y+"tls:\n  certFile: tls/cert.pem\n  keyFile: tls/key.pem\n")
 
 	f.srv = startServerAtEnv(t, f.dir, "127.0.0.1:"+strconv.Itoa(port), f.base, f.env)
@@ -280,8 +285,13 @@ func (f *azFixture) resetPIN(t *testing.T, cred string) string {
 // and the migration bookkeeping.
 func (f *azFixture) snapshot(t *testing.T) string {
 	t.Helper()
-	tables := []string{"certificates", "revocations", "signing_credentials", "signing_sads",
-		"oidc_clients", "oidc_grants", "oidc_logins", "oidc_mobile_ids", "oidc_assertion_jtis"}
+	return f.snapshotOf(t, "certificates", "revocations", "signing_credentials", "signing_sads",
+		"oidc_clients", "oidc_grants", "oidc_logins", "oidc_mobile_ids", "oidc_assertion_jtis")
+}
+
+// snapshotOf digests the rows of tables.
+func (f *azFixture) snapshotOf(t *testing.T, tables ...string) string {
+	t.Helper()
 	h := sha256.New()
 	for _, tbl := range tables {
 		rows, err := f.db.Query("SELECT * FROM " + tbl)
@@ -425,6 +435,16 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		}
 		return prep, f.authorize(t, owner, credA, prep.Hash)
 	}
+	// A sealed PDF for POST /api/v1/extend.
+	var sealed []byte
+	for _, c := range callers {
+		if c.subject == azAgencyX && c.bearer != "" {
+			var st int
+			if st, sealed = f.do(t, c, http.MethodPost, "/api/v1/seal?level=B-B&credential="+sealX, "application/pdf", pdf, nil); st != 200 {
+				t.Fatalf("seal for extend: %d %.300s", st, sealed)
+			}
+		}
+	}
 	jsonReq := func(path string, v any) azRequest {
 		b, _ := json.Marshal(v)
 		return azRequest{method: http.MethodPost, path: path, ctype: "application/json", body: b}
@@ -495,6 +515,12 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		{name: "POST /api/v1/credentials/{id}/pin/activate", allowed: is(azCitizenA), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
 			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
 			return jsonReq("/api/v1/credentials/"+cred+"/pin/activate", signing.PINActivateRequest{ActivationCode: f.resetPIN(t, cred), PIN: "583920"})
+		}},
+		{name: "POST /api/v1/seal/jades", allowed: is(azAgencyX), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodPost, path: "/api/v1/seal/jades?level=B-B&credential=" + sealX, ctype: "application/json", body: []byte(`{"doc":1}`)}
+		}},
+		{name: "POST /api/v1/extend", allowed: is(azAgencyX, azAgencyY, "operator-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodPost, path: "/api/v1/extend?level=B-LT", ctype: "application/pdf", body: sealed}
 		}},
 		{name: "POST /csc/v2/credentials/list", allowed: citizens, okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq("/csc/v2/credentials/list", map[string]any{})

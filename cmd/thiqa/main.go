@@ -52,6 +52,7 @@ func commands() []command {
 		{"verify", "verify a signed PDF: ETSI verdict per signature (verify FILE [--trust PEM]... [--data DIR] [--at T] [--json])", runVerify},
 		{"tsl", "ETSI trusted lists: check one (tsl check FILE|URL --signer PEM), build and sign this deployment's (tsl build --data DIR)", runTSL},
 		{"seal", "seal a PDF with an agency's seal credential (seal --data DIR --credential ID --level L --in F --out G)", runSeal},
+		{"extend", "long-term archive: extend a signed PDF to B-LT/B-LTA (extend --in F --out G --level B-LTA), or renew a folder (extend --dir D --renew-before 90d)", runExtend},
 		{"sign", "sign a PDF with a citizen's remote key through the server (sign --token-file F --credential ID --pin-env V --in F --out G)", runSign},
 		{"oidc", "digital ID: register portals, enrol mobile IDs (oidc client add|list, oidc mobile enrol)", runOIDC},
 		{"token", "print a development API token for a subject and role", runToken},

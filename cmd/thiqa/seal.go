@@ -13,7 +13,9 @@ import (
 )
 
 // runSeal seals a PDF in process with an agency's seal credential:
-// `thiqa seal --data DIR --credential ID --level L --in F --out G`. It is the
+// `thiqa seal --data DIR --credential ID --level L --in F --out G` (and the
+// document options: --reason, --location, --contact-info, --certify N,
+// --visible --page N --rect x1,y1,x2,y2 [--locale ar|en] [--image PNG]). It is the
 // operator's tool (it needs the data folder and the token); agencies use
 // POST /api/v1/seal. B-T and above ask the configured TSA (by default the
 // running server's /tsa) and the server's OCSP responder and CRLs.
@@ -24,7 +26,12 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	levelName := fs.String("level", "B-B", "PAdES level: B-B, B-T, B-LT or B-LTA")
 	inPath := fs.String("in", "", "PDF to seal (required)")
 	outPath := fs.String("out", "", "sealed PDF to write (required; written only on success)")
+	df := addDocFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	doc, err := df.options()
+	if err != nil {
 		return err
 	}
 	if *credID == "" || *inPath == "" || *outPath == "" {
@@ -73,7 +80,7 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer os.Remove(tmp.Name())
 	start := time.Now()
-	res, err := s.OperatorSeal(ctx, operatorName(), *credID, level, open, tmp)
+	res, err := s.OperatorSealWith(ctx, operatorName(), *credID, level, doc, open, tmp)
 	if err != nil {
 		tmp.Close()
 		return fmt.Errorf("sealing %s: %w", *inPath, err)
@@ -83,6 +90,9 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if err := os.Rename(tmp.Name(), *outPath); err != nil {
 		return err
+	}
+	for _, w := range doc.Warnings() {
+		fmt.Fprintf(env.stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintf(env.stdout, "sealed %s -> %s (%s, %d bytes, %s, digest %x)\n", *inPath, *outPath, res.Level, res.Size, time.Since(start).Round(time.Millisecond), res.DocumentDigest)
 	return nil

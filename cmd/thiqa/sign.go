@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,7 +21,8 @@ import (
 
 // runSign signs a PDF with a citizen's remote key through the server:
 // `thiqa sign --url URL --token-file F --credential ID --pin-env VAR --level L
-// --in F --out G`. The citizen's API token and signing PIN authorise the
+// --in F --out G` (and the document options of `thiqa seal`: --reason …
+// --visible --rect …). The citizen's API token and signing PIN authorise the
 // one signature (POST /api/v1/sign); the PIN is read from a file or an
 // environment variable, never from the command line.
 func runSign(ctx context.Context, env *cliEnv, args []string) error {
@@ -34,6 +36,7 @@ func runSign(ctx context.Context, env *cliEnv, args []string) error {
 	inPath := fs.String("in", "", "PDF to sign (required)")
 	outPath := fs.String("out", "", "signed PDF to write (required; written only on success)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "time limit of the request")
+	df := addDocFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -59,13 +62,22 @@ func runSign(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	u := strings.TrimRight(*base, "/") + "/api/v1/sign?" + url.Values{"level": {*levelName}, "credential": {*credID}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, in)
+	q := url.Values{"level": {*levelName}, "credential": {*credID}}
+	img, err := df.query(q)
 	if err != nil {
 		return err
 	}
-	req.ContentLength = st.Size()
-	req.Header.Set("Content-Type", "application/pdf")
+	u := strings.TrimRight(*base, "/") + "/api/v1/sign?" + q.Encode()
+	body, ctype, size := io.Reader(in), "application/pdf", st.Size()
+	if img != nil {
+		body, ctype, size = multipartBody(in, img)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", ctype)
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set(signing.PINHeader, pinValue)
 	resp, err := http.DefaultClient.Do(req)
@@ -96,6 +108,37 @@ func runSign(ctx context.Context, env *cliEnv, args []string) error {
 	if err := os.Rename(tmp.Name(), *outPath); err != nil {
 		return err
 	}
+	for _, w := range resp.Header.Values(signing.WarningHeader) {
+		fmt.Fprintf(env.stderr, "warning: %s\n", w)
+	}
 	fmt.Fprintf(env.stdout, "signed %s -> %s (%s, %d bytes, digest %s)\n", *inPath, *outPath, *levelName, n, resp.Header.Get(signing.DigestHeader))
 	return nil
+}
+
+// multipartBody streams the PDF in part "document" after the PNG in part
+// "image" (a visible signature's request); the size is unknown (-1).
+func multipartBody(pdf io.Reader, png []byte) (io.Reader, string, int64) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := func() error {
+			iw, err := mw.CreateFormFile("image", "image.png")
+			if err != nil {
+				return err
+			}
+			if _, err := iw.Write(png); err != nil {
+				return err
+			}
+			dw, err := mw.CreateFormFile("document", "document.pdf")
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(dw, pdf); err != nil {
+				return err
+			}
+			return mw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	return pr, mw.FormDataContentType(), -1
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/timestamp"
+	"github.com/thiqa/thiqa/verify"
 )
 
 // newSigningService builds the signing service. transport, when set,
@@ -66,15 +67,28 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		}
 		mobile = mobileIDs{ids: p.db.Identity()}
 	}
+	appearance, err := appearanceConfig(p)
+	if err != nil {
+		return nil, err
+	}
+	// Extensions are judged first by the verifier, trusting this
+	// deployment's anchors, fetching revocation online (own URLs in process).
+	anchors, err := deploymentAnchors(p.cfg)
+	if err != nil {
+		return nil, err
+	}
+	judge := verify.New(verify.Options{TrustAnchors: anchors, AllowOnline: true, FetchTimeout: cfg.Timeout,
+		Fetcher: &verify.HTTPFetcher{Client: client, TTL: 5 * time.Minute}, Logger: p.logger.With("service", "signing")})
 	return signing.New(signing.Options{
 		Config: signing.Config{
 			Timeout: cfg.Timeout, MaxDocumentBytes: cfg.MaxDocumentBytes, MaxBatchDocuments: cfg.MaxBatchDocuments,
 			SADLifetime: cfg.SADLifetime, MaxHashesPerSAD: cfg.MaxHashesPerSAD, TempDir: p.cfg.Resolve(cfg.TempDir), PIN: pp,
+			Appearance: appearance,
 		},
 		Store: p.db.SigningCredentials(), Keys: tokenSigningKeys(p.token),
 		Root: parts[0].cert, Issuers: issuers,
 		TSA: tsa, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
-		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg,
+		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg, Verifier: judge,
 		MobileIDs: mobile, MobilePINs: mobilePINs,
 	})
 }
@@ -120,7 +134,11 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	}
 	s.Logger().Debug("signature time-stamps", "inProcess", own != nil)
 	s.Register(sv.mux, p.authn.Require)
-	csc.New(s).Register(sv.mux, p.authn.Require)
+	sv.csc = csc.New(s)
+	if cscOAuthOn(p.cfg) {
+		sv.csc.WithOAuth2(cscOAuthBase(p.cfg))
+	}
+	sv.csc.Register(sv.mux, p.authn.Require)
 	sv.signing = s
 	sv.background = append(sv.background, s.ExpireSADs)
 	return nil

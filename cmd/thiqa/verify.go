@@ -61,11 +61,12 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	dir := fs.String("data", "", "data folder whose root CA (and configured verify.trustAnchorFiles) to trust")
 	offline := fs.Bool("offline", false, "never fetch OCSP responses or CRLs online; use only what the document embeds")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound of each online revocation fetch")
+	payloadFile := fs.String("payload", "", "for a JAdES signature with a detached payload: the signed JSON document")
 	var tslFiles, tslSigners pemFileList
 	fs.Var(&tslFiles, "tsl", "ETSI trusted list (or EU LOTL) FILE or URL: its qualified services are anchors and decide `qualified` (repeatable)")
 	fs.Var(&tslSigners, "tsl-signer", "PEM file of a certificate allowed to sign the --tsl lists (repeatable)")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, "usage: thiqa verify FILE [--trust PEM]... [--tsl FILE|URL --tsl-signer PEM]... [--at RFC3339] [--json] [--data DIR] [--offline]")
+		fmt.Fprintln(env.stderr, "usage: thiqa verify FILE [--trust PEM]... [--tsl FILE|URL --tsl-signer PEM]... [--at RFC3339] [--json] [--data DIR] [--offline] [--payload JSON]")
 		fs.PrintDefaults()
 	}
 	file, err := parseInterleaved(fs, args)
@@ -123,7 +124,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.stderr, "warning: no trust anchor configured (--trust PEM, --data DIR or --tsl LIST): signatures are checked for integrity only")
 	}
 	v := newVerifier(verifierSettings{anchors: anchors, at: validationTime, online: !*offline, timeout: *timeout, lists: lists})
-	rep, err := v.VerifyPDF(ctx, f, st.Size())
+	rep, err := verifyFile(ctx, v, f, st.Size(), *payloadFile)
 	if err != nil {
 		return cannotRun("%w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/signing"
+	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -71,6 +72,9 @@ type serving struct {
 	// is wired (nil otherwise): the signing service asks it for signature
 	// time-stamps in process instead of over HTTP.
 	tsa *timestamp.Service
+	// csc is the CSC API once the signing service is wired (nil
+	// otherwise): the digital ID authorises its credentials (OAuth2).
+	csc *csc.API
 	// ca, revocations and signing are the services wired so far (nil when
 	// disabled): renewal works over the three.
 	ca          *wiredCA
@@ -100,10 +104,10 @@ func services() []serviceWiring {
 		{"audit checkpoints", wireAuditCheckpoints},
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
-		{"identity", wireIdentity},
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
-		{"renewal", wireRenewal},
+		{"identity", wireIdentity}, // after signing: it authorises the signing credentials
+		{"renewal", wireRenewal},   // after the CA, revocation and signing: it works over them
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
 	}

@@ -69,6 +69,9 @@ type Signature struct {
 	Kind string `json:"kind"`
 	// SubFilter is the /SubFilter (adbe.pkcs7.detached, ETSI.CAdES.detached, ETSI.RFC3161).
 	SubFilter string `json:"subFilter"`
+	// Format is "JAdES" for a JSON signature (TS 119 182-1); empty for a
+	// PDF's.
+	Format string `json:"format,omitempty"`
 	// Level achieved: "B-B", "B-T", "B-LT", "B-LTA" for PAdES; "PKCS7-B",
 	// "PKCS7-T", "PKCS7-LT", "PKCS7-LTA" for adbe.pkcs7.detached; "" when
 	// the signature is not valid at its basic level.
@@ -100,6 +103,16 @@ type Signature struct {
 	SignatureAlgorithm string `json:"signatureAlgorithm,omitempty"`
 	// Chain lists the certificate path subjects, end entity first.
 	Chain []string `json:"chain,omitempty"`
+	// Reason, Location and ContactInfo are the signature dictionary's
+	// /Reason, /Location and /ContactInfo as the signer wrote them: claims,
+	// not verified facts.
+	Reason      string `json:"reason,omitempty"`
+	Location    string `json:"location,omitempty"`
+	ContactInfo string `json:"contactInfo,omitempty"`
+	// CertificationPermission is the DocMDP permission (1 no changes, 2
+	// form filling and signing, 3 also annotations) of a certification
+	// signature; 0 for an approval signature.
+	CertificationPermission int `json:"certificationPermission,omitempty"`
 	// Modifications lists changes made after this signature.
 	Modifications []string `json:"modifications,omitempty"`
 	Errors        []string `json:"errors,omitempty"`

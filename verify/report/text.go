@@ -40,7 +40,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		if s.SubIndication != None {
 			v += " / " + string(s.SubIndication)
 		}
-		fmt.Fprintf(&b, "\n[%d] %s %q (%s): %s\n", i+1, s.Kind, s.Field, s.SubFilter, v)
+		form := s.SubFilter
+		if s.Format != "" {
+			form = s.Format
+		}
+		fmt.Fprintf(&b, "\n[%d] %s %q (%s): %s\n", i+1, s.Kind, s.Field, form, v)
 		if s.Level != "" {
 			fmt.Fprintf(&b, "    level: %s\n", s.Level)
 		}
@@ -62,6 +66,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		if s.ProvenSigningTime != nil {
 			fmt.Fprintf(&b, "    proven signing time: %s\n", s.ProvenSigningTime.UTC().Format(time.RFC3339))
+		}
+		for _, kv := range [][2]string{{"reason", s.Reason}, {"location", s.Location}, {"contact", s.ContactInfo}} {
+			if kv[1] != "" {
+				fmt.Fprintf(&b, "    %s: %s\n", kv[0], kv[1])
+			}
+		}
+		if s.CertificationPermission != 0 {
+			fmt.Fprintf(&b, "    certification signature: DocMDP P=%d (%s)\n", s.CertificationPermission, certificationText(s.CertificationPermission))
 		}
 		fmt.Fprintf(&b, "    covers the whole document: %v\n", s.CoversWholeDocument)
 		for _, m := range s.Modifications {
@@ -110,4 +122,15 @@ func shortURI(u string) string {
 		return u[i+1:]
 	}
 	return u
+}
+
+// certificationText says what a DocMDP permission allows.
+func certificationText(p int) string {
+	switch p {
+	case 1:
+		return "no changes allowed"
+	case 2:
+		return "form filling and signing allowed"
+	}
+	return "form filling, signing and annotations allowed"
 }

@@ -39,6 +39,23 @@ type SigningConfig struct {
 	PINTime uint32 `yaml:"pinTime"`
 	// PINPolicy is the policy of signing PINs and their activation codes.
 	PINPolicy PINPolicyConfig `yaml:"pinPolicy"`
+	// Fonts are the TrueType fonts visible signatures are drawn with: the
+	// first for every character it has, the others as fallbacks (default:
+	// DefaultFonts that exist on this machine; relative to the data folder).
+	Fonts []string `yaml:"fonts,omitempty"`
+	// TimeZone is the IANA zone visible signatures show the signing time
+	// in (default: the server's local zone).
+	TimeZone string `yaml:"timeZone,omitempty"`
+}
+
+// DefaultFonts are the fonts of visible signatures when signing.fonts is
+// not set, those of them that are installed: DejaVu Sans (Latin, Arabic;
+// Debian's fonts-dejavu-core), then Noto Naskh Arabic and Noto Sans
+// (fonts-noto-core) as fallbacks.
+var DefaultFonts = []string{
+	"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+	"/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf",
+	"/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
 }
 
 // DefaultSigningConfig returns the signing settings of a local setup.
@@ -123,6 +140,11 @@ func (c SigningConfig) Validate() error {
 	}
 	for _, e := range c.PINPolicy.validate("pinPolicy") {
 		errs = append(errs, "signing."+e)
+	}
+	if c.TimeZone != "" {
+		if _, err := time.LoadLocation(c.TimeZone); err != nil {
+			bad("timeZone", "want an IANA time zone such as Asia/Muscat, got %q", c.TimeZone)
+		}
 	}
 	if len(errs) > 0 {
 		return errors.New(strings.Join(errs, "; "))
