@@ -465,6 +465,17 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 			_, serial := f.clientCert(t, "citizen-auth", azCitizen(azCitizenA))
 			return jsonReq("/api/v1/certificates/"+serial+"/revoke", map[string]string{"reason": "affiliationChanged"})
 		}},
+		{name: "POST /api/v1/certificates/{serial}/renew", allowed: is("officer-1", azCitizenA), okStatus: 201, build: func(t *testing.T, _ azCaller) azRequest {
+			// A fresh certificate of citizen A for every caller, renewed with its key.
+			_, serial := f.clientCert(t, "citizen-signing", azCitizen(azCitizenA))
+			return jsonReq("/api/v1/certificates/"+serial+"/renew", map[string]any{})
+		}},
+		{name: "GET /api/v1/certificates?expiringWithin=", allowed: is("officer-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodGet, path: "/api/v1/certificates?expiringWithin=30d"}
+		}},
+		{name: "GET /api/v1/credentials?owner=self", allowed: is(azCitizenA, azCitizenB, azAgencyX, azAgencyY), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodGet, path: "/api/v1/credentials?owner=self"}
+		}},
 		{name: "POST /api/v1/oidc/clients", allowed: is("operator-1"), okStatus: 201, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq("/api/v1/oidc/clients", map[string]any{"name": "Tax portal", "redirectURIs": []string{portalRedirect}, "tlsSubject": "CN=Tax Portal,O=Tax,C=OM"})
 		}},
