@@ -32,12 +32,12 @@ func newPinRows(db *DB, table, key, what string, stampCreate bool) pinRows {
 		set += ", pin_set_at = ?"
 	}
 	return pinRows{
-		db:          db,
-		create:      `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash IS NULL AND activation_hash IS NULL`,
-		attempt:     `UPDATE ` + table + ` SET pin_failures = pin_failures + 1 WHERE ` + key + ` = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`,
-		state:       `SELECT pin_hash, pin_failures FROM ` + table + ` WHERE ` + key + ` = ?`,
-		reset:       `UPDATE ` + table + ` SET pin_failures = 0 WHERE ` + key + ` = ? AND pin_failures <> 0`,
-		replace:     `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash = ?`,
+		db:      db,
+		create:  `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash IS NULL AND activation_hash IS NULL`,
+		attempt: `UPDATE ` + table + ` SET pin_failures = pin_failures + 1 WHERE ` + key + ` = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`,
+		state:   `SELECT pin_hash, pin_failures FROM ` + table + ` WHERE ` + key + ` = ?`,
+		reset:   `UPDATE ` + table + ` SET pin_failures = 0 WHERE ` + key + ` = ? AND pin_failures <> 0`,
+		replace: `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash = ?`,
 		clear: `UPDATE ` + table + ` SET pin_hash = NULL, pin_failures = 0, activation_hash = ?, activation_expires_at = ?, activation_failures = 0
 	WHERE ` + key + ` = ?`,
 		activate: `UPDATE ` + table + ` SET ` + set + `, activation_hash = NULL, activation_expires_at = NULL, activation_failures = 0
