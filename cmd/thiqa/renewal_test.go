@@ -10,8 +10,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/signing"
@@ -158,6 +162,37 @@ func runRenewalE2E(t *testing.T, postgres bool) {
 		t.Fatal("the certificate replaced by the re-key is not revoked superseded")
 	}
 
+	// A mobile ID enrolled with an activation code (the operator never
+	// knows the PIN) keeps its enrolment and login PIN across a re-key.
+	mob := f.issue(t, ca.IssueRequest{Profile: "citizen-auth", Subject: citizenSubject(), KeyInHSM: true})
+	out := mustThiqa(t, nil, "oidc", "mobile", "enrol", "--data", f.dir, "--credential", mob.CredentialID).stdout
+	m := regexp.MustCompile(`activation code: (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("enrolment printed no activation code:\n%s", out)
+	}
+	act, _ := json.Marshal(signing.PINActivateRequest{ActivationCode: m[1], PIN: "135790"})
+	if st, body, _ := f.do(t, c, http.MethodPost, "/api/v1/credentials/"+mob.CredentialID+"/pin/activate", "application/json", string(act), citizen); st != http.StatusOK {
+		t.Fatalf("activating the mobile ID: %d %s", st, body)
+	}
+	if st, body, _ := f.do(t, c, http.MethodPost, "/api/v1/credentials/"+mob.CredentialID+"/pin/activate", "application/json", string(act), citizen); st != http.StatusConflict {
+		t.Fatalf("the activation code used twice: %d %s", st, body)
+	}
+	rp := f.newPortal(t)
+	mobileLogin := func() {
+		t.Helper()
+		verifier := oauth2.GenerateVerifier()
+		q, ast := f.mobileLogin(t, rp.conf.AuthCodeURL("m", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n")), "12345678", "135790")
+		if _, err := rp.exchange(t, q.Get("code"), verifier); ast != http.StatusOK || err != nil {
+			t.Fatalf("mobile login: %d %v", ast, err)
+		}
+	}
+	mobileLogin()
+	st, body, mobRekeyed := renew(mob.Serial, `{"rekey": true}`, citizen)
+	if st != http.StatusCreated || mobRekeyed.CredentialID != mob.CredentialID {
+		t.Fatalf("re-keying the mobile ID: %d %s", st, body)
+	}
+	mobileLogin()
+
 	// A CSR certificate is re-keyed with a new CSR, never with its own key.
 	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -234,14 +269,17 @@ func runRenewalE2E(t *testing.T, postgres bool) {
 
 	st, body, _ = f.do(t, c, http.MethodGet, "/api/v1/credentials?owner=self", "", "", citizen)
 	var own signing.OwnCredentialsResponse
-	if st != http.StatusOK || json.Unmarshal([]byte(body), &own) != nil || len(own.Credentials) != 1 {
+	if st != http.StatusOK || json.Unmarshal([]byte(body), &own) != nil || len(own.Credentials) != 2 {
 		t.Fatalf("own credentials: %d %s", st, body)
 	}
-	if e := own.Credentials[0]; e.CredentialID != cred || e.CertSerial != rekeyed.Serial || e.PIN != "set" || e.ExpiresInDays < 700 {
-		t.Fatalf("own credential: %+v", e)
+	for _, e := range own.Credentials {
+		want := map[string]string{cred: rekeyed.Serial, mob.CredentialID: mobRekeyed.Serial}[e.CredentialID]
+		if e.CertSerial != want || e.PIN != "set" || e.ExpiresInDays < 700 {
+			t.Fatalf("own credential %+v, want its current certificate %s", e, want)
+		}
 	}
 	st, body, _ = f.do(t, c, http.MethodGet, "/api/v1/credentials?owner=self&expiringWithin=30d", "", "", citizen)
-	if st != http.StatusOK || strings.Contains(body, cred) {
+	if st != http.StatusOK || strings.Contains(body, "cred-") {
 		t.Fatalf("own credentials expiring within 30d: %d %s", st, body)
 	}
 	st, body, _ = f.do(t, c, http.MethodGet, "/api/v1/credentials?owner=12345678", "", "", citizen)
