@@ -215,6 +215,17 @@ func runRenewalE2E(t *testing.T, postgres bool) {
 		t.Fatalf("re-key with a CSR: %d %s", st, body)
 	}
 
+	// A key is certified again only for its own subject, never for another's.
+	otherSub := citizenSubject()
+	otherSub["civilNumber"] = "23456789"
+	b, _ = json.Marshal(ca.IssueRequest{Profile: "citizen-auth", Subject: otherSub, CSR: csrFor(t, k1)})
+	before = certs()
+	st, body, _ = f.do(t, c, http.MethodPost, "/api/v1/certificates", "application/json", string(b), f.officer)
+	refused("another subject's key", st, body, http.StatusConflict, "urn:thiqa:problem:key-other-subject")
+	if certs() != before {
+		t.Fatal("a key certified for another subject was stored")
+	}
+
 	// A key past its crypto-period: citizen-auth keys are certified once.
 	authCert := f.issue(t, ca.IssueRequest{Profile: "citizen-auth", Subject: sub, CSR: csrFor(t, k2)})
 	st, body, _ = renew(authCert.Serial, `{}`, citizen)
