@@ -11,6 +11,7 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
@@ -100,7 +101,7 @@ func (t caToken) GenerateKey(ctx context.Context, label, keyType string) (hierar
 	if err != nil {
 		return nil, err
 	}
-	if err := auditKeyGenerated(ctx, t.log, k); err != nil {
+	if err := keyring.Generated(ctx, t.log, k); err != nil {
 		return nil, err
 	}
 	return k, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
@@ -52,7 +53,7 @@ func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
 		return fmt.Errorf("identity token-signing key: %w", err)
 	}
 	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
+		if err := keyring.Generated(ctx, p.audit, key); err != nil {
 			return err
 		}
 	}

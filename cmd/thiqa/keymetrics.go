@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/hsm/keyring"
 )
 
 // Values of the "key" label of the HSM metrics for keys that are not one
@@ -51,7 +52,7 @@ func keyMetricLabel(cfg *config.Config) func(label string) string {
 			return role
 		}
 		switch {
-		case strings.HasPrefix(label, credentialPrefix):
+		case strings.HasPrefix(label, keyring.CredentialPrefix):
 			return keyMetricCredential
 		case tsaBase != "" && (label == tsaBase || strings.HasPrefix(label, tsaBase+"-")):
 			return "tsa-unit"

@@ -97,7 +97,9 @@ func TestJobServerRefusal(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "a.pdf"), []byte("none"), 0o640); err != nil {
 			t.Fatal(err)
 		}
-		ext := func(context.Context, *os.File, int64, io.Writer) ([]string, error) { return nil, fmt.Errorf("a.pdf: %w", status) }
+		ext := func(context.Context, *os.File, int64, io.Writer) ([]string, error) {
+			return nil, fmt.Errorf("a.pdf: %w", status)
+		}
 		var out bytes.Buffer
 		j := Job{Extend: ext, Verifier: fakeVerifier{now: now}, RenewBefore: time.Hour, Timeout: time.Minute, Now: func() time.Time { return now }, Out: &out}
 		_ = j.Run(context.Background(), dir)
