@@ -249,7 +249,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	}
 	var signingAuth *identity.SigningConfig
 	if api != nil && cscOAuthOn(cfg) {
-		signingAuth = cscCredentials{api: api}.signingConfig(cfg)
+		signingAuth = csc.ProviderCredentials{API: api}.SigningConfig(cscOAuthBase(cfg))
 	}
 	return identity.New(identity.Config{
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
