@@ -99,25 +99,7 @@ func tsaClock(tc config.TSAConfig, logger *slog.Logger) (timestamp.ClockChecker,
 		logger.Warn("TSA clock declared OUT OF SYNC (tsa.clock.source: static-out-of-sync): every time-stamp request is refused with timeNotAvailable")
 		return timestamp.NewStaticChecker(false), nil
 	case config.ClockKernel:
-		maxErr := cc.MaxError
-		if maxErr == 0 {
-			maxErr = tc.Timestamp.Accuracy
-		}
-		if maxErr == 0 {
-			maxErr = time.Second
-		}
-		k, err := clock.NewKernel(maxErr)
-		if err != nil {
-			return nil, err
-		}
-		interval, maxAge := cc.Interval, cc.MaxAge
-		if interval == 0 {
-			interval = time.Second
-		}
-		if maxAge == 0 {
-			maxAge = 5 * interval
-		}
-		return timestamp.NewCachedChecker(k, interval, maxAge)
+		return clock.NewCachedKernel(cc, tc.Timestamp.Accuracy)
 	case config.ClockStatic:
 		logger.Warn("TSA CLOCK DISCIPLINE IS DISABLED (tsa.clock.source: static): the clock is declared in sync without any check. " +
 			"DEVELOPMENT ONLY: EN 319 421 requires a checked clock; set tsa.clock.source to chrony or kernel in production")
