@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
-	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
@@ -23,7 +20,6 @@ import (
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing/csc"
-	"github.com/thiqa/thiqa/store"
 )
 
 // identityOn reports whether the digital-ID service runs in this data folder.
@@ -92,85 +88,6 @@ func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certif
 	}
 	return identity.CertificateStatus{Known: st.Known, Profile: st.Profile, Revoked: st.Revoked, RevokedAt: st.RevokedAt,
 		KeyOnToken: st.KeyOnToken, KeyBlocked: st.KeyBlocked}, nil
-}
-
-// mobileDirectory finds a citizen's enrolled mobile ID credential and the
-// certificates of credentials (identity.Directory, identity.Credentials).
-type mobileDirectory struct {
-	ids   *store.Identity
-	certs *store.Certificates
-}
-
-// RemoteCredential returns the citizen's enrolled mobile ID credential.
-func (d mobileDirectory) RemoteCredential(ctx context.Context, civil string) (*identity.RemoteCredential, error) {
-	id, err := d.ids.MobileCredentialID(ctx, civil)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := d.IssuedCredential(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &identity.RemoteCredential{ID: id, Certificate: rec.Certificate}, nil
-}
-
-// IssuedCredential returns the certificate issued for a credential key.
-func (d mobileDirectory) IssuedCredential(ctx context.Context, id string) (*identity.IssuedCredential, error) {
-	rec, err := d.certs.CertificateByCredential(ctx, id)
-	if errors.Is(err, ca.ErrNotFound) {
-		return nil, fmt.Errorf("credential %s has no certificate: %w", id, identity.ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(rec.DER)
-	if err != nil {
-		return nil, fmt.Errorf("credential %s: %w", id, err)
-	}
-	return &identity.IssuedCredential{Certificate: cert, Profile: rec.Profile, Serial: rec.Serial}, nil
-}
-
-// tokenKeyResolver finds credentials' keys on the token and keeps the
-// signers found. The key's label is the credential ID, or the label its
-// current certificate names after a re-key (labels).
-type tokenKeyResolver struct {
-	token  *hsm.Token
-	labels *store.Certificates // nil: the credential ID is the label
-	mu     sync.Mutex
-	keys   map[string]*hsm.Signer
-}
-
-// maxCachedKeys bounds the resolver's cache; it is emptied when full.
-const maxCachedKeys = 10_000
-
-func (r *tokenKeyResolver) Key(ctx context.Context, id string) (crypto.Signer, error) {
-	if r.labels != nil {
-		rec, err := r.labels.CertificateByCredential(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if rec.KeyLabel != "" {
-			id = rec.KeyLabel
-		}
-	}
-	r.mu.Lock()
-	k, ok := r.keys[id]
-	r.mu.Unlock()
-	if ok {
-		return k, nil
-	}
-	k, err := r.token.FindKey(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	k.SetMetricLabel(policies.ProfileCitizenAuth) // mobile-ID keys; never the credential ID
-	r.mu.Lock()
-	if r.keys == nil || len(r.keys) >= maxCachedKeys {
-		r.keys = map[string]*hsm.Signer{}
-	}
-	r.keys[id] = k
-	r.mu.Unlock()
-	return k, nil
 }
 
 // pinChecker adapts package pin to identity.PINChecker.
@@ -254,8 +171,9 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	return identity.New(identity.Config{
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
 		Store: p.db.Identity(), Status: identityStatus{c: p.certStatus},
-		Directory: mobileDirectory{ids: p.db.Identity(), certs: p.db.Certificates(nil)},
-		Keys:      &tokenKeyResolver{token: p.token, labels: p.db.Certificates(nil)}, PINs: pinChecker{m: pins}, Audit: p.audit,
+		Directory: p.db.Identity(),
+		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
+		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: pinChecker{m: pins}, Audit: p.audit,
 		PhoneAuth: phoneAuth, Caller: caller, Signing: signingAuth,
 		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
 		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,

@@ -118,3 +118,46 @@ func detail(e audit.Entry, k string) any {
 	m, _ := e.Details.(map[string]any)
 	return m[k]
 }
+
+// labels is a CredentialLabels from a map.
+type labels map[string]string
+
+func (l labels) CredentialKeyLabel(_ context.Context, id string) (string, error) {
+	if id == "cred-gone" {
+		return "", errors.New("no certificate")
+	}
+	return l[id], nil
+}
+
+// TestResolver: a credential's key is found by its ID, or by the label its
+// certificate names after a re-key, and kept.
+func TestResolver(t *testing.T) {
+	ctx := context.Background()
+	tok := testToken(t)
+	if _, _, err := Ensure(ctx, tok, "cred-a", hsm.ECP256); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Ensure(ctx, tok, "cred-b-2", hsm.ECP256); err != nil {
+		t.Fatal(err)
+	}
+	r := NewResolver(tok, labels{"cred-b": "cred-b-2"}, "citizen-auth")
+	a, err := r.Key(ctx, "cred-a")
+	if err != nil || a.(*hsm.Signer).Label() != "cred-a" {
+		t.Fatalf("by ID: %v", err)
+	}
+	if again, err := r.Key(ctx, "cred-a"); err != nil || again != a {
+		t.Fatalf("not kept: %v", err)
+	}
+	if b, err := r.Key(ctx, "cred-b"); err != nil || b.(*hsm.Signer).Label() != "cred-b-2" {
+		t.Fatalf("re-keyed: %v", err)
+	}
+	if _, err := r.Key(ctx, "cred-none"); !errors.Is(err, hsm.ErrKeyNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+	if _, err := r.Key(ctx, "cred-gone"); err == nil {
+		t.Fatal("a failing label look-up was ignored")
+	}
+	if _, err := NewResolver(tok, nil, "x").Key(ctx, "cred-b-2"); err != nil {
+		t.Fatalf("without labels: %v", err)
+	}
+}
