@@ -161,3 +161,21 @@ func TestResolver(t *testing.T) {
 		t.Fatalf("without labels: %v", err)
 	}
 }
+
+func TestProfileKeys(t *testing.T) {
+	ctx := context.Background()
+	tok := testToken(t)
+	if _, _, err := Ensure(ctx, tok, "cred-seal", hsm.ECP256); err != nil {
+		t.Fatal(err)
+	}
+	keys := ProfileKeys(tok, "organisation-seal")
+	for _, profile := range []string{"organisation-seal", "citizen-signing"} {
+		k, err := keys(ctx, "cred-seal", profile)
+		if err != nil || k.(*hsm.Signer).Label() != "cred-seal" {
+			t.Fatalf("%s: %v", profile, err)
+		}
+	}
+	if _, err := keys(ctx, "cred-none", "citizen-signing"); !errors.Is(err, hsm.ErrKeyNotFound) {
+		t.Fatalf("missing key: %v", err)
+	}
+}

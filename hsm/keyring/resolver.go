@@ -3,6 +3,7 @@ package keyring
 import (
 	"context"
 	"crypto"
+	"slices"
 	"sync"
 
 	"github.com/thiqa/thiqa/hsm"
@@ -67,4 +68,24 @@ func (r *Resolver) Key(ctx context.Context, credentialID string) (crypto.Signer,
 	r.keys[label] = k
 	r.mu.Unlock()
 	return k, nil
+}
+
+// ProfileKeys returns the look-up of credentials' keys on tok for the
+// signing service: a key's signatures count under its certificate profile
+// in the HSM metrics, never under the credential ID, and the keys of the
+// hot profiles (an agency's seal, signing all day) sign with session
+// copies (hsm.Signer.UseSessionCopies); a citizen's key signs once per
+// authorisation and is not worth a copy.
+func ProfileKeys(tok *hsm.Token, hot ...string) func(ctx context.Context, label, profile string) (crypto.Signer, error) {
+	return func(ctx context.Context, label, profile string) (crypto.Signer, error) {
+		key, err := tok.FindKey(ctx, label)
+		if err != nil {
+			return nil, err
+		}
+		key.SetMetricLabel(profile)
+		if slices.Contains(hot, profile) {
+			key.UseSessionCopies()
+		}
+		return key, nil
+	}
 }

@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
 // TestMobileDirectory: the provider finds a citizen's mobile ID (enrolled,
-// with a PIN) and its certificate, and the certificate of a credential.
+// with a PIN) and its certificate, and the certificate of a credential; the
+// signing service sees the same mobile IDs.
 func TestMobileDirectory(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -44,6 +46,16 @@ func TestMobileDirectory(t *testing.T) {
 			rc, err := s.RemoteCredential(ctx, "12345678")
 			if err != nil || rc.ID != "cred-mob" || !rc.Certificate.Equal(got.Certificate) {
 				t.Fatalf("RemoteCredential: %+v %v", rc, err)
+			}
+			sm := db.SigningMobileIDs()
+			if m, err := sm.MobileID(ctx, "cred-mob"); err != nil || !m.PINSet || m.CertSerial != got.Serial || m.CivilNumber != "12345678" {
+				t.Fatalf("signing's MobileID: %+v %v", m, err)
+			}
+			if _, err := sm.MobileID(ctx, "cred-none"); !errors.Is(err, signing.ErrNotFound) {
+				t.Fatalf("signing's MobileID of an unknown credential: %v", err)
+			}
+			if ms, err := sm.MobileIDsOf(ctx, "12345678"); err != nil || len(ms) != 1 || ms[0].CredentialID != "cred-mob" {
+				t.Fatalf("signing's MobileIDsOf: %+v %v", ms, err)
 			}
 			if l, err := certs.CredentialKeyLabel(ctx, "cred-mob"); err != nil || (l != "" && l != "cred-mob") {
 				t.Fatalf("CredentialKeyLabel: %q %v", l, err)
