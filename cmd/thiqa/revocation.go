@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/ca/ocsp"
@@ -41,7 +42,7 @@ func newResponders(ctx context.Context, p *platform, set config.RevocationSettin
 	}
 	return revocation.NewResponders(revocation.ResponderOptions{
 		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: responderKeys{keyring.Ring{Token: p.token, KeyType: kt, Audit: p.audit}},
-		CA: generationCertifier{a}, Subjects: subjects, Actor: actor,
+		CA: ca.Generations{Authority: a}, Subjects: subjects, Actor: actor,
 	}), nil
 }
 
