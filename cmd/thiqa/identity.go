@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -90,22 +89,6 @@ func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certif
 		KeyOnToken: st.KeyOnToken, KeyBlocked: st.KeyBlocked}, nil
 }
 
-// pinChecker adapts package pin to identity.PINChecker.
-type pinChecker struct{ m *pin.Manager }
-
-func (c pinChecker) CheckPIN(ctx context.Context, credentialID, p string) error {
-	err := c.m.Check(ctx, credentialID, p)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, pin.ErrLocked):
-		return identity.ErrPINLocked
-	case errors.Is(err, pin.ErrWrong), errors.Is(err, pin.ErrNotSet):
-		return identity.ErrWrongPIN
-	}
-	return err
-}
-
 // citizenCAPool is the trust anchor for mutual-TLS logins: the citizen
 // issuing CA's certificates alone (every generation of it), so
 // certificates of the other CAs do not even chain.
@@ -173,7 +156,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 		Store: p.db.Identity(), Status: identityStatus{c: p.certStatus},
 		Directory: p.db.Identity(),
 		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
-		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: pinChecker{m: pins}, Audit: p.audit,
+		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins}, Audit: p.audit,
 		PhoneAuth: phoneAuth, Caller: caller, Signing: signingAuth,
 		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
 		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
