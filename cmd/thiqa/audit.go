@@ -9,7 +9,6 @@ import (
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
@@ -69,7 +68,7 @@ func initAuditCheckpoint(ctx context.Context, p *platform, out io.Writer) error 
 		return err
 	}
 	if generated {
-		if err := keyring.Generated(ctx, p.audit, key); err != nil {
+		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
 			return err
 		}
 	}

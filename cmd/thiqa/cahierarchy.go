@@ -11,7 +11,6 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
@@ -101,7 +100,7 @@ func (t caToken) GenerateKey(ctx context.Context, label, keyType string) (hierar
 	if err != nil {
 		return nil, err
 	}
-	if err := keyring.Generated(ctx, t.log, k); err != nil {
+	if err := auditKeyGenerated(ctx, t.log, k); err != nil {
 		return nil, err
 	}
 	return k, nil

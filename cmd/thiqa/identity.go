@@ -48,7 +48,7 @@ func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
 		return fmt.Errorf("identity token-signing key: %w", err)
 	}
 	if generated {
-		if err := keyring.Generated(ctx, p.audit, key); err != nil {
+		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
 			return err
 		}
 	}

@@ -251,6 +251,12 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 	return nil
 }
 
+// auditKeyGenerated records a key generated on the token
+// (keyring.Generated).
+func auditKeyGenerated(ctx context.Context, log *audit.Log, k *hsm.Signer) error {
+	return keyring.Generated(ctx, log, k)
+}
+
 // publishDevIssuerKey writes the development token issuer's public key as the
 // JWK set the default configuration trusts.
 func publishDevIssuerKey(cfg *config.Config, k *hsm.Signer) error {

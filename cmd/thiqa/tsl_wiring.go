@@ -16,7 +16,6 @@ import (
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/tsl/build"
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/verify/tsl"
@@ -36,7 +35,7 @@ func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 		return err
 	}
 	if generated {
-		if err := keyring.Generated(ctx, p.audit, key); err != nil {
+		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
 			return err
 		}
 	}
