@@ -65,6 +65,12 @@ func violations(graph map[string][]string) []string {
 			if under(imp, "cmd") && !under(pkg, "cmd") {
 				bad(pkg, imp, "rule 4: nothing imports cmd")
 			}
+			// Rule 6: the pages are clients of the API: web/... imports no
+			// service, so every action goes through the API's
+			// authorisation, service code and audit.
+			if under(pkg, "web") && underAny(imp, serviceRooms) {
+				bad(pkg, imp, "rule 6: the pages call the API, never a service")
+			}
 		}
 	}
 	sort.Strings(out)
@@ -136,6 +142,7 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"verify":                {"verify/path"},                                          // fine
 		"signing/csc":           {"signing", "internal/auth"},                             // fine
 		"cmd/thiqa/internal/io": {"cmd/thiqa/internal/config"},                            // fine
+		"web/portal":            {"internal/auth", "signing"},                             // rule 6
 	}
 	want := []string{
 		"ca/revocation imports cmd/thiqa/internal/config: rule 1: only cmd/... imports store, hsm and the configuration package",
@@ -147,6 +154,7 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"signing imports hsm: rule 2: a service declares what it consumes instead",
 		"verify/pdf imports signer/pdfdoc: rule 4: verification imports no signing code",
 		"web imports store: rule 1: only cmd/... imports store, hsm and the configuration package",
+		"web/portal imports signing: rule 6: the pages call the API, never a service",
 	}
 	got := violations(graph)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -91,6 +91,7 @@ func services() []serviceWiring {
 		{"signing", wireSigning},
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
+		{"portal", wirePortal},
 	}
 }
 
