@@ -444,14 +444,14 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 	detail := problemDetail(ans.body)
 	low := strings.ToLower(detail)
 	switch {
-	case ans.status == http.StatusForbidden:
-		return v.t("err.forbidden")
 	case strings.Contains(low, "locked"):
 		return v.t("err.pin_locked")
 	case strings.Contains(low, "wrong pin") || strings.Contains(low, "pin is wrong") || strings.Contains(low, "incorrect pin"):
 		return v.t("err.pin_wrong")
 	case strings.Contains(low, "pin") && (strings.Contains(low, "length") || strings.Contains(low, "characters") || strings.Contains(low, "digits")):
 		return v.t("err.pin_policy") + " (" + detail + ")"
+	case ans.status == http.StatusForbidden:
+		return v.t("err.forbidden")
 	}
 	return v.t("err.api") + " " + formatNumber(v.lang, int64(ans.status)) + ": " + detail
 }
