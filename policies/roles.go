@@ -49,6 +49,10 @@ const (
 	ActionWhoAmI            Action = "identity.whoami"
 	ActionApproveLogin      Action = "oidc.login.approve"
 	ActionReadMetrics       Action = "metrics.read"
+	// ActionManagePIN is managing a credential's signing PIN, apart from
+	// signing: access delegated for signing (a CSC OAuth2 token) never
+	// reaches the PIN.
+	ActionManagePIN Action = "credential.pin.manage"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -60,6 +64,7 @@ var permissions = map[Action][]Role{
 	ActionRevokeCertificate: {RoleRegistrationOfficer, RoleCitizen, RoleAgency},
 	ActionSeal:              {RoleAgency},
 	ActionSign:              {RoleCitizen},
+	ActionManagePIN:         {RoleCitizen},
 	ActionExtend:            {RoleAgency, RoleOperator}, // long-term archive: validation data and a document time-stamp
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},

@@ -15,6 +15,7 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -69,6 +70,9 @@ type serving struct {
 	// is wired (nil otherwise): the signing service asks it for signature
 	// time-stamps in process instead of over HTTP.
 	tsa *timestamp.Service
+	// csc is the CSC API once the signing service is wired (nil
+	// otherwise): the digital ID authorises its credentials (OAuth2).
+	csc *csc.API
 }
 
 // serviceWiring builds one service of `thiqa serve` and registers its routes.
@@ -86,9 +90,9 @@ func services() []serviceWiring {
 		{"audit checkpoints", wireAuditCheckpoints},
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
-		{"identity", wireIdentity},
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
+		{"identity", wireIdentity}, // after signing: it authorises the signing credentials
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
 		{"portal", wirePortal},
