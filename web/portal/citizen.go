@@ -2,6 +2,8 @@ package portal
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/base64"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -72,6 +74,8 @@ func (v *view) citizen() *auth.Principal {
 // credentialView is one of the citizen's credentials on the page.
 type credentialView struct {
 	ID, Subject, Serial, CertStatus, KeyStatus string
+	// Name is the holder's name (the certificate's common name).
+	Name string
 	ValidFrom, ValidTo                         time.Time
 	PINSet, PINLocked                          bool
 }
@@ -89,7 +93,7 @@ func cscTime(s string) time.Time {
 // API (credentials/list answers the caller's own only).
 func (v *view) myCredentials(who *auth.Principal) ([]credentialView, error) {
 	ans, err := v.call(who, http.MethodPost, "/csc/v2/credentials/list", "application/json",
-		strings.NewReader(`{"credentialInfo":true,"certInfo":true,"certificates":"none","authInfo":true}`), nil, 4<<20)
+		strings.NewReader(`{"credentialInfo":true,"certInfo":true,"certificates":"single","authInfo":true}`), nil, 4<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +113,7 @@ func (v *view) myCredentials(who *auth.Principal) ([]credentialView, error) {
 				SubjectDN    string `json:"subjectDN"`
 				ValidFrom    string `json:"validFrom"`
 				ValidTo      string `json:"validTo"`
+				Certificates []string `json:"certificates"`
 			} `json:"cert"`
 			PIN *struct {
 				Set    bool `json:"set"`
@@ -123,6 +128,14 @@ func (v *view) myCredentials(who *auth.Principal) ([]credentialView, error) {
 	for _, in := range out.Infos {
 		c := credentialView{ID: in.CredentialID, Subject: in.Cert.SubjectDN, Serial: strings.ToLower(in.Cert.SerialNumber), CertStatus: in.Cert.Status,
 			KeyStatus: in.Key.Status, ValidFrom: cscTime(in.Cert.ValidFrom), ValidTo: cscTime(in.Cert.ValidTo)}
+		c.Name = c.Subject
+		if len(in.Cert.Certificates) > 0 {
+			if der, err := base64.StdEncoding.DecodeString(in.Cert.Certificates[0]); err == nil {
+				if cert, err := x509.ParseCertificate(der); err == nil && cert.Subject.CommonName != "" {
+					c.Name = cert.Subject.CommonName
+				}
+			}
+		}
 		if in.PIN != nil {
 			c.PINSet, c.PINLocked = in.PIN.Set, in.PIN.Locked
 		}
@@ -369,12 +382,13 @@ func (v *view) verifyReport(pdf []byte) *reportView {
 	var rep struct {
 		Indication string `json:"indication"`
 		Signatures []struct {
-			Indication    string    `json:"indication"`
-			SubIndication string    `json:"subIndication"`
-			Level         string    `json:"level"`
-			SigningTime   time.Time `json:"signingTime"`
+			Indication    string     `json:"indication"`
+			SubIndication string     `json:"subIndication"`
+			Level         string     `json:"level"`
+			Proven        *time.Time `json:"provenSigningTime"`
+			Claimed       *time.Time `json:"claimedSigningTime"`
 			Signer        struct {
-				Subject    string `json:"subject"`
+				Name       string `json:"name"`
 				CommonName string `json:"commonName"`
 			} `json:"signer"`
 		} `json:"signatures"`
@@ -386,9 +400,15 @@ func (v *view) verifyReport(pdf []byte) *reportView {
 	for _, s := range rep.Signatures {
 		name := s.Signer.CommonName
 		if name == "" {
-			name = s.Signer.Subject
+			name = s.Signer.Name
 		}
-		out.Signatures = append(out.Signatures, reportSignature{Indication: s.Indication, SubIndication: s.SubIndication, Signer: name, Level: s.Level, SigningTime: s.SigningTime})
+		rs := reportSignature{Indication: s.Indication, SubIndication: s.SubIndication, Signer: name, Level: s.Level}
+		if s.Proven != nil {
+			rs.SigningTime = *s.Proven
+		} else if s.Claimed != nil {
+			rs.SigningTime = *s.Claimed
+		}
+		out.Signatures = append(out.Signatures, rs)
 	}
 	return out
 }

@@ -115,7 +115,7 @@ func (v *view) certificate(who *auth.Principal, serial string) (*certificateView
 	}
 	if blk, _ := pem.Decode([]byte(in.Certificate)); blk != nil {
 		if cert, err := x509.ParseCertificate(blk.Bytes); err == nil {
-			c.Subject, c.Issuer = cert.Subject.String(), cert.Issuer.String()
+			c.Subject, c.Issuer = cert.Subject.String(), cert.Issuer.CommonName
 			for _, a := range cert.Subject.Names {
 				if name, ok := attributeNames[a.Type.String()]; ok {
 					if s, ok := a.Value.(string); ok {
