@@ -2,9 +2,9 @@ package portal
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -75,9 +75,9 @@ func (v *view) citizen() *auth.Principal {
 type credentialView struct {
 	ID, Subject, Serial, CertStatus, KeyStatus string
 	// Name is the holder's name (the certificate's common name).
-	Name string
-	ValidFrom, ValidTo                         time.Time
-	PINSet, PINLocked                          bool
+	Name               string
+	ValidFrom, ValidTo time.Time
+	PINSet, PINLocked  bool
 }
 
 // cscTime reads a CSC GeneralizedTime ("20261203120000Z").
@@ -108,11 +108,11 @@ func (v *view) myCredentials(who *auth.Principal) ([]credentialView, error) {
 				Status string `json:"status"`
 			} `json:"key"`
 			Cert struct {
-				Status       string `json:"status"`
-				SerialNumber string `json:"serialNumber"`
-				SubjectDN    string `json:"subjectDN"`
-				ValidFrom    string `json:"validFrom"`
-				ValidTo      string `json:"validTo"`
+				Status       string   `json:"status"`
+				SerialNumber string   `json:"serialNumber"`
+				SubjectDN    string   `json:"subjectDN"`
+				ValidFrom    string   `json:"validFrom"`
+				ValidTo      string   `json:"validTo"`
 				Certificates []string `json:"certificates"`
 			} `json:"cert"`
 			PIN *struct {
