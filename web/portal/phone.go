@@ -68,6 +68,9 @@ func (p *Portal) phoneHome(w http.ResponseWriter, r *http.Request, v *view) {
 		}
 		list = append(list, pendingView{Session: s.Session, Code: s.VerificationCode, Client: name, Expires: s.Expires})
 	}
+	if len(list) == 0 {
+		v.refresh = 5 // a sign-in started elsewhere shows up without a tap
+	}
 	v.render(http.StatusOK, "phone_home", "phone.title", map[string]any{"Pending": list})
 }
 

@@ -228,6 +228,8 @@ type view struct {
 	r    *http.Request
 	lang string
 	se   *session
+	// refresh asks the page to reload itself after that many seconds.
+	refresh int
 }
 
 // page wraps a page handler: security headers, no caching, the language
