@@ -78,6 +78,12 @@ type credentialView struct {
 	Name               string
 	ValidFrom, ValidTo time.Time
 	PINSet, PINLocked  bool
+	// Kind is signing or mobile-id; PINState is the life-cycle state
+	// (not-set, activation-pending, set, locked) when the service gives it.
+	Kind, PINState string
+	// ExpiresInDays is the whole days left, when the service gives it.
+	ExpiresInDays int
+	HasLifecycle  bool
 }
 
 // cscTime reads a CSC GeneralizedTime ("20261203120000Z").
@@ -163,7 +169,33 @@ func (p *Portal) myHome(w http.ResponseWriter, r *http.Request, v *view) {
 		v.apiFail(err)
 		return
 	}
+	creds = v.withLifecycle(who, creds)
 	v.render(http.StatusOK, "my_home", "my.title", map[string]any{"Credentials": creds})
+}
+
+// withLifecycle adds what GET /api/v1/credentials?owner=self says (the
+// mobile ID too, the PIN's life-cycle state, the days left); the CSC list
+// alone when the service does not offer it.
+func (v *view) withLifecycle(who *auth.Principal, creds []credentialView) []credentialView {
+	own, err := v.ownCredentials(who)
+	if err != nil {
+		return creds
+	}
+	var sessionName string
+	v.p.ses.locked(func() { sessionName = v.se.name })
+	out := make([]credentialView, 0, len(own))
+	for _, o := range own {
+		c := credentialView{ID: o.CredentialID, Serial: strings.ToLower(o.CertSerial), ValidTo: o.NotAfter, CertStatus: "valid", Name: sessionName}
+		if i := slices.IndexFunc(creds, func(x credentialView) bool { return x.ID == o.CredentialID }); i >= 0 {
+			c = creds[i]
+		} else if o.ExpiresInDays < 0 {
+			c.CertStatus = "expired"
+		}
+		c.Kind, c.PINState, c.ExpiresInDays, c.HasLifecycle = o.Kind, o.PIN, o.ExpiresInDays, true
+		c.PINSet, c.PINLocked = o.PIN == "set" || o.PIN == "locked", o.PIN == "locked"
+		out = append(out, c)
+	}
+	return out
 }
 
 // ownCredential finds id among the citizen's credentials (nil when it is
@@ -429,6 +461,16 @@ func (p *Portal) myRevoke(w http.ResponseWriter, r *http.Request, v *view) {
 	if err != nil {
 		v.apiFail(err)
 		return
+	}
+	if own == nil { // a mobile ID: only the owner=self list has it
+		if o, err := v.ownedBy(who, id); err == nil && o != nil {
+			own = &credentialView{ID: o.CredentialID, Serial: strings.ToLower(o.CertSerial), Kind: o.Kind, Name: o.Kind}
+			v.p.ses.locked(func() {
+				if v.se.name != "" {
+					own.Name = v.se.name
+				}
+			})
+		}
 	}
 	if own == nil {
 		v.p.auditRefusal(r, v.se, "web.revoke", "credential "+id+" is not the citizen's")

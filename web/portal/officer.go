@@ -41,10 +41,11 @@ func (p *Portal) raLogin(w http.ResponseWriter, r *http.Request, v *view) {
 
 // raHome is the console: look a certificate up, issue one.
 func (p *Portal) raHome(w http.ResponseWriter, r *http.Request, v *view) {
-	if v.officer() == nil {
+	who := v.officer()
+	if who == nil {
 		return
 	}
-	v.render(http.StatusOK, "officer_home", "officer.title", nil)
+	v.render(http.StatusOK, "officer_home", "officer.title", map[string]any{"Expiring": v.expiring(who)})
 }
 
 // serialPattern is what a serial number may look like (hex).
@@ -58,6 +59,8 @@ type certificateView struct {
 	NotBefore, NotAfter                           time.Time
 	RevokedAt                                     *time.Time
 	PEM                                           string
+	// CredentialID names the credential of a key on the token.
+	CredentialID string
 }
 
 // raCertificate shows one certificate (GET /api/v1/certificates/{serial}).
@@ -103,13 +106,14 @@ func (v *view) certificate(who *auth.Principal, serial string) (*certificateView
 		NotAfter         time.Time  `json:"notAfter"`
 		RevokedAt        *time.Time `json:"revokedAt"`
 		RevocationReason *int       `json:"revocationReason"`
+		CredentialID     string     `json:"credentialID"`
 	}
 	if err := json.Unmarshal(ans.body, &in); err != nil {
 		v.apiFail(err)
 		return nil, false
 	}
 	c := &certificateView{Serial: in.Serial, CA: in.CA, Profile: in.Profile, Status: in.Status, NotBefore: in.NotBefore, NotAfter: in.NotAfter,
-		RevokedAt: in.RevokedAt, PEM: in.Certificate}
+		RevokedAt: in.RevokedAt, PEM: in.Certificate, CredentialID: in.CredentialID}
 	if in.RevocationReason != nil && *in.RevocationReason >= 0 && *in.RevocationReason < len(reasonNames) {
 		c.RevocationReason = reasonNames[*in.RevocationReason]
 	}

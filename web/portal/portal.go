@@ -190,6 +190,9 @@ func (p *Portal) Register(mux Mux) {
 	h("POST /my/sign/approve", p.mySignApprove)
 	h("GET /my/signed", p.mySignedDownload)
 	h("POST /my/revoke", p.myRevoke)
+	h("POST /my/pin/change", p.myPINChange)
+	h("POST /my/pin/activate", p.myPINActivate)
+	h("POST /my/renew", p.myRenew)
 	h("GET /my/approve", p.phoneHome)
 	h("POST /my/approve", p.phoneApprove)
 	h("POST /my/approve/login", p.phoneLogin)
@@ -201,6 +204,8 @@ func (p *Portal) Register(mux Mux) {
 	h("GET /ra/issue", p.raIssueForm)
 	h("POST /ra/issue", p.raIssue)
 	h("POST /ra/revoke", p.raRevoke)
+	h("POST /ra/renew", p.raRenew)
+	h("POST /ra/pin/reset", p.raPINReset)
 }
 
 func (p *Portal) serveCSS(w http.ResponseWriter, r *http.Request) {

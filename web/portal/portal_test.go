@@ -167,6 +167,12 @@ func TestCatalogueCoversTheTemplates(t *testing.T) {
 	for _, f := range append(issueFields, "serialNumber") {
 		built = append(built, "field."+f)
 	}
+	for _, k := range []string{"signing", "mobile-id", "seal"} {
+		built = append(built, "kind."+k)
+	}
+	for _, k := range []string{"none", "not-set", "activation-pending", "set", "locked"} {
+		built = append(built, "pinstate."+k)
+	}
 	for _, i := range []string{"TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE", ""} {
 		built = append(built, "indication."+i)
 	}

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"bytes"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -60,8 +61,16 @@ func (d *pageData) T(key string) string { return d.v.t(key) }
 func (d *pageData) Date(t time.Time) string { return formatDate(d.Lang, t) }
 func (d *pageData) Time(t time.Time) string { return formatTime(d.Lang, t) }
 
-// Num writes n in the page's digits.
-func (d *pageData) Num(n int64) string { return formatNumber(d.Lang, n) }
+// Num writes an integer in the page's digits.
+func (d *pageData) Num(n any) string {
+	switch x := n.(type) {
+	case int:
+		return formatNumber(d.Lang, int64(x))
+	case int64:
+		return formatNumber(d.Lang, x)
+	}
+	return fmt.Sprint(n)
+}
 
 // LangURL is the current page in language l.
 func (d *pageData) LangURL(l string) string {
