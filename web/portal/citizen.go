@@ -389,7 +389,14 @@ func (p *Portal) mySignedDownload(w http.ResponseWriter, r *http.Request, v *vie
 		return
 	}
 	w.Header().Set("Content-Type", "application/pdf")
-	w.Header().Set("Content-Disposition", `attachment; filename="`+strings.TrimSuffix(doc.Name, ".pdf")+`-signed.pdf"`)
+	name := strings.TrimSuffix(doc.Name, ".pdf") + "-signed.pdf"
+	ascii := strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == '%' {
+			return '_'
+		}
+		return r
+	}, name)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+ascii+`"; filename*=UTF-8''`+url.PathEscape(name))
 	_, _ = w.Write(doc.signed)
 }
 

@@ -161,6 +161,12 @@ func New(o Options) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{o: o, cat: cat, css: css, log: log, start: o.Now(), ses: newSessions(o.SessionIdle, o.SessionMax, o.MaxSessions, o.Now)}
+	p.ses.onDrop = func(se *session) {
+		if se.signed != nil {
+			p.held.Add(-se.signed.size())
+			se.signed = nil
+		}
+	}
 	if p.pages, err = parsePages(); err != nil {
 		return nil, err
 	}

@@ -366,3 +366,24 @@ func TestSessionStoreBound(t *testing.T) {
 		t.Fatal("a malformed cookie found a session")
 	}
 }
+
+// The documents a session holds are released when it ends, however it
+// ends: sign-out, expiry or eviction.
+func TestHeldDocumentsAreReleased(t *testing.T) {
+	f := newFixture(t)
+	p := f.p
+	se, _ := p.ses.create()
+	doc := &signedDocument{upload: make([]byte, 1000)}
+	if !p.hold(doc.size()) {
+		t.Fatal("hold refused")
+	}
+	p.ses.locked(func() { se.signed = doc })
+	f.clock = f.clock.Add(time.Hour) // expired: the next create purges it
+	p.ses.create()
+	if got := p.held.Load(); got != 0 {
+		t.Fatalf("held after expiry: %d", got)
+	}
+	if p.hold(p.o.MaxHeldBytes + 1) {
+		t.Fatal("a document over the budget was held")
+	}
+}

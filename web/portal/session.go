@@ -52,6 +52,9 @@ type sessions struct {
 	maxAge time.Duration
 	max    int
 	now    func() time.Time
+	// onDrop runs (under the lock) for every session that ends: it
+	// releases what the session held.
+	onDrop func(*session)
 }
 
 func newSessions(idle, maxAge time.Duration, max int, now func() time.Time) *sessions {
@@ -93,7 +96,7 @@ func (s *sessions) create() (*session, string) {
 				oldest = o
 			}
 		}
-		delete(s.byKey, oldest.key)
+		s.deleteLocked(oldest)
 	}
 	s.byKey[k] = se
 	return se, value
@@ -113,7 +116,7 @@ func (s *sessions) get(cookie string) (*session, bool) {
 		return nil, false
 	}
 	if s.expired(se, now) {
-		delete(s.byKey, k)
+		s.deleteLocked(se)
 		return nil, false
 	}
 	se.seen = now
@@ -129,9 +132,9 @@ func (s *sessions) expired(se *session, now time.Time) bool {
 }
 
 func (s *sessions) expireLocked(now time.Time) {
-	for k, se := range s.byKey {
+	for _, se := range s.byKey {
 		if s.expired(se, now) {
-			delete(s.byKey, k)
+			s.deleteLocked(se)
 		}
 	}
 }
@@ -139,8 +142,19 @@ func (s *sessions) expireLocked(now time.Time) {
 // drop ends a session.
 func (s *sessions) drop(se *session) {
 	s.mu.Lock()
-	delete(s.byKey, se.key)
+	s.deleteLocked(se)
 	s.mu.Unlock()
+}
+
+// deleteLocked removes se and releases what it held.
+func (s *sessions) deleteLocked(se *session) {
+	if _, ok := s.byKey[se.key]; !ok {
+		return
+	}
+	delete(s.byKey, se.key)
+	if s.onDrop != nil {
+		s.onDrop(se)
+	}
 }
 
 // login binds a fresh session to who (a new identifier and CSRF token:
