@@ -36,6 +36,8 @@ type HandlerOptions struct {
 	KeyGenerator KeyGenerator
 	// Logger receives server-side errors; nil discards.
 	Logger *slog.Logger
+	// Trail reads a certificate's audit trail; nil answers 501.
+	Trail TrailReader
 }
 
 // API serves the CA's HTTP endpoints. Each endpoint is also exposed as its
@@ -80,6 +82,7 @@ type Guard func(action policies.Action) func(http.Handler) http.Handler
 func (api *API) Register(mux Mux, guard Guard) {
 	mux.Handle("POST /api/v1/certificates", guard(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue)))
 	mux.Handle("GET /api/v1/certificates/{serial}", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Get)))
+	mux.Handle("GET /api/v1/certificates/{serial}/audit", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Trail)))
 	mux.Handle("GET /certs/{file}", http.HandlerFunc(api.CACert))
 }
 
@@ -126,6 +129,9 @@ type CertificateResponse struct {
 	NotAfter         time.Time  `json:"notAfter"`
 	RevokedAt        *time.Time `json:"revokedAt,omitempty"`
 	RevocationReason *int       `json:"revocationReason,omitempty"`
+	// CredentialID names the key on the token the certificate certifies
+	// (a remote-signing credential or a mobile ID).
+	CredentialID string `json:"credentialID,omitempty"`
 }
 
 func pemCert(der []byte) string {
@@ -235,7 +241,7 @@ func (api *API) Get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := CertificateResponse{Serial: rec.Serial, CA: rec.CA, Profile: rec.Profile, Certificate: pemCert(rec.DER),
-		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, Status: "valid"}
+		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, Status: "valid", CredentialID: rec.CredentialID}
 	switch {
 	case rec.Revoked:
 		out.Status = "revoked"

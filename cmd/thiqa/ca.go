@@ -315,6 +315,7 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 		Caller:       callerOf,
 		KeyGenerator: &tokenKeys{token: p.token, keyType: kt, audit: p.audit},
 		Logger:       p.logger.With("service", "ca"),
+		Trail:        p.db,
 	})
 	api.Register(s.mux, p.authn.Require)
 	return nil

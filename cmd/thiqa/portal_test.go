@@ -438,6 +438,14 @@ func TestPortalInBrowser(t *testing.T) {
 	if got := officer.text("#cert-status"); got != "Revoked" {
 		t.Fatalf("after revoking: %q %s", got, officer.text("main"))
 	}
+	// Its audit trail: issued by the officer, signed with by the citizen,
+	// revoked by the officer, each under the person's own identity.
+	trail := officer.text("#trail")
+	for _, want := range []string{"certificate.issue", "document.sign", "certificate.revoke", "officer-7", "12345678"} {
+		if !strings.Contains(trail, want) {
+			t.Fatalf("the audit trail lacks %q:\n%s", want, trail)
+		}
+	}
 	desk.open("/my/?lang=en")
 	if got := desk.text(".state"); got != "Revoked" {
 		t.Fatalf("the citizen sees her revoked certificate as %q", got)

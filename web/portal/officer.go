@@ -78,7 +78,7 @@ func (p *Portal) raCertificate(w http.ResponseWriter, r *http.Request, v *view) 
 	if !ok {
 		return
 	}
-	v.render(http.StatusOK, "officer_certificate", "officer.title", map[string]any{"Cert": c, "Reasons": officerReasons})
+	v.render(http.StatusOK, "officer_certificate", "officer.title", map[string]any{"Cert": c, "Reasons": officerReasons, "Trail": v.trail(who, serial)})
 }
 
 // certificate reads one certificate as who; on a refusal it has answered.
@@ -239,4 +239,26 @@ func (p *Portal) raIssue(w http.ResponseWriter, r *http.Request, v *view) {
 	}
 	_ = json.Unmarshal(ans.body, &out)
 	v.render(http.StatusCreated, "officer_issued", "issue.title", map[string]any{"Serial": out.Serial, "Credential": out.CredentialID, "Profile": profile, "Subject": subject})
+}
+
+// trailEntry is one audit record on the certificate page.
+type trailEntry struct {
+	Time                           time.Time
+	Actor, Action, Object, Outcome string
+}
+
+// trail reads the certificate's audit trail (GET
+// /api/v1/certificates/{serial}/audit); nil when it cannot.
+func (v *view) trail(who *auth.Principal, serial string) []trailEntry {
+	ans, err := v.call(who, http.MethodGet, "/api/v1/certificates/"+url.PathEscape(serial)+"/audit", "", nil, nil, 4<<20)
+	if err != nil || !ans.ok() {
+		return nil
+	}
+	var out struct {
+		Records []trailEntry `json:"records"`
+	}
+	if json.Unmarshal(ans.body, &out) != nil {
+		return nil
+	}
+	return out.Records
 }

@@ -173,6 +173,9 @@ func TestCatalogueCoversTheTemplates(t *testing.T) {
 	for _, k := range []string{"none", "not-set", "activation-pending", "set", "locked"} {
 		built = append(built, "pinstate."+k)
 	}
+	for _, o := range []string{"success", "refused", "failure", "error"} {
+		built = append(built, "outcome."+o)
+	}
 	for _, i := range []string{"TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE", ""} {
 		built = append(built, "indication."+i)
 	}
