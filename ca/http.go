@@ -38,6 +38,8 @@ type HandlerOptions struct {
 	Logger *slog.Logger
 	// Trail reads a certificate's audit trail; nil answers 501.
 	Trail TrailReader
+	// Search narrows certificate searches; nil answers 501.
+	Search Searcher
 }
 
 // API serves the CA's HTTP endpoints. Each endpoint is also exposed as its
@@ -82,6 +84,7 @@ type Guard func(action policies.Action) func(http.Handler) http.Handler
 func (api *API) Register(mux Mux, guard Guard) {
 	mux.Handle("POST /api/v1/certificates", guard(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue)))
 	mux.Handle("GET /api/v1/certificates/{serial}", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Get)))
+	mux.Handle("GET /api/v1/certificates", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Search)))
 	mux.Handle("GET /api/v1/certificates/{serial}/audit", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Trail)))
 	mux.Handle("GET /certs/{file}", http.HandlerFunc(api.CACert))
 }

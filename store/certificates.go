@@ -242,7 +242,7 @@ func (c *Certificates) CertificateByCredential(ctx context.Context, credentialID
 	return rec, nil
 }
 
-func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
+func scanCertificate(row interface{ Scan(...any) error }) (*ca.CertificateRecord, error) {
 	var rec ca.CertificateRecord
 	var keyHash []byte
 	var reqID, credID, blockedBy sql.NullString

@@ -448,6 +448,9 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		{name: "GET /api/v1/certificates/{serial}", allowed: is("officer-1", "operator-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodGet, path: "/api/v1/certificates/" + cardASerial}
 		}},
+		{name: "GET /api/v1/certificates", allowed: is("officer-1", "operator-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodGet, path: "/api/v1/certificates?civilNumber=12345678"}
+		}},
 		{name: "GET /api/v1/certificates/{serial}/audit", allowed: is("officer-1", "operator-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodGet, path: "/api/v1/certificates/" + cardASerial + "/audit"}
 		}},

@@ -316,6 +316,7 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 		KeyGenerator: &tokenKeys{token: p.token, keyType: kt, audit: p.audit},
 		Logger:       p.logger.With("service", "ca"),
 		Trail:        p.db,
+		Search:       p.db.Certificates(nil),
 	})
 	api.Register(s.mux, p.authn.Require)
 	return nil

@@ -421,11 +421,19 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Fatalf("after a forged revocation: %q", got)
 	}
 
-	// The officer finds the certificate, revokes it with a reason and a
-	// confirmation.
-	officer.open("/ra/?lang=ar")
-	officer.set("#serial", serial)
-	officer.submit(`#lookup button[type=submit]`)
+	// The officer finds the citizen by civil number and by name, opens
+	// her signing certificate, revokes it with a reason and a confirmation.
+	officer.both("/ra/search", "ra-search-form")
+	officer.open("/ra/search?lang=ar")
+	officer.set("#q-civil", "12345678")
+	officer.submit("#search-button")
+	found := officer.eval(`[...document.querySelectorAll("#results [data-serial]")].map(e => e.dataset.serial).join(",")`)
+	if !strings.Contains(found, serial) || !strings.Contains(found, mob.Serial) || strings.Contains(officer.text("#results"), "Salim") {
+		t.Fatalf("search by civil number found %q (want %s and %s, not the other citizen)", found, serial, mob.Serial)
+	}
+	officer.both("/ra/search?name=harthy&status=valid", "ra-search-results")
+	officer.open("/ra/search?civilNumber=12345678&lang=en")
+	officer.submit(fmt.Sprintf(`#results [data-serial=%q] a`, serial))
 	if !strings.Contains(officer.text("main"), "12345678") {
 		t.Fatalf("the certificate page: %s", officer.text("main"))
 	}

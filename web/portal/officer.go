@@ -262,3 +262,52 @@ func (v *view) trail(who *auth.Principal, serial string) []trailEntry {
 	}
 	return out.Records
 }
+
+// foundView is one certificate of a search on the console.
+type foundView struct {
+	Serial, CA, Profile, Subject, CommonName, Status, CredentialID string
+	NotAfter                                                       time.Time
+}
+
+// raSearch finds certificates by civil number, organisation identifier or
+// name (GET /api/v1/certificates?…), optionally of one status.
+func (p *Portal) raSearch(w http.ResponseWriter, r *http.Request, v *view) {
+	who := v.officer()
+	if who == nil {
+		return
+	}
+	in := r.URL.Query()
+	q := url.Values{}
+	for _, k := range []string{"civilNumber", "organizationIdentifier", "name", "status"} {
+		if s := strings.TrimSpace(in.Get(k)); s != "" {
+			q.Set(k, s)
+		}
+	}
+	data := map[string]any{"Query": map[string]string{"civilNumber": q.Get("civilNumber"), "organizationIdentifier": q.Get("organizationIdentifier"),
+		"name": q.Get("name"), "status": q.Get("status")}, "Searched": len(q) > 0}
+	if len(q) == 0 || (len(q) == 1 && q.Has("status")) {
+		data["Searched"] = false
+		v.render(http.StatusOK, "officer_search", "search.title", data)
+		return
+	}
+	ans, err := v.call(who, http.MethodGet, "/api/v1/certificates?"+q.Encode(), "", nil, nil, 8<<20)
+	if err != nil {
+		v.apiFail(err)
+		return
+	}
+	if !ans.ok() {
+		data["Error"] = v.apiMessage(ans)
+		v.renderStatus(ans.status, "officer_search", "search.title", data)
+		return
+	}
+	var out struct {
+		Certificates []foundView `json:"certificates"`
+		Truncated    bool        `json:"truncated"`
+	}
+	if err := json.Unmarshal(ans.body, &out); err != nil {
+		v.apiFail(err)
+		return
+	}
+	data["Results"], data["Truncated"] = out.Certificates, out.Truncated
+	v.render(http.StatusOK, "officer_search", "search.title", data)
+}

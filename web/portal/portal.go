@@ -207,6 +207,7 @@ func (p *Portal) Register(mux Mux) {
 	h("POST /ra/login", p.raLogin)
 	h("POST /ra/logout", p.logout)
 	h("GET /ra/certificate", p.raCertificate)
+	h("GET /ra/search", p.raSearch)
 	h("GET /ra/issue", p.raIssueForm)
 	h("POST /ra/issue", p.raIssue)
 	h("POST /ra/revoke", p.raRevoke)

@@ -26,7 +26,7 @@ func parsePages() (map[string]*template.Template, error) {
 		if base == "layout" {
 			continue
 		}
-		t, err := template.New(base).ParseFS(files, "templates/layout.html", n)
+		t, err := template.New(base).Funcs(template.FuncMap{"list": func(s ...string) []string { return s }}).ParseFS(files, "templates/layout.html", n)
 		if err != nil {
 			return nil, err
 		}
