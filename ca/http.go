@@ -40,6 +40,13 @@ type HandlerOptions struct {
 	Trail TrailReader
 	// Search narrows certificate searches; nil answers 501.
 	Search Searcher
+	// Issued, when set, is told of every certificate whose key was made on
+	// the token (keyInHSM), after it is issued and audited and before the
+	// answer is sent: the signing service registers the credential then, so
+	// that its owner sees it at once (GET /api/v1/credentials?owner=self).
+	// An error is logged; the certificate stays issued and the credential is
+	// registered on its first use.
+	Issued func(ctx context.Context, got *Issued) error
 }
 
 // API serves the CA's HTTP endpoints. Each endpoint is also exposed as its
@@ -84,7 +91,6 @@ type Guard func(action policies.Action) func(http.Handler) http.Handler
 func (api *API) Register(mux Mux, guard Guard) {
 	mux.Handle("POST /api/v1/certificates", guard(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue)))
 	mux.Handle("GET /api/v1/certificates/{serial}", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Get)))
-	mux.Handle("GET /api/v1/certificates", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Search)))
 	mux.Handle("GET /api/v1/certificates/{serial}/audit", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Trail)))
 	mux.Handle("GET /certs/{file}", http.HandlerFunc(api.CACert))
 }
@@ -204,6 +210,20 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 		api.fail(w, r, err)
 		return
 	}
+	if got.CredentialID != "" && api.opts.Issued != nil {
+		if err := api.opts.Issued(context.WithoutCancel(r.Context()), got); err != nil {
+			api.opts.Logger.Warn("registering the credential of a new certificate", "credentialID", got.CredentialID, "serial", got.Serial, "err", err)
+		}
+	}
+	out := api.issueResponse(got)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", "/api/v1/certificates/"+got.Serial)
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// issueResponse is the JSON answer of an issuance (or a renewal).
+func (api *API) issueResponse(got *Issued) IssueResponse {
 	out := IssueResponse{Serial: got.Serial, Certificate: pemCert(got.Certificate.Raw), CredentialID: got.CredentialID}
 	out.Chain = make([]string, 0, len(got.Chain))
 	for _, c := range got.Chain {
@@ -213,10 +233,7 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Chain = append(out.Chain, p)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Location", "/api/v1/certificates/"+got.Serial)
-	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(out)
+	return out
 }
 
 // Get handles GET /api/v1/certificates/{serial}.
@@ -345,6 +362,18 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Type, p.Title, p.Errors = http.StatusUnprocessableEntity, "urn:thiqa:problem:lint-failed", "Certificate failed pre-issuance lints", le.Lints
 	case errors.Is(err, ErrDuplicateRequest):
 		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:duplicate-request", "Request already processed"
+	case errors.Is(err, ErrKeyOtherSubject):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:key-other-subject", "Public key certified for another subject"
+	case errors.Is(err, ErrNotPermitted):
+		p.Status, p.Type, p.Title = http.StatusForbidden, "urn:thiqa:problem:not-yours", "Not the caller's certificate"
+	case errors.Is(err, ErrAlreadyRenewed):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:already-renewed", "Certificate already renewed"
+	case errors.Is(err, ErrNotRenewable):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:not-renewable", "Certificate cannot be renewed"
+	case errors.Is(err, ErrCryptoPeriod):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:crypto-period-over", "The key's crypto-period is over"
+	case errors.Is(err, ErrSameKey):
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:same-key", "Re-key with the same key"
 	case errors.Is(err, ErrNotFound):
 		p.Status, p.Title = http.StatusNotFound, "Certificate not found"
 	default:

@@ -165,7 +165,9 @@ func (s SearchQuery) contains() []string {
 	return out
 }
 
-// Search handles GET /api/v1/certificates?civilNumber=|organizationIdentifier=|name=[&status=][&limit=].
+// Search handles GET /api/v1/certificates?civilNumber=|organizationIdentifier=|name=[&status=][&limit=]
+// (mounted with the expiry listing, behind policies.ActionListCertificates:
+// see Renewer.Register).
 func (api *API) Search(w http.ResponseWriter, r *http.Request) {
 	q, bad := ParseSearch(r.URL.Query())
 	object := "search?" + r.URL.RawQuery
@@ -173,7 +175,7 @@ func (api *API) Search(w http.ResponseWriter, r *http.Request) {
 		object = object[:300]
 	}
 	if bad != "" {
-		if api.record(w, r, policies.ActionReadCertificate, object, "refused", bad) {
+		if api.record(w, r, policies.ActionListCertificates, object, "refused", bad) {
 			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Bad request", Detail: bad, Instance: r.URL.Path})
 		}
 		return
@@ -189,7 +191,7 @@ func (api *API) Search(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Details{Status: http.StatusServiceUnavailable, Title: "Unavailable", Detail: "the certificates cannot be searched now", Instance: r.URL.Path})
 		return
 	}
-	if !api.record(w, r, policies.ActionReadCertificate, object, "success", "") {
+	if !api.record(w, r, policies.ActionListCertificates, object, "success", "") {
 		return
 	}
 	now := api.a.now()

@@ -25,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signing"
 )
 
 // caCertPath is where `thiqa init` writes a CA's certificate (PEM).
@@ -311,14 +312,24 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return err
 	}
+	keys := &tokenKeys{token: p.token, keyType: kt, audit: p.audit}
 	api := ca.NewAPI(a, ca.HandlerOptions{
 		Caller:       callerOf,
-		KeyGenerator: &tokenKeys{token: p.token, keyType: kt, audit: p.audit},
+		KeyGenerator: keys,
 		Logger:       p.logger.With("service", "ca"),
 		Trail:        p.db,
 		Search:       p.db.Certificates(nil),
+		// The signing service is wired after the CA: read it at call time.
+		Issued: func(ctx context.Context, got *ca.Issued) error {
+			if s.signing == nil {
+				return nil
+			}
+			return s.signing.RegisterIssued(ctx, signing.IssuedCertificate{CredentialID: got.CredentialID, CA: got.CA,
+				Profile: got.Profile, Serial: got.Serial, DER: got.Certificate.Raw})
+		},
 	})
 	api.Register(s.mux, p.authn.Require)
+	s.ca = &wiredCA{authority: a, api: api, keys: keys}
 	return nil
 }
 
