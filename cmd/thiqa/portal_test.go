@@ -294,17 +294,17 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Fatalf("after the sign-in: %s: %s", p, desk.text("main"))
 	}
 	// Her credential is listed, the other citizen's never.
-	ids := desk.eval(`[...document.querySelectorAll("[data-credential]")].map(e => e.dataset.credential).join(",")`)
-	if ids != credential || strings.Contains(desk.eval(`document.body.innerHTML`), otherCred) || strings.Contains(desk.text("main"), "87654321") {
-		t.Fatalf("credentials shown: %q (want only %q)", ids, credential)
+	ids := desk.eval(`[...document.querySelectorAll("[data-credential]")].map(e => e.dataset.kind + ":" + e.dataset.credential).sort().join(",")`)
+	if want := "mobile-id:" + mob.CredentialID + ",signing:" + credential; ids != want || strings.Contains(desk.eval(`document.body.innerHTML`), otherCred) || strings.Contains(desk.text("main"), "87654321") {
+		t.Fatalf("credentials shown: %q (want only %q)", ids, want)
 	}
 	desk.both("/my/", "my-home")
 
 	// She sets her signing PIN.
 	desk.open("/my/?lang=en")
-	desk.set(`[data-credential] input[name=pin]`, "246810")
-	desk.set(`[data-credential] input[name=pin2]`, "246810")
-	desk.submit(`.pin-form button[type=submit]`)
+	desk.set(`[data-kind=signing] input[name=pin]`, "246810")
+	desk.set(`[data-kind=signing] input[name=pin2]`, "246810")
+	desk.submit(`[data-kind=signing] .pin-form button[type=submit]`)
 	if got := desk.text("#flash"); !strings.Contains(got, "PIN is set") {
 		t.Fatalf("setting the PIN: %q %s", got, desk.text("main"))
 	}
@@ -390,6 +390,55 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Fatalf("pdfsig:\n%s", out)
 	}
 
+	// She changes her PIN; an officer resets it (the activation code shown
+	// once); she chooses a new one with the code. Nobody but her knows it.
+	desk.open("/my/?lang=en")
+	desk.run("open the change form", chromedp.Click(chromedp.CSS(`[data-kind=signing] details.change-pin summary`)))
+	desk.set(`[data-kind=signing] .change-form input[name=old]`, "246810")
+	desk.set(`[data-kind=signing] .change-form input[name=new]`, "975310")
+	desk.set(`[data-kind=signing] .change-form input[name=new2]`, "975310")
+	desk.submit(`[data-kind=signing] .change-form button[type=submit]`)
+	if got := desk.text("#flash"); !strings.Contains(got, "PIN is changed") {
+		t.Fatalf("changing the PIN: %q", got)
+	}
+	officer.open("/ra/certificate?serial=" + serial + "&lang=en")
+	if got := officer.text("#cert-credential"); got != credential {
+		t.Fatalf("the certificate page names credential %q, want %q", got, credential)
+	}
+	officer.submit(`#pin-reset button[type=submit]`)
+	officer.fits("ra-pin-reset-confirm")
+	officer.submit("#confirm")
+	activation := officer.text("#activation-code")
+	if activation == "" {
+		t.Fatalf("no activation code: %s", officer.text("main"))
+	}
+	officer.fits("ra-activation-code")
+	desk.open("/my/?lang=ar")
+	// The signing credential's listing says "not set" after a reset (the
+	// API does not tell a pending activation from a PIN never set): the
+	// form takes the code.
+	if got := desk.text("[data-kind=signing] .pin-state"); got != "لم يُعيَّن بعد" {
+		t.Fatalf("PIN state after the reset: %q", got)
+	}
+	desk.fits("my-activate")
+	desk.set(`[data-kind=signing] .pin-form input[name=code]`, "WRONG-CODE")
+	desk.set(`[data-kind=signing] .pin-form input[name=pin]`, "864200")
+	desk.set(`[data-kind=signing] .pin-form input[name=pin2]`, "864200")
+	desk.submit(`[data-kind=signing] .pin-form button[type=submit]`)
+	if got := desk.text("#flash"); got == "" || strings.Contains(got, "تم تعيين") {
+		t.Fatalf("a wrong activation code: %q", got)
+	}
+	desk.set(`[data-kind=signing] .pin-form input[name=code]`, activation)
+	desk.set(`[data-kind=signing] .pin-form input[name=pin]`, "864200")
+	desk.set(`[data-kind=signing] .pin-form input[name=pin2]`, "864200")
+	desk.submit(`[data-kind=signing] .pin-form button[type=submit]`)
+	if got := desk.text("#flash"); !strings.Contains(got, "تم تعيين") {
+		t.Fatalf("activating with the code: %q", got)
+	}
+	if got := desk.text("[data-kind=signing] .pin-state"); got != "معيّن" {
+		t.Fatalf("PIN state after the activation: %q", got)
+	}
+
 	// A citizen at the officer console: refused in her language, audited.
 	raBefore := countAudit(t, db, "web.ra")
 	desk.open("/ra/?lang=ar")
@@ -408,8 +457,8 @@ func TestPortalInBrowser(t *testing.T) {
 	// A forged CSRF token changes nothing and is audited.
 	csrfBefore := countAudit(t, db, "web.csrf")
 	desk.open("/my/?lang=en")
-	desk.eval(`document.querySelector(".revoke-form input[name=csrf]").value = "forged"`)
-	desk.submit(`.revoke-form button[type=submit]`)
+	desk.eval(`document.querySelector("[data-kind=signing] .revoke-form input[name=csrf]").value = "forged"`)
+	desk.submit(`[data-kind=signing] .revoke-form button[type=submit]`)
 	if got := desk.text("#error"); !strings.Contains(got, "no longer valid") {
 		t.Fatalf("a forged CSRF token: %q", got)
 	}
@@ -417,7 +466,7 @@ func TestPortalInBrowser(t *testing.T) {
 		t.Fatal("the forged CSRF token was not audited")
 	}
 	desk.open("/my/?lang=en")
-	if got := desk.text(".state"); got != "Valid" {
+	if got := desk.text("[data-kind=signing] .state"); got != "Valid" {
 		t.Fatalf("after a forged revocation: %q", got)
 	}
 
@@ -455,8 +504,15 @@ func TestPortalInBrowser(t *testing.T) {
 		}
 	}
 	desk.open("/my/?lang=en")
-	if got := desk.text(".state"); got != "Revoked" {
+	if got := desk.text("[data-kind=signing] .state"); got != "Revoked" {
 		t.Fatalf("the citizen sees her revoked certificate as %q", got)
+	}
+
+	// She renews her mobile ID's certificate herself.
+	desk.open("/my/?lang=en")
+	desk.submit(`[data-kind=mobile-id] .renew-form button[type=submit]`)
+	if got := desk.text("#flash"); !strings.Contains(got, "renewed") {
+		t.Fatalf("renewing the mobile ID: %q", got)
 	}
 
 	// An expired session: the server no longer knows the cookie; a form

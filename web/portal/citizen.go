@@ -225,8 +225,13 @@ func (p *Portal) myPIN(w http.ResponseWriter, r *http.Request, v *view) {
 		v.redirect("/my/")
 		return
 	}
-	body, _ := json.Marshal(map[string]string{"pin": pin})
-	ans, err := v.call(who, http.MethodPost, "/api/v1/credentials/"+url.PathEscape(id)+"/pin", "application/json", bytes.NewReader(body), nil, 1<<20)
+	path, req := "/api/v1/credentials/"+url.PathEscape(id)+"/pin", map[string]string{"pin": pin}
+	if code := strings.TrimSpace(r.PostFormValue("code")); code != "" {
+		// After an officer's reset: the activation code sets the PIN.
+		path, req = path+"/activate", map[string]string{"activationCode": code, "pin": pin}
+	}
+	body, _ := json.Marshal(req)
+	ans, err := v.call(who, http.MethodPost, path, "application/json", bytes.NewReader(body), nil, 1<<20)
 	if err != nil {
 		v.apiFail(err)
 		return
