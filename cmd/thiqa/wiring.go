@@ -110,6 +110,7 @@ func services() []serviceWiring {
 		{"renewal", wireRenewal},   // after the CA, revocation and signing: it works over them
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
+		{"portal", wirePortal},
 	}
 }
 
