@@ -189,20 +189,6 @@ func wireIdentity(ctx context.Context, p *platform, s *serving) error {
 	prov.Register(s.mux)
 	clients := &identity.ClientAPI{Store: p.db.Identity(), Audit: p.audit, Logger: p.logger.With("service", "identity")}
 	clients.Register(s.mux, p.authn.Require)
-	ids := p.db.Identity()
-	s.background = append(s.background, func(ctx context.Context) {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := ids.Purge(ctx, time.Now()); err != nil {
-					p.logger.Warn("purging expired identity state", "err", err)
-				}
-			}
-		}
-	})
+	s.background = append(s.background, func(ctx context.Context) { identity.PurgeEvery(ctx, p.db.Identity(), time.Minute, p.logger) })
 	return nil
 }
