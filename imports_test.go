@@ -20,7 +20,7 @@ const module = "github.com/thiqa/thiqa"
 // The rooms the rules name, as module-relative package paths.
 var (
 	// serviceRooms hold the services: they declare what they consume.
-	serviceRooms = []string{"ca", "signing", "signer", "timestamp", "identity", "verify"}
+	serviceRooms = []string{"ca", "enrol", "signing", "signer", "timestamp", "identity", "verify"}
 	// platformOnly may be imported by cmd/... alone (store by store/...
 	// too: its test helpers).
 	platformOnly = []string{"store", "hsm", "cmd/thiqa/internal/config"}

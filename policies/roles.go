@@ -49,6 +49,9 @@ const (
 	ActionWhoAmI            Action = "identity.whoami"
 	ActionApproveLogin      Action = "oidc.login.approve"
 	ActionReadMetrics       Action = "metrics.read"
+	// ActionCreateEnrolment records a one-time enrolment (reference and
+	// secret) for CMP or EST.
+	ActionCreateEnrolment Action = "enrolment.create"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -66,6 +69,7 @@ var permissions = map[Action][]Role{
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
 	ActionApproveLogin:      {RoleCitizen},  // the phone side of a remote login: only the citizen's own sessions
 	ActionReadMetrics:       {RoleOperator}, // when metrics.requireRole asks for authentication (it may name another role)
+	ActionCreateEnrolment:   {RoleRegistrationOfficer},
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.

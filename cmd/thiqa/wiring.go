@@ -69,6 +69,9 @@ type serving struct {
 	// is wired (nil otherwise): the signing service asks it for signature
 	// time-stamps in process instead of over HTTP.
 	tsa *timestamp.Service
+	// revoker is the revocation service once it is wired (nil when this
+	// configuration has no CA): the enrolment protocols revoke through it.
+	revoker *revocation.Service
 }
 
 // serviceWiring builds one service of `thiqa serve` and registers its routes.
@@ -86,6 +89,7 @@ func services() []serviceWiring {
 		{"audit checkpoints", wireAuditCheckpoints},
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
+		{"enrolment", wireEnrol},
 		{"identity", wireIdentity},
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
@@ -109,6 +113,7 @@ func initSteps() []initStep {
 		{"CA hierarchy", initCA},
 		{"deployment identity", initDeployment},
 		{"OCSP responders", initResponders},
+		{"enrolment protocols", initEnrol},
 		{"digital-ID token signer", initIdentity},
 		{"TSA unit", initTSA},
 		{"signing credentials", initSigning},

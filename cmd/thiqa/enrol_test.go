@@ -1,0 +1,175 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/thiqa/thiqa/internal/testenv"
+)
+
+// enrolment creates a one-time enrolment through the API as the officer.
+func (f *idFixture) enrolment(t *testing.T, profile string, subject map[string]string) (ref, secret string) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"profile": profile, "subject": subject})
+	st, body, _ := f.do(t, f.client(nil), http.MethodPost, "/api/v1/enrolments", "application/json", string(b), f.officer)
+	var out struct{ Reference, Secret, Profile string }
+	if st != http.StatusCreated || json.Unmarshal([]byte(body), &out) != nil || out.Reference == "" || out.Secret == "" || out.Profile != profile {
+		t.Fatalf("creating an enrolment: %d %s", st, body)
+	}
+	return out.Reference, out.Secret
+}
+
+// opensslCMP runs `openssl cmp` against the fixture's server over TLS in
+// dir and returns its output and whether it succeeded.
+func opensslCMP(t *testing.T, f *idFixture, dir string, args ...string) (string, bool) {
+	t.Helper()
+	u, _ := url.Parse(f.base)
+	all := append([]string{"cmp", "-server", u.Host, "-path", ".well-known/cmp", "-tls_used",
+		"-tls_trusted", filepath.Join(f.dir, "tls", "cert.pem")}, args...)
+	cmd := exec.Command(testenv.Tool(t, "openssl"), all...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+// newKey writes a fresh P-256 key with openssl to dir/name.
+func newKey(t *testing.T, dir, name string) {
+	t.Helper()
+	out, err := exec.Command(testenv.Tool(t, "openssl"), "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", filepath.Join(dir, name)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl ecparam: %v\n%s", err, out)
+	}
+}
+
+func auditCountDB(t *testing.T, db *sql.DB, action, outcome string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM audit_log WHERE action = $1 AND outcome = $2", action, outcome).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestCMPOnSQLite and TestCMPOnPostgres: the real client, openssl cmp,
+// enrols with a one-time reference and secret (ir, certConf), updates the
+// key with the new certificate (kur), revokes it (rr) and reads the CA
+// certificates (genm); the certificates verify with openssl verify, OCSP
+// answers revoked after rr and superseded for the key-updated one, and
+// every step is in the audit log. A replayed secret, a wrong secret and a
+// kur signed by the superseded certificate are refused with the right
+// failure info, issuing nothing.
+func TestCMPOnSQLite(t *testing.T)   { runCMPE2E(t, false) }
+func TestCMPOnPostgres(t *testing.T) { runCMPE2E(t, true) }
+
+func runCMPE2E(t *testing.T, postgres bool) {
+	f, db := newPKIFixture(t, postgres, nil)
+	dir := t.TempDir()
+	for _, k := range []string{"k1.pem", "k2.pem", "k3.pem"} {
+		newKey(t, dir, k)
+	}
+	sub := citizenSubject()
+	sub["civilNumber"] = "34567890"
+	issuedBefore, revokedBefore := auditCountDB(t, db, "certificate.issue", "success"), auditCountDB(t, db, "certificate.revoke", "success")
+	ref, secret := f.enrolment(t, "citizen-auth", sub)
+	srvcert := filepath.Join(f.dir, "ca", "cmp-server.pem")
+
+	// A wrong secret: badMessageCheck, nothing issued.
+	out, ok := opensslCMP(t, f, dir, "-cmd", "ir", "-ref", ref, "-secret", "pass:WRONGSECRET", "-newkey", "k1.pem",
+		"-subject", "/CN=ignored", "-recipient", "/CN=Thiqa", "-unprotected_errors", "-certout", "bad.pem")
+	if ok || !strings.Contains(out, "PKIFailureInfo: badMessageCheck") {
+		t.Fatalf("ir with a wrong secret: ok=%v\n%s", ok, out)
+	}
+
+	// ir with the reference and secret; the subject is the enrolment's.
+	out, ok = opensslCMP(t, f, dir, "-cmd", "ir", "-ref", ref, "-secret", "pass:"+secret, "-newkey", "k1.pem",
+		"-subject", "/CN=Someone Else", "-recipient", "/CN=Thiqa", "-certout", "c1.pem", "-cacertsout", "capubs.pem")
+	if !ok || !strings.Contains(out, "received IP") || !strings.Contains(out, "received PKICONF") {
+		t.Fatalf("ir: %s", out)
+	}
+	c1 := mustRead(t, filepath.Join(dir, "c1.pem"))
+	opensslVerify(t, f.dir, "citizen", c1)
+	if subj := certSubject(t, filepath.Join(dir, "c1.pem")); !strings.Contains(subj, "IDCOM-34567890") || strings.Contains(subj, "Someone Else") {
+		t.Fatalf("the subject must come from the enrolment: %s", subj)
+	}
+	if got, want := mustRead(t, filepath.Join(dir, "capubs.pem")), mustRead(t, filepath.Join(f.dir, "ca", "root.pem")); strings.TrimSpace(got) != strings.TrimSpace(want) {
+		t.Fatalf("caPubs is not the root:\n%s", got)
+	}
+
+	// The secret is single use.
+	out, ok = opensslCMP(t, f, dir, "-cmd", "ir", "-ref", ref, "-secret", "pass:"+secret, "-newkey", "k3.pem",
+		"-subject", "/CN=x", "-recipient", "/CN=Thiqa", "-certout", "bad.pem")
+	if ok || !strings.Contains(out, "PKIFailureInfo: notAuthorized") {
+		t.Fatalf("replayed ir: ok=%v\n%s", ok, out)
+	}
+
+	// kur with the new certificate: a new key, same subject; the old one
+	// is superseded.
+	out, ok = opensslCMP(t, f, dir, "-cmd", "kur", "-cert", "c1.pem", "-key", "k1.pem", "-newkey", "k2.pem", "-srvcert", srvcert, "-certout", "c2.pem")
+	if !ok || !strings.Contains(out, "received KUP") || !strings.Contains(out, "received PKICONF") {
+		t.Fatalf("kur: %s", out)
+	}
+	opensslVerify(t, f.dir, "citizen", mustRead(t, filepath.Join(dir, "c2.pem")))
+	if a, b := certSubject(t, filepath.Join(dir, "c1.pem")), certSubject(t, filepath.Join(dir, "c2.pem")); a != b {
+		t.Fatalf("kur changed the subject: %s -> %s", a, b)
+	}
+	if got := ocspAnswer(t, f, filepath.Join(dir, "c1.pem")); got != "revoked (superseded)" {
+		t.Fatalf("OCSP for the key-updated certificate: %s", got)
+	}
+	// The superseded certificate signs no more requests.
+	out, ok = opensslCMP(t, f, dir, "-cmd", "kur", "-cert", "c1.pem", "-key", "k1.pem", "-newkey", "k3.pem", "-srvcert", srvcert, "-certout", "bad.pem")
+	if ok || !strings.Contains(out, "PKIFailureInfo: certRevoked") {
+		t.Fatalf("kur signed by a revoked certificate: ok=%v\n%s", ok, out)
+	}
+
+	// genm: the CA certificates.
+	out, ok = opensslCMP(t, f, dir, "-cmd", "genm", "-cert", "c2.pem", "-key", "k2.pem", "-srvcert", srvcert, "-infotype", "caCerts")
+	if !ok || !strings.Contains(out, "received GENP") {
+		t.Fatalf("genm: %s", out)
+	}
+
+	// rr by the holder; OCSP says revoked.
+	out, ok = opensslCMP(t, f, dir, "-cmd", "rr", "-cert", "c2.pem", "-key", "k2.pem", "-oldcert", "c2.pem", "-revreason", "5", "-srvcert", srvcert)
+	if !ok || !strings.Contains(out, "revocation accepted") {
+		t.Fatalf("rr: %s", out)
+	}
+	if got := ocspAnswer(t, f, filepath.Join(dir, "c2.pem")); got != "revoked (cessationOfOperation)" {
+		t.Fatalf("OCSP after rr: %s", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad.pem")); err == nil {
+		t.Fatal("a refused request wrote a certificate")
+	}
+
+	// Every step is in the audit log: the enrolment, three issuances (ir,
+	// kur), two revocations (superseded, rr), two confirmations, genm, the
+	// use of the enrolment and the refusals.
+	for _, c := range []struct {
+		action, outcome string
+		want            int
+	}{
+		{"enrolment.create", "success", 1}, {"enrolment.use", "success", 1}, {"certificate.issue", "success", issuedBefore + 2},
+		{"certificate.revoke", "success", revokedBefore + 2}, {"cmp.certconf", "success", 2}, {"cmp.genm", "success", 1},
+		{"enrolment.refused", "refused", 3},
+	} {
+		if got := auditCountDB(t, db, c.action, c.outcome); got != c.want {
+			t.Errorf("audit %s/%s: %d records, want %d", c.action, c.outcome, got, c.want)
+		}
+	}
+	mustThiqa(t, nil, "audit", "verify", "--data", f.dir)
+}
+
+// certSubject is openssl's one-line subject of a PEM certificate file.
+func certSubject(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command(testenv.Tool(t, "openssl"), "x509", "-in", path, "-noout", "-subject").CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl x509: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
