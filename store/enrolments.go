@@ -9,14 +9,13 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/enrol"
-	"github.com/thiqa/thiqa/enrol/cmp"
 )
 
 // Enrolment records and CMP transactions (tables enrolments and
 // cmp_transactions, migration 0011).
 var (
-	_ enrol.Store          = (*Enrolments)(nil)
-	_ cmp.TransactionStore = (*Enrolments)(nil)
+	_ enrol.Store            = (*Enrolments)(nil)
+	_ enrol.TransactionStore = (*Enrolments)(nil)
 )
 
 // Enrolments is the store of package enrol and of its CMP transactions.
@@ -130,15 +129,15 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 }
 
 // InsertTransaction records the certificate a CMP transaction issued
-// (cmp.TransactionStore); cmp.ErrTransactionInUse when the ID exists.
-func (s *Enrolments) InsertTransaction(ctx context.Context, tx cmp.Transaction) error {
+// (enrol.TransactionStore); enrol.ErrTransactionInUse when the ID exists.
+func (s *Enrolments) InsertTransaction(ctx context.Context, tx enrol.Transaction) error {
 	err := s.db.writeTx(ctx, func(t *txn) error {
 		_, err := t.exec(ctx, `INSERT INTO cmp_transactions (transaction_id, sender, serial, cert_hash, created_at, state, closed_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, tx.ID, tx.Sender, tx.Serial, tx.CertHash[:], tx.Created.UnixNano(), tx.State, nullTime(tx.Closed))
 		return err
 	})
 	if isUniqueViolation(err) {
-		return fmt.Errorf("store: CMP transaction %s: %w", tx.ID, cmp.ErrTransactionInUse)
+		return fmt.Errorf("store: CMP transaction %s: %w", tx.ID, enrol.ErrTransactionInUse)
 	}
 	return mapErr("store: recording a CMP transaction", err)
 }
@@ -150,17 +149,17 @@ func nullTime(t time.Time) any {
 	return t.UnixNano()
 }
 
-// GetTransaction returns a CMP transaction (cmp.TransactionStore), an
-// error wrapping cmp.ErrNoTransaction when there is none.
-func (s *Enrolments) GetTransaction(ctx context.Context, id string) (*cmp.Transaction, error) {
-	var tx cmp.Transaction
+// GetTransaction returns a CMP transaction (enrol.TransactionStore), an
+// error wrapping enrol.ErrNoTransaction when there is none.
+func (s *Enrolments) GetTransaction(ctx context.Context, id string) (*enrol.Transaction, error) {
+	var tx enrol.Transaction
 	var hash []byte
 	var created int64
 	var closed sql.NullInt64
 	err := s.db.queryRow(ctx, `SELECT transaction_id, sender, serial, cert_hash, created_at, state, closed_at FROM cmp_transactions WHERE transaction_id = ?`, id).
 		Scan(&tx.ID, &tx.Sender, &tx.Serial, &hash, &created, &tx.State, &closed)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: CMP transaction %s: %w", id, cmp.ErrNoTransaction)
+		return nil, fmt.Errorf("store: CMP transaction %s: %w", id, enrol.ErrNoTransaction)
 	}
 	if err != nil {
 		return nil, mapErr("store: reading CMP transaction "+id, err)
@@ -174,7 +173,7 @@ func (s *Enrolments) GetTransaction(ctx context.Context, id string) (*cmp.Transa
 }
 
 // CloseTransaction moves a waiting transaction to state (confirmed or
-// rejected); cmp.ErrNoTransaction when it is not waiting.
+// rejected); enrol.ErrNoTransaction when it is not waiting.
 func (s *Enrolments) CloseTransaction(ctx context.Context, id, state string, now time.Time) error {
 	return s.db.writeTx(ctx, func(t *txn) error {
 		res, err := t.exec(ctx, `UPDATE cmp_transactions SET state = ?, closed_at = ? WHERE transaction_id = ? AND state = 'waiting'`, state, now.UnixNano(), id)
@@ -182,7 +181,7 @@ func (s *Enrolments) CloseTransaction(ctx context.Context, id, state string, now
 			return mapErr("store: closing CMP transaction "+id, err)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fmt.Errorf("store: CMP transaction %s is not waiting for a confirmation: %w", id, cmp.ErrNoTransaction)
+			return fmt.Errorf("store: CMP transaction %s is not waiting for a confirmation: %w", id, enrol.ErrNoTransaction)
 		}
 		return nil
 	})

@@ -217,7 +217,7 @@ type certStatus struct {
 type pkiStatusInfo struct {
 	Status       int
 	StatusString []asn1.RawValue `asn1:"optional"`
-	FailInfo     asn1.BitString `asn1:"optional"`
+	FailInfo     asn1.BitString  `asn1:"optional"`
 }
 
 // certRepMessage is CertRepMessage.
@@ -241,7 +241,7 @@ type revRepContent struct {
 // errorMsgContent is ErrorMsgContent.
 type errorMsgContent struct {
 	Status       pkiStatusInfo
-	ErrorCode    int      `asn1:"optional"`
+	ErrorCode    int             `asn1:"optional"`
 	ErrorDetails []asn1.RawValue `asn1:"optional"`
 }
 

@@ -27,32 +27,6 @@ import (
 // certificates in extraCerts fits many times over.
 const MaxMessage = 64 << 10
 
-// Transaction is the certificate a CMP transaction issued, waiting for
-// the client's certConf.
-type Transaction struct {
-	ID       string // hex of the transactionID
-	Sender   string // "ref:<reference>" or "cert:<serial>"
-	Serial   string
-	CertHash [32]byte
-	Created  time.Time
-	// State is "waiting", "confirmed", "rejected" or "implicit".
-	State  string
-	Closed time.Time
-}
-
-// Errors of a TransactionStore.
-var (
-	ErrTransactionInUse = errors.New("transaction ID in use")
-	ErrNoTransaction    = errors.New("no such transaction waiting")
-)
-
-// TransactionStore keeps the transactions (package store).
-type TransactionStore interface {
-	InsertTransaction(ctx context.Context, tx Transaction) error
-	GetTransaction(ctx context.Context, id string) (*Transaction, error)
-	CloseTransaction(ctx context.Context, id, state string, now time.Time) error
-}
-
 // RAChecker says whether a certificate that signed a request belongs to a
 // registration authority (an RA may enrol for any subject of a profile it
 // names and revoke any certificate), returning the RA's name for the audit
@@ -62,7 +36,7 @@ type RAChecker func(ctx context.Context, cert *x509.Certificate, intermediates [
 // Config wires a Server.
 type Config struct {
 	Enrol        *enrol.Service
-	Transactions TransactionStore
+	Transactions enrol.TransactionStore
 	// Revoker revokes for rr and for a rejected certConf.
 	Revoker enrol.Revoker
 	// Issuer issues an RA's requests.
@@ -494,7 +468,7 @@ func (s *Server) keyUpdate(ctx context.Context, m *message, p *party) ([]byte, *
 // certified records the transaction and answers with the certificate.
 func (s *Server) certified(ctx context.Context, m *message, p *party, respType int, req *certReq, got *ca.Issued) ([]byte, *cmpError) {
 	implicit := m.hasGeneralInfo(oidImplicitConfirm)
-	tx := Transaction{ID: hex.EncodeToString(m.header.TransactionID), Sender: p.sender(), Serial: got.Serial,
+	tx := enrol.Transaction{ID: hex.EncodeToString(m.header.TransactionID), Sender: p.sender(), Serial: got.Serial,
 		CertHash: sha256.Sum256(got.Certificate.Raw), Created: s.c.Enrol.Now().UTC(), State: "waiting"}
 	if implicit {
 		tx.State, tx.Closed = "implicit", tx.Created
@@ -575,7 +549,7 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 	}
 	id := hex.EncodeToString(m.header.TransactionID)
 	tx, err := s.c.Transactions.GetTransaction(ctx, id)
-	if errors.Is(err, ErrNoTransaction) {
+	if errors.Is(err, enrol.ErrNoTransaction) {
 		return nil, failf(BadRequest, "no certificate of this transaction waits for a confirmation")
 	}
 	if err != nil {
