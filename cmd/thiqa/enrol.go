@@ -20,6 +20,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/enrol/cmp"
+	"github.com/thiqa/thiqa/enrol/est"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -139,7 +140,7 @@ func ensureCMPServer(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certi
 }
 
 // wireEnrol serves the enrolment records (POST /api/v1/enrolments for
-// registration officers) and the CMP server.
+// registration officers), the CMP server and the EST server.
 func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 	if !p.cfg.CA.Enabled() || s.revoker == nil {
 		return nil
@@ -193,6 +194,12 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	srv.Register(s.mux)
+	estSrv, err := est.New(est.Config{Enrol: svc, Issuer: a, CACertificates: issuing, Root: root,
+		Authenticate: p.authn.Authenticate, Logger: p.logger.With("service", "est")})
+	if err != nil {
+		return err
+	}
+	estSrv.Register(s.mux)
 	return nil
 }
 

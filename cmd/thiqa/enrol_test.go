@@ -173,3 +173,110 @@ func certSubject(t *testing.T, path string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestESTOnSQLite and TestESTOnPostgres: with curl and openssl only,
+// cacerts answers the chain (the root is the data folder's), simpleenroll
+// with HTTP Basic (an enrolment's reference and secret) issues a
+// certificate of the enrolment's subject that verifies with openssl,
+// simplereenroll with that certificate as the TLS client certificate
+// issues its successor and supersedes it; a wrong secret (401), a
+// replayed secret (403) and a re-enrolment with the superseded certificate
+// (403) are refused, issuing nothing, and audited.
+func TestESTOnSQLite(t *testing.T)   { runESTE2E(t, false) }
+func TestESTOnPostgres(t *testing.T) { runESTE2E(t, true) }
+
+func runESTE2E(t *testing.T, postgres bool) {
+	f, db := newPKIFixture(t, postgres, nil)
+	dir := t.TempDir()
+	openssl, curl := testenv.Tool(t, "openssl"), testenv.Tool(t, "curl")
+	run := func(name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+	tlsCA := filepath.Join(f.dir, "tls", "cert.pem")
+	// est calls curl on an EST path and returns the HTTP status; the body is in dir/out.
+	est := func(path string, extra ...string) string {
+		t.Helper()
+		args := append([]string{"-sS", "--cacert", tlsCA, "-o", "out", "-w", "%{http_code}"}, extra...)
+		return run(curl, append(args, f.base+"/.well-known/est/"+path)...)
+	}
+	// certsOf turns the base64 certs-only answer in dir/out into PEM at name.
+	certsOf := func(name string) {
+		t.Helper()
+		run("sh", "-c", "base64 -d out > out.p7b && "+openssl+" pkcs7 -inform DER -in out.p7b -print_certs -out "+name)
+	}
+	csr := func(key, name string) {
+		t.Helper()
+		newKey(t, dir, key)
+		run("sh", "-c", openssl+" req -new -key "+key+" -subj /CN=Somebody -outform DER | base64 > "+name)
+	}
+	issuedBefore := auditCountDB(t, db, "certificate.issue", "success")
+
+	if st := est("cacerts"); st != "200" {
+		t.Fatalf("cacerts: %s", st)
+	}
+	certsOf("cacerts.pem")
+	if got, root := mustRead(t, filepath.Join(dir, "cacerts.pem")), strings.TrimSpace(mustRead(t, filepath.Join(f.dir, "ca", "root.pem"))); !strings.Contains(got, root) {
+		t.Fatal("cacerts does not hold the root")
+	}
+	run(openssl, "verify", "-CAfile", filepath.Join(f.dir, "ca", "root.pem"), filepath.Join(f.dir, "ca", "citizen.pem"))
+	if st := est("csrattrs"); st != "200" {
+		t.Fatalf("csrattrs: %s", st)
+	}
+
+	sub := citizenSubject()
+	sub["civilNumber"] = "45678901"
+	ref, secret := f.enrolment(t, "citizen-auth", sub)
+	csr("k1.pem", "csr1.b64")
+	post := []string{"-H", "Content-Type: application/pkcs10", "--data-binary", "@csr1.b64"}
+	if st := est("simpleenroll", append(post, "-u", ref+":WRONGSECRET")...); st != "401" {
+		t.Fatalf("simpleenroll with a wrong secret: %s %s", st, mustRead(t, filepath.Join(dir, "out")))
+	}
+	if st := est("simpleenroll", post...); st != "401" {
+		t.Fatalf("simpleenroll without credentials: %s", st)
+	}
+	if st := est("simpleenroll", append(post, "-u", ref+":"+secret)...); st != "200" {
+		t.Fatalf("simpleenroll: %s %s", st, mustRead(t, filepath.Join(dir, "out")))
+	}
+	certsOf("c1.pem")
+	run(openssl, "verify", "-CAfile", filepath.Join(f.dir, "ca", "root.pem"), "-untrusted", "cacerts.pem", "c1.pem")
+	if subj := certSubject(t, filepath.Join(dir, "c1.pem")); !strings.Contains(subj, "IDCOM-45678901") || strings.Contains(subj, "Somebody") {
+		t.Fatalf("the subject must come from the enrolment: %s", subj)
+	}
+	csr("k2.pem", "csr2.b64")
+	if st := est("simpleenroll", "-H", "Content-Type: application/pkcs10", "--data-binary", "@csr2.b64", "-u", ref+":"+secret); st != "403" {
+		t.Fatalf("replayed secret: %s %s", st, mustRead(t, filepath.Join(dir, "out")))
+	}
+
+	// Re-enrol with the current certificate as the TLS client certificate.
+	reenrol := []string{"--cert", "c1.pem", "--key", "k1.pem", "-H", "Content-Type: application/pkcs10", "--data-binary", "@csr2.b64"}
+	if st := est("simplereenroll", reenrol...); st != "200" {
+		t.Fatalf("simplereenroll: %s %s", st, mustRead(t, filepath.Join(dir, "out")))
+	}
+	certsOf("c2.pem")
+	run(openssl, "verify", "-CAfile", filepath.Join(f.dir, "ca", "root.pem"), "-untrusted", "cacerts.pem", "c2.pem")
+	if a, b := certSubject(t, filepath.Join(dir, "c1.pem")), certSubject(t, filepath.Join(dir, "c2.pem")); a != b {
+		t.Fatalf("re-enrolment changed the subject: %s -> %s", a, b)
+	}
+	if got := ocspAnswer(t, f, filepath.Join(dir, "c1.pem")); got != "revoked (superseded)" {
+		t.Fatalf("OCSP for the re-enrolled certificate: %s", got)
+	}
+	// The superseded certificate re-enrols no more.
+	csr("k3.pem", "csr3.b64")
+	if st := est("simplereenroll", "--cert", "c1.pem", "--key", "k1.pem", "-H", "Content-Type: application/pkcs10", "--data-binary", "@csr3.b64"); st != "403" && st != "401" {
+		t.Fatalf("simplereenroll with a revoked certificate: %s %s", st, mustRead(t, filepath.Join(dir, "out")))
+	}
+	if got := auditCountDB(t, db, "certificate.issue", "success"); got != issuedBefore+2 {
+		t.Fatalf("%d certificates issued, want 2", got-issuedBefore)
+	}
+	if got := auditCountDB(t, db, "enrolment.refused", "refused"); got < 4 {
+		t.Fatalf("%d refusals audited, want 4", got)
+	}
+	mustThiqa(t, nil, "audit", "verify", "--data", f.dir)
+}
