@@ -27,9 +27,11 @@ type Deps interface {
 	// ("ec-p256", "rsa-2048", ...) and returns its canonical name.
 	KeyType(name string) (string, error)
 	// Verifier returns the offline verifier `thiqa verify` builds, trusting
-	// the certificates of the PEM files trust, validating at at (zero: now)
-	// and refusing documents over maxSize bytes.
-	Verifier(trust []string, at time.Time, maxSize int64) (*verify.Verifier, error)
+	// the certificates of the PEM files trust and the qualified services of
+	// the trusted lists in the files tsl (their XML signatures checked
+	// against the certificates in the PEM files tslSigners), validating at
+	// at (zero: now) and refusing documents over maxSize bytes.
+	Verifier(ctx context.Context, trust, tsl, tslSigners []string, at time.Time, maxSize int64) (*verify.Verifier, error)
 }
 
 // Folder is a data folder whose configuration was read.

@@ -20,7 +20,8 @@ import (
 	"github.com/thiqa/thiqa/verify/report"
 )
 
-// Verify is `thiqa bench verify --in FILE --trust PEM [--concurrency N]
+// Verify is `thiqa bench verify --in FILE --trust PEM [--tsl LIST
+// --tsl-signer PEM] [--concurrency N]
 // [--duration D] [--at T] [--compare pdfsign [--rounds R]]`: in-process
 // validations per second of one document (read into memory once; no
 // network: revocation data must be embedded, as in B-LT), with p50/p99
@@ -30,13 +31,18 @@ import (
 // ratio. --url U measures POST U/api/v1/verify instead. With
 // --once it validates the file once, streaming it from disk, and prints
 // the process's peak resident memory (VmHWM) — the figure for a large
-// document.
+// document. With --tsl, anchors and qualified status come from the trusted
+// list as in `thiqa verify --tsl`, so every validation includes the list
+// lookup.
 func Verify(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer) error {
 	env := &env{deps: deps, stdout: stdout, stderr: stderr}
 	fs := newFlags("bench verify", env)
 	in := fs.String("in", "", "signed PDF to validate (required)")
 	var trust fileList
-	fs.Var(&trust, "trust", "PEM file of trusted roots (repeatable, required in process)")
+	fs.Var(&trust, "trust", "PEM file of trusted roots (repeatable; in process --trust or --tsl is required)")
+	var lists, listSigners fileList
+	fs.Var(&lists, "tsl", "ETSI trusted list FILE: its qualified services are anchors and decide `qualified` (repeatable)")
+	fs.Var(&listSigners, "tsl-signer", "PEM file of a certificate allowed to sign the --tsl lists (repeatable)")
 	conc := fs.Int("concurrency", runtime.GOMAXPROCS(0), "concurrent validations")
 	d := fs.Duration("duration", 5*time.Second, "measuring time (of each round)")
 	at := fs.String("at", "", "validation time (RFC 3339; default now)")
@@ -50,8 +56,11 @@ func Verify(ctx context.Context, deps Deps, args []string, stdout, stderr io.Wri
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *in == "" || (len(trust) == 0 && *url == "") {
-		return usage(errors.New("--in and --trust (or --url) are required"))
+	if *in == "" || (len(trust) == 0 && len(lists) == 0 && *url == "") {
+		return usage(errors.New("--in and --trust or --tsl (or --url) are required"))
+	}
+	if len(lists) > 0 && len(listSigners) == 0 {
+		return usage(errors.New("--tsl needs --tsl-signer: a trusted list is used only after its signature verifies"))
 	}
 	if *conc < 1 || *d <= 0 || *rounds < 0 {
 		return usage(errors.New("--concurrency, --duration and --rounds must be positive"))
@@ -70,7 +79,7 @@ func Verify(ctx context.Context, deps Deps, args []string, stdout, stderr io.Wri
 		}
 	}
 	// Offline: the benchmark never touches the network.
-	v, err := deps.Verifier(trust, when, 4<<30)
+	v, err := deps.Verifier(ctx, trust, lists, listSigners, when, 4<<30)
 	if err != nil {
 		return err
 	}

@@ -33,33 +33,39 @@ type authError struct {
 	redirect   bool
 }
 
-// parseAuthRequest validates an authorization request (OpenID Connect Core
-// §3.1.2.1, RFC 7636).
-func (p *Provider) parseAuthRequest(ctx context.Context, form url.Values) (*Client, *AuthRequest, *authError) {
-	for _, k := range authParams {
-		if len(form[k]) > 1 {
-			if k == "client_id" || k == "redirect_uri" {
-				return nil, nil, &authError{code: errInvalidRequest, desc: "parameter " + k + " repeated"}
-			}
-		}
+// requestClient finds the client of an authorization request and checks
+// its redirect URI: until both are known good, an error may not be sent to
+// the redirect URI (RFC 6749 section 4.1.2.1).
+func (p *Provider) requestClient(ctx context.Context, form url.Values) (*Client, *authError) {
+	if len(form["client_id"]) > 1 || len(form["redirect_uri"]) > 1 {
+		return nil, &authError{code: errInvalidRequest, desc: "parameter client_id or redirect_uri repeated"}
 	}
 	clientID := form.Get("client_id")
 	if clientID == "" || len(clientID) > maxParamLen {
-		return nil, nil, &authError{code: errInvalidRequest, desc: "client_id is missing or invalid"}
+		return nil, &authError{code: errInvalidRequest, desc: "client_id is missing or invalid"}
 	}
 	c, err := p.cfg.Store.Client(ctx, clientID)
 	if errors.Is(err, ErrNotFound) {
-		return nil, nil, &authError{code: errInvalidRequest, desc: "unknown client_id"}
+		return nil, &authError{code: errInvalidRequest, desc: "unknown client_id"}
 	}
 	if err != nil {
 		p.log.ErrorContext(ctx, "looking up client", "client", clientID, "err", err)
-		return nil, nil, &authError{code: errServerError, desc: "temporarily unable to look up the client"}
+		return nil, &authError{code: errServerError, desc: "temporarily unable to look up the client"}
 	}
-	ru := form.Get("redirect_uri")
-	if ru == "" || !registered(c, ru) {
-		return c, nil, &authError{code: errInvalidRequest, desc: "redirect_uri is missing or not registered for this client"}
+	if ru := form.Get("redirect_uri"); ru == "" || !registered(c, ru) {
+		return c, &authError{code: errInvalidRequest, desc: "redirect_uri is missing or not registered for this client"}
 	}
-	req := &AuthRequest{ClientID: c.ID, RedirectURI: ru, State: form.Get("state"), Nonce: form.Get("nonce"), CodeChallenge: form.Get("code_challenge")}
+	return c, nil
+}
+
+// parseAuthRequest validates an authorization request (OpenID Connect Core
+// §3.1.2.1, RFC 7636).
+func (p *Provider) parseAuthRequest(ctx context.Context, form url.Values) (*Client, *AuthRequest, *authError) {
+	c, aerr := p.requestClient(ctx, form)
+	if aerr != nil {
+		return c, nil, aerr
+	}
+	req := &AuthRequest{ClientID: c.ID, RedirectURI: form.Get("redirect_uri"), State: form.Get("state"), Nonce: form.Get("nonce"), CodeChallenge: form.Get("code_challenge")}
 	fail := func(code, desc string) (*Client, *AuthRequest, *authError) {
 		return c, req, &authError{code: code, desc: desc, redirect: true}
 	}
@@ -207,26 +213,43 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.startMobile(w, r, c, req, form)
 		return
 	}
-	p.showLogin(w, c, form, "", http.StatusOK)
+	p.showLogin(w, c, form, "", "", http.StatusOK)
 }
 
-func (p *Provider) showLogin(w http.ResponseWriter, c *Client, form url.Values, msg string, status int) {
+// showLogin shows the login form of an authorization request of kind
+// (KindCSC or an OpenID Connect login), its parameters carried along.
+func (p *Provider) showLogin(w http.ResponseWriter, c *Client, form url.Values, kind, msg string, status int) {
+	params, action, purpose := authParams, p.endpoint(PathAuthorize), ""
+	if kind == KindCSC {
+		params, action = cscParams, p.endpoint(PathCSCAuthorize)
+		purpose = "It asks to use your signing service. يطلب استخدام خدمة التوقيع الخاصة بك."
+	}
 	hidden := map[string]string{}
-	for _, k := range authParams {
+	for _, k := range params {
 		if v := form.Get(k); v != "" {
 			hidden[k] = v
 		}
 	}
-	renderPage(w, status, "login", loginPage{ClientName: c.Name, Action: p.endpoint(PathAuthorize), Hidden: hidden, Error: msg})
+	renderPage(w, status, "login", loginPage{ClientName: c.Name, Action: action, Hidden: hidden, Error: msg, Purpose: purpose})
 }
 
 // mtlsLogin logs in the holder of the TLS client certificate.
 func (p *Provider) mtlsLogin(w http.ResponseWriter, r *http.Request, c *Client, req *AuthRequest) {
+	citizen, ok := p.mtlsCitizen(w, r, c, req)
+	if !ok {
+		return
+	}
+	p.issueCode(w, r, c, req, citizen, MethodMTLS, p.now(), false)
+}
+
+// mtlsCitizen authenticates the holder of the TLS client certificate. On a
+// refusal or failure it has recorded it and answered the client's redirect
+// URI, and ok is false.
+func (p *Provider) mtlsCitizen(w http.ResponseWriter, r *http.Request, c *Client, req *AuthRequest) (citizen Citizen, ok bool) {
 	ctx := r.Context()
 	start := time.Now()
 	defer func() { p.m.duration.WithLabelValues("mtls").Observe(time.Since(start).Seconds()) }()
 	leaf, err := p.verifyTLSCitizen(r.TLS.PeerCertificates)
-	var citizen Citizen
 	if err == nil {
 		citizen, err = p.checkCertificate(ctx, leaf)
 	}
@@ -239,9 +262,9 @@ func (p *Provider) mtlsLogin(w http.ResponseWriter, r *http.Request, c *Client, 
 		}
 		p.loginFailed(ctx, MethodMTLS, c.ID, "", details, err)
 		p.redirectError(w, r, req, errorCodeOf(err), "the citizen could not be authenticated")
-		return
+		return Citizen{}, false
 	}
-	p.issueCode(w, r, c, req, citizen, MethodMTLS, p.now(), false)
+	return citizen, true
 }
 
 // loginFailed records a refused or failed login: audit record and metric.
@@ -300,7 +323,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, c *Client, 
 		return
 	}
 	if err := p.audit(ctx, "citizen:"+citizen.CivilNumber, "oidc.login", c.ID, "success", map[string]any{
-		"method": method, "certSerial": citizen.CertSerial, "grant": g.ID, "acr": g.ACR, "remote": r.RemoteAddr,
+		"method": method, "certSerial": citizen.CertSerial, "grant": g.ID, "acr": g.ACR, "remote": r.RemoteAddr, "scope": req.Scope,
 	}); err != nil {
 		_ = p.cfg.Store.RevokeGrant(context.WithoutCancel(ctx), g.ID)
 		p.m.logins.WithLabelValues(method, "failure").Inc()
@@ -324,7 +347,7 @@ func (p *Provider) startMobile(w http.ResponseWriter, r *http.Request, c *Client
 	ctx := r.Context()
 	civil := strings.TrimSpace(form.Get("civil_number"))
 	if len(civil) < 6 || len(civil) > 12 || strings.Trim(civil, "0123456789") != "" {
-		p.showLogin(w, c, form, "Enter your civil number (6 to 12 digits). أدخل رقمك المدني (من 6 إلى 12 رقمًا).", http.StatusBadRequest)
+		p.showLogin(w, c, form, req.Kind, "Enter your civil number (6 to 12 digits). أدخل رقمك المدني (من 6 إلى 12 رقمًا).", http.StatusBadRequest)
 		return
 	}
 	now := p.now()
@@ -379,12 +402,16 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request) {
 	case LoginDenied:
 		p.redirectError(w, r, &l.Request, errAccessDenied, "the citizen could not be authenticated")
 	case LoginApproved:
-		if p.now().After(l.Expires.Add(p.cfg.CodeLifetime)) {
-			renderPage(w, http.StatusBadRequest, "error", errorPage{Error: "this login expired; start again from the portal"})
-			return
-		}
 		if l.Citizen == nil {
 			renderPage(w, http.StatusInternalServerError, "error", errorPage{Error: "approved login without a citizen"})
+			return
+		}
+		if l.Request.Kind == KindCSC && l.Request.Credential != nil && p.cfg.Signing != nil {
+			p.mobileCredentialStep(w, r, l, c, key)
+			return
+		}
+		if p.now().After(l.Expires.Add(p.cfg.CodeLifetime)) {
+			renderPage(w, http.StatusBadRequest, "error", errorPage{Error: "this login expired; start again from the portal"})
 			return
 		}
 		l.State = LoginUsed

@@ -20,9 +20,20 @@
 // moment (StatusChecker): a revoked, expired or unknown certificate is
 // refused with access_denied.
 //
-// Portals (clients) authenticate at the token endpoint with private_key_jwt
-// (RFC 7523, single-use jti, aud = token endpoint, short lifetime) or
-// tls_client_auth (RFC 8705). Authorization codes are single-use,
+// The same login opens the signing service: with Config.Signing the
+// provider is also the OAuth 2.0 authorization server of the CSC API v2
+// (section 8.4, PathCSCAuthorize and PathCSCToken). A signing application,
+// registered like a portal, asks for scope service (access to the CSC API
+// and /api/v1/sign* for the citizen) or scope credential (the signature of
+// exact hashes with one credential: the citizen also enters the signing
+// PIN, which the signing service checks, and the access token carries the
+// one-time SAD of those hashes). Its access tokens are RFC 9068 JWTs for
+// the signing service's audience, trusted by internal/auth as delegated
+// tokens only.
+//
+// Clients authenticate at the token endpoints with private_key_jwt
+// (RFC 7523: single-use jti, short lifetime, aud the issuer identifier or
+// the token endpoint called, alone) or tls_client_auth (RFC 8705). Authorization codes are single-use,
 // short-lived and bound to client, redirect URI and PKCE challenge; a reused
 // code revokes what it issued. ID tokens and access tokens are JWS signed
 // through a crypto.Signer (a key on the token in production). The subject is

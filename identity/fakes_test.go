@@ -274,3 +274,61 @@ func fakeCaller(r *http.Request) (string, bool) {
 	civil, ok := r.Context().Value(phoneCallerKey{}).(string)
 	return civil, ok
 }
+
+// memSigning is the signing service as the CSC authorization server sees
+// it: credentials by owner, signing PINs locked after 3 wrong tries.
+type memSigning struct {
+	mu        sync.Mutex
+	owners    map[string]string // credential → civil number
+	pins      map[string]string
+	fails     map[string]int
+	checks    []string // "credential:outcome" of every PIN check
+	activated []*CredentialRequest
+}
+
+func newMemSigning() *memSigning {
+	return &memSigning{owners: map[string]string{testSignCred: testCivil, "sign-other": "87654321"},
+		pins: map[string]string{testSignCred: testSignPIN, "sign-other": testSignPIN}, fails: map[string]int{}}
+}
+
+func (m *memSigning) CheckCredential(_ context.Context, civil, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.owners[id] != civil:
+		return fmt.Errorf("%w: credential not found or not yours", ErrCredentialUnusable)
+	case m.fails[id] >= 3:
+		return ErrPINLocked
+	}
+	return nil
+}
+
+func (m *memSigning) CheckSigningPIN(ctx context.Context, civil, _ string, req *CredentialRequest, pin string) error {
+	if err := m.CheckCredential(ctx, civil, req.CredentialID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := req.CredentialID
+	if m.pins[id] != pin {
+		m.fails[id]++
+		m.checks = append(m.checks, id+":refused")
+		if m.fails[id] >= 3 {
+			return ErrPINLocked
+		}
+		return ErrWrongPIN
+	}
+	m.fails[id] = 0
+	m.checks = append(m.checks, id+":success")
+	return nil
+}
+
+func (m *memSigning) Activate(ctx context.Context, civil, _ string, req *CredentialRequest) (string, time.Time, error) {
+	if err := m.CheckCredential(ctx, civil, req.CredentialID); err != nil {
+		return "", time.Time{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.activated = append(m.activated, req)
+	return fmt.Sprintf("sad-%d", len(m.activated)), time.Now().Add(2 * time.Minute), nil
+}

@@ -85,6 +85,7 @@ type env struct {
 	status  *memStatus
 	dir     *memDirectory
 	pins    *memPINs
+	signing *memSigning
 	audit   *memAudit
 	pki     *testPKI
 	reg     *prometheus.Registry
@@ -108,7 +109,8 @@ func newEnv(t testing.TB, tlsServer bool) *env {
 	t.Helper()
 	e := &env{t: t, store: newMemStore(), status: &memStatus{profiles: map[string]string{}, revoked: map[string]bool{}, onToken: map[string]bool{}},
 		dir:  &memDirectory{creds: map[string]*RemoteCredential{}, keys: map[string]crypto.Signer{}},
-		pins: &memPINs{pins: map[string]string{}, fails: map[string]int{}}, audit: &memAudit{}, pki: newTestPKI(t), reg: prometheus.NewRegistry()}
+		pins: &memPINs{pins: map[string]string{}, fails: map[string]int{}}, audit: &memAudit{}, pki: newTestPKI(t), reg: prometheus.NewRegistry(),
+		signing: newMemSigning()}
 	cert, key := e.pki.citizen(t, testCivil, time.Now().Add(24*time.Hour))
 	e.status.profiles[cert.SerialNumber.String()] = ProfileCitizenAuth
 	e.status.onToken[cert.SerialNumber.String()] = true // a mobile ID's key is on the token
@@ -132,6 +134,7 @@ func newEnv(t testing.TB, tlsServer bool) *env {
 		Issuer: e.srv.URL, Signer: signKey, PairwiseSecret: []byte(strings.Repeat("s", 32)), CitizenRoots: roots,
 		Store: e.store, Status: e.status, Directory: e.dir, Keys: e.dir, PINs: e.pins, Audit: e.audit, Registerer: e.reg,
 		PhoneAuth: fakePhoneAuth, Caller: fakeCaller,
+		Signing: &SigningConfig{Audience: testSigningAudience, Credentials: e.signing, MaxHashes: 4},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -175,12 +178,18 @@ var (
 // startMobile posts the civil number and returns session, browser key and code.
 func (e *env) startMobile(q url.Values, civil string) (session, key, code string) {
 	e.t.Helper()
+	return e.startMobileAt(PathAuthorize, q, civil)
+}
+
+// startMobileAt is startMobile at the authorization endpoint path.
+func (e *env) startMobileAt(path string, q url.Values, civil string) (session, key, code string) {
+	e.t.Helper()
 	f := url.Values{}
 	for k, v := range q {
 		f[k] = v
 	}
 	f.Set("civil_number", civil)
-	resp, err := e.browser.PostForm(e.srv.URL+PathAuthorize, f)
+	resp, err := e.browser.PostForm(e.srv.URL+path, f)
 	if err != nil {
 		e.t.Fatal(err)
 	}

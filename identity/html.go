@@ -17,6 +17,7 @@ var pages = template.Must(template.New("pages").Parse(`
 
 {{define "login"}}{{template "head"}}
 <p>{{.ClientName}} asks you to log in. <span lang="ar">يطلب {{.ClientName}} تسجيل دخولك.</span></p>
+{{if .Purpose}}<p id="purpose">{{.Purpose}}</p>{{end}}
 {{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
@@ -40,6 +41,22 @@ var pages = template.Must(template.New("pages").Parse(`
 </form>
 </body></html>{{end}}
 
+{{define "signing-pin"}}{{template "head"}}
+<h2>Authorise a signature <span lang="ar">الموافقة على التوقيع</span></h2>
+<p>{{.ClientName}} asks to sign with your credential <code id="credential">{{.Credential}}</code>
+{{.Count}} time(s), exactly these hashes:
+<span lang="ar">يطلب {{.ClientName}} التوقيع بشهادتك {{.Count}} مرة (مرات)، على هذه القيم فقط:</span></p>
+{{if .Description}}<p id="description">{{.Description}}</p>{{end}}
+<ul id="hashes">{{range .Hashes}}<li><code>{{.}}</code></li>{{end}}</ul>
+{{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<label for="signing_pin">Signing PIN <span lang="ar">رمز التوقيع</span></label>
+<input id="signing_pin" name="signing_pin" type="password" inputmode="numeric" autocomplete="off" required>
+<button type="submit">Sign <span lang="ar">وقّع</span></button>
+</form>
+</body></html>{{end}}
+
 {{define "error"}}{{template "head"}}
 <h2>The login cannot continue <span lang="ar">لا يمكن متابعة تسجيل الدخول</span></h2>
 <p class="err" id="error">{{.Error}}</p>
@@ -52,6 +69,18 @@ type loginPage struct {
 	Action     string
 	Hidden     map[string]string
 	Error      string
+	// Purpose says what the login is for, when it is not a portal's.
+	Purpose string
+}
+
+// signingPINPage asks for the signing PIN of a credential authorization.
+type signingPINPage struct {
+	ClientName, Credential, Description string
+	Count                               int
+	Hashes                              []string // hex
+	Action                              string
+	Hidden                              map[string]string
+	Error                               string
 }
 
 type waitPage struct {

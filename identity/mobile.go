@@ -21,6 +21,12 @@ type PendingSession struct {
 	ClientID         string    `json:"clientID"`
 	ClientName       string    `json:"clientName,omitempty"`
 	Expires          time.Time `json:"expires"`
+	// Scope is service or credential when a signing application asks
+	// (CSC API), empty for a portal's login; CredentialID and
+	// NumSignatures say what a credential authorization would sign.
+	Scope         string `json:"scope,omitempty"`
+	CredentialID  string `json:"credentialID,omitempty"`
+	NumSignatures int    `json:"numSignatures,omitempty"`
 }
 
 // ApproveRequest is the JSON body of POST /oidc/mobile/approve.
@@ -95,6 +101,12 @@ func (p *Provider) mobileList(w http.ResponseWriter, r *http.Request) {
 	out := []PendingSession{}
 	for _, l := range ls {
 		ps := PendingSession{Session: l.ID, VerificationCode: l.VerificationCode, ClientID: l.Request.ClientID, Expires: l.Expires}
+		if l.Request.Kind == KindCSC {
+			ps.Scope = l.Request.Scope
+			if cr := l.Request.Credential; cr != nil {
+				ps.CredentialID, ps.NumSignatures = cr.CredentialID, cr.NumSignatures
+			}
+		}
 		if c, err := p.cfg.Store.Client(ctx, l.Request.ClientID); err == nil {
 			ps.ClientName = c.Name
 		}

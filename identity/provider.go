@@ -33,6 +33,11 @@ const (
 	PathUserinfo      = "/oidc/userinfo"
 	PathMobileList    = "/oidc/mobile/sessions"
 	PathMobileApprove = "/oidc/mobile/approve"
+	// PathCSC is the base URI of the CSC API v2 OAuth 2.0 authorization
+	// server (the "oauth2" member of /csc/v2/info), relative to the issuer.
+	PathCSC          = "/csc/v2"
+	PathCSCAuthorize = PathCSC + "/oauth2/authorize"
+	PathCSCToken     = PathCSC + "/oauth2/token"
 )
 
 // ProfileCitizenAuth is the certificate profile a login certificate must
@@ -73,6 +78,14 @@ type Config struct {
 	// Caller returns the civil number of the citizen PhoneAuth let through.
 	Caller func(r *http.Request) (civilNumber string, ok bool)
 
+	// Signing, when set, makes the provider the OAuth 2.0 authorization
+	// server of the CSC API v2 (section 8.4) at PathCSCAuthorize and
+	// PathCSCToken: citizens log in as they do for a portal and give a
+	// signing application access to the signing service (scope service)
+	// or the signature of exact hashes (scope credential, with the signing
+	// PIN).
+	Signing *SigningConfig
+
 	// Lifetimes; zero picks the defaults (code 60 s, login 5 min, tokens 10 min,
 	// client assertion at most 5 min).
 	CodeLifetime         time.Duration
@@ -91,6 +104,19 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
+}
+
+// SigningConfig is what the CSC authorization server needs.
+type SigningConfig struct {
+	// Audience is the aud claim of its access tokens: the signing
+	// service's identifier, which the resource expects (cmd/thiqa trusts
+	// the issuer for it with internal/auth.DelegatedIssuer).
+	Audience string
+	// Credentials checks the citizens' signing credentials and PINs and
+	// activates them.
+	Credentials SigningCredentials
+	// MaxHashes bounds the hashes of one credential authorization.
+	MaxHashes int
 }
 
 // DefaultACR is the eIDAS level of assurance "high": the login proves
@@ -153,6 +179,9 @@ func New(cfg Config) (*Provider, error) {
 	if (cfg.PhoneAuth == nil) != (cfg.Caller == nil) {
 		return nil, errors.New("identity: PhoneAuth and Caller go together")
 	}
+	if s := cfg.Signing; s != nil && (s.Audience == "" || s.Credentials == nil || s.MaxHashes < 1) {
+		return nil, errors.New("identity: Signing needs an audience, the credentials and a positive MaxHashes")
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -214,6 +243,11 @@ func (p *Provider) Register(mux Mux) {
 	if p.cfg.PhoneAuth != nil {
 		mux.Handle("GET "+PathMobileList, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileList)))
 		mux.Handle("POST "+PathMobileApprove, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileApprove)))
+	}
+	if p.cfg.Signing != nil {
+		mux.Handle("GET "+PathCSCAuthorize, http.HandlerFunc(p.cscAuthorize))
+		mux.Handle("POST "+PathCSCAuthorize, http.HandlerFunc(p.cscAuthorize))
+		mux.Handle("POST "+PathCSCToken, http.HandlerFunc(p.cscToken))
 	}
 }
 

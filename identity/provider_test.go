@@ -400,7 +400,9 @@ func TestTokenRefusals(t *testing.T) {
 		}
 	})
 	for name, mod := range map[string]func(*jwt.Claims){
-		"wrong audience":     func(c *jwt.Claims) { c.Audience = jwt.Audience{e.srv.URL} },
+		"wrong audience":     func(c *jwt.Claims) { c.Audience = jwt.Audience{"https://other.example/token"} },
+		"another endpoint":   func(c *jwt.Claims) { c.Audience = jwt.Audience{e.srv.URL + PathUserinfo} },
+		"several audiences":  func(c *jwt.Claims) { c.Audience = jwt.Audience{e.srv.URL, "https://other.example"} },
 		"expired":            func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(time.Now().Add(-time.Hour)) },
 		"too long lived":     func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(time.Now().Add(time.Hour)) },
 		"no jti":             func(c *jwt.Claims) { c.ID = "" },
@@ -414,6 +416,27 @@ func TestTokenRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("assertion for the issuer identifier", func(t *testing.T) {
+		// RFC 7523bis and FAPI 2.0: aud is the issuer; the token endpoint
+		// is still accepted (tokenForm).
+		f := e.tokenForm(e.mobileLogin())
+		f.Set("client_assertion", e.assertion(e.client.ID, e.ckey, func(c *jwt.Claims) { c.Audience = jwt.Audience{e.srv.URL} }))
+		if st, out := e.exchange(f); st != 200 || out["access_token"] == nil {
+			t.Fatalf("%d %v", st, out)
+		}
+	})
+	t.Run("invalid_client has no Bearer challenge", func(t *testing.T) {
+		f := e.tokenForm(e.mobileLogin())
+		f.Set("client_assertion", e.assertion(e.client.ID, e.ckey, func(c *jwt.Claims) { c.Audience = jwt.Audience{"https://other.example"} }))
+		resp, err := e.browser.PostForm(e.srv.URL+PathToken, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readBody(t, resp)
+		if resp.StatusCode != 401 || !strings.Contains(body, "invalid_client") || resp.Header.Get("WWW-Authenticate") != "" {
+			t.Fatalf("%d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
+		}
+	})
 	t.Run("tampered assertion", func(t *testing.T) {
 		f := e.tokenForm(e.mobileLogin())
 		a := e.assertion(e.client.ID, e.ckey, nil)

@@ -48,61 +48,95 @@ func badGrant(desc string) *tokenError {
 	return &tokenError{status: http.StatusBadRequest, code: errInvalidGrant, desc: desc}
 }
 
-// token serves the token endpoint: client authentication, then the
-// authorization code exchange.
+// tokenEndpoint is one of the provider's token endpoints: the OpenID
+// Connect one and the CSC API's. Each redeems only the codes of its own
+// authorization endpoint.
+type tokenEndpoint struct {
+	path   string // relative to the issuer
+	kind   string // the AuthRequest.Kind of its codes
+	action string // of its audit records
+}
+
+var (
+	oidcTokens = tokenEndpoint{path: PathToken, action: "oidc.token"}
+	cscTokens  = tokenEndpoint{path: PathCSCToken, kind: KindCSC, action: ActionCSCToken}
+)
+
+// token serves the OpenID Connect token endpoint: client authentication,
+// the authorization code exchange, an access token and an ID token.
 func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
+	c, g, now, accessExp, ok := p.redeem(w, r, oidcTokens)
+	if !ok {
+		return
+	}
+	resp, err := p.mintTokens(c, g, now, accessExp)
+	if err != nil {
+		p.mintFailed(w, r, oidcTokens, c, g, err)
+		return
+	}
+	p.tokenIssued(w, r, oidcTokens, c, g, resp, nil)
+}
+
+// redeem authenticates the client at endpoint ep and redeems the code of
+// the request. When ok is false it has answered, audited and counted the
+// refusal; otherwise the grant is redeemed at now and its access tokens
+// may live until accessExp.
+func (p *Provider) redeem(w http.ResponseWriter, r *http.Request, ep tokenEndpoint) (c *Client, g *Grant, now, accessExp time.Time, ok bool) {
 	ctx := r.Context()
 	start := time.Now()
 	defer func() { p.m.duration.WithLabelValues("token").Observe(time.Since(start).Seconds()) }()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		p.tokenFailed(w, r, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "malformed form body"})
+		p.tokenFailed(w, r, ep, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "malformed form body"})
 		return
 	}
 	form := r.PostForm
 	for k, v := range form {
 		if len(v) > 1 {
-			p.tokenFailed(w, r, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "parameter " + k + " repeated"})
+			p.tokenFailed(w, r, ep, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "parameter " + k + " repeated"})
 			return
 		}
 	}
-	c, terr := p.authenticateClient(ctx, r, form)
+	c, terr := p.authenticateClient(ctx, r, form, p.endpoint(ep.path))
 	if terr != nil {
-		p.tokenFailed(w, r, form.Get("client_id"), nil, terr)
+		p.tokenFailed(w, r, ep, form.Get("client_id"), nil, terr)
 		return
 	}
 	if gt := form.Get("grant_type"); gt != "authorization_code" {
-		p.tokenFailed(w, r, c.ID, nil, &tokenError{status: http.StatusBadRequest, code: errUnsupportedGrantType, desc: "only authorization_code is supported"})
+		p.tokenFailed(w, r, ep, c.ID, nil, &tokenError{status: http.StatusBadRequest, code: errUnsupportedGrantType, desc: "only authorization_code is supported"})
 		return
 	}
 	code, verifier := form.Get("code"), form.Get("code_verifier")
 	if code == "" || len(code) > maxParamLen {
-		p.tokenFailed(w, r, c.ID, nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "code is required"})
+		p.tokenFailed(w, r, ep, c.ID, nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "code is required"})
 		return
 	}
-	now := p.now()
-	accessExp := now.Add(p.cfg.AccessTokenLifetime)
+	now = p.now()
+	accessExp = now.Add(p.cfg.AccessTokenLifetime)
 	g, err := p.cfg.Store.RedeemCode(ctx, hashSecret(code), now, accessExp)
 	switch {
 	case errors.Is(err, ErrCodeReused):
-		p.tokenFailed(w, r, c.ID, g, badGrant("authorization code already used; the tokens it issued are revoked"))
+		p.tokenFailed(w, r, ep, c.ID, g, badGrant("authorization code already used; the tokens it issued are revoked"))
 		return
 	case errors.Is(err, ErrNotFound):
-		p.tokenFailed(w, r, c.ID, nil, badGrant("unknown authorization code"))
+		p.tokenFailed(w, r, ep, c.ID, nil, badGrant("unknown authorization code"))
 		return
 	case err != nil:
 		p.log.ErrorContext(ctx, "redeeming code", "err", err)
-		p.tokenFailed(w, r, c.ID, nil, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "temporarily unable to redeem the code"})
+		p.tokenFailed(w, r, ep, c.ID, nil, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "temporarily unable to redeem the code"})
 		return
 	}
 	// The code is spent now whatever follows: a code presented by the wrong
-	// client, for another redirect URI or with the wrong verifier is burnt.
+	// client, for another redirect URI, with the wrong verifier or at the
+	// other token endpoint is burnt.
 	var bad *tokenError
 	switch {
 	case now.After(g.CodeExpires):
 		bad = badGrant("authorization code expired")
 	case g.Request.ClientID != c.ID:
 		bad = badGrant("authorization code was issued to another client")
+	case g.Request.Kind != ep.kind:
+		bad = badGrant("authorization code was issued by another authorization endpoint than this token endpoint's")
 	case form.Get("redirect_uri") != g.Request.RedirectURI:
 		bad = badGrant("redirect_uri does not match the authorization request")
 	case !pkceMatches(verifier, g.Request.CodeChallenge):
@@ -112,21 +146,32 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		if err := p.cfg.Store.RevokeGrant(context.WithoutCancel(ctx), g.ID); err != nil {
 			p.log.ErrorContext(ctx, "revoking grant", "err", err)
 		}
-		p.tokenFailed(w, r, c.ID, g, bad)
+		p.tokenFailed(w, r, ep, c.ID, g, bad)
 		return
 	}
-	resp, err := p.mintTokens(c, g, now, accessExp)
-	if err != nil {
-		_ = p.cfg.Store.RevokeGrant(context.WithoutCancel(ctx), g.ID)
-		p.log.ErrorContext(ctx, "signing tokens", "err", err)
-		p.tokenFailed(w, r, c.ID, g, &tokenError{status: http.StatusInternalServerError, code: errServerError, desc: "unable to sign the tokens"})
-		return
+	return c, g, now, accessExp, true
+}
+
+// mintFailed answers a redeemed grant whose tokens could not be made: the
+// grant is revoked.
+func (p *Provider) mintFailed(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, c *Client, g *Grant, err error) {
+	_ = p.cfg.Store.RevokeGrant(context.WithoutCancel(r.Context()), g.ID)
+	p.log.ErrorContext(r.Context(), "signing tokens", "err", err)
+	p.tokenFailed(w, r, ep, c.ID, g, &tokenError{status: http.StatusInternalServerError, code: errServerError, desc: "unable to sign the tokens"})
+}
+
+// tokenIssued records the issuance of resp for grant g (details added to
+// the record) and answers it; without the record the grant is revoked and
+// nothing is answered but the failure.
+func (p *Provider) tokenIssued(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, c *Client, g *Grant, resp any, details map[string]any) {
+	ctx := r.Context()
+	d := map[string]any{"grant": g.ID, "citizen": g.Citizen.CivilNumber, "method": g.Method, "clientAuth": c.AuthMethod}
+	for k, v := range details {
+		d[k] = v
 	}
-	if err := p.audit(ctx, "client:"+c.ID, "oidc.token", c.ID, "success", map[string]any{
-		"grant": g.ID, "citizen": g.Citizen.CivilNumber, "method": g.Method, "clientAuth": c.AuthMethod,
-	}); err != nil {
+	if err := p.audit(ctx, "client:"+c.ID, ep.action, c.ID, "success", d); err != nil {
 		_ = p.cfg.Store.RevokeGrant(context.WithoutCancel(ctx), g.ID)
-		p.tokenFailed(w, r, c.ID, nil, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "unable to record the token issuance"})
+		p.tokenFailed(w, r, ep, c.ID, nil, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "unable to record the token issuance"})
 		return
 	}
 	p.m.tokens.WithLabelValues("success").Inc()
@@ -135,8 +180,8 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// tokenFailed answers a refused token request, audits and counts it.
-func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, clientID string, g *Grant, e *tokenError) {
+// tokenFailed answers a refused token request at ep, audits and counts it.
+func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, clientID string, g *Grant, e *tokenError) {
 	details := map[string]any{"error": e.code, "reason": e.desc, "remote": r.RemoteAddr}
 	if g != nil {
 		details["grant"] = g.ID
@@ -149,11 +194,12 @@ func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, clientID 
 	if clientID != "" {
 		actor = "client:" + clientID
 	}
-	_ = p.audit(r.Context(), actor, "oidc.token", clientID, outcome, details)
+	_ = p.audit(r.Context(), actor, ep.action, clientID, outcome, details)
 	p.m.tokens.WithLabelValues(e.code).Inc()
-	if e.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_client"`)
-	}
+	// An invalid_client answer carries no Bearer challenge: that scheme is
+	// for resources (RFC 6750), and the client did not authenticate with
+	// HTTP authentication (RFC 6749 section 5.2 asks for a challenge of the
+	// scheme the client used, and Basic is refused).
 	writeOAuthError(w, e.status, e.code, e.desc)
 }
 
@@ -175,9 +221,10 @@ func pkceMatches(verifier, challenge string) bool {
 	return subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) == 1
 }
 
-// authenticateClient authenticates the client by private_key_jwt or
-// tls_client_auth, whichever it registered.
-func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form map[string][]string) (*Client, *tokenError) {
+// authenticateClient authenticates the client at the token endpoint
+// endpoint (its absolute URL) by private_key_jwt or tls_client_auth,
+// whichever it registered.
+func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form map[string][]string, endpoint string) (*Client, *tokenError) {
 	get := func(k string) string {
 		if v := form[k]; len(v) > 0 {
 			return v[0]
@@ -196,7 +243,7 @@ func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form
 		if get("client_assertion_type") != clientAssertionType {
 			return nil, badClient("client_assertion_type must be " + clientAssertionType)
 		}
-		return p.assertionClient(ctx, clientID, assertion)
+		return p.assertionClient(ctx, clientID, assertion, endpoint)
 	}
 	if clientID == "" || len(clientID) > maxParamLen {
 		return nil, badClient("client authentication is required")
@@ -223,9 +270,12 @@ type assertionClaims struct {
 }
 
 // assertionClient verifies a private_key_jwt client assertion: signature
-// by a key of the client's registered JWKS, iss = sub = client_id, aud =
-// the token endpoint, exp in the near future, jti never seen before.
-func (p *Provider) assertionClient(ctx context.Context, clientID, assertion string) (*Client, *tokenError) {
+// by a key of the client's registered JWKS, iss = sub = client_id, exp in
+// the near future, jti never seen before, and aud this server: its issuer
+// identifier (RFC 7523bis, FAPI 2.0: what mainstream libraries send) or the
+// token endpoint called (RFC 7523), as the sole audience, so that an
+// assertion made for several servers is refused.
+func (p *Provider) assertionClient(ctx context.Context, clientID, assertion, endpoint string) (*Client, *tokenError) {
 	if len(assertion) > 8<<10 {
 		return nil, badClient("client assertion too large")
 	}
@@ -270,9 +320,12 @@ func (p *Provider) assertionClient(ctx context.Context, clientID, assertion stri
 	}
 	now := p.now()
 	if err := claims.ValidateWithLeeway(jwt.Expected{
-		Issuer: c.ID, Subject: c.ID, AnyAudience: jwt.Audience{p.endpoint(PathToken)}, Time: now,
+		Issuer: c.ID, Subject: c.ID, AnyAudience: jwt.Audience{p.cfg.Issuer, endpoint}, Time: now,
 	}, clockSkew); err != nil {
 		return nil, badClient("client assertion rejected: " + err.Error())
+	}
+	if len(claims.Audience) != 1 {
+		return nil, badClient("client assertion aud must name this server alone (its issuer identifier or the token endpoint)")
 	}
 	if claims.Expiry == nil || claims.ID == "" || len(claims.ID) > 256 {
 		return nil, badClient("client assertion must carry exp and jti")

@@ -26,6 +26,10 @@ var (
 	ErrWrongPIN = errors.New("identity: wrong PIN")
 	// ErrPINLocked: too many wrong PINs; the credential is locked.
 	ErrPINLocked = errors.New("identity: PIN locked")
+	// ErrCredentialUnusable: the signing credential a CSC credential
+	// authorization names is not a usable one of the citizen (unknown,
+	// another's, certificate expired or revoked, no signing PIN set).
+	ErrCredentialUnusable = errors.New("identity: signing credential not usable")
 )
 
 // Client authentication methods at the token endpoint.
@@ -96,6 +100,28 @@ type AuthRequest struct {
 	Nonce         string
 	Scope         string
 	CodeChallenge string
+	// Kind is KindCSC for an authorization of the CSC API (its own
+	// endpoints, its own access tokens); empty for an OpenID Connect login.
+	Kind string `json:",omitempty"`
+	// Credential is what a CSC authorization of scope credential
+	// authorises.
+	Credential *CredentialRequest `json:",omitempty"`
+}
+
+// KindCSC marks the authorization requests (and so the logins and grants)
+// of the CSC API v2 authorization server.
+const KindCSC = "csc"
+
+// CredentialRequest is a CSC credential authorization (CSC API v2 section
+// 8.4.2, scope credential): signatures of exactly these hashes with one
+// credential.
+type CredentialRequest struct {
+	CredentialID     string   `json:"credentialID"`
+	NumSignatures    int      `json:"numSignatures"`
+	HashAlgorithmOID string   `json:"hashAlgorithmOID"`
+	Hashes           [][]byte `json:"hashes"`
+	// Description is the signing application's words for the citizen.
+	Description string `json:"description,omitempty"`
 }
 
 // Login is one remote (mobile ID) login in progress.
@@ -215,6 +241,23 @@ type KeyResolver interface {
 // few wrong tries.
 type PINChecker interface {
 	CheckPIN(ctx context.Context, credentialID, pin string) error
+}
+
+// SigningCredentials is the signing service as the CSC authorization
+// server needs it (cmd/thiqa adapts signing/csc).
+type SigningCredentials interface {
+	// CheckCredential returns nil when credentialID is a usable signing
+	// credential of the citizen with that civil number whose PIN is set,
+	// an error wrapping ErrCredentialUnusable (with the reason) or
+	// ErrPINLocked when not, or a failure.
+	CheckCredential(ctx context.Context, civil, credentialID string) error
+	// CheckSigningPIN checks, and records, the citizen's signing PIN for
+	// the authorization req by client: nil, or an error wrapping
+	// ErrWrongPIN, ErrPINLocked or ErrCredentialUnusable, or a failure.
+	CheckSigningPIN(ctx context.Context, civil, clientID string, req *CredentialRequest, pin string) error
+	// Activate records the one-time authorisation (SAD) of exactly req's
+	// hashes, whose PIN was checked, and returns it with its expiry.
+	Activate(ctx context.Context, civil, clientID string, req *CredentialRequest) (sad string, expires time.Time, err error)
 }
 
 // Auditor appends to the hash-chained audit log (*audit.Log).

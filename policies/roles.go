@@ -49,6 +49,10 @@ const (
 	ActionWhoAmI            Action = "identity.whoami"
 	ActionApproveLogin      Action = "oidc.login.approve"
 	ActionReadMetrics       Action = "metrics.read"
+	// ActionManagePIN is managing a credential's signing PIN, apart from
+	// signing: access delegated for signing (a CSC OAuth2 token) never
+	// reaches the PIN.
+	ActionManagePIN Action = "credential.pin.manage"
 	// ActionCreateEnrolment records a one-time enrolment (reference and
 	// secret) for CMP or EST.
 	ActionCreateEnrolment Action = "enrolment.create"
@@ -63,6 +67,7 @@ var permissions = map[Action][]Role{
 	ActionRevokeCertificate: {RoleRegistrationOfficer, RoleCitizen, RoleAgency},
 	ActionSeal:              {RoleAgency},
 	ActionSign:              {RoleCitizen},
+	ActionManagePIN:         {RoleCitizen},
 	ActionExtend:            {RoleAgency, RoleOperator}, // long-term archive: validation data and a document time-stamp
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},

@@ -41,6 +41,9 @@ var (
 	// ErrAudit marks a failure to write the audit record of an operation:
 	// nothing was sent.
 	ErrAudit = errors.New("audit record could not be written")
+	// ErrOutOfScope: the caller's delegated access token does not allow
+	// the operation (a "credential" token signs its own hashes only).
+	ErrOutOfScope = errors.New("the access token's scope does not allow this operation")
 )
 
 // Refusal is a request the service declines, with the reason in words for

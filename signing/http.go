@@ -81,9 +81,9 @@ type Mux interface {
 
 // Register mounts the service's endpoints on mux, each behind guard:
 // POST /api/v1/seal, /api/v1/seal/batch and /api/v1/seal/jades
-// (policies.ActionSeal), and
-// POST /api/v1/sign, /api/v1/sign/prepare, /api/v1/sign/complete and
-// /api/v1/credentials/{id}/pin (policies.ActionSign), and POST
+// (policies.ActionSeal), POST /api/v1/sign, /api/v1/sign/prepare and
+// /api/v1/sign/complete (policies.ActionSign),
+// /api/v1/credentials/{id}/pin (policies.ActionManagePIN), and POST
 // /api/v1/extend (policies.ActionExtend).
 func (s *Service) Register(mux Mux, guard Guard) {
 	seal := guard(policies.ActionSeal)
@@ -94,7 +94,7 @@ func (s *Service) Register(mux Mux, guard Guard) {
 	mux.Handle("POST /api/v1/sign", sign(http.HandlerFunc(s.sign)))
 	mux.Handle("POST /api/v1/sign/prepare", sign(http.HandlerFunc(s.signPrepare)))
 	mux.Handle("POST /api/v1/sign/complete", sign(http.HandlerFunc(s.signComplete)))
-	mux.Handle("POST /api/v1/credentials/{id}/pin", sign(http.HandlerFunc(s.setPIN)))
+	mux.Handle("POST /api/v1/credentials/{id}/pin", guard(policies.ActionManagePIN)(http.HandlerFunc(s.setPIN)))
 	mux.Handle("POST /api/v1/extend", guard(policies.ActionExtend)(http.HandlerFunc(s.extendHTTP)))
 }
 
@@ -159,7 +159,7 @@ func refusalStatus(kind error) int {
 		return http.StatusRequestEntityTooLarge
 	case ErrActivationRequired:
 		return http.StatusUnauthorized
-	case ErrNoIdentity, ErrCredentialRefused, ErrCertificateNotValid, ErrCertificateRevoked, ErrSADInvalid, ErrSADMismatch:
+	case ErrNoIdentity, ErrCredentialRefused, ErrCertificateNotValid, ErrCertificateRevoked, ErrSADInvalid, ErrSADMismatch, ErrOutOfScope:
 		return http.StatusForbidden
 	}
 	return http.StatusBadRequest
@@ -234,6 +234,10 @@ func (s *Service) sign(w http.ResponseWriter, r *http.Request) {
 	pinValue := r.Header.Get(PINHeader)
 	r.Header.Del(PINHeader)
 	actor := CitizenOf(r)
+	if err := RefuseCredentialScope(r); err != nil {
+		s.fail(w, r, signRecord{action: ActionSign, actor: actor, credential: r.URL.Query().Get("credential"), level: "unknown"}, "sign", time.Now(), err)
+		return
+	}
 	s.signDocument(w, r, ActionSign, "sign", OwnerCitizen, actor, func(ctx context.Context, credID string, digest, _ []byte) error {
 		if pinValue == "" {
 			return Refuse(ErrActivationRequired, "the signing PIN is required in the %s header", PINHeader)

@@ -68,6 +68,11 @@ func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := signRecord{action: ActionPrepare, actor: CitizenOf(r), level: "unknown"}
 	q := r.URL.Query()
+	if err := RefuseCredentialScope(r); err != nil {
+		rec.credential = q.Get("credential")
+		s.fail(w, r, rec, "prepare", start, err)
+		return
+	}
 	level, cred, ok := s.callerCredential(w, r, q, &rec, "prepare", OwnerCitizen, start)
 	if !ok {
 		return
@@ -116,11 +121,18 @@ func (s *Service) signPrepare(w http.ResponseWriter, r *http.Request) {
 // signingTime=T&placeholder=N with the same PDF as body and the SAD in
 // X-Thiqa-SAD: the document is laid out as prepare did, and the key signs
 // only when the SAD (for this credential, unexpired, unused) authorised
-// this document's DTBS. The SAD is consumed by the attempt.
+// this document's DTBS. The SAD is consumed by the attempt. With an access
+// token of scope credential the SAD is the token's (X-Thiqa-SAD may be left
+// out), and a document whose DTBS the token does not name is refused
+// before it is spent.
 func (s *Service) signComplete(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	sad := r.Header.Get(SADHeader)
 	r.Header.Del(SADHeader)
+	bound, authorised, delegated := CredentialGrant(r)
+	if delegated && sad == "" {
+		sad = bound
+	}
 	actor := CitizenOf(r)
 	var tune func(*signer.Options)
 	var layoutErr error
@@ -136,12 +148,19 @@ func (s *Service) signComplete(w http.ResponseWriter, r *http.Request) {
 		layoutErr = Refuse(ErrBadRequest, "placeholder must be the size prepare returned")
 	case sad == "":
 		layoutErr = Refuse(ErrActivationRequired, "the SAD from credentials/authorize is required in the %s header", SADHeader)
+	case delegated && sad != bound:
+		layoutErr = Refuse(ErrOutOfScope, "an access token with scope credential signs with its own authorisation, not another SAD")
 	default:
 		tune = twoStepLayout(at.UTC(), placeholder)
 	}
 	s.signDocument(w, r, ActionSign, "sign", OwnerCitizen, actor, func(ctx context.Context, credID string, digest, dtbs []byte) error {
 		if layoutErr != nil {
 			return layoutErr
+		}
+		if delegated {
+			if err := CheckSAD(authorised, HashOID(dtbsHash(dtbs)), [][]byte{dtbs}); err != nil {
+				return err
+			}
 		}
 		got, err := s.ConsumeSAD(ctx, sad, credID)
 		if err != nil {

@@ -34,6 +34,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -66,6 +67,10 @@ type world struct {
 	svc       *signing.Service
 	srv       *httptest.Server
 	minter    *josesigner.Signer
+	// idp signs delegated access tokens (the digital ID's CSC OAuth2
+	// authorization server); api is the CSC API it activates credentials of.
+	idp *josesigner.Signer
+	api *csc.API
 	// keyType is the type of the credentials' keys.
 	keyType hsm.KeyType
 	// tmp holds the test's files; nss the NSS database trusting the root.
@@ -237,7 +242,16 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	if err := auth.WriteJWKS(jwks, *w.minter.Public()); err != nil {
 		t.Fatal(err)
 	}
-	authn, err := auth.New(auth.Config{Issuers: []auth.IssuerConfig{auth.DevIssuerConfig(jwks)}}, auth.Options{Logger: logger, Audit: log})
+	idpKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.idp, err = josesigner.New(idpKey, ""); err != nil {
+		t.Fatal(err)
+	}
+	authn, err := auth.New(auth.Config{Issuers: []auth.IssuerConfig{auth.DevIssuerConfig(jwks)}}, auth.Options{Logger: logger, Audit: log,
+		Delegated: []auth.DelegatedIssuer{{Issuer: testDelegatedIssuer, Audience: base + "/csc/v2", Keys: []jose.JSONWebKey{*w.idp.Public()},
+			Scopes: []string{auth.ScopeService, auth.ScopeCredential}, Role: policies.RoleCitizen, Actions: []policies.Action{policies.ActionSign}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +296,8 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 		t.Fatal(err)
 	}
 	w.svc.Register(mux, authn.Require)
-	csc.New(w.svc).Register(mux, authn.Require)
+	w.api = csc.New(w.svc).WithOAuth2(testDelegatedIssuer + "/csc/v2")
+	w.api.Register(mux, authn.Require)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 
 	// The root in PEM and in an NSS database, for the independent verifiers.

@@ -158,10 +158,12 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // newAuthenticator builds API authentication from the configuration. Every
 // client certificate, on every path, is checked against this deployment's
-// records by status; every refusal is recorded in log.
-func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer, status *revocation.Checker, log *audit.Log) (*auth.Authenticator, error) {
+// records by status; every refusal is recorded in log. delegated are the
+// deployment's own authorization servers (cscDelegatedIssuers).
+func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer, status *revocation.Checker, log *audit.Log,
+	delegated []auth.DelegatedIssuer) (*auth.Authenticator, error) {
 	a, err := auth.New(cfg.ResolvedAuth(), auth.Options{
-		Logger: logger, Registerer: reg, Audit: log,
+		Logger: logger, Registerer: reg, Audit: log, Delegated: delegated,
 		CheckCertificate: func(ctx context.Context, chain []*x509.Certificate) error {
 			err := status.Check(ctx, chain[0])
 			if errors.Is(err, revocation.ErrRefused) {

@@ -77,7 +77,9 @@ const (
 	azPIN      = "482916"
 )
 
-func newAZFixture(t *testing.T, postgres bool) *azFixture {
+// newAZFixture starts the fixture's server; edits change its thiqa.yaml
+// last (base is the server's https URL).
+func newAZFixture(t *testing.T, postgres bool, edits ...func(y, base string) string) *azFixture {
 	t.Helper()
 	f := &azFixture{dir: filepath.Join(t.TempDir(), "data"), tokens: map[string]string{}}
 	port := idFreePort(t)
@@ -111,6 +113,9 @@ func newAZFixture(t *testing.T, postgres bool) *azFixture {
 	}
 	y = strings.Replace(y, old, "    - issuer: "+azTestIdP+"\n      audience: thiqa\n      jwksFile: test-idp.jwks.json\n"+
 		"  mtls:\n    clientCAFiles: [ca/citizen.pem, ca/organisation.pem]", 1)
+	for _, edit := range edits {
+		y = edit(y, f.base)
+	}
 	writeFile(t, filepath.Join(f.dir, "thiqa.yaml"), y+"tls:\n  certFile: tls/cert.pem\n  keyFile: tls/key.pem\n")
 
 	f.srv = startServerAtEnv(t, f.dir, "127.0.0.1:"+strconv.Itoa(port), f.base, f.env)
@@ -268,8 +273,13 @@ func (f *azFixture) setPIN(t *testing.T, citizen, cred string) {
 // and the migration bookkeeping.
 func (f *azFixture) snapshot(t *testing.T) string {
 	t.Helper()
-	tables := []string{"certificates", "revocations", "signing_credentials", "signing_sads",
-		"oidc_clients", "oidc_grants", "oidc_logins", "oidc_mobile_ids", "oidc_assertion_jtis"}
+	return f.snapshotOf(t, "certificates", "revocations", "signing_credentials", "signing_sads",
+		"oidc_clients", "oidc_grants", "oidc_logins", "oidc_mobile_ids", "oidc_assertion_jtis")
+}
+
+// snapshotOf digests the rows of tables.
+func (f *azFixture) snapshotOf(t *testing.T, tables ...string) string {
+	t.Helper()
 	h := sha256.New()
 	for _, tbl := range tables {
 		rows, err := f.db.Query("SELECT * FROM " + tbl)

@@ -38,8 +38,15 @@ func (benchDeps) KeyType(name string) (string, error) {
 	return kt.String(), err
 }
 
-func (benchDeps) Verifier(trust []string, at time.Time, maxSize int64) (*verify.Verifier, error) {
+func (benchDeps) Verifier(ctx context.Context, trust, lists, listSigners []string, at time.Time, maxSize int64) (*verify.Verifier, error) {
 	s := verifierSettings{at: at, maxSize: maxSize}
+	if len(lists) > 0 {
+		tl, _, err := loadTrustedLists(ctx, nil, lists, listSigners, true, 30*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		s.lists = tl
+	}
 	for _, p := range trust {
 		certs, err := readAnchors(p)
 		if err != nil {

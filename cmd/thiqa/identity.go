@@ -25,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -218,8 +219,10 @@ func citizenCAPool(cfg *config.Config) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// newProvider builds the OpenID Connect provider over the platform.
-func newProvider(ctx context.Context, p *platform) (*identity.Provider, error) {
+// newProvider builds the OpenID Connect provider over the platform; with
+// the CSC API of the signing service (nil: none) it is also the CSC
+// authorization server.
+func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Provider, error) {
 	cfg := p.cfg
 	label, err := keyLabel(cfg, cfg.Identity.Key)
 	if err != nil {
@@ -249,12 +252,16 @@ func newProvider(ctx context.Context, p *platform) (*identity.Provider, error) {
 		// every refusal; refusals further in are the provider's to audit).
 		phoneAuth, caller = p.authn.Require(policies.ActionApproveLogin), citizenCaller
 	}
+	var signingAuth *identity.SigningConfig
+	if api != nil && cscOAuthOn(cfg) {
+		signingAuth = cscCredentials{api: api}.signingConfig(cfg)
+	}
 	return identity.New(identity.Config{
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
 		Store: p.db.Identity(), Status: identityStatus{c: p.certStatus},
 		Directory: mobileDirectory{ids: p.db.Identity(), certs: p.db.Certificates(nil)},
 		Keys:      &tokenKeyResolver{token: p.token}, PINs: pinChecker{m: pins}, Audit: p.audit,
-		PhoneAuth: phoneAuth, Caller: caller,
+		PhoneAuth: phoneAuth, Caller: caller, Signing: signingAuth,
 		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
 		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
 		Logger: p.logger.With("service", "identity"), Registerer: p.reg,
@@ -279,7 +286,7 @@ func wireIdentity(ctx context.Context, p *platform, s *serving) error {
 	if !identityOn(p.cfg) {
 		return nil
 	}
-	prov, err := newProvider(ctx, p)
+	prov, err := newProvider(ctx, p, s.csc)
 	if err != nil {
 		return err
 	}

@@ -93,7 +93,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	log := newAuditLog(db, logger, reg)
 	defer log.Close()
 	status := newCertificateStatus(cfg, db)
-	authn, err := newAuthenticator(cfg, logger, reg, status, log)
+	delegated, err := cscDelegatedIssuers(ctx, cfg, tok, db)
+	if err != nil {
+		return err
+	}
+	authn, err := newAuthenticator(cfg, logger, reg, status, log, delegated)
 	if err != nil {
 		return err
 	}

@@ -125,7 +125,11 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	}
 	s.Logger().Debug("signature time-stamps", "inProcess", own != nil)
 	s.Register(sv.mux, p.authn.Require)
-	csc.New(s).Register(sv.mux, p.authn.Require)
+	sv.csc = csc.New(s)
+	if cscOAuthOn(p.cfg) {
+		sv.csc.WithOAuth2(cscOAuthBase(p.cfg))
+	}
+	sv.csc.Register(sv.mux, p.authn.Require)
 	sv.background = append(sv.background, s.ExpireSADs)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -72,6 +73,9 @@ type serving struct {
 	// revoker is the revocation service once it is wired (nil when this
 	// configuration has no CA): the enrolment protocols revoke through it.
 	revoker *revocation.Service
+	// csc is the CSC API once the signing service is wired (nil
+	// otherwise): the digital ID authorises its credentials (OAuth2).
+	csc *csc.API
 }
 
 // serviceWiring builds one service of `thiqa serve` and registers its routes.
@@ -90,9 +94,9 @@ func services() []serviceWiring {
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
 		{"enrolment", wireEnrol},
-		{"identity", wireIdentity},
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
+		{"identity", wireIdentity}, // after signing: it authorises the signing credentials
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
 	}

@@ -86,6 +86,10 @@ type Options struct {
 	// Audit receives one record for every refusal of Require (who, what,
 	// why) before the answer is written; none are written when nil.
 	Audit Auditor
+	// Delegated are authorization servers of this deployment trusted for
+	// delegated access tokens only (DelegatedIssuer); their issuers must
+	// not be among the configured ones.
+	Delegated []DelegatedIssuer
 }
 
 // Authenticator authenticates requests and authorises them against policies.
@@ -113,6 +117,9 @@ type issuer struct {
 	skew   time.Duration
 	roles  map[policies.Role]bool // nil: any role
 	source keySource
+	// delegated is set for a DelegatedIssuer: its tokens are delegated
+	// access tokens only.
+	delegated *DelegatedIssuer
 }
 
 // New validates cfg and builds an Authenticator: JWKS files and client CA
@@ -178,13 +185,17 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 				onFetch:     m.jwksFetched(ic.Issuer),
 			}
 		}
-		a.issuers[ic.Issuer] = is
-		for _, alg := range is.algs {
-			if !seenAlg[alg] {
-				seenAlg[alg] = true
-				a.allAlgs = append(a.allAlgs, alg)
-			}
+		a.addIssuer(is, seenAlg)
+	}
+	for i, d := range opts.Delegated {
+		is, err := delegatedIssuer(d)
+		if err != nil {
+			return nil, fmt.Errorf("auth: delegated issuer %d (%q): %w", i, d.Issuer, err)
 		}
+		if a.issuers[d.Issuer] != nil {
+			return nil, fmt.Errorf("auth: issuer %q is trusted twice (configured and delegated)", d.Issuer)
+		}
+		a.addIssuer(is, seenAlg)
 	}
 	if len(cfg.MTLS.ClientCAFiles) > 0 {
 		if a.checkCert == nil {
@@ -196,6 +207,17 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 		}
 	}
 	return a, nil
+}
+
+// addIssuer trusts is and allows its algorithms (seen collects them).
+func (a *Authenticator) addIssuer(is *issuer, seen map[jose.SignatureAlgorithm]bool) {
+	a.issuers[is.cfg.Issuer] = is
+	for _, alg := range is.algs {
+		if !seen[alg] {
+			seen[alg] = true
+			a.allAlgs = append(a.allAlgs, alg)
+		}
+	}
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -243,6 +265,9 @@ func (a *Authenticator) authenticate(r *http.Request) (*Principal, attempt, erro
 	}
 	if present {
 		p, err := a.verifyToken(r.Context(), raw)
+		if errors.Is(err, ErrUnavailable) {
+			return nil, attempt{method: MethodJWT}, err
+		}
 		if err != nil {
 			return nil, attempt{method: MethodJWT}, invalid(err)
 		}

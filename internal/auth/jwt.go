@@ -61,10 +61,12 @@ func bearerToken(r *http.Request) (token string, present bool, err error) {
 	return tok, true, nil
 }
 
-// tokenClaims are the claims Thiqa reads from a bearer JWT.
+// tokenClaims are the claims Thiqa reads from a bearer JWT: the
+// registered ones, the roles, and those of a delegated access token.
 type tokenClaims struct {
 	jwt.Claims
 	Roles []string `json:"roles"`
+	Grant
 }
 
 // verifyToken checks a compact JWS bearer token and returns its principal.
@@ -78,7 +80,11 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 		keys, err := hit.issuer.source.lookup(ctx, hit.kid)
 		if err == nil && stillPublished(keys, hit.key, hit.alg) {
 			a.metrics.tokenCacheHits.Inc()
-			return hit.issuer.principal(hit.claims, now)
+			p, err := hit.issuer.principal(hit.claims, now)
+			if err != nil {
+				return nil, err
+			}
+			return p, hit.issuer.checkRevoked(ctx, p)
 		}
 		// The key is gone from the issuer's set: verify afresh.
 	}
@@ -90,12 +96,11 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 		return nil, errors.New("token must carry exactly one signature")
 	}
 	hdr := tok.Headers[0]
-	if typ, ok := hdr.ExtraHeaders[jose.HeaderType].(string); ok {
-		switch strings.ToLower(typ) {
-		case "jwt", "at+jwt", "application/at+jwt":
-		default:
-			return nil, errors.New("token type is not JWT")
-		}
+	typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string)
+	switch strings.ToLower(typ) {
+	case "", "jwt", "at+jwt", "application/at+jwt":
+	default:
+		return nil, errors.New("token type is not JWT")
 	}
 	var unverified struct {
 		Issuer string `json:"iss"`
@@ -106,6 +111,9 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 	is, ok := a.issuers[unverified.Issuer]
 	if !ok {
 		return nil, errors.New("token issuer is not trusted")
+	}
+	if t := strings.ToLower(typ); is.delegated != nil && t != "at+jwt" && t != "application/at+jwt" {
+		return nil, errors.New("a delegated access token must have the type at+jwt (RFC 9068)")
 	}
 	alg := jose.SignatureAlgorithm(hdr.Algorithm)
 	if !slices.Contains(is.algs, alg) {
@@ -139,7 +147,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 		return nil, err
 	}
 	a.tokens.put(sum, &cachedToken{issuer: is, kid: hdr.KeyID, alg: alg, key: verifiedBy, claims: claims}, now)
-	return p, nil
+	return p, is.checkRevoked(ctx, p)
 }
 
 // keyFits reports whether k may verify a signature made with alg: the key
@@ -196,6 +204,9 @@ func (is *issuer) principal(c tokenClaims, now time.Time) (*Principal, error) {
 		return nil, errors.New("token issuer mismatch")
 	case err != nil:
 		return nil, fmt.Errorf("token claims refused: %w", err)
+	}
+	if is.delegated != nil {
+		return is.delegatedPrincipal(c)
 	}
 	if len(c.Roles) == 0 {
 		return nil, errors.New("token carries no roles")

@@ -95,15 +95,20 @@ func (a *Authenticator) require(action policies.Action, allowed func([]policies.
 				a.unauthorized(w, r, action, at, err)
 				return
 			}
-			if !allowed(p.Roles) {
+			if !allowed(p.Roles) || !p.delegationAllows(action) {
 				a.metrics.requests.WithLabelValues(at.method, outcomeForbidden).Inc()
 				a.log.LogAttrs(r.Context(), slog.LevelWarn, "request forbidden",
 					slog.String("subject", p.Subject), slog.String("method", at.method),
 					slog.Any("roles", p.Roles), slog.String("action", string(action)),
 					slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
 				detail := fmt.Sprintf("the caller's roles do not grant the permission %q", action)
+				reason := "role not allowed"
+				if allowed(p.Roles) {
+					detail = fmt.Sprintf("a delegated access token (scope %q) does not grant the permission %q", p.Grant.Scope, action)
+					reason = "delegated access token not valid for this action"
+				}
 				if !a.record(w, r, audit.Entry{Actor: p.Subject, Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused,
-					Details: refusal{Status: http.StatusForbidden, Reason: "role not allowed", Caller: p.Caller(), Remote: r.RemoteAddr}}) {
+					Details: refusal{Status: http.StatusForbidden, Reason: reason, Caller: p.Caller(), Remote: r.RemoteAddr}}) {
 					return
 				}
 				problem.Write(w, problem.Details{Status: http.StatusForbidden, Detail: detail, Instance: r.URL.Path})

@@ -32,6 +32,11 @@ type Principal struct {
 	CivilNumber string
 	// Certificate is the verified client certificate (mutual TLS only).
 	Certificate *x509.Certificate
+	// Grant is what a delegated access token authorises (DelegatedIssuer);
+	// nil for every other caller.
+	Grant *Grant
+	// actions bounds what a delegated access token may do.
+	actions []policies.Action
 }
 
 // Caller names an authenticated caller in audit records: how they
@@ -42,6 +47,10 @@ type Caller struct {
 	Roles   []policies.Role `json:"roles"`
 	// Certificate is the client certificate (mutual TLS only).
 	Certificate *CertificateRef `json:"certificate,omitempty"`
+	// Client is the OAuth client a delegated access token was issued to,
+	// and Scope its scope (delegated tokens only).
+	Client string `json:"client,omitempty"`
+	Scope  string `json:"scope,omitempty"`
 }
 
 // Caller describes p for an audit record; nil for nil.
@@ -49,7 +58,11 @@ func (p *Principal) Caller() *Caller {
 	if p == nil {
 		return nil
 	}
-	return &Caller{Method: p.Method, Subject: p.Subject, Roles: p.Roles, Certificate: RefOf(p.Certificate)}
+	c := &Caller{Method: p.Method, Subject: p.Subject, Roles: p.Roles, Certificate: RefOf(p.Certificate)}
+	if p.Grant != nil {
+		c.Client, c.Scope = p.Grant.ClientID, p.Grant.Scope
+	}
+	return c
 }
 
 // CallerOf describes the principal Require stored in ctx, nil when there

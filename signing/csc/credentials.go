@@ -170,6 +170,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	owner := signing.CitizenOf(r)
 	err := checkCertificates(req.Certificates)
 	switch {
+	case signing.RefuseCredentialScope(r) != nil:
+		err = signing.RefuseCredentialScope(r)
 	case req.UserID != "":
 		err = invalid("userID parameter MUST be null", errors.New("the user is the authenticated caller"))
 	case owner == "":
@@ -247,7 +249,11 @@ func (a *API) info(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, signing.ActionInfo, "", err, nil)
 		return
 	}
-	cred, err := a.credential(r, req.CredentialID)
+	err := signing.RefuseCredentialScope(r)
+	var cred *signing.Credential
+	if err == nil {
+		cred, err = a.credential(r, req.CredentialID)
+	}
 	if err == nil {
 		err = checkCertificates(req.Certificates)
 	}

@@ -31,10 +31,22 @@ import (
 // API serves the CSC endpoints over a signing service.
 type API struct {
 	s *signing.Service
+	// oauth2 is the base URI of the OAuth 2.0 authorization server ("" for
+	// none): {oauth2}/oauth2/authorize and {oauth2}/oauth2/token.
+	oauth2 string
 }
 
 // New returns the CSC API of the signing service s.
 func New(s *signing.Service) *API { return &API{s: s} }
+
+// WithOAuth2 makes info announce the OAuth 2.0 authorization server whose
+// authorize and token endpoints are {baseURI}/oauth2/authorize and
+// {baseURI}/oauth2/token (the digital-ID provider; CSC API v2 section 8.4),
+// and returns a.
+func (a *API) WithOAuth2(baseURI string) *API {
+	a.oauth2 = baseURI
+	return a
+}
 
 // Register mounts the CSC endpoints on mux: POST /csc/v2/info (public),
 // and credentials/list, credentials/info, credentials/authorize and
@@ -42,7 +54,7 @@ func New(s *signing.Service) *API { return &API{s: s} }
 // rewritten into CSC error bodies.
 func (a *API) Register(mux signing.Mux, guard signing.Guard) {
 	sign := guard(policies.ActionSign)
-	mux.Handle("POST /csc/v2/info", http.HandlerFunc(serviceInfo))
+	mux.Handle("POST /csc/v2/info", http.HandlerFunc(a.serviceInfo))
 	mux.Handle("POST /csc/v2/credentials/list", cscErrors(sign(http.HandlerFunc(a.list))))
 	mux.Handle("POST /csc/v2/credentials/info", cscErrors(sign(http.HandlerFunc(a.info))))
 	mux.Handle("POST /csc/v2/credentials/authorize", cscErrors(sign(http.HandlerFunc(a.authorize))))
@@ -145,7 +157,10 @@ type ServiceInfo struct {
 	Lang        string   `json:"lang"`
 	Description string   `json:"description"`
 	AuthType    []string `json:"authType"`
-	Methods     []string `json:"methods"`
+	// OAuth2 is the base URI of the OAuth 2.0 authorization server (with
+	// authType oauth2code).
+	OAuth2  string   `json:"oauth2,omitempty"`
+	Methods []string `json:"methods"`
 	// SignAlgorithms lists the signAlgo OIDs signatures/signHash accepts.
 	SignAlgorithms SignAlgorithms `json:"signAlgorithms"`
 }
@@ -194,15 +209,23 @@ func (a *API) credential(r *http.Request, id string) (*signing.Credential, error
 
 // serviceInfo serves POST /csc/v2/info: what this remote signing service
 // implements. Callers authenticate with a bearer token issued by the
-// deployment's identity provider ("external" in CSC terms).
-func serviceInfo(w http.ResponseWriter, _ *http.Request) {
-	signing.WriteJSON(w, http.StatusOK, ServiceInfo{
+// deployment's identity provider ("external" in CSC terms) and, when the
+// digital ID serves it, with an access token of its OAuth 2.0
+// authorization code flow ("oauth2code", at the base URI oauth2).
+func (a *API) serviceInfo(w http.ResponseWriter, _ *http.Request) {
+	info := ServiceInfo{
 		Specs: "2.0.0.0", Name: "Thiqa remote signing", Region: "OM", Lang: "en",
 		Description:    "Remote signing with sole control: citizen keys on the HSM, PIN-authorised, hash-bound one-time SADs.",
 		AuthType:       []string{"external"},
 		Methods:        []string{"credentials/list", "credentials/info", "credentials/authorize", "signatures/signHash"},
 		SignAlgorithms: SignAlgorithms{Algos: slices.Sorted(maps.Keys(signAlgos))},
-	})
+	}
+	if a.oauth2 != "" {
+		info.AuthType = append(info.AuthType, "oauth2code")
+		info.OAuth2 = a.oauth2
+		info.Methods = append(info.Methods, "oauth2/authorize", "oauth2/token")
+	}
+	signing.WriteJSON(w, http.StatusOK, info)
 }
 
 // decodeHashes checks base64 hashes against the hash algorithm (inferred
@@ -254,6 +277,10 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, signing.ActionAuthorize, "", err, nil)
 		return
 	}
+	if err := signing.RefuseCredentialScope(r); err != nil {
+		a.fail(w, r, signing.ActionAuthorize, req.CredentialID, err, nil)
+		return
+	}
 	cred, err := a.credential(r, req.CredentialID)
 	if err != nil {
 		a.fail(w, r, signing.ActionAuthorize, req.CredentialID, err, nil)
@@ -303,6 +330,9 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) {
 
 // signHash serves signatures/signHash: the SAD is consumed (once, for
 // this credential, unexpired) and every hash must be one it authorised.
+// With an access token of scope credential the SAD is the token's (section
+// 11.10: the SAD parameter is then not needed) and hashes it does not name
+// are refused before it is spent.
 func (a *API) signHash(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var req SignHashRequest
@@ -317,6 +347,9 @@ func (a *API) signHash(w http.ResponseWriter, r *http.Request) {
 	}
 	hashes, hh, err := decodeHashes(req.Hashes, req.HashAlgorithmOID, a.s.Config().MaxHashesPerSAD)
 	details := map[string]any{"hashes": hexList(hashes), "hashAlgorithm": hh.String(), "signAlgo": req.SignAlgo}
+	if g := signing.GrantOf(r); g != nil {
+		details["client"], details["scope"] = g.ClientID, g.Scope // delegated through the digital ID
+	}
 	if err != nil {
 		a.fail(w, r, signing.ActionSignHash, req.CredentialID, err, details)
 		return
@@ -330,15 +363,16 @@ func (a *API) signHash(w http.ResponseWriter, r *http.Request) {
 		err = signing.Refuse(signing.ErrBadRequest, "signAlgo %q does not suit the credential's key", req.SignAlgo)
 	case algo.hash != 0 && algo.hash != hh:
 		err = signing.Refuse(signing.ErrBadRequest, "signAlgo %q names another hash than hashAlgorithmOID", req.SignAlgo)
-	case req.SAD == "":
-		err = invalid("Missing (or invalid type) string parameter SAD", nil)
 	}
+	sadValue, err := a.activation(r, req, cred, hh, hashes, err)
 	if err != nil {
 		a.fail(w, r, signing.ActionSignHash, req.CredentialID, err, details)
 		return
 	}
-	sad, err := a.s.ConsumeSAD(r.Context(), req.SAD, cred.ID())
+	sad, err := a.s.ConsumeSAD(r.Context(), sadValue, cred.ID())
 	switch {
+	case errors.Is(err, signing.ErrSADInvalid) && req.SAD == "":
+		err = invalid("Invalid parameter SAD", errors.New("the access token's one-time authorisation was already used or has expired"))
 	case errors.Is(err, signing.ErrSADInvalid):
 		err = invalid("Invalid parameter SAD", err)
 	case err == nil:
@@ -366,6 +400,31 @@ func (a *API) signHash(w http.ResponseWriter, r *http.Request) {
 	}
 	a.s.Observe("signhash", "raw", audit.OutcomeSuccess, time.Since(start))
 	signing.WriteJSON(w, http.StatusOK, SignHashResponse{Signatures: sigs})
+}
+
+// activation returns the SAD that activates the key for signHash: the
+// request's, or the one an access token of scope credential carries, once
+// the token is found to authorise this credential and every hash. prior is
+// an earlier refusal of the request, returned as it is.
+func (a *API) activation(r *http.Request, req SignHashRequest, cred *signing.Credential, hh crypto.Hash, hashes [][]byte, prior error) (string, error) {
+	if prior != nil {
+		return "", prior
+	}
+	bound, authorised, delegated := signing.CredentialGrant(r)
+	switch {
+	case !delegated && req.SAD == "":
+		return "", invalid("Missing (or invalid type) string parameter SAD", nil)
+	case !delegated:
+		return req.SAD, nil
+	case cred.ID() != authorised.CredentialID:
+		return "", invalid("Invalid parameter credentialID", errors.New("the access token authorises another credential"))
+	case req.SAD != "" && req.SAD != bound:
+		return "", invalid("Invalid parameter SAD", errors.New("an access token with scope credential signs with its own authorisation"))
+	}
+	if err := signing.CheckSAD(authorised, signing.HashOID(hh), hashes); err != nil {
+		return "", invalid("Hash is not authorized by the access token", err)
+	}
+	return bound, nil
 }
 
 // signAll signs every hash, two at a time (a session each).

@@ -118,7 +118,7 @@ func classify(err error) (status int, code, description, reason, outcome string)
 	case errors.Is(err, signing.ErrCredentialRefused):
 		// Sections 11.5, 11.6, 11.10: "Invalid parameter credentialID".
 		return http.StatusBadRequest, CodeInvalidRequest, join("Invalid parameter credentialID"), msg, outcome
-	case errors.Is(err, signing.ErrNoIdentity):
+	case errors.Is(err, signing.ErrNoIdentity), errors.Is(err, signing.ErrOutOfScope):
 		return http.StatusForbidden, CodeAccessDenied, msg, msg, outcome
 	case status == http.StatusUnauthorized:
 		return status, CodeInvalidToken, msg, msg, outcome
