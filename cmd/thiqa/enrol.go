@@ -162,7 +162,7 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 		Store: p.db.Enrolments(), Issuer: a, Certificates: certs, Status: p.certStatus, Audit: p.audit,
 		Renewer:   enrol.IssueRenewer{Issuer: a, Revoker: s.revoker},
 		SecretKey: secretKey, Logger: p.logger.With("service", "enrol"),
-		Profiles: []string{policies.ProfileCitizenAuth, policies.ProfileCitizenSigning, policies.ProfileOrganisationSeal},
+		Profiles: enrolProfiles,
 	})
 	if err != nil {
 		return err

@@ -146,6 +146,28 @@ func runCMPE2E(t *testing.T, postgres bool) {
 		t.Fatal("a refused request wrote a certificate")
 	}
 
+	// An enrolment made with the CLI, for a profile named in the path, with
+	// implicit confirmation (no certConf).
+	writeFile(t, filepath.Join(dir, "org.json"), `{"organizationName": "Ministry of Health", "organizationIdentifier": "NTROM-1234567", "commonName": "Ministry of Health seal", "country": "OM"}`)
+	var created struct{ Reference, Secret string }
+	if err := json.Unmarshal([]byte(mustThiqa(t, nil, "enrol", "create", "--data", f.dir, "--profile", "organisation-seal",
+		"--subject-file", filepath.Join(dir, "org.json"), "--validity", "1h").stdout), &created); err != nil || created.Secret == "" {
+		t.Fatalf("thiqa enrol create: %v", err)
+	}
+	newKey(t, dir, "k4.pem")
+	out, ok = opensslCMP(t, f, dir, "-cmd", "ir", "-ref", created.Reference, "-secret", "pass:"+created.Secret, "-newkey", "k4.pem",
+		"-subject", "/CN=x", "-recipient", "/CN=Thiqa", "-certout", "c4.pem", "-implicit_confirm")
+	if !ok || !strings.Contains(out, "received IP") || strings.Contains(out, "CERTCONF") {
+		t.Fatalf("ir with implicit confirmation: %s", out)
+	}
+	opensslVerify(t, f.dir, "organisation", mustRead(t, filepath.Join(dir, "c4.pem")))
+	enrolRefusedBefore := auditCountDB(t, db, "enrolment.refused", "refused")
+	out, ok = opensslCMP(t, f, "/", "-path", ".well-known/cmp/p/citizen-signing", "-cmd", "ir", "-ref", created.Reference, "-secret", "pass:"+created.Secret,
+		"-newkey", filepath.Join(dir, "k3.pem"), "-subject", "/CN=x", "-recipient", "/CN=Thiqa", "-certout", filepath.Join(dir, "bad.pem"))
+	if ok || !strings.Contains(out, "PKIFailureInfo: unacceptedPolicy") {
+		t.Fatalf("ir for another profile: %s", out)
+	}
+
 	// Every step is in the audit log: the enrolment, three issuances (ir,
 	// kur), two revocations (superseded, rr), two confirmations, genm, the
 	// use of the enrolment and the refusals.
@@ -153,9 +175,9 @@ func runCMPE2E(t *testing.T, postgres bool) {
 		action, outcome string
 		want            int
 	}{
-		{"enrolment.create", "success", 1}, {"enrolment.use", "success", 1}, {"certificate.issue", "success", issuedBefore + 2},
+		{"enrolment.create", "success", 2}, {"enrolment.use", "success", 2}, {"certificate.issue", "success", issuedBefore + 3},
 		{"certificate.revoke", "success", revokedBefore + 2}, {"cmp.certconf", "success", 2}, {"cmp.genm", "success", 1},
-		{"enrolment.refused", "refused", 3},
+		{"enrolment.refused", "refused", enrolRefusedBefore + 1},
 	} {
 		if got := auditCountDB(t, db, c.action, c.outcome); got != c.want {
 			t.Errorf("audit %s/%s: %d records, want %d", c.action, c.outcome, got, c.want)
