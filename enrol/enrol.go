@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
@@ -419,8 +420,10 @@ func (s *Service) Holder(ctx context.Context, cert *x509.Certificate) (*ca.Certi
 	if rec.Revoked || rec.KeyBlocked {
 		return nil, fmt.Errorf("%w: %w: certificate %s", ErrCertificateRefused, ErrRevoked, serial)
 	}
-	if err := s.c.Status.Check(ctx, cert); err != nil {
+	if err := s.c.Status.Check(ctx, cert); errors.Is(err, revocation.ErrRefused) {
 		return nil, fmt.Errorf("%w: %w: %w", ErrCertificateRefused, ErrRevoked, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("checking the status of certificate %s: %w", serial, err)
 	}
 	return rec, nil
 }

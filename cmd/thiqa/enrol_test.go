@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 
@@ -301,4 +302,86 @@ func runESTE2E(t *testing.T, postgres bool) {
 		t.Fatalf("%d refusals audited, want 4", got)
 	}
 	mustThiqa(t, nil, "audit", "verify", "--data", f.dir)
+}
+
+// TestRAEnrolment: a registration authority (a client certificate that
+// auth.mtls.rules maps to registration-officer) enrols a subject it names,
+// for the profile in the path, with openssl cmp (its signature protects
+// the ir) and with EST (its TLS client certificate); a citizen's
+// certificate may do neither.
+func TestRAEnrolment(t *testing.T) {
+	f, db := newPKIFixture(t, false, func(y string) string {
+		return strings.Replace(y, "    clientCAFiles: [ca/citizen.pem, ca/organisation.pem]", "    clientCAFiles: [ca/citizen.pem, ca/organisation.pem]\n"+
+			"    rules:\n      - {organizationIdentifierPrefix: NTROM-9, role: registration-officer}\n"+
+			"      - {requireOrganizationIdentifier: true, role: agency}\n      - {serialNumberPrefix: IDC, role: citizen}", 1)
+	})
+	dir := t.TempDir()
+	openssl := testenv.Tool(t, "openssl")
+	run := func(name string, args ...string) (string, bool) {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		return string(out), err == nil
+	}
+	// The RA's certificate: an organisation seal of the registration office.
+	for _, k := range []string{"ra.key", "k1.pem", "k2.pem", "cit.key"} {
+		newKey(t, dir, k)
+	}
+	csrOf := func(key string) string {
+		out, ok := run(openssl, "req", "-new", "-key", key, "-subj", "/CN=x")
+		if !ok {
+			t.Fatal(out)
+		}
+		return out
+	}
+	ra := f.issue(t, ca.IssueRequest{Profile: "organisation-seal", CSR: csrOf("ra.key"), Subject: map[string]string{
+		"organizationName": "Civil Registry", "organizationIdentifier": "NTROM-9000001", "commonName": "Civil Registry RA", "country": "OM"}})
+	writeFile(t, filepath.Join(dir, "ra.pem"), ra.Certificate)
+	sub := citizenSubject()
+	sub["civilNumber"] = "56781234"
+	cit := f.issue(t, ca.IssueRequest{Profile: "citizen-auth", CSR: csrOf("cit.key"), Subject: sub})
+	writeFile(t, filepath.Join(dir, "cit.pem"), cit.Certificate)
+	srvcert := filepath.Join(f.dir, "ca", "cmp-server.pem")
+	subject := "/C=OM/GN=Omar/SN=Al Rawahi/serialNumber=IDCOM-11112222/CN=Omar Al Rawahi"
+
+	out, ok := opensslCMP(t, f, dir, "-path", ".well-known/cmp/p/citizen-auth", "-cmd", "ir", "-cert", "ra.pem", "-key", "ra.key",
+		"-newkey", "k1.pem", "-subject", subject, "-srvcert", srvcert, "-certout", "c1.pem")
+	if !ok || !strings.Contains(out, "received IP") {
+		t.Fatalf("RA ir: %s", out)
+	}
+	opensslVerify(t, f.dir, "citizen", mustRead(t, filepath.Join(dir, "c1.pem")))
+	if s := certSubject(t, filepath.Join(dir, "c1.pem")); !strings.Contains(s, "IDCOM-11112222") || !strings.Contains(s, "Omar Al Rawahi") {
+		t.Fatalf("RA ir subject: %s", s)
+	}
+	out, ok = opensslCMP(t, f, dir, "-path", ".well-known/cmp/p/citizen-auth", "-cmd", "ir", "-cert", "cit.pem", "-key", "cit.key",
+		"-newkey", "k2.pem", "-subject", subject, "-srvcert", srvcert, "-certout", "bad.pem")
+	if ok || !strings.Contains(out, "PKIFailureInfo: notAuthorized") {
+		t.Fatalf("ir signed by a citizen: %s", out)
+	}
+
+	// EST: the RA's TLS client certificate, the profile as label.
+	out, ok = run("sh", "-c", openssl+" req -new -key k2.pem -subj '"+subject+"' -outform DER | base64 > k2.b64")
+	if !ok {
+		t.Fatal(out)
+	}
+	est := func(cert, key string) string {
+		out, _ := run(testenv.Tool(t, "curl"), "-sS", "--cacert", filepath.Join(f.dir, "tls", "cert.pem"), "--cert", cert, "--key", key,
+			"-H", "Content-Type: application/pkcs10", "--data-binary", "@k2.b64", "-o", "out", "-w", "%{http_code}", f.base+"/.well-known/est/citizen-auth/simpleenroll")
+		return out
+	}
+	if st := est("cit.pem", "cit.key"); st != "403" {
+		t.Fatalf("EST simpleenroll with a citizen's certificate: %s", st)
+	}
+	if st := est("ra.pem", "ra.key"); st != "200" {
+		t.Fatalf("EST simpleenroll by the RA: %s %s", st, mustRead(t, filepath.Join(dir, "out")))
+	}
+	if out, ok := run("sh", "-c", "base64 -d out | "+openssl+" pkcs7 -inform DER -print_certs -out c2.pem"); !ok {
+		t.Fatal(out)
+	}
+	opensslVerify(t, f.dir, "citizen", mustRead(t, filepath.Join(dir, "c2.pem")))
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM audit_log WHERE action = 'certificate.issue' AND outcome = 'success' AND actor LIKE '%Civil Registry RA%'").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("issuances by the RA in the audit log: %d %v", n, err)
+	}
 }

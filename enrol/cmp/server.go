@@ -124,6 +124,9 @@ type party struct {
 	cert      *x509.Certificate
 	rec       *ca.CertificateRecord
 	actor     string
+	// ra names the registration authority whose certificate signed the
+	// request ("" when the signer is no RA).
+	ra string
 }
 
 // sender names the party in transaction records.
@@ -255,9 +258,19 @@ func (s *Server) authenticateSignature(ctx context.Context, m *message) (*party,
 	if e := checkSignature(cert.PublicKey, m.header.ProtectionAlg, m.protectedBytes(), m.raw.Protection.RightAlign()); e != nil {
 		return nil, e
 	}
+	ra := ""
+	if s.c.RA != nil {
+		if name, raErr := s.c.RA(ctx, cert, m.extraCerts[1:]); raErr == nil {
+			ra = name
+		}
+	}
 	rec, err := s.c.Enrol.Holder(ctx, cert)
 	if err == nil {
-		return &party{kind: "holder", cert: cert, rec: rec, actor: "cert:" + rec.Serial}, nil
+		p := &party{kind: "holder", cert: cert, rec: rec, actor: "cert:" + rec.Serial, ra: ra}
+		if ra != "" {
+			p.actor = ra
+		}
+		return p, nil
 	}
 	if !errors.Is(err, enrol.ErrCertificateRefused) {
 		s.log.ErrorContext(ctx, "checking a CMP signer certificate", "err", err)
@@ -273,10 +286,8 @@ func (s *Server) authenticateSignature(ctx context.Context, m *message) (*party,
 	if errors.Is(err, enrol.ErrRevoked) {
 		return &party{actor: "cert:" + hex.EncodeToString(cert.SerialNumber.Bytes())}, failf(CertRevoked, "%v", err)
 	}
-	if s.c.RA != nil {
-		if ra, raErr := s.c.RA(ctx, cert, m.extraCerts[1:]); raErr == nil {
-			return &party{kind: "ra", cert: cert, actor: ra}, nil
-		}
+	if ra != "" {
+		return &party{kind: "ra", cert: cert, actor: ra, ra: ra}, nil
 	}
 	return &party{actor: cert.Subject.String()}, failf(SignerNotTrusted, "%v", err)
 }
@@ -373,13 +384,13 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 	}
 	var got *ca.Issued
 	var err error
-	switch p.kind {
-	case "enrolment":
+	switch {
+	case p.kind == "enrolment":
 		if profile != "" && profile != p.enrolment.Profile {
 			return nil, failf(UnacceptedPolicy, "enrolment %s is for profile %s, not %s", p.enrolment.Reference, p.enrolment.Profile, profile)
 		}
 		got, err = s.c.Enrol.Enrol(ctx, p.enrolment, "cmp:"+hex.EncodeToString(m.header.TransactionID), key, "cmp")
-	case "ra":
+	case p.ra != "":
 		if profile == "" {
 			return nil, failf(UnacceptedPolicy, "an RA names the profile in the path: /.well-known/cmp/p/{profile}")
 		}
@@ -408,31 +419,19 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 
 // raSubject reads the subject an RA asks for from the request.
 func (s *Server) raSubject(req *certReq, key enrol.Key) (map[string]string, *cmpError) {
-	var name pkix.Name
+	c := &x509.Certificate{}
 	switch {
 	case req != nil && req.subject != nil:
-		name.FillFromRDNSequence(req.subject)
+		c.Subject.FillFromRDNSequence(req.subject)
 	case len(key.CSR) > 0:
-		c, err := x509.ParseCertificateRequest(key.CSR)
+		csr, err := x509.ParseCertificateRequest(key.CSR)
 		if err != nil {
 			return nil, failf(BadDataFormat, "%v", err)
 		}
-		name = c.Subject
+		c.Subject, c.EmailAddresses = csr.Subject, csr.EmailAddresses
 	default:
 		return nil, failf(BadCertTemplate, "the template names no subject")
 	}
-	// Round-trip through a certificate value so that the same reading as
-	// a renewal's applies.
-	der, err := asn1.Marshal(name.ToRDNSequence())
-	if err != nil {
-		return nil, failf(BadCertTemplate, "subject: %v", err)
-	}
-	c := &x509.Certificate{RawSubject: der}
-	var rdn pkix.RDNSequence
-	if _, err := asn1.Unmarshal(der, &rdn); err != nil {
-		return nil, failf(BadCertTemplate, "subject: %v", err)
-	}
-	c.Subject.FillFromRDNSequence(&rdn)
 	return enrol.SubjectFields(c), nil
 }
 
@@ -507,10 +506,10 @@ func (s *Server) revoke(ctx context.Context, m *message, p *party) ([]byte, *cmp
 	if e != nil {
 		return nil, e
 	}
-	if p.kind != "holder" && p.kind != "ra" {
+	if p.kind != "holder" && p.ra == "" {
 		return nil, failf(NotAuthorized, "rr must be signed by the certificate's holder or an RA")
 	}
-	if p.kind == "holder" {
+	if p.ra == "" {
 		if serial.Cmp(p.cert.SerialNumber) != 0 || (issuer != nil && !sameName(*issuer, p.cert.RawIssuer)) {
 			return nil, failf(NotAuthorized, "a holder revokes only the certificate that signed the request")
 		}
