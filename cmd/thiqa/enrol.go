@@ -188,14 +188,14 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 			}
 			return pr.Subject, nil
 		},
-		Logger: p.logger.With("service", "cmp"),
+		Logger: p.logger.With("service", "cmp"), Metrics: p.reg,
 	})
 	if err != nil {
 		return err
 	}
 	srv.Register(s.mux)
 	estSrv, err := est.New(est.Config{Enrol: svc, Issuer: a, CACertificates: issuing, Root: root,
-		Authenticate: p.authn.Authenticate, Logger: p.logger.With("service", "est")})
+		Authenticate: p.authn.Authenticate, Logger: p.logger.With("service", "est"), Metrics: p.reg})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
@@ -51,13 +53,16 @@ type Config struct {
 	// RA recognises RA certificates; nil: no RA may sign requests.
 	RA     RAChecker
 	Logger *slog.Logger
+	// Metrics registers thiqa_cmp_requests_total; nil means none.
+	Metrics prometheus.Registerer
 }
 
 // Server is the CMP server. It is safe for concurrent use.
 type Server struct {
-	c   Config
-	sig *signer
-	log *slog.Logger
+	c        Config
+	sig      *signer
+	log      *slog.Logger
+	requests *prometheus.CounterVec
 }
 
 // New builds the server.
@@ -69,9 +74,16 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, sig: sig, log: c.Logger}
+	s := &Server{c: c, sig: sig, log: c.Logger, requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thiqa_cmp_requests_total", Help: "CMP requests by body type and outcome (the failInfo of a refusal).",
+	}, []string{"body", "outcome"})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics != nil {
+		if err := c.Metrics.Register(s.requests); err != nil {
+			return nil, fmt.Errorf("cmp: registering metrics: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -105,6 +117,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(body) > MaxMessage:
 		e := failf(BadRequest, "message larger than %d bytes", MaxMessage)
+		s.requests.WithLabelValues("unparsed", e.fail.String()).Inc()
 		s.c.Enrol.Refused(r.Context(), "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String(), "size": ">" + fmt.Sprint(MaxMessage)})
 		resp = s.errorReply(nil, e, nil)
 	default:
@@ -147,19 +160,27 @@ func (p *party) sender() string {
 func (s *Server) Handle(ctx context.Context, der []byte, profile string) []byte {
 	m, e := parseMessage(der)
 	if e != nil {
+		s.requests.WithLabelValues("unparsed", e.fail.String()).Inc()
 		s.c.Enrol.Refused(ctx, "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String()})
 		return s.errorReply(nil, e, nil)
 	}
+	body := "other"
+	if _, ok := bodyNames[m.bodyType]; ok {
+		body = bodyName(m.bodyType)
+	}
 	p, e := s.authenticate(ctx, m)
 	if e != nil {
+		s.requests.WithLabelValues(body, e.fail.String()).Inc()
 		s.refuse(ctx, m, p, e)
 		return s.errorReply(m, e, nil)
 	}
 	out, e := s.dispatch(ctx, m, p, profile)
 	if e != nil {
+		s.requests.WithLabelValues(body, e.fail.String()).Inc()
 		s.refuse(ctx, m, p, e)
 		return s.errorReply(m, e, p)
 	}
+	s.requests.WithLabelValues(body, "accepted").Inc()
 	return out
 }
 

@@ -33,6 +33,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/auth"
@@ -66,13 +68,16 @@ type Config struct {
 	// officer. Nil: no RA enrolment.
 	Authenticate func(*http.Request) (*auth.Principal, error)
 	Logger       *slog.Logger
+	// Metrics registers thiqa_est_requests_total; nil means none.
+	Metrics prometheus.Registerer
 }
 
 // Server is the EST server.
 type Server struct {
-	c       Config
-	cacerts []byte
-	log     *slog.Logger
+	c        Config
+	cacerts  []byte
+	log      *slog.Logger
+	requests *prometheus.CounterVec
 }
 
 // New builds the server.
@@ -89,9 +94,16 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, cacerts: p7, log: c.Logger}
+	s := &Server{c: c, cacerts: p7, log: c.Logger, requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thiqa_est_requests_total", Help: "EST enrolment requests by operation and HTTP status.",
+	}, []string{"operation", "status"})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics != nil {
+		if err := c.Metrics.Register(s.requests); err != nil {
+			return nil, fmt.Errorf("est: registering metrics: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -265,7 +277,7 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, "enrolment:"+ref, err)
 			return
 		}
-		s.issued(w, got)
+		s.issued(w, r, got)
 		return
 	}
 	if s.c.Authenticate != nil && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
@@ -285,7 +297,7 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, pr.Subject, err)
 			return
 		}
-		s.issued(w, got)
+		s.issued(w, r, got)
 		return
 	}
 	w.Header().Set("WWW-Authenticate", `Basic realm="thiqa-est", charset="UTF-8"`)
@@ -323,10 +335,19 @@ func (s *Server) serveReenroll(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.WarnContext(ctx, "EST re-enrolment issued with an error", "err", err)
 	}
-	s.issued(w, got)
+	s.issued(w, r, got)
 }
 
-func (s *Server) issued(w http.ResponseWriter, got *ca.Issued) {
+// operation names an enrolment route for the metrics.
+func operation(r *http.Request) string {
+	if strings.HasSuffix(r.URL.Path, "/simplereenroll") {
+		return "simplereenroll"
+	}
+	return "simpleenroll"
+}
+
+func (s *Server) issued(w http.ResponseWriter, r *http.Request, got *ca.Issued) {
+	s.requests.WithLabelValues(operation(r), "200").Inc()
 	p7, err := CertsOnly(got.Certificate.Raw)
 	if err != nil {
 		http.Error(w, "encoding the answer", http.StatusInternalServerError)
@@ -364,6 +385,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the request could not be served; see the server log"
 	}
+	s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
 	if !caRefusal || errors.Is(err, enrol.ErrBusy) {
 		s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", err, map[string]any{"status": p.Status})
 	}
