@@ -251,3 +251,39 @@ func sameName(a pkix.RDNSequence, b []byte) bool {
 	der, err := asn1.Marshal(a)
 	return err == nil && bytes.Equal(der, b)
 }
+
+// Inspect reads a DER PKIMessage as the server does before it acts on it:
+// the message, the protection's input and parameters, and the body by its
+// type (certificate requests with their proof of possession, revocation
+// details). It returns the body type's name, or the refusal the server
+// would answer with. The fuzzer drives every parser through it.
+func Inspect(der []byte) (string, error) {
+	m, e := parseMessage(der)
+	if e != nil {
+		return "", e
+	}
+	_ = m.protectedBytes()
+	m.senderName()
+	if isMAC(m.header.ProtectionAlg) {
+		// The parameters only: the key derivation is bounded work, not
+		// parsing (and would make the fuzzer crawl).
+		if _, e := parseMACParams(m.header.ProtectionAlg); e != nil {
+			return bodyName(m.bodyType), e
+		}
+	}
+	switch m.bodyType {
+	case bodyIR, bodyCR, bodyKUR:
+		r, e := parseCertReqMessages(m.body)
+		if e != nil {
+			return bodyName(m.bodyType), e
+		}
+		if e := r.checkPOP(); e != nil {
+			return bodyName(m.bodyType), e
+		}
+	case bodyRR:
+		if _, _, _, e := parseRevDetails(m.body); e != nil {
+			return bodyName(m.bodyType), e
+		}
+	}
+	return bodyName(m.bodyType), nil
+}

@@ -52,9 +52,18 @@ func isMAC(alg pkix.AlgorithmIdentifier) bool {
 	return alg.Algorithm.Equal(oidPasswordBasedMac) || alg.Algorithm.Equal(oidPBMAC1)
 }
 
-// computeMAC returns the MAC of data under secret with the scheme and
-// parameters of alg.
-func computeMAC(alg pkix.AlgorithmIdentifier, secret []byte, data []byte) ([]byte, *cmpError) {
+// macParams are a password-based MAC's checked parameters.
+type macParams struct {
+	pbmac1     bool
+	owf, mac   func() hash.Hash // owf: PBM's one-way function; prf: PBKDF2's
+	prf        func() hash.Hash
+	salt       []byte
+	iterations int
+	keyLen     int
+}
+
+// parseMACParams reads and bounds the parameters of a MAC algorithm.
+func parseMACParams(alg pkix.AlgorithmIdentifier) (*macParams, *cmpError) {
 	switch {
 	case alg.Algorithm.Equal(oidPasswordBasedMac):
 		var p pbmParameter
@@ -75,18 +84,7 @@ func computeMAC(alg pkix.AlgorithmIdentifier, secret []byte, data []byte) ([]byt
 		if !ok || p.MAC.Algorithm.Equal(oidSHA256) || p.MAC.Algorithm.Equal(oidSHA1) {
 			return nil, failf(BadAlg, "PBM MAC %s not supported", p.MAC.Algorithm)
 		}
-		h := owf()
-		h.Write(secret)
-		h.Write(p.Salt)
-		key := h.Sum(nil)
-		for i := 1; i < p.IterationCount; i++ {
-			h.Reset()
-			h.Write(key)
-			key = h.Sum(key[:0])
-		}
-		m := hmac.New(mh, key)
-		m.Write(data)
-		return m.Sum(nil), nil
+		return &macParams{owf: owf, mac: mh, salt: p.Salt, iterations: p.IterationCount}, nil
 	case alg.Algorithm.Equal(oidPBMAC1):
 		var p pbmac1Params
 		if rest, err := asn1.Unmarshal(alg.Parameters.FullBytes, &p); err != nil || len(rest) > 0 {
@@ -120,15 +118,40 @@ func computeMAC(alg pkix.AlgorithmIdentifier, secret []byte, data []byte) ([]byt
 		if keyLen < 16 || keyLen > 64 {
 			return nil, failf(BadAlg, "PBKDF2 key length %d out of bounds", keyLen)
 		}
-		key, err := pbkdf2.Key(prf, string(secret), kp.Salt, kp.IterationCount, keyLen)
-		if err != nil {
-			return nil, failf(BadAlg, "PBKDF2: %v", err)
-		}
-		m := hmac.New(mh, key)
-		m.Write(data)
-		return m.Sum(nil), nil
+		return &macParams{pbmac1: true, prf: prf, mac: mh, salt: kp.Salt, iterations: kp.IterationCount, keyLen: keyLen}, nil
 	}
 	return nil, failf(BadAlg, "protection algorithm %s is not a MAC", alg.Algorithm)
+}
+
+// computeMAC returns the MAC of data under secret with the scheme and
+// parameters of alg.
+func computeMAC(alg pkix.AlgorithmIdentifier, secret []byte, data []byte) ([]byte, *cmpError) {
+	p, e := parseMACParams(alg)
+	if e != nil {
+		return nil, e
+	}
+	var key []byte
+	if p.pbmac1 {
+		var err error
+		if key, err = pbkdf2.Key(p.prf, string(secret), p.salt, p.iterations, p.keyLen); err != nil {
+			return nil, failf(BadAlg, "PBKDF2: %v", err)
+		}
+	} else {
+		// RFC 4210 §5.1.3.1: the one-way function over secret || salt,
+		// iterationCount times in all.
+		h := p.owf()
+		h.Write(secret)
+		h.Write(p.salt)
+		key = h.Sum(nil)
+		for i := 1; i < p.iterations; i++ {
+			h.Reset()
+			h.Write(key)
+			key = h.Sum(key[:0])
+		}
+	}
+	m := hmac.New(p.mac, key)
+	m.Write(data)
+	return m.Sum(nil), nil
 }
 
 // freshMAC returns the algorithm identifier of the response's MAC: the

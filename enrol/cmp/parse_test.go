@@ -6,37 +6,6 @@ import (
 	"testing"
 )
 
-// parseAll runs every parser a request's bytes can reach before the
-// server acts: the message, its protection input, and its body by type.
-func parseAll(der []byte) {
-	m, e := parseMessage(der)
-	if e != nil {
-		return
-	}
-	_ = m.protectedBytes()
-	m.senderName()
-	if isMAC(m.header.ProtectionAlg) {
-		_, _ = computeMAC(m.header.ProtectionAlg, []byte("secret"), m.protectedBytes())
-	}
-	switch m.bodyType {
-	case bodyIR, bodyCR, bodyKUR:
-		if r, e := parseCertReqMessages(m.body); e == nil {
-			_ = r.checkPOP()
-		}
-	case bodyRR:
-		_, _, _, _ = parseRevDetails(m.body)
-	}
-}
-
-// FuzzParseMessage: no input makes the CMP parsers panic. Seeds are real
-// requests of openssl cmp (testdata/fuzz/FuzzParseMessage).
-func FuzzParseMessage(f *testing.F) {
-	f.Add([]byte{0x30, 0x00})
-	f.Fuzz(func(t *testing.T, der []byte) {
-		parseAll(der)
-	})
-}
-
 // TestParseOpenSSLRequests: the requests openssl cmp sends parse, with the
 // body types and parts the server reads.
 func TestParseOpenSSLRequests(t *testing.T) {
