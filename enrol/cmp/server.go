@@ -331,10 +331,19 @@ func (s *Server) supersededHolder(ctx context.Context, m *message, cert *x509.Ce
 // dispatch answers an authenticated request by its body type.
 func (s *Server) dispatch(ctx context.Context, m *message, p *party, profile string) ([]byte, *cmpError) {
 	switch m.bodyType {
-	case bodyIR, bodyCR, bodyP10CR:
+	case bodyIR, bodyCR, bodyP10CR, bodyKUR:
+		// A transaction issues one certificate: a request reusing the ID of
+		// one that did is refused before anything is issued.
+		switch _, err := s.c.Transactions.GetTransaction(ctx, hex.EncodeToString(m.header.TransactionID)); {
+		case err == nil:
+			return nil, failf(TransactionIDInUse, "transaction ID already used")
+		case !errors.Is(err, enrol.ErrNoTransaction):
+			return nil, failf(SystemFailure, "the transaction could not be read")
+		}
+		if m.bodyType == bodyKUR {
+			return s.keyUpdate(ctx, m, p)
+		}
 		return s.enrol(ctx, m, p, profile)
-	case bodyKUR:
-		return s.keyUpdate(ctx, m, p)
 	case bodyRR:
 		return s.revoke(ctx, m, p)
 	case bodyCertConf:

@@ -306,6 +306,8 @@ func TestCMPBadInput(t *testing.T) {
 				t.Fatalf("subject %s", a.cert.Subject)
 			}
 
+			// The same transaction ID again: refused before anything else.
+			expectFail("transaction ID in use", (&client{ref: ref, secret: secret, tx: cl.tx}).message(t, bodyIR, certReqBody(t, k1, k1, nil)), "transactionIdInUse")
 			// The reference is used: notAuthorized.
 			k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			expectFail("reused reference", (&client{ref: ref, secret: secret}).message(t, bodyIR, certReqBody(t, k2, k2, nil)), "notAuthorized")
