@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -350,4 +351,68 @@ func (m *message) checkSignedBy(cert *x509.Certificate) error {
 		return e
 	}
 	return nil
+}
+
+// TestCMPGenmAndRejectedCertificate: genm answers the CA certificates
+// (also for an empty genm, and unprotected: they are public) and
+// rootCaKeyUpdate without a value (no root update under way); a certConf
+// that rejects the certificate gets pkiConf and revokes it; a second
+// certConf is refused.
+func TestCMPGenmAndRejectedCertificate(t *testing.T) {
+	f := newFixture(t, storetest.Dialects()[0])
+	ctx := t.Context()
+	for _, asked := range [][]infoTypeAndValue{nil, {{Type: oidCACerts}}, {{Type: oidRootCACert}}} {
+		body, _ := asn1.Marshal(asked)
+		if asked == nil {
+			body = []byte{0x30, 0}
+		}
+		a := parseAnswer(t, f.srv.Handle(ctx, (&client{}).message(t, bodyGenM, body), ""))
+		if a.m.bodyType != bodyGenP {
+			t.Fatalf("genm %v: %s %s", asked, bodyName(a.m.bodyType), a.failInfo)
+		}
+		var got []infoTypeAndValue
+		if _, err := asn1.Unmarshal(a.m.body, &got); err != nil || len(got) != 1 {
+			t.Fatalf("genp: %v %v", got, err)
+		}
+		switch {
+		case asked != nil && asked[0].Type.Equal(oidRootCACert):
+			if !got[0].Type.Equal(oidRootCAKeyUpdate) || len(got[0].Value.FullBytes) != 0 {
+				t.Fatalf("rootCaCert answered %v", got[0].Type)
+			}
+		default:
+			var certs []asn1.RawValue
+			if _, err := asn1.Unmarshal(got[0].Value.FullBytes, &certs); err != nil || !got[0].Type.Equal(oidCACerts) || len(certs) != 2 ||
+				!bytes.Equal(certs[1].FullBytes, f.pki.Root.Raw) {
+				t.Fatalf("caCerts: %d certificates, %v", len(certs), err)
+			}
+		}
+		if err := a.m.checkSignedBy(f.cmpCert); err != nil {
+			t.Fatalf("genp signature: %v", err)
+		}
+	}
+
+	ref, secret := f.enrolment(t)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cl := &client{ref: ref, secret: secret}
+	ip := parseAnswer(t, f.srv.Handle(ctx, cl.message(t, bodyIR, certReqBody(t, k, k, nil)), ""))
+	if ip.m.bodyType != bodyIP || ip.m.hasGeneralInfo(oidImplicitConfirm) {
+		t.Fatalf("ir: %s", bodyName(ip.m.bodyType))
+	}
+	hash := sha256.Sum256(ip.cert.Raw)
+	wrong := sha256.Sum256([]byte("another certificate"))
+	bad, _ := asn1.Marshal([]certStatus{{CertHash: wrong[:], CertReqID: big.NewInt(0)}})
+	if a := parseAnswer(t, f.srv.Handle(ctx, cl.message(t, bodyCertConf, bad), "")); a.failInfo != "badCertId" {
+		t.Fatalf("certConf with a wrong hash: %s %s", bodyName(a.m.bodyType), a.failInfo)
+	}
+	reject, _ := asn1.Marshal([]certStatus{{CertHash: hash[:], CertReqID: big.NewInt(0), StatusInfo: pkiStatusInfo{Status: statusRejection, FailInfo: BadCertTemplate.bits()}}})
+	if a := parseAnswer(t, f.srv.Handle(ctx, cl.message(t, bodyCertConf, reject), "")); a.m.bodyType != bodyPKIConf {
+		t.Fatalf("rejecting certConf: %s %s", bodyName(a.m.bodyType), a.failInfo)
+	}
+	rec, err := f.db.Certificates(nil).GetCertificate(ctx, hex.EncodeToString(ip.cert.SerialNumber.Bytes()))
+	if err != nil || !rec.Revoked {
+		t.Fatalf("the rejected certificate is not revoked: %+v %v", rec, err)
+	}
+	if a := parseAnswer(t, f.srv.Handle(ctx, cl.message(t, bodyCertConf, reject), "")); a.failInfo != "certConfirmed" {
+		t.Fatalf("second certConf: %s %s", bodyName(a.m.bodyType), a.failInfo)
+	}
 }
