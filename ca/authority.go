@@ -31,6 +31,10 @@ var (
 	// certified again, whatever the profile, the CA or the protocol the
 	// request came by (REST today; CMP and EST go through Issue too).
 	ErrKeyBlocked = errors.New("key reported compromised")
+	// ErrKeyOtherSubject: the subject key is certified for another subject.
+	// A key may be certified again for its own subject (renewal), never
+	// for someone else's.
+	ErrKeyOtherSubject = errors.New("key certified for another subject")
 )
 
 // KeyBlock is a subject key blocked after a keyCompromise revocation.
@@ -53,6 +57,16 @@ type Intent struct {
 	RequestedBy string
 	NotAfter    time.Time
 	Created     time.Time
+	// Subject is the certificate's subject (x509 Name.String()): the store
+	// refuses the intent with ErrKeyOtherSubject when another subject's
+	// live certificate has the key.
+	Subject string
+	// Replaces is the serial of the certificate a renewal or re-key
+	// replaces ("" for a new issuance); a certificate is replaced once.
+	Replaces string
+	// KeyLabel names the subject key on the token when it is not the
+	// credential ID (the new key of a re-keyed credential).
+	KeyLabel string
 }
 
 // CertificateRecord is an issued certificate as stored.
@@ -77,6 +91,13 @@ type CertificateRecord struct {
 	// KeyBlocked: the certificate's key was reported compromised (this or
 	// another certificate with it was revoked for keyCompromise).
 	KeyBlocked bool
+	// Replaces is the serial of the certificate this one renewed or
+	// re-keyed ("" for a new issuance).
+	Replaces string
+	// KeyLabel is the label of the subject key on the token: the
+	// credential ID, or the new label of a re-keyed credential's key (""
+	// when the key is not on the token).
+	KeyLabel string
 }
 
 // Store is the persistence the CA needs. Implementations must enforce the
@@ -89,8 +110,8 @@ type Store interface {
 	InsertCertificate(ctx context.Context, rec CertificateRecord) error
 	// GetCertificate returns the certificate with that serial or ErrNotFound.
 	GetCertificate(ctx context.Context, serial string) (*CertificateRecord, error)
-	// FindIssued returns the serial of an unexpired, unrevoked certificate
-	// of that profile for that key (SPKI hash), or "" when there is none.
+	// FindIssued returns the serial of an unexpired certificate of that
+	// profile for that key (SPKI hash), or "" when there is none.
 	FindIssued(ctx context.Context, profile string, keyHash [32]byte, now time.Time) (string, error)
 	// KeyBlocked returns the block of a key (SPKI hash) reported
 	// compromised, or nil when it is not blocked. InsertCertificate refuses
@@ -269,12 +290,20 @@ func (a *Authority) CACertificate(name string) (*x509.Certificate, bool) {
 // ErrKeyBlocked.
 // Every outcome is audited; a refusal consumes no serial.
 func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
-	out, err := a.issue(ctx, req)
+	return a.issueAudited(ctx, req, nil)
+}
+
+// issueAudited is Issue, for a renewal when rn is set.
+func (a *Authority) issueAudited(ctx context.Context, req Request, rn *renewal) (*Issued, error) {
+	out, err := a.issue(ctx, req, rn)
 	result := "success"
 	entry := AuditEntry{Time: a.now().UTC(), Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate),
 		Details: map[string]string{"profile": req.Profile}}
 	if req.RequestID != "" {
 		entry.Details["requestID"] = req.RequestID
+	}
+	if rn != nil {
+		entry.Details["replaces"] = rn.replaces
 	}
 	if err != nil {
 		result = "refused"
@@ -358,10 +387,10 @@ func IsRefusal(err error) bool {
 	var re *RequestError
 	return errors.Is(err, policies.ErrUnknownProfile) || errors.As(err, &se) || errors.Is(err, ErrBadCSR) ||
 		errors.As(err, &we) || errors.As(err, &le) || errors.Is(err, ErrDuplicateRequest) || errors.As(err, &re) ||
-		errors.Is(err, ErrKeyBlocked)
+		errors.Is(err, ErrKeyBlocked) || errors.Is(err, ErrKeyOtherSubject) || errors.Is(err, ErrRenewalRefused)
 }
 
-func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
+func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issued, error) {
 	t0 := time.Now()
 	p, err := a.profiles.Get(req.Profile)
 	if err != nil {
@@ -375,7 +404,7 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, err := a.subjectKey(req)
+	pub, err := a.subjectKey(req, rn)
 	if err != nil {
 		return nil, err
 	}
@@ -401,10 +430,15 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 	if err := a.checkKeyBlocked(ctx, keyHash); err != nil {
 		return nil, err
 	}
-	if prior, err := a.store.FindIssued(ctx, p.Name, keyHash, now); err != nil {
+	if rn != nil {
+		if err := rn.checkIssue(p, now, keyHash); err != nil {
+			return nil, err
+		}
+	} else if prior, err := a.store.FindIssued(ctx, p.Name, keyHash, now); err != nil {
 		return nil, fmt.Errorf("looking for an earlier certificate: %w", err)
 	} else if prior != "" {
-		return nil, fmt.Errorf("%w: key already certified for profile %s (serial %s)", ErrDuplicateRequest, p.Name, prior)
+		return nil, fmt.Errorf("%w: key already certified for profile %s (serial %s): renew that certificate (POST /api/v1/certificates/%s/renew)",
+			ErrDuplicateRequest, p.Name, prior, prior)
 	}
 	a.phase.WithLabelValues("validate").Observe(time.Since(t0).Seconds())
 
@@ -441,14 +475,24 @@ func (a *Authority) issue(ctx context.Context, req Request) (*Issued, error) {
 		err = a.store.InsertIntent(ctx, Intent{
 			Serial: hexSerial, CA: is.name, Profile: p.Name, TBSHash: sha256.Sum256(linted.RawTBSCertificate),
 			KeyHash: keyHash, RequestID: req.RequestID, RequestedBy: req.RequestedBy, NotAfter: linted.NotAfter, Created: now,
+			Subject: linted.Subject.String(), Replaces: rn.replacedSerial(), KeyLabel: rn.label(),
 		})
 		a.phase.WithLabelValues("store").Observe(time.Since(t2).Seconds())
 		if errors.Is(err, ErrDuplicateSerial) && attempt < 3 {
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, ErrDuplicateRequest) {
+			if errors.Is(err, ErrKeyOtherSubject) {
+				return nil, fmt.Errorf("%w: this public key is certified for another subject; it is never certified for two", ErrKeyOtherSubject)
+			}
+			if errors.Is(err, ErrDuplicateRequest) && rn != nil {
+				return nil, fmt.Errorf("%w: certificate %s is being renewed by another request, or was renewed", ErrDuplicateRequest, rn.replaces)
+			}
+			if errors.Is(err, ErrDuplicateRequest) && req.RequestID != "" {
 				return nil, fmt.Errorf("%w: request ID %q was already used", ErrDuplicateRequest, req.RequestID)
+			}
+			if errors.Is(err, ErrDuplicateRequest) {
+				return nil, fmt.Errorf("%w: key already certified for profile %s", ErrDuplicateRequest, p.Name)
 			}
 			return nil, fmt.Errorf("recording the issuance intent: %w", err)
 		}
@@ -534,8 +578,10 @@ func (a *Authority) pickIssuer(p *policies.Profile, req Request) (*Issuer, error
 }
 
 // subjectKey takes the key from the CSR (checking its signature) or, for
-// keys generated by the service, from the request; then refuses weak keys.
-func (a *Authority) subjectKey(req Request) (crypto.PublicKey, error) {
+// keys generated by the service and for a renewal with the same key (its
+// possession was proven at its first certification), from the request;
+// then refuses weak keys.
+func (a *Authority) subjectKey(req Request, rn *renewal) (crypto.PublicKey, error) {
 	var pub crypto.PublicKey
 	switch {
 	case len(req.CSR) > 0:
@@ -547,7 +593,7 @@ func (a *Authority) subjectKey(req Request) (crypto.PublicKey, error) {
 		if req.PublicKey != nil && !publicKeysEqual(req.PublicKey, pub) {
 			return nil, &RequestError{Reason: "publicKey does not match the CSR's key"}
 		}
-	case req.KeyGeneratedByService && req.PublicKey != nil:
+	case (req.KeyGeneratedByService || rn.keepsKey()) && req.PublicKey != nil:
 		pub = req.PublicKey
 	case req.PossessionProvedBy != "" && req.PublicKey != nil:
 		pub = req.PublicKey

@@ -195,6 +195,15 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 		api.fail(w, r, err)
 		return
 	}
+	out := api.issueResponse(got)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", "/api/v1/certificates/"+got.Serial)
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// issueResponse is the JSON answer of an issuance (or a renewal).
+func (api *API) issueResponse(got *Issued) IssueResponse {
 	out := IssueResponse{Serial: got.Serial, Certificate: pemCert(got.Certificate.Raw), CredentialID: got.CredentialID}
 	out.Chain = make([]string, 0, len(got.Chain))
 	for _, c := range got.Chain {
@@ -204,10 +213,7 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Chain = append(out.Chain, p)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Location", "/api/v1/certificates/"+got.Serial)
-	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(out)
+	return out
 }
 
 // Get handles GET /api/v1/certificates/{serial}.
@@ -336,6 +342,18 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Type, p.Title, p.Errors = http.StatusUnprocessableEntity, "urn:thiqa:problem:lint-failed", "Certificate failed pre-issuance lints", le.Lints
 	case errors.Is(err, ErrDuplicateRequest):
 		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:duplicate-request", "Request already processed"
+	case errors.Is(err, ErrKeyOtherSubject):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:key-other-subject", "Public key certified for another subject"
+	case errors.Is(err, ErrNotPermitted):
+		p.Status, p.Type, p.Title = http.StatusForbidden, "urn:thiqa:problem:not-yours", "Not the caller's certificate"
+	case errors.Is(err, ErrAlreadyRenewed):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:already-renewed", "Certificate already renewed"
+	case errors.Is(err, ErrNotRenewable):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:not-renewable", "Certificate cannot be renewed"
+	case errors.Is(err, ErrCryptoPeriod):
+		p.Status, p.Type, p.Title = http.StatusConflict, "urn:thiqa:problem:crypto-period-over", "The key's crypto-period is over"
+	case errors.Is(err, ErrSameKey):
+		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:same-key", "Re-key with the same key"
 	case errors.Is(err, ErrNotFound):
 		p.Status, p.Title = http.StatusNotFound, "Certificate not found"
 	default:

@@ -234,6 +234,7 @@ func TestEnrolMobileID(t *testing.T) {
 				"cred-signing": {Certificate: credential(t, "IDCOM-12345678", year), Profile: "citizen-signing", Serial: "0b"},
 				"cred-expired": {Certificate: credential(t, "IDCOM-12345678", time.Now().Add(-time.Minute)), Profile: identity.ProfileCitizenAuth, Serial: "0c"},
 				"cred-nocivil": {Certificate: credential(t, "", year), Profile: identity.ProfileCitizenAuth, Serial: "0d"},
+				"cred-act":     {Certificate: credential(t, "IDCOM-23456789", year), Profile: identity.ProfileCitizenAuth, Serial: "0e"},
 			}
 			e := identity.Enrolment{Credentials: creds, Status: fixedStatus{Known: true}, Store: db.Identity(), PINs: pins, Audit: log}
 			for _, c := range []struct {
@@ -246,6 +247,7 @@ func TestEnrolMobileID(t *testing.T) {
 				{"cred-ok", "135790", "revoked", fixedStatus{Known: true, Revoked: true}},
 				{"cred-nocivil", "135790", "no civil number", fixedStatus{Known: true}},
 				{"cred-ok", "123", "6 to 64 characters", fixedStatus{Known: true}},
+				{"cred-ok", "123456", "in order", fixedStatus{Known: true}},
 			} {
 				e.Status = c.status
 				if _, err := identity.EnrolMobileID(ctx, e, c.cred, c.pin, "cli:op"); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -266,8 +268,36 @@ func TestEnrolMobileID(t *testing.T) {
 			if _, err := identity.EnrolMobileID(ctx, e, "cred-ok", "246801", "cli:op"); !errors.Is(err, pin.ErrAlreadySet) {
 				t.Fatalf("enrolling twice: %v", err)
 			}
-			if n := storetest.AuditCount(t, db, identity.ActionEnrolMobile, audit.OutcomeSuccess); n != 1 {
-				t.Fatalf("%d enrolments recorded, want 1", n)
+			if _, _, err := identity.EnrolMobileIDForActivation(ctx, e, "cred-ok", "cli:op"); !errors.Is(err, pin.ErrAlreadySet) {
+				t.Fatalf("an activation for a mobile ID with a PIN: %v", err)
+			}
+
+			// Sole control: enrolled with an activation code, the PIN the citizen's.
+			if _, _, err := identity.EnrolMobileIDForActivation(ctx, e, "cred-signing", "cli:op"); err == nil {
+				t.Fatal("a citizen-signing credential enrolled for activation")
+			}
+			civil, first, err := identity.EnrolMobileIDForActivation(ctx, e, "cred-act", "cli:op")
+			if err != nil || civil != "23456789" || first.Code == "" {
+				t.Fatalf("enrol for activation: %q %+v %v", civil, first, err)
+			}
+			if _, err := db.Identity().MobileCredentialID(ctx, "23456789"); !errors.Is(err, identity.ErrNotFound) {
+				t.Fatalf("a mobile ID without its PIN is usable: %v", err)
+			}
+			_, second, err := identity.EnrolMobileIDForActivation(ctx, e, "cred-act", "cli:op")
+			if err != nil || second.Code == first.Code {
+				t.Fatalf("enrolling again: %+v %v", second, err)
+			}
+			if err := pins.Activate(ctx, "cred-act", first.Code, "864209"); !errors.Is(err, pin.ErrWrongCode) {
+				t.Fatalf("the replaced code: %v", err)
+			}
+			if err := pins.Activate(ctx, "cred-act", second.Code, "864209"); err != nil {
+				t.Fatalf("activation: %v", err)
+			}
+			if id, err := db.Identity().MobileCredentialID(ctx, "23456789"); err != nil || id != "cred-act" {
+				t.Fatalf("the activated mobile ID: %q %v", id, err)
+			}
+			if n := storetest.AuditCount(t, db, identity.ActionEnrolMobile, audit.OutcomeSuccess); n != 3 {
+				t.Fatalf("%d enrolments recorded, want 3", n)
 			}
 		})
 	}

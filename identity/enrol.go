@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pin"
@@ -38,12 +37,17 @@ type MobileIDStore interface {
 	// EnrolMobileID records that the credential is the civil number's
 	// mobile ID; enrolling a credential twice is ErrConflict.
 	EnrolMobileID(ctx context.Context, credentialID, civilNumber string, now time.Time) error
+	// MobileIDPINSet reports whether the enrolled credential's login PIN
+	// is set (false too for a credential not enrolled).
+	MobileIDPINSet(ctx context.Context, credentialID string) (bool, error)
 }
 
-// PINSetter sets a credential's login PIN (*pin.Manager).
+// PINSetter sets a credential's login PIN, or issues the activation code
+// with which the citizen sets it (*pin.Manager).
 type PINSetter interface {
 	Params() pin.Params
 	Set(ctx context.Context, subject, pin string) error
+	Reset(ctx context.Context, subject string) (pin.Activation, error)
 }
 
 // Enrolment is what enrolling a mobile ID needs.
@@ -57,52 +61,91 @@ type Enrolment struct {
 
 // EnrolMobileID activates a citizen's remote authentication credential
 // (a citizen-auth certificate issued with its key on the token) as mobile
-// ID with a login PIN, on behalf of actor: the certificate must be issued,
-// unexpired and unrevoked, and name a civil number. It records the
-// enrolment, sets the PIN and audits it, and returns the civil number. An
-// enrolment left without a PIN (interrupted) is completed; one with a PIN
-// is refused.
+// ID with a login PIN chosen by actor, on behalf of the citizen: the
+// certificate must be issued, unexpired and unrevoked, and name a civil
+// number; the PIN must meet the policy. It records the enrolment, sets the
+// PIN and audits it, and returns the civil number. An enrolment left
+// without a PIN (interrupted) is completed; one with a PIN is refused.
+// The operator then knows the citizen's PIN: it is for tests and load
+// generators; EnrolMobileIDForActivation keeps sole control.
 func EnrolMobileID(ctx context.Context, e Enrolment, credential, loginPIN, actor string) (string, error) {
-	rec, err := e.Credentials.IssuedCredential(ctx, credential)
-	if errors.Is(err, ErrNotFound) {
-		return "", fmt.Errorf("credential %s: no issued certificate", credential)
+	if err := e.PINs.Params().CheckPolicy(loginPIN); err != nil {
+		return "", fmt.Errorf("the login PIN: %w", err)
 	}
+	civil, serial, err := enrol(ctx, e, credential)
 	if err != nil {
-		return "", fmt.Errorf("credential %s: %w", credential, err)
-	}
-	if rec.Profile != ProfileCitizenAuth {
-		return "", fmt.Errorf("credential %s has profile %s; mobile ID needs %s", credential, rec.Profile, ProfileCitizenAuth)
-	}
-	cert := rec.Certificate
-	if time.Now().After(cert.NotAfter) {
-		return "", fmt.Errorf("credential %s: certificate expired", credential)
-	}
-	st, err := e.Status.CertificateStatus(ctx, cert)
-	if err != nil {
-		return "", fmt.Errorf("credential %s: %w", credential, err)
-	}
-	if st.Revoked {
-		return "", fmt.Errorf("credential %s: certificate revoked", credential)
-	}
-	sn := cert.Subject.SerialNumber
-	i := strings.IndexByte(sn, '-')
-	if !strings.HasPrefix(sn, "IDC") || i < 0 {
-		return "", fmt.Errorf("credential %s: certificate subject has no civil number", credential)
-	}
-	civil := sn[i+1:]
-	params := e.PINs.Params()
-	if n := utf8.RuneCountInString(loginPIN); n < params.MinLength || n > params.MaxLength {
-		return "", fmt.Errorf("the login PIN must have %d to %d characters", params.MinLength, params.MaxLength)
-	}
-	if err := e.Store.EnrolMobileID(ctx, credential, civil, time.Now()); err != nil && !errors.Is(err, ErrConflict) {
-		return "", fmt.Errorf("recording the enrolment: %w", err)
+		return "", err
 	}
 	if err := e.PINs.Set(ctx, credential, loginPIN); err != nil {
 		return "", fmt.Errorf("setting the login PIN: %w", err)
 	}
 	if _, err := e.Audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionEnrolMobile, Object: credential, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"civilNumber": civil, "certSerial": rec.Serial}}); err != nil {
+		Details: map[string]any{"civilNumber": civil, "certSerial": serial, "pin": "set by the operator"}}); err != nil {
 		return "", fmt.Errorf("writing audit record: %w", err)
 	}
 	return civil, nil
+}
+
+// EnrolMobileIDForActivation enrols credential as EnrolMobileID does, but
+// without a PIN: it returns a one-time activation code (shown once, kept
+// only as a hash, expiring) that the citizen redeems with a login PIN of
+// their own choosing (POST /api/v1/credentials/{id}/pin/activate), so
+// that no operator ever knows it. Enrolling again before the activation
+// issues a new code (the earlier one stops working); a mobile ID whose PIN
+// is set is refused (pin.ErrAlreadySet): an officer's PIN reset is the way.
+func EnrolMobileIDForActivation(ctx context.Context, e Enrolment, credential, actor string) (string, pin.Activation, error) {
+	civil, serial, err := enrol(ctx, e, credential)
+	if err != nil {
+		return "", pin.Activation{}, err
+	}
+	if set, err := e.Store.MobileIDPINSet(ctx, credential); err != nil {
+		return "", pin.Activation{}, fmt.Errorf("reading the enrolment: %w", err)
+	} else if set {
+		return "", pin.Activation{}, fmt.Errorf("credential %s: %w (a registration officer resets it: POST /api/v1/credentials/%s/pin/reset)", credential, pin.ErrAlreadySet, credential)
+	}
+	a, err := e.PINs.Reset(ctx, credential)
+	if err != nil {
+		return "", pin.Activation{}, fmt.Errorf("issuing the activation code: %w", err)
+	}
+	if _, err := e.Audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionEnrolMobile, Object: credential, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"civilNumber": civil, "certSerial": serial, "pin": "activation code issued", "activationExpires": a.Expires}}); err != nil {
+		return "", pin.Activation{}, fmt.Errorf("writing audit record: %w", err)
+	}
+	return civil, a, nil
+}
+
+// enrol checks the credential's certificate and records the enrolment
+// (idempotent); it returns the civil number and the certificate serial.
+func enrol(ctx context.Context, e Enrolment, credential string) (civil, serial string, err error) {
+	rec, err := e.Credentials.IssuedCredential(ctx, credential)
+	if errors.Is(err, ErrNotFound) {
+		return "", "", fmt.Errorf("credential %s: no issued certificate", credential)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("credential %s: %w", credential, err)
+	}
+	if rec.Profile != ProfileCitizenAuth {
+		return "", "", fmt.Errorf("credential %s has profile %s; mobile ID needs %s", credential, rec.Profile, ProfileCitizenAuth)
+	}
+	cert := rec.Certificate
+	if time.Now().After(cert.NotAfter) {
+		return "", "", fmt.Errorf("credential %s: certificate expired", credential)
+	}
+	st, err := e.Status.CertificateStatus(ctx, cert)
+	if err != nil {
+		return "", "", fmt.Errorf("credential %s: %w", credential, err)
+	}
+	if st.Revoked {
+		return "", "", fmt.Errorf("credential %s: certificate revoked", credential)
+	}
+	sn := cert.Subject.SerialNumber
+	i := strings.IndexByte(sn, '-')
+	if !strings.HasPrefix(sn, "IDC") || i < 0 {
+		return "", "", fmt.Errorf("credential %s: certificate subject has no civil number", credential)
+	}
+	civil = sn[i+1:]
+	if err := e.Store.EnrolMobileID(ctx, credential, civil, time.Now()); err != nil && !errors.Is(err, ErrConflict) {
+		return "", "", fmt.Errorf("recording the enrolment: %w", err)
+	}
+	return civil, rec.Serial, nil
 }

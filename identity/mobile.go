@@ -171,7 +171,8 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 		detail := "the login was refused"
 		switch {
 		case errors.Is(err, ErrPINLocked):
-			detail = "the PIN is locked after too many wrong tries"
+			status, title = http.StatusLocked, "PIN locked"
+			detail = "the PIN is locked after too many wrong tries: a registration officer can reset it (POST /api/v1/credentials/{id}/pin/reset)"
 		case errors.Is(err, ErrWrongPIN):
 			detail = "wrong PIN"
 		case errors.As(err, &rf):

@@ -66,6 +66,11 @@ type ProfileConfig struct {
 	OCSPNoCheck bool `yaml:"ocspNoCheck"`
 	// Validity is the certificate lifetime: a Go duration or a number of days ("730d").
 	Validity string `yaml:"validity"`
+	// CryptoPeriod is how long one key may be certified under the profile,
+	// counted from its first certificate ("1460d"; empty: no limit): a
+	// renewal with the same key is refused when the renewed certificate
+	// would outlive it, and the key must be replaced (re-key).
+	CryptoPeriod string `yaml:"cryptoPeriod,omitempty"`
 	// KeyTypes lists the accepted subject keys (ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096).
 	KeyTypes []string `yaml:"keyTypes"`
 	// Subject says which request fields are required or allowed and how they are checked.
@@ -131,6 +136,9 @@ type Profile struct {
 	OCSPNoCheck bool
 	// Validity is the certificate lifetime.
 	Validity time.Duration
+	// CryptoPeriod bounds the use of one key from its first certificate
+	// (0: no limit); see ProfileConfig.CryptoPeriod.
+	CryptoPeriod time.Duration
 	// KeyTypes lists accepted subject key types.
 	KeyTypes []KeyType
 	// Subject holds the subject field rules.
@@ -253,6 +261,14 @@ func (c ProfileConfig) validate() (*Profile, error) {
 	if p.Validity > maxValidity {
 		return nil, fmt.Errorf("validity %s exceeds ten years", c.Validity)
 	}
+	if c.CryptoPeriod != "" {
+		if p.CryptoPeriod, err = ParseValidity(c.CryptoPeriod); err != nil {
+			return nil, fmt.Errorf("cryptoPeriod: %w", err)
+		}
+		if p.CryptoPeriod < p.Validity {
+			return nil, fmt.Errorf("cryptoPeriod %s is shorter than the validity %s: no certificate would fit in it", c.CryptoPeriod, c.Validity)
+		}
+	}
 	if len(c.KeyTypes) == 0 {
 		return nil, errors.New("no keyTypes")
 	}
@@ -333,6 +349,10 @@ type DefaultsConfig struct {
 	PDSURL string `yaml:"pdsURL"`
 	// PDSLanguage is the ISO 639-1 language of the PDS; "en" when empty.
 	PDSLanguage string `yaml:"pdsLanguage"`
+	// CryptoPeriods sets the crypto-period of profiles by name (e.g.
+	// citizen-signing: 1460d); see ProfileConfig.CryptoPeriod. A profile
+	// not listed has no limit.
+	CryptoPeriods map[string]string `yaml:"cryptoPeriods,omitempty"`
 }
 
 // DefaultProfileConfigs returns the ETSI default profiles: citizen-signing
@@ -365,7 +385,7 @@ func DefaultProfileConfigs(d DefaultsConfig) []ProfileConfig {
 		Optional:                    []string{FieldOrganizationIdentifier},
 		OrganizationIdentifierTypes: []string{"NTR", "VAT"},
 	}
-	return []ProfileConfig{
+	cfgs := []ProfileConfig{
 		{
 			Name:      ProfileCitizenSigning,
 			Issuers:   []string{IssuerCitizen},
@@ -424,6 +444,10 @@ func DefaultProfileConfigs(d DefaultsConfig) []ProfileConfig {
 			Subject:      service,
 		},
 	}
+	for i := range cfgs {
+		cfgs[i].CryptoPeriod = d.CryptoPeriods[cfgs[i].Name]
+	}
+	return cfgs
 }
 
 // ProfileSet is a validated set of profiles, looked up by name.
@@ -450,9 +474,19 @@ func NewProfileSet(cfgs []ProfileConfig) (*ProfileSet, error) {
 	return s, nil
 }
 
-// DefaultProfiles returns the validated ETSI default profiles.
+// DefaultProfiles returns the validated ETSI default profiles. A
+// crypto-period set for a profile that does not exist is an error.
 func DefaultProfiles(d DefaultsConfig) (*ProfileSet, error) {
-	return NewProfileSet(DefaultProfileConfigs(d))
+	set, err := NewProfileSet(DefaultProfileConfigs(d))
+	if err != nil {
+		return nil, err
+	}
+	for name := range d.CryptoPeriods {
+		if _, err := set.Get(name); err != nil {
+			return nil, fmt.Errorf("cryptoPeriods: %w", err)
+		}
+	}
+	return set, nil
 }
 
 // Get returns the named profile or an error wrapping ErrUnknownProfile.

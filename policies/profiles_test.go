@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -144,5 +145,26 @@ func TestWithoutKeyDevice(t *testing.T) {
 	}
 	if q := p.WithoutKeyDevice(); len(q.Policies) != 1 || q.Policies[0].String() != OIDPolicyNCP {
 		t.Fatalf("policies %v", q.Policies)
+	}
+}
+
+func TestCryptoPeriods(t *testing.T) {
+	set, err := DefaultProfiles(DefaultsConfig{CryptoPeriods: map[string]string{ProfileCitizenSigning: "1460d"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := set.Get(ProfileCitizenSigning)
+	q, _ := set.Get(ProfileCitizenAuth)
+	if p.CryptoPeriod != 1460*24*time.Hour || q.CryptoPeriod != 0 {
+		t.Fatalf("crypto-periods %s %s", p.CryptoPeriod, q.CryptoPeriod)
+	}
+	for _, bad := range []map[string]string{
+		{"no-such-profile": "1460d"},
+		{ProfileCitizenSigning: "365d"}, // shorter than the validity
+		{ProfileCitizenSigning: "soon"},
+	} {
+		if _, err := DefaultProfiles(DefaultsConfig{CryptoPeriods: bad}); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }

@@ -49,10 +49,18 @@ const (
 	ActionWhoAmI            Action = "identity.whoami"
 	ActionApproveLogin      Action = "oidc.login.approve"
 	ActionReadMetrics       Action = "metrics.read"
-	// ActionManagePIN is managing a credential's signing PIN, apart from
-	// signing: access delegated for signing (a CSC OAuth2 token) never
-	// reaches the PIN.
+	// ActionManagePIN is the holder managing a credential's PIN, apart
+	// from signing: setting it, changing it with the old one, setting it
+	// with an activation code. Access delegated for signing (a CSC OAuth2
+	// token) never reaches the PIN.
 	ActionManagePIN Action = "credential.pin.manage"
+	// ActionResetPIN is a registration officer's reset of a PIN (after
+	// identity proofing at the desk): it yields an activation code.
+	ActionResetPIN Action = "credential.pin.reset"
+	// The life cycle of certificates and credentials (issue 16).
+	ActionRenewCertificate Action = "certificate.renew"
+	ActionListCertificates Action = "certificate.list"
+	ActionListCredentials  Action = "credential.list.own"
 	// ActionCreateEnrolment records a one-time enrolment (reference and
 	// secret) for CMP or EST.
 	ActionCreateEnrolment Action = "enrolment.create"
@@ -72,9 +80,13 @@ var permissions = map[Action][]Role{
 	ActionReadAudit:         {RoleOperator},
 	ActionManageClients:     {RoleOperator},
 	ActionWhoAmI:            {RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen},
-	ActionApproveLogin:      {RoleCitizen},  // the phone side of a remote login: only the citizen's own sessions
-	ActionReadMetrics:       {RoleOperator}, // when metrics.requireRole asks for authentication (it may name another role)
-	ActionCreateEnrolment:   {RoleRegistrationOfficer},
+	ActionApproveLogin:      {RoleCitizen},                                      // the phone side of a remote login: only the citizen's own sessions
+	ActionReadMetrics:       {RoleOperator},                                     // when metrics.requireRole asks for authentication (it may name another role)
+	ActionRenewCertificate:  {RoleRegistrationOfficer, RoleCitizen, RoleAgency}, // a citizen or agency only its own (package ca checks)
+	ActionListCertificates:  {RoleRegistrationOfficer},                          // what expires soon, names people
+	ActionListCredentials:   {RoleCitizen, RoleAgency},                          // the caller's own only
+	ActionResetPIN:          {RoleRegistrationOfficer},                          // after identity proofing at the desk
+	ActionCreateEnrolment:   {RoleRegistrationOfficer},                          // a one-time reference and secret for CMP or EST
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.

@@ -96,6 +96,8 @@ func (s *Service) Register(mux Mux, guard Guard) {
 	mux.Handle("POST /api/v1/sign/complete", sign(http.HandlerFunc(s.signComplete)))
 	mux.Handle("POST /api/v1/credentials/{id}/pin", guard(policies.ActionManagePIN)(http.HandlerFunc(s.setPIN)))
 	mux.Handle("POST /api/v1/extend", guard(policies.ActionExtend)(http.HandlerFunc(s.extendHTTP)))
+	s.registerPINLifeCycle(mux, guard)
+	s.registerCredentialList(mux, guard)
 }
 
 // Classify maps an error of the service to what the caller is told: the
@@ -105,6 +107,7 @@ func (s *Service) Register(mux Mux, guard Guard) {
 func Classify(err error) (status int, detail, outcome string) {
 	var rf *Refusal
 	var we *pin.WrongError
+	var wc *pin.WrongCodeError
 	switch {
 	case errors.As(err, &rf):
 		return refusalStatus(rf.Kind), rf.Reason, audit.OutcomeRefused
@@ -115,14 +118,22 @@ func Classify(err error) (status int, detail, outcome string) {
 	case errors.Is(err, ErrSADMismatch):
 		return http.StatusForbidden, "the SAD does not authorise this document: it differs from the one prepared, or was prepared with another signingTime or placeholder", audit.OutcomeRefused
 	case errors.Is(err, pin.ErrLocked):
-		return http.StatusLocked, "the signing PIN is locked after too many wrong tries", audit.OutcomeRefused
+		return http.StatusLocked, "the signing PIN is locked after too many wrong tries; a registration officer can reset it (POST /api/v1/credentials/{id}/pin/reset)", audit.OutcomeRefused
 	case errors.As(err, &we):
 		return http.StatusForbidden, we.Error(), audit.OutcomeRefused
 	case errors.Is(err, pin.ErrNotSet):
 		return http.StatusForbidden, "no signing PIN is set for this credential: set it first (POST /api/v1/credentials/{id}/pin)", audit.OutcomeRefused
 	case errors.Is(err, pin.ErrAlreadySet):
 		// Audited as a failure, as it always was.
-		return http.StatusConflict, "the signing PIN of this credential is already set", audit.OutcomeFailure
+		return http.StatusConflict, "the signing PIN of this credential is already set, or awaits its activation code (POST /api/v1/credentials/{id}/pin/activate)", audit.OutcomeFailure
+	case errors.As(err, &wc):
+		return http.StatusForbidden, wc.Error(), audit.OutcomeRefused
+	case errors.Is(err, pin.ErrActivationExpired):
+		return http.StatusGone, "the activation code expired: a registration officer can issue a new one (POST /api/v1/credentials/{id}/pin/reset)", audit.OutcomeRefused
+	case errors.Is(err, pin.ErrNoActivation):
+		return http.StatusConflict, "no activation code is pending for this credential: it was used, replaced or voided, or none was issued", audit.OutcomeRefused
+	case errors.Is(err, pin.ErrChanged):
+		return http.StatusConflict, "the PIN was changed or reset meanwhile; nothing was changed by this request", audit.OutcomeRefused
 	case errors.Is(err, pin.ErrPolicy):
 		return http.StatusBadRequest, err.Error(), audit.OutcomeRefused
 	case errors.Is(err, ErrBroken):
@@ -242,7 +253,7 @@ func (s *Service) sign(w http.ResponseWriter, r *http.Request) {
 		if pinValue == "" {
 			return Refuse(ErrActivationRequired, "the signing PIN is required in the %s header", PINHeader)
 		}
-		err := s.pins.Check(ctx, credID, pinValue)
+		err := s.CheckPIN(ctx, credID, pinValue)
 		outcome, reason := audit.OutcomeSuccess, ""
 		details := map[string]any{"documentDigest": hex.EncodeToString(digest), "method": "pin"}
 		if err != nil {

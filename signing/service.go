@@ -149,6 +149,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// MobileIDs, when set, are the citizens' mobile IDs, whose login PINs
+	// (managed by MobilePINs) the credential endpoints serve as well.
+	MobileIDs  MobileIDs
+	MobilePINs *pin.Manager
 }
 
 // Service is the signing service: what the seal, sign and CSC endpoints
@@ -160,6 +164,8 @@ type Service struct {
 	audit      Auditor
 	logger     *slog.Logger
 	pins       *pin.Manager
+	mobile     MobileIDs
+	mobilePINs *pin.Manager
 	caCerts    map[string]*x509.Certificate // by CA name
 	root       *x509.Certificate
 	validation signer.ValidationOptions
@@ -188,7 +194,7 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: o.Config, store: o.Store, keys: o.Keys, audit: o.Audit, logger: o.Logger, root: o.Root, now: o.Now, verifier: o.Verifier,
-		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{},
+		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{}, mobile: o.MobileIDs, mobilePINs: o.MobilePINs,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -321,10 +327,73 @@ func (s *Service) register(ctx context.Context, ic *IssuedCertificate) (*Credent
 		return nil, fmt.Errorf("credential %s: certificate is not signed by CA %q", credID, ic.CA)
 	}
 	chain := append(append(append([]byte(nil), cert.Raw...), issuer.Raw...), s.root.Raw...)
+	label := ic.KeyLabel
+	if label == "" {
+		label = credID
+	}
 	return s.store.RegisterCredential(ctx, CredentialRecord{
-		ID: credID, OwnerKind: kind, OwnerID: owner, Profile: ic.Profile, KeyLabel: credID,
+		ID: credID, OwnerKind: kind, OwnerID: owner, Profile: ic.Profile, KeyLabel: label,
 		CertSerial: ic.Serial, ChainDER: chain, NotAfter: cert.NotAfter,
 	})
+}
+
+// SwitchCredential moves a credential to the certificate that renewed or
+// re-keyed its certificate replaced: the same ID, owner and PIN, the new
+// certificate, chain and key. A credential not registered yet is left
+// alone (its first use registers the newest certificate), and so is one of
+// a profile the service does not keep (a mobile ID's citizen-auth key).
+// The owner must not change. It is idempotent.
+func (s *Service) SwitchCredential(ctx context.Context, ic IssuedCertificate, replaced string) error {
+	if ic.Profile != policies.ProfileOrganisationSeal && ic.Profile != policies.ProfileCitizenSigning {
+		return nil
+	}
+	cur, err := s.store.Credential(ctx, ic.CredentialID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cur.CertSerial == ic.Serial {
+		s.forget(ic.CredentialID)
+		return nil
+	}
+	cert, err := x509.ParseCertificate(ic.DER)
+	if err != nil {
+		return fmt.Errorf("credential %s: parsing certificate: %w", ic.CredentialID, err)
+	}
+	kind, owner, err := ownerOf(ic.Profile, cert)
+	if err != nil {
+		return fmt.Errorf("credential %s: %w", ic.CredentialID, err)
+	}
+	if kind != cur.OwnerKind || owner != cur.OwnerID {
+		return fmt.Errorf("credential %s: the new certificate names another owner", ic.CredentialID)
+	}
+	issuer := s.caCerts[ic.CA]
+	if issuer == nil || cert.CheckSignatureFrom(issuer) != nil {
+		return fmt.Errorf("credential %s: certificate is not signed by CA %q", ic.CredentialID, ic.CA)
+	}
+	label := ic.KeyLabel
+	if label == "" {
+		label = ic.CredentialID
+	}
+	chain := append(append(append([]byte(nil), cert.Raw...), issuer.Raw...), s.root.Raw...)
+	moved, err := s.store.SwitchCredential(ctx, ic.CredentialID, replaced, CredentialRecord{KeyLabel: label, CertSerial: ic.Serial, ChainDER: chain, NotAfter: cert.NotAfter})
+	if err != nil {
+		return err
+	}
+	s.forget(ic.CredentialID)
+	if moved {
+		s.logger.InfoContext(ctx, "credential moved to its new certificate", "credentialID", ic.CredentialID, "serial", ic.Serial, "replaces", replaced)
+	}
+	return nil
+}
+
+// forget drops a loaded credential, so that its next use reads it again.
+func (s *Service) forget(id string) {
+	s.mu.Lock()
+	delete(s.loaded, id)
+	s.mu.Unlock()
 }
 
 // SyncCredentials registers every issued keyInHSM certificate not yet known
@@ -371,7 +440,19 @@ func (s *Service) Credential(ctx context.Context, id, kind, owner string) (*Cred
 	if owner == "" || c.rec.OwnerKind != kind || c.rec.OwnerID != owner {
 		return nil, ErrCredentialRefused
 	}
-	if err := s.usable(ctx, c); err != nil {
+	err := s.usable(ctx, c)
+	if errors.Is(err, ErrCertificateRevoked) || errors.Is(err, ErrCertificateNotValid) {
+		// Another instance may have moved the credential to a renewed
+		// certificate (and revoked this one as superseded): read it again.
+		if fresh, ferr := s.store.Credential(ctx, id); ferr == nil && fresh.CertSerial != c.rec.CertSerial {
+			s.forget(id)
+			if c, err = s.load(ctx, id, kind, owner); err != nil {
+				return nil, err
+			}
+			err = s.usable(ctx, c)
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -455,10 +536,17 @@ func (s *Service) load(ctx context.Context, id, kind, owner string) (*Credential
 }
 
 // CheckPIN checks a citizen's signing PIN for credential credID (slow hash;
-// locked after too many consecutive wrong tries). The errors are package
-// pin's: ErrNotSet, ErrLocked, a *pin.WrongError.
+// locked after too many consecutive wrong tries, which is recorded in the
+// audit log). The errors are package pin's: ErrNotSet, ErrLocked, a
+// *pin.WrongError.
 func (s *Service) CheckPIN(ctx context.Context, credID, value string) error {
-	return s.pins.Check(ctx, credID, value)
+	err := s.pins.Check(ctx, credID, value)
+	actor := "unknown"
+	if pr, ok := auth.FromContext(ctx); ok && pr.Subject != "" {
+		actor = pr.Subject
+	}
+	s.noteLock(ctx, actor, &pinTarget{id: credID, kind: KindSigning, pins: s.pins}, err)
+	return err
 }
 
 // PINStatus reports whether credential credID has a signing PIN and

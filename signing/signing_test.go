@@ -295,7 +295,7 @@ func runCitizenSigning(t *testing.T, w *world) {
 	if code, m = w.csc(t, "/api/v1/credentials/"+cred+"/pin", citizen, signing.PINRequest{PIN: testPIN}); code != 201 {
 		t.Fatalf("set PIN: %d %v", code, m)
 	}
-	if code, m = w.csc(t, "/api/v1/credentials/"+cred+"/pin", citizen, signing.PINRequest{PIN: "000000"}); code != 409 {
+	if code, m = w.csc(t, "/api/v1/credentials/"+cred+"/pin", citizen, signing.PINRequest{PIN: "583920"}); code != 409 {
 		t.Fatalf("set PIN again: %d %v", code, m)
 	}
 	code, m = authorize(other, testPIN, h)

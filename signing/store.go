@@ -65,6 +65,9 @@ type IssuedCertificate struct {
 	Serial string
 	// DER is the certificate.
 	DER []byte
+	// KeyLabel is the key's label on the token: the credential ID, or the
+	// new label of a re-keyed credential's key ("" means CredentialID).
+	KeyLabel string
 }
 
 // SAD is a one-time authorisation (signature activation data) of a
@@ -95,8 +98,12 @@ type CredentialStore interface {
 	// UnregisteredCredentials returns up to limit issued certificates of
 	// keys on the token that are not yet recorded as credentials.
 	UnregisteredCredentials(ctx context.Context, limit int) ([]IssuedCertificate, error)
-	// IssuedCertificate returns the issued certificate of the key
-	// credentialID, or ErrNotFound.
+	// SwitchCredential moves credential id to its renewed or re-keyed
+	// certificate c (its key label, serial, chain and expiry) if it is
+	// still at the certificate replaced; it reports whether it moved it.
+	SwitchCredential(ctx context.Context, id, replaced string, c CredentialRecord) (bool, error)
+	// IssuedCertificate returns the current (newest) issued certificate of
+	// credential credentialID, or ErrNotFound.
 	IssuedCertificate(ctx context.Context, credentialID string) (*IssuedCertificate, error)
 	// CertificateRevoked reports whether the certificate with that serial
 	// (lower-case hex) is revoked. It is asked on every use of a

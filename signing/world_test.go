@@ -90,6 +90,8 @@ type worldOptions struct {
 	// timeout bounds each call to the TSA and the revocation services;
 	// 10s when zero.
 	timeout time.Duration
+	// pinClock, when set, is the clock of the PINs' activation codes.
+	pinClock func() time.Time
 }
 
 // testPIN is the credentials' signing PIN in these tests.
@@ -264,6 +266,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	}
 	pp := pin.DefaultParams()
 	pp.MemoryKiB, pp.Time = 64, 1 // cheap hashes: the tests try many PINs
+	pp.Clock = o.pinClock
 	reg := prometheus.NewRegistry()
 	cas := []*x509.Certificate{w.root}
 	var signingCAs []signing.IssuingCA

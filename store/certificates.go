@@ -63,25 +63,43 @@ func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
 		created = time.Now()
 	}
 	args := []any{in.Serial, in.CA, in.Profile, in.TBSHash[:], in.KeyHash[:], nullString(in.RequestID), in.RequestedBy,
-		in.NotAfter.Unix(), created.UnixNano()}
+		in.NotAfter.Unix(), created.UnixNano(), nullString(in.Subject), nullString(in.Replaces), nullString(in.KeyLabel),
+		in.KeyHash[:], in.Subject}
+	otherSubject := fmt.Errorf("store: recording intent %s: %w", in.Serial, ca.ErrKeyOtherSubject)
 	insert := func(t *txn) error {
-		_, err := t.exec(ctx, insertIntentSQL, args...)
-		return err
+		res, err := t.exec(ctx, insertIntentSQL(c.db.dialect), args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return otherSubject
+		}
+		return nil
 	}
-	err := c.w.insertIntentRow(ctx, args)
+	n, err := c.w.insertIntentRow(ctx, args)
+	if err == nil && n == 0 {
+		return otherSubject
+	}
 	if err == nil {
 		return nil
 	}
 	kind := classifyConflict(err)
-	if kind != conflictKey {
+	if kind != conflictKey && kind != conflictReplaces {
 		return conflictErr(kind, err)
 	}
-	// The key is taken: by an issued certificate, a live intent, or an
-	// intent abandoned long ago, which is released and the insert retried.
+	// The key (or the replaced certificate) is taken: by an issued
+	// certificate, a live intent, or an intent abandoned long ago, which is
+	// released and the insert retried.
+	release, releaseArgs := `UPDATE certificates SET state = 'abandoned'
+	WHERE profile = ? AND key_hash = ? AND replaces IS NULL AND state = 'intent' AND created_at < ?`, []any{in.Profile, in.KeyHash[:]}
+	if kind == conflictReplaces {
+		release, releaseArgs = `UPDATE certificates SET state = 'abandoned'
+	WHERE replaces = ? AND state = 'intent' AND created_at < ?`, []any{in.Replaces}
+	}
 	err = c.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, `UPDATE certificates SET state = 'abandoned'
-	WHERE profile = ? AND key_hash = ? AND state <> 'abandoned' AND state = 'intent' AND created_at < ?`,
-			in.Profile, in.KeyHash[:], created.Add(-intentGrace).UnixNano())
+		res, err := t.exec(ctx, release, append(releaseArgs, created.Add(-intentGrace).UnixNano())...)
 		if err != nil {
 			return err
 		}
@@ -92,10 +110,14 @@ func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
 		}
 		return insert(t)
 	})
-	if errors.Is(err, errKeyTaken) {
+	switch {
+	case errors.Is(err, errKeyTaken) && kind == conflictReplaces:
+		return fmt.Errorf("store: recording intent %s: %w: certificate %s is replaced already, or being replaced", in.Serial, ca.ErrDuplicateRequest, in.Replaces)
+	case errors.Is(err, errKeyTaken):
 		return fmt.Errorf("store: recording intent %s: %w: key already certified for profile %s", in.Serial, ca.ErrDuplicateRequest, in.Profile)
-	}
-	if err != nil {
+	case errors.Is(err, ca.ErrKeyOtherSubject):
+		return err
+	case err != nil:
 		return conflictErr(classifyConflict(err), err)
 	}
 	return nil
@@ -111,6 +133,7 @@ const (
 	conflictSerial
 	conflictRequest
 	conflictKey
+	conflictReplaces
 )
 
 // classifyConflict tells which unique constraint of the certificates table
@@ -128,6 +151,8 @@ func classifyConflict(err error) conflict {
 			return conflictRequest
 		case "certificates_profile_key":
 			return conflictKey
+		case "certificates_replaces":
+			return conflictReplaces
 		}
 		return conflictNone
 	}
@@ -139,6 +164,8 @@ func classifyConflict(err error) conflict {
 		return conflictRequest
 	case strings.Contains(msg, "certificates.key_hash"):
 		return conflictKey
+	case strings.Contains(msg, "certificates.replaces"):
+		return conflictReplaces
 	}
 	return conflictNone
 }
@@ -152,6 +179,8 @@ func conflictErr(kind conflict, err error) error {
 		return fmt.Errorf("store: recording intent: %w: request ID already used", ca.ErrDuplicateRequest)
 	case conflictKey:
 		return fmt.Errorf("store: recording intent: %w: key already certified for this profile", ca.ErrDuplicateRequest)
+	case conflictReplaces:
+		return fmt.Errorf("store: recording intent: %w: the certificate is replaced already", ca.ErrDuplicateRequest)
 	}
 	return mapErr("store: recording intent", err)
 }
@@ -209,7 +238,7 @@ func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error)
 // certSelect reads an issued certificate with its revocation (table
 // revocations, migration 0003), in scanCertificate's order.
 const certSelect = `SELECT c.serial, c.ca, c.profile, c.der, c.key_hash, c.request_id, c.credential_id, c.requested_by,
-	c.not_before, c.not_after, r.revoked_at, r.reason, b.serial
+	c.not_before, c.not_after, r.revoked_at, r.reason, b.serial, c.replaces, COALESCE(c.key_label, c.credential_id)
 	FROM certificates c LEFT JOIN revocations r ON r.serial = c.serial
 	LEFT JOIN blocked_keys b ON b.key_hash = c.key_hash`
 
@@ -228,10 +257,11 @@ func (c *Certificates) GetCertificate(ctx context.Context, serial string) (*ca.C
 	return rec, nil
 }
 
-// CertificateByCredential returns the issued certificate of a key generated
-// on the service's token (its credential ID), or ca.ErrNotFound.
+// CertificateByCredential returns the current certificate of a credential
+// on the service's token (its credential ID): the newest issued for it, as
+// renewal and re-key keep the ID. ca.ErrNotFound when there is none.
 func (c *Certificates) CertificateByCredential(ctx context.Context, credentialID string) (*ca.CertificateRecord, error) {
-	row := c.db.queryRow(ctx, certSelect+` WHERE c.credential_id = ? AND c.state = 'issued'`, credentialID)
+	row := c.db.queryRow(ctx, certSelect+` WHERE c.credential_id = ? AND c.state = 'issued' ORDER BY c.issued_at DESC, c.serial LIMIT 1`, credentialID)
 	rec, err := scanCertificate(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: credential %s: %w", credentialID, ca.ErrNotFound)
@@ -242,14 +272,16 @@ func (c *Certificates) CertificateByCredential(ctx context.Context, credentialID
 	return rec, nil
 }
 
-func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
+func scanCertificate(row interface{ Scan(...any) error }) (*ca.CertificateRecord, error) {
 	var rec ca.CertificateRecord
 	var keyHash []byte
-	var reqID, credID, blockedBy sql.NullString
+	var reqID, credID, blockedBy, replaces, keyLabel sql.NullString
 	var nb, na, revokedAt, reason sql.NullInt64
-	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na, &revokedAt, &reason, &blockedBy); err != nil {
+	if err := row.Scan(&rec.Serial, &rec.CA, &rec.Profile, &rec.DER, &keyHash, &reqID, &credID, &rec.RequestedBy, &nb, &na, &revokedAt, &reason, &blockedBy,
+		&replaces, &keyLabel); err != nil {
 		return nil, err
 	}
+	rec.Replaces, rec.KeyLabel = replaces.String, keyLabel.String
 	rec.KeyBlocked = blockedBy.Valid
 	if revokedAt.Valid {
 		rec.Revoked, rec.RevokedAt, rec.RevocationReason = true, time.Unix(0, revokedAt.Int64).UTC(), int(reason.Int64)
@@ -265,14 +297,12 @@ func scanCertificate(row *sql.Row) (*ca.CertificateRecord, error) {
 
 // FindIssued returns the serial of an issued, unexpired certificate of that
 // profile for that key (SPKI SHA-256), or "" when there is none. A revoked
-// certificate counts too: its key is never certified again for the profile
-// (the unique index refuses it anyway), and naming the serial says why. The
-// redundant state <> 'abandoned' lets SQLite use the partial unique index
-// (its planner only matches the index's own WHERE term); without it the
-// look-up scans the table.
+// certificate counts too: a new issuance never certifies its key again for
+// the profile (the unique index refuses it anyway; a renewal does), and
+// naming the serial says why.
 func (c *Certificates) FindIssued(ctx context.Context, profile string, keyHash [32]byte, now time.Time) (string, error) {
 	var serial string
-	row, err := c.w.findIssuedRow(ctx, profile, keyHash[:], now.Unix())
+	row, err := c.w.findIssuedRow(ctx, keyHash[:], profile, now.Unix())
 	if err == nil {
 		err = row.Scan(&serial)
 	}

@@ -39,18 +39,31 @@ type writeOp struct {
 	lead chan struct{} // receives when this caller is to commit the next batch
 }
 
+// insertIntentSQL reserves the serial unless the key (SPKI hash) has a
+// live certificate for another subject: then it changes no row. The
+// parameters are the intent's columns, then the key hash and the subject
+// again. PostgreSQL types the parameters of a SELECT list from casts.
+func insertIntentSQL(dialect string) string {
+	blob, integer := "BLOB", "INTEGER"
+	if dialect == DriverPostgres {
+		blob, integer = "BYTEA", "BIGINT"
+	}
+	return `INSERT INTO certificates
+	(serial, ca, profile, state, tbs_hash, key_hash, request_id, requested_by, not_after, created_at, subject, replaces, key_label)
+	SELECT ?, ?, ?, 'intent', CAST(? AS ` + blob + `), CAST(? AS ` + blob + `), ?, ?, CAST(? AS ` + integer + `), CAST(? AS ` + integer + `), ?, ?, ?
+	WHERE NOT EXISTS (SELECT 1 FROM certificates o
+		WHERE o.key_hash = CAST(? AS ` + blob + `) AND o.state <> 'abandoned' AND o.subject IS NOT NULL AND o.subject <> ?)`
+}
+
 const (
-	insertIntentSQL = `INSERT INTO certificates
-	(serial, ca, profile, state, tbs_hash, key_hash, request_id, requested_by, not_after, created_at)
-	VALUES (?, ?, ?, 'intent', ?, ?, ?, ?, ?, ?)`
 	issueCertificateSQL = `UPDATE certificates
 	SET state = 'issued', der = ?, subject = ?, not_before = ?, not_after = ?, credential_id = ?, crl_partition = ?, issued_at = ?
 	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?
 	AND NOT EXISTS (SELECT 1 FROM blocked_keys b WHERE b.key_hash = certificates.key_hash)`
-	// The redundant state <> 'abandoned' lets SQLite use the partial unique
-	// index (its planner only matches the index's own WHERE term).
+	// Every certificate of the key and profile counts, renewals too (index
+	// certificates_key_hash).
 	findIssuedSQL = `SELECT serial FROM certificates
-	WHERE profile = ? AND key_hash = ? AND state <> 'abandoned' AND state = 'issued' AND not_after > ? LIMIT 1`
+	WHERE key_hash = ? AND profile = ? AND state = 'issued' AND not_after > ? LIMIT 1`
 )
 
 // prepared returns whether the prepared statements are in use (SQLite),
@@ -73,7 +86,7 @@ func (w *certWriter) prepared(ctx context.Context) (bool, error) {
 		on *sql.DB
 		q  string
 	}{
-		{w.db.w, insertIntentSQL},
+		{w.db.w, insertIntentSQL(w.db.dialect)},
 		{w.db.w, issueCertificateSQL},
 		{w.db.r, findIssuedSQL},
 	} {
@@ -106,18 +119,17 @@ func execPrepared(ctx context.Context, st *sql.Stmt, args ...any) (int64, error)
 	}
 }
 
-// insertIntentRow runs the intent INSERT.
-func (w *certWriter) insertIntentRow(ctx context.Context, args []any) error {
+// insertIntentRow runs the intent INSERT and returns the rows it added
+// (0: the key has another subject's certificate).
+func (w *certWriter) insertIntentRow(ctx context.Context, args []any) (int64, error) {
 	ok, err := w.prepared(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if ok {
-		_, err = w.write(ctx, w.insertIntent, args)
-	} else {
-		_, err = w.db.execOne(ctx, insertIntentSQL, args...)
+		return w.write(ctx, w.insertIntent, args)
 	}
-	return err
+	return w.db.execOne(ctx, insertIntentSQL(w.db.dialect), args...)
 }
 
 // findIssuedRow runs the FindIssued query.

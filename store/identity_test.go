@@ -170,7 +170,7 @@ func TestIdentityStore(t *testing.T) {
 			if err := m.Set(ctx, "cred-a", "135790"); err != nil {
 				t.Fatal(err)
 			}
-			if err := m.Set(ctx, "cred-a", "000000"); !errors.Is(err, pin.ErrAlreadySet) {
+			if err := m.Set(ctx, "cred-a", "583920"); !errors.Is(err, pin.ErrAlreadySet) {
 				t.Fatalf("second set: %v", err)
 			}
 			if id, err := s.MobileCredentialID(ctx, "12345678"); err != nil || id != "cred-a" {

@@ -14,9 +14,11 @@ import (
 // mobile IDs each have one. It is the storage half of package pin.
 type pinRows struct {
 	db *DB
-	// create, attempt, state and reset are the statements for the table;
-	// they are built from constants, never from input.
-	create, attempt, state, reset string
+	// create, attempt, state and reset are the statements for the table,
+	// replace, clear, activate, pending and wrongCode those of the life
+	// cycle (lifecycle.go); they are built from constants, never from input.
+	create, attempt, state, reset            string
+	replace, clear, activate, pending, wrong string
 	// stampCreate adds the time the PIN was set to create's arguments.
 	stampCreate bool
 	// what names the PIN in errors ("PIN", "login PIN").
@@ -30,11 +32,19 @@ func newPinRows(db *DB, table, key, what string, stampCreate bool) pinRows {
 		set += ", pin_set_at = ?"
 	}
 	return pinRows{
-		db:          db,
-		create:      `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash IS NULL`,
-		attempt:     `UPDATE ` + table + ` SET pin_failures = pin_failures + 1 WHERE ` + key + ` = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`,
-		state:       `SELECT pin_hash, pin_failures FROM ` + table + ` WHERE ` + key + ` = ?`,
-		reset:       `UPDATE ` + table + ` SET pin_failures = 0 WHERE ` + key + ` = ? AND pin_failures <> 0`,
+		db:      db,
+		create:  `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash IS NULL AND activation_hash IS NULL`,
+		attempt: `UPDATE ` + table + ` SET pin_failures = pin_failures + 1 WHERE ` + key + ` = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`,
+		state:   `SELECT pin_hash, pin_failures FROM ` + table + ` WHERE ` + key + ` = ?`,
+		reset:   `UPDATE ` + table + ` SET pin_failures = 0 WHERE ` + key + ` = ? AND pin_failures <> 0`,
+		replace: `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash = ?`,
+		clear: `UPDATE ` + table + ` SET pin_hash = NULL, pin_failures = 0, activation_hash = ?, activation_expires_at = ?, activation_failures = 0
+	WHERE ` + key + ` = ?`,
+		activate: `UPDATE ` + table + ` SET ` + set + `, activation_hash = NULL, activation_expires_at = NULL, activation_failures = 0
+	WHERE ` + key + ` = ? AND activation_hash = ? AND activation_expires_at > ? AND activation_failures < ?`,
+		pending: `SELECT activation_hash IS NOT NULL, activation_expires_at, activation_failures FROM ` + table + ` WHERE ` + key + ` = ?`,
+		wrong: `UPDATE ` + table + ` SET activation_failures = activation_failures + 1
+	WHERE ` + key + ` = ? AND activation_hash IS NOT NULL AND activation_failures < ? RETURNING activation_failures`,
 		stampCreate: stampCreate,
 		what:        what,
 	}
@@ -43,14 +53,9 @@ func newPinRows(db *DB, table, key, what string, stampCreate bool) pinRows {
 // CreatePIN implements pin.Store: it sets the PIN hash of subject when none
 // is set, and reports whether it did.
 func (p pinRows) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
-	args := []any{hash}
-	if p.stampCreate {
-		args = append(args, time.Now().UnixNano())
-	}
-	args = append(args, subject)
 	var n int64
 	err := p.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, p.create, args...)
+		res, err := t.exec(ctx, p.create, p.setArgs(hash, subject)...)
 		if err != nil {
 			return mapErr("store: setting "+p.what, err)
 		}
@@ -58,6 +63,16 @@ func (p pinRows) CreatePIN(ctx context.Context, subject, hash string) (bool, err
 		return err
 	})
 	return n == 1, err
+}
+
+// setArgs are the arguments of a statement that sets a PIN hash (create,
+// replace, activate) up to its key, followed by more.
+func (p pinRows) setArgs(hash, subject string, more ...any) []any {
+	args := []any{hash}
+	if p.stampCreate {
+		args = append(args, time.Now().UnixNano())
+	}
+	return append(append(args, subject), more...)
 }
 
 // AttemptPIN implements pin.Store: one conditional UPDATE counts the try

@@ -121,12 +121,33 @@ func (s *SigningCredentials) UnregisteredCredentials(ctx context.Context, limit 
 // signing.ErrNotFound.
 func (s *SigningCredentials) IssuedCertificate(ctx context.Context, credentialID string) (*signing.IssuedCertificate, error) {
 	ic := signing.IssuedCertificate{CredentialID: credentialID}
-	err := s.db.queryRow(ctx, `SELECT ca, profile, serial, der FROM certificates WHERE credential_id = ? AND state = 'issued'`, credentialID).
-		Scan(&ic.CA, &ic.Profile, &ic.Serial, &ic.DER)
+	err := s.db.queryRow(ctx, `SELECT ca, profile, serial, der, COALESCE(key_label, credential_id) FROM certificates
+	WHERE credential_id = ? AND state = 'issued' ORDER BY issued_at DESC, serial LIMIT 1`, credentialID).
+		Scan(&ic.CA, &ic.Profile, &ic.Serial, &ic.DER, &ic.KeyLabel)
 	if err != nil {
 		return nil, signErr("store: reading the certificate of credential "+credentialID, err)
 	}
 	return &ic, nil
+}
+
+// SwitchCredential moves credential id to its renewed or re-keyed
+// certificate if it is still at the certificate replaced (a renewal that
+// completes twice moves it once; an older one never moves it back).
+func (s *SigningCredentials) SwitchCredential(ctx context.Context, id, replaced string, c signing.CredentialRecord) (bool, error) {
+	var n int64
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE signing_credentials SET key_label = ?, cert_serial = ?, chain_der = ?, not_after = ?
+	WHERE id = ? AND cert_serial = ?`, c.KeyLabel, c.CertSerial, c.ChainDER, c.NotAfter.UnixNano(), id, replaced)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, mapErr("store: switching credential "+id, err)
+	}
+	return n == 1, nil
 }
 
 // CertificateRevoked reports whether the certificate with that serial

@@ -57,22 +57,22 @@ func TestSigningCredentials(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := m.Check(ctx, "cred-a", "123456"); !errors.Is(err, pin.ErrNotSet) {
+			if err := m.Check(ctx, "cred-a", "482916"); !errors.Is(err, pin.ErrNotSet) {
 				t.Fatalf("before set: %v", err)
 			}
-			if err := m.Set(ctx, "cred-a", "123456"); err != nil {
+			if err := m.Set(ctx, "cred-a", "482916"); err != nil {
 				t.Fatal(err)
 			}
-			if err := m.Set(ctx, "cred-a", "999999"); !errors.Is(err, pin.ErrAlreadySet) {
+			if err := m.Set(ctx, "cred-a", "583920"); !errors.Is(err, pin.ErrAlreadySet) {
 				t.Fatalf("second set: %v", err)
 			}
-			if err := m.Set(ctx, "cred-none", "999999"); !errors.Is(err, pin.ErrAlreadySet) {
+			if err := m.Set(ctx, "cred-none", "583920"); !errors.Is(err, pin.ErrAlreadySet) {
 				t.Fatalf("set on unknown credential: %v", err)
 			}
 			if err := m.Check(ctx, "cred-a", "000000"); !errors.Is(err, pin.ErrWrong) {
 				t.Fatalf("wrong: %v", err)
 			}
-			if err := m.Check(ctx, "cred-a", "123456"); err != nil {
+			if err := m.Check(ctx, "cred-a", "482916"); err != nil {
 				t.Fatalf("right: %v", err)
 			}
 			var wg sync.WaitGroup
@@ -93,7 +93,7 @@ func TestSigningCredentials(t *testing.T) {
 			if wrong != 5 {
 				t.Fatalf("%d wrong tries evaluated, want 5", wrong)
 			}
-			if err := m.Check(ctx, "cred-a", "123456"); !errors.Is(err, pin.ErrLocked) {
+			if err := m.Check(ctx, "cred-a", "482916"); !errors.Is(err, pin.ErrLocked) {
 				t.Fatalf("after lockout: %v", err)
 			}
 			if got, _ := s.Credential(ctx, "cred-a"); !got.PINSet || got.PINFailures != 5 {

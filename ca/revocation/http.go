@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
@@ -110,31 +109,8 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// oidOrganizationIdentifier is the organizationIdentifier attribute (2.5.4.97).
-var oidOrganizationIdentifier = []int{2, 5, 4, 97}
-
 // mayRevoke says whether pr may revoke c: registration officers any
-// certificate; a citizen one whose subject serialNumber is its civil number
-// (IDC<country>-<civil number>); an agency one whose organizationIdentifier
-// is its own.
+// certificate; a citizen or an agency its own (auth.Principal.OwnsCertificate).
 func mayRevoke(pr *auth.Principal, c *x509.Certificate) bool {
-	if pr.Has(policies.RoleRegistrationOfficer) {
-		return true
-	}
-	if pr.Has(policies.RoleCitizen) && pr.CivilNumber != "" {
-		sn := c.Subject.SerialNumber
-		if strings.HasPrefix(sn, "IDC") && len(sn) == 6+len(pr.CivilNumber) && sn[5] == '-' && sn[6:] == pr.CivilNumber {
-			return true
-		}
-	}
-	if pr.Has(policies.RoleAgency) && pr.OrganizationIdentifier != "" {
-		for _, n := range c.Subject.Names {
-			if n.Type.Equal(oidOrganizationIdentifier) {
-				if v, ok := n.Value.(string); ok && v == pr.OrganizationIdentifier {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	return pr.Has(policies.RoleRegistrationOfficer) || pr.OwnsCertificate(c)
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -114,7 +115,19 @@ func runKeyCompromise(t *testing.T, d storetest.Dialect) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signing := f.issueFor(t, key, policies.ProfileCitizenSigning, "signing.pem")
 	auth := f.issueFor(t, key, policies.ProfileCitizenAuth, "auth.pem")
+	// A key is never certified for two subjects (migration 0010); one
+	// certified for a citizen and an agency before that rule existed is
+	// planted by hiding the citizen's subject from the check, and its
+	// compromise must still reach the other CA.
+	sealCSR, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if _, err := f.pki.Authority.Issue(t.Context(), ca.Request{Profile: policies.ProfileOrganisationSeal, CSR: sealCSR, RequestedBy: "officer-7",
+		Subject: map[string]string{"organizationName": "Ministry of Health", "organizationIdentifier": "NTROM-1234567", "commonName": "MoH seal", "country": "OM"}}); !errors.Is(err, ca.ErrKeyOtherSubject) {
+		t.Fatalf("the citizen's key certified for an agency: %v", err)
+	}
+	citizenDN := readCert(t, f.path("signing.pem")).Subject.String()
+	legacySubjects(t, f.cfg, nil, signing, auth)
 	seal := f.issueFor(t, key, policies.ProfileOrganisationSeal, "seal.pem")
+	legacySubjects(t, f.cfg, citizenDN, signing, auth)
 	bystander := f.issue(t, "23456789", "bystander.pem")
 	authCert := readCert(t, f.path("auth.pem"))
 	if err := f.status.Check(t.Context(), authCert); err != nil {
@@ -214,6 +227,30 @@ func runKeyCompromise(t *testing.T, d storetest.Dialect) {
 		}
 		return ""
 	})
+}
+
+// legacySubjects sets the subject column of the certificates serials to
+// subject (nil: NULL), outside the store: rows as an older version left them.
+func legacySubjects(t *testing.T, cfg store.Config, subject any, serials ...string) {
+	t.Helper()
+	driver := "sqlite"
+	if cfg.Driver == store.DriverPostgres {
+		driver = "pgx"
+	}
+	db, err := sql.Open(driver, cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range serials {
+		q := "UPDATE certificates SET subject = ? WHERE serial = ?"
+		if driver == "pgx" {
+			q = "UPDATE certificates SET subject = $1 WHERE serial = $2"
+		}
+		if _, err := db.Exec(q, subject, s); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }

@@ -268,6 +268,18 @@ func (f *azFixture) setPIN(t *testing.T, citizen, cred string) {
 	}
 }
 
+// resetPIN resets a credential's PIN as the registration officer and
+// returns the activation code.
+func (f *azFixture) resetPIN(t *testing.T, cred string) string {
+	t.Helper()
+	st, body := f.do(t, azCaller{name: "officer", bearer: f.officer}, http.MethodPost, "/api/v1/credentials/"+cred+"/pin/reset", "application/json", []byte("{}"), nil)
+	var out signing.PINResetResponse
+	if st != http.StatusOK || json.Unmarshal(body, &out) != nil || out.ActivationCode == "" {
+		t.Fatalf("resetting the PIN of %s: %d %s", cred, st, body)
+	}
+	return out.ActivationCode
+}
+
 // snapshot digests every table of the store but the audit log's, the
 // tables background loops write (CRL numbers, the TSA's serial blocks)
 // and the migration bookkeeping.
@@ -453,6 +465,17 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 			_, serial := f.clientCert(t, "citizen-auth", azCitizen(azCitizenA))
 			return jsonReq("/api/v1/certificates/"+serial+"/revoke", map[string]string{"reason": "affiliationChanged"})
 		}},
+		{name: "POST /api/v1/certificates/{serial}/renew", allowed: is("officer-1", azCitizenA), okStatus: 201, build: func(t *testing.T, _ azCaller) azRequest {
+			// A fresh certificate of citizen A for every caller, renewed with its key.
+			_, serial := f.clientCert(t, "citizen-signing", azCitizen(azCitizenA))
+			return jsonReq("/api/v1/certificates/"+serial+"/renew", map[string]any{})
+		}},
+		{name: "GET /api/v1/certificates?expiringWithin=", allowed: is("officer-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodGet, path: "/api/v1/certificates?expiringWithin=30d"}
+		}},
+		{name: "GET /api/v1/credentials?owner=self", allowed: is(azCitizenA, azCitizenB, azAgencyX, azAgencyY), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodGet, path: "/api/v1/credentials?owner=self"}
+		}},
 		{name: "POST /api/v1/oidc/clients", allowed: is("operator-1"), okStatus: 201, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq("/api/v1/oidc/clients", map[string]any{"name": "Tax portal", "redirectURIs": []string{portalRedirect}, "tlsSubject": "CN=Tax Portal,O=Tax,C=OM"})
 		}},
@@ -489,6 +512,20 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 			// A fresh credential of citizen A, whose PIN is not set yet.
 			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
 			return jsonReq("/api/v1/credentials/"+cred+"/pin", signing.PINRequest{PIN: azPIN})
+		}},
+		{name: "POST /api/v1/credentials/{id}/pin/change", allowed: is(azCitizenA), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
+			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
+			f.setPIN(t, azCitizenA, cred)
+			return jsonReq("/api/v1/credentials/"+cred+"/pin/change", signing.PINChangeRequest{Old: azPIN, New: "583920"})
+		}},
+		{name: "POST /api/v1/credentials/{id}/pin/reset", allowed: is("officer-1"), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
+			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
+			f.setPIN(t, azCitizenA, cred)
+			return jsonReq("/api/v1/credentials/"+cred+"/pin/reset", map[string]any{})
+		}},
+		{name: "POST /api/v1/credentials/{id}/pin/activate", allowed: is(azCitizenA), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
+			cred := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
+			return jsonReq("/api/v1/credentials/"+cred+"/pin/activate", signing.PINActivateRequest{ActivationCode: f.resetPIN(t, cred), PIN: "583920"})
 		}},
 		{name: "POST /api/v1/seal/jades", allowed: is(azAgencyX), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodPost, path: "/api/v1/seal/jades?level=B-B&credential=" + sealX, ctype: "application/json", body: []byte(`{"doc":1}`)}

@@ -311,12 +311,14 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return err
 	}
+	keys := &tokenKeys{token: p.token, keyType: kt, audit: p.audit}
 	api := ca.NewAPI(a, ca.HandlerOptions{
 		Caller:       callerOf,
-		KeyGenerator: &tokenKeys{token: p.token, keyType: kt, audit: p.audit},
+		KeyGenerator: keys,
 		Logger:       p.logger.With("service", "ca"),
 	})
 	api.Register(s.mux, p.authn.Require)
+	s.ca = &wiredCA{authority: a, api: api, keys: keys}
 	return nil
 }
 

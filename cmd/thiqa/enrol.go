@@ -142,7 +142,7 @@ func ensureCMPServer(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certi
 // wireEnrol serves the enrolment records (POST /api/v1/enrolments for
 // registration officers), the CMP server and the EST server.
 func wireEnrol(ctx context.Context, p *platform, s *serving) error {
-	if !p.cfg.CA.Enabled() || s.revoker == nil {
+	if !p.cfg.CA.Enabled() || s.revocations == nil {
 		return nil
 	}
 	a, err := openAuthority(ctx, p, nil)
@@ -160,7 +160,7 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 	certs := p.db.Certificates(nil)
 	svc, err := enrol.New(enrol.Config{
 		Store: p.db.Enrolments(), Issuer: a, Certificates: certs, Status: p.certStatus, Audit: p.audit,
-		Renewer:   enrol.IssueRenewer{Issuer: a, Revoker: s.revoker},
+		Renewer:   enrol.IssueRenewer{Issuer: a, Revoker: s.revocations},
 		SecretKey: secretKey, Logger: p.logger.With("service", "enrol"),
 		Profiles: enrolProfiles,
 	})
@@ -176,7 +176,7 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 		}
 	}
 	srv, err := cmp.New(cmp.Config{
-		Enrol: svc, Transactions: p.db.Enrolments(), Revoker: s.revoker, Issuer: a,
+		Enrol: svc, Transactions: p.db.Enrolments(), Revoker: s.revocations, Issuer: a,
 		Key: cmpKey, Certificate: cmpCert, CACertificates: issuing, Root: root,
 		RA: func(ctx context.Context, cert *x509.Certificate, chain []*x509.Certificate) (string, error) {
 			pr, err := p.authn.PrincipalOfCertificate(ctx, cert, chain)

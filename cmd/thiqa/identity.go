@@ -146,18 +146,29 @@ func (d mobileDirectory) IssuedCredential(ctx context.Context, id string) (*iden
 	return &identity.IssuedCredential{Certificate: cert, Profile: rec.Profile, Serial: rec.Serial}, nil
 }
 
-// tokenKeyResolver finds credentials' keys on the token (the credential ID
-// is the key's label) and keeps the signers found.
+// tokenKeyResolver finds credentials' keys on the token and keeps the
+// signers found. The key's label is the credential ID, or the label its
+// current certificate names after a re-key (labels).
 type tokenKeyResolver struct {
-	token *hsm.Token
-	mu    sync.Mutex
-	keys  map[string]*hsm.Signer
+	token  *hsm.Token
+	labels *store.Certificates // nil: the credential ID is the label
+	mu     sync.Mutex
+	keys   map[string]*hsm.Signer
 }
 
 // maxCachedKeys bounds the resolver's cache; it is emptied when full.
 const maxCachedKeys = 10_000
 
 func (r *tokenKeyResolver) Key(ctx context.Context, id string) (crypto.Signer, error) {
+	if r.labels != nil {
+		rec, err := r.labels.CertificateByCredential(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if rec.KeyLabel != "" {
+			id = rec.KeyLabel
+		}
+	}
 	r.mu.Lock()
 	k, ok := r.keys[id]
 	r.mu.Unlock()
@@ -260,7 +271,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
 		Store: p.db.Identity(), Status: identityStatus{c: p.certStatus},
 		Directory: mobileDirectory{ids: p.db.Identity(), certs: p.db.Certificates(nil)},
-		Keys:      &tokenKeyResolver{token: p.token}, PINs: pinChecker{m: pins}, Audit: p.audit,
+		Keys:      &tokenKeyResolver{token: p.token, labels: p.db.Certificates(nil)}, PINs: pinChecker{m: pins}, Audit: p.audit,
 		PhoneAuth: phoneAuth, Caller: caller, Signing: signingAuth,
 		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
 		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,

@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -20,7 +21,7 @@ import (
 const oidcUsage = `usage:
   thiqa oidc client add --data DIR --name N --redirect-uri U [--redirect-uri U2] [--allow-civil-number] [--sector S] (--jwks-file F | --tls-subject DN)
   thiqa oidc client list --data DIR
-  thiqa oidc mobile enrol --data DIR --credential ID (--pin-file F | --pin-env VAR)`
+  thiqa oidc mobile enrol --data DIR --credential ID [--pin-file F | --pin-env VAR]`
 
 // runOIDC dispatches the digital-ID operator commands.
 func runOIDC(ctx context.Context, env *cliEnv, args []string) error {
@@ -141,23 +142,23 @@ func oidcClientList(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 // oidcMobileEnrol activates a citizen's remote authentication credential
-// (a citizen-auth certificate issued with keyInHSM) as mobile ID with a
-// login PIN read from a file or the environment, never from the command line.
+// (a citizen-auth certificate issued with keyInHSM) as mobile ID. It prints
+// a one-time activation code, which the citizen redeems with a login PIN of
+// their own (POST /api/v1/credentials/{id}/pin/activate): the operator
+// never knows the PIN. --pin-file and --pin-env set the PIN instead, read
+// from a file or the environment, never from the command line: for tests
+// and load generators only, with a warning.
 func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("oidc mobile enrol", env)
 	dir := fs.String("data", "", "data folder (required)")
 	cred := fs.String("credential", "", "credential ID returned by the CA for a keyInHSM citizen-auth certificate (required)")
-	pinFile := fs.String("pin-file", "", "file holding the citizen's login PIN")
-	pinEnv := fs.String("pin-env", "", "environment variable holding the citizen's login PIN")
+	pinFile := fs.String("pin-file", "", "tests only: file holding a login PIN to set (the operator then knows it)")
+	pinEnv := fs.String("pin-env", "", "tests only: environment variable holding a login PIN to set")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *cred == "" || (*pinFile == "") == (*pinEnv == "") {
-		return withExit(2, errors.New("--credential and exactly one of --pin-file or --pin-env are required"))
-	}
-	p, err := config.ReadSecret(*pinFile, *pinEnv)
-	if err != nil {
-		return fmt.Errorf("login PIN: %w", err)
+	if *cred == "" || (*pinFile != "" && *pinEnv != "") {
+		return withExit(2, errors.New("--credential is required, with at most one of --pin-file or --pin-env"))
 	}
 	cfg, db, log, err := openIdentityStore(ctx, env, *dir)
 	if err != nil {
@@ -165,7 +166,27 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer db.Close()
 	defer log.Close()
-	civil, err := enrolMobileID(ctx, cfg, db, log, *cred, p, operatorName())
+	e, err := mobileEnrolment(cfg, db, log)
+	if err != nil {
+		return err
+	}
+	if *pinFile == "" && *pinEnv == "" {
+		civil, a, err := identity.EnrolMobileIDForActivation(ctx, e, *cred, operatorName())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stdout, "mobile ID enrolled: credential %s, civil number %s\nactivation code: %s (valid until %s)\n"+
+			"hand it to the citizen only; they choose their login PIN with it: POST /api/v1/credentials/%s/pin/activate\n",
+			*cred, civil, a.Code, a.Expires.Format(time.RFC3339), *cred)
+		return nil
+	}
+	p, err := config.ReadSecret(*pinFile, *pinEnv)
+	if err != nil {
+		return fmt.Errorf("login PIN: %w", err)
+	}
+	newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format}).Warn(
+		"the operator sets the citizen's login PIN (--pin-file/--pin-env): for tests only, this is no sole control; enrol without it to hand out an activation code")
+	civil, err := identity.EnrolMobileID(ctx, e, *cred, p, operatorName())
 	if err != nil {
 		return err
 	}
@@ -173,17 +194,27 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-// enrolMobileID enrols credential as mobile ID with a login PIN over the
-// data folder's store (identity.EnrolMobileID) and returns the civil
-// number.
-func enrolMobileID(ctx context.Context, cfg *config.Config, db *store.DB, log *audit.Log, credential, loginPIN, actor string) (string, error) {
+// mobileEnrolment is what identity.EnrolMobileID and
+// EnrolMobileIDForActivation need, over the data folder's store.
+func mobileEnrolment(cfg *config.Config, db *store.DB, log *audit.Log) (identity.Enrolment, error) {
 	pins, err := pin.New(db.Identity(), cfg.Identity.PINParams())
 	if err != nil {
-		return "", err
+		return identity.Enrolment{}, err
 	}
-	return identity.EnrolMobileID(ctx, identity.Enrolment{
+	return identity.Enrolment{
 		Credentials: mobileDirectory{ids: db.Identity(), certs: db.Certificates(nil)},
 		Status:      identityStatus{c: revocation.NewChecker(db.Certificates(nil), 0, nil)},
 		Store:       db.Identity(), PINs: pins, Audit: log,
-	}, credential, loginPIN, actor)
+	}, nil
+}
+
+// enrolMobileID enrols credential as mobile ID with a login PIN over the
+// data folder's store (identity.EnrolMobileID) and returns the civil
+// number: the load generator's enrolment.
+func enrolMobileID(ctx context.Context, cfg *config.Config, db *store.DB, log *audit.Log, credential, loginPIN, actor string) (string, error) {
+	e, err := mobileEnrolment(cfg, db, log)
+	if err != nil {
+		return "", err
+	}
+	return identity.EnrolMobileID(ctx, e, credential, loginPIN, actor)
 }

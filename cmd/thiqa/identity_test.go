@@ -538,7 +538,7 @@ func TestDigitalIDOnSQLite(t *testing.T) {
 			f.mobileLogin(t, authURL, "12345678", "000000")
 		}
 		_, ast, body := f.mobileLoginBody(t, authURL, "12345678", "135790")
-		if ast != http.StatusForbidden || !strings.Contains(body, "locked") {
+		if ast != http.StatusLocked || !strings.Contains(body, "locked") {
 			t.Fatalf("locked PIN: %d %s", ast, body)
 		}
 	})

@@ -147,7 +147,7 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	svc.Register(s.mux, s.handleRaw, p.authn.Require)
-	s.revoker = svc
+	s.revocations = svc
 	s.background = append(s.background,
 		func(ctx context.Context) { _ = publisher.Run(ctx) },
 		func(ctx context.Context) { _ = ocsp.NewPresigner(responder, rp).Run(ctx) },

@@ -57,8 +57,16 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 	if own != nil {
 		tsa = own
 	}
-	pp := pin.DefaultParams()
+	pp := cfg.PINPolicy.Apply(pin.DefaultParams())
 	pp.MemoryKiB, pp.Time = cfg.PINMemoryKiB, cfg.PINTime
+	var mobile signing.MobileIDs
+	var mobilePINs *pin.Manager
+	if identityOn(p.cfg) { // the mobile IDs' login PINs share the credential endpoints
+		if mobilePINs, err = pin.New(p.db.Identity(), p.cfg.Identity.PINParams()); err != nil {
+			return nil, err
+		}
+		mobile = mobileIDs{ids: p.db.Identity()}
+	}
 	appearance, err := appearanceConfig(p)
 	if err != nil {
 		return nil, err
@@ -81,6 +89,7 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		Root: parts[0].cert, Issuers: issuers,
 		TSA: tsa, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg, Verifier: judge,
+		MobileIDs: mobile, MobilePINs: mobilePINs,
 	})
 }
 
@@ -130,6 +139,7 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 		sv.csc.WithOAuth2(cscOAuthBase(p.cfg))
 	}
 	sv.csc.Register(sv.mux, p.authn.Require)
+	sv.signing = s
 	sv.background = append(sv.background, s.ExpireSADs)
 	return nil
 }

@@ -10,11 +10,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
@@ -70,12 +72,21 @@ type serving struct {
 	// is wired (nil otherwise): the signing service asks it for signature
 	// time-stamps in process instead of over HTTP.
 	tsa *timestamp.Service
-	// revoker is the revocation service once it is wired (nil when this
-	// configuration has no CA): the enrolment protocols revoke through it.
-	revoker *revocation.Service
 	// csc is the CSC API once the signing service is wired (nil
 	// otherwise): the digital ID authorises its credentials (OAuth2).
 	csc *csc.API
+	// ca, revocations and signing are the services wired so far (nil when
+	// disabled): renewal works over the three.
+	ca          *wiredCA
+	revocations *revocation.Service
+	signing     *signing.Service
+}
+
+// wiredCA is the CA as wired: its authority, HTTP API and token keys.
+type wiredCA struct {
+	authority *ca.Authority
+	api       *ca.API
+	keys      *tokenKeys
 }
 
 // serviceWiring builds one service of `thiqa serve` and registers its routes.
@@ -97,6 +108,7 @@ func services() []serviceWiring {
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
 		{"identity", wireIdentity}, // after signing: it authorises the signing credentials
+		{"renewal", wireRenewal},   // after the CA, revocation and signing: it works over them
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
 	}

@@ -1,24 +1,40 @@
 package pin
 
 import (
+	"bytes"
 	"context"
 	"sync"
+	"time"
 )
 
-// MemoryStore is an in-memory Store for tests and single-process tools.
+// MemoryStore is an in-memory LifecycleStore for tests and single-process
+// tools.
 type MemoryStore struct {
 	mu sync.Mutex
 	m  map[string]State
+	// pending holds the activations (code hash, expiry, wrong tries) by subject.
+	pending map[string]memActivation
+}
+
+type memActivation struct {
+	hash     []byte
+	expires  time.Time
+	failures int
 }
 
 // NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore { return &MemoryStore{m: map[string]State{}} }
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{m: map[string]State{}, pending: map[string]memActivation{}}
+}
 
 // CreatePIN implements Store.
 func (s *MemoryStore) CreatePIN(_ context.Context, subject, hash string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.m[subject]; ok {
+	if st, ok := s.m[subject]; ok && st.Hash != "" {
+		return false, nil
+	}
+	if _, ok := s.pending[subject]; ok {
 		return false, nil
 	}
 	s.m[subject] = State{Hash: hash}
@@ -30,7 +46,7 @@ func (s *MemoryStore) AttemptPIN(_ context.Context, subject string, limit int) (
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.m[subject]
-	if !ok {
+	if !ok || st.Hash == "" {
 		return State{}, false, nil
 	}
 	if st.Failures < limit {
@@ -48,4 +64,57 @@ func (s *MemoryStore) ResetPINFailures(_ context.Context, subject string) error 
 		s.m[subject] = st
 	}
 	return nil
+}
+
+// ReplacePIN implements LifecycleStore.
+func (s *MemoryStore) ReplacePIN(_ context.Context, subject, oldHash, newHash string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.m[subject]; !ok || st.Hash == "" || st.Hash != oldHash {
+		return false, nil
+	}
+	s.m[subject] = State{Hash: newHash}
+	return true, nil
+}
+
+// ResetPIN implements LifecycleStore. A subject is known once it had a PIN
+// or an activation; Register adds one without either.
+func (s *MemoryStore) ResetPIN(_ context.Context, subject string, codeHash []byte, expires time.Time) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[subject]; !ok {
+		return false, nil
+	}
+	s.m[subject] = State{}
+	s.pending[subject] = memActivation{hash: bytes.Clone(codeHash), expires: expires}
+	return true, nil
+}
+
+// Register records subject without a PIN (a credential just enrolled).
+func (s *MemoryStore) Register(subject string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[subject]; !ok {
+		s.m[subject] = State{}
+	}
+}
+
+// ActivatePIN implements LifecycleStore.
+func (s *MemoryStore) ActivatePIN(_ context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int) (ActivationOutcome, int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.pending[subject]
+	switch {
+	case !ok || a.failures >= limit:
+		return ActivationNone, a.failures, nil
+	case !now.Before(a.expires):
+		return ActivationExpired, a.failures, nil
+	case !bytes.Equal(a.hash, codeHash):
+		a.failures++
+		s.pending[subject] = a
+		return ActivationWrong, a.failures, nil
+	}
+	delete(s.pending, subject)
+	s.m[subject] = State{Hash: hash}
+	return Activated, 0, nil
 }

@@ -5,6 +5,14 @@
 // time; five consecutive wrong tries lock the PIN and a right one resets the
 // count. Storage is the caller's, through the narrow Store interface.
 //
+// Its life cycle (lifecycle.go) keeps the PIN the holder's alone: the holder
+// changes it with the old one; a registration officer who has checked the
+// holder's identity resets it, which clears it, unlocks it and hands out a
+// one-time activation code (kept only as a hash, expiring) with which the
+// holder sets a new PIN. The same activation code enrols a new credential,
+// so that no operator ever chooses or sees the PIN. Every new PIN obeys the
+// policy (policy.go): length bounds and no trivial sequence.
+//
 // Nothing in this package logs or returns a PIN, and errors never contain one.
 package pin
 
@@ -16,7 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -32,7 +40,8 @@ var (
 	// ErrWrong means the PIN presented is not the one set. The error returned
 	// is a *WrongError carrying the tries left.
 	ErrWrong = errors.New("pin: wrong PIN")
-	// ErrPolicy means a new PIN does not meet the length rules.
+	// ErrPolicy means a new PIN does not meet the PIN policy (length,
+	// trivial sequence); the error says which rule.
 	ErrPolicy = errors.New("pin: does not meet the PIN policy")
 )
 
@@ -66,7 +75,8 @@ type State struct {
 // concurrent tries cannot together exceed the limit.
 type Store interface {
 	// CreatePIN stores hash for subject when the subject has no PIN yet and
-	// reports whether it did (false: a PIN was already set; nothing changed).
+	// no activation is pending (a reset PIN is set again only with the
+	// activation code), and reports whether it did (false: nothing changed).
 	CreatePIN(ctx context.Context, subject, hash string) (created bool, err error)
 	// AttemptPIN counts one try for subject: atomically, if a PIN is set and
 	// its failure count is below limit, it increments the count and returns
@@ -93,6 +103,15 @@ type Params struct {
 	// MaxConcurrent bounds hashes computed at once (memory: MaxConcurrent ×
 	// MemoryKiB); 0 means 2.
 	MaxConcurrent int
+	// AllowTrivial accepts PINs that are one repeated character or a run of
+	// consecutive characters (111111, 123456, 654321, abcdef); they are
+	// refused by default.
+	AllowTrivial bool
+	// ActivationLifetime is how long an activation code stays usable; 0
+	// means DefaultActivationLifetime.
+	ActivationLifetime time.Duration
+	// Clock tells the time of activation codes; time.Now when nil.
+	Clock func() time.Time
 }
 
 // DefaultParams follow OWASP's argon2id recommendation (19 MiB, 2 passes,
@@ -100,8 +119,13 @@ type Params struct {
 // guess of a 6-digit PIN from a stolen database cost hours per PIN, while
 // online guessing is stopped after five tries.
 func DefaultParams() Params {
-	return Params{Time: 2, MemoryKiB: 19 * 1024, Threads: 1, MaxFailures: 5, MinLength: 6, MaxLength: 64, MaxConcurrent: 2}
+	return Params{Time: 2, MemoryKiB: 19 * 1024, Threads: 1, MaxFailures: 5, MinLength: 6, MaxLength: 64, MaxConcurrent: 2,
+		ActivationLifetime: DefaultActivationLifetime}
 }
+
+// DefaultActivationLifetime is how long an activation code stays usable by
+// default: long enough to reach the citizen by post or at the desk.
+const DefaultActivationLifetime = 72 * time.Hour
 
 // Manager sets and checks PINs. It is safe for concurrent use.
 type Manager struct {
@@ -112,6 +136,8 @@ type Manager struct {
 	// concurrent right PINs (a citizen signing several documents at once)
 	// never add up, through the pre-counted tries, to a false lock.
 	stripes [64]chan struct{}
+	// now is the clock of activation codes.
+	now func() time.Time
 }
 
 // New returns a Manager over store with params (validated).
@@ -128,11 +154,20 @@ func New(store Store, params Params) (*Manager, error) {
 	if params.MinLength < 4 || params.MaxLength < params.MinLength || params.MaxLength > 1024 {
 		return nil, fmt.Errorf("pin: length bounds %d..%d are invalid (minimum at least 4)", params.MinLength, params.MaxLength)
 	}
+	if params.ActivationLifetime == 0 {
+		params.ActivationLifetime = DefaultActivationLifetime
+	}
+	if params.ActivationLifetime < time.Minute || params.ActivationLifetime > 90*24*time.Hour {
+		return nil, fmt.Errorf("pin: activation code lifetime %s is invalid (1m to 90 days)", params.ActivationLifetime)
+	}
 	n := params.MaxConcurrent
 	if n <= 0 {
 		n = 2
 	}
-	m := &Manager{store: store, params: params, slots: make(chan struct{}, n)}
+	m := &Manager{store: store, params: params, slots: make(chan struct{}, n), now: params.Clock}
+	if m.now == nil {
+		m.now = time.Now
+	}
 	for i := range m.stripes {
 		m.stripes[i] = make(chan struct{}, 1)
 	}
@@ -143,9 +178,10 @@ func New(store Store, params Params) (*Manager, error) {
 func (m *Manager) Params() Params { return m.params }
 
 // Set hashes pin and stores it for subject, once: ErrAlreadySet when the
-// subject already has a PIN, ErrPolicy when pin is too short or too long.
+// subject already has a PIN (or awaits one set with an activation code),
+// ErrPolicy when pin breaks the policy.
 func (m *Manager) Set(ctx context.Context, subject, pin string) error {
-	if err := m.checkPolicy(pin); err != nil {
+	if err := m.CheckPolicy(pin); err != nil {
 		return err
 	}
 	h, err := m.Hash(ctx, pin)
@@ -162,50 +198,45 @@ func (m *Manager) Set(ctx context.Context, subject, pin string) error {
 	return nil
 }
 
-func (m *Manager) checkPolicy(pin string) error {
-	if !utf8.ValidString(pin) {
-		return fmt.Errorf("%w: not valid UTF-8", ErrPolicy)
-	}
-	n := utf8.RuneCountInString(pin)
-	if n < m.params.MinLength || n > m.params.MaxLength {
-		return fmt.Errorf("%w: length must be %d to %d characters", ErrPolicy, m.params.MinLength, m.params.MaxLength)
-	}
-	return nil
-}
-
 // Check verifies pin for subject. nil means right (the failure count is
 // reset); otherwise ErrNotSet, ErrLocked, a *WrongError (errors.Is ErrWrong)
 // or a storage error. The try is counted before the slow hash is computed,
 // so parallel guesses cannot exceed MaxFailures.
 func (m *Manager) Check(ctx context.Context, subject, pin string) error {
+	_, err := m.check(ctx, subject, pin)
+	return err
+}
+
+// check is Check; on success it also returns the hash that was verified.
+func (m *Manager) check(ctx context.Context, subject, pin string) (string, error) {
 	stripe := m.stripes[fnv32(subject)%uint32(len(m.stripes))]
 	select {
 	case stripe <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("pin: waiting for an earlier try: %w", ctx.Err())
+		return "", fmt.Errorf("pin: waiting for an earlier try: %w", ctx.Err())
 	}
 	defer func() { <-stripe }()
 	st, found, err := m.store.AttemptPIN(ctx, subject, m.params.MaxFailures)
 	if err != nil {
-		return fmt.Errorf("pin: counting try: %w", err)
+		return "", fmt.Errorf("pin: counting try: %w", err)
 	}
 	if !found {
-		return ErrNotSet
+		return "", ErrNotSet
 	}
 	if st.Failures >= m.params.MaxFailures {
-		return ErrLocked
+		return "", ErrLocked
 	}
 	ok, err := m.Verify(ctx, st.Hash, pin)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !ok {
-		return &WrongError{Remaining: m.params.MaxFailures - st.Failures - 1}
+		return "", &WrongError{Remaining: m.params.MaxFailures - st.Failures - 1}
 	}
 	if err := m.store.ResetPINFailures(ctx, subject); err != nil {
-		return fmt.Errorf("pin: resetting failure count: %w", err)
+		return "", fmt.Errorf("pin: resetting failure count: %w", err)
 	}
-	return nil
+	return st.Hash, nil
 }
 
 // Hash returns the encoded argon2id hash of pin with a fresh 16-byte salt:

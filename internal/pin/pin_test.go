@@ -28,22 +28,22 @@ func newManager(t *testing.T) (*Manager, *MemoryStore) {
 func TestSetCheckLockout(t *testing.T) {
 	ctx := context.Background()
 	m, s := newManager(t)
-	if err := m.Check(ctx, "IDC1", "123456"); !errors.Is(err, ErrNotSet) {
+	if err := m.Check(ctx, "IDC1", "482916"); !errors.Is(err, ErrNotSet) {
 		t.Fatalf("check before set: %v", err)
 	}
 	if err := m.Set(ctx, "IDC1", "123"); !errors.Is(err, ErrPolicy) {
 		t.Fatalf("short PIN: %v", err)
 	}
-	if err := m.Set(ctx, "IDC1", "123456"); err != nil {
+	if err := m.Set(ctx, "IDC1", "482916"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Set(ctx, "IDC1", "654321"); !errors.Is(err, ErrAlreadySet) {
+	if err := m.Set(ctx, "IDC1", "583920"); !errors.Is(err, ErrAlreadySet) {
 		t.Fatalf("second set: %v", err)
 	}
-	if strings.Contains(s.m["IDC1"].Hash, "123456") || !strings.HasPrefix(s.m["IDC1"].Hash, "$argon2id$v=19$m=64,t=1,p=1$") {
+	if strings.Contains(s.m["IDC1"].Hash, "482916") || !strings.HasPrefix(s.m["IDC1"].Hash, "$argon2id$v=19$m=64,t=1,p=1$") {
 		t.Fatalf("stored hash %q", s.m["IDC1"].Hash)
 	}
-	if err := m.Check(ctx, "IDC1", "123456"); err != nil {
+	if err := m.Check(ctx, "IDC1", "482916"); err != nil {
 		t.Fatalf("right PIN: %v", err)
 	}
 	// Four wrong, then right: the count resets.
@@ -53,7 +53,7 @@ func TestSetCheckLockout(t *testing.T) {
 			t.Fatalf("wrong try %d: %v", i, err)
 		}
 	}
-	if err := m.Check(ctx, "IDC1", "123456"); err != nil {
+	if err := m.Check(ctx, "IDC1", "482916"); err != nil {
 		t.Fatalf("right PIN after four wrong: %v", err)
 	}
 	// Five wrong lock it; then even the right PIN is refused.
@@ -66,10 +66,10 @@ func TestSetCheckLockout(t *testing.T) {
 			t.Fatalf("try %d: locked=%v", i, errors.Is(err, ErrLocked))
 		}
 	}
-	if err := m.Check(ctx, "IDC1", "123456"); !errors.Is(err, ErrLocked) {
+	if err := m.Check(ctx, "IDC1", "482916"); !errors.Is(err, ErrLocked) {
 		t.Fatalf("right PIN when locked: %v", err)
 	}
-	if err := m.Check(ctx, "IDC2", "123456"); !errors.Is(err, ErrNotSet) {
+	if err := m.Check(ctx, "IDC2", "482916"); !errors.Is(err, ErrNotSet) {
 		t.Fatalf("other subject: %v", err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 // TestClassify: CSC error codes and descriptions (the specification's
 // words first), and the reason its audit record gives.
 func TestClassify(t *testing.T) {
+	const lockedDetail = "the signing PIN is locked after too many wrong tries; a registration officer can reset it (POST /api/v1/credentials/{id}/pin/reset)"
 	for _, c := range []struct {
 		err          error
 		status       int
@@ -36,7 +37,7 @@ func TestClassify(t *testing.T) {
 		{invalid("Hash is not authorized by the SAD", &signing.SADError{Reason: "hashes[0] was not authorised by the SAD"}), 400, "invalid_request",
 			"Hash is not authorized by the SAD: hashes[0] was not authorised by the SAD", "Hash is not authorized by the SAD: hashes[0] was not authorised by the SAD"},
 		{&pin.WrongError{Remaining: 3}, 400, "invalid_authentication_data", "The authentication data is invalid: pin: wrong PIN (3 tries left)", "pin: wrong PIN (3 tries left)"},
-		{&pin.WrongError{Remaining: 0}, 400, "invalid_request", "Credential locked: the signing PIN is locked after too many wrong tries", "the signing PIN is locked after too many wrong tries"},
+		{&pin.WrongError{Remaining: 0}, 400, "invalid_request", "Credential locked: " + lockedDetail, lockedDetail},
 		{pin.ErrLocked, 400, "invalid_request", "Credential locked: ", ""},
 		{pin.ErrNotSet, 400, "invalid_request", "The credential identified by credentialID is disabled: no signing PIN", "no signing PIN"},
 		{signing.Refuse(signing.ErrUnsupportedMediaType, "the body must be application/json"), 400, "invalid_request", "the body must be application/json", "the body must be application/json"},

@@ -26,6 +26,16 @@ type CAConfig struct {
 	// SubjectKeyType is the type of subject keys generated on the token for
 	// remote signing ("keyInHSM": true): ec-p256 (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096.
 	SubjectKeyType string `yaml:"subjectKeyType"`
+	// Renewal tunes POST /api/v1/certificates/{serial}/renew.
+	Renewal RenewalConfig `yaml:"renewal"`
+}
+
+// RenewalConfig tunes renewal and re-key.
+type RenewalConfig struct {
+	// KeepSuperseded leaves a replaced certificate valid until it expires;
+	// by default it is revoked (reason superseded) once its successor is
+	// issued.
+	KeepSuperseded bool `yaml:"keepSuperseded"`
 }
 
 // CAKeyConfig describes one CA: its key on the token and its certificate.

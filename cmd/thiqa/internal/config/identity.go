@@ -45,6 +45,8 @@ type IdentityConfig struct {
 	// PIN is the argon2id cost of login PINs (mobile ID). Each remote
 	// login computes one hash: this bounds the login rate per core.
 	PIN PINHashConfig `yaml:"pin"`
+	// PINPolicy is the policy of login PINs and their activation codes.
+	PINPolicy PINPolicyConfig `yaml:"pinPolicy"`
 }
 
 // PINHashConfig is the argon2id cost of PIN hashing.
@@ -71,6 +73,7 @@ func DefaultIdentityConfig() IdentityConfig {
 		AccessTokenLifetime:  10 * time.Minute,
 		MaxAssertionLifetime: 5 * time.Minute,
 		PIN:                  PINHashConfig{Time: p.Time, MemoryKiB: p.MemoryKiB, MaxConcurrent: p.MaxConcurrent},
+		PINPolicy:            DefaultPINPolicy(),
 	}
 }
 
@@ -88,7 +91,7 @@ func (c IdentityConfig) IssuerOr(publicBaseURL string) string {
 
 // PINParams returns the login PIN policy with the configured cost.
 func (c IdentityConfig) PINParams() pin.Params {
-	p := pin.DefaultParams()
+	p := c.PINPolicy.Apply(pin.DefaultParams())
 	if c.PIN.Time != 0 {
 		p.Time = c.PIN.Time
 	}
@@ -151,6 +154,9 @@ func validateIdentity(c IdentityConfig, ca CAConfig) error {
 	p := c.PINParams()
 	if p.Time < 1 || p.MemoryKiB < 8 || p.MaxConcurrent < 0 {
 		bad("pin", "argon2id time must be at least 1 and memoryKiB at least 8")
+	}
+	for _, e := range c.PINPolicy.validate("pinPolicy") {
+		errs = append(errs, "identity."+e)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))

@@ -37,6 +37,8 @@ type SigningConfig struct {
 	PINMemoryKiB uint32 `yaml:"pinMemoryKiB"`
 	// PINTime is argon2id's number of passes (default 2).
 	PINTime uint32 `yaml:"pinTime"`
+	// PINPolicy is the policy of signing PINs and their activation codes.
+	PINPolicy PINPolicyConfig `yaml:"pinPolicy"`
 	// Fonts are the TrueType fonts visible signatures are drawn with: the
 	// first for every character it has, the others as fallbacks (default:
 	// DefaultFonts that exist on this machine; relative to the data folder).
@@ -60,7 +62,7 @@ var DefaultFonts = []string{
 func DefaultSigningConfig() SigningConfig {
 	return SigningConfig{
 		Timeout: 10 * time.Second, MaxDocumentBytes: 1 << 30, MaxBatchDocuments: 100,
-		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2,
+		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2, PINPolicy: DefaultPINPolicy(),
 	}
 }
 
@@ -135,6 +137,9 @@ func (c SigningConfig) Validate() error {
 	}
 	if c.PINTime < 1 || c.PINTime > 16 {
 		bad("pinTime", "want 1 to 16, got %d", c.PINTime)
+	}
+	for _, e := range c.PINPolicy.validate("pinPolicy") {
+		errs = append(errs, "signing."+e)
 	}
 	if c.TimeZone != "" {
 		if _, err := time.LoadLocation(c.TimeZone); err != nil {

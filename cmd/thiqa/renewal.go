@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/signing"
+)
+
+// renewalSweepEvery is how often `thiqa serve` completes renewals a crash
+// interrupted and refreshes thiqa_certificates_expiring.
+const renewalSweepEvery = time.Minute
+
+// wireRenewal serves POST /api/v1/certificates/{serial}/renew and
+// GET /api/v1/certificates?expiringWithin= over the CA, the revocation
+// service (superseded) and the signing service (credentials follow their
+// certificates), which the earlier wirings left in s.
+func wireRenewal(_ context.Context, p *platform, s *serving) error {
+	if s.ca == nil {
+		return nil
+	}
+	cfg := ca.RenewerConfig{
+		Authority: s.ca.authority, Store: p.db.Certificates(nil), Keys: s.ca.keys,
+		Logger: p.logger.With("service", "renewal"), Metrics: p.reg,
+	}
+	if s.signing != nil {
+		cfg.Credentials = credentialSwitch{s: s.signing}
+	}
+	if s.revocations != nil && !p.cfg.CA.Renewal.KeepSuperseded {
+		cfg.Superseder = superseder{r: s.revocations}
+	}
+	rn, err := ca.NewRenewer(cfg)
+	if err != nil {
+		return err
+	}
+	rn.Register(s.mux, p.authn.Require, s.ca.api)
+	s.background = append(s.background, func(ctx context.Context) { rn.Run(ctx, renewalSweepEvery) })
+	return nil
+}
+
+// credentialSwitch moves a signing credential to its new certificate
+// (ca.CredentialSwitcher over the signing service).
+type credentialSwitch struct{ s *signing.Service }
+
+func (c credentialSwitch) SwitchCredential(ctx context.Context, sw ca.CredentialSwitch) error {
+	return c.s.SwitchCredential(ctx, signing.IssuedCertificate{CredentialID: sw.CredentialID, CA: sw.CA, Profile: sw.Profile,
+		Serial: sw.Serial, DER: sw.DER, KeyLabel: sw.KeyLabel}, sw.Replaced)
+}
+
+// superseder revokes a replaced certificate, reason superseded
+// (ca.Superseder over the revocation service).
+type superseder struct{ r *revocation.Service }
+
+func (s superseder) RevokeSuperseded(ctx context.Context, actor, serial string) error {
+	_, err := s.r.Revoke(ctx, actor, serial, "superseded", nil)
+	if errors.Is(err, revocation.ErrAlreadyRevoked) {
+		return nil
+	}
+	return err
+}
+
+// DestroyKey destroys the replaced key of a re-keyed credential on the
+// token and records it; a key already gone is no error (a retried
+// renewal).
+func (k *tokenKeys) DestroyKey(ctx context.Context, label, reason string) error {
+	err := k.token.DeleteKey(ctx, label)
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := k.audit.Append(ctx, audit.Entry{
+		Actor: "ca", Action: "key.delete", Object: label, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"reason": reason},
+	}); err != nil {
+		return fmt.Errorf("writing audit record: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package signing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/pin"
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// The PIN life cycle of a citizen's credentials (sole control): the
+// citizen changes the PIN with the old one; a registration officer, after
+// checking the citizen's identity at the desk, resets it, which clears it,
+// unlocks it and returns a one-time activation code (shown once, kept only
+// as a hash, expiring); the citizen sets the new PIN with the code. The
+// same endpoints serve the login PIN of a mobile ID (a citizen-auth key on
+// the token, package identity), whose enrolment also ends with an
+// activation code: no operator ever chooses or sees a citizen's PIN.
+
+// Audit actions of the PIN life cycle.
+const (
+	// ActionPINChange records a change of a PIN by its holder.
+	ActionPINChange = "credential.pin.change"
+	// ActionPINReset records an officer's reset (and the activation code issued).
+	ActionPINReset = string(policies.ActionResetPIN)
+	// ActionPINActivate records a PIN set with an activation code.
+	ActionPINActivate = "credential.pin.activate"
+	// ActionPINLocked records the wrong try that locked a PIN.
+	ActionPINLocked = "credential.pin.locked"
+)
+
+// Kinds of credential the PIN endpoints name in answers and records.
+const (
+	// KindSigning is a citizen's remote-signing credential (citizen-signing).
+	KindSigning = "signing"
+	// KindSeal is an agency's seal credential (organisation-seal): no PIN.
+	KindSeal = "seal"
+	// KindMobileID is a citizen's mobile ID (citizen-auth, login PIN).
+	KindMobileID = "mobile-id"
+)
+
+// MobileID is a citizen's enrolled mobile ID as the credential endpoints
+// see it.
+type MobileID struct {
+	// CredentialID names the citizen-auth key on the token.
+	CredentialID string
+	// CivilNumber is the citizen's.
+	CivilNumber string
+	// CertSerial is its current certificate's serial (lower-case hex) and
+	// NotAfter its expiry; Revoked whether it is revoked.
+	CertSerial string
+	NotAfter   time.Time
+	Revoked    bool
+	// PINSet, PINFailures and ActivationPending are the login PIN's state.
+	PINSet            bool
+	PINFailures       int
+	ActivationPending bool
+}
+
+// MobileIDs finds the citizens' mobile IDs, whose login PINs the credential
+// endpoints manage too (cmd/thiqa adapts the identity store).
+type MobileIDs interface {
+	// MobileID returns the enrolled mobile ID credentialID, or an error
+	// wrapping ErrNotFound.
+	MobileID(ctx context.Context, credentialID string) (*MobileID, error)
+	// MobileIDsOf lists a citizen's enrolled mobile IDs, oldest first.
+	MobileIDsOf(ctx context.Context, civilNumber string) ([]MobileID, error)
+}
+
+// PINChangeRequest is the body of POST /api/v1/credentials/{id}/pin/change.
+type PINChangeRequest struct {
+	// Old is the current PIN, New the PIN that replaces it.
+	Old string `json:"old"`
+	New string `json:"new"`
+}
+
+// PINActivateRequest is the body of POST /api/v1/credentials/{id}/pin/activate.
+type PINActivateRequest struct {
+	// ActivationCode is the one-time code of the reset or the enrolment.
+	ActivationCode string `json:"activationCode"`
+	// PIN is the new PIN.
+	PIN string `json:"pin"`
+}
+
+// PINResetResponse is the answer of POST /api/v1/credentials/{id}/pin/reset:
+// the activation code, shown this once.
+type PINResetResponse struct {
+	CredentialID   string    `json:"credentialID"`
+	Kind           string    `json:"kind"`
+	ActivationCode string    `json:"activationCode"`
+	ExpiresAt      time.Time `json:"expiresAt"`
+}
+
+// PINStateResponse is the answer of a change or an activation.
+type PINStateResponse struct {
+	CredentialID string `json:"credentialID"`
+	Kind         string `json:"kind"`
+	// PIN is "set".
+	PIN string `json:"pin"`
+}
+
+// pinTarget is a credential whose PIN a life-cycle request manages.
+type pinTarget struct {
+	id, kind, owner string
+	pins            *pin.Manager
+}
+
+// registerPINLifeCycle mounts the life-cycle endpoints behind guard.
+func (s *Service) registerPINLifeCycle(mux Mux, guard Guard) {
+	mux.Handle("POST /api/v1/credentials/{id}/pin/change", guard(policies.ActionManagePIN)(http.HandlerFunc(s.changePIN)))
+	mux.Handle("POST /api/v1/credentials/{id}/pin/reset", guard(policies.ActionResetPIN)(http.HandlerFunc(s.resetPIN)))
+	mux.Handle("POST /api/v1/credentials/{id}/pin/activate", guard(policies.ActionManagePIN)(http.HandlerFunc(s.activatePIN)))
+}
+
+// pinTargetOf finds credential id: an enrolled mobile ID or a citizen's
+// signing credential (registered on first use, as everywhere: for its
+// owner alone when owner is set). A seal credential has no PIN, and an
+// unknown one is ErrCredentialRefused.
+func (s *Service) pinTargetOf(ctx context.Context, id, owner string) (*pinTarget, error) {
+	if id == "" || len(id) > 64 {
+		return nil, ErrCredentialRefused
+	}
+	if s.mobile != nil && s.mobilePINs != nil {
+		m, err := s.mobile.MobileID(ctx, id)
+		switch {
+		case err == nil:
+			return &pinTarget{id: id, kind: KindMobileID, owner: m.CivilNumber, pins: s.mobilePINs}, nil
+		case !errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("reading mobile ID %s: %w", id, err)
+		}
+	}
+	kind := ""
+	if owner != "" {
+		kind = OwnerCitizen
+	}
+	c, err := s.load(ctx, id, kind, owner)
+	if err != nil {
+		return nil, err
+	}
+	if c.rec.OwnerKind != OwnerCitizen {
+		return nil, Refuse(ErrBadRequest, "credential %s is a seal credential: it has no PIN", id)
+	}
+	return &pinTarget{id: id, kind: KindSigning, owner: c.rec.OwnerID, pins: s.pins}, nil
+}
+
+// citizenTarget is pinTargetOf for the citizen who owns the credential:
+// anyone else is refused as for an unknown credential.
+func (s *Service) citizenTarget(ctx context.Context, id, citizen string) (*pinTarget, error) {
+	if citizen == "" {
+		return nil, Refuse(ErrNoIdentity, "the caller has no citizen identity")
+	}
+	t, err := s.pinTargetOf(ctx, id, citizen)
+	if err != nil {
+		return nil, err
+	}
+	if t.owner != citizen {
+		return nil, ErrCredentialRefused
+	}
+	return t, nil
+}
+
+// pinAnswer audits the outcome of a life-cycle request (one record, naming
+// the caller on a refusal) and answers: the problem of err, or v with
+// status. A success whose record cannot be written is answered 500.
+func (s *Service) pinAnswer(w http.ResponseWriter, r *http.Request, action, actor, id string, t *pinTarget, err error, status int, v any) {
+	ctx := r.Context()
+	outcome, reason, code := audit.OutcomeSuccess, "", status
+	if err != nil {
+		code, reason, outcome = Classify(err)
+		if code >= 500 {
+			s.logger.WarnContext(ctx, "PIN life cycle failed", "action", action, "credential", id, "err", err)
+		}
+	}
+	details := map[string]any{"credential": id}
+	if t != nil {
+		details["kind"] = t.kind
+		details["owner"] = t.owner
+	}
+	if reason != "" {
+		details["reason"] = reason
+	}
+	if outcome != audit.OutcomeSuccess {
+		details["caller"] = auth.CallerOf(ctx)
+	}
+	if _, aerr := s.audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Object: id, Outcome: outcome, Details: details}); aerr != nil {
+		s.logger.ErrorContext(ctx, "audit append failed", "action", action, "err", aerr)
+		if err == nil {
+			err = auditFailed(aerr)
+			code, reason, _ = Classify(err)
+		}
+	}
+	if err != nil {
+		problem.Write(w, problem.Details{Status: code, Detail: reason, Instance: r.URL.Path})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, status, v)
+}
+
+// changePIN serves POST /api/v1/credentials/{id}/pin/change: the citizen
+// owning the credential replaces its PIN, giving the old one (a wrong old
+// PIN counts towards the lock).
+func (s *Service) changePIN(w http.ResponseWriter, r *http.Request) {
+	citizen, id := CitizenOf(r), r.PathValue("id")
+	t, err := s.citizenTarget(r.Context(), id, citizen)
+	var req PINChangeRequest
+	if err == nil {
+		err = DecodeJSON(w, r, &req)
+	}
+	if err == nil && (req.Old == "" || req.New == "") {
+		err = Refuse(ErrBadRequest, `the body must be {"old": "…", "new": "…"}`)
+	}
+	if err == nil {
+		err = t.pins.Change(r.Context(), id, req.Old, req.New)
+		s.noteLock(r.Context(), citizen, t, err)
+	}
+	s.pinAnswer(w, r, ActionPINChange, citizen, id, t, err, http.StatusOK, PINStateResponse{CredentialID: id, Kind: kindOf(t), PIN: "set"})
+}
+
+// resetPIN serves POST /api/v1/credentials/{id}/pin/reset for a
+// registration officer: the PIN is cleared and unlocked, and the answer
+// carries the one-time activation code, which is nowhere else.
+func (s *Service) resetPIN(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	officer := "unknown"
+	if pr, ok := auth.FromContext(r.Context()); ok && pr.Subject != "" {
+		officer = pr.Subject
+	}
+	t, err := s.pinTargetOf(r.Context(), id, "")
+	var a pin.Activation
+	if err == nil {
+		a, err = t.pins.Reset(r.Context(), id)
+		if errors.Is(err, pin.ErrNoSubject) {
+			err = ErrCredentialRefused
+		}
+	}
+	s.pinAnswer(w, r, ActionPINReset, officer, id, t, err, http.StatusOK,
+		PINResetResponse{CredentialID: id, Kind: kindOf(t), ActivationCode: a.Code, ExpiresAt: a.Expires})
+}
+
+// activatePIN serves POST /api/v1/credentials/{id}/pin/activate: the
+// citizen owning the credential sets the PIN with the activation code of
+// the reset or of the enrolment.
+func (s *Service) activatePIN(w http.ResponseWriter, r *http.Request) {
+	citizen, id := CitizenOf(r), r.PathValue("id")
+	t, err := s.citizenTarget(r.Context(), id, citizen)
+	var req PINActivateRequest
+	if err == nil {
+		err = DecodeJSON(w, r, &req)
+	}
+	if err == nil && (req.ActivationCode == "" || req.PIN == "" || len(req.ActivationCode) > 64) {
+		err = Refuse(ErrBadRequest, `the body must be {"activationCode": "…", "pin": "…"}`)
+	}
+	if err == nil {
+		err = t.pins.Activate(r.Context(), id, req.ActivationCode, req.PIN)
+	}
+	s.pinAnswer(w, r, ActionPINActivate, citizen, id, t, err, http.StatusOK, PINStateResponse{CredentialID: id, Kind: kindOf(t), PIN: "set"})
+}
+
+// kindOf names t's kind ("" when there is none).
+func kindOf(t *pinTarget) string {
+	if t == nil {
+		return ""
+	}
+	return t.kind
+}
+
+// noteLock records the wrong try that locked t's PIN (err is the outcome
+// of a PIN check): an officer's reset is then the way back.
+func (s *Service) noteLock(ctx context.Context, actor string, t *pinTarget, err error) {
+	var we *pin.WrongError
+	if t == nil || !errors.As(err, &we) || we.Remaining > 0 {
+		return
+	}
+	if _, aerr := s.audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionPINLocked, Object: t.id, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"kind": t.kind, "owner": t.owner, "maxFailures": t.pins.Params().MaxFailures}}); aerr != nil {
+		s.logger.ErrorContext(ctx, "audit append failed", "action", ActionPINLocked, "err", aerr)
+	}
+}

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/thiqa/thiqa/identity"
+)
+
+// MobileIDState is an enrolled mobile ID with its login PIN's state and
+// its current certificate (the newest issued for the credential: renewal
+// and re-key keep the credential ID).
+type MobileIDState struct {
+	CredentialID, CivilNumber string
+	PINSet                    bool
+	PINFailures               int
+	ActivationPending         bool
+	// CertSerial, NotAfter and Revoked describe the current certificate
+	// ("" when there is none).
+	CertSerial string
+	NotAfter   time.Time
+	Revoked    bool
+}
+
+// mobileIDSelect reads MobileIDState rows, in scanMobileID's order.
+const mobileIDSelect = `SELECT m.credential_id, m.civil_number, m.pin_hash IS NOT NULL, m.pin_failures, m.activation_hash IS NOT NULL,
+	c.serial, c.not_after, r.serial IS NOT NULL
+	FROM oidc_mobile_ids m
+	LEFT JOIN certificates c ON c.serial = (SELECT cc.serial FROM certificates cc
+		WHERE cc.credential_id = m.credential_id AND cc.state = 'issued' ORDER BY cc.issued_at DESC, cc.serial LIMIT 1)
+	LEFT JOIN revocations r ON r.serial = c.serial`
+
+func scanMobileID(sc interface{ Scan(...any) error }) (*MobileIDState, error) {
+	var m MobileIDState
+	var failures int64
+	var serial sql.NullString
+	var notAfter sql.NullInt64
+	var revoked sql.NullBool
+	if err := sc.Scan(&m.CredentialID, &m.CivilNumber, &m.PINSet, &failures, &m.ActivationPending, &serial, &notAfter, &revoked); err != nil {
+		return nil, err
+	}
+	m.PINFailures, m.CertSerial, m.Revoked = int(failures), serial.String, revoked.Bool
+	if notAfter.Valid {
+		m.NotAfter = time.Unix(notAfter.Int64, 0).UTC()
+	}
+	return &m, nil
+}
+
+// MobileID returns the enrolled mobile ID credentialID, or an error
+// wrapping identity.ErrNotFound.
+func (s *Identity) MobileID(ctx context.Context, credentialID string) (*MobileIDState, error) {
+	m, err := scanMobileID(s.db.queryRow(ctx, mobileIDSelect+` WHERE m.credential_id = ?`, credentialID))
+	if err != nil {
+		return nil, idErr("store: mobile ID "+credentialID, err)
+	}
+	return m, nil
+}
+
+// MobileIDsOf lists a citizen's enrolled mobile IDs, oldest first.
+func (s *Identity) MobileIDsOf(ctx context.Context, civilNumber string) ([]MobileIDState, error) {
+	rows, err := s.db.query(ctx, mobileIDSelect+` WHERE m.civil_number = ? ORDER BY m.enrolled_at, m.credential_id`, civilNumber)
+	if err != nil {
+		return nil, idErr("store: mobile IDs of a citizen", err)
+	}
+	defer rows.Close()
+	var out []MobileIDState
+	for rows.Next() {
+		m, err := scanMobileID(rows)
+		if err != nil {
+			return nil, idErr("store: mobile IDs of a citizen", err)
+		}
+		out = append(out, *m)
+	}
+	return out, idErr("store: mobile IDs of a citizen", rows.Err())
+}
+
+// MobileIDPINSet reports whether the enrolled credential's login PIN is
+// set (identity.MobileIDStore); false for a credential not enrolled.
+func (s *Identity) MobileIDPINSet(ctx context.Context, credentialID string) (bool, error) {
+	m, err := s.MobileID(ctx, credentialID)
+	if errors.Is(err, identity.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: mobile ID %s: %w", credentialID, err)
+	}
+	return m.PINSet, nil
+}
