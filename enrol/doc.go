@@ -11,8 +11,10 @@
 //     while the CA issues, used once the certificate exists, and open again
 //     when the CA refuses the request.
 //   - Reenrol: a request authenticated by the holder's current certificate
-//     (CMP kur, EST simplereenroll), issued by the Renewer for the
-//     current certificate's subject and profile with a new key.
+//     (CMP kur, EST simplereenroll), a renewal with a new key under the
+//     CA's renewal rules (CARenewer over ca.Renewer): the current
+//     certificate's subject and profile, refused for a revoked or blocked
+//     key or a certificate renewed already, the current one superseded.
 //
 // The secret of an enrolment is not stored: it is derived from the
 // reference with a key on the token (SecretKey), and the store keeps its

@@ -118,8 +118,10 @@ type Config struct {
 	Issuer       Issuer
 	Certificates Certificates
 	Status       StatusChecker
-	Renewer      Renewer
-	Audit        Auditor
+	// Renewer re-enrols holders (CARenewer over the CA's renewal); nil
+	// refuses re-enrolment.
+	Renewer Renewer
+	Audit   Auditor
 	// SecretKey derives the secrets: a key on the token whose signatures
 	// are deterministic (RSA PKCS #1 v1.5).
 	SecretKey crypto.Signer
@@ -147,8 +149,8 @@ const secretKeyInput = "thiqa enrolment secret key v1"
 
 // New checks cfg and derives the secrets' HMAC key with cfg.SecretKey.
 func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Issuer == nil || cfg.Certificates == nil || cfg.Status == nil || cfg.Audit == nil || cfg.SecretKey == nil || cfg.Renewer == nil {
-		return nil, errors.New("enrol: store, issuer, certificates, status, renewer, audit and secret key are required")
+	if cfg.Store == nil || cfg.Issuer == nil || cfg.Certificates == nil || cfg.Status == nil || cfg.Audit == nil || cfg.SecretKey == nil {
+		return nil, errors.New("enrol: store, issuer, certificates, status, audit and secret key are required")
 	}
 	digest := sha256.Sum256([]byte(secretKeyInput))
 	s1, err := cfg.SecretKey.Sign(rand.Reader, digest[:], crypto.SHA256)
@@ -431,10 +433,13 @@ func (s *Service) Holder(ctx context.Context, cert *x509.Certificate) (*ca.Certi
 func bytesEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 
 // Reenrol issues the successor of the holder's current certificate for a
-// new key through the Renewer: the current certificate's profile and
-// subject, the current certificate superseded. current must have passed
-// Holder.
+// new key through the Renewer (the CA's renewal rules): the current
+// certificate's profile and subject, the current certificate superseded.
+// current must have passed Holder.
 func (s *Service) Reenrol(ctx context.Context, current *x509.Certificate, rec *ca.CertificateRecord, key Key, actor string) (*ca.Issued, error) {
+	if s.c.Renewer == nil {
+		return nil, &RequestError{Reason: "re-enrolment is not available on this service"}
+	}
 	return s.c.Renewer.Renew(ctx, Renewal{Current: current, Record: rec, Key: key, Actor: actor})
 }
 

@@ -36,7 +36,7 @@ func TestEnrolmentRecords(t *testing.T) {
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
 	cfg := enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
 		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: key,
-		Renewer: enrol.IssueRenewer{Issuer: pki.Authority}, Profiles: []string{policies.ProfileCitizenAuth}}
+		Profiles: []string{policies.ProfileCitizenAuth}}
 	svc, err := enrol.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,6 @@ package enrol
 import (
 	"context"
 	"crypto/x509"
-	"errors"
-	"fmt"
-	"strings"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
@@ -36,78 +33,47 @@ type Revoker interface {
 	Revoke(ctx context.Context, actor, serial, reasonText string, allow func(*x509.Certificate) bool) (*revocation.Result, error)
 }
 
-// ErrSameKey refuses a re-enrolment with the current certificate's key.
-var ErrSameKey = errors.New("re-enrolment needs a new key")
-
-// IssueRenewer renews by issuing a certificate of the current one's
-// profile for its subject (read back from the certificate and validated by
-// the profile anew) and revoking the current one as superseded. The key
-// compromise block applies twice: the current certificate must not be
-// revoked or blocked (Service.Holder) and the new key must not be blocked
-// (the CA).
-type IssueRenewer struct {
-	Issuer  Issuer
-	Revoker Revoker
+// CARenewals is the CA's renewal (*ca.Renewer).
+type CARenewals interface {
+	Renew(ctx context.Context, req ca.RenewRequest) (*ca.Renewed, error)
 }
+
+// CARenewer re-enrols through the CA's renewal rules, as
+// POST /api/v1/certificates/{serial}/renew does for the holder: the same
+// subject and profile, a new key, refused for a revoked or blocked key, a
+// certificate renewed once, the replaced one superseded. The holder is
+// the caller: a citizen by the civil number of the certificate's subject,
+// an agency by its organizationIdentifier.
+type CARenewer struct{ Renewals CARenewals }
 
 // Renew implements Renewer.
-func (r IssueRenewer) Renew(ctx context.Context, rn Renewal) (*ca.Issued, error) {
-	if rn.Current == nil || rn.Record == nil {
-		return nil, &RequestError{Reason: "no current certificate"}
-	}
-	if pub, err := keyOf(rn.Key); err == nil && publicKeysEqual(pub, rn.Current.PublicKey) {
-		return nil, fmt.Errorf("%w: the request's key is the key of certificate %s", ErrSameKey, rn.Record.Serial)
-	}
-	got, err := r.Issuer.Issue(ctx, ca.Request{Profile: rn.Record.Profile, CA: caOf(rn.Record.CA), Subject: SubjectFields(rn.Current),
-		CSR: rn.Key.CSR, PublicKey: rn.Key.PublicKey, PossessionProvedBy: rn.Key.ProvedBy, RequestedBy: rn.Actor})
+func (r CARenewer) Renew(ctx context.Context, rn Renewal) (*ca.Issued, error) {
+	got, err := r.Renewals.Renew(ctx, ca.RenewRequest{Serial: rn.Record.Serial, CSR: rn.Key.CSR,
+		PublicKey: rn.Key.PublicKey, PossessionProvedBy: rn.Key.ProvedBy, Caller: holder(rn)})
 	if err != nil {
 		return nil, err
 	}
-	if r.Revoker != nil {
-		if _, err := r.Revoker.Revoke(context.WithoutCancel(ctx), rn.Actor, rn.Record.Serial, "superseded", nil); err != nil && !errors.Is(err, revocation.ErrAlreadyRevoked) {
-			return got, fmt.Errorf("certificate %s issued, but revoking the superseded %s failed: %w", got.Serial, rn.Record.Serial, err)
+	return got.Issued, nil
+}
+
+// holder is the principal a certificate's holder is, as mutual TLS would
+// make it: what the renewal rules check ownership against.
+func holder(rn Renewal) *auth.Principal {
+	p := &auth.Principal{Subject: rn.Actor, Method: auth.MethodMTLS, Issuer: rn.Current.Issuer.String(), Certificate: rn.Current}
+	if cn := auth.CivilNumber(rn.Current.Subject.SerialNumber); cn != "" {
+		p.Roles, p.CivilNumber = append(p.Roles, policies.RoleCitizen), cn
+	}
+	for _, n := range rn.Current.Subject.Names {
+		if v, ok := n.Value.(string); ok && n.Type.String() == policies.OIDAttrOrganizationIdentifier {
+			p.Roles, p.OrganizationIdentifier = append(p.Roles, policies.RoleAgency), v
 		}
 	}
-	return got, nil
-}
-
-// caOf is the CA of an issuer name: citizen_2 is the citizen CA's second
-// generation, and a renewal goes to the CA's current generation.
-func caOf(issuer string) string {
-	if i := strings.LastIndexByte(issuer, '_'); i > 0 {
-		if n := issuer[i+1:]; n != "" && strings.Trim(n, "0123456789") == "" {
-			return issuer[:i]
-		}
-	}
-	return issuer
-}
-
-func keyOf(k Key) (any, error) {
-	if k.PublicKey != nil {
-		return k.PublicKey, nil
-	}
-	csr, err := ParseCSR(k.CSR)
-	if err != nil {
-		return nil, err
-	}
-	return csr.PublicKey, nil
-}
-
-// ParseCSR reads a PEM or DER PKCS #10 request (its signature unchecked).
-func ParseCSR(b []byte) (*x509.CertificateRequest, error) {
-	return x509.ParseCertificateRequest(b)
-}
-
-func publicKeysEqual(a, b any) bool {
-	ae, ok := a.(interface{ Equal(x any) bool })
-	if !ok {
-		return false
-	}
-	return ae.Equal(b)
+	return p
 }
 
 // SubjectFields reads a certificate's subject back into the request fields
-// of the API (policies' field names), for the profile to validate anew.
+// of the API (policies' field names), for the profile to validate anew: an
+// RA's request names its subject this way.
 func SubjectFields(c *x509.Certificate) map[string]string {
 	fields := map[string]string{}
 	for _, n := range c.Subject.Names {

@@ -140,15 +140,14 @@ func ensureCMPServer(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certi
 }
 
 // wireEnrol serves the enrolment records (POST /api/v1/enrolments for
-// registration officers), the CMP server and the EST server.
+// registration officers), the CMP server and the EST server, over the CA,
+// the revocation service and the CA's renewal, which the earlier wirings
+// left in s: a CMP kur or an EST simplereenroll is a renewal.
 func wireEnrol(ctx context.Context, p *platform, s *serving) error {
-	if !p.cfg.CA.Enabled() || s.revocations == nil {
+	if s.ca == nil || s.revocations == nil || s.renewer == nil {
 		return nil
 	}
-	a, err := openAuthority(ctx, p, nil)
-	if err != nil {
-		return err
-	}
+	a := s.ca.authority
 	cmpKey, cmpCert, err := ensureCMPServer(ctx, p)
 	if err != nil {
 		return err
@@ -157,11 +156,9 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return err
 	}
-	certs := p.db.Certificates(nil)
 	svc, err := enrol.New(enrol.Config{
-		Store: p.db.Enrolments(), Issuer: a, Certificates: certs, Status: p.certStatus, Audit: p.audit,
-		Renewer:   enrol.IssueRenewer{Issuer: a, Revoker: s.revocations},
-		SecretKey: secretKey, Logger: p.logger.With("service", "enrol"),
+		Store: p.db.Enrolments(), Issuer: a, Certificates: p.db.Certificates(nil), Status: p.certStatus, Audit: p.audit,
+		Renewer: enrol.CARenewer{Renewals: s.renewer}, SecretKey: secretKey, Logger: p.logger.With("service", "enrol"),
 		Profiles: enrolProfiles,
 	})
 	if err != nil {

@@ -59,7 +59,7 @@ func runEnrol(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	svc, err := enrol.New(enrol.Config{Store: p.db.Enrolments(), Issuer: a, Certificates: p.db.Certificates(nil),
-		Status: newCertificateStatus(cfg, p.db), Audit: p.audit, Renewer: enrol.IssueRenewer{Issuer: a}, SecretKey: secretKey,
+		Status: newCertificateStatus(cfg, p.db), Audit: p.audit, SecretKey: secretKey,
 		Profiles: enrolProfiles})
 	if err != nil {
 		return err

@@ -80,6 +80,9 @@ type serving struct {
 	ca          *wiredCA
 	revocations *revocation.Service
 	signing     *signing.Service
+	// renewer is the CA's renewal once wired: CMP kur and EST
+	// simplereenroll renew through it.
+	renewer *ca.Renewer
 }
 
 // wiredCA is the CA as wired: its authority, HTTP API and token keys.
@@ -104,11 +107,11 @@ func services() []serviceWiring {
 		{"audit checkpoints", wireAuditCheckpoints},
 		{"ca", wireCA},
 		{"revocation", wireRevocation},
-		{"enrolment", wireEnrol},
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
 		{"identity", wireIdentity}, // after signing: it authorises the signing credentials
 		{"renewal", wireRenewal},   // after the CA, revocation and signing: it works over them
+		{"enrolment", wireEnrol},   // CMP and EST, after the renewal: a key update is one
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
 	}

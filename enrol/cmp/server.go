@@ -369,8 +369,14 @@ func caFailure(err error) *cmpError {
 		return failf(NotAuthorized, "%v", err)
 	case errors.Is(err, enrol.ErrBusy):
 		return failf(TransactionIDInUse, "%v", err)
-	case errors.Is(err, enrol.ErrSameKey):
+	case errors.Is(err, ca.ErrNotPermitted), errors.Is(err, ca.ErrNotRenewable):
+		return failf(NotAuthorized, "%v", err)
+	case errors.Is(err, ca.ErrAlreadyRenewed):
+		return failf(DuplicateCertReq, "%v", err)
+	case errors.Is(err, ca.ErrSameKey), errors.Is(err, ca.ErrCryptoPeriod), errors.Is(err, ca.ErrKeyOtherSubject):
 		return failf(BadCertTemplate, "%v", err)
+	case errors.As(err, new(*enrol.RequestError)):
+		return failf(BadRequest, "%v", err)
 	case errors.Is(err, policies.ErrUnknownProfile):
 		return failf(UnacceptedPolicy, "%v", err)
 	case errors.Is(err, ca.ErrBadCSR):

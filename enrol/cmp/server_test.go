@@ -2,6 +2,7 @@ package cmp
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
+	"errors"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/catest"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
@@ -50,9 +53,14 @@ func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 		t.Fatal(err)
 	}
 	secretKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	// Renewal as `thiqa serve` wires it: the replaced certificate superseded.
+	renewer, err := ca.NewRenewer(ca.RenewerConfig{Authority: f.pki.Authority, Store: f.db.Certificates(nil), Superseder: superseder{f.revoker}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.enrol, err = enrol.New(enrol.Config{Store: f.db.Enrolments(), Issuer: f.pki.Authority, Certificates: f.db.Certificates(nil),
 		Status: revocation.NewChecker(f.db.Certificates(nil), time.Millisecond, nil), Audit: log, SecretKey: secretKey,
-		Renewer: enrol.IssueRenewer{Issuer: f.pki.Authority, Revoker: f.revoker}})
+		Renewer: enrol.CARenewer{Renewals: renewer}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +72,17 @@ func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// superseder revokes a renewed certificate (cmd/thiqa's adapter).
+type superseder struct{ r *revocation.Service }
+
+func (s superseder) RevokeSuperseded(ctx context.Context, actor, serial string) error {
+	_, err := s.r.Revoke(ctx, actor, serial, "superseded", nil)
+	if errors.Is(err, revocation.ErrAlreadyRevoked) {
+		return nil
+	}
+	return err
 }
 
 func selfSigned(t *testing.T, cn string) (*ecdsa.PrivateKey, *x509.Certificate) {
@@ -319,6 +338,7 @@ func TestCMPBadInput(t *testing.T) {
 			// kur by the holder, with the right oldCertID: a new certificate;
 			// the old one is superseded.
 			holder := &client{key: k1, cert: a.cert}
+			expectFail("kur with the current key", holder.message(t, bodyKUR, certReqBody(t, k1, k1, a.cert.SerialNumber)), "badCertTemplate")
 			expectFail("kur naming another oldCertID", holder.message(t, bodyKUR, certReqBody(t, k2, k2, big.NewInt(42))), "badCertId")
 			ku := parseAnswer(t, f.srv.Handle(ctx, holder.message(t, bodyKUR, certReqBody(t, k2, k2, a.cert.SerialNumber)), ""))
 			if ku.m.bodyType != bodyKUP || ku.status != statusAccepted {

@@ -367,8 +367,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 	var se *policies.SubjectError
 	caRefusal := false
 	switch {
-	case errors.Is(err, errBadRequest), errors.Is(err, enrol.ErrSameKey):
+	case errors.Is(err, errBadRequest), errors.As(err, new(*enrol.RequestError)):
 		p.Status, p.Title = http.StatusBadRequest, "Bad request"
+	case errors.Is(err, ca.ErrNotPermitted), errors.Is(err, ca.ErrNotRenewable):
+		p.Status, p.Title, caRefusal = http.StatusForbidden, "Not allowed", true
+	case errors.Is(err, ca.ErrAlreadyRenewed), errors.Is(err, ca.ErrCryptoPeriod):
+		p.Status, p.Title, caRefusal = http.StatusConflict, "Conflict", true
+	case errors.Is(err, ca.ErrSameKey), errors.Is(err, ca.ErrKeyOtherSubject):
+		p.Status, p.Title, caRefusal = http.StatusBadRequest, "Refused by the CA", true
 	case errors.Is(err, errUnauthorized), errors.Is(err, enrol.ErrBadSecret), errors.Is(err, enrol.ErrNotFound):
 		p.Status, p.Title = http.StatusUnauthorized, "Not authenticated"
 		w.Header().Set("WWW-Authenticate", `Basic realm="thiqa-est", charset="UTF-8"`)

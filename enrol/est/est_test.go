@@ -38,8 +38,7 @@ func TestESTRefusals(t *testing.T) {
 			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
 			key, _ := rsa.GenerateKey(rand.Reader, 2048)
 			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: key,
-				Renewer: enrol.IssueRenewer{Issuer: pki.Authority}})
+				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: key})
 			if err != nil {
 				t.Fatal(err)
 			}
