@@ -361,6 +361,21 @@ func TestCMPBadInput(t *testing.T) {
 			rd, _ := asn1.Marshal(certTemplate{SerialNumber: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte{0x42}}})
 			rr, _ := asn1.Marshal([]revDetails{{CertDetails: asn1.RawValue{FullBytes: rd}}})
 			expectFail("rr of another certificate", (&client{key: k2, cert: ku.cert}).message(t, bodyRR, rr), "notAuthorized")
+
+			// A key reported compromised is never certified again, whatever
+			// the protocol: the enrolment stays open for another key.
+			if _, err := f.revoker.Revoke(ctx, "officer-1", hex.EncodeToString(ku.cert.SerialNumber.Bytes()), "keyCompromise", nil); err != nil {
+				t.Fatal(err)
+			}
+			ref2, secret2 := f.enrolment(t)
+			before = f.count(t, "certificate.issue", "refused")
+			a2 := parseAnswer(t, f.srv.Handle(ctx, (&client{ref: ref2, secret: secret2}).message(t, bodyIR, certReqBody(t, k2, k2, nil)), ""))
+			if a2.failInfo != "badCertTemplate" || f.count(t, "certificate.issue", "refused") != before+1 {
+				t.Fatalf("ir with a blocked key: %s %s", bodyName(a2.m.bodyType), a2.failInfo)
+			}
+			if e, err := f.enrol.Lookup(ctx, ref2); err != nil || e.State != enrol.StateOpen {
+				t.Fatalf("the enrolment after a refusal: %+v %v", e, err)
+			}
 		})
 	}
 }
