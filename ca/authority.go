@@ -176,6 +176,7 @@ type Request struct {
 type Issued struct {
 	Serial       string
 	CA           string
+	Profile      string
 	Certificate  *x509.Certificate
 	Chain        []*x509.Certificate // issuing CA, then root
 	CredentialID string
@@ -370,7 +371,7 @@ func (a *Authority) IssueOnce(ctx context.Context, req Request) (*Issued, error)
 	if !ok {
 		return nil, fmt.Errorf("certificate %s: issuing CA %q is not configured", serial, rec.CA)
 	}
-	return &Issued{Serial: serial, CA: rec.CA, Certificate: cert, Chain: []*x509.Certificate{is.cert, a.root}, CredentialID: rec.CredentialID}, nil
+	return &Issued{Serial: serial, CA: rec.CA, Profile: rec.Profile, Certificate: cert, Chain: []*x509.Certificate{is.cert, a.root}, CredentialID: rec.CredentialID}, nil
 }
 
 // RequestError is a malformed request (no key, CA not allowed, ...).
@@ -524,7 +525,7 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 		if err != nil {
 			return nil, fmt.Errorf("storing certificate %s: %w", hexSerial, err)
 		}
-		return &Issued{Serial: hexSerial, CA: is.name, Certificate: cert, Chain: []*x509.Certificate{is.cert, a.root}, CredentialID: req.CredentialID}, nil
+		return &Issued{Serial: hexSerial, CA: is.name, Profile: p.Name, Certificate: cert, Chain: []*x509.Certificate{is.cert, a.root}, CredentialID: req.CredentialID}, nil
 	}
 }
 

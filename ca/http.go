@@ -36,6 +36,13 @@ type HandlerOptions struct {
 	KeyGenerator KeyGenerator
 	// Logger receives server-side errors; nil discards.
 	Logger *slog.Logger
+	// Issued, when set, is told of every certificate whose key was made on
+	// the token (keyInHSM), after it is issued and audited and before the
+	// answer is sent: the signing service registers the credential then, so
+	// that its owner sees it at once (GET /api/v1/credentials?owner=self).
+	// An error is logged; the certificate stays issued and the credential is
+	// registered on its first use.
+	Issued func(ctx context.Context, got *Issued) error
 }
 
 // API serves the CA's HTTP endpoints. Each endpoint is also exposed as its
@@ -194,6 +201,11 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 		}
 		api.fail(w, r, err)
 		return
+	}
+	if got.CredentialID != "" && api.opts.Issued != nil {
+		if err := api.opts.Issued(context.WithoutCancel(r.Context()), got); err != nil {
+			api.opts.Logger.Warn("registering the credential of a new certificate", "credentialID", got.CredentialID, "serial", got.Serial, "err", err)
+		}
 	}
 	out := api.issueResponse(got)
 	w.Header().Set("Content-Type", "application/json")

@@ -25,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signing"
 )
 
 // caCertPath is where `thiqa init` writes a CA's certificate (PEM).
@@ -316,6 +317,14 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 		Caller:       callerOf,
 		KeyGenerator: keys,
 		Logger:       p.logger.With("service", "ca"),
+		// The signing service is wired after the CA: read it at call time.
+		Issued: func(ctx context.Context, got *ca.Issued) error {
+			if s.signing == nil {
+				return nil
+			}
+			return s.signing.RegisterIssued(ctx, signing.IssuedCertificate{CredentialID: got.CredentialID, CA: got.CA,
+				Profile: got.Profile, Serial: got.Serial, DER: got.Certificate.Raw})
+		},
 	})
 	api.Register(s.mux, p.authn.Require)
 	s.ca = &wiredCA{authority: a, api: api, keys: keys}

@@ -108,6 +108,11 @@ func runRenewalE2E(t *testing.T, postgres bool) {
 	// A remote-signing credential with its PIN signs.
 	first := f.issue(t, ca.IssueRequest{Profile: "citizen-signing", Subject: citizenSubject(), KeyInHSM: true})
 	cred := first.CredentialID
+	// Its owner sees it at once, before any use, without a PIN yet.
+	if st, body, _ := f.do(t, c, http.MethodGet, "/api/v1/credentials?owner=self", "", "", citizen); st != http.StatusOK ||
+		!strings.Contains(body, `"credentialID":"`+cred+`"`) || !strings.Contains(body, `"not-set"`) {
+		t.Fatalf("a new credential is not listed for its owner: %d %s", st, body)
+	}
 	if st, body, _ := f.do(t, c, http.MethodPost, "/api/v1/credentials/"+cred+"/pin", "application/json", `{"pin":"`+pinValue+`"}`, citizen); st != http.StatusCreated {
 		t.Fatalf("setting the PIN: %d %s", st, body)
 	}
