@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -246,16 +247,9 @@ func (s *Server) authenticateMAC(ctx context.Context, m *message) (*party, *cmpE
 	return p, nil
 }
 
-func hmacEqual(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	var v byte
-	for i := range a {
-		v |= a[i] ^ b[i]
-	}
-	return v == 0
-}
+// hmacEqual compares MACs (and other values an attacker probes) in
+// constant time.
+func hmacEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
 
 func (s *Server) authenticateSignature(ctx context.Context, m *message) (*party, *cmpError) {
 	name, ok := m.senderName()
@@ -281,7 +275,7 @@ func (s *Server) authenticateSignature(ctx context.Context, m *message) (*party,
 	}
 	ra := ""
 	if s.c.RA != nil {
-		if name, raErr := s.c.RA(ctx, cert, m.extraCerts[1:]); raErr == nil {
+		if name, raErr := s.c.RA(ctx, cert, m.extraCerts); raErr == nil {
 			ra = name
 		}
 	}
