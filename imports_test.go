@@ -19,13 +19,14 @@ const module = "github.com/thiqa/thiqa"
 
 // The rooms the rules name, as module-relative package paths.
 var (
-	// serviceRooms hold the services: they declare what they consume.
-	serviceRooms = []string{"ca", "enrol", "signing", "signer", "timestamp", "identity", "verify"}
+	// serviceRooms hold the services, and the rooms that work like them
+	// (backup, trusted lists): they declare what they consume.
+	serviceRooms = []string{"ca", "enrol", "signing", "signer", "timestamp", "identity", "verify", "backup", "tsl"}
 	// platformOnly may be imported by cmd/... alone (store by store/...
 	// too: its test helpers).
 	platformOnly = []string{"store", "hsm", "cmd/thiqa/internal/config"}
 	// signingCode is what verification must never trust.
-	signingCode = []string{"ca", "signer", "signing", "hsm"}
+	signingCode = []string{"ca", "signer", "signing", "hsm", "tsl/build"}
 )
 
 // under reports whether pkg is room or inside it.
@@ -136,8 +137,14 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"verify":                {"verify/path"},                                          // fine
 		"signing/csc":           {"signing", "internal/auth"},                             // fine
 		"cmd/thiqa/internal/io": {"cmd/thiqa/internal/config"},                            // fine
+		"backup":                {"store"},                                                // rules 1 and 2
+		"verify/tsl":            {"tsl/build"},                                            // rule 4
+		"tsl/build":             {"verify/tsl", "internal/problem"},                       // fine
+		"ca/hierarchy":          {"ca", "internal/audit"},                                 // fine
 	}
 	want := []string{
+		"backup imports store: rule 1: only cmd/... imports store, hsm and the configuration package",
+		"backup imports store: rule 2: a service declares what it consumes instead",
 		"ca/revocation imports cmd/thiqa/internal/config: rule 1: only cmd/... imports store, hsm and the configuration package",
 		"ca/revocation imports cmd/thiqa/internal/config: rule 2: a service declares what it consumes instead",
 		"ca/revocation imports cmd/thiqa/internal/config: rule 4: nothing imports cmd",
@@ -146,6 +153,7 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"signing imports hsm: rule 1: only cmd/... imports store, hsm and the configuration package",
 		"signing imports hsm: rule 2: a service declares what it consumes instead",
 		"verify/pdf imports signer/pdfdoc: rule 4: verification imports no signing code",
+		"verify/tsl imports tsl/build: rule 4: verification imports no signing code",
 		"web imports store: rule 1: only cmd/... imports store, hsm and the configuration package",
 	}
 	got := violations(graph)

@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"net/url"
 )
 
 // InProcessClient asks a Service in the same process for time-stamp
@@ -45,4 +46,24 @@ func (c *InProcessClient) Timestamp(ctx context.Context, digest []byte, hash cry
 		return nil, fmt.Errorf("own TSA: %w", err)
 	}
 	return tok, nil
+}
+
+// OwnClient returns an in-process client of svc, its tokens recorded as
+// requested by requester, when tsaURL names this server's own /tsa
+// (publicBaseURL's scheme and host, path /tsa, no query) and svc is wired;
+// nil otherwise (another TSA, or no TSA here): the caller then keeps its
+// HTTP client.
+func OwnClient(svc *Service, publicBaseURL, tsaURL, requester string) *InProcessClient {
+	if svc == nil {
+		return nil
+	}
+	base, err := url.Parse(publicBaseURL)
+	if err != nil {
+		return nil
+	}
+	u, err := url.Parse(tsaURL)
+	if err != nil || u.Host != base.Host || u.Scheme != base.Scheme || u.Path != "/tsa" || u.RawQuery != "" {
+		return nil
+	}
+	return NewInProcessClient(svc, requester)
 }

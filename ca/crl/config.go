@@ -142,3 +142,17 @@ func (c Config) Validate() (Settings, error) {
 	}
 	return s, nil
 }
+
+// ForIssuer returns the settings of one CA's CRLs. The root's CRL has one
+// partition and no delta. An issuing CA publishes the configured
+// partitions, and more when its certificates name more (used, the highest
+// partition they name: the count was lowered since): every partition a
+// certificate names stays published.
+func (s Settings) ForIssuer(root bool, used int) Settings {
+	if root {
+		s.Partitions, s.Deltas = 1, false
+		return s
+	}
+	s.Partitions = max(s.Partitions, used)
+	return s
+}

@@ -2,15 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -47,17 +41,6 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer db.Close()
-	rep, err := audit.Verify(ctx, db)
-	if err != nil {
-		return fmt.Errorf("walking the audit chain: %w", err)
-	}
-	if !rep.OK() {
-		fmt.Fprintf(env.stdout, "audit chain BROKEN: %s\n", rep)
-		return withExit(1, errSilent)
-	}
-
-	// The chain is consistent; now hold it against the checkpoints signed
-	// outside the database.
 	a := cfg.ResolvedAudit()
 	if *cpFile != "" {
 		a.CheckpointFile = *cpFile
@@ -65,38 +48,12 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if *cpKey != "" {
 		a.CheckpointPublicKey = *cpKey
 	}
-	f, err := os.Open(a.CheckpointFile)
-	if errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(env.stdout, "audit chain OK: %d records, head seq %d, hash %s\n", rep.Verified, rep.Head.Seq, hex.EncodeToString(rep.Head.Hash))
-		fmt.Fprintf(env.stdout, "audit checkpoints: none (%s does not exist): the chain is not anchored outside the database\n", a.CheckpointFile)
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("audit checkpoints: %w", err)
-	}
-	defer f.Close()
-	pub, err := readCheckpointKey(a.CheckpointPublicKey)
+	ok, err := audit.VerifyAll(ctx, db, a.CheckpointFile, a.CheckpointPublicKey, env.stdout)
 	if err != nil {
 		return err
 	}
-	crep, err := audit.VerifyCheckpoints(ctx, db, f, pub)
-	if err != nil {
-		return fmt.Errorf("checking the audit checkpoints in %s: %w", a.CheckpointFile, err)
-	}
-	if !crep.OK() {
-		fmt.Fprintf(env.stdout, "audit chain BROKEN: %s (%s)\n", crep, a.CheckpointFile)
+	if !ok {
 		return withExit(1, errSilent)
-	}
-	fmt.Fprintf(env.stdout, "audit chain OK: %d records, head seq %d, hash %s\n", rep.Verified, rep.Head.Seq, hex.EncodeToString(rep.Head.Hash))
-	if crep.IncompleteLastLine {
-		fmt.Fprintf(env.stdout, "audit checkpoints: WARNING: line %d of %s is incomplete (a crash while writing?) and was ignored\n", crep.IncompleteLine, a.CheckpointFile)
-	}
-	fmt.Fprintf(env.stdout, "audit checkpoints OK: %s in %s\n", crep, a.CheckpointFile)
-	if crep.StoppedAt > 0 {
-		fmt.Fprintf(env.stdout, "audit checkpoints: line %d on was written while this verification ran; left for the next run\n", crep.StoppedAt)
-	}
-	if crep.Last != nil && rep.Head.Seq > crep.Last.Seq {
-		fmt.Fprintf(env.stdout, "audit checkpoints: records %d to %d are newer than the last checkpoint and rest on the chain alone\n", crep.Last.Seq+1, rep.Head.Seq)
 	}
 	return nil
 }
@@ -115,7 +72,7 @@ func initAuditCheckpoint(ctx context.Context, p *platform, out io.Writer) error 
 			return err
 		}
 	}
-	if err := publishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
+	if err := audit.PublishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  audit checkpoints  %s (key %s)\n", a.CheckpointFile, key.URI())
@@ -145,7 +102,7 @@ func wireAuditCheckpoints(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return fmt.Errorf("audit checkpoint key %s: %w", a.CheckpointKey, err)
 	}
-	if err := publishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
+	if err := audit.PublishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
 		return err
 	}
 	w, err := audit.NewCheckpointWriter(p.db, key, a.CheckpointFile, audit.CheckpointWriterOptions{Logger: p.logger, Registerer: p.reg})
@@ -164,51 +121,6 @@ func wireAuditCheckpoints(ctx context.Context, p *platform, s *serving) error {
 	})
 	p.logger.Info("audit checkpoints on", "every", every.String(), "file", a.CheckpointFile)
 	return nil
-}
-
-// publishCheckpointKey writes pub as PEM to path when the file does not
-// exist; an existing file must hold the same key.
-func publishCheckpointKey(path string, pub crypto.PublicKey) error {
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return fmt.Errorf("audit checkpoint key: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("creating the checkpoint folder: %w", err)
-	}
-	body := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
-	err = writeFileExclusive(path, body, 0o644)
-	if err == nil || !errors.Is(err, os.ErrExist) {
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		return nil
-	}
-	have, err := readCheckpointKey(path)
-	if err != nil {
-		return err
-	}
-	if k, ok := have.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(pub) {
-		return fmt.Errorf("%s holds another public key than the audit checkpoint key on the token", path)
-	}
-	return nil
-}
-
-// readCheckpointKey reads the checkpoint public key (PEM, PUBLIC KEY).
-func readCheckpointKey(path string) (crypto.PublicKey, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit checkpoint public key: %w", err)
-	}
-	b, _ := pem.Decode(raw)
-	if b == nil || b.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("audit checkpoint public key %s: no PEM PUBLIC KEY block", path)
-	}
-	pub, err := x509.ParsePKIXPublicKey(b.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("audit checkpoint public key %s: %w", path, err)
-	}
-	return pub, nil
 }
 
 // checkpointAfterInit anchors what init recorded with a first checkpoint

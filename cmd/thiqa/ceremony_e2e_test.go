@@ -438,7 +438,7 @@ func testCA(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.
 // existing national root would make it: anyPolicy, its own URLs.
 func issuingCertFor(t *testing.T, csr *x509.CertificateRequest, root *x509.Certificate, rootKey *ecdsa.PrivateKey, base string) []byte {
 	t.Helper()
-	anyPolicy, _ := x509.ParseOID(oidAnyPolicy)
+	anyPolicy, _ := x509.ParseOID("2.5.29.32.0") // anyPolicy (RFC 5280 §4.2.1.4)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: csr.Subject, NotBefore: time.Now().Add(-time.Minute),
 		NotAfter: time.Now().AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, Policies: []x509.OID{anyPolicy},

@@ -2,73 +2,23 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"syscall"
-	"time"
 
+	"github.com/thiqa/thiqa/backup"
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
 )
 
-// The deployment identity ties a data folder and a store together: the
-// SHA-256 of the root CA certificate, which `thiqa init` records in the
-// store (table deployment) and `thiqa serve` compares with the folder's
-// ca/root.pem before it serves anything. A cluster node whose folder holds
-// another deployment's root, or that was given another deployment's (or an
-// empty) database, refuses to start: it would otherwise issue certificates
-// and time-stamps under one root while recording them in another's store.
+// The deployment identity (hierarchy.Identity) ties a data folder and a
+// store together; init records it, serve checks it.
 
-// errDeploymentMismatch is returned (wrapped) when the data folder's root
-// CA is not the root of the deployment the store belongs to.
-var errDeploymentMismatch = errors.New("the data folder and the store belong to different deployments")
-
-// errStoreEmpty is returned (wrapped) by `thiqa serve` when the store
-// holds no deployment at all: an empty database, most likely the wrong one.
-var errStoreEmpty = errors.New("the store is empty")
-
-// errFolderInUse is returned (wrapped) when a data folder is locked by a
-// process that must not run beside the caller (serve beside restore).
-var errFolderInUse = errors.New("the data folder is in use")
-
-// folderIdentity is a data folder's deployment identity, read from its
-// root CA certificate.
-type folderIdentity struct {
-	root *x509.Certificate
-	id   store.Deployment
-	path string
-}
-
-// rootFingerprint returns the SHA-256 of a certificate's DER, hex.
-func rootFingerprint(c *x509.Certificate) string {
-	sum := sha256.Sum256(c.Raw)
-	return hex.EncodeToString(sum[:])
-}
-
-// readFolderIdentity reads the root CA certificate of cfg's data folder.
-func readFolderIdentity(cfg *config.Config) (*folderIdentity, error) {
-	path := caCertPath(cfg, cfg.CA.Root.Name)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the root CA certificate: %w", err)
-	}
-	c, err := parseCertPEM(raw)
-	if err != nil {
-		return nil, fmt.Errorf("root CA certificate %s: %w", path, err)
-	}
-	return &folderIdentity{root: c, path: path, id: store.Deployment{RootSHA256: rootFingerprint(c)}}, nil
-}
-
-// mismatchError describes a data folder and a store of two deployments.
-func mismatchError(f *folderIdentity, have store.Deployment) error {
-	return fmt.Errorf("%w: the folder's root CA %s (%s) has SHA-256 %s, but the store was initialised for the root with SHA-256 %s on %s: check store.dsn (or store.dsnEnv) and the data folder; nothing was changed",
-		errDeploymentMismatch, f.path, f.root.Subject.CommonName, f.id.RootSHA256, have.RootSHA256, have.CreatedAt.Format(time.RFC3339))
+// readFolderIdentity reads the deployment identity of cfg's data folder.
+func readFolderIdentity(cfg *config.Config) (*hierarchy.Identity, error) {
+	return hierarchy.ReadIdentity(caCertPath(cfg, cfg.CA.Root.Name))
 }
 
 // initDeployment records the data folder's deployment identity in the
@@ -82,20 +32,20 @@ func initDeployment(ctx context.Context, p *platform, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	have, written, err := p.db.RecordDeployment(ctx, f.id)
+	have, written, err := p.db.RecordDeployment(ctx, store.Deployment{RootSHA256: f.RootSHA256})
 	if err != nil {
 		return err
 	}
-	if have.RootSHA256 != f.id.RootSHA256 {
-		return mismatchError(f, have)
+	if have.RootSHA256 != f.RootSHA256 {
+		return f.Mismatch(have.RootSHA256, have.CreatedAt)
 	}
 	if written {
-		if _, err := p.audit.Append(ctx, audit.Entry{Actor: "thiqa-init", Action: "deployment.record", Object: f.id.RootSHA256,
-			Outcome: audit.OutcomeSuccess, Details: map[string]any{"root": f.root.Subject.String()}}); err != nil {
+		if _, err := p.audit.Append(ctx, audit.Entry{Actor: "thiqa-init", Action: "deployment.record", Object: f.RootSHA256,
+			Outcome: audit.OutcomeSuccess, Details: map[string]any{"root": f.Root.Subject.String()}}); err != nil {
 			return fmt.Errorf("writing audit record: %w", err)
 		}
 	}
-	fmt.Fprintf(out, "  deployment  root CA SHA-256 %s\n", f.id.RootSHA256)
+	fmt.Fprintf(out, "  deployment  root CA SHA-256 %s\n", f.RootSHA256)
 	return nil
 }
 
@@ -105,7 +55,7 @@ func initDeployment(ctx context.Context, p *platform, out io.Writer) error {
 // deployment, or an empty one. A store made before identities existed
 // (audit records, no identity) adopts the folder's.
 func wireDeployment(ctx context.Context, p *platform, s *serving) error {
-	release, err := lockDataFolder(p.cfg.Dir(), false)
+	release, err := backup.LockFolder(p.cfg.Dir(), false)
 	if err != nil {
 		return err
 	}
@@ -120,8 +70,8 @@ func wireDeployment(ctx context.Context, p *platform, s *serving) error {
 	have, err := p.db.Deployment(ctx)
 	switch {
 	case err == nil:
-		if have.RootSHA256 != f.id.RootSHA256 {
-			return mismatchError(f, have)
+		if have.RootSHA256 != f.RootSHA256 {
+			return f.Mismatch(have.RootSHA256, have.CreatedAt)
 		}
 		return nil
 	case !errors.Is(err, store.ErrNotFound):
@@ -133,36 +83,11 @@ func wireDeployment(ctx context.Context, p *platform, s *serving) error {
 	}
 	if head.Seq == 0 {
 		return fmt.Errorf("%w: no deployment, no audit record: check store.dsn (or store.dsnEnv), or run thiqa init --data %s for a new deployment",
-			errStoreEmpty, p.cfg.Dir())
+			hierarchy.ErrStoreEmpty, p.cfg.Dir())
 	}
-	if _, _, err := p.db.RecordDeployment(ctx, f.id); err != nil {
+	if _, _, err := p.db.RecordDeployment(ctx, store.Deployment{RootSHA256: f.RootSHA256}); err != nil {
 		return err
 	}
-	p.logger.Info("recorded the deployment identity in a store made before identities existed", "rootSHA256", f.id.RootSHA256)
+	p.logger.Info("recorded the deployment identity in a store made before identities existed", "rootSHA256", f.RootSHA256)
 	return nil
-}
-
-// lockDataFolder takes a lock on the data folder itself (flock on its
-// directory): shared for `thiqa serve`, exclusive for `thiqa restore`,
-// never waiting. It returns the function releasing it.
-func lockDataFolder(dir string, exclusive bool) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening the data folder to lock it: %w", err)
-	}
-	how := syscall.LOCK_SH
-	if exclusive {
-		how = syscall.LOCK_EX
-	}
-	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			if exclusive {
-				return nil, fmt.Errorf("%w: %s is locked by a running thiqa serve (or a restore): stop it first", errFolderInUse, dir)
-			}
-			return nil, fmt.Errorf("%w: %s is being restored (thiqa restore holds it)", errFolderInUse, dir)
-		}
-		return nil, fmt.Errorf("locking the data folder %s: %w", dir, err)
-	}
-	return func() { f.Close() }, nil
 }

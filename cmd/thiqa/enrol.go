@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -15,9 +17,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"encoding/pem"
-
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/enrol/cmp"
 	"github.com/thiqa/thiqa/enrol/est"
@@ -87,7 +88,7 @@ func ensureCMPServer(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certi
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if pub, ok := publicOf(key); !ok || !pub.Equal(cert.PublicKey) {
+		if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
 			return nil, nil, fmt.Errorf("%s holds another key than the CMP server's %s on the token (nothing was replaced)", path, key.URI())
 		}
 		return key, cert, nil
@@ -204,7 +205,7 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 func currentIssuerCert(a *ca.Authority, name string) (*x509.Certificate, bool) {
 	cert, ok := a.CACertificate(name)
 	for n := 2; ok; n++ {
-		next, found := a.CACertificate(generationName(name, n))
+		next, found := a.CACertificate(hierarchy.GenerationName(name, n))
 		if !found {
 			break
 		}

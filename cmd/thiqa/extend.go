@@ -7,26 +7,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/signer"
-	"github.com/thiqa/thiqa/signing"
-	"github.com/thiqa/thiqa/verify/report"
+	"github.com/thiqa/thiqa/signing/archive"
 )
-
-// extender extends one document, written to out only on success.
-type extender func(ctx context.Context, in *os.File, size int64, out io.Writer) (missing []string, err error)
 
 // runExtend is `thiqa extend --in F --out G --level B-LT|B-LTA [--force]
 // [--data D | --url U --token-file T]` and the archive job `thiqa extend
@@ -57,7 +47,7 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 	if single == (*dir != "") || (single && (*inPath == "" || *outPath == "")) {
 		return withExit(2, errors.New("extend one file (--in F --out G) or a folder (--dir D)"))
 	}
-	var ext extender
+	var ext archive.Extender
 	var anchors func() *verifierSettings
 	if *data != "" {
 		cfg, err := loadConfig(*data)
@@ -93,7 +83,7 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 		if err != nil {
 			return fmt.Errorf("API token: %w", err)
 		}
-		ext = remoteExtender(*base, token, level, *force)
+		ext = archive.Remote(*base, token, level, *force)
 		anchors = func() *verifierSettings { return &verifierSettings{} }
 	}
 	if single {
@@ -103,16 +93,27 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return withExit(2, fmt.Errorf("--renew-before: %w", err))
 	}
-	job := archiveJob{env: env, ext: ext, settings: anchors(), renewBefore: period, timeout: *timeout, now: time.Now}
-	return job.run(ctx, *dir)
+	// Offline: the job needs the structure and the times, not a verdict on
+	// revocation; the extension itself judges each document again.
+	s := *anchors()
+	s.online, s.timeout = false, 10*time.Second
+	job := archive.Job{Extend: ext, Verifier: newVerifier(s), RenewBefore: period, Timeout: *timeout, Now: time.Now, Out: env.stdout}
+	if err := job.Run(ctx, *dir); err != nil {
+		var failed *archive.FailedError
+		if errors.As(err, &failed) {
+			return withExit(1, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // extendFile extends in into out (written whole, only on success).
-func extendFile(ctx context.Context, env *cliEnv, ext extender, inPath, outPath string, timeout time.Duration) error {
+func extendFile(ctx context.Context, env *cliEnv, ext archive.Extender, inPath, outPath string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
-	missing, n, err := extendInto(ctx, ext, inPath, outPath)
+	missing, n, err := archive.ExtendInto(ctx, ext, inPath, outPath)
 	if err != nil {
 		return fmt.Errorf("extending %s: %w", inPath, err)
 	}
@@ -122,85 +123,3 @@ func extendFile(ctx context.Context, env *cliEnv, ext extender, inPath, outPath 
 	fmt.Fprintf(env.stdout, "extended %s -> %s (%d bytes, %s)\n", inPath, outPath, n, time.Since(start).Round(time.Millisecond))
 	return nil
 }
-
-// extendInto extends inPath to a temporary file next to outPath, synced and
-// renamed over outPath (which may be inPath) only on success.
-func extendInto(ctx context.Context, ext extender, inPath, outPath string) ([]string, int64, error) {
-	in, err := os.Open(inPath)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(outPath), ".extend-*.pdf")
-	if err != nil {
-		return nil, 0, err
-	}
-	defer os.Remove(tmp.Name())
-	missing, err := ext(ctx, in, st.Size(), tmp)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	n, _ := tmp.Seek(0, io.SeekCurrent)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && n == 0 {
-		err = errors.New("nothing was written")
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), st.Mode().Perm())
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), outPath)
-	}
-	return missing, n, err
-}
-
-// remoteExtender extends through a server's POST /api/v1/extend.
-func remoteExtender(base, token string, level signer.Level, force bool) extender {
-	return func(ctx context.Context, in *os.File, size int64, out io.Writer) ([]string, error) {
-		q := url.Values{"level": {level.String()}}
-		if force {
-			q.Set("force", "true")
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/api/v1/extend?"+q.Encode(), in)
-		if err != nil {
-			return nil, err
-		}
-		req.ContentLength = size
-		req.Header.Set("Content-Type", "application/pdf")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("calling %s: %w", base, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			var p struct {
-				problem.Details
-				Report *report.Report `json:"report"`
-			}
-			raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			if json.Unmarshal(raw, &p) == nil && p.Detail != "" {
-				return nil, &refusedError{status: resp.StatusCode, detail: p.Detail}
-			}
-			return nil, &refusedError{status: resp.StatusCode, detail: strings.TrimSpace(string(raw))}
-		}
-		if _, err := io.Copy(out, resp.Body); err != nil {
-			return nil, fmt.Errorf("receiving the extended document: %w", err)
-		}
-		return resp.Header.Values(signing.WarningHeader), nil
-	}
-}
-
-// refusedError is a server's refusal (4xx or 5xx) of one document.
-type refusedError struct {
-	status int
-	detail string
-}
-
-func (e *refusedError) Error() string { return fmt.Sprintf("refused (%d): %s", e.status, e.detail) }

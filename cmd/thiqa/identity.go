@@ -3,16 +3,12 @@ package main
 import (
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -61,21 +57,12 @@ func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
 		}
 	}
 	path := cfg.Resolve(cfg.Identity.PairwiseSecretFile)
-	switch _, err := os.Stat(path); {
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
-		}
-		var b [32]byte
-		_, _ = rand.Read(b[:])
-		if err := writeFileExclusive(path, []byte(hex.EncodeToString(b[:])+"\n"), 0o600); err != nil {
-			return fmt.Errorf("writing the pairwise secret: %w", err)
-		}
+	if created, err := identity.CreatePairwiseSecret(path); err != nil {
+		return err
+	} else if created {
 		if _, err := p.audit.Append(ctx, audit.Entry{Actor: "thiqa-init", Action: "oidc.pairwise-secret.create", Object: path, Outcome: audit.OutcomeSuccess}); err != nil {
 			return fmt.Errorf("writing audit record: %w", err)
 		}
-	case err != nil:
-		return fmt.Errorf("pairwise secret %s: %w", path, err)
 	}
 	fmt.Fprintf(out, "  OIDC token signer %s  %s\n", key.URI(), path)
 	return nil
@@ -88,11 +75,7 @@ func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pairwise secret (run `thiqa init --data %s`): %w", cfg.Dir(), err)
 	}
-	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
-	if err != nil || len(b) < 32 {
-		return nil, fmt.Errorf("pairwise secret %s: want at least 32 bytes as hex", path)
-	}
-	return b, nil
+	return identity.ParsePairwiseSecret(raw, path)
 }
 
 // identityStatus answers identity.StatusChecker from the one certificate

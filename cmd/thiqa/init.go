@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -16,8 +15,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/josesigner"
@@ -128,7 +129,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	var report bytes.Buffer
 	var pending error
 	for _, step := range initSteps() {
-		if err := step.run(ctx, p, &report); errors.Is(err, errCAsPending) {
+		if err := step.run(ctx, p, &report); errors.Is(err, hierarchy.ErrPending) {
 			pending = err // the next steps need the issuing CAs
 			break
 		} else if err != nil {
@@ -187,36 +188,15 @@ func prepareSoftHSM(cfg *config.Config) ([]string, error) {
 // prepareSoftHSMToken is prepareSoftHSM for any folder's token (the data
 // folder's, a ceremony folder's); resolve makes its paths absolute.
 func prepareSoftHSMToken(h config.HSMConfig, resolve func(string) string) ([]string, error) {
-	var created []string
-	s := h.SoftHSM
-	tokenDir := resolve(s.TokenDir)
-	if _, err := os.Stat(tokenDir); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(tokenDir, 0o700); err != nil {
-			return created, fmt.Errorf("creating SoftHSM token folder: %w", err)
+	f := hsm.SoftHSMFiles{TokenDir: resolve(h.SoftHSM.TokenDir), Conf: resolve(h.SoftHSM.Conf),
+		SOPINFile: resolve(h.SoftHSM.SOPINFile), PINFile: resolve(h.PINFile)}
+	if h.PINEnv != "" { // the user PIN comes from the environment: no file for it
+		if f.SOPINFile == f.PINFile {
+			f.SOPINFile = ""
 		}
-		created = append(created, tokenDir)
+		f.PINFile = ""
 	}
-	conf := resolve(s.Conf)
-	body := fmt.Sprintf("# SoftHSM2 configuration written by thiqa init\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokenDir)
-	if err := writeFileExclusive(conf, []byte(body), 0o600); err == nil {
-		created = append(created, conf)
-	} else if !errors.Is(err, os.ErrExist) {
-		return created, fmt.Errorf("writing SoftHSM configuration: %w", err)
-	}
-	for _, f := range []string{resolve(s.SOPINFile), resolve(h.PINFile)} {
-		if h.PINEnv != "" && f == resolve(h.PINFile) {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
-			return created, fmt.Errorf("creating secrets folder: %w", err)
-		}
-		if err := writeFileExclusive(f, []byte(randomPIN()+"\n"), 0o600); err == nil {
-			created = append(created, f)
-		} else if !errors.Is(err, os.ErrExist) {
-			return created, fmt.Errorf("writing PIN file: %w", err)
-		}
-	}
-	return created, nil
+	return hsm.PrepareSoftHSM(f, "thiqa init")
 }
 
 // openOrCreateToken logs in to the configured token, creating it first when
@@ -316,23 +296,7 @@ func publishDevIssuerKey(cfg *config.Config, k *hsm.Signer) error {
 }
 
 // writeFileExclusive creates path with data, failing with os.ErrExist when it
-// is already there.
+// is already there (atomicfile.WriteNew).
 func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return err
-	}
-	return nil
+	return atomicfile.WriteNew(path, data, perm)
 }
-
-// randomPIN returns a fresh PIN of 26 base32 characters (128 bits).
-func randomPIN() string { return rand.Text() }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -31,10 +32,10 @@ func newResponders(ctx context.Context, p *platform, set config.RevocationSettin
 	for _, c := range p.cfg.CA.Issuers {
 		subjects[c.Name] = revocation.ResponderSubject{Organization: c.Organization, Country: c.Country}
 		for n := 2; ; n++ { // a later generation's responder names the same organisation
-			if _, ok := a.CACertificate(generationName(c.Name, n)); !ok {
+			if _, ok := a.CACertificate(hierarchy.GenerationName(c.Name, n)); !ok {
 				break
 			}
-			subjects[generationName(c.Name, n)] = subjects[c.Name]
+			subjects[hierarchy.GenerationName(c.Name, n)] = subjects[c.Name]
 		}
 	}
 	return revocation.NewResponders(revocation.ResponderOptions{
@@ -81,7 +82,11 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	logger := p.logger.With("service", "revocation")
-	parts, err := findHierarchy(ctx, p.cfg, p.token)
+	h, err := hierarchyConfig(p.cfg)
+	if err != nil {
+		return err
+	}
+	parts, err := hierarchy.Find(ctx, h, caToken{token: p.token})
 	if err != nil {
 		return err
 	}
@@ -92,31 +97,31 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	rs := p.db.Revocations()
 	var issuers []ocsp.Issuer
 	var gens []*crl.Generator
-	current := currentGenerations(parts)
+	current := hierarchy.CurrentGenerations(parts)
 	for i, c := range parts {
-		if c.key == nil || c.cert == nil {
+		if c.Key == nil || c.Cert == nil {
 			if i == 0 {
 				continue // the root key is kept offline: no root CRL from here
 			}
-			if keyDestroyed(c, current) {
-				logger.Warn("an older CA generation has no key on the token: no CRLs or OCSP answers from it", "ca", c.conf.Name)
+			if hierarchy.KeyDestroyed(c, current) {
+				logger.Warn("an older CA generation has no key on the token: no CRLs or OCSP answers from it", "ca", c.Conf.Name)
 				continue
 			}
-			return fmt.Errorf("CA %s is not initialised: run `thiqa init --data %s`", c.conf.Name, p.cfg.Dir())
+			return fmt.Errorf("CA %s is not initialised: run `thiqa init --data %s`", c.Conf.Name, p.cfg.Dir())
 		}
 		if i > 0 {
-			if done, err := retired(ctx, p.db.Certificates(nil), c, current, time.Now()); err != nil {
+			if done, err := hierarchy.Retired(ctx, p.db.Certificates(nil), c, current, time.Now()); err != nil {
 				return err
 			} else if done {
-				logger.Info("CA generation retired: its certificates have all expired; no more CRLs or OCSP answers from it", "ca", c.conf.Name)
+				logger.Info("CA generation retired: its certificates have all expired; no more CRLs or OCSP answers from it", "ca", c.Conf.Name)
 				continue
 			}
 		}
-		cs, err := crlSettingsOf(ctx, set.CRL, rs, c.conf.Name, i == 0)
+		cs, err := crlSettingsOf(ctx, set.CRL, rs, c.Conf.Name, i == 0)
 		if err != nil {
 			return err
 		}
-		g, err := crl.NewGenerator(cs, crl.Issuer{Name: c.conf.Name, Cert: c.cert, Signer: c.key, CACerts: i == 0}, rs, rs)
+		g, err := crl.NewGenerator(cs, crl.Issuer{Name: c.Conf.Name, Cert: c.Cert, Signer: c.Key, CACerts: i == 0}, rs, rs)
 		if err != nil {
 			return err
 		}
@@ -124,11 +129,11 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 		if i == 0 {
 			continue
 		}
-		rc, _, err := rp.Ensure(ctx, c.conf.Name, 0)
+		rc, _, err := rp.Ensure(ctx, c.Conf.Name, 0)
 		if err != nil {
-			return fmt.Errorf("OCSP responder of %s: %w", c.conf.Name, err)
+			return fmt.Errorf("OCSP responder of %s: %w", c.Conf.Name, err)
 		}
-		issuers = append(issuers, ocsp.Issuer{Name: c.conf.Name, Cert: c.cert, Responder: rc})
+		issuers = append(issuers, ocsp.Issuer{Name: c.Conf.Name, Cert: c.Cert, Responder: rc})
 	}
 	responder, err := ocsp.New(set.OCSP, issuers, rs, ocsp.NewCache(set.OCSP.CacheEntries), logger, p.reg)
 	if err != nil {
@@ -156,21 +161,17 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	return nil
 }
 
-// crlSettingsOf returns the CRL settings of one CA: the root's CRL has one
-// partition and no delta; an issuing CA publishes the configured partitions, and more
-// when its certificates name more (the count was lowered since): every
-// partition a certificate names stays published.
+// crlSettingsOf returns the CRL settings of one CA (crl.Settings.ForIssuer)
+// with the highest partition its certificates name.
 func crlSettingsOf(ctx context.Context, set crl.Settings, rs *store.Revocations, ca string, root bool) (crl.Settings, error) {
 	if root {
-		set.Partitions, set.Deltas = 1, false
-		return set, nil
+		return set.ForIssuer(true, 0), nil
 	}
 	used, err := rs.HighestPartition(ctx, ca)
 	if err != nil {
 		return crl.Settings{}, err
 	}
-	set.Partitions = max(set.Partitions, used)
-	return set, nil
+	return set.ForIssuer(false, used), nil
 }
 
 // runRevoke revokes one certificate in-process: the store commits, the

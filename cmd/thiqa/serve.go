@@ -20,11 +20,11 @@ import (
 
 	"github.com/thiqa/thiqa/api"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/accesslog"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/metrics"
-	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -132,7 +132,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("verify.trustedProxies: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           proxies.Middleware(accessLog(logger, httpMetrics.Handler(rawPrefixes(sv.raw, sv.mux)))),
+		Handler:           proxies.Middleware(accesslog.Handler(logger, httpMetrics.Handler(rawPrefixes(sv.raw, sv.mux)))),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      5 * time.Minute,
@@ -268,7 +268,7 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 	})
 	s.ready["store"] = p.db.Ping
 	s.ready["token"] = p.token.Ping
-	s.mux.HandleFunc("GET /readyz", readiness(s.ready, s.warnings))
+	s.mux.HandleFunc("GET /readyz", metrics.ReadinessHandler(s.ready, s.warnings))
 	if err := metrics.RegisterReadiness(p.reg, s.ready); err != nil {
 		return err
 	}
@@ -283,7 +283,7 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 			s.metrics = h // on its own listener (runServe)
 		}
 	}
-	s.mux.Handle("GET /api/v1/whoami", p.authn.Require(policies.ActionWhoAmI)(http.HandlerFunc(whoAmI)))
+	s.mux.Handle("GET /api/v1/whoami", p.authn.Require(policies.ActionWhoAmI)(http.HandlerFunc(auth.WhoAmI)))
 	doc, err := api.Handler(p.cfg.PublicBaseURL)
 	if err != nil {
 		return err
@@ -352,49 +352,6 @@ func serverTLS(cfg *config.Config, authn *auth.Authenticator) (*tls.Config, erro
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
 	}), nil
-}
-
-// readiness reports whether every dependency answers within a short time;
-// a warning shows in place of its check's "ok" without failing it.
-func readiness(checks map[string]func(context.Context) error, warnings map[string]func() string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		status := http.StatusOK
-		result := map[string]string{}
-		for name, check := range checks {
-			if err := check(ctx); err != nil {
-				status = http.StatusServiceUnavailable
-				result[name] = oneLine(err.Error())
-				continue
-			}
-			result[name] = "ok"
-		}
-		for name, warn := range warnings {
-			if msg := warn(); msg != "" && (result[name] == "ok" || result[name] == "") {
-				result[name] = "warning: " + msg
-			}
-		}
-		writeJSON(w, status, result)
-	}
-}
-
-// whoAmI shows the authenticated caller: a protected endpoint that lets a
-// client check its credentials.
-func whoAmI(w http.ResponseWriter, r *http.Request) {
-	p, ok := auth.FromContext(r.Context())
-	if !ok {
-		problem.Error(w, http.StatusUnauthorized, "no authenticated caller")
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"subject":                p.Subject,
-		"roles":                  p.Roles,
-		"method":                 p.Method,
-		"issuer":                 p.Issuer,
-		"organizationIdentifier": p.OrganizationIdentifier,
-		"civilNumber":            p.CivilNumber,
-	})
 }
 
 // writeJSON sends v as JSON with the given status.

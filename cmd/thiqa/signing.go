@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/inprocess"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signer"
@@ -32,7 +33,7 @@ import (
 // carries the calls to this deployment's own TSA, OCSP responder and CRLs
 // (in process when serving); nil uses the network. own, when set, is this
 // server's own TSA called in process, used when signing.tsaURL names it.
-func newSigningService(ctx context.Context, p *platform, reg prometheus.Registerer, transport http.RoundTripper, own *ownTSA) (*signing.Service, error) {
+func newSigningService(ctx context.Context, p *platform, reg prometheus.Registerer, transport http.RoundTripper, own *timestamp.InProcessClient) (*signing.Service, error) {
 	cfg := p.cfg.Signing.WithDefaults()
 	parts, err := findHierarchy(ctx, p.cfg, p.token)
 	if err != nil {
@@ -41,12 +42,12 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 	var cas []*x509.Certificate
 	var issuers []signing.IssuingCA
 	for i, c := range parts {
-		if c.cert == nil {
-			return nil, fmt.Errorf("CA %s has no certificate: run `thiqa init --data %s`", c.conf.Name, p.cfg.Dir())
+		if c.Cert == nil {
+			return nil, fmt.Errorf("CA %s has no certificate: run `thiqa init --data %s`", c.Conf.Name, p.cfg.Dir())
 		}
-		cas = append(cas, c.cert)
+		cas = append(cas, c.Cert)
 		if i > 0 {
-			issuers = append(issuers, signing.IssuingCA{Name: c.conf.Name, Cert: c.cert})
+			issuers = append(issuers, signing.IssuingCA{Name: c.Conf.Name, Cert: c.Cert})
 		}
 	}
 	client := &http.Client{Transport: transport, Timeout: cfg.Timeout}
@@ -86,7 +87,7 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 			Appearance: appearance,
 		},
 		Store: p.db.SigningCredentials(), Keys: tokenSigningKeys(p.token),
-		Root: parts[0].cert, Issuers: issuers,
+		Root: parts[0].Cert, Issuers: issuers,
 		TSA: tsa, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg, Verifier: judge,
 		MobileIDs: mobile, MobilePINs: mobilePINs,
@@ -128,7 +129,7 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	// Calls to this server's own URLs take the routes `thiqa serve` takes:
 	// the raw prefixes (POST /tsa, GET /ocsp/…) first, then the mux.
 	ownURLs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rawPrefixes(sv.raw, sv.mux).ServeHTTP(w, r) })
-	s, err := newSigningService(ctx, p, p.reg, &inProcessTransport{host: base.Host, handler: ownURLs, next: http.DefaultTransport}, own)
+	s, err := newSigningService(ctx, p, p.reg, &inprocess.Transport{Host: base.Host, Handler: ownURLs, Next: http.DefaultTransport}, own)
 	if err != nil {
 		return err
 	}

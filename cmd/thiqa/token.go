@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -16,15 +15,6 @@ import (
 
 // maxDevTokenTTL bounds development tokens' lifetime.
 const maxDevTokenTTL = 30 * 24 * time.Hour
-
-var (
-	// organisationIdentifier is EN 319 412-1's NTR identifier: NTR + country + '-' + registration number.
-	organisationIdentifier = regexp.MustCompile(`^NTR[A-Z]{2}-[0-9A-Za-z]{1,32}$`)
-	// civilNumber is a citizen's national identity number.
-	civilNumber = regexp.MustCompile(`^[0-9]{4,20}$`)
-	// plainSubject is any other subject: printable, no spaces.
-	plainSubject = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
-)
 
 // runToken prints a development API token signed by the development issuer
 // key on the token. The token is alone on the last line of the output.
@@ -100,17 +90,11 @@ func mintDevToken(ctx context.Context, cfg *config.Config, tok *hsm.Token, subje
 	return token, nil
 }
 
-// checkSubject validates a token subject's form for its role.
+// checkSubject validates a token subject's form for its role
+// (policies.CheckCallerSubject).
 func checkSubject(role policies.Role, subject string) error {
-	switch {
-	case subject == "":
+	if subject == "" {
 		return errors.New("--subject is required")
-	case role == policies.RoleAgency && !organisationIdentifier.MatchString(subject):
-		return fmt.Errorf("agency subject %q is not an organizationIdentifier like NTROM-1234567", subject)
-	case role == policies.RoleCitizen && !civilNumber.MatchString(subject):
-		return fmt.Errorf("citizen subject %q is not a civil number (4 to 20 digits)", subject)
-	case !plainSubject.MatchString(subject):
-		return fmt.Errorf("subject %q must be 1 to 128 printable characters without spaces", subject)
 	}
-	return nil
+	return policies.CheckCallerSubject(role, subject)
 }

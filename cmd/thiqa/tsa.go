@@ -9,8 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
@@ -154,7 +152,7 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	}
 	svc, err := timestamp.NewService(ctx, timestamp.ServiceOptions{
 		Units: units, Config: cfg.TSA.Timestamp, Clock: clk, Serials: serials, Audit: p.audit,
-		Identify: requesterOf(p.authn), RenewBefore: renewBefore, Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
+		Identify: auth.Requester(p.authn), RenewBefore: renewBefore, Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: run `thiqa init --data %s`", err, cfg.Dir())
@@ -171,25 +169,4 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	sv.background = append(sv.background, func(ctx context.Context) { svc.RenewLoop(ctx, interval) })
 	sv.tsa = svc // the signing service time-stamps in process
 	return nil
-}
-
-// requesterOf names the requester of a time-stamp: the authenticated caller
-// when the request carries a bearer token or a client certificate that
-// verify, otherwise the remote address.
-func requesterOf(authn *auth.Authenticator) func(*http.Request) string {
-	return func(r *http.Request) string {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			host = r.RemoteAddr
-		}
-		addr := "addr:" + host
-		if authn == nil || (r.Header.Get("Authorization") == "" && (r.TLS == nil || len(r.TLS.PeerCertificates) == 0)) {
-			return addr
-		}
-		pr, err := authn.Authenticate(r)
-		if err != nil {
-			return addr + " (credentials refused)"
-		}
-		return pr.Method + ":" + pr.Subject
-	}
 }

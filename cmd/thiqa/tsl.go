@@ -13,11 +13,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,28 +65,6 @@ func onePositional(fs *flag.FlagSet, args []string, what string) (string, error)
 	return pos[0], nil
 }
 
-// tslCheckOutput is `thiqa tsl check --json`.
-type tslCheckOutput struct {
-	Location        string               `json:"location"`
-	Indication      report.Indication    `json:"indication"`
-	SubIndication   report.SubIndication `json:"subIndication,omitempty"`
-	Territory       string               `json:"territory,omitempty"`
-	Version         int                  `json:"tslVersion,omitempty"`
-	SequenceNumber  int                  `json:"sequenceNumber,omitempty"`
-	Type            string               `json:"tslType,omitempty"`
-	Operator        string               `json:"schemeOperator,omitempty"`
-	IssueDate       *time.Time           `json:"issueDate,omitempty"`
-	NextUpdate      *time.Time           `json:"nextUpdate,omitempty"`
-	Providers       int                  `json:"trustServiceProviders"`
-	Services        int                  `json:"services"`
-	Pointers        int                  `json:"pointersToOtherLists"`
-	Signer          string               `json:"signer,omitempty"`
-	SigningTime     *time.Time           `json:"signingTime,omitempty"`
-	Errors          []string             `json:"errors,omitempty"`
-	Warnings        []string             `json:"warnings,omitempty"`
-	DistributionURI []string             `json:"distributionPoints,omitempty"`
-}
-
 func tslCheck(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("tsl check", env)
 	var signers pemFileList
@@ -114,31 +89,18 @@ func tslCheck(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		opts.Signers = append(opts.Signers, certs...)
 	}
-	raw, err := readList(ctx, loc, *timeout)
+	raw, err := tsl.ReadList(ctx, loc, *timeout)
 	if err != nil {
 		return cannotRun("%w", err)
 	}
 	res := tsl.Check(raw, opts)
-	out := tslCheckOutput{Location: loc, Indication: res.Indication, SubIndication: res.SubIndication, Errors: res.Errors, Warnings: res.Warnings}
-	if l := res.List; l != nil {
-		out.Territory, out.Version, out.SequenceNumber, out.Type, out.Operator = l.Territory, l.Version, l.SequenceNumber, l.Type, l.Operator
-		out.IssueDate, out.Providers, out.Services, out.Pointers, out.DistributionURI = &l.IssueDate, len(l.Providers), l.ServiceCount(), len(l.Pointers), l.DistributionPoints
-		if !l.NextUpdate.IsZero() {
-			out.NextUpdate = &l.NextUpdate
-		}
-	}
-	if res.Signer != nil {
-		out.Signer = res.Signer.Subject.String()
-	}
-	if !res.SigningTime.IsZero() {
-		out.SigningTime = &res.SigningTime
-	}
+	out := tsl.Summarize(loc, res)
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(out)
 	} else {
-		err = writeTSLText(env.stdout, out)
+		err = out.WriteText(env.stdout)
 	}
 	if err != nil {
 		return cannotRun("writing the result: %w", err)
@@ -147,68 +109,6 @@ func tslCheck(ctx context.Context, env *cliEnv, args []string) error {
 		return withExit(code, errSilent)
 	}
 	return nil
-}
-
-func writeTSLText(w io.Writer, o tslCheckOutput) error {
-	var b strings.Builder
-	v := string(o.Indication)
-	if o.SubIndication != report.None {
-		v += " / " + string(o.SubIndication)
-	}
-	fmt.Fprintf(&b, "Indication: %s\n", v)
-	line := func(k, v string) {
-		if v != "" {
-			fmt.Fprintf(&b, "%-24s %s\n", k+":", v)
-		}
-	}
-	day := func(t *time.Time) string {
-		if t == nil {
-			return ""
-		}
-		return t.UTC().Format(time.RFC3339)
-	}
-	line("Scheme territory", o.Territory)
-	if o.Version > 0 {
-		line("TSL version", strconv.Itoa(o.Version))
-		line("Sequence number", strconv.Itoa(o.SequenceNumber))
-	}
-	line("TSL type", o.Type)
-	line("Scheme operator", o.Operator)
-	line("Issue date", day(o.IssueDate))
-	line("Next update", day(o.NextUpdate))
-	fmt.Fprintf(&b, "%-24s %d\n%-24s %d\n", "Trust service providers:", o.Providers, "Services:", o.Services)
-	if o.Pointers > 0 {
-		fmt.Fprintf(&b, "%-24s %d\n", "Pointers to other lists:", o.Pointers)
-	}
-	line("Signed by", o.Signer)
-	line("Signing time", day(o.SigningTime))
-	for _, e := range o.Errors {
-		fmt.Fprintf(&b, "  error: %s\n", e)
-	}
-	for _, wn := range o.Warnings {
-		fmt.Fprintf(&b, "  warning: %s\n", wn)
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// readList reads a list from a file or a URL (bounded in size and time).
-func readList(ctx context.Context, loc string, timeout time.Duration) ([]byte, error) {
-	if tsl.IsURL(loc) {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		return tsl.HTTPFetcher{Client: &http.Client{Timeout: timeout}}.Fetch(ctx, loc, tsl.DefaultMaxBytes)
-	}
-	f, err := os.Open(loc)
-	if err != nil {
-		return nil, fmt.Errorf("reading the trusted list: %w", err)
-	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, tsl.DefaultMaxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading the trusted list: %w", err)
-	}
-	return raw, nil
 }
 
 // parseDays reads "180d" or a Go duration.
@@ -298,24 +198,17 @@ func tslBuild(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 // nextSequence is one more than the sequence number of the list at path
-// (read without checking its signature: only the number is taken), else 1.
+// (build.NextSequence), else 1.
 func nextSequence(path string) int {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return 1
 	}
-	if res := tsl.Check(raw, tsl.CheckOptions{}); res.List != nil {
-		return res.List.SequenceNumber + 1
-	}
-	return 1
+	return build.NextSequence(raw)
 }
 
-// deploymentServices lists this deployment's qualified services: a CA/QC
-// service for each issuing CA that issues qualified certificates (its
-// additional service information from the profiles' QC types) and a
-// TSA/QTST service whose identity is the TSA's issuing CA (so that renewing
-// the unit certificate does not need a new list). The territory is the
-// root CA's country.
+// deploymentServices lists this deployment's qualified services
+// (build.DeploymentServices) from the CA certificates in the data folder.
 func deploymentServices(cfg *config.Config) ([]build.Service, string, error) {
 	if !cfg.CA.Enabled() {
 		return nil, "", errors.New("this data folder runs no CA: there is nothing to list")
@@ -328,11 +221,10 @@ func deploymentServices(cfg *config.Config) ([]build.Service, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("root CA certificate (run `thiqa init --data %s`): %w", cfg.Dir(), err)
 	}
-	territory := ""
-	if len(root[0].Subject.Country) > 0 {
-		territory = root[0].Subject.Country[0]
+	d := build.Deployment{Root: root[0], Profiles: profiles}
+	if cfg.TSA.Enabled() {
+		d.TSACA = cfg.TSA.CAOrDefault()
 	}
-	var out []build.Service
 	for _, is := range cfg.CA.Issuers {
 		certs, err := readAnchors(caCertPath(cfg, is.Name))
 		if err != nil {
@@ -342,37 +234,10 @@ func deploymentServices(cfg *config.Config) ([]build.Service, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("CA %s: %w", is.Name, err)
 		}
-		generations := append(certs[:1:1], later...)
-		if cfg.TSA.Enabled() && is.Name == cfg.TSA.CAOrDefault() {
-			for _, c := range generations {
-				out = append(out, build.Service{Type: tsl.SvcTypeTSAQTST, Name: c.Subject.CommonName + " time-stamping",
-					Certificates: []*x509.Certificate{c}, Status: tsl.StatusGranted, Since: c.NotBefore})
-			}
-			continue
-		}
-		var asi []string
-		for _, name := range profiles.Names() {
-			pr, err := profiles.Get(name)
-			if err != nil || !pr.QC.Compliance || !slices.Contains(pr.Issuers, is.Name) {
-				continue
-			}
-			for _, t := range pr.QC.Types {
-				u := map[string]string{policies.OIDQcTypeESign: tsl.ASiForeSignatures, policies.OIDQcTypeESeal: tsl.ASiForeSeals}[t.String()]
-				if u != "" && !slices.Contains(asi, u) {
-					asi = append(asi, u)
-				}
-			}
-		}
-		if len(asi) == 0 {
-			continue // issues no qualified certificates for signatures or seals
-		}
-		slices.Sort(asi)
-		for _, c := range generations {
-			out = append(out, build.Service{Type: tsl.SvcTypeCAQC, Name: c.Subject.CommonName, Certificates: []*x509.Certificate{c},
-				Status: tsl.StatusGranted, Since: c.NotBefore, AdditionalInfo: asi})
-		}
+		d.Issuers = append(d.Issuers, build.IssuingCA{Name: is.Name, Generations: append(certs[:1:1], later...)})
 	}
-	return out, territory, nil
+	services, territory := build.DeploymentServices(d)
+	return services, territory, nil
 }
 
 // loadTrustedLists loads the lists named on the command line (each checked

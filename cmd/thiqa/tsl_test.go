@@ -47,10 +47,10 @@ func xmlCrypto(t *testing.T, list, cert string) (bool, string) {
 	return err == nil && strings.TrimSpace(string(out)) == "VALID", string(out)
 }
 
-func tslCheckJSON(t *testing.T, wantCode int, args ...string) tslCheckOutput {
+func tslCheckJSON(t *testing.T, wantCode int, args ...string) tsl.Summary {
 	t.Helper()
 	r := thiqa(t, nil, append([]string{"tsl", "check", "--json"}, args...)...)
-	var out tslCheckOutput
+	var out tsl.Summary
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || r.code != wantCode {
 		t.Fatalf("tsl check %v: exit %d (want %d), %v\n%s\n%s", args, r.code, wantCode, err, r.stdout, r.stderr)
 	}

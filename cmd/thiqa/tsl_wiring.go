@@ -7,41 +7,27 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/tsl/build"
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/verify/tsl"
 )
 
-// oidTSLSigning is id-tsl-kp-tslSigning (ETSI TS 119 612 §5.7.1).
-var oidTSLSigning = asn1.ObjectIdentifier{0, 4, 0, 2231, 3, 0}
-
-// tslSignerValidity is the lifetime of the list signer's certificate.
-const tslSignerValidity = 3 * 365 * 24 * time.Hour
-
 // initTSLSigner makes sure the trusted-list signer key (RSA 3072: what
 // every XML-signature implementation verifies) is on the token and has its
-// certificate in the data folder. The certificate is self-signed by that
-// key: a trusted list's signer is trusted because relying parties configure
-// its certificate, as the EU publishes the LOTL signers in the Official
-// Journal, not through a CA. What exists is kept.
+// certificate in the data folder, self-signed by that key
+// (build.SignerCertificate). What exists is kept.
 func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 	if !p.cfg.CA.Enabled() {
 		return nil
@@ -65,34 +51,13 @@ func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	org, country := "Thiqa", ""
+	var root *x509.Certificate
 	if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
-		if o := roots[0].Subject.Organization; len(o) > 0 {
-			org = o[0]
-		}
-		if c := roots[0].Subject.Country; len(c) > 0 {
-			country = c[0]
-		}
+		root = roots[0]
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	der, err := build.SignerCertificate(key, tc.Operator, root, time.Now())
 	if err != nil {
-		return fmt.Errorf("serial number: %w", err)
-	}
-	now := time.Now().UTC()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial.Add(serial, big.NewInt(1)),
-		Subject:      pkix.Name{CommonName: tc.Operator + " trusted list signer", Organization: []string{org}},
-		NotBefore:    now.Add(-time.Minute), NotAfter: now.Add(tslSignerValidity),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
-		UnknownExtKeyUsage:    []asn1.ObjectIdentifier{oidTSLSigning},
-		BasicConstraintsValid: true,
-	}
-	if country != "" {
-		tmpl.Subject.Country = []string{country}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return fmt.Errorf("self-signing the trusted-list signer certificate: %w", err)
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(tc.SignerCertificate), 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", filepath.Dir(tc.SignerCertificate), err)
@@ -150,45 +115,12 @@ func wireTSL(_ context.Context, p *platform, s *serving) error {
 	if !p.cfg.CA.Enabled() {
 		return nil
 	}
-	f := &tslFile{path: p.cfg.ResolvedTSL().File, log: p.logger.With("service", "tsl")}
-	s.mux.Handle("GET /tsl.xml", f)
-	if _, err := os.Stat(f.path); err != nil {
-		f.log.Warn("no trusted list to publish yet: run `thiqa tsl build`", "file", f.path)
+	path, log := p.cfg.ResolvedTSL().File, p.logger.With("service", "tsl")
+	s.mux.Handle("GET /tsl.xml", build.NewPublished(path, log))
+	if _, err := os.Stat(path); err != nil {
+		log.Warn("no trusted list to publish yet: run `thiqa tsl build`", "file", path)
 	}
 	return nil
-}
-
-// tslFile serves a file, re-read when its modification time changes.
-type tslFile struct {
-	path string
-	log  *slog.Logger
-
-	mu    sync.Mutex
-	mtime time.Time
-	body  []byte
-}
-
-func (f *tslFile) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	st, err := os.Stat(f.path)
-	if err != nil {
-		problem.Error(w, http.StatusNotFound, "no trusted list has been published yet")
-		return
-	}
-	f.mu.Lock()
-	if !st.ModTime().Equal(f.mtime) || f.body == nil {
-		body, err := os.ReadFile(f.path)
-		if err != nil {
-			f.mu.Unlock()
-			f.log.Error("reading the trusted list", "file", f.path, "error", err)
-			problem.Error(w, http.StatusInternalServerError, "the trusted list cannot be read")
-			return
-		}
-		f.body, f.mtime = body, st.ModTime()
-	}
-	body, mtime := f.body, f.mtime
-	f.mu.Unlock()
-	w.Header().Set("Content-Type", tsl.MimeTypeTSL)
-	http.ServeContent(w, r, "tsl.xml", mtime, bytes.NewReader(body))
 }
 
 // serveTrustedLists loads verify.trustedLists for `thiqa serve` and reloads

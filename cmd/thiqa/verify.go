@@ -14,18 +14,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"os"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/internal/clientip"
-	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/internal/metrics"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/web"
 )
@@ -260,101 +257,12 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 			return fmt.Errorf("registering verify metrics: %w", err)
 		}
 	}
-	limit := newRateLimiter(vc.RatePerSecond, vc.Burst, time.Now)
-	s.mux.Handle("POST /api/v1/verify", countStatus(requests, limit.middleware(v.Handler(vc.MaxUploadBytes))))
+	limit := ratelimit.New(vc.RatePerSecond, vc.Burst, time.Now)
+	s.mux.Handle("POST /api/v1/verify", metrics.CountStatus(requests, limit.Middleware(v.Handler(vc.MaxUploadBytes))))
 	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes})
 	s.mux.Handle("GET /verify", page)
 	s.mux.Handle("GET /verify/", page)
 	logger.Info("verification ready", "anchors", len(anchors), "onlineRevocation", !vc.OfflineRevocation,
 		"maxUploadBytes", vc.MaxUploadBytes, "ratePerSecond", vc.RatePerSecond, "burst", vc.Burst)
 	return nil
-}
-
-// countStatus counts the responses of next by status code.
-func countStatus(c *prometheus.CounterVec, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		c.WithLabelValues(strconv.Itoa(rec.status)).Inc()
-	})
-}
-
-// rateLimiter is a token bucket per client IP, in memory: each IP may
-// start burst requests at once and rate per second on average.
-type rateLimiter struct {
-	rate  float64
-	burst float64
-	now   func() time.Time
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// maxBuckets bounds the limiter's memory; beyond it, idle buckets (full
-// again) are dropped.
-const maxBuckets = 100_000
-
-func newRateLimiter(rate float64, burst int, now func() time.Time) *rateLimiter {
-	return &rateLimiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
-}
-
-// allow takes one token from key's bucket; when none is left it returns
-// false and how long until one is.
-func (l *rateLimiter) allow(key string) (bool, time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	b, ok := l.buckets[key]
-	if !ok {
-		if len(l.buckets) >= maxBuckets {
-			l.sweep(now)
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-}
-
-// sweep drops buckets that have refilled (their clients are idle); if that
-// frees nothing, it drops all of them rather than grow without bound.
-func (l *rateLimiter) sweep(now time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
-	if len(l.buckets) >= maxBuckets {
-		clear(l.buckets)
-	}
-}
-
-// middleware answers 429 with a problem body and Retry-After when the
-// client IP has no token left. The client is the TCP peer, or the address
-// a trusted proxy forwarded (clientip.Middleware, verify.trustedProxies).
-func (l *rateLimiter) middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := l.allow(clientip.FromRequest(r).Key()); !ok {
-			secs := int(math.Ceil(wait.Seconds()))
-			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-			problem.Error(w, http.StatusTooManyRequests, "too many verifications from this address; retry later")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }

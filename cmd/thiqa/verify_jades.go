@@ -1,53 +1,38 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/verify/report"
 )
 
-// maxJWSFile bounds a JAdES signature or its detached payload read by
-// `thiqa verify`.
-const maxJWSFile = 64 << 20
-
-// verifyFile validates f: a JAdES signature (JSON or compact JWS, with the
-// detached payload from payloadFile when given) or else a PDF.
+// verifyFile validates f (verify.VerifyFile): a JAdES signature, with the
+// detached payload from payloadFile when given, or else a PDF.
 func verifyFile(ctx context.Context, v *verify.Verifier, f *os.File, size int64, payloadFile string) (*report.Report, error) {
-	head := make([]byte, min(size, 1024))
-	if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("reading the document: %w", err)
-	}
-	if bytes.Contains(head, []byte("%PDF-")) || size > maxJWSFile {
-		if payloadFile != "" {
-			return nil, errors.New("--payload is for a JAdES signature, not a PDF")
-		}
-		return v.VerifyPDF(ctx, f, size)
-	}
-	b, err := io.ReadAll(io.NewSectionReader(f, 0, size))
-	if err != nil {
-		return nil, fmt.Errorf("reading the document: %w", err)
-	}
-	if !verify.LooksLikeJWS(b) {
-		return v.VerifyPDF(ctx, f, size) // neither: the PDF verdict says why
-	}
-	var payload []byte
+	var payload func() ([]byte, error)
 	if payloadFile != "" {
-		st, err := os.Stat(payloadFile)
-		if err != nil {
-			return nil, fmt.Errorf("--payload: %w", err)
-		}
-		if st.Size() > maxJWSFile {
-			return nil, fmt.Errorf("--payload: larger than %d bytes", maxJWSFile)
-		}
-		if payload, err = os.ReadFile(payloadFile); err != nil {
-			return nil, fmt.Errorf("--payload: %w", err)
+		payload = func() ([]byte, error) {
+			st, err := os.Stat(payloadFile)
+			if err != nil {
+				return nil, fmt.Errorf("--payload: %w", err)
+			}
+			if st.Size() > verify.MaxJWSBytes {
+				return nil, fmt.Errorf("--payload: larger than %d bytes", verify.MaxJWSBytes)
+			}
+			b, err := os.ReadFile(payloadFile)
+			if err != nil {
+				return nil, fmt.Errorf("--payload: %w", err)
+			}
+			return b, nil
 		}
 	}
-	return v.VerifyJAdES(ctx, b, payload)
+	rep, err := v.VerifyFile(ctx, f, size, payload)
+	if errors.Is(err, verify.ErrPayloadForPDF) {
+		return nil, errors.New("--payload is for a JAdES signature, not a PDF")
+	}
+	return rep, err
 }

@@ -27,49 +27,6 @@ import (
 	"github.com/thiqa/thiqa/verify/report"
 )
 
-func TestVerifyRateLimiter(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	l := newRateLimiter(2, 3, func() time.Time { return now })
-	for i := range 3 {
-		if ok, _ := l.allow("a"); !ok {
-			t.Fatalf("request %d within the burst refused", i+1)
-		}
-	}
-	ok, wait := l.allow("a")
-	if ok || wait <= 0 || wait > 500*time.Millisecond {
-		t.Fatalf("4th request: allowed %v, wait %s; want refused, wait ≤ 0.5s", ok, wait)
-	}
-	if ok, _ := l.allow("b"); !ok {
-		t.Fatal("another client IP shares the first one's bucket")
-	}
-	now = now.Add(500 * time.Millisecond) // one token back at 2/s
-	if ok, _ := l.allow("a"); !ok {
-		t.Fatal("no token after 0.5 s at 2/s")
-	}
-	if ok, _ := l.allow("a"); ok {
-		t.Fatal("two tokens after 0.5 s at 2/s")
-	}
-	now = now.Add(time.Hour) // refills to the burst, not beyond
-	for i := range 4 {
-		ok, _ := l.allow("a")
-		if ok != (i < 3) {
-			t.Fatalf("after an hour, request %d: allowed %v", i+1, ok)
-		}
-	}
-
-	h := l.middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
-	var rec *httptest.ResponseRecorder
-	for range 4 {
-		req := httptest.NewRequest(http.MethodPost, "/api/v1/verify", nil)
-		req.RemoteAddr = "192.0.2.7:5555"
-		rec = httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-	}
-	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Content-Type") != "application/problem+json" || rec.Header().Get("Retry-After") == "" {
-		t.Fatalf("over the limit: %d %v %s", rec.Code, rec.Header(), rec.Body)
-	}
-}
-
 // vfyPlainPDF is a one-page PDF (objects 1 catalog, 2 pages, 3 font, 4
 // page, 5 content) to seal.
 func vfyPlainPDF() []byte {

@@ -1,6 +1,8 @@
-// Package atomicfile replaces files whole: a reader sees the old content or
-// the new, never a torn write. The services write their certificate files
-// (TSA unit, OCSP responders) and the CLI its outputs through it.
+// Package atomicfile writes files whole: Write replaces a file so that a
+// reader sees the old content or the new, never a torn write; WriteNew
+// creates a file that must not exist yet and leaves nothing behind when it
+// fails. The services write their certificate files (TSA unit, OCSP
+// responders) and the CLI its outputs through it.
 package atomicfile
 
 import (
@@ -33,6 +35,26 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteNew creates path with data, failing with an error wrapping
+// os.ErrExist when it is already there (nothing is ever replaced); a failed
+// write leaves no file behind.
+func WriteNew(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
 	}
 	return nil
 }

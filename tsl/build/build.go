@@ -4,6 +4,10 @@
 // or ECDSA with SHA-2, made with any crypto.Signer (a key on the token in
 // production). It lives outside verify/ because it signs; it checks what it
 // signed with verify/tsl before returning it, as a relying party would.
+//
+// It also says what the list holds for a deployment (DeploymentServices,
+// NextSequence), makes the list signer's self-signed certificate
+// (SignerCertificate) and serves the published file (Published).
 package build
 
 import (

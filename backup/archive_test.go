@@ -1,4 +1,4 @@
-package main
+package backup
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func testArchive(t testing.TB, files map[string]string) []byte {
 		}
 		staged[name] = p
 	}
-	m := &backupManifest{Format: backupFormat, Created: time.Unix(1_800_000_000, 0).UTC(), Store: manifestStore{Driver: "sqlite", Entry: storeSQLite}}
+	m := &Manifest{Format: Format, Created: time.Unix(1_800_000_000, 0).UTC(), Store: StoreCopy{Driver: "sqlite", Entry: storeSQLite}}
 	if err := fillManifestFiles(m, staged); err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +68,8 @@ func TestArchiveRoundTripAndDamage(t *testing.T) {
 			if err := os.WriteFile(path, bad, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := readArchive(path, t.TempDir()); !errors.Is(err, errBackupCorrupt) {
-				t.Fatalf("damage at byte %d of %d: %v, want errBackupCorrupt", i, len(good), err)
+			if _, err := readArchive(path, t.TempDir()); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("damage at byte %d of %d: %v, want ErrCorrupt", i, len(good), err)
 			}
 		}
 	}
@@ -77,7 +77,7 @@ func TestArchiveRoundTripAndDamage(t *testing.T) {
 	if err := os.WriteFile(path, testArchive(t, map[string]string{"data/thiqa.yaml": "x"}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readArchive(path, t.TempDir()); !errors.Is(err, errBackupCorrupt) {
+	if _, err := readArchive(path, t.TempDir()); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("no database: %v", err)
 	}
 }
@@ -142,11 +142,11 @@ func TestRestoreSerialFloorIsAboveAnyCounter(t *testing.T) {
 	// numbers a second since is still below a later floor.
 	first := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	later := first.Add(24 * time.Hour)
-	counter := restoreSerialFloor(first) + int64(later.Sub(first).Seconds())*10_000
-	if restoreSerialFloor(later) <= counter {
-		t.Fatalf("floor %d not above counter %d", restoreSerialFloor(later), counter)
+	counter := SerialFloor(first) + int64(later.Sub(first).Seconds())*10_000
+	if SerialFloor(later) <= counter {
+		t.Fatalf("floor %d not above counter %d", SerialFloor(later), counter)
 	}
-	if restoreSerialFloor(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)) <= 0 {
+	if SerialFloor(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)) <= 0 {
 		t.Fatal("the floor overflows before year 9999")
 	}
 }
@@ -169,7 +169,7 @@ func FuzzReadArchive(f *testing.F) {
 			t.Fatal(err)
 		}
 		_, err := readArchive(path, stage)
-		if err != nil && !errors.Is(err, errBackupCorrupt) {
+		if err != nil && !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("error not marked corrupt: %v", err)
 		}
 		entries, _ := os.ReadDir(root)

@@ -1,4 +1,4 @@
-package main
+package backup
 
 import (
 	"archive/tar"
@@ -23,7 +23,7 @@ import (
 
 // A backup archive is a gzip-compressed tar file:
 //
-//	manifest.json   what the archive holds (backupManifest)
+//	manifest.json   what the archive holds (Manifest)
 //	manifest.sig    ECDSA signature of the manifest by the deployment's
 //	                audit checkpoint key (on the token)
 //	data/<path>     the data folder's files, relative to it
@@ -36,8 +36,8 @@ import (
 // is restored with: an archive of another deployment, or one whose
 // manifest was rewritten, is refused too.
 
-// backupFormat is the manifest's format name; restore refuses others.
-const backupFormat = "thiqa-backup-v1"
+// Format is the manifest's format name; a restore refuses others.
+const Format = "thiqa-backup-v1"
 
 // manifestDomain separates the manifest signature from every other use of
 // the checkpoint key (audit checkpoints sign "thiqa-audit-checkpoint-v1…").
@@ -52,58 +52,64 @@ const (
 	storePostgres  = "store/postgres.sql"
 )
 
+// Store drivers, as the manifest names them.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
 // maxManifestBytes bounds the manifest a restore reads.
 const maxManifestBytes = 16 << 20
 
-// errBackupCorrupt is returned (wrapped) for an archive that is not a
-// complete, unaltered Thiqa backup.
-var errBackupCorrupt = errors.New("the backup archive is corrupt or not a Thiqa backup")
+// ErrCorrupt is returned (wrapped) for an archive that is not a complete,
+// unaltered Thiqa backup.
+var ErrCorrupt = errors.New("the backup archive is corrupt or not a Thiqa backup")
 
-// errOtherDeployment is returned (wrapped) for a backup of another
+// ErrOtherDeployment is returned (wrapped) for a backup of another
 // deployment than the token's, the configuration's or the database's.
-var errOtherDeployment = errors.New("the backup belongs to another deployment")
+var ErrOtherDeployment = errors.New("the backup belongs to another deployment")
 
-// backupManifest describes one backup.
-type backupManifest struct {
-	// Format is backupFormat.
+// Manifest describes one backup.
+type Manifest struct {
+	// Format is Format.
 	Format string `json:"format"`
 	// Created is when the backup began (UTC).
 	Created time.Time `json:"created"`
 	// Thiqa is the version, commit and build date of the binary that made it.
-	Thiqa versionInfo `json:"thiqa"`
+	Thiqa Build `json:"thiqa"`
 	// Host is the host name of the machine it was made on.
 	Host string `json:"host"`
 	// Deployment identifies the deployment: its root CA.
-	Deployment manifestDeployment `json:"deployment"`
+	Deployment Deployment `json:"deployment"`
 	// Token is the label of the token whose keys the backup needs.
 	Token string `json:"token"`
 	// Store describes the database copy.
-	Store manifestStore `json:"store"`
+	Store StoreCopy `json:"store"`
 	// Audit anchors the database copy: a record the copy must hold.
-	Audit manifestAudit `json:"audit"`
+	Audit AuditAnchor `json:"audit"`
 	// Files lists every entry after the manifest and its signature.
-	Files []manifestFile `json:"files"`
+	Files []File `json:"files"`
 	// Excluded lists what was deliberately left out, with why.
 	Excluded []string `json:"excluded"`
 }
 
-// versionInfo is the build identity of a thiqa binary.
-type versionInfo struct {
+// Build is the build identity of a thiqa binary.
+type Build struct {
 	Version   string `json:"version"`
 	Commit    string `json:"commit"`
 	BuildDate string `json:"buildDate"`
 }
 
-// manifestDeployment identifies a deployment.
-type manifestDeployment struct {
+// Deployment identifies a deployment.
+type Deployment struct {
 	// RootSHA256 is the SHA-256 of the root CA certificate's DER (hex).
 	RootSHA256 string `json:"rootSHA256"`
 	// RootSubject is the root CA's subject, for people.
 	RootSubject string `json:"rootSubject"`
 }
 
-// manifestStore describes the database copy.
-type manifestStore struct {
+// StoreCopy describes the database copy.
+type StoreCopy struct {
 	// Driver is sqlite or postgres.
 	Driver string `json:"driver"`
 	// Entry is the archive entry holding it.
@@ -112,15 +118,15 @@ type manifestStore struct {
 	Method string `json:"method"`
 }
 
-// manifestAudit is the audit head read just before the database copy was
+// AuditAnchor is the audit head read just before the database copy was
 // made: the copy holds this record (and possibly later ones).
-type manifestAudit struct {
+type AuditAnchor struct {
 	Seq  int64  `json:"seq"`
 	Hash string `json:"hash"`
 }
 
-// manifestFile is one archive entry.
-type manifestFile struct {
+// File is one archive entry.
+type File struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
@@ -154,7 +160,7 @@ func verifyManifest(pub crypto.PublicKey, raw, sig []byte) bool {
 // writeArchive writes manifest m (its Files filled from staged) and the
 // staged files to out as a gzip-compressed tar. staged maps each entry
 // name to the file holding it.
-func writeArchive(out io.Writer, raw, sig []byte, m *backupManifest, staged map[string]string) error {
+func writeArchive(out io.Writer, raw, sig []byte, m *Manifest, staged map[string]string) error {
 	gz := gzip.NewWriter(out)
 	tw := tar.NewWriter(gz)
 	now := m.Created
@@ -212,7 +218,7 @@ func sha256File(p string) (int64, string, error) {
 // manifest (not yet checked against a token) and its entries extracted
 // into a staging folder.
 type openedArchive struct {
-	manifest backupManifest
+	manifest Manifest
 	raw, sig []byte
 	// dir holds the extracted entries under their archive names.
 	dir string
@@ -223,9 +229,9 @@ func (a *openedArchive) entryPath(name string) string {
 	return filepath.Join(a.dir, filepath.FromSlash(name))
 }
 
-// corrupt wraps errBackupCorrupt with a reason.
+// corrupt wraps ErrCorrupt with a reason.
 func corrupt(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errBackupCorrupt, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
 // readArchive reads the archive at path, extracting its entries into dir
@@ -269,10 +275,10 @@ func readArchive(path, dir string) (*openedArchive, error) {
 		return nil, corrupt("manifest: %v", err)
 	}
 	m := &a.manifest
-	if m.Format != backupFormat {
-		return nil, corrupt("manifest format %q, want %q", m.Format, backupFormat)
+	if m.Format != Format {
+		return nil, corrupt("manifest format %q, want %q", m.Format, Format)
 	}
-	want := map[string]manifestFile{}
+	want := map[string]File{}
 	for _, e := range m.Files {
 		if !safeEntryName(e.Name) {
 			return nil, corrupt("manifest names an unsafe entry %q", e.Name)
@@ -316,7 +322,7 @@ func readArchive(path, dir string) (*openedArchive, error) {
 }
 
 // extractEntry writes one entry to dst and checks its size and SHA-256.
-func extractEntry(r io.Reader, dst string, e manifestFile) error {
+func extractEntry(r io.Reader, dst string, e File) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return fmt.Errorf("extracting %s: %w", e.Name, err)
 	}

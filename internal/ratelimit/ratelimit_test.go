@@ -1,9 +1,6 @@
-package main
+package ratelimit
 
 import (
-	"bytes"
-	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -12,18 +9,63 @@ import (
 	"github.com/thiqa/thiqa/internal/clientip"
 )
 
-// TestVerifyTrustedProxies checks the rate limit behind the client
+// TestLimiter: the burst, the refill at the rate, one bucket per client,
+// and the 429 problem with Retry-After.
+func TestLimiter(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := New(2, 3, func() time.Time { return now })
+	for i := range 3 {
+		if ok, _ := l.Allow("a"); !ok {
+			t.Fatalf("request %d within the burst refused", i+1)
+		}
+	}
+	ok, wait := l.Allow("a")
+	if ok || wait <= 0 || wait > 500*time.Millisecond {
+		t.Fatalf("4th request: allowed %v, wait %s; want refused, wait ≤ 0.5s", ok, wait)
+	}
+	if ok, _ := l.Allow("b"); !ok {
+		t.Fatal("another client IP shares the first one's bucket")
+	}
+	now = now.Add(500 * time.Millisecond) // one token back at 2/s
+	if ok, _ := l.Allow("a"); !ok {
+		t.Fatal("no token after 0.5 s at 2/s")
+	}
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("two tokens after 0.5 s at 2/s")
+	}
+	now = now.Add(time.Hour) // refills to the burst, not beyond
+	for i := range 4 {
+		ok, _ := l.Allow("a")
+		if ok != (i < 3) {
+			t.Fatalf("after an hour, request %d: allowed %v", i+1, ok)
+		}
+	}
+
+	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	var rec *httptest.ResponseRecorder
+	for range 4 {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/verify", nil)
+		req.RemoteAddr = "192.0.2.7:5555"
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+	}
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Content-Type") != "application/problem+json" || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("over the limit: %d %v %s", rec.Code, rec.Header(), rec.Body)
+	}
+}
+
+// TestLimiterBehindTrustedProxies checks the rate limit behind the client
 // resolution that `thiqa serve` puts in front of everything: spoofed
 // forwarding headers from an untrusted peer change nothing, and behind a
 // trusted proxy two clients get separate buckets.
-func TestVerifyTrustedProxies(t *testing.T) {
+func TestLimiterBehindTrustedProxies(t *testing.T) {
 	proxies, err := clientip.New([]string{"10.0.0.0/8"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_800_000_000, 0)
-	limit := newRateLimiter(1, 3, func() time.Time { return now })
-	h := proxies.Middleware(limit.middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })))
+	limit := New(1, 3, func() time.Time { return now })
+	h := proxies.Middleware(limit.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })))
 	send := func(peer, xff, fwd string) int {
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/verify", nil)
 		req.RemoteAddr = peer
@@ -68,36 +110,5 @@ func TestVerifyTrustedProxies(t *testing.T) {
 	}
 	if code := send("10.0.0.2:40002", "", ""); code != http.StatusNoContent {
 		t.Fatalf("the proxy's own requests share a client's bucket: %d", code)
-	}
-}
-
-// TestAccessLogNamesClient checks that the access log names the client
-// behind a trusted proxy, with the proxy as "peer", and the TCP peer
-// otherwise.
-func TestAccessLogNamesClient(t *testing.T) {
-	proxies, err := clientip.New([]string{"10.0.0.0/8"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := proxies.Middleware(accessLog(logger, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})))
-	for _, c := range []struct{ peer, xff, remote, proxy string }{
-		{"10.0.0.2:40000", "198.51.100.10", "198.51.100.10", "10.0.0.2:40000"},
-		{"192.0.2.7:5555", "198.51.100.10", "192.0.2.7:5555", ""},
-	} {
-		buf.Reset()
-		req := httptest.NewRequest(http.MethodGet, "/verify", nil)
-		req.RemoteAddr = c.peer
-		req.Header.Set("X-Forwarded-For", c.xff)
-		h.ServeHTTP(httptest.NewRecorder(), req)
-		var line struct {
-			Msg    string `json:"msg"`
-			Remote string `json:"remote"`
-			Peer   string `json:"peer"`
-		}
-		if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line.Msg != "http request" || line.Remote != c.remote || line.Peer != c.proxy {
-			t.Fatalf("peer %s: log line %s", c.peer, buf.String())
-		}
 	}
 }

@@ -1,4 +1,9 @@
-package main
+// Package inprocess is an http.RoundTripper that answers a deployment's own
+// URLs with the server's own handler. The signing service reaches this
+// deployment's TSA, OCSP responder and CRLs through it: the time-stamps and
+// revocation data of B-T…B-LTA come from this server even when it listens
+// on another address than publicBaseURL names.
+package inprocess
 
 import (
 	"bytes"
@@ -9,23 +14,27 @@ import (
 	"strconv"
 )
 
-// inProcessTransport answers requests for this deployment's own URLs (host
-// = publicBaseURL's host) with the server's own handler, without a network
-// round trip; any other URL goes to next. The time-stamps and the OCSP
-// responses and CRLs of B-T…B-LTA thus come from this server's TSA and
-// revocation services even when it listens on another address.
-type inProcessTransport struct {
-	host    string
-	handler http.Handler
-	next    http.RoundTripper
+// Transport answers requests for one host with a handler, without a
+// network round trip; any other host goes to Next.
+type Transport struct {
+	// Host is the host (and port, if any) answered in process.
+	Host string
+	// Handler answers; its requests come from RemoteAddr "in-process".
+	Handler http.Handler
+	// Next carries every other request (http.DefaultTransport).
+	Next http.RoundTripper
 }
 
-// maxInProcessResponse bounds an in-process reply (CRLs included).
-const maxInProcessResponse = 64 << 20
+// MaxResponse bounds an in-process reply (CRLs included): a larger one
+// fails the request.
+const MaxResponse = 64 << 20
 
-func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Host != t.host {
-		return t.next.RoundTrip(req)
+// RoundTrip answers req with Handler when it is for Host: the request is
+// cloned, its reply buffered (at most MaxResponse bytes); the caller's
+// context cancels the wait, and a handler that panics fails the request.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host != t.Host {
+		return t.Next.RoundTrip(req)
 	}
 	rec := &responseBuffer{header: http.Header{}}
 	r := req.Clone(req.Context())
@@ -39,7 +48,7 @@ func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error
 	go func() {
 		defer close(done)
 		defer func() { panicked = recover() }()
-		t.handler.ServeHTTP(rec, r)
+		t.Handler.ServeHTTP(rec, r)
 	}()
 	select {
 	case <-done:
@@ -53,7 +62,7 @@ func (t *inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error
 		rec.status = http.StatusOK
 	}
 	if rec.overflow {
-		return nil, fmt.Errorf("in-process reply for %s exceeds %d bytes", req.URL.Path, maxInProcessResponse)
+		return nil, fmt.Errorf("in-process reply for %s exceeds %d bytes", req.URL.Path, MaxResponse)
 	}
 	return &http.Response{
 		Status: strconv.Itoa(rec.status) + " " + http.StatusText(rec.status), StatusCode: rec.status,
@@ -80,7 +89,7 @@ func (b *responseBuffer) Write(p []byte) (int, error) {
 	if b.status == 0 {
 		b.status = http.StatusOK
 	}
-	if b.body.Len()+len(p) > maxInProcessResponse {
+	if b.body.Len()+len(p) > MaxResponse {
 		b.overflow = true
 		return 0, errors.New("reply too large")
 	}

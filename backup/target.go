@@ -1,7 +1,6 @@
-package main
+package backup
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,28 +8,26 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
 
-// errTargetNotEmpty is returned (wrapped) when the folder or database a
+// ErrTargetNotEmpty is returned (wrapped) when the folder or database a
 // backup is restored into already holds data.
-var errTargetNotEmpty = errors.New("the restore target is not empty")
+var ErrTargetNotEmpty = errors.New("the restore target is not empty")
 
-// restoreTarget is the data folder a backup is restored into.
-type restoreTarget struct {
+// target is the data folder a backup is restored into.
+type target struct {
 	dir    string // absolute
 	exists bool
 	// release drops the exclusive lock held on an existing folder.
 	release func()
 }
 
-// openRestoreTarget checks the folder a backup goes to: it may not exist
-// yet (its parent must); an existing one is locked exclusively, which
-// fails while a `thiqa serve` runs on it. Its contents are checked later,
-// against the configuration (checkTargetContents).
-func openRestoreTarget(dir string) (*restoreTarget, error) {
-	t := &restoreTarget{dir: dir, release: func() {}}
+// openTarget checks the folder a backup goes to: it may not exist yet (its
+// parent must); an existing one is locked exclusively, which fails while
+// a `thiqa serve` runs on it. Its contents are checked later, against the
+// configuration (checkContents).
+func openTarget(dir string) (*target, error) {
+	t := &target{dir: dir, release: func() {}}
 	info, err := os.Lstat(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -41,9 +38,9 @@ func openRestoreTarget(dir string) (*restoreTarget, error) {
 	case err != nil:
 		return nil, fmt.Errorf("restore target: %w", err)
 	case !info.IsDir():
-		return nil, fmt.Errorf("%w: %s is not a folder", errTargetNotEmpty, dir)
+		return nil, fmt.Errorf("%w: %s is not a folder", ErrTargetNotEmpty, dir)
 	}
-	release, err := lockDataFolder(dir, true)
+	release, err := LockFolder(dir, true)
 	if err != nil {
 		return nil, err
 	}
@@ -51,34 +48,27 @@ func openRestoreTarget(dir string) (*restoreTarget, error) {
 	return t, nil
 }
 
-// hsmMaterial returns the top-level names in the data folder that may be
-// there before a restore: the folder's own configuration, and what the
-// HSM's backup procedure puts back (the SoftHSM token folder, its
-// configuration, the PIN files' folders).
-func hsmMaterial(cfg *config.Config, dir string) []string {
-	names := []string{config.FileName}
-	add := func(p string) {
+// TopLevel returns the names, directly in dir, of the paths that are
+// inside it (each once, in order): what an existing data folder may hold
+// before a restore (Settings.HSMMaterial).
+func TopLevel(dir string, paths ...string) []string {
+	var names []string
+	for _, p := range paths {
 		if p == "" {
-			return
+			continue
 		}
-		if rel, err := filepath.Rel(dir, cfg.Resolve(p)); err == nil && !strings.HasPrefix(rel, "..") {
+		if rel, err := filepath.Rel(dir, p); err == nil && !strings.HasPrefix(rel, "..") {
 			if top := strings.Split(filepath.ToSlash(rel), "/")[0]; !slices.Contains(names, top) {
 				names = append(names, top)
 			}
 		}
 	}
-	if s := cfg.HSM.SoftHSM; s != nil {
-		add(s.TokenDir)
-		add(s.Conf)
-		add(s.SOPINFile)
-	}
-	add(cfg.HSM.PINFile)
 	return names
 }
 
-// checkTargetContents refuses a folder holding anything but HSM material
-// and a configuration: a data folder in use, or another deployment's.
-func (t *restoreTarget) checkTargetContents(cfg *config.Config) error {
+// checkContents refuses a folder holding anything but HSM material and a
+// configuration: a data folder in use, or another deployment's.
+func (t *target) checkContents(configFile string, hsmMaterial []string) error {
 	if !t.exists {
 		return nil
 	}
@@ -86,7 +76,12 @@ func (t *restoreTarget) checkTargetContents(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", t.dir, err)
 	}
-	allowed := hsmMaterial(cfg, t.dir)
+	allowed := []string{configFile}
+	for _, n := range hsmMaterial {
+		if !slices.Contains(allowed, n) {
+			allowed = append(allowed, n)
+		}
+	}
 	var other []string
 	for _, e := range entries {
 		if !slices.Contains(allowed, e.Name()) {
@@ -94,8 +89,8 @@ func (t *restoreTarget) checkTargetContents(cfg *config.Config) error {
 		}
 	}
 	if len(other) > 0 {
-		return fmt.Errorf("%w: %s holds %s; a restore needs a fresh folder that holds at most the token and PIN files (%s) and thiqa.yaml: restore into a new folder, or move those away (nothing was changed)",
-			errTargetNotEmpty, t.dir, strings.Join(other, ", "), strings.Join(allowed[1:], ", "))
+		return fmt.Errorf("%w: %s holds %s; a restore needs a fresh folder that holds at most the token and PIN files (%s) and %s: restore into a new folder, or move those away (nothing was changed)",
+			ErrTargetNotEmpty, t.dir, strings.Join(other, ", "), strings.Join(allowed[1:], ", "), configFile)
 	}
 	return nil
 }
@@ -120,7 +115,7 @@ func planMove(from, to string) ([]string, error) {
 				return err
 			}
 			if !same {
-				return fmt.Errorf("%w: %s exists with other content than the backup's (nothing was changed)", errTargetNotEmpty, dst)
+				return fmt.Errorf("%w: %s exists with other content than the backup's (nothing was changed)", ErrTargetNotEmpty, dst)
 			}
 			return nil
 		}
@@ -128,19 +123,6 @@ func planMove(from, to string) ([]string, error) {
 		return nil
 	})
 	return names, err
-}
-
-// sameContent reports whether two files hold the same bytes.
-func sameContent(a, b string) (bool, error) {
-	x, err := os.ReadFile(a)
-	if err != nil {
-		return false, err
-	}
-	y, err := os.ReadFile(b)
-	if err != nil {
-		return false, err
-	}
-	return bytes.Equal(x, y), nil
 }
 
 // moveFiles renames each planned file from from into to, creating
@@ -173,7 +155,7 @@ func undoMoves(from, to string, moved []string) {
 // it copies and removes.
 func moveFile(src, dst string) error {
 	if _, err := os.Lstat(dst); err == nil {
-		return fmt.Errorf("%w: %s appeared during the restore", errTargetNotEmpty, dst)
+		return fmt.Errorf("%w: %s appeared during the restore", ErrTargetNotEmpty, dst)
 	}
 	if err := os.Rename(src, dst); err == nil {
 		return nil

@@ -1,0 +1,142 @@
+package hierarchy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// memKey is a key of memToken.
+type memKey struct {
+	*ecdsa.PrivateKey
+	uri string
+}
+
+func (k memKey) URI() string { return k.uri }
+
+// memToken is a token in memory (Token).
+type memToken struct{ keys map[string]memKey }
+
+func (t *memToken) FindKey(_ context.Context, label string) (Key, error) {
+	if k, ok := t.keys[label]; ok {
+		return k, nil
+	}
+	return nil, ErrKeyNotFound
+}
+
+func (t *memToken) GenerateKey(_ context.Context, label, _ string) (Key, error) {
+	if _, ok := t.keys[label]; ok {
+		return nil, errors.New("exists")
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	t.keys[label] = memKey{k, "pkcs11:token=t;object=" + label}
+	return t.keys[label], nil
+}
+
+func (t *memToken) Keys(context.Context) ([]KeyInfo, error) {
+	var out []KeyInfo
+	for _, k := range t.keys {
+		out = append(out, KeyInfo{URI: k.uri, Public: k.Public()})
+	}
+	return out, nil
+}
+
+// memAudit collects the entries (Auditor).
+type memAudit struct{ actions []string }
+
+func (a *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error) {
+	a.actions = append(a.actions, e.Action)
+	return audit.Record{}, nil
+}
+
+func testConfig(dir string) Config {
+	ca := func(name string) CA {
+		return CA{Name: name, Key: "pkcs11:token=t;object=" + name + "-ca", KeyLabel: name + "-ca", KeyType: "ec-p256",
+			CommonName: "Test " + name, Organization: "Thiqa", Country: "OM", Validity: "3650d"}
+	}
+	return Config{Dir: dir, CertDir: dir + "/ca", Root: ca("root"), Issuers: []CA{ca("citizen")}, BaseURL: "http://thiqa.example"}
+}
+
+// TestInitFindAndIdentity: Init creates the development hierarchy once,
+// Find and Issuing read it back, the identity is the root's fingerprint;
+// a certificate gone from the folder stops Init with nothing replaced.
+func TestInitFindAndIdentity(t *testing.T) {
+	ctx := context.Background()
+	c := testConfig(t.TempDir())
+	tok, log := &memToken{keys: map[string]memKey{}}, &memAudit{}
+	if err := Init(ctx, c, tok, log, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if len(tok.keys) != 2 || strings.Join(log.actions, ",") != "ca.certificate.create,ca.certificate.create" {
+		t.Fatalf("keys %d, audit %v", len(tok.keys), log.actions)
+	}
+	if err := Init(ctx, c, tok, log, io.Discard); err != nil || len(log.actions) != 2 {
+		t.Fatalf("second Init: %v, audit %v", err, log.actions)
+	}
+	parts, err := Find(ctx, c, tok)
+	if err != nil || len(parts) != 2 || parts[1].Cert.CheckSignatureFrom(parts[0].Cert) != nil {
+		t.Fatalf("Find: %v %v", parts, err)
+	}
+	active, err := Issuing(c, parts)
+	if err != nil || len(active) != 1 || active[0].CA() != "citizen" || active[0].Generation() != 1 {
+		t.Fatalf("Issuing: %v %v", active, err)
+	}
+	id, err := ReadIdentity(CertPath(c.CertDir, "root"))
+	if err != nil || len(id.RootSHA256) != 64 {
+		t.Fatalf("identity: %v %v", id, err)
+	}
+	if err := id.Mismatch("00", time.Now()); !errors.Is(err, ErrDeploymentMismatch) {
+		t.Fatalf("Mismatch: %v", err)
+	}
+	if err := os.Remove(parts[1].Path); err != nil {
+		t.Fatal(err)
+	}
+	if err := Init(ctx, c, tok, log, io.Discard); err == nil || !strings.Contains(err.Error(), "nothing was created or replaced") {
+		t.Fatalf("Init with a key but no certificate: %v", err)
+	}
+}
+
+// TestOfflineRootPending: with an offline root, InitOffline gives the
+// issuing CA a key and a CSR and says it is pending; Issuing refuses to
+// serve until its certificate is imported.
+func TestOfflineRootPending(t *testing.T) {
+	ctx := context.Background()
+	dev := testConfig(t.TempDir())
+	devTok := &memToken{keys: map[string]memKey{}}
+	if err := Init(ctx, dev, devTok, &memAudit{}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := Find(ctx, dev, devTok)
+	c := testConfig(t.TempDir())
+	c.RootOffline, c.Root.Key, c.Root.KeyLabel = true, "", ""
+	if _, err := InstallRoot(c, parts[0].Cert); err != nil {
+		t.Fatal(err)
+	}
+	tok := &memToken{keys: map[string]memKey{}}
+	err := Init(ctx, c, tok, &memAudit{}, io.Discard)
+	if !errors.Is(err, ErrPending) {
+		t.Fatalf("InitOffline: %v", err)
+	}
+	if _, err := os.Stat(c.CertDir + "/citizen.csr"); err != nil {
+		t.Fatal(err)
+	}
+	all, err := Find(ctx, c, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Issuing(c, all); err == nil || !strings.Contains(err.Error(), "thiqa ca import") {
+		t.Fatalf("Issuing while pending: %v", err)
+	}
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/thiqa/thiqa/ca/hierarchy"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// The CA hierarchy of a data folder (package ca/hierarchy): this file
+// describes it from the configuration and hands it the online token.
+
+// caCertPath is where `thiqa init` writes a CA's certificate (PEM).
+func caCertPath(cfg *config.Config, name string) string {
+	return hierarchy.CertPath(cfg.Resolve(cfg.CA.CertDir), name)
+}
+
+// caCertificate reads the PEM certificate of the CA name from the data
+// folder (ca/NAME.pem).
+func caCertificate(cfg *config.Config, name string) (*x509.Certificate, error) {
+	path := caCertPath(cfg, name)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := parseCertPEM(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// installedGenerations returns the certificates of the CA name's
+// generations after the first (hierarchy.InstalledGenerations).
+func installedGenerations(cfg *config.Config, name string) ([]*x509.Certificate, error) {
+	return hierarchy.InstalledGenerations(cfg.Resolve(cfg.CA.CertDir), name)
+}
+
+// hierarchyConfig describes the configured CA hierarchy.
+func hierarchyConfig(cfg *config.Config) (hierarchy.Config, error) {
+	h := hierarchy.Config{Dir: cfg.Dir(), CertDir: cfg.Resolve(cfg.CA.CertDir), RootOffline: cfg.CA.Root.Offline,
+		BaseURL: cfg.PublicBaseURL, Profiles: cfg.CA.Profiles}
+	describe := func(c config.CAKeyConfig) (hierarchy.CA, error) {
+		d := hierarchy.CA{Name: c.Name, Key: c.Key, KeyType: c.KeyTypeOrDefault(), CommonName: c.CommonName, Organization: c.Organization,
+			OrganizationIdentifier: c.OrganizationIdentifier, Country: c.Country, Validity: c.Validity}
+		if c.Key != "" { // an offline root has no key here
+			label, err := keyLabel(cfg, c.Key)
+			if err != nil {
+				return d, fmt.Errorf("CA %s: %w", c.Name, err)
+			}
+			d.KeyLabel = label
+		}
+		return d, nil
+	}
+	var err error
+	if h.Root, err = describe(cfg.CA.Root); err != nil {
+		return h, err
+	}
+	for _, is := range cfg.CA.Issuers {
+		d, err := describe(is)
+		if err != nil {
+			return h, err
+		}
+		h.Issuers = append(h.Issuers, d)
+	}
+	return h, nil
+}
+
+// caToken is the online token as the hierarchy uses it (hierarchy.Token):
+// each key it generates is recorded in log.
+type caToken struct {
+	token *hsm.Token
+	log   *audit.Log
+}
+
+func (t caToken) FindKey(ctx context.Context, label string) (hierarchy.Key, error) {
+	k, err := t.token.FindKey(ctx, label)
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: %w", hierarchy.ErrKeyNotFound, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (t caToken) GenerateKey(ctx context.Context, label, keyType string) (hierarchy.Key, error) {
+	kt, err := hsm.ParseKeyType(keyType)
+	if err != nil {
+		return nil, err
+	}
+	k, err := t.token.GenerateKey(ctx, label, kt)
+	if err != nil {
+		return nil, err
+	}
+	if err := auditKeyGenerated(ctx, t.log, k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func (t caToken) Keys(ctx context.Context) ([]hierarchy.KeyInfo, error) {
+	keys, err := t.token.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]hierarchy.KeyInfo, len(keys))
+	for i, k := range keys {
+		out[i] = hierarchy.KeyInfo{URI: k.URI, Public: k.Public}
+	}
+	return out, nil
+}
+
+// findHierarchy looks up every CA's key on the token and its certificate
+// in the data folder (hierarchy.Find): the root first.
+func findHierarchy(ctx context.Context, cfg *config.Config, tok *hsm.Token) ([]*hierarchy.Part, error) {
+	h, err := hierarchyConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return hierarchy.Find(ctx, h, caToken{token: tok})
+}
+
+// initCA creates the CA hierarchy on the token and in the data folder
+// (hierarchy.Init); with an offline root it stops init with
+// hierarchy.ErrPending while issuing CAs await their certificates.
+func initCA(ctx context.Context, p *platform, out io.Writer) error {
+	if !p.cfg.CA.Enabled() {
+		return nil
+	}
+	h, err := hierarchyConfig(p.cfg)
+	if err != nil {
+		return err
+	}
+	return hierarchy.Init(ctx, h, caToken{token: p.token, log: p.audit}, p.audit, out)
+}
+
+// offlineRootFor reads --root-cert and makes the configuration's root
+// offline when init writes the configuration; a folder whose root key is
+// on its token is refused.
+func offlineRootFor(cfg *config.Config, haveConfig bool, path string) (*x509.Certificate, error) {
+	if path == "" {
+		return nil, nil
+	}
+	root, err := hierarchy.ReadRoot(path, "--root-cert")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !cfg.CA.Enabled():
+		return nil, errors.New("--root-cert: the configuration runs no CA (ca section)")
+	case !haveConfig:
+		cfg.CA.Root = config.CAKeyConfig{Name: cfg.CA.Root.Name, Offline: true}
+	case !cfg.CA.Root.Offline:
+		return nil, fmt.Errorf("--root-cert: the root key of %s is on its token (ca.root.key); an offline root needs a data folder made with --root-cert (nothing was changed)", cfg.Dir())
+	}
+	return root, nil
+}
+
+// installRootCert writes the offline root's certificate to the data
+// folder (hierarchy.InstallRoot) and returns the file it created, if any.
+func installRootCert(cfg *config.Config, root *x509.Certificate) (string, error) {
+	h, err := hierarchyConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	return hierarchy.InstallRoot(h, root)
+}

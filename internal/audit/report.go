@@ -1,0 +1,115 @@
+package audit
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/thiqa/thiqa/internal/atomicfile"
+)
+
+// VerifyAll checks the whole audit trail of a deployment, as `thiqa audit
+// verify` reports it on out: the chain in st (Verify), then, when the
+// checkpoint file exists, the checkpoints in it signed by the key whose
+// PEM public key is in publicKeyFile (VerifyCheckpoints). It returns
+// false when the chain or a checkpoint is broken (out says where); an
+// error means the check could not run.
+func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile string, out io.Writer) (bool, error) {
+	rep, err := Verify(ctx, st)
+	if err != nil {
+		return false, fmt.Errorf("walking the audit chain: %w", err)
+	}
+	if !rep.OK() {
+		fmt.Fprintf(out, "audit chain BROKEN: %s\n", rep)
+		return false, nil
+	}
+	// The chain is consistent; now hold it against the checkpoints signed
+	// outside the database.
+	f, err := os.Open(checkpointFile)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(out, "audit chain OK: %d records, head seq %d, hash %s\n", rep.Verified, rep.Head.Seq, hex.EncodeToString(rep.Head.Hash))
+		fmt.Fprintf(out, "audit checkpoints: none (%s does not exist): the chain is not anchored outside the database\n", checkpointFile)
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("audit checkpoints: %w", err)
+	}
+	defer f.Close()
+	pub, err := ReadCheckpointKey(publicKeyFile)
+	if err != nil {
+		return false, err
+	}
+	crep, err := VerifyCheckpoints(ctx, st, f, pub)
+	if err != nil {
+		return false, fmt.Errorf("checking the audit checkpoints in %s: %w", checkpointFile, err)
+	}
+	if !crep.OK() {
+		fmt.Fprintf(out, "audit chain BROKEN: %s (%s)\n", crep, checkpointFile)
+		return false, nil
+	}
+	fmt.Fprintf(out, "audit chain OK: %d records, head seq %d, hash %s\n", rep.Verified, rep.Head.Seq, hex.EncodeToString(rep.Head.Hash))
+	if crep.IncompleteLastLine {
+		fmt.Fprintf(out, "audit checkpoints: WARNING: line %d of %s is incomplete (a crash while writing?) and was ignored\n", crep.IncompleteLine, checkpointFile)
+	}
+	fmt.Fprintf(out, "audit checkpoints OK: %s in %s\n", crep, checkpointFile)
+	if crep.StoppedAt > 0 {
+		fmt.Fprintf(out, "audit checkpoints: line %d on was written while this verification ran; left for the next run\n", crep.StoppedAt)
+	}
+	if crep.Last != nil && rep.Head.Seq > crep.Last.Seq {
+		fmt.Fprintf(out, "audit checkpoints: records %d to %d are newer than the last checkpoint and rest on the chain alone\n", crep.Last.Seq+1, rep.Head.Seq)
+	}
+	return true, nil
+}
+
+// PublishCheckpointKey writes pub as PEM (PUBLIC KEY) to path when the
+// file does not exist, so that a verifier needs no token; an existing file
+// must hold the same key.
+func PublishCheckpointKey(path string, pub crypto.PublicKey) error {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("audit checkpoint key: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating the checkpoint folder: %w", err)
+	}
+	body := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	err = atomicfile.WriteNew(path, body, 0o644)
+	if err == nil || !errors.Is(err, os.ErrExist) {
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		return nil
+	}
+	have, err := ReadCheckpointKey(path)
+	if err != nil {
+		return err
+	}
+	if k, ok := have.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(pub) {
+		return fmt.Errorf("%s holds another public key than the audit checkpoint key on the token", path)
+	}
+	return nil
+}
+
+// ReadCheckpointKey reads the checkpoint public key (PEM, PUBLIC KEY).
+func ReadCheckpointKey(path string) (crypto.PublicKey, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoint public key: %w", err)
+	}
+	b, _ := pem.Decode(raw)
+	if b == nil || b.Type != "PUBLIC KEY" {
+		return nil, fmt.Errorf("audit checkpoint public key %s: no PEM PUBLIC KEY block", path)
+	}
+	pub, err := x509.ParsePKIXPublicKey(b.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoint public key %s: %w", path, err)
+	}
+	return pub, nil
+}

@@ -1,0 +1,37 @@
+package metrics
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// ReadinessHandler answers GET /readyz: 200 with "ok" for each check when
+// every dependency answers within readinessTimeout, else 503 with the
+// failing checks' errors (on one line). A warning shows in place of its
+// check's "ok" without failing it.
+func ReadinessHandler(checks map[string]func(context.Context) error, warnings map[string]func() string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readinessTimeout)
+		defer cancel()
+		status := http.StatusOK
+		result := map[string]string{}
+		for name, check := range checks {
+			if err := check(ctx); err != nil {
+				status = http.StatusServiceUnavailable
+				result[name] = strings.Join(strings.Fields(err.Error()), " ")
+				continue
+			}
+			result[name] = "ok"
+		}
+		for name, warn := range warnings {
+			if msg := warn(); msg != "" && (result[name] == "ok" || result[name] == "") {
+				result[name] = "warning: " + msg
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(result)
+	}
+}

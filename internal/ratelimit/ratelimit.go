@@ -1,0 +1,96 @@
+// Package ratelimit limits requests per client IP with a token bucket each,
+// in memory: each client may start burst requests at once and rate per
+// second on average. The public verification endpoint uses it; the client
+// is the TCP peer, or the address a trusted proxy forwarded
+// (clientip.Middleware must run first).
+package ratelimit
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/clientip"
+	"github.com/thiqa/thiqa/internal/problem"
+)
+
+// maxBuckets bounds the limiter's memory; beyond it, idle buckets (full
+// again) are dropped.
+const maxBuckets = 100_000
+
+// Limiter is a token bucket per key (a client IP). It is safe for
+// concurrent use.
+type Limiter struct {
+	rate  float64
+	burst float64
+	now   func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// New returns a limiter allowing burst requests at once and rate per
+// second on average for each key, reading the time from now.
+func New(rate float64, burst int, now func() time.Time) *Limiter {
+	return &Limiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
+}
+
+// Allow takes one token from key's bucket; when none is left it returns
+// false and how long until one is.
+func (l *Limiter) Allow(key string) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= maxBuckets {
+			l.sweep(now)
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	if el := now.Sub(b.last).Seconds(); el > 0 {
+		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+}
+
+// sweep drops buckets that have refilled (their clients are idle); if that
+// frees nothing, it drops all of them rather than grow without bound.
+func (l *Limiter) sweep(now time.Time) {
+	for k, b := range l.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) >= maxBuckets {
+		clear(l.buckets)
+	}
+}
+
+// Middleware answers 429 with a problem body and Retry-After when the
+// client IP has no token left. The client is the TCP peer, or the address
+// a trusted proxy forwarded (clientip.Middleware, verify.trustedProxies).
+func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ok, wait := l.Allow(clientip.FromRequest(r).Key()); !ok {
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			problem.Error(w, http.StatusTooManyRequests, "too many verifications from this address; retry later")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

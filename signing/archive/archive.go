@@ -1,0 +1,267 @@
+// Package archive keeps signed PDFs verifiable for the long term
+// (EN 319 142-1 §5.5): it extends a document in place without ever leaving
+// it half written (ExtendInto), renews every PDF of a folder whose last
+// document time-stamp needs it (Job), and extends through a server's POST
+// /api/v1/extend (Remote) when the caller has no token of its own.
+package archive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/signer"
+	"github.com/thiqa/thiqa/signing"
+	"github.com/thiqa/thiqa/verify/report"
+)
+
+// Extender extends one document, written to out only on success; missing
+// names the certificates it found no revocation data for.
+type Extender func(ctx context.Context, in *os.File, size int64, out io.Writer) (missing []string, err error)
+
+// justRenewed is how recent a document time-stamp keeps the archive job
+// from renewing again, whatever its TSA certificate: the job is idempotent
+// even when the TSA's own certificate expires within the window.
+const justRenewed = 24 * time.Hour
+
+// Job renews the PDFs of a folder whose last document time-stamp
+// needs it (EN 319 142-1 §5.5): each file is judged, extended into a
+// temporary file and renamed over the original, so an interrupted run
+// leaves every file whole and the next run resumes where it stopped.
+type Job struct {
+	// Extend extends one document.
+	Extend Extender
+	// Verifier judges whether a document needs renewing; offline is
+	// enough (the structure and the times, not revocation): the
+	// extension itself judges each document again.
+	Verifier PDFVerifier
+	// RenewBefore is how long before its TSA certificate expires the
+	// last document time-stamp is renewed.
+	RenewBefore time.Duration
+	// Timeout bounds the extension of one document.
+	Timeout time.Duration
+	// Now is the clock (time.Now).
+	Now func() time.Time
+	// Out receives a line per file and the summary.
+	Out io.Writer
+}
+
+// PDFVerifier validates a PDF (*verify.Verifier).
+type PDFVerifier interface {
+	VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*report.Report, error)
+}
+
+// FailedError says how many documents of a run could not be renewed.
+type FailedError struct{ N int }
+
+// Error says how many documents could not be renewed.
+func (e *FailedError) Error() string { return fmt.Sprintf("%d document(s) could not be renewed", e.N) }
+
+// Run walks dir and prints a line per file (what was done, or skipped and
+// why) and a summary; it fails with a *FailedError when a file could not
+// be renewed.
+func (j Job) Run(ctx context.Context, dir string) error {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.EqualFold(filepath.Ext(p), ".pdf") && !strings.HasPrefix(d.Name(), ".") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	var renewed, skipped, failed int
+	for i, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		prefix := fmt.Sprintf("%s %d/%d %s", bar(i+1, len(files)), i+1, len(files), f)
+		renew, why := j.needs(ctx, f)
+		if !renew {
+			skipped++
+			fmt.Fprintf(j.Out, "%s: skipped: %s\n", prefix, why)
+			continue
+		}
+		fctx, cancel := context.WithTimeout(ctx, j.Timeout)
+		missing, _, err := ExtendInto(fctx, j.Extend, f, f)
+		cancel()
+		var re *RefusedError
+		switch {
+		case errors.Is(err, signing.ErrBroken) || errors.Is(err, signing.ErrNothingToExtend) || (errors.As(err, &re) && re.Status == 422):
+			skipped++
+			fmt.Fprintf(j.Out, "%s: skipped: %v\n", prefix, err)
+		case err != nil:
+			failed++
+			fmt.Fprintf(j.Out, "%s: FAILED: %v\n", prefix, err)
+		default:
+			renewed++
+			fmt.Fprintf(j.Out, "%s: renewed (%s)\n", prefix, why)
+			for _, m := range missing {
+				fmt.Fprintf(j.Out, "    warning: no revocation data for %s\n", m)
+			}
+		}
+	}
+	fmt.Fprintf(j.Out, "archive %s: %d PDF(s): %d renewed, %d skipped, %d failed\n", dir, len(files), renewed, skipped, failed)
+	if failed > 0 {
+		return &FailedError{N: failed}
+	}
+	return nil
+}
+
+// needs says whether f needs a new document time-stamp, and why (or why
+// not).
+func (j Job) needs(ctx context.Context, f string) (bool, string) {
+	in, err := os.Open(f)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return false, err.Error()
+	}
+	rep, err := j.Verifier.VerifyPDF(ctx, in, st.Size())
+	if err != nil {
+		return false, err.Error()
+	}
+	if len(rep.Signatures) == 0 {
+		if len(rep.Errors) > 0 {
+			return false, "not a readable signed PDF: " + rep.Errors[0]
+		}
+		return false, "no signature"
+	}
+	var last *report.Signature
+	for i := range rep.Signatures {
+		s := &rep.Signatures[i]
+		if s.Kind == "document-timestamp" && s.SignatureIntact && s.Signer != nil && (last == nil || s.Revision > last.Revision) {
+			last = s
+		}
+	}
+	if last == nil {
+		return true, "no document time-stamp yet"
+	}
+	now := j.Now()
+	expires := last.Signer.NotAfter
+	day := func(t time.Time) string { return t.UTC().Format("2006-01-02") }
+	if expires.After(now.Add(j.RenewBefore)) {
+		return false, fmt.Sprintf("the last time-stamp's TSA certificate is valid until %s, beyond the renewal window", day(expires))
+	}
+	if t := last.ProvenSigningTime; t != nil && now.Sub(*t) < justRenewed {
+		return false, fmt.Sprintf("renewed at %s, but that TSA certificate expires on %s, within the window: renew the TSA unit's certificate", t.UTC().Format(time.RFC3339), day(expires))
+	}
+	return true, fmt.Sprintf("the last time-stamp's TSA certificate expires on %s", day(expires))
+}
+
+// bar draws progress as [#####-----].
+func bar(done, total int) string {
+	const width = 20
+	n := width
+	if total > 0 {
+		n = done * width / total
+	}
+	return "[" + strings.Repeat("#", n) + strings.Repeat("-", width-n) + "]"
+}
+
+// ExtendInto extends inPath with ext, writing to a temporary file next to outPath, synced and
+// renamed over outPath (which may be inPath) only on success.
+func ExtendInto(ctx context.Context, ext Extender, inPath, outPath string) ([]string, int64, error) {
+	in, err := os.Open(inPath)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer in.Close()
+	st, err := in.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(outPath), ".extend-*.pdf")
+	if err != nil {
+		return nil, 0, err
+	}
+	defer os.Remove(tmp.Name())
+	missing, err := ext(ctx, in, st.Size(), tmp)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	n, _ := tmp.Seek(0, io.SeekCurrent)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n == 0 {
+		err = errors.New("nothing was written")
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), st.Mode().Perm())
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), outPath)
+	}
+	return missing, n, err
+}
+
+// Remote extends through the POST /api/v1/extend of the server at base,
+// with the API token, to level (force: even when a signature does not
+// verify). A refusal is a *RefusedError; the warnings of the reply (no
+// revocation data for …) are the missing list.
+func Remote(base, token string, level signer.Level, force bool) Extender {
+	return func(ctx context.Context, in *os.File, size int64, out io.Writer) ([]string, error) {
+		q := url.Values{"level": {level.String()}}
+		if force {
+			q.Set("force", "true")
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/api/v1/extend?"+q.Encode(), in)
+		if err != nil {
+			return nil, err
+		}
+		req.ContentLength = size
+		req.Header.Set("Content-Type", "application/pdf")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("calling %s: %w", base, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			var p struct {
+				problem.Details
+				Report *report.Report `json:"report"`
+			}
+			raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if json.Unmarshal(raw, &p) == nil && p.Detail != "" {
+				return nil, &RefusedError{Status: resp.StatusCode, Detail: p.Detail}
+			}
+			return nil, &RefusedError{Status: resp.StatusCode, Detail: strings.TrimSpace(string(raw))}
+		}
+		if _, err := io.Copy(out, resp.Body); err != nil {
+			return nil, fmt.Errorf("receiving the extended document: %w", err)
+		}
+		return resp.Header.Values(signing.WarningHeader), nil
+	}
+}
+
+// RefusedError is a server's refusal (4xx or 5xx) of one document.
+type RefusedError struct {
+	// Status is the HTTP status and Detail the problem's detail (or the
+	// body when it was no problem).
+	Status int
+	Detail string
+}
+
+// Error says the document was refused, with the status and the detail.
+func (e *RefusedError) Error() string { return fmt.Sprintf("refused (%d): %s", e.Status, e.Detail) }

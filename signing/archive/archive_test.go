@@ -1,0 +1,82 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/verify/report"
+)
+
+// fakeVerifier judges a file by its content: "none" has no document
+// time-stamp, "fresh" one whose TSA certificate is valid for a year,
+// "expiring" one that expires in a week.
+type fakeVerifier struct{ now time.Time }
+
+func (f fakeVerifier) VerifyPDF(_ context.Context, r io.ReaderAt, size int64) (*report.Report, error) {
+	b := make([]byte, size)
+	if _, err := r.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	sig := report.Signature{Kind: "signature", SignatureIntact: true, Signer: &report.Signer{NotAfter: f.now.AddDate(5, 0, 0)}}
+	ts := func(until time.Time) report.Signature {
+		return report.Signature{Kind: "document-timestamp", SignatureIntact: true, Revision: 1, Signer: &report.Signer{NotAfter: until}}
+	}
+	switch strings.TrimSpace(string(b)) {
+	case "fresh":
+		return &report.Report{Signatures: []report.Signature{sig, ts(f.now.AddDate(1, 0, 0))}}, nil
+	case "expiring", "expiring fail":
+		return &report.Report{Signatures: []report.Signature{sig, ts(f.now.AddDate(0, 0, 7))}}, nil
+	case "none":
+		return &report.Report{Signatures: []report.Signature{sig}}, nil
+	}
+	return &report.Report{}, nil
+}
+
+// TestJob: documents that need it are renewed in place, the others are
+// skipped with the reason, a failure is counted and leaves the file whole.
+func TestJob(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	for name, body := range map[string]string{"a.pdf": "none", "b.pdf": "fresh", "c.PDF": "expiring", "d.pdf": "fail", ".hidden.pdf": "none", "e.txt": "none"} {
+		if name == "d.pdf" {
+			body = "expiring fail"
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ext := func(_ context.Context, in *os.File, size int64, out io.Writer) ([]string, error) {
+		b, _ := io.ReadAll(in)
+		if strings.Contains(string(b), "fail") {
+			_, _ = out.Write([]byte("partial"))
+			return nil, errors.New("TSA down")
+		}
+		_, err := out.Write([]byte("fresh\n"))
+		return []string{"CN=x"}, err
+	}
+	var out bytes.Buffer
+	j := Job{Extend: ext, Verifier: fakeVerifier{now: now}, RenewBefore: 90 * 24 * time.Hour, Timeout: time.Minute, Now: func() time.Time { return now }, Out: &out}
+	err := j.Run(context.Background(), dir)
+	var failed *FailedError
+	if !errors.As(err, &failed) || failed.N != 1 || err.Error() != "1 document(s) could not be renewed" {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "4 PDF(s): 2 renewed, 1 skipped, 1 failed") || !strings.Contains(out.String(), "warning: no revocation data for CN=x") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	for name, want := range map[string]string{"a.pdf": "fresh\n", "b.pdf": "fresh", "c.PDF": "fresh\n", "d.pdf": "expiring fail"} {
+		if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != want {
+			t.Errorf("%s: %q, want %q", name, b, want)
+		}
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "a.pdf")); st.Mode().Perm() != 0o640 {
+		t.Errorf("renewed file mode %v", st.Mode())
+	}
+}
