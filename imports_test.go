@@ -66,6 +66,12 @@ func violations(graph map[string][]string) []string {
 			if under(imp, "cmd") && !under(pkg, "cmd") {
 				bad(pkg, imp, "rule 4: nothing imports cmd")
 			}
+			// Rule 6: the pages are clients of the API: web/... imports no
+			// service, so every action goes through the API's
+			// authorisation, service code and audit.
+			if under(pkg, "web") && underAny(imp, serviceRooms) {
+				bad(pkg, imp, "rule 6: the pages call the API, never a service")
+			}
 		}
 	}
 	sort.Strings(out)
@@ -141,6 +147,7 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"verify/tsl":            {"tsl/build"},                                            // rule 4
 		"tsl/build":             {"verify/tsl", "internal/problem"},                       // fine
 		"ca/hierarchy":          {"ca", "internal/audit"},                                 // fine
+		"web/portal":            {"internal/auth", "signing"},                             // rule 6
 	}
 	want := []string{
 		"backup imports store: rule 1: only cmd/... imports store, hsm and the configuration package",
@@ -155,6 +162,7 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"verify/pdf imports signer/pdfdoc: rule 4: verification imports no signing code",
 		"verify/tsl imports tsl/build: rule 4: verification imports no signing code",
 		"web imports store: rule 1: only cmd/... imports store, hsm and the configuration package",
+		"web/portal imports signing: rule 6: the pages call the API, never a service",
 	}
 	got := violations(graph)
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

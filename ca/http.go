@@ -36,6 +36,10 @@ type HandlerOptions struct {
 	KeyGenerator KeyGenerator
 	// Logger receives server-side errors; nil discards.
 	Logger *slog.Logger
+	// Trail reads a certificate's audit trail; nil answers 501.
+	Trail TrailReader
+	// Search narrows certificate searches; nil answers 501.
+	Search Searcher
 	// Issued, when set, is told of every certificate whose key was made on
 	// the token (keyInHSM), after it is issued and audited and before the
 	// answer is sent: the signing service registers the credential then, so
@@ -87,6 +91,7 @@ type Guard func(action policies.Action) func(http.Handler) http.Handler
 func (api *API) Register(mux Mux, guard Guard) {
 	mux.Handle("POST /api/v1/certificates", guard(policies.ActionIssueCertificate)(http.HandlerFunc(api.Issue)))
 	mux.Handle("GET /api/v1/certificates/{serial}", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Get)))
+	mux.Handle("GET /api/v1/certificates/{serial}/audit", guard(policies.ActionReadCertificate)(http.HandlerFunc(api.Trail)))
 	mux.Handle("GET /certs/{file}", http.HandlerFunc(api.CACert))
 }
 
@@ -133,6 +138,9 @@ type CertificateResponse struct {
 	NotAfter         time.Time  `json:"notAfter"`
 	RevokedAt        *time.Time `json:"revokedAt,omitempty"`
 	RevocationReason *int       `json:"revocationReason,omitempty"`
+	// CredentialID names the key on the token the certificate certifies
+	// (a remote-signing credential or a mobile ID).
+	CredentialID string `json:"credentialID,omitempty"`
 }
 
 func pemCert(der []byte) string {
@@ -253,7 +261,7 @@ func (api *API) Get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := CertificateResponse{Serial: rec.Serial, CA: rec.CA, Profile: rec.Profile, Certificate: pemCert(rec.DER),
-		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, Status: "valid"}
+		NotBefore: rec.NotBefore, NotAfter: rec.NotAfter, Status: "valid", CredentialID: rec.CredentialID}
 	switch {
 	case rec.Revoked:
 		out.Status = "revoked"

@@ -58,6 +58,10 @@ func (rn *Renewer) Register(mux Mux, guard Guard, api *API) {
 		rn.serveRenew(w, r, api)
 	})))
 	mux.Handle("GET /api/v1/certificates", guard(policies.ActionListCertificates)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); !q.Has("expiringWithin") && (q.Has("civilNumber") || q.Has("organizationIdentifier") || q.Has("name")) {
+			api.Search(w, r) // a search by the holder
+			return
+		}
 		rn.serveExpiring(w, r, api)
 	})))
 }

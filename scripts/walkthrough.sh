@@ -253,4 +253,13 @@ openssl crl -inform DER -in citizen.crl -noout -text > citizen.crl.txt
 grep -q TOTAL-PASSED verify.txt
 call 200 verify-report.json -F file=@sealed.pdf "$BASE/api/v1/verify"
 grep -q '"indication": *"TOTAL-PASSED"' verify-report.json
+# --- 12. The people's pages ------------------------------------------------------
+# The same tasks without curl: open these in a browser (Arabic by default,
+# English with ?lang=en). The console takes $OFFICER as its sign-in token;
+# /my/approve (the phone side of mobile ID) takes $CITIZEN.
+call 200 front.html -H 'Accept-Language: en' "$BASE/"
+grep -q 'href="/my/"' front.html && grep -q 'href="/ra/"' front.html
+call 200 ra.html "$BASE/ra/"
+grep -q 'name="csrf"' ra.html
+echo "front page $BASE/  citizen portal $BASE/my/  phone $BASE/my/approve  officer console $BASE/ra/"
 echo "walkthrough done: every step answered as expected"

@@ -109,6 +109,8 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 			e.PIN = "locked"
 		case c.PINSet:
 			e.PIN = "set"
+		case c.ActivationPending:
+			e.PIN = "activation-pending"
 		}
 		out.Credentials = append(out.Credentials, e)
 	}

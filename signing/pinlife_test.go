@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -108,6 +109,23 @@ func TestPINLifeCycle(t *testing.T) {
 			}
 			if code, m = authorize("583920"); code != 400 || !strings.Contains(m["error_description"].(string), "no signing PIN") {
 				t.Fatalf("the PIN after a reset: %d %v", code, m)
+			}
+			// The owner's list says an activation is pending.
+			req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/api/v1/credentials?owner=self", nil)
+			req.Header.Set("Authorization", "Bearer "+citizen)
+			resp, err := w.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var own signing.OwnCredentialsResponse
+			err = json.NewDecoder(resp.Body).Decode(&own)
+			resp.Body.Close()
+			pending := false
+			for _, c := range own.Credentials {
+				pending = pending || (c.CredentialID == cred && c.PIN == "activation-pending")
+			}
+			if err != nil || !pending {
+				t.Fatalf("own credentials after a reset: %v %+v, want %s activation-pending", err, own, cred)
 			}
 			if code, m = w.csc(t, "/api/v1/credentials/"+cred+"/pin", citizen, signing.PINRequest{PIN: "724683"}); code != 409 {
 				t.Fatalf("set without the code after a reset: %d %v", code, m)

@@ -50,6 +50,9 @@ type CredentialRecord struct {
 	PINSet bool
 	// PINFailures is the count of consecutive wrong PIN tries.
 	PINFailures int
+	// ActivationPending reports that a registration officer reset the PIN
+	// and the owner has not yet set a new one with the activation code.
+	ActivationPending bool
 	// CreatedAt is when the credential was recorded.
 	CreatedAt time.Time
 }

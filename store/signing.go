@@ -35,12 +35,13 @@ func signErr(what string, err error) error {
 // SigningCredentials returns the signing service's store.
 func (db *DB) SigningCredentials() *SigningCredentials { return &SigningCredentials{db: db} }
 
-const credColumns = `id, owner_kind, owner_id, profile, key_label, cert_serial, chain_der, not_after, pin_hash IS NOT NULL, pin_failures, created_at`
+const credColumns = `id, owner_kind, owner_id, profile, key_label, cert_serial, chain_der, not_after, pin_hash IS NOT NULL, pin_failures, created_at,
+	activation_hash IS NOT NULL`
 
 func scanCredential(sc interface{ Scan(...any) error }) (*signing.CredentialRecord, error) {
 	var c signing.CredentialRecord
 	var na, ca, failures int64
-	if err := sc.Scan(&c.ID, &c.OwnerKind, &c.OwnerID, &c.Profile, &c.KeyLabel, &c.CertSerial, &c.ChainDER, &na, &c.PINSet, &failures, &ca); err != nil {
+	if err := sc.Scan(&c.ID, &c.OwnerKind, &c.OwnerID, &c.Profile, &c.KeyLabel, &c.CertSerial, &c.ChainDER, &na, &c.PINSet, &failures, &ca, &c.ActivationPending); err != nil {
 		return nil, err
 	}
 	c.NotAfter, c.CreatedAt, c.PINFailures = time.Unix(0, na).UTC(), time.Unix(0, ca).UTC(), int(failures)

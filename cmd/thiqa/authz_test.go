@@ -460,6 +460,12 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		{name: "GET /api/v1/certificates/{serial}", allowed: is("officer-1", "operator-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodGet, path: "/api/v1/certificates/" + cardASerial}
 		}},
+		{name: "GET /api/v1/certificates (search)", allowed: is("officer-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodGet, path: "/api/v1/certificates?civilNumber=12345678"}
+		}},
+		{name: "GET /api/v1/certificates/{serial}/audit", allowed: is("officer-1", "operator-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodGet, path: "/api/v1/certificates/" + cardASerial + "/audit"}
+		}},
 		{name: "POST /api/v1/certificates/{serial}/revoke", allowed: is("officer-1", azCitizenA), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
 			// A fresh certificate of citizen A for every caller.
 			_, serial := f.clientCert(t, "citizen-auth", azCitizen(azCitizenA))

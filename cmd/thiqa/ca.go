@@ -115,6 +115,8 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 		Caller:       callerOf,
 		KeyGenerator: keys,
 		Logger:       p.logger.With("service", "ca"),
+		Trail:        p.db,
+		Search:       p.db.Certificates(nil),
 		// The signing service is wired after the CA: read it at call time.
 		Issued: func(ctx context.Context, got *ca.Issued) error {
 			if s.signing == nil {

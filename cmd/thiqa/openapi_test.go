@@ -54,6 +54,9 @@ func routeServes(route, op string) bool {
 	if pm != "" && pm != method {
 		return false
 	}
+	if exact, ok := strings.CutSuffix(pp, "{$}"); ok { // "/my/{$}": that path only
+		return exact == path
+	}
 	if strings.HasSuffix(pp, "/") { // a subtree
 		return strings.HasPrefix(path, pp)
 	}
@@ -113,6 +116,10 @@ func TestRouteServes(t *testing.T) {
 		{"prefix\t/ocsp/", "GET /ocsp/{request}", true},
 		{"prefix\t/tsa", "POST /tsa", true},
 		{"prefix\t/ocsp/", "POST /ocsp", false},
+		{"mux\tGET /{$}", "GET /", true},
+		{"mux\tGET /{$}", "GET /healthz", false},
+		{"mux\tGET /my/{$}", "GET /my/", true},
+		{"mux\tGET /my/{$}", "GET /my/sign", false},
 	} {
 		if got := routeServes(c.route, c.op); got != c.want {
 			t.Errorf("routeServes(%q, %q) = %v", c.route, c.op, got)

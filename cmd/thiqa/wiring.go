@@ -114,6 +114,7 @@ func services() []serviceWiring {
 		{"enrolment", wireEnrol},   // CMP and EST, after the renewal: a key update is one
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
+		{"portal", wirePortal},
 	}
 }
 

@@ -259,6 +259,9 @@ type attempt struct {
 
 // authenticate also reports what was tried.
 func (a *Authenticator) authenticate(r *http.Request) (*Principal, attempt, error) {
+	if p, ok := sessionOf(r.Context()); ok {
+		return p, attempt{method: MethodSession}, nil
+	}
 	raw, present, err := bearerToken(r)
 	if err != nil {
 		return nil, attempt{method: MethodJWT}, invalid(err)

@@ -1,0 +1,115 @@
+package main
+
+// Wiring of the people's pages (web/portal): the front page, the citizen
+// portal and the officer console call the server's own routes in process;
+// the citizen portal is a first-party OpenID Connect client of the
+// deployment's digital ID, registered here with a key on the token.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/thiqa/thiqa/api"
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/internal/josesigner"
+	webportal "github.com/thiqa/thiqa/web/portal"
+)
+
+// portalClientKey is the label of the portal's client-assertion key.
+const portalClientKey = "portal-oidc-client"
+
+// wirePortal serves /, /my/… and /ra/….
+func wirePortal(ctx context.Context, p *platform, s *serving) error {
+	cfg := p.cfg
+	base := strings.TrimSuffix(cfg.PublicBaseURL, "/")
+	links := webportal.Links{PublicBaseURL: base, OpenAPI: api.Path, Ready: "/readyz"}
+	if !cfg.Verify.WithDefaults().Disabled {
+		links.Verify = "/verify"
+	}
+	if cfg.CA.Enabled() {
+		links.OCSP = "/ocsp"
+		names := []string{cfg.CA.Root.Name}
+		for _, is := range cfg.CA.Issuers {
+			names = append(names, is.Name)
+		}
+		for _, c := range names {
+			links.CACertificates = append(links.CACertificates, webportal.Link{Label: c + ".crt", Path: "/certs/" + c + ".crt"})
+			links.CRLs = append(links.CRLs, webportal.Link{Label: c + ".crl", Path: "/crl/" + c + ".crl"})
+		}
+	}
+	if _, ok := s.raw["/tsa"]; ok {
+		links.TSA = "/tsa"
+	}
+	var oc *webportal.OIDCClient
+	if identityOn(cfg) {
+		links.Discovery = identity.PathDiscovery
+		c, err := portalClient(ctx, p)
+		if err != nil {
+			p.logger.Warn("the citizen portal cannot sign citizens in with the digital ID", "err", err)
+		} else {
+			oc = c
+		}
+	}
+	own := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rawPrefixes(s.raw, s.mux).ServeHTTP(w, r) })
+	pt, err := webportal.New(webportal.Options{
+		API: own, Authenticate: p.authn.Authenticate, OIDC: oc, Audit: p.audit,
+		Logger: p.logger.With("service", "portal"), Secure: cfg.TLS != nil, Links: links,
+	})
+	if err != nil {
+		return err
+	}
+	pt.Register(s.mux)
+	return nil
+}
+
+// portalClient finds (or makes) the portal's client key on the token and
+// registers the portal as a client of the digital ID: the civil number as
+// subject, private_key_jwt, the redirect URI under publicBaseURL. The
+// client ID derives from the key and the redirect URI, so registering is
+// idempotent and a new publicBaseURL registers a new client.
+func portalClient(ctx context.Context, p *platform) (*webportal.OIDCClient, error) {
+	cfg := p.cfg
+	key, generated, err := ensureKey(ctx, cfg, p.token, "pkcs11:token="+cfg.HSM.TokenLabel+";object="+portalClientKey, hsm.ECP256)
+	if err != nil {
+		return nil, fmt.Errorf("the portal's client key: %w", err)
+	}
+	if generated {
+		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
+			return nil, err
+		}
+	}
+	kid, err := josesigner.KeyID(key.Public())
+	if err != nil {
+		return nil, err
+	}
+	js, err := josesigner.New(key, kid)
+	if err != nil {
+		return nil, err
+	}
+	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{*js.Public()}})
+	if err != nil {
+		return nil, err
+	}
+	redirect := strings.TrimSuffix(cfg.PublicBaseURL, "/") + "/my/callback"
+	c, err := identity.NewClient(identity.ClientRegistration{Name: "Thiqa portal", RedirectURIs: []string{redirect}, AllowCivilNumber: true, JWKS: set})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(append(set, redirect...))
+	c.ID = "thiqa-portal-" + hex.EncodeToString(sum[:8])
+	c.Created = time.Now().UTC()
+	if err := identity.RegisterClient(ctx, p.db.Identity(), p.audit, c, "thiqa-serve"); err != nil && !errors.Is(err, identity.ErrConflict) {
+		return nil, err
+	}
+	return &webportal.OIDCClient{Issuer: cfg.Identity.IssuerOr(cfg.PublicBaseURL), ClientID: c.ID, RedirectURI: redirect, Key: js}, nil
+}

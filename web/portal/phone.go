@@ -1,0 +1,171 @@
+package portal
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// The phone side of mobile ID: /my/approve lists the citizen's pending
+// logins with their verification codes and approves one with the login
+// PIN, through GET /oidc/mobile/sessions and POST /oidc/mobile/approve as
+// the citizen. The phone signs in with the citizen's own API credential
+// (what the Thiqa app holds: a client certificate, or a token pasted
+// once), or uses the browser's portal session.
+
+// pendingView is one login waiting for the phone.
+type pendingView struct {
+	Session, Code, Client string
+	Expires               time.Time
+}
+
+// phoneHome lists the pending logins, or asks the phone to sign in.
+func (p *Portal) phoneHome(w http.ResponseWriter, r *http.Request, v *view) {
+	who, _ := v.who()
+	if who == nil {
+		if who = v.phoneByCertificate(); who == nil {
+			v.render(http.StatusOK, "phone_login", "phone.title", nil)
+			return
+		}
+	}
+	if !who.Has(policies.RoleCitizen) || who.CivilNumber == "" {
+		p.auditRefusal(r, v.se, "web.approve", "the phone page is for citizens")
+		v.fail(http.StatusForbidden, "err.not_citizen")
+		return
+	}
+	ans, err := v.call(who, http.MethodGet, "/oidc/mobile/sessions", "", nil, nil, 1<<20)
+	if err != nil {
+		v.apiFail(err)
+		return
+	}
+	if !ans.ok() {
+		v.failText(ans.status, v.apiMessage(ans))
+		return
+	}
+	var pend []struct {
+		Session          string    `json:"session"`
+		VerificationCode string    `json:"verificationCode"`
+		ClientName       string    `json:"clientName"`
+		ClientID         string    `json:"clientID"`
+		Expires          time.Time `json:"expires"`
+	}
+	if err := json.Unmarshal(ans.body, &pend); err != nil {
+		v.apiFail(err)
+		return
+	}
+	var list []pendingView
+	for _, s := range pend {
+		name := s.ClientName
+		if name == "" {
+			name = s.ClientID
+		}
+		list = append(list, pendingView{Session: s.Session, Code: s.VerificationCode, Client: name, Expires: s.Expires})
+	}
+	if len(list) == 0 {
+		v.refresh = 5 // a sign-in started elsewhere shows up without a tap
+	}
+	v.render(http.StatusOK, "phone_home", "phone.title", map[string]any{"Pending": list})
+}
+
+// phoneByCertificate signs the phone in by its client certificate, when
+// the browser presented one that authenticates a citizen.
+func (v *view) phoneByCertificate() *auth.Principal {
+	if v.r.TLS == nil || len(v.r.TLS.PeerCertificates) == 0 {
+		return nil
+	}
+	req := v.r.Clone(v.r.Context())
+	req.Header.Del("Authorization")
+	pr, err := v.p.o.Authenticate(req)
+	if err != nil || !pr.Has(policies.RoleCitizen) {
+		return nil
+	}
+	se, value := v.p.ses.login(v.se, pr, "phone")
+	v.se = se
+	setCookie(v.w, v.p.o.Secure, value)
+	return pr
+}
+
+// phoneLogin signs the phone in with the citizen's API token.
+func (p *Portal) phoneLogin(w http.ResponseWriter, r *http.Request, v *view) {
+	pr, ok := v.tokenLogin(policies.RoleCitizen, "phone")
+	if !ok {
+		return
+	}
+	_ = pr
+	v.redirect("/my/approve")
+}
+
+// tokenLogin authenticates the token of the form (field "token") as a
+// bearer credential, requires role, and binds a fresh session of kind to
+// it. On a refusal it has answered (and audited) and ok is false.
+func (v *view) tokenLogin(role policies.Role, kind string) (*auth.Principal, bool) {
+	raw := strings.TrimSpace(v.r.PostFormValue("token"))
+	var pr *auth.Principal
+	var err error
+	if raw != "" {
+		req, _ := http.NewRequestWithContext(v.r.Context(), http.MethodGet, "/", nil)
+		req.RemoteAddr = v.r.RemoteAddr
+		req.Header.Set("Authorization", "Bearer "+raw)
+		pr, err = v.p.o.Authenticate(req)
+	} else if v.r.TLS != nil && len(v.r.TLS.PeerCertificates) > 0 {
+		req := v.r.Clone(v.r.Context())
+		req.Header.Del("Authorization")
+		pr, err = v.p.o.Authenticate(req)
+	} else {
+		err = auth.ErrNoCredentials
+	}
+	if err != nil {
+		key := "err.credentials"
+		if errors.Is(err, auth.ErrTokenExpired) || errors.Is(err, auth.ErrCertificateExpired) {
+			key = "err.credentials_expired"
+		}
+		v.p.auditRefusal(v.r, v.se, "web.login", "credentials refused: "+err.Error())
+		v.renderStatus(http.StatusUnauthorized, kind+"_login", kind+".title", map[string]any{"Error": v.t(key)})
+		return nil, false
+	}
+	if !pr.Has(role) {
+		if _, aerr := v.p.o.Audit.Append(v.r.Context(), audit.Entry{Actor: pr.Subject, Action: "web.login", Object: v.r.URL.Path, Outcome: audit.OutcomeRefused,
+			Details: map[string]any{"reason": "role " + string(role) + " required", "caller": pr.Caller(), "remote": v.r.RemoteAddr}}); aerr != nil {
+			v.p.log.ErrorContext(v.r.Context(), "audit append failed", "err", aerr)
+		}
+		v.renderStatus(http.StatusForbidden, kind+"_login", kind+".title", map[string]any{"Error": v.t("err.role_" + kind)})
+		return nil, false
+	}
+	se, value := v.p.ses.login(v.se, pr, kind)
+	v.se = se
+	setCookie(v.w, v.p.o.Secure, value)
+	if _, aerr := v.p.o.Audit.Append(v.r.Context(), audit.Entry{Actor: pr.Subject, Action: "web.login", Object: v.r.URL.Path, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"kind": kind, "caller": pr.Caller(), "remote": v.r.RemoteAddr}}); aerr != nil {
+		v.p.log.ErrorContext(v.r.Context(), "audit append failed", "err", aerr)
+	}
+	return pr, true
+}
+
+// phoneApprove approves one pending login with the login PIN.
+func (p *Portal) phoneApprove(w http.ResponseWriter, r *http.Request, v *view) {
+	who, _ := v.who()
+	if who == nil || !who.Has(policies.RoleCitizen) {
+		v.fail(http.StatusUnauthorized, "err.session_expired")
+		return
+	}
+	body, _ := json.Marshal(map[string]string{"session": r.PostFormValue("session"), "verificationCode": r.PostFormValue("code"), "pin": r.PostFormValue("pin")})
+	ans, err := v.call(who, http.MethodPost, "/oidc/mobile/approve", "application/json", bytes.NewReader(body), nil, 1<<20)
+	if err != nil {
+		v.apiFail(err)
+		return
+	}
+	if !ans.ok() {
+		v.flashAPI(ans)
+		v.redirect("/my/approve")
+		return
+	}
+	v.flash("phone.approved", "ok")
+	v.redirect("/my/approve")
+}

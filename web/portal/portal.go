@@ -1,0 +1,440 @@
+// Package portal serves the people's pages of `thiqa serve`: the front
+// page (/), the citizen portal (/my/, with /my/approve, the phone side of
+// mobile ID) and the registration officer's console (/ra/), in Arabic and
+// English.
+//
+// The pages are a client of the server's own API: a person signs in (a
+// citizen with the deployment's digital ID through OpenID Connect, an
+// officer or a phone with an API credential of their own), the portal keeps
+// a short-lived server-side session, and every action calls the API route
+// in process with the person as the caller (auth.WithSession). The
+// authorisation, the service code and the audit records are therefore
+// those of the API, under the person's identity. The portal imports no
+// service package; it reads the API's JSON answers.
+//
+// Pages are server-rendered HTML with one style sheet and no script: every
+// form works without JavaScript, carries a CSRF token, and the responses
+// forbid everything else with a strict Content-Security-Policy.
+package portal
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+)
+
+//go:embed templates/*.html static/*
+var files embed.FS
+
+// CSP is the Content-Security-Policy of every page: this origin's style
+// sheet only, no script at all, forms posting only here, no framing.
+const CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; " +
+	"base-uri 'none'; frame-ancestors 'none'"
+
+// Auditor records the portal's own security events (refused CSRF tokens,
+// a citizen at the officer console, sign-ins); internal/audit.Log
+// implements it.
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+}
+
+// Links are the addresses the front page shows; empty ones are left out.
+type Links struct {
+	// PublicBaseURL is the server's public address, shown with each path.
+	PublicBaseURL                                                       string
+	Verify, OpenAPI, APIGuide, Discovery, TSA, OCSP, Ready, TrustedList string
+	// CACertificates and CRLs name the CA files: label → path.
+	CACertificates, CRLs []Link
+}
+
+// Link is one labelled address.
+type Link struct{ Label, Path string }
+
+// OIDCClient is how the citizen portal signs people in: a first-party
+// client of the deployment's own OpenID Connect provider (code flow with
+// PKCE, private_key_jwt), registered by cmd/thiqa.
+type OIDCClient struct {
+	// Issuer is the provider's issuer identifier (the ID token's iss).
+	Issuer string
+	// ClientID is the portal's registered client ID.
+	ClientID string
+	// RedirectURI is the registered redirect URI (…/my/callback).
+	RedirectURI string
+	// Key signs the client assertions (private_key_jwt) for the token
+	// endpoint; its public key is the registered client's JWK set.
+	Key jose.OpaqueSigner
+}
+
+// Options configure the pages.
+type Options struct {
+	// API serves the server's routes; the pages call it in process.
+	API http.Handler
+	// Authenticate identifies the caller of a request by its bearer token
+	// or client certificate (auth.Authenticator.Authenticate): officers
+	// and phones sign in with it.
+	Authenticate func(*http.Request) (*auth.Principal, error)
+	// OIDC signs citizens in; nil disables the citizen sign-in.
+	OIDC *OIDCClient
+	// Audit receives the portal's own security events.
+	Audit Auditor
+	// Logger receives server-side errors; discarded when nil.
+	Logger *slog.Logger
+	// Secure marks cookies Secure (the server speaks TLS).
+	Secure bool
+	// MaxUploadBytes bounds a PDF to sign (default 10 MiB).
+	MaxUploadBytes int64
+	// MaxHeldBytes bounds the documents all sessions hold at once
+	// (uploads awaiting the PIN, signed results awaiting download);
+	// default 256 MiB.
+	MaxHeldBytes int64
+	// SessionIdle and SessionMax bound a session: idle time (default 15
+	// minutes) and age since the sign-in (default 1 hour).
+	SessionIdle, SessionMax time.Duration
+	// MaxSessions bounds the store (default 10,000).
+	MaxSessions int
+	// Links are shown on the front page.
+	Links Links
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Portal serves the pages.
+type Portal struct {
+	o     Options
+	cat   catalogue
+	pages map[string]*template.Template
+	css   []byte
+	ses   *sessions
+	held  atomic.Int64
+	log   *slog.Logger
+	start time.Time
+}
+
+// New checks the options and parses the embedded pages.
+func New(o Options) (*Portal, error) {
+	if o.API == nil || o.Authenticate == nil || o.Audit == nil {
+		return nil, errors.New("portal: API, Authenticate and Audit are required")
+	}
+	if o.MaxUploadBytes <= 0 {
+		o.MaxUploadBytes = 10 << 20
+	}
+	if o.MaxHeldBytes <= 0 {
+		o.MaxHeldBytes = 256 << 20
+	}
+	if o.SessionIdle <= 0 {
+		o.SessionIdle = 15 * time.Minute
+	}
+	if o.SessionMax <= 0 {
+		o.SessionMax = time.Hour
+	}
+	if o.MaxSessions <= 0 {
+		o.MaxSessions = 10_000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cat, err := loadCatalogue()
+	if err != nil {
+		return nil, err
+	}
+	css, err := files.ReadFile("static/portal.css")
+	if err != nil {
+		return nil, err
+	}
+	p := &Portal{o: o, cat: cat, css: css, log: log, start: o.Now(), ses: newSessions(o.SessionIdle, o.SessionMax, o.MaxSessions, o.Now)}
+	p.ses.onDrop = func(se *session) {
+		if se.signed != nil {
+			p.held.Add(-se.signed.size())
+			se.signed = nil
+		}
+	}
+	if p.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Mux is where the pages mount their routes.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+}
+
+// Register mounts the pages on mux.
+func (p *Portal) Register(mux Mux) {
+	h := func(pattern string, f func(http.ResponseWriter, *http.Request, *view)) {
+		mux.Handle(pattern, p.page(f))
+	}
+	mux.Handle("GET /assets/portal.css", http.HandlerFunc(p.serveCSS))
+	h("GET /{$}", p.front)
+	// The citizen portal.
+	h("GET /my/{$}", p.myHome)
+	h("GET /my/login", p.myLogin)
+	h("GET /my/callback", p.myCallback)
+	h("POST /my/logout", p.logout)
+	h("POST /my/pin", p.myPIN)
+	h("GET /my/sign", p.mySignForm)
+	h("POST /my/sign", p.mySignUpload)
+	h("POST /my/sign/approve", p.mySignApprove)
+	h("GET /my/signed", p.mySignedDownload)
+	h("POST /my/revoke", p.myRevoke)
+	h("POST /my/pin/change", p.myPINChange)
+	h("POST /my/pin/activate", p.myPINActivate)
+	h("POST /my/renew", p.myRenew)
+	h("GET /my/approve", p.phoneHome)
+	h("POST /my/approve", p.phoneApprove)
+	h("POST /my/approve/login", p.phoneLogin)
+	// The registration officer's console.
+	h("GET /ra/{$}", p.raHome)
+	h("POST /ra/login", p.raLogin)
+	h("POST /ra/logout", p.logout)
+	h("GET /ra/certificate", p.raCertificate)
+	h("GET /ra/search", p.raSearch)
+	h("GET /ra/issue", p.raIssueForm)
+	h("POST /ra/issue", p.raIssue)
+	h("POST /ra/revoke", p.raRevoke)
+	h("POST /ra/renew", p.raRenew)
+	h("POST /ra/pin/reset", p.raPINReset)
+}
+
+func (p *Portal) serveCSS(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w)
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeContent(w, r, "", p.start, bytes.NewReader(p.css))
+}
+
+// securityHeaders are sent with every answer of the pages.
+func securityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", CSP)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+}
+
+// view is one request to a page: the language, the browser's session
+// (always present: an anonymous one before the sign-in) and the answer.
+type view struct {
+	p    *Portal
+	w    http.ResponseWriter
+	r    *http.Request
+	lang string
+	se   *session
+	// refresh asks the page to reload itself after that many seconds.
+	refresh int
+}
+
+// page wraps a page handler: security headers, no caching, the language
+// and the session; every POST must carry the session's CSRF token.
+func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w)
+		w.Header().Set("Cache-Control", "no-store")
+		v := &view{p: p, w: w, r: r}
+		explicit := r.URL.Query().Get("lang")
+		if isLanguage(explicit) {
+			http.SetCookie(w, &http.Cookie{Name: "thiqa-lang", Value: explicit, Path: "/", MaxAge: 365 * 24 * 3600, Secure: p.o.Secure, SameSite: http.SameSiteLaxMode, HttpOnly: true})
+		} else if c, err := r.Cookie("thiqa-lang"); err == nil {
+			explicit = c.Value
+		}
+		v.lang = pickLanguage(explicit, r.Header.Get("Accept-Language"))
+		if c, err := r.Cookie(cookieName(p.o.Secure)); err == nil {
+			v.se, _ = p.ses.get(c.Value)
+		}
+		expired := false
+		if v.se == nil {
+			if _, err := r.Cookie(cookieName(p.o.Secure)); err == nil {
+				expired = true
+			}
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, p.o.MaxUploadBytes+(1<<20))
+			defer func() {
+				if r.MultipartForm != nil {
+					_ = r.MultipartForm.RemoveAll()
+				}
+			}()
+			if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					v.fail(http.StatusRequestEntityTooLarge, "err.too_large")
+					return
+				}
+				v.fail(http.StatusBadRequest, "err.bad_form")
+				return
+			}
+			if v.se == nil || !v.se.validCSRF(r.PostFormValue("csrf")) {
+				if expired {
+					v.fail(http.StatusForbidden, "err.session_expired")
+					return
+				}
+				p.auditRefusal(r, v.se, "web.csrf", "CSRF token missing or wrong")
+				v.fail(http.StatusForbidden, "err.csrf")
+				return
+			}
+		}
+		f(w, r, v)
+	})
+}
+
+// ensure gives the browser a session when it has none yet: anonymous
+// visitors get one only where a form or a sign-in needs it.
+func (v *view) ensure() *session {
+	if v.se == nil {
+		var value string
+		v.se, value = v.p.ses.create()
+		setCookie(v.w, v.p.o.Secure, value)
+	}
+	return v.se
+}
+
+// who returns the signed-in person of the view's session, nil for none.
+func (v *view) who() (*auth.Principal, string) {
+	if v.se == nil {
+		return nil, ""
+	}
+	var who *auth.Principal
+	var kind string
+	v.p.ses.locked(func() { who, kind = v.se.who, v.se.kind })
+	return who, kind
+}
+
+// flash leaves a message for the next page of this session.
+func (v *view) flash(key, kind string) {
+	se := v.ensure()
+	v.p.ses.locked(func() { se.flash, se.flashKind = key, kind })
+}
+
+// redirect answers 303 to path.
+func (v *view) redirect(path string) {
+	http.Redirect(v.w, v.r, path, http.StatusSeeOther)
+}
+
+// auditRefusal records a security refusal of the pages under the
+// session's person (or anonymous).
+func (p *Portal) auditRefusal(r *http.Request, se *session, action, reason string) {
+	actor, caller := auth.ActorAnonymous, (*auth.Caller)(nil)
+	if se != nil {
+		p.ses.locked(func() {
+			if se.who != nil {
+				actor, caller = se.who.Subject, se.who.Caller()
+			}
+		})
+	}
+	if _, err := p.o.Audit.Append(r.Context(), audit.Entry{Actor: actor, Action: action, Object: r.URL.Path, Outcome: audit.OutcomeRefused,
+		Details: map[string]any{"reason": reason, "caller": caller, "remote": r.RemoteAddr}}); err != nil {
+		p.log.ErrorContext(r.Context(), "audit append failed", "action", action, "err", err)
+	}
+}
+
+// apiAnswer is the answer of an in-process API call.
+type apiAnswer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// ok reports a 2xx answer.
+func (a *apiAnswer) ok() bool { return a.status >= 200 && a.status < 300 }
+
+// recorder collects an in-process answer, up to limit bytes.
+type recorder struct {
+	h      http.Header
+	status int
+	buf    bytes.Buffer
+	limit  int64
+	over   bool
+}
+
+func (rec *recorder) Header() http.Header { return rec.h }
+func (rec *recorder) WriteHeader(s int) {
+	if rec.status == 0 {
+		rec.status = s
+	}
+}
+func (rec *recorder) Write(b []byte) (int, error) {
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	if int64(rec.buf.Len()+len(b)) > rec.limit {
+		rec.over = true
+		return 0, errors.New("portal: answer too large")
+	}
+	return rec.buf.Write(b)
+}
+
+// call sends one request to the server's own routes in process, as who
+// (nil: anonymous, for public routes), with the browser's address and
+// context, and returns the answer (at most limit bytes).
+func (v *view) call(who *auth.Principal, method, path, ctype string, body io.Reader, hdr map[string]string, limit int64) (*apiAnswer, error) {
+	ctx := v.r.Context()
+	if who != nil {
+		ctx = auth.WithSession(ctx, who)
+	}
+	if body == nil {
+		body = http.NoBody
+	}
+	req, err := http.NewRequestWithContext(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.RemoteAddr, req.Host, req.TLS = v.r.RemoteAddr, v.r.Host, nil
+	req.RequestURI = ""
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for k, val := range hdr {
+		req.Header.Set(k, val)
+	}
+	rec := &recorder{h: http.Header{}, limit: limit}
+	v.p.o.API.ServeHTTP(rec, req)
+	if rec.over {
+		return nil, fmt.Errorf("answer of %s %s larger than %d bytes", method, path, limit)
+	}
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return &apiAnswer{status: rec.status, header: rec.h, body: rec.buf.Bytes()}, nil
+}
+
+// problemDetail returns the detail of an RFC 9457 answer (its title when
+// there is no detail), "" when the body is not one.
+func problemDetail(body []byte) string {
+	var pd struct {
+		Title  string `json:"title"`
+		Detail string `json:"detail"`
+	}
+	if err := jsonUnmarshal(body, &pd); err != nil {
+		return ""
+	}
+	if pd.Detail != "" {
+		return pd.Detail
+	}
+	return pd.Title
+}
+
+// safePath accepts a same-site path to return to after a sign-in.
+func safePath(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && u.Scheme == "" && u.Host == "" && strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") && !strings.Contains(s, "\\")
+}
