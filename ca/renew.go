@@ -2,6 +2,7 @@ package ca
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -192,6 +193,11 @@ type RenewRequest struct {
 	CSR []byte
 	// Rekey re-keys a credential on the token with a new key there.
 	Rekey bool
+	// PublicKey, when set, re-keys with a key whose possession the caller
+	// proved without a CSR, as PossessionProvedBy says (a CMP key update's
+	// CRMF signature, checked by package enrol/cmp).
+	PublicKey          crypto.PublicKey
+	PossessionProvedBy string
 	// RequestID is an optional idempotency key.
 	RequestID string
 	// Caller is who asks: a registration officer, or the certificate's
@@ -288,6 +294,8 @@ func renewMode(req RenewRequest) string {
 	switch {
 	case len(req.CSR) > 0:
 		return "rekey-csr"
+	case req.PublicKey != nil:
+		return "rekey-" + req.PossessionProvedBy
 	case req.Rekey:
 		return "rekey-token"
 	}
@@ -379,6 +387,19 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 	switch {
 	case len(req.CSR) > 0 && req.Rekey:
 		return r, nil, &RequestError{Reason: `give either csr or rekey, not both`}
+	case req.PublicKey != nil && (len(req.CSR) > 0 || req.Rekey):
+		return r, nil, &RequestError{Reason: "give one new key: a CSR, a public key with its proof of possession, or rekey"}
+	case req.PublicKey != nil:
+		if req.PossessionProvedBy == "" {
+			return r, nil, &RequestError{Reason: "a new public key needs a proof of possession"}
+		}
+		if old.CredentialID != "" {
+			return r, nil, &RequestError{Reason: fmt.Sprintf("the key of certificate %s lives on the service's token (credential %s): re-key it there with {\"rekey\": true}", old.Serial, old.CredentialID)}
+		}
+		if publicKeysEqual(req.PublicKey, cert.PublicKey) {
+			return r, nil, refuseRenewal(ErrSameKey, "the new key is the key of certificate %s: a re-key needs a new key", old.Serial)
+		}
+		r.PublicKey, r.PossessionProvedBy = req.PublicKey, req.PossessionProvedBy
 	case len(req.CSR) > 0:
 		if old.CredentialID != "" {
 			return r, nil, &RequestError{Reason: fmt.Sprintf("the key of certificate %s lives on the service's token (credential %s): re-key it there with {\"rekey\": true}", old.Serial, old.CredentialID)}

@@ -61,6 +61,9 @@ const (
 	ActionRenewCertificate Action = "certificate.renew"
 	ActionListCertificates Action = "certificate.list"
 	ActionListCredentials  Action = "credential.list.own"
+	// ActionCreateEnrolment records a one-time enrolment (reference and
+	// secret) for CMP or EST.
+	ActionCreateEnrolment Action = "enrolment.create"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -83,6 +86,7 @@ var permissions = map[Action][]Role{
 	ActionListCertificates:  {RoleRegistrationOfficer},                          // what expires soon, names people
 	ActionListCredentials:   {RoleCitizen, RoleAgency},                          // the caller's own only
 	ActionResetPIN:          {RoleRegistrationOfficer},                          // after identity proofing at the desk
+	ActionCreateEnrolment:   {RoleRegistrationOfficer},                          // a one-time reference and secret for CMP or EST
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.

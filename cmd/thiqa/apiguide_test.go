@@ -50,7 +50,7 @@ func TestAPIGuide(t *testing.T) {
 		serveLog, _ := os.ReadFile(filepath.Join(work, "api-guide", "serve.log"))
 		t.Fatalf("the sh blocks of docs/api.md failed: %v\n%s\nserver log (tail):\n%s", err, out, tail(serveLog, 3000))
 	}
-	for _, want := range []string{"X-Thiqa-Document-Digest", `"indication":"TOTAL-PASSED"`, `"status":"approved"`, `"sub":`, "Status: Granted"} {
+	for _, want := range []string{"X-Thiqa-Document-Digest", `"indication":"TOTAL-PASSED"`, `"status":"approved"`, `"sub":`, "Status: Granted", "card2.pem: revoked", "card.pem: OK"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the guide's output lacks %q:\n%s", want, out)
 		}

@@ -414,10 +414,9 @@ func TestPortalInBrowser(t *testing.T) {
 	}
 	officer.fits("ra-activation-code")
 	desk.open("/my/?lang=ar")
-	// The signing credential's listing says "not set" after a reset (the
-	// API does not tell a pending activation from a PIN never set): the
-	// form takes the code.
-	if got := desk.text("[data-kind=signing] .pin-state"); got != "لم يُعيَّن بعد" {
+	// The signing credential's listing says an activation is pending
+	// after a reset: the form takes the code.
+	if got := desk.text("[data-kind=signing] .pin-state"); got != "بانتظار رمز التفعيل" {
 		t.Fatalf("PIN state after the reset: %q", got)
 	}
 	desk.fits("my-activate")

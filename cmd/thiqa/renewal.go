@@ -37,6 +37,7 @@ func wireRenewal(_ context.Context, p *platform, s *serving) error {
 		return err
 	}
 	rn.Register(s.mux, p.authn.Require, s.ca.api)
+	s.renewer = rn
 	s.background = append(s.background, func(ctx context.Context) { rn.Run(ctx, renewalSweepEvery) })
 	return nil
 }

@@ -80,6 +80,9 @@ type serving struct {
 	ca          *wiredCA
 	revocations *revocation.Service
 	signing     *signing.Service
+	// renewer is the CA's renewal once wired: CMP kur and EST
+	// simplereenroll renew through it.
+	renewer *ca.Renewer
 }
 
 // wiredCA is the CA as wired: its authority, HTTP API and token keys.
@@ -108,6 +111,7 @@ func services() []serviceWiring {
 		{"signing", wireSigning},
 		{"identity", wireIdentity}, // after signing: it authorises the signing credentials
 		{"renewal", wireRenewal},   // after the CA, revocation and signing: it works over them
+		{"enrolment", wireEnrol},   // CMP and EST, after the renewal: a key update is one
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
 		{"portal", wirePortal},
@@ -129,6 +133,7 @@ func initSteps() []initStep {
 		{"CA hierarchy", initCA},
 		{"deployment identity", initDeployment},
 		{"OCSP responders", initResponders},
+		{"enrolment protocols", initEnrol},
 		{"digital-ID token signer", initIdentity},
 		{"TSA unit", initTSA},
 		{"signing credentials", initSigning},

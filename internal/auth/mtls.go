@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
@@ -203,4 +204,32 @@ func (r MTLSRule) matches(leaf *x509.Certificate, id identity) bool {
 		return id.civilNumber != ""
 	}
 	return true
+}
+
+// PrincipalOfCertificate authenticates a certificate presented outside a
+// TLS handshake (the signer of a CMP request): it must chain to a
+// configured client CA (through intermediates), be within its validity,
+// match a role rule and pass the certificate status check, as a TLS client
+// certificate must.
+func (a *Authenticator) PrincipalOfCertificate(ctx context.Context, leaf *x509.Certificate, intermediates []*x509.Certificate) (*Principal, error) {
+	if len(a.clientCAs) == 0 {
+		return nil, errors.New("mutual TLS is not configured")
+	}
+	pool := x509.NewCertPool()
+	for _, c := range intermediates {
+		pool.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: a.clientCAPool, Intermediates: pool, CurrentTime: a.now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, invalid(err)
+	}
+	p, chain, err := a.authenticateCertificate(chains)
+	if err != nil {
+		return nil, invalid(err)
+	}
+	if err := a.checkCert(ctx, chain); err != nil {
+		return nil, invalid(err)
+	}
+	return p, nil
 }

@@ -1,0 +1,473 @@
+package enrol
+
+import (
+	"context"
+	"crypto"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// Refusals, for errors.Is. Each leaves the enrolment as it was.
+var (
+	// ErrNotFound: no enrolment with that reference.
+	ErrNotFound = errors.New("no such enrolment")
+	// ErrUsed: the enrolment's certificate was issued already (single use).
+	ErrUsed = errors.New("enrolment already used")
+	// ErrExpired: the enrolment's time is over.
+	ErrExpired = errors.New("enrolment expired")
+	// ErrBusy: another request is being issued under the enrolment now.
+	ErrBusy = errors.New("enrolment in use by another request")
+	// ErrBadSecret: the secret (or the MAC made with it) is wrong.
+	ErrBadSecret = errors.New("wrong enrolment secret")
+	// ErrDuplicate: a reference drawn twice (the caller draws another).
+	ErrDuplicate = errors.New("enrolment reference already exists")
+	// ErrCertificateRefused: the certificate that authenticates a request
+	// is not one this CA issued, or is expired, revoked or blocked.
+	ErrCertificateRefused = errors.New("certificate refused")
+	// ErrRevoked comes with ErrCertificateRefused for a revoked
+	// certificate or one whose key is blocked.
+	ErrRevoked = errors.New("certificate revoked")
+)
+
+// Enrolment is one enrolment record.
+type Enrolment struct {
+	Reference  string
+	Profile    string
+	Subject    map[string]string
+	SecretHash [32]byte
+	CreatedBy  string
+	Created    time.Time
+	Expires    time.Time
+	// State is StateOpen, StateClaimed or StateUsed.
+	State string
+	// Claim names the request holding a claimed enrolment.
+	Claim     string
+	ClaimedAt time.Time
+	// Serial is the certificate issued under a used enrolment.
+	Serial string
+	Used   time.Time
+}
+
+// The states of an enrolment.
+const (
+	StateOpen    = "open"
+	StateClaimed = "claimed"
+	StateUsed    = "used"
+)
+
+// ClaimTimeout is how long a claim holds an enrolment: a claim older than
+// that (a server stopped while issuing) may be taken over.
+const ClaimTimeout = 2 * time.Minute
+
+// Store keeps the enrolments (package store implements it).
+type Store interface {
+	// InsertEnrolment records a new enrolment; ErrDuplicate when the
+	// reference exists.
+	InsertEnrolment(ctx context.Context, e Enrolment) error
+	// GetEnrolment returns the enrolment or an error wrapping ErrNotFound.
+	GetEnrolment(ctx context.Context, reference string) (*Enrolment, error)
+	// ClaimEnrolment atomically moves an open, unexpired enrolment (or one
+	// claimed before stale) to claimed by claim. It returns an error
+	// wrapping ErrNotFound, ErrUsed, ErrExpired or ErrBusy otherwise.
+	ClaimEnrolment(ctx context.Context, reference, claim string, now, stale time.Time) error
+	// ReleaseEnrolment moves an enrolment claimed by claim back to open.
+	ReleaseEnrolment(ctx context.Context, reference, claim string) error
+	// CompleteEnrolment moves an enrolment claimed by claim to used, with
+	// the serial of its certificate.
+	CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time) error
+}
+
+// Issuer is the CA's issuance (*ca.Authority).
+type Issuer interface {
+	Issue(ctx context.Context, req ca.Request) (*ca.Issued, error)
+	CheckRequest(req ca.Request) error
+}
+
+// Certificates reads the certificates the CA issued (package store).
+type Certificates interface {
+	GetCertificate(ctx context.Context, serial string) (*ca.CertificateRecord, error)
+}
+
+// StatusChecker refuses a revoked or blocked certificate
+// (*revocation.Checker): an error wrapping revocation.ErrRefused.
+type StatusChecker interface {
+	Check(ctx context.Context, cert *x509.Certificate) error
+}
+
+// Auditor appends to the audit log (*audit.Log).
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+}
+
+// Config wires a Service.
+type Config struct {
+	Store        Store
+	Issuer       Issuer
+	Certificates Certificates
+	Status       StatusChecker
+	// Renewer re-enrols holders (CARenewer over the CA's renewal); nil
+	// refuses re-enrolment.
+	Renewer Renewer
+	Audit   Auditor
+	// SecretKey derives the secrets: a key on the token whose signatures
+	// are deterministic (RSA PKCS #1 v1.5).
+	SecretKey crypto.Signer
+	// Profiles lists the profiles an enrolment may name (nil: any the CA
+	// knows).
+	Profiles []string
+	// DefaultTTL is how long an enrolment is valid when the request names
+	// no time (default 7 days); MaxTTL bounds it (default 30 days).
+	DefaultTTL, MaxTTL time.Duration
+	Logger             *slog.Logger
+	Now                func() time.Time
+}
+
+// Service creates enrolments and turns authenticated protocol requests
+// into certificates.
+type Service struct {
+	c       Config
+	hmacKey []byte
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// secretKeyInput is what the secret key signs to give the HMAC key.
+const secretKeyInput = "thiqa enrolment secret key v1"
+
+// New checks cfg and derives the secrets' HMAC key with cfg.SecretKey.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Issuer == nil || cfg.Certificates == nil || cfg.Status == nil || cfg.Audit == nil || cfg.SecretKey == nil {
+		return nil, errors.New("enrol: store, issuer, certificates, status, audit and secret key are required")
+	}
+	digest := sha256.Sum256([]byte(secretKeyInput))
+	s1, err := cfg.SecretKey.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("enrol: deriving the secret key: %w", err)
+	}
+	s2, err := cfg.SecretKey.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("enrol: deriving the secret key: %w", err)
+	}
+	if !hmac.Equal(s1, s2) {
+		return nil, errors.New("enrol: the secret key's signatures are not deterministic (use an RSA key)")
+	}
+	k := sha256.Sum256(s1)
+	if cfg.DefaultTTL <= 0 {
+		cfg.DefaultTTL = 7 * 24 * time.Hour
+	}
+	if cfg.MaxTTL <= 0 {
+		cfg.MaxTTL = 30 * 24 * time.Hour
+	}
+	s := &Service{c: cfg, hmacKey: k[:], log: cfg.Logger, now: cfg.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// newReference draws a reference: 80 random bits, base32 upper case.
+func newReference() (string, error) {
+	var b [10]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return b32.EncodeToString(b[:]), nil
+}
+
+// Secret returns the secret of the enrolment with that reference: 130
+// bits of an HMAC of the reference under the token-derived key, base32.
+func (s *Service) Secret(reference string) string {
+	m := hmac.New(sha256.New, s.hmacKey)
+	m.Write([]byte("enrolment secret\x00" + reference))
+	return b32.EncodeToString(m.Sum(nil))[:26]
+}
+
+// Created is a new enrolment as its creator sees it once.
+type Created struct {
+	Reference string            `json:"reference"`
+	Secret    string            `json:"secret"`
+	Profile   string            `json:"profile"`
+	Subject   map[string]string `json:"subject"`
+	Expires   time.Time         `json:"expires"`
+}
+
+// Create records an enrolment for one certificate of profile for subject,
+// valid for ttl (0: the default), after the CA checked both. Refusals are
+// the CA's typed errors (unknown profile, bad subject) or *RequestError;
+// every outcome is audited.
+func (s *Service) Create(ctx context.Context, actor, profile string, subject map[string]string, ttl time.Duration) (*Created, error) {
+	out, err := s.create(ctx, actor, profile, subject, ttl)
+	details := map[string]any{"profile": profile}
+	e := audit.Entry{Actor: actor, Action: ActionCreate, Object: "profile:" + profile, Outcome: audit.OutcomeSuccess, Details: details}
+	if err != nil {
+		e.Outcome = audit.OutcomeRefused
+		if !isRefusal(err) {
+			e.Outcome = audit.OutcomeFailure
+		}
+		details["error"] = err.Error()
+	} else {
+		e.Object = out.Reference
+		details["expires"] = out.Expires
+		details["subject"] = subject
+	}
+	if _, aerr := s.c.Audit.Append(ctx, e); aerr != nil {
+		return nil, fmt.Errorf("writing the audit record: %w", aerr)
+	}
+	return out, err
+}
+
+// ActionCreate, ActionRefused and ActionConsume are the audit actions of
+// this package.
+const (
+	ActionCreate = "enrolment.create"
+	// ActionRefused records a protocol request refused before or instead of
+	// the CA (bad secret, used reference, foreign certificate, ...).
+	ActionRefused = "enrolment.refused"
+	// ActionConsume records the use of an enrolment (its certificate issued).
+	ActionConsume = "enrolment.use"
+)
+
+// RequestError is a malformed request to this package.
+type RequestError struct{ Reason string }
+
+// Error implements error.
+func (e *RequestError) Error() string { return e.Reason }
+
+func isRefusal(err error) bool {
+	var re *RequestError
+	return errors.As(err, &re) || ca.IsRefusal(err)
+}
+
+func (s *Service) create(ctx context.Context, actor, profile string, subject map[string]string, ttl time.Duration) (*Created, error) {
+	switch {
+	case ttl < 0 || ttl > s.c.MaxTTL:
+		return nil, &RequestError{Reason: fmt.Sprintf("validity must be between 1 minute and %s", s.c.MaxTTL)}
+	case ttl == 0:
+		ttl = s.c.DefaultTTL
+	case ttl < time.Minute:
+		return nil, &RequestError{Reason: "validity must be at least 1 minute"}
+	}
+	if len(s.c.Profiles) > 0 && !contains(s.c.Profiles, profile) {
+		return nil, &RequestError{Reason: fmt.Sprintf("profile %q is not open to enrolment (allowed: %s)", profile, strings.Join(s.c.Profiles, ", "))}
+	}
+	if subject == nil {
+		subject = map[string]string{}
+	}
+	if err := s.c.Issuer.CheckRequest(ca.Request{Profile: profile, Subject: subject}); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	for attempt := 0; ; attempt++ {
+		ref, err := newReference()
+		if err != nil {
+			return nil, err
+		}
+		secret := s.Secret(ref)
+		e := Enrolment{Reference: ref, Profile: profile, Subject: subject, SecretHash: sha256.Sum256([]byte(secret)),
+			CreatedBy: actor, Created: now, Expires: now.Add(ttl).Truncate(time.Second), State: StateOpen}
+		err = s.c.Store.InsertEnrolment(ctx, e)
+		if errors.Is(err, ErrDuplicate) && attempt < 3 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("recording the enrolment: %w", err)
+		}
+		return &Created{Reference: ref, Secret: secret, Profile: profile, Subject: subject, Expires: e.Expires}, nil
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Lookup returns the enrolment with that reference for a protocol that
+// authenticates it itself (a CMP MAC): the secret to check with is
+// Secret(reference). The enrolment's state is the caller's to check.
+func (s *Service) Lookup(ctx context.Context, reference string) (*Enrolment, error) {
+	if !validReference(reference) {
+		return nil, fmt.Errorf("%w: malformed reference", ErrNotFound)
+	}
+	e, err := s.c.Store.GetEnrolment(ctx, reference)
+	if err != nil {
+		return nil, err
+	}
+	// The derived secret must be the one recorded: a token whose key
+	// changed would otherwise accept secrets nobody was given.
+	if sum := sha256.Sum256([]byte(s.Secret(reference))); subtle.ConstantTimeCompare(sum[:], e.SecretHash[:]) != 1 {
+		return nil, fmt.Errorf("enrolment %s: the secret key on the token is not the one it was created with", reference)
+	}
+	return e, nil
+}
+
+// CheckSecret authenticates a reference and secret (EST HTTP Basic).
+func (s *Service) CheckSecret(ctx context.Context, reference, secret string) (*Enrolment, error) {
+	e, err := s.Lookup(ctx, reference)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(strings.ToUpper(strings.TrimSpace(secret))))
+	if subtle.ConstantTimeCompare(sum[:], e.SecretHash[:]) != 1 {
+		return nil, ErrBadSecret
+	}
+	return e, nil
+}
+
+func validReference(r string) bool {
+	if len(r) != 16 {
+		return false
+	}
+	_, err := b32.DecodeString(r)
+	return err == nil
+}
+
+// Usable refuses an enrolment that is used or expired.
+func (s *Service) Usable(e *Enrolment) error {
+	switch {
+	case e.State == StateUsed:
+		return fmt.Errorf("%w: enrolment %s was used for certificate %s", ErrUsed, e.Reference, e.Serial)
+	case !s.now().Before(e.Expires):
+		return fmt.Errorf("%w: enrolment %s expired at %s", ErrExpired, e.Reference, e.Expires.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Key is the subject key of a request and how its possession was proved:
+// a PKCS #10 CSR (its signature), or a public key with a proof the
+// protocol checked (a CRMF signature POP).
+type Key struct {
+	CSR       []byte
+	PublicKey crypto.PublicKey
+	ProvedBy  string
+}
+
+// Enrol issues the certificate of an authenticated enrolment for key: the
+// profile and subject are the enrolment's. claim names the request (a CMP
+// transaction ID, a random value for EST). The enrolment is claimed first
+// (ErrUsed, ErrExpired, ErrBusy), used once the certificate exists, and
+// open again when the CA refuses. The CA audits the issuance; the use is
+// audited here.
+func (s *Service) Enrol(ctx context.Context, e *Enrolment, claim string, key Key, protocol string) (*ca.Issued, error) {
+	if err := s.Usable(e); err != nil {
+		return nil, err
+	}
+	now := s.now()
+	if err := s.c.Store.ClaimEnrolment(ctx, e.Reference, claim, now, now.Add(-ClaimTimeout)); err != nil {
+		return nil, err
+	}
+	actor := "enrolment:" + e.Reference
+	got, err := s.c.Issuer.Issue(ctx, ca.Request{Profile: e.Profile, Subject: e.Subject, CSR: key.CSR, PublicKey: key.PublicKey,
+		PossessionProvedBy: key.ProvedBy, RequestID: actor, RequestedBy: actor})
+	if err != nil {
+		if rerr := s.c.Store.ReleaseEnrolment(context.WithoutCancel(ctx), e.Reference, claim); rerr != nil {
+			s.log.ErrorContext(ctx, "releasing an enrolment after a refusal", "reference", e.Reference, "err", rerr)
+		}
+		return nil, err
+	}
+	if err := s.c.Store.CompleteEnrolment(context.WithoutCancel(ctx), e.Reference, claim, got.Serial, s.now()); err != nil {
+		// The request ID (enrolment:<reference>) keeps the CA from issuing
+		// under it again; the record says claimed until then.
+		s.log.ErrorContext(ctx, "recording the use of an enrolment", "reference", e.Reference, "serial", got.Serial, "err", err)
+	}
+	if _, err := s.c.Audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionConsume, Object: e.Reference, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"serial": got.Serial, "profile": e.Profile, "protocol": protocol}}); err != nil {
+		return nil, fmt.Errorf("certificate %s issued, but writing the audit record failed: %w", got.Serial, err)
+	}
+	return got, nil
+}
+
+// Holder checks that cert is a certificate this CA issued, within its
+// validity, not revoked and its key not blocked, and returns its record:
+// the only certificates that authenticate a re-enrolment, a CMP kur or rr.
+func (s *Service) Holder(ctx context.Context, cert *x509.Certificate) (*ca.CertificateRecord, error) {
+	serial := fmt.Sprintf("%x", cert.SerialNumber)
+	if len(serial)%2 == 1 {
+		serial = "0" + serial
+	}
+	rec, err := s.c.Certificates.GetCertificate(ctx, serial)
+	if errors.Is(err, ca.ErrNotFound) {
+		return nil, fmt.Errorf("%w: certificate %s was not issued by this CA", ErrCertificateRefused, serial)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading certificate %s: %w", serial, err)
+	}
+	if !bytesEqual(rec.DER, cert.Raw) {
+		return nil, fmt.Errorf("%w: certificate %s is not the one this CA issued with that serial", ErrCertificateRefused, serial)
+	}
+	if now := s.now(); now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("%w: certificate %s is not valid now", ErrCertificateRefused, serial)
+	}
+	if rec.Revoked || rec.KeyBlocked {
+		return nil, fmt.Errorf("%w: %w: certificate %s", ErrCertificateRefused, ErrRevoked, serial)
+	}
+	if err := s.c.Status.Check(ctx, cert); errors.Is(err, revocation.ErrRefused) {
+		return nil, fmt.Errorf("%w: %w: %w", ErrCertificateRefused, ErrRevoked, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("checking the status of certificate %s: %w", serial, err)
+	}
+	return rec, nil
+}
+
+func bytesEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1 }
+
+// Reenrol issues the successor of the holder's current certificate for a
+// new key through the Renewer (the CA's renewal rules): the current
+// certificate's profile and subject, the current certificate superseded.
+// current must have passed Holder.
+func (s *Service) Reenrol(ctx context.Context, current *x509.Certificate, rec *ca.CertificateRecord, key Key, actor string) (*ca.Issued, error) {
+	if s.c.Renewer == nil {
+		return nil, &RequestError{Reason: "re-enrolment is not available on this service"}
+	}
+	return s.c.Renewer.Renew(ctx, Renewal{Current: current, Record: rec, Key: key, Actor: actor})
+}
+
+// Refused records a protocol request refused by the protocol layer.
+func (s *Service) Refused(ctx context.Context, actor, object, protocol string, why error, details map[string]any) {
+	d := map[string]any{"protocol": protocol, "error": why.Error()}
+	for k, v := range details {
+		d[k] = v
+	}
+	if actor == "" {
+		actor = "unknown"
+	}
+	if _, err := s.c.Audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionRefused, Object: object, Outcome: audit.OutcomeRefused, Details: d}); err != nil {
+		s.log.ErrorContext(ctx, "audit append failed for a refused enrolment request", "err", err)
+	}
+}
+
+// Audit appends e to the audit log (a protocol's own records: CMP
+// confirmations).
+func (s *Service) Audit(ctx context.Context, e audit.Entry) error {
+	_, err := s.c.Audit.Append(ctx, e)
+	return err
+}
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.now() }
+
+// Certificate returns the record of a certificate this CA issued.
+func (s *Service) Certificate(ctx context.Context, serial string) (*ca.CertificateRecord, error) {
+	return s.c.Certificates.GetCertificate(ctx, serial)
+}

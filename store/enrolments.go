@@ -1,0 +1,188 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/thiqa/thiqa/enrol"
+)
+
+// Enrolment records and CMP transactions (tables enrolments and
+// cmp_transactions, migration 0012).
+var (
+	_ enrol.Store            = (*Enrolments)(nil)
+	_ enrol.TransactionStore = (*Enrolments)(nil)
+)
+
+// Enrolments is the store of package enrol and of its CMP transactions.
+type Enrolments struct{ db *DB }
+
+// Enrolments returns the enrolment store.
+func (db *DB) Enrolments() *Enrolments { return &Enrolments{db: db} }
+
+// InsertEnrolment records a new enrolment (enrol.Store).
+func (s *Enrolments) InsertEnrolment(ctx context.Context, e enrol.Enrolment) error {
+	subject, err := json.Marshal(e.Subject)
+	if err != nil {
+		return fmt.Errorf("store: enrolment subject: %w", err)
+	}
+	err = s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO enrolments (reference, profile, subject, secret_hash, created_by, created_at, expires_at, state)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'open')`,
+			e.Reference, e.Profile, string(subject), e.SecretHash[:], e.CreatedBy, e.Created.UnixNano(), e.Expires.UnixNano())
+		return err
+	})
+	if isUniqueViolation(err) {
+		return fmt.Errorf("store: enrolment %s: %w", e.Reference, enrol.ErrDuplicate)
+	}
+	return mapErr("store: recording an enrolment", err)
+}
+
+// GetEnrolment returns an enrolment (enrol.Store).
+func (s *Enrolments) GetEnrolment(ctx context.Context, reference string) (*enrol.Enrolment, error) {
+	var e enrol.Enrolment
+	var subject string
+	var hash []byte
+	var created, expires int64
+	var claim, serial sql.NullString
+	var claimedAt, usedAt sql.NullInt64
+	err := s.db.queryRow(ctx, `SELECT reference, profile, subject, secret_hash, created_by, created_at, expires_at, state, claim, claimed_at, serial, used_at
+		FROM enrolments WHERE reference = ?`, reference).
+		Scan(&e.Reference, &e.Profile, &subject, &hash, &e.CreatedBy, &created, &expires, &e.State, &claim, &claimedAt, &serial, &usedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: enrolment %s: %w: %w", reference, enrol.ErrNotFound, ErrNotFound)
+	}
+	if err != nil {
+		return nil, mapErr("store: reading enrolment "+reference, err)
+	}
+	if err := json.Unmarshal([]byte(subject), &e.Subject); err != nil {
+		return nil, fmt.Errorf("store: enrolment %s subject: %w", reference, err)
+	}
+	copy(e.SecretHash[:], hash)
+	e.Created, e.Expires = time.Unix(0, created).UTC(), time.Unix(0, expires).UTC()
+	e.Claim, e.Serial = claim.String, serial.String
+	if claimedAt.Valid {
+		e.ClaimedAt = time.Unix(0, claimedAt.Int64).UTC()
+	}
+	if usedAt.Valid {
+		e.Used = time.Unix(0, usedAt.Int64).UTC()
+	}
+	return &e, nil
+}
+
+// ClaimEnrolment claims an open (or stale claimed) unexpired enrolment
+// (enrol.Store).
+func (s *Enrolments) ClaimEnrolment(ctx context.Context, reference, claim string, now, stale time.Time) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE enrolments SET state = 'claimed', claim = ?, claimed_at = ?
+			WHERE reference = ? AND expires_at > ? AND (state = 'open' OR (state = 'claimed' AND claimed_at < ?))`,
+			claim, now.UnixNano(), reference, now.UnixNano(), stale.UnixNano())
+		if err != nil {
+			return mapErr("store: claiming enrolment "+reference, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+		var state string
+		var expires int64
+		err = t.queryRow(ctx, `SELECT state, expires_at FROM enrolments WHERE reference = ?`, reference).Scan(&state, &expires)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrNotFound)
+		case err != nil:
+			return mapErr("store: claiming enrolment "+reference, err)
+		case state == enrol.StateUsed:
+			return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrUsed)
+		case expires <= now.UnixNano():
+			return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrExpired)
+		}
+		return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrBusy)
+	})
+}
+
+// ReleaseEnrolment reopens an enrolment claimed by claim (enrol.Store).
+func (s *Enrolments) ReleaseEnrolment(ctx context.Context, reference, claim string) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `UPDATE enrolments SET state = 'open', claim = NULL, claimed_at = NULL
+			WHERE reference = ? AND state = 'claimed' AND claim = ?`, reference, claim)
+		return mapErr("store: releasing enrolment "+reference, err)
+	})
+}
+
+// CompleteEnrolment marks an enrolment claimed by claim used (enrol.Store).
+func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE enrolments SET state = 'used', serial = ?, used_at = ?
+			WHERE reference = ? AND state = 'claimed' AND claim = ?`, serial, now.UnixNano(), reference, claim)
+		if err != nil {
+			return mapErr("store: completing enrolment "+reference, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("store: enrolment %s is not claimed by this request", reference)
+		}
+		return nil
+	})
+}
+
+// InsertTransaction records the certificate a CMP transaction issued
+// (enrol.TransactionStore); enrol.ErrTransactionInUse when the ID exists.
+func (s *Enrolments) InsertTransaction(ctx context.Context, tx enrol.Transaction) error {
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `INSERT INTO cmp_transactions (transaction_id, sender, serial, cert_hash, created_at, state, closed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, tx.ID, tx.Sender, tx.Serial, tx.CertHash[:], tx.Created.UnixNano(), tx.State, nullTime(tx.Closed))
+		return err
+	})
+	if isUniqueViolation(err) {
+		return fmt.Errorf("store: CMP transaction %s: %w", tx.ID, enrol.ErrTransactionInUse)
+	}
+	return mapErr("store: recording a CMP transaction", err)
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+// GetTransaction returns a CMP transaction (enrol.TransactionStore), an
+// error wrapping enrol.ErrNoTransaction when there is none.
+func (s *Enrolments) GetTransaction(ctx context.Context, id string) (*enrol.Transaction, error) {
+	var tx enrol.Transaction
+	var hash []byte
+	var created int64
+	var closed sql.NullInt64
+	err := s.db.queryRow(ctx, `SELECT transaction_id, sender, serial, cert_hash, created_at, state, closed_at FROM cmp_transactions WHERE transaction_id = ?`, id).
+		Scan(&tx.ID, &tx.Sender, &tx.Serial, &hash, &created, &tx.State, &closed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: CMP transaction %s: %w", id, enrol.ErrNoTransaction)
+	}
+	if err != nil {
+		return nil, mapErr("store: reading CMP transaction "+id, err)
+	}
+	copy(tx.CertHash[:], hash)
+	tx.Created = time.Unix(0, created).UTC()
+	if closed.Valid {
+		tx.Closed = time.Unix(0, closed.Int64).UTC()
+	}
+	return &tx, nil
+}
+
+// CloseTransaction moves a waiting transaction to state (confirmed or
+// rejected); enrol.ErrNoTransaction when it is not waiting.
+func (s *Enrolments) CloseTransaction(ctx context.Context, id, state string, now time.Time) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE cmp_transactions SET state = ?, closed_at = ? WHERE transaction_id = ? AND state = 'waiting'`, state, now.UnixNano(), id)
+		if err != nil {
+			return mapErr("store: closing CMP transaction "+id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("store: CMP transaction %s is not waiting for a confirmation: %w", id, enrol.ErrNoTransaction)
+		}
+		return nil
+	})
+}
