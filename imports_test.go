@@ -142,6 +142,8 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"internal/audit":        {"internal/problem"},                                     // fine
 		"verify":                {"verify/path"},                                          // fine
 		"signing/csc":           {"signing", "internal/auth"},                             // fine
+		"hsm/keyring":           {"hsm", "internal/audit", "internal/auth"},               // fine: platform under platform
+		"signing/client":        {"hsm/keyring"},                                          // rules 1 and 2
 		"cmd/thiqa/internal/io": {"cmd/thiqa/internal/config"},                            // fine
 		"backup":                {"store"},                                                // rules 1 and 2
 		"verify/tsl":            {"tsl/build"},                                            // rule 4
@@ -159,6 +161,8 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"policies imports internal/problem: rule 4: policies imports nothing of the project",
 		"signing imports hsm: rule 1: only cmd/... imports store, hsm and the configuration package",
 		"signing imports hsm: rule 2: a service declares what it consumes instead",
+		"signing/client imports hsm/keyring: rule 1: only cmd/... imports store, hsm and the configuration package",
+		"signing/client imports hsm/keyring: rule 2: a service declares what it consumes instead",
 		"verify/pdf imports signer/pdfdoc: rule 4: verification imports no signing code",
 		"verify/tsl imports tsl/build: rule 4: verification imports no signing code",
 		"web imports store: rule 1: only cmd/... imports store, hsm and the configuration package",

@@ -65,6 +65,12 @@ func TestGenerations(t *testing.T) {
 	if err != nil || resp.CA != "citizen" || resp.Certificate.CheckSignatureFrom(old.Certificate()) != nil {
 		t.Fatalf("responder from the first generation: %v %+v", err, resp)
 	}
+	// Generations: the request's CA names the generation.
+	resp, err = Generations{a}.Issue(context.Background(), Request{Profile: policies.ProfileOCSPResponder, CA: "citizen",
+		Subject: subjectFor(policies.ProfileOCSPResponder), PublicKey: p384(t).Public(), KeyGeneratedByService: true, RequestedBy: "thiqa-serve"})
+	if err != nil || resp.CA != "citizen" || resp.Certificate.CheckSignatureFrom(old.Certificate()) != nil {
+		t.Fatalf("Generations: responder from the first generation: %v %+v", err, resp)
+	}
 	// Naming a generation the profile's CA does not have, or none at all, is refused.
 	for _, r := range []Request{
 		{Profile: policies.ProfileCitizenSigning, Issuer: "organisation"},

@@ -244,7 +244,7 @@ type PINChecker interface {
 }
 
 // SigningCredentials is the signing service as the CSC authorization
-// server needs it (cmd/thiqa adapts signing/csc).
+// server needs it (signing/csc.ProviderCredentials).
 type SigningCredentials interface {
 	// CheckCredential returns nil when credentialID is a usable signing
 	// credential of the citizen with that civil number whose PIN is set,

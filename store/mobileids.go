@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/signing"
 )
 
 // MobileIDState is an enrolled mobile ID with its login PIN's state and
@@ -88,4 +89,47 @@ func (s *Identity) MobileIDPINSet(ctx context.Context, credentialID string) (boo
 		return false, fmt.Errorf("store: mobile ID %s: %w", credentialID, err)
 	}
 	return m.PINSet, nil
+}
+
+// SigningMobileIDs is the identity store's mobile IDs as the signing
+// service's credential endpoints see them (signing.MobileIDs): the PIN life
+// cycle and the listing of a citizen's credentials cover mobile IDs too.
+type SigningMobileIDs struct{ ids *Identity }
+
+var _ signing.MobileIDs = SigningMobileIDs{}
+
+// SigningMobileIDs returns the signing service's view of the mobile IDs.
+func (db *DB) SigningMobileIDs() SigningMobileIDs { return SigningMobileIDs{ids: db.Identity()} }
+
+// MobileID returns an enrolled mobile ID, or an error wrapping
+// signing.ErrNotFound (and identity.ErrNotFound).
+func (m SigningMobileIDs) MobileID(ctx context.Context, credentialID string) (*signing.MobileID, error) {
+	st, err := m.ids.MobileID(ctx, credentialID)
+	if errors.Is(err, identity.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %w", signing.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := st.forSigning()
+	return &out, nil
+}
+
+// MobileIDsOf lists a citizen's enrolled mobile IDs, oldest first.
+func (m SigningMobileIDs) MobileIDsOf(ctx context.Context, civilNumber string) ([]signing.MobileID, error) {
+	sts, err := m.ids.MobileIDsOf(ctx, civilNumber)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]signing.MobileID, len(sts))
+	for i, st := range sts {
+		out[i] = st.forSigning()
+	}
+	return out, nil
+}
+
+// forSigning is the state as the signing service sees it.
+func (st MobileIDState) forSigning() signing.MobileID {
+	return signing.MobileID{CredentialID: st.CredentialID, CivilNumber: st.CivilNumber, CertSerial: st.CertSerial, NotAfter: st.NotAfter,
+		Revoked: st.Revoked, PINSet: st.PINSet, PINFailures: st.PINFailures, ActivationPending: st.ActivationPending}
 }

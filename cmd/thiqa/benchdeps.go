@@ -14,6 +14,7 @@ import (
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
@@ -152,7 +153,7 @@ func (t *benchToken) Key(ctx context.Context, label string) (bench.Key, error) {
 }
 
 func (t *benchToken) TSAUnitKey(ctx context.Context) (bench.Key, error) {
-	units, err := tsaUnits(t.cfg, serviceKeys{token: t.tok}, nil)
+	units, err := tsaUnits(t.cfg, keyring.Ring{Token: t.tok}, nil)
 	if err != nil {
 		return bench.Key{}, err
 	}

@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -110,7 +106,7 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return err
 	}
-	keys := &tokenKeys{token: p.token, keyType: kt, audit: p.audit}
+	keys := &tokenKeys{Token: p.token, KeyType: kt, Audit: p.audit}
 	api := ca.NewAPI(a, ca.HandlerOptions{
 		Caller:       callerOf,
 		KeyGenerator: keys,
@@ -144,62 +140,6 @@ func callerOf(r *http.Request) string {
 		return pr.Subject
 	}
 	return "unknown"
-}
-
-// credentialPrefix starts the label of every subject key generated on the
-// token: the label is the credential ID.
-const credentialPrefix = "cred-"
-
-// tokenKeys generates subject keys for remote signing on the service's
-// token (ca.KeyGenerator). The credential ID is the key's label.
-type tokenKeys struct {
-	token   *hsm.Token
-	keyType hsm.KeyType
-	audit   *audit.Log
-}
-
-// GenerateKey creates a key labelled cred-<32 hex digits> on the token.
-func (k *tokenKeys) GenerateKey(ctx context.Context, profile string) (string, crypto.PublicKey, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", nil, err
-	}
-	id := credentialPrefix + hex.EncodeToString(b[:])
-	key, err := k.token.GenerateKey(ctx, id, k.keyType)
-	if err != nil {
-		return "", nil, err
-	}
-	actor := "unknown"
-	if pr, ok := auth.FromContext(ctx); ok {
-		actor = pr.Subject
-	}
-	spki, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return "", nil, err
-	}
-	sum := sha256.Sum256(spki)
-	if _, err := k.audit.Append(ctx, audit.Entry{
-		Actor: actor, Action: "key.generate", Object: key.URI(), Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"keyType": k.keyType.String(), "spkiSHA256": hex.EncodeToString(sum[:]), "profile": profile, "credentialID": id},
-	}); err != nil {
-		return "", nil, fmt.Errorf("writing audit record: %w", err)
-	}
-	return id, key.Public(), nil
-}
-
-// DeleteKey destroys a key generated for a request the CA then refused, so
-// that no orphan key stays on the token, and records it.
-func (k *tokenKeys) DeleteKey(ctx context.Context, credentialID string) error {
-	if err := k.token.DeleteKey(ctx, credentialID); err != nil {
-		return err
-	}
-	if _, err := k.audit.Append(ctx, audit.Entry{
-		Actor: "ca", Action: "key.delete", Object: credentialID, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"reason": "certificate request refused"},
-	}); err != nil {
-		return fmt.Errorf("writing audit record: %w", err)
-	}
-	return nil
 }
 
 // runIssue issues one certificate in-process: `thiqa issue`.

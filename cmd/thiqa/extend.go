@@ -16,6 +16,7 @@ import (
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/signer"
 	"github.com/thiqa/thiqa/signing/archive"
+	"github.com/thiqa/thiqa/signing/client"
 )
 
 // runExtend is `thiqa extend --in F --out G --level B-LT|B-LTA [--force]
@@ -83,7 +84,7 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 		if err != nil {
 			return fmt.Errorf("API token: %w", err)
 		}
-		ext = archive.Remote(*base, token, level, *force)
+		ext = (&client.Client{Base: *base, Token: token}).Extender(level, *force)
 		anchors = func() *verifierSettings { return &verifierSettings{} }
 	}
 	if single {

@@ -2,27 +2,23 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
-	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing/csc"
-	"github.com/thiqa/thiqa/store"
 )
 
 // identityOn reports whether the digital-ID service runs in this data folder.
@@ -93,101 +89,6 @@ func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certif
 		KeyOnToken: st.KeyOnToken, KeyBlocked: st.KeyBlocked}, nil
 }
 
-// mobileDirectory finds a citizen's enrolled mobile ID credential and the
-// certificates of credentials (identity.Directory, identity.Credentials).
-type mobileDirectory struct {
-	ids   *store.Identity
-	certs *store.Certificates
-}
-
-// RemoteCredential returns the citizen's enrolled mobile ID credential.
-func (d mobileDirectory) RemoteCredential(ctx context.Context, civil string) (*identity.RemoteCredential, error) {
-	id, err := d.ids.MobileCredentialID(ctx, civil)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := d.IssuedCredential(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return &identity.RemoteCredential{ID: id, Certificate: rec.Certificate}, nil
-}
-
-// IssuedCredential returns the certificate issued for a credential key.
-func (d mobileDirectory) IssuedCredential(ctx context.Context, id string) (*identity.IssuedCredential, error) {
-	rec, err := d.certs.CertificateByCredential(ctx, id)
-	if errors.Is(err, ca.ErrNotFound) {
-		return nil, fmt.Errorf("credential %s has no certificate: %w", id, identity.ErrNotFound)
-	}
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(rec.DER)
-	if err != nil {
-		return nil, fmt.Errorf("credential %s: %w", id, err)
-	}
-	return &identity.IssuedCredential{Certificate: cert, Profile: rec.Profile, Serial: rec.Serial}, nil
-}
-
-// tokenKeyResolver finds credentials' keys on the token and keeps the
-// signers found. The key's label is the credential ID, or the label its
-// current certificate names after a re-key (labels).
-type tokenKeyResolver struct {
-	token  *hsm.Token
-	labels *store.Certificates // nil: the credential ID is the label
-	mu     sync.Mutex
-	keys   map[string]*hsm.Signer
-}
-
-// maxCachedKeys bounds the resolver's cache; it is emptied when full.
-const maxCachedKeys = 10_000
-
-func (r *tokenKeyResolver) Key(ctx context.Context, id string) (crypto.Signer, error) {
-	if r.labels != nil {
-		rec, err := r.labels.CertificateByCredential(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if rec.KeyLabel != "" {
-			id = rec.KeyLabel
-		}
-	}
-	r.mu.Lock()
-	k, ok := r.keys[id]
-	r.mu.Unlock()
-	if ok {
-		return k, nil
-	}
-	k, err := r.token.FindKey(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	k.SetMetricLabel(policies.ProfileCitizenAuth) // mobile-ID keys; never the credential ID
-	r.mu.Lock()
-	if r.keys == nil || len(r.keys) >= maxCachedKeys {
-		r.keys = map[string]*hsm.Signer{}
-	}
-	r.keys[id] = k
-	r.mu.Unlock()
-	return k, nil
-}
-
-// pinChecker adapts package pin to identity.PINChecker.
-type pinChecker struct{ m *pin.Manager }
-
-func (c pinChecker) CheckPIN(ctx context.Context, credentialID, p string) error {
-	err := c.m.Check(ctx, credentialID, p)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, pin.ErrLocked):
-		return identity.ErrPINLocked
-	case errors.Is(err, pin.ErrWrong), errors.Is(err, pin.ErrNotSet):
-		return identity.ErrWrongPIN
-	}
-	return err
-}
-
 // citizenCAPool is the trust anchor for mutual-TLS logins: the citizen
 // issuing CA's certificates alone (every generation of it), so
 // certificates of the other CAs do not even chain.
@@ -248,13 +149,14 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	}
 	var signingAuth *identity.SigningConfig
 	if api != nil && cscOAuthOn(cfg) {
-		signingAuth = cscCredentials{api: api}.signingConfig(cfg)
+		signingAuth = csc.ProviderCredentials{API: api}.SigningConfig(cscOAuthBase(cfg))
 	}
 	return identity.New(identity.Config{
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
 		Store: p.db.Identity(), Status: identityStatus{c: p.certStatus},
-		Directory: mobileDirectory{ids: p.db.Identity(), certs: p.db.Certificates(nil)},
-		Keys:      &tokenKeyResolver{token: p.token, labels: p.db.Certificates(nil)}, PINs: pinChecker{m: pins}, Audit: p.audit,
+		Directory: p.db.Identity(),
+		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
+		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins}, Audit: p.audit,
 		PhoneAuth: phoneAuth, Caller: caller, Signing: signingAuth,
 		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
 		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
@@ -287,20 +189,6 @@ func wireIdentity(ctx context.Context, p *platform, s *serving) error {
 	prov.Register(s.mux)
 	clients := &identity.ClientAPI{Store: p.db.Identity(), Audit: p.audit, Logger: p.logger.With("service", "identity")}
 	clients.Register(s.mux, p.authn.Require)
-	ids := p.db.Identity()
-	s.background = append(s.background, func(ctx context.Context) {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if _, err := ids.Purge(ctx, time.Now()); err != nil {
-					p.logger.Warn("purging expired identity state", "err", err)
-				}
-			}
-		}
-	})
+	s.background = append(s.background, func(ctx context.Context) { identity.PurgeEvery(ctx, p.db.Identity(), time.Minute, p.logger) })
 	return nil
 }

@@ -202,7 +202,7 @@ func mobileEnrolment(cfg *config.Config, db *store.DB, log *audit.Log) (identity
 		return identity.Enrolment{}, err
 	}
 	return identity.Enrolment{
-		Credentials: mobileDirectory{ids: db.Identity(), certs: db.Certificates(nil)},
+		Credentials: db.Identity(),
 		Status:      identityStatus{c: revocation.NewChecker(db.Certificates(nil), 0, nil)},
 		Store:       db.Identity(), PINs: pins, Audit: log,
 	}, nil

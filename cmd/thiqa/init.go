@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +15,7 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
@@ -228,18 +226,7 @@ func ensureKey(ctx context.Context, cfg *config.Config, tok *hsm.Token, uri stri
 	if err != nil {
 		return nil, false, err
 	}
-	k, err := tok.FindKey(ctx, label)
-	if err == nil {
-		return k, false, nil
-	}
-	if !errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, false, fmt.Errorf("finding key %q: %w", label, err)
-	}
-	k, err = tok.GenerateKey(ctx, label, kt)
-	if err != nil {
-		return nil, false, fmt.Errorf("generating key %q: %w", label, err)
-	}
-	return k, true, nil
+	return keyring.Ensure(ctx, tok, label, kt)
 }
 
 // initDevIssuer makes sure the development token issuer key exists and
@@ -253,7 +240,7 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 		return err
 	}
 	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
+		if err := keyring.Generated(ctx, p.audit, key); err != nil {
 			return err
 		}
 	}
@@ -264,21 +251,10 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 	return nil
 }
 
-// auditKeyGenerated records a key generated on the token.
+// auditKeyGenerated records a key generated on the token
+// (keyring.Generated).
 func auditKeyGenerated(ctx context.Context, log *audit.Log, k *hsm.Signer) error {
-	spki, err := x509.MarshalPKIXPublicKey(k.Public())
-	if err != nil {
-		return fmt.Errorf("encoding public key: %w", err)
-	}
-	sum := sha256.Sum256(spki)
-	_, err = log.Append(ctx, audit.Entry{
-		Actor: "thiqa-init", Action: "key.generate", Object: k.URI(), Outcome: "success",
-		Details: map[string]any{"keyType": k.KeyType().String(), "spkiSHA256": hex.EncodeToString(sum[:])},
-	})
-	if err != nil {
-		return fmt.Errorf("writing audit record: %w", err)
-	}
-	return nil
+	return keyring.Generated(ctx, log, k)
 }
 
 // publishDevIssuerKey writes the development token issuer's public key as the

@@ -3,13 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
-	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/signing"
 )
 
@@ -64,24 +61,4 @@ func (s superseder) RevokeSuperseded(ctx context.Context, actor, serial string) 
 		return nil
 	}
 	return err
-}
-
-// DestroyKey destroys the replaced key of a re-keyed credential on the
-// token and records it; a key already gone is no error (a retried
-// renewal).
-func (k *tokenKeys) DestroyKey(ctx context.Context, label, reason string) error {
-	err := k.token.DeleteKey(ctx, label)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := k.audit.Append(ctx, audit.Entry{
-		Actor: "ca", Action: "key.delete", Object: label, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"reason": reason},
-	}); err != nil {
-		return fmt.Errorf("writing audit record: %w", err)
-	}
-	return nil
 }

@@ -7,12 +7,14 @@ import (
 	"io"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -39,8 +41,8 @@ func newResponders(ctx context.Context, p *platform, set config.RevocationSettin
 		}
 	}
 	return revocation.NewResponders(revocation.ResponderOptions{
-		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: responderKeys{serviceKeys{token: p.token, keyType: kt, audit: p.audit}},
-		CA: generationCertifier{a}, Subjects: subjects, Actor: actor,
+		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: responderKeys{keyring.Ring{Token: p.token, KeyType: kt, Audit: p.audit}},
+		CA: ca.Generations{Authority: a}, Subjects: subjects, Actor: actor,
 	}), nil
 }
 

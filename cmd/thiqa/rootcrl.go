@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
 )
 
@@ -23,13 +19,8 @@ import (
 // Either way thiqa_root_crl_next_update_seconds is the nextUpdate of the
 // root CRL served and thiqa_root_key_online says where the key is.
 func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings, publisher *crl.Publisher) error {
-	online := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "thiqa_root_key_online",
-		Help: "1 while the root CA key is on the online token (development only), 0 when the root is offline.",
-	})
 	var nextUpdate func() float64
 	if !p.cfg.CA.Root.Offline {
-		online.Set(1)
 		p.logger.Warn("the root CA key is on the online token: development only. No national PKI and no ETSI EN 319 411-1 audit accepts an online root; "+
 			"keep it offline in a key ceremony (docs/ceremony.md, thiqa init --root-cert)", "key", p.cfg.CA.Root.Key)
 		nextUpdate = func() float64 {
@@ -60,30 +51,5 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 			return 0
 		}
 	}
-	for _, c := range []prometheus.Collector{online, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "thiqa_root_crl_next_update_seconds",
-		Help: "nextUpdate (Unix time) of the root CRL served at /crl/root.crl; 0 while there is none.",
-	}, nextUpdate)} {
-		if err := p.reg.Register(c); err != nil {
-			return fmt.Errorf("registering metrics: %w", err)
-		}
-	}
-	return nil
-}
-
-// generationCertifier is the CA as the OCSP responders of every CA
-// generation need it (revocation.Certifier): they name their CA by issuer
-// name (citizen, citizen_2), and each generation certifies its own
-// responder, the current one or not.
-type generationCertifier struct{ a *ca.Authority }
-
-// CACertificate returns a generation's certificate by issuer name.
-func (g generationCertifier) CACertificate(name string) (*x509.Certificate, bool) {
-	return g.a.CACertificate(name)
-}
-
-// Issue issues from the generation req.CA names.
-func (g generationCertifier) Issue(ctx context.Context, req ca.Request) (*ca.Issued, error) {
-	req.Issuer, req.CA = req.CA, ""
-	return g.a.Issue(ctx, req)
+	return crl.RegisterRootMetrics(p.reg, !p.cfg.CA.Root.Offline, nextUpdate)
 }

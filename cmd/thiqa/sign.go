@@ -2,21 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"mime/multipart"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/internal/problem"
-	"github.com/thiqa/thiqa/signing"
+	"github.com/thiqa/thiqa/signing/client"
 )
 
 // runSign signs a PDF with a citizen's remote key through the server:
@@ -62,83 +57,36 @@ func runSign(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	q := url.Values{"level": {*levelName}, "credential": {*credID}}
+	q := url.Values{}
 	img, err := df.query(q)
 	if err != nil {
 		return err
 	}
-	u := strings.TrimRight(*base, "/") + "/api/v1/sign?" + q.Encode()
-	body, ctype, size := io.Reader(in), "application/pdf", st.Size()
-	if img != nil {
-		body, ctype, size = multipartBody(in, img)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, body)
-	if err != nil {
-		return err
-	}
-	req.ContentLength = size
-	req.Header.Set("Content-Type", ctype)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set(signing.PINHeader, pinValue)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("calling %s: %w", *base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var p problem.Details
-		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if json.Unmarshal(raw, &p) == nil && p.Detail != "" {
-			return fmt.Errorf("refused (%d): %s", resp.StatusCode, p.Detail)
+	var tmp *os.File
+	defer func() {
+		if tmp != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
 		}
-		return fmt.Errorf("refused (%d): %s", resp.StatusCode, strings.TrimSpace(string(raw)))
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(*outPath), ".sign-*.pdf")
+	}()
+	c := &client.Client{Base: *base, Token: token}
+	res, err := c.Sign(ctx, client.SignRequest{Credential: *credID, PIN: pinValue, Level: *levelName, Options: q, Image: img, Document: in, Size: st.Size()},
+		func() (io.Writer, error) {
+			tmp, err = os.CreateTemp(filepath.Dir(*outPath), ".sign-*.pdf")
+			return tmp, err
+		})
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	n, err := io.Copy(tmp, resp.Body)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("receiving the signed document: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), *outPath); err != nil {
 		return err
 	}
-	for _, w := range resp.Header.Values(signing.WarningHeader) {
+	for _, w := range res.Warnings {
 		fmt.Fprintf(env.stderr, "warning: %s\n", w)
 	}
-	fmt.Fprintf(env.stdout, "signed %s -> %s (%s, %d bytes, digest %s)\n", *inPath, *outPath, *levelName, n, resp.Header.Get(signing.DigestHeader))
+	fmt.Fprintf(env.stdout, "signed %s -> %s (%s, %d bytes, digest %s)\n", *inPath, *outPath, *levelName, res.Size, res.Digest)
 	return nil
-}
-
-// multipartBody streams the PDF in part "document" after the PNG in part
-// "image" (a visible signature's request); the size is unknown (-1).
-func multipartBody(pdf io.Reader, png []byte) (io.Reader, string, int64) {
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		err := func() error {
-			iw, err := mw.CreateFormFile("image", "image.png")
-			if err != nil {
-				return err
-			}
-			if _, err := iw.Write(png); err != nil {
-				return err
-			}
-			dw, err := mw.CreateFormFile("document", "document.pdf")
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(dw, pdf); err != nil {
-				return err
-			}
-			return mw.Close()
-		}()
-		pw.CloseWithError(err)
-	}()
-	return pr, mw.FormDataContentType(), -1
 }

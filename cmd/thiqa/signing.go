@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -18,7 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/inprocess"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
@@ -66,7 +65,7 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		if mobilePINs, err = pin.New(p.db.Identity(), p.cfg.Identity.PINParams()); err != nil {
 			return nil, err
 		}
-		mobile = mobileIDs{ids: p.db.Identity()}
+		mobile = p.db.SigningMobileIDs()
 	}
 	appearance, err := appearanceConfig(p)
 	if err != nil {
@@ -86,31 +85,12 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 			SADLifetime: cfg.SADLifetime, MaxHashesPerSAD: cfg.MaxHashesPerSAD, TempDir: p.cfg.Resolve(cfg.TempDir), PIN: pp,
 			Appearance: appearance,
 		},
-		Store: p.db.SigningCredentials(), Keys: tokenSigningKeys(p.token),
+		Store: p.db.SigningCredentials(), Keys: keyring.ProfileKeys(p.token, policies.ProfileOrganisationSeal),
 		Root: parts[0].Cert, Issuers: issuers,
 		TSA: tsa, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg, Verifier: judge,
 		MobileIDs: mobile, MobilePINs: mobilePINs,
 	})
-}
-
-// tokenSigningKeys finds the credentials' keys on the token. A key's
-// signatures count under its certificate profile in the HSM metrics, never
-// under the credential ID; an agency's seal key signs all day and signs
-// with session copies (hsm/sessioncopy.go), a citizen's key signs once per
-// authorisation and is not worth a copy.
-func tokenSigningKeys(tok *hsm.Token) signing.KeyResolver {
-	return func(ctx context.Context, label, profile string) (crypto.Signer, error) {
-		key, err := tok.FindKey(ctx, label)
-		if err != nil {
-			return nil, err
-		}
-		key.SetMetricLabel(profile)
-		if profile == policies.ProfileOrganisationSeal {
-			key.UseSessionCopies()
-		}
-		return key, nil
-	}
 }
 
 // wireSigning serves the seal, sign and CSC endpoints and expires the SADs

@@ -14,6 +14,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/timestamp"
@@ -22,7 +23,7 @@ import (
 
 // tsaUnits finds the TSA units in the data folder and on the token; ca
 // certifies new unit keys (nil where none are made).
-func tsaUnits(cfg *config.Config, keys serviceKeys, ca timestamp.Certifier) (*timestamp.Units, error) {
+func tsaUnits(cfg *config.Config, keys keyring.Ring, ca timestamp.Certifier) (*timestamp.Units, error) {
 	label, err := keyLabel(cfg, cfg.TSA.Key)
 	if err != nil {
 		return nil, err
@@ -31,7 +32,7 @@ func tsaUnits(cfg *config.Config, keys serviceKeys, ca timestamp.Certifier) (*ti
 	if err != nil {
 		return nil, err
 	}
-	keys.keyType = kt
+	keys.KeyType = kt
 	return &timestamp.Units{Dir: cfg.Resolve(cfg.TSA.CertDir), KeyLabel: label, Keys: unitKeys{keys}, CA: ca}, nil
 }
 
@@ -78,7 +79,7 @@ func initTSA(ctx context.Context, p *platform, out io.Writer) error {
 	if !p.cfg.TSA.Enabled() {
 		return nil
 	}
-	units, err := tsaUnits(p.cfg, serviceKeys{token: p.token, audit: p.audit}, &unitCertifier{p: p})
+	units, err := tsaUnits(p.cfg, keyring.Ring{Token: p.token, Audit: p.audit}, &unitCertifier{p: p})
 	if err != nil {
 		return err
 	}
@@ -98,25 +99,7 @@ func tsaClock(tc config.TSAConfig, logger *slog.Logger) (timestamp.ClockChecker,
 		logger.Warn("TSA clock declared OUT OF SYNC (tsa.clock.source: static-out-of-sync): every time-stamp request is refused with timeNotAvailable")
 		return timestamp.NewStaticChecker(false), nil
 	case config.ClockKernel:
-		maxErr := cc.MaxError
-		if maxErr == 0 {
-			maxErr = tc.Timestamp.Accuracy
-		}
-		if maxErr == 0 {
-			maxErr = time.Second
-		}
-		k, err := clock.NewKernel(maxErr)
-		if err != nil {
-			return nil, err
-		}
-		interval, maxAge := cc.Interval, cc.MaxAge
-		if interval == 0 {
-			interval = time.Second
-		}
-		if maxAge == 0 {
-			maxAge = 5 * interval
-		}
-		return timestamp.NewCachedChecker(k, interval, maxAge)
+		return clock.NewCachedKernel(cc, tc.Timestamp.Accuracy)
 	case config.ClockStatic:
 		logger.Warn("TSA CLOCK DISCIPLINE IS DISABLED (tsa.clock.source: static): the clock is declared in sync without any check. " +
 			"DEVELOPMENT ONLY: EN 319 421 requires a checked clock; set tsa.clock.source to chrony or kernel in production")
@@ -134,7 +117,7 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 		return nil
 	}
 	logger := p.logger.With("service", "tsa")
-	units, err := tsaUnits(cfg, serviceKeys{token: p.token, audit: p.audit}, &unitCertifier{p: p})
+	units, err := tsaUnits(cfg, keyring.Ring{Token: p.token, Audit: p.audit}, &unitCertifier{p: p})
 	if err != nil {
 		return err
 	}

@@ -5,16 +5,13 @@ package main
 // GET /tsl.xml and keeps the verifier's configured lists fresh.
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -42,47 +39,22 @@ func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 			return err
 		}
 	}
-	if cert, err := readTSLSignerCert(tc.SignerCertificate); err == nil {
-		if !bytes.Equal(cert.RawSubjectPublicKeyInfo, mustSPKI(key.Public())) {
-			return fmt.Errorf("%s holds another key than the trusted-list signer %s on the token (nothing was replaced)", tc.SignerCertificate, key.URI())
+	switch _, err := build.ReadSignerCertificate(tc.SignerCertificate, key.Public()); {
+	case errors.Is(err, build.ErrOtherKey):
+		return fmt.Errorf("%s holds another key than the trusted-list signer %s on the token (nothing was replaced)", tc.SignerCertificate, key.URI())
+	case errors.Is(err, os.ErrNotExist):
+		var root *x509.Certificate
+		if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
+			root = roots[0]
 		}
-		fmt.Fprintf(out, "  trusted-list signer  %s  %s\n", key.URI(), tc.SignerCertificate)
-		return nil
-	} else if !errors.Is(err, os.ErrNotExist) {
+		if err := build.WriteSignerCertificate(tc.SignerCertificate, key, tc.Operator, root, time.Now()); err != nil {
+			return err
+		}
+	case err != nil:
 		return err
-	}
-	var root *x509.Certificate
-	if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
-		root = roots[0]
-	}
-	der, err := build.SignerCertificate(key, tc.Operator, root, time.Now())
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(tc.SignerCertificate), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", filepath.Dir(tc.SignerCertificate), err)
-	}
-	if err := writeFileExclusive(tc.SignerCertificate, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", tc.SignerCertificate, err)
 	}
 	fmt.Fprintf(out, "  trusted-list signer  %s  %s\n", key.URI(), tc.SignerCertificate)
 	return nil
-}
-
-func mustSPKI(pub any) []byte {
-	der, _ := x509.MarshalPKIXPublicKey(pub)
-	return der
-}
-
-func readTSLSignerCert(path string) (*x509.Certificate, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	certs, err := readAnchors(path)
-	if err != nil {
-		return nil, err
-	}
-	return certs[0], nil
 }
 
 // tslSigner returns the trusted-list signer key and its certificate.
@@ -99,12 +71,12 @@ func tslSigner(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certificate
 	if err != nil {
 		return nil, nil, fmt.Errorf("trusted-list signer key %s: %w", tc.SignerKey, err)
 	}
-	cert, err := readTSLSignerCert(tc.SignerCertificate)
+	cert, err := build.ReadSignerCertificate(tc.SignerCertificate, key.Public())
+	if errors.Is(err, build.ErrOtherKey) {
+		return nil, nil, fmt.Errorf("%s does not certify the key %s", tc.SignerCertificate, tc.SignerKey)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("trusted-list signer certificate (run `thiqa init --data %s`): %w", p.cfg.Dir(), err)
-	}
-	if !bytes.Equal(cert.RawSubjectPublicKeyInfo, mustSPKI(key.Public())) {
-		return nil, nil, fmt.Errorf("%s does not certify the key %s", tc.SignerCertificate, tc.SignerKey)
 	}
 	return key, cert, nil
 }

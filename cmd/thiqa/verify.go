@@ -18,11 +18,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/internal/metrics"
-	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/verify"
 	"github.com/thiqa/thiqa/web"
 )
@@ -248,17 +244,10 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 		anchors: anchors, online: !vc.OfflineRevocation, timeout: vc.FetchTimeout,
 		maxSize: vc.MaxUploadBytes, logger: logger, lists: lists,
 	})
-	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "thiqa_verify_requests_total",
-		Help: "POST /api/v1/verify requests by HTTP status (200: a report, 413: too large, 429: rate-limited).",
-	}, []string{"code"})
-	if p.reg != nil {
-		if err := p.reg.Register(requests); err != nil {
-			return fmt.Errorf("registering verify metrics: %w", err)
-		}
+	if err := v.Register(s.mux, verify.RouteOptions{MaxUploadBytes: vc.MaxUploadBytes, RatePerSecond: vc.RatePerSecond, Burst: vc.Burst,
+		Registerer: p.reg}); err != nil {
+		return err
 	}
-	limit := ratelimit.New(vc.RatePerSecond, vc.Burst, time.Now)
-	s.mux.Handle("POST /api/v1/verify", metrics.CountStatus(requests, limit.Middleware(v.Handler(vc.MaxUploadBytes))))
 	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes})
 	s.mux.Handle("GET /verify", page)
 	s.mux.Handle("GET /verify/", page)

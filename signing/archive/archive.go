@@ -1,27 +1,22 @@
 // Package archive keeps signed PDFs verifiable for the long term
 // (EN 319 142-1 §5.5): it extends a document in place without ever leaving
 // it half written (ExtendInto), renews every PDF of a folder whose last
-// document time-stamp needs it (Job), and extends through a server's POST
-// /api/v1/extend (Remote) when the caller has no token of its own.
+// document time-stamp needs it (Job), with an Extender in process or
+// through a server (package signing/client).
 package archive
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/thiqa/thiqa/internal/problem"
-	"github.com/thiqa/thiqa/signer"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/verify/report"
 )
@@ -29,6 +24,15 @@ import (
 // Extender extends one document, written to out only on success; missing
 // names the certificates it found no revocation data for.
 type Extender func(ctx context.Context, in *os.File, size int64, out io.Writer) (missing []string, err error)
+
+// statusError is a server's refusal of a document, with its HTTP status
+// (a remote Extender's error, e.g. *client.RefusedError): 422 is the
+// server's verdict that the document cannot be extended, as
+// signing.ErrBroken or signing.ErrNothingToExtend are in process.
+type statusError interface {
+	error
+	HTTPStatus() int
+}
 
 // justRenewed is how recent a document time-stamp keeps the archive job
 // from renewing again, whatever its TSA certificate: the job is idempotent
@@ -101,9 +105,9 @@ func (j Job) Run(ctx context.Context, dir string) error {
 		fctx, cancel := context.WithTimeout(ctx, j.Timeout)
 		missing, _, err := ExtendInto(fctx, j.Extend, f, f)
 		cancel()
-		var re *RefusedError
+		var re statusError
 		switch {
-		case errors.Is(err, signing.ErrBroken) || errors.Is(err, signing.ErrNothingToExtend) || (errors.As(err, &re) && re.Status == 422):
+		case errors.Is(err, signing.ErrBroken) || errors.Is(err, signing.ErrNothingToExtend) || (errors.As(err, &re) && re.HTTPStatus() == 422):
 			skipped++
 			fmt.Fprintf(j.Out, "%s: skipped: %v\n", prefix, err)
 		case err != nil:
@@ -214,54 +218,3 @@ func ExtendInto(ctx context.Context, ext Extender, inPath, outPath string) ([]st
 	}
 	return missing, n, err
 }
-
-// Remote extends through the POST /api/v1/extend of the server at base,
-// with the API token, to level (force: even when a signature does not
-// verify). A refusal is a *RefusedError; the warnings of the reply (no
-// revocation data for …) are the missing list.
-func Remote(base, token string, level signer.Level, force bool) Extender {
-	return func(ctx context.Context, in *os.File, size int64, out io.Writer) ([]string, error) {
-		q := url.Values{"level": {level.String()}}
-		if force {
-			q.Set("force", "true")
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/api/v1/extend?"+q.Encode(), in)
-		if err != nil {
-			return nil, err
-		}
-		req.ContentLength = size
-		req.Header.Set("Content-Type", "application/pdf")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("calling %s: %w", base, err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			var p struct {
-				problem.Details
-				Report *report.Report `json:"report"`
-			}
-			raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			if json.Unmarshal(raw, &p) == nil && p.Detail != "" {
-				return nil, &RefusedError{Status: resp.StatusCode, Detail: p.Detail}
-			}
-			return nil, &RefusedError{Status: resp.StatusCode, Detail: strings.TrimSpace(string(raw))}
-		}
-		if _, err := io.Copy(out, resp.Body); err != nil {
-			return nil, fmt.Errorf("receiving the extended document: %w", err)
-		}
-		return resp.Header.Values(signing.WarningHeader), nil
-	}
-}
-
-// RefusedError is a server's refusal (4xx or 5xx) of one document.
-type RefusedError struct {
-	// Status is the HTTP status and Detail the problem's detail (or the
-	// body when it was no problem).
-	Status int
-	Detail string
-}
-
-// Error says the document was refused, with the status and the detail.
-func (e *RefusedError) Error() string { return fmt.Sprintf("refused (%d): %s", e.Status, e.Detail) }

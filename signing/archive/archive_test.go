@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -78,5 +79,32 @@ func TestJob(t *testing.T) {
 	}
 	if st, _ := os.Stat(filepath.Join(dir, "a.pdf")); st.Mode().Perm() != 0o640 {
 		t.Errorf("renewed file mode %v", st.Mode())
+	}
+}
+
+// refusal is a remote extender's refusal with its HTTP status.
+type refusal int
+
+func (r refusal) Error() string   { return "refused" }
+func (r refusal) HTTPStatus() int { return int(r) }
+
+// TestJobServerRefusal: a server's 422 (the document cannot be extended)
+// skips the document; any other refusal fails it.
+func TestJobServerRefusal(t *testing.T) {
+	now := time.Now()
+	for status, want := range map[refusal]string{422: "1 skipped, 0 failed", 503: "0 skipped, 1 failed"} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "a.pdf"), []byte("none"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		ext := func(context.Context, *os.File, int64, io.Writer) ([]string, error) {
+			return nil, fmt.Errorf("a.pdf: %w", status)
+		}
+		var out bytes.Buffer
+		j := Job{Extend: ext, Verifier: fakeVerifier{now: now}, RenewBefore: time.Hour, Timeout: time.Minute, Now: func() time.Time { return now }, Out: &out}
+		_ = j.Run(context.Background(), dir)
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("%d: output:\n%s", status, out.String())
+		}
 	}
 }

@@ -63,3 +63,29 @@ func Judge(ks KernelState, maxError time.Duration) timestamp.ClockStatus {
 	}
 	return st
 }
+
+// NewCachedKernel returns the TSA's clock check reading the kernel, cached
+// as cc says: the error bound is cc.MaxError, else the declared accuracy,
+// else one second; the interval defaults to one second and the age an
+// answer counts for to five intervals.
+func NewCachedKernel(cc timestamp.ClockConfig, accuracy time.Duration) (*timestamp.CachedChecker, error) {
+	maxErr := cc.MaxError
+	if maxErr == 0 {
+		maxErr = accuracy
+	}
+	if maxErr == 0 {
+		maxErr = time.Second
+	}
+	k, err := NewKernel(maxErr)
+	if err != nil {
+		return nil, err
+	}
+	interval, maxAge := cc.Interval, cc.MaxAge
+	if interval == 0 {
+		interval = time.Second
+	}
+	if maxAge == 0 {
+		maxAge = 5 * interval
+	}
+	return timestamp.NewCachedChecker(k, interval, maxAge)
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thiqa/thiqa/timestamp"
 )
 
 func TestJudge(t *testing.T) {
@@ -57,4 +59,16 @@ func TestKernelReal(t *testing.T) {
 		t.Fatalf("out of sync without a reason: %+v", st)
 	}
 	t.Logf("kernel clock: %+v", st)
+}
+
+func TestNewCachedKernel(t *testing.T) {
+	if c, err := NewCachedKernel(timestamp.ClockConfig{}, 0); err != nil || c == nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if _, err := NewCachedKernel(timestamp.ClockConfig{MaxError: -time.Second}, time.Second); err == nil {
+		t.Fatal("a negative error bound was accepted")
+	}
+	if _, err := NewCachedKernel(timestamp.ClockConfig{Interval: time.Second, MaxAge: time.Millisecond}, time.Second); err == nil {
+		t.Fatal("an answer younger than the interval was accepted")
+	}
 }

@@ -1,14 +1,22 @@
 package build
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/atomicfile"
+	"github.com/thiqa/thiqa/verify"
 )
 
 // oidTSLSigning is id-tsl-kp-tslSigning (ETSI TS 119 612 §5.7.1).
@@ -53,4 +61,48 @@ func SignerCertificate(key crypto.Signer, operator string, root *x509.Certificat
 		return nil, fmt.Errorf("self-signing the trusted-list signer certificate: %w", err)
 	}
 	return der, nil
+}
+
+// ErrOtherKey is the refusal of a signer certificate that certifies
+// another key than the list signer's.
+var ErrOtherKey = errors.New("build: the certificate certifies another key than the list signer's")
+
+// ReadSignerCertificate reads the list signer's certificate, the first of
+// the PEM file at path, and checks that it certifies pub: an error wrapping
+// fs.ErrNotExist when there is no file, ErrOtherKey when it certifies
+// another key.
+func ReadSignerCertificate(path string, pub crypto.PublicKey) (*x509.Certificate, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading trust anchors: %w", err)
+	}
+	certs, err := verify.ParsePEMCertificates(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil || !bytes.Equal(certs[0].RawSubjectPublicKeyInfo, spki) {
+		return nil, ErrOtherKey
+	}
+	return certs[0], nil
+}
+
+// WriteSignerCertificate makes the list signer's certificate
+// (SignerCertificate) and writes it as PEM to path, creating its folder; it
+// never replaces a file (fs.ErrExist).
+func WriteSignerCertificate(path string, key crypto.Signer, operator string, root *x509.Certificate, now time.Time) error {
+	der, err := SignerCertificate(key, operator, root, now)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	if err := atomicfile.WriteNew(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
