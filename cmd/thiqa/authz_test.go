@@ -479,6 +479,9 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		{name: "GET /api/v1/certificates?expiringWithin=", allowed: is("officer-1"), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodGet, path: "/api/v1/certificates?expiringWithin=30d"}
 		}},
+		{name: "POST /api/v1/enrolments", allowed: is("officer-1"), okStatus: 201, build: func(*testing.T, azCaller) azRequest {
+			return jsonReq("/api/v1/enrolments", map[string]any{"profile": "citizen-auth", "subject": azCitizen(azCitizenB), "validity": "72h"})
+		}},
 		{name: "GET /api/v1/credentials?owner=self", allowed: is(azCitizenA, azCitizenB, azAgencyX, azAgencyY), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodGet, path: "/api/v1/credentials?owner=self"}
 		}},
