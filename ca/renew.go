@@ -381,7 +381,7 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 	if is, ok := rn.a.byName[old.CA]; ok {
 		caName = is.ca // the CA's current generation issues
 	}
-	r := Request{Profile: old.Profile, CA: caName, Subject: subjectFields(cert), CredentialID: old.CredentialID,
+	r := Request{Profile: old.Profile, CA: caName, Subject: SubjectFields(cert), CredentialID: old.CredentialID,
 		RequestID: req.RequestID, RequestedBy: actor}
 	rnw := &renewal{replaces: old.Serial}
 	switch {
@@ -444,9 +444,10 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 	return r, rnw, nil
 }
 
-// subjectFields reads a certificate's subject back into the request fields
-// of the API (policies' field names), for the renewal to validate anew.
-func subjectFields(c *x509.Certificate) map[string]string {
+// SubjectFields reads a certificate's subject back into the request fields
+// of the API (policies' field names), for a profile to validate anew: a
+// renewal's subject, or the one an RA's CMP/EST request names.
+func SubjectFields(c *x509.Certificate) map[string]string {
 	fields := map[string]string{}
 	for _, n := range c.Subject.Names {
 		v, ok := n.Value.(string)

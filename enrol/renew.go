@@ -70,38 +70,3 @@ func holder(rn Renewal) *auth.Principal {
 	}
 	return p
 }
-
-// SubjectFields reads a certificate's subject back into the request fields
-// of the API (policies' field names), for the profile to validate anew: an
-// RA's request names its subject this way.
-func SubjectFields(c *x509.Certificate) map[string]string {
-	fields := map[string]string{}
-	for _, n := range c.Subject.Names {
-		v, ok := n.Value.(string)
-		if !ok {
-			continue
-		}
-		switch n.Type.String() {
-		case "2.5.4.6":
-			fields[policies.FieldCountry] = v
-		case "2.5.4.10":
-			fields[policies.FieldOrganizationName] = v
-		case policies.OIDAttrOrganizationIdentifier:
-			fields[policies.FieldOrganizationIdentifier] = v
-		case policies.OIDAttrGivenName:
-			fields[policies.FieldGivenName] = v
-		case policies.OIDAttrSurname:
-			fields[policies.FieldSurname] = v
-		case "2.5.4.5":
-			if cn := auth.CivilNumber(v); cn != "" {
-				fields[policies.FieldCivilNumber] = cn
-			}
-		case "2.5.4.3":
-			fields[policies.FieldCommonName] = v
-		}
-	}
-	if len(c.EmailAddresses) > 0 {
-		fields[policies.FieldEmail] = c.EmailAddresses[0]
-	}
-	return fields
-}

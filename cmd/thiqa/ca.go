@@ -142,6 +142,42 @@ func callerOf(r *http.Request) string {
 	return "unknown"
 }
 
+// readSubjectFile reads --subject-file: a JSON object of subject fields.
+func readSubjectFile(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading --subject-file: %w", err)
+	}
+	var subject map[string]string
+	if err := json.Unmarshal(raw, &subject); err != nil {
+		return nil, fmt.Errorf("--subject-file: want a JSON object of strings: %w", err)
+	}
+	return subject, nil
+}
+
+// openOperatorCA opens data folder dir for a CA operation in process at
+// the server's machine: its platform (closed by the returned function)
+// and its authority.
+func openOperatorCA(ctx context.Context, env *cliEnv, dir string) (*platform, *ca.Authority, func(), error) {
+	cfg, err := loadConfig(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if !cfg.CA.Enabled() {
+		return nil, nil, nil, errors.New("this data folder has no CA configured (ca section of thiqa.yaml)")
+	}
+	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	a, err := openAuthority(ctx, p, nil)
+	if err != nil {
+		closePlatform()
+		return nil, nil, nil, err
+	}
+	return p, a, closePlatform, nil
+}
+
 // runIssue issues one certificate in-process: `thiqa issue`.
 func runIssue(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("issue", env)
@@ -161,30 +197,15 @@ func runIssue(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("reading --csr: %w", err)
 	}
-	raw, err := os.ReadFile(*subjectFile)
-	if err != nil {
-		return fmt.Errorf("reading --subject-file: %w", err)
-	}
-	var subject map[string]string
-	if err := json.Unmarshal(raw, &subject); err != nil {
-		return fmt.Errorf("--subject-file: want a JSON object of strings: %w", err)
-	}
-	cfg, err := loadConfig(*dir)
+	subject, err := readSubjectFile(*subjectFile)
 	if err != nil {
 		return err
 	}
-	if !cfg.CA.Enabled() {
-		return errors.New("this data folder has no CA configured (ca section of thiqa.yaml)")
-	}
-	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	_, a, closePlatform, err := openOperatorCA(ctx, env, *dir)
 	if err != nil {
 		return err
 	}
 	defer closePlatform()
-	a, err := openAuthority(ctx, p, nil)
-	if err != nil {
-		return err
-	}
 	got, err := a.Issue(ctx, ca.Request{Profile: *profile, CA: *caName, Subject: subject, CSR: csr, RequestID: *requestID, RequestedBy: operatorName()})
 	if err != nil {
 		return err

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/hsm"
@@ -30,36 +28,21 @@ func runEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	if *profile == "" || *subjectFile == "" {
 		return withExit(2, errors.New("--profile and --subject-file are required"))
 	}
-	raw, err := os.ReadFile(*subjectFile)
-	if err != nil {
-		return fmt.Errorf("reading --subject-file: %w", err)
-	}
-	var subject map[string]string
-	if err := json.Unmarshal(raw, &subject); err != nil {
-		return fmt.Errorf("--subject-file: want a JSON object of strings: %w", err)
-	}
-	cfg, err := loadConfig(*dir)
+	subject, err := readSubjectFile(*subjectFile)
 	if err != nil {
 		return err
 	}
-	if !cfg.CA.Enabled() {
-		return errors.New("this data folder has no CA configured (ca section of thiqa.yaml)")
-	}
-	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	p, a, closePlatform, err := openOperatorCA(ctx, env, *dir)
 	if err != nil {
 		return err
 	}
 	defer closePlatform()
-	a, err := openAuthority(ctx, p, nil)
-	if err != nil {
-		return err
-	}
 	secretKey, err := ensureEnrolKey(ctx, p, enrolSecretsKeyLabel, hsm.RSA3072)
 	if err != nil {
 		return err
 	}
 	svc, err := enrol.New(enrol.Config{Store: p.db.Enrolments(), Issuer: a, Certificates: p.db.Certificates(nil),
-		Status: newCertificateStatus(cfg, p.db), Audit: p.audit, SecretKey: secretKey,
+		Status: newCertificateStatus(p.cfg, p.db), Audit: p.audit, SecretKey: secretKey,
 		Profiles: enrolProfiles})
 	if err != nil {
 		return err

@@ -462,7 +462,7 @@ func (s *Server) raSubject(req *certReq, key enrol.Key) (map[string]string, *cmp
 	default:
 		return nil, failf(BadCertTemplate, "the template names no subject")
 	}
-	return enrol.SubjectFields(c), nil
+	return ca.SubjectFields(c), nil
 }
 
 // keyUpdate answers kur: the holder's current certificate signed it.
