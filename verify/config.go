@@ -1,0 +1,117 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/clientip"
+	"github.com/thiqa/thiqa/verify/tsl"
+)
+
+// Config is the serialisable configuration of verification for relying
+// parties (thiqa.yaml's verify section): POST /api/v1/verify and the page
+// at GET /verify. The deployment's own root CA is always trusted; more
+// anchors come from PEM files. cmd/thiqa turns it into Options.
+type Config struct {
+	// Disabled turns the verification API and page off.
+	Disabled bool `yaml:"disabled,omitempty"`
+	// TrustAnchorFiles are PEM files of further trusted roots (relative to
+	// the data folder).
+	TrustAnchorFiles []string `yaml:"trustAnchorFiles,omitempty"`
+	// MaxUploadBytes bounds one uploaded PDF (default 64 MiB).
+	MaxUploadBytes int64 `yaml:"maxUploadBytes"`
+	// RatePerSecond is how many verifications one client IP may start per
+	// second on average (default 5).
+	RatePerSecond float64 `yaml:"ratePerSecond"`
+	// Burst is how many verifications one client IP may start at once
+	// (default 20).
+	Burst int `yaml:"burst"`
+	// OfflineRevocation, when true, never fetches OCSP responses or CRLs
+	// online: only revocation data embedded in the document is used.
+	OfflineRevocation bool `yaml:"offlineRevocation,omitempty"`
+	// FetchTimeout bounds each online revocation fetch (default 10s).
+	FetchTimeout time.Duration `yaml:"fetchTimeout"`
+
+	// TrustedLists are ETSI TS 119 612 trusted lists (or the EU list of
+	// lists) whose qualified services are trust anchors and decide the
+	// qualified status; without any, no signature is reported qualified.
+	TrustedLists []tsl.SourceConfig `yaml:"trustedLists,omitempty"`
+	// TrustedListCache keeps fetched lists (default tsl/cache).
+	TrustedListCache string `yaml:"trustedListCache,omitempty"`
+	// TrustedListRefresh is how often `thiqa serve` reloads them (default 6h).
+	TrustedListRefresh time.Duration `yaml:"trustedListRefresh,omitempty"`
+	// TrustedListsOffline reads files and cached copies only.
+	TrustedListsOffline bool `yaml:"trustedListsOffline,omitempty"`
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// of this server (CIDR prefixes or single addresses). Only from these
+	// peers are Forwarded (RFC 7239) and X-Forwarded-For believed, to find
+	// the client's address; it serves every rate limit and every log line
+	// of `thiqa serve`, not only verification. Empty: the TCP peer is the
+	// client and those headers are ignored.
+	TrustedProxies []string `yaml:"trustedProxies,omitempty"`
+}
+
+// DefaultConfig returns the verification settings of a local setup.
+func DefaultConfig() Config {
+	return Config{MaxUploadBytes: 64 << 20, RatePerSecond: 5, Burst: 20, FetchTimeout: 10 * time.Second}
+}
+
+// WithDefaults returns c with every zero field set to its default, so that
+// a configuration written before the verify section existed still works.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxUploadBytes == 0 {
+		c.MaxUploadBytes = d.MaxUploadBytes
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = d.RatePerSecond
+	}
+	if c.Burst == 0 {
+		c.Burst = d.Burst
+	}
+	if c.FetchTimeout == 0 {
+		c.FetchTimeout = d.FetchTimeout
+	}
+	return c
+}
+
+// Validate checks the verify section; zero values mean the defaults.
+func (c Config) Validate() error {
+	var errs []string
+	if c.MaxUploadBytes < 0 {
+		errs = append(errs, "verify.maxUploadBytes: must not be negative")
+	}
+	if c.RatePerSecond < 0 {
+		errs = append(errs, "verify.ratePerSecond: must not be negative")
+	}
+	if c.Burst < 0 {
+		errs = append(errs, "verify.burst: must not be negative")
+	}
+	if c.FetchTimeout < 0 || c.FetchTimeout > 5*time.Minute {
+		errs = append(errs, fmt.Sprintf("verify.fetchTimeout: want 0 to 5m, got %s", c.FetchTimeout))
+	}
+	for i, t := range c.TrustedLists {
+		if err := t.Validate(fmt.Sprintf("verify.trustedLists[%d]", i)); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if c.TrustedListRefresh < 0 || (c.TrustedListRefresh > 0 && c.TrustedListRefresh < time.Minute) || c.TrustedListRefresh > 7*24*time.Hour {
+		errs = append(errs, fmt.Sprintf("verify.trustedListRefresh: want 1m to 168h, got %s", c.TrustedListRefresh))
+	}
+	for i, p := range c.TrustedProxies {
+		if _, err := clientip.ParsePrefix(p); err != nil {
+			errs = append(errs, fmt.Sprintf("verify.trustedProxies[%d]: %v", i, err))
+		}
+	}
+	for i, f := range c.TrustAnchorFiles {
+		if strings.TrimSpace(f) == "" {
+			errs = append(errs, fmt.Sprintf("verify.trustAnchorFiles[%d]: empty file name", i))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
