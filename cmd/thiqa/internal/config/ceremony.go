@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -26,7 +26,7 @@ type Ceremony struct {
 	// HSM names the offline token: by default a SoftHSM2 token inside the
 	// ceremony folder (tests, demonstrations); in production an offline
 	// HSM's PKCS#11 module, without softhsm.
-	HSM HSMConfig `yaml:"hsm"`
+	HSM hsm.TokenConfig `yaml:"hsm"`
 	// RootKey is the pkcs11: URI of the root key on that token.
 	RootKey string `yaml:"rootKey"`
 	// PublicBaseURL is the deployment's public base URL (thiqa.yaml's
@@ -49,11 +49,11 @@ type Ceremony struct {
 // its own SoftHSM2 token "thiqa-root" inside it.
 func DefaultCeremony(dir string) *Ceremony {
 	return &Ceremony{
-		HSM: HSMConfig{
-			Module:     DefaultSoftHSMModule,
+		HSM: hsm.TokenConfig{
+			Module:     hsm.DefaultSoftHSMModule,
 			TokenLabel: "thiqa-root",
 			PINFile:    "secrets/user.pin",
-			SoftHSM:    &SoftHSMConfig{Conf: "softhsm2.conf", TokenDir: "tokens", SOPINFile: "secrets/so.pin"},
+			SoftHSM:    &hsm.SoftHSMConfig{Conf: "softhsm2.conf", TokenDir: "tokens", SOPINFile: "secrets/so.pin"},
 		},
 		RootKey:       "pkcs11:token=thiqa-root;object=root-ca",
 		PublicBaseURL: "http://127.0.0.1:8080",
@@ -80,17 +80,8 @@ func LoadCeremony(dir string) (*Ceremony, error) {
 // ParseCeremony decodes a ceremony configuration strictly and validates it.
 func ParseCeremony(raw []byte, dir string) (*Ceremony, error) {
 	c := &Ceremony{}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("configuration is empty")
-		}
-		return nil, fmt.Errorf("decoding configuration: %w", err)
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("configuration holds more than one YAML document")
+	if err := decodeStrict(raw, c); err != nil {
+		return nil, err
 	}
 	c.dir = dir
 	if err := c.Validate(); err != nil {
@@ -105,7 +96,9 @@ func (c *Ceremony) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
 	}
-	c.HSM.validate(bad)
+	if err := c.HSM.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
 	if !strings.HasPrefix(c.RootKey, "pkcs11:") {
 		bad("rootKey", "want a pkcs11: URI, got %q", c.RootKey)
 	}

@@ -17,17 +17,27 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/signing"
+	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/timestamp"
+	"github.com/thiqa/thiqa/tsl/build"
+	"github.com/thiqa/thiqa/verify"
 )
 
 // FileName is the configuration file's name inside the data folder.
 const FileName = "thiqa.yaml"
 
-// DefaultSoftHSMModule is where Debian's softhsm2 package installs its module.
-const DefaultSoftHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
-
-// Config is the whole of thiqa.yaml.
+// Config is the whole of thiqa.yaml. Each section that configures one
+// service is that service's own serialisable Config type, with its
+// defaults and its validation; this package adds the paths, the defaults
+// that depend on other sections and the checks across sections.
 type Config struct {
 	// Production says this is a production deployment: `thiqa serve`
 	// refuses to start while a development token issuer is trusted.
@@ -40,9 +50,9 @@ type Config struct {
 	// Log configures structured logging.
 	Log LogConfig `yaml:"log"`
 	// HSM names the PKCS#11 token that holds every key.
-	HSM HSMConfig `yaml:"hsm"`
+	HSM hsm.TokenConfig `yaml:"hsm"`
 	// Store names the database.
-	Store StoreConfig `yaml:"store"`
+	Store store.DatabaseConfig `yaml:"store"`
 	// Auth configures who may call the protected APIs: JWT issuers and
 	// mutual-TLS client CAs. Relative file names are relative to the data folder.
 	Auth auth.Config `yaml:"auth"`
@@ -51,23 +61,23 @@ type Config struct {
 	// TLS, when set, serves HTTPS; mutual-TLS clients need it.
 	TLS *TLSConfig `yaml:"tls,omitempty"`
 	// CA configures the certificate authority (root and issuing CAs).
-	CA CAConfig `yaml:"ca"`
+	CA ca.Config `yaml:"ca"`
 	// TSA configures the time-stamping authority (RFC 3161).
-	TSA TSAConfig `yaml:"tsa"`
+	TSA timestamp.ServiceConfig `yaml:"tsa"`
 	// Revocation configures CRLs, the OCSP responder and revocation polling.
-	Revocation RevocationConfig `yaml:"revocation"`
+	Revocation revocation.Config `yaml:"revocation"`
 	// Identity configures the digital-ID service (OpenID Connect provider).
-	Identity IdentityConfig `yaml:"identity"`
+	Identity identity.ProviderConfig `yaml:"identity"`
 	// Signing configures e-seals and remote signatures (PAdES).
-	Signing SigningConfig `yaml:"signing"`
+	Signing signing.ServiceConfig `yaml:"signing"`
 	// Verify configures verification for relying parties (API and page).
-	Verify VerifyConfig `yaml:"verify"`
+	Verify verify.Config `yaml:"verify"`
 	// Audit configures the audit log's signed checkpoints.
-	Audit AuditConfig `yaml:"audit"`
+	Audit audit.CheckpointConfig `yaml:"audit"`
 	// Metrics says where and to whom /metrics is served.
 	Metrics MetricsConfig `yaml:"metrics,omitempty"`
 	// TSL configures this deployment's own trusted list.
-	TSL TSLConfig `yaml:"tsl,omitempty"`
+	TSL build.Config `yaml:"tsl,omitempty"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -106,66 +116,6 @@ type LogConfig struct {
 	Format string `yaml:"format"`
 }
 
-// HSMConfig names the PKCS#11 module, token and PIN.
-type HSMConfig struct {
-	// Module is the path of the PKCS#11 library.
-	Module string `yaml:"module"`
-	// TokenLabel is the label of the token holding Thiqa's keys.
-	TokenLabel string `yaml:"tokenLabel"`
-	// PINFile is a file holding the user PIN (relative to the data folder).
-	PINFile string `yaml:"pinFile"`
-	// PINEnv names an environment variable holding the user PIN; it wins over PINFile.
-	PINEnv string `yaml:"pinEnv"`
-	// SoftHSM, when set, means Thiqa manages a SoftHSM2 token in the data
-	// folder: `thiqa init` creates it.
-	SoftHSM *SoftHSMConfig `yaml:"softhsm"`
-	// PoolSize bounds the concurrent sessions (0: twice the CPUs).
-	PoolSize int `yaml:"poolSize"`
-	// VerifyAfterSign checks every signature with the public key before use.
-	VerifyAfterSign bool `yaml:"verifyAfterSign"`
-}
-
-// SoftHSMConfig describes a SoftHSM2 token that lives in the data folder.
-type SoftHSMConfig struct {
-	// Conf is the SoftHSM2 configuration file (SOFTHSM2_CONF).
-	Conf string `yaml:"conf"`
-	// TokenDir is the folder holding the token files.
-	TokenDir string `yaml:"tokenDir"`
-	// SOPINFile holds the security officer PIN used to create the token.
-	SOPINFile string `yaml:"soPinFile"`
-}
-
-// StoreConfig names the database.
-type StoreConfig struct {
-	// Driver is sqlite (embedded, the default) or postgres.
-	Driver string `yaml:"driver"`
-	// DSN is the SQLite file (relative to the data folder) or a PostgreSQL URL.
-	DSN string `yaml:"dsn"`
-	// DSNEnv names an environment variable holding the DSN (keeps passwords out of the file).
-	DSNEnv string `yaml:"dsnEnv"`
-	// MaxOpenConns bounds the connection pool (0: driver default).
-	MaxOpenConns int `yaml:"maxOpenConns"`
-	// Synchronous is SQLite's durability: FULL (the default) fsyncs every
-	// commit, so an audit record, and the time-stamp token or certificate
-	// it covers, survives a power failure once the response is sent;
-	// NORMAL survives a crash of the process only. Ignored for PostgreSQL,
-	// whose durability is the database server's configuration (keep its
-	// fsync and synchronous_commit on).
-	Synchronous string `yaml:"synchronous"`
-}
-
-// SQLiteSynchronous is the SQLite synchronous setting to open the store
-// with: the configured one, FULL when none is configured.
-func (s StoreConfig) SQLiteSynchronous() string {
-	if s.Driver != "sqlite" {
-		return ""
-	}
-	if s.Synchronous == "" {
-		return "FULL"
-	}
-	return strings.ToUpper(s.Synchronous)
-}
-
 // TLSConfig names the server's certificate and key files (PEM).
 type TLSConfig struct {
 	// CertFile is the certificate chain, leaf first.
@@ -190,29 +140,29 @@ func Default(dir string) *Config {
 		Listen:        "127.0.0.1:8080",
 		PublicBaseURL: "http://127.0.0.1:8080",
 		Log:           LogConfig{Level: "info", Format: "json"},
-		HSM: HSMConfig{
-			Module:     DefaultSoftHSMModule,
+		HSM: hsm.TokenConfig{
+			Module:     hsm.DefaultSoftHSMModule,
 			TokenLabel: "thiqa",
 			PINFile:    "secrets/user.pin",
-			SoftHSM: &SoftHSMConfig{
+			SoftHSM: &hsm.SoftHSMConfig{
 				Conf:      "softhsm2.conf",
 				TokenDir:  "tokens",
 				SOPINFile: "secrets/so.pin",
 			},
 		},
-		Store: StoreConfig{Driver: "sqlite", DSN: "thiqa.db", Synchronous: "FULL"},
+		Store: store.DatabaseConfig{Driver: "sqlite", DSN: "thiqa.db", Synchronous: "FULL"},
 		Auth: auth.Config{
 			Issuers: []auth.IssuerConfig{auth.DevIssuerConfig(DevJWKSFile)},
 		},
 		Keys: KeysConfig{DevTokenIssuer: "pkcs11:token=thiqa;object=dev-token-issuer"},
-		CA:   DefaultCAConfig(),
-		TSA:  DefaultTSAConfig(),
+		CA:   ca.DefaultConfig(),
+		TSA:  timestamp.DefaultServiceConfig(),
 
-		Revocation: DefaultRevocationConfig(),
-		Identity:   DefaultIdentityConfig(),
-		Signing:    DefaultSigningConfig(),
-		Verify:     DefaultVerifyConfig(),
-		Audit:      DefaultAuditConfig("thiqa"),
+		Revocation: revocation.DefaultConfig(),
+		Identity:   identity.DefaultProviderConfig(),
+		Signing:    signing.DefaultServiceConfig(),
+		Verify:     verify.DefaultConfig(),
+		Audit:      audit.DefaultCheckpointConfig("thiqa"),
 	}
 	c.dir = dir
 	return c
@@ -238,23 +188,32 @@ func Load(dir string) (*Config, error) {
 // trailing documents are errors) and validates it.
 func Parse(raw []byte, dir string) (*Config, error) {
 	c := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("configuration is empty")
-		}
-		return nil, fmt.Errorf("decoding configuration: %w", err)
-	}
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("configuration holds more than one YAML document")
+	if err := decodeStrict(raw, c); err != nil {
+		return nil, err
 	}
 	c.dir = dir
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// decodeStrict decodes one YAML document into v, refusing unknown keys,
+// an empty input and trailing documents.
+func decodeStrict(raw []byte, v any) error {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("configuration is empty")
+		}
+		return fmt.Errorf("decoding configuration: %w", err)
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return errors.New("configuration holds more than one YAML document")
+	}
+	return nil
 }
 
 // Marshal encodes the configuration as YAML.
@@ -285,6 +244,11 @@ func (c *Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
 	}
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "want host:port, got %q", c.Listen)
 	}
@@ -303,26 +267,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("log.format", "want json or text, got %q", c.Log.Format)
 	}
-	c.HSM.validate(bad)
-	switch c.Store.Driver {
-	case "sqlite", "postgres":
-	default:
-		bad("store.driver", "want sqlite or postgres, got %q", c.Store.Driver)
-	}
-	if c.Store.DSN == "" && c.Store.DSNEnv == "" {
-		bad("store", "one of dsn or dsnEnv is required")
-	}
-	if c.Store.MaxOpenConns < 0 {
-		bad("store.maxOpenConns", "must not be negative")
-	}
-	switch strings.ToUpper(c.Store.Synchronous) {
-	case "", "NORMAL", "FULL":
-	default:
-		bad("store.synchronous", "want FULL or NORMAL, got %q", c.Store.Synchronous)
-	}
-	if err := c.Auth.Validate(); err != nil {
-		errs = append(errs, err.Error())
-	}
+	add(c.HSM.Validate())
+	add(c.Store.Validate())
+	add(c.Auth.Validate())
 	if c.Metrics.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			bad("metrics.listen", "want host:port, got %q", c.Metrics.Listen)
@@ -341,53 +288,22 @@ func (c *Config) Validate() error {
 	if c.TLS != nil && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
 		bad("tls", "certFile and keyFile are required")
 	}
-	if err := c.CA.Validate(); err != nil {
-		errs = append(errs, err.Error())
+	// The services that need the CA are checked against it: the TSA unit's
+	// and the citizens' issuing CAs must be among its issuers.
+	add(c.CA.Validate())
+	add(c.TSA.Validate(c.CA.IsIssuer))
+	add(c.Revocation.Validate(c.PublicBaseURL, c.CA.Enabled()))
+	add(c.Signing.Validate())
+	if c.CA.Enabled() { // without a CA there is no one to log in
+		add(c.Identity.Validate(c.CA.IsIssuer))
 	}
-	if err := validateTSA(c.TSA, c.CA); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if err := c.Revocation.Validate(c.PublicBaseURL, c.CA.Enabled()); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if err := c.Signing.Validate(); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if err := validateIdentity(c.Identity, c.CA); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if err := c.Verify.Validate(); err != nil {
-		errs = append(errs, err.Error())
-	}
-	if err := c.Audit.Validate(); err != nil {
-		errs = append(errs, err.Error())
-	}
-	errs = append(errs, c.TSL.Validate()...)
+	add(c.Verify.Validate())
+	add(c.Audit.Validate())
+	add(c.TSL.Validate())
 	if len(errs) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-// validate reports the problems of the hsm section through bad.
-func (h HSMConfig) validate(bad func(key, format string, args ...any)) {
-	if h.Module == "" {
-		bad("hsm.module", "must name the PKCS#11 library")
-	}
-	if h.TokenLabel == "" || len(h.TokenLabel) > 32 {
-		bad("hsm.tokenLabel", "must be 1 to 32 bytes, got %q", h.TokenLabel)
-	}
-	if h.PINFile == "" && h.PINEnv == "" {
-		bad("hsm", "one of pinFile or pinEnv is required")
-	}
-	if h.PoolSize < 0 {
-		bad("hsm.poolSize", "must not be negative")
-	}
-	if s := h.SoftHSM; s != nil {
-		if s.Conf == "" || s.TokenDir == "" || s.SOPINFile == "" {
-			bad("hsm.softhsm", "conf, tokenDir and soPinFile are required")
-		}
-	}
 }
 
 // ReadSecret returns a secret from the environment variable env when it is
@@ -430,7 +346,7 @@ func (c *Config) StoreDSN() (string, error) {
 		}
 		return v, nil
 	}
-	if c.Store.Driver == "sqlite" {
+	if c.Store.Driver == store.DriverSQLite {
 		return c.Resolve(c.Store.DSN), nil
 	}
 	return c.Store.DSN, nil
@@ -449,4 +365,23 @@ func (c *Config) ResolvedAuth() auth.Config {
 		a.MTLS.ClientCAFiles = append(a.MTLS.ClientCAFiles, c.Resolve(f))
 	}
 	return a
+}
+
+// ResolvedAudit returns the audit section with defaults filled in (the
+// checkpoint key on the configured token) and its file names made absolute
+// against the data folder.
+func (c *Config) ResolvedAudit() audit.CheckpointConfig {
+	a := c.Audit.WithDefaults(c.HSM.TokenLabel)
+	a.CheckpointFile = c.Resolve(a.CheckpointFile)
+	a.CheckpointPublicKey = c.Resolve(a.CheckpointPublicKey)
+	return a
+}
+
+// ResolvedTSL returns the tsl section with defaults (the signer key on the
+// configured token) and absolute file names.
+func (c *Config) ResolvedTSL() build.Config {
+	t := c.TSL.WithDefaults(c.HSM.TokenLabel)
+	t.SignerCertificate = c.Resolve(t.SignerCertificate)
+	t.File = c.Resolve(t.File)
+	return t
 }

@@ -78,37 +78,6 @@ func TestReadSecret(t *testing.T) {
 	}
 }
 
-// TestStoreSynchronous: SQLite is durable (FULL) unless NORMAL is chosen;
-// it is ignored for PostgreSQL; unknown values are refused.
-func TestStoreSynchronous(t *testing.T) {
-	for _, tc := range []struct {
-		driver, sync, want string
-		bad                bool
-	}{
-		{"sqlite", "", "FULL", false},
-		{"sqlite", "full", "FULL", false},
-		{"sqlite", "NORMAL", "NORMAL", false},
-		{"sqlite", "OFF", "", true},
-		{"postgres", "", "", false},
-		{"postgres", "FULL", "", false},
-	} {
-		c := Default(t.TempDir())
-		c.Store.Driver, c.Store.Synchronous = tc.driver, tc.sync
-		if tc.driver == "postgres" {
-			c.Store.DSN = "postgres://u@127.0.0.1/db"
-		}
-		err := c.Validate()
-		if bad := err != nil && strings.Contains(err.Error(), "store.synchronous"); bad != tc.bad {
-			t.Errorf("%s/%q: Validate() = %v, want a store.synchronous error: %v", tc.driver, tc.sync, err, tc.bad)
-		}
-		if !tc.bad {
-			if got := c.Store.SQLiteSynchronous(); got != tc.want {
-				t.Errorf("%s/%q: SQLiteSynchronous() = %q, want %q", tc.driver, tc.sync, got, tc.want)
-			}
-		}
-	}
-}
-
 func TestDevelopmentIssuers(t *testing.T) {
 	dir := t.TempDir()
 	raw, err := Default(dir).Marshal()

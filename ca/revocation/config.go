@@ -1,4 +1,4 @@
-package config
+package revocation
 
 import (
 	"fmt"
@@ -10,10 +10,11 @@ import (
 	"github.com/thiqa/thiqa/ca/ocsp"
 )
 
-// RevocationConfig configures revocation: the CRLs of every CA, the OCSP
-// responder and how a server learns of revocations made by other processes.
-// It applies when the ca section is enabled.
-type RevocationConfig struct {
+// Config is the serialisable revocation configuration (thiqa.yaml's
+// revocation section): the CRLs of every CA, the OCSP responder and how a
+// server learns of revocations made by other processes. It applies when
+// the ca section is enabled; Settings validates it.
+type Config struct {
 	// CRL configures CRL generation and publication. Its baseURL is always
 	// publicBaseURL (the URL the CA writes into certificates) and may be
 	// left empty. partitions (1 to 1024) applies to each issuing CA: with
@@ -33,12 +34,12 @@ type RevocationConfig struct {
 	PollEvery time.Duration `yaml:"pollEvery"`
 }
 
-// DefaultRevocationConfig returns the revocation settings of a local setup:
-// daily CRLs regenerated hourly and seconds after a revocation, OCSP
-// responses valid one day, pre-signed for SHA-1 and SHA-256 CertIDs, HTTP
-// caches bounded to five minutes.
-func DefaultRevocationConfig() RevocationConfig {
-	return RevocationConfig{
+// DefaultConfig returns the revocation settings of a local setup: daily
+// CRLs regenerated hourly and seconds after a revocation, OCSP responses
+// valid one day, pre-signed for SHA-1 and SHA-256 CertIDs, HTTP caches
+// bounded to five minutes.
+func DefaultConfig() Config {
+	return Config{
 		CRL: crl.Config{
 			Validity: 24 * time.Hour, RegenerateEvery: time.Hour, TriggerDelay: 2 * time.Second,
 			Partitions: 1, MaxEntriesPerPartition: 100_000, MaxAge: 5 * time.Minute,
@@ -54,48 +55,51 @@ func DefaultRevocationConfig() RevocationConfig {
 
 var responderKeyTypes = []string{"ec-p256", "ec-p384", "rsa-2048", "rsa-3072"}
 
-// RevocationSettings is a validated RevocationConfig.
-type RevocationSettings struct {
-	CRL              crl.Settings
-	OCSP             ocsp.Settings
+// Settings is a validated Config.
+type Settings struct {
+	// CRL and OCSP are the validated CRL and OCSP settings.
+	CRL  crl.Settings
+	OCSP ocsp.Settings
+	// ResponderKeyType is the delegated responders' key type.
 	ResponderKeyType string
-	PollEvery        time.Duration
+	// PollEvery is how often revocations of other processes are looked for.
+	PollEvery time.Duration
 }
 
 // Settings validates the section against the public base URL and fills
 // defaults.
-func (c RevocationConfig) Settings(publicBaseURL string) (RevocationSettings, error) {
+func (c Config) Settings(publicBaseURL string) (Settings, error) {
 	cc := c.CRL
 	if cc.BaseURL != "" && strings.TrimRight(cc.BaseURL, "/") != publicBaseURL {
-		return RevocationSettings{}, fmt.Errorf("revocation.crl.baseURL: must be empty or equal publicBaseURL %q (certificates name CRLs there)", publicBaseURL)
+		return Settings{}, fmt.Errorf("revocation.crl.baseURL: must be empty or equal publicBaseURL %q (certificates name CRLs there)", publicBaseURL)
 	}
 	cc.BaseURL = publicBaseURL
 	cs, err := cc.Validate()
 	if err != nil {
-		return RevocationSettings{}, fmt.Errorf("revocation.crl: %w", err)
+		return Settings{}, fmt.Errorf("revocation.crl: %w", err)
 	}
 	ocspSet, err := c.OCSP.Validate()
 	if err != nil {
-		return RevocationSettings{}, fmt.Errorf("revocation.ocsp: %w", err)
+		return Settings{}, fmt.Errorf("revocation.ocsp: %w", err)
 	}
-	s := RevocationSettings{CRL: cs, OCSP: ocspSet, ResponderKeyType: c.ResponderKeyType, PollEvery: c.PollEvery}
+	s := Settings{CRL: cs, OCSP: ocspSet, ResponderKeyType: c.ResponderKeyType, PollEvery: c.PollEvery}
 	if s.ResponderKeyType == "" {
 		s.ResponderKeyType = "ec-p256"
 	}
 	if !slices.Contains(responderKeyTypes, s.ResponderKeyType) {
-		return RevocationSettings{}, fmt.Errorf("revocation.responderKeyType: want one of %s, got %q", strings.Join(responderKeyTypes, ", "), s.ResponderKeyType)
+		return Settings{}, fmt.Errorf("revocation.responderKeyType: want one of %s, got %q", strings.Join(responderKeyTypes, ", "), s.ResponderKeyType)
 	}
 	if s.PollEvery == 0 {
 		s.PollEvery = 2 * time.Second
 	}
 	if s.PollEvery < 100*time.Millisecond || s.PollEvery > 5*time.Minute {
-		return RevocationSettings{}, fmt.Errorf("revocation.pollEvery: %s outside [100ms, 5m]", s.PollEvery)
+		return Settings{}, fmt.Errorf("revocation.pollEvery: %s outside [100ms, 5m]", s.PollEvery)
 	}
 	return s, nil
 }
 
 // Validate checks the section when a CA runs (caEnabled).
-func (c RevocationConfig) Validate(publicBaseURL string, caEnabled bool) error {
+func (c Config) Validate(publicBaseURL string, caEnabled bool) error {
 	if !caEnabled {
 		return nil
 	}

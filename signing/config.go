@@ -1,4 +1,4 @@
-package config
+package signing
 
 import (
 	"errors"
@@ -6,12 +6,16 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/pin"
 )
 
-// SigningConfig configures the signing service: e-seals for agencies and
-// remote signatures for citizens. It applies when the ca section is enabled
-// (the credentials are keys the CA certified on the token).
-type SigningConfig struct {
+// ServiceConfig is the serialisable configuration of the signing service
+// (thiqa.yaml's signing section): e-seals for agencies and remote
+// signatures for citizens. It applies when the ca section is enabled (the
+// credentials are keys the CA certified on the token). cmd/thiqa turns it,
+// defaults filled, into a Config.
+type ServiceConfig struct {
 	// Disabled turns the signing service off.
 	Disabled bool `yaml:"disabled,omitempty"`
 	// TSAURL is the time-stamp authority used for B-T and above. Empty means
@@ -38,7 +42,7 @@ type SigningConfig struct {
 	// PINTime is argon2id's number of passes (default 2).
 	PINTime uint32 `yaml:"pinTime"`
 	// PINPolicy is the policy of signing PINs and their activation codes.
-	PINPolicy PINPolicyConfig `yaml:"pinPolicy"`
+	PINPolicy pin.PolicyConfig `yaml:"pinPolicy"`
 	// Fonts are the TrueType fonts visible signatures are drawn with: the
 	// first for every character it has, the others as fallbacks (default:
 	// DefaultFonts that exist on this machine; relative to the data folder).
@@ -58,19 +62,25 @@ var DefaultFonts = []string{
 	"/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
 }
 
-// DefaultSigningConfig returns the signing settings of a local setup.
-func DefaultSigningConfig() SigningConfig {
-	return SigningConfig{
+// DefaultServiceConfig returns the signing settings of a local setup.
+func DefaultServiceConfig() ServiceConfig {
+	return ServiceConfig{
 		Timeout: 10 * time.Second, MaxDocumentBytes: 1 << 30, MaxBatchDocuments: 100,
-		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2, PINPolicy: DefaultPINPolicy(),
+		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2, PINPolicy: pin.DefaultPolicy(),
 	}
 }
 
+// Enabler says whether a part of the deployment runs: the ca section,
+// without which there is nothing to sign with.
+type Enabler interface {
+	Enabled() bool
+}
+
 // Enabled reports whether the signing service runs (it needs the CA).
-func (c SigningConfig) Enabled(ca CAConfig) bool { return !c.Disabled && ca.Enabled() }
+func (c ServiceConfig) Enabled(ca Enabler) bool { return !c.Disabled && ca.Enabled() }
 
 // TSAURLOrDefault returns the TSA URL used for B-T and above.
-func (c SigningConfig) TSAURLOrDefault(publicBaseURL string) string {
+func (c ServiceConfig) TSAURLOrDefault(publicBaseURL string) string {
 	if c.TSAURL != "" {
 		return c.TSAURL
 	}
@@ -79,8 +89,8 @@ func (c SigningConfig) TSAURLOrDefault(publicBaseURL string) string {
 
 // WithDefaults returns c with every zero field set to its default, so that
 // a configuration written before the signing section existed still works.
-func (c SigningConfig) WithDefaults() SigningConfig {
-	d := DefaultSigningConfig()
+func (c ServiceConfig) WithDefaults() ServiceConfig {
+	d := DefaultServiceConfig()
 	if c.Timeout == 0 {
 		c.Timeout = d.Timeout
 	}
@@ -106,7 +116,7 @@ func (c SigningConfig) WithDefaults() SigningConfig {
 }
 
 // Validate checks the signing section (zero values stand for defaults).
-func (c SigningConfig) Validate() error {
+func (c ServiceConfig) Validate() error {
 	c = c.WithDefaults()
 	var errs []string
 	bad := func(key, format string, args ...any) {
@@ -138,8 +148,8 @@ func (c SigningConfig) Validate() error {
 	if c.PINTime < 1 || c.PINTime > 16 {
 		bad("pinTime", "want 1 to 16, got %d", c.PINTime)
 	}
-	for _, e := range c.PINPolicy.validate("pinPolicy") {
-		errs = append(errs, "signing."+e)
+	if err := c.PINPolicy.Validate("signing.pinPolicy"); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if c.TimeZone != "" {
 		if _, err := time.LoadLocation(c.TimeZone); err != nil {

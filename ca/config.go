@@ -1,6 +1,7 @@
-package config
+package ca
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,18 +9,19 @@ import (
 	"github.com/thiqa/thiqa/policies"
 )
 
-// CAConfig configures the certificate authority: the root and issuing CA
-// keys on the token (RFC 7512 URIs), their certificates' subjects and
-// lifetimes, and the deployment values of the default certificate profiles.
-// An empty section (no root key) means the data folder runs no CA.
-type CAConfig struct {
+// Config is the serialisable configuration of the certificate authority
+// (thiqa.yaml's ca section): the root and issuing CA keys on the token
+// (RFC 7512 URIs), their certificates' subjects and lifetimes, and the
+// deployment values of the default certificate profiles. An empty section
+// (no root key) means the data folder runs no CA.
+type Config struct {
 	// CertDir is the folder (relative to the data folder) where `thiqa init`
 	// writes the CA certificates as {root,citizen,organisation,tsa}.pem.
 	CertDir string `yaml:"certDir"`
 	// Root is the self-signed root CA.
-	Root CAKeyConfig `yaml:"root"`
+	Root KeyConfig `yaml:"root"`
 	// Issuers are the issuing CAs, signed by the root.
-	Issuers []CAKeyConfig `yaml:"issuers"`
+	Issuers []KeyConfig `yaml:"issuers"`
 	// Profiles carries the CA's own policy OID and the PKI disclosure
 	// statement URL of the default profiles. Empty values are PLACEHOLDERS.
 	Profiles policies.DefaultsConfig `yaml:"profiles"`
@@ -30,7 +32,7 @@ type CAConfig struct {
 	Renewal RenewalConfig `yaml:"renewal"`
 }
 
-// RenewalConfig tunes renewal and re-key.
+// RenewalConfig tunes renewal and re-key (thiqa.yaml's ca.renewal).
 type RenewalConfig struct {
 	// KeepSuperseded leaves a replaced certificate valid until it expires;
 	// by default it is revoked (reason superseded) once its successor is
@@ -38,8 +40,9 @@ type RenewalConfig struct {
 	KeepSuperseded bool `yaml:"keepSuperseded"`
 }
 
-// CAKeyConfig describes one CA: its key on the token and its certificate.
-type CAKeyConfig struct {
+// KeyConfig describes one CA of the ca section: its key on the token and
+// its certificate.
+type KeyConfig struct {
 	// Name is the CA's short name: root, citizen, organisation or tsa. It
 	// names its URLs (/certs/{name}.crt) and its certificate file.
 	Name string `yaml:"name"`
@@ -62,27 +65,27 @@ type CAKeyConfig struct {
 	Offline bool `yaml:"offline,omitempty"`
 }
 
-// CAKeyTypes are the key types a CA key may have.
+// caKeyTypes are the key types a CA key may have.
 var caKeyTypes = []string{"ec-p256", "ec-p384", "rsa-3072", "rsa-4096"}
 
 // subjectKeyTypes are the key types of subject keys generated on the token.
 var subjectKeyTypes = []string{"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"}
 
-// DefaultCAConfig is the CA of a local setup on token "thiqa": a root and
+// DefaultConfig is the CA of a local setup on token "thiqa": a root and
 // the issuing CAs citizen, organisation and tsa, P-384 keys. Subject names
 // and policy OIDs are PLACEHOLDERS to be replaced before production.
-func DefaultCAConfig() CAConfig {
-	ca := func(name, cn, validity string) CAKeyConfig {
-		return CAKeyConfig{
+func DefaultConfig() Config {
+	ca := func(name, cn, validity string) KeyConfig {
+		return KeyConfig{
 			Name: name, Key: "pkcs11:token=thiqa;object=" + name + "-ca", KeyType: "ec-p384",
 			CommonName: cn, Organization: "Thiqa Trust Services (PLACEHOLDER)", OrganizationIdentifier: "NTROM-0000000", Country: "OM",
 			Validity: validity,
 		}
 	}
-	return CAConfig{
+	return Config{
 		CertDir: "ca",
 		Root:    ca("root", "Thiqa Root CA (PLACEHOLDER)", "7300d"),
-		Issuers: []CAKeyConfig{
+		Issuers: []KeyConfig{
 			ca(policies.IssuerCitizen, "Thiqa Citizen CA (PLACEHOLDER)", "3650d"),
 			ca(policies.IssuerOrganisation, "Thiqa Organisation CA (PLACEHOLDER)", "3650d"),
 			ca(policies.IssuerTSA, "Thiqa TSA CA (PLACEHOLDER)", "3650d"),
@@ -92,13 +95,18 @@ func DefaultCAConfig() CAConfig {
 }
 
 // Enabled reports whether the data folder runs a CA.
-func (c CAConfig) Enabled() bool { return c.Root.Key != "" || c.Root.Offline }
+func (c Config) Enabled() bool { return c.Root.Key != "" || c.Root.Offline }
+
+// IsIssuer reports whether name is an issuing CA of a running CA.
+func (c Config) IsIssuer(name string) bool {
+	return c.Enabled() && slices.ContainsFunc(c.Issuers, func(k KeyConfig) bool { return k.Name == name })
+}
 
 // Validate checks the CA section; an empty section is valid (no CA).
-func (c CAConfig) Validate() error {
+func (c Config) Validate() error {
 	if !c.Enabled() {
 		if len(c.Issuers) > 0 {
-			return fmt.Errorf("ca.root.key: issuers are configured without a root key")
+			return errors.New("ca.root.key: issuers are configured without a root key")
 		}
 		return nil
 	}
@@ -107,7 +115,7 @@ func (c CAConfig) Validate() error {
 		errs = append(errs, "ca.certDir: must name a folder")
 	}
 	names := map[string]bool{}
-	check := func(key string, k CAKeyConfig) {
+	check := func(key string, k KeyConfig) {
 		if k.Name == "" || strings.ContainsAny(k.Name, "/.- ") || names[k.Name] {
 			errs = append(errs, fmt.Sprintf("%s.name: %q must be unique, non-empty, without '/', '.', '-' or spaces", key, k.Name))
 		}
@@ -149,13 +157,13 @@ func (c CAConfig) Validate() error {
 		errs = append(errs, fmt.Sprintf("ca.subjectKeyType: want one of %s, got %q", strings.Join(subjectKeyTypes, ", "), c.SubjectKeyType))
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
 }
 
 // KeyTypeOrDefault returns the CA's key type, ec-p384 when unset.
-func (k CAKeyConfig) KeyTypeOrDefault() string {
+func (k KeyConfig) KeyTypeOrDefault() string {
 	if k.KeyType == "" {
 		return "ec-p384"
 	}

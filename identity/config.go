@@ -1,6 +1,7 @@
-package config
+package identity
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -9,11 +10,12 @@ import (
 	"github.com/thiqa/thiqa/internal/pin"
 )
 
-// IdentityConfig configures the digital-ID service: the OpenID Connect
-// provider at publicBaseURL (issuer) through which citizens log in to
-// portals with their citizen-auth certificate. It runs only with the ca
-// section enabled.
-type IdentityConfig struct {
+// ProviderConfig is the serialisable configuration of the digital-ID
+// service (thiqa.yaml's identity section): the OpenID Connect provider at
+// publicBaseURL (issuer) through which citizens log in to portals with
+// their citizen-auth certificate. It runs only with the ca section
+// enabled. cmd/thiqa turns it into a Config.
+type ProviderConfig struct {
 	// Key is the pkcs11: URI of the key that signs ID tokens and access
 	// tokens; `thiqa init` creates it. Empty disables the service.
 	Key string `yaml:"key"`
@@ -44,25 +46,14 @@ type IdentityConfig struct {
 	ACR string `yaml:"acr"`
 	// PIN is the argon2id cost of login PINs (mobile ID). Each remote
 	// login computes one hash: this bounds the login rate per core.
-	PIN PINHashConfig `yaml:"pin"`
+	PIN pin.HashConfig `yaml:"pin"`
 	// PINPolicy is the policy of login PINs and their activation codes.
-	PINPolicy PINPolicyConfig `yaml:"pinPolicy"`
+	PINPolicy pin.PolicyConfig `yaml:"pinPolicy"`
 }
 
-// PINHashConfig is the argon2id cost of PIN hashing.
-type PINHashConfig struct {
-	// Time is the number of passes (default 2).
-	Time uint32 `yaml:"time"`
-	// MemoryKiB is the memory per hash (default 19456, OWASP's 19 MiB).
-	MemoryKiB uint32 `yaml:"memoryKiB"`
-	// MaxConcurrent bounds hashes computed at once (default 2).
-	MaxConcurrent int `yaml:"maxConcurrent"`
-}
-
-// DefaultIdentityConfig returns the digital-ID settings of a local setup.
-func DefaultIdentityConfig() IdentityConfig {
-	p := pin.DefaultParams()
-	return IdentityConfig{
+// DefaultProviderConfig returns the digital-ID settings of a local setup.
+func DefaultProviderConfig() ProviderConfig {
+	return ProviderConfig{
 		Key:                  "pkcs11:token=thiqa;object=oidc-token-signer",
 		KeyType:              "ec-p256",
 		PairwiseSecretFile:   "secrets/oidc-pairwise.key",
@@ -72,17 +63,17 @@ func DefaultIdentityConfig() IdentityConfig {
 		IDTokenLifetime:      10 * time.Minute,
 		AccessTokenLifetime:  10 * time.Minute,
 		MaxAssertionLifetime: 5 * time.Minute,
-		PIN:                  PINHashConfig{Time: p.Time, MemoryKiB: p.MemoryKiB, MaxConcurrent: p.MaxConcurrent},
-		PINPolicy:            DefaultPINPolicy(),
+		PIN:                  pin.DefaultHash(),
+		PINPolicy:            pin.DefaultPolicy(),
 	}
 }
 
 // Enabled reports whether the digital-ID service is configured; it runs
 // only where the ca section is enabled too.
-func (c IdentityConfig) Enabled() bool { return c.Key != "" }
+func (c ProviderConfig) Enabled() bool { return c.Key != "" }
 
 // IssuerOr returns the issuer URL, publicBaseURL when none is set.
-func (c IdentityConfig) IssuerOr(publicBaseURL string) string {
+func (c ProviderConfig) IssuerOr(publicBaseURL string) string {
 	if c.Issuer != "" {
 		return c.Issuer
 	}
@@ -90,24 +81,15 @@ func (c IdentityConfig) IssuerOr(publicBaseURL string) string {
 }
 
 // PINParams returns the login PIN policy with the configured cost.
-func (c IdentityConfig) PINParams() pin.Params {
-	p := c.PINPolicy.Apply(pin.DefaultParams())
-	if c.PIN.Time != 0 {
-		p.Time = c.PIN.Time
-	}
-	if c.PIN.MemoryKiB != 0 {
-		p.MemoryKiB = c.PIN.MemoryKiB
-	}
-	if c.PIN.MaxConcurrent != 0 {
-		p.MaxConcurrent = c.PIN.MaxConcurrent
-	}
-	return p
+func (c ProviderConfig) PINParams() pin.Params {
+	return c.PIN.Apply(c.PINPolicy.Apply(pin.DefaultParams()))
 }
 
-// validateIdentity checks the identity section against the CA section.
-func validateIdentity(c IdentityConfig, ca CAConfig) error {
-	if !c.Enabled() || !ca.Enabled() {
-		return nil // without a CA there is no one to log in
+// Validate checks the section of a deployment whose CA runs; isIssuer
+// reports whether a name is one of its issuing CAs (citizenCA must be).
+func (c ProviderConfig) Validate(isIssuer func(name string) bool) error {
+	if !c.Enabled() {
+		return nil
 	}
 	var errs []string
 	bad := func(key, format string, args ...any) {
@@ -130,11 +112,7 @@ func validateIdentity(c IdentityConfig, ca CAConfig) error {
 	if c.PairwiseSecretFile == "" {
 		bad("pairwiseSecretFile", "is required")
 	}
-	found := false
-	for _, is := range ca.Issuers {
-		found = found || is.Name == c.CitizenCA
-	}
-	if !found {
+	if !isIssuer(c.CitizenCA) {
 		bad("citizenCA", "no issuing CA named %q", c.CitizenCA)
 	}
 	for _, d := range []struct {
@@ -155,11 +133,11 @@ func validateIdentity(c IdentityConfig, ca CAConfig) error {
 	if p.Time < 1 || p.MemoryKiB < 8 || p.MaxConcurrent < 0 {
 		bad("pin", "argon2id time must be at least 1 and memoryKiB at least 8")
 	}
-	for _, e := range c.PINPolicy.validate("pinPolicy") {
-		errs = append(errs, "identity."+e)
+	if err := c.PINPolicy.Validate("identity.pinPolicy"); err != nil {
+		errs = append(errs, err.Error())
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
 }

@@ -1,17 +1,18 @@
-package config
+package timestamp
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/policies"
-	"github.com/thiqa/thiqa/timestamp"
 )
 
 // Clock sources of the TSA (tsa.clock.source). chrony and static are
-// package timestamp's; kernel and static-out-of-sync are wired by cmd/thiqa.
+// checked by this package (Config.NewClockChecker); kernel and
+// static-out-of-sync are wired by cmd/thiqa.
 const (
 	// ClockChrony asks `chronyc -c tracking` (production with chronyd).
 	ClockChrony = "chrony"
@@ -25,11 +26,12 @@ const (
 	ClockStaticOutOfSync = "static-out-of-sync"
 )
 
-// TSAConfig configures the time-stamping authority (RFC 3161, EN 319 421):
-// the unit key on the token, its certificate from an issuing CA, renewal,
-// and the token policy (package timestamp's Config, inline). An empty key
-// means the data folder runs no TSA.
-type TSAConfig struct {
+// ServiceConfig is the serialisable configuration of the time-stamping
+// authority (thiqa.yaml's tsa section; RFC 3161, EN 319 421): the unit key
+// on the token, its certificate from an issuing CA, renewal (a Service),
+// and the token policy (Config, inline). An empty key means the data
+// folder runs no TSA.
+type ServiceConfig struct {
 	// Key is the pkcs11: URI of the TSA unit key. Renewed keys are labelled
 	// "<object>-<UTC time>" on the same token.
 	Key string `yaml:"key"`
@@ -59,14 +61,15 @@ type TSAConfig struct {
 	// Timestamp is the token policy: policy OID, accuracy, hashes, chain,
 	// clock discipline (clock.source: chrony, kernel, static or
 	// static-out-of-sync).
-	Timestamp timestamp.Config `yaml:",inline"`
+	Timestamp Config `yaml:",inline"`
 }
 
-// tsaKeyTypes are the key types a TSA unit key may have.
-var tsaKeyTypes = []string{"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"}
+// unitKeyTypes are the key types a TSA unit key may have.
+var unitKeyTypes = []string{"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"}
 
-// DefaultTSAConfig is the TSA of a local setup: a P-256 unit key on token
-// "thiqa" certified by the tsa CA, ETSI best-practices policy, accuracy 1 s.
+// DefaultServiceConfig is the TSA of a local setup: a P-256 unit key on
+// token "thiqa" certified by the tsa CA, ETSI best-practices policy,
+// accuracy 1 s.
 //
 // The clock source is "static" (declared in sync, nothing checked) because a
 // fresh development machine or container usually has no NTP daemon telling
@@ -74,8 +77,8 @@ var tsaKeyTypes = []string{"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-40
 // TSA would refuse every request. `thiqa serve` logs a WARN at start saying
 // clock discipline is disabled. DEVELOPMENT ONLY: production sets
 // clock.source to chrony (chronyd) or kernel (any NTP daemon).
-func DefaultTSAConfig() TSAConfig {
-	return TSAConfig{
+func DefaultServiceConfig() ServiceConfig {
+	return ServiceConfig{
 		Key:                    "pkcs11:token=thiqa;object=tsa-unit",
 		KeyType:                "ec-p256",
 		CA:                     policies.IssuerTSA,
@@ -86,19 +89,19 @@ func DefaultTSAConfig() TSAConfig {
 		Country:                "OM",
 		RenewBefore:            "30d",
 		RenewCheckInterval:     time.Hour,
-		Timestamp: timestamp.Config{
+		Timestamp: Config{
 			Accuracy:     time.Second,
 			IncludeChain: true,
-			Clock:        timestamp.ClockConfig{Source: ClockStatic},
+			Clock:        ClockConfig{Source: ClockStatic},
 		},
 	}
 }
 
 // Enabled reports whether the data folder runs a TSA.
-func (c TSAConfig) Enabled() bool { return c.Key != "" }
+func (c ServiceConfig) Enabled() bool { return c.Key != "" }
 
 // KeyTypeOrDefault returns the unit key type, ec-p256 when unset.
-func (c TSAConfig) KeyTypeOrDefault() string {
+func (c ServiceConfig) KeyTypeOrDefault() string {
 	if c.KeyType == "" {
 		return "ec-p256"
 	}
@@ -106,7 +109,7 @@ func (c TSAConfig) KeyTypeOrDefault() string {
 }
 
 // CAOrDefault returns the issuing CA's name, tsa when unset.
-func (c TSAConfig) CAOrDefault() string {
+func (c ServiceConfig) CAOrDefault() string {
 	if c.CA == "" {
 		return policies.IssuerTSA
 	}
@@ -114,16 +117,17 @@ func (c TSAConfig) CAOrDefault() string {
 }
 
 // RenewBeforeDuration returns RenewBefore parsed (30 days when unset).
-func (c TSAConfig) RenewBeforeDuration() (time.Duration, error) {
+func (c ServiceConfig) RenewBeforeDuration() (time.Duration, error) {
 	if c.RenewBefore == "" {
 		return 30 * 24 * time.Hour, nil
 	}
 	return policies.ParseValidity(c.RenewBefore)
 }
 
-// validateTSA checks the tsa section against the CA section; an empty
-// section is valid (no TSA).
-func validateTSA(c TSAConfig, caCfg CAConfig) error {
+// Validate checks the section; an empty one is valid (no TSA). isIssuer
+// reports whether a name is an issuing CA of the deployment's running CA
+// (the unit's CA must be).
+func (c ServiceConfig) Validate(isIssuer func(name string) bool) error {
 	if !c.Enabled() {
 		return nil
 	}
@@ -131,11 +135,10 @@ func validateTSA(c TSAConfig, caCfg CAConfig) error {
 	if !strings.HasPrefix(c.Key, "pkcs11:") {
 		errs = append(errs, fmt.Sprintf("tsa.key: want a pkcs11: URI, got %q", c.Key))
 	}
-	if !slices.Contains(tsaKeyTypes, c.KeyTypeOrDefault()) {
-		errs = append(errs, fmt.Sprintf("tsa.keyType: want one of %s, got %q", strings.Join(tsaKeyTypes, ", "), c.KeyType))
+	if !slices.Contains(unitKeyTypes, c.KeyTypeOrDefault()) {
+		errs = append(errs, fmt.Sprintf("tsa.keyType: want one of %s, got %q", strings.Join(unitKeyTypes, ", "), c.KeyType))
 	}
-	known := slices.ContainsFunc(caCfg.Issuers, func(k CAKeyConfig) bool { return k.Name == c.CAOrDefault() })
-	if !caCfg.Enabled() || !known {
+	if !isIssuer(c.CAOrDefault()) {
 		errs = append(errs, fmt.Sprintf("tsa.ca: %q is not an issuing CA of the ca section", c.CAOrDefault()))
 	}
 	if c.CertDir == "" {
@@ -153,8 +156,8 @@ func validateTSA(c TSAConfig, caCfg CAConfig) error {
 	if c.SerialBlockSize < 0 || c.SerialBlockSize > 1<<30 {
 		errs = append(errs, fmt.Sprintf("tsa.serialBlockSize: %d out of range", c.SerialBlockSize))
 	}
-	// Package timestamp validates the policy and the clock settings; the
-	// sources it does not know are checked here.
+	// Config validates the policy and the clock settings; the sources it
+	// does not know are checked here.
 	ts := c.Timestamp
 	switch ts.Clock.Source {
 	case "", ClockChrony, ClockStatic:
@@ -168,7 +171,7 @@ func validateTSA(c TSAConfig, caCfg CAConfig) error {
 		errs = append(errs, "tsa: "+err.Error())
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
+		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
 }

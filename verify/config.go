@@ -1,4 +1,4 @@
-package config
+package verify
 
 import (
 	"errors"
@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/clientip"
+	"github.com/thiqa/thiqa/verify/tsl"
 )
 
-// VerifyConfig configures verification for relying parties: POST
-// /api/v1/verify and the page at GET /verify. The deployment's own root CA
-// is always trusted; more anchors come from PEM files.
-type VerifyConfig struct {
+// Config is the serialisable configuration of verification for relying
+// parties (thiqa.yaml's verify section): POST /api/v1/verify and the page
+// at GET /verify. The deployment's own root CA is always trusted; more
+// anchors come from PEM files. cmd/thiqa turns it into Options.
+type Config struct {
 	// Disabled turns the verification API and page off.
 	Disabled bool `yaml:"disabled,omitempty"`
 	// TrustAnchorFiles are PEM files of further trusted roots (relative to
@@ -35,7 +37,7 @@ type VerifyConfig struct {
 	// TrustedLists are ETSI TS 119 612 trusted lists (or the EU list of
 	// lists) whose qualified services are trust anchors and decide the
 	// qualified status; without any, no signature is reported qualified.
-	TrustedLists []TrustedListConfig `yaml:"trustedLists,omitempty"`
+	TrustedLists []tsl.SourceConfig `yaml:"trustedLists,omitempty"`
 	// TrustedListCache keeps fetched lists (default tsl/cache).
 	TrustedListCache string `yaml:"trustedListCache,omitempty"`
 	// TrustedListRefresh is how often `thiqa serve` reloads them (default 6h).
@@ -51,15 +53,15 @@ type VerifyConfig struct {
 	TrustedProxies []string `yaml:"trustedProxies,omitempty"`
 }
 
-// DefaultVerifyConfig returns the verification settings of a local setup.
-func DefaultVerifyConfig() VerifyConfig {
-	return VerifyConfig{MaxUploadBytes: 64 << 20, RatePerSecond: 5, Burst: 20, FetchTimeout: 10 * time.Second}
+// DefaultConfig returns the verification settings of a local setup.
+func DefaultConfig() Config {
+	return Config{MaxUploadBytes: 64 << 20, RatePerSecond: 5, Burst: 20, FetchTimeout: 10 * time.Second}
 }
 
 // WithDefaults returns c with every zero field set to its default, so that
 // a configuration written before the verify section existed still works.
-func (c VerifyConfig) WithDefaults() VerifyConfig {
-	d := DefaultVerifyConfig()
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
 	if c.MaxUploadBytes == 0 {
 		c.MaxUploadBytes = d.MaxUploadBytes
 	}
@@ -76,7 +78,7 @@ func (c VerifyConfig) WithDefaults() VerifyConfig {
 }
 
 // Validate checks the verify section; zero values mean the defaults.
-func (c VerifyConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []string
 	if c.MaxUploadBytes < 0 {
 		errs = append(errs, "verify.maxUploadBytes: must not be negative")
@@ -90,7 +92,14 @@ func (c VerifyConfig) Validate() error {
 	if c.FetchTimeout < 0 || c.FetchTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Sprintf("verify.fetchTimeout: want 0 to 5m, got %s", c.FetchTimeout))
 	}
-	errs = append(errs, c.validateTrustedLists()...)
+	for i, t := range c.TrustedLists {
+		if err := t.Validate(fmt.Sprintf("verify.trustedLists[%d]", i)); err != nil {
+			errs = append(errs, err.Error())
+		}
+	}
+	if c.TrustedListRefresh < 0 || (c.TrustedListRefresh > 0 && c.TrustedListRefresh < time.Minute) || c.TrustedListRefresh > 7*24*time.Hour {
+		errs = append(errs, fmt.Sprintf("verify.trustedListRefresh: want 1m to 168h, got %s", c.TrustedListRefresh))
+	}
 	for i, p := range c.TrustedProxies {
 		if _, err := clientip.ParsePrefix(p); err != nil {
 			errs = append(errs, fmt.Sprintf("verify.trustedProxies[%d]: %v", i, err))

@@ -1,4 +1,4 @@
-package config
+package audit
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Defaults of the audit section.
+// Defaults of the checkpoint configuration.
 const (
 	// DefaultCheckpointEvery is how often `thiqa serve` writes an audit
 	// checkpoint.
@@ -21,11 +21,12 @@ const (
 	checkpointKeyObject = "audit-checkpoint"
 )
 
-// AuditConfig configures the audit log's signed checkpoints: the chain
-// head, signed with a key on the token, appended to a file outside the
-// database. Every field may be left out (a configuration written before the
-// section existed): WithDefaults fills it in.
-type AuditConfig struct {
+// CheckpointConfig is the serialisable configuration of the audit log's
+// signed checkpoints (thiqa.yaml's audit section): the chain head, signed
+// with a key on the token, appended to a file outside the database. Every
+// field may be left out (a configuration written before the section
+// existed): WithDefaults fills it in.
+type CheckpointConfig struct {
 	// CheckpointKey is the pkcs11: URI of the checkpoint key (EC P-256);
 	// default object audit-checkpoint on the configured token.
 	CheckpointKey string `yaml:"checkpointKey"`
@@ -44,10 +45,10 @@ type AuditConfig struct {
 	CheckpointPublicKey string `yaml:"checkpointPublicKey"`
 }
 
-// DefaultAuditConfig returns the audit settings of a local setup on the
-// token labelled token.
-func DefaultAuditConfig(token string) AuditConfig {
-	return AuditConfig{
+// DefaultCheckpointConfig returns the checkpoint settings of a local setup
+// on the token labelled token.
+func DefaultCheckpointConfig(token string) CheckpointConfig {
+	return CheckpointConfig{
 		CheckpointKey:       fmt.Sprintf("pkcs11:token=%s;object=%s", token, checkpointKeyObject),
 		CheckpointEvery:     DefaultCheckpointEvery.String(),
 		CheckpointFile:      DefaultCheckpointFile,
@@ -57,8 +58,8 @@ func DefaultAuditConfig(token string) AuditConfig {
 
 // WithDefaults returns c with every empty field set to its default; token
 // is the configured token's label.
-func (c AuditConfig) WithDefaults(token string) AuditConfig {
-	d := DefaultAuditConfig(token)
+func (c CheckpointConfig) WithDefaults(token string) CheckpointConfig {
+	d := DefaultCheckpointConfig(token)
 	if c.CheckpointKey == "" {
 		c.CheckpointKey = d.CheckpointKey
 	}
@@ -76,7 +77,7 @@ func (c AuditConfig) WithDefaults(token string) AuditConfig {
 
 // CheckpointInterval returns checkpointEvery as a duration (default 1m;
 // 0 means checkpoints are off). Call it on a validated configuration.
-func (c AuditConfig) CheckpointInterval() time.Duration {
+func (c CheckpointConfig) CheckpointInterval() time.Duration {
 	d, err := parseCheckpointEvery(c.CheckpointEvery)
 	if err != nil {
 		return DefaultCheckpointEvery
@@ -95,7 +96,7 @@ func parseCheckpointEvery(s string) (time.Duration, error) {
 }
 
 // Validate checks the audit section; empty fields mean the defaults.
-func (c AuditConfig) Validate() error {
+func (c CheckpointConfig) Validate() error {
 	var errs []string
 	if c.CheckpointKey != "" && !strings.HasPrefix(c.CheckpointKey, "pkcs11:") {
 		errs = append(errs, fmt.Sprintf("audit.checkpointKey: want a pkcs11: URI, got %q", c.CheckpointKey))
@@ -115,14 +116,4 @@ func (c AuditConfig) Validate() error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-// ResolvedAudit returns the audit section with defaults filled in (the
-// checkpoint key on the configured token) and its file names made absolute
-// against the data folder.
-func (c *Config) ResolvedAudit() AuditConfig {
-	a := c.Audit.WithDefaults(c.HSM.TokenLabel)
-	a.CheckpointFile = c.Resolve(a.CheckpointFile)
-	a.CheckpointPublicKey = c.Resolve(a.CheckpointPublicKey)
-	return a
 }

@@ -1,0 +1,42 @@
+package ca
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestConfigValidate: the default ca section validates; an offline root
+// carries no key; issuers need a root; names, keys and types are checked.
+func TestConfigValidate(t *testing.T) {
+	def := DefaultConfig()
+	if err := def.Validate(); err != nil || !def.Enabled() || !def.IsIssuer("tsa") || def.IsIssuer("root") {
+		t.Fatalf("default: %v", err)
+	}
+	if (Config{}).Validate() != nil || (Config{}).Enabled() || (Config{}).IsIssuer("tsa") {
+		t.Fatal("an empty section is no CA")
+	}
+	offline := DefaultConfig()
+	offline.Root = KeyConfig{Name: "root", Offline: true}
+	if err := offline.Validate(); err != nil || !offline.Enabled() {
+		t.Fatalf("offline root: %v", err)
+	}
+	for want, edit := range map[string]func(c *Config){
+		"ca.root.key: issuers are configured": func(c *Config) { c.Root = KeyConfig{} },
+		"ca.root.key: must be empty":          func(c *Config) { c.Root.Offline = true },
+		"generations":                         func(c *Config) { c.Issuers[0].Name = "citizen_2" },
+		"ca.issuers[1].name":                  func(c *Config) { c.Issuers[1].Name = "citizen" },
+		"ca.root.keyType":                     func(c *Config) { c.Root.KeyType = "rsa-2048" },
+		"ca.root.validity":                    func(c *Config) { c.Root.Validity = "forever" },
+		"ca.subjectKeyType":                   func(c *Config) { c.SubjectKeyType = "dsa" },
+		"ca.issuers: at least one":            func(c *Config) { c.Issuers = nil },
+	} {
+		c := DefaultConfig()
+		edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Validate() = %v", want, err)
+		}
+	}
+	if kt := (KeyConfig{}).KeyTypeOrDefault(); kt != "ec-p384" {
+		t.Fatalf("default CA key type %q", kt)
+	}
+}

@@ -1,0 +1,45 @@
+package identity
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProviderConfig: the default section validates against a CA issuing
+// for citizens; each bad value is refused naming its key; an empty
+// section is the service turned off.
+func TestProviderConfig(t *testing.T) {
+	isIssuer := func(name string) bool { return name == "citizen" }
+	def := DefaultProviderConfig()
+	if err := def.Validate(isIssuer); err != nil || !def.Enabled() {
+		t.Fatalf("default: %v", err)
+	}
+	if p := def.PINParams(); p.MaxFailures != 5 || p.Time < 1 {
+		t.Fatalf("PIN params %+v", p)
+	}
+	bad := map[string]func(c *ProviderConfig){
+		"identity.key":           func(c *ProviderConfig) { c.Key = "oidc" },
+		"identity.keyType":       func(c *ProviderConfig) { c.KeyType = "rsa-1024" },
+		"identity.citizenCA":     func(c *ProviderConfig) { c.CitizenCA = "nobody" },
+		"identity.codeLifetime":  func(c *ProviderConfig) { c.CodeLifetime = time.Hour },
+		"identity.pairwise":      func(c *ProviderConfig) { c.PairwiseSecretFile = "" },
+		"identity.issuer":        func(c *ProviderConfig) { c.Issuer = "https://id.example.om/" },
+		"identity.pin:":          func(c *ProviderConfig) { c.PIN.MemoryKiB = 4 },
+		"identity.pinPolicy.max": func(c *ProviderConfig) { c.PINPolicy.MaxFailures = 50 },
+	}
+	for want, edit := range bad {
+		c := DefaultProviderConfig()
+		edit(&c)
+		if err := c.Validate(isIssuer); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Validate() = %v", want, err)
+		}
+	}
+	off := ProviderConfig{}
+	if err := off.Validate(isIssuer); err != nil || off.Enabled() {
+		t.Fatalf("disabled: %v", err)
+	}
+	if got := def.IssuerOr("https://pki.example.om"); got != "https://pki.example.om" {
+		t.Fatalf("IssuerOr = %q", got)
+	}
+}

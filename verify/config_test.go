@@ -1,0 +1,32 @@
+package verify
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/verify/tsl"
+)
+
+// TestConfigValidate: zero values take the defaults; bad bounds, trusted
+// lists, proxies and anchor files are refused naming their keys.
+func TestConfigValidate(t *testing.T) {
+	if d := (Config{}).WithDefaults(); d.MaxUploadBytes != 64<<20 || d.RatePerSecond != 5 || d.Burst != 20 || d.FetchTimeout != 10*time.Second {
+		t.Fatalf("WithDefaults of nothing: %+v", d)
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for want, c := range map[string]Config{
+		"verify.fetchTimeout":        {FetchTimeout: time.Hour},
+		"verify.trustedLists[0]":     {TrustedLists: []tsl.SourceConfig{{File: "a"}}},
+		"verify.trustedListRefresh":  {TrustedListRefresh: time.Second},
+		"verify.trustedProxies[0]":   {TrustedProxies: []string{"proxy.example"}},
+		"verify.trustAnchorFiles[0]": {TrustAnchorFiles: []string{" "}},
+		"verify.maxUploadBytes":      {MaxUploadBytes: -1},
+	} {
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v", want, err)
+		}
+	}
+}
