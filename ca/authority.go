@@ -285,6 +285,16 @@ func (a *Authority) CACertificate(name string) (*x509.Certificate, bool) {
 	return is.cert, true
 }
 
+// CurrentCACertificate returns the certificate of the newest generation of
+// the issuing CA named ca (its first generation's name, e.g. citizen).
+func (a *Authority) CurrentCACertificate(ca string) (*x509.Certificate, bool) {
+	is, ok := a.issuers[ca]
+	if !ok {
+		return nil, false
+	}
+	return is.cert, true
+}
+
 // Issue validates, lints, records, signs and stores one certificate. Refusals
 // are typed: errors wrapping policies.ErrUnknownProfile, *policies.SubjectError,
 // ErrBadCSR, *WeakKeyError, *LintError, ErrDuplicateRequest, *RequestError,
