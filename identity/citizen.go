@@ -64,7 +64,7 @@ func (p *Provider) checkCertificate(ctx context.Context, cert *x509.Certificate)
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return Citizen{}, refuse("certificate %x expired or not yet valid (valid %s to %s)", cert.SerialNumber, cert.NotBefore.UTC().Format("2006-01-02T15:04:05Z"), cert.NotAfter.UTC().Format("2006-01-02T15:04:05Z"))
 	}
-	st, err := p.cfg.Status.CertificateStatus(ctx, cert)
+	st, err := p.cfg.Status.Status(ctx, cert)
 	if err != nil {
 		return Citizen{}, fmt.Errorf("checking certificate status: %w", err)
 	}

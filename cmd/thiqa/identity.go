@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
@@ -72,21 +71,6 @@ func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
 		return nil, fmt.Errorf("pairwise secret (run `thiqa init --data %s`): %w", cfg.Dir(), err)
 	}
 	return identity.ParsePairwiseSecret(raw, path)
-}
-
-// identityStatus answers identity.StatusChecker from the one certificate
-// status checker of the process: the OIDC login applies the same rule as
-// every other client-certificate path.
-type identityStatus struct{ c *revocation.Checker }
-
-// CertificateStatus answers from the process's status checker.
-func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certificate) (identity.CertificateStatus, error) {
-	st, err := s.c.Status(ctx, cert)
-	if err != nil {
-		return identity.CertificateStatus{}, err
-	}
-	return identity.CertificateStatus{Known: st.Known, Profile: st.Profile, Revoked: st.Revoked, RevokedAt: st.RevokedAt,
-		KeyOnToken: st.KeyOnToken, KeyBlocked: st.KeyBlocked}, nil
 }
 
 // citizenCAPool is the trust anchor for mutual-TLS logins: the citizen
@@ -153,7 +137,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	}
 	return identity.New(identity.Config{
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
-		Store: p.db.Identity(), Status: identityStatus{c: p.certStatus},
+		Store: p.db.Identity(), Status: p.certStatus,
 		Directory: p.db.Identity(),
 		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
 		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins}, Audit: p.audit,
