@@ -13,10 +13,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/inprocess"
 	"github.com/thiqa/thiqa/internal/pin"
@@ -67,7 +69,11 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		}
 		mobile = p.db.SigningMobileIDs()
 	}
-	appearance, err := appearanceConfig(p)
+	fonts := make([]string, len(cfg.Fonts)) // relative to the data folder
+	for i, f := range cfg.Fonts {
+		fonts[i] = p.cfg.Resolve(f)
+	}
+	appearance, err := signing.LoadAppearance(fonts, config.DefaultFonts, cfg.TimeZone, strings.TrimRight(p.cfg.PublicBaseURL, "/")+"/verify", p.logger)
 	if err != nil {
 		return nil, err
 	}
