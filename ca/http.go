@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -249,7 +250,7 @@ func (api *API) Get(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		outcome := "refused"
 		if !errors.Is(err, ErrNotFound) {
-			outcome = "error"
+			outcome = audit.OutcomeFailure
 		}
 		if api.record(w, r, policies.ActionReadCertificate, serial, outcome, err.Error()) {
 			api.fail(w, r, err)
@@ -305,14 +306,15 @@ func isHexSerial(s string) bool {
 // before the authority is asked; when it cannot, it answers 500 itself and
 // returns false.
 func (api *API) record(w http.ResponseWriter, r *http.Request, action policies.Action, object, outcome, reason string) bool {
-	e := AuditEntry{Time: api.a.now().UTC(), Actor: api.opts.Caller(r), Action: string(action), Object: object, Outcome: outcome}
+	e := audit.Entry{Actor: api.opts.Caller(r), Action: string(action), Object: object, Outcome: outcome}
 	if e.Actor == "" {
 		e.Actor = "unknown"
 	}
+	var details map[string]any
 	if reason != "" {
-		e.Details = map[string]string{"error": reason}
+		details = map[string]any{"error": reason}
 	}
-	if err := api.a.audit.Append(r.Context(), e); err != nil {
+	if err := appendAudit(r.Context(), api.a.audit, e, details); err != nil {
 		api.opts.Logger.ErrorContext(r.Context(), "audit append failed", "action", action, "err", err)
 		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path})
 		return false

@@ -16,7 +16,6 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/policies"
@@ -25,25 +24,6 @@ import (
 
 // parseCertPEM reads exactly one PEM certificate.
 func parseCertPEM(raw []byte) (*x509.Certificate, error) { return pemcert.Parse(raw) }
-
-// caAuditor writes the CA's audit entries to the platform's audit log.
-type caAuditor struct{ log *audit.Log }
-
-func (a caAuditor) Append(ctx context.Context, e ca.AuditEntry) error {
-	outcome := e.Outcome
-	if outcome == "error" {
-		outcome = audit.OutcomeFailure
-	}
-	details := map[string]any{}
-	for k, v := range e.Details {
-		details[k] = v
-	}
-	if c := auth.CallerOf(ctx); c != nil && outcome != audit.OutcomeSuccess {
-		details["caller"] = c // a refusal names the caller: method, subject, roles
-	}
-	_, err := a.log.Append(ctx, audit.Entry{Actor: e.Actor, Action: e.Action, Object: e.Object, Outcome: outcome, Details: details})
-	return err
-}
 
 // openAuthority loads the hierarchy (every issuer's HSM key must match its
 // certificate) and builds the issuance service over the store.
@@ -87,7 +67,7 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	}
 	return ca.NewAuthority(ca.AuthorityConfig{
 		Root: parts[0].Cert, Issuers: issuers, Profiles: profiles,
-		Store: p.db.Certificates(func(string) int { return partitions }), Auditor: caAuditor{log: p.audit},
+		Store: p.db.Certificates(func(string) int { return partitions }), Auditor: p.audit,
 		Logger: p.logger.With("service", "ca"), Metrics: reg,
 	})
 }
