@@ -2,19 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"time"
 
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing/csc"
@@ -73,31 +72,6 @@ func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
 	return identity.ParsePairwiseSecret(raw, path)
 }
 
-// citizenCAPool is the trust anchor for mutual-TLS logins: the citizen
-// issuing CA's certificates alone (every generation of it), so
-// certificates of the other CAs do not even chain.
-func citizenCAPool(cfg *config.Config) (*x509.CertPool, error) {
-	path := caCertPath(cfg, cfg.Identity.CitizenCA)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("citizen CA certificate: %w", err)
-	}
-	c, err := parseCertPEM(raw)
-	if err != nil {
-		return nil, fmt.Errorf("citizen CA certificate %s: %w", path, err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	later, err := installedGenerations(cfg, cfg.Identity.CitizenCA) // a rolled-over citizen CA's certificates log in too
-	if err != nil {
-		return nil, fmt.Errorf("citizen CA certificate: %w", err)
-	}
-	for _, g := range later {
-		pool.AddCert(g)
-	}
-	return pool, nil
-}
-
 // newProvider builds the OpenID Connect provider over the platform; with
 // the CSC API of the signing service (nil: none) it is also the CSC
 // authorization server.
@@ -115,9 +89,11 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	if err != nil {
 		return nil, err
 	}
-	roots, err := citizenCAPool(cfg)
+	// Mutual-TLS logins trust the citizen CA's certificates alone (every
+	// generation of it).
+	roots, err := hierarchy.GenerationsPool(cfg.Resolve(cfg.CA.CertDir), cfg.Identity.CitizenCA)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("citizen CA certificate: %w", err)
 	}
 	ic := cfg.Identity
 	pins, err := pin.New(p.db.Identity(), ic.PINParams())
@@ -129,7 +105,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	if p.authn != nil {
 		// The phone side: a citizen's own API credentials (Require audits
 		// every refusal; refusals further in are the provider's to audit).
-		phoneAuth, caller = p.authn.Require(policies.ActionApproveLogin), citizenCaller
+		phoneAuth, caller = p.authn.Require(policies.ActionApproveLogin), identity.CitizenCaller
 	}
 	var signingAuth *identity.SigningConfig
 	if api != nil && cscOAuthOn(cfg) {
@@ -146,17 +122,6 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
 		Logger: p.logger.With("service", "identity"), Registerer: p.reg,
 	})
-}
-
-// citizenCaller names the citizen Require let through: the civil number
-// of the principal (JWT subject or the certificate's serialNumber), never
-// one the request names.
-func citizenCaller(r *http.Request) (string, bool) {
-	pr, ok := auth.FromContext(r.Context())
-	if !ok || !pr.Has(policies.RoleCitizen) || pr.CivilNumber == "" {
-		return "", false
-	}
-	return pr.CivilNumber, true
 }
 
 // wireIdentity serves the OpenID Connect provider and the administration
