@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -32,6 +33,8 @@ type KeyGenerator interface {
 type HandlerOptions struct {
 	// Caller returns the authenticated caller's identity; authentication
 	// and authorisation are done by middleware wrapped around the handler.
+	// Default: the subject of the request's principal (internal/auth),
+	// "unknown" without one.
 	Caller func(*http.Request) string
 	// KeyGenerator serves keyInHSM requests; nil refuses them.
 	KeyGenerator KeyGenerator
@@ -65,13 +68,22 @@ func NewAPI(a *Authority, opts HandlerOptions) *API {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Caller == nil {
-		opts.Caller = func(*http.Request) string { return "" }
+		opts.Caller = principalSubject
 	}
 	caPEM := map[*x509.Certificate]string{a.root: pemCert(a.root.Raw)}
 	for _, is := range a.byName {
 		caPEM[is.cert] = pemCert(is.cert.Raw)
 	}
 	return &API{a: a, opts: opts, caPEM: caPEM}
+}
+
+// principalSubject names the authenticated caller for RequestedBy and the
+// audit log: the subject of the request's principal, "unknown" without one.
+func principalSubject(r *http.Request) string {
+	if pr, ok := auth.FromContext(r.Context()); ok && pr.Subject != "" {
+		return pr.Subject
+	}
+	return "unknown"
 }
 
 // Mux is where the CA mounts its routes: an *http.ServeMux, or cmd/thiqa's

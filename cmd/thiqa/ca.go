@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,7 +15,6 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
@@ -33,14 +31,6 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, err
 	}
-	parts, err := hierarchy.Find(ctx, h, caToken{token: p.token})
-	if err != nil {
-		return nil, err
-	}
-	active, err := hierarchy.Issuing(h, parts)
-	if err != nil {
-		return nil, err
-	}
 	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
 	if err != nil {
 		return nil, err
@@ -50,23 +40,16 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 		return nil, err
 	}
 	partitions := rset.CRL.Partitions // each certificate names its CRL partition
-	var issuers []*ca.Issuer
-	for _, c := range active {
-		// With hsm.verifyAfterSign the HSM layer checks every signature
-		// with the key's public half; the issuer then does not check its
-		// ECDSA signatures a second time (RSA ones it always checks).
-		if k, ok := c.Key.(*hsm.Signer); ok {
-			k.UseSessionCopies() // an issuing CA signs all day (hsm/sessioncopy.go)
-		}
-		is, err := ca.NewIssuer(c.Cert, c.Key, ca.IssuerOptions{Name: c.Conf.Name, BaseURL: cfg.PublicBaseURL,
-			SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions, CA: c.CA(), Generation: c.Generation()})
-		if err != nil {
-			return nil, err
-		}
-		issuers = append(issuers, is)
+	// With hsm.verifyAfterSign the HSM layer checks every signature with
+	// the key's public half; the issuers then do not check their ECDSA
+	// signatures a second time (RSA ones they always check).
+	root, issuers, err := hierarchy.Issuers(ctx, h, caToken{token: p.token},
+		ca.IssuerOptions{SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions})
+	if err != nil {
+		return nil, err
 	}
 	return ca.NewAuthority(ca.AuthorityConfig{
-		Root: parts[0].Cert, Issuers: issuers, Profiles: profiles,
+		Root: root, Issuers: issuers, Profiles: profiles,
 		Store: p.db.Certificates(func(string) int { return partitions }), Auditor: p.audit,
 		Logger: p.logger.With("service", "ca"), Metrics: reg,
 	})
@@ -88,7 +71,6 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	}
 	keys := &tokenKeys{Token: p.token, KeyType: kt, Audit: p.audit}
 	api := ca.NewAPI(a, ca.HandlerOptions{
-		Caller:       callerOf,
 		KeyGenerator: keys,
 		Logger:       p.logger.With("service", "ca"),
 		Trail:        p.db,
@@ -112,14 +94,6 @@ func subjectKeyType(cfg *config.Config) string {
 		return "ec-p256"
 	}
 	return cfg.CA.SubjectKeyType
-}
-
-// callerOf names the authenticated caller for RequestedBy and the audit log.
-func callerOf(r *http.Request) string {
-	if pr, ok := auth.FromContext(r.Context()); ok && pr.Subject != "" {
-		return pr.Subject
-	}
-	return "unknown"
 }
 
 // readSubjectFile reads --subject-file: a JSON object of subject fields.
