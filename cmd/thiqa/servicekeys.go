@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
 
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/timestamp"
@@ -11,27 +10,6 @@ import (
 // tokenKeys are the credentials' subject keys on the token, as the CA and
 // the renewal use them (ca.KeyGenerator, the renewal's key destroyer).
 type tokenKeys = keyring.Credentials
-
-// responderKeys are the OCSP responders' keys (revocation.KeyStore).
-type responderKeys struct{ keyring.Ring }
-
-// Key returns the responder key labelled label (fs.ErrNotExist when gone).
-func (k responderKeys) Key(ctx context.Context, label string) (crypto.Signer, error) {
-	s, err := k.Find(ctx, label)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// GenerateKey generates and audits a responder key.
-func (k responderKeys) GenerateKey(ctx context.Context, label string) (crypto.Signer, error) {
-	s, err := k.Generate(ctx, label)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
 
 // unitKeys are the TSA unit keys (timestamp.KeyStore).
 type unitKeys struct{ keyring.Ring }
