@@ -44,17 +44,10 @@ func initEnrol(ctx context.Context, p *platform, out io.Writer) error {
 	return nil
 }
 
+// ensureEnrolKey finds (or makes, recorded) the enrolment protocols' key
+// labelled label.
 func ensureEnrolKey(ctx context.Context, p *platform, label string, kt hsm.KeyType) (*hsm.Signer, error) {
-	key, generated, err := ensureKey(ctx, p.cfg, p.token, "pkcs11:object="+label, kt)
-	if err != nil {
-		return nil, err
-	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return nil, err
-		}
-	}
-	return key, nil
+	return ensureServiceKey(ctx, p, "pkcs11:object="+label, kt)
 }
 
 // ensureCMPServer returns the CMP server's key and its self-signed

@@ -41,14 +41,9 @@ func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	key, generated, err := ensureKey(ctx, cfg, p.token, cfg.Identity.Key, kt)
+	key, err := ensureServiceKey(ctx, p, cfg.Identity.Key, kt)
 	if err != nil {
 		return fmt.Errorf("identity token-signing key: %w", err)
-	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return err
-		}
 	}
 	path := cfg.Resolve(cfg.Identity.PairwiseSecretFile)
 	if created, err := identity.CreatePairwiseSecret(path); err != nil {

@@ -69,14 +69,9 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 // (identity.RegisterPortal) with the redirect URI under publicBaseURL.
 func portalClient(ctx context.Context, p *platform) (*webportal.OIDCClient, error) {
 	cfg := p.cfg
-	key, generated, err := ensureKey(ctx, cfg, p.token, "pkcs11:token="+cfg.HSM.TokenLabel+";object="+portalClientKey, hsm.ECP256)
+	key, err := ensureServiceKey(ctx, p, "pkcs11:token="+cfg.HSM.TokenLabel+";object="+portalClientKey, hsm.ECP256)
 	if err != nil {
 		return nil, fmt.Errorf("the portal's client key: %w", err)
-	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return nil, err
-		}
 	}
 	redirect := strings.TrimSuffix(cfg.PublicBaseURL, "/") + "/my/callback"
 	id, js, err := identity.RegisterPortal(ctx, p.db.Identity(), p.audit, key, redirect, "thiqa-serve")
