@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -120,19 +122,24 @@ type Store interface {
 	KeyBlocked(ctx context.Context, keyHash [32]byte) (*KeyBlock, error)
 }
 
-// AuditEntry is one record for the audit log.
-type AuditEntry struct {
-	Time    time.Time
-	Actor   string
-	Action  string // e.g. "certificate.issue"
-	Object  string // serial, or the profile when refused
-	Outcome string // "success" or "refused" or "error"
-	Details map[string]string
+// Auditor appends to the audit log (an *audit.Log).
+type Auditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
 }
 
-// Auditor appends to the audit log (internal/audit, adapted by cmd/thiqa).
-type Auditor interface {
-	Append(ctx context.Context, e AuditEntry) error
+// appendAudit records e with details (never nil: an empty object when
+// none) in log; a refusal or failure also names the authenticated caller
+// (method, subject, roles) among the details.
+func appendAudit(ctx context.Context, log Auditor, e audit.Entry, details map[string]any) error {
+	if details == nil {
+		details = map[string]any{}
+	}
+	if c := auth.CallerOf(ctx); c != nil && e.Outcome != audit.OutcomeSuccess {
+		details["caller"] = c
+	}
+	e.Details = details
+	_, err := log.Append(ctx, e)
+	return err
 }
 
 // Request asks for one certificate.
@@ -285,6 +292,16 @@ func (a *Authority) CACertificate(name string) (*x509.Certificate, bool) {
 	return is.cert, true
 }
 
+// CurrentCACertificate returns the certificate of the newest generation of
+// the issuing CA named ca (its first generation's name, e.g. citizen).
+func (a *Authority) CurrentCACertificate(ca string) (*x509.Certificate, bool) {
+	is, ok := a.issuers[ca]
+	if !ok {
+		return nil, false
+	}
+	return is.cert, true
+}
+
 // Issue validates, lints, records, signs and stores one certificate. Refusals
 // are typed: errors wrapping policies.ErrUnknownProfile, *policies.SubjectError,
 // ErrBadCSR, *WeakKeyError, *LintError, ErrDuplicateRequest, *RequestError,
@@ -298,28 +315,28 @@ func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
 func (a *Authority) issueAudited(ctx context.Context, req Request, rn *renewal) (*Issued, error) {
 	out, err := a.issue(ctx, req, rn)
 	result := "success"
-	entry := AuditEntry{Time: a.now().UTC(), Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate),
-		Details: map[string]string{"profile": req.Profile}}
+	entry := audit.Entry{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate)}
+	details := map[string]any{"profile": req.Profile}
 	if req.RequestID != "" {
-		entry.Details["requestID"] = req.RequestID
+		details["requestID"] = req.RequestID
 	}
 	if rn != nil {
-		entry.Details["replaces"] = rn.replaces
+		details["replaces"] = rn.replaces
 	}
 	if err != nil {
-		result = "refused"
+		result, entry.Outcome = "refused", audit.OutcomeRefused
 		if !IsRefusal(err) {
-			result = "error"
+			result, entry.Outcome = "error", audit.OutcomeFailure
 		}
-		entry.Object, entry.Outcome = "profile:"+req.Profile, result
-		entry.Details["error"] = err.Error()
+		entry.Object = "profile:" + req.Profile
+		details["error"] = err.Error()
 	} else {
-		entry.Object, entry.Outcome = out.Serial, "success"
-		entry.Details["ca"] = out.CA
-		entry.Details["subject"] = out.Certificate.Subject.String()
+		entry.Object, entry.Outcome = out.Serial, audit.OutcomeSuccess
+		details["ca"] = out.CA
+		details["subject"] = out.Certificate.Subject.String()
 	}
 	t := time.Now()
-	aerr := a.audit.Append(ctx, entry)
+	aerr := appendAudit(ctx, a.audit, entry, details)
 	a.phase.WithLabelValues("audit").Observe(time.Since(t).Seconds())
 	profileLabel := req.Profile // a label set bounded by the configured profiles
 	if _, perr := a.profiles.Get(req.Profile); perr != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -93,17 +94,17 @@ func (m *memStore) counts() (int, int) {
 
 type memAudit struct {
 	mu      sync.Mutex
-	entries []AuditEntry
+	entries []audit.Entry
 }
 
-func (m *memAudit) Append(_ context.Context, e AuditEntry) error {
+func (m *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.entries = append(m.entries, e)
-	return nil
+	return audit.Record{Seq: int64(len(m.entries))}, nil
 }
 
-func (m *memAudit) last() AuditEntry {
+func (m *memAudit) last() audit.Entry {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.entries[len(m.entries)-1]

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -31,6 +33,8 @@ type KeyGenerator interface {
 type HandlerOptions struct {
 	// Caller returns the authenticated caller's identity; authentication
 	// and authorisation are done by middleware wrapped around the handler.
+	// Default: the subject of the request's principal (internal/auth),
+	// "unknown" without one.
 	Caller func(*http.Request) string
 	// KeyGenerator serves keyInHSM requests; nil refuses them.
 	KeyGenerator KeyGenerator
@@ -64,13 +68,22 @@ func NewAPI(a *Authority, opts HandlerOptions) *API {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Caller == nil {
-		opts.Caller = func(*http.Request) string { return "" }
+		opts.Caller = principalSubject
 	}
 	caPEM := map[*x509.Certificate]string{a.root: pemCert(a.root.Raw)}
 	for _, is := range a.byName {
 		caPEM[is.cert] = pemCert(is.cert.Raw)
 	}
 	return &API{a: a, opts: opts, caPEM: caPEM}
+}
+
+// principalSubject names the authenticated caller for RequestedBy and the
+// audit log: the subject of the request's principal, "unknown" without one.
+func principalSubject(r *http.Request) string {
+	if pr, ok := auth.FromContext(r.Context()); ok && pr.Subject != "" {
+		return pr.Subject
+	}
+	return "unknown"
 }
 
 // Mux is where the CA mounts its routes: an *http.ServeMux, or cmd/thiqa's
@@ -249,7 +262,7 @@ func (api *API) Get(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		outcome := "refused"
 		if !errors.Is(err, ErrNotFound) {
-			outcome = "error"
+			outcome = audit.OutcomeFailure
 		}
 		if api.record(w, r, policies.ActionReadCertificate, serial, outcome, err.Error()) {
 			api.fail(w, r, err)
@@ -305,14 +318,15 @@ func isHexSerial(s string) bool {
 // before the authority is asked; when it cannot, it answers 500 itself and
 // returns false.
 func (api *API) record(w http.ResponseWriter, r *http.Request, action policies.Action, object, outcome, reason string) bool {
-	e := AuditEntry{Time: api.a.now().UTC(), Actor: api.opts.Caller(r), Action: string(action), Object: object, Outcome: outcome}
+	e := audit.Entry{Actor: api.opts.Caller(r), Action: string(action), Object: object, Outcome: outcome}
 	if e.Actor == "" {
 		e.Actor = "unknown"
 	}
+	var details map[string]any
 	if reason != "" {
-		e.Details = map[string]string{"error": reason}
+		details = map[string]any{"error": reason}
 	}
-	if err := api.a.audit.Append(r.Context(), e); err != nil {
+	if err := appendAudit(r.Context(), api.a.audit, e, details); err != nil {
 		api.opts.Logger.ErrorContext(r.Context(), "audit append failed", "action", action, "err", err)
 		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path})
 		return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -269,18 +270,18 @@ func (rn *Renewer) Renew(ctx context.Context, req RenewRequest) (*Renewed, error
 	if reachedIssue && err != nil {
 		return nil, err // Issue recorded the outcome
 	}
-	entry := AuditEntry{Time: rn.a.now().UTC(), Actor: actor, Action: ActionRenewCertificate, Object: req.Serial, Outcome: "success",
-		Details: map[string]string{"mode": renewMode(req)}}
+	entry := audit.Entry{Actor: actor, Action: ActionRenewCertificate, Object: req.Serial, Outcome: audit.OutcomeSuccess}
+	details := map[string]any{"mode": renewMode(req)}
 	if err != nil {
-		entry.Outcome = "refused"
+		entry.Outcome = audit.OutcomeRefused
 		if !IsRefusal(err) && !errors.Is(err, ErrNotFound) {
-			entry.Outcome = "error"
+			entry.Outcome = audit.OutcomeFailure
 		}
-		entry.Details["error"] = err.Error()
+		details["error"] = err.Error()
 	} else {
-		entry.Details["serial"] = out.Serial
+		details["serial"] = out.Serial
 	}
-	if aerr := rn.a.audit.Append(ctx, entry); aerr != nil {
+	if aerr := appendAudit(ctx, rn.a.audit, entry, details); aerr != nil {
 		rn.log.ErrorContext(ctx, "audit append failed", "action", ActionRenewCertificate, "err", aerr)
 		if err == nil {
 			return nil, fmt.Errorf("certificate %s was issued, but writing the audit record failed: %w", out.Serial, aerr)

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -81,7 +82,7 @@ func TestFaultySignatureIsNotPublished(t *testing.T) {
 			if _, certs := pki.store.counts(); certs != 0 {
 				t.Fatalf("%d certificates stored after a faulty signature", certs)
 			}
-			if e := pki.audit.last(); e.Outcome != "error" || e.Details["error"] == "" {
+			if e := pki.audit.last(); e.Outcome != audit.OutcomeFailure || e.Details.(map[string]any)["error"] == "" {
 				t.Fatalf("audit entry %+v", e)
 			}
 			if IsRefusal(err) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -63,7 +64,7 @@ func (api *API) Trail(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		outcome := "refused"
 		if !errors.Is(err, ErrNotFound) {
-			outcome = "error"
+			outcome = audit.OutcomeFailure
 		}
 		if api.record(w, r, policies.ActionReadCertificate, serial, outcome, err.Error()) {
 			api.fail(w, r, err)

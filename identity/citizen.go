@@ -14,7 +14,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/policies"
 )
 
 var (
@@ -64,7 +68,7 @@ func (p *Provider) checkCertificate(ctx context.Context, cert *x509.Certificate)
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return Citizen{}, refuse("certificate %x expired or not yet valid (valid %s to %s)", cert.SerialNumber, cert.NotBefore.UTC().Format("2006-01-02T15:04:05Z"), cert.NotAfter.UTC().Format("2006-01-02T15:04:05Z"))
 	}
-	st, err := p.cfg.Status.CertificateStatus(ctx, cert)
+	st, err := p.cfg.Status.Status(ctx, cert)
 	if err != nil {
 		return Citizen{}, fmt.Errorf("checking certificate status: %w", err)
 	}
@@ -197,4 +201,16 @@ func sectorOf(c *Client) string {
 		}
 	}
 	return c.ID
+}
+
+// CitizenCaller names the citizen internal/auth's middleware let through:
+// the civil number of the request's principal (JWT subject or the
+// certificate's serialNumber), never one the request names; false unless
+// the principal is a citizen with a civil number.
+func CitizenCaller(r *http.Request) (string, bool) {
+	pr, ok := auth.FromContext(r.Context())
+	if !ok || !pr.Has(policies.RoleCitizen) || pr.CivilNumber == "" {
+		return "", false
+	}
+	return pr.CivilNumber, true
 }

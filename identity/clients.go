@@ -2,7 +2,9 @@ package identity
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/josesigner"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -139,6 +142,39 @@ func RegisterClient(ctx context.Context, st ClientStore, log Auditor, c *Client,
 		return fmt.Errorf("writing audit record: %w", err)
 	}
 	return nil
+}
+
+// RegisterPortal registers the deployment's own citizen portal as a
+// first-party client: the civil number as subject, private_key_jwt with
+// key (its JWK named by its RFC 7638 thumbprint), redirect as its one
+// redirect URI. The client ID derives from the key and redirect, so
+// registering again is a no-op and a new redirect URI registers a new
+// client. It returns the client ID and the signer of the client's
+// assertions.
+func RegisterPortal(ctx context.Context, st ClientStore, log Auditor, key crypto.Signer, redirect, actor string) (string, *josesigner.Signer, error) {
+	kid, err := josesigner.KeyID(key.Public())
+	if err != nil {
+		return "", nil, err
+	}
+	js, err := josesigner.New(key, kid)
+	if err != nil {
+		return "", nil, err
+	}
+	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{*js.Public()}})
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := NewClient(ClientRegistration{Name: "Thiqa portal", RedirectURIs: []string{redirect}, AllowCivilNumber: true, JWKS: set})
+	if err != nil {
+		return "", nil, err
+	}
+	sum := sha256.Sum256(append(set, redirect...))
+	c.ID = "thiqa-portal-" + hex.EncodeToString(sum[:8])
+	c.Created = time.Now().UTC()
+	if err := RegisterClient(ctx, st, log, c, actor); err != nil && !errors.Is(err, ErrConflict) {
+		return "", nil, err
+	}
+	return c.ID, js, nil
 }
 
 // Guard wraps a handler so that it serves only callers allowed action,

@@ -185,7 +185,7 @@ func TestClientAPI(t *testing.T) {
 // fixedStatus answers every certificate status question the same.
 type fixedStatus identity.CertificateStatus
 
-func (s fixedStatus) CertificateStatus(context.Context, *x509.Certificate) (identity.CertificateStatus, error) {
+func (s fixedStatus) Status(context.Context, *x509.Certificate) (identity.CertificateStatus, error) {
 	return identity.CertificateStatus(s), nil
 }
 

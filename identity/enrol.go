@@ -131,7 +131,7 @@ func enrol(ctx context.Context, e Enrolment, credential string) (civil, serial s
 	if time.Now().After(cert.NotAfter) {
 		return "", "", fmt.Errorf("credential %s: certificate expired", credential)
 	}
-	st, err := e.Status.CertificateStatus(ctx, cert)
+	st, err := e.Status.Status(ctx, cert)
 	if err != nil {
 		return "", "", fmt.Errorf("credential %s: %w", credential, err)
 	}

@@ -156,7 +156,7 @@ type memStatus struct {
 	blocked  map[string]bool // keys reported compromised
 }
 
-func (m *memStatus) CertificateStatus(_ context.Context, cert *x509.Certificate) (CertificateStatus, error) {
+func (m *memStatus) Status(_ context.Context, cert *x509.Certificate) (CertificateStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := cert.SerialNumber.String()

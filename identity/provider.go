@@ -75,7 +75,8 @@ type Config struct {
 	// (policies.ActionApproveLogin). Without them the phone side is not
 	// served, and remote logins cannot be approved.
 	PhoneAuth func(http.Handler) http.Handler
-	// Caller returns the civil number of the citizen PhoneAuth let through.
+	// Caller returns the civil number of the citizen PhoneAuth let through
+	// (CitizenCaller behind internal/auth).
 	Caller func(r *http.Request) (civilNumber string, ok bool)
 
 	// Signing, when set, makes the provider the OAuth 2.0 authorization

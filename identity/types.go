@@ -7,6 +7,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
@@ -193,28 +194,19 @@ type Store interface {
 	UseAssertion(ctx context.Context, clientID, jti string, exp time.Time) error
 }
 
-// CertificateStatus is what the CA knows about a certificate now.
-type CertificateStatus struct {
-	// Known: the CA issued this very certificate.
-	Known bool
-	// Profile is the certificate profile it was issued under.
-	Profile string
-	// Revoked and RevokedAt come from the CA's revocation data.
-	Revoked   bool
-	RevokedAt time.Time
-	// KeyBlocked: the key was reported compromised (a certificate with it
-	// was revoked for keyCompromise); the login is refused.
-	KeyBlocked bool
-	// KeyOnToken: the CA generated the certified key on the service's own
-	// token (keyInHSM). A key the CA certified from a CSR may live anywhere:
-	// a login with it is LoA substantial at most and claims no hardware key.
-	KeyOnToken bool
-}
+// CertificateStatus is what the CA knows about a certificate now, from its
+// own records (revocation.Status): whether it issued it (Known) and under
+// which profile, its revocation, whether its key is blocked (reported
+// compromised: the login is refused), and whether the CA generated the
+// key on the service's own token (KeyOnToken: keyInHSM; a key certified
+// from a CSR may live anywhere, so a login with it is LoA substantial at
+// most and claims no hardware key).
+type CertificateStatus = revocation.Status
 
-// StatusChecker asks the CA's own records about a certificate (the
-// certificates and revocation store in production).
+// StatusChecker asks the CA's own records about a certificate: the one
+// certificate status checker of the process (*revocation.Checker).
 type StatusChecker interface {
-	CertificateStatus(ctx context.Context, cert *x509.Certificate) (CertificateStatus, error)
+	Status(ctx context.Context, cert *x509.Certificate) (CertificateStatus, error)
 }
 
 // RemoteCredential is a citizen's authentication key held on the service's

@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"time"
 	"unicode"
@@ -22,6 +24,41 @@ type AppearanceConfig struct {
 	VerifyURL string
 	// Location is the time zone the signing time is shown in (default UTC).
 	Location *time.Location
+}
+
+// LoadAppearance loads what visible signatures are drawn with: the fonts
+// at paths (signing.fonts: an error when one cannot be used) or, when
+// paths is empty, those of fallback that are installed (none: visible
+// signatures are refused, and a warning on logger says so); the time zone
+// named timeZone (signing.timeZone; "" the server's local zone); verifyURL,
+// this deployment's verification page, for the QR code.
+func LoadAppearance(paths, fallback []string, timeZone, verifyURL string, logger *slog.Logger) (AppearanceConfig, error) {
+	ac := AppearanceConfig{VerifyURL: verifyURL, Location: time.Local}
+	if timeZone != "" {
+		loc, err := time.LoadLocation(timeZone)
+		if err != nil {
+			return ac, fmt.Errorf("signing.timeZone: %w", err)
+		}
+		ac.Location = loc
+	}
+	configured := len(paths) > 0
+	if !configured {
+		paths = fallback
+	}
+	for _, path := range paths {
+		if _, err := os.Stat(path); err != nil && !configured {
+			continue
+		}
+		f, err := pdftext.LoadFont(path)
+		if err != nil {
+			return ac, fmt.Errorf("signing.fonts: %w", err)
+		}
+		ac.Fonts = append(ac.Fonts, f)
+	}
+	if len(ac.Fonts) == 0 {
+		logger.Warn("no font for visible signatures: install fonts-dejavu-core or set signing.fonts; visible signatures are refused")
+	}
+	return ac, nil
 }
 
 // Subject attributes a name is read from.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/store"
@@ -25,7 +26,9 @@ import (
 // nopAudit accepts every record.
 type nopAudit struct{}
 
-func (nopAudit) Append(context.Context, ca.AuditEntry) error { return nil }
+func (nopAudit) Append(context.Context, audit.Entry) (audit.Record, error) {
+	return audit.Record{}, nil
+}
 
 // newAuthority builds a CA with in-process keys over the certificate store.
 func newAuthority(t *testing.T, certs ca.Store) *ca.Authority {

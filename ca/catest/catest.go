@@ -5,7 +5,6 @@
 package catest
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -70,20 +69,11 @@ func New(t testing.TB, st ca.Store, log *audit.Log, baseURL string) *PKI {
 		}
 		issuers = append(issuers, is)
 	}
-	p.Authority, err = ca.NewAuthority(ca.AuthorityConfig{Root: p.Root, Issuers: issuers, Profiles: profiles, Store: st, Auditor: auditor{log}})
+	p.Authority, err = ca.NewAuthority(ca.AuthorityConfig{Root: p.Root, Issuers: issuers, Profiles: profiles, Store: st, Auditor: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// auditor records the CA's entries in the audit log.
-type auditor struct{ log *audit.Log }
-
-// Append records e.
-func (a auditor) Append(ctx context.Context, e ca.AuditEntry) error {
-	_, err := a.log.Append(ctx, audit.Entry{Actor: e.Actor, Action: e.Action, Object: e.Object, Outcome: e.Outcome, Details: e.Details})
-	return err
 }
 
 // WritePEM writes certs, PEM-encoded, to dir/name and returns its path.

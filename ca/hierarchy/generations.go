@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -194,4 +195,30 @@ func InstalledGenerations(certDir, name string) ([]*x509.Certificate, error) {
 		}
 		out = append(out, c)
 	}
+}
+
+// GenerationsPool returns a pool of the certificates of every installed
+// generation of the CA name, from the CA folder alone: the trust anchor of
+// what that CA alone issued (a certificate of another CA does not even
+// chain). The first generation's certificate must be there.
+func GenerationsPool(certDir, name string) (*x509.CertPool, error) {
+	path := CertPath(certDir, name)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	first, err := pemcert.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(first)
+	later, err := InstalledGenerations(certDir, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range later {
+		pool.AddCert(c)
+	}
+	return pool, nil
 }

@@ -254,6 +254,36 @@ func Issuing(c Config, parts []*Part) ([]*Part, error) {
 	return active, nil
 }
 
+// Issuers finds the hierarchy on tok (Find) and builds an issuer for
+// every part that issues or answers for what it issued (Issuing), with
+// opts and the part's own name, CA, generation and c.BaseURL; it returns
+// the root's certificate too. A key that can sign with session copies (an
+// HSM key: UseSessionCopies) does, for an issuing CA signs all day.
+func Issuers(ctx context.Context, c Config, tok Token, opts ca.IssuerOptions) (*x509.Certificate, []*ca.Issuer, error) {
+	parts, err := Find(ctx, c, tok)
+	if err != nil {
+		return nil, nil, err
+	}
+	active, err := Issuing(c, parts)
+	if err != nil {
+		return nil, nil, err
+	}
+	var issuers []*ca.Issuer
+	for _, p := range active {
+		if k, ok := p.Key.(interface{ UseSessionCopies() }); ok {
+			k.UseSessionCopies()
+		}
+		o := opts
+		o.Name, o.BaseURL, o.CA, o.Generation = p.Conf.Name, c.BaseURL, p.CA(), p.Generation()
+		is, err := ca.NewIssuer(p.Cert, p.Key, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		issuers = append(issuers, is)
+	}
+	return parts[0].Cert, issuers, nil
+}
+
 // PendingError names the issuing CAs whose certificates are missing and
 // the commands that install them.
 func PendingError(c Config, pending []*Part) error {

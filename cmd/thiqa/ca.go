@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,8 +15,6 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
@@ -26,38 +23,11 @@ import (
 // parseCertPEM reads exactly one PEM certificate.
 func parseCertPEM(raw []byte) (*x509.Certificate, error) { return pemcert.Parse(raw) }
 
-// caAuditor writes the CA's audit entries to the platform's audit log.
-type caAuditor struct{ log *audit.Log }
-
-func (a caAuditor) Append(ctx context.Context, e ca.AuditEntry) error {
-	outcome := e.Outcome
-	if outcome == "error" {
-		outcome = audit.OutcomeFailure
-	}
-	details := map[string]any{}
-	for k, v := range e.Details {
-		details[k] = v
-	}
-	if c := auth.CallerOf(ctx); c != nil && outcome != audit.OutcomeSuccess {
-		details["caller"] = c // a refusal names the caller: method, subject, roles
-	}
-	_, err := a.log.Append(ctx, audit.Entry{Actor: e.Actor, Action: e.Action, Object: e.Object, Outcome: outcome, Details: details})
-	return err
-}
-
 // openAuthority loads the hierarchy (every issuer's HSM key must match its
 // certificate) and builds the issuance service over the store.
 func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) (*ca.Authority, error) {
 	cfg := p.cfg
 	h, err := hierarchyConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	parts, err := hierarchy.Find(ctx, h, caToken{token: p.token})
-	if err != nil {
-		return nil, err
-	}
-	active, err := hierarchy.Issuing(h, parts)
 	if err != nil {
 		return nil, err
 	}
@@ -70,24 +40,17 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 		return nil, err
 	}
 	partitions := rset.CRL.Partitions // each certificate names its CRL partition
-	var issuers []*ca.Issuer
-	for _, c := range active {
-		// With hsm.verifyAfterSign the HSM layer checks every signature
-		// with the key's public half; the issuer then does not check its
-		// ECDSA signatures a second time (RSA ones it always checks).
-		if k, ok := c.Key.(*hsm.Signer); ok {
-			k.UseSessionCopies() // an issuing CA signs all day (hsm/sessioncopy.go)
-		}
-		is, err := ca.NewIssuer(c.Cert, c.Key, ca.IssuerOptions{Name: c.Conf.Name, BaseURL: cfg.PublicBaseURL,
-			SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions, CA: c.CA(), Generation: c.Generation()})
-		if err != nil {
-			return nil, err
-		}
-		issuers = append(issuers, is)
+	// With hsm.verifyAfterSign the HSM layer checks every signature with
+	// the key's public half; the issuers then do not check their ECDSA
+	// signatures a second time (RSA ones they always check).
+	root, issuers, err := hierarchy.Issuers(ctx, h, caToken{token: p.token},
+		ca.IssuerOptions{SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions})
+	if err != nil {
+		return nil, err
 	}
 	return ca.NewAuthority(ca.AuthorityConfig{
-		Root: parts[0].Cert, Issuers: issuers, Profiles: profiles,
-		Store: p.db.Certificates(func(string) int { return partitions }), Auditor: caAuditor{log: p.audit},
+		Root: root, Issuers: issuers, Profiles: profiles,
+		Store: p.db.Certificates(func(string) int { return partitions }), Auditor: p.audit,
 		Logger: p.logger.With("service", "ca"), Metrics: reg,
 	})
 }
@@ -108,7 +71,6 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	}
 	keys := &tokenKeys{Token: p.token, KeyType: kt, Audit: p.audit}
 	api := ca.NewAPI(a, ca.HandlerOptions{
-		Caller:       callerOf,
 		KeyGenerator: keys,
 		Logger:       p.logger.With("service", "ca"),
 		Trail:        p.db,
@@ -132,14 +94,6 @@ func subjectKeyType(cfg *config.Config) string {
 		return "ec-p256"
 	}
 	return cfg.CA.SubjectKeyType
-}
-
-// callerOf names the authenticated caller for RequestedBy and the audit log.
-func callerOf(r *http.Request) string {
-	if pr, ok := auth.FromContext(r.Context()); ok && pr.Subject != "" {
-		return pr.Subject
-	}
-	return "unknown"
 }
 
 // readSubjectFile reads --subject-file: a JSON object of subject fields.

@@ -10,18 +10,13 @@ package main
 
 import (
 	"context"
-	"crypto"
 	"errors"
 	"fmt"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/josesigner"
-	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -56,33 +51,9 @@ func cscDelegatedIssuers(ctx context.Context, cfg *config.Config, tok *hsm.Token
 	case err != nil:
 		return nil, fmt.Errorf("identity token-signing key %s (run `thiqa init --data %s`): %w", cfg.Identity.Key, cfg.Dir(), err)
 	}
-	jwk, err := providerJWK(key)
+	d, err := identity.CSCDelegatedIssuer(cfg.Identity.IssuerOr(cfg.PublicBaseURL), cscOAuthBase(cfg), key, db.Identity())
 	if err != nil {
 		return nil, err
 	}
-	ids := db.Identity()
-	return []auth.DelegatedIssuer{{
-		Issuer: cfg.Identity.IssuerOr(cfg.PublicBaseURL), Audience: cscOAuthBase(cfg), Keys: []jose.JSONWebKey{jwk},
-		Scopes: []string{auth.ScopeService, auth.ScopeCredential}, Role: policies.RoleCitizen, Actions: []policies.Action{policies.ActionSign},
-		Revoked: func(ctx context.Context, grantID string) (bool, error) {
-			g, err := ids.Grant(ctx, grantID)
-			switch {
-			case errors.Is(err, identity.ErrNotFound):
-				return true, nil // purged, or never issued here
-			case err != nil:
-				return false, err
-			}
-			return g.Revoked || !g.Redeemed, nil
-		},
-	}}, nil
-}
-
-// providerJWK is the public key the provider signs with, named as the
-// provider names it (no configured key ID: the RFC 7638 thumbprint).
-func providerJWK(key crypto.Signer) (jose.JSONWebKey, error) {
-	js, err := josesigner.New(key, "")
-	if err != nil {
-		return jose.JSONWebKey{}, fmt.Errorf("identity token-signing key: %w", err)
-	}
-	return *js.Public(), nil
+	return []auth.DelegatedIssuer{d}, nil
 }

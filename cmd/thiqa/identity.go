@@ -2,20 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"time"
 
-	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing/csc"
@@ -43,14 +41,9 @@ func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	key, generated, err := ensureKey(ctx, cfg, p.token, cfg.Identity.Key, kt)
+	key, err := ensureServiceKey(ctx, p, cfg.Identity.Key, kt)
 	if err != nil {
 		return fmt.Errorf("identity token-signing key: %w", err)
-	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return err
-		}
 	}
 	path := cfg.Resolve(cfg.Identity.PairwiseSecretFile)
 	if created, err := identity.CreatePairwiseSecret(path); err != nil {
@@ -74,46 +67,6 @@ func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
 	return identity.ParsePairwiseSecret(raw, path)
 }
 
-// identityStatus answers identity.StatusChecker from the one certificate
-// status checker of the process: the OIDC login applies the same rule as
-// every other client-certificate path.
-type identityStatus struct{ c *revocation.Checker }
-
-// CertificateStatus answers from the process's status checker.
-func (s identityStatus) CertificateStatus(ctx context.Context, cert *x509.Certificate) (identity.CertificateStatus, error) {
-	st, err := s.c.Status(ctx, cert)
-	if err != nil {
-		return identity.CertificateStatus{}, err
-	}
-	return identity.CertificateStatus{Known: st.Known, Profile: st.Profile, Revoked: st.Revoked, RevokedAt: st.RevokedAt,
-		KeyOnToken: st.KeyOnToken, KeyBlocked: st.KeyBlocked}, nil
-}
-
-// citizenCAPool is the trust anchor for mutual-TLS logins: the citizen
-// issuing CA's certificates alone (every generation of it), so
-// certificates of the other CAs do not even chain.
-func citizenCAPool(cfg *config.Config) (*x509.CertPool, error) {
-	path := caCertPath(cfg, cfg.Identity.CitizenCA)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("citizen CA certificate: %w", err)
-	}
-	c, err := parseCertPEM(raw)
-	if err != nil {
-		return nil, fmt.Errorf("citizen CA certificate %s: %w", path, err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	later, err := installedGenerations(cfg, cfg.Identity.CitizenCA) // a rolled-over citizen CA's certificates log in too
-	if err != nil {
-		return nil, fmt.Errorf("citizen CA certificate: %w", err)
-	}
-	for _, g := range later {
-		pool.AddCert(g)
-	}
-	return pool, nil
-}
-
 // newProvider builds the OpenID Connect provider over the platform; with
 // the CSC API of the signing service (nil: none) it is also the CSC
 // authorization server.
@@ -131,9 +84,11 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	if err != nil {
 		return nil, err
 	}
-	roots, err := citizenCAPool(cfg)
+	// Mutual-TLS logins trust the citizen CA's certificates alone (every
+	// generation of it).
+	roots, err := hierarchy.GenerationsPool(cfg.Resolve(cfg.CA.CertDir), cfg.Identity.CitizenCA)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("citizen CA certificate: %w", err)
 	}
 	ic := cfg.Identity
 	pins, err := pin.New(p.db.Identity(), ic.PINParams())
@@ -145,7 +100,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	if p.authn != nil {
 		// The phone side: a citizen's own API credentials (Require audits
 		// every refusal; refusals further in are the provider's to audit).
-		phoneAuth, caller = p.authn.Require(policies.ActionApproveLogin), citizenCaller
+		phoneAuth, caller = p.authn.Require(policies.ActionApproveLogin), identity.CitizenCaller
 	}
 	var signingAuth *identity.SigningConfig
 	if api != nil && cscOAuthOn(cfg) {
@@ -153,7 +108,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	}
 	return identity.New(identity.Config{
 		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
-		Store: p.db.Identity(), Status: identityStatus{c: p.certStatus},
+		Store: p.db.Identity(), Status: p.certStatus,
 		Directory: p.db.Identity(),
 		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
 		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins}, Audit: p.audit,
@@ -162,17 +117,6 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
 		Logger: p.logger.With("service", "identity"), Registerer: p.reg,
 	})
-}
-
-// citizenCaller names the citizen Require let through: the civil number
-// of the principal (JWT subject or the certificate's serialNumber), never
-// one the request names.
-func citizenCaller(r *http.Request) (string, bool) {
-	pr, ok := auth.FromContext(r.Context())
-	if !ok || !pr.Has(policies.RoleCitizen) || pr.CivilNumber == "" {
-		return "", false
-	}
-	return pr.CivilNumber, true
 }
 
 // wireIdentity serves the OpenID Connect provider and the administration

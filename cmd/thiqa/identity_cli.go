@@ -203,7 +203,7 @@ func mobileEnrolment(cfg *config.Config, db *store.DB, log *audit.Log) (identity
 	}
 	return identity.Enrolment{
 		Credentials: db.Identity(),
-		Status:      identityStatus{c: revocation.NewChecker(db.Certificates(nil), 0, nil)},
+		Status:      revocation.NewChecker(db.Certificates(nil), 0, nil),
 		Store:       db.Identity(), PINs: pins, Audit: log,
 	}, nil
 }

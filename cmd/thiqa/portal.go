@@ -7,21 +7,13 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/thiqa/thiqa/api"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/identity"
-	"github.com/thiqa/thiqa/internal/josesigner"
 	webportal "github.com/thiqa/thiqa/web/portal"
 )
 
@@ -73,43 +65,18 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 }
 
 // portalClient finds (or makes) the portal's client key on the token and
-// registers the portal as a client of the digital ID: the civil number as
-// subject, private_key_jwt, the redirect URI under publicBaseURL. The
-// client ID derives from the key and the redirect URI, so registering is
-// idempotent and a new publicBaseURL registers a new client.
+// registers the portal as a client of the digital ID
+// (identity.RegisterPortal) with the redirect URI under publicBaseURL.
 func portalClient(ctx context.Context, p *platform) (*webportal.OIDCClient, error) {
 	cfg := p.cfg
-	key, generated, err := ensureKey(ctx, cfg, p.token, "pkcs11:token="+cfg.HSM.TokenLabel+";object="+portalClientKey, hsm.ECP256)
+	key, err := ensureServiceKey(ctx, p, "pkcs11:token="+cfg.HSM.TokenLabel+";object="+portalClientKey, hsm.ECP256)
 	if err != nil {
 		return nil, fmt.Errorf("the portal's client key: %w", err)
 	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return nil, err
-		}
-	}
-	kid, err := josesigner.KeyID(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	js, err := josesigner.New(key, kid)
-	if err != nil {
-		return nil, err
-	}
-	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{*js.Public()}})
-	if err != nil {
-		return nil, err
-	}
 	redirect := strings.TrimSuffix(cfg.PublicBaseURL, "/") + "/my/callback"
-	c, err := identity.NewClient(identity.ClientRegistration{Name: "Thiqa portal", RedirectURIs: []string{redirect}, AllowCivilNumber: true, JWKS: set})
+	id, js, err := identity.RegisterPortal(ctx, p.db.Identity(), p.audit, key, redirect, "thiqa-serve")
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(append(set, redirect...))
-	c.ID = "thiqa-portal-" + hex.EncodeToString(sum[:8])
-	c.Created = time.Now().UTC()
-	if err := identity.RegisterClient(ctx, p.db.Identity(), p.audit, c, "thiqa-serve"); err != nil && !errors.Is(err, identity.ErrConflict) {
-		return nil, err
-	}
-	return &webportal.OIDCClient{Issuer: cfg.Identity.IssuerOr(cfg.PublicBaseURL), ClientID: c.ID, RedirectURI: redirect, Key: js}, nil
+	return &webportal.OIDCClient{Issuer: cfg.Identity.IssuerOr(cfg.PublicBaseURL), ClientID: id, RedirectURI: redirect, Key: js}, nil
 }

@@ -41,7 +41,7 @@ func newResponders(ctx context.Context, p *platform, set config.RevocationSettin
 		}
 	}
 	return revocation.NewResponders(revocation.ResponderOptions{
-		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: responderKeys{keyring.Ring{Token: p.token, KeyType: kt, Audit: p.audit}},
+		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: keyring.Ring{Token: p.token, KeyType: kt, Audit: p.audit},
 		CA: ca.Generations{Authority: a}, Subjects: subjects, Actor: actor,
 	}), nil
 }

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto"
 
+	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -12,25 +12,20 @@ import (
 // the renewal use them (ca.KeyGenerator, the renewal's key destroyer).
 type tokenKeys = keyring.Credentials
 
-// responderKeys are the OCSP responders' keys (revocation.KeyStore).
-type responderKeys struct{ keyring.Ring }
-
-// Key returns the responder key labelled label (fs.ErrNotExist when gone).
-func (k responderKeys) Key(ctx context.Context, label string) (crypto.Signer, error) {
-	s, err := k.Find(ctx, label)
+// ensureServiceKey finds the key uri names on the token, generating it (of
+// type kt) and recording the generation in the audit log when there is
+// none. It never replaces a key.
+func ensureServiceKey(ctx context.Context, p *platform, uri string, kt hsm.KeyType) (*hsm.Signer, error) {
+	key, generated, err := ensureKey(ctx, p.cfg, p.token, uri, kt)
 	if err != nil {
 		return nil, err
 	}
-	return s, nil
-}
-
-// GenerateKey generates and audits a responder key.
-func (k responderKeys) GenerateKey(ctx context.Context, label string) (crypto.Signer, error) {
-	s, err := k.Generate(ctx, label)
-	if err != nil {
-		return nil, err
+	if generated {
+		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
+			return nil, err
+		}
 	}
-	return s, nil
+	return key, nil
 }
 
 // unitKeys are the TSA unit keys (timestamp.KeyStore).

@@ -13,10 +13,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/inprocess"
 	"github.com/thiqa/thiqa/internal/pin"
@@ -27,6 +29,12 @@ import (
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/verify"
 )
+
+// inProcessRequester is the requester the TSA records for the signing
+// service's own time-stamps: what auth.Requester names a request that came
+// through inprocess.Transport (no credentials, remote address "in-process"),
+// so the token records read as they did when the call went over HTTP.
+const inProcessRequester = "addr:in-process"
 
 // newSigningService builds the signing service. transport, when set,
 // carries the calls to this deployment's own TSA, OCSP responder and CRLs
@@ -67,7 +75,11 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		}
 		mobile = p.db.SigningMobileIDs()
 	}
-	appearance, err := appearanceConfig(p)
+	fonts := make([]string, len(cfg.Fonts)) // relative to the data folder
+	for i, f := range cfg.Fonts {
+		fonts[i] = p.cfg.Resolve(f)
+	}
+	appearance, err := signing.LoadAppearance(fonts, config.DefaultFonts, cfg.TimeZone, strings.TrimRight(p.cfg.PublicBaseURL, "/")+"/verify", p.logger)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +117,7 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	}
 	// The signature time-stamps of B-T and above: this server's own TSA in
 	// process when signing.tsaURL names it, else over HTTP.
-	own := ownTSAFor(sv, p.cfg.PublicBaseURL, p.cfg.Signing.WithDefaults().TSAURLOrDefault(p.cfg.PublicBaseURL))
+	own := timestamp.OwnClient(sv.tsa, p.cfg.PublicBaseURL, p.cfg.Signing.WithDefaults().TSAURLOrDefault(p.cfg.PublicBaseURL), inProcessRequester)
 	// Calls to this server's own URLs take the routes `thiqa serve` takes:
 	// the raw prefixes (POST /tsa, GET /ocsp/…) first, then the mux.
 	ownURLs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rawPrefixes(sv.raw, sv.mux).ServeHTTP(w, r) })

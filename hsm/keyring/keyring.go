@@ -102,6 +102,25 @@ func (r Ring) Generate(ctx context.Context, label string) (*hsm.Signer, error) {
 	return s, nil
 }
 
+// Key is Find as a crypto.Signer: a Ring is the OCSP responders' key
+// store (revocation.KeyStore).
+func (r Ring) Key(ctx context.Context, label string) (crypto.Signer, error) {
+	s, err := r.Find(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// GenerateKey is Generate as a crypto.Signer (revocation.KeyStore).
+func (r Ring) GenerateKey(ctx context.Context, label string) (crypto.Signer, error) {
+	s, err := r.Generate(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Labels lists the labels of the keys on the token.
 func (r Ring) Labels(ctx context.Context) ([]string, error) {
 	keys, err := r.Token.ListKeys(ctx)
