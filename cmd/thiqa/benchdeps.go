@@ -214,7 +214,11 @@ func (p *benchPlatform) Authority(ctx context.Context) (bench.Issuer, error) {
 }
 
 func (p *benchPlatform) EnrolMobileID(ctx context.Context, credential, loginPIN, actor string) error {
-	_, err := enrolMobileID(ctx, p.cfg, p.p.db, p.p.audit, credential, loginPIN, actor)
+	e, err := mobileEnrolment(p.p)
+	if err != nil {
+		return err
+	}
+	_, err = identity.EnrolMobileID(ctx, e, credential, loginPIN, actor)
 	return err
 }
 

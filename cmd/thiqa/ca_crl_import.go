@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca/crl"
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
 
 // rootCRLReload is how often `thiqa serve` looks for a newly imported root CRL.
@@ -53,15 +52,12 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return crl.Refused(*crlFile, err)
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	db, err := openStore(ctx, cfg, logger)
+	p, closeStore, err := openOperatorStore(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	log := newAuditLog(db, logger, nil)
-	defer log.Close()
-	if err := crl.Import(ctx, db.ImportedCRLs(), log, c, *crlFile, operatorName(), now); err != nil {
+	defer closeStore()
+	if err := crl.Import(ctx, p.db.ImportedCRLs(), p.audit, c, *crlFile, operatorName(), now); err != nil {
 		return err
 	}
 	out := env.stdout

@@ -51,14 +51,7 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 	var ext archive.Extender
 	var anchors func() *verifierSettings
 	if *data != "" {
-		cfg, err := loadConfig(*data)
-		if err != nil {
-			return err
-		}
-		if !cfg.Signing.Enabled(cfg.CA) {
-			return errors.New("this data folder has no signing service (ca section missing or signing.disabled)")
-		}
-		p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+		p, closePlatform, err := openOperatorFolder(ctx, env, *data, needSigning)
 		if err != nil {
 			return err
 		}
@@ -75,7 +68,7 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 			})
 			return missing, err
 		}
-		anchors = func() *verifierSettings { a, _ := deploymentAnchors(cfg); return &verifierSettings{anchors: a} }
+		anchors = func() *verifierSettings { a, _ := deploymentAnchors(p.cfg); return &verifierSettings{anchors: a} }
 	} else {
 		if *tokenFile == "" {
 			return withExit(2, errors.New("--url needs --token-file"))

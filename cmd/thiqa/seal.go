@@ -41,14 +41,7 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return withExit(2, err)
 	}
-	cfg, err := loadConfig(*dir)
-	if err != nil {
-		return err
-	}
-	if !cfg.Signing.Enabled(cfg.CA) {
-		return errors.New("this data folder has no signing service (ca section missing or signing.disabled)")
-	}
-	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	p, closePlatform, err := openOperatorFolder(ctx, env, *dir, needSigning)
 	if err != nil {
 		return err
 	}

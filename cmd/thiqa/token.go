@@ -41,8 +41,7 @@ func runToken(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	tok, err := openToken(ctx, cfg, operatorLogger(env, cfg), nil)
 	if err != nil {
 		return err
 	}

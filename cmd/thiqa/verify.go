@@ -29,10 +29,7 @@ const (
 )
 
 // pemFileList is a repeatable flag of PEM file names.
-type pemFileList []string
-
-func (l *pemFileList) String() string     { return fmt.Sprint(*l) }
-func (l *pemFileList) Set(v string) error { *l = append(*l, v); return nil }
+type pemFileList = stringList
 
 // cannotRun marks an error that kept `thiqa verify` from validating.
 func cannotRun(format string, a ...any) error {
