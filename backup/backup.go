@@ -292,3 +292,54 @@ func writeArchiveFile(path string, raw, sig []byte, m *Manifest, staged map[stri
 	}
 	return nil
 }
+
+// Layout names, as absolute paths, what of a data folder a backup leaves
+// out: the token and its PINs (kept by the HSM's own backup), the live
+// SQLite database (copied through its backup API instead) and the
+// trusted-list cache (fetched again).
+type Layout struct {
+	// SoftHSM is set when Thiqa manages a SoftHSM token in the folder.
+	SoftHSM *SoftHSMFiles
+	// PINFile holds the token's user PIN ("" when none).
+	PINFile string
+	// SQLite is the live SQLite database ("" with PostgreSQL).
+	SQLite string
+	// TrustedListCache is the trusted-list cache folder.
+	TrustedListCache string
+}
+
+// SoftHSMFiles are a SoftHSM token's folder, its configuration and the
+// security officer's PIN file.
+type SoftHSMFiles struct{ TokenDir, Conf, SOPINFile string }
+
+// Exclusions returns the paths a backup leaves out of the data folder,
+// with why, and the folders it does not descend into (Options.ExcludeFiles
+// and ExcludeDirs).
+func (l Layout) Exclusions() (files map[string]string, dirs map[string]string) {
+	files, dirs = map[string]string{}, map[string]string{}
+	if s := l.SoftHSM; s != nil {
+		dirs[s.TokenDir] = "the SoftHSM token (keys): back it up with the HSM's procedure"
+		files[s.Conf] = "the SoftHSM configuration (thiqa restore writes it)"
+		files[s.SOPINFile] = "the security officer PIN: kept with the token's backup"
+	}
+	if l.PINFile != "" {
+		files[l.PINFile] = "the token's user PIN: kept with the token's backup"
+	}
+	if l.SQLite != "" {
+		for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+			files[l.SQLite+suffix] = "the live database (copied through SQLite's backup API instead)"
+		}
+	}
+	dirs[l.TrustedListCache] = "the trusted-list cache (fetched again)"
+	return files, dirs
+}
+
+// Report tells the operator what the backup written to archive holds and
+// what it leaves out.
+func (m *Manifest) Report(w io.Writer, archive string) {
+	fmt.Fprintf(w, "backup %s\n  deployment  root CA SHA-256 %s\n  store       %s (%s), audit head at least seq %d\n  files       %d\n",
+		archive, m.Deployment.RootSHA256, m.Store.Driver, m.Store.Method, m.Audit.Seq, len(m.Files))
+	for _, x := range m.Excluded {
+		fmt.Fprintf(w, "  not in it   %s\n", x)
+	}
+}

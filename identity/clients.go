@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -245,4 +248,15 @@ func (api *ClientAPI) addClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"client_id": c.ID})
+}
+
+// WriteClientTable writes the registered portals as `thiqa oidc client
+// list` shows them: one row each, in aligned columns.
+func WriteClientTable(w io.Writer, cs []*Client) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT_ID\tNAME\tAUTH\tCIVIL_NUMBER\tREDIRECT_URIS")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\n", c.ID, c.Name, c.AuthMethod, c.AllowCivilNumber, strings.Join(c.RedirectURIs, " "))
+	}
+	return tw.Flush()
 }

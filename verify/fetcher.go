@@ -178,3 +178,15 @@ func (h *HTTPFetcher) FetchCRL(ctx context.Context, cert *x509.Certificate) ([]b
 	}
 	return nil, lastErr
 }
+
+// NewOnline is New for a verifier that fetches revocation information
+// itself: when o.AllowOnline and o.Fetcher is nil, its fetches go through
+// one cached HTTPFetcher (values reused for 5 minutes) whose client is
+// bounded by o.FetchTimeout. `thiqa verify` and `thiqa serve` build theirs
+// so.
+func NewOnline(o Options) *Verifier {
+	if o.AllowOnline && o.Fetcher == nil {
+		o.Fetcher = &HTTPFetcher{Client: &http.Client{Timeout: o.FetchTimeout}, TTL: 5 * time.Minute}
+	}
+	return New(o)
+}

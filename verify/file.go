@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/thiqa/thiqa/verify/report"
 )
@@ -47,4 +48,18 @@ func (v *Verifier) VerifyFile(ctx context.Context, r io.ReaderAt, size int64, pa
 		}
 	}
 	return v.VerifyJAdES(ctx, b, p)
+}
+
+// ReadPayloadFile reads the detached payload of a JAdES signature from the
+// file path (VerifyFile's payload), refusing one larger than MaxJWSBytes
+// before reading it.
+func ReadPayloadFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > MaxJWSBytes {
+		return nil, fmt.Errorf("larger than %d bytes", MaxJWSBytes)
+	}
+	return os.ReadFile(path)
 }

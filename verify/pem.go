@@ -4,6 +4,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 
 	"crypto/x509"
 
@@ -33,4 +34,19 @@ func ParsePEMCertificates(data []byte) ([]*x509.Certificate, error) {
 		return nil, errors.New("verify: no CERTIFICATE block in PEM data")
 	}
 	return out, nil
+}
+
+// ReadPEMFile reads every certificate of the PEM file path
+// (ParsePEMCertificates): the trust anchors of --trust and of a
+// deployment's configuration.
+func ReadPEMFile(path string) ([]*x509.Certificate, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading trust anchors: %w", err)
+	}
+	certs, err := ParsePEMCertificates(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return certs, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,11 +85,7 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "backup %s\n  deployment  root CA SHA-256 %s\n  store       %s (%s), audit head at least seq %d\n  files       %d\n",
-		absOut, m.Deployment.RootSHA256, m.Store.Driver, m.Store.Method, m.Audit.Seq, len(m.Files))
-	for _, x := range m.Excluded {
-		fmt.Fprintf(env.stdout, "  not in it   %s\n", x)
-	}
+	m.Report(env.stdout, absOut)
 	return nil
 }
 
@@ -119,28 +116,18 @@ func checkpointKey(ctx context.Context, p *platform) (*hsm.Signer, error) {
 }
 
 // backupExclusions returns the paths (absolute) a backup leaves out of the
-// data folder, with why, and the folders it does not descend into.
+// data folder, with why, and the folders it does not descend into
+// (backup.Layout).
 func backupExclusions(cfg *config.Config) (files map[string]string, dirs map[string]string) {
-	files, dirs = map[string]string{}, map[string]string{}
+	l := backup.Layout{TrustedListCache: cfg.Resolve(cmp.Or(cfg.Verify.TrustedListCache, config.DefaultTrustedListCache))}
 	if s := cfg.HSM.SoftHSM; s != nil {
-		dirs[cfg.Resolve(s.TokenDir)] = "the SoftHSM token (keys): back it up with the HSM's procedure"
-		files[cfg.Resolve(s.Conf)] = "the SoftHSM configuration (thiqa restore writes it)"
-		files[cfg.Resolve(s.SOPINFile)] = "the security officer PIN: kept with the token's backup"
+		l.SoftHSM = &backup.SoftHSMFiles{TokenDir: cfg.Resolve(s.TokenDir), Conf: cfg.Resolve(s.Conf), SOPINFile: cfg.Resolve(s.SOPINFile)}
 	}
 	if cfg.HSM.PINFile != "" {
-		files[cfg.Resolve(cfg.HSM.PINFile)] = "the token's user PIN: kept with the token's backup"
+		l.PINFile = cfg.Resolve(cfg.HSM.PINFile)
 	}
 	if cfg.Store.Driver == store.DriverSQLite {
-		if dsn, err := cfg.StoreDSN(); err == nil {
-			for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-				files[dsn+suffix] = "the live database (copied through SQLite's backup API instead)"
-			}
-		}
+		l.SQLite, _ = cfg.StoreDSN() // "" when it cannot be read
 	}
-	cache := cfg.Verify.TrustedListCache
-	if cache == "" {
-		cache = config.DefaultTrustedListCache
-	}
-	dirs[cfg.Resolve(cache)] = "the trusted-list cache (fetched again)"
-	return files, dirs
+	return l.Exclusions()
 }

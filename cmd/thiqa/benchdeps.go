@@ -40,22 +40,22 @@ func (benchDeps) KeyType(name string) (string, error) {
 }
 
 func (benchDeps) Verifier(ctx context.Context, trust, lists, listSigners []string, at time.Time, maxSize int64) (*verify.Verifier, error) {
-	s := verifierSettings{at: at, maxSize: maxSize}
+	o := verify.Options{At: at, MaxFileSize: maxSize}
 	if len(lists) > 0 {
 		tl, _, err := loadTrustedLists(ctx, nil, lists, listSigners, true, 30*time.Second)
 		if err != nil {
 			return nil, err
 		}
-		s.lists = tl
+		o.TrustedLists = tl
 	}
 	for _, p := range trust {
 		certs, err := readAnchors(p)
 		if err != nil {
 			return nil, err
 		}
-		s.anchors = append(s.anchors, certs...)
+		o.TrustAnchors = append(o.TrustAnchors, certs...)
 	}
-	return newVerifier(s), nil
+	return verify.New(o), nil
 }
 
 // benchFolder is a data folder's configuration (bench.Folder).
@@ -214,7 +214,11 @@ func (p *benchPlatform) Authority(ctx context.Context) (bench.Issuer, error) {
 }
 
 func (p *benchPlatform) EnrolMobileID(ctx context.Context, credential, loginPIN, actor string) error {
-	_, err := enrolMobileID(ctx, p.cfg, p.p.db, p.p.audit, credential, loginPIN, actor)
+	e, err := mobileEnrolment(p.p)
+	if err != nil {
+		return err
+	}
+	_, err = identity.EnrolMobileID(ctx, e, credential, loginPIN, actor)
 	return err
 }
 

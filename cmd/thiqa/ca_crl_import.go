@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca/crl"
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // rootCRLReload is how often `thiqa serve` looks for a newly imported root CRL.
@@ -52,39 +50,20 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 	now := time.Now()
 	c, err := crl.CheckImported(cfg.CA.Root.Name, raw, root, now)
 	if err != nil {
-		return fmt.Errorf("refused %s: %w; nothing was changed", *crlFile, err)
+		return crl.Refused(*crlFile, err)
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	db, err := openStore(ctx, cfg, logger)
+	p, closeStore, err := openOperatorStore(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	log := newAuditLog(db, logger, nil)
-	defer log.Close()
-	if err := db.ImportedCRLs().SaveImportedCRL(ctx, c, operatorName(), now); err != nil {
-		if errors.Is(err, crl.ErrNotNewer) {
-			return fmt.Errorf("refused %s: %w; nothing was changed", *crlFile, err)
-		}
+	defer closeStore()
+	if err := crl.Import(ctx, p.db.ImportedCRLs(), p.audit, c, *crlFile, operatorName(), now); err != nil {
 		return err
 	}
-	if _, err := log.Append(ctx, audit.Entry{Actor: operatorName(), Action: "ca.crl.import", Object: cfg.CA.Root.Name + ".crl", Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"number": numberString(c), "thisUpdate": c.ThisUpdate, "nextUpdate": c.NextUpdate, "entries": c.Entries, "sha256": sha256Hex(c.DER)},
-	}); err != nil {
-		return fmt.Errorf("root CRL imported, but writing the audit record failed: %w", err)
-	}
 	out := env.stdout
-	fmt.Fprintf(out, "root CRL number %s imported: %d revoked issuing CA(s), valid until %s\n", numberString(c), c.Entries, c.NextUpdate.Format(time.RFC3339))
+	fmt.Fprintf(out, "root CRL number %s imported: %d revoked issuing CA(s), valid until %s\n", c.NumberString(), c.Entries, c.NextUpdate.Format(time.RFC3339))
 	fmt.Fprintf(out, "  SHA-256 fingerprint: %s\n", fingerprint(c.DER))
 	fmt.Fprintf(out, "thiqa serve publishes it at %s/crl/root.crl (running servers within %s); import the next one before %s (/readyz warns from then on)\n",
 		cfg.PublicBaseURL, rootCRLReload, c.NextUpdate.Add(-14*24*time.Hour).Format(time.DateOnly))
 	return nil
-}
-
-// numberString is a CRL's number, "none" when it has none.
-func numberString(c *crl.ImportedCRL) string {
-	if c.Number == nil {
-		return "none"
-	}
-	return c.Number.String()
 }

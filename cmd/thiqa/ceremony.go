@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -161,9 +159,3 @@ func verifyCeremony(ctx context.Context, env *cliEnv, dir string) error {
 
 // fingerprint is the SHA-256 of der as openssl prints it (AB:CD:…).
 func fingerprint(der []byte) string { return ca.Fingerprint(der) }
-
-// sha256Hex is the lower-case hex SHA-256 of b.
-func sha256Hex(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}

@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/thiqa/thiqa/signer"
 	"github.com/thiqa/thiqa/signing/archive"
 	"github.com/thiqa/thiqa/signing/client"
+	"github.com/thiqa/thiqa/verify"
 )
 
 // runExtend is `thiqa extend --in F --out G --level B-LT|B-LTA [--force]
@@ -49,16 +51,9 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 		return withExit(2, errors.New("extend one file (--in F --out G) or a folder (--dir D)"))
 	}
 	var ext archive.Extender
-	var anchors func() *verifierSettings
+	var anchors []*x509.Certificate
 	if *data != "" {
-		cfg, err := loadConfig(*data)
-		if err != nil {
-			return err
-		}
-		if !cfg.Signing.Enabled(cfg.CA) {
-			return errors.New("this data folder has no signing service (ca section missing or signing.disabled)")
-		}
-		p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+		p, closePlatform, err := openOperatorFolder(ctx, env, *data, needSigning)
 		if err != nil {
 			return err
 		}
@@ -75,7 +70,7 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 			})
 			return missing, err
 		}
-		anchors = func() *verifierSettings { a, _ := deploymentAnchors(cfg); return &verifierSettings{anchors: a} }
+		anchors, _ = deploymentAnchors(p.cfg)
 	} else {
 		if *tokenFile == "" {
 			return withExit(2, errors.New("--url needs --token-file"))
@@ -85,7 +80,6 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("API token: %w", err)
 		}
 		ext = (&client.Client{Base: *base, Token: token}).Extender(level, *force)
-		anchors = func() *verifierSettings { return &verifierSettings{} }
 	}
 	if single {
 		return extendFile(ctx, env, ext, *inPath, *outPath, *timeout)
@@ -96,9 +90,8 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	// Offline: the job needs the structure and the times, not a verdict on
 	// revocation; the extension itself judges each document again.
-	s := *anchors()
-	s.online, s.timeout = false, 10*time.Second
-	job := archive.Job{Extend: ext, Verifier: newVerifier(s), RenewBefore: period, Timeout: *timeout, Now: time.Now, Out: env.stdout}
+	v := verify.New(verify.Options{TrustAnchors: anchors, FetchTimeout: 10 * time.Second})
+	job := archive.Job{Extend: ext, Verifier: v, RenewBefore: period, Timeout: *timeout, Now: time.Now, Out: env.stdout}
 	if err := job.Run(ctx, *dir); err != nil {
 		var failed *archive.FailedError
 		if errors.As(err, &failed) {

@@ -6,16 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/identity"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pin"
-	"github.com/thiqa/thiqa/store"
 )
 
 const oidcUsage = `usage:
@@ -39,28 +35,17 @@ func runOIDC(ctx context.Context, env *cliEnv, args []string) error {
 	return withExit(2, errors.New(oidcUsage))
 }
 
-// stringList is a repeatable flag.
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
-
 // openIdentityStore opens the data folder's store and audit log for an
-// operator command.
-func openIdentityStore(ctx context.Context, env *cliEnv, dir string) (*config.Config, *store.DB, *audit.Log, error) {
+// operator command (openOperatorStore).
+func openIdentityStore(ctx context.Context, env *cliEnv, dir string) (*platform, func(), error) {
 	cfg, err := loadConfig(dir)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if !identityOn(cfg) {
-		return nil, nil, nil, errors.New("this data folder has no digital-ID service (identity and ca sections of thiqa.yaml)")
+		return nil, nil, errors.New("this data folder has no digital-ID service (identity and ca sections of thiqa.yaml)")
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return cfg, db, newAuditLog(db, logger, nil), nil
+	return openOperatorStore(ctx, env, cfg)
 }
 
 func operatorName() string {
@@ -103,13 +88,12 @@ func oidcClientAdd(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, db, log, err := openIdentityStore(ctx, env, *dir)
+	p, closeStore, err := openIdentityStore(ctx, env, *dir)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	defer log.Close()
-	if err := identity.RegisterClient(ctx, db.Identity(), log, c, operatorName()); err != nil {
+	defer closeStore()
+	if err := identity.RegisterClient(ctx, p.db.Identity(), p.audit, c, operatorName()); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, c.ID)
@@ -123,22 +107,16 @@ func oidcClientList(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	_, db, log, err := openIdentityStore(ctx, env, *dir)
+	p, closeStore, err := openIdentityStore(ctx, env, *dir)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	defer log.Close()
-	cs, err := db.Identity().Clients(ctx)
+	defer closeStore()
+	cs, err := p.db.Identity().Clients(ctx)
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT_ID\tNAME\tAUTH\tCIVIL_NUMBER\tREDIRECT_URIS")
-	for _, c := range cs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\n", c.ID, c.Name, c.AuthMethod, c.AllowCivilNumber, strings.Join(c.RedirectURIs, " "))
-	}
-	return tw.Flush()
+	return identity.WriteClientTable(env.stdout, cs)
 }
 
 // oidcMobileEnrol activates a citizen's remote authentication credential
@@ -160,13 +138,12 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	if *cred == "" || (*pinFile != "" && *pinEnv != "") {
 		return withExit(2, errors.New("--credential is required, with at most one of --pin-file or --pin-env"))
 	}
-	cfg, db, log, err := openIdentityStore(ctx, env, *dir)
+	p, closeStore, err := openIdentityStore(ctx, env, *dir)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	defer log.Close()
-	e, err := mobileEnrolment(cfg, db, log)
+	defer closeStore()
+	e, err := mobileEnrolment(p)
 	if err != nil {
 		return err
 	}
@@ -180,13 +157,13 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 			*cred, civil, a.Code, a.Expires.Format(time.RFC3339), *cred)
 		return nil
 	}
-	p, err := config.ReadSecret(*pinFile, *pinEnv)
+	loginPIN, err := config.ReadSecret(*pinFile, *pinEnv)
 	if err != nil {
 		return fmt.Errorf("login PIN: %w", err)
 	}
-	newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format}).Warn(
+	p.logger.Warn(
 		"the operator sets the citizen's login PIN (--pin-file/--pin-env): for tests only, this is no sole control; enrol without it to hand out an activation code")
-	civil, err := identity.EnrolMobileID(ctx, e, *cred, p, operatorName())
+	civil, err := identity.EnrolMobileID(ctx, e, *cred, loginPIN, operatorName())
 	if err != nil {
 		return err
 	}
@@ -196,25 +173,15 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 
 // mobileEnrolment is what identity.EnrolMobileID and
 // EnrolMobileIDForActivation need, over the data folder's store.
-func mobileEnrolment(cfg *config.Config, db *store.DB, log *audit.Log) (identity.Enrolment, error) {
-	pins, err := pin.New(db.Identity(), cfg.Identity.PINParams())
+func mobileEnrolment(p *platform) (identity.Enrolment, error) {
+	db := p.db
+	pins, err := pin.New(db.Identity(), p.cfg.Identity.PINParams())
 	if err != nil {
 		return identity.Enrolment{}, err
 	}
 	return identity.Enrolment{
 		Credentials: db.Identity(),
 		Status:      revocation.NewChecker(db.Certificates(nil), 0, nil),
-		Store:       db.Identity(), PINs: pins, Audit: log,
+		Store:       db.Identity(), PINs: pins, Audit: p.audit,
 	}, nil
-}
-
-// enrolMobileID enrols credential as mobile ID with a login PIN over the
-// data folder's store (identity.EnrolMobileID) and returns the civil
-// number: the load generator's enrolment.
-func enrolMobileID(ctx context.Context, cfg *config.Config, db *store.DB, log *audit.Log, credential, loginPIN, actor string) (string, error) {
-	e, err := mobileEnrolment(cfg, db, log)
-	if err != nil {
-		return "", err
-	}
-	return identity.EnrolMobileID(ctx, e, credential, loginPIN, actor)
 }

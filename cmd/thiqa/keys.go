@@ -8,7 +8,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
 
 // runKeys dispatches `thiqa keys list`.
@@ -25,7 +24,7 @@ func runKeys(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	tok, err := openToken(ctx, cfg, newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format}), nil)
+	tok, err := openToken(ctx, cfg, operatorLogger(env, cfg), nil)
 	if err != nil {
 		return err
 	}

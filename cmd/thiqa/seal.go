@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/signer"
 )
 
@@ -30,9 +30,9 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	doc, err := df.options()
+	doc, err := df.Options()
 	if err != nil {
-		return err
+		return docError(err)
 	}
 	if *credID == "" || *inPath == "" || *outPath == "" {
 		return withExit(2, errors.New("--credential, --in and --out are required"))
@@ -41,14 +41,7 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return withExit(2, err)
 	}
-	cfg, err := loadConfig(*dir)
-	if err != nil {
-		return err
-	}
-	if !cfg.Signing.Enabled(cfg.CA) {
-		return errors.New("this data folder has no signing service (ca section missing or signing.disabled)")
-	}
-	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	p, closePlatform, err := openOperatorFolder(ctx, env, *dir, needSigning)
 	if err != nil {
 		return err
 	}
@@ -74,21 +67,14 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return in, st.Size(), nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(*outPath), ".seal-*.pdf")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
 	start := time.Now()
-	res, err := s.OperatorSealWith(ctx, operatorName(), *credID, level, doc, open, tmp)
-	if err != nil {
-		tmp.Close()
-		return fmt.Errorf("sealing %s: %w", *inPath, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), *outPath); err != nil {
+	var res *signer.Result
+	if err := atomicfile.WriteWith(*outPath, ".seal-*.pdf", func(w io.Writer) (err error) {
+		if res, err = s.OperatorSealWith(ctx, operatorName(), *credID, level, doc, open, w); err != nil {
+			return fmt.Errorf("sealing %s: %w", *inPath, err)
+		}
+		return nil
+	}); err != nil {
 		return err
 	}
 	for _, w := range doc.Warnings() {

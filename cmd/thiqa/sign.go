@@ -7,10 +7,10 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/signing/client"
 )
 
@@ -58,30 +58,17 @@ func runSign(ctx context.Context, env *cliEnv, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	q := url.Values{}
-	img, err := df.query(q)
+	img, err := df.Query(q)
 	if err != nil {
-		return err
+		return docError(err)
 	}
-	var tmp *os.File
-	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	c := &client.Client{Base: *base, Token: token}
-	res, err := c.Sign(ctx, client.SignRequest{Credential: *credID, PIN: pinValue, Level: *levelName, Options: q, Image: img, Document: in, Size: st.Size()},
-		func() (io.Writer, error) {
-			tmp, err = os.CreateTemp(filepath.Dir(*outPath), ".sign-*.pdf")
-			return tmp, err
-		})
-	if err != nil {
+	req := client.SignRequest{Credential: *credID, PIN: pinValue, Level: *levelName, Options: q, Image: img, Document: in, Size: st.Size()}
+	var res *client.Signed
+	if err := atomicfile.WriteWith(*outPath, ".sign-*.pdf", func(w io.Writer) (err error) {
+		res, err = c.Sign(ctx, req, func() (io.Writer, error) { return w, nil })
 		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("receiving the signed document: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), *outPath); err != nil {
+	}); err != nil {
 		return err
 	}
 	for _, w := range res.Warnings {

@@ -9,7 +9,6 @@ import (
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/josesigner"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -41,8 +40,7 @@ func runToken(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	tok, err := openToken(ctx, cfg, operatorLogger(env, cfg), nil)
 	if err != nil {
 		return err
 	}
@@ -72,22 +70,7 @@ func mintDevToken(ctx context.Context, cfg *config.Config, tok *hsm.Token, subje
 	if err != nil {
 		return "", fmt.Errorf("development issuer key %q: %w", label, err)
 	}
-	js, err := josesigner.New(key, "")
-	if err != nil {
-		return "", fmt.Errorf("development issuer key: %w", err)
-	}
-	token, err := auth.MintToken(js, auth.MintClaims{
-		Issuer:   auth.DevIssuer,
-		Audience: auth.DevAudience,
-		Subject:  subject,
-		Roles:    []policies.Role{role},
-		TTL:      ttl,
-		Now:      time.Now(),
-	})
-	if err != nil {
-		return "", fmt.Errorf("minting token: %w", err)
-	}
-	return token, nil
+	return auth.MintDevToken(key, subject, role, ttl, time.Now())
 }
 
 // checkSubject validates a token subject's form for its role

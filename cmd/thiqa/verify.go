@@ -13,13 +13,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/verify"
+	"github.com/thiqa/thiqa/verify/report"
 	"github.com/thiqa/thiqa/web"
 )
 
@@ -29,10 +28,7 @@ const (
 )
 
 // pemFileList is a repeatable flag of PEM file names.
-type pemFileList []string
-
-func (l *pemFileList) String() string     { return fmt.Sprint(*l) }
-func (l *pemFileList) Set(v string) error { *l = append(*l, v); return nil }
+type pemFileList = stringList
 
 // cannotRun marks an error that kept `thiqa verify` from validating.
 func cannotRun(format string, a ...any) error {
@@ -116,7 +112,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		// for a broken document, else INDETERMINATE), and the report says why.
 		fmt.Fprintln(env.stderr, "warning: no trust anchor configured (--trust PEM, --data DIR or --tsl LIST): signatures are checked for integrity only")
 	}
-	v := newVerifier(verifierSettings{anchors: anchors, at: validationTime, online: !*offline, timeout: *timeout, lists: lists})
+	v := verify.NewOnline(verify.Options{TrustAnchors: anchors, At: validationTime, AllowOnline: !*offline, FetchTimeout: *timeout, TrustedLists: lists})
 	rep, err := verifyFile(ctx, v, f, st.Size(), *payloadFile)
 	if err != nil {
 		return cannotRun("%w", err)
@@ -164,18 +160,8 @@ func parseInterleaved(fs *flag.FlagSet, args []string) (string, error) {
 	}
 }
 
-// readAnchors reads every certificate of a PEM file.
-func readAnchors(path string) ([]*x509.Certificate, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading trust anchors: %w", err)
-	}
-	certs, err := verify.ParsePEMCertificates(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return certs, nil
-}
+// readAnchors reads every certificate of a PEM file (verify.ReadPEMFile).
+func readAnchors(path string) ([]*x509.Certificate, error) { return verify.ReadPEMFile(path) }
 
 // deploymentAnchors returns the data folder's root CA certificate (when the
 // CA is enabled) and the configured verify.trustAnchorFiles.
@@ -199,29 +185,24 @@ func deploymentAnchors(cfg *config.Config) ([]*x509.Certificate, error) {
 	return anchors, nil
 }
 
-// verifierSettings are what the CLI, the server and the benchmark choose.
-type verifierSettings struct {
-	anchors []*x509.Certificate
-	at      time.Time
-	online  bool
-	timeout time.Duration
-	maxSize int64
-	logger  *slog.Logger
-	lists   verify.TrustedLists // ETSI trusted lists (nil: none)
-}
-
-// newVerifier builds a verifier; online revocation goes through one cached
-// HTTP fetcher whose client is bounded by the timeout.
-func newVerifier(s verifierSettings) *verify.Verifier {
-	o := verify.Options{
-		TrustAnchors: s.anchors, At: s.at, AllowOnline: s.online, FetchTimeout: s.timeout,
-		Revocation: verify.RevocationRequired, MaxFileSize: s.maxSize, Logger: s.logger,
-		TrustedLists: s.lists,
+// verifyFile validates f (verify.VerifyFile): a JAdES signature, with the
+// detached payload from payloadFile when given, or else a PDF.
+func verifyFile(ctx context.Context, v *verify.Verifier, f *os.File, size int64, payloadFile string) (*report.Report, error) {
+	var payload func() ([]byte, error)
+	if payloadFile != "" {
+		payload = func() ([]byte, error) {
+			b, err := verify.ReadPayloadFile(payloadFile)
+			if err != nil {
+				return nil, fmt.Errorf("--payload: %w", err)
+			}
+			return b, nil
+		}
 	}
-	if s.online {
-		o.Fetcher = &verify.HTTPFetcher{Client: &http.Client{Timeout: s.timeout}, TTL: 5 * time.Minute}
+	rep, err := v.VerifyFile(ctx, f, size, payload)
+	if errors.Is(err, verify.ErrPayloadForPDF) {
+		return nil, errors.New("--payload is for a JAdES signature, not a PDF")
 	}
-	return verify.New(o)
+	return rep, err
 }
 
 // wireVerify serves POST /api/v1/verify (public, size- and rate-limited)
@@ -240,10 +221,8 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 	if len(anchors) == 0 && lists == nil {
 		logger.Warn("verification without trust anchors (enable the CA, set verify.trustAnchorFiles or verify.trustedLists): integrity only, no signature can be TOTAL-PASSED")
 	}
-	v := newVerifier(verifierSettings{
-		anchors: anchors, online: !vc.OfflineRevocation, timeout: vc.FetchTimeout,
-		maxSize: vc.MaxUploadBytes, logger: logger, lists: lists,
-	})
+	v := verify.NewOnline(verify.Options{TrustAnchors: anchors, AllowOnline: !vc.OfflineRevocation, FetchTimeout: vc.FetchTimeout,
+		MaxFileSize: vc.MaxUploadBytes, Logger: logger, TrustedLists: lists})
 	if err := v.Register(s.mux, verify.RouteOptions{MaxUploadBytes: vc.MaxUploadBytes, RatePerSecond: vc.RatePerSecond, Burst: vc.Burst,
 		Registerer: p.reg}); err != nil {
 		return err

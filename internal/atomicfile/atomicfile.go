@@ -7,6 +7,7 @@ package atomicfile
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -57,4 +58,24 @@ func WriteNew(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return nil
+}
+
+// WriteWith replaces path with what write writes: into a temporary file in
+// the same folder named after pattern (as os.CreateTemp names it), renamed
+// over path only when write and closing the file succeed. A failure leaves
+// no temporary file behind; write's error is returned as it is.
+func WriteWith(path, pattern string, write func(w io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), pattern)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/thiqa/thiqa/internal/josesigner"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -97,4 +99,19 @@ func MintToken(s jose.OpaqueSigner, c MintClaims) (string, error) {
 		return "", fmt.Errorf("auth: minting: signing token: %w", err)
 	}
 	return tok, nil
+}
+
+// MintDevToken signs a development API token for subject and role, valid
+// for ttl from now, with key, the development issuer's key (DevIssuer,
+// DevAudience): `thiqa token` and the load generators.
+func MintDevToken(key crypto.Signer, subject string, role policies.Role, ttl time.Duration, now time.Time) (string, error) {
+	js, err := josesigner.New(key, "")
+	if err != nil {
+		return "", fmt.Errorf("development issuer key: %w", err)
+	}
+	token, err := MintToken(js, MintClaims{Issuer: DevIssuer, Audience: DevAudience, Subject: subject, Roles: []policies.Role{role}, TTL: ttl, Now: now})
+	if err != nil {
+		return "", fmt.Errorf("minting token: %w", err)
+	}
+	return token, nil
 }
