@@ -334,6 +334,17 @@ func (l Layout) Exclusions() (files map[string]string, dirs map[string]string) {
 	return files, dirs
 }
 
+// HSMMaterial returns the top-level names, in the data folder dir, of the
+// token's files (TopLevel): what an existing data folder may hold before
+// a restore besides the configuration.
+func (l Layout) HSMMaterial(dir string) []string {
+	var paths []string
+	if s := l.SoftHSM; s != nil {
+		paths = append(paths, s.TokenDir, s.Conf, s.SOPINFile)
+	}
+	return TopLevel(dir, append(paths, l.PINFile)...)
+}
+
 // Report tells the operator what the backup written to archive holds and
 // what it leaves out.
 func (m *Manifest) Report(w io.Writer, archive string) {

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/sha256"
@@ -64,11 +65,14 @@ type Settings struct {
 	CheckpointFile string
 	// CRLIssuers are the CAs whose CRL numbers a restore raises.
 	CRLIssuers []string
-	// HSMMaterial are the top-level names an existing data folder may
-	// hold besides the configuration: what the HSM's backup procedure
-	// puts back (the SoftHSM token folder, its configuration, the PIN
-	// files' folders).
-	HSMMaterial []string
+	// Layout is where the folder keeps the token's files: what the HSM's
+	// backup procedure puts back (the SoftHSM token folder, its
+	// configuration, the PIN files), which an existing data folder may
+	// hold besides the configuration (Layout.HSMMaterial).
+	Layout Layout
+	// SoftHSMConf is the SoftHSM configuration a restore writes when the
+	// folder lacks Layout.SoftHSM.Conf (a backup never holds it).
+	SoftHSMConf []byte
 }
 
 // Host is the host a backup is restored on: its configuration, its token
@@ -79,10 +83,10 @@ type Host interface {
 	// the backup's copy at backupConfig (in the staging folder; missing
 	// when the backup holds none).
 	Configure(backupConfig string) (Settings, error)
-	// OpenToken opens the token the configuration names; staged maps a
-	// path of the data folder to its place in the staging folder, for
-	// what the token needs that the folder lacks yet.
-	OpenToken(ctx context.Context, staged func(path string) (string, bool)) (Keys, error)
+	// OpenToken opens the token the configuration names, through the
+	// SoftHSM configuration file softHSMConf ("" when the token is no
+	// SoftHSM token the folder manages).
+	OpenToken(ctx context.Context, softHSMConf string) (Keys, error)
 	// InspectPostgres says what the configured PostgreSQL database holds.
 	InspectPostgres(ctx context.Context) (PostgresState, error)
 	// LoadPostgres loads a pg_dump into the configured PostgreSQL
@@ -201,7 +205,7 @@ func Restore(ctx context.Context, o RestoreOptions) (*Restored, error) {
 	if err := r.resolveConfig(); err != nil {
 		return nil, err
 	}
-	if err := tgt.checkContents(o.ConfigFile, r.set.HSMMaterial); err != nil {
+	if err := tgt.checkContents(o.ConfigFile, r.set.Layout.HSMMaterial(o.Data)); err != nil {
 		return nil, err
 	}
 	if r.now.Before(arch.manifest.Created) {
@@ -291,7 +295,11 @@ func (r *Restored) resolveConfig() error {
 // is the backup's: it holds the root key of the backup's root certificate
 // and the checkpoint key that signed the manifest.
 func (r *Restored) checkToken(ctx context.Context) error {
-	keys, err := r.o.Host.OpenToken(ctx, r.staged)
+	conf, err := r.softHSMConf()
+	if err != nil {
+		return err
+	}
+	keys, err := r.o.Host.OpenToken(ctx, conf)
 	if err != nil {
 		return err
 	}
@@ -317,6 +325,27 @@ func (r *Restored) checkToken(ctx context.Context) error {
 			ErrOtherDeployment, r.set.Token)
 	}
 	return nil
+}
+
+// softHSMConf returns the SoftHSM configuration the token opens with (""
+// without one): the folder's own, or, when the folder lacks it,
+// Settings.SoftHSMConf written into the staging folder.
+func (r *Restored) softHSMConf() (string, error) {
+	s := r.set.Layout.SoftHSM
+	if s == nil {
+		return "", nil
+	}
+	if _, err := os.Stat(s.Conf); !errors.Is(err, os.ErrNotExist) {
+		return s.Conf, nil
+	}
+	dst, ok := r.staged(s.Conf)
+	if !ok {
+		return "", fmt.Errorf("the SoftHSM configuration %s is missing", s.Conf)
+	}
+	if err := writeNew(dst, bytes.NewReader(r.set.SoftHSMConf), 0o600); err != nil {
+		return "", fmt.Errorf("writing the SoftHSM configuration: %w", err)
+	}
+	return dst, nil
 }
 
 // loadStore puts the backup's database in place for checking: a SQLite

@@ -209,7 +209,7 @@ func (h *testHost) Configure(backupConfig string) (Settings, error) {
 	return s, nil
 }
 
-func (h *testHost) OpenToken(context.Context, func(string) (string, bool)) (Keys, error) {
+func (h *testHost) OpenToken(context.Context, string) (Keys, error) {
 	return h, nil
 }
 

@@ -50,7 +50,7 @@ func openTarget(dir string) (*target, error) {
 
 // TopLevel returns the names, directly in dir, of the paths that are
 // inside it (each once, in order): what an existing data folder may hold
-// before a restore (Settings.HSMMaterial).
+// before a restore (Layout.HSMMaterial).
 func TopLevel(dir string, paths ...string) []string {
 	var names []string
 	for _, p := range paths {

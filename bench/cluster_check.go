@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"strings"
 	"time"
 
@@ -115,7 +116,9 @@ func (l *clusterLoad) checkStore(ctx context.Context, st Store, w io.Writer) ([]
 		case "issue":
 			ok = a.certs[strings.ToLower(o.serial)]
 			if ok {
-				if _, err := st.CertificateDERHex(ctx, o.serial); err != nil {
+				if serial, hex := new(big.Int).SetString(o.serial, 16); !hex {
+					out = append(out, fmt.Sprintf("certificate %s was answered with a serial that is not hexadecimal", o.serial))
+				} else if _, err := st.CertificateDER(ctx, serial); err != nil {
 					out = append(out, fmt.Sprintf("certificate %s was answered but is not in the store: %v", o.serial, err))
 				}
 			}

@@ -22,7 +22,7 @@ import (
 type Deps interface {
 	// Folder reads the configuration of the data folder dir (an empty dir
 	// is a refused command line).
-	Folder(dir string) (Folder, error)
+	Folder(dir string) (*Folder, error)
 	// KeyType checks the name of a key type the token can generate
 	// ("ec-p256", "rsa-2048", ...) and returns its canonical name.
 	KeyType(name string) (string, error)
@@ -34,29 +34,29 @@ type Deps interface {
 	Verifier(ctx context.Context, trust, tsl, tslSigners []string, at time.Time, maxSize int64) (*verify.Verifier, error)
 }
 
-// Folder is a data folder whose configuration was read.
-type Folder interface {
+// Folder is a data folder whose configuration was read: what the
+// generators need of it, and how they open its token and store.
+type Folder struct {
 	// HSMModule is the path of the PKCS#11 module.
-	HSMModule() string
-	// CAEnabled reports whether the folder has a CA.
-	CAEnabled() bool
-	// IdentityEnabled reports whether the folder serves the digital ID.
-	IdentityEnabled() bool
+	HSMModule string
+	// CAEnabled says the folder has a CA; IdentityEnabled that it serves
+	// the digital ID.
+	CAEnabled, IdentityEnabled bool
 	// PINParams are the login PIN hashing parameters of the digital ID.
-	PINParams() pin.Params
+	PINParams pin.Params
 	// IssuerKey returns the token label of the key of the CA that issues
 	// certificates of profile (an unknown profile is a refused command line).
-	IssuerKey(profile string) (string, error)
+	IssuerKey func(profile string) (string, error)
 	// CACertificate reads the certificate of the CA named name.
-	CACertificate(name string) (*x509.Certificate, error)
+	CACertificate func(name string) (*x509.Certificate, error)
 	// OpenToken opens the token with at least sessions sessions (0: as
 	// configured), logging warnings only.
-	OpenToken(ctx context.Context, sessions int) (Token, error)
+	OpenToken func(ctx context.Context, sessions int) (Token, error)
 	// OpenPlatform opens the token (at least sessions sessions), the store
 	// and the audit log, for the generators that prepare data in process.
-	OpenPlatform(ctx context.Context, sessions int) (Platform, error)
+	OpenPlatform func(ctx context.Context, sessions int) (Platform, error)
 	// OpenStore opens the store alone.
-	OpenStore(ctx context.Context) (Store, error)
+	OpenStore func(ctx context.Context) (Store, error)
 }
 
 // Token is the deployment's open PKCS#11 token.
@@ -101,8 +101,6 @@ type Store interface {
 	AllStatuses(ctx context.Context, ca string, fn func(serial *big.Int, st ocsp.Status) error) error
 	// CertificateDER returns the certificate with serial.
 	CertificateDER(ctx context.Context, serial *big.Int) ([]byte, error)
-	// CertificateDERHex returns the certificate with serial (hex).
-	CertificateDERHex(ctx context.Context, serial string) ([]byte, error)
 	// AuditRecords calls fn with every audit record from seq on, in order.
 	audit.ChainReader
 	// Close closes the store.

@@ -55,7 +55,7 @@ func HSM(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writer
 	}
 	defer p.Close()
 
-	fmt.Fprintf(env.stdout, "thiqa bench hsm: %s, GOMAXPROCS=%d, %d alternating rounds of %s per figure (medians)\n", folder.HSMModule(), runtime.GOMAXPROCS(0), *rounds, *d)
+	fmt.Fprintf(env.stdout, "thiqa bench hsm: %s, GOMAXPROCS=%d, %d alternating rounds of %s per figure (medians)\n", folder.HSMModule, runtime.GOMAXPROCS(0), *rounds, *d)
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "key\tgoroutines\traw/s\tsigner/s\tratio\tp50\tp99\t")
 	for _, kt := range types {

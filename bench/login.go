@@ -64,7 +64,7 @@ func Login(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	if !folder.IdentityEnabled() {
+	if !folder.IdentityEnabled {
 		return errors.New("this data folder has no digital-ID service")
 	}
 	plat, err := folder.OpenPlatform(ctx, *conc)
@@ -104,7 +104,7 @@ func Login(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	hashTime, err := measurePINHash(ctx, folder.PINParams())
+	hashTime, err := measurePINHash(ctx, folder.PINParams)
 	if err != nil {
 		return err
 	}
@@ -164,11 +164,11 @@ func Login(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("raw PKCS#11 rate: %w", err)
 	}
-	slots := folder.PINParams().MaxConcurrent
+	slots := folder.PINParams.MaxConcurrent
 	fmt.Fprintf(env.stdout, "logins        %d in %s: %.1f logins/s, %d errors\n", len(lat.all), elapsed.Round(time.Millisecond), rate, failures)
 	fmt.Fprintf(env.stdout, "latency       p50 %s  p99 %s\n", lat.percentile(50).Round(10*time.Microsecond), lat.percentile(99).Round(10*time.Microsecond))
 	fmt.Fprintf(env.stdout, "raw HSM sign  %.0f/s (%s citizen key, %d sessions, same run) -> ratio %.4f (goal 0.4)\n", raw, key.Type, *conc, rate/raw)
-	p := folder.PINParams()
+	p := folder.PINParams
 	fmt.Fprintf(env.stdout, "PIN hash      argon2id t=%d m=%d KiB: %s each, at most %d at once -> bound %.0f logins/s\n",
 		p.Time, p.MemoryKiB, hashTime.Round(10*time.Microsecond), slots, float64(slots)/hashTime.Seconds())
 	return nil

@@ -56,7 +56,7 @@ func OCSP(ctx context.Context, deps Deps, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if !folder.CAEnabled() {
+	if !folder.CAEnabled {
 		return errors.New("this data folder has no CA configured")
 	}
 	if *prepare > 0 {
@@ -258,7 +258,7 @@ func writeOpenSSLIndex(ctx context.Context, env *env, db Store, serials []*big.I
 
 // prepareCertificates issues n citizen-signing certificates in-process with
 // fresh P-256 subject keys (the requests a registration officer would send).
-func prepareCertificates(ctx context.Context, env *env, folder Folder, n int) error {
+func prepareCertificates(ctx context.Context, env *env, folder *Folder, n int) error {
 	p, err := folder.OpenPlatform(ctx, 0)
 	if err != nil {
 		return err

@@ -15,6 +15,18 @@ import (
 	"github.com/thiqa/thiqa/policies"
 )
 
+// TokenKey is a CA's key on a PKCS#11 token: the online token of
+// ca/hierarchy, or the offline token of the key ceremony (ca/ceremony).
+type TokenKey interface {
+	crypto.Signer
+	// URI is its pkcs11: URI.
+	URI() string
+}
+
+// ErrKeyNotFound is what a token's FindKey returns (wrapped) for a label
+// the token does not hold (hierarchy.Token, ceremony.Token).
+var ErrKeyNotFound = errors.New("no such key on the token")
+
 // RootConfig describes the self-signed root CA certificate.
 type RootConfig struct {
 	// CommonName, Organization, OrganizationIdentifier and Country form the subject.

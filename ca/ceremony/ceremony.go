@@ -54,14 +54,10 @@ const (
 
 // ErrKeyNotFound is what Token.FindKey returns (wrapped) when the token has
 // no key with that label.
-var ErrKeyNotFound = errors.New("no such key on the offline token")
+var ErrKeyNotFound = ca.ErrKeyNotFound
 
 // Key is a key on the offline token.
-type Key interface {
-	crypto.Signer
-	// URI is its pkcs11: URI.
-	URI() string
-}
+type Key = ca.TokenKey
 
 // Token is the offline token.
 type Token interface {

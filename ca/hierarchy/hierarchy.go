@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/policies"
@@ -64,11 +65,7 @@ type Config struct {
 }
 
 // Key is a key on the online token.
-type Key interface {
-	crypto.Signer
-	// URI is its pkcs11: URI.
-	URI() string
-}
+type Key = ca.TokenKey
 
 // KeyInfo describes a key on the token.
 type KeyInfo struct {
@@ -95,7 +92,7 @@ type Auditor interface {
 
 // ErrKeyNotFound is what Token.FindKey returns (wrapped) for a label the
 // token does not hold.
-var ErrKeyNotFound = errors.New("no such key on the token")
+var ErrKeyNotFound = ca.ErrKeyNotFound
 
 // CertPath is where a CA's certificate is kept (PEM): certDir/name.pem.
 func CertPath(certDir, name string) string {

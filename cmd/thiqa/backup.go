@@ -68,7 +68,7 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	files, dirs := backupExclusions(cfg)
+	files, dirs := backupLayout(cfg).Exclusions()
 	a := cfg.ResolvedAudit()
 	b := currentBuild()
 	m, err := backup.Create(ctx, backup.Options{
@@ -115,19 +115,22 @@ func checkpointKey(ctx context.Context, p *platform) (*hsm.Signer, error) {
 	return k, nil
 }
 
-// backupExclusions returns the paths (absolute) a backup leaves out of the
-// data folder, with why, and the folders it does not descend into
-// (backup.Layout).
-func backupExclusions(cfg *config.Config) (files map[string]string, dirs map[string]string) {
-	l := backup.Layout{TrustedListCache: cfg.Resolve(cmp.Or(cfg.Verify.TrustedListCache, config.DefaultTrustedListCache))}
-	if s := cfg.HSM.SoftHSM; s != nil {
-		l.SoftHSM = &backup.SoftHSMFiles{TokenDir: cfg.Resolve(s.TokenDir), Conf: cfg.Resolve(s.Conf), SOPINFile: cfg.Resolve(s.SOPINFile)}
+// backupLayout is where the data folder keeps what a backup leaves out
+// and a restore expects back from the HSM's backup (backup.Layout), as
+// absolute paths.
+func backupLayout(cfg *config.Config) backup.Layout {
+	resolve := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		return cfg.Resolve(p)
 	}
-	if cfg.HSM.PINFile != "" {
-		l.PINFile = cfg.Resolve(cfg.HSM.PINFile)
+	l := backup.Layout{TrustedListCache: cfg.Resolve(cmp.Or(cfg.Verify.TrustedListCache, config.DefaultTrustedListCache)), PINFile: resolve(cfg.HSM.PINFile)}
+	if s := cfg.HSM.SoftHSM; s != nil {
+		l.SoftHSM = &backup.SoftHSMFiles{TokenDir: resolve(s.TokenDir), Conf: resolve(s.Conf), SOPINFile: resolve(s.SOPINFile)}
 	}
 	if cfg.Store.Driver == store.DriverSQLite {
 		l.SQLite, _ = cfg.StoreDSN() // "" when it cannot be read
 	}
-	return l.Exclusions()
+	return l
 }

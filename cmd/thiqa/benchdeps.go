@@ -5,9 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
-	"os"
 	"time"
 
 	"github.com/thiqa/thiqa/bench"
@@ -16,7 +14,6 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
-	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/verify"
@@ -26,12 +23,48 @@ import (
 // a deployment: bench.Deps, Folder, Token, Platform and Store.
 type benchDeps struct{ stderr io.Writer }
 
-func (d benchDeps) Folder(dir string) (bench.Folder, error) {
+func (d benchDeps) Folder(dir string) (*bench.Folder, error) {
 	cfg, err := loadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &benchFolder{cfg: cfg, stderr: d.stderr}, nil
+	// The generators' warnings only, and at least the sessions they ask for.
+	env := &cliEnv{stderr: d.stderr}
+	sessions := func(n int) { cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, n) }
+	return &bench.Folder{
+		HSMModule: cfg.HSM.Module, CAEnabled: cfg.CA.Enabled(), IdentityEnabled: identityOn(cfg), PINParams: cfg.Identity.PINParams(),
+		IssuerKey: func(profile string) (string, error) { return benchIssuerKey(cfg, profile) },
+		CACertificate: func(name string) (*x509.Certificate, error) {
+			c, err := caCertificate(cfg, name)
+			if err != nil {
+				return nil, fmt.Errorf("CA %s: %w", name, err)
+			}
+			return c, nil
+		},
+		OpenToken: func(ctx context.Context, n int) (bench.Token, error) {
+			sessions(n)
+			tok, err := openToken(ctx, cfg, operatorLogger(env, cfg), nil)
+			if err != nil {
+				return nil, err
+			}
+			return &benchToken{cfg: cfg, tok: tok}, nil
+		},
+		OpenPlatform: func(ctx context.Context, n int) (bench.Platform, error) {
+			sessions(n)
+			p, closeAll, err := openOperatorPlatform(ctx, env, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &benchPlatform{benchToken: benchToken{cfg: cfg, tok: p.token}, p: p, closeAll: closeAll}, nil
+		},
+		OpenStore: func(ctx context.Context) (bench.Store, error) {
+			db, err := openStore(ctx, cfg, operatorLogger(env, cfg))
+			if err != nil {
+				return nil, err
+			}
+			return benchStore{db}, nil
+		},
+	}, nil
 }
 
 func (benchDeps) KeyType(name string) (string, error) {
@@ -58,20 +91,10 @@ func (benchDeps) Verifier(ctx context.Context, trust, lists, listSigners []strin
 	return verify.New(o), nil
 }
 
-// benchFolder is a data folder's configuration (bench.Folder).
-type benchFolder struct {
-	cfg    *config.Config
-	stderr io.Writer
-}
-
-func (f *benchFolder) HSMModule() string     { return f.cfg.HSM.Module }
-func (f *benchFolder) CAEnabled() bool       { return f.cfg.CA.Enabled() }
-func (f *benchFolder) IdentityEnabled() bool { return identityOn(f.cfg) }
-func (f *benchFolder) PINParams() pin.Params { return f.cfg.Identity.PINParams() }
-
-// IssuerKey returns the token label of the key of the CA that issues profile.
-func (f *benchFolder) IssuerKey(profile string) (string, error) {
-	profiles, err := policies.DefaultProfiles(f.cfg.CA.Profiles)
+// benchIssuerKey returns the token label of the key of the CA that issues
+// profile (bench.Folder.IssuerKey).
+func benchIssuerKey(cfg *config.Config, profile string) (string, error) {
+	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
 	if err != nil {
 		return "", err
 	}
@@ -79,52 +102,12 @@ func (f *benchFolder) IssuerKey(profile string) (string, error) {
 	if err != nil {
 		return "", withExit(2, err)
 	}
-	for _, is := range f.cfg.CA.Issuers {
+	for _, is := range cfg.CA.Issuers {
 		if is.Name == p.Issuers[0] {
-			return keyLabel(f.cfg, is.Key)
+			return keyLabel(cfg, is.Key)
 		}
 	}
 	return "", fmt.Errorf("issuing CA %q of profile %s is not configured", p.Issuers[0], profile)
-}
-
-// CACertificate reads a CA certificate written by `thiqa init`.
-func (f *benchFolder) CACertificate(name string) (*x509.Certificate, error) {
-	raw, err := os.ReadFile(caCertPath(f.cfg, name))
-	if err != nil {
-		return nil, fmt.Errorf("CA %s: %w", name, err)
-	}
-	return parseCertPEM(raw)
-}
-
-// logger logs the warnings of what the generators open.
-func (f *benchFolder) logger() *slog.Logger {
-	return newLogger(f.stderr, config.LogConfig{Level: "warn", Format: f.cfg.Log.Format})
-}
-
-func (f *benchFolder) OpenToken(ctx context.Context, sessions int) (bench.Token, error) {
-	f.cfg.HSM.PoolSize = max(f.cfg.HSM.PoolSize, sessions)
-	tok, err := openToken(ctx, f.cfg, f.logger(), nil)
-	if err != nil {
-		return nil, err
-	}
-	return &benchToken{cfg: f.cfg, tok: tok}, nil
-}
-
-func (f *benchFolder) OpenPlatform(ctx context.Context, sessions int) (bench.Platform, error) {
-	f.cfg.HSM.PoolSize = max(f.cfg.HSM.PoolSize, sessions)
-	p, closeAll, err := openOperatorPlatform(ctx, &cliEnv{stderr: f.stderr}, f.cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &benchPlatform{benchToken: benchToken{cfg: f.cfg, tok: p.token}, p: p, closeAll: closeAll}, nil
-}
-
-func (f *benchFolder) OpenStore(ctx context.Context) (bench.Store, error) {
-	db, err := openStore(ctx, f.cfg, f.logger())
-	if err != nil {
-		return nil, err
-	}
-	return benchStore{db}, nil
 }
 
 // benchToken is the open token (bench.Token).
@@ -234,11 +217,7 @@ func (s benchStore) AllStatuses(ctx context.Context, ca string, fn func(*big.Int
 }
 
 func (s benchStore) CertificateDER(ctx context.Context, serial *big.Int) ([]byte, error) {
-	return s.CertificateDERHex(ctx, store.SerialKey(serial))
-}
-
-func (s benchStore) CertificateDERHex(ctx context.Context, serial string) ([]byte, error) {
-	rec, err := s.Certificates(nil).GetCertificate(ctx, serial)
+	rec, err := s.Certificates(nil).GetCertificate(ctx, store.SerialKey(serial))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -25,30 +26,25 @@ func caImport(ctx context.Context, env *cliEnv, args []string) error {
 	if *name == "" || *certFile == "" {
 		return withExit(2, errors.New("--data, --name and --cert are required"))
 	}
-	cfg, err := loadConfig(*dir)
-	if err != nil {
+	var cert, root *x509.Certificate
+	var h hierarchy.Config
+	p, closePlatform, err := openOperatorFolder(ctx, env, *dir, func(cfg *config.Config) error {
+		if err := checkIssuingCA(cfg, *name); err != nil {
+			return err
+		}
+		raw, err := os.ReadFile(*certFile)
+		if err != nil {
+			return fmt.Errorf("reading --cert: %w", err)
+		}
+		if cert, err = parseCertPEM(raw); err != nil {
+			return fmt.Errorf("--cert %s: %w", *certFile, err)
+		}
+		if root, err = caCertificate(cfg, cfg.CA.Root.Name); err != nil {
+			return fmt.Errorf("the configured root certificate: %w", err)
+		}
+		h, err = hierarchyConfig(cfg)
 		return err
-	}
-	if err := checkIssuingCA(cfg, *name); err != nil {
-		return err
-	}
-	raw, err := os.ReadFile(*certFile)
-	if err != nil {
-		return fmt.Errorf("reading --cert: %w", err)
-	}
-	cert, err := parseCertPEM(raw)
-	if err != nil {
-		return fmt.Errorf("--cert %s: %w", *certFile, err)
-	}
-	root, err := caCertificate(cfg, cfg.CA.Root.Name)
-	if err != nil {
-		return fmt.Errorf("the configured root certificate: %w", err)
-	}
-	h, err := hierarchyConfig(cfg)
-	if err != nil {
-		return err
-	}
-	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	})
 	if err != nil {
 		return err
 	}

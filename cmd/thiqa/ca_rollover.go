@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/thiqa/thiqa/ca/hierarchy"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
 
 // caRollover is `thiqa ca rollover`: it gives an issuing CA a new key on
@@ -21,21 +22,18 @@ func caRollover(ctx context.Context, env *cliEnv, args []string) error {
 	if *name == "" {
 		return withExit(2, errors.New("--data and --name are required"))
 	}
-	cfg, err := loadConfig(*dir)
-	if err != nil {
+	var h hierarchy.Config
+	p, closePlatform, err := openOperatorFolder(ctx, env, *dir, func(cfg *config.Config) error {
+		if err := checkIssuingCA(cfg, *name); err != nil {
+			return err
+		}
+		if !cfg.CA.Root.Offline {
+			return fmt.Errorf("the root key of %s is on its token (development): a rollover's CSR is certified by the offline root in the key ceremony (docs/ceremony.md)", cfg.Dir())
+		}
+		var err error
+		h, err = hierarchyConfig(cfg)
 		return err
-	}
-	if err := checkIssuingCA(cfg, *name); err != nil {
-		return err
-	}
-	if !cfg.CA.Root.Offline {
-		return fmt.Errorf("the root key of %s is on its token (development): a rollover's CSR is certified by the offline root in the key ceremony (docs/ceremony.md)", cfg.Dir())
-	}
-	h, err := hierarchyConfig(cfg)
-	if err != nil {
-		return err
-	}
-	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	})
 	if err != nil {
 		return err
 	}

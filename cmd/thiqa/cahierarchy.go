@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
@@ -73,17 +74,18 @@ func hierarchyConfig(cfg *config.Config) (hierarchy.Config, error) {
 	return h, nil
 }
 
-// caToken is the online token as the hierarchy uses it (hierarchy.Token):
-// each key it generates is recorded in log.
+// caToken is a token as the CA hierarchy (hierarchy.Token: the online
+// token) and the key ceremony (ceremony.Token: the offline token) use it:
+// each key it generates is recorded in log, when there is one.
 type caToken struct {
 	token *hsm.Token
 	log   *audit.Log
 }
 
-func (t caToken) FindKey(ctx context.Context, label string) (hierarchy.Key, error) {
+func (t caToken) FindKey(ctx context.Context, label string) (ca.TokenKey, error) {
 	k, err := t.token.FindKey(ctx, label)
 	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: %w", hierarchy.ErrKeyNotFound, err)
+		return nil, fmt.Errorf("%w: %w", ca.ErrKeyNotFound, err)
 	}
 	if err != nil {
 		return nil, err
@@ -91,7 +93,7 @@ func (t caToken) FindKey(ctx context.Context, label string) (hierarchy.Key, erro
 	return k, nil
 }
 
-func (t caToken) GenerateKey(ctx context.Context, label, keyType string) (hierarchy.Key, error) {
+func (t caToken) GenerateKey(ctx context.Context, label, keyType string) (ca.TokenKey, error) {
 	kt, err := hsm.ParseKeyType(keyType)
 	if err != nil {
 		return nil, err
@@ -100,11 +102,18 @@ func (t caToken) GenerateKey(ctx context.Context, label, keyType string) (hierar
 	if err != nil {
 		return nil, err
 	}
-	if err := auditKeyGenerated(ctx, t.log, k); err != nil {
-		return nil, err
+	if t.log != nil {
+		if err := auditKeyGenerated(ctx, t.log, k); err != nil {
+			return nil, err
+		}
 	}
 	return k, nil
 }
+
+func (t caToken) DeleteKey(ctx context.Context, label string) error {
+	return t.token.DeleteKey(ctx, label)
+}
+func (t caToken) Close() error { return t.token.Close() }
 
 func (t caToken) Keys(ctx context.Context) ([]hierarchy.KeyInfo, error) {
 	keys, err := t.token.ListKeys(ctx)

@@ -113,33 +113,7 @@ func openOfflineToken(ctx context.Context, cfg *config.Ceremony, create bool) (c
 	if err != nil {
 		return nil, fmt.Errorf("opening the offline token %q: %w", h.TokenLabel, err)
 	}
-	return offlineToken{tok}, nil
-}
-
-// offlineToken is the offline token as the ceremony uses it (ceremony.Token).
-type offlineToken struct{ *hsm.Token }
-
-func (t offlineToken) FindKey(ctx context.Context, label string) (ceremony.Key, error) {
-	k, err := t.Token.FindKey(ctx, label)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: %w", ceremony.ErrKeyNotFound, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-func (t offlineToken) GenerateKey(ctx context.Context, label, keyType string) (ceremony.Key, error) {
-	kt, err := hsm.ParseKeyType(keyType)
-	if err != nil {
-		return nil, err
-	}
-	k, err := t.Token.GenerateKey(ctx, label, kt)
-	if err != nil {
-		return nil, err
-	}
-	return k, nil
+	return caToken{token: tok}, nil
 }
 
 // verifyCeremony is `thiqa audit verify --ceremony DIR`: it walks the

@@ -92,35 +92,18 @@ func (h *restoreHost) Configure(backupConfig string) (backup.Settings, error) {
 	for _, is := range cfg.CA.Issuers {
 		set.CRLIssuers = append(set.CRLIssuers, is.Name)
 	}
-	resolve := func(p string) string {
-		if p == "" {
-			return ""
-		}
-		return cfg.Resolve(p)
-	}
+	set.Layout = backupLayout(cfg)
 	if s := cfg.HSM.SoftHSM; s != nil {
-		set.HSMMaterial = backup.TopLevel(h.data, resolve(s.TokenDir), resolve(s.Conf), resolve(s.SOPINFile))
+		set.SoftHSMConf = hsm.SoftHSMConf(cfg.Resolve(s.TokenDir), "thiqa restore")
 	}
-	set.HSMMaterial = append(set.HSMMaterial, backup.TopLevel(h.data, resolve(cfg.HSM.PINFile))...)
 	return set, nil
 }
 
-// OpenToken opens the configured token; a SoftHSM configuration the
-// folder lacks is written into the staging folder first.
-func (h *restoreHost) OpenToken(ctx context.Context, staged func(string) (string, bool)) (backup.Keys, error) {
-	if s := h.cfg.HSM.SoftHSM; s != nil {
-		conf := h.cfg.Resolve(s.Conf)
-		if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
-			dst, ok := staged(conf)
-			if !ok {
-				return nil, fmt.Errorf("the SoftHSM configuration %s is missing", conf)
-			}
-			if err := writeFileExclusive(dst, hsm.SoftHSMConf(h.cfg.Resolve(s.TokenDir), "thiqa restore"), 0o600); err != nil {
-				return nil, fmt.Errorf("writing the SoftHSM configuration: %w", err)
-			}
-			conf = dst
-		}
-		if err := os.Setenv("SOFTHSM2_CONF", conf); err != nil {
+// OpenToken opens the configured token, through the SoftHSM
+// configuration softHSMConf when there is one.
+func (h *restoreHost) OpenToken(ctx context.Context, softHSMConf string) (backup.Keys, error) {
+	if softHSMConf != "" {
+		if err := os.Setenv("SOFTHSM2_CONF", softHSMConf); err != nil {
 			return nil, fmt.Errorf("setting SOFTHSM2_CONF: %w", err)
 		}
 	}
