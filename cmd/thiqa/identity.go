@@ -14,7 +14,6 @@ import (
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing/csc"
 )
@@ -90,8 +89,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	if err != nil {
 		return nil, fmt.Errorf("citizen CA certificate: %w", err)
 	}
-	ic := cfg.Identity
-	pins, err := pin.New(p.db.Identity(), ic.PINParams())
+	pins, err := cfg.Identity.PINs(p.db.Identity())
 	if err != nil {
 		return nil, err
 	}
@@ -106,17 +104,14 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	if api != nil && cscOAuthOn(cfg) {
 		signingAuth = csc.ProviderCredentials{API: api}.SigningConfig(cscOAuthBase(cfg))
 	}
-	return identity.New(identity.Config{
-		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
-		Store: p.db.Identity(), Status: p.certStatus,
-		Directory: p.db.Identity(),
+	return identity.New(cfg.Identity.Apply(identity.Config{
+		Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
+		Store: p.db.Identity(), Status: p.certStatus, Directory: p.db.Identity(),
 		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
 		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins}, Audit: p.audit,
 		PhoneAuth: phoneAuth, Caller: caller, Signing: signingAuth,
-		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
-		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
 		Logger: p.logger.With("service", "identity"), Registerer: p.reg,
-	})
+	}, cfg.PublicBaseURL))
 }
 
 // wireIdentity serves the OpenID Connect provider and the administration
