@@ -15,6 +15,9 @@ func TestProviderConfig(t *testing.T) {
 	if err := def.Validate(isIssuer); err != nil || !def.Enabled() {
 		t.Fatalf("default: %v", err)
 	}
+	if def.KeyTypeOrDefault() != "ec-p256" || (ProviderConfig{}).KeyTypeOrDefault() != "ec-p256" || (ProviderConfig{KeyType: "rsa-3072"}).KeyTypeOrDefault() != "rsa-3072" {
+		t.Fatal("KeyTypeOrDefault")
+	}
 	if p := def.PINParams(); p.MaxFailures != 5 || p.Time < 1 {
 		t.Fatalf("PIN params %+v", p)
 	}

@@ -21,14 +21,6 @@ import (
 // identityOn reports whether the digital-ID service runs in this data folder.
 func identityOn(cfg *config.Config) bool { return cfg.Identity.Enabled() && cfg.CA.Enabled() }
 
-func identityKeyType(cfg *config.Config) (hsm.KeyType, error) {
-	kt := cfg.Identity.KeyType
-	if kt == "" {
-		kt = "ec-p256"
-	}
-	return hsm.ParseKeyType(kt)
-}
-
 // initIdentity creates the ID-token signing key on the token and the
 // pairwise-subject secret, keeping what exists.
 func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
@@ -36,7 +28,7 @@ func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
 	if !identityOn(cfg) {
 		return nil
 	}
-	kt, err := identityKeyType(cfg)
+	kt, err := hsm.ParseKeyType(cfg.Identity.KeyTypeOrDefault())
 	if err != nil {
 		return err
 	}
