@@ -80,6 +80,15 @@ func (c ProviderConfig) IssuerOr(publicBaseURL string) string {
 	return publicBaseURL
 }
 
+// KeyTypeOrDefault returns the type of the token-signing key: KeyType,
+// ec-p256 when it is empty.
+func (c ProviderConfig) KeyTypeOrDefault() string {
+	if c.KeyType == "" {
+		return "ec-p256"
+	}
+	return c.KeyType
+}
+
 // PINParams returns the login PIN policy with the configured cost.
 func (c ProviderConfig) PINParams() pin.Params {
 	return c.PIN.Apply(c.PINPolicy.Apply(pin.DefaultParams()))

@@ -15,6 +15,9 @@ func TestProviderConfig(t *testing.T) {
 	if err := def.Validate(isIssuer); err != nil || !def.Enabled() {
 		t.Fatalf("default: %v", err)
 	}
+	if def.KeyTypeOrDefault() != "ec-p256" || (ProviderConfig{}).KeyTypeOrDefault() != "ec-p256" || (ProviderConfig{KeyType: "rsa-3072"}).KeyTypeOrDefault() != "rsa-3072" {
+		t.Fatal("KeyTypeOrDefault")
+	}
 	if p := def.PINParams(); p.MaxFailures != 5 || p.Time < 1 {
 		t.Fatalf("PIN params %+v", p)
 	}
@@ -41,5 +44,23 @@ func TestProviderConfig(t *testing.T) {
 	}
 	if got := def.IssuerOr("https://pki.example.om"); got != "https://pki.example.om" {
 		t.Fatalf("IssuerOr = %q", got)
+	}
+}
+
+// TestProviderConfigApply: the section gives the provider its issuer
+// (publicBaseURL when it names none), lifetimes and acr, and keeps the
+// rest of the Config.
+func TestProviderConfigApply(t *testing.T) {
+	c := DefaultProviderConfig()
+	c.ACR = ACRSubstantial
+	got := c.Apply(Config{KeyID: "k"}, "https://thiqa.example")
+	if got.Issuer != "https://thiqa.example" || got.KeyID != "k" || got.ACR != ACRSubstantial ||
+		got.CodeLifetime != c.CodeLifetime || got.LoginLifetime != c.LoginLifetime || got.IDTokenLifetime != c.IDTokenLifetime ||
+		got.AccessTokenLifetime != c.AccessTokenLifetime || got.MaxAssertionLifetime != c.MaxAssertionLifetime {
+		t.Fatalf("Apply: %+v", got)
+	}
+	c.Issuer = "https://id.thiqa.example"
+	if got := c.Apply(Config{}, "http://thiqa.example"); got.Issuer != c.Issuer {
+		t.Fatalf("issuer %q, want the section's", got.Issuer)
 	}
 }

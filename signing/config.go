@@ -13,8 +13,9 @@ import (
 // ServiceConfig is the serialisable configuration of the signing service
 // (thiqa.yaml's signing section): e-seals for agencies and remote
 // signatures for citizens. It applies when the ca section is enabled (the
-// credentials are keys the CA certified on the token). cmd/thiqa turns it,
-// defaults filled, into a Config.
+// credentials are keys the CA certified on the token). Its Config method
+// turns it, defaults filled, into a Config; NewFromConfig builds the
+// service of it.
 type ServiceConfig struct {
 	// Disabled turns the signing service off.
 	Disabled bool `yaml:"disabled,omitempty"`

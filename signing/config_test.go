@@ -42,3 +42,33 @@ func TestServiceConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceConfigConfig: the runtime Config of a section has its
+// defaults, the PIN cost, the temporary folder resolved against the data
+// folder and the verification page under publicBaseURL.
+func TestServiceConfigConfig(t *testing.T) {
+	resolve := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		return "/data/" + p
+	}
+	c := signing.ServiceConfig{TempDir: "tmp", PINMemoryKiB: 9000, PINTime: 3, TimeZone: "Asia/Muscat"}
+	got, err := c.Config(resolve, "https://thiqa.example/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := signing.DefaultServiceConfig()
+	if got.Timeout != d.Timeout || got.MaxHashesPerSAD != d.MaxHashesPerSAD || got.SADLifetime != d.SADLifetime {
+		t.Errorf("defaults not filled: %+v", got)
+	}
+	if got.TempDir != "/data/tmp" || got.PIN.MemoryKiB != 9000 || got.PIN.Time != 3 {
+		t.Errorf("tempDir %q, PIN %+v", got.TempDir, got.PIN)
+	}
+	if got.Appearance.VerifyURL != "https://thiqa.example/verify" || got.Appearance.Location.String() != "Asia/Muscat" {
+		t.Errorf("appearance %+v", got.Appearance)
+	}
+	if _, err := (signing.ServiceConfig{Fonts: []string{"none.ttf"}}).Config(resolve, "http://h", nil); err == nil {
+		t.Error("a configured font that cannot be read was accepted")
+	}
+}

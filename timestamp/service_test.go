@@ -47,10 +47,6 @@ type tokenKeys struct {
 	generated int
 }
 
-func unitKey(s *hsm.Signer) timestamp.UnitKey {
-	return timestamp.UnitKey{Signer: s, Label: s.Label(), URI: s.URI()}
-}
-
 func (k *tokenKeys) Labels(ctx context.Context) ([]string, error) {
 	keys, err := k.tok.ListKeys(ctx)
 	var out []string
@@ -60,26 +56,26 @@ func (k *tokenKeys) Labels(ctx context.Context) ([]string, error) {
 	return out, err
 }
 
-func (k *tokenKeys) Key(ctx context.Context, label string) (timestamp.UnitKey, error) {
+func (k *tokenKeys) Key(ctx context.Context, label string) (crypto.Signer, error) {
 	s, err := k.tok.FindKey(ctx, label)
 	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return timestamp.UnitKey{}, fmt.Errorf("%w: %w", err, fs.ErrNotExist)
+		return nil, fmt.Errorf("%w: %w", err, fs.ErrNotExist)
 	}
 	if err != nil {
-		return timestamp.UnitKey{}, err
+		return nil, err
 	}
-	return unitKey(s), nil
+	return s, nil
 }
 
-func (k *tokenKeys) GenerateKey(ctx context.Context, label string) (timestamp.UnitKey, error) {
+func (k *tokenKeys) GenerateKey(ctx context.Context, label string) (crypto.Signer, error) {
 	s, err := k.tok.GenerateKey(ctx, label, hsm.ECP256)
 	if err != nil {
-		return timestamp.UnitKey{}, err
+		return nil, err
 	}
 	k.mu.Lock()
 	k.generated++
 	k.mu.Unlock()
-	return unitKey(s), nil
+	return s, nil
 }
 
 // certifier has the test CA certify unit keys (timestamp.Certifier).

@@ -34,18 +34,44 @@ type UnitKey struct {
 	URI string
 }
 
-// KeyStore is the token holding the unit keys, as the TSA needs it
-// (cmd/thiqa implements it over hsm). The keys it returns sign every token:
-// they should be ready to sign all day.
+// KeyStore is the token holding the unit keys, as the TSA needs it (the
+// token's key ring, hsm/keyring.Ring, is one). The keys it returns sign
+// every token: they should be ready to sign all day. A key with a URI
+// method (an hsm key) is named by that RFC 7512 URI in records and logs,
+// any other by its label.
 type KeyStore interface {
 	// Labels lists the labels of the private keys on the token.
 	Labels(ctx context.Context) ([]string, error)
 	// Key returns the key labelled label, or an error wrapping
 	// fs.ErrNotExist when the token has none.
-	Key(ctx context.Context, label string) (UnitKey, error)
+	Key(ctx context.Context, label string) (crypto.Signer, error)
 	// GenerateKey generates a key labelled label and records its
 	// generation in the audit log.
-	GenerateKey(ctx context.Context, label string) (UnitKey, error)
+	GenerateKey(ctx context.Context, label string) (crypto.Signer, error)
+}
+
+// unitKey is s, the key labelled label, named by its URI when it has one.
+func unitKey(label string, s crypto.Signer, err error) (UnitKey, error) {
+	if err != nil {
+		return UnitKey{}, err
+	}
+	k := UnitKey{Signer: s, Label: label, URI: label}
+	if u, ok := s.(interface{ URI() string }); ok {
+		k.URI = u.URI()
+	}
+	return k, nil
+}
+
+// key returns the unit key labelled label (KeyStore.Key).
+func (u *Units) key(ctx context.Context, label string) (UnitKey, error) {
+	s, err := u.Keys.Key(ctx, label)
+	return unitKey(label, s, err)
+}
+
+// generateKey generates the unit key labelled label (KeyStore.GenerateKey).
+func (u *Units) generateKey(ctx context.Context, label string) (UnitKey, error) {
+	s, err := u.Keys.GenerateKey(ctx, label)
+	return unitKey(label, s, err)
 }
 
 // Certifier is the CA as the TSA needs it: it certifies unit keys
@@ -128,7 +154,7 @@ func (u *Units) Load(ctx context.Context) (*Unit, error) {
 		if label != u.KeyLabel && !strings.HasPrefix(label, u.KeyLabel+"-") {
 			continue
 		}
-		k, err := u.Keys.Key(ctx, label)
+		k, err := u.key(ctx, label)
 		if err != nil {
 			return nil, fmt.Errorf("finding key %q: %w", label, err)
 		}
@@ -147,9 +173,9 @@ func (u *Units) Init(ctx context.Context, actor string) (*Unit, error) {
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return unit, err
 	}
-	key, err := u.Keys.Key(ctx, u.KeyLabel)
+	key, err := u.key(ctx, u.KeyLabel)
 	if errors.Is(err, fs.ErrNotExist) {
-		key, err = u.Keys.GenerateKey(ctx, u.KeyLabel)
+		key, err = u.generateKey(ctx, u.KeyLabel)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("TSA unit key %s: %w", u.KeyLabel, err)
@@ -182,7 +208,7 @@ func (u *Units) Certify(ctx context.Context, key UnitKey, actor string) (*Unit, 
 // the old key re-certified.
 func (u *Units) Renew(ctx context.Context, now time.Time, actor string) (*Unit, error) {
 	label := u.KeyLabel + "-" + now.UTC().Format("20060102T150405.000Z")
-	key, err := u.Keys.GenerateKey(ctx, label)
+	key, err := u.generateKey(ctx, label)
 	if err != nil {
 		return nil, fmt.Errorf("generating the new unit key: %w", err)
 	}

@@ -14,21 +14,12 @@ import (
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing/csc"
 )
 
 // identityOn reports whether the digital-ID service runs in this data folder.
 func identityOn(cfg *config.Config) bool { return cfg.Identity.Enabled() && cfg.CA.Enabled() }
-
-func identityKeyType(cfg *config.Config) (hsm.KeyType, error) {
-	kt := cfg.Identity.KeyType
-	if kt == "" {
-		kt = "ec-p256"
-	}
-	return hsm.ParseKeyType(kt)
-}
 
 // initIdentity creates the ID-token signing key on the token and the
 // pairwise-subject secret, keeping what exists.
@@ -37,7 +28,7 @@ func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
 	if !identityOn(cfg) {
 		return nil
 	}
-	kt, err := identityKeyType(cfg)
+	kt, err := hsm.ParseKeyType(cfg.Identity.KeyTypeOrDefault())
 	if err != nil {
 		return err
 	}
@@ -90,8 +81,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	if err != nil {
 		return nil, fmt.Errorf("citizen CA certificate: %w", err)
 	}
-	ic := cfg.Identity
-	pins, err := pin.New(p.db.Identity(), ic.PINParams())
+	pins, err := cfg.Identity.PINs(p.db.Identity())
 	if err != nil {
 		return nil, err
 	}
@@ -106,17 +96,14 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	if api != nil && cscOAuthOn(cfg) {
 		signingAuth = csc.ProviderCredentials{API: api}.SigningConfig(cscOAuthBase(cfg))
 	}
-	return identity.New(identity.Config{
-		Issuer: ic.IssuerOr(cfg.PublicBaseURL), Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
-		Store: p.db.Identity(), Status: p.certStatus,
-		Directory: p.db.Identity(),
+	return identity.New(cfg.Identity.Apply(identity.Config{
+		Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
+		Store: p.db.Identity(), Status: p.certStatus, Directory: p.db.Identity(),
 		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
 		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins}, Audit: p.audit,
 		PhoneAuth: phoneAuth, Caller: caller, Signing: signingAuth,
-		CodeLifetime: ic.CodeLifetime, LoginLifetime: ic.LoginLifetime, IDTokenLifetime: ic.IDTokenLifetime,
-		AccessTokenLifetime: ic.AccessTokenLifetime, MaxAssertionLifetime: ic.MaxAssertionLifetime, ACR: ic.ACR,
 		Logger: p.logger.With("service", "identity"), Registerer: p.reg,
-	})
+	}, cfg.PublicBaseURL))
 }
 
 // wireIdentity serves the OpenID Connect provider and the administration

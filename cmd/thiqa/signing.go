@@ -1,29 +1,26 @@
 package main
 
 // Wiring of the signing service (package signing) and its CSC API
-// (signing/csc): the service gets the store, the credentials' keys on the
-// token, the time-stamp client and the revocation source of the signer,
-// the audit log and the metrics registry; its routes go on the mux behind
-// authentication.
+// (signing/csc): the service is built from its section
+// (signing.NewFromConfig) over the store, the credentials' keys on the
+// token, the CA certificates, the HTTP client of its TSA and revocation
+// fetches, the verifier, the audit log and the metrics registry; its
+// routes go on the mux behind authentication.
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/inprocess"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
-	"github.com/thiqa/thiqa/signer"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/timestamp"
@@ -36,52 +33,32 @@ import (
 // so the token records read as they did when the call went over HTTP.
 const inProcessRequester = "addr:in-process"
 
-// newSigningService builds the signing service. transport, when set,
-// carries the calls to this deployment's own TSA, OCSP responder and CRLs
-// (in process when serving); nil uses the network. own, when set, is this
-// server's own TSA called in process, used when signing.tsaURL names it.
-func newSigningService(ctx context.Context, p *platform, reg prometheus.Registerer, transport http.RoundTripper, own *timestamp.InProcessClient) (*signing.Service, error) {
-	cfg := p.cfg.Signing.WithDefaults()
+// newSigningService builds the signing service of the signing section
+// (signing.NewFromConfig). transport, when set, carries the calls to this
+// deployment's own TSA, OCSP responder and CRLs (in process when serving);
+// nil uses the network. own, when set, is this server's own TSA, called in
+// process when signing.tsaURL names it.
+func newSigningService(ctx context.Context, p *platform, reg prometheus.Registerer, transport http.RoundTripper, own *timestamp.Service) (*signing.Service, error) {
 	parts, err := findHierarchy(ctx, p.cfg, p.token)
 	if err != nil {
 		return nil, err
 	}
-	var cas []*x509.Certificate
-	var issuers []signing.IssuingCA
-	for i, c := range parts {
+	var cas []signing.IssuingCA // the root first
+	for _, c := range parts {
 		if c.Cert == nil {
 			return nil, fmt.Errorf("CA %s has no certificate: run `thiqa init --data %s`", c.Conf.Name, p.cfg.Dir())
 		}
-		cas = append(cas, c.Cert)
-		if i > 0 {
-			issuers = append(issuers, signing.IssuingCA{Name: c.Conf.Name, Cert: c.Cert})
-		}
+		cas = append(cas, signing.IssuingCA{Name: c.Conf.Name, Cert: c.Cert})
 	}
-	client := &http.Client{Transport: transport, Timeout: cfg.Timeout}
-	var tsa signer.TimestampClient
-	if tsa, err = timestamp.NewClient(cfg.TSAURLOrDefault(p.cfg.PublicBaseURL), timestamp.ClientOptions{HTTPClient: client, Timeout: cfg.Timeout}); err != nil {
-		return nil, fmt.Errorf("signing.tsaURL: %w", err)
-	}
-	if own != nil {
-		tsa = own
-	}
-	pp := cfg.PINPolicy.Apply(pin.DefaultParams())
-	pp.MemoryKiB, pp.Time = cfg.PINMemoryKiB, cfg.PINTime
+	timeout := p.cfg.Signing.WithDefaults().Timeout
+	client := &http.Client{Transport: transport, Timeout: timeout}
 	var mobile signing.MobileIDs
 	var mobilePINs *pin.Manager
 	if identityOn(p.cfg) { // the mobile IDs' login PINs share the credential endpoints
-		if mobilePINs, err = pin.New(p.db.Identity(), p.cfg.Identity.PINParams()); err != nil {
+		if mobilePINs, err = p.cfg.Identity.PINs(p.db.Identity()); err != nil {
 			return nil, err
 		}
 		mobile = p.db.SigningMobileIDs()
-	}
-	fonts := make([]string, len(cfg.Fonts)) // relative to the data folder
-	for i, f := range cfg.Fonts {
-		fonts[i] = p.cfg.Resolve(f)
-	}
-	appearance, err := signing.LoadAppearance(fonts, config.DefaultFonts, cfg.TimeZone, strings.TrimRight(p.cfg.PublicBaseURL, "/")+"/verify", p.logger)
-	if err != nil {
-		return nil, err
 	}
 	// Extensions are judged first by the verifier, trusting this
 	// deployment's anchors, fetching revocation online (own URLs in process).
@@ -89,20 +66,15 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 	if err != nil {
 		return nil, err
 	}
-	judge := verify.New(verify.Options{TrustAnchors: anchors, AllowOnline: true, FetchTimeout: cfg.Timeout,
+	judge := verify.New(verify.Options{TrustAnchors: anchors, AllowOnline: true, FetchTimeout: timeout,
 		Fetcher: &verify.HTTPFetcher{Client: client, TTL: 5 * time.Minute}, Logger: p.logger.With("service", "signing")})
-	return signing.New(signing.Options{
-		Config: signing.Config{
-			Timeout: cfg.Timeout, MaxDocumentBytes: cfg.MaxDocumentBytes, MaxBatchDocuments: cfg.MaxBatchDocuments,
-			SADLifetime: cfg.SADLifetime, MaxHashesPerSAD: cfg.MaxHashesPerSAD, TempDir: p.cfg.Resolve(cfg.TempDir), PIN: pp,
-			Appearance: appearance,
-		},
-		Store: p.db.SigningCredentials(), Keys: keyring.ProfileKeys(p.token, policies.ProfileOrganisationSeal),
-		Root: parts[0].Cert, Issuers: issuers,
-		TSA: tsa, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
-		Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg, Verifier: judge,
-		MobileIDs: mobile, MobilePINs: mobilePINs,
-	})
+	return signing.NewFromConfig(p.cfg.Signing,
+		signing.Deployment{PublicBaseURL: p.cfg.PublicBaseURL, Resolve: p.cfg.Resolve, HTTPClient: client, OwnTSA: own, Requester: inProcessRequester},
+		signing.Options{
+			Store: p.db.SigningCredentials(), Keys: keyring.ProfileKeys(p.token, policies.ProfileOrganisationSeal),
+			Root: cas[0].Cert, Issuers: cas[1:], Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg,
+			Verifier: judge, MobileIDs: mobile, MobilePINs: mobilePINs,
+		})
 }
 
 // wireSigning serves the seal, sign and CSC endpoints and expires the SADs
@@ -115,17 +87,13 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	if err != nil {
 		return err
 	}
-	// The signature time-stamps of B-T and above: this server's own TSA in
-	// process when signing.tsaURL names it, else over HTTP.
-	own := timestamp.OwnClient(sv.tsa, p.cfg.PublicBaseURL, p.cfg.Signing.WithDefaults().TSAURLOrDefault(p.cfg.PublicBaseURL), inProcessRequester)
 	// Calls to this server's own URLs take the routes `thiqa serve` takes:
 	// the raw prefixes (POST /tsa, GET /ocsp/…) first, then the mux.
 	ownURLs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rawPrefixes(sv.raw, sv.mux).ServeHTTP(w, r) })
-	s, err := newSigningService(ctx, p, p.reg, &inprocess.Transport{Host: base.Host, Handler: ownURLs, Next: http.DefaultTransport}, own)
+	s, err := newSigningService(ctx, p, p.reg, &inprocess.Transport{Host: base.Host, Handler: ownURLs, Next: http.DefaultTransport}, sv.tsa)
 	if err != nil {
 		return err
 	}
-	s.Logger().Debug("signature time-stamps", "inProcess", own != nil)
 	s.Register(sv.mux, p.authn.Require)
 	sv.csc = csc.New(s)
 	if cscOAuthOn(p.cfg) {

@@ -33,7 +33,7 @@ func tsaUnits(cfg *config.Config, keys keyring.Ring, ca timestamp.Certifier) (*t
 		return nil, err
 	}
 	keys.KeyType = kt
-	return &timestamp.Units{Dir: cfg.Resolve(cfg.TSA.CertDir), KeyLabel: label, Keys: unitKeys{keys}, CA: ca}, nil
+	return &timestamp.Units{Dir: cfg.Resolve(cfg.TSA.CertDir), KeyLabel: label, Keys: keys, CA: ca}, nil
 }
 
 // unitCertifier has the CA certify TSA unit keys (timestamp.Certifier): a

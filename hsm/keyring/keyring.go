@@ -103,7 +103,7 @@ func (r Ring) Generate(ctx context.Context, label string) (*hsm.Signer, error) {
 }
 
 // Key is Find as a crypto.Signer: a Ring is the OCSP responders' key
-// store (revocation.KeyStore).
+// store (revocation.KeyStore) and the TSA units' (timestamp.KeyStore).
 func (r Ring) Key(ctx context.Context, label string) (crypto.Signer, error) {
 	s, err := r.Find(ctx, label)
 	if err != nil {
@@ -112,7 +112,8 @@ func (r Ring) Key(ctx context.Context, label string) (crypto.Signer, error) {
 	return s, nil
 }
 
-// GenerateKey is Generate as a crypto.Signer (revocation.KeyStore).
+// GenerateKey is Generate as a crypto.Signer (revocation.KeyStore,
+// timestamp.KeyStore).
 func (r Ring) GenerateKey(ctx context.Context, label string) (crypto.Signer, error) {
 	s, err := r.Generate(ctx, label)
 	if err != nil {
