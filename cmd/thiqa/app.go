@@ -183,7 +183,14 @@ func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Re
 // and returns a function closing them in reverse order.
 func openOperatorPlatform(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
 	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	return openPlatform(ctx, cfg, logger, nil, openToken)
+}
+
+// openPlatform opens the token (with open), the store and the audit log
+// of cfg, and returns a function closing them in reverse order.
+func openPlatform(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer,
+	open func(context.Context, *config.Config, *slog.Logger, prometheus.Registerer) (*hsm.Token, error)) (*platform, func(), error) {
+	tok, err := open(ctx, cfg, logger, reg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -192,11 +199,11 @@ func openOperatorPlatform(ctx context.Context, env *cliEnv, cfg *config.Config) 
 		tok.Close()
 		return nil, nil, err
 	}
-	log := newAuditLog(db, logger, nil)
+	log := newAuditLog(db, logger, reg)
 	closeAll := func() {
 		log.Close()
 		db.Close()
 		tok.Close()
 	}
-	return &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, closeAll, nil
+	return &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log}, closeAll, nil
 }
