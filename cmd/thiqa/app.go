@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -164,13 +163,7 @@ func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Re
 	delegated []auth.DelegatedIssuer) (*auth.Authenticator, error) {
 	a, err := auth.New(cfg.ResolvedAuth(), auth.Options{
 		Logger: logger, Registerer: reg, Audit: log, Delegated: delegated,
-		CheckCertificate: func(ctx context.Context, chain []*x509.Certificate) error {
-			err := status.Check(ctx, chain[0])
-			if errors.Is(err, revocation.ErrRefused) {
-				return fmt.Errorf("%w: %w", auth.ErrCertificateRefused, err)
-			}
-			return err
-		},
+		CheckCertificate: status.CheckClientChain,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("authentication: %w", err)
