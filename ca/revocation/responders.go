@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/policies"
@@ -55,7 +57,9 @@ type ResponderOptions struct {
 	// Keys is the token; CA issues the responder certificates.
 	Keys KeyStore
 	CA   Certifier
-	// Subjects are the responder certificates' subjects by CA name.
+	// Subjects are the responder certificates' subjects by CA name; the
+	// later generations of a CA (hierarchy.GenerationName) that CA knows
+	// name the same organisation.
 	Subjects map[string]ResponderSubject
 	// Actor requests the certificates ("thiqa-init", "thiqa-serve").
 	Actor string
@@ -70,7 +74,20 @@ type Responders struct {
 }
 
 // NewResponders returns the responders o describes.
-func NewResponders(o ResponderOptions) *Responders { return &Responders{o: o} }
+func NewResponders(o ResponderOptions) *Responders {
+	subjects := maps.Clone(o.Subjects)
+	for name, sub := range o.Subjects {
+		for n := 2; ; n++ {
+			g := hierarchy.GenerationName(name, n)
+			if _, ok := o.CA.CACertificate(g); !ok {
+				break
+			}
+			subjects[g] = sub
+		}
+	}
+	o.Subjects = subjects
+	return &Responders{o: o}
+}
 
 // Paths are where a CA's current responder certificate (PEM) and the label
 // of its key on the token are kept.

@@ -250,3 +250,14 @@ func (s *Service) notify(ctx context.Context, r *Revocation) bool {
 	}
 	return ok
 }
+
+// RevokeSuperseded revokes the certificate with that serial, reason
+// superseded, for actor (ca.Superseder: a renewal replaced it); one
+// revoked already is left as it is.
+func (s *Service) RevokeSuperseded(ctx context.Context, actor, serial string) error {
+	_, err := s.Revoke(ctx, actor, serial, "superseded", nil)
+	if errors.Is(err, ErrAlreadyRevoked) {
+		return nil
+	}
+	return err
+}

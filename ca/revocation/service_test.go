@@ -33,6 +33,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/catest"
 	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/hsm"
@@ -157,35 +158,21 @@ func (f *fixture) start(t *testing.T, renewBefore time.Duration) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gens := []*crl.Generator{}
-	var issuers []ocsp.Issuer
+	// The hierarchy as hierarchy.Find returns it, the root key online.
+	var parts []*hierarchy.Part
 	for _, name := range []string{"root", "citizen", "organisation", "tsa"} {
 		cert := f.pki.Root
 		if name != "root" {
 			cert = f.pki.CAs[name]
 		}
-		g, err := crl.NewGenerator(cset, crl.Issuer{Name: name, Cert: cert, Signer: f.pki.Keys[name], CACerts: name == "root"}, rs, rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gens = append(gens, g)
-		if name == "root" {
-			continue
-		}
-		rc, _, err := f.rp.Ensure(ctx, name, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		issuers = append(issuers, ocsp.Issuer{Name: name, Cert: cert, Responder: rc})
+		parts = append(parts, &hierarchy.Part{Conf: hierarchy.CA{Name: name}, Key: uriKey{f.pki.Keys[name]}, Cert: cert})
 	}
-	responder, err := ocsp.New(oset, issuers, rs, ocsp.NewCache(0), logger, prometheus.NewRegistry())
+	pub, err := revocation.NewPublication(ctx, revocation.PublicationOptions{Parts: parts, CRL: cset, OCSP: oset, Store: rs,
+		Issued: f.db.Certificates(nil), Responders: f.rp, Dir: f.dir, Logger: logger, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	publisher, err := crl.NewPublisher(cset, logger, prometheus.NewRegistry(), gens...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	responder, publisher := pub.Responder, pub.Publisher
 	f.svc, err = revocation.New(revocation.Options{Store: rs, Certificates: f.db.Certificates(nil), Audit: f.log, Logger: logger,
 		Responder: responder, Publisher: publisher, Status: f.status})
 	if err != nil {
@@ -212,8 +199,7 @@ func (f *fixture) start(t *testing.T, renewBefore time.Duration) {
 	loopCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for _, run := range []func(context.Context){
-		func(ctx context.Context) { _ = publisher.Run(ctx) },
-		func(ctx context.Context) { _ = ocsp.NewPresigner(responder, f.rp).Run(ctx) },
+		pub.Loops()[0], pub.Loops()[1],
 		func(ctx context.Context) { f.svc.Poll(ctx, 200*time.Millisecond) },
 	} {
 		wg.Add(1)
@@ -495,6 +481,11 @@ func runRevocation(t *testing.T, d storetest.Dialect) {
 	if !errors.As(err, &refusal) || !errors.Is(err, revocation.ErrAlreadyRevoked) || !strings.Contains(err.Error(), "already revoked") {
 		t.Fatalf("revoking twice from another process: %v", err)
 	}
+	// A renewal superseding a certificate revoked already changes nothing
+	// (the refusal is audited all the same).
+	if err := cli.RevokeSuperseded(t.Context(), "cli:operator", byCLI); err != nil {
+		t.Fatalf("superseding a revoked certificate: %v", err)
+	}
 	otherLog.Close()
 
 	// Bad OCSP input gets malformedRequest; GET answers carry cache headers.
@@ -533,9 +524,10 @@ func runRevocation(t *testing.T, d storetest.Dialect) {
 	if n := storetest.AuditCount(t, f.db, "certificate.revoke", "success"); n != 3 {
 		t.Fatalf("%d successful revocation records, want 3", n)
 	}
-	// 401, 403 ×3, 400 ×2, 404, 409 from the API and 409 from the other process.
-	if n := storetest.AuditCount(t, f.db, "certificate.revoke", "refused"); n != 9 {
-		t.Fatalf("%d refused revocation records, want 9", n)
+	// 401, 403 ×3, 400 ×2, 404, 409 from the API and 409 ×2 from the other
+	// process (revoking twice, then superseding: audited, not an error).
+	if n := storetest.AuditCount(t, f.db, "certificate.revoke", "refused"); n != 10 {
+		t.Fatalf("%d refused revocation records, want 10", n)
 	}
 }
 
@@ -657,3 +649,8 @@ func TestResponderRefusesForeignFiles(t *testing.T) {
 		t.Fatal("the renewed responder kept the old label")
 	}
 }
+
+// uriKey is an in-process CA key as the hierarchy finds keys on a token.
+type uriKey struct{ crypto.Signer }
+
+func (uriKey) URI() string { return "pkcs11:object=test" }

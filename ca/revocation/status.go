@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/auth"
 )
 
 // ErrRefused is wrapped by the errors of Checker.Check for a certificate
@@ -166,4 +167,15 @@ func (c *Checker) Check(ctx context.Context, cert *x509.Certificate) error {
 		return fmt.Errorf("%w: the key of certificate %x was reported compromised", ErrRefused, cert.SerialNumber)
 	}
 	return nil
+}
+
+// CheckClientChain checks the leaf of a verified client certificate chain
+// (Check) for authentication (auth.Options.CheckCertificate): a refusal
+// wraps auth.ErrCertificateRefused as well as ErrRefused.
+func (c *Checker) CheckClientChain(ctx context.Context, chain []*x509.Certificate) error {
+	err := c.Check(ctx, chain[0])
+	if errors.Is(err, ErrRefused) {
+		return fmt.Errorf("%w: %w", auth.ErrCertificateRefused, err)
+	}
+	return err
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/auth"
 )
 
 // memCerts is an in-memory Certificates that counts look-ups.
@@ -166,5 +167,27 @@ func TestReasonNames(t *testing.T) {
 	}
 	if s := Reason(6).String(); s != "reason-6" {
 		t.Errorf("certificateHold prints %q", s)
+	}
+}
+
+// A refused client certificate is an authentication refusal too; an
+// unreadable store is neither.
+func TestCheckClientChain(t *testing.T) {
+	now := time.Now()
+	good := newCert(t, 0x0b01, now.Add(-time.Hour), now.Add(time.Hour))
+	foreign := newCert(t, 0x0b02, now.Add(-time.Hour), now.Add(time.Hour))
+	store := &memCerts{recs: map[string]*ca.CertificateRecord{
+		hex.EncodeToString(good.SerialNumber.Bytes()): {CA: "citizen", Profile: "citizen-auth", DER: good.Raw}}}
+	c := NewChecker(store, 0, nil)
+	if err := c.CheckClientChain(context.Background(), []*x509.Certificate{good}); err != nil {
+		t.Fatalf("good certificate: %v", err)
+	}
+	err := c.CheckClientChain(context.Background(), []*x509.Certificate{foreign})
+	if !errors.Is(err, auth.ErrCertificateRefused) || !errors.Is(err, ErrRefused) {
+		t.Fatalf("foreign certificate: %v", err)
+	}
+	store.down = true
+	if err := c.CheckClientChain(context.Background(), []*x509.Certificate{good}); err == nil || errors.Is(err, auth.ErrCertificateRefused) {
+		t.Fatalf("store down: %v", err)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -164,13 +163,7 @@ func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Re
 	delegated []auth.DelegatedIssuer) (*auth.Authenticator, error) {
 	a, err := auth.New(cfg.ResolvedAuth(), auth.Options{
 		Logger: logger, Registerer: reg, Audit: log, Delegated: delegated,
-		CheckCertificate: func(ctx context.Context, chain []*x509.Certificate) error {
-			err := status.Check(ctx, chain[0])
-			if errors.Is(err, revocation.ErrRefused) {
-				return fmt.Errorf("%w: %w", auth.ErrCertificateRefused, err)
-			}
-			return err
-		},
+		CheckCertificate: status.CheckClientChain,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("authentication: %w", err)
@@ -183,7 +176,14 @@ func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Re
 // and returns a function closing them in reverse order.
 func openOperatorPlatform(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
 	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	tok, err := openToken(ctx, cfg, logger, nil)
+	return openPlatform(ctx, cfg, logger, nil, openToken)
+}
+
+// openPlatform opens the token (with open), the store and the audit log
+// of cfg, and returns a function closing them in reverse order.
+func openPlatform(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer,
+	open func(context.Context, *config.Config, *slog.Logger, prometheus.Registerer) (*hsm.Token, error)) (*platform, func(), error) {
+	tok, err := open(ctx, cfg, logger, reg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -192,11 +192,11 @@ func openOperatorPlatform(ctx context.Context, env *cliEnv, cfg *config.Config) 
 		tok.Close()
 		return nil, nil, err
 	}
-	log := newAuditLog(db, logger, nil)
+	log := newAuditLog(db, logger, reg)
 	closeAll := func() {
 		log.Close()
 		db.Close()
 		tok.Close()
 	}
-	return &platform{cfg: cfg, logger: logger, token: tok, db: db, audit: log}, closeAll, nil
+	return &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log}, closeAll, nil
 }

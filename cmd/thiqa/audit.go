@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
@@ -91,21 +93,7 @@ func wireAuditCheckpoints(ctx context.Context, p *platform, s *serving) error {
 		p.logger.Warn("audit checkpoints are off (audit.checkpointEvery: 0): the audit log is not anchored outside the database")
 		return nil
 	}
-	label, err := keyLabel(p.cfg, a.CheckpointKey)
-	if err != nil {
-		return fmt.Errorf("audit.checkpointKey: %w", err)
-	}
-	key, err := p.token.FindKey(ctx, label)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return fmt.Errorf("audit checkpoint key %s is not on the token: run thiqa init --data %s to create it (or set audit.checkpointEvery: 0)", a.CheckpointKey, p.cfg.Dir())
-	}
-	if err != nil {
-		return fmt.Errorf("audit checkpoint key %s: %w", a.CheckpointKey, err)
-	}
-	if err := audit.PublishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
-		return err
-	}
-	w, err := audit.NewCheckpointWriter(p.db, key, a.CheckpointFile, audit.CheckpointWriterOptions{Logger: p.logger, Registerer: p.reg})
+	w, err := checkpointWriter(ctx, p, p.reg)
 	if err != nil {
 		return err
 	}
@@ -126,19 +114,10 @@ func wireAuditCheckpoints(ctx context.Context, p *platform, s *serving) error {
 // checkpointAfterInit anchors what init recorded with a first checkpoint
 // (nothing when checkpoints are off or the head has not moved).
 func checkpointAfterInit(ctx context.Context, p *platform) error {
-	a := p.cfg.ResolvedAudit()
-	if a.CheckpointInterval() == 0 {
+	if p.cfg.ResolvedAudit().CheckpointInterval() == 0 {
 		return nil
 	}
-	label, err := keyLabel(p.cfg, a.CheckpointKey)
-	if err != nil {
-		return fmt.Errorf("audit.checkpointKey: %w", err)
-	}
-	key, err := p.token.FindKey(ctx, label)
-	if err != nil {
-		return fmt.Errorf("audit checkpoint key %s: %w", a.CheckpointKey, err)
-	}
-	w, err := audit.NewCheckpointWriter(p.db, key, a.CheckpointFile, audit.CheckpointWriterOptions{Logger: p.logger})
+	w, err := checkpointWriter(ctx, p, nil)
 	if err != nil {
 		return err
 	}
@@ -146,4 +125,26 @@ func checkpointAfterInit(ctx context.Context, p *platform) error {
 		return fmt.Errorf("writing the first audit checkpoint: %w", err)
 	}
 	return nil
+}
+
+// checkpointWriter finds the audit checkpoint key on the token, publishes
+// its public key next to the checkpoint file and returns the checkpoint
+// writer over it; a missing key asks for `thiqa init`.
+func checkpointWriter(ctx context.Context, p *platform, reg prometheus.Registerer) (*audit.CheckpointWriter, error) {
+	a := p.cfg.ResolvedAudit()
+	label, err := keyLabel(p.cfg, a.CheckpointKey)
+	if err != nil {
+		return nil, fmt.Errorf("audit.checkpointKey: %w", err)
+	}
+	key, err := p.token.FindKey(ctx, label)
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		return nil, fmt.Errorf("audit checkpoint key %s is not on the token: run thiqa init --data %s to create it (or set audit.checkpointEvery: 0)", a.CheckpointKey, p.cfg.Dir())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoint key %s: %w", a.CheckpointKey, err)
+	}
+	if err := audit.PublishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
+		return nil, err
+	}
+	return audit.NewCheckpointWriter(p.db, key, a.CheckpointFile, audit.CheckpointWriterOptions{Logger: p.logger, Registerer: reg})
 }

@@ -109,21 +109,11 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 
 	logger := newLogger(env.stderr, cfg.Log)
 	reg := prometheus.NewRegistry()
-	tok, err := openOrCreateToken(ctx, cfg, logger, reg)
+	p, closeAll, err := openPlatform(ctx, cfg, logger, reg, openOrCreateToken)
 	if err != nil {
 		return err
 	}
-	defer tok.Close()
-
-	db, err := openStore(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	log := newAuditLog(db, logger, reg)
-	defer log.Close()
-
-	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log}
+	defer closeAll()
 	var report bytes.Buffer
 	var pending error
 	for _, step := range initSteps() {
@@ -134,7 +124,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 			return fmt.Errorf("%s: %w", step.name, err)
 		}
 	}
-	if _, err := log.Append(ctx, audit.Entry{
+	if _, err := p.audit.Append(ctx, audit.Entry{
 		Actor: "thiqa-init", Action: "data.init", Object: abs, Outcome: "success",
 		Details: map[string]any{"token": cfg.HSM.TokenLabel, "store": cfg.Store.Driver, "version": version},
 	}); err != nil {

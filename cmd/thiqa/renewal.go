@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/signing"
 )
 
@@ -30,7 +28,7 @@ func wireRenewal(_ context.Context, p *platform, s *serving) error {
 		cfg.Credentials = credentialSwitch{s: s.signing}
 	}
 	if s.revocations != nil && !p.cfg.CA.Renewal.KeepSuperseded {
-		cfg.Superseder = superseder{r: s.revocations}
+		cfg.Superseder = s.revocations
 	}
 	rn, err := ca.NewRenewer(cfg)
 	if err != nil {
@@ -49,16 +47,4 @@ type credentialSwitch struct{ s *signing.Service }
 func (c credentialSwitch) SwitchCredential(ctx context.Context, sw ca.CredentialSwitch) error {
 	return c.s.SwitchCredential(ctx, signing.IssuedCertificate{CredentialID: sw.CredentialID, CA: sw.CA, Profile: sw.Profile,
 		Serial: sw.Serial, DER: sw.DER, KeyLabel: sw.KeyLabel}, sw.Replaced)
-}
-
-// superseder revokes a replaced certificate, reason superseded
-// (ca.Superseder over the revocation service).
-type superseder struct{ r *revocation.Service }
-
-func (s superseder) RevokeSuperseded(ctx context.Context, actor, serial string) error {
-	_, err := s.r.Revoke(ctx, actor, serial, "superseded", nil)
-	if errors.Is(err, revocation.ErrAlreadyRevoked) {
-		return nil
-	}
-	return err
 }

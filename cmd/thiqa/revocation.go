@@ -5,17 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/hierarchy"
-	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
-	"github.com/thiqa/thiqa/store"
 )
 
 // newResponders builds the delegated OCSP responders of the issuing CAs
@@ -33,12 +29,6 @@ func newResponders(ctx context.Context, p *platform, set config.RevocationSettin
 	subjects := map[string]revocation.ResponderSubject{}
 	for _, c := range p.cfg.CA.Issuers {
 		subjects[c.Name] = revocation.ResponderSubject{Organization: c.Organization, Country: c.Country}
-		for n := 2; ; n++ { // a later generation's responder names the same organisation
-			if _, ok := a.CACertificate(hierarchy.GenerationName(c.Name, n)); !ok {
-				break
-			}
-			subjects[hierarchy.GenerationName(c.Name, n)] = subjects[c.Name]
-		}
 	}
 	return revocation.NewResponders(revocation.ResponderOptions{
 		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: keyring.Ring{Token: p.token, KeyType: kt, Audit: p.audit},
@@ -97,83 +87,23 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	rs := p.db.Revocations()
-	var issuers []ocsp.Issuer
-	var gens []*crl.Generator
-	current := hierarchy.CurrentGenerations(parts)
-	for i, c := range parts {
-		if c.Key == nil || c.Cert == nil {
-			if i == 0 {
-				continue // the root key is kept offline: no root CRL from here
-			}
-			if hierarchy.KeyDestroyed(c, current) {
-				logger.Warn("an older CA generation has no key on the token: no CRLs or OCSP answers from it", "ca", c.Conf.Name)
-				continue
-			}
-			return fmt.Errorf("CA %s is not initialised: run `thiqa init --data %s`", c.Conf.Name, p.cfg.Dir())
-		}
-		if i > 0 {
-			if done, err := hierarchy.Retired(ctx, p.db.Certificates(nil), c, current, time.Now()); err != nil {
-				return err
-			} else if done {
-				logger.Info("CA generation retired: its certificates have all expired; no more CRLs or OCSP answers from it", "ca", c.Conf.Name)
-				continue
-			}
-		}
-		cs, err := crlSettingsOf(ctx, set.CRL, rs, c.Conf.Name, i == 0)
-		if err != nil {
-			return err
-		}
-		g, err := crl.NewGenerator(cs, crl.Issuer{Name: c.Conf.Name, Cert: c.Cert, Signer: c.Key, CACerts: i == 0}, rs, rs)
-		if err != nil {
-			return err
-		}
-		gens = append(gens, g)
-		if i == 0 {
-			continue
-		}
-		rc, _, err := rp.Ensure(ctx, c.Conf.Name, 0)
-		if err != nil {
-			return fmt.Errorf("OCSP responder of %s: %w", c.Conf.Name, err)
-		}
-		issuers = append(issuers, ocsp.Issuer{Name: c.Conf.Name, Cert: c.Cert, Responder: rc})
-	}
-	responder, err := ocsp.New(set.OCSP, issuers, rs, ocsp.NewCache(set.OCSP.CacheEntries), logger, p.reg)
+	pub, err := revocation.NewPublication(ctx, revocation.PublicationOptions{Parts: parts, CRL: set.CRL, OCSP: set.OCSP, Store: rs,
+		Issued: p.db.Certificates(nil), Responders: rp, Dir: p.cfg.Dir(), Logger: logger, Registerer: p.reg})
 	if err != nil {
 		return err
 	}
-	publisher, err := crl.NewPublisher(set.CRL, logger, p.reg, gens...)
-	if err != nil {
-		return err
-	}
-	if err := wireRootCRL(ctx, p, s, set.CRL, publisher); err != nil {
+	if err := wireRootCRL(ctx, p, s, set.CRL, pub.Publisher); err != nil {
 		return err
 	}
 	svc, err := revocation.New(revocation.Options{Store: rs, Certificates: p.db.Certificates(nil), Audit: p.audit, Logger: logger,
-		Responder: responder, Publisher: publisher, Status: p.certStatus})
+		Responder: pub.Responder, Publisher: pub.Publisher, Status: p.certStatus})
 	if err != nil {
 		return err
 	}
 	svc.Register(s.mux, s.handleRaw, p.authn.Require)
 	s.revocations = svc
-	s.background = append(s.background,
-		func(ctx context.Context) { _ = publisher.Run(ctx) },
-		func(ctx context.Context) { _ = ocsp.NewPresigner(responder, rp).Run(ctx) },
-		func(ctx context.Context) { svc.Poll(ctx, set.PollEvery) },
-	)
+	s.background = append(append(s.background, pub.Loops()...), func(ctx context.Context) { svc.Poll(ctx, set.PollEvery) })
 	return nil
-}
-
-// crlSettingsOf returns the CRL settings of one CA (crl.Settings.ForIssuer)
-// with the highest partition its certificates name.
-func crlSettingsOf(ctx context.Context, set crl.Settings, rs *store.Revocations, ca string, root bool) (crl.Settings, error) {
-	if root {
-		return set.ForIssuer(true, 0), nil
-	}
-	used, err := rs.HighestPartition(ctx, ca)
-	if err != nil {
-		return crl.Settings{}, err
-	}
-	return set.ForIssuer(false, used), nil
 }
 
 // runRevoke revokes one certificate in-process: the store commits, the
@@ -213,18 +143,7 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	if r.AlreadyRevoked {
-		fmt.Fprintf(env.stdout, "%s was already revoked (CA %s, %s) at %s; its revocation stands\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
-	} else {
-		fmt.Fprintf(env.stdout, "revoked %s (CA %s, %s) at %s\n", r.Serial, r.CA, revocation.Reason(r.Reason), r.RevokedAt.Format(time.RFC3339))
-	}
-	if r.KeyBlocked {
-		fmt.Fprintf(env.stdout, "key blocked: it can never be certified again\n")
-	}
-	for _, a := range r.AlsoRevoked {
-		fmt.Fprintf(env.stdout, "also revoked %s (CA %s, same key, keyCompromise)\n", a.Serial, a.CA)
-	}
-	return nil
+	return r.WriteText(env.stdout)
 }
 
 // oidOrganizationIdentifier is the organizationIdentifier attribute

@@ -4,16 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +22,7 @@ import (
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/metrics"
+	"github.com/thiqa/thiqa/internal/serve"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -57,7 +55,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	logger := newLogger(env.stderr, cfg.Log)
 	reg := metrics.NewRegistry()
-	if err := checkDevelopmentIssuers(cfg, logger, reg); err != nil {
+	if err := auth.CheckDevelopmentIssuers(cfg.DevelopmentIssuers(), cfg.Production, logger, reg); err != nil {
 		return err
 	}
 	warnPublicBaseURL(cfg, *addr, logger)
@@ -80,30 +78,20 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		defer mln.Close()
 	}
 
-	tok, err := openToken(ctx, cfg, logger, reg)
+	p, closeAll, err := openPlatform(ctx, cfg, logger, reg, openToken)
 	if err != nil {
 		return err
 	}
-	defer tok.Close()
-	db, err := openStore(ctx, cfg, logger)
+	defer closeAll()
+	p.certStatus = newCertificateStatus(cfg, p.db)
+	delegated, err := cscDelegatedIssuers(ctx, cfg, p.token, p.db)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	log := newAuditLog(db, logger, reg)
-	defer log.Close()
-	status := newCertificateStatus(cfg, db)
-	delegated, err := cscDelegatedIssuers(ctx, cfg, tok, db)
-	if err != nil {
+	if p.authn, err = newAuthenticator(cfg, logger, reg, p.certStatus, p.audit, delegated); err != nil {
 		return err
 	}
-	authn, err := newAuthenticator(cfg, logger, reg, status, log, delegated)
-	if err != nil {
-		return err
-	}
-
-	p := &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log, authn: authn, certStatus: status}
-	sv := &serving{mux: newRouteMux(), raw: map[string]http.Handler{}, ready: map[string]func(context.Context) error{},
+	sv := &serving{mux: serve.NewMux(), raw: map[string]http.Handler{}, ready: map[string]func(context.Context) error{},
 		warnings: map[string]func() string{}}
 	defer func() {
 		for i := len(sv.closers) - 1; i >= 0; i-- {
@@ -119,7 +107,8 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		}
 	}
 	if *listRoutes {
-		return printRoutes(env.stdout, sv)
+		_, err := fmt.Fprintln(env.stdout, strings.Join(serve.RouteTable(sv.mux, sv.raw), "\n"))
+		return err
 	}
 	httpMetrics, err := metrics.NewHTTP(reg, slices.Collect(maps.Keys(sv.raw))...)
 	if err != nil {
@@ -131,101 +120,34 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("verify.trustedProxies: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           proxies.Middleware(accesslog.Handler(logger, httpMetrics.Handler(rawPrefixes(sv.raw, sv.mux)))),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		WriteTimeout:      5 * time.Minute,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	tlsOn := cfg.TLS != nil
-	if tlsOn {
-		tc, err := serverTLS(cfg, authn)
-		if err != nil {
+	var tc *tls.Config
+	if cfg.TLS != nil {
+		if tc, err = serverTLS(cfg, p.authn); err != nil {
 			return err
 		}
-		srv.TLSConfig = tc
 	}
-	if _, err := log.Append(ctx, audit.Entry{
+	tlsOn := tc != nil
+	if _, err := p.audit.Append(ctx, audit.Entry{
 		Actor: "thiqa-serve", Action: "service.start", Object: ln.Addr().String(), Outcome: "success",
 		Details: map[string]any{"version": version, "tls": tlsOn, "store": cfg.Store.Driver, "token": cfg.HSM.TokenLabel},
 	}); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
 	}
 
-	// The loops start once everything they serve is built; they stop, and
-	// are waited for (bounded), whatever way this function returns.
-	bgCtx, stopBackground := context.WithCancel(context.Background())
-	var bg sync.WaitGroup
-	for _, run := range sv.background {
-		bg.Go(func() { run(bgCtx) })
-	}
-	defer func() {
-		stopBackground()
-		if !waitBounded(&bg, shutdownGrace) {
-			logger.Error("background loops did not stop in time; exiting anyway", "waited", shutdownGrace)
-		}
-	}()
-	if mln != nil {
-		stopMetrics := serveMetrics(mln, sv.metrics, logger)
-		defer stopMetrics()
-		logger.Info("serving metrics", "addr", mln.Addr().String())
-	}
-
-	served := make(chan error, 1)
-	go func() {
-		if tlsOn {
-			served <- srv.ServeTLS(ln, "", "")
-		} else {
-			served <- srv.Serve(ln)
-		}
-	}()
 	logger.Info("serving", "addr", ln.Addr().String(), "tls", tlsOn, "trustedProxies", proxies.Proxies())
-	if *ready != "" {
-		if err := writeReadyFile(*ready, ln.Addr().String()); err != nil {
-			sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-			return err
-		}
-	}
-	select {
-	case err := <-served:
-		return fmt.Errorf("serving: %w", err)
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	shutdownErr := srv.Shutdown(sctx)
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Warn("server stopped with an error", "err", err)
-	}
-	if _, err := log.Append(sctx, audit.Entry{
-		Actor: "thiqa-serve", Action: "service.stop", Object: ln.Addr().String(), Outcome: "success",
-	}); err != nil {
-		logger.Error("writing the stop audit record", "err", err)
-	}
-	if shutdownErr != nil {
-		return fmt.Errorf("graceful shutdown: %w", shutdownErr)
-	}
-	logger.Info("stopped")
-	return nil
-}
-
-// waitBounded waits for wg for at most d and reports whether it finished.
-func waitBounded(wg *sync.WaitGroup, d time.Duration) bool {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return true
-	case <-t.C:
-		return false
-	}
+	// The loops start once everything they serve is built; they stop, and
+	// are waited for (bounded), whatever way serving ends.
+	return serve.Run(ctx, serve.Options{Listener: ln, TLSConfig: tc,
+		Handler: proxies.Middleware(accesslog.Handler(logger, httpMetrics.Handler(serve.RawPrefixes(sv.raw, sv.mux)))),
+		Metrics: sv.metrics, MetricsListener: mln,
+		Background: sv.background, ReadyFile: *ready, Grace: shutdownGrace, Logger: logger,
+		Stopped: func(ctx context.Context) {
+			if _, err := p.audit.Append(ctx, audit.Entry{
+				Actor: "thiqa-serve", Action: "service.stop", Object: ln.Addr().String(), Outcome: "success",
+			}); err != nil {
+				logger.Error("writing the stop audit record", "err", err)
+			}
+		}})
 }
 
 // warnPublicBaseURL warns when --addr moves the listener away from the
@@ -233,31 +155,10 @@ func waitBounded(wg *sync.WaitGroup, d time.Duration) bool {
 // URLs) and the OIDC issuer carry: relying parties would not reach this
 // server there.
 func warnPublicBaseURL(cfg *config.Config, addr string, logger *slog.Logger) {
-	if addr == "" {
-		return
-	}
-	u, err := url.Parse(cfg.PublicBaseURL)
-	if err != nil {
-		return
-	}
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return
-	}
-	wantPort := u.Port()
-	if wantPort == "" {
-		wantPort = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	if port != wantPort || (host != "" && host != u.Hostname() && !isUnspecified(host)) {
+	if addr != "" && serve.ElsewhereThan(addr, cfg.PublicBaseURL) {
 		logger.Warn("--addr differs from the host and port of publicBaseURL, which certificates, OCSP and CRL URLs and the OIDC issuer name: relying parties will look for this server there (set publicBaseURL in thiqa.yaml, or put a proxy in front)",
 			"addr", addr, "publicBaseURL", cfg.PublicBaseURL)
 	}
-}
-
-// isUnspecified reports whether host listens on every interface.
-func isUnspecified(host string) bool {
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsUnspecified()
 }
 
 // wirePlatform serves the platform's own endpoints: health, readiness,
@@ -280,7 +181,7 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 		if p.cfg.Metrics.Listen == "" {
 			s.mux.Handle("GET /metrics", h)
 		} else {
-			s.metrics = h // on its own listener (runServe)
+			s.metrics = h // on its own listener (serve.Run)
 		}
 	}
 	s.mux.Handle("GET /api/v1/whoami", p.authn.Require(policies.ActionWhoAmI)(http.HandlerFunc(auth.WhoAmI)))
@@ -290,54 +191,6 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 	}
 	s.mux.Handle("GET "+api.Path, doc)
 	return nil
-}
-
-// checkDevelopmentIssuers refuses to serve a production configuration that
-// trusts a development token issuer, warns about one otherwise, and says so
-// in the metric thiqa_development_issuer_enabled.
-func checkDevelopmentIssuers(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) error {
-	dev := cfg.DevelopmentIssuers()
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "thiqa_development_issuer_enabled",
-		Help: "1 while a development token issuer (tokens anyone with the data folder can mint with `thiqa token`) is trusted.",
-	})
-	if len(dev) > 0 {
-		g.Set(1)
-	}
-	if err := reg.Register(g); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
-	}
-	if len(dev) == 0 {
-		return nil
-	}
-	if cfg.Production {
-		return fmt.Errorf("the configuration says production: true but trusts the development token issuer %s: remove it from auth.issuers (and keys.devTokenIssuer) and trust your identity provider instead", strings.Join(dev, ", "))
-	}
-	logger.Warn("a development token issuer is trusted: anyone who can read the data folder can mint tokens for any role (`thiqa token`); remove it from auth.issuers and set production: true before going live",
-		"issuers", dev)
-	return nil
-}
-
-// serveMetrics serves h at GET /metrics on ln (metrics.listen) and returns
-// the function that stops it.
-func serveMetrics(ln net.Listener, h http.Handler, logger *slog.Logger) func() {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: time.Minute,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics listener stopped", "err", err)
-		}
-	}()
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		<-done
-	}
 }
 
 // serverTLS returns the TLS configuration: the server certificate from the

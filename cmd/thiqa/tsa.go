@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -36,24 +34,10 @@ func tsaUnits(cfg *config.Config, keys keyring.Ring, ca timestamp.Certifier) (*t
 	return &timestamp.Units{Dir: cfg.Resolve(cfg.TSA.CertDir), KeyLabel: label, Keys: keys, CA: ca}, nil
 }
 
-// unitCertifier has the CA certify TSA unit keys (timestamp.Certifier): a
-// tsa-unit certificate from the configured CA, stored and audited like
-// every certificate. The CA is opened on first use.
-type unitCertifier struct {
-	p         *platform
-	authority *ca.Authority
-}
-
-// CertifyUnit returns the tsa-unit certificate of pub, issued now or before.
-func (c *unitCertifier) CertifyUnit(ctx context.Context, pub crypto.PublicKey, credentialID, actor string) (*x509.Certificate, *x509.Certificate, error) {
-	if c.authority == nil {
-		a, err := openAuthority(ctx, c.p, nil)
-		if err != nil {
-			return nil, nil, fmt.Errorf("opening the CA: %w", err)
-		}
-		c.authority = a
-	}
-	tc := c.p.cfg.TSA
+// unitCertifier has the CA certify TSA unit keys (ca.UnitCertifier) with
+// the configured subject; the CA is opened on first use.
+func unitCertifier(p *platform) *ca.UnitCertifier {
+	tc := p.cfg.TSA
 	subject := map[string]string{
 		policies.FieldCommonName:       tc.CommonName,
 		policies.FieldOrganizationName: tc.Organization,
@@ -62,14 +46,8 @@ func (c *unitCertifier) CertifyUnit(ctx context.Context, pub crypto.PublicKey, c
 	if tc.OrganizationIdentifier != "" {
 		subject[policies.FieldOrganizationIdentifier] = tc.OrganizationIdentifier
 	}
-	got, err := c.authority.IssueOnce(ctx, ca.Request{
-		Profile: policies.ProfileTSAUnit, CA: tc.CAOrDefault(), Subject: subject,
-		PublicKey: pub, KeyGeneratedByService: true, CredentialID: credentialID, RequestedBy: actor,
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return got.Certificate, got.Chain[0], nil
+	return &ca.UnitCertifier{Open: func(ctx context.Context) (*ca.Authority, error) { return openAuthority(ctx, p, nil) },
+		CA: tc.CAOrDefault(), Subject: subject}
 }
 
 // initTSA makes sure the TSA unit key exists on the token and has its
@@ -79,7 +57,7 @@ func initTSA(ctx context.Context, p *platform, out io.Writer) error {
 	if !p.cfg.TSA.Enabled() {
 		return nil
 	}
-	units, err := tsaUnits(p.cfg, keyring.Ring{Token: p.token, Audit: p.audit}, &unitCertifier{p: p})
+	units, err := tsaUnits(p.cfg, keyring.Ring{Token: p.token, Audit: p.audit}, unitCertifier(p))
 	if err != nil {
 		return err
 	}
@@ -117,7 +95,7 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 		return nil
 	}
 	logger := p.logger.With("service", "tsa")
-	units, err := tsaUnits(cfg, keyring.Ring{Token: p.token, Audit: p.audit}, &unitCertifier{p: p})
+	units, err := tsaUnits(cfg, keyring.Ring{Token: p.token, Audit: p.audit}, unitCertifier(p))
 	if err != nil {
 		return err
 	}

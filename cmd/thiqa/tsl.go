@@ -6,9 +6,7 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -20,8 +18,6 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/internal/atomicfile"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/tsl/build"
 	"github.com/thiqa/thiqa/verify"
@@ -150,7 +146,7 @@ func tslBuild(ctx context.Context, env *cliEnv, args []string) error {
 		*out = tc.File
 	}
 	if *seq == 0 {
-		*seq = nextSequence(*out)
+		*seq = build.NextSequenceAt(*out)
 	}
 	p, closeAll, err := openOperatorPlatform(ctx, env, cfg)
 	if err != nil {
@@ -169,42 +165,17 @@ func tslBuild(ctx context.Context, env *cliEnv, args []string) error {
 		territory = tc.Territory
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	raw, err := build.Build(build.Options{
+	if err := build.Write(ctx, build.Options{
 		Version: *version, Sequence: *seq, Territory: territory, Operator: tc.Operator, Provider: tc.Operator,
 		InformationURI: cfg.PublicBaseURL, Street: "PLACEHOLDER", Locality: "PLACEHOLDER", Services: services,
 		IssueDate: now, NextUpdate: now.Add(nextUpdate), DistributionPoint: strings.TrimSuffix(cfg.PublicBaseURL, "/") + "/tsl.xml",
 		Signer: key, Certificate: cert,
-	})
-	if err != nil {
+	}, *out, p.audit, operatorName(), key.URI()); err != nil {
 		return err
-	}
-	sum := sha256.Sum256(raw)
-	if _, err := p.audit.Append(ctx, audit.Entry{
-		Actor: operatorName(), Action: "tsl.build", Object: *out, Outcome: "success",
-		Details: map[string]any{"sequence": *seq, "territory": territory, "services": len(services), "sha256": hex.EncodeToString(sum[:]),
-			"nextUpdate": now.Add(nextUpdate).Format(time.RFC3339), "signer": key.URI()},
-	}); err != nil {
-		return fmt.Errorf("writing audit record: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", filepath.Dir(*out), err)
-	}
-	if err := atomicfile.Write(*out, raw, 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", *out, err)
 	}
 	fmt.Fprintf(env.stdout, "trusted list %s: territory %s, sequence %d, %d services, next update %s\nsigned by %s (certificate %s)\n",
 		*out, territory, *seq, len(services), now.Add(nextUpdate).Format(time.RFC3339), key.URI(), tc.SignerCertificate)
 	return nil
-}
-
-// nextSequence is one more than the sequence number of the list at path
-// (build.NextSequence), else 1.
-func nextSequence(path string) int {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return 1
-	}
-	return build.NextSequence(raw)
 }
 
 // deploymentServices lists this deployment's qualified services
@@ -288,9 +259,5 @@ func loadTrustedLists(ctx context.Context, cfg *config.Config, files, signerFile
 	if err != nil {
 		return nil, nil, err
 	}
-	warnings := rep.Warnings
-	for _, e := range rep.Refused {
-		warnings = append(warnings, e.Error())
-	}
-	return trust, warnings, nil
+	return trust, rep.AllWarnings(), nil
 }

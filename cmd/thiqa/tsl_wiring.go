@@ -5,6 +5,7 @@ package main
 // GET /tsl.xml and keeps the verifier's configured lists fresh.
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -106,38 +107,15 @@ func serveTrustedLists(ctx context.Context, p *platform, s *serving, logger *slo
 	}
 	live := &tsl.Live{}
 	timeout := vc.WithDefaults().FetchTimeout * 3
-	load := func(ctx context.Context) {
+	load := func(ctx context.Context) (*tsl.Trust, []string, error) {
 		lists, warnings, err := loadTrustedLists(ctx, p.cfg, nil, nil, false, timeout)
-		if err != nil {
-			logger.Error("trusted lists not loaded", "error", err)
-			return
-		}
-		for _, w := range warnings {
-			logger.Warn("trusted list", "warning", w)
-		}
-		if t, ok := lists.(*tsl.Trust); ok {
-			live.Set(t)
-			logger.Info("trusted lists loaded", "lists", len(t.Lists()), "services", t.ServiceCount())
-		}
+		t, _ := lists.(*tsl.Trust)
+		return t, warnings, err
 	}
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	load(lctx)
+	live.Reload(lctx, load, logger)
 	cancel()
-	every := vc.TrustedListRefresh
-	if every == 0 {
-		every = config.DefaultTrustedListRefresh
-	}
-	s.background = append(s.background, func(ctx context.Context) {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				load(ctx)
-			}
-		}
-	})
+	every := cmp.Or(vc.TrustedListRefresh, config.DefaultTrustedListRefresh)
+	s.background = append(s.background, func(ctx context.Context) { live.Refresh(ctx, every, load, logger) })
 	return live
 }

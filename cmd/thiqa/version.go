@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"runtime"
-	"runtime/debug"
+
+	"github.com/thiqa/thiqa/internal/buildinfo"
 )
 
 // Build identity, set by the build with
@@ -20,51 +19,9 @@ var (
 	buildDate = ""
 )
 
-// buildInfo is what `thiqa version` reports.
-type buildInfo struct {
-	Version, Commit, GoVersion, BuildDate string
-}
-
 // currentBuild returns the binary's build identity, "unknown" for what the
 // build did not record.
-func currentBuild() buildInfo {
-	b := buildInfo{Version: version, Commit: commit, GoVersion: runtime.Version(), BuildDate: buildDate}
-	if b.Version == "" {
-		b.Version = "devel"
-	}
-	if b.Commit == "" {
-		b.Commit = vcsCommit()
-	}
-	if b.BuildDate == "" {
-		b.BuildDate = "unknown"
-	}
-	return b
-}
-
-// vcsCommit returns the revision Go stamped into the binary, with
-// "-dirty" when the work tree had changes, or "unknown".
-func vcsCommit() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	rev, dirty := "", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "unknown"
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return rev
-}
+func currentBuild() buildinfo.Info { return buildinfo.Read(version, commit, buildDate) }
 
 // runVersion prints the version line ("thiqa V", kept for scripts that read
 // it) and then the commit, the Go version and the build date.
@@ -73,7 +30,5 @@ func runVersion(_ context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	b := currentBuild()
-	fmt.Fprintf(env.stdout, "thiqa %s\ncommit: %s\ngo: %s\nbuilt: %s\n", b.Version, b.Commit, b.GoVersion, b.BuildDate)
-	return nil
+	return currentBuild().WriteText(env.stdout)
 }

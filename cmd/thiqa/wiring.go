@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +15,7 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/serve"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store"
@@ -52,7 +52,7 @@ func newCertificateStatus(cfg *config.Config, db *store.DB) *revocation.Checker 
 
 // serving collects what the services add to `thiqa serve`.
 type serving struct {
-	mux *routeMux
+	mux *serve.Mux
 	// raw routes a path prefix to a handler before the mux sees the
 	// request, for paths the mux must not clean (GET /ocsp/{base64}: base64
 	// may hold "//", which the mux would redirect).
@@ -146,18 +146,7 @@ func initSteps() []initStep {
 func (s *serving) handleRaw(prefix string, h http.Handler) { s.raw[prefix] = h }
 
 // rawPrefixes sends requests whose path starts with one of the prefixes
-// straight to its handler, and everything else to next.
+// straight to its handler, and everything else to next (serve.RawPrefixes).
 func rawPrefixes(raw map[string]http.Handler, next http.Handler) http.Handler {
-	if len(raw) == 0 {
-		return next
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for prefix, h := range raw {
-			if strings.HasPrefix(r.URL.Path, prefix) {
-				h.ServeHTTP(w, r)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
+	return serve.RawPrefixes(raw, next)
 }

@@ -343,3 +343,13 @@ func (l *Loader) store(url string, raw []byte) {
 		l.log().Warn("trusted list cache", "error", err)
 	}
 }
+
+// AllWarnings are the warnings of the lists used, then why each refused
+// pointed-to list was skipped.
+func (r *Report) AllWarnings() []string {
+	out := slices.Clone(r.Warnings)
+	for _, e := range r.Refused {
+		out = append(out, e.Error())
+	}
+	return out
+}

@@ -1,9 +1,10 @@
-package main
+package serve
 
 import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 )
 
@@ -17,7 +18,7 @@ func TestRawPrefixesBypassPathCleaning(t *testing.T) {
 	})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "mux") })
-	srv := httptest.NewServer(rawPrefixes(raw, mux))
+	srv := httptest.NewServer(RawPrefixes(raw, mux))
 	defer srv.Close()
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
@@ -38,5 +39,35 @@ func TestRawPrefixesBypassPathCleaning(t *testing.T) {
 	resp.Body.Close()
 	if string(body) != "mux" {
 		t.Fatalf("other paths must still reach the mux, got %q", body)
+	}
+}
+
+// The route table lists every mux pattern and raw prefix, sorted.
+func TestRouteTable(t *testing.T) {
+	m := NewMux()
+	m.HandleFunc("POST /tsa", func(http.ResponseWriter, *http.Request) {})
+	m.Handle("GET /healthz", http.NotFoundHandler())
+	got := RouteTable(m, map[string]http.Handler{"/ocsp/": http.NotFoundHandler()})
+	want := []string{"mux\tGET /healthz", "mux\tPOST /tsa", "prefix\t/ocsp/"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("route table %q, want %q", got, want)
+	}
+}
+
+func TestElsewhereThan(t *testing.T) {
+	for _, c := range []struct {
+		addr, url string
+		want      bool
+	}{
+		{"127.0.0.1:8080", "http://127.0.0.1:8080", false},
+		{":8080", "http://localhost:8080", false},
+		{"0.0.0.0:443", "https://pki.example", false},
+		{"127.0.0.1:9090", "http://127.0.0.1:8080", true},
+		{"10.0.0.1:80", "http://pki.example", true},
+		{"not an address", "http://pki.example", false},
+	} {
+		if got := ElsewhereThan(c.addr, c.url); got != c.want {
+			t.Errorf("ElsewhereThan(%q, %q) = %v, want %v", c.addr, c.url, got, c.want)
+		}
 	}
 }

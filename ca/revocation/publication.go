@@ -1,0 +1,131 @@
+package revocation
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/ca/hierarchy"
+	"github.com/thiqa/thiqa/ca/ocsp"
+)
+
+// StatusStore is the store of revocations as the CRLs and the OCSP
+// responder read it (*store.Revocations).
+type StatusStore interface {
+	crl.NumberSource
+	crl.RevokedSource
+	ocsp.StatusSource
+	// HighestPartition returns the highest CRL partition the
+	// certificates of the issuer name (0 when none names one).
+	HighestPartition(ctx context.Context, issuer string) (int, error)
+}
+
+// PublicationOptions are the parts a Publication is built from.
+type PublicationOptions struct {
+	// Parts are the hierarchy's CAs as hierarchy.Find returns them (the
+	// root first).
+	Parts []*hierarchy.Part
+	// CRL and OCSP are the validated settings of the CRLs and of the
+	// responder.
+	CRL  crl.Settings
+	OCSP ocsp.Settings
+	// Store holds the revocations; Issued says until when each CA's
+	// certificates are valid (a retired generation publishes nothing).
+	Store  StatusStore
+	Issued hierarchy.Issued
+	// Responders are the issuing CAs' delegated OCSP responders.
+	Responders *Responders
+	// Dir is the data folder, named in the advice to run `thiqa init`.
+	Dir        string
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Publication publishes the revocations of a hierarchy: a CRL generator
+// for each CA holding its key on the token (the root too when its key is
+// online) behind one CRL publisher, and the OCSP responder of the issuing
+// CAs with their delegated responders. An offline root, a retired
+// generation (everything it issued has expired) and an older generation
+// whose key was destroyed publish nothing.
+type Publication struct {
+	// Responder answers OCSP requests; Publisher generates and serves
+	// the CRLs.
+	Responder  *ocsp.Responder
+	Publisher  *crl.Publisher
+	responders *Responders
+}
+
+// NewPublication builds the publication of o.Parts. A CA of the
+// configuration without its key or certificate (other than the offline
+// root or a destroyed older generation) is an error: the data folder needs
+// `thiqa init`.
+func NewPublication(ctx context.Context, o PublicationOptions) (*Publication, error) {
+	var issuers []ocsp.Issuer
+	var gens []*crl.Generator
+	current := hierarchy.CurrentGenerations(o.Parts)
+	for i, c := range o.Parts {
+		root := i == 0
+		if c.Key == nil || c.Cert == nil {
+			if root {
+				continue // the root key is kept offline: no root CRL from here
+			}
+			if hierarchy.KeyDestroyed(c, current) {
+				o.Logger.Warn("an older CA generation has no key on the token: no CRLs or OCSP answers from it", "ca", c.Conf.Name)
+				continue
+			}
+			return nil, fmt.Errorf("CA %s is not initialised: run `thiqa init --data %s`", c.Conf.Name, o.Dir)
+		}
+		if !root {
+			if done, err := hierarchy.Retired(ctx, o.Issued, c, current, time.Now()); err != nil {
+				return nil, err
+			} else if done {
+				o.Logger.Info("CA generation retired: its certificates have all expired; no more CRLs or OCSP answers from it", "ca", c.Conf.Name)
+				continue
+			}
+		}
+		set := o.CRL.ForIssuer(true, 0)
+		if !root { // each partition the CA's certificates name has its CRL
+			used, err := o.Store.HighestPartition(ctx, c.Conf.Name)
+			if err != nil {
+				return nil, err
+			}
+			set = o.CRL.ForIssuer(false, used)
+		}
+		g, err := crl.NewGenerator(set, crl.Issuer{Name: c.Conf.Name, Cert: c.Cert, Signer: c.Key, CACerts: root}, o.Store, o.Store)
+		if err != nil {
+			return nil, err
+		}
+		gens = append(gens, g)
+		if root {
+			continue
+		}
+		rc, _, err := o.Responders.Ensure(ctx, c.Conf.Name, 0)
+		if err != nil {
+			return nil, fmt.Errorf("OCSP responder of %s: %w", c.Conf.Name, err)
+		}
+		issuers = append(issuers, ocsp.Issuer{Name: c.Conf.Name, Cert: c.Cert, Responder: rc})
+	}
+	responder, err := ocsp.New(o.OCSP, issuers, o.Store, ocsp.NewCache(o.OCSP.CacheEntries), o.Logger, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	publisher, err := crl.NewPublisher(o.CRL, o.Logger, o.Registerer, gens...)
+	if err != nil {
+		return nil, err
+	}
+	return &Publication{Responder: responder, Publisher: publisher, responders: o.Responders}, nil
+}
+
+// Loops are what keeps the publication current while serving: the CRL
+// publisher, and the OCSP pre-signer (which renews the delegated
+// responders too). Each returns when its context is done.
+func (p *Publication) Loops() []func(ctx context.Context) {
+	return []func(ctx context.Context){
+		func(ctx context.Context) { _ = p.Publisher.Run(ctx) },
+		func(ctx context.Context) { _ = ocsp.NewPresigner(p.Responder, p.responders).Run(ctx) },
+	}
+}

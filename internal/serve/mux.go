@@ -1,0 +1,92 @@
+// Package serve is the process plumbing of an HTTP server: a mux that
+// remembers its routes, path prefixes served before the mux, and Run, which
+// serves on listeners opened beforehand, runs the background loops while
+// serving, and stops all of it within a bound when told to.
+package serve
+
+import (
+	"maps"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Mux is an http.ServeMux that remembers every pattern mounted on it (Go's
+// mux cannot list them): the route table a server prints and tests compare
+// with an API description.
+type Mux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+// NewMux returns an empty Mux.
+func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
+
+// Handle mounts h at pattern and records the pattern.
+func (m *Mux) Handle(pattern string, h http.Handler) {
+	m.ServeMux.Handle(pattern, h)
+	m.patterns = append(m.patterns, pattern)
+}
+
+// HandleFunc mounts f at pattern and records the pattern.
+func (m *Mux) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	m.Handle(pattern, http.HandlerFunc(f))
+}
+
+// RouteTable lists what m and the raw prefixes (RawPrefixes) answer: each
+// mux pattern as "mux<TAB>PATTERN" and each raw prefix (every method) as
+// "prefix<TAB>PREFIX", sorted.
+func RouteTable(m *Mux, raw map[string]http.Handler) []string {
+	var out []string
+	for _, p := range m.patterns {
+		out = append(out, "mux\t"+p)
+	}
+	for _, p := range slices.Sorted(maps.Keys(raw)) {
+		out = append(out, "prefix\t"+p)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// RawPrefixes sends requests whose path starts with one of the prefixes
+// straight to its handler, and everything else to next: for paths a mux
+// must not clean (base64 in a path may hold "//", which the mux would
+// redirect).
+func RawPrefixes(raw map[string]http.Handler, next http.Handler) http.Handler {
+	if len(raw) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for prefix, h := range raw {
+			if strings.HasPrefix(r.URL.Path, prefix) {
+				h.ServeHTTP(w, r)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ElsewhereThan reports whether the listen address addr ("host:port")
+// differs from the host and port of publicURL, where clients are told to
+// find the server. An address listening on every interface matches any
+// host; what cannot be parsed is not reported.
+func ElsewhereThan(addr, publicURL string) bool {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return false
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	wantPort := u.Port()
+	if wantPort == "" {
+		wantPort = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	ip := net.ParseIP(host)
+	everywhere := ip != nil && ip.IsUnspecified()
+	return port != wantPort || (host != "" && host != u.Hostname() && !everywhere)
+}
