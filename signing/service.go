@@ -18,7 +18,8 @@
 //
 // The service declares what it consumes (Store, KeyResolver, Auditor) and
 // receives the time-stamp client and the revocation source of the signer;
-// it knows nothing of the database, the token or the configuration file.
+// it owns its section of thiqa.yaml (ServiceConfig) but knows nothing of
+// the database, the token or how the configuration file is read.
 package signing
 
 import (
