@@ -26,12 +26,10 @@ type Deps interface {
 	// KeyType checks the name of a key type the token can generate
 	// ("ec-p256", "rsa-2048", ...) and returns its canonical name.
 	KeyType(name string) (string, error)
-	// Verifier returns the offline verifier `thiqa verify` builds, trusting
-	// the certificates of the PEM files trust and the qualified services of
-	// the trusted lists in the files tsl (their XML signatures checked
-	// against the certificates in the PEM files tslSigners), validating at
-	// at (zero: now) and refusing documents over maxSize bytes.
-	Verifier(ctx context.Context, trust, tsl, tslSigners []string, at time.Time, maxSize int64) (*verify.Verifier, error)
+	// TrustedLists loads the trusted lists in the files (or at the URLs)
+	// tsl offline as `thiqa verify --tsl` does, their XML signatures
+	// checked against the certificates in the PEM files tslSigners.
+	TrustedLists(ctx context.Context, tsl, tslSigners []string) (verify.TrustedLists, error)
 }
 
 // Folder is a data folder whose configuration was read: what the

@@ -79,7 +79,7 @@ func Verify(ctx context.Context, deps Deps, args []string, stdout, stderr io.Wri
 		}
 	}
 	// Offline: the benchmark never touches the network.
-	v, err := deps.Verifier(ctx, trust, lists, listSigners, when, 4<<30)
+	v, err := offlineVerifier(ctx, deps, trust, lists, listSigners, when)
 	if err != nil {
 		return err
 	}
@@ -270,4 +270,27 @@ func peakRSS() (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM in /proc/self/status")
+}
+
+// offlineVerifier is the verifier `thiqa verify` builds, offline: it
+// trusts the certificates of the PEM files trust and the qualified
+// services of the trusted lists (deps.TrustedLists), validates at at
+// (zero: now) and takes documents of up to 4 GiB.
+func offlineVerifier(ctx context.Context, deps Deps, trust, lists, listSigners []string, at time.Time) (*verify.Verifier, error) {
+	o := verify.Options{At: at, MaxFileSize: 4 << 30}
+	if len(lists) > 0 {
+		tl, err := deps.TrustedLists(ctx, lists, listSigners)
+		if err != nil {
+			return nil, err
+		}
+		o.TrustedLists = tl
+	}
+	for _, p := range trust {
+		certs, err := verify.ReadPEMFile(p)
+		if err != nil {
+			return nil, err
+		}
+		o.TrustAnchors = append(o.TrustAnchors, certs...)
+	}
+	return verify.New(o), nil
 }

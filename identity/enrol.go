@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -148,4 +149,19 @@ func enrol(ctx context.Context, e Enrolment, credential string) (civil, serial s
 		return "", "", fmt.Errorf("recording the enrolment: %w", err)
 	}
 	return civil, rec.Serial, nil
+}
+
+// WriteEnrolled writes what `thiqa oidc mobile enrol` prints for a
+// credential enrolled as mobile ID for the citizen with civil number
+// civil: with an activation code a (EnrolMobileIDForActivation), the code,
+// its expiry and where the citizen redeems it.
+func WriteEnrolled(w io.Writer, credential, civil string, a *pin.Activation) error {
+	if a == nil {
+		_, err := fmt.Fprintf(w, "mobile ID enrolled: credential %s, civil number %s\n", credential, civil)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "mobile ID enrolled: credential %s, civil number %s\nactivation code: %s (valid until %s)\n"+
+		"hand it to the citizen only; they choose their login PIN with it: POST /api/v1/credentials/%s/pin/activate\n",
+		credential, civil, a.Code, a.Expires.Format(time.RFC3339), credential)
+	return err
 }

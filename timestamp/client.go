@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	_ "crypto/sha256" // registers SHA-256 for HashByName
+	_ "crypto/sha512" // registers SHA-384 and SHA-512 for HashByName
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/timestamp/tsp"
@@ -165,4 +168,24 @@ func checkReply(raw []byte, req *tsp.Request) ([]byte, error) {
 		return nil, errors.New("timestamp client: certificates were requested but the token carries none")
 	}
 	return resp.Token, nil
+}
+
+// clientHashes are the message imprint hashes HashByName knows.
+var clientHashes = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
+
+// HashByName returns the message imprint hash named sha256, sha384 or
+// sha512 (in any case); ok is false for any other name.
+func HashByName(name string) (h crypto.Hash, ok bool) {
+	h, ok = clientHashes[strings.ToLower(name)]
+	return h, ok
+}
+
+// TimestampData hashes data (by hash) as it streams and requests a token
+// over the digest (Timestamp).
+func (c *Client) TimestampData(ctx context.Context, data io.Reader, hash crypto.Hash) ([]byte, error) {
+	hw := hash.New()
+	if _, err := io.Copy(hw, data); err != nil {
+		return nil, fmt.Errorf("timestamp client: reading the data: %w", err)
+	}
+	return c.Timestamp(ctx, hw.Sum(nil), hash)
 }

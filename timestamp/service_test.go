@@ -432,12 +432,19 @@ func (f *fixture) interop(t *testing.T, in *instance) []*big.Int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := readFile(t, data)
-	sum := crypto.SHA384.New()
-	sum.Write([]byte(raw))
-	der, err := client.Timestamp(t.Context(), sum.Sum(nil), crypto.SHA384)
+	h, ok := timestamp.HashByName("SHA384")
+	if !ok || h != crypto.SHA384 {
+		t.Fatalf("HashByName(SHA384) = %v, %v", h, ok)
+	}
+	if _, ok := timestamp.HashByName("md5"); ok {
+		t.Fatal("HashByName knows md5")
+	}
+	der, err := client.TimestampData(t.Context(), strings.NewReader(readFile(t, data)), h)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tok, err := tsp.ParseToken(der); err != nil || !strings.HasPrefix(tok.Summary(), "serial ") || !strings.Contains(tok.Summary(), ", policy ") {
+		t.Fatalf("the token's summary: %v", err)
 	}
 	tokPath := filepath.Join(f.work, "client.tst")
 	writeFile(t, tokPath, string(der))

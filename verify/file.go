@@ -63,3 +63,22 @@ func ReadPayloadFile(path string) ([]byte, error) {
 	}
 	return os.ReadFile(path)
 }
+
+// OpenDocument opens the regular file at path for VerifyFile and returns
+// its size; the caller closes it.
+func OpenDocument(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("opening the document: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("reading the document: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is not a regular file", path)
+	}
+	return f, st.Size(), nil
+}

@@ -64,6 +64,38 @@ type Config struct {
 	Profiles policies.DefaultsConfig
 }
 
+// FromConfig describes the hierarchy of the ca section c of the data
+// folder dir: certDir is c.CertDir resolved, baseURL the deployment's
+// public base URL, and keyLabel names the object label on the token of a
+// CA key's pkcs11: URI (an offline root has no key to name).
+func FromConfig(c ca.Config, dir, certDir, baseURL string, keyLabel func(uri string) (string, error)) (Config, error) {
+	h := Config{Dir: dir, CertDir: certDir, RootOffline: c.Root.Offline, BaseURL: baseURL, Profiles: c.Profiles}
+	describe := func(k ca.KeyConfig) (CA, error) {
+		d := CA{Name: k.Name, Key: k.Key, KeyType: k.KeyTypeOrDefault(), CommonName: k.CommonName, Organization: k.Organization,
+			OrganizationIdentifier: k.OrganizationIdentifier, Country: k.Country, Validity: k.Validity}
+		if k.Key != "" {
+			label, err := keyLabel(k.Key)
+			if err != nil {
+				return d, fmt.Errorf("CA %s: %w", k.Name, err)
+			}
+			d.KeyLabel = label
+		}
+		return d, nil
+	}
+	var err error
+	if h.Root, err = describe(c.Root); err != nil {
+		return h, err
+	}
+	for _, is := range c.Issuers {
+		d, err := describe(is)
+		if err != nil {
+			return h, err
+		}
+		h.Issuers = append(h.Issuers, d)
+	}
+	return h, nil
+}
+
 // Key is a key on the online token.
 type Key = ca.TokenKey
 

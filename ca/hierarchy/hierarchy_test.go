@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
@@ -138,5 +139,34 @@ func TestOfflineRootPending(t *testing.T) {
 	}
 	if _, err := Issuing(c, all); err == nil || !strings.Contains(err.Error(), "thiqa ca import") {
 		t.Fatalf("Issuing while pending: %v", err)
+	}
+}
+
+// FromConfig describes the section's CAs with their key labels; an
+// offline root names no key, and a key the token cannot name stops it.
+func TestFromConfig(t *testing.T) {
+	c := ca.DefaultConfig()
+	label := func(uri string) (string, error) {
+		_, obj, ok := strings.Cut(uri, "object=")
+		if !ok {
+			return "", errors.New("no object")
+		}
+		return obj, nil
+	}
+	h, err := FromConfig(c, "/data", "/data/ca", "https://thiqa.example", label)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Root.KeyLabel != "root-ca" || h.Root.KeyType != "ec-p384" || len(h.Issuers) != 3 || h.Issuers[0].KeyLabel != "citizen-ca" ||
+		h.CertDir != "/data/ca" || h.BaseURL != "https://thiqa.example" || h.RootOffline {
+		t.Fatalf("FromConfig: %+v", h)
+	}
+	c.Root = ca.KeyConfig{Name: "root", Offline: true}
+	if h, err = FromConfig(c, "/data", "/data/ca", "", label); err != nil || !h.RootOffline || h.Root.KeyLabel != "" {
+		t.Fatalf("FromConfig with an offline root: %+v, %v", h, err)
+	}
+	c.Issuers[1].Key = "pkcs11:token=thiqa"
+	if _, err := FromConfig(c, "/data", "/data/ca", "", label); err == nil || !strings.Contains(err.Error(), "CA organisation") {
+		t.Fatalf("FromConfig with a key without a label: %v", err)
 	}
 }

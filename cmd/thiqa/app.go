@@ -139,15 +139,22 @@ func newAuditLog(db *store.DB, logger *slog.Logger, reg prometheus.Registerer) *
 // keyLabel returns the object label of a pkcs11: URI naming a key on the
 // configured token.
 func keyLabel(cfg *config.Config, uri string) (string, error) {
+	return objectLabel("key URI", uri, cfg.HSM.TokenLabel, "configured")
+}
+
+// objectLabel returns the object label of uri (called what in messages),
+// which must name a key on the token tokenLabel (the which token) when it
+// names a token at all.
+func objectLabel(what, uri, tokenLabel, which string) (string, error) {
 	u, err := hsm.ParseURI(uri)
 	if err != nil {
-		return "", fmt.Errorf("key URI %q: %w", uri, err)
+		return "", fmt.Errorf("%s %q: %w", what, uri, err)
 	}
-	if u.Token != "" && u.Token != cfg.HSM.TokenLabel {
-		return "", fmt.Errorf("key URI %q names token %q, but the configured token is %q", uri, u.Token, cfg.HSM.TokenLabel)
+	if u.Token != "" && u.Token != tokenLabel {
+		return "", fmt.Errorf("%s %q names token %q, but the %s token is %q", what, uri, u.Token, which, tokenLabel)
 	}
 	if u.Object == "" {
-		return "", fmt.Errorf("key URI %q has no object label", uri)
+		return "", fmt.Errorf("%s %q has no object label", what, uri)
 	}
 	return u.Object, nil
 }

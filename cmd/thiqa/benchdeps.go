@@ -72,23 +72,9 @@ func (benchDeps) KeyType(name string) (string, error) {
 	return kt.String(), err
 }
 
-func (benchDeps) Verifier(ctx context.Context, trust, lists, listSigners []string, at time.Time, maxSize int64) (*verify.Verifier, error) {
-	o := verify.Options{At: at, MaxFileSize: maxSize}
-	if len(lists) > 0 {
-		tl, _, err := loadTrustedLists(ctx, nil, lists, listSigners, true, 30*time.Second)
-		if err != nil {
-			return nil, err
-		}
-		o.TrustedLists = tl
-	}
-	for _, p := range trust {
-		certs, err := readAnchors(p)
-		if err != nil {
-			return nil, err
-		}
-		o.TrustAnchors = append(o.TrustAnchors, certs...)
-	}
-	return verify.New(o), nil
+func (benchDeps) TrustedLists(ctx context.Context, lists, listSigners []string) (verify.TrustedLists, error) {
+	tl, _, err := loadTrustedLists(ctx, nil, lists, listSigners, true, 30*time.Second)
+	return tl, err
 }
 
 // benchIssuerKey returns the token label of the key of the CA that issues

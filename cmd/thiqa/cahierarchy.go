@@ -44,34 +44,11 @@ func installedGenerations(cfg *config.Config, name string) ([]*x509.Certificate,
 	return hierarchy.InstalledGenerations(cfg.Resolve(cfg.CA.CertDir), name)
 }
 
-// hierarchyConfig describes the configured CA hierarchy.
+// hierarchyConfig describes the configured CA hierarchy
+// (hierarchy.FromConfig).
 func hierarchyConfig(cfg *config.Config) (hierarchy.Config, error) {
-	h := hierarchy.Config{Dir: cfg.Dir(), CertDir: cfg.Resolve(cfg.CA.CertDir), RootOffline: cfg.CA.Root.Offline,
-		BaseURL: cfg.PublicBaseURL, Profiles: cfg.CA.Profiles}
-	describe := func(c config.CAKeyConfig) (hierarchy.CA, error) {
-		d := hierarchy.CA{Name: c.Name, Key: c.Key, KeyType: c.KeyTypeOrDefault(), CommonName: c.CommonName, Organization: c.Organization,
-			OrganizationIdentifier: c.OrganizationIdentifier, Country: c.Country, Validity: c.Validity}
-		if c.Key != "" { // an offline root has no key here
-			label, err := keyLabel(cfg, c.Key)
-			if err != nil {
-				return d, fmt.Errorf("CA %s: %w", c.Name, err)
-			}
-			d.KeyLabel = label
-		}
-		return d, nil
-	}
-	var err error
-	if h.Root, err = describe(cfg.CA.Root); err != nil {
-		return h, err
-	}
-	for _, is := range cfg.CA.Issuers {
-		d, err := describe(is)
-		if err != nil {
-			return h, err
-		}
-		h.Issuers = append(h.Issuers, d)
-	}
-	return h, nil
+	return hierarchy.FromConfig(cfg.CA, cfg.Dir(), cfg.Resolve(cfg.CA.CertDir), cfg.PublicBaseURL,
+		func(uri string) (string, error) { return keyLabel(cfg, uri) })
 }
 
 // caToken is a token as the CA hierarchy (hierarchy.Token: the online

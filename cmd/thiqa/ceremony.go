@@ -49,7 +49,7 @@ func openCeremony(ctx context.Context, dir string, create bool) (*ceremony.Folde
 	if err != nil {
 		return nil, nil, err
 	}
-	label, err := ceremonyRootKeyLabel(cfg)
+	label, err := objectLabel("rootKey", cfg.RootKey, cfg.HSM.TokenLabel, "offline")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -58,21 +58,6 @@ func openCeremony(ctx context.Context, dir string, create bool) (*ceremony.Folde
 		OpenToken: func(ctx context.Context) (ceremony.Token, error) { return openOfflineToken(ctx, cfg, create) },
 	})
 	return f, cfg, err
-}
-
-// ceremonyRootKeyLabel returns the object label of the root key's URI.
-func ceremonyRootKeyLabel(cfg *config.Ceremony) (string, error) {
-	u, err := hsm.ParseURI(cfg.RootKey)
-	if err != nil {
-		return "", fmt.Errorf("rootKey %q: %w", cfg.RootKey, err)
-	}
-	if u.Token != "" && u.Token != cfg.HSM.TokenLabel {
-		return "", fmt.Errorf("rootKey %q names token %q, but the offline token is %q", cfg.RootKey, u.Token, cfg.HSM.TokenLabel)
-	}
-	if u.Object == "" {
-		return "", fmt.Errorf("rootKey %q has no object label", cfg.RootKey)
-	}
-	return u.Object, nil
 }
 
 // openOfflineToken opens the offline token; with create, a SoftHSM token

@@ -10,8 +10,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -62,14 +60,7 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		ext = func(ctx context.Context, in *os.File, size int64, out io.Writer) ([]string, error) {
-			var missing []string
-			_, err := s.Extend(ctx, operatorName(), level, *force, in, size, func(_ int64, m []string) (io.Writer, error) {
-				missing = m
-				return out, nil
-			})
-			return missing, err
-		}
+		ext = archive.InProcess(s, operatorName(), level, *force)
 		anchors, _ = deploymentAnchors(p.cfg)
 	} else {
 		if *tokenFile == "" {
@@ -82,7 +73,7 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 		ext = (&client.Client{Base: *base, Token: token}).Extender(level, *force)
 	}
 	if single {
-		return extendFile(ctx, env, ext, *inPath, *outPath, *timeout)
+		return archive.ExtendFile(ctx, ext, *inPath, *outPath, *timeout, env.stdout, env.stderr)
 	}
 	period, err := parseDays(*renew)
 	if err != nil {
@@ -99,21 +90,5 @@ func runExtend(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return err
 	}
-	return nil
-}
-
-// extendFile extends in into out (written whole, only on success).
-func extendFile(ctx context.Context, env *cliEnv, ext archive.Extender, inPath, outPath string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	start := time.Now()
-	missing, n, err := archive.ExtendInto(ctx, ext, inPath, outPath)
-	if err != nil {
-		return fmt.Errorf("extending %s: %w", inPath, err)
-	}
-	for _, m := range missing {
-		fmt.Fprintf(env.stderr, "warning: no revocation data for %s\n", m)
-	}
-	fmt.Fprintf(env.stdout, "extended %s -> %s (%d bytes, %s)\n", inPath, outPath, n, time.Since(start).Round(time.Millisecond))
 	return nil
 }

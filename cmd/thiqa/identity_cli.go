@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"time"
 
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -152,10 +151,7 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.stdout, "mobile ID enrolled: credential %s, civil number %s\nactivation code: %s (valid until %s)\n"+
-			"hand it to the citizen only; they choose their login PIN with it: POST /api/v1/credentials/%s/pin/activate\n",
-			*cred, civil, a.Code, a.Expires.Format(time.RFC3339), *cred)
-		return nil
+		return identity.WriteEnrolled(env.stdout, *cred, civil, &a)
 	}
 	loginPIN, err := config.ReadSecret(*pinFile, *pinEnv)
 	if err != nil {
@@ -167,8 +163,7 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(env.stdout, "mobile ID enrolled: credential %s, civil number %s\n", *cred, civil)
-	return nil
+	return identity.WriteEnrolled(env.stdout, *cred, civil, nil)
 }
 
 // mobileEnrolment is what identity.EnrolMobileID and

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto"
-	_ "crypto/sha256" // registers SHA-256 for crypto.Hash
-	_ "crypto/sha512" // registers SHA-384 and SHA-512 for crypto.Hash
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/atomicfile"
@@ -20,9 +16,6 @@ import (
 // exitRefused is the exit code of `thiqa timestamp` when the TSA refused
 // the request (its PKIStatus and failInfo are printed).
 const exitRefused = 3
-
-// timestampHashes are the --hash choices.
-var timestampHashes = map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}
 
 // runTimestamp asks an RFC 3161 TSA for a token over a file's hash and
 // writes the DER TimeStampToken: `thiqa timestamp --url U --in F --out T`.
@@ -38,7 +31,7 @@ func runTimestamp(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	h, ok := timestampHashes[strings.ToLower(*hashName)]
+	h, ok := timestamp.HashByName(*hashName)
 	if !ok {
 		return withExit(2, fmt.Errorf("--hash %q: want sha256, sha384 or sha512", *hashName))
 	}
@@ -49,11 +42,16 @@ func runTimestamp(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return withExit(2, err)
 	}
-	digest, err := hashFile(*in, h)
-	if err != nil {
-		return err
+	var data io.Reader = os.Stdin
+	if *in != "-" {
+		f, err := os.Open(*in)
+		if err != nil {
+			return fmt.Errorf("reading --in: %w", err)
+		}
+		defer f.Close()
+		data = f
 	}
-	token, err := client.Timestamp(ctx, digest, h)
+	token, err := client.TimestampData(ctx, data, h)
 	var refused *timestamp.StatusError
 	if errors.As(err, &refused) {
 		return withExit(exitRefused, err)
@@ -65,26 +63,7 @@ func runTimestamp(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if tok, err := tsp.ParseToken(token); err == nil {
-		fmt.Fprintf(env.stdout, "time-stamp token written to %s: serial %s, genTime %s, policy %s\n",
-			*out, tok.Info.SerialNumber, tok.Info.GenTime.UTC().Format(time.RFC3339Nano), tok.Info.Policy)
+		fmt.Fprintf(env.stdout, "time-stamp token written to %s: %s\n", *out, tok.Summary())
 	}
 	return nil
-}
-
-// hashFile hashes a file (or standard input for "-") as it streams.
-func hashFile(name string, h crypto.Hash) ([]byte, error) {
-	var r io.Reader = os.Stdin
-	if name != "-" {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, fmt.Errorf("reading --in: %w", err)
-		}
-		defer f.Close()
-		r = f
-	}
-	hw := h.New()
-	if _, err := io.Copy(hw, r); err != nil {
-		return nil, fmt.Errorf("reading --in: %w", err)
-	}
-	return hw.Sum(nil), nil
 }

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,36 +94,22 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		anchors = append(anchors, certs...)
 	}
-	f, err := os.Open(file)
+	f, size, err := verify.OpenDocument(file)
 	if err != nil {
-		return cannotRun("opening the document: %w", err)
+		return cannotRun("%w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return cannotRun("reading the document: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return cannotRun("%s is not a regular file", file)
-	}
 	if len(anchors) == 0 && lists == nil {
 		// Integrity needs no anchor: the verdict is still given (TOTAL-FAILED
 		// for a broken document, else INDETERMINATE), and the report says why.
 		fmt.Fprintln(env.stderr, "warning: no trust anchor configured (--trust PEM, --data DIR or --tsl LIST): signatures are checked for integrity only")
 	}
 	v := verify.NewOnline(verify.Options{TrustAnchors: anchors, At: validationTime, AllowOnline: !*offline, FetchTimeout: *timeout, TrustedLists: lists})
-	rep, err := verifyFile(ctx, v, f, st.Size(), *payloadFile)
+	rep, err := verifyFile(ctx, v, f, size, *payloadFile)
 	if err != nil {
 		return cannotRun("%w", err)
 	}
-	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(rep)
-	} else {
-		err = rep.WriteText(env.stdout)
-	}
-	if err != nil {
+	if err := rep.Write(env.stdout, *asJSON); err != nil {
 		return cannotRun("writing the report: %w", err)
 	}
 	if code := rep.ExitCode(); code != 0 {

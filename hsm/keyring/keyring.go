@@ -10,8 +10,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,14 +46,13 @@ func Ensure(ctx context.Context, tok *hsm.Token, label string, kt hsm.KeyType) (
 // Generated records k, just generated on the token, in the audit log: its
 // URI, type and the SHA-256 of its public key.
 func Generated(ctx context.Context, a Auditor, k *hsm.Signer) error {
-	spki, err := x509.MarshalPKIXPublicKey(k.Public())
+	spki, err := spkiSHA256(k.Public())
 	if err != nil {
-		return fmt.Errorf("encoding public key: %w", err)
+		return err
 	}
-	sum := sha256.Sum256(spki)
 	_, err = a.Append(ctx, audit.Entry{
 		Actor: "thiqa-init", Action: "key.generate", Object: k.URI(), Outcome: "success",
-		Details: map[string]any{"keyType": k.KeyType().String(), "spkiSHA256": hex.EncodeToString(sum[:])},
+		Details: map[string]any{"keyType": k.KeyType().String(), "spkiSHA256": spki},
 	})
 	if err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
@@ -166,14 +163,13 @@ func (k *Credentials) GenerateKey(ctx context.Context, profile string) (string, 
 	if pr, ok := auth.FromContext(ctx); ok {
 		actor = pr.Subject
 	}
-	spki, err := x509.MarshalPKIXPublicKey(key.Public())
+	spki, err := spkiSHA256(key.Public())
 	if err != nil {
-		return "", nil, fmt.Errorf("encoding public key: %w", err)
+		return "", nil, err
 	}
-	sum := sha256.Sum256(spki)
 	if _, err := k.Audit.Append(ctx, audit.Entry{
 		Actor: actor, Action: "key.generate", Object: key.URI(), Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"keyType": k.KeyType.String(), "spkiSHA256": hex.EncodeToString(sum[:]), "profile": profile, "credentialID": id},
+		Details: map[string]any{"keyType": k.KeyType.String(), "spkiSHA256": spki, "profile": profile, "credentialID": id},
 	}); err != nil {
 		return "", nil, fmt.Errorf("writing audit record: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/signer"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/verify/report"
 )
@@ -217,4 +218,42 @@ func ExtendInto(ctx context.Context, ext Extender, inPath, outPath string) ([]st
 		err = os.Rename(tmp.Name(), outPath)
 	}
 	return missing, n, err
+}
+
+// Extending is the signing service as an in-process Extender uses it
+// (*signing.Service).
+type Extending interface {
+	Extend(ctx context.Context, actor string, level signer.Level, force bool, in io.ReaderAt, size int64,
+		out func(size int64, missing []string) (io.Writer, error)) (*signing.ExtendOutcome, error)
+}
+
+// InProcess extends to level with the signing service s on behalf of
+// actor; force extends even a document whose signature does not verify.
+func InProcess(s Extending, actor string, level signer.Level, force bool) Extender {
+	return func(ctx context.Context, in *os.File, size int64, out io.Writer) ([]string, error) {
+		var missing []string
+		_, err := s.Extend(ctx, actor, level, force, in, size, func(_ int64, m []string) (io.Writer, error) {
+			missing = m
+			return out, nil
+		})
+		return missing, err
+	}
+}
+
+// ExtendFile extends inPath into outPath within timeout (ExtendInto) and
+// says so as `thiqa extend --in --out` does: a warning on warn for each
+// certificate without revocation data, then one line on out.
+func ExtendFile(ctx context.Context, ext Extender, inPath, outPath string, timeout time.Duration, out, warn io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	missing, n, err := ExtendInto(ctx, ext, inPath, outPath)
+	if err != nil {
+		return fmt.Errorf("extending %s: %w", inPath, err)
+	}
+	for _, m := range missing {
+		fmt.Fprintf(warn, "warning: no revocation data for %s\n", m)
+	}
+	fmt.Fprintf(out, "extended %s -> %s (%d bytes, %s)\n", inPath, outPath, n, time.Since(start).Round(time.Millisecond))
+	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/signer"
+	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/verify/report"
 )
 
@@ -106,5 +108,45 @@ func TestJobServerRefusal(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("%d: output:\n%s", status, out.String())
 		}
+	}
+}
+
+// fakeService extends by copying and names one certificate without
+// revocation data (Extending).
+type fakeService struct{ actor string }
+
+func (f *fakeService) Extend(_ context.Context, actor string, _ signer.Level, _ bool, in io.ReaderAt, size int64,
+	out func(int64, []string) (io.Writer, error)) (*signing.ExtendOutcome, error) {
+	f.actor = actor
+	w, err := out(size, []string{"CN=y"})
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(w, io.NewSectionReader(in, 0, size))
+	return nil, err
+}
+
+// TestExtendFile: an in-process extension of one file writes it whole and
+// reports the certificates without revocation data.
+func TestExtendFile(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "in.pdf"), filepath.Join(dir, "out.pdf")
+	if err := os.WriteFile(in, []byte("signed"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &fakeService{}
+	var stdout, stderr bytes.Buffer
+	if err := ExtendFile(context.Background(), InProcess(s, "cli:op", signer.LevelBLTA, false), in, out, time.Minute, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "signed" || s.actor != "cli:op" {
+		t.Fatalf("extended %q by %q", b, s.actor)
+	}
+	if !strings.Contains(stdout.String(), "extended "+in+" -> "+out+" (6 bytes, ") || stderr.String() != "warning: no revocation data for CN=y\n" {
+		t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
+	if err := ExtendFile(context.Background(), InProcess(s, "cli:op", signer.LevelBLTA, false), filepath.Join(dir, "missing.pdf"), out, time.Minute, &stdout, &stderr); err == nil ||
+		!strings.HasPrefix(err.Error(), "extending ") {
+		t.Fatalf("a missing file: %v", err)
 	}
 }

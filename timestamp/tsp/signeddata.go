@@ -442,3 +442,9 @@ func ParseToken(der []byte) (*Token, error) {
 	tok.Info = info
 	return tok, nil
 }
+
+// Summary names the token as `thiqa timestamp` reports it: its serial
+// number, genTime (UTC, RFC 3339 with nanoseconds) and policy.
+func (t *Token) Summary() string {
+	return fmt.Sprintf("serial %s, genTime %s, policy %s", t.Info.SerialNumber, t.Info.GenTime.UTC().Format(time.RFC3339Nano), t.Info.Policy)
+}

@@ -54,4 +54,11 @@ func TestTextAndExitCode(t *testing.T) {
 	if (&Report{Indication: TotalPassed}).ExitCode() != 0 || (&Report{Indication: Indeterminate}).ExitCode() != 2 {
 		t.Error("exit codes")
 	}
+	var text, js strings.Builder
+	if err := r.Write(&text, false); err != nil || text.String() != b.String() {
+		t.Fatalf("Write as text differs from WriteText: %v\n%s", err, text.String())
+	}
+	if err := r.Write(&js, true); err != nil || !strings.Contains(js.String(), "\n  \"indication\": \"TOTAL-FAILED\"") {
+		t.Fatalf("Write as JSON: %v\n%s", err, js.String())
+	}
 }

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -17,6 +18,18 @@ func (r *Report) ExitCode() int {
 		return 1
 	}
 	return 2
+}
+
+// Write writes the report as `thiqa verify` prints it: the JSON report
+// (indented, docs/verify-report.md) when asJSON is set, else WriteText's
+// summary.
+func (r *Report) Write(w io.Writer, asJSON bool) error {
+	if !asJSON {
+		return r.WriteText(w)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
 }
 
 // WriteText writes a human-readable summary of the report.
