@@ -6,13 +6,10 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -212,52 +209,12 @@ func deploymentServices(cfg *config.Config) ([]build.Service, string, error) {
 }
 
 // loadTrustedLists loads the lists named on the command line (each checked
-// against every --tsl-signer) and in the configuration.
+// against every --tsl-signer) and in the configuration
+// (verify.LoadTrustedLists).
 func loadTrustedLists(ctx context.Context, cfg *config.Config, files, signerFiles []string, offline bool, timeout time.Duration) (verify.TrustedLists, []string, error) {
-	var sources []tsl.Source
-	var cliSigners []*x509.Certificate
-	for _, p := range signerFiles {
-		certs, err := readAnchors(p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--tsl-signer: %w", err)
-		}
-		cliSigners = append(cliSigners, certs...)
+	opts := verify.TrustedListOptions{Files: files, SignerFiles: signerFiles, Offline: offline, Timeout: timeout}
+	if cfg == nil {
+		return verify.LoadTrustedLists(ctx, nil, nil, opts)
 	}
-	for _, f := range files {
-		sources = append(sources, tsl.Source{Location: f, Signers: cliSigners})
-	}
-	loader := &tsl.Loader{Offline: offline, Timeout: timeout}
-	if cfg != nil {
-		vc := cfg.Verify
-		for i, t := range vc.TrustedLists {
-			src := tsl.Source{Location: t.Location(), Territories: t.Territories}
-			if t.File != "" {
-				src.Location = cfg.Resolve(t.File)
-			}
-			for _, s := range t.Signers {
-				certs, err := readAnchors(cfg.Resolve(s))
-				if err != nil {
-					return nil, nil, fmt.Errorf("verify.trustedLists[%d].signers: %w", i, err)
-				}
-				src.Signers = append(src.Signers, certs...)
-			}
-			sources = append(sources, src)
-		}
-		cache := vc.TrustedListCache
-		if cache == "" {
-			cache = config.DefaultTrustedListCache
-		}
-		loader.CacheDir = cfg.Resolve(cache)
-		loader.Offline = offline || vc.TrustedListsOffline
-	} else if d, err := os.UserCacheDir(); err == nil {
-		loader.CacheDir = filepath.Join(d, "thiqa", "tsl")
-	}
-	if len(sources) == 0 {
-		return nil, nil, nil
-	}
-	trust, rep, err := loader.Load(ctx, sources)
-	if err != nil {
-		return nil, nil, err
-	}
-	return trust, rep.AllWarnings(), nil
+	return verify.LoadTrustedLists(ctx, &cfg.Verify, cfg.Resolve, opts)
 }

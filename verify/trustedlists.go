@@ -1,0 +1,79 @@
+package verify
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/thiqa/thiqa/verify/tsl"
+)
+
+// TrustedListOptions are the trusted lists a caller names besides the
+// configured ones (thiqa verify --tsl, --tsl-signer) and how to load them.
+type TrustedListOptions struct {
+	// Files are lists (files or URLs), each checked against every
+	// certificate of SignerFiles.
+	Files []string
+	// SignerFiles are PEM files of the certificates allowed to sign Files.
+	SignerFiles []string
+	// Offline reads files and cached copies only.
+	Offline bool
+	// Timeout bounds fetching one list.
+	Timeout time.Duration
+}
+
+// LoadTrustedLists loads the lists of opts and those of the configuration
+// c (nil: none), whose file names resolve makes absolute. Fetched lists are
+// cached in c's trustedListCache, or without a configuration in the user's
+// cache folder. It returns nil when no list is named, and the warnings of
+// loading.
+func LoadTrustedLists(ctx context.Context, c *Config, resolve func(string) string, opts TrustedListOptions) (TrustedLists, []string, error) {
+	var sources []tsl.Source
+	var signers []*x509.Certificate
+	for _, p := range opts.SignerFiles {
+		certs, err := ReadPEMFile(p)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--tsl-signer: %w", err)
+		}
+		signers = append(signers, certs...)
+	}
+	for _, f := range opts.Files {
+		sources = append(sources, tsl.Source{Location: f, Signers: signers})
+	}
+	loader := &tsl.Loader{Offline: opts.Offline, Timeout: opts.Timeout}
+	if c != nil {
+		for i, t := range c.TrustedLists {
+			src := tsl.Source{Location: t.Location(), Territories: t.Territories}
+			if t.File != "" {
+				src.Location = resolve(t.File)
+			}
+			for _, s := range t.Signers {
+				certs, err := ReadPEMFile(resolve(s))
+				if err != nil {
+					return nil, nil, fmt.Errorf("verify.trustedLists[%d].signers: %w", i, err)
+				}
+				src.Signers = append(src.Signers, certs...)
+			}
+			sources = append(sources, src)
+		}
+		cache := c.TrustedListCache
+		if cache == "" {
+			cache = tsl.DefaultCacheDir
+		}
+		loader.CacheDir = resolve(cache)
+		loader.Offline = opts.Offline || c.TrustedListsOffline
+	} else if d, err := os.UserCacheDir(); err == nil {
+		loader.CacheDir = filepath.Join(d, "thiqa", "tsl")
+	}
+	if len(sources) == 0 {
+		return nil, nil, nil
+	}
+	trust, rep, err := loader.Load(ctx, sources)
+	if err != nil {
+		return nil, nil, err
+	}
+	return trust, rep.AllWarnings(), nil
+}
