@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,9 +12,6 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 )
-
-// checkpointShutdownTimeout bounds the checkpoint written at shutdown.
-const checkpointShutdownTimeout = 30 * time.Second
 
 // runAudit dispatches `thiqa audit verify`.
 func runAudit(ctx context.Context, env *cliEnv, args []string) error {
@@ -100,13 +96,7 @@ func wireAuditCheckpoints(ctx context.Context, p *platform, s *serving) error {
 	s.background = append(s.background, func(ctx context.Context) { w.Run(ctx, every) })
 	// Closers run last-added-first: this one, added by the second service,
 	// runs after every later service's closer, once nothing appends.
-	s.closers = append(s.closers, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), checkpointShutdownTimeout)
-		defer cancel()
-		if c, written, err := w.Checkpoint(ctx); err == nil && written {
-			p.logger.Info("audit checkpoint written at shutdown", "seq", c.Seq, "file", a.CheckpointFile)
-		}
-	})
+	s.closers = append(s.closers, w.Final)
 	p.logger.Info("audit checkpoints on", "every", every.String(), "file", a.CheckpointFile)
 	return nil
 }
@@ -143,8 +133,5 @@ func checkpointWriter(ctx context.Context, p *platform, reg prometheus.Registere
 	if err != nil {
 		return nil, fmt.Errorf("audit checkpoint key %s: %w", a.CheckpointKey, err)
 	}
-	if err := audit.PublishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
-		return nil, err
-	}
-	return audit.NewCheckpointWriter(p.db, key, a.CheckpointFile, audit.CheckpointWriterOptions{Logger: p.logger, Registerer: reg})
+	return a.NewWriter(p.db, key, audit.CheckpointWriterOptions{Logger: p.logger, Registerer: reg})
 }
