@@ -19,7 +19,6 @@ import (
 	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/josesigner"
 )
 
 // runInit prepares a data folder. It is idempotent: existing configuration,
@@ -78,7 +77,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
 	if cfg.HSM.SoftHSM != nil {
-		made, err := prepareSoftHSM(cfg)
+		made, err := prepareSoftHSMToken(cfg.HSM, cfg.Resolve)
 		created = append(created, made...)
 		if err != nil {
 			return err
@@ -167,24 +166,12 @@ func initialConfig(dir, from string) (*config.Config, bool, error) {
 	return cfg, false, nil
 }
 
-// prepareSoftHSM writes the SoftHSM2 configuration, token folder and PIN
-// files that do not exist yet, and returns what it created.
-func prepareSoftHSM(cfg *config.Config) ([]string, error) {
-	return prepareSoftHSMToken(cfg.HSM, cfg.Resolve)
-}
-
-// prepareSoftHSMToken is prepareSoftHSM for any folder's token (the data
-// folder's, a ceremony folder's); resolve makes its paths absolute.
+// prepareSoftHSMToken writes the SoftHSM2 configuration, token folder and
+// PIN files of a folder's token (the data folder's, a ceremony folder's)
+// that do not exist yet, and returns what it created; resolve makes its
+// paths absolute.
 func prepareSoftHSMToken(h config.HSMConfig, resolve func(string) string) ([]string, error) {
-	f := hsm.SoftHSMFiles{TokenDir: resolve(h.SoftHSM.TokenDir), Conf: resolve(h.SoftHSM.Conf),
-		SOPINFile: resolve(h.SoftHSM.SOPINFile), PINFile: resolve(h.PINFile)}
-	if h.PINEnv != "" { // the user PIN comes from the environment: no file for it
-		if f.SOPINFile == f.PINFile {
-			f.SOPINFile = ""
-		}
-		f.PINFile = ""
-	}
-	return hsm.PrepareSoftHSM(f, "thiqa init")
+	return hsm.PrepareSoftHSM(h.SoftHSMFiles(resolve), "thiqa init")
 }
 
 // openOrCreateToken logs in to the configured token, creating it first when
@@ -234,7 +221,7 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 			return err
 		}
 	}
-	if err := publishDevIssuerKey(p.cfg, key); err != nil {
+	if err := auth.PublishDevIssuerKey(p.cfg.Resolve(config.DevJWKSFile), key); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  dev token issuer  %s\n", key.URI())
@@ -245,20 +232,6 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 // (keyring.Generated).
 func auditKeyGenerated(ctx context.Context, log *audit.Log, k *hsm.Signer) error {
 	return keyring.Generated(ctx, log, k)
-}
-
-// publishDevIssuerKey writes the development token issuer's public key as the
-// JWK set the default configuration trusts.
-func publishDevIssuerKey(cfg *config.Config, k *hsm.Signer) error {
-	js, err := josesigner.New(k, "")
-	if err != nil {
-		return fmt.Errorf("development issuer key: %w", err)
-	}
-	path := cfg.Resolve(config.DevJWKSFile)
-	if err := auth.WriteJWKS(path, *js.Public()); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // writeFileExclusive creates path with data, failing with os.ErrExist when it
