@@ -25,7 +25,7 @@ import (
 // initTSLSigner makes sure the trusted-list signer key (RSA 3072: what
 // every XML-signature implementation verifies) is on the token and has its
 // certificate in the data folder, self-signed by that key
-// (build.SignerCertificate). What exists is kept.
+// (build.EnsureSignerCertificate). What exists is kept.
 func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 	if !p.cfg.CA.Enabled() {
 		return nil
@@ -40,18 +40,11 @@ func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 			return err
 		}
 	}
-	switch _, err := build.ReadSignerCertificate(tc.SignerCertificate, key.Public()); {
-	case errors.Is(err, build.ErrOtherKey):
-		return fmt.Errorf("%s holds another key than the trusted-list signer %s on the token (nothing was replaced)", tc.SignerCertificate, key.URI())
-	case errors.Is(err, os.ErrNotExist):
-		var root *x509.Certificate
-		if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
-			root = roots[0]
-		}
-		if err := build.WriteSignerCertificate(tc.SignerCertificate, key, tc.Operator, root, time.Now()); err != nil {
-			return err
-		}
-	case err != nil:
+	var root *x509.Certificate
+	if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
+		root = roots[0]
+	}
+	if err := build.EnsureSignerCertificate(tc.SignerCertificate, key, key.URI(), tc.Operator, root, time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  trusted-list signer  %s  %s\n", key.URI(), tc.SignerCertificate)
