@@ -61,14 +61,9 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 // PEM next to the checkpoint file, so that a verifier needs no token.
 func initAuditCheckpoint(ctx context.Context, p *platform, out io.Writer) error {
 	a := p.cfg.ResolvedAudit()
-	key, generated, err := ensureKey(ctx, p.cfg, p.token, a.CheckpointKey, hsm.ECP256)
+	key, err := ensureServiceKey(ctx, p, a.CheckpointKey, hsm.ECP256)
 	if err != nil {
 		return err
-	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return err
-		}
 	}
 	if err := audit.PublishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
 		return err

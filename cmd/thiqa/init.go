@@ -212,14 +212,9 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 	if p.cfg.Keys.DevTokenIssuer == "" {
 		return nil
 	}
-	key, generated, err := ensureKey(ctx, p.cfg, p.token, p.cfg.Keys.DevTokenIssuer, hsm.ECP256)
+	key, err := ensureServiceKey(ctx, p, p.cfg.Keys.DevTokenIssuer, hsm.ECP256)
 	if err != nil {
 		return err
-	}
-	if generated {
-		if err := keyring.Generated(ctx, p.audit, key); err != nil {
-			return err
-		}
 	}
 	if err := auth.PublishDevIssuerKey(p.cfg.Resolve(config.DevJWKSFile), key); err != nil {
 		return err

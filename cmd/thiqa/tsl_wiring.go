@@ -31,14 +31,9 @@ func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 		return nil
 	}
 	tc := p.cfg.ResolvedTSL()
-	key, generated, err := ensureKey(ctx, p.cfg, p.token, tc.SignerKey, hsm.RSA3072)
+	key, err := ensureServiceKey(ctx, p, tc.SignerKey, hsm.RSA3072)
 	if err != nil {
 		return err
-	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return err
-		}
 	}
 	var root *x509.Certificate
 	if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
