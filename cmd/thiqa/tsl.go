@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/tsl/build"
@@ -154,58 +155,47 @@ func tslBuild(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	services, territory, err := deploymentServices(cfg)
+	d, err := listedDeployment(cfg)
 	if err != nil {
 		return err
 	}
-	if tc.Territory != "" {
-		territory = tc.Territory
-	}
 	now := time.Now().UTC().Truncate(time.Second)
-	if err := build.Write(ctx, build.Options{
-		Version: *version, Sequence: *seq, Territory: territory, Operator: tc.Operator, Provider: tc.Operator,
-		InformationURI: cfg.PublicBaseURL, Street: "PLACEHOLDER", Locality: "PLACEHOLDER", Services: services,
-		IssueDate: now, NextUpdate: now.Add(nextUpdate), DistributionPoint: strings.TrimSuffix(cfg.PublicBaseURL, "/") + "/tsl.xml",
-		Signer: key, Certificate: cert,
-	}, *out, p.audit, operatorName(), key.URI()); err != nil {
+	o := tc.ListOptions(d, cfg.PublicBaseURL, now, nextUpdate)
+	o.Version, o.Sequence, o.Signer, o.Certificate = *version, *seq, key, cert
+	if err := build.Write(ctx, o, *out, p.audit, operatorName(), key.URI()); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "trusted list %s: territory %s, sequence %d, %d services, next update %s\nsigned by %s (certificate %s)\n",
-		*out, territory, *seq, len(services), now.Add(nextUpdate).Format(time.RFC3339), key.URI(), tc.SignerCertificate)
+		*out, o.Territory, *seq, len(o.Services), o.NextUpdate.Format(time.RFC3339), key.URI(), tc.SignerCertificate)
 	return nil
 }
 
-// deploymentServices lists this deployment's qualified services
+// listedDeployment describes this deployment for its own list
 // (build.DeploymentServices) from the CA certificates in the data folder.
-func deploymentServices(cfg *config.Config) ([]build.Service, string, error) {
+func listedDeployment(cfg *config.Config) (build.Deployment, error) {
 	if !cfg.CA.Enabled() {
-		return nil, "", errors.New("this data folder runs no CA: there is nothing to list")
+		return build.Deployment{}, errors.New("this data folder runs no CA: there is nothing to list")
 	}
 	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
 	if err != nil {
-		return nil, "", err
+		return build.Deployment{}, err
 	}
 	root, err := readAnchors(caCertPath(cfg, cfg.CA.Root.Name))
 	if err != nil {
-		return nil, "", fmt.Errorf("root CA certificate (run `thiqa init --data %s`): %w", cfg.Dir(), err)
+		return build.Deployment{}, fmt.Errorf("root CA certificate (run `thiqa init --data %s`): %w", cfg.Dir(), err)
 	}
 	d := build.Deployment{Root: root[0], Profiles: profiles}
 	if cfg.TSA.Enabled() {
 		d.TSACA = cfg.TSA.CAOrDefault()
 	}
 	for _, is := range cfg.CA.Issuers {
-		certs, err := readAnchors(caCertPath(cfg, is.Name))
+		gens, err := hierarchy.Generations(cfg.Resolve(cfg.CA.CertDir), is.Name) // each key rolled over to is a service of its own
 		if err != nil {
-			return nil, "", fmt.Errorf("CA %s: %w", is.Name, err)
+			return build.Deployment{}, fmt.Errorf("CA %s: %w", is.Name, err)
 		}
-		later, err := installedGenerations(cfg, is.Name) // each key rolled over to is a service of its own
-		if err != nil {
-			return nil, "", fmt.Errorf("CA %s: %w", is.Name, err)
-		}
-		d.Issuers = append(d.Issuers, build.IssuingCA{Name: is.Name, Generations: append(certs[:1:1], later...)})
+		d.Issuers = append(d.Issuers, build.IssuingCA{Name: is.Name, Generations: gens})
 	}
-	services, territory := build.DeploymentServices(d)
-	return services, territory, nil
+	return d, nil
 }
 
 // loadTrustedLists loads the lists named on the command line (each checked
