@@ -40,7 +40,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		return fmt.Errorf("data folder: %w", err)
 	}
 
-	cfg, haveConfig, err := initialConfig(abs, *from)
+	cfg, haveConfig, err := config.Initial(abs, *from)
 	if err != nil {
 		return err
 	}
@@ -143,27 +143,6 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	fmt.Fprintf(env.stdout, "data folder %s ready\n  token  %s (%s)\n  store  %s\n%sserve it with: thiqa serve --data %s\n",
 		abs, cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.Store.Driver, report.String(), abs)
 	return nil
-}
-
-// initialConfig returns the folder's configuration, the one given with
-// --config, or the local default, and whether the folder already had one.
-func initialConfig(dir, from string) (*config.Config, bool, error) {
-	if _, err := os.Stat(config.Path(dir)); err == nil {
-		cfg, err := config.Load(dir)
-		return cfg, true, err
-	}
-	if from == "" {
-		return config.Default(dir), false, nil
-	}
-	raw, err := os.ReadFile(from)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading --config: %w", err)
-	}
-	cfg, err := config.Parse(raw, dir)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", from, err)
-	}
-	return cfg, false, nil
 }
 
 // prepareSoftHSMToken writes the SoftHSM2 configuration, token folder and

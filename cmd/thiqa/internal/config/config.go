@@ -184,6 +184,27 @@ func Load(dir string) (*Config, error) {
 	return c, nil
 }
 
+// Initial returns the configuration `thiqa init` completes dir with: the
+// folder's own when it has one (then installed is true), else the file
+// from (--config), else the local default.
+func Initial(dir, from string) (c *Config, installed bool, err error) {
+	if _, err := os.Stat(Path(dir)); err == nil {
+		c, err := Load(dir)
+		return c, true, err
+	}
+	if from == "" {
+		return Default(dir), false, nil
+	}
+	raw, err := os.ReadFile(from)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading --config: %w", err)
+	}
+	if c, err = Parse(raw, dir); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", from, err)
+	}
+	return c, false, nil
+}
+
 // Parse decodes a configuration strictly (unknown keys, duplicate keys and
 // trailing documents are errors) and validates it.
 func Parse(raw []byte, dir string) (*Config, error) {
