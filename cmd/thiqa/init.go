@@ -58,19 +58,10 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		}
 	}
 
-	_, statErr := os.Stat(abs)
-	folderIsNew := errors.Is(statErr, os.ErrNotExist)
-	var created []string
+	created := atomicfile.NewCreated(abs)
 	defer func() {
-		if err == nil {
-			return
-		}
-		if folderIsNew {
-			_ = os.RemoveAll(abs)
-			return
-		}
-		for i := len(created) - 1; i >= 0; i-- {
-			_ = os.RemoveAll(created[i])
+		if err != nil {
+			created.Undo()
 		}
 	}()
 	if err := os.MkdirAll(abs, 0o700); err != nil {
@@ -78,7 +69,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	}
 	if cfg.HSM.SoftHSM != nil {
 		made, err := prepareSoftHSMToken(cfg.HSM, cfg.Resolve)
-		created = append(created, made...)
+		created.Add(made...)
 		if err != nil {
 			return err
 		}
@@ -91,13 +82,11 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		if err := writeFileExclusive(config.Path(abs), raw, 0o600); err != nil {
 			return fmt.Errorf("writing configuration: %w", err)
 		}
-		created = append(created, config.Path(abs))
+		created.Add(config.Path(abs))
 	}
 	if rootCert != nil {
 		made, err := installRootCert(cfg, rootCert)
-		if made != "" {
-			created = append(created, made)
-		}
+		created.Add(made)
 		if err != nil {
 			return err
 		}
