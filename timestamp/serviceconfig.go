@@ -1,6 +1,7 @@
 package timestamp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -136,6 +137,21 @@ func (c ServiceConfig) UnitSubject() map[string]string {
 		subject[policies.FieldOrganizationIdentifier] = c.OrganizationIdentifier
 	}
 	return subject
+}
+
+// NewServiceFromConfig builds the TSA service of section c over o: the
+// token policy (o.Config), a BlockAllocator of c's block size over
+// serials (o.Serials) and the renewal margin (o.RenewBefore) come from c.
+func NewServiceFromConfig(ctx context.Context, c ServiceConfig, serials SerialBlockStore, o ServiceOptions) (*Service, error) {
+	alloc, err := NewBlockAllocator(serials, SerialCounter, c.SerialBlockSize)
+	if err != nil {
+		return nil, err
+	}
+	if o.RenewBefore, err = c.RenewBeforeDuration(); err != nil {
+		return nil, err
+	}
+	o.Config, o.Serials = c.Timestamp, alloc
+	return NewService(ctx, o)
 }
 
 // RenewBeforeDuration returns RenewBefore parsed (30 days when unset).

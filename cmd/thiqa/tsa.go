@@ -75,17 +75,8 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	if err != nil {
 		return err
 	}
-	serials, err := timestamp.NewBlockAllocator(p.db.SerialBlocks(), timestamp.SerialCounter, cfg.TSA.SerialBlockSize)
-	if err != nil {
-		return err
-	}
-	renewBefore, err := cfg.TSA.RenewBeforeDuration()
-	if err != nil {
-		return err
-	}
-	svc, err := timestamp.NewService(ctx, timestamp.ServiceOptions{
-		Units: units, Config: cfg.TSA.Timestamp, Clock: clk, Serials: serials, Audit: p.audit,
-		Identify: auth.Requester(p.authn), RenewBefore: renewBefore, Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
+	svc, err := timestamp.NewServiceFromConfig(ctx, cfg.TSA, p.db.SerialBlocks(), timestamp.ServiceOptions{
+		Units: units, Clock: clk, Audit: p.audit, Identify: auth.Requester(p.authn), Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: run `thiqa init --data %s`", err, cfg.Dir())
