@@ -1,9 +1,11 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -76,4 +78,28 @@ func LoadTrustedLists(ctx context.Context, c *Config, resolve func(string) strin
 		return nil, nil, err
 	}
 	return trust, rep.AllWarnings(), nil
+}
+
+// LiveTrustedLists loads the configured trusted lists for a server
+// (bounded by two minutes) and returns them with the loop that reloads
+// them every trustedListRefresh until its context ends. A list that cannot
+// be loaded at start is logged on logger, not fatal: verification says
+// "unknown" until a reload succeeds. Both are nil when no list is
+// configured.
+func (c Config) LiveTrustedLists(ctx context.Context, resolve func(string) string, logger *slog.Logger) (TrustedLists, func(context.Context)) {
+	if len(c.TrustedLists) == 0 {
+		return nil, nil
+	}
+	live := &tsl.Live{}
+	timeout := c.WithDefaults().FetchTimeout * 3
+	load := func(ctx context.Context) (*tsl.Trust, []string, error) {
+		lists, warnings, err := LoadTrustedLists(ctx, &c, resolve, TrustedListOptions{Timeout: timeout})
+		t, _ := lists.(*tsl.Trust)
+		return t, warnings, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	live.Reload(lctx, load, logger)
+	cancel()
+	every := cmp.Or(c.TrustedListRefresh, tsl.DefaultRefresh)
+	return live, func(ctx context.Context) { live.Refresh(ctx, every, load, logger) }
 }

@@ -5,7 +5,6 @@ package main
 // GET /tsl.xml and keeps the verifier's configured lists fresh.
 
 import (
-	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -15,11 +14,9 @@ import (
 	"os"
 	"time"
 
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/tsl/build"
 	"github.com/thiqa/thiqa/verify"
-	"github.com/thiqa/thiqa/verify/tsl"
 )
 
 // initTSLSigner makes sure the trusted-list signer key (RSA 3072: what
@@ -85,25 +82,12 @@ func wireTSL(_ context.Context, p *platform, s *serving) error {
 }
 
 // serveTrustedLists loads verify.trustedLists for `thiqa serve` and reloads
-// them every verify.trustedListRefresh. A list that cannot be loaded at
-// start is logged, not fatal: verification runs and says "unknown" until a
-// reload succeeds. Nil when none is configured.
+// them every verify.trustedListRefresh in the background
+// (verify.Config.LiveTrustedLists). Nil when none is configured.
 func serveTrustedLists(ctx context.Context, p *platform, s *serving, logger *slog.Logger) verify.TrustedLists {
-	vc := p.cfg.Verify
-	if len(vc.TrustedLists) == 0 {
-		return nil
+	lists, refresh := p.cfg.Verify.LiveTrustedLists(ctx, p.cfg.Resolve, logger)
+	if refresh != nil {
+		s.background = append(s.background, refresh)
 	}
-	live := &tsl.Live{}
-	timeout := vc.WithDefaults().FetchTimeout * 3
-	load := func(ctx context.Context) (*tsl.Trust, []string, error) {
-		lists, warnings, err := loadTrustedLists(ctx, p.cfg, nil, nil, false, timeout)
-		t, _ := lists.(*tsl.Trust)
-		return t, warnings, err
-	}
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	live.Reload(lctx, load, logger)
-	cancel()
-	every := cmp.Or(vc.TrustedListRefresh, config.DefaultTrustedListRefresh)
-	s.background = append(s.background, func(ctx context.Context) { live.Refresh(ctx, every, load, logger) })
-	return live
+	return lists
 }
