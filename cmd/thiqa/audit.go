@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -33,20 +33,13 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	db, err := openStore(ctx, cfg, logger)
+	db, err := openStore(ctx, cfg, operatorLogger(env, cfg))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	a := cfg.ResolvedAudit()
-	if *cpFile != "" {
-		a.CheckpointFile = *cpFile
-	}
-	if *cpKey != "" {
-		a.CheckpointPublicKey = *cpKey
-	}
-	ok, err := audit.VerifyAll(ctx, db, a.CheckpointFile, a.CheckpointPublicKey, env.stdout)
+	ok, err := audit.VerifyAll(ctx, db, cmp.Or(*cpFile, a.CheckpointFile), cmp.Or(*cpKey, a.CheckpointPublicKey), env.stdout)
 	if err != nil {
 		return err
 	}

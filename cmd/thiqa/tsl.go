@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -90,9 +89,7 @@ func tslCheck(ctx context.Context, env *cliEnv, args []string) error {
 	res := tsl.Check(raw, opts)
 	out := tsl.Summarize(loc, res)
 	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(out)
+		err = out.WriteJSON(env.stdout)
 	} else {
 		err = out.WriteText(env.stdout)
 	}
