@@ -149,3 +149,22 @@ func TestInitial(t *testing.T) {
 		t.Fatalf("the folder's own: %v %v %v", c, installed, err)
 	}
 }
+
+// TestDefaultText: the printed default opens with its comments, parses
+// back, and carries the clock source asked for.
+func TestDefaultText(t *testing.T) {
+	raw, err := DefaultText("chrony")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), "# Thiqa configuration (printed by thiqa config default).") {
+		t.Fatalf("no header:\n%s", raw)
+	}
+	c, err := Parse(raw, "/")
+	if err != nil || c.TSA.Timestamp.Clock.Source != "chrony" {
+		t.Fatalf("parsed back: %v", err)
+	}
+	if raw, _ = DefaultText(""); !strings.Contains(string(raw), "source: static\n") {
+		t.Fatalf("default clock source:\n%s", raw)
+	}
+}
