@@ -110,16 +110,9 @@ func checkpointAfterInit(ctx context.Context, p *platform) error {
 // writer over it; a missing key asks for `thiqa init`.
 func checkpointWriter(ctx context.Context, p *platform, reg prometheus.Registerer) (*audit.CheckpointWriter, error) {
 	a := p.cfg.ResolvedAudit()
-	label, err := keyLabel(p.cfg, a.CheckpointKey)
+	key, err := findServiceKey(ctx, p, "audit.checkpointKey", a.CheckpointKey, "audit checkpoint key", " (or set audit.checkpointEvery: 0)")
 	if err != nil {
-		return nil, fmt.Errorf("audit.checkpointKey: %w", err)
-	}
-	key, err := p.token.FindKey(ctx, label)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, fmt.Errorf("audit checkpoint key %s is not on the token: run thiqa init --data %s to create it (or set audit.checkpointEvery: 0)", a.CheckpointKey, p.cfg.Dir())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("audit checkpoint key %s: %w", a.CheckpointKey, err)
+		return nil, err
 	}
 	return a.NewWriter(p.db, key, audit.CheckpointWriterOptions{Logger: p.logger, Registerer: reg})
 }

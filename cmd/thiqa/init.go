@@ -174,6 +174,24 @@ func ensureKey(ctx context.Context, cfg *config.Config, tok *hsm.Token, uri stri
 	return keyring.Ensure(ctx, tok, label, kt)
 }
 
+// findServiceKey finds on the token the key of the setting named setting,
+// what in messages: a missing key asks for `thiqa init` (hint may add
+// another way out).
+func findServiceKey(ctx context.Context, p *platform, setting, uri, what, hint string) (*hsm.Signer, error) {
+	label, err := keyLabel(p.cfg, uri)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	key, err := p.token.FindKey(ctx, label)
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%s %s is not on the token: run `thiqa init --data %s` to create it%s", what, uri, p.cfg.Dir(), hint)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, uri, err)
+	}
+	return key, nil
+}
+
 // initDevIssuer makes sure the development token issuer key exists and
 // publishes its public key as the JWK set the default configuration trusts.
 func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {

@@ -46,16 +46,9 @@ func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 // tslSigner returns the trusted-list signer key and its certificate.
 func tslSigner(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certificate, error) {
 	tc := p.cfg.ResolvedTSL()
-	label, err := keyLabel(p.cfg, tc.SignerKey)
+	key, err := findServiceKey(ctx, p, "tsl.signerKey", tc.SignerKey, "trusted-list signer key", "")
 	if err != nil {
-		return nil, nil, fmt.Errorf("tsl.signerKey: %w", err)
-	}
-	key, err := p.token.FindKey(ctx, label)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, nil, fmt.Errorf("the trusted-list signer key %s is not on the token: run `thiqa init --data %s`", tc.SignerKey, p.cfg.Dir())
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("trusted-list signer key %s: %w", tc.SignerKey, err)
+		return nil, nil, err
 	}
 	cert, err := build.ReadSignerCertificate(tc.SignerCertificate, key.Public())
 	if errors.Is(err, build.ErrOtherKey) {
