@@ -27,6 +27,20 @@ type TrustedListOptions struct {
 	Timeout time.Duration
 }
 
+// ReadPEMFiles reads every certificate of the PEM files paths
+// (ReadPEMFile), in order.
+func ReadPEMFiles(paths []string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for _, p := range paths {
+		certs, err := ReadPEMFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, certs...)
+	}
+	return out, nil
+}
+
 // LoadTrustedLists loads the lists of opts and those of the configuration
 // c (nil: none), whose file names resolve makes absolute. Fetched lists are
 // cached in c's trustedListCache, or without a configuration in the user's
@@ -34,13 +48,9 @@ type TrustedListOptions struct {
 // loading.
 func LoadTrustedLists(ctx context.Context, c *Config, resolve func(string) string, opts TrustedListOptions) (TrustedLists, []string, error) {
 	var sources []tsl.Source
-	var signers []*x509.Certificate
-	for _, p := range opts.SignerFiles {
-		certs, err := ReadPEMFile(p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--tsl-signer: %w", err)
-		}
-		signers = append(signers, certs...)
+	signers, err := ReadPEMFiles(opts.SignerFiles)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--tsl-signer: %w", err)
 	}
 	for _, f := range opts.Files {
 		sources = append(sources, tsl.Source{Location: f, Signers: signers})
@@ -52,12 +62,12 @@ func LoadTrustedLists(ctx context.Context, c *Config, resolve func(string) strin
 			if t.File != "" {
 				src.Location = resolve(t.File)
 			}
-			for _, s := range t.Signers {
-				certs, err := ReadPEMFile(resolve(s))
-				if err != nil {
-					return nil, nil, fmt.Errorf("verify.trustedLists[%d].signers: %w", i, err)
-				}
-				src.Signers = append(src.Signers, certs...)
+			files := make([]string, len(t.Signers))
+			for j, f := range t.Signers {
+				files[j] = resolve(f)
+			}
+			if src.Signers, err = ReadPEMFiles(files); err != nil {
+				return nil, nil, fmt.Errorf("verify.trustedLists[%d].signers: %w", i, err)
 			}
 			sources = append(sources, src)
 		}

@@ -48,6 +48,37 @@ func TestLiveTrustedLists(t *testing.T) {
 	}
 	dir := t.TempDir()
 	signer := filepath.Join(dir, "signer.pem")
+	writeTestSigner(t, signer)
+	var logs bytes.Buffer
+	c := Config{TrustedLists: []tsl.SourceConfig{{File: "missing.xml", Signers: []string{"signer.pem"}}}, TrustedListsOffline: true}
+	lists, refresh := c.LiveTrustedLists(ctx, func(p string) string { return filepath.Join(dir, p) }, slog.New(slog.NewTextHandler(&logs, nil)))
+	live, ok := lists.(*tsl.Live)
+	if !ok || refresh == nil || live.Current() != nil {
+		t.Fatalf("lists %T, refresh %v", lists, refresh != nil)
+	}
+	if logs.Len() == 0 {
+		t.Fatal("the failed load was not logged")
+	}
+}
+
+// TestReadPEMFiles: the certificates of every file, in order.
+func TestReadPEMFiles(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.pem"), filepath.Join(dir, "b.pem")
+	writeTestSigner(t, a)
+	writeTestSigner(t, b)
+	certs, err := ReadPEMFiles([]string{a, b, a})
+	if err != nil || len(certs) != 3 || !certs[0].Equal(certs[2]) || certs[0].Equal(certs[1]) {
+		t.Fatalf("ReadPEMFiles: %d certificates, %v", len(certs), err)
+	}
+	if _, err := ReadPEMFiles([]string{a, filepath.Join(dir, "missing.pem")}); err == nil {
+		t.Fatal("a missing file was read")
+	}
+}
+
+// writeTestSigner writes a new self-signed certificate to path (PEM).
+func writeTestSigner(t *testing.T, path string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -58,17 +89,7 @@ func TestLiveTrustedLists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(signer, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	c := Config{TrustedLists: []tsl.SourceConfig{{File: "missing.xml", Signers: []string{"signer.pem"}}}, TrustedListsOffline: true}
-	lists, refresh := c.LiveTrustedLists(ctx, func(p string) string { return filepath.Join(dir, p) }, slog.New(slog.NewTextHandler(&logs, nil)))
-	live, ok := lists.(*tsl.Live)
-	if !ok || refresh == nil || live.Current() != nil {
-		t.Fatalf("lists %T, refresh %v", lists, refresh != nil)
-	}
-	if logs.Len() == 0 {
-		t.Fatal("the failed load was not logged")
 	}
 }

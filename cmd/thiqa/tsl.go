@@ -75,12 +75,8 @@ func tslCheck(ctx context.Context, env *cliEnv, args []string) error {
 			return cannotRun("--at: want an RFC 3339 time, got %q", *at)
 		}
 	}
-	for _, p := range signers {
-		certs, err := readAnchors(p)
-		if err != nil {
-			return cannotRun("--signer: %w", err)
-		}
-		opts.Signers = append(opts.Signers, certs...)
+	if opts.Signers, err = verify.ReadPEMFiles(signers); err != nil {
+		return cannotRun("--signer: %w", err)
 	}
 	raw, err := tsl.ReadList(ctx, loc, *timeout)
 	if err != nil {
