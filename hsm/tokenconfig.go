@@ -32,6 +32,21 @@ type TokenConfig struct {
 	VerifyAfterSign bool `yaml:"verifyAfterSign"`
 }
 
+// SoftHSMFiles returns the files of the SoftHSM token the configuration
+// manages (SoftHSM must be set), made absolute by resolve. The user PIN
+// has no file when it comes from the environment (PINEnv).
+func (h TokenConfig) SoftHSMFiles(resolve func(string) string) SoftHSMFiles {
+	f := SoftHSMFiles{TokenDir: resolve(h.SoftHSM.TokenDir), Conf: resolve(h.SoftHSM.Conf),
+		SOPINFile: resolve(h.SoftHSM.SOPINFile), PINFile: resolve(h.PINFile)}
+	if h.PINEnv != "" {
+		if f.SOPINFile == f.PINFile {
+			f.SOPINFile = ""
+		}
+		f.PINFile = ""
+	}
+	return f
+}
+
 // SoftHSMConfig describes a SoftHSM2 token that lives in the data folder
 // (relative names of SoftHSMFiles).
 type SoftHSMConfig struct {

@@ -19,3 +19,25 @@ func TestTokenConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenConfigSoftHSMFiles: the files are resolved; a user PIN from the
+// environment has no file, and a security officer PIN sharing its file
+// loses it too.
+func TestTokenConfigSoftHSMFiles(t *testing.T) {
+	resolve := func(p string) string { return "/data/" + p }
+	h := TokenConfig{PINFile: "pin", SoftHSM: &SoftHSMConfig{TokenDir: "tokens", Conf: "softhsm2.conf", SOPINFile: "so-pin"}}
+	want := SoftHSMFiles{TokenDir: "/data/tokens", Conf: "/data/softhsm2.conf", SOPINFile: "/data/so-pin", PINFile: "/data/pin"}
+	if got := h.SoftHSMFiles(resolve); got != want {
+		t.Fatalf("SoftHSMFiles() = %+v, want %+v", got, want)
+	}
+	h.PINEnv = "PIN"
+	want.PINFile = ""
+	if got := h.SoftHSMFiles(resolve); got != want {
+		t.Fatalf("PIN from the environment: %+v, want %+v", got, want)
+	}
+	h.SoftHSM.SOPINFile = "pin"
+	want.SOPINFile = ""
+	if got := h.SoftHSMFiles(resolve); got != want {
+		t.Fatalf("shared PIN file, PIN from the environment: %+v, want %+v", got, want)
+	}
+}

@@ -6,33 +6,32 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/thiqa/thiqa/ca/hierarchy"
 )
 
-// Deployment is the identity of the deployment a database belongs to: the
-// fingerprint of its root CA certificate, recorded once.
-type Deployment struct {
-	// RootSHA256 is the SHA-256 of the root CA certificate's DER, 64
-	// lower-case hex digits.
-	RootSHA256 string
-	// CreatedAt is when the identity was recorded.
-	CreatedAt time.Time
-}
+// Deployment is the identity of the deployment a database belongs to
+// (hierarchy.Deployment), recorded once.
+type Deployment = hierarchy.Deployment
 
 // rootFingerprint is the form of Deployment.RootSHA256.
 var rootFingerprint = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// Deployment returns the recorded identity, or an error wrapping
-// ErrNotFound when none was recorded (a database made before identities
-// existed, or an empty one).
-func (db *DB) Deployment(ctx context.Context) (Deployment, error) {
+// Deployment returns the recorded identity; false when none was recorded
+// (a database made before identities existed, or an empty one).
+func (db *DB) Deployment(ctx context.Context) (Deployment, bool, error) {
 	var d Deployment
 	var ns int64
 	err := db.queryRow(ctx, "SELECT root_sha256, created_at FROM deployment WHERE id = 1").Scan(&d.RootSHA256, &ns)
 	if err != nil {
-		return Deployment{}, mapErr("store: reading the deployment identity", err)
+		err = mapErr("store: reading the deployment identity", err)
+		if errors.Is(err, ErrNotFound) {
+			return Deployment{}, false, nil
+		}
+		return Deployment{}, false, err
 	}
 	d.CreatedAt = time.Unix(0, ns).UTC()
-	return d, nil
+	return d, true, nil
 }
 
 // RecordDeployment records d as the database's identity when none is
@@ -60,9 +59,9 @@ func (db *DB) RecordDeployment(ctx context.Context, d Deployment) (Deployment, b
 	if err != nil {
 		return Deployment{}, false, mapErr("store: recording the deployment identity", err)
 	}
-	have, err := db.Deployment(ctx)
-	if errors.Is(err, ErrNotFound) {
-		return Deployment{}, false, fmt.Errorf("store: the deployment identity vanished after it was recorded: %w", err)
+	have, ok, err := db.Deployment(ctx)
+	if err == nil && !ok {
+		return Deployment{}, false, fmt.Errorf("store: the deployment identity vanished after it was recorded: %w", ErrNotFound)
 	}
 	return have, written, err
 }

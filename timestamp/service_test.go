@@ -712,14 +712,19 @@ func TestTSAUnitRenewal(t *testing.T) {
 	}
 }
 
-// Without a unit, the service does not start: an error wrapping
-// fs.ErrNotExist, for cmd/thiqa to say "run thiqa init".
+// Without a unit, the service of a section does not start: an error
+// wrapping fs.ErrNotExist, for cmd/thiqa to say "run thiqa init". A
+// section with a bad renewal margin is refused.
 func TestTSAServiceWithoutUnit(t *testing.T) {
 	f := newFixture(t, storetest.Dialects()[0])
-	serials, _ := timestamp.NewBlockAllocator(f.db.SerialBlocks(), timestamp.SerialCounter, 0)
-	_, err := timestamp.NewService(t.Context(), timestamp.ServiceOptions{Units: f.units, Clock: timestamp.NewStaticChecker(true), Serials: serials, Audit: f.log})
-	if !errors.Is(err, fs.ErrNotExist) {
+	o := timestamp.ServiceOptions{Units: f.units, Clock: timestamp.NewStaticChecker(true), Audit: f.log}
+	c := timestamp.DefaultServiceConfig()
+	if _, err := timestamp.NewServiceFromConfig(t.Context(), c, f.db.SerialBlocks(), o); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a service without a unit: %v", err)
+	}
+	c.RenewBefore = "soon"
+	if _, err := timestamp.NewServiceFromConfig(t.Context(), c, f.db.SerialBlocks(), o); err == nil || errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a bad renewBefore: %v", err)
 	}
 	var zero timestamp.Service
 	if _, err := timestamp.NewInProcessClient(&zero, "x").Timestamp(t.Context(), make([]byte, 32), crypto.SHA256); err == nil {

@@ -1,6 +1,7 @@
 package timestamp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,7 +13,7 @@ import (
 
 // Clock sources of the TSA (tsa.clock.source). chrony and static are
 // checked by this package (Config.NewClockChecker); kernel and
-// static-out-of-sync are wired by cmd/thiqa.
+// static-out-of-sync by package timestamp/clock (FromConfig).
 const (
 	// ClockChrony asks `chronyc -c tracking` (production with chronyd).
 	ClockChrony = "chrony"
@@ -114,6 +115,43 @@ func (c ServiceConfig) CAOrDefault() string {
 		return policies.IssuerTSA
 	}
 	return c.CA
+}
+
+// RenewCheckEvery returns RenewCheckInterval, one hour when unset.
+func (c ServiceConfig) RenewCheckEvery() time.Duration {
+	if c.RenewCheckInterval <= 0 {
+		return time.Hour
+	}
+	return c.RenewCheckInterval
+}
+
+// UnitSubject is the subject of the unit certificate (policies' field
+// names), as a CA certifies it.
+func (c ServiceConfig) UnitSubject() map[string]string {
+	subject := map[string]string{
+		policies.FieldCommonName:       c.CommonName,
+		policies.FieldOrganizationName: c.Organization,
+		policies.FieldCountry:          c.Country,
+	}
+	if c.OrganizationIdentifier != "" {
+		subject[policies.FieldOrganizationIdentifier] = c.OrganizationIdentifier
+	}
+	return subject
+}
+
+// NewServiceFromConfig builds the TSA service of section c over o: the
+// token policy (o.Config), a BlockAllocator of c's block size over
+// serials (o.Serials) and the renewal margin (o.RenewBefore) come from c.
+func NewServiceFromConfig(ctx context.Context, c ServiceConfig, serials SerialBlockStore, o ServiceOptions) (*Service, error) {
+	alloc, err := NewBlockAllocator(serials, SerialCounter, c.SerialBlockSize)
+	if err != nil {
+		return nil, err
+	}
+	if o.RenewBefore, err = c.RenewBeforeDuration(); err != nil {
+		return nil, err
+	}
+	o.Config, o.Serials = c.Timestamp, alloc
+	return NewService(ctx, o)
 }
 
 // RenewBeforeDuration returns RenewBefore parsed (30 days when unset).

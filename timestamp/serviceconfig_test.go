@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thiqa/thiqa/policies"
 )
 
 // TestServiceConfig: the default tsa section validates; each bad value is
@@ -48,5 +50,26 @@ func TestServiceConfig(t *testing.T) {
 	}
 	if d, err := (ServiceConfig{}).RenewBeforeDuration(); err != nil || d != 30*24*time.Hour {
 		t.Fatalf("default renewBefore %s %v", d, err)
+	}
+}
+
+// TestServiceConfigUnit: renewal is checked hourly by default, and the
+// unit subject carries the organisation identifier only when set.
+func TestServiceConfigUnit(t *testing.T) {
+	c := DefaultServiceConfig()
+	c.RenewCheckInterval = 0
+	if got := c.RenewCheckEvery(); got != time.Hour {
+		t.Fatalf("RenewCheckEvery() = %v, want 1h", got)
+	}
+	c.RenewCheckInterval = time.Minute
+	if got := c.RenewCheckEvery(); got != time.Minute {
+		t.Fatalf("RenewCheckEvery() = %v, want 1m", got)
+	}
+	if s := c.UnitSubject(); s[policies.FieldCommonName] != c.CommonName || s[policies.FieldOrganizationIdentifier] != c.OrganizationIdentifier {
+		t.Fatalf("UnitSubject() = %v", s)
+	}
+	c.OrganizationIdentifier = ""
+	if _, ok := c.UnitSubject()[policies.FieldOrganizationIdentifier]; ok {
+		t.Fatal("UnitSubject() names an empty organisation identifier")
 	}
 }

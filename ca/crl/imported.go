@@ -232,6 +232,16 @@ func (i *Imported) Current() (*ImportedCRL, bool) {
 	return i.cur, i.cur != nil
 }
 
+// NextUpdate returns the nextUpdate (Unix time) of the CRL loaded, 0
+// while there is none (the gauge of RegisterRootMetrics for an imported
+// root CRL).
+func (i *Imported) NextUpdate() float64 {
+	if c, ok := i.Current(); ok {
+		return float64(c.NextUpdate.Unix())
+	}
+	return 0
+}
+
 // Ready is an error while there is no CRL to publish: none imported, or
 // the one imported has passed its nextUpdate.
 func (i *Imported) Ready(context.Context) error {

@@ -112,8 +112,8 @@ func TestImportedPublishes(t *testing.T) {
 		imp.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/crl/root.crl", nil))
 		return rr
 	}
-	if rr := get(); rr.Code != http.StatusNotFound {
-		t.Fatalf("nothing imported: %d", rr.Code)
+	if rr := get(); rr.Code != http.StatusNotFound || imp.NextUpdate() != 0 {
+		t.Fatalf("nothing imported: %d, nextUpdate %v", rr.Code, imp.NextUpdate())
 	}
 	c, err := CheckImported("root", signedCRL(t, root, key, 5, now.Add(-time.Hour), now.Add(20*24*time.Hour)), root, now)
 	if err != nil {
@@ -128,6 +128,9 @@ func TestImportedPublishes(t *testing.T) {
 	rr := get()
 	if rr.Code != http.StatusOK || rr.Header().Get("Content-Type") != "application/pkix-crl" || rr.Body.String() != string(c.DER) {
 		t.Fatalf("served: %d %v", rr.Code, rr.Header())
+	}
+	if imp.NextUpdate() != float64(c.NextUpdate.Unix()) {
+		t.Fatalf("NextUpdate() = %v, want the CRL's %v", imp.NextUpdate(), c.NextUpdate)
 	}
 	if err := imp.Ready(context.Background()); err != nil || imp.Warning() != "" {
 		t.Fatalf("20 days left: ready %v, warning %q", err, imp.Warning())

@@ -185,6 +185,16 @@ func (p *Publisher) Latest(name string) (*CRL, bool) {
 	return s.crl, true
 }
 
+// NextUpdateOf returns the nextUpdate (Unix time) of the latest CRL
+// published under a file name, 0 while there is none (the gauge of
+// RegisterRootMetrics when the publisher generates the root CRL).
+func (p *Publisher) NextUpdateOf(name string) float64 {
+	if c, ok := p.Latest(name); ok {
+		return float64(c.NextUpdate.Unix())
+	}
+	return 0
+}
+
 // Trigger asks for the CA's CRLs to be regenerated after the debounce delay
 // (a revocation just happened). It never blocks.
 func (p *Publisher) Trigger(ca string) {

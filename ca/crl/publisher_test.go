@@ -36,9 +36,12 @@ func TestPublisherServesCRLsWithCacheHeaders(t *testing.T) {
 	for _, name := range []string{"citizen.crl", "citizen-1.crl", "citizen-2.crl"} {
 		c, _ := p.Latest(name)
 		got := testutil.ToFloat64(p.nextUpdate.WithLabelValues(name))
-		if c == nil || got != float64(c.NextUpdate.Unix()) {
+		if c == nil || got != float64(c.NextUpdate.Unix()) || p.NextUpdateOf(name) != got {
 			t.Fatalf("thiqa_crl_next_update_seconds{crl=%q} = %v, want the CRL's nextUpdate", name, got)
 		}
+	}
+	if p.NextUpdateOf("other.crl") != 0 {
+		t.Fatal("NextUpdateOf a CRL never published is not 0")
 	}
 	if n := testutil.CollectAndCount(reg, "thiqa_crl_next_update_seconds"); n != 3 {
 		t.Fatalf("%d nextUpdate series, want 3", n)

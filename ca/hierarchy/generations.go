@@ -197,11 +197,11 @@ func InstalledGenerations(certDir, name string) ([]*x509.Certificate, error) {
 	}
 }
 
-// GenerationsPool returns a pool of the certificates of every installed
-// generation of the CA name, from the CA folder alone: the trust anchor of
-// what that CA alone issued (a certificate of another CA does not even
-// chain). The first generation's certificate must be there.
-func GenerationsPool(certDir, name string) (*x509.CertPool, error) {
+// Generations returns the certificates of every installed generation of
+// the CA name, the first one first, from the CA folder alone: what relying
+// parties trust as that CA. The first generation's certificate must be
+// there.
+func Generations(certDir, name string) ([]*x509.Certificate, error) {
 	path := CertPath(certDir, name)
 	raw, err := os.ReadFile(path)
 	if err != nil {
@@ -211,13 +211,23 @@ func GenerationsPool(certDir, name string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(first)
 	later, err := InstalledGenerations(certDir, name)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range later {
+	return append([]*x509.Certificate{first}, later...), nil
+}
+
+// GenerationsPool returns a pool of the certificates of every installed
+// generation of the CA name (Generations): the trust anchor of what that
+// CA alone issued (a certificate of another CA does not even chain).
+func GenerationsPool(certDir, name string) (*x509.CertPool, error) {
+	certs, err := Generations(certDir, name)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
 		pool.AddCert(c)
 	}
 	return pool, nil

@@ -1,21 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 )
-
-// checkpointShutdownTimeout bounds the checkpoint written at shutdown.
-const checkpointShutdownTimeout = 30 * time.Second
 
 // runAudit dispatches `thiqa audit verify`.
 func runAudit(ctx context.Context, env *cliEnv, args []string) error {
@@ -37,20 +33,13 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
-	db, err := openStore(ctx, cfg, logger)
+	db, err := openStore(ctx, cfg, operatorLogger(env, cfg))
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	a := cfg.ResolvedAudit()
-	if *cpFile != "" {
-		a.CheckpointFile = *cpFile
-	}
-	if *cpKey != "" {
-		a.CheckpointPublicKey = *cpKey
-	}
-	ok, err := audit.VerifyAll(ctx, db, a.CheckpointFile, a.CheckpointPublicKey, env.stdout)
+	ok, err := audit.VerifyAll(ctx, db, cmp.Or(*cpFile, a.CheckpointFile), cmp.Or(*cpKey, a.CheckpointPublicKey), env.stdout)
 	if err != nil {
 		return err
 	}
@@ -65,14 +54,9 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 // PEM next to the checkpoint file, so that a verifier needs no token.
 func initAuditCheckpoint(ctx context.Context, p *platform, out io.Writer) error {
 	a := p.cfg.ResolvedAudit()
-	key, generated, err := ensureKey(ctx, p.cfg, p.token, a.CheckpointKey, hsm.ECP256)
+	key, err := ensureServiceKey(ctx, p, a.CheckpointKey, hsm.ECP256)
 	if err != nil {
 		return err
-	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return err
-		}
 	}
 	if err := audit.PublishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
 		return err
@@ -100,13 +84,7 @@ func wireAuditCheckpoints(ctx context.Context, p *platform, s *serving) error {
 	s.background = append(s.background, func(ctx context.Context) { w.Run(ctx, every) })
 	// Closers run last-added-first: this one, added by the second service,
 	// runs after every later service's closer, once nothing appends.
-	s.closers = append(s.closers, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), checkpointShutdownTimeout)
-		defer cancel()
-		if c, written, err := w.Checkpoint(ctx); err == nil && written {
-			p.logger.Info("audit checkpoint written at shutdown", "seq", c.Seq, "file", a.CheckpointFile)
-		}
-	})
+	s.closers = append(s.closers, w.Final)
 	p.logger.Info("audit checkpoints on", "every", every.String(), "file", a.CheckpointFile)
 	return nil
 }
@@ -132,19 +110,9 @@ func checkpointAfterInit(ctx context.Context, p *platform) error {
 // writer over it; a missing key asks for `thiqa init`.
 func checkpointWriter(ctx context.Context, p *platform, reg prometheus.Registerer) (*audit.CheckpointWriter, error) {
 	a := p.cfg.ResolvedAudit()
-	label, err := keyLabel(p.cfg, a.CheckpointKey)
+	key, err := findServiceKey(ctx, p, "audit.checkpointKey", a.CheckpointKey, "audit checkpoint key", " (or set audit.checkpointEvery: 0)")
 	if err != nil {
-		return nil, fmt.Errorf("audit.checkpointKey: %w", err)
-	}
-	key, err := p.token.FindKey(ctx, label)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, fmt.Errorf("audit checkpoint key %s is not on the token: run thiqa init --data %s to create it (or set audit.checkpointEvery: 0)", a.CheckpointKey, p.cfg.Dir())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("audit checkpoint key %s: %w", a.CheckpointKey, err)
-	}
-	if err := audit.PublishCheckpointKey(a.CheckpointPublicKey, key.Public()); err != nil {
 		return nil, err
 	}
-	return audit.NewCheckpointWriter(p.db, key, a.CheckpointFile, audit.CheckpointWriterOptions{Logger: p.logger, Registerer: reg})
+	return a.NewWriter(p.db, key, audit.CheckpointWriterOptions{Logger: p.logger, Registerer: reg})
 }

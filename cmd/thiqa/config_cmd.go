@@ -22,13 +22,6 @@ func runConfig(ctx context.Context, env *cliEnv, args []string) error {
 	return withExit(2, fmt.Errorf("unknown subcommand %q (want default or check)", args[0]))
 }
 
-// configHeader opens the printed default configuration.
-const configHeader = `# Thiqa configuration (printed by thiqa config default). thiqa serve and
-# thiqa init read it as DATA/thiqa.yaml; relative paths are relative to
-# the data folder DATA. Decoding is strict: an unknown key is an error.
-# Names marked PLACEHOLDER go into certificates: set them before thiqa init.
-`
-
 // runConfigDefault prints the configuration `thiqa init` writes into a new
 // data folder, optionally with another TSA clock source (packages set the
 // one production needs).
@@ -38,11 +31,7 @@ func runConfigDefault(_ context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg := config.Default("")
-	if *clock != "" {
-		cfg.TSA.Timestamp.Clock.Source = *clock
-	}
-	raw, err := cfg.Marshal()
+	raw, err := config.DefaultText(*clock)
 	if err != nil {
 		return err
 	}
@@ -50,7 +39,6 @@ func runConfigDefault(_ context.Context, env *cliEnv, args []string) error {
 	if _, err := config.Parse(raw, "/"); err != nil {
 		return withExit(2, err)
 	}
-	fmt.Fprint(env.stdout, configHeader)
 	_, err = env.stdout.Write(raw)
 	return err
 }

@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
 	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
-	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/store"
 )
 
 // The deployment identity (hierarchy.Identity) ties a data folder and a
@@ -32,18 +29,8 @@ func initDeployment(ctx context.Context, p *platform, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	have, written, err := p.db.RecordDeployment(ctx, store.Deployment{RootSHA256: f.RootSHA256})
-	if err != nil {
+	if err := f.Record(ctx, p.db, p.audit, "thiqa-init"); err != nil {
 		return err
-	}
-	if have.RootSHA256 != f.RootSHA256 {
-		return f.Mismatch(have.RootSHA256, have.CreatedAt)
-	}
-	if written {
-		if _, err := p.audit.Append(ctx, audit.Entry{Actor: "thiqa-init", Action: "deployment.record", Object: f.RootSHA256,
-			Outcome: audit.OutcomeSuccess, Details: map[string]any{"root": f.Root.Subject.String()}}); err != nil {
-			return fmt.Errorf("writing audit record: %w", err)
-		}
 	}
 	fmt.Fprintf(out, "  deployment  root CA SHA-256 %s\n", f.RootSHA256)
 	return nil
@@ -67,27 +54,9 @@ func wireDeployment(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return fmt.Errorf("%w (run thiqa init --data %s)", err, p.cfg.Dir())
 	}
-	have, err := p.db.Deployment(ctx)
-	switch {
-	case err == nil:
-		if have.RootSHA256 != f.RootSHA256 {
-			return f.Mismatch(have.RootSHA256, have.CreatedAt)
-		}
-		return nil
-	case !errors.Is(err, store.ErrNotFound):
-		return err
+	adopted, err := f.Check(ctx, p.db, p.cfg.Dir())
+	if adopted {
+		p.logger.Info("recorded the deployment identity in a store made before identities existed", "rootSHA256", f.RootSHA256)
 	}
-	head, err := p.db.AuditHead(ctx)
-	if err != nil {
-		return err
-	}
-	if head.Seq == 0 {
-		return fmt.Errorf("%w: no deployment, no audit record: check store.dsn (or store.dsnEnv), or run thiqa init --data %s for a new deployment",
-			hierarchy.ErrStoreEmpty, p.cfg.Dir())
-	}
-	if _, _, err := p.db.RecordDeployment(ctx, store.Deployment{RootSHA256: f.RootSHA256}); err != nil {
-		return err
-	}
-	p.logger.Info("recorded the deployment identity in a store made before identities existed", "rootSHA256", f.RootSHA256)
-	return nil
+	return err
 }

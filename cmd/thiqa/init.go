@@ -19,7 +19,6 @@ import (
 	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/internal/josesigner"
 )
 
 // runInit prepares a data folder. It is idempotent: existing configuration,
@@ -41,7 +40,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		return fmt.Errorf("data folder: %w", err)
 	}
 
-	cfg, haveConfig, err := initialConfig(abs, *from)
+	cfg, haveConfig, err := config.Initial(abs, *from)
 	if err != nil {
 		return err
 	}
@@ -59,27 +58,18 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		}
 	}
 
-	_, statErr := os.Stat(abs)
-	folderIsNew := errors.Is(statErr, os.ErrNotExist)
-	var created []string
+	created := atomicfile.NewCreated(abs)
 	defer func() {
-		if err == nil {
-			return
-		}
-		if folderIsNew {
-			_ = os.RemoveAll(abs)
-			return
-		}
-		for i := len(created) - 1; i >= 0; i-- {
-			_ = os.RemoveAll(created[i])
+		if err != nil {
+			created.Undo()
 		}
 	}()
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
 	if cfg.HSM.SoftHSM != nil {
-		made, err := prepareSoftHSM(cfg)
-		created = append(created, made...)
+		made, err := prepareSoftHSMToken(cfg.HSM, cfg.Resolve)
+		created.Add(made...)
 		if err != nil {
 			return err
 		}
@@ -92,13 +82,11 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		if err := writeFileExclusive(config.Path(abs), raw, 0o600); err != nil {
 			return fmt.Errorf("writing configuration: %w", err)
 		}
-		created = append(created, config.Path(abs))
+		created.Add(config.Path(abs))
 	}
 	if rootCert != nil {
 		made, err := installRootCert(cfg, rootCert)
-		if made != "" {
-			created = append(created, made)
-		}
+		created.Add(made)
 		if err != nil {
 			return err
 		}
@@ -146,45 +134,12 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	return nil
 }
 
-// initialConfig returns the folder's configuration, the one given with
-// --config, or the local default, and whether the folder already had one.
-func initialConfig(dir, from string) (*config.Config, bool, error) {
-	if _, err := os.Stat(config.Path(dir)); err == nil {
-		cfg, err := config.Load(dir)
-		return cfg, true, err
-	}
-	if from == "" {
-		return config.Default(dir), false, nil
-	}
-	raw, err := os.ReadFile(from)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading --config: %w", err)
-	}
-	cfg, err := config.Parse(raw, dir)
-	if err != nil {
-		return nil, false, fmt.Errorf("%s: %w", from, err)
-	}
-	return cfg, false, nil
-}
-
-// prepareSoftHSM writes the SoftHSM2 configuration, token folder and PIN
-// files that do not exist yet, and returns what it created.
-func prepareSoftHSM(cfg *config.Config) ([]string, error) {
-	return prepareSoftHSMToken(cfg.HSM, cfg.Resolve)
-}
-
-// prepareSoftHSMToken is prepareSoftHSM for any folder's token (the data
-// folder's, a ceremony folder's); resolve makes its paths absolute.
+// prepareSoftHSMToken writes the SoftHSM2 configuration, token folder and
+// PIN files of a folder's token (the data folder's, a ceremony folder's)
+// that do not exist yet, and returns what it created; resolve makes its
+// paths absolute.
 func prepareSoftHSMToken(h config.HSMConfig, resolve func(string) string) ([]string, error) {
-	f := hsm.SoftHSMFiles{TokenDir: resolve(h.SoftHSM.TokenDir), Conf: resolve(h.SoftHSM.Conf),
-		SOPINFile: resolve(h.SoftHSM.SOPINFile), PINFile: resolve(h.PINFile)}
-	if h.PINEnv != "" { // the user PIN comes from the environment: no file for it
-		if f.SOPINFile == f.PINFile {
-			f.SOPINFile = ""
-		}
-		f.PINFile = ""
-	}
-	return hsm.PrepareSoftHSM(f, "thiqa init")
+	return hsm.PrepareSoftHSM(h.SoftHSMFiles(resolve), "thiqa init")
 }
 
 // openOrCreateToken logs in to the configured token, creating it first when
@@ -219,22 +174,35 @@ func ensureKey(ctx context.Context, cfg *config.Config, tok *hsm.Token, uri stri
 	return keyring.Ensure(ctx, tok, label, kt)
 }
 
+// findServiceKey finds on the token the key of the setting named setting,
+// what in messages: a missing key asks for `thiqa init` (hint may add
+// another way out).
+func findServiceKey(ctx context.Context, p *platform, setting, uri, what, hint string) (*hsm.Signer, error) {
+	label, err := keyLabel(p.cfg, uri)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	key, err := p.token.FindKey(ctx, label)
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%s %s is not on the token: run `thiqa init --data %s` to create it%s", what, uri, p.cfg.Dir(), hint)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", what, uri, err)
+	}
+	return key, nil
+}
+
 // initDevIssuer makes sure the development token issuer key exists and
 // publishes its public key as the JWK set the default configuration trusts.
 func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 	if p.cfg.Keys.DevTokenIssuer == "" {
 		return nil
 	}
-	key, generated, err := ensureKey(ctx, p.cfg, p.token, p.cfg.Keys.DevTokenIssuer, hsm.ECP256)
+	key, err := ensureServiceKey(ctx, p, p.cfg.Keys.DevTokenIssuer, hsm.ECP256)
 	if err != nil {
 		return err
 	}
-	if generated {
-		if err := keyring.Generated(ctx, p.audit, key); err != nil {
-			return err
-		}
-	}
-	if err := publishDevIssuerKey(p.cfg, key); err != nil {
+	if err := auth.PublishDevIssuerKey(p.cfg.Resolve(config.DevJWKSFile), key); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  dev token issuer  %s\n", key.URI())
@@ -245,20 +213,6 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 // (keyring.Generated).
 func auditKeyGenerated(ctx context.Context, log *audit.Log, k *hsm.Signer) error {
 	return keyring.Generated(ctx, log, k)
-}
-
-// publishDevIssuerKey writes the development token issuer's public key as the
-// JWK set the default configuration trusts.
-func publishDevIssuerKey(cfg *config.Config, k *hsm.Signer) error {
-	js, err := josesigner.New(k, "")
-	if err != nil {
-		return fmt.Errorf("development issuer key: %w", err)
-	}
-	path := cfg.Resolve(config.DevJWKSFile)
-	if err := auth.WriteJWKS(path, *js.Public()); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // writeFileExclusive creates path with data, failing with os.ErrExist when it

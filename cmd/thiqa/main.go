@@ -8,25 +8,19 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/thiqa/thiqa/internal/cli"
 )
 
-// exitError carries a specific exit code out of a subcommand.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
 // withExit attaches an exit code to err.
-func withExit(code int, err error) error { return &exitError{code: code, err: err} }
+func withExit(code int, err error) error { return cli.WithExit(code, err) }
+
+// errSilent marks an error whose message was already printed.
+var errSilent = cli.ErrSilent
 
 // command is one subcommand.
 type command struct {
@@ -74,45 +68,12 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes one command line and returns the process exit code.
+// run executes one command line and returns the process exit code
+// (cli.Main).
 func run(ctx context.Context, env *cliEnv, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(env.stderr)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
+	var cmds []cli.Command
 	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
-		err := c.run(ctx, env, args[1:])
-		if err == nil {
-			return 0
-		}
-		var ee *exitError
-		code := 1
-		if errors.As(err, &ee) {
-			code = ee.code
-		}
-		if !errors.Is(err, errSilent) {
-			fmt.Fprintf(env.stderr, "thiqa %s: %s\n", c.name, oneLine(err.Error()))
-		}
-		return code
+		cmds = append(cmds, cli.Command{Name: c.name, Summary: c.summary, Run: func(args []string) error { return c.run(ctx, env, args) }})
 	}
-	fmt.Fprintf(env.stderr, "thiqa: unknown command %q\n", args[0])
-	usage(env.stderr)
-	return 2
-}
-
-// errSilent marks an error whose message was already printed.
-var errSilent = errors.New("reported")
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: thiqa <command> [flags]\n\ncommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'thiqa <command> -h' for a command's flags.")
+	return cli.Main("thiqa", cmds, args, env.stderr)
 }

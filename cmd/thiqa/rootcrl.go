@@ -23,12 +23,7 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 	if !p.cfg.CA.Root.Offline {
 		p.logger.Warn("the root CA key is on the online token: development only. No national PKI and no ETSI EN 319 411-1 audit accepts an online root; "+
 			"keep it offline in a key ceremony (docs/ceremony.md, thiqa init --root-cert)", "key", p.cfg.CA.Root.Key)
-		nextUpdate = func() float64 {
-			if c, ok := publisher.Latest(crl.FileName("root", 0)); ok {
-				return float64(c.NextUpdate.Unix())
-			}
-			return 0
-		}
+		nextUpdate = func() float64 { return publisher.NextUpdateOf(crl.FileName("root", 0)) }
 	} else {
 		root, err := caCertificate(p.cfg, p.cfg.CA.Root.Name)
 		if err != nil {
@@ -44,12 +39,7 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 		s.ready["rootCRL"] = imp.Ready
 		s.warnings["rootCRL"] = imp.Warning
 		s.background = append(s.background, func(ctx context.Context) { imp.Run(ctx, rootCRLReload) })
-		nextUpdate = func() float64 {
-			if c, ok := imp.Current(); ok {
-				return float64(c.NextUpdate.Unix())
-			}
-			return 0
-		}
+		nextUpdate = imp.NextUpdate
 	}
 	return crl.RegisterRootMetrics(p.reg, !p.cfg.CA.Root.Offline, nextUpdate)
 }

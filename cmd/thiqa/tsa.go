@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"time"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/clock"
 )
@@ -37,17 +34,8 @@ func tsaUnits(cfg *config.Config, keys keyring.Ring, ca timestamp.Certifier) (*t
 // unitCertifier has the CA certify TSA unit keys (ca.UnitCertifier) with
 // the configured subject; the CA is opened on first use.
 func unitCertifier(p *platform) *ca.UnitCertifier {
-	tc := p.cfg.TSA
-	subject := map[string]string{
-		policies.FieldCommonName:       tc.CommonName,
-		policies.FieldOrganizationName: tc.Organization,
-		policies.FieldCountry:          tc.Country,
-	}
-	if tc.OrganizationIdentifier != "" {
-		subject[policies.FieldOrganizationIdentifier] = tc.OrganizationIdentifier
-	}
 	return &ca.UnitCertifier{Open: func(ctx context.Context) (*ca.Authority, error) { return openAuthority(ctx, p, nil) },
-		CA: tc.CAOrDefault(), Subject: subject}
+		CA: p.cfg.TSA.CAOrDefault(), Subject: p.cfg.TSA.UnitSubject()}
 }
 
 // initTSA makes sure the TSA unit key exists on the token and has its
@@ -69,22 +57,6 @@ func initTSA(ctx context.Context, p *platform, out io.Writer) error {
 	return nil
 }
 
-// tsaClock builds the clock-discipline check the configuration names.
-func tsaClock(tc config.TSAConfig, logger *slog.Logger) (timestamp.ClockChecker, error) {
-	cc := tc.Timestamp.Clock
-	switch cc.Source {
-	case config.ClockStaticOutOfSync:
-		logger.Warn("TSA clock declared OUT OF SYNC (tsa.clock.source: static-out-of-sync): every time-stamp request is refused with timeNotAvailable")
-		return timestamp.NewStaticChecker(false), nil
-	case config.ClockKernel:
-		return clock.NewCachedKernel(cc, tc.Timestamp.Accuracy)
-	case config.ClockStatic:
-		logger.Warn("TSA CLOCK DISCIPLINE IS DISABLED (tsa.clock.source: static): the clock is declared in sync without any check. " +
-			"DEVELOPMENT ONLY: EN 319 421 requires a checked clock; set tsa.clock.source to chrony or kernel in production")
-	}
-	return tc.Timestamp.NewClockChecker()
-}
-
 // wireTSA builds the TSA service (POST /tsa, public: the requester is the
 // authenticated caller when credentials come along, else the remote
 // address), mounts it, adds it to /readyz and keeps the unit renewed in the
@@ -99,21 +71,12 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	if err != nil {
 		return err
 	}
-	clk, err := tsaClock(cfg.TSA, logger)
+	clk, err := clock.FromConfig(cfg.TSA.Timestamp, logger)
 	if err != nil {
 		return err
 	}
-	serials, err := timestamp.NewBlockAllocator(p.db.SerialBlocks(), timestamp.SerialCounter, cfg.TSA.SerialBlockSize)
-	if err != nil {
-		return err
-	}
-	renewBefore, err := cfg.TSA.RenewBeforeDuration()
-	if err != nil {
-		return err
-	}
-	svc, err := timestamp.NewService(ctx, timestamp.ServiceOptions{
-		Units: units, Config: cfg.TSA.Timestamp, Clock: clk, Serials: serials, Audit: p.audit,
-		Identify: auth.Requester(p.authn), RenewBefore: renewBefore, Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
+	svc, err := timestamp.NewServiceFromConfig(ctx, cfg.TSA, p.db.SerialBlocks(), timestamp.ServiceOptions{
+		Units: units, Clock: clk, Audit: p.audit, Identify: auth.Requester(p.authn), Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: run `thiqa init --data %s`", err, cfg.Dir())
@@ -121,13 +84,9 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	if err != nil {
 		return err
 	}
-	interval := cfg.TSA.RenewCheckInterval
-	if interval <= 0 {
-		interval = time.Hour
-	}
 	svc.Register(sv.mux, sv.handleRaw)
 	sv.ready["tsa"] = svc.Ready
-	sv.background = append(sv.background, func(ctx context.Context) { svc.RenewLoop(ctx, interval) })
+	sv.background = append(sv.background, func(ctx context.Context) { svc.RenewLoop(ctx, cfg.TSA.RenewCheckEvery()) })
 	sv.tsa = svc // the signing service time-stamps in process
 	return nil
 }

@@ -6,17 +6,14 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/tsl/build"
@@ -78,12 +75,8 @@ func tslCheck(ctx context.Context, env *cliEnv, args []string) error {
 			return cannotRun("--at: want an RFC 3339 time, got %q", *at)
 		}
 	}
-	for _, p := range signers {
-		certs, err := readAnchors(p)
-		if err != nil {
-			return cannotRun("--signer: %w", err)
-		}
-		opts.Signers = append(opts.Signers, certs...)
+	if opts.Signers, err = verify.ReadPEMFiles(signers); err != nil {
+		return cannotRun("--signer: %w", err)
 	}
 	raw, err := tsl.ReadList(ctx, loc, *timeout)
 	if err != nil {
@@ -92,9 +85,7 @@ func tslCheck(ctx context.Context, env *cliEnv, args []string) error {
 	res := tsl.Check(raw, opts)
 	out := tsl.Summarize(loc, res)
 	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(out)
+		err = out.WriteJSON(env.stdout)
 	} else {
 		err = out.WriteText(env.stdout)
 	}
@@ -157,107 +148,56 @@ func tslBuild(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	services, territory, err := deploymentServices(cfg)
+	d, err := listedDeployment(cfg)
 	if err != nil {
 		return err
 	}
-	if tc.Territory != "" {
-		territory = tc.Territory
-	}
 	now := time.Now().UTC().Truncate(time.Second)
-	if err := build.Write(ctx, build.Options{
-		Version: *version, Sequence: *seq, Territory: territory, Operator: tc.Operator, Provider: tc.Operator,
-		InformationURI: cfg.PublicBaseURL, Street: "PLACEHOLDER", Locality: "PLACEHOLDER", Services: services,
-		IssueDate: now, NextUpdate: now.Add(nextUpdate), DistributionPoint: strings.TrimSuffix(cfg.PublicBaseURL, "/") + "/tsl.xml",
-		Signer: key, Certificate: cert,
-	}, *out, p.audit, operatorName(), key.URI()); err != nil {
+	o := tc.ListOptions(d, cfg.PublicBaseURL, now, nextUpdate)
+	o.Version, o.Sequence, o.Signer, o.Certificate = *version, *seq, key, cert
+	if err := build.Write(ctx, o, *out, p.audit, operatorName(), key.URI()); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "trusted list %s: territory %s, sequence %d, %d services, next update %s\nsigned by %s (certificate %s)\n",
-		*out, territory, *seq, len(services), now.Add(nextUpdate).Format(time.RFC3339), key.URI(), tc.SignerCertificate)
+		*out, o.Territory, *seq, len(o.Services), o.NextUpdate.Format(time.RFC3339), key.URI(), tc.SignerCertificate)
 	return nil
 }
 
-// deploymentServices lists this deployment's qualified services
+// listedDeployment describes this deployment for its own list
 // (build.DeploymentServices) from the CA certificates in the data folder.
-func deploymentServices(cfg *config.Config) ([]build.Service, string, error) {
+func listedDeployment(cfg *config.Config) (build.Deployment, error) {
 	if !cfg.CA.Enabled() {
-		return nil, "", errors.New("this data folder runs no CA: there is nothing to list")
+		return build.Deployment{}, errors.New("this data folder runs no CA: there is nothing to list")
 	}
 	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
 	if err != nil {
-		return nil, "", err
+		return build.Deployment{}, err
 	}
 	root, err := readAnchors(caCertPath(cfg, cfg.CA.Root.Name))
 	if err != nil {
-		return nil, "", fmt.Errorf("root CA certificate (run `thiqa init --data %s`): %w", cfg.Dir(), err)
+		return build.Deployment{}, fmt.Errorf("root CA certificate (run `thiqa init --data %s`): %w", cfg.Dir(), err)
 	}
 	d := build.Deployment{Root: root[0], Profiles: profiles}
 	if cfg.TSA.Enabled() {
 		d.TSACA = cfg.TSA.CAOrDefault()
 	}
 	for _, is := range cfg.CA.Issuers {
-		certs, err := readAnchors(caCertPath(cfg, is.Name))
+		gens, err := hierarchy.Generations(cfg.Resolve(cfg.CA.CertDir), is.Name) // each key rolled over to is a service of its own
 		if err != nil {
-			return nil, "", fmt.Errorf("CA %s: %w", is.Name, err)
+			return build.Deployment{}, fmt.Errorf("CA %s: %w", is.Name, err)
 		}
-		later, err := installedGenerations(cfg, is.Name) // each key rolled over to is a service of its own
-		if err != nil {
-			return nil, "", fmt.Errorf("CA %s: %w", is.Name, err)
-		}
-		d.Issuers = append(d.Issuers, build.IssuingCA{Name: is.Name, Generations: append(certs[:1:1], later...)})
+		d.Issuers = append(d.Issuers, build.IssuingCA{Name: is.Name, Generations: gens})
 	}
-	services, territory := build.DeploymentServices(d)
-	return services, territory, nil
+	return d, nil
 }
 
 // loadTrustedLists loads the lists named on the command line (each checked
-// against every --tsl-signer) and in the configuration.
+// against every --tsl-signer) and in the configuration
+// (verify.LoadTrustedLists).
 func loadTrustedLists(ctx context.Context, cfg *config.Config, files, signerFiles []string, offline bool, timeout time.Duration) (verify.TrustedLists, []string, error) {
-	var sources []tsl.Source
-	var cliSigners []*x509.Certificate
-	for _, p := range signerFiles {
-		certs, err := readAnchors(p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--tsl-signer: %w", err)
-		}
-		cliSigners = append(cliSigners, certs...)
+	opts := verify.TrustedListOptions{Files: files, SignerFiles: signerFiles, Offline: offline, Timeout: timeout}
+	if cfg == nil {
+		return verify.LoadTrustedLists(ctx, nil, nil, opts)
 	}
-	for _, f := range files {
-		sources = append(sources, tsl.Source{Location: f, Signers: cliSigners})
-	}
-	loader := &tsl.Loader{Offline: offline, Timeout: timeout}
-	if cfg != nil {
-		vc := cfg.Verify
-		for i, t := range vc.TrustedLists {
-			src := tsl.Source{Location: t.Location(), Territories: t.Territories}
-			if t.File != "" {
-				src.Location = cfg.Resolve(t.File)
-			}
-			for _, s := range t.Signers {
-				certs, err := readAnchors(cfg.Resolve(s))
-				if err != nil {
-					return nil, nil, fmt.Errorf("verify.trustedLists[%d].signers: %w", i, err)
-				}
-				src.Signers = append(src.Signers, certs...)
-			}
-			sources = append(sources, src)
-		}
-		cache := vc.TrustedListCache
-		if cache == "" {
-			cache = config.DefaultTrustedListCache
-		}
-		loader.CacheDir = cfg.Resolve(cache)
-		loader.Offline = offline || vc.TrustedListsOffline
-	} else if d, err := os.UserCacheDir(); err == nil {
-		loader.CacheDir = filepath.Join(d, "thiqa", "tsl")
-	}
-	if len(sources) == 0 {
-		return nil, nil, nil
-	}
-	trust, rep, err := loader.Load(ctx, sources)
-	if err != nil {
-		return nil, nil, err
-	}
-	return trust, rep.AllWarnings(), nil
+	return verify.LoadTrustedLists(ctx, &cfg.Verify, cfg.Resolve, opts)
 }

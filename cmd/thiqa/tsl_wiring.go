@@ -5,7 +5,6 @@ package main
 // GET /tsl.xml and keeps the verifier's configured lists fresh.
 
 import (
-	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -15,43 +14,29 @@ import (
 	"os"
 	"time"
 
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/tsl/build"
 	"github.com/thiqa/thiqa/verify"
-	"github.com/thiqa/thiqa/verify/tsl"
 )
 
 // initTSLSigner makes sure the trusted-list signer key (RSA 3072: what
 // every XML-signature implementation verifies) is on the token and has its
 // certificate in the data folder, self-signed by that key
-// (build.SignerCertificate). What exists is kept.
+// (build.EnsureSignerCertificate). What exists is kept.
 func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 	if !p.cfg.CA.Enabled() {
 		return nil
 	}
 	tc := p.cfg.ResolvedTSL()
-	key, generated, err := ensureKey(ctx, p.cfg, p.token, tc.SignerKey, hsm.RSA3072)
+	key, err := ensureServiceKey(ctx, p, tc.SignerKey, hsm.RSA3072)
 	if err != nil {
 		return err
 	}
-	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
-			return err
-		}
+	var root *x509.Certificate
+	if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
+		root = roots[0]
 	}
-	switch _, err := build.ReadSignerCertificate(tc.SignerCertificate, key.Public()); {
-	case errors.Is(err, build.ErrOtherKey):
-		return fmt.Errorf("%s holds another key than the trusted-list signer %s on the token (nothing was replaced)", tc.SignerCertificate, key.URI())
-	case errors.Is(err, os.ErrNotExist):
-		var root *x509.Certificate
-		if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
-			root = roots[0]
-		}
-		if err := build.WriteSignerCertificate(tc.SignerCertificate, key, tc.Operator, root, time.Now()); err != nil {
-			return err
-		}
-	case err != nil:
+	if err := build.EnsureSignerCertificate(tc.SignerCertificate, key, key.URI(), tc.Operator, root, time.Now()); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  trusted-list signer  %s  %s\n", key.URI(), tc.SignerCertificate)
@@ -61,16 +46,9 @@ func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 // tslSigner returns the trusted-list signer key and its certificate.
 func tslSigner(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certificate, error) {
 	tc := p.cfg.ResolvedTSL()
-	label, err := keyLabel(p.cfg, tc.SignerKey)
+	key, err := findServiceKey(ctx, p, "tsl.signerKey", tc.SignerKey, "trusted-list signer key", "")
 	if err != nil {
-		return nil, nil, fmt.Errorf("tsl.signerKey: %w", err)
-	}
-	key, err := p.token.FindKey(ctx, label)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, nil, fmt.Errorf("the trusted-list signer key %s is not on the token: run `thiqa init --data %s`", tc.SignerKey, p.cfg.Dir())
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("trusted-list signer key %s: %w", tc.SignerKey, err)
+		return nil, nil, err
 	}
 	cert, err := build.ReadSignerCertificate(tc.SignerCertificate, key.Public())
 	if errors.Is(err, build.ErrOtherKey) {
@@ -97,25 +75,12 @@ func wireTSL(_ context.Context, p *platform, s *serving) error {
 }
 
 // serveTrustedLists loads verify.trustedLists for `thiqa serve` and reloads
-// them every verify.trustedListRefresh. A list that cannot be loaded at
-// start is logged, not fatal: verification runs and says "unknown" until a
-// reload succeeds. Nil when none is configured.
+// them every verify.trustedListRefresh in the background
+// (verify.Config.LiveTrustedLists). Nil when none is configured.
 func serveTrustedLists(ctx context.Context, p *platform, s *serving, logger *slog.Logger) verify.TrustedLists {
-	vc := p.cfg.Verify
-	if len(vc.TrustedLists) == 0 {
-		return nil
+	lists, refresh := p.cfg.Verify.LiveTrustedLists(ctx, p.cfg.Resolve, logger)
+	if refresh != nil {
+		s.background = append(s.background, refresh)
 	}
-	live := &tsl.Live{}
-	timeout := vc.WithDefaults().FetchTimeout * 3
-	load := func(ctx context.Context) (*tsl.Trust, []string, error) {
-		lists, warnings, err := loadTrustedLists(ctx, p.cfg, nil, nil, false, timeout)
-		t, _ := lists.(*tsl.Trust)
-		return t, warnings, err
-	}
-	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	live.Reload(lctx, load, logger)
-	cancel()
-	every := cmp.Or(vc.TrustedListRefresh, config.DefaultTrustedListRefresh)
-	s.background = append(s.background, func(ctx context.Context) { live.Refresh(ctx, every, load, logger) })
-	return live
+	return lists
 }

@@ -2,7 +2,8 @@
 // reader sees the old content or the new, never a torn write; WriteNew
 // creates a file that must not exist yet and leaves nothing behind when it
 // fails. The services write their certificate files (TSA unit, OCSP
-// responders) and the CLI its outputs through it.
+// responders) and the CLI its outputs through it. Created undoes what a
+// preparation of a folder in several steps created when a step fails.
 package atomicfile
 
 import (

@@ -28,3 +28,33 @@ func TestWriteNewNeverReplaces(t *testing.T) {
 		t.Fatal("WriteNew into a missing folder succeeded")
 	}
 }
+
+// TestCreatedUndo: a folder that did not exist goes whole; in an existing
+// one only what was added goes, and what was there stays.
+func TestCreatedUndo(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "new")
+	c := NewCreated(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c.Undo()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("new folder left behind: %v", err)
+	}
+	kept, made := filepath.Join(parent, "kept"), filepath.Join(parent, "made")
+	for _, p := range []string{kept, made} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c = NewCreated(parent)
+	c.Add(made)
+	c.Undo()
+	if _, err := os.Stat(made); !os.IsNotExist(err) {
+		t.Fatalf("created file left behind: %v", err)
+	}
+	if _, err := os.Stat(kept); err != nil {
+		t.Fatalf("a file that was there went: %v", err)
+	}
+}

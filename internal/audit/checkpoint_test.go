@@ -589,3 +589,34 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCheckpointConfigNewWriterAndFinal: the configured writer publishes
+// the checkpoint key's public key next to its file; Final writes a last
+// checkpoint and logs it only when the head moved.
+func TestCheckpointConfigNewWriterAndFinal(t *testing.T) {
+	key := newKey(t)
+	chain := &fakeChain{}
+	chain.grow(2)
+	path := checkpointFile(t)
+	c := audit.CheckpointConfig{CheckpointFile: path, CheckpointPublicKey: filepath.Join(filepath.Dir(path), "key.pem")}
+	logs := &syncBuffer{}
+	w, err := c.NewWriter(chain, key, audit.CheckpointWriterOptions{Now: clock(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, err := os.ReadFile(c.CheckpointPublicKey); err != nil || !bytes.Contains(raw, []byte("PUBLIC KEY")) {
+		t.Fatalf("published key: %q %v", raw, err)
+	}
+	w.Final()
+	if !strings.Contains(logs.String(), "audit checkpoint written at shutdown") {
+		t.Fatalf("no shutdown checkpoint logged:\n%s", logs.String())
+	}
+	before := logs.String()
+	w.Final() // the head did not move: nothing written, nothing said
+	if logs.String() != before {
+		t.Fatalf("an unchanged head was logged:\n%s", logs.String())
+	}
+	if rep := verifyFile(t, chain, path, &key.PublicKey); !rep.OK() || rep.Verified != 1 || rep.Last.Seq != 2 {
+		t.Fatalf("VerifyCheckpoints: %s", rep)
+	}
+}

@@ -108,6 +108,15 @@ func (w *CheckpointWriter) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
+// Final writes a last checkpoint at shutdown, once nothing appends any
+// more (bounded by the timeout of one checkpoint), and logs it when the
+// head had moved. A failure is logged and counted like any other.
+func (w *CheckpointWriter) Final() {
+	if c, written, err := w.Checkpoint(context.Background()); err == nil && written {
+		w.logger.Info("audit checkpoint written at shutdown", "seq", c.Seq, "file", w.path)
+	}
+}
+
 // Checkpoint signs the current head and appends it to the file, unless
 // the head has not moved since the file's last checkpoint (then it returns
 // that checkpoint and false). A head behind the last checkpoint, or at its

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 	"strings"
@@ -116,4 +117,15 @@ func (c CheckpointConfig) Validate() error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// NewWriter publishes the public key of signer, the checkpoint key, as PEM
+// at CheckpointPublicKey (so that a verifier needs no token) and returns
+// the writer of checkpoints of chain's head into CheckpointFile. The
+// paths are used as they are: resolve them first.
+func (c CheckpointConfig) NewWriter(chain ChainReader, signer crypto.Signer, opts CheckpointWriterOptions) (*CheckpointWriter, error) {
+	if err := PublishCheckpointKey(c.CheckpointPublicKey, signer.Public()); err != nil {
+		return nil, err
+	}
+	return NewCheckpointWriter(chain, signer, c.CheckpointFile, opts)
 }

@@ -2,7 +2,11 @@ package auth
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,4 +56,21 @@ func gauge(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	t.Fatal("thiqa_development_issuer_enabled is not registered")
 	return 0
+}
+
+// The development issuer's published JWK Set holds its public key, and
+// only that.
+func TestPublishDevIssuerKey(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dev-issuer.jwks.json")
+	if err := PublishDevIssuerKey(path, key); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ReadJWKSFile(path)
+	if err != nil || len(keys) != 1 || !keys[0].IsPublic() || !key.PublicKey.Equal(keys[0].Key) {
+		t.Fatalf("published %+v, %v", keys, err)
+	}
 }

@@ -115,3 +115,17 @@ func MintDevToken(key crypto.Signer, subject string, role policies.Role, ttl tim
 	}
 	return token, nil
 }
+
+// PublishDevIssuerKey writes the public key of key, the development
+// issuer's, as the JWK Set file at path that DevIssuerConfig trusts
+// (`thiqa init`).
+func PublishDevIssuerKey(path string, key crypto.Signer) error {
+	js, err := josesigner.New(key, "")
+	if err != nil {
+		return fmt.Errorf("development issuer key: %w", err)
+	}
+	if err := WriteJWKS(path, *js.Public()); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

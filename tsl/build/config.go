@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/thiqa/thiqa/verify/tsl"
 )
@@ -56,6 +57,21 @@ func (c Config) WithDefaults(token string) Config {
 		c.Operator = "Thiqa"
 	}
 	return c
+}
+
+// ListOptions are the Options of this deployment's own list but its
+// version, sequence number and signer: d's services (DeploymentServices),
+// the territory the section names or else the root CA's country, the
+// operator as scheme operator and provider, the list published at
+// baseURL/tsl.xml, issued at issued and valid for validFor.
+func (c Config) ListOptions(d Deployment, baseURL string, issued time.Time, validFor time.Duration) Options {
+	services, territory := DeploymentServices(d)
+	if c.Territory != "" {
+		territory = c.Territory
+	}
+	return Options{Territory: territory, Operator: c.Operator, Provider: c.Operator, InformationURI: baseURL,
+		Street: "PLACEHOLDER", Locality: "PLACEHOLDER", Services: services, IssueDate: issued, NextUpdate: issued.Add(validFor),
+		DistributionPoint: strings.TrimSuffix(baseURL, "/") + "/tsl.xml"}
 }
 
 // Validate checks the tsl section.

@@ -51,3 +51,27 @@ func TestDeploymentServices(t *testing.T) {
 		t.Error("NextSequence of garbage is not 1")
 	}
 }
+
+// TestListOptions: the list names the deployment's services, the root's
+// territory unless the section names one, the operator as scheme operator
+// and provider, and where it is published.
+func TestListOptions(t *testing.T) {
+	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &x509.Certificate{Subject: pkix.Name{CommonName: "Citizen CA", Country: []string{"OM"}}}
+	d := Deployment{Root: ca, Profiles: profiles, Issuers: []IssuingCA{{Name: "citizen", Generations: []*x509.Certificate{ca}}}}
+	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := Config{Operator: "Thiqa"}
+	o := c.ListOptions(d, "https://thiqa.example/", issued, 24*time.Hour)
+	if o.Territory != "OM" || o.Operator != "Thiqa" || o.Provider != "Thiqa" || len(o.Services) != 1 ||
+		o.DistributionPoint != "https://thiqa.example/tsl.xml" || o.InformationURI != "https://thiqa.example/" ||
+		!o.IssueDate.Equal(issued) || !o.NextUpdate.Equal(issued.Add(24*time.Hour)) {
+		t.Fatalf("ListOptions: %+v", o)
+	}
+	c.Territory = "AE"
+	if o := c.ListOptions(d, "https://thiqa.example", issued, time.Hour); o.Territory != "AE" || o.DistributionPoint != "https://thiqa.example/tsl.xml" {
+		t.Fatalf("territory of the section: %+v", o)
+	}
+}

@@ -106,3 +106,19 @@ func WriteSignerCertificate(path string, key crypto.Signer, operator string, roo
 	}
 	return nil
 }
+
+// EnsureSignerCertificate makes sure path holds the certificate of key,
+// the list signer named keyName: one that certifies key is kept, one that
+// certifies another key is refused (wrapping ErrOtherKey; nothing is
+// replaced), and a missing one is written (WriteSignerCertificate; root
+// may be nil).
+func EnsureSignerCertificate(path string, key crypto.Signer, keyName, operator string, root *x509.Certificate, now time.Time) error {
+	switch _, err := ReadSignerCertificate(path, key.Public()); {
+	case errors.Is(err, ErrOtherKey):
+		return fmt.Errorf("%w: %s holds another key than the trusted-list signer %s on the token (nothing was replaced)", err, path, keyName)
+	case errors.Is(err, os.ErrNotExist):
+		return WriteSignerCertificate(path, key, operator, root, now)
+	default:
+		return err
+	}
+}

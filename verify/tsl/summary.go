@@ -2,6 +2,7 @@ package tsl
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,6 +54,13 @@ func Summarize(loc string, res *Result) Summary {
 		out.SigningTime = &res.SigningTime
 	}
 	return out
+}
+
+// WriteJSON writes the summary as indented JSON (`thiqa tsl check --json`).
+func (o Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(o)
 }
 
 // WriteText writes the summary for a reader: the indication, then one

@@ -168,6 +168,29 @@ func Default(dir string) *Config {
 	return c
 }
 
+// defaultHeader opens the printed default configuration.
+const defaultHeader = `# Thiqa configuration (printed by thiqa config default). thiqa serve and
+# thiqa init read it as DATA/thiqa.yaml; relative paths are relative to
+# the data folder DATA. Decoding is strict: an unknown key is an error.
+# Names marked PLACEHOLDER go into certificates: set them before thiqa init.
+`
+
+// DefaultText is the default configuration as `thiqa config default`
+// prints it (a header of comments, then the YAML), with the TSA clock
+// source clock when it is not "" (packages set the one production needs).
+// It is not validated: Parse it to check what an operator would install.
+func DefaultText(clock string) ([]byte, error) {
+	c := Default("")
+	if clock != "" {
+		c.TSA.Timestamp.Clock.Source = clock
+	}
+	raw, err := c.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(defaultHeader), raw...), nil
+}
+
 // Path returns the configuration file's path in dir.
 func Path(dir string) string { return filepath.Join(dir, FileName) }
 
@@ -182,6 +205,27 @@ func Load(dir string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", Path(dir), err)
 	}
 	return c, nil
+}
+
+// Initial returns the configuration `thiqa init` completes dir with: the
+// folder's own when it has one (then installed is true), else the file
+// from (--config), else the local default.
+func Initial(dir, from string) (c *Config, installed bool, err error) {
+	if _, err := os.Stat(Path(dir)); err == nil {
+		c, err := Load(dir)
+		return c, true, err
+	}
+	if from == "" {
+		return Default(dir), false, nil
+	}
+	raw, err := os.ReadFile(from)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading --config: %w", err)
+	}
+	if c, err = Parse(raw, dir); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", from, err)
+	}
+	return c, false, nil
 }
 
 // Parse decodes a configuration strictly (unknown keys, duplicate keys and

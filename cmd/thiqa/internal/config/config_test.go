@@ -117,3 +117,54 @@ func TestVerifyTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestInitial: a new folder gets the default or the --config file (a bad
+// one is refused naming it); a folder's own configuration wins.
+func TestInitial(t *testing.T) {
+	dir := t.TempDir()
+	c, installed, err := Initial(dir, "")
+	if err != nil || installed || c.Listen != Default(dir).Listen || c.Dir() != dir {
+		t.Fatalf("default: %v %v %v", c, installed, err)
+	}
+	from := filepath.Join(t.TempDir(), "given.yaml")
+	d := Default("")
+	d.Listen = "127.0.0.1:9090"
+	raw, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(from, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, installed, err = Initial(dir, from); err != nil || installed || c.Listen != "127.0.0.1:9090" || c.Dir() != dir {
+		t.Fatalf("--config: %v %v %v", c, installed, err)
+	}
+	if _, _, err := Initial(dir, filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "--config") {
+		t.Fatalf("missing --config: %v", err)
+	}
+	if err := os.WriteFile(Path(dir), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, installed, err = Initial(dir, "/nonexistent"); err != nil || !installed || c.Listen != "127.0.0.1:9090" {
+		t.Fatalf("the folder's own: %v %v %v", c, installed, err)
+	}
+}
+
+// TestDefaultText: the printed default opens with its comments, parses
+// back, and carries the clock source asked for.
+func TestDefaultText(t *testing.T) {
+	raw, err := DefaultText("chrony")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(raw), "# Thiqa configuration (printed by thiqa config default).") {
+		t.Fatalf("no header:\n%s", raw)
+	}
+	c, err := Parse(raw, "/")
+	if err != nil || c.TSA.Timestamp.Clock.Source != "chrony" {
+		t.Fatalf("parsed back: %v", err)
+	}
+	if raw, _ = DefaultText(""); !strings.Contains(string(raw), "source: static\n") {
+		t.Fatalf("default clock source:\n%s", raw)
+	}
+}
