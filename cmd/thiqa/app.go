@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -158,9 +157,6 @@ func objectLabel(what, uri, tokenLabel, which string) (string, error) {
 	}
 	return u.Object, nil
 }
-
-// oneLine folds an error message onto one line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // newAuthenticator builds API authentication from the configuration. Every
 // client certificate, on every path, is checked against this deployment's

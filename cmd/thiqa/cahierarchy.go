@@ -38,12 +38,6 @@ func caCertificate(cfg *config.Config, name string) (*x509.Certificate, error) {
 	return c, nil
 }
 
-// installedGenerations returns the certificates of the CA name's
-// generations after the first (hierarchy.InstalledGenerations).
-func installedGenerations(cfg *config.Config, name string) ([]*x509.Certificate, error) {
-	return hierarchy.InstalledGenerations(cfg.Resolve(cfg.CA.CertDir), name)
-}
-
 // hierarchyConfig describes the configured CA hierarchy
 // (hierarchy.FromConfig).
 func hierarchyConfig(cfg *config.Config) (hierarchy.Config, error) {
