@@ -12,6 +12,7 @@ import (
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/verify/tsl"
 )
 
 // runBackup makes an online, consistent backup of a data folder and its
@@ -125,7 +126,7 @@ func backupLayout(cfg *config.Config) backup.Layout {
 		}
 		return cfg.Resolve(p)
 	}
-	l := backup.Layout{TrustedListCache: cfg.Resolve(cmp.Or(cfg.Verify.TrustedListCache, config.DefaultTrustedListCache)), PINFile: resolve(cfg.HSM.PINFile)}
+	l := backup.Layout{TrustedListCache: cfg.Resolve(cmp.Or(cfg.Verify.TrustedListCache, tsl.DefaultCacheDir)), PINFile: resolve(cfg.HSM.PINFile)}
 	if s := cfg.HSM.SoftHSM; s != nil {
 		l.SoftHSM = &backup.SoftHSMFiles{TokenDir: resolve(s.TokenDir), Conf: resolve(s.Conf), SOPINFile: resolve(s.SOPINFile)}
 	}

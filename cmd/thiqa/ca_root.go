@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/ceremony"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
@@ -51,7 +52,7 @@ func caRootCreate(ctx context.Context, env *cliEnv, args []string) error {
 // returns the default PLACEHOLDER root subject.
 func readRootSubject(path string) (ceremony.RootSubject, error) {
 	if path == "" {
-		d := config.DefaultCAConfig().Root
+		d := ca.DefaultConfig().Root
 		return ceremony.RootSubject{CommonName: d.CommonName, OrganizationName: d.Organization, OrganizationIdentifier: d.OrganizationIdentifier, Country: d.Country}, nil
 	}
 	raw, err := os.ReadFile(path)

@@ -137,7 +137,7 @@ func offlineRootFor(cfg *config.Config, haveConfig bool, path string) (*x509.Cer
 	case !cfg.CA.Enabled():
 		return nil, errors.New("--root-cert: the configuration runs no CA (ca section)")
 	case !haveConfig:
-		cfg.CA.Root = config.CAKeyConfig{Name: cfg.CA.Root.Name, Offline: true}
+		cfg.CA.Root = ca.KeyConfig{Name: cfg.CA.Root.Name, Offline: true}
 	case !cfg.CA.Root.Offline:
 		return nil, fmt.Errorf("--root-cert: the root key of %s is on its token (ca.root.key); an offline root needs a data folder made with --root-cert (nothing was changed)", cfg.Dir())
 	}

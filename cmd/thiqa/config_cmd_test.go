@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/timestamp"
 )
 
 // TestConfigVerb checks `thiqa config default` prints a configuration that
@@ -22,7 +23,7 @@ func TestConfigVerb(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.TSA.Timestamp.Clock.Source != config.ClockKernel {
+	if cfg.TSA.Timestamp.Clock.Source != timestamp.ClockKernel {
 		t.Fatalf("clock source %q", cfg.TSA.Timestamp.Clock.Source)
 	}
 	writeFile(t, filepath.Join(dir, "thiqa.yaml"), out)

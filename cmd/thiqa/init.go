@@ -138,7 +138,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 // PIN files of a folder's token (the data folder's, a ceremony folder's)
 // that do not exist yet, and returns what it created; resolve makes its
 // paths absolute.
-func prepareSoftHSMToken(h config.HSMConfig, resolve func(string) string) ([]string, error) {
+func prepareSoftHSMToken(h hsm.TokenConfig, resolve func(string) string) ([]string, error) {
 	return hsm.PrepareSoftHSM(h.SoftHSMFiles(resolve), "thiqa init")
 }
 

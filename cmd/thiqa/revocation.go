@@ -17,7 +17,7 @@ import (
 // newResponders builds the delegated OCSP responders of the issuing CAs
 // over the token and a CA opened for them; actor requests their
 // certificates.
-func newResponders(ctx context.Context, p *platform, set config.RevocationSettings, actor string) (*revocation.Responders, error) {
+func newResponders(ctx context.Context, p *platform, set revocation.Settings, actor string) (*revocation.Responders, error) {
 	a, err := openAuthority(ctx, p, nil)
 	if err != nil {
 		return nil, err

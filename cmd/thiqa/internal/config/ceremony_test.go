@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/thiqa/thiqa/ca"
 )
 
 func TestCeremonyRoundTripsAndRejects(t *testing.T) {
@@ -34,7 +36,7 @@ func TestCeremonyRoundTripsAndRejects(t *testing.T) {
 func TestOfflineRoot(t *testing.T) {
 	dir := t.TempDir()
 	c := Default(dir)
-	c.CA.Root = CAKeyConfig{Name: "root", Offline: true}
+	c.CA.Root = ca.KeyConfig{Name: "root", Offline: true}
 	raw, err := c.Marshal()
 	if err != nil {
 		t.Fatal(err)

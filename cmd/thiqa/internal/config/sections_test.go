@@ -44,11 +44,11 @@ func TestSectionsAgainstCA(t *testing.T) {
 		t.Fatalf("no CA, no TSA: %v", err)
 	}
 	off := Default(t.TempDir())
-	off.TSA, off.Identity = TSAConfig{}, identity.ProviderConfig{}
+	off.TSA, off.Identity = timestamp.ServiceConfig{}, identity.ProviderConfig{}
 	if err := off.Validate(); err != nil || off.Identity.Enabled() {
 		t.Fatalf("no TSA, no identity: %v", err)
 	}
-	for _, src := range []string{timestamp.ClockChrony, ClockKernel, ClockStaticOutOfSync} {
+	for _, src := range []string{timestamp.ClockChrony, timestamp.ClockKernel, timestamp.ClockStaticOutOfSync} {
 		c := Default(t.TempDir())
 		c.TSA.Timestamp.Clock.Source = src
 		if err := c.Validate(); err != nil {
