@@ -249,15 +249,23 @@ func (api *API) issueResponse(got *Issued) IssueResponse {
 	return out
 }
 
-// Get handles GET /api/v1/certificates/{serial}.
-func (api *API) Get(w http.ResponseWriter, r *http.Request) {
+// pathSerial reads the {serial} of a certificate read. A malformed one is
+// recorded as a refused read and answered 400.
+func (api *API) pathSerial(w http.ResponseWriter, r *http.Request) (string, bool) {
 	serial := strings.ToLower(r.PathValue("serial"))
 	if !isHexSerial(serial) {
 		if api.record(w, r, policies.ActionReadCertificate, "", "refused", "malformed serial") {
 			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed serial", Detail: "serial must be 2 to 40 hex digits", Instance: r.URL.Path})
 		}
-		return
+		return "", false
 	}
+	return serial, true
+}
+
+// certificateAt looks up the certificate of a read. One it cannot give is
+// recorded (refused when there is no such certificate, a failure
+// otherwise) and answered.
+func (api *API) certificateAt(w http.ResponseWriter, r *http.Request, serial string) (*CertificateRecord, bool) {
 	rec, err := api.a.Certificate(r.Context(), serial)
 	if err != nil {
 		outcome := "refused"
@@ -267,6 +275,19 @@ func (api *API) Get(w http.ResponseWriter, r *http.Request) {
 		if api.record(w, r, policies.ActionReadCertificate, serial, outcome, err.Error()) {
 			api.fail(w, r, err)
 		}
+		return nil, false
+	}
+	return rec, true
+}
+
+// Get handles GET /api/v1/certificates/{serial}.
+func (api *API) Get(w http.ResponseWriter, r *http.Request) {
+	serial, ok := api.pathSerial(w, r)
+	if !ok {
+		return
+	}
+	rec, ok := api.certificateAt(w, r, serial)
+	if !ok {
 		return
 	}
 	// A certificate names a person or an agency: every read is recorded.

@@ -3,12 +3,9 @@ package ca
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -49,26 +46,16 @@ const trailLimit = 200
 
 // Trail handles GET /api/v1/certificates/{serial}/audit.
 func (api *API) Trail(w http.ResponseWriter, r *http.Request) {
-	serial := strings.ToLower(r.PathValue("serial"))
-	if !isHexSerial(serial) {
-		if api.record(w, r, policies.ActionReadCertificate, "", "refused", "malformed serial") {
-			problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed serial", Detail: "serial must be 2 to 40 hex digits", Instance: r.URL.Path})
-		}
+	serial, ok := api.pathSerial(w, r)
+	if !ok {
 		return
 	}
 	if api.opts.Trail == nil {
 		problem.Write(w, problem.Details{Status: http.StatusNotImplemented, Title: "Not available", Detail: "this server keeps no audit trail reader", Instance: r.URL.Path})
 		return
 	}
-	rec, err := api.a.Certificate(r.Context(), serial)
-	if err != nil {
-		outcome := "refused"
-		if !errors.Is(err, ErrNotFound) {
-			outcome = audit.OutcomeFailure
-		}
-		if api.record(w, r, policies.ActionReadCertificate, serial, outcome, err.Error()) {
-			api.fail(w, r, err)
-		}
+	rec, ok := api.certificateAt(w, r, serial)
+	if !ok {
 		return
 	}
 	objects := []string{rec.Serial}
