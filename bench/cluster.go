@@ -193,11 +193,34 @@ func (l *clusterLoad) run(ctx context.Context, d time.Duration, workers map[stri
 					l.mu.Lock()
 					l.ops = append(l.ops, o)
 					l.mu.Unlock()
+					if o.err != "" {
+						pause(ctx, failurePause)
+					}
 				}
 			})
 		}
 	}
 	wg.Wait()
+}
+
+// failurePause is how long a worker waits after a failed request before
+// its next one, as a real client backs off. Without it a worker whose
+// request died with a node sends the next one at once, and the balancer,
+// which has not yet seen the node go, may hand it to the node while the
+// kernel is still tearing the process down: it is accepted into the
+// dying listener's backlog and reset. That failure is the kill's, not a
+// lost request, but it would count twice against one worker. The pause
+// outlasts the teardown and the balancer's health checks (500 ms).
+const failurePause = time.Second
+
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // failed fills in a failed operation.
