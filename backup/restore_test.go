@@ -226,7 +226,7 @@ func (h *testHost) Close() error                                         { retur
 
 func (h *testHost) InspectPostgres(ctx context.Context) (backup.PostgresState, error) {
 	st, err := store.InspectPostgres(ctx, h.cfg.DSN)
-	return backup.PostgresState{Tables: st.Tables}, err
+	return st.Backup(), err
 }
 
 func (h *testHost) LoadPostgres(ctx context.Context, dump io.Reader) error {
@@ -242,30 +242,5 @@ func (h *testHost) OpenStore(ctx context.Context, sqliteCopy string) (backup.Res
 	if err != nil {
 		return nil, err
 	}
-	return &testStore{DB: db, Log: audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})}, nil
-}
-
-// testStore is the restored store.
-type testStore struct {
-	*store.DB
-	*audit.Log
-}
-
-func (s *testStore) RecordDeployment(ctx context.Context, root string) (string, error) {
-	have, _, err := s.DB.RecordDeployment(ctx, store.Deployment{RootSHA256: root})
-	return have.RootSHA256, err
-}
-
-func (s *testStore) RaiseCounters(ctx context.Context, floor int64, issuers []string) ([]backup.Raised, error) {
-	got, err := s.DB.RaiseCounters(ctx, floor, []string{"tsa"}, issuers)
-	var out []backup.Raised
-	for _, c := range got {
-		out = append(out, backup.Raised{Table: c.Table, Name: c.Name, From: c.From, To: c.To})
-	}
-	return out, err
-}
-
-func (s *testStore) Close() error {
-	s.Log.Close()
-	return s.DB.Close()
+	return store.NewRestored(db, audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})), nil
 }
