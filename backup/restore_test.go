@@ -1,4 +1,4 @@
-package backup
+package backup_test
 
 import (
 	"bytes"
@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
@@ -79,11 +80,11 @@ func backupAndRestore(t *testing.T, d storetest.Dialect) {
 	record(3)
 
 	out := filepath.Join(t.TempDir(), "backup.tar.gz")
-	m, err := Create(ctx, Options{
+	m, err := backup.Create(ctx, backup.Options{
 		Data: src, Out: out, ExcludeFiles: map[string]string{pinFile: "a PIN"}, CheckpointFile: cpFile,
 		Named:  map[string]string{"elsewhere": "/nowhere/file"},
 		Driver: d.Name, Database: testDB{db, cfg.DSN}, Signer: cpKey, Audit: log, Actor: "test",
-		Deployment: Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
+		Deployment: backup.Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func backupAndRestore(t *testing.T, d storetest.Dialect) {
 	if m.Audit.Seq != 3 || len(m.Files) != 4 || len(m.Excluded) != 2 || !strings.Contains(m.Excluded[1], "secrets/pin: a PIN") {
 		t.Fatalf("manifest: audit %+v, %d files, excluded %q", m.Audit, len(m.Files), m.Excluded)
 	}
-	if err := CheckOut(src, out); err == nil {
+	if err := backup.CheckOut(src, out); err == nil {
 		t.Fatal("CheckOut accepts an archive that exists")
 	}
 	record(2) // the lost deployment went on after the backup
@@ -99,8 +100,8 @@ func backupAndRestore(t *testing.T, d storetest.Dialect) {
 	// Another deployment's token: refused, nothing created.
 	dst := filepath.Join(t.TempDir(), "restored")
 	host := &testHost{data: dst, cfg: d.NewConfig(t), cp: cpKey, keys: map[string]crypto.Signer{"root": newKey(t)}}
-	_, err = Restore(ctx, RestoreOptions{Archive: out, Data: dst, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"})
-	if !errors.Is(err, ErrOtherDeployment) {
+	_, err = backup.Restore(ctx, backup.RestoreOptions{Archive: out, Data: dst, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"})
+	if !errors.Is(err, backup.ErrOtherDeployment) {
 		t.Fatalf("another token: %v", err)
 	}
 	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
@@ -108,7 +109,7 @@ func backupAndRestore(t *testing.T, d storetest.Dialect) {
 	}
 
 	host.keys["root"] = rootKey
-	r, err := Restore(ctx, RestoreOptions{Archive: out, Data: dst, Checkpoints: cpFile, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"})
+	r, err := backup.Restore(ctx, backup.RestoreOptions{Archive: out, Data: dst, Checkpoints: cpFile, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,16 +132,16 @@ func backupAndRestore(t *testing.T, d storetest.Dialect) {
 	}
 
 	// The restored folder is a folder in use now: a second restore into it is refused.
-	_, err = Restore(ctx, RestoreOptions{Archive: out, Data: dst, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"})
-	if !errors.Is(err, ErrTargetNotEmpty) {
+	_, err = backup.Restore(ctx, backup.RestoreOptions{Archive: out, Data: dst, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"})
+	if !errors.Is(err, backup.ErrTargetNotEmpty) {
 		t.Fatalf("a second restore into the same folder: %v", err)
 	}
-	release, err := LockFolder(dst, false)
+	release, err := backup.LockFolder(dst, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer release()
-	if _, err := LockFolder(dst, true); !errors.Is(err, ErrFolderInUse) {
+	if _, err := backup.LockFolder(dst, true); !errors.Is(err, backup.ErrFolderInUse) {
 		t.Fatalf("an exclusive lock beside a shared one: %v", err)
 	}
 }
@@ -197,19 +198,19 @@ type testHost struct {
 	keys map[string]crypto.Signer
 }
 
-func (h *testHost) Configure(backupConfig string) (Settings, error) {
+func (h *testHost) Configure(backupConfig string) (backup.Settings, error) {
 	if _, err := os.Stat(backupConfig); err != nil {
-		return Settings{}, corrupt("no configuration")
+		return backup.Settings{}, fmt.Errorf("%w: no configuration", backup.ErrCorrupt)
 	}
-	s := Settings{CA: true, RootCertificate: filepath.Join(h.data, "ca", "root.pem"), RootCommonName: "Test Root", RootKeyLabel: "root",
+	s := backup.Settings{CA: true, RootCertificate: filepath.Join(h.data, "ca", "root.pem"), RootCommonName: "Test Root", RootKeyLabel: "root",
 		Token: "test", Driver: h.cfg.Driver, CheckpointFile: filepath.Join(h.data, "audit", "checkpoints.jsonl"), CRLIssuers: []string{"root"}}
-	if s.Driver == DriverSQLite {
+	if s.Driver == backup.DriverSQLite {
 		s.SQLiteFile = h.cfg.DSN
 	}
 	return s, nil
 }
 
-func (h *testHost) OpenToken(context.Context, string) (Keys, error) {
+func (h *testHost) OpenToken(context.Context, string) (backup.Keys, error) {
 	return h, nil
 }
 
@@ -217,22 +218,22 @@ func (h *testHost) PublicKey(_ context.Context, label string) (crypto.PublicKey,
 	if k, ok := h.keys[label]; ok {
 		return k.Public(), nil
 	}
-	return nil, ErrKeyNotFound
+	return nil, backup.ErrKeyNotFound
 }
 
 func (h *testHost) CheckpointKey(context.Context) (crypto.Signer, error) { return h.cp, nil }
 func (h *testHost) Close() error                                         { return nil }
 
-func (h *testHost) InspectPostgres(ctx context.Context) (PostgresState, error) {
+func (h *testHost) InspectPostgres(ctx context.Context) (backup.PostgresState, error) {
 	st, err := store.InspectPostgres(ctx, h.cfg.DSN)
-	return PostgresState{Tables: st.Tables}, err
+	return st.Backup(), err
 }
 
 func (h *testHost) LoadPostgres(ctx context.Context, dump io.Reader) error {
 	return store.RestorePostgres(ctx, h.cfg.DSN, dump)
 }
 
-func (h *testHost) OpenStore(ctx context.Context, sqliteCopy string) (RestoredStore, error) {
+func (h *testHost) OpenStore(ctx context.Context, sqliteCopy string) (backup.RestoredStore, error) {
 	cfg := h.cfg
 	if sqliteCopy != "" {
 		cfg.DSN = sqliteCopy
@@ -241,30 +242,5 @@ func (h *testHost) OpenStore(ctx context.Context, sqliteCopy string) (RestoredSt
 	if err != nil {
 		return nil, err
 	}
-	return &testStore{DB: db, Log: audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})}, nil
-}
-
-// testStore is the restored store.
-type testStore struct {
-	*store.DB
-	*audit.Log
-}
-
-func (s *testStore) RecordDeployment(ctx context.Context, root string) (string, error) {
-	have, _, err := s.DB.RecordDeployment(ctx, store.Deployment{RootSHA256: root})
-	return have.RootSHA256, err
-}
-
-func (s *testStore) RaiseCounters(ctx context.Context, floor int64, issuers []string) ([]Raised, error) {
-	got, err := s.DB.RaiseCounters(ctx, floor, []string{"tsa"}, issuers)
-	var out []Raised
-	for _, c := range got {
-		out = append(out, Raised{Table: c.Table, Name: c.Name, From: c.From, To: c.To})
-	}
-	return out, err
-}
-
-func (s *testStore) Close() error {
-	s.Log.Close()
-	return s.DB.Close()
+	return store.NewRestored(db, audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})), nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/pin"
 )
 
 // TestProviderConfig: the default section validates against a CA issuing
@@ -62,5 +64,36 @@ func TestProviderConfigApply(t *testing.T) {
 	c.Issuer = "https://id.thiqa.example"
 	if got := c.Apply(Config{}, "http://thiqa.example"); got.Issuer != c.Issuer {
 		t.Fatalf("issuer %q, want the section's", got.Issuer)
+	}
+}
+
+// enrolmentStore is a store for an enrolment whose methods are never called.
+type enrolmentStore struct {
+	Credentials
+	MobileIDStore
+	pin.Store
+}
+
+// TestProviderConfigEnrolment: an enrolment reads and writes the one store
+// it is given, checks with the status and audits with the auditor given,
+// and sets login PINs at the section's cost and policy; parameters the PIN
+// manager refuses are an error.
+func TestProviderConfigEnrolment(t *testing.T) {
+	c := DefaultProviderConfig()
+	st, status, log := &enrolmentStore{}, &memStatus{}, &memAudit{}
+	e, err := c.Enrolment(st, status, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Credentials != st || e.Store != st || e.Status != status || e.Audit != log {
+		t.Fatalf("Enrolment: %+v", e)
+	}
+	got, want := e.PINs.Params(), c.PINParams()
+	if got.Time != want.Time || got.MemoryKiB != want.MemoryKiB || got.MaxFailures != want.MaxFailures || got.MinLength != want.MinLength || got.MaxLength != want.MaxLength {
+		t.Fatalf("PIN params %+v, want %+v", got, want)
+	}
+	c.PIN.MemoryKiB = 4
+	if _, err := c.Enrolment(st, status, log); err == nil {
+		t.Fatal("an enrolment with argon2id memory of 4 KiB")
 	}
 }

@@ -16,3 +16,24 @@ func (c ProviderConfig) Apply(cfg Config, publicBaseURL string) Config {
 func (c ProviderConfig) PINs(store pin.Store) (*pin.Manager, error) {
 	return pin.New(store, c.PINParams())
 }
+
+// EnrolmentStore is the store a mobile-ID enrolment reads and writes: the
+// issued credentials, the enrolments and the login PINs (package store
+// implements it).
+type EnrolmentStore interface {
+	Credentials
+	MobileIDStore
+	pin.Store
+}
+
+// Enrolment returns what EnrolMobileID and EnrolMobileIDForActivation need
+// over store, with the login PINs at c's cost and policy (PINs), status
+// checking the credentials' certificates and audit recording the
+// enrolments.
+func (c ProviderConfig) Enrolment(store EnrolmentStore, status StatusChecker, audit Auditor) (Enrolment, error) {
+	pins, err := c.PINs(store)
+	if err != nil {
+		return Enrolment{}, err
+	}
+	return Enrolment{Credentials: store, Status: status, Store: store, PINs: pins, Audit: audit}, nil
+}

@@ -10,7 +10,6 @@ import (
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/identity"
-	"github.com/thiqa/thiqa/internal/pin"
 )
 
 const oidcUsage = `usage:
@@ -169,14 +168,5 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 // mobileEnrolment is what identity.EnrolMobileID and
 // EnrolMobileIDForActivation need, over the data folder's store.
 func mobileEnrolment(p *platform) (identity.Enrolment, error) {
-	db := p.db
-	pins, err := pin.New(db.Identity(), p.cfg.Identity.PINParams())
-	if err != nil {
-		return identity.Enrolment{}, err
-	}
-	return identity.Enrolment{
-		Credentials: db.Identity(),
-		Status:      revocation.NewChecker(db.Certificates(nil), 0, nil),
-		Store:       db.Identity(), PINs: pins, Audit: p.audit,
-	}, nil
+	return p.cfg.Identity.Enrolment(p.db.Identity(), revocation.NewChecker(p.db.Certificates(nil), 0, nil), p.audit)
 }

@@ -13,9 +13,7 @@ import (
 	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
-	"github.com/thiqa/thiqa/timestamp"
 )
 
 // runRestore restores a backup into a fresh data folder with the same
@@ -140,14 +138,7 @@ func (h *restoreHost) InspectPostgres(ctx context.Context) (backup.PostgresState
 		return backup.PostgresState{}, err
 	}
 	st, err := store.InspectPostgres(ctx, dsn)
-	if err != nil {
-		return backup.PostgresState{}, err
-	}
-	out := backup.PostgresState{Tables: st.Tables}
-	if d := st.Deployment; d != nil {
-		out.RootSHA256, out.RecordedAt = d.RootSHA256, d.CreatedAt
-	}
-	return out, nil
+	return st.Backup(), err
 }
 
 func (h *restoreHost) LoadPostgres(ctx context.Context, dump io.Reader) error {
@@ -171,35 +162,5 @@ func (h *restoreHost) OpenStore(ctx context.Context, sqliteCopy string) (backup.
 	if err != nil {
 		return nil, err
 	}
-	return &restoredStore{DB: db, log: newAuditLog(db, h.logger, nil)}, nil
-}
-
-// restoredStore is the restored store and its audit log (backup.RestoredStore).
-type restoredStore struct {
-	*store.DB
-	log *audit.Log
-}
-
-func (s *restoredStore) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
-	return s.log.Append(ctx, e)
-}
-
-func (s *restoredStore) RecordDeployment(ctx context.Context, rootSHA256 string) (string, error) {
-	have, _, err := s.DB.RecordDeployment(ctx, store.Deployment{RootSHA256: rootSHA256})
-	return have.RootSHA256, err
-}
-
-func (s *restoredStore) RaiseCounters(ctx context.Context, floor int64, crlIssuers []string) ([]backup.Raised, error) {
-	raised, err := s.DB.RaiseCounters(ctx, floor, []string{timestamp.SerialCounter}, crlIssuers)
-	out := make([]backup.Raised, len(raised))
-	for i, c := range raised {
-		out[i] = backup.Raised{Table: c.Table, Name: c.Name, From: c.From, To: c.To}
-	}
-	return out, err
-}
-
-// Close closes the audit log, then the store.
-func (s *restoredStore) Close() error {
-	s.log.Close()
-	return s.DB.Close()
+	return store.NewRestored(db, newAuditLog(db, h.logger, nil)), nil
 }
