@@ -1,9 +1,14 @@
 package hsm
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DefaultSoftHSMModule is where Debian's softhsm2 package installs its module.
@@ -85,4 +90,112 @@ func (h TokenConfig) Validate() error {
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// CheckModule checks that the configured PKCS#11 module exists.
+func (h TokenConfig) CheckModule() error {
+	if _, err := os.Stat(h.Module); err != nil {
+		return fmt.Errorf("PKCS#11 module %s: %w", h.Module, err)
+	}
+	return nil
+}
+
+// PrepareSoftHSM writes the files of the SoftHSM token the configuration
+// manages that do not exist yet (PrepareSoftHSM: its configuration,
+// written by `by`, its token folder and PIN files, made absolute by
+// resolve) and returns what it created. It does nothing when the
+// configuration manages no SoftHSM token.
+func (h TokenConfig) PrepareSoftHSM(resolve func(string) string, by string) ([]string, error) {
+	if h.SoftHSM == nil {
+		return nil, nil
+	}
+	return PrepareSoftHSM(h.SoftHSMFiles(resolve), by)
+}
+
+// UseSoftHSMConf makes SoftHSM2 read the configuration of the token the
+// configuration manages (SOFTHSM2_CONF, made absolute by resolve); it does
+// nothing when it manages none. SoftHSM reads SOFTHSM2_CONF when the
+// module is initialised, so this runs before the module is loaded.
+func (h TokenConfig) UseSoftHSMConf(resolve func(string) string) error {
+	if h.SoftHSM == nil {
+		return nil
+	}
+	if err := os.Setenv("SOFTHSM2_CONF", resolve(h.SoftHSM.Conf)); err != nil {
+		return fmt.Errorf("setting SOFTHSM2_CONF: %w", err)
+	}
+	return nil
+}
+
+// OpenOptions is what TokenConfig.Open needs besides the configuration.
+type OpenOptions struct {
+	// Resolve makes the configuration's file names absolute.
+	Resolve func(string) string
+	// PIN reads the user PIN; its errors are returned as they are.
+	PIN func() (string, error)
+	// Create has Open make a SoftHSM token the configuration manages when
+	// it does not exist yet: the files it lacks (PrepareSoftHSM, the
+	// SoftHSM configuration written by CreatedBy), then the token itself
+	// (InitToken, with the security officer PIN that ReadSecret reads from
+	// its file and the user PIN).
+	Create bool
+	// CreatedBy names the command in a SoftHSM configuration Create writes.
+	CreatedBy string
+	// ReadSecret reads a secret from a file (env ""); Create needs it.
+	ReadSecret func(file, env string) (string, error)
+	// Role qualifies the token in errors: "offline" says "the offline
+	// token"; "" says just "token".
+	Role string
+	// Logger receives the token's events (Config.Logger) and the creation
+	// of a token. Nil discards.
+	Logger *slog.Logger
+	// Registerer and KeyMetricLabel are Config's.
+	Registerer     prometheus.Registerer
+	KeyMetricLabel func(keyLabel string) string
+}
+
+// Open checks the module, reads the user PIN and opens the configured
+// token (Open) with the configuration's pool size and verification, after
+// creating it when o.Create asks for it and it is a missing SoftHSM token
+// the configuration manages. A token that is not there is ErrTokenNotFound.
+func (h TokenConfig) Open(ctx context.Context, o OpenOptions) (*Token, error) {
+	the := ""
+	if o.Role != "" {
+		the = "the " + o.Role + " "
+	}
+	if err := h.CheckModule(); err != nil {
+		return nil, err
+	}
+	create := o.Create && h.SoftHSM != nil
+	if create {
+		if _, err := h.PrepareSoftHSM(o.Resolve, o.CreatedBy); err != nil {
+			return nil, err
+		}
+	}
+	pin, err := o.PIN()
+	if err != nil {
+		return nil, err
+	}
+	open := func() (*Token, error) {
+		tok, err := Open(ctx, Config{ModulePath: h.Module, TokenLabel: h.TokenLabel, PIN: pin, PoolSize: h.PoolSize,
+			VerifyAfterSign: h.VerifyAfterSign, KeyMetricLabel: o.KeyMetricLabel, Logger: o.Logger, Registerer: o.Registerer})
+		if err != nil {
+			return nil, fmt.Errorf("opening %stoken %q: %w", the, h.TokenLabel, err)
+		}
+		return tok, nil
+	}
+	tok, err := open()
+	if err == nil || !create || !errors.Is(err, ErrTokenNotFound) {
+		return tok, err
+	}
+	soPIN, err := o.ReadSecret(o.Resolve(h.SoftHSM.SOPINFile), "")
+	if err != nil {
+		return nil, fmt.Errorf("SoftHSM security officer PIN: %w", err)
+	}
+	if err := InitToken(h.Module, h.TokenLabel, soPIN, pin); err != nil {
+		return nil, fmt.Errorf("creating %sSoftHSM token %q: %w", the, h.TokenLabel, err)
+	}
+	if o.Logger != nil {
+		o.Logger.Info("created SoftHSM token", "token", h.TokenLabel)
+	}
+	return open()
 }

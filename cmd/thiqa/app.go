@@ -73,48 +73,20 @@ func loadConfig(dir string) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := useSoftHSMConf(cfg); err != nil {
+	if err := cfg.HSM.UseSoftHSMConf(cfg.Resolve); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-// useSoftHSMConf makes SoftHSM2 read the data folder's configuration. SoftHSM
-// reads SOFTHSM2_CONF when the module is initialised, so this runs before the
-// module is loaded.
-func useSoftHSMConf(cfg *config.Config) error {
-	if cfg.HSM.SoftHSM == nil {
-		return nil
-	}
-	if err := os.Setenv("SOFTHSM2_CONF", cfg.Resolve(cfg.HSM.SoftHSM.Conf)); err != nil {
-		return fmt.Errorf("setting SOFTHSM2_CONF: %w", err)
-	}
-	return nil
-}
-
 // openToken opens the configured PKCS#11 token and logs in.
 func openToken(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*hsm.Token, error) {
-	if _, err := os.Stat(cfg.HSM.Module); err != nil {
-		return nil, fmt.Errorf("PKCS#11 module %s: %w", cfg.HSM.Module, err)
-	}
-	pin, err := cfg.PIN()
-	if err != nil {
-		return nil, err
-	}
-	tok, err := hsm.Open(ctx, hsm.Config{
-		ModulePath:      cfg.HSM.Module,
-		TokenLabel:      cfg.HSM.TokenLabel,
-		PIN:             pin,
-		PoolSize:        cfg.HSM.PoolSize,
-		VerifyAfterSign: cfg.HSM.VerifyAfterSign,
-		KeyMetricLabel:  keyMetricLabel(cfg),
-		Logger:          logger,
-		Registerer:      reg,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("opening token %q: %w", cfg.HSM.TokenLabel, err)
-	}
-	return tok, nil
+	return cfg.HSM.Open(ctx, tokenOptions(cfg, logger, reg))
+}
+
+// tokenOptions are how the data folder's token is opened.
+func tokenOptions(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) hsm.OpenOptions {
+	return hsm.OpenOptions{Resolve: cfg.Resolve, PIN: cfg.PIN, KeyMetricLabel: keyMetricLabel(cfg), Logger: logger, Registerer: reg}
 }
 
 // openStore opens the configured database and applies migrations.

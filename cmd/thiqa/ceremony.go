@@ -60,43 +60,19 @@ func openCeremony(ctx context.Context, dir string, create bool) (*ceremony.Folde
 	return f, cfg, err
 }
 
-// openOfflineToken opens the offline token; with create, a SoftHSM token
-// the folder manages is made first when it does not exist yet.
+// openOfflineToken opens the offline token (one session, every signature
+// verified); with create, a SoftHSM token the folder manages is made first
+// when it does not exist yet.
 func openOfflineToken(ctx context.Context, cfg *config.Ceremony, create bool) (ceremony.Token, error) {
 	h := cfg.HSM
-	if _, err := os.Stat(h.Module); err != nil {
-		return nil, fmt.Errorf("PKCS#11 module %s: %w", h.Module, err)
-	}
-	if h.SoftHSM != nil {
-		if create {
-			if _, err := prepareSoftHSMToken(h, cfg.Resolve); err != nil {
-				return nil, err
-			}
-		}
-		if err := os.Setenv("SOFTHSM2_CONF", cfg.Resolve(h.SoftHSM.Conf)); err != nil {
-			return nil, fmt.Errorf("setting SOFTHSM2_CONF: %w", err)
-		}
-	}
-	pin, err := cfg.PIN()
-	if err != nil {
+	h.PoolSize, h.VerifyAfterSign = 1, true
+	if err := h.UseSoftHSMConf(cfg.Resolve); err != nil {
 		return nil, err
 	}
-	open := func() (*hsm.Token, error) {
-		return hsm.Open(ctx, hsm.Config{ModulePath: h.Module, TokenLabel: h.TokenLabel, PIN: pin, PoolSize: 1, VerifyAfterSign: true})
-	}
-	tok, err := open()
-	if err != nil && create && h.SoftHSM != nil && errors.Is(err, hsm.ErrTokenNotFound) {
-		soPIN, serr := config.ReadSecret(cfg.Resolve(h.SoftHSM.SOPINFile), "")
-		if serr != nil {
-			return nil, fmt.Errorf("SoftHSM security officer PIN: %w", serr)
-		}
-		if err := hsm.InitToken(h.Module, h.TokenLabel, soPIN, pin); err != nil {
-			return nil, fmt.Errorf("creating the offline SoftHSM token %q: %w", h.TokenLabel, err)
-		}
-		tok, err = open()
-	}
+	tok, err := h.Open(ctx, hsm.OpenOptions{Role: "offline", Resolve: cfg.Resolve, PIN: cfg.PIN,
+		Create: create, CreatedBy: "thiqa init", ReadSecret: config.ReadSecret})
 	if err != nil {
-		return nil, fmt.Errorf("opening the offline token %q: %w", h.TokenLabel, err)
+		return nil, err
 	}
 	return caToken{token: tok}, nil
 }

@@ -49,8 +49,8 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		return err
 	}
 	// Check what can be checked before anything is created.
-	if _, err := os.Stat(cfg.HSM.Module); err != nil {
-		return fmt.Errorf("PKCS#11 module %s: %w", cfg.HSM.Module, err)
+	if err := cfg.HSM.CheckModule(); err != nil {
+		return err
 	}
 	if cfg.HSM.SoftHSM == nil {
 		if _, err := cfg.PIN(); err != nil {
@@ -67,12 +67,10 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
-	if cfg.HSM.SoftHSM != nil {
-		made, err := prepareSoftHSMToken(cfg.HSM, cfg.Resolve)
-		created.Add(made...)
-		if err != nil {
-			return err
-		}
+	made, err := cfg.HSM.PrepareSoftHSM(cfg.Resolve, "thiqa init")
+	created.Add(made...)
+	if err != nil {
+		return err
 	}
 	if !haveConfig {
 		raw, err := cfg.Marshal()
@@ -91,7 +89,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 			return err
 		}
 	}
-	if err := useSoftHSMConf(cfg); err != nil {
+	if err := cfg.HSM.UseSoftHSMConf(cfg.Resolve); err != nil {
 		return err
 	}
 
@@ -134,34 +132,12 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	return nil
 }
 
-// prepareSoftHSMToken writes the SoftHSM2 configuration, token folder and
-// PIN files of a folder's token (the data folder's, a ceremony folder's)
-// that do not exist yet, and returns what it created; resolve makes its
-// paths absolute.
-func prepareSoftHSMToken(h hsm.TokenConfig, resolve func(string) string) ([]string, error) {
-	return hsm.PrepareSoftHSM(h.SoftHSMFiles(resolve), "thiqa init")
-}
-
 // openOrCreateToken logs in to the configured token, creating it first when
 // Thiqa manages a SoftHSM token that does not exist yet.
 func openOrCreateToken(ctx context.Context, cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*hsm.Token, error) {
-	tok, err := openToken(ctx, cfg, logger, reg)
-	if err == nil || cfg.HSM.SoftHSM == nil || !errors.Is(err, hsm.ErrTokenNotFound) {
-		return tok, err
-	}
-	soPIN, err := config.ReadSecret(cfg.Resolve(cfg.HSM.SoftHSM.SOPINFile), "")
-	if err != nil {
-		return nil, fmt.Errorf("SoftHSM security officer PIN: %w", err)
-	}
-	pin, err := cfg.PIN()
-	if err != nil {
-		return nil, err
-	}
-	if err := hsm.InitToken(cfg.HSM.Module, cfg.HSM.TokenLabel, soPIN, pin); err != nil {
-		return nil, fmt.Errorf("creating SoftHSM token %q: %w", cfg.HSM.TokenLabel, err)
-	}
-	logger.Info("created SoftHSM token", "token", cfg.HSM.TokenLabel)
-	return openToken(ctx, cfg, logger, reg)
+	o := tokenOptions(cfg, logger, reg)
+	o.Create, o.CreatedBy, o.ReadSecret = true, "thiqa init", config.ReadSecret
+	return cfg.HSM.Open(ctx, o)
 }
 
 // ensureKey finds the key a URI names, generating it on the token when it
