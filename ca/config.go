@@ -102,6 +102,15 @@ func (c Config) IsIssuer(name string) bool {
 	return c.Enabled() && slices.ContainsFunc(c.Issuers, func(k KeyConfig) bool { return k.Name == name })
 }
 
+// SubjectKeyTypeOrDefault returns the type of subject keys generated on
+// the token: SubjectKeyType, ec-p256 when it is empty.
+func (c Config) SubjectKeyTypeOrDefault() string {
+	if c.SubjectKeyType == "" {
+		return "ec-p256"
+	}
+	return c.SubjectKeyType
+}
+
 // Validate checks the CA section; an empty section is valid (no CA).
 func (c Config) Validate() error {
 	if !c.Enabled() {

@@ -36,6 +36,9 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: Validate() = %v", want, err)
 		}
 	}
+	if (Config{}).SubjectKeyTypeOrDefault() != "ec-p256" || (Config{SubjectKeyType: "rsa-3072"}).SubjectKeyTypeOrDefault() != "rsa-3072" {
+		t.Fatal("SubjectKeyTypeOrDefault")
+	}
 	if kt := (KeyConfig{}).KeyTypeOrDefault(); kt != "ec-p384" {
 		t.Fatalf("default CA key type %q", kt)
 	}

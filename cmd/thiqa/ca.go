@@ -13,7 +13,6 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/hierarchy"
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/policies"
@@ -65,7 +64,7 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return err
 	}
-	kt, err := hsm.ParseKeyType(subjectKeyType(p.cfg))
+	kt, err := hsm.ParseKeyType(p.cfg.CA.SubjectKeyTypeOrDefault())
 	if err != nil {
 		return err
 	}
@@ -87,13 +86,6 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	api.Register(s.mux, p.authn.Require)
 	s.ca = &wiredCA{authority: a, api: api, keys: keys}
 	return nil
-}
-
-func subjectKeyType(cfg *config.Config) string {
-	if cfg.CA.SubjectKeyType == "" {
-		return "ec-p256"
-	}
-	return cfg.CA.SubjectKeyType
 }
 
 // readSubjectFile reads --subject-file: a JSON object of subject fields.
