@@ -111,6 +111,15 @@ func (c Config) SubjectKeyTypeOrDefault() string {
 	return c.SubjectKeyType
 }
 
+// IssuerNames returns the names of the issuing CAs in the section's order.
+func (c Config) IssuerNames() []string {
+	names := make([]string, 0, len(c.Issuers))
+	for _, is := range c.Issuers {
+		names = append(names, is.Name)
+	}
+	return names
+}
+
 // Validate checks the CA section; an empty section is valid (no CA).
 func (c Config) Validate() error {
 	if !c.Enabled() {
