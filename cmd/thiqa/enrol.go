@@ -85,7 +85,7 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 	svc, err := enrol.New(enrol.Config{
 		Store: p.db.Enrolments(), Issuer: a, Certificates: p.db.Certificates(nil), Status: p.certStatus, Audit: p.audit,
 		Renewer: enrol.CARenewer{Renewals: s.renewer}, SecretKey: secretKey, Logger: p.logger.With("service", "enrol"),
-		Profiles: enrolProfiles,
+		Profiles: enrol.HolderProfiles(),
 	})
 	if err != nil {
 		return err
