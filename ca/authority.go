@@ -302,6 +302,19 @@ func (a *Authority) CurrentCACertificate(ca string) (*x509.Certificate, bool) {
 	return is.cert, true
 }
 
+// CurrentCACertificates returns the current certificates
+// (CurrentCACertificate) of the issuing CAs named cas, in that order,
+// leaving out the names it does not know.
+func (a *Authority) CurrentCACertificates(cas []string) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, name := range cas {
+		if cert, ok := a.CurrentCACertificate(name); ok {
+			out = append(out, cert)
+		}
+	}
+	return out
+}
+
 // Issue validates, lints, records, signs and stores one certificate. Refusals
 // are typed: errors wrapping policies.ErrUnknownProfile, *policies.SubjectError,
 // ErrBadCSR, *WeakKeyError, *LintError, ErrDuplicateRequest, *RequestError,

@@ -102,6 +102,24 @@ func (c Config) IsIssuer(name string) bool {
 	return c.Enabled() && slices.ContainsFunc(c.Issuers, func(k KeyConfig) bool { return k.Name == name })
 }
 
+// SubjectKeyTypeOrDefault returns the type of subject keys generated on
+// the token: SubjectKeyType, ec-p256 when it is empty.
+func (c Config) SubjectKeyTypeOrDefault() string {
+	if c.SubjectKeyType == "" {
+		return "ec-p256"
+	}
+	return c.SubjectKeyType
+}
+
+// IssuerNames returns the names of the issuing CAs in the section's order.
+func (c Config) IssuerNames() []string {
+	names := make([]string, 0, len(c.Issuers))
+	for _, is := range c.Issuers {
+		names = append(names, is.Name)
+	}
+	return names
+}
+
 // Validate checks the CA section; an empty section is valid (no CA).
 func (c Config) Validate() error {
 	if !c.Enabled() {

@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -35,6 +36,12 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: Validate() = %v", want, err)
 		}
+	}
+	if got := def.IssuerNames(); !slices.Equal(got, []string{"citizen", "organisation", "tsa"}) || len((Config{}).IssuerNames()) != 0 {
+		t.Fatalf("IssuerNames = %v", got)
+	}
+	if (Config{}).SubjectKeyTypeOrDefault() != "ec-p256" || (Config{SubjectKeyType: "rsa-3072"}).SubjectKeyTypeOrDefault() != "rsa-3072" {
+		t.Fatal("SubjectKeyTypeOrDefault")
 	}
 	if kt := (KeyConfig{}).KeyTypeOrDefault(); kt != "ec-p384" {
 		t.Fatalf("default CA key type %q", kt)

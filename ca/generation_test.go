@@ -59,6 +59,10 @@ func TestGenerations(t *testing.T) {
 	if c, ok := a.CACertificate("citizen_2"); !ok || c != cert {
 		t.Fatal("CACertificate(citizen_2) is not the second generation")
 	}
+	if cur := a.CurrentCACertificates([]string{"tsa", "citizen", "nobody"}); len(cur) != 2 ||
+		cur[0] != pki.issuers[policies.IssuerTSA].Certificate() || cur[1] != cert {
+		t.Fatalf("CurrentCACertificates: %d certificates, not the TSA CA's and the second generation's", len(cur))
+	}
 	// The first generation certifies its own OCSP responder when named.
 	resp, err := a.Issue(context.Background(), Request{Profile: policies.ProfileOCSPResponder, Issuer: "citizen",
 		Subject: subjectFor(policies.ProfileOCSPResponder), PublicKey: p384(t).Public(), KeyGeneratedByService: true, RequestedBy: "thiqa-serve"})

@@ -18,6 +18,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/policies"
 )
 
 // Refusals, for errors.Is. Each leaves the enrolment as it was.
@@ -133,6 +134,13 @@ type Config struct {
 	DefaultTTL, MaxTTL time.Duration
 	Logger             *slog.Logger
 	Now                func() time.Time
+}
+
+// HolderProfiles are the profiles open to enrolment by CMP and EST (a
+// Config's Profiles for a deployment's enrolments): the certificates of
+// citizens and agencies whose keys they hold.
+func HolderProfiles() []string {
+	return []string{policies.ProfileCitizenAuth, policies.ProfileCitizenSigning, policies.ProfileOrganisationSeal}
 }
 
 // Service creates enrolments and turns authenticated protocol requests

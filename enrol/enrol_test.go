@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +103,27 @@ func TestEnrolmentRecords(t *testing.T) {
 	cfg.SecretKey = ec
 	if _, err := enrol.New(cfg); err == nil {
 		t.Fatal("an ECDSA key (randomised signatures) was accepted to derive secrets")
+	}
+}
+
+// TestHolderProfiles: CMP and EST enrol the key holders' certificates of
+// citizens and agencies, in the order a refusal lists them, and no
+// service certificate (TSA unit, OCSP responder).
+func TestHolderProfiles(t *testing.T) {
+	got := enrol.HolderProfiles()
+	if strings.Join(got, ", ") != "citizen-auth, citizen-signing, organisation-seal" {
+		t.Fatalf("HolderProfiles = %v", got)
+	}
+	set, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range got {
+		if _, err := set.Get(name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if slices.Contains(got, policies.ProfileTSAUnit) || slices.Contains(got, policies.ProfileOCSPResponder) {
+		t.Fatal("a service certificate is open to enrolment")
 	}
 }

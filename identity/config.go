@@ -80,6 +80,14 @@ func (c ProviderConfig) IssuerOr(publicBaseURL string) string {
 	return publicBaseURL
 }
 
+// CSCOAuthBase returns the base URI of the CSC API v2 authorization
+// server (the "oauth2" member of /csc/v2/info) under the issuer
+// (publicBaseURL when none is set): its access tokens name it as their
+// audience, the signing service they are for.
+func (c ProviderConfig) CSCOAuthBase(publicBaseURL string) string {
+	return c.IssuerOr(publicBaseURL) + PathCSC
+}
+
 // KeyTypeOrDefault returns the type of the token-signing key: KeyType,
 // ec-p256 when it is empty.
 func (c ProviderConfig) KeyTypeOrDefault() string {

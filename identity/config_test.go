@@ -20,6 +20,12 @@ func TestProviderConfig(t *testing.T) {
 	if def.KeyTypeOrDefault() != "ec-p256" || (ProviderConfig{}).KeyTypeOrDefault() != "ec-p256" || (ProviderConfig{KeyType: "rsa-3072"}).KeyTypeOrDefault() != "rsa-3072" {
 		t.Fatal("KeyTypeOrDefault")
 	}
+	if got := def.CSCOAuthBase("http://thiqa.example"); got != "http://thiqa.example/csc/v2" {
+		t.Fatalf("CSCOAuthBase = %q", got)
+	}
+	if got := (ProviderConfig{Issuer: "https://id.example.om"}).CSCOAuthBase("http://thiqa.example"); got != "https://id.example.om/csc/v2" {
+		t.Fatalf("CSCOAuthBase with an issuer = %q", got)
+	}
 	if p := def.PINParams(); p.MaxFailures != 5 || p.Time < 1 {
 		t.Fatalf("PIN params %+v", p)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/policies"
 )
 
 // memKey is a key of memToken.
@@ -168,5 +169,38 @@ func TestFromConfig(t *testing.T) {
 	c.Issuers[1].Key = "pkcs11:token=thiqa"
 	if _, err := FromConfig(c, "/data", "/data/ca", "", label); err == nil || !strings.Contains(err.Error(), "CA organisation") {
 		t.Fatalf("FromConfig with a key without a label: %v", err)
+	}
+}
+
+// TestOpenAuthority: the issuance service over a hierarchy issues from
+// the issuers Init made, under its root, with the default profiles; the
+// profiles' settings are checked before the token is asked.
+func TestOpenAuthority(t *testing.T) {
+	ctx := context.Background()
+	c := testConfig(t.TempDir())
+	tok, log := &memToken{keys: map[string]memKey{}}, &memAudit{}
+	if err := Init(ctx, c, tok, log, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	parts, err := Find(ctx, c, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenAuthority(ctx, c, tok, ca.IssuerOptions{}, ca.AuthorityConfig{Store: struct{ ca.Store }{}, Auditor: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root, ok := a.CACertificate("root"); !ok || !root.Equal(parts[0].Cert) {
+		t.Fatal("the authority's root is not the hierarchy's")
+	}
+	if cur, ok := a.CurrentCACertificate("citizen"); !ok || !cur.Equal(parts[1].Cert) {
+		t.Fatal("the authority's citizen CA is not the hierarchy's")
+	}
+	if err := a.CheckRequest(ca.Request{Profile: "no-such-profile"}); !errors.Is(err, policies.ErrUnknownProfile) {
+		t.Fatalf("unknown profile: %v", err)
+	}
+	c.Profiles.CryptoPeriods = map[string]string{"no-such-profile": "365d"}
+	if _, err := OpenAuthority(ctx, c, &memToken{}, ca.IssuerOptions{}, ca.AuthorityConfig{}); err == nil || !strings.Contains(err.Error(), "cryptoPeriods") {
+		t.Fatalf("a crypto-period of an unknown profile: %v", err)
 	}
 }

@@ -284,6 +284,24 @@ func Issuers(ctx context.Context, c Config, tok Token, opts ca.IssuerOptions) (*
 	return parts[0].Cert, issuers, nil
 }
 
+// OpenAuthority builds the issuance service over hierarchy c on tok: the
+// default certificate profiles with c.Profiles' deployment values, and the
+// root and the issuers (with opts) that Issuers finds. a gives the rest
+// of the service (store, auditor, logger, metrics); its Root, Issuers and
+// Profiles are set here.
+func OpenAuthority(ctx context.Context, c Config, tok Token, opts ca.IssuerOptions, a ca.AuthorityConfig) (*ca.Authority, error) {
+	profiles, err := policies.DefaultProfiles(c.Profiles)
+	if err != nil {
+		return nil, err
+	}
+	root, issuers, err := Issuers(ctx, c, tok, opts)
+	if err != nil {
+		return nil, err
+	}
+	a.Root, a.Issuers, a.Profiles = root, issuers, profiles
+	return ca.NewAuthority(a)
+}
+
 // PendingError names the issuing CAs whose certificates are missing and
 // the commands that install them.
 func PendingError(c Config, pending []*Part) error {

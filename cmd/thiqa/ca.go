@@ -13,10 +13,8 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/hierarchy"
-	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/pemcert"
-	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
 )
 
@@ -31,10 +29,6 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	if err != nil {
 		return nil, err
 	}
-	profiles, err := policies.DefaultProfiles(cfg.CA.Profiles)
-	if err != nil {
-		return nil, err
-	}
 	rset, err := cfg.Revocation.Settings(cfg.PublicBaseURL)
 	if err != nil {
 		return nil, err
@@ -43,16 +37,11 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	// With hsm.verifyAfterSign the HSM layer checks every signature with
 	// the key's public half; the issuers then do not check their ECDSA
 	// signatures a second time (RSA ones they always check).
-	root, issuers, err := hierarchy.Issuers(ctx, h, caToken{token: p.token},
-		ca.IssuerOptions{SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions})
-	if err != nil {
-		return nil, err
-	}
-	return ca.NewAuthority(ca.AuthorityConfig{
-		Root: root, Issuers: issuers, Profiles: profiles,
-		Store: p.db.Certificates(func(string) int { return partitions }), Auditor: p.audit,
-		Logger: p.logger.With("service", "ca"), Metrics: reg,
-	})
+	return hierarchy.OpenAuthority(ctx, h, caToken{token: p.token},
+		ca.IssuerOptions{SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions}, ca.AuthorityConfig{
+			Store: p.db.Certificates(func(string) int { return partitions }), Auditor: p.audit,
+			Logger: p.logger.With("service", "ca"), Metrics: reg,
+		})
 }
 
 // wireCA serves the CA: issuance and look-up for registration officers,
@@ -65,7 +54,7 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return err
 	}
-	kt, err := hsm.ParseKeyType(subjectKeyType(p.cfg))
+	kt, err := hsm.ParseKeyType(p.cfg.CA.SubjectKeyTypeOrDefault())
 	if err != nil {
 		return err
 	}
@@ -87,13 +76,6 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 	api.Register(s.mux, p.authn.Require)
 	s.ca = &wiredCA{authority: a, api: api, keys: keys}
 	return nil
-}
-
-func subjectKeyType(cfg *config.Config) string {
-	if cfg.CA.SubjectKeyType == "" {
-		return "ec-p256"
-	}
-	return cfg.CA.SubjectKeyType
 }
 
 // readSubjectFile reads --subject-file: a JSON object of subject fields.

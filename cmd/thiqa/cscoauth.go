@@ -24,13 +24,6 @@ import (
 // both run in this data folder.
 func cscOAuthOn(cfg *config.Config) bool { return identityOn(cfg) && cfg.Signing.Enabled(cfg.CA) }
 
-// cscOAuthBase is the base URI of the CSC authorization server (the
-// "oauth2" member of /csc/v2/info); its access tokens name it as their
-// audience, the signing service they are for.
-func cscOAuthBase(cfg *config.Config) string {
-	return cfg.Identity.IssuerOr(cfg.PublicBaseURL) + identity.PathCSC
-}
-
 // cscDelegatedIssuers trusts the digital ID's token-signing key for the
 // access tokens of the CSC authorization server, and for nothing else.
 func cscDelegatedIssuers(ctx context.Context, cfg *config.Config, tok *hsm.Token, db *store.DB) ([]auth.DelegatedIssuer, error) {
@@ -51,7 +44,8 @@ func cscDelegatedIssuers(ctx context.Context, cfg *config.Config, tok *hsm.Token
 	case err != nil:
 		return nil, fmt.Errorf("identity token-signing key %s (run `thiqa init --data %s`): %w", cfg.Identity.Key, cfg.Dir(), err)
 	}
-	d, err := identity.CSCDelegatedIssuer(cfg.Identity.IssuerOr(cfg.PublicBaseURL), cscOAuthBase(cfg), key, db.Identity())
+	d, err := identity.CSCDelegatedIssuer(cfg.Identity.IssuerOr(cfg.PublicBaseURL), cfg.Identity.CSCOAuthBase(cfg.PublicBaseURL),
+		key, db.Identity())
 	if err != nil {
 		return nil, err
 	}

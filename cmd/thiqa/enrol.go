@@ -85,19 +85,14 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 	svc, err := enrol.New(enrol.Config{
 		Store: p.db.Enrolments(), Issuer: a, Certificates: p.db.Certificates(nil), Status: p.certStatus, Audit: p.audit,
 		Renewer: enrol.CARenewer{Renewals: s.renewer}, SecretKey: secretKey, Logger: p.logger.With("service", "enrol"),
-		Profiles: enrolProfiles,
+		Profiles: enrol.HolderProfiles(),
 	})
 	if err != nil {
 		return err
 	}
 	svc.Register(s.mux, p.authn.Require)
 	root, _ := a.CACertificate("root")
-	var issuing []*x509.Certificate
-	for _, c := range p.cfg.CA.Issuers {
-		if cert, ok := a.CurrentCACertificate(c.Name); ok {
-			issuing = append(issuing, cert)
-		}
-	}
+	issuing := a.CurrentCACertificates(p.cfg.CA.IssuerNames())
 	srv, err := cmp.New(cmp.Config{
 		Enrol: svc, Transactions: p.db.Enrolments(), Revoker: s.revocations, Issuer: a,
 		Key: cmpKey, Certificate: cmpCert, CACertificates: issuing, Root: root,

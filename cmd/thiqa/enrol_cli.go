@@ -7,7 +7,6 @@ import (
 
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/policies"
 )
 
 // runEnrol is `thiqa enrol create`: a one-time enrolment for CMP or EST,
@@ -43,7 +42,7 @@ func runEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	svc, err := enrol.New(enrol.Config{Store: p.db.Enrolments(), Issuer: a, Certificates: p.db.Certificates(nil),
 		Status: newCertificateStatus(p.cfg, p.db), Audit: p.audit, SecretKey: secretKey,
-		Profiles: enrolProfiles})
+		Profiles: enrol.HolderProfiles()})
 	if err != nil {
 		return err
 	}
@@ -55,7 +54,3 @@ func runEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
-
-// enrolProfiles are the profiles open to enrolment by CMP and EST: the
-// certificates of citizens and agencies whose keys they hold.
-var enrolProfiles = []string{policies.ProfileCitizenAuth, policies.ProfileCitizenSigning, policies.ProfileOrganisationSeal}

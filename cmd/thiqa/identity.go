@@ -94,7 +94,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 	}
 	var signingAuth *identity.SigningConfig
 	if api != nil && cscOAuthOn(cfg) {
-		signingAuth = csc.ProviderCredentials{API: api}.SigningConfig(cscOAuthBase(cfg))
+		signingAuth = csc.ProviderCredentials{API: api}.SigningConfig(cfg.Identity.CSCOAuthBase(cfg.PublicBaseURL))
 	}
 	return identity.New(cfg.Identity.Apply(identity.Config{
 		Signer: key, PairwiseSecret: secret, CitizenRoots: roots,

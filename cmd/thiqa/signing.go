@@ -97,7 +97,7 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	s.Register(sv.mux, p.authn.Require)
 	sv.csc = csc.New(s)
 	if cscOAuthOn(p.cfg) {
-		sv.csc.WithOAuth2(cscOAuthBase(p.cfg))
+		sv.csc.WithOAuth2(p.cfg.Identity.CSCOAuthBase(p.cfg.PublicBaseURL))
 	}
 	sv.csc.Register(sv.mux, p.authn.Require)
 	sv.signing = s
