@@ -167,7 +167,7 @@ func (p *benchPlatform) BenchKey(ctx context.Context, keyType string) (bench.Key
 		return bench.Key{}, err
 	}
 	if generated {
-		if err := auditKeyGenerated(ctx, p.p.audit, key); err != nil {
+		if err := keyring.Generated(ctx, p.p.audit, key); err != nil {
 			return bench.Key{}, err
 		}
 	}

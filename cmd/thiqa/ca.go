@@ -14,6 +14,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/signing"
 )
@@ -37,7 +38,7 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	// With hsm.verifyAfterSign the HSM layer checks every signature with
 	// the key's public half; the issuers then do not check their ECDSA
 	// signatures a second time (RSA ones they always check).
-	return hierarchy.OpenAuthority(ctx, h, caToken{token: p.token},
+	return hierarchy.OpenAuthority(ctx, h, keyring.CAToken{Token: p.token},
 		ca.IssuerOptions{SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions}, ca.AuthorityConfig{
 			Store: p.db.Certificates(func(string) int { return partitions }), Auditor: p.audit,
 			Logger: p.logger.With("service", "ca"), Metrics: reg,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/hsm/keyring"
 )
 
 // caImport is `thiqa ca import`: it installs the certificate the offline
@@ -49,7 +50,7 @@ func caImport(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer closePlatform()
-	return hierarchy.Import(ctx, h, caToken{token: p.token, log: p.audit}, p.audit, *name, cert, root, operatorName(), env.stdout)
+	return hierarchy.Import(ctx, h, keyring.CAToken{Token: p.token, Audit: p.audit}, p.audit, *name, cert, root, operatorName(), env.stdout)
 }
 
 // checkIssuingCA refuses a name that is not an issuing CA of the data

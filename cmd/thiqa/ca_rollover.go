@@ -7,6 +7,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/hsm/keyring"
 )
 
 // caRollover is `thiqa ca rollover`: it gives an issuing CA a new key on
@@ -38,5 +39,5 @@ func caRollover(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer closePlatform()
-	return hierarchy.Rollover(ctx, h, caToken{token: p.token, log: p.audit}, p.audit, *name, operatorName(), env.stdout)
+	return hierarchy.Rollover(ctx, h, keyring.CAToken{Token: p.token, Audit: p.audit}, p.audit, *name, operatorName(), env.stdout)
 }

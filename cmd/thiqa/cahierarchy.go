@@ -12,7 +12,7 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
-	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/hsm/keyring"
 )
 
 // The CA hierarchy of a data folder (package ca/hierarchy): this file
@@ -45,59 +45,6 @@ func hierarchyConfig(cfg *config.Config) (hierarchy.Config, error) {
 		func(uri string) (string, error) { return keyLabel(cfg, uri) })
 }
 
-// caToken is a token as the CA hierarchy (hierarchy.Token: the online
-// token) and the key ceremony (ceremony.Token: the offline token) use it:
-// each key it generates is recorded in log, when there is one.
-type caToken struct {
-	token *hsm.Token
-	log   *audit.Log
-}
-
-func (t caToken) FindKey(ctx context.Context, label string) (ca.TokenKey, error) {
-	k, err := t.token.FindKey(ctx, label)
-	if errors.Is(err, hsm.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: %w", ca.ErrKeyNotFound, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return k, nil
-}
-
-func (t caToken) GenerateKey(ctx context.Context, label, keyType string) (ca.TokenKey, error) {
-	kt, err := hsm.ParseKeyType(keyType)
-	if err != nil {
-		return nil, err
-	}
-	k, err := t.token.GenerateKey(ctx, label, kt)
-	if err != nil {
-		return nil, err
-	}
-	if t.log != nil {
-		if err := auditKeyGenerated(ctx, t.log, k); err != nil {
-			return nil, err
-		}
-	}
-	return k, nil
-}
-
-func (t caToken) DeleteKey(ctx context.Context, label string) error {
-	return t.token.DeleteKey(ctx, label)
-}
-func (t caToken) Close() error { return t.token.Close() }
-
-func (t caToken) Keys(ctx context.Context) ([]hierarchy.KeyInfo, error) {
-	keys, err := t.token.ListKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]hierarchy.KeyInfo, len(keys))
-	for i, k := range keys {
-		out[i] = hierarchy.KeyInfo{URI: k.URI, Public: k.Public}
-	}
-	return out, nil
-}
-
 // findHierarchy looks up every CA's key on the token and its certificate
 // in the data folder (hierarchy.Find): the root first.
 func findHierarchy(ctx context.Context, cfg *config.Config, tok *hsm.Token) ([]*hierarchy.Part, error) {
@@ -105,7 +52,7 @@ func findHierarchy(ctx context.Context, cfg *config.Config, tok *hsm.Token) ([]*
 	if err != nil {
 		return nil, err
 	}
-	return hierarchy.Find(ctx, h, caToken{token: tok})
+	return hierarchy.Find(ctx, h, keyring.CAToken{Token: tok})
 }
 
 // initCA creates the CA hierarchy on the token and in the data folder
@@ -119,7 +66,7 @@ func initCA(ctx context.Context, p *platform, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return hierarchy.Init(ctx, h, caToken{token: p.token, log: p.audit}, p.audit, out)
+	return hierarchy.Init(ctx, h, keyring.CAToken{Token: p.token, Audit: p.audit}, p.audit, out)
 }
 
 // offlineRootFor reads --root-cert and makes the configuration's root

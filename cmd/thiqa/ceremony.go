@@ -11,6 +11,7 @@ import (
 	"github.com/thiqa/thiqa/ca/ceremony"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/hsm/keyring"
 )
 
 // The key ceremony's commands (ca root create, ca sign, ca crl) act on a
@@ -74,7 +75,7 @@ func openOfflineToken(ctx context.Context, cfg *config.Ceremony, create bool) (c
 	if err != nil {
 		return nil, err
 	}
-	return caToken{token: tok}, nil
+	return keyring.CAToken{Token: tok}, nil
 }
 
 // verifyCeremony is `thiqa audit verify --ceremony DIR`: it walks the

@@ -185,12 +185,6 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 	return nil
 }
 
-// auditKeyGenerated records a key generated on the token
-// (keyring.Generated).
-func auditKeyGenerated(ctx context.Context, log *audit.Log, k *hsm.Signer) error {
-	return keyring.Generated(ctx, log, k)
-}
-
 // writeFileExclusive creates path with data, failing with os.ErrExist when it
 // is already there (atomicfile.WriteNew).
 func writeFileExclusive(path string, data []byte, perm os.FileMode) error {

@@ -78,7 +78,7 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	if err != nil {
 		return err
 	}
-	parts, err := hierarchy.Find(ctx, h, caToken{token: p.token})
+	parts, err := hierarchy.Find(ctx, h, keyring.CAToken{Token: p.token})
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func ensureServiceKey(ctx context.Context, p *platform, uri string, kt hsm.KeyTy
 		return nil, err
 	}
 	if generated {
-		if err := auditKeyGenerated(ctx, p.audit, key); err != nil {
+		if err := keyring.Generated(ctx, p.audit, key); err != nil {
 			return nil, err
 		}
 	}

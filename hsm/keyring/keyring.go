@@ -3,7 +3,8 @@
 // the audit log: the keys of the services themselves (OCSP responders, TSA
 // units, the deployment's own signers: Ring, Ensure) and the subject keys of
 // remote-signing credentials that the CA generates for a certificate request
-// (Credentials). It knows keys and labels, nothing of certificates.
+// (Credentials), and the CA keys of the hierarchy and the key ceremony
+// (CAToken). It knows keys and labels, nothing of certificates.
 package keyring
 
 import (
