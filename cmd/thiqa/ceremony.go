@@ -12,6 +12,7 @@ import (
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
+	"github.com/thiqa/thiqa/internal/atomicfile"
 )
 
 // The key ceremony's commands (ca root create, ca sign, ca crl) act on a
@@ -42,7 +43,7 @@ func openCeremony(ctx context.Context, dir string, create bool) (*ceremony.Folde
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := writeFileExclusive(config.CeremonyPath(abs), raw, 0o600); err != nil {
+		if err := atomicfile.WriteNew(config.CeremonyPath(abs), raw, 0o600); err != nil {
 			return nil, nil, fmt.Errorf("writing %s: %w", config.CeremonyPath(abs), err)
 		}
 	}

@@ -77,7 +77,7 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := writeFileExclusive(config.Path(abs), raw, 0o600); err != nil {
+		if err := atomicfile.WriteNew(config.Path(abs), raw, 0o600); err != nil {
 			return fmt.Errorf("writing configuration: %w", err)
 		}
 		created.Add(config.Path(abs))
@@ -183,10 +183,4 @@ func initDevIssuer(ctx context.Context, p *platform, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "  dev token issuer  %s\n", key.URI())
 	return nil
-}
-
-// writeFileExclusive creates path with data, failing with os.ErrExist when it
-// is already there (atomicfile.WriteNew).
-func writeFileExclusive(path string, data []byte, perm os.FileMode) error {
-	return atomicfile.WriteNew(path, data, perm)
 }

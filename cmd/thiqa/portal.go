@@ -30,10 +30,7 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 	}
 	if cfg.CA.Enabled() {
 		links.OCSP = "/ocsp"
-		names := []string{cfg.CA.Root.Name}
-		for _, is := range cfg.CA.Issuers {
-			names = append(names, is.Name)
-		}
+		names := append([]string{cfg.CA.Root.Name}, cfg.CA.IssuerNames()...)
 		for _, c := range names {
 			links.CACertificates = append(links.CACertificates, webportal.Link{Label: c + ".crt", Path: "/certs/" + c + ".crt"})
 			links.CRLs = append(links.CRLs, webportal.Link{Label: c + ".crl", Path: "/crl/" + c + ".crl"})

@@ -38,19 +38,9 @@ func runTSL(ctx context.Context, env *cliEnv, args []string) error {
 // onePositional parses flags around exactly one positional argument; bad
 // flags and a missing argument exit 3 (could not run).
 func onePositional(fs *flag.FlagSet, args []string, what string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return "", withExit(0, errSilent)
-			}
-			return "", withExit(verifyExitCannotRun, errSilent)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := positionals(fs, args)
+	if err != nil {
+		return "", err
 	}
 	if len(pos) != 1 {
 		return "", cannotRun("name exactly one %s", what)
@@ -60,7 +50,7 @@ func onePositional(fs *flag.FlagSet, args []string, what string) (string, error)
 
 func tslCheck(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("tsl check", env)
-	var signers pemFileList
+	var signers stringList
 	fs.Var(&signers, "signer", "PEM file of the certificate(s) allowed to sign the list (repeatable)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	at := fs.String("at", "", "validate at this time (RFC 3339) instead of now")
@@ -173,7 +163,7 @@ func listedDeployment(cfg *config.Config) (build.Deployment, error) {
 	if err != nil {
 		return build.Deployment{}, err
 	}
-	root, err := readAnchors(caCertPath(cfg, cfg.CA.Root.Name))
+	root, err := verify.ReadPEMFile(caCertPath(cfg, cfg.CA.Root.Name))
 	if err != nil {
 		return build.Deployment{}, fmt.Errorf("root CA certificate (run `thiqa init --data %s`): %w", cfg.Dir(), err)
 	}

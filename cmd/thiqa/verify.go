@@ -26,9 +26,6 @@ const (
 	verifyExitCannotRun = 3
 )
 
-// pemFileList is a repeatable flag of PEM file names.
-type pemFileList = stringList
-
 // cannotRun marks an error that kept `thiqa verify` from validating.
 func cannotRun(format string, a ...any) error {
 	return withExit(verifyExitCannotRun, fmt.Errorf(format, a...))
@@ -42,7 +39,7 @@ func cannotRun(format string, a ...any) error {
 // not run (unreadable file, bad flags).
 func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("verify", env)
-	var trust pemFileList
+	var trust stringList
 	fs.Var(&trust, "trust", "PEM file of trusted root certificates (repeatable)")
 	at := fs.String("at", "", "validate at this time (RFC 3339) instead of now")
 	asJSON := fs.Bool("json", false, "print the JSON report (docs/verify-report.md)")
@@ -50,7 +47,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	offline := fs.Bool("offline", false, "never fetch OCSP responses or CRLs online; use only what the document embeds")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound of each online revocation fetch")
 	payloadFile := fs.String("payload", "", "for a JAdES signature with a detached payload: the signed JSON document")
-	var tslFiles, tslSigners pemFileList
+	var tslFiles, tslSigners stringList
 	fs.Var(&tslFiles, "tsl", "ETSI trusted list (or EU LOTL) FILE or URL: its qualified services are anchors and decide `qualified` (repeatable)")
 	fs.Var(&tslSigners, "tsl-signer", "PEM file of a certificate allowed to sign the --tsl lists (repeatable)")
 	fs.Usage = func() {
@@ -88,7 +85,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stderr, "thiqa verify: trusted lists: %s\n", w)
 	}
 	for _, p := range trust {
-		certs, err := readAnchors(p)
+		certs, err := verify.ReadPEMFile(p)
 		if err != nil {
 			return cannotRun("--trust: %w", err)
 		}
@@ -121,19 +118,9 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 // parseInterleaved parses flags that may come before and after the one
 // positional argument, which it returns. Bad flags exit 3 (could not run).
 func parseInterleaved(fs *flag.FlagSet, args []string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return "", withExit(0, errSilent)
-			}
-			return "", withExit(verifyExitCannotRun, errSilent)
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := positionals(fs, args)
+	if err != nil {
+		return "", err
 	}
 	switch len(pos) {
 	case 0:
@@ -142,6 +129,25 @@ func parseInterleaved(fs *flag.FlagSet, args []string) (string, error) {
 		return pos[0], nil
 	default:
 		return "", cannotRun("verify one file at a time (got %q and %q)", pos[0], pos[1])
+	}
+}
+
+// positionals parses flags that may come before and after the positional
+// arguments, which it returns in order. Bad flags exit 3 (could not run).
+func positionals(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, withExit(0, errSilent)
+			}
+			return nil, withExit(verifyExitCannotRun, errSilent)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 }
 
@@ -154,14 +160,14 @@ func deploymentAnchors(cfg *config.Config) ([]*x509.Certificate, error) {
 	var anchors []*x509.Certificate
 	if cfg.CA.Enabled() {
 		p := caCertPath(cfg, cfg.CA.Root.Name)
-		certs, err := readAnchors(p)
+		certs, err := verify.ReadPEMFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("root CA certificate (run `thiqa init --data %s`): %w", cfg.Dir(), err)
 		}
 		anchors = append(anchors, certs...)
 	}
 	for _, f := range cfg.Verify.TrustAnchorFiles {
-		certs, err := readAnchors(cfg.Resolve(f))
+		certs, err := verify.ReadPEMFile(cfg.Resolve(f))
 		if err != nil {
 			return nil, fmt.Errorf("verify.trustAnchorFiles: %w", err)
 		}

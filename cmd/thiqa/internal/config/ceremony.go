@@ -1,15 +1,12 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/policies"
@@ -116,26 +113,13 @@ func (c *Ceremony) Validate() error {
 }
 
 // Marshal encodes the configuration as YAML.
-func (c *Ceremony) Marshal() ([]byte, error) {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
-		return nil, fmt.Errorf("encoding the ceremony configuration: %w", err)
-	}
-	return buf.Bytes(), nil
-}
+func (c *Ceremony) Marshal() ([]byte, error) { return marshalYAML(c, "the ceremony configuration") }
 
 // Dir is the ceremony folder.
 func (c *Ceremony) Dir() string { return c.dir }
 
 // Resolve returns p made absolute against the ceremony folder.
-func (c *Ceremony) Resolve(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(c.dir, p)
-}
+func (c *Ceremony) Resolve(p string) string { return resolveIn(c.dir, p) }
 
 // PIN returns the offline token's user PIN.
 func (c *Ceremony) PIN() (string, error) {

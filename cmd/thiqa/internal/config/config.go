@@ -261,12 +261,16 @@ func decodeStrict(raw []byte, v any) error {
 }
 
 // Marshal encodes the configuration as YAML.
-func (c *Config) Marshal() ([]byte, error) {
+func (c *Config) Marshal() ([]byte, error) { return marshalYAML(c, "configuration") }
+
+// marshalYAML encodes v as YAML indented by two spaces; what names v in the
+// error.
+func marshalYAML(v any, what string) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(c); err != nil {
-		return nil, fmt.Errorf("encoding configuration: %w", err)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encoding %s: %w", what, err)
 	}
 	return buf.Bytes(), nil
 }
@@ -275,11 +279,15 @@ func (c *Config) Marshal() ([]byte, error) {
 func (c *Config) Dir() string { return c.dir }
 
 // Resolve returns p made absolute against the data folder.
-func (c *Config) Resolve(p string) string {
+func (c *Config) Resolve(p string) string { return resolveIn(c.dir, p) }
+
+// resolveIn returns p made absolute against dir; an empty or absolute p is
+// returned as it is.
+func resolveIn(dir, p string) string {
 	if p == "" || filepath.IsAbs(p) {
 		return p
 	}
-	return filepath.Join(c.dir, p)
+	return filepath.Join(dir, p)
 }
 
 // Validate checks every field and returns the first problem, naming the key.

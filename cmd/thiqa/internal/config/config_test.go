@@ -168,3 +168,15 @@ func TestDefaultText(t *testing.T) {
 		t.Fatalf("default clock source:\n%s", raw)
 	}
 }
+
+func TestResolveIn(t *testing.T) {
+	for _, c := range []struct{ p, want string }{
+		{"", ""},
+		{"/etc/thiqa/ca.pem", "/etc/thiqa/ca.pem"},
+		{"secrets/user.pin", "/data/secrets/user.pin"},
+	} {
+		if got := resolveIn("/data", c.p); got != c.want {
+			t.Errorf("resolveIn(/data, %q) = %q, want %q", c.p, got, c.want)
+		}
+	}
+}
