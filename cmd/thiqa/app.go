@@ -102,11 +102,6 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	return db, nil
 }
 
-// newAuditLog starts the audit log writer on db.
-func newAuditLog(db *store.DB, logger *slog.Logger, reg prometheus.Registerer) *audit.Log {
-	return audit.New(db, logger, reg, audit.Options{})
-}
-
 // keyLabel returns the object label of a pkcs11: URI naming a key on the
 // configured token.
 func keyLabel(cfg *config.Config, uri string) (string, error) {
@@ -167,7 +162,7 @@ func openPlatform(ctx context.Context, cfg *config.Config, logger *slog.Logger, 
 		tok.Close()
 		return nil, nil, err
 	}
-	log := newAuditLog(db, logger, reg)
+	log := audit.New(db, logger, reg, audit.Options{})
 	closeAll := func() {
 		log.Close()
 		db.Close()

@@ -13,6 +13,7 @@ import (
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
+	"github.com/thiqa/thiqa/internal/pemcert"
 )
 
 // The CA hierarchy of a data folder (package ca/hierarchy): this file
@@ -31,7 +32,7 @@ func caCertificate(cfg *config.Config, name string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := parseCertPEM(raw)
+	c, err := pemcert.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

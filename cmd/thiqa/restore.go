@@ -13,6 +13,7 @@ import (
 	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -162,5 +163,5 @@ func (h *restoreHost) OpenStore(ctx context.Context, sqliteCopy string) (backup.
 	if err != nil {
 		return nil, err
 	}
-	return store.NewRestored(db, newAuditLog(db, h.logger, nil)), nil
+	return store.NewRestored(db, audit.New(db, h.logger, nil, audit.Options{})), nil
 }
