@@ -102,29 +102,6 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	return db, nil
 }
 
-// keyLabel returns the object label of a pkcs11: URI naming a key on the
-// configured token.
-func keyLabel(cfg *config.Config, uri string) (string, error) {
-	return objectLabel("key URI", uri, cfg.HSM.TokenLabel, "configured")
-}
-
-// objectLabel returns the object label of uri (called what in messages),
-// which must name a key on the token tokenLabel (the which token) when it
-// names a token at all.
-func objectLabel(what, uri, tokenLabel, which string) (string, error) {
-	u, err := hsm.ParseURI(uri)
-	if err != nil {
-		return "", fmt.Errorf("%s %q: %w", what, uri, err)
-	}
-	if u.Token != "" && u.Token != tokenLabel {
-		return "", fmt.Errorf("%s %q names token %q, but the %s token is %q", what, uri, u.Token, which, tokenLabel)
-	}
-	if u.Object == "" {
-		return "", fmt.Errorf("%s %q has no object label", what, uri)
-	}
-	return u.Object, nil
-}
-
 // newAuthenticator builds API authentication from the configuration. Every
 // client certificate, on every path, is checked against this deployment's
 // records by status; every refusal is recorded in log. delegated are the

@@ -106,7 +106,7 @@ func (d backupDB) DumpPostgres(ctx context.Context, w io.Writer) error {
 // backup manifest.
 func checkpointKey(ctx context.Context, p *platform) (*hsm.Signer, error) {
 	a := p.cfg.ResolvedAudit()
-	label, err := keyLabel(p.cfg, a.CheckpointKey)
+	label, err := p.cfg.HSM.KeyLabel(a.CheckpointKey)
 	if err != nil {
 		return nil, fmt.Errorf("audit.checkpointKey: %w", err)
 	}

@@ -43,7 +43,7 @@ func caCertificate(cfg *config.Config, name string) (*x509.Certificate, error) {
 // (hierarchy.FromConfig).
 func hierarchyConfig(cfg *config.Config) (hierarchy.Config, error) {
 	return hierarchy.FromConfig(cfg.CA, cfg.Dir(), cfg.Resolve(cfg.CA.CertDir), cfg.PublicBaseURL,
-		func(uri string) (string, error) { return keyLabel(cfg, uri) })
+		cfg.HSM.KeyLabel)
 }
 
 // findHierarchy looks up every CA's key on the token and its certificate

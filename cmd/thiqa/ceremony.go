@@ -50,7 +50,7 @@ func openCeremony(ctx context.Context, dir string, create bool) (*ceremony.Folde
 	if err != nil {
 		return nil, nil, err
 	}
-	label, err := objectLabel("rootKey", cfg.RootKey, cfg.HSM.TokenLabel, "offline")
+	label, err := hsm.ObjectLabel("rootKey", cfg.RootKey, cfg.HSM.TokenLabel, "offline")
 	if err != nil {
 		return nil, nil, err
 	}

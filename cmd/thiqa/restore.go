@@ -78,7 +78,7 @@ func (h *restoreHost) Configure(backupConfig string) (backup.Settings, error) {
 		return set, nil
 	}
 	set.RootCertificate, set.RootCommonName = caCertPath(cfg, cfg.CA.Root.Name), cfg.CA.Root.CommonName
-	if set.RootKeyLabel, err = keyLabel(cfg, cfg.CA.Root.Key); err != nil {
+	if set.RootKeyLabel, err = cfg.HSM.KeyLabel(cfg.CA.Root.Key); err != nil {
 		return set, err
 	}
 	if set.Driver == store.DriverSQLite {
