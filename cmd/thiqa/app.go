@@ -95,7 +95,7 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, store.Config{Driver: cfg.Store.Driver, DSN: dsn, MaxOpenConns: cfg.Store.MaxOpenConns, Synchronous: cfg.Store.SQLiteSynchronous()}, logger)
+	db, err := store.Open(ctx, cfg.Store.Config(dsn), logger)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s store: %w", cfg.Store.Driver, err)
 	}

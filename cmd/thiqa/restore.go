@@ -159,7 +159,7 @@ func (h *restoreHost) OpenStore(ctx context.Context, sqliteCopy string) (backup.
 	if sqliteCopy != "" {
 		dsn = sqliteCopy
 	}
-	db, err := store.Open(ctx, store.Config{Driver: h.cfg.Store.Driver, DSN: dsn, MaxOpenConns: h.cfg.Store.MaxOpenConns, Synchronous: h.cfg.Store.SQLiteSynchronous()}, h.logger)
+	db, err := store.Open(ctx, h.cfg.Store.Config(dsn), h.logger)
 	if err != nil {
 		return nil, err
 	}
