@@ -52,6 +52,12 @@ func (h TokenConfig) SoftHSMFiles(resolve func(string) string) SoftHSMFiles {
 	return f
 }
 
+// KeyLabel returns the object label of a pkcs11: URI naming a key on the
+// configured token (ObjectLabel).
+func (h TokenConfig) KeyLabel(uri string) (string, error) {
+	return ObjectLabel("key URI", uri, h.TokenLabel, "configured")
+}
+
 // SoftHSMConfig describes a SoftHSM2 token that lives in the data folder
 // (relative names of SoftHSMFiles).
 type SoftHSMConfig struct {

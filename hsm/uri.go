@@ -98,6 +98,24 @@ func ParseURI(s string) (URI, error) {
 	return u, nil
 }
 
+// ObjectLabel returns the object label of uri, a pkcs11: URI called what in
+// messages ("key URI", "rootKey"), which must name an object on the token
+// tokenLabel (the which token: "configured", "offline") when it names a
+// token at all.
+func ObjectLabel(what, uri, tokenLabel, which string) (string, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w", what, uri, err)
+	}
+	if u.Token != "" && u.Token != tokenLabel {
+		return "", fmt.Errorf("%s %q names token %q, but the %s token is %q", what, uri, u.Token, which, tokenLabel)
+	}
+	if u.Object == "" {
+		return "", fmt.Errorf("%s %q has no object label", what, uri)
+	}
+	return u.Object, nil
+}
+
 func (u *URI) setAttr(a string, attrs []uriAttr, allowed func(byte) bool, seen map[string]bool, part string) error {
 	name, raw, ok := strings.Cut(a, "=")
 	if !ok {

@@ -143,3 +143,34 @@ func FuzzParseURI(f *testing.F) {
 		}
 	})
 }
+
+// TestObjectLabel: the object label of a URI on the configured token, and
+// one clear message for a URI on another token, without an object label, or
+// not a pkcs11: URI at all (a plain label is refused, not taken as a label).
+func TestObjectLabel(t *testing.T) {
+	h := TokenConfig{TokenLabel: "thiqa"}
+	for _, c := range []struct{ uri, want, err string }{
+		{uri: "pkcs11:object=tsa-1", want: "tsa-1"},
+		{uri: "pkcs11:token=thiqa;object=citizen-ca;type=private", want: "citizen-ca"},
+		{uri: "pkcs11:token=other;object=citizen-ca",
+			err: `key URI "pkcs11:token=other;object=citizen-ca" names token "other", but the configured token is "thiqa"`},
+		{uri: "pkcs11:token=thiqa", err: `key URI "pkcs11:token=thiqa" has no object label`},
+		{uri: "tsa-1", err: `key URI "tsa-1": hsm: key URI must start with "pkcs11:"`},
+		{uri: "pkcs11:object=a;object=b", err: `key URI "pkcs11:object=a;object=b": hsm: `},
+	} {
+		got, err := h.KeyLabel(c.uri)
+		if c.err == "" {
+			if err != nil || got != c.want {
+				t.Errorf("KeyLabel(%q) = %q, %v; want %q", c.uri, got, err, c.want)
+			}
+			continue
+		}
+		if err == nil || !strings.HasPrefix(err.Error(), c.err) || got != "" {
+			t.Errorf("KeyLabel(%q) = %q, %v; want an error starting %q", c.uri, got, err, c.err)
+		}
+	}
+	_, err := ObjectLabel("rootKey", "pkcs11:token=online;object=root", "offline-root", "offline")
+	if want := `rootKey "pkcs11:token=online;object=root" names token "online", but the offline token is "offline-root"`; err == nil || err.Error() != want {
+		t.Errorf("ObjectLabel on another token: %v; want %q", err, want)
+	}
+}

@@ -40,6 +40,13 @@ func (s DatabaseConfig) SQLiteSynchronous() string {
 	return strings.ToUpper(s.Synchronous)
 }
 
+// Config is the Config that Open takes for the section's database at dsn
+// (DSN or the DSNEnv variable's value, resolved by the caller): the
+// section's driver, pool size and SQLiteSynchronous.
+func (s DatabaseConfig) Config(dsn string) Config {
+	return Config{Driver: s.Driver, DSN: dsn, MaxOpenConns: s.MaxOpenConns, Synchronous: s.SQLiteSynchronous()}
+}
+
 // Validate checks the section, naming its keys (store.driver, …).
 func (s DatabaseConfig) Validate() error {
 	var errs []string

@@ -39,3 +39,24 @@ func TestDatabaseConfigSynchronous(t *testing.T) {
 		}
 	}
 }
+
+// TestDatabaseConfigConfig: the section becomes the Config that Open takes
+// for the DSN the caller resolved, with SQLite durable by default.
+func TestDatabaseConfigConfig(t *testing.T) {
+	for _, tc := range []struct {
+		in   store.DatabaseConfig
+		dsn  string
+		want store.Config
+	}{
+		{store.DatabaseConfig{Driver: "sqlite", DSN: "thiqa.db", MaxOpenConns: 4}, "/data/thiqa.db",
+			store.Config{Driver: "sqlite", DSN: "/data/thiqa.db", MaxOpenConns: 4, Synchronous: "FULL"}},
+		{store.DatabaseConfig{Driver: "sqlite", DSN: "thiqa.db", Synchronous: "normal"}, "/data/thiqa.db",
+			store.Config{Driver: "sqlite", DSN: "/data/thiqa.db", Synchronous: "NORMAL"}},
+		{store.DatabaseConfig{Driver: "postgres", DSNEnv: "THIQA_DSN", MaxOpenConns: 20, Synchronous: "FULL"}, "postgres://db/thiqa",
+			store.Config{Driver: "postgres", DSN: "postgres://db/thiqa", MaxOpenConns: 20}},
+	} {
+		if got := tc.in.Config(tc.dsn); got != tc.want {
+			t.Errorf("%+v.Config(%q) = %+v, want %+v", tc.in, tc.dsn, got, tc.want)
+		}
+	}
+}

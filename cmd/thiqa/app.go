@@ -95,39 +95,11 @@ func openStore(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
-	db, err := store.Open(ctx, store.Config{Driver: cfg.Store.Driver, DSN: dsn, MaxOpenConns: cfg.Store.MaxOpenConns, Synchronous: cfg.Store.SQLiteSynchronous()}, logger)
+	db, err := store.Open(ctx, cfg.Store.Config(dsn), logger)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s store: %w", cfg.Store.Driver, err)
 	}
 	return db, nil
-}
-
-// newAuditLog starts the audit log writer on db.
-func newAuditLog(db *store.DB, logger *slog.Logger, reg prometheus.Registerer) *audit.Log {
-	return audit.New(db, logger, reg, audit.Options{})
-}
-
-// keyLabel returns the object label of a pkcs11: URI naming a key on the
-// configured token.
-func keyLabel(cfg *config.Config, uri string) (string, error) {
-	return objectLabel("key URI", uri, cfg.HSM.TokenLabel, "configured")
-}
-
-// objectLabel returns the object label of uri (called what in messages),
-// which must name a key on the token tokenLabel (the which token) when it
-// names a token at all.
-func objectLabel(what, uri, tokenLabel, which string) (string, error) {
-	u, err := hsm.ParseURI(uri)
-	if err != nil {
-		return "", fmt.Errorf("%s %q: %w", what, uri, err)
-	}
-	if u.Token != "" && u.Token != tokenLabel {
-		return "", fmt.Errorf("%s %q names token %q, but the %s token is %q", what, uri, u.Token, which, tokenLabel)
-	}
-	if u.Object == "" {
-		return "", fmt.Errorf("%s %q has no object label", what, uri)
-	}
-	return u.Object, nil
 }
 
 // newAuthenticator builds API authentication from the configuration. Every
@@ -167,7 +139,7 @@ func openPlatform(ctx context.Context, cfg *config.Config, logger *slog.Logger, 
 		tok.Close()
 		return nil, nil, err
 	}
-	log := newAuditLog(db, logger, reg)
+	log := audit.New(db, logger, reg, audit.Options{})
 	closeAll := func() {
 		log.Close()
 		db.Close()

@@ -11,6 +11,7 @@ import (
 	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/buildinfo"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/verify/tsl"
 )
@@ -71,7 +72,7 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	files, dirs := backupLayout(cfg).Exclusions()
 	a := cfg.ResolvedAudit()
-	b := currentBuild()
+	b := buildinfo.Read(version, commit, buildDate)
 	m, err := backup.Create(ctx, backup.Options{
 		Data: absData, Out: absOut, ExcludeFiles: files, ExcludeDirs: dirs, CheckpointFile: a.CheckpointFile,
 		Named: map[string]string{
@@ -105,7 +106,7 @@ func (d backupDB) DumpPostgres(ctx context.Context, w io.Writer) error {
 // backup manifest.
 func checkpointKey(ctx context.Context, p *platform) (*hsm.Signer, error) {
 	a := p.cfg.ResolvedAudit()
-	label, err := keyLabel(p.cfg, a.CheckpointKey)
+	label, err := p.cfg.HSM.KeyLabel(a.CheckpointKey)
 	if err != nil {
 		return nil, fmt.Errorf("audit.checkpointKey: %w", err)
 	}

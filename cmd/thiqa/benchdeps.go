@@ -90,7 +90,7 @@ func benchIssuerKey(cfg *config.Config, profile string) (string, error) {
 	}
 	for _, is := range cfg.CA.Issuers {
 		if is.Name == p.Issuers[0] {
-			return keyLabel(cfg, is.Key)
+			return cfg.HSM.KeyLabel(is.Key)
 		}
 	}
 	return "", fmt.Errorf("issuing CA %q of profile %s is not configured", p.Issuers[0], profile)

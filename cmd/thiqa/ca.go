@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -15,12 +14,8 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
-	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/signing"
 )
-
-// parseCertPEM reads exactly one PEM certificate.
-func parseCertPEM(raw []byte) (*x509.Certificate, error) { return pemcert.Parse(raw) }
 
 // openAuthority loads the hierarchy (every issuer's HSM key must match its
 // certificate) and builds the issuance service over the store.

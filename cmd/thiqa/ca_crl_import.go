@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
 )
 
@@ -62,7 +63,7 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	out := env.stdout
 	fmt.Fprintf(out, "root CRL number %s imported: %d revoked issuing CA(s), valid until %s\n", c.NumberString(), c.Entries, c.NextUpdate.Format(time.RFC3339))
-	fmt.Fprintf(out, "  SHA-256 fingerprint: %s\n", fingerprint(c.DER))
+	fmt.Fprintf(out, "  SHA-256 fingerprint: %s\n", ca.Fingerprint(c.DER))
 	fmt.Fprintf(out, "thiqa serve publishes it at %s/crl/root.crl (running servers within %s); import the next one before %s (/readyz warns from then on)\n",
 		cfg.PublicBaseURL, rootCRLReload, c.NextUpdate.Add(-14*24*time.Hour).Format(time.DateOnly))
 	return nil

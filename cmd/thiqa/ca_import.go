@@ -11,6 +11,7 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm/keyring"
+	"github.com/thiqa/thiqa/internal/pemcert"
 )
 
 // caImport is `thiqa ca import`: it installs the certificate the offline
@@ -37,7 +38,7 @@ func caImport(ctx context.Context, env *cliEnv, args []string) error {
 		if err != nil {
 			return fmt.Errorf("reading --cert: %w", err)
 		}
-		if cert, err = parseCertPEM(raw); err != nil {
+		if cert, err = pemcert.Parse(raw); err != nil {
 			return fmt.Errorf("--cert %s: %w", *certFile, err)
 		}
 		if root, err = caCertificate(cfg, cfg.CA.Root.Name); err != nil {

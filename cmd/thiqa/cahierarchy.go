@@ -13,6 +13,7 @@ import (
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
+	"github.com/thiqa/thiqa/internal/pemcert"
 )
 
 // The CA hierarchy of a data folder (package ca/hierarchy): this file
@@ -31,7 +32,7 @@ func caCertificate(cfg *config.Config, name string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := parseCertPEM(raw)
+	c, err := pemcert.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -42,7 +43,7 @@ func caCertificate(cfg *config.Config, name string) (*x509.Certificate, error) {
 // (hierarchy.FromConfig).
 func hierarchyConfig(cfg *config.Config) (hierarchy.Config, error) {
 	return hierarchy.FromConfig(cfg.CA, cfg.Dir(), cfg.Resolve(cfg.CA.CertDir), cfg.PublicBaseURL,
-		func(uri string) (string, error) { return keyLabel(cfg, uri) })
+		cfg.HSM.KeyLabel)
 }
 
 // findHierarchy looks up every CA's key on the token and its certificate

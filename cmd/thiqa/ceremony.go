@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/ceremony"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
@@ -51,7 +50,7 @@ func openCeremony(ctx context.Context, dir string, create bool) (*ceremony.Folde
 	if err != nil {
 		return nil, nil, err
 	}
-	label, err := objectLabel("rootKey", cfg.RootKey, cfg.HSM.TokenLabel, "offline")
+	label, err := hsm.ObjectLabel("rootKey", cfg.RootKey, cfg.HSM.TokenLabel, "offline")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,6 +92,3 @@ func verifyCeremony(ctx context.Context, env *cliEnv, dir string) error {
 	}
 	return nil
 }
-
-// fingerprint is the SHA-256 of der as openssl prints it (AB:CD:…).
-func fingerprint(der []byte) string { return ca.Fingerprint(der) }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 
@@ -152,7 +153,7 @@ func runRollover(t *testing.T, postgres bool) {
 
 func certOf(t *testing.T, pemText string) *x509.Certificate {
 	t.Helper()
-	c, err := parseCertPEM([]byte(pemText))
+	c, err := pemcert.Parse([]byte(pemText))
 	if err != nil {
 		t.Fatal(err)
 	}

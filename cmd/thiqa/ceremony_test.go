@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/pemcert"
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 
@@ -219,7 +220,7 @@ func mustKey(t *testing.T) *ecdsa.PrivateKey {
 
 func readPEMCert(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	c, err := parseCertPEM([]byte(mustRead(t, path)))
+	c, err := pemcert.Parse([]byte(mustRead(t, path)))
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

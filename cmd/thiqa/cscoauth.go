@@ -30,7 +30,7 @@ func cscDelegatedIssuers(ctx context.Context, cfg *config.Config, tok *hsm.Token
 	if !cscOAuthOn(cfg) {
 		return nil, nil
 	}
-	label, err := keyLabel(cfg, cfg.Identity.Key)
+	label, err := cfg.HSM.KeyLabel(cfg.Identity.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/thiqa/thiqa/enrol/cmp"
 	"github.com/thiqa/thiqa/enrol/est"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/verify"
 )
 
 // The enrolment protocols' keys on the token: the CMP server's signing key
@@ -58,7 +59,7 @@ func ensureCMPServer(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certi
 		return nil, nil, err
 	}
 	var root *x509.Certificate // names the server certificate's organisation
-	if certs, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
+	if certs, err := verify.ReadPEMFile(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
 		root = certs[0]
 	}
 	cert, err := cmp.EnsureServerCertificate(cmpServerCertPath(p), key, root)

@@ -63,7 +63,7 @@ func readPairwiseSecret(cfg *config.Config) ([]byte, error) {
 // authorization server.
 func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Provider, error) {
 	cfg := p.cfg
-	label, err := keyLabel(cfg, cfg.Identity.Key)
+	label, err := cfg.HSM.KeyLabel(cfg.Identity.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -143,7 +143,7 @@ func openOrCreateToken(ctx context.Context, cfg *config.Config, logger *slog.Log
 // ensureKey finds the key a URI names, generating it on the token when it
 // does not exist. It never replaces an existing key.
 func ensureKey(ctx context.Context, cfg *config.Config, tok *hsm.Token, uri string, kt hsm.KeyType) (*hsm.Signer, bool, error) {
-	label, err := keyLabel(cfg, uri)
+	label, err := cfg.HSM.KeyLabel(uri)
 	if err != nil {
 		return nil, false, err
 	}
@@ -154,7 +154,7 @@ func ensureKey(ctx context.Context, cfg *config.Config, tok *hsm.Token, uri stri
 // what in messages: a missing key asks for `thiqa init` (hint may add
 // another way out).
 func findServiceKey(ctx context.Context, p *platform, setting, uri, what, hint string) (*hsm.Signer, error) {
-	label, err := keyLabel(p.cfg, uri)
+	label, err := p.cfg.HSM.KeyLabel(uri)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", setting, err)
 	}

@@ -12,14 +12,14 @@ import (
 func keyMetricLabel(cfg *config.Config) func(label string) string {
 	r := keyring.Roles{Keys: map[string]string{}, CAKeys: map[string]string{}}
 	name := func(uri, role string) {
-		if l, err := keyLabel(cfg, uri); err == nil && l != "" {
+		if l, err := cfg.HSM.KeyLabel(uri); err == nil && l != "" {
 			r.Keys[l] = role
 		}
 	}
 	name(cfg.CA.Root.Key, "ca-"+cfg.CA.Root.Name)
 	for _, is := range cfg.CA.Issuers {
 		name(is.Key, "ca-"+is.Name)
-		if l, err := keyLabel(cfg, is.Key); err == nil && l != "" {
+		if l, err := cfg.HSM.KeyLabel(is.Key); err == nil && l != "" {
 			r.CAKeys[l] = "ca-" + is.Name
 		}
 		r.Responders = append(r.Responders, is.Name)
@@ -27,7 +27,7 @@ func keyMetricLabel(cfg *config.Config) func(label string) string {
 	name(cfg.Keys.DevTokenIssuer, "dev-token-issuer")
 	name(cfg.Identity.Key, "oidc-token-signer")
 	name(cfg.Audit.CheckpointKey, "audit-checkpoint")
-	r.TSAUnit, _ = keyLabel(cfg, cfg.TSA.Key)
+	r.TSAUnit, _ = cfg.HSM.KeyLabel(cfg.TSA.Key)
 	r.Responders = append(r.Responders, cfg.CA.Root.Name)
 	return r.Role
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // operatorLogger logs an operator verb's warnings only, in the configured
@@ -42,7 +43,7 @@ func openOperatorStore(ctx context.Context, env *cliEnv, cfg *config.Config) (*p
 	if err != nil {
 		return nil, nil, err
 	}
-	log := newAuditLog(db, logger, nil)
+	log := audit.New(db, logger, nil, audit.Options{})
 	return &platform{cfg: cfg, logger: logger, db: db, audit: log}, func() { log.Close(); db.Close() }, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/thiqa/thiqa/api"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/internal/serve"
 	webportal "github.com/thiqa/thiqa/web/portal"
 )
 
@@ -49,7 +50,7 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 			oc = c
 		}
 	}
-	own := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rawPrefixes(s.raw, s.mux).ServeHTTP(w, r) })
+	own := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve.RawPrefixes(s.raw, s.mux).ServeHTTP(w, r) })
 	pt, err := webportal.New(webportal.Options{
 		API: own, Authenticate: p.authn.Authenticate, OIDC: oc, Audit: p.audit,
 		Logger: p.logger.With("service", "portal"), Secure: cfg.TLS != nil, Links: links,

@@ -13,6 +13,7 @@ import (
 	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -77,7 +78,7 @@ func (h *restoreHost) Configure(backupConfig string) (backup.Settings, error) {
 		return set, nil
 	}
 	set.RootCertificate, set.RootCommonName = caCertPath(cfg, cfg.CA.Root.Name), cfg.CA.Root.CommonName
-	if set.RootKeyLabel, err = keyLabel(cfg, cfg.CA.Root.Key); err != nil {
+	if set.RootKeyLabel, err = cfg.HSM.KeyLabel(cfg.CA.Root.Key); err != nil {
 		return set, err
 	}
 	if set.Driver == store.DriverSQLite {
@@ -158,9 +159,9 @@ func (h *restoreHost) OpenStore(ctx context.Context, sqliteCopy string) (backup.
 	if sqliteCopy != "" {
 		dsn = sqliteCopy
 	}
-	db, err := store.Open(ctx, store.Config{Driver: h.cfg.Store.Driver, DSN: dsn, MaxOpenConns: h.cfg.Store.MaxOpenConns, Synchronous: h.cfg.Store.SQLiteSynchronous()}, h.logger)
+	db, err := store.Open(ctx, h.cfg.Store.Config(dsn), h.logger)
 	if err != nil {
 		return nil, err
 	}
-	return store.NewRestored(db, newAuditLog(db, h.logger, nil)), nil
+	return store.NewRestored(db, audit.New(db, h.logger, nil, audit.Options{})), nil
 }

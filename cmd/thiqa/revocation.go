@@ -12,6 +12,7 @@ import (
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // newResponders builds the delegated OCSP responders of the issuing CAs
@@ -133,7 +134,7 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer db.Close()
-	log := newAuditLog(db, logger, nil)
+	log := audit.New(db, logger, nil, audit.Options{})
 	defer log.Close()
 	svc, err := revocation.New(revocation.Options{Store: db.Revocations(), Certificates: db.Certificates(nil), Audit: log, Logger: logger})
 	if err != nil {

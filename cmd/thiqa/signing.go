@@ -20,6 +20,7 @@ import (
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/inprocess"
 	"github.com/thiqa/thiqa/internal/pin"
+	"github.com/thiqa/thiqa/internal/serve"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/signing/csc"
@@ -89,7 +90,7 @@ func wireSigning(ctx context.Context, p *platform, sv *serving) error {
 	}
 	// Calls to this server's own URLs take the routes `thiqa serve` takes:
 	// the raw prefixes (POST /tsa, GET /ocsp/…) first, then the mux.
-	ownURLs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { rawPrefixes(sv.raw, sv.mux).ServeHTTP(w, r) })
+	ownURLs := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve.RawPrefixes(sv.raw, sv.mux).ServeHTTP(w, r) })
 	s, err := newSigningService(ctx, p, p.reg, &inprocess.Transport{Host: base.Host, Handler: ownURLs, Next: http.DefaultTransport}, sv.tsa)
 	if err != nil {
 		return err

@@ -62,7 +62,7 @@ func mintDevToken(ctx context.Context, cfg *config.Config, tok *hsm.Token, subje
 	if cfg.Production {
 		return "", errors.New("the configuration says production: true: development tokens are not minted in production")
 	}
-	label, err := keyLabel(cfg, cfg.Keys.DevTokenIssuer)
+	label, err := cfg.HSM.KeyLabel(cfg.Keys.DevTokenIssuer)
 	if err != nil {
 		return "", err
 	}

@@ -19,7 +19,7 @@ import (
 // tsaUnits finds the TSA units in the data folder and on the token; ca
 // certifies new unit keys (nil where none are made).
 func tsaUnits(cfg *config.Config, keys keyring.Ring, ca timestamp.Certifier) (*timestamp.Units, error) {
-	label, err := keyLabel(cfg, cfg.TSA.Key)
+	label, err := cfg.HSM.KeyLabel(cfg.TSA.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func initTSLSigner(ctx context.Context, p *platform, out io.Writer) error {
 		return err
 	}
 	var root *x509.Certificate
-	if roots, err := readAnchors(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
+	if roots, err := verify.ReadPEMFile(caCertPath(p.cfg, p.cfg.CA.Root.Name)); err == nil {
 		root = roots[0]
 	}
 	if err := build.EnsureSignerCertificate(tc.SignerCertificate, key, key.URI(), tc.Operator, root, time.Now()); err != nil {

@@ -151,9 +151,6 @@ func positionals(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// readAnchors reads every certificate of a PEM file (verify.ReadPEMFile).
-func readAnchors(path string) ([]*x509.Certificate, error) { return verify.ReadPEMFile(path) }
-
 // deploymentAnchors returns the data folder's root CA certificate (when the
 // CA is enabled) and the configured verify.trustAnchorFiles.
 func deploymentAnchors(cfg *config.Config) ([]*x509.Certificate, error) {

@@ -19,10 +19,6 @@ var (
 	buildDate = ""
 )
 
-// currentBuild returns the binary's build identity, "unknown" for what the
-// build did not record.
-func currentBuild() buildinfo.Info { return buildinfo.Read(version, commit, buildDate) }
-
 // runVersion prints the version line ("thiqa V", kept for scripts that read
 // it) and then the commit, the Go version and the build date.
 func runVersion(_ context.Context, env *cliEnv, args []string) error {
@@ -30,5 +26,5 @@ func runVersion(_ context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	return currentBuild().WriteText(env.stdout)
+	return buildinfo.Read(version, commit, buildDate).WriteText(env.stdout)
 }

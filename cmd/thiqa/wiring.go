@@ -144,9 +144,3 @@ func initSteps() []initStep {
 // handleRaw routes the requests whose path starts with prefix to h before
 // the mux sees them (see raw).
 func (s *serving) handleRaw(prefix string, h http.Handler) { s.raw[prefix] = h }
-
-// rawPrefixes sends requests whose path starts with one of the prefixes
-// straight to its handler, and everything else to next (serve.RawPrefixes).
-func rawPrefixes(raw map[string]http.Handler, next http.Handler) http.Handler {
-	return serve.RawPrefixes(raw, next)
-}
