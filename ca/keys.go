@@ -146,11 +146,3 @@ func cleanBaseURL(s string) (string, error) {
 	}
 	return strings.TrimRight(s, "/"), nil
 }
-
-// sameKeyKind reports whether two public keys share algorithm and size, so
-// that a throwaway key yields the same signature algorithm in the TBS.
-func sameKeyKind(a, b crypto.PublicKey) bool {
-	ka, err1 := keyType(a)
-	kb, err2 := keyType(b)
-	return err1 == nil && err2 == nil && ka == kb
-}

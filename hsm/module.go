@@ -191,14 +191,6 @@ func loadModule(path string) (p *pkcs11.Ctx, fresh bool, err error) {
 	}
 }
 
-func initialize(p *pkcs11.Ctx) error {
-	err := p.Initialize()
-	if isRV(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-		return nil
-	}
-	return err
-}
-
 // connect finds the slot by label, opens the control session and logs in.
 // The control session stays open for the Token's life so the login (which
 // PKCS#11 drops when an application's last session closes) survives pool

@@ -20,9 +20,6 @@ const (
 // roles lists every role, in a stable order.
 var roles = []Role{RoleOperator, RoleRegistrationOfficer, RoleAgency, RoleCitizen}
 
-// AllRoles returns every role, in a stable order.
-func AllRoles() []Role { return append([]Role(nil), roles...) }
-
 // ParseRole validates a role name.
 func ParseRole(s string) (Role, error) {
 	for _, r := range roles {

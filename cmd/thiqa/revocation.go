@@ -146,8 +146,3 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	return r.WriteText(env.stdout)
 }
-
-// oidOrganizationIdentifier is the organizationIdentifier attribute
-// (2.5.4.97): the signing service names an agency's own credentials by it.
-// It leaves with the signing service; ca/revocation has its own.
-var oidOrganizationIdentifier = []int{2, 5, 4, 97}

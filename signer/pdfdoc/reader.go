@@ -97,9 +97,6 @@ func Open(r io.ReaderAt, size int64) (rd *Reader, err error) {
 // Size returns the size of the underlying file.
 func (rd *Reader) Size() int64 { return rd.size }
 
-// ReaderAt returns the underlying file.
-func (rd *Reader) ReaderAt() io.ReaderAt { return rd.r }
-
 // NextObjectNumber returns the first object number an update may use: the
 // highest object number known plus one, at least the trailer's /Size.
 func (rd *Reader) NextObjectNumber() int {

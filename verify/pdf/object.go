@@ -7,7 +7,6 @@ package pdf
 import (
 	"fmt"
 	"sort"
-	"strings"
 )
 
 // Object is a PDF object: nil (null), bool, int64, float64, String, Name,
@@ -103,27 +102,4 @@ func (d Dict) Keys() []Name {
 func (d Dict) Name(k Name) Name {
 	n, _ := d[k].(Name)
 	return n
-}
-
-// Describe renders an object briefly for messages.
-func Describe(o Object) string {
-	switch x := o.(type) {
-	case nil:
-		return "null"
-	case Name:
-		return "/" + string(x)
-	case String:
-		return fmt.Sprintf("(%d bytes)", len(x.Bytes))
-	case Array:
-		return fmt.Sprintf("[%d items]", len(x))
-	case Dict:
-		var ks []string
-		for _, k := range x.Keys() {
-			ks = append(ks, "/"+string(k))
-		}
-		return "<<" + strings.Join(ks, " ") + ">>"
-	case *Stream:
-		return "stream " + Describe(x.Dict)
-	}
-	return fmt.Sprint(o)
 }

@@ -27,8 +27,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -431,10 +429,4 @@ func problemDetail(body []byte) string {
 		return pd.Detail
 	}
 	return pd.Title
-}
-
-// safePath accepts a same-site path to return to after a sign-in.
-func safePath(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && u.Scheme == "" && u.Host == "" && strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") && !strings.Contains(s, "\\")
 }
