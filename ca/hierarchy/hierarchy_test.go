@@ -200,7 +200,7 @@ func TestOpenAuthority(t *testing.T) {
 		t.Fatalf("unknown profile: %v", err)
 	}
 	c.Profiles.CryptoPeriods = map[string]string{"no-such-profile": "365d"}
-	if _, err := OpenAuthority(ctx, c, &memToken{}, ca.IssuerOptions{}, ca.AuthorityConfig{}); err == nil || !strings.Contains(err.Error(), "cryptoPeriods") {
+	if _, err := OpenAuthority(ctx, c, &memToken{}, ca.IssuerOptions{}, ca.AuthorityConfig{}); !errors.Is(err, policies.ErrUnknownProfile) {
 		t.Fatalf("a crypto-period of an unknown profile: %v", err)
 	}
 }
