@@ -6,11 +6,9 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/thiqa/thiqa/internal/atomicfile"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pemcert"
+	"github.com/thiqa/thiqa/internal/selfsigned"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -51,16 +50,7 @@ func EnsureServerCertificate(path string, key crypto.Signer, root *x509.Certific
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	org, country := "Thiqa", ""
-	if root != nil {
-		if o := root.Subject.Organization; len(o) > 0 {
-			org = o[0]
-		}
-		if c := root.Subject.Country; len(c) > 0 {
-			country = c[0]
-		}
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	serial, err := selfsigned.Serial()
 	if err != nil {
 		return nil, err
 	}
@@ -71,16 +61,13 @@ func EnsureServerCertificate(path string, key crypto.Signer, root *x509.Certific
 	ski := sha1.Sum(spki)
 	now := time.Now().UTC()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial.Add(serial, big.NewInt(1)),
-		Subject:      pkix.Name{CommonName: org + " CMP server", Organization: []string{org}},
+		SerialNumber: serial,
+		Subject:      selfsigned.Name(root, func(org string) string { return org + " CMP server" }),
 		NotBefore:    now.Add(-time.Minute), NotAfter: now.Add(ServerCertValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
 		UnknownExtKeyUsage:    []asn1.ObjectIdentifier{oidCMCRA},
 		BasicConstraintsValid: true,
 		SubjectKeyId:          ski[:],
-	}
-	if country != "" {
-		tmpl.Subject.Country = []string{country}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {

@@ -5,17 +5,16 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/atomicfile"
+	"github.com/thiqa/thiqa/internal/selfsigned"
 	"github.com/thiqa/thiqa/verify"
 )
 
@@ -31,30 +30,18 @@ const SignerValidity = 3 * 365 * 24 * time.Hour
 // in the Official Journal, not through a CA. Its subject names the scheme
 // operator, and the organisation and country of root when it has them.
 func SignerCertificate(key crypto.Signer, operator string, root *x509.Certificate, now time.Time) ([]byte, error) {
-	org, country := "Thiqa", ""
-	if root != nil {
-		if o := root.Subject.Organization; len(o) > 0 {
-			org = o[0]
-		}
-		if c := root.Subject.Country; len(c) > 0 {
-			country = c[0]
-		}
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	serial, err := selfsigned.Serial()
 	if err != nil {
 		return nil, fmt.Errorf("serial number: %w", err)
 	}
 	now = now.UTC()
 	tmpl := &x509.Certificate{
-		SerialNumber: serial.Add(serial, big.NewInt(1)),
-		Subject:      pkix.Name{CommonName: operator + " trusted list signer", Organization: []string{org}},
+		SerialNumber: serial,
+		Subject:      selfsigned.Name(root, func(string) string { return operator + " trusted list signer" }),
 		NotBefore:    now.Add(-time.Minute), NotAfter: now.Add(SignerValidity),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment,
 		UnknownExtKeyUsage:    []asn1.ObjectIdentifier{oidTSLSigning},
 		BasicConstraintsValid: true,
-	}
-	if country != "" {
-		tmpl.Subject.Country = []string{country}
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
