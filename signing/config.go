@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -92,27 +93,13 @@ func (c ServiceConfig) TSAURLOrDefault(publicBaseURL string) string {
 // a configuration written before the signing section existed still works.
 func (c ServiceConfig) WithDefaults() ServiceConfig {
 	d := DefaultServiceConfig()
-	if c.Timeout == 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.MaxDocumentBytes == 0 {
-		c.MaxDocumentBytes = d.MaxDocumentBytes
-	}
-	if c.MaxBatchDocuments == 0 {
-		c.MaxBatchDocuments = d.MaxBatchDocuments
-	}
-	if c.SADLifetime == 0 {
-		c.SADLifetime = d.SADLifetime
-	}
-	if c.MaxHashesPerSAD == 0 {
-		c.MaxHashesPerSAD = d.MaxHashesPerSAD
-	}
-	if c.PINMemoryKiB == 0 {
-		c.PINMemoryKiB = d.PINMemoryKiB
-	}
-	if c.PINTime == 0 {
-		c.PINTime = d.PINTime
-	}
+	c.Timeout = cmp.Or(c.Timeout, d.Timeout)
+	c.MaxDocumentBytes = cmp.Or(c.MaxDocumentBytes, d.MaxDocumentBytes)
+	c.MaxBatchDocuments = cmp.Or(c.MaxBatchDocuments, d.MaxBatchDocuments)
+	c.SADLifetime = cmp.Or(c.SADLifetime, d.SADLifetime)
+	c.MaxHashesPerSAD = cmp.Or(c.MaxHashesPerSAD, d.MaxHashesPerSAD)
+	c.PINMemoryKiB = cmp.Or(c.PINMemoryKiB, d.PINMemoryKiB)
+	c.PINTime = cmp.Or(c.PINTime, d.PINTime)
 	return c
 }
 

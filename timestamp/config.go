@@ -1,6 +1,7 @@
 package timestamp
 
 import (
+	"cmp"
 	"crypto"
 	"encoding/asn1"
 	"fmt"
@@ -69,15 +70,11 @@ func (c Config) NewClockChecker() (*CachedChecker, error) {
 		return nil, err
 	}
 	cc := c.Clock
-	if cc.MaxError == 0 {
-		cc.MaxError = s.accuracy
-	}
+	cc.MaxError = cmp.Or(cc.MaxError, s.accuracy)
 	if cc.MaxError < 0 || cc.MaxError > s.accuracy {
 		return nil, fmt.Errorf("timestamp config: clock.maxError %v must be positive and within the declared accuracy %v", cc.MaxError, s.accuracy)
 	}
-	if cc.Interval == 0 {
-		cc.Interval = time.Second
-	}
+	cc.Interval = cmp.Or(cc.Interval, time.Second)
 	if cc.MaxAge == 0 {
 		cc.MaxAge = 5 * cc.Interval
 	}
@@ -148,9 +145,7 @@ func (c Config) validate() (*settings, error) {
 		}
 		s.accepted = append(s.accepted, oid)
 	}
-	if s.accuracy == 0 {
-		s.accuracy = time.Second
-	}
+	s.accuracy = cmp.Or(s.accuracy, time.Second)
 	if s.accuracy < time.Microsecond || s.accuracy > time.Second || s.accuracy%time.Microsecond != 0 {
 		return nil, fmt.Errorf("timestamp config: accuracy %v must be whole microseconds between 1µs and 1s (EN 319 421)", s.accuracy)
 	}
@@ -165,9 +160,7 @@ func (c Config) validate() (*settings, error) {
 		}
 		s.hashes[h] = true
 	}
-	if s.maxRequestBytes == 0 {
-		s.maxRequestBytes = DefaultMaxRequestBytes
-	}
+	s.maxRequestBytes = cmp.Or(s.maxRequestBytes, DefaultMaxRequestBytes)
 	if s.maxRequestBytes < 64 || s.maxRequestBytes > 1<<20 {
 		return nil, fmt.Errorf("timestamp config: maxRequestBytes %d out of range", s.maxRequestBytes)
 	}

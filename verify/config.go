@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -62,18 +63,10 @@ func DefaultConfig() Config {
 // a configuration written before the verify section existed still works.
 func (c Config) WithDefaults() Config {
 	d := DefaultConfig()
-	if c.MaxUploadBytes == 0 {
-		c.MaxUploadBytes = d.MaxUploadBytes
-	}
-	if c.RatePerSecond == 0 {
-		c.RatePerSecond = d.RatePerSecond
-	}
-	if c.Burst == 0 {
-		c.Burst = d.Burst
-	}
-	if c.FetchTimeout == 0 {
-		c.FetchTimeout = d.FetchTimeout
-	}
+	c.MaxUploadBytes = cmp.Or(c.MaxUploadBytes, d.MaxUploadBytes)
+	c.RatePerSecond = cmp.Or(c.RatePerSecond, d.RatePerSecond)
+	c.Burst = cmp.Or(c.Burst, d.Burst)
+	c.FetchTimeout = cmp.Or(c.FetchTimeout, d.FetchTimeout)
 	return c
 }
 

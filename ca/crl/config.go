@@ -10,6 +10,7 @@
 package crl
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/url"
@@ -106,18 +107,12 @@ func (c Config) Validate() (Settings, error) {
 	if s.TriggerDelay == 0 {
 		s.TriggerDelay = 5 * time.Second
 	}
-	if s.Partitions == 0 {
-		s.Partitions = 1
-	}
-	if s.MaxEntriesPerPartition == 0 {
-		s.MaxEntriesPerPartition = 100_000
-	}
+	s.Partitions = cmp.Or(s.Partitions, 1)
+	s.MaxEntriesPerPartition = cmp.Or(s.MaxEntriesPerPartition, 100_000)
 	if s.MaxAge == 0 {
 		s.MaxAge = 5 * time.Minute
 	}
-	if s.LintSampleEntries == 0 {
-		s.LintSampleEntries = 10_000
-	}
+	s.LintSampleEntries = cmp.Or(s.LintSampleEntries, 10_000)
 	switch {
 	case s.Validity < time.Hour || s.Validity > 366*24*time.Hour:
 		return Settings{}, fmt.Errorf("%w: validity %s outside [1h, 366d]", ErrConfig, s.Validity)

@@ -7,6 +7,7 @@
 package ocsp
 
 import (
+	"cmp"
 	"crypto"
 	"errors"
 	"fmt"
@@ -80,15 +81,9 @@ func (c Config) Validate() (Settings, error) {
 	if s.StoreTimeout == 0 {
 		s.StoreTimeout = 2 * time.Second
 	}
-	if s.MaxConcurrentSigns == 0 {
-		s.MaxConcurrentSigns = 32
-	}
-	if s.PresignWorkers == 0 {
-		s.PresignWorkers = 2
-	}
-	if s.CacheEntries == 0 {
-		s.CacheEntries = DefaultCacheEntries
-	}
+	s.MaxConcurrentSigns = cmp.Or(s.MaxConcurrentSigns, 32)
+	s.PresignWorkers = cmp.Or(s.PresignWorkers, 2)
+	s.CacheEntries = cmp.Or(s.CacheEntries, DefaultCacheEntries)
 	names := c.PresignHashes
 	if len(names) == 0 {
 		names = []string{"sha1"}

@@ -1,6 +1,7 @@
 package pin
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -35,18 +36,10 @@ func DefaultPolicy() PolicyConfig {
 
 // Apply returns p with the policy's values (zero ones keep p's).
 func (c PolicyConfig) Apply(p Params) Params {
-	if c.MinLength != 0 {
-		p.MinLength = c.MinLength
-	}
-	if c.MaxLength != 0 {
-		p.MaxLength = c.MaxLength
-	}
-	if c.MaxFailures != 0 {
-		p.MaxFailures = c.MaxFailures
-	}
-	if c.ActivationCodeLifetime != 0 {
-		p.ActivationLifetime = c.ActivationCodeLifetime
-	}
+	p.MinLength = cmp.Or(c.MinLength, p.MinLength)
+	p.MaxLength = cmp.Or(c.MaxLength, p.MaxLength)
+	p.MaxFailures = cmp.Or(c.MaxFailures, p.MaxFailures)
+	p.ActivationLifetime = cmp.Or(c.ActivationCodeLifetime, p.ActivationLifetime)
 	p.AllowTrivial = c.AllowTrivial
 	return p
 }
@@ -90,14 +83,8 @@ func DefaultHash() HashConfig {
 
 // Apply returns p with the configured cost (zero values keep p's).
 func (c HashConfig) Apply(p Params) Params {
-	if c.Time != 0 {
-		p.Time = c.Time
-	}
-	if c.MemoryKiB != 0 {
-		p.MemoryKiB = c.MemoryKiB
-	}
-	if c.MaxConcurrent != 0 {
-		p.MaxConcurrent = c.MaxConcurrent
-	}
+	p.Time = cmp.Or(c.Time, p.Time)
+	p.MemoryKiB = cmp.Or(c.MemoryKiB, p.MemoryKiB)
+	p.MaxConcurrent = cmp.Or(c.MaxConcurrent, p.MaxConcurrent)
 	return p
 }
