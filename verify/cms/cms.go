@@ -332,7 +332,9 @@ func parseSignerInfo(si cryptobyte.String) (*SignerInfo, error) {
 	}
 	if si.PeekASN1Tag(cbasn1.Tag(0).ContextSpecific().Constructed()) {
 		var el cryptobyte.String
-		si.ReadASN1Element(&el, cbasn1.Tag(0).ContextSpecific().Constructed())
+		if !si.ReadASN1Element(&el, cbasn1.Tag(0).ContextSpecific().Constructed()) {
+			return nil, formatErr("malformed signedAttrs")
+		}
 		der := append([]byte{}, el...)
 		der[0] = 0x31 // [0] IMPLICIT → SET OF for the signature (RFC 5652 §5.4)
 		out.SignedAttrsDER = der
@@ -357,7 +359,9 @@ func parseSignerInfo(si cryptobyte.String) (*SignerInfo, error) {
 	out.Signature = sig
 	if si.PeekASN1Tag(cbasn1.Tag(1).ContextSpecific().Constructed()) {
 		var body cryptobyte.String
-		si.ReadASN1(&body, cbasn1.Tag(1).ContextSpecific().Constructed())
+		if !si.ReadASN1(&body, cbasn1.Tag(1).ContextSpecific().Constructed()) {
+			return nil, formatErr("malformed unsignedAttrs")
+		}
 		attrs, err := parseAttrs(body)
 		if err != nil {
 			return nil, err
