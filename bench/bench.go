@@ -1,8 +1,10 @@
 // Package bench holds Thiqa's load generators, the code behind
-// `thiqa bench hsm|issue|ocsp|tsa|login|seal|sign|verify`. Each one loads a
-// running server the way its clients would (hsm and verify can also measure
-// in process), measures rates, latencies and CPU, and reports the rate of
-// what the HSM signs next to the token's raw rate measured in the same run.
+// `thiqa bench hsm|issue|ocsp|tsa|login|seal|sign|cluster|verify`. Each one
+// loads a running server the way its clients would (hsm and verify can also
+// measure in process), measures rates, latencies and CPU, and reports the
+// rate of what the HSM signs next to the token's raw rate measured in the
+// same run. cluster instead loads a cluster through its load balancer and
+// then checks the failover (Cluster).
 //
 // The generators take what they need from the deployment they measure (its
 // configuration, token and store, which only cmd/thiqa may open) through

@@ -99,7 +99,8 @@ type Store interface {
 	AllStatuses(ctx context.Context, ca string, fn func(serial *big.Int, st ocsp.Status) error) error
 	// CertificateDER returns the certificate with serial.
 	CertificateDER(ctx context.Context, serial *big.Int) ([]byte, error)
-	// AuditRecords calls fn with every audit record from seq on, in order.
+	// ChainReader reads the audit chain: its records in order from a
+	// sequence number on (AuditRecords) and its head (AuditHead).
 	audit.ChainReader
 	// Close closes the store.
 	Close() error

@@ -214,7 +214,7 @@ func issueLoad(ctx context.Context, client *http.Client, base, bearer string, bo
 	return lat, failures.Load(), nil
 }
 
-// certificateField is how a 201 answer's certificate starts (IssueResponse).
+// certificateField is how a 201 answer's certificate starts (ca.IssueResponse).
 var certificateField = []byte(`"certificate":"-----BEGIN CERTIFICATE-----`)
 
 // postIssue sends one issuance request, reading the answer into buf (grown

@@ -76,7 +76,7 @@ func qcStatementsExtension(q policies.QCStatements) (pkix.Extension, bool, error
 	return pkix.Extension{Id: policies.MustOID(policies.OIDExtQCStatements), Value: v}, true, nil
 }
 
-// extKeyUsageOIDs maps Go's extended key usages to their OIDs (RFC 5280 §4.2.1.12).
+// extKeyUsageOID returns the OID of Go's extended key usage u (RFC 5280 §4.2.1.12).
 func extKeyUsageOID(u x509.ExtKeyUsage) (asn1.ObjectIdentifier, error) {
 	switch u {
 	case x509.ExtKeyUsageServerAuth:

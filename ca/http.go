@@ -20,7 +20,8 @@ import (
 )
 
 // KeyGenerator creates subject keys on the service's token for remote
-// signing ("keyInHSM": true). cmd/thiqa implements it over hsm/.
+// signing ("keyInHSM": true). hsm/keyring implements it
+// (keyring.Credentials).
 type KeyGenerator interface {
 	// GenerateKey creates a key suited to the profile and returns the
 	// credential ID that names it and its public key.

@@ -79,8 +79,9 @@ type Issuer struct {
 	generation int
 }
 
-// NewIssuer checks that signer holds the key of cert (cmd/thiqa calls it at
-// start-up with the HSM key) and prepares the throwaway lint key.
+// NewIssuer checks that signer holds the key of cert (ca/hierarchy calls it
+// with the CA's key on the token when it opens the authority) and prepares
+// the throwaway lint key.
 func NewIssuer(cert *x509.Certificate, signer crypto.Signer, opts IssuerOptions) (*Issuer, error) {
 	if cert == nil || signer == nil {
 		return nil, errors.New("issuer: certificate and signer are required")

@@ -71,7 +71,7 @@ type expectation struct {
 	issuer  *x509.Certificate
 }
 
-// Lint runs zlint (sources LintSources) and the profile lints on der.
+// lint runs zlint (sources LintSources) and the profile lints on der.
 // Findings at warning level or above refuse: a qualified CA treats a SHOULD
 // as binding. It returns the parsed certificate on success.
 func (l *Linter) lint(der []byte, want expectation) (*x509.Certificate, error) {

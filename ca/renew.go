@@ -101,7 +101,7 @@ type RenewalStore interface {
 }
 
 // RenewalKeys makes and destroys subject keys on the service's token
-// (cmd/thiqa implements it over hsm/).
+// (hsm/keyring implements it: keyring.Credentials).
 type RenewalKeys interface {
 	KeyGenerator
 	// DestroyKey destroys the key labelled label once its credential moved
@@ -130,8 +130,8 @@ type CredentialSwitcher interface {
 }
 
 // Superseder revokes a replaced certificate with reason superseded (the
-// revocation service, adapted by cmd/thiqa); a certificate revoked already
-// is no error.
+// revocation service: revocation.Service.RevokeSuperseded); a certificate
+// revoked already is no error.
 type Superseder interface {
 	RevokeSuperseded(ctx context.Context, actor, serial string) error
 }

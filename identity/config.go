@@ -14,7 +14,7 @@ import (
 // service (thiqa.yaml's identity section): the OpenID Connect provider at
 // publicBaseURL (issuer) through which citizens log in to portals with
 // their citizen-auth certificate. It runs only with the ca section
-// enabled. cmd/thiqa turns it into a Config.
+// enabled. Apply turns it into a Config.
 type ProviderConfig struct {
 	// Key is the pkcs11: URI of the key that signs ID tokens and access
 	// tokens; `thiqa init` creates it. Empty disables the service.

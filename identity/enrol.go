@@ -25,8 +25,8 @@ type IssuedCredential struct {
 	Profile, Serial string
 }
 
-// Credentials finds the certificate issued for a credential (cmd/thiqa
-// adapts the certificate store).
+// Credentials finds the certificate issued for a credential (the identity
+// store implements it: store.Identity).
 type Credentials interface {
 	// IssuedCredential returns the certificate issued for the key with
 	// that credential ID, or an error wrapping ErrNotFound.

@@ -161,7 +161,7 @@ func challengeOf(verifier string) string {
 	return base64.RawURLEncoding.EncodeToString(s[:])
 }
 
-// authParams returns a valid authorization request for the env's client.
+// authQuery returns a valid authorization request for the env's client.
 func (e *env) authQuery() url.Values {
 	return url.Values{
 		"client_id": {e.client.ID}, "redirect_uri": {testRedir}, "response_type": {"code"}, "scope": {"openid profile"},

@@ -64,7 +64,7 @@ type MobileID struct {
 }
 
 // MobileIDs finds the citizens' mobile IDs, whose login PINs the credential
-// endpoints manage too (cmd/thiqa adapts the identity store).
+// endpoints manage too (store.SigningMobileIDs, over the identity store).
 type MobileIDs interface {
 	// MobileID returns the enrolled mobile ID credentialID, or an error
 	// wrapping ErrNotFound.

@@ -74,8 +74,8 @@ const maxLoadedCredentials = 10000
 // oidOrganizationIdentifier is the organizationIdentifier attribute (2.5.4.97).
 var oidOrganizationIdentifier = asn1.ObjectIdentifier{2, 5, 4, 97}
 
-// Config is the service's runtime configuration (cmd/thiqa converts the
-// signing section of thiqa.yaml, defaults filled, into it).
+// Config is the service's runtime configuration (ServiceConfig.Config
+// turns the signing section of thiqa.yaml, defaults filled, into it).
 type Config struct {
 	// Timeout bounds each call to the TSA and to the revocation services.
 	Timeout time.Duration

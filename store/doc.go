@@ -2,7 +2,9 @@
 // migrations for two dialects, SQLite (modernc.org/sqlite, the embedded
 // default: thiqa.db in the data folder) and PostgreSQL (pgx, for a cluster of
 // stateless instances). It implements the narrow storage interfaces that the
-// services declare (internal/audit today; ca, timestamp and signer later).
+// services declare (ca and its revocation, CRLs, OCSP and hierarchy,
+// timestamp, signing, identity, enrol, backup, internal/audit and
+// internal/pin).
 //
 // Conventions for code added here:
 //

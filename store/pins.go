@@ -15,8 +15,8 @@ import (
 type pinRows struct {
 	db *DB
 	// create, attempt, state and reset are the statements for the table,
-	// replace, clear, activate, pending and wrongCode those of the life
-	// cycle (lifecycle.go); they are built from constants, never from input.
+	// replace, clear, activate, pending and wrong those of the life cycle
+	// (pinlife.go); they are built from constants, never from input.
 	create, attempt, state, reset            string
 	replace, clear, activate, pending, wrong string
 	// stampCreate adds the time the PIN was set to create's arguments.

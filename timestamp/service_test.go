@@ -40,7 +40,7 @@ import (
 )
 
 // tokenKeys are the unit keys on a SoftHSM token (timestamp.KeyStore, as
-// cmd/thiqa adapts its token); it counts the keys it generates.
+// keyring.Ring gives them); it counts the keys it generates.
 type tokenKeys struct {
 	tok       *hsm.Token
 	mu        sync.Mutex

@@ -75,8 +75,8 @@ func (u *Units) generateKey(ctx context.Context, label string) (UnitKey, error) 
 }
 
 // Certifier is the CA as the TSA needs it: it certifies unit keys
-// (cmd/thiqa implements it over the CA, which stores and audits every
-// certificate it issues).
+// (ca.UnitCertifier implements it over the CA, which stores and audits
+// every certificate it issues).
 type Certifier interface {
 	// CertifyUnit returns a tsa-unit certificate for the public key pub of
 	// the key labelled credentialID, and the certificate of the CA that

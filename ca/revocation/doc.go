@@ -16,5 +16,6 @@
 //
 // The records, the token and the CA are reached through the interfaces
 // declared here (Store, Certificates, KeyStore, Certifier); package store
-// implements the first two, cmd/thiqa adapts the token and passes the CA.
+// implements the first two, hsm/keyring the third (keyring.Ring over the
+// token), and cmd/thiqa passes the CA (ca.Generations).
 package revocation

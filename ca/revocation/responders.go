@@ -25,8 +25,8 @@ import (
 )
 
 // KeyStore is the token holding the responder keys, as the responders
-// need it (cmd/thiqa implements it over hsm). The keys it returns sign
-// every OCSP response: they should be ready to sign all day.
+// need it (hsm/keyring implements it: keyring.Ring). The keys it returns
+// sign every OCSP response: they should be ready to sign all day.
 type KeyStore interface {
 	// Key returns the key labelled label, or an error wrapping
 	// fs.ErrNotExist when the token has none.

@@ -52,7 +52,7 @@ const baseURL = "http://pki.thiqa.test"
 var malformedOCSP = []byte{0x30, 0x03, 0x0a, 0x01, 0x01}
 
 // tokenKeys are the responder keys on a SoftHSM token (revocation.KeyStore,
-// as cmd/thiqa adapts its token); it counts the keys it generates.
+// as keyring.Ring gives them); it counts the keys it generates.
 type tokenKeys struct {
 	tok       *hsm.Token
 	mu        sync.Mutex

@@ -59,7 +59,7 @@ type Checker struct {
 	now    func() time.Time
 
 	mu    sync.Mutex
-	cache map[string]cached // by serial (SerialKey form)
+	cache map[string]cached // by serial (serialKey form)
 }
 
 type cached struct {

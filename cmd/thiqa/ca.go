@@ -17,8 +17,9 @@ import (
 	"github.com/thiqa/thiqa/signing"
 )
 
-// openAuthority loads the hierarchy (every issuer's HSM key must match its
-// certificate) and builds the issuance service over the store.
+// openAuthority opens the issuance service over the configured hierarchy
+// and the store (hierarchy.OpenAuthority: every issuer's HSM key must match
+// its certificate).
 func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) (*ca.Authority, error) {
 	cfg := p.cfg
 	h, err := hierarchyConfig(cfg)

@@ -173,7 +173,7 @@ func deploymentAnchors(cfg *config.Config) ([]*x509.Certificate, error) {
 	return anchors, nil
 }
 
-// verifyFile validates f (verify.VerifyFile): a JAdES signature, with the
+// verifyFile validates f (Verifier.VerifyFile): a JAdES signature, with the
 // detached payload from payloadFile when given, or else a PDF.
 func verifyFile(ctx context.Context, v *verify.Verifier, f *os.File, size int64, payloadFile string) (*report.Report, error) {
 	var payload func() ([]byte, error)

@@ -74,7 +74,8 @@ func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 	return f
 }
 
-// superseder revokes a renewed certificate (cmd/thiqa's adapter).
+// superseder revokes a renewed certificate; one revoked already is no
+// error (as revocation.Service.RevokeSuperseded does).
 type superseder struct{ r *revocation.Service }
 
 func (s superseder) RevokeSuperseded(ctx context.Context, actor, serial string) error {

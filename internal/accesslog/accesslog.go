@@ -40,9 +40,10 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // Handler logs every request to next with its outcome and duration (debug;
 // a 5xx at warn). Query strings are left out: they may carry credentials.
-// "remote" is the client (clientip.Middleware, outside, has resolved it);
-// behind a trusted proxy, "peer" is the proxy that connected. The unread
-// body of a refused request (4xx, 5xx) is drained first (drainRefused).
+// "remote" is the client (clientip.Resolver.Middleware, outside, has
+// resolved it); behind a trusted proxy, "peer" is the proxy that connected.
+// The unread body of a refused request (4xx, 5xx) is drained first
+// (drainRefused).
 func Handler(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

@@ -33,7 +33,7 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 	return k
 }
 
-// fakeHeads is a HeadReader/ChainReader over records held in memory.
+// fakeChain is a HeadReader/ChainReader over records held in memory.
 type fakeChain struct {
 	mu   sync.Mutex
 	recs []audit.Record

@@ -30,11 +30,11 @@ var (
 	ErrNoCredentials = errors.New("auth: no credentials")
 	// ErrInvalidCredentials means the presented credentials were refused.
 	ErrInvalidCredentials = errors.New("auth: invalid credentials")
-	// ErrCertificateRefused is what a CertificateChecker wraps when this
-	// deployment's records refuse a client certificate (revoked, unknown,
-	// blocked): Authenticate then answers ErrInvalidCredentials. Any other
-	// error of the checker means the status could not be learnt, and
-	// Authenticate answers ErrUnavailable.
+	// ErrCertificateRefused is what Options.CheckCertificate wraps when
+	// this deployment's records refuse a client certificate (revoked,
+	// unknown, blocked): Authenticate then answers ErrInvalidCredentials.
+	// Any other error of the check means the status could not be learnt,
+	// and Authenticate answers ErrUnavailable.
 	ErrCertificateRefused = errors.New("auth: client certificate refused")
 	// ErrUnavailable means the credentials could not be checked now (the
 	// certificate status could not be read): the request is refused, but

@@ -21,7 +21,7 @@ const (
 	MaxClockSkew = 5 * time.Minute
 )
 
-// DefaultAlgorithms are the JWS algorithms accepted from an issuer whose
+// defaultAlgorithms are the JWS algorithms accepted from an issuer whose
 // configuration names none.
 var defaultAlgorithms = []string{string(jose.ES256), string(jose.ES384), string(jose.PS256)}
 

@@ -66,12 +66,12 @@ type State struct {
 	// Hash is the encoded hash written by Set (opaque to the store).
 	Hash string
 	// Failures is the number of consecutive tries counted since the last
-	// success (the try being made included, see Store.Attempt).
+	// success (the try being made included, see Store.AttemptPIN).
 	Failures int
 }
 
 // Store persists PIN hashes and failure counters. Implementations must make
-// Attempt atomic (one transaction or one conditional UPDATE), so that
+// AttemptPIN atomic (one transaction or one conditional UPDATE), so that
 // concurrent tries cannot together exceed the limit.
 type Store interface {
 	// CreatePIN stores hash for subject when the subject has no PIN yet and

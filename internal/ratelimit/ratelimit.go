@@ -2,7 +2,7 @@
 // in memory: each client may start burst requests at once and rate per
 // second on average. The public verification endpoint uses it; the client
 // is the TCP peer, or the address a trusted proxy forwarded
-// (clientip.Middleware must run first).
+// (clientip.Resolver.Middleware must run first).
 package ratelimit
 
 import (
@@ -82,7 +82,8 @@ func (l *Limiter) sweep(now time.Time) {
 
 // Middleware answers 429 with a problem body and Retry-After when the
 // client IP has no token left. The client is the TCP peer, or the address
-// a trusted proxy forwarded (clientip.Middleware, verify.trustedProxies).
+// a trusted proxy forwarded (clientip.Resolver.Middleware,
+// verify.trustedProxies).
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := l.Allow(clientip.FromRequest(r).Key()); !ok {

@@ -68,7 +68,7 @@ type Stream struct {
 // Raw is pre-serialised PDF syntax written verbatim.
 type Raw []byte
 
-// Keyword is a bare PDF keyword met while parsing (obj, endobj, stream, R…).
+// keyword is a bare PDF keyword met while parsing (obj, endobj, stream, R…).
 type keyword string
 
 // Name returns d[key] as a Name, or "" when it is not one.

@@ -47,7 +47,7 @@ type TokenSigner struct {
 	chainCerts  []byte // DER unit certificate and chain, sorted as a DER SET OF
 	signingTime bool
 
-	// Pre-encoded parts of the per-token fast path (signFast).
+	// Pre-encoded parts of the per-token fast path (SignAppend).
 	digestAlgs   []byte     // SET OF DigestAlgorithmIdentifier
 	unitCertsEl  []byte     // [0] certificates: the unit certificate
 	chainCertsEl []byte     // [0] certificates: unit certificate and chain

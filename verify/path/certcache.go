@@ -20,7 +20,8 @@ type CertificateCache struct {
 	max int
 }
 
-// NewCertificateCache returns a cache holding at most max certificates.
+// NewCertificateCache returns a cache holding at most n certificates (at
+// least one).
 func NewCertificateCache(n int) *CertificateCache {
 	return &CertificateCache{m: make(map[string]*x509.Certificate), max: max(n, 1)}
 }

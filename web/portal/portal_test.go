@@ -82,7 +82,7 @@ func newFixture(t testing.TB) *fixture {
 	return f
 }
 
-// browser keeps one cookie jar.
+// client is one browser over the fixture's pages: it keeps one cookie jar.
 type client struct {
 	f       *fixture
 	cookies map[string]string
