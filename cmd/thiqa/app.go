@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +26,23 @@ func newFlags(name string, env *cliEnv) *flag.FlagSet {
 	fs := flag.NewFlagSet("thiqa "+name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	return fs
+}
+
+// subcommandUsage answers `thiqa VERB` whose subcommand is missing, unknown
+// or a request for help: it prints usage (one form per line) to stderr,
+// after naming an unknown subcommand, and exits 0 for -h, --help or help,
+// else 2.
+func subcommandUsage(env *cliEnv, verb, usage string, args []string) error {
+	head := args[:min(len(args), 2)]
+	help := slices.ContainsFunc(head, func(a string) bool { return isHelpFlag(a) || a == "help" })
+	if !help && len(args) > 0 {
+		fmt.Fprintf(env.stderr, "thiqa %s: unknown subcommand %q\n", verb, strings.Join(head, " "))
+	}
+	fmt.Fprintln(env.stderr, usage)
+	if help {
+		return withExit(0, errSilent)
+	}
+	return withExit(2, errSilent)
 }
 
 // parseFlags parses args; -h is a clean exit and a bad flag exit code 2.

@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -16,7 +15,9 @@ import (
 // runAudit dispatches `thiqa audit verify`.
 func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) == 0 || args[0] != "verify" {
-		return withExit(2, errors.New("usage: thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM] | thiqa audit verify --ceremony DIR"))
+		return subcommandUsage(env, "audit", `usage:
+  thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM]
+  thiqa audit verify --ceremony DIR`, args)
 	}
 	fs := newFlags("audit verify", env)
 	dir := fs.String("data", "", "data folder (required unless --ceremony)")

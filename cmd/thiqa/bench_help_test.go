@@ -23,3 +23,33 @@ func TestBenchHelpSaysDurationAndLeftovers(t *testing.T) {
 		}
 	}
 }
+
+// Every verb answers -h with exit 0 and its usage, never an error; a verb
+// with subcommands prints each form on a line of its own and answers a
+// missing or unknown subcommand with exit 2 and the same usage.
+func TestEveryVerbHasHelp(t *testing.T) {
+	for _, c := range commands() {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), &cliEnv{stdout: &out, stderr: &errb}, []string{c.name, "-h"}); code != 0 {
+			t.Errorf("thiqa %s -h: exit %d\n%s", c.name, code, errb.String())
+		}
+		if !strings.Contains(strings.ToLower(errb.String()), "usage") && c.name != "version" {
+			t.Errorf("thiqa %s -h prints no usage:\n%s", c.name, errb.String())
+		}
+	}
+	for _, tc := range []struct {
+		args  []string
+		forms int
+	}{
+		{[]string{"ca"}, 6}, {[]string{"ca", "bogus"}, 6}, {[]string{"oidc", "client"}, 3},
+		{[]string{"tsl", "bogus"}, 2}, {[]string{"audit"}, 2}, {[]string{"config"}, 2},
+		{[]string{"keys"}, 1}, {[]string{"enrol", "bogus"}, 1},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), &cliEnv{stdout: &out, stderr: &errb}, tc.args)
+		forms := strings.Count(errb.String(), "thiqa "+tc.args[0]+" ")
+		if code != 2 || forms < tc.forms || strings.Contains(errb.String(), "] thiqa ") {
+			t.Errorf("thiqa %s: exit %d, %d usage forms (want 2, %d, one per line):\n%s", strings.Join(tc.args, " "), code, forms, tc.forms, errb.String())
+		}
+	}
+}

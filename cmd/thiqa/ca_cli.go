@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 )
 
 // caUsage lists the CA operations: the key ceremony's on a ceremony folder
@@ -32,5 +31,5 @@ func runCA(ctx context.Context, env *cliEnv, args []string) error {
 	case len(args) >= 1 && args[0] == "rollover":
 		return caRollover(ctx, env, args[1:])
 	}
-	return withExit(2, errors.New(caUsage))
+	return subcommandUsage(env, "ca", caUsage, args)
 }

@@ -10,16 +10,17 @@ import (
 
 // runConfig prints the default configuration or checks a data folder's.
 func runConfig(ctx context.Context, env *cliEnv, args []string) error {
-	if len(args) == 0 {
-		return withExit(2, errors.New("want a subcommand: default or check"))
+	if len(args) > 0 {
+		switch args[0] {
+		case "default":
+			return runConfigDefault(ctx, env, args[1:])
+		case "check":
+			return runConfigCheck(ctx, env, args[1:])
+		}
 	}
-	switch args[0] {
-	case "default":
-		return runConfigDefault(ctx, env, args[1:])
-	case "check":
-		return runConfigCheck(ctx, env, args[1:])
-	}
-	return withExit(2, fmt.Errorf("unknown subcommand %q (want default or check)", args[0]))
+	return subcommandUsage(env, "config", `usage:
+  thiqa config default [--clock SOURCE]
+  thiqa config check --data DIR`, args)
 }
 
 // runConfigDefault prints the configuration `thiqa init` writes into a new

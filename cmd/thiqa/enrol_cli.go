@@ -14,7 +14,7 @@ import (
 // (POST /api/v1/enrolments does the same over the API).
 func runEnrol(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) == 0 || args[0] != "create" {
-		return withExit(2, errors.New("usage: thiqa enrol create --data DIR --profile P --subject-file FILE [--validity 72h]"))
+		return subcommandUsage(env, "enrol", "usage: thiqa enrol create --data DIR --profile P --subject-file FILE [--validity 72h]", args)
 	}
 	fs := newFlags("enrol create", env)
 	dir := fs.String("data", "", "data folder (required)")

@@ -20,7 +20,7 @@ const oidcUsage = `usage:
 // runOIDC dispatches the digital-ID operator commands.
 func runOIDC(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) < 2 {
-		return withExit(2, errors.New(oidcUsage))
+		return subcommandUsage(env, "oidc", oidcUsage, args)
 	}
 	switch args[0] + " " + args[1] {
 	case "client add":
@@ -30,7 +30,7 @@ func runOIDC(ctx context.Context, env *cliEnv, args []string) error {
 	case "mobile enrol":
 		return oidcMobileEnrol(ctx, env, args[2:])
 	}
-	return withExit(2, errors.New(oidcUsage))
+	return subcommandUsage(env, "oidc", oidcUsage, args)
 }
 
 // openIdentityStore opens the data folder's store and audit log for an

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/thiqa/thiqa/hsm/keyring"
 )
@@ -10,7 +9,7 @@ import (
 // runKeys dispatches `thiqa keys list` (keyring.WriteTable prints).
 func runKeys(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) == 0 || args[0] != "list" {
-		return withExit(2, errors.New("usage: thiqa keys list --data DIR"))
+		return subcommandUsage(env, "keys", "usage: thiqa keys list --data DIR", args)
 	}
 	fs := newFlags("keys list", env)
 	dir := fs.String("data", "", "data folder (required)")

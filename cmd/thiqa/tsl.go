@@ -32,7 +32,9 @@ func runTSL(ctx context.Context, env *cliEnv, args []string) error {
 			return tslBuild(ctx, env, args[1:])
 		}
 	}
-	return withExit(2, errors.New("usage: thiqa tsl check FILE|URL [--signer PEM]... [--json] | thiqa tsl build --data DIR [--out FILE] [--sequence N] [--next-update 180d]"))
+	return subcommandUsage(env, "tsl", `usage:
+  thiqa tsl check FILE|URL [--signer PEM]... [--json] [--at RFC3339] [--timeout D]
+  thiqa tsl build --data DIR [--out FILE] [--sequence N] [--next-update 180d] [--tsl-version 5|6]`, args)
 }
 
 // onePositional parses flags around exactly one positional argument; bad
