@@ -441,6 +441,24 @@ func TestTokenRefusals(t *testing.T) {
 			t.Fatalf("%d %q %s", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), body)
 		}
 	})
+	t.Run("invalid_client for HTTP Basic has a Basic challenge", func(t *testing.T) {
+		// RFC 6749 section 5.2: a client that tried the Authorization
+		// header gets 401 with a challenge of the scheme it used.
+		f := e.tokenForm(e.mobileLogin())
+		f.Del("client_assertion")
+		f.Del("client_assertion_type")
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+PathToken, strings.NewReader(f.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(e.client.ID, "secret")
+		resp, err := e.browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readBody(t, resp)
+		if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.Contains(body, "invalid_client") || !strings.HasPrefix(ch, "Basic ") {
+			t.Fatalf("%d %q %s", resp.StatusCode, ch, body)
+		}
+	})
 	t.Run("tampered assertion", func(t *testing.T) {
 		f := e.tokenForm(e.mobileLogin())
 		a := e.assertion(e.client.ID, e.ckey, nil)

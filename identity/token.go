@@ -197,9 +197,13 @@ func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, ep tokenE
 	_ = p.audit(r.Context(), actor, ep.action, clientID, outcome, details)
 	p.m.tokens.WithLabelValues(e.code).Inc()
 	// An invalid_client answer carries no Bearer challenge: that scheme is
-	// for resources (RFC 6750), and the client did not authenticate with
-	// HTTP authentication (RFC 6749 section 5.2 asks for a challenge of the
-	// scheme the client used, and Basic is refused).
+	// for resources (RFC 6750). A client that tried HTTP Basic in the
+	// Authorization header gets a challenge of that scheme, as RFC 6749
+	// section 5.2 requires of the 401, though Basic is refused; the others
+	// did not use HTTP authentication.
+	if _, _, basic := r.BasicAuth(); basic && e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Basic realm=%q`, p.cfg.Issuer))
+	}
 	writeOAuthError(w, e.status, e.code, e.desc)
 }
 

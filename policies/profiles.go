@@ -5,6 +5,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"sort"
@@ -172,10 +173,16 @@ var qcTypeNames = map[string]string{"esign": OIDQcTypeESign, "eseal": OIDQcTypeE
 
 // ParseValidity parses a lifetime: a Go duration ("2160h") or whole days ("730d").
 func ParseValidity(s string) (time.Duration, error) {
+	// maxDays is the longest day count a time.Duration holds (about 292
+	// years): a larger one would wrap around.
+	const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
 		if err != nil || n <= 0 {
 			return 0, fmt.Errorf("validity %q: want a positive number of days", s)
+		}
+		if n > maxDays {
+			return 0, fmt.Errorf("validity %q: at most %d days", s, maxDays)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}

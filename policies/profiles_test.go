@@ -168,3 +168,18 @@ func TestCryptoPeriods(t *testing.T) {
 		}
 	}
 }
+
+// TestParseValidityRefusesOverflow: a day count whose duration does not fit
+// in a time.Duration is refused, not wrapped to a negative or a short one
+// (GET /api/v1/certificates?expiringWithin=200000d answered an empty list
+// until a date in the past).
+func TestParseValidityRefusesOverflow(t *testing.T) {
+	for _, s := range []string{"106752d", "200000d", "9223372036854775807d"} {
+		if d, err := ParseValidity(s); err == nil {
+			t.Errorf("ParseValidity(%q) = %s, want an error", s, d)
+		}
+	}
+	if d, err := ParseValidity("106751d"); err != nil || d != 106751*24*time.Hour {
+		t.Errorf("ParseValidity(106751d) = %s, %v", d, err)
+	}
+}
