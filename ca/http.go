@@ -190,13 +190,20 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 	if req.Subject == nil {
 		req.Subject = map[string]string{}
 	}
+	// The refusals and failures met before the authority is asked are
+	// recorded here, as the authority records its own.
+	early := func(outcome string, err error) {
+		if api.record(w, r, policies.ActionIssueCertificate, "profile:"+in.Profile, outcome, err.Error()) {
+			api.fail(w, r, err)
+		}
+	}
 	switch {
 	case in.KeyInHSM && in.CSR != "":
-		api.fail(w, r, &RequestError{Reason: "give either csr or keyInHSM, not both"})
+		early(audit.OutcomeRefused, &RequestError{Reason: "give either csr or keyInHSM, not both"})
 		return
 	case in.KeyInHSM:
 		if api.opts.KeyGenerator == nil {
-			api.fail(w, r, &RequestError{Reason: "keyInHSM is not available on this service"})
+			early(audit.OutcomeRefused, &RequestError{Reason: "keyInHSM is not available on this service"})
 			return
 		}
 		// Check profile and subject before creating anything on the token.
@@ -207,7 +214,7 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 		}
 		id, pub, err := api.opts.KeyGenerator.GenerateKey(r.Context(), in.Profile)
 		if err != nil {
-			api.fail(w, r, fmt.Errorf("generating the key on the token: %w", err))
+			early(audit.OutcomeFailure, fmt.Errorf("generating the key on the token: %w", err))
 			return
 		}
 		req.PublicKey, req.KeyGeneratedByService, req.CredentialID = pub, true, id

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -226,4 +228,58 @@ func FuzzIssueHandler(f *testing.F) {
 			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
 		}
 	})
+}
+
+// failingKeyGen cannot make keys (the token is gone).
+type failingKeyGen struct{}
+
+func (failingKeyGen) GenerateKey(context.Context, string) (string, crypto.PublicKey, error) {
+	return "", nil, errors.New("token removed")
+}
+
+func (failingKeyGen) DeleteKey(context.Context, string) error { return nil }
+
+// TestIssueRefusalsBeforeTheAuthorityAreAudited checks that the issuance
+// requests the API itself refuses or fails before the authority is asked
+// (both csr and keyInHSM, keyInHSM without a key generator, a key the token
+// cannot make) leave their audit record naming the caller, as every other
+// refusal does.
+func TestIssueRefusalsBeforeTheAuthorityAreAudited(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	sub := subjectFor(policies.ProfileCitizenSigning)
+	csr := string(newCSR(t, p384(t)))
+	cases := []struct {
+		name    string
+		kg      KeyGenerator
+		req     IssueRequest
+		status  int
+		outcome string
+	}{
+		{"csr and keyInHSM", &fakeKeyGen{keys: map[string]crypto.Signer{}},
+			IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: sub, CSR: csr, KeyInHSM: true}, http.StatusBadRequest, audit.OutcomeRefused},
+		{"keyInHSM unavailable", nil,
+			IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: sub, KeyInHSM: true}, http.StatusBadRequest, audit.OutcomeRefused},
+		{"key generation fails", failingKeyGen{},
+			IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: sub, KeyInHSM: true}, http.StatusInternalServerError, audit.OutcomeFailure},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(NewHandler(pki.authority, HandlerOptions{
+				Caller: func(*http.Request) string { return "officer-7" }, KeyGenerator: c.kg,
+			}))
+			defer srv.Close()
+			before := len(pki.audit.entries)
+			resp, body := post(t, srv.URL, c.req)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, body)
+			}
+			if len(pki.audit.entries) != before+1 {
+				t.Fatalf("%d audit records for the refusal, want 1", len(pki.audit.entries)-before)
+			}
+			e := pki.audit.last()
+			if e.Actor != "officer-7" || e.Action != string(policies.ActionIssueCertificate) || e.Outcome != c.outcome {
+				t.Fatalf("audit record %+v", e)
+			}
+		})
+	}
 }

@@ -48,17 +48,29 @@ const auditPhone = "oidc.login.approve"
 
 // phoneRefused audits a refusal on the phone side and answers 403.
 func (p *Provider) phoneRefused(w http.ResponseWriter, r *http.Request, civil, object, reason string) {
+	p.phoneRefusal(w, r, civil, object, problem.Details{Status: http.StatusForbidden, Title: "Forbidden", Detail: reason})
+}
+
+// phoneRefusal audits a refusal on the phone side (the reason is the
+// answer's detail, or its title) and answers it; when the record cannot be
+// written the answer is 503 and says so.
+func (p *Provider) phoneRefusal(w http.ResponseWriter, r *http.Request, civil, object string, d problem.Details) {
 	actor := "unauthenticated"
 	if civil != "" {
 		actor = "citizen:" + civil
 	}
+	reason := d.Detail
+	if reason == "" {
+		reason = d.Title
+	}
 	if err := p.audit(r.Context(), actor, auditPhone, object, "refused", map[string]any{
-		"status": http.StatusForbidden, "reason": reason, "endpoint": r.URL.Path, "remote": r.RemoteAddr,
+		"status": d.Status, "reason": reason, "endpoint": r.URL.Path, "remote": r.RemoteAddr,
 	}); err != nil {
 		problem.Error(w, http.StatusServiceUnavailable, "temporarily unable to record the refusal")
 		return
 	}
-	problem.Write(w, problem.Details{Status: http.StatusForbidden, Title: "Forbidden", Detail: reason, Instance: r.URL.Path})
+	d.Instance = r.URL.Path
+	problem.Write(w, d)
 }
 
 // caller returns the civil number of the citizen the phone side's
@@ -133,16 +145,16 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFormBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || dec.More() {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "want a JSON object with session, verificationCode and pin", Instance: r.URL.Path})
+		p.phoneRefusal(w, r, civil, r.URL.Path, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "want a JSON object with session, verificationCode and pin"})
 		return
 	}
 	if in.Session == "" || len(in.Session) > 64 || in.PIN == "" || len(in.PIN) > 64 {
-		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "session and pin are required", Instance: r.URL.Path})
+		p.phoneRefusal(w, r, civil, r.URL.Path, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "session and pin are required"})
 		return
 	}
 	l, err := p.cfg.Store.Login(ctx, in.Session)
 	if errors.Is(err, ErrNotFound) {
-		problem.Write(w, problem.Details{Status: http.StatusNotFound, Title: "Unknown session", Instance: r.URL.Path})
+		p.phoneRefusal(w, r, civil, in.Session, problem.Details{Status: http.StatusNotFound, Title: "Unknown session"})
 		return
 	}
 	if err != nil {
@@ -157,7 +169,7 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if l.State != LoginPending {
-		problem.Write(w, problem.Details{Status: http.StatusConflict, Title: "Session not pending", Detail: "this login was already " + string(l.State), Instance: r.URL.Path})
+		p.phoneRefusal(w, r, civil, l.ID, problem.Details{Status: http.StatusConflict, Title: "Session not pending", Detail: "this login was already " + string(l.State)})
 		return
 	}
 	citizen, err := p.approve(ctx, l, in)
@@ -183,7 +195,7 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 	}
 	l.State, l.Citizen, l.AuthTime = LoginApproved, &citizen, p.now().UTC()
 	if err := p.cfg.Store.UpdateLogin(ctx, l, LoginPending); err != nil {
-		problem.Write(w, problem.Details{Status: http.StatusConflict, Title: "Session not pending", Detail: "the login changed state meanwhile", Instance: r.URL.Path})
+		p.phoneRefusal(w, r, civil, l.ID, problem.Details{Status: http.StatusConflict, Title: "Session not pending", Detail: "the login changed state meanwhile"})
 		return
 	}
 	acr, _ := p.assurance(citizen, MethodMobile)

@@ -99,3 +99,48 @@ func TestPhoneSideNotServedWithoutAuthentication(t *testing.T) {
 		t.Fatal("PhoneAuth without Caller accepted")
 	}
 }
+
+// TestPhoneSideRefusalsAudited checks that every refusal of the phone
+// side's approval leaves one audit record naming the citizen, with the
+// status the caller is answered: a body that is not an approval, a session
+// that does not exist, and a login no longer pending.
+func TestPhoneSideRefusalsAudited(t *testing.T) {
+	e := newEnv(t, false)
+	s, _, code := e.startMobile(e.authQuery(), testCivil)
+	if st := e.approve(s, code, testPIN); st != http.StatusOK {
+		t.Fatalf("approval: %d", st)
+	}
+	malformed := func() int {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+PathMobileApprove, strings.NewReader(`{"session":`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", citizenCredential(testCivil))
+		resp, err := e.browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readBody(t, resp)
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		name   string
+		send   func() int
+		status int
+	}{
+		{"malformed body", malformed, http.StatusBadRequest},
+		{"unknown session", func() int { return e.approve("no-such-session", code, testPIN) }, http.StatusNotFound},
+		{"login not pending", func() int { return e.approve(s, code, testPIN) }, http.StatusConflict},
+	} {
+		before := len(e.audit.find(auditPhone, "refused"))
+		if st := c.send(); st != c.status {
+			t.Fatalf("%s: %d, want %d", c.name, st, c.status)
+		}
+		got := e.audit.find(auditPhone, "refused")
+		if len(got) != before+1 {
+			t.Fatalf("%s: %d refusal records, want 1", c.name, len(got)-before)
+		}
+		r := got[len(got)-1]
+		if d, _ := r.Details.(map[string]any); r.Actor != "citizen:"+testCivil || d["status"] != c.status {
+			t.Fatalf("%s: record %+v", c.name, r)
+		}
+	}
+}
