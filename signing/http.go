@@ -183,13 +183,18 @@ func timedOut(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
-// fail answers err as a problem after auditing the refusal or failure.
+// fail answers err as a problem after auditing the refusal or failure;
+// when the record cannot be written, the answer is a 500 (ErrAudit).
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, rec signRecord, op string, start time.Time, err error) {
 	status, msg, outcome := Classify(err)
 	if status >= 500 {
 		s.logger.WarnContext(r.Context(), "signing failed", "action", rec.action, "credential", rec.credential, "err", err)
 	}
-	_ = s.auditSign(r.Context(), rec, outcome, msg)
+	if aerr := s.auditSign(r.Context(), rec, outcome, msg); aerr != nil && !errors.Is(err, ErrAudit) {
+		// No answer goes out without its record: an unrecorded refusal
+		// is a failure of the service.
+		status, msg, outcome = Classify(auditFailed(aerr))
+	}
 	if op != "" {
 		s.Observe(op, rec.level, outcome, time.Since(start))
 	}

@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,6 +81,22 @@ type world struct {
 	cas      map[string]*x509.Certificate // issuing CAs by name
 	serials  map[string]string            // credential ID → certificate serial
 	sealCred string
+	// auditDown, when true, makes the signing service's audit appends
+	// fail (the authentication layer's still work).
+	auditDown atomic.Bool
+}
+
+// gatedAuditor is the audit log, or a failing one while down is true.
+type gatedAuditor struct {
+	log  signing.Auditor
+	down *atomic.Bool
+}
+
+func (g gatedAuditor) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
+	if g.down.Load() {
+		return audit.Record{}, errors.New("the audit database is down")
+	}
+	return g.log.Append(ctx, e)
 }
 
 // worldOptions vary the world.
@@ -291,7 +309,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 			return tok.FindKey(ctx, label)
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
-		Audit: log, Logger: logger, Registerer: reg,
+		Audit: gatedAuditor{log, &w.auditDown}, Logger: logger, Registerer: reg,
 		Verifier: verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: o.timeout,
 			Fetcher: &verify.HTTPFetcher{Client: client, TTL: time.Minute}}),
 	})

@@ -173,7 +173,8 @@ type SignAlgorithms struct {
 
 // fail answers a refusal or failure with a CSC error body (CSC API v2
 // section 10) and audits it; the audit record and metrics are those of
-// every signing refusal.
+// every signing refusal. When the record cannot be written, the answer is
+// a server_error.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, action, credID string, err error, details map[string]any) {
 	status, code, description, reason, outcome := classify(err)
 	if status >= 500 {
@@ -184,7 +185,11 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, action, credID string
 	}
 	details["reason"] = reason
 	details["caller"] = auth.CallerOf(r.Context())
-	_ = a.s.Record(r.Context(), audit.Entry{Actor: signing.CitizenOf(r), Action: action, Object: credID, Outcome: outcome, Details: details})
+	if aerr := a.s.Record(r.Context(), audit.Entry{Actor: signing.CitizenOf(r), Action: action, Object: credID, Outcome: outcome, Details: details}); aerr != nil && !errors.Is(err, signing.ErrAudit) {
+		// No answer goes out without its record: an unrecorded refusal
+		// is a failure of the service.
+		status, code, description, _, outcome = classify(fmt.Errorf("%w: %v", signing.ErrAudit, aerr))
+	}
 	if action == signing.ActionSignHash {
 		a.s.Observe("signhash", "raw", outcome, 0)
 	}
