@@ -82,6 +82,8 @@ func (p *Provider) parseAuthRequest(ctx context.Context, form url.Values) (*Clie
 		return fail(errRequestNotSupported, "request objects are not supported")
 	case form.Get("request_uri") != "":
 		return fail(errRequestURINotSupported, "request_uri is not supported")
+	case form.Get("response_type") == "":
+		return fail(errInvalidRequest, "response_type is required (response_type=code)")
 	case form.Get("response_type") != "code":
 		return fail(errUnsupportedResponseType, "only response_type=code is supported")
 	case form.Get("response_mode") != "" && form.Get("response_mode") != "query":

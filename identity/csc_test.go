@@ -283,6 +283,7 @@ func TestCSCBadRequests(t *testing.T) {
 		"no PKCE":               {func(q url.Values) { q.Del("code_challenge_method") }, "invalid_request"},
 		"plain PKCE":            {func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request"},
 		"implicit flow":         {func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type"},
+		"no response_type":      {func(q url.Values) { q.Del("response_type") }, "invalid_request"},
 		"no credentialID":       {func(q url.Values) { q.Del("credentialID") }, "invalid_request"},
 		"signatureQualifier":    {func(q url.Values) { q.Del("credentialID"); q.Set("signatureQualifier", "eu_eidas_qes") }, "invalid_request"},
 		"numSignatures 2":       {func(q url.Values) { q.Set("numSignatures", "2") }, "invalid_request"},
@@ -310,8 +311,8 @@ func TestCSCBadRequests(t *testing.T) {
 			t.Errorf("%s: %d %v", name, st, rq)
 		}
 	}
-	if n := len(e.audit.find(ActionCSCAuthorize, "refused")); n != 17 {
-		t.Fatalf("%d refused CSC authorization requests audited, want 17", n)
+	if n := len(e.audit.find(ActionCSCAuthorize, "refused")); n != 18 {
+		t.Fatalf("%d refused CSC authorization requests audited, want 18", n)
 	}
 
 	// Token endpoint: wrong verifier, reuse, expiry, assertion audience.

@@ -319,12 +319,13 @@ func TestAuthorizeRequestErrors(t *testing.T) {
 		mod  func(url.Values)
 		want string
 	}{
-		"no PKCE":         {func(q url.Values) { q.Del("code_challenge") }, "invalid_request"},
-		"plain PKCE":      {func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request"},
-		"token flow":      {func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type"},
-		"no openid scope": {func(q url.Values) { q.Set("scope", "profile") }, "invalid_scope"},
-		"request object":  {func(q url.Values) { q.Set("request", "eyJ") }, "request_not_supported"},
-		"prompt none":     {func(q url.Values) { q.Set("prompt", "none") }, "login_required"},
+		"no PKCE":          {func(q url.Values) { q.Del("code_challenge") }, "invalid_request"},
+		"plain PKCE":       {func(q url.Values) { q.Set("code_challenge_method", "plain") }, "invalid_request"},
+		"token flow":       {func(q url.Values) { q.Set("response_type", "token") }, "unsupported_response_type"},
+		"no response_type": {func(q url.Values) { q.Del("response_type") }, "invalid_request"},
+		"no openid scope":  {func(q url.Values) { q.Set("scope", "profile") }, "invalid_scope"},
+		"request object":   {func(q url.Values) { q.Set("request", "eyJ") }, "request_not_supported"},
+		"prompt none":      {func(q url.Values) { q.Set("prompt", "none") }, "login_required"},
 	} {
 		q := e.authQuery()
 		tc.mod(q)
@@ -334,7 +335,7 @@ func TestAuthorizeRequestErrors(t *testing.T) {
 			t.Errorf("%s: %d %v", name, resp.StatusCode, rq)
 		}
 	}
-	if n := len(e.audit.find("oidc.authorize", "refused")); n != 10 {
+	if n := len(e.audit.find("oidc.authorize", "refused")); n != 11 {
 		t.Fatalf("audit records for refused requests: %d", n)
 	}
 }
@@ -487,6 +488,11 @@ func TestTokenRefusals(t *testing.T) {
 		f.Set("grant_type", "password")
 		if st, out := e.exchange(f); st != 400 || out["error"] != "unsupported_grant_type" {
 			t.Fatalf("%d %v", st, out)
+		}
+		f = e.tokenForm("x") // a fresh client assertion
+		f.Del("grant_type")  // RFC 6749 §5.2: a missing parameter is invalid_request
+		if st, out := e.exchange(f); st != 400 || out["error"] != "invalid_request" {
+			t.Fatalf("no grant_type: %d %v", st, out)
 		}
 	})
 	t.Run("no client auth", func(t *testing.T) {

@@ -102,6 +102,11 @@ func (p *Provider) redeem(w http.ResponseWriter, r *http.Request, ep tokenEndpoi
 		p.tokenFailed(w, r, ep, form.Get("client_id"), nil, terr)
 		return
 	}
+	if form.Get("grant_type") == "" {
+		// RFC 6749 §5.2: a missing parameter is invalid_request.
+		p.tokenFailed(w, r, ep, c.ID, nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "grant_type is required (grant_type=authorization_code)"})
+		return
+	}
 	if gt := form.Get("grant_type"); gt != "authorization_code" {
 		p.tokenFailed(w, r, ep, c.ID, nil, &tokenError{status: http.StatusBadRequest, code: errUnsupportedGrantType, desc: "only authorization_code is supported"})
 		return
