@@ -142,7 +142,7 @@ func (is *issuer) delegatedPrincipal(c tokenClaims) (*Principal, error) {
 	g.Hashes = slices.Clone(c.Hashes)
 	g.TokenID = c.ID
 	p := &Principal{Subject: c.Subject, Method: MethodJWT, Issuer: is.cfg.Issuer, Roles: []policies.Role{is.delegated.Role},
-		Grant: &g, actions: is.delegated.Actions}
+		Grant: &g, actions: is.delegated.Actions, Expires: c.Expiry.Time()}
 	switch is.delegated.Role {
 	case policies.RoleCitizen:
 		p.CivilNumber = c.Subject

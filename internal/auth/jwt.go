@@ -214,7 +214,7 @@ func (is *issuer) principal(c tokenClaims, now time.Time) (*Principal, error) {
 	if len(c.Roles) > maxRoles {
 		return nil, errors.New("token carries too many roles")
 	}
-	p := &Principal{Subject: c.Subject, Method: MethodJWT, Issuer: is.cfg.Issuer}
+	p := &Principal{Subject: c.Subject, Method: MethodJWT, Issuer: is.cfg.Issuer, Expires: c.Expiry.Time()}
 	for _, name := range c.Roles {
 		role, err := policies.ParseRole(name)
 		if err != nil {

@@ -34,6 +34,9 @@ func TestValidTokenAccepted(t *testing.T) {
 	if !p.Allowed(policies.ActionSeal) || p.Allowed(policies.ActionSign) {
 		t.Fatal("agency permissions wrong")
 	}
+	if want := f.clock.Now().Add(10 * time.Minute).Truncate(time.Second); !p.Expires.Equal(want) {
+		t.Fatalf("principal expires %v, want the token's exp %v", p.Expires, want)
+	}
 
 	tok = f.sign(t, f.claims("12345678", "citizen", "citizen"))
 	p, err = f.auth.Authenticate(bearerRequest(tok))

@@ -118,6 +118,7 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 			Method:      MethodMTLS,
 			Issuer:      leaf.Issuer.String(),
 			Certificate: leaf,
+			Expires:     leaf.NotAfter,
 		}
 		switch r.Role {
 		case policies.RoleAgency:

@@ -106,7 +106,8 @@ func mtlsServer(t *testing.T, a *Authenticator) *httptest.Server {
 		_ = json.NewEncoder(w).Encode(struct {
 			Subject, OrganizationIdentifier, CivilNumber, Method, Issuer string
 			Roles                                                        []policies.Role
-		}{p.Subject, p.OrganizationIdentifier, p.CivilNumber, p.Method, p.Issuer, p.Roles})
+			Expires                                                      time.Time
+		}{p.Subject, p.OrganizationIdentifier, p.CivilNumber, p.Method, p.Issuer, p.Roles, p.Expires})
 	}))
 	srv.TLS = a.ServerTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12})
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
@@ -118,6 +119,7 @@ func mtlsServer(t *testing.T, a *Authenticator) *httptest.Server {
 type mtlsResult struct {
 	Subject, OrganizationIdentifier, CivilNumber, Method, Issuer string
 	Roles                                                        []policies.Role
+	Expires                                                      time.Time
 	status                                                       int
 	authErr                                                      string
 }
@@ -173,7 +175,8 @@ func TestMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.status != 200 || res.Subject != "NTROM-1234567" || res.OrganizationIdentifier != "NTROM-1234567" ||
-		res.Method != MethodMTLS || len(res.Roles) != 1 || res.Roles[0] != policies.RoleAgency || res.Issuer != ca.cert.Subject.String() {
+		res.Method != MethodMTLS || len(res.Roles) != 1 || res.Roles[0] != policies.RoleAgency || res.Issuer != ca.cert.Subject.String() ||
+		!res.Expires.Equal(agency.Leaf.NotAfter) {
 		t.Fatalf("agency: %+v", res)
 	}
 

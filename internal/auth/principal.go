@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"slices"
+	"time"
 
 	"github.com/thiqa/thiqa/policies"
 )
@@ -32,6 +33,10 @@ type Principal struct {
 	CivilNumber string
 	// Certificate is the verified client certificate (mutual TLS only).
 	Certificate *x509.Certificate
+	// Expires is when the credential the caller authenticated with stops
+	// being valid: the token's exp or the certificate's NotAfter. Whatever
+	// outlives the request (a portal session) ends then at the latest.
+	Expires time.Time
 	// Grant is what a delegated access token authorises (DelegatedIssuer);
 	// nil for every other caller.
 	Grant *Grant

@@ -69,6 +69,8 @@ func newFixture(t testing.TB) *fixture {
 			return &auth.Principal{Subject: "officer-1", Roles: []policies.Role{policies.RoleRegistrationOfficer}}, nil
 		case "Bearer citizen":
 			return &auth.Principal{Subject: "12345678", CivilNumber: "12345678", Roles: []policies.Role{policies.RoleCitizen}}, nil
+		case "Bearer officer-20min": // a token that expires in 20 minutes
+			return &auth.Principal{Subject: "officer-2", Roles: []policies.Role{policies.RoleRegistrationOfficer}, Expires: f.clock.Add(20 * time.Minute)}, nil
 		}
 		return nil, auth.ErrInvalidCredentials
 	}
@@ -274,6 +276,27 @@ func TestSessionLifetimes(t *testing.T) {
 		if strings.Contains(call, "/oidc/mobile/approve") {
 			t.Fatalf("an expired session approved a login: %v", f.calls)
 		}
+	}
+}
+
+// A session signed in with a token ends when the token expires, however
+// active it is: the portal never extends a credential's life.
+func TestSessionEndsWithItsCredential(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	token := csrf(t, c.do("GET", "/ra/?lang=en", nil))
+	if w := c.do("POST", "/ra/login", url.Values{"csrf": {token}, "token": {"officer-20min"}}); w.Code != http.StatusSeeOther {
+		t.Fatalf("officer sign-in: %d %s", w.Code, w.Body.String())
+	}
+	for i := 0; i < 2; i++ { // active: 10 and 20 minutes in
+		f.clock = f.clock.Add(10 * time.Minute)
+		if w := c.do("GET", "/ra/?lang=en", nil); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "officer-2") {
+			t.Fatalf("%d minutes in: %d %s", (i+1)*10, w.Code, w.Body.String())
+		}
+	}
+	f.clock = f.clock.Add(time.Minute) // the token expired a minute ago
+	if w := c.do("GET", "/ra/?lang=en", nil); strings.Contains(w.Body.String(), "officer-2") {
+		t.Fatalf("the session outlived its token: %d %s", w.Code, w.Body.String())
 	}
 }
 

@@ -21,7 +21,8 @@ type session struct {
 	created time.Time
 	seen    time.Time
 	// who signed in (nil: nobody yet) and when; the session dies with
-	// the login: at most maxAge after it, and at logout.
+	// the login: at most maxAge after it, when the credential it was made
+	// with expires (who.Expires), and at logout.
 	who      *auth.Principal
 	loggedIn time.Time
 	// kind says how the person signed in: "citizen" (digital ID),
@@ -128,7 +129,12 @@ func (s *sessions) expired(se *session, now time.Time) bool {
 	if now.Sub(se.seen) > s.idle || now.Sub(se.created) > s.maxAge {
 		return true
 	}
-	return se.who != nil && now.Sub(se.loggedIn) > s.maxAge
+	if se.who == nil {
+		return false
+	}
+	// The login lasts maxAge at most, and never beyond the credential it
+	// was made with (an officer's token or certificate).
+	return now.Sub(se.loggedIn) > s.maxAge || !se.who.Expires.IsZero() && now.After(se.who.Expires)
 }
 
 func (s *sessions) expireLocked(now time.Time) {
