@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/thiqa/thiqa/internal/problem"
 )
 
 // Mux is an http.ServeMux that remembers every pattern mounted on it (Go's
@@ -28,6 +30,49 @@ func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
 func (m *Mux) Handle(pattern string, h http.Handler) {
 	m.ServeMux.Handle(pattern, h)
 	m.patterns = append(m.patterns, pattern)
+}
+
+// ServeHTTP routes r. A request under /api/ that no route answers gets an
+// RFC 9457 problem, as every answer of the API does: 404 for an unknown
+// path, 405 (with Allow) for a method the path does not take, instead of
+// Go's plain-text ones.
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		if _, pattern := m.ServeMux.Handler(r); pattern == "" {
+			w = &problemWriter{ResponseWriter: w, r: r}
+		}
+	}
+	m.ServeMux.ServeHTTP(w, r)
+}
+
+// problemWriter turns the mux's own error answers into problems.
+type problemWriter struct {
+	http.ResponseWriter
+	r *http.Request
+	// done is set once the problem is written: the mux's text is dropped.
+	done bool
+}
+
+// WriteHeader writes a problem in place of an error status.
+func (p *problemWriter) WriteHeader(code int) {
+	if code < http.StatusBadRequest || p.done {
+		p.ResponseWriter.WriteHeader(code)
+		return
+	}
+	p.done = true
+	detail := "no route of this API answers " + p.r.URL.Path
+	if code == http.StatusMethodNotAllowed {
+		detail = p.r.Method + " is not allowed on " + p.r.URL.Path + " (Allow: " + p.Header().Get("Allow") + ")"
+	}
+	problem.Write(p.ResponseWriter, problem.Details{Status: code, Detail: detail, Instance: p.r.URL.Path})
+}
+
+// Write drops the mux's text once the problem is written.
+func (p *problemWriter) Write(b []byte) (int, error) {
+	if p.done {
+		return len(b), nil
+	}
+	return p.ResponseWriter.Write(b)
 }
 
 // HandleFunc mounts f at pattern and records the pattern.

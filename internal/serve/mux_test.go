@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -68,6 +69,39 @@ func TestElsewhereThan(t *testing.T) {
 	} {
 		if got := ElsewhereThan(c.addr, c.url); got != c.want {
 			t.Errorf("ElsewhereThan(%q, %q) = %v, want %v", c.addr, c.url, got, c.want)
+		}
+	}
+}
+
+// Under /api/ the mux's own 404 and 405 are problems (RFC 9457) naming
+// the path, with Allow kept; the routes' answers and every other path's
+// are untouched.
+func TestAPIMissesAreProblems(t *testing.T) {
+	m := NewMux()
+	m.HandleFunc("POST /api/v1/seal", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "sealed") })
+	m.HandleFunc("GET /api/v1/gone", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "handler's own", http.StatusGone) })
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		ctype, body  string
+	}{
+		{"POST", "/api/v1/seal", 200, "", "sealed"},
+		{"GET", "/api/v1/nope", 404, "application/problem+json", `"detail":"no route of this API answers /api/v1/nope"`},
+		{"GET", "/api/v1/seal", 405, "application/problem+json", `"detail":"GET is not allowed on /api/v1/seal (Allow: POST)"`},
+		{"GET", "/api/v1/gone", 410, "text/plain; charset=utf-8", "handler's own"},
+		{"GET", "/elsewhere", 404, "text/plain; charset=utf-8", "404 page not found"},
+	} {
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, nil))
+		body := w.Body.String()
+		if w.Code != tc.status || (tc.ctype != "" && w.Header().Get("Content-Type") != tc.ctype) || !strings.Contains(body, tc.body) {
+			t.Errorf("%s %s: %d %q %s", tc.method, tc.path, w.Code, w.Header().Get("Content-Type"), body)
+		}
+		if tc.status == 405 && w.Header().Get("Allow") != "POST" {
+			t.Errorf("405 without Allow: %v", w.Header())
+		}
+		if strings.Contains(tc.ctype, "problem") && strings.Contains(body, "page not found") {
+			t.Errorf("%s %s: the mux's text leaked: %s", tc.method, tc.path, body)
 		}
 	}
 }
