@@ -162,6 +162,24 @@ func runCMPE2E(t *testing.T, postgres bool) {
 		t.Fatalf("ir with implicit confirmation: %s", out)
 	}
 	opensslVerify(t, f.dir, "organisation", mustRead(t, filepath.Join(dir, "c4.pem")))
+	// A PKCS#10 request (p10cr): its cp carries certReqId -1 (RFC 9810
+	// §5.3.4) and openssl confirms it.
+	var p10 struct{ Reference, Secret string }
+	if err := json.Unmarshal([]byte(mustThiqa(t, nil, "enrol", "create", "--data", f.dir, "--profile", "organisation-seal",
+		"--subject-file", filepath.Join(dir, "org.json")).stdout), &p10); err != nil || p10.Secret == "" {
+		t.Fatalf("thiqa enrol create: %v", err)
+	}
+	newKey(t, dir, "k5.pem")
+	if out, err := exec.Command(testenv.Tool(t, "openssl"), "req", "-new", "-key", filepath.Join(dir, "k5.pem"), "-subj", "/CN=x",
+		"-out", filepath.Join(dir, "k5.csr")).CombinedOutput(); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	out, ok = opensslCMP(t, f, dir, "-cmd", "p10cr", "-ref", p10.Reference, "-secret", "pass:"+p10.Secret, "-csr", "k5.csr",
+		"-recipient", "/CN=Thiqa", "-certout", "c5.pem")
+	if !ok || !strings.Contains(out, "received CP") || !strings.Contains(out, "received PKICONF") {
+		t.Fatalf("p10cr: %s", out)
+	}
+	opensslVerify(t, f.dir, "organisation", mustRead(t, filepath.Join(dir, "c5.pem")))
 	enrolRefusedBefore := auditCountDB(t, db, "enrolment.refused", "refused")
 	out, ok = opensslCMP(t, f, "/", "-path", ".well-known/cmp/p/citizen-signing", "-cmd", "ir", "-ref", created.Reference, "-secret", "pass:"+created.Secret,
 		"-newkey", filepath.Join(dir, "k3.pem"), "-subject", "/CN=x", "-recipient", "/CN=Thiqa", "-certout", filepath.Join(dir, "bad.pem"))
@@ -169,15 +187,15 @@ func runCMPE2E(t *testing.T, postgres bool) {
 		t.Fatalf("ir for another profile: %s", out)
 	}
 
-	// Every step is in the audit log: the enrolment, three issuances (ir,
-	// kur), two revocations (superseded, rr), two confirmations, genm, the
-	// use of the enrolment and the refusals.
+	// Every step is in the audit log: the enrolments, four issuances (ir,
+	// kur, p10cr), two revocations (superseded, rr), three confirmations,
+	// genm, the uses of the enrolments and the refusals.
 	for _, c := range []struct {
 		action, outcome string
 		want            int
 	}{
-		{"enrolment.create", "success", 2}, {"enrolment.use", "success", 2}, {"certificate.issue", "success", issuedBefore + 3},
-		{"certificate.revoke", "success", revokedBefore + 2}, {"cmp.certconf", "success", 2}, {"cmp.genm", "success", 1},
+		{"enrolment.create", "success", 3}, {"enrolment.use", "success", 3}, {"certificate.issue", "success", issuedBefore + 4},
+		{"certificate.revoke", "success", revokedBefore + 2}, {"cmp.certconf", "success", 3}, {"cmp.genm", "success", 1},
 		{"enrolment.refused", "refused", enrolRefusedBefore + 1},
 	} {
 		if got := auditCountDB(t, db, c.action, c.outcome); got != c.want {

@@ -511,7 +511,9 @@ func (s *Server) certified(ctx context.Context, m *message, p *party, respType i
 	if err != nil {
 		return nil, failf(SystemFailure, "encoding the answer")
 	}
-	id := 0
+	// The request's certReqId; a p10cr has none, and its answer carries -1
+	// (RFC 9810 §5.3.4, which corrects RFC 4210 on this).
+	id := -1
 	if req != nil {
 		id = int(req.id.Int64())
 	}

@@ -200,6 +200,8 @@ type answer struct {
 	failInfo string
 	status   int
 	cert     *x509.Certificate
+	// certReqID is the certificate response's certReqId.
+	certReqID int
 }
 
 func parseAnswer(t *testing.T, der []byte) answer {
@@ -226,7 +228,7 @@ func parseAnswer(t *testing.T, der []byte) answer {
 		if _, err := asn1.Unmarshal(m.body, &rep); err != nil {
 			t.Fatal(err)
 		}
-		a.status = rep.Response[0].Status.Status
+		a.status, a.certReqID = rep.Response[0].Status.Status, rep.Response[0].CertReqID
 		var kp struct{ Cert asn1.RawValue }
 		if _, err := asn1.Unmarshal(rep.Response[0].CertifiedKeyPair.FullBytes, &kp); err != nil {
 			t.Fatal(err)
@@ -450,5 +452,36 @@ func TestCMPGenmAndRejectedCertificate(t *testing.T) {
 	}
 	if a := parseAnswer(t, f.srv.Handle(ctx, cl.message(t, bodyCertConf, reject), "")); a.failInfo != "certConfirmed" {
 		t.Fatalf("second certConf: %s %s", bodyName(a.m.bodyType), a.failInfo)
+	}
+}
+
+// A p10cr has no certReqId: its cp carries -1 (RFC 9810 §5.3.4), where an
+// ir's carries the request's own, and its certConf (certReqId -1) closes
+// the transaction.
+func TestCMPP10CRAnswersCertReqIDMinusOne(t *testing.T) {
+	f := newFixture(t, storetest.Dialects()[0])
+	ctx := t.Context()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "p10cr"}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, secret := f.enrolment(t)
+	cl := &client{ref: ref, secret: secret}
+	cp := parseAnswer(t, f.srv.Handle(ctx, cl.message(t, bodyP10CR, csr), ""))
+	if cp.m.bodyType != bodyCP || cp.status != statusAccepted || cp.certReqID != -1 {
+		t.Fatalf("p10cr: %s status %d %s, certReqId %d (want cp, accepted, -1)", bodyName(cp.m.bodyType), cp.status, cp.failInfo, cp.certReqID)
+	}
+	hash := sha256.Sum256(cp.cert.Raw)
+	conf, _ := asn1.Marshal([]certStatus{{CertHash: hash[:], CertReqID: big.NewInt(-1)}})
+	if pc := parseAnswer(t, f.srv.Handle(ctx, cl.message(t, bodyCertConf, conf), "")); pc.m.bodyType != bodyPKIConf {
+		t.Fatalf("certConf: %s %s", bodyName(pc.m.bodyType), pc.failInfo)
+	}
+
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ref, secret = f.enrolment(t)
+	ip := parseAnswer(t, f.srv.Handle(ctx, (&client{ref: ref, secret: secret}).message(t, bodyIR, certReqBody(t, k2, k2, nil)), ""))
+	if ip.m.bodyType != bodyIP || ip.certReqID != 0 {
+		t.Fatalf("ir: %s, certReqId %d (want ip, 0)", bodyName(ip.m.bodyType), ip.certReqID)
 	}
 }
