@@ -52,7 +52,7 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 	}
 	own := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve.RawPrefixes(s.raw, s.mux).ServeHTTP(w, r) })
 	pt, err := webportal.New(webportal.Options{
-		API: own, Authenticate: p.authn.Authenticate, OIDC: oc, Audit: p.audit,
+		API: own, Authenticate: p.authn.Authenticate, Recheck: p.authn.Recheck, OIDC: oc, Audit: p.audit,
 		Logger: p.logger.With("service", "portal"), Secure: cfg.TLS != nil, Links: links,
 	})
 	if err != nil {

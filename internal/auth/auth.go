@@ -302,6 +302,40 @@ func (a *Authenticator) authenticate(r *http.Request) (*Principal, attempt, erro
 	return nil, attempt{method: "none"}, ErrNoCredentials
 }
 
+// Recheck tells whether the credential p was authenticated with still
+// holds now: not expired, its client certificate not refused by
+// CheckCertificate (revoked, blocked), its delegated grant not revoked.
+// What outlives the request that authenticated p (a portal session) asks
+// it again before acting for p. Its errors are Authenticate's: wrapping
+// ErrInvalidCredentials, or ErrUnavailable when the status cannot be
+// learnt now. A principal that was not made by an Authenticator (nothing
+// to recheck) holds.
+func (a *Authenticator) Recheck(ctx context.Context, p *Principal) error {
+	if !p.Expires.IsZero() && a.now().After(p.Expires) {
+		if p.Method == MethodMTLS {
+			return invalid(ErrCertificateExpired)
+		}
+		return invalid(ErrTokenExpired)
+	}
+	if len(p.chain) > 0 && a.checkCert != nil {
+		if err := a.checkCert(ctx, p.chain); err != nil {
+			if errors.Is(err, ErrCertificateRefused) {
+				return invalid(err)
+			}
+			return fmt.Errorf("%w: checking the client certificate: %w", ErrUnavailable, err)
+		}
+	}
+	if is := a.issuers[p.Issuer]; p.Grant != nil && is != nil {
+		if err := is.checkRevoked(ctx, p); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				return err
+			}
+			return invalid(err)
+		}
+	}
+	return nil
+}
+
 func invalid(reason error) error {
 	return fmt.Errorf("%w: %w", ErrInvalidCredentials, reason)
 }

@@ -209,3 +209,35 @@ func TestDelegatedIssuerValidation(t *testing.T) {
 		t.Fatalf("a valid delegated issuer: %v", err)
 	}
 }
+
+// Recheck of a delegated token's principal: it holds until its grant is
+// revoked or it expires; a grant store that cannot answer is unavailable.
+func TestRecheckDelegatedToken(t *testing.T) {
+	f := newDelegatedFixture(t)
+	p, err := f.a.Authenticate(bearerRequest(f.mint(t, f.access("service"), "at+jwt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.a.Recheck(t.Context(), p); err != nil {
+		t.Fatalf("a live grant: %v", err)
+	}
+	f.mu.Lock()
+	f.down = true
+	f.mu.Unlock()
+	if err := f.a.Recheck(t.Context(), p); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("grant store down: %v", err)
+	}
+	f.mu.Lock()
+	f.down, f.revoked["grant-1"] = false, true
+	f.mu.Unlock()
+	if err := f.a.Recheck(t.Context(), p); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("revoked grant: %v", err)
+	}
+	f.mu.Lock()
+	f.revoked["grant-1"] = false
+	f.mu.Unlock()
+	f.clock.Advance(6 * time.Minute)
+	if err := f.a.Recheck(t.Context(), p); !errors.Is(err, ErrTokenExpired) {
+		t.Fatalf("expired token: %v", err)
+	}
+}

@@ -119,6 +119,7 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 			Issuer:      leaf.Issuer.String(),
 			Certificate: leaf,
 			Expires:     leaf.NotAfter,
+			chain:       chain,
 		}
 		switch r.Role {
 		case policies.RoleAgency:

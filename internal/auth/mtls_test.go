@@ -349,3 +349,53 @@ func TestCivilNumber(t *testing.T) {
 		}
 	}
 }
+
+// Recheck asks again what Authenticate asked of a client certificate: a
+// certificate revoked after the sign-in, or past its end, no longer holds;
+// one whose status cannot be learnt is unavailable, not refused.
+func TestRecheckClientCertificate(t *testing.T) {
+	ca := newTestCA(t, "Thiqa Test Client CA")
+	status := map[string]error{}
+	now := time.Now()
+	a, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{ca.writePEM(t)}}}, Options{
+		Logger: quietLogger(),
+		Now:    func() time.Time { return now },
+		CheckCertificate: func(_ context.Context, chain []*x509.Certificate) error {
+			if len(chain) < 2 || !chain[len(chain)-1].Equal(ca.cert) {
+				return errors.New("chain not passed")
+			}
+			return status[chain[0].Subject.SerialNumber]
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	card := ca.issue(t, pkix.Name{CommonName: "A", SerialNumber: "IDCOM-11111111"})
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{card.Leaf},
+		VerifiedChains: [][]*x509.Certificate{{card.Leaf, ca.cert}}}
+	p, err := a.Authenticate(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Recheck(t.Context(), p); err != nil {
+		t.Fatalf("a good certificate: %v", err)
+	}
+	status["IDCOM-11111111"] = errors.New("database unreachable")
+	if err := a.Recheck(t.Context(), p); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidCredentials) {
+		t.Fatalf("status unavailable: %v", err)
+	}
+	status["IDCOM-11111111"] = fmt.Errorf("%w: certificate revoked", ErrCertificateRefused)
+	if err := a.Recheck(t.Context(), p); !errors.Is(err, ErrInvalidCredentials) || !errors.Is(err, ErrCertificateRefused) {
+		t.Fatalf("revoked after the sign-in: %v", err)
+	}
+	delete(status, "IDCOM-11111111")
+	now = card.Leaf.NotAfter.Add(time.Second)
+	if err := a.Recheck(t.Context(), p); !errors.Is(err, ErrCertificateExpired) {
+		t.Fatalf("past its end: %v", err)
+	}
+	// A principal no Authenticator made has nothing to recheck.
+	if err := a.Recheck(t.Context(), &Principal{Subject: "x", Method: "oidc"}); err != nil {
+		t.Fatalf("a principal of another kind: %v", err)
+	}
+}

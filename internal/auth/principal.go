@@ -40,6 +40,9 @@ type Principal struct {
 	// Grant is what a delegated access token authorises (DelegatedIssuer);
 	// nil for every other caller.
 	Grant *Grant
+	// chain is the verified chain of a client certificate, leaf first
+	// (Recheck asks CheckCertificate about it again).
+	chain []*x509.Certificate
 	// actions bounds what a delegated access token may do.
 	actions []policies.Action
 }

@@ -86,6 +86,11 @@ type Options struct {
 	// or client certificate (auth.Authenticator.Authenticate): officers
 	// and phones sign in with it.
 	Authenticate func(*http.Request) (*auth.Principal, error)
+	// Recheck, when set, is asked on every request of a signed-in session
+	// whether the credential it was made with still holds
+	// (auth.Authenticator.Recheck): a revoked officer certificate or a
+	// revoked grant ends the session at once.
+	Recheck func(context.Context, *auth.Principal) error
 	// OIDC signs citizens in; nil disables the citizen sign-in.
 	OIDC *OIDCClient
 	// Audit receives the portal's own security events.
@@ -259,6 +264,9 @@ func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Ha
 		if c, err := r.Cookie(cookieName(p.o.Secure)); err == nil {
 			v.se, _ = p.ses.get(c.Value)
 		}
+		if v.se != nil && !p.stillValid(v) {
+			return
+		}
 		expired := false
 		if v.se == nil {
 			if _, err := r.Cookie(cookieName(p.o.Secure)); err == nil {
@@ -293,6 +301,30 @@ func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Ha
 		}
 		f(w, r, v)
 	})
+}
+
+// stillValid rechecks the credential of the view's signed-in session
+// (Options.Recheck). A credential that no longer holds ends the session,
+// audited, and the request goes on as one without a session; when its
+// status cannot be learnt the request is answered 503 and ok is false.
+func (p *Portal) stillValid(v *view) (ok bool) {
+	who, _ := v.who()
+	if who == nil || p.o.Recheck == nil {
+		return true
+	}
+	err := p.o.Recheck(v.r.Context(), who)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, auth.ErrUnavailable):
+		p.log.WarnContext(v.r.Context(), "rechecking a session's credential", "err", err)
+		v.fail(http.StatusServiceUnavailable, "err.unavailable")
+		return false
+	}
+	p.auditRefusal(v.r, v.se, "web.session", "the credential of the session no longer holds: "+err.Error())
+	p.ses.drop(v.se)
+	v.se = nil
+	return true
 }
 
 // ensure gives the browser a session when it has none yet: anonymous

@@ -2,11 +2,13 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +49,8 @@ type fixture struct {
 	audit *memAudit
 	clock time.Time
 	calls []string
+	// recheck is what Options.Recheck answers for every session.
+	recheck error
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -74,7 +78,8 @@ func newFixture(t testing.TB) *fixture {
 		}
 		return nil, auth.ErrInvalidCredentials
 	}
-	p, err := New(Options{API: api, Authenticate: authn, Audit: f.audit, Now: func() time.Time { return f.clock }})
+	p, err := New(Options{API: api, Authenticate: authn, Audit: f.audit, Now: func() time.Time { return f.clock },
+		Recheck: func(context.Context, *auth.Principal) error { return f.recheck }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,6 +302,45 @@ func TestSessionEndsWithItsCredential(t *testing.T) {
 	f.clock = f.clock.Add(time.Minute) // the token expired a minute ago
 	if w := c.do("GET", "/ra/?lang=en", nil); strings.Contains(w.Body.String(), "officer-2") {
 		t.Fatalf("the session outlived its token: %d %s", w.Code, w.Body.String())
+	}
+}
+
+// The credential of a session is rechecked on every request: once it no
+// longer holds (a revoked officer certificate) the session ends, audited,
+// and a POST is refused as from an expired session; while its status
+// cannot be learnt, the pages answer 503 and keep the session.
+func TestSessionEndsWhenItsCredentialIsRevoked(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	token := csrf(t, c.do("GET", "/ra/?lang=en", nil))
+	if w := c.do("POST", "/ra/login", url.Values{"csrf": {token}, "token": {"officer"}}); w.Code != http.StatusSeeOther {
+		t.Fatalf("officer sign-in: %d %s", w.Code, w.Body.String())
+	}
+	w := c.do("GET", "/ra/?lang=en", nil)
+	token = csrf(t, w)
+	if !strings.Contains(w.Body.String(), "officer-1") {
+		t.Fatalf("signed in: %s", w.Body.String())
+	}
+	f.recheck = fmt.Errorf("%w: checking the client certificate: store down", auth.ErrUnavailable)
+	if w := c.do("GET", "/ra/?lang=en", nil); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("status unknown: %d", w.Code)
+	}
+	f.recheck = fmt.Errorf("%w: %w: certificate revoked", auth.ErrInvalidCredentials, auth.ErrCertificateRefused)
+	if w := c.do("POST", "/ra/revoke", url.Values{"csrf": {token}, "serial": {"01"}, "reason": {"keyCompromise"}}); w.Code != http.StatusForbidden ||
+		!strings.Contains(w.Body.String(), "session has expired") {
+		t.Fatalf("a POST after the revocation: %d %s", w.Code, w.Body.String())
+	}
+	if !slices.Contains(f.audit.actions(), "web.session:refused:officer-1") {
+		t.Fatalf("the end of the session is not audited: %v", f.audit.actions())
+	}
+	f.recheck = nil // the session is gone for good, whatever the credential says now
+	if w := c.do("GET", "/ra/?lang=en", nil); strings.Contains(w.Body.String(), "officer-1") {
+		t.Fatalf("the session outlived the revocation: %s", w.Body.String())
+	}
+	for _, call := range f.calls {
+		if strings.Contains(call, "revoke") {
+			t.Fatalf("a revoked officer reached the API: %v", f.calls)
+		}
 	}
 }
 
