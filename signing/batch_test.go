@@ -111,7 +111,7 @@ func TestSealBatch(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
 		// 24 documents of 3 MiB: the old answer held every sealed document
 		// twice (the PDF and its base64) and then the whole JSON, some
-		// 250 MiB; streamed, a few sealed documents wait, on disk.
+		// 330 MiB measured; streamed, a few sealed documents wait, on disk.
 		const n = 24
 		defer debug.SetGCPercent(debug.SetGCPercent(10)) // the heap follows what is live
 		runtime.GC()
