@@ -36,8 +36,9 @@ type ServiceConfig struct {
 	SADLifetime time.Duration `yaml:"sadLifetime"`
 	// MaxHashesPerSAD bounds numSignatures of one authorisation (default 100).
 	MaxHashesPerSAD int `yaml:"maxHashesPerSAD"`
-	// TempDir holds uploaded documents while they are signed (default: the
-	// system's temporary folder; relative to the data folder).
+	// TempDir holds uploaded documents while they are signed, and a batch
+	// seal's sealed documents until they are sent (default: the system's
+	// temporary folder; relative to the data folder).
 	TempDir string `yaml:"tempDir,omitempty"`
 	// PINMemoryKiB is argon2id's memory per PIN hash in KiB (default 19456).
 	PINMemoryKiB uint32 `yaml:"pinMemoryKiB"`

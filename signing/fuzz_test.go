@@ -1,10 +1,15 @@
 package signing
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
+
+	"github.com/thiqa/thiqa/internal/problem"
 )
 
 // FuzzReadDocument feeds arbitrary bodies to the intake of the signing
@@ -66,6 +71,68 @@ func FuzzDocumentOptions(f *testing.F) {
 		}
 		if a := o.Appearance; a != nil && (a.Page < 1 || a.Rect[2]-a.Rect[0] < 1 || a.Rect[3]-a.Rect[1] < 1) {
 			t.Fatalf("%q: appearance %+v", query, a)
+		}
+	})
+}
+
+// FuzzBatchAnswer: the streamed answer of a batch seal is, byte for byte,
+// what json.Encoder gives for the whole BatchResponse, whatever the names,
+// problems, warnings and documents; documents beyond inMemoryBody come
+// from a temporary file.
+func FuzzBatchAnswer(f *testing.F) {
+	f.Add("a.pdf", "", "", []byte("%PDF-1.7 sealed"), true, uint16(0))
+	f.Add(`"document":"-" <&> `+"\u2028\x00é", "not a PDF <b>", "the image is too wide & was scaled", []byte{}, false, uint16(3))
+	f.Add("", "", "warning", []byte{0xff, 0, 1}, true, uint16(2))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, name, detail, warning string, doc []byte, ok bool, copies uint16) {
+		n := int(copies%4) + 1
+		results := make([]BatchResult, n)
+		outs := make([]*sealedDoc, n)
+		for i := range results {
+			res := BatchResult{Name: name, Status: http.StatusBadRequest}
+			if warning != "" {
+				res.Warnings = []string{warning, name}
+			}
+			if ok && i != 1 {
+				data := doc
+				if i == 2 { // beyond what is kept in memory
+					data = bytes.Repeat(append(doc, 'x'), inMemoryBody/(len(doc)+1)+1)
+				}
+				out, err := newSealedDoc(int64(len(data)), dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer out.Close()
+				if _, err := out.Write(data); err != nil {
+					t.Fatal(err)
+				}
+				outs[i] = out
+				res.Status, res.DocumentDigest = http.StatusOK, "ab01"
+				results[i] = res
+				results[i].Document = base64.StdEncoding.EncodeToString(data)
+				if len(data) == 0 {
+					outs[i] = nil // an empty document has no "document" member (omitempty)
+				}
+				continue
+			}
+			res.Problem = &problem.Details{Status: http.StatusBadRequest, Title: "Bad Request", Detail: detail}
+			results[i] = res
+		}
+		var want bytes.Buffer
+		_ = json.NewEncoder(&want).Encode(BatchResponse{Level: "B-T", Results: results})
+		var got bytes.Buffer
+		bw := bufio.NewWriter(&got)
+		err := writeBatchHead(bw, "B-T")
+		for i, res := range results {
+			if err == nil {
+				err = writeBatchResult(bw, i > 0, res, outs[i])
+			}
+		}
+		if err == nil {
+			err = writeBatchTail(bw)
+		}
+		if err != nil || !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("%v\n got %.400q\nwant %.400q", err, got.Bytes(), want.Bytes())
 		}
 	})
 }

@@ -1,22 +1,17 @@
 package signing
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"mime/multipart"
 	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
@@ -354,124 +349,6 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 		return
 	}
 	s.Observe(op, res.Level.String(), audit.OutcomeSuccess, time.Since(start))
-}
-
-// sealBatch serves POST /api/v1/seal/batch?level=L&credential=ID. The body
-// is multipart/form-data with one PDF per part (each at most 32 MiB, at
-// most Config.MaxBatchDocuments parts); every document is sealed on its
-// own and audited on its own. The answer (200) is a BatchResponse listing,
-// in order, each document's status and sealed PDF (base64) or problem.
-func (s *Service) sealBatch(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := signRecord{action: ActionSeal, actor: agencyOf(r), level: "unknown"}
-	q := r.URL.Query()
-	level, cred, ok := s.callerCredential(w, r, q, &rec, "seal", OwnerAgency, start)
-	if !ok {
-		return
-	}
-	doc, err := documentOptions(q)
-	if err != nil {
-		s.fail(w, r, rec, "seal", start, err)
-		return
-	}
-	mt, params, perr := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if perr != nil || mt != "multipart/form-data" || params["boundary"] == "" {
-		s.fail(w, r, rec, "seal", start, Refuse(ErrUnsupportedMediaType, "the body must be multipart/form-data with one PDF per part"))
-		return
-	}
-	maxDocs := s.cfg.MaxBatchDocuments
-	body := http.MaxBytesReader(w, r.Body, int64(maxDocs)*(maxBatchPart+4096))
-	mr := multipart.NewReader(body, params["boundary"])
-	// Read every part first (small ones in memory, large ones spooled to
-	// unlinked temporary files), then seal them in parallel.
-	type item struct {
-		name    string
-		in      pdfInput
-		err     error
-		cleanup func()
-	}
-	var items []*item
-	defer func() {
-		for _, it := range items {
-			it.cleanup()
-		}
-	}()
-	for {
-		part, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			s.fail(w, r, rec, "seal", start, Refuse(ErrBadRequest, "reading the multipart body: %v", err))
-			return
-		}
-		if len(items) == maxDocs {
-			part.Close()
-			s.fail(w, r, rec, "seal", start, Refuse(ErrTooLarge, "a batch holds at most %d documents", maxDocs))
-			return
-		}
-		it := &item{name: part.FileName()}
-		if it.name == "" {
-			it.name = part.FormName()
-		}
-		it.in, it.cleanup, it.err = readDocument(part, -1, s.cfg.TempDir, maxBatchPart, nil)
-		part.Close()
-		items = append(items, it)
-	}
-	if len(items) == 0 {
-		s.fail(w, r, rec, "seal", start, Refuse(ErrBadRequest, "the batch holds no document"))
-		return
-	}
-	out := BatchResponse{Level: level.String(), Results: make([]BatchResult, len(items))}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
-	for i, it := range items {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out.Results[i] = s.sealOne(r, rec, cred, level, doc, it.name, it.in, it.err)
-		}()
-	}
-	wg.Wait()
-	WriteJSON(w, http.StatusOK, out)
-}
-
-// sealOne seals one document of a batch and audits it on its own.
-func (s *Service) sealOne(r *http.Request, rec signRecord, cred *Credential, level signer.Level, doc *DocumentOptions, name string, in pdfInput, readErr error) BatchResult {
-	start := time.Now()
-	if doc != nil {
-		own := *doc // each document's warnings are its own
-		doc = &own
-	}
-	rec.name = name
-	res := BatchResult{Name: name}
-	failed := func(err error) BatchResult {
-		status, msg, outcome := Classify(err)
-		_ = s.auditSign(r.Context(), rec, outcome, msg)
-		s.Observe("seal", rec.level, outcome, time.Since(start))
-		res.Status, res.Problem = status, &problem.Details{Status: status, Title: http.StatusText(status), Detail: msg}
-		return res
-	}
-	if readErr != nil {
-		return failed(readErr)
-	}
-	rec.size = in.size
-	var buf bytes.Buffer
-	var digest []byte
-	_, err := s.signPDF(r.Context(), rec, cred, level, in, doc, func(d []byte, size int64) (io.Writer, error) {
-		digest = d
-		buf.Grow(int(size))
-		return &buf, nil
-	}, nil, nil)
-	if err != nil {
-		return failed(err)
-	}
-	s.Observe("seal", rec.level, audit.OutcomeSuccess, time.Since(start))
-	res.Status, res.DocumentDigest, res.Document = http.StatusOK, hex.EncodeToString(digest), base64.StdEncoding.EncodeToString(buf.Bytes())
-	res.Warnings = doc.Warnings()
-	return res
 }
 
 // setPIN serves POST /api/v1/credentials/{id}/pin: the citizen owning the

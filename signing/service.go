@@ -87,8 +87,9 @@ type Config struct {
 	SADLifetime time.Duration
 	// MaxHashesPerSAD bounds the hashes of one authorisation.
 	MaxHashesPerSAD int
-	// TempDir holds uploaded documents while they are signed; empty means
-	// the system's temporary folder.
+	// TempDir holds uploaded documents while they are signed, and a batch
+	// seal's sealed documents until they are sent; empty means the
+	// system's temporary folder.
 	TempDir string
 	// PIN is the cost and the policy of the citizens' signing PINs.
 	PIN pin.Params

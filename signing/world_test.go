@@ -78,6 +78,8 @@ type world struct {
 	// tmp holds the test's files; nss the NSS database trusting the root.
 	tmp, nss string
 	root     *x509.Certificate
+	// svcTemp is the service's Config.TempDir.
+	svcTemp  string
 	cas      map[string]*x509.Certificate // issuing CAs by name
 	serials  map[string]string            // credential ID → certificate serial
 	sealCred string
@@ -124,7 +126,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	if o.timeout == 0 {
 		o.timeout = 10 * time.Second
 	}
-	w := &world{keyType: o.keyType, tmp: t.TempDir(), cas: map[string]*x509.Certificate{}, serials: map[string]string{}}
+	w := &world{keyType: o.keyType, tmp: t.TempDir(), svcTemp: t.TempDir(), cas: map[string]*x509.Certificate{}, serials: map[string]string{}}
 	module := testenv.PKCS11Module(t)
 	label := testenv.UniqueLabel("sg")
 	if err := hsm.InitToken(module, label, "so-pin-1234", "user-pin-5678"); err != nil {
@@ -302,7 +304,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	}
 	w.svc, err = signing.New(signing.Options{
 		Config: signing.Config{Timeout: o.timeout, MaxDocumentBytes: 64 << 20, MaxBatchDocuments: 100, SADLifetime: 5 * time.Minute,
-			MaxHashesPerSAD: 100, TempDir: t.TempDir(), PIN: pp,
+			MaxHashesPerSAD: 100, TempDir: w.svcTemp, PIN: pp,
 			Appearance: signing.AppearanceConfig{Fonts: pdftext.Fonts{dejaVu}, VerifyURL: base + "/verify", Location: muscat}},
 		Store: w.db.SigningCredentials(),
 		Keys: func(ctx context.Context, label, _ string) (crypto.Signer, error) {
