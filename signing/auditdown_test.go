@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signer"
 	"github.com/thiqa/thiqa/signing"
+	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -85,6 +87,26 @@ func TestUnrecordedRefusalIsAFailureElsewhere(t *testing.T) {
 			func() (io.ReaderAt, int64, error) { return bytes.NewReader(pdf), int64(len(pdf)), nil }, &out)
 		if want := map[bool]error{true: signing.ErrAudit, false: signing.ErrCredentialRefused}[down]; !errors.Is(err, want) || out.Len() != 0 {
 			t.Errorf("audit down %v: operator seal with an unknown credential: %v (%d bytes), want %v", down, err, out.Len(), want)
+		}
+	}
+}
+
+// The PIN check of a credential authorization through the CSC OAuth2
+// authorization server: a refusal whose record cannot be written is a
+// failure (ErrAudit), which the digital-ID provider answers server_error,
+// never a refusal of the credential or the PIN.
+func TestUnrecordedPINCheckRefusalIsAFailure(t *testing.T) {
+	w := newWorld(t, storetest.Dialects()[0], worldOptions{})
+	req := &identity.CredentialRequest{CredentialID: "no-such-credential", NumSignatures: 1, Hashes: [][]byte{bytes.Repeat([]byte{1}, 32)},
+		HashAlgorithmOID: "2.16.840.1.101.3.4.2.1"}
+	for _, down := range []bool{true, false} {
+		w.auditDown.Store(down)
+		err := csc.ProviderCredentials{API: w.api}.CheckSigningPIN(context.Background(), "12345678", "oidc-app", req, testPIN)
+		switch {
+		case down && (!errors.Is(err, signing.ErrAudit) || errors.Is(err, identity.ErrCredentialUnusable)):
+			t.Errorf("audit down: unknown credential: %v, want an audit failure only", err)
+		case !down && !errors.Is(err, identity.ErrCredentialUnusable):
+			t.Errorf("audit up: unknown credential: %v, want ErrCredentialUnusable", err)
 		}
 	}
 }
