@@ -451,8 +451,11 @@ func (s *Service) Reenrol(ctx context.Context, current *x509.Certificate, rec *c
 	return s.c.Renewer.Renew(ctx, Renewal{Current: current, Record: rec, Key: key, Actor: actor})
 }
 
-// Refused records a protocol request refused by the protocol layer.
-func (s *Service) Refused(ctx context.Context, actor, object, protocol string, why error, details map[string]any) {
+// Refused records a protocol request refused by the protocol layer. It
+// returns the error of the audit append: a refusal whose record cannot be
+// written must be answered as the protocol's failure, never as the
+// refusal (no answer leaves without its record).
+func (s *Service) Refused(ctx context.Context, actor, object, protocol string, why error, details map[string]any) error {
 	d := map[string]any{"protocol": protocol, "error": why.Error()}
 	for k, v := range details {
 		d[k] = v
@@ -462,7 +465,9 @@ func (s *Service) Refused(ctx context.Context, actor, object, protocol string, w
 	}
 	if _, err := s.c.Audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionRefused, Object: object, Outcome: audit.OutcomeRefused, Details: d}); err != nil {
 		s.log.ErrorContext(ctx, "audit append failed for a refused enrolment request", "err", err)
+		return fmt.Errorf("writing the audit record: %w", err)
 	}
+	return nil
 }
 
 // Audit appends e to the audit log (a protocol's own records: CMP

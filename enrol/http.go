@@ -49,7 +49,10 @@ func (s *Service) serveCreate(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
 	dec.DisallowUnknownFields()
 	bad := func(detail string) {
-		s.Refused(r.Context(), actor, "enrolment", "api", errors.New(detail), nil)
+		if err := s.Refused(r.Context(), actor, "enrolment", "api", errors.New(detail), nil); err != nil {
+			problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path})
+			return
+		}
 		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: detail, Instance: r.URL.Path})
 	}
 	if err := dec.Decode(&in); err != nil {

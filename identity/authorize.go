@@ -197,9 +197,12 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	c, req, aerr := p.parseAuthRequest(ctx, form)
 	if aerr != nil {
 		clientID := form.Get("client_id")
-		_ = p.audit(ctx, "", "oidc.authorize", clientID, "refused", map[string]any{
+		if err := p.audit(ctx, "", "oidc.authorize", clientID, "refused", map[string]any{
 			"error": aerr.code, "reason": aerr.desc, "redirectURI": form.Get("redirect_uri"), "remote": r.RemoteAddr,
-		})
+		}); err != nil {
+			p.refusalUnrecorded(w, r, req, aerr.redirect)
+			return
+		}
 		if !aerr.redirect {
 			renderPage(w, http.StatusBadRequest, "error", errorPage{Error: aerr.code + ": " + aerr.desc})
 			return
@@ -262,7 +265,10 @@ func (p *Provider) mtlsCitizen(w http.ResponseWriter, r *http.Request, c *Client
 			ref := auth.RefOf(r.TLS.PeerCertificates[0])
 			details["certSerial"], details["certificate"] = fmt.Sprintf("%x", r.TLS.PeerCertificates[0].SerialNumber), ref
 		}
-		p.loginFailed(ctx, MethodMTLS, c.ID, "", details, err)
+		if aerr := p.loginFailed(ctx, MethodMTLS, c.ID, "", details, err); aerr != nil {
+			p.refusalUnrecorded(w, r, req, true)
+			return Citizen{}, false
+		}
 		p.redirectError(w, r, req, errorCodeOf(err), "the citizen could not be authenticated")
 		return Citizen{}, false
 	}
@@ -270,7 +276,9 @@ func (p *Provider) mtlsCitizen(w http.ResponseWriter, r *http.Request, c *Client
 }
 
 // loginFailed records a refused or failed login: audit record and metric.
-func (p *Provider) loginFailed(ctx context.Context, method, clientID, civil string, details map[string]any, err error) {
+// It returns the error of the audit append: a refusal whose record could
+// not be written is answered as a failure (refusalUnrecorded).
+func (p *Provider) loginFailed(ctx context.Context, method, clientID, civil string, details map[string]any, err error) error {
 	outcome := "refused"
 	var rf *refusal
 	if errors.As(err, &rf) {
@@ -285,9 +293,29 @@ func (p *Provider) loginFailed(ctx context.Context, method, clientID, civil stri
 	if civil != "" {
 		actor = "citizen:" + civil
 	}
-	_ = p.audit(ctx, actor, "oidc.login", clientID, outcome, details)
+	aerr := p.audit(ctx, actor, "oidc.login", clientID, outcome, details)
+	if aerr != nil {
+		outcome = "failure"
+	}
 	p.m.logins.WithLabelValues(method, outcome).Inc()
+	return aerr
 }
+
+// refusalUnrecorded answers a refusal whose audit record could not be
+// written: no refusal leaves without its record, so the answer is the
+// failure of the service, server_error on the client's redirect URI
+// (RFC 6749 section 4.1.2.1) when redirect is true, else a 503 error page.
+func (p *Provider) refusalUnrecorded(w http.ResponseWriter, r *http.Request, req *AuthRequest, redirect bool) {
+	if !redirect || req == nil {
+		renderPage(w, http.StatusServiceUnavailable, "error", errorPage{Error: errServerError + ": " + descRefusalUnrecorded})
+		return
+	}
+	p.redirectError(w, r, req, errServerError, descRefusalUnrecorded)
+}
+
+// descRefusalUnrecorded is the error description of a refusal whose audit
+// record could not be written.
+const descRefusalUnrecorded = "temporarily unable to record the refusal"
 
 // errorCodeOf is the OAuth error for a failed login: access_denied for a
 // refusal, server_error when something broke.
@@ -312,7 +340,7 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, c *Client, 
 		ACR: acr, AMR: amr, AuthTime: authTime.UTC(), Created: now, CodeExpires: now.Add(p.cfg.CodeLifetime),
 	}
 	if err := p.cfg.Store.CreateGrant(ctx, g); err != nil {
-		p.loginFailed(ctx, method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial}, fmt.Errorf("recording the grant: %w", err))
+		_ = p.loginFailed(ctx, method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial}, fmt.Errorf("recording the grant: %w", err)) // answered as a failure either way
 		p.redirectError(w, r, req, errServerError, "temporarily unable to complete the login")
 		return
 	}
@@ -396,7 +424,10 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request) {
 	switch l.State {
 	case LoginPending:
 		if p.now().After(l.Expires) {
-			p.denyLogin(ctx, l, refuse("login session expired before approval"))
+			if aerr := p.denyLogin(ctx, l, refuse("login session expired before approval")); aerr != nil {
+				p.refusalUnrecorded(w, r, &l.Request, true)
+				return
+			}
 			p.redirectError(w, r, &l.Request, errAccessDenied, "the login was not approved in time")
 			return
 		}

@@ -167,9 +167,12 @@ func (p *Provider) cscAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	c, req, aerr := p.parseCSCRequest(r, form)
 	if aerr != nil {
-		_ = p.audit(ctx, "", ActionCSCAuthorize, form.Get("client_id"), "refused", map[string]any{
+		if err := p.audit(ctx, "", ActionCSCAuthorize, form.Get("client_id"), "refused", map[string]any{
 			"error": aerr.code, "reason": aerr.desc, "redirectURI": form.Get("redirect_uri"), "scope": form.Get("scope"), "remote": r.RemoteAddr,
-		})
+		}); err != nil {
+			p.refusalUnrecorded(w, r, req, aerr.redirect)
+			return
+		}
 		if !aerr.redirect {
 			renderPage(w, http.StatusBadRequest, "error", errorPage{Error: aerr.code + ": " + aerr.desc})
 			return
@@ -245,7 +248,7 @@ func (p *Provider) pinRefused(w http.ResponseWriter, r *http.Request, c *Client,
 	case errors.Is(err, ErrPINLocked), errors.Is(err, ErrCredentialUnusable):
 		p.credentialRefused(w, r, c, req, citizen, method, err)
 	default:
-		p.loginFailed(r.Context(), method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial, "scope": req.Scope}, err)
+		_ = p.loginFailed(r.Context(), method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial, "scope": req.Scope}, err) // a failure either way
 		p.redirectError(w, r, req, errServerError, "temporarily unable to check the signing PIN")
 	}
 }
@@ -259,12 +262,15 @@ func (p *Provider) credentialRefused(w http.ResponseWriter, r *http.Request, c *
 	case errors.Is(err, ErrPINLocked):
 		desc = "the signing PIN of the credential is locked after too many wrong tries"
 	case !errors.Is(err, ErrCredentialUnusable):
-		p.loginFailed(r.Context(), method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial, "scope": req.Scope}, err)
+		_ = p.loginFailed(r.Context(), method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial, "scope": req.Scope}, err) // a failure either way
 		p.redirectError(w, r, req, errServerError, "temporarily unable to check the credential")
 		return
 	}
-	p.loginFailed(r.Context(), method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial, "scope": req.Scope,
-		"credential": req.Credential.CredentialID}, refuse("%s", err.Error()))
+	if aerr := p.loginFailed(r.Context(), method, c.ID, citizen.CivilNumber, map[string]any{"certSerial": citizen.CertSerial, "scope": req.Scope,
+		"credential": req.Credential.CredentialID}, refuse("%s", err.Error())); aerr != nil {
+		p.refusalUnrecorded(w, r, req, true)
+		return
+	}
 	p.redirectError(w, r, req, errAccessDenied, desc)
 }
 

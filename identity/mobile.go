@@ -174,7 +174,11 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 	}
 	citizen, err := p.approve(ctx, l, in)
 	if err != nil {
-		p.denyLogin(ctx, l, err)
+		if aerr := p.denyLogin(ctx, l, err); aerr != nil {
+			// No refusal leaves without its record.
+			problem.Error(w, http.StatusServiceUnavailable, "temporarily unable to record the refusal")
+			return
+		}
 		status, title := http.StatusForbidden, "Login refused"
 		var rf *refusal
 		if !errors.As(err, &rf) {
@@ -267,11 +271,12 @@ type pinRefusal struct {
 
 func (e *pinRefusal) Unwrap() []error { return []error{&e.refusal, e.sentinel} }
 
-// denyLogin ends a pending login as refused (or failed) and records it.
-func (p *Provider) denyLogin(ctx context.Context, l *Login, cause error) {
+// denyLogin ends a pending login as refused (or failed) and records it;
+// it returns the error of the audit append (the login stays denied).
+func (p *Provider) denyLogin(ctx context.Context, l *Login, cause error) error {
 	l.State, l.Reason = LoginDenied, cause.Error()
 	if err := p.cfg.Store.UpdateLogin(context.WithoutCancel(ctx), l, LoginPending); err != nil && !errors.Is(err, ErrConflict) {
 		p.log.ErrorContext(ctx, "recording a denied login", "err", err)
 	}
-	p.loginFailed(ctx, MethodMobile, l.Request.ClientID, l.CivilNumber, map[string]any{"session": l.ID}, cause)
+	return p.loginFailed(ctx, MethodMobile, l.Request.ClientID, l.CivilNumber, map[string]any{"session": l.ID}, cause)
 }

@@ -186,6 +186,8 @@ func (p *Provider) tokenIssued(w http.ResponseWriter, r *http.Request, ep tokenE
 }
 
 // tokenFailed answers a refused token request at ep, audits and counts it.
+// A refusal whose record cannot be written is answered as a failure
+// (503 server_error), as an issuance without its record is.
 func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, clientID string, g *Grant, e *tokenError) {
 	details := map[string]any{"error": e.code, "reason": e.desc, "remote": r.RemoteAddr}
 	if g != nil {
@@ -199,7 +201,9 @@ func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, ep tokenE
 	if clientID != "" {
 		actor = "client:" + clientID
 	}
-	_ = p.audit(r.Context(), actor, ep.action, clientID, outcome, details)
+	if err := p.audit(r.Context(), actor, ep.action, clientID, outcome, details); err != nil && e.code != errServerError {
+		e = &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: descRefusalUnrecorded}
+	}
 	p.m.tokens.WithLabelValues(e.code).Inc()
 	// An invalid_client answer carries no Bearer challenge: that scheme is
 	// for resources (RFC 6750). A client that tried HTTP Basic in the

@@ -208,7 +208,10 @@ func (s *Service) sealOne(ctx context.Context, rec signRecord, cred *Credential,
 	res := BatchResult{Name: p.name}
 	failed := func(err error) (BatchResult, *sealedDoc) {
 		status, msg, outcome := Classify(err)
-		_ = s.auditSign(ctx, rec, outcome, msg)
+		if aerr := s.auditSign(ctx, rec, outcome, msg); aerr != nil && !errors.Is(err, ErrAudit) {
+			// A document's refusal without its record is a failure (fail).
+			status, msg, outcome = Classify(refusalUnrecorded(err, aerr))
+		}
 		s.Observe("seal", rec.level, outcome, time.Since(start))
 		res.Status, res.Problem = status, &problem.Details{Status: status, Title: http.StatusText(status), Detail: msg}
 		return res, nil

@@ -89,6 +89,25 @@ func TestSealBatch(t *testing.T) {
 		noTempFiles(t, w.svcTemp)
 	})
 
+	t.Run("audit down", func(t *testing.T) {
+		// No document's answer leaves without its record: while the log
+		// cannot be written, a refused part and a sealed one are both
+		// failures (500), and no sealed document is released.
+		mb, ctype := batchBody(t, []batchPart{{"bad.txt", []byte("not a pdf")}, {"a.pdf", samplePDF(t, 2048)}})
+		w.auditDown.Store(true)
+		code, _, body := w.send(t, "/api/v1/seal/batch?level=B-B&credential="+cred, agency, ctype, mb, nil)
+		w.auditDown.Store(false)
+		var br signing.BatchResponse
+		if err := json.Unmarshal(body, &br); err != nil || code != http.StatusOK || len(br.Results) != 2 {
+			t.Fatalf("batch: %d %v %.300s", code, err, body)
+		}
+		for _, r := range br.Results {
+			if r.Status != http.StatusInternalServerError || r.Document != "" {
+				t.Errorf("%s: status %d, %d bytes of document, want 500 and none", r.Name, r.Status, len(r.Document))
+			}
+		}
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		path := "/api/v1/seal/batch?level=B-B&credential=" + cred
 		parts := make([]batchPart, 101)

@@ -65,6 +65,8 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 		if _, aerr := s.audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionListOwnCredentials, Object: r.URL.Path, Outcome: outcome,
 			Details: map[string]any{"reason": reason, "caller": auth.CallerOf(ctx)}}); aerr != nil {
 			s.logger.ErrorContext(ctx, "audit append failed", "action", ActionListOwnCredentials, "err", aerr)
+			// No refusal leaves without its record: a failure instead.
+			code, reason, _ = Classify(refusalUnrecorded(err, aerr))
 		}
 		problem.Write(w, problem.Details{Status: code, Detail: reason, Instance: r.URL.Path})
 	}

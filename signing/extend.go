@@ -85,7 +85,9 @@ func (s *Service) Extend(ctx context.Context, actor string, level signer.Level, 
 	res, err := s.extend(ctx, &rec, level, force, in, size, out)
 	if err != nil && !errors.Is(err, ErrAudit) {
 		_, msg, outcome := Classify(err)
-		_ = s.auditExtend(ctx, rec, outcome, msg)
+		if aerr := s.auditExtend(ctx, rec, outcome, msg); aerr != nil {
+			err = refusalUnrecorded(err, aerr)
+		}
 	}
 	return res, err
 }
@@ -217,7 +219,9 @@ func (s *Service) extendHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := extendRecord{actor: actor, level: label}
 	failNow := func(err error) {
 		status, msg, outcome := Classify(err)
-		_ = s.auditExtend(r.Context(), rec, outcome, msg)
+		if aerr := s.auditExtend(r.Context(), rec, outcome, msg); aerr != nil {
+			status, msg, outcome = Classify(refusalUnrecorded(err, aerr))
+		}
 		s.Observe("extend", label, outcome, time.Since(start))
 		problem.Write(w, problem.Details{Status: status, Detail: msg, Instance: r.URL.Path})
 	}

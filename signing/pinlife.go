@@ -167,7 +167,8 @@ func (s *Service) citizenTarget(ctx context.Context, id, citizen string) (*pinTa
 
 // pinAnswer audits the outcome of a life-cycle request (one record, naming
 // the caller on a refusal) and answers: the problem of err, or v with
-// status. A success whose record cannot be written is answered 500.
+// status. An answer whose record cannot be written, a success or a
+// refusal, is answered 500.
 func (s *Service) pinAnswer(w http.ResponseWriter, r *http.Request, action, actor, id string, t *pinTarget, err error, status int, v any) {
 	ctx := r.Context()
 	outcome, reason, code := audit.OutcomeSuccess, "", status
@@ -190,10 +191,14 @@ func (s *Service) pinAnswer(w http.ResponseWriter, r *http.Request, action, acto
 	}
 	if _, aerr := s.audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Object: id, Outcome: outcome, Details: details}); aerr != nil {
 		s.logger.ErrorContext(ctx, "audit append failed", "action", action, "err", aerr)
-		if err == nil {
+		switch {
+		case err == nil:
 			err = auditFailed(aerr)
-			code, reason, _ = Classify(err)
+		case !errors.Is(err, ErrAudit):
+			// No refusal leaves without its record either.
+			err = refusalUnrecorded(err, aerr)
 		}
+		code, reason, _ = Classify(err)
 	}
 	if err != nil {
 		problem.Write(w, problem.Details{Status: code, Detail: reason, Instance: r.URL.Path})

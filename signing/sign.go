@@ -157,7 +157,9 @@ func (s *Service) OperatorSealWith(ctx context.Context, operator, credID string,
 	if doc != nil {
 		if err := doc.check(); err != nil {
 			_, msg, outcome := Classify(err)
-			_ = s.auditSign(ctx, rec, outcome, msg)
+			if aerr := s.auditSign(ctx, rec, outcome, msg); aerr != nil {
+				return nil, refusalUnrecorded(err, aerr)
+			}
 			return nil, err
 		}
 	}
@@ -174,7 +176,9 @@ func (s *Service) OperatorSealWith(ctx context.Context, operator, credID string,
 	}
 	if err != nil {
 		_, msg, outcome := Classify(err)
-		_ = s.auditSign(ctx, rec, outcome, msg)
+		if aerr := s.auditSign(ctx, rec, outcome, msg); aerr != nil {
+			return nil, refusalUnrecorded(err, aerr)
+		}
 		return nil, err
 	}
 	rec.size = in.size
@@ -182,7 +186,9 @@ func (s *Service) OperatorSealWith(ctx context.Context, operator, credID string,
 	if err != nil {
 		_, msg, outcome := Classify(err)
 		if !errors.Is(err, ErrAudit) {
-			_ = s.auditSign(ctx, rec, outcome, msg)
+			if aerr := s.auditSign(ctx, rec, outcome, msg); aerr != nil {
+				return nil, refusalUnrecorded(err, aerr)
+			}
 		}
 		return nil, err
 	}

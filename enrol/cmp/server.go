@@ -119,7 +119,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(body) > MaxMessage:
 		e := failf(BadRequest, "message larger than %d bytes", MaxMessage)
 		s.requests.WithLabelValues("unparsed", e.fail.String()).Inc()
-		s.c.Enrol.Refused(r.Context(), "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String(), "size": ">" + fmt.Sprint(MaxMessage)})
+		if err := s.c.Enrol.Refused(r.Context(), "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String(), "size": ">" + fmt.Sprint(MaxMessage)}); err != nil {
+			e = errUnrecorded()
+		}
 		resp = s.errorReply(nil, e, nil)
 	default:
 		resp = s.Handle(r.Context(), body, r.PathValue("profile"))
@@ -162,7 +164,9 @@ func (s *Server) Handle(ctx context.Context, der []byte, profile string) []byte 
 	m, e := parseMessage(der)
 	if e != nil {
 		s.requests.WithLabelValues("unparsed", e.fail.String()).Inc()
-		s.c.Enrol.Refused(ctx, "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String()})
+		if err := s.c.Enrol.Refused(ctx, "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String()}); err != nil {
+			e = errUnrecorded()
+		}
 		return s.errorReply(nil, e, nil)
 	}
 	body := "other"
@@ -172,27 +176,35 @@ func (s *Server) Handle(ctx context.Context, der []byte, profile string) []byte 
 	p, e := s.authenticate(ctx, m)
 	if e != nil {
 		s.requests.WithLabelValues(body, e.fail.String()).Inc()
-		s.refuse(ctx, m, p, e)
-		return s.errorReply(m, e, nil)
+		return s.errorReply(m, s.refuse(ctx, m, p, e), nil)
 	}
 	out, e := s.dispatch(ctx, m, p, profile)
 	if e != nil {
 		s.requests.WithLabelValues(body, e.fail.String()).Inc()
-		s.refuse(ctx, m, p, e)
-		return s.errorReply(m, e, p)
+		return s.errorReply(m, s.refuse(ctx, m, p, e), p)
 	}
 	s.requests.WithLabelValues(body, "accepted").Inc()
 	return out
 }
 
-func (s *Server) refuse(ctx context.Context, m *message, p *party, e *cmpError) {
+// refuse records the refusal e of m and returns the error to answer: e,
+// or systemFailure when the record cannot be written (no refusal leaves
+// without its record).
+func (s *Server) refuse(ctx context.Context, m *message, p *party, e *cmpError) *cmpError {
 	actor := ""
 	if p != nil {
 		actor = p.actor
 	}
-	s.c.Enrol.Refused(ctx, actor, "cmp:"+bodyName(m.bodyType), "cmp", e, map[string]any{
-		"failInfo": e.fail.String(), "body": bodyName(m.bodyType), "transactionID": hex.EncodeToString(m.header.TransactionID)})
+	if err := s.c.Enrol.Refused(ctx, actor, "cmp:"+bodyName(m.bodyType), "cmp", e, map[string]any{
+		"failInfo": e.fail.String(), "body": bodyName(m.bodyType), "transactionID": hex.EncodeToString(m.header.TransactionID)}); err != nil {
+		return errUnrecorded()
+	}
+	return e
 }
+
+// errUnrecorded is the answer to a request whose audit record cannot be
+// written.
+func errUnrecorded() *cmpError { return failf(SystemFailure, "the audit log is unavailable") }
 
 // authenticate checks the header and the protection and says who sent it.
 func (s *Server) authenticate(ctx context.Context, m *message) (*party, *cmpError) {
@@ -345,8 +357,10 @@ func (s *Server) dispatch(ctx context.Context, m *message, p *party, profile str
 	case bodyGenM:
 		return s.general(ctx, m, p)
 	case bodyError:
-		_ = s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.error", Object: hex.EncodeToString(m.header.TransactionID), Outcome: audit.OutcomeSuccess,
-			Details: map[string]any{"note": "the client reported an error and ended the transaction"}})
+		if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.error", Object: hex.EncodeToString(m.header.TransactionID), Outcome: audit.OutcomeSuccess,
+			Details: map[string]any{"note": "the client reported an error and ended the transaction"}}); err != nil {
+			return nil, errUnrecorded()
+		}
 		return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, false)
 	}
 	return nil, failf(BadRequest, "body type %s is not supported", bodyName(m.bodyType))
@@ -683,7 +697,9 @@ func (s *Server) general(ctx context.Context, m *message, p *party) ([]byte, *cm
 	if err != nil {
 		return nil, failf(SystemFailure, "encoding the answer")
 	}
-	_ = s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.genm", Object: "ca-certificates", Outcome: audit.OutcomeSuccess})
+	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.genm", Object: "ca-certificates", Outcome: audit.OutcomeSuccess}); err != nil {
+		return nil, errUnrecorded()
+	}
 	return s.reply(m, p, bodyGenP, body, nil, false)
 }
 

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,22 @@ type fixture struct {
 	pki     *catest.PKI
 	revoker *revocation.Service
 	cmpCert *x509.Certificate
+	// auditDown, when true, makes the enrolment service's audit appends
+	// fail (the CA's and the revocation service's still work).
+	auditDown atomic.Bool
+}
+
+// gatedAuditor is the audit log, or a failing one while down is true.
+type gatedAuditor struct {
+	log  enrol.Auditor
+	down *atomic.Bool
+}
+
+func (g gatedAuditor) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
+	if g.down.Load() {
+		return audit.Record{}, errors.New("the audit database is down")
+	}
+	return g.log.Append(ctx, e)
 }
 
 func newFixture(t *testing.T, d storetest.Dialect) *fixture {
@@ -59,7 +76,7 @@ func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 		t.Fatal(err)
 	}
 	f.enrol, err = enrol.New(enrol.Config{Store: f.db.Enrolments(), Issuer: f.pki.Authority, Certificates: f.db.Certificates(nil),
-		Status: revocation.NewChecker(f.db.Certificates(nil), time.Millisecond, nil), Audit: log, SecretKey: secretKey,
+		Status: revocation.NewChecker(f.db.Certificates(nil), time.Millisecond, nil), Audit: gatedAuditor{log, &f.auditDown}, SecretKey: secretKey,
 		Renewer: enrol.CARenewer{Renewals: renewer}})
 	if err != nil {
 		t.Fatal(err)

@@ -358,7 +358,8 @@ func (s *Server) issued(w http.ResponseWriter, r *http.Request, got *ca.Issued) 
 }
 
 // fail answers a refusal with its HTTP status and a problem body, and
-// audits it (the CA audits its own refusals).
+// audits it (the CA audits its own refusals); a refusal whose record
+// cannot be written is answered 500.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err error) {
 	p := problem.Details{Instance: r.URL.Path, Detail: err.Error()}
 	var we *ca.WeakKeyError
@@ -391,9 +392,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the request could not be served; see the server log"
 	}
-	s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
 	if !caRefusal || errors.Is(err, enrol.ErrBusy) {
-		s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", err, map[string]any{"status": p.Status})
+		if aerr := s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", err, map[string]any{"status": p.Status}); aerr != nil {
+			// No refusal leaves without its record: a failure instead.
+			w.Header().Del("WWW-Authenticate")
+			p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}
+		}
 	}
+	s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
 	problem.Write(w, p)
 }

@@ -65,7 +65,9 @@ type CredentialAuthorization struct {
 // hash; locked after too many consecutive wrong tries, as
 // credentials/authorize) and records the check as credential.authorize
 // with method oauth2. The errors are package pin's (ErrNotSet, ErrLocked, a
-// *pin.WrongError) or the signing service's refusals of the credential.
+// *pin.WrongError) or the signing service's refusals of the credential;
+// an outcome whose record cannot be written, a refusal too, is an error
+// wrapping signing.ErrAudit alone.
 func (a *API) CheckPIN(ctx context.Context, az CredentialAuthorization, value string) error {
 	details := map[string]any{"method": "oauth2", "client": az.Client, "hashes": hexList(az.Hashes), "hashAlgorithm": az.Hash.String()}
 	cred, err := a.s.Credential(ctx, az.CredentialID, signing.OwnerCitizen, az.Citizen)
@@ -79,7 +81,12 @@ func (a *API) CheckPIN(ctx context.Context, az CredentialAuthorization, value st
 		details["reason"] = reason
 	}
 	if aerr := a.s.Record(ctx, audit.Entry{Actor: az.Citizen, Action: signing.ActionAuthorize, Object: az.CredentialID,
-		Outcome: outcome, Details: details}); aerr != nil && err == nil {
+		Outcome: outcome, Details: details}); aerr != nil {
+		if err != nil {
+			// No refusal leaves without its record: unrecorded, it is a
+			// failure (the authorization server answers server_error).
+			return fmt.Errorf("%w: %v (unrecorded: %v)", signing.ErrAudit, aerr, err)
+		}
 		return fmt.Errorf("%w: %v", signing.ErrAudit, aerr)
 	}
 	return err

@@ -64,8 +64,7 @@ func (v *view) citizen() *auth.Principal {
 		return nil
 	}
 	if kind != "citizen" && kind != "phone" || !who.Has(policies.RoleCitizen) || who.CivilNumber == "" {
-		v.p.auditRefusal(v.r, v.se, "web.my", "the portal is for citizens")
-		v.fail(http.StatusForbidden, "err.not_citizen")
+		v.failRecorded(v.p.auditRefusal(v.r, v.se, "web.my", "the portal is for citizens"), http.StatusForbidden, "err.not_citizen")
 		return nil
 	}
 	return who
@@ -288,8 +287,7 @@ func (p *Portal) mySignUpload(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	if own == nil {
-		v.p.auditRefusal(r, v.se, "web.sign", "credential "+cred+" is not the citizen's")
-		v.fail(http.StatusForbidden, "err.not_yours")
+		v.failRecorded(v.p.auditRefusal(r, v.se, "web.sign", "credential "+cred+" is not the citizen's"), http.StatusForbidden, "err.not_yours")
 		return
 	}
 	f, hdr, err := r.FormFile("document")
@@ -485,8 +483,7 @@ func (p *Portal) myRevoke(w http.ResponseWriter, r *http.Request, v *view) {
 		}
 	}
 	if own == nil {
-		v.p.auditRefusal(r, v.se, "web.revoke", "credential "+id+" is not the citizen's")
-		v.fail(http.StatusForbidden, "err.not_yours")
+		v.failRecorded(v.p.auditRefusal(r, v.se, "web.revoke", "credential "+id+" is not the citizen's"), http.StatusForbidden, "err.not_yours")
 		return
 	}
 	if !slices.Contains(citizenReasons, reason) {

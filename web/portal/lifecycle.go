@@ -71,8 +71,7 @@ func (v *view) myOwn(who *auth.Principal, action string) *ownCredential {
 		return nil
 	}
 	if own == nil {
-		v.p.auditRefusal(v.r, v.se, action, "credential "+id+" is not the citizen's")
-		v.fail(http.StatusForbidden, "err.not_yours")
+		v.failRecorded(v.p.auditRefusal(v.r, v.se, action, "credential "+id+" is not the citizen's"), http.StatusForbidden, "err.not_yours")
 		return nil
 	}
 	return own

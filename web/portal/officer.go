@@ -25,8 +25,7 @@ func (v *view) officer() *auth.Principal {
 		return nil
 	}
 	if kind != "officer" || !who.Has(policies.RoleRegistrationOfficer) {
-		v.p.auditRefusal(v.r, v.se, "web.ra", "the console is for registration officers")
-		v.fail(http.StatusForbidden, "err.not_officer")
+		v.failRecorded(v.p.auditRefusal(v.r, v.se, "web.ra", "the console is for registration officers"), http.StatusForbidden, "err.not_officer")
 		return nil
 	}
 	return who

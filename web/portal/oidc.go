@@ -70,8 +70,7 @@ func (p *Portal) myCallback(w http.ResponseWriter, r *http.Request, v *view) {
 		p.ses.locked(func() { pl, v.se.oidc = v.se.oidc, nil })
 	}
 	if pl == nil || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(pl.state)) != 1 {
-		p.auditRefusal(r, v.se, "web.login", "sign-in answer without a matching state")
-		v.fail(http.StatusBadRequest, "err.login_state")
+		v.failRecorded(p.auditRefusal(r, v.se, "web.login", "sign-in answer without a matching state"), http.StatusBadRequest, "err.login_state")
 		return
 	}
 	if p.o.Now().Sub(pl.started) > loginLifetime {
@@ -113,18 +112,21 @@ func (p *Portal) myCallback(w http.ResponseWriter, r *http.Request, v *view) {
 	cl, err := p.checkIDToken(v, tr.IDToken, pl.nonce)
 	if err != nil {
 		p.log.WarnContext(r.Context(), "ID token refused", "err", err)
-		p.auditRefusal(r, v.se, "web.login", "ID token refused: "+err.Error())
-		v.fail(http.StatusForbidden, "err.login_refused")
+		v.failRecorded(p.auditRefusal(r, v.se, "web.login", "ID token refused: "+err.Error()), http.StatusForbidden, "err.login_refused")
 		return
 	}
 	who := &auth.Principal{Subject: cl.Subject, CivilNumber: cl.Subject, Roles: []policies.Role{policies.RoleCitizen}, Method: "oidc", Issuer: c.Issuer}
-	se, value := p.ses.login(v.se, who, "citizen")
-	p.ses.locked(func() { se.name = cl.Name })
-	setCookie(w, p.o.Secure, value)
+	// The sign-in is recorded before its session exists: without the
+	// record there is no session.
 	if _, err := p.o.Audit.Append(r.Context(), audit.Entry{Actor: who.Subject, Action: "web.login", Object: "/my/", Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"kind": "citizen", "acr": cl.ACR, "amr": cl.AMR, "remote": r.RemoteAddr}}); err != nil {
 		p.log.ErrorContext(r.Context(), "audit append failed", "err", err)
+		v.fail(http.StatusInternalServerError, "err.unavailable")
+		return
 	}
+	se, value := p.ses.login(v.se, who, "citizen")
+	p.ses.locked(func() { se.name = cl.Name })
+	setCookie(w, p.o.Secure, value)
 	v.redirect("/my/")
 }
 

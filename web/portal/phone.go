@@ -36,8 +36,7 @@ func (p *Portal) phoneHome(w http.ResponseWriter, r *http.Request, v *view) {
 		}
 	}
 	if !who.Has(policies.RoleCitizen) || who.CivilNumber == "" {
-		p.auditRefusal(r, v.se, "web.approve", "the phone page is for citizens")
-		v.fail(http.StatusForbidden, "err.not_citizen")
+		v.failRecorded(p.auditRefusal(r, v.se, "web.approve", "the phone page is for citizens"), http.StatusForbidden, "err.not_citizen")
 		return
 	}
 	ans, err := v.call(who, http.MethodGet, "/oidc/mobile/sessions", "", nil, nil, 1<<20)
@@ -126,7 +125,10 @@ func (v *view) tokenLogin(role policies.Role, kind string) (*auth.Principal, boo
 		if errors.Is(err, auth.ErrTokenExpired) || errors.Is(err, auth.ErrCertificateExpired) {
 			key = "err.credentials_expired"
 		}
-		v.p.auditRefusal(v.r, v.se, "web.login", "credentials refused: "+err.Error())
+		if aerr := v.p.auditRefusal(v.r, v.se, "web.login", "credentials refused: "+err.Error()); aerr != nil {
+			v.failRecorded(aerr, 0, "")
+			return nil, false
+		}
 		v.renderStatus(http.StatusUnauthorized, kind+"_login", kind+".title", map[string]any{"Error": v.t(key)})
 		return nil, false
 	}
@@ -134,17 +136,23 @@ func (v *view) tokenLogin(role policies.Role, kind string) (*auth.Principal, boo
 		if _, aerr := v.p.o.Audit.Append(v.r.Context(), audit.Entry{Actor: pr.Subject, Action: "web.login", Object: v.r.URL.Path, Outcome: audit.OutcomeRefused,
 			Details: map[string]any{"reason": "role " + string(role) + " required", "caller": pr.Caller(), "remote": v.r.RemoteAddr}}); aerr != nil {
 			v.p.log.ErrorContext(v.r.Context(), "audit append failed", "err", aerr)
+			v.failRecorded(aerr, 0, "")
+			return nil, false
 		}
 		v.renderStatus(http.StatusForbidden, kind+"_login", kind+".title", map[string]any{"Error": v.t("err.role_" + kind)})
+		return nil, false
+	}
+	// The sign-in is recorded before its session exists: without the
+	// record there is no session.
+	if _, aerr := v.p.o.Audit.Append(v.r.Context(), audit.Entry{Actor: pr.Subject, Action: "web.login", Object: v.r.URL.Path, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"kind": kind, "caller": pr.Caller(), "remote": v.r.RemoteAddr}}); aerr != nil {
+		v.p.log.ErrorContext(v.r.Context(), "audit append failed", "err", aerr)
+		v.fail(http.StatusInternalServerError, "err.unavailable")
 		return nil, false
 	}
 	se, value := v.p.ses.login(v.se, pr, kind)
 	v.se = se
 	setCookie(v.w, v.p.o.Secure, value)
-	if _, aerr := v.p.o.Audit.Append(v.r.Context(), audit.Entry{Actor: pr.Subject, Action: "web.login", Object: v.r.URL.Path, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"kind": kind, "caller": pr.Caller(), "remote": v.r.RemoteAddr}}); aerr != nil {
-		v.p.log.ErrorContext(v.r.Context(), "audit append failed", "err", aerr)
-	}
 	return pr, true
 }
 

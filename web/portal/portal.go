@@ -294,8 +294,7 @@ func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Ha
 					v.fail(http.StatusForbidden, "err.session_expired")
 					return
 				}
-				p.auditRefusal(r, v.se, "web.csrf", "CSRF token missing or wrong")
-				v.fail(http.StatusForbidden, "err.csrf")
+				v.failRecorded(p.auditRefusal(r, v.se, "web.csrf", "CSRF token missing or wrong"), http.StatusForbidden, "err.csrf")
 				return
 			}
 		}
@@ -305,8 +304,9 @@ func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Ha
 
 // stillValid rechecks the credential of the view's signed-in session
 // (Options.Recheck). A credential that no longer holds ends the session,
-// audited, and the request goes on as one without a session; when its
-// status cannot be learnt the request is answered 503 and ok is false.
+// audited, and the request goes on as one without a session (500 when the
+// record cannot be written); when its status cannot be learnt the request
+// is answered 503. ok is false when the request was answered.
 func (p *Portal) stillValid(v *view) (ok bool) {
 	who, _ := v.who()
 	if who == nil || p.o.Recheck == nil {
@@ -321,9 +321,13 @@ func (p *Portal) stillValid(v *view) (ok bool) {
 		v.fail(http.StatusServiceUnavailable, "err.unavailable")
 		return false
 	}
-	p.auditRefusal(v.r, v.se, "web.session", "the credential of the session no longer holds: "+err.Error())
+	aerr := p.auditRefusal(v.r, v.se, "web.session", "the credential of the session no longer holds: "+err.Error())
 	p.ses.drop(v.se)
 	v.se = nil
+	if aerr != nil {
+		v.failRecorded(aerr, http.StatusForbidden, "err.session_expired")
+		return false
+	}
 	return true
 }
 
@@ -361,8 +365,9 @@ func (v *view) redirect(path string) {
 }
 
 // auditRefusal records a security refusal of the pages under the
-// session's person (or anonymous).
-func (p *Portal) auditRefusal(r *http.Request, se *session, action, reason string) {
+// session's person (or anonymous); it returns the error of the audit
+// append (failRecorded answers accordingly).
+func (p *Portal) auditRefusal(r *http.Request, se *session, action, reason string) error {
 	actor, caller := auth.ActorAnonymous, (*auth.Caller)(nil)
 	if se != nil {
 		p.ses.locked(func() {
@@ -374,7 +379,20 @@ func (p *Portal) auditRefusal(r *http.Request, se *session, action, reason strin
 	if _, err := p.o.Audit.Append(r.Context(), audit.Entry{Actor: actor, Action: action, Object: r.URL.Path, Outcome: audit.OutcomeRefused,
 		Details: map[string]any{"reason": reason, "caller": caller, "remote": r.RemoteAddr}}); err != nil {
 		p.log.ErrorContext(r.Context(), "audit append failed", "action", action, "err", err)
+		return err
 	}
+	return nil
+}
+
+// failRecorded answers a refusal with the error page of key and status
+// once its audit record is written (aerr is the error of the append): no
+// refusal leaves without its record, so without one the answer is the
+// service's failure (500) instead.
+func (v *view) failRecorded(aerr error, status int, key string) {
+	if aerr != nil {
+		status, key = http.StatusInternalServerError, "err.unavailable"
+	}
+	v.fail(status, key)
 }
 
 // apiAnswer is the answer of an in-process API call.

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
@@ -23,11 +24,15 @@ import (
 type memAudit struct {
 	mu      sync.Mutex
 	entries []audit.Entry
+	down    bool // appends fail
 }
 
 func (m *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return audit.Record{}, errors.New("the audit database is down")
+	}
 	m.entries = append(m.entries, e)
 	return audit.Record{}, nil
 }

@@ -1,0 +1,94 @@
+package est_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/ca/catest"
+	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/enrol/est"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// gatedAuditor is the audit log, or a failing one while down is true.
+type gatedAuditor struct {
+	log  enrol.Auditor
+	down *atomic.Bool
+}
+
+func (g gatedAuditor) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
+	if g.down.Load() {
+		return audit.Record{}, errors.New("the audit database is down")
+	}
+	return g.log.Append(ctx, e)
+}
+
+// No refusal leaves without its audit record: while the enrolment
+// service's audit log cannot be written, EST requests it would refuse
+// are answered 500, and as before once the log is back.
+func TestESTUnrecordedRefusalIsAFailure(t *testing.T) {
+	db := storetest.Open(t, storetest.Dialects()[0].NewConfig(t))
+	log := audit.New(db, nil, nil, audit.Options{})
+	t.Cleanup(log.Close)
+	pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	var down atomic.Bool
+	svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
+		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: gatedAuditor{log, &down}, SecretKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]}, Root: pki.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	ts := httptest.NewTLSServer(mux)
+	t.Cleanup(ts.Close)
+	c, err := svc.Create(t.Context(), "officer-1", "citizen-auth",
+		map[string]string{"givenName": "Aisha", "surname": "Al Harthy", "commonName": "Aisha Al Harthy", "civilNumber": "12345678", "country": "OM"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(user, pass string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/.well-known/est/simpleenroll", strings.NewReader("%%%"))
+		req.Header.Set("Content-Type", "application/pkcs10")
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, d := range []bool{true, false} {
+		down.Store(d)
+		want := func(normal int) int {
+			if d {
+				return http.StatusInternalServerError
+			}
+			return normal
+		}
+		if st := post(c.Reference, c.Secret); st != want(http.StatusBadRequest) {
+			t.Errorf("audit down %v: a body that is not base64 answered %d", d, st)
+		}
+		if st := post(c.Reference, "AAAAAAAAAAAAAAAAAAAAAAAAAA"); st != want(http.StatusBadRequest) {
+			t.Errorf("audit down %v: a body that is not base64, with a wrong secret, answered %d", d, st)
+		}
+	}
+}
