@@ -38,14 +38,14 @@ func (m *Mux) Handle(pattern string, h http.Handler) {
 // Go's plain-text ones.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/api/") {
-		if _, pattern := m.ServeMux.Handler(r); pattern == "" {
-			w = &problemWriter{ResponseWriter: w, r: r}
-		}
+		w = &problemWriter{ResponseWriter: w, r: r}
 	}
 	m.ServeMux.ServeHTTP(w, r)
 }
 
-// problemWriter turns the mux's own error answers into problems.
+// problemWriter turns the mux's own error answers into problems. The mux
+// sets r.Pattern to the route it chose before calling it, and leaves it
+// empty when it answers itself (404, 405).
 type problemWriter struct {
 	http.ResponseWriter
 	r *http.Request
@@ -53,9 +53,9 @@ type problemWriter struct {
 	done bool
 }
 
-// WriteHeader writes a problem in place of an error status.
+// WriteHeader writes a problem in place of the mux's own error status.
 func (p *problemWriter) WriteHeader(code int) {
-	if code < http.StatusBadRequest || p.done {
+	if code < http.StatusBadRequest || p.done || p.r.Pattern != "" {
 		p.ResponseWriter.WriteHeader(code)
 		return
 	}
@@ -66,6 +66,9 @@ func (p *problemWriter) WriteHeader(code int) {
 	}
 	problem.Write(p.ResponseWriter, problem.Details{Status: code, Detail: detail, Instance: p.r.URL.Path})
 }
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (p *problemWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
 
 // Write drops the mux's text once the problem is written.
 func (p *problemWriter) Write(b []byte) (int, error) {

@@ -74,12 +74,18 @@ func TestElsewhereThan(t *testing.T) {
 }
 
 // Under /api/ the mux's own 404 and 405 are problems (RFC 9457) naming
-// the path, with Allow kept; the routes' answers and every other path's
-// are untouched.
+// the path, with Allow kept; the routes' answers (even a 404 of their own)
+// and every other path's are untouched, and a route can still flush.
 func TestAPIMissesAreProblems(t *testing.T) {
 	m := NewMux()
 	m.HandleFunc("POST /api/v1/seal", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "sealed") })
-	m.HandleFunc("GET /api/v1/gone", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "handler's own", http.StatusGone) })
+	m.HandleFunc("GET /api/v1/gone", func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "handler's own", http.StatusNotFound) })
+	m.HandleFunc("GET /api/v1/stream", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "part")
+		if err := http.NewResponseController(w).Flush(); err != nil {
+			http.Error(w, "flush: "+err.Error(), http.StatusInternalServerError)
+		}
+	})
 	for _, tc := range []struct {
 		method, path string
 		status       int
@@ -88,7 +94,8 @@ func TestAPIMissesAreProblems(t *testing.T) {
 		{"POST", "/api/v1/seal", 200, "", "sealed"},
 		{"GET", "/api/v1/nope", 404, "application/problem+json", `"detail":"no route of this API answers /api/v1/nope"`},
 		{"GET", "/api/v1/seal", 405, "application/problem+json", `"detail":"GET is not allowed on /api/v1/seal (Allow: POST)"`},
-		{"GET", "/api/v1/gone", 410, "text/plain; charset=utf-8", "handler's own"},
+		{"GET", "/api/v1/gone", 404, "text/plain; charset=utf-8", "handler's own"},
+		{"GET", "/api/v1/stream", 200, "", "part"},
 		{"GET", "/elsewhere", 404, "text/plain; charset=utf-8", "404 page not found"},
 	} {
 		w := httptest.NewRecorder()
@@ -107,8 +114,8 @@ func TestAPIMissesAreProblems(t *testing.T) {
 }
 
 // BenchmarkMuxAPIRoute is the cost of routing a request to an API route,
-// where ServeHTTP looks the route up once more to tell a miss; compare
-// with BenchmarkServeMuxAPIRoute, Go's mux alone.
+// whose writer ServeHTTP wraps to tell a miss; compare with
+// BenchmarkServeMuxAPIRoute, Go's mux alone.
 func BenchmarkMuxAPIRoute(b *testing.B) {
 	m := NewMux()
 	benchRoutes(m.Handle)
