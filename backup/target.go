@@ -18,6 +18,9 @@ var ErrTargetNotEmpty = errors.New("the restore target is not empty")
 type target struct {
 	dir    string // absolute
 	exists bool
+	// staging is the name, inside an existing dir, of the restore's
+	// staging folder (makeStaging); checkContents does not count it.
+	staging string
 	// release drops the exclusive lock held on an existing folder.
 	release func()
 }
@@ -46,6 +49,33 @@ func openTarget(dir string) (*target, error) {
 	}
 	t.exists, t.release = true, release
 	return t, nil
+}
+
+// stagingPrefix begins the name of the staging folder that a restore makes
+// inside an existing data folder.
+const stagingPrefix = ".restore-"
+
+// makeStaging creates the folder the archive is unpacked into, on the data
+// folder's file system so that its files are renamed into place. An
+// existing data folder holds it: the user that owns the folder need not be
+// able to write to its parent (the Debian package's /var/lib/thiqa is
+// thiqa's, /var/lib is root's). A folder that does not exist yet is
+// created by the restore, so its parent must be writable anyway: the
+// staging folder goes there, and becomes the data folder.
+func (t *target) makeStaging() (string, error) {
+	if t.exists {
+		dir, err := os.MkdirTemp(t.dir, stagingPrefix)
+		if err != nil {
+			return "", fmt.Errorf("creating a staging folder in %s: %w", t.dir, err)
+		}
+		t.staging = filepath.Base(dir)
+		return dir, nil
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(t.dir), "."+filepath.Base(t.dir)+stagingPrefix)
+	if err != nil {
+		return "", fmt.Errorf("creating a staging folder next to %s: %w", t.dir, err)
+	}
+	return dir, nil
 }
 
 // TopLevel returns the names, directly in dir, of the paths that are
@@ -84,6 +114,9 @@ func (t *target) checkContents(configFile string, hsmMaterial []string) error {
 	}
 	var other []string
 	for _, e := range entries {
+		if t.staging != "" && e.Name() == t.staging {
+			continue
+		}
 		if !slices.Contains(allowed, e.Name()) {
 			other = append(other, e.Name())
 		}
