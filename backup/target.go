@@ -159,17 +159,18 @@ func planMove(from, to string) ([]string, error) {
 }
 
 // moveFiles renames each planned file from from into to, creating
-// folders (0700) as needed; on a failure it moves back what it moved.
+// folders (0700) as needed; on a failure it moves back what it moved and
+// removes the folders it created, so that to is as it was.
 func moveFiles(from, to string, names []string) error {
-	var moved []string
+	var moved, made []string
 	for _, rel := range names {
 		src, dst := filepath.Join(from, rel), filepath.Join(to, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-			undoMoves(from, to, moved)
+		if err := makeFolders(to, filepath.Dir(rel), &made); err != nil {
+			undoMoves(from, to, moved, made)
 			return fmt.Errorf("creating the folder of %s: %w", dst, err)
 		}
 		if err := moveFile(src, dst); err != nil {
-			undoMoves(from, to, moved)
+			undoMoves(from, to, moved, made)
 			return err
 		}
 		moved = append(moved, rel)
@@ -177,10 +178,38 @@ func moveFiles(from, to string, names []string) error {
 	return nil
 }
 
-// undoMoves moves files back after a failed moveFiles.
-func undoMoves(from, to string, moved []string) {
+// makeFolders creates the folder rel inside to and its missing parents
+// (0700), appending each one it created to made, outermost first.
+func makeFolders(to, rel string, made *[]string) error {
+	if rel == "." {
+		return nil
+	}
+	dir := to
+	for _, part := range strings.Split(filepath.ToSlash(rel), "/") {
+		dir = filepath.Join(dir, part)
+		err := os.Mkdir(dir, 0o700)
+		switch {
+		case err == nil:
+			*made = append(*made, dir)
+		case errors.Is(err, fs.ErrExist):
+			if info, serr := os.Stat(dir); serr != nil || !info.IsDir() {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// undoMoves moves files back after a failed moveFiles and removes the
+// folders it made, innermost first.
+func undoMoves(from, to string, moved, made []string) {
 	for _, rel := range moved {
 		_ = os.Rename(filepath.Join(to, rel), filepath.Join(from, rel))
+	}
+	for _, dir := range slices.Backward(made) {
+		_ = os.Remove(dir)
 	}
 }
 
