@@ -191,9 +191,9 @@ func Restore(ctx context.Context, o RestoreOptions) (*Restored, error) {
 		return nil, err
 	}
 	defer tgt.release()
-	staging, err := os.MkdirTemp(filepath.Dir(o.Data), "."+filepath.Base(o.Data)+".restore-")
+	staging, err := tgt.makeStaging()
 	if err != nil {
-		return nil, fmt.Errorf("creating a staging folder next to %s: %w", o.Data, err)
+		return nil, err
 	}
 	defer os.RemoveAll(staging)
 

@@ -146,6 +146,81 @@ func backupAndRestore(t *testing.T, d storetest.Dialect) {
 	}
 }
 
+// TestRestoreIntoAnExistingFolderStagesInside restores into the shape the
+// Debian package leaves: an existing, empty data folder that the service
+// user owns inside a parent it cannot write to (/var/lib/thiqa in
+// /var/lib). The restore stages the archive inside the folder, so nothing
+// is written next to it; staging next to it failed with "permission
+// denied" as the thiqa user.
+func TestRestoreIntoAnExistingFolderStagesInside(t *testing.T) {
+	ctx := context.Background()
+	rootKey, cpKey := newKey(t), newKey(t)
+	root := selfSigned(t, rootKey, "Test Root")
+	sum := sha256.Sum256(root.Raw)
+	rootSHA := hex.EncodeToString(sum[:])
+
+	src := t.TempDir()
+	writeTestFile(t, filepath.Join(src, "thiqa.yaml"), "listen: x\n")
+	writeTestFile(t, filepath.Join(src, "ca", "root.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
+	cpFile := filepath.Join(src, "audit", "checkpoints.jsonl")
+	d := storetest.Dialects()[0] // SQLite: the staged copy is the database
+	cfg := d.NewConfig(t)
+	db := storetest.Open(t, cfg)
+	log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
+	defer log.Close()
+	if _, _, err := db.RecordDeployment(ctx, store.Deployment{RootSHA256: rootSHA}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(ctx, audit.Entry{Actor: "test", Action: "test.act", Object: "1", Outcome: audit.OutcomeSuccess}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "backup.tar.gz")
+	if _, err := backup.Create(ctx, backup.Options{
+		Data: src, Out: out, CheckpointFile: cpFile,
+		Driver: d.Name, Database: testDB{db, cfg.DSN}, Signer: cpKey, Audit: log, Actor: "test",
+		Deployment: backup.Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	parent := t.TempDir()
+	dst := filepath.Join(parent, "thiqa")
+	if err := os.Mkdir(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(parent, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(parent, 0o755) })
+	host := &testHost{data: dst, cfg: d.NewConfig(t), cp: cpKey, keys: map[string]crypto.Signer{"root": rootKey}}
+	if _, err := backup.Restore(ctx, backup.RestoreOptions{Archive: out, Data: dst, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(host.sqliteCopies) == 0 {
+		t.Fatal("the restore never opened the staged SQLite copy")
+	}
+	for _, p := range host.sqliteCopies {
+		if rel, err := filepath.Rel(dst, p); err != nil || strings.HasPrefix(rel, "..") {
+			t.Errorf("staged in %s, outside the data folder %s", p, dst)
+		}
+	}
+	if entries, err := os.ReadDir(parent); err != nil || len(entries) != 1 {
+		t.Errorf("the parent folder holds %v (%v), want the data folder alone", entries, err)
+	}
+	entries, err := os.ReadDir(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("the staging folder %s was left in the data folder", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dst, "ca", "root.pem")); err != nil {
+		t.Errorf("root certificate not restored: %v", err)
+	}
+}
+
 func newKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -196,6 +271,9 @@ type testHost struct {
 	cfg  store.Config
 	cp   crypto.Signer
 	keys map[string]crypto.Signer
+	// sqliteCopies records where OpenStore was asked to open the staged
+	// SQLite copy.
+	sqliteCopies []string
 }
 
 func (h *testHost) Configure(backupConfig string) (backup.Settings, error) {
@@ -237,6 +315,7 @@ func (h *testHost) OpenStore(ctx context.Context, sqliteCopy string) (backup.Res
 	cfg := h.cfg
 	if sqliteCopy != "" {
 		cfg.DSN = sqliteCopy
+		h.sqliteCopies = append(h.sqliteCopies, sqliteCopy)
 	}
 	db, err := store.Open(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -18,6 +18,9 @@ var ErrTargetNotEmpty = errors.New("the restore target is not empty")
 type target struct {
 	dir    string // absolute
 	exists bool
+	// staging is the name, inside an existing dir, of the restore's
+	// staging folder (makeStaging); checkContents does not count it.
+	staging string
 	// release drops the exclusive lock held on an existing folder.
 	release func()
 }
@@ -46,6 +49,33 @@ func openTarget(dir string) (*target, error) {
 	}
 	t.exists, t.release = true, release
 	return t, nil
+}
+
+// stagingPrefix begins the name of the staging folder that a restore makes
+// inside an existing data folder.
+const stagingPrefix = ".restore-"
+
+// makeStaging creates the folder the archive is unpacked into, on the data
+// folder's file system so that its files are renamed into place. An
+// existing data folder holds it: the user that owns the folder need not be
+// able to write to its parent (the Debian package's /var/lib/thiqa is
+// thiqa's, /var/lib is root's). A folder that does not exist yet is
+// created by the restore, so its parent must be writable anyway: the
+// staging folder goes there, and becomes the data folder.
+func (t *target) makeStaging() (string, error) {
+	if t.exists {
+		dir, err := os.MkdirTemp(t.dir, stagingPrefix)
+		if err != nil {
+			return "", fmt.Errorf("creating a staging folder in %s: %w", t.dir, err)
+		}
+		t.staging = filepath.Base(dir)
+		return dir, nil
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(t.dir), "."+filepath.Base(t.dir)+stagingPrefix)
+	if err != nil {
+		return "", fmt.Errorf("creating a staging folder next to %s: %w", t.dir, err)
+	}
+	return dir, nil
 }
 
 // TopLevel returns the names, directly in dir, of the paths that are
@@ -84,6 +114,9 @@ func (t *target) checkContents(configFile string, hsmMaterial []string) error {
 	}
 	var other []string
 	for _, e := range entries {
+		if t.staging != "" && e.Name() == t.staging {
+			continue
+		}
 		if !slices.Contains(allowed, e.Name()) {
 			other = append(other, e.Name())
 		}
@@ -126,17 +159,18 @@ func planMove(from, to string) ([]string, error) {
 }
 
 // moveFiles renames each planned file from from into to, creating
-// folders (0700) as needed; on a failure it moves back what it moved.
+// folders (0700) as needed; on a failure it moves back what it moved and
+// removes the folders it created, so that to is as it was.
 func moveFiles(from, to string, names []string) error {
-	var moved []string
+	var moved, made []string
 	for _, rel := range names {
 		src, dst := filepath.Join(from, rel), filepath.Join(to, rel)
-		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-			undoMoves(from, to, moved)
+		if err := makeFolders(to, filepath.Dir(rel), &made); err != nil {
+			undoMoves(from, to, moved, made)
 			return fmt.Errorf("creating the folder of %s: %w", dst, err)
 		}
 		if err := moveFile(src, dst); err != nil {
-			undoMoves(from, to, moved)
+			undoMoves(from, to, moved, made)
 			return err
 		}
 		moved = append(moved, rel)
@@ -144,10 +178,38 @@ func moveFiles(from, to string, names []string) error {
 	return nil
 }
 
-// undoMoves moves files back after a failed moveFiles.
-func undoMoves(from, to string, moved []string) {
+// makeFolders creates the folder rel inside to and its missing parents
+// (0700), appending each one it created to made, outermost first.
+func makeFolders(to, rel string, made *[]string) error {
+	if rel == "." {
+		return nil
+	}
+	dir := to
+	for _, part := range strings.Split(filepath.ToSlash(rel), "/") {
+		dir = filepath.Join(dir, part)
+		err := os.Mkdir(dir, 0o700)
+		switch {
+		case err == nil:
+			*made = append(*made, dir)
+		case errors.Is(err, fs.ErrExist):
+			if info, serr := os.Stat(dir); serr != nil || !info.IsDir() {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// undoMoves moves files back after a failed moveFiles and removes the
+// folders it made, innermost first.
+func undoMoves(from, to string, moved, made []string) {
 	for _, rel := range moved {
 		_ = os.Rename(filepath.Join(to, rel), filepath.Join(from, rel))
+	}
+	for _, dir := range slices.Backward(made) {
+		_ = os.Remove(dir)
 	}
 }
 

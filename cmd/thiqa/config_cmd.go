@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/auth"
 )
 
 // runConfig prints the default configuration or checks a data folder's.
@@ -55,8 +56,13 @@ func runConfigCheck(_ context.Context, env *cliEnv, args []string) error {
 	if *dir == "" {
 		return withExit(2, errors.New("--data DIR is required"))
 	}
-	if _, err := config.Load(*dir); err != nil {
+	cfg, err := config.Load(*dir)
+	if err != nil {
 		return err
+	}
+	// What serve refuses to start with, before anything is opened.
+	if err := auth.RefuseDevelopmentIssuers(cfg.DevelopmentIssuers(), cfg.Production); err != nil {
+		return fmt.Errorf("%s: %w", config.Path(*dir), err)
 	}
 	fmt.Fprintf(env.stdout, "%s: ok\n", config.Path(*dir))
 	return nil

@@ -38,6 +38,12 @@ func TestConfigVerb(t *testing.T) {
 	if r := thiqa(t, nil, "config", "check", "--data", dir); r.code != 1 || !strings.Contains(errorLine(t, r), "listne") {
 		t.Fatalf("bad key: exit %d, %s", r.code, r.stderr)
 	}
+	// What thiqa serve refuses to start with, config check refuses too:
+	// production with the development token issuer still trusted.
+	writeFile(t, filepath.Join(dir, "thiqa.yaml"), "production: true\n"+out)
+	if r := thiqa(t, nil, "config", "check", "--data", dir); r.code != 1 || !strings.Contains(errorLine(t, r), "production: true but trusts the development token issuer") {
+		t.Fatalf("production with the development issuer: exit %d, %s", r.code, r.stderr)
+	}
 	if err := os.Remove(filepath.Join(dir, "thiqa.yaml")); err != nil {
 		t.Fatal(err)
 	}
