@@ -171,6 +171,12 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Sprintf("ca.issuers[%d]: an issuing CA is never offline, and '_' in its name is kept for its generations (citizen_2)", i))
 		}
 	}
+	// The default profiles carry the section's policy OID, PDS and
+	// crypto-periods: a bad value there must stop the check, not the
+	// first opening of the CA.
+	if _, err := policies.DefaultProfiles(c.Profiles); err != nil {
+		errs = append(errs, fmt.Sprintf("ca.profiles: %v", err))
+	}
 	if c.SubjectKeyType != "" && !slices.Contains(subjectKeyTypes, c.SubjectKeyType) {
 		errs = append(errs, fmt.Sprintf("ca.subjectKeyType: want one of %s, got %q", strings.Join(subjectKeyTypes, ", "), c.SubjectKeyType))
 	}

@@ -30,6 +30,12 @@ func TestConfigValidate(t *testing.T) {
 		"ca.root.validity":                    func(c *Config) { c.Root.Validity = "forever" },
 		"ca.subjectKeyType":                   func(c *Config) { c.SubjectKeyType = "dsa" },
 		"ca.issuers: at least one":            func(c *Config) { c.Issuers = nil },
+		// The profiles' deployment values are checked with the section, not
+		// first when the CA is opened.
+		"ca.profiles: profile \"citizen-signing\": object identifier": func(c *Config) { c.Profiles.CAPolicyOID = "not-an-oid" },
+		"ca.profiles: cryptoPeriods: unknown":                         func(c *Config) { c.Profiles.CryptoPeriods = map[string]string{"no-such-profile": "1000d"} },
+		"ca.profiles: profile \"citizen-signing\": cryptoPeriod":      func(c *Config) { c.Profiles.CryptoPeriods = map[string]string{"citizen-signing": "1d"} },
+		"ca.profiles: profile \"citizen-signing\": qcStatements":      func(c *Config) { c.Profiles.PDSURL = "http://pki.example/pds.pdf" },
 	} {
 		c := DefaultConfig()
 		edit(&c)

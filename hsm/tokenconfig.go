@@ -14,6 +14,10 @@ import (
 // DefaultSoftHSMModule is where Debian's softhsm2 package installs its module.
 const DefaultSoftHSMModule = "/usr/lib/softhsm/libsofthsm2.so"
 
+// MaxPoolSize bounds TokenConfig.PoolSize: far above the sessions any
+// token serves, it keeps the pool's channels, sized by it, small.
+const MaxPoolSize = 1 << 16
+
 // TokenConfig is the serialisable description of a deployment's token
 // (the hsm section of thiqa.yaml and of a ceremony folder's
 // ceremony.yaml): the PKCS#11 module, the token and where its PIN is.
@@ -31,7 +35,8 @@ type TokenConfig struct {
 	// SoftHSM, when set, means Thiqa manages a SoftHSM2 token in the data
 	// folder: `thiqa init` creates it.
 	SoftHSM *SoftHSMConfig `yaml:"softhsm"`
-	// PoolSize bounds the concurrent sessions (0: twice the CPUs).
+	// PoolSize bounds the concurrent sessions (0: twice the CPUs; at most
+	// MaxPoolSize).
 	PoolSize int `yaml:"poolSize"`
 	// VerifyAfterSign checks every signature with the public key before use.
 	VerifyAfterSign bool `yaml:"verifyAfterSign"`
@@ -86,6 +91,8 @@ func (h TokenConfig) Validate() error {
 	}
 	if h.PoolSize < 0 {
 		bad("hsm.poolSize", "must not be negative")
+	} else if h.PoolSize > MaxPoolSize {
+		bad("hsm.poolSize", "must be at most %d, got %d", MaxPoolSize, h.PoolSize)
 	}
 	if s := h.SoftHSM; s != nil {
 		if s.Conf == "" || s.TokenDir == "" || s.SOPINFile == "" {

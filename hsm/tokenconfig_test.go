@@ -28,6 +28,17 @@ func TestTokenConfigValidate(t *testing.T) {
 			t.Errorf("%v, want %q", err, want)
 		}
 	}
+	// The pool sizes two channels by it: an absurd size exhausts memory
+	// (or panics) when the token is opened.
+	huge := good
+	huge.PoolSize = 1 << 62
+	if err := huge.Validate(); err == nil || !strings.Contains(err.Error(), "hsm.poolSize") {
+		t.Errorf("poolSize 1<<62: %v", err)
+	}
+	huge.PoolSize = MaxPoolSize
+	if err := huge.Validate(); err != nil {
+		t.Errorf("poolSize %d: %v", MaxPoolSize, err)
+	}
 }
 
 // TestTokenConfigSoftHSMFiles: the files are resolved; a user PIN from the

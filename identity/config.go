@@ -51,6 +51,13 @@ type ProviderConfig struct {
 	PINPolicy pin.PolicyConfig `yaml:"pinPolicy"`
 }
 
+// Upper bounds of the login PINs' argon2id cost (identity.pin), those of
+// signing PINs.
+const (
+	maxPINTime      = 16
+	maxPINMemoryKiB = 1 << 20
+)
+
 // DefaultProviderConfig returns the digital-ID settings of a local setup.
 func DefaultProviderConfig() ProviderConfig {
 	return ProviderConfig{
@@ -149,6 +156,14 @@ func (c ProviderConfig) Validate(isIssuer func(name string) bool) error {
 	p := c.PINParams()
 	if p.Time < 1 || p.MemoryKiB < 8 || p.MaxConcurrent < 0 {
 		bad("pin", "argon2id time must be at least 1 and memoryKiB at least 8")
+	}
+	// Every login computes one hash: the bounds of signing.pinTime and
+	// signing.pinMemoryKiB keep an absurd cost from exhausting the server.
+	if p.Time > maxPINTime {
+		bad("pin", "argon2id time at most %d, got %d", maxPINTime, p.Time)
+	}
+	if p.MemoryKiB > maxPINMemoryKiB {
+		bad("pin", "argon2id memoryKiB at most %d (1 GiB), got %d", maxPINMemoryKiB, p.MemoryKiB)
 	}
 	if err := c.PINPolicy.Validate("identity.pinPolicy"); err != nil {
 		errs = append(errs, err.Error())

@@ -30,14 +30,18 @@ func TestProviderConfig(t *testing.T) {
 		t.Fatalf("PIN params %+v", p)
 	}
 	bad := map[string]func(c *ProviderConfig){
-		"identity.key":           func(c *ProviderConfig) { c.Key = "oidc" },
-		"identity.keyType":       func(c *ProviderConfig) { c.KeyType = "rsa-1024" },
-		"identity.citizenCA":     func(c *ProviderConfig) { c.CitizenCA = "nobody" },
-		"identity.codeLifetime":  func(c *ProviderConfig) { c.CodeLifetime = time.Hour },
-		"identity.pairwise":      func(c *ProviderConfig) { c.PairwiseSecretFile = "" },
-		"identity.issuer":        func(c *ProviderConfig) { c.Issuer = "https://id.example.om/" },
-		"identity.pin:":          func(c *ProviderConfig) { c.PIN.MemoryKiB = 4 },
-		"identity.pinPolicy.max": func(c *ProviderConfig) { c.PINPolicy.MaxFailures = 50 },
+		"identity.key":          func(c *ProviderConfig) { c.Key = "oidc" },
+		"identity.keyType":      func(c *ProviderConfig) { c.KeyType = "rsa-1024" },
+		"identity.citizenCA":    func(c *ProviderConfig) { c.CitizenCA = "nobody" },
+		"identity.codeLifetime": func(c *ProviderConfig) { c.CodeLifetime = time.Hour },
+		"identity.pairwise":     func(c *ProviderConfig) { c.PairwiseSecretFile = "" },
+		"identity.issuer":       func(c *ProviderConfig) { c.Issuer = "https://id.example.om/" },
+		"identity.pin:":         func(c *ProviderConfig) { c.PIN.MemoryKiB = 4 },
+		// Each login hashes a PIN: 4 TiB or 4 billion passes would stop
+		// the server at the first one.
+		"identity.pin: argon2id memoryKiB at most": func(c *ProviderConfig) { c.PIN.MemoryKiB = 1<<32 - 1 },
+		"identity.pin: argon2id time at most":      func(c *ProviderConfig) { c.PIN.Time = 1<<32 - 1 },
+		"identity.pinPolicy.max":                   func(c *ProviderConfig) { c.PINPolicy.MaxFailures = 50 },
 	}
 	for want, edit := range bad {
 		c := DefaultProviderConfig()

@@ -65,6 +65,12 @@ var DefaultFonts = []string{
 	"/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
 }
 
+// maxDocumentBytes bounds signing.maxDocumentBytes: far above any PDF, and
+// far enough below the int64 maximum that the request bounds built on it
+// (a visible signature's image and the multipart framing added) cannot
+// wrap around.
+const maxDocumentBytes = 1 << 40
+
 // DefaultServiceConfig returns the signing settings of a local setup.
 func DefaultServiceConfig() ServiceConfig {
 	return ServiceConfig{
@@ -121,6 +127,8 @@ func (c ServiceConfig) Validate() error {
 	}
 	if c.MaxDocumentBytes < 1024 {
 		bad("maxDocumentBytes", "must be at least 1024, got %d", c.MaxDocumentBytes)
+	} else if c.MaxDocumentBytes > maxDocumentBytes {
+		bad("maxDocumentBytes", "must be at most %d (1 TiB), got %d", int64(maxDocumentBytes), c.MaxDocumentBytes)
 	}
 	if c.MaxBatchDocuments < 1 || c.MaxBatchDocuments > 10000 {
 		bad("maxBatchDocuments", "want 1 to 10000, got %d", c.MaxBatchDocuments)

@@ -1,6 +1,7 @@
 package signing_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -34,6 +35,9 @@ func TestServiceConfig(t *testing.T) {
 		"signing.sadLifetime":           func(c *signing.ServiceConfig) { c.SADLifetime = time.Second },
 		"signing.pinPolicy.maxFailures": func(c *signing.ServiceConfig) { c.PINPolicy.MaxFailures = 50 },
 		"signing.timeZone":              func(c *signing.ServiceConfig) { c.TimeZone = "Mars/Olympus" },
+		// The multipart bound adds the image and the framing to it: near
+		// the int64 maximum that wraps negative and refuses every upload.
+		"signing.maxDocumentBytes": func(c *signing.ServiceConfig) { c.MaxDocumentBytes = math.MaxInt64 },
 	} {
 		c := signing.DefaultServiceConfig()
 		edit(&c)

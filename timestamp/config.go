@@ -122,6 +122,11 @@ func parseOID(s string) (asn1.ObjectIdentifier, error) {
 		}
 		oid[i] = n
 	}
+	if oid[0] < 2 && oid[1] > 39 {
+		// X.660: under arcs 0 and 1 the second arc is below 40; DER
+		// cannot encode anything else, so no token could carry it.
+		return nil, fmt.Errorf("%q is not an OID: under arc %d the second arc is at most 39", s, oid[0])
+	}
 	return oid, nil
 }
 

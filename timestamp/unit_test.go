@@ -32,6 +32,10 @@ func TestConfigValidation(t *testing.T) {
 		{HashAlgorithms: []string{"SHA-1"}},
 		{HashAlgorithms: []string{"MD5"}},
 		{MaxRequestBytes: 10},
+		// Under arcs 0 and 1 the second arc is at most 39 (X.660): no
+		// token could carry these.
+		{Policy: "1.40.5"},
+		{AcceptedPolicies: []string{"0.77"}},
 	}
 	for _, c := range bad {
 		if _, err := c.validate(); err == nil {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -78,6 +79,10 @@ func (c Config) Validate() error {
 	}
 	if c.RatePerSecond < 0 {
 		errs = append(errs, "verify.ratePerSecond: must not be negative")
+	} else if math.IsNaN(c.RatePerSecond) || math.IsInf(c.RatePerSecond, 0) {
+		// NaN would refuse every client once its burst is spent, infinity
+		// would lift the limit.
+		errs = append(errs, fmt.Sprintf("verify.ratePerSecond: want a finite number, got %v", c.RatePerSecond))
 	}
 	if c.Burst < 0 {
 		errs = append(errs, "verify.burst: must not be negative")

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,10 @@ func TestConfigValidate(t *testing.T) {
 		"verify.trustedProxies[0]":   {TrustedProxies: []string{"proxy.example"}},
 		"verify.trustAnchorFiles[0]": {TrustAnchorFiles: []string{" "}},
 		"verify.maxUploadBytes":      {MaxUploadBytes: -1},
+		// YAML's .nan and .inf: NaN refuses every client once its burst is
+		// spent, infinity lifts the limit.
+		"verify.ratePerSecond: want": {RatePerSecond: math.NaN()},
+		"verify.ratePerSecond: ":     {RatePerSecond: math.Inf(1)},
 	} {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v", want, err)

@@ -39,7 +39,8 @@ type Config struct {
 	// StoreTimeout bounds one status lookup (default 2s).
 	StoreTimeout time.Duration `yaml:"storeTimeout"`
 	// PresignWorkers is the number of signatures in flight while
-	// pre-signing (default 2; raise it for a network HSM).
+	// pre-signing (default 2, at most MaxPresignWorkers; raise it for a
+	// network HSM).
 	PresignWorkers int `yaml:"presignWorkers"`
 	// CacheEntries bounds the signed responses kept in memory (about 2 KB
 	// each; default 200000, 0 means the default, otherwise 1000 to 100
@@ -50,6 +51,10 @@ type Config struct {
 	// no eviction can let a stale "good" response back in.
 	CacheEntries int `yaml:"cacheEntries"`
 }
+
+// MaxPresignWorkers bounds Config.PresignWorkers: each is a goroutine, and
+// the pre-signing queue holds four jobs per worker.
+const MaxPresignWorkers = 1024
 
 // Settings is a validated Config.
 type Settings struct {
@@ -106,6 +111,8 @@ func (c Config) Validate() (Settings, error) {
 		return Settings{}, fmt.Errorf("%w: maxAge, storeTimeout, maxConcurrentSigns and presignWorkers must be positive", ErrConfig)
 	case s.CacheEntries < 1000 || s.CacheEntries > 100_000_000:
 		return Settings{}, fmt.Errorf("%w: cacheEntries %d outside [1000, 100000000] (0 means %d)", ErrConfig, s.CacheEntries, DefaultCacheEntries)
+	case s.PresignWorkers > MaxPresignWorkers:
+		return Settings{}, fmt.Errorf("%w: presignWorkers %d above %d", ErrConfig, s.PresignWorkers, MaxPresignWorkers)
 	case s.PresignWorkers > s.MaxConcurrentSigns:
 		return Settings{}, fmt.Errorf("%w: presignWorkers above maxConcurrentSigns would starve on-demand signing", ErrConfig)
 	}

@@ -168,7 +168,10 @@ func TestPresignCountsAndFailures(t *testing.T) {
 	if _, err := r2.PresignIssuer(context.Background(), "citizen"); err == nil || !strings.Contains(err.Error(), "database went away") {
 		t.Fatalf("failing source: %v", err)
 	}
-	for _, c := range []Config{{Validity: time.Minute}, {PresignHashes: []string{"md5"}}, {PresignWorkers: 40}, {RenewBefore: time.Hour}} {
+	// An absurd worker count would start that many goroutines and size a
+	// channel four times as large (or wrap around).
+	for _, c := range []Config{{Validity: time.Minute}, {PresignHashes: []string{"md5"}}, {PresignWorkers: 40}, {RenewBefore: time.Hour},
+		{PresignWorkers: 1 << 40, MaxConcurrentSigns: 1 << 40}, {PresignWorkers: 1 << 62, MaxConcurrentSigns: 1 << 62}} {
 		if _, err := c.Validate(); err == nil {
 			t.Errorf("%+v accepted", c)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/policies"
 )
 
 // Config is the serialisable revocation configuration (thiqa.yaml's
@@ -82,6 +83,9 @@ func (c Config) Settings(publicBaseURL string) (Settings, error) {
 	if err != nil {
 		return Settings{}, fmt.Errorf("revocation.ocsp: %w", err)
 	}
+	if err := checkRenewBefore(ocspSet.RenewBefore); err != nil {
+		return Settings{}, err
+	}
 	s := Settings{CRL: cs, OCSP: ocspSet, ResponderKeyType: c.ResponderKeyType, PollEvery: c.PollEvery}
 	if s.ResponderKeyType == "" {
 		s.ResponderKeyType = "ec-p256"
@@ -96,6 +100,32 @@ func (c Config) Settings(publicBaseURL string) (Settings, error) {
 		return Settings{}, fmt.Errorf("revocation.pollEvery: %s outside [100ms, 5m]", s.PollEvery)
 	}
 	return s, nil
+}
+
+// minResponderUse is how long a new responder certificate is used at least
+// before it is due for renewal.
+const minResponderUse = time.Hour
+
+// checkRenewBefore refuses an OCSP renewal margin (renewBefore, or its
+// default of twice the validity) that leaves a new responder certificate
+// of the ocsp-responder profile less than minResponderUse in use: the
+// responder would generate a key and have a certificate issued at every
+// renewal check (once a minute).
+func checkRenewBefore(renewBefore time.Duration) error {
+	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		return fmt.Errorf("revocation.ocsp: the responder profile: %w", err)
+	}
+	p, err := profiles.Get(policies.ProfileOCSPResponder)
+	if err != nil {
+		return fmt.Errorf("revocation.ocsp: %w", err)
+	}
+	if most := p.Validity - minResponderUse; renewBefore > most {
+		return fmt.Errorf("revocation.ocsp.renewBefore: %s (twice the validity when unset) leaves the %s responder certificates "+
+			"less than %s in use: a new responder key would be made at every renewal check; want at most %s (and a validity no longer)",
+			renewBefore, p.Validity, minResponderUse, most)
+	}
+	return nil
 }
 
 // Validate checks the section when a CA runs (caEnabled).

@@ -23,6 +23,10 @@ func TestConfigSettings(t *testing.T) {
 		"revocation.ocsp:":            func(c *revocation.Config) { c.OCSP.Validity = -time.Second },
 		"revocation.responderKeyType": func(c *revocation.Config) { c.ResponderKeyType = "dsa" },
 		"revocation.pollEvery":        func(c *revocation.Config) { c.PollEvery = time.Millisecond },
+		// A renewal margin as long as the responder certificates' 7-day
+		// life would make a new responder key at every renewal check.
+		"revocation.ocsp.renewBefore: 168h": func(c *revocation.Config) { c.OCSP.RenewBefore = 7 * 24 * time.Hour },
+		"revocation.ocsp.renewBefore: 200h": func(c *revocation.Config) { c.OCSP.Validity, c.OCSP.RenewBefore = 100*time.Hour, 0 },
 	} {
 		c := revocation.DefaultConfig()
 		edit(&c)
@@ -32,5 +36,11 @@ func TestConfigSettings(t *testing.T) {
 		if err := c.Validate(base, false); err != nil {
 			t.Errorf("%s without a CA: %v", want, err)
 		}
+	}
+	// The longest margin that leaves a responder certificate an hour in use.
+	c := revocation.DefaultConfig()
+	c.OCSP.Validity, c.OCSP.RefreshEvery, c.OCSP.RenewBefore = 3*24*time.Hour, 24*time.Hour, 167*time.Hour
+	if err := c.Validate(base, true); err != nil {
+		t.Fatalf("renewBefore 167h: %v", err)
 	}
 }

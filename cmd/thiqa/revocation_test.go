@@ -33,10 +33,11 @@ func waitFor(t *testing.T, d time.Duration, check func() string) {
 
 // TestRevocationThroughTheBinary is the end-to-end check of the wiring of
 // ca/revocation (whose own tests cover the service on SQLite and
-// PostgreSQL): init writes each issuing CA's OCSP responder, serve takes
-// revocation.ocsp.renewBefore from thiqa.yaml (renewing the responder at
-// start), mounts the revocation API behind auth and OCSP, and polls for
-// what `thiqa revoke` records; openssl ocsp checks the answers.
+// PostgreSQL): init writes each issuing CA's OCSP responder, serve refuses
+// a revocation.ocsp.renewBefore as long as the responder certificates'
+// life and issues a responder that is missing at start, mounts the
+// revocation API behind auth and OCSP, and polls for what `thiqa revoke`
+// records; openssl ocsp checks the answers.
 func TestRevocationThroughTheBinary(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	tmp := t.TempDir()
@@ -51,12 +52,20 @@ func TestRevocationThroughTheBinary(t *testing.T) {
 	if !strings.Contains(y, "renewBefore: 48h0m0s") {
 		t.Fatalf("thiqa.yaml has no renewBefore: 48h0m0s")
 	}
+	// 200h would renew the 7-day responder certificates at every check.
 	writeFile(t, cfgPath, strings.Replace(y, "renewBefore: 48h0m0s", "renewBefore: 200h0m0s", 1))
+	if r := thiqa(t, nil, "serve", "--data", dir); r.code == 0 || !strings.Contains(r.stderr, "revocation.ocsp.renewBefore") {
+		t.Fatalf("serve with renewBefore 200h: exit %d\n%s", r.code, r.stderr)
+	}
+	writeFile(t, cfgPath, y)
 	respPath := filepath.Join(dir, "ca", "ocsp-citizen.pem")
 	before := mustRead(t, respPath)
+	if err := os.Remove(respPath); err != nil {
+		t.Fatal(err)
+	}
 	srv := startServer(t, dir, nil)
 	waitFor(t, 30*time.Second, func() string {
-		if mustRead(t, respPath) == before {
+		if now, err := os.ReadFile(respPath); err != nil || string(now) == before {
 			return "the responder certificate was not renewed"
 		}
 		return ""

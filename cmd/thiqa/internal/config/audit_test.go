@@ -29,6 +29,7 @@ func TestAuditSection(t *testing.T) {
 	// on its own token.
 	i := strings.Index(string(good), "audit:\n")
 	old := strings.Replace(string(good[:i]), "tokenLabel: thiqa", "tokenLabel: other", 1)
+	old = strings.ReplaceAll(old, "pkcs11:token=thiqa;", "pkcs11:token=other;") // the keys are on that token
 	c, err = Parse([]byte(old), dir)
 	if err != nil {
 		t.Fatalf("configuration without an audit section: %v", err)

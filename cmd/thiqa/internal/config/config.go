@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -301,13 +302,21 @@ func (c *Config) Validate() error {
 			errs = append(errs, err.Error())
 		}
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "want host:port, got %q", c.Listen)
+	} else if !portInRange(port) {
+		bad("listen", "port %s is not in 0 to 65535", port)
 	}
 	if u, err := url.Parse(c.PublicBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("publicBaseURL", "want an absolute http(s) URL, got %q", c.PublicBaseURL)
 	} else if strings.HasSuffix(c.PublicBaseURL, "/") {
 		bad("publicBaseURL", "must not end with a slash")
+	} else if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(c.PublicBaseURL, "#") {
+		// Paths are appended to it (/crl/…, /ocsp, /tsa) for certificates
+		// and clients: user info, a query or a fragment would garble them.
+		bad("publicBaseURL", "want a URL without user info, query or fragment, got %q", c.PublicBaseURL)
+	} else if !portInRange(u.Port()) {
+		bad("publicBaseURL", "port %s is not in 0 to 65535", u.Port())
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -323,8 +332,10 @@ func (c *Config) Validate() error {
 	add(c.Store.Validate())
 	add(c.Auth.Validate())
 	if c.Metrics.Listen != "" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 			bad("metrics.listen", "want host:port, got %q", c.Metrics.Listen)
+		} else if !portInRange(port) {
+			bad("metrics.listen", "port %s is not in 0 to 65535", port)
 		} else if c.Metrics.Listen == c.Listen {
 			bad("metrics.listen", "must differ from listen (leave it empty to serve /metrics on the main listener)")
 		}
@@ -352,10 +363,69 @@ func (c *Config) Validate() error {
 	add(c.Verify.Validate())
 	add(c.Audit.Validate())
 	add(c.TSL.Validate())
+	errs = append(errs, c.keyURIProblems()...)
 	if len(errs) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// portInRange reports whether a port as written in an address is in 0 to
+// 65535 when it is a number (net.SplitHostPort and url.Parse take any
+// digits); a service name or no port is left to the listener.
+func portInRange(port string) bool {
+	if port == "" || strings.Trim(port, "0123456789") != "" {
+		return true
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n <= 65535
+}
+
+// keyURIProblems checks the pkcs11: URIs of the keys the configuration
+// uses the way the server resolves them (hsm.TokenConfig.KeyLabel): each
+// must name an object on the configured token, and no two settings may
+// name the same key, so that every key keeps one purpose. Values that are
+// not pkcs11: URIs at all are reported by their sections.
+func (c *Config) keyURIProblems() []string {
+	type keyURI struct{ key, uri string }
+	var uris []keyURI
+	add := func(key, uri string) {
+		if strings.HasPrefix(uri, "pkcs11:") {
+			uris = append(uris, keyURI{key, uri})
+		}
+	}
+	add("keys.devTokenIssuer", c.Keys.DevTokenIssuer)
+	if c.CA.Enabled() {
+		if !c.CA.Root.Offline {
+			add("ca.root.key", c.CA.Root.Key)
+		}
+		for i, is := range c.CA.Issuers {
+			add(fmt.Sprintf("ca.issuers[%d].key", i), is.Key)
+		}
+		if c.Identity.Enabled() {
+			add("identity.key", c.Identity.Key)
+		}
+	}
+	if c.TSA.Enabled() {
+		add("tsa.key", c.TSA.Key)
+	}
+	add("audit.checkpointKey", c.Audit.CheckpointKey)
+	add("tsl.signerKey", c.TSL.SignerKey)
+	var problems []string
+	seen := map[string]string{}
+	for _, k := range uris {
+		label, err := c.HSM.KeyLabel(k.uri)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", k.key, err))
+			continue
+		}
+		if first, ok := seen[label]; ok {
+			problems = append(problems, fmt.Sprintf("%s: names the key %q that %s names: each key has one purpose", k.key, label, first))
+			continue
+		}
+		seen[label] = k.key
+	}
+	return problems
 }
 
 // ReadSecret returns a secret from the environment variable env when it is
