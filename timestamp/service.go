@@ -249,7 +249,7 @@ func (s *Service) RenewIfDue(ctx context.Context, now time.Time) error {
 	if s.due(next, now) {
 		s.noRenewal = newSerial
 		s.log.Warn("tsa.renewBefore exceeds the tsa-unit certificate lifetime: the new unit is due for renewal at once; not renewing it again before it expires",
-			"renewBefore", s.o.RenewBefore, "notAfter", next.Cert.NotAfter)
+			"renewBefore", s.o.RenewBefore.String(), "notAfter", next.Cert.NotAfter)
 	}
 	return nil
 }
