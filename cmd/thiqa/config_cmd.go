@@ -46,7 +46,8 @@ func runConfigDefault(_ context.Context, env *cliEnv, args []string) error {
 }
 
 // runConfigCheck validates DATA/thiqa.yaml without starting anything, so an
-// operator can check an edit before restarting the service.
+// operator can check an edit before restarting the service: the settings,
+// and the files serve would read (config.CheckFiles).
 func runConfigCheck(_ context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("config check", env)
 	dir := fs.String("data", "", "data folder (required)")
@@ -63,6 +64,17 @@ func runConfigCheck(_ context.Context, env *cliEnv, args []string) error {
 	// What serve refuses to start with, before anything is opened.
 	if err := auth.RefuseDevelopmentIssuers(cfg.DevelopmentIssuers(), cfg.Production); err != nil {
 		return fmt.Errorf("%s: %w", config.Path(*dir), err)
+	}
+	// What serve would fail on at its first read: every problem, one line each.
+	if err := cfg.CheckFiles(); err != nil {
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
+			fmt.Fprintf(env.stderr, "thiqa config: %s: %v\n", config.Path(*dir), e)
+		}
+		return withExit(1, errSilent)
 	}
 	fmt.Fprintf(env.stdout, "%s: ok\n", config.Path(*dir))
 	return nil

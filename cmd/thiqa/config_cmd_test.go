@@ -44,6 +44,12 @@ func TestConfigVerb(t *testing.T) {
 	if r := thiqa(t, nil, "config", "check", "--data", dir); r.code != 1 || !strings.Contains(errorLine(t, r), "production: true but trusts the development token issuer") {
 		t.Fatalf("production with the development issuer: exit %d, %s", r.code, r.stderr)
 	}
+	// The files serve would read, named under their keys, all at once.
+	writeFile(t, filepath.Join(dir, "thiqa.yaml"), out+"tls:\n  certFile: tls/cert.pem\n  keyFile: tls/key.pem\n")
+	if r := thiqa(t, nil, "config", "check", "--data", dir); r.code != 1 || !strings.Contains(r.stderr, "tls.certFile: open ") ||
+		!strings.Contains(r.stderr, "\nthiqa config: "+filepath.Join(dir, "thiqa.yaml")+": tls.keyFile: open ") || r.stdout != "" {
+		t.Fatalf("missing TLS files: exit %d, %s", r.code, r.stderr)
+	}
 	if err := os.Remove(filepath.Join(dir, "thiqa.yaml")); err != nil {
 		t.Fatal(err)
 	}
