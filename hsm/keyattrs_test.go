@@ -54,16 +54,19 @@ func checkBools(t *testing.T, what string, got map[uint]*bool, want map[uint]boo
 
 // wantPrivate and wantPublic are the attributes of a generated key pair:
 // the private half lives on the token, behind the login, never leaves it
-// (sensitive, not extractable, never was either) and may only sign.
+// (sensitive, not extractable, never was either) and may only sign (not
+// sign with message recovery either: SoftHSM, like PKCS#11 itself, leaves
+// CKA_SIGN_RECOVER and CKA_VERIFY_RECOVER to the token's default, and its
+// default is true).
 var (
 	wantPrivate = map[uint]bool{
 		pkcs11.CKA_TOKEN: true, pkcs11.CKA_PRIVATE: true,
 		pkcs11.CKA_SENSITIVE: true, pkcs11.CKA_EXTRACTABLE: false,
 		pkcs11.CKA_ALWAYS_SENSITIVE: true, pkcs11.CKA_NEVER_EXTRACTABLE: true,
-		pkcs11.CKA_SIGN: true, pkcs11.CKA_DECRYPT: false, pkcs11.CKA_UNWRAP: false, pkcs11.CKA_DERIVE: false,
+		pkcs11.CKA_SIGN: true, pkcs11.CKA_SIGN_RECOVER: false, pkcs11.CKA_DECRYPT: false, pkcs11.CKA_UNWRAP: false, pkcs11.CKA_DERIVE: false,
 	}
 	wantPublic = map[uint]bool{
-		pkcs11.CKA_TOKEN: true, pkcs11.CKA_VERIFY: true,
+		pkcs11.CKA_TOKEN: true, pkcs11.CKA_VERIFY: true, pkcs11.CKA_VERIFY_RECOVER: false,
 		pkcs11.CKA_ENCRYPT: false, pkcs11.CKA_WRAP: false, pkcs11.CKA_DERIVE: false,
 	}
 )

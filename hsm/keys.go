@@ -135,12 +135,18 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 	return sg, nil
 }
 
+// keyTemplates are the mechanism and the public and private templates of a
+// key pair. Every usage attribute is set, true or false: PKCS#11 leaves
+// the defaults to the token, and SoftHSM's are permissive (CKA_DECRYPT,
+// CKA_UNWRAP and CKA_SIGN_RECOVER true on a private key, CKA_ENCRYPT,
+// CKA_WRAP and CKA_VERIFY_RECOVER on a public one).
 func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*pkcs11.Attribute, []*pkcs11.Attribute) {
 	pub := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY_RECOVER, false),
 		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
@@ -153,6 +159,7 @@ func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN_RECOVER, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
