@@ -3,6 +3,7 @@ package hsm
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"testing"
 
 	"github.com/miekg/pkcs11"
@@ -149,6 +150,31 @@ func TestGeneratedKeyAttributes(t *testing.T) {
 				t.Errorf("%s: wrapping the private key: %d bytes, %v, want CKR_KEY_UNEXTRACTABLE", kt, len(w), err)
 			}
 
+			// Only the mechanisms the Signer uses: without
+			// CKA_ALLOWED_MECHANISMS an RSA signing key also performs raw
+			// RSA (CKM_RSA_X_509), which decrypts whatever was encrypted
+			// to its public key despite CKA_DECRYPT false.
+			want := []uint{pkcs11.CKM_ECDSA}
+			if kt.IsRSA() {
+				want = []uint{pkcs11.CKM_RSA_PKCS, pkcs11.CKM_RSA_PKCS_PSS}
+			}
+			am, err := tok.p.GetAttributeValue(s.h, priv, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ALLOWED_MECHANISMS, nil)})
+			if err != nil {
+				return err
+			}
+			if got := ulongList(am[0].Value); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: CKA_ALLOWED_MECHANISMS = %#x, want %#x", kt, got, want)
+			}
+			if kt.IsRSA() {
+				err := tok.p.SignInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_X_509, nil)}, priv)
+				if err == nil {
+					raw, err := tok.p.Sign(s.h, make([]byte, kt.rsaBits()/8))
+					t.Errorf("%s: raw RSA with the signing key: %d bytes, %v, want CKR_MECHANISM_INVALID", kt, len(raw), err)
+				} else if !isRV(err, pkcs11.CKR_MECHANISM_INVALID) {
+					t.Errorf("%s: raw RSA with the signing key: %v, want CKR_MECHANISM_INVALID", kt, err)
+				}
+			}
+
 			// Nor copied into an object that could be.
 			for _, a := range []*pkcs11.Attribute{
 				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
@@ -175,6 +201,16 @@ func keysOf(m map[uint]bool) []uint {
 	out := make([]uint, 0, len(m))
 	for k := range m {
 		out = append(out, k)
+	}
+	return out
+}
+
+// ulongList decodes a CK_MECHANISM_TYPE array (native CK_ULONGs).
+func ulongList(b []byte) []uint {
+	size := len(pkcs11.NewAttribute(0, uint(0)).Value)
+	var out []uint
+	for ; len(b) >= size; b = b[size:] {
+		out = append(out, bytesToUint(b[:size]))
 	}
 	return out
 }

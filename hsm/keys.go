@@ -92,7 +92,8 @@ type KeyInfo struct {
 
 // GenerateKey generates a key pair on the token: the private half is
 // CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not CKA_EXTRACTABLE and may only
-// sign; both halves carry label and a fresh random CKA_ID. An existing
+// sign, with the mechanisms Signer uses (CKA_ALLOWED_MECHANISMS, when the
+// token knows it); both halves carry label and a fresh random CKA_ID. An existing
 // object with that label is never overwritten: ErrKeyExists.
 func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Signer, error) {
 	if label == "" {
@@ -119,6 +120,13 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 			return fmt.Errorf("%w: token %q already holds an object labelled %q", ErrKeyExists, t.label, label)
 		}
 		_, privH, err := t.p.GenerateKeyPair(s.h, mech, pub, priv)
+		if err != nil && mechanismsRefused(err) {
+			// A token older than PKCS#11 v2.40 that does not know
+			// CKA_ALLOWED_MECHANISMS: the key is made as before, still
+			// sensitive and not extractable, and the gap is said.
+			t.log.Warn("hsm token refused CKA_ALLOWED_MECHANISMS; the key is generated without it", "key", label, "error", err)
+			_, privH, err = t.p.GenerateKeyPair(s.h, mech, pub, withoutAttribute(priv, pkcs11.CKA_ALLOWED_MECHANISMS))
+		}
 		if err != nil {
 			return err
 		}
@@ -139,7 +147,10 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 // key pair. Every usage attribute is set, true or false: PKCS#11 leaves
 // the defaults to the token, and SoftHSM's are permissive (CKA_DECRYPT,
 // CKA_UNWRAP and CKA_SIGN_RECOVER true on a private key, CKA_ENCRYPT,
-// CKA_WRAP and CKA_VERIFY_RECOVER on a public one).
+// CKA_WRAP and CKA_VERIFY_RECOVER on a public one). CKA_ALLOWED_MECHANISMS
+// limits the private key to the mechanisms Signer uses: CKA_SIGN alone
+// would let an RSA key compute raw RSA (CKM_RSA_X_509), that is decrypt
+// whatever was encrypted to its public key.
 func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*pkcs11.Attribute, []*pkcs11.Attribute) {
 	pub := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
@@ -171,7 +182,9 @@ func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
 			pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, kt.rsaBits()),
 			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
-		priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA))
+		priv = append(priv,
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			allowedMechanisms(pkcs11.CKM_RSA_PKCS, pkcs11.CKM_RSA_PKCS_PSS))
 		return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}, pub, priv
 	}
 	_, oid := kt.curve()
@@ -179,8 +192,38 @@ func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*
 	pub = append(pub,
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
 		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params))
-	priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
+	priv = append(priv,
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
+		allowedMechanisms(pkcs11.CKM_ECDSA))
 	return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, pub, priv
+}
+
+// allowedMechanisms is CKA_ALLOWED_MECHANISMS: an array of CK_ULONG
+// mechanism types, encoded as the library encodes a CK_ULONG.
+func allowedMechanisms(mechs ...uint) *pkcs11.Attribute {
+	var v []byte
+	for _, m := range mechs {
+		v = append(v, pkcs11.NewAttribute(0, m).Value...)
+	}
+	return pkcs11.NewAttribute(pkcs11.CKA_ALLOWED_MECHANISMS, v)
+}
+
+// mechanismsRefused reports whether a key generation failed on
+// CKA_ALLOWED_MECHANISMS itself: a token that does not know the attribute
+// (CKR_ATTRIBUTE_TYPE_INVALID) or a mechanism in it.
+func mechanismsRefused(err error) bool {
+	return isRV(err, pkcs11.CKR_ATTRIBUTE_TYPE_INVALID) || isRV(err, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID)
+}
+
+// withoutAttribute returns tmpl without the attribute of type typ.
+func withoutAttribute(tmpl []*pkcs11.Attribute, typ uint) []*pkcs11.Attribute {
+	out := make([]*pkcs11.Attribute, 0, len(tmpl))
+	for _, a := range tmpl {
+		if a.Type != typ {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // FindKey returns a Signer for the private key labelled label.
