@@ -3,7 +3,10 @@ package hsm
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/miekg/pkcs11"
@@ -213,4 +216,90 @@ func ulongList(b []byte) []uint {
 		out = append(out, bytesToUint(b[:size]))
 	}
 	return out
+}
+
+// makeForeignKey generates, as another tool would, an EC key pair labelled
+// label whose private half has the attributes over (replacing Thiqa's),
+// then applies the changes after (C_SetAttributeValue).
+func makeForeignKey(t *testing.T, tok *Token, label string, over, after []*pkcs11.Attribute) {
+	t.Helper()
+	mech, pub, priv := keyTemplates(label, []byte(label), ECP256)
+	for _, a := range over {
+		priv = append(withoutAttribute(priv, a.Type), a)
+	}
+	err := tok.do(context.Background(), func(s *session) error {
+		_, h, err := tok.p.GenerateKeyPair(s.h, mech, pub, priv)
+		if err != nil {
+			return err
+		}
+		if len(after) > 0 {
+			return tok.p.SetAttributeValue(s.h, h, after)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("making key %q: %v", label, err)
+	}
+}
+
+// TestFoundKeyThatCanLeaveTheToken: a key made by another tool is used
+// only if it cannot leave the token. One that is extractable or not
+// sensitive is refused (ErrKeyExportable), by label and by URI; one that
+// once could leave it, or may do more than sign, is used with a warning,
+// given once.
+func TestFoundKeyThatCanLeaveTheToken(t *testing.T) {
+	var logs logBuffer
+	tok := newTestToken(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	f, tr := pkcs11.NewAttribute, true
+	makeForeignKey(t, tok, "extractable", []*pkcs11.Attribute{f(pkcs11.CKA_EXTRACTABLE, tr)}, nil)
+	makeForeignKey(t, tok, "not-sensitive", []*pkcs11.Attribute{f(pkcs11.CKA_SENSITIVE, false)}, nil)
+	makeForeignKey(t, tok, "plain", []*pkcs11.Attribute{f(pkcs11.CKA_SENSITIVE, false), f(pkcs11.CKA_EXTRACTABLE, tr)}, nil)
+	for _, label := range []string{"extractable", "not-sensitive", "plain"} {
+		if _, err := tok.FindKey(ctx, label); !errors.Is(err, ErrKeyExportable) || !strings.Contains(err.Error(), label) {
+			t.Errorf("FindKey(%s) = %v, want ErrKeyExportable naming the key", label, err)
+		}
+		if _, err := tok.Signer(ctx, "pkcs11:token="+tok.label+";object="+label); !errors.Is(err, ErrKeyExportable) {
+			t.Errorf("Signer(%s) = %v, want ErrKeyExportable", label, err)
+		}
+	}
+
+	// Made extractable, then locked: usable, but the token says it was
+	// not always so (CKA_NEVER_EXTRACTABLE false).
+	makeForeignKey(t, tok, "once-extractable", []*pkcs11.Attribute{f(pkcs11.CKA_EXTRACTABLE, tr)}, []*pkcs11.Attribute{f(pkcs11.CKA_EXTRACTABLE, false)})
+	makeForeignKey(t, tok, "once-plain", []*pkcs11.Attribute{f(pkcs11.CKA_SENSITIVE, false)}, []*pkcs11.Attribute{f(pkcs11.CKA_SENSITIVE, tr)})
+	makeForeignKey(t, tok, "decrypts", []*pkcs11.Attribute{f(pkcs11.CKA_DECRYPT, tr), f(pkcs11.CKA_DERIVE, tr)}, nil)
+	for label, warn := range map[string]string{
+		"once-extractable": "CKA_NEVER_EXTRACTABLE", "once-plain": "CKA_ALWAYS_SENSITIVE", "decrypts": "CKA_DERIVE",
+	} {
+		for range 2 {
+			sg, err := tok.FindKey(ctx, label)
+			if err != nil {
+				t.Fatalf("FindKey(%s): %v", label, err)
+			}
+			mustSignVerify(t, sg)
+		}
+		var lines []string
+		for l := range strings.SplitSeq(logs.String(), "\n") {
+			if strings.Contains(l, "key="+label+" ") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) != 1 || !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], warn) {
+			t.Errorf("%s: want one warning naming %s, got %q", label, warn, lines)
+		}
+	}
+
+	// Thiqa's own keys pass without a word.
+	if _, err := tok.GenerateKey(ctx, "own", ECP256); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tok.FindKey(ctx, "own"); err != nil {
+		t.Fatalf("FindKey(own): %v", err)
+	}
+	for l := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(l, "key=own ") && strings.Contains(l, "level=WARN") {
+			t.Errorf("a key Thiqa generated was warned about: %s", l)
+		}
+	}
 }

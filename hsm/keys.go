@@ -226,13 +226,18 @@ func withoutAttribute(tmpl []*pkcs11.Attribute, typ uint) []*pkcs11.Attribute {
 	return out
 }
 
-// FindKey returns a Signer for the private key labelled label.
+// FindKey returns a Signer for the private key labelled label. A key that
+// can leave the token (CKA_EXTRACTABLE true or CKA_SENSITIVE false, as a
+// key imported or made by another tool may be) is refused with
+// ErrKeyExportable; one that once could, or may also decrypt, unwrap or
+// derive, is used and warned about once.
 func (t *Token) FindKey(ctx context.Context, label string) (*Signer, error) {
 	return t.findKey(ctx, label, nil)
 }
 
 // Signer returns a Signer for the private key a pkcs11: URI names (by
-// object label, id, or both). A URI naming another token is an error.
+// object label, id, or both), judged as FindKey judges it. A URI naming
+// another token is an error.
 func (t *Token) Signer(ctx context.Context, uri string) (*Signer, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
@@ -290,14 +295,25 @@ func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, 
 		if err != nil {
 			return err
 		}
-		attrs, err := t.p.GetAttributeValue(s.h, priv, []*pkcs11.Attribute{
+		tmpl := []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
 			pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
-		})
+		}
+		for _, f := range keyFlags {
+			tmpl = append(tmpl, pkcs11.NewAttribute(f.typ, nil))
+		}
+		attrs, err := t.p.GetAttributeValue(s.h, priv, tmpl)
 		if err != nil {
 			return err
 		}
 		gotLabel, gotID := string(attrs[0].Value), attrs[1].Value
+		refuse, doubt := judgeKeyFlags(attrs[2:])
+		if len(refuse) > 0 {
+			return fmt.Errorf("%w (%s): refusing to use it", ErrKeyExportable, strings.Join(refuse, ", "))
+		}
+		if len(doubt) > 0 {
+			t.warnKeyOnce(gotLabel, doubt)
+		}
 		sg, err = t.newSigner(s, gotLabel, gotID, 0, priv)
 		return err
 	})
@@ -305,6 +321,62 @@ func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, 
 		return nil, fmt.Errorf("hsm: key %q on token %q: %w", name, t.label, err)
 	}
 	return sg, nil
+}
+
+// keyFlags are the private key attributes findKey judges, in the order it
+// reads them: whether the key can leave the token (refused), once could
+// (ALWAYS_SENSITIVE or NEVER_EXTRACTABLE false: copies may exist outside
+// it) or may do more than sign; want is the value of a key Thiqa made.
+var keyFlags = []struct {
+	typ    uint
+	name   string
+	want   bool
+	refuse bool
+}{
+	{pkcs11.CKA_SENSITIVE, "CKA_SENSITIVE", true, true},
+	{pkcs11.CKA_EXTRACTABLE, "CKA_EXTRACTABLE", false, true},
+	{pkcs11.CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", true, false},
+	{pkcs11.CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", true, false},
+	{pkcs11.CKA_DECRYPT, "CKA_DECRYPT", false, false},
+	{pkcs11.CKA_UNWRAP, "CKA_UNWRAP", false, false},
+	{pkcs11.CKA_DERIVE, "CKA_DERIVE", false, false},
+}
+
+// judgeKeyFlags compares the values of keyFlags read from a private key
+// with those of a key Thiqa generates: refuse names the attributes that
+// let the key leave the token, doubt the others that differ.
+func judgeKeyFlags(attrs []*pkcs11.Attribute) (refuse, doubt []string) {
+	for i, f := range keyFlags {
+		got := i < len(attrs) && len(attrs[i].Value) == 1 && attrs[i].Value[0] != 0
+		if got == f.want {
+			continue
+		}
+		d := fmt.Sprintf("%s %v", f.name, got)
+		if f.refuse {
+			refuse = append(refuse, d)
+		} else {
+			doubt = append(doubt, d)
+		}
+	}
+	return refuse, doubt
+}
+
+// warnKeyOnce warns, once per key label in this Token's life, that the key
+// labelled label was not made the way Thiqa makes keys.
+func (t *Token) warnKeyOnce(label string, doubt []string) {
+	t.warnMu.Lock()
+	first := !t.warnedKeys[label]
+	if first {
+		if t.warnedKeys == nil {
+			t.warnedKeys = make(map[string]bool)
+		}
+		t.warnedKeys[label] = true
+	}
+	t.warnMu.Unlock()
+	if first {
+		t.log.Warn("hsm key is not as Thiqa generates keys: it once could leave the token, or may do more than sign; using it",
+			"key", label, "attributes", strings.Join(doubt, ", "))
+	}
 }
 
 // ListKeys lists the private keys on the token.
