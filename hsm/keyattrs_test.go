@@ -290,12 +290,43 @@ func TestFoundKeyThatCanLeaveTheToken(t *testing.T) {
 		}
 	}
 
+	// ListKeys shows every one of them, with what differs.
+	keys, err := tok.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, k := range keys {
+		got[k.Label] = strings.Join(k.Deviations, ",")
+	}
+	for label, want := range map[string]string{
+		"extractable":      "CKA_EXTRACTABLE=true,CKA_NEVER_EXTRACTABLE=false",
+		"not-sensitive":    "CKA_SENSITIVE=false,CKA_ALWAYS_SENSITIVE=false",
+		"plain":            "CKA_SENSITIVE=false,CKA_EXTRACTABLE=true,CKA_ALWAYS_SENSITIVE=false,CKA_NEVER_EXTRACTABLE=false",
+		"once-extractable": "CKA_NEVER_EXTRACTABLE=false",
+		"once-plain":       "CKA_ALWAYS_SENSITIVE=false",
+		"decrypts":         "CKA_DECRYPT=true,CKA_DERIVE=true",
+	} {
+		if got[label] != want {
+			t.Errorf("ListKeys: %s deviates in %q, want %q", label, got[label], want)
+		}
+	}
+
 	// Thiqa's own keys pass without a word.
 	if _, err := tok.GenerateKey(ctx, "own", ECP256); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tok.FindKey(ctx, "own"); err != nil {
 		t.Fatalf("FindKey(own): %v", err)
+	}
+	if keys, err := tok.ListKeys(ctx); err != nil || len(keys) != 7 {
+		t.Fatalf("ListKeys: %d keys, %v", len(keys), err)
+	} else {
+		for _, k := range keys {
+			if k.Label == "own" && len(k.Deviations) != 0 {
+				t.Errorf("ListKeys: a key Thiqa generated deviates in %q", k.Deviations)
+			}
+		}
 	}
 	for l := range strings.SplitSeq(logs.String(), "\n") {
 		if strings.Contains(l, "key=own ") && strings.Contains(l, "level=WARN") {

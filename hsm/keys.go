@@ -88,6 +88,11 @@ type KeyInfo struct {
 	URI   string // RFC 7512 URI naming the private key
 	// Public is the key's public half (nil when the token does not show it).
 	Public crypto.PublicKey
+	// Deviations are the attributes whose value differs from that of a
+	// key Thiqa generates ("CKA_EXTRACTABLE=true", …; none for its own):
+	// first those that make FindKey refuse the key, then those it warns
+	// about.
+	Deviations []string
 }
 
 // GenerateKey generates a key pair on the token: the private half is
@@ -295,14 +300,7 @@ func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, 
 		if err != nil {
 			return err
 		}
-		tmpl := []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
-		}
-		for _, f := range keyFlags {
-			tmpl = append(tmpl, pkcs11.NewAttribute(f.typ, nil))
-		}
-		attrs, err := t.p.GetAttributeValue(s.h, priv, tmpl)
+		attrs, err := t.p.GetAttributeValue(s.h, priv, keyInfoTemplate())
 		if err != nil {
 			return err
 		}
@@ -342,6 +340,16 @@ var keyFlags = []struct {
 	{pkcs11.CKA_DERIVE, "CKA_DERIVE", false, false},
 }
 
+// keyInfoTemplate reads a private key's CKA_LABEL, CKA_ID and keyFlags.
+func keyInfoTemplate() []*pkcs11.Attribute {
+	tmpl := make([]*pkcs11.Attribute, 0, 2+len(keyFlags))
+	tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil), pkcs11.NewAttribute(pkcs11.CKA_ID, nil))
+	for _, f := range keyFlags {
+		tmpl = append(tmpl, pkcs11.NewAttribute(f.typ, nil))
+	}
+	return tmpl
+}
+
 // judgeKeyFlags compares the values of keyFlags read from a private key
 // with those of a key Thiqa generates: refuse names the attributes that
 // let the key leave the token, doubt the others that differ.
@@ -351,7 +359,7 @@ func judgeKeyFlags(attrs []*pkcs11.Attribute) (refuse, doubt []string) {
 		if got == f.want {
 			continue
 		}
-		d := fmt.Sprintf("%s %v", f.name, got)
+		d := fmt.Sprintf("%s=%v", f.name, got)
 		if f.refuse {
 			refuse = append(refuse, d)
 		} else {
@@ -392,19 +400,18 @@ func (t *Token) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 			return err
 		}
 		for _, h := range hs {
-			attrs, err := t.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
-			})
+			attrs, err := t.p.GetAttributeValue(s.h, h, keyInfoTemplate())
 			if err != nil {
 				return err
 			}
 			label, id := string(attrs[0].Value), attrs[1].Value
+			refuse, doubt := judgeKeyFlags(attrs[2:])
 			pub, kt, err := t.readPublic(s, label, id, h)
 			if err != nil && faultReason(err) != "" {
 				return err
 			}
-			out = append(out, KeyInfo{Label: label, ID: hex.EncodeToString(id), Type: kt, URI: t.keyURI(label, id), Public: pub})
+			out = append(out, KeyInfo{Label: label, ID: hex.EncodeToString(id), Type: kt, URI: t.keyURI(label, id), Public: pub,
+				Deviations: append(refuse, doubt...)})
 		}
 		return nil
 	})
