@@ -88,11 +88,17 @@ type KeyInfo struct {
 	URI   string // RFC 7512 URI naming the private key
 	// Public is the key's public half (nil when the token does not show it).
 	Public crypto.PublicKey
+	// Deviations are the attributes whose value differs from that of a
+	// key Thiqa generates ("CKA_EXTRACTABLE=true", …; none for its own):
+	// first those that make FindKey refuse the key, then those it warns
+	// about.
+	Deviations []string
 }
 
 // GenerateKey generates a key pair on the token: the private half is
 // CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not CKA_EXTRACTABLE and may only
-// sign; both halves carry label and a fresh random CKA_ID. An existing
+// sign, with the mechanisms Signer uses (CKA_ALLOWED_MECHANISMS, when the
+// token knows it); both halves carry label and a fresh random CKA_ID. An existing
 // object with that label is never overwritten: ErrKeyExists.
 func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Signer, error) {
 	if label == "" {
@@ -119,6 +125,13 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 			return fmt.Errorf("%w: token %q already holds an object labelled %q", ErrKeyExists, t.label, label)
 		}
 		_, privH, err := t.p.GenerateKeyPair(s.h, mech, pub, priv)
+		if err != nil && mechanismsRefused(err) {
+			// A token older than PKCS#11 v2.40 that does not know
+			// CKA_ALLOWED_MECHANISMS: the key is made as before, still
+			// sensitive and not extractable, and the gap is said.
+			t.log.Warn("hsm token refused CKA_ALLOWED_MECHANISMS; the key is generated without it", "key", label, "error", err)
+			_, privH, err = t.p.GenerateKeyPair(s.h, mech, pub, withoutAttribute(priv, pkcs11.CKA_ALLOWED_MECHANISMS))
+		}
 		if err != nil {
 			return err
 		}
@@ -135,12 +148,21 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 	return sg, nil
 }
 
+// keyTemplates are the mechanism and the public and private templates of a
+// key pair. Every usage attribute is set, true or false: PKCS#11 leaves
+// the defaults to the token, and SoftHSM's are permissive (CKA_DECRYPT,
+// CKA_UNWRAP and CKA_SIGN_RECOVER true on a private key, CKA_ENCRYPT,
+// CKA_WRAP and CKA_VERIFY_RECOVER on a public one). CKA_ALLOWED_MECHANISMS
+// limits the private key to the mechanisms Signer uses: CKA_SIGN alone
+// would let an RSA key compute raw RSA (CKM_RSA_X_509), that is decrypt
+// whatever was encrypted to its public key.
 func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*pkcs11.Attribute, []*pkcs11.Attribute) {
 	pub := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		pkcs11.NewAttribute(pkcs11.CKA_VERIFY_RECOVER, false),
 		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
 		pkcs11.NewAttribute(pkcs11.CKA_WRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
@@ -153,6 +175,7 @@ func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN_RECOVER, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
 		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
 		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
@@ -164,7 +187,9 @@ func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*
 			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
 			pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, kt.rsaBits()),
 			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}))
-		priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA))
+		priv = append(priv,
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			allowedMechanisms(pkcs11.CKM_RSA_PKCS, pkcs11.CKM_RSA_PKCS_PSS))
 		return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}, pub, priv
 	}
 	_, oid := kt.curve()
@@ -172,17 +197,52 @@ func keyTemplates(label string, id []byte, kt KeyType) ([]*pkcs11.Mechanism, []*
 	pub = append(pub,
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
 		pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, params))
-	priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
+	priv = append(priv,
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC),
+		allowedMechanisms(pkcs11.CKM_ECDSA))
 	return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, pub, priv
 }
 
-// FindKey returns a Signer for the private key labelled label.
+// allowedMechanisms is CKA_ALLOWED_MECHANISMS: an array of CK_ULONG
+// mechanism types, encoded as the library encodes a CK_ULONG.
+func allowedMechanisms(mechs ...uint) *pkcs11.Attribute {
+	var v []byte
+	for _, m := range mechs {
+		v = append(v, pkcs11.NewAttribute(0, m).Value...)
+	}
+	return pkcs11.NewAttribute(pkcs11.CKA_ALLOWED_MECHANISMS, v)
+}
+
+// mechanismsRefused reports whether a key generation failed on
+// CKA_ALLOWED_MECHANISMS itself: a token that does not know the attribute
+// (CKR_ATTRIBUTE_TYPE_INVALID) or a mechanism in it.
+func mechanismsRefused(err error) bool {
+	return isRV(err, pkcs11.CKR_ATTRIBUTE_TYPE_INVALID) || isRV(err, pkcs11.CKR_ATTRIBUTE_VALUE_INVALID)
+}
+
+// withoutAttribute returns tmpl without the attribute of type typ.
+func withoutAttribute(tmpl []*pkcs11.Attribute, typ uint) []*pkcs11.Attribute {
+	out := make([]*pkcs11.Attribute, 0, len(tmpl))
+	for _, a := range tmpl {
+		if a.Type != typ {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// FindKey returns a Signer for the private key labelled label. A key that
+// can leave the token (CKA_EXTRACTABLE true or CKA_SENSITIVE false, as a
+// key imported or made by another tool may be) is refused with
+// ErrKeyExportable; one that once could, or may also decrypt, unwrap or
+// derive, is used and warned about once.
 func (t *Token) FindKey(ctx context.Context, label string) (*Signer, error) {
 	return t.findKey(ctx, label, nil)
 }
 
 // Signer returns a Signer for the private key a pkcs11: URI names (by
-// object label, id, or both). A URI naming another token is an error.
+// object label, id, or both), judged as FindKey judges it. A URI naming
+// another token is an error.
 func (t *Token) Signer(ctx context.Context, uri string) (*Signer, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
@@ -240,14 +300,18 @@ func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, 
 		if err != nil {
 			return err
 		}
-		attrs, err := t.p.GetAttributeValue(s.h, priv, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
-		})
+		attrs, err := t.p.GetAttributeValue(s.h, priv, keyInfoTemplate())
 		if err != nil {
 			return err
 		}
 		gotLabel, gotID := string(attrs[0].Value), attrs[1].Value
+		refuse, doubt := judgeKeyFlags(attrs[2:])
+		if len(refuse) > 0 {
+			return fmt.Errorf("%w (%s): refusing to use it", ErrKeyExportable, strings.Join(refuse, ", "))
+		}
+		if len(doubt) > 0 {
+			t.warnKeyOnce(gotLabel, doubt)
+		}
 		sg, err = t.newSigner(s, gotLabel, gotID, 0, priv)
 		return err
 	})
@@ -255,6 +319,72 @@ func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, 
 		return nil, fmt.Errorf("hsm: key %q on token %q: %w", name, t.label, err)
 	}
 	return sg, nil
+}
+
+// keyFlags are the private key attributes findKey judges, in the order it
+// reads them: whether the key can leave the token (refused), once could
+// (ALWAYS_SENSITIVE or NEVER_EXTRACTABLE false: copies may exist outside
+// it) or may do more than sign; want is the value of a key Thiqa made.
+var keyFlags = []struct {
+	typ    uint
+	name   string
+	want   bool
+	refuse bool
+}{
+	{pkcs11.CKA_SENSITIVE, "CKA_SENSITIVE", true, true},
+	{pkcs11.CKA_EXTRACTABLE, "CKA_EXTRACTABLE", false, true},
+	{pkcs11.CKA_ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", true, false},
+	{pkcs11.CKA_NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", true, false},
+	{pkcs11.CKA_DECRYPT, "CKA_DECRYPT", false, false},
+	{pkcs11.CKA_UNWRAP, "CKA_UNWRAP", false, false},
+	{pkcs11.CKA_DERIVE, "CKA_DERIVE", false, false},
+}
+
+// keyInfoTemplate reads a private key's CKA_LABEL, CKA_ID and keyFlags.
+func keyInfoTemplate() []*pkcs11.Attribute {
+	tmpl := make([]*pkcs11.Attribute, 0, 2+len(keyFlags))
+	tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil), pkcs11.NewAttribute(pkcs11.CKA_ID, nil))
+	for _, f := range keyFlags {
+		tmpl = append(tmpl, pkcs11.NewAttribute(f.typ, nil))
+	}
+	return tmpl
+}
+
+// judgeKeyFlags compares the values of keyFlags read from a private key
+// with those of a key Thiqa generates: refuse names the attributes that
+// let the key leave the token, doubt the others that differ.
+func judgeKeyFlags(attrs []*pkcs11.Attribute) (refuse, doubt []string) {
+	for i, f := range keyFlags {
+		got := i < len(attrs) && len(attrs[i].Value) == 1 && attrs[i].Value[0] != 0
+		if got == f.want {
+			continue
+		}
+		d := fmt.Sprintf("%s=%v", f.name, got)
+		if f.refuse {
+			refuse = append(refuse, d)
+		} else {
+			doubt = append(doubt, d)
+		}
+	}
+	return refuse, doubt
+}
+
+// warnKeyOnce warns, once per key label in this Token's life, that the key
+// labelled label was not made the way Thiqa makes keys.
+func (t *Token) warnKeyOnce(label string, doubt []string) {
+	t.warnMu.Lock()
+	first := !t.warnedKeys[label]
+	if first {
+		if t.warnedKeys == nil {
+			t.warnedKeys = make(map[string]bool)
+		}
+		t.warnedKeys[label] = true
+	}
+	t.warnMu.Unlock()
+	if first {
+		t.log.Warn("hsm key is not as Thiqa generates keys: it once could leave the token, or may do more than sign; using it",
+			"key", label, "attributes", strings.Join(doubt, ", "))
+	}
 }
 
 // ListKeys lists the private keys on the token.
@@ -270,19 +400,18 @@ func (t *Token) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 			return err
 		}
 		for _, h := range hs {
-			attrs, err := t.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
-			})
+			attrs, err := t.p.GetAttributeValue(s.h, h, keyInfoTemplate())
 			if err != nil {
 				return err
 			}
 			label, id := string(attrs[0].Value), attrs[1].Value
+			refuse, doubt := judgeKeyFlags(attrs[2:])
 			pub, kt, err := t.readPublic(s, label, id, h)
 			if err != nil && faultReason(err) != "" {
 				return err
 			}
-			out = append(out, KeyInfo{Label: label, ID: hex.EncodeToString(id), Type: kt, URI: t.keyURI(label, id), Public: pub})
+			out = append(out, KeyInfo{Label: label, ID: hex.EncodeToString(id), Type: kt, URI: t.keyURI(label, id), Public: pub,
+				Deviations: append(refuse, doubt...)})
 		}
 		return nil
 	})

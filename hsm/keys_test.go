@@ -11,8 +11,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/miekg/pkcs11"
 )
 
 func TestParseKeyType(t *testing.T) {
@@ -150,54 +148,6 @@ func publicEqual(a, b crypto.PublicKey) bool {
 	type eq interface{ Equal(crypto.PublicKey) bool }
 	ea, ok := a.(eq)
 	return ok && ea.Equal(b)
-}
-
-func TestKeysAreSensitiveAndNonExtractable(t *testing.T) {
-	tok := newTestToken(t, Config{})
-	ctx := context.Background()
-	for _, kt := range []KeyType{ECP256, RSA2048} {
-		sg, err := tok.GenerateKey(ctx, "k-"+kt.String(), kt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = tok.do(ctx, func(s *session) error {
-			h, err := sg.handle(s)
-			if err != nil {
-				return err
-			}
-			attrs, err := tok.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_ALWAYS_SENSITIVE, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_NEVER_EXTRACTABLE, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_SIGN, nil),
-				pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, nil),
-			})
-			if err != nil {
-				return err
-			}
-			want := []bool{true, true, true, false, true, true, true, false}
-			for i, a := range attrs {
-				if got := len(a.Value) == 1 && a.Value[0] == 1; got != want[i] {
-					t.Errorf("%s: attribute 0x%x = %v, want %v", kt, a.Type, got, want[i])
-				}
-			}
-			// The private value cannot be read.
-			val := pkcs11.CKA_VALUE
-			if kt.IsRSA() {
-				val = pkcs11.CKA_PRIVATE_EXPONENT
-			}
-			if _, err := tok.p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(uint(val), nil)}); !isRV(err, pkcs11.CKR_ATTRIBUTE_SENSITIVE) {
-				t.Errorf("%s: reading the private value: %v, want CKR_ATTRIBUTE_SENSITIVE", kt, err)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func TestGenerateExistingLabelRefused(t *testing.T) {

@@ -33,6 +33,9 @@ var (
 	ErrKeyNotFound = errors.New("hsm: key not found")
 	// ErrKeyExists: GenerateKey was asked for a label a key already has.
 	ErrKeyExists = errors.New("hsm: key already exists")
+	// ErrKeyExportable: the key found can leave the token (CKA_EXTRACTABLE
+	// true or CKA_SENSITIVE false), so it is not used.
+	ErrKeyExportable = errors.New("hsm: key can leave the token")
 	// ErrClosed: the Token has been closed.
 	ErrClosed = errors.New("hsm: token closed")
 )
@@ -106,6 +109,11 @@ type Token struct {
 	copyRefusedLogged map[string]bool
 	maxCopies         int           // per session: maxSessionCopies
 	copyRecheck       time.Duration // copyRecheck
+
+	// warnedKeys are the labels of keys found with attributes Thiqa would
+	// not have given them, already warned about (warnKeyOnce).
+	warnMu     sync.Mutex
+	warnedKeys map[string]bool
 
 	opened atomic.Int64 // sessions opened by the pool (tests)
 }

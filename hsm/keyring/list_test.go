@@ -14,7 +14,8 @@ import (
 
 // TestWriteTable lists the keys of a real token as `thiqa keys list`
 // prints them: a header, then one line per key with its URI, type and the
-// SHA-256 of its public key, which must be the key's own.
+// SHA-256 of its public key, which must be the key's own, and "ok" for
+// the attributes of a key Thiqa generated.
 func TestWriteTable(t *testing.T) {
 	ctx := context.Background()
 	tok := testToken(t)
@@ -22,7 +23,7 @@ func TestWriteTable(t *testing.T) {
 	if err := WriteTable(ctx, &empty, tok); err != nil {
 		t.Fatalf("WriteTable on an empty token: %v", err)
 	}
-	if lines := strings.Split(strings.TrimSpace(empty.String()), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "URI") || !strings.Contains(lines[0], "SPKI-SHA256") {
+	if lines := strings.Split(strings.TrimSpace(empty.String()), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], "URI") || !strings.HasSuffix(lines[0], "SPKI-SHA256  ATTRIBUTES") {
 		t.Fatalf("empty token: want the header alone, got %q", empty.String())
 	}
 	ec, _, err := Ensure(ctx, tok, "table-ec", hsm.ECP256)
@@ -50,10 +51,13 @@ func TestWriteTable(t *testing.T) {
 		found := false
 		for _, l := range lines[1:] {
 			f := strings.Fields(l)
-			if len(f) == 4 && f[0] == k.URI() {
+			if len(f) == 5 && f[0] == k.URI() {
 				found = true
 				if f[3] != hex.EncodeToString(sum[:]) {
 					t.Errorf("%s: SPKI-SHA256 %s, want %x", k.Label(), f[3], sum)
+				}
+				if f[4] != "ok" {
+					t.Errorf("%s: ATTRIBUTES %s, want ok", k.Label(), f[4])
 				}
 			}
 		}
