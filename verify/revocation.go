@@ -155,7 +155,9 @@ func (rd *revocationData) CheckRevocation(chain []*x509.Certificate, i int, at t
 		}
 	}
 	res := rd.check(c, issuer, chain, i, at, v)
-	if res == errNoInfo && rd.online && rd.fetcher != nil {
+	// No information, or only information too old to tell the status at
+	// the time: ask the responder before giving up (TRY_LATER).
+	if res != nil && res.Sub == path.TryLater && rd.online && rd.fetcher != nil {
 		rd.fetch(c, issuer)
 		res = rd.check(c, issuer, chain, i, at, v)
 	}

@@ -1,0 +1,60 @@
+package verify
+
+// Tests that the report claims only what the evidence supports (ETSI EN
+// 319 102-1, EN 319 142-1): the signer's own claims never stand in for a
+// proof of existence, and a level is reached only with its evidence.
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/thiqa/thiqa/verify/report"
+)
+
+// ocspAt returns an OCSP response for cert, signed by the test root, with
+// the given validity and status.
+func (p *testPKI) ocspAt(t testing.TB, cert *x509.Certificate, status int, thisUpdate, nextUpdate, revokedAt time.Time) []byte {
+	t.Helper()
+	der, err := ocsp.CreateResponse(p.root, p.root, ocsp.Response{Status: status, SerialNumber: cert.SerialNumber,
+		ThisUpdate: thisUpdate, NextUpdate: nextUpdate, RevokedAt: revokedAt}, p.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// fixedFetcher answers every OCSP request with one response.
+type fixedFetcher struct{ ocsp []byte }
+
+func (f fixedFetcher) FetchOCSP(context.Context, *x509.Certificate, *x509.Certificate) ([]byte, error) {
+	return f.ocsp, nil
+}
+
+func (f fixedFetcher) FetchCRL(context.Context, *x509.Certificate) ([]byte, error) {
+	return nil, errors.New("no CRL")
+}
+
+// TestStaleEmbeddedRevocationFetchesOnline: embedded information that is
+// not fresh enough does not stop the verifier from asking the responder
+// (EN 319 102-1 §5.2.5: fresher information is looked for before
+// TRY_LATER).
+func TestStaleEmbeddedRevocationFetchesOnline(t *testing.T) {
+	p := newTestPKIWith(t, "http://ocsp.invalid/")
+	// Expired long before the validation time, and issued before the
+	// claimed signing time (2025-01-01).
+	stale := p.ocspAt(t, p.leaf, ocsp.Good, time.Date(2024, 12, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 12, 2, 0, 0, 0, 0, time.UTC), time.Time{})
+	pdf := addDSS(p.signPDF(t, signOpts{}), [][]byte{stale}, []*x509.Certificate{p.root})
+	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, AllowOnline: true, Fetcher: fixedFetcher{p.ocspFor(t, p.leaf)}}
+	if r := verifyBytes(t, opts, pdf); r.Indication != report.TotalPassed {
+		t.Fatalf("fresh information online: %s", summary(r))
+	}
+	opts.AllowOnline = false
+	if r := verifyBytes(t, opts, pdf); r.Indication != report.Indeterminate || r.SubIndication != report.TryLater {
+		t.Fatalf("offline, only expired information: %s", summary(r))
+	}
+}
