@@ -58,3 +58,29 @@ func TestStaleEmbeddedRevocationFetchesOnline(t *testing.T) {
 		t.Fatalf("offline, only expired information: %s", summary(r))
 	}
 }
+
+// TestClaimedTimeIsNoProofOfExistence: the signer's /M (or signing-time)
+// is only a claim (EN 319 102-1 §5.5: without a proof of existence the
+// best-signature-time is the validation time). Revocation information
+// that has expired by the validation time says nothing about the status
+// now, whatever time the signer claims to have signed at.
+func TestClaimedTimeIsNoProofOfExistence(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now()
+	// A "good" response that expired ten minutes ago: issued after the
+	// claimed signing time (2025-01-01), not valid at the validation time.
+	stale := p.ocspAt(t, p.leaf, ocsp.Good, now.Add(-30*time.Minute), now.Add(-10*time.Minute), time.Time{})
+	pdf := addDSS(p.signPDF(t, signOpts{}), [][]byte{stale}, []*x509.Certificate{p.root})
+	r := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}}, pdf)
+	if s := r.Signatures[0]; s.Indication != report.Indeterminate || s.SubIndication != report.TryLater {
+		t.Fatalf("expired revocation information and no proof of existence: want INDETERMINATE/TRY_LATER: %s", summary(r))
+	}
+	// The same response is enough when a timestamp proves the signature
+	// existed before it was issued.
+	tsd := addDSS(p.signPDF(t, signOpts{timestamp: true}), [][]byte{
+		p.ocspAt(t, p.leaf, ocsp.Good, now.Add(time.Minute), now.Add(2*time.Minute), time.Time{}),
+		p.ocspFor(t, p.tsa)}, []*x509.Certificate{p.root})
+	if r := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}, At: now.Add(30 * time.Minute)}, tsd); r.Indication != report.TotalPassed {
+		t.Fatalf("revocation information issued after the proven signing time: %s", summary(r))
+	}
+}

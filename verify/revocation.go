@@ -53,7 +53,7 @@ type revocationData struct {
 	online   bool
 	policy   RevocationPolicy
 	timeout  time.Duration
-	sigTime  time.Time // best known signing time: information issued after it is fresh enough
+	sigTime  time.Time // proven signing time (a POE, never the signer's claim): information issued after it is fresh enough
 	warnings []string
 	usedOCSP bool
 	usedCRL  bool

@@ -148,11 +148,12 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 		poe = docPOE
 	}
 	// Path and revocation.
+	// Only a proof of existence makes later revocation information tell the
+	// status at signing: the claimed signing time is the signer's word
+	// (EN 319 102-1 §5.5: without a POE the best-signature-time is the
+	// validation time).
 	rd := v.revocationFor(dc, sd, si)
 	rd.sigTime = poe
-	if rd.sigTime.IsZero() && sr.ClaimedSigningTime != nil {
-		rd.sigTime = *sr.ClaimedSigningTime
-	}
 	res, perr, at := v.validatePath(dc, cert, certs, rd, poe)
 	for _, w := range rd.warnings {
 		st.warn("%s", w)
