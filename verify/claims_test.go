@@ -5,9 +5,15 @@ package verify
 // proof of existence, and a level is reached only with its evidence.
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"testing"
 	"time"
 
@@ -82,5 +88,85 @@ func TestClaimedTimeIsNoProofOfExistence(t *testing.T) {
 		p.ocspFor(t, p.tsa)}, []*x509.Certificate{p.root})
 	if r := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}, At: now.Add(30 * time.Minute)}, tsd); r.Indication != report.TotalPassed {
 		t.Fatalf("revocation information issued after the proven signing time: %s", summary(r))
+	}
+}
+
+// withIntermediate re-issues the test signer under an intermediate CA
+// (root → intermediate → leaf) and returns the intermediate and its key.
+func (p *testPKI) withIntermediate(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	now := time.Now()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Test Issuing CA", Country: []string{"OM"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(20 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, SubjectKeyId: []byte{7, 7, 7}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.root, &key.PublicKey, p.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(der)
+	leaf := *p.leaf
+	leaf.AuthorityKeyId = nil
+	der, err = x509.CreateCertificate(rand.Reader, &leaf, ca, &p.leafKey.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.leaf, _ = x509.ParseCertificate(der)
+	return ca, key
+}
+
+// TestLTNeedsRevocationForTheWholeChain: B-LT means the validation data of
+// the whole path is in the DSS (EN 319 142-1 §6.3: the certificates and
+// revocation values for the signing certificate's path and the TSA's), as
+// EU DSS checks (revocation for every certificate below a trust anchor or
+// self-signed root, except id-pkix-ocsp-nocheck). An OCSP response for the
+// signer alone, with the issuing CA's status missing, is no B-LT.
+func TestLTNeedsRevocationForTheWholeChain(t *testing.T) {
+	p := newTestPKI(t)
+	ca, caKey := p.withIntermediate(t)
+	now := time.Now()
+	leafOCSP, err := ocsp.CreateResponse(ca, ca, ocsp.Response{Status: ocsp.Good, SerialNumber: p.leaf.SerialNumber,
+		ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := p.signPDF(t, signOpts{timestamp: true})
+	for _, c := range []struct {
+		name   string
+		ocsps  [][]byte
+		policy RevocationPolicy
+		level  string
+		ind    report.Indication
+	}{
+		{"issuing CA's status missing", [][]byte{leafOCSP, p.ocspFor(t, p.tsa)}, RevocationRequired, "B-T", report.Indeterminate},
+		{"issuing CA's status missing, best effort", [][]byte{leafOCSP, p.ocspFor(t, p.tsa)}, RevocationBestEffort, "B-T", report.TotalPassed},
+		{"TSA's status missing", [][]byte{leafOCSP, p.ocspFor(t, ca)}, RevocationBestEffort, "B-T", report.TotalPassed},
+		{"whole chain", [][]byte{leafOCSP, p.ocspFor(t, ca), p.ocspFor(t, p.tsa)}, RevocationRequired, "B-LT", report.TotalPassed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pdf := addDSS(append([]byte{}, signed...), c.ocsps, []*x509.Certificate{p.root, ca})
+			r := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: c.policy}, pdf)
+			if s := r.Signatures[0]; s.Level != c.level || s.Indication != c.ind {
+				t.Fatalf("want %s at %s: %s", c.ind, c.level, summary(r))
+			}
+		})
+	}
+}
+
+// TestCRLIssuerOfUnreadableCRL: a CRL that x509 refuses (an explicit v1
+// version, as in the Certipost LTA corpus file) still names its issuer for
+// the B-LT presence check.
+func TestCRLIssuerOfUnreadableCRL(t *testing.T) {
+	p := newTestPKI(t)
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now(),
+		NextUpdate: time.Now().Add(time.Hour)}, p.root, p.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := crlIssuer(der); !bytes.Equal(got, p.root.RawSubject) {
+		t.Fatalf("issuer of a v2 CRL: %x", got)
+	}
+	if crlIssuer([]byte{0x30, 0x03, 0x02, 0x01, 0x00}) != nil || crlIssuer(nil) != nil {
+		t.Fatal("garbage has no issuer")
 	}
 }

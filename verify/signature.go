@@ -167,9 +167,9 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 			ltData.addCRL(der)
 		}
 	}
-	covered := ltData.covers(cert, certs)
+	covered := ltData.covers(cert, certs, v.roots(cert, certs))
 	for _, t := range dc.tsaCerts {
-		covered = covered && ltData.covers(t.cert, t.pool)
+		covered = covered && ltData.covers(t.cert, t.pool, v.roots(t.cert, t.pool))
 	}
 	dc.lastUsedRevocation = covered
 	if perr != nil {
