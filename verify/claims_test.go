@@ -170,3 +170,23 @@ func TestCRLIssuerOfUnreadableCRL(t *testing.T) {
 		t.Fatal("garbage has no issuer")
 	}
 }
+
+// TestLTNotFromFetchedRevocation: what the verifier fetched online is not
+// in the document, so it cannot make the document B-LT (EN 319 142-1
+// §6.3): the level says what the file carries, for adbe.pkcs7.detached as
+// for PAdES.
+func TestLTNotFromFetchedRevocation(t *testing.T) {
+	p := newTestPKIWith(t, "http://ocsp.invalid/")
+	// The DSS carries the TSA's status only; the signer's comes from the responder.
+	pdf := addDSS(p.signPDF(t, signOpts{subFilter: "adbe.pkcs7.detached", timestamp: true}), [][]byte{p.ocspFor(t, p.tsa)}, []*x509.Certificate{p.root})
+	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, AllowOnline: true, Fetcher: fixedFetcher{p.ocspFor(t, p.leaf)}}
+	r := verifyBytes(t, opts, pdf)
+	if s := r.Signatures[0]; s.Indication != report.TotalPassed || s.Level != "PKCS7-T" {
+		t.Fatalf("want TOTAL-PASSED at PKCS7-T: %s", summary(r))
+	}
+	// With the signer's status in the DSS as well it is PKCS7-LT.
+	pdf = addDSS(p.signPDF(t, signOpts{subFilter: "adbe.pkcs7.detached", timestamp: true}), [][]byte{p.ocspFor(t, p.tsa), p.ocspFor(t, p.leaf)}, []*x509.Certificate{p.root})
+	if r := verifyBytes(t, opts, pdf); r.Signatures[0].Level != "PKCS7-LT" {
+		t.Fatalf("want PKCS7-LT: %s", summary(r))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -154,13 +155,15 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 	// validation time).
 	rd := v.revocationFor(dc, sd, si)
 	rd.sigTime = poe
+	// B-LT: validation data for the whole chain in the DSS (PAdES) or, for
+	// adbe.pkcs7.detached, also in the CMS (Adobe revocation archival) —
+	// what the document carries, never what validation fetches online.
+	ltData := &revocationData{ocsps: slices.Clone(rd.ocsps), crls: slices.Clone(rd.crls),
+		unreadCRLIssuers: slices.Clone(rd.unreadCRLIssuers), memo: dc.memo, crlMemo: dc.crls}
 	res, perr, at := v.validatePath(dc, cert, certs, rd, poe)
 	for _, w := range rd.warnings {
 		st.warn("%s", w)
 	}
-	// B-LT: validation data for the whole chain in the DSS (PAdES) or, for
-	// adbe.pkcs7.detached, also in the CMS (Adobe revocation archival).
-	ltData := rd
 	if sr.SubFilter == "ETSI.CAdES.detached" {
 		ltData = &revocationData{ocsps: dc.dssOCSP, memo: dc.memo, crlMemo: dc.crls}
 		for _, der := range dc.dssCRL {
