@@ -190,3 +190,33 @@ func TestLTNotFromFetchedRevocation(t *testing.T) {
 		t.Fatalf("want PKCS7-LT: %s", summary(r))
 	}
 }
+
+// TestRevokedAfterProvenSigningTime: a certificate revoked after the
+// best-signature-time (a valid signature timestamp) does not invalidate the
+// signature (EN 319 102-1 §5.5.4: REVOKED_NO_POE only when the revocation is
+// not after the best-signature-time); revoked before it, the verdict stays
+// INDETERMINATE/REVOKED_NO_POE.
+func TestRevokedAfterProvenSigningTime(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now()
+	at := now.Add(30 * time.Minute)
+	signed := p.signPDF(t, signOpts{timestamp: true}) // proven at about now
+	for _, c := range []struct {
+		name      string
+		revokedAt time.Time
+		ind       report.Indication
+		sub       report.SubIndication
+	}{
+		{"revoked after the timestamp", now.Add(10 * time.Minute), report.TotalPassed, ""},
+		{"revoked before the timestamp", now.Add(-10 * time.Minute), report.Indeterminate, report.RevokedNoPOE},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			revoked := p.ocspAt(t, p.leaf, ocsp.Revoked, now.Add(11*time.Minute), now.Add(2*time.Hour), c.revokedAt)
+			pdf := addDSS(append([]byte{}, signed...), [][]byte{revoked, p.ocspFor(t, p.tsa)}, []*x509.Certificate{p.root})
+			r := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}, At: at}, pdf)
+			if s := r.Signatures[0]; s.Indication != c.ind || s.SubIndication != c.sub {
+				t.Fatalf("want %s/%s: %s", c.ind, c.sub, summary(r))
+			}
+		})
+	}
+}

@@ -248,7 +248,8 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 				return &path.Error{Sub: path.Revoked, Index: i, RevokedAt: resp.RevokedAt,
 					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}
 			}
-			rd.warn("%q was revoked at %s, after the validation time", c.Subject.String(), resp.RevokedAt.UTC().Format(time.RFC3339))
+			rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
+				resp.RevokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 			return nil
 		}
 	}
@@ -272,7 +273,8 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		}
 		if err.Sub == path.Revoked {
 			if err.RevokedAt.After(at) {
-				rd.warn("%q was revoked at %s, after the validation time", c.Subject.String(), err.RevokedAt.UTC().Format(time.RFC3339))
+				rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
+					err.RevokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 				return nil
 			}
 			return err

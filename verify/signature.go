@@ -266,8 +266,10 @@ func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.Sig
 }
 
 // validatePath validates at the validation time and, when the certificate
-// has since expired (or is revoked after it) but a timestamp proves the
-// signature existed earlier, at that proof-of-existence time.
+// has since expired or been revoked (or its status cannot be told now) but
+// a timestamp proves the signature existed earlier, at that
+// proof-of-existence time (EN 319 102-1 §5.5.4: revoked after the
+// best-signature-time is no reason to reject).
 func (v *Verifier) validatePath(dc *docContext, cert *x509.Certificate, extra []*x509.Certificate, rd *revocationData, poe time.Time) (*path.Result, *path.Error, time.Time) {
 	opts := path.Options{Roots: v.roots(cert, extra), At: dc.at, Revocation: rd, Algorithms: v.opts.Algorithms}
 	if len(opts.Roots) == len(v.opts.TrustAnchors) {
@@ -278,7 +280,7 @@ func (v *Verifier) validatePath(dc *docContext, cert *x509.Certificate, extra []
 		return res, nil, dc.at
 	}
 	pe := asPathError(err)
-	if !poe.IsZero() && poe.Before(dc.at) && (pe.Sub == path.OutOfBoundsNoPOE || pe.Sub == path.TryLater || pe.Sub == path.CryptoConstraints) {
+	if !poe.IsZero() && poe.Before(dc.at) && (pe.Sub == path.OutOfBoundsNoPOE || pe.Sub == path.TryLater || pe.Sub == path.CryptoConstraints || pe.Sub == path.Revoked) {
 		opts.At = poe
 		rd.warnings = nil
 		if res2, err2 := path.New(opts).Validate(cert, extra...); err2 == nil {
