@@ -220,3 +220,19 @@ func TestRevokedAfterProvenSigningTime(t *testing.T) {
 		})
 	}
 }
+
+// TestQualificationReasonWithTrustedLists: with a trusted list configured,
+// a signature that fails before its path is validated must not be
+// reported as having "no trusted list" (TS 119 615 was simply not applied).
+func TestQualificationReasonWithTrustedLists(t *testing.T) {
+	p := newTestPKI(t)
+	pdf := p.signPDF(t, signOpts{timestamp: true})
+	i := bytes.Index(pdf, []byte("Signed document"))
+	pdf[i] = 's'
+	r := verifyBytes(t, Options{TrustedLists: testTrustedList(p), Revocation: RevocationIgnored}, pdf)
+	s := r.Signatures[0]
+	if s.Indication != report.TotalFailed || s.Signer == nil || s.Signer.Qualified || s.Signer.Qualification == nil ||
+		s.Signer.Qualification.Status != report.QualificationUnknown || s.Signer.Qualification.Reason == noTrustedList {
+		t.Fatalf("changed document with a trusted list: %s %+v", summary(r), s.Signer.Qualification)
+	}
+}

@@ -39,7 +39,7 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 		sr.ProvenSigningTime = &t
 	}
 	if len(dc.tsaCerts) > 0 {
-		sr.Signer = signerOf(dc.tsaCerts[0].cert)
+		sr.Signer = v.describeSigner(dc.tsaCerts[0].cert)
 	} else if tr.TSA != "" {
 		sr.Signer = &report.Signer{Name: tr.TSA}
 	}

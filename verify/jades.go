@@ -195,7 +195,7 @@ func (v *Verifier) judgeJWS(ctx context.Context, at time.Time, j *jws, payload [
 		st.fail(report.Indeterminate, report.NoSigningCertificateFound, "no x5c certificate is the one x5t#S256 names (or there is none)")
 		return
 	}
-	sr.Signer = signerOf(cert)
+	sr.Signer = v.describeSigner(cert)
 	if ph.Kid != "" && !kidNames(ph.Kid, cert) {
 		st.warn("kid is not the issuer-serial of the signing certificate")
 	}

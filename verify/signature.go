@@ -85,7 +85,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 	}
 	certs := append(append([]*x509.Certificate{}, sd.Certificates...), dc.dssCert...)
 	cert := si.FindSigner(certs)
-	sr.Signer = signerOf(cert)
+	sr.Signer = v.describeSigner(cert)
 	if !cov.ok {
 		return sr
 	}
