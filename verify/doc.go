@@ -39,7 +39,7 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 		sr.ProvenSigningTime = &t
 	}
 	if len(dc.tsaCerts) > 0 {
-		sr.Signer = signerOf(dc.tsaCerts[0].cert)
+		sr.Signer = v.describeSigner(dc.tsaCerts[0].cert)
 	} else if tr.TSA != "" {
 		sr.Signer = &report.Signer{Name: tr.TSA}
 	}
@@ -52,8 +52,10 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 
 // applyLevels computes the PAdES level each signature reaches: B-B (valid
 // CMS), B-T (a valid signature timestamp or a later valid document
-// timestamp), B-LT (validation data in a DSS added after it, or embedded
-// revocation values used), B-LTA (a valid document timestamp after the DSS).
+// timestamp), B-LT (revocation values for every certificate of the signer's
+// and the TSAs' paths below the trust anchor, in a DSS added after it or,
+// for adbe.pkcs7.detached, embedded), B-LTA (a valid document timestamp
+// after the DSS).
 func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
 	for i := range rep.Signatures {
 		s := &rep.Signatures[i]

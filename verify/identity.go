@@ -83,3 +83,19 @@ func signerOf(c *x509.Certificate) *report.Signer {
 	s.Qualification = &report.Qualification{Status: report.QualificationUnknown, Reason: noTrustedList, Certificate: claims}
 	return s
 }
+
+// notQualifiedYet is the reason a qualification stays unknown when trusted
+// lists are configured but the signature failed before its certificate path
+// was validated.
+const notQualifiedYet = "the signature did not validate far enough for the trusted lists to be consulted"
+
+// describeSigner is signerOf, with the reason an unknown qualification
+// gives when trusted lists are configured (qualifySigner replaces it once
+// the path is validated).
+func (v *Verifier) describeSigner(c *x509.Certificate) *report.Signer {
+	s := signerOf(c)
+	if s != nil && v.opts.TrustedLists != nil {
+		s.Qualification.Reason = notQualifiedYet
+	}
+	return s
+}

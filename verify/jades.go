@@ -195,7 +195,7 @@ func (v *Verifier) judgeJWS(ctx context.Context, at time.Time, j *jws, payload [
 		st.fail(report.Indeterminate, report.NoSigningCertificateFound, "no x5c certificate is the one x5t#S256 names (or there is none)")
 		return
 	}
-	sr.Signer = signerOf(cert)
+	sr.Signer = v.describeSigner(cert)
 	if ph.Kid != "" && !kidNames(ph.Kid, cert) {
 		st.warn("kid is not the issuer-serial of the signing certificate")
 	}
@@ -253,10 +253,7 @@ func (v *Verifier) judgeJWS(ctx context.Context, at time.Time, j *jws, payload [
 		sr.ProvenSigningTime = &t
 	}
 	rd := &revocationData{memo: dc.memo, crlMemo: dc.crls, ctx: ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline,
-		policy: v.opts.Revocation, timeout: v.opts.FetchTimeout, pool: certs, sigTime: poe}
-	if rd.sigTime.IsZero() && sr.ClaimedSigningTime != nil {
-		rd.sigTime = *sr.ClaimedSigningTime
-	}
+		policy: v.opts.Revocation, timeout: v.opts.FetchTimeout, pool: certs, sigTime: poe} // sigT is a claim, not a POE
 	res, perr, pathAt := v.validatePath(dc, cert, certs, rd, poe)
 	for _, w := range rd.warnings {
 		st.warn("%s", w)

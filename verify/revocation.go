@@ -7,6 +7,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,12 +54,16 @@ type revocationData struct {
 	online   bool
 	policy   RevocationPolicy
 	timeout  time.Duration
-	sigTime  time.Time // best known signing time: information issued after it is fresh enough
+	sigTime  time.Time // proven signing time (a POE, never the signer's claim): information issued after it is fresh enough
 	warnings []string
 	usedOCSP bool
 	usedCRL  bool
 	memo     *ocspMemo
 	crlMemo  crlMemo
+	// unreadCRLIssuers are the issuers (raw names) of CRLs present that
+	// could not be parsed (e.g. an explicit v1 version): they count as
+	// present for the B-LT level, never as revocation information.
+	unreadCRLIssuers [][]byte
 }
 
 // ocspMemo remembers parsed and signature-checked OCSP responses, so each
@@ -123,14 +128,20 @@ func (rd *revocationData) addCRL(der []byte) {
 			rd.crlMemo[string(der)] = l
 		}
 	}
-	if l != nil {
-		for _, x := range rd.crls {
-			if bytes.Equal(x.Raw, l.Raw) {
-				return
-			}
+	if l == nil {
+		// Unusable for validation, but present: B-LT is about the
+		// validation data the document carries.
+		if iss := crlIssuer(der); iss != nil {
+			rd.unreadCRLIssuers = append(rd.unreadCRLIssuers, iss)
 		}
-		rd.crls = append(rd.crls, l)
+		return
 	}
+	for _, x := range rd.crls {
+		if bytes.Equal(x.Raw, l.Raw) {
+			return
+		}
+	}
+	rd.crls = append(rd.crls, l)
 }
 
 func (rd *revocationData) warn(format string, a ...any) {
@@ -155,7 +166,9 @@ func (rd *revocationData) CheckRevocation(chain []*x509.Certificate, i int, at t
 		}
 	}
 	res := rd.check(c, issuer, chain, i, at, v)
-	if res == errNoInfo && rd.online && rd.fetcher != nil {
+	// No information, or only information too old to tell the status at
+	// the time: ask the responder before giving up (TRY_LATER).
+	if res != nil && res.Sub == path.TryLater && rd.online && rd.fetcher != nil {
 		rd.fetch(c, issuer)
 		res = rd.check(c, issuer, chain, i, at, v)
 	}
@@ -235,7 +248,8 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 				return &path.Error{Sub: path.Revoked, Index: i, RevokedAt: resp.RevokedAt,
 					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}
 			}
-			rd.warn("%q was revoked at %s, after the validation time", c.Subject.String(), resp.RevokedAt.UTC().Format(time.RFC3339))
+			rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
+				resp.RevokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 			return nil
 		}
 	}
@@ -259,7 +273,8 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		}
 		if err.Sub == path.Revoked {
 			if err.RevokedAt.After(at) {
-				rd.warn("%q was revoked at %s, after the validation time", c.Subject.String(), err.RevokedAt.UTC().Format(time.RFC3339))
+				rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
+					err.RevokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 				return nil
 			}
 			return err
@@ -272,32 +287,43 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 	return errNoInfo
 }
 
-// covers reports whether revocation values are available for the signing
-// certificate (found with its issuer in pool): the B-LT condition,
-// independent of trust. (Intermediate CAs' data is used when present but,
-// as EU DSS does, not required for the level.)
-func (rd *revocationData) covers(cert *x509.Certificate, pool []*x509.Certificate) bool {
+// maxLTDepth bounds the certificate path covers walks.
+const maxLTDepth = 16
+
+// covers reports whether revocation values are available for every
+// certificate of cert's path (issuers found in pool or among anchors) below
+// a trust anchor or a self-signed root, id-pkix-ocsp-nocheck certificates
+// excepted: the B-LT condition of EN 319 142-1 §6.3 (validation data for
+// the whole path, as EU DSS checks it), independent of whether the
+// information says good.
+func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.Certificate) bool {
+	isAnchor := func(c *x509.Certificate) bool {
+		for _, a := range anchors {
+			if bytes.Equal(a.RawSubject, c.RawSubject) && bytes.Equal(a.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo) {
+				return true
+			}
+		}
+		return false
+	}
+	candidates := slices.Concat(anchors, pool)
 	c := cert
-	for depth := 0; depth < 1; depth++ {
-		if bytes.Equal(c.RawIssuer, c.RawSubject) {
+	for depth := 0; depth < maxLTDepth; depth++ {
+		if isAnchor(c) || bytes.Equal(c.RawIssuer, c.RawSubject) {
 			return depth > 0
 		}
 		var issuer *x509.Certificate
-		for _, p := range pool {
+		for _, p := range candidates {
 			if bytes.Equal(p.RawSubject, c.RawIssuer) && (len(c.AuthorityKeyId) == 0 || bytes.Equal(c.AuthorityKeyId, p.SubjectKeyId)) {
 				issuer = p
 				break
 			}
 		}
-		if issuer == nil {
-			return false
-		}
-		if !rd.hasInfo(c, issuer) {
+		if issuer == nil || !rd.hasInfo(c, issuer) {
 			return false
 		}
 		c = issuer
 	}
-	return true
+	return false
 }
 
 func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
@@ -316,5 +342,34 @@ func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
 			return true
 		}
 	}
+	for _, iss := range rd.unreadCRLIssuers {
+		if bytes.Equal(iss, c.RawIssuer) {
+			return true
+		}
+	}
 	return false
+}
+
+// crlIssuer returns the raw issuer name of a DER CertificateList that
+// x509.ParseRevocationList refused, or nil when even that is unreadable.
+func crlIssuer(der []byte) []byte {
+	var list, tbs asn1.RawValue
+	if _, err := asn1.Unmarshal(der, &list); err != nil {
+		return nil
+	}
+	if _, err := asn1.Unmarshal(list.Bytes, &tbs); err != nil {
+		return nil
+	}
+	rest := tbs.Bytes
+	var fields [3]asn1.RawValue // [version,] signature, issuer
+	for i := range fields {
+		var err error
+		if rest, err = asn1.Unmarshal(rest, &fields[i]); err != nil {
+			return nil
+		}
+	}
+	if fields[0].Tag == asn1.TagInteger {
+		return fields[2].FullBytes
+	}
+	return fields[1].FullBytes
 }

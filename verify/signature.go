@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,7 +85,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 	}
 	certs := append(append([]*x509.Certificate{}, sd.Certificates...), dc.dssCert...)
 	cert := si.FindSigner(certs)
-	sr.Signer = signerOf(cert)
+	sr.Signer = v.describeSigner(cert)
 	if !cov.ok {
 		return sr
 	}
@@ -148,27 +149,30 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 		poe = docPOE
 	}
 	// Path and revocation.
+	// Only a proof of existence makes later revocation information tell the
+	// status at signing: the claimed signing time is the signer's word
+	// (EN 319 102-1 §5.5: without a POE the best-signature-time is the
+	// validation time).
 	rd := v.revocationFor(dc, sd, si)
 	rd.sigTime = poe
-	if rd.sigTime.IsZero() && sr.ClaimedSigningTime != nil {
-		rd.sigTime = *sr.ClaimedSigningTime
-	}
+	// B-LT: validation data for the whole chain in the DSS (PAdES) or, for
+	// adbe.pkcs7.detached, also in the CMS (Adobe revocation archival) —
+	// what the document carries, never what validation fetches online.
+	ltData := &revocationData{ocsps: slices.Clone(rd.ocsps), crls: slices.Clone(rd.crls),
+		unreadCRLIssuers: slices.Clone(rd.unreadCRLIssuers), memo: dc.memo, crlMemo: dc.crls}
 	res, perr, at := v.validatePath(dc, cert, certs, rd, poe)
 	for _, w := range rd.warnings {
 		st.warn("%s", w)
 	}
-	// B-LT: validation data for the whole chain in the DSS (PAdES) or, for
-	// adbe.pkcs7.detached, also in the CMS (Adobe revocation archival).
-	ltData := rd
 	if sr.SubFilter == "ETSI.CAdES.detached" {
 		ltData = &revocationData{ocsps: dc.dssOCSP, memo: dc.memo, crlMemo: dc.crls}
 		for _, der := range dc.dssCRL {
 			ltData.addCRL(der)
 		}
 	}
-	covered := ltData.covers(cert, certs)
+	covered := ltData.covers(cert, certs, v.roots(cert, certs))
 	for _, t := range dc.tsaCerts {
-		covered = covered && ltData.covers(t.cert, t.pool)
+		covered = covered && ltData.covers(t.cert, t.pool, v.roots(t.cert, t.pool))
 	}
 	dc.lastUsedRevocation = covered
 	if perr != nil {
@@ -262,8 +266,10 @@ func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.Sig
 }
 
 // validatePath validates at the validation time and, when the certificate
-// has since expired (or is revoked after it) but a timestamp proves the
-// signature existed earlier, at that proof-of-existence time.
+// has since expired or been revoked (or its status cannot be told now) but
+// a timestamp proves the signature existed earlier, at that
+// proof-of-existence time (EN 319 102-1 §5.5.4: revoked after the
+// best-signature-time is no reason to reject).
 func (v *Verifier) validatePath(dc *docContext, cert *x509.Certificate, extra []*x509.Certificate, rd *revocationData, poe time.Time) (*path.Result, *path.Error, time.Time) {
 	opts := path.Options{Roots: v.roots(cert, extra), At: dc.at, Revocation: rd, Algorithms: v.opts.Algorithms}
 	if len(opts.Roots) == len(v.opts.TrustAnchors) {
@@ -274,7 +280,7 @@ func (v *Verifier) validatePath(dc *docContext, cert *x509.Certificate, extra []
 		return res, nil, dc.at
 	}
 	pe := asPathError(err)
-	if !poe.IsZero() && poe.Before(dc.at) && (pe.Sub == path.OutOfBoundsNoPOE || pe.Sub == path.TryLater || pe.Sub == path.CryptoConstraints) {
+	if !poe.IsZero() && poe.Before(dc.at) && (pe.Sub == path.OutOfBoundsNoPOE || pe.Sub == path.TryLater || pe.Sub == path.CryptoConstraints || pe.Sub == path.Revoked) {
 		opts.At = poe
 		rd.warnings = nil
 		if res2, err2 := path.New(opts).Validate(cert, extra...); err2 == nil {

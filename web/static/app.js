@@ -45,6 +45,7 @@
     web: ["موقع ويب", "website"],
     notq: ["غير مؤهلة", "not qualified"],
     qunknown: ["التأهيل غير معروف (لا توجد قائمة ثقة)", "qualified status unknown (no trusted list)"],
+    qunvalidated: ["التأهيل غير معروف (لم يكتمل التحقق من الشهادة)", "qualified status unknown (the certificate was not validated)"],
     whole: ["يغطي المستند كاملًا", "covers the whole document"],
     partial: ["عُدِّل المستند بعد هذا التوقيع", "the document was changed after this signature"],
     permitted: ["أُضيفت بعده بيانات تحقق أو طوابع زمنية فقط (مسموح)", "only validation data or timestamps were added after it (permitted)"],
@@ -92,8 +93,8 @@
     var f = el("span");
     function add(k) { var b = el("span", "badge"); b.appendChild(bi(k, [" ", ""])); f.appendChild(b); }
     // qualified is true only when a trusted list says so (ETSI TS 119 615).
-    var qs = (s.qualification || {}).status;
-    add(s.qualified ? "qualified" : (qs === "unknown" ? "qunknown" : "notq"));
+    var q = s.qualification || {};
+    add(s.qualified ? "qualified" : (q.status === "unknown" ? (q.reason === "no trusted list" ? "qunknown" : "qunvalidated") : "notq"));
     if (s.qscd) { add("qscd"); }
     (s.qcTypes || []).forEach(function (t) { if (T[t]) { add(t); } });
     return f;
