@@ -47,7 +47,9 @@ func runConfigDefault(_ context.Context, env *cliEnv, args []string) error {
 
 // runConfigCheck validates DATA/thiqa.yaml without starting anything, so an
 // operator can check an edit before restarting the service: the settings,
-// and the files serve would read (config.CheckFiles).
+// and the files serve would read (config.CheckFiles). In production it also
+// warns about what is left of the development defaults
+// (config.ProductionWarnings).
 func runConfigCheck(_ context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("config check", env)
 	dir := fs.String("data", "", "data folder (required)")
@@ -75,6 +77,9 @@ func runConfigCheck(_ context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintf(env.stderr, "thiqa config: %s: %v\n", config.Path(*dir), e)
 		}
 		return withExit(1, errSilent)
+	}
+	for _, w := range cfg.ProductionWarnings() {
+		fmt.Fprintf(env.stderr, "thiqa config: %s: warning: %s\n", config.Path(*dir), w)
 	}
 	fmt.Fprintf(env.stdout, "%s: ok\n", config.Path(*dir))
 	return nil
