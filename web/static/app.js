@@ -48,7 +48,7 @@
     qunvalidated: ["التأهيل غير معروف (لم يكتمل التحقق من الشهادة)", "qualified status unknown (the certificate was not validated)"],
     whole: ["يغطي المستند كاملًا", "covers the whole document"],
     partial: ["عُدِّل المستند بعد هذا التوقيع", "the document was changed after this signature"],
-    permitted: ["أُضيفت بعده بيانات تحقق أو طوابع زمنية فقط (مسموح)", "only validation data or timestamps were added after it (permitted)"],
+    permitted: ["كل ما أُضيف بعده من الأنواع التي يسمح بها التوقيع (انظر التغييرات أدناه)", "everything added after it is of a kind the signature permits (see the changes below)"],
     checking: ["جارٍ التحقق…", "Verifying…"],
     choose: ["اختر ملف PDF أولًا.", "Choose a PDF file first."],
     toobig: ["الملف أكبر من الحد المسموح.", "The file is larger than the limit."],
