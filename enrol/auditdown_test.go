@@ -1,14 +1,11 @@
 package enrol_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,22 +13,10 @@ import (
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/audit/audittest"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store/storetest"
 )
-
-// gatedAuditor is the audit log, or a failing one while down is true.
-type gatedAuditor struct {
-	log  enrol.Auditor
-	down *atomic.Bool
-}
-
-func (g gatedAuditor) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
-	if g.down.Load() {
-		return audit.Record{}, errors.New("the audit database is down")
-	}
-	return g.log.Append(ctx, e)
-}
 
 // No refusal leaves without its audit record: while the audit log cannot
 // be written, a malformed request for an enrolment is answered 500
@@ -40,12 +25,12 @@ func TestUnrecordedRefusalIsAFailure(t *testing.T) {
 	d := storetest.Dialects()[0]
 	db := storetest.Open(t, d.NewConfig(t))
 	log := audit.New(db, nil, nil, audit.Options{})
+	gate := audittest.New(log)
 	t.Cleanup(log.Close)
 	pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	var down atomic.Bool
 	svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: gatedAuditor{log, &down}, SecretKey: key,
+		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: gate, SecretKey: key,
 		Profiles: []string{policies.ProfileCitizenAuth}})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +40,7 @@ func TestUnrecordedRefusalIsAFailure(t *testing.T) {
 		return func(h http.Handler) http.Handler { return h }
 	})
 	for _, d := range []bool{true, false} {
-		down.Store(d)
+		gate.Down.Store(d)
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/api/v1/enrolments", strings.NewReader("{not json")))
 		want := http.StatusBadRequest

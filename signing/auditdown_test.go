@@ -25,7 +25,7 @@ func TestUnrecordedRefusalIsAFailure(t *testing.T) {
 	agency := w.token(t, "NTROM-1234567", policies.RoleAgency)
 	citizen := w.token(t, "12345678", policies.RoleCitizen)
 	for _, down := range []bool{true, false} {
-		w.auditDown.Store(down)
+		w.auditGate.Down.Store(down)
 		want, wantCSC := http.StatusBadRequest, "invalid_request"
 		if down {
 			want, wantCSC = http.StatusInternalServerError, "server_error"
@@ -63,7 +63,7 @@ func TestUnrecordedRefusalIsAFailureElsewhere(t *testing.T) {
 		return resp.StatusCode
 	}
 	for _, down := range []bool{true, false} {
-		w.auditDown.Store(down)
+		w.auditGate.Down.Store(down)
 		fail := func(normal int) int {
 			if down {
 				return http.StatusInternalServerError
@@ -100,7 +100,7 @@ func TestUnrecordedPINCheckRefusalIsAFailure(t *testing.T) {
 	req := &identity.CredentialRequest{CredentialID: "no-such-credential", NumSignatures: 1, Hashes: [][]byte{bytes.Repeat([]byte{1}, 32)},
 		HashAlgorithmOID: "2.16.840.1.101.3.4.2.1"}
 	for _, down := range []bool{true, false} {
-		w.auditDown.Store(down)
+		w.auditGate.Down.Store(down)
 		err := csc.ProviderCredentials{API: w.api}.CheckSigningPIN(context.Background(), "12345678", "oidc-app", req, testPIN)
 		switch {
 		case down && (!errors.Is(err, signing.ErrAudit) || errors.Is(err, identity.ErrCredentialUnusable)):

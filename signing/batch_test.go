@@ -94,9 +94,9 @@ func TestSealBatch(t *testing.T) {
 		// cannot be written, a refused part and a sealed one are both
 		// failures (500), and no sealed document is released.
 		mb, ctype := batchBody(t, []batchPart{{"bad.txt", []byte("not a pdf")}, {"a.pdf", samplePDF(t, 2048)}})
-		w.auditDown.Store(true)
+		w.auditGate.Down.Store(true)
 		code, _, body := w.send(t, "/api/v1/seal/batch?level=B-B&credential="+cred, agency, ctype, mb, nil)
-		w.auditDown.Store(false)
+		w.auditGate.Down.Store(false)
 		var br signing.BatchResponse
 		if err := json.Unmarshal(body, &br); err != nil || code != http.StatusOK || len(br.Results) != 2 {
 			t.Fatalf("batch: %d %v %.300s", code, err, body)

@@ -20,7 +20,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,7 +31,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +43,7 @@ import (
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/audit/audittest"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/josesigner"
 	"github.com/thiqa/thiqa/internal/pin"
@@ -83,22 +82,9 @@ type world struct {
 	cas      map[string]*x509.Certificate // issuing CAs by name
 	serials  map[string]string            // credential ID → certificate serial
 	sealCred string
-	// auditDown, when true, makes the signing service's audit appends
+	// auditGate, when down, makes the signing service's audit appends
 	// fail (the authentication layer's still work).
-	auditDown atomic.Bool
-}
-
-// gatedAuditor is the audit log, or a failing one while down is true.
-type gatedAuditor struct {
-	log  signing.Auditor
-	down *atomic.Bool
-}
-
-func (g gatedAuditor) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
-	if g.down.Load() {
-		return audit.Record{}, errors.New("the audit database is down")
-	}
-	return g.log.Append(ctx, e)
+	auditGate *audittest.Gate
 }
 
 // worldOptions vary the world.
@@ -141,6 +127,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	w.db = storetest.Open(t, d.NewConfig(t))
 	logger := slog.New(slog.DiscardHandler)
 	log := audit.New(w.db, logger, nil, audit.Options{})
+	w.auditGate = audittest.New(log)
 	t.Cleanup(log.Close)
 
 	mux := http.NewServeMux()
@@ -311,7 +298,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 			return tok.FindKey(ctx, label)
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
-		Audit: gatedAuditor{log, &w.auditDown}, Logger: logger, Registerer: reg,
+		Audit: w.auditGate, Logger: logger, Registerer: reg,
 		Verifier: verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: o.timeout,
 			Fetcher: &verify.HTTPFetcher{Client: client, TTL: time.Minute}}),
 	})

@@ -15,7 +15,7 @@ func TestCMPUnrecordedAnswerIsASystemFailure(t *testing.T) {
 	ctx := t.Context()
 	ref, secret := f.enrolment(t)
 	for _, down := range []bool{true, false} {
-		f.auditDown.Store(down)
+		f.auditGate.Down.Store(down)
 		for _, tc := range []struct {
 			what string
 			der  []byte

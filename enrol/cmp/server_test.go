@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/audit/audittest"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
@@ -40,28 +40,16 @@ type fixture struct {
 	pki     *catest.PKI
 	revoker *revocation.Service
 	cmpCert *x509.Certificate
-	// auditDown, when true, makes the enrolment service's audit appends
+	// auditGate, when down, makes the enrolment service's audit appends
 	// fail (the CA's and the revocation service's still work).
-	auditDown atomic.Bool
-}
-
-// gatedAuditor is the audit log, or a failing one while down is true.
-type gatedAuditor struct {
-	log  enrol.Auditor
-	down *atomic.Bool
-}
-
-func (g gatedAuditor) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
-	if g.down.Load() {
-		return audit.Record{}, errors.New("the audit database is down")
-	}
-	return g.log.Append(ctx, e)
+	auditGate *audittest.Gate
 }
 
 func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 	t.Helper()
 	f := &fixture{db: storetest.Open(t, d.NewConfig(t))}
 	log := audit.New(f.db, nil, nil, audit.Options{})
+	f.auditGate = audittest.New(log)
 	t.Cleanup(log.Close)
 	f.pki = catest.New(t, f.db.Certificates(nil), log, "http://pki.thiqa.test")
 	var err error
@@ -76,7 +64,7 @@ func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 		t.Fatal(err)
 	}
 	f.enrol, err = enrol.New(enrol.Config{Store: f.db.Enrolments(), Issuer: f.pki.Authority, Certificates: f.db.Certificates(nil),
-		Status: revocation.NewChecker(f.db.Certificates(nil), time.Millisecond, nil), Audit: gatedAuditor{log, &f.auditDown}, SecretKey: secretKey,
+		Status: revocation.NewChecker(f.db.Certificates(nil), time.Millisecond, nil), Audit: f.auditGate, SecretKey: secretKey,
 		Renewer: enrol.CARenewer{Renewals: renewer}})
 	if err != nil {
 		t.Fatal(err)

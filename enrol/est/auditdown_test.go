@@ -1,15 +1,12 @@
 package est_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,21 +15,9 @@ import (
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/enrol/est"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/audit/audittest"
 	"github.com/thiqa/thiqa/store/storetest"
 )
-
-// gatedAuditor is the audit log, or a failing one while down is true.
-type gatedAuditor struct {
-	log  enrol.Auditor
-	down *atomic.Bool
-}
-
-func (g gatedAuditor) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
-	if g.down.Load() {
-		return audit.Record{}, errors.New("the audit database is down")
-	}
-	return g.log.Append(ctx, e)
-}
 
 // No refusal leaves without its audit record: while the enrolment
 // service's audit log cannot be written, EST requests it would refuse
@@ -40,12 +25,12 @@ func (g gatedAuditor) Append(ctx context.Context, e audit.Entry) (audit.Record, 
 func TestESTUnrecordedRefusalIsAFailure(t *testing.T) {
 	db := storetest.Open(t, storetest.Dialects()[0].NewConfig(t))
 	log := audit.New(db, nil, nil, audit.Options{})
+	gate := audittest.New(log)
 	t.Cleanup(log.Close)
 	pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
 	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	var down atomic.Bool
 	svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: gatedAuditor{log, &down}, SecretKey: key})
+		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: gate, SecretKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +62,7 @@ func TestESTUnrecordedRefusalIsAFailure(t *testing.T) {
 		return resp.StatusCode
 	}
 	for _, d := range []bool{true, false} {
-		down.Store(d)
+		gate.Down.Store(d)
 		want := func(normal int) int {
 			if d {
 				return http.StatusInternalServerError

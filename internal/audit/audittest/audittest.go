@@ -1,0 +1,39 @@
+// Package audittest helps tests check the rule that no answer leaves
+// without its audit record: Gate is an audit log that fails on demand.
+package audittest
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// ErrDown is what Gate.Append returns while the gate is down.
+var ErrDown = errors.New("audittest: the audit log is down")
+
+// Appender is what the services declare they append audit records to.
+type Appender interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+}
+
+// Gate passes records to Log, or fails every append with ErrDown while
+// Down is true. It is safe for concurrent use.
+type Gate struct {
+	// Log receives the records while the gate is up.
+	Log Appender
+	// Down makes every append fail.
+	Down atomic.Bool
+}
+
+// New returns a gate (up) in front of log.
+func New(log Appender) *Gate { return &Gate{Log: log} }
+
+// Append implements Appender.
+func (g *Gate) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
+	if g.Down.Load() {
+		return audit.Record{}, ErrDown
+	}
+	return g.Log.Append(ctx, e)
+}
