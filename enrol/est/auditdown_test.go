@@ -1,20 +1,12 @@
 package est_test
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/thiqa/thiqa/ca/catest"
-	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
-	"github.com/thiqa/thiqa/enrol/est"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/audit/audittest"
 	"github.com/thiqa/thiqa/store/storetest"
 )
@@ -23,23 +15,8 @@ import (
 // service's audit log cannot be written, EST requests it would refuse
 // are answered 500, and as before once the log is back.
 func TestESTUnrecordedRefusalIsAFailure(t *testing.T) {
-	db := storetest.Open(t, storetest.Dialects()[0].NewConfig(t))
-	log := audit.New(db, nil, nil, audit.Options{})
-	gate := audittest.New(log)
-	t.Cleanup(log.Close)
-	pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
-	key, _ := rsa.GenerateKey(rand.Reader, 2048)
-	svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: gate, SecretKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]}, Root: pki.Root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	srv.Register(mux)
+	var gate *audittest.Gate
+	_, svc, mux := newESTServer(t, storetest.Dialects()[0], func(log enrol.Auditor) enrol.Auditor { gate = audittest.New(log); return gate })
 	ts := httptest.NewTLSServer(mux)
 	t.Cleanup(ts.Close)
 	c, err := svc.Create(t.Context(), "officer-1", "citizen-auth",

@@ -21,6 +21,7 @@ import (
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/enrol/est"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -32,22 +33,7 @@ import (
 func TestESTRefusals(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			db := storetest.Open(t, d.NewConfig(t))
-			log := audit.New(db, nil, nil, audit.Options{})
-			t.Cleanup(log.Close)
-			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
-			key, _ := rsa.GenerateKey(rand.Reader, 2048)
-			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: key})
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]}, Root: pki.Root})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mux := http.NewServeMux()
-			srv.Register(mux)
+			db, svc, mux := newESTServer(t, d, nil)
 			plain := httptest.NewServer(mux)
 			t.Cleanup(plain.Close)
 			ts := httptest.NewTLSServer(mux)
@@ -140,4 +126,32 @@ func TestESTRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newESTServer is an EST server over an enrolment service on a fresh store
+// of dialect d, with a CA hierarchy; wrap, when set, stands between the
+// enrolment service and its audit log.
+func newESTServer(t *testing.T, d storetest.Dialect, wrap func(enrol.Auditor) enrol.Auditor) (*store.DB, *enrol.Service, *http.ServeMux) {
+	t.Helper()
+	db := storetest.Open(t, d.NewConfig(t))
+	log := audit.New(db, nil, nil, audit.Options{})
+	t.Cleanup(log.Close)
+	pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
+	var auditor enrol.Auditor = log
+	if wrap != nil {
+		auditor = wrap(log)
+	}
+	key, _ := rsa.GenerateKey(rand.Reader, 2048)
+	svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
+		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: auditor, SecretKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]}, Root: pki.Root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	return db, svc, mux
 }
