@@ -160,6 +160,8 @@ func InitOffline(ctx context.Context, c Config, tok Token, log Auditor, out io.W
 			}
 			fmt.Fprintf(out, "  CA %-13s %s  %s\n", g.name, g.uri, g.certPath)
 			continue
+		case g.key == nil && g.hasCSR:
+			return fmt.Errorf("CA %s: %s is the CSR of a key the token does not hold (%s): move it away first, then run the command again to give the CA a new key (nothing was changed)", g.name, g.csrPath, g.uri)
 		case g.key == nil:
 			if g.key, err = tok.GenerateKey(ctx, g.label, conf.KeyType); err != nil {
 				return fmt.Errorf("generating key %s: %w", g.uri, err)
@@ -193,10 +195,12 @@ func refuseRootKeyOnToken(ctx context.Context, tok Token, root *x509.Certificate
 
 // writeCSR writes the CSR of generation g (its key on the token, the CA's
 // configured subject; a later generation's commonName ends in " G<n>" so
-// the two never share a name) unless it exists, and records it.
+// the two never share a name) unless it exists, and records it. A CSR
+// there that is not for g's key (its key is gone: a token replaced or
+// restored) is refused: the ceremony would certify a key nobody holds.
 func writeCSR(ctx context.Context, log Auditor, g *generation, actor string) error {
 	if g.hasCSR {
-		return nil
+		return checkCSR(g)
 	}
 	cn := g.conf.CommonName
 	if g.n > 1 {
