@@ -50,7 +50,7 @@ func Init(ctx context.Context, c Config, tok Token, log Auditor, out io.Writer) 
 	for _, p := range parts {
 		switch {
 		case p.Key != nil && p.Cert == nil:
-			return fmt.Errorf("CA %s: the token holds key %s but %s is missing; restore the certificate (nothing was created or replaced)", p.Conf.Name, p.Conf.Key, p.Path)
+			return fmt.Errorf("CA %s: the token holds key %s but %s is missing; restore the certificate, or, when an interrupted `thiqa init` generated the key and never wrote it, start again with a new data folder and token (nothing was created or replaced)", p.Conf.Name, p.Conf.Key, p.Path)
 		case p.Key == nil && p.Cert != nil:
 			return fmt.Errorf("CA %s: %s exists but the token has no key %s; restore the key or the configuration (nothing was created or replaced)", p.Conf.Name, p.Path, p.Conf.Key)
 		case p != root && p.Cert != nil && root.Cert == nil:
