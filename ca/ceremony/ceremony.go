@@ -142,14 +142,17 @@ type state struct {
 }
 
 // inUse maps the SPKI hash of every key the root certified as an issuing
-// CA to who holds it, for ca.CertifyIssuingCA.
-func (s *state) inUse() map[[32]byte]string {
+// CA to who holds it and where the ceremony folder dir keeps its
+// certificate (an --out lost to a failure is copied from there), for
+// ca.CertifyIssuingCA.
+func (s *state) inUse(dir string) map[[32]byte]string {
 	out := map[[32]byte]string{}
 	for _, c := range s.issued {
 		var h [32]byte
 		if b, err := hex.DecodeString(c.SPKISHA256); err == nil && len(b) == 32 {
 			copy(h[:], b)
-			out[h] = fmt.Sprintf("issuing CA %s, certified with serial %s", c.Name, c.Serial)
+			out[h] = fmt.Sprintf("issuing CA %s, certified with serial %s; its certificate is in %s", c.Name, c.Serial,
+				filepath.Join(dir, "issued", issuedName(c.Name, c.Serial)))
 		}
 	}
 	return out

@@ -3,9 +3,12 @@ package ceremony
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -66,25 +69,35 @@ func (f *Folder) SignCRL(ctx context.Context, req CRLRequest, w io.Writer) error
 	if err != nil {
 		return err
 	}
+	// The CRL leaves the ceremony folder (--out) only once the log records
+	// its number: else a run again would sign another CRL with the same
+	// number.
+	aside, err := f.setAsideUnrecordedCRL(list.Number)
+	if aside != "" {
+		fmt.Fprintf(w, "note: an interrupted run left CRL number %s unrecorded in the folder; it is kept as %s\n", list.Number, aside)
+	}
+	var kept string
+	if err == nil {
+		kept, err = f.keep("crls", crlName(list.Number), list.DER)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (CRL number %s was signed but neither recorded nor written to --out: run the command again)", err, list.Number)
+	}
 	if revoke != nil {
 		rec, err := f.record(ctx, actCARevoke, revoke.Serial, revoke)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (CRL number %s was signed, kept in %s, but not written to --out: see thiqa audit verify --ceremony %s before going on)", err, list.Number, kept, f.o.Dir)
 		}
 		fmt.Fprintf(w, "issuing CA %s (serial %s) revoked: %s\n", revoke.Name, revoke.Serial, revoke.Reason)
 		printRecord(w, rec)
 	}
-	if err := atomicfile.WriteNew(req.Out, list.DER, 0o644); err != nil {
-		return fmt.Errorf("writing --out: %w", err)
-	}
-	kept, err := f.keep("crls", "root-"+list.Number.String()+".crl", list.DER)
-	if err != nil {
-		return err
-	}
 	rec, err := f.record(ctx, actCRLSign, "root.crl", crlSigned{Number: list.Number.String(), ThisUpdate: list.ThisUpdate,
 		NextUpdate: list.NextUpdate, Entries: list.Entries, SHA256: sha256Hex(list.DER)})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (CRL number %s was signed, kept in %s, but not written to --out: see thiqa audit verify --ceremony %s before going on)", err, list.Number, kept, f.o.Dir)
+	}
+	if err := atomicfile.WriteNew(req.Out, list.DER, 0o644); err != nil {
+		return fmt.Errorf("writing --out: %w (CRL number %s is signed and recorded in the ceremony log: copy %s instead)", err, list.Number, kept)
 	}
 	fmt.Fprintf(w, "root CRL number %s signed: %d revoked issuing CA(s)\n", list.Number, list.Entries)
 	fmt.Fprintf(w, "  thisUpdate    %s\n  nextUpdate    %s\n", list.ThisUpdate.Format(time.RFC3339), list.NextUpdate.Format(time.RFC3339))
@@ -139,4 +152,27 @@ func (r *revocations) RevokedCertificates(_ context.Context, issuer string, part
 		}
 	}
 	return nil
+}
+
+// crlName is the name in crls/ of the copy of root CRL number n.
+func crlName(n *big.Int) string { return "root-" + n.String() + ".crl" }
+
+// setAsideUnrecordedCRL renames crls/root-N.crl, N a number the log does
+// not record (the next one), out of the way: a run interrupted before it
+// recorded the CRL left it, and it never left the folder. It returns the
+// new name ("" when there was nothing to set aside).
+func (f *Folder) setAsideUnrecordedCRL(n *big.Int) (string, error) {
+	p := filepath.Join(f.path("crls"), crlName(n))
+	raw, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", p, err)
+	}
+	aside := p + ".unrecorded-" + sha256Hex(raw)[:16]
+	if err := os.Rename(p, aside); err != nil {
+		return "", fmt.Errorf("setting aside %s, which the ceremony log does not record: %w", p, err)
+	}
+	return aside, nil
 }

@@ -56,7 +56,7 @@ func (f *Folder) CreateRoot(ctx context.Context, req RootRequest, w io.Writer) (
 	defer tok.Close()
 	label := f.o.RootKeyLabel
 	if _, err := tok.FindKey(ctx, label); err == nil {
-		return fmt.Errorf("the offline token already holds a key %q but the ceremony log records no root: nothing was created or replaced", label)
+		return fmt.Errorf("the offline token already holds a key %q but the ceremony log records no root: nothing was created or replaced; if an interrupted `thiqa ca root create` left it, start again in a new ceremony folder with a new token, or delete that key from the token", label)
 	} else if !errors.Is(err, ErrKeyNotFound) {
 		return fmt.Errorf("looking for the root key: %w", err)
 	}

@@ -45,7 +45,7 @@ func (f *Folder) CertifyIssuingCA(ctx context.Context, req IssuingRequest, w io.
 	err := f.withRoot(ctx, func(root *x509.Certificate, key Key) error {
 		cert, refused = ca.CertifyIssuingCA(root, key, ca.IssuingCARequest{
 			CSR: req.CSR, BaseURL: f.o.PublicBaseURL, Policies: req.Policies, PathLen: req.PathLen, NotBefore: req.NotBefore, NotAfter: req.NotAfter,
-			InUse: f.state.inUse(),
+			InUse: f.state.inUse(f.o.Dir),
 		})
 		return nil
 	})
@@ -55,18 +55,18 @@ func (f *Folder) CertifyIssuingCA(ctx context.Context, req IssuingRequest, w io.
 	if refused != nil {
 		return fmt.Errorf("refused to certify %s: %w (nothing was signed)", req.CSRFile, refused)
 	}
+	// The certificate leaves the ceremony folder (--out) only once the log
+	// records it: a certificate the log does not know could be neither
+	// revoked by serial nor refused as a key already certified.
 	certPEM := pemcert.Encode(cert.Raw)
 	serial := hex.EncodeToString(cert.SerialNumber.Bytes())
-	if err := atomicfile.WriteNew(req.Out, certPEM, 0o644); err != nil {
-		return fmt.Errorf("writing --out: %w", err)
-	}
-	kept, err := f.keep("issued", req.Name+"-"+serial+".pem", certPEM)
-	if err != nil {
-		return err
-	}
 	spki, err := spkiHex(cert.PublicKey)
 	if err != nil {
 		return err
+	}
+	kept, err := f.keep("issued", issuedName(req.Name, serial), certPEM)
+	if err != nil {
+		return fmt.Errorf("%w (the certificate was signed but not recorded or written to --out: run the command again)", err)
 	}
 	rec, err := f.record(ctx, actCASign, req.Name, caSigned{
 		Name: req.Name, Subject: cert.Subject.String(), Serial: serial, SPKISHA256: spki, CertSHA256: sha256Hex(cert.Raw),
@@ -74,7 +74,10 @@ func (f *Folder) CertifyIssuingCA(ctx context.Context, req IssuingRequest, w io.
 		PublicBaseURL: f.o.PublicBaseURL, Policies: req.Policies,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (the certificate was signed, kept in %s, but not written to --out: see thiqa audit verify --ceremony %s before going on)", err, kept, f.o.Dir)
+	}
+	if err := atomicfile.WriteNew(req.Out, certPEM, 0o644); err != nil {
+		return fmt.Errorf("writing --out: %w (the certificate, serial %s, is signed and recorded in the ceremony log: copy %s instead)", err, serial, kept)
 	}
 	fmt.Fprintf(w, "issuing CA %s certified by the root\n", req.Name)
 	fmt.Fprintf(w, "  subject       %s\n", cert.Subject)
@@ -88,3 +91,7 @@ func (f *Folder) CertifyIssuingCA(ctx context.Context, req IssuingRequest, w io.
 	fmt.Fprintf(w, "next: on the online side: thiqa ca import --data D --name %s --cert %s\n", req.Name, req.Out)
 	return nil
 }
+
+// issuedName is the name in issued/ of the copy of the certificate with
+// serial (lower-case hex) the root made for the issuing CA name.
+func issuedName(name, serial string) string { return name + "-" + serial + ".pem" }

@@ -50,7 +50,7 @@ func Init(ctx context.Context, c Config, tok Token, log Auditor, out io.Writer) 
 	for _, p := range parts {
 		switch {
 		case p.Key != nil && p.Cert == nil:
-			return fmt.Errorf("CA %s: the token holds key %s but %s is missing; restore the certificate (nothing was created or replaced)", p.Conf.Name, p.Conf.Key, p.Path)
+			return fmt.Errorf("CA %s: the token holds key %s but %s is missing; restore the certificate, or, when an interrupted `thiqa init` generated the key and never wrote it, start again with a new data folder and token (nothing was created or replaced)", p.Conf.Name, p.Conf.Key, p.Path)
 		case p.Key == nil && p.Cert != nil:
 			return fmt.Errorf("CA %s: %s exists but the token has no key %s; restore the key or the configuration (nothing was created or replaced)", p.Conf.Name, p.Path, p.Conf.Key)
 		case p != root && p.Cert != nil && root.Cert == nil:
@@ -160,6 +160,8 @@ func InitOffline(ctx context.Context, c Config, tok Token, log Auditor, out io.W
 			}
 			fmt.Fprintf(out, "  CA %-13s %s  %s\n", g.name, g.uri, g.certPath)
 			continue
+		case g.key == nil && g.hasCSR:
+			return fmt.Errorf("CA %s: %s is the CSR of a key the token does not hold (%s): move it away first, then run the command again to give the CA a new key (nothing was changed)", g.name, g.csrPath, g.uri)
 		case g.key == nil:
 			if g.key, err = tok.GenerateKey(ctx, g.label, conf.KeyType); err != nil {
 				return fmt.Errorf("generating key %s: %w", g.uri, err)
@@ -193,10 +195,12 @@ func refuseRootKeyOnToken(ctx context.Context, tok Token, root *x509.Certificate
 
 // writeCSR writes the CSR of generation g (its key on the token, the CA's
 // configured subject; a later generation's commonName ends in " G<n>" so
-// the two never share a name) unless it exists, and records it.
+// the two never share a name) unless it exists, and records it. A CSR
+// there that is not for g's key (its key is gone: a token replaced or
+// restored) is refused: the ceremony would certify a key nobody holds.
 func writeCSR(ctx context.Context, log Auditor, g *generation, actor string) error {
 	if g.hasCSR {
-		return nil
+		return checkCSR(g)
 	}
 	cn := g.conf.CommonName
 	if g.n > 1 {

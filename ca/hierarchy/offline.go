@@ -258,6 +258,27 @@ func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor
 	return nil
 }
 
+// checkCSR refuses the CSR file of generation g when it is not a CSR for
+// g's key on the token.
+func checkCSR(g *generation) error {
+	raw, err := os.ReadFile(g.csrPath)
+	if err != nil {
+		return fmt.Errorf("CA %s: reading %s: %w", g.name, g.csrPath, err)
+	}
+	der := raw
+	if b, _ := pem.Decode(raw); b != nil {
+		der = b.Bytes
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return fmt.Errorf("CA %s: %s is not a certificate request (%v): move it away and run the command again to write it anew (nothing was changed)", g.name, g.csrPath, err)
+	}
+	if pub, ok := publicOf(g.key); !ok || !pub.Equal(csr.PublicKey) {
+		return fmt.Errorf("CA %s: %s is the CSR of another key than %s on the token (a key that is gone): move it away and run the command again to write the CSR of the key on the token (nothing was changed)", g.name, g.csrPath, g.uri)
+	}
+	return nil
+}
+
 // pemCSR returns der as a PEM CERTIFICATE REQUEST block.
 func pemCSR(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})

@@ -7,6 +7,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -38,27 +39,78 @@ func Write(path string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("replacing %s: %w", path, err)
 	}
+	syncDir(filepath.Dir(path))
 	return nil
 }
 
 // WriteNew creates path with data, failing with an error wrapping
-// os.ErrExist when it is already there (nothing is ever replaced); a failed
-// write leaves no file behind.
+// os.ErrExist when it is already there (nothing is ever replaced). The
+// data goes to a temporary file in the same folder, synced, which is then
+// linked as path: a crash or a full disk leaves either no file or the whole
+// of it, never a torn one that a run again would keep. Where the file
+// system has no hard links (a FAT stick), path is created and written in
+// place; a failed write still leaves no file behind.
 func WriteNew(path string, data []byte, perm os.FileMode) error {
+	return writeNew(path, data, perm, os.Link)
+}
+
+// writeNew is WriteNew with the step that makes the file appear (link,
+// which fails when the destination exists) given.
+func writeNew(path string, data []byte, perm os.FileMode, link func(oldname, newname string) error) error {
+	if _, err := os.Lstat(path); err == nil {
+		return &os.PathError{Op: "create", Path: path, Err: os.ErrExist}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := writeSynced(tmp, data, perm); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	err = link(tmp.Name(), path)
+	switch {
+	case err == nil:
+		syncDir(filepath.Dir(path))
+		return nil
+	case errors.Is(err, os.ErrExist):
+		return err
+	}
+	// No hard links here: create the file in place.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
+	if err := writeSynced(f, data, perm); err != nil {
 		os.Remove(path)
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return err
-	}
+	syncDir(filepath.Dir(path))
 	return nil
+}
+
+// writeSynced writes data to f, syncs it, gives it perm and closes it.
+func writeSynced(f *os.File, data []byte, perm os.FileMode) error {
+	_, err := f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = f.Chmod(perm)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// syncDir syncs a folder so that a file just linked or renamed in it
+// survives a power loss (best effort: not every file system can).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
 }
 
 // WriteWith replaces path with what write writes: into a temporary file in

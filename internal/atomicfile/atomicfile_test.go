@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -56,5 +57,60 @@ func TestCreatedUndo(t *testing.T) {
 	}
 	if _, err := os.Stat(kept); err != nil {
 		t.Fatalf("a file that was there went: %v", err)
+	}
+}
+
+// TestWriteNewWhole: the file appears only whole, in the last step (the
+// link); when that step does not happen (a crash, a full disk) there is
+// no file, not a torn one, and no temporary file either. Without hard
+// links the file is written in place.
+func TestWriteNewWhole(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "ca.pem")
+	// Up to the link, a crash leaves no ca.pem: the whole, synced data
+	// waits in the temporary file.
+	err := writeNew(p, []byte("certificate"), 0o644, func(oldname, newname string) error {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("ca.pem exists before the last step: %v", err)
+		}
+		if b, err := os.ReadFile(oldname); err != nil || string(b) != "certificate" {
+			t.Errorf("before it appears the file holds %q (%v)", b, err)
+		}
+		return os.Link(oldname, newname)
+	})
+	if b, rerr := os.ReadFile(p); err != nil || rerr != nil || string(b) != "certificate" {
+		t.Fatalf("WriteNew: %v; the file holds %q (%v)", err, b, rerr)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	// No hard links (EPERM on FAT): the file is written in place, whole.
+	err = writeNew(p, []byte("certificate"), 0o644, func(string, string) error {
+		return &os.LinkError{Op: "link", Err: syscall.EPERM}
+	})
+	if b, rerr := os.ReadFile(p); err != nil || rerr != nil || string(b) != "certificate" {
+		t.Fatalf("WriteNew without links: %v; the file holds %q (%v)", err, b, rerr)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	err = writeNew(p, []byte("certificate"), 0o644, func(string, string) error {
+		return &os.LinkError{Op: "link", Err: os.ErrExist}
+	})
+	if !errors.Is(err, os.ErrExist) {
+		t.Fatalf("a link onto an existing file: %v", err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("a failed WriteNew left a file")
+	}
+	if err := WriteNew(p, []byte("certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("the folder holds %v (%v), want ca.pem alone", entries, err)
+	}
+	if info, err := os.Stat(p); err != nil || info.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v (%v)", info.Mode(), err)
 	}
 }
