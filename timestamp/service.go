@@ -47,6 +47,10 @@ type ServiceOptions struct {
 	RenewBefore time.Duration
 	// Actor renews the unit in the audit log (cmd/thiqa: "thiqa-serve").
 	Actor string
+	// Renewals coordinates renewal between the instances that share this
+	// TSA's store, token and data folder: one renews a unit due, the
+	// others adopt the unit it made. Nil: this instance renews alone.
+	Renewals UnitRenewals
 	// Logger receives structured logs; discarded when nil.
 	Logger *slog.Logger
 	// Registerer receives the TSA metrics: each renewal's Authority takes
@@ -74,6 +78,7 @@ type Service struct {
 
 	mu        sync.Mutex // serialises renewals
 	noRenewal string     // serial of a unit that renewal cannot improve on
+	holder    string     // names this instance in its claims to renew (Renewals)
 }
 
 // NewService loads the unit (an error wrapping fs.ErrNotExist when there is
@@ -84,7 +89,11 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	if o.Units == nil || o.Clock == nil || o.Serials == nil || o.Audit == nil {
 		return nil, errors.New("timestamp: Units, Clock, Serials and Audit are required")
 	}
-	s := &Service{o: o, log: o.Logger}
+	holder, err := newHolder()
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{o: o, log: o.Logger, holder: holder}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -96,7 +105,7 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	if now.After(unit.Cert.NotAfter) {
 		// The expired unit never signs again: renew before serving.
 		s.log.Warn("the TSA unit certificate has expired; renewing before serving", "notAfter", unit.Cert.NotAfter)
-		next, err := s.renew(ctx, unit, now)
+		next, err := s.replaceExpired(ctx, unit, now)
 		if err != nil {
 			return nil, fmt.Errorf("the TSA unit certificate expired on %s and renewing it failed: %w", unit.Cert.NotAfter.UTC().Format(time.RFC3339), err)
 		}
@@ -213,37 +222,93 @@ func (s *Service) due(unit *Unit, now time.Time) bool {
 	return unit.Cert.NotAfter.Sub(now) < s.o.RenewBefore
 }
 
+// replaceExpired replaces the expired unit before the service serves: it
+// waits while another instance renews it, and follows the renewals made
+// while this instance was down until it has a unit that has not expired.
+func (s *Service) replaceExpired(ctx context.Context, unit *Unit, now time.Time) (*Unit, error) {
+	for adopted := 0; adopted < maxAdoptions; {
+		next, how, err := s.replace(ctx, unit, now)
+		switch {
+		case err != nil:
+			return nil, err
+		case how == renewedPending:
+			t := time.NewTimer(claimRetry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("waiting for another instance to renew the TSA unit: %w", ctx.Err())
+			case <-t.C:
+			}
+			now = time.Now()
+		case how == renewedHere || !now.After(next.Cert.NotAfter):
+			return next, nil
+		default: // adopted a unit that expired too: follow its renewal
+			unit = next
+			adopted++
+		}
+	}
+	return nil, fmt.Errorf("the TSA unit was renewed more than %d times since this instance last ran, and every renewal has expired", maxAdoptions)
+}
+
 // RenewIfDue replaces the unit with a new key and certificate when its
 // certificate ends within RenewBefore, and records the renewal (or its
-// failure) in the audit log.
+// failure) in the audit log. With Renewals, only the instance that wins
+// the claim renews; the others adopt its unit (at this check when the
+// renewal is done, else at a later one) and record nothing.
 func (s *Service) RenewIfDue(ctx context.Context, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for range maxAdoptions {
+		done, err := s.renewIfDue(ctx, now)
+		if done || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renewIfDue is one step of RenewIfDue: done is false when it adopted a
+// unit that may itself be due.
+func (s *Service) renewIfDue(ctx context.Context, now time.Time) (done bool, err error) {
 	unit := s.Unit()
 	if unit == nil || !s.due(unit, now) {
-		return nil
+		return true, nil
 	}
 	serial := hex.EncodeToString(unit.Cert.SerialNumber.Bytes())
 	if serial == s.noRenewal && now.Before(unit.Cert.NotAfter) {
-		return nil
+		return true, nil
 	}
-	next, err := s.renew(ctx, unit, now)
+	next, how, err := s.replace(ctx, unit, now)
+	if err == nil && how == renewedPending {
+		return true, nil // another instance renews it: adopted at a later check
+	}
+	if err == nil && how == renewedAdopted {
+		if err := s.install(next); err != nil {
+			return true, err
+		}
+		newSerial := hex.EncodeToString(next.Cert.SerialNumber.Bytes())
+		s.log.Info("TSA unit adopted: another instance renewed it", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
+		if s.due(next, next.Cert.NotBefore) {
+			s.noRenewal = newSerial // due when it was made: as the instance that made it decided
+		}
+		return false, nil
+	}
 	if err != nil {
 		_, _ = s.o.Audit.Append(ctx, audit.Entry{
 			Actor: s.o.Actor, Action: ActionRenewUnit, Object: serial, Outcome: audit.OutcomeFailure,
 			Details: map[string]any{"error": err.Error()},
 		})
-		return err
+		return true, err
 	}
 	newSerial := hex.EncodeToString(next.Cert.SerialNumber.Bytes())
 	if _, err := s.o.Audit.Append(ctx, audit.Entry{
 		Actor: s.o.Actor, Action: ActionRenewUnit, Object: newSerial, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"previous": serial, "key": next.Key.URI, "notAfter": next.Cert.NotAfter},
 	}); err != nil {
-		return fmt.Errorf("writing audit record: %w", err)
+		return true, fmt.Errorf("writing audit record: %w", err)
 	}
 	if err := s.install(next); err != nil {
-		return err
+		return true, err
 	}
 	s.log.Info("TSA unit renewed", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
 	if s.due(next, now) {
@@ -251,7 +316,7 @@ func (s *Service) RenewIfDue(ctx context.Context, now time.Time) error {
 		s.log.Warn("tsa.renewBefore exceeds the tsa-unit certificate lifetime: the new unit is due for renewal at once; not renewing it again before it expires",
 			"renewBefore", s.o.RenewBefore.String(), "notAfter", next.Cert.NotAfter)
 	}
-	return nil
+	return true, nil
 }
 
 // renew has Units make and certify a new unit to replace old.

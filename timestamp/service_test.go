@@ -129,9 +129,25 @@ func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 
 // instance is one running TSA service.
 type instance struct {
-	svc  *timestamp.Service
-	reg  *prometheus.Registry
-	base string
+	svc *timestamp.Service
+	db  *store.DB // this instance's connection
+
+	serials timestamp.SerialAllocator
+	clk     timestamp.ClockChecker
+	reg     *prometheus.Registry
+	base    string
+}
+
+// options are the options of in's service over units.
+func (in *instance) options(f *fixture, units *timestamp.Units, renewBefore time.Duration) timestamp.ServiceOptions {
+	return timestamp.ServiceOptions{
+		Units: units, Config: timestamp.Config{Clock: timestamp.ClockConfig{Source: "static"}}, Clock: in.clk, Serials: in.serials, Audit: f.log,
+		Identify: func(r *http.Request) string {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			return "addr:" + host
+		},
+		RenewBefore: renewBefore, Actor: "thiqa-serve", Registerer: in.reg, Renewals: in.db.TSAUnitRenewals(),
+	}
 }
 
 // serve starts a TSA service over its own store connection, as one
@@ -143,15 +159,8 @@ func (f *fixture) serve(t *testing.T, clk timestamp.ClockChecker, renewBefore ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{reg: prometheus.NewRegistry()}
-	in.svc, err = timestamp.NewService(t.Context(), timestamp.ServiceOptions{
-		Units: f.units, Config: timestamp.Config{Clock: timestamp.ClockConfig{Source: "static"}}, Clock: clk, Serials: serials, Audit: f.log,
-		Identify: func(r *http.Request) string {
-			host, _, _ := net.SplitHostPort(r.RemoteAddr)
-			return "addr:" + host
-		},
-		RenewBefore: renewBefore, Actor: "thiqa-serve", Registerer: in.reg,
-	})
+	in := &instance{db: db, serials: serials, clk: clk, reg: prometheus.NewRegistry()}
+	in.svc, err = timestamp.NewService(t.Context(), in.options(f, f.units, renewBefore))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,17 +189,61 @@ func (u *Units) Certify(ctx context.Context, key UnitKey, actor string) (*Unit, 
 	if err != nil {
 		return nil, fmt.Errorf("certifying the TSA unit key %s: %w", key.Label, err)
 	}
+	unit := &Unit{Key: key, Cert: cert, Chain: []*x509.Certificate{issuer}}
+	if err := u.write(unit); err != nil {
+		return nil, err
+	}
+	return unit, nil
+}
+
+// write writes unit's chain.pem and unit.pem.
+func (u *Units) write(unit *Unit) error {
 	if err := os.MkdirAll(u.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the TSA certificate folder: %w", err)
+		return fmt.Errorf("creating the TSA certificate folder: %w", err)
+	}
+	var chain []byte
+	for _, c := range unit.Chain {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
 	// The chain first, so that unit.pem never names an issuer chain.pem lacks.
-	if err := atomicfile.Write(u.ChainPath(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuer.Raw}), 0o644); err != nil {
+	if err := atomicfile.Write(u.ChainPath(), chain, 0o644); err != nil {
+		return err
+	}
+	return atomicfile.Write(u.UnitPath(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: unit.Cert.Raw}), 0o644)
+}
+
+// Adopt takes over the unit another instance of the TSA renewed: it finds
+// the key labelled r.KeyLabel on the token, checks that it is the key
+// r.Cert certifies, and brings chain.pem and unit.pem up to date, unless
+// unit.pem names that unit already or one that expires later (the files
+// never go back to an older unit).
+func (u *Units) Adopt(ctx context.Context, r RenewedUnit) (*Unit, error) {
+	cert, err := x509.ParseCertificate(r.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("the renewed TSA unit certificate: %w", err)
+	}
+	chain, err := x509.ParseCertificates(r.Chain)
+	if err != nil {
+		return nil, fmt.Errorf("the renewed TSA unit chain: %w", err)
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("the renewed TSA unit chain is empty")
+	}
+	key, err := u.key(ctx, r.KeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("finding the renewed TSA unit key %q: %w", r.KeyLabel, err)
+	}
+	if pub, ok := key.Signer.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("the key %q on the token is not the one the renewed TSA unit certificate certifies", r.KeyLabel)
+	}
+	unit := &Unit{Key: key, Cert: cert, Chain: chain}
+	if cur, err := readCertsPEM(u.UnitPath()); err == nil && (cur[0].Equal(cert) || cur[0].NotAfter.After(cert.NotAfter)) {
+		return unit, nil
+	}
+	if err := u.write(unit); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.Write(u.UnitPath(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644); err != nil {
-		return nil, err
-	}
-	return &Unit{Key: key, Cert: cert, Chain: []*x509.Certificate{issuer}}, nil
+	return unit, nil
 }
 
 // Renew generates a new unit key (labelled KeyLabel-<now, UTC>) and has it
