@@ -13,7 +13,6 @@
 package backup
 
 import (
-	"bufio"
 	"context"
 	"crypto"
 	"encoding/hex"
@@ -94,9 +93,14 @@ func CheckOut(data, out string) error {
 // the archive appears at o.Out only when complete. It returns the
 // manifest.
 func Create(ctx context.Context, o Options) (*Manifest, error) {
-	staging, err := os.MkdirTemp(filepath.Dir(o.Out), ".thiqa-backup-")
+	part, err := claimPartial(o.Out)
 	if err != nil {
-		return nil, fmt.Errorf("creating a staging folder next to --out: %w", err)
+		return nil, err
+	}
+	defer part.release()
+	staging, err := part.staging()
+	if err != nil {
+		return nil, err
 	}
 	defer os.RemoveAll(staging)
 
@@ -128,7 +132,7 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeArchiveFile(o.Out, raw, sig, m, staged); err != nil {
+	if err := part.write(raw, sig, m, staged); err != nil {
 		return nil, err
 	}
 	if _, err := o.Audit.Append(ctx, audit.Entry{Actor: o.Actor, Action: "data.backup", Object: o.Out, Outcome: audit.OutcomeSuccess,
@@ -260,35 +264,6 @@ func fillManifestFiles(m *Manifest, staged map[string]string) error {
 			return fmt.Errorf("hashing %s: %w", n, err)
 		}
 		m.Files = append(m.Files, File{Name: n, Size: size, SHA256: sum, Mode: uint32(info.Mode().Perm())})
-	}
-	return nil
-}
-
-// writeArchiveFile writes the archive to path.partial and links it to
-// path only when complete and synced, never replacing an existing file.
-func writeArchiveFile(path string, raw, sig []byte, m *Manifest, staged map[string]string) error {
-	partial := path + ".partial"
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("writing the backup: %w", err)
-	}
-	defer os.Remove(partial)
-	w := bufio.NewWriterSize(f, 1<<20)
-	err = writeArchive(w, raw, sig, m, staged)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("writing the backup: %w", err)
-	}
-	if err := os.Link(partial, path); err != nil {
-		return fmt.Errorf("writing the backup (nothing was overwritten): %w", err)
 	}
 	return nil
 }

@@ -370,8 +370,14 @@ func (r *Restored) loadStore(ctx context.Context) error {
 				ErrOtherDeployment, st.RootSHA256, st.RecordedAt.Format(time.RFC3339), r.rootSHA256)
 		}
 		if st.Tables > 0 {
-			return fmt.Errorf("%w: the configured database holds %d tables (a live deployment?): a restore needs an empty database (createdb a new one); nothing was changed",
+			err := fmt.Errorf("%w: the configured database holds %d tables (a live deployment?): a restore needs an empty database (createdb a new one); nothing was changed",
 				ErrTargetNotEmpty, st.Tables)
+			if st.RootSHA256 == r.rootSHA256 {
+				// The backup's own deployment: the lost one's database,
+				// or the backup itself, loaded by an interrupted restore.
+				err = fmt.Errorf("%w; it records this backup's deployment: when it is not a live database but one an interrupted restore loaded, drop and recreate it, then run the restore again", err)
+			}
+			return err
 		}
 		f, err := os.Open(r.arch.entryPath(storePostgres))
 		if err != nil {

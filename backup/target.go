@@ -62,8 +62,16 @@ const stagingPrefix = ".restore-"
 // thiqa's, /var/lib is root's). A folder that does not exist yet is
 // created by the restore, so its parent must be writable anyway: the
 // staging folder goes there, and becomes the data folder.
+//
+// In an existing folder, the staging folders an interrupted restore left
+// (copies of a backup's data and database, which count as content and
+// would refuse the folder) are removed first: the exclusive lock on the
+// folder says no other restore is using them.
 func (t *target) makeStaging() (string, error) {
 	if t.exists {
+		if err := t.removeStaleStaging(); err != nil {
+			return "", err
+		}
 		dir, err := os.MkdirTemp(t.dir, stagingPrefix)
 		if err != nil {
 			return "", fmt.Errorf("creating a staging folder in %s: %w", t.dir, err)
@@ -76,6 +84,24 @@ func (t *target) makeStaging() (string, error) {
 		return "", fmt.Errorf("creating a staging folder next to %s: %w", t.dir, err)
 	}
 	return dir, nil
+}
+
+// removeStaleStaging removes the staging folders of interrupted restores
+// from the (locked) data folder.
+func (t *target) removeStaleStaging() error {
+	entries, err := os.ReadDir(t.dir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", t.dir, err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), stagingPrefix) {
+			p := filepath.Join(t.dir, e.Name())
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("removing %s, left by an interrupted restore: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // TopLevel returns the names, directly in dir, of the paths that are

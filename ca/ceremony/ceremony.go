@@ -139,6 +139,10 @@ type state struct {
 	revoked map[string]caRevoked // by serial
 	// lastCRL is the number of the last CRL signed (nil before the first).
 	lastCRL *big.Int
+	// listedIn is, by serial, the first CRL the log records after the
+	// revocation (none: an interrupted ca crl --revoke recorded the
+	// revocation but not the CRL listing it).
+	listedIn map[string]*big.Int
 }
 
 // inUse maps the SPKI hash of every key the root certified as an issuing
@@ -236,7 +240,7 @@ func printRecord(w io.Writer, r audit.Record) {
 
 // replay reads the state from a verified log.
 func replay(ctx context.Context, st *audit.FileStore) (*state, error) {
-	s := &state{issued: map[string]caSigned{}, revoked: map[string]caRevoked{}}
+	s := &state{issued: map[string]caSigned{}, revoked: map[string]caRevoked{}, listedIn: map[string]*big.Int{}}
 	return s, st.AuditRecords(ctx, 1, s.apply)
 }
 
@@ -267,6 +271,11 @@ func (s *state) apply(r audit.Record) error {
 				err = fmt.Errorf("CRL number %q", d.Number)
 			}
 			s.lastCRL = n
+			for serial := range s.revoked {
+				if s.listedIn[serial] == nil {
+					s.listedIn[serial] = n
+				}
+			}
 		}
 	}
 	if err != nil {

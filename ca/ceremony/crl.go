@@ -49,8 +49,13 @@ func (f *Folder) SignCRL(ctx context.Context, req CRLRequest, w io.Writer) error
 		case !ok:
 			return fmt.Errorf("--revoke %s: the root certified no issuing CA with that serial (the ceremony log lists every one): nothing was signed", serial)
 		case f.state.revoked[serial].Serial != "":
-			return fmt.Errorf("--revoke %s: issuing CA %s is already revoked (%s, at %s): nothing was signed", serial, issued.Name,
-				f.state.revoked[serial].Reason, f.state.revoked[serial].RevokedAt.Format(time.RFC3339))
+			listed := "CRL number " + fmt.Sprint(f.state.listedIn[serial]) + " lists it, and every CRL since"
+			if f.state.listedIn[serial] == nil {
+				// A run interrupted after recording the revocation.
+				listed = "no CRL lists it yet (an interrupted run): run `thiqa ca crl` again without --revoke to sign the CRL that does"
+			}
+			return fmt.Errorf("--revoke %s: issuing CA %s is already revoked (%s, at %s): nothing was signed; %s", serial, issued.Name,
+				f.state.revoked[serial].Reason, f.state.revoked[serial].RevokedAt.Format(time.RFC3339), listed)
 		}
 		revoke = &caRevoked{Serial: serial, Name: issued.Name, Reason: req.Reason.String(), RevokedAt: req.Now}
 	}

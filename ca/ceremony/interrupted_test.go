@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -170,5 +172,65 @@ func TestSignCRLInterrupted(t *testing.T) {
 	}
 	if acts := logActions(t, dir); len(acts) != 2 || acts[1] != actCRLSign {
 		t.Fatalf("the log records %v", acts)
+	}
+}
+
+// TestRevokeInterrupted: a run of ca crl --revoke interrupted after the
+// log recorded the revocation, before the CRL: the run again with
+// --revoke is refused and says to run without it; that run signs the CRL
+// listing the revocation. Once a CRL lists it, the refusal says so.
+func TestRevokeInterrupted(t *testing.T) {
+	ctx := context.Background()
+	dir, tok, f := ceremonyWithRoot(t)
+	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subKey, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	now := time.Now().UTC().Truncate(time.Second)
+	cert := filepath.Join(t.TempDir(), "citizen.pem")
+	if err := f.CertifyIssuingCA(ctx, IssuingRequest{Name: "citizen", CSR: csrFor(t, subKey), CSRFile: "citizen.csr", Policies: ca.IssuingCAPolicies(profiles, "citizen"),
+		NotBefore: now, NotAfter: now.AddDate(5, 0, 0), Out: cert}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var serial string
+	for s := range f.state.issued {
+		serial = s
+	}
+	set, err := crl.Config{Validity: 30 * 24 * time.Hour, BaseURL: "http://pki.test"}.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason, err := revocation.ParseReason("keyCompromise")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a kill after the revocation's record and before the CRL's leaves.
+	if _, err := f.record(ctx, actCARevoke, serial, caRevoked{Serial: serial, Name: "citizen", Reason: reason.String(), RevokedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	f = open(t, dir, tok)
+	out := filepath.Join(t.TempDir(), "root.crl")
+	err = f.SignCRL(ctx, CRLRequest{Revoke: serial, Reason: reason, Settings: set, Now: now, Out: out}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "already revoked") || !strings.Contains(err.Error(), "no CRL lists it yet") ||
+		!strings.Contains(err.Error(), "run `thiqa ca crl` again without --revoke") {
+		t.Fatalf("--revoke again after an interrupted run: %v", err)
+	}
+	if err := f.SignCRL(ctx, CRLRequest{Settings: set, Now: now, Out: out}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	der, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := x509.ParseRevocationList(der)
+	want, _ := new(big.Int).SetString(serial, 16)
+	if err != nil || len(list.RevokedCertificateEntries) != 1 || list.RevokedCertificateEntries[0].SerialNumber.Cmp(want) != 0 {
+		t.Fatalf("the CRL signed after the interrupted run (%v) does not list serial %s alone", err, serial)
+	}
+	err = f.SignCRL(ctx, CRLRequest{Revoke: serial, Reason: reason, Settings: set, Now: now, Out: filepath.Join(t.TempDir(), "root.crl")}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "already revoked") || !strings.Contains(err.Error(), "CRL number 1 lists it") {
+		t.Fatalf("--revoke again once listed: %v", err)
 	}
 }

@@ -101,9 +101,8 @@ func createCA(ctx context.Context, c Config, tok Token, log Auditor, profiles *p
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteNew(p.Path, pemcert.Encode(p.Cert.Raw), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", p.Path, err)
-	}
+	// Recorded before the file appears: a run again skips a CA whose
+	// certificate exists, so a record missing then stays missing.
 	_, err = log.Append(ctx, audit.Entry{
 		Actor: initActor, Action: "ca.certificate.create", Object: p.Conf.Name, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{
@@ -113,6 +112,9 @@ func createCA(ctx context.Context, c Config, tok Token, log Auditor, profiles *p
 	})
 	if err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
+	}
+	if err := atomicfile.WriteNew(p.Path, pemcert.Encode(p.Cert.Raw), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w (the audit log records the certificate, SHA-256 %s, that was lost: start again with a new data folder and token)", p.Path, err, sha256Hex(p.Cert.Raw))
 	}
 	return nil
 }
@@ -214,15 +216,18 @@ func writeCSR(ctx context.Context, log Auditor, g *generation, actor string) err
 	if err := os.MkdirAll(filepath.Dir(g.csrPath), 0o755); err != nil {
 		return fmt.Errorf("creating the CA certificate folder: %w", err)
 	}
-	if err := atomicfile.WriteNew(g.csrPath, pemCSR(der), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", g.csrPath, err)
-	}
-	g.hasCSR = true
+	// Recorded before the file appears: a run again keeps a CSR that
+	// exists, so a record missing then stays missing. Without the file,
+	// the run again writes and records another CSR for the same key.
 	_, err = log.Append(ctx, audit.Entry{Actor: actor, Action: "ca.csr.create", Object: g.name, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"key": g.key.URI(), "csr": g.csrPath, "sha256": sha256Hex(der), "generation": g.n}})
 	if err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
 	}
+	if err := atomicfile.WriteNew(g.csrPath, pemCSR(der), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w (run the command again)", g.csrPath, err)
+	}
+	g.hasCSR = true
 	return nil
 }
 

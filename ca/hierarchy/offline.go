@@ -123,15 +123,18 @@ func Import(ctx context.Context, c Config, tok Token, log Auditor, name string, 
 	if note := urlNote(c, cert); note != "" {
 		fmt.Fprintln(out, "note: "+note)
 	}
-	if err := atomicfile.WriteNew(g.certPath, pemcert.Encode(cert.Raw), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", g.certPath, err)
-	}
+	// Recorded before the file appears: a run again finds the CA
+	// installed and stops, so a record missing then stays missing.
+	// Without the file, the run again installs and records it again.
 	if _, err := log.Append(ctx, audit.Entry{
 		Actor: actor, Action: "ca.certificate.import", Object: g.name, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"ca": name, "generation": g.n, "serial": hex.EncodeToString(cert.SerialNumber.Bytes()),
 			"subject": cert.Subject.String(), "issuer": cert.Issuer.String(), "notAfter": cert.NotAfter, "sha256": sha256Hex(cert.Raw), "key": g.uri},
 	}); err != nil {
-		return fmt.Errorf("certificate installed as %s, but writing the audit record failed: %w", g.certPath, err)
+		return fmt.Errorf("writing audit record: %w (nothing was installed)", err)
+	}
+	if err := atomicfile.WriteNew(g.certPath, pemcert.Encode(cert.Raw), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w (the audit log records the import, but the certificate is not installed: run the command again)", g.certPath, err)
 	}
 	fmt.Fprintf(out, "issuing CA %s installed: %s (generation %d, key %s)\n", name, g.certPath, g.n, g.uri)
 	fmt.Fprintf(out, "  subject   %s\n  valid     %s to %s\n  SHA-256 fingerprint: %s\n", cert.Subject,
@@ -244,12 +247,14 @@ func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor
 	if g.key, err = tok.GenerateKey(ctx, g.label, conf.KeyType); err != nil {
 		return fmt.Errorf("generating key %s: %w", g.uri, err)
 	}
-	if err := writeCSR(ctx, log, g, actor); err != nil {
-		return err
-	}
+	// Recorded before the CSR: a run again finds the generation waiting
+	// and only writes its CSR, so a record missing then stays missing.
 	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: "ca.rollover", Object: name, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"generation": g.n, "issuer": g.name, "key": g.key.URI(), "csr": g.csrPath}}); err != nil {
-		return fmt.Errorf("writing audit record: %w", err)
+		return fmt.Errorf("writing audit record: %w (key %s was generated, and its generation recorded: run the command again to write its CSR)", err, g.key.URI())
+	}
+	if err := writeCSR(ctx, log, g, actor); err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "CA %s: new key for generation %d (%s): %s\n", name, g.n, g.name, g.key.URI())
 	fmt.Fprintf(out, "  CSR  %s\n", g.csrPath)

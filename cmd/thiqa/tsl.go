@@ -110,7 +110,7 @@ func tslBuild(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("tsl build", env)
 	dir := fs.String("data", "", "data folder (required)")
 	out := fs.String("out", "", "where to write the list (default: the configuration's tsl.file, served at GET /tsl.xml)")
-	seq := fs.Int("sequence", 0, "TSLSequenceNumber (default: one more than the list at --out, else 1)")
+	seq := fs.Int("sequence", 0, "TSLSequenceNumber (default: one more than the list at --out or any the audit log records for it, else 1)")
 	next := fs.String("next-update", "180d", "nextUpdate after the issue date (TS 119 612: at most 6 months)")
 	version := fs.Int("tsl-version", 6, "TSL version to write: 5 or 6")
 	if err := parseFlags(fs, args); err != nil {
@@ -128,14 +128,14 @@ func tslBuild(ctx context.Context, env *cliEnv, args []string) error {
 	if *out == "" {
 		*out = tc.File
 	}
-	if *seq == 0 {
-		*seq = build.NextSequenceAt(*out)
-	}
 	p, closeAll, err := openOperatorPlatform(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	if *seq, err = build.Sequence(ctx, *out, *seq, p.db); err != nil {
+		return err
+	}
 	key, cert, err := tslSigner(ctx, p)
 	if err != nil {
 		return err
