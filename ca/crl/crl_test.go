@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -375,4 +376,55 @@ func writeFile(t *testing.T, dir, name string, b []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// raceSource streams the entries it holds; the first time it is read it
+// first calls during, which may add entries and generate another CRL.
+type raceSource struct {
+	memRevoked
+	during func()
+}
+
+func (r *raceSource) RevokedCertificates(ctx context.Context, issuer string, partition int, fn func(RevokedEntry) error) error {
+	if d := r.during; d != nil {
+		r.during = nil
+		// What this read sees is fixed before during runs, as a database
+		// snapshot taken when the read starts.
+		snapshot := slices.Clone(r.entries)
+		d()
+		return (&memRevoked{partitions: r.partitions, entries: snapshot}).RevokedCertificates(ctx, issuer, partition, fn)
+	}
+	return r.memRevoked.RevokedCertificates(ctx, issuer, partition, fn)
+}
+
+// A CRL whose read of the revocations starts before another CRL of the
+// same scope is made must not carry the higher number when that other CRL
+// lists a revocation it misses: a relying party keeping the highest
+// number would see the certificate unrevoked.
+func TestHigherCRLNumberListsLaterRevocations(t *testing.T) {
+	h := newHierarchy(t)
+	set := settings(t, 1)
+	numbers := &memNumbers{}
+	now := time.Now()
+	src := &raceSource{memRevoked: memRevoked{partitions: 1}}
+	slow, _ := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, numbers, src)
+	other, _ := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, numbers, src)
+	var fast *CRL
+	src.during = func() {
+		src.entries = append(src.entries, RevokedEntry{Serial: big.NewInt(4242), RevokedAt: now.Add(-time.Minute), Reason: 1})
+		var err error
+		if fast, err = other.Generate(context.Background(), 0, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late, err := slow.Generate(context.Background(), 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fast == nil || fast.Entries != 1 || late.Entries != 0 {
+		t.Fatalf("setup: the CRL made meanwhile lists %v entries, the slow one %d", fast, late.Entries)
+	}
+	if late.Number.Cmp(fast.Number) > 0 {
+		t.Fatalf("the CRL that misses the revocation has number %v, above %v of the CRL that lists it", late.Number, fast.Number)
+	}
 }

@@ -208,11 +208,28 @@ func (g *Generator) Generate(ctx context.Context, partition int, now time.Time) 
 // build streams out's entries from stream, numbers, lints and signs it.
 func (g *Generator) build(ctx context.Context, out *CRL, stream func(fn func(RevokedEntry) error) error) (*CRL, error) {
 	thisUpdate, partition := out.ThisUpdate, out.Partition
+	// The number comes before the entries are read. Of two CRLs of one
+	// scope (made by two instances, or one made while another streamed),
+	// the higher-numbered one then starts reading later and lists what the
+	// other lists, but for a revocation whose own transaction was still
+	// open across both. Numbered after the read, a CRL whose stream took
+	// seconds could carry a higher number than one that already lists a
+	// revocation made meanwhile, and a relying party keeping the
+	// highest-numbered CRL would see that certificate unrevoked. A CRL that
+	// then fails leaves a gap in the numbers, which RFC 5280 allows.
+	number, err := g.numbers.NextCRLNumber(ctx, g.iss.Name)
+	if err != nil {
+		return nil, fmt.Errorf("next CRL number for %s: %w", g.iss.Name, err)
+	}
+	if number == nil || number.Sign() < 0 || len(number.Bytes()) > 20 {
+		return nil, fmt.Errorf("CRL number %v outside [0, 2^159]", number)
+	}
+	out.Number = new(big.Int).Set(number)
 	// Entries are encoded as they stream in; the offset after the first
 	// LintSampleEntries marks the part that is linted.
 	body := make([]byte, 0, 64*1024)
 	sampleEnd := 0
-	err := stream(func(e RevokedEntry) error {
+	err = stream(func(e RevokedEntry) error {
 		if err := checkEntry(e); err != nil {
 			return err
 		}
@@ -233,15 +250,6 @@ func (g *Generator) build(ctx context.Context, out *CRL, stream func(fn func(Rev
 	if out.Entries < g.set.LintSampleEntries {
 		sampleEnd = len(body)
 	}
-	number, err := g.numbers.NextCRLNumber(ctx, g.iss.Name)
-	if err != nil {
-		return nil, fmt.Errorf("next CRL number for %s: %w", g.iss.Name, err)
-	}
-	if number == nil || number.Sign() < 0 || len(number.Bytes()) > 20 {
-		return nil, fmt.Errorf("CRL number %v outside [0, 2^159]", number)
-	}
-	out.Number = new(big.Int).Set(number)
-
 	if err := g.lint(out, body[:sampleEnd]); err != nil {
 		return nil, err
 	}
