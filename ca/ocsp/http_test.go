@@ -259,8 +259,8 @@ type renewer struct {
 	p *pki
 }
 
-func (r renewer) RenewResponder(context.Context, string) (ResponderCert, error) {
-	return r.p.responder(r.t, 10*24*time.Hour), nil
+func (r renewer) RenewResponder(context.Context, string, *x509.Certificate) (ResponderRenewal, error) {
+	return ResponderRenewal{Responder: r.p.responder(r.t, 10*24*time.Hour)}, nil
 }
 
 // responseNonce returns the nonce extension value of a response's
