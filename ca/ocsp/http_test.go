@@ -259,8 +259,8 @@ type renewer struct {
 	p *pki
 }
 
-func (r renewer) RenewResponder(context.Context, string) (ResponderCert, error) {
-	return r.p.responder(r.t, 10*24*time.Hour), nil
+func (r renewer) RenewResponder(context.Context, string, *x509.Certificate) (ResponderRenewal, error) {
+	return ResponderRenewal{Responder: r.p.responder(r.t, 10*24*time.Hour)}, nil
 }
 
 // responseNonce returns the nonce extension value of a response's
@@ -361,5 +361,48 @@ func TestResponderCertChecks(t *testing.T) {
 		if _, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: rc}}, &memStatus{}, NewCache(0), nil, nil); err == nil {
 			t.Errorf("%s accepted", name)
 		}
+	}
+}
+
+// elsewhere is a renewer in a cluster: another instance renews (pending),
+// then has renewed (the responder is adopted).
+type elsewhere struct {
+	next *ResponderCert
+}
+
+func (e elsewhere) RenewResponder(context.Context, string, *x509.Certificate) (ResponderRenewal, error) {
+	if e.next == nil {
+		return ResponderRenewal{}, nil
+	}
+	return ResponderRenewal{Responder: *e.next, Adopted: true}, nil
+}
+
+// TestResponderRenewalElsewhere: while another instance renews a due
+// responder, RenewDue keeps the current one and reports nothing; once it
+// has, RenewDue swaps in the adopted one.
+func TestResponderRenewalElsewhere(t *testing.T) {
+	p := newPKI(t, "Thiqa")
+	src := &memStatus{}
+	src.set("citizen", 7, Status{State: Good})
+	old := p.responder(t, 30*time.Hour) // inside RenewBefore (48h)
+	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: old}}, src, NewCache(0), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := NewRequest(p.ca, big.NewInt(7), crypto.SHA1, []byte("nonce-elsewhere1"))
+	signer := func() *x509.Certificate {
+		resp, _ := r.Respond(context.Background(), req)
+		parsed, err := xocsp.ParseResponse(resp, p.ca)
+		if err != nil || parsed.Certificate == nil {
+			t.Fatalf("response: %v", err)
+		}
+		return parsed.Certificate
+	}
+	if got, err := r.RenewDue(context.Background(), elsewhere{}); err != nil || len(got) != 0 || !signer().Equal(old.Cert) {
+		t.Fatalf("while renewed elsewhere: %v %v", got, err)
+	}
+	next := p.responder(t, 10*24*time.Hour)
+	if got, err := r.RenewDue(context.Background(), elsewhere{&next}); err != nil || len(got) != 1 || !signer().Equal(next.Cert) {
+		t.Fatalf("adopting: %v %v", got, err)
 	}
 }

@@ -109,18 +109,25 @@ func (r *Responder) PresignAll(ctx context.Context) error {
 
 // RenewDue asks renewer for a new responder certificate for every CA whose
 // current one expires within RenewBefore, swaps it in and re-signs that
-// CA's responses. It reports the CAs renewed.
+// CA's responses. It reports the CAs whose responder it replaced (renewed
+// here or adopted from another instance); a CA whose responder another
+// instance is renewing keeps its current one until a later call.
 func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]string, error) {
 	var renewed []string
 	var errs []error
 	for name, is := range r.issuers {
-		if r.now().Add(r.set.RenewBefore).Before(is.signing.Load().cert.NotAfter) {
+		current := is.signing.Load().cert
+		if r.now().Add(r.set.RenewBefore).Before(current.NotAfter) {
 			continue
 		}
-		rc, err := renewer.RenewResponder(ctx, name)
+		rn, err := renewer.RenewResponder(ctx, name, current)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("renewing responder of %s: %w", name, err))
 			continue
+		}
+		rc := rn.Responder
+		if rc.Cert == nil {
+			continue // another instance renews it: adopted at a later check
 		}
 		sg, err := newSigning(rc, is.cert)
 		if err != nil {
@@ -129,7 +136,11 @@ func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]s
 		}
 		is.signing.Store(sg)
 		renewed = append(renewed, name)
-		r.log.InfoContext(ctx, "OCSP responder certificate renewed", "ca", name, "notAfter", rc.Cert.NotAfter)
+		if rn.Adopted {
+			r.log.InfoContext(ctx, "OCSP responder certificate adopted: another instance renewed it", "ca", name, "notAfter", rc.Cert.NotAfter)
+		} else {
+			r.log.InfoContext(ctx, "OCSP responder certificate renewed", "ca", name, "notAfter", rc.Cert.NotAfter)
+		}
 		if _, err := r.PresignIssuer(ctx, name); err != nil {
 			errs = append(errs, err)
 		}

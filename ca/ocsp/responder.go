@@ -27,7 +27,21 @@ type StatusSource interface {
 // ResponderRenewer issues a fresh responder certificate (ocsp-responder
 // profile, key on the token) for an issuing CA before the current expires.
 type ResponderRenewer interface {
-	RenewResponder(ctx context.Context, issuer string) (ResponderCert, error)
+	// RenewResponder replaces current, the responder certificate of the
+	// CA issuer, which is due. Of the instances sharing one store, token
+	// and data folder, one renews it and the others adopt what it made
+	// (Adopted); an instance gets no responder (a nil Cert) while another
+	// one renews it, and asks again at its next check.
+	RenewResponder(ctx context.Context, issuer string, current *x509.Certificate) (ResponderRenewal, error)
+}
+
+// ResponderRenewal is what ResponderRenewer.RenewResponder did.
+type ResponderRenewal struct {
+	// Responder replaces the current one; its Cert is nil while another
+	// instance renews it.
+	Responder ResponderCert
+	// Adopted says another instance made it.
+	Adopted bool
 }
 
 // Issuer is one issuing CA the responder is authoritative for.

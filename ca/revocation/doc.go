@@ -15,7 +15,9 @@
 //     client-certificate login and API call goes through.
 //
 // The records, the token and the CA are reached through the interfaces
-// declared here (Store, Certificates, KeyStore, Certifier); package store
-// implements the first two, hsm/keyring the third (keyring.Ring over the
-// token), and cmd/thiqa passes the CA (ca.Generations).
+// declared here (Store, Certificates, KeyStore, Certifier,
+// ResponderRenewals); package store implements the first two and the
+// last (the nodes of a cluster renew each responder once), hsm/keyring
+// the third (keyring.Ring over the token), and cmd/thiqa passes the CA
+// (ca.Generations).
 package revocation

@@ -70,6 +70,18 @@ func (k *tokenKeys) Key(ctx context.Context, label string) (crypto.Signer, error
 	return s, nil
 }
 
+func (k *tokenKeys) Labels(ctx context.Context) ([]string, error) {
+	keys, err := k.tok.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]string, len(keys))
+	for i, key := range keys {
+		labels[i] = key.Label
+	}
+	return labels, nil
+}
+
 func (k *tokenKeys) GenerateKey(ctx context.Context, label string) (crypto.Signer, error) {
 	s, err := k.tok.GenerateKey(ctx, label, hsm.ECP256)
 	if err != nil {
