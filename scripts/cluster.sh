@@ -236,12 +236,86 @@ cmd_down() {
   rm -rf "$DIR"
 }
 
+# web JAR PATH [CURL ARGS…] sends one request through HAProxy as the browser
+# whose cookies JAR holds (a form POST when CURL ARGS carry --data…), keeps
+# the body in $DIR/web.body and prints the status code.
+web() {
+  local jar=$1 path=$2
+  shift 2
+  curl -sS -o "$DIR/web.body" -w '%{http_code}' -b "$jar" -c "$jar" "$@" "http://127.0.0.1:$LB_PORT$path"
+}
+
+# web_csrf prints the CSRF token of the last page's first form.
+web_csrf() { sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$DIR/web.body" | head -n 1; }
+
+# web_node prints the node the load balancer's cookie in JAR names.
+web_node() { awk '$6 == "thiqa-node" {print $7}' "$1"; }
+
+# web_expect WHAT WANT GOT fails the check when status GOT is not WANT,
+# saying whether the node lacked the browser's session.
+web_expect() {
+  local what=$1 want=$2 got=$3 why=""
+  [ "$got" = "$want" ] && return 0
+  if grep -q 'This form is no longer valid' "$DIR/web.body" 2>/dev/null; then
+    why=": the node that answered does not know the browser's session (err.csrf)"
+  elif grep -q 'id="officer-login"' "$DIR/web.body" 2>/dev/null; then
+    why=": the node that answered shows the sign-in page (no session there)"
+  fi
+  log "portal session check: $what answered $got, want $want$why"
+  return 1
+}
+
+# officer_token prints a registration officer's development token.
+officer_token() {
+  THIQA_DSN=$DSN "$BIN" token --data "$DIR/data" --subject officer-cluster --role registration-officer --ttl 10m | tail -n 1
+}
+
+# portal_walk JAR TOKEN walks the officer console through HAProxy as one
+# browser: the sign-in page, three sign-ins with a wrong token (each answered
+# 401 "not accepted": the CSRF token, hence the session, was known), the
+# sign-in with TOKEN, four pages that need it, the sign-out. Every request
+# after the first depends on the session that the first one started in the
+# memory of one node: the walk fails when one reaches another node.
+portal_walk() {
+  local jar=$1 token=$2 csrf code i
+  code=$(web "$jar" "/ra/?lang=en")
+  web_expect "GET /ra/ (sign-in page)" 200 "$code" || return 1
+  csrf=$(web_csrf)
+  [ -n "$csrf" ] || { log "portal session check: the sign-in page has no CSRF token"; return 1; }
+  for i in 1 2 3; do
+    code=$(web "$jar" /ra/login --data-urlencode "csrf=$csrf" --data-urlencode "token=not-a-token")
+    web_expect "POST /ra/login #$i (a wrong token)" 401 "$code" || return 1
+  done
+  code=$(web "$jar" /ra/login --data-urlencode "csrf=$csrf" --data-urlencode "token=$token")
+  web_expect "POST /ra/login (the officer's token)" 303 "$code" || return 1
+  for i in 1 2 3 4; do
+    code=$(web "$jar" "/ra/?lang=en")
+    web_expect "GET /ra/ #$i after the sign-in" 200 "$code" || return 1
+    grep -q 'id="lookup"' "$DIR/web.body" || {
+      log "portal session check: GET /ra/ #$i after the sign-in shows the sign-in page, not the console: the node that answered does not know the sign-in"
+      return 1
+    }
+  done
+  csrf=$(web_csrf)
+  code=$(web "$jar" /ra/logout --data-urlencode "csrf=$csrf")
+  web_expect "POST /ra/logout" 303 "$code" || return 1
+}
+
+# portal_check runs portal_walk with a fresh cookie jar.
+portal_check() {
+  local jar="$DIR/portal.jar"
+  : >"$jar"
+  portal_walk "$jar" "$(officer_token)" || return 1
+  log "portal sessions OK: 10 requests of one browser through HAProxy (its cookie: node $(web_node "$jar"))"
+}
+
 cmd_failover_test() {
   local secs=${FAILOVER_SECONDS:-36}
   cmd_down
   trap '[ "${KEEP:-0}" = 1 ] || cmd_down' EXIT
   cmd_up >/dev/null
   load_env
+  portal_check || die "the portal's sessions do not survive the load balancer"
   log "load for ${secs}s through HAProxy; SIGKILL node 2 at ~$((secs / 3))s, restart it ~6s later"
   THIQA_DSN=$DSN "$BIN" bench cluster "http://127.0.0.1:$LB_PORT" --data "$DIR/data" --duration "${secs}s" \
     --tsa 3 --seal 1 --issue 1 >"$DIR/load.out" 2>"$DIR/load.err" &
