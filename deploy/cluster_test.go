@@ -96,6 +96,11 @@ func TestClusterFailover(t *testing.T) {
 			t.Fatalf("the failover test's output lacks %q:\n%s", want, text)
 		}
 	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "portal") {
+			t.Log(line)
+		}
+	}
 	m := regexp.MustCompile(`requests\s+(\d+) in \S+ \(\d+/s\), (\d+) failed`).FindStringSubmatch(text)
 	if m == nil {
 		t.Fatalf("no request count in:\n%s", text)
