@@ -43,8 +43,11 @@ func holdBenchLock(t *testing.T, wait time.Duration) {
 // TestClusterFailover runs scripts/cluster.sh failover-test: a durable
 // PostgreSQL, three thiqa serve nodes on one token directory behind
 // HAProxy; TSA, seal and issuance load while node 2 is killed with SIGKILL
-// and restarted. The script exits 0 only when at most the in-flight
-// requests failed, no serial was handed out twice, every answer is in the
+// and restarted. Before the load, one browser walks the officer console
+// through HAProxy (sign-in page, form posts, sign-in, pages, sign-out): the
+// portal keeps its sessions in the memory of a node, so every request of
+// the walk must reach the node that started the session. The script exits
+// 0 only when that walk succeeded, at most the in-flight requests failed, no serial was handed out twice, every answer is in the
 // audit log and `thiqa audit verify` passes (chain and checkpoints).
 func TestClusterFailover(t *testing.T) {
 	testenv.PKCS11Module(t)
@@ -88,9 +91,14 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("scripts/cluster.sh failover-test: %v after %s\n%s", err, took.Round(time.Second), out.String())
 	}
 	text := out.String()
-	for _, want := range []string{"failover checks OK", "audit chain OK", "audit checkpoints OK", "failover test passed"} {
+	for _, want := range []string{"portal sessions OK", "failover checks OK", "audit chain OK", "audit checkpoints OK", "failover test passed"} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("the failover test's output lacks %q:\n%s", want, text)
+		}
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "portal") {
+			t.Log(line)
 		}
 	}
 	m := regexp.MustCompile(`requests\s+(\d+) in \S+ \(\d+/s\), (\d+) failed`).FindStringSubmatch(text)

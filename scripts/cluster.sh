@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cluster.sh up|down|status|failover-test: a production-shaped Thiqa cluster
-# on loopback, for trying and testing the multi-node deployment:
+# cluster.sh up|down|status|portal-check|failover-test: a production-shaped
+# Thiqa cluster on loopback, for trying and testing the multi-node deployment:
 #   - a durable PostgreSQL (fsync and synchronous_commit on: Debian's server
 #     binaries, a throwaway cluster in the state folder);
 #   - three `thiqa serve` nodes sharing one data folder (configuration, CA
@@ -8,15 +8,23 @@
 #     HSM reached through the same PKCS#11 module on every node), each with
 #     its own listen port, ready file and log;
 #   - HAProxy in front (round robin, health checks on /readyz every 500 ms,
-#     a connection refused by a dead node retried on another).
+#     a connection refused by a dead node retried on another; a browser
+#     kept on one node by a cookie for the portal's pages, whose sessions
+#     live in the node's memory).
 #
 #   up             start it all (state in $CLUSTER_DIR); prints the URL
 #   status         nodes, HAProxy's view of them, PostgreSQL
 #   down           stop it all and remove the state folder
+#   portal-check   one browser (a cookie jar) walks the officer console
+#                  through HAProxy: sign-in page, form posts, sign-in, pages,
+#                  sign-out; fails when a request reaches a node that does not
+#                  hold the browser's session
 #   failover-test  up; TSA, seal and issuance load through HAProxy
 #                  (`thiqa bench cluster`); SIGKILL node 2 mid-load and
-#                  restart it; the checks (failures, serials, audit records);
-#                  `thiqa audit verify`; down. Exit 0 when every check holds.
+#                  restart it; portal-check before the load, and a browser
+#                  of node 2 moved to another node; the checks (failures,
+#                  serials, audit records); `thiqa audit verify`; down.
+#                  Exit 0 when every check holds.
 #
 # Environment: THIQA_BIN (default bin/thiqa, built when missing),
 # CLUSTER_DIR (default /tmp/thiqa-cluster), PG_BIN (default: the newest
@@ -161,6 +169,15 @@ defaults
 
 frontend thiqa
   bind 127.0.0.1:$LB_PORT
+  # The citizen portal and the officer console (/, /my/, /ra/) keep each
+  # browser's session in the memory of the node that started it: the
+  # browser must stay on that node. Everything else (the APIs, TSA, OCSP,
+  # CRLs, certificates, OpenID Connect) keeps its state in PostgreSQL and is
+  # balanced request by request, with no cookie added to its answers (OCSP
+  # and CRL answers are meant to be cached by shared caches).
+  acl portal_page path /
+  acl portal_page path_beg /my/ /ra/
+  use_backend portal if portal_page
   default_backend nodes
 
 backend nodes
@@ -172,6 +189,23 @@ CFG
     for n in $(seq 1 $NODES); do
       port_var="NODE${n}_PORT"
       echo "  server node$n 127.0.0.1:${!port_var} check"
+    done
+    cat <<CFG
+
+backend portal
+  # A browser's first page is balanced; HAProxy's cookie then names the node
+  # (HttpOnly, SameSite=Lax like the portal's own session cookie; removed
+  # from the requests the nodes see). A browser whose node is down or
+  # refuses the connection goes to another node (option redispatch), which
+  # does not know its session: the person signs in again there. Behind TLS
+  # add "secure" to the cookie line.
+  balance roundrobin
+  cookie thiqa-node insert indirect nocache httponly attr "SameSite=Lax"
+CFG
+    for n in $(seq 1 $NODES); do
+      port_var="NODE${n}_PORT"
+      # track: the same node's health as in backend nodes (one check).
+      echo "  server node$n 127.0.0.1:${!port_var} cookie node$n track nodes/node$n"
     done
     cat <<CFG
 
@@ -236,22 +270,125 @@ cmd_down() {
   rm -rf "$DIR"
 }
 
+# web JAR PATH [CURL ARGS…] sends one request through HAProxy as the browser
+# whose cookies JAR holds (a form POST when CURL ARGS carry --data…), keeps
+# the body in $DIR/web.body and prints the status code.
+web() {
+  local jar=$1 path=$2
+  shift 2
+  curl -sS -o "$DIR/web.body" -w '%{http_code}' -b "$jar" -c "$jar" "$@" "http://127.0.0.1:$LB_PORT$path"
+}
+
+# web_csrf prints the CSRF token of the last page's first form.
+web_csrf() { sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p' "$DIR/web.body" | head -n 1; }
+
+# web_node prints the node the load balancer's cookie in JAR names.
+web_node() { awk '$6 == "thiqa-node" {print $7}' "$1"; }
+
+# web_expect WHAT WANT GOT fails the check when status GOT is not WANT,
+# saying whether the node lacked the browser's session.
+web_expect() {
+  local what=$1 want=$2 got=$3 why=""
+  [ "$got" = "$want" ] && return 0
+  if grep -q 'Your session has expired' "$DIR/web.body" 2>/dev/null; then
+    why=": the node that answered does not know the browser's session (err.session_expired)"
+  elif grep -q 'This form is no longer valid' "$DIR/web.body" 2>/dev/null; then
+    why=": the node that answered does not know the browser's session (err.csrf)"
+  elif grep -q 'id="officer-login"' "$DIR/web.body" 2>/dev/null; then
+    why=": the node that answered shows the sign-in page (no session there)"
+  fi
+  log "portal session check: $what answered $got, want $want$why"
+  return 1
+}
+
+# officer_token prints a registration officer's development token.
+officer_token() {
+  THIQA_DSN=$DSN "$BIN" token --data "$DIR/data" --subject officer-cluster --role registration-officer --ttl 10m | tail -n 1
+}
+
+# portal_walk JAR TOKEN walks the officer console through HAProxy as one
+# browser: the sign-in page, three sign-ins with a wrong token (each answered
+# 401 "not accepted": the CSRF token, hence the session, was known), the
+# sign-in with TOKEN, four pages that need it, the sign-out. Every request
+# after the first depends on the session that the first one started in the
+# memory of one node: the walk fails when one reaches another node.
+portal_walk() {
+  local jar=$1 token=$2 csrf code i
+  code=$(web "$jar" "/ra/?lang=en")
+  web_expect "GET /ra/ (sign-in page)" 200 "$code" || return 1
+  csrf=$(web_csrf)
+  [ -n "$csrf" ] || { log "portal session check: the sign-in page has no CSRF token"; return 1; }
+  for i in 1 2 3; do
+    code=$(web "$jar" /ra/login --data-urlencode "csrf=$csrf" --data-urlencode "token=not-a-token")
+    web_expect "POST /ra/login #$i (a wrong token)" 401 "$code" || return 1
+  done
+  code=$(web "$jar" /ra/login --data-urlencode "csrf=$csrf" --data-urlencode "token=$token")
+  web_expect "POST /ra/login (the officer's token)" 303 "$code" || return 1
+  for i in 1 2 3 4; do
+    code=$(web "$jar" "/ra/?lang=en")
+    web_expect "GET /ra/ #$i after the sign-in" 200 "$code" || return 1
+    grep -q 'id="lookup"' "$DIR/web.body" || {
+      log "portal session check: GET /ra/ #$i after the sign-in shows the sign-in page, not the console: the node that answered does not know the sign-in"
+      return 1
+    }
+  done
+  csrf=$(web_csrf)
+  code=$(web "$jar" /ra/logout --data-urlencode "csrf=$csrf")
+  web_expect "POST /ra/logout" 303 "$code" || return 1
+}
+
+# portal_signin JAR TOKEN signs the browser of JAR in to the officer
+# console with TOKEN and checks that the console shows.
+portal_signin() {
+  local jar=$1 token=$2 code
+  code=$(web "$jar" "/ra/?lang=en")
+  web_expect "GET /ra/ (sign-in page)" 200 "$code" || return 1
+  code=$(web "$jar" /ra/login --data-urlencode "csrf=$(web_csrf)" --data-urlencode "token=$token")
+  web_expect "POST /ra/login (the officer's token)" 303 "$code" || return 1
+  code=$(web "$jar" "/ra/?lang=en")
+  web_expect "GET /ra/ after the sign-in" 200 "$code" || return 1
+  grep -q 'id="lookup"' "$DIR/web.body" || { log "portal session check: no console after the sign-in"; return 1; }
+}
+
+# portal_check runs portal_walk with a fresh cookie jar.
+portal_check() {
+  local jar="$DIR/portal.jar"
+  : >"$jar"
+  OFFICER_TOKEN=$(officer_token)
+  portal_walk "$jar" "$OFFICER_TOKEN" || return 1
+  log "portal sessions OK: 10 requests of one browser through HAProxy (its HAProxy cookie: $(web_node "$jar"))"
+}
+
 cmd_failover_test() {
   local secs=${FAILOVER_SECONDS:-36}
   cmd_down
   trap '[ "${KEEP:-0}" = 1 ] || cmd_down' EXIT
   cmd_up >/dev/null
   load_env
+  portal_check || die "the portal's sessions do not survive the load balancer"
   log "load for ${secs}s through HAProxy; SIGKILL node 2 at ~$((secs / 3))s, restart it ~6s later"
   THIQA_DSN=$DSN "$BIN" bench cluster "http://127.0.0.1:$LB_PORT" --data "$DIR/data" --duration "${secs}s" \
     --tsa 3 --seal 1 --issue 1 >"$DIR/load.out" 2>"$DIR/load.err" &
   local load=$!
   sleep $((secs / 3))
+  # A browser signed in on node 2 (its HAProxy cookie names node 2).
+  local jar2="$DIR/node2.jar" moved
+  printf '127.0.0.1\tFALSE\t/\tFALSE\t0\tthiqa-node\tnode2\n' >"$jar2"
+  portal_signin "$jar2" "$OFFICER_TOKEN" || die "a browser cannot sign in on node 2"
+  [ "$(web_node "$jar2")" = node2 ] || die "the browser pinned to node 2 was moved to $(web_node "$jar2") while node 2 is up"
   log "SIGKILL node 2 (pid $(cat "$DIR/node2.pid")); HAProxy nodes up: $(lb_up)"
   kill -KILL "$(cat "$DIR/node2.pid")"
   sleep 2
   log "HAProxy nodes up after the kill: $(lb_up)"
-  sleep 4
+  # Node 2's browser goes to another node, which does not know its
+  # session: it is shown the sign-in page, signs in again and stays there.
+  moved=$(web "$jar2" "/ra/?lang=en")
+  web_expect "GET /ra/ of node 2's browser after the kill" 200 "$moved" || die "node 2's browser was not moved to another node"
+  grep -q 'id="officer-login"' "$DIR/web.body" || die "node 2's browser, moved to $(web_node "$jar2"), is not asked to sign in again"
+  [ "$(web_node "$jar2")" != node2 ] || die "node 2's browser still names node 2 after the kill"
+  portal_walk "$jar2" "$OFFICER_TOKEN" || die "node 2's browser cannot use the portal on $(web_node "$jar2")"
+  log "portal: node 2's browser moved to $(web_node "$jar2"), signed in again there"
+  sleep 3
   log "restarting node 2"
   start_node 2
   wait_lb $NODES
@@ -274,9 +411,13 @@ case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+portal-check)
+  load_env
+  portal_check
+  ;;
 failover-test) cmd_failover_test ;;
 *)
-  echo "usage: $0 up|down|status|failover-test" >&2
+  echo "usage: $0 up|down|status|portal-check|failover-test" >&2
   exit 2
   ;;
 esac
