@@ -334,3 +334,68 @@ func TestFoundKeyThatCanLeaveTheToken(t *testing.T) {
 		}
 	}
 }
+
+// TestFindKeyRefusesTwoKeysOneLabel: two private keys labelled alike (two
+// nodes that generated one key at once) are refused, never one of them at
+// random, with ErrKeyAmbiguous and a message naming both ids and the way
+// out; ListKeys shows both, and destroying one by its id (as the message's
+// pkcs11-tool command does) makes the label usable again.
+func TestFindKeyRefusesTwoKeysOneLabel(t *testing.T) {
+	tok := newTestToken(t, Config{})
+	ctx := context.Background()
+	first, err := tok.GenerateKey(ctx, "twice", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeForeignKey(t, tok, "twice", nil, nil) // CKA_ID "twice"
+	second := hex.EncodeToString([]byte("twice"))
+	keys, err := tok.ListKeys(ctx)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("ListKeys: %v %+v", err, keys)
+	}
+	firstID := keys[0].ID
+	if firstID == second {
+		firstID = keys[1].ID
+	}
+	for _, find := range []func() (*Signer, error){
+		func() (*Signer, error) { return tok.FindKey(ctx, "twice") },
+		func() (*Signer, error) { return tok.Signer(ctx, "pkcs11:object=twice") },
+	} {
+		_, err := find()
+		if !errors.Is(err, ErrKeyAmbiguous) {
+			t.Fatalf("two keys, one label: %v, want ErrKeyAmbiguous", err)
+		}
+		for _, want := range []string{`key "twice"`, firstID, second, "pkcs11-tool --module", "--delete-object --type privkey --id ID", "--type pubkey"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the refusal %q does not say %q", err, want)
+			}
+		}
+	}
+	// Named by id too, either key is found.
+	if k, err := tok.Signer(ctx, "pkcs11:object=twice;id=%74%77%69%63%65"); err != nil || k.URI() == first.URI() {
+		t.Fatalf("by label and id: %v", err)
+	}
+
+	err = tok.do(ctx, func(s *session) error {
+		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
+			hs, err := findObjects(tok.p, s.h, []*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_CLASS, class), pkcs11.NewAttribute(pkcs11.CKA_ID, []byte("twice")),
+			}, 0)
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				if err := tok.p.DestroyObject(s.h, h); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := tok.FindKey(ctx, "twice"); err != nil || k.URI() != first.URI() {
+		t.Fatalf("after destroying the second key: %v", err)
+	}
+}

@@ -315,6 +315,13 @@ func (t *Token) findKey(ctx context.Context, label string, id []byte) (*Signer, 
 		sg, err = t.newSigner(s, gotLabel, gotID, 0, priv)
 		return err
 	})
+	if errors.Is(err, ErrKeyAmbiguous) {
+		// Two nodes that generated one key at once leave two: the way out
+		// is to destroy the one not in use.
+		return nil, fmt.Errorf("hsm: key %q on token %q: %w; name it by id too, or destroy the key not in use "+
+			"(both halves): pkcs11-tool --module %q --token-label %q --login --delete-object --type privkey --id ID, then --type pubkey --id ID",
+			name, t.label, err, t.module, t.label)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("hsm: key %q on token %q: %w", name, t.label, err)
 	}
@@ -457,9 +464,31 @@ func findPrivate(p *pkcs11.Ctx, s *session, label string, id []byte) (pkcs11.Obj
 		}
 		return 0, ErrKeyNotFound
 	default:
-		return 0, errors.New("hsm: more than one private key matches; name it by id too")
+		all, err := findObjects(p, s.h, tmpl, 0)
+		if err != nil {
+			return 0, err
+		}
+		ids := make([]string, 0, len(all))
+		for _, h := range all {
+			attrs, err := p.GetAttributeValue(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+			if err != nil {
+				return 0, err
+			}
+			ids = append(ids, hex.EncodeToString(attrs[0].Value))
+		}
+		return 0, &ambiguousKeyError{ids: ids}
 	}
 }
+
+// ambiguousKeyError is ErrKeyAmbiguous with the CKA_IDs (hex) of the keys
+// that match.
+type ambiguousKeyError struct{ ids []string }
+
+func (e *ambiguousKeyError) Error() string {
+	return fmt.Sprintf("%v: %d keys, ids %s", ErrKeyAmbiguous, len(e.ids), strings.Join(e.ids, ", "))
+}
+
+func (e *ambiguousKeyError) Unwrap() error { return ErrKeyAmbiguous }
 
 // findObjects returns up to limit (0: all) objects matching tmpl, always
 // finishing the search so the session stays usable.

@@ -33,6 +33,9 @@ var (
 	ErrKeyNotFound = errors.New("hsm: key not found")
 	// ErrKeyExists: GenerateKey was asked for a label a key already has.
 	ErrKeyExists = errors.New("hsm: key already exists")
+	// ErrKeyAmbiguous: more than one private key has the requested label
+	// (and id): which one is meant cannot be known, so none is used.
+	ErrKeyAmbiguous = errors.New("hsm: more than one private key matches")
 	// ErrKeyExportable: the key found can leave the token (CKA_EXTRACTABLE
 	// true or CKA_SENSITIVE false), so it is not used.
 	ErrKeyExportable = errors.New("hsm: key can leave the token")

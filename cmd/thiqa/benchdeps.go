@@ -162,7 +162,7 @@ func (p *benchPlatform) BenchKey(ctx context.Context, keyType string) (bench.Key
 		return bench.Key{}, err
 	}
 	uri := fmt.Sprintf("pkcs11:token=%s;object=bench-%s", p.cfg.HSM.TokenLabel, kt)
-	key, generated, err := ensureKey(ctx, p.cfg, p.tok, uri, kt)
+	key, generated, err := ensureKey(ctx, p.cfg, p.p.db, p.tok, uri, kt)
 	if err != nil {
 		return bench.Key{}, err
 	}

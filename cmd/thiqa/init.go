@@ -141,13 +141,14 @@ func openOrCreateToken(ctx context.Context, cfg *config.Config, logger *slog.Log
 }
 
 // ensureKey finds the key a URI names, generating it on the token when it
-// does not exist. It never replaces an existing key.
-func ensureKey(ctx context.Context, cfg *config.Config, tok *hsm.Token, uri string, kt hsm.KeyType) (*hsm.Signer, bool, error) {
+// does not exist. It never replaces an existing key. The store's lock
+// named after the key makes nodes that start at once generate it once.
+func ensureKey(ctx context.Context, cfg *config.Config, lock keyring.Lock, tok *hsm.Token, uri string, kt hsm.KeyType) (*hsm.Signer, bool, error) {
 	label, err := cfg.HSM.KeyLabel(uri)
 	if err != nil {
 		return nil, false, err
 	}
-	return keyring.Ensure(ctx, tok, label, kt)
+	return keyring.EnsureOnce(ctx, lock, tok, label, kt)
 }
 
 // findServiceKey finds on the token the key of the setting named setting,

@@ -13,9 +13,10 @@ type tokenKeys = keyring.Credentials
 
 // ensureServiceKey finds the key uri names on the token, generating it (of
 // type kt) and recording the generation in the audit log when there is
-// none. It never replaces a key.
+// none. It never replaces a key; nodes starting at once generate it once
+// (ensureKey).
 func ensureServiceKey(ctx context.Context, p *platform, uri string, kt hsm.KeyType) (*hsm.Signer, error) {
-	key, generated, err := ensureKey(ctx, p.cfg, p.token, uri, kt)
+	key, generated, err := ensureKey(ctx, p.cfg, p.db, p.token, uri, kt)
 	if err != nil {
 		return nil, err
 	}

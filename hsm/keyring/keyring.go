@@ -26,10 +26,23 @@ type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
 }
 
+// KeyMaker finds and generates keys on a token (an *hsm.Token).
+type KeyMaker interface {
+	FindKey(ctx context.Context, label string) (*hsm.Signer, error)
+	GenerateKey(ctx context.Context, label string, kt hsm.KeyType) (*hsm.Signer, error)
+}
+
+// Lock runs fn while it holds the exclusive lock named name, which every
+// node of a deployment shares (*store.DB: a database-wide lock).
+type Lock interface {
+	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) error
+}
+
 // Ensure finds the key labelled label on tok, generating it (of type kt)
 // when the token has none; generated says which. It never replaces a key,
 // and records nothing: the caller records a generated key (Generated).
-func Ensure(ctx context.Context, tok *hsm.Token, label string, kt hsm.KeyType) (key *hsm.Signer, generated bool, err error) {
+// Nodes sharing a token call EnsureOnce instead.
+func Ensure(ctx context.Context, tok KeyMaker, label string, kt hsm.KeyType) (key *hsm.Signer, generated bool, err error) {
 	k, err := tok.FindKey(ctx, label)
 	if err == nil {
 		return k, false, nil
@@ -42,6 +55,24 @@ func Ensure(ctx context.Context, tok *hsm.Token, label string, kt hsm.KeyType) (
 		return nil, false, fmt.Errorf("generating key %q: %w", label, err)
 	}
 	return k, true, nil
+}
+
+// EnsureOnce is Ensure under lock's lock named after label, for nodes that
+// share a token and start at the same moment: each finds, else generates,
+// in turn, so the first generates the key and the others find it. Without
+// the lock both would find nothing and generate two keys with one label,
+// which FindKey then refuses for good. The lock is released before the
+// caller records a generated key (Generated).
+func EnsureOnce(ctx context.Context, lock Lock, tok KeyMaker, label string, kt hsm.KeyType) (key *hsm.Signer, generated bool, err error) {
+	err = lock.Exclusive(ctx, "hsm-key:"+label, func(ctx context.Context) error {
+		var ensureErr error
+		key, generated, ensureErr = Ensure(ctx, tok, label, kt)
+		return ensureErr
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return key, generated, nil
 }
 
 // Generated records k, just generated on the token, in the audit log: its
