@@ -118,3 +118,70 @@ func TestRestoreOntoADatabaseAnInterruptedRestoreLoaded(t *testing.T) {
 		t.Fatalf("a restore onto the database an interrupted restore loaded: %v", err)
 	}
 }
+
+// TestRestoreIntoANewFolderBringsTheDatabaseWithIt: a restore into a new
+// data folder renamed the staged folder into place and only then moved
+// the SQLite database into it, so a kill in between left the folder
+// without its database (a run again refused it as not empty) and the
+// database copy next to it. A database inside the data folder now goes
+// into the staged folder before the rename: when moving it fails (here a
+// file stands where its folder would be; a kill there is the same) the
+// data folder does not exist yet, and a run again starts afresh.
+func TestRestoreIntoANewFolderBringsTheDatabaseWithIt(t *testing.T) {
+	ctx := context.Background()
+	rootKey, cpKey := newKey(t), newKey(t)
+	root := selfSigned(t, rootKey, "Test Root")
+	sum := sha256.Sum256(root.Raw)
+	rootSHA := hex.EncodeToString(sum[:])
+
+	src := t.TempDir()
+	writeTestFile(t, filepath.Join(src, "thiqa.yaml"), "listen: x\n")
+	writeTestFile(t, filepath.Join(src, "ca", "root.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
+	writeTestFile(t, filepath.Join(src, "db"), "a file where a database folder is configured")
+	d := storetest.Dialects()[0]
+	cfg := d.NewConfig(t)
+	db := storetest.Open(t, cfg)
+	log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
+	defer log.Close()
+	if _, _, err := db.RecordDeployment(ctx, store.Deployment{RootSHA256: rootSHA}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "backup.tar.gz")
+	if _, err := backup.Create(ctx, backup.Options{
+		Data: src, Out: out, CheckpointFile: filepath.Join(src, "audit", "checkpoints.jsonl"),
+		Driver: d.Name, Database: testDB{db, cfg.DSN}, Signer: cpKey, Audit: log, Actor: "test",
+		Deployment: backup.Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	parent := t.TempDir()
+	dst := filepath.Join(parent, "thiqa")
+	host := &testHost{data: dst, cfg: store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(dst, "db", "thiqa.db")},
+		cp: cpKey, keys: map[string]crypto.Signer{"root": rootKey}}
+	if _, err := backup.Restore(ctx, backup.RestoreOptions{Archive: out, Data: dst, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"}); err == nil {
+		t.Fatal("a restore whose database cannot be moved into place succeeded")
+	}
+	if _, err := os.Lstat(dst); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("moving the database failed, and the data folder is in place without it: %v", err)
+	}
+
+	// The database in its default place, thiqa.db in the data folder: it
+	// is there, and nothing is left next to the folder.
+	host.cfg.DSN = filepath.Join(dst, "thiqa.db")
+	if _, err := backup.Restore(ctx, backup.RestoreOptions{Archive: out, Data: dst, ConfigFile: "thiqa.yaml", Host: host, Actor: "test"}); err != nil {
+		t.Fatalf("the run again: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "thiqa.db")); err != nil {
+		t.Errorf("the database was not restored: %v", err)
+	}
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "thiqa" {
+			t.Errorf("%s was left next to the data folder", e.Name())
+		}
+	}
+}

@@ -491,6 +491,13 @@ func (r *Restored) finishStore(ctx context.Context) error {
 // moveIntoPlace moves the staged files into the data folder (the whole
 // staging folder when the data folder does not exist) and the SQLite
 // database to its configured place.
+//
+// A database inside the data folder (the default, thiqa.db) is moved into
+// the staged folder first, so that it arrives with the rest: a new data
+// folder then appears, database and all, by one rename, and a kill cannot
+// leave the folder without its database (which a run again refuses as not
+// empty, with the database copy left next to it). Only a database outside
+// the data folder is moved on its own, after the folder.
 func (r *Restored) moveIntoPlace() error {
 	from := filepath.Join(r.arch.dir, strings.TrimSuffix(dataPrefix, "/"))
 	dbPath := r.set.SQLiteFile
@@ -505,6 +512,12 @@ func (r *Restored) moveIntoPlace() error {
 			if _, err := os.Lstat(dbPath + suffix); err == nil {
 				return fmt.Errorf("%w: %s appeared during the restore", ErrTargetNotEmpty, dbPath+suffix)
 			}
+		}
+		if staged, ok := r.staged(dbPath); ok && filepath.Clean(dbPath) != filepath.Clean(r.o.Data) {
+			if err := r.stageDatabase(staged, db); err != nil {
+				return err
+			}
+			db = nil // it moves with the folder
 		}
 	}
 	if !r.tgt.exists {
@@ -534,6 +547,21 @@ func (r *Restored) moveIntoPlace() error {
 		}
 		if err := moveFile(r.arch.entryPath(storeSQLite)+suffix, dbPath+suffix); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// stageDatabase moves the restored SQLite database (and the -wal and -shm
+// files of suffixes) to staged, its configured place in the staged data
+// folder.
+func (r *Restored) stageDatabase(staged string, suffixes []string) error {
+	if err := os.MkdirAll(filepath.Dir(staged), 0o700); err != nil {
+		return fmt.Errorf("staging the restored database: %w", err)
+	}
+	for _, suffix := range suffixes {
+		if err := moveFile(r.arch.entryPath(storeSQLite)+suffix, staged+suffix); err != nil {
+			return fmt.Errorf("staging the restored database: %w", err)
 		}
 	}
 	return nil

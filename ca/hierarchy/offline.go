@@ -216,7 +216,9 @@ func urlNote(c Config, cert *x509.Certificate) string {
 // until Import installs the certificate: then, after a restart, new
 // certificates come from the new generation while the old one keeps
 // signing its CRL and OCSP answers until its last certificate has expired.
-// A generation already waiting gets its CSR again instead.
+// A generation already waiting gets its CSR again instead; when the CSR
+// is missing, the run that generated its key may have stopped before
+// recording the rollover, and the rollover is recorded first.
 func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor string, out io.Writer) error {
 	conf, err := c.issuer(name)
 	if err != nil {
@@ -229,6 +231,16 @@ func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor
 	for _, g := range gens {
 		switch {
 		case g.pending():
+			if g.n > 1 && !g.hasCSR {
+				// The key of a rollover without its CSR: the run that
+				// generated it may have stopped before its ca.rollover
+				// record, and the run again would otherwise only write
+				// the CSR. Recorded again when the stop came after the
+				// record (a duplicate rather than a record lost).
+				if err := recordRollover(ctx, log, g, name, actor, true); err != nil {
+					return err
+				}
+			}
 			if err := writeCSR(ctx, log, g, actor); err != nil {
 				return err
 			}
@@ -247,11 +259,12 @@ func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor
 	if g.key, err = tok.GenerateKey(ctx, g.label, conf.KeyType); err != nil {
 		return fmt.Errorf("generating key %s: %w", g.uri, err)
 	}
-	// Recorded before the CSR: a run again finds the generation waiting
-	// and only writes its CSR, so a record missing then stays missing.
-	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: "ca.rollover", Object: name, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"generation": g.n, "issuer": g.name, "key": g.key.URI(), "csr": g.csrPath}}); err != nil {
-		return fmt.Errorf("writing audit record: %w (key %s was generated, and its generation recorded: run the command again to write its CSR)", err, g.key.URI())
+	// Recorded before the CSR: a run again that finds the generation
+	// waiting without its CSR records the rollover (again) before writing
+	// the CSR, so a stop before this record loses nothing; with the CSR
+	// there, the record is known to be written.
+	if err := recordRollover(ctx, log, g, name, actor, false); err != nil {
+		return err
 	}
 	if err := writeCSR(ctx, log, g, actor); err != nil {
 		return err
@@ -260,6 +273,20 @@ func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor
 	fmt.Fprintf(out, "  CSR  %s\n", g.csrPath)
 	fmt.Fprintf(out, "next: thiqa ca sign --ceremony DIR --csr %s --name %s --out %s.pem, then thiqa ca import --data %s --name %s --cert %s.pem\n",
 		g.csrPath, name, g.name, c.Dir, name, g.name)
+	return nil
+}
+
+// recordRollover records the rollover of the CA name to generation g, as
+// actor; resumed says a later run than the one that generated g's key
+// records it (that run stopped before its record, or just after it).
+func recordRollover(ctx context.Context, log Auditor, g *generation, name, actor string, resumed bool) error {
+	details := map[string]any{"generation": g.n, "issuer": g.name, "key": g.key.URI(), "csr": g.csrPath}
+	if resumed {
+		details["resumed"] = true
+	}
+	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: "ca.rollover", Object: name, Outcome: audit.OutcomeSuccess, Details: details}); err != nil {
+		return fmt.Errorf("writing audit record: %w (key %s was generated, and its generation recorded: run the command again to write its CSR)", err, g.key.URI())
+	}
 	return nil
 }
 
