@@ -132,7 +132,9 @@ ENV
     -e 's#^  dsn: thiqa.db#  dsn: ""#' \
     -e 's#^  dsnEnv: ""#  dsnEnv: THIQA_DSN#' \
     -e 's#^  maxOpenConns: 0#  maxOpenConns: 24#' \
-    -e 's#^  checkpointEvery: .*#  checkpointEvery: 5s#' >"$DIR/thiqa.yaml"
+    -e 's#^  checkpointEvery: .*#  checkpointEvery: 5s#' \
+    -e 's#^  fetchTimeout: 10s#  fetchTimeout: 10s\n  trustedProxies: [127.0.0.1/32]#' >"$DIR/thiqa.yaml"
+  grep -q '^  trustedProxies: ' "$DIR/thiqa.yaml" || { echo "cluster.sh: could not set verify.trustedProxies" >&2; exit 1; }
   log "thiqa init (SoftHSM token, CA hierarchy, PostgreSQL schema)"
   THIQA_DSN=$DSN "$BIN" init --data "$DIR/data" --config "$DIR/thiqa.yaml" >"$DIR/init.log" 2>&1 || { cat "$DIR/init.log" >&2; exit 1; }
 
@@ -155,6 +157,10 @@ defaults
   timeout client 60s
   timeout server 60s
   timeout check 2s
+  # The nodes see HAProxy as the TCP peer: the client's address goes in
+  # X-Forwarded-For, which the nodes believe from HAProxy's address only
+  # (verify.trustedProxies), for rate limits, audit records and logs.
+  option forwardfor
   # A connection a dead node refuses is retried on another node: the
   # request was never sent, so no request is sent twice.
   retries 3
