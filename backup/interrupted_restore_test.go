@@ -3,18 +3,13 @@ package backup_test
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/thiqa/thiqa/backup"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
@@ -27,30 +22,9 @@ import (
 // left and restores, where it refused the folder as not empty.
 func TestRestoreAfterAnInterruptedOne(t *testing.T) {
 	ctx := context.Background()
-	rootKey, cpKey := newKey(t), newKey(t)
-	root := selfSigned(t, rootKey, "Test Root")
-	sum := sha256.Sum256(root.Raw)
-	rootSHA := hex.EncodeToString(sum[:])
-
-	src := t.TempDir()
-	writeTestFile(t, filepath.Join(src, "thiqa.yaml"), "listen: x\n")
-	writeTestFile(t, filepath.Join(src, "ca", "root.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
-	d := storetest.Dialects()[0]
-	cfg := d.NewConfig(t)
-	db := storetest.Open(t, cfg)
-	log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
-	defer log.Close()
-	if _, _, err := db.RecordDeployment(ctx, store.Deployment{RootSHA256: rootSHA}); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "backup.tar.gz")
-	if _, err := backup.Create(ctx, backup.Options{
-		Data: src, Out: out, CheckpointFile: filepath.Join(src, "audit", "checkpoints.jsonl"),
-		Driver: d.Name, Database: testDB{db, cfg.DSN}, Signer: cpKey, Audit: log, Actor: "test",
-		Deployment: backup.Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	src := newSource(t, storetest.Dialects()[0])
+	rootKey, cpKey, d := src.rootKey, src.cpKey, src.d
+	out := src.backUp(t)
 
 	dst := filepath.Join(t.TempDir(), "thiqa")
 	writeTestFile(t, filepath.Join(dst, ".restore-123456", "data", "ca", "root.pem"), "a copy of the backup")
@@ -79,30 +53,9 @@ func TestRestoreAfterAnInterruptedOne(t *testing.T) {
 // database in use, and says what to do when it is not a live one.
 func TestRestoreOntoADatabaseAnInterruptedRestoreLoaded(t *testing.T) {
 	ctx := context.Background()
-	d := storetest.Dialects()[1]
-	rootKey, cpKey := newKey(t), newKey(t)
-	root := selfSigned(t, rootKey, "Test Root")
-	sum := sha256.Sum256(root.Raw)
-	rootSHA := hex.EncodeToString(sum[:])
-
-	src := t.TempDir()
-	writeTestFile(t, filepath.Join(src, "thiqa.yaml"), "listen: x\n")
-	writeTestFile(t, filepath.Join(src, "ca", "root.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
-	cfg := d.NewConfig(t)
-	db := storetest.Open(t, cfg)
-	log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
-	defer log.Close()
-	if _, _, err := db.RecordDeployment(ctx, store.Deployment{RootSHA256: rootSHA}); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "backup.tar.gz")
-	if _, err := backup.Create(ctx, backup.Options{
-		Data: src, Out: out, CheckpointFile: filepath.Join(src, "audit", "checkpoints.jsonl"),
-		Driver: d.Name, Database: testDB{db, cfg.DSN}, Signer: cpKey, Audit: log, Actor: "test",
-		Deployment: backup.Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	src := newSource(t, storetest.Dialects()[1])
+	rootKey, cpKey, d, cfg := src.rootKey, src.cpKey, src.d, src.cfg
+	out := src.backUp(t)
 	var dump strings.Builder
 	if err := store.DumpPostgres(ctx, cfg.DSN, &dump); err != nil {
 		t.Fatal(err)
@@ -129,31 +82,10 @@ func TestRestoreOntoADatabaseAnInterruptedRestoreLoaded(t *testing.T) {
 // data folder does not exist yet, and a run again starts afresh.
 func TestRestoreIntoANewFolderBringsTheDatabaseWithIt(t *testing.T) {
 	ctx := context.Background()
-	rootKey, cpKey := newKey(t), newKey(t)
-	root := selfSigned(t, rootKey, "Test Root")
-	sum := sha256.Sum256(root.Raw)
-	rootSHA := hex.EncodeToString(sum[:])
-
-	src := t.TempDir()
-	writeTestFile(t, filepath.Join(src, "thiqa.yaml"), "listen: x\n")
-	writeTestFile(t, filepath.Join(src, "ca", "root.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
-	writeTestFile(t, filepath.Join(src, "db"), "a file where a database folder is configured")
-	d := storetest.Dialects()[0]
-	cfg := d.NewConfig(t)
-	db := storetest.Open(t, cfg)
-	log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
-	defer log.Close()
-	if _, _, err := db.RecordDeployment(ctx, store.Deployment{RootSHA256: rootSHA}); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "backup.tar.gz")
-	if _, err := backup.Create(ctx, backup.Options{
-		Data: src, Out: out, CheckpointFile: filepath.Join(src, "audit", "checkpoints.jsonl"),
-		Driver: d.Name, Database: testDB{db, cfg.DSN}, Signer: cpKey, Audit: log, Actor: "test",
-		Deployment: backup.Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	src := newSource(t, storetest.Dialects()[0])
+	rootKey, cpKey := src.rootKey, src.cpKey
+	writeTestFile(t, filepath.Join(src.dir, "db"), "a file where a database folder is configured")
+	out := src.backUp(t)
 
 	parent := t.TempDir()
 	dst := filepath.Join(parent, "thiqa")

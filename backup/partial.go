@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/thiqa/thiqa/internal/atomicfile"
 )
 
 // partialArchive is the archive a backup is writing, OUT.partial, held
@@ -106,7 +108,7 @@ func (a *partialArchive) write(raw, sig []byte, m *Manifest, staged map[string]s
 	if err := os.Link(a.path, a.out); err != nil {
 		return fmt.Errorf("writing the backup (nothing was overwritten): %w", err)
 	}
-	if err := syncDir(filepath.Dir(a.out)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(a.out)); err != nil {
 		return fmt.Errorf("writing the backup: %w", err)
 	}
 	return nil
@@ -118,14 +120,4 @@ func (a *partialArchive) write(raw, sig []byte, m *Manifest, staged map[string]s
 func (a *partialArchive) release() {
 	os.Remove(a.path)
 	a.f.Close()
-}
-
-// syncDir makes the names in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -5,12 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,8 +14,6 @@ import (
 	"testing"
 
 	"github.com/thiqa/thiqa/backup"
-	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -31,28 +25,9 @@ import (
 // linking it into place and removing the partial name left both names.
 func TestBackupAfterAnInterruptedOne(t *testing.T) {
 	ctx := context.Background()
-	rootKey, cpKey := newKey(t), newKey(t)
-	root := selfSigned(t, rootKey, "Test Root")
-	sum := sha256.Sum256(root.Raw)
-	rootSHA := hex.EncodeToString(sum[:])
-
-	src := t.TempDir()
-	writeTestFile(t, filepath.Join(src, "thiqa.yaml"), "listen: x\n")
-	writeTestFile(t, filepath.Join(src, "ca", "root.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
-	d := storetest.Dialects()[0]
-	cfg := d.NewConfig(t)
-	db := storetest.Open(t, cfg)
-	log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
-	defer log.Close()
-	if _, _, err := db.RecordDeployment(ctx, store.Deployment{RootSHA256: rootSHA}); err != nil {
-		t.Fatal(err)
-	}
+	src := newSource(t, storetest.Dialects()[0])
 	create := func(out string) error {
-		_, err := backup.Create(ctx, backup.Options{
-			Data: src, Out: out, CheckpointFile: filepath.Join(src, "audit", "checkpoints.jsonl"),
-			Driver: d.Name, Database: testDB{db, cfg.DSN}, Signer: cpKey, Audit: log, Actor: "test",
-			Deployment: backup.Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
-		})
+		_, err := backup.Create(ctx, src.options(out))
 		return err
 	}
 

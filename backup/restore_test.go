@@ -154,34 +154,12 @@ func backupAndRestore(t *testing.T, d storetest.Dialect) {
 // denied" as the thiqa user.
 func TestRestoreIntoAnExistingFolderStagesInside(t *testing.T) {
 	ctx := context.Background()
-	rootKey, cpKey := newKey(t), newKey(t)
-	root := selfSigned(t, rootKey, "Test Root")
-	sum := sha256.Sum256(root.Raw)
-	rootSHA := hex.EncodeToString(sum[:])
-
-	src := t.TempDir()
-	writeTestFile(t, filepath.Join(src, "thiqa.yaml"), "listen: x\n")
-	writeTestFile(t, filepath.Join(src, "ca", "root.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw})))
-	cpFile := filepath.Join(src, "audit", "checkpoints.jsonl")
-	d := storetest.Dialects()[0] // SQLite: the staged copy is the database
-	cfg := d.NewConfig(t)
-	db := storetest.Open(t, cfg)
-	log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
-	defer log.Close()
-	if _, _, err := db.RecordDeployment(ctx, store.Deployment{RootSHA256: rootSHA}); err != nil {
+	src := newSource(t, storetest.Dialects()[0]) // SQLite: the staged copy is the database
+	rootKey, cpKey, d := src.rootKey, src.cpKey, src.d
+	if _, err := src.log.Append(ctx, audit.Entry{Actor: "test", Action: "test.act", Object: "1", Outcome: audit.OutcomeSuccess}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := log.Append(ctx, audit.Entry{Actor: "test", Action: "test.act", Object: "1", Outcome: audit.OutcomeSuccess}); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "backup.tar.gz")
-	if _, err := backup.Create(ctx, backup.Options{
-		Data: src, Out: out, CheckpointFile: cpFile,
-		Driver: d.Name, Database: testDB{db, cfg.DSN}, Signer: cpKey, Audit: log, Actor: "test",
-		Deployment: backup.Deployment{RootSHA256: rootSHA, RootSubject: root.Subject.String()}, Token: "test",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	out := src.backUp(t)
 
 	parent := t.TempDir()
 	dst := filepath.Join(parent, "thiqa")

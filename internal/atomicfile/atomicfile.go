@@ -104,14 +104,20 @@ func writeSynced(f *os.File, data []byte, perm os.FileMode) error {
 	return err
 }
 
-// syncDir syncs a folder so that a file just linked or renamed in it
-// survives a power loss (best effort: not every file system can).
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+// SyncDir syncs a folder so that a file just linked or renamed in it
+// survives a power loss. Not every file system can; this package's
+// writers call it as a best effort and ignore its error.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
+	return d.Sync()
 }
+
+// syncDir is SyncDir as a best effort.
+func syncDir(dir string) { _ = SyncDir(dir) }
 
 // WriteWith replaces path with what write writes: into a temporary file in
 // the same folder named after pattern (as os.CreateTemp names it), renamed
