@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
@@ -117,5 +118,43 @@ func TestOutcomeUnknownIsNotRetried(t *testing.T) {
 	}
 	if runs != 1 {
 		t.Errorf("the transaction ran %d times, want once", runs)
+	}
+}
+
+// killingCerts terminates every connection of the database before the CA
+// stores a certificate (after its intent).
+type killingCerts struct {
+	*store.Certificates
+	t   *testing.T
+	dsn string
+}
+
+func (k killingCerts) InsertCertificate(ctx context.Context, rec ca.CertificateRecord) error {
+	terminateBackends(k.t, k.dsn)
+	return k.Certificates.InsertCertificate(ctx, rec)
+}
+
+// TestIssuanceConnectionsTerminated: issuance (the intent and the
+// certificate, each one autocommitted statement) succeeds when its
+// connection was terminated before either, and the certificate is stored
+// once under its serial.
+func TestIssuanceConnectionsTerminated(t *testing.T) {
+	cfg := storetest.Dialects()[1].NewConfig(t)
+	db := storetest.Open(t, cfg)
+	ctx := ctxT(t)
+	certs := db.Certificates(func(string) int { return 4 })
+	a := newAuthority(t, killingCerts{Certificates: certs, t: t, dsn: cfg.DSN})
+	for i := range 2 {
+		terminateBackends(t, cfg.DSN) // before the intent
+		got, err := a.Issue(ctx, citizenRequest(t))
+		if err != nil {
+			t.Fatalf("issuance %d: %v", i, err)
+		}
+		if rec, err := certs.GetCertificate(ctx, got.Serial); err != nil || string(rec.DER) != string(got.Certificate.Raw) {
+			t.Fatalf("issuance %d: stored certificate: %v", i, err)
+		}
+	}
+	if n, err := db.QueryInt64(ctx, "SELECT count(*) FROM certificates"); err != nil || n != 2 {
+		t.Errorf("%d certificate rows (%v), want 2", n, err)
 	}
 }
