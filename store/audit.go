@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -40,40 +41,75 @@ func (db *DB) AppendAuditRecords(ctx context.Context, seal func(audit.Head) ([]a
 			}
 		}
 	}
-	var last audit.Head
-	err := db.writeTx(ctx, func(t *txn) error {
-		var h audit.Head
-		if err := t.auditStmt(ctx, db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
-			return mapErr("store: reading the audit head", err)
-		}
-		recs, err := seal(h)
-		if err != nil {
-			return err
-		}
-		if len(recs) == 0 {
+	for attempt := 1; ; attempt++ {
+		var last audit.Head
+		err := db.writeTx(ctx, func(t *txn) error {
+			last = audit.Head{}
+			var h audit.Head
+			if err := t.auditStmt(ctx, db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
+				return mapErr("store: reading the audit head", err)
+			}
+			recs, err := seal(h)
+			if err != nil {
+				return err
+			}
+			if len(recs) == 0 {
+				return nil
+			}
+			if err := checkContinues(h, recs); err != nil {
+				return err
+			}
+			if err := t.insertAuditRecords(ctx, recs); err != nil {
+				return err
+			}
+			tail := recs[len(recs)-1]
+			res, err := t.auditStmt(ctx, db.auditSQL.moveHead).ExecContext(ctx, tail.Seq, tail.Hash, h.Seq)
+			if err != nil {
+				return mapErr("store: moving the audit head", err)
+			}
+			if n, err := res.RowsAffected(); err != nil || n != 1 {
+				return fmt.Errorf("store: moving the audit head: head moved concurrently (rows %d, %v)", n, err)
+			}
+			last = audit.Head{Seq: tail.Seq, Hash: tail.Hash}
 			return nil
+		})
+		if errors.Is(err, ErrOutcomeUnknown) && last.Hash != nil {
+			// The connection was lost during COMMIT: look whether the
+			// records are there, and write them (sealed afresh) if not.
+			var written bool
+			if written, err = db.auditRecorded(ctx, last, err); written {
+				err = nil
+			} else if err == nil && attempt < maxTxAttempts {
+				continue
+			}
 		}
-		if err := checkContinues(h, recs); err != nil {
-			return err
+		if err == nil && last.Hash != nil {
+			db.setAuditHeadHint(last)
 		}
-		if err := t.insertAuditRecords(ctx, recs); err != nil {
-			return err
-		}
-		tail := recs[len(recs)-1]
-		res, err := t.auditStmt(ctx, db.auditSQL.moveHead).ExecContext(ctx, tail.Seq, tail.Hash, h.Seq)
-		if err != nil {
-			return mapErr("store: moving the audit head", err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("store: moving the audit head: head moved concurrently (rows %d, %v)", n, err)
-		}
-		last = audit.Head{Seq: tail.Seq, Hash: tail.Hash}
-		return nil
-	})
-	if err == nil && last.Hash != nil {
-		db.setAuditHeadHint(last)
+		return err
 	}
-	return err
+}
+
+// auditRecorded tells, after a write whose outcome is unknown (lost, its
+// error), whether the record sealed as tail is in the log: the records of
+// one append and the move of the head are committed together, and a
+// record's hash covers its predecessor's, so the tail's hash at its seq
+// means the whole append was committed, and any other hash (or none) that
+// none of it was. It answers an error wrapping ErrOutcomeUnknown when the
+// log cannot be read either.
+func (db *DB) auditRecorded(ctx context.Context, tail audit.Head, lost error) (bool, error) {
+	var hash []byte
+	err := db.queryRow(ctx, "SELECT hash FROM audit_log WHERE seq = ?", tail.Seq).Scan(&hash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		if !errors.Is(lost, ErrOutcomeUnknown) {
+			lost = fmt.Errorf("%w: %w", ErrOutcomeUnknown, lost)
+		}
+		return false, fmt.Errorf("store: appending audit records: %w (and reading it back: %w)", lost, err)
+	}
+	return bytes.Equal(hash, tail.Hash), nil
 }
 
 // auditHeadHint returns the head this DB last wrote, if any.
@@ -132,6 +168,16 @@ SELECT v.* FROM (VALUES `)
 	}
 	b.WriteString(`) AS v WHERE EXISTS (SELECT 1 FROM moved)`)
 	res, err := db.w.ExecContext(ctx, db.rebind(b.String()), args...)
+	if isConnLost(err) {
+		// One statement, committed on its own: it may have taken effect
+		// before the connection went. If it did not, the locked path
+		// writes the records, sealed afresh at the real head.
+		written, rerr := db.auditRecorded(ctx, audit.Head{Seq: last.Seq, Hash: last.Hash}, err)
+		if written {
+			db.setAuditHeadHint(audit.Head{Seq: last.Seq, Hash: last.Hash})
+		}
+		return written, rerr
+	}
 	if err != nil {
 		return false, mapErr("store: appending audit records", err)
 	}

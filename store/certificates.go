@@ -220,7 +220,9 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 
 // execOne runs one write statement on its own (autocommit: one round trip
 // on PostgreSQL instead of BEGIN, statement, COMMIT), retrying retryable
-// failures like writeTx, and returns the number of rows it changed.
+// failures like writeTx, and returns the number of rows it changed. A
+// statement whose connection was lost may have been committed: it is not
+// run again, and the error wraps ErrOutcomeUnknown (the caller can look).
 func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error) {
 	q = db.rebind(q)
 	for attempt := 1; ; attempt++ {
@@ -228,10 +230,36 @@ func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error)
 		if err == nil {
 			return res.RowsAffected()
 		}
+		if isConnLost(err) {
+			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+		}
 		if !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
 			return 0, err
 		}
 		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+	}
+}
+
+// execOneSettled runs execOne, and when the connection was lost during the
+// statement looks whether it took effect (done: the row is in the state
+// the statement leaves it in, counted as the one row changed) and runs it
+// again when it did not, a few times.
+func (db *DB) execOneSettled(ctx context.Context, done string, doneArgs []any, q string, args ...any) (int64, error) {
+	for attempt := 1; ; attempt++ {
+		n, err := db.execOne(ctx, q, args...)
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			return n, err
+		}
+		var one int
+		rerr := db.queryRow(ctx, done, doneArgs...).Scan(&one)
+		switch {
+		case rerr == nil:
+			return 1, nil
+		case !errors.Is(rerr, sql.ErrNoRows):
+			return 0, fmt.Errorf("%w (and looking: %w)", err, rerr)
+		case attempt == maxTxAttempts || !db.pauseAfterConnLost(ctx, attempt, err):
+			return 0, err
+		}
 	}
 }
 

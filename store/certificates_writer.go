@@ -129,7 +129,9 @@ func (w *certWriter) insertIntentRow(ctx context.Context, args []any) (int64, er
 	if ok {
 		return w.write(ctx, w.insertIntent, args)
 	}
-	return w.db.execOne(ctx, insertIntentSQL(w.db.dialect), args...)
+	// args: serial, ca, profile, tbs_hash, …
+	return w.db.execOneSettled(ctx, `SELECT 1 FROM certificates WHERE serial = ? AND ca = ? AND profile = ? AND tbs_hash = ?`,
+		args[:4], insertIntentSQL(w.db.dialect), args...)
 }
 
 // findIssuedRow runs the FindIssued query.
@@ -151,7 +153,9 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, e
 		return 0, err
 	}
 	if !ok {
-		return w.db.execOne(ctx, issueCertificateSQL, args...)
+		// args: der, …, serial, tbs_hash, ca, profile
+		return w.db.execOneSettled(ctx, `SELECT 1 FROM certificates WHERE serial = ? AND tbs_hash = ? AND ca = ? AND profile = ? AND state = 'issued'`,
+			args[7:11], issueCertificateSQL, args...)
 	}
 	return w.write(ctx, w.issue, args)
 }

@@ -266,14 +266,47 @@ func (db *DB) rebind(q string) string {
 	return b.String()
 }
 
-// query runs a read outside a transaction.
+// maxReadAttempts bounds the attempts of a read outside a transaction
+// whose connection was lost (a read is safe to repeat).
+const maxReadAttempts = 3
+
+// query runs a read outside a transaction. A read whose connection was
+// lost before it answered (the server restarted or terminated it) runs
+// again on another connection, a few times.
 func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return db.r.QueryContext(ctx, db.rebind(q), args...)
+	q = db.rebind(q)
+	for attempt := 1; ; attempt++ {
+		rows, err := db.r.QueryContext(ctx, q, args...)
+		if err == nil || !isConnLost(err) || attempt == maxReadAttempts || !db.pauseAfterConnLost(ctx, attempt, err) {
+			return rows, err
+		}
+	}
 }
 
-// queryRow runs a single-row read outside a transaction.
+// queryRow runs a single-row read outside a transaction, again on another
+// connection when its connection was lost (like query).
 func (db *DB) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	return db.r.QueryRowContext(ctx, db.rebind(q), args...)
+	q = db.rebind(q)
+	for attempt := 1; ; attempt++ {
+		row := db.r.QueryRowContext(ctx, q, args...)
+		if err := row.Err(); err == nil || !isConnLost(err) || attempt == maxReadAttempts || !db.pauseAfterConnLost(ctx, attempt, err) {
+			return row
+		}
+	}
+}
+
+// pauseAfterConnLost waits before attempt+1 of a statement whose
+// connection was lost, and reports false when ctx ended meanwhile.
+func (db *DB) pauseAfterConnLost(ctx context.Context, attempt int, err error) bool {
+	db.logger.Debug("store: connection lost, trying again", "attempt", attempt, "err", err)
+	t := time.NewTimer(time.Duration(attempt*attempt) * 5 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // txn is a write transaction whose helpers rebind placeholders.
@@ -297,8 +330,11 @@ func (t *txn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 // writeTx runs fn in a write transaction and commits it when fn returns nil.
 // On SQLite the transaction holds the database's write lock from BEGIN, so
 // concurrent writers (also in other processes) queue instead of deadlocking.
-// A retryable failure (serialisation failure, deadlock, busy database)
-// rolls back and runs fn again, a few times; fn must be safe to repeat.
+// A retryable failure (serialisation failure, deadlock, busy database, a
+// connection lost before COMMIT) rolls back and runs fn again, a few times;
+// fn must be safe to repeat. A connection lost during COMMIT is returned
+// as an error wrapping ErrOutcomeUnknown and not retried: the transaction
+// may have been committed.
 func (db *DB) writeTx(ctx context.Context, fn func(*txn) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
@@ -331,7 +367,10 @@ func (db *DB) tryTx(ctx context.Context, fn func(*txn) error) (err error) {
 		return err
 	}
 	if err = tx.Commit(); err != nil {
-		return fmt.Errorf("committing: %w", err)
+		if isConnLost(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return &commitError{err: fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)}
+		}
+		return &commitError{err: err}
 	}
 	return nil
 }

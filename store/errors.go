@@ -1,9 +1,13 @@
 package store
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -49,11 +53,56 @@ func isUniqueViolation(err error) bool {
 	return false
 }
 
+// ErrOutcomeUnknown is returned (wrapped) when the connection to the
+// database was lost while a write was being committed: the write may or
+// may not have taken effect, and it was not repeated.
+var ErrOutcomeUnknown = errors.New("store: the connection was lost while committing; the write may or may not have taken effect")
+
+// isConnLost reports whether err says the connection to the database was
+// lost or could not be made: the server terminated it (restart, failover,
+// pg_terminate_backend: SQLSTATE 57P01, 57P02), it is starting up (57P03),
+// a connection exception (class 08), a refused connection or a broken
+// socket. A statement that failed so took no effect unless it was a
+// COMMIT or ran outside a transaction.
+func isConnLost(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03", len(pe.Code) == 5 && pe.Code[:2] == "08":
+			return true
+		}
+		return false
+	}
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	return errors.Is(err, driver.ErrBadConn) || errors.As(err, &ce) || errors.As(err, &ne) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+}
+
+// commitError marks an error of COMMIT, which retries must tell apart from
+// the failures of the statements before it: a transaction whose connection
+// was lost before COMMIT was rolled back by the server, one lost during
+// COMMIT may have been committed.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "committing: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
 // isRetryable reports whether a transaction that failed with err may
 // succeed when run again: PostgreSQL serialisation failures and deadlocks,
 // SQLite busy or locked databases (another process held the write lock for
-// longer than busy_timeout).
+// longer than busy_timeout), and a connection lost before COMMIT (the
+// server rolled the transaction back; the retry takes a new connection).
+// A connection lost during COMMIT is not retryable: the first attempt may
+// have been committed.
 func isRetryable(err error) bool {
+	var ce *commitError
+	if isConnLost(err) {
+		return !errors.As(err, &ce)
+	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		return pe.Code == "40001" || pe.Code == "40P01" // serialization_failure, deadlock_detected

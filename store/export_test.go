@@ -54,3 +54,15 @@ func (db *DB) ExecOnReader(ctx context.Context, q string) error {
 	_, err := db.r.ExecContext(ctx, q)
 	return err
 }
+
+// WriteTxCommitting runs a write transaction that calls beforeCommit as
+// its last statement's work before COMMIT, for tests of failures there.
+func (db *DB) WriteTxCommitting(ctx context.Context, beforeCommit func()) error {
+	return db.writeTx(ctx, func(t *txn) error {
+		if _, err := t.exec(ctx, "SELECT 1"); err != nil {
+			return err
+		}
+		beforeCommit()
+		return nil
+	})
+}

@@ -127,6 +127,12 @@ func (p *revocationPoll) poll(now time.Time) {
 	switch {
 	case !failedFrom.IsZero():
 		p.retryFrom = failedFrom.Add(-pollWindow)
+	case !complete && p.retryFrom.IsZero():
+		// The store could not be read (an outage, a partition from the
+		// database): the next polls start where this one stopped, however
+		// long it lasts, so revocations other instances recorded
+		// meanwhile are not left behind the lookback.
+		p.retryFrom = from
 	case complete:
 		p.retryFrom = time.Time{}
 	}

@@ -69,3 +69,46 @@ func TestRevocationPollWindowAndRetry(t *testing.T) {
 		t.Fatalf("a failed query dropped the retry point: %v", p.retryFrom)
 	}
 }
+
+// TestPollCatchesUpAfterAnOutage: revocations another instance recorded
+// while this one could not read the database (a partition, a failover
+// longer than the lookback) are picked up once it can again.
+func TestPollCatchesUpAfterAnOutage(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	every := 2 * time.Second
+	rows := []Revocation{{Serial: "01", Recorded: start.Add(5 * time.Second)}}
+	down := true
+	var notified []string
+	var errs int
+	p := revocationPoll{
+		lookback: max(pollWindow, 2*every),
+		seen:     &seenRevocations{m: map[string]time.Time{}},
+		fetch: func(from time.Time) ([]Revocation, error) {
+			if down {
+				return nil, errors.New("connection refused")
+			}
+			var out []Revocation
+			for _, r := range rows {
+				if !r.Recorded.Before(from) {
+					out = append(out, r)
+				}
+			}
+			return out, nil
+		},
+		notify: func(r *Revocation) bool { notified = append(notified, r.Serial); return true },
+		logErr: func(error) { errs++ },
+	}
+	// The database is out of reach from start+2s to start+5min.
+	now := start.Add(every)
+	for ; now.Before(start.Add(5 * time.Minute)); now = now.Add(every) {
+		p.poll(now)
+	}
+	down = false
+	p.poll(now)
+	if len(notified) != 1 {
+		t.Fatalf("notified %v after the outage, want the revocation recorded during it", notified)
+	}
+	if errs == 0 {
+		t.Error("the failed polls were not logged")
+	}
+}
