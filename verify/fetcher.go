@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -181,6 +182,10 @@ func (h *HTTPFetcher) do(req *http.Request) ([]byte, error) {
 	defer release()
 	resp, err := h.client().Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // FetchError names the location already
+		}
 		return nil, &FetchError{URL: loc, Err: err}
 	}
 	defer resp.Body.Close()
