@@ -35,6 +35,12 @@ type Config struct {
 	OfflineRevocation bool `yaml:"offlineRevocation,omitempty"`
 	// FetchTimeout bounds each online revocation fetch (default 10s).
 	FetchTimeout time.Duration `yaml:"fetchTimeout"`
+	// FetchAllowHosts are the hosts ("host:port", or "host" for ports 80
+	// and 443) that online revocation fetches may reach at whatever
+	// address they resolve to, e.g. a CA's responder on an internal
+	// network. publicBaseURL's host is always allowed; every other host
+	// only at a public address.
+	FetchAllowHosts []string `yaml:"fetchAllowHosts,omitempty"`
 
 	// TrustedLists are ETSI TS 119 612 trusted lists (or the EU list of
 	// lists) whose qualified services are trust anchors and decide the
@@ -89,6 +95,11 @@ func (c Config) Validate() error {
 	}
 	if c.FetchTimeout < 0 || c.FetchTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Sprintf("verify.fetchTimeout: want 0 to 5m, got %s", c.FetchTimeout))
+	}
+	for i, h := range c.FetchAllowHosts {
+		if _, err := ParseFetchHost(h); err != nil {
+			errs = append(errs, fmt.Sprintf("verify.fetchAllowHosts[%d]: %v", i, err))
+		}
 	}
 	for i, t := range c.TrustedLists {
 		if err := t.Validate(fmt.Sprintf("verify.trustedLists[%d]", i)); err != nil {

@@ -18,12 +18,16 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if err := (Config{FetchAllowHosts: []string{"ocsp.internal.example", "10.0.0.7:8080", "[fd00::7]:80"}}).Validate(); err != nil {
+		t.Fatal(err)
+	}
 	for want, c := range map[string]Config{
 		"verify.fetchTimeout":        {FetchTimeout: time.Hour},
 		"verify.trustedLists[0]":     {TrustedLists: []tsl.SourceConfig{{File: "a"}}},
 		"verify.trustedListRefresh":  {TrustedListRefresh: time.Second},
 		"verify.trustedProxies[0]":   {TrustedProxies: []string{"proxy.example"}},
 		"verify.trustAnchorFiles[0]": {TrustAnchorFiles: []string{" "}},
+		"verify.fetchAllowHosts[1]":  {FetchAllowHosts: []string{"ocsp.example:8080", "http://ocsp.example/"}},
 		"verify.maxUploadBytes":      {MaxUploadBytes: -1},
 		// YAML's .nan and .inf: NaN refuses every client once its burst is
 		// spent, infinity lifts the limit.

@@ -235,7 +235,7 @@ func (v *Verifier) judgeJWS(ctx context.Context, at time.Time, j *jws, payload [
 	}
 	sr.SignatureIntact = true
 	checkSignerUsage(st, cert)
-	dc := &docContext{ctx: ctx, at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{}}
+	dc := &docContext{ctx: v.fetchContext(ctx), at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{}}
 	var poe time.Time
 	for _, tok := range sigTimestamps(j.header, st) {
 		tr := v.verifyTimestamp(dc, tok, func(h crypto.Hash) ([]byte, error) {
@@ -252,8 +252,8 @@ func (v *Verifier) judgeJWS(ctx context.Context, at time.Time, j *jws, payload [
 		t := poe
 		sr.ProvenSigningTime = &t
 	}
-	rd := &revocationData{memo: dc.memo, crlMemo: dc.crls, ctx: ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline,
-		policy: v.opts.Revocation, timeout: v.opts.FetchTimeout, pool: certs, sigTime: poe} // sigT is a claim, not a POE
+	rd := &revocationData{memo: dc.memo, crlMemo: dc.crls, ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline,
+		public: v.opts.Public, log: v.log, policy: v.opts.Revocation, timeout: v.opts.FetchTimeout, pool: certs, sigTime: poe} // sigT is a claim, not a POE
 	res, perr, pathAt := v.validatePath(dc, cert, certs, rd, poe)
 	for _, w := range rd.warnings {
 		st.warn("%s", w)

@@ -3,9 +3,12 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
+	"errors"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"slices"
 	"sync"
@@ -60,6 +63,10 @@ type revocationData struct {
 	usedCRL  bool
 	memo     *ocspMemo
 	crlMemo  crlMemo
+	// public hides fetch errors from the report (Options.Public); log
+	// receives them.
+	public bool
+	log    *slog.Logger
 	// unreadCRLIssuers are the issuers (raw names) of CRLs present that
 	// could not be parsed (e.g. an explicit v1 version): they count as
 	// present for the B-LT level, never as revocation information.
@@ -185,28 +192,94 @@ func (rd *revocationData) CheckRevocation(chain []*x509.Certificate, i int, at t
 var errNoInfo = &path.Error{Sub: path.TryLater, Index: -1, Msg: "no revocation information"}
 
 func (rd *revocationData) fetch(c, issuer *x509.Certificate) {
+	// A fetch that failed for this document is not tried again (for its
+	// other signatures, candidate paths or the proven signing time): its
+	// warnings stand for it.
+	key := sha256.Sum256(slices.Concat(c.Raw, issuer.Raw))
+	d := docFetchesOf(rd.ctx)
+	if d != nil {
+		d.mu.Lock()
+		failed, seen := d.failed[key]
+		d.mu.Unlock()
+		if seen {
+			for _, w := range failed {
+				rd.warn("%s", w)
+			}
+			return
+		}
+	}
 	timeout := rd.timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(rd.ctx, timeout)
+	deadline := time.Now().Add(timeout)
+	if d != nil {
+		d.mu.Lock()
+		if end := d.until(); end.Before(deadline) {
+			deadline = end
+		}
+		d.mu.Unlock()
+	}
+	ctx, cancel := context.WithDeadline(rd.ctx, deadline)
 	defer cancel()
+	var failed []string
+	defer func() {
+		if d != nil && len(failed) > 0 {
+			d.mu.Lock()
+			if d.failed == nil {
+				d.failed = map[[32]byte][]string{}
+			}
+			d.failed[key] = failed
+			d.mu.Unlock()
+		}
+	}()
 	if len(c.OCSPServer) > 0 {
 		der, err := rd.fetcher.FetchOCSP(ctx, c, issuer)
 		if err == nil {
 			rd.ocsps = append(rd.ocsps, der)
 			return
 		}
-		rd.warn("fetching OCSP for %q: %v", c.Subject.String(), err)
+		w, stop := rd.fetchFailure("OCSP", "OCSP response", c, err)
+		failed = append(failed, w)
+		if stop {
+			return
+		}
 	}
 	if len(c.CRLDistributionPoints) > 0 {
 		der, err := rd.fetcher.FetchCRL(ctx, c)
 		if err == nil {
 			rd.addCRL(der)
+			failed = nil
 		} else {
-			rd.warn("fetching the CRL for %q: %v", c.Subject.String(), err)
+			w, _ := rd.fetchFailure("the CRL", "CRL", c, err)
+			failed = append(failed, w)
 		}
 	}
+}
+
+// fetchFailure warns that fetching what for c failed (detail names what
+// in a detailed warning) and returns the warning; stop says the document's
+// fetch limit is reached. A public
+// verifier reports only that the fetch could not be done: the location and
+// the network error (refused, timed out, an internal address) would tell
+// an anonymous caller about networks it cannot see; the operator's log
+// has them.
+func (rd *revocationData) fetchFailure(detail, what string, c *x509.Certificate, err error) (string, bool) {
+	var msg string
+	stop := errors.Is(err, ErrFetchLimit)
+	switch {
+	case stop:
+		msg = fmt.Sprintf("the online revocation check of %q was not done: the document reached the limit of online fetches", c.Subject.String())
+	case rd.public:
+		msg = fmt.Sprintf("the %s for %q could not be fetched online", what, c.Subject.String())
+	default:
+		msg = fmt.Sprintf("fetching %s for %q: %v", detail, c.Subject.String(), err)
+	}
+	if rd.public && rd.log != nil {
+		rd.log.Warn("online revocation fetch failed", "what", what, "certificate", c.Subject.String(), "err", err)
+	}
+	rd.warn("%s", msg)
+	return msg, stop
 }
 
 // fresh reports whether information produced at thisUpdate and valid until

@@ -255,7 +255,7 @@ func mapPathError(st sigState, e *path.Error, claimed *time.Time) {
 
 // revocationFor gathers embedded revocation values for one signature.
 func (v *Verifier) revocationFor(dc *docContext, sd *cms.SignedData, si *cms.SignerInfo) *revocationData {
-	rd := &revocationData{memo: dc.memo, crlMemo: dc.crls, ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline, policy: v.opts.Revocation,
+	rd := &revocationData{memo: dc.memo, crlMemo: dc.crls, ctx: dc.ctx, fetcher: v.opts.Fetcher, online: v.opts.AllowOnline, public: v.opts.Public, log: v.log, policy: v.opts.Revocation,
 		timeout: v.opts.FetchTimeout, pool: append(append([]*x509.Certificate{}, sd.Certificates...), dc.dssCert...)}
 	crls, ocsps := si.RevocationValues()
 	for _, der := range append(append(append([][]byte{}, sd.CRLs...), crls...), dc.dssCRL...) {

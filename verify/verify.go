@@ -34,6 +34,22 @@ type Options struct {
 	AllowOnline bool
 	// FetchTimeout bounds each online fetch (default 10 s).
 	FetchTimeout time.Duration
+	// MaxFetchesPerDocument bounds the online requests one document's
+	// validation may send (default 24; cached values are free), all within
+	// 4 times FetchTimeout. Past either bound,
+	// certificates without other revocation information are INDETERMINATE
+	// / TRY_LATER, with a warning.
+	MaxFetchesPerDocument int
+	// Public marks a verifier that serves anonymous callers (`thiqa
+	// serve`): NewOnline's fetcher connects to public addresses only, and
+	// to FetchAllowHosts (GuardedClient), and reports say that an online
+	// check could not be done, never the location or the network error
+	// behind it (those go to Logger).
+	Public bool
+	// FetchAllowHosts are the host:port entries (ParseFetchHost) a Public
+	// verifier may fetch from whatever address they resolve to: this
+	// deployment's own publicBaseURL host and configured ones.
+	FetchAllowHosts []string
 	// Revocation decides what missing revocation information means.
 	Revocation RevocationPolicy
 	// Algorithms are the accepted algorithms (default: path.DefaultAlgorithms).
@@ -95,6 +111,22 @@ func New(o Options) *Verifier {
 	}
 	return &Verifier{opts: o, log: log, ocsp: &ocspMemo{}, certs: path.NewCertificateCache(certificateCacheSize),
 		anchors: path.NewAnchorIndex(o.TrustAnchors)}
+}
+
+// defaultMaxFetchesPerDocument is Options.MaxFetchesPerDocument's default.
+const defaultMaxFetchesPerDocument = 24
+
+// fetchContext returns ctx carrying the online fetch budget of one document.
+func (v *Verifier) fetchContext(ctx context.Context) context.Context {
+	n := v.opts.MaxFetchesPerDocument
+	if n <= 0 {
+		n = defaultMaxFetchesPerDocument
+	}
+	timeout := v.opts.FetchTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	return withFetchBudget(ctx, n, 4*timeout)
 }
 
 // NoAnchorWarning is the report warning of a verifier without trust
@@ -181,7 +213,7 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	// validated (and fail for the removal) rather than silently dropped.
 	sigs = append(sigs, removedSignatures(f, sigs)...)
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
-	dc := &docContext{ctx: ctx, f: f, r: r, at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{}}
+	dc := &docContext{ctx: v.fetchContext(ctx), f: f, r: r, at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{}}
 	dc.loadDSS()
 	// Document timestamps first, newest first: each one is a proof of
 	// existence for everything it covers, including older timestamps whose

@@ -4,7 +4,11 @@ package main
 // (public, size-limited, rate-limited per client IP) and the page at GET
 // /verify. The verifier trusts this deployment's root CA and the configured
 // extra anchors; it fetches revocation information online (cached, with
-// timeouts) unless told not to.
+// timeouts, a bounded number of requests per document) unless told not
+// to. The server's fetches reach only public addresses, publicBaseURL's
+// host and verify.fetchAllowHosts; `thiqa verify`, run by a user on their
+// own machine for themselves, fetches wherever the trusted certificates
+// point and prints the fetch errors in full.
 
 import (
 	"context"
@@ -209,8 +213,14 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 	if len(anchors) == 0 && lists == nil {
 		logger.Warn("verification without trust anchors (enable the CA, set verify.trustAnchorFiles or verify.trustedLists): integrity only, no signature can be TOTAL-PASSED")
 	}
+	allow, err := fetchAllowHosts(p.cfg.PublicBaseURL, vc.FetchAllowHosts)
+	if err != nil {
+		return err
+	}
+	// Anonymous callers: fetches reach public addresses, this deployment
+	// and the configured hosts only, and reports keep fetch errors vague.
 	v := verify.NewOnline(verify.Options{TrustAnchors: anchors, AllowOnline: !vc.OfflineRevocation, FetchTimeout: vc.FetchTimeout,
-		MaxFileSize: vc.MaxUploadBytes, Logger: logger, TrustedLists: lists})
+		MaxFileSize: vc.MaxUploadBytes, Logger: logger, TrustedLists: lists, Public: true, FetchAllowHosts: allow})
 	if err := v.Register(s.mux, verify.RouteOptions{MaxUploadBytes: vc.MaxUploadBytes, RatePerSecond: vc.RatePerSecond, Burst: vc.Burst,
 		Registerer: p.reg}); err != nil {
 		return err
@@ -218,7 +228,27 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes})
 	s.mux.Handle("GET /verify", page)
 	s.mux.Handle("GET /verify/", page)
-	logger.Info("verification ready", "anchors", len(anchors), "onlineRevocation", !vc.OfflineRevocation,
+	logger.Info("verification ready", "anchors", len(anchors), "onlineRevocation", !vc.OfflineRevocation, "fetchAllowHosts", allow,
 		"maxUploadBytes", vc.MaxUploadBytes, "ratePerSecond", vc.RatePerSecond, "burst", vc.Burst)
 	return nil
+}
+
+// fetchAllowHosts returns the host:port entries the public verifier may
+// fetch from at any address: publicBaseURL's host (this deployment's own
+// OCSP and CRL URLs, 127.0.0.1:8080 in a local setup) and
+// verify.fetchAllowHosts.
+func fetchAllowHosts(publicBaseURL string, configured []string) ([]string, error) {
+	own, err := verify.HostOfURL(publicBaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("publicBaseURL: %w", err)
+	}
+	allow := []string{own}
+	for i, h := range configured {
+		hosts, err := verify.ParseFetchHost(h)
+		if err != nil {
+			return nil, fmt.Errorf("verify.fetchAllowHosts[%d]: %w", i, err)
+		}
+		allow = append(allow, hosts...)
+	}
+	return allow, nil
 }
