@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 )
 
 // ErrAddressNotAllowed is the error of an online fetch refused because the
@@ -129,13 +131,39 @@ func HostOfURL(raw string) (string, error) {
 // name that resolves to an internal address and every redirect are
 // covered), except to the allowed host:port entries (ParseFetchHost's
 // form, e.g. this deployment's own publicBaseURL host), which may resolve
-// anywhere. It follows at most 3 redirects, to http or https only, uses no
-// proxy from the environment, and gives up after timeout.
+// anywhere. It follows at most 3 redirects, to http or https only, and
+// gives up after timeout.
+//
+// It uses the proxy the environment names (HTTP_PROXY, HTTPS_PROXY,
+// NO_PROXY), as Go's default client does: networks whose egress goes
+// through a proxy keep working. The proxy itself may be on any address; a
+// destination sent to it must be an allowed host or, when its name
+// resolves here, resolve to public addresses only (a name this host cannot
+// resolve is left to the proxy and its own egress rules).
 func GuardedClient(timeout time.Duration, allowed []string) *http.Client {
+	lookup := func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	}
+	return guardedClient(timeout, allowed, httpproxy.FromEnvironment(), lookup)
+}
+
+// lookupFunc resolves a host name to its addresses.
+type lookupFunc func(ctx context.Context, host string) ([]netip.Addr, error)
+
+// guardedClient is GuardedClient with the proxy settings and the lookup of
+// the destinations sent through the proxy given.
+func guardedClient(timeout time.Duration, allowed []string, proxy *httpproxy.Config, lookup lookupFunc) *http.Client {
 	allow := map[string]bool{}
 	for _, a := range allowed {
 		allow[strings.ToLower(a)] = true
 	}
+	proxyHosts := map[string]bool{}
+	for _, p := range []string{proxy.HTTPProxy, proxy.HTTPSProxy} {
+		if hp, ok := proxyHostPort(p); ok {
+			proxyHosts[hp] = true
+		}
+	}
+	proxyFor := proxy.ProxyFunc()
 	plain := &net.Dialer{Timeout: timeout}
 	guarded := &net.Dialer{Timeout: timeout, Control: func(_, address string, _ syscall.RawConn) error {
 		ap, err := netip.ParseAddrPort(address)
@@ -145,15 +173,77 @@ func GuardedClient(timeout time.Duration, allowed []string) *http.Client {
 		return nil
 	}}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil
+
+	tr.Proxy = func(req *http.Request) (*url.URL, error) {
+		p, err := proxyFor(req.URL)
+		if err != nil || p == nil {
+			return p, err
+		}
+		if err := destinationAllowed(req.Context(), req.URL, allow, lookup); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(addr)
-		if err == nil && allow[net.JoinHostPort(strings.ToLower(host), port)] {
+		if hp := net.JoinHostPort(strings.ToLower(host), port); err == nil && (allow[hp] || proxyHosts[hp]) {
 			return plain.DialContext(ctx, network, addr)
 		}
 		return guarded.DialContext(ctx, network, addr)
 	}
 	return &http.Client{Timeout: timeout, Transport: tr, CheckRedirect: checkRedirect}
+}
+
+// proxyHostPort returns the host:port of a proxy setting ("host:port",
+// "http://host:port", "socks5://host"), the scheme's port when it names
+// none.
+func proxyHostPort(setting string) (string, bool) {
+	if setting == "" {
+		return "", false
+	}
+	if !strings.Contains(setting, "://") {
+		setting = "http://" + setting
+	}
+	u, err := url.Parse(setting)
+	if err != nil || u.Hostname() == "" {
+		return "", false
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443", "socks5": "1080"}[u.Scheme]
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port), true
+}
+
+// destinationAllowed checks a destination that goes through a proxy, where
+// the dialled address is the proxy's: an allowed host, a public IP
+// address, or a name that resolves here to public addresses only (or does
+// not resolve here).
+func destinationAllowed(ctx context.Context, u *url.URL, allow map[string]bool, lookup lookupFunc) error {
+	hp, err := HostOfURL(u.String())
+	if err != nil {
+		return err
+	}
+	if allow[hp] {
+		return nil
+	}
+	host := u.Hostname()
+	if a, err := netip.ParseAddr(host); err == nil {
+		if !PublicAddress(a) {
+			return ErrAddressNotAllowed
+		}
+		return nil
+	}
+	addrs, err := lookup(ctx, host)
+	if err != nil {
+		return nil // the proxy resolves it, under its own rules
+	}
+	for _, a := range addrs {
+		if !PublicAddress(a) {
+			return ErrAddressNotAllowed
+		}
+	}
+	return nil
 }
 
 // checkRedirect bounds redirects and keeps them to http and https.

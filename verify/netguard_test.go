@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http/httpproxy"
 )
 
 func TestPublicAddress(t *testing.T) {
@@ -112,5 +116,53 @@ func TestGuardedClient(t *testing.T) {
 	}
 	if n := loopHits.Load(); n != maxRedirects+1 {
 		t.Errorf("redirect loop: %d requests, want %d", n, maxRedirects+1)
+	}
+}
+
+// TestGuardedClientProxy: with a proxy in the environment's settings the
+// fetches go through it (the proxy may be internal), and destinations
+// that are internal by address or by name are refused before they reach
+// it.
+func TestGuardedClientProxy(t *testing.T) {
+	var seen []string
+	proxy, hits := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.URL.String())
+		_, _ = w.Write([]byte("via proxy"))
+	})
+	cfg := &httpproxy.Config{HTTPProxy: proxy.URL}
+	// A host whose DNS is the proxy's: it resolves nothing itself.
+	noDNS := func(context.Context, string) ([]netip.Addr, error) { return nil, errors.New("no DNS here") }
+	c := guardedClient(5*time.Second, nil, cfg, noDNS)
+	resp, err := c.Get("http://ocsp.example.net/status")
+	if err != nil {
+		t.Fatalf("public name through the proxy: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "via proxy" || len(seen) != 1 || seen[0] != "http://ocsp.example.net/status" {
+		t.Fatalf("the proxy saw %q and answered %q", seen, body)
+	}
+	for _, u := range []string{"http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://[fd00::1]/x"} {
+		if _, err := c.Get(u); !errors.Is(err, ErrAddressNotAllowed) {
+			t.Errorf("GET %s through the proxy: %v, want ErrAddressNotAllowed", u, err)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the proxy got %d requests, want 1", n)
+	}
+	// A name that resolves here to an internal address is refused too.
+	lookup := func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("193.0.6.139"), netip.MustParseAddr("10.9.8.7")}, nil
+	}
+	c = guardedClient(5*time.Second, nil, cfg, lookup)
+	if _, err := c.Get("http://intranet.example.net/x"); !errors.Is(err, ErrAddressNotAllowed) {
+		t.Errorf("a name resolving to 10.9.8.7: %v, want ErrAddressNotAllowed", err)
+	}
+	// An allowed host goes through the proxy whatever it resolves to.
+	c = guardedClient(5*time.Second, []string{"intranet.example.net:80"}, cfg, lookup)
+	if resp, err := c.Get("http://intranet.example.net/x"); err != nil {
+		t.Errorf("allowed host through the proxy: %v", err)
+	} else {
+		resp.Body.Close()
 	}
 }
