@@ -15,6 +15,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -357,6 +358,10 @@ func (api *API) record(w http.ResponseWriter, r *http.Request, action policies.A
 	}
 	if err := appendAudit(r.Context(), api.a.audit, e, details); err != nil {
 		api.opts.Logger.ErrorContext(r.Context(), "audit append failed", "action", action, "err", err)
+		if outage.Is(err) {
+			problem.Unavailable(w, r.URL.Path)
+			return false
+		}
 		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path})
 		return false
 	}
@@ -419,6 +424,10 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:same-key", "Re-key with the same key"
 	case errors.Is(err, ErrNotFound):
 		p.Status, p.Title = http.StatusNotFound, "Certificate not found"
+	case outage.Is(err):
+		api.opts.Logger.ErrorContext(r.Context(), "certificate API error", "path", r.URL.Path, "err", err)
+		problem.Unavailable(w, r.URL.Path)
+		return
 	default:
 		api.opts.Logger.ErrorContext(r.Context(), "certificate API error", "path", r.URL.Path, "err", err)
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the certificate could not be issued; see the server log"

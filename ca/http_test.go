@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -281,5 +282,44 @@ func TestIssueRefusalsBeforeTheAuthorityAreAudited(t *testing.T) {
 				t.Fatalf("audit record %+v", e)
 			}
 		})
+	}
+}
+
+// downStore is a certificate store that cannot be reached.
+type downStore struct{ *memStore }
+
+func (downStore) InsertIntent(context.Context, Intent) error {
+	return fmt.Errorf("store: recording the intent: %w", outage.Mark(errors.New("connection refused")))
+}
+
+// TestIssueStoreOutageIs503: when the database cannot be reached the
+// answer is 503 with a Retry-After (a retry may succeed), not 500, and the
+// failure is still audited.
+func TestIssueStoreOutageIs503(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	var list []*Issuer
+	for _, is := range pki.issuers {
+		list = append(list, is)
+	}
+	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAuthority(AuthorityConfig{Root: pki.root, Issuers: list, Profiles: profiles, Store: downStore{pki.store}, Auditor: pki.audit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewHandler(a, HandlerOptions{Caller: func(*http.Request) string { return "officer-7" }}))
+	defer srv.Close()
+	resp, body := post(t, srv.URL, IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: string(newCSR(t, p384(t)))})
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q, want 503 with one: %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	var p problem.Details
+	if err := json.Unmarshal(body, &p); err != nil || p.Detail != problem.UnavailableDetail {
+		t.Fatalf("problem %s (%v)", body, err)
+	}
+	if e := pki.audit.last(); e.Action != string(policies.ActionIssueCertificate) || e.Outcome != audit.OutcomeFailure {
+		t.Fatalf("audit record %+v", e)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -135,6 +136,10 @@ func (rn *Renewer) serveExpiring(w http.ResponseWriter, r *http.Request, api *AP
 	recs, err := rn.store.Expiring(r.Context(), now, now.Add(within), limit+1)
 	if err != nil {
 		rn.log.ErrorContext(r.Context(), "listing expiring certificates", "err", err)
+		if outage.Is(err) {
+			problem.Unavailable(w, r.URL.Path)
+			return
+		}
 		problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the certificates could not be listed", Instance: r.URL.Path})
 		return
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -50,6 +51,10 @@ func (s *Service) serveCreate(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	bad := func(detail string) {
 		if err := s.Refused(r.Context(), actor, "enrolment", "api", errors.New(detail), nil); err != nil {
+			if outage.Is(err) {
+				problem.Unavailable(w, r.URL.Path)
+				return
+			}
 			problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path})
 			return
 		}
@@ -104,6 +109,10 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	case errors.As(err, &re), errors.As(err, &cre):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-request", "Bad request"
+	case outage.Is(err):
+		s.log.ErrorContext(r.Context(), "enrolment API error", "err", err)
+		problem.Unavailable(w, r.URL.Path)
+		return
 	default:
 		s.log.ErrorContext(r.Context(), "enrolment API error", "err", err)
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the enrolment could not be recorded; see the server log"

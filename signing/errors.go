@@ -82,12 +82,12 @@ func (e *SADError) Is(target error) bool { return target == ErrSADMismatch }
 
 // auditFailed wraps the error of an audit append: the operation is
 // refused as a failure and nothing is sent.
-func auditFailed(err error) error { return fmt.Errorf("%w: %v", ErrAudit, err) }
+func auditFailed(err error) error { return fmt.Errorf("%w: %w", ErrAudit, err) }
 
 // refusalUnrecorded is the error of a refusal or failure err whose audit
 // record could not be written (aerr): no refusal leaves without its
 // record, so it is a failure of the service (ErrAudit), and no longer
 // err's kind; err's text is kept for the logs.
 func refusalUnrecorded(err, aerr error) error {
-	return fmt.Errorf("%w: %v (unrecorded: %v)", ErrAudit, aerr, err)
+	return fmt.Errorf("%w: %w (unrecorded: %v)", ErrAudit, aerr, err)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
@@ -104,6 +105,10 @@ func Classify(err error) (status int, detail, outcome string) {
 	var we *pin.WrongError
 	var wc *pin.WrongCodeError
 	switch {
+	case outage.Is(err):
+		// The database could not be reached (its records included):
+		// whatever else the error says, a retry may succeed.
+		return http.StatusServiceUnavailable, problem.UnavailableDetail, audit.OutcomeFailure
 	case errors.As(err, &rf):
 		return refusalStatus(rf.Kind), rf.Reason, audit.OutcomeRefused
 	case errors.Is(err, ErrCredentialRefused):
@@ -179,7 +184,8 @@ func timedOut(err error) bool {
 }
 
 // fail answers err as a problem after auditing the refusal or failure;
-// when the record cannot be written, the answer is a 500 (ErrAudit).
+// when the record cannot be written, the answer is a 500 (ErrAudit), or a
+// 503 when the database cannot be reached.
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, rec signRecord, op string, start time.Time, err error) {
 	status, msg, outcome := Classify(err)
 	if status >= 500 {

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/signer"
 )
@@ -124,6 +125,12 @@ func TestClassify(t *testing.T) {
 		{Refuse(ErrCertificateNotValid, "the certificate of credential x is not valid now"), http.StatusForbidden, "refused", "not valid now"},
 		{auditFailed(errors.New("disk full")), http.StatusInternalServerError, "failure", "signing failed"},
 		{errors.New("disk on fire"), http.StatusInternalServerError, "failure", "signing failed"},
+		// The database cannot be reached: for the credential lookup, for
+		// the record of the signature or of a refusal.
+		{fmt.Errorf("finding credential: %w", outage.Mark(errors.New("connection refused"))), http.StatusServiceUnavailable, "failure", "temporarily unavailable"},
+		{auditFailed(outage.Mark(errors.New("connection refused"))), http.StatusServiceUnavailable, "failure", "temporarily unavailable"},
+		{refusalUnrecorded(ErrCredentialRefused, outage.Mark(errors.New("unexpected EOF"))), http.StatusServiceUnavailable, "failure", "temporarily unavailable"},
+		{refusalUnrecorded(ErrCredentialRefused, errors.New("disk full")), http.StatusInternalServerError, "failure", "signing failed"},
 	} {
 		status, msg, outcome := Classify(c.err)
 		if status != c.status || outcome != c.outcome || msg == "" || !strings.Contains(msg, c.detail) {

@@ -107,7 +107,7 @@ func (db *DB) auditRecorded(ctx context.Context, tail audit.Head, lost error) (b
 		if !errors.Is(lost, ErrOutcomeUnknown) {
 			lost = fmt.Errorf("%w: %w", ErrOutcomeUnknown, lost)
 		}
-		return false, fmt.Errorf("store: appending audit records: %w (and reading it back: %w)", lost, err)
+		return false, unavailable(fmt.Errorf("store: appending audit records: %w (and reading it back: %w)", lost, err))
 	}
 	return bytes.Equal(hash, tail.Hash), nil
 }

@@ -231,10 +231,10 @@ func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error)
 			return res.RowsAffected()
 		}
 		if isConnLost(err) {
-			return 0, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+			return 0, unavailable(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
 		}
 		if !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
-			return 0, err
+			return 0, unavailable(err)
 		}
 		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
 	}

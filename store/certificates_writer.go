@@ -113,7 +113,7 @@ func execPrepared(ctx context.Context, st *sql.Stmt, args ...any) (int64, error)
 			return res.RowsAffected()
 		}
 		if !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
-			return 0, err
+			return 0, unavailable(err)
 		}
 		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)
 	}

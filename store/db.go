@@ -278,7 +278,7 @@ func (db *DB) query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 	for attempt := 1; ; attempt++ {
 		rows, err := db.r.QueryContext(ctx, q, args...)
 		if err == nil || !isConnLost(err) || attempt == maxReadAttempts || !db.pauseAfterConnLost(ctx, attempt, err) {
-			return rows, err
+			return rows, unavailable(err)
 		}
 	}
 }
@@ -340,14 +340,14 @@ func (db *DB) writeTx(ctx context.Context, fn func(*txn) error) error {
 	for attempt := 1; ; attempt++ {
 		err = db.tryTx(ctx, fn)
 		if err == nil || !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
-			return err
+			return unavailable(err)
 		}
 		db.logger.Debug("store: retrying transaction", "attempt", attempt, "err", err)
 		t := time.NewTimer(time.Duration(attempt*attempt) * 5 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return err
+			return unavailable(err)
 		case <-t.C:
 		}
 	}

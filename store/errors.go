@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // ErrNotFound is returned (wrapped) when the row asked for does not exist.
@@ -32,8 +34,19 @@ func mapErr(what string, err error) error {
 	case isUniqueViolation(err):
 		return fmt.Errorf("%s: %w: %w", what, ErrConflict, err)
 	default:
-		return fmt.Errorf("%s: %w", what, err)
+		return unavailable(fmt.Errorf("%s: %w", what, err))
 	}
+}
+
+// unavailable marks err for the services (outage.Mark) when it says the
+// database could not be reached or the connection was lost, also during a
+// COMMIT (ErrOutcomeUnknown): the services answer "try again later" (HTTP
+// 503, OCSP tryLater) instead of an internal error.
+func unavailable(err error) error {
+	if err != nil && (isConnLost(err) || errors.Is(err, ErrOutcomeUnknown)) {
+		return outage.Mark(err)
+	}
+	return err
 }
 
 // isUniqueViolation reports whether err is a unique or primary-key

@@ -11,6 +11,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -24,6 +26,8 @@ import (
 	"github.com/zmap/zlint/v3"
 	"github.com/zmap/zlint/v3/lint"
 	xocsp "golang.org/x/crypto/ocsp"
+
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 type fixture struct {
@@ -404,5 +408,26 @@ func TestResponderRenewalElsewhere(t *testing.T) {
 	next := p.responder(t, 10*24*time.Hour)
 	if got, err := r.RenewDue(context.Background(), elsewhere{&next}); err != nil || len(got) != 1 || !signer().Equal(next.Cert) {
 		t.Fatalf("adopting: %v %v", got, err)
+	}
+}
+
+// downStatus is a status store that cannot be reached.
+type downStatus struct{ memStatus }
+
+func (*downStatus) Status(context.Context, string, *big.Int) (Status, error) {
+	return Status{}, fmt.Errorf("reading status: %w", outage.Mark(errors.New("connection refused")))
+}
+
+// TestStoreOutageIsTryLater: when the status store cannot be reached the
+// answer is RFC 6960's tryLater, not internalError.
+func TestStoreOutageIsTryLater(t *testing.T) {
+	p := newPKI(t, "Thiqa")
+	r, err := New(testSettings(t), []Issuer{{Name: "citizen", Cert: p.ca, Responder: p.responder(t, 48*time.Hour)}}, &downStatus{}, NewCache(0), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := NewRequest(p.ca, big.NewInt(7), crypto.SHA1, nil)
+	if resp, _ := r.Respond(context.Background(), req); !bytes.Equal(resp, respTryLater) {
+		t.Fatalf("store outage answered %x, want tryLater", resp)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // StatusSource answers what the store knows. Status must return State
@@ -180,7 +182,12 @@ func (r *Responder) Respond(ctx context.Context, der []byte) (resp []byte, entry
 }
 
 func (r *Responder) failure(ctx context.Context, err error) []byte {
-	if errors.Is(err, errBusy) {
+	if errors.Is(err, errBusy) || outage.Is(err) {
+		// Overloaded, or the status store cannot be reached for now:
+		// RFC 6960's "try again later".
+		if outage.Is(err) {
+			r.log.WarnContext(ctx, "OCSP status unavailable", "err", err)
+		}
 		r.m.count(outTryLater)
 		return respTryLater
 	}

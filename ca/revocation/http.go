@@ -9,6 +9,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -83,6 +84,10 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	if err := dec.Decode(&in); err != nil || dec.More() {
 		if _, aerr := s.o.Audit.Append(ctx, audit.Entry{Actor: pr.Subject, Action: string(policies.ActionRevokeCertificate), Object: serial,
 			Outcome: audit.OutcomeRefused, Details: map[string]any{"status": http.StatusBadRequest, "error": "malformed JSON body", "caller": pr.Caller()}}); aerr != nil {
+			if outage.Is(aerr) {
+				problem.Unavailable(w, r.URL.Path)
+				return
+			}
 			problem.Error(w, http.StatusInternalServerError, "audit log unavailable")
 			return
 		}
@@ -94,6 +99,9 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &refusal):
 		problem.Write(w, problem.Details{Status: httpStatus(refusal.Reason), Detail: refusal.Detail, Instance: r.URL.Path})
+	case outage.Is(err):
+		s.log.ErrorContext(ctx, "revocation failed", "serial", serial, "err", err)
+		problem.Unavailable(w, r.URL.Path)
 	case err != nil:
 		s.log.ErrorContext(ctx, "revocation failed", "serial", serial, "err", err)
 		problem.Error(w, http.StatusInternalServerError, "revocation failed")

@@ -38,6 +38,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/policies"
 )
@@ -388,6 +389,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 		p.Status, p.Title, caRefusal = http.StatusBadRequest, "Refused by the CA", true
 	case errors.As(err, &le):
 		p.Status, p.Title, caRefusal = http.StatusUnprocessableEntity, "Certificate failed pre-issuance lints", true
+	case outage.Is(err):
+		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", problem.RetryAfterSeconds)
+		p.Status, p.Title, p.Detail = http.StatusServiceUnavailable, "Service unavailable", problem.UnavailableDetail
 	default:
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the request could not be served; see the server log"
@@ -397,6 +402,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 			// No refusal leaves without its record: a failure instead.
 			w.Header().Del("WWW-Authenticate")
 			p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}
+			if outage.Is(aerr) {
+				w.Header().Set("Retry-After", problem.RetryAfterSeconds)
+				p.Status, p.Title, p.Detail = http.StatusServiceUnavailable, "Service unavailable", problem.UnavailableDetail
+			}
 		}
 	}
 	s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()

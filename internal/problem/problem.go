@@ -55,3 +55,19 @@ func Write(w http.ResponseWriter, p Details) {
 func Error(w http.ResponseWriter, status int, detail string) {
 	Write(w, Details{Status: status, Detail: detail})
 }
+
+// UnavailableDetail is the detail of the problem Unavailable writes.
+const UnavailableDetail = "the service is temporarily unavailable (a system it depends on cannot be reached); try again shortly"
+
+// RetryAfterSeconds is the Retry-After Unavailable sends.
+const RetryAfterSeconds = "5"
+
+// Unavailable sends 503 Service Unavailable with a Retry-After of a few
+// seconds, the answer to an error marked as an outage (outage.Is): the
+// database cannot be reached, or its connection was lost mid-request, so
+// whether a write took effect may not be known and a retry is the client's
+// way to find out.
+func Unavailable(w http.ResponseWriter, instance string) {
+	w.Header().Set("Retry-After", RetryAfterSeconds)
+	Write(w, Details{Status: http.StatusServiceUnavailable, Title: "Service unavailable", Detail: UnavailableDetail, Instance: instance})
+}

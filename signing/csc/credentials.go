@@ -191,7 +191,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	// A list of credentials is personal data: the read is recorded.
 	if err := a.s.Record(r.Context(), audit.Entry{Actor: owner, Action: signing.ActionList, Object: owner, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"credentials": len(list)}}); err != nil {
-		a.fail(w, r, signing.ActionList, "", fmt.Errorf("%w: %v", signing.ErrAudit, err), nil)
+		a.fail(w, r, signing.ActionList, "", fmt.Errorf("%w: %w", signing.ErrAudit, err), nil)
 		return
 	}
 	out := ListResponse{CredentialIDs: []string{}, OnlyValid: req.OnlyValid}
@@ -268,7 +268,7 @@ func (a *API) info(w http.ResponseWriter, r *http.Request) {
 	}
 	// Credential information is personal data: the read is recorded.
 	if err := a.s.Record(r.Context(), audit.Entry{Actor: signing.CitizenOf(r), Action: signing.ActionInfo, Object: cred.ID(), Outcome: audit.OutcomeSuccess}); err != nil {
-		a.fail(w, r, signing.ActionInfo, req.CredentialID, fmt.Errorf("%w: %v", signing.ErrAudit, err), nil)
+		a.fail(w, r, signing.ActionInfo, req.CredentialID, fmt.Errorf("%w: %w", signing.ErrAudit, err), nil)
 		return
 	}
 	signing.WriteJSON(w, http.StatusOK, out)

@@ -188,7 +188,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, action, credID string
 	if aerr := a.s.Record(r.Context(), audit.Entry{Actor: signing.CitizenOf(r), Action: action, Object: credID, Outcome: outcome, Details: details}); aerr != nil && !errors.Is(err, signing.ErrAudit) {
 		// No answer goes out without its record: an unrecorded refusal
 		// is a failure of the service.
-		status, code, description, _, outcome = classify(fmt.Errorf("%w: %v", signing.ErrAudit, aerr))
+		status, code, description, _, outcome = classify(fmt.Errorf("%w: %w", signing.ErrAudit, aerr))
 	}
 	if action == signing.ActionSignHash {
 		a.s.Observe("signhash", "raw", outcome, 0)
@@ -327,7 +327,7 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) {
 	details["expiresAt"] = exp.UTC()
 	if err := a.s.Record(r.Context(), audit.Entry{Actor: signing.CitizenOf(r), Action: signing.ActionAuthorize, Object: cred.ID(),
 		Outcome: audit.OutcomeSuccess, Details: details}); err != nil {
-		a.fail(w, r, signing.ActionAuthorize, req.CredentialID, fmt.Errorf("%w: %v", signing.ErrAudit, err), nil)
+		a.fail(w, r, signing.ActionAuthorize, req.CredentialID, fmt.Errorf("%w: %w", signing.ErrAudit, err), nil)
 		return
 	}
 	signing.WriteJSON(w, http.StatusOK, AuthorizeResponse{SAD: sad, ExpiresIn: int(cfg.SADLifetime / time.Second)})
@@ -400,7 +400,7 @@ func (a *API) signHash(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.s.Record(r.Context(), audit.Entry{Actor: signing.CitizenOf(r), Action: signing.ActionSignHash, Object: cred.ID(),
 		Outcome: audit.OutcomeSuccess, Details: details}); err != nil {
-		a.fail(w, r, signing.ActionSignHash, req.CredentialID, fmt.Errorf("%w: %v", signing.ErrAudit, err), nil)
+		a.fail(w, r, signing.ActionSignHash, req.CredentialID, fmt.Errorf("%w: %w", signing.ErrAudit, err), nil)
 		return
 	}
 	a.s.Observe("signhash", "raw", audit.OutcomeSuccess, time.Since(start))

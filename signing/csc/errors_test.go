@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/signing"
@@ -45,6 +47,7 @@ func TestClassify(t *testing.T) {
 		{signing.Refuse(signing.ErrNoIdentity, "The caller has no citizen identity"), 403, "access_denied", "The caller has no citizen identity", "The caller has no citizen identity"},
 		{errors.New("disk on fire"), 500, "server_error", "signing failed", "signing failed"},
 		{context.DeadlineExceeded, 503, "temporarily_unavailable", "timed out", "timed out"},
+		{fmt.Errorf("%w: %w", signing.ErrAudit, outage.Mark(errors.New("connection refused"))), 503, "temporarily_unavailable", "temporarily unavailable", "temporarily unavailable"},
 	} {
 		status, code, desc, reason, _ := classify(c.err)
 		if status != c.status || code != c.code || !strings.Contains(desc, c.desc) || !strings.Contains(reason, c.reason) {

@@ -85,7 +85,7 @@ func (a *API) CheckPIN(ctx context.Context, az CredentialAuthorization, value st
 		if err != nil {
 			// No refusal leaves without its record: unrecorded, it is a
 			// failure (the authorization server answers server_error).
-			return fmt.Errorf("%w: %v (unrecorded: %v)", signing.ErrAudit, aerr, err)
+			return fmt.Errorf("%w: %w (unrecorded: %v)", signing.ErrAudit, aerr, err)
 		}
 		return fmt.Errorf("%w: %v", signing.ErrAudit, aerr)
 	}
