@@ -119,6 +119,7 @@ func (d *offlineDeployment) start(t *testing.T) {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		noDataRace(t, errb.String())
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {

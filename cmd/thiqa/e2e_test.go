@@ -32,7 +32,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	thiqaBin = filepath.Join(dir, "thiqa")
-	build := exec.Command("go", "build", "-o", thiqaBin, ".")
+	args := []string{"build", "-o", thiqaBin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building thiqa:", err)
@@ -60,6 +64,7 @@ func thiqa(t *testing.T, env []string, args ...string) result {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	noDataRace(t, errb.String())
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -67,6 +72,15 @@ func thiqa(t *testing.T, env []string, args ...string) result {
 		t.Fatalf("running thiqa %v: %v", args, err)
 	}
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// noDataRace fails the test when stderr, a run of the binary under test,
+// holds a report of the race detector (a binary built by `go test -race`).
+func noDataRace(t *testing.T, stderr string) {
+	t.Helper()
+	if i := strings.Index(stderr, "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("the race detector reported a data race in thiqa:\n%s", stderr[i:min(len(stderr), i+8000)])
+	}
 }
 
 // mustThiqa runs the binary and fails the test unless it exits 0.
@@ -119,6 +133,7 @@ func startServer(t *testing.T, dir string, env []string) *server {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		noDataRace(t, errb.String())
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

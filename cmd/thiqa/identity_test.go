@@ -143,6 +143,7 @@ func startServerAtEnv(t *testing.T, dir, addr, base string, env []string) *serve
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		noDataRace(t, errb.String())
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {

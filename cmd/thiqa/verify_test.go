@@ -110,6 +110,7 @@ func vfyServe(t *testing.T, dir, port string) *server {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		noDataRace(t, errb.String())
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {
