@@ -1,6 +1,7 @@
 package signer
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
@@ -49,7 +50,10 @@ func (k *Cache) parseCertificate(der []byte) (*x509.Certificate, error) {
 	if c != nil {
 		return c, nil
 	}
-	c, err := x509.ParseCertificate(der)
+	// A private copy: the certificate's Raw fields alias what it is
+	// parsed from (a signature's CMS, the caller's buffer), which the
+	// shared entry must neither see change nor keep alive.
+	c, err := x509.ParseCertificate(bytes.Clone(der))
 	if err != nil {
 		return nil, err // not remembered: bad input is rare and varied
 	}

@@ -244,6 +244,18 @@ func TestCacheParseCertificate(t *testing.T) {
 	if len(k.certs) != 1 {
 		t.Fatalf("%d certificates remembered, want 1", len(k.certs))
 	}
+	// The remembered certificate is the cache's own: the buffer it was
+	// cut from (a signature's CMS) is the caller's, reused or changed
+	// after the call, and must not be kept alive by a shared entry.
+	buf := bytes.Clone(p.ocspCert.Raw)
+	c, err := k.parseCertificate(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(buf)
+	if !bytes.Equal(c.Raw, p.ocspCert.Raw) {
+		t.Fatal("the remembered certificate changed with the caller's buffer")
+	}
 }
 
 // TestPinnedPlaceholder: with Options.Placeholder and Time fixed, two runs

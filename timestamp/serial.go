@@ -33,17 +33,25 @@ const DefaultSerialBlockSize = 1000
 // block, none per token. When a quarter of the current block is left it
 // reserves the next one in the background, so tokens do not wait for the
 // store. A crash loses the rest of the reserved blocks, never reuses a
-// serial. It is safe for concurrent use.
+// serial. It is safe for concurrent use; Close stops the background
+// reservation before the store is closed.
 type BlockAllocator struct {
 	store SerialBlockStore
 	name  string
 	size  int64
+
+	// bg is the background reservation's context, cancelled by Close;
+	// prefetching counts the reservation under way.
+	bg          context.Context
+	stop        context.CancelFunc
+	prefetching sync.WaitGroup
 
 	mu       sync.Mutex
 	next     int64 // next serial to hand out
 	end      int64 // first serial past the current block
 	pending  int64 // first serial of a block reserved ahead, 0 if none
 	fetching bool  // a background reservation is running
+	closed   bool  // Close was called: no more background reservations
 }
 
 // prefetchTimeout bounds a background block reservation.
@@ -64,7 +72,19 @@ func NewBlockAllocator(store SerialBlockStore, name string, size int64) (*BlockA
 	if size < 1 || size > 1<<30 {
 		return nil, fmt.Errorf("timestamp: serial block size %d out of range", size)
 	}
-	return &BlockAllocator{store: store, name: name, size: size}, nil
+	bg, stop := context.WithCancel(context.Background())
+	return &BlockAllocator{store: store, name: name, size: size, bg: bg, stop: stop}, nil
+}
+
+// Close cancels a background reservation under way and waits for it to
+// end; Next keeps working afterwards but reserves in the foreground only.
+// A reservation cut short loses its block at most, never reuses a serial.
+func (a *BlockAllocator) Close() {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.stop()
+	a.prefetching.Wait()
 }
 
 // Next returns the next unused serial, reserving a new block when the
@@ -85,9 +105,9 @@ func (a *BlockAllocator) Next(ctx context.Context) (*big.Int, error) {
 	}
 	n := a.next
 	a.next++
-	if a.size >= 4 && !a.fetching && a.pending == 0 && a.end-a.next <= a.size/4 {
+	if a.size >= 4 && !a.fetching && !a.closed && a.pending == 0 && a.end-a.next <= a.size/4 {
 		a.fetching = true
-		go a.prefetch()
+		a.prefetching.Go(a.prefetch)
 	}
 	return big.NewInt(n), nil
 }
@@ -106,7 +126,7 @@ func (a *BlockAllocator) reserve(ctx context.Context) (int64, error) {
 // prefetch reserves the next block in the background. A failure is not
 // reported here: Next reserves synchronously, and reports, when needed.
 func (a *BlockAllocator) prefetch() {
-	ctx, cancel := context.WithTimeout(context.Background(), prefetchTimeout)
+	ctx, cancel := context.WithTimeout(a.bg, prefetchTimeout)
 	defer cancel()
 	first, err := a.reserve(ctx)
 	a.mu.Lock()

@@ -79,6 +79,20 @@ type Service struct {
 	mu        sync.Mutex // serialises renewals
 	noRenewal string     // serial of a unit that renewal cannot improve on
 	holder    string     // names this instance in its claims to renew (Renewals)
+
+	// closeSerials closes the serial allocator the service made itself
+	// (NewServiceFromConfig); nil otherwise.
+	closeSerials func()
+}
+
+// Close stops the background work of the serial allocator the service
+// made (NewServiceFromConfig), so that nothing reserves serials in the
+// store once it is closed. Requests after Close still work. An allocator
+// passed in ServiceOptions is the caller's to close.
+func (s *Service) Close() {
+	if s.closeSerials != nil {
+		s.closeSerials()
+	}
 }
 
 // NewService loads the unit (an error wrapping fs.ErrNotExist when there is

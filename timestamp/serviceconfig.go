@@ -151,7 +151,13 @@ func NewServiceFromConfig(ctx context.Context, c ServiceConfig, serials SerialBl
 		return nil, err
 	}
 	o.Config, o.Serials = c.Timestamp, alloc
-	return NewService(ctx, o)
+	s, err := NewService(ctx, o)
+	if err != nil {
+		alloc.Close()
+		return nil, err
+	}
+	s.closeSerials = alloc.Close
+	return s, nil
 }
 
 // RenewBeforeDuration returns RenewBefore parsed (30 days when unset).

@@ -194,6 +194,61 @@ func TestBlockAllocator(t *testing.T) {
 	}
 }
 
+// stallingBlockStore answers the first reservation and holds the next
+// ones until their context ends (a store that hangs).
+type stallingBlockStore struct {
+	mu       sync.Mutex
+	calls    int
+	inFlight int
+	started  chan struct{} // closed when a held reservation starts
+}
+
+func (s *stallingBlockStore) ReserveBlock(ctx context.Context, _ string, size int64) (int64, error) {
+	s.mu.Lock()
+	s.calls++
+	if s.calls == 1 {
+		s.mu.Unlock()
+		return 1, nil
+	}
+	s.inFlight++
+	s.mu.Unlock()
+	close(s.started)
+	<-ctx.Done()
+	s.mu.Lock()
+	s.inFlight--
+	s.mu.Unlock()
+	return 0, ctx.Err()
+}
+
+// The block reserved ahead in the background stops with Close: nothing
+// still writes to the store once the service closed it (`thiqa serve`
+// closes the allocator before the store).
+func TestBlockAllocatorCloseStopsTheBackgroundReservation(t *testing.T) {
+	store := &stallingBlockStore{started: make(chan struct{})}
+	a, err := NewBlockAllocator(store, "tsa", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // the last quarter of the block: the next one is reserved ahead
+		if _, err := a.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-store.started
+	closed := make(chan struct{})
+	go func() { a.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not stop the background reservation")
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.inFlight != 0 {
+		t.Fatalf("%d reservations still under way after Close", store.inFlight)
+	}
+}
+
 type flakyClock struct {
 	mu     sync.Mutex
 	calls  int

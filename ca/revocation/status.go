@@ -60,6 +60,10 @@ type Checker struct {
 
 	mu    sync.Mutex
 	cache map[string]cached // by serial (serialKey form)
+	// forgets counts the Forget calls: a look-up that was under way
+	// during one may have read the status from before the revocation, so
+	// its answer is not kept.
+	forgets uint64
 }
 
 type cached struct {
@@ -85,9 +89,11 @@ func (c *Checker) Status(ctx context.Context, cert *x509.Certificate) (Status, e
 	sum := sha256.Sum256(cert.Raw)
 	key := serialKey(cert)
 	now := c.now()
+	var forgets uint64
 	if c.maxAge > 0 {
 		c.mu.Lock()
 		e, ok := c.cache[key]
+		forgets = c.forgets
 		c.mu.Unlock()
 		if ok && e.der == sum && now.Before(e.expires) {
 			return e.st, nil
@@ -99,10 +105,12 @@ func (c *Checker) Status(ctx context.Context, cert *x509.Certificate) (Status, e
 	}
 	if c.maxAge > 0 {
 		c.mu.Lock()
-		if len(c.cache) >= maxCached {
-			clear(c.cache)
+		if c.forgets == forgets { // else a revocation may have been recorded since the look-up read
+			if len(c.cache) >= maxCached {
+				clear(c.cache)
+			}
+			c.cache[key] = cached{der: sum, st: st, expires: now.Add(c.maxAge)}
 		}
-		c.cache[key] = cached{der: sum, st: st, expires: now.Add(c.maxAge)}
 		c.mu.Unlock()
 	}
 	return st, nil
@@ -115,6 +123,7 @@ func (c *Checker) Status(ctx context.Context, cert *x509.Certificate) (Status, e
 func (c *Checker) Forget(serial string) {
 	c.mu.Lock()
 	delete(c.cache, serial)
+	c.forgets++
 	c.mu.Unlock()
 }
 

@@ -153,6 +153,51 @@ func TestCheckerCacheBound(t *testing.T) {
 	}
 }
 
+// pausedCerts is a Certificates whose first look-up reads the record, then
+// waits for release before answering: a look-up under way while the
+// certificate is revoked.
+type pausedCerts struct {
+	*memCerts
+	read    chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (p *pausedCerts) GetCertificate(ctx context.Context, serial string) (*ca.CertificateRecord, error) {
+	rec, err := p.memCerts.GetCertificate(ctx, serial)
+	p.once.Do(func() {
+		close(p.read)
+		<-p.release
+	})
+	return rec, err
+}
+
+// A look-up that read the status before a revocation and answers after
+// this process recorded it (Forget) must not leave the old answer cached:
+// the revocation is seen at once, not maxAge later.
+func TestCheckerForgetDuringLookUp(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	cert := newCert(t, 79, now.Add(-time.Hour), now.Add(time.Hour))
+	key := hex.EncodeToString(cert.SerialNumber.Bytes())
+	mem := &memCerts{recs: map[string]*ca.CertificateRecord{key: {CA: "organisation", Profile: "organisation-seal", DER: cert.Raw}}}
+	store := &pausedCerts{memCerts: mem, read: make(chan struct{}), release: make(chan struct{})}
+	c := NewChecker(store, time.Hour, func() time.Time { return now })
+	done := make(chan error, 1)
+	go func() { done <- c.Check(context.Background(), cert) }()
+	<-store.read
+	mem.mu.Lock()
+	mem.recs[key].Revoked, mem.recs[key].RevokedAt, mem.recs[key].RevocationReason = true, now, int(KeyCompromise)
+	mem.mu.Unlock()
+	c.Forget(key)
+	close(store.release)
+	if err := <-done; err != nil {
+		t.Fatalf("the check under way read the status before the revocation: %v", err)
+	}
+	if err := c.Check(context.Background(), cert); !errors.Is(err, ErrRefused) {
+		t.Fatalf("after Forget the revocation must be seen, whatever look-up was under way: %v", err)
+	}
+}
+
 func TestReasonNames(t *testing.T) {
 	for _, n := range reasonNames {
 		r, err := ParseReason(n.name)

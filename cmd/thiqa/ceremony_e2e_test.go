@@ -108,7 +108,7 @@ func (d *offlineDeployment) start(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", d.dir, "--addr", "127.0.0.1:"+d.port, "--ready-file", ready)
 	cmd.Env = append(os.Environ(), d.env...)
-	var errb bytes.Buffer
+	var errb logBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -119,6 +119,7 @@ func (d *offlineDeployment) start(t *testing.T) {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		noDataRace(t, errb.String())
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {

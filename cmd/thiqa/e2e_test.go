@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +33,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	thiqaBin = filepath.Join(dir, "thiqa")
-	build := exec.Command("go", "build", "-o", thiqaBin, ".")
+	args := []string{"build", "-o", thiqaBin}
+	if raceBuild {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building thiqa:", err)
@@ -60,6 +65,7 @@ func thiqa(t *testing.T, env []string, args ...string) result {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	noDataRace(t, errb.String())
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
@@ -67,6 +73,15 @@ func thiqa(t *testing.T, env []string, args ...string) result {
 		t.Fatalf("running thiqa %v: %v", args, err)
 	}
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// noDataRace fails the test when stderr, a run of the binary under test,
+// holds a report of the race detector (a binary built by `go test -race`).
+func noDataRace(t *testing.T, stderr string) {
+	t.Helper()
+	if i := strings.Index(stderr, "WARNING: DATA RACE"); i >= 0 {
+		t.Errorf("the race detector reported a data race in thiqa:\n%s", stderr[i:min(len(stderr), i+8000)])
+	}
 }
 
 // mustThiqa runs the binary and fails the test unless it exits 0.
@@ -99,7 +114,28 @@ func errorLine(t *testing.T, r result) string {
 type server struct {
 	cmd    *exec.Cmd
 	base   string
-	stderr *bytes.Buffer
+	stderr *logBuffer
+}
+
+// logBuffer collects a running process's output: os/exec writes it from
+// its own goroutine while the test reads it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startServer runs `thiqa serve` on a free loopback port until the test ends.
@@ -108,7 +144,7 @@ func startServer(t *testing.T, dir string, env []string) *server {
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", dir, "--addr", "127.0.0.1:0", "--ready-file", ready)
 	cmd.Env = append(os.Environ(), env...)
-	var errb bytes.Buffer
+	var errb logBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -119,6 +155,7 @@ func startServer(t *testing.T, dir string, env []string) *server {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		noDataRace(t, errb.String())
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

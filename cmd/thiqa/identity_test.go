@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -132,7 +131,7 @@ func startServerAtEnv(t *testing.T, dir, addr, base string, env []string) *serve
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", dir, "--addr", addr, "--ready-file", ready)
 	cmd.Env = append(os.Environ(), env...)
-	var errb bytes.Buffer
+	var errb logBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -143,6 +142,7 @@ func startServerAtEnv(t *testing.T, dir, addr, base string, env []string) *serve
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		noDataRace(t, errb.String())
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {

@@ -89,5 +89,7 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	sv.ready["tsa"] = svc.Ready
 	sv.background = append(sv.background, func(ctx context.Context) { svc.RenewLoop(ctx, cfg.TSA.RenewCheckEvery()) })
 	sv.tsa = svc // the signing service time-stamps in process
+	// The serial allocator stops before the store closes (closers run first).
+	sv.closers = append(sv.closers, svc.Close)
 	return nil
 }

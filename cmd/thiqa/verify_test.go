@@ -100,7 +100,7 @@ func vfyServe(t *testing.T, dir, port string) *server {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", dir, "--addr", "127.0.0.1:"+port, "--ready-file", ready)
-	var errb bytes.Buffer
+	var errb logBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -110,6 +110,7 @@ func vfyServe(t *testing.T, dir, port string) *server {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 		}
+		noDataRace(t, errb.String())
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if _, err := os.Stat(ready); err == nil {

@@ -20,7 +20,10 @@ import (
 )
 
 // signedDocument is a document of the sign flow: uploaded and waiting for
-// the PIN, then signed and waiting for download.
+// the PIN, then signed and waiting for download. Once it is in a session
+// it is never changed: the requests of one browser run at once and read
+// it without the session lock, so the approval puts a new one in its
+// place.
 type signedDocument struct {
 	Name       string
 	credential string
@@ -351,11 +354,31 @@ func (p *Portal) mySignApprove(w http.ResponseWriter, r *http.Request, v *view) 
 		return
 	}
 	var doc *signedDocument
-	p.ses.locked(func() { doc = v.se.signed })
+	busy := false
+	p.ses.locked(func() {
+		doc = v.se.signed
+		if doc == nil || doc.upload == nil || r.PostFormValue("hash") != doc.UploadHash {
+			return
+		}
+		// One approval at a time: a second click while the first signs
+		// must not sign (and spend a PIN try) twice.
+		if busy = v.se.approving == doc; !busy {
+			v.se.approving = doc
+		}
+	})
 	if doc == nil || doc.upload == nil || r.PostFormValue("hash") != doc.UploadHash {
 		v.fail(http.StatusConflict, "err.no_pending_document")
 		return
 	}
+	if busy {
+		v.fail(http.StatusConflict, "err.signing_in_progress")
+		return
+	}
+	defer p.ses.locked(func() {
+		if v.se.approving == doc {
+			v.se.approving = nil
+		}
+	})
 	q := url.Values{"credential": {doc.credential}, "level": {doc.Level}}
 	ans, err := v.call(who, http.MethodPost, "/api/v1/sign?"+q.Encode(), "application/pdf", bytes.NewReader(doc.upload),
 		map[string]string{"X-Thiqa-PIN": r.PostFormValue("pin")}, 2*p.o.MaxUploadBytes+(4<<20))
@@ -370,13 +393,15 @@ func (p *Portal) mySignApprove(w http.ResponseWriter, r *http.Request, v *view) 
 	}
 	signed := ans.body
 	rep := v.verifyReport(signed)
+	done := *doc
+	done.upload, done.signed, done.Digest, done.Report = nil, signed, ans.header.Get("X-Thiqa-Document-Digest"), rep
 	p.ses.locked(func() {
 		if v.se.signed == doc {
-			p.held.Add(int64(len(signed) - len(doc.upload)))
-			doc.upload, doc.signed, doc.Digest, doc.Report = nil, signed, ans.header.Get("X-Thiqa-Document-Digest"), rep
+			p.held.Add(done.size() - doc.size())
+			v.se.signed = &done
 		}
 	})
-	v.render(http.StatusOK, "my_signed", "sign.title", map[string]any{"Doc": doc})
+	v.render(http.StatusOK, "my_signed", "sign.title", map[string]any{"Doc": &done})
 }
 
 // mySignedDownload sends the last signed PDF of the session.

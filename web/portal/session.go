@@ -34,6 +34,8 @@ type session struct {
 	oidc *pendingLogin
 	// signed is the last signed document, for download and its report.
 	signed *signedDocument
+	// approving is the document an approval is signing now, if any.
+	approving *signedDocument
 	// flash is a message for the next page (key into the catalogue).
 	flash, flashKind string
 }
