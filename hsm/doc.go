@@ -12,7 +12,11 @@
 // finalized library, the Token recovers once (re-initialising the library if
 // needed, re-finding the slot by label, logging in again, dropping every
 // session of the old generation and re-finding key handles) and the operation
-// is retried.
+// is retried. When the token stays unusable (the recovery fails, the fault
+// comes back, the device reports an error or runs out of memory or
+// sessions, no session frees up before the caller's deadline) the error is
+// marked with outage.Mark, and the services answer "try again later"; a
+// refused PIN, a missing key or bad input are not marked.
 //
 // Keys that sign all day (time-stamping units, e-seals, OCSP responders,
 // issuing CAs) can sign with a session-object copy made inside the token

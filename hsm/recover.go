@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // maxAttempts is how often an operation runs when token faults interrupt
@@ -51,11 +53,12 @@ func faultReason(err error) string {
 }
 
 // do runs fn with a pooled session, recovering from token faults and running
-// fn again (at most maxAttempts times in all).
+// fn again (at most maxAttempts times in all). Errors that say the token
+// cannot be used for now are marked with outage.Mark (unavailable.go).
 func (t *Token) do(ctx context.Context, fn func(*session) error) error {
 	for attempt := 1; ; attempt++ {
 		if err := t.pool.enter(ctx, t.m); err != nil {
-			return err
+			return markDeadline(err)
 		}
 		gen, err := t.run(fn)
 		t.pool.leave(t.m)
@@ -63,14 +66,19 @@ func (t *Token) do(ctx context.Context, fn func(*session) error) error {
 			return nil
 		}
 		reason := faultReason(err)
-		if reason == "" || attempt >= maxAttempts {
-			return err
+		if reason == "" {
+			return markTransient(err)
+		}
+		if attempt >= maxAttempts {
+			// The fault came back after every recovery: the token
+			// is not usable for now (unavailable.go).
+			return outage.Mark(err)
 		}
 		if rerr := t.recover(gen, reason, err); rerr != nil {
-			return fmt.Errorf("%w; recovering from it failed: %w", err, rerr)
+			return markRecoveryFailed(fmt.Errorf("%w; recovering from it failed: %w", err, rerr), rerr)
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return markDeadline(err)
 		}
 	}
 }

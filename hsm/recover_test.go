@@ -11,6 +11,7 @@ import (
 	"github.com/miekg/pkcs11"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // saboteur is a second handle on the same module: dlopen returns the same
@@ -206,6 +207,9 @@ func TestRecoveryPINChangedBehindOurBack(t *testing.T) {
 		_, err := sg.Sign(nil, testDigest[:], cryptoSHA256)
 		if !errors.Is(err, ErrPINIncorrect) {
 			t.Fatalf("Sign #%d after the PIN changed: %v, want ErrPINIncorrect", i, err)
+		}
+		if outage.Is(err) {
+			t.Fatalf("Sign #%d after the PIN changed: %v is marked as an outage; a retry cannot cure a refused PIN", i, err)
 		}
 	}
 	if err := tok.Ping(ctx); !errors.Is(err, ErrPINIncorrect) {

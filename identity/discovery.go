@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/thiqa/thiqa/internal/problem"
 )
 
 // Scopes the provider knows.
@@ -85,10 +87,15 @@ const (
 	errRequestURINotSupported  = "request_uri_not_supported"
 )
 
-// writeOAuthError answers the token endpoint (no-store, 400 or 401).
+// writeOAuthError answers the token endpoint (no-store; a 503 with a
+// Retry-After).
 func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	if status == http.StatusServiceUnavailable {
+		// Temporarily unable: tell the client when to try again.
+		w.Header().Set("Retry-After", problem.RetryAfterSeconds)
+	}
 	writeJSON(w, status, oauthError{Code: code, Description: desc})
 }
 

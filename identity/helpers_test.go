@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,6 +94,22 @@ type env struct {
 	ckey    *ecdsa.PrivateKey // the client's private_key_jwt key
 	browser *http.Client
 	portal  *http.Client // the relying party's client at the token endpoint; nil: browser
+	// signErr, when set, is the error of every signature by the
+	// provider's token signing key (its HSM failing).
+	signErr *atomic.Pointer[error]
+}
+
+// failingKey is a signing key that fails with *err while err is set.
+type failingKey struct {
+	crypto.Signer
+	err *atomic.Pointer[error]
+}
+
+func (k failingKey) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if e := k.err.Load(); e != nil {
+		return nil, *e
+	}
+	return k.Signer.Sign(r, digest, opts)
 }
 
 const (
@@ -110,7 +127,7 @@ func newEnv(t testing.TB, tlsServer bool) *env {
 	e := &env{t: t, store: newMemStore(), status: &memStatus{profiles: map[string]string{}, revoked: map[string]bool{}, onToken: map[string]bool{}},
 		dir:  &memDirectory{creds: map[string]*RemoteCredential{}, keys: map[string]crypto.Signer{}},
 		pins: &memPINs{pins: map[string]string{}, fails: map[string]int{}}, audit: &memAudit{}, pki: newTestPKI(t), reg: prometheus.NewRegistry(),
-		signing: newMemSigning()}
+		signing: newMemSigning(), signErr: new(atomic.Pointer[error])}
 	cert, key := e.pki.citizen(t, testCivil, time.Now().Add(24*time.Hour))
 	e.status.profiles[cert.SerialNumber.String()] = ProfileCitizenAuth
 	e.status.onToken[cert.SerialNumber.String()] = true // a mobile ID's key is on the token
@@ -131,7 +148,7 @@ func newEnv(t testing.TB, tlsServer bool) *env {
 	roots := x509.NewCertPool()
 	roots.AddCert(e.pki.root)
 	p, err := New(Config{
-		Issuer: e.srv.URL, Signer: signKey, PairwiseSecret: []byte(strings.Repeat("s", 32)), CitizenRoots: roots,
+		Issuer: e.srv.URL, Signer: failingKey{signKey, e.signErr}, PairwiseSecret: []byte(strings.Repeat("s", 32)), CitizenRoots: roots,
 		Store: e.store, Status: e.status, Directory: e.dir, Keys: e.dir, PINs: e.pins, Audit: e.audit, Registerer: e.reg,
 		PhoneAuth: fakePhoneAuth, Caller: fakeCaller,
 		Signing: &SigningConfig{Audience: testSigningAudience, Credentials: e.signing, MaxHashes: 4},

@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // clientAssertionType is RFC 7523's client assertion type.
@@ -158,10 +160,15 @@ func (p *Provider) redeem(w http.ResponseWriter, r *http.Request, ep tokenEndpoi
 }
 
 // mintFailed answers a redeemed grant whose tokens could not be made: the
-// grant is revoked.
+// grant is revoked. When the signing key's token cannot be used for now
+// (outage.Is) the answer is 503: the login can be started again later.
 func (p *Provider) mintFailed(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, c *Client, g *Grant, err error) {
 	_ = p.cfg.Store.RevokeGrant(context.WithoutCancel(r.Context()), g.ID)
 	p.log.ErrorContext(r.Context(), "signing tokens", "err", err)
+	if outage.Is(err) {
+		p.tokenFailed(w, r, ep, c.ID, g, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "temporarily unable to sign the tokens; start the login again later"})
+		return
+	}
 	p.tokenFailed(w, r, ep, c.ID, g, &tokenError{status: http.StatusInternalServerError, code: errServerError, desc: "unable to sign the tokens"})
 }
 

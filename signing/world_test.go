@@ -20,6 +20,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -31,6 +32,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,6 +48,7 @@ import (
 	"github.com/thiqa/thiqa/internal/audit/audittest"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/josesigner"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/internal/samplepdf"
 	"github.com/thiqa/thiqa/internal/testenv"
@@ -85,6 +88,9 @@ type world struct {
 	// auditGate, when down, makes the signing service's audit appends
 	// fail (the authentication layer's still work).
 	auditGate *audittest.Gate
+	// keysDown, when set, makes every credential key fail as a token that
+	// cannot be used for now (an error marked by outage.Mark, as hsm's).
+	keysDown *atomic.Bool
 }
 
 // worldOptions vary the world.
@@ -112,7 +118,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	if o.timeout == 0 {
 		o.timeout = 10 * time.Second
 	}
-	w := &world{keyType: o.keyType, tmp: t.TempDir(), svcTemp: t.TempDir(), cas: map[string]*x509.Certificate{}, serials: map[string]string{}}
+	w := &world{keysDown: new(atomic.Bool), keyType: o.keyType, tmp: t.TempDir(), svcTemp: t.TempDir(), cas: map[string]*x509.Certificate{}, serials: map[string]string{}}
 	module := testenv.PKCS11Module(t)
 	label := testenv.UniqueLabel("sg")
 	if err := hsm.InitToken(module, label, "so-pin-1234", "user-pin-5678"); err != nil {
@@ -295,7 +301,11 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 			Appearance: signing.AppearanceConfig{Fonts: pdftext.Fonts{dejaVu}, VerifyURL: base + "/verify", Location: muscat}},
 		Store: w.db.SigningCredentials(),
 		Keys: func(ctx context.Context, label, _ string) (crypto.Signer, error) {
-			return tok.FindKey(ctx, label)
+			k, err := tok.FindKey(ctx, label)
+			if err != nil {
+				return nil, err
+			}
+			return gatedKey{k, w.keysDown}, nil
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: w.auditGate, Logger: logger, Registerer: reg,
@@ -550,3 +560,17 @@ func (w *world) checkPDF(t *testing.T, name string, pdf []byte, issuing, level s
 type nopRecorder struct{}
 
 func (nopRecorder) Record(context.Context, timestamp.TokenRecord) error { return nil }
+
+// gatedKey is a credential key that fails, while down is set, the way hsm
+// fails when its token cannot be used for now.
+type gatedKey struct {
+	crypto.Signer
+	down *atomic.Bool
+}
+
+func (k gatedKey) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if k.down.Load() {
+		return nil, fmt.Errorf("hsm: signing with key: %w", outage.Mark(errors.New("pkcs11: 0x30: CKR_DEVICE_ERROR")))
+	}
+	return k.Signer.Sign(r, digest, opts)
+}

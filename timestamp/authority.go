@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
 
@@ -226,12 +227,23 @@ func (a *Authority) checkClock(ctx context.Context) (ClockStatus, error) {
 type rejection struct {
 	fail tsp.FailInfo
 	text string
+	// cause is the error behind a systemFailure, if any: when it is
+	// marked as an outage (outage.Is), the HTTP answer is 503.
+	cause error
 }
 
 func (r *rejection) Error() string { return r.fail.String() + ": " + r.text }
 
 func reject(f tsp.FailInfo, format string, args ...any) *rejection {
 	return &rejection{fail: f, text: fmt.Sprintf(format, args...)}
+}
+
+// failure is the systemFailure refusal of a request that err stopped; err
+// is kept (not told to the client) so an outage can be answered as such.
+func failure(err error) *rejection {
+	r := reject(tsp.SystemFailure, "internal error")
+	r.cause = err
+	return r
 }
 
 var derNULL = []byte{0x05, 0x00}
@@ -263,7 +275,7 @@ func (a *Authority) check(req *tsp.Request) (crypto.Hash, *rejection) {
 // identifies the client for the record ("" when unknown). No serial is
 // consumed unless the request passes every check.
 func (a *Authority) Respond(ctx context.Context, der []byte, requester string) ([]byte, tsp.StatusInfo) {
-	out, _, st := a.respondInto(ctx, der, requester, nil)
+	out, _, st, _ := a.respondInto(ctx, der, requester, nil)
 	return slices.Clip(out), st
 }
 
@@ -271,8 +283,10 @@ func (a *Authority) Respond(ctx context.Context, der []byte, requester string) (
 // array when it is large enough (the token is written after
 // tsp.GrantedHeadroom bytes, then the envelope in front of it). It also
 // returns the buffer it used, grown if need be, for the caller to recycle
-// once the response is sent.
-func (a *Authority) respondInto(ctx context.Context, der []byte, requester string, buf []byte) (out, used []byte, st tsp.StatusInfo) {
+// once the response is sent, and whether the refusal is a systemFailure
+// whose cause is unavailable for now (outage.Is: the database or the
+// unit key's token), which the HTTP handler answers 503.
+func (a *Authority) respondInto(ctx context.Context, der []byte, requester string, buf []byte) (out, used []byte, st tsp.StatusInfo, unavailable bool) {
 	start := time.Now()
 	token, rej := a.issue(ctx, der, requester, buf[:0:cap(buf)], tsp.GrantedHeadroom)
 	resp := tsp.Response{Status: tsp.StatusInfo{Status: tsp.StatusGranted, FailInfo: tsp.NoFailInfo}}
@@ -280,6 +294,7 @@ func (a *Authority) respondInto(ctx context.Context, der []byte, requester strin
 	if rej != nil {
 		resp.Status = tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}
 		out, err = resp.Marshal()
+		unavailable = outage.Is(rej.cause)
 	} else {
 		used = token
 		out, err = tsp.EncodeGrantedInPlace(token, tsp.GrantedHeadroom)
@@ -293,7 +308,7 @@ func (a *Authority) respondInto(ctx context.Context, der []byte, requester strin
 	if used == nil {
 		used = buf
 	}
-	return out, used[:0], resp.Status
+	return out, used[:0], resp.Status, unavailable
 }
 
 // Issue returns a DER time-stamp token (ContentInfo) for a DER request, or
@@ -304,7 +319,7 @@ func (a *Authority) Issue(ctx context.Context, der []byte, requester string) ([]
 	token, rej := a.issue(ctx, der, requester, nil, 0)
 	if rej != nil {
 		a.metrics.observe(tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail}, time.Since(start))
-		return nil, &StatusError{Status: tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}}
+		return nil, &StatusError{Status: tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}, cause: rej.cause}
 	}
 	a.metrics.observe(tsp.StatusInfo{Status: tsp.StatusGranted, FailInfo: tsp.NoFailInfo}, time.Since(start))
 	return slices.Clip(token), nil
@@ -345,7 +360,7 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 	serial, err := a.serials.Next(ctx)
 	if err != nil {
 		a.log.Error("allocating a time-stamp serial", "err", err)
-		return nil, reject(tsp.SystemFailure, "internal error")
+		return nil, failure(err)
 	}
 	info := tsp.TSTInfo{
 		Policy: policy, MessageImprint: req.MessageImprint, SerialNumber: serial,
@@ -367,12 +382,12 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 	}
 	if err := a.recorder.Record(ctx, rec); err != nil {
 		a.log.Error("recording a time-stamp token", "serial", serial, "err", err)
-		return nil, reject(tsp.SystemFailure, "internal error")
+		return nil, failure(err)
 	}
 	token, err := a.signer.SignAppend(append(dst, make([]byte, headroom)...), rand.Reader, tst, req.CertReq, a.set.includeChain, now)
 	if err != nil {
 		a.log.Error("signing a time-stamp token", "serial", serial, "err", err)
-		return nil, reject(tsp.SystemFailure, "internal error")
+		return nil, failure(err)
 	}
 	if a.log.Enabled(ctx, slog.LevelDebug) {
 		a.log.Debug("time-stamp issued", "serial", serial, "requester", requester)

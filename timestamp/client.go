@@ -24,10 +24,17 @@ import (
 // StatusError is a time-stamp request the TSA did not grant.
 type StatusError struct {
 	Status tsp.StatusInfo
+	// cause is, for a refusal by the TSA in this process, the error behind
+	// a systemFailure (an outage stays visible to outage.Is).
+	cause error
 }
 
 // Error implements the error interface.
 func (e *StatusError) Error() string { return "time-stamp request refused: " + e.Status.String() }
+
+// Unwrap returns the cause of a systemFailure of the TSA in this process
+// (nil otherwise).
+func (e *StatusError) Unwrap() error { return e.cause }
 
 // ClientOptions tune a Client.
 type ClientOptions struct {
@@ -104,7 +111,9 @@ func (c *Client) Timestamp(ctx context.Context, digest []byte, hash crypto.Hash)
 	if err != nil {
 		return nil, fmt.Errorf("timestamp client: reading the reply: %w", err)
 	}
-	if hresp.StatusCode != http.StatusOK {
+	// A TSA whose database or key is down for now answers its
+	// systemFailure with HTTP 503 (Thiqa's does): read it like a 200.
+	if hresp.StatusCode != http.StatusOK && hresp.StatusCode != http.StatusServiceUnavailable {
 		return nil, fmt.Errorf("timestamp client: %s answered HTTP %d", c.url, hresp.StatusCode)
 	}
 	if mt, _, _ := mime.ParseMediaType(hresp.Header.Get("Content-Type")); mt != ReplyContentType {

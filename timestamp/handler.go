@@ -72,11 +72,18 @@ func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 		// response is encoded in a recycled buffer, given back once Write
 		// has copied or sent it.
 		rp := a.responses.Get().(*[]byte)
-		resp, used, _ := a.respondInto(r.Context(), body, requester, *rp)
+		resp, used, _, unavailable := a.respondInto(r.Context(), body, requester, *rp)
 		h := w.Header()
 		h["Content-Type"] = replyContentType
 		h["Content-Length"] = []string{strconv.Itoa(len(resp))}
 		h["Cache-Control"] = replyNoStore
+		if unavailable {
+			// RFC 3161 has no "try later": the body is a systemFailure,
+			// and the HTTP status tells clients and load balancers that
+			// the database or the unit key's token is down for now.
+			h.Set("Retry-After", problem.RetryAfterSeconds)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
 		_, _ = w.Write(resp)
 		if cap(used) <= maxRecycledResponse {
 			*rp = used

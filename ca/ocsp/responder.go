@@ -183,10 +183,10 @@ func (r *Responder) Respond(ctx context.Context, der []byte) (resp []byte, entry
 
 func (r *Responder) failure(ctx context.Context, err error) []byte {
 	if errors.Is(err, errBusy) || outage.Is(err) {
-		// Overloaded, or the status store cannot be reached for now:
-		// RFC 6960's "try again later".
+		// Overloaded, or the status store or the responder key's token
+		// cannot be used for now: RFC 6960's "try again later".
 		if outage.Is(err) {
-			r.log.WarnContext(ctx, "OCSP status unavailable", "err", err)
+			r.log.WarnContext(ctx, "OCSP response unavailable for now", "err", err)
 		}
 		r.m.count(outTryLater)
 		return respTryLater

@@ -38,12 +38,17 @@ type InvalidParam struct {
 }
 
 // Write sends p with its status code. The Title defaults to the status text.
+// A 503 always tells when to come back: Retry-After is RetryAfterSeconds
+// unless the caller set one.
 func Write(w http.ResponseWriter, p Details) {
 	if p.Status == 0 {
 		p.Status = http.StatusInternalServerError
 	}
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
+	}
+	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
 	}
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
