@@ -56,18 +56,25 @@ func (p *Publisher) publishShared(ctx context.Context, ca string, mode sharedMod
 		if err != nil {
 			return fmt.Errorf("reading the stored CRLs of %s: %w", ca, err)
 		}
-		// A pair stored but not served yet reaches every node first: a
-		// node that read it must not skip it for a newer one the others
-		// never saw.
+		fp := g.fingerprint()
+		var due []int
 		var last time.Time
 		byPart := make(map[int]*Published, len(heads))
 		for _, h := range heads {
 			byPart[h.Partition] = h
-			if h.ServeFrom.After(last) {
-				last = h.ServeFrom
+		}
+		for _, part := range g.PartitionNumbers() {
+			if p.dueShared(g, byPart[part], fp, mode, p.now()) {
+				due = append(due, part)
+				if h := byPart[part]; h != nil && h.ServeFrom.After(last) {
+					last = h.ServeFrom
+				}
 			}
 		}
-		if wait := last.Sub(p.now()); wait > 0 {
+		// A pair stored but not served yet reaches every node first: a
+		// node that read it must not skip it for a newer one the others
+		// never saw.
+		if wait := last.Sub(p.now()); wait > 0 && len(due) > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -76,8 +83,7 @@ func (p *Publisher) publishShared(ctx context.Context, ca string, mode sharedMod
 			case <-t.C:
 			}
 		}
-		fp := g.fingerprint()
-		for _, part := range g.PartitionNumbers() {
+		for _, part := range due {
 			if err := p.signShared(ctx, g, part, byPart[part], fp, mode); err != nil {
 				errs = append(errs, err)
 			}
@@ -95,24 +101,23 @@ func (p *Publisher) publishShared(ctx context.Context, ca string, mode sharedMod
 	return errors.Join(errs...)
 }
 
+// dueShared reports whether mode asks to sign part's CRLs at now, its
+// stored pair being head (nil: none) and the generator's settings fp.
+func (p *Publisher) dueShared(g *Generator, head *Published, fp string, mode sharedMode, now time.Time) bool {
+	if mode != dueOnly || head == nil || head.Fingerprint != fp || (head.Delta != nil) != g.Deltas() {
+		return true
+	}
+	return !now.Before(head.Complete.ThisUpdate.Add(p.every - dueSlack(p.every)))
+}
+
 // signShared signs and stores what mode asks for of one partition whose
-// stored pair is head (nil: none), as publish does alone.
+// stored pair is head (nil: none), as publish does alone: the complete CRL
+// and its delta, or only the delta relative to the stored complete CRL.
 func (p *Publisher) signShared(ctx context.Context, g *Generator, part int, head *Published, fp string, mode sharedMode) error {
 	ca := g.Issuer()
 	start := time.Now()
 	now := p.now()
-	complete := head == nil || head.Fingerprint != fp || (head.Delta != nil) != g.Deltas()
-	switch mode {
-	case forceComplete:
-		complete = true
-	case deltasOnly:
-		complete = complete || !g.Deltas()
-	case dueOnly:
-		complete = complete || !now.Before(head.Complete.ThisUpdate.Add(p.every-dueSlack(p.every)))
-		if !complete {
-			return nil
-		}
-	}
+	complete := mode != deltasOnly || !g.Deltas() || head == nil || head.Fingerprint != fp || head.Delta == nil
 	var c *CRL
 	var err error
 	if complete {
