@@ -272,6 +272,12 @@ func (p *Publisher) serveLocked(pub *Published) []*CRL {
 
 // promoteDue serves the staged pairs whose ServeFrom has come.
 func (p *Publisher) promoteDue(now time.Time) {
+	p.mu.RLock()
+	sw := p.nextSwitch
+	p.mu.RUnlock()
+	if sw.IsZero() || now.Before(sw) {
+		return // the common case, under the read lock only
+	}
 	var changed []*CRL
 	p.mu.Lock()
 	if p.nextSwitch.IsZero() || now.Before(p.nextSwitch) {
