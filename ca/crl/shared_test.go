@@ -340,7 +340,7 @@ func TestSharedPublisherNeverServesAnOlderPair(t *testing.T) {
 		t.Fatalf("saving an older pair: %v, want ErrNotNewer", err)
 	}
 	// A pair that is older than the one held is never staged.
-	nodes[1].p.stage(copyPair(old, true, true))
+	nodes[1].p.stage(copyPair(old, true, true), old.Fingerprint)
 	if err := nodes[1].p.syncCA(ctx, "citizen"); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +353,7 @@ func TestSharedPublisherNeverServesAnOlderPair(t *testing.T) {
 			t.Fatalf("serves %v after ServeFrom, want %v", c.Number, newer.Complete.Number)
 		}
 	}
-	nodes[1].p.stage(copyPair(old, true, true))
+	nodes[1].p.stage(copyPair(old, true, true), old.Fingerprint)
 	if c, _ := nodes[1].p.Latest("citizen.crl"); c.Number.Cmp(newer.Complete.Number) != 0 {
 		t.Fatalf("went back to %v", c.Number)
 	}
@@ -372,8 +372,19 @@ func TestSharedPublisherRegeneratesUnderNewSettings(t *testing.T) {
 	}
 	clock.add(5 * time.Second) // past its ServeFrom
 	withDeltas := sharedNodes(t, deltaSettings(t), st, &memRecent{}, clock, 1)
+	// Starting, it does not serve the pair made without deltas (its
+	// complete CRL names no delta), and serves its own at once.
+	if err := withDeltas[0].p.syncCA(ctx, "citizen"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := withDeltas[0].p.Latest("citizen.crl"); ok {
+		t.Fatal("a starting node serves a CRL made under other settings")
+	}
 	if err := withDeltas[0].p.publishShared(ctx, "citizen", dueOnly); err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := withDeltas[0].p.Latest("citizen-delta.crl"); !ok {
+		t.Fatal("the starting node does not serve the pair it signed")
 	}
 	if n := withDeltas[0].numbers.n.Load(); n != 2 {
 		t.Fatalf("%d CRLs signed under new settings, want 2", n)

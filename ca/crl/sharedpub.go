@@ -197,6 +197,7 @@ func (p *Publisher) knownLocked(ca string, part int) *Published {
 // holds.
 func (p *Publisher) syncCA(ctx context.Context, ca string) error {
 	g := p.gens[ca]
+	fp := g.fingerprint()
 	heads, err := p.shared.PublishedHeads(ctx, ca)
 	if err != nil {
 		return fmt.Errorf("reading the stored CRLs of %s: %w", ca, err)
@@ -228,15 +229,17 @@ func (p *Publisher) syncCA(ctx context.Context, ca string) error {
 			}
 			full.Complete = k.Complete
 		}
-		p.stage(full)
+		p.stage(full, fp)
 	}
 	p.promoteDue(p.now())
 	return nil
 }
 
 // stage keeps pub to be served from its ServeFrom on, or serves it at once
-// when the partition has nothing served yet (a node that starts).
-func (p *Publisher) stage(pub *Published) {
+// when the partition has nothing served yet (a node that starts) and pub
+// was made under this node's settings fp: one made under others (delta
+// CRLs turned on, say) is due, and this node signs its own first.
+func (p *Publisher) stage(pub *Published, fp string) {
 	name := FileName(pub.Issuer, pub.Partition)
 	p.mu.Lock()
 	if k := p.knownLocked(pub.Issuer, pub.Partition); k != nil && comparePairs(pub, k) <= 0 {
@@ -244,6 +247,10 @@ func (p *Publisher) stage(pub *Published) {
 		return
 	}
 	if _, served := p.latest[name]; !served {
+		if pub.Fingerprint != fp {
+			p.mu.Unlock()
+			return
+		}
 		changed := p.serveLocked(pub)
 		p.mu.Unlock()
 		for _, c := range changed {
