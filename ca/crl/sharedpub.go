@@ -91,8 +91,10 @@ func (p *Publisher) publishShared(ctx context.Context, ca string, mode sharedMod
 		return nil
 	})
 	if err != nil {
-		p.failures.WithLabelValues(ca).Inc()
-		p.log.ErrorContext(ctx, "CRL generation failed", "ca", ca, "err", err)
+		if ctx.Err() == nil { // not a shutdown
+			p.failures.WithLabelValues(ca).Inc()
+			p.log.ErrorContext(ctx, "CRL generation failed", "ca", ca, "err", err)
+		}
 		errs = append(errs, err)
 	}
 	if err := p.syncCA(ctx, ca); err != nil {
