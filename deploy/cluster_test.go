@@ -47,7 +47,8 @@ func holdBenchLock(t *testing.T, wait time.Duration) {
 // through HAProxy (sign-in page, form posts, sign-in, pages, sign-out): the
 // portal keeps its sessions in the memory of a node, so every request of
 // the walk must reach the node that started the session. The script exits
-// 0 only when that walk succeeded, at most the in-flight requests failed, no serial was handed out twice, every answer is in the
+// 0 only when that walk succeeded, the nodes serve the same CRLs, each
+// signed once, at most the in-flight requests failed, no serial was handed out twice, every answer is in the
 // audit log and `thiqa audit verify` passes (chain and checkpoints).
 func TestClusterFailover(t *testing.T) {
 	testenv.PKCS11Module(t)
@@ -91,7 +92,7 @@ func TestClusterFailover(t *testing.T) {
 		t.Fatalf("scripts/cluster.sh failover-test: %v after %s\n%s", err, took.Round(time.Second), out.String())
 	}
 	text := out.String()
-	for _, want := range []string{"portal sessions OK", "failover checks OK", "audit chain OK", "audit checkpoints OK", "failover test passed"} {
+	for _, want := range []string{"portal sessions OK", "failover checks OK", "CRLs OK", "audit chain OK", "audit checkpoints OK", "failover test passed"} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("the failover test's output lacks %q:\n%s", want, text)
 		}

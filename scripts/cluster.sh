@@ -365,6 +365,29 @@ portal_check() {
   log "portal sessions OK: 10 requests of one browser through HAProxy (its HAProxy cookie: $(web_node "$jar"))"
 }
 
+# crl_check: the nodes serve the same bytes for every CRL, and each CRL
+# was signed once in all (one node signs under the CA's lock in the
+# database, every node serves what it stored; no revocation runs here).
+crl_check() {
+  local names name n port_var sums times try
+  names=$(grep -h 'CRL published' "$DIR"/node*.log | grep -o '[A-Za-z0-9-]*\.crl' | sort -u)
+  [ -n "$names" ] || { log "no node logged 'CRL published'"; return 1; }
+  for name in $names; do
+    times=$(grep -h 'CRL published' "$DIR"/node*.log | grep -c "[^A-Za-z0-9-]$name")
+    [ "$times" = 1 ] || { log "$name was signed $times times by the nodes, want once"; return 1; }
+    for try in 1 2 3; do # a new CRL switches on every node at one moment: ask again
+      sums=$(for n in $(seq 1 "$NODES"); do
+        port_var="NODE${n}_PORT"
+        curl -fsS "http://127.0.0.1:${!port_var}/crl/$name" | sha256sum
+      done | sort -u | wc -l)
+      [ "$sums" = 1 ] && break
+      sleep 1
+    done
+    [ "$sums" = 1 ] || { log "the nodes serve different $name"; return 1; }
+  done
+  log "CRLs OK: the $NODES nodes serve the same $(echo "$names" | wc -l) CRLs, each signed once"
+}
+
 cmd_failover_test() {
   local secs=${FAILOVER_SECONDS:-36}
   cmd_down
@@ -406,6 +429,7 @@ cmd_failover_test() {
     grep -v '^{' "$DIR/load.err" >&2 || true
     die "the failover checks failed"
   fi
+  crl_check || die "the nodes do not serve the same CRLs"
   # Stop the nodes (each writes a last checkpoint), then verify the chain.
   for n in $(seq 1 $NODES); do stop_pid "$DIR/node$n.pid"; done
   THIQA_DSN=$DSN "$BIN" audit verify --data "$DIR/data" | tee "$DIR/verify.out"

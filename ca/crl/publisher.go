@@ -21,6 +21,9 @@ import (
 
 // Publisher keeps the latest CRL of every (CA, partition) in memory,
 // regenerates them on a schedule and soon after Trigger, and serves them.
+// Alone it signs every CRL it serves; sharing a SharedStore with the other
+// nodes of a cluster (Share), it signs only what is due under the CA's lock
+// and serves the CRLs stored.
 type Publisher struct {
 	log    *slog.Logger
 	gens   map[string]*Generator
@@ -34,6 +37,14 @@ type Publisher struct {
 	latest map[string]*served // by file name
 
 	trigger chan string
+
+	// Shared publication (Share): nil shared publishes alone.
+	shared      SharedStore
+	syncEvery   time.Duration
+	switchDelay time.Duration
+	syncFailed  bool
+	pending     map[string]*Published // by complete CRL file name, under mu
+	nextSwitch  time.Time             // earliest pending ServeFrom, zero when none; under mu
 
 	genSeconds *prometheus.HistogramVec
 	entries    *prometheus.GaugeVec
@@ -89,15 +100,24 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 }
 
 // PublishCA regenerates every partition of one CA now (and, with delta
-// CRLs, each partition's delta relative to it).
+// CRLs, each partition's delta relative to it). Shared (Share), it signs
+// under the CA's lock and the nodes serve the new CRLs from their
+// ServeFrom on.
 func (p *Publisher) PublishCA(ctx context.Context, ca string) error {
+	if p.shared != nil {
+		return p.publishShared(ctx, ca, forceComplete)
+	}
 	return p.publish(ctx, ca, false)
 }
 
 // PublishDeltas regenerates the delta CRL of every partition of one CA
 // now, relative to the partition's latest complete CRL (made first when
-// there is none yet); without delta CRLs it is PublishCA.
+// there is none yet); without delta CRLs it is PublishCA. Shared, the
+// base is the complete CRL stored.
 func (p *Publisher) PublishDeltas(ctx context.Context, ca string) error {
+	if p.shared != nil {
+		return p.publishShared(ctx, ca, deltasOnly)
+	}
 	return p.publish(ctx, ca, true)
 }
 
@@ -155,15 +175,26 @@ func (p *Publisher) PublishAll(ctx context.Context) error {
 }
 
 func (p *Publisher) store(c *CRL) {
+	p.mu.Lock()
+	served := p.putLocked(c)
+	p.mu.Unlock()
+	p.observe(served)
+}
+
+// putLocked makes c the CRL served under its name unless the one served
+// has a higher number, and returns the one served; p.mu is held.
+func (p *Publisher) putLocked(c *CRL) *CRL {
 	sum := sha256.Sum256(c.DER)
 	s := &served{crl: c, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
-	p.mu.Lock()
 	// Never replace a CRL with one of a lower number (two runs racing).
 	if old, ok := p.latest[c.Name]; !ok || old.crl.Number.Cmp(c.Number) < 0 {
 		p.latest[c.Name] = s
 	}
-	served := p.latest[c.Name].crl
-	p.mu.Unlock()
+	return p.latest[c.Name].crl
+}
+
+// observe sets the metrics of the CRL served under served.Name.
+func (p *Publisher) observe(served *CRL) {
 	p.entries.WithLabelValues(served.Name).Set(float64(served.Entries))
 	f, _ := new(big.Float).SetInt(served.Number).Float64()
 	p.number.WithLabelValues(served.Name).Set(f)
@@ -176,9 +207,7 @@ func (p *Publisher) store(c *CRL) {
 
 // Latest returns the latest CRL published under a file name ("citizen.crl").
 func (p *Publisher) Latest(name string) (*CRL, bool) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	s, ok := p.latest[name]
+	s, ok := p.current(name)
 	if !ok {
 		return nil, false
 	}
@@ -205,8 +234,12 @@ func (p *Publisher) Trigger(ca string) {
 }
 
 // Run publishes every CRL, then regenerates on the schedule and after
-// triggers until ctx ends.
+// triggers until ctx ends. Shared (Share), it first serves the CRLs stored,
+// signs only those due, and reads the store every SyncEvery.
 func (p *Publisher) Run(ctx context.Context) error {
+	if p.shared != nil {
+		return p.runShared(ctx)
+	}
 	if err := p.PublishAll(ctx); err != nil {
 		p.log.ErrorContext(ctx, "initial CRL publication incomplete", "err", err)
 	}
@@ -253,9 +286,7 @@ func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusNotFound, "no such CRL")
 		return
 	}
-	p.mu.RLock()
-	s, ok := p.latest[name]
-	p.mu.RUnlock()
+	s, ok := p.current(name)
 	if !ok {
 		problem.Error(w, http.StatusNotFound, "no such CRL")
 		return

@@ -39,6 +39,11 @@ type PublicationOptions struct {
 	Issued hierarchy.Issued
 	// Responders are the issuing CAs' delegated OCSP responders.
 	Responders *Responders
+	// Shared, when set, is the store through which the nodes of a cluster
+	// publish their CRLs: the publisher signs under each CA's lock only the
+	// CRLs due and serves those stored (crl.Publisher.Share). Nil: this
+	// process signs every CRL it serves.
+	Shared crl.SharedStore
 	// Dir is the data folder, named in the advice to run `thiqa init`.
 	Dir        string
 	Logger     *slog.Logger
@@ -116,6 +121,9 @@ func NewPublication(ctx context.Context, o PublicationOptions) (*Publication, er
 	publisher, err := crl.NewPublisher(o.CRL, o.Logger, o.Registerer, gens...)
 	if err != nil {
 		return nil, err
+	}
+	if o.Shared != nil {
+		publisher.Share(o.Shared, crl.ShareOptions{})
 	}
 	return &Publication{Responder: responder, Publisher: publisher, responders: o.Responders}, nil
 }

@@ -7,12 +7,14 @@ import (
 	"io"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store"
 )
 
 // newResponders builds the delegated OCSP responders of the issuing CAs
@@ -66,7 +68,9 @@ func initResponders(ctx context.Context, p *platform, out io.Writer) error {
 // delegated responders) and the revocation service over them, mounts their
 // routes (CRLs, OCSP, the revocation API behind auth) and runs the CRL
 // publisher, the OCSP pre-signer (with responder renewal) and the
-// revocation poller in the background.
+// revocation poller in the background. On PostgreSQL the CRL publisher
+// shares its CRLs with the other nodes through the database: one node
+// signs each, all serve it.
 func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	if !p.cfg.CA.Enabled() {
 		return nil
@@ -89,8 +93,14 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	rs := p.db.Revocations()
+	var shared crl.SharedStore
+	if p.db.Dialect() == store.DriverPostgres {
+		// The nodes sharing the database serve the CRLs one of them signs
+		// (on SQLite one process serves: it signs alone, as always).
+		shared = p.db.PublishedCRLs()
+	}
 	pub, err := revocation.NewPublication(ctx, revocation.PublicationOptions{Parts: parts, CRL: set.CRL, OCSP: set.OCSP, Store: rs,
-		Issued: p.db.Certificates(nil), Responders: rp, Dir: p.cfg.Dir(), Logger: logger, Registerer: p.reg})
+		Issued: p.db.Certificates(nil), Responders: rp, Shared: shared, Dir: p.cfg.Dir(), Logger: logger, Registerer: p.reg})
 	if err != nil {
 		return err
 	}
