@@ -176,14 +176,16 @@ func (rd *revocationData) CheckRevocation(chain []*x509.Certificate, i int, at t
 	if hasNoCheck(c) {
 		return nil
 	}
-	res, refused := rd.check(c, issuer, chain, i, at, v)
+	res, _ := rd.check(c, issuer, chain, i, at, v)
 	// No information, or only information too old to tell the status at
 	// the time: ask the responder before giving up (TRY_LATER).
 	if res != nil && res.Sub == path.TryLater && rd.online && rd.fetcher != nil {
-		rd.fetch(c, issuer, refused)
+		rd.fetch(c, issuer, false)
+		var refused bool
 		res, refused = rd.check(c, issuer, chain, i, at, v)
-		// An OCSP response whose responder cannot be relied on: the CRL
-		// may still tell.
+		// An OCSP response whose responder cannot be relied on (the
+		// responder may have a new certificate since the one in the
+		// document, hence the fetch above): the CRL may still tell.
 		if res != nil && res.Sub == path.TryLater && refused {
 			rd.fetch(c, issuer, true)
 			res, _ = rd.check(c, issuer, chain, i, at, v)
