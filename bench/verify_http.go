@@ -20,7 +20,9 @@ import (
 // conc connections for d (after a one-second warm-up): validations per
 // second, p50/p99, the server's CPU per validation (with its pid) and the
 // load generator's own, which shares the cores. The server's
-// verify.ratePerSecond and burst must allow the load (429s stop the run).
+// verify.ratePerSecond and burst must allow the load (429s stop the run),
+// and verify.maxConcurrentPerClient the concurrency (default 2; beyond it
+// requests wait, and 503s stop the run).
 func verifyHTTP(ctx context.Context, env *env, base, in string, conc int, d time.Duration, pid int) error {
 	doc, err := os.ReadFile(in)
 	if err != nil {

@@ -30,6 +30,16 @@ type Config struct {
 	// Burst is how many verifications one client IP may start at once
 	// (default 20).
 	Burst int `yaml:"burst"`
+	// MaxConcurrent bounds the verifications of POST /api/v1/verify (and
+	// so of the page) running at once over all clients; beyond it a
+	// request waits up to a second for a slot, then gets 503 with
+	// Retry-After. 0: twice the CPUs the process may use
+	// (DefaultMaxConcurrent).
+	MaxConcurrent int `yaml:"maxConcurrent,omitempty"`
+	// MaxConcurrentPerClient bounds the requests one client IP has in
+	// progress at once, upload included (default 2); raise it when many
+	// people verify from behind one address.
+	MaxConcurrentPerClient int `yaml:"maxConcurrentPerClient,omitempty"`
 	// OfflineRevocation, when true, never fetches OCSP responses or CRLs
 	// online: only revocation data embedded in the document is used.
 	OfflineRevocation bool `yaml:"offlineRevocation,omitempty"`
@@ -60,6 +70,11 @@ type Config struct {
 	// client and those headers are ignored.
 	TrustedProxies []string `yaml:"trustedProxies,omitempty"`
 }
+
+// maxConcurrentBound is the largest verify.maxConcurrent and
+// verify.maxConcurrentPerClient accepted: far above what a machine runs
+// at once, low enough that a typo is caught.
+const maxConcurrentBound = 4096
 
 // DefaultConfig returns the verification settings of a local setup.
 func DefaultConfig() Config {
@@ -92,6 +107,12 @@ func (c Config) Validate() error {
 	}
 	if c.Burst < 0 {
 		errs = append(errs, "verify.burst: must not be negative")
+	}
+	if c.MaxConcurrent < 0 || c.MaxConcurrent > maxConcurrentBound {
+		errs = append(errs, fmt.Sprintf("verify.maxConcurrent: want 1 to %d (or 0 for twice the CPUs), got %d", maxConcurrentBound, c.MaxConcurrent))
+	}
+	if c.MaxConcurrentPerClient < 0 || c.MaxConcurrentPerClient > maxConcurrentBound {
+		errs = append(errs, fmt.Sprintf("verify.maxConcurrentPerClient: want 1 to %d (or 0 for %d), got %d", maxConcurrentBound, DefaultMaxConcurrentPerClient, c.MaxConcurrentPerClient))
 	}
 	if c.FetchTimeout < 0 || c.FetchTimeout > 5*time.Minute {
 		errs = append(errs, fmt.Sprintf("verify.fetchTimeout: want 0 to 5m, got %s", c.FetchTimeout))

@@ -18,6 +18,9 @@ func TestConfigValidate(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if err := (Config{MaxConcurrent: 64, MaxConcurrentPerClient: 8}).Validate(); err != nil {
+		t.Fatal(err)
+	}
 	if err := (Config{FetchAllowHosts: []string{"ocsp.internal.example", "10.0.0.7:8080", "[fd00::7]:80"}}).Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -31,8 +34,12 @@ func TestConfigValidate(t *testing.T) {
 		"verify.maxUploadBytes":      {MaxUploadBytes: -1},
 		// YAML's .nan and .inf: NaN refuses every client once its burst is
 		// spent, infinity lifts the limit.
-		"verify.ratePerSecond: want": {RatePerSecond: math.NaN()},
-		"verify.ratePerSecond: ":     {RatePerSecond: math.Inf(1)},
+		"verify.ratePerSecond: want":          {RatePerSecond: math.NaN()},
+		"verify.ratePerSecond: ":              {RatePerSecond: math.Inf(1)},
+		"verify.maxConcurrent: want":          {MaxConcurrent: -1},
+		"verify.maxConcurrent: ":              {MaxConcurrent: 1 << 20},
+		"verify.maxConcurrentPerClient: want": {MaxConcurrentPerClient: -2},
+		"verify.maxConcurrentPerClient: ":     {MaxConcurrentPerClient: 5000},
 	} {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v", want, err)

@@ -39,6 +39,17 @@ const memLimit = 8 << 20
 // a document like any other: TOTAL-FAILED / FORMAT_FAILURE, as in the CLI.
 // Rate limiting belongs to the caller's middleware.
 func (v *Verifier) Handler(maxBytes int64) http.Handler {
+	return v.handler(maxBytes, nil)
+}
+
+// slotFunc takes a slot for one verification once the document is read
+// (Register's bound on the verifications running); without one it has
+// answered the request itself and returns false.
+type slotFunc func(ctx context.Context, w http.ResponseWriter) (release func(), ok bool)
+
+// handler is Handler, with slot (when not nil) taken between reading the
+// document and verifying it.
+func (v *Verifier) handler(maxBytes int64, slot slotFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -61,6 +72,13 @@ func (v *Verifier) Handler(maxBytes int64) http.Handler {
 			return
 		}
 		defer doc.close()
+		if slot != nil {
+			release, ok := slot(r.Context(), w)
+			if !ok {
+				return
+			}
+			defer release()
+		}
 		rep, err := v.verifyDocument(r.Context(), doc.ra, doc.size)
 		if err != nil {
 			if errors.Is(err, ErrTooLarge) {

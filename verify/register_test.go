@@ -31,7 +31,7 @@ func TestRegister(t *testing.T) {
 thiqa_verify_requests_total{code="200"} 1
 thiqa_verify_requests_total{code="429"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "thiqa_verify_requests_total"); err != nil {
 		t.Fatal(err)
 	}
 	if err := New(Options{}).Register(http.NewServeMux(), RouteOptions{Registerer: reg}); err == nil {

@@ -71,6 +71,12 @@ type revocationData struct {
 	// could not be parsed (e.g. an explicit v1 version): they count as
 	// present for the B-LT level, never as revocation information.
 	unreadCRLIssuers [][]byte
+	// responderCheck is true while the status of a delegated OCSP
+	// responder's certificate is being checked: then only CRLs, responses
+	// the CA signed itself and responders with id-pkix-ocsp-nocheck are
+	// accepted, so that no responder vouches for itself and the check
+	// cannot recurse.
+	responderCheck bool
 }
 
 // ocspMemo remembers parsed and signature-checked OCSP responses, so each
@@ -167,17 +173,23 @@ func (rd *revocationData) CheckRevocation(chain []*x509.Certificate, i int, at t
 		return nil
 	}
 	c, issuer := chain[i], chain[i-1]
-	for _, e := range c.Extensions {
-		if e.Id.Equal(oidOCSPNoCheck) {
-			return nil
-		}
+	if hasNoCheck(c) {
+		return nil
 	}
-	res := rd.check(c, issuer, chain, i, at, v)
+	res, _ := rd.check(c, issuer, chain, i, at, v)
 	// No information, or only information too old to tell the status at
 	// the time: ask the responder before giving up (TRY_LATER).
 	if res != nil && res.Sub == path.TryLater && rd.online && rd.fetcher != nil {
-		rd.fetch(c, issuer)
-		res = rd.check(c, issuer, chain, i, at, v)
+		rd.fetch(c, issuer, false)
+		var refused bool
+		res, refused = rd.check(c, issuer, chain, i, at, v)
+		// An OCSP response whose responder cannot be relied on (the
+		// responder may have a new certificate since the one in the
+		// document, hence the fetch above): the CRL may still tell.
+		if res != nil && res.Sub == path.TryLater && refused {
+			rd.fetch(c, issuer, true)
+			res, _ = rd.check(c, issuer, chain, i, at, v)
+		}
 	}
 	if res != nil && res.Sub != path.Revoked && rd.policy == RevocationBestEffort {
 		rd.warn("no usable revocation information for %q", c.Subject.String())
@@ -191,11 +203,29 @@ func (rd *revocationData) CheckRevocation(chain []*x509.Certificate, i int, at t
 
 var errNoInfo = &path.Error{Sub: path.TryLater, Index: -1, Msg: "no revocation information"}
 
-func (rd *revocationData) fetch(c, issuer *x509.Certificate) {
+// hasNoCheck reports whether c carries id-pkix-ocsp-nocheck (RFC 6960
+// §4.2.2.2.1): a delegated OCSP responder whose status is not checked.
+func hasNoCheck(c *x509.Certificate) bool {
+	for _, e := range c.Extensions {
+		if e.Id.Equal(oidOCSPNoCheck) {
+			return true
+		}
+	}
+	return false
+}
+
+// fetch asks c's OCSP responders, then (when that fails) its CRL
+// distribution points; crlOnly skips the responders (their answer could
+// not be relied on).
+func (rd *revocationData) fetch(c, issuer *x509.Certificate, crlOnly bool) {
 	// A fetch that failed for this document is not tried again (for its
 	// other signatures, candidate paths or the proven signing time): its
 	// warnings stand for it.
-	key := sha256.Sum256(slices.Concat(c.Raw, issuer.Raw))
+	kind := []byte{0}
+	if crlOnly {
+		kind[0] = 1
+	}
+	key := sha256.Sum256(slices.Concat(c.Raw, issuer.Raw, kind))
 	d := docFetchesOf(rd.ctx)
 	if d != nil {
 		d.mu.Lock()
@@ -233,7 +263,7 @@ func (rd *revocationData) fetch(c, issuer *x509.Certificate) {
 			d.mu.Unlock()
 		}
 	}()
-	if len(c.OCSPServer) > 0 {
+	if len(c.OCSPServer) > 0 && !crlOnly {
 		der, err := rd.fetcher.FetchOCSP(ctx, c, issuer)
 		if err == nil {
 			rd.ocsps = append(rd.ocsps, der)
@@ -292,13 +322,18 @@ func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
 	return !rd.sigTime.IsZero() && !thisUpdate.Before(rd.sigTime)
 }
 
-func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certificate, i int, at time.Time, v *path.Validator) *path.Error {
-	var stale *path.Error
+// check finds the status of chain[i] (c, issued by issuer) at time at in
+// the OCSP responses and CRLs at hand; refused says an OCSP response for
+// it was set aside because its responder's certificate is revoked or of
+// unknown status.
+func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certificate, i int, at time.Time, v *path.Validator) (res *path.Error, refused bool) {
+	var stale, unusable *path.Error
 	for _, der := range rd.ocsps {
 		resp, err := rd.parseOCSP(der, c, issuer)
 		if err != nil || resp == nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(c.SerialNumber) != 0 {
 			continue
 		}
+		var delegated *x509.Certificate
 		if resp.Certificate != nil && !resp.Certificate.Equal(issuer) {
 			// Delegated responder: issued by the CA, for OCSP signing.
 			if err := path.ExtKeyUsage(resp.Certificate, []string{"OCSPSigning"}); err != nil || len(resp.Certificate.ExtKeyUsage) == 0 {
@@ -307,23 +342,30 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 			if !bytes.Equal(resp.Certificate.RawIssuer, issuer.RawSubject) {
 				continue
 			}
+			delegated = resp.Certificate
 		}
 		if !rd.fresh(resp.ThisUpdate, resp.NextUpdate, at) {
 			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "OCSP response not fresh enough"}
 			continue
 		}
+		if delegated != nil {
+			if err := rd.responderStatus(delegated, c, chain, i, at, resp.ProducedAt, v); err != nil {
+				unusable = err
+				continue
+			}
+		}
 		rd.usedOCSP = true
 		switch resp.Status {
 		case ocsp.Good:
-			return nil
+			return nil, false
 		case ocsp.Revoked:
 			if !resp.RevokedAt.After(at) {
 				return &path.Error{Sub: path.Revoked, Index: i, RevokedAt: resp.RevokedAt,
-					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}
+					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}, false
 			}
 			rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
 				resp.RevokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
-			return nil
+			return nil, false
 		}
 	}
 	for _, crl := range rd.crls {
@@ -342,22 +384,62 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		err := one.CheckRevocation(chain, i, t, v)
 		if err == nil {
 			rd.usedCRL = true
-			return nil
+			return nil, false
 		}
 		if err.Sub == path.Revoked {
 			if err.RevokedAt.After(at) {
 				rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
 					err.RevokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
-				return nil
+				return nil, false
 			}
-			return err
+			return err, false
 		}
 		stale = err
 	}
-	if stale != nil {
-		return stale
+	switch {
+	case unusable != nil:
+		return unusable, true
+	case stale != nil:
+		return stale, false
 	}
-	return errNoInfo
+	return errNoInfo, false
+}
+
+// responderStatus checks the certificate of the delegated responder r
+// that answered for chain[i] (c) in a response produced at produced, as
+// RFC 6960 §4.2.2.2.1 asks of a responder certificate without
+// id-pkix-ocsp-nocheck: like any certificate, with the CRLs and OCSP
+// responses at hand or fetched, at the validation time or, when later,
+// the time the response was produced. A revoked responder, or one whose
+// status is unknown (under the default policy), makes its responses
+// unusable: it returns the TRY_LATER error saying why, and warns; the
+// status of c must then come from elsewhere (EN 319 102-1 §5.2.6).
+func (rd *revocationData) responderStatus(r, c *x509.Certificate, chain []*x509.Certificate, i int, at, produced time.Time, v *path.Validator) *path.Error {
+	if hasNoCheck(r) {
+		return nil
+	}
+	if rd.responderCheck {
+		// A responder's own status comes from CRLs, from its CA or from a
+		// responder that needs no check: not from itself, nor from another
+		// responder that would need checking in turn.
+		return &path.Error{Sub: path.TryLater, Index: i, Msg: "OCSP response by a responder whose status is not checked"}
+	}
+	t := at
+	if produced.After(t) {
+		t = produced
+	}
+	rd.responderCheck = true
+	err := rd.CheckRevocation(append(chain[:i:i], r), i, t, v)
+	rd.responderCheck = false
+	if err == nil {
+		return nil
+	}
+	if err.Sub == path.Revoked {
+		rd.warn("the OCSP response for %q is not used: its responder's certificate %q is revoked", c.Subject.String(), r.Subject.String())
+		return &path.Error{Sub: path.TryLater, Index: i, Msg: fmt.Sprintf("the OCSP responder's certificate %q is revoked", r.Subject.String())}
+	}
+	rd.warn("the OCSP response for %q is not used: the revocation status of its responder's certificate %q is unknown", c.Subject.String(), r.Subject.String())
+	return &path.Error{Sub: path.TryLater, Index: i, Msg: fmt.Sprintf("the revocation status of the OCSP responder's certificate %q is unknown", r.Subject.String())}
 }
 
 // maxLTDepth bounds the certificate path covers walks.
@@ -400,10 +482,8 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.C
 }
 
 func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
-	for _, e := range c.Extensions {
-		if e.Id.Equal(oidOCSPNoCheck) {
-			return true
-		}
+	if hasNoCheck(c) {
+		return true
 	}
 	for _, der := range rd.ocsps {
 		if resp, err := rd.parseOCSP(der, c, issuer); err == nil && resp.SerialNumber != nil && resp.SerialNumber.Cmp(c.SerialNumber) == 0 {

@@ -295,11 +295,16 @@ func fill(t testing.TB, out []byte, cStart int, cmsDER []byte) []byte {
 // addDSS appends an incremental update with a DSS holding the given OCSP
 // responses and certificates (B-LT).
 func addDSS(b []byte, ocsps [][]byte, certs []*x509.Certificate) []byte {
+	return addDSSWithCRLs(b, ocsps, nil, certs)
+}
+
+// addDSSWithCRLs is addDSS with CRLs too.
+func addDSSWithCRLs(b []byte, ocsps, crls [][]byte, certs []*x509.Certificate) []byte {
 	start := len(b)
 	var u bytes.Buffer
 	offs := map[int]int{}
 	next := 10
-	var certRefs, ocspRefs []string
+	var certRefs, ocspRefs, crlRefs []string
 	stream := func(data []byte) int {
 		n := next
 		next++
@@ -315,10 +320,13 @@ func addDSS(b []byte, ocsps [][]byte, certs []*x509.Certificate) []byte {
 	for _, o := range ocsps {
 		ocspRefs = append(ocspRefs, fmt.Sprintf("%d 0 R", stream(o)))
 	}
+	for _, l := range crls {
+		crlRefs = append(crlRefs, fmt.Sprintf("%d 0 R", stream(l)))
+	}
 	dss := next
 	next++
 	offs[dss] = start + u.Len()
-	fmt.Fprintf(&u, "%d 0 obj\n<< /Type /DSS /Certs [%s] /OCSPs [%s] >>\nendobj\n", dss, strings.Join(certRefs, " "), strings.Join(ocspRefs, " "))
+	fmt.Fprintf(&u, "%d 0 obj\n<< /Type /DSS /Certs [%s] /OCSPs [%s] /CRLs [%s] >>\nendobj\n", dss, strings.Join(certRefs, " "), strings.Join(ocspRefs, " "), strings.Join(crlRefs, " "))
 	offs[1] = start + u.Len()
 	fmt.Fprintf(&u, "1 0 obj\n<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R] /SigFlags 3 >> /DSS %d 0 R >>\nendobj\n", dss)
 	prev := bytes.LastIndex(b, []byte("startxref\n"))

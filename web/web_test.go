@@ -50,6 +50,14 @@ func TestHandler(t *testing.T) {
 	if strings.Contains(js, "innerHTML") || strings.Contains(js, "eval(") {
 		t.Fatal("app.js writes HTML or evaluates strings; report values must go through textContent")
 	}
+	// Refusals are said in both languages: 429 (rate) and 503 (too many
+	// verifications in progress).
+	for _, want := range []string{"resp.status === 429", `status("busy"`, "resp.status === 503", `status("overloaded"`,
+		"overloaded: [\"الخدمة مشغولة", "The service is busy with other verifications"} {
+		if !strings.Contains(js, want) {
+			t.Fatalf("app.js lacks %q", want)
+		}
+	}
 	for _, p := range []string{"/verify/other", "/verify/static/app.js", "/verify/app.js/x"} {
 		if rec := get(t, h, p); rec.Code != http.StatusNotFound {
 			t.Fatalf("%s: %d, want 404", p, rec.Code)

@@ -1,7 +1,8 @@
 package main
 
 // Verification for relying parties: `thiqa verify`, POST /api/v1/verify
-// (public, size-limited, rate-limited per client IP) and the page at GET
+// (public, size-limited, rate-limited per client IP, a bounded number of
+// verifications in progress per client IP and overall) and the page at GET
 // /verify. The verifier trusts this deployment's root CA and the configured
 // extra anchors; it fetches revocation information online (cached, with
 // timeouts, a bounded number of requests per document) unless told not
@@ -11,6 +12,7 @@ package main
 // point and prints the fetch errors in full.
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -197,8 +199,9 @@ func verifyFile(ctx context.Context, v *verify.Verifier, f *os.File, size int64,
 	return rep, err
 }
 
-// wireVerify serves POST /api/v1/verify (public, size- and rate-limited)
-// and the verification page at GET /verify.
+// wireVerify serves POST /api/v1/verify (public, size- and rate-limited,
+// with bounded verifications in progress per client IP and overall) and
+// the verification page at GET /verify.
 func wireVerify(ctx context.Context, p *platform, s *serving) error {
 	vc := p.cfg.Verify.WithDefaults()
 	if vc.Disabled {
@@ -221,15 +224,18 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 	// and the configured hosts only, and reports keep fetch errors vague.
 	v := verify.NewOnline(verify.Options{TrustAnchors: anchors, AllowOnline: !vc.OfflineRevocation, FetchTimeout: vc.FetchTimeout,
 		MaxFileSize: vc.MaxUploadBytes, Logger: logger, TrustedLists: lists, Public: true, FetchAllowHosts: allow})
+	maxConcurrent := cmp.Or(vc.MaxConcurrent, verify.DefaultMaxConcurrent())
+	perClient := cmp.Or(vc.MaxConcurrentPerClient, verify.DefaultMaxConcurrentPerClient)
 	if err := v.Register(s.mux, verify.RouteOptions{MaxUploadBytes: vc.MaxUploadBytes, RatePerSecond: vc.RatePerSecond, Burst: vc.Burst,
-		Registerer: p.reg}); err != nil {
+		MaxConcurrent: maxConcurrent, MaxConcurrentPerClient: perClient, Registerer: p.reg}); err != nil {
 		return err
 	}
 	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes})
 	s.mux.Handle("GET /verify", page)
 	s.mux.Handle("GET /verify/", page)
 	logger.Info("verification ready", "anchors", len(anchors), "onlineRevocation", !vc.OfflineRevocation, "fetchAllowHosts", allow,
-		"maxUploadBytes", vc.MaxUploadBytes, "ratePerSecond", vc.RatePerSecond, "burst", vc.Burst)
+		"maxUploadBytes", vc.MaxUploadBytes, "ratePerSecond", vc.RatePerSecond, "burst", vc.Burst,
+		"maxConcurrent", maxConcurrent, "maxConcurrentPerClient", perClient)
 	return nil
 }
 

@@ -53,6 +53,7 @@
     choose: ["اختر ملف PDF أولًا.", "Choose a PDF file first."],
     toobig: ["الملف أكبر من الحد المسموح.", "The file is larger than the limit."],
     busy: ["طلبات كثيرة من عنوانك؛ أعد المحاولة بعد قليل.", "Too many requests from your address; try again shortly."],
+    overloaded: ["الخدمة مشغولة الآن بعمليات تحقق أخرى؛ أعد المحاولة بعد بضع ثوانٍ.", "The service is busy with other verifications; try again in a few seconds."],
     failed: ["تعذّر التحقق: ", "Verification could not run: "],
     sigs: [" توقيع", " signature(s)"],
     bytes: [" بايت", " bytes"]
@@ -181,6 +182,9 @@
           return resp.text().then(function (text) {
             var body = null; try { body = JSON.parse(text); } catch (e) { body = null; }
             if (resp.status === 429) { status("busy", null, true); return; }
+            // 503: too many verifications in progress (from this address or
+            // overall); Retry-After says when to try again.
+            if (resp.status === 503) { status("overloaded", null, true); return; }
             if (!resp.ok || !body || !body.indication) {
               status("failed", (body && (body.detail || body.title)) || ("HTTP " + resp.status), true); return;
             }
