@@ -170,8 +170,11 @@ func TestCallTimeoutCallerDeadline(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || outage.Is(err) {
 		t.Fatalf("hung SignContext cancelled by the caller: %v (marked %v)", err, outage.Is(err))
 	}
-	// Both sessions are held by hung calls: no session is usable.
-	if err := tok.Ping(context.Background()); !errors.Is(err, ErrTimeout) {
+	// Both sessions are held by hung calls: no session is usable. (The
+	// readiness check bounds Ping by 3s.)
+	rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer rcancel()
+	if err := tok.Ping(rctx); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("Ping with every session held by a hung call: %v", err)
 	}
 	h.armed.Store(false)
