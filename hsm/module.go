@@ -293,13 +293,34 @@ func findSlot(p *pkcs11.Ctx, label string) (uint, error) {
 func (t *Token) Label() string { return t.label }
 
 // Close closes the Token's sessions and releases the module handle. It waits
-// for operations in flight. The library is not finalized: other users in the
-// process (another Token on the same module) keep working.
+// for operations in flight, at most the call timeout: when calls the token
+// has not answered are still running then, it returns ErrTimeout and the
+// Token closes when they return (a shutdown does not hang on a dead HSM).
+// The library is not finalized: other users in the process (another Token
+// on the same module) keep working.
 func (t *Token) Close() error {
+	done := make(chan struct{})
+	go func() {
+		t.close()
+		close(done)
+	}()
+	timer := time.NewTimer(t.callTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		t.log.Warn("hsm token not closed: calls the token has not answered are still running; it closes when they return")
+		return fmt.Errorf("%w: closing token %q: calls it has not answered are still running; it closes when they return", ErrTimeout, t.label)
+	}
+}
+
+// close is Close, waiting for every operation in flight.
+func (t *Token) close() {
 	t.rw.Lock()
 	defer t.rw.Unlock()
 	if t.closed {
-		return nil
+		return
 	}
 	t.closed = true
 	for {
@@ -316,7 +337,6 @@ func (t *Token) Close() error {
 	}
 	t.p.Destroy()
 	t.log.Info("hsm token closed")
-	return nil
 }
 
 // Ping checks that the token is present, logged in, and that a session is

@@ -229,3 +229,35 @@ func TestCallTimeoutAllSessionsHung(t *testing.T) {
 		t.Fatalf("Ping after the calls returned: %v", err)
 	}
 }
+
+// TestCallTimeoutClose: Close does not hang on a call the token does not
+// answer: it says so within the call timeout, and the Token closes once
+// the call returns.
+func TestCallTimeoutClose(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	tok := newTestToken(t, Config{PoolSize: 2, CallTimeout: timeout})
+	sg, err := tok.GenerateKey(context.Background(), "ec", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hangSigning(t, tok)
+	h.armed.Store(true)
+	if _, err := sg.Sign(nil, testDigest[:], cryptoSHA256); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("hung Sign: %v", err)
+	}
+	start := time.Now()
+	if err := tok.Close(); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Close with a hung call: %v, want ErrTimeout", err)
+	}
+	if took := time.Since(start); took > timeout+2*time.Second {
+		t.Fatalf("Close with a hung call returned after %s", took)
+	}
+	h.releaseAll()
+	waitOutstanding(t, tok, 0)
+	if err := tok.Close(); err != nil {
+		t.Fatalf("Close after the call returned: %v", err)
+	}
+	if _, err := sg.Sign(nil, testDigest[:], cryptoSHA256); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Sign after Close: %v, want ErrClosed", err)
+	}
+}
