@@ -36,6 +36,7 @@ func TestRecoveryUnderLoad(t *testing.T) {
 		stop             atomic.Bool
 		wg               sync.WaitGroup
 		signed, failures atomic.Int64
+		done             [16]atomic.Int64 // operations ended, by goroutine
 	)
 	for i := range 16 {
 		key := sg
@@ -44,7 +45,7 @@ func TestRecoveryUnderLoad(t *testing.T) {
 		}
 		pub := key.Public().(*ecdsa.PublicKey)
 		wg.Go(func() {
-			for !stop.Load() {
+			for ; !stop.Load(); done[i].Add(1) {
 				sig, err := key.Sign(nil, testDigest[:], crypto.SHA256)
 				if err != nil {
 					failures.Add(1)
@@ -64,9 +65,21 @@ func TestRecoveryUnderLoad(t *testing.T) {
 		// Let every goroutine make progress between faults: an operation
 		// is retried after two recoveries at most, so one that straddled
 		// three faults could fail legitimately.
+		// Each goroutine ends two operations first, so the one it had
+		// in flight at the last fault is over: on a loaded machine a
+		// goroutine can lag while the others sign their 200.
 		time.Sleep(30 * time.Millisecond)
+		var base [16]int64
+		for g := range done {
+			base[g] = done[g].Load()
+		}
 		for base := signed.Load(); signed.Load() < base+200 && !stop.Load(); {
 			time.Sleep(time.Millisecond)
+		}
+		for g := range done {
+			for done[g].Load() < base[g]+2 && !stop.Load() {
+				time.Sleep(time.Millisecond)
+			}
 		}
 		tok.rw.Lock()
 		faults[i%2].inject(t, p, tok.slot)

@@ -20,10 +20,12 @@ func (t *Token) DeleteKey(ctx context.Context, label string) error {
 	if label == "" {
 		return errors.New("hsm: DeleteKey needs a label")
 	}
-	t.genMu.Lock()
-	defer t.genMu.Unlock()
 	deleted := 0
 	err := t.do(ctx, func(s *session) error {
+		// Not while GenerateKey checks and creates (held in the call,
+		// which may outlive its caller).
+		t.genMu.Lock()
+		defer t.genMu.Unlock()
 		// Session copies of the key carry its label, so the search below
 		// destroys them too; the sessions then forget their handles.
 		// copyMu keeps sessions from evicting a copy meanwhile.

@@ -18,6 +18,13 @@
 // marked with outage.Mark, and the services answer "try again later"; a
 // refused PIN, a missing key or bad input are not marked.
 //
+// No request waits on the token for ever: a PKCS#11 call cannot be
+// interrupted, so operations run their calls in a goroutine and give up at
+// the caller's deadline or the call timeout (Config.CallTimeout), with
+// ErrTimeout marked as an outage. The call that does not return keeps its
+// session out of the pool until it does, and Ping (/readyz) fails while
+// such calls are outstanding past the timeout (timeout.go).
+//
 // Keys that sign all day (time-stamping units, e-seals, OCSP responders,
 // issuing CAs) can sign with a session-object copy made inside the token
 // (Signer.UseSessionCopies), which spares SoftHSM re-reading the token

@@ -112,11 +112,15 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 		return nil, fmt.Errorf("hsm: drawing a key id: %w", err)
 	}
 	mech, pub, priv := keyTemplates(label, id, kt)
-	// Serialise check-then-create within this process.
-	t.genMu.Lock()
-	defer t.genMu.Unlock()
+	// Key generation can take long on a hardware token (RSA-4096): only
+	// the caller's context bounds it, not the call timeout.
 	var sg *Signer
-	err := t.do(ctx, func(s *session) error {
+	err := t.doUntil(ctx, func(s *session) error {
+		// Serialise check-then-create within this process, in the call
+		// itself: a generation its caller gave up on keeps the lock
+		// until it returns.
+		t.genMu.Lock()
+		defer t.genMu.Unlock()
 		n, err := findObjects(t.p, s.h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}, 1)
 		if err != nil {
 			return err

@@ -20,6 +20,10 @@ type metrics struct {
 	inUse      prometheus.Gauge
 	waits      prometheus.Counter
 	recoveries *prometheus.CounterVec
+	// timeouts counts calls abandoned at their deadline; outstanding are
+	// those of them still running (timeout.go).
+	timeouts    prometheus.Counter
+	outstanding prometheus.Gauge
 }
 
 // newMetrics registers the HSM collectors on reg. A nil reg disables metrics.
@@ -51,6 +55,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "thiqa_hsm_recoveries_total",
 			Help: "Recoveries from token faults (sessions re-opened, login and key handles restored), by reason.",
 		}, []string{"reason"}),
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "thiqa_hsm_call_timeouts_total",
+			Help: "Operations whose deadline (the caller's or hsm.callTimeout) passed while the token had not answered; the caller got a 'try again later' error.",
+		}),
+		outstanding: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "thiqa_hsm_calls_outstanding",
+			Help: "PKCS#11 calls whose caller gave up and that the token has not answered yet; each holds a pooled session.",
+		}),
 	}
 	var err error
 	if m.signatures, err = register(reg, m.signatures); err != nil {
@@ -66,6 +78,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.recoveries, err = register(reg, m.recoveries); err != nil {
+		return nil, err
+	}
+	if m.timeouts, err = register(reg, m.timeouts); err != nil {
+		return nil, err
+	}
+	if m.outstanding, err = register(reg, m.outstanding); err != nil {
 		return nil, err
 	}
 	// Every reason is exported from the start: the first recovery is then

@@ -57,6 +57,14 @@ type Config struct {
 	// PoolSize bounds the sessions open at once (one per concurrent
 	// operation). Zero means 2*GOMAXPROCS; the minimum is 2.
 	PoolSize int
+	// CallTimeout bounds how long an operation (a signature, Ping, finding
+	// a key) waits for a free session and for the token's answer; a
+	// caller's earlier deadline wins. An operation that ends so fails with
+	// ErrTimeout, marked as an outage, and a call the token has not
+	// answered is left to finish on its own (timeout.go). Key generation
+	// is bounded by the caller's context only. Zero means
+	// DefaultCallTimeout.
+	CallTimeout time.Duration
 	// VerifyAfterSign checks every signature with the public key in Go
 	// before returning it.
 	VerifyAfterSign bool
@@ -101,6 +109,15 @@ type Token struct {
 
 	genMu sync.Mutex // serialises GenerateKey's check-then-create
 
+	// callTimeout bounds operations (Config.CallTimeout); hung are the
+	// calls whose caller gave up and that have not returned (timeout.go).
+	callTimeout time.Duration
+	hungMu      sync.Mutex
+	hung        map[*call]struct{}
+	// testHookSign, when set (tests only, before any signature), runs in
+	// every signing call before the token is asked: a call that hangs.
+	testHookSign func(*session)
+
 	// Session copies (sessioncopy.go): copiedLabels are the labels of keys
 	// signing with copies; copyDeleted lists, in order, those DeleteKey
 	// destroyed; copyEpoch is its length, read without the lock.
@@ -137,6 +154,10 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 		size = 2 * runtime.GOMAXPROCS(0)
 	}
 	size = max(size, 2)
+	callTimeout := cfg.CallTimeout
+	if callTimeout <= 0 {
+		callTimeout = DefaultCallTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -159,6 +180,9 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 		m:      m,
 		keyMet: cfg.KeyMetricLabel,
 		pool:   newPool(size),
+
+		callTimeout: callTimeout,
+		hung:        map[*call]struct{}{},
 
 		maxCopies:   maxSessionCopies,
 		copyRecheck: copyRecheck,
@@ -269,13 +293,34 @@ func findSlot(p *pkcs11.Ctx, label string) (uint, error) {
 func (t *Token) Label() string { return t.label }
 
 // Close closes the Token's sessions and releases the module handle. It waits
-// for operations in flight. The library is not finalized: other users in the
-// process (another Token on the same module) keep working.
+// for operations in flight, at most the call timeout: when calls the token
+// has not answered are still running then, it returns ErrTimeout and the
+// Token closes when they return (a shutdown does not hang on a dead HSM).
+// The library is not finalized: other users in the process (another Token
+// on the same module) keep working.
 func (t *Token) Close() error {
+	done := make(chan struct{})
+	go func() {
+		t.close()
+		close(done)
+	}()
+	timer := time.NewTimer(t.callTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		t.log.Warn("hsm token not closed: calls the token has not answered are still running; it closes when they return")
+		return fmt.Errorf("%w: closing token %q: calls it has not answered are still running; it closes when they return", ErrTimeout, t.label)
+	}
+}
+
+// close is Close, waiting for every operation in flight.
+func (t *Token) close() {
 	t.rw.Lock()
 	defer t.rw.Unlock()
 	if t.closed {
-		return nil
+		return
 	}
 	t.closed = true
 	for {
@@ -292,12 +337,17 @@ func (t *Token) Close() error {
 	}
 	t.p.Destroy()
 	t.log.Info("hsm token closed")
-	return nil
 }
 
 // Ping checks that the token is present, logged in, and that a session is
-// usable, recovering if it can (for /readyz).
+// usable, recovering if it can (for /readyz). It fails at once, with
+// ErrTimeout, while calls the token has not answered hold every session or
+// have been running for longer than the call timeout: a node whose token
+// hangs should get no traffic.
 func (t *Token) Ping(ctx context.Context) error {
+	if err := t.hungErr(); err != nil {
+		return err
+	}
 	return t.do(ctx, func(s *session) error {
 		si, err := t.p.GetSessionInfo(s.h)
 		if err != nil {

@@ -54,16 +54,27 @@ func faultReason(err error) string {
 
 // do runs fn with a pooled session, recovering from token faults and running
 // fn again (at most maxAttempts times in all). Errors that say the token
-// cannot be used for now are marked with outage.Mark (unavailable.go).
+// cannot be used for now are marked with outage.Mark (unavailable.go). The
+// whole operation, session wait included, ends by ctx's deadline or the
+// call timeout, whichever comes first (timeout.go).
 func (t *Token) do(ctx context.Context, fn func(*session) error) error {
+	ctx, cancel := t.withCallTimeout(ctx)
+	defer cancel()
+	return t.doUntil(ctx, fn)
+}
+
+// doUntil is do bounded by ctx alone.
+func (t *Token) doUntil(ctx context.Context, fn func(*session) error) error {
 	for attempt := 1; ; attempt++ {
 		if err := t.pool.enter(ctx, t.m); err != nil {
 			return markDeadline(err)
 		}
-		gen, err := t.run(fn)
-		t.pool.leave(t.m)
+		gen, err := t.runBounded(ctx, fn)
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, ErrTimeout) {
+			return err
 		}
 		reason := faultReason(err)
 		if reason == "" {
@@ -74,8 +85,12 @@ func (t *Token) do(ctx context.Context, fn func(*session) error) error {
 			// is not usable for now (unavailable.go).
 			return outage.Mark(err)
 		}
-		if rerr := t.recover(gen, reason, err); rerr != nil {
-			return markRecoveryFailed(fmt.Errorf("%w; recovering from it failed: %w", err, rerr), rerr)
+		if rerr := t.recoverBounded(ctx, gen, reason, err); rerr != nil {
+			err = fmt.Errorf("%w; recovering from it failed: %w", err, rerr)
+			if errors.Is(rerr, context.Canceled) {
+				return err
+			}
+			return markRecoveryFailed(err, rerr)
 		}
 		if err := ctx.Err(); err != nil {
 			return markDeadline(err)
@@ -84,20 +99,36 @@ func (t *Token) do(ctx context.Context, fn func(*session) error) error {
 }
 
 // run lends fn a session of the current generation under the read lock.
-func (t *Token) run(fn func(*session) error) (uint64, error) {
+// c is the call fn runs in (nil: none, the caller waits for run): when its
+// caller has gone before fn starts, fn does not run; when it has gone by
+// the time fn returns, the session is closed rather than reused.
+func (t *Token) run(fn func(*session) error, c *call) (uint64, error) {
 	t.rw.RLock()
 	defer t.rw.RUnlock()
 	if t.closed {
+		c.finish()
 		return 0, ErrClosed
 	}
 	gen := t.gen
+	if c.abandoned() {
+		return gen, ErrTimeout
+	}
 	s, err := t.session(gen)
 	if err != nil {
+		c.finish()
 		return gen, err
 	}
 	err = fn(s)
-	if err == nil || faultReason(err) == "" {
-		t.pool.put(s)
+	healthy := err == nil || faultReason(err) == ""
+	switch {
+	case c.finish():
+		if healthy {
+			t.pool.put(s)
+		}
+	case healthy:
+		// A session whose call outlived its caller is not trusted
+		// again. One that faulted is dropped unclosed (see session).
+		_ = t.p.CloseSession(s.h)
 	}
 	return gen, err
 }

@@ -115,7 +115,11 @@ func (sg *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]by
 	return sg.SignContext(context.Background(), digest, opts)
 }
 
-// SignContext is Sign with a context bounding the wait for a session.
+// SignContext is Sign with a context: the signature waits for a session and
+// for the token until ctx's deadline or the call timeout, whichever comes
+// first (Sign: the call timeout). When it ends so, the error wraps
+// ErrTimeout and is marked as an outage (outage.Is), or wraps
+// context.Canceled, unmarked, when the caller cancelled ctx.
 func (sg *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	start := time.Now()
 	sig, err := sg.sign(ctx, digest, opts)
@@ -189,6 +193,9 @@ func (sg *Signer) sign(ctx context.Context, digest []byte, opts crypto.SignerOpt
 
 	var sig []byte
 	err := sg.t.do(ctx, func(s *session) error {
+		if h := sg.t.testHookSign; h != nil {
+			h(s)
+		}
 		obj, err := sg.handle(s)
 		if err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -40,6 +41,11 @@ type TokenConfig struct {
 	PoolSize int `yaml:"poolSize"`
 	// VerifyAfterSign checks every signature with the public key before use.
 	VerifyAfterSign bool `yaml:"verifyAfterSign"`
+	// CallTimeout bounds how long a request waits for the token: for a
+	// free session and for the answer to its PKCS#11 calls (0:
+	// DefaultCallTimeout; MinCallTimeout to MaxCallTimeout). See
+	// Config.CallTimeout.
+	CallTimeout time.Duration `yaml:"callTimeout"`
 }
 
 // SoftHSMFiles returns the files of the SoftHSM token the configuration
@@ -93,6 +99,9 @@ func (h TokenConfig) Validate() error {
 		bad("hsm.poolSize", "must not be negative")
 	} else if h.PoolSize > MaxPoolSize {
 		bad("hsm.poolSize", "must be at most %d, got %d", MaxPoolSize, h.PoolSize)
+	}
+	if h.CallTimeout != 0 && (h.CallTimeout < MinCallTimeout || h.CallTimeout > MaxCallTimeout) {
+		bad("hsm.callTimeout", "must be between %s and %s, got %s", MinCallTimeout, MaxCallTimeout, h.CallTimeout)
 	}
 	if s := h.SoftHSM; s != nil {
 		if s.Conf == "" || s.TokenDir == "" || s.SOPINFile == "" {
@@ -190,6 +199,7 @@ func (h TokenConfig) Open(ctx context.Context, o OpenOptions) (*Token, error) {
 	}
 	open := func() (*Token, error) {
 		tok, err := Open(ctx, Config{ModulePath: h.Module, TokenLabel: h.TokenLabel, PIN: pin, PoolSize: h.PoolSize,
+			CallTimeout:     h.CallTimeout,
 			VerifyAfterSign: h.VerifyAfterSign, KeyMetricLabel: o.KeyMetricLabel, Logger: o.Logger, Registerer: o.Registerer})
 		if err != nil {
 			return nil, fmt.Errorf("opening %stoken %q: %w", the, h.TokenLabel, err)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -38,6 +39,21 @@ func TestTokenConfigValidate(t *testing.T) {
 	huge.PoolSize = MaxPoolSize
 	if err := huge.Validate(); err != nil {
 		t.Errorf("poolSize %d: %v", MaxPoolSize, err)
+	}
+	// The call timeout is optional; when set it must make sense.
+	for _, d := range []time.Duration{-time.Second, time.Millisecond, MinCallTimeout - 1, MaxCallTimeout + 1, 24 * time.Hour} {
+		c := good
+		c.CallTimeout = d
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "hsm.callTimeout") {
+			t.Errorf("callTimeout %s: %v", d, err)
+		}
+	}
+	for _, d := range []time.Duration{0, MinCallTimeout, 5 * time.Second, MaxCallTimeout} {
+		c := good
+		c.CallTimeout = d
+		if err := c.Validate(); err != nil {
+			t.Errorf("callTimeout %s: %v", d, err)
+		}
 	}
 }
 

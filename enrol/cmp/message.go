@@ -8,6 +8,8 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // cmpError is a refusal with the failure bit the client is told.
@@ -20,6 +22,20 @@ func (e *cmpError) Error() string { return e.fail.String() + ": " + e.detail }
 
 func failf(f FailInfo, format string, args ...any) *cmpError {
 	return &cmpError{fail: f, detail: fmt.Sprintf(format, args...)}
+}
+
+// errUnrecorded is the answer to a request whose audit record cannot be
+// written (err: why).
+func errUnrecorded(err error) *cmpError { return systemError(err, "the audit log is unavailable") }
+
+// systemError is the answer to a request a dependency failed with err:
+// systemUnavail ("try later", RFC 4210 §5.2.3) when err is marked as an
+// outage (the database or the HSM down for now), systemFailure otherwise.
+func systemError(err error, format string, args ...any) *cmpError {
+	if outage.Is(err) {
+		return failf(SystemUnavail, format, args...)
+	}
+	return failf(SystemFailure, format, args...)
 }
 
 // message is a parsed request.

@@ -120,7 +120,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e := failf(BadRequest, "message larger than %d bytes", MaxMessage)
 		s.requests.WithLabelValues("unparsed", e.fail.String()).Inc()
 		if err := s.c.Enrol.Refused(r.Context(), "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String(), "size": ">" + fmt.Sprint(MaxMessage)}); err != nil {
-			e = errUnrecorded()
+			e = errUnrecorded(err)
 		}
 		resp = s.errorReply(nil, e, nil)
 	default:
@@ -165,7 +165,7 @@ func (s *Server) Handle(ctx context.Context, der []byte, profile string) []byte 
 	if e != nil {
 		s.requests.WithLabelValues("unparsed", e.fail.String()).Inc()
 		if err := s.c.Enrol.Refused(ctx, "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String()}); err != nil {
-			e = errUnrecorded()
+			e = errUnrecorded(err)
 		}
 		return s.errorReply(nil, e, nil)
 	}
@@ -188,8 +188,8 @@ func (s *Server) Handle(ctx context.Context, der []byte, profile string) []byte 
 }
 
 // refuse records the refusal e of m and returns the error to answer: e,
-// or systemFailure when the record cannot be written (no refusal leaves
-// without its record).
+// or systemFailure (systemUnavail when the audit log is down for now) when
+// the record cannot be written (no refusal leaves without its record).
 func (s *Server) refuse(ctx context.Context, m *message, p *party, e *cmpError) *cmpError {
 	actor := ""
 	if p != nil {
@@ -197,14 +197,10 @@ func (s *Server) refuse(ctx context.Context, m *message, p *party, e *cmpError) 
 	}
 	if err := s.c.Enrol.Refused(ctx, actor, "cmp:"+bodyName(m.bodyType), "cmp", e, map[string]any{
 		"failInfo": e.fail.String(), "body": bodyName(m.bodyType), "transactionID": hex.EncodeToString(m.header.TransactionID)}); err != nil {
-		return errUnrecorded()
+		return errUnrecorded(err)
 	}
 	return e
 }
-
-// errUnrecorded is the answer to a request whose audit record cannot be
-// written.
-func errUnrecorded() *cmpError { return failf(SystemFailure, "the audit log is unavailable") }
 
 // authenticate checks the header and the protection and says who sent it.
 func (s *Server) authenticate(ctx context.Context, m *message) (*party, *cmpError) {
@@ -244,7 +240,7 @@ func (s *Server) authenticateMAC(ctx context.Context, m *message) (*party, *cmpE
 	}
 	if err != nil {
 		s.log.ErrorContext(ctx, "reading an enrolment", "err", err)
-		return nil, failf(SystemFailure, "the enrolment could not be read")
+		return nil, systemError(err, "the enrolment could not be read")
 	}
 	secret := []byte(s.c.Enrol.Secret(ref))
 	mac, ce := computeMAC(m.header.ProtectionAlg, secret, m.protectedBytes())
@@ -301,7 +297,7 @@ func (s *Server) authenticateSignature(ctx context.Context, m *message) (*party,
 	}
 	if !errors.Is(err, enrol.ErrCertificateRefused) {
 		s.log.ErrorContext(ctx, "checking a CMP signer certificate", "err", err)
-		return nil, failf(SystemFailure, "the signer's certificate could not be checked")
+		return nil, systemError(err, "the signer's certificate could not be checked")
 	}
 	if errors.Is(err, enrol.ErrRevoked) && m.bodyType == bodyCertConf {
 		// A key update supersedes the certificate that asked for it; that
@@ -344,7 +340,7 @@ func (s *Server) dispatch(ctx context.Context, m *message, p *party, profile str
 		case err == nil:
 			return nil, failf(TransactionIDInUse, "transaction ID already used")
 		case !errors.Is(err, enrol.ErrNoTransaction):
-			return nil, failf(SystemFailure, "the transaction could not be read")
+			return nil, systemError(err, "the transaction could not be read")
 		}
 		if m.bodyType == bodyKUR {
 			return s.keyUpdate(ctx, m, p)
@@ -359,7 +355,7 @@ func (s *Server) dispatch(ctx context.Context, m *message, p *party, profile str
 	case bodyError:
 		if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.error", Object: hex.EncodeToString(m.header.TransactionID), Outcome: audit.OutcomeSuccess,
 			Details: map[string]any{"note": "the client reported an error and ended the transaction"}}); err != nil {
-			return nil, errUnrecorded()
+			return nil, errUnrecorded(err)
 		}
 		return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, false)
 	}
@@ -452,7 +448,7 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 			return nil, e
 		}
 		s.log.ErrorContext(ctx, "CMP enrolment failed", "err", err)
-		return nil, failf(SystemFailure, "the certificate could not be issued")
+		return nil, systemError(err, "the certificate could not be issued")
 	}
 	respType := bodyIP
 	if m.bodyType != bodyIR {
@@ -501,7 +497,7 @@ func (s *Server) keyUpdate(ctx context.Context, m *message, p *party) ([]byte, *
 		}
 		if got == nil {
 			s.log.ErrorContext(ctx, "CMP key update failed", "err", err)
-			return nil, failf(SystemFailure, "the certificate could not be issued")
+			return nil, systemError(err, "the certificate could not be issued")
 		}
 		s.log.WarnContext(ctx, "CMP key update issued with an error", "err", err)
 	}
@@ -576,7 +572,7 @@ func (s *Server) revoke(ctx context.Context, m *message, p *party) ([]byte, *cmp
 		return nil, failf(NotAuthorized, "%v", err)
 	case err != nil:
 		s.log.ErrorContext(ctx, "CMP revocation failed", "err", err)
-		return nil, failf(SystemFailure, "the revocation could not be recorded")
+		return nil, systemError(err, "the revocation could not be recorded")
 	}
 	body, err := asn1.Marshal(revRepContent{Status: []pkiStatusInfo{{Status: statusAccepted}}})
 	if err != nil {
@@ -598,7 +594,7 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		return nil, failf(BadRequest, "no certificate of this transaction waits for a confirmation")
 	}
 	if err != nil {
-		return nil, failf(SystemFailure, "the transaction could not be read")
+		return nil, systemError(err, "the transaction could not be read")
 	}
 	if tx.Sender != p.sender() || p.kind == "" {
 		return nil, failf(NotAuthorized, "the confirmation must come from the party that asked for the certificate")
@@ -611,7 +607,7 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 	}
 	rec, err := s.c.Enrol.Certificate(ctx, tx.Serial)
 	if err != nil {
-		return nil, failf(SystemFailure, "the certificate could not be read")
+		return nil, systemError(err, "the certificate could not be read")
 	}
 	if want := certHash(rec, sts[0].HashAlg); want == nil || !hmacEqual(want, sts[0].CertHash) {
 		return nil, failf(BadCertID, "certHash is not the hash of the certificate issued")
@@ -630,7 +626,7 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 	}
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.certconf", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"transactionID": id, "state": state}}); err != nil {
-		return nil, failf(SystemFailure, "the audit log is unavailable")
+		return nil, errUnrecorded(err)
 	}
 	return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, false)
 }
@@ -698,7 +694,7 @@ func (s *Server) general(ctx context.Context, m *message, p *party) ([]byte, *cm
 		return nil, failf(SystemFailure, "encoding the answer")
 	}
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.genm", Object: "ca-certificates", Outcome: audit.OutcomeSuccess}); err != nil {
-		return nil, errUnrecorded()
+		return nil, errUnrecorded(err)
 	}
 	return s.reply(m, p, bodyGenP, body, nil, false)
 }
@@ -709,7 +705,7 @@ func (s *Server) reply(m *message, p *party, bodyType int, body []byte, extra []
 	out, err := s.build(m, p, bodyType, body, extra, implicit)
 	if err != nil {
 		s.log.Error("building a CMP response", "err", err)
-		return nil, failf(SystemFailure, "the answer could not be built")
+		return nil, systemError(err, "the answer could not be built")
 	}
 	return out, nil
 }

@@ -25,6 +25,10 @@ type Gate struct {
 	Log Appender
 	// Down makes every append fail.
 	Down atomic.Bool
+	// Err, when set, is what appends fail with while Down, instead of
+	// ErrDown (e.g. an error marked as an outage, as the store's are when
+	// the database is unreachable).
+	Err error
 }
 
 // New returns a gate (up) in front of log.
@@ -33,6 +37,9 @@ func New(log Appender) *Gate { return &Gate{Log: log} }
 // Append implements Appender.
 func (g *Gate) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
 	if g.Down.Load() {
+		if g.Err != nil {
+			return audit.Record{}, g.Err
+		}
 		return audit.Record{}, ErrDown
 	}
 	return g.Log.Append(ctx, e)

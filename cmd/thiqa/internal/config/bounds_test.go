@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestParseRejectsOutOfBounds feeds thiqa.yaml files that differ from the
@@ -56,6 +57,8 @@ func TestParseRejectsOutOfBounds(t *testing.T) {
 		{"identity PIN passes absurd", replace("    time: 2\n", "    time: 4294967295\n"), "identity.pin"},
 		{"signing document size overflows", replace("maxDocumentBytes: 1073741824", "maxDocumentBytes: 9223372036854775807"), "signing.maxDocumentBytes"},
 		{"HSM pool absurd", replace("poolSize: 0", "poolSize: 4611686018427387904"), "hsm.poolSize"},
+		{"HSM call timeout too long", replace("callTimeout: 0s", "callTimeout: 1h"), "hsm.callTimeout"},
+		{"HSM call timeout negative", replace("callTimeout: 0s", "callTimeout: -1s"), "hsm.callTimeout"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,5 +67,10 @@ func TestParseRejectsOutOfBounds(t *testing.T) {
 				t.Fatalf("Parse: got %v, want an error naming %q", err, tc.want)
 			}
 		})
+	}
+	// Within bounds, the call timeout is taken as written.
+	c, err := Parse([]byte(replace("callTimeout: 0s", "callTimeout: 2500ms")), dir)
+	if err != nil || c.HSM.CallTimeout != 2500*time.Millisecond {
+		t.Fatalf("hsm.callTimeout 2500ms: parsed %v, error %v", c != nil && c.HSM.CallTimeout == 2500*time.Millisecond, err)
 	}
 }
