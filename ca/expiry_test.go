@@ -254,7 +254,9 @@ func TestHTTPIssuerExpiring(t *testing.T) {
 	kg := &fakeKeyGen{keys: map[string]crypto.Signer{}}
 	api := NewAPI(a, HandlerOptions{Caller: func(*http.Request) string { return "officer-1" }, KeyGenerator: kg})
 	mux := http.NewServeMux()
-	open := func(policies.Action) func(http.Handler) http.Handler { return func(h http.Handler) http.Handler { return h } }
+	open := func(policies.Action) func(http.Handler) http.Handler {
+		return func(h http.Handler) http.Handler { return h }
+	}
 	api.Register(mux, open)
 	rn.Register(mux, open, api)
 	officer := &auth.Principal{Subject: "officer-1", Roles: []policies.Role{policies.RoleRegistrationOfficer}}
