@@ -237,6 +237,10 @@ func (fakeRenewals) CountExpiring(context.Context, time.Time, time.Time) (map[st
 // type, no Retry-After and a detail that says what the operators must do;
 // no key is made on the token for it.
 func TestHTTPIssuerExpiring(t *testing.T) {
+	// The wire value, pinned here and in web/portal's tests.
+	if ProblemIssuerExpiring != "urn:thiqa:problem:issuing-ca-expiring" {
+		t.Fatalf("problem type %q", ProblemIssuerExpiring)
+	}
 	var now time.Time
 	pki, a := expiringPKI(t, func() time.Time { return now }, nil)
 	citizen := pki.issuers[policies.IssuerCitizen].Certificate()
