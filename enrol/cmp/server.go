@@ -394,10 +394,8 @@ func caFailure(err error) *cmpError {
 	case errors.Is(err, ca.ErrDuplicateRequest):
 		return failf(DuplicateCertReq, "%v", err)
 	case errors.Is(err, ca.ErrIssuerExpiring):
-		// The CA's own condition, which lasts until its operators roll it
-		// over: systemUnavail (the issuance of this profile is not
-		// available), not the systemFailure of an unexpected error; the
-		// statusString says why and what the operators must do.
+		// The CA's condition until its operators roll it over, not an
+		// unexpected failure; the statusString says what they must do.
 		return failf(SystemUnavail, "%v", err)
 	case errors.As(err, &se), errors.As(err, &we), errors.As(err, &le), errors.As(err, &re):
 		return failf(BadCertTemplate, "%v", err)
