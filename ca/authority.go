@@ -269,7 +269,7 @@ func NewAuthority(cfg AuthorityConfig) (*Authority, error) {
 		Name: "thiqa_ca_issue_total", Help: "Issuance requests by profile and result.",
 	}, []string{"profile", "result"})
 	if cfg.Metrics != nil {
-		for _, c := range []prometheus.Collector{a.phase, a.results} {
+		for _, c := range append([]prometheus.Collector{a.phase, a.results}, a.expiryCollectors()...) {
 			if err := cfg.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("authority: registering metrics: %w", err)
 			}
@@ -318,7 +318,8 @@ func (a *Authority) CurrentCACertificates(cas []string) []*x509.Certificate {
 // Issue validates, lints, records, signs and stores one certificate. Refusals
 // are typed: errors wrapping policies.ErrUnknownProfile, *policies.SubjectError,
 // ErrBadCSR, *WeakKeyError, *LintError, ErrDuplicateRequest, *RequestError,
-// ErrKeyBlocked.
+// ErrKeyBlocked; and the service's own *IssuerExpiringError (ErrIssuerExpiring:
+// the CA expires before the certificate would; not the caller's fault).
 // Every outcome is audited; a refusal consumes no serial.
 func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
 	return a.issueAudited(ctx, req, nil)
@@ -359,6 +360,11 @@ func (a *Authority) issueAudited(ctx context.Context, req Request, rn *renewal) 
 	if aerr != nil {
 		a.log.ErrorContext(ctx, "audit append failed", "err", aerr, "profile", req.Profile, "outcome", result)
 		return nil, fmt.Errorf("writing the audit record: %w", aerr)
+	}
+	if errors.Is(err, ErrIssuerExpiring) {
+		a.log.ErrorContext(ctx, "issuing CA too close to the end of its validity for this profile: roll it over (thiqa ca rollover)",
+			"profile", req.Profile, "by", req.RequestedBy, "err", err)
+		return nil, err
 	}
 	if err != nil {
 		a.log.InfoContext(ctx, "certificate refused", "profile", req.Profile, "by", req.RequestedBy, "outcome", result, "err", err)
@@ -431,6 +437,12 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 	if err != nil {
 		return nil, err
 	}
+	now := a.now()
+	// Refused before anything else: no request of this profile can succeed
+	// until the CA is rolled over.
+	if err := is.expiring(p, now.Add(-a.backdate), a.backdate); err != nil {
+		return nil, err
+	}
 	sub, err := p.ValidateSubject(req.Subject)
 	if err != nil {
 		return nil, err
@@ -457,7 +469,6 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 		return nil, &WeakKeyError{Reason: err.Error()}
 	}
 	keyHash := sha256.Sum256(spki)
-	now := a.now()
 	if err := a.checkKeyBlocked(ctx, keyHash); err != nil {
 		return nil, err
 	}
@@ -642,7 +653,8 @@ func (a *Authority) Certificate(ctx context.Context, serial string) (*Certificat
 	return a.store.GetCertificate(ctx, serial)
 }
 
-// CheckRequest validates the profile, the issuing CA choice and the subject
+// CheckRequest validates the profile, the issuing CA choice, that the CA
+// can still issue the profile (an *IssuerExpiringError) and the subject
 // without issuing: callers use it before creating a key on the token.
 func (a *Authority) CheckRequest(req Request) error {
 	p, err := a.profiles.Get(req.Profile)
@@ -651,6 +663,11 @@ func (a *Authority) CheckRequest(req Request) error {
 	}
 	if req.CA != "" && !p.AllowsIssuer(req.CA) {
 		return &RequestError{Reason: fmt.Sprintf("CA %q may not issue profile %s", req.CA, p.Name)}
+	}
+	if is, err := a.pickIssuer(p, req); err == nil {
+		if err := is.expiring(p, a.now().Add(-a.backdate), a.backdate); err != nil {
+			return err
+		}
 	}
 	_, err = p.ValidateSubject(req.Subject)
 	return err

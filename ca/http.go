@@ -424,6 +424,14 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:same-key", "Re-key with the same key"
 	case errors.Is(err, ErrNotFound):
 		p.Status, p.Title = http.StatusNotFound, "Certificate not found"
+	case errors.Is(err, ErrIssuerExpiring):
+		// The service's condition, not the caller's (so not a 4xx), and not
+		// transient (so not a 503, whose Retry-After says come back in
+		// seconds): a 500 like any failure, which the error-ratio alerts
+		// count, with its own type and a detail that says what is wrong and
+		// what the operators must do.
+		api.opts.Logger.ErrorContext(r.Context(), "certificate API error", "path", r.URL.Path, "err", err)
+		p.Status, p.Type, p.Title = http.StatusInternalServerError, ProblemIssuerExpiring, "Issuing CA at the end of its validity"
 	case outage.Is(err):
 		api.opts.Logger.ErrorContext(r.Context(), "certificate API error", "path", r.URL.Path, "err", err)
 		problem.Unavailable(w, r.URL.Path)

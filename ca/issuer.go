@@ -167,14 +167,10 @@ func (i *Issuer) leafTemplate(p *policies.Profile, sub policies.Subject, pub cry
 	if err != nil {
 		return nil, err
 	}
-	if notBefore.Before(i.cert.NotBefore) { // backdating never precedes the CA itself
-		notBefore = i.cert.NotBefore
+	if err := i.expiring(p, notBefore, 0); err != nil {
+		return nil, err // the authority refuses it earlier (Authority.issue)
 	}
-	notBefore = notBefore.UTC().Truncate(time.Second)
-	notAfter := notBefore.Add(p.Validity - time.Second) // notAfter is inclusive (RFC 5280 §4.1.2.5)
-	if notAfter.After(i.cert.NotAfter) {
-		return nil, fmt.Errorf("certificate would outlive issuing CA %s (notAfter %s)", i.name, i.cert.NotAfter.Format(time.RFC3339))
-	}
+	notBefore, notAfter := i.window(p, notBefore)
 	t := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               sub.Name(),

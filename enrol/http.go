@@ -109,6 +109,11 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	case errors.As(err, &re), errors.As(err, &cre):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:bad-request", "Bad request"
+	case errors.Is(err, ca.ErrIssuerExpiring):
+		// An enrolment the CA could never honour is not created; the CA
+		// API's answer to the same condition (ca.ProblemIssuerExpiring).
+		s.log.ErrorContext(r.Context(), "enrolment API error", "err", err)
+		p.Status, p.Type, p.Title = http.StatusInternalServerError, ca.ProblemIssuerExpiring, "Issuing CA at the end of its validity"
 	case outage.Is(err):
 		s.log.ErrorContext(r.Context(), "enrolment API error", "err", err)
 		problem.Unavailable(w, r.URL.Path)

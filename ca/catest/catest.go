@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,7 +30,14 @@ type PKI struct {
 	CAs       map[string]*x509.Certificate
 	Keys      map[string]crypto.Signer
 	Authority *ca.Authority
+	// skew moves the Authority's clock (Skew).
+	skew atomic.Int64
 }
+
+// Skew moves the Authority's clock d away from the real one (0: back to
+// it), to issue as if at another time: near the end of an issuing CA's
+// validity, say.
+func (p *PKI) Skew(d time.Duration) { p.skew.Store(int64(d)) }
 
 // New builds the hierarchy under baseURL (the URL of CRLs and CA
 // certificates in what it issues) and an Authority over st that records in
@@ -69,7 +77,8 @@ func New(t testing.TB, st ca.Store, log *audit.Log, baseURL string) *PKI {
 		}
 		issuers = append(issuers, is)
 	}
-	p.Authority, err = ca.NewAuthority(ca.AuthorityConfig{Root: p.Root, Issuers: issuers, Profiles: profiles, Store: st, Auditor: log})
+	p.Authority, err = ca.NewAuthority(ca.AuthorityConfig{Root: p.Root, Issuers: issuers, Profiles: profiles, Store: st, Auditor: log,
+		Now: func() time.Time { return time.Now().Add(time.Duration(p.skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}

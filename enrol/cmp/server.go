@@ -389,6 +389,10 @@ func caFailure(err error) *cmpError {
 		return failf(BadCertTemplate, "%v", err)
 	case errors.Is(err, ca.ErrDuplicateRequest):
 		return failf(DuplicateCertReq, "%v", err)
+	case errors.Is(err, ca.ErrIssuerExpiring):
+		// The CA's condition until its operators roll it over, not an
+		// unexpected failure; the statusString says what they must do.
+		return failf(SystemUnavail, "%v", err)
 	case errors.As(err, &se), errors.As(err, &we), errors.As(err, &le), errors.As(err, &re):
 		return failf(BadCertTemplate, "%v", err)
 	}

@@ -389,6 +389,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 		p.Status, p.Title, caRefusal = http.StatusBadRequest, "Refused by the CA", true
 	case errors.As(err, &le):
 		p.Status, p.Title, caRefusal = http.StatusUnprocessableEntity, "Certificate failed pre-issuance lints", true
+	case errors.Is(err, ca.ErrIssuerExpiring):
+		// The CA's condition, not the client's, and no retry helps until its
+		// operators roll it over: 500 (no Retry-After) with the reason.
+		p.Status, p.Type, p.Title, caRefusal = http.StatusInternalServerError, ca.ProblemIssuerExpiring, "Issuing CA at the end of its validity", true
 	case outage.Is(err):
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", problem.RetryAfterSeconds)

@@ -133,6 +133,13 @@ func TestESTRefusals(t *testing.T) {
 // enrolment service and its audit log.
 func newESTServer(t *testing.T, d storetest.Dialect, wrap func(enrol.Auditor) enrol.Auditor) (*store.DB, *enrol.Service, *http.ServeMux) {
 	t.Helper()
+	db, svc, mux, _ := newESTServerPKI(t, d, wrap)
+	return db, svc, mux
+}
+
+// newESTServerPKI is newESTServer that also returns the CA hierarchy.
+func newESTServerPKI(t *testing.T, d storetest.Dialect, wrap func(enrol.Auditor) enrol.Auditor) (*store.DB, *enrol.Service, *http.ServeMux, *catest.PKI) {
+	t.Helper()
 	db := storetest.Open(t, d.NewConfig(t))
 	log := audit.New(db, nil, nil, audit.Options{})
 	t.Cleanup(log.Close)
@@ -153,5 +160,5 @@ func newESTServer(t *testing.T, d storetest.Dialect, wrap func(enrol.Auditor) en
 	}
 	mux := http.NewServeMux()
 	srv.Register(mux)
-	return db, svc, mux
+	return db, svc, mux, pki
 }

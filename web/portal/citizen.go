@@ -540,6 +540,10 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 	detail := problemDetail(ans.body)
 	low := strings.ToLower(detail)
 	switch {
+	case problemType(ans.body) == problemIssuerExpiring:
+		// What is wrong and who must act, in the page's language; the
+		// detail (English) names the CA, its end and the command.
+		return v.t("err.issuer_expiring") + " (" + detail + ")"
 	case strings.Contains(low, "locked"):
 		return v.t("err.pin_locked")
 	case strings.Contains(low, "wrong pin") || strings.Contains(low, "pin is wrong") || strings.Contains(low, "incorrect pin"):

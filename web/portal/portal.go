@@ -465,6 +465,23 @@ func (v *view) call(who *auth.Principal, method, path, ctype string, body io.Rea
 	return &apiAnswer{status: rec.status, header: rec.h, body: rec.buf.Bytes()}, nil
 }
 
+// problemIssuerExpiring is the problem type of the CA's answer when the
+// issuing CA is too close to the end of its validity to issue the profile
+// (ca.ProblemIssuerExpiring).
+const problemIssuerExpiring = "urn:thiqa:problem:issuing-ca-expiring"
+
+// problemType returns the type of an RFC 9457 answer, "" when the body is
+// not one or has none.
+func problemType(body []byte) string {
+	var pd struct {
+		Type string `json:"type"`
+	}
+	if err := jsonUnmarshal(body, &pd); err != nil {
+		return ""
+	}
+	return pd.Type
+}
+
 // problemDetail returns the detail of an RFC 9457 answer (its title when
 // there is no detail), "" when the body is not one.
 func problemDetail(body []byte) string {

@@ -56,6 +56,8 @@ type fixture struct {
 	calls []string
 	// recheck is what Options.Recheck answers for every session.
 	recheck error
+	// answer, when set, answers the API calls instead of the default.
+	answer http.HandlerFunc
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -69,6 +71,10 @@ func newFixture(t testing.TB) *fixture {
 			t.Errorf("the portal sent an Authorization header to %s", r.URL.Path)
 		}
 		f.calls = append(f.calls, r.Method+" "+r.URL.Path+" as "+who)
+		if f.answer != nil {
+			f.answer(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"credentialIDs":[],"credentialInfos":[]}`))
 	})
