@@ -239,3 +239,47 @@ func TestDelegatedResponderOnline(t *testing.T) {
 		t.Fatalf("no usable source: %s (asked %q)", summary(rep), f.asked)
 	}
 }
+
+// B-LT needs, for an OCSP response by a delegated responder without
+// id-pkix-ocsp-nocheck, the revocation information of the responder's
+// certificate too (EN 319 142-1 §6.3, RFC 6960 §4.2.2.2.1), from a source
+// that needs no check in turn, as validation takes it.
+func TestLTDelegatedResponder(t *testing.T) {
+	p := newTestPKI(t)
+	signed := p.signPDF(t, signOpts{timestamp: true})
+	checked, checkedKey := newResponder(t, p, 40, false, "")
+	noCheck, noCheckKey := newResponder(t, p, 41, true, "")
+	other, otherKey := newResponder(t, p, 45, false, "")
+	tsa := p.ocspFor(t, p.tsa)
+	leafBy := func(r *x509.Certificate, k *ecdsa.PrivateKey) []byte {
+		return ocspStatus(t, p, p.leaf, r, k, ocsp.Good, time.Time{})
+	}
+	cases := []struct {
+		name  string
+		ocsps [][]byte
+		level string
+	}{
+		{"nocheck responder", [][]byte{tsa, leafBy(noCheck, noCheckKey)}, "B-LT"},
+		{"responder without its status", [][]byte{tsa, leafBy(checked, checkedKey)}, "B-T"},
+		{"responder with the CA's OCSP on it", [][]byte{tsa, leafBy(checked, checkedKey), ocspStatus(t, p, checked, nil, nil, ocsp.Good, time.Time{})}, "B-LT"},
+		{"responder with a nocheck responder's OCSP on it", [][]byte{tsa, leafBy(checked, checkedKey), ocspStatus(t, p, checked, noCheck, noCheckKey, ocsp.Good, time.Time{})}, "B-LT"},
+		{"responder vouching for itself", [][]byte{tsa, leafBy(checked, checkedKey), ocspStatus(t, p, checked, checked, checkedKey, ocsp.Good, time.Time{})}, "B-T"},
+		{"responder vouched for by a responder needing a check", [][]byte{tsa, leafBy(checked, checkedKey),
+			ocspStatus(t, p, checked, other, otherKey, ocsp.Good, time.Time{}), ocspStatus(t, p, other, nil, nil, ocsp.Good, time.Time{})}, "B-T"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pdf := addDSSWithCRLs(append([]byte{}, signed...), tc.ocsps, nil, []*x509.Certificate{p.root})
+			rep := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}}, pdf)
+			s := rep.Signatures[0]
+			if s.Level != tc.level || tc.level == "B-LT" && s.Indication != report.TotalPassed {
+				t.Fatalf("want %s: %s", tc.level, summary(rep))
+			}
+		})
+	}
+	// A CRL of the CA covers the signer whatever its OCSP responder.
+	pdf := addDSSWithCRLs(append([]byte{}, signed...), [][]byte{tsa, leafBy(checked, checkedKey)}, [][]byte{rootCRL(t, p)}, []*x509.Certificate{p.root})
+	if rep := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}}, pdf); rep.Signatures[0].Level != "B-LT" {
+		t.Fatalf("with the CA's CRL: %s", summary(rep))
+	}
+}

@@ -469,9 +469,10 @@ const maxLTDepth = 16
 // covers reports whether revocation values are available for every
 // certificate of cert's path (issuers found in pool or among anchors) below
 // a trust anchor or a self-signed root, id-pkix-ocsp-nocheck certificates
-// excepted: the B-LT condition of EN 319 142-1 §6.3 (validation data for
-// the whole path, as EU DSS checks it), independent of whether the
-// information says good.
+// excepted, and for the certificate of a delegated OCSP responder without
+// id-pkix-ocsp-nocheck that answered for one of them (hasInfo): the B-LT
+// condition of EN 319 142-1 §6.3 (validation data for the whole path, as
+// EU DSS checks it), independent of whether the information says good.
 func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.Certificate) bool {
 	isAnchor := func(c *x509.Certificate) bool {
 		for _, a := range anchors {
@@ -494,7 +495,7 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.C
 				break
 			}
 		}
-		if issuer == nil || !rd.hasInfo(c, issuer) {
+		if issuer == nil || !rd.hasInfo(c, issuer, false) {
 			return false
 		}
 		c = issuer
@@ -502,12 +503,29 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.C
 	return false
 }
 
-func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
+// hasInfo reports whether the values at hand hold revocation information
+// for c, issued by issuer: a CRL of issuer (even one that could not be
+// read), or an OCSP response on c signed by the CA itself, by a delegated
+// responder with id-pkix-ocsp-nocheck, or by a delegated responder without
+// it whose own revocation information is at hand too (RFC 6960
+// §4.2.2.2.1, EN 319 142-1 §6.3: the data needed to validate the
+// responder's certificate). As in validation, a responder's information
+// comes from a CRL, from the CA or from a responder that needs no check;
+// forResponder says c is such a responder.
+func (rd *revocationData) hasInfo(c, issuer *x509.Certificate, forResponder bool) bool {
 	if hasNoCheck(c) {
 		return true
 	}
 	for _, der := range rd.ocsps {
-		if resp, err := rd.parseOCSP(der, c, issuer); err == nil && resp.SerialNumber != nil && resp.SerialNumber.Cmp(c.SerialNumber) == 0 {
+		resp, err := rd.parseOCSP(der, c, issuer)
+		if err != nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(c.SerialNumber) != 0 {
+			continue
+		}
+		r, ok := delegatedResponder(resp, issuer)
+		if !ok {
+			continue
+		}
+		if r == nil || hasNoCheck(r) || !forResponder && rd.hasInfo(r, issuer, true) {
 			return true
 		}
 	}
