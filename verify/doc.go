@@ -53,9 +53,10 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 // applyLevels computes the PAdES level each signature reaches: B-B (valid
 // CMS), B-T (a valid signature timestamp or a later valid document
 // timestamp), B-LT (revocation values for every certificate of the signer's
-// and the TSAs' paths below the trust anchor, in a DSS added after it or,
-// for adbe.pkcs7.detached, embedded), B-LTA (a valid document timestamp
-// after the DSS).
+// and the TSAs' paths below the trust anchor, and for the delegated OCSP
+// responders without id-pkix-ocsp-nocheck that answered for them, in a DSS
+// added after it or, for adbe.pkcs7.detached, embedded), B-LTA (a valid
+// document timestamp after the DSS).
 func (v *Verifier) applyLevels(dc *docContext, rep *report.Report) {
 	for i := range rep.Signatures {
 		s := &rep.Signatures[i]

@@ -23,10 +23,16 @@ import (
 // responder when not empty.
 func newResponder(t *testing.T, p *testPKI, serial int64, noCheck bool, ocspURL string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	now := time.Now()
+	return newResponderValid(t, p, serial, noCheck, ocspURL, now.Add(-time.Hour), now.Add(12*time.Hour))
+}
+
+// newResponderValid is newResponder with the given validity period.
+func newResponderValid(t *testing.T, p *testPKI, serial int64, noCheck bool, ocspURL string, notBefore, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "Test OCSP Responder", Country: []string{"OM"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(12 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		NotBefore: notBefore, NotAfter: notAfter, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}, SubjectKeyId: []byte{byte(serial), 7, 7}}
 	if noCheck {
 		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidOCSPNoCheck, Value: []byte{0x05, 0x00}}}
@@ -125,6 +131,52 @@ func TestDelegatedResponderStatus(t *testing.T) {
 	}
 }
 
+// A delegated responder's certificate must be valid when the response is
+// produced (RFC 6960 §4.2.2.2; ocsp.ParseResponseForCert does not check
+// it): one that had expired, or was not yet valid, makes the response
+// unusable, with or without id-pkix-ocsp-nocheck and whatever its status.
+// ocsp.CreateResponse sets producedAt to the current minute.
+func TestDelegatedResponderValidity(t *testing.T) {
+	p := newTestPKI(t)
+	signed := p.signPDF(t, signOpts{})
+	now := time.Now()
+	expired, expiredKey := newResponderValid(t, p, 42, true, "", now.Add(-2*time.Hour), now.Add(-2*time.Minute))
+	early, earlyKey := newResponderValid(t, p, 43, true, "", now.Add(2*time.Minute), now.Add(12*time.Hour))
+	expiredChecked, expiredCheckedKey := newResponderValid(t, p, 44, false, "", now.Add(-2*time.Hour), now.Add(-2*time.Minute))
+	leafBy := func(r *x509.Certificate, k *ecdsa.PrivateKey) []byte {
+		return ocspStatus(t, p, p.leaf, r, k, ocsp.Good, time.Time{})
+	}
+	const notValid = `the OCSP response for "SERIALNUMBER=IDCOM-12345678,CN=Citizen One,C=OM" is not used: its responder's certificate "CN=Test OCSP Responder,C=OM" was not valid at `
+	cases := []struct {
+		name        string
+		ocsps, crls [][]byte
+		want        report.SubIndication // "" for TOTAL-PASSED
+	}{
+		{"expired nocheck responder", [][]byte{leafBy(expired, expiredKey)}, nil, report.TryLater},
+		{"nocheck responder not yet valid", [][]byte{leafBy(early, earlyKey)}, nil, report.TryLater},
+		{"expired responder of good status", [][]byte{leafBy(expiredChecked, expiredCheckedKey),
+			ocspStatus(t, p, expiredChecked, nil, nil, ocsp.Good, time.Time{})}, nil, report.TryLater},
+		// The signer's status then comes from the CA's CRL.
+		{"expired responder, signer on the CRL", [][]byte{leafBy(expired, expiredKey)}, [][]byte{rootCRL(t, p)}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pdf := addDSSWithCRLs(append([]byte{}, signed...), tc.ocsps, tc.crls, []*x509.Certificate{p.root})
+			rep := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}}, pdf)
+			s := rep.Signatures[0]
+			if tc.want == "" && s.Indication != report.TotalPassed || tc.want != "" && (s.Indication != report.Indeterminate || s.SubIndication != tc.want) {
+				t.Fatalf("want %q: %s", tc.want, summary(rep))
+			}
+			if text := strings.Join(s.Warnings, "\n"); !strings.Contains(text, notValid) {
+				t.Fatalf("warnings, want %q:\n%s", notValid, text)
+			}
+			if tc.want != "" && !strings.Contains(strings.Join(s.Errors, "\n"), "was not valid at") {
+				t.Fatalf("the error does not name the responder's validity: %q", s.Errors)
+			}
+		})
+	}
+}
+
 // stubFetcher answers online fetches with fixed values by certificate.
 type stubFetcher struct {
 	ocsp  map[string][]byte // by subject common name
@@ -185,5 +237,49 @@ func TestDelegatedResponderOnline(t *testing.T) {
 	f.crl, f.asked = nil, nil
 	if rep := verifyBytes(t, opts(f), pdf); rep.Signatures[0].SubIndication != report.TryLater {
 		t.Fatalf("no usable source: %s (asked %q)", summary(rep), f.asked)
+	}
+}
+
+// B-LT needs, for an OCSP response by a delegated responder without
+// id-pkix-ocsp-nocheck, the revocation information of the responder's
+// certificate too (EN 319 142-1 §6.3, RFC 6960 §4.2.2.2.1), from a source
+// that needs no check in turn, as validation takes it.
+func TestLTDelegatedResponder(t *testing.T) {
+	p := newTestPKI(t)
+	signed := p.signPDF(t, signOpts{timestamp: true})
+	checked, checkedKey := newResponder(t, p, 40, false, "")
+	noCheck, noCheckKey := newResponder(t, p, 41, true, "")
+	other, otherKey := newResponder(t, p, 45, false, "")
+	tsa := p.ocspFor(t, p.tsa)
+	leafBy := func(r *x509.Certificate, k *ecdsa.PrivateKey) []byte {
+		return ocspStatus(t, p, p.leaf, r, k, ocsp.Good, time.Time{})
+	}
+	cases := []struct {
+		name  string
+		ocsps [][]byte
+		level string
+	}{
+		{"nocheck responder", [][]byte{tsa, leafBy(noCheck, noCheckKey)}, "B-LT"},
+		{"responder without its status", [][]byte{tsa, leafBy(checked, checkedKey)}, "B-T"},
+		{"responder with the CA's OCSP on it", [][]byte{tsa, leafBy(checked, checkedKey), ocspStatus(t, p, checked, nil, nil, ocsp.Good, time.Time{})}, "B-LT"},
+		{"responder with a nocheck responder's OCSP on it", [][]byte{tsa, leafBy(checked, checkedKey), ocspStatus(t, p, checked, noCheck, noCheckKey, ocsp.Good, time.Time{})}, "B-LT"},
+		{"responder vouching for itself", [][]byte{tsa, leafBy(checked, checkedKey), ocspStatus(t, p, checked, checked, checkedKey, ocsp.Good, time.Time{})}, "B-T"},
+		{"responder vouched for by a responder needing a check", [][]byte{tsa, leafBy(checked, checkedKey),
+			ocspStatus(t, p, checked, other, otherKey, ocsp.Good, time.Time{}), ocspStatus(t, p, other, nil, nil, ocsp.Good, time.Time{})}, "B-T"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pdf := addDSSWithCRLs(append([]byte{}, signed...), tc.ocsps, nil, []*x509.Certificate{p.root})
+			rep := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}}, pdf)
+			s := rep.Signatures[0]
+			if s.Level != tc.level || tc.level == "B-LT" && s.Indication != report.TotalPassed {
+				t.Fatalf("want %s: %s", tc.level, summary(rep))
+			}
+		})
+	}
+	// A CRL of the CA covers the signer whatever its OCSP responder.
+	pdf := addDSSWithCRLs(append([]byte{}, signed...), [][]byte{tsa, leafBy(checked, checkedKey)}, [][]byte{rootCRL(t, p)}, []*x509.Certificate{p.root})
+	if rep := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}}, pdf); rep.Signatures[0].Level != "B-LT" {
+		t.Fatalf("with the CA's CRL: %s", summary(rep))
 	}
 }

@@ -324,8 +324,8 @@ func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
 
 // check finds the status of chain[i] (c, issued by issuer) at time at in
 // the OCSP responses and CRLs at hand; refused says an OCSP response for
-// it was set aside because its responder's certificate is revoked or of
-// unknown status.
+// it was set aside because its responder's certificate was not valid when
+// the response was produced, is revoked or is of unknown status.
 func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certificate, i int, at time.Time, v *path.Validator) (res *path.Error, refused bool) {
 	var stale, unusable *path.Error
 	for _, der := range rd.ocsps {
@@ -333,16 +333,9 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		if err != nil || resp == nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(c.SerialNumber) != 0 {
 			continue
 		}
-		var delegated *x509.Certificate
-		if resp.Certificate != nil && !resp.Certificate.Equal(issuer) {
-			// Delegated responder: issued by the CA, for OCSP signing.
-			if err := path.ExtKeyUsage(resp.Certificate, []string{"OCSPSigning"}); err != nil || len(resp.Certificate.ExtKeyUsage) == 0 {
-				continue
-			}
-			if !bytes.Equal(resp.Certificate.RawIssuer, issuer.RawSubject) {
-				continue
-			}
-			delegated = resp.Certificate
+		delegated, ok := delegatedResponder(resp, issuer)
+		if !ok {
+			continue
 		}
 		if !rd.fresh(resp.ThisUpdate, resp.NextUpdate, at) {
 			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "OCSP response not fresh enough"}
@@ -405,16 +398,44 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 	return errNoInfo, false
 }
 
+// delegatedResponder returns the delegated responder certificate that
+// signed resp, an OCSP response on a certificate issued by issuer (nil
+// when the CA signed it itself); ok is false when resp names a responder
+// certificate that cannot answer for issuer's certificates: one the CA
+// did not issue, or without the OCSPSigning extended key usage (RFC 6960
+// §4.2.2.2).
+func delegatedResponder(resp *ocsp.Response, issuer *x509.Certificate) (r *x509.Certificate, ok bool) {
+	if resp.Certificate == nil || resp.Certificate.Equal(issuer) {
+		return nil, true
+	}
+	if err := path.ExtKeyUsage(resp.Certificate, []string{"OCSPSigning"}); err != nil || len(resp.Certificate.ExtKeyUsage) == 0 {
+		return nil, false
+	}
+	if !bytes.Equal(resp.Certificate.RawIssuer, issuer.RawSubject) {
+		return nil, false
+	}
+	return resp.Certificate, true
+}
+
 // responderStatus checks the certificate of the delegated responder r
-// that answered for chain[i] (c) in a response produced at produced, as
-// RFC 6960 §4.2.2.2.1 asks of a responder certificate without
-// id-pkix-ocsp-nocheck: like any certificate, with the CRLs and OCSP
-// responses at hand or fetched, at the validation time or, when later,
-// the time the response was produced. A revoked responder, or one whose
-// status is unknown (under the default policy), makes its responses
-// unusable: it returns the TRY_LATER error saying why, and warns; the
-// status of c must then come from elsewhere (EN 319 102-1 §5.2.6).
+// that answered for chain[i] (c) in a response produced at produced.
+// First its validity period: a responder certificate that had expired or
+// was not yet valid when the response was produced cannot vouch for it
+// (RFC 6960 §4.2.2.2, EN 319 102-1), nocheck or not. Then, as RFC 6960
+// §4.2.2.2.1 asks of a responder certificate without id-pkix-ocsp-nocheck,
+// its status: like any certificate's, with the CRLs and OCSP responses at
+// hand or fetched, at the validation time or, when later, the time the
+// response was produced. A responder out of its validity period, revoked,
+// or whose status is unknown (under the default policy), makes its
+// responses unusable: it returns the TRY_LATER error saying why, and
+// warns; the status of c must then come from elsewhere (EN 319 102-1
+// §5.2.6).
 func (rd *revocationData) responderStatus(r, c *x509.Certificate, chain []*x509.Certificate, i int, at, produced time.Time, v *path.Validator) *path.Error {
+	if produced.Before(r.NotBefore) || produced.After(r.NotAfter) {
+		p := produced.UTC().Format(time.RFC3339)
+		rd.warn("the OCSP response for %q is not used: its responder's certificate %q was not valid at %s, when the response was produced", c.Subject.String(), r.Subject.String(), p)
+		return &path.Error{Sub: path.TryLater, Index: i, Msg: fmt.Sprintf("the OCSP responder's certificate %q was not valid at %s, when the response was produced", r.Subject.String(), p)}
+	}
 	if hasNoCheck(r) {
 		return nil
 	}
@@ -448,9 +469,10 @@ const maxLTDepth = 16
 // covers reports whether revocation values are available for every
 // certificate of cert's path (issuers found in pool or among anchors) below
 // a trust anchor or a self-signed root, id-pkix-ocsp-nocheck certificates
-// excepted: the B-LT condition of EN 319 142-1 §6.3 (validation data for
-// the whole path, as EU DSS checks it), independent of whether the
-// information says good.
+// excepted, and for the certificate of a delegated OCSP responder without
+// id-pkix-ocsp-nocheck that answered for one of them (hasInfo): the B-LT
+// condition of EN 319 142-1 §6.3 (validation data for the whole path, as
+// EU DSS checks it), independent of whether the information says good.
 func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.Certificate) bool {
 	isAnchor := func(c *x509.Certificate) bool {
 		for _, a := range anchors {
@@ -473,7 +495,7 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.C
 				break
 			}
 		}
-		if issuer == nil || !rd.hasInfo(c, issuer) {
+		if issuer == nil || !rd.hasInfo(c, issuer, false) {
 			return false
 		}
 		c = issuer
@@ -481,12 +503,29 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.C
 	return false
 }
 
-func (rd *revocationData) hasInfo(c, issuer *x509.Certificate) bool {
+// hasInfo reports whether the values at hand hold revocation information
+// for c, issued by issuer: a CRL of issuer (even one that could not be
+// read), or an OCSP response on c signed by the CA itself, by a delegated
+// responder with id-pkix-ocsp-nocheck, or by a delegated responder without
+// it whose own revocation information is at hand too (RFC 6960
+// §4.2.2.2.1, EN 319 142-1 §6.3: the data needed to validate the
+// responder's certificate). As in validation, a responder's information
+// comes from a CRL, from the CA or from a responder that needs no check;
+// forResponder says c is such a responder.
+func (rd *revocationData) hasInfo(c, issuer *x509.Certificate, forResponder bool) bool {
 	if hasNoCheck(c) {
 		return true
 	}
 	for _, der := range rd.ocsps {
-		if resp, err := rd.parseOCSP(der, c, issuer); err == nil && resp.SerialNumber != nil && resp.SerialNumber.Cmp(c.SerialNumber) == 0 {
+		resp, err := rd.parseOCSP(der, c, issuer)
+		if err != nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(c.SerialNumber) != 0 {
+			continue
+		}
+		r, ok := delegatedResponder(resp, issuer)
+		if !ok {
+			continue
+		}
+		if r == nil || hasNoCheck(r) || !forResponder && rd.hasInfo(r, issuer, true) {
 			return true
 		}
 	}
