@@ -85,7 +85,7 @@ func (t *Token) runBounded(ctx context.Context, fn func(*session) error) (uint64
 		t.pool.leave(t.m)
 		return c.gen, c.err
 	}
-	t.abandon(c)
+	t.abandon(c, !errors.Is(ctx.Err(), context.Canceled))
 	return 0, t.timeoutErr(ctx, c.start)
 }
 
@@ -123,13 +123,17 @@ func (t *Token) timeoutErr(ctx context.Context, start time.Time) error {
 	return outage.Mark(err)
 }
 
-// abandon counts c among the calls running without a caller.
-func (t *Token) abandon(c *call) {
+// abandon counts c among the calls running without a caller, and among
+// the timeouts when its deadline passed (timedOut): a caller that left
+// (cancelled) is no token that failed to answer in time.
+func (t *Token) abandon(c *call, timedOut bool) {
 	t.hungMu.Lock()
 	t.hung[c] = struct{}{}
 	t.hungMu.Unlock()
 	if t.m != nil {
-		t.m.timeouts.Inc()
+		if timedOut {
+			t.m.timeouts.Inc()
+		}
 		t.m.outstanding.Inc()
 	}
 	t.log.Warn("hsm call abandoned: the token did not answer before the deadline", "running", time.Since(c.start).Round(time.Millisecond))

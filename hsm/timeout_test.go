@@ -139,9 +139,11 @@ func TestCallTimeoutHungSign(t *testing.T) {
 
 // TestCallTimeoutCallerDeadline: SignContext ends at the caller's deadline
 // when it is earlier than the call timeout; a caller that cancels gets its
-// cancellation, unmarked.
+// cancellation, unmarked, and is no timeout in thiqa_hsm_call_timeouts_total
+// (a client that hangs up is no stalled token), though its call is
+// outstanding as well.
 func TestCallTimeoutCallerDeadline(t *testing.T) {
-	tok := newTestToken(t, Config{PoolSize: 2, CallTimeout: time.Minute})
+	tok := newTestToken(t, Config{PoolSize: 2, CallTimeout: time.Minute, Registerer: newRegistry()})
 	sg, err := tok.GenerateKey(context.Background(), "ec", ECP256)
 	if err != nil {
 		t.Fatal(err)
@@ -169,6 +171,12 @@ func TestCallTimeoutCallerDeadline(t *testing.T) {
 	_, err = sg.SignContext(cctx, testDigest[:], cryptoSHA256)
 	if !errors.Is(err, context.Canceled) || outage.Is(err) {
 		t.Fatalf("hung SignContext cancelled by the caller: %v (marked %v)", err, outage.Is(err))
+	}
+	if v := testutil.ToFloat64(tok.m.timeouts); v != 1 {
+		t.Errorf("thiqa_hsm_call_timeouts_total = %v after a deadline and a cancellation, want 1", v)
+	}
+	if v := testutil.ToFloat64(tok.m.outstanding); v != 2 {
+		t.Errorf("thiqa_hsm_calls_outstanding = %v, want 2", v)
 	}
 	// Both sessions are held by hung calls: no session is usable. (The
 	// readiness check bounds Ping by 3s.)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,9 +85,13 @@ func (v *Verifier) Register(mux Mux, o RouteOptions) error {
 		Name: "thiqa_verify_in_flight",
 		Help: "Verifications of POST /api/v1/verify running now (at most verify.maxConcurrent).",
 	}, func() float64 { return float64(overall.InFlight()) })
+	// Exported at zero from the start: the first refusals are an increase
+	// an alert sees, and the busy share (ThiqaVerifyBusy) has its
+	// denominator before the first request.
 	for _, l := range []string{limitClient, limitOverall} {
 		busy.WithLabelValues(l)
 	}
+	requests.WithLabelValues(strconv.Itoa(http.StatusOK))
 	if o.Registerer != nil {
 		for _, c := range []prometheus.Collector{requests, busy, running} {
 			if err := o.Registerer.Register(c); err != nil {

@@ -38,3 +38,22 @@ thiqa_verify_requests_total{code="429"} 1
 		t.Fatal("the metric was registered twice")
 	}
 }
+
+// TestRegisterExportsRequestsFromTheStart: before the first request,
+// thiqa_verify_requests_total is exported at zero, so that the share of
+// busy refusals (alert ThiqaVerifyBusy) has a denominator from the start
+// and the first requests are an increase, not a new series.
+func TestRegisterExportsRequestsFromTheStart(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := New(Options{Revocation: RevocationIgnored}).Register(http.NewServeMux(), RouteOptions{MaxUploadBytes: 1 << 20, RatePerSecond: 1, Burst: 1, Registerer: reg}); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+# HELP thiqa_verify_requests_total POST /api/v1/verify requests by HTTP status (200: a report, 413: too large, 429: rate-limited).
+# TYPE thiqa_verify_requests_total counter
+thiqa_verify_requests_total{code="200"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "thiqa_verify_requests_total"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -75,9 +75,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, sig: sig, log: c.Logger, requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "thiqa_cmp_requests_total", Help: "CMP requests by body type and outcome (the failInfo of a refusal).",
-	}, []string{"body", "outcome"})}
+	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
