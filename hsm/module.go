@@ -117,6 +117,9 @@ type Token struct {
 	// testHookSign, when set (tests only, before any signature), runs in
 	// every signing call before the token is asked: a call that hangs.
 	testHookSign func(*session)
+	// testHookAbandoned, when set (tests only), runs in a caller that has
+	// just given up on its call, before it counts the call as hung.
+	testHookAbandoned func()
 
 	// Session copies (sessioncopy.go): copiedLabels are the labels of keys
 	// signing with copies; copyDeleted lists, in order, those DeleteKey

@@ -51,9 +51,14 @@ const (
 type call struct {
 	state atomic.Int32
 	done  chan struct{} // closed when gen and err are set (not abandoned)
-	start time.Time
-	gen   uint64
-	err   error
+	// counted is closed by abandon once the call is among the hung ones:
+	// the goroutine of an abandoned call waits for it before it forgets
+	// the call, so the two never interleave the other way round (which
+	// would leave the call counted as hung for ever, and Ping failing).
+	counted chan struct{}
+	start   time.Time
+	gen     uint64
+	err     error
 }
 
 // withCallTimeout bounds ctx by the call timeout (the earlier deadline wins).
@@ -72,7 +77,7 @@ func (t *Token) runBounded(ctx context.Context, fn func(*session) error) (uint64
 		t.pool.leave(t.m)
 		return gen, err
 	}
-	c := &call{done: make(chan struct{}), start: time.Now()}
+	c := &call{done: make(chan struct{}), counted: make(chan struct{}), start: time.Now()}
 	go t.runCall(c, fn)
 	select {
 	case <-c.done:
@@ -84,6 +89,9 @@ func (t *Token) runBounded(ctx context.Context, fn func(*session) error) (uint64
 		<-c.done // it finished as the deadline passed: take its result
 		t.pool.leave(t.m)
 		return c.gen, c.err
+	}
+	if h := t.testHookAbandoned; h != nil {
+		h()
 	}
 	t.abandon(c, !errors.Is(ctx.Err(), context.Canceled))
 	return 0, t.timeoutErr(ctx, c.start)
@@ -98,8 +106,10 @@ func (t *Token) runCall(c *call, fn func(*session) error) {
 		return
 	}
 	// Abandoned: run has closed or dropped the session; the slot and the
-	// count of outstanding calls are ours to give back.
+	// count of outstanding calls are ours to give back, once the caller
+	// has counted the call (abandon follows its CAS at once).
 	t.pool.leave(t.m)
+	<-c.counted
 	t.returned(c, err)
 }
 
@@ -136,6 +146,7 @@ func (t *Token) abandon(c *call, timedOut bool) {
 		}
 		t.m.outstanding.Inc()
 	}
+	close(c.counted)
 	t.log.Warn("hsm call abandoned: the token did not answer before the deadline", "running", time.Since(c.start).Round(time.Millisecond))
 }
 

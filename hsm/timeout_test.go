@@ -269,3 +269,41 @@ func TestCallTimeoutClose(t *testing.T) {
 		t.Fatalf("Sign after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestCallReturnsAsItIsAbandoned: a hung call that returns just as its
+// caller gives up (between the caller's decision and its counting the call
+// as hung) is still forgotten once: nothing stays counted as hung, and
+// Ping (so /readyz) keeps working after the call timeout.
+func TestCallReturnsAsItIsAbandoned(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	reg := newRegistry()
+	tok := newTestToken(t, Config{PoolSize: 2, CallTimeout: timeout, Registerer: reg})
+	ctx := context.Background()
+	sg, err := tok.GenerateKey(ctx, "ec", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hangSigning(t, tok)
+	mustSignVerify(t, sg)
+	tok.testHookAbandoned = func() {
+		// The call returns now, and has every chance to finish before
+		// the caller counts it.
+		h.releaseAll()
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.armed.Store(true)
+	if _, err := sg.Sign(nil, testDigest[:], cryptoSHA256); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("hung Sign: %v, want ErrTimeout", err)
+	}
+	h.armed.Store(false)
+	tok.testHookAbandoned = nil
+	waitOutstanding(t, tok, 0)
+	if v := testutil.ToFloat64(tok.m.outstanding); v != 0 {
+		t.Errorf("thiqa_hsm_calls_outstanding = %v, want 0", v)
+	}
+	time.Sleep(timeout + 50*time.Millisecond)
+	if err := tok.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the call returned: %v", err)
+	}
+	mustSignVerify(t, sg)
+}
