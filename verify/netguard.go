@@ -176,8 +176,18 @@ func guardedClient(timeout time.Duration, allowed []string, proxy *httpproxy.Con
 
 	tr.Proxy = func(req *http.Request) (*url.URL, error) {
 		p, err := proxyFor(req.URL)
-		if err != nil || p == nil {
-			return p, err
+		if err != nil {
+			return nil, err
+		}
+		if p == nil {
+			// A direct request: the dialler lets a proxy's address through
+			// unchecked, so a URL naming the proxy itself (not sent
+			// through it: NO_PROXY, or the other scheme's proxy) would
+			// reach it; refuse unless it is an allowed host.
+			if hp, err := HostOfURL(req.URL.String()); err == nil && proxyHosts[hp] && !allow[hp] {
+				return nil, ErrAddressNotAllowed
+			}
+			return nil, nil
 		}
 		if err := destinationAllowed(req.Context(), req.URL, allow, lookup); err != nil {
 			return nil, err

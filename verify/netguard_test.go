@@ -158,6 +158,15 @@ func TestGuardedClientProxy(t *testing.T) {
 	if _, err := c.Get("http://intranet.example.net/x"); !errors.Is(err, ErrAddressNotAllowed) {
 		t.Errorf("a name resolving to 10.9.8.7: %v, want ErrAddressNotAllowed", err)
 	}
+	// The proxy's own address, asked directly (its host is in NO_PROXY),
+	// is refused: the proxy is reachable only as the proxy.
+	direct := &httpproxy.Config{HTTPProxy: proxy.URL, NoProxy: "127.0.0.1"}
+	if _, err := guardedClient(5*time.Second, nil, direct, noDNS).Get(proxy.URL + "/admin"); !errors.Is(err, ErrAddressNotAllowed) {
+		t.Errorf("GET the proxy itself, directly: %v, want ErrAddressNotAllowed", err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the proxy got %d requests, want 1", n)
+	}
 	// An allowed host goes through the proxy whatever it resolves to.
 	c = guardedClient(5*time.Second, []string{"intranet.example.net:80"}, cfg, lookup)
 	if resp, err := c.Get("http://intranet.example.net/x"); err != nil {
