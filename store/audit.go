@@ -33,21 +33,46 @@ var _ audit.Store = (*DB)(nil)
 // instance moved the head meanwhile, nothing is written and the locked path
 // runs (seal is called again with the real head).
 func (db *DB) AppendAuditRecords(ctx context.Context, seal func(audit.Head) ([]audit.Record, error)) error {
+	// unsure is the tail of an earlier attempt whose COMMIT lost its
+	// connection and that a read-back did not find: it may still be
+	// committing (a server waiting for its synchronous standby), so the
+	// locked path looks again under the head's lock before writing.
+	var unsure audit.Head
 	if db.dialect == DriverPostgres {
 		if h, ok := db.auditHeadHint(); ok {
-			done, err := db.appendAuditIfHead(ctx, h, seal)
+			done, err := db.appendAuditIfHead(ctx, h, seal, &unsure)
 			if done || err != nil {
 				return err
 			}
 		}
 	}
+	return db.appendAuditLocked(ctx, seal, unsure)
+}
+
+// appendAuditLocked is AppendAuditRecords's locked path: seal at the head
+// read under its lock, write, move the head. unsure (zero if none) is the
+// tail of an earlier attempt whose outcome is unknown: found under the
+// lock, it is that attempt's records, and nothing more is written.
+func (db *DB) appendAuditLocked(ctx context.Context, seal func(audit.Head) ([]audit.Record, error), unsure audit.Head) error {
 	for attempt := 1; ; attempt++ {
 		var last audit.Head
+		already := false
 		err := db.writeTx(ctx, func(t *txn) error {
-			last = audit.Head{}
+			last, already = audit.Head{}, false
 			var h audit.Head
 			if err := t.auditStmt(ctx, db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
 				return mapErr("store: reading the audit head", err)
+			}
+			if unsure.Hash != nil && h.Seq >= unsure.Seq {
+				var hash []byte
+				err := t.queryRow(ctx, "SELECT hash FROM audit_log WHERE seq = ?", unsure.Seq).Scan(&hash)
+				if err != nil && !errors.Is(err, sql.ErrNoRows) {
+					return mapErr("store: reading back an audit record", err)
+				}
+				if bytes.Equal(hash, unsure.Hash) {
+					already = true // the earlier attempt was committed after all
+					return nil
+				}
 			}
 			recs, err := seal(h)
 			if err != nil {
@@ -73,6 +98,10 @@ func (db *DB) AppendAuditRecords(ctx context.Context, seal func(audit.Head) ([]a
 			last = audit.Head{Seq: tail.Seq, Hash: tail.Hash}
 			return nil
 		})
+		if err == nil && already {
+			db.setAuditHeadHint(unsure)
+			return nil
+		}
 		if errors.Is(err, ErrOutcomeUnknown) && last.Hash != nil {
 			// The connection was lost during COMMIT: look whether the
 			// records are there, and write them (sealed afresh) if not.
@@ -80,6 +109,7 @@ func (db *DB) AppendAuditRecords(ctx context.Context, seal func(audit.Head) ([]a
 			if written, err = db.auditRecorded(ctx, last, err); written {
 				err = nil
 			} else if err == nil && attempt < maxTxAttempts {
+				unsure = last
 				continue
 			}
 		}
@@ -135,7 +165,9 @@ const maxSingleStatementRecords = 1000
 // presumed head h, then in one statement move the head from h to the last
 // record and insert the records, or do neither if the head is no longer h.
 // done is false (with a nil error) when the head had moved.
-func (db *DB) appendAuditIfHead(ctx context.Context, h audit.Head, seal func(audit.Head) ([]audit.Record, error)) (done bool, err error) {
+// When the statement lost its connection and a read-back did not find the
+// records, *unsure is set to their tail for the locked path to look again.
+func (db *DB) appendAuditIfHead(ctx context.Context, h audit.Head, seal func(audit.Head) ([]audit.Record, error), unsure *audit.Head) (done bool, err error) {
 	recs, err := seal(h)
 	if err != nil {
 		return false, err
@@ -175,6 +207,8 @@ SELECT v.* FROM (VALUES `)
 		written, rerr := db.auditRecorded(ctx, audit.Head{Seq: last.Seq, Hash: last.Hash}, err)
 		if written {
 			db.setAuditHeadHint(audit.Head{Seq: last.Seq, Hash: last.Hash})
+		} else if rerr == nil {
+			*unsure = audit.Head{Seq: last.Seq, Hash: last.Hash}
 		}
 		return written, rerr
 	}

@@ -158,3 +158,46 @@ func TestIssuanceConnectionsTerminated(t *testing.T) {
 		t.Errorf("%d certificate rows (%v), want 2", n, err)
 	}
 }
+
+// TestAuditUnsureAppendFoundUnderTheLock: an append whose COMMIT lost its
+// connection and that a read-back did not find may still have been
+// committing (a primary waiting for its synchronous standby). The locked
+// path looks for it again under the head's lock: found, nothing more is
+// written (the events would otherwise be in the chain twice); not found
+// (another tail at that seq), the records are sealed and written.
+func TestAuditUnsureAppendFoundUnderTheLock(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			db := storetest.Open(t, d.NewConfig(t))
+			ctx := ctxT(t)
+			var first []audit.Record
+			if err := db.AppendAuditRecords(ctx, func(h audit.Head) ([]audit.Record, error) {
+				first = chain(h, 2)
+				return first, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			tail := first[len(first)-1]
+			sealed := 0
+			seal := func(h audit.Head) ([]audit.Record, error) { sealed++; return chain(h, 2), nil }
+			if err := db.AppendAuditLockedUnsure(ctx, seal, audit.Head{Seq: tail.Seq, Hash: tail.Hash}); err != nil {
+				t.Fatal(err)
+			}
+			if h, err := db.AuditHead(ctx); err != nil || h.Seq != tail.Seq || sealed != 0 {
+				t.Fatalf("an append found committed was written again: head %d (want %d), sealed %d times, %v", h.Seq, tail.Seq, sealed, err)
+			}
+			other := append([]byte(nil), tail.Hash...)
+			other[0] ^= 0xff
+			if err := db.AppendAuditLockedUnsure(ctx, seal, audit.Head{Seq: tail.Seq, Hash: other}); err != nil {
+				t.Fatal(err)
+			}
+			if h, err := db.AuditHead(ctx); err != nil || h.Seq != tail.Seq+2 || sealed != 1 {
+				t.Fatalf("an append not found was not written: head %d (want %d), sealed %d times, %v", h.Seq, tail.Seq+2, sealed, err)
+			}
+			rep, err := audit.Verify(ctx, db)
+			if err != nil || !rep.OK() || rep.Verified != 4 {
+				t.Fatalf("audit chain: %+v, %v", rep, err)
+			}
+		})
+	}
+}

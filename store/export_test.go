@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/thiqa/thiqa/internal/audit"
+)
 
 // ExecTx runs q (with ? placeholders) in a write transaction, for tests.
 func (db *DB) ExecTx(ctx context.Context, q string, args ...any) error {
@@ -65,4 +69,10 @@ func (db *DB) WriteTxCommitting(ctx context.Context, beforeCommit func()) error 
 		beforeCommit()
 		return nil
 	})
+}
+
+// AppendAuditLockedUnsure runs the locked audit append with unsure as the
+// tail of an earlier attempt whose outcome is unknown, for tests.
+func (db *DB) AppendAuditLockedUnsure(ctx context.Context, seal func(audit.Head) ([]audit.Record, error), unsure audit.Head) error {
+	return db.appendAuditLocked(ctx, seal, unsure)
 }
