@@ -118,19 +118,37 @@ func (t *Token) run(fn func(*session) error, c *call) (uint64, error) {
 		c.finish()
 		return gen, err
 	}
-	err = fn(s)
-	healthy := err == nil || faultReason(err) == ""
+	panicked, err := callSafely(fn, s)
+	healthy := !panicked && (err == nil || faultReason(err) == "")
 	switch {
 	case c.finish():
 		if healthy {
 			t.pool.put(s)
+		} else if panicked {
+			_ = t.p.CloseSession(s.h)
 		}
-	case healthy:
+	case healthy || panicked:
 		// A session whose call outlived its caller is not trusted
 		// again. One that faulted is dropped unclosed (see session).
 		_ = t.p.CloseSession(s.h)
 	}
 	return gen, err
+}
+
+// ErrPanicked is in the chain of the error of an operation whose code
+// panicked (in this package or the PKCS#11 wrapper). The operation runs on
+// a goroutine of its own (runBounded), where a panic would end the whole
+// process; it ends the operation instead, and its session is closed.
+var ErrPanicked = errors.New("hsm: the operation panicked")
+
+// callSafely runs fn(s), turning a panic into an error wrapping ErrPanicked.
+func callSafely(fn func(*session) error, s *session) (panicked bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			panicked, err = true, fmt.Errorf("%w: %v", ErrPanicked, r)
+		}
+	}()
+	return false, fn(s)
 }
 
 // recover rebuilds the token state after a fault seen in generation seen.

@@ -307,3 +307,37 @@ func TestCallReturnsAsItIsAbandoned(t *testing.T) {
 	}
 	mustSignVerify(t, sg)
 }
+
+// TestPanicEndsTheOperationNotTheProcess: code that panics during an
+// operation (which runs on a goroutine of its own, where a panic would end
+// the process) fails that operation with ErrPanicked, unmarked; its
+// session is closed, and the next operations sign.
+func TestPanicEndsTheOperationNotTheProcess(t *testing.T) {
+	tok := newTestToken(t, Config{PoolSize: 2, CallTimeout: 5 * time.Second, Registerer: newRegistry()})
+	ctx := context.Background()
+	sg, err := tok.GenerateKey(ctx, "ec", ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSignVerify(t, sg)
+	var panicked atomic.Bool
+	var hs pkcs11.SessionHandle
+	tok.testHookSign = func(s *session) {
+		if panicked.CompareAndSwap(false, true) {
+			hs = s.h
+			panic("boom")
+		}
+	}
+	if _, err := sg.Sign(nil, testDigest[:], cryptoSHA256); !errors.Is(err, ErrPanicked) || outage.Is(err) {
+		t.Fatalf("Sign that panicked: %v, want ErrPanicked, unmarked", err)
+	}
+	if _, err := tok.p.GetSessionInfo(hs); !isRV(err, pkcs11.CKR_SESSION_HANDLE_INVALID) {
+		t.Errorf("the session of the operation that panicked: %v, want it closed", err)
+	}
+	if got := tok.pool.inUse.Load(); got != 0 {
+		t.Errorf("%d sessions in use after the panic, want 0", got)
+	}
+	for range 5 {
+		mustSignVerify(t, sg)
+	}
+}
