@@ -92,10 +92,7 @@ const (
 func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
-	if status == http.StatusServiceUnavailable {
-		// Temporarily unable: tell the client when to try again.
-		w.Header().Set("Retry-After", problem.RetryAfterSeconds)
-	}
+	problem.RetryLater(w.Header(), status) // temporarily unable: when to try again
 	writeJSON(w, status, oauthError{Code: code, Description: desc})
 }
 

@@ -81,7 +81,7 @@ func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 			// RFC 3161 has no "try later": the body is a systemFailure,
 			// and the HTTP status tells clients and load balancers that
 			// the database or the unit key's token is down for now.
-			h.Set("Retry-After", problem.RetryAfterSeconds)
+			problem.RetryLater(h, http.StatusServiceUnavailable)
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_, _ = w.Write(resp)

@@ -237,11 +237,19 @@ func (p *Publisher) Trigger(ca string) {
 // triggers until ctx ends. Shared (Share), it first serves the CRLs stored,
 // signs only those due, and reads the store every SyncEvery.
 func (p *Publisher) Run(ctx context.Context) error {
+	// onTick publishes on the schedule and reports whether that covered
+	// the triggers waiting (a complete publication alone: its deltas).
+	var onTick func() bool
 	if p.shared != nil {
-		return p.runShared(ctx)
-	}
-	if err := p.PublishAll(ctx); err != nil {
-		p.log.ErrorContext(ctx, "initial CRL publication incomplete", "err", err)
+		wait := p.startSync(ctx)
+		defer wait()
+		onTick = func() bool { p.publishDue(ctx); return false }
+		onTick()
+	} else {
+		if err := p.PublishAll(ctx); err != nil {
+			p.log.ErrorContext(ctx, "initial CRL publication incomplete", "err", err)
+		}
+		onTick = func() bool { _ = p.PublishAll(ctx); return true } // failures are logged and counted
 	}
 	tick := time.NewTicker(p.every)
 	defer tick.Stop()
@@ -252,9 +260,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
-			_ = p.PublishAll(ctx) // failures are logged and counted
-			clear(pending)
-			debounce = nil
+			if onTick() {
+				clear(pending)
+				debounce = nil
+			}
 		case ca := <-p.trigger:
 			pending[ca] = true
 			if debounce == nil {
@@ -263,7 +272,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 		case <-debounce:
 			debounce = nil
 			for ca := range pending {
-				_ = p.PublishDeltas(ctx, ca) // PublishCA without delta CRLs
+				_ = p.PublishDeltas(ctx, ca) // PublishCA without delta CRLs; shared, under the CA's lock
 			}
 			clear(pending)
 		}

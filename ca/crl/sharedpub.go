@@ -344,17 +344,13 @@ func (p *Publisher) syncAll(ctx context.Context) {
 	}
 }
 
-// runShared is Run for a shared publication: it serves what is stored,
-// signs what is due, then keeps reading the store every SyncEvery (in its
-// own goroutine, so a long signature does not hold it up) and signs on the
-// schedule and after triggers.
-func (p *Publisher) runShared(ctx context.Context) error {
+// startSync starts a shared publication's reading of the store: now, then
+// every SyncEvery in its own goroutine (so a long signature does not hold
+// it up) until ctx ends; wait waits for that goroutine.
+func (p *Publisher) startSync(ctx context.Context) (wait func()) {
 	p.syncAll(ctx)
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		t := time.NewTicker(p.syncEvery)
 		defer t.Stop()
 		for {
@@ -365,34 +361,14 @@ func (p *Publisher) runShared(ctx context.Context) error {
 				p.syncAll(ctx)
 			}
 		}
-	}()
-	publishDue := func() {
-		for ca := range p.gens {
-			_ = p.publishShared(ctx, ca, dueOnly) // failures are logged and counted
-		}
-	}
-	publishDue()
-	tick := time.NewTicker(p.every)
-	defer tick.Stop()
-	pending := map[string]bool{}
-	var debounce <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-			publishDue()
-		case ca := <-p.trigger:
-			pending[ca] = true
-			if debounce == nil {
-				debounce = time.After(p.delay)
-			}
-		case <-debounce:
-			debounce = nil
-			for ca := range pending {
-				_ = p.publishShared(ctx, ca, deltasOnly)
-			}
-			clear(pending)
-		}
+	})
+	return wg.Wait
+}
+
+// publishDue signs, in a shared publication, the CRLs of every CA that are
+// due (failures are logged and counted).
+func (p *Publisher) publishDue(ctx context.Context) {
+	for ca := range p.gens {
+		_ = p.publishShared(ctx, ca, dueOnly)
 	}
 }

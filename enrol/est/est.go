@@ -395,8 +395,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 		p.Status, p.Type, p.Title, caRefusal = http.StatusInternalServerError, ca.ProblemIssuerExpiring, "Issuing CA at the end of its validity", true
 	case outage.Is(err):
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
-		w.Header().Set("Retry-After", problem.RetryAfterSeconds)
-		p.Status, p.Title, p.Detail = http.StatusServiceUnavailable, "Service unavailable", problem.UnavailableDetail
+		p = problem.UnavailableDetails(r.URL.Path)
 	default:
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the request could not be served; see the server log"
@@ -407,8 +406,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 			w.Header().Del("WWW-Authenticate")
 			p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}
 			if outage.Is(aerr) {
-				w.Header().Set("Retry-After", problem.RetryAfterSeconds)
-				p.Status, p.Title, p.Detail = http.StatusServiceUnavailable, "Service unavailable", problem.UnavailableDetail
+				p = problem.UnavailableDetails(r.URL.Path)
 			}
 		}
 	}

@@ -47,9 +47,7 @@ func Write(w http.ResponseWriter, p Details) {
 	if p.Title == "" {
 		p.Title = http.StatusText(p.Status)
 	}
-	if p.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", RetryAfterSeconds)
-	}
+	RetryLater(w.Header(), p.Status)
 	w.Header().Set("Content-Type", ContentType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(p.Status)
@@ -64,15 +62,25 @@ func Error(w http.ResponseWriter, status int, detail string) {
 // UnavailableDetail is the detail of the problem Unavailable writes.
 const UnavailableDetail = "the service is temporarily unavailable (a system it depends on cannot be reached); try again shortly"
 
-// RetryAfterSeconds is the Retry-After Unavailable sends.
+// RetryAfterSeconds is the Retry-After of a 503 that sets none (RetryLater).
 const RetryAfterSeconds = "5"
 
-// Unavailable sends 503 Service Unavailable with a Retry-After of a few
-// seconds, the answer to an error marked as an outage (outage.Is): the
-// database cannot be reached, or its connection was lost mid-request, so
-// whether a write took effect may not be known and a retry is the client's
-// way to find out.
-func Unavailable(w http.ResponseWriter, instance string) {
-	w.Header().Set("Retry-After", RetryAfterSeconds)
-	Write(w, Details{Status: http.StatusServiceUnavailable, Title: "Service unavailable", Detail: UnavailableDetail, Instance: instance})
+// RetryLater gives an answer of status 503 a Retry-After of
+// RetryAfterSeconds unless h has one: every "try again later" of the
+// services (problems, CSC and OAuth 2.0 errors) tells when to come back.
+func RetryLater(h http.Header, status int) {
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", RetryAfterSeconds)
+	}
 }
+
+// UnavailableDetails is the problem answering an error marked as an outage
+// (outage.Is): the database cannot be reached, or its connection was lost
+// mid-request, so whether a write took effect may not be known and a retry
+// is the client's way to find out. Write sends it with its Retry-After.
+func UnavailableDetails(instance string) Details {
+	return Details{Status: http.StatusServiceUnavailable, Title: "Service unavailable", Detail: UnavailableDetail, Instance: instance}
+}
+
+// Unavailable sends UnavailableDetails.
+func Unavailable(w http.ResponseWriter, instance string) { Write(w, UnavailableDetails(instance)) }

@@ -52,10 +52,7 @@ type Error struct {
 // writeError sends a CSC error body with its status.
 func writeError(w http.ResponseWriter, status int, code, description string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
-		// temporarily_unavailable: tell the client when to try again.
-		w.Header().Set("Retry-After", problem.RetryAfterSeconds)
-	}
+	problem.RetryLater(w.Header(), status) // temporarily_unavailable: when to try again
 	signing.WriteJSON(w, status, Error{Error: code, ErrorDescription: description})
 }
 
