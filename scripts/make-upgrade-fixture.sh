@@ -5,7 +5,9 @@
 # a day of use. It builds that commit's thiqa in a temporary detached
 # worktree, runs `thiqa init` and `thiqa serve` (SQLite, SoftHSM), and
 # through the API and the CLI of that version issues certificates (citizen
-# and organisation, keys outside and inside the token), revokes one,
+# and organisation, keys outside and inside the token; two for one key
+# whose CSR it keeps), revokes that key for keyCompromise and another
+# certificate as superseded,
 # time-stamps, seals and signs a PDF, enrols a mobile ID and logs in with
 # it; then it stops the server and copies the folder to OUT (default
 # cmd/thiqa/testdata/upgrade-COMMIT) without logs. OUT/fixture.json names
@@ -57,24 +59,31 @@ csr() { openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -key
 citizenSubject='{"givenName":"Aisha","surname":"Al Harthy","commonName":"Aisha Al Harthy","civilNumber":"12345678","country":"OM"}'
 orgSubject='{"organizationName":"Ministry of Health","organizationIdentifier":"NTROM-1234567","commonName":"Ministry of Health Seal","country":"OM"}'
 
-# issue PROFILE SUBJECT [csr|hsm] -> the JSON answer
+# issue PROFILE SUBJECT [csr|hsm|CSR-FILE] -> the JSON answer
 issue() {
   local body
   if [ "$3" = hsm ]; then
     body=$(jq -nc --arg p "$1" --argjson s "$2" '{profile:$p, subject:$s, keyInHSM:true}')
-  else
+  elif [ "$3" = csr ]; then
     body=$(jq -nc --arg p "$1" --argjson s "$2" --arg c "$(csr)" '{profile:$p, subject:$s, csr:$c}')
+  else
+    body=$(jq -nc --arg p "$1" --argjson s "$2" --rawfile c "$3" '{profile:$p, subject:$s, csr:$c}')
   fi
   curl -sf -H "Authorization: Bearer $officer" -H 'Content-Type: application/json' -d "$body" "$base/api/v1/certificates"
 }
 
+mkdir -p "$d/upgrade"
 signingCSR=$(issue citizen-signing "$citizenSubject" csr)
-authCSR=$(issue citizen-auth "$citizenSubject" csr)
+# The key that will be reported compromised: its CSR is kept, and a second
+# certificate (another profile) certifies the same key.
+csr >"$d/upgrade/compromised.csr"
+authCSR=$(issue citizen-auth "$citizenSubject" "$d/upgrade/compromised.csr")
+sibling=$(issue citizen-signing "$citizenSubject" "$d/upgrade/compromised.csr")
 sealCSR=$(issue organisation-seal "$orgSubject" csr)
 sealHSM=$(issue organisation-seal "$orgSubject" hsm)
 signHSM=$(issue citizen-signing "$citizenSubject" hsm)
 authHSM=$(issue citizen-auth "$citizenSubject" hsm)
-for j in "$signingCSR" "$authCSR" "$sealCSR" "$sealHSM" "$signHSM" "$authHSM"; do
+for j in "$signingCSR" "$authCSR" "$sibling" "$sealCSR" "$sealHSM" "$signHSM" "$authHSM"; do
   [ -n "$(jq -r .serial <<<"$j")" ] || { echo "issuance failed: $j" >&2; exit 1; }
 done
 
@@ -84,7 +93,6 @@ curl -sf -H "Authorization: Bearer $officer" -H 'Content-Type: application/json'
   "$base/api/v1/certificates/$revokedAPI/revoke" >/dev/null
 revokedCLI=$(jq -r .serial <<<"$sealCSR")
 "$bin" revoke --data "$d" --serial "$revokedCLI" --reason superseded >/dev/null 2>&1
-mkdir -p "$d/upgrade"
 # Relying parties fetched the CRLs that name them (the server regenerates
 # them triggerDelay, 2 s, after a revocation; the CLI's within pollEvery).
 sleep 5
@@ -167,11 +175,11 @@ fi
 kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 
 jq -n --arg commit "$full" --arg citizenSigning "$(jq -r .serial <<<"$signingCSR")" \
-  --arg revokedAPI "$revokedAPI" --arg revokedCLI "$revokedCLI" \
+  --arg revokedAPI "$revokedAPI" --arg revokedCLI "$revokedCLI" --arg sibling "$(jq -r .serial <<<"$sibling")" \
   --arg sealSerial "$(jq -r .serial <<<"$sealHSM")" --arg sealCredential "$sealCred" \
   --arg signSerial "$(jq -r .serial <<<"$signHSM")" --arg signCredential "$signCred" \
   --arg authSerial "$(jq -r .serial <<<"$authHSM")" --arg authCredential "$authCred" --arg clientID "$clientID" \
-  '{commit:$commit, citizenSigning:$citizenSigning, revokedKeyCompromise:$revokedAPI, revokedSuperseded:$revokedCLI,
+  '{commit:$commit, citizenSigning:$citizenSigning, revokedKeyCompromise:$revokedAPI, revokedSuperseded:$revokedCLI, compromisedSibling:$sibling,
     sealSerial:$sealSerial, sealCredential:$sealCredential, signSerial:$signSerial, signCredential:$signCredential,
     authSerial:$authSerial, authCredential:$authCredential, oidcClient:$clientID, signingPIN:"135790", loginPIN:"135791",
     pdfs:["upgrade/sealed-blt.pdf","upgrade/sealed-blta.pdf","upgrade/signed-blt.pdf"]}' >"$d/upgrade/fixture.json"

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/testenv"
@@ -28,6 +29,7 @@ type upgradeFixture struct {
 	CitizenSigning       string   `json:"citizenSigning"`
 	RevokedKeyCompromise string   `json:"revokedKeyCompromise"`
 	RevokedSuperseded    string   `json:"revokedSuperseded"`
+	CompromisedSibling   string   `json:"compromisedSibling"`
 	SealSerial           string   `json:"sealSerial"`
 	SealCredential       string   `json:"sealCredential"`
 	SignSerial           string   `json:"signSerial"`
@@ -146,6 +148,28 @@ func upgradeFrom(t *testing.T, src string) {
 			t.Fatalf("the %s CRL after the upgrade does not list %s", caName, revoked)
 		}
 	}
+
+	// A key the release revoked for keyCompromise stays compromised under
+	// the rule releases since follow: every certificate with it is revoked
+	// (the sweep at start-up) and the CA never certifies it again.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, _, body := srv.get(t, "/api/v1/certificates/"+fx.CompromisedSibling, officer)
+		var rec ca.CertificateResponse
+		if code != http.StatusOK || json.Unmarshal(body, &rec) != nil {
+			t.Fatalf("GET certificate %s: %d %s", fx.CompromisedSibling, code, body)
+		}
+		if rec.Status == "revoked" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("certificate %s with the key the release revoked for keyCompromise is %q after the upgrade", fx.CompromisedSibling, rec.Status)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, body := srv.post(t, "/api/v1/certificates", officer, ca.IssueRequest{Profile: "organisation-seal", Subject: orgSubject(),
+		CSR: mustRead(t, filepath.Join(dir, "upgrade", "compromised.csr"))})
+	wantProblem(t, "a key the release revoked for keyCompromise", code, body, http.StatusBadRequest, "urn:thiqa:problem:key-compromised")
 
 	// The release's signed PDFs still verify.
 	for _, p := range fx.PDFs {
