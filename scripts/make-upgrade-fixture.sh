@@ -7,11 +7,14 @@
 # through the API and the CLI of that version issues certificates (citizen
 # and organisation, keys outside and inside the token; two for one key
 # whose CSR it keeps), revokes that key for keyCompromise and another
-# certificate as superseded,
-# time-stamps, seals and signs a PDF, enrols a mobile ID and logs in with
-# it; then it stops the server and copies the folder to OUT (default
-# cmd/thiqa/testdata/upgrade-COMMIT) without logs. OUT/fixture.json names
-# the certificates, credentials and PDFs the test checks.
+# certificate as superseded, time-stamps, seals and signs a PDF, enrols a
+# mobile ID and logs in with it, fetches the CRLs; then it stops the
+# server and copies the folder to OUT (default
+# cmd/thiqa/testdata/upgrade-COMMIT) without logs. OUT/upgrade/ holds the
+# PDFs, time-stamp tokens and CRLs; its fixture.json names the
+# certificates, credentials and PDFs the test checks. The folder's
+# softhsm2.conf names its token folder by absolute path: the test points it
+# at the copy.
 #
 # Needs: git, go, softhsm2, openssl, curl, jq, python3. Run from the repository.
 # KEEP=1 leaves the temporary folder (its path is printed) for a look.
