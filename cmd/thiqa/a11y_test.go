@@ -84,6 +84,7 @@ func (c *a11yChecker) check(b *browser, page, lang string) {
 		b.run("viewport", chromedp.EmulateViewport(w, 844))
 		c.axeRun(b, page, lang, w)
 	}
+	c.fieldEdges(b, page, lang)
 	b.run("viewport", chromedp.EmulateViewport(1280, 900))
 }
 
@@ -118,6 +119,57 @@ func (c *a11yChecker) axeRun(b *browser, page, lang string, width int64) {
 		for _, n := range v.Nodes {
 			c.add(page, lang, v.ID, n.Target, v.Help+": "+n.Summary, width)
 		}
+	}
+}
+
+// fieldEdgesProbe finds text fields, selects and buttons whose edge is
+// what shows them as controls (no text of their own) and whose border
+// has less than 3:1 contrast with what is around them (WCAG 1.4.11,
+// which axe-core does not check).
+const fieldEdgesProbe = `(() => {
+  const rgb = c => { const m = c.match(/rgba?\(([^)]+)\)/); if (!m) return null; const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number); return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1}; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const ratio = (a, b) => { const x = lum(a), y = lum(b); return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05); };
+  const behind = e => { for (let p = e.parentElement; p; p = p.parentElement) { const c = rgb(getComputedStyle(p).backgroundColor); if (c && c.a > 0) return c; } return {r: 255, g: 255, b: 255, a: 1}; };
+  const out = [];
+  for (const e of document.querySelectorAll('input:not([type=hidden]):not([type=file]):not([type=checkbox]):not([type=radio]), select, textarea')) {
+    if (!e.checkVisibility()) continue;
+    const s = getComputedStyle(e), border = rgb(s.borderTopColor), fill = rgb(s.backgroundColor), around = behind(e);
+    if (!border || parseFloat(s.borderTopWidth) === 0) { out.push({t: e.id ? "#" + e.id : e.name, d: "no border"}); continue; }
+    const edge = Math.max(ratio(border, around), fill && fill.a > 0 ? ratio(fill, around) : 0);
+    if (edge < 3) out.push({t: e.id ? "#" + e.id : e.tagName.toLowerCase() + "[name=" + e.name + "]", d: "its edge has " + edge.toFixed(2) + ":1 contrast with the background, want 3:1"});
+  }
+  return JSON.stringify(out);
+})()`
+
+func (c *a11yChecker) fieldEdges(b *browser, page, lang string) {
+	c.t.Helper()
+	var out []struct{ T, D string }
+	if err := json.Unmarshal([]byte(b.eval(fieldEdgesProbe)), &out); err != nil {
+		c.t.Fatalf("field edges on %s: %v", page, err)
+	}
+	for _, o := range out {
+		c.add(page, lang, "non-text-contrast", o.T, o.D, 1280)
+	}
+}
+
+// errorTied checks that the error message the page shows (#error) is
+// announced (role=alert) and tied to the field it is about: the field is
+// marked invalid and described by the message (WCAG 3.3.1, 4.1.3).
+func (c *a11yChecker) errorTied(b *browser, page, field string) {
+	c.t.Helper()
+	lang := b.eval(`document.documentElement.lang`)
+	got := b.eval(fmt.Sprintf(`(() => {
+  const m = document.getElementById("error"), f = document.querySelector(%q);
+  if (!m) return "no error message (#error) shown";
+  if (m.getAttribute("role") !== "alert") return "the error message is not role=alert";
+  if (!f) return "no field %s";
+  if (f.getAttribute("aria-invalid") !== "true") return "the field is not aria-invalid";
+  if (!(f.getAttribute("aria-describedby") || "").split(/\s+/).includes("error")) return "the field is not aria-describedby the error message";
+  return "";
+})()`, field, field))
+	if got != "" {
+		c.add(page, lang, "error-tied", field, got, 1280)
 	}
 }
 
@@ -297,6 +349,7 @@ func TestAccessibility(t *testing.T) {
 		officer.open("/ra/")
 		officer.set("#token", "not a token")
 		officer.submit(`#officer-login button[type=submit]`)
+		c.errorTied(officer, "ra-login-error", "#token")
 	})
 	officer.open("/ra/")
 	officer.set("#token", f.officer)
@@ -340,6 +393,7 @@ func TestAccessibility(t *testing.T) {
 		phone.open("/my/approve")
 		phone.set("#token", "not a token")
 		phone.submit(`#phone-login button[type=submit]`)
+		c.errorTied(phone, "phone-login-error", "#token")
 	})
 	phone.open("/my/approve")
 	phone.set("#token", phoneToken)
@@ -414,6 +468,7 @@ func TestAccessibility(t *testing.T) {
 		upload(doc)
 		desk.set("#pin", "000000")
 		desk.submit("#approve")
+		c.errorTied(desk, "my-sign-wrong-pin", "#pin")
 	})
 	post(desk, "my-signed", func(string) {
 		upload(doc)

@@ -49,8 +49,6 @@ type pageData struct {
 	FlashOK bool
 	Area    string // "front", "my" or "ra"
 	Path    string
-	// Refresh reloads the page after that many seconds (0: never).
-	Refresh int
 	D       any
 }
 
@@ -96,7 +94,7 @@ func (v *view) renderStatus(status int, name, titleKey string, data any) {
 		http.Error(v.w, "no such page", http.StatusInternalServerError)
 		return
 	}
-	d := &pageData{v: v, Lang: v.lang, Dir: "rtl", Title: v.t(titleKey), D: data, Path: v.r.URL.Path, Refresh: v.refresh}
+	d := &pageData{v: v, Lang: v.lang, Dir: "rtl", Title: v.t(titleKey), D: data, Path: v.r.URL.Path}
 	if v.lang != "ar" {
 		d.Dir = "ltr"
 	}
