@@ -86,6 +86,12 @@ func (c *a11yChecker) check(b *browser, page, lang string) {
 	for _, w := range a11yWidths {
 		b.run("viewport", chromedp.EmulateViewport(w, 844))
 		c.axeRun(b, page, lang, w)
+		// A table the CSS lays out as blocks (on a phone) keeps its meaning for
+		// screen readers that drop it then (Safari's) only by explicit roles.
+		for _, id := range strings.Fields(b.eval(`[...document.querySelectorAll("table")].filter(t => getComputedStyle(t).display !== "table" &&
+			(t.getAttribute("role") !== "table" || [...t.querySelectorAll("td")].some(d => d.getAttribute("role") !== "cell") || [...t.querySelectorAll("th")].some(h => h.getAttribute("role") !== "columnheader" && h.getAttribute("role") !== "rowheader"))).map(t => "table" + (t.id ? "#" + t.id : "")).join(" ")`)) {
+			c.add(page, lang, "table-semantics", id, "laid out as blocks without role=table/row/cell/columnheader", w)
+		}
 		if d := os.Getenv("THIQA_TEST_SCREENSHOTS"); d != "" {
 			ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
 			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
