@@ -49,6 +49,8 @@ type a11yChecker struct {
 	// errors are the pages that show an error: the field it is about
 	// ("" when it is about the whole form or request).
 	errors map[string]string
+	// spent is the time each kind of check took, for the log.
+	spent map[string]time.Duration
 }
 
 func newA11yChecker(t *testing.T) *a11yChecker {
@@ -57,7 +59,7 @@ func newA11yChecker(t *testing.T) *a11yChecker {
 	if err != nil {
 		testenv.Missing(t, "axe-core: %v", err)
 	}
-	return &a11yChecker{t: t, axe: string(src), findings: map[string]*a11yFinding{}, pages: map[string]int{}, errors: map[string]string{}}
+	return &a11yChecker{t: t, axe: string(src), findings: map[string]*a11yFinding{}, pages: map[string]int{}, errors: map[string]string{}, spent: map[string]time.Duration{}}
 }
 
 func (c *a11yChecker) add(page, lang, rule, target, detail string, width int64) {
@@ -82,7 +84,10 @@ func (c *a11yChecker) check(b *browser, page, lang string) {
 	}
 	c.checked = append(c.checked, page+" ("+lang+")")
 	// The keyboard first: nothing has moved the focus since the page loaded.
+	start := time.Now()
 	c.keyboard(b, page, lang)
+	c.spent["keyboard"] += time.Since(start)
+	start = time.Now()
 	for _, w := range a11yWidths {
 		b.run("viewport", chromedp.EmulateViewport(w, 844))
 		c.axeRun(b, page, lang, w)
@@ -104,6 +109,8 @@ func (c *a11yChecker) check(b *browser, page, lang string) {
 			}
 		}
 	}
+	c.spent["axe"] += time.Since(start)
+	start = time.Now()
 	// Reflow (WCAG 1.4.10): at 320 CSS pixels nothing needs sideways scrolling.
 	b.run("viewport", chromedp.EmulateViewport(320, 844))
 	if sw := b.eval(`String(document.documentElement.scrollWidth)`); sw != "320" {
@@ -114,6 +121,7 @@ func (c *a11yChecker) check(b *browser, page, lang string) {
 	if field, ok := c.errors[page]; ok {
 		c.errorTied(b, page, lang, field)
 	}
+	c.spent["other"] += time.Since(start)
 	b.run("viewport", chromedp.EmulateViewport(1280, 900))
 }
 
@@ -299,7 +307,7 @@ func (c *a11yChecker) report() {
 		total += c.pages[p]
 	}
 	sort.Strings(lines)
-	c.t.Logf("accessibility findings per page (%d pages, WCAG 2.1 A/AA by %s, keyboard walk): %d\n%s", len(c.checked), axeVersion, total, strings.Join(dedupe(lines), "\n"))
+	c.t.Logf("accessibility findings per page (%d pages, WCAG 2.1 A/AA by %s, keyboard walk): %d (time: %v)\n%s", len(c.checked), axeVersion, total, c.spent, strings.Join(dedupe(lines), "\n"))
 }
 
 func dedupe(s []string) []string {
