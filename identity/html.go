@@ -11,23 +11,23 @@ var pages = template.Must(template.New("pages").Parse(`
 {{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>Thiqa digital ID · الهوية الرقمية</title>
-<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}[lang=ar]{direction:rtl;display:block}.code{font-size:2.5em;letter-spacing:.2em;font-weight:bold}.err{color:#a00}</style>
-</head><body>
+<style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}[lang=ar]{direction:rtl;display:block}.code{font-size:2.5em;letter-spacing:.2em;font-weight:bold}.err{color:#a00}input{font:inherit;padding:.4em;border:1px solid #6b7280}</style>
+</head><body><main>
 <h1>Thiqa digital ID <span lang="ar">الهوية الرقمية - ثقة</span></h1>{{end}}
 
 {{define "login"}}{{template "head"}}
 <p>{{.ClientName}} asks you to log in. <span lang="ar">يطلب {{.ClientName}} تسجيل دخولك.</span></p>
 {{if .Purpose}}<p id="purpose">{{.Purpose}}</p>{{end}}
-{{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
+{{if .Error}}<p class="err" id="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<label for="civil_number">Civil number <span lang="ar">الرقم المدني</span></label>
-<input id="civil_number" name="civil_number" inputmode="numeric" autocomplete="username" required>
+<input id="civil_number" name="civil_number" inputmode="numeric" autocomplete="username" required{{if .Error}} aria-invalid="true" aria-describedby="error"{{end}}>
 <button type="submit">Continue with mobile ID <span lang="ar">المتابعة بالهوية الرقمية على الهاتف</span></button>
 </form>
 <p>Or log in with your ID card: choose its certificate when your browser asks.
 <span lang="ar">أو سجّل الدخول ببطاقتك الشخصية: اختر شهادتها عندما يطلب المتصفح ذلك.</span></p>
-</body></html>{{end}}
+</main></body></html>{{end}}
 
 {{define "wait"}}{{template "head"}}
 <p>Open the Thiqa app on your phone, check that it shows this code, and approve with your PIN.
@@ -39,7 +39,7 @@ var pages = template.Must(template.New("pages").Parse(`
 <input type="hidden" name="key" value="{{.Key}}">
 <button type="submit">I have approved on my phone <span lang="ar">وافقت على هاتفي</span></button>
 </form>
-</body></html>{{end}}
+</main></body></html>{{end}}
 
 {{define "signing-pin"}}{{template "head"}}
 <h2>Authorise a signature <span lang="ar">الموافقة على التوقيع</span></h2>
@@ -48,20 +48,20 @@ var pages = template.Must(template.New("pages").Parse(`
 <span lang="ar">يطلب {{.ClientName}} التوقيع بشهادتك {{.Count}} مرة (مرات)، على هذه القيم فقط:</span></p>
 {{if .Description}}<p id="description">{{.Description}}</p>{{end}}
 <ul id="hashes">{{range .Hashes}}<li><code>{{.}}</code></li>{{end}}</ul>
-{{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
+{{if .Error}}<p class="err" id="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<label for="signing_pin">Signing PIN <span lang="ar">رمز التوقيع</span></label>
-<input id="signing_pin" name="signing_pin" type="password" inputmode="numeric" autocomplete="off" required>
+<input id="signing_pin" name="signing_pin" type="password" inputmode="numeric" autocomplete="off" required{{if .Error}} aria-invalid="true" aria-describedby="error"{{end}}>
 <button type="submit">Sign <span lang="ar">وقّع</span></button>
 </form>
-</body></html>{{end}}
+</main></body></html>{{end}}
 
 {{define "error"}}{{template "head"}}
 <h2>The login cannot continue <span lang="ar">لا يمكن متابعة تسجيل الدخول</span></h2>
-<p class="err" id="error">{{.Error}}</p>
+<p class="err" id="error" role="alert">{{.Error}}</p>
 <p>You were not sent back to the portal. <span lang="ar">لم تتم إعادتك إلى البوابة.</span></p>
-</body></html>{{end}}
+</main></body></html>{{end}}
 `))
 
 type loginPage struct {

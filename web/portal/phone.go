@@ -67,9 +67,9 @@ func (p *Portal) phoneHome(w http.ResponseWriter, r *http.Request, v *view) {
 		}
 		list = append(list, pendingView{Session: s.Session, Code: s.VerificationCode, Client: name, Expires: s.Expires})
 	}
-	if len(list) == 0 {
-		v.refresh = 5 // a sign-in started elsewhere shows up without a tap
-	}
+	// The page never reloads itself (it did every 5 s while nothing was
+	// pending): each reload threw a screen reader's or a keyboard's place
+	// back to the top (WCAG 2.2.1). Its Refresh button asks again.
 	v.render(http.StatusOK, "phone_home", "phone.title", map[string]any{"Pending": list})
 }
 

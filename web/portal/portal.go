@@ -243,8 +243,6 @@ type view struct {
 	r    *http.Request
 	lang string
 	se   *session
-	// refresh asks the page to reload itself after that many seconds.
-	refresh int
 }
 
 // page wraps a page handler: security headers, no caching, the language

@@ -49,9 +49,11 @@ type pageData struct {
 	FlashOK bool
 	Area    string // "front", "my" or "ra"
 	Path    string
-	// Refresh reloads the page after that many seconds (0: never).
-	Refresh int
 	D       any
+	// Failed says the page reports an error (the error page, an error
+	// flash, a form shown again with its error): the title says so first,
+	// so that it is the first thing a screen reader reads (WCAG 3.3.1).
+	Failed bool
 }
 
 // T returns a message of the catalogue in the page's language.
@@ -96,7 +98,7 @@ func (v *view) renderStatus(status int, name, titleKey string, data any) {
 		http.Error(v.w, "no such page", http.StatusInternalServerError)
 		return
 	}
-	d := &pageData{v: v, Lang: v.lang, Dir: "rtl", Title: v.t(titleKey), D: data, Path: v.r.URL.Path, Refresh: v.refresh}
+	d := &pageData{v: v, Lang: v.lang, Dir: "rtl", Title: v.t(titleKey), D: data, Path: v.r.URL.Path}
 	if v.lang != "ar" {
 		d.Dir = "ltr"
 	}
@@ -125,6 +127,12 @@ func (v *view) renderStatus(status int, name, titleKey string, data any) {
 		}
 	})
 render:
+	d.Failed = name == "error" || (d.Flash != "" && !d.FlashOK)
+	if m, ok := data.(map[string]any); ok {
+		if e, _ := m["Error"].(string); e != "" {
+			d.Failed = true
+		}
+	}
 	var b bytes.Buffer
 	if err := t.ExecuteTemplate(&b, "layout", d); err != nil {
 		v.p.log.ErrorContext(v.r.Context(), "rendering page", "page", name, "err", err)
