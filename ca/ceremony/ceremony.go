@@ -253,6 +253,11 @@ func (s *state) apply(r audit.Record) error {
 		if err = json.Unmarshal(r.Details, &d); err == nil {
 			s.root = &d
 		}
+	case actRootAdopt:
+		var d rootAdopted
+		if err = json.Unmarshal(r.Details, &d); err == nil {
+			err = s.applyAdopted(d)
+		}
 	case actCASign:
 		var d caSigned
 		if err = json.Unmarshal(r.Details, &d); err == nil {
