@@ -38,9 +38,17 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 	rootPEM := filepath.Join(dir, "ca", "root.pem")
 	root := certOf(t, mustRead(t, rootPEM))
 
+	if h := thiqa(t, nil, "-h"); !strings.Contains(h.stderr, "ca root adopt") || !strings.Contains(h.stderr, "ca root retire-online") {
+		t.Fatalf("thiqa -h does not list the commands:\n%s", h.stderr)
+	}
+	r := thiqa(t, nil, "ca", "rollover", "--data", dir, "--name", "citizen")
+	if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "thiqa ca root adopt") {
+		t.Fatalf("rollover with the root online: %d %q", r.code, line)
+	}
+
 	// The deployment publishes its root CRL, signed online.
 	srv := startServer(t, dir, nil)
-	if !strings.Contains(srv.stderr.String(), "the root CA key is on the online token") {
+	if !strings.Contains(srv.stderr.String(), "the root CA key is on the online token") || !strings.Contains(srv.stderr.String(), "thiqa ca root adopt") {
 		t.Fatalf("no online-root warning before:\n%s", srv.stderr.String())
 	}
 	code, _, onlineCRL := srv.get(t, "/crl/root.crl", "")
@@ -74,7 +82,7 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 	// A token without the root's key: refused, nothing left behind.
 	other := filepath.Join(tmp, "other")
 	mustThiqa(t, nil, "ca", "root", "create", "--ceremony", other)
-	r := adopt(cer, filepath.Join(other, "tokens"), "thiqa-root", filepath.Join(other, "secrets", "user.pin"))
+	r = adopt(cer, filepath.Join(other, "tokens"), "thiqa-root", filepath.Join(other, "secrets", "user.pin"))
 	if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "holds no key of the root") {
 		t.Fatalf("adopting from another token: %d %q", r.code, line)
 	}
