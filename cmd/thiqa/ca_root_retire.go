@@ -118,7 +118,18 @@ func caRootRetireOnline(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(out, "online root key %s destroyed (SPKI SHA-256 %s)\n", k.URI, hex.EncodeToString(spki[:]))
 		destroyed++
 	}
-	if destroyed == 0 && !changed {
+	switch {
+	case destroyed == 0 && changed:
+		// The key was gone already (another node of a cluster sharing the
+		// HSM retired it): the switch is recorded all the same.
+		if _, err := p.audit.Append(ctx, audit.Entry{Actor: operatorName(), Action: actRootRetireOnline, Object: config.Path(cfg.Dir()), Outcome: audit.OutcomeSuccess,
+			Details: map[string]any{"root": root.Subject.String(), "rootSHA256": ca.Fingerprint(root.Raw), "key": "not on the online token",
+				"proofCRL": proof.NumberString(), "proofSHA256": sum, "lastOnlineCRL": last.String()},
+		}); err != nil {
+			return fmt.Errorf("writing the audit record: %w", err)
+		}
+		fmt.Fprintln(out, "the online token holds no key of the root (already destroyed)")
+	case destroyed == 0:
 		fmt.Fprintf(out, "the root of %s is offline already and its key is not on the online token: nothing else to do\n", cfg.Dir())
 	}
 	fmt.Fprintf(out, "next: restart every thiqa serve of this deployment; copy the online token again (its backup must no longer hold the root key);\n"+

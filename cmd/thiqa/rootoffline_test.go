@@ -156,6 +156,17 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 	if again := mustThiqa(t, nil, "ca", "root", "retire-online", "--data", dir, "--crl", proof); !strings.Contains(again.stdout, "nothing else to do") {
 		t.Fatalf("retire-online again:\n%s", again.stdout)
 	}
+	// Another node of a cluster (its thiqa.yaml still names the key, which
+	// is gone from the shared token): switched and recorded.
+	writeFile(t, filepath.Join(dir, "thiqa.yaml"), oldConfig)
+	if node := mustThiqa(t, nil, "ca", "root", "retire-online", "--data", dir, "--crl", proof); !strings.Contains(node.stdout, "ca.root is now offline") ||
+		!strings.Contains(node.stdout, "holds no key of the root") {
+		t.Fatalf("retire-online on a second node:\n%s", node.stdout)
+	}
+	if objects := sqliteStrings(t, filepath.Join(dir, "thiqa.db"), "SELECT object FROM audit_log WHERE action = 'ca.root.retire-online' ORDER BY seq"); len(objects) != 2 ||
+		!strings.Contains(objects[0], "object=root-ca") || objects[1] != filepath.Join(dir, "thiqa.yaml") {
+		t.Fatalf("audit records of retire-online: %v", objects)
+	}
 	cfg := mustRead(t, filepath.Join(dir, "thiqa.yaml"))
 	if !strings.Contains(cfg, "offline: true") || strings.Contains(cfg, "object=root-ca") || !strings.Contains(cfg, "object=citizen-ca") {
 		t.Fatalf("thiqa.yaml after retire-online:\n%s", cfg)
