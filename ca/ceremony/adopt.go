@@ -43,6 +43,7 @@ const AdoptCRLNumberGap = 1000
 type AdoptedCA struct {
 	// Name is the CA's name in the deployment (citizen, citizen_2, …).
 	Name string
+	// Cert is its certificate, signed by the root.
 	Cert *x509.Certificate
 }
 
@@ -190,7 +191,7 @@ func adoptedDetails(req AdoptRequest) (rootAdopted, error) {
 	}
 	d := rootAdopted{rootCreated: rootCreated{
 		Subject: root.Subject.String(), Serial: hex.EncodeToString(root.SerialNumber.Bytes()), KeyType: keyTypeOf(root.PublicKey),
-		SPKISHA256: spki, CertSHA256: sha256Hex(root.Raw), NotBefore: root.NotBefore, NotAfter: root.NotAfter,
+		SPKISHA256: spki, CertSHA256: sha256Hex(root.Raw), NotBefore: root.NotBefore, NotAfter: root.NotAfter, Adopted: true,
 	}}
 	names := map[string]string{}
 	for _, c := range req.Issued {

@@ -98,6 +98,9 @@ type rootCreated struct {
 	CertSHA256 string    `json:"certSHA256"`
 	NotBefore  time.Time `json:"notBefore"`
 	NotAfter   time.Time `json:"notAfter"`
+	// Adopted says the root was created elsewhere and adopted
+	// (actRootAdopt), its key copied from the deployment's token.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // caSigned is the details of actCASign.

@@ -102,7 +102,7 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 		t.Fatal("the ceremony's root.pem is not the deployment's root")
 	}
 	if v := mustThiqa(t, nil, "audit", "verify", "--ceremony", cer); !strings.Contains(v.stdout, "ceremony log OK: 1 entries") ||
-		!strings.Contains(v.stdout, "issuing CA    citizen") {
+		!strings.Contains(v.stdout, "issuing CA    citizen") || !strings.Contains(v.stdout, "(adopted: ") {
 		t.Fatalf("audit verify --ceremony:\n%s", v.stdout)
 	}
 
