@@ -168,6 +168,21 @@ func (r *Revocations) NextCRLNumber(ctx context.Context, issuer string) (*big.In
 	return big.NewInt(n), nil
 }
 
+// LastCRLNumber returns the last CRL number NextCRLNumber handed out for
+// the issuer (0 when none): a CRL of that issuer with a higher number was
+// not signed here.
+func (r *Revocations) LastCRLNumber(ctx context.Context, issuer string) (*big.Int, error) {
+	var n int64
+	err := r.db.queryRow(ctx, `SELECT last_number FROM crl_numbers WHERE ca = ?`, issuer).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return big.NewInt(0), nil
+	}
+	if err != nil {
+		return nil, mapErr("store: last CRL number of "+issuer, err)
+	}
+	return big.NewInt(n), nil
+}
+
 // HighestPartition returns the highest CRL partition any certificate of the
 // issuer names (0 when none is partitioned), so that every partition a
 // certificate names stays published.

@@ -246,6 +246,13 @@ func TestCRLNumbersStrictlyIncrease(t *testing.T) {
 			if n, err := c.Revocations().NextCRLNumber(ctx, "citizen"); err != nil || n.Int64() != int64(len(all)+1) {
 				t.Fatalf("after reopening: %v %v", n, err)
 			}
+			// LastCRLNumber: the last handed out, 0 for an issuer without one.
+			if n, err := c.Revocations().LastCRLNumber(ctx, "citizen"); err != nil || n.Int64() != int64(len(all)+1) {
+				t.Fatalf("last citizen number: %v %v", n, err)
+			}
+			if n, err := c.Revocations().LastCRLNumber(ctx, "root"); err != nil || n.Sign() != 0 {
+				t.Fatalf("last root number, none handed out: %v %v", n, err)
+			}
 		})
 	}
 }

@@ -98,6 +98,9 @@ type rootCreated struct {
 	CertSHA256 string    `json:"certSHA256"`
 	NotBefore  time.Time `json:"notBefore"`
 	NotAfter   time.Time `json:"notAfter"`
+	// Adopted says the root was created elsewhere and adopted
+	// (actRootAdopt), its key copied from the deployment's token.
+	Adopted bool `json:"adopted,omitempty"`
 }
 
 // caSigned is the details of actCASign.
@@ -252,6 +255,11 @@ func (s *state) apply(r audit.Record) error {
 		var d rootCreated
 		if err = json.Unmarshal(r.Details, &d); err == nil {
 			s.root = &d
+		}
+	case actRootAdopt:
+		var d rootAdopted
+		if err = json.Unmarshal(r.Details, &d); err == nil {
+			err = s.applyAdopted(d)
 		}
 	case actCASign:
 		var d caSigned

@@ -39,7 +39,11 @@ func Verify(ctx context.Context, dir string, w io.Writer) error {
 	fmt.Fprintf(w, "ceremony log OK: %d entries, head seq %d, hash %s\n", rep.Verified, rep.Head.Seq, hex.EncodeToString(rep.Head.Hash))
 	fmt.Fprintln(w, "  (the last entry is the head: compare it with the one written down at the last ceremony)")
 	if s.root != nil {
-		fmt.Fprintf(w, "  root          %s, certificate SHA-256 %s\n", s.root.Subject, s.root.CertSHA256)
+		adopted := ""
+		if s.root.Adopted {
+			adopted = " (adopted: its key was copied from a deployment's online token)"
+		}
+		fmt.Fprintf(w, "  root          %s, certificate SHA-256 %s%s\n", s.root.Subject, s.root.CertSHA256, adopted)
 	}
 	serials := make([]string, 0, len(s.issued))
 	for serial := range s.issued {

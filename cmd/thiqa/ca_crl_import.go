@@ -38,7 +38,7 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 		return errors.New("this data folder runs no CA (ca section of thiqa.yaml)")
 	}
 	if !cfg.CA.Root.Offline {
-		return errors.New("the root key of this data folder is on its token (development): thiqa serve generates the root CRL itself; importing one is for an offline root")
+		return errors.New("the root key of this data folder is on its token (development): thiqa serve generates the root CRL itself; importing one is for an offline root (to take this root offline: thiqa ca root retire-online --data D --crl F, after thiqa ca root adopt)")
 	}
 	raw, err := os.ReadFile(*crlFile)
 	if err != nil {

@@ -29,7 +29,7 @@ func caRollover(ctx context.Context, env *cliEnv, args []string) error {
 			return err
 		}
 		if !cfg.CA.Root.Offline {
-			return fmt.Errorf("the root key of %s is on its token (development): a rollover's CSR is certified by the offline root in the key ceremony (docs/ceremony.md)", cfg.Dir())
+			return fmt.Errorf("the root key of %s is on its token (development): a rollover's CSR is certified by the offline root in the key ceremony (docs/ceremony.md); take this root offline first (thiqa ca root adopt, thiqa ca root retire-online: docs/ceremony.md, Taking an existing online root offline)", cfg.Dir())
 		}
 		var err error
 		h, err = hierarchyConfig(cfg)

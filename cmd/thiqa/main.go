@@ -40,7 +40,7 @@ func commands() []command {
 		{"init", "prepare a data folder: SoftHSM token, keys, store, configuration", runInit},
 		{"serve", "serve every service over HTTP", runServe},
 		{"issue", "issue a certificate from a CSR (issue --profile P --csr FILE --subject-file FILE)", runIssue},
-		{"ca", "CA operations: the offline root's key ceremony (ca root create|sign|crl --ceremony DIR), installing its results and rollover (ca import|crl import|rollover --data DIR)", runCA},
+		{"ca", "CA operations: the offline root's key ceremony (ca root create|sign|crl --ceremony DIR), installing its results and rollover (ca import|crl import|rollover --data DIR); taking an online root offline (ca root adopt --ceremony DIR, then ca root retire-online --data DIR)", runCA},
 		{"revoke", "revoke a certificate (revoke --serial S --reason R)", runRevoke},
 		{"enrol", "a one-time enrolment (reference and secret) for CMP or EST (enrol create --data DIR --profile P --subject-file FILE)", runEnrol},
 		{"timestamp", "time-stamp a file with an RFC 3161 TSA (timestamp --url U --in FILE --out TOKEN)", runTimestamp},

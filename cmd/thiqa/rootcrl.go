@@ -22,7 +22,7 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 	var nextUpdate func() float64
 	if !p.cfg.CA.Root.Offline {
 		p.logger.Warn("the root CA key is on the online token: development only. No national PKI and no ETSI EN 319 411-1 audit accepts an online root; "+
-			"keep it offline in a key ceremony (docs/ceremony.md, thiqa init --root-cert)", "key", p.cfg.CA.Root.Key)
+			"keep it offline in a key ceremony (docs/ceremony.md, thiqa init --root-cert); a deployment already in service takes this root offline with thiqa ca root adopt and thiqa ca root retire-online (docs/ceremony.md, Taking an existing online root offline)", "key", p.cfg.CA.Root.Key)
 		nextUpdate = func() float64 { return publisher.NextUpdateOf(crl.FileName("root", 0)) }
 	} else {
 		root, err := caCertificate(p.cfg, p.cfg.CA.Root.Name)
