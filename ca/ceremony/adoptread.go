@@ -36,8 +36,10 @@ type AdoptFiles struct {
 	PublicBaseURL string
 }
 
-// ReadAdoption reads what AdoptRoot takes from the deployment's files. A
-// CRL that is no CRL is an error wrapping crl.ErrMalformed.
+// ReadAdoption reads what AdoptRoot takes from the deployment's files.
+// files.PublicBaseURL, when given, replaces the base URL the issuing CA
+// certificates name (and is needed when they name none). A CRL that is no
+// CRL is an error wrapping crl.ErrMalformed.
 func ReadAdoption(files AdoptFiles) (AdoptRequest, error) {
 	root, err := hierarchy.ReadRoot(files.RootCert, "--root-cert")
 	if err != nil {
@@ -52,7 +54,7 @@ func ReadAdoption(files AdoptFiles) (AdoptRequest, error) {
 		return AdoptRequest{}, fmt.Errorf("--crl %s: %w", files.CRL, err)
 	}
 	issued, base, err := ReadAdoptedCAs(files.CACerts, root)
-	if err != nil {
+	if err != nil && !(errors.Is(err, ErrNoBaseURL) && files.PublicBaseURL != "") {
 		return AdoptRequest{}, err
 	}
 	if files.PublicBaseURL != "" {
@@ -64,7 +66,8 @@ func ReadAdoption(files AdoptFiles) (AdoptRequest, error) {
 // ReadAdoptedCAs reads the issuing CA certificates root signed from a copy
 // of a data folder's ca/ folder (NAME.pem; the root's own and the OCSP
 // responders' are skipped) and the public base URL they name the root's
-// CRL under.
+// CRL under. When none names it, it returns the certificates with
+// ErrNoBaseURL.
 func ReadAdoptedCAs(dir string, root *x509.Certificate) ([]AdoptedCA, string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.pem"))
 	if err != nil {
@@ -95,7 +98,7 @@ func ReadAdoptedCAs(dir string, root *x509.Certificate) ([]AdoptedCA, string, er
 		return nil, "", fmt.Errorf("--ca-certs %s: no issuing CA certificate signed by the root: name a copy of the deployment's ca folder", dir)
 	}
 	if base == "" {
-		return nil, "", ErrNoBaseURL
+		return out, "", ErrNoBaseURL
 	}
 	return out, base, nil
 }

@@ -102,6 +102,10 @@ func TestReadAdoptionAndFindRootKey(t *testing.T) {
 	if _, err := ReadAdoption(files); !errors.Is(err, ErrNoBaseURL) {
 		t.Fatalf("no root CRL named, no base URL given: %v", err)
 	}
+	files.PublicBaseURL = "http://pki.test"
+	if req, err := ReadAdoption(files); err != nil || len(req.Issued) != 1 || req.PublicBaseURL != "http://pki.test" {
+		t.Fatalf("no root CRL named, --public-base-url given: %v", err)
+	}
 	if _, _, err := ReadAdoptedCAs(t.TempDir(), req.Root); err == nil || errors.Is(err, ErrNoBaseURL) {
 		t.Fatalf("an empty ca folder: %v", err)
 	}
