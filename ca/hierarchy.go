@@ -23,6 +23,15 @@ type TokenKey interface {
 	URI() string
 }
 
+// TokenKeyInfo describes a key listed on a token (hierarchy.Token's and
+// the key ceremony's listings).
+type TokenKeyInfo struct {
+	// Label is the key's CKA_LABEL and URI its pkcs11: URI.
+	Label, URI string
+	// Public is its public half (nil when the token does not show it).
+	Public crypto.PublicKey
+}
+
 // ErrKeyNotFound is what a token's FindKey returns (wrapped) for a label
 // the token does not hold (hierarchy.Token, ceremony.Token).
 var ErrKeyNotFound = errors.New("no such key on the token")

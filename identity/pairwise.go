@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -10,7 +11,12 @@ import (
 	"strings"
 
 	"github.com/thiqa/thiqa/internal/atomicfile"
+	"github.com/thiqa/thiqa/internal/audit"
 )
+
+// ActPairwiseSecretCreate is the audit action recording the creation of
+// the pairwise-subject secret.
+const ActPairwiseSecretCreate = "oidc.pairwise-secret.create"
 
 // minPairwiseSecret is the least a pairwise secret holds (Config.PairwiseSecret).
 const minPairwiseSecret = 32
@@ -34,6 +40,25 @@ func CreatePairwiseSecret(path string) (bool, error) {
 		return false, fmt.Errorf("writing the pairwise secret: %w", err)
 	}
 	return true, nil
+}
+
+// EnsurePairwiseSecret makes sure path holds a pairwise-subject secret:
+// when it holds none, it records the creation by actor in log, then
+// writes a fresh one (CreatePairwiseSecret). The record comes first: the
+// other order lost it for good when the run stopped between the two (a run
+// again finds the file); a secret not written after its record is written
+// by a run again. It reports whether it wrote one.
+func EnsurePairwiseSecret(ctx context.Context, path string, log Auditor, actor string) (bool, error) {
+	switch _, err := os.Stat(path); {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return false, fmt.Errorf("pairwise secret %s: %w", path, err)
+	}
+	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: ActPairwiseSecretCreate, Object: path, Outcome: audit.OutcomeSuccess}); err != nil {
+		return false, fmt.Errorf("writing audit record: %w", err)
+	}
+	return CreatePairwiseSecret(path)
 }
 
 // ParsePairwiseSecret reads the secret CreatePairwiseSecret wrote (hex, at

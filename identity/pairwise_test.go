@@ -1,9 +1,14 @@
 package identity
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // TestPairwiseSecret: created once (0600), kept afterwards, read back; a
@@ -30,5 +35,52 @@ func TestPairwiseSecret(t *testing.T) {
 		if _, err := ParsePairwiseSecret([]byte(bad), path); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// fileAudit notes, for each record, whether the secret's file was there
+// when it was appended; fail makes the next Append fail.
+type fileAudit struct {
+	path    string
+	present []bool
+	fail    bool
+}
+
+func (a *fileAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error) {
+	if a.fail {
+		a.fail = false
+		return audit.Record{}, errors.New("audit log down")
+	}
+	if e.Action != ActPairwiseSecretCreate || e.Object != a.path || e.Actor != "thiqa-init" {
+		return audit.Record{}, fmt.Errorf("unexpected record %+v", e)
+	}
+	_, err := os.Stat(a.path)
+	a.present = append(a.present, err == nil)
+	return audit.Record{}, nil
+}
+
+// TestEnsurePairwiseSecretRecordsFirst: the creation is recorded before
+// the secret is written, so a failed record leaves no secret and a run
+// again records and writes it (the other order lost the record for good:
+// the run again found the file and recorded nothing); a secret there
+// already is not recorded again.
+func TestEnsurePairwiseSecretRecordsFirst(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "secrets", "pairwise")
+	log := &fileAudit{path: path, fail: true}
+	if _, err := EnsurePairwiseSecret(ctx, path, log, "thiqa-init"); err == nil {
+		t.Fatal("a failed record was no error")
+	}
+	if created, err := EnsurePairwiseSecret(ctx, path, log, "thiqa-init"); err != nil || !created {
+		t.Fatalf("run again: %v %v", created, err)
+	}
+	if created, err := EnsurePairwiseSecret(ctx, path, log, "thiqa-init"); err != nil || created {
+		t.Fatalf("third run: %v %v", created, err)
+	}
+	if len(log.present) != 1 || log.present[0] {
+		t.Fatalf("records (file present at each): %v, want one, before the file", log.present)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -100,10 +100,7 @@ func FromConfig(c ca.Config, dir, certDir, baseURL string, keyLabel func(uri str
 type Key = ca.TokenKey
 
 // KeyInfo describes a key on the token.
-type KeyInfo struct {
-	URI    string
-	Public crypto.PublicKey
-}
+type KeyInfo = ca.TokenKeyInfo
 
 // Token is the online token.
 type Token interface {

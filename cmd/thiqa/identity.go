@@ -13,7 +13,6 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/identity"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing/csc"
 )
@@ -37,12 +36,8 @@ func initIdentity(ctx context.Context, p *platform, out io.Writer) error {
 		return fmt.Errorf("identity token-signing key: %w", err)
 	}
 	path := cfg.Resolve(cfg.Identity.PairwiseSecretFile)
-	if created, err := identity.CreatePairwiseSecret(path); err != nil {
+	if _, err := identity.EnsurePairwiseSecret(ctx, path, p.audit, "thiqa-init"); err != nil {
 		return err
-	} else if created {
-		if _, err := p.audit.Append(ctx, audit.Entry{Actor: "thiqa-init", Action: "oidc.pairwise-secret.create", Object: path, Outcome: audit.OutcomeSuccess}); err != nil {
-			return fmt.Errorf("writing audit record: %w", err)
-		}
 	}
 	fmt.Fprintf(out, "  OIDC token signer %s  %s\n", key.URI(), path)
 	return nil

@@ -53,15 +53,21 @@ func (t CAToken) GenerateKey(ctx context.Context, label, keyType string) (ca.Tok
 	return k, nil
 }
 
-// DeleteKey destroys the key labelled label.
+// DeleteKey destroys the key labelled label; a label the token does not
+// hold is an error wrapping ca.ErrKeyNotFound (and hsm.ErrKeyNotFound).
 func (t CAToken) DeleteKey(ctx context.Context, label string) error {
-	return t.Token.DeleteKey(ctx, label)
+	err := t.Token.DeleteKey(ctx, label)
+	if errors.Is(err, hsm.ErrKeyNotFound) {
+		return fmt.Errorf("%w: %w", ca.ErrKeyNotFound, err)
+	}
+	return err
 }
 
 // Close closes the token.
 func (t CAToken) Close() error { return t.Token.Close() }
 
-// Keys lists the keys on the token: their pkcs11: URIs and public keys.
+// Keys lists the keys on the token: their labels, pkcs11: URIs and public
+// keys.
 func (t CAToken) Keys(ctx context.Context) ([]hierarchy.KeyInfo, error) {
 	keys, err := t.Token.ListKeys(ctx)
 	if err != nil {
@@ -69,7 +75,7 @@ func (t CAToken) Keys(ctx context.Context) ([]hierarchy.KeyInfo, error) {
 	}
 	out := make([]hierarchy.KeyInfo, len(keys))
 	for i, k := range keys {
-		out[i] = hierarchy.KeyInfo{URI: k.URI, Public: k.Public}
+		out[i] = hierarchy.KeyInfo{Label: k.Label, URI: k.URI, Public: k.Public}
 	}
 	return out, nil
 }
