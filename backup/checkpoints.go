@@ -28,23 +28,12 @@ type checkpointSplit struct {
 	archiveName string
 }
 
-// errStopWalk ends an AuditRecords walk early.
-var errStopWalk = errors.New("stop")
-
 // recordHash returns the hash of the record at seq, or nil when the chain
-// has none.
+// has none: one primary-key read on a store that offers it
+// (audit.RecordHash), since a restore looks up every line of a checkpoint
+// file that may hold a year of checkpoints.
 func recordHash(ctx context.Context, chain audit.ChainReader, seq int64) ([]byte, error) {
-	var hash []byte
-	err := chain.AuditRecords(ctx, seq, func(r audit.Record) error {
-		if r.Seq == seq {
-			hash = r.Hash
-		}
-		return errStopWalk
-	})
-	if err != nil && !errors.Is(err, errStopWalk) {
-		return nil, err
-	}
-	return hash, nil
+	return audit.RecordHash(ctx, chain, seq)
 }
 
 // splitCheckpoints applies the README's rule for a restore from a backup
