@@ -208,7 +208,8 @@ var errStopWalk = errors.New("stop")
 // sqlite or postgres sub-benchmark fills that existing database instead
 // of a fresh one (a `thiqa init` folder's, to time the commands on it);
 // THIQA_BENCH_AUDIT_CHECKPOINTS then names a file the signed checkpoints
-// are written to (PEM key next to it, .pem). Run by hand:
+// are written to (PEM key next to it, .pem), and THIQA_BENCH_AUDIT_FILL_ONLY=1
+// stops after the fill. Run by hand:
 //
 //	THIQA_BENCH_AUDIT_ROWS=10000000 scripts/testenv.sh \
 //	  go test -count=1 -run '^$' -bench BenchmarkAuditAtScale -benchtime 1x -timeout 3h ./store/
@@ -249,6 +250,11 @@ func BenchmarkAuditAtScale(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			if os.Getenv("THIQA_BENCH_AUDIT_FILL_ONLY") == "1" {
+				for b.Loop() {
+				}
+				return
+			}
 			for b.Loop() {
 				fullRate := appendRate(b, db, 4000, 8)
 				b.Logf("%s: appends, 8 writers: %.0f/s on the empty log, %.0f/s after %d records", d.Name, emptyRate, fullRate, rows)
@@ -276,6 +282,30 @@ func BenchmarkAuditAtScale(b *testing.B) {
 					b.Fatalf("checkpoints: %s", crep)
 				}
 				b.Logf("%s: audit.VerifyCheckpoints, %d checkpoints: %s, peak heap +%.1f MiB", d.Name, crep.Verified, el.Round(time.Millisecond), float64(heap)/(1<<20))
+
+				// `thiqa audit verify`: VerifyAll, the chain and the
+				// checkpoints in one walk (before: Verify, then
+				// VerifyCheckpoints, the two figures above one after the other).
+				dir := b.TempDir()
+				cpFile, pemFile := dir+"/checkpoints.jsonl", dir+"/key.pem"
+				if err := os.WriteFile(cpFile, cp.Bytes(), 0o600); err != nil {
+					b.Fatal(err)
+				}
+				if err := audit.PublishCheckpointKey(pemFile, key.Public()); err != nil {
+					b.Fatal(err)
+				}
+				var out bytes.Buffer
+				var ok bool
+				el, heap = peakHeap(func() {
+					if ok, err = audit.VerifyAll(ctx, db, cpFile, pemFile, &out); err != nil {
+						b.Fatal(err)
+					}
+				})
+				if !ok {
+					b.Fatalf("VerifyAll: %s", out.String())
+				}
+				b.ReportMetric(el.Seconds(), "verifyall-s")
+				b.Logf("%s: audit.VerifyAll (chain and checkpoints, one walk): %s, peak heap +%.1f MiB", d.Name, el.Round(time.Millisecond), float64(heap)/(1<<20))
 
 				// The certificate audit trail as GET /certificates/{serial}/audit reads it.
 				var n int
