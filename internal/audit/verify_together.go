@@ -28,7 +28,8 @@ func verifyTogether(ctx context.Context, st Store, r io.Reader, pub crypto.Publi
 	go func() {
 		defer wg.Done()
 		defer close(t.done)
-		crep, cerr = VerifyCheckpointsAsOf(ctx, teeReader{t}, r, pub, asOf)
+		// Verify checked each record before handing it over.
+		crep, cerr = verifyCheckpointsAsOf(ctx, teeReader{t}, r, pub, asOf, false)
 	}()
 	rep, err := Verify(ctx, t)
 	close(t.recs)
