@@ -124,7 +124,15 @@ func restoreCheckpoints(ctx context.Context, chain audit.ChainReader, src []byte
 		return s, err
 	}
 	defer f.Close()
-	rep, err := audit.VerifyCheckpoints(ctx, chain, f, pub)
+	// The chain was verified (checkStore) and only this restore writes to
+	// it: each checkpoint's record is looked up rather than walking the
+	// chain a second time from the first checkpoint, near its start.
+	var rep audit.CheckpointReport
+	if hc, ok := chain.(audit.HashChainReader); ok {
+		rep, err = audit.VerifyCheckpointsByLookup(ctx, hc, f, pub)
+	} else {
+		rep, err = audit.VerifyCheckpoints(ctx, chain, f, pub)
+	}
 	if err != nil {
 		return s, fmt.Errorf("verifying the restored checkpoints: %w", err)
 	}

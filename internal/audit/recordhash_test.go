@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -68,4 +70,59 @@ func TestRecordHashWalksWithoutPointReads(t *testing.T) {
 	if h, err := audit.RecordHash(context.Background(), st, 9); err != nil || h != nil {
 		t.Fatalf("audit.RecordHash(9) = %x, %v; want nil", h, err)
 	}
+}
+
+// lookupChain is a fakeChain that reads one record's hash by seq and
+// refuses to be walked.
+type lookupChain struct{ *fakeChain }
+
+func (c lookupChain) AuditRecords(context.Context, int64, func(audit.Record) error) error {
+	return errors.New("walked the chain")
+}
+
+func (c lookupChain) AuditRecordHash(_ context.Context, seq int64) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if seq < 1 || seq > int64(len(c.recs)) {
+		return nil, nil
+	}
+	return c.recs[seq-1].Hash, nil
+}
+
+// TestVerifyCheckpointsByLookup checks the restore's checkpoint check:
+// without walking the chain it accepts good checkpoints and catches a
+// rewritten chain, a removed tail and a head behind the last checkpoint.
+func TestVerifyCheckpointsByLookup(t *testing.T) {
+	ctx := context.Background()
+	f := &fakeChain{}
+	f.grow(3)
+	key := newKey(t)
+	path := checkpointFile(t)
+	w := newWriter(t, f, key, path, func() time.Time { return time.Now().Add(-time.Hour) })
+	mustCheckpoint(t, w, true)
+	f.grow(10)
+	mustCheckpoint(t, w, true)
+	verify := func() audit.CheckpointReport {
+		t.Helper()
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.VerifyCheckpointsByLookup(ctx, lookupChain{f}, bytes.NewReader(raw), key.Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := verify(); !rep.OK() || rep.Verified != 2 || rep.Last.Seq != 13 {
+		t.Fatalf("good file: %+v", rep)
+	}
+	f.rewriteFrom(5)
+	wantProblem(t, verify(), 2, audit.CheckpointHashMismatch, "rewritten")
+
+	f.mu.Lock()
+	f.recs = f.recs[:12]
+	f.head = audit.Head{Seq: 12, Hash: f.recs[11].Hash}
+	f.mu.Unlock()
+	wantProblem(t, verify(), 2, audit.CheckpointRecordMissing, "removed")
 }
