@@ -28,23 +28,12 @@ type checkpointSplit struct {
 	archiveName string
 }
 
-// errStopWalk ends an AuditRecords walk early.
-var errStopWalk = errors.New("stop")
-
 // recordHash returns the hash of the record at seq, or nil when the chain
-// has none.
+// has none: one primary-key read on a store that offers it
+// (audit.RecordHash), since a restore looks up every line of a checkpoint
+// file that may hold a year of checkpoints.
 func recordHash(ctx context.Context, chain audit.ChainReader, seq int64) ([]byte, error) {
-	var hash []byte
-	err := chain.AuditRecords(ctx, seq, func(r audit.Record) error {
-		if r.Seq == seq {
-			hash = r.Hash
-		}
-		return errStopWalk
-	})
-	if err != nil && !errors.Is(err, errStopWalk) {
-		return nil, err
-	}
-	return hash, nil
+	return audit.RecordHash(ctx, chain, seq)
 }
 
 // splitCheckpoints applies the README's rule for a restore from a backup
@@ -135,7 +124,15 @@ func restoreCheckpoints(ctx context.Context, chain audit.ChainReader, src []byte
 		return s, err
 	}
 	defer f.Close()
-	rep, err := audit.VerifyCheckpoints(ctx, chain, f, pub)
+	// The chain was verified (checkStore) and only this restore writes to
+	// it: each checkpoint's record is looked up rather than walking the
+	// chain a second time from the first checkpoint, near its start.
+	var rep audit.CheckpointReport
+	if hc, ok := chain.(audit.HashChainReader); ok {
+		rep, err = audit.VerifyCheckpointsByLookup(ctx, hc, f, pub)
+	} else {
+		rep, err = audit.VerifyCheckpoints(ctx, chain, f, pub)
+	}
 	if err != nil {
 		return s, fmt.Errorf("verifying the restored checkpoints: %w", err)
 	}

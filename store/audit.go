@@ -369,3 +369,17 @@ FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?`, next, auditPageSize)
 		next = page[len(page)-1].Seq + 1
 	}
 }
+
+// AuditRecordHash implements audit.RecordHashReader: the hash of record
+// seq by its primary key, nil when the log has no such record.
+func (db *DB) AuditRecordHash(ctx context.Context, seq int64) ([]byte, error) {
+	var hash []byte
+	err := db.queryRow(ctx, "SELECT hash FROM audit_log WHERE seq = ?", seq).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, mapErr("store: reading an audit record's hash", err)
+	}
+	return hash, nil
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -75,4 +76,41 @@ func (db *DB) WriteTxCommitting(ctx context.Context, beforeCommit func()) error 
 // tail of an earlier attempt whose outcome is unknown, for tests.
 func (db *DB) AppendAuditLockedUnsure(ctx context.Context, seal func(audit.Head) ([]audit.Record, error), unsure audit.Head) error {
 	return db.appendAuditLocked(ctx, seal, unsure)
+}
+
+// TrailQuery exposes trailQuery for tests.
+func TrailQuery(objects []string, limit int) (string, []any) { return trailQuery(objects, limit) }
+
+// QueryLines runs q (with ? placeholders) and returns each row's first
+// column as text: EXPLAIN's output, for tests.
+func (db *DB) QueryLines(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := db.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		line := ""
+		for _, v := range vals {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			line += fmt.Sprint(v) + " "
+		}
+		out = append(out, line)
+	}
+	return out, rows.Err()
 }

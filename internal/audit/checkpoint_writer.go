@@ -234,17 +234,7 @@ func (w *CheckpointWriter) lock(ctx context.Context, f *os.File) error {
 
 // recordHash returns the stored hash of record seq, nil when there is none.
 func (w *CheckpointWriter) recordHash(ctx context.Context, seq int64) ([]byte, error) {
-	var h []byte
-	err := w.chain.AuditRecords(ctx, seq, func(r Record) error {
-		if r.Seq == seq {
-			h = r.Hash
-		}
-		return errStop
-	})
-	if err != nil && !errors.Is(err, errStop) {
-		return nil, err
-	}
-	return h, nil
+	return RecordHash(ctx, w.chain, seq)
 }
 
 // lastCheckpoint returns the file's last checkpoint (nil for an empty
