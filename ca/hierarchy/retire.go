@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
@@ -26,6 +27,11 @@ const ActRootRetireOnline = "ca.root.retire-online"
 // the root key works: its number is not above the last the online root
 // signed.
 var ErrNoProof = errors.New("not a proof that the offline copy of the root key signs")
+
+// ErrUnknownKey is a key on the online token whose public key the token
+// does not show, so that RetireOnlineRoot cannot tell whether it is the
+// root's.
+var ErrUnknownKey = errors.New("a key on the online token cannot be told apart from the root's")
 
 // RetireToken is the online token as RetireOnlineRoot uses it.
 type RetireToken interface {
@@ -92,7 +98,9 @@ type RetireOnline struct {
 // up where it stopped; on a folder whose root is offline with no root key
 // on the token it changes nothing. A key another node sharing the HSM
 // destroyed already is recorded as such, before the configuration is
-// rewritten.
+// rewritten. A private key on the token whose public key the token does
+// not show may be the root's: the run stops with ErrUnknownKey before it
+// switches or destroys anything.
 func RetireOnlineRoot(ctx context.Context, r RetireOnline, w io.Writer) error {
 	root, proof := r.Root, r.Proof
 	last, err := r.Numbers.LastCRLNumber(ctx, r.RootName)
@@ -127,10 +135,25 @@ func RetireOnlineRoot(ctx context.Context, r RetireOnline, w io.Writer) error {
 		return err
 	}
 	var rootKeys []KeyInfo
+	var unknown []string
 	for _, k := range keys {
-		if pub, ok := k.Public.(interface{ Equal(crypto.PublicKey) bool }); ok && pub.Equal(root.PublicKey) {
+		pub, ok := k.Public.(interface{ Equal(crypto.PublicKey) bool })
+		switch {
+		case !ok:
+			unknown = append(unknown, k.URI)
+		case pub.Equal(root.PublicKey):
 			rootKeys = append(rootKeys, k)
 		}
+	}
+	if len(unknown) > 0 {
+		// A private key whose public half the token does not show (an EC
+		// key whose public object is gone, as a deletion interrupted
+		// between its two objects leaves it) may be the root's: taken for
+		// another key, the root key would stay online while the command
+		// said it was gone.
+		return fmt.Errorf("%w: the online token holds private keys whose public key it does not show (%s): "+
+			"they may be the root's, so the root key cannot be said to be gone; check them (thiqa keys list --data %s), destroy the one of the root, and run the command again",
+			ErrUnknownKey, strings.Join(unknown, ", "), r.Dir)
 	}
 	details := func(more map[string]any) map[string]any {
 		d := map[string]any{"root": root.Subject.String(), "rootSHA256": ca.Fingerprint(root.Raw),

@@ -305,3 +305,30 @@ func TestRetireOnlineRootNewerImported(t *testing.T) {
 		t.Fatalf("online with a newer CRL imported: %v", err)
 	}
 }
+
+// TestRetireOnlineRootKeyWithoutPublic: a deletion of the root key that
+// stopped between its two objects left the private key without its
+// public object, so the listing shows no public key for it. The run again
+// must not take it for another key and say the root is done with while
+// the private root key stays on the online token.
+func TestRetireOnlineRootKeyWithoutPublic(t *testing.T) {
+	for _, offline := range []bool{true, false} {
+		w, root, proof := retireFixture(t)
+		w.offline = offline
+		k := w.keys["root-ca"]
+		k.Public = nil
+		w.keys["root-ca"] = k
+		out, err := retire(w, root, proof)
+		if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), "pkcs11:token=t;object=root-ca") {
+			t.Fatalf("offline %v: %v\n%s", offline, err, out)
+		}
+		if w.offline != offline || slices.Contains(w.steps, "switch") || len(w.keys) != 2 {
+			t.Fatalf("offline %v: changed: steps %q, keys %v", offline, w.steps, w.keys)
+		}
+		for _, r := range w.records {
+			if r.Action == ActRootRetireOnline {
+				t.Fatalf("offline %v: recorded %+v", offline, r)
+			}
+		}
+	}
+}
