@@ -32,15 +32,31 @@ func (t *Token) DeleteKey(ctx context.Context, label string) error {
 		t.copyMu.Lock()
 		defer t.copyMu.Unlock()
 		defer t.copiesDestroyedLocked(label)
-		hs, err := findObjects(t.p, s.h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}, 0)
-		if err != nil {
-			return err
-		}
-		for _, h := range hs {
-			if err := t.p.DestroyObject(s.h, h); err != nil {
+		// The private keys first, then what else carries the label: a
+		// deletion stopped in between (a kill, a token error) then leaves a
+		// public key, not a private key that no listing can match to its
+		// public key any more (ListKeys shows none for an EC key without
+		// its public object), which a caller retiring a key by its public
+		// key would take for another key.
+		for _, tmpl := range [][]*pkcs11.Attribute{
+			{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label), pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)},
+			{pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)},
+		} {
+			hs, err := findObjects(t.p, s.h, tmpl, 0)
+			if err != nil {
 				return err
 			}
-			deleted++
+			for _, h := range hs {
+				if hook := t.testHookDestroy; hook != nil {
+					if err := hook(); err != nil {
+						return err
+					}
+				}
+				if err := t.p.DestroyObject(s.h, h); err != nil {
+					return err
+				}
+				deleted++
+			}
 		}
 		return nil
 	})

@@ -53,3 +53,38 @@ func TestDeleteKey(t *testing.T) {
 		t.Fatalf("regenerating a deleted label: %v", err)
 	}
 }
+
+// TestDeleteKeyStoppedHalfway: a deletion stopped after its first object
+// leaves no private key behind without its public key (one ListKeys would
+// show with no public key, which a caller matching keys by their public
+// key, as ca root retire-online does, cannot recognise).
+func TestDeleteKeyStoppedHalfway(t *testing.T) {
+	ctx := context.Background()
+	tok := newTestToken(t, Config{})
+	if _, err := tok.GenerateKey(ctx, "doomed", ECP256); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	tok.testHookDestroy = func() error {
+		if n++; n == 2 {
+			return errors.New("stopped")
+		}
+		return nil
+	}
+	if err := tok.DeleteKey(ctx, "doomed"); err == nil {
+		t.Fatal("DeleteKey stopped halfway did not fail")
+	}
+	tok.testHookDestroy = nil
+	keys, err := tok.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.Label == "doomed" {
+			t.Fatalf("the private key is left (public key %v)", k.Public)
+		}
+	}
+	if err := tok.DeleteKey(ctx, "doomed"); err != nil {
+		t.Fatalf("DeleteKey again: %v", err)
+	}
+}

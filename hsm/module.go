@@ -120,6 +120,9 @@ type Token struct {
 	// testHookAbandoned, when set (tests only), runs in a caller that has
 	// just given up on its call, before it counts the call as hung.
 	testHookAbandoned func()
+	// testHookDestroy, when set (tests only), runs before DeleteKey
+	// destroys each object; an error stops the deletion there.
+	testHookDestroy func() error
 
 	// Session copies (sessioncopy.go): copiedLabels are the labels of keys
 	// signing with copies; copyDeleted lists, in order, those DeleteKey

@@ -8,14 +8,14 @@ import (
 // The login pages are deliberately plain forms (Arabic and English labels)
 // so that any browser, and tests driving plain HTTP, can use them.
 var pages = template.Must(template.New("pages").Parse(`
-{{define "head"}}<!doctype html>
+{{/* head: its argument is the error the page reports ("" for none): the title names it first. */}}{{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Thiqa digital ID · الهوية الرقمية</title>
+<title>{{if .}}Error · خطأ: {{end}}Thiqa digital ID · الهوية الرقمية</title>
 <style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}[lang=ar]{direction:rtl;display:block}.code{font-size:2.5em;letter-spacing:.2em;font-weight:bold}.err{color:#a00}input{font:inherit;padding:.4em;border:1px solid #6b7280}</style>
 </head><body><main>
 <h1>Thiqa digital ID <span lang="ar">الهوية الرقمية - ثقة</span></h1>{{end}}
 
-{{define "login"}}{{template "head"}}
+{{define "login"}}{{template "head" .Error}}
 <p>{{.ClientName}} asks you to log in. <span lang="ar">يطلب {{.ClientName}} تسجيل دخولك.</span></p>
 {{if .Purpose}}<p id="purpose">{{.Purpose}}</p>{{end}}
 {{if .Error}}<p class="err" id="error" role="alert">{{.Error}}</p>{{end}}
@@ -29,7 +29,7 @@ var pages = template.Must(template.New("pages").Parse(`
 <span lang="ar">أو سجّل الدخول ببطاقتك الشخصية: اختر شهادتها عندما يطلب المتصفح ذلك.</span></p>
 </main></body></html>{{end}}
 
-{{define "wait"}}{{template "head"}}
+{{define "wait"}}{{template "head" ""}}
 <p>Open the Thiqa app on your phone, check that it shows this code, and approve with your PIN.
 <span lang="ar">افتح تطبيق ثقة على هاتفك، وتأكد من ظهور هذا الرمز، ثم وافق بإدخال رمزك السري.</span></p>
 <p>Verification code <span lang="ar">رمز التحقق</span>: <span class="code" id="verification_code">{{.Code}}</span></p>
@@ -41,7 +41,7 @@ var pages = template.Must(template.New("pages").Parse(`
 </form>
 </main></body></html>{{end}}
 
-{{define "signing-pin"}}{{template "head"}}
+{{define "signing-pin"}}{{template "head" .Error}}
 <h2>Authorise a signature <span lang="ar">الموافقة على التوقيع</span></h2>
 <p>{{.ClientName}} asks to sign with your credential <code id="credential">{{.Credential}}</code>
 {{.Count}} time(s), exactly these hashes:
@@ -57,7 +57,7 @@ var pages = template.Must(template.New("pages").Parse(`
 </form>
 </main></body></html>{{end}}
 
-{{define "error"}}{{template "head"}}
+{{define "error"}}{{template "head" .Error}}
 <h2>The login cannot continue <span lang="ar">لا يمكن متابعة تسجيل الدخول</span></h2>
 <p class="err" id="error" role="alert">{{.Error}}</p>
 <p>You were not sent back to the portal. <span lang="ar">لم تتم إعادتك إلى البوابة.</span></p>

@@ -1,6 +1,7 @@
 package hierarchy
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
@@ -25,6 +27,11 @@ const ActRootRetireOnline = "ca.root.retire-online"
 // the root key works: its number is not above the last the online root
 // signed.
 var ErrNoProof = errors.New("not a proof that the offline copy of the root key signs")
+
+// ErrUnknownKey is a key on the online token whose public key the token
+// does not show, so that RetireOnlineRoot cannot tell whether it is the
+// root's.
+var ErrUnknownKey = errors.New("a key on the online token cannot be told apart from the root's")
 
 // RetireToken is the online token as RetireOnlineRoot uses it.
 type RetireToken interface {
@@ -83,13 +90,17 @@ type RetireOnline struct {
 // the root CRL the ceremony signed after adopting the root: signed by the
 // root's key, with a CRL number above every one the online servers handed
 // out (so not signed online; refused with ErrNoProof, wrapped by
-// crl.Refused, otherwise), and it becomes the imported root CRL. In this
+// crl.Refused, otherwise), and it becomes the imported root CRL (the same
+// CRL imported already is left as it is, and not recorded again). In this
 // order, each step kept when done: import the CRL, rewrite the
 // configuration, record the retirement in the audit log (before each key
 // it destroys), destroy the key. A run again after an interruption takes
 // up where it stopped; on a folder whose root is offline with no root key
 // on the token it changes nothing. A key another node sharing the HSM
-// destroyed already is recorded as such.
+// destroyed already is recorded as such, before the configuration is
+// rewritten. A private key on the token whose public key the token does
+// not show may be the root's: the run stops with ErrUnknownKey before it
+// switches or destroys anything.
 func RetireOnlineRoot(ctx context.Context, r RetireOnline, w io.Writer) error {
 	root, proof := r.Root, r.Proof
 	last, err := r.Numbers.LastCRLNumber(ctx, r.RootName)
@@ -101,24 +112,48 @@ func RetireOnlineRoot(ctx context.Context, r RetireOnline, w io.Writer) error {
 			"sign the root CRL in the ceremony folder that adopted the root (thiqa ca crl --ceremony C --out root.crl) and give that one", ErrNoProof, proof.NumberString(), last))
 	}
 	sum := ca.Fingerprint(proof.DER)
-	switch err := crl.Import(ctx, r.CRLs, r.Audit, proof, r.Source, r.Actor, r.Now); {
-	case errors.Is(err, crl.ErrNotNewer) && r.Offline:
-		fmt.Fprintf(w, "root CRL: a newer one than %s is imported already\n", r.Source)
-	case err != nil:
-		return err
-	default:
-		fmt.Fprintf(w, "root CRL number %s imported (SHA-256 fingerprint %s): signed by the offline copy of the root key\n", proof.NumberString(), sum)
-	}
-	changed, err := r.SetOffline()
-	if err != nil {
+	// The same CRL imported already (a run again, another node sharing the
+	// database) is no new import: nothing to store, nothing to record.
+	kept, err := r.CRLs.ImportedCRL(ctx, proof.Issuer)
+	if err != nil && !errors.Is(err, crl.ErrNoImported) {
 		return err
 	}
-	if changed {
-		fmt.Fprintf(w, "%s: ca.root is now offline (ca.root.offline: true, no key)\n", r.ConfigPath)
+	if err == nil && bytes.Equal(kept.DER, proof.DER) {
+		fmt.Fprintf(w, "root CRL number %s imported already (SHA-256 fingerprint %s)\n", proof.NumberString(), sum)
+	} else {
+		switch err := crl.Import(ctx, r.CRLs, r.Audit, proof, r.Source, r.Actor, r.Now); {
+		case errors.Is(err, crl.ErrNotNewer) && r.Offline:
+			fmt.Fprintf(w, "root CRL: a newer one than %s is imported already\n", r.Source)
+		case err != nil:
+			return err
+		default:
+			fmt.Fprintf(w, "root CRL number %s imported (SHA-256 fingerprint %s): signed by the offline copy of the root key\n", proof.NumberString(), sum)
+		}
 	}
 	keys, err := r.Token.Keys(ctx)
 	if err != nil {
 		return err
+	}
+	var rootKeys []KeyInfo
+	var unknown []string
+	for _, k := range keys {
+		pub, ok := k.Public.(interface{ Equal(crypto.PublicKey) bool })
+		switch {
+		case !ok:
+			unknown = append(unknown, k.URI)
+		case pub.Equal(root.PublicKey):
+			rootKeys = append(rootKeys, k)
+		}
+	}
+	if len(unknown) > 0 {
+		// A private key whose public half the token does not show (an EC
+		// key whose public object is gone, as a deletion interrupted
+		// between its two objects leaves it) may be the root's: taken for
+		// another key, the root key would stay online while the command
+		// said it was gone.
+		return fmt.Errorf("%w: the online token holds private keys whose public key it does not show (%s): "+
+			"they may be the root's, so the root key cannot be said to be gone; check them (thiqa keys list --data %s), destroy the one of the root, and run the command again",
+			ErrUnknownKey, strings.Join(unknown, ", "), r.Dir)
 	}
 	details := func(more map[string]any) map[string]any {
 		d := map[string]any{"root": root.Subject.String(), "rootSHA256": ca.Fingerprint(root.Raw),
@@ -128,12 +163,26 @@ func RetireOnlineRoot(ctx context.Context, r RetireOnline, w io.Writer) error {
 		}
 		return d
 	}
-	destroyed := 0
-	for _, k := range keys {
-		pub, ok := k.Public.(interface{ Equal(crypto.PublicKey) bool })
-		if !ok || !pub.Equal(root.PublicKey) {
-			continue
+	// With no key of the root on the token (another node sharing the HSM
+	// destroyed it), the switch of this folder is recorded before it is
+	// made: recorded after it, a run killed in between switched the folder
+	// for good without a record, and a run again found nothing to do.
+	keyGone := len(rootKeys) == 0 && !r.Offline
+	if keyGone {
+		if _, err := r.Audit.Append(ctx, audit.Entry{Actor: r.Actor, Action: ActRootRetireOnline, Object: r.ConfigPath, Outcome: audit.OutcomeSuccess,
+			Details: details(map[string]any{"key": "not on the online token"}),
+		}); err != nil {
+			return fmt.Errorf("writing the audit record (%s was not changed: run the command again): %w", r.ConfigPath, err)
 		}
+	}
+	changed, err := r.SetOffline()
+	if err != nil {
+		return err
+	}
+	if changed {
+		fmt.Fprintf(w, "%s: ca.root is now offline (ca.root.offline: true, no key)\n", r.ConfigPath)
+	}
+	for _, k := range rootKeys {
 		spki, err := ca.SPKIHash(k.Public)
 		if err != nil {
 			return err
@@ -147,19 +196,11 @@ func RetireOnlineRoot(ctx context.Context, r RetireOnline, w io.Writer) error {
 			return fmt.Errorf("destroying the online root key %s: %w (run the command again)", k.URI, err)
 		}
 		fmt.Fprintf(w, "online root key %s destroyed (SPKI SHA-256 %s)\n", k.URI, hex.EncodeToString(spki[:]))
-		destroyed++
 	}
 	switch {
-	case destroyed == 0 && changed:
-		// The key was gone already (another node of a cluster sharing the
-		// HSM retired it): the switch is recorded all the same.
-		if _, err := r.Audit.Append(ctx, audit.Entry{Actor: r.Actor, Action: ActRootRetireOnline, Object: r.ConfigPath, Outcome: audit.OutcomeSuccess,
-			Details: details(map[string]any{"key": "not on the online token"}),
-		}); err != nil {
-			return fmt.Errorf("writing the audit record: %w", err)
-		}
+	case keyGone:
 		fmt.Fprintln(w, "the online token holds no key of the root (already destroyed)")
-	case destroyed == 0:
+	case len(rootKeys) == 0:
 		fmt.Fprintf(w, "the root of %s is offline already and its key is not on the online token: nothing else to do\n", r.Dir)
 	}
 	fmt.Fprintf(w, "next: restart every thiqa serve of this deployment; copy the online token again (its backup must no longer hold the root key);\n"+

@@ -200,7 +200,7 @@ func (c *a11yChecker) errorTied(b *browser, page, lang, field string) {
   const m = document.getElementById("error") || document.getElementById("flash"), f = %q ? document.querySelector(%q) : null;
   if (!m) return "no error message (#error or #flash) shown";
   if (m.getAttribute("role") !== "alert") return "the error message is not role=alert";
-  if (%q !== "ar+en" && !document.title.startsWith({ar: "خطأ:", en: "Error:"}[document.documentElement.lang])) return "the title does not say there is an error: " + document.title;
+  if (!document.title.startsWith(%q === "ar+en" ? "Error · خطأ:" : {ar: "خطأ:", en: "Error:"}[document.documentElement.lang])) return "the title does not say there is an error: " + document.title;
   if (%q === "") return "";
   if (!f) return "no field %s";
   if (f.getAttribute("aria-invalid") !== "true") return "the field is not aria-invalid";
