@@ -1,7 +1,6 @@
 package hierarchy
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -113,22 +112,16 @@ func RetireOnlineRoot(ctx context.Context, r RetireOnline, w io.Writer) error {
 	}
 	sum := ca.Fingerprint(proof.DER)
 	// The same CRL imported already (a run again, another node sharing the
-	// database) is no new import: nothing to store, nothing to record.
-	kept, err := r.CRLs.ImportedCRL(ctx, proof.Issuer)
-	if err != nil && !errors.Is(err, crl.ErrNoImported) {
-		return err
-	}
-	if err == nil && bytes.Equal(kept.DER, proof.DER) {
+	// database) is no new import: nothing stored, nothing recorded again.
+	switch err := crl.Import(ctx, r.CRLs, r.Audit, proof, r.Source, r.Actor, r.Now); {
+	case errors.Is(err, crl.ErrAlreadyImported):
 		fmt.Fprintf(w, "root CRL number %s imported already (SHA-256 fingerprint %s)\n", proof.NumberString(), sum)
-	} else {
-		switch err := crl.Import(ctx, r.CRLs, r.Audit, proof, r.Source, r.Actor, r.Now); {
-		case errors.Is(err, crl.ErrNotNewer) && r.Offline:
-			fmt.Fprintf(w, "root CRL: a newer one than %s is imported already\n", r.Source)
-		case err != nil:
-			return err
-		default:
-			fmt.Fprintf(w, "root CRL number %s imported (SHA-256 fingerprint %s): signed by the offline copy of the root key\n", proof.NumberString(), sum)
-		}
+	case errors.Is(err, crl.ErrNotNewer) && r.Offline:
+		fmt.Fprintf(w, "root CRL: a newer one than %s is imported already\n", r.Source)
+	case err != nil:
+		return err
+	default:
+		fmt.Fprintf(w, "root CRL number %s imported (SHA-256 fingerprint %s): signed by the offline copy of the root key\n", proof.NumberString(), sum)
 	}
 	keys, err := r.Token.Keys(ctx)
 	if err != nil {

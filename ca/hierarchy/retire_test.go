@@ -164,7 +164,7 @@ func TestRetireOnlineRootOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"last", "import", "audit ca.crl.import", "keys", "switch", "audit " + ActRootRetireOnline, "delete root-ca"}
+	want := []string{"last", "audit ca.crl.import", "import", "keys", "switch", "audit " + ActRootRetireOnline, "delete root-ca"}
 	if !slices.Equal(w.steps, want) {
 		t.Fatalf("steps %q, want %q", w.steps, want)
 	}
@@ -221,7 +221,7 @@ func TestRetireOnlineRootNoProof(t *testing.T) {
 // runs it again: it ends with the CRL imported, the root offline, the key
 // destroyed, and a retirement record written before each deletion.
 func TestRetireOnlineRootKilled(t *testing.T) {
-	for _, step := range []string{"last", "import", "audit ca.crl.import", "switch", "keys", "audit " + ActRootRetireOnline, "delete root-ca"} {
+	for _, step := range []string{"last", "audit ca.crl.import", "import", "switch", "keys", "audit " + ActRootRetireOnline, "delete root-ca"} {
 		t.Run(step, func(t *testing.T) {
 			w, root, proof := retireFixture(t)
 			w.killAt = step

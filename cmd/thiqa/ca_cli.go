@@ -9,7 +9,7 @@ import (
 // folder (--data). docs/ceremony.md walks through them.
 const caUsage = `usage:
   thiqa ca root create --ceremony DIR [--key-type ec-p384|rsa4096] [--subject-file F] [--validity 25y]
-  thiqa ca root adopt --ceremony DIR --root-cert F --ca-certs DIR --crl F --token-label L --pin-file F [--module M] [--softhsm-tokens DIR]
+  thiqa ca root adopt --ceremony DIR --root-cert F --ca-certs DIR --crl F --token-label L --pin-file F [--module M] [--softhsm-tokens DIR] [--public-base-url U]
   thiqa ca sign --ceremony DIR --csr F --name NAME --out F [--path-len 0] [--validity 10y]
   thiqa ca crl --ceremony DIR --out F [--next-update 90d] [--revoke SERIAL --reason R]
   thiqa ca import --data D --name NAME --cert F

@@ -58,10 +58,14 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer closeStore()
-	if err := crl.Import(ctx, p.db.ImportedCRLs(), p.audit, c, *crlFile, operatorName(), now); err != nil {
+	out := env.stdout
+	switch err := crl.Import(ctx, p.db.ImportedCRLs(), p.audit, c, *crlFile, operatorName(), now); {
+	case errors.Is(err, crl.ErrAlreadyImported):
+		fmt.Fprintf(out, "root CRL number %s imported already (SHA-256 fingerprint %s): nothing changed\n", c.NumberString(), ca.Fingerprint(c.DER))
+		return nil
+	case err != nil:
 		return err
 	}
-	out := env.stdout
 	fmt.Fprintf(out, "root CRL number %s imported: %d revoked issuing CA(s), valid until %s\n", c.NumberString(), c.Entries, c.NextUpdate.Format(time.RFC3339))
 	fmt.Fprintf(out, "  SHA-256 fingerprint: %s\n", ca.Fingerprint(c.DER))
 	fmt.Fprintf(out, "thiqa serve publishes it at %s/crl/root.crl (running servers within %s); import the next one before %s (/readyz warns from then on)\n",

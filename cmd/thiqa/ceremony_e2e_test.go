@@ -261,6 +261,10 @@ func TestKeyCeremonyEndToEnd(t *testing.T) {
 	rootCRL := filepath.Join(f.tmp, "root.crl")
 	mustThiqa(t, nil, "ca", "crl", "--ceremony", d.cer, "--out", rootCRL)
 	mustThiqa(t, nil, "ca", "crl", "import", "--data", f.dir, "--crl", rootCRL)
+	// The same CRL again changes nothing and is not recorded again.
+	if r := mustThiqa(t, nil, "ca", "crl", "import", "--data", f.dir, "--crl", rootCRL); !strings.Contains(r.stdout, "imported already") {
+		t.Fatalf("the same root CRL again:\n%s", r.stdout)
+	}
 	mustThiqa(t, nil, "init", "--data", f.dir)
 
 	// The online token holds no key of the root's.
