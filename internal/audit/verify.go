@@ -38,8 +38,9 @@ type Break struct {
 
 // Report is the result of Verify.
 type Report struct {
-	// Verified counts the records checked and found valid, from seq 1 up
-	// to the break (or the end).
+	// Verified counts the records checked and found valid, from seq 1 (from
+	// the anchor, for an incremental verification) up to the break (or the
+	// end).
 	Verified int64
 	// LastSeq is the seq of the last valid record.
 	LastSeq int64
