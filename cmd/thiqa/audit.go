@@ -3,6 +3,8 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 
@@ -16,7 +18,7 @@ import (
 func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) == 0 || args[0] != "verify" {
 		return subcommandUsage(env, "audit", `usage:
-  thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM]
+  thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM] [--since SEQ]
   thiqa audit verify --ceremony DIR`, args)
 	}
 	fs := newFlags("audit verify", env)
@@ -24,10 +26,19 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	ceremony := fs.String("ceremony", "", "verify a key-ceremony folder's log instead of a data folder's")
 	cpFile := fs.String("checkpoints", "", "checkpoint file (default: the configuration's audit.checkpointFile), e.g. a copy kept off the host")
 	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
+	since := fs.Int64("since", 0, "incremental: verify only from the newest signed checkpoint at or before this seq to the head (records before it are not re-checked); default: the whole chain from seq 1")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
+	sinceSet := false
+	fs.Visit(func(f *flag.Flag) { sinceSet = sinceSet || f.Name == "since" })
+	if sinceSet && *since < 1 {
+		return withExit(2, fmt.Errorf("--since %d: give the seq of a record (1 or more)", *since))
+	}
 	if *ceremony != "" {
+		if sinceSet {
+			return withExit(2, errors.New("--since verifies a data folder's log against its checkpoints; it does not apply to --ceremony"))
+		}
 		return verifyCeremony(ctx, env, *ceremony)
 	}
 	cfg, err := loadConfig(*dir)
@@ -40,7 +51,13 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer db.Close()
 	a := cfg.ResolvedAudit()
-	ok, err := audit.VerifyAll(ctx, db, cmp.Or(*cpFile, a.CheckpointFile), cmp.Or(*cpKey, a.CheckpointPublicKey), env.stdout)
+	file, key := cmp.Or(*cpFile, a.CheckpointFile), cmp.Or(*cpKey, a.CheckpointPublicKey)
+	var ok bool
+	if sinceSet {
+		ok, err = audit.VerifySince(ctx, db, file, key, *since, env.stdout)
+	} else {
+		ok, err = audit.VerifyAll(ctx, db, file, key, env.stdout)
+	}
 	if err != nil {
 		return err
 	}

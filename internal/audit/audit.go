@@ -41,6 +41,13 @@
 // last checkpoint (at most one interval, or those of a crash) are vouched
 // for by the chain alone.
 //
+// VerifyAll walks the whole chain from seq 1, which grows with the log
+// (about an hour per billion records). VerifySince starts at a signed
+// checkpoint instead (the anchor: its signature verified, its record's
+// stored hash compared) and walks from there: it does not see a rewrite
+// of the records before the anchor that leaves the anchor record's stored
+// hash as it was, so it complements the full walk and never replaces it.
+//
 // The package declares the storage it needs (Store, and the smaller
 // HeadReader and ChainReader); store.DB implements them, and FileStore keeps
 // a chain in a file of JSON lines for logs outside any database (the key

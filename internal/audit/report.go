@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/atomicfile"
 )
@@ -40,7 +41,11 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 	var crep CheckpointReport
 	var err, cerr error
 	if ferr == nil && kerr == nil {
-		rep, crep, err, cerr = verifyTogether(ctx, st, f, pub)
+		asOf := time.Now()
+		rep, crep, err, cerr = verifyTogether(ctx, st, 1, GenesisHash(), func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
+			// The walk checked each record before handing it over.
+			return verifyCheckpointsAsOf(ctx, cr, f, pub, asOf, false)
+		})
 	} else {
 		rep, err = Verify(ctx, st)
 	}

@@ -38,8 +38,9 @@ type Break struct {
 
 // Report is the result of Verify.
 type Report struct {
-	// Verified counts the records checked and found valid, from seq 1 up
-	// to the break (or the end).
+	// Verified counts the records checked and found valid, from seq 1 (from
+	// the anchor, for an incremental verification) up to the break (or the
+	// end).
 	Verified int64
 	// LastSeq is the seq of the last valid record.
 	LastSeq int64
@@ -71,20 +72,28 @@ var errStop = errors.New("stop")
 // during the walk are verified too. An error means the store could not be
 // read; a broken chain is a Report with Break set.
 func Verify(ctx context.Context, st Store) (Report, error) {
+	return verifyFrom(ctx, st, 1, GenesisHash())
+}
+
+// verifyFrom is Verify from record from on. prev is the hash record from
+// must link to; nil when record from is an anchor vouched for by a signed
+// checkpoint (VerifySince), whose link to the record before it is then not
+// checked (nor is anything before it). Verified and LastSeq count from
+// record from.
+func verifyFrom(ctx context.Context, st Store, from int64, prev []byte) (Report, error) {
 	h1, err := st.AuditHead(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: verify: %w", err)
 	}
 	rep := Report{Head: h1}
-	prev := GenesisHash()
-	expect := int64(1)
+	expect := from
 	buf := make([]byte, 0, 512)
-	err = st.AuditRecords(ctx, 1, func(r Record) error {
+	err = st.AuditRecords(ctx, from, func(r Record) error {
 		switch {
 		case r.Seq != expect:
 			rep.Break = &Break{Seq: expect, Kind: BreakSeqGap,
 				Detail: fmt.Sprintf("record %d is missing (the next record is %d)", expect, r.Seq)}
-		case !bytes.Equal(r.PrevHash, prev):
+		case prev != nil && !bytes.Equal(r.PrevHash, prev):
 			rep.Break = &Break{Seq: r.Seq, Kind: BreakPrevHashMismatch,
 				Detail: fmt.Sprintf("record %d does not link to record %d", r.Seq, r.Seq-1)}
 		default:
@@ -112,6 +121,12 @@ func Verify(ctx context.Context, st Store) (Report, error) {
 	if rep.Break != nil {
 		return rep, nil
 	}
+	if rep.Verified == 0 && from > 1 {
+		// Nothing from the anchor on: the anchor record itself is gone.
+		rep.Break = &Break{Seq: from, Kind: BreakSeqGap,
+			Detail: fmt.Sprintf("record %d is missing (the chain ends before it)", from)}
+		return rep, nil
+	}
 	if rep.LastSeq < h1.Seq {
 		rep.Break = &Break{Seq: rep.LastSeq + 1, Kind: BreakHeadMismatch,
 			Detail: fmt.Sprintf("the head names record %d but the chain ends at %d (tail truncated)", h1.Seq, rep.LastSeq)}
@@ -127,7 +142,8 @@ func Verify(ctx context.Context, st Store) (Report, error) {
 	case rep.LastSeq > h2.Seq:
 		rep.Break = &Break{Seq: h2.Seq + 1, Kind: BreakHeadMismatch,
 			Detail: fmt.Sprintf("records %d to %d lie beyond the head (%d)", h2.Seq+1, rep.LastSeq, h2.Seq)}
-		rep.Verified, rep.LastSeq = h2.Seq, h2.Seq // the records past the head are not vouched for
+		// The records past the head are not vouched for.
+		rep.Verified, rep.LastSeq = max(0, rep.Verified-(rep.LastSeq-h2.Seq)), h2.Seq
 	case rep.LastSeq == h2.Seq && !bytes.Equal(prev, h2.Hash):
 		rep.Break = &Break{Seq: rep.LastSeq, Kind: BreakHeadMismatch,
 			Detail: fmt.Sprintf("record %d is not the one the head names", rep.LastSeq)}

@@ -2,25 +2,22 @@ package audit
 
 import (
 	"context"
-	"crypto"
-	"io"
 	"sync"
-	"time"
 )
 
 // teeBuffer is how many records the chain walk may be ahead of the
 // checkpoint check.
 const teeBuffer = 256
 
-// verifyTogether runs Verify on st and VerifyCheckpoints on the checkpoint
-// lines read from r alongside it, the checkpoints held against the records
-// Verify's walk reads: the chain is read once instead of twice (from the
-// first checkpoint on, which is near the start of the log). Memory stays
+// verifyTogether runs the chain walk on st from record from (verifyFrom,
+// prev as there) and the checkpoint check alongside it (check, given the
+// records the walk reads), the checkpoints held against the records the
+// walk reads: the chain is read once instead of twice (from the first
+// checkpoint on, which is near the start of the log). Memory stays
 // bounded: the checkpoint check is at most teeBuffer records behind. It
 // answers both reports and the error of each.
-func verifyTogether(ctx context.Context, st Store, r io.Reader, pub crypto.PublicKey) (Report, CheckpointReport, error, error) {
+func verifyTogether(ctx context.Context, st Store, from int64, prev []byte, check func(context.Context, ChainReader) (CheckpointReport, error)) (Report, CheckpointReport, error, error) {
 	t := &tee{Store: st, recs: make(chan Record, teeBuffer), done: make(chan struct{})}
-	asOf := time.Now()
 	var crep CheckpointReport
 	var cerr error
 	var wg sync.WaitGroup
@@ -28,10 +25,9 @@ func verifyTogether(ctx context.Context, st Store, r io.Reader, pub crypto.Publi
 	go func() {
 		defer wg.Done()
 		defer close(t.done)
-		// Verify checked each record before handing it over.
-		crep, cerr = verifyCheckpointsAsOf(ctx, teeReader{t}, r, pub, asOf, false)
+		crep, cerr = check(ctx, teeReader{t})
 	}()
-	rep, err := Verify(ctx, t)
+	rep, err := verifyFrom(ctx, t, from, prev)
 	close(t.recs)
 	wg.Wait()
 	return rep, crep, err, cerr
