@@ -33,7 +33,8 @@ var ErrAlreadyImported = errors.New("this CRL is the one imported already")
 // by actor at now in log (action ca.crl.import). The record is written
 // before the CRL is stored, so a CRL kept always has its record: an import
 // interrupted between the two is done again, and recorded again, by a run
-// again; a store that then fails leaves a failure record after it.
+// again; once recorded, a cancelled ctx no longer stops the save, and a
+// store that then fails leaves a failure record after it.
 func Import(ctx context.Context, st ImportedStore, log Auditor, c *ImportedCRL, source, actor string, now time.Time) error {
 	kept, err := st.ImportedCRL(ctx, c.Issuer)
 	switch {
@@ -50,6 +51,9 @@ func Import(ctx context.Context, st ImportedStore, log Auditor, c *ImportedCRL, 
 	if _, err := log.Append(ctx, audit.Entry{Actor: actor, Action: "ca.crl.import", Object: c.Issuer + ".crl", Outcome: audit.OutcomeSuccess, Details: details}); err != nil {
 		return fmt.Errorf("writing the audit record (the CRL was not imported): %w", err)
 	}
+	// Recorded: a cancellation (an operator's Ctrl-C) must not stop the
+	// save, nor the failure record that must follow the record otherwise.
+	ctx = context.WithoutCancel(ctx)
 	if err := st.SaveImportedCRL(ctx, c, actor, now); err != nil {
 		details["error"] = err.Error()
 		if _, aerr := log.Append(ctx, audit.Entry{Actor: actor, Action: "ca.crl.import", Object: c.Issuer + ".crl", Outcome: audit.OutcomeFailure, Details: details}); aerr != nil {

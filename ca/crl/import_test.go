@@ -91,3 +91,60 @@ func TestImportRecordsFirstAndOnce(t *testing.T) {
 		t.Fatalf("records after a failed save: %+v", log2.entries)
 	}
 }
+
+// cancelAfterRecord is an audit log that, like the real one, refuses to
+// write once ctx is done, and cancels ctx right after its first record: an
+// operator's Ctrl-C arriving between the record and the save.
+type cancelAfterRecord struct {
+	importLog
+	cancel context.CancelFunc
+}
+
+func (l *cancelAfterRecord) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return audit.Record{}, err
+	}
+	r, err := l.importLog.Append(ctx, e)
+	l.cancel()
+	return r, err
+}
+
+// ctxStore is an ImportedStore whose saves, like a database's, fail once
+// ctx is done.
+type ctxStore struct{ memImported }
+
+func (s *ctxStore) SaveImportedCRL(ctx context.Context, c *ImportedCRL, by string, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.memImported.SaveImportedCRL(ctx, c, by, at)
+}
+
+// TestImportCancelledAfterRecord: a cancellation arriving once the success
+// record is written must not leave that record claiming an import that did
+// not happen: the CRL is kept, or a failure record follows.
+func TestImportCancelledAfterRecord(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	now := time.Now()
+	c, err := CheckImported("root", signedCRL(t, root, key, 5, now.Add(-time.Hour), now.Add(20*24*time.Hour)), root, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := &ctxStore{memImported{m: map[string]*ImportedCRL{}}}
+	log := &cancelAfterRecord{cancel: cancel}
+	ierr := Import(ctx, st, log, c, "c5.crl", "op", now)
+	_, kerr := st.ImportedCRL(context.Background(), "root")
+	kept := kerr == nil
+	failed := len(log.entries) > 1 && log.entries[len(log.entries)-1].Outcome == audit.OutcomeFailure
+	if len(log.entries) == 0 || log.entries[0].Outcome != audit.OutcomeSuccess {
+		t.Fatalf("records: %+v", log.entries)
+	}
+	if !kept && !failed {
+		t.Fatalf("the success record claims an import that did not happen, with no failure record after it (Import: %v, records: %+v)", ierr, log.entries)
+	}
+	if kept && ierr != nil {
+		t.Fatalf("the CRL was kept but Import answered %v", ierr)
+	}
+}
