@@ -39,6 +39,7 @@ func TestNotFoundPageServed(t *testing.T) {
 		{"/foo", "", `<html lang="ar" dir="rtl">`, "<title>خطأ: الصفحة غير موجودة — ثقة</title>"},
 		{"/my/nope", "en", `<html lang="en" dir="ltr">`, "<title>Error: Page not found — Thiqa</title>"},
 		{"/ra/nope", "ar", `<html lang="ar" dir="rtl">`, "<title>خطأ: الصفحة غير موجودة — ثقة</title>"},
+		{"/verify/nope", "en", `<html lang="en" dir="ltr">`, "<title>Error: Page not found — Thiqa</title>"},
 	} {
 		code, h, body := ask("GET", c.path, "Accept", browser, "Accept-Language", c.lang)
 		if code != http.StatusNotFound || h.Get("Content-Type") != "text/html; charset=utf-8" || h.Get("Cache-Control") != "no-store" ||
@@ -52,7 +53,7 @@ func TestNotFoundPageServed(t *testing.T) {
 		t.Errorf("POST / from a browser: %d %v\n%s", code, h, body)
 	}
 	for _, accept := range []string{"", "application/json"} {
-		for _, path := range []string{"/foo", "/my/nope"} {
+		for _, path := range []string{"/foo", "/my/nope", "/verify/nope"} {
 			code, h, body := ask("GET", path, "Accept", accept)
 			if code != http.StatusNotFound || h.Get("Content-Type") != "text/plain; charset=utf-8" || body != "404 page not found\n" {
 				t.Errorf("GET %s (Accept %q): %d %v %q, want Go's plain 404", path, accept, code, h, body)

@@ -51,6 +51,17 @@ func (m *Mux) Handle(pattern string, h http.Handler) {
 	m.patterns = append(m.patterns, pattern)
 }
 
+// NotFound answers r as the mux answers a path no route serves: the error
+// page when the error pages want r (SetErrorPages), else Go's plain-text
+// 404. For a route's own "no such thing under my path" (GET /verify/x).
+func (m *Mux) NotFound(w http.ResponseWriter, r *http.Request) {
+	if m.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && m.pages.Wants(r) {
+		m.pages.ServeError(w, r, http.StatusNotFound)
+		return
+	}
+	http.NotFound(w, r)
+}
+
 // ServeHTTP routes r. A request under /api/ that no route answers gets an
 // RFC 9457 problem, as every answer of the API does: 404 for an unknown
 // path, 405 (with Allow) for a method the path does not take, instead of

@@ -212,3 +212,31 @@ func TestErrorPages(t *testing.T) {
 		}
 	}
 }
+
+// NotFound answers like the mux's own 404: the error page when it wants
+// the request (never under /api/), Go's plain text otherwise.
+func TestMuxNotFound(t *testing.T) {
+	for _, c := range []struct {
+		path  string
+		pages ErrorPages
+		page  bool
+		want  string
+	}{
+		{"/verify/x", testPages{}, true, "page "},
+		{"/verify/x", testPages{}, false, "404 page not found\n"},
+		{"/verify/x", nil, true, "404 page not found\n"},
+		{"/api/v1/x", testPages{}, true, "404 page not found\n"},
+	} {
+		m := NewMux()
+		m.SetErrorPages(c.pages)
+		r := httptest.NewRequest("GET", c.path, nil)
+		if c.page {
+			r.Header.Set("X-Page", "1")
+		}
+		w := httptest.NewRecorder()
+		m.NotFound(w, r)
+		if w.Code != http.StatusNotFound || w.Body.String() != c.want {
+			t.Errorf("%s (pages %v, wanted %v): %d %q, want %q", c.path, c.pages != nil, c.page, w.Code, w.Body, c.want)
+		}
+	}
+}
