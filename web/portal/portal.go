@@ -1,7 +1,9 @@
 // Package portal serves the people's pages of `thiqa serve`: the front
 // page (/), the citizen portal (/my/, with /my/approve, the phone side of
 // mobile ID) and the registration officer's console (/ra/), in Arabic and
-// English.
+// English; and, for a browser, the page of an address nothing serves (404)
+// or a method the page does not take (405) in place of Go's plain text
+// (Wants, ServeError).
 //
 // The pages are a client of the server's own API: a person signs in (a
 // citizen with the deployment's digital ID through OpenID Connect, an
