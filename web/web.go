@@ -28,11 +28,18 @@ type Options struct {
 	APIPath string
 	// MaxUploadBytes is shown to the user and checked before uploading.
 	MaxUploadBytes int64
+	// NotFound answers a path under /verify/ that is none of the page's
+	// (a browser's mistyped address gets the site's 404 page);
+	// http.NotFound when nil.
+	NotFound http.HandlerFunc
 }
 
 // Handler serves the page at /verify and its assets at /verify/app.js and
-// /verify/app.css; anything else under /verify/ is 404.
+// /verify/app.css; anything else under /verify/ is 404 (Options.NotFound).
 func Handler(o Options) http.Handler {
+	if o.NotFound == nil {
+		o.NotFound = http.NotFound
+	}
 	page := mustRender(o)
 	js, _ := static.ReadFile("static/app.js")
 	css, _ := static.ReadFile("static/app.css")
@@ -48,7 +55,7 @@ func Handler(o Options) http.Handler {
 		case "/verify/app.css":
 			body, ctype = css, "text/css; charset=utf-8"
 		default:
-			http.NotFound(w, r)
+			o.NotFound(w, r)
 			return
 		}
 		h := w.Header()

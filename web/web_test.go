@@ -67,3 +67,18 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("CSP too loose: %s", CSP)
 	}
 }
+
+// A path under /verify/ that is none of the page's is answered by
+// Options.NotFound (the site's 404 page for a browser).
+func TestHandlerNotFound(t *testing.T) {
+	h := Handler(Options{APIPath: "/api/v1/verify", NotFound: func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("the site's page"))
+	}})
+	if rec := get(t, h, "/verify/other"); rec.Code != http.StatusNotFound || rec.Body.String() != "the site's page" {
+		t.Fatalf("/verify/other: %d %q", rec.Code, rec.Body)
+	}
+	if rec := get(t, h, "/verify/app.js"); rec.Code != http.StatusOK {
+		t.Fatalf("/verify/app.js: %d", rec.Code)
+	}
+}

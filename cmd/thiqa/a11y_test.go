@@ -359,7 +359,8 @@ func TestAccessibility(t *testing.T) {
 	defer c.report()
 	c.errors = map[string]string{"ra-login-error": "#token", "phone-login-error": "#token", "my-sign-wrong-pin": "#pin",
 		"ra-issue-error": "", "ra-search-error": "", "error-bad-serial": "", "error-not-officer": "", "my-sign-not-pdf": "",
-		"phone-approve-wrong-pin": "", "my-home-pin-mismatch": "", "id-login-error": "#civil_number", "id-error": ""}
+		"phone-approve-wrong-pin": "", "my-home-pin-mismatch": "", "id-login-error": "#civil_number", "id-error": "",
+		"not-found": "", "my-not-found": "", "ra-not-found": "", "not-allowed": ""}
 
 	// GET pages: each language by its ?lang=.
 	get := func(b *browser, path, page string) {
@@ -384,6 +385,10 @@ func TestAccessibility(t *testing.T) {
 	}
 
 	get(desk, "/", "front")
+	// A stale link or a mistyped address: the 404 page, and a page's
+	// address opened with a method it does not take (405).
+	get(desk, "/no/such/page", "not-found")
+	get(desk, "/my/logout", "not-allowed")
 
 	// The officer console: the sign-in and its refusal, the home page.
 	get(officer, "/ra/", "ra-login")
@@ -397,6 +402,7 @@ func TestAccessibility(t *testing.T) {
 	officer.submit(`#officer-login button[type=submit]`)
 	get(officer, "/ra/", "ra-home")
 	get(officer, "/ra/issue", "ra-issue")
+	get(officer, "/ra/no-such-page", "ra-not-found")
 	post(officer, "ra-issue-error", func(string) {
 		officer.open("/ra/issue")
 		officer.set("#f-country", "")
@@ -478,6 +484,7 @@ func TestAccessibility(t *testing.T) {
 
 	// Her home page with credentials; the PIN form's refusal and success.
 	get(desk, "/my/", "my-home")
+	get(desk, "/my/no-such-page", "my-not-found")
 	post(desk, "my-home-pin-mismatch", func(string) {
 		desk.open("/my/")
 		desk.set(`[data-kind=signing] input[name=pin]`, "246810")

@@ -21,7 +21,8 @@ import (
 // portalClientKey is the label of the portal's client-assertion key.
 const portalClientKey = "portal-oidc-client"
 
-// wirePortal serves /, /my/… and /ra/….
+// wirePortal serves /, /my/… and /ra/…, and the page a browser gets for a
+// path nothing serves.
 func wirePortal(ctx context.Context, p *platform, s *serving) error {
 	cfg := p.cfg
 	base := strings.TrimSuffix(cfg.PublicBaseURL, "/")
@@ -59,6 +60,7 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	pt.Register(s.mux)
+	s.mux.SetErrorPages(pt) // a browser's 404 and 405 outside the protocols: a page, not plain text
 	return nil
 }
 

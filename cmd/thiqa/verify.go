@@ -230,7 +230,7 @@ func wireVerify(ctx context.Context, p *platform, s *serving) error {
 		MaxConcurrent: maxConcurrent, MaxConcurrentPerClient: perClient, Registerer: p.reg}); err != nil {
 		return err
 	}
-	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes})
+	page := web.Handler(web.Options{APIPath: "/api/v1/verify", MaxUploadBytes: vc.MaxUploadBytes, NotFound: s.mux.NotFound})
 	s.mux.Handle("GET /verify", page)
 	s.mux.Handle("GET /verify/", page)
 	logger.Info("verification ready", "anchors", len(anchors), "onlineRevocation", !vc.OfflineRevocation, "fetchAllowHosts", allow,

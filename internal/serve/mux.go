@@ -21,7 +21,26 @@ import (
 type Mux struct {
 	*http.ServeMux
 	patterns []string
+	pages    ErrorPages
 }
+
+// ErrorPages answer a person in place of the mux's own plain-text 404 (no
+// route for the path) and 405 (the path takes another method) outside
+// /api/: a page in the site's look instead of "404 page not found". Only
+// the requests it Wants are given to it; every other one gets the mux's
+// answer unchanged. Answers of the routes themselves are never replaced.
+type ErrorPages interface {
+	// Wants reports whether r is one for the pages (a browser asking for
+	// HTML, for a path that is not a protocol's).
+	Wants(r *http.Request) bool
+	// ServeError answers r with the page for status (404 or 405); the
+	// mux's Allow header of a 405 is already set on w.
+	ServeError(w http.ResponseWriter, r *http.Request, status int)
+}
+
+// SetErrorPages makes p answer the mux's own 404 and 405 outside /api/
+// (see ErrorPages); nil restores the mux's plain-text answers.
+func (m *Mux) SetErrorPages(p ErrorPages) { m.pages = p }
 
 // NewMux returns an empty Mux.
 func NewMux() *Mux { return &Mux{ServeMux: http.NewServeMux()} }
@@ -32,15 +51,64 @@ func (m *Mux) Handle(pattern string, h http.Handler) {
 	m.patterns = append(m.patterns, pattern)
 }
 
+// NotFound answers r as the mux answers a path no route serves: the error
+// page when the error pages want r (SetErrorPages), else Go's plain-text
+// 404. For a route's own "no such thing under my path" (GET /verify/x).
+func (m *Mux) NotFound(w http.ResponseWriter, r *http.Request) {
+	if m.pages != nil && !strings.HasPrefix(r.URL.Path, "/api/") && m.pages.Wants(r) {
+		m.pages.ServeError(w, r, http.StatusNotFound)
+		return
+	}
+	http.NotFound(w, r)
+}
+
 // ServeHTTP routes r. A request under /api/ that no route answers gets an
 // RFC 9457 problem, as every answer of the API does: 404 for an unknown
 // path, 405 (with Allow) for a method the path does not take, instead of
-// Go's plain-text ones.
+// Go's plain-text ones. Elsewhere the error pages (SetErrorPages), when
+// set, answer the requests they want in place of those plain-text ones.
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, "/api/") {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/api/"):
 		w = &problemWriter{ResponseWriter: w, r: r}
+	case m.pages != nil && m.pages.Wants(r):
+		w = &pageWriter{ResponseWriter: w, r: r, pages: m.pages}
 	}
 	m.ServeMux.ServeHTTP(w, r)
+}
+
+// pageWriter turns the mux's own 404 and 405 into the error pages, as
+// problemWriter does into problems.
+type pageWriter struct {
+	http.ResponseWriter
+	r     *http.Request
+	pages ErrorPages
+	// done is set once the page is written: the mux's text is dropped.
+	done bool
+}
+
+// WriteHeader writes the error page in place of the mux's own 404 or 405.
+func (p *pageWriter) WriteHeader(code int) {
+	if (code != http.StatusNotFound && code != http.StatusMethodNotAllowed) || p.done || p.r.Pattern != "" {
+		p.ResponseWriter.WriteHeader(code)
+		return
+	}
+	p.done = true
+	h := p.Header()
+	h.Del("Content-Type")
+	h.Del("X-Content-Type-Options")
+	p.pages.ServeError(p.ResponseWriter, p.r, code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (p *pageWriter) Unwrap() http.ResponseWriter { return p.ResponseWriter }
+
+// Write drops the mux's text once the page is written.
+func (p *pageWriter) Write(b []byte) (int, error) {
+	if p.done {
+		return len(b), nil
+	}
+	return p.ResponseWriter.Write(b)
 }
 
 // problemWriter turns the mux's own error answers into problems. The mux

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -145,5 +146,97 @@ func benchServe(b *testing.B, h http.Handler) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(w, r)
+	}
+}
+
+// testPages is an ErrorPages that wants the requests carrying "X-Page".
+type testPages struct{}
+
+func (testPages) Wants(r *http.Request) bool { return r.Header.Get("X-Page") != "" }
+func (testPages) ServeError(w http.ResponseWriter, _ *http.Request, status int) {
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(status)
+	io.WriteString(w, "page "+w.Header().Get("Allow"))
+}
+
+// The error pages answer only the mux's own 404 and 405, only outside
+// /api/ and only for the requests they want; everything else is answered
+// as without them, byte for byte.
+func TestErrorPages(t *testing.T) {
+	build := func(pages ErrorPages) *Mux {
+		m := NewMux()
+		m.HandleFunc("GET /page", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
+		m.HandleFunc("GET /gone", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+		if pages != nil {
+			m.SetErrorPages(pages)
+		}
+		return m
+	}
+	answer := func(m *Mux, method, path string, page bool) string {
+		r := httptest.NewRequest(method, path, nil)
+		if page {
+			r.Header.Set("X-Page", "1")
+		}
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, r)
+		var b strings.Builder
+		w.Result().Header.Write(&b)
+		return strconv.Itoa(w.Code) + "\n" + b.String() + "\n" + w.Body.String()
+	}
+	plain, with := build(nil), build(testPages{})
+	for _, c := range []struct {
+		method, path string
+		page         bool
+		want         string // "" for the mux's own answer
+	}{
+		{"GET", "/nope", true, "404 page "},
+		{"POST", "/page", true, "405 page GET, HEAD"},
+		{"GET", "/nope", false, ""},
+		{"POST", "/page", false, ""},
+		{"GET", "/page", true, ""},
+		{"GET", "/gone", true, ""}, // a route's own 404
+		{"GET", "/api/v1/nope", true, ""},
+		{"POST", "/api/v1/nope", false, ""},
+	} {
+		got, old := answer(with, c.method, c.path, c.page), answer(plain, c.method, c.path, c.page)
+		if c.want == "" {
+			if got != old {
+				t.Errorf("%s %s (page %v): %q, want the mux's own %q", c.method, c.path, c.page, got, old)
+			}
+			continue
+		}
+		code, rest, _ := strings.Cut(got, "\n")
+		_, body, _ := strings.Cut(rest, "\n\n")
+		if code+" "+body != c.want || !strings.Contains(rest, "Content-Type: text/html") || strings.Contains(rest, "nosniff") {
+			t.Errorf("%s %s: %q, want %q", c.method, c.path, got, c.want)
+		}
+	}
+}
+
+// NotFound answers like the mux's own 404: the error page when it wants
+// the request (never under /api/), Go's plain text otherwise.
+func TestMuxNotFound(t *testing.T) {
+	for _, c := range []struct {
+		path  string
+		pages ErrorPages
+		page  bool
+		want  string
+	}{
+		{"/verify/x", testPages{}, true, "page "},
+		{"/verify/x", testPages{}, false, "404 page not found\n"},
+		{"/verify/x", nil, true, "404 page not found\n"},
+		{"/api/v1/x", testPages{}, true, "404 page not found\n"},
+	} {
+		m := NewMux()
+		m.SetErrorPages(c.pages)
+		r := httptest.NewRequest("GET", c.path, nil)
+		if c.page {
+			r.Header.Set("X-Page", "1")
+		}
+		w := httptest.NewRecorder()
+		m.NotFound(w, r)
+		if w.Code != http.StatusNotFound || w.Body.String() != c.want {
+			t.Errorf("%s (pages %v, wanted %v): %d %q, want %q", c.path, c.pages != nil, c.page, w.Code, w.Body, c.want)
+		}
 	}
 }

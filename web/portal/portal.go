@@ -1,7 +1,9 @@
 // Package portal serves the people's pages of `thiqa serve`: the front
 // page (/), the citizen portal (/my/, with /my/approve, the phone side of
 // mobile ID) and the registration officer's console (/ra/), in Arabic and
-// English.
+// English; and, for a browser, the page of an address nothing serves (404)
+// or a method the page does not take (405) in place of Go's plain text
+// (Wants, ServeError).
 //
 // The pages are a client of the server's own API: a person signs in (a
 // citizen with the deployment's digital ID through OpenID Connect, an
@@ -249,20 +251,8 @@ type view struct {
 // and the session; every POST must carry the session's CSRF token.
 func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		securityHeaders(w)
-		w.Header().Set("Cache-Control", "no-store")
-		v := &view{p: p, w: w, r: r}
-		explicit := r.URL.Query().Get("lang")
-		if isLanguage(explicit) {
-			http.SetCookie(w, &http.Cookie{Name: "thiqa-lang", Value: explicit, Path: "/", MaxAge: 365 * 24 * 3600, Secure: p.o.Secure, SameSite: http.SameSiteLaxMode, HttpOnly: true})
-		} else if c, err := r.Cookie("thiqa-lang"); err == nil {
-			explicit = c.Value
-		}
-		v.lang = pickLanguage(explicit, r.Header.Get("Accept-Language"))
-		if c, err := r.Cookie(cookieName(p.o.Secure)); err == nil {
-			v.se, _ = p.ses.get(c.Value)
-		}
-		if v.se != nil && !p.stillValid(v) {
+		v, ok := p.open(w, r)
+		if !ok {
 			return
 		}
 		expired := false
@@ -298,6 +288,29 @@ func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Ha
 		}
 		f(w, r, v)
 	})
+}
+
+// open starts the answer of a page: security headers, no caching, the
+// language (remembered when chosen by ?lang=) and the browser's session,
+// whose credential is rechecked. ok is false when the request was answered.
+func (p *Portal) open(w http.ResponseWriter, r *http.Request) (v *view, ok bool) {
+	securityHeaders(w)
+	w.Header().Set("Cache-Control", "no-store")
+	v = &view{p: p, w: w, r: r}
+	explicit := r.URL.Query().Get("lang")
+	if isLanguage(explicit) {
+		http.SetCookie(w, &http.Cookie{Name: "thiqa-lang", Value: explicit, Path: "/", MaxAge: 365 * 24 * 3600, Secure: p.o.Secure, SameSite: http.SameSiteLaxMode, HttpOnly: true})
+	} else if c, err := r.Cookie("thiqa-lang"); err == nil {
+		explicit = c.Value
+	}
+	v.lang = pickLanguage(explicit, r.Header.Get("Accept-Language"))
+	if c, err := r.Cookie(cookieName(p.o.Secure)); err == nil {
+		v.se, _ = p.ses.get(c.Value)
+	}
+	if v.se != nil && !p.stillValid(v) {
+		return nil, false
+	}
+	return v, true
 }
 
 // stillValid rechecks the credential of the view's signed-in session

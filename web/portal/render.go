@@ -81,7 +81,7 @@ func (d *pageData) LangURL(l string) string {
 }
 
 // formless are the pages an anonymous visitor sees without a session.
-var formless = map[string]bool{"front": true, "error": true, "my_login": true}
+var formless = map[string]bool{"front": true, "error": true, "notfound": true, "my_login": true}
 
 // t returns a message of the catalogue in the view's language.
 func (v *view) t(key string) string { return v.p.cat.text(v.lang, key) }
@@ -127,7 +127,7 @@ func (v *view) renderStatus(status int, name, titleKey string, data any) {
 		}
 	})
 render:
-	d.Failed = name == "error" || (d.Flash != "" && !d.FlashOK)
+	d.Failed = name == "error" || name == "notfound" || (d.Flash != "" && !d.FlashOK)
 	if m, ok := data.(map[string]any); ok {
 		if e, _ := m["Error"].(string); e != "" {
 			d.Failed = true
