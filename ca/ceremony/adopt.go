@@ -116,7 +116,7 @@ func (f *Folder) AdoptRoot(ctx context.Context, req AdoptRequest, w io.Writer) e
 	}
 	certSum := sha256Hex(root.Raw)
 	if r := f.state.root; r != nil && r.CertSHA256 != certSum {
-		return fmt.Errorf("the ceremony folder %s already has another root (%s, certificate SHA-256 %s): nothing was adopted", f.o.Dir, r.Subject, r.CertSHA256)
+		return fmt.Errorf("the ceremony folder %s %w (%s, certificate SHA-256 %s): nothing was adopted", f.o.Dir, ErrOtherRoot, r.Subject, r.CertSHA256)
 	}
 	if old, err := os.ReadFile(f.path(RootFile)); err == nil {
 		if c, err := pemcert.Parse(old); err != nil || !bytes.Equal(c.Raw, root.Raw) {
@@ -139,7 +139,7 @@ func (f *Folder) AdoptRoot(ctx context.Context, req AdoptRequest, w io.Writer) e
 		return fmt.Errorf("the root key %s on the offline token: %w (nothing was adopted)", f.o.RootKey, err)
 	}
 	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(root.PublicKey) {
-		return fmt.Errorf("the key %s on the offline token is not the key of the root %s: nothing was adopted", key.URI(), root.Subject)
+		return fmt.Errorf("the key %s on the offline token %w %s: nothing was adopted", key.URI(), ErrNotRootKey, root.Subject)
 	}
 	proof, err := proveKey(key, root)
 	if err != nil {

@@ -103,6 +103,18 @@ func ReadAdoptedCAs(dir string, root *x509.Certificate) ([]AdoptedCA, string, er
 	return out, base, nil
 }
 
+// ErrOtherRoot refuses to adopt a root into a ceremony folder that holds
+// another root already.
+var ErrOtherRoot = errors.New("already has another root")
+
+// ErrNotRootKey refuses a key on the offline token that is not the key of
+// the root certificate being adopted.
+var ErrNotRootKey = errors.New("is not the key of the root")
+
+// ErrAlreadyRevoked refuses to revoke an issuing CA the ceremony has
+// revoked already.
+var ErrAlreadyRevoked = errors.New("is already revoked")
+
 // ErrNoBaseURL is what ReadAdoptedCAs returns when no issuing CA
 // certificate names the root's CRL, so none says the deployment's public
 // base URL.

@@ -163,7 +163,7 @@ func TestCeremony(t *testing.T) {
 		t.Fatalf("root CRL: %v", err)
 	}
 	err = f.SignCRL(ctx, CRLRequest{Revoke: serial, Settings: set, Now: now, Out: crlOut + "2"}, &out)
-	if err == nil || !strings.Contains(err.Error(), "already revoked") {
+	if !errors.Is(err, ErrAlreadyRevoked) {
 		t.Fatalf("revoking twice: %v", err)
 	}
 

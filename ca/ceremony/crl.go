@@ -54,7 +54,7 @@ func (f *Folder) SignCRL(ctx context.Context, req CRLRequest, w io.Writer) error
 				// A run interrupted after recording the revocation.
 				listed = "no CRL lists it yet (an interrupted run): run `thiqa ca crl` again without --revoke to sign the CRL that does"
 			}
-			return fmt.Errorf("--revoke %s: issuing CA %s is already revoked (%s, at %s): nothing was signed; %s", serial, issued.Name,
+			return fmt.Errorf("--revoke %s: issuing CA %s %w (%s, at %s): nothing was signed; %s", serial, issued.Name, ErrAlreadyRevoked,
 				f.state.revoked[serial].Reason, f.state.revoked[serial].RevokedAt.Format(time.RFC3339), listed)
 		}
 		revoke = &caRevoked{Serial: serial, Name: issued.Name, Reason: req.Reason.String(), RevokedAt: req.Now}

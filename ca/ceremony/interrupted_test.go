@@ -213,7 +213,7 @@ func TestRevokeInterrupted(t *testing.T) {
 	f = open(t, dir, tok)
 	out := filepath.Join(t.TempDir(), "root.crl")
 	err = f.SignCRL(ctx, CRLRequest{Revoke: serial, Reason: reason, Settings: set, Now: now, Out: out}, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "already revoked") || !strings.Contains(err.Error(), "no CRL lists it yet") ||
+	if !errors.Is(err, ErrAlreadyRevoked) || !strings.Contains(err.Error(), "no CRL lists it yet") ||
 		!strings.Contains(err.Error(), "run `thiqa ca crl` again without --revoke") {
 		t.Fatalf("--revoke again after an interrupted run: %v", err)
 	}
@@ -230,7 +230,7 @@ func TestRevokeInterrupted(t *testing.T) {
 		t.Fatalf("the CRL signed after the interrupted run (%v) does not list serial %s alone", err, serial)
 	}
 	err = f.SignCRL(ctx, CRLRequest{Revoke: serial, Reason: reason, Settings: set, Now: now, Out: filepath.Join(t.TempDir(), "root.crl")}, &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "already revoked") || !strings.Contains(err.Error(), "CRL number 1 lists it") {
+	if !errors.Is(err, ErrAlreadyRevoked) || !strings.Contains(err.Error(), "CRL number 1 lists it") {
 		t.Fatalf("--revoke again once listed: %v", err)
 	}
 }

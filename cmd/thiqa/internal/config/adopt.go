@@ -28,6 +28,10 @@ type AdoptToken struct {
 // deployment's public base URL. A token without the root's key (an error
 // from findKey) is refused and leaves nothing behind; a ceremony.yaml
 // already there (a run again) must name the same token, and is returned.
+// ErrOtherToken refuses to adopt a root into a ceremony folder whose
+// ceremony.yaml names another token than the one given.
+var ErrOtherToken = errors.New("names another token")
+
 func WriteAdoptCeremony(ctx context.Context, dir string, t AdoptToken, base string,
 	findKey func(ctx context.Context, cfg *Ceremony) (string, error)) (_ *Ceremony, err error) {
 	pin, err := filepath.Abs(t.PINFile)
@@ -52,7 +56,7 @@ func WriteAdoptCeremony(ctx context.Context, dir string, t AdoptToken, base stri
 	cfg.PublicBaseURL = base
 	if old, err := LoadCeremony(dir); err == nil {
 		if old.HSM.Module != cfg.HSM.Module || old.HSM.TokenLabel != cfg.HSM.TokenLabel {
-			return nil, fmt.Errorf("%s names another token (%s, %s) than --module and --token-label: nothing was adopted", CeremonyPath(dir), old.HSM.Module, old.HSM.TokenLabel)
+			return nil, fmt.Errorf("%s %w (%s, %s) than --module and --token-label: nothing was adopted", CeremonyPath(dir), ErrOtherToken, old.HSM.Module, old.HSM.TokenLabel)
 		}
 		return old, nil
 	} else if !errors.Is(err, os.ErrNotExist) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/thiqa/thiqa/internal/testenv"
@@ -48,7 +47,7 @@ func TestWriteAdoptCeremony(t *testing.T) {
 		t.Fatalf("run again: %v", err)
 	}
 	tok.Label = "other"
-	if _, err := WriteAdoptCeremony(ctx, dir, tok, "http://pki.test", found); err == nil || !strings.Contains(err.Error(), "names another token") {
+	if _, err := WriteAdoptCeremony(ctx, dir, tok, "http://pki.test", found); !errors.Is(err, ErrOtherToken) {
 		t.Fatalf("another token: %v", err)
 	}
 }
