@@ -116,6 +116,34 @@ type checkpointScanner struct {
 	off int64
 }
 
+// nextFor reads the next checkpoint for rep, noting there an incomplete
+// last line and a problem; ok is false at the end of the file or at a
+// problem.
+func (s *checkpointScanner) nextFor(rep *CheckpointReport) (c Checkpoint, ok bool, err error) {
+	c, ok, incomplete, p, err := s.next()
+	if err != nil {
+		return c, false, err
+	}
+	if incomplete {
+		rep.IncompleteLastLine, rep.IncompleteLine = true, s.line
+	}
+	if p != nil {
+		rep.Problem = p
+		return c, false, nil
+	}
+	return c, ok, nil
+}
+
+// checkHead records the chain's head in rep, and a problem when it is
+// behind the last checkpoint verified (read on line lastLine).
+func (rep *CheckpointReport) checkHead(head Head, lastLine int) {
+	rep.Head = head
+	if rep.Last != nil && head.Seq < rep.Last.Seq {
+		rep.Problem = &CheckpointProblem{Line: lastLine, Seq: rep.Last.Seq, Kind: CheckpointHeadBehind,
+			Detail: fmt.Sprintf("the head (seq %d) is behind this checkpoint — records were removed or the database rolled back", head.Seq)}
+	}
+}
+
 // next returns the next valid checkpoint. At the end of the file it
 // returns ok false; an incomplete last line sets incomplete. A line that
 // does not hold is returned as a problem.
@@ -217,19 +245,9 @@ func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanne
 	// hash. It returns false at the end of the file or at a problem.
 	next := func() (bool, error) {
 		for {
-			c, ok, incomplete, p, err := sc.next()
-			if err != nil {
+			c, ok, err := sc.nextFor(&rep)
+			if err != nil || !ok {
 				return false, err
-			}
-			if incomplete {
-				rep.IncompleteLastLine, rep.IncompleteLine = true, sc.line
-			}
-			if p != nil {
-				rep.Problem = p
-				return false, nil
-			}
-			if !ok {
-				return false, nil
 			}
 			if rep.Last == nil || c.Seq != rep.Last.Seq {
 				cur, curLine = c, sc.line
@@ -307,8 +325,8 @@ func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanne
 	if err != nil {
 		return rep, fmt.Errorf("audit: verifying checkpoints: %w", err)
 	}
-	rep.Head = head
 	if have {
+		rep.Head = head
 		end := lastSeen
 		if end == 0 {
 			end = head.Seq // the walk saw nothing from cur.Seq on
@@ -317,9 +335,6 @@ func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanne
 			Detail: fmt.Sprintf("the chain ends at seq %d — records were removed", end)}
 		return rep, nil
 	}
-	if rep.Last != nil && head.Seq < rep.Last.Seq {
-		rep.Problem = &CheckpointProblem{Line: lastLine, Seq: rep.Last.Seq, Kind: CheckpointHeadBehind,
-			Detail: fmt.Sprintf("the head (seq %d) is behind this checkpoint — records were removed or the database rolled back", head.Seq)}
-	}
+	rep.checkHead(head, lastLine)
 	return rep, nil
 }

@@ -62,15 +62,11 @@ func VerifyCheckpointsByLookup(ctx context.Context, st HashChainReader, r io.Rea
 	var rep CheckpointReport
 	lastLine := 0
 	for {
-		c, ok, incomplete, p, err := sc.next()
+		c, ok, err := sc.nextFor(&rep)
 		if err != nil {
 			return rep, err
 		}
-		if incomplete {
-			rep.IncompleteLastLine, rep.IncompleteLine = true, sc.line
-		}
-		if p != nil {
-			rep.Problem = p
+		if rep.Problem != nil {
 			return rep, nil
 		}
 		if !ok {
@@ -100,10 +96,6 @@ func VerifyCheckpointsByLookup(ctx context.Context, st HashChainReader, r io.Rea
 	if err != nil {
 		return rep, fmt.Errorf("audit: verifying checkpoints: %w", err)
 	}
-	rep.Head = head
-	if rep.Last != nil && head.Seq < rep.Last.Seq {
-		rep.Problem = &CheckpointProblem{Line: lastLine, Seq: rep.Last.Seq, Kind: CheckpointHeadBehind,
-			Detail: fmt.Sprintf("the head (seq %d) is behind this checkpoint — records were removed or the database rolled back", head.Seq)}
-	}
+	rep.checkHead(head, lastLine)
 	return rep, nil
 }
