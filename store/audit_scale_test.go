@@ -61,7 +61,7 @@ func genAudit(tb testing.TB, db *store.DB, n, batch, cpEvery int, key *ecdsa.Pri
 				case x < 60:
 					r.Actor, r.Action, r.Object = "tsa", "timestamp.issue", "tsa-unit-1"
 					m := 4 + rng.IntN(12)
-					r.Details = fmt.Appendf(nil, `{"items":[%s{"imprint":"x","serial":%d}]}`, items[:m*len(items)/16], seq)
+					r.Details = fmt.Appendf(nil, `{"count":%d,"items":[%s{"imprint":"x","serial":%d}]}`, m+1, items[:m*len(items)/16], seq)
 				case x < 65:
 					r.Actor, r.Action, r.Object = "org:ministry", "signing.seal", hotCredential
 					r.Details = fmt.Appendf(nil, `{"digest":"%016x%016x","level":"B-LT","format":"pades"}`, rng.Uint64(), rng.Uint64())

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,12 +15,16 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
-// runAudit dispatches `thiqa audit verify`.
+// runAudit dispatches `thiqa audit verify|report`.
 func runAudit(ctx context.Context, env *cliEnv, args []string) error {
+	if len(args) > 0 && args[0] == "report" {
+		return auditReport(ctx, env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		return subcommandUsage(env, "audit", `usage:
   thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM] [--since SEQ]
-  thiqa audit verify --ceremony DIR`, args)
+  thiqa audit verify --ceremony DIR
+  thiqa audit report --data DIR [--from 2026-11] [--to 2026-12] [--by month|day|total] [--json]`, args)
 	}
 	fs := newFlags("audit verify", env)
 	dir := fs.String("data", "", "data folder (required unless --ceremony)")
@@ -65,6 +70,55 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 		return withExit(1, errSilent)
 	}
 	return nil
+}
+
+// auditReport is `thiqa audit report`: the events the audit log records
+// in [--from, --to), per period and action, by outcome (audit.CountActivity).
+func auditReport(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("audit report", env)
+	dir := fs.String("data", "", "data folder (required)")
+	fromFlag := fs.String("from", "", "first month, day or RFC 3339 time counted (default: the log's beginning)")
+	toFlag := fs.String("to", "", "first month, day or RFC 3339 time not counted (default: now)")
+	byFlag := fs.String("by", "month", "group by month, day (UTC) or total")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	by, err := audit.ParsePeriod(*byFlag)
+	if err != nil {
+		return withExit(2, fmt.Errorf("--by: %w", err))
+	}
+	from, to := time.Unix(0, 0).UTC(), time.Now().UTC()
+	if *fromFlag != "" {
+		if from, err = audit.ParseDate(*fromFlag); err != nil {
+			return withExit(2, fmt.Errorf("--from: %w", err))
+		}
+	}
+	if *toFlag != "" {
+		if to, err = audit.ParseDate(*toFlag); err != nil {
+			return withExit(2, fmt.Errorf("--to: %w", err))
+		}
+	}
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, cfg, operatorLogger(env, cfg))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a, err := audit.CountActivity(ctx, db, from, to, by)
+	if errors.Is(err, audit.ErrBadRange) {
+		return withExit(2, err)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return a.WriteJSON(env.stdout)
+	}
+	return a.WriteText(env.stdout)
 }
 
 // initAuditCheckpoint makes sure the audit checkpoint key exists on the

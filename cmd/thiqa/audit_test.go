@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -219,5 +220,51 @@ func TestAuditVerifySince(t *testing.T) {
 	r = thiqa(t, nil, "audit", "verify", "--data", dir, "--since", m[1])
 	if r.code != 1 || !strings.Contains(r.stdout, "audit chain BROKEN: audit chain broken at seq "+m[1]+" (hash-mismatch)") {
 		t.Fatalf("audit verify --since after an edit: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestAuditReport: `thiqa audit report` counts what init recorded, as a
+// table and as JSON, and refuses bad ranges and periods with exit 2.
+func TestAuditReport(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustThiqa(t, nil, "init", "--data", dir)
+	month := time.Now().UTC().Format("2006-01")
+	r := mustThiqa(t, nil, "audit", "report", "--data", dir)
+	if !strings.HasPrefix(r.stdout, "audit activity from 1970-01-01T00:00:00Z to ") ||
+		!regexp.MustCompile(`(?m)^`+month+`\s+data\.init\s+1\s+0\s+0\s+1\s+1$`).MatchString(r.stdout) {
+		t.Fatalf("audit report:\n%s", r.stdout)
+	}
+	r = mustThiqa(t, nil, "audit", "report", "--data", dir, "--by", "total", "--json", "--to", "2100-01")
+	var a struct {
+		From, To, By string
+		Rows         []struct {
+			Period, Action string
+			Outcomes       map[string]int64
+			Events         int64
+			Records        int64
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &a); err != nil {
+		t.Fatalf("audit report --json: %v\n%s", err, r.stdout)
+	}
+	var generated int64
+	for _, row := range a.Rows {
+		if row.Period != "total" {
+			t.Errorf("period %q, want total", row.Period)
+		}
+		if row.Action == "key.generate" {
+			generated = row.Outcomes["success"]
+		}
+	}
+	if a.To != "2100-01-01T00:00:00Z" || a.By != "total" || generated == 0 {
+		t.Fatalf("audit report --json: %s", r.stdout)
+	}
+	if r := mustThiqa(t, nil, "audit", "report", "--data", dir, "--from", "2000-01", "--to", "2000-02"); !strings.Contains(r.stdout, "no records in this range") {
+		t.Fatalf("audit report of an empty range:\n%s", r.stdout)
+	}
+	for _, args := range [][]string{{"--from", "2026-13"}, {"--to", "yesterday"}, {"--from", "2026-12", "--to", "2026-11"}, {"--by", "week"}} {
+		if r := thiqa(t, nil, append([]string{"audit", "report", "--data", dir}, args...)...); r.code != 2 || r.stdout != "" {
+			t.Fatalf("audit report %v: exit %d, want 2\n%s%s", args, r.code, r.stdout, r.stderr)
+		}
 	}
 }
