@@ -46,11 +46,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return verifyCeremony(ctx, env, *ceremony)
 	}
-	cfg, err := loadConfig(*dir)
-	if err != nil {
-		return err
-	}
-	db, err := openStore(ctx, cfg, operatorLogger(env, cfg))
+	cfg, db, err := openFolderStore(ctx, env, *dir)
 	if err != nil {
 		return err
 	}
@@ -99,11 +95,7 @@ func auditReport(ctx context.Context, env *cliEnv, args []string) error {
 			return withExit(2, fmt.Errorf("--to: %w", err))
 		}
 	}
-	cfg, err := loadConfig(*dir)
-	if err != nil {
-		return err
-	}
-	db, err := openStore(ctx, cfg, operatorLogger(env, cfg))
+	_, db, err := openFolderStore(ctx, env, *dir)
 	if err != nil {
 		return err
 	}

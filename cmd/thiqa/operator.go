@@ -11,12 +11,24 @@ import (
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store"
 )
 
 // operatorLogger logs an operator verb's warnings only, in the configured
 // format.
 func operatorLogger(env *cliEnv, cfg *config.Config) *slog.Logger {
 	return newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
+}
+
+// openFolderStore reads the data folder dir and opens its store, for an
+// operator command that needs neither the token nor the audit log's writer.
+func openFolderStore(ctx context.Context, env *cliEnv, dir string) (*config.Config, *store.DB, error) {
+	cfg, err := loadConfig(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := openStore(ctx, cfg, operatorLogger(env, cfg))
+	return cfg, db, err
 }
 
 // openOperatorFolder reads the data folder dir, refuses it with refuse's
