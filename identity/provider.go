@@ -99,7 +99,8 @@ type Config struct {
 	// is refused (429, audited) until one ends, so that nobody can bury a
 	// citizen's phone under approval requests (push bombing) or push the
 	// citizen's own login off the phone's list. The refusal reads the same
-	// whether the number has a mobile ID or not.
+	// whether the number has a mobile ID or not. At most 20 (the phone's
+	// list, Store.PendingLogins, shows 20).
 	MaxPendingLogins int
 	// ACR is the acr claim of a login with a key the CA generated on its
 	// token (a mobile ID); empty means eIDAS LoA high. A login with a key
@@ -205,6 +206,9 @@ func New(cfg Config) (*Provider, error) {
 	def(&cfg.MaxAssertionLifetime, 5*time.Minute)
 	if cfg.MaxPendingLogins <= 0 {
 		cfg.MaxPendingLogins = defaultMaxPendingLogins
+	}
+	if cfg.MaxPendingLogins > 20 {
+		return nil, errors.New("identity: MaxPendingLogins must be at most 20")
 	}
 	if cfg.ACR == "" {
 		cfg.ACR = DefaultACR
