@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,6 +67,12 @@ func NewClient(r ClientRegistration) (*Client, error) {
 			return nil, err
 		}
 	}
+	if hosts := redirectHosts(r.RedirectURIs); r.Sector == "" && len(hosts) > 1 {
+		// OpenID Connect Core section 8.1: the default sector is the host
+		// of the first redirect URI, so a client with a URI on another
+		// portal's host first would see that portal's pairwise subjects.
+		return nil, refuseRegistration("redirect URIs on several hosts (%s) need a sector naming whose pairwise subjects the client shares", strings.Join(hosts, ", "))
+	}
 	c := &Client{Name: r.Name, RedirectURIs: r.RedirectURIs, AllowCivilNumber: r.AllowCivilNumber, SectorIdentifier: r.Sector, Created: time.Now().UTC()}
 	if len(r.JWKS) > 0 {
 		set, err := parseClientJWKS(r.JWKS)
@@ -98,6 +105,22 @@ func checkRedirectURI(raw string) error {
 		return refuseRegistration("redirect URI %q: must be https (http only for loopback)", raw)
 	}
 	return nil
+}
+
+// redirectHosts lists the distinct hosts of valid redirect URIs in order;
+// the loopback names count as one ("loopback"), a development portal's.
+func redirectHosts(uris []string) []string {
+	var out []string
+	for _, raw := range uris {
+		h := hostOf(raw)
+		if h == "localhost" || h == "127.0.0.1" || h == "::1" {
+			h = "loopback"
+		}
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // parseClientJWKS reads a client's public key set: at least one signing

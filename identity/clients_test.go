@@ -52,6 +52,7 @@ func TestNewClient(t *testing.T) {
 	ok := []identity.ClientRegistration{
 		{Name: "Tax portal", RedirectURIs: []string{"https://tax.example.om/cb"}, JWKS: pub},
 		{Name: "Dev portal", RedirectURIs: []string{"http://127.0.0.1:9000/cb", "http://localhost/cb", "http://[::1]/cb"}, TLSSubject: "CN=Dev"},
+		{Name: "Two hosts, one sector", RedirectURIs: []string{"https://a.health.example.om/cb", "https://b.health.example.om/cb"}, Sector: "health.example.om", JWKS: pub},
 	}
 	for _, r := range ok {
 		c, err := identity.NewClient(r)
@@ -77,6 +78,7 @@ func TestNewClient(t *testing.T) {
 		{"relative", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"/cb"}, TLSSubject: "CN=x"}, "absolute"},
 		{"no name", identity.ClientRegistration{RedirectURIs: []string{"https://x.example.om/cb"}, TLSSubject: "CN=x"}, "a name"},
 		{"21 URIs", identity.ClientRegistration{Name: "x", RedirectURIs: many, TLSSubject: "CN=x"}, "1 to 20"},
+		{"several hosts, no sector", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://tax.example.om/cb", "https://x.example/cb"}, TLSSubject: "CN=x"}, "need a sector"},
 		{"both", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}, TLSSubject: "CN=x", JWKS: pub}, "exactly one"},
 		{"neither", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}}, "exactly one"},
 		{"private key", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}, JWKS: priv}, "private key"},
