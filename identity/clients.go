@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -123,8 +124,11 @@ func redirectHosts(uris []string) []string {
 	return out
 }
 
+// minRSABits is the least size of a client's RSA key (RFC 7518 section 3.3).
+const minRSABits = 2048
+
 // parseClientJWKS reads a client's public key set: at least one signing
-// key, no private keys.
+// key, no private keys, no RSA key under 2048 bits.
 func parseClientJWKS(raw []byte) ([]byte, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(raw, &set); err != nil {
@@ -142,6 +146,10 @@ func parseClientJWKS(raw []byte) ([]byte, error) {
 		}
 		if k.Use != "" && k.Use != "sig" {
 			return nil, refuseRegistration("JWK set: key %d has use %q, want sig", i, k.Use)
+		}
+		if rk, ok := k.Key.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
+			// RFC 7518 section 3.3: RS256 and PS256 keys have 2048 bits at least.
+			return nil, refuseRegistration("JWK set: key %d is an RSA key of %d bits, want at least %d", i, rk.N.BitLen(), minRSABits)
 		}
 	}
 	out, err := json.Marshal(set)
