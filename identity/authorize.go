@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -381,6 +382,9 @@ func (p *Provider) startMobile(w http.ResponseWriter, r *http.Request, c *Client
 		return
 	}
 	now := p.now()
+	if !p.roomForLogin(w, r, c, req, form, civil, now) {
+		return
+	}
 	key := randomToken(32)
 	l := &Login{
 		ID: randomToken(18), BrowserKeyHash: hashSecret(key), Request: *req, CivilNumber: civil,
@@ -392,6 +396,36 @@ func (p *Provider) startMobile(w http.ResponseWriter, r *http.Request, c *Client
 		return
 	}
 	renderPage(w, http.StatusOK, "wait", waitPage{Code: l.VerificationCode, Session: l.ID, Key: key, Action: p.endpoint(PathComplete)})
+}
+
+// msgTooManyPending is the login page's message when the civil number
+// entered has too many logins awaiting approval.
+const msgTooManyPending = "Too many logins are waiting for approval for this civil number. Check your phone, or try again in a few minutes. " +
+	"توجد طلبات دخول كثيرة بانتظار الموافقة لهذا الرقم المدني. تحقق من هاتفك، أو حاول مرة أخرى بعد بضع دقائق."
+
+// roomForLogin reports whether civil may have one more login awaiting
+// approval (Config.MaxPendingLogins). When not, it has recorded the
+// refusal and shown the login form again (429), and the answer is the same
+// whether the number has a mobile ID or not.
+func (p *Provider) roomForLogin(w http.ResponseWriter, r *http.Request, c *Client, req *AuthRequest, form url.Values, civil string, now time.Time) bool {
+	ctx := r.Context()
+	pending, err := p.cfg.Store.PendingLogins(ctx, civil, now)
+	if err != nil {
+		p.log.ErrorContext(ctx, "counting pending logins", "err", err)
+		renderPage(w, http.StatusServiceUnavailable, "error", errorPage{Error: "temporarily unable to start the login"})
+		return false
+	}
+	if len(pending) < p.cfg.MaxPendingLogins {
+		return true
+	}
+	cause := refuse("%d logins already await approval for this civil number", len(pending))
+	if aerr := p.loginFailed(ctx, MethodMobile, c.ID, civil, map[string]any{"remote": r.RemoteAddr}, cause); aerr != nil {
+		renderPage(w, http.StatusServiceUnavailable, "error", errorPage{Error: errServerError + ": " + descRefusalUnrecorded})
+		return false
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(p.cfg.LoginLifetime/time.Second)))
+	p.showLogin(w, c, form, req.Kind, msgTooManyPending, http.StatusTooManyRequests)
+	return false
 }
 
 // complete is where the browser comes back after approving on the phone:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -66,6 +68,12 @@ func NewClient(r ClientRegistration) (*Client, error) {
 			return nil, err
 		}
 	}
+	if hosts := redirectHosts(r.RedirectURIs); r.Sector == "" && len(hosts) > 1 {
+		// OpenID Connect Core section 8.1: the default sector is the host
+		// of the first redirect URI, so a client with a URI on another
+		// portal's host first would see that portal's pairwise subjects.
+		return nil, refuseRegistration("redirect URIs on several hosts (%s) need a sector naming whose pairwise subjects the client shares", strings.Join(hosts, ", "))
+	}
 	c := &Client{Name: r.Name, RedirectURIs: r.RedirectURIs, AllowCivilNumber: r.AllowCivilNumber, SectorIdentifier: r.Sector, Created: time.Now().UTC()}
 	if len(r.JWKS) > 0 {
 		set, err := parseClientJWKS(r.JWKS)
@@ -100,8 +108,27 @@ func checkRedirectURI(raw string) error {
 	return nil
 }
 
+// redirectHosts lists the distinct hosts of valid redirect URIs in order;
+// the loopback names count as one ("loopback"), a development portal's.
+func redirectHosts(uris []string) []string {
+	var out []string
+	for _, raw := range uris {
+		h := hostOf(raw)
+		if h == "localhost" || h == "127.0.0.1" || h == "::1" {
+			h = "loopback"
+		}
+		if !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// minRSABits is the least size of a client's RSA key (RFC 7518 section 3.3).
+const minRSABits = 2048
+
 // parseClientJWKS reads a client's public key set: at least one signing
-// key, no private keys.
+// key, no private keys, no RSA key under 2048 bits.
 func parseClientJWKS(raw []byte) ([]byte, error) {
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(raw, &set); err != nil {
@@ -119,6 +146,10 @@ func parseClientJWKS(raw []byte) ([]byte, error) {
 		}
 		if k.Use != "" && k.Use != "sig" {
 			return nil, refuseRegistration("JWK set: key %d has use %q, want sig", i, k.Use)
+		}
+		if rk, ok := k.Key.(*rsa.PublicKey); ok && rk.N.BitLen() < minRSABits {
+			// RFC 7518 section 3.3: RS256 and PS256 keys have 2048 bits at least.
+			return nil, refuseRegistration("JWK set: key %d is an RSA key of %d bits, want at least %d", i, rk.N.BitLen(), minRSABits)
 		}
 	}
 	out, err := json.Marshal(set)

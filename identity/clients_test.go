@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -45,6 +46,20 @@ func jwks(t *testing.T, private bool) string {
 	return string(set)
 }
 
+// rsaJWKS returns a JWK set of one public RSA key of that size.
+func rsaJWKS(t *testing.T, bits int) json.RawMessage {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, bits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: "r", Algorithm: "PS256", Use: "sig"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
 // TestNewClient: what a registration must be, whichever way it comes (the
 // API or `thiqa oidc client add`); every refusal a *RegistrationError.
 func TestNewClient(t *testing.T) {
@@ -52,6 +67,8 @@ func TestNewClient(t *testing.T) {
 	ok := []identity.ClientRegistration{
 		{Name: "Tax portal", RedirectURIs: []string{"https://tax.example.om/cb"}, JWKS: pub},
 		{Name: "Dev portal", RedirectURIs: []string{"http://127.0.0.1:9000/cb", "http://localhost/cb", "http://[::1]/cb"}, TLSSubject: "CN=Dev"},
+		{Name: "RSA portal", RedirectURIs: []string{"https://rsa.example.om/cb"}, JWKS: rsaJWKS(t, 2048)},
+		{Name: "Two hosts, one sector", RedirectURIs: []string{"https://a.health.example.om/cb", "https://b.health.example.om/cb"}, Sector: "health.example.om", JWKS: pub},
 	}
 	for _, r := range ok {
 		c, err := identity.NewClient(r)
@@ -77,11 +94,13 @@ func TestNewClient(t *testing.T) {
 		{"relative", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"/cb"}, TLSSubject: "CN=x"}, "absolute"},
 		{"no name", identity.ClientRegistration{RedirectURIs: []string{"https://x.example.om/cb"}, TLSSubject: "CN=x"}, "a name"},
 		{"21 URIs", identity.ClientRegistration{Name: "x", RedirectURIs: many, TLSSubject: "CN=x"}, "1 to 20"},
+		{"several hosts, no sector", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://tax.example.om/cb", "https://x.example/cb"}, TLSSubject: "CN=x"}, "need a sector"},
 		{"both", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}, TLSSubject: "CN=x", JWKS: pub}, "exactly one"},
 		{"neither", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}}, "exactly one"},
 		{"private key", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}, JWKS: priv}, "private key"},
 		{"empty set", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}, JWKS: json.RawMessage(`{"keys":[]}`)}, "empty"},
 		{"not a set", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}, JWKS: json.RawMessage(`[1]`)}, "want a JWK set"},
+		{"short RSA key", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"}, JWKS: rsaJWKS(t, 1024)}, "at least 2048"},
 		{"encryption key", identity.ClientRegistration{Name: "x", RedirectURIs: []string{"https://x.example.om/cb"},
 			JWKS: json.RawMessage(strings.Replace(string(pub), `"use":"sig"`, `"use":"enc"`, 1))}, "want sig"},
 	} {

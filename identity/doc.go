@@ -15,6 +15,9 @@
 //     authenticated with their own credentials (Config.PhoneAuth and
 //     Config.Caller): it never trusts a civil number the request names, and
 //     a citizen can neither see nor approve another citizen's logins.
+//     Only a few logins may await approval for one civil number at once
+//     (Config.MaxPendingLogins), so that nobody can flood a citizen's
+//     phone with requests.
 //
 // Either way the certificate's status is asked of the CA's own data at that
 // moment (StatusChecker): a revoked, expired or unknown certificate is

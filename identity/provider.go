@@ -94,6 +94,14 @@ type Config struct {
 	IDTokenLifetime      time.Duration
 	AccessTokenLifetime  time.Duration
 	MaxAssertionLifetime time.Duration
+	// MaxPendingLogins bounds the mobile logins awaiting approval for one
+	// civil number at once (default 5): a further start for that number
+	// is refused (429, audited) until one ends, so that nobody can bury a
+	// citizen's phone under approval requests (push bombing) or push the
+	// citizen's own login off the phone's list. The refusal reads the same
+	// whether the number has a mobile ID or not. At most 20 (the phone's
+	// list, Store.PendingLogins, shows 20).
+	MaxPendingLogins int
 	// ACR is the acr claim of a login with a key the CA generated on its
 	// token (a mobile ID); empty means eIDAS LoA high. A login with a key
 	// the CA certified from a CSR (an ID card, a browser key: the CA cannot
@@ -119,6 +127,9 @@ type SigningConfig struct {
 	// MaxHashes bounds the hashes of one credential authorization.
 	MaxHashes int
 }
+
+// defaultMaxPendingLogins is Config.MaxPendingLogins when unset.
+const defaultMaxPendingLogins = 5
 
 // DefaultACR is the eIDAS level of assurance "high": the login proves
 // possession of a key in secure hardware (generated on the service's
@@ -193,6 +204,12 @@ func New(cfg Config) (*Provider, error) {
 	def(&cfg.IDTokenLifetime, 10*time.Minute)
 	def(&cfg.AccessTokenLifetime, 10*time.Minute)
 	def(&cfg.MaxAssertionLifetime, 5*time.Minute)
+	if cfg.MaxPendingLogins <= 0 {
+		cfg.MaxPendingLogins = defaultMaxPendingLogins
+	}
+	if cfg.MaxPendingLogins > 20 {
+		return nil, errors.New("identity: MaxPendingLogins must be at most 20")
+	}
 	if cfg.ACR == "" {
 		cfg.ACR = DefaultACR
 	}

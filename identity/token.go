@@ -452,9 +452,10 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		}
 		writeOAuthError(w, status, code, desc)
 	}
-	authz := r.Header.Get("Authorization")
-	raw, ok := strings.CutPrefix(authz, "Bearer ")
-	if !ok || raw == "" {
+	// The scheme is case-insensitive (RFC 9110 section 11.1): "bearer"
+	// is the Bearer scheme too.
+	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer`)
 		writeOAuthError(w, http.StatusUnauthorized, errInvalidToken, "a bearer access token is required")
 		return

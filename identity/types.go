@@ -55,7 +55,8 @@ type Client struct {
 	// pairwise identifier.
 	AllowCivilNumber bool
 	// SectorIdentifier groups clients that share pairwise subjects; by
-	// default the host of the first redirect URI.
+	// default the host of the first redirect URI (a registration whose
+	// redirect URIs are on several hosts must name one: NewClient).
 	SectorIdentifier string
 	// AuthMethod is AuthPrivateKeyJWT or AuthTLSClient.
 	AuthMethod string

@@ -256,8 +256,9 @@ func scanGrant(sc interface{ Scan(...any) error }) (*identity.Grant, error) {
 }
 
 // RedeemCode implements identity.Store: in one transaction it marks the
-// code redeemed, or, for a code redeemed before, revokes its grant (which
-// must be committed, so ErrCodeReused is returned after the transaction).
+// code redeemed, or, for a code redeemed before (or by a concurrent
+// request meanwhile), revokes its grant (which must be committed, so
+// ErrCodeReused is returned after the transaction).
 func (s *Identity) RedeemCode(ctx context.Context, codeHash []byte, now, accessExpires time.Time) (*identity.Grant, error) {
 	var g *identity.Grant
 	reused := false
@@ -268,18 +269,27 @@ func (s *Identity) RedeemCode(ctx context.Context, codeHash []byte, now, accessE
 		if err != nil {
 			return idErr("store: authorization code", err)
 		}
-		if g.Redeemed {
+		revoke := func() error {
 			reused = true
 			_, err := t.exec(ctx, `UPDATE oidc_grants SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, now.UnixNano(), g.ID)
 			return idErr("store: revoking grant", err)
+		}
+		if g.Redeemed {
+			return revoke()
 		}
 		res, err := t.exec(ctx, `UPDATE oidc_grants SET redeemed_at = ?, access_expires_at = ? WHERE id = ? AND redeemed_at IS NULL`,
 			now.UnixNano(), accessExpires.UnixNano(), g.ID)
 		if err != nil {
 			return idErr("store: redeeming code", err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return fmt.Errorf("store: grant %s changed while redeeming: %w", g.ID, identity.ErrConflict)
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: grant %s: %w", g.ID, err)
+		}
+		if n != 1 {
+			// Redeemed by a concurrent request since it was read
+			// (PostgreSQL's read committed): the code was used twice.
+			return revoke()
 		}
 		return nil
 	})

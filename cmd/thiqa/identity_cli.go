@@ -61,7 +61,7 @@ func oidcClientAdd(ctx context.Context, env *cliEnv, args []string) error {
 	var uris stringList
 	fs.Var(&uris, "redirect-uri", "registered redirect URI, exact match (repeatable, at least one)")
 	civil := fs.Bool("allow-civil-number", false, "sub is the civil number instead of a pairwise identifier")
-	sector := fs.String("sector", "", "sector identifier shared by portals that see the same pairwise sub (default: host of the first redirect URI)")
+	sector := fs.String("sector", "", "sector identifier shared by portals that see the same pairwise sub (default: host of the redirect URIs; required when they are on several hosts)")
 	jwksFile := fs.String("jwks-file", "", "the portal's public JWK set for private_key_jwt")
 	tlsSubject := fs.String("tls-subject", "", "subject DN of the portal's TLS client certificate for tls_client_auth (as in openssl x509 -subject -nameopt RFC2253)")
 	if err := parseFlags(fs, args); err != nil {

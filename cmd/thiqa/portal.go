@@ -54,7 +54,7 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 	own := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve.RawPrefixes(s.raw, s.mux).ServeHTTP(w, r) })
 	pt, err := webportal.New(webportal.Options{
 		API: own, Authenticate: p.authn.Authenticate, Recheck: p.authn.Recheck, OIDC: oc, Audit: p.audit,
-		Logger: p.logger.With("service", "portal"), Secure: cfg.TLS != nil, Links: links,
+		Logger: p.logger.With("service", "portal"), Secure: portalSecure(cfg.TLS != nil, cfg.PublicBaseURL), Links: links,
 	})
 	if err != nil {
 		return err
@@ -62,6 +62,16 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 	pt.Register(s.mux)
 	s.mux.SetErrorPages(pt) // a browser's 404 and 405 outside the protocols: a page, not plain text
 	return nil
+}
+
+// portalSecure reports whether the portal's cookies are Secure (and its
+// session cookie __Host-): when the server speaks TLS itself, and when
+// browsers reach it over https through a load balancer that ends TLS
+// (publicBaseURL, where the portal's redirect URI points, is https).
+// Otherwise a browser led to the plain-http address of the same host
+// would send the session cookie in the clear.
+func portalSecure(tlsOn bool, publicBaseURL string) bool {
+	return tlsOn || strings.HasPrefix(strings.ToLower(publicBaseURL), "https://")
 }
 
 // portalClient finds (or makes) the portal's client key on the token and

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -75,6 +74,14 @@ func (p *Portal) myCallback(w http.ResponseWriter, r *http.Request, v *view) {
 	}
 	if p.o.Now().Sub(pl.started) > loginLifetime {
 		v.fail(http.StatusBadRequest, "err.login_state")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(q.Get("iss")), []byte(c.Issuer)) != 1 {
+		// RFC 9207: the provider names itself in every authorization
+		// response (its metadata says so); an answer naming another
+		// issuer, or none, is not its answer (a mix-up), and its code is
+		// not sent to the provider's token endpoint.
+		v.failRecorded(p.auditRefusal(r, v.se, "web.login", "sign-in answer whose iss is not the provider's"), http.StatusForbidden, "err.login_refused")
 		return
 	}
 	if e := q.Get("error"); e != "" {
@@ -176,7 +183,9 @@ func (p *Portal) checkIDToken(v *view, raw, nonce string) (*idClaims, error) {
 	if cl.AZP != "" && cl.AZP != c.ClientID {
 		return nil, errors.New("azp names another client")
 	}
-	if cl.Subject == "" || !slices.ContainsFunc([]rune(cl.Subject), func(r rune) bool { return r >= '0' && r <= '9' }) {
+	// A civil number is digits alone (policies.CheckCallerSubject); a
+	// pairwise subject is base64url and may hold digits too.
+	if policies.CheckCallerSubject(policies.RoleCitizen, cl.Subject) != nil {
 		return nil, errors.New("the subject is not a civil number (the portal's client must be registered with the civil number)")
 	}
 	return &cl, nil

@@ -99,7 +99,9 @@ type Options struct {
 	Audit Auditor
 	// Logger receives server-side errors; discarded when nil.
 	Logger *slog.Logger
-	// Secure marks cookies Secure (the server speaks TLS).
+	// Secure marks cookies Secure and names the session cookie __Host-:
+	// browsers reach the pages over https (the server speaks TLS, or a
+	// load balancer in front of it does).
 	Secure bool
 	// MaxUploadBytes bounds a PDF to sign (default 10 MiB).
 	MaxUploadBytes int64

@@ -58,6 +58,8 @@ type fixture struct {
 	recheck error
 	// answer, when set, answers the API calls instead of the default.
 	answer http.HandlerFunc
+	// nonce tells an oidcFixture's provider the nonce of the login.
+	nonce func(string)
 }
 
 func newFixture(t testing.TB) *fixture {
