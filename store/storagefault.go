@@ -83,7 +83,7 @@ func (db *DB) writesRecovered() {
 	db.health.fault, db.health.count = nil, 0
 	db.health.mu.Unlock()
 	if fault != nil {
-		db.logger.Info("store: the database can be written again", "after", time.Since(since).Round(time.Millisecond), "failedWrites", n)
+		db.logger.Info("store: the database can be written again", "after", time.Since(since).Round(time.Millisecond).String(), "failedWrites", n)
 	}
 }
 
