@@ -71,16 +71,18 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 	case DriverPostgres:
 		err = db.openPostgres(ctx, cfg)
 	}
+	if err == nil {
+		err = db.migrate(ctx)
+	}
+	if err == nil {
+		err = db.prepareAudit(ctx)
+	}
 	if err != nil {
 		db.Close()
-		return nil, err
-	}
-	if err := db.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := db.prepareAudit(ctx); err != nil {
-		db.Close()
+		if isStorageFault(err) {
+			// "disk I/O error (4874)" alone does not tell an operator what to do.
+			err = fmt.Errorf("%w (is the disk under the database full or read-only? free space and start again)", err)
+		}
 		return nil, err
 	}
 	return db, nil

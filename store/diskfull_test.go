@@ -121,3 +121,39 @@ func TestSQLiteDiskFull(t *testing.T) {
 		t.Fatalf("walked %d records to head %d: %v", n, recs[1].Seq, err)
 	}
 }
+
+// TestSQLiteOpenOnFullDisk: a server started while the disk is full fails
+// saying why (SQLite alone says "disk I/O error (4874)"), leaves nothing
+// that breaks the next start, and starts once space is freed.
+func TestSQLiteOpenOnFullDisk(t *testing.T) {
+	ctx := ctxT(t)
+	disk := testenv.NewSmallDisk(t, 4<<20)
+	cfg := store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(disk.Dir, store.DefaultSQLiteFile)}
+	db, err := store.Open(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := appendN(t, db, 3)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	disk.Fill(t)
+	if db, err := store.Open(ctx, cfg, nil); err == nil {
+		db.Close()
+		t.Log("the store opened on a full disk (SQLite found room in its files)")
+	} else if !strings.Contains(err.Error(), "full") {
+		t.Errorf("opening on a full disk: %v; want it to name the disk", err)
+	}
+
+	disk.Free(t)
+	db, err = store.Open(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("opening once space is back: %v", err)
+	}
+	defer db.Close()
+	if h, err := db.AuditHead(ctx); err != nil || h.Seq != recs[2].Seq {
+		t.Errorf("head after the restart: %+v, %v; want seq %d", h, err, recs[2].Seq)
+	}
+	appendN(t, db, 1)
+}
