@@ -12,6 +12,7 @@ import (
 	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/store/storetest"
 )
 
 // syncBuffer is a bytes.Buffer safe for the logger's goroutines.
@@ -156,4 +157,26 @@ func TestSQLiteOpenOnFullDisk(t *testing.T) {
 		t.Errorf("head after the restart: %+v, %v; want seq %d", h, err, recs[2].Seq)
 	}
 	appendN(t, db, 1)
+}
+
+// The write Ping makes while writes fail changes nothing, in either dialect.
+func TestProbeWrite(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			recs := appendN(t, db, 2)
+			for range 3 {
+				if err := db.ProbeWrite(ctx); err != nil {
+					t.Fatalf("probe: %v", err)
+				}
+			}
+			if h, err := db.AuditHead(ctx); err != nil || h.Seq != recs[1].Seq {
+				t.Fatalf("head after probes: %+v, %v", h, err)
+			}
+			if err := db.Ping(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }
