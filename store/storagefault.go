@@ -71,7 +71,11 @@ func (db *DB) noteWrite(err error) {
 	db.health.count++
 	db.health.mu.Unlock()
 	if first {
-		db.logger.Error("store: the database cannot be written (disk full, read-only or failing?): requests that write answer \"try again later\" and /readyz fails until it can; free space in the data folder",
+		where := "in the data folder"
+		if db.dialect == DriverPostgres {
+			where = "on the PostgreSQL server"
+		}
+		db.logger.Error("store: the database cannot be written (disk full, read-only or failing?): requests that write answer \"try again later\" and /readyz fails until it can; free space "+where,
 			"err", err)
 	}
 }
