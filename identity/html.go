@@ -3,6 +3,8 @@ package identity
 import (
 	"html/template"
 	"net/http"
+
+	"github.com/thiqa/thiqa/internal/problem"
 )
 
 // The login pages are deliberately plain forms (Arabic and English labels)
@@ -94,6 +96,7 @@ func renderPage(w http.ResponseWriter, status int, name string, data any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	w.Header().Set("X-Frame-Options", "DENY")
+	problem.RetryLater(w.Header(), status) // a 503 page says when to come back
 	w.WriteHeader(status)
 	_ = pages.ExecuteTemplate(w, name, data)
 }

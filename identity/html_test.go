@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -31,5 +32,21 @@ func TestPageTitleNamesTheError(t *testing.T) {
 		if got := strings.Contains(body, "<title>Error · خطأ: Thiqa digital ID"); got != tc.error {
 			t.Errorf("%s (error %v): the title names an error: %v\n%s", tc.name, tc.error, got, body)
 		}
+	}
+}
+
+// An error page answering 503 (the login cannot be recorded: the database
+// down, the disk full) says when to come back, as every other "try again
+// later" of the services does.
+func TestUnavailablePageRetryAfter(t *testing.T) {
+	rec := httptest.NewRecorder()
+	renderPage(rec, http.StatusServiceUnavailable, "error", errorPage{Error: "temporarily unable to start the login"})
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("503 page: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	rec = httptest.NewRecorder()
+	renderPage(rec, http.StatusBadRequest, "error", errorPage{Error: "bad request"})
+	if rec.Header().Get("Retry-After") != "" {
+		t.Error("a 400 page says to retry")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/signer"
 )
@@ -255,7 +256,7 @@ func newSealedDoc(size int64, dir string) (*sealedDoc, error) {
 	}
 	f, err := os.CreateTemp(dir, "thiqa-sealed-*.pdf")
 	if err != nil {
-		return nil, fmt.Errorf("temporary file for a sealed document: %w", err)
+		return nil, fmt.Errorf("temporary file for a sealed document: %w", outage.MarkStorage(err))
 	}
 	os.Remove(f.Name()) // the open descriptor keeps it until closed
 	return &sealedDoc{file: f}, nil
@@ -271,7 +272,7 @@ func (d *sealedDoc) Write(b []byte) (int, error) {
 	n, err := d.file.Write(b)
 	d.size += int64(n)
 	if err != nil {
-		return n, fmt.Errorf("spooling a sealed document: %w", err)
+		return n, fmt.Errorf("spooling a sealed document: %w", outage.MarkStorage(err))
 	}
 	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/signer"
 )
 
@@ -122,13 +123,19 @@ func readDocument(body io.Reader, size int64, tempDir string, limit int64, buf [
 	}
 	f, err := os.CreateTemp(tempDir, "thiqa-sign-*.pdf")
 	if err != nil {
-		return pdfInput{}, none, fmt.Errorf("temporary file: %w", err)
+		return pdfInput{}, none, fmt.Errorf("temporary file: %w", outage.MarkStorage(err))
 	}
 	os.Remove(f.Name()) // the open descriptor keeps it until closed
 	cleanup := func() { f.Close() }
-	n, err := io.Copy(f, io.LimitReader(body, limit+1))
+	out := &fileWriter{f: f}
+	n, err := io.Copy(out, io.LimitReader(body, limit+1))
 	if err != nil {
 		cleanup()
+		if out.err != nil {
+			// This side's failure (the disk full: try again later), not
+			// the client's.
+			return pdfInput{}, none, fmt.Errorf("temporary file: %w", outage.MarkStorage(out.err))
+		}
 		return pdfInput{}, none, tooBig(err)
 	}
 	if n > limit {
@@ -136,6 +143,21 @@ func readDocument(body io.Reader, size int64, tempDir string, limit int64, buf [
 		return pdfInput{}, none, Refuse(ErrTooLarge, "the document exceeds %d bytes", limit)
 	}
 	return pdfInput{r: f, size: n}, cleanup, checkPDFHeader(io.NewSectionReader(f, 0, n))
+}
+
+// fileWriter writes to a temporary file and keeps its error, to tell it
+// from an error reading the request.
+type fileWriter struct {
+	f   *os.File
+	err error
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // checkPDFHeader refuses a body that does not start like a PDF.

@@ -234,6 +234,7 @@ func (db *DB) execOne(ctx context.Context, q string, args ...any) (int64, error)
 			return 0, unavailable(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))
 		}
 		if !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
+			db.noteWrite(err)
 			return 0, unavailable(err)
 		}
 		time.Sleep(time.Duration(attempt*attempt) * 5 * time.Millisecond)

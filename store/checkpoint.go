@@ -126,6 +126,7 @@ func (c *checkpointer) run(ctx context.Context) {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	var restartAfter time.Time // no RESTART before, after one gave up
+	var failing int            // checkpoints failed in a row
 	for {
 		select {
 		case <-ctx.Done():
@@ -142,8 +143,15 @@ func (c *checkpointer) run(ctx context.Context) {
 				c.logger.Debug("store: WAL restart postponed: the WAL is in use", "frames", frames)
 			}
 		}
-		if err != nil && ctx.Err() == nil {
-			c.logger.Warn("store: WAL checkpoint failed", "err", err)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			// Once per run of failures: a full disk fails every tick.
+			if failing++; failing == 1 {
+				c.logger.Warn("store: WAL checkpoint failed; the WAL grows until one succeeds (tried again every "+c.interval.String()+", logged once)", "err", err)
+			}
+		case err == nil && failing > 0:
+			c.logger.Info("store: WAL checkpoints succeed again", "failed", failing)
+			failing = 0
 		}
 	}
 }

@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -141,3 +145,39 @@ func TestWALCheckpointerLongReader(t *testing.T) {
 		t.Fatalf("%d commits held back by RESTART attempts in 2 s", held)
 	}
 }
+
+// TestWALCheckpointerLogsFailuresOnce: a checkpoint that fails at every
+// tick (a full disk: the database file cannot grow) is logged when the
+// failures begin and when they end, not four times a second.
+func TestWALCheckpointerLogsFailuresOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "thiqa.db")
+	c, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close() // every checkpoint fails: the connection pool is closed
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	ctx, cancel := context.WithCancel(context.Background())
+	ck := &checkpointer{db: c, interval: time.Millisecond, cancel: cancel, done: make(chan struct{}),
+		logger: slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(p)
+		}), nil))}
+	ck.restartBytes.Store(walRestartSize)
+	go ck.run(ctx)
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	<-ck.done
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logs.String(), "WAL checkpoint failed"); n != 1 {
+		t.Errorf("%d lines for a run of failed checkpoints, want 1:\n%s", n, logs.String())
+	}
+}
+
+// writerFunc is an io.Writer of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

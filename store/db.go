@@ -49,6 +49,9 @@ type DB struct {
 
 	hintMu sync.Mutex
 	hint   audit.Head // the audit head this DB last wrote (PostgreSQL fast path)
+
+	// health tells whether writes fail because of the disk (Ping).
+	health writeHealth
 }
 
 // Open connects to the database cfg names, configures it and applies every
@@ -68,16 +71,18 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 	case DriverPostgres:
 		err = db.openPostgres(ctx, cfg)
 	}
+	if err == nil {
+		err = db.migrate(ctx)
+	}
+	if err == nil {
+		err = db.prepareAudit(ctx)
+	}
 	if err != nil {
 		db.Close()
-		return nil, err
-	}
-	if err := db.migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := db.prepareAudit(ctx); err != nil {
-		db.Close()
+		if isStorageFault(err) {
+			// "disk I/O error (4874)" alone does not tell an operator what to do.
+			err = fmt.Errorf("%w (is the disk under the database full or read-only? free space and start again)", err)
+		}
 		return nil, err
 	}
 	return db, nil
@@ -224,7 +229,11 @@ func (db *DB) Close() error {
 	return errors.Join(errs...)
 }
 
-// Ping checks that the database answers (for /readyz).
+// Ping checks that the database answers (for /readyz). After a write
+// failed because of the disk (full, read-only: isStorageFault), and until
+// a write succeeds again, it also writes (probeWrite, changing nothing)
+// and fails while that fails: a database that answers but cannot record
+// anything is not ready to serve.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.w.PingContext(ctx); err != nil {
 		return fmt.Errorf("store: ping: %w", err)
@@ -233,6 +242,13 @@ func (db *DB) Ping(ctx context.Context) error {
 		if err := db.r.PingContext(ctx); err != nil {
 			return fmt.Errorf("store: ping (read pool): %w", err)
 		}
+	}
+	if fault, since := db.writeFault(); fault != nil {
+		if err := db.probeWrite(ctx); err != nil {
+			return fmt.Errorf("store: writes have failed since %s (disk full or read-only?): %w",
+				since.UTC().Format(time.RFC3339), err)
+		}
+		db.writesRecovered()
 	}
 	return nil
 }
@@ -340,6 +356,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(*txn) error) error {
 	for attempt := 1; ; attempt++ {
 		err = db.tryTx(ctx, fn)
 		if err == nil || !isRetryable(err) || attempt == maxTxAttempts || ctx.Err() != nil {
+			db.noteWrite(err)
 			return unavailable(err)
 		}
 		db.logger.Debug("store: retrying transaction", "attempt", attempt, "err", err)
@@ -347,6 +364,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(*txn) error) error {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			db.noteWrite(err)
 			return unavailable(err)
 		case <-t.C:
 		}

@@ -40,10 +40,11 @@ func mapErr(what string, err error) error {
 
 // unavailable marks err for the services (outage.Mark) when it says the
 // database could not be reached or the connection was lost, also during a
-// COMMIT (ErrOutcomeUnknown): the services answer "try again later" (HTTP
-// 503, OCSP tryLater) instead of an internal error.
+// COMMIT (ErrOutcomeUnknown), or that it could not be written because of
+// the disk (isStorageFault: full, read-only): the services answer "try
+// again later" (HTTP 503, OCSP tryLater) instead of an internal error.
 func unavailable(err error) error {
-	if err != nil && (isConnLost(err) || errors.Is(err, ErrOutcomeUnknown)) {
+	if err != nil && (isConnLost(err) || errors.Is(err, ErrOutcomeUnknown) || isStorageFault(err)) {
 		return outage.Mark(err)
 	}
 	return err

@@ -114,3 +114,6 @@ func (db *DB) QueryLines(ctx context.Context, q string, args ...any) ([]string, 
 	}
 	return out, rows.Err()
 }
+
+// ProbeWrite is probeWrite, for the external tests.
+func (db *DB) ProbeWrite(ctx context.Context) error { return db.probeWrite(ctx) }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 	"github.com/thiqa/thiqa/verify/report"
 )
@@ -197,36 +198,62 @@ func (v *Verifier) spool(src io.Reader, hint int64) (*spooled, error) {
 	return spoolFile(buf.Bytes(), src)
 }
 
-// spoolFile writes head and then the rest of src to a temporary file.
+// spoolFile writes head and then the rest of src to a temporary file. A
+// failure of the file (the disk full: outage.MarkStorage) wraps errSpool;
+// one of src is returned as it is.
 func spoolFile(head []byte, src io.Reader) (*spooled, error) {
 	tmp, err := os.CreateTemp("", "thiqa-verify-*.pdf")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errSpool, err)
+		return nil, fmt.Errorf("%w: %w", errSpool, outage.MarkStorage(err))
 	}
 	cleanup := func() {
 		tmp.Close()
 		os.Remove(tmp.Name())
 	}
-	if _, err := tmp.Write(head); err != nil {
+	out := &spoolWriter{f: tmp}
+	if _, err := out.Write(head); err != nil {
 		cleanup()
-		return nil, fmt.Errorf("%w: %w", errSpool, err)
+		return nil, fmt.Errorf("%w: %w", errSpool, outage.MarkStorage(err))
 	}
-	m, err := io.CopyBuffer(tmp, src, make([]byte, 64<<10))
+	m, err := io.CopyBuffer(out, src, make([]byte, 64<<10))
 	if err != nil {
 		cleanup()
+		if out.err != nil {
+			return nil, fmt.Errorf("%w: %w", errSpool, outage.MarkStorage(out.err))
+		}
 		return nil, err
 	}
 	return &spooled{ra: tmp, size: int64(len(head)) + m, close: cleanup}, nil
 }
 
+// spoolWriter writes to the temporary file and keeps its error, to tell it
+// from an error reading the request.
+type spoolWriter struct {
+	f   *os.File
+	err error
+}
+
+func (w *spoolWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
 // errSpool marks a failure to buffer the document on this side.
 var errSpool = errors.New("cannot buffer the document")
 
+// writeBodyError answers a body that could not be read: too large, this
+// side unable to buffer it (503 "try again later" when the disk is full,
+// as for any outage), or the client's failure.
 func writeBodyError(w http.ResponseWriter, err error) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
 		problem.Error(w, http.StatusRequestEntityTooLarge, "the document is larger than the limit")
+	case outage.Is(err):
+		problem.Unavailable(w, "")
 	case errors.Is(err, errSpool):
 		problem.Error(w, http.StatusInternalServerError, "cannot buffer the document")
 	default:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -59,7 +61,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// newLogger builds the structured logger the configuration asks for.
+// newLogger builds the structured logger the configuration asks for, which
+// logs an outage's repeated warnings and errors once a minute.
 func newLogger(w io.Writer, lc config.LogConfig) *slog.Logger {
 	var level slog.Level
 	switch lc.Level {
@@ -73,11 +76,18 @@ func newLogger(w io.Writer, lc config.LogConfig) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if lc.Format == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// An outage (database down, disk full) fails every request, and each
+	// would log its error: one line per message and minute says it.
+	return slog.New(outage.NewQuietHandler(h, outageLogEvery))
 }
+
+// outageLogEvery is how often a warning or error caused by an outage is
+// logged again while it lasts (outage.QuietHandler).
+const outageLogEvery = time.Minute
 
 // loadConfig reads DIR/thiqa.yaml and points SoftHSM at the data folder's
 // token when Thiqa manages one.

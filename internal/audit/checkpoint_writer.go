@@ -196,11 +196,18 @@ func (w *CheckpointWriter) checkpoint(ctx context.Context) (Checkpoint, bool, er
 	if err != nil {
 		return Checkpoint{}, false, err
 	}
+	st, err := f.Stat()
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("audit: checkpoint file: %w", err)
+	}
+	// A full disk takes part of the line: cut it off at once, so that the
+	// file never ends in a torn line (which the next checkpoint would
+	// otherwise cut, warning of a crash).
 	if _, err := f.Write(line); err != nil {
-		return Checkpoint{}, false, fmt.Errorf("audit: writing the checkpoint: %w", err)
+		return Checkpoint{}, false, errors.Join(fmt.Errorf("audit: writing the checkpoint: %w", err), f.Truncate(st.Size()))
 	}
 	if err := f.Sync(); err != nil {
-		return Checkpoint{}, false, fmt.Errorf("audit: syncing the checkpoint file: %w", err)
+		return Checkpoint{}, false, errors.Join(fmt.Errorf("audit: syncing the checkpoint file: %w", err), f.Truncate(st.Size()))
 	}
 	return c, true, nil
 }

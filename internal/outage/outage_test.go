@@ -3,6 +3,8 @@ package outage
 import (
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 )
 
@@ -23,5 +25,18 @@ func TestMark(t *testing.T) {
 	}
 	if !Is(fmt.Errorf("issuing: %w", err)) {
 		t.Error("the mark does not survive wrapping")
+	}
+}
+
+func TestIsStorage(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO} {
+		err := fmt.Errorf("writing: %w", &os.PathError{Op: "write", Path: "/x", Err: errno})
+		if !IsStorage(err) || !Is(MarkStorage(err)) {
+			t.Errorf("%v: not a storage outage", errno)
+		}
+	}
+	other := &os.PathError{Op: "open", Path: "/x", Err: syscall.ENOENT}
+	if IsStorage(other) || Is(MarkStorage(other)) || MarkStorage(nil) != nil {
+		t.Error("a missing file counts as a storage outage")
 	}
 }

@@ -59,3 +59,22 @@ func TestUnrecordedAnswerIsAFailure(t *testing.T) {
 		}
 	}
 }
+
+// While the audit log is out for a while (a full disk, the database
+// down: outage.Is) an unrecorded refusal is answered 503 with Retry-After,
+// "try again later", not 500.
+func TestUnrecordedAnswerInAnOutage(t *testing.T) {
+	f := newFixture(t)
+	citizen := f.client()
+	token := csrf(t, citizen.do("GET", "/my/approve?lang=en", nil))
+	if w := citizen.do("POST", "/my/approve/login", url.Values{"csrf": {token}, "token": {"citizen"}}); w.Code != http.StatusSeeOther {
+		t.Fatalf("citizen sign-in: %d %s", w.Code, w.Body.String())
+	}
+	f.audit.mu.Lock()
+	f.audit.outage = true
+	f.audit.mu.Unlock()
+	w := citizen.do("GET", "/ra/?lang=en", nil)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Errorf("a citizen at the console while the audit log is out: %d, Retry-After %q; want 503 with one", w.Code, w.Header().Get("Retry-After"))
+	}
+}

@@ -36,6 +36,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 //go:embed templates/*.html static/*
@@ -400,10 +401,14 @@ func (p *Portal) auditRefusal(r *http.Request, se *session, action, reason strin
 // failRecorded answers a refusal with the error page of key and status
 // once its audit record is written (aerr is the error of the append): no
 // refusal leaves without its record, so without one the answer is the
-// service's failure (500) instead.
+// service's failure instead: 503 when the audit log is out for a while
+// (outage.Is: the database down, the disk full), 500 otherwise.
 func (v *view) failRecorded(aerr error, status int, key string) {
 	if aerr != nil {
 		status, key = http.StatusInternalServerError, "err.unavailable"
+		if outage.Is(aerr) {
+			status = http.StatusServiceUnavailable
+		}
 	}
 	v.fail(status, key)
 }

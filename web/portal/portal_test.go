@@ -17,6 +17,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -25,6 +26,7 @@ type memAudit struct {
 	mu      sync.Mutex
 	entries []audit.Entry
 	down    bool // appends fail
+	outage  bool // appends fail with an outage (outage.Is): the disk full, the database down
 }
 
 func (m *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error) {
@@ -32,6 +34,9 @@ func (m *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error
 	defer m.mu.Unlock()
 	if m.down {
 		return audit.Record{}, errors.New("the audit database is down")
+	}
+	if m.outage {
+		return audit.Record{}, outage.Mark(errors.New("committing: database or disk is full (13)"))
 	}
 	m.entries = append(m.entries, e)
 	return audit.Record{}, nil

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/problem"
 )
 
 // parsePages parses each page with the shared layout.
@@ -141,6 +142,7 @@ render:
 	}
 	v.w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	v.w.Header().Set("Content-Language", v.lang)
+	problem.RetryLater(v.w.Header(), status) // a 503 page says when to come back
 	v.w.WriteHeader(status)
 	_, _ = v.w.Write(b.Bytes())
 }

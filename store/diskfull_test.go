@@ -1,0 +1,182 @@
+package store_test
+
+import (
+	"bytes"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/outage"
+	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestSQLiteDiskFull fills the file system under a SQLite store: a write
+// that fails for want of space is an outage (the services answer "try
+// again later", as when PostgreSQL is down), Ping fails (/readyz), the
+// log says so once and not once per write, nothing half-written is left
+// in the audit chain, and once space is freed writes succeed again and
+// Ping passes, without reopening the store.
+func TestSQLiteDiskFull(t *testing.T) {
+	ctx := ctxT(t)
+	disk := testenv.NewSmallDisk(t, 4<<20)
+	var logs syncBuffer
+	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(disk.Dir, store.DefaultSQLiteFile)},
+		slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	appendN(t, db, 3)
+	before, err := db.AuditHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	disk.Fill(t)
+	// The WAL's pages already on disk absorb a few writes; big records
+	// outgrow them.
+	details := []byte(`{"pad":"` + strings.Repeat("x", 16<<10) + `"}`)
+	var failed []error
+	for i := 0; i < 200 && len(failed) < 5; i++ {
+		err := db.AppendAuditRecords(ctx, func(h audit.Head) ([]audit.Record, error) {
+			recs := chain(h, 8)
+			prev := h.Hash
+			for j := range recs {
+				recs[j].Details, recs[j].PrevHash = details, prev
+				recs[j].Hash = audit.HashRecord(recs[j])
+				prev = recs[j].Hash
+			}
+			return recs, nil
+		})
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) == 0 {
+		t.Fatal("200 appends of 128 KiB succeeded on a full disk")
+	}
+	for _, err := range failed {
+		if !outage.Is(err) {
+			t.Fatalf("a write failing on a full disk is not an outage (it would answer 500, not 503): %v", err)
+		}
+	}
+	if err := db.Ping(ctx); err == nil {
+		t.Error("Ping passes while no write succeeds: /readyz would keep sending requests")
+	} else if !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("Ping's error does not say why: %v", err)
+	}
+	if n := strings.Count(logs.String(), "the database cannot be written"); n != 1 {
+		t.Errorf("the log says %d times that the database cannot be written after %d failed writes, want once:\n%s", n, len(failed), logs.String())
+	}
+	head, err := db.AuditHead(ctx)
+	if err != nil {
+		t.Fatalf("reading while the disk is full: %v", err)
+	}
+
+	disk.Free(t)
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("Ping after space was freed: %v", err)
+	}
+	if !strings.Contains(logs.String(), "the database can be written again") {
+		t.Error("the log does not say that writes succeed again")
+	}
+	recs := appendN(t, db, 2)
+	if recs[0].Seq != head.Seq+1 || head.Seq < before.Seq {
+		t.Errorf("the chain continues at %d after head %d (before the disk filled: %d)", recs[0].Seq, head.Seq, before.Seq)
+	}
+	// Every record is whole and linked: the full disk left nothing torn.
+	var prev []byte
+	n := int64(0)
+	err = db.AuditRecords(ctx, 1, func(r audit.Record) error {
+		n++
+		if r.Seq != n || (n > 1 && !bytes.Equal(r.PrevHash, prev)) || !bytes.Equal(audit.HashRecord(r), r.Hash) {
+			t.Fatalf("record %d does not link or hash", r.Seq)
+		}
+		prev = r.Hash
+		return nil
+	})
+	if err != nil || n != recs[1].Seq {
+		t.Fatalf("walked %d records to head %d: %v", n, recs[1].Seq, err)
+	}
+}
+
+// TestSQLiteOpenOnFullDisk: a server started while the disk is full fails
+// saying why (SQLite alone says "disk I/O error (4874)"), leaves nothing
+// that breaks the next start, and starts once space is freed.
+func TestSQLiteOpenOnFullDisk(t *testing.T) {
+	ctx := ctxT(t)
+	disk := testenv.NewSmallDisk(t, 4<<20)
+	cfg := store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(disk.Dir, store.DefaultSQLiteFile)}
+	db, err := store.Open(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := appendN(t, db, 3)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	disk.Fill(t)
+	if db, err := store.Open(ctx, cfg, nil); err == nil {
+		db.Close()
+		t.Log("the store opened on a full disk (SQLite found room in its files)")
+	} else if !strings.Contains(err.Error(), "full") {
+		t.Errorf("opening on a full disk: %v; want it to name the disk", err)
+	}
+
+	disk.Free(t)
+	db, err = store.Open(ctx, cfg, nil)
+	if err != nil {
+		t.Fatalf("opening once space is back: %v", err)
+	}
+	defer db.Close()
+	if h, err := db.AuditHead(ctx); err != nil || h.Seq != recs[2].Seq {
+		t.Errorf("head after the restart: %+v, %v; want seq %d", h, err, recs[2].Seq)
+	}
+	appendN(t, db, 1)
+}
+
+// The write Ping makes while writes fail changes nothing, in either dialect.
+func TestProbeWrite(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			recs := appendN(t, db, 2)
+			for range 3 {
+				if err := db.ProbeWrite(ctx); err != nil {
+					t.Fatalf("probe: %v", err)
+				}
+			}
+			if h, err := db.AuditHead(ctx); err != nil || h.Seq != recs[1].Seq {
+				t.Fatalf("head after probes: %+v, %v", h, err)
+			}
+			if err := db.Ping(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
