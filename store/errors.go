@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -91,9 +92,29 @@ func isConnLost(err error) bool {
 		return false
 	}
 	var ce *pgconn.ConnectError
-	var ne net.Error
-	return errors.Is(err, driver.ErrBadConn) || errors.As(err, &ce) || errors.As(err, &ne) ||
+	return errors.Is(err, driver.ErrBadConn) || errors.As(err, &ce) || isNetError(err) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+}
+
+// isNetError reports whether err comes from the network: a net.Error, but
+// a bare system error number only when it is one of a connection's.
+// (syscall.Errno has Timeout and Temporary, so every errno, ENOENT or
+// ENOSPC from a file as much as ECONNRESET, satisfies net.Error.)
+func isNetError(err error) bool {
+	var ne net.Error
+	if !errors.As(err, &ne) {
+		return false
+	}
+	errno, bare := ne.(syscall.Errno)
+	if !bare {
+		return true
+	}
+	switch errno {
+	case syscall.ECONNRESET, syscall.ECONNREFUSED, syscall.ECONNABORTED, syscall.EPIPE, syscall.ETIMEDOUT,
+		syscall.ENETDOWN, syscall.ENETUNREACH, syscall.ENETRESET, syscall.EHOSTUNREACH, syscall.ENOTCONN:
+		return true
+	}
+	return false
 }
 
 // commitError marks an error of COMMIT, which retries must tell apart from

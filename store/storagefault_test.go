@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"syscall"
 	"testing"
@@ -37,5 +38,22 @@ func TestStorageFaultIsAnOutage(t *testing.T) {
 	}
 	if err := (&os.PathError{Op: "open", Path: "/x", Err: syscall.ENOENT}); isStorageFault(err) {
 		t.Errorf("%v: taken for a full disk", err)
+	}
+}
+
+// TestFileErrnoIsNoLostConnection: a file's error number (which satisfies
+// net.Error, as every syscall.Errno does) is not a lost connection, so a
+// write that failed on it is not run again as if the connection had
+// dropped; a connection's error number, bare or in a net.OpError, is.
+func TestFileErrnoIsNoLostConnection(t *testing.T) {
+	for _, err := range []error{syscall.ENOENT, syscall.EACCES, &os.PathError{Op: "open", Path: "/x", Err: syscall.EISDIR}} {
+		if isConnLost(fmt.Errorf("store: %w", err)) {
+			t.Errorf("%v: taken for a lost connection", err)
+		}
+	}
+	for _, err := range []error{syscall.ECONNRESET, syscall.EPIPE, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ENOENT}} {
+		if !isConnLost(fmt.Errorf("store: %w", err)) {
+			t.Errorf("%v: not taken for a lost connection", err)
+		}
 	}
 }
