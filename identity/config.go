@@ -92,8 +92,8 @@ type Rate struct {
 const (
 	DefaultLoginRate  = 1
 	DefaultLoginBurst = 30
-	DefaultTokenRate  = 50
-	DefaultTokenBurst = 200
+	DefaultTokenRate  = 100
+	DefaultTokenBurst = 500
 )
 
 // Upper bounds of the login PINs' argon2id cost (identity.pin), those of

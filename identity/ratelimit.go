@@ -74,7 +74,7 @@ const errTemporarilyUnavailable = "temporarily_unavailable"
 // refused it has recorded the refusal (the first of a run: limited) and
 // answered 429 with Retry-After and an OAuth error body.
 func (p *Provider) tokenRateLimited(w http.ResponseWriter, r *http.Request, ep tokenEndpoint) bool {
-	refused, err := p.limited(w, r, p.tokens, limitToken, ep.action, "", nil)
+	refused, err := p.limited(w, r, p.tokens, limitToken, ep.action, ep.path, nil)
 	if !refused {
 		return false
 	}
