@@ -376,6 +376,9 @@ func verificationCode() string {
 // not revealed here: an unknown number fails at approval like any other.
 func (p *Provider) startMobile(w http.ResponseWriter, r *http.Request, c *Client, req *AuthRequest, form url.Values) {
 	ctx := r.Context()
+	if p.loginRateLimited(w, r, c, req, form) {
+		return
+	}
 	civil := strings.TrimSpace(form.Get("civil_number"))
 	if len(civil) < 6 || len(civil) > 12 || strings.Trim(civil, "0123456789") != "" {
 		p.showLogin(w, c, form, req.Kind, "Enter your civil number (6 to 12 digits). أدخل رقمك المدني (من 6 إلى 12 رقمًا).", http.StatusBadRequest)
@@ -395,7 +398,7 @@ func (p *Provider) startMobile(w http.ResponseWriter, r *http.Request, c *Client
 		renderPage(w, http.StatusServiceUnavailable, "error", errorPage{Error: "temporarily unable to start the login"})
 		return
 	}
-	renderPage(w, http.StatusOK, "wait", waitPage{Code: l.VerificationCode, Session: l.ID, Key: key, Action: p.endpoint(PathComplete)})
+	renderPage(w, http.StatusOK, "wait", waitPage{Code: l.VerificationCode, Session: l.ID, Key: key, Action: p.endpoint(PathComplete), Match: p.cfg.NumberMatching})
 }
 
 // msgTooManyPending is the login page's message when the civil number
@@ -465,7 +468,7 @@ func (p *Provider) complete(w http.ResponseWriter, r *http.Request) {
 			p.redirectError(w, r, &l.Request, errAccessDenied, "the login was not approved in time")
 			return
 		}
-		renderPage(w, http.StatusAccepted, "wait", waitPage{Code: l.VerificationCode, Session: l.ID, Key: key, Action: p.endpoint(PathComplete)})
+		renderPage(w, http.StatusAccepted, "wait", waitPage{Code: l.VerificationCode, Session: l.ID, Key: key, Action: p.endpoint(PathComplete), Match: p.cfg.NumberMatching})
 	case LoginDenied:
 		p.redirectError(w, r, &l.Request, errAccessDenied, "the citizen could not be authenticated")
 	case LoginApproved:

@@ -3,6 +3,7 @@ package identity
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -49,11 +50,56 @@ type ProviderConfig struct {
 	PIN pin.HashConfig `yaml:"pin"`
 	// PINPolicy is the policy of login PINs and their activation codes.
 	PINPolicy pin.PolicyConfig `yaml:"pinPolicy"`
+	// Mobile configures the phone side of mobile ID.
+	Mobile MobileConfig `yaml:"mobile"`
+	// RateLimit bounds, per client IP, the mobile logins started and the
+	// token requests (the client as verify.trustedProxies resolves it).
+	RateLimit RateLimitConfig `yaml:"rateLimit"`
 }
+
+// MobileConfig is identity.mobile.
+type MobileConfig struct {
+	// NumberMatching: the phone's list of pending logins does not show
+	// their verification codes; the citizen types the code the browser
+	// shows to approve, so that only the login in front of them can be
+	// approved (Config.NumberMatching). Off by default.
+	NumberMatching bool `yaml:"numberMatching"`
+}
+
+// RateLimitConfig is identity.rateLimit: a token bucket per client IP
+// for each kind of request.
+type RateLimitConfig struct {
+	// Login bounds the mobile logins one address starts (the forms of
+	// /oidc/authorize and /csc/v2/oauth2/authorize with a civil number).
+	Login Rate `yaml:"login"`
+	// Token bounds the requests one address sends to the token endpoints
+	// (/oidc/token and /csc/v2/oauth2/token).
+	Token Rate `yaml:"token"`
+}
+
+// Rate is a per-client-IP token bucket: Burst requests at once, and
+// RatePerSecond on average; zero values mean the defaults.
+type Rate struct {
+	RatePerSecond float64 `yaml:"ratePerSecond"`
+	Burst         int     `yaml:"burst"`
+}
+
+// The default per-client-IP limits: a login start every second on average
+// (30 at once) leaves room for many citizens behind one carrier-grade
+// NAT address while a script starting logins for many civil numbers is
+// slowed to that pace; a portal's server exchanges codes for all its
+// citizens from one address, hence the higher token limit.
+const (
+	DefaultLoginRate  = 1
+	DefaultLoginBurst = 30
+	DefaultTokenRate  = 100
+	DefaultTokenBurst = 500
+)
 
 // Upper bounds of the login PINs' argon2id cost (identity.pin), those of
 // signing PINs.
 const (
+	maxBurst        = 100_000
 	maxPINTime      = 16
 	maxPINMemoryKiB = 1 << 20
 )
@@ -72,6 +118,10 @@ func DefaultProviderConfig() ProviderConfig {
 		MaxAssertionLifetime: 5 * time.Minute,
 		PIN:                  pin.DefaultHash(),
 		PINPolicy:            pin.DefaultPolicy(),
+		RateLimit: RateLimitConfig{
+			Login: Rate{RatePerSecond: DefaultLoginRate, Burst: DefaultLoginBurst},
+			Token: Rate{RatePerSecond: DefaultTokenRate, Burst: DefaultTokenBurst},
+		},
 	}
 }
 
@@ -164,6 +214,19 @@ func (c ProviderConfig) Validate(isIssuer func(name string) bool) error {
 	}
 	if p.MemoryKiB > maxPINMemoryKiB {
 		bad("pin", "argon2id memoryKiB at most %d (1 GiB), got %d", maxPINMemoryKiB, p.MemoryKiB)
+	}
+	for _, r := range []struct {
+		key string
+		v   Rate
+	}{{"rateLimit.login", c.RateLimit.Login}, {"rateLimit.token", c.RateLimit.Token}} {
+		if r.v.RatePerSecond < 0 || math.IsNaN(r.v.RatePerSecond) || math.IsInf(r.v.RatePerSecond, 0) {
+			// NaN would refuse every client once its burst is spent,
+			// infinity would lift the limit.
+			bad(r.key+".ratePerSecond", "want a finite number, 0 (default) or more, got %v", r.v.RatePerSecond)
+		}
+		if r.v.Burst < 0 || r.v.Burst > maxBurst {
+			bad(r.key+".burst", "want 0 (default) to %d, got %d", maxBurst, r.v.Burst)
+		}
 	}
 	if err := c.PINPolicy.Validate("identity.pinPolicy"); err != nil {
 		errs = append(errs, err.Error())

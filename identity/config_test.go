@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,10 @@ func TestProviderConfig(t *testing.T) {
 		"identity.pin: argon2id memoryKiB at most": func(c *ProviderConfig) { c.PIN.MemoryKiB = 1<<32 - 1 },
 		"identity.pin: argon2id time at most":      func(c *ProviderConfig) { c.PIN.Time = 1<<32 - 1 },
 		"identity.pinPolicy.max":                   func(c *ProviderConfig) { c.PINPolicy.MaxFailures = 50 },
+		"identity.rateLimit.login.ratePerSecond":   func(c *ProviderConfig) { c.RateLimit.Login.RatePerSecond = -1 },
+		"identity.rateLimit.token.ratePerSecond":   func(c *ProviderConfig) { c.RateLimit.Token.RatePerSecond = math.Inf(1) },
+		"identity.rateLimit.token.burst":           func(c *ProviderConfig) { c.RateLimit.Token.Burst = -1 },
+		"identity.rateLimit.login.burst":           func(c *ProviderConfig) { c.RateLimit.Login.Burst = 1 << 30 },
 	}
 	for want, edit := range bad {
 		c := DefaultProviderConfig()
@@ -74,6 +79,30 @@ func TestProviderConfigApply(t *testing.T) {
 	c.Issuer = "https://id.thiqa.example"
 	if got := c.Apply(Config{}, "http://thiqa.example"); got.Issuer != c.Issuer {
 		t.Fatalf("issuer %q, want the section's", got.Issuer)
+	}
+	if got.NumberMatching || got.LoginRate != DefaultLoginRate || got.LoginBurst != DefaultLoginBurst || got.TokenRate != DefaultTokenRate || got.TokenBurst != DefaultTokenBurst {
+		t.Fatalf("defaults: %+v", got)
+	}
+	c.Mobile.NumberMatching = true
+	c.RateLimit = RateLimitConfig{Login: Rate{RatePerSecond: 0.5, Burst: 3}, Token: Rate{RatePerSecond: 7, Burst: 9}}
+	if got := c.Apply(Config{}, ""); !got.NumberMatching || got.LoginRate != 0.5 || got.LoginBurst != 3 || got.TokenRate != 7 || got.TokenBurst != 9 {
+		t.Fatalf("identity.mobile and identity.rateLimit not applied: %+v", got)
+	}
+}
+
+// TestProviderRateLimitsChecked: New refuses rate limits Validate would.
+func TestProviderRateLimitsChecked(t *testing.T) {
+	e := newEnv(t, false)
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.LoginRate = math.NaN() },
+		func(c *Config) { c.TokenBurst = -1 },
+	} {
+		cfg := e.p.cfg
+		cfg.Registerer = nil
+		mod(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Fatalf("New accepted %+v", cfg)
+		}
 	}
 }
 

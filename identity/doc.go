@@ -17,7 +17,17 @@
 //     a citizen can neither see nor approve another citizen's logins.
 //     Only a few logins may await approval for one civil number at once
 //     (Config.MaxPendingLogins), so that nobody can flood a citizen's
-//     phone with requests.
+//     phone with requests. With number matching (Config.NumberMatching,
+//     identity.mobile.numberMatching) the phone's list leaves the codes
+//     out and the citizen types the browser's code to approve: a login
+//     someone else started with the citizen's number cannot be approved
+//     by mistake, and a wrong code cancels it (one try per login).
+//
+// One client address may start only so many mobile logins, and send only
+// so many requests to the token endpoints (Config.LoginRate, TokenRate;
+// internal/ratelimit per client IP as internal/clientip resolves it):
+// past them 429 with Retry-After, the first refusal of each run audited,
+// every one counted.
 //
 // Either way the certificate's status is asked of the CA's own data at that
 // moment (StatusChecker): a revoked, expired or unknown certificate is

@@ -3,9 +3,13 @@ package identity
 import "github.com/thiqa/thiqa/internal/pin"
 
 // Apply returns cfg with the settings of section c: the issuer
-// (publicBaseURL when c names none), the lifetimes and the acr claim.
+// (publicBaseURL when c names none), the lifetimes, the acr claim, number
+// matching and the per-client-IP rate limits.
 func (c ProviderConfig) Apply(cfg Config, publicBaseURL string) Config {
 	cfg.Issuer = c.IssuerOr(publicBaseURL)
+	cfg.NumberMatching = c.Mobile.NumberMatching
+	cfg.LoginRate, cfg.LoginBurst = c.RateLimit.Login.RatePerSecond, c.RateLimit.Login.Burst
+	cfg.TokenRate, cfg.TokenBurst = c.RateLimit.Token.RatePerSecond, c.RateLimit.Token.Burst
 	cfg.CodeLifetime, cfg.LoginLifetime, cfg.IDTokenLifetime = c.CodeLifetime, c.LoginLifetime, c.IDTokenLifetime
 	cfg.AccessTokenLifetime, cfg.MaxAssertionLifetime, cfg.ACR = c.AccessTokenLifetime, c.MaxAssertionLifetime, c.ACR
 	return cfg

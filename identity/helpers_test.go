@@ -124,6 +124,13 @@ const (
 // certificates (mutual TLS).
 func newEnv(t testing.TB, tlsServer bool) *env {
 	t.Helper()
+	return newEnvWith(t, tlsServer, nil)
+}
+
+// newEnvWith is newEnv with the provider's configuration changed by mod
+// (when not nil) before New.
+func newEnvWith(t testing.TB, tlsServer bool, mod func(*Config)) *env {
+	t.Helper()
 	e := &env{t: t, store: newMemStore(), status: &memStatus{profiles: map[string]string{}, revoked: map[string]bool{}, onToken: map[string]bool{}},
 		dir:  &memDirectory{creds: map[string]*RemoteCredential{}, keys: map[string]crypto.Signer{}},
 		pins: &memPINs{pins: map[string]string{}, fails: map[string]int{}}, audit: &memAudit{}, pki: newTestPKI(t), reg: prometheus.NewRegistry(),
@@ -147,12 +154,16 @@ func newEnv(t testing.TB, tlsServer bool) *env {
 	signKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	roots := x509.NewCertPool()
 	roots.AddCert(e.pki.root)
-	p, err := New(Config{
+	cfg := Config{
 		Issuer: e.srv.URL, Signer: failingKey{signKey, e.signErr}, PairwiseSecret: []byte(strings.Repeat("s", 32)), CitizenRoots: roots,
 		Store: e.store, Status: e.status, Directory: e.dir, Keys: e.dir, PINs: e.pins, Audit: e.audit, Registerer: e.reg,
 		PhoneAuth: fakePhoneAuth, Caller: fakeCaller,
 		Signing: &SigningConfig{Audience: testSigningAudience, Credentials: e.signing, MaxHashes: 4},
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

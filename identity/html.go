@@ -32,8 +32,10 @@ var pages = template.Must(template.New("pages").Parse(`
 </main></body></html>{{end}}
 
 {{define "wait"}}{{template "head" ""}}
-<p>Open the Thiqa app on your phone, check that it shows this code, and approve with your PIN.
-<span lang="ar">افتح تطبيق ثقة على هاتفك، وتأكد من ظهور هذا الرمز، ثم وافق بإدخال رمزك السري.</span></p>
+{{if .Match}}<p id="type-code">Open the Thiqa app on your phone, type this code there, and approve with your PIN.
+<span lang="ar">افتح تطبيق ثقة على هاتفك، واكتب فيه هذا الرمز، ثم وافق بإدخال رمزك السري.</span></p>
+{{else}}<p>Open the Thiqa app on your phone, check that it shows this code, and approve with your PIN.
+<span lang="ar">افتح تطبيق ثقة على هاتفك، وتأكد من ظهور هذا الرمز، ثم وافق بإدخال رمزك السري.</span></p>{{end}}
 <p>Verification code <span lang="ar">رمز التحقق</span>: <span class="code" id="verification_code">{{.Code}}</span></p>
 <p>Session <span lang="ar">الجلسة</span>: <code id="session">{{.Session}}</code></p>
 <form method="post" action="{{.Action}}">
@@ -87,6 +89,9 @@ type signingPINPage struct {
 
 type waitPage struct {
 	Code, Session, Key, Action string
+	// Match: number matching (Config.NumberMatching), the citizen types
+	// the code on the phone.
+	Match bool
 }
 
 type errorPage struct{ Error string }

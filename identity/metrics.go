@@ -11,6 +11,7 @@ type metrics struct {
 	logins   *prometheus.CounterVec
 	tokens   *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	limited  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,14 +29,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time spent in a login step (mtls, approve, token).",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"step"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "thiqa", Subsystem: "oidc", Name: "rate_limited_total",
+			Help: "Requests refused with 429 by the per-client-IP rate limits, by limit (login: mobile login starts, token: token endpoints).",
+		}, []string{"limit"}),
+	}
+	for _, l := range []string{limitLogin, limitToken} {
+		m.limited.WithLabelValues(l) // exported at zero: the first refusals are an increase
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.logins, m.tokens, m.duration} {
+	for _, c := range []prometheus.Collector{m.logins, m.tokens, m.duration, m.limited} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("identity: registering metrics: %w", err)
 		}
 	}
 	return m, nil
 }
+
+// The limit label values of thiqa_oidc_rate_limited_total.
+const (
+	limitLogin = "login"
+	limitToken = "token"
+)

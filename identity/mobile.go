@@ -16,8 +16,10 @@ import (
 // PendingSession is one login waiting for the citizen's approval, as the
 // citizen's app lists it.
 type PendingSession struct {
-	Session          string    `json:"session"`
-	VerificationCode string    `json:"verificationCode"`
+	Session string `json:"session"`
+	// VerificationCode is the code the browser shows; absent under number
+	// matching (Config.NumberMatching), where the citizen types it.
+	VerificationCode string    `json:"verificationCode,omitempty"`
 	ClientID         string    `json:"clientID"`
 	ClientName       string    `json:"clientName,omitempty"`
 	Expires          time.Time `json:"expires"`
@@ -113,6 +115,11 @@ func (p *Provider) mobileList(w http.ResponseWriter, r *http.Request) {
 	out := []PendingSession{}
 	for _, l := range ls {
 		ps := PendingSession{Session: l.ID, VerificationCode: l.VerificationCode, ClientID: l.Request.ClientID, Expires: l.Expires}
+		if p.cfg.NumberMatching {
+			// The citizen must type the code of the browser in front of
+			// them: the phone never shows it.
+			ps.VerificationCode = ""
+		}
 		if l.Request.Kind == KindCSC {
 			ps.Scope = l.Request.Scope
 			if cr := l.Request.Credential; cr != nil {
@@ -151,6 +158,15 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 	if in.Session == "" || len(in.Session) > 64 || in.PIN == "" || len(in.PIN) > 64 {
 		p.phoneRefusal(w, r, civil, r.URL.Path, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request", Detail: "session and pin are required"})
 		return
+	}
+	if p.cfg.NumberMatching {
+		in.VerificationCode = asciiDigits(strings.TrimSpace(in.VerificationCode))
+		if in.VerificationCode == "" || len(in.VerificationCode) > 64 {
+			// Not a guess: the login stays pending.
+			p.phoneRefusal(w, r, civil, r.URL.Path, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request",
+				Detail: "verificationCode is required: type the code the browser where you are logging in shows"})
+			return
+		}
 	}
 	l, err := p.cfg.Store.Login(ctx, in.Session)
 	if errors.Is(err, ErrNotFound) {
@@ -226,6 +242,11 @@ func (p *Provider) approve(ctx context.Context, l *Login, in ApproveRequest) (Ci
 		return Citizen{}, refuse("login session expired before approval")
 	}
 	if subtle.ConstantTimeCompare([]byte(in.VerificationCode), []byte(l.VerificationCode)) != 1 {
+		if p.cfg.NumberMatching {
+			// One try per login (the caller denies it): with four digits a
+			// guess succeeds once in 10,000 logins started.
+			return Citizen{}, refuse("wrong verification code: this login is cancelled; start it again in the browser")
+		}
 		return Citizen{}, refuse("wrong verification code")
 	}
 	if p.cfg.Directory == nil || p.cfg.Keys == nil || p.cfg.PINs == nil {
@@ -279,4 +300,19 @@ func (p *Provider) denyLogin(ctx context.Context, l *Login, cause error) error {
 		p.log.ErrorContext(ctx, "recording a denied login", "err", err)
 	}
 	return p.loginFailed(ctx, MethodMobile, l.Request.ClientID, l.CivilNumber, map[string]any{"session": l.ID}, cause)
+}
+
+// asciiDigits returns s with Arabic-Indic and Eastern Arabic-Indic digits
+// (what an Arabic keyboard types) replaced by ASCII ones, the verification
+// code's digits.
+func asciiDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= '\u0660' && r <= '\u0669':
+			return '0' + r - '\u0660'
+		case r >= '\u06F0' && r <= '\u06F9':
+			return '0' + r - '\u06F0'
+		}
+		return r
+	}, s)
 }

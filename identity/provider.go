@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/josesigner"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 )
 
 // Paths the provider serves, relative to the issuer URL.
@@ -102,6 +104,30 @@ type Config struct {
 	// whether the number has a mobile ID or not. At most 20 (the phone's
 	// list, Store.PendingLogins, shows 20).
 	MaxPendingLogins int
+	// NumberMatching: the phone side's list (PathMobileList) leaves out
+	// the verification codes, and an approval must carry the code the
+	// citizen typed from the browser in front of them; a wrong code
+	// cancels that login (one try: a few digits cannot be guessed), a
+	// missing one is refused (400) without touching it. A citizen whose
+	// number someone else used to start a login (push bombing) cannot
+	// approve it by mistake: they do not know its code.
+	NumberMatching bool
+	// LoginRate and LoginBurst bound the mobile logins one client IP
+	// (clientip, behind the trusted proxies) starts: LoginBurst at once,
+	// LoginRate per second on average (defaults DefaultLoginRate,
+	// DefaultLoginBurst); past it the login form again with 429 and
+	// Retry-After, as past MaxPendingLogins.
+	LoginRate  float64
+	LoginBurst int
+	// TokenRate and TokenBurst bound the requests one client IP sends to
+	// the token endpoints (defaults DefaultTokenRate, DefaultTokenBurst);
+	// past it 429 with Retry-After and an OAuth error body
+	// (temporarily_unavailable). The first refusal of each run of
+	// refusals of an address is audited, every one counted in
+	// thiqa_oidc_rate_limited_total: a client that keeps knocking cannot
+	// fill the audit log.
+	TokenRate  float64
+	TokenBurst int
 	// ACR is the acr claim of a login with a key the CA generated on its
 	// token (a mobile ID); empty means eIDAS LoA high. A login with a key
 	// the CA certified from a CSR (an ID card, a browser key: the CA cannot
@@ -171,6 +197,8 @@ type Provider struct {
 	log     *slog.Logger
 	m       *metrics
 	now     func() time.Time
+	// logins and tokens are the per-client-IP rate limits.
+	logins, tokens *ratelimit.Limiter
 }
 
 // New validates cfg and builds the provider.
@@ -213,6 +241,22 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.ACR == "" {
 		cfg.ACR = DefaultACR
 	}
+	if cfg.LoginRate < 0 || cfg.TokenRate < 0 || cfg.LoginBurst < 0 || cfg.TokenBurst < 0 ||
+		math.IsNaN(cfg.LoginRate) || math.IsInf(cfg.LoginRate, 0) || math.IsNaN(cfg.TokenRate) || math.IsInf(cfg.TokenRate, 0) {
+		return nil, errors.New("identity: the rate limits must be finite and not negative")
+	}
+	if cfg.LoginRate == 0 {
+		cfg.LoginRate = DefaultLoginRate
+	}
+	if cfg.LoginBurst == 0 {
+		cfg.LoginBurst = DefaultLoginBurst
+	}
+	if cfg.TokenRate == 0 {
+		cfg.TokenRate = DefaultTokenRate
+	}
+	if cfg.TokenBurst == 0 {
+		cfg.TokenBurst = DefaultTokenBurst
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -239,6 +283,8 @@ func New(cfg Config) (*Provider, error) {
 	return &Provider{
 		cfg: cfg, issuer: u, jsigner: idSigner, atSign: atSigner, jwk: *js.Public(), alg: js.Algorithm(),
 		log: cfg.Logger, m: m, now: cfg.Now,
+		logins: ratelimit.New(cfg.LoginRate, cfg.LoginBurst, cfg.Now),
+		tokens: ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
 	}, nil
 }
 

@@ -87,6 +87,9 @@ func (p *Provider) redeem(w http.ResponseWriter, r *http.Request, ep tokenEndpoi
 	ctx := r.Context()
 	start := time.Now()
 	defer func() { p.m.duration.WithLabelValues("token").Observe(time.Since(start).Seconds()) }()
+	if p.tokenRateLimited(w, r, ep) {
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		p.tokenFailed(w, r, ep, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "malformed form body"})

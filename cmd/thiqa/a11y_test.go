@@ -594,3 +594,83 @@ func TestAccessibility(t *testing.T) {
 		vlangs(name)
 	}
 }
+
+// TestAccessibilityNumberMatching holds the phone page's states under
+// number matching (identity.mobile.numberMatching) to the same checks:
+// the pending sign-in with its code field, a code that is not digits
+// (the error tied to the field), a wrong code (the sign-in cancelled),
+// and the approval with the code the browser shows.
+func TestAccessibilityNumberMatching(t *testing.T) {
+	c := newA11yChecker(t)
+	f := &signFixture{dir: filepath.Join(t.TempDir(), "data"), tmp: t.TempDir(), port: freePort(t)}
+	conf := editedConfig(t, f.dir, func(y string) string {
+		y = strings.ReplaceAll(y, "127.0.0.1:8080", "127.0.0.1:"+f.port)
+		return strings.Replace(y, "  mobile:\n    numberMatching: false\n", "  mobile:\n    numberMatching: true\n", 1)
+	})
+	if !strings.Contains(mustRead(t, conf), "numberMatching: true") {
+		t.Fatal("the configuration does not turn number matching on")
+	}
+	mustThiqa(t, nil, "init", "--data", f.dir, "--config", conf)
+	f.start(t)
+	f.officer = f.token(t, "officer-7", "registration-officer")
+	mob := issueOK(t, f.srv, f.officer, ca.IssueRequest{Profile: "citizen-auth", Subject: citizenSubject(), KeyInHSM: true})
+	pinFile := f.path("login-pin")
+	writeFile(t, pinFile, "135790\n")
+	mustThiqa(t, nil, "oidc", "mobile", "enrol", "--data", f.dir, "--credential", mob.CredentialID, "--pin-file", pinFile)
+	phoneToken := f.token(t, "12345678", "citizen")
+
+	bs := newBrowsers(t, f.srv.base, 2)
+	desk, phone := bs[0], bs[1]
+	defer c.report()
+	c.errors = map[string]string{"phone-approve-bad-code": "form.match input[name=code]", "phone-approve-wrong-code": ""}
+	startLogin := func() string {
+		t.Helper()
+		desk.open("/my/")
+		desk.submit("#login")
+		desk.set("#civil_number", "12345678")
+		desk.submit(`button[type=submit]`)
+		return desk.text("#verification_code")
+	}
+	phone.open("/my/approve")
+	phone.set("#token", phoneToken)
+	phone.submit(`#phone-login button[type=submit]`)
+
+	code := startLogin()
+	for _, l := range portalLangs {
+		phone.open("/my/approve?lang=" + l)
+		c.check(phone, "phone-home-pending-match", l)
+	}
+	for _, l := range portalLangs {
+		phone.setLang(l)
+		phone.open("/my/approve")
+		phone.set(`form.match input[name=code]`, "12a4")
+		phone.set(`form.match input[name=pin]`, "135790")
+		phone.submit(`form.match button[type=submit]`)
+		c.check(phone, "phone-approve-bad-code", l)
+	}
+	for i, l := range portalLangs {
+		if i > 0 {
+			code = startLogin()
+		}
+		wrong := "0000"
+		if code == wrong {
+			wrong = "1111"
+		}
+		phone.setLang(l)
+		phone.open("/my/approve")
+		phone.set(`form.match input[name=code]`, wrong)
+		phone.set(`form.match input[name=pin]`, "135790")
+		phone.submit(`form.match button[type=submit]`)
+		c.check(phone, "phone-approve-wrong-code", l)
+	}
+	code = startLogin()
+	phone.open("/my/approve")
+	phone.set(`form.match input[name=code]`, code)
+	phone.set(`form.match input[name=pin]`, "135790")
+	phone.submit(`form.match button[type=submit]`)
+	c.check(phone, "phone-approved-match", "")
+	desk.submit(`button[type=submit]`)
+	if p := desk.path(); p != "/my/" {
+		t.Fatalf("after the sign-in with the typed code: %s: %s", p, desk.text("main"))
+	}
+}

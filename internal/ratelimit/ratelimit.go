@@ -1,6 +1,7 @@
 // Package ratelimit limits requests per client IP with a token bucket each,
 // in memory: each client may start burst requests at once and rate per
-// second on average. The public verification endpoint uses it; the client
+// second on average. The public verification endpoint and the digital-ID
+// service's login starts and token endpoints use it; the client
 // is the TCP peer, or the address a trusted proxy forwarded
 // (clientip.Resolver.Middleware must run first).
 package ratelimit
@@ -34,6 +35,9 @@ type Limiter struct {
 type bucket struct {
 	tokens float64
 	last   time.Time
+	// streak counts the refusals in a row since the last request let
+	// through.
+	streak int
 }
 
 // New returns a limiter allowing burst requests at once and rate per
@@ -45,6 +49,25 @@ func New(rate float64, burst int, now func() time.Time) *Limiter {
 // Allow takes one token from key's bucket; when none is left it returns
 // false and how long until one is.
 func (l *Limiter) Allow(key string) (bool, time.Duration) {
+	d := l.Take(key)
+	return d.Allowed, d.Wait
+}
+
+// Decision is the outcome of one request against a key's bucket.
+type Decision struct {
+	// Allowed: a token was taken.
+	Allowed bool
+	// Wait is how long until a token is back (zero when allowed).
+	Wait time.Duration
+	// Streak counts the key's refusals in a row, this one included (zero
+	// when allowed). A service that records refusals in its audit log
+	// records the first of each streak: a client that keeps knocking
+	// cannot fill the log, and the streak's length goes into a metric.
+	Streak int
+}
+
+// Take is Allow that also says how many refusals in a row the key has had.
+func (l *Limiter) Take(key string) Decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -62,9 +85,17 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
-		return true, 0
+		b.streak = 0
+		return Decision{Allowed: true}
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	b.streak++
+	return Decision{Wait: time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), Streak: b.streak}
+}
+
+// RetryAfter is the Retry-After value (whole seconds, at least 1) of a
+// refusal that must wait d.
+func RetryAfter(d time.Duration) string {
+	return strconv.Itoa(max(int(math.Ceil(d.Seconds())), 1))
 }
 
 // sweep drops buckets that have refilled (their clients are idle); if that
@@ -87,8 +118,7 @@ func (l *Limiter) sweep(now time.Time) {
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if ok, wait := l.Allow(clientip.FromRequest(r).Key()); !ok {
-			secs := int(math.Ceil(wait.Seconds()))
-			w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+			w.Header().Set("Retry-After", RetryAfter(wait))
 			problem.Error(w, http.StatusTooManyRequests, "too many verifications from this address; retry later")
 			return
 		}

@@ -112,3 +112,34 @@ func TestLimiterBehindTrustedProxies(t *testing.T) {
 		t.Fatalf("the proxy's own requests share a client's bucket: %d", code)
 	}
 }
+
+// TestTakeStreak: Take counts the refusals in a row, so that a caller
+// records the first of a streak only, and a request let through ends it.
+func TestTakeStreak(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := New(1, 1, func() time.Time { return now })
+	if d := l.Take("a"); !d.Allowed || d.Streak != 0 {
+		t.Fatalf("first request: %+v", d)
+	}
+	for i := 1; i <= 3; i++ {
+		if d := l.Take("a"); d.Allowed || d.Streak != i || d.Wait <= 0 {
+			t.Fatalf("refusal %d: %+v", i, d)
+		}
+	}
+	if d := l.Take("b"); !d.Allowed || d.Streak != 0 {
+		t.Fatalf("another key: %+v", d)
+	}
+	now = now.Add(time.Second)
+	if d := l.Take("a"); !d.Allowed {
+		t.Fatalf("after the refill: %+v", d)
+	}
+	if d := l.Take("a"); d.Allowed || d.Streak != 1 {
+		t.Fatalf("a new streak starts at 1: %+v", d)
+	}
+	if got := RetryAfter(1500 * time.Millisecond); got != "2" {
+		t.Fatalf("RetryAfter(1.5s) = %s", got)
+	}
+	if got := RetryAfter(0); got != "1" {
+		t.Fatalf("RetryAfter(0) = %s", got)
+	}
+}

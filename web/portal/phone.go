@@ -15,7 +15,9 @@ import (
 
 // The phone side of mobile ID: /my/approve lists the citizen's pending
 // logins with their verification codes and approves one with the login
-// PIN, through GET /oidc/mobile/sessions and POST /oidc/mobile/approve as
+// PIN (under number matching, identity.mobile.numberMatching, the list
+// carries no codes: the page asks the citizen to type the one their
+// browser shows, and sends it with the PIN), through GET /oidc/mobile/sessions and POST /oidc/mobile/approve as
 // the citizen. The phone signs in with the citizen's own API credential
 // (what the Thiqa app holds: a client certificate, or a token pasted
 // once), or uses the browser's portal session.
@@ -24,6 +26,8 @@ import (
 type pendingView struct {
 	Session, Code, Client string
 	Expires               time.Time
+	// Match: the list gave no code (number matching): the citizen types it.
+	Match bool
 }
 
 // phoneHome lists the pending logins, or asks the phone to sign in.
@@ -39,38 +43,67 @@ func (p *Portal) phoneHome(w http.ResponseWriter, r *http.Request, v *view) {
 		v.failRecorded(p.auditRefusal(r, v.se, "web.approve", "the phone page is for citizens"), http.StatusForbidden, "err.not_citizen")
 		return
 	}
+	list, ok := v.pending(who)
+	if !ok {
+		return
+	}
+	// The page never reloads itself (it did every 5 s while nothing was
+	// pending): each reload threw a screen reader's or a keyboard's place
+	// back to the top (WCAG 2.2.1). Its Refresh button asks again.
+	v.render(http.StatusOK, "phone_home", "phone.title", map[string]any{"Pending": list})
+}
+
+// pending lists who's pending logins (GET /oidc/mobile/sessions); on a
+// failure it has answered and ok is false.
+func (v *view) pending(who *auth.Principal) (list []pendingView, ok bool) {
 	ans, err := v.call(who, http.MethodGet, "/oidc/mobile/sessions", "", nil, nil, 1<<20)
 	if err != nil {
 		v.apiFail(err)
-		return
+		return nil, false
 	}
 	if !ans.ok() {
 		v.failText(ans.status, v.apiMessage(ans))
-		return
+		return nil, false
 	}
 	var pend []struct {
 		Session          string    `json:"session"`
-		VerificationCode string    `json:"verificationCode"`
+		VerificationCode *string   `json:"verificationCode"`
 		ClientName       string    `json:"clientName"`
 		ClientID         string    `json:"clientID"`
 		Expires          time.Time `json:"expires"`
 	}
 	if err := json.Unmarshal(ans.body, &pend); err != nil {
 		v.apiFail(err)
-		return
+		return nil, false
 	}
-	var list []pendingView
 	for _, s := range pend {
 		name := s.ClientName
 		if name == "" {
 			name = s.ClientID
 		}
-		list = append(list, pendingView{Session: s.Session, Code: s.VerificationCode, Client: name, Expires: s.Expires})
+		pv := pendingView{Session: s.Session, Client: name, Expires: s.Expires, Match: s.VerificationCode == nil}
+		if s.VerificationCode != nil {
+			pv.Code = *s.VerificationCode
+		}
+		list = append(list, pv)
 	}
-	// The page never reloads itself (it did every 5 s while nothing was
-	// pending): each reload threw a screen reader's or a keyboard's place
-	// back to the top (WCAG 2.2.1). Its Refresh button asks again.
-	v.render(http.StatusOK, "phone_home", "phone.title", map[string]any{"Pending": list})
+	return list, true
+}
+
+// typedCode is the verification code the citizen typed: spaces trimmed,
+// Arabic-Indic digits (an Arabic keyboard's) made ASCII; ok is false when
+// it is not a few digits.
+func typedCode(s string) (code string, ok bool) {
+	code = strings.Map(func(r rune) rune {
+		switch {
+		case r >= '\u0660' && r <= '\u0669':
+			return '0' + r - '\u0660'
+		case r >= '\u06F0' && r <= '\u06F9':
+			return '0' + r - '\u06F0'
+		}
+		return r
+	}, strings.TrimSpace(s))
+	return code, code != "" && len(code) <= 8 && strings.Trim(code, "0123456789") == ""
 }
 
 // phoneByCertificate signs the phone in by its client certificate, when
@@ -163,14 +196,33 @@ func (p *Portal) phoneApprove(w http.ResponseWriter, r *http.Request, v *view) {
 		v.fail(http.StatusUnauthorized, "err.session_expired")
 		return
 	}
-	body, _ := json.Marshal(map[string]string{"session": r.PostFormValue("session"), "verificationCode": r.PostFormValue("code"), "pin": r.PostFormValue("pin")})
+	code, match := r.PostFormValue("code"), r.PostFormValue("match") == "1"
+	if match {
+		// Number matching: the code typed from the other screen. One that
+		// is not digits is no try: the page again, the error at the field.
+		typed, ok := typedCode(code)
+		if !ok {
+			list, ok := v.pending(who)
+			if !ok {
+				return
+			}
+			v.render(http.StatusBadRequest, "phone_home", "phone.title", map[string]any{"Pending": list, "Error": v.t("err.code_format"), "CodeFor": r.PostFormValue("session")})
+			return
+		}
+		code = typed
+	}
+	body, _ := json.Marshal(map[string]string{"session": r.PostFormValue("session"), "verificationCode": code, "pin": r.PostFormValue("pin")})
 	ans, err := v.call(who, http.MethodPost, "/oidc/mobile/approve", "application/json", bytes.NewReader(body), nil, 1<<20)
 	if err != nil {
 		v.apiFail(err)
 		return
 	}
 	if !ans.ok() {
-		v.flashAPI(ans)
+		if match && ans.status == http.StatusForbidden && strings.Contains(problemDetail(ans.body), "wrong verification code") {
+			v.flash("err.code_wrong", "error")
+		} else {
+			v.flashAPI(ans)
+		}
 		v.redirect("/my/approve")
 		return
 	}

@@ -44,6 +44,9 @@ func TestParseRejects(t *testing.T) {
 		{"bad metrics listen", string(good) + "metrics:\n  listen: nowhere\n", "metrics.listen"},
 		{"unknown metrics role", string(good) + "metrics:\n  requireRole: auditor\n", "metrics.requireRole"},
 		{"production is a boolean", "production: maybe\n" + string(good), "decoding"},
+		{"number matching is a boolean", strings.Replace(string(good), "numberMatching: false", "numberMatching: maybe", 1), "decoding"},
+		{"misspelt number matching", strings.Replace(string(good), "numberMatching: false", "numberMatchin: true", 1), "field numberMatchin not found"},
+		{"negative login rate", strings.Replace(string(good), "      ratePerSecond: 1\n", "      ratePerSecond: -1\n", 1), "identity.rateLimit.login.ratePerSecond"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +55,25 @@ func TestParseRejects(t *testing.T) {
 				t.Fatalf("Parse: got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestIdentityMobileSettings: identity.mobile.numberMatching and
+// identity.rateLimit are read from thiqa.yaml.
+func TestIdentityMobileSettings(t *testing.T) {
+	dir := t.TempDir()
+	good, err := Default(dir).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	y := strings.Replace(string(good), "numberMatching: false", "numberMatching: true", 1)
+	y = strings.Replace(y, "      burst: 30\n", "      burst: 7\n", 1)
+	c, err := Parse([]byte(y), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Identity.Mobile.NumberMatching || c.Identity.RateLimit.Login.Burst != 7 || c.Identity.RateLimit.Token.RatePerSecond <= 0 {
+		t.Fatalf("identity: %+v", c.Identity)
 	}
 }
 

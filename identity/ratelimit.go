@@ -1,0 +1,89 @@
+package identity
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/thiqa/thiqa/internal/clientip"
+	"github.com/thiqa/thiqa/internal/ratelimit"
+)
+
+// limited takes a token from limit for the client IP of r (clientip,
+// behind the trusted proxies). When there is none left it sets
+// Retry-After, counts the refusal in thiqa_oidc_rate_limited_total and
+// records it: the first refusal of each run of refusals of the address
+// goes into the audit log (action, object), with the address, the limit
+// and the wait, so that an address that keeps knocking leaves one record,
+// not one per request; the others are counted only. It returns whether
+// the request was refused, and the error of the audit append (the caller
+// answers a refusal without its record as a failure).
+func (p *Provider) limited(w http.ResponseWriter, r *http.Request, limit *ratelimit.Limiter, name, action, object string, details map[string]any) (refused bool, err error) {
+	addr := clientip.FromRequest(r).Key()
+	d := limit.Take(addr)
+	if d.Allowed {
+		return false, nil
+	}
+	p.m.limited.WithLabelValues(name).Inc()
+	if d.Streak == 1 {
+		if details == nil {
+			details = map[string]any{}
+		}
+		details["reason"] = "too many requests from this address (rate limit " + name + ")"
+		details["limit"], details["address"], details["remote"] = name, addr, r.RemoteAddr
+		details["retryAfter"] = ratelimit.RetryAfter(d.Wait)
+		details["note"] = "further refusals of this address in a row are counted in thiqa_oidc_rate_limited_total, not recorded"
+		if err := p.audit(r.Context(), "", action, object, "refused", details); err != nil {
+			return true, err
+		}
+	}
+	w.Header().Set("Retry-After", ratelimit.RetryAfter(d.Wait))
+	return true, nil
+}
+
+// msgTooManyFromAddress is the login page's message when the address has
+// started too many logins.
+const msgTooManyFromAddress = "Too many logins were started from your network. Try again in a few minutes. " +
+	"بدأت طلبات دخول كثيرة من شبكتك. حاول مرة أخرى بعد بضع دقائق."
+
+// loginRateLimited applies the login-start limit (Config.LoginRate) to a
+// request that would start a mobile login. When refused it has recorded
+// the refusal (the first of a run: limited) and shown the login form again
+// with 429 and Retry-After, as past MaxPendingLogins.
+func (p *Provider) loginRateLimited(w http.ResponseWriter, r *http.Request, c *Client, req *AuthRequest, form url.Values) bool {
+	refused, err := p.limited(w, r, p.logins, limitLogin, "oidc.login", c.ID, map[string]any{"method": MethodMobile})
+	if !refused {
+		return false
+	}
+	if err != nil {
+		renderPage(w, http.StatusServiceUnavailable, "error", errorPage{Error: errServerError + ": " + descRefusalUnrecorded})
+		return true
+	}
+	p.m.logins.WithLabelValues(MethodMobile, "refused").Inc()
+	p.showLogin(w, c, form, req.Kind, msgTooManyFromAddress, http.StatusTooManyRequests)
+	return true
+}
+
+// errTemporarilyUnavailable is the OAuth error of a token request refused
+// by the rate limit. RFC 6749 section 5.2 has no code for it (it defines
+// temporarily_unavailable for the authorization endpoint, section
+// 4.1.2.1): the answer's status, 429, and its Retry-After say what to do,
+// and the code says it in OAuth's words, as the CSC API's errors do.
+const errTemporarilyUnavailable = "temporarily_unavailable"
+
+// tokenRateLimited applies the token limit (Config.TokenRate) at ep. When
+// refused it has recorded the refusal (the first of a run: limited) and
+// answered 429 with Retry-After and an OAuth error body.
+func (p *Provider) tokenRateLimited(w http.ResponseWriter, r *http.Request, ep tokenEndpoint) bool {
+	refused, err := p.limited(w, r, p.tokens, limitToken, ep.action, ep.path, nil)
+	if !refused {
+		return false
+	}
+	if err != nil {
+		p.m.tokens.WithLabelValues(errServerError).Inc()
+		writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
+		return true
+	}
+	p.m.tokens.WithLabelValues(errTemporarilyUnavailable).Inc()
+	writeOAuthError(w, http.StatusTooManyRequests, errTemporarilyUnavailable, "too many token requests from this address; retry after "+w.Header().Get("Retry-After")+" s")
+	return true
+}

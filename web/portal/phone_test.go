@@ -1,0 +1,112 @@
+package portal
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// phoneFixture is a portal whose fake API lists one pending login (with
+// its code unless match) and records the approvals sent; a wrong code is
+// refused as the provider refuses it.
+func phoneFixture(t *testing.T, match bool) (*fixture, *client, *[]map[string]string) {
+	t.Helper()
+	f := newFixture(t)
+	var sent []map[string]string
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/oidc/mobile/sessions":
+			code := `"verificationCode":"4821",`
+			if match {
+				code = ""
+			}
+			_, _ = w.Write([]byte(`[{"session":"sess-1",` + code + `"clientID":"portal-1","clientName":"Tax portal","expires":"2026-12-03T10:05:00Z"}]`))
+		case "/oidc/mobile/approve":
+			var in map[string]string
+			b, _ := io.ReadAll(r.Body)
+			_ = json.Unmarshal(b, &in)
+			sent = append(sent, in)
+			if in["verificationCode"] != "4821" {
+				w.Header().Set("Content-Type", "application/problem+json")
+				w.WriteHeader(http.StatusForbidden)
+				_, _ = w.Write([]byte(`{"status":403,"title":"Login refused","detail":"wrong verification code: this login is cancelled; start it again in the browser"}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"status":"approved"}`))
+		}
+	}
+	c := f.client()
+	token := csrf(t, c.do("GET", "/my/approve?lang=en", nil))
+	if w := c.do("POST", "/my/approve/login", url.Values{"csrf": {token}, "token": {"citizen"}}); w.Code != http.StatusSeeOther {
+		t.Fatalf("phone sign-in: %d", w.Code)
+	}
+	return f, c, &sent
+}
+
+// TestPhonePageNumberMatching: when the provider's list carries no codes
+// (identity.mobile.numberMatching) the phone page showed an empty code
+// and sent an empty one, so no login could be approved. It now asks for
+// the code of the other screen (labelled, described), sends what was
+// typed (Arabic digits made ASCII), refuses what is not digits at the
+// field without spending the login's one try, and says a wrong code
+// cancelled the sign-in, in both languages.
+func TestPhonePageNumberMatching(t *testing.T) {
+	_, c, sent := phoneFixture(t, true)
+	w := c.do("GET", "/my/approve?lang=en", nil)
+	body := w.Body.String()
+	for _, want := range []string{`<label for="code-sess-1">Code shown on that screen</label>`, `id="code-sess-1" name="code"`,
+		`aria-describedby="type-code-sess-1"`, `id="type-code-sess-1">Type the code shown`, `name="match" value="1"`} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("the number-matching form lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, `data-code=`) || strings.Contains(body, `name="code" value=`) {
+		t.Fatalf("the page shows or carries a code:\n%s", body)
+	}
+	token := csrf(t, w)
+
+	// Not digits: the page again (400), the error tied to the field, nothing sent.
+	w = c.do("POST", "/my/approve", url.Values{"csrf": {token}, "session": {"sess-1"}, "match": {"1"}, "code": {"48a1"}, "pin": {"135790"}})
+	body = w.Body.String()
+	if w.Code != http.StatusBadRequest || len(*sent) != 0 || !strings.Contains(body, "<title>Error: ") ||
+		!strings.Contains(body, `role="alert" id="error">Type the code of digits`) ||
+		!strings.Contains(body, `aria-invalid="true" aria-describedby="error type-code-sess-1"`) {
+		t.Fatalf("a malformed code: %d, %d sent\n%s", w.Code, len(*sent), body)
+	}
+
+	// Typed with an Arabic keyboard: sent as ASCII digits, approved.
+	w = c.do("POST", "/my/approve", url.Values{"csrf": {token}, "session": {"sess-1"}, "match": {"1"}, "code": {" ٤٨٢١ "}, "pin": {"135790"}})
+	if w.Code != http.StatusSeeOther || len(*sent) != 1 || (*sent)[0]["verificationCode"] != "4821" || (*sent)[0]["session"] != "sess-1" {
+		t.Fatalf("the typed code: %d %v", w.Code, *sent)
+	}
+	if body := c.do("GET", "/my/approve?lang=en", nil).Body.String(); !strings.Contains(body, "Approved.") {
+		t.Fatalf("after the approval:\n%s", body)
+	}
+
+	// A wrong code: the provider cancels the login; the page says so.
+	for lang, want := range map[string]string{"en": "so it is cancelled", "ar": "لذا أُلغي"} {
+		c.do("POST", "/my/approve", url.Values{"csrf": {token}, "session": {"sess-1"}, "match": {"1"}, "code": {"1111"}, "pin": {"135790"}})
+		if body := c.do("GET", "/my/approve?lang="+lang, nil).Body.String(); !strings.Contains(body, want) {
+			t.Fatalf("%s: a wrong code:\n%s", lang, body)
+		}
+	}
+}
+
+// TestPhonePageWithoutNumberMatching: with codes in the list the page
+// shows each and sends it back, as before.
+func TestPhonePageWithoutNumberMatching(t *testing.T) {
+	_, c, sent := phoneFixture(t, false)
+	w := c.do("GET", "/my/approve?lang=en", nil)
+	body := w.Body.String()
+	if !strings.Contains(body, `data-code="4821">4821</p>`) || !strings.Contains(body, `name="code" value="4821"`) || strings.Contains(body, `name="match"`) {
+		t.Fatalf("the page without number matching:\n%s", body)
+	}
+	w = c.do("POST", "/my/approve", url.Values{"csrf": {csrf(t, w)}, "session": {"sess-1"}, "code": {"4821"}, "pin": {"135790"}})
+	if w.Code != http.StatusSeeOther || len(*sent) != 1 || (*sent)[0]["verificationCode"] != "4821" {
+		t.Fatalf("approval: %d %v", w.Code, *sent)
+	}
+}
