@@ -20,15 +20,26 @@ const maxCacheEntries = 4096
 // how large a key's signatures are, so that the /Contents placeholder is
 // sized to them rather than to the worst case (12 KB more for a time-stamp:
 // a bigger file to write, send and read), and the certificates parsed from
-// signatures and time-stamp tokens. It is
-// safe for concurrent use and bounded. Create one with NewCache, keep it as
-// long as the signing service, and set it in ValidationOptions.Cache.
+// signatures and time-stamp tokens. It is safe for concurrent use and
+// bounded, in entries and in certificate bytes. Create one with NewCache,
+// keep it as long as the signing service, and set it in
+// ValidationOptions.Cache.
 type Cache struct {
 	mu         sync.Mutex
 	selfSigned map[[32]byte]bool
 	sigSize    map[[32]byte]int // largest CMS seen per placeholderKey
 	certs      map[[32]byte]*x509.Certificate
+	certBytes  int // the certificates' Raw bytes that certs keeps alive
 }
+
+// maxCachedCertBytes bounds the certificate bytes a Cache keeps alive, and
+// maxCachedCert the size of a certificate it keeps: the certificates come
+// from the documents callers send to be extended, and anyone can make one
+// of megabytes.
+const (
+	maxCachedCertBytes = 8 << 20
+	maxCachedCert      = 64 << 10
+)
 
 // NewCache returns an empty Cache.
 func NewCache() *Cache {
@@ -57,9 +68,16 @@ func (k *Cache) parseCertificate(der []byte) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err // not remembered: bad input is rare and varied
 	}
+	if len(der) > maxCachedCert {
+		return c, nil
+	}
 	k.mu.Lock()
-	if len(k.certs) >= maxCacheEntries/4 {
+	if len(k.certs) >= maxCacheEntries/4 || k.certBytes+len(der) > maxCachedCertBytes {
 		clear(k.certs)
+		k.certBytes = 0
+	}
+	if _, ok := k.certs[key]; !ok {
+		k.certBytes += len(der)
 	}
 	k.certs[key] = c
 	k.mu.Unlock()

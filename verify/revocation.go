@@ -82,7 +82,13 @@ type revocationData struct {
 // ocspMemo remembers parsed and signature-checked OCSP responses, so each
 // response is verified once per certificate for the Verifier's lifetime
 // (the result depends only on the response, the certificate and its
-// issuer). Bounded: a full memo is emptied. Safe for concurrent use.
+// issuer). Bounded in results and in bytes: a full memo is emptied, and a
+// response larger than ocspMemoMaxResponse is checked every time, never
+// kept. The bytes matter because the memo outlives the request: a public
+// verifier is sent documents whose DSS holds megabytes of anything in
+// place of OCSP responses, and a memo bounded only in entries kept
+// thousands of them (gigabytes) alive between requests. Safe for
+// concurrent use.
 type ocspMemo struct {
 	mu sync.Mutex
 	// m maps a response's DER to its results, one per certificate and
@@ -90,10 +96,21 @@ type ocspMemo struct {
 	// directly copies nothing.
 	m map[string][]ocspResult
 	n int
+	// bytes is what the responses of m keep alive: each key, and the DER
+	// a parsed response refers to.
+	bytes int
 }
 
 // ocspMemoSize bounds the OCSP memo (results, over all responses).
 const ocspMemoSize = 4096
+
+// ocspMemoBytes bounds the bytes the OCSP memo keeps alive; real
+// responses are a few KB, so it holds thousands of them.
+const ocspMemoBytes = 16 << 20
+
+// ocspMemoMaxResponse is the largest response the memo keeps (one with a
+// responder certificate chain is a few KB).
+const ocspMemoMaxResponse = 64 << 10
 
 type ocspResult struct {
 	serial *big.Int
@@ -116,12 +133,21 @@ func (rd *revocationData) parseOCSP(der []byte, c, issuer *x509.Certificate) (*o
 	}
 	m.mu.Unlock()
 	resp, err := ocsp.ParseResponseForCert(der, c, issuer)
+	if len(der) > ocspMemoMaxResponse {
+		return resp, err
+	}
 	m.mu.Lock()
-	if m.m == nil || m.n >= ocspMemoSize {
-		m.m, m.n = map[string][]ocspResult{}, 0
+	cost := 0
+	if _, ok := m.m[string(der)]; !ok {
+		cost = 2 * len(der) // the key's copy, and der itself when resp refers to it
+	}
+	if m.m == nil || m.n >= ocspMemoSize || m.bytes+cost > ocspMemoBytes {
+		m.m, m.n, m.bytes = map[string][]ocspResult{}, 0, 0
+		cost = 2 * len(der)
 	}
 	m.m[string(der)] = append(m.m[string(der)], ocspResult{serial: c.SerialNumber, issuer: issuer.Raw, resp: resp, err: err})
 	m.n++
+	m.bytes += cost
 	m.mu.Unlock()
 	return resp, err
 }

@@ -85,7 +85,7 @@ type Verifier struct {
 const signatureCacheSize = 16384
 
 // certificateCacheSize bounds how many parsed certificates a Verifier
-// remembers (a few KiB each).
+// remembers (a few KiB each; the cache also bounds their bytes).
 const certificateCacheSize = 1024
 
 // ErrTooLarge is returned for files above Options.MaxFileSize.

@@ -48,6 +48,31 @@ func (p *Portal) hold(n int64) bool {
 	return true
 }
 
+// keepDocument makes doc the document se holds, in place of the one it
+// held, whose bytes it gives back first; false (and nothing held) when doc
+// does not fit the budget. The swap is one step under the store's lock:
+// uploads of one browser that arrive at once (a double click) each give
+// back exactly the document they replace, never the same one twice while
+// another's bytes stay counted for ever. A session that ended meanwhile
+// keeps nothing (its release has run: bytes held for it would never be
+// given back).
+func (p *Portal) keepDocument(se *session, doc *signedDocument) bool {
+	kept := true
+	p.ses.locked(func() {
+		if se.signed != nil {
+			p.held.Add(-se.signed.size())
+			se.signed = nil
+		}
+		if !p.ses.liveLocked(se) {
+			return
+		}
+		if kept = p.hold(doc.size()); kept {
+			se.signed = doc
+		}
+	})
+	return kept
+}
+
 // dropHeld releases the documents of se.
 func (p *Portal) dropHeld(se *session) {
 	p.ses.locked(func() {
@@ -312,15 +337,13 @@ func (p *Portal) mySignUpload(w http.ResponseWriter, r *http.Request, v *view) {
 		v.fail(http.StatusUnsupportedMediaType, "err.not_pdf")
 		return
 	}
-	p.dropHeld(v.se)
 	doc := &signedDocument{Name: cleanName(hdr.Filename), credential: cred, Level: level, upload: data, at: p.o.Now()}
 	sum := sha256.Sum256(data)
 	doc.UploadHash = hex.EncodeToString(sum[:])
-	if !p.hold(doc.size()) {
+	if !p.keepDocument(v.se, doc) {
 		v.fail(http.StatusServiceUnavailable, "err.busy")
 		return
 	}
-	p.ses.locked(func() { v.se.signed = doc })
 	v.render(http.StatusOK, "my_sign_approve", "sign.title", map[string]any{"Doc": doc, "Credential": own})
 }
 

@@ -1,8 +1,10 @@
 package portal
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -98,5 +100,72 @@ func TestOneSessionSignsAndDownloadsAtOnce(t *testing.T) {
 		if got := p.held.Load(); got != held {
 			t.Fatalf("round %d: %d bytes held, the session holds %d", round, got, held)
 		}
+	}
+}
+
+// Uploads of one browser that arrive at once (a double click on "upload",
+// a form sent again) leave the budget of held bytes counting only the
+// document the session keeps: the bytes of a replaced upload are given
+// back, or a few hundred double clicks exhaust the budget and the portal
+// refuses every upload ("busy") until it restarts.
+func TestConcurrentUploadsKeepTheBudget(t *testing.T) {
+	api := http.NewServeMux()
+	api.HandleFunc("POST /csc/v2/credentials/list", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"credentialIDs":["c1"],"credentialInfos":[{"credentialID":"c1","key":{"status":"enabled"},` +
+			`"cert":{"status":"valid","serialNumber":"01","subjectDN":"CN=x"},"PIN":{"set":true,"locked":false}}]}`))
+	})
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	p, err := New(Options{API: api, Audit: &memAudit{}, Now: func() time.Time { return now },
+		Authenticate: func(*http.Request) (*auth.Principal, error) { return nil, auth.ErrInvalidCredentials }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	p.Register(mux)
+	who := &auth.Principal{Subject: "12345678", CivilNumber: "12345678", Roles: []policies.Role{policies.RoleCitizen}}
+	se, cookie := p.ses.login(nil, who, "citizen")
+	upload := func(n int) int {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		_ = mw.WriteField("csrf", se.csrf)
+		_ = mw.WriteField("credential", "c1")
+		_ = mw.WriteField("level", "B-B")
+		fw, _ := mw.CreateFormFile("document", "a.pdf")
+		_, _ = fw.Write([]byte("%PDF-1.7 " + strings.Repeat("x", n)))
+		_ = mw.Close()
+		r := httptest.NewRequest("POST", "/my/sign?lang=en", &body)
+		r.Header.Set("Content-Type", mw.FormDataContentType())
+		r.AddCookie(&http.Cookie{Name: cookieName(false), Value: cookie})
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w.Code
+	}
+	for round := range 40 {
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				if code := upload(256<<10 + round*4 + i); code != http.StatusOK {
+					t.Errorf("upload: %d", code)
+				}
+			})
+		}
+		wg.Wait()
+		var held int64
+		p.ses.locked(func() { held = se.signed.size() })
+		if got := p.held.Load(); got != held {
+			t.Fatalf("round %d: %d bytes held, the session holds %d", round, got, held)
+		}
+	}
+	// The session ends: nothing stays held.
+	p.ses.drop(se)
+	if got := p.held.Load(); got != 0 {
+		t.Fatalf("%d bytes held after the session ended", got)
+	}
+	// An upload that finishes after its session ended (signed out,
+	// expired or evicted while the file came in) holds nothing.
+	p.keepDocument(se, &signedDocument{upload: make([]byte, 1000)})
+	if got := p.held.Load(); got != 0 {
+		t.Fatalf("%d bytes held for a session that had ended", got)
 	}
 }

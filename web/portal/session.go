@@ -147,6 +147,10 @@ func (s *sessions) expireLocked(now time.Time) {
 	}
 }
 
+// liveLocked reports whether se is still in the store (not ended by
+// logout, expiry or eviction). The caller holds the lock.
+func (s *sessions) liveLocked(se *session) bool { return s.byKey[se.key] == se }
+
 // drop ends a session.
 func (s *sessions) drop(se *session) {
 	s.mu.Lock()
