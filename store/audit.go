@@ -213,6 +213,7 @@ SELECT v.* FROM (VALUES `)
 		return written, rerr
 	}
 	if err != nil {
+		db.noteWrite(err) // a full disk begins an episode here too (/readyz, the log)
 		return false, mapErr("store: appending audit records", err)
 	}
 	n, err := res.RowsAffected()

@@ -180,3 +180,47 @@ func TestProbeWrite(t *testing.T) {
 		})
 	}
 }
+
+// TestPostgresDiskFullOnTheAuditFastPath: PostgreSQL's one-statement
+// audit append (the path most appends take) failing with disk_full
+// begins an episode like any other write: the log says the database
+// cannot be written, and /readyz probes until a write succeeds. (A
+// trigger stands in for the full disk.)
+func TestPostgresDiskFullOnTheAuditFastPath(t *testing.T) {
+	ctx := ctxT(t)
+	var logs syncBuffer
+	db, err := store.Open(ctx, store.Config{Driver: store.DriverPostgres, DSN: testenv.PostgresDSN(t)},
+		slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	appendN(t, db, 2) // the next append takes the fast path
+	if err := db.ExecTx(ctx, `CREATE FUNCTION thiqa_test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
+END
+$$`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ExecTx(ctx, `CREATE TRIGGER thiqa_test_disk_full BEFORE INSERT ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION thiqa_test_disk_full()`); err != nil {
+		t.Fatal(err)
+	}
+	err = db.AppendAuditRecords(ctx, func(h audit.Head) ([]audit.Record, error) { return chain(h, 1), nil })
+	if !outage.Is(err) {
+		t.Fatalf("an append on a full disk: %v, want an outage", err)
+	}
+	if !strings.Contains(logs.String(), "the database cannot be written") {
+		t.Fatalf("the log does not say that the database cannot be written:\n%s", logs.String())
+	}
+	if err := db.ExecTx(ctx, "DROP TRIGGER thiqa_test_disk_full ON audit_log"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "the database can be written again") {
+		t.Error("Ping did not probe: the episode was never begun")
+	}
+}

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/x509"
 	"math/big"
@@ -18,8 +19,8 @@ func TestOCSPMemoBoundedInBytes(t *testing.T) {
 	kept := func() (n int) {
 		rd.memo.mu.Lock()
 		defer rd.memo.mu.Unlock()
-		for k := range rd.memo.m {
-			n += len(k)
+		for k, e := range rd.memo.m {
+			n += len(k) + len(e.der)
 		}
 		return n
 	}
@@ -51,5 +52,31 @@ func TestOCSPMemoBoundedInBytes(t *testing.T) {
 	_, err2 := rd.parseOCSP(blob, c, issuer)
 	if err1 == nil || err2 == nil || kept() != before {
 		t.Fatalf("a repeated blob: errors %v, %v; bytes %d then %d", err1, err2, before, kept())
+	}
+}
+
+// A response kept in the memo refers to the memo's own copy of its DER,
+// never to the caller's buffer: one cut from a signature's CMS (the
+// revocation values of a signed attribute) would otherwise keep that
+// whole CMS alive between requests, megabytes for a response of a few
+// KB, beyond what the byte bound counts, and would change with it.
+func TestOCSPMemoKeepsNothingOfTheCaller(t *testing.T) {
+	p := newTestPKI(t)
+	der := p.ocspFor(t, p.leaf)
+	rd := &revocationData{memo: &ocspMemo{}}
+	buf := make([]byte, 4<<20) // the CMS the response was cut from
+	copy(buf[1000:], der)
+	in := buf[1000 : 1000+len(der) : 1000+len(der)]
+	resp, err := rd.parseOCSP(in, p.leaf, p.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(buf) // the request's buffer is reused or freed
+	again, err := rd.parseOCSP(der, p.leaf, p.root)
+	if err != nil || again != resp {
+		t.Fatalf("the second lookup: %v, same response %v", err, again == resp)
+	}
+	if !bytes.Equal(resp.Raw, der) || !bytes.Contains(der, resp.TBSResponseData) {
+		t.Fatal("the memo's response changed with the caller's buffer: it refers to it (and keeps it alive)")
 	}
 }

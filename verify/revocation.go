@@ -91,14 +91,23 @@ type revocationData struct {
 // concurrent use.
 type ocspMemo struct {
 	mu sync.Mutex
-	// m maps a response's DER to its results, one per certificate and
-	// issuer it was checked for (usually one): looking up by string(der)
+	// m maps a response's DER to its entry: looking up by string(der)
 	// directly copies nothing.
-	m map[string][]ocspResult
+	m map[string]*ocspEntry
 	n int
-	// bytes is what the responses of m keep alive: each key, and the DER
-	// a parsed response refers to.
+	// bytes is what the entries of m keep alive: each key, and the
+	// entry's own copy of the DER that its parsed responses refer to.
 	bytes int
+}
+
+// ocspEntry is one response's DER, copied once for the memo (a parsed
+// response refers to the bytes it was parsed from: parsed from the
+// caller's, it would keep alive the whole buffer they were cut from, a
+// signature's CMS or more), and its results, one per certificate and
+// issuer it was checked for (usually one). der never changes.
+type ocspEntry struct {
+	der     []byte
+	results []ocspResult
 }
 
 // ocspMemoSize bounds the OCSP memo (results, over all responses).
@@ -114,7 +123,7 @@ const ocspMemoMaxResponse = 64 << 10
 
 type ocspResult struct {
 	serial *big.Int
-	issuer []byte // the issuer certificate's DER
+	issuer [32]byte // SHA-256 of the issuer certificate's DER (not its DER: nothing of the caller's is kept)
 	resp   *ocsp.Response
 	err    error
 }
@@ -123,32 +132,50 @@ func (rd *revocationData) parseOCSP(der []byte, c, issuer *x509.Certificate) (*o
 	if rd.memo == nil {
 		rd.memo = &ocspMemo{}
 	}
+	if len(der) == 0 || len(der) > ocspMemoMaxResponse {
+		return ocsp.ParseResponseForCert(der, c, issuer)
+	}
+	issuerKey := sha256.Sum256(issuer.Raw)
 	m := rd.memo
 	m.mu.Lock()
-	for _, r := range m.m[string(der)] {
-		if r.serial.Cmp(c.SerialNumber) == 0 && bytes.Equal(r.issuer, issuer.Raw) {
-			m.mu.Unlock()
-			return r.resp, r.err
+	e := m.m[string(der)]
+	if e != nil {
+		for _, r := range e.results {
+			if r.serial.Cmp(c.SerialNumber) == 0 && r.issuer == issuerKey {
+				m.mu.Unlock()
+				return r.resp, r.err
+			}
 		}
 	}
 	m.mu.Unlock()
-	resp, err := ocsp.ParseResponseForCert(der, c, issuer)
-	if len(der) > ocspMemoMaxResponse {
-		return resp, err
+	// Parse the memo's own copy of der (the entry's, when there is one),
+	// so that the response kept refers to nothing of the caller's.
+	owned := bytes.Clone(der)
+	if e != nil {
+		owned = e.der
 	}
+	resp, err := ocsp.ParseResponseForCert(owned, c, issuer)
 	m.mu.Lock()
+	defer m.mu.Unlock()
+	e = m.m[string(der)]
 	cost := 0
-	if _, ok := m.m[string(der)]; !ok {
-		cost = 2 * len(der) // the key's copy, and der itself when resp refers to it
+	switch {
+	case e == nil:
+		cost = 2 * len(der) // the key, and the entry's copy
+	case &e.der[0] != &owned[0]:
+		cost = len(der) // another caller made the entry meanwhile: this result keeps its own copy
 	}
 	if m.m == nil || m.n >= ocspMemoSize || m.bytes+cost > ocspMemoBytes {
-		m.m, m.n, m.bytes = map[string][]ocspResult{}, 0, 0
-		cost = 2 * len(der)
+		m.m, m.n, m.bytes = map[string]*ocspEntry{}, 0, 0
+		e, cost = nil, 2*len(der)
 	}
-	m.m[string(der)] = append(m.m[string(der)], ocspResult{serial: c.SerialNumber, issuer: issuer.Raw, resp: resp, err: err})
+	if e == nil {
+		e = &ocspEntry{der: owned}
+		m.m[string(der)] = e
+	}
+	e.results = append(e.results, ocspResult{serial: c.SerialNumber, issuer: issuerKey, resp: resp, err: err})
 	m.n++
 	m.bytes += cost
-	m.mu.Unlock()
 	return resp, err
 }
 
