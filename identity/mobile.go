@@ -166,10 +166,11 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.cfg.NumberMatching {
 		in.VerificationCode = asciiDigits(strings.TrimSpace(in.VerificationCode))
-		if in.VerificationCode == "" || len(in.VerificationCode) > 64 {
-			// Not a guess: the login stays pending.
+		if in.VerificationCode == "" || len(in.VerificationCode) > 64 || strings.Trim(in.VerificationCode, "0123456789") != "" {
+			// Not a guess (none, or not digits: a slip of the keyboard):
+			// the login stays pending.
 			p.phoneRefusal(w, r, civil, r.URL.Path, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request",
-				Detail: "verificationCode is required: type the code the browser where you are logging in shows"})
+				Detail: "verificationCode is required, in digits: type the code the browser where you are logging in shows"})
 			return
 		}
 	}

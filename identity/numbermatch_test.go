@@ -166,3 +166,20 @@ func TestWrongCodeProblemType(t *testing.T) {
 		}
 	}
 }
+
+// TestNumberMatchingMalformedCode: under number matching a code that was
+// not digits (a slip of the keyboard: "48a1", a full stop) was taken as a
+// wrong guess and cancelled the citizen's own login. It is refused as
+// malformed (400), and the login stays pending for the right code.
+func TestNumberMatchingMalformedCode(t *testing.T) {
+	e := newEnvWith(t, false, func(c *Config) { c.NumberMatching = true })
+	s, _, code := e.startMobile(e.authQuery(), testCivil)
+	for _, bad := range []string{"48a1", code + ".", "-" + code} {
+		if st := e.approve(s, bad, testPIN); st != http.StatusBadRequest || e.store.logins[s].State != LoginPending {
+			t.Fatalf("code %q: %d, login %s", bad, st, e.store.logins[s].State)
+		}
+	}
+	if st := e.approve(s, code, testPIN); st != http.StatusOK {
+		t.Fatalf("the right code after malformed ones: %d", st)
+	}
+}
