@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/big"
 	"net/http"
 	"net/url"
@@ -385,7 +386,12 @@ func (p *Provider) startMobile(w http.ResponseWriter, r *http.Request, c *Client
 		return
 	}
 	now := p.now()
+	// The count and the insert are one step for this civil number on
+	// this node (nodes that share a database may each let one more in).
+	mu := &p.starts[startStripe(civil, len(p.starts))]
+	mu.Lock()
 	if !p.roomForLogin(w, r, c, req, form, civil, now) {
+		mu.Unlock()
 		return
 	}
 	key := randomToken(32)
@@ -393,12 +399,21 @@ func (p *Provider) startMobile(w http.ResponseWriter, r *http.Request, c *Client
 		ID: randomToken(18), BrowserKeyHash: hashSecret(key), Request: *req, CivilNumber: civil,
 		VerificationCode: verificationCode(), State: LoginPending, Created: now, Expires: now.Add(p.cfg.LoginLifetime),
 	}
-	if err := p.cfg.Store.CreateLogin(ctx, l); err != nil {
+	err := p.cfg.Store.CreateLogin(ctx, l)
+	mu.Unlock()
+	if err != nil {
 		p.log.ErrorContext(ctx, "recording login", "err", err)
 		renderPage(w, http.StatusServiceUnavailable, "error", errorPage{Error: "temporarily unable to start the login"})
 		return
 	}
 	renderPage(w, http.StatusOK, "wait", waitPage{Code: l.VerificationCode, Session: l.ID, Key: key, Action: p.endpoint(PathComplete), Match: p.cfg.NumberMatching})
+}
+
+// startStripe picks the lock of civil's login starts among n.
+func startStripe(civil string, n int) int {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(civil))
+	return int(h.Sum32() % uint32(n))
 }
 
 // msgTooManyPending is the login page's message when the civil number

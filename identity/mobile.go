@@ -135,6 +135,11 @@ func (p *Provider) mobileList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// ProblemWrongCode is the problem type of an approval refused (403)
+// because its verification code is not the login's: under number
+// matching the login is cancelled, and the phone says so.
+const ProblemWrongCode = "urn:thiqa:problem:wrong-verification-code"
+
 // mobileApprove is the citizen's approval from the phone: session,
 // verification code and PIN, sent with the citizen's own credentials (the
 // session must be one of the caller's). The provider then has the citizen's key on the
@@ -161,10 +166,11 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.cfg.NumberMatching {
 		in.VerificationCode = asciiDigits(strings.TrimSpace(in.VerificationCode))
-		if in.VerificationCode == "" || len(in.VerificationCode) > 64 {
-			// Not a guess: the login stays pending.
+		if in.VerificationCode == "" || len(in.VerificationCode) > 64 || strings.Trim(in.VerificationCode, "0123456789") != "" {
+			// Not a guess (none, or not digits: a slip of the keyboard):
+			// the login stays pending.
 			p.phoneRefusal(w, r, civil, r.URL.Path, problem.Details{Status: http.StatusBadRequest, Title: "Malformed request",
-				Detail: "verificationCode is required: type the code the browser where you are logging in shows"})
+				Detail: "verificationCode is required, in digits: type the code the browser where you are logging in shows"})
 			return
 		}
 	}
@@ -200,17 +206,19 @@ func (p *Provider) mobileApprove(w http.ResponseWriter, r *http.Request) {
 		if !errors.As(err, &rf) {
 			status, title = http.StatusServiceUnavailable, "Login failed"
 		}
-		detail := "the login was refused"
+		detail, ptype := "the login was refused", ""
 		switch {
 		case errors.Is(err, ErrPINLocked):
 			status, title = http.StatusLocked, "PIN locked"
 			detail = "the PIN is locked after too many wrong tries: a registration officer can reset it (POST /api/v1/credentials/{id}/pin/reset)"
 		case errors.Is(err, ErrWrongPIN):
 			detail = "wrong PIN"
+		case errors.Is(err, ErrWrongCode):
+			detail, ptype = rf.reason, ProblemWrongCode
 		case errors.As(err, &rf):
 			detail = rf.reason
 		}
-		problem.Write(w, problem.Details{Status: status, Title: title, Detail: detail, Instance: r.URL.Path})
+		problem.Write(w, problem.Details{Type: ptype, Status: status, Title: title, Detail: detail, Instance: r.URL.Path})
 		return
 	}
 	l.State, l.Citizen, l.AuthTime = LoginApproved, &citizen, p.now().UTC()
@@ -245,9 +253,9 @@ func (p *Provider) approve(ctx context.Context, l *Login, in ApproveRequest) (Ci
 		if p.cfg.NumberMatching {
 			// One try per login (the caller denies it): with four digits a
 			// guess succeeds once in 10,000 logins started.
-			return Citizen{}, refuse("wrong verification code: this login is cancelled; start it again in the browser")
+			return Citizen{}, &matchedRefusal{refusal{reason: "wrong verification code: this login is cancelled; start it again in the browser"}, ErrWrongCode}
 		}
-		return Citizen{}, refuse("wrong verification code")
+		return Citizen{}, &matchedRefusal{refusal{reason: "wrong verification code"}, ErrWrongCode}
 	}
 	if p.cfg.Directory == nil || p.cfg.Keys == nil || p.cfg.PINs == nil {
 		return Citizen{}, refuse("mobile ID is not configured")
@@ -261,9 +269,9 @@ func (p *Provider) approve(ctx context.Context, l *Login, in ApproveRequest) (Ci
 	}
 	switch err := p.cfg.PINs.CheckPIN(ctx, cred.ID, in.PIN); {
 	case errors.Is(err, ErrPINLocked):
-		return Citizen{}, &pinRefusal{refusal{reason: "PIN locked"}, ErrPINLocked}
+		return Citizen{}, &matchedRefusal{refusal{reason: "PIN locked"}, ErrPINLocked}
 	case errors.Is(err, ErrWrongPIN):
-		return Citizen{}, &pinRefusal{refusal{reason: "wrong PIN"}, ErrWrongPIN}
+		return Citizen{}, &matchedRefusal{refusal{reason: "wrong PIN"}, ErrWrongPIN}
 	case err != nil:
 		return Citizen{}, fmt.Errorf("checking the PIN: %w", err)
 	}
@@ -284,13 +292,14 @@ func (p *Provider) approve(ctx context.Context, l *Login, in ApproveRequest) (Ci
 	return citizen, nil
 }
 
-// pinRefusal is a refusal that also matches ErrWrongPIN or ErrPINLocked.
-type pinRefusal struct {
+// matchedRefusal is a refusal that also matches a sentinel (ErrWrongPIN,
+// ErrPINLocked, ErrWrongCode).
+type matchedRefusal struct {
 	refusal
 	sentinel error
 }
 
-func (e *pinRefusal) Unwrap() []error { return []error{&e.refusal, e.sentinel} }
+func (e *matchedRefusal) Unwrap() []error { return []error{&e.refusal, e.sentinel} }
 
 // denyLogin ends a pending login as refused (or failed) and records it;
 // it returns the error of the audit append (the login stays denied).

@@ -124,3 +124,62 @@ func TestNumberMatchingOffUnchanged(t *testing.T) {
 		t.Fatalf("approval without a code: %d %s", st, e.store.logins[s].State)
 	}
 }
+
+// approveProblem posts the phone's approval as testCivil and returns the
+// status and the problem's type.
+func (e *env) approveProblem(session, code, pin string) (int, string) {
+	e.t.Helper()
+	b, _ := json.Marshal(ApproveRequest{Session: session, VerificationCode: code, PIN: pin})
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+PathMobileApprove, strings.NewReader(string(b)))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", citizenCredential(testCivil))
+	resp, err := e.browser.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var pd struct {
+		Type string `json:"type"`
+	}
+	_ = json.Unmarshal([]byte(readBody(e.t, resp)), &pd)
+	return resp.StatusCode, pd.Type
+}
+
+// TestWrongCodeProblemType: the phone (the portal's page) could tell a
+// wrong code, which cancels the login under number matching, from any
+// other refusal only by the words of the problem's detail. A wrong code
+// has its own problem type, with or without number matching; a wrong PIN
+// has not.
+func TestWrongCodeProblemType(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		e := newEnvWith(t, false, func(c *Config) { c.NumberMatching = on })
+		s, _, code := e.startMobile(e.authQuery(), testCivil)
+		wrong := "0000"
+		if code == wrong {
+			wrong = "1111"
+		}
+		if st, typ := e.approveProblem(s, wrong, testPIN); st != http.StatusForbidden || typ != ProblemWrongCode {
+			t.Fatalf("number matching %v, wrong code: %d %q", on, st, typ)
+		}
+		s, _, code = e.startMobile(e.authQuery(), testCivil)
+		if st, typ := e.approveProblem(s, code, "000000"); st != http.StatusForbidden || typ != "" {
+			t.Fatalf("number matching %v, wrong PIN: %d %q", on, st, typ)
+		}
+	}
+}
+
+// TestNumberMatchingMalformedCode: under number matching a code that was
+// not digits (a slip of the keyboard: "48a1", a full stop) was taken as a
+// wrong guess and cancelled the citizen's own login. It is refused as
+// malformed (400), and the login stays pending for the right code.
+func TestNumberMatchingMalformedCode(t *testing.T) {
+	e := newEnvWith(t, false, func(c *Config) { c.NumberMatching = true })
+	s, _, code := e.startMobile(e.authQuery(), testCivil)
+	for _, bad := range []string{"48a1", code + ".", "-" + code} {
+		if st := e.approve(s, bad, testPIN); st != http.StatusBadRequest || e.store.logins[s].State != LoginPending {
+			t.Fatalf("code %q: %d, login %s", bad, st, e.store.logins[s].State)
+		}
+	}
+	if st := e.approve(s, code, testPIN); st != http.StatusOK {
+		t.Fatalf("the right code after malformed ones: %d", st)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -102,7 +103,8 @@ type Config struct {
 	// citizen's phone under approval requests (push bombing) or push the
 	// citizen's own login off the phone's list. The refusal reads the same
 	// whether the number has a mobile ID or not. At most 20 (the phone's
-	// list, Store.PendingLogins, shows 20).
+	// list, Store.PendingLogins, shows 20). A node counts and inserts as
+	// one step; nodes that share a database may each let one more in.
 	MaxPendingLogins int
 	// NumberMatching: the phone side's list (PathMobileList) leaves out
 	// the verification codes, and an approval must carry the code the
@@ -199,6 +201,11 @@ type Provider struct {
 	now     func() time.Time
 	// logins and tokens are the per-client-IP rate limits.
 	logins, tokens *ratelimit.Limiter
+	// starts serialises the count of a civil number's pending logins and
+	// the insert of a new one (Config.MaxPendingLogins), striped by civil
+	// number: concurrent starts each counted the same logins and all got
+	// in, past the bound.
+	starts [64]sync.Mutex
 }
 
 // New validates cfg and builds the provider.

@@ -1,9 +1,13 @@
 package identity
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // TestPendingLoginsBounded: whoever knows a civil number can start mobile
@@ -61,5 +65,66 @@ func TestPendingLoginsBounded(t *testing.T) {
 	e.startMobile(e.authQuery(), testCivil)
 	if resp, _ := start(testCivil); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("second start past the bound: %d", resp.StatusCode)
+	}
+}
+
+// gatedStore holds the answer of every PendingLogins call until n callers
+// have read (or a short while has passed), so that concurrent starts read
+// the count before any of them inserts, as they can on a busy server.
+type gatedStore struct {
+	Store
+	mu      sync.Mutex
+	waiting int
+	n       int
+	open    chan struct{}
+}
+
+func (g *gatedStore) PendingLogins(ctx context.Context, civil string, now time.Time) ([]*Login, error) {
+	ls, err := g.Store.PendingLogins(ctx, civil, now)
+	g.mu.Lock()
+	g.waiting++
+	if g.waiting == g.n {
+		close(g.open)
+	}
+	g.mu.Unlock()
+	select {
+	case <-g.open:
+	case <-time.After(50 * time.Millisecond):
+	}
+	return ls, err
+}
+
+// TestPendingLoginsBoundConcurrent: the count of a number's pending
+// logins and the insert of a new one were two steps, so starts sent at
+// the same moment all counted the same logins and all got in, past
+// MaxPendingLogins (a script's burst from one address is 30). However
+// they interleave, at most MaxPendingLogins await approval.
+func TestPendingLoginsBoundConcurrent(t *testing.T) {
+	const n = 8
+	e := newEnvWith(t, false, func(c *Config) {
+		c.Store = &gatedStore{Store: c.Store, n: n, open: make(chan struct{})}
+	})
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f := e.authQuery()
+			f.Set("civil_number", testCivil)
+			codes[i] = e.serveFrom(fmt.Sprintf("192.0.2.%d:4000", i+1), http.MethodPost, PathAuthorize, f, nil).Code
+		}()
+	}
+	wg.Wait()
+	pending := 0
+	e.store.mu.Lock()
+	for _, l := range e.store.logins {
+		if l.CivilNumber == testCivil && l.State == LoginPending {
+			pending++
+		}
+	}
+	e.store.mu.Unlock()
+	if pending != defaultMaxPendingLogins {
+		t.Fatalf("%d logins await approval after %d concurrent starts (answers %v), want %d", pending, n, codes, defaultMaxPendingLogins)
 	}
 }

@@ -33,6 +33,9 @@ func (p *Provider) limited(w http.ResponseWriter, r *http.Request, limit *rateli
 		details["retryAfter"] = ratelimit.RetryAfter(d.Wait)
 		details["note"] = "further refusals of this address in a row are counted in thiqa_oidc_rate_limited_total, not recorded"
 		if err := p.audit(r.Context(), "", action, object, "refused", details); err != nil {
+			// Answered as a failure: the next refusal is the first of the
+			// run again, so that the run does not go unrecorded.
+			limit.ResetStreak(addr)
 			return true, err
 		}
 	}

@@ -125,3 +125,53 @@ func TestTokenRequestsRateLimited(t *testing.T) {
 		t.Fatalf("another address: %d", w.Code)
 	}
 }
+
+// TestRateLimitRunRecordedAfterAuditFailure: when the record of a run's
+// first refusal could not be written (answered 503), the run's next
+// refusals were streak 2, 3, ...: answered 429 and never recorded, for as
+// long as the address kept knocking. The next refusal after the failure is
+// recorded.
+func TestRateLimitRunRecordedAfterAuditFailure(t *testing.T) {
+	e := newEnvWith(t, false, func(c *Config) { c.TokenRate, c.TokenBurst = 1e-6, 1 })
+	const remote = "198.51.100.9:4000"
+	if w := e.serveFrom(remote, http.MethodPost, PathToken, e.tokenForm("no-such-code"), nil); w.Code != http.StatusBadRequest {
+		t.Fatalf("first token request: %d", w.Code)
+	}
+	e.audit.mu.Lock()
+	e.audit.fail = true
+	e.audit.mu.Unlock()
+	if w := e.serveFrom(remote, http.MethodPost, PathToken, e.tokenForm("no-such-code"), nil); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("refusal without its record: %d", w.Code)
+	}
+	e.audit.mu.Lock()
+	e.audit.fail = false
+	e.audit.mu.Unlock()
+	before := len(e.audit.find("oidc.token", "refused"))
+	if w := e.serveFrom(remote, http.MethodPost, PathToken, e.tokenForm("no-such-code"), nil); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("refusal once the log works again: %d", w.Code)
+	}
+	if n := len(e.audit.find("oidc.token", "refused")) - before; n != 1 {
+		t.Fatalf("%d records of the run's refusal after the failed one, want 1", n)
+	}
+}
+
+// TestLoginRateLimitIPv6Prefix: keyed per IPv6 address, one host (which
+// holds a /64) started logins without bound by changing its address for
+// each, and every fresh address left a refusal record of its own. The
+// addresses of one /64 share a bucket.
+func TestLoginRateLimitIPv6Prefix(t *testing.T) {
+	e := newEnvWith(t, false, func(c *Config) { c.LoginRate, c.LoginBurst = 1e-6, 2 })
+	codes := []int{}
+	for i := range 4 {
+		f := e.authQuery()
+		f.Set("civil_number", "5555555"+string(rune('0'+i)))
+		w := e.serveFrom("[2001:db8:7:7::"+string(rune('a'+i))+"]:4000", http.MethodPost, PathAuthorize, f, nil)
+		codes = append(codes, w.Code)
+	}
+	if codes[0] != http.StatusOK || codes[1] != http.StatusOK || codes[2] != http.StatusTooManyRequests || codes[3] != http.StatusTooManyRequests {
+		t.Fatalf("starts from four addresses of one /64: %v", codes)
+	}
+	if refused := e.audit.find("oidc.login", "refused"); len(refused) != 1 || refused[0].Details.(map[string]any)["address"] != "2001:db8:7:7::/64" {
+		t.Fatalf("refusal records: %+v", refused)
+	}
+}

@@ -27,6 +27,9 @@ var (
 	ErrWrongPIN = errors.New("identity: wrong PIN")
 	// ErrPINLocked: too many wrong PINs; the credential is locked.
 	ErrPINLocked = errors.New("identity: PIN locked")
+	// ErrWrongCode: an approval's verification code is not the login's
+	// (under number matching the login is then cancelled).
+	ErrWrongCode = errors.New("identity: wrong verification code")
 	// ErrCredentialUnusable: the signing credential a CSC credential
 	// authorization names is not a usable one of the citizen (unknown,
 	// another's, certificate expired or revoked, no signing PIN set).

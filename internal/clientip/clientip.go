@@ -114,9 +114,22 @@ type Client struct {
 	Forwarded bool
 }
 
-// Key is the string that identifies the client, for a rate-limit bucket.
+// IPv6KeyBits is the prefix length that names one IPv6 client in Key: a
+// single subscriber or host is handed a whole /64 (RFC 6177, SLAAC), so
+// every address in it is one client; keyed per /128 it could take a fresh
+// address, and with it a fresh rate-limit bucket, for every request.
+const IPv6KeyBits = 64
+
+// Key is the string that identifies the client, for a rate-limit bucket:
+// an IPv4 address as it is, an IPv6 address as its /64
+// ("2001:db8:1:2::/64", IPv6KeyBits).
 func (c Client) Key() string {
 	if c.Addr.IsValid() {
+		if c.Addr.Is6() {
+			// Prefix cannot fail for a valid IPv6 address and 64 bits.
+			p, _ := c.Addr.Prefix(IPv6KeyBits)
+			return p.String()
+		}
 		return c.Addr.String()
 	}
 	return hostOf(c.Peer)

@@ -189,3 +189,28 @@ func TestMiddleware(t *testing.T) {
 		t.Fatalf("FromRequest without the middleware: %+v", c)
 	}
 }
+
+// TestKeyIPv6Prefix: keyed per /128, one IPv6 host (which holds a whole
+// /64) took a fresh rate-limit bucket for every request by changing its
+// address. Every address of a /64 is one key; IPv4, and IPv4 mapped into
+// IPv6, are keyed by the address.
+func TestKeyIPv6Prefix(t *testing.T) {
+	key := func(remote string) string {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = remote
+		return FromRequest(req).Key()
+	}
+	a, b := key("[2001:db8:1:2::1]:443"), key("[2001:db8:1:2:ffff:ffff:ffff:fffe]:443")
+	if a != "2001:db8:1:2::/64" || a != b {
+		t.Fatalf("one /64, two keys: %q %q", a, b)
+	}
+	if c := key("[2001:db8:1:3::1]:443"); c == a {
+		t.Fatalf("another /64, same key %q", c)
+	}
+	if k := key("[::ffff:192.0.2.7]:80"); k != "192.0.2.7" {
+		t.Fatalf("IPv4-mapped: %q", k)
+	}
+	if k := key("192.0.2.7:80"); k != "192.0.2.7" {
+		t.Fatalf("IPv4: %q", k)
+	}
+}

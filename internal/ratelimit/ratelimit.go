@@ -92,6 +92,17 @@ func (l *Limiter) Take(key string) Decision {
 	return Decision{Wait: time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), Streak: b.streak}
 }
 
+// ResetStreak makes key's next refusal the first of a run again (Streak
+// 1): a service whose record of a run's first refusal could not be written
+// calls it, so that the run's next refusal is recorded rather than none.
+func (l *Limiter) ResetStreak(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.buckets[key]; ok {
+		b.streak = 0
+	}
+}
+
 // RetryAfter is the Retry-After value (whole seconds, at least 1) of a
 // refusal that must wait d.
 func RetryAfter(d time.Duration) string {

@@ -218,7 +218,7 @@ func (p *Portal) phoneApprove(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	if !ans.ok() {
-		if match && ans.status == http.StatusForbidden && strings.Contains(problemDetail(ans.body), "wrong verification code") {
+		if match && ans.status == http.StatusForbidden && problemType(ans.body) == problemWrongCode {
 			v.flash("err.code_wrong", "error")
 		} else {
 			v.flashAPI(ans)

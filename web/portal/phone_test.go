@@ -33,7 +33,7 @@ func phoneFixture(t *testing.T, match bool) (*fixture, *client, *[]map[string]st
 			if in["verificationCode"] != "4821" {
 				w.Header().Set("Content-Type", "application/problem+json")
 				w.WriteHeader(http.StatusForbidden)
-				_, _ = w.Write([]byte(`{"status":403,"title":"Login refused","detail":"wrong verification code: this login is cancelled; start it again in the browser"}`))
+				_, _ = w.Write([]byte(`{"type":"urn:thiqa:problem:wrong-verification-code","status":403,"title":"Login refused","detail":"the provider's words, which the page does not read"}`))
 				return
 			}
 			_, _ = w.Write([]byte(`{"status":"approved"}`))

@@ -488,6 +488,11 @@ func (v *view) call(who *auth.Principal, method, path, ctype string, body io.Rea
 // (ca.ProblemIssuerExpiring).
 const problemIssuerExpiring = "urn:thiqa:problem:issuing-ca-expiring"
 
+// problemWrongCode is the problem type of the provider's refusal of an
+// approval whose verification code is wrong (identity.ProblemWrongCode):
+// under number matching the login is cancelled.
+const problemWrongCode = "urn:thiqa:problem:wrong-verification-code"
+
 // problemType returns the type of an RFC 9457 answer, "" when the body is
 // not one or has none.
 func problemType(body []byte) string {
