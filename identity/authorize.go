@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/clientip"
 )
 
 // authParams are the authorization request parameters carried through the
@@ -389,14 +390,15 @@ func (p *Provider) startMobile(w http.ResponseWriter, r *http.Request, c *Client
 	// The count and the insert are one step for this civil number on
 	// this node (nodes that share a database may each let one more in).
 	mu := &p.starts[startStripe(civil, len(p.starts))]
+	addr := clientip.FromRequest(r).Key()
 	mu.Lock()
-	if !p.roomForLogin(w, r, c, req, form, civil, now) {
+	if !p.roomForLogin(w, r, c, req, form, civil, addr, now) {
 		mu.Unlock()
 		return
 	}
 	key := randomToken(32)
 	l := &Login{
-		ID: randomToken(18), BrowserKeyHash: hashSecret(key), Request: *req, CivilNumber: civil,
+		ID: randomToken(18), BrowserKeyHash: hashSecret(key), Request: *req, CivilNumber: civil, ClientKey: addr,
 		VerificationCode: verificationCode(), State: LoginPending, Created: now, Expires: now.Add(p.cfg.LoginLifetime),
 	}
 	err := p.cfg.Store.CreateLogin(ctx, l)
@@ -422,22 +424,32 @@ const msgTooManyPending = "Too many logins are waiting for approval for this civ
 	"توجد طلبات دخول كثيرة بانتظار الموافقة لهذا الرقم المدني. تحقق من هاتفك، أو حاول مرة أخرى بعد بضع دقائق."
 
 // roomForLogin reports whether civil may have one more login awaiting
-// approval (Config.MaxPendingLogins). When not, it has recorded the
-// refusal and shown the login form again (429), and the answer is the same
-// whether the number has a mobile ID or not.
-func (p *Provider) roomForLogin(w http.ResponseWriter, r *http.Request, c *Client, req *AuthRequest, form url.Values, civil string, now time.Time) bool {
+// approval: at most Config.MaxPendingLogins started from the client's
+// address addr (clientip Key, as the login rate limit keys it), and at most
+// MaxPendingListed from all addresses together. A bound on the number
+// alone let whoever knows a citizen's civil number lock the citizen out:
+// a few starts every LoginLifetime and the citizen's own were refused.
+// When there is no room it has recorded the refusal and shown the login
+// form again (429), and the answer is the same whether the number has a
+// mobile ID or not.
+func (p *Provider) roomForLogin(w http.ResponseWriter, r *http.Request, c *Client, req *AuthRequest, form url.Values, civil, addr string, now time.Time) bool {
 	ctx := r.Context()
-	pending, err := p.cfg.Store.PendingLogins(ctx, civil, now)
+	n, err := p.cfg.Store.CountPendingLogins(ctx, civil, addr, now)
 	if err != nil {
 		p.log.ErrorContext(ctx, "counting pending logins", "err", err)
 		renderPage(w, http.StatusServiceUnavailable, "error", errorPage{Error: "temporarily unable to start the login"})
 		return false
 	}
-	if len(pending) < p.cfg.MaxPendingLogins {
+	var cause error
+	switch {
+	case n.FromClient >= p.cfg.MaxPendingLogins:
+		cause = refuse("%d logins started from this address already await approval for this civil number", n.FromClient)
+	case n.Total >= MaxPendingListed:
+		cause = refuse("%d logins already await approval for this civil number", n.Total)
+	default:
 		return true
 	}
-	cause := refuse("%d logins already await approval for this civil number", len(pending))
-	if aerr := p.loginFailed(ctx, MethodMobile, c.ID, civil, map[string]any{"remote": r.RemoteAddr}, cause); aerr != nil {
+	if aerr := p.loginFailed(ctx, MethodMobile, c.ID, civil, map[string]any{"remote": r.RemoteAddr, "address": addr}, cause); aerr != nil {
 		renderPage(w, http.StatusServiceUnavailable, "error", errorPage{Error: errServerError + ": " + descRefusalUnrecorded})
 		return false
 	}

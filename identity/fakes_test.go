@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,7 +85,32 @@ func (s *memStore) PendingLogins(_ context.Context, civil string, now time.Time)
 			out = append(out, &ll)
 		}
 	}
+	// As the real store: the newest first, at most MaxPendingListed.
+	slices.SortFunc(out, func(a, b *Login) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	if len(out) > MaxPendingListed {
+		out = out[:MaxPendingListed]
+	}
 	return out, nil
+}
+
+func (s *memStore) CountPendingLogins(_ context.Context, civil, clientKey string, now time.Time) (PendingCount, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var c PendingCount
+	for _, l := range s.logins {
+		if l.CivilNumber == civil && l.State == LoginPending && now.Before(l.Expires) {
+			c.Total++
+			if l.ClientKey == clientKey {
+				c.FromClient++
+			}
+		}
+	}
+	return c, nil
 }
 
 func (s *memStore) CreateGrant(_ context.Context, g *Grant) error {

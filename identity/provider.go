@@ -36,6 +36,9 @@ const (
 	PathUserinfo      = "/oidc/userinfo"
 	PathMobileList    = "/oidc/mobile/sessions"
 	PathMobileApprove = "/oidc/mobile/approve"
+	// PathMobileDenyAll is where the citizen's phone denies every login
+	// awaiting their approval at once.
+	PathMobileDenyAll = "/oidc/mobile/deny-all"
 	// PathCSC is the base URI of the CSC API v2 OAuth 2.0 authorization
 	// server (the "oauth2" member of /csc/v2/info), relative to the issuer.
 	PathCSC          = "/csc/v2"
@@ -71,7 +74,7 @@ type Config struct {
 	Audit     Auditor
 
 	// PhoneAuth guards the phone side of the remote login (PathMobileList,
-	// PathMobileApprove): middleware that lets through only a citizen
+	// PathMobileApprove, PathMobileDenyAll): middleware that lets through only a citizen
 	// authenticated with their own credentials, and answers every other
 	// request itself (401 without credentials, 403 for other roles). Caller
 	// then names that citizen. cmd/thiqa builds both from internal/auth
@@ -98,13 +101,18 @@ type Config struct {
 	AccessTokenLifetime  time.Duration
 	MaxAssertionLifetime time.Duration
 	// MaxPendingLogins bounds the mobile logins awaiting approval for one
-	// civil number at once (default 5): a further start for that number
-	// is refused (429, audited) until one ends, so that nobody can bury a
-	// citizen's phone under approval requests (push bombing) or push the
-	// citizen's own login off the phone's list. The refusal reads the same
-	// whether the number has a mobile ID or not. At most 20 (the phone's
-	// list, Store.PendingLogins, shows 20). A node counts and inserts as
-	// one step; nodes that share a database may each let one more in.
+	// civil number that one client address (clientip Key, as LoginRate
+	// keys it: an IPv4 address, an IPv6 /64) has started (default 5); all
+	// addresses together may have MaxPendingListed (20, the phone's list)
+	// await approval for the number. A further start is refused (429,
+	// audited) until one ends, so that nobody can bury a citizen's phone
+	// under approval requests (push bombing); and since the bound is per
+	// address, someone who keeps a number's logins pending from one
+	// address does not lock the citizen's own logins out. The citizen can
+	// deny them all from the phone (PathMobileDenyAll). The refusal reads
+	// the same whether the number has a mobile ID or not. At most
+	// MaxPendingListed. A node counts and inserts as one step; nodes that
+	// share a database may each let one more in.
 	MaxPendingLogins int
 	// NumberMatching: the phone side's list (PathMobileList) leaves out
 	// the verification codes, and an approval must carry the code the
@@ -242,8 +250,8 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.MaxPendingLogins <= 0 {
 		cfg.MaxPendingLogins = defaultMaxPendingLogins
 	}
-	if cfg.MaxPendingLogins > 20 {
-		return nil, errors.New("identity: MaxPendingLogins must be at most 20")
+	if cfg.MaxPendingLogins > MaxPendingListed {
+		return nil, fmt.Errorf("identity: MaxPendingLogins must be at most %d", MaxPendingListed)
 	}
 	if cfg.ACR == "" {
 		cfg.ACR = DefaultACR
@@ -314,6 +322,7 @@ func (p *Provider) Register(mux Mux) {
 	if p.cfg.PhoneAuth != nil {
 		mux.Handle("GET "+PathMobileList, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileList)))
 		mux.Handle("POST "+PathMobileApprove, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileApprove)))
+		mux.Handle("POST "+PathMobileDenyAll, p.cfg.PhoneAuth(http.HandlerFunc(p.mobileDenyAll)))
 	}
 	if p.cfg.Signing != nil {
 		mux.Handle("GET "+PathCSCAuthorize, http.HandlerFunc(p.cscAuthorize))

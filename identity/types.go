@@ -137,6 +137,12 @@ type Login struct {
 	BrowserKeyHash []byte
 	Request        AuthRequest
 	CivilNumber    string
+	// ClientKey names the client that started the login: its address
+	// as the login rate limit keys it (clientip.Client.Key: an IPv4
+	// address, an IPv6 /64). Empty for logins started before it was
+	// recorded. Config.MaxPendingLogins bounds the pending logins of one
+	// civil number per ClientKey.
+	ClientKey string
 	// VerificationCode is shown in the browser and on the phone.
 	VerificationCode string
 	State            LoginState
@@ -147,6 +153,19 @@ type Login struct {
 	Created  time.Time
 	Expires  time.Time
 }
+
+// PendingCount is how many logins of one citizen await approval
+// (Store.CountPendingLogins).
+type PendingCount struct {
+	// Total counts them all; FromClient those one client started.
+	Total, FromClient int
+}
+
+// MaxPendingListed is the length of the phone's list of pending logins
+// (Store.PendingLogins, PathMobileList): the newest ones. It is also the
+// bound on a civil number's pending logins from all clients together, so
+// that the list shows every one of them.
+const MaxPendingListed = 20
 
 // Grant is an authorization code and what it issued.
 type Grant struct {
@@ -181,8 +200,12 @@ type Store interface {
 	// UpdateLogin writes l if the stored login is still in state from,
 	// else ErrConflict.
 	UpdateLogin(ctx context.Context, l *Login, from LoginState) error
-	// PendingLogins lists the unexpired pending logins of a citizen.
+	// PendingLogins lists the unexpired pending logins of a citizen, the
+	// newest first, at most MaxPendingListed of them.
 	PendingLogins(ctx context.Context, civilNumber string, now time.Time) ([]*Login, error)
+	// CountPendingLogins counts the unexpired pending logins of a citizen:
+	// all of them, and those that the client clientKey started.
+	CountPendingLogins(ctx context.Context, civilNumber, clientKey string, now time.Time) (PendingCount, error)
 	// CreateGrant records a freshly issued authorization code.
 	CreateGrant(ctx context.Context, g *Grant) error
 	// RedeemCode marks the grant of that code hash redeemed and returns it

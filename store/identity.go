@@ -127,14 +127,14 @@ func (s *Identity) CreateLogin(ctx context.Context, l *identity.Login) error {
 		return err
 	}
 	return s.db.writeTx(ctx, func(t *txn) error {
-		_, err := t.exec(ctx, `INSERT INTO oidc_logins (id, browser_key_hash, request, civil_number, verification_code, state, created_at, expires_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, l.ID, l.BrowserKeyHash, string(req), l.CivilNumber, l.VerificationCode, string(l.State),
+		_, err := t.exec(ctx, `INSERT INTO oidc_logins (id, browser_key_hash, request, civil_number, client_key, verification_code, state, created_at, expires_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, l.ID, l.BrowserKeyHash, string(req), l.CivilNumber, l.ClientKey, l.VerificationCode, string(l.State),
 			l.Created.UnixNano(), l.Expires.UnixNano())
 		return idErr("store: recording login", err)
 	})
 }
 
-const loginColumns = `id, browser_key_hash, request, civil_number, verification_code, state, citizen, auth_time, reason, created_at, expires_at`
+const loginColumns = `id, browser_key_hash, request, civil_number, client_key, verification_code, state, citizen, auth_time, reason, created_at, expires_at`
 
 func scanLogin(sc interface{ Scan(...any) error }) (*identity.Login, error) {
 	var l identity.Login
@@ -142,7 +142,7 @@ func scanLogin(sc interface{ Scan(...any) error }) (*identity.Login, error) {
 	var citizen, reason sql.NullString
 	var authTime sql.NullInt64
 	var created, expires int64
-	if err := sc.Scan(&l.ID, &l.BrowserKeyHash, &req, &l.CivilNumber, &l.VerificationCode, &state, &citizen, &authTime, &reason, &created, &expires); err != nil {
+	if err := sc.Scan(&l.ID, &l.BrowserKeyHash, &req, &l.CivilNumber, &l.ClientKey, &l.VerificationCode, &state, &citizen, &authTime, &reason, &created, &expires); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(req), &l.Request); err != nil {
@@ -191,10 +191,12 @@ func (s *Identity) UpdateLogin(ctx context.Context, l *identity.Login, from iden
 	})
 }
 
-// PendingLogins implements identity.Store.
+// PendingLogins implements identity.Store: the newest first, so that
+// the login the citizen just started is on the phone's list however many
+// others await approval.
 func (s *Identity) PendingLogins(ctx context.Context, civil string, now time.Time) ([]*identity.Login, error) {
 	rows, err := s.db.query(ctx, `SELECT `+loginColumns+` FROM oidc_logins
-	WHERE civil_number = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at LIMIT 20`, civil, now.UnixNano())
+	WHERE civil_number = ? AND state = 'pending' AND expires_at > ? ORDER BY created_at DESC, id LIMIT ?`, civil, now.UnixNano(), identity.MaxPendingListed)
 	if err != nil {
 		return nil, idErr("store: pending logins", err)
 	}
@@ -208,6 +210,18 @@ func (s *Identity) PendingLogins(ctx context.Context, civil string, now time.Tim
 		out = append(out, l)
 	}
 	return out, idErr("store: pending logins", rows.Err())
+}
+
+// CountPendingLogins implements identity.Store: one query over the
+// citizen's pending logins (index oidc_logins_pending).
+func (s *Identity) CountPendingLogins(ctx context.Context, civil, clientKey string, now time.Time) (identity.PendingCount, error) {
+	var c identity.PendingCount
+	err := s.db.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN client_key = ? THEN 1 ELSE 0 END), 0) FROM oidc_logins
+	WHERE civil_number = ? AND state = 'pending' AND expires_at > ?`, clientKey, civil, now.UnixNano()).Scan(&c.Total, &c.FromClient)
+	if err != nil {
+		return identity.PendingCount{}, idErr("store: counting pending logins", err)
+	}
+	return c, nil
 }
 
 // CreateGrant implements identity.Store.

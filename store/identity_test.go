@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -196,6 +197,60 @@ func TestIdentityStore(t *testing.T) {
 			}
 			if id, _ := s.MobileCredentialID(ctx, "12345678"); id != "cred-b" {
 				t.Fatalf("newest enrolment: %q", id)
+			}
+		})
+	}
+}
+
+// TestPendingLoginsByClient: each login records the address key of the
+// client that started it, the count tells one client's pending logins
+// from all of them (the bound is per address: a bound per number alone
+// let anyone lock a citizen out), and the phone's list holds the newest
+// MaxPendingListed, the newest first (it held the oldest 20: with more
+// pending, the citizen's own fresh login was not on the phone).
+func TestPendingLoginsByClient(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			s := storetest.Open(t, d.NewConfig(t)).Identity()
+			now := time.Now()
+			req := identity.AuthRequest{ClientID: "c1", RedirectURI: "https://a/cb", Scope: "openid", CodeChallenge: "x"}
+			add := func(id, civil, key string, created time.Time, state identity.LoginState) {
+				t.Helper()
+				l := &identity.Login{ID: id, BrowserKeyHash: []byte{1}, Request: req, CivilNumber: civil, ClientKey: key, VerificationCode: "1",
+					State: state, Created: created, Expires: created.Add(5 * time.Minute)}
+				if err := s.CreateLogin(ctx, l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			const n = identity.MaxPendingListed + 5
+			for i := range n {
+				add(fmt.Sprintf("a%02d", i), "12345678", "192.0.2.66", now.Add(time.Duration(i-n)*time.Second), identity.LoginPending)
+			}
+			add("own", "12345678", "2001:db8:1:2::/64", now, identity.LoginPending)
+			add("gone", "12345678", "2001:db8:1:2::/64", now.Add(-time.Second), identity.LoginDenied)
+			add("late", "12345678", "2001:db8:1:2::/64", now.Add(-time.Hour), identity.LoginPending) // expired
+			add("else", "87654321", "2001:db8:1:2::/64", now, identity.LoginPending)
+
+			if l, err := s.Login(ctx, "own"); err != nil || l.ClientKey != "2001:db8:1:2::/64" {
+				t.Fatalf("client key: %+v %v", l, err)
+			}
+			c, err := s.CountPendingLogins(ctx, "12345678", "2001:db8:1:2::/64", now)
+			if err != nil || c != (identity.PendingCount{Total: n + 1, FromClient: 1}) {
+				t.Fatalf("count: %+v %v", c, err)
+			}
+			if c, err := s.CountPendingLogins(ctx, "12345678", "192.0.2.66", now); err != nil || c.FromClient != n {
+				t.Fatalf("count of the other address: %+v %v", c, err)
+			}
+			if c, err := s.CountPendingLogins(ctx, "11111111", "192.0.2.66", now); err != nil || c != (identity.PendingCount{}) {
+				t.Fatalf("count of nobody: %+v %v", c, err)
+			}
+			pend, err := s.PendingLogins(ctx, "12345678", now)
+			if err != nil || len(pend) != identity.MaxPendingListed {
+				t.Fatalf("pending: %d %v", len(pend), err)
+			}
+			if pend[0].ID != "own" || pend[1].ID != fmt.Sprintf("a%02d", n-1) || pend[len(pend)-1].ID != fmt.Sprintf("a%02d", n-identity.MaxPendingListed+1) {
+				t.Fatalf("pending order: %s, %s … %s; want the newest first", pend[0].ID, pend[1].ID, pend[len(pend)-1].ID)
 			}
 		})
 	}

@@ -472,6 +472,11 @@ func TestAccessibility(t *testing.T) {
 		phone.set(`form.approve input[name=pin]`, "000000")
 		phone.submit(`form.approve button[type=submit]`)
 	})
+	// Sign-ins she did not start (or gave up on): she denies them all.
+	startLogin(false)
+	phone.open("/my/approve")
+	phone.submit(`#deny-all button[type=submit]`)
+	c.check(phone, "phone-denied-all", "")
 	startLogin(false)
 	phone.open("/my/approve")
 	phone.set(`form.approve input[name=pin]`, "135790")

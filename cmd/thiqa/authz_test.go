@@ -494,6 +494,9 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		{name: "POST " + identity.PathMobileApprove, allowed: citizens, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq(identity.PathMobileApprove, identity.ApproveRequest{Session: "no-such-session", VerificationCode: "0000", PIN: azPIN})
 		}},
+		{name: "POST " + identity.PathMobileDenyAll, allowed: citizens, okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return jsonReq(identity.PathMobileDenyAll, map[string]any{})
+		}},
 		{name: "POST /api/v1/seal", allowed: is(azAgencyX), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodPost, path: "/api/v1/seal?level=B-B&credential=" + sealX, ctype: "application/pdf", body: pdf}
 		}},

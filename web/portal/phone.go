@@ -18,7 +18,10 @@ import (
 // PIN (under number matching, identity.mobile.numberMatching, the list
 // carries no codes: the page asks the citizen to type the one their
 // browser shows, and sends it with the PIN), through GET /oidc/mobile/sessions and POST /oidc/mobile/approve as
-// the citizen. The phone signs in with the citizen's own API credential
+// the citizen. Its "deny all" button ends every pending login at once
+// (POST /oidc/mobile/deny-all): logins someone else started with the
+// citizen's number, which under number matching the citizen can neither
+// approve nor otherwise clear. The phone signs in with the citizen's own API credential
 // (what the Thiqa app holds: a client certificate, or a token pasted
 // once), or uses the browser's portal session.
 
@@ -227,5 +230,27 @@ func (p *Portal) phoneApprove(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	v.flash("phone.approved", "ok")
+	v.redirect("/my/approve")
+}
+
+// phoneDenyAll denies every pending login of the citizen
+// (POST /oidc/mobile/deny-all as the citizen; the provider audits it).
+func (p *Portal) phoneDenyAll(w http.ResponseWriter, r *http.Request, v *view) {
+	who, _ := v.who()
+	if who == nil || !who.Has(policies.RoleCitizen) {
+		v.fail(http.StatusUnauthorized, "err.session_expired")
+		return
+	}
+	ans, err := v.call(who, http.MethodPost, "/oidc/mobile/deny-all", "application/json", strings.NewReader("{}"), nil, 1<<20)
+	if err != nil {
+		v.apiFail(err)
+		return
+	}
+	if !ans.ok() {
+		v.flashAPI(ans)
+		v.redirect("/my/approve")
+		return
+	}
+	v.flash("phone.denied_all", "ok")
 	v.redirect("/my/approve")
 }

@@ -37,6 +37,9 @@ func phoneFixture(t *testing.T, match bool) (*fixture, *client, *[]map[string]st
 				return
 			}
 			_, _ = w.Write([]byte(`{"status":"approved"}`))
+		case "/oidc/mobile/deny-all":
+			sent = append(sent, map[string]string{"denyAll": r.Method})
+			_, _ = w.Write([]byte(`{"status":"denied","denied":1}`))
 		}
 	}
 	c := f.client()
@@ -108,5 +111,47 @@ func TestPhonePageWithoutNumberMatching(t *testing.T) {
 	w = c.do("POST", "/my/approve", url.Values{"csrf": {csrf(t, w)}, "session": {"sess-1"}, "code": {"4821"}, "pin": {"135790"}})
 	if w.Code != http.StatusSeeOther || len(*sent) != 1 || (*sent)[0]["verificationCode"] != "4821" {
 		t.Fatalf("approval: %d %v", w.Code, *sent)
+	}
+}
+
+// TestPhonePageDenyAll: someone who knows the citizen's civil number can
+// keep logins pending for it, which under number matching the citizen
+// could neither approve nor clear. The page offers one labelled button,
+// tied to its explanation, that denies them all (POST
+// /oidc/mobile/deny-all as the citizen) and says so, in both languages;
+// with nothing pending there is no button.
+func TestPhonePageDenyAll(t *testing.T) {
+	for lang, want := range map[string][2]string{
+		"en": {">Deny all pending sign-ins</button>", "All pending sign-ins were denied."},
+		"ar": {">رفض جميع طلبات الدخول المعلّقة</button>", "رُفضت جميع طلبات الدخول المعلّقة."},
+	} {
+		_, c, sent := phoneFixture(t, true)
+		w := c.do("GET", "/my/approve?lang="+lang, nil)
+		body := w.Body.String()
+		if !strings.Contains(body, `<form method="post" action="/my/approve/deny-all" id="deny-all">`) || !strings.Contains(body, want[0]) ||
+			!strings.Contains(body, `aria-describedby="deny-all-hint"`) || !strings.Contains(body, `id="deny-all-hint"`) {
+			t.Fatalf("%s: the page lacks the deny-all button:\n%s", lang, body)
+		}
+		w = c.do("POST", "/my/approve/deny-all", url.Values{"csrf": {csrf(t, w)}})
+		if w.Code != http.StatusSeeOther || len(*sent) != 1 || (*sent)[0]["denyAll"] != http.MethodPost {
+			t.Fatalf("%s: deny-all: %d %v", lang, w.Code, *sent)
+		}
+		if body := c.do("GET", "/my/approve?lang="+lang, nil).Body.String(); !strings.Contains(body, want[1]) {
+			t.Fatalf("%s: after deny-all:\n%s", lang, body)
+		}
+		if w := c.do("POST", "/my/approve/deny-all", url.Values{"csrf": {"wrong"}}); w.Code != http.StatusForbidden || len(*sent) != 1 {
+			t.Fatalf("%s: deny-all without the CSRF token: %d, %d sent", lang, w.Code, len(*sent))
+		}
+	}
+	f := newFixture(t)
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`[]`))
+	}
+	c := f.client()
+	token := csrf(t, c.do("GET", "/my/approve?lang=en", nil))
+	c.do("POST", "/my/approve/login", url.Values{"csrf": {token}, "token": {"citizen"}})
+	if body := c.do("GET", "/my/approve?lang=en", nil).Body.String(); strings.Contains(body, "deny-all") || !strings.Contains(body, `id="none-pending"`) {
+		t.Fatalf("nothing pending, yet a deny-all button:\n%s", body)
 	}
 }

@@ -210,6 +210,7 @@ func (p *Portal) Register(mux Mux) {
 	h("GET /my/approve", p.phoneHome)
 	h("POST /my/approve", p.phoneApprove)
 	h("POST /my/approve/login", p.phoneLogin)
+	h("POST /my/approve/deny-all", p.phoneDenyAll)
 	// The registration officer's console.
 	h("GET /ra/{$}", p.raHome)
 	h("POST /ra/login", p.raLogin)
