@@ -81,7 +81,7 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 		db.Close()
 		if isStorageFault(err) {
 			// "disk I/O error (4874)" alone does not tell an operator what to do.
-			err = fmt.Errorf("%w (is the disk under the database full or read-only? free space and start again)", err)
+			err = storageFault{fmt.Errorf("%w (is the disk under the database full or read-only? free space and start again)", err)}
 		}
 		return nil, err
 	}
@@ -245,8 +245,8 @@ func (db *DB) Ping(ctx context.Context) error {
 	}
 	if fault, since := db.writeFault(); fault != nil {
 		if err := db.probeWrite(ctx); err != nil {
-			return fmt.Errorf("store: writes have failed since %s (disk full or read-only?): %w",
-				since.UTC().Format(time.RFC3339), err)
+			return storageFault{fmt.Errorf("store: writes have failed since %s (disk full or read-only?): %w",
+				since.UTC().Format(time.RFC3339), err)}
 		}
 		db.writesRecovered()
 	}

@@ -44,6 +44,16 @@ func isStorageFault(err error) bool {
 	return outage.IsStorage(err)
 }
 
+// ErrStorageFault is matched (errors.Is) by the errors of Open and Ping
+// that a full or read-only disk under the database causes.
+var ErrStorageFault = errors.New("store: the disk under the database is full or read-only")
+
+// storageFault marks err as ErrStorageFault without changing its text.
+type storageFault struct{ err error }
+
+func (e storageFault) Error() string   { return e.err.Error() }
+func (e storageFault) Unwrap() []error { return []error{e.err, ErrStorageFault} }
+
 // writeHealth remembers that writes fail because of the disk, from the
 // first such failure until a probe (Ping) writes successfully, so that
 // /readyz says so and the log says it once per episode, not per request.
