@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/problem"
 )
 
@@ -41,8 +42,9 @@ const denyAllRounds = 4
 // and one audit record names them all. The addresses that started them
 // may start no login for the citizen for one LoginLifetime (roomForLogin
 // refuses them as past the bound), so that a few addresses cannot fill
-// the bound again at once; the citizen's browser elsewhere still can. The
-// body is empty or an empty JSON object.
+// the bound again at once; the citizen's browser elsewhere still can, and
+// so can the caller's own address (a phone and a browser on one home
+// network share it). The body is empty or an empty JSON object.
 func (p *Provider) mobileDenyAll(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	civil, ok := p.caller(w, r)
@@ -63,6 +65,9 @@ func (p *Provider) mobileDenyAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := p.now()
+	// The address the citizen denies from is not blocked: a phone and a
+	// browser at home often share one, and the caller is the citizen.
+	self := clientip.FromRequest(r).Key()
 	denied, blocked := []string{}, []string{}
 	var failed error
 rounds:
@@ -77,7 +82,7 @@ rounds:
 			switch err := p.cfg.Store.UpdateLogin(ctx, l, LoginPending); {
 			case err == nil:
 				denied = append(denied, l.ID)
-				if l.ClientKey != "" && !slices.Contains(blocked, l.ClientKey) {
+				if l.ClientKey != "" && l.ClientKey != self && !slices.Contains(blocked, l.ClientKey) {
 					blocked = append(blocked, l.ClientKey)
 				}
 			case errors.Is(err, ErrConflict):
