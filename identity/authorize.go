@@ -426,9 +426,12 @@ const msgTooManyPending = "Too many logins are waiting for approval for this civ
 // roomForLogin reports whether civil may have one more login awaiting
 // approval: at most Config.MaxPendingLogins started from the client's
 // address addr (clientip Key, as the login rate limit keys it), and at most
-// MaxPendingListed from all addresses together. A bound on the number
-// alone let whoever knows a citizen's civil number lock the citizen out:
-// a few starts every LoginLifetime and the citizen's own were refused.
+// MaxPendingListed from all addresses together; and none from an address
+// whose logins the citizen denied all at once (PathMobileDenyAll) within
+// the last LoginLifetime, or a few addresses filled MaxPendingListed again
+// right after the citizen's deny-all. A bound on the number alone let
+// whoever knows a citizen's civil number lock the citizen out: a few
+// starts every LoginLifetime and the citizen's own were refused.
 // When there is no room it has recorded the refusal and shown the login
 // form again (429), and the answer is the same whether the number has a
 // mobile ID or not.
@@ -442,6 +445,8 @@ func (p *Provider) roomForLogin(w http.ResponseWriter, r *http.Request, c *Clien
 	}
 	var cause error
 	switch {
+	case n.Blocked:
+		cause = refuse("the citizen denied the logins started from this address for this civil number")
 	case n.FromClient >= p.cfg.MaxPendingLogins:
 		cause = refuse("%d logins started from this address already await approval for this civil number", n.FromClient)
 	case n.Total >= MaxPendingListed:

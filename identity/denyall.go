@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/problem"
 )
 
@@ -37,8 +39,12 @@ const denyAllRounds = 4
 // matching the citizen cannot approve them and could not clear them
 // either. Each such login is denied (the browser that started it gets
 // access_denied), the citizen's own pending ones too (they start again),
-// and one audit record names them all. The body is empty or an empty
-// JSON object.
+// and one audit record names them all. The addresses that started them
+// may start no login for the citizen for one LoginLifetime (roomForLogin
+// refuses them as past the bound), so that a few addresses cannot fill
+// the bound again at once; the citizen's browser elsewhere still can, and
+// so can the caller's own address (a phone and a browser on one home
+// network share it). The body is empty or an empty JSON object.
 func (p *Provider) mobileDenyAll(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	civil, ok := p.caller(w, r)
@@ -59,7 +65,10 @@ func (p *Provider) mobileDenyAll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := p.now()
-	denied := []string{}
+	// The address the citizen denies from is not blocked: a phone and a
+	// browser at home often share one, and the caller is the citizen.
+	self := clientip.FromRequest(r).Key()
+	denied, blocked := []string{}, []string{}
 	var failed error
 rounds:
 	for range denyAllRounds {
@@ -73,6 +82,9 @@ rounds:
 			switch err := p.cfg.Store.UpdateLogin(ctx, l, LoginPending); {
 			case err == nil:
 				denied = append(denied, l.ID)
+				if l.ClientKey != "" && l.ClientKey != self && !slices.Contains(blocked, l.ClientKey) {
+					blocked = append(blocked, l.ClientKey)
+				}
 			case errors.Is(err, ErrConflict):
 				// Approved, denied or completed meanwhile: no longer pending.
 			default:
@@ -84,7 +96,12 @@ rounds:
 			break
 		}
 	}
-	outcome, details := "success", map[string]any{"sessions": denied, "denied": len(denied), "remote": r.RemoteAddr}
+	// Whatever was denied blocks its addresses, even when a later round
+	// failed.
+	if err := p.cfg.Store.BlockLoginStarts(ctx, civil, blocked, now.Add(p.cfg.LoginLifetime)); err != nil && failed == nil {
+		failed = err
+	}
+	outcome, details := "success", map[string]any{"sessions": denied, "denied": len(denied), "blockedAddresses": blocked, "remote": r.RemoteAddr}
 	if failed != nil {
 		p.log.ErrorContext(ctx, "denying pending logins", "err", failed)
 		outcome, details["reason"] = "failure", failed.Error()

@@ -24,10 +24,11 @@ type memStore struct {
 	grants  map[string]Grant
 	byCode  map[string]string
 	jtis    map[string]time.Time
+	blocks  map[[2]string]time.Time // civil number, client key: until
 }
 
 func newMemStore() *memStore {
-	return &memStore{clients: map[string]*Client{}, logins: map[string]Login{}, grants: map[string]Grant{}, byCode: map[string]string{}, jtis: map[string]time.Time{}}
+	return &memStore{clients: map[string]*Client{}, logins: map[string]Login{}, grants: map[string]Grant{}, byCode: map[string]string{}, jtis: map[string]time.Time{}, blocks: map[[2]string]time.Time{}}
 }
 
 func (s *memStore) Client(_ context.Context, id string) (*Client, error) {
@@ -110,7 +111,19 @@ func (s *memStore) CountPendingLogins(_ context.Context, civil, clientKey string
 			}
 		}
 	}
+	c.Blocked = now.Before(s.blocks[[2]string{civil, clientKey}])
 	return c, nil
+}
+
+func (s *memStore) BlockLoginStarts(_ context.Context, civil string, clientKeys []string, until time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range clientKeys {
+		if until.After(s.blocks[[2]string{civil, k}]) {
+			s.blocks[[2]string{civil, k}] = until
+		}
+	}
+	return nil
 }
 
 func (s *memStore) CreateGrant(_ context.Context, g *Grant) error {

@@ -95,7 +95,7 @@ func TestPendingBoundPerAddress(t *testing.T) {
 // them. POST /oidc/mobile/deny-all denies every one of the caller's
 // pending logins (the browsers that started them get access_denied),
 // touches no other citizen's, is audited with the sessions, and frees
-// the bound at once.
+// the bound at once for every address but those whose logins it denied.
 func TestDenyAllPending(t *testing.T) {
 	e := newEnvWith(t, false, func(c *Config) { c.NumberMatching = true })
 	var attacker []string
@@ -141,9 +141,16 @@ func TestDenyAllPending(t *testing.T) {
 	if q, st := e.complete(otherSession, otherKey); q != nil || st != http.StatusAccepted {
 		t.Fatalf("another citizen's login after deny-all: %d %v", st, q)
 	}
-	// The attacker's address has room again (the bound frees at once).
-	if st, _ := e.startFrom("192.0.2.66:4999", testCivil); st != http.StatusOK {
-		t.Fatalf("start after deny-all: %d", st)
+	// The bound frees at once for other addresses; the address whose
+	// logins the citizen denied may start none for one LoginLifetime.
+	if st, _ := e.startFrom("192.0.2.66:4999", testCivil); st != http.StatusTooManyRequests {
+		t.Fatalf("start after deny-all from the denied address: %d, want 429", st)
+	}
+	if got := rec[0].Details.(map[string]any)["blockedAddresses"]; fmt.Sprint(got) != "[192.0.2.66]" {
+		t.Fatalf("audit of the blocked addresses: %v", got)
+	}
+	if st, _ := e.startFrom("203.0.113.9:4999", testCivil); st != http.StatusOK {
+		t.Fatalf("start after deny-all from another address: %d", st)
 	}
 	// Nothing pending: 200, none denied.
 	if st, _ := e.denyAllAs(citizenCredential("87654321"), "{}"); st != http.StatusOK {

@@ -109,7 +109,8 @@ type Config struct {
 	// under approval requests (push bombing); and since the bound is per
 	// address, someone who keeps a number's logins pending from one
 	// address does not lock the citizen's own logins out. The citizen can
-	// deny them all from the phone (PathMobileDenyAll). The refusal reads
+	// deny them all from the phone (PathMobileDenyAll), and the addresses
+	// that started them are then refused for one LoginLifetime. The refusal reads
 	// the same whether the number has a mobile ID or not. At most
 	// MaxPendingListed. A node counts and inserts as one step; nodes that
 	// share a database may each let one more in.

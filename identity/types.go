@@ -159,6 +159,10 @@ type Login struct {
 type PendingCount struct {
 	// Total counts them all; FromClient those one client started.
 	Total, FromClient int
+	// Blocked: that client may start no login for the citizen for now,
+	// since the citizen denied the logins it had started
+	// (Store.BlockLoginStarts).
+	Blocked bool
 }
 
 // MaxPendingListed is the length of the phone's list of pending logins
@@ -204,8 +208,13 @@ type Store interface {
 	// newest first, at most MaxPendingListed of them.
 	PendingLogins(ctx context.Context, civilNumber string, now time.Time) ([]*Login, error)
 	// CountPendingLogins counts the unexpired pending logins of a citizen:
-	// all of them, and those that the client clientKey started.
+	// all of them, and those that the client clientKey started; and
+	// reports whether that client's starts are blocked at now.
 	CountPendingLogins(ctx context.Context, civilNumber, clientKey string, now time.Time) (PendingCount, error)
+	// BlockLoginStarts blocks the clients clientKeys from starting logins
+	// for a citizen until until (a block already longer stays), for every
+	// node that shares the store.
+	BlockLoginStarts(ctx context.Context, civilNumber string, clientKeys []string, until time.Time) error
 	// CreateGrant records a freshly issued authorization code.
 	CreateGrant(ctx context.Context, g *Grant) error
 	// RedeemCode marks the grant of that code hash redeemed and returns it

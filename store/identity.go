@@ -213,15 +213,38 @@ func (s *Identity) PendingLogins(ctx context.Context, civil string, now time.Tim
 }
 
 // CountPendingLogins implements identity.Store: one query over the
-// citizen's pending logins (index oidc_logins_pending).
+// citizen's pending logins (index oidc_logins_pending) and the client's
+// block (oidc_login_blocks' key).
 func (s *Identity) CountPendingLogins(ctx context.Context, civil, clientKey string, now time.Time) (identity.PendingCount, error) {
 	var c identity.PendingCount
-	err := s.db.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN client_key = ? THEN 1 ELSE 0 END), 0) FROM oidc_logins
-	WHERE civil_number = ? AND state = 'pending' AND expires_at > ?`, clientKey, civil, now.UnixNano()).Scan(&c.Total, &c.FromClient)
+	var blocks int
+	err := s.db.queryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN client_key = ? THEN 1 ELSE 0 END), 0),
+	(SELECT COUNT(*) FROM oidc_login_blocks WHERE civil_number = ? AND client_key = ? AND blocked_until > ?) FROM oidc_logins
+	WHERE civil_number = ? AND state = 'pending' AND expires_at > ?`, clientKey, civil, clientKey, now.UnixNano(), civil, now.UnixNano()).Scan(&c.Total, &c.FromClient, &blocks)
 	if err != nil {
 		return identity.PendingCount{}, idErr("store: counting pending logins", err)
 	}
+	c.Blocked = blocks > 0
 	return c, nil
+}
+
+// BlockLoginStarts implements identity.Store: one row per citizen and
+// client, in one transaction; Purge deletes them once past.
+func (s *Identity) BlockLoginStarts(ctx context.Context, civil string, clientKeys []string, until time.Time) error {
+	if len(clientKeys) == 0 {
+		return nil
+	}
+	return s.db.writeTx(ctx, func(t *txn) error {
+		for _, k := range clientKeys {
+			if _, err := t.exec(ctx, `INSERT INTO oidc_login_blocks (civil_number, client_key, blocked_until) VALUES (?, ?, ?)
+	ON CONFLICT (civil_number, client_key) DO UPDATE SET blocked_until = CASE
+	WHEN excluded.blocked_until > oidc_login_blocks.blocked_until THEN excluded.blocked_until ELSE oidc_login_blocks.blocked_until END`,
+				civil, k, until.UnixNano()); err != nil {
+				return idErr("store: blocking login starts", err)
+			}
+		}
+		return nil
+	})
 }
 
 // CreateGrant implements identity.Store.
@@ -347,8 +370,8 @@ func (s *Identity) UseAssertion(ctx context.Context, clientID, jti string, exp t
 }
 
 // Purge deletes expired assertion IDs, logins that ended more than an hour
-// ago, and grants whose tokens expired more than a day ago. It returns the
-// rows deleted.
+// ago, blocks of login starts that are past, and grants whose tokens
+// expired more than a day ago. It returns the rows deleted.
 func (s *Identity) Purge(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
 	err := s.db.writeTx(ctx, func(t *txn) error {
@@ -359,6 +382,7 @@ func (s *Identity) Purge(ctx context.Context, now time.Time) (int64, error) {
 		}{
 			{`DELETE FROM oidc_assertion_jtis WHERE expires_at < ?`, now.UnixNano()},
 			{`DELETE FROM oidc_logins WHERE expires_at < ?`, now.Add(-time.Hour).UnixNano()},
+			{`DELETE FROM oidc_login_blocks WHERE blocked_until <= ?`, now.UnixNano()},
 			{`DELETE FROM oidc_grants WHERE created_at < ?`, now.Add(-24 * time.Hour).UnixNano()},
 		} {
 			res, err := t.exec(ctx, q.sql, q.arg)

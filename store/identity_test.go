@@ -255,3 +255,52 @@ func TestPendingLoginsByClient(t *testing.T) {
 		})
 	}
 }
+
+// TestLoginStartBlocks: the addresses whose logins a citizen denied all at
+// once are blocked for that citizen alone until their time, for every
+// node sharing the database; a later, shorter block does not shorten
+// one; the purge deletes the past ones.
+func TestLoginStartBlocks(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			s := storetest.Open(t, d.NewConfig(t)).Identity()
+			now := time.Now()
+			if err := s.BlockLoginStarts(ctx, "12345678", nil, now.Add(time.Minute)); err != nil {
+				t.Fatalf("no addresses: %v", err)
+			}
+			if err := s.BlockLoginStarts(ctx, "12345678", []string{"192.0.2.66", "2001:db8:1:2::/64"}, now.Add(5*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.BlockLoginStarts(ctx, "12345678", []string{"192.0.2.66"}, now.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			blocked := func(civil, key string, at time.Time) bool {
+				t.Helper()
+				c, err := s.CountPendingLogins(ctx, civil, key, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return c.Blocked
+			}
+			if !blocked("12345678", "192.0.2.66", now) || !blocked("12345678", "2001:db8:1:2::/64", now) {
+				t.Fatal("denied addresses not blocked")
+			}
+			if blocked("12345678", "198.51.100.7", now) || blocked("87654321", "192.0.2.66", now) {
+				t.Fatal("a block reaches another address or another citizen")
+			}
+			if !blocked("12345678", "192.0.2.66", now.Add(2*time.Minute)) {
+				t.Fatal("a shorter block shortened a longer one")
+			}
+			if blocked("12345678", "192.0.2.66", now.Add(5*time.Minute)) {
+				t.Fatal("a block outlived its time")
+			}
+			if n, err := s.Purge(ctx, now.Add(time.Minute)); err != nil || n != 0 {
+				t.Fatalf("purge of live blocks: %d %v", n, err)
+			}
+			if n, err := s.Purge(ctx, now.Add(5*time.Minute)); err != nil || n != 2 {
+				t.Fatalf("purge of past blocks: %d %v", n, err)
+			}
+		})
+	}
+}
