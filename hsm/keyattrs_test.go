@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/thiqa/thiqa/internal/testenv"
 )
 
 // allKeyTypes are the key types GenerateKey supports.
@@ -248,7 +250,7 @@ func makeForeignKey(t *testing.T, tok *Token, label string, over, after []*pkcs1
 // once could leave it, or may do more than sign, is used with a warning,
 // given once.
 func TestFoundKeyThatCanLeaveTheToken(t *testing.T) {
-	var logs logBuffer
+	var logs testenv.SyncBuffer
 	tok := newTestToken(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
 	f, tr := pkcs11.NewAttribute, true

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/thiqa/thiqa/internal/outage"
+	"github.com/thiqa/thiqa/internal/testenv"
 )
 
 // saboteur is a second handle on the same module: dlopen returns the same
@@ -72,7 +73,7 @@ func TestRecovery(t *testing.T) {
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
 			reg := newRegistry()
-			var logs logBuffer
+			var logs testenv.SyncBuffer
 			tok := newTestToken(t, Config{Registerer: reg, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			ctx := context.Background()
 			ec, err := tok.GenerateKey(ctx, "ec", ECP256)
@@ -184,7 +185,7 @@ func sumCounter(t *testing.T, reg interface {
 // logged out, recovery fails with ErrPINIncorrect once and then never tries
 // the old PIN again (a real HSM would lock the PIN after a few tries).
 func TestRecoveryPINChangedBehindOurBack(t *testing.T) {
-	var logs logBuffer
+	var logs testenv.SyncBuffer
 	tok := newTestToken(t, Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
 	sg, err := tok.GenerateKey(ctx, "ec", ECP256)

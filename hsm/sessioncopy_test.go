@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/thiqa/thiqa/internal/testenv"
 )
 
 // sessionCopies returns the handles of this process's session objects
@@ -176,7 +178,7 @@ func TestSessionCopiesRecovery(t *testing.T) {
 // TestSessionCopyRefused: a key the token will not copy (CKA_COPYABLE
 // false) keeps signing with the token object, and says so once.
 func TestSessionCopyRefused(t *testing.T) {
-	var logs logBuffer
+	var logs testenv.SyncBuffer
 	tok := newTestToken(t, Config{Registerer: newRegistry(), PoolSize: 2, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
 	mech, pub, priv := keyTemplates("fixed", []byte{1, 2, 3}, ECP256)

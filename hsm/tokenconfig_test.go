@@ -121,7 +121,7 @@ func TestTokenConfigOpenCreates(t *testing.T) {
 		t.Fatalf("without Create the SoftHSM configuration was written: %v", err)
 	}
 
-	var logs logBuffer
+	var logs testenv.SyncBuffer
 	reg := newRegistry()
 	o := OpenOptions{Resolve: resolve, PIN: pin, Create: true, CreatedBy: "thiqa test", ReadSecret: readTestSecret,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Registerer: reg, KeyMetricLabel: func(string) string { return "key" }}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/thiqa/thiqa/internal/audit"
@@ -15,24 +14,6 @@ import (
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSQLiteDiskFull fills the file system under a SQLite store: a write
 // that fails for want of space is an outage (the services answer "try
@@ -43,7 +24,7 @@ func (s *syncBuffer) String() string {
 func TestSQLiteDiskFull(t *testing.T) {
 	ctx := ctxT(t)
 	disk := testenv.NewSmallDisk(t, 4<<20)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(disk.Dir, store.DefaultSQLiteFile)},
 		slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {
@@ -189,7 +170,7 @@ func TestProbeWrite(t *testing.T) {
 // trigger stands in for the full disk.)
 func TestPostgresDiskFullOnTheAuditFastPath(t *testing.T) {
 	ctx := ctxT(t)
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	db, err := store.Open(ctx, store.Config{Driver: store.DriverPostgres, DSN: testenv.PostgresDSN(t)},
 		slog.New(slog.NewJSONHandler(&logs, nil)))
 	if err != nil {

@@ -108,7 +108,7 @@ func (d *offlineDeployment) start(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", d.dir, "--addr", "127.0.0.1:"+d.port, "--ready-file", ready)
 	cmd.Env = append(os.Environ(), d.env...)
-	var errb logBuffer
+	var errb testenv.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -114,28 +113,7 @@ func errorLine(t *testing.T, r result) string {
 type server struct {
 	cmd    *exec.Cmd
 	base   string
-	stderr *logBuffer
-}
-
-// logBuffer collects a running process's output: os/exec writes it from
-// its own goroutine while the test reads it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	stderr *testenv.SyncBuffer
 }
 
 // startServer runs `thiqa serve` on a free loopback port until the test ends.
@@ -144,7 +122,7 @@ func startServer(t *testing.T, dir string, env []string) *server {
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", dir, "--addr", "127.0.0.1:0", "--ready-file", ready)
 	cmd.Env = append(os.Environ(), env...)
-	var errb logBuffer
+	var errb testenv.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -131,7 +132,7 @@ func startServerAtEnv(t *testing.T, dir, addr, base string, env []string) *serve
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", dir, "--addr", addr, "--ready-file", ready)
 	cmd.Env = append(os.Environ(), env...)
-	var errb logBuffer
+	var errb testenv.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

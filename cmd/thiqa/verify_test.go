@@ -100,7 +100,7 @@ func vfyServe(t *testing.T, dir, port string) *server {
 	t.Helper()
 	ready := filepath.Join(t.TempDir(), "ready")
 	cmd := exec.Command(thiqaBin, "serve", "--data", dir, "--addr", "127.0.0.1:"+port, "--ready-file", ready)
-	var errb logBuffer
+	var errb testenv.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -539,7 +540,7 @@ func TestCheckpointWriterRun(t *testing.T) {
 	chain := &fakeChain{}
 	chain.grow(1)
 	path := checkpointFile(t)
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	w, err := audit.NewCheckpointWriter(chain, key, path, audit.CheckpointWriterOptions{Now: clock(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -572,24 +573,6 @@ func TestCheckpointWriterRun(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestCheckpointConfigNewWriterAndFinal: the configured writer publishes
 // the checkpoint key's public key next to its file; Final writes a last
 // checkpoint and logs it only when the head moved.
@@ -599,7 +582,7 @@ func TestCheckpointConfigNewWriterAndFinal(t *testing.T) {
 	chain.grow(2)
 	path := checkpointFile(t)
 	c := audit.CheckpointConfig{CheckpointFile: path, CheckpointPublicKey: filepath.Join(filepath.Dir(path), "key.pem")}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	w, err := c.NewWriter(chain, key, audit.CheckpointWriterOptions{Now: clock(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
