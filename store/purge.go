@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/thiqa/thiqa/enrol"
@@ -14,15 +15,47 @@ import (
 
 var _ enrol.Purger = (*Enrolments)(nil)
 
+// purgeBatchRows bounds the rows one DELETE of Identity.Purge and
+// DeleteExpiredSADs removes; purgeRounds bounds the batches of one call
+// (the next call, a minute later, goes on).
+const (
+	purgeBatchRows = 1000
+	purgeRounds    = 100
+)
+
+// purgeBatches deletes the rows of table matching where, one batch of at
+// most purgeBatchRows rows per transaction, until a batch is not full,
+// and returns how many went.
+func (db *DB) purgeBatches(ctx context.Context, table, key, where string, args ...any) (int64, error) {
+	var total int64
+	for range purgeRounds {
+		var n int64
+		err := db.writeTx(ctx, func(t *txn) error {
+			var err error
+			n, err = t.deleteBatch(ctx, table, key, where, purgeBatchRows, args...)
+			return err
+		})
+		if err != nil {
+			return total, mapErr("store: purging "+table, err)
+		}
+		total += n
+		if n < purgeBatchRows {
+			break
+		}
+	}
+	return total, nil
+}
+
 // deleteBatch deletes at most limit rows of table matching where (whose
-// ? take args), naming them by their key column, and returns how many
-// went. On PostgreSQL rows locked by another transaction are skipped.
+// ? take args), naming them by their key columns (the primary key, comma
+// separated), and returns how many went. On PostgreSQL rows locked by
+// another transaction are skipped.
 func (t *txn) deleteBatch(ctx context.Context, table, key, where string, limit int, args ...any) (int64, error) {
 	pick := `SELECT ` + key + ` FROM ` + table + ` WHERE ` + where + ` LIMIT ?`
 	if t.db.dialect == DriverPostgres {
 		pick += ` FOR UPDATE SKIP LOCKED`
 	}
-	res, err := t.exec(ctx, `DELETE FROM `+table+` WHERE `+key+` IN (`+pick+`)`, append(args, limit)...)
+	res, err := t.exec(ctx, `DELETE FROM `+table+` WHERE (`+key+`) IN (`+pick+`)`, append(slices.Clip(args), limit)...)
 	if err != nil {
 		return 0, err
 	}
