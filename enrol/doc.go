@@ -21,6 +21,10 @@
 // SHA-256 only. A CMP MAC needs the secret itself (the client picks the
 // salt), which the derivation gives without a readable copy anywhere.
 //
+// Records outlive their use for a while only: PurgeEvery deletes used or
+// expired enrolments after EnrolmentRetention and closed CMP transactions
+// after TransactionRetention (the audit log keeps what happened).
+//
 // The protocols live in enrol/cmp (RFC 9483 Lightweight CMP) and enrol/est
 // (RFC 7030 EST). Package store implements Store.
 package enrol

@@ -12,7 +12,7 @@ import (
 )
 
 // Enrolment records and CMP transactions (tables enrolments and
-// cmp_transactions, migration 0012).
+// cmp_transactions, migration 0012; purged in purge.go).
 var (
 	_ enrol.Store            = (*Enrolments)(nil)
 	_ enrol.TransactionStore = (*Enrolments)(nil)

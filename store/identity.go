@@ -371,30 +371,26 @@ func (s *Identity) UseAssertion(ctx context.Context, clientID, jti string, exp t
 
 // Purge deletes expired assertion IDs, logins that ended more than an hour
 // ago, blocks of login starts that are past, and grants whose tokens
-// expired more than a day ago. It returns the rows deleted.
+// expired more than a day ago, in batches of a bounded number of rows (one
+// short transaction each; see purgeBatches). It returns the rows deleted.
 func (s *Identity) Purge(ctx context.Context, now time.Time) (int64, error) {
 	var total int64
-	err := s.db.writeTx(ctx, func(t *txn) error {
-		total = 0
-		for _, q := range []struct {
-			sql string
-			arg int64
-		}{
-			{`DELETE FROM oidc_assertion_jtis WHERE expires_at < ?`, now.UnixNano()},
-			{`DELETE FROM oidc_logins WHERE expires_at < ?`, now.Add(-time.Hour).UnixNano()},
-			{`DELETE FROM oidc_login_blocks WHERE blocked_until <= ?`, now.UnixNano()},
-			{`DELETE FROM oidc_grants WHERE created_at < ?`, now.Add(-24 * time.Hour).UnixNano()},
-		} {
-			res, err := t.exec(ctx, q.sql, q.arg)
-			if err != nil {
-				return mapErr("store: purging identity state", err)
-			}
-			n, _ := res.RowsAffected()
-			total += n
+	for _, q := range []struct {
+		table, key, where string
+		arg               int64
+	}{
+		{"oidc_assertion_jtis", "client_id, jti", `expires_at < ?`, now.UnixNano()},
+		{"oidc_logins", "id", `expires_at < ?`, now.Add(-time.Hour).UnixNano()},
+		{"oidc_login_blocks", "civil_number, client_key", `blocked_until <= ?`, now.UnixNano()},
+		{"oidc_grants", "id", `created_at < ?`, now.Add(-24 * time.Hour).UnixNano()},
+	} {
+		n, err := s.db.purgeBatches(ctx, q.table, q.key, q.where, q.arg)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("store: purging identity state: %w", err)
 		}
-		return nil
-	})
-	return total, err
+	}
+	return total, nil
 }
 
 // EnrolMobileID records a citizen's remote authentication credential

@@ -254,17 +254,12 @@ func (s *SigningCredentials) ConsumeSAD(ctx context.Context, sad, credentialID s
 	return &a, nil
 }
 
-// DeleteExpiredSADs removes SADs that expired before cutoff and returns how
-// many went.
+// DeleteExpiredSADs removes SADs that expired before cutoff, in batches of
+// a bounded number of rows (purgeBatches), and returns how many went.
 func (s *SigningCredentials) DeleteExpiredSADs(ctx context.Context, cutoff time.Time) (int64, error) {
-	var n int64
-	err := s.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, `DELETE FROM signing_sads WHERE expires_at < ?`, cutoff.UnixNano())
-		if err != nil {
-			return mapErr("store: deleting expired SADs", err)
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n, err
+	n, err := s.db.purgeBatches(ctx, "signing_sads", "sad_hash", `expires_at < ?`, cutoff.UnixNano())
+	if err != nil {
+		return n, fmt.Errorf("store: deleting expired SADs: %w", err)
+	}
+	return n, nil
 }

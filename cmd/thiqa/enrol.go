@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/enrol/cmp"
@@ -69,7 +70,8 @@ func ensureCMPServer(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certi
 // wireEnrol serves the enrolment records (POST /api/v1/enrolments for
 // registration officers), the CMP server and the EST server, over the CA,
 // the revocation service and the CA's renewal, which the earlier wirings
-// left in s: a CMP kur or an EST simplereenroll is a renewal.
+// left in s: a CMP kur or an EST simplereenroll is a renewal. It purges
+// the finished enrolments and CMP transactions in the background.
 func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 	if s.ca == nil || s.revocations == nil || s.renewer == nil {
 		return nil
@@ -110,5 +112,8 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	estSrv.Register(s.mux)
+	s.background = append(s.background, func(ctx context.Context) {
+		enrol.PurgeEvery(ctx, p.db.Enrolments(), time.Minute, time.Now, p.logger.With("service", "enrol"))
+	})
 	return nil
 }

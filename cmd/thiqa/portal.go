@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/thiqa/thiqa/api"
 	"github.com/thiqa/thiqa/hsm"
@@ -22,7 +23,8 @@ import (
 const portalClientKey = "portal-oidc-client"
 
 // wirePortal serves /, /my/… and /ra/…, and the page a browser gets for a
-// path nothing serves.
+// path nothing serves, and sweeps the portal's expired sessions every
+// minute in the background.
 func wirePortal(ctx context.Context, p *platform, s *serving) error {
 	cfg := p.cfg
 	base := strings.TrimSuffix(cfg.PublicBaseURL, "/")
@@ -61,6 +63,7 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 	}
 	pt.Register(s.mux)
 	s.mux.SetErrorPages(pt) // a browser's 404 and 405 outside the protocols: a page, not plain text
+	s.background = append(s.background, func(ctx context.Context) { pt.SweepSessions(ctx, time.Minute) })
 	return nil
 }
 

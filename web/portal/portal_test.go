@@ -475,3 +475,48 @@ func TestHeldDocumentsAreReleased(t *testing.T) {
 		t.Fatal("a document over the budget was held")
 	}
 }
+
+// Expired sessions are swept in the background, with no new session to
+// trigger it: the document an abandoned session held is released, a live
+// session stays, and the sweep stops when its context ends.
+func TestSweepSessions(t *testing.T) {
+	f := newFixture(t)
+	p := f.p
+	abandoned, _ := p.ses.create()
+	doc := &signedDocument{upload: make([]byte, 1000)}
+	if !p.hold(doc.size()) {
+		t.Fatal("hold refused")
+	}
+	p.ses.locked(func() { abandoned.signed = doc })
+	f.clock = f.clock.Add(p.o.SessionIdle / 2)
+	_, live := p.ses.create()
+	f.clock = f.clock.Add(p.o.SessionIdle/2 + time.Second) // abandoned: idle too long; live: not
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		p.SweepSessions(ctx, time.Millisecond)
+		close(done)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.held.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the expired session still holds %d bytes", p.held.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SweepSessions did not return when its context ended")
+	}
+	p.ses.locked(func() {
+		if p.ses.liveLocked(abandoned) || len(p.ses.byKey) != 1 {
+			t.Errorf("after the sweep: abandoned live %v, %d sessions", p.ses.liveLocked(abandoned), len(p.ses.byKey))
+		}
+	})
+	if _, ok := p.ses.get(live); !ok {
+		t.Fatal("the sweep ended a live session")
+	}
+}

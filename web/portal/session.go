@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -47,7 +48,8 @@ type pendingLogin struct {
 }
 
 // sessions is the in-memory session store: bounded in number, idle and
-// absolute lifetimes enforced on every read.
+// absolute lifetimes enforced on every read; sessions past them are
+// swept when a session is created and by Portal.SweepSessions.
 type sessions struct {
 	mu     sync.Mutex
 	byKey  map[[32]byte]*session
@@ -139,12 +141,26 @@ func (s *sessions) expired(se *session, now time.Time) bool {
 	return now.Sub(se.loggedIn) > s.maxAge || !se.who.Expires.IsZero() && now.After(se.who.Expires)
 }
 
-func (s *sessions) expireLocked(now time.Time) {
+// expireLocked ends the sessions past their lifetimes and returns how
+// many ended. The caller holds the lock.
+func (s *sessions) expireLocked(now time.Time) int {
+	n := 0
 	for _, se := range s.byKey {
 		if s.expired(se, now) {
 			s.deleteLocked(se)
+			n++
 		}
 	}
+	return n
+}
+
+// sweep ends the sessions past their lifetimes, releasing what they held,
+// and returns how many ended.
+func (s *sessions) sweep() int {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.expireLocked(now)
 }
 
 // liveLocked reports whether se is still in the store (not ended by
@@ -215,4 +231,24 @@ func setCookie(w http.ResponseWriter, secure bool, value string) {
 // clearCookie removes the session cookie.
 func clearCookie(w http.ResponseWriter, secure bool) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName(secure), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+}
+
+// SweepSessions ends, every interval until ctx ends, the sessions past
+// their idle or absolute lifetime, and releases the documents they held:
+// without it an abandoned session would keep its memory, and its share of
+// MaxHeldBytes, until the next sign-in or visit creates a session. `thiqa
+// serve` runs it in the background.
+func (p *Portal) SweepSessions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := p.ses.sweep(); n > 0 {
+				p.log.Debug("portal sessions expired", "sessions", n)
+			}
+		}
+	}
 }
