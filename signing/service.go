@@ -279,9 +279,10 @@ type Credential struct {
 	rec   *CredentialRecord
 	key   crypto.Signer
 	chain []*x509.Certificate
-	// goodUntil (Unix nanoseconds) skips the revocation look-up for a
-	// moment after one found the certificate not revoked.
-	goodUntil atomic.Int64
+	// goodFrom (Unix nanoseconds) is when a revocation look-up last found
+	// the certificate not revoked; the next look-up is skipped for
+	// revocationRecheck after it, and not before it (a clock stepped back).
+	goodFrom atomic.Int64
 }
 
 // ID returns the credential ID.
@@ -481,7 +482,10 @@ func (s *Service) usable(ctx context.Context, c *Credential) error {
 	// Revocation is final and may have been recorded by another process:
 	// read it on every use (one indexed look-up).
 	now := s.now()
-	if now.UnixNano() < c.goodUntil.Load() {
+	// Wall time, stored: a window on both sides, so that a clock stepped
+	// back does not stretch it (a revocation read only once the clock has
+	// caught up) and one stepped forward ends it.
+	if at, n := c.goodFrom.Load(), now.UnixNano(); at != 0 && n >= at && n < at+int64(revocationRecheck) {
 		return nil
 	}
 	revoked, err := s.store.CertificateRevoked(ctx, c.rec.CertSerial)
@@ -491,7 +495,7 @@ func (s *Service) usable(ctx context.Context, c *Credential) error {
 	case revoked:
 		return Refuse(ErrCertificateRevoked, "the certificate of credential %s is revoked", c.rec.ID)
 	}
-	c.goodUntil.Store(now.Add(revocationRecheck).UnixNano())
+	c.goodFrom.Store(now.UnixNano())
 	return nil
 }
 

@@ -62,16 +62,38 @@ func (s *StaticChecker) Check(context.Context) (ClockStatus, error) {
 // answer: the inner check runs at most once per interval (by the first
 // caller that finds the answer due, the others keep the cached one), and an
 // answer older than maxAge, or a failed check, counts as out of sync.
+//
+// A step of the wall clock since the cached answer (NTP or an operator
+// setting it, a virtual machine resuming) voids that answer: every Check
+// compares the wall time elapsed since the last check with the monotonic
+// time elapsed, which slewing changes alike and only a step sets apart;
+// when they differ by more than maxStep the inner check runs again at once
+// (the kernel flags a clock set by hand unsynchronised), and until it has
+// answered the clock counts as out of sync. So no token carries a stepped
+// time for up to an interval on the strength of a check made before.
 type CachedChecker struct {
 	inner    ClockChecker
 	interval time.Duration
 	maxAge   time.Duration
 	timeout  time.Duration
 	now      func() time.Time
+	// mono is the monotonic time elapsed since an origin (never stepped).
+	mono func() time.Duration
 
 	refresh sync.Mutex
-	cur     atomic.Pointer[ClockStatus]
+	cur     atomic.Pointer[cachedStatus]
 }
+
+// cachedStatus is a check's answer and the monotonic time it was made at.
+type cachedStatus struct {
+	st   ClockStatus
+	mono time.Duration
+}
+
+// maxStep is the largest difference between the wall and the monotonic
+// time elapsed since the last check that is not taken as a step of the
+// wall clock (both are read apart by nanoseconds; slewing moves both).
+const maxStep = 10 * time.Millisecond
 
 // NewCachedChecker returns a CachedChecker re-checking inner every interval
 // and refusing answers older than maxAge (at least interval).
@@ -82,7 +104,23 @@ func NewCachedChecker(inner ClockChecker, interval, maxAge time.Duration) (*Cach
 	if interval <= 0 || maxAge < interval {
 		return nil, fmt.Errorf("timestamp: clock check interval %v and max age %v: need 0 < interval <= max age", interval, maxAge)
 	}
-	return &CachedChecker{inner: inner, interval: interval, maxAge: maxAge, timeout: max(interval, 2*time.Second), now: time.Now}, nil
+	origin := time.Now()
+	return &CachedChecker{inner: inner, interval: interval, maxAge: maxAge, timeout: max(interval, 2*time.Second), now: time.Now,
+		mono: func() time.Duration { return time.Since(origin) }}, nil
+}
+
+// step returns how far the wall clock stepped since cur was checked (wall
+// time elapsed minus monotonic time elapsed).
+func (c *CachedChecker) step(cur *cachedStatus) time.Duration {
+	wall := c.now().Round(0).Sub(cur.st.CheckedAt.Round(0)) // Round(0): the wall readings, not the monotonic ones
+	return wall - (c.mono() - cur.mono)
+}
+
+// stepped reports whether the wall clock stepped by more than maxStep
+// since cur was checked.
+func (c *CachedChecker) stepped(cur *cachedStatus) (time.Duration, bool) {
+	d := c.step(cur)
+	return d, d > maxStep || d < -maxStep
 }
 
 // Refresh runs the inner check now and caches its answer.
@@ -90,24 +128,32 @@ func (c *CachedChecker) Refresh(ctx context.Context) ClockStatus {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 	defer cancel()
 	st, err := c.inner.Check(ctx)
+	mono := c.mono()
 	st.CheckedAt = c.now()
 	if err != nil {
 		st.InSync = false
 		st.Reason = "clock check failed: " + err.Error()
 	}
-	c.cur.Store(&st)
+	c.cur.Store(&cachedStatus{st: st, mono: mono})
 	return st
 }
 
 // Check returns the cached answer, refreshing it when due.
 func (c *CachedChecker) Check(ctx context.Context) (ClockStatus, error) {
 	cur := c.cur.Load()
-	if cur == nil || c.now().Sub(cur.CheckedAt) >= c.interval {
+	due := func(cur *cachedStatus) bool {
+		if cur == nil || c.mono()-cur.mono >= c.interval {
+			return true
+		}
+		_, stepped := c.stepped(cur)
+		return stepped
+	}
+	if due(cur) {
 		if c.refresh.TryLock() {
 			// Re-read: another caller may have refreshed meanwhile.
-			if cur = c.cur.Load(); cur == nil || c.now().Sub(cur.CheckedAt) >= c.interval {
-				st := c.Refresh(ctx)
-				cur = &st
+			if cur = c.cur.Load(); due(cur) {
+				c.Refresh(ctx)
+				cur = c.cur.Load()
 			}
 			c.refresh.Unlock()
 		} else if cur == nil {
@@ -120,8 +166,15 @@ func (c *CachedChecker) Check(ctx context.Context) (ClockStatus, error) {
 	if cur == nil {
 		return ClockStatus{Reason: "clock not checked yet"}, nil
 	}
-	st := *cur
-	if age := c.now().Sub(st.CheckedAt); age > c.maxAge {
+	st := cur.st
+	if d, stepped := c.stepped(cur); stepped {
+		// Another caller is re-checking: the answer before the step no
+		// longer holds.
+		st.InSync = false
+		st.Reason = fmt.Sprintf("the clock stepped by %v since the last check; checking it again", d.Round(time.Millisecond))
+		return st, nil
+	}
+	if age := c.mono() - cur.mono; age > c.maxAge {
 		st.InSync = false
 		st.Reason = fmt.Sprintf("last clock check is stale (%v old)", age.Round(time.Millisecond))
 	}

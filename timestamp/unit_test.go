@@ -269,8 +269,10 @@ func TestCachedChecker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Unix(1_800_000_000, 0)
+	start := time.Unix(1_800_000_000, 0)
+	now := start
 	c.now = func() time.Time { return now }
+	c.mono = func() time.Duration { return now.Sub(start) } // no step
 	for i := 0; i < 10; i++ {
 		if st, _ := c.Check(t.Context()); !st.InSync {
 			t.Fatalf("out of sync: %+v", st)
@@ -298,6 +300,51 @@ func TestCachedChecker(t *testing.T) {
 	c.refresh.Unlock()
 	if _, err := NewCachedChecker(inner, time.Second, time.Millisecond); err == nil {
 		t.Error("max age below interval accepted")
+	}
+}
+
+// A wall-clock step between two checks voids the cached answer: the next
+// Check runs the inner check at once, and while another caller runs it the
+// clock counts as out of sync.
+func TestCachedCheckerCatchesClockStep(t *testing.T) {
+	for _, step := range []time.Duration{-2 * time.Minute, -time.Hour, 90 * time.Second} {
+		t.Run(step.String(), func(t *testing.T) {
+			inner := &flakyClock{inSync: true}
+			c, err := NewCachedChecker(inner, time.Second, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Unix(1_800_000_000, 0)
+			var elapsed, stepped time.Duration
+			c.now = func() time.Time { return start.Add(elapsed + stepped) }
+			c.mono = func() time.Duration { return elapsed }
+			if st, _ := c.Check(t.Context()); !st.InSync || inner.calls != 1 {
+				t.Fatalf("first check: %+v (calls %d)", st, inner.calls)
+			}
+			// 100 ms later the wall clock steps; the kernel (or chrony)
+			// now says the clock is not in sync.
+			elapsed = 100 * time.Millisecond
+			stepped = step
+			inner.inSync = false
+			if st, _ := c.Check(t.Context()); st.InSync || inner.calls != 2 {
+				t.Fatalf("after a step of %v: %+v (calls %d), want a new check saying out of sync", step, st, inner.calls)
+			}
+			// A step seen while another caller re-checks: out of sync.
+			inner.inSync = true
+			elapsed += 10 * time.Millisecond
+			c.Refresh(t.Context())
+			stepped += step
+			c.refresh.Lock()
+			st, _ := c.Check(t.Context())
+			c.refresh.Unlock()
+			if st.InSync {
+				t.Fatalf("step during another caller's check counted in sync: %+v", st)
+			}
+			// Once re-checked in sync, tokens go out again.
+			if st, _ := c.Check(t.Context()); !st.InSync {
+				t.Fatalf("re-checked in sync: %+v", st)
+			}
+		})
 	}
 }
 

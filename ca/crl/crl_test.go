@@ -221,12 +221,21 @@ func TestGeneratorRefusesBadEntries(t *testing.T) {
 	if _, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: other.caKey}, &memNumbers{}, &memRevoked{}); err == nil {
 		t.Error("mismatched signer accepted")
 	}
-	// Entries revoked after thisUpdate are deferred, not listed.
+	// Entries revoked after thisUpdate are deferred, not listed, unless
+	// dated ahead of the clock (a backward step since): those are listed
+	// as revoked at thisUpdate.
+	at := time.Now().Add(time.Hour)
 	g, _ = NewGenerator(settings(t, 1), Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{},
-		&allPartitions{{Serial: big.NewInt(5), RevokedAt: time.Now().Add(time.Hour)}})
+		&allPartitions{{Serial: big.NewInt(5), RevokedAt: at}})
+	g.now = func() time.Time { return at }
 	c, err := g.Generate(context.Background(), 0, time.Now())
 	if err != nil || c.Entries != 0 || c.Deferred != 1 {
 		t.Fatalf("future entry: %+v %v", c, err)
+	}
+	g.now = time.Now
+	c, err = g.Generate(context.Background(), 0, time.Now())
+	if err != nil || c.Entries != 1 || c.Deferred != 0 || c.Redated != 1 {
+		t.Fatalf("entry dated ahead of the clock: %+v %v", c, err)
 	}
 }
 

@@ -92,6 +92,11 @@ type CRL struct {
 	Entries    int
 	// Deferred counts entries revoked after thisUpdate, left for the next CRL.
 	Deferred int
+	// Redated counts entries recorded with a revocation time the clock had
+	// not reached when they were read (futureSlack or more ahead of it): the
+	// clock stepped back since, or the node that revoked them runs ahead.
+	// They are listed, revoked as of thisUpdate.
+	Redated int
 	// BaseNumber is the CRL number of the complete CRL a delta CRL is
 	// relative to (its deltaCRLIndicator); nil for a complete CRL.
 	BaseNumber *big.Int
@@ -112,7 +117,15 @@ type Generator struct {
 	deltas  DeltaSource // nil: no delta CRLs
 	lintKey crypto.Signer
 	lints   lint.Registry
+	// now is the clock entries are read by, to tell a revocation made
+	// while a CRL is built from one dated ahead of the clock.
+	now func() time.Time
 }
+
+// futureSlack is how far ahead of the clock a revocation time must be for
+// build to take it as dated ahead (a backward clock step, or a node running
+// ahead) rather than as made while the CRL was being built.
+const futureSlack = 5 * time.Second
 
 // NewGenerator checks that iss's key matches its certificate and prepares a
 // throwaway key of the same kind for linting. With set.Deltas, source must
@@ -155,7 +168,7 @@ func NewGenerator(set Settings, iss Issuer, numbers NumberSource, source Revoked
 	if err != nil {
 		return nil, fmt.Errorf("lint registry: %w", err)
 	}
-	g := &Generator{set: set, iss: iss, alg: alg, akid: akid, numbers: numbers, source: source, lintKey: lk, lints: reg}
+	g := &Generator{set: set, iss: iss, alg: alg, akid: akid, numbers: numbers, source: source, lintKey: lk, lints: reg, now: time.Now}
 	if set.Deltas {
 		ds, ok := source.(DeltaSource)
 		if !ok {
@@ -234,8 +247,18 @@ func (g *Generator) build(ctx context.Context, out *CRL, stream func(fn func(Rev
 			return err
 		}
 		if e.RevokedAt.After(thisUpdate) {
-			out.Deferred++ // revoked while this CRL was being built: next CRL
-			return nil
+			if !e.RevokedAt.After(g.now().Add(futureSlack)) {
+				out.Deferred++ // revoked while this CRL was being built: next CRL
+				return nil
+			}
+			// Dated ahead of the clock: the clock stepped back after the
+			// revocation was recorded (or the node that recorded it runs
+			// ahead). It has happened, so deferring it would drop it from
+			// the CRLs (and from one that already listed it) until the
+			// clock catches up; it is listed as revoked by thisUpdate
+			// (a revocation date after thisUpdate is not allowed).
+			e.RevokedAt = thisUpdate
+			out.Redated++
 		}
 		body = appendEntry(body, e)
 		out.Entries++

@@ -132,17 +132,19 @@ func (p *Publisher) publish(ctx context.Context, ca string, deltasOnly bool) err
 	for _, part := range g.PartitionNumbers() {
 		start := time.Now()
 		base, _ := p.Latest(FileName(ca, part))
+		prevDelta, _ := p.Latest(DeltaFileName(ca, part))
 		var c *CRL
 		var err error
 		if !deltasOnly || !g.Deltas() || base == nil {
-			c, err = g.Generate(ctx, part, p.now())
+			c, err = g.Generate(ctx, part, p.dateAfter(ctx, base, p.now()))
 			if err == nil && g.Deltas() {
 				p.store(c)
+				p.warnRedated(ctx, c)
 				base = c
-				c, err = g.GenerateDelta(ctx, base, p.now())
+				c, err = g.GenerateDelta(ctx, base, p.dateAfter(ctx, prevDelta, p.now()))
 			}
 		} else {
-			c, err = g.GenerateDelta(ctx, base, p.now())
+			c, err = g.GenerateDelta(ctx, base, p.dateAfter(ctx, prevDelta, p.now()))
 		}
 		p.genSeconds.WithLabelValues(ca).Observe(time.Since(start).Seconds())
 		if err != nil {
@@ -154,6 +156,7 @@ func (p *Publisher) publish(ctx context.Context, ca string, deltasOnly bool) err
 		p.store(c)
 		p.log.InfoContext(ctx, "CRL published", "crl", c.Name, "number", c.Number.String(), "entries", c.Entries,
 			"bytes", len(c.DER), "seconds", time.Since(start).Seconds())
+		p.warnRedated(ctx, c)
 		if c.Entries > p.max {
 			p.oversized.WithLabelValues(c.Name).Inc()
 			p.log.WarnContext(ctx, "CRL partition above maxEntriesPerPartition", "crl", c.Name, "entries", c.Entries, "max", p.max)
@@ -163,6 +166,46 @@ func (p *Publisher) publish(ctx context.Context, ca string, deltasOnly bool) err
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// maxHold is how far the clock may be behind the thisUpdate of the last
+// CRL of a name for the next one to keep that thisUpdate (dateAfter). NTP
+// corrections and leap seconds step the clock by seconds; a step of more
+// is an operator or a daemon correcting a clock that was wrong, which the
+// CRLs follow at once rather than stay dated ahead of it.
+const maxHold = 5 * time.Minute
+
+// dateAfter returns the time to date the next CRL of prev's name (prev nil:
+// there is none yet) when the clock reads now. After a backward clock step
+// of at most maxHold it is prev's thisUpdate, so that thisUpdate and
+// nextUpdate never go back (relying parties and caches that keep the CRL
+// with the latest thisUpdate would ignore the new one, RFC 5280 §5.1.2.4-5);
+// after a larger step it is now, with a warning: the CRL number still
+// orders the CRLs (§5.2.3).
+func (p *Publisher) dateAfter(ctx context.Context, prev *CRL, now time.Time) time.Time {
+	if prev == nil || !prev.ThisUpdate.After(now) {
+		return now
+	}
+	behind := prev.ThisUpdate.Sub(now)
+	if behind <= maxHold {
+		if behind > time.Second { // within a second is two CRLs in one (thisUpdate is whole seconds)
+			p.log.WarnContext(ctx, "clock is behind the last CRL's thisUpdate: the new CRL keeps that thisUpdate",
+				"crl", prev.Name, "behind", behind.String(), "thisUpdate", prev.ThisUpdate.Format(time.RFC3339))
+		}
+		return prev.ThisUpdate
+	}
+	p.log.WarnContext(ctx, "clock is far behind the last CRL's thisUpdate (stepped back): the new CRL is dated by the clock, earlier than the last one; its CRL number is still higher",
+		"crl", prev.Name, "behind", behind.String(), "thisUpdate", prev.ThisUpdate.Format(time.RFC3339), "maxHold", maxHold.String())
+	return now
+}
+
+// warnRedated logs the entries of c recorded with a revocation time ahead
+// of the clock, which c lists as revoked by its thisUpdate.
+func (p *Publisher) warnRedated(ctx context.Context, c *CRL) {
+	if c.Redated > 0 {
+		p.log.WarnContext(ctx, "revocations dated ahead of the clock (clock stepped back, or a node runs ahead): listed as revoked at the CRL's thisUpdate",
+			"crl", c.Name, "entries", c.Redated, "thisUpdate", c.ThisUpdate.Format(time.RFC3339))
+	}
 }
 
 // PublishAll regenerates the CRLs of every CA now.

@@ -74,7 +74,10 @@ func (p *Publisher) publishShared(ctx context.Context, ca string, mode sharedMod
 		// A pair stored but not served yet reaches every node first: a
 		// node that read it must not skip it for a newer one the others
 		// never saw.
-		if wait := last.Sub(p.now()); wait > 0 && len(due) > 0 {
+		// A ServeFrom more than switchDelay ahead is a clock that stepped
+		// back since it was set (or the storing node's runs ahead): the
+		// wait, under the CA's lock, is switchDelay at most.
+		if wait := min(last.Sub(p.now()), p.switchDelay); wait > 0 && len(due) > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -109,6 +112,12 @@ func (p *Publisher) dueShared(g *Generator, head *Published, fp string, mode sha
 	if mode != dueOnly || head == nil || head.Fingerprint != fp || (head.Delta != nil) != g.Deltas() {
 		return true
 	}
+	if head.Complete.ThisUpdate.Sub(now) > maxHold {
+		// The clock stepped back by more than maxHold: waiting for it to
+		// reach the schedule of the stored CRL could outlast that CRL's
+		// nextUpdate in real time. dateAfter dates the new one by the clock.
+		return true
+	}
 	return !now.Before(head.Complete.ThisUpdate.Add(p.every - dueSlack(p.every)))
 }
 
@@ -122,12 +131,17 @@ func (p *Publisher) signShared(ctx context.Context, g *Generator, part int, head
 	complete := mode != deltasOnly || !g.Deltas() || head == nil || head.Fingerprint != fp || head.Delta == nil
 	var c *CRL
 	var err error
+	var prevComplete, prevDelta *CRL
+	if head != nil {
+		prevComplete, prevDelta = head.Complete, head.Delta
+	}
 	if complete {
 		pub := &Published{Issuer: ca, Partition: part, Fingerprint: fp}
-		c, err = g.Generate(ctx, part, now)
+		c, err = g.Generate(ctx, part, p.dateAfter(ctx, prevComplete, now))
 		pub.Complete = c
 		if err == nil && g.Deltas() {
-			c, err = g.GenerateDelta(ctx, pub.Complete, p.now())
+			p.warnRedated(ctx, c)
+			c, err = g.GenerateDelta(ctx, pub.Complete, p.dateAfter(ctx, prevDelta, p.now()))
 			pub.Delta = c
 		}
 		if err == nil {
@@ -135,7 +149,7 @@ func (p *Publisher) signShared(ctx context.Context, g *Generator, part int, head
 			err = p.shared.SavePublished(ctx, pub)
 		}
 	} else {
-		c, err = g.GenerateDelta(ctx, head.Complete, now)
+		c, err = g.GenerateDelta(ctx, head.Complete, p.dateAfter(ctx, prevDelta, now))
 		if err == nil {
 			err = p.shared.SaveDelta(ctx, c, p.now().Add(p.switchDelay))
 		}
@@ -148,6 +162,7 @@ func (p *Publisher) signShared(ctx context.Context, g *Generator, part int, head
 	}
 	p.log.InfoContext(ctx, "CRL published", "crl", c.Name, "number", c.Number.String(), "entries", c.Entries,
 		"bytes", len(c.DER), "seconds", time.Since(start).Seconds())
+	p.warnRedated(ctx, c)
 	if c.Entries > p.max {
 		p.oversized.WithLabelValues(c.Name).Inc()
 		p.log.WarnContext(ctx, "CRL partition above maxEntriesPerPartition", "crl", c.Name, "entries", c.Entries, "max", p.max)
@@ -259,6 +274,12 @@ func (p *Publisher) stage(pub *Published, fp string) {
 			p.observe(c)
 		}
 		return
+	}
+	if latest := p.now().Add(p.switchDelay); pub.ServeFrom.After(latest) {
+		// Set by a clock ahead of this one (stepped back since, or another
+		// node's running ahead): served after switchDelay, as every node
+		// reading it now does, not when this clock reaches it.
+		pub.ServeFrom = latest
 	}
 	p.pending[name] = pub
 	if p.nextSwitch.IsZero() || pub.ServeFrom.Before(p.nextSwitch) {
