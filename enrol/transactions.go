@@ -30,8 +30,9 @@ const (
 	// response announces the deadline (generalInfo confirmWaitTime); a
 	// certificate whose certConf did not come by then is revoked, as if the
 	// client had rejected it, and a certConf arriving later is refused.
-	// Clients confirm at once (openssl cmp within the same second); the
-	// window is that of a request's messageTime.
+	// Clients confirm at once (openssl cmp sends certConf right after the
+	// response); the window is as wide as a request's messageTime may be
+	// off.
 	ConfirmWaitTime = 10 * time.Minute
 	// ExpiryLease is how long a server's claim on an unconfirmed
 	// transaction ("expiring") holds: a claim older than that, left by a
