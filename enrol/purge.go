@@ -15,12 +15,11 @@ import (
 // reference twice after its record is gone.
 const (
 	// TransactionRetention is how long a CMP transaction is kept after it
-	// closed (confirmed, rejected or implicitly confirmed), and how long a
-	// transaction whose client never sent certConf waits for it. Until
+	// closed (confirmed, rejected, implicitly confirmed, or expired: no
+	// certConf within ConfirmWaitTime, the certificate revoked). Until
 	// then a request reusing the transaction ID is refused
 	// (transactionIdInUse) and a repeated certConf is answered
-	// certConfirmed. The server's own window for a message (messageTime,
-	// 10 minutes) and for a certConf is far shorter.
+	// certConfirmed (certRevoked for an expired one).
 	TransactionRetention = 7 * 24 * time.Hour
 	// EnrolmentRetention is how long an enrolment is kept after it was
 	// used or expired: a request under its reference is refused as used
@@ -45,8 +44,10 @@ type Purger interface {
 	// used ones used before cutoff. Open or claimed enrolments that have
 	// not expired by cutoff are never deleted.
 	PurgeEnrolments(ctx context.Context, cutoff time.Time, limit int) (int64, error)
-	// PurgeTransactions deletes CMP transactions created before cutoff
-	// that are waiting or were closed before cutoff.
+	// PurgeTransactions deletes CMP transactions created and closed
+	// before cutoff. One waiting for its certConf, or expiring, is never
+	// deleted: the sweep of unconfirmed certificates (package enrol/cmp)
+	// revokes its certificate and closes it first.
 	PurgeTransactions(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 }
 

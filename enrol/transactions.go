@@ -14,10 +14,32 @@ type Transaction struct {
 	Serial   string
 	CertHash [32]byte
 	Created  time.Time
-	// State is "waiting", "confirmed", "rejected" or "implicit".
-	State  string
+	// State is "waiting", "confirmed", "rejected" or "implicit"; or, when
+	// no certConf came within ConfirmWaitTime, "expiring" (a server is
+	// revoking the certificate) and then "expired" (it is revoked).
+	State string
+	// Closed is when the transaction left "waiting" (for "expiring": when
+	// a server claimed it, for "expired": when the revocation was done).
 	Closed time.Time
 }
+
+// The confirmation window of CMP (RFC 9810 §5.1.1.2, RFC 9483 §4.1.1).
+const (
+	// ConfirmWaitTime is how long after sending a certificate without
+	// implicit confirmation the CA waits for the client's certConf. The
+	// response announces the deadline (generalInfo confirmWaitTime); a
+	// certificate whose certConf did not come by then is revoked, as if the
+	// client had rejected it, and a certConf arriving later is refused.
+	// Clients confirm at once (openssl cmp sends certConf right after the
+	// response); the window is as wide as a request's messageTime may be
+	// off.
+	ConfirmWaitTime = 10 * time.Minute
+	// ExpiryLease is how long a server's claim on an unconfirmed
+	// transaction ("expiring") holds: a claim older than that, left by a
+	// server that stopped before it revoked the certificate, is taken over
+	// by the next sweep.
+	ExpiryLease = 5 * time.Minute
+)
 
 // Errors of a TransactionStore.
 var (
@@ -29,5 +51,16 @@ var (
 type TransactionStore interface {
 	InsertTransaction(ctx context.Context, tx Transaction) error
 	GetTransaction(ctx context.Context, id string) (*Transaction, error)
+	// CloseTransaction moves a waiting transaction to state ("confirmed",
+	// "rejected", or "expiring" to claim it for revocation); an error
+	// wrapping ErrNoTransaction when it is not waiting.
 	CloseTransaction(ctx context.Context, id, state string, now time.Time) error
+	// ClaimUnconfirmed moves to "expiring" at now, and returns, at most
+	// limit transactions that wait for a certConf since before cutoff, or
+	// that were claimed before stale and never finished. Servers sharing
+	// the database may claim at once: a transaction goes to one of them.
+	ClaimUnconfirmed(ctx context.Context, cutoff, stale, now time.Time, limit int) ([]Transaction, error)
+	// FinishExpired moves an expiring transaction to "expired" at now; an
+	// error wrapping ErrNoTransaction when it is not expiring.
+	FinishExpired(ctx context.Context, id string, now time.Time) error
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/thiqa/thiqa/enrol"
@@ -172,8 +173,9 @@ func (s *Enrolments) GetTransaction(ctx context.Context, id string) (*enrol.Tran
 	return &tx, nil
 }
 
-// CloseTransaction moves a waiting transaction to state (confirmed or
-// rejected); enrol.ErrNoTransaction when it is not waiting.
+// CloseTransaction moves a waiting transaction to state (confirmed,
+// rejected, or expiring to claim it for revocation);
+// enrol.ErrNoTransaction when it is not waiting.
 func (s *Enrolments) CloseTransaction(ctx context.Context, id, state string, now time.Time) error {
 	return s.db.writeTx(ctx, func(t *txn) error {
 		res, err := t.exec(ctx, `UPDATE cmp_transactions SET state = ?, closed_at = ? WHERE transaction_id = ? AND state = 'waiting'`, state, now.UnixNano(), id)
@@ -182,6 +184,65 @@ func (s *Enrolments) CloseTransaction(ctx context.Context, id, state string, now
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("store: CMP transaction %s is not waiting for a confirmation: %w", id, enrol.ErrNoTransaction)
+		}
+		return nil
+	})
+}
+
+// ClaimUnconfirmed moves to expiring, at now, at most limit transactions
+// waiting for a certConf since before cutoff or claimed before stale and
+// never finished, and returns them (enrol.TransactionStore): the oldest
+// first. On PostgreSQL a row another instance is claiming is skipped, and
+// one it claimed meanwhile no longer matches, so each goes to one caller.
+func (s *Enrolments) ClaimUnconfirmed(ctx context.Context, cutoff, stale, now time.Time, limit int) ([]enrol.Transaction, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	pick := `SELECT transaction_id FROM cmp_transactions
+		WHERE (state = 'waiting' AND created_at < ?) OR (state = 'expiring' AND closed_at < ?) ORDER BY created_at LIMIT ?`
+	if s.db.dialect == DriverPostgres {
+		pick += ` FOR UPDATE SKIP LOCKED`
+	}
+	var out []enrol.Transaction
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		out = nil
+		rows, err := t.query(ctx, `UPDATE cmp_transactions SET state = 'expiring', closed_at = ? WHERE transaction_id IN (`+pick+`)
+			RETURNING transaction_id, sender, serial, cert_hash, created_at`, now.UnixNano(), cutoff.UnixNano(), stale.UnixNano(), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			tx := enrol.Transaction{State: "expiring", Closed: time.Unix(0, now.UnixNano()).UTC()}
+			var hash []byte
+			var created int64
+			if err := rows.Scan(&tx.ID, &tx.Sender, &tx.Serial, &hash, &created); err != nil {
+				return err
+			}
+			copy(tx.CertHash[:], hash)
+			tx.Created = time.Unix(0, created).UTC()
+			out = append(out, tx)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, mapErr("store: claiming unconfirmed CMP transactions", err)
+	}
+	slices.SortFunc(out, func(a, b enrol.Transaction) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+// FinishExpired moves an expiring transaction to expired
+// (enrol.TransactionStore); enrol.ErrNoTransaction when it is not
+// expiring.
+func (s *Enrolments) FinishExpired(ctx context.Context, id string, now time.Time) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE cmp_transactions SET state = 'expired', closed_at = ? WHERE transaction_id = ? AND state = 'expiring'`, now.UnixNano(), id)
+		if err != nil {
+			return mapErr("store: closing expired CMP transaction "+id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("store: CMP transaction %s is not expiring: %w", id, enrol.ErrNoTransaction)
 		}
 		return nil
 	})

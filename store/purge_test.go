@@ -95,9 +95,11 @@ func TestPurgeEnrolments(t *testing.T) {
 	}
 }
 
-// TestPurgeTransactions: CMP transactions that wait for a certConf longer
-// than the retention, or closed before the cutoff, go; those created or
-// closed since stay.
+// TestPurgeTransactions: CMP transactions closed before the cutoff
+// (confirmed, rejected, implicit, expired) go; those created or closed
+// since stay, and so do those still waiting for a certConf or being
+// revoked for want of one (expiring), however old: the sweep of
+// unconfirmed certificates closes them first.
 func TestPurgeTransactions(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -120,8 +122,19 @@ func TestPurgeTransactions(t *testing.T) {
 			}
 			insert("implicit-recent", "implicit", recent, recent)
 			insert("at-cutoff", "waiting", cutoff, time.Time{})
-
 			insert("waiting-old", "waiting", old, time.Time{})
+			insert("expiring-old", "waiting", old, time.Time{})
+			if err := s.CloseTransaction(ctx, "expiring-old", "expiring", old); err != nil {
+				t.Fatal(err)
+			}
+
+			insert("expired-old", "waiting", old.Add(-time.Hour), time.Time{})
+			if err := s.CloseTransaction(ctx, "expired-old", "expiring", old); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.FinishExpired(ctx, "expired-old", old); err != nil {
+				t.Fatal(err)
+			}
 			insert("implicit-old", "implicit", old, old)
 			insert("confirmed-old", "waiting", old.Add(-time.Hour), time.Time{})
 			if err := s.CloseTransaction(ctx, "confirmed-old", "confirmed", old); err != nil {
@@ -138,12 +151,12 @@ func TestPurgeTransactions(t *testing.T) {
 			if n, err := s.PurgeTransactions(ctx, cutoff, 3); err != nil || n != 1 {
 				t.Fatalf("second batch: %d %v, want 1", n, err)
 			}
-			for _, id := range []string{"waiting-old", "implicit-old", "confirmed-old", "rejected-old"} {
+			for _, id := range []string{"expired-old", "implicit-old", "confirmed-old", "rejected-old"} {
 				if _, err := s.GetTransaction(ctx, id); !errors.Is(err, enrol.ErrNoTransaction) {
 					t.Errorf("%s: %v, want purged", id, err)
 				}
 			}
-			for _, id := range []string{"waiting-recent", "confirmed-late", "implicit-recent", "at-cutoff"} {
+			for _, id := range []string{"waiting-recent", "confirmed-late", "implicit-recent", "at-cutoff", "waiting-old", "expiring-old"} {
 				if _, err := s.GetTransaction(ctx, id); err != nil {
 					t.Errorf("%s purged: %v", id, err)
 				}

@@ -70,8 +70,10 @@ func ensureCMPServer(ctx context.Context, p *platform) (*hsm.Signer, *x509.Certi
 // wireEnrol serves the enrolment records (POST /api/v1/enrolments for
 // registration officers), the CMP server and the EST server, over the CA,
 // the revocation service and the CA's renewal, which the earlier wirings
-// left in s: a CMP kur or an EST simplereenroll is a renewal. It purges
-// the finished enrolments and CMP transactions in the background.
+// left in s: a CMP kur or an EST simplereenroll is a renewal. In the
+// background it revokes the CMP certificates whose certConf did not come
+// in time (cmp.Server.ExpireEvery) and purges the finished enrolments and
+// CMP transactions.
 func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 	if s.ca == nil || s.revocations == nil || s.renewer == nil {
 		return nil
@@ -114,6 +116,8 @@ func wireEnrol(ctx context.Context, p *platform, s *serving) error {
 	estSrv.Register(s.mux)
 	s.background = append(s.background, func(ctx context.Context) {
 		enrol.PurgeEvery(ctx, p.db.Enrolments(), time.Minute, time.Now, p.logger.With("service", "enrol"))
+	}, func(ctx context.Context) {
+		srv.ExpireEvery(ctx, time.Minute, p.logger.With("service", "cmp"))
 	})
 	return nil
 }

@@ -7,7 +7,10 @@
 // certificate for the holder's current one, with a new key), rr
 // (revocation by the holder or an RA), certConf (with pkiConf) and genm
 // (the CA certificates, the root CA update), and refuses everything else
-// with an error message whose PKIFailureInfo says why.
+// with an error message whose PKIFailureInfo says why. A certificate sent
+// without implicit confirmation must be confirmed within
+// enrol.ConfirmWaitTime, announced as confirmWaitTime: ExpireUnconfirmed
+// revokes one whose certConf did not come (confirm.go).
 //
 // Requests are protected with the password-based MAC of RFC 4210
 // (id-PasswordBasedMac) under a one-time enrolment's reference and secret

@@ -355,7 +355,7 @@ func (s *Server) dispatch(ctx context.Context, m *message, p *party, profile str
 			Details: map[string]any{"note": "the client reported an error and ended the transaction"}}); err != nil {
 			return nil, errUnrecorded(err)
 		}
-		return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, false)
+		return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, nil)
 	}
 	return nil, failf(BadRequest, "body type %s is not supported", bodyName(m.bodyType))
 }
@@ -541,7 +541,11 @@ func (s *Server) certified(ctx context.Context, m *message, p *party, respType i
 	for _, c := range got.Chain {
 		extra = append(extra, c.Raw)
 	}
-	return s.reply(m, p, respType, body, extra, implicit)
+	info, err := confirmInfo(implicit, tx.Created)
+	if err != nil {
+		return nil, failf(SystemFailure, "encoding the answer")
+	}
+	return s.reply(m, p, respType, body, extra, info)
 }
 
 // revoke answers rr: by the certificate's holder (signed with it) or an RA.
@@ -580,85 +584,7 @@ func (s *Server) revoke(ctx context.Context, m *message, p *party) ([]byte, *cmp
 	if err != nil {
 		return nil, failf(SystemFailure, "encoding the answer")
 	}
-	return s.reply(m, p, bodyRP, body, nil, false)
-}
-
-// confirm answers certConf: the transaction's sender confirms (or
-// rejects) the certificate it was given.
-func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cmpError) {
-	var sts []certStatus
-	if rest, err := asn1.Unmarshal(m.body, &sts); err != nil || len(rest) > 0 {
-		return nil, failf(BadDataFormat, "malformed CertConfirmContent")
-	}
-	id := hex.EncodeToString(m.header.TransactionID)
-	tx, err := s.c.Transactions.GetTransaction(ctx, id)
-	if errors.Is(err, enrol.ErrNoTransaction) {
-		return nil, failf(BadRequest, "no certificate of this transaction waits for a confirmation")
-	}
-	if err != nil {
-		return nil, systemError(err, "the transaction could not be read")
-	}
-	if tx.Sender != p.sender() || p.kind == "" {
-		return nil, failf(NotAuthorized, "the confirmation must come from the party that asked for the certificate")
-	}
-	if tx.State != "waiting" {
-		return nil, failf(CertConfirmed, "the transaction was closed already (%s)", tx.State)
-	}
-	if len(sts) != 1 {
-		return nil, failf(BadRequest, "%d certificate statuses (want 1)", len(sts))
-	}
-	rec, err := s.c.Enrol.Certificate(ctx, tx.Serial)
-	if err != nil {
-		return nil, systemError(err, "the certificate could not be read")
-	}
-	if want := certHash(rec, sts[0].HashAlg); want == nil || !hmacEqual(want, sts[0].CertHash) {
-		return nil, failf(BadCertID, "certHash is not the hash of the certificate issued")
-	}
-	state := "confirmed"
-	if sts[0].StatusInfo.Status == statusRejection {
-		state = "rejected"
-	}
-	if err := s.c.Transactions.CloseTransaction(ctx, id, state, s.c.Enrol.Now().UTC()); err != nil {
-		return nil, failf(CertConfirmed, "the transaction was closed already")
-	}
-	if state == "rejected" {
-		if _, err := s.c.Revoker.Revoke(ctx, p.actor, tx.Serial, "cessationOfOperation", nil); err != nil {
-			s.log.ErrorContext(ctx, "revoking a certificate its requester rejected", "serial", tx.Serial, "err", err)
-		}
-	}
-	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.certconf", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"transactionID": id, "state": state}}); err != nil {
-		return nil, errUnrecorded(err)
-	}
-	return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, false)
-}
-
-// certHash is the certificate's hash with the algorithm of its signature
-// (RFC 4210 §5.3.18), or hashAlg when given (cmp2021).
-func certHash(rec *ca.CertificateRecord, hashAlg pkix.AlgorithmIdentifier) []byte {
-	h := crypto.SHA256
-	if hashAlg.Algorithm != nil {
-		f, ok := hashByOID(hashAlg.Algorithm)
-		if !ok {
-			return nil
-		}
-		x := f()
-		x.Write(rec.DER)
-		return x.Sum(nil)
-	}
-	c, err := x509.ParseCertificate(rec.DER)
-	if err != nil {
-		return nil
-	}
-	switch c.SignatureAlgorithm {
-	case x509.ECDSAWithSHA384, x509.SHA384WithRSA, x509.SHA384WithRSAPSS:
-		h = crypto.SHA384
-	case x509.ECDSAWithSHA512, x509.SHA512WithRSA, x509.SHA512WithRSAPSS:
-		h = crypto.SHA512
-	}
-	x := h.New()
-	x.Write(rec.DER)
-	return x.Sum(nil)
+	return s.reply(m, p, bodyRP, body, nil, nil)
 }
 
 // general answers genm: caCerts (also for an empty genm) and the root CA
@@ -698,13 +624,14 @@ func (s *Server) general(ctx context.Context, m *message, p *party) ([]byte, *cm
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.genm", Object: "ca-certificates", Outcome: audit.OutcomeSuccess}); err != nil {
 		return nil, errUnrecorded(err)
 	}
-	return s.reply(m, p, bodyGenP, body, nil, false)
+	return s.reply(m, p, bodyGenP, body, nil, nil)
 }
 
-// reply builds and protects a response to m: with a MAC under the
-// sender's secret when its MAC verified, else signed.
-func (s *Server) reply(m *message, p *party, bodyType int, body []byte, extra [][]byte, implicit bool) ([]byte, *cmpError) {
-	out, err := s.build(m, p, bodyType, body, extra, implicit)
+// reply builds and protects a response to m, with info as the header's
+// generalInfo: with a MAC under the sender's secret when its MAC
+// verified, else signed.
+func (s *Server) reply(m *message, p *party, bodyType int, body []byte, extra [][]byte, info []infoTypeAndValue) ([]byte, *cmpError) {
+	out, err := s.build(m, p, bodyType, body, extra, info)
 	if err != nil {
 		s.log.Error("building a CMP response", "err", err)
 		return nil, systemError(err, "the answer could not be built")
@@ -712,7 +639,7 @@ func (s *Server) reply(m *message, p *party, bodyType int, body []byte, extra []
 	return out, nil
 }
 
-func (s *Server) build(m *message, p *party, bodyType int, body []byte, extra [][]byte, implicit bool) ([]byte, error) {
+func (s *Server) build(m *message, p *party, bodyType int, body []byte, extra [][]byte, info []infoTypeAndValue) ([]byte, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
@@ -728,9 +655,7 @@ func (s *Server) build(m *message, p *party, bodyType int, body []byte, extra []
 		h.TransactionID = m.header.TransactionID
 		h.RecipNonce = m.header.SenderNonce
 	}
-	if implicit {
-		h.GeneralInfo = []infoTypeAndValue{{Type: oidImplicitConfirm, Value: asn1.RawValue{FullBytes: asn1.NullBytes}}}
-	}
+	h.GeneralInfo = info
 	mac := p != nil && p.kind == "enrolment" && p.secret != nil
 	if mac {
 		alg, err := freshMAC(p.macAlg)
@@ -783,7 +708,7 @@ func (s *Server) errorReply(m *message, e *cmpError, p *party) []byte {
 		ErrorDetails: freeText(e.fail.String())})
 	if err == nil {
 		var out []byte
-		if out, err = s.build(m, p, bodyError, body, nil, false); err == nil {
+		if out, err = s.build(m, p, bodyError, body, nil, nil); err == nil {
 			return out
 		}
 	}

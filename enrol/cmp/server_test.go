@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,15 +44,36 @@ type fixture struct {
 	// auditGate, when down, makes the enrolment service's audit appends
 	// fail (the CA's and the revocation service's still work).
 	auditGate *audittest.Gate
+	// cfg names the database; offset is how far the server's clock is
+	// ahead of the wall clock (advance).
+	cfg    store.Config
+	offset *atomic.Int64
 }
 
 func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 	t.Helper()
-	f := &fixture{db: storetest.Open(t, d.NewConfig(t))}
+	return newFixtureOn(t, d.NewConfig(t), nil)
+}
+
+// now is the server's clock.
+func (f *fixture) now() time.Time { return time.Now().Add(time.Duration(f.offset.Load())) }
+
+// advance moves the server's clock ahead by d.
+func (f *fixture) advance(d time.Duration) { f.offset.Add(int64(d)) }
+
+// newFixtureOn builds the server over the database cfg names; with of, it
+// is another instance of of's deployment: the same CA and clock.
+func newFixtureOn(t *testing.T, cfg store.Config, of *fixture) *fixture {
+	t.Helper()
+	f := &fixture{db: storetest.Open(t, cfg), cfg: cfg, offset: new(atomic.Int64)}
 	log := audit.New(f.db, nil, nil, audit.Options{})
 	f.auditGate = audittest.New(log)
 	t.Cleanup(log.Close)
-	f.pki = catest.New(t, f.db.Certificates(nil), log, "http://pki.thiqa.test")
+	if of != nil {
+		f.pki, f.offset = of.pki, of.offset
+	} else {
+		f.pki = catest.New(t, f.db.Certificates(nil), log, "http://pki.thiqa.test")
+	}
 	var err error
 	f.revoker, err = revocation.New(revocation.Options{Store: f.db.Revocations(), Certificates: f.db.Certificates(nil), Audit: log})
 	if err != nil {
@@ -65,7 +87,7 @@ func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 	}
 	f.enrol, err = enrol.New(enrol.Config{Store: f.db.Enrolments(), Issuer: f.pki.Authority, Certificates: f.db.Certificates(nil),
 		Status: revocation.NewChecker(f.db.Certificates(nil), time.Millisecond, nil), Audit: f.auditGate, SecretKey: secretKey,
-		Renewer: enrol.CARenewer{Renewals: renewer}})
+		Renewer: enrol.CARenewer{Renewals: renewer}, Now: f.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +142,8 @@ type client struct {
 	key    crypto.Signer
 	cert   *x509.Certificate
 	info   []infoTypeAndValue
+	// now, when set, is the client's clock (messageTime).
+	now func() time.Time
 }
 
 func newTx() []byte { b := make([]byte, 16); _, _ = rand.Read(b); return b }
@@ -130,7 +154,11 @@ func (c *client) message(t *testing.T, bodyType int, body []byte) []byte {
 		c.tx = newTx()
 	}
 	c.nonce = newTx()
-	h := pkiHeader{PVNO: 2, Sender: generalName([]byte{0x30, 0}), Recipient: generalName([]byte{0x30, 0}), MessageTime: time.Now().UTC().Truncate(time.Second),
+	at := time.Now()
+	if c.now != nil {
+		at = c.now()
+	}
+	h := pkiHeader{PVNO: 2, Sender: generalName([]byte{0x30, 0}), Recipient: generalName([]byte{0x30, 0}), MessageTime: at.UTC().Truncate(time.Second),
 		TransactionID: c.tx, SenderNonce: c.nonce, GeneralInfo: c.info}
 	switch {
 	case c.ref != "" && c.pbmac1:

@@ -1,0 +1,248 @@
+package cmp
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// Certificate confirmation, and what happens when it does not come.
+//
+// RFC 9810 (CMP, which obsoletes RFC 4210) §5.1.1.2 defines
+// confirmWaitTime as what "is used by the CA or RA to inform the EE how
+// long it intends to wait for the certificate confirmation before revoking
+// the certificate and deleting the transaction", and RFC 9483 (Lightweight
+// CMP) §4.1.1 says: "If the PKI management entity does not receive the
+// expected certConf message in time, it MUST handle this like a rejection
+// by the EE." A rejected certificate is revoked (confirm), so an
+// unconfirmed one is too: enrol.ConfirmWaitTime after it was sent, by
+// ExpireUnconfirmed (every minute on every server) or by the late certConf
+// itself, with the reason confirm gives a rejection, cessationOfOperation
+// (RFC 5280 §5.3.1; X.509: the certificate is no longer needed for its
+// purpose). keyCompromise would claim what nobody knows (and block the
+// key), superseded a replacement there is not, unspecified says nothing.
+// The answer to a certConf after the window is certRevoked, "the
+// certificate has already been revoked" (PKIFailureInfo in RFC 9810's
+// ASN.1 module).
+
+// expiryActor is who revokes an unconfirmed certificate in the audit log.
+const expiryActor = "thiqa-serve"
+
+// ExpiryBatch bounds the transactions one claim of ExpireUnconfirmed
+// takes; expiryRounds the claims of one run (the next run goes on).
+const (
+	ExpiryBatch  = 100
+	expiryRounds = 10
+)
+
+// confirmInfo is the generalInfo of a response carrying a certificate:
+// implicitConfirm when it was granted, else confirmWaitTime, the time
+// (whole seconds, rounded down) until which the certConf is awaited.
+func confirmInfo(implicit bool, issued time.Time) ([]infoTypeAndValue, error) {
+	if implicit {
+		return []infoTypeAndValue{{Type: oidImplicitConfirm, Value: asn1.RawValue{FullBytes: asn1.NullBytes}}}, nil
+	}
+	v, err := asn1.MarshalWithParams(issued.Add(enrol.ConfirmWaitTime).UTC().Truncate(time.Second), "generalized")
+	if err != nil {
+		return nil, err
+	}
+	return []infoTypeAndValue{{Type: oidConfirmWaitTime, Value: asn1.RawValue{FullBytes: v}}}, nil
+}
+
+// errConfirmTooLate is the answer to a certConf after the window.
+func errConfirmTooLate(tx *enrol.Transaction) *cmpError {
+	return failf(CertRevoked, "no certConf came by %s (confirmWaitTime): the certificate was revoked",
+		tx.Created.Add(enrol.ConfirmWaitTime).UTC().Format(time.RFC3339))
+}
+
+// confirm answers certConf: the transaction's sender confirms (or
+// rejects) the certificate it was given, within enrol.ConfirmWaitTime.
+func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cmpError) {
+	var sts []certStatus
+	if rest, err := asn1.Unmarshal(m.body, &sts); err != nil || len(rest) > 0 {
+		return nil, failf(BadDataFormat, "malformed CertConfirmContent")
+	}
+	id := hex.EncodeToString(m.header.TransactionID)
+	tx, err := s.c.Transactions.GetTransaction(ctx, id)
+	if errors.Is(err, enrol.ErrNoTransaction) {
+		return nil, failf(BadRequest, "no certificate of this transaction waits for a confirmation")
+	}
+	if err != nil {
+		return nil, systemError(err, "the transaction could not be read")
+	}
+	if tx.Sender != p.sender() || p.kind == "" {
+		return nil, failf(NotAuthorized, "the confirmation must come from the party that asked for the certificate")
+	}
+	switch {
+	case tx.State == "expiring" || tx.State == "expired":
+		return nil, errConfirmTooLate(tx)
+	case tx.State != "waiting":
+		return nil, failf(CertConfirmed, "the transaction was closed already (%s)", tx.State)
+	}
+	now := s.c.Enrol.Now().UTC()
+	if now.After(tx.Created.Add(enrol.ConfirmWaitTime)) {
+		return nil, s.confirmTooLate(ctx, tx, now)
+	}
+	if len(sts) != 1 {
+		return nil, failf(BadRequest, "%d certificate statuses (want 1)", len(sts))
+	}
+	rec, err := s.c.Enrol.Certificate(ctx, tx.Serial)
+	if err != nil {
+		return nil, systemError(err, "the certificate could not be read")
+	}
+	if want := certHash(rec, sts[0].HashAlg); want == nil || !hmacEqual(want, sts[0].CertHash) {
+		return nil, failf(BadCertID, "certHash is not the hash of the certificate issued")
+	}
+	state := "confirmed"
+	if sts[0].StatusInfo.Status == statusRejection {
+		state = "rejected"
+	}
+	if err := s.c.Transactions.CloseTransaction(ctx, id, state, now); err != nil {
+		// The sweep of unconfirmed certificates may have claimed it since.
+		if cur, gerr := s.c.Transactions.GetTransaction(ctx, id); gerr == nil && (cur.State == "expiring" || cur.State == "expired") {
+			return nil, errConfirmTooLate(cur)
+		}
+		return nil, failf(CertConfirmed, "the transaction was closed already")
+	}
+	if state == "rejected" {
+		if _, err := s.c.Revoker.Revoke(ctx, p.actor, tx.Serial, "cessationOfOperation", nil); err != nil {
+			s.log.ErrorContext(ctx, "revoking a certificate its requester rejected", "serial", tx.Serial, "err", err)
+		}
+	}
+	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.certconf", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"transactionID": id, "state": state}}); err != nil {
+		return nil, errUnrecorded(err)
+	}
+	return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, nil)
+}
+
+// confirmTooLate revokes the certificate of tx, whose certConf came after
+// the window, unless a sweep claimed it first, and returns the answer:
+// certRevoked, or the failure when the revocation failed (the sweep
+// retries it once the claim is stale).
+func (s *Server) confirmTooLate(ctx context.Context, tx *enrol.Transaction, now time.Time) *cmpError {
+	if err := s.c.Transactions.CloseTransaction(ctx, tx.ID, "expiring", now); err != nil {
+		if errors.Is(err, enrol.ErrNoTransaction) {
+			return errConfirmTooLate(tx) // a sweep took it
+		}
+		return systemError(err, "the transaction could not be closed")
+	}
+	if err := s.expire(ctx, *tx); err != nil {
+		s.log.ErrorContext(ctx, "revoking an unconfirmed certificate", "serial", tx.Serial, "transactionID", tx.ID, "err", err)
+		return systemError(err, "the unconfirmed certificate could not be revoked")
+	}
+	return errConfirmTooLate(tx)
+}
+
+// ExpireUnconfirmed revokes the certificates whose certConf did not come
+// within enrol.ConfirmWaitTime (and were not implicitly confirmed), as if
+// their clients had rejected them, and closes their transactions
+// ("expired"), in claims of ExpiryBatch; it returns how many it revoked.
+// Servers sharing the database may run it at once: each transaction is
+// claimed by one, and a claim left by a server that stopped is taken over
+// after enrol.ExpiryLease. A run stops at the first failure (the claims
+// it holds are taken over later).
+func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
+	total := 0
+	for range expiryRounds {
+		now := s.c.Enrol.Now().UTC()
+		txs, err := s.c.Transactions.ClaimUnconfirmed(ctx, now.Add(-enrol.ConfirmWaitTime), now.Add(-enrol.ExpiryLease), now, ExpiryBatch)
+		if err != nil {
+			return total, fmt.Errorf("cmp: claiming unconfirmed transactions: %w", err)
+		}
+		for _, tx := range txs {
+			if err := s.expire(ctx, tx); err != nil {
+				return total, err
+			}
+			total++
+		}
+		if len(txs) < ExpiryBatch {
+			break
+		}
+	}
+	return total, nil
+}
+
+// expire revokes the certificate of the expiring transaction tx
+// (cessationOfOperation, through the revocation service: CRLs, OCSP and
+// its audit record follow), records why (cmp.unconfirmed) and closes tx.
+// A certificate revoked already (by its holder, an officer, a rejection
+// or an earlier attempt) stays as it is.
+func (s *Server) expire(ctx context.Context, tx enrol.Transaction) error {
+	_, err := s.c.Revoker.Revoke(ctx, expiryActor, tx.Serial, "cessationOfOperation", nil)
+	already := errors.Is(err, revocation.ErrAlreadyRevoked)
+	if err != nil && !already {
+		return fmt.Errorf("cmp: revoking unconfirmed certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
+	}
+	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: "cmp.unconfirmed", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"transactionID": tx.ID, "sentAt": tx.Created, "confirmWaitTime": tx.Created.Add(enrol.ConfirmWaitTime),
+			"revoked": !already, "note": "no certConf came in time: handled as a rejection (RFC 9483 §4.1.1)"}}); err != nil {
+		return fmt.Errorf("cmp: recording the expiry of transaction %s: %w", tx.ID, err)
+	}
+	if err := s.c.Transactions.FinishExpired(ctx, tx.ID, s.c.Enrol.Now().UTC()); err != nil && !errors.Is(err, enrol.ErrNoTransaction) {
+		return fmt.Errorf("cmp: closing expired transaction %s: %w", tx.ID, err)
+	}
+	return nil
+}
+
+// ExpireEvery runs ExpireUnconfirmed every interval until ctx ends: `thiqa
+// serve` runs it in the background on every node. What it revoked is
+// logged; a failure is logged as a warning and the next tick tries again.
+func (s *Server) ExpireEvery(ctx context.Context, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.ExpireUnconfirmed(ctx)
+			if n > 0 {
+				logger.Info("revoked CMP certificates whose certConf did not come in time", "certificates", n)
+			}
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("revoking unconfirmed CMP certificates", "err", err)
+			}
+		}
+	}
+}
+
+// certHash is the certificate's hash with the algorithm of its signature
+// (RFC 4210 §5.3.18), or hashAlg when given (cmp2021).
+func certHash(rec *ca.CertificateRecord, hashAlg pkix.AlgorithmIdentifier) []byte {
+	h := crypto.SHA256
+	if hashAlg.Algorithm != nil {
+		f, ok := hashByOID(hashAlg.Algorithm)
+		if !ok {
+			return nil
+		}
+		x := f()
+		x.Write(rec.DER)
+		return x.Sum(nil)
+	}
+	c, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return nil
+	}
+	switch c.SignatureAlgorithm {
+	case x509.ECDSAWithSHA384, x509.SHA384WithRSA, x509.SHA384WithRSAPSS:
+		h = crypto.SHA384
+	case x509.ECDSAWithSHA512, x509.SHA512WithRSA, x509.SHA512WithRSAPSS:
+		h = crypto.SHA512
+	}
+	x := h.New()
+	x.Write(rec.DER)
+	return x.Sum(nil)
+}
