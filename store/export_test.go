@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/thiqa/thiqa/identity/activity"
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
@@ -117,3 +118,6 @@ func (db *DB) QueryLines(ctx context.Context, q string, args ...any) ([]string, 
 
 // ProbeWrite is probeWrite, for the external tests.
 func (db *DB) ProbeWrite(ctx context.Context) error { return db.probeWrite(ctx) }
+
+// ActivityQuery exposes activityQuery for tests.
+func ActivityQuery(q activity.Query) (string, []any) { return activityQuery(q) }
