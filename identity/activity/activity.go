@@ -111,7 +111,7 @@ type Entry struct {
 	NewSerial string `json:"newSerial,omitempty"`
 	// Profile is an issued certificate's profile.
 	Profile string `json:"profile,omitempty"`
-	// Reason is a revocation's reason (RFC 5280 name).
+	// Reason is a revocation's reason as the records name it (keyCompromise, superseded, …).
 	Reason string `json:"reason,omitempty"`
 	// DocumentDigest is the hex digest of the signed document, and Level
 	// the signature level, when the record carries them.

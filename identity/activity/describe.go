@@ -102,7 +102,7 @@ var (
 	reDigest  = regexp.MustCompile(`^[0-9a-f]{32,128}$`)
 	reLevel   = regexp.MustCompile(`^[A-Za-z][A-Za-z-]{0,15}$`)
 	methods   = []string{"mobile", "mtls"}
-	reasons   = []string{"unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded", "cessationOfOperation",
+	reasons   = []string{"unspecified", "keyCompromise", "caCompromise", "affiliationChanged", "superseded", "cessationOfOperation",
 		"certificateHold", "removeFromCRL", "privilegeWithdrawn", "aACompromise"}
 )
 
