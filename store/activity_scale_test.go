@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,25 +57,35 @@ func BenchmarkActivityAtScale(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			q := func(civil string, before int64) activity.Query {
-				return activity.Query{Objects: []string{serial, cred, "citizen:" + civil}, Actors: activity.CitizenActors(civil), Before: before,
+			q := func(civil string, before int64, objects ...string) activity.Query {
+				return activity.Query{Objects: append(objects, "citizen:"+civil), Actors: activity.CitizenActors(civil), Before: before,
 					Limit: activity.PageSize + 1}
 			}
 			a := db.Activity()
-			first, err := a.ActivityRecords(ctx, q(civil, 0))
+			first, err := a.ActivityRecords(ctx, q(civil, 0, serial, cred))
 			if err != nil || len(first) != activity.PageSize+1 {
 				b.Fatalf("the newest page: %d records, %v", len(first), err)
 			}
 			second := first[activity.PageSize-1].Seq
+			stmt, args := store.ActivityQuery(q(civil, 0, serial, cred))
+			explain := "EXPLAIN QUERY PLAN "
+			if d.Name == store.DriverPostgres {
+				explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "
+			}
+			plan, err := db.QueryLines(ctx, explain+stmt, args...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("%s: the newest page's plan:\n%s", d.Name, strings.Join(plan, "\n"))
 			for b.Loop() {
 				for _, c := range []struct {
 					name string
 					q    activity.Query
 				}{
-					{"newest page", q(civil, 0)},
-					{"second page", q(civil, second)},
-					{"deep page (nothing older)", q(civil, int64(rows/2))},
-					{"a citizen with no record", q("00000000x", 0)},
+					{"newest page", q(civil, 0, serial, cred)},
+					{"second page", q(civil, second, serial, cred)},
+					{"deep page (nothing older)", q(civil, int64(rows/2), serial, cred)},
+					{"a citizen with no record", q("00000000x", 0, "0dead", "cred-none")},
 				} {
 					n := 0
 					p50, p99 := latencies(b, 200, func(int) error {
