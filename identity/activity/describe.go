@@ -148,7 +148,11 @@ func (h *holder) describe(rec Record) Entry {
 		_ = json.Unmarshal(rec.Details, &d) // unreadable details show nothing of theirs
 	}
 	mine, own := slices.Contains(h.actors, rec.Actor), h.owns(rec.Object)
-	if s.fields&fBy != 0 {
+	// The identity provider names a refused or failed login by the civil
+	// number typed into its form, before anyone is authenticated: such a
+	// record says that a login was tried for the holder, not by whom.
+	claimed := mine && rec.Actor == h.person && rec.Outcome != "success"
+	if s.fields&fBy != 0 && !claimed {
 		e.By = by(rec.Actor, mine, d, s.staff)
 	}
 	if own {

@@ -83,6 +83,8 @@ func TestDescribeFields(t *testing.T) {
 		want Entry
 	}{
 		{"a login", rec("citizen:11111111", "oidc.login", "oidc-tax", all), Entry{By: ByYou, Client: "Tax portal", Method: "mobile"}},
+		{"a refused login for the holder (a civil number typed)", Record{Seq: 7, Actor: "citizen:11111111", Action: "oidc.login", Object: "oidc-tax",
+			Outcome: "refused", Details: all}, Entry{Client: "Tax portal", Method: "mobile"}},
 		{"a login of another", rec("citizen:2", "oidc.login", "oidc-tax", all), Entry{By: BySomeoneElse}},
 		{"a renewal", rec("11111111", "certificate.renew", "0aaa", all), Entry{By: ByYou, Serial: "0aaa", NewSerial: "0ccc"}},
 		{"a revocation", rec("officer-1", "certificate.revoke", "0aaa", all), Entry{By: BySomeoneElse, Serial: "0aaa", Reason: "keyCompromise"}},
@@ -97,7 +99,7 @@ func TestDescribeFields(t *testing.T) {
 		{"an unknown action", rec("11111111", "new.thing", "cred-a", all), Entry{}},
 	} {
 		got := h.describe(tc.rec)
-		if got.Seq != 7 || got.Action != tc.rec.Action || got.Outcome != "success" || got.Description == "" {
+		if got.Seq != 7 || got.Action != tc.rec.Action || got.Outcome != tc.rec.Outcome || got.Description == "" {
 			t.Errorf("%s: %+v", tc.name, got)
 		}
 		got.Seq, got.Time, got.Action, got.Outcome, got.Description = 0, time.Time{}, "", "", ""
