@@ -97,7 +97,8 @@ type Entry struct {
 	// Description says in plain words what happened.
 	Description string `json:"description"`
 	// By is who did it, as a role: you, registration-officer, operator,
-	// service or someone-else (never a name).
+	// service or someone-else (never a name); absent when the record does
+	// not say (a login refused under a civil number typed into the form).
 	By string `json:"by,omitempty"`
 	// Client is the registered name of the portal a login was for.
 	Client string `json:"client,omitempty"`
