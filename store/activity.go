@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/identity/activity"
-	"github.com/thiqa/thiqa/internal/auth"
 )
 
 var _ activity.Store = (*Activity)(nil)
@@ -25,15 +23,24 @@ func (db *DB) Activity() *Activity { return &Activity{db: db} }
 
 // Holdings implements activity.Store: the issued certificates whose
 // subject's serialNumber names civilNumber (IDCxx-<civil number>), newest
-// first, at most limit. The subject text narrows the candidates (LIKE,
-// as the officer's search does); each is checked exactly on its
-// certificate.
+// first, at most limit, in one statement through the index
+// certificates_holder (holder_civil, issued_at) (migration 0020).
+//
+// Certificates stored before 0020 have holder_civil NULL until the
+// backfill (startHolderFill) reaches them; a node of an older release
+// may still write some during an upgrade. So that the answer is right
+// meanwhile, the statement also reads the issued rows still NULL, found
+// by the same index (holder_civil IS NULL), narrowed by their subject
+// text (LIKE, as before 0020) and checked exactly here on their
+// certificate. That branch costs what the whole query cost before 0020
+// while the backfill runs, and nothing once it is done: no flag to keep
+// in step across nodes, and no window where a holding is missing.
 func (a *Activity) Holdings(ctx context.Context, civilNumber string, limit int) ([]activity.Holding, error) {
 	if civilNumber == "" || limit <= 0 {
 		return nil, nil
 	}
-	rows, err := a.db.query(ctx, `SELECT serial, credential_id, der FROM certificates
-	WHERE state = 'issued' AND lower(subject) LIKE ? ESCAPE '\' ORDER BY issued_at DESC, serial`, "%-"+likeEscape(strings.ToLower(civilNumber))+"%")
+	stmt, args := holdingsQuery(civilNumber, limit)
+	rows, err := a.db.query(ctx, stmt, args...)
 	if err != nil {
 		return nil, mapErr("store: the certificates of a citizen", err)
 	}
@@ -42,18 +49,33 @@ func (a *Activity) Holdings(ctx context.Context, civilNumber string, limit int) 
 	for rows.Next() && len(out) < limit {
 		var h activity.Holding
 		var cred sql.NullString
+		var holder sql.NullString
 		var der []byte
-		if err := rows.Scan(&h.Serial, &cred, &der); err != nil {
+		if err := rows.Scan(&h.Serial, &cred, &holder, &der); err != nil {
 			return nil, mapErr("store: the certificates of a citizen", err)
 		}
-		cert, err := x509.ParseCertificate(der)
-		if err != nil || auth.CivilNumber(cert.Subject.SerialNumber) != civilNumber {
-			continue
+		if !holder.Valid && holderCivilOf(der) != civilNumber {
+			continue // a row not yet backfilled whose subject only looks alike
 		}
 		h.CredentialID = cred.String
 		out = append(out, h)
 	}
 	return out, mapErr("store: the certificates of a citizen", rows.Err())
+}
+
+// holdingsQuery returns Holdings' statement and arguments: the newest
+// limit certificates of the holder by the index, and the candidates among
+// the rows not yet backfilled, newest first. The DER is read only for the
+// candidates (holder_civil NULL), which Holdings checks.
+func holdingsQuery(civilNumber string, limit int) (string, []any) {
+	const columns = `serial, credential_id, holder_civil, CASE WHEN holder_civil IS NULL THEN der END AS der, issued_at`
+	return `SELECT serial, credential_id, holder_civil, der FROM (
+	SELECT * FROM (SELECT ` + columns + ` FROM certificates
+		WHERE holder_civil = ? AND state = 'issued' ORDER BY issued_at DESC, serial LIMIT ?) AS h
+	UNION ALL
+	SELECT ` + columns + ` FROM certificates
+		WHERE holder_civil IS NULL AND state = 'issued' AND lower(subject) LIKE ? ESCAPE '\'
+) AS t ORDER BY issued_at DESC, serial`, []any{civilNumber, limit, "%-" + likeEscape(strings.ToLower(civilNumber)) + "%"}
 }
 
 // ActivityRecords implements activity.Store in one statement: for each

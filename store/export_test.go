@@ -121,3 +121,18 @@ func (db *DB) ProbeWrite(ctx context.Context) error { return db.probeWrite(ctx) 
 
 // ActivityQuery exposes activityQuery for tests.
 func ActivityQuery(q activity.Query) (string, []any) { return activityQuery(q) }
+
+// HoldingsQuery exposes holdingsQuery for tests.
+func HoldingsQuery(civil string, limit int) (string, []any) { return holdingsQuery(civil, limit) }
+
+// FillHolders runs the holder backfill to its end, for tests.
+func (db *DB) FillHolders(ctx context.Context) (int, error) { return db.fillHolders(ctx) }
+
+// WaitHolderFill waits for the backfill Open started, if any; it reports whether one ran.
+func (db *DB) WaitHolderFill() bool {
+	if db.holders == nil {
+		return false
+	}
+	<-db.holders.done
+	return true
+}
