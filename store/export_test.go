@@ -2,10 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/x509"
+	"database/sql"
 	"fmt"
+	"strings"
 
 	"github.com/thiqa/thiqa/identity/activity"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 )
 
 // ExecTx runs q (with ? placeholders) in a write transaction, for tests.
@@ -135,4 +139,32 @@ func (db *DB) WaitHolderFill() bool {
 	}
 	<-db.holders.done
 	return true
+}
+
+// PreHolderHoldings is Holdings as it was before migration 0020 (a LIKE
+// over every certificate's subject, each candidate parsed), for the
+// benchmark's comparison.
+func (a *Activity) PreHolderHoldings(ctx context.Context, civilNumber string, limit int) ([]activity.Holding, error) {
+	rows, err := a.db.query(ctx, `SELECT serial, credential_id, der FROM certificates
+	WHERE state = 'issued' AND lower(subject) LIKE ? ESCAPE '\' ORDER BY issued_at DESC, serial`, "%-"+likeEscape(strings.ToLower(civilNumber))+"%")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []activity.Holding
+	for rows.Next() && len(out) < limit {
+		var h activity.Holding
+		var cred sql.NullString
+		var der []byte
+		if err := rows.Scan(&h.Serial, &cred, &der); err != nil {
+			return nil, err
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil || auth.CivilNumber(cert.Subject.SerialNumber) != civilNumber {
+			continue
+		}
+		h.CredentialID = cred.String
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }
