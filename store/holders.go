@@ -57,18 +57,22 @@ func (db *DB) startHolderFill(ctx context.Context) {
 		return
 	}
 	fctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	db.holders = &holderFill{stop: stop, done: make(chan struct{})}
+	h := &holderFill{stop: stop, done: make(chan struct{})}
+	db.holders = h
 	go func() {
-		defer close(db.holders.done)
+		defer close(h.done)
 		t0 := time.Now()
 		db.logger.Info("store: filling the holder civil number of certificates stored before migration 0020, in the background",
 			"batch", holderFillBatch)
 		n, err := db.fillHolders(fctx)
-		if err != nil {
-			db.logger.Warn("store: filling holder civil numbers stopped; the next start carries on", "filled", n, "err", err)
-			return
+		switch {
+		case err != nil && fctx.Err() != nil:
+			db.logger.Info("store: filling holder civil numbers stopped by Close; the next start carries on", "filled", n)
+		case err != nil:
+			db.logger.Warn("store: filling holder civil numbers failed; the next start carries on", "filled", n, "err", err)
+		default:
+			db.logger.Info("store: holder civil numbers filled", "certificates", n, "took", time.Since(t0).Round(time.Millisecond))
 		}
-		db.logger.Info("store: holder civil numbers filled", "certificates", n, "took", time.Since(t0).Round(time.Millisecond))
 	}()
 }
 
