@@ -140,12 +140,16 @@ func (db *DB) fillHolderBatch(ctx context.Context) (int, error) {
 		}
 		var b strings.Builder
 		args := make([]any, 0, 3*n)
-		b.WriteString("UPDATE certificates SET holder_civil = CASE serial")
+		// Rows by their primary key only: a condition on holder_civil
+		// here would let SQLite walk certificates_holder's NULL entries
+		// (every row still to fill) on each batch. COALESCE keeps a
+		// value another node wrote meanwhile.
+		b.WriteString("UPDATE certificates SET holder_civil = COALESCE(holder_civil, CASE serial")
 		for i := range serials {
 			b.WriteString(" WHEN ? THEN ?")
 			args = append(args, serials[i], civils[i])
 		}
-		b.WriteString(" END WHERE holder_civil IS NULL AND serial IN (?" + strings.Repeat(", ?", n-1) + ")")
+		b.WriteString(" END) WHERE serial IN (?" + strings.Repeat(", ?", n-1) + ")")
 		args = append(args, serials...)
 		if _, err := t.exec(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("writing holder civil numbers: %w", err)
