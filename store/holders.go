@@ -87,7 +87,7 @@ func (db *DB) stopHolderFill() {
 // fillHolders fills batches until none is left and returns how many
 // certificates it filled. Several nodes may run it at once on one
 // PostgreSQL: each takes rows the others have not locked (SKIP LOCKED),
-// and a row is only written while still NULL, so a duplicate is harmless.
+// and a value already written is kept (COALESCE), so a duplicate is harmless.
 func (db *DB) fillHolders(ctx context.Context) (int, error) {
 	total := 0
 	for {
