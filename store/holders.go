@@ -95,10 +95,13 @@ func (db *DB) fillHolders(ctx context.Context) (int, error) {
 		total += n
 		if err != nil || n < holderFillBatch {
 			if err == nil && db.dialect == DriverPostgres && total > 0 {
-				// The planner's statistics still see the column NULL
-				// everywhere until autovacuum gets to it.
-				if _, err := db.w.ExecContext(ctx, "ANALYZE certificates"); err != nil {
-					db.logger.Warn("store: analysing certificates after the holder backfill", "err", err)
+				// Each filled row left a dead version whose index entry is
+				// a NULL of certificates_holder, which Holdings' NULL branch
+				// would step over until autovacuum comes (1 million: p50
+				// 1.8 ms, p99 24 ms instead of 0.1 ms / 0.3 ms); and the
+				// planner's statistics still see the column NULL.
+				if _, err := db.w.ExecContext(ctx, "VACUUM (ANALYZE) certificates"); err != nil {
+					db.logger.Warn("store: vacuuming certificates after the holder backfill", "err", err)
 				}
 			}
 			return total, err
