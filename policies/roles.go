@@ -61,6 +61,9 @@ const (
 	// ActionCreateEnrolment records a one-time enrolment (reference and
 	// secret) for CMP or EST.
 	ActionCreateEnrolment Action = "enrolment.create"
+	// ActionReadOwnActivity is a citizen reading the audit records about
+	// their own digital ID (GET /api/v1/me/activity).
+	ActionReadOwnActivity Action = "activity.read.own"
 )
 
 // permissions says which roles may perform each action. Ownership checks
@@ -84,6 +87,7 @@ var permissions = map[Action][]Role{
 	ActionListCredentials:   {RoleCitizen, RoleAgency},                          // the caller's own only
 	ActionResetPIN:          {RoleRegistrationOfficer},                          // after identity proofing at the desk
 	ActionCreateEnrolment:   {RoleRegistrationOfficer},                          // a one-time reference and secret for CMP or EST
+	ActionReadOwnActivity:   {RoleCitizen},                                      // the caller's own records only (package identity/activity)
 }
 
 // Allowed reports whether a caller holding any of roles may perform action.

@@ -205,7 +205,7 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 	}
 	n, err := c.w.issueCertificate(ctx, []any{
 		rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
-		time.Now().UnixNano(), rec.Serial, tbs[:], rec.CA, rec.Profile})
+		time.Now().UnixNano(), holderCivil(cert), rec.Serial, tbs[:], rec.CA, rec.Profile})
 	if err != nil {
 		return mapErr("store: storing certificate "+rec.Serial, err)
 	}

@@ -325,7 +325,7 @@ func TestIssueBatchIsolatesAFailure(t *testing.T) {
 		if i == 1 {
 			der = make(chan int) // no SQL value: this update fails
 		}
-		updates = append(updates, []any{der, "CN=x", time.Now().Unix(), in.NotAfter.Unix(), nil, 0, time.Now().UnixNano(),
+		updates = append(updates, []any{der, "CN=x", time.Now().Unix(), in.NotAfter.Unix(), nil, 0, time.Now().UnixNano(), "",
 			serial, in.TBSHash[:], "citizen", "citizen-auth"})
 	}
 	prepared, ns, errs := certs.IssueBatch(ctx, updates)
@@ -346,7 +346,7 @@ func TestIssueBatchIsolatesAFailure(t *testing.T) {
 	if err := certs.InsertIntent(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	updates[1][0], updates[1][7], updates[1][8] = []byte{0x30, 0}, "7f04", in.TBSHash[:]
+	updates[1][0], updates[1][8], updates[1][9] = []byte{0x30, 0}, "7f04", in.TBSHash[:]
 	if _, ns, errs := certs.IssueBatch(ctx, [][]any{updates[1], updates[0]}); errs[0] != nil || errs[1] != nil || ns[0] != 1 || ns[1] != 0 {
 		t.Fatalf("second batch: n %v, errs %v (the already issued 7f01 changes nothing)", ns, errs)
 	}

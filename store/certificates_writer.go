@@ -57,7 +57,8 @@ func insertIntentSQL(dialect string) string {
 
 const (
 	issueCertificateSQL = `UPDATE certificates
-	SET state = 'issued', der = ?, subject = ?, not_before = ?, not_after = ?, credential_id = ?, crl_partition = ?, issued_at = ?
+	SET state = 'issued', der = ?, subject = ?, not_before = ?, not_after = ?, credential_id = ?, crl_partition = ?, issued_at = ?,
+	holder_civil = ?
 	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?
 	AND NOT EXISTS (SELECT 1 FROM blocked_keys b WHERE b.key_hash = certificates.key_hash)`
 	// Every certificate of the key and profile counts, renewals too (index
@@ -153,9 +154,9 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, e
 		return 0, err
 	}
 	if !ok {
-		// args: der, …, serial, tbs_hash, ca, profile
+		// args: der, …, holder_civil, serial, tbs_hash, ca, profile
 		return w.db.execOneSettled(ctx, `SELECT 1 FROM certificates WHERE serial = ? AND tbs_hash = ? AND ca = ? AND profile = ? AND state = 'issued'`,
-			args[7:11], issueCertificateSQL, args...)
+			args[8:12], issueCertificateSQL, args...)
 	}
 	return w.write(ctx, w.issue, args)
 }

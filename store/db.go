@@ -52,6 +52,10 @@ type DB struct {
 
 	// health tells whether writes fail because of the disk (Ping).
 	health writeHealth
+
+	// holders is the backfill of certificates.holder_civil, nil when
+	// nothing was left to fill at Open.
+	holders *holderFill
 }
 
 // Open connects to the database cfg names, configures it and applies every
@@ -76,6 +80,9 @@ func Open(ctx context.Context, cfg Config, logger *slog.Logger) (*DB, error) {
 	}
 	if err == nil {
 		err = db.prepareAudit(ctx)
+	}
+	if err == nil {
+		db.startHolderFill(ctx)
 	}
 	if err != nil {
 		db.Close()
@@ -211,6 +218,7 @@ func (db *DB) openPostgres(ctx context.Context, cfg Config) error {
 
 // Close closes the connection pools.
 func (db *DB) Close() error {
+	db.stopHolderFill()
 	var errs []error
 	for _, s := range []*sql.Stmt{db.auditSQL.head, db.auditSQL.moveHead, db.auditSQL.insertOne} {
 		if s != nil {

@@ -2,9 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/x509"
+	"database/sql"
 	"fmt"
+	"strings"
 
+	"github.com/thiqa/thiqa/identity/activity"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 )
 
 // ExecTx runs q (with ? placeholders) in a write transaction, for tests.
@@ -117,3 +122,49 @@ func (db *DB) QueryLines(ctx context.Context, q string, args ...any) ([]string, 
 
 // ProbeWrite is probeWrite, for the external tests.
 func (db *DB) ProbeWrite(ctx context.Context) error { return db.probeWrite(ctx) }
+
+// ActivityQuery exposes activityQuery for tests.
+func ActivityQuery(q activity.Query) (string, []any) { return activityQuery(q) }
+
+// HoldingsQuery exposes holdingsQuery for tests.
+func HoldingsQuery(civil string, limit int) (string, []any) { return holdingsQuery(civil, limit) }
+
+// FillHolders runs the holder backfill to its end, for tests.
+func (db *DB) FillHolders(ctx context.Context) (int, error) { return db.fillHolders(ctx) }
+
+// WaitHolderFill waits for the backfill Open started, if any; it reports whether one ran.
+func (db *DB) WaitHolderFill() bool {
+	if db.holders == nil {
+		return false
+	}
+	<-db.holders.done
+	return true
+}
+
+// PreHolderHoldings is Holdings as it was before migration 0020 (a LIKE
+// over every certificate's subject, each candidate parsed), for the
+// benchmark's comparison.
+func (a *Activity) PreHolderHoldings(ctx context.Context, civilNumber string, limit int) ([]activity.Holding, error) {
+	rows, err := a.db.query(ctx, `SELECT serial, credential_id, der FROM certificates
+	WHERE state = 'issued' AND lower(subject) LIKE ? ESCAPE '\' ORDER BY issued_at DESC, serial`, "%-"+likeEscape(strings.ToLower(civilNumber))+"%")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []activity.Holding
+	for rows.Next() && len(out) < limit {
+		var h activity.Holding
+		var cred sql.NullString
+		var der []byte
+		if err := rows.Scan(&h.Serial, &cred, &der); err != nil {
+			return nil, err
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil || auth.CivilNumber(cert.Subject.SerialNumber) != civilNumber {
+			continue
+		}
+		h.CredentialID = cred.String
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}

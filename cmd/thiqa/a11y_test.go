@@ -360,7 +360,7 @@ func TestAccessibility(t *testing.T) {
 	c.errors = map[string]string{"ra-login-error": "#token", "phone-login-error": "#token", "my-sign-wrong-pin": "#pin",
 		"ra-issue-error": "", "ra-search-error": "", "error-bad-serial": "", "error-not-officer": "", "my-sign-not-pdf": "",
 		"phone-approve-wrong-pin": "", "my-home-pin-mismatch": "", "id-login-error": "#civil_number", "id-error": "",
-		"not-found": "", "my-not-found": "", "ra-not-found": "", "not-allowed": ""}
+		"not-found": "", "my-not-found": "", "ra-not-found": "", "not-allowed": "", "my-activity-error": ""}
 
 	// GET pages: each language by its ?lang=.
 	get := func(b *browser, path, page string) {
@@ -551,6 +551,11 @@ func TestAccessibility(t *testing.T) {
 		desk.open("/my/")
 		desk.submit(`[data-kind=signing] .revoke-form button[type=submit]`)
 	})
+	// Her activity: the newest page (the sign-in, the signatures, the
+	// revocation), an older page past the start (empty), a bad cursor.
+	get(desk, "/my/activity", "my-activity")
+	get(desk, "/my/activity?before=2", "my-activity-older")
+	get(desk, "/my/activity?before=x", "my-activity-error")
 	get(desk, "/ra/", "error-not-officer")
 	desk.open("/oidc/authorize")
 	c.check(desk, "id-error", "ar+en")

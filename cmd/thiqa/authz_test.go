@@ -482,6 +482,9 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		{name: "POST /api/v1/enrolments", allowed: is("officer-1"), okStatus: 201, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq("/api/v1/enrolments", map[string]any{"profile": "citizen-auth", "subject": azCitizen(azCitizenB), "validity": "72h"})
 		}},
+		{name: "GET /api/v1/me/activity", allowed: citizens, okStatus: 200, build: func(*testing.T, azCaller) azRequest {
+			return azRequest{method: http.MethodGet, path: "/api/v1/me/activity"}
+		}},
 		{name: "GET /api/v1/credentials?owner=self", allowed: is(azCitizenA, azCitizenB, azAgencyX, azAgencyY), okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodGet, path: "/api/v1/credentials?owner=self"}
 		}},
@@ -589,6 +592,24 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 				continue
 			}
 			f.checkNamesCaller(t, what, c, recs[0])
+		}
+	}
+
+	// A citizen's activity holds their own credential's records alone and
+	// names no officer (officer-1 issued both credentials).
+	for _, c := range callers {
+		own, other := credA, credB
+		switch c.name {
+		case "citizen A (token)":
+		case "citizen B":
+			own, other = credB, credA
+		default:
+			continue
+		}
+		st, body := f.do(t, c, http.MethodGet, "/api/v1/me/activity", "", nil, nil)
+		if st != 200 || !strings.Contains(string(body), `"credential":"`+own+`"`) || strings.Contains(string(body), other) ||
+			strings.Contains(string(body), "officer-1") || !strings.Contains(string(body), `"by":"you"`) {
+			t.Errorf("%s's activity: %d %.2000s", c.name, st, body)
 		}
 	}
 }

@@ -110,6 +110,7 @@ func services() []serviceWiring {
 		{"tsa", wireTSA},
 		{"signing", wireSigning},
 		{"identity", wireIdentity}, // after signing: it authorises the signing credentials
+		{"activity", wireActivity}, // a citizen's own audit records
 		{"renewal", wireRenewal},   // after the CA, revocation and signing: it works over them
 		{"enrolment", wireEnrol},   // CMP and EST, after the renewal: a key update is one
 		{"verify", wireVerify},

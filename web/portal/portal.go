@@ -195,6 +195,7 @@ func (p *Portal) Register(mux Mux) {
 	h("GET /{$}", p.front)
 	// The citizen portal.
 	h("GET /my/{$}", p.myHome)
+	h("GET /my/activity", p.myActivity)
 	h("GET /my/login", p.myLogin)
 	h("GET /my/callback", p.myCallback)
 	h("POST /my/logout", p.logout)

@@ -201,6 +201,13 @@ func TestCatalogueCoversTheTemplates(t *testing.T) {
 	for _, o := range []string{"success", "refused", "failure", "error"} {
 		built = append(built, "outcome."+o)
 	}
+	for _, a := range activityActions {
+		built = append(built, "activity."+a)
+	}
+	for _, b := range activityBy {
+		built = append(built, "by."+b)
+	}
+	built = append(built, "method.mobile", "method.mtls", "activity.other")
 	for _, i := range []string{"TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE", ""} {
 		built = append(built, "indication."+i)
 	}
@@ -390,8 +397,10 @@ func TestRolesOfThePages(t *testing.T) {
 	}
 	token = csrf(t, o.do("GET", "/ra/?lang=en", nil))
 	o.do("POST", "/ra/login", url.Values{"csrf": {token}, "token": {"officer"}})
-	if w := o.do("GET", "/my/?lang=en", nil); w.Code != http.StatusForbidden {
-		t.Fatalf("an officer at the citizen portal: %d", w.Code)
+	for _, p := range []string{"/my/?lang=en", "/my/activity?lang=en"} {
+		if w := o.do("GET", p, nil); w.Code != http.StatusForbidden {
+			t.Fatalf("an officer at %s: %d", p, w.Code)
+		}
 	}
 	if w := o.do("GET", "/ra/certificate?serial=zz%3Cscript%3E&lang=en", nil); w.Code != http.StatusBadRequest || strings.Contains(w.Body.String(), "<script>") {
 		t.Fatalf("a bad serial: %d", w.Code)

@@ -1,0 +1,112 @@
+package portal
+
+// The citizen's own activity (GET /my/activity): what the service recorded
+// of the use of their digital ID, as GET /api/v1/me/activity answers it,
+// fifty records a page with a link to older ones. The page shows what the
+// API allows and nothing more.
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+)
+
+// activityEntry is one record of GET /api/v1/me/activity.
+type activityEntry struct {
+	Seq            int64     `json:"seq"`
+	Time           time.Time `json:"time"`
+	Action         string    `json:"action"`
+	Outcome        string    `json:"outcome"`
+	By             string    `json:"by"`
+	Client         string    `json:"client"`
+	Method         string    `json:"method"`
+	Credential     string    `json:"credential"`
+	Serial         string    `json:"serial"`
+	NewSerial      string    `json:"newSerial"`
+	Profile        string    `json:"profile"`
+	Reason         string    `json:"reason"`
+	DocumentDigest string    `json:"documentDigest"`
+	Level          string    `json:"level"`
+	Denied         *int      `json:"denied"`
+	// HasDenied and DeniedCount are Denied for the template.
+	HasDenied   bool `json:"-"`
+	DeniedCount int  `json:"-"`
+	// Key is the catalogue key that describes the action:
+	// activity.other for one the pages do not know.
+	Key string `json:"-"`
+}
+
+// activityActions are the actions the pages describe in their own words
+// (the API's allowlist); another shows as activity.other.
+var activityActions = []string{"oidc.login", "oidc.login.approve", "oidc.login.deny-all", "oidc.mobile.enrol", "web.login",
+	"document.sign", "document.sign.prepare", "hash.sign", "credential.authorize", "credential.pin.set", "credential.pin.change",
+	"credential.pin.activate", "credential.pin.locked", "credential.pin.reset", "credential.info", "credential.list",
+	"credential.list.own", "certificate.issue", "certificate.renew", "certificate.revoke", "certificate.read", "activity.read.own"}
+
+// activityBy are the API's values of "by".
+var activityBy = []string{"you", "registration-officer", "operator", "staff", "enrolment", "service", "someone-else"}
+
+// activityOutcomes are the outcomes the page names.
+var activityOutcomes = []string{"success", "refused", "failure"}
+
+// myActivity shows one page of the citizen's activity.
+func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
+	who := v.citizen()
+	if who == nil {
+		return
+	}
+	before := r.URL.Query().Get("before")
+	path := "/api/v1/me/activity"
+	if before != "" {
+		path += "?" + url.Values{"before": {before}}.Encode()
+	}
+	ans, err := v.call(who, http.MethodGet, path, "", nil, nil, 4<<20)
+	if err != nil {
+		v.apiFail(err)
+		return
+	}
+	if ans.status == http.StatusBadRequest {
+		v.render(http.StatusBadRequest, "my_activity", "activity.title", map[string]any{"Error": v.t("activity.bad_cursor"), "Paged": true})
+		return
+	}
+	if !ans.ok() {
+		v.apiFail(&apiError{status: ans.status, detail: problemDetail(ans.body)})
+		return
+	}
+	var out struct {
+		Entries    []activityEntry `json:"entries"`
+		NextBefore int64           `json:"nextBefore"`
+	}
+	if err := json.Unmarshal(ans.body, &out); err != nil {
+		v.apiFail(err)
+		return
+	}
+	for i := range out.Entries {
+		e := &out.Entries[i]
+		e.Key = "activity.other"
+		if slices.Contains(activityActions, e.Action) {
+			e.Key = "activity." + e.Action
+		}
+		if !slices.Contains(activityBy, e.By) {
+			e.By = ""
+		}
+		if !slices.Contains(activityOutcomes, e.Outcome) {
+			e.Outcome = "error"
+		}
+		if e.Method != "mobile" && e.Method != "mtls" {
+			e.Method = ""
+		}
+		if !slices.Contains(reasonNames, e.Reason) {
+			e.Reason = ""
+		}
+		if e.Denied != nil {
+			e.HasDenied, e.DeniedCount = true, *e.Denied
+		}
+		if !slices.Contains(levels, e.Level) {
+			e.Level = ""
+		}
+	}
+	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": out.Entries, "Next": out.NextBefore, "Paged": before != ""})
+}
