@@ -152,8 +152,11 @@ func (s *Server) confirmTooLate(ctx context.Context, tx *enrol.Transaction, now 
 // ("expired"), in claims of ExpiryBatch; it returns how many it revoked.
 // Servers sharing the database may run it at once: each transaction is
 // claimed by one, and a claim left by a server that stopped is taken over
-// after enrol.ExpiryLease. A run stops at the first failure (the claims
-// it holds are taken over later).
+// after enrol.ExpiryLease. A transaction that fails does not hold up the
+// others of its claim (a failure that persists would otherwise keep them
+// from ever being revoked, each taken over with it); the run ends after
+// the claim, returning the failures, and the failed claims are taken over
+// later.
 func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
 	total := 0
 	for range expiryRounds {
@@ -162,11 +165,20 @@ func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("cmp: claiming unconfirmed transactions: %w", err)
 		}
+		var errs []error
 		for _, tx := range txs {
+			if ctx.Err() != nil {
+				errs = append(errs, ctx.Err())
+				break
+			}
 			if err := s.expire(ctx, tx); err != nil {
-				return total, err
+				errs = append(errs, err)
+				continue
 			}
 			total++
+		}
+		if len(errs) > 0 {
+			return total, errors.Join(errs...)
 		}
 		if len(txs) < ExpiryBatch {
 			break

@@ -233,3 +233,32 @@ func TestCMPUnconfirmedTwoServers(t *testing.T) {
 		})
 	}
 }
+
+// TestCMPUnconfirmedFailureHoldsUpNoOther: a transaction whose certificate
+// cannot be revoked (here: its record is gone) fails alone; the other
+// unconfirmed certificates of the same claim are revoked in the same run,
+// rather than being claimed again with it, and failing with it, for ever.
+func TestCMPUnconfirmedFailureHoldsUpNoOther(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			if err := f.db.Enrolments().InsertTransaction(t.Context(), enrol.Transaction{ID: "0bad", Sender: "ref:GONE", Serial: "7f00dead",
+				Created: f.now().Add(-time.Minute), State: "waiting"}); err != nil { // the oldest: first in the claim
+				t.Fatal(err)
+			}
+			_, ip := f.enrolIR(t, nil)
+			f.advance(enrol.ConfirmWaitTime + time.Second)
+			n, err := f.srv.ExpireUnconfirmed(t.Context())
+			if err == nil || n != 1 {
+				t.Fatalf("sweep: %d revoked, %v; want 1 and the failure", n, err)
+			}
+			if ok, _ := f.revoked(t, ip.cert); !ok {
+				t.Fatal("the unconfirmed certificate claimed with a failing one was not revoked")
+			}
+			tx, err := f.db.Enrolments().GetTransaction(t.Context(), "0bad")
+			if err != nil || tx.State != "expiring" {
+				t.Fatalf("the failing transaction: %+v %v, want expiring (taken over later)", tx, err)
+			}
+		})
+	}
+}
