@@ -110,6 +110,12 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		state = "rejected"
 	}
 	if err := s.c.Transactions.CloseTransaction(ctx, id, state, now); err != nil {
+		if !errors.Is(err, enrol.ErrNoTransaction) {
+			// Not recorded: the transaction still waits, and the client
+			// must send its certConf again (certConfirmed would tell it
+			// the certificate is confirmed, and the sweep revoke it).
+			return nil, systemError(err, "the confirmation could not be recorded")
+		}
 		// The sweep of unconfirmed certificates may have claimed it since.
 		if cur, gerr := s.c.Transactions.GetTransaction(ctx, id); gerr == nil && (cur.State == "expiring" || cur.State == "expired") {
 			return nil, errConfirmTooLate(cur)
