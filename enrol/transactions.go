@@ -16,7 +16,9 @@ type Transaction struct {
 	Created  time.Time
 	// State is "waiting", "confirmed", "rejected" or "implicit"; or, when
 	// no certConf came within ConfirmWaitTime, "expiring" (a server is
-	// revoking the certificate) and then "expired" (it is revoked).
+	// revoking the certificate) and then "expired" (it is revoked); or
+	// "unconfirmed": left waiting by a release that announced no
+	// confirmWaitTime, closed at the upgrade with its certificate kept.
 	State string
 	// Closed is when the transaction left "waiting" (for "expiring": when
 	// a server claimed it, for "expired": when the revocation was done).

@@ -167,3 +167,61 @@ func TestClaimUnconfirmedConcurrent(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrationKeepsCertificatesUnconfirmedBeforeTheWindow: a database
+// upgraded from a release that announced no confirmWaitTime (and revoked
+// nothing whose certConf never came) keeps those certificates: the
+// transactions it left waiting for longer than the window are closed as
+// unconfirmed by migration 0021, so that the first sweep after the upgrade
+// does not revoke certificates in use for months; one sent within the
+// window stays waiting, and the rest of the table is as it was.
+func TestMigrationKeepsCertificatesUnconfirmedBeforeTheWindow(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := t.Context()
+			cfg := d.NewConfig(t)
+			db := storetest.Open(t, cfg)
+			s := db.Enrolments()
+			now := time.Now().UTC().Truncate(time.Second)
+			insert := func(id string, created time.Time) {
+				t.Helper()
+				if err := s.InsertTransaction(ctx, enrol.Transaction{ID: id, Sender: "ref:R", Serial: "0a" + id, Created: created, State: "waiting"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// What a release before 0021 left: waiting transactions of every age.
+			insert("legacy-old", now.Add(-90*24*time.Hour))
+			insert("legacy-hour", now.Add(-time.Hour))
+			insert("in-flight", now.Add(-time.Minute))
+			insert("confirmed", now.Add(-2*time.Hour))
+			if err := s.CloseTransaction(ctx, "confirmed", "confirmed", now.Add(-2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ExecTx(ctx, `DROP INDEX cmp_transactions_open`); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ExecTx(ctx, `DELETE FROM schema_migrations WHERE version = '0021_cmp_confirm_wait'`); err != nil {
+				t.Fatal(err)
+			}
+
+			db = storetest.Open(t, cfg) // the upgrade: applies 0021
+			s = db.Enrolments()
+			for id, want := range map[string]string{"legacy-old": "unconfirmed", "legacy-hour": "unconfirmed", "in-flight": "waiting", "confirmed": "confirmed"} {
+				tx, err := s.GetTransaction(ctx, id)
+				if err != nil || tx.State != want {
+					t.Fatalf("%s after the upgrade: %+v %v, want %s", id, tx, err, want)
+				}
+			}
+			// The first sweep after the upgrade claims none of the release's
+			// certificates; the one sent within the window once it is over.
+			later := time.Now()
+			if got, err := s.ClaimUnconfirmed(ctx, later.Add(-enrol.ConfirmWaitTime), later.Add(-enrol.ExpiryLease), later, 100); err != nil || len(got) != 0 {
+				t.Fatalf("first sweep after the upgrade claimed %v, %v; want none", ids(got), err)
+			}
+			later = later.Add(enrol.ConfirmWaitTime)
+			if got, err := s.ClaimUnconfirmed(ctx, later.Add(-enrol.ConfirmWaitTime), later.Add(-enrol.ExpiryLease), later, 100); err != nil || !slices.Equal(ids(got), []string{"in-flight"}) {
+				t.Fatalf("sweep once the window is over: %v, %v; want [in-flight]", ids(got), err)
+			}
+		})
+	}
+}

@@ -77,8 +77,11 @@ type CachedChecker struct {
 	maxAge   time.Duration
 	timeout  time.Duration
 	now      func() time.Time
-	// mono is the monotonic time elapsed since an origin (never stepped).
-	mono func() time.Duration
+	// mono is the monotonic time elapsed since an origin (never stepped)
+	// at t, a reading of now: wall and monotonic time come from the same
+	// reading, so that a caller descheduled between two reads (a loaded
+	// server) does not look like a step.
+	mono func(t time.Time) time.Duration
 
 	refresh sync.Mutex
 	cur     atomic.Pointer[cachedStatus]
@@ -106,20 +109,27 @@ func NewCachedChecker(inner ClockChecker, interval, maxAge time.Duration) (*Cach
 	}
 	origin := time.Now()
 	return &CachedChecker{inner: inner, interval: interval, maxAge: maxAge, timeout: max(interval, 2*time.Second), now: time.Now,
-		mono: func() time.Duration { return time.Since(origin) }}, nil
+		mono: func(t time.Time) time.Duration { return t.Sub(origin) }}, nil // both carry a monotonic reading
 }
 
-// step returns how far the wall clock stepped since cur was checked (wall
-// time elapsed minus monotonic time elapsed).
-func (c *CachedChecker) step(cur *cachedStatus) time.Duration {
-	wall := c.now().Round(0).Sub(cur.st.CheckedAt.Round(0)) // Round(0): the wall readings, not the monotonic ones
-	return wall - (c.mono() - cur.mono)
+// read reads the clock once: its wall time and, from the same reading, the
+// monotonic time since the origin.
+func (c *CachedChecker) read() (time.Time, time.Duration) {
+	t := c.now()
+	return t, c.mono(t)
+}
+
+// step returns how far the wall clock stepped between cur's check and the
+// reading (now, mono): wall time elapsed minus monotonic time elapsed.
+func step(cur *cachedStatus, now time.Time, mono time.Duration) time.Duration {
+	wall := now.Round(0).Sub(cur.st.CheckedAt.Round(0)) // Round(0): the wall readings, not the monotonic ones
+	return wall - (mono - cur.mono)
 }
 
 // stepped reports whether the wall clock stepped by more than maxStep
-// since cur was checked.
-func (c *CachedChecker) stepped(cur *cachedStatus) (time.Duration, bool) {
-	d := c.step(cur)
+// between cur's check and the reading (now, mono).
+func stepped(cur *cachedStatus, now time.Time, mono time.Duration) (time.Duration, bool) {
+	d := step(cur, now, mono)
 	return d, d > maxStep || d < -maxStep
 }
 
@@ -128,8 +138,8 @@ func (c *CachedChecker) Refresh(ctx context.Context) ClockStatus {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 	defer cancel()
 	st, err := c.inner.Check(ctx)
-	mono := c.mono()
-	st.CheckedAt = c.now()
+	var mono time.Duration
+	st.CheckedAt, mono = c.read()
 	if err != nil {
 		st.InSync = false
 		st.Reason = "clock check failed: " + err.Error()
@@ -141,12 +151,15 @@ func (c *CachedChecker) Refresh(ctx context.Context) ClockStatus {
 // Check returns the cached answer, refreshing it when due.
 func (c *CachedChecker) Check(ctx context.Context) (ClockStatus, error) {
 	cur := c.cur.Load()
+	// One reading of the clock for every comparison below: readings taken
+	// in the same order on both sides differ by both clocks alike.
+	now, mono := c.read()
 	due := func(cur *cachedStatus) bool {
-		if cur == nil || c.mono()-cur.mono >= c.interval {
+		if cur == nil || mono-cur.mono >= c.interval {
 			return true
 		}
-		_, stepped := c.stepped(cur)
-		return stepped
+		_, s := stepped(cur, now, mono)
+		return s
 	}
 	if due(cur) {
 		if c.refresh.TryLock() {
@@ -167,14 +180,14 @@ func (c *CachedChecker) Check(ctx context.Context) (ClockStatus, error) {
 		return ClockStatus{Reason: "clock not checked yet"}, nil
 	}
 	st := cur.st
-	if d, stepped := c.stepped(cur); stepped {
+	if d, s := stepped(cur, now, mono); s {
 		// Another caller is re-checking: the answer before the step no
 		// longer holds.
 		st.InSync = false
 		st.Reason = fmt.Sprintf("the clock stepped by %v since the last check; checking it again", d.Round(time.Millisecond))
 		return st, nil
 	}
-	if age := c.mono() - cur.mono; age > c.maxAge {
+	if age := mono - cur.mono; age > c.maxAge {
 		st.InSync = false
 		st.Reason = fmt.Sprintf("last clock check is stale (%v old)", age.Round(time.Millisecond))
 	}

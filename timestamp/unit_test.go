@@ -272,7 +272,7 @@ func TestCachedChecker(t *testing.T) {
 	start := time.Unix(1_800_000_000, 0)
 	now := start
 	c.now = func() time.Time { return now }
-	c.mono = func() time.Duration { return now.Sub(start) } // no step
+	c.mono = func(time.Time) time.Duration { return now.Sub(start) } // no step
 	for i := 0; i < 10; i++ {
 		if st, _ := c.Check(t.Context()); !st.InSync {
 			t.Fatalf("out of sync: %+v", st)
@@ -317,7 +317,7 @@ func TestCachedCheckerCatchesClockStep(t *testing.T) {
 			start := time.Unix(1_800_000_000, 0)
 			var elapsed, stepped time.Duration
 			c.now = func() time.Time { return start.Add(elapsed + stepped) }
-			c.mono = func() time.Duration { return elapsed }
+			c.mono = func(time.Time) time.Duration { return elapsed }
 			if st, _ := c.Check(t.Context()); !st.InSync || inner.calls != 1 {
 				t.Fatalf("first check: %+v (calls %d)", st, inner.calls)
 			}
@@ -345,6 +345,31 @@ func TestCachedCheckerCatchesClockStep(t *testing.T) {
 				t.Fatalf("re-checked in sync: %+v", st)
 			}
 		})
+	}
+}
+
+// TestCachedCheckerCallerDescheduled: a caller descheduled right after it
+// read the clock (a loaded server: the Go scheduler or the kernel runs
+// others for longer than maxStep) is no clock step; the wall and the
+// monotonic time it compares come from one reading, so tokens go out.
+func TestCachedCheckerCallerDescheduled(t *testing.T) {
+	inner := &flakyClock{inSync: true}
+	c, err := NewCachedChecker(inner, time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.now = func() time.Time {
+		at := time.Now()
+		time.Sleep(3 * maxStep) // descheduled after reading the clock
+		return at
+	}
+	for i := range 3 {
+		if st, _ := c.Check(t.Context()); !st.InSync {
+			t.Fatalf("check %d: %+v, want in sync (no step happened)", i, st)
+		}
+	}
+	if inner.calls != 1 {
+		t.Errorf("%d inner checks within one interval, want 1", inner.calls)
 	}
 }
 

@@ -110,6 +110,12 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		state = "rejected"
 	}
 	if err := s.c.Transactions.CloseTransaction(ctx, id, state, now); err != nil {
+		if !errors.Is(err, enrol.ErrNoTransaction) {
+			// Not recorded: the transaction still waits, and the client
+			// must send its certConf again (certConfirmed would tell it
+			// the certificate is confirmed, and the sweep revoke it).
+			return nil, systemError(err, "the confirmation could not be recorded")
+		}
 		// The sweep of unconfirmed certificates may have claimed it since.
 		if cur, gerr := s.c.Transactions.GetTransaction(ctx, id); gerr == nil && (cur.State == "expiring" || cur.State == "expired") {
 			return nil, errConfirmTooLate(cur)
@@ -152,8 +158,11 @@ func (s *Server) confirmTooLate(ctx context.Context, tx *enrol.Transaction, now 
 // ("expired"), in claims of ExpiryBatch; it returns how many it revoked.
 // Servers sharing the database may run it at once: each transaction is
 // claimed by one, and a claim left by a server that stopped is taken over
-// after enrol.ExpiryLease. A run stops at the first failure (the claims
-// it holds are taken over later).
+// after enrol.ExpiryLease. A transaction that fails does not hold up the
+// others of its claim (a failure that persists would otherwise keep them
+// from ever being revoked, each taken over with it); the run ends after
+// the claim, returning the failures, and the failed claims are taken over
+// later.
 func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
 	total := 0
 	for range expiryRounds {
@@ -162,11 +171,20 @@ func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("cmp: claiming unconfirmed transactions: %w", err)
 		}
+		var errs []error
 		for _, tx := range txs {
+			if ctx.Err() != nil {
+				errs = append(errs, ctx.Err())
+				break
+			}
 			if err := s.expire(ctx, tx); err != nil {
-				return total, err
+				errs = append(errs, err)
+				continue
 			}
 			total++
+		}
+		if len(errs) > 0 {
+			return total, errors.Join(errs...)
 		}
 		if len(txs) < ExpiryBatch {
 			break

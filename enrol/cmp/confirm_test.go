@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
+	"errors"
 	"math/big"
 	"sync"
 	"testing"
@@ -229,6 +230,70 @@ func TestCMPUnconfirmedTwoServers(t *testing.T) {
 			}
 			if r, x, u := f.count(t, "certificate.revoke", "success"), f.count(t, "certificate.revoke", "refused"), f.count(t, "cmp.unconfirmed", "success"); r != certs || x != 0 || u != certs {
 				t.Fatalf("%d revocations, %d refused, %d cmp.unconfirmed records; want %d, 0, %d", r, x, u, certs, certs)
+			}
+		})
+	}
+}
+
+// TestCMPUnconfirmedFailureHoldsUpNoOther: a transaction whose certificate
+// cannot be revoked (here: its record is gone) fails alone; the other
+// unconfirmed certificates of the same claim are revoked in the same run,
+// rather than being claimed again with it, and failing with it, for ever.
+func TestCMPUnconfirmedFailureHoldsUpNoOther(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			if err := f.db.Enrolments().InsertTransaction(t.Context(), enrol.Transaction{ID: "0bad", Sender: "ref:GONE", Serial: "7f00dead",
+				Created: f.now().Add(-time.Minute), State: "waiting"}); err != nil { // the oldest: first in the claim
+				t.Fatal(err)
+			}
+			_, ip := f.enrolIR(t, nil)
+			f.advance(enrol.ConfirmWaitTime + time.Second)
+			n, err := f.srv.ExpireUnconfirmed(t.Context())
+			if err == nil || n != 1 {
+				t.Fatalf("sweep: %d revoked, %v; want 1 and the failure", n, err)
+			}
+			if ok, _ := f.revoked(t, ip.cert); !ok {
+				t.Fatal("the unconfirmed certificate claimed with a failing one was not revoked")
+			}
+			tx, err := f.db.Enrolments().GetTransaction(t.Context(), "0bad")
+			if err != nil || tx.State != "expiring" {
+				t.Fatalf("the failing transaction: %+v %v, want expiring (taken over later)", tx, err)
+			}
+		})
+	}
+}
+
+// closeFails is a transaction store whose CloseTransaction fails (a
+// database that went away for a moment).
+type closeFails struct {
+	enrol.TransactionStore
+	err error
+}
+
+func (c closeFails) CloseTransaction(context.Context, string, string, time.Time) error { return c.err }
+
+// TestCMPCertConfNotRecorded: a certConf whose confirmation could not be
+// recorded is answered with a failure the client retries after
+// (systemFailure), not certConfirmed, which would tell it the certificate
+// is confirmed while the transaction still waits and the sweep revokes the
+// certificate; the retry confirms it, and the sweep leaves it alone.
+func TestCMPCertConfNotRecorded(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			cl, ip := f.enrolIR(t, nil)
+			f.srv.c.Transactions = closeFails{TransactionStore: f.db.Enrolments(), err: errors.New("driver: bad connection")}
+			if a := f.certConf(t, cl, ip, false); a.m.bodyType != bodyError || a.failInfo != "systemFailure" {
+				t.Fatalf("certConf not recorded: %s %s, want systemFailure", bodyName(a.m.bodyType), a.failInfo)
+			}
+			f.srv.c.Transactions = f.db.Enrolments()
+			if a := f.certConf(t, cl, ip, false); a.m.bodyType != bodyPKIConf {
+				t.Fatalf("certConf retried: %s %s", bodyName(a.m.bodyType), a.failInfo)
+			}
+			f.advance(enrol.ConfirmWaitTime + time.Minute)
+			if n := f.expire(t); n != 0 {
+				t.Fatalf("the sweep revoked %d confirmed certificates", n)
 			}
 		})
 	}
