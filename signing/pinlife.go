@@ -122,7 +122,7 @@ func (s *Service) registerPINLifeCycle(mux Mux, guard Guard) {
 // signing credential (registered on first use, as everywhere: for its
 // owner alone when owner is set). A seal credential has no PIN, and an
 // unknown one is ErrCredentialRefused, as is, when owner is set, any
-// credential that is not owner's own (a seal credential included).
+// credential not owner's own (a seal credential included: load refuses it).
 func (s *Service) pinTargetOf(ctx context.Context, id, owner string) (*pinTarget, error) {
 	if id == "" || len(id) > 64 {
 		return nil, ErrCredentialRefused
@@ -143,11 +143,6 @@ func (s *Service) pinTargetOf(ctx context.Context, id, owner string) (*pinTarget
 	c, err := s.load(ctx, id, kind, owner)
 	if err != nil {
 		return nil, err
-	}
-	if owner != "" && (c.rec.OwnerKind != OwnerCitizen || c.rec.OwnerID != owner) {
-		// Anyone's but the owner's: refused as an unknown credential is,
-		// so that the answer tells a non-owner nothing of it.
-		return nil, ErrCredentialRefused
 	}
 	if c.rec.OwnerKind != OwnerCitizen {
 		return nil, Refuse(ErrBadRequest, "credential %s is a seal credential: it has no PIN", id)

@@ -188,8 +188,7 @@ func runSoleControl(t *testing.T, w *world, skew *atomic.Int64) {
 		t.Fatalf("signHash of a SHA-512 hash: %d %v", code, m)
 	}
 
-	// Expiry: a SAD older than its lifetime signs nothing, and an
-	// expired one is not revived by a clock set back.
+	// Expiry: a SAD older than its lifetime signs nothing.
 	s = authorize(a, oidSHA256, h1)
 	skew.Store(int64(w.svc.Config().SADLifetime + time.Second))
 	refuse("an expired SAD", hashReq{token: a.token, cred: a.cred, sad: s, hashes: list(h1)}, "Invalid parameter SAD")
@@ -288,6 +287,14 @@ func runAuthorizeAttacks(t *testing.T, w *world) {
 			t.Fatalf("set PIN: %d %v", code, m)
 		}
 	}
+	// A registered credential whose key is no longer on the token (a
+	// token restored from an older backup, a key destroyed).
+	_, lostCert := w.credential(t, policies.ProfileCitizenSigning, citizenSubject())
+	if _, err := w.db.SigningCredentials().RegisterCredential(t.Context(), signing.CredentialRecord{ID: "cred-lost", OwnerKind: signing.OwnerCitizen,
+		OwnerID: "12345678", Profile: policies.ProfileCitizenSigning, KeyLabel: "cred-lost", CertSerial: "01", ChainDER: lostCert.Raw,
+		NotAfter: lostCert.NotAfter}); err != nil {
+		t.Fatal(err)
+	}
 	// The seal credential is in use by its agency (registered).
 	agency := w.token(t, "NTROM-1234567", policies.RoleAgency)
 	if code, _, body := w.send(t, "/api/v1/seal?level=B-B&credential="+seal, agency, "application/pdf", samplePDF(t, 4<<10), nil); code != 200 {
@@ -307,7 +314,7 @@ func runAuthorizeAttacks(t *testing.T, w *world) {
 	// credential and an unknown one are told apart by nothing.
 	code, want := authorize(other, "cred-0000000000000000", testPIN)
 	wantCSC(t, "authorize an unknown credential", code, want, 400, "invalid_request", "Invalid parameter credentialID")
-	for _, id := range []string{cred, revoked, seal} {
+	for _, id := range []string{cred, revoked, seal, "cred-lost"} {
 		if code, m := authorize(other, id, testPIN); code != 400 || fmt.Sprint(m) != fmt.Sprint(want) {
 			t.Fatalf("authorize %s by a non-owner: %d %v; an unknown credential: %v", id, code, m, want)
 		}
@@ -327,7 +334,7 @@ func runAuthorizeAttacks(t *testing.T, w *world) {
 	for _, op := range []string{"change", "activate"} {
 		body := map[string]string{"old": testPIN, "new": "583920", "activationCode": "0000-0000-0000", "pin": "583920"}
 		wantCode, wantBody := w.csc(t, "/api/v1/credentials/cred-0000000000000000/pin/"+op, other, body)
-		for _, id := range []string{cred, seal} {
+		for _, id := range []string{cred, seal, "cred-lost"} {
 			code, m := w.csc(t, "/api/v1/credentials/"+id+"/pin/"+op, other, body)
 			if code != wantCode || m["detail"] != wantBody["detail"] {
 				t.Fatalf("pin/%s of %s by a non-owner: %d %v; an unknown credential: %d %v", op, id, code, m, wantCode, wantBody)
