@@ -312,10 +312,12 @@ func runAuthorizeAttacks(t *testing.T, w *world) {
 
 	// No oracle: another citizen's credential (usable, revoked), a seal
 	// credential and an unknown one are told apart by nothing.
-	code, want := authorize(other, "cred-0000000000000000", testPIN)
+	// (A wrong PIN: were it checked, it would count towards the owner's
+	// lock, which the parallel tries below would show.)
+	code, want := authorize(other, "cred-0000000000000000", "000001")
 	wantCSC(t, "authorize an unknown credential", code, want, 400, "invalid_request", "Invalid parameter credentialID")
 	for _, id := range []string{cred, revoked, seal, "cred-lost"} {
-		if code, m := authorize(other, id, testPIN); code != 400 || fmt.Sprint(m) != fmt.Sprint(want) {
+		if code, m := authorize(other, id, "000001"); code != 400 || fmt.Sprint(m) != fmt.Sprint(want) {
 			t.Fatalf("authorize %s by a non-owner: %d %v; an unknown credential: %v", id, code, m, want)
 		}
 		if code, m := w.csc(t, "/csc/v2/credentials/info", other, map[string]any{"credentialID": id}); code != 400 || fmt.Sprint(m) != fmt.Sprint(want) {
@@ -376,6 +378,49 @@ func runAuthorizeAttacks(t *testing.T, w *world) {
 	}
 	if n := len(w.records(t, signing.ActionAuthorize, "refused", "12345678")); n < tries+2 {
 		t.Fatalf("%d refused authorize records of the owner, want at least %d", n, tries+2)
+	}
+	w.verifyAudit(t)
+}
+
+// TestUnrecordedAuthorisationIsAFailure: while the audit log cannot be
+// written, credentials/authorize hands out no SAD (for the right PIN or a
+// wrong one) and signHash returns no signature, each answered
+// server_error; once the log is back the SAD is spent (it was consumed
+// before its record failed) and a new one signs.
+func TestUnrecordedAuthorisationIsAFailure(t *testing.T) {
+	w := newWorld(t, storetest.Dialects()[0], worldOptions{})
+	citizen := w.token(t, "12345678", policies.RoleCitizen)
+	cred, _ := w.credential(t, policies.ProfileCitizenSigning, citizenSubject())
+	if code, m := w.csc(t, "/api/v1/credentials/"+cred+"/pin", citizen, signing.PINRequest{PIN: testPIN}); code != 201 {
+		t.Fatalf("set PIN: %d %v", code, m)
+	}
+	sum := sha256.Sum256([]byte("a contract"))
+	h := []string{base64.StdEncoding.EncodeToString(sum[:])}
+	authorize := func(p string) (int, map[string]any) {
+		return w.csc(t, "/csc/v2/credentials/authorize", citizen, map[string]any{"credentialID": cred, "numSignatures": 1,
+			"hashes": h, "hashAlgorithmOID": oidSHA256, "authData": []map[string]string{{"id": "PIN", "value": p}}})
+	}
+	signHash := func(sad string) (int, map[string]any) {
+		return w.csc(t, "/csc/v2/signatures/signHash", citizen, map[string]any{"credentialID": cred, "SAD": sad, "hashes": h,
+			"hashAlgorithmOID": oidSHA256, "signAlgo": ecdsaSHA2})
+	}
+	_, m := authorize(testPIN)
+	sad, _ := m["SAD"].(string)
+	w.auditGate.Down.Store(true)
+	for _, p := range []string{testPIN, "000001"} {
+		if code, m := authorize(p); code != 500 || m["error"] != "server_error" || m["SAD"] != nil {
+			t.Fatalf("authorize (PIN %s) with the audit log down: %d %v", p, code, m)
+		}
+	}
+	if code, m := signHash(sad); code != 500 || m["error"] != "server_error" || m["signatures"] != nil {
+		t.Fatalf("signHash with the audit log down: %d %v", code, m)
+	}
+	w.auditGate.Down.Store(false)
+	code, m := signHash(sad)
+	wantCSC(t, "the SAD of a signHash that failed", code, m, 400, "invalid_request", "Invalid parameter SAD")
+	_, m = authorize(testPIN)
+	if code, m := signHash(fmt.Sprint(m["SAD"])); code != 200 {
+		t.Fatalf("signHash once the log is back: %d %v", code, m)
 	}
 	w.verifyAudit(t)
 }
