@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -364,5 +365,33 @@ func TestCSCBadRequests(t *testing.T) {
 	}
 	if n := len(e.audit.find(ActionCSCToken, "refused")); n != 4 {
 		t.Fatalf("%d refused CSC token requests audited, want 4", n)
+	}
+}
+
+// An empty (or over-long) signing PIN never reaches the signing service,
+// but its refusal is recorded before the PIN page comes back; unrecorded,
+// it is a server_error to the client.
+func TestCSCEmptySigningPINRecorded(t *testing.T) {
+	e := newEnv(t, false)
+	_, _, _, login := e.cscMobile(e.cscQuery("credential", hashOf("doc")))
+	pin := func(v string) (int, url.Values) {
+		st, _, q := e.post(e.browser, PathComplete, url.Values{"login": login["login"], "key": login["key"], "signing_pin": {v}})
+		return st, q
+	}
+	for i, v := range []string{"", strings.Repeat("7", 65)} {
+		if st, q := pin(v); st != http.StatusForbidden || q != nil {
+			t.Fatalf("PIN %q: %d %v", v, st, q)
+		}
+		recs := e.audit.find(ActionCSCAuthorize, "refused")
+		if len(recs) != i+1 || recs[i].Actor != testCivil || recs[i].Object != e.client.ID || fmt.Sprint(recs[i].Details) != fmt.Sprint(map[string]any{"credential": testSignCred, "reason": "no signing PIN, or one longer than 64 characters", "scope": "credential"}) {
+			t.Fatalf("PIN %q: refusal records %+v", v, recs)
+		}
+	}
+	if len(e.signing.checks) != 0 {
+		t.Fatalf("the signing service checked %v", e.signing.checks)
+	}
+	e.audit.setDown(true)
+	if st, q := pin(""); st != http.StatusSeeOther || q.Get("error") != "server_error" {
+		t.Fatalf("an empty PIN with the audit log down: %d %v", st, q)
 	}
 }

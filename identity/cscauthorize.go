@@ -227,10 +227,17 @@ func (p *Provider) cscMTLS(w http.ResponseWriter, r *http.Request, c *Client, re
 }
 
 // checkSigningPIN asks the signing service to check the PIN of the form
-// for the credential authorization req of citizen.
+// for the credential authorization req of citizen. A PIN that cannot be one
+// (empty, longer than 64 bytes) goes no further: its refusal is recorded
+// here, and a refusal that cannot be recorded is a failure.
 func (p *Provider) checkSigningPIN(r *http.Request, c *Client, req *AuthRequest, citizen Citizen) error {
 	value := r.PostForm.Get(signingPINField)
 	if value == "" || len(value) > 64 {
+		if err := p.audit(r.Context(), citizen.CivilNumber, ActionCSCAuthorize, c.ID, "refused", map[string]any{
+			"credential": req.Credential.CredentialID, "scope": req.Scope, "reason": "no signing PIN, or one longer than 64 characters",
+		}); err != nil {
+			return fmt.Errorf("recording a refused signing PIN: %w", err)
+		}
 		return ErrWrongPIN
 	}
 	return p.cfg.Signing.Credentials.CheckSigningPIN(r.Context(), citizen.CivilNumber, c.ID, req.Credential, value)

@@ -121,7 +121,8 @@ func (s *Service) registerPINLifeCycle(mux Mux, guard Guard) {
 // pinTargetOf finds credential id: an enrolled mobile ID or a citizen's
 // signing credential (registered on first use, as everywhere: for its
 // owner alone when owner is set). A seal credential has no PIN, and an
-// unknown one is ErrCredentialRefused.
+// unknown one is ErrCredentialRefused, as is, when owner is set, any
+// credential not owner's own (a seal credential included: load refuses it).
 func (s *Service) pinTargetOf(ctx context.Context, id, owner string) (*pinTarget, error) {
 	if id == "" || len(id) > 64 {
 		return nil, ErrCredentialRefused

@@ -501,7 +501,8 @@ func (s *Service) usable(ctx context.Context, c *Credential) error {
 
 // load reads credential id, registering it on its first use. When kind is
 // set, a credential not yet registered is registered only for its owner
-// (kind, owner): a refused request writes nothing.
+// (kind, owner): a refused request writes nothing; and a credential of
+// another owner is ErrCredentialRefused before its key is looked up.
 func (s *Service) load(ctx context.Context, id, kind, owner string) (*Credential, error) {
 	if id == "" || len(id) > 64 {
 		return nil, ErrCredentialRefused
@@ -530,6 +531,12 @@ func (s *Service) load(ctx context.Context, id, kind, owner string) (*Credential
 		}
 	} else if err != nil {
 		return nil, err
+	}
+	if kind != "" && (rec.OwnerKind != kind || rec.OwnerID != owner) {
+		// Not the caller's: refused before its chain and key are looked
+		// at, as an unknown credential is (a key missing from the token
+		// would otherwise tell a non-owner that the credential exists).
+		return nil, ErrCredentialRefused
 	}
 	chain, err := x509.ParseCertificates(rec.ChainDER)
 	if err != nil || len(chain) == 0 {

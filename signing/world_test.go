@@ -104,6 +104,8 @@ type worldOptions struct {
 	timeout time.Duration
 	// pinClock, when set, is the clock of the PINs' activation codes.
 	pinClock func() time.Time
+	// now, when set, is the signing service's clock (SAD expiry).
+	now func() time.Time
 }
 
 // testPIN is the credentials' signing PIN in these tests.
@@ -308,7 +310,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 			return gatedKey{k, w.keysDown}, nil
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
-		Audit: w.auditGate, Logger: logger, Registerer: reg,
+		Audit: w.auditGate, Logger: logger, Registerer: reg, Now: o.now,
 		Verifier: verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: o.timeout,
 			Fetcher: &verify.HTTPFetcher{Client: client, TTL: time.Minute}}),
 	})
