@@ -225,6 +225,7 @@ func (fakeRenewals) PendingRenewals(context.Context, int) ([]CertificateRecord, 
 	return nil, nil
 }
 func (fakeRenewals) CompleteRenewal(context.Context, string, time.Time) error { return nil }
+func (fakeRenewals) WithdrawRenewal(context.Context, string, time.Time) error { return nil }
 func (fakeRenewals) Expiring(context.Context, time.Time, time.Time, int) ([]CertificateRecord, error) {
 	return nil, nil
 }

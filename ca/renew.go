@@ -29,6 +29,13 @@ import (
 // token, and only then is the renewal recorded as complete; every step is
 // idempotent, and a server's sweep (Renewer.Run) completes what a crash
 // left.
+//
+// A renewal may keep the replaced certificate valid until its holder
+// confirms the new one (RenewRequest.KeepReplaced: a CMP key update
+// without implicit confirmation, RFC 9483 §4.1.3 and §4.1.1): Supersede
+// then revokes it once the confirmation came, and Withdraw, when the new
+// certificate was rejected or never confirmed (and revoked for it),
+// releases the replaced one, valid as it was, to be renewed again.
 
 // ActionRenewCertificate is the audit action of a renewal or re-key.
 const ActionRenewCertificate = string(policies.ActionRenewCertificate)
@@ -53,6 +60,9 @@ var (
 	ErrCryptoPeriod = errors.New("the key's crypto-period is over")
 	// ErrSameKey: a re-key with the replaced certificate's own key.
 	ErrSameKey = errors.New("re-key with the same key")
+	// ErrNotWithdrawable: Withdraw of a renewal whose certificate is not
+	// revoked, or of a certificate that renews nothing.
+	ErrNotWithdrawable = errors.New("renewal cannot be withdrawn")
 )
 
 // RenewalError is a refused renewal: Kind (one of the sentinels above)
@@ -92,6 +102,10 @@ type RenewalStore interface {
 	PendingRenewals(ctx context.Context, limit int) ([]CertificateRecord, error)
 	// CompleteRenewal records that the renewal by serial is complete.
 	CompleteRenewal(ctx context.Context, serial string, at time.Time) error
+	// WithdrawRenewal records that the renewal by serial was withdrawn:
+	// Successor, PendingRenewals and Expiring no longer count it, and the
+	// certificate it replaced may be renewed again. Idempotent.
+	WithdrawRenewal(ctx context.Context, serial string, at time.Time) error
 	// Expiring returns up to limit issued, unrevoked certificates that no
 	// other replaces and whose notAfter is after from and at most to,
 	// soonest first.
@@ -201,6 +215,13 @@ type RenewRequest struct {
 	PossessionProvedBy string
 	// RequestID is an optional idempotency key.
 	RequestID string
+	// KeepReplaced leaves the replaced certificate valid: the caller
+	// supersedes it with Supersede once the holder confirmed the new
+	// certificate, or withdraws the renewal with Withdraw when the holder
+	// rejected it or never confirmed it (a CMP key update without implicit
+	// confirmation). Only for a re-key with PublicKey or CSR (a key the
+	// holder keeps: no credential to switch, no key to destroy).
+	KeepReplaced bool
 	// Caller is who asks: a registration officer, or the certificate's
 	// subject (a citizen or an agency).
 	Caller *auth.Principal
@@ -280,6 +301,9 @@ func (rn *Renewer) Renew(ctx context.Context, req RenewRequest) (*Renewed, error
 		details["error"] = err.Error()
 	} else {
 		details["serial"] = out.Serial
+		if req.KeepReplaced {
+			details["replacedSuperseded"] = "once the new certificate is confirmed"
+		}
 	}
 	if aerr := appendAudit(ctx, rn.a.audit, entry, details); aerr != nil {
 		rn.log.ErrorContext(ctx, "audit append failed", "action", ActionRenewCertificate, "err", aerr)
@@ -350,7 +374,7 @@ func (rn *Renewer) renew(ctx context.Context, req RenewRequest, actor string) (o
 	}
 	nw := &CertificateRecord{Serial: got.Serial, CA: got.CA, Profile: old.Profile, DER: got.Certificate.Raw, CredentialID: old.CredentialID,
 		KeyLabel: rnw.keyLabel, Replaces: serial}
-	if err := rn.complete(ctx, nw, old, actor); err != nil {
+	if err := rn.complete(ctx, nw, old, actor, !req.KeepReplaced); err != nil {
 		// The certificate is issued; the sweep finishes the rest.
 		rn.log.WarnContext(ctx, "renewal issued but not completed yet (the sweep retries)", "serial", got.Serial, "replaces", serial, "err", err)
 	}
@@ -388,6 +412,8 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 	switch {
 	case len(req.CSR) > 0 && req.Rekey:
 		return r, nil, &RequestError{Reason: `give either csr or rekey, not both`}
+	case req.KeepReplaced && (req.Rekey || (req.PublicKey == nil && len(req.CSR) == 0)):
+		return r, nil, &RequestError{Reason: "only a re-key with the holder's own new key waits for its confirmation"}
 	case req.PublicKey != nil && (len(req.CSR) > 0 || req.Rekey):
 		return r, nil, &RequestError{Reason: "give one new key: a CSR, a public key with its proof of possession, or rekey"}
 	case req.PublicKey != nil:
@@ -481,10 +507,11 @@ func SubjectFields(c *x509.Certificate) map[string]string {
 }
 
 // complete does what follows a renewal, each step idempotent: switch the
-// credential, revoke the replaced certificate (superseded), destroy the
-// replaced key when the credential moved to a new one, then record the
-// renewal as complete.
-func (rn *Renewer) complete(ctx context.Context, nw, old *CertificateRecord, actor string) error {
+// credential, revoke the replaced certificate (superseded; not when
+// supersede is false: RenewRequest.KeepReplaced), destroy the replaced key
+// when the credential moved to a new one, then record the renewal as
+// complete.
+func (rn *Renewer) complete(ctx context.Context, nw, old *CertificateRecord, actor string, supersede bool) error {
 	ctx = context.WithoutCancel(ctx) // once issued, a client going away stops nothing
 	if nw.CredentialID != "" && rn.creds != nil {
 		label := nw.KeyLabel
@@ -496,7 +523,7 @@ func (rn *Renewer) complete(ctx context.Context, nw, old *CertificateRecord, act
 			return fmt.Errorf("switching credential %s to %s: %w", nw.CredentialID, nw.Serial, err)
 		}
 	}
-	if rn.supers != nil && !old.Revoked {
+	if supersede && rn.supers != nil && !old.Revoked {
 		if err := rn.supers.RevokeSuperseded(ctx, actor, old.Serial); err != nil {
 			return fmt.Errorf("revoking %s (superseded): %w", old.Serial, err)
 		}
@@ -522,11 +549,58 @@ func (rn *Renewer) completeBySerial(ctx context.Context, serial, actor string) {
 	}
 	old, err := rn.a.store.GetCertificate(ctx, nw.Replaces)
 	if err == nil {
-		err = rn.complete(ctx, nw, old, actor)
+		err = rn.complete(ctx, nw, old, actor, true)
 	}
 	if err != nil {
 		rn.log.WarnContext(ctx, "completing a renewal", "serial", serial, "err", err)
 	}
+}
+
+// Supersede revokes the certificate that the renewal by serial replaced
+// (superseded, as a renewal does at once unless RenewRequest.KeepReplaced),
+// now that the holder confirmed the new certificate, and returns its
+// serial ("" when serial renews nothing). Idempotent: a replaced
+// certificate revoked already stays as it is.
+func (rn *Renewer) Supersede(ctx context.Context, actor, serial string) (string, error) {
+	nw, err := rn.a.store.GetCertificate(ctx, strings.ToLower(serial))
+	if err != nil {
+		return "", fmt.Errorf("reading renewal %s: %w", serial, err)
+	}
+	if nw.Replaces == "" {
+		return "", nil
+	}
+	old, err := rn.a.store.GetCertificate(ctx, nw.Replaces)
+	if err != nil {
+		return "", fmt.Errorf("reading %s, which %s replaces: %w", nw.Replaces, nw.Serial, err)
+	}
+	if err := rn.complete(ctx, nw, old, actor, true); err != nil {
+		return "", err
+	}
+	return old.Serial, nil
+}
+
+// Withdraw withdraws the renewal by serial, whose certificate its holder
+// rejected or never confirmed and which was revoked for it: the replaced
+// certificate stays as it was (valid, unless something else revoked it),
+// no longer counts as renewed, and may be renewed again. It returns the
+// replaced certificate's serial ("" when serial renews nothing).
+// Idempotent; ErrNotWithdrawable for a certificate that is not revoked.
+func (rn *Renewer) Withdraw(ctx context.Context, serial string) (string, error) {
+	nw, err := rn.a.store.GetCertificate(ctx, strings.ToLower(serial))
+	if err != nil {
+		return "", fmt.Errorf("reading renewal %s: %w", serial, err)
+	}
+	if nw.Replaces == "" {
+		return "", nil
+	}
+	if !nw.Revoked {
+		return "", fmt.Errorf("%w: certificate %s is not revoked", ErrNotWithdrawable, nw.Serial)
+	}
+	if err := rn.store.WithdrawRenewal(ctx, nw.Serial, rn.a.now()); err != nil {
+		return "", fmt.Errorf("withdrawing renewal %s: %w", nw.Serial, err)
+	}
+	rn.log.InfoContext(ctx, "renewal withdrawn", "serial", nw.Serial, "replaces", nw.Replaces)
+	return nw.Replaces, nil
 }
 
 // CompletePending completes up to 100 renewals that a crash or a failure
@@ -541,7 +615,7 @@ func (rn *Renewer) CompletePending(ctx context.Context) (int, error) {
 		nw := &pending[i]
 		old, err := rn.a.store.GetCertificate(ctx, nw.Replaces)
 		if err == nil {
-			err = rn.complete(ctx, nw, old, "renewal-sweep")
+			err = rn.complete(ctx, nw, old, "renewal-sweep", true)
 		}
 		if err != nil {
 			rn.log.WarnContext(ctx, "completing a renewal", "serial", nw.Serial, "replaces", nw.Replaces, "err", err)

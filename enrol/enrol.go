@@ -445,10 +445,45 @@ func bytesEqual(a, b []byte) bool { return subtle.ConstantTimeCompare(a, b) == 1
 // certificate's profile and subject, the current certificate superseded.
 // current must have passed Holder.
 func (s *Service) Reenrol(ctx context.Context, current *x509.Certificate, rec *ca.CertificateRecord, key Key, actor string) (*ca.Issued, error) {
+	return s.reenrol(ctx, Renewal{Current: current, Record: rec, Key: key, Actor: actor})
+}
+
+// ReenrolUnconfirmed is Reenrol that leaves the current certificate valid
+// until the holder confirms the new one (SupersedeConfirmed) or the
+// renewal is withdrawn (WithdrawRejected): a CMP key update without
+// implicit confirmation, whose response may be lost or its certificate
+// rejected.
+func (s *Service) ReenrolUnconfirmed(ctx context.Context, current *x509.Certificate, rec *ca.CertificateRecord, key Key, actor string) (*ca.Issued, error) {
+	return s.reenrol(ctx, Renewal{Current: current, Record: rec, Key: key, Actor: actor, KeepCurrent: true})
+}
+
+func (s *Service) reenrol(ctx context.Context, r Renewal) (*ca.Issued, error) {
 	if s.c.Renewer == nil {
 		return nil, &RequestError{Reason: "re-enrolment is not available on this service"}
 	}
-	return s.c.Renewer.Renew(ctx, Renewal{Current: current, Record: rec, Key: key, Actor: actor})
+	return s.c.Renewer.Renew(ctx, r)
+}
+
+// SupersedeConfirmed revokes (superseded) the certificate that serial, a
+// re-enrolment's certificate now confirmed by its holder, replaced, and
+// returns its serial; "" when serial is no re-enrolment's (or no
+// re-enrolment is available).
+func (s *Service) SupersedeConfirmed(ctx context.Context, actor, serial string) (string, error) {
+	if s.c.Renewer == nil {
+		return "", nil
+	}
+	return s.c.Renewer.Supersede(ctx, actor, serial)
+}
+
+// WithdrawRejected withdraws the re-enrolment whose certificate serial
+// its holder rejected or never confirmed (revoked for it): the certificate
+// it replaced stays as it was, and may be re-enrolled again. It returns
+// that certificate's serial; "" when serial is no re-enrolment's.
+func (s *Service) WithdrawRejected(ctx context.Context, serial string) (string, error) {
+	if s.c.Renewer == nil {
+		return "", nil
+	}
+	return s.c.Renewer.Withdraw(ctx, serial)
 }
 
 // Refused records a protocol request refused by the protocol layer. It

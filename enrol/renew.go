@@ -21,11 +21,24 @@ type Renewal struct {
 	Key Key
 	// Actor names the holder in the audit log.
 	Actor string
+	// KeepCurrent leaves the current certificate valid until the holder
+	// confirms the new one (Supersede) or the renewal is withdrawn
+	// (Withdraw): a CMP key update without implicit confirmation.
+	KeepCurrent bool
 }
 
-// Renewer issues a renewal's certificate and supersedes the current one.
+// Renewer issues a renewal's certificate and supersedes the current one
+// (at once, or with Supersede once the new one is confirmed).
 type Renewer interface {
 	Renew(ctx context.Context, r Renewal) (*ca.Issued, error)
+	// Supersede revokes the certificate the renewal by serial replaced
+	// (superseded) and returns its serial, "" when serial renews nothing.
+	Supersede(ctx context.Context, actor, serial string) (string, error)
+	// Withdraw withdraws the renewal by serial (its certificate revoked):
+	// the certificate it replaced stays as it was and may be renewed
+	// again. It returns that certificate's serial, "" when serial renews
+	// nothing.
+	Withdraw(ctx context.Context, serial string) (string, error)
 }
 
 // Revoker revokes certificates (*revocation.Service).
@@ -36,6 +49,8 @@ type Revoker interface {
 // CARenewals is the CA's renewal (*ca.Renewer).
 type CARenewals interface {
 	Renew(ctx context.Context, req ca.RenewRequest) (*ca.Renewed, error)
+	Supersede(ctx context.Context, actor, serial string) (string, error)
+	Withdraw(ctx context.Context, serial string) (string, error)
 }
 
 // CARenewer re-enrols through the CA's renewal rules, as
@@ -49,11 +64,21 @@ type CARenewer struct{ Renewals CARenewals }
 // Renew implements Renewer.
 func (r CARenewer) Renew(ctx context.Context, rn Renewal) (*ca.Issued, error) {
 	got, err := r.Renewals.Renew(ctx, ca.RenewRequest{Serial: rn.Record.Serial, CSR: rn.Key.CSR,
-		PublicKey: rn.Key.PublicKey, PossessionProvedBy: rn.Key.ProvedBy, Caller: holder(rn)})
+		PublicKey: rn.Key.PublicKey, PossessionProvedBy: rn.Key.ProvedBy, KeepReplaced: rn.KeepCurrent, Caller: holder(rn)})
 	if err != nil {
 		return nil, err
 	}
 	return got.Issued, nil
+}
+
+// Supersede implements Renewer.
+func (r CARenewer) Supersede(ctx context.Context, actor, serial string) (string, error) {
+	return r.Renewals.Supersede(ctx, actor, serial)
+}
+
+// Withdraw implements Renewer.
+func (r CARenewer) Withdraw(ctx context.Context, serial string) (string, error) {
+	return r.Renewals.Withdraw(ctx, serial)
 }
 
 // holder is the principal a certificate's holder is, as mutual TLS would

@@ -16,10 +16,11 @@ import (
 var _ ca.RenewalStore = (*Certificates)(nil)
 
 // Successor returns the serial of the certificate that replaces serial
-// (issued, or an intent still being issued), or "".
+// (issued, or an intent still being issued, and not withdrawn), or "".
 func (c *Certificates) Successor(ctx context.Context, serial string) (string, error) {
 	var succ string
-	err := c.db.queryRow(ctx, `SELECT serial FROM certificates WHERE replaces = ? AND state <> 'abandoned' ORDER BY created_at LIMIT 1`, serial).Scan(&succ)
+	err := c.db.queryRow(ctx, `SELECT serial FROM certificates WHERE replaces = ? AND state <> 'abandoned' AND renewal_withdrawn_at IS NULL
+	ORDER BY created_at LIMIT 1`, serial).Scan(&succ)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -44,10 +45,10 @@ func (c *Certificates) FirstCertified(ctx context.Context, keyHash [32]byte) (ti
 }
 
 // PendingRenewals returns up to limit issued renewals not recorded as
-// complete, oldest first.
+// complete (nor withdrawn), oldest first.
 func (c *Certificates) PendingRenewals(ctx context.Context, limit int) ([]ca.CertificateRecord, error) {
-	return c.list(ctx, certSelect+` WHERE c.replaces IS NOT NULL AND c.renewal_completed_at IS NULL AND c.state = 'issued'
-	ORDER BY c.issued_at LIMIT ?`, limit)
+	return c.list(ctx, certSelect+` WHERE c.replaces IS NOT NULL AND c.renewal_completed_at IS NULL AND c.renewal_withdrawn_at IS NULL
+	AND c.state = 'issued' ORDER BY c.issued_at LIMIT ?`, limit)
 }
 
 // CompleteRenewal records that the renewal by serial is complete.
@@ -58,10 +59,24 @@ func (c *Certificates) CompleteRenewal(ctx context.Context, serial string, at ti
 	})
 }
 
+// WithdrawRenewal records that the renewal by serial was withdrawn (its
+// certificate rejected and revoked): it no longer replaces anything, and
+// the certificate it was to replace may be renewed again (migration
+// 0022). A certificate that is no renewal, or one withdrawn already, is
+// left as it is.
+func (c *Certificates) WithdrawRenewal(ctx context.Context, serial string, at time.Time) error {
+	return c.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `UPDATE certificates SET renewal_withdrawn_at = ? WHERE serial = ? AND replaces IS NOT NULL AND renewal_withdrawn_at IS NULL`,
+			at.UnixNano(), serial)
+		return mapErr("store: withdrawing renewal "+serial, err)
+	})
+}
+
 // expiringWhere selects the valid certificates (issued, unrevoked, not
-// replaced by an issued or pending one) whose notAfter is in (from, to].
+// replaced by an issued or pending one that was not withdrawn) whose
+// notAfter is in (from, to].
 const expiringWhere = ` WHERE c.state = 'issued' AND c.not_after > ? AND c.not_after <= ? AND r.serial IS NULL
-	AND NOT EXISTS (SELECT 1 FROM certificates s WHERE s.replaces = c.serial AND s.state <> 'abandoned')`
+	AND NOT EXISTS (SELECT 1 FROM certificates s WHERE s.replaces = c.serial AND s.state <> 'abandoned' AND s.renewal_withdrawn_at IS NULL)`
 
 // Expiring returns up to limit valid certificates that expire after from
 // and at most at to, soonest first.

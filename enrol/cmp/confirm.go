@@ -36,6 +36,17 @@ import (
 // The answer to a certConf after the window is certRevoked, "the
 // certificate has already been revoked" (PKIFailureInfo in RFC 9810's
 // ASN.1 module).
+//
+// A key update (kur) without implicit confirmation replaces the holder's
+// current certificate only once the new one is confirmed: the renewal
+// leaves the current one valid (enrol.Service.ReenrolUnconfirmed), a
+// positive certConf supersedes it, and a rejection or a missing certConf
+// withdraws the renewal, leaving the current certificate as it was and
+// renewable again (the holder signs its next kur with it). Which of the
+// three happens is decided once, by the claim of the transaction
+// (CloseTransaction: confirmed, rejected, or expiring for the sweep).
+// With implicit confirmation the current certificate is superseded at
+// issuance, as by EST and the REST renewal.
 
 // expiryActor is who revokes an unconfirmed certificate in the audit log.
 const expiryActor = "thiqa-serve"
@@ -122,16 +133,46 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		}
 		return nil, failf(CertConfirmed, "the transaction was closed already")
 	}
-	if state == "rejected" {
-		if _, err := s.c.Revoker.Revoke(ctx, p.actor, tx.Serial, "cessationOfOperation", nil); err != nil {
+	details := map[string]any{"transactionID": id, "state": state}
+	switch {
+	case state == "rejected":
+		_, err := s.c.Revoker.Revoke(ctx, p.actor, tx.Serial, "cessationOfOperation", nil)
+		if err != nil && !errors.Is(err, revocation.ErrAlreadyRevoked) {
 			s.log.ErrorContext(ctx, "revoking a certificate its requester rejected", "serial", tx.Serial, "err", err)
+			break
+		}
+		s.withdraw(ctx, tx.Serial, details)
+	case rec.Replaces != "":
+		// A key update's certificate, confirmed: the one it replaces is
+		// superseded now (once: this certConf claimed the transaction).
+		old, err := s.c.Enrol.SupersedeConfirmed(ctx, p.actor, tx.Serial)
+		if err != nil {
+			s.log.ErrorContext(ctx, "superseding the certificate a confirmed key update replaced", "serial", tx.Serial, "replaces", rec.Replaces, "err", err)
+			details["replaces"], details["supersedeError"] = rec.Replaces, err.Error()
+		} else if old != "" {
+			details["replaces"], details["superseded"] = old, true
 		}
 	}
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.certconf", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"transactionID": id, "state": state}}); err != nil {
+		Details: details}); err != nil {
 		return nil, errUnrecorded(err)
 	}
 	return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, nil)
+}
+
+// withdraw withdraws the key update whose certificate serial was rejected
+// and revoked, if it is one: the certificate it replaced stays valid, and
+// renewable. A failure is logged and recorded in details (the holder's
+// next kur is then refused as a duplicate until it is withdrawn).
+func (s *Server) withdraw(ctx context.Context, serial string, details map[string]any) {
+	old, err := s.c.Enrol.WithdrawRejected(ctx, serial)
+	switch {
+	case err != nil:
+		s.log.ErrorContext(ctx, "withdrawing a key update whose certificate was rejected", "serial", serial, "err", err)
+		details["withdrawError"] = err.Error()
+	case old != "":
+		details["replaces"], details["superseded"] = old, false
+	}
 }
 
 // confirmTooLate revokes the certificate of tx, whose certConf came after
@@ -195,7 +236,8 @@ func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
 
 // expire revokes the certificate of the expiring transaction tx
 // (cessationOfOperation, through the revocation service: CRLs, OCSP and
-// its audit record follow), records why (cmp.unconfirmed) and closes tx.
+// its audit record follow), withdraws the key update it was (the replaced
+// certificate stays valid), records why (cmp.unconfirmed) and closes tx.
 // A certificate revoked already (by its holder, an officer, a rejection
 // or an earlier attempt) stays as it is.
 func (s *Server) expire(ctx context.Context, tx enrol.Transaction) error {
@@ -204,9 +246,17 @@ func (s *Server) expire(ctx context.Context, tx enrol.Transaction) error {
 	if err != nil && !already {
 		return fmt.Errorf("cmp: revoking unconfirmed certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
 	}
+	details := map[string]any{"transactionID": tx.ID, "sentAt": tx.Created, "confirmWaitTime": tx.Created.Add(enrol.ConfirmWaitTime),
+		"revoked": !already, "note": "no certConf came in time: handled as a rejection (RFC 9483 §4.1.1)"}
+	old, err := s.c.Enrol.WithdrawRejected(ctx, tx.Serial)
+	if err != nil {
+		return fmt.Errorf("cmp: withdrawing the key update of unconfirmed certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
+	}
+	if old != "" {
+		details["replaces"], details["superseded"] = old, false
+	}
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: "cmp.unconfirmed", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"transactionID": tx.ID, "sentAt": tx.Created, "confirmWaitTime": tx.Created.Add(enrol.ConfirmWaitTime),
-			"revoked": !already, "note": "no certConf came in time: handled as a rejection (RFC 9483 §4.1.1)"}}); err != nil {
+		Details: details}); err != nil {
 		return fmt.Errorf("cmp: recording the expiry of transaction %s: %w", tx.ID, err)
 	}
 	if err := s.c.Transactions.FinishExpired(ctx, tx.ID, s.c.Enrol.Now().UTC()); err != nil && !errors.Is(err, enrol.ErrNoTransaction) {

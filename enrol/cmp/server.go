@@ -492,7 +492,16 @@ func (s *Server) keyUpdate(ctx context.Context, m *message, p *party) ([]byte, *
 	if e := req.checkPOP(); e != nil {
 		return nil, e
 	}
-	got, err := s.c.Enrol.Reenrol(ctx, p.cert, p.rec, enrol.Key{PublicKey: req.publicKey, ProvedBy: "crmf-signature"}, p.actor)
+	// Without implicit confirmation the current certificate stays valid
+	// until the holder confirms the new one (confirm supersedes it then):
+	// a response lost, or a certificate rejected or never confirmed (and
+	// revoked for it), leaves the holder its current certificate to try
+	// again with, rather than none.
+	reenrol := s.c.Enrol.ReenrolUnconfirmed
+	if m.hasGeneralInfo(oidImplicitConfirm) {
+		reenrol = s.c.Enrol.Reenrol
+	}
+	got, err := reenrol(ctx, p.cert, p.rec, enrol.Key{PublicKey: req.publicKey, ProvedBy: "crmf-signature"}, p.actor)
 	if err != nil {
 		if e := caFailure(err); e != nil {
 			return nil, e
