@@ -34,7 +34,8 @@ const ActionRead = string(policies.ActionReadOwnActivity)
 const PageSize = 50
 
 // MaxHoldings bounds the certificates of one citizen whose records are
-// looked up (newest first): each is two index searches per page.
+// looked up (newest first): each is two index searches per page. A
+// citizen who holds more is told so (Response.Truncated).
 const MaxHoldings = 100
 
 // Record is one audit record as the store reads it.
@@ -128,4 +129,8 @@ type Response struct {
 	// NextBefore is the cursor of the next (older) page: ?before=NextBefore.
 	// Absent on the last page.
 	NextBefore int64 `json:"nextBefore,omitempty"`
+	// Truncated says that the citizen holds more than MaxHoldings
+	// certificates: the records about the older ones are not shown (the
+	// records the citizen made still are). Absent otherwise.
+	Truncated bool `json:"truncated,omitempty"`
 }

@@ -311,3 +311,29 @@ func TestUnrecordedReadingFails(t *testing.T) {
 		t.Fatalf("audit down: %d %s", w.Code, w.Body)
 	}
 }
+
+// A citizen holding more certificates than MaxHoldings is told that the
+// records about the older ones are not shown; one holding MaxHoldings
+// exactly is not.
+func TestTruncatedHoldingsSaid(t *testing.T) {
+	f := newFixture(t)
+	var many []activity.Holding
+	for i := range activity.MaxHoldings + 1 {
+		many = append(many, activity.Holding{Serial: fmt.Sprintf("0a%04x", i)})
+	}
+	oldest := many[activity.MaxHoldings].Serial
+	f.log.holdings[civilA] = many
+	f.log.holdings[civilB] = many[:activity.MaxHoldings]
+	f.seed(t, audit.Entry{Actor: "officer-jane.doe", Action: "certificate.issue", Object: oldest, Outcome: "success"},
+		audit.Entry{Actor: civilA, Action: "document.sign", Object: "cred-a", Outcome: "success"})
+	p := f.page(t, civilA, "")
+	if !p.Truncated || len(p.Entries) != 1 || p.Entries[0].Action != "document.sign" {
+		t.Fatalf("more than %d certificates: truncated %v, %+v", activity.MaxHoldings, p.Truncated, p.Entries)
+	}
+	if p := f.page(t, civilB, ""); p.Truncated {
+		t.Fatalf("%d certificates exactly: truncated", activity.MaxHoldings)
+	}
+	if w := f.get(civilB, ""); strings.Contains(w.Body.String(), "truncated") {
+		t.Fatalf("truncated shown when false: %s", w.Body)
+	}
+}

@@ -121,6 +121,15 @@ func (h *holder) owns(object string) bool {
 	return h.serials[object] || h.credentials[object] || object == h.person
 }
 
+// ownKey reports whether actor is one of the holder's certificates,
+// "cert:" followed by its serial: CMP and EST name so a request signed
+// with that certificate's key (a card or device renewing itself), which
+// is the holder's doing as much as a login with the same card is.
+func (h *holder) ownKey(actor string) bool {
+	serial, ok := strings.CutPrefix(actor, "cert:")
+	return ok && h.serials[serial]
+}
+
 // recordDetails are the details keys describe may read.
 type recordDetails struct {
 	Method         string   `json:"method"`
@@ -153,7 +162,7 @@ func (h *holder) describe(rec Record) Entry {
 	// record says that a login was tried for the holder, not by whom.
 	claimed := mine && rec.Actor == h.person && rec.Outcome != "success"
 	if s.fields&fBy != 0 && !claimed {
-		e.By = by(rec.Actor, mine, d, s.staff)
+		e.By = by(rec.Actor, mine || h.ownKey(rec.Actor), d, s.staff)
 	}
 	if own {
 		if s.fields&fCredential != 0 && h.credentials[rec.Object] {
@@ -196,7 +205,8 @@ func (h *holder) describe(rec Record) Entry {
 // serviceActors are the service's own actors.
 var serviceActors = []string{"thiqa-serve", "thiqa-init", "ca"}
 
-// by names who made a record as a role, never by name: the holder; the
+// by names who made a record as a role, never by name: the holder (mine:
+// under their civil number or with their certificate's key); the
 // role the record names (a refusal carries its caller's roles); the staff
 // the action is allowed to alone; a one-time enrolment; the service;
 // otherwise someone else.

@@ -89,6 +89,8 @@ func TestDescribeFields(t *testing.T) {
 		{"a renewal", rec("11111111", "certificate.renew", "0aaa", all), Entry{By: ByYou, Serial: "0aaa", NewSerial: "0ccc"}},
 		{"a revocation", rec("officer-1", "certificate.revoke", "0aaa", all), Entry{By: BySomeoneElse, Serial: "0aaa", Reason: "keyCompromise"}},
 		{"a revocation of another's", rec("11111111", "certificate.revoke", "0bbb", all), Entry{By: ByYou}},
+		{"a renewal with the holder's certificate (CMP, EST)", rec("cert:0aaa", "certificate.issue", "0aaa", all), Entry{By: ByYou, Serial: "0aaa", Profile: "citizen-signing"}},
+		{"a request with another's certificate", rec("cert:0bbb", "certificate.issue", "0aaa", all), Entry{By: BySomeoneElse, Serial: "0aaa", Profile: "citizen-signing"}},
 		{"an issuance by enrolment", rec("enrolment:ref-1", "certificate.issue", "0aaa", all), Entry{By: ByEnrolment, Serial: "0aaa", Profile: "citizen-signing"}},
 		{"a signature", rec("11111111", "document.sign", "cred-a", all), Entry{By: ByYou, Credential: "cred-a", DocumentDigest: strings.Repeat("ab", 32), Level: "B-LTA"}},
 		{"a lookup", rec("officer-1", "certificate.read", "0aaa", nil), Entry{By: ByStaff, Serial: "0aaa"}},

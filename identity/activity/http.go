@@ -141,11 +141,17 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 
 // Page returns one page of the activity of the citizen with civilNumber:
 // the records older than before (0: the newest), at most PageSize,
-// described by the allowlist.
+// described by the allowlist; Truncated when the citizen holds more than
+// MaxHoldings certificates.
 func (s *Service) Page(ctx context.Context, civilNumber string, before int64) (*Response, error) {
-	hs, err := s.store.Holdings(ctx, civilNumber, MaxHoldings)
+	// One more than the bound tells whether the citizen holds more.
+	hs, err := s.store.Holdings(ctx, civilNumber, MaxHoldings+1)
 	if err != nil {
 		return nil, fmt.Errorf("activity: the certificates of a citizen: %w", err)
+	}
+	truncated := len(hs) > MaxHoldings
+	if truncated {
+		hs = hs[:MaxHoldings]
 	}
 	h := &holder{actors: CitizenActors(civilNumber), serials: map[string]bool{}, credentials: map[string]bool{}, person: "citizen:" + civilNumber}
 	q := Query{Actors: h.actors, Objects: []string{h.person}, Before: before, Limit: PageSize + 1}
@@ -163,7 +169,7 @@ func (s *Service) Page(ctx context.Context, civilNumber string, before int64) (*
 	if err != nil {
 		return nil, fmt.Errorf("activity: reading the records: %w", err)
 	}
-	out := &Response{Entries: make([]Entry, 0, min(len(recs), PageSize))}
+	out := &Response{Entries: make([]Entry, 0, min(len(recs), PageSize)), Truncated: truncated}
 	if len(recs) > PageSize {
 		recs = recs[:PageSize]
 		out.NextBefore = recs[PageSize-1].Seq

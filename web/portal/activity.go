@@ -78,6 +78,7 @@ func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
 	var out struct {
 		Entries    []activityEntry `json:"entries"`
 		NextBefore int64           `json:"nextBefore"`
+		Truncated  bool            `json:"truncated"`
 	}
 	if err := json.Unmarshal(ans.body, &out); err != nil {
 		v.apiFail(err)
@@ -108,5 +109,6 @@ func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
 			e.Level = ""
 		}
 	}
-	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": out.Entries, "Next": out.NextBefore, "Paged": before != ""})
+	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": out.Entries, "Next": out.NextBefore, "Paged": before != "",
+		"Truncated": out.Truncated})
 }

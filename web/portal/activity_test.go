@@ -109,3 +109,27 @@ func TestActivityPageRefusals(t *testing.T) {
 		t.Fatalf("calls: %v", *calls)
 	}
 }
+
+// A citizen holding more certificates than the API looks up is told, in
+// both languages, that the records about the older ones are not shown.
+func TestActivityPageTruncated(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	if body := c.do("GET", "/my/activity?lang=en", nil).Body.String(); strings.Contains(body, `id="truncated"`) {
+		t.Fatalf("a page not truncated says so:\n%s", body)
+	}
+	answer := f.answer
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/me/activity" {
+			answer(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"entries":[],"truncated":true}`))
+	}
+	for lang, want := range map[string]string{"en": "only the records about the 100 most recent", "ar": "أحدث ١٠٠ شهادة"} {
+		w := c.do("GET", "/my/activity?lang="+lang, nil)
+		if body := w.Body.String(); w.Code != http.StatusOK || !strings.Contains(body, `<p class="hint" id="truncated">`) || !strings.Contains(body, want) {
+			t.Fatalf("%s: %d\n%s", lang, w.Code, body)
+		}
+	}
+}
