@@ -337,3 +337,28 @@ func TestTruncatedHoldingsSaid(t *testing.T) {
 		t.Fatalf("truncated shown when false: %s", w.Body)
 	}
 }
+
+// A staff member whose subject happens to be citizen A's civil number
+// acts under the same actor: A never sees what that member did to others'
+// certificates or in the officers' console, but still sees A's own
+// sign-ins and A's own refused attempts.
+func TestStaffSubjectEqualToACivilNumber(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, everyones()...)
+	f.seed(t,
+		audit.Entry{Actor: civilA, Action: "certificate.revoke", Object: "0bbb", Outcome: "success", Details: map[string]any{"reason": "keyCompromise"}}, // 10: staff, on B's
+		audit.Entry{Actor: civilA, Action: "web.login", Object: "/ra/login", Outcome: "success"},                                                         // 11: staff console
+		audit.Entry{Actor: civilA, Action: "certificate.read", Object: "/api/v1/certificates", Outcome: "refused",
+			Details: map[string]any{"caller": map[string]any{"subject": civilA, "roles": []string{"registration-officer"}}}}, // 12: staff refused
+		audit.Entry{Actor: civilA, Action: "web.login", Object: "/my/", Outcome: "success"}, // 13: A's own sign-in
+		audit.Entry{Actor: civilA, Action: "document.sign", Object: "cred-b", Outcome: "refused",
+			Details: map[string]any{"caller": map[string]any{"subject": civilA, "roles": []string{"citizen"}}}}, // 14: A's refused attempt
+	)
+	var got []int64
+	for _, e := range f.page(t, civilA, "").Entries {
+		got = append(got, e.Seq)
+	}
+	if fmt.Sprint(got) != "[14 13 9 8 7 6 5 3 1]" {
+		t.Fatalf("A sees %v, want [14 13 9 8 7 6 5 3 1]: no record of the staff member's", got)
+	}
+}

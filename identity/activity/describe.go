@@ -112,6 +112,7 @@ type holder struct {
 	serials     map[string]bool // the holder's certificates
 	credentials map[string]bool // the holder's credentials
 	person      string          // "citizen:<civil number>"
+	truncated   bool            // the holder has more certificates than serials holds
 	clients     map[string]string
 }
 
@@ -142,6 +143,41 @@ type recordDetails struct {
 	Caller         *struct {
 		Roles []string `json:"roles"`
 	} `json:"caller"`
+}
+
+// personal are the actions a citizen makes about no certificate or
+// credential of theirs: logins, sign-ins, listings, reading this log.
+var personal = map[string]bool{"oidc.login": true, "oidc.login.approve": true, "web.login": true,
+	"credential.list": true, "credential.list.own": true, ActionRead: true}
+
+// shows reports whether rec, read by its actor or object, is the holder's
+// to see. A record found by its actor alone (its object is none of the
+// holder's) is the holder's doing only when a citizen could have done it:
+// a personal action, but not a sign-in to the officers' console; or a
+// refused attempt on what is not theirs, whose caller, when the record
+// names one, was a citizen. Staff whose subject happens to equal a civil
+// number (policies.CheckCallerSubject allows digits) act on others'
+// certificates under that same actor; what they did is not the holder's
+// and is not shown (but for their successes while the holder's
+// certificates are truncated).
+func (h *holder) shows(rec Record) bool {
+	if h.owns(rec.Object) || !slices.Contains(h.actors, rec.Actor) {
+		return true // found by its object (or by an own key)
+	}
+	if personal[rec.Action] {
+		return !(rec.Action == "web.login" && strings.HasPrefix(rec.Object, "/ra/"))
+	}
+	if rec.Outcome == "success" {
+		// A citizen succeeds only on what is theirs; past MaxHoldings
+		// the holder's older certificates are unknown here, so their own
+		// records on those stay shown.
+		return h.truncated
+	}
+	var d recordDetails
+	if len(rec.Details) > 0 && json.Unmarshal(rec.Details, &d) == nil && d.Caller != nil {
+		return slices.Contains(d.Caller.Roles, string(policies.RoleCitizen))
+	}
+	return true
 }
 
 // describe is rec as its holder sees it.

@@ -153,7 +153,7 @@ func (s *Service) Page(ctx context.Context, civilNumber string, before int64) (*
 	if truncated {
 		hs = hs[:MaxHoldings]
 	}
-	h := &holder{actors: CitizenActors(civilNumber), serials: map[string]bool{}, credentials: map[string]bool{}, person: "citizen:" + civilNumber}
+	h := &holder{actors: CitizenActors(civilNumber), serials: map[string]bool{}, credentials: map[string]bool{}, person: "citizen:" + civilNumber, truncated: truncated}
 	q := Query{Actors: h.actors, Objects: []string{h.person}, Before: before, Limit: PageSize + 1}
 	for _, x := range hs {
 		if x.Serial != "" && !h.serials[x.Serial] {
@@ -186,7 +186,9 @@ func (s *Service) Page(ctx context.Context, civilNumber string, before int64) (*
 		}
 	}
 	for _, rec := range recs {
-		out.Entries = append(out.Entries, h.describe(rec))
+		if h.shows(rec) {
+			out.Entries = append(out.Entries, h.describe(rec))
+		}
 	}
 	return out, nil
 }
