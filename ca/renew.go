@@ -100,6 +100,9 @@ type RenewalStore interface {
 	// PendingRenewals returns up to limit issued certificates that replace
 	// another and whose renewal is not recorded as complete, oldest first.
 	PendingRenewals(ctx context.Context, limit int) ([]CertificateRecord, error)
+	// RenewalPending says whether serial is an issued renewal not recorded
+	// as complete nor withdrawn (one that PendingRenewals would list).
+	RenewalPending(ctx context.Context, serial string) (bool, error)
 	// CompleteRenewal records that the renewal by serial is complete.
 	CompleteRenewal(ctx context.Context, serial string, at time.Time) error
 	// WithdrawRenewal records that the renewal by serial was withdrawn:
@@ -541,8 +544,17 @@ func (rn *Renewer) complete(ctx context.Context, nw, old *CertificateRecord, act
 	return nil
 }
 
-// completeBySerial completes the renewal by serial if it is pending.
+// completeBySerial completes the renewal by serial if it is pending. A
+// renewal recorded as complete is left alone: one that keeps the replaced
+// certificate (RenewRequest.KeepReplaced) is recorded so at issuance, and
+// only its confirmation (Supersede) may revoke the replaced certificate.
 func (rn *Renewer) completeBySerial(ctx context.Context, serial, actor string) {
+	if pending, err := rn.store.RenewalPending(ctx, serial); err != nil || !pending {
+		if err != nil {
+			rn.log.WarnContext(ctx, "reading whether a renewal is pending", "serial", serial, "err", err)
+		}
+		return // complete, withdrawn, not issued yet, or no renewal
+	}
 	nw, err := rn.a.store.GetCertificate(ctx, serial)
 	if err != nil || nw.Replaces == "" {
 		return // not issued yet, or no renewal
