@@ -245,6 +245,8 @@ type renewal struct {
 	// certification proved; firstCertified is when that was.
 	sameKey        bool
 	firstCertified time.Time
+	// keepReplaced: RenewRequest.KeepReplaced (Intent.KeepsReplaced).
+	keepReplaced bool
 }
 
 func (rn *renewal) replacedSerial() string {
@@ -262,6 +264,8 @@ func (rn *renewal) label() string {
 }
 
 func (rn *renewal) keepsKey() bool { return rn != nil && rn.sameKey }
+
+func (rn *renewal) keepsReplaced() bool { return rn != nil && rn.keepReplaced }
 
 // checkIssue refuses a renewal with the same key whose certificate would
 // outlive the key's crypto-period (counted from its first certificate).
@@ -411,7 +415,7 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 	}
 	r := Request{Profile: old.Profile, CA: caName, Subject: SubjectFields(cert), CredentialID: old.CredentialID,
 		RequestID: req.RequestID, RequestedBy: actor}
-	rnw := &renewal{replaces: old.Serial}
+	rnw := &renewal{replaces: old.Serial, keepReplaced: req.KeepReplaced}
 	switch {
 	case len(req.CSR) > 0 && req.Rekey:
 		return r, nil, &RequestError{Reason: `give either csr or rekey, not both`}
