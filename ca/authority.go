@@ -69,6 +69,13 @@ type Intent struct {
 	// KeyLabel names the subject key on the token when it is not the
 	// credential ID (the new key of a re-keyed credential).
 	KeyLabel string
+	// KeepsReplaced: a renewal that leaves the replaced certificate valid
+	// until its holder confirms the new one (RenewRequest.KeepReplaced).
+	// The store records it as complete from the intent on: the renewal
+	// sweep (PendingRenewals) must never supersede the replaced
+	// certificate of one, neither while it is issued nor when its
+	// follow-up failed; Renewer.Supersede does, on the confirmation.
+	KeepsReplaced bool
 }
 
 // CertificateRecord is an issued certificate as stored.
@@ -518,6 +525,7 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 			Serial: hexSerial, CA: is.name, Profile: p.Name, TBSHash: sha256.Sum256(linted.RawTBSCertificate),
 			KeyHash: keyHash, RequestID: req.RequestID, RequestedBy: req.RequestedBy, NotAfter: linted.NotAfter, Created: now,
 			Subject: linted.Subject.String(), Replaces: rn.replacedSerial(), KeyLabel: rn.label(),
+			KeepsReplaced: rn.keepsReplaced(),
 		})
 		a.phase.WithLabelValues("store").Observe(time.Since(t2).Seconds())
 		if errors.Is(err, ErrDuplicateSerial) && attempt < 3 {

@@ -224,6 +224,7 @@ func (fakeRenewals) FirstCertified(context.Context, [32]byte) (time.Time, error)
 func (fakeRenewals) PendingRenewals(context.Context, int) ([]CertificateRecord, error) {
 	return nil, nil
 }
+func (fakeRenewals) RenewalPending(context.Context, string) (bool, error)     { return false, nil }
 func (fakeRenewals) CompleteRenewal(context.Context, string, time.Time) error { return nil }
 func (fakeRenewals) WithdrawRenewal(context.Context, string, time.Time) error { return nil }
 func (fakeRenewals) Expiring(context.Context, time.Time, time.Time, int) ([]CertificateRecord, error) {

@@ -100,6 +100,9 @@ type RenewalStore interface {
 	// PendingRenewals returns up to limit issued certificates that replace
 	// another and whose renewal is not recorded as complete, oldest first.
 	PendingRenewals(ctx context.Context, limit int) ([]CertificateRecord, error)
+	// RenewalPending says whether serial is an issued renewal not recorded
+	// as complete nor withdrawn (one that PendingRenewals would list).
+	RenewalPending(ctx context.Context, serial string) (bool, error)
 	// CompleteRenewal records that the renewal by serial is complete.
 	CompleteRenewal(ctx context.Context, serial string, at time.Time) error
 	// WithdrawRenewal records that the renewal by serial was withdrawn:
@@ -242,6 +245,8 @@ type renewal struct {
 	// certification proved; firstCertified is when that was.
 	sameKey        bool
 	firstCertified time.Time
+	// keepReplaced: RenewRequest.KeepReplaced (Intent.KeepsReplaced).
+	keepReplaced bool
 }
 
 func (rn *renewal) replacedSerial() string {
@@ -259,6 +264,8 @@ func (rn *renewal) label() string {
 }
 
 func (rn *renewal) keepsKey() bool { return rn != nil && rn.sameKey }
+
+func (rn *renewal) keepsReplaced() bool { return rn != nil && rn.keepReplaced }
 
 // checkIssue refuses a renewal with the same key whose certificate would
 // outlive the key's crypto-period (counted from its first certificate).
@@ -408,7 +415,7 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 	}
 	r := Request{Profile: old.Profile, CA: caName, Subject: SubjectFields(cert), CredentialID: old.CredentialID,
 		RequestID: req.RequestID, RequestedBy: actor}
-	rnw := &renewal{replaces: old.Serial}
+	rnw := &renewal{replaces: old.Serial, keepReplaced: req.KeepReplaced}
 	switch {
 	case len(req.CSR) > 0 && req.Rekey:
 		return r, nil, &RequestError{Reason: `give either csr or rekey, not both`}
@@ -541,8 +548,17 @@ func (rn *Renewer) complete(ctx context.Context, nw, old *CertificateRecord, act
 	return nil
 }
 
-// completeBySerial completes the renewal by serial if it is pending.
+// completeBySerial completes the renewal by serial if it is pending. A
+// renewal recorded as complete is left alone: one that keeps the replaced
+// certificate (RenewRequest.KeepReplaced) is recorded so at issuance, and
+// only its confirmation (Supersede) may revoke the replaced certificate.
 func (rn *Renewer) completeBySerial(ctx context.Context, serial, actor string) {
+	if pending, err := rn.store.RenewalPending(ctx, serial); err != nil || !pending {
+		if err != nil {
+			rn.log.WarnContext(ctx, "reading whether a renewal is pending", "serial", serial, "err", err)
+		}
+		return // complete, withdrawn, not issued yet, or no renewal
+	}
 	nw, err := rn.a.store.GetCertificate(ctx, serial)
 	if err != nil || nw.Replaces == "" {
 		return // not issued yet, or no renewal

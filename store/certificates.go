@@ -64,7 +64,7 @@ func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
 	}
 	args := []any{in.Serial, in.CA, in.Profile, in.TBSHash[:], in.KeyHash[:], nullString(in.RequestID), in.RequestedBy,
 		in.NotAfter.Unix(), created.UnixNano(), nullString(in.Subject), nullString(in.Replaces), nullString(in.KeyLabel),
-		in.KeyHash[:], in.Subject}
+		renewalCompletedAt(in, created), in.KeyHash[:], in.Subject}
 	otherSubject := fmt.Errorf("store: recording intent %s: %w", in.Serial, ca.ErrKeyOtherSubject)
 	insert := func(t *txn) error {
 		res, err := t.exec(ctx, insertIntentSQL(c.db.dialect), args...)
@@ -121,6 +121,17 @@ func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
 		return conflictErr(classifyConflict(err), err)
 	}
 	return nil
+}
+
+// renewalCompletedAt is what an intent records in renewal_completed_at:
+// its creation for a renewal that keeps the replaced certificate until its
+// confirmation (nothing for the renewal sweep to complete, ever), else
+// NULL (the renewal completes after its issuance).
+func renewalCompletedAt(in ca.Intent, created time.Time) sql.NullInt64 {
+	if in.KeepsReplaced && in.Replaces != "" {
+		return sql.NullInt64{Int64: created.UnixNano(), Valid: true}
+	}
+	return sql.NullInt64{}
 }
 
 // errKeyTaken stops the retry transaction when no stale intent was released.

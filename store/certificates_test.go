@@ -360,7 +360,7 @@ func TestIntentBatchKeepsOthersOnConflict(t *testing.T) {
 	certs := db.Certificates(nil)
 	na := time.Now().Add(time.Hour).Unix()
 	row := func(serial string, key byte) []any {
-		return []any{serial, "citizen", "citizen-auth", []byte{key}, []byte{key}, nil, "x", na, time.Now().UnixNano(), "CN=x", nil, nil, []byte{key}, "CN=x"}
+		return []any{serial, "citizen", "citizen-auth", []byte{key}, []byte{key}, nil, "x", na, time.Now().UnixNano(), "CN=x", nil, nil, nil, []byte{key}, "CN=x"}
 	}
 	errs, err := certs.IntentBatch(ctx, [][]any{row("7e11", 1), row("7e11", 2), row("7e12", 1), row("7e13", 3)})
 	if err != nil {

@@ -49,8 +49,10 @@ func insertIntentSQL(dialect string) string {
 		blob, integer = "BYTEA", "BIGINT"
 	}
 	return `INSERT INTO certificates
-	(serial, ca, profile, state, tbs_hash, key_hash, request_id, requested_by, not_after, created_at, subject, replaces, key_label)
-	SELECT ?, ?, ?, 'intent', CAST(? AS ` + blob + `), CAST(? AS ` + blob + `), ?, ?, CAST(? AS ` + integer + `), CAST(? AS ` + integer + `), ?, ?, ?
+	(serial, ca, profile, state, tbs_hash, key_hash, request_id, requested_by, not_after, created_at, subject, replaces, key_label,
+	renewal_completed_at)
+	SELECT ?, ?, ?, 'intent', CAST(? AS ` + blob + `), CAST(? AS ` + blob + `), ?, ?, CAST(? AS ` + integer + `), CAST(? AS ` + integer + `), ?, ?, ?,
+	CAST(? AS ` + integer + `)
 	WHERE NOT EXISTS (SELECT 1 FROM certificates o
 		WHERE o.key_hash = CAST(? AS ` + blob + `) AND o.state <> 'abandoned' AND o.subject IS NOT NULL AND o.subject <> ?)`
 }

@@ -51,6 +51,18 @@ func (c *Certificates) PendingRenewals(ctx context.Context, limit int) ([]ca.Cer
 	AND c.state = 'issued' ORDER BY c.issued_at LIMIT ?`, limit)
 }
 
+// RenewalPending says whether serial is an issued renewal not recorded as
+// complete nor withdrawn.
+func (c *Certificates) RenewalPending(ctx context.Context, serial string) (bool, error) {
+	var n int
+	err := c.db.queryRow(ctx, `SELECT COUNT(*) FROM certificates WHERE serial = ? AND replaces IS NOT NULL AND renewal_completed_at IS NULL
+	AND renewal_withdrawn_at IS NULL AND state = 'issued'`, serial).Scan(&n)
+	if err != nil {
+		return false, mapErr("store: reading whether renewal "+serial+" is pending", err)
+	}
+	return n > 0, nil
+}
+
 // CompleteRenewal records that the renewal by serial is complete.
 func (c *Certificates) CompleteRenewal(ctx context.Context, serial string, at time.Time) error {
 	return c.db.writeTx(ctx, func(t *txn) error {

@@ -3,6 +3,9 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -12,6 +15,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -126,6 +130,76 @@ func TestRenewalInProcess(t *testing.T) {
 			}
 			if exp, _ := certs.Expiring(ctx, now, now.Add(24*time.Hour), 10); len(exp) != 0 {
 				t.Fatalf("expiring within a day: %+v", exp)
+			}
+		})
+	}
+}
+
+// failingCompletion fails CompleteRenewal once, as a database failure (or a
+// crash) right after a renewal's issuance would leave it.
+type failingCompletion struct {
+	*store.Certificates
+	failed atomic.Bool
+}
+
+func (f *failingCompletion) CompleteRenewal(ctx context.Context, serial string, at time.Time) error {
+	if f.failed.CompareAndSwap(false, true) {
+		return errors.New("the database is down")
+	}
+	return f.Certificates.CompleteRenewal(ctx, serial, at)
+}
+
+// TestRenewalKeepReplacedNotSwept on SQLite and PostgreSQL: a renewal
+// that keeps the replaced certificate until its holder confirms the new
+// one (a CMP kur without implicit confirmation) is nothing for the renewal
+// sweep to complete, from its intent on: neither when its follow-up
+// failed, nor while it is being issued. Only Supersede (the confirmation)
+// revokes the replaced certificate.
+func TestRenewalKeepReplacedNotSwept(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			certs := db.Certificates(func(string) int { return 4 })
+			a := newAuthority(t, certs)
+			sup := &flakySuperseder{}
+			sup.calls.Store(1) // no failure
+			rs := &failingCompletion{Certificates: certs}
+			rn, err := ca.NewRenewer(ca.RenewerConfig{Authority: a, Store: rs, Superseder: sup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			citizen := &auth.Principal{Subject: "12345678", CivilNumber: "12345678", Roles: []policies.Role{policies.RoleCitizen}}
+			old, err := a.Issue(ctx, citizenRequest(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := rn.Renew(ctx, ca.RenewRequest{Serial: old.Serial, PublicKey: k.Public(), PossessionProvedBy: "crmf-signature",
+				KeepReplaced: true, Caller: citizen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rs.failed.Load() {
+				t.Fatal("CompleteRenewal was not called")
+			}
+			if pending, err := certs.PendingRenewals(ctx, 10); err != nil || len(pending) != 0 {
+				t.Fatalf("%d pending renewals (%v), want none", len(pending), err)
+			}
+			if _, err := rn.CompletePending(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := sup.revoked.Load(old.Serial); ok {
+				t.Fatal("the renewal sweep superseded the replaced certificate before its successor was confirmed")
+			}
+			if rep, err := rn.Supersede(ctx, "holder", got.Serial); err != nil || rep != old.Serial {
+				t.Fatalf("supersede: %q %v", rep, err)
+			}
+			if _, ok := sup.revoked.Load(old.Serial); !ok {
+				t.Fatal("Supersede did not revoke the replaced certificate")
 			}
 		})
 	}

@@ -222,3 +222,33 @@ func TestCMPKeyUpdateConfirmRacesSweep(t *testing.T) {
 		})
 	}
 }
+
+// TestCMPKeyUpdateResentKeepsCurrent: the kup of a kur without implicit
+// confirmation is lost, and the holder sends kur again with its current
+// certificate within the window. The second kur is refused (the first
+// one's certificate still waits for its certConf), and must not supersede
+// the current certificate: once the sweep revokes the unconfirmed one, the
+// holder would hold no valid certificate. It keys its update again then.
+func TestCMPKeyUpdateResentKeepsCurrent(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			k, old := f.holderCert(t)
+			_, kup := f.keyUpdate(t, k, old, false) // its answer lost
+			nk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			cl := &client{key: k, cert: old, now: f.now}
+			a := parseAnswer(t, f.srv.Handle(t.Context(), cl.message(t, bodyKUR, certReqBody(t, nk, nk, old.SerialNumber)), ""))
+			if a.m.bodyType == bodyKUP && a.status == statusAccepted {
+				t.Fatalf("a second kur while the first one's certificate waits for its certConf was accepted")
+			}
+			f.wantRevoked(t, "current certificate after a second kur", old, false, 0)
+			f.advance(enrol.ConfirmWaitTime + time.Second)
+			if n := f.expire(t); n != 1 {
+				t.Fatalf("the sweep revoked %d, want 1", n)
+			}
+			f.wantRevoked(t, "unconfirmed certificate", kup.cert, true, revocation.CessationOfOperation)
+			f.wantRevoked(t, "current certificate after the sweep", old, false, 0)
+			f.retryKeyUpdate(t, k, old)
+		})
+	}
+}
