@@ -66,6 +66,9 @@ func TestGenerateKeyTokenFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	objects := objectFiles(t, tokdir)
+	if objects == 0 {
+		t.Fatal("the token is not in the folder on the small disk")
+	}
 
 	disk.Fill(t)
 	for _, kt := range []KeyType{ECP256, RSA2048} {
