@@ -16,7 +16,10 @@
 // comes back, the device reports an error or runs out of memory or
 // sessions, no session frees up before the caller's deadline) the error is
 // marked with outage.Mark, and the services answer "try again later"; a
-// refused PIN, a missing key or bad input are not marked.
+// refused PIN, a missing key or bad input are not marked. A key the token
+// cannot store (its object memory used up, a SoftHSM token folder on a full
+// or read-only disk: Config.StorageDir) fails with ErrTokenFull, marked
+// too, and leaves nothing on the token (tokenfull.go).
 //
 // No request waits on the token for ever: a PKCS#11 call cannot be
 // interrupted, so operations run their calls in a goroutine and give up at

@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // KeyType is a key algorithm and size Thiqa generates and signs with.
@@ -137,7 +139,10 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 			_, privH, err = t.p.GenerateKeyPair(s.h, mech, pub, withoutAttribute(priv, pkcs11.CKA_ALLOWED_MECHANISMS))
 		}
 		if err != nil {
-			return err
+			if faultReason(err) == "" {
+				t.removeHalfMade(s, label, id)
+			}
+			return fmt.Errorf("%w: %w", errCreate, err)
 		}
 		sg, err = t.newSigner(s, label, id, kt, privH)
 		return err
@@ -145,6 +150,16 @@ func (t *Token) GenerateKey(ctx context.Context, label string, kt KeyType) (*Sig
 	if err != nil {
 		if errors.Is(err, ErrKeyExists) {
 			return nil, err
+		}
+		if errors.Is(err, errCreate) {
+			if full := t.tokenFull(err); full != nil {
+				err = outage.Mark(fmt.Errorf("hsm: generating %s key %q on token %q: %w: %w", kt, label, t.label, full, err))
+				if t.m != nil {
+					t.m.tokenFull.Inc()
+				}
+				t.log.Error(tokenFullAdvice, "key", label, "err", err)
+				return nil, err
+			}
 		}
 		return nil, fmt.Errorf("hsm: generating %s key %q on token %q: %w", kt, label, t.label, err)
 	}

@@ -24,6 +24,9 @@ type metrics struct {
 	// those of them still running (timeout.go).
 	timeouts    prometheus.Counter
 	outstanding prometheus.Gauge
+	// tokenFull counts key generations the token could not store
+	// (tokenfull.go).
+	tokenFull prometheus.Counter
 }
 
 // newMetrics registers the HSM collectors on reg. A nil reg disables metrics.
@@ -63,6 +66,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "thiqa_hsm_calls_outstanding",
 			Help: "PKCS#11 calls whose caller gave up and that the token has not answered yet; each holds a pooled session.",
 		}),
+		tokenFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "thiqa_hsm_token_full_total",
+			Help: "Key generations refused because the token cannot store a new object (a SoftHSM token folder's disk full or read-only, an HSM's object memory used up); the caller got a 'try again later' error.",
+		}),
 	}
 	var err error
 	if m.signatures, err = register(reg, m.signatures); err != nil {
@@ -84,6 +91,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.outstanding, err = register(reg, m.outstanding); err != nil {
+		return nil, err
+	}
+	if m.tokenFull, err = register(reg, m.tokenFull); err != nil {
 		return nil, err
 	}
 	// Every reason is exported from the start: the first recovery is then

@@ -78,6 +78,13 @@ type Config struct {
 	// "credential" for every citizen key (Signer.SetMetricLabel refines it
 	// later). Nil uses the key label itself.
 	KeyMetricLabel func(keyLabel string) string
+	// StorageDir is the folder in which the token keeps its objects, when
+	// it is a folder of this host (a SoftHSM token folder), "" otherwise.
+	// SoftHSM answers a key generation that its full or read-only folder
+	// cannot hold with CKR_FUNCTION_FAILED, which says nothing of the
+	// cause: with StorageDir set, GenerateKey then tries a small write in
+	// it to tell a full disk (ErrTokenFull) from other failures.
+	StorageDir string
 }
 
 // Token is an open, logged-in PKCS#11 token with its session pool. It is
@@ -91,6 +98,8 @@ type Token struct {
 	log    *slog.Logger
 	m      *metrics
 	keyMet func(string) string
+	// storageDir is Config.StorageDir.
+	storageDir string
 
 	// rw orders session use against recovery: operations hold it for
 	// reading while they use a session, recovery holds it for writing. The
@@ -185,7 +194,9 @@ func Open(ctx context.Context, cfg Config) (*Token, error) {
 		log:    log.With("module", cfg.ModulePath, "token", cfg.TokenLabel),
 		m:      m,
 		keyMet: cfg.KeyMetricLabel,
-		pool:   newPool(size),
+
+		storageDir: cfg.StorageDir,
+		pool:       newPool(size),
 
 		callTimeout: callTimeout,
 		hung:        map[*call]struct{}{},

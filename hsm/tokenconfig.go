@@ -197,8 +197,12 @@ func (h TokenConfig) Open(ctx context.Context, o OpenOptions) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	storageDir := ""
+	if h.SoftHSM != nil {
+		storageDir = o.Resolve(h.SoftHSM.TokenDir)
+	}
 	open := func() (*Token, error) {
-		tok, err := Open(ctx, Config{ModulePath: h.Module, TokenLabel: h.TokenLabel, PIN: pin, PoolSize: h.PoolSize,
+		tok, err := Open(ctx, Config{ModulePath: h.Module, TokenLabel: h.TokenLabel, PIN: pin, PoolSize: h.PoolSize, StorageDir: storageDir,
 			CallTimeout:     h.CallTimeout,
 			VerifyAfterSign: h.VerifyAfterSign, KeyMetricLabel: o.KeyMetricLabel, Logger: o.Logger, Registerer: o.Registerer})
 		if err != nil {

@@ -106,12 +106,20 @@ type fixture struct {
 
 func newFixture(t *testing.T, d storetest.Dialect) *fixture {
 	t.Helper()
+	return newFixtureOnToken(t, d, "")
+}
+
+// newFixtureOnToken is newFixture with the token opened with
+// hsm.Config.StorageDir storageDir (the token's SoftHSM folder, "" when
+// not known).
+func newFixtureOnToken(t *testing.T, d storetest.Dialect, storageDir string) *fixture {
+	t.Helper()
 	module := testenv.PKCS11Module(t)
 	label := testenv.UniqueLabel("tsa")
 	if err := hsm.InitToken(module, label, "so-pin-1234", "user-pin-1234"); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := hsm.Open(t.Context(), hsm.Config{ModulePath: module, TokenLabel: label, PIN: "user-pin-1234"})
+	tok, err := hsm.Open(t.Context(), hsm.Config{ModulePath: module, TokenLabel: label, PIN: "user-pin-1234", StorageDir: storageDir})
 	if err != nil {
 		t.Fatal(err)
 	}
