@@ -45,9 +45,9 @@ type Purger interface {
 	// not expired by cutoff are never deleted.
 	PurgeEnrolments(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 	// PurgeTransactions deletes CMP transactions created and closed
-	// before cutoff. One waiting for its certConf, or expiring, is never
-	// deleted: the sweep of unconfirmed certificates (package enrol/cmp)
-	// revokes its certificate and closes it first.
+	// before cutoff. One waiting for its certConf, expiring, or whose
+	// certConf's follow-up is undone (rejecting, confirming), is never
+	// deleted: the sweep of package enrol/cmp closes it first.
 	PurgeTransactions(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 }
 

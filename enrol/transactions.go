@@ -19,9 +19,17 @@ type Transaction struct {
 	// revoking the certificate) and then "expired" (it is revoked); or
 	// "unconfirmed": left waiting by a release that announced no
 	// confirmWaitTime, closed at the upgrade with its certificate kept.
+	// A certConf whose follow-up is still to do leaves it "rejecting"
+	// (the rejected certificate is to be revoked, its key update
+	// withdrawn) or "confirming" (the certificate a confirmed key update
+	// replaced is to be superseded) until that is done ("rejected",
+	// "confirmed"); the sweep retries a follow-up left undone.
 	State string
 	// Closed is when the transaction left "waiting" (for "expiring": when
-	// a server claimed it, for "expired": when the revocation was done).
+	// a server claimed it, for "expired": when the revocation was done;
+	// for "rejecting" and "confirming": when the certConf or the latest
+	// retry claimed it, for "rejected" and "confirmed" after them: when
+	// the follow-up was done).
 	Closed time.Time
 }
 
@@ -39,7 +47,8 @@ const (
 	// ExpiryLease is how long a server's claim on an unconfirmed
 	// transaction ("expiring") holds: a claim older than that, left by a
 	// server that stopped before it revoked the certificate, is taken over
-	// by the next sweep.
+	// by the next sweep. A certConf's follow-up left undone ("rejecting",
+	// "confirming") is retried once its claim is that old.
 	ExpiryLease = 5 * time.Minute
 )
 
@@ -65,4 +74,14 @@ type TransactionStore interface {
 	// FinishExpired moves an expiring transaction to "expired" at now; an
 	// error wrapping ErrNoTransaction when it is not expiring.
 	FinishExpired(ctx context.Context, id string, now time.Time) error
+	// ClaimFollowUps claims (Closed set to now), and returns, at most
+	// limit transactions whose certConf's follow-up is undone ("rejecting"
+	// or "confirming") and was claimed before stale: by the certConf, or
+	// by a retry that failed or whose server stopped. Servers sharing the
+	// database may claim at once: a transaction goes to one of them.
+	ClaimFollowUps(ctx context.Context, stale, now time.Time, limit int) ([]Transaction, error)
+	// FinishFollowUp records the follow-up of a certConf as done at now:
+	// "rejecting" becomes "rejected", "confirming" "confirmed"; an error
+	// wrapping ErrNoTransaction when it is in neither state.
+	FinishFollowUp(ctx context.Context, id string, now time.Time) error
 }

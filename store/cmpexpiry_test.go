@@ -225,3 +225,90 @@ func TestMigrationKeepsCertificatesUnconfirmedBeforeTheWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimFollowUps: the sweep claims the transactions whose certConf's
+// follow-up is undone (rejecting, confirming) once their claim is stale,
+// oldest first, a batch at a time, each once until its claim is stale
+// again; never a waiting, expiring or closed one, nor a fresh one.
+// FinishFollowUp closes each to its settled state, once.
+func TestClaimFollowUps(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := t.Context()
+			s := storetest.Open(t, d.NewConfig(t)).Enrolments()
+			now := time.Now().UTC().Truncate(time.Second)
+			stale := now.Add(-enrol.ExpiryLease)
+			insert := func(id, state string, closed time.Time) {
+				t.Helper()
+				created := closed.Add(-time.Minute)
+				if err := s.InsertTransaction(ctx, enrol.Transaction{ID: id, Sender: "ref:R", Serial: "0a" + id, Created: created, State: "waiting"}); err != nil {
+					t.Fatal(err)
+				}
+				if state != "waiting" {
+					if err := s.CloseTransaction(ctx, id, state, closed); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			insert("r1", "rejecting", stale.Add(-3*time.Hour))
+			insert("c1", "confirming", stale.Add(-2*time.Hour))
+			insert("r2", "rejecting", stale.Add(-time.Second))
+			// Never claimed.
+			insert("fresh", "rejecting", stale.Add(time.Second))
+			insert("waiting", "waiting", stale.Add(-time.Hour))
+			insert("expiring", "expiring", stale.Add(-time.Hour))
+			insert("rejected", "rejected", stale.Add(-time.Hour))
+			insert("confirmed", "confirmed", stale.Add(-time.Hour))
+
+			first, err := s.ClaimFollowUps(ctx, stale, now, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := s.ClaimFollowUps(ctx, stale, now, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(first); !slices.Equal(got, []string{"r1", "c1"}) {
+				t.Fatalf("first claim %v, want [r1 c1]", got)
+			}
+			if got := ids(second); !slices.Equal(got, []string{"r2"}) {
+				t.Fatalf("second claim %v, want [r2]", got)
+			}
+			if tx := first[1]; tx.Serial != "0ac1" || tx.State != "confirming" || !tx.Closed.Equal(now) || tx.Sender != "ref:R" {
+				t.Fatalf("claimed: %+v", tx)
+			}
+			if again, err := s.ClaimFollowUps(ctx, stale, now, 10); err != nil || len(again) != 0 {
+				t.Fatalf("claimed twice: %v %v", ids(again), err)
+			}
+			if err := s.FinishFollowUp(ctx, "r1", now); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.FinishFollowUp(ctx, "c1", now); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.FinishFollowUp(ctx, "r1", now); !errors.Is(err, enrol.ErrNoTransaction) {
+				t.Fatalf("finished twice: %v", err)
+			}
+			for _, id := range []string{"waiting", "expiring", "rejected"} {
+				if err := s.FinishFollowUp(ctx, id, now); !errors.Is(err, enrol.ErrNoTransaction) {
+					t.Fatalf("%s finished: %v", id, err)
+				}
+			}
+			for id, want := range map[string]string{"r1": "rejected", "c1": "confirmed", "r2": "rejecting", "waiting": "waiting", "expiring": "expiring"} {
+				if got, err := s.GetTransaction(ctx, id); err != nil || got.State != want {
+					t.Fatalf("%s: %+v %v, want %s", id, got, err, want)
+				}
+			}
+			// Once the claims are stale, the unfinished ones are taken over,
+			// never the finished ones.
+			later := now.Add(enrol.ExpiryLease + time.Second)
+			over, err := s.ClaimFollowUps(ctx, later.Add(-enrol.ExpiryLease), later, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(over); !slices.Equal(got, []string{"r2", "fresh"}) {
+				t.Fatalf("taken over %v, want [r2 fresh]", got)
+			}
+		})
+	}
+}

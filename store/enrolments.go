@@ -247,3 +247,65 @@ func (s *Enrolments) FinishExpired(ctx context.Context, id string, now time.Time
 		return nil
 	})
 }
+
+// ClaimFollowUps claims, at now, at most limit transactions whose
+// certConf's follow-up is undone (rejecting, confirming) and was claimed
+// before stale, and returns them (enrol.TransactionStore): the oldest
+// claim first. On PostgreSQL a row another instance is claiming is
+// skipped, and one it claimed meanwhile no longer matches, so each goes
+// to one caller.
+func (s *Enrolments) ClaimFollowUps(ctx context.Context, stale, now time.Time, limit int) ([]enrol.Transaction, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	pick := `SELECT transaction_id FROM cmp_transactions
+		WHERE state IN ('rejecting', 'confirming') AND closed_at < ? ORDER BY closed_at LIMIT ?`
+	if s.db.dialect == DriverPostgres {
+		pick += ` FOR UPDATE SKIP LOCKED`
+	}
+	var out []enrol.Transaction
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		out = nil
+		rows, err := t.query(ctx, `UPDATE cmp_transactions SET closed_at = ? WHERE transaction_id IN (`+pick+`)
+			RETURNING transaction_id, sender, serial, cert_hash, created_at, state`, now.UnixNano(), stale.UnixNano(), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			tx := enrol.Transaction{Closed: time.Unix(0, now.UnixNano()).UTC()}
+			var hash []byte
+			var created int64
+			if err := rows.Scan(&tx.ID, &tx.Sender, &tx.Serial, &hash, &created, &tx.State); err != nil {
+				return err
+			}
+			copy(tx.CertHash[:], hash)
+			tx.Created = time.Unix(0, created).UTC()
+			out = append(out, tx)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, mapErr("store: claiming the undone follow-ups of CMP confirmations", err)
+	}
+	slices.SortFunc(out, func(a, b enrol.Transaction) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+// FinishFollowUp records the follow-up of a certConf as done
+// (enrol.TransactionStore): rejecting becomes rejected, confirming
+// confirmed; enrol.ErrNoTransaction when it is in neither state.
+func (s *Enrolments) FinishFollowUp(ctx context.Context, id string, now time.Time) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE cmp_transactions SET closed_at = ?,
+			state = CASE state WHEN 'rejecting' THEN 'rejected' ELSE 'confirmed' END
+			WHERE transaction_id = ? AND state IN ('rejecting', 'confirming')`, now.UnixNano(), id)
+		if err != nil {
+			return mapErr("store: finishing the follow-up of CMP transaction "+id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("store: CMP transaction %s has no follow-up undone: %w", id, enrol.ErrNoTransaction)
+		}
+		return nil
+	})
+}

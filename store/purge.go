@@ -94,8 +94,9 @@ func (s *Enrolments) PurgeEnrolments(ctx context.Context, cutoff time.Time, limi
 
 // PurgeTransactions deletes at most limit CMP transactions created and
 // closed before cutoff (enrol.Purger). One still waiting for its certConf,
-// or whose certificate a server is revoking (expiring), is never deleted:
-// the sweep of unconfirmed certificates closes it first.
+// whose certificate a server is revoking (expiring), or whose certConf's
+// follow-up is undone (rejecting, confirming), is never deleted: the
+// sweep of unconfirmed certificates closes it first.
 func (s *Enrolments) PurgeTransactions(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	if limit <= 0 {
 		return 0, nil
@@ -104,7 +105,7 @@ func (s *Enrolments) PurgeTransactions(ctx context.Context, cutoff time.Time, li
 	err := s.db.writeTx(ctx, func(t *txn) error {
 		var err error
 		n, err = t.deleteBatch(ctx, "cmp_transactions", "transaction_id",
-			`created_at < ? AND state NOT IN ('waiting', 'expiring') AND closed_at < ?`, limit, cutoff.UnixNano(), cutoff.UnixNano())
+			`created_at < ? AND state NOT IN ('waiting', 'expiring', 'rejecting', 'confirming') AND closed_at < ?`, limit, cutoff.UnixNano(), cutoff.UnixNano())
 		return err
 	})
 	if err != nil {

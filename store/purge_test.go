@@ -98,8 +98,9 @@ func TestPurgeEnrolments(t *testing.T) {
 // TestPurgeTransactions: CMP transactions closed before the cutoff
 // (confirmed, rejected, implicit, expired) go; those created or closed
 // since stay, and so do those still waiting for a certConf or being
-// revoked for want of one (expiring), however old: the sweep of
-// unconfirmed certificates closes them first.
+// revoked for want of one (expiring), or whose certConf's follow-up is
+// undone (rejecting, confirming), however old: the sweep of unconfirmed
+// certificates closes them first.
 func TestPurgeTransactions(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -135,6 +136,12 @@ func TestPurgeTransactions(t *testing.T) {
 			if err := s.FinishExpired(ctx, "expired-old", old); err != nil {
 				t.Fatal(err)
 			}
+			for _, st := range []string{"rejecting", "confirming"} {
+				insert(st+"-old", "waiting", old.Add(-time.Hour), time.Time{})
+				if err := s.CloseTransaction(ctx, st+"-old", st, old); err != nil {
+					t.Fatal(err)
+				}
+			}
 			insert("implicit-old", "implicit", old, old)
 			insert("confirmed-old", "waiting", old.Add(-time.Hour), time.Time{})
 			if err := s.CloseTransaction(ctx, "confirmed-old", "confirmed", old); err != nil {
@@ -156,7 +163,7 @@ func TestPurgeTransactions(t *testing.T) {
 					t.Errorf("%s: %v, want purged", id, err)
 				}
 			}
-			for _, id := range []string{"waiting-recent", "confirmed-late", "implicit-recent", "at-cutoff", "waiting-old", "expiring-old"} {
+			for _, id := range []string{"waiting-recent", "confirmed-late", "implicit-recent", "at-cutoff", "waiting-old", "expiring-old", "rejecting-old", "confirming-old"} {
 				if _, err := s.GetTransaction(ctx, id); err != nil {
 					t.Errorf("%s purged: %v", id, err)
 				}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
-	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -44,9 +43,10 @@ import (
 // withdraws the renewal, leaving the current certificate as it was and
 // renewable again (the holder signs its next kur with it). Which of the
 // three happens is decided once, by the claim of the transaction
-// (CloseTransaction: confirmed, rejected, or expiring for the sweep).
-// With implicit confirmation the current certificate is superseded at
-// issuance, as by EST and the REST renewal.
+// (CloseTransaction: confirmed, rejecting or confirming, or expiring for
+// the sweep); what a certConf decided is retried by the sweep until done
+// (followup.go). With implicit confirmation the current certificate is
+// superseded at issuance, as by EST and the REST renewal.
 
 // expiryActor is who revokes an unconfirmed certificate in the audit log.
 const expiryActor = "thiqa-serve"
@@ -116,9 +116,15 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 	if want := certHash(rec, sts[0].HashAlg); want == nil || !hmacEqual(want, sts[0].CertHash) {
 		return nil, failf(BadCertID, "certHash is not the hash of the certificate issued")
 	}
+	// A rejection, and the confirmation of a key update, have a follow-up
+	// (followUp): the transaction stays "rejecting" or "confirming" until
+	// it is done, and the sweep retries it if it fails here.
 	state := "confirmed"
-	if sts[0].StatusInfo.Status == statusRejection {
-		state = "rejected"
+	switch {
+	case sts[0].StatusInfo.Status == statusRejection:
+		state = "rejecting"
+	case rec.Replaces != "":
+		state = "confirming"
 	}
 	if err := s.c.Transactions.CloseTransaction(ctx, id, state, now); err != nil {
 		if !errors.Is(err, enrol.ErrNoTransaction) {
@@ -133,24 +139,19 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		}
 		return nil, failf(CertConfirmed, "the transaction was closed already")
 	}
-	details := map[string]any{"transactionID": id, "state": state}
-	switch {
-	case state == "rejected":
-		_, err := s.c.Revoker.Revoke(ctx, p.actor, tx.Serial, "cessationOfOperation", nil)
-		if err != nil && !errors.Is(err, revocation.ErrAlreadyRevoked) {
-			s.log.ErrorContext(ctx, "revoking a certificate its requester rejected", "serial", tx.Serial, "err", err)
-			break
-		}
-		s.withdraw(ctx, tx.Serial, details)
-	case rec.Replaces != "":
-		// A key update's certificate, confirmed: the one it replaces is
-		// superseded now (once: this certConf claimed the transaction).
-		old, err := s.c.Enrol.SupersedeConfirmed(ctx, p.actor, tx.Serial)
-		if err != nil {
-			s.log.ErrorContext(ctx, "superseding the certificate a confirmed key update replaced", "serial", tx.Serial, "replaces", rec.Replaces, "err", err)
-			details["replaces"], details["supersedeError"] = rec.Replaces, err.Error()
-		} else if old != "" {
-			details["replaces"], details["superseded"] = old, true
+	details := map[string]any{"transactionID": id, "state": settledState(state)}
+	if state != "confirmed" {
+		claimed := *tx
+		claimed.State, claimed.Closed = state, now
+		if err := s.followUp(ctx, p.actor, claimed, details); err != nil {
+			// The client did its part: it is answered pkiConf, and the
+			// sweep retries the follow-up (RetryFollowUps).
+			s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", err)
+			details["followUp"] = "pending"
+		} else if err := s.c.Transactions.FinishFollowUp(ctx, id, s.c.Enrol.Now().UTC()); err != nil && !errors.Is(err, enrol.ErrNoTransaction) {
+			// Done but not recorded so: the sweep does it again, to no
+			// effect (each step is idempotent), and records it.
+			s.log.ErrorContext(ctx, "recording the follow-up of a certConf as done", "transactionID", id, "err", err)
 		}
 	}
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.certconf", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
@@ -158,21 +159,6 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		return nil, errUnrecorded(err)
 	}
 	return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, nil)
-}
-
-// withdraw withdraws the key update whose certificate serial was rejected
-// and revoked, if it is one: the certificate it replaced stays valid, and
-// renewable. A failure is logged and recorded in details (the holder's
-// next kur is then refused as a duplicate until it is withdrawn).
-func (s *Server) withdraw(ctx context.Context, serial string, details map[string]any) {
-	old, err := s.c.Enrol.WithdrawRejected(ctx, serial)
-	switch {
-	case err != nil:
-		s.log.ErrorContext(ctx, "withdrawing a key update whose certificate was rejected", "serial", serial, "err", err)
-		details["withdrawError"] = err.Error()
-	case old != "":
-		details["replaces"], details["superseded"] = old, false
-	}
 }
 
 // confirmTooLate revokes the certificate of tx, whose certConf came after
@@ -241,19 +227,10 @@ func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
 // A certificate revoked already (by its holder, an officer, a rejection
 // or an earlier attempt) stays as it is.
 func (s *Server) expire(ctx context.Context, tx enrol.Transaction) error {
-	_, err := s.c.Revoker.Revoke(ctx, expiryActor, tx.Serial, "cessationOfOperation", nil)
-	already := errors.Is(err, revocation.ErrAlreadyRevoked)
-	if err != nil && !already {
-		return fmt.Errorf("cmp: revoking unconfirmed certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
-	}
 	details := map[string]any{"transactionID": tx.ID, "sentAt": tx.Created, "confirmWaitTime": tx.Created.Add(enrol.ConfirmWaitTime),
-		"revoked": !already, "note": "no certConf came in time: handled as a rejection (RFC 9483 §4.1.1)"}
-	old, err := s.c.Enrol.WithdrawRejected(ctx, tx.Serial)
-	if err != nil {
-		return fmt.Errorf("cmp: withdrawing the key update of unconfirmed certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
-	}
-	if old != "" {
-		details["replaces"], details["superseded"] = old, false
+		"note": "no certConf came in time: handled as a rejection (RFC 9483 §4.1.1)"}
+	if err := s.revokeUnwanted(ctx, expiryActor, tx.Serial, details); err != nil {
+		return fmt.Errorf("cmp: unconfirmed certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
 	}
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: "cmp.unconfirmed", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
 		Details: details}); err != nil {
@@ -265,9 +242,10 @@ func (s *Server) expire(ctx context.Context, tx enrol.Transaction) error {
 	return nil
 }
 
-// ExpireEvery runs ExpireUnconfirmed every interval until ctx ends: `thiqa
-// serve` runs it in the background on every node. What it revoked is
-// logged; a failure is logged as a warning and the next tick tries again.
+// ExpireEvery runs ExpireUnconfirmed, then RetryFollowUps, every interval
+// until ctx ends: `thiqa serve` runs it in the background on every node.
+// What they did is logged; a failure is logged as a warning and the next
+// tick tries again.
 func (s *Server) ExpireEvery(ctx context.Context, every time.Duration, logger *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -282,6 +260,13 @@ func (s *Server) ExpireEvery(ctx context.Context, every time.Duration, logger *s
 			}
 			if err != nil && ctx.Err() == nil {
 				logger.Warn("revoking unconfirmed CMP certificates", "err", err)
+			}
+			n, err = s.RetryFollowUps(ctx)
+			if n > 0 {
+				logger.Info("completed the follow-up of CMP certConfs left undone", "transactions", n)
+			}
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("completing the follow-up of CMP certConfs", "err", err)
 			}
 		}
 	}

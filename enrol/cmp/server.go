@@ -524,9 +524,15 @@ func (s *Server) certified(ctx context.Context, m *message, p *party, respType i
 		tx.State, tx.Closed = "implicit", tx.Created
 	}
 	if err := s.c.Transactions.InsertTransaction(ctx, tx); err != nil {
-		// The certificate is issued and audited; without the record a
-		// certConf is refused, and the client may retry the key update.
-		s.log.ErrorContext(ctx, "recording a CMP transaction", "transactionID", tx.ID, "serial", got.Serial, "err", err)
+		s.log.ErrorContext(ctx, "recording a CMP transaction", "transactionID", tx.ID, "serial", got.Serial, "implicit", implicit, "err", err)
+		if !implicit {
+			// Without the record no certConf could confirm the
+			// certificate, nor the sweep revoke it: not sent, revoked.
+			return nil, s.unrecorded(ctx, tx, err)
+		}
+		// Implicitly confirmed: nothing waits for the record (it only
+		// refuses the transaction ID again), and the certificate is the
+		// client's.
 	}
 	kp, err := asn1.Marshal(struct{ Cert asn1.RawValue }{asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: got.Certificate.Raw}})
 	if err != nil {

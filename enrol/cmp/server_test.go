@@ -48,6 +48,8 @@ type fixture struct {
 	// ahead of the wall clock (advance).
 	cfg    store.Config
 	offset *atomic.Int64
+	// renewer is the enrolment service's Renewer: it can be made to fail.
+	renewer *faultyRenewer
 }
 
 func newFixture(t *testing.T, d storetest.Dialect) *fixture {
@@ -85,9 +87,10 @@ func newFixtureOn(t *testing.T, cfg store.Config, of *fixture) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.renewer = &faultyRenewer{Renewer: enrol.CARenewer{Renewals: renewer}}
 	f.enrol, err = enrol.New(enrol.Config{Store: f.db.Enrolments(), Issuer: f.pki.Authority, Certificates: f.db.Certificates(nil),
 		Status: revocation.NewChecker(f.db.Certificates(nil), time.Millisecond, nil), Audit: f.auditGate, SecretKey: secretKey,
-		Renewer: enrol.CARenewer{Renewals: renewer}, Now: f.now})
+		Renewer: f.renewer, Now: f.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,229 @@
+package cmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// What a certConf leaves to do, and what is done when it cannot be done at
+// once.
+//
+// A rejection revokes the rejected certificate and withdraws the key
+// update it was; the confirmation of a key update without implicit
+// confirmation supersedes the certificate it replaced. Either may fail
+// (the database or the HSM unreachable for a moment), after the
+// transaction was closed: it stays "rejecting" or "confirming" until the
+// follow-up is done, and RetryFollowUps, in the sweep every node runs each
+// minute, takes over those left so for enrol.ExpiryLease (the certConf's
+// own attempt, or a retry that failed or whose server stopped) and does it
+// again, each step idempotent, until it is done.
+//
+// A certificate issued without implicit confirmation whose transaction
+// could not be recorded could never be confirmed, and the sweep would never
+// find it: certified handles it as rejected at once (unrecorded).
+
+// settledState is the state a transaction has once the follow-up of its
+// certConf is done.
+func settledState(state string) string {
+	switch state {
+	case "rejecting":
+		return "rejected"
+	case "confirming":
+		return "confirmed"
+	}
+	return state
+}
+
+// followUp does what the certConf that closed tx decided (tx.State
+// "rejecting" or "confirming"), as actor, and records in details what it
+// did or what failed; each step is idempotent, so that a retry after a
+// failure, or after it was done but not recorded so, does no harm.
+func (s *Server) followUp(ctx context.Context, actor string, tx enrol.Transaction, details map[string]any) error {
+	switch tx.State {
+	case "rejecting":
+		if err := s.revokeUnwanted(ctx, actor, tx.Serial, details); err != nil {
+			return fmt.Errorf("cmp: rejected certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
+		}
+	case "confirming":
+		if err := s.supersedeReplaced(ctx, actor, tx.Serial, details); err != nil {
+			return fmt.Errorf("cmp: confirmed key update %s (transaction %s): %w", tx.Serial, tx.ID, err)
+		}
+	}
+	return nil
+}
+
+// revokeUnwanted revokes the certificate serial, which its client rejected
+// or can no longer confirm (cessationOfOperation, through the revocation
+// service: CRLs, OCSP and its audit record follow), and withdraws the key
+// update it was (the certificate it replaced stays valid, and renewable).
+// A certificate revoked already (by its holder, an officer, or an earlier
+// attempt) stays as it is. details get whether it was still to revoke and
+// what it replaced, or the error (revokeError, withdrawError).
+func (s *Server) revokeUnwanted(ctx context.Context, actor, serial string, details map[string]any) error {
+	_, err := s.c.Revoker.Revoke(ctx, actor, serial, "cessationOfOperation", nil)
+	already := errors.Is(err, revocation.ErrAlreadyRevoked)
+	if err != nil && !already {
+		details["revokeError"] = err.Error()
+		return fmt.Errorf("revoking: %w", err)
+	}
+	delete(details, "revokeError")
+	details["revoked"] = !already
+	old, err := s.c.Enrol.WithdrawRejected(ctx, serial)
+	if err != nil {
+		details["withdrawError"] = err.Error()
+		return fmt.Errorf("withdrawing its key update: %w", err)
+	}
+	delete(details, "withdrawError")
+	if old != "" {
+		details["replaces"], details["superseded"] = old, false
+	}
+	return nil
+}
+
+// supersedeReplaced supersedes the certificate that the key update serial,
+// now confirmed, replaced; details get which and whether. When serial
+// itself was revoked since (by its holder or an officer; not superseded by
+// a later renewal of its own), superseding would leave the holder no valid
+// certificate: the key update is withdrawn instead, as for a rejection, and
+// the replaced certificate stays valid, and renewable.
+func (s *Server) supersedeReplaced(ctx context.Context, actor, serial string, details map[string]any) error {
+	rec, err := s.c.Enrol.Certificate(ctx, serial)
+	if err != nil {
+		details["supersedeError"] = err.Error()
+		return fmt.Errorf("reading the certificate: %w", err)
+	}
+	if rec.Replaces == "" {
+		return nil
+	}
+	if rec.Revoked && rec.RevocationReason != int(revocation.Superseded) {
+		old, err := s.c.Enrol.WithdrawRejected(ctx, serial)
+		if err != nil {
+			details["replaces"], details["withdrawError"] = rec.Replaces, err.Error()
+			return fmt.Errorf("withdrawing the key update of a certificate revoked since: %w", err)
+		}
+		delete(details, "withdrawError")
+		details["replaces"], details["superseded"] = old, false
+		details["note"] = "the confirmed certificate was revoked before the one it replaced was superseded: that one stays valid"
+		return nil
+	}
+	old, err := s.c.Enrol.SupersedeConfirmed(ctx, actor, serial)
+	if err != nil {
+		details["replaces"], details["supersedeError"] = rec.Replaces, err.Error()
+		return fmt.Errorf("superseding %s: %w", rec.Replaces, err)
+	}
+	delete(details, "supersedeError")
+	if old != "" {
+		details["replaces"], details["superseded"] = old, true
+	}
+	return nil
+}
+
+// RetryFollowUps does the follow-up of the certConfs left undone
+// (revoking a rejected certificate and withdrawing its key update, or
+// superseding the certificate a confirmed key update replaced) for
+// enrol.ExpiryLease, in claims of ExpiryBatch, records each as cmp.followup
+// and closes its transaction ("rejected", "confirmed"); it returns how many
+// it completed. Servers sharing the database may run it at once: each
+// transaction is claimed by one. A transaction that fails does not hold up
+// the others of its claim; the run ends after that claim, returning the
+// failures, and the failed ones are claimed again once their claim is
+// stale.
+func (s *Server) RetryFollowUps(ctx context.Context) (int, error) {
+	total := 0
+	for range expiryRounds {
+		now := s.c.Enrol.Now().UTC()
+		txs, err := s.c.Transactions.ClaimFollowUps(ctx, now.Add(-enrol.ExpiryLease), now, ExpiryBatch)
+		if err != nil {
+			return total, fmt.Errorf("cmp: claiming certConfs whose follow-up is undone: %w", err)
+		}
+		var errs []error
+		for _, tx := range txs {
+			if ctx.Err() != nil {
+				errs = append(errs, ctx.Err())
+				break
+			}
+			if err := s.retryFollowUp(ctx, tx); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			total++
+		}
+		if len(errs) > 0 {
+			return total, errors.Join(errs...)
+		}
+		if len(txs) < ExpiryBatch {
+			break
+		}
+	}
+	return total, nil
+}
+
+// retryFollowUp does the follow-up of the claimed transaction tx, records
+// it (cmp.followup, actor thiqa-serve) and closes tx.
+func (s *Server) retryFollowUp(ctx context.Context, tx enrol.Transaction) error {
+	details := map[string]any{"transactionID": tx.ID, "state": settledState(tx.State), "sender": tx.Sender,
+		"note": "the follow-up of the certConf failed when it came: done by the sweep"}
+	if err := s.followUp(ctx, expiryActor, tx, details); err != nil {
+		return err
+	}
+	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: "cmp.followup", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
+		Details: details}); err != nil {
+		return fmt.Errorf("cmp: recording the follow-up of transaction %s: %w", tx.ID, err)
+	}
+	if err := s.c.Transactions.FinishFollowUp(ctx, tx.ID, s.c.Enrol.Now().UTC()); err != nil && !errors.Is(err, enrol.ErrNoTransaction) {
+		return fmt.Errorf("cmp: closing transaction %s after its follow-up: %w", tx.ID, err)
+	}
+	return nil
+}
+
+// unrecorded answers a request whose certificate, issued without implicit
+// confirmation, has no transaction record (recordErr): no certConf could
+// confirm it and the sweep would never find it, so it would stay valid
+// although its client never confirmed it, and a key update's current
+// certificate could never be renewed again. It is not sent: it is handled
+// as rejected at once (revoked cessationOfOperation, its key update
+// withdrawn, recorded as cmp.unconfirmed). Beforehand the transaction is
+// recorded again, claimed for the sweep ("expiring", its claim stale after
+// enrol.ExpiryLease), so that the sweep revokes the certificate if this
+// revocation fails too. The answer is the failure (transactionIdInUse when
+// another request took the transaction ID meanwhile).
+func (s *Server) unrecorded(ctx context.Context, tx enrol.Transaction, recordErr error) *cmpError {
+	ctx = context.WithoutCancel(ctx) // the client going away changes nothing
+	inUse := errors.Is(recordErr, enrol.ErrTransactionInUse)
+	swept := false
+	if !inUse {
+		claim := tx
+		claim.State, claim.Closed = "expiring", tx.Created
+		swept = s.c.Transactions.InsertTransaction(ctx, claim) == nil
+	}
+	details := map[string]any{"transactionID": tx.ID, "issuedAt": tx.Created, "recordError": recordErr.Error(),
+		"note": "the transaction could not be recorded: no certConf could confirm the certificate, which was not sent, and is handled as rejected"}
+	switch err := s.revokeUnwanted(ctx, expiryActor, tx.Serial, details); {
+	case err != nil && swept:
+		s.log.ErrorContext(ctx, "revoking a CMP certificate whose transaction could not be recorded (the sweep retries it)",
+			"serial", tx.Serial, "transactionID", tx.ID, "err", err)
+	case err != nil:
+		s.log.ErrorContext(ctx, "a CMP certificate was issued but neither recorded nor revoked: revoke it (cessationOfOperation)",
+			"serial", tx.Serial, "transactionID", tx.ID, "recordErr", recordErr, "err", err)
+	default:
+		if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: "cmp.unconfirmed", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
+			Details: details}); err != nil {
+			s.log.ErrorContext(ctx, "recording the revocation of a CMP certificate whose transaction could not be recorded", "serial", tx.Serial, "err", err)
+			break // the sweep, if it has the record, records it
+		}
+		if swept {
+			if err := s.c.Transactions.FinishExpired(ctx, tx.ID, s.c.Enrol.Now().UTC()); err != nil {
+				s.log.WarnContext(ctx, "closing a CMP transaction recorded after its certificate was revoked", "transactionID", tx.ID, "err", err)
+			}
+		}
+	}
+	if inUse {
+		return failf(TransactionIDInUse, "transaction ID already used")
+	}
+	return systemError(recordErr, "the transaction could not be recorded: the certificate issued for it was revoked, not sent")
+}
