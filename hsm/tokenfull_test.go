@@ -124,7 +124,10 @@ func TestTokenFullClassification(t *testing.T) {
 		full       bool
 	}{
 		{"device-memory", pkcs11.CKR_DEVICE_MEMORY, "", true},
-		{"device-error", pkcs11.CKR_DEVICE_ERROR, "", true},
+		// A network HSM's device fault is an outage, not a full token:
+		// ThiqaHSMTokenFull would send the operator to free space.
+		{"device-error", pkcs11.CKR_DEVICE_ERROR, "", false},
+		{"device-error-folder-with-space", pkcs11.CKR_DEVICE_ERROR, dir, false},
 		{"function-failed-no-folder", pkcs11.CKR_FUNCTION_FAILED, "", false},
 		{"function-failed-folder-with-space", pkcs11.CKR_FUNCTION_FAILED, dir, false},
 		{"general-error-folder-with-space", pkcs11.CKR_GENERAL_ERROR, dir, false},
@@ -138,5 +141,30 @@ func TestTokenFullClassification(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("the probe left %d files", len(ents))
+	}
+}
+
+// TestTokenFullProbeErrors: only a disk without room or that takes no
+// writes makes a full token; an I/O error is a failing disk, which
+// freeing space does not cure (docs/operations.md says so).
+func TestTokenFullProbeErrors(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		full bool
+	}{
+		{syscall.ENOSPC, true},
+		{syscall.EDQUOT, true},
+		{syscall.EROFS, true},
+		{syscall.EIO, false},
+		{syscall.EACCES, false},
+		{nil, false},
+	} {
+		var err error
+		if c.err != nil {
+			err = &os.PathError{Op: "write", Path: "probe", Err: c.err}
+		}
+		if got := cannotStore(err); got != c.full {
+			t.Errorf("%v: full %v, want %v", c.err, got, c.full)
+		}
 	}
 }
