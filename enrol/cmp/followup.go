@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
@@ -26,6 +27,12 @@ import (
 // A certificate issued without implicit confirmation whose transaction
 // could not be recorded could never be confirmed, and the sweep would never
 // find it: certified handles it as rejected at once (unrecorded).
+
+// unrecordedTimeout bounds the handling of a certificate whose transaction
+// could not be recorded (unrecorded): recording the claim, revoking,
+// withdrawing, auditing. It is shorter than the HTTP server's write
+// timeout, so that the client still gets the answer.
+const unrecordedTimeout = 30 * time.Second
 
 // settledState is the state a transaction has once the follow-up of its
 // certConf is done.
@@ -191,9 +198,16 @@ func (s *Server) retryFollowUp(ctx context.Context, tx enrol.Transaction) error 
 // recorded again, claimed for the sweep ("expiring", its claim stale after
 // enrol.ExpiryLease), so that the sweep revokes the certificate if this
 // revocation fails too. The answer is the failure (transactionIdInUse when
-// another request took the transaction ID meanwhile).
+// another request took the transaction ID meanwhile). It takes at most
+// unrecordedTimeout: the record failed, so the database may be hanging,
+// and the client is answered whatever it could not do by then (the
+// sweep or an operator does it, as logged).
 func (s *Server) unrecorded(ctx context.Context, tx enrol.Transaction, recordErr error) *cmpError {
-	ctx = context.WithoutCancel(ctx) // the client going away changes nothing
+	// The client going away changes nothing, but a database that does
+	// not answer must not hold the request (and its goroutine) for ever:
+	// the request has no deadline of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.unrecordedWait)
+	defer cancel()
 	inUse := errors.Is(recordErr, enrol.ErrTransactionInUse)
 	swept := false
 	if !inUse {
