@@ -97,7 +97,8 @@ func (s *Server) revokeUnwanted(ctx context.Context, actor, serial string, detai
 // itself was revoked since (by its holder or an officer; not superseded by
 // a later renewal of its own), superseding would leave the holder no valid
 // certificate: the key update is withdrawn instead, as for a rejection, and
-// the replaced certificate stays valid, and renewable.
+// the replaced certificate stays valid, and renewable, unless an earlier
+// attempt superseded it already (supersededAlready).
 func (s *Server) supersedeReplaced(ctx context.Context, actor, serial string, details map[string]any) error {
 	rec, err := s.c.Enrol.Certificate(ctx, serial)
 	if err != nil {
@@ -107,7 +108,16 @@ func (s *Server) supersedeReplaced(ctx context.Context, actor, serial string, de
 	if rec.Replaces == "" {
 		return nil
 	}
-	if rec.Revoked && rec.RevocationReason != int(revocation.Superseded) {
+	revokedSince := rec.Revoked && rec.RevocationReason != int(revocation.Superseded)
+	if revokedSince {
+		done, err := s.supersededAlready(ctx, rec.Replaces)
+		if err != nil {
+			details["replaces"], details["supersedeError"] = rec.Replaces, err.Error()
+			return fmt.Errorf("reading %s: %w", rec.Replaces, err)
+		}
+		revokedSince = !done
+	}
+	if revokedSince {
 		old, err := s.c.Enrol.WithdrawRejected(ctx, serial)
 		if err != nil {
 			details["replaces"], details["withdrawError"] = rec.Replaces, err.Error()
@@ -128,6 +138,20 @@ func (s *Server) supersedeReplaced(ctx context.Context, actor, serial string, de
 		details["replaces"], details["superseded"] = old, true
 	}
 	return nil
+}
+
+// supersededAlready reports whether the certificate serial, which a
+// confirmed key update replaced, is revoked as superseded already: an
+// earlier attempt of the follow-up superseded it and failed after (the
+// renewal not recorded as complete, a crash before the transaction was
+// closed). Withdrawing the key update then would record that it stays
+// valid, which it no longer is: the supersede is completed instead.
+func (s *Server) supersededAlready(ctx context.Context, serial string) (bool, error) {
+	old, err := s.c.Enrol.Certificate(ctx, serial)
+	if err != nil {
+		return false, err
+	}
+	return old.Revoked && old.RevocationReason == int(revocation.Superseded), nil
 }
 
 // RetryFollowUps does the follow-up of the certConfs left undone
