@@ -4,20 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/miekg/pkcs11"
-
-	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // ErrTokenFull is in the chain of the error of a key generation that the
 // token could not store: an HSM whose object memory is used up
-// (CKR_DEVICE_MEMORY) or that failed storing it (CKR_DEVICE_ERROR), or a
-// SoftHSM token whose folder (Config.StorageDir) is on a full, over-quota
-// or read-only disk (SoftHSM says only CKR_FUNCTION_FAILED; the disk's own
-// error, ENOSPC, EDQUOT or EROFS, is in the chain too). Such an error is
-// marked as an outage (outage.Is): nothing was created, and the same
-// generation succeeds once an operator frees space on the token.
+// (CKR_DEVICE_MEMORY), or a SoftHSM token whose folder (Config.StorageDir)
+// is on a full, over-quota or read-only disk (SoftHSM says only
+// CKR_FUNCTION_FAILED, CKR_GENERAL_ERROR or CKR_DEVICE_ERROR; a write in
+// the folder then fails, and its error, ENOSPC, EDQUOT or EROFS, is in the
+// chain too). Such an error is marked as an outage (outage.Is): nothing
+// was created, and the same generation succeeds once an operator frees
+// space on the token. A CKR_DEVICE_ERROR of a network HSM is a device
+// fault, not a full token: an outage, but no ErrTokenFull, so that the
+// operator is not sent to free space on a broken device.
 var ErrTokenFull = errors.New("hsm: the token cannot store a new object")
 
 // errCreate marks, inside a generation's call, the error of the call that
@@ -32,26 +34,38 @@ const probeSize = 4096
 // of the call that creates a key pair, says the token cannot store it
 // (see ErrTokenFull), or nil when it says something else.
 func (t *Token) tokenFull(err error) error {
-	if isRV(err, pkcs11.CKR_DEVICE_MEMORY) || isRV(err, pkcs11.CKR_DEVICE_ERROR) {
+	if isRV(err, pkcs11.CKR_DEVICE_MEMORY) {
 		where := "the HSM's object memory"
 		if t.storageDir != "" {
 			where = "the token folder " + t.storageDir
 		}
 		return fmt.Errorf("%w (%s)", ErrTokenFull, where)
 	}
-	if t.storageDir == "" || !(isRV(err, pkcs11.CKR_FUNCTION_FAILED) || isRV(err, pkcs11.CKR_GENERAL_ERROR)) {
+	// These say nothing of the cause: only the disk of a token folder
+	// can tell a full token from a failing one.
+	if t.storageDir == "" || !(isRV(err, pkcs11.CKR_FUNCTION_FAILED) || isRV(err, pkcs11.CKR_GENERAL_ERROR) || isRV(err, pkcs11.CKR_DEVICE_ERROR)) {
 		return nil
 	}
 	perr := probeStorage(t.storageDir)
-	if !outage.IsStorage(perr) {
+	if !cannotStore(perr) {
 		return nil
 	}
 	return fmt.Errorf("%w (the token folder %s: %w)", ErrTokenFull, t.storageDir, perr)
 }
 
+// cannotStore reports whether err, the storage probe's, says the disk
+// has no room for a new object or takes no writes: full (ENOSPC), over
+// quota (EDQUOT) or read-only (EROFS). An I/O error (EIO) is a failing
+// disk, which freeing space does not cure: not a full token.
+func cannotStore(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
+}
+
 // probeStorage writes probeSize bytes to a new file in dir and removes it:
-// its error is the disk's (ENOSPC, EDQUOT, EROFS, EIO) when the disk
-// cannot hold a new object of the token.
+// its error is the disk's (ENOSPC, EDQUOT, EROFS) when the disk cannot
+// hold a new object of the token. SoftHSM looks for tokens only in the
+// sub-folders of its folder: a probe file left by a process that stopped
+// meanwhile is ignored by it.
 func probeStorage(dir string) error {
 	f, err := os.CreateTemp(dir, ".thiqa-space-probe-*")
 	if err != nil {

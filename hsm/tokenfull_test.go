@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -124,7 +126,10 @@ func TestTokenFullClassification(t *testing.T) {
 		full       bool
 	}{
 		{"device-memory", pkcs11.CKR_DEVICE_MEMORY, "", true},
-		{"device-error", pkcs11.CKR_DEVICE_ERROR, "", true},
+		// A network HSM's device fault is an outage, not a full token:
+		// ThiqaHSMTokenFull would send the operator to free space.
+		{"device-error", pkcs11.CKR_DEVICE_ERROR, "", false},
+		{"device-error-folder-with-space", pkcs11.CKR_DEVICE_ERROR, dir, false},
 		{"function-failed-no-folder", pkcs11.CKR_FUNCTION_FAILED, "", false},
 		{"function-failed-folder-with-space", pkcs11.CKR_FUNCTION_FAILED, dir, false},
 		{"general-error-folder-with-space", pkcs11.CKR_GENERAL_ERROR, dir, false},
@@ -138,5 +143,89 @@ func TestTokenFullClassification(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("the probe left %d files", len(ents))
+	}
+}
+
+// TestTokenFullProbeErrors: only a disk without room or that takes no
+// writes makes a full token; an I/O error is a failing disk, which
+// freeing space does not cure (docs/operations.md says so).
+func TestTokenFullProbeErrors(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		full bool
+	}{
+		{syscall.ENOSPC, true},
+		{syscall.EDQUOT, true},
+		{syscall.EROFS, true},
+		{syscall.EIO, false},
+		{syscall.EACCES, false},
+		{nil, false},
+	} {
+		var err error
+		if c.err != nil {
+			err = &os.PathError{Op: "write", Path: "probe", Err: c.err}
+		}
+		if got := cannotStore(err); got != c.full {
+			t.Errorf("%v: full %v, want %v", c.err, got, c.full)
+		}
+	}
+}
+
+// TestProbeLeavesNothing: many probes at once on a full token folder (as
+// many failed generations would run them) each fail with ENOSPC and
+// leave no file; a probe file left by a process that stopped between
+// writing and removing it does not disturb SoftHSM, which looks for
+// tokens only in the folder's sub-folders: the token opens, generates and
+// finds its keys.
+func TestProbeLeavesNothing(t *testing.T) {
+	disk := testenv.NewSmallDisk(t, 1<<20)
+	var log bytes.Buffer
+	tokdir := filepath.Join(disk.Dir, "tokens")
+	if err := os.MkdirAll(tokdir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stray := filepath.Join(tokdir, ".thiqa-space-probe-left")
+	if err := os.WriteFile(stray, make([]byte, probeSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := newTokenOnDisk(t, disk, &log)
+	ctx := context.Background()
+	if _, err := tok.GenerateKey(ctx, "with-stray", ECP256); err != nil {
+		t.Fatalf("generating beside a stray probe file: %v", err)
+	}
+	if _, err := tok.FindKey(ctx, "with-stray"); err != nil {
+		t.Fatalf("finding the key beside a stray probe file: %v", err)
+	}
+	entries := func() []string {
+		ents, err := os.ReadDir(tokdir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	before := entries()
+
+	disk.Fill(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 32)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = probeStorage(tokdir)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !cannotStore(err) {
+			t.Fatalf("probe %d on a full folder: %v", i, err)
+		}
+	}
+	if after := entries(); !slices.Equal(after, before) {
+		t.Fatalf("the token folder holds %v after the probes, %v before", after, before)
 	}
 }

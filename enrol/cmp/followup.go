@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
@@ -26,6 +27,12 @@ import (
 // A certificate issued without implicit confirmation whose transaction
 // could not be recorded could never be confirmed, and the sweep would never
 // find it: certified handles it as rejected at once (unrecorded).
+
+// unrecordedTimeout bounds the handling of a certificate whose transaction
+// could not be recorded (unrecorded): recording the claim, revoking,
+// withdrawing, auditing. It is shorter than the HTTP server's write
+// timeout, so that the client still gets the answer.
+const unrecordedTimeout = 30 * time.Second
 
 // settledState is the state a transaction has once the follow-up of its
 // certConf is done.
@@ -90,7 +97,8 @@ func (s *Server) revokeUnwanted(ctx context.Context, actor, serial string, detai
 // itself was revoked since (by its holder or an officer; not superseded by
 // a later renewal of its own), superseding would leave the holder no valid
 // certificate: the key update is withdrawn instead, as for a rejection, and
-// the replaced certificate stays valid, and renewable.
+// the replaced certificate stays valid, and renewable, unless an earlier
+// attempt superseded it already (supersededAlready).
 func (s *Server) supersedeReplaced(ctx context.Context, actor, serial string, details map[string]any) error {
 	rec, err := s.c.Enrol.Certificate(ctx, serial)
 	if err != nil {
@@ -100,7 +108,16 @@ func (s *Server) supersedeReplaced(ctx context.Context, actor, serial string, de
 	if rec.Replaces == "" {
 		return nil
 	}
-	if rec.Revoked && rec.RevocationReason != int(revocation.Superseded) {
+	revokedSince := rec.Revoked && rec.RevocationReason != int(revocation.Superseded)
+	if revokedSince {
+		done, err := s.supersededAlready(ctx, rec.Replaces)
+		if err != nil {
+			details["replaces"], details["supersedeError"] = rec.Replaces, err.Error()
+			return fmt.Errorf("reading %s: %w", rec.Replaces, err)
+		}
+		revokedSince = !done
+	}
+	if revokedSince {
 		old, err := s.c.Enrol.WithdrawRejected(ctx, serial)
 		if err != nil {
 			details["replaces"], details["withdrawError"] = rec.Replaces, err.Error()
@@ -121,6 +138,20 @@ func (s *Server) supersedeReplaced(ctx context.Context, actor, serial string, de
 		details["replaces"], details["superseded"] = old, true
 	}
 	return nil
+}
+
+// supersededAlready reports whether the certificate serial, which a
+// confirmed key update replaced, is revoked as superseded already: an
+// earlier attempt of the follow-up superseded it and failed after (the
+// renewal not recorded as complete, a crash before the transaction was
+// closed). Withdrawing the key update then would record that it stays
+// valid, which it no longer is: the supersede is completed instead.
+func (s *Server) supersededAlready(ctx context.Context, serial string) (bool, error) {
+	old, err := s.c.Enrol.Certificate(ctx, serial)
+	if err != nil {
+		return false, err
+	}
+	return old.Revoked && old.RevocationReason == int(revocation.Superseded), nil
 }
 
 // RetryFollowUps does the follow-up of the certConfs left undone
@@ -191,9 +222,16 @@ func (s *Server) retryFollowUp(ctx context.Context, tx enrol.Transaction) error 
 // recorded again, claimed for the sweep ("expiring", its claim stale after
 // enrol.ExpiryLease), so that the sweep revokes the certificate if this
 // revocation fails too. The answer is the failure (transactionIdInUse when
-// another request took the transaction ID meanwhile).
+// another request took the transaction ID meanwhile). It takes at most
+// unrecordedTimeout: the record failed, so the database may be hanging,
+// and the client is answered whatever it could not do by then (the
+// sweep or an operator does it, as logged).
 func (s *Server) unrecorded(ctx context.Context, tx enrol.Transaction, recordErr error) *cmpError {
-	ctx = context.WithoutCancel(ctx) // the client going away changes nothing
+	// The client going away changes nothing, but a database that does
+	// not answer must not hold the request (and its goroutine) for ever:
+	// the request has no deadline of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.unrecordedWait)
+	defer cancel()
 	inUse := errors.Is(recordErr, enrol.ErrTransactionInUse)
 	swept := false
 	if !inUse {

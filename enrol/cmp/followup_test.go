@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -26,13 +28,20 @@ var errDown = errors.New("driver: bad connection")
 type faultyRenewer struct {
 	enrol.Renewer
 	supersedeFails atomic.Bool
+	// failsAfter, when set, makes Supersede supersede and then fail (the
+	// renewal not recorded as complete, or the node stopping).
+	failsAfter atomic.Bool
 }
 
 func (r *faultyRenewer) Supersede(ctx context.Context, actor, serial string) (string, error) {
 	if r.supersedeFails.Load() {
 		return "", errDown
 	}
-	return r.Renewer.Supersede(ctx, actor, serial)
+	old, err := r.Renewer.Supersede(ctx, actor, serial)
+	if err == nil && r.failsAfter.Load() {
+		return "", errDown
+	}
+	return old, err
 }
 
 // revokeFails is a Revoker that fails (the database or the HSM
@@ -342,5 +351,55 @@ func (f *fixture) wantRevokedSerial(t *testing.T, what, serial string, revoked b
 	}
 	if rec.Revoked != revoked {
 		t.Fatalf("%s: revoked %v, want %v", what, rec.Revoked, revoked)
+	}
+}
+
+// TestCMPSupersedeDoneThenNewRevoked: the certConf's follow-up superseded
+// the current certificate but failed after (not recorded as complete, or
+// the node stopped before closing the transaction); its holder then
+// revokes the confirmed certificate before the sweep retries. The sweep
+// must not withdraw the key update and record that the replaced
+// certificate "stays valid": it is revoked (superseded). It completes the
+// supersede instead, and says so.
+func TestCMPSupersedeDoneThenNewRevoked(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			k, old := f.holderCert(t)
+			cl, kup := f.keyUpdate(t, k, old, false)
+			f.renewer.failsAfter.Store(true)
+			if a := f.certConf(t, cl, kup, false); a.m.bodyType != bodyPKIConf {
+				t.Fatalf("certConf: %s %s", bodyName(a.m.bodyType), a.failInfo)
+			}
+			f.renewer.failsAfter.Store(false)
+			f.wantRevoked(t, "current certificate, superseded by the failed follow-up", old, true, revocation.Superseded)
+			if got := f.state(t, cl.tx); got != "confirming" {
+				t.Fatalf("transaction %s, want confirming", got)
+			}
+			if _, err := f.revoker.Revoke(t.Context(), "holder", hex.EncodeToString(kup.cert.SerialNumber.Bytes()), "keyCompromise", nil); err != nil {
+				t.Fatal(err)
+			}
+			f.advance(enrol.ExpiryLease + time.Second)
+			if n := f.retry(t); n != 1 {
+				t.Fatalf("retried %d, want 1", n)
+			}
+			if got := f.state(t, cl.tx); got != "confirmed" {
+				t.Fatalf("transaction %s, want confirmed", got)
+			}
+			var details map[string]any
+			err := f.db.AuditRecords(t.Context(), 1, func(r audit.Record) error {
+				if r.Action == "cmp.followup" {
+					details = nil
+					return json.Unmarshal(r.Details, &details)
+				}
+				return nil
+			})
+			if err != nil || details == nil {
+				t.Fatalf("no cmp.followup record: %v", err)
+			}
+			if details["superseded"] != true || details["replaces"] != hex.EncodeToString(old.SerialNumber.Bytes()) || details["note"] != "the follow-up of the certConf failed when it came: done by the sweep" {
+				t.Fatalf("cmp.followup says %v: the replaced certificate was superseded", details)
+			}
+		})
 	}
 }

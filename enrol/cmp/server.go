@@ -64,6 +64,9 @@ type Server struct {
 	sig      *signer
 	log      *slog.Logger
 	requests *prometheus.CounterVec
+	// unrecordedWait bounds unrecorded (unrecordedTimeout; shorter in
+	// tests).
+	unrecordedWait time.Duration
 }
 
 // New builds the server.
@@ -75,7 +78,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric()}
+	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric(), unrecordedWait: unrecordedTimeout}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
