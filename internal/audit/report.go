@@ -23,6 +23,11 @@ import (
 // false when the chain or a checkpoint is broken (out says where); an
 // error means the check could not run.
 //
+// When the oldest records were archived, it says so in one line, and the
+// walk starts at the first live record (see Verify); checkpoints at
+// archived seqs are checked for their signature and order, and against
+// the hash an archived range records when they are at its end.
+//
 // The chain is read once: the checkpoints are checked against the records
 // the chain walk reads, alongside it (verifyTogether), so the time grows
 // with one walk of the log, not two.
@@ -37,17 +42,28 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 		defer f.Close()
 		pub, kerr = ReadCheckpointKey(publicKeyFile)
 	}
+	ls, arch, brk, err := archiveStart(ctx, st)
+	if err != nil {
+		return false, fmt.Errorf("walking the audit chain: %w", err)
+	}
+	if d := arch.Describe(); d != "" {
+		fmt.Fprintf(out, "audit verify: %s; the first live record must chain from record %d's hash as audit_archives records it\n", d, arch.Below-1)
+	}
+	if brk != nil {
+		fmt.Fprintf(out, "audit chain BROKEN: %s\n", Report{Break: brk})
+		return false, nil
+	}
 	var rep Report
 	var crep CheckpointReport
-	var err, cerr error
+	var cerr error
 	if ferr == nil && kerr == nil {
 		asOf := time.Now()
-		rep, crep, err, cerr = verifyTogether(ctx, st, 1, GenesisHash(), func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
+		rep, crep, err, cerr = verifyTogether(ctx, st, ls, func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
 			// The walk checked each record before handing it over.
-			return verifyCheckpointsAsOf(ctx, cr, f, pub, asOf, false)
+			return verifyCheckpointsAsOf(ctx, cr, f, pub, asOf, false, arch)
 		})
 	} else {
-		rep, err = Verify(ctx, st)
+		rep, err = verifyFrom(ctx, st, ls)
 	}
 	if err != nil {
 		return false, fmt.Errorf("walking the audit chain: %w", err)
