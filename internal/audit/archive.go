@@ -10,18 +10,6 @@ import (
 	"time"
 )
 
-// # Archiving
-//
-// The oldest records can move off the live database into an archive file
-// (Archive, `thiqa audit archive`): a verified copy of records FirstSeq to
-// LastSeq whose end is vouched for by a signed checkpoint at LastSeq. The
-// store keeps one row per archived range (ArchiveRow): the range, the hash
-// of its last record, the file's name and SHA-256. The full verification
-// then starts at the first live record, which must chain from the last
-// archived record's hash in that row, and the row's hash must match the
-// checkpoint at its seq when the checkpoint file holds one; deleting the
-// oldest records without such a row, or editing the row, is a break.
-
 // The states of an archived range.
 const (
 	// ArchiveDeleting: the file is written and verified and the range's
