@@ -120,11 +120,23 @@ func testArchive(t *testing.T, d storetest.Dialect) {
 		if n, first := liveCount(t, s.db); first != 41 || n != 31 {
 			t.Fatalf("live log: %d records from %d, want 31 from 41 (30 + the archive's record)", n, first)
 		}
+		// The checkpoint writer goes on after its last checkpoint's record
+		// was archived (here: 60 is live; archive through it below).
 		if n := storetest.AuditCount(t, s.db, audit.ArchiveAction, audit.OutcomeSuccess); n != 1 {
 			t.Fatalf("%d audit.archive records, want 1", n)
 		}
-		s.wantFull(t, true, "records 1 to 40 are archived in a1.jsonl.gz (seq 1-40, SHA-256 ", "audit chain OK: 31 records, head seq 71",
-			"audit checkpoints OK: 3 verified, the last at seq 60")
+		if out := s.wantFull(t, true, "records 1 to 40 are archived in a1.jsonl.gz (seq 1-40, SHA-256 ", "audit chain OK: 31 records, head seq 71",
+			"audit checkpoints OK: 3 verified, the last at seq 60"); strings.Contains(out, "WARNING") {
+			t.Fatalf("VerifyAll warns:\n%s", out)
+		}
+		// Without the checkpoint at the range's end, verify warns.
+		lines := strings.SplitAfter(mustReadFile(t, s.cps), "\n")
+		noEnd := writeLines(t, t.TempDir(), "cps.jsonl", lines[0], lines[2])
+		var out bytes.Buffer
+		if ok, err := audit.VerifyAll(ctxT(t), s.db, noEnd, s.pub, &out); err != nil || !ok ||
+			!strings.Contains(out.String(), "WARNING: 1 of the 1 archived ranges end at a record no checkpoint") {
+			t.Fatalf("VerifyAll without the checkpoint at the archive's end: %v %v\n%s", ok, err, out.String())
+		}
 		if rep := verify(t, s.db); !rep.OK() || rep.Verified != 31 || rep.Archived.Below != 41 {
 			t.Fatalf("Verify: %s (%+v)", rep, rep.Archived)
 		}
@@ -144,6 +156,11 @@ func testArchive(t *testing.T, d storetest.Dialect) {
 			t.Fatalf("second archive: %+v", res2)
 		}
 		s.wantFull(t, true, "records 1 to 60 are archived in a1.jsonl.gz (seq 1-40", "a2.jsonl.gz (seq 41-60", "head seq 72")
+		w := newWriter(t, s.db, s.key, s.cps, func() time.Time { return time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC) })
+		if c := mustCheckpoint(t, w, true); c.Seq != 72 {
+			t.Fatalf("checkpoint after the archive of its last one's record: %+v", c)
+		}
+		s.wantFull(t, true, "audit checkpoints OK: 4 verified, the last at seq 72")
 		if ok, out := s.verifyFiles(t, "a1.jsonl.gz", "a2.jsonl.gz"); !ok || !strings.Contains(out, "records 41 to 60 (20)") {
 			t.Fatalf("VerifyArchiveFiles: %v\n%s", ok, out)
 		}

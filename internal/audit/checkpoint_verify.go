@@ -78,6 +78,9 @@ type CheckpointReport struct {
 	IncompleteLine int
 	// Problem is the first problem, nil when every checkpoint holds.
 	Problem *CheckpointProblem
+	// ArchiveEnds counts the archived ranges whose end a checkpoint names
+	// (with the hash the range records).
+	ArchiveEnds int
 }
 
 // OK reports whether every checkpoint held.
@@ -263,6 +266,9 @@ func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanne
 				if p := arch.problem(c, sc.line); p != nil {
 					rep.Problem = p
 					return false, nil
+				}
+				if _, end := arch.ends[c.Seq]; end && (rep.Last == nil || rep.Last.Seq != c.Seq) {
+					rep.ArchiveEnds++
 				}
 				rep.Verified++
 				rep.Last, lastLine = &c, sc.line

@@ -97,6 +97,10 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 		fmt.Fprintf(out, "audit checkpoints: WARNING: line %d of %s is incomplete (a crash while writing?) and was ignored\n", crep.IncompleteLine, checkpointFile)
 	}
 	fmt.Fprintf(out, "audit checkpoints OK: %s in %s\n", crep, checkpointFile)
+	if n := len(arch.Rows); crep.ArchiveEnds < n {
+		fmt.Fprintf(out, "audit checkpoints: WARNING: %d of the %d archived ranges end at a record no checkpoint in %s names: their end rests on audit_archives alone (verify their files with --archive)\n",
+			n-crep.ArchiveEnds, n, checkpointFile)
+	}
 	if crep.StoppedAt > 0 {
 		fmt.Fprintf(out, "audit checkpoints: line %d on was written while this verification ran; left for the next run\n", crep.StoppedAt)
 	}
