@@ -313,6 +313,15 @@ func testArchive(t *testing.T, d storetest.Dialect) {
 		}
 		s.wantFull(t, false, "checkpoint 2 (seq 40): the archived range ending at record 40 records another hash than this checkpoint")
 	})
+	t.Run("ArchivedRecordStillLiveDetected", func(t *testing.T) {
+		s := newSinceLog(t, d)
+		s.mustArchive(t, 45, "t.jsonl.gz")
+		r := s.recs[4]
+		tamper(t, s.cfg, fmt.Sprintf(`INSERT INTO audit_log (seq, at_unix_ns, actor, action, object, outcome, details, prev_hash, hash)
+VALUES (5, %d, '%s', '%s', '%s', '%s', '%s', %s, %s)`, r.Time.UnixNano(), r.Actor, r.Action, r.Object, r.Outcome, r.Details,
+			blobLiteral(d.Name, r.PrevHash), blobLiteral(d.Name, r.Hash)))
+		s.wantFull(t, false, "audit chain broken at seq 5 (archive-mismatch): record 5 is in the live log although it is archived")
+	})
 	t.Run("FirstLivePrevHashEditedDetected", func(t *testing.T) {
 		s := newSinceLog(t, d)
 		s.mustArchive(t, 45, "t.jsonl.gz")
@@ -331,6 +340,11 @@ func testArchive(t *testing.T, d storetest.Dialect) {
 		writeGzip(t, path, edited)
 		if ok, out := s.verifyFiles(t, "t.jsonl.gz"); ok || !strings.Contains(out, "record 1 does not match its hash (edited)") {
 			t.Fatalf("VerifyArchiveFiles of an edited file: %v\n%s", ok, out)
+		}
+		// The trailer's count edited.
+		writeGzip(t, path, bytes.Replace(plain, []byte(`{"trailer":true,"records":40,`), []byte(`{"trailer":true,"records":39,`), 1))
+		if ok, out := s.verifyFiles(t, "t.jsonl.gz"); ok || !strings.Contains(out, "the trailer counts 39 records, the file holds 40") {
+			t.Fatalf("VerifyArchiveFiles with the trailer's count edited: %v\n%s", ok, out)
 		}
 	})
 	t.Run("ArchiveFileTruncatedDetected", func(t *testing.T) {
