@@ -196,3 +196,21 @@ func (p ArchivedPrefix) problem(c Checkpoint, line int) *CheckpointProblem {
 	return &CheckpointProblem{Line: line, Seq: c.Seq, Kind: CheckpointHashMismatch,
 		Detail: fmt.Sprintf("the archived range ending at record %d records another hash than this checkpoint — the archive row was edited", c.Seq)}
 }
+
+// archivesMoved reports whether the archived ranges of st differ from p
+// (a range added, or its state changed).
+func archivesMoved(ctx context.Context, st Store, p ArchivedPrefix) (bool, error) {
+	now, err := ReadArchivedPrefix(ctx, st)
+	if err != nil {
+		return false, err
+	}
+	if len(now.Rows) != len(p.Rows) {
+		return true, nil
+	}
+	for i, r := range now.Rows {
+		if r.State != p.Rows[i].State || r.LastSeq != p.Rows[i].LastSeq {
+			return true, nil
+		}
+	}
+	return false, nil
+}

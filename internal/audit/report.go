@@ -42,9 +42,42 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 		defer f.Close()
 		pub, kerr = ReadCheckpointKey(publicKeyFile)
 	}
-	ls, arch, brk, err := archiveStart(ctx, st)
-	if err != nil {
-		return false, fmt.Errorf("walking the audit chain: %w", err)
+	var ls liveStart
+	var arch ArchivedPrefix
+	var brk *Break
+	var rep Report
+	var crep CheckpointReport
+	var err, cerr error
+	for attempt := 1; ; attempt++ {
+		if ls, arch, brk, err = archiveStart(ctx, st); err != nil {
+			return false, fmt.Errorf("walking the audit chain: %w", err)
+		}
+		if brk == nil {
+			if ferr == nil && kerr == nil {
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return false, fmt.Errorf("audit checkpoints: %w", err)
+				}
+				asOf := time.Now()
+				rep, crep, err, cerr = verifyTogether(ctx, st, ls, func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
+					// The walk checked each record before handing it over.
+					return verifyCheckpointsAsOf(ctx, cr, f, pub, asOf, false, arch)
+				})
+			} else {
+				rep, err = verifyFrom(ctx, st, ls)
+			}
+			if err != nil {
+				return false, fmt.Errorf("walking the audit chain: %w", err)
+			}
+		}
+		// An archive that started or moved on while this ran deletes the
+		// records the walk began at: look again, once.
+		broken := brk != nil || !rep.OK() || (cerr == nil && !crep.OK())
+		if !broken || attempt == 2 {
+			break
+		}
+		if moved, err := archivesMoved(ctx, st, arch); err != nil || !moved {
+			break
+		}
 	}
 	if d := arch.Describe(); d != "" {
 		fmt.Fprintf(out, "audit verify: %s; the first live record must chain from record %d's hash as audit_archives records it\n", d, arch.Below-1)
@@ -52,21 +85,6 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 	if brk != nil {
 		fmt.Fprintf(out, "audit chain BROKEN: %s\n", Report{Break: brk})
 		return false, nil
-	}
-	var rep Report
-	var crep CheckpointReport
-	var cerr error
-	if ferr == nil && kerr == nil {
-		asOf := time.Now()
-		rep, crep, err, cerr = verifyTogether(ctx, st, ls, func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
-			// The walk checked each record before handing it over.
-			return verifyCheckpointsAsOf(ctx, cr, f, pub, asOf, false, arch)
-		})
-	} else {
-		rep, err = verifyFrom(ctx, st, ls)
-	}
-	if err != nil {
-		return false, fmt.Errorf("walking the audit chain: %w", err)
 	}
 	if !rep.OK() {
 		fmt.Fprintf(out, "audit chain BROKEN: %s\n", rep)
