@@ -40,8 +40,14 @@ func recordHash(ctx context.Context, chain audit.ChainReader, seq int64) ([]byte
 // to the checkpoint lines in src: checkpoints that name a record of the
 // restored chain (signed by pub, in order) are kept; the others (records
 // the restored chain lacks: what happened after the backup) go, in file
-// order, to the archive. An incomplete last line is dropped.
+// order, to the archive. Checkpoints at archived records (thiqa audit
+// archive) are kept when they agree with the archived ranges. An
+// incomplete last line is dropped.
 func splitCheckpoints(ctx context.Context, chain audit.ChainReader, src []byte, pub crypto.PublicKey) (kept, archived []byte, s checkpointSplit, err error) {
+	arch, err := audit.ReadArchivedPrefix(ctx, chain)
+	if err != nil {
+		return nil, nil, s, err
+	}
 	var last *audit.Checkpoint
 	r := bufio.NewReader(bytes.NewReader(src))
 	for {
@@ -56,6 +62,9 @@ func splitCheckpoints(ctx context.Context, chain audit.ChainReader, src []byte, 
 		ok := perr == nil && c.Verify(pub) == nil
 		if !ok {
 			s.invalid++
+		} else if (last == nil || (c.Seq >= last.Seq && !c.Time.Before(last.Time))) && c.Seq < arch.Below {
+			// An archived record: the archived range vouches for it.
+			ok = arch.Holds(c)
 		} else if last == nil || (c.Seq >= last.Seq && !c.Time.Before(last.Time)) {
 			h, err := recordHash(ctx, chain, c.Seq)
 			if err != nil {

@@ -74,29 +74,9 @@ func (db *DB) appendAuditLocked(ctx context.Context, seal func(audit.Head) ([]au
 					return nil
 				}
 			}
-			recs, err := seal(h)
-			if err != nil {
-				return err
-			}
-			if len(recs) == 0 {
-				return nil
-			}
-			if err := checkContinues(h, recs); err != nil {
-				return err
-			}
-			if err := t.insertAuditRecords(ctx, recs); err != nil {
-				return err
-			}
-			tail := recs[len(recs)-1]
-			res, err := t.auditStmt(ctx, db.auditSQL.moveHead).ExecContext(ctx, tail.Seq, tail.Hash, h.Seq)
-			if err != nil {
-				return mapErr("store: moving the audit head", err)
-			}
-			if n, err := res.RowsAffected(); err != nil || n != 1 {
-				return fmt.Errorf("store: moving the audit head: head moved concurrently (rows %d, %v)", n, err)
-			}
-			last = audit.Head{Seq: tail.Seq, Hash: tail.Hash}
-			return nil
+			var err error
+			last, err = t.sealAndAppend(ctx, h, seal)
+			return err
 		})
 		if err == nil && already {
 			db.setAuditHeadHint(unsure)
@@ -118,6 +98,34 @@ func (db *DB) appendAuditLocked(ctx context.Context, seal func(audit.Head) ([]au
 		}
 		return err
 	}
+}
+
+// sealAndAppend calls seal at h (the head, read under its lock in this
+// transaction), inserts the records it returns and moves the head to the
+// last of them, which it returns (zero when seal returned none).
+func (t *txn) sealAndAppend(ctx context.Context, h audit.Head, seal func(audit.Head) ([]audit.Record, error)) (audit.Head, error) {
+	recs, err := seal(h)
+	if err != nil {
+		return audit.Head{}, err
+	}
+	if len(recs) == 0 {
+		return audit.Head{}, nil
+	}
+	if err := checkContinues(h, recs); err != nil {
+		return audit.Head{}, err
+	}
+	if err := t.insertAuditRecords(ctx, recs); err != nil {
+		return audit.Head{}, err
+	}
+	tail := recs[len(recs)-1]
+	res, err := t.auditStmt(ctx, t.db.auditSQL.moveHead).ExecContext(ctx, tail.Seq, tail.Hash, h.Seq)
+	if err != nil {
+		return audit.Head{}, mapErr("store: moving the audit head", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return audit.Head{}, fmt.Errorf("store: moving the audit head: head moved concurrently (rows %d, %v)", n, err)
+	}
+	return audit.Head{Seq: tail.Seq, Hash: tail.Hash}, nil
 }
 
 // auditRecorded tells, after a write whose outcome is unknown (lost, its

@@ -168,3 +168,10 @@ func (a *Activity) PreHolderHoldings(ctx context.Context, civilNumber string, li
 	}
 	return out, rows.Err()
 }
+
+// ExecRaw runs q on the writer connection outside a transaction (VACUUM,
+// PRAGMA wal_checkpoint), for tests.
+func (db *DB) ExecRaw(ctx context.Context, q string) error {
+	_, err := db.w.ExecContext(ctx, q)
+	return err
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,16 +16,21 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
-// runAudit dispatches `thiqa audit verify|report`.
+// runAudit dispatches `thiqa audit verify|report|archive`.
 func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) > 0 && args[0] == "report" {
 		return auditReport(ctx, env, args[1:])
+	}
+	if len(args) > 0 && args[0] == "archive" {
+		return auditArchive(ctx, env, args[1:])
 	}
 	if len(args) == 0 || args[0] != "verify" {
 		return subcommandUsage(env, "audit", `usage:
   thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM] [--since SEQ]
   thiqa audit verify --ceremony DIR
-  thiqa audit report --data DIR [--from 2026-11] [--to 2026-12] [--by month|day|total] [--json]`, args)
+  thiqa audit verify --archive FILE [--archive FILE2 ...] [--checkpoint-key PEM]
+  thiqa audit report --data DIR [--from 2026-11] [--to 2026-12] [--by month|day|total] [--json]
+  thiqa audit archive --data DIR (--through SEQ | --before RFC3339-TIME) --out FILE [--checkpoints FILE] [--checkpoint-key PEM]`, args)
 	}
 	fs := newFlags("audit verify", env)
 	dir := fs.String("data", "", "data folder (required unless --ceremony)")
@@ -32,6 +38,8 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	cpFile := fs.String("checkpoints", "", "checkpoint file (default: the configuration's audit.checkpointFile), e.g. a copy kept off the host")
 	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
 	since := fs.Int64("since", 0, "incremental: verify only from the newest signed checkpoint at or before this seq to the head (records before it are not re-checked); default: the whole chain from seq 1")
+	var archives stringList
+	fs.Var(&archives, "archive", "verify an archive file of `thiqa audit archive` offline (repeat, oldest first: consecutive files must chain); no data folder needed")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -39,6 +47,19 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	fs.Visit(func(f *flag.Flag) { sinceSet = sinceSet || f.Name == "since" })
 	if sinceSet && *since < 1 {
 		return withExit(2, fmt.Errorf("--since %d: give the seq of a record (1 or more)", *since))
+	}
+	if len(archives) > 0 {
+		if sinceSet || *ceremony != "" || *dir != "" || *cpFile != "" {
+			return withExit(2, errors.New("--archive verifies archive files on their own: give only --checkpoint-key with it"))
+		}
+		ok, err := audit.VerifyArchiveFiles(archives, *cpKey, env.stdout)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return withExit(1, errSilent)
+		}
+		return nil
 	}
 	if *ceremony != "" {
 		if sinceSet {
@@ -65,6 +86,59 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if !ok {
 		return withExit(1, errSilent)
 	}
+	return nil
+}
+
+// auditArchive is `thiqa audit archive`: the oldest records into a
+// verified archive file and out of the database (audit.Archive).
+func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags("audit archive", env)
+	dir := fs.String("data", "", "data folder (required)")
+	through := fs.Int64("through", 0, "archive up to the newest signed checkpoint at or before this seq")
+	before := fs.String("before", "", "archive up to the newest signed checkpoint at or before the last record made strictly before this RFC 3339 time")
+	out := fs.String("out", "", "archive file to write (must not exist; the same file again finishes an interrupted run)")
+	cpFile := fs.String("checkpoints", "", "checkpoint file (default: the configuration's audit.checkpointFile)")
+	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	o := audit.ArchiveOptions{Through: *through, Out: *out, Actor: operatorName()}
+	switch {
+	case *out == "":
+		return withExit(2, errors.New("--out is required"))
+	case (*through != 0) == (*before != ""):
+		return withExit(2, errors.New("give exactly one of --through SEQ and --before TIME"))
+	case *through < 0:
+		return withExit(2, fmt.Errorf("--through %d: give the seq of a record (1 or more)", *through))
+	case *before != "":
+		t, err := time.Parse(time.RFC3339Nano, *before)
+		if err != nil {
+			return withExit(2, fmt.Errorf("--before: %w", err))
+		}
+		o.Before = t
+	}
+	cfg, db, err := openFolderStore(ctx, env, *dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a := cfg.ResolvedAudit()
+	o.CheckpointFile, o.CheckpointKeyFile = cmp.Or(*cpFile, a.CheckpointFile), cmp.Or(*cpKey, a.CheckpointPublicKey)
+	start := time.Now()
+	res, err := audit.Archive(ctx, db, o)
+	if err != nil {
+		return err
+	}
+	r := res.Row
+	switch {
+	case res.AlreadyDone:
+		fmt.Fprintf(env.stdout, "audit archive: %s already holds records %d to %d, archived on %s; nothing to do\n", *out, r.FirstSeq, r.LastSeq, r.Created.Format(time.RFC3339))
+	case res.Resumed:
+		fmt.Fprintf(env.stdout, "audit archive: finished the interrupted archive %s\n", *out)
+	}
+	fmt.Fprintf(env.stdout, "audit archive: %d records, seq %d to %d, in %s (SHA-256 %s, %d bytes); %d deleted from the live log in %s\n",
+		res.Records, r.FirstSeq, r.LastSeq, *out, hex.EncodeToString(r.FileSHA256), res.Bytes, res.Deleted, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(env.stdout, "audit archive: keep the file on write-once storage with the checkpoint file; verify it with: thiqa audit verify --archive %s --checkpoint-key %s\n", *out, o.CheckpointKeyFile)
 	return nil
 }
 
@@ -110,7 +184,18 @@ func auditReport(ctx context.Context, env *cliEnv, args []string) error {
 	if *asJSON {
 		return a.WriteJSON(env.stdout)
 	}
-	return a.WriteText(env.stdout)
+	if err := a.WriteText(env.stdout); err != nil {
+		return err
+	}
+	// Only the live log is counted.
+	arch, err := audit.ReadArchivedPrefix(ctx, db)
+	if err != nil {
+		return err
+	}
+	if arch.Below > 1 {
+		fmt.Fprintf(env.stdout, "note: records 1 to %d are archived (thiqa audit archive) and not counted here\n", arch.Below-1)
+	}
+	return nil
 }
 
 // initAuditCheckpoint makes sure the audit checkpoint key exists on the

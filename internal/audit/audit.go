@@ -41,12 +41,25 @@
 // last checkpoint (at most one interval, or those of a crash) are vouched
 // for by the chain alone.
 //
-// VerifyAll walks the whole chain from seq 1, which grows with the log
+// VerifyAll walks the whole chain from seq 1 (from the first live record
+// once the oldest are archived, see below), which grows with the log
 // (about an hour per billion records). VerifySince starts at a signed
 // checkpoint instead (the anchor: its signature verified, its record's
 // stored hash compared) and walks from there: it does not see a rewrite
 // of the records before the anchor that leaves the anchor record's stored
 // hash as it was, so it complements the full walk and never replaces it.
+//
+// # Archiving
+//
+// The oldest records can move off the live database into an archive file
+// (Archive, `thiqa audit archive`): a verified copy of records FirstSeq to
+// LastSeq whose end is vouched for by a signed checkpoint at LastSeq. The
+// store keeps one row per archived range (ArchiveRow): the range, the hash
+// of its last record, the file's name and SHA-256. The full verification
+// then starts at the first live record, which must chain from the last
+// archived record's hash in that row, and the row's hash must match the
+// checkpoint at its seq when the checkpoint file holds one; deleting the
+// oldest records without such a row, or editing the row, is a break.
 //
 // The package declares the storage it needs (Store, and the smaller
 // HeadReader and ChainReader); store.DB implements them, and FileStore keeps

@@ -78,6 +78,9 @@ type CheckpointReport struct {
 	IncompleteLine int
 	// Problem is the first problem, nil when every checkpoint holds.
 	Problem *CheckpointProblem
+	// ArchiveEnds counts the archived ranges whose end a checkpoint names
+	// (with the hash the range records).
+	ArchiveEnds int
 }
 
 // OK reports whether every checkpoint held.
@@ -219,24 +222,34 @@ func VerifyCheckpoints(ctx context.Context, st ChainReader, r io.Reader, pub cry
 // to asOf; the first one after it ends the file (StoppedAt). A checkpoint
 // written while the verification runs could name records newer than the
 // ones the walk reads, and must not look like a removal.
+//
+// When st is an ArchiveLister with archived ranges, the checkpoints at
+// archived seqs are checked for their signature and order only, and the
+// one at the end of a range must name the hash the range records.
 func VerifyCheckpointsAsOf(ctx context.Context, st ChainReader, r io.Reader, pub crypto.PublicKey, asOf time.Time) (CheckpointReport, error) {
-	return verifyCheckpointsAsOf(ctx, st, r, pub, asOf, true)
+	p, err := ReadArchivedPrefix(ctx, st)
+	if err != nil {
+		return CheckpointReport{}, err
+	}
+	return verifyCheckpointsAsOf(ctx, st, r, pub, asOf, true, p)
 }
 
 // verifyCheckpointsAsOf is VerifyCheckpointsAsOf; rehash false skips
 // recomputing each record's hash, for records that Verify's walk hands
-// over after checking them (verifyTogether).
-func verifyCheckpointsAsOf(ctx context.Context, st ChainReader, r io.Reader, pub crypto.PublicKey, asOf time.Time, rehash bool) (CheckpointReport, error) {
+// over after checking them (verifyTogether). The checkpoints below
+// arch.Below are held against arch only.
+func verifyCheckpointsAsOf(ctx context.Context, st ChainReader, r io.Reader, pub crypto.PublicKey, asOf time.Time, rehash bool, arch ArchivedPrefix) (CheckpointReport, error) {
 	sc := &checkpointScanner{r: bufio.NewReaderSize(r, MaxCheckpointLine+1), pub: pub, asOf: asOf}
-	rep, err := verifyCheckpoints(ctx, st, sc, rehash)
+	rep, err := verifyCheckpoints(ctx, st, sc, rehash, arch)
 	if sc.later {
 		rep.StoppedAt = sc.line
 	}
 	return rep, err
 }
 
-// verifyCheckpoints walks the chain alongside the checkpoints sc reads.
-func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanner, rehash bool) (CheckpointReport, error) {
+// verifyCheckpoints walks the chain alongside the checkpoints sc reads;
+// those below arch.Below (archived records) are held against arch only.
+func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanner, rehash bool, arch ArchivedPrefix) (CheckpointReport, error) {
 	var rep CheckpointReport
 	var cur Checkpoint
 	var curLine, lastLine int
@@ -248,6 +261,18 @@ func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanne
 			c, ok, err := sc.nextFor(&rep)
 			if err != nil || !ok {
 				return false, err
+			}
+			if c.Seq < arch.Below {
+				if p := arch.problem(c, sc.line); p != nil {
+					rep.Problem = p
+					return false, nil
+				}
+				if _, end := arch.ends[c.Seq]; end && (rep.Last == nil || rep.Last.Seq != c.Seq) {
+					rep.ArchiveEnds++
+				}
+				rep.Verified++
+				rep.Last, lastLine = &c, sc.line
+				continue
 			}
 			if rep.Last == nil || c.Seq != rep.Last.Seq {
 				cur, curLine = c, sc.line

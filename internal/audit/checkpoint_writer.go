@@ -179,6 +179,11 @@ func (w *CheckpointWriter) checkpoint(ctx context.Context) (Checkpoint, bool, er
 		// still be there, unchanged, or this checkpoint would vouch for a
 		// rewritten chain.
 		h, err := w.recordHash(ctx, last.Seq)
+		if err == nil && h == nil {
+			// Archived (thiqa audit archive): the archived range that ends
+			// there records the hash instead.
+			h, err = w.archivedHash(ctx, *last)
+		}
 		switch {
 		case err != nil:
 			return Checkpoint{}, false, fmt.Errorf("audit: reading record %d: %w", last.Seq, err)
@@ -242,6 +247,20 @@ func (w *CheckpointWriter) lock(ctx context.Context, f *os.File) error {
 // recordHash returns the stored hash of record seq, nil when there is none.
 func (w *CheckpointWriter) recordHash(ctx context.Context, seq int64) ([]byte, error) {
 	return RecordHash(ctx, w.chain, seq)
+}
+
+// archivedHash returns the hash the archived ranges record for the
+// record c names, when it is archived: c's own hash when no range ends
+// there with another, the range's otherwise; nil when it is not archived.
+func (w *CheckpointWriter) archivedHash(ctx context.Context, c Checkpoint) ([]byte, error) {
+	p, err := ReadArchivedPrefix(ctx, w.chain)
+	if err != nil || c.Seq >= p.Below {
+		return nil, err
+	}
+	if h, ok := p.ends[c.Seq]; ok {
+		return h, nil
+	}
+	return c.Hash, nil
 }
 
 // lastCheckpoint returns the file's last checkpoint (nil for an empty

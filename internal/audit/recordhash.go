@@ -56,8 +56,14 @@ type HashChainReader interface {
 // restore's own database): the same checks of every line (signature, seqs
 // and times in order, an incomplete last line ignored), but each
 // checkpoint's record is looked up by seq instead of walking the chain
-// from the first checkpoint, which is near the start of the log.
+// from the first checkpoint, which is near the start of the log. The
+// checkpoints at archived seqs are held against the archived ranges only
+// (as VerifyCheckpointsAsOf does).
 func VerifyCheckpointsByLookup(ctx context.Context, st HashChainReader, r io.Reader, pub crypto.PublicKey) (CheckpointReport, error) {
+	arch, err := ReadArchivedPrefix(ctx, st)
+	if err != nil {
+		return CheckpointReport{}, err
+	}
 	sc := &checkpointScanner{r: bufio.NewReaderSize(r, MaxCheckpointLine+1), pub: pub, asOf: time.Now()}
 	var rep CheckpointReport
 	lastLine := 0
@@ -71,6 +77,14 @@ func VerifyCheckpointsByLookup(ctx context.Context, st HashChainReader, r io.Rea
 		}
 		if !ok {
 			break
+		}
+		if c.Seq < arch.Below {
+			if rep.Problem = arch.problem(c, sc.line); rep.Problem != nil {
+				return rep, nil
+			}
+			rep.Verified++
+			rep.Last, lastLine = &c, sc.line
+			continue
 		}
 		h, err := st.AuditRecordHash(ctx, c.Seq)
 		if err != nil {

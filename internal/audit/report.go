@@ -23,6 +23,11 @@ import (
 // false when the chain or a checkpoint is broken (out says where); an
 // error means the check could not run.
 //
+// When the oldest records were archived, it says so in one line, and the
+// walk starts at the first live record (see Verify); checkpoints at
+// archived seqs are checked for their signature and order, and against
+// the hash an archived range records when they are at its end.
+//
 // The chain is read once: the checkpoints are checked against the records
 // the chain walk reads, alongside it (verifyTogether), so the time grows
 // with one walk of the log, not two.
@@ -37,20 +42,49 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 		defer f.Close()
 		pub, kerr = ReadCheckpointKey(publicKeyFile)
 	}
+	var ls liveStart
+	var arch ArchivedPrefix
+	var brk *Break
 	var rep Report
 	var crep CheckpointReport
 	var err, cerr error
-	if ferr == nil && kerr == nil {
-		asOf := time.Now()
-		rep, crep, err, cerr = verifyTogether(ctx, st, 1, GenesisHash(), func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
-			// The walk checked each record before handing it over.
-			return verifyCheckpointsAsOf(ctx, cr, f, pub, asOf, false)
-		})
-	} else {
-		rep, err = Verify(ctx, st)
+	for attempt := 1; ; attempt++ {
+		if ls, arch, brk, err = archiveStart(ctx, st); err != nil {
+			return false, fmt.Errorf("walking the audit chain: %w", err)
+		}
+		if brk == nil {
+			if ferr == nil && kerr == nil {
+				if _, err := f.Seek(0, io.SeekStart); err != nil {
+					return false, fmt.Errorf("audit checkpoints: %w", err)
+				}
+				asOf := time.Now()
+				rep, crep, err, cerr = verifyTogether(ctx, st, ls, func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
+					// The walk checked each record before handing it over.
+					return verifyCheckpointsAsOf(ctx, cr, f, pub, asOf, false, arch)
+				})
+			} else {
+				rep, err = verifyFrom(ctx, st, ls)
+			}
+			if err != nil {
+				return false, fmt.Errorf("walking the audit chain: %w", err)
+			}
+		}
+		// An archive that started or moved on while this ran deletes the
+		// records the walk began at: look again, once.
+		broken := brk != nil || !rep.OK() || (cerr == nil && !crep.OK())
+		if !broken || attempt == 2 {
+			break
+		}
+		if moved, err := archivesMoved(ctx, st, arch); err != nil || !moved {
+			break
+		}
 	}
-	if err != nil {
-		return false, fmt.Errorf("walking the audit chain: %w", err)
+	if d := arch.Describe(); d != "" {
+		fmt.Fprintf(out, "audit verify: %s; the first live record must chain from record %d's hash as audit_archives records it\n", d, arch.Below-1)
+	}
+	if brk != nil {
+		fmt.Fprintf(out, "audit chain BROKEN: %s\n", Report{Break: brk})
+		return false, nil
 	}
 	if !rep.OK() {
 		fmt.Fprintf(out, "audit chain BROKEN: %s\n", rep)
@@ -81,6 +115,10 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 		fmt.Fprintf(out, "audit checkpoints: WARNING: line %d of %s is incomplete (a crash while writing?) and was ignored\n", crep.IncompleteLine, checkpointFile)
 	}
 	fmt.Fprintf(out, "audit checkpoints OK: %s in %s\n", crep, checkpointFile)
+	if n := len(arch.Rows); crep.ArchiveEnds < n {
+		fmt.Fprintf(out, "audit checkpoints: WARNING: %d of the %d archived ranges end at a record no checkpoint in %s names: their end rests on audit_archives alone (verify their files with --archive)\n",
+			n-crep.ArchiveEnds, n, checkpointFile)
+	}
 	if crep.StoppedAt > 0 {
 		fmt.Fprintf(out, "audit checkpoints: line %d on was written while this verification ran; left for the next run\n", crep.StoppedAt)
 	}

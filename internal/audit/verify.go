@@ -48,6 +48,9 @@ type Report struct {
 	Head Head
 	// Break is the first break, nil when the chain is intact.
 	Break *Break
+	// Archived is what the archived ranges say about the records before
+	// the first live one (Below is 1 when none are archived).
+	Archived ArchivedPrefix
 }
 
 // OK reports whether the whole chain verified.
@@ -71,25 +74,74 @@ var errStop = errors.New("stop")
 // the head. It may run while other processes append: records committed
 // during the walk are verified too. An error means the store could not be
 // read; a broken chain is a Report with Break set.
+//
+// When the oldest records were archived (st is an ArchiveLister with
+// archived ranges), the walk starts at the first live record, which must
+// chain from the hash of the last archived record as the store's row for
+// that range names it; the archived records themselves are not read
+// (VerifyArchiveFiles checks the files). Report.Archived says which.
+//
+// An archive that starts or moves on during the walk deletes the records
+// it began at: when the walk finds a break and the archived ranges have
+// changed since it began, it walks again, once.
 func Verify(ctx context.Context, st Store) (Report, error) {
-	return verifyFrom(ctx, st, 1, GenesisHash())
+	for attempt := 1; ; attempt++ {
+		rep, err := verifyLive(ctx, st)
+		if err != nil || rep.OK() || attempt == 2 {
+			return rep, err
+		}
+		if moved, err := archivesMoved(ctx, st, rep.Archived); err != nil || !moved {
+			return rep, err
+		}
+	}
 }
 
-// verifyFrom is Verify from record from on. prev is the hash record from
-// must link to; nil when record from is an anchor vouched for by a signed
-// checkpoint (VerifySince), whose link to the record before it is then not
-// checked (nor is anything before it). Verified and LastSeq count from
-// record from.
-func verifyFrom(ctx context.Context, st Store, from int64, prev []byte) (Report, error) {
+// verifyLive is one walk of Verify.
+func verifyLive(ctx context.Context, st Store) (Report, error) {
+	ls, p, brk, err := archiveStart(ctx, st)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	if brk != nil {
+		return Report{Break: brk, Archived: p}, nil
+	}
+	rep, err := verifyFrom(ctx, st, ls)
+	rep.Archived = p
+	return rep, err
+}
+
+// verifyFrom is Verify from record ls.from on. ls.prev is the hash record
+// from must link to; nil when record from is an anchor vouched for by a
+// signed checkpoint (VerifySince), whose link to the record before it is
+// then not checked (nor is anything before it). With ls.window (a range
+// being deleted by an archive), the first record may be any of the range,
+// unlinked, or the one after it, linked to the range's last hash; the
+// range's last record, while live, must have that hash. Verified and
+// LastSeq count from the first record read.
+func verifyFrom(ctx context.Context, st Store, ls liveStart) (Report, error) {
+	from, prev, w := ls.from, ls.prev, ls.window
 	h1, err := st.AuditHead(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit: verify: %w", err)
 	}
 	rep := Report{Head: h1}
+	if prev != nil {
+		rep.LastSeq = from - 1 // record 0, or the last archived one
+	}
 	expect := from
 	buf := make([]byte, 0, 512)
 	err = st.AuditRecords(ctx, from, func(r Record) error {
+		if w != nil && rep.Verified == 0 && r.Seq > expect && r.Seq <= w.LastSeq+1 {
+			// The archive deleting the range has got this far.
+			expect, prev = r.Seq, nil
+			if r.Seq == w.LastSeq+1 {
+				prev = w.LastHash
+			}
+		}
 		switch {
+		case w != nil && r.Seq == w.LastSeq && !bytes.Equal(r.Hash, w.LastHash):
+			rep.Break = &Break{Seq: r.Seq, Kind: BreakArchiveMismatch,
+				Detail: fmt.Sprintf("record %d does not have the hash the archived range %d-%d (%s) names", r.Seq, w.FirstSeq, w.LastSeq, w.File)}
 		case r.Seq != expect:
 			rep.Break = &Break{Seq: expect, Kind: BreakSeqGap,
 				Detail: fmt.Sprintf("record %d is missing (the next record is %d)", expect, r.Seq)}
@@ -121,7 +173,7 @@ func verifyFrom(ctx context.Context, st Store, from int64, prev []byte) (Report,
 	if rep.Break != nil {
 		return rep, nil
 	}
-	if rep.Verified == 0 && from > 1 {
+	if rep.Verified == 0 && from > 1 && ls.prev == nil {
 		// Nothing from the anchor on: the anchor record itself is gone.
 		rep.Break = &Break{Seq: from, Kind: BreakSeqGap,
 			Detail: fmt.Sprintf("record %d is missing (the chain ends before it)", from)}

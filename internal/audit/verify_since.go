@@ -67,6 +67,9 @@ func findAnchor(r io.Reader, since int64, asOf time.Time) (a *anchor, earliest *
 // walk, VerifyAll, detects it). Nor are the signatures of the checkpoint
 // lines before the anchor checked (they are parsed and their order is).
 //
+// When the anchor's record is archived, it verifies every live record as
+// VerifyAll does (the live log is then anchored by the archived ranges).
+//
 // Without a checkpoint file, a readable key, or a checkpoint at or before
 // since, it returns an error (ErrNoAnchor for the last, naming the
 // earliest checkpoint) and verifies nothing: it never trusts the database
@@ -101,6 +104,18 @@ func VerifySince(ctx context.Context, st Store, checkpointFile, publicKeyFile st
 			ErrNoAnchor, since, checkpointFile, earliest.Seq, earliest.Time.Format(time.RFC3339))
 	}
 	c := a.c
+	arch, err := ReadArchivedPrefix(ctx, st)
+	if err != nil {
+		return false, err
+	}
+	if c.Seq < arch.Below {
+		// The anchor's record is archived: the live log starts from the
+		// archived ranges' anchor instead, which the full walk checks.
+		fmt.Fprintf(out, "audit verify: the checkpoint at or before seq %d is at seq %d, which is archived; verifying every live record (from seq %d) instead\n",
+			since, c.Seq, arch.Below)
+		f.Close()
+		return VerifyAll(ctx, st, checkpointFile, publicKeyFile, out)
+	}
 	before := "nothing precedes it"
 	if c.Seq > 1 {
 		before = fmt.Sprintf("records 1 to %d were NOT re-checked in this run (run without --since for the full walk)", c.Seq-1)
@@ -131,9 +146,9 @@ func VerifySince(ctx context.Context, st Store, checkpointFile, publicKeyFile st
 	// From the anchor's line on, every line is checked in full; the walk
 	// checks the anchor record against it again.
 	sc := &checkpointScanner{r: bufio.NewReaderSize(f, MaxCheckpointLine+1), pub: pub, asOf: asOf, line: a.line - 1}
-	rep, crep, err, cerr := verifyTogether(ctx, st, c.Seq, nil, func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
+	rep, crep, err, cerr := verifyTogether(ctx, st, liveStart{from: c.Seq}, func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
 		// The walk checked each record before handing it over.
-		crep, err := verifyCheckpoints(ctx, cr, sc, false)
+		crep, err := verifyCheckpoints(ctx, cr, sc, false, ArchivedPrefix{Below: 1})
 		if sc.later {
 			crep.StoppedAt = sc.line
 		}

@@ -9,14 +9,13 @@ import (
 // checkpoint check.
 const teeBuffer = 256
 
-// verifyTogether runs the chain walk on st from record from (verifyFrom,
-// prev as there) and the checkpoint check alongside it (check, given the
+// verifyTogether runs the chain walk on st from ls (verifyFrom) and the checkpoint check alongside it (check, given the
 // records the walk reads), the checkpoints held against the records the
 // walk reads: the chain is read once instead of twice (from the first
 // checkpoint on, which is near the start of the log). Memory stays
 // bounded: the checkpoint check is at most teeBuffer records behind. It
 // answers both reports and the error of each.
-func verifyTogether(ctx context.Context, st Store, from int64, prev []byte, check func(context.Context, ChainReader) (CheckpointReport, error)) (Report, CheckpointReport, error, error) {
+func verifyTogether(ctx context.Context, st Store, ls liveStart, check func(context.Context, ChainReader) (CheckpointReport, error)) (Report, CheckpointReport, error, error) {
 	t := &tee{Store: st, recs: make(chan Record, teeBuffer), done: make(chan struct{})}
 	var crep CheckpointReport
 	var cerr error
@@ -27,7 +26,7 @@ func verifyTogether(ctx context.Context, st Store, from int64, prev []byte, chec
 		defer close(t.done)
 		crep, cerr = check(ctx, teeReader{t})
 	}()
-	rep, err := verifyFrom(ctx, t, from, prev)
+	rep, err := verifyFrom(ctx, t, ls)
 	close(t.recs)
 	wg.Wait()
 	return rep, crep, err, cerr

@@ -1,0 +1,216 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The states of an archived range.
+const (
+	// ArchiveDeleting: the file is written and verified and the range's
+	// records are being deleted (a crash leaves this; rerunning the
+	// archive with the same file finishes it).
+	ArchiveDeleting = "deleting"
+	// ArchiveDone: the range's records are gone from the live log.
+	ArchiveDone = "done"
+)
+
+// BreakArchiveMismatch: the live log does not start where the archived
+// ranges say it does (records archived but still there, archived ranges
+// that do not follow each other, a live record at the end of a range with
+// another hash than the range names).
+const BreakArchiveMismatch BreakKind = "archive-mismatch"
+
+// ErrArchiveConflict is returned (wrapped) by the store when an archived
+// range does not continue the ranges before it, overlaps one, or names a
+// last record whose hash the live log does not hold.
+var ErrArchiveConflict = errors.New("audit: the archived range conflicts with the log")
+
+// ArchiveRow is one archived range of the log as the store records it.
+type ArchiveRow struct {
+	// FirstSeq and LastSeq are the range's first and last records.
+	FirstSeq, LastSeq int64
+	// LastHash is the hash of record LastSeq: the first record after the
+	// range links to it.
+	LastHash []byte
+	// File is the archive file's name (its base name).
+	File string
+	// FileSHA256 is the SHA-256 of the archive file.
+	FileSHA256 []byte
+	// Created is when the range was recorded.
+	Created time.Time
+	// State is ArchiveDeleting or ArchiveDone.
+	State string
+}
+
+// ArchiveLister is what a store that archives offers: the archived
+// ranges, in seq order. store.DB implements it; a store without it has
+// archived nothing.
+type ArchiveLister interface {
+	AuditArchives(ctx context.Context) ([]ArchiveRow, error)
+}
+
+// ArchiveStore is the storage Archive needs; store.DB implements it.
+type ArchiveStore interface {
+	Store
+	RecordHashReader
+	ArchiveLister
+	// StartAuditArchive records row (state ArchiveDeleting) and appends
+	// the records seal returns (as AppendAuditRecords does) in one
+	// transaction. It fails with ErrArchiveConflict unless row follows
+	// the last range (which must be done) or starts at seq 1, and the log
+	// holds record row.LastSeq with hash row.LastHash.
+	StartAuditArchive(ctx context.Context, row ArchiveRow, seal func(Head) ([]Record, error)) error
+	// DeleteArchivedAuditRecords deletes up to limit of the oldest live
+	// records of the range [firstSeq, lastSeq] (which must be recorded and
+	// in state ArchiveDeleting) in one transaction, and says how many.
+	DeleteArchivedAuditRecords(ctx context.Context, firstSeq, lastSeq int64, limit int) (int64, error)
+	// FinishAuditArchive moves the range starting at firstSeq to
+	// ArchiveDone.
+	FinishAuditArchive(ctx context.Context, firstSeq int64) error
+}
+
+// ArchivedPrefix is what the archived ranges say about the beginning of
+// the log.
+type ArchivedPrefix struct {
+	// Rows are the archived ranges, in seq order.
+	Rows []ArchiveRow
+	// Below is the first seq not archived (1 when nothing is).
+	Below int64
+	// ends maps the last seq of each range to its last hash.
+	ends map[int64][]byte
+}
+
+// ReadArchivedPrefix reads the archived ranges of st (none when st is no
+// ArchiveLister).
+func ReadArchivedPrefix(ctx context.Context, st any) (ArchivedPrefix, error) {
+	p := ArchivedPrefix{Below: 1}
+	al, ok := st.(ArchiveLister)
+	if !ok {
+		return p, nil
+	}
+	rows, err := al.AuditArchives(ctx)
+	if err != nil {
+		return p, fmt.Errorf("audit: reading the archived ranges: %w", err)
+	}
+	p.Rows = rows
+	p.ends = make(map[int64][]byte, len(rows))
+	for _, r := range rows {
+		p.ends[r.LastSeq] = r.LastHash
+		p.Below = max(p.Below, r.LastSeq+1)
+	}
+	return p, nil
+}
+
+// Holds reports whether checkpoint c, at an archived seq, agrees with the
+// archived ranges: it does unless a range ends at c.Seq with another hash.
+func (p ArchivedPrefix) Holds(c Checkpoint) bool {
+	h, ok := p.ends[c.Seq]
+	return !ok || bytes.Equal(h, c.Hash)
+}
+
+// Describe says in one line which records are archived, or "" when none.
+func (p ArchivedPrefix) Describe() string {
+	if len(p.Rows) == 0 {
+		return ""
+	}
+	files := make([]string, len(p.Rows))
+	for i, r := range p.Rows {
+		files[i] = fmt.Sprintf("%s (seq %d-%d, SHA-256 %s", r.File, r.FirstSeq, r.LastSeq, hex.EncodeToString(r.FileSHA256))
+		if r.State != ArchiveDone {
+			files[i] += ", " + r.State
+		}
+		files[i] += ")"
+	}
+	return fmt.Sprintf("records 1 to %d are archived in %s and not re-checked here (verify the files with --archive)",
+		p.Below-1, strings.Join(files, ", "))
+}
+
+// liveStart is where the walk of the live log starts.
+type liveStart struct {
+	// from is the first seq the walk reads.
+	from int64
+	// prev is the hash record from must link to; nil when it is not
+	// checked (an incremental verification's anchor).
+	prev []byte
+	// window is a range being deleted: the first live record may be any
+	// of it, or the one after it.
+	window *ArchiveRow
+}
+
+// archiveStart checks the archived ranges of st and returns where the
+// live log must start, or a break when the ranges or the first live
+// record do not hold.
+func archiveStart(ctx context.Context, st Store) (liveStart, ArchivedPrefix, *Break, error) {
+	p, err := ReadArchivedPrefix(ctx, st)
+	if err != nil {
+		return liveStart{}, p, nil, err
+	}
+	ls := liveStart{from: 1, prev: GenesisHash()}
+	brk := func(seq int64, format string, args ...any) (liveStart, ArchivedPrefix, *Break, error) {
+		return ls, p, &Break{Seq: seq, Kind: BreakArchiveMismatch, Detail: fmt.Sprintf(format, args...)}, nil
+	}
+	for i, r := range p.Rows {
+		switch {
+		case r.FirstSeq != ls.from:
+			return brk(r.FirstSeq, "the archived range %d-%d (%s) does not follow the one before (it should start at %d)", r.FirstSeq, r.LastSeq, r.File, ls.from)
+		case r.LastSeq < r.FirstSeq || len(r.LastHash) != HashSize:
+			return brk(r.FirstSeq, "the archived range %d-%d (%s) is malformed", r.FirstSeq, r.LastSeq, r.File)
+		case r.State == ArchiveDeleting && i == len(p.Rows)-1:
+			ls.window = &p.Rows[i]
+		case r.State != ArchiveDone:
+			return brk(r.FirstSeq, "the archived range %d-%d (%s) is in state %q", r.FirstSeq, r.LastSeq, r.File, r.State)
+		}
+		if ls.window == nil {
+			ls.from, ls.prev = r.LastSeq+1, r.LastHash
+		}
+	}
+	if len(p.Rows) == 0 {
+		return ls, p, nil, nil
+	}
+	var first int64
+	err = st.AuditRecords(ctx, 1, func(r Record) error {
+		first = r.Seq
+		return errStop
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return ls, p, nil, fmt.Errorf("audit: reading the first live record: %w", err)
+	}
+	if first != 0 && first < ls.from {
+		return brk(first, "record %d is in the live log although it is archived", first)
+	}
+	return ls, p, nil, nil
+}
+
+// problem returns the problem of checkpoint c (on line) at an archived
+// seq: nil unless a range ends at c.Seq and records another hash.
+func (p ArchivedPrefix) problem(c Checkpoint, line int) *CheckpointProblem {
+	if p.Holds(c) {
+		return nil
+	}
+	return &CheckpointProblem{Line: line, Seq: c.Seq, Kind: CheckpointHashMismatch,
+		Detail: fmt.Sprintf("the archived range ending at record %d records another hash than this checkpoint — the archive row was edited", c.Seq)}
+}
+
+// archivesMoved reports whether the archived ranges of st differ from p
+// (a range added, or its state changed).
+func archivesMoved(ctx context.Context, st Store, p ArchivedPrefix) (bool, error) {
+	now, err := ReadArchivedPrefix(ctx, st)
+	if err != nil {
+		return false, err
+	}
+	if len(now.Rows) != len(p.Rows) {
+		return true, nil
+	}
+	for i, r := range now.Rows {
+		if r.State != p.Rows[i].State || r.LastSeq != p.Rows[i].LastSeq {
+			return true, nil
+		}
+	}
+	return false, nil
+}
