@@ -235,8 +235,8 @@ func (n *Notifier) tail(ctx context.Context, cursor int64) (busy bool, err error
 			n.m.lag.Set(float64(max(head-done, 0)))
 		}
 	}
+	setLag(cursor)
 	if len(recs) == 0 {
-		setLag(cursor)
 		return false, nil
 	}
 	if recs[0].Seq > cursor+1 {
