@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"reason"}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "thiqa", Subsystem: "notify", Name: "lag_records",
-			Help: "Audit records not yet dealt with by the notifier: the head's seq less the cursor (on the node holding the lease).",
+			Help: "Audit records not yet dealt with by the notifier: the head's seq less the cursor (on the node holding the lease; 0 on the others).",
 		}),
 	}
 	for _, r := range []string{failRefused, failUnavailable} {

@@ -201,6 +201,7 @@ func (n *Notifier) claim(ctx context.Context) (cursor int64, ok bool, err error)
 		n.leaseUntil = now.Add(n.lease)
 	} else {
 		n.leaseUntil = time.Time{}
+		n.m.lag.Set(0) // the holder reports the lag
 	}
 	return cursor, ok, nil
 }
