@@ -32,9 +32,9 @@ func TestNotifySection(t *testing.T) {
 		t.Fatalf("parsed %+v", c.Notify)
 	}
 	for section, want := range map[string]string{
-		"  enabled: true\n  webhook:\n    url: http://gw.example/n\n    secretFile: s\n":                              "notify.webhook.url: https is required",
-		"  enabled: true\n  webhook:\n    url: https://gw.example/n\n":                                              "notify.webhook.secretFile: required",
-		"  enabled: true\n  webhook:\n    url: https://gw.example/n\n    secretFile: s\n  expiryReminders: [-1h]\n": "notify.expiryReminders[0]",
+		"  enabled: true\n  webhook:\n    url: http://gw.example/n\n    secretFile: s\n":                             "notify.webhook.url: https is required",
+		"  enabled: true\n  webhook:\n    url: https://gw.example/n\n":                                               "notify.webhook.secretFile: required",
+		"  enabled: true\n  webhook:\n    url: https://gw.example/n\n    secretFile: s\n  expiryReminders: [-1h]\n":  "notify.expiryReminders[0]",
 		"  enabled: true\n  webhook:\n    url: https://gw.example/n\n    secretFile: s\n  expiryReminders: [soon]\n": "soon",
 		"  enabled: true\n  webhok: {}\n": "webhok",
 	} {
