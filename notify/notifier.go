@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"time"
@@ -136,7 +137,7 @@ func New(o Options) (*Notifier, error) {
 // (the gateway or the database out) is logged and tried again after a
 // pause that doubles up to a minute.
 func (n *Notifier) Run(ctx context.Context) {
-	n.log.Info("notifications to citizens started", "url", n.cfg.Webhook.URL, "events", n.cfg.Events, "holder", n.holder)
+	n.log.Info("notifications to citizens started", "url", logURL(n.cfg.Webhook.URL), "events", n.cfg.Events, "holder", n.holder)
 	pause, failures := n.poll, 0
 	for {
 		busy, err := n.Round(ctx)
@@ -377,4 +378,15 @@ func (n *Notifier) remind(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// logURL is the webhook URL as logged: without its query, which may carry
+// a token of the gateway's.
+func logURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.String()
 }

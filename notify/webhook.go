@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -75,6 +76,10 @@ func (w *webhook) post(ctx context.Context, n Notification) error {
 	req.Header.Set(HeaderSignature, Sign(w.secret, ts, body))
 	resp, err := w.client.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL, whose query may carry a token
+		}
 		return fmt.Errorf("%w: %w", errUnavailable, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
