@@ -40,13 +40,6 @@ func Describe(s Subject, rec Record, clients map[string]string) (Entry, bool) {
 	return h.describe(rec), true
 }
 
-// Described reports whether action is one the allowlist describes (any
-// other shows as "Other recorded activity" and nothing more).
-func Described(action string) bool {
-	_, ok := allowlist[action]
-	return ok
-}
-
 // ShowsClient reports whether action's records name the portal (the
 // OpenID Connect client, their object) a login was for: the caller looks
 // the names up for Describe.
