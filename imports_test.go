@@ -21,7 +21,7 @@ const module = "github.com/thiqa/thiqa"
 var (
 	// serviceRooms hold the services, and the rooms that work like them
 	// (backup, trusted lists): they declare what they consume.
-	serviceRooms = []string{"ca", "enrol", "signing", "signer", "timestamp", "identity", "verify", "backup", "tsl"}
+	serviceRooms = []string{"ca", "enrol", "signing", "signer", "timestamp", "identity", "verify", "backup", "tsl", "notify"}
 	// platformOnly may be imported by cmd/... alone (store by store/...
 	// too: its test helpers).
 	platformOnly = []string{"store", "hsm", "cmd/thiqa/internal/config"}

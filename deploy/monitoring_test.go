@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -56,6 +57,7 @@ func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 	bin := thiqaBinary(t)
 	dir := filepath.Join(t.TempDir(), "data")
 	run(t, nil, bin, "init", "--data", dir)
+	enableNotify(t, dir)
 	base := startServer(t, bin, dir)
 	c := &client{t: t, base: base}
 
@@ -132,6 +134,25 @@ func TestDashboardAndRulesUseExportedMetrics(t *testing.T) {
 		if strings.Contains(route, issued.CredentialID) || strings.Contains(route, "no/such") {
 			t.Errorf("route label %q carries a path", route)
 		}
+	}
+}
+
+// enableNotify turns the notifications to citizens on, to a gateway on
+// loopback, so that their series are exported.
+func enableNotify(t *testing.T, dir string) {
+	t.Helper()
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(gw.Close)
+	if err := os.WriteFile(filepath.Join(dir, "notify.secret"), []byte("monitoring-test-webhook-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "thiqa.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := fmt.Fprintf(f, "notify:\n  enabled: true\n  webhook:\n    url: %s/notify\n    secretFile: notify.secret\n", gw.URL); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -31,7 +31,13 @@ func (nopAudit) Append(context.Context, audit.Entry) (audit.Record, error) {
 }
 
 // newAuthority builds a CA with in-process keys over the certificate store.
-func newAuthority(t *testing.T, certs ca.Store) *ca.Authority {
+func newAuthority(t testing.TB, certs ca.Store) *ca.Authority {
+	t.Helper()
+	return newAuditedAuthority(t, certs, nopAudit{})
+}
+
+// newAuditedAuthority is newAuthority recording into aud.
+func newAuditedAuthority(t testing.TB, certs ca.Store, aud ca.Auditor) *ca.Authority {
 	t.Helper()
 	key := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -60,14 +66,14 @@ func newAuthority(t *testing.T, certs ca.Store) *ca.Authority {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := ca.NewAuthority(ca.AuthorityConfig{Root: root, Issuers: []*ca.Issuer{is}, Profiles: profiles, Store: certs, Auditor: nopAudit{}})
+	a, err := ca.NewAuthority(ca.AuthorityConfig{Root: root, Issuers: []*ca.Issuer{is}, Profiles: profiles, Store: certs, Auditor: aud})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
 
-func citizenRequest(t *testing.T) ca.Request {
+func citizenRequest(t testing.TB) ca.Request {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -116,6 +116,7 @@ func services() []serviceWiring {
 		{"verify", wireVerify},
 		{"trusted list", wireTSL},
 		{"portal", wirePortal},
+		{"notifications", wireNotify}, // tails the audit log: last, so that nothing it tells is missed
 	}
 }
 

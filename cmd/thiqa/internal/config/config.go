@@ -24,6 +24,7 @@ import (
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/notify"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/store"
@@ -79,6 +80,9 @@ type Config struct {
 	Metrics MetricsConfig `yaml:"metrics,omitempty"`
 	// TSL configures this deployment's own trusted list.
 	TSL build.Config `yaml:"tsl,omitempty"`
+	// Notify tells citizens at the government's notification gateway what
+	// happens to their digital ID (off by default).
+	Notify notify.Config `yaml:"notify,omitempty"`
 
 	// dir is the data folder the file was read from.
 	dir string
@@ -363,6 +367,7 @@ func (c *Config) Validate() error {
 	add(c.Verify.Validate())
 	add(c.Audit.Validate())
 	add(c.TSL.Validate())
+	add(c.Notify.Validate())
 	errs = append(errs, c.keyURIProblems()...)
 	if len(errs) > 0 {
 		return errors.New("invalid configuration: " + strings.Join(errs, "; "))

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/thiqa/thiqa/notify"
 )
 
 // CheckFiles checks that every file the operator provides for `thiqa
@@ -52,6 +54,11 @@ func (c *Config) CheckFiles() error {
 	if !c.Verify.Disabled {
 		for i, f := range c.Verify.TrustAnchorFiles {
 			check(fmt.Sprintf("verify.trustAnchorFiles[%d]", i), f)
+		}
+	}
+	if c.Notify.Enabled && c.Notify.Webhook.SecretFile != "" {
+		if _, err := notify.ReadSecret(c.Resolve(c.Notify.Webhook.SecretFile)); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if !c.Signing.Disabled {

@@ -1,0 +1,212 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/thiqa/thiqa/identity/activity"
+	"github.com/thiqa/thiqa/notify"
+)
+
+var _ notify.Store = (*Notify)(nil)
+
+// notifyName is the notify_state row of the audit log's notifier.
+const notifyName = "audit"
+
+// Notify keeps the notifier's cursor, lease and reminders and reads what
+// it tells (notify.Store).
+type Notify struct{ db *DB }
+
+// Notify returns the store of the notifications to citizens.
+func (db *DB) Notify() *Notify { return &Notify{db: db} }
+
+// AuditAfter implements notify.Store: by the primary key, in seq order.
+func (s *Notify) AuditAfter(ctx context.Context, after int64, limit int) ([]activity.Record, error) {
+	rows, err := s.db.query(ctx, `SELECT `+trailColumns+` FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, mapErr("store: reading the audit log for notifications", err)
+	}
+	defer rows.Close()
+	out := make([]activity.Record, 0, limit)
+	for rows.Next() {
+		var r activity.Record
+		var ns int64
+		var details []byte
+		if err := rows.Scan(&r.Seq, &ns, &r.Actor, &r.Action, &r.Object, &r.Outcome, &details); err != nil {
+			return nil, mapErr("store: reading the audit log for notifications", err)
+		}
+		r.Time = time.Unix(0, ns).UTC()
+		if len(details) > 0 && string(details) != "null" {
+			r.Details = details
+		}
+		out = append(out, r)
+	}
+	return out, mapErr("store: reading the audit log for notifications", rows.Err())
+}
+
+// AuditHeadSeq implements notify.Store.
+func (s *Notify) AuditHeadSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := s.db.queryRow(ctx, `SELECT seq FROM audit_head WHERE id = 1`).Scan(&seq)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	return seq, mapErr("store: reading the audit head", err)
+}
+
+// Owners implements notify.Store: the holders (certificates.holder_civil,
+// or the subject of a row not yet backfilled) of the issued certificates
+// whose serial or credential ID is among objects.
+func (s *Notify) Owners(ctx context.Context, objects []string) (map[string]notify.Owner, error) {
+	out := map[string]notify.Owner{}
+	objects = slices.Compact(slices.Sorted(slices.Values(objects)))
+	for len(objects) > 0 {
+		part := objects[:min(len(objects), 400)]
+		objects = objects[len(part):]
+		args := make([]any, 0, 2*len(part))
+		for _, o := range part {
+			args = append(args, o)
+		}
+		for _, o := range part {
+			args = append(args, o)
+		}
+		in := "(?" + strings.Repeat(", ?", len(part)-1) + ")"
+		rows, err := s.db.query(ctx, `SELECT serial, credential_id, holder_civil, CASE WHEN holder_civil IS NULL THEN der END
+FROM certificates WHERE state = 'issued' AND (serial IN `+in+` OR credential_id IN `+in+`)`, args...)
+		if err != nil {
+			return nil, mapErr("store: the holders of certificates", err)
+		}
+		for rows.Next() {
+			var serial string
+			var cred, civil sql.NullString
+			var der []byte
+			if err := rows.Scan(&serial, &cred, &civil, &der); err != nil {
+				rows.Close()
+				return nil, mapErr("store: the holders of certificates", err)
+			}
+			c := civil.String
+			if !civil.Valid {
+				c = holderCivilOf(der)
+			}
+			if c == "" {
+				continue
+			}
+			if slices.Contains(part, serial) {
+				out[serial] = notify.Owner{CivilNumber: c}
+			}
+			if cred.Valid && slices.Contains(part, cred.String) {
+				out[cred.String] = notify.Owner{CivilNumber: c, Credential: true}
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, mapErr("store: the holders of certificates", err)
+		}
+	}
+	return out, nil
+}
+
+// ClientNames implements notify.Store.
+func (s *Notify) ClientNames(ctx context.Context, ids []string) (map[string]string, error) {
+	return s.db.Activity().ClientNames(ctx, ids)
+}
+
+// ClaimLease implements notify.Store in one write transaction (on SQLite
+// the write lock, on PostgreSQL the row lock of the upsert): two nodes
+// never both hold the lease.
+func (s *Notify) ClaimLease(ctx context.Context, holder string, now, until time.Time) (claimed bool, cursor int64, err error) {
+	err = s.db.writeTx(ctx, func(t *txn) error {
+		if _, err := t.exec(ctx, `INSERT INTO notify_state (name, cursor_seq, holder, lease_until)
+	VALUES (?, COALESCE((SELECT seq FROM audit_head WHERE id = 1), 0), ?, ?)
+	ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
+	WHERE notify_state.holder = excluded.holder OR notify_state.lease_until <= ?`,
+			notifyName, holder, until.UnixNano(), now.UnixNano()); err != nil {
+			return err
+		}
+		var h string
+		if err := t.queryRow(ctx, `SELECT holder, cursor_seq FROM notify_state WHERE name = ?`, notifyName).Scan(&h, &cursor); err != nil {
+			return err
+		}
+		claimed = h == holder
+		return nil
+	})
+	if err != nil {
+		return false, 0, mapErr("store: claiming the notification lease", err)
+	}
+	return claimed, cursor, nil
+}
+
+// ReleaseLease implements notify.Store: the lease lapses at once.
+func (s *Notify) ReleaseLease(ctx context.Context, holder string) error {
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		_, err := t.exec(ctx, `UPDATE notify_state SET lease_until = 0 WHERE name = ? AND holder = ?`, notifyName, holder)
+		return err
+	})
+	return mapErr("store: releasing the notification lease", err)
+}
+
+// Advance implements notify.Store.
+func (s *Notify) Advance(ctx context.Context, holder string, seq int64) error {
+	lost := false
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE notify_state SET cursor_seq = CASE WHEN cursor_seq < ? THEN ? ELSE cursor_seq END
+	WHERE name = ? AND holder = ?`, seq, seq, notifyName, holder)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		lost = err == nil && n == 0
+		return err
+	})
+	if err != nil {
+		return mapErr("store: moving the notification cursor", err)
+	}
+	if lost {
+		return notify.ErrLeaseLost
+	}
+	return nil
+}
+
+// Expiring implements notify.Store through the index certificates_not_after
+// (not_after is in Unix seconds).
+func (s *Notify) Expiring(ctx context.Context, now, deadline time.Time, window string, limit int) ([]notify.Expiring, error) {
+	rows, err := s.db.query(ctx, `SELECT c.serial, c.holder_civil, c.not_after FROM certificates c
+WHERE c.state = 'issued' AND c.not_after > ? AND c.not_after <= ? AND c.holder_civil IS NOT NULL AND c.holder_civil <> ''
+	AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)
+	AND NOT EXISTS (SELECT 1 FROM notify_reminders n WHERE n.serial = c.serial AND n.window_name = ?)
+ORDER BY c.not_after, c.serial LIMIT ?`, now.Unix(), deadline.Unix(), window, limit)
+	if err != nil {
+		return nil, mapErr("store: the certificates expiring soon", err)
+	}
+	defer rows.Close()
+	var out []notify.Expiring
+	for rows.Next() {
+		var x notify.Expiring
+		var secs int64
+		if err := rows.Scan(&x.Serial, &x.CivilNumber, &secs); err != nil {
+			return nil, mapErr("store: the certificates expiring soon", err)
+		}
+		x.NotAfter = time.Unix(secs, 0).UTC()
+		out = append(out, x)
+	}
+	return out, mapErr("store: the certificates expiring soon", rows.Err())
+}
+
+// Reminded implements notify.Store; a reminder recorded already is kept.
+func (s *Notify) Reminded(ctx context.Context, serial string, windows []string, at time.Time) error {
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		for _, w := range windows {
+			if _, err := t.exec(ctx, `INSERT INTO notify_reminders (serial, window_name, sent_at) VALUES (?, ?, ?)
+	ON CONFLICT (serial, window_name) DO NOTHING`, serial, w, at.UnixNano()); err != nil {
+				return fmt.Errorf("window %s: %w", w, err)
+			}
+		}
+		return nil
+	})
+	return mapErr("store: recording an expiry reminder", err)
+}
