@@ -328,15 +328,18 @@ func recordTime(ctx context.Context, st ChainReader, seq int64) (time.Time, erro
 	return t, nil
 }
 
-// writeArchive writes the archive of h's records to out: under out.partial
-// first, then linked to out (which must not exist), both fsync'd with
-// their folder. The records are checked as they are copied.
+// writeArchive writes the archive of h's records to out: under a new
+// temporary name next to it first (out.partial-*, created for this run
+// alone: another run writing the same out, or a name left linked to
+// another file, is never written through), then linked to out (which must
+// not exist), both fsync'd with their folder. The records are checked as
+// they are copied.
 func writeArchive(ctx context.Context, st ChainReader, out string, h ArchiveHeader) (err error) {
-	partial := out + ".partial"
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".partial-*")
 	if err != nil {
 		return fmt.Errorf("audit: creating the archive: %w", err)
 	}
+	partial := f.Name()
 	defer func() {
 		if f != nil {
 			f.Close()
