@@ -199,7 +199,8 @@ func resumeArchive(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub c
 func recordAndDelete(ctx context.Context, st ArchiveStore, o ArchiveOptions, s ArchiveSummary, res ArchiveResult) (ArchiveResult, error) {
 	now := time.Unix(0, o.Now().UnixNano()).UTC()
 	row := ArchiveRow{FirstSeq: s.Header.FirstSeq, LastSeq: s.Header.LastSeq, LastHash: s.LastHash,
-		File: filepath.Base(o.Out), FileSHA256: s.SHA256, Created: now, State: ArchiveDeleting}
+		File: filepath.Base(o.Out), FileSHA256: s.SHA256, Created: now, State: ArchiveDeleting,
+		Checkpoint: s.Header.CheckpointLine}
 	details, err := json.Marshal(map[string]any{
 		"firstSeq": row.FirstSeq, "lastSeq": row.LastSeq, "lastHash": hex.EncodeToString(row.LastHash),
 		"file": row.File, "sha256": hex.EncodeToString(row.FileSHA256), "records": s.Records, "bytes": s.Bytes,
