@@ -17,7 +17,7 @@ var _ audit.ArchiveStore = (*DB)(nil)
 // AuditArchives implements audit.ArchiveLister: the archived ranges of
 // the audit log (table audit_archives), in seq order.
 func (db *DB) AuditArchives(ctx context.Context) ([]audit.ArchiveRow, error) {
-	rows, err := db.query(ctx, `SELECT first_seq, last_seq, last_hash, file_name, file_sha256, created_unix_ns, state
+	rows, err := db.query(ctx, `SELECT first_seq, last_seq, last_hash, file_name, file_sha256, created_unix_ns, state, checkpoint_line
 FROM audit_archives ORDER BY first_seq`)
 	if err != nil {
 		return nil, mapErr("store: reading the audit archives", err)
@@ -27,7 +27,7 @@ FROM audit_archives ORDER BY first_seq`)
 	for rows.Next() {
 		var r audit.ArchiveRow
 		var ns int64
-		if err := rows.Scan(&r.FirstSeq, &r.LastSeq, &r.LastHash, &r.File, &r.FileSHA256, &ns, &r.State); err != nil {
+		if err := rows.Scan(&r.FirstSeq, &r.LastSeq, &r.LastHash, &r.File, &r.FileSHA256, &ns, &r.State, &r.Checkpoint); err != nil {
 			return nil, mapErr("store: reading the audit archives", err)
 		}
 		r.Created = time.Unix(0, ns).UTC()
@@ -78,8 +78,8 @@ func (db *DB) StartAuditArchive(ctx context.Context, row audit.ArchiveRow, seal 
 		if !bytes.Equal(hash, row.LastHash) {
 			return fmt.Errorf("%w: the live log does not hold record %d with the archive's hash", audit.ErrArchiveConflict, row.LastSeq)
 		}
-		if _, err := t.exec(ctx, `INSERT INTO audit_archives (first_seq, last_seq, last_hash, file_name, file_sha256, created_unix_ns, state)
-VALUES (?, ?, ?, ?, ?, ?, ?)`, row.FirstSeq, row.LastSeq, row.LastHash, row.File, row.FileSHA256, row.Created.UnixNano(), audit.ArchiveDeleting); err != nil {
+		if _, err := t.exec(ctx, `INSERT INTO audit_archives (first_seq, last_seq, last_hash, file_name, file_sha256, created_unix_ns, state, checkpoint_line)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, row.FirstSeq, row.LastSeq, row.LastHash, row.File, row.FileSHA256, row.Created.UnixNano(), audit.ArchiveDeleting, row.Checkpoint); err != nil {
 			return mapErr("store: recording the audit archive", err)
 		}
 		last, err = t.sealAndAppend(ctx, h, seal)

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,6 +47,11 @@ type ArchiveRow struct {
 	Created time.Time
 	// State is ArchiveDeleting or ArchiveDone.
 	State string
+	// Checkpoint is the signed checkpoint line at LastSeq (the one the
+	// file's header holds): the verification checks its signature, so a
+	// row written without the checkpoint key does not verify. "" for rows
+	// written before it was kept.
+	Checkpoint string
 }
 
 // ArchiveLister is what a store that archives offers: the archived
@@ -213,4 +219,31 @@ func archivesMoved(ctx context.Context, st Store, p ArchivedPrefix) (bool, error
 		}
 	}
 	return false, nil
+}
+
+// endProblem says why nothing signed vouches for the end of the archived
+// range r, or "" when something does: the checkpoint line the row keeps
+// (its signature verified with pub, at r.LastSeq with r.LastHash), or,
+// for a row without one, a checkpoint at r.LastSeq in the checkpoint file
+// (named holds the seqs of those). A row made by `thiqa audit archive`
+// always keeps the checkpoint its file ends at; a row written by hand to
+// make the oldest records vanish cannot sign one.
+func (r ArchiveRow) endProblem(pub crypto.PublicKey, named map[int64]bool) string {
+	what := fmt.Sprintf("the archived range %d-%d (%s)", r.FirstSeq, r.LastSeq, r.File)
+	if r.Checkpoint == "" {
+		if named[r.LastSeq] {
+			return ""
+		}
+		return what + " keeps no signed checkpoint and none in the checkpoint file is at its last record: nothing outside the database vouches that these records were archived"
+	}
+	c, err := ParseCheckpointLine([]byte(r.Checkpoint))
+	switch {
+	case err != nil:
+		return fmt.Sprintf("%s: its checkpoint does not parse (%v) — the archive row was forged or edited", what, err)
+	case c.Verify(pub) != nil:
+		return what + ": its checkpoint's signature does not verify with the checkpoint key — the archive row was forged or edited"
+	case c.Seq != r.LastSeq || !bytes.Equal(c.Hash, r.LastHash):
+		return fmt.Sprintf("%s: its checkpoint names record %d with another hash than the range's last — the archive row was forged or edited", what, c.Seq)
+	}
+	return ""
 }

@@ -199,7 +199,8 @@ func resumeArchive(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub c
 func recordAndDelete(ctx context.Context, st ArchiveStore, o ArchiveOptions, s ArchiveSummary, res ArchiveResult) (ArchiveResult, error) {
 	now := time.Unix(0, o.Now().UnixNano()).UTC()
 	row := ArchiveRow{FirstSeq: s.Header.FirstSeq, LastSeq: s.Header.LastSeq, LastHash: s.LastHash,
-		File: filepath.Base(o.Out), FileSHA256: s.SHA256, Created: now, State: ArchiveDeleting}
+		File: filepath.Base(o.Out), FileSHA256: s.SHA256, Created: now, State: ArchiveDeleting,
+		Checkpoint: s.Header.CheckpointLine}
 	details, err := json.Marshal(map[string]any{
 		"firstSeq": row.FirstSeq, "lastSeq": row.LastSeq, "lastHash": hex.EncodeToString(row.LastHash),
 		"file": row.File, "sha256": hex.EncodeToString(row.FileSHA256), "records": s.Records, "bytes": s.Bytes,
@@ -328,15 +329,18 @@ func recordTime(ctx context.Context, st ChainReader, seq int64) (time.Time, erro
 	return t, nil
 }
 
-// writeArchive writes the archive of h's records to out: under out.partial
-// first, then linked to out (which must not exist), both fsync'd with
-// their folder. The records are checked as they are copied.
+// writeArchive writes the archive of h's records to out: under a new
+// temporary name next to it first (out.partial-*, created for this run
+// alone: another run writing the same out, or a name left linked to
+// another file, is never written through), then linked to out (which must
+// not exist), both fsync'd with their folder. The records are checked as
+// they are copied.
 func writeArchive(ctx context.Context, st ChainReader, out string, h ArchiveHeader) (err error) {
-	partial := out + ".partial"
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".partial-*")
 	if err != nil {
 		return fmt.Errorf("audit: creating the archive: %w", err)
 	}
+	partial := f.Name()
 	defer func() {
 		if f != nil {
 			f.Close()

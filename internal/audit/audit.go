@@ -55,11 +55,13 @@
 // (Archive, `thiqa audit archive`): a verified copy of records FirstSeq to
 // LastSeq whose end is vouched for by a signed checkpoint at LastSeq. The
 // store keeps one row per archived range (ArchiveRow): the range, the hash
-// of its last record, the file's name and SHA-256. The full verification
-// then starts at the first live record, which must chain from the last
-// archived record's hash in that row, and the row's hash must match the
-// checkpoint at its seq when the checkpoint file holds one; deleting the
-// oldest records without such a row, or editing the row, is a break.
+// of its last record, the file's name and SHA-256, and the signed
+// checkpoint the file ends at. The full verification then starts at the
+// first live record, which must chain from the last archived record's
+// hash in that row; the row's checkpoint must verify with the checkpoint
+// key and name that hash, as must a checkpoint at its seq in the
+// checkpoint file; deleting the oldest records without such a row, a row
+// written without the key, or an edited row, is a break.
 //
 // The package declares the storage it needs (Store, and the smaller
 // HeadReader and ChainReader); store.DB implements them, and FileStore keeps

@@ -81,6 +81,8 @@ type CheckpointReport struct {
 	// ArchiveEnds counts the archived ranges whose end a checkpoint names
 	// (with the hash the range records).
 	ArchiveEnds int
+	// archiveEnds holds the last seqs of those ranges.
+	archiveEnds map[int64]bool
 }
 
 // OK reports whether every checkpoint held.
@@ -267,8 +269,12 @@ func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanne
 					rep.Problem = p
 					return false, nil
 				}
-				if _, end := arch.ends[c.Seq]; end && (rep.Last == nil || rep.Last.Seq != c.Seq) {
+				if _, end := arch.ends[c.Seq]; end && !rep.archiveEnds[c.Seq] {
 					rep.ArchiveEnds++
+					if rep.archiveEnds == nil {
+						rep.archiveEnds = make(map[int64]bool)
+					}
+					rep.archiveEnds[c.Seq] = true
 				}
 				rep.Verified++
 				rep.Last, lastLine = &c, sc.line

@@ -26,7 +26,10 @@ import (
 // When the oldest records were archived, it says so in one line, and the
 // walk starts at the first live record (see Verify); checkpoints at
 // archived seqs are checked for their signature and order, and against
-// the hash an archived range records when they are at its end.
+// the hash an archived range records when they are at its end; each
+// range's own checkpoint (ArchiveRow.Checkpoint) must verify with the key
+// and name its last record and hash, and a range without one must end at
+// a checkpoint of the file.
 //
 // The chain is read once: the checkpoints are checked against the records
 // the chain walk reads, alongside it (verifyTogether), so the time grows
@@ -110,13 +113,22 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 		fmt.Fprintf(out, "audit chain BROKEN: %s (%s)\n", crep, checkpointFile)
 		return false, nil
 	}
+	// Each archived range's end must be vouched for by a signature: the
+	// checkpoint its row keeps, or (rows from before it was kept) one in
+	// the checkpoint file.
+	for _, r := range arch.Rows {
+		if p := r.endProblem(pub, crep.archiveEnds); p != "" {
+			fmt.Fprintf(out, "audit chain BROKEN: %s\n", p)
+			return false, nil
+		}
+	}
 	fmt.Fprintf(out, "audit chain OK: %d records, head seq %d, hash %s\n", rep.Verified, rep.Head.Seq, hex.EncodeToString(rep.Head.Hash))
 	if crep.IncompleteLastLine {
 		fmt.Fprintf(out, "audit checkpoints: WARNING: line %d of %s is incomplete (a crash while writing?) and was ignored\n", crep.IncompleteLine, checkpointFile)
 	}
 	fmt.Fprintf(out, "audit checkpoints OK: %s in %s\n", crep, checkpointFile)
 	if n := len(arch.Rows); crep.ArchiveEnds < n {
-		fmt.Fprintf(out, "audit checkpoints: WARNING: %d of the %d archived ranges end at a record no checkpoint in %s names: their end rests on audit_archives alone (verify their files with --archive)\n",
+		fmt.Fprintf(out, "audit checkpoints: %d of the %d archived ranges end at a record no checkpoint in %s names (another node's file, or rotated): the signed checkpoint each keeps vouches for it\n",
 			n-crep.ArchiveEnds, n, checkpointFile)
 	}
 	if crep.StoppedAt > 0 {
