@@ -156,7 +156,7 @@ func TestCertificates(t *testing.T) {
 					t.Fatalf("fresh certificate: %+v, %v", rec, err)
 				}
 				at := time.Now().Truncate(time.Second)
-				if _, err := db.Revocations().Revoke(ctx, got.Serial, 1, "officer-1", at); err != nil {
+				if _, err := db.Revocations().Revoke(ctx, got.Serial, 1, "officer-1", at, nil); err != nil {
 					t.Fatal(err)
 				}
 				rec, err := certs.GetCertificate(ctx, got.Serial)

@@ -44,3 +44,33 @@ func (g *Gate) Append(ctx context.Context, e audit.Entry) (audit.Record, error) 
 	}
 	return g.Log.Append(ctx, e)
 }
+
+// Preparer is what services that commit a change together with its audit
+// records declare (*audit.Log): the store seals the records in the
+// change's transaction.
+type Preparer interface {
+	Prepare(entries ...audit.Entry) (audit.Sealer, error)
+}
+
+// Prepare implements Preparer over Log (which must implement it): the
+// Sealer it returns fails, inside the store's transaction, while the gate
+// is down, as an append that fails there does.
+func (g *Gate) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
+	p, ok := g.Log.(Preparer)
+	if !ok {
+		return nil, errors.New("audittest: the gate's log cannot prepare records")
+	}
+	seal, err := p.Prepare(entries...)
+	if err != nil {
+		return nil, err
+	}
+	return func(h audit.Head) ([]audit.Record, error) {
+		if g.Down.Load() {
+			if g.Err != nil {
+				return nil, g.Err
+			}
+			return nil, ErrDown
+		}
+		return seal(h)
+	}, nil
+}
