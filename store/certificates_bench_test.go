@@ -66,7 +66,7 @@ func BenchmarkIssuanceWrites(b *testing.B) {
 						b.Error(err)
 						return
 					}
-					if err := certs.InsertCertificate(ctx, it.rec); err != nil {
+					if err := certs.InsertCertificate(ctx, it.rec, nil); err != nil {
 						b.Error(err)
 						return
 					}

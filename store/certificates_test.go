@@ -30,8 +30,16 @@ func (nopAudit) Append(context.Context, audit.Entry) (audit.Record, error) {
 	return audit.Record{}, nil
 }
 
+func (nopAudit) Prepare(...audit.Entry) (audit.Sealer, error) { return nil, nil }
+
 // newAuthority builds a CA with in-process keys over the certificate store.
 func newAuthority(t *testing.T, certs ca.Store) *ca.Authority {
+	t.Helper()
+	return newAuditedAuthority(t, certs, nopAudit{})
+}
+
+// newAuditedAuthority is newAuthority auditing in log.
+func newAuditedAuthority(t *testing.T, certs ca.Store, log ca.Auditor) *ca.Authority {
 	t.Helper()
 	key := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -60,7 +68,7 @@ func newAuthority(t *testing.T, certs ca.Store) *ca.Authority {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := ca.NewAuthority(ca.AuthorityConfig{Root: root, Issuers: []*ca.Issuer{is}, Profiles: profiles, Store: certs, Auditor: nopAudit{}})
+	a, err := ca.NewAuthority(ca.AuthorityConfig{Root: root, Issuers: []*ca.Issuer{is}, Profiles: profiles, Store: certs, Auditor: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +204,7 @@ func TestCertificates(t *testing.T) {
 				}
 				rec := ca.CertificateRecord{Serial: got.Serial, CA: "citizen", Profile: policies.ProfileCitizenAuth, DER: got.Certificate.Raw,
 					NotBefore: got.Certificate.NotBefore, NotAfter: got.Certificate.NotAfter}
-				if err := certs.InsertCertificate(ctx, rec); err == nil {
+				if err := certs.InsertCertificate(ctx, rec, nil); err == nil {
 					t.Fatal("a certificate was stored twice over its intent")
 				}
 				// An intent whose pinned TBS differs refuses the certificate.
@@ -205,7 +213,7 @@ func TestCertificates(t *testing.T) {
 					t.Fatal(err)
 				}
 				rec.Serial = "7e02"
-				if err := certs.InsertCertificate(ctx, rec); err == nil {
+				if err := certs.InsertCertificate(ctx, rec, nil); err == nil {
 					t.Fatal("a certificate with another serial was stored")
 				}
 			})

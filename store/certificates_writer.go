@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // certWriter runs the CA's per-issuance statements. On SQLite they are
@@ -33,6 +36,9 @@ type certWriter struct {
 type writeOp struct {
 	st   *sql.Stmt
 	args []any
+	// seal (nil: none) writes the audit records of the statement, in its
+	// transaction, when it changed one row.
+	seal audit.Sealer
 	n    int64
 	err  error
 	done chan struct{} // closed when n and err are set
@@ -130,7 +136,7 @@ func (w *certWriter) insertIntentRow(ctx context.Context, args []any) (int64, er
 		return 0, err
 	}
 	if ok {
-		return w.write(ctx, w.insertIntent, args)
+		return w.write(ctx, w.insertIntent, args, nil)
 	}
 	// args: serial, ca, profile, tbs_hash, …
 	return w.db.execOneSettled(ctx, `SELECT 1 FROM certificates WHERE serial = ? AND ca = ? AND profile = ? AND tbs_hash = ?`,
@@ -149,18 +155,63 @@ func (w *certWriter) findIssuedRow(ctx context.Context, args ...any) (*sql.Row, 
 	return w.db.queryRow(ctx, findIssuedSQL, args...), nil
 }
 
-// issueCertificate runs the certificate UPDATE and returns the rows it changed.
-func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, error) {
+// issueCertificate runs the certificate UPDATE and returns the rows it
+// changed; when it changed one, the audit records of seal (nil: none) are
+// committed in the same transaction.
+func (w *certWriter) issueCertificate(ctx context.Context, args []any, seal audit.Sealer) (int64, error) {
 	ok, err := w.prepared(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
 		// args: der, …, holder_civil, serial, tbs_hash, ca, profile
-		return w.db.execOneSettled(ctx, `SELECT 1 FROM certificates WHERE serial = ? AND tbs_hash = ? AND ca = ? AND profile = ? AND state = 'issued'`,
-			args[8:12], issueCertificateSQL, args...)
+		done := `SELECT 1 FROM certificates WHERE serial = ? AND tbs_hash = ? AND ca = ? AND profile = ? AND state = 'issued'`
+		if seal == nil {
+			return w.db.execOneSettled(ctx, done, args[8:12], issueCertificateSQL, args...)
+		}
+		return w.db.execAuditedSettled(ctx, done, args[8:12], seal, issueCertificateSQL, args...)
 	}
-	return w.write(ctx, w.issue, args)
+	return w.write(ctx, w.issue, args, seal)
+}
+
+// execAuditedSettled runs one write statement and, when it changed one
+// row, the audit records of seal, in one transaction, and returns the rows
+// it changed. When the connection was lost during the commit it looks
+// whether it took effect (done: the row is in the state the statement
+// leaves it in; its records were committed with it) and runs it again when
+// it did not, a few times.
+func (db *DB) execAuditedSettled(ctx context.Context, done string, doneArgs []any, seal audit.Sealer, q string, args ...any) (int64, error) {
+	for attempt := 1; ; attempt++ {
+		var n int64
+		var records auditInTx
+		err := db.writeTx(ctx, func(t *txn) error {
+			res, err := t.exec(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			if n, err = res.RowsAffected(); err != nil || n != 1 {
+				return err
+			}
+			return records.appendAudit(ctx, t, seal)
+		})
+		if err == nil {
+			records.done(db)
+			return n, nil
+		}
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			return 0, err
+		}
+		var one int
+		rerr := db.queryRow(ctx, done, doneArgs...).Scan(&one)
+		switch {
+		case rerr == nil:
+			return 1, nil
+		case !errors.Is(rerr, sql.ErrNoRows):
+			return 0, fmt.Errorf("%w (and looking: %w)", err, rerr)
+		case attempt == maxTxAttempts || !db.pauseAfterConnLost(ctx, attempt, err):
+			return 0, err
+		}
+	}
 }
 
 // write runs one prepared write statement (SQLite) and returns the rows it
@@ -170,8 +221,11 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, e
 // context bounds its wait only when it commits: a queued statement is
 // committed whatever happens to its caller, like one already sent to the
 // database.
-func (w *certWriter) write(ctx context.Context, st *sql.Stmt, args []any) (int64, error) {
-	u := &writeOp{st: st, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+//
+// seal (nil: none) writes the statement's audit records in the same
+// transaction when it changed one row.
+func (w *certWriter) write(ctx context.Context, st *sql.Stmt, args []any, seal audit.Sealer) (int64, error) {
+	u := &writeOp{st: st, args: args, seal: seal, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	w.mu.Lock()
 	w.pending = append(w.pending, u)
 	if w.leading {
@@ -226,8 +280,10 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 		}
 	}()
 	if len(batch) > 1 {
+		var records auditInTx
 		err := w.db.writeTx(ctx, func(t *txn) error {
 			bound := map[*sql.Stmt]*sql.Stmt{}
+			var seals []audit.Sealer
 			for _, u := range batch {
 				st, ok := bound[u.st]
 				if !ok {
@@ -246,15 +302,66 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 				if u.n, err = res.RowsAffected(); err != nil {
 					return err
 				}
+				if u.n == 1 && u.seal != nil {
+					seals = append(seals, u.seal)
+				}
 			}
-			return nil
+			// The batch's audit records, sealed in statement order at the
+			// head read once under the transaction's write lock.
+			return records.appendAudit(ctx, t, chainSealers(seals))
 		})
 		if err == nil {
+			records.done(w.db)
 			return
 		}
 		w.db.logger.Warn("store: CA write batch failed, committing its statements one by one", "statements", len(batch), "err", err)
 	}
 	for _, u := range batch {
-		u.n, u.err = execPrepared(ctx, u.st, u.args...)
+		if u.seal == nil {
+			u.n, u.err = execPrepared(ctx, u.st, u.args...)
+			continue
+		}
+		var records auditInTx
+		u.err = w.db.writeTx(ctx, func(t *txn) error {
+			res, err := t.tx.StmtContext(ctx, u.st).ExecContext(ctx, u.args...)
+			if err != nil {
+				return err
+			}
+			if u.n, err = res.RowsAffected(); err != nil || u.n != 1 {
+				return err
+			}
+			return records.appendAudit(ctx, t, u.seal)
+		})
+		if u.err != nil {
+			u.n = 0
+		} else {
+			records.done(w.db)
+		}
+	}
+}
+
+// chainSealers returns one Sealer writing the records of seals one after
+// the other (nil when there are none).
+func chainSealers(seals []audit.Sealer) audit.Sealer {
+	switch len(seals) {
+	case 0:
+		return nil
+	case 1:
+		return seals[0]
+	}
+	return func(h audit.Head) ([]audit.Record, error) {
+		var out []audit.Record
+		for _, seal := range seals {
+			recs, err := seal(h)
+			if err != nil {
+				return nil, err
+			}
+			if len(recs) > 0 {
+				last := recs[len(recs)-1]
+				h = audit.Head{Seq: last.Seq, Hash: last.Hash}
+			}
+			out = append(out, recs...)
+		}
+		return out, nil
 	}
 }

@@ -129,9 +129,9 @@ type killingCerts struct {
 	dsn string
 }
 
-func (k killingCerts) InsertCertificate(ctx context.Context, rec ca.CertificateRecord) error {
+func (k killingCerts) InsertCertificate(ctx context.Context, rec ca.CertificateRecord, seal audit.Sealer) error {
 	terminateBackends(k.t, k.dsn)
-	return k.Certificates.InsertCertificate(ctx, rec)
+	return k.Certificates.InsertCertificate(ctx, rec, seal)
 }
 
 // TestIssuanceConnectionsTerminated: issuance (the intent and the

@@ -97,7 +97,7 @@ func TestKeyCompromise(t *testing.T) {
 				t.Fatal("unrelated certificate reported blocked")
 			}
 			// The pending issuance of the key was abandoned: its certificate is never stored.
-			err = certs.InsertCertificate(ctx, ca.CertificateRecord{Serial: store.SerialKey(pending), CA: "tsa", Profile: "tsa-unit", DER: selfSigned(t, pending)})
+			err = certs.InsertCertificate(ctx, ca.CertificateRecord{Serial: store.SerialKey(pending), CA: "tsa", Profile: "tsa-unit", DER: selfSigned(t, pending)}, nil)
 			if !errors.Is(err, ca.ErrKeyBlocked) {
 				t.Fatalf("a certificate for a blocked key: %v", err)
 			}
