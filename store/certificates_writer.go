@@ -39,10 +39,15 @@ type writeOp struct {
 	// seal (nil: none) writes the audit records of the statement, in its
 	// transaction, when it changed one row.
 	seal audit.Sealer
-	n    int64
-	err  error
-	done chan struct{} // closed when n and err are set
-	lead chan struct{} // receives when this caller is to commit the next batch
+	// On PostgreSQL (q set, st nil): the statement's text, and the query that
+	// finds a row only once the statement took effect.
+	q        string
+	look     string
+	lookArgs []any
+	n        int64
+	err      error
+	done     chan struct{} // closed when n and err are set
+	lead     chan struct{} // receives when this caller is to commit the next batch
 }
 
 // insertIntentSQL reserves the serial unless the key (SPKI hash) has a
@@ -169,7 +174,9 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any, seal audi
 		if seal == nil {
 			return w.db.execOneSettled(ctx, done, args[8:12], issueCertificateSQL, args...)
 		}
-		return w.db.execAuditedSettled(ctx, done, args[8:12], seal, issueCertificateSQL, args...)
+		// Concurrent issuances share one transaction, and one turn of the
+		// audit head's lock, as on SQLite.
+		return w.enqueue(ctx, &writeOp{q: issueCertificateSQL, args: args, seal: seal, look: done, lookArgs: args[8:12]})
 	}
 	return w.write(ctx, w.issue, args, seal)
 }
@@ -225,7 +232,13 @@ func (db *DB) execAuditedSettled(ctx context.Context, done string, doneArgs []an
 // seal (nil: none) writes the statement's audit records in the same
 // transaction when it changed one row.
 func (w *certWriter) write(ctx context.Context, st *sql.Stmt, args []any, seal audit.Sealer) (int64, error) {
-	u := &writeOp{st: st, args: args, seal: seal, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	return w.enqueue(ctx, &writeOp{st: st, args: args, seal: seal})
+}
+
+// enqueue is write for the operation u (a prepared statement, or on
+// PostgreSQL a statement's text with its audit records).
+func (w *certWriter) enqueue(ctx context.Context, u *writeOp) (int64, error) {
+	u.done, u.lead = make(chan struct{}), make(chan struct{}, 1)
 	w.mu.Lock()
 	w.pending = append(w.pending, u)
 	if w.leading {
@@ -285,13 +298,19 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			bound := map[*sql.Stmt]*sql.Stmt{}
 			var seals []audit.Sealer
 			for _, u := range batch {
-				st, ok := bound[u.st]
-				if !ok {
-					st = t.tx.StmtContext(ctx, u.st)
-					bound[u.st] = st
-				}
 				u.n, u.err = 0, nil
-				res, err := st.ExecContext(ctx, u.args...)
+				var res sql.Result
+				var err error
+				if u.q != "" {
+					res, err = t.exec(ctx, u.q, u.args...)
+				} else {
+					st, ok := bound[u.st]
+					if !ok {
+						st = t.tx.StmtContext(ctx, u.st)
+						bound[u.st] = st
+					}
+					res, err = st.ExecContext(ctx, u.args...)
+				}
 				if err != nil {
 					if !isUniqueViolation(err) {
 						return err
@@ -317,6 +336,10 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 		w.db.logger.Warn("store: CA write batch failed, committing its statements one by one", "statements", len(batch), "err", err)
 	}
 	for _, u := range batch {
+		if u.q != "" {
+			u.n, u.err = w.settle(ctx, u, len(batch) > 1)
+			continue
+		}
 		if u.seal == nil {
 			u.n, u.err = execPrepared(ctx, u.st, u.args...)
 			continue
@@ -364,4 +387,22 @@ func chainSealers(seals []audit.Sealer) audit.Sealer {
 		}
 		return out, nil
 	}
+}
+
+// settle runs u (a PostgreSQL statement with its audit records) on its own.
+// After a failed batch (tried) it looks first whether the batch took
+// effect all the same (a commit whose connection was lost): then u's row
+// and records were committed together.
+func (w *certWriter) settle(ctx context.Context, u *writeOp, tried bool) (int64, error) {
+	if tried {
+		var one int
+		err := w.db.queryRow(ctx, u.look, u.lookArgs...).Scan(&one)
+		if err == nil {
+			return 1, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, mapErr("store: looking whether a write took effect", err)
+		}
+	}
+	return w.db.execAuditedSettled(ctx, u.look, u.lookArgs, u.seal, u.q, u.args...)
 }
