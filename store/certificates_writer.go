@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,25 +293,25 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			close(u.done)
 		}
 	}()
-	if len(batch) > 1 {
+	if len(batch) > 1 && batch[0].q != "" {
+		err := w.commitPG(ctx, batch)
+		if err == nil {
+			return
+		}
+		w.db.logger.Warn("store: CA write batch failed, committing its statements one by one", "statements", len(batch), "err", err)
+	} else if len(batch) > 1 {
 		var records auditInTx
 		err := w.db.writeTx(ctx, func(t *txn) error {
 			bound := map[*sql.Stmt]*sql.Stmt{}
 			var seals []audit.Sealer
 			for _, u := range batch {
-				u.n, u.err = 0, nil
-				var res sql.Result
-				var err error
-				if u.q != "" {
-					res, err = t.exec(ctx, u.q, u.args...)
-				} else {
-					st, ok := bound[u.st]
-					if !ok {
-						st = t.tx.StmtContext(ctx, u.st)
-						bound[u.st] = st
-					}
-					res, err = st.ExecContext(ctx, u.args...)
+				st, ok := bound[u.st]
+				if !ok {
+					st = t.tx.StmtContext(ctx, u.st)
+					bound[u.st] = st
 				}
+				u.n, u.err = 0, nil
+				res, err := st.ExecContext(ctx, u.args...)
 				if err != nil {
 					if !isUniqueViolation(err) {
 						return err
@@ -405,4 +406,61 @@ func (w *certWriter) settle(ctx context.Context, u *writeOp, tried bool) (int64,
 		}
 	}
 	return w.db.execAuditedSettled(ctx, u.look, u.lookArgs, u.seal, u.q, u.args...)
+}
+
+// commitPG commits a batch of PostgreSQL certificate updates (issueCertificateSQL's
+// arguments, each with its audit records) in one transaction: one
+// multi-row UPDATE, then the records of the certificates it issued, sealed
+// at the head read once under its lock. It sets each operation's n.
+func (w *certWriter) commitPG(ctx context.Context, batch []*writeOp) error {
+	var records auditInTx
+	err := w.db.writeTx(ctx, func(t *txn) error {
+		var b strings.Builder
+		b.WriteString(`UPDATE certificates AS c SET state = 'issued', der = v.der, subject = v.subject, not_before = v.not_before,
+	not_after = v.not_after, credential_id = v.credential_id, crl_partition = v.crl_partition, issued_at = v.issued_at,
+	holder_civil = v.holder_civil
+	FROM (VALUES `)
+		args := make([]any, 0, 12*len(batch))
+		for i, u := range batch {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?::bytea,?::text,?::bigint,?::bigint,?::text,?::integer,?::bigint,?::text,?::text,?::bytea,?::text,?::text)")
+			args = append(args, u.args...)
+		}
+		b.WriteString(`) AS v(der, subject, not_before, not_after, credential_id, crl_partition, issued_at, holder_civil, serial, tbs_hash, ca, profile)
+	WHERE c.serial = v.serial AND c.state = 'intent' AND c.tbs_hash = v.tbs_hash AND c.ca = v.ca AND c.profile = v.profile
+	AND NOT EXISTS (SELECT 1 FROM blocked_keys bk WHERE bk.key_hash = c.key_hash)
+	RETURNING c.serial`)
+		rows, err := t.query(ctx, b.String(), args...)
+		if err != nil {
+			return err
+		}
+		issued := map[string]bool{}
+		for rows.Next() {
+			var serial string
+			if err := rows.Scan(&serial); err != nil {
+				rows.Close()
+				return err
+			}
+			issued[serial] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var seals []audit.Sealer
+		for _, u := range batch {
+			u.n, u.err = 0, nil
+			if serial, _ := u.args[8].(string); issued[serial] {
+				u.n = 1
+				seals = append(seals, u.seal)
+			}
+		}
+		return records.appendAudit(ctx, t, chainSealers(seals))
+	})
+	if err == nil {
+		records.done(w.db)
+	}
+	return err
 }
