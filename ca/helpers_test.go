@@ -56,7 +56,7 @@ func (m *memStore) InsertCertificate(_ context.Context, r CertificateRecord, sea
 		return ErrNotFound
 	}
 	if seal != nil {
-		if _, err := seal(audit.Head{Hash: audit.GenesisHash()}); err != nil {
+		if _, err := seal.Seal(audit.Head{Hash: audit.GenesisHash()}); err != nil {
 			return err // the certificate is stored with its record or not at all
 		}
 	}
@@ -111,12 +111,12 @@ func (m *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error
 
 // Prepare collects the entries when the store seals them.
 func (m *memAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
-	return func(audit.Head) ([]audit.Record, error) {
+	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		m.entries = append(m.entries, entries...)
 		return nil, nil
-	}, nil
+	}), nil
 }
 
 func (m *memAudit) last() audit.Entry {

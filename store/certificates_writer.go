@@ -364,32 +364,6 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 	}
 }
 
-// chainSealers returns one Sealer writing the records of seals one after
-// the other (nil when there are none).
-func chainSealers(seals []audit.Sealer) audit.Sealer {
-	switch len(seals) {
-	case 0:
-		return nil
-	case 1:
-		return seals[0]
-	}
-	return func(h audit.Head) ([]audit.Record, error) {
-		var out []audit.Record
-		for _, seal := range seals {
-			recs, err := seal(h)
-			if err != nil {
-				return nil, err
-			}
-			if len(recs) > 0 {
-				last := recs[len(recs)-1]
-				h = audit.Head{Seq: last.Seq, Hash: last.Hash}
-			}
-			out = append(out, recs...)
-		}
-		return out, nil
-	}
-}
-
 // settle runs u (a PostgreSQL statement with its audit records) on its own.
 // After a failed batch (tried) it looks first whether the batch took
 // effect all the same (a commit whose connection was lost): then u's row

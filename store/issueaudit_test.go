@@ -43,7 +43,7 @@ func (f flakyAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
 	if err != nil || !fails(entries...) {
 		return seal, err
 	}
-	return func(audit.Head) ([]audit.Record, error) { return nil, errAuditDown }, nil
+	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) { return nil, errAuditDown }), nil
 }
 
 // TestIssuanceNeverLacksItsRecord on SQLite and PostgreSQL: concurrent

@@ -10,7 +10,6 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/revocation"
-	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // Key compromise (table blocked_keys, migration 0009): a keyCompromise
@@ -259,7 +258,7 @@ func (r *Revocations) SweepBlockedKeys(ctx context.Context, since, now time.Time
 			}
 		}
 		if len(out) == 0 {
-			records.head = audit.Head{}
+			records = auditInTx{}
 			return nil
 		}
 		if err := records.appendAudit(ctx, t, sealer(rec, revocation.Change{Consequences: out})); err != nil {

@@ -115,7 +115,7 @@ func sealer(rec revocation.Records, c revocation.Change) audit.Sealer {
 	}
 	seal, err := rec(c)
 	if err != nil {
-		return func(audit.Head) ([]audit.Record, error) { return nil, err }
+		return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) { return nil, err })
 	}
 	return seal
 }

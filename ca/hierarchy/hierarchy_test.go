@@ -65,12 +65,12 @@ func (a *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error
 
 // Prepare collects the entries when they are sealed (ca.Auditor).
 func (a *memAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
-	return func(audit.Head) ([]audit.Record, error) {
+	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) {
 		for _, e := range entries {
 			a.actions = append(a.actions, e.Action)
 		}
 		return nil, nil
-	}, nil
+	}), nil
 }
 
 func testConfig(dir string) Config {

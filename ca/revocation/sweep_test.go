@@ -34,7 +34,7 @@ func (s *sweepStore) SweepBlockedKeys(_ context.Context, since, now time.Time, r
 	if err != nil {
 		return nil, err
 	}
-	if _, err := seal(audit.Head{Hash: audit.GenesisHash()}); err != nil {
+	if _, err := seal.Seal(audit.Head{Hash: audit.GenesisHash()}); err != nil {
 		return nil, err
 	}
 	return cs, nil
@@ -54,12 +54,12 @@ func (m *memAuditor) Append(_ context.Context, e audit.Entry) (audit.Record, err
 
 // Prepare records entries as they would be sealed (the store is a fake).
 func (m *memAuditor) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
-	return func(audit.Head) ([]audit.Record, error) {
+	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		m.entries = append(m.entries, entries...)
 		return nil, nil
-	}, nil
+	}), nil
 }
 
 type triggers struct {

@@ -64,13 +64,22 @@ func (g *Gate) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(h audit.Head) ([]audit.Record, error) {
-		if g.Down.Load() {
-			if g.Err != nil {
-				return nil, g.Err
-			}
-			return nil, ErrDown
+	return gatedSealer{g: g, Sealer: seal}, nil
+}
+
+// gatedSealer is Gate.Prepare's Sealer.
+type gatedSealer struct {
+	g *Gate
+	audit.Sealer
+}
+
+// Seal fails while the gate is down.
+func (s gatedSealer) Seal(h audit.Head) ([]audit.Record, error) {
+	if s.g.Down.Load() {
+		if s.g.Err != nil {
+			return nil, s.g.Err
 		}
-		return seal(h)
-	}, nil
+		return nil, ErrDown
+	}
+	return s.Sealer.Seal(h)
 }
