@@ -115,8 +115,11 @@ type CertificateRecord struct {
 type Store interface {
 	// InsertIntent reserves the serial and records the linted TBS hash.
 	InsertIntent(ctx context.Context, in Intent) error
-	// InsertCertificate stores the signed certificate of a recorded intent.
-	InsertCertificate(ctx context.Context, rec CertificateRecord) error
+	// InsertCertificate stores the signed certificate of a recorded intent
+	// and, in the same transaction, the audit records seal writes (nil:
+	// none): the certificate is issued (and answered "good" by OCSP) with
+	// its certificate.issue record or not at all.
+	InsertCertificate(ctx context.Context, rec CertificateRecord, seal audit.Sealer) error
 	// GetCertificate returns the certificate with that serial or ErrNotFound.
 	GetCertificate(ctx context.Context, serial string) (*CertificateRecord, error)
 	// FindIssued returns the serial of an unexpired certificate of that
@@ -129,9 +132,12 @@ type Store interface {
 	KeyBlocked(ctx context.Context, keyHash [32]byte) (*KeyBlock, error)
 }
 
-// Auditor appends to the audit log (an *audit.Log).
+// Auditor appends to the audit log (an *audit.Log): refusals and failures
+// with Append, an issuance's record with Prepare, sealed by the store in
+// the transaction that stores the certificate.
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+	Prepare(entries ...audit.Entry) (audit.Sealer, error)
 }
 
 // appendAudit records e with details (never nil: an empty object when
@@ -335,35 +341,24 @@ func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
 // issueAudited is Issue, for a renewal when rn is set.
 func (a *Authority) issueAudited(ctx context.Context, req Request, rn *renewal) (*Issued, error) {
 	out, err := a.issue(ctx, req, rn)
-	result := "success"
-	entry := audit.Entry{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate)}
-	details := map[string]any{"profile": req.Profile}
-	if req.RequestID != "" {
-		details["requestID"] = req.RequestID
+	if err == nil {
+		// Its record was committed with the certificate (issue).
+		a.results.WithLabelValues(a.profileLabel(req.Profile), "success").Inc()
+		a.log.InfoContext(ctx, "certificate issued", "serial", out.Serial, "profile", req.Profile, "by", req.RequestedBy)
+		return out, nil
 	}
-	if rn != nil {
-		details["replaces"] = rn.replaces
+	result := "refused"
+	entry := audit.Entry{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate), Outcome: audit.OutcomeRefused}
+	details := issueDetails(req, rn)
+	if !IsRefusal(err) {
+		result, entry.Outcome = "error", audit.OutcomeFailure
 	}
-	if err != nil {
-		result, entry.Outcome = "refused", audit.OutcomeRefused
-		if !IsRefusal(err) {
-			result, entry.Outcome = "error", audit.OutcomeFailure
-		}
-		entry.Object = "profile:" + req.Profile
-		details["error"] = err.Error()
-	} else {
-		entry.Object, entry.Outcome = out.Serial, audit.OutcomeSuccess
-		details["ca"] = out.CA
-		details["subject"] = out.Certificate.Subject.String()
-	}
+	entry.Object = "profile:" + req.Profile
+	details["error"] = err.Error()
 	t := time.Now()
 	aerr := appendAudit(ctx, a.audit, entry, details)
 	a.phase.WithLabelValues("audit").Observe(time.Since(t).Seconds())
-	profileLabel := req.Profile // a label set bounded by the configured profiles
-	if _, perr := a.profiles.Get(req.Profile); perr != nil {
-		profileLabel = "unknown"
-	}
-	a.results.WithLabelValues(profileLabel, result).Inc()
+	a.results.WithLabelValues(a.profileLabel(req.Profile), result).Inc()
 	if aerr != nil {
 		a.log.ErrorContext(ctx, "audit append failed", "err", aerr, "profile", req.Profile, "outcome", result)
 		return nil, fmt.Errorf("writing the audit record: %w", aerr)
@@ -373,12 +368,44 @@ func (a *Authority) issueAudited(ctx context.Context, req Request, rn *renewal) 
 			"profile", req.Profile, "by", req.RequestedBy, "err", err)
 		return nil, err
 	}
-	if err != nil {
-		a.log.InfoContext(ctx, "certificate refused", "profile", req.Profile, "by", req.RequestedBy, "outcome", result, "err", err)
-		return nil, err
+	a.log.InfoContext(ctx, "certificate refused", "profile", req.Profile, "by", req.RequestedBy, "outcome", result, "err", err)
+	return nil, err
+}
+
+// profileLabel is the metrics label of a profile: its name, or "unknown"
+// (a label set bounded by the configured profiles).
+func (a *Authority) profileLabel(profile string) string {
+	if _, err := a.profiles.Get(profile); err != nil {
+		return "unknown"
 	}
-	a.log.InfoContext(ctx, "certificate issued", "serial", out.Serial, "profile", req.Profile, "by", req.RequestedBy)
-	return out, nil
+	return profile
+}
+
+// issueDetails are the audit details every certificate.issue record of req
+// carries.
+func issueDetails(req Request, rn *renewal) map[string]any {
+	details := map[string]any{"profile": req.Profile}
+	if req.RequestID != "" {
+		details["requestID"] = req.RequestID
+	}
+	if rn != nil {
+		details["replaces"] = rn.replaces
+	}
+	return details
+}
+
+// issuedRecord prepares the certificate.issue success record of cert,
+// issued by CA caName for req, for the store to seal with the certificate.
+func (a *Authority) issuedRecord(req Request, rn *renewal, serial, caName string, cert *x509.Certificate) (audit.Sealer, error) {
+	details := issueDetails(req, rn)
+	details["ca"] = caName
+	details["subject"] = cert.Subject.String()
+	seal, err := a.audit.Prepare(audit.Entry{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate), Object: serial,
+		Outcome: audit.OutcomeSuccess, Details: details})
+	if err != nil {
+		return nil, fmt.Errorf("preparing the audit record of certificate %s: %w", serial, err)
+	}
+	return seal, nil
 }
 
 // IssueOnce is Issue for a key the service generated (req.PublicKey, no
@@ -559,12 +586,16 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 			a.log.ErrorContext(ctx, "CA signature failed verification; certificate not published", "ca", is.name, "serial", hexSerial)
 			return nil, err
 		}
+		seal, err := a.issuedRecord(req, rn, hexSerial, is.name, cert)
+		if err != nil {
+			return nil, err
+		}
 		t5 := time.Now()
 		err = a.store.InsertCertificate(ctx, CertificateRecord{
 			Serial: hexSerial, CA: is.name, Profile: p.Name, DER: cert.Raw, KeyHash: keyHash, RequestID: req.RequestID,
 			CredentialID: req.CredentialID, RequestedBy: req.RequestedBy, NotBefore: cert.NotBefore, NotAfter: cert.NotAfter,
 			CRLPartition: is.CRLPartition(cert.SerialNumber),
-		})
+		}, seal)
 		a.phase.WithLabelValues("store").Observe(time.Since(t5).Seconds())
 		if errors.Is(err, ErrKeyBlocked) {
 			// Blocked while this certificate was being signed: never published.

@@ -49,11 +49,16 @@ func (m *memStore) InsertIntent(_ context.Context, in Intent) error {
 	return nil
 }
 
-func (m *memStore) InsertCertificate(_ context.Context, r CertificateRecord) error {
+func (m *memStore) InsertCertificate(_ context.Context, r CertificateRecord, seal audit.Sealer) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if _, ok := m.intents[r.Serial]; !ok {
 		return ErrNotFound
+	}
+	if seal != nil {
+		if _, err := seal.Seal(audit.Head{Hash: audit.GenesisHash()}); err != nil {
+			return err // the certificate is stored with its record or not at all
+		}
 	}
 	m.certs[r.Serial] = r
 	m.byKey[r.Profile+string(r.KeyHash[:])] = r.Serial
@@ -102,6 +107,16 @@ func (m *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error
 	defer m.mu.Unlock()
 	m.entries = append(m.entries, e)
 	return audit.Record{Seq: int64(len(m.entries))}, nil
+}
+
+// Prepare collects the entries when the store seals them.
+func (m *memAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
+	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.entries = append(m.entries, entries...)
+		return nil, nil
+	}), nil
 }
 
 func (m *memAudit) last() audit.Entry {

@@ -81,7 +81,7 @@ func TestSigning(t *testing.T) {
 			// A revoked seal certificate seals nothing more; it takes effect
 			// within a second (a "not revoked" answer is reused that long).
 			agency := w.token(t, "NTROM-1234567", policies.RoleAgency)
-			if _, err := w.db.Revocations().Revoke(context.Background(), w.serials[w.sealCred], 1, "officer-7", time.Now()); err != nil {
+			if _, err := w.db.Revocations().Revoke(context.Background(), w.serials[w.sealCred], 1, "officer-7", time.Now(), nil); err != nil {
 				t.Fatal(err)
 			}
 			var code int

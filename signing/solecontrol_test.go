@@ -300,7 +300,7 @@ func runAuthorizeAttacks(t *testing.T, w *world) {
 	if code, _, body := w.send(t, "/api/v1/seal?level=B-B&credential="+seal, agency, "application/pdf", samplePDF(t, 4<<10), nil); code != 200 {
 		t.Fatalf("seal: %d %.300s", code, body)
 	}
-	if _, err := w.db.Revocations().Revoke(t.Context(), w.serials[revoked], 1, "officer-7", time.Now()); err != nil {
+	if _, err := w.db.Revocations().Revoke(t.Context(), w.serials[revoked], 1, "officer-7", time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte("a contract"))

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // The certificate store implements the CA's persistence.
@@ -199,8 +200,11 @@ func conflictErr(kind conflict, err error) error {
 // InsertCertificate completes a recorded intent with the signed
 // certificate. It refuses a certificate whose TBSCertificate is not the one
 // recorded in the intent, or whose intent does not exist or is not pending,
-// and one whose key is blocked (an error wrapping ca.ErrKeyBlocked).
-func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.CertificateRecord) error {
+// and one whose key is blocked (an error wrapping ca.ErrKeyBlocked). The
+// audit records of seal (nil: none) are committed in the same transaction
+// as the certificate: an error sealing or appending them leaves the intent
+// pending and the certificate unissued.
+func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.CertificateRecord, seal audit.Sealer) error {
 	cert, err := x509.ParseCertificate(rec.DER)
 	if err != nil {
 		return fmt.Errorf("store: certificate %s: %w", rec.Serial, err)
@@ -216,7 +220,7 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 	}
 	n, err := c.w.issueCertificate(ctx, []any{
 		rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
-		time.Now().UnixNano(), holderCivil(cert), rec.Serial, tbs[:], rec.CA, rec.Profile})
+		time.Now().UnixNano(), holderCivil(cert), rec.Serial, tbs[:], rec.CA, rec.Profile}, seal)
 	if err != nil {
 		return mapErr("store: storing certificate "+rec.Serial, err)
 	}

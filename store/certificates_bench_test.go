@@ -14,17 +14,30 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
 // BenchmarkIssuanceWrites measures the store's part of an issuance
 // (look-up, intent, certificate) from 8 goroutines on each dialect.
 func BenchmarkIssuanceWrites(b *testing.B) {
+	benchIssuanceWrites(b, false)
+}
+
+// BenchmarkIssuanceWritesAudited is BenchmarkIssuanceWrites with each
+// certificate's certificate.issue record, committed with it.
+func BenchmarkIssuanceWritesAudited(b *testing.B) {
+	benchIssuanceWrites(b, true)
+}
+
+func benchIssuanceWrites(b *testing.B, audited bool) {
 	for _, d := range storetest.Dialects() {
 		b.Run(d.Name, func(b *testing.B) {
 			ctx := context.Background()
 			db := storetest.Open(b, d.NewConfig(b))
 			certs := db.Certificates(nil)
+			log := audit.New(db, nil, nil, audit.Options{})
+			defer log.Close()
 			key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			if err != nil {
 				b.Fatal(err)
@@ -66,7 +79,17 @@ func BenchmarkIssuanceWrites(b *testing.B) {
 						b.Error(err)
 						return
 					}
-					if err := certs.InsertCertificate(ctx, it.rec); err != nil {
+					var seal audit.Sealer
+					if audited {
+						var err error
+						seal, err = log.Prepare(audit.Entry{Actor: "bench", Action: "certificate.issue", Object: it.rec.Serial, Outcome: audit.OutcomeSuccess,
+							Details: map[string]any{"profile": it.rec.Profile, "ca": it.rec.CA, "subject": "CN=bench"}})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+					if err := certs.InsertCertificate(ctx, it.rec, seal); err != nil {
 						b.Error(err)
 						return
 					}

@@ -48,6 +48,6 @@ func (c *Certificates) WriteBroken(ctx context.Context) error {
 	if _, err := c.w.prepared(ctx); err != nil {
 		return err
 	}
-	_, err := c.w.write(ctx, nil, nil)
+	_, err := c.w.write(ctx, nil, nil, nil)
 	return err
 }

@@ -30,6 +30,8 @@ func (nopAudit) Append(context.Context, audit.Entry) (audit.Record, error) {
 	return audit.Record{}, nil
 }
 
+func (nopAudit) Prepare(...audit.Entry) (audit.Sealer, error) { return nil, nil }
+
 // newAuthority builds a CA with in-process keys over the certificate store.
 func newAuthority(t testing.TB, certs ca.Store) *ca.Authority {
 	t.Helper()
@@ -162,7 +164,7 @@ func TestCertificates(t *testing.T) {
 					t.Fatalf("fresh certificate: %+v, %v", rec, err)
 				}
 				at := time.Now().Truncate(time.Second)
-				if _, err := db.Revocations().Revoke(ctx, got.Serial, 1, "officer-1", at); err != nil {
+				if _, err := db.Revocations().Revoke(ctx, got.Serial, 1, "officer-1", at, nil); err != nil {
 					t.Fatal(err)
 				}
 				rec, err := certs.GetCertificate(ctx, got.Serial)
@@ -202,7 +204,7 @@ func TestCertificates(t *testing.T) {
 				}
 				rec := ca.CertificateRecord{Serial: got.Serial, CA: "citizen", Profile: policies.ProfileCitizenAuth, DER: got.Certificate.Raw,
 					NotBefore: got.Certificate.NotBefore, NotAfter: got.Certificate.NotAfter}
-				if err := certs.InsertCertificate(ctx, rec); err == nil {
+				if err := certs.InsertCertificate(ctx, rec, nil); err == nil {
 					t.Fatal("a certificate was stored twice over its intent")
 				}
 				// An intent whose pinned TBS differs refuses the certificate.
@@ -211,7 +213,7 @@ func TestCertificates(t *testing.T) {
 					t.Fatal(err)
 				}
 				rec.Serial = "7e02"
-				if err := certs.InsertCertificate(ctx, rec); err == nil {
+				if err := certs.InsertCertificate(ctx, rec, nil); err == nil {
 					t.Fatal("a certificate with another serial was stored")
 				}
 			})

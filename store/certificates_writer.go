@@ -3,10 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // certWriter runs the CA's per-issuance statements. On SQLite they are
@@ -33,10 +37,18 @@ type certWriter struct {
 type writeOp struct {
 	st   *sql.Stmt
 	args []any
-	n    int64
-	err  error
-	done chan struct{} // closed when n and err are set
-	lead chan struct{} // receives when this caller is to commit the next batch
+	// seal (nil: none) writes the audit records of the statement, in its
+	// transaction, when it changed one row.
+	seal audit.Sealer
+	// On PostgreSQL (q set, st nil): the statement's text, and the query that
+	// finds a row only once the statement took effect.
+	q        string
+	look     string
+	lookArgs []any
+	n        int64
+	err      error
+	done     chan struct{} // closed when n and err are set
+	lead     chan struct{} // receives when this caller is to commit the next batch
 }
 
 // insertIntentSQL reserves the serial unless the key (SPKI hash) has a
@@ -130,7 +142,7 @@ func (w *certWriter) insertIntentRow(ctx context.Context, args []any) (int64, er
 		return 0, err
 	}
 	if ok {
-		return w.write(ctx, w.insertIntent, args)
+		return w.write(ctx, w.insertIntent, args, nil)
 	}
 	// args: serial, ca, profile, tbs_hash, …
 	return w.db.execOneSettled(ctx, `SELECT 1 FROM certificates WHERE serial = ? AND ca = ? AND profile = ? AND tbs_hash = ?`,
@@ -149,18 +161,65 @@ func (w *certWriter) findIssuedRow(ctx context.Context, args ...any) (*sql.Row, 
 	return w.db.queryRow(ctx, findIssuedSQL, args...), nil
 }
 
-// issueCertificate runs the certificate UPDATE and returns the rows it changed.
-func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, error) {
+// issueCertificate runs the certificate UPDATE and returns the rows it
+// changed; when it changed one, the audit records of seal (nil: none) are
+// committed in the same transaction.
+func (w *certWriter) issueCertificate(ctx context.Context, args []any, seal audit.Sealer) (int64, error) {
 	ok, err := w.prepared(ctx)
 	if err != nil {
 		return 0, err
 	}
 	if !ok {
 		// args: der, …, holder_civil, serial, tbs_hash, ca, profile
-		return w.db.execOneSettled(ctx, `SELECT 1 FROM certificates WHERE serial = ? AND tbs_hash = ? AND ca = ? AND profile = ? AND state = 'issued'`,
-			args[8:12], issueCertificateSQL, args...)
+		done := `SELECT 1 FROM certificates WHERE serial = ? AND tbs_hash = ? AND ca = ? AND profile = ? AND state = 'issued'`
+		if seal == nil {
+			return w.db.execOneSettled(ctx, done, args[8:12], issueCertificateSQL, args...)
+		}
+		// Concurrent issuances share one transaction, and one turn of the
+		// audit head's lock, as on SQLite.
+		return w.enqueue(ctx, &writeOp{q: issueCertificateSQL, args: args, seal: seal, look: done, lookArgs: args[8:12]})
 	}
-	return w.write(ctx, w.issue, args)
+	return w.write(ctx, w.issue, args, seal)
+}
+
+// execAuditedSettled runs one write statement and, when it changed one
+// row, the audit records of seal, in one transaction, and returns the rows
+// it changed. When the connection was lost during the commit it looks
+// whether it took effect (done: the row is in the state the statement
+// leaves it in; its records were committed with it) and runs it again when
+// it did not, a few times.
+func (db *DB) execAuditedSettled(ctx context.Context, done string, doneArgs []any, seal audit.Sealer, q string, args ...any) (int64, error) {
+	for attempt := 1; ; attempt++ {
+		var n int64
+		var records auditInTx
+		err := db.writeTx(ctx, func(t *txn) error {
+			res, err := t.exec(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			if n, err = res.RowsAffected(); err != nil || n != 1 {
+				return err
+			}
+			return records.appendAudit(ctx, t, seal)
+		})
+		if err == nil {
+			records.done(db)
+			return n, nil
+		}
+		if !errors.Is(err, ErrOutcomeUnknown) {
+			return 0, err
+		}
+		var one int
+		rerr := db.queryRow(ctx, done, doneArgs...).Scan(&one)
+		switch {
+		case rerr == nil:
+			return 1, nil
+		case !errors.Is(rerr, sql.ErrNoRows):
+			return 0, fmt.Errorf("%w (and looking: %w)", err, rerr)
+		case attempt == maxTxAttempts || !db.pauseAfterConnLost(ctx, attempt, err):
+			return 0, err
+		}
+	}
 }
 
 // write runs one prepared write statement (SQLite) and returns the rows it
@@ -170,8 +229,17 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any) (int64, e
 // context bounds its wait only when it commits: a queued statement is
 // committed whatever happens to its caller, like one already sent to the
 // database.
-func (w *certWriter) write(ctx context.Context, st *sql.Stmt, args []any) (int64, error) {
-	u := &writeOp{st: st, args: args, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+//
+// seal (nil: none) writes the statement's audit records in the same
+// transaction when it changed one row.
+func (w *certWriter) write(ctx context.Context, st *sql.Stmt, args []any, seal audit.Sealer) (int64, error) {
+	return w.enqueue(ctx, &writeOp{st: st, args: args, seal: seal})
+}
+
+// enqueue is write for the operation u (a prepared statement, or on
+// PostgreSQL a statement's text with its audit records).
+func (w *certWriter) enqueue(ctx context.Context, u *writeOp) (int64, error) {
+	u.done, u.lead = make(chan struct{}), make(chan struct{}, 1)
 	w.mu.Lock()
 	w.pending = append(w.pending, u)
 	if w.leading {
@@ -225,9 +293,17 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			close(u.done)
 		}
 	}()
-	if len(batch) > 1 {
+	if len(batch) > 1 && batch[0].q != "" {
+		err := w.commitPG(ctx, batch)
+		if err == nil {
+			return
+		}
+		w.db.logger.Warn("store: CA write batch failed, committing its statements one by one", "statements", len(batch), "err", err)
+	} else if len(batch) > 1 {
+		var records auditInTx
 		err := w.db.writeTx(ctx, func(t *txn) error {
 			bound := map[*sql.Stmt]*sql.Stmt{}
+			var seals []audit.Sealer
 			for _, u := range batch {
 				st, ok := bound[u.st]
 				if !ok {
@@ -246,15 +322,119 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 				if u.n, err = res.RowsAffected(); err != nil {
 					return err
 				}
+				if u.n == 1 && u.seal != nil {
+					seals = append(seals, u.seal)
+				}
 			}
-			return nil
+			// The batch's audit records, sealed in statement order at the
+			// head read once under the transaction's write lock.
+			return records.appendAudit(ctx, t, chainSealers(seals))
 		})
 		if err == nil {
+			records.done(w.db)
 			return
 		}
 		w.db.logger.Warn("store: CA write batch failed, committing its statements one by one", "statements", len(batch), "err", err)
 	}
 	for _, u := range batch {
-		u.n, u.err = execPrepared(ctx, u.st, u.args...)
+		if u.q != "" {
+			u.n, u.err = w.settle(ctx, u, len(batch) > 1)
+			continue
+		}
+		if u.seal == nil {
+			u.n, u.err = execPrepared(ctx, u.st, u.args...)
+			continue
+		}
+		var records auditInTx
+		u.err = w.db.writeTx(ctx, func(t *txn) error {
+			res, err := t.tx.StmtContext(ctx, u.st).ExecContext(ctx, u.args...)
+			if err != nil {
+				return err
+			}
+			if u.n, err = res.RowsAffected(); err != nil || u.n != 1 {
+				return err
+			}
+			return records.appendAudit(ctx, t, u.seal)
+		})
+		if u.err != nil {
+			u.n = 0
+		} else {
+			records.done(w.db)
+		}
 	}
+}
+
+// settle runs u (a PostgreSQL statement with its audit records) on its own.
+// After a failed batch (tried) it looks first whether the batch took
+// effect all the same (a commit whose connection was lost): then u's row
+// and records were committed together.
+func (w *certWriter) settle(ctx context.Context, u *writeOp, tried bool) (int64, error) {
+	if tried {
+		var one int
+		err := w.db.queryRow(ctx, u.look, u.lookArgs...).Scan(&one)
+		if err == nil {
+			return 1, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return 0, mapErr("store: looking whether a write took effect", err)
+		}
+	}
+	return w.db.execAuditedSettled(ctx, u.look, u.lookArgs, u.seal, u.q, u.args...)
+}
+
+// commitPG commits a batch of PostgreSQL certificate updates (issueCertificateSQL's
+// arguments, each with its audit records) in one transaction: one
+// multi-row UPDATE, then the records of the certificates it issued, sealed
+// at the head read once under its lock. It sets each operation's n.
+func (w *certWriter) commitPG(ctx context.Context, batch []*writeOp) error {
+	var records auditInTx
+	err := w.db.writeTx(ctx, func(t *txn) error {
+		var b strings.Builder
+		b.WriteString(`UPDATE certificates AS c SET state = 'issued', der = v.der, subject = v.subject, not_before = v.not_before,
+	not_after = v.not_after, credential_id = v.credential_id, crl_partition = v.crl_partition, issued_at = v.issued_at,
+	holder_civil = v.holder_civil
+	FROM (VALUES `)
+		args := make([]any, 0, 12*len(batch))
+		for i, u := range batch {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?::bytea,?::text,?::bigint,?::bigint,?::text,?::integer,?::bigint,?::text,?::text,?::bytea,?::text,?::text)")
+			args = append(args, u.args...)
+		}
+		b.WriteString(`) AS v(der, subject, not_before, not_after, credential_id, crl_partition, issued_at, holder_civil, serial, tbs_hash, ca, profile)
+	WHERE c.serial = v.serial AND c.state = 'intent' AND c.tbs_hash = v.tbs_hash AND c.ca = v.ca AND c.profile = v.profile
+	AND NOT EXISTS (SELECT 1 FROM blocked_keys bk WHERE bk.key_hash = c.key_hash)
+	RETURNING c.serial`)
+		rows, err := t.query(ctx, b.String(), args...)
+		if err != nil {
+			return err
+		}
+		issued := map[string]bool{}
+		for rows.Next() {
+			var serial string
+			if err := rows.Scan(&serial); err != nil {
+				rows.Close()
+				return err
+			}
+			issued[serial] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var seals []audit.Sealer
+		for _, u := range batch {
+			u.n, u.err = 0, nil
+			if serial, _ := u.args[8].(string); issued[serial] {
+				u.n = 1
+				seals = append(seals, u.seal)
+			}
+		}
+		return records.appendAudit(ctx, t, chainSealers(seals))
+	})
+	if err == nil {
+		records.done(w.db)
+	}
+	return err
 }

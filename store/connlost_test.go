@@ -129,9 +129,9 @@ type killingCerts struct {
 	dsn string
 }
 
-func (k killingCerts) InsertCertificate(ctx context.Context, rec ca.CertificateRecord) error {
+func (k killingCerts) InsertCertificate(ctx context.Context, rec ca.CertificateRecord, seal audit.Sealer) error {
 	terminateBackends(k.t, k.dsn)
-	return k.Certificates.InsertCertificate(ctx, rec)
+	return k.Certificates.InsertCertificate(ctx, rec, seal)
 }
 
 // TestIssuanceConnectionsTerminated: issuance (the intent and the
@@ -143,7 +143,9 @@ func TestIssuanceConnectionsTerminated(t *testing.T) {
 	db := storetest.Open(t, cfg)
 	ctx := ctxT(t)
 	certs := db.Certificates(func(string) int { return 4 })
-	a := newAuthority(t, killingCerts{Certificates: certs, t: t, dsn: cfg.DSN})
+	log := audit.New(db, nil, nil, audit.Options{})
+	t.Cleanup(log.Close)
+	a := newAuditedAuthority(t, killingCerts{Certificates: certs, t: t, dsn: cfg.DSN}, log)
 	for i := range 2 {
 		terminateBackends(t, cfg.DSN) // before the intent
 		got, err := a.Issue(ctx, citizenRequest(t))
@@ -152,6 +154,10 @@ func TestIssuanceConnectionsTerminated(t *testing.T) {
 		}
 		if rec, err := certs.GetCertificate(ctx, got.Serial); err != nil || string(rec.DER) != string(got.Certificate.Raw) {
 			t.Fatalf("issuance %d: stored certificate: %v", i, err)
+		}
+		// Stored with its record, once.
+		if n, err := db.QueryInt64(ctx, "SELECT count(*) FROM audit_log WHERE action = 'certificate.issue' AND object = '"+got.Serial+"'"); err != nil || n != 1 {
+			t.Fatalf("issuance %d: %d certificate.issue records, %v", i, n, err)
 		}
 	}
 	if n, err := db.QueryInt64(ctx, "SELECT count(*) FROM certificates"); err != nil || n != 2 {

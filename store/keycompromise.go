@@ -52,13 +52,18 @@ func (c *Certificates) keyBlockedError(ctx context.Context, serial string) error
 // ran (on PostgreSQL an issuance that started before the block committed
 // does not see it); should that look fail, the revocation and block stand,
 // the error is returned with them, and servers' sweeps find the rest.
-func (r *Revocations) CompromiseKey(ctx context.Context, serial, by string, now time.Time) (*revocation.CompromisedKey, error) {
-	return r.compromise(ctx, serial, by, now, false)
+//
+// Each transaction seals the audit records rec gives for what it commits
+// (revocation.Change: Compromise for the first, Consequences for the
+// second) into the chain before it commits; an error from rec or the
+// append rolls that transaction back.
+func (r *Revocations) CompromiseKey(ctx context.Context, serial, by string, now time.Time, rec revocation.Records) (*revocation.CompromisedKey, error) {
+	return r.compromise(ctx, serial, by, now, false, rec)
 }
 
 // compromise is CompromiseKey; onlyNew refuses (ErrAlreadyRevoked, nothing
 // changed) a certificate revoked before, as Revoke does.
-func (r *Revocations) compromise(ctx context.Context, serial, by string, now time.Time, onlyNew bool) (*revocation.CompromisedKey, error) {
+func (r *Revocations) compromise(ctx context.Context, serial, by string, now time.Time, onlyNew bool, rec revocation.Records) (*revocation.CompromisedKey, error) {
 	key, err := revocation.NormalizeSerial(serial)
 	if err != nil {
 		return nil, fmt.Errorf("store: revoking: %w: %w: %v", revocation.ErrNotFound, ErrNotFound, err)
@@ -67,6 +72,7 @@ func (r *Revocations) compromise(ctx context.Context, serial, by string, now tim
 		return nil, errors.New("store: revoking: the revoking party is required")
 	}
 	var out *revocation.CompromisedKey
+	var records auditInTx
 	err = r.db.writeTx(ctx, func(t *txn) error {
 		out = nil
 		var caName, state string
@@ -122,18 +128,37 @@ func (r *Revocations) compromise(ctx context.Context, serial, by string, now tim
 		if kc.AlreadyRevoked && kc.AlreadyBlocked && len(kc.AlsoRevoked) == 0 {
 			return fmt.Errorf("store: revoking %s: %w (and its key is blocked): %w", key, revocation.ErrAlreadyRevoked, ErrConflict)
 		}
+		if err := records.appendAudit(ctx, t, sealer(rec, revocation.Change{Compromise: kc})); err != nil {
+			return fmt.Errorf("store: recording the key compromise of %s in the audit log: %w", key, err)
+		}
 		out = kc
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	records.done(r.db)
 	var late []revocation.Revocation
 	err = r.db.writeTx(ctx, func(t *txn) error {
 		var err error
 		late, err = revokeKeyHolders(ctx, t, out.KeyHash[:], by, now.UTC().Truncate(time.Second), time.Now().UTC())
-		return err
+		if err != nil || len(late) == 0 {
+			return err
+		}
+		cs := make([]revocation.Consequence, len(late))
+		for i, rv := range late {
+			cs[i] = revocation.Consequence{Revocation: rv, Origin: key, KeyHash: out.KeyHash}
+		}
+		if err := records.appendAudit(ctx, t, sealer(rec, revocation.Change{Consequences: cs})); err != nil {
+			return fmt.Errorf("store: recording the consequences of the key compromise of %s in the audit log: %w", key, err)
+		}
+		return nil
 	})
+	if err == nil {
+		records.done(r.db)
+	} else {
+		late = nil // rolled back with its records
+	}
 	out.AlsoRevoked = append(out.AlsoRevoked, late...)
 	if err != nil {
 		return out, fmt.Errorf("store: looking again for certificates with the blocked key of %s: %w", key, err)
@@ -188,7 +213,10 @@ func revokeKeyHolders(ctx context.Context, t *txn, keyHash []byte, by string, at
 // yet revoked whose key was blocked at or after since, and returns them
 // (revocation.Store). It reads first and writes only when there is
 // something to revoke.
-func (r *Revocations) SweepBlockedKeys(ctx context.Context, since, now time.Time) ([]revocation.Consequence, error) {
+//
+// The audit records rec gives for them are sealed into the chain in the
+// same transaction; an error from rec or the append rolls it back.
+func (r *Revocations) SweepBlockedKeys(ctx context.Context, since, now time.Time, rec revocation.Records) ([]revocation.Consequence, error) {
 	type block struct {
 		keyHash    []byte
 		origin, by string
@@ -214,6 +242,7 @@ func (r *Revocations) SweepBlockedKeys(ctx context.Context, since, now time.Time
 		return nil, mapErr("store: sweeping blocked keys", err)
 	}
 	var out []revocation.Consequence
+	var records auditInTx
 	err = r.db.writeTx(ctx, func(t *txn) error {
 		out = out[:0]
 		at, recorded := now.UTC().Truncate(time.Second), time.Now().UTC()
@@ -228,10 +257,18 @@ func (r *Revocations) SweepBlockedKeys(ctx context.Context, since, now time.Time
 				out = append(out, c)
 			}
 		}
+		if len(out) == 0 {
+			records = auditInTx{}
+			return nil
+		}
+		if err := records.appendAudit(ctx, t, sealer(rec, revocation.Change{Consequences: out})); err != nil {
+			return fmt.Errorf("store: recording swept revocations in the audit log: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	records.done(r.db)
 	return out, nil
 }

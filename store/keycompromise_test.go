@@ -63,7 +63,7 @@ func TestKeyCompromise(t *testing.T) {
 			seedKeyCert(t, db, unrelated, "citizen", "citizen-auth", "issued", other)
 			seedKeyCert(t, db, pending, "tsa", "tsa-unit", "intent", key)
 
-			kc, err := rs.CompromiseKey(ctx, store.SerialKey(signing), "officer-1", time.Now())
+			kc, err := rs.CompromiseKey(ctx, store.SerialKey(signing), "officer-1", time.Now(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestKeyCompromise(t *testing.T) {
 				t.Fatal("unrelated certificate reported blocked")
 			}
 			// The pending issuance of the key was abandoned: its certificate is never stored.
-			err = certs.InsertCertificate(ctx, ca.CertificateRecord{Serial: store.SerialKey(pending), CA: "tsa", Profile: "tsa-unit", DER: selfSigned(t, pending)})
+			err = certs.InsertCertificate(ctx, ca.CertificateRecord{Serial: store.SerialKey(pending), CA: "tsa", Profile: "tsa-unit", DER: selfSigned(t, pending)}, nil)
 			if !errors.Is(err, ca.ErrKeyBlocked) {
 				t.Fatalf("a certificate for a blocked key: %v", err)
 			}
@@ -108,13 +108,13 @@ func TestKeyCompromise(t *testing.T) {
 			}
 
 			// Again: nothing left to do, nothing changed.
-			if _, err := rs.CompromiseKey(ctx, store.SerialKey(auth), "officer-2", time.Now()); !errors.Is(err, revocation.ErrAlreadyRevoked) {
+			if _, err := rs.CompromiseKey(ctx, store.SerialKey(auth), "officer-2", time.Now(), nil); !errors.Is(err, revocation.ErrAlreadyRevoked) {
 				t.Fatalf("second compromise: %v", err)
 			}
-			if _, err := rs.Revoke(ctx, store.SerialKey(auth), crl.ReasonKeyCompromise, "officer-2", time.Now()); !errors.Is(err, revocation.ErrAlreadyRevoked) {
+			if _, err := rs.Revoke(ctx, store.SerialKey(auth), crl.ReasonKeyCompromise, "officer-2", time.Now(), nil); !errors.Is(err, revocation.ErrAlreadyRevoked) {
 				t.Fatalf("Revoke(keyCompromise) of a revoked certificate: %v", err)
 			}
-			if _, err := rs.CompromiseKey(ctx, store.SerialKey(serialN(99)), "officer-2", time.Now()); !errors.Is(err, revocation.ErrNotFound) {
+			if _, err := rs.CompromiseKey(ctx, store.SerialKey(serialN(99)), "officer-2", time.Now(), nil); !errors.Is(err, revocation.ErrNotFound) {
 				t.Fatalf("unknown serial: %v", err)
 			}
 
@@ -123,18 +123,18 @@ func TestKeyCompromise(t *testing.T) {
 			old, sibling := serialN(10), serialN(11)
 			seedKeyCert(t, db, old, "citizen", "citizen-signing", "issued", k2)
 			seedKeyCert(t, db, sibling, "citizen", "citizen-auth", "issued", k2)
-			if _, err := rs.Revoke(ctx, store.SerialKey(old), crl.ReasonSuperseded, "officer-1", time.Now()); err != nil {
+			if _, err := rs.Revoke(ctx, store.SerialKey(old), crl.ReasonSuperseded, "officer-1", time.Now(), nil); err != nil {
 				t.Fatal(err)
 			}
 			// Revoke refuses it (nothing changes)…
-			if _, err := rs.Revoke(ctx, store.SerialKey(old), crl.ReasonKeyCompromise, "officer-1", time.Now()); !errors.Is(err, revocation.ErrAlreadyRevoked) {
+			if _, err := rs.Revoke(ctx, store.SerialKey(old), crl.ReasonKeyCompromise, "officer-1", time.Now(), nil); !errors.Is(err, revocation.ErrAlreadyRevoked) {
 				t.Fatalf("Revoke(keyCompromise) after superseded: %v", err)
 			}
 			if b, _ := certs.KeyBlocked(ctx, k2); b != nil {
 				t.Fatal("a refused Revoke blocked the key")
 			}
 			// …CompromiseKey blocks the key and revokes the sibling.
-			kc, err = rs.CompromiseKey(ctx, store.SerialKey(old), "officer-1", time.Now())
+			kc, err = rs.CompromiseKey(ctx, store.SerialKey(old), "officer-1", time.Now(), nil)
 			if err != nil || !kc.AlreadyRevoked || kc.Revocation.Reason != crl.ReasonSuperseded || len(kc.AlsoRevoked) != 1 ||
 				kc.AlsoRevoked[0].Serial != store.SerialKey(sibling) {
 				t.Fatalf("compromise after superseded: %+v %v", kc, err)
@@ -158,20 +158,20 @@ func TestSweepBlockedKeys(t *testing.T) {
 			key := sha256.Sum256([]byte("raced"))
 			origin, late := serialN(1), serialN(2)
 			seedKeyCert(t, db, origin, "citizen", "citizen-signing", "issued", key)
-			if _, err := rs.Revoke(ctx, store.SerialKey(origin), crl.ReasonKeyCompromise, "officer-1", time.Now()); err != nil {
+			if _, err := rs.Revoke(ctx, store.SerialKey(origin), crl.ReasonKeyCompromise, "officer-1", time.Now(), nil); err != nil {
 				t.Fatal(err)
 			}
 			// What the race leaves: an issued certificate of the blocked key, not revoked.
 			seedKeyCert(t, db, late, "citizen", "citizen-auth", "issued", key)
-			if cs, err := rs.SweepBlockedKeys(ctx, time.Now().Add(time.Hour), time.Now()); err != nil || len(cs) != 0 {
+			if cs, err := rs.SweepBlockedKeys(ctx, time.Now().Add(time.Hour), time.Now(), nil); err != nil || len(cs) != 0 {
 				t.Fatalf("sweep of a window without blocks: %v %v", cs, err)
 			}
-			cs, err := rs.SweepBlockedKeys(ctx, time.Now().Add(-time.Minute), time.Now())
+			cs, err := rs.SweepBlockedKeys(ctx, time.Now().Add(-time.Minute), time.Now(), nil)
 			if err != nil || len(cs) != 1 || cs[0].Serial != store.SerialKey(late) || cs[0].Origin != store.SerialKey(origin) ||
 				cs[0].KeyHash != key || cs[0].RevokedBy != "officer-1" || cs[0].Reason != crl.ReasonKeyCompromise {
 				t.Fatalf("sweep: %+v %v", cs, err)
 			}
-			if cs, err := rs.SweepBlockedKeys(ctx, time.Unix(0, 0), time.Now()); err != nil || len(cs) != 0 {
+			if cs, err := rs.SweepBlockedKeys(ctx, time.Unix(0, 0), time.Now(), nil); err != nil || len(cs) != 0 {
 				t.Fatalf("second sweep: %+v %v", cs, err)
 			}
 		})

@@ -61,7 +61,7 @@ func TestMigrationBlocksKeysRevokedBeforeBlocking(t *testing.T) {
 				t.Fatalf("a block made before the migration changed: %+v, %v", b, err)
 			}
 			// The first sweep of a server revokes the key's other certificate.
-			cs, err := db.Revocations().SweepBlockedKeys(ctx, time.Unix(0, 0), time.Now())
+			cs, err := db.Revocations().SweepBlockedKeys(ctx, time.Unix(0, 0), time.Now(), nil)
 			if err != nil || len(cs) != 1 || cs[0].Serial != store.SerialKey(sibling) || cs[0].Origin != store.SerialKey(first) {
 				t.Fatalf("sweep after the migration: %+v, %v; want %s revoked", cs, err, store.SerialKey(sibling))
 			}

@@ -190,7 +190,7 @@ func TestNotifyExpiryReminders(t *testing.T) {
 				}
 				serials = append(serials, got.Serial)
 			}
-			if _, err := db.Revocations().Revoke(ctx, serials[1], 1, "officer-1", time.Now()); err != nil {
+			if _, err := db.Revocations().Revoke(ctx, serials[1], 1, "officer-1", time.Now(), nil); err != nil {
 				t.Fatal(err)
 			}
 			g := newNotifyGateway(t)

@@ -195,7 +195,7 @@ func TestTwoNodesServeTheSameCRLs(t *testing.T) {
 	// the poll) and trigger.
 	serial := serialN(7)
 	seedCert(t, nodes[0].db, serial, "citizen", "issued", 0)
-	if _, err := nodes[0].db.Revocations().Revoke(ctx, store.SerialKey(serial), crl.ReasonKeyCompromise, "officer", time.Now()); err != nil {
+	if _, err := nodes[0].db.Revocations().Revoke(ctx, store.SerialKey(serial), crl.ReasonKeyCompromise, "officer", time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {

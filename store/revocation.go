@@ -12,6 +12,7 @@ import (
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // The revocation store feeds the CRL generator and the OCSP responder.
@@ -45,11 +46,13 @@ var ErrBadReason = errors.New("store: revocation reason not allowed")
 // and revocation.ErrNotFound when no certificate with that serial was
 // issued, ErrConflict and revocation.ErrAlreadyRevoked when it is already
 // revoked, ErrBadReason for a reason Thiqa does not record; in each case
-// nothing changed. A keyCompromise revocation also blocks the key and
+// nothing changed. The audit records rec gives (nil: none) are sealed into
+// the chain in the same transaction: an error from rec or the append rolls
+// the revocation back. A keyCompromise revocation also blocks the key and
 // revokes every certificate with it (CompromiseKey).
-func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by string, now time.Time) (*revocation.Revocation, error) {
+func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by string, now time.Time, rec revocation.Records) (*revocation.Revocation, error) {
 	if reason == crl.ReasonKeyCompromise {
-		kc, err := r.compromise(ctx, serial, by, now, true)
+		kc, err := r.compromise(ctx, serial, by, now, true, rec)
 		if kc == nil {
 			return nil, err
 		}
@@ -66,6 +69,7 @@ func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by 
 		return nil, errors.New("store: revoking: the revoking party is required")
 	}
 	var out *revocation.Revocation
+	var records auditInTx
 	err = r.db.writeTx(ctx, func(t *txn) error {
 		out = nil
 		var ca, state string
@@ -84,19 +88,36 @@ func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by 
 		if n > 0 {
 			return fmt.Errorf("store: revoking %s: %w: %w", key, revocation.ErrAlreadyRevoked, ErrConflict)
 		}
-		rec := &revocation.Revocation{Serial: key, CA: ca, Partition: part, RevokedAt: now.UTC().Truncate(time.Second),
+		rv := &revocation.Revocation{Serial: key, CA: ca, Partition: part, RevokedAt: now.UTC().Truncate(time.Second),
 			Reason: reason, RevokedBy: by, Recorded: time.Now().UTC()}
 		if _, err := t.exec(ctx, `INSERT INTO revocations (serial, ca, crl_partition, revoked_at, reason, revoked_by, recorded_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?)`, key, ca, part, rec.RevokedAt.UnixNano(), reason, by, rec.Recorded.UnixNano()); err != nil {
+	VALUES (?, ?, ?, ?, ?, ?, ?)`, key, ca, part, rv.RevokedAt.UnixNano(), reason, by, rv.Recorded.UnixNano()); err != nil {
 			return mapErr("store: revoking "+key, err)
 		}
-		out = rec
+		if err := records.appendAudit(ctx, t, sealer(rec, revocation.Change{Revocation: rv})); err != nil {
+			return fmt.Errorf("store: recording the revocation of %s in the audit log: %w", key, err)
+		}
+		out = rv
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	records.done(r.db)
 	return out, nil
+}
+
+// sealer returns the function that seals rec's records of c, or that
+// fails with rec's error (nil when rec is nil: nothing to record).
+func sealer(rec revocation.Records, c revocation.Change) audit.Sealer {
+	if rec == nil {
+		return nil
+	}
+	seal, err := rec(c)
+	if err != nil {
+		return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) { return nil, err })
+	}
+	return seal
 }
 
 const revocationColumns = `serial, ca, crl_partition, revoked_at, reason, revoked_by, recorded_at`

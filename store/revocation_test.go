@@ -83,7 +83,7 @@ func TestRevocationStore(t *testing.T) {
 			}
 
 			before := time.Now().Truncate(time.Second)
-			rv, err := rs.Revoke(ctx, strings.ToUpper(store.SerialKey(good)), crl.ReasonKeyCompromise, "officer-1", time.Now())
+			rv, err := rs.Revoke(ctx, strings.ToUpper(store.SerialKey(good)), crl.ReasonKeyCompromise, "officer-1", time.Now(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +112,7 @@ func TestRevocationStore(t *testing.T) {
 				{store.SerialKey(other), crl.ReasonCertificateHold, store.ErrBadReason, store.ErrBadReason},
 				{store.SerialKey(other), 7, store.ErrBadReason, store.ErrBadReason},
 			} {
-				if _, err := rs.Revoke(ctx, c.serial, c.reason, "officer-2", time.Now()); !errors.Is(err, c.want) || !errors.Is(err, c.also) {
+				if _, err := rs.Revoke(ctx, c.serial, c.reason, "officer-2", time.Now(), nil); !errors.Is(err, c.want) || !errors.Is(err, c.also) {
 					t.Errorf("revoke %s reason %d: %v, want %v and %v", c.serial, c.reason, err, c.want, c.also)
 				}
 			}
@@ -177,7 +177,7 @@ func TestConcurrentRevocationIsFinal(t *testing.T) {
 					db = b
 				}
 				wg.Go(func() {
-					_, err := db.Revocations().Revoke(ctx, store.SerialKey(s), crl.ReasonSuperseded, fmt.Sprint("officer-", i), time.Now())
+					_, err := db.Revocations().Revoke(ctx, store.SerialKey(s), crl.ReasonSuperseded, fmt.Sprint("officer-", i), time.Now(), nil)
 					mu.Lock()
 					defer mu.Unlock()
 					switch {
@@ -294,7 +294,7 @@ func TestCRLFromStore(t *testing.T) {
 				p := crl.Partition(s, parts)
 				seedCert(t, db, s, "citizen", "issued", p)
 				if i%3 == 0 {
-					if _, err := rs.Revoke(ctx, store.SerialKey(s), int(i%2), "officer", time.Now().Add(-time.Minute)); err != nil {
+					if _, err := rs.Revoke(ctx, store.SerialKey(s), int(i%2), "officer", time.Now().Add(-time.Minute), nil); err != nil {
 						t.Fatal(err)
 					}
 					revoked[p]++
@@ -304,7 +304,7 @@ func TestCRLFromStore(t *testing.T) {
 			// whole-CA CRL, partition 0, which stays published.
 			legacy := serialN(99)
 			seedCert(t, db, legacy, "citizen", "issued", 0)
-			if _, err := rs.Revoke(ctx, store.SerialKey(legacy), crl.ReasonSuperseded, "officer", time.Now().Add(-time.Minute)); err != nil {
+			if _, err := rs.Revoke(ctx, store.SerialKey(legacy), crl.ReasonSuperseded, "officer", time.Now().Add(-time.Minute), nil); err != nil {
 				t.Fatal(err)
 			}
 			revoked[0]++
@@ -505,7 +505,7 @@ func TestDeltaCRLFromStore(t *testing.T) {
 				}
 				seedCert(t, db, s, "citizen", "issued", crl.Partition(s, parts))
 			}
-			if _, err := rs.Revoke(ctx, store.SerialKey(early), crl.ReasonSuperseded, "officer", time.Now().Add(-time.Hour)); err != nil {
+			if _, err := rs.Revoke(ctx, store.SerialKey(early), crl.ReasonSuperseded, "officer", time.Now().Add(-time.Hour), nil); err != nil {
 				t.Fatal(err)
 			}
 			// Recorded an hour ago.
@@ -526,7 +526,7 @@ func TestDeltaCRLFromStore(t *testing.T) {
 				t.Fatalf("complete CRL: %+v %v", base, err)
 			}
 			for _, s := range []*big.Int{late, otherPartition} {
-				if _, err := rs.Revoke(ctx, store.SerialKey(s), crl.ReasonKeyCompromise, "officer", time.Now().Add(-time.Second)); err != nil {
+				if _, err := rs.Revoke(ctx, store.SerialKey(s), crl.ReasonKeyCompromise, "officer", time.Now().Add(-time.Second), nil); err != nil {
 					t.Fatal(err)
 				}
 			}

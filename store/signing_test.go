@@ -133,7 +133,7 @@ func TestSigningCredentials(t *testing.T) {
 			if revoked, err := s.CertificateRevoked(ctx, store.SerialKey(serial)); err != nil || revoked {
 				t.Fatalf("before revocation: %v %v", revoked, err)
 			}
-			if _, err := db.Revocations().Revoke(ctx, store.SerialKey(serial), 1, "officer-1", now); err != nil {
+			if _, err := db.Revocations().Revoke(ctx, store.SerialKey(serial), 1, "officer-1", now, nil); err != nil {
 				t.Fatal(err)
 			}
 			if revoked, err := s.CertificateRevoked(ctx, strings.ToUpper(store.SerialKey(serial))); err != nil || !revoked {

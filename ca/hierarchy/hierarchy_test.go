@@ -63,6 +63,16 @@ func (a *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error
 	return audit.Record{}, nil
 }
 
+// Prepare collects the entries when they are sealed (ca.Auditor).
+func (a *memAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
+	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) {
+		for _, e := range entries {
+			a.actions = append(a.actions, e.Action)
+		}
+		return nil, nil
+	}), nil
+}
+
 func testConfig(dir string) Config {
 	ca := func(name string) CA {
 		return CA{Name: name, Key: "pkcs11:token=t;object=" + name + "-ca", KeyLabel: name + "-ca", KeyType: "ec-p256",

@@ -54,7 +54,16 @@ const AuditBlockKey = "key.block"
 // actor through the store (CompromisedKey), audits the revocation, the key
 // block and each consequential revocation, and notifies them all.
 func (s *Service) compromise(ctx context.Context, actor, key string, cert *x509.Certificate, refuse func(error, string, ...any) error) (*Result, error) {
-	kc, err := s.o.Store.CompromiseKey(ctx, key, actor, time.Now())
+	// Each transaction of the store commits its revocations and block
+	// together with their audit records: a failed append leaves nothing
+	// recorded, and a retry does it all.
+	records := func(c Change) (audit.Sealer, error) {
+		if c.Compromise != nil {
+			return s.o.Audit.Prepare(compromiseEntries(actor, key, cert, c.Compromise)...)
+		}
+		return s.o.Audit.Prepare(consequenceEntries(actor, c.Consequences)...)
+	}
+	kc, err := s.o.Store.CompromiseKey(ctx, key, actor, time.Now(), records)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, refuse(ErrNotFound, "no certificate with serial %s", key)
@@ -63,11 +72,31 @@ func (s *Service) compromise(ctx context.Context, actor, key string, cert *x509.
 	case kc == nil:
 		return nil, fmt.Errorf("recording the revocation of %s: %w", key, err)
 	case err != nil:
-		// The revocation and the block stand; the poller's sweep finds
-		// what the second look missed.
+		// The revocation and the block stand, with their records; the
+		// poller's sweep finds what the second look missed.
 		s.log.ErrorContext(ctx, "key compromise recorded, but the second look for certificates with the key failed", "serial", key, "err", err)
 	}
 	res := &Result{Revocation: kc.Revocation, AlreadyRevoked: kc.AlreadyRevoked, KeyBlocked: true, AlsoRevoked: kc.AlsoRevoked}
+	also := make([]string, len(kc.AlsoRevoked))
+	for i, r := range kc.AlsoRevoked {
+		also[i] = r.Serial
+	}
+	if !kc.AlreadyRevoked {
+		s.notify(ctx, &kc.Revocation)
+	}
+	for i := range kc.AlsoRevoked {
+		s.notify(ctx, &kc.AlsoRevoked[i])
+	}
+	s.log.InfoContext(ctx, "key compromise: certificate revoked and key blocked", "serial", key, "ca", kc.Revocation.CA,
+		"alreadyRevoked", kc.AlreadyRevoked, "alsoRevoked", also, "by", actor)
+	return res, nil
+}
+
+// compromiseEntries are the audit records of a keyCompromise revocation's
+// first transaction (kc): the certificate's revocation (unless it was
+// revoked before), the key block (unless it was blocked before) and each
+// other certificate with the key revoked as a consequence.
+func compromiseEntries(actor, key string, cert *x509.Certificate, kc *CompromisedKey) []audit.Entry {
 	keyHash := hex.EncodeToString(kc.KeyHash[:])
 	also := make([]string, len(kc.AlsoRevoked))
 	for i, r := range kc.AlsoRevoked {
@@ -89,27 +118,21 @@ func (s *Service) compromise(ctx context.Context, actor, key string, cert *x509.
 	for _, r := range kc.AlsoRevoked {
 		entries = append(entries, consequenceEntry(actor, Consequence{Revocation: r, Origin: key, KeyHash: kc.KeyHash}))
 	}
-	var auditErr error
-	for _, e := range entries {
-		if _, err := s.o.Audit.Append(ctx, e); err != nil {
-			// The revocations stand (they are final); the missing record is an error.
-			s.log.ErrorContext(ctx, "audit append failed after a key compromise", "serial", key, "action", e.Action, "object", e.Object, "err", err)
-			auditErr = fmt.Errorf("key of certificate %s blocked, but writing the audit record failed: %w", key, err)
-			break
+	return entries
+}
+
+// consequenceEntries are the audit records of consequential revocations,
+// each by actor, or (actor "") by the party that blocked the key.
+func consequenceEntries(actor string, cs []Consequence) []audit.Entry {
+	entries := make([]audit.Entry, len(cs))
+	for i, c := range cs {
+		by := actor
+		if by == "" {
+			by = c.RevokedBy
 		}
+		entries[i] = consequenceEntry(by, c)
 	}
-	if !kc.AlreadyRevoked {
-		s.notify(ctx, &kc.Revocation)
-	}
-	for i := range kc.AlsoRevoked {
-		s.notify(ctx, &kc.AlsoRevoked[i])
-	}
-	if auditErr != nil {
-		return nil, auditErr
-	}
-	s.log.InfoContext(ctx, "key compromise: certificate revoked and key blocked", "serial", key, "ca", kc.Revocation.CA,
-		"alreadyRevoked", kc.AlreadyRevoked, "alsoRevoked", also, "by", actor)
-	return res, nil
+	return entries
 }
 
 // consequenceEntry is the audit record of a consequential revocation: it
@@ -132,16 +155,17 @@ func sweepEvery(every time.Duration) time.Duration {
 }
 
 // sweep revokes the certificates issued while their key was being blocked
-// (Store.SweepBlockedKeys), audits and notifies them.
+// (Store.SweepBlockedKeys, which commits them with their audit records)
+// and notifies them.
 func (s *Service) sweep(ctx context.Context, since time.Time) error {
-	cs, err := s.o.Store.SweepBlockedKeys(ctx, since, time.Now())
+	records := func(c Change) (audit.Sealer, error) {
+		return s.o.Audit.Prepare(consequenceEntries("", c.Consequences)...)
+	}
+	cs, err := s.o.Store.SweepBlockedKeys(ctx, since, time.Now(), records)
 	if err != nil {
 		return err
 	}
 	for _, c := range cs {
-		if _, err := s.o.Audit.Append(ctx, consequenceEntry(c.RevokedBy, c)); err != nil {
-			s.log.ErrorContext(ctx, "audit append failed after a consequential revocation", "serial", c.Serial, "err", err)
-		}
 		s.notify(ctx, &c.Revocation)
 		s.log.WarnContext(ctx, "certificate issued while its key was being blocked: revoked", "serial", c.Serial, "origin", c.Origin)
 	}

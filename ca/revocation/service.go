@@ -32,31 +32,59 @@ type Revocation struct {
 // Store keeps the revocations (package store implements it).
 type Store interface {
 	// Revoke records the final revocation of the issued certificate with
-	// that serial (lower-case hex) by the party by, at now. It returns an
-	// error wrapping ErrNotFound when no such certificate was issued and
-	// ErrAlreadyRevoked when it is revoked already; nothing changes then.
-	Revoke(ctx context.Context, serial string, reason int, by string, now time.Time) (*Revocation, error)
+	// that serial (lower-case hex) by the party by, at now, and the audit
+	// records rec gives for it in the same transaction (see Records). It
+	// returns an error wrapping ErrNotFound when no such certificate was
+	// issued and ErrAlreadyRevoked when it is revoked already; nothing
+	// changes then.
+	Revoke(ctx context.Context, serial string, reason int, by string, now time.Time, rec Records) (*Revocation, error)
 	// RecordedSince returns up to limit revocations recorded at or after
 	// since, oldest first.
 	RecordedSince(ctx context.Context, since time.Time, limit int) ([]Revocation, error)
 	// CompromiseKey revokes the certificate with that serial for
 	// keyCompromise (unless it is revoked already), blocks its key and
 	// revokes every other certificate with the key, in one transaction
-	// (see CompromisedKey). It returns an error wrapping ErrNotFound when no
+	// (see CompromisedKey), with the audit records rec gives for each of
+	// its transactions. It returns an error wrapping ErrNotFound when no
 	// such certificate was issued, and ErrAlreadyRevoked when it was
 	// revoked and its key blocked before and nothing was left to revoke;
 	// nothing changes then. Revoke with reason keyCompromise does the same
 	// (refusing a certificate revoked before).
-	CompromiseKey(ctx context.Context, serial, by string, now time.Time) (*CompromisedKey, error)
+	CompromiseKey(ctx context.Context, serial, by string, now time.Time, rec Records) (*CompromisedKey, error)
 	// SweepBlockedKeys revokes, for keyCompromise, the issued certificates
 	// not yet revoked whose key was blocked at or after since (issued while
-	// the block was being recorded), and returns them.
-	SweepBlockedKeys(ctx context.Context, since, now time.Time) ([]Consequence, error)
+	// the block was being recorded), with the audit records rec gives for
+	// them, and returns them.
+	SweepBlockedKeys(ctx context.Context, since, now time.Time, rec Records) ([]Consequence, error)
 }
 
-// Auditor appends to the hash-chained audit log (*audit.Log).
+// Records gives the audit records of what one store transaction is about
+// to commit; the store seals them into the audit chain inside that
+// transaction (audit.Sealer), so that a revocation is never committed
+// without its records, nor a record written for a revocation rolled back.
+// An error from it rolls the transaction back. nil records nothing.
+type Records func(Change) (audit.Sealer, error)
+
+// Change is what one store transaction of a revocation commits; exactly
+// one of its fields is set.
+type Change struct {
+	// Revocation is the revocation Revoke records (not keyCompromise).
+	Revocation *Revocation
+	// Compromise is what a keyCompromise revocation's first transaction
+	// records (Revoke, CompromiseKey).
+	Compromise *CompromisedKey
+	// Consequences are certificates revoked for keyCompromise because
+	// their key is blocked: found by a keyCompromise revocation's second
+	// look, or by a sweep of the blocked keys.
+	Consequences []Consequence
+}
+
+// Auditor appends to the hash-chained audit log (*audit.Log): refusals
+// with Append, the records of a revocation with Prepare, sealed by the
+// store in the transaction that commits it.
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+	Prepare(entries ...audit.Entry) (audit.Sealer, error)
 }
 
 // Responder answers OCSP requests and re-signs a revoked certificate's
@@ -153,8 +181,8 @@ type Result struct {
 
 // Revoke checks and records one revocation by actor: the certificate must
 // exist, allow (nil: anyone) says whether the caller may revoke it; then
-// the store commits, the audit record is written, the responder re-signs
-// and the CRLs are triggered. Every refusal is audited too, and returned
+// the store commits it together with its audit record, the responder
+// re-signs and the CRLs are triggered. Every refusal is audited too, and returned
 // as a *Refusal.
 //
 // Reason keyCompromise also blocks the certificate's key for good and
@@ -204,7 +232,19 @@ func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, 
 	if reason == KeyCompromise {
 		return s.compromise(ctx, actor, key, cert, refuse)
 	}
-	r, err := s.o.Store.Revoke(ctx, key, int(reason), actor, time.Now())
+	records := func(c Change) (audit.Sealer, error) {
+		r := c.Revocation
+		if r == nil {
+			return nil, fmt.Errorf("revocation of %s: the store recorded no revocation", key)
+		}
+		return s.o.Audit.Prepare(audit.Entry{
+			Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: key, Outcome: audit.OutcomeSuccess,
+			Details: map[string]any{"ca": r.CA, "reason": reason.String(), "revokedAt": r.RevokedAt, "subject": cert.Subject.String()},
+		})
+	}
+	// The store commits the revocation and its audit record together: a
+	// failed append leaves the certificate unrevoked, and a retry revokes it.
+	r, err := s.o.Store.Revoke(ctx, key, int(reason), actor, time.Now(), records)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, refuse(ErrNotFound, "no certificate with serial %s", key)
@@ -212,15 +252,6 @@ func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, 
 		return nil, refuse(ErrAlreadyRevoked, "certificate %s is already revoked", key)
 	case err != nil:
 		return nil, fmt.Errorf("recording the revocation of %s: %w", key, err)
-	}
-	if _, err := s.o.Audit.Append(ctx, audit.Entry{
-		Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: key, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"ca": r.CA, "reason": reason.String(), "revokedAt": r.RevokedAt, "subject": cert.Subject.String()},
-	}); err != nil {
-		// The revocation stands (it is final); the missing record is an error.
-		s.log.ErrorContext(ctx, "audit append failed after a revocation", "serial", key, "err", err)
-		s.notify(ctx, r)
-		return nil, fmt.Errorf("certificate %s revoked, but writing the audit record failed: %w", key, err)
 	}
 	s.notify(ctx, r)
 	s.log.InfoContext(ctx, "certificate revoked", "serial", key, "ca", r.CA, "reason", reason.String(), "by", actor)

@@ -22,14 +22,22 @@ func (s *sweepStore) RecordedSince(context.Context, time.Time, int) ([]Revocatio
 	return nil, nil
 }
 
-func (s *sweepStore) SweepBlockedKeys(_ context.Context, since, now time.Time) ([]Consequence, error) {
+func (s *sweepStore) SweepBlockedKeys(_ context.Context, since, now time.Time, rec Records) ([]Consequence, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.since = append(s.since, since)
 	if len(s.since) > 1 {
 		return nil, nil
 	}
-	return []Consequence{{Revocation: Revocation{Serial: "0b", CA: "citizen", RevokedAt: now, Reason: int(KeyCompromise), RevokedBy: "officer-9"}, Origin: "0a"}}, nil
+	cs := []Consequence{{Revocation: Revocation{Serial: "0b", CA: "citizen", RevokedAt: now, Reason: int(KeyCompromise), RevokedBy: "officer-9"}, Origin: "0a"}}
+	seal, err := rec(Change{Consequences: cs})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := seal.Seal(audit.Head{Hash: audit.GenesisHash()}); err != nil {
+		return nil, err
+	}
+	return cs, nil
 }
 
 type memAuditor struct {
@@ -42,6 +50,16 @@ func (m *memAuditor) Append(_ context.Context, e audit.Entry) (audit.Record, err
 	defer m.mu.Unlock()
 	m.entries = append(m.entries, e)
 	return audit.Record{}, nil
+}
+
+// Prepare records entries as they would be sealed (the store is a fake).
+func (m *memAuditor) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
+	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.entries = append(m.entries, entries...)
+		return nil, nil
+	}), nil
 }
 
 type triggers struct {

@@ -44,3 +44,42 @@ func (g *Gate) Append(ctx context.Context, e audit.Entry) (audit.Record, error) 
 	}
 	return g.Log.Append(ctx, e)
 }
+
+// Preparer is what services that commit a change together with its audit
+// records declare (*audit.Log): the store seals the records in the
+// change's transaction.
+type Preparer interface {
+	Prepare(entries ...audit.Entry) (audit.Sealer, error)
+}
+
+// Prepare implements Preparer over Log (which must implement it): the
+// Sealer it returns fails, inside the store's transaction, while the gate
+// is down, as an append that fails there does.
+func (g *Gate) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
+	p, ok := g.Log.(Preparer)
+	if !ok {
+		return nil, errors.New("audittest: the gate's log cannot prepare records")
+	}
+	seal, err := p.Prepare(entries...)
+	if err != nil {
+		return nil, err
+	}
+	return gatedSealer{g: g, Sealer: seal}, nil
+}
+
+// gatedSealer is Gate.Prepare's Sealer.
+type gatedSealer struct {
+	g *Gate
+	audit.Sealer
+}
+
+// Seal fails while the gate is down.
+func (s gatedSealer) Seal(h audit.Head) ([]audit.Record, error) {
+	if s.g.Down.Load() {
+		if s.g.Err != nil {
+			return nil, s.g.Err
+		}
+		return nil, ErrDown
+	}
+	return s.Sealer.Seal(h)
+}

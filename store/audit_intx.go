@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+
+	"github.com/thiqa/thiqa/internal/audit"
+)
+
+// auditInTx collects, for one write transaction, the audit records of the
+// change it commits: appendAudit seals them into the chain inside the
+// transaction, and done (after the commit) moves the DB's head hint and
+// tells the sealers.
+type auditInTx struct {
+	head   audit.Head // the head after the records, zero when none were written
+	sealed []audit.Sealer
+}
+
+// appendAudit seals the records of seal (nil: none) into the chain within
+// t, after the change t makes: it reads the head under its lock (FOR
+// UPDATE on PostgreSQL; SQLite's transaction holds the write lock from
+// BEGIN), inserts the records and moves the head. The change and its
+// records are committed together or not at all. The head is locked last,
+// so the lock is held only for the rest of the transaction.
+func (a *auditInTx) appendAudit(ctx context.Context, t *txn, seal audit.Sealer) error {
+	a.head, a.sealed = audit.Head{}, nil
+	if seal == nil {
+		return nil
+	}
+	var h audit.Head
+	if err := t.auditStmt(ctx, t.db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
+		return mapErr("store: reading the audit head", err)
+	}
+	last, err := t.sealAndAppend(ctx, h, seal.Seal)
+	if err != nil {
+		return err
+	}
+	a.head, a.sealed = last, []audit.Sealer{seal}
+	return nil
+}
+
+// done tells db of the head the committed transaction left (PostgreSQL's
+// one-round-trip append starts from it) and the sealers that their records
+// were committed.
+func (a *auditInTx) done(db *DB) {
+	if a.head.Hash != nil {
+		db.setAuditHeadHint(a.head)
+	}
+	for _, s := range a.sealed {
+		s.Committed()
+	}
+}
+
+// chainSealers returns one Sealer writing the records of seals one after
+// the other (nil when there are none).
+func chainSealers(seals []audit.Sealer) audit.Sealer {
+	switch len(seals) {
+	case 0:
+		return nil
+	case 1:
+		return seals[0]
+	}
+	return sealerChain(seals)
+}
+
+// sealerChain is chainSealers's Sealer.
+type sealerChain []audit.Sealer
+
+// Seal implements audit.Sealer.
+func (c sealerChain) Seal(h audit.Head) ([]audit.Record, error) {
+	var out []audit.Record
+	for _, s := range c {
+		recs, err := s.Seal(h)
+		if err != nil {
+			return nil, err
+		}
+		if len(recs) > 0 {
+			last := recs[len(recs)-1]
+			h = audit.Head{Seq: last.Seq, Hash: last.Hash}
+		}
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// Committed implements audit.Sealer.
+func (c sealerChain) Committed() {
+	for _, s := range c {
+		s.Committed()
+	}
+}
