@@ -95,7 +95,7 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("audit archive", env)
 	dir := fs.String("data", "", "data folder (required)")
 	through := fs.Int64("through", 0, "archive up to the newest signed checkpoint at or before this seq")
-	before := fs.String("before", "", "archive up to the newest signed checkpoint at or before the last record made strictly before this RFC 3339 time")
+	before := fs.String("before", "", "archive up to the newest signed checkpoint at or before the last record of the run, from the first live record on, of records all made strictly before this RFC 3339 time")
 	out := fs.String("out", "", "archive file to write (must not exist; the same file again finishes an interrupted run)")
 	cpFile := fs.String("checkpoints", "", "checkpoint file (default: the configuration's audit.checkpointFile)")
 	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
