@@ -29,6 +29,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
   thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM] [--since SEQ]
   thiqa audit verify --ceremony DIR
   thiqa audit verify --archive FILE [--archive FILE2 ...] [--checkpoint-key PEM]
+  thiqa audit verify --data DIR --archive FILE [--archive FILE2 ...] [--checkpoints FILE] [--checkpoint-key PEM]
   thiqa audit report --data DIR [--from 2026-11] [--to 2026-12] [--by month|day|total] [--json]
   thiqa audit archive --data DIR (--through SEQ | --before RFC3339-TIME) --out FILE [--checkpoints FILE] [--checkpoint-key PEM]`, args)
 	}
@@ -39,7 +40,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
 	since := fs.Int64("since", 0, "incremental: verify only from the newest signed checkpoint at or before this seq to the head (records before it are not re-checked); default: the whole chain from seq 1")
 	var archives stringList
-	fs.Var(&archives, "archive", "verify an archive file of `thiqa audit archive` offline (repeat, oldest first: consecutive files must chain); no data folder needed")
+	fs.Var(&archives, "archive", "verify an archive file of `thiqa audit archive` (repeat): without --data offline, oldest first (consecutive files must chain); with --data also that the files are exactly the archived ranges the database records")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -48,9 +49,15 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if sinceSet && *since < 1 {
 		return withExit(2, fmt.Errorf("--since %d: give the seq of a record (1 or more)", *since))
 	}
+	if len(archives) > 0 && *dir != "" {
+		if sinceSet || *ceremony != "" {
+			return withExit(2, errors.New("--archive with --data verifies the whole live log and the archive files: --since and --ceremony do not apply"))
+		}
+		return verifyWithArchives(ctx, env, *dir, *cpFile, *cpKey, archives)
+	}
 	if len(archives) > 0 {
-		if sinceSet || *ceremony != "" || *dir != "" || *cpFile != "" {
-			return withExit(2, errors.New("--archive verifies archive files on their own: give only --checkpoint-key with it"))
+		if sinceSet || *ceremony != "" || *cpFile != "" {
+			return withExit(2, errors.New("--archive verifies archive files on their own: give only --checkpoint-key with it (or --data to check them against the database)"))
 		}
 		ok, err := audit.VerifyArchiveFiles(archives, *cpKey, env.stdout)
 		if err != nil {
@@ -80,6 +87,26 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	} else {
 		ok, err = audit.VerifyAll(ctx, db, file, key, env.stdout)
 	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return withExit(1, errSilent)
+	}
+	return nil
+}
+
+// verifyWithArchives is `thiqa audit verify --data DIR --archive F…`: the
+// live log as audit verify checks it, and the archive files against the
+// archived ranges (audit.VerifyAllWithArchives).
+func verifyWithArchives(ctx context.Context, env *cliEnv, dir, cpFile, cpKey string, archives []string) error {
+	cfg, db, err := openFolderStore(ctx, env, dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a := cfg.ResolvedAudit()
+	ok, err := audit.VerifyAllWithArchives(ctx, db, cmp.Or(cpFile, a.CheckpointFile), cmp.Or(cpKey, a.CheckpointPublicKey), archives, env.stdout)
 	if err != nil {
 		return err
 	}

@@ -50,8 +50,15 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 	if v := mustThiqa(t, nil, "audit", "verify", "--archive", out, "--checkpoint-key", key); !strings.Contains(v.stdout, "audit archive OK: ") {
 		t.Fatalf("audit verify --archive: %s", v.stdout)
 	}
-	if r := thiqa(t, nil, "audit", "verify", "--archive", out, "--data", dir); r.code != 2 {
-		t.Fatalf("audit verify --archive --data: exit %d", r.code)
+	// With the data folder, the files must be exactly the archived ranges.
+	if v := mustThiqa(t, nil, "audit", "verify", "--archive", out, "--data", dir); !strings.Contains(v.stdout, "audit archives OK: the 1 files given are the 1 archived ranges") {
+		t.Fatalf("audit verify --archive --data: %s", v.stdout)
+	}
+	if r := thiqa(t, nil, "audit", "verify", "--archive", out, "--data", dir, "--since", "1"); r.code != 2 {
+		t.Fatalf("audit verify --archive --data --since: exit %d", r.code)
+	}
+	if r := thiqa(t, nil, "audit", "verify", "--archive", out, "--checkpoints", filepath.Join(dir, "x")); r.code != 2 {
+		t.Fatalf("audit verify --archive --checkpoints without --data: exit %d", r.code)
 	}
 	if r := mustThiqa(t, nil, "audit", "report", "--data", dir); !strings.Contains(r.stdout, "note: records 1 to "+m[1]+" are archived") {
 		t.Fatalf("audit report after the archive: %s", r.stdout)
@@ -68,6 +75,9 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 	writeFile(t, bad, string(raw[:len(raw)-10]))
 	if r := thiqa(t, nil, "audit", "verify", "--archive", bad); r.code != 1 || !strings.Contains(r.stdout, "audit archive BROKEN") {
 		t.Fatalf("audit verify --archive of a damaged file: exit %d\n%s", r.code, r.stdout)
+	}
+	if r := thiqa(t, nil, "audit", "verify", "--data", dir, "--archive", bad); r.code != 1 || !strings.Contains(r.stdout, "audit archive BROKEN") {
+		t.Fatalf("audit verify --data --archive of a damaged file: exit %d\n%s", r.code, r.stdout)
 	}
 
 	// A backup of the archived folder restores, and the restored log verifies.

@@ -122,6 +122,12 @@ func (p ArchivedPrefix) Holds(c Checkpoint) bool {
 
 // Describe says in one line which records are archived, or "" when none.
 func (p ArchivedPrefix) Describe() string {
+	return p.describe(false)
+}
+
+// describe is Describe; withFiles says that the archive files are checked
+// after it (verify --data with --archive).
+func (p ArchivedPrefix) describe(withFiles bool) string {
 	if len(p.Rows) == 0 {
 		return ""
 	}
@@ -132,6 +138,10 @@ func (p ArchivedPrefix) Describe() string {
 			files[i] += ", " + r.State
 		}
 		files[i] += ")"
+	}
+	if withFiles {
+		return fmt.Sprintf("records 1 to %d are archived in %s, checked against the archive files given after the live log",
+			p.Below-1, strings.Join(files, ", "))
 	}
 	return fmt.Sprintf("records 1 to %d are archived in %s and not re-checked here (verify the files with --archive)",
 		p.Below-1, strings.Join(files, ", "))
