@@ -27,6 +27,8 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 		{"--data", dir, "--through", m[1], "--before", "2026-01-01T00:00:00Z", "--out", out},
 		{"--data", dir, "--out", out},
 		{"--data", dir, "--before", "yesterday", "--out", out},
+		{"--data", dir, "--file-lost", "--through", m[1], "--out", out},
+		{"--data", dir, "--file-lost"},
 	} {
 		if r := thiqa(t, nil, append([]string{"audit", "archive"}, args...)...); r.code != 2 {
 			t.Fatalf("audit archive %v: exit %d, want 2\n%s", args, r.code, r.stderr)
@@ -34,6 +36,9 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 	}
 	if r := thiqa(t, nil, "audit", "archive", "--data", dir, "--through", "1000000", "--out", out); r.code != 1 || !strings.Contains(errorLine(t, r), "past the newest record") {
 		t.Fatalf("audit archive past the head: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := thiqa(t, nil, "audit", "archive", "--data", dir, "--file-lost", "--out", out); r.code != 1 || !strings.Contains(errorLine(t, r), "no archive is unfinished") {
+		t.Fatalf("audit archive --file-lost with nothing unfinished: exit %d\n%s", r.code, r.stderr)
 	}
 	if r := thiqa(t, nil, "audit", "archive", "--data", dir, "--through", "1", "--out", out); r.code != 1 || !strings.Contains(errorLine(t, r), "no signed checkpoint") {
 		t.Fatalf("audit archive without a checkpoint: exit %d\n%s", r.code, r.stderr)

@@ -123,9 +123,11 @@ func readMatchedFile(path string, pub crypto.PublicKey, first Record) (matchedFi
 // archived ranges of arch, chained to each other and to the first live
 // record first, or "" when they are.
 func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) string {
+	// A range whose file was lost is held by its replacement, from the
+	// record it replaces the lost file from.
 	byFirst := make(map[int64]ArchiveRow, len(arch.Rows))
 	for _, r := range arch.Rows {
-		byFirst[r.FirstSeq] = r
+		byFirst[r.fileFirst()] = r
 	}
 	matched := make(map[int64]bool, len(files))
 	for i, f := range files {
@@ -138,10 +140,10 @@ func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) strin
 			return fmt.Sprintf("%s holds records %d to %d, which no archived range recorded in the database starts with", f.path, h.FirstSeq, h.LastSeq)
 		case r.LastSeq != h.LastSeq:
 			return fmt.Sprintf("%s holds records %d to %d, the archived range %d-%d (%s) records %d to %d", f.path, h.FirstSeq, h.LastSeq,
-				r.FirstSeq, r.LastSeq, r.File, r.FirstSeq, r.LastSeq)
-		case !bytes.Equal(r.FileSHA256, f.sum.SHA256):
+				r.FirstSeq, r.LastSeq, r.fileName(), r.fileFirst(), r.LastSeq)
+		case !bytes.Equal(r.fileSHA256(), f.sum.SHA256):
 			return fmt.Sprintf("%s (SHA-256 %s) is not the file the archived range %d-%d records (%s, SHA-256 %s)", f.path,
-				hex.EncodeToString(f.sum.SHA256), r.FirstSeq, r.LastSeq, r.File, hex.EncodeToString(r.FileSHA256))
+				hex.EncodeToString(f.sum.SHA256), r.FirstSeq, r.LastSeq, r.fileName(), hex.EncodeToString(r.fileSHA256()))
 		case !bytes.Equal(r.LastHash, f.sum.LastHash):
 			return fmt.Sprintf("%s ends at record %d with another hash than the archived range %d-%d (%s) records", f.path, h.LastSeq, r.FirstSeq, r.LastSeq, r.File)
 		case r.Checkpoint != "" && r.Checkpoint != h.CheckpointLine:
@@ -153,9 +155,12 @@ func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) strin
 		matched[h.FirstSeq] = true
 	}
 	for _, r := range arch.Rows {
-		if !matched[r.FirstSeq] {
+		if lost := r.lost(); lost != "" {
+			return fmt.Sprintf("%s (the range %d-%d was finished without it, thiqa audit archive --file-lost): nothing vouches for them any more", lost, r.FirstSeq, r.LastSeq)
+		}
+		if !matched[r.fileFirst()] {
 			return fmt.Sprintf("no file given holds the archived range %d-%d (%s, SHA-256 %s): records %d to %d are not in the live log and no archive file vouches for them",
-				r.FirstSeq, r.LastSeq, r.File, hex.EncodeToString(r.FileSHA256), r.FirstSeq, r.LastSeq)
+				r.FirstSeq, r.LastSeq, r.fileName(), hex.EncodeToString(r.fileSHA256()), r.fileFirst(), r.LastSeq)
 		}
 	}
 	if len(files) == 0 || first.Seq == 0 {
@@ -171,4 +176,29 @@ func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) strin
 		return fmt.Sprintf("the live log starts at record %d, the last file given ends at record %d", first.Seq, end)
 	}
 	return ""
+}
+
+// fileFirst is the first record of the file that holds r: its
+// replacement's when its file was lost.
+func (r ArchiveRow) fileFirst() int64 {
+	if r.ReplacedFrom != 0 {
+		return r.ReplacedFrom
+	}
+	return r.FirstSeq
+}
+
+// fileName is the name of the file that holds r.
+func (r ArchiveRow) fileName() string {
+	if r.ReplacedFrom != 0 {
+		return r.ReplacementFile
+	}
+	return r.File
+}
+
+// fileSHA256 is the SHA-256 of the file that holds r.
+func (r ArchiveRow) fileSHA256() []byte {
+	if r.ReplacedFrom != 0 {
+		return r.ReplacementSHA256
+	}
+	return r.FileSHA256
 }

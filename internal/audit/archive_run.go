@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"encoding/hex"
@@ -124,7 +125,11 @@ func Archive(ctx context.Context, st ArchiveStore, o ArchiveOptions) (ArchiveRes
 	}
 	if n := len(p.Rows); n > 0 && p.Rows[n-1].State != ArchiveDone {
 		r := p.Rows[n-1]
-		return ArchiveResult{}, fmt.Errorf("%w: records %d to %d are still being deleted; run the archive again with --out pointing at %s",
+		if r.ReplacedFrom != 0 {
+			return ArchiveResult{}, fmt.Errorf("%w: records %d to %d are still being deleted; run the archive again with --file-lost and --out pointing at %s",
+				ErrArchiveUnfinished, r.FirstSeq, r.LastSeq, cmp.Or(r.ReplacementFile, "any name"))
+		}
+		return ArchiveResult{}, fmt.Errorf("%w: records %d to %d are still being deleted; run the archive again with --out pointing at %s (if that file is lost: --file-lost, see docs/operations.md)",
 			ErrArchiveUnfinished, r.FirstSeq, r.LastSeq, r.File)
 	}
 	c, err := archiveEnd(ctx, st, o, pub, p.Below)
@@ -175,7 +180,8 @@ func resumeArchive(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub c
 		if r.FirstSeq > s.Header.LastSeq || r.LastSeq < s.Header.FirstSeq {
 			continue
 		}
-		if r.FirstSeq != s.Header.FirstSeq || r.LastSeq != s.Header.LastSeq || !bytes.Equal(r.FileSHA256, s.SHA256) {
+		replacement := r.ReplacedFrom != 0 && r.ReplacedFrom == s.Header.FirstSeq && bytes.Equal(r.ReplacementSHA256, s.SHA256)
+		if !replacement && (r.FirstSeq != s.Header.FirstSeq || !bytes.Equal(r.FileSHA256, s.SHA256)) || r.LastSeq != s.Header.LastSeq {
 			return res, fmt.Errorf("%w: %s holds records %d to %d, already archived in %s (records %d to %d); it is not overwritten",
 				ErrAlreadyArchived, o.Out, s.Header.FirstSeq, s.Header.LastSeq, r.File, r.FirstSeq, r.LastSeq)
 		}
