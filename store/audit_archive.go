@@ -17,7 +17,8 @@ var _ audit.ArchiveStore = (*DB)(nil)
 // AuditArchives implements audit.ArchiveLister: the archived ranges of
 // the audit log (table audit_archives), in seq order.
 func (db *DB) AuditArchives(ctx context.Context) ([]audit.ArchiveRow, error) {
-	rows, err := db.query(ctx, `SELECT first_seq, last_seq, last_hash, file_name, file_sha256, created_unix_ns, state, checkpoint_line
+	rows, err := db.query(ctx, `SELECT first_seq, last_seq, last_hash, file_name, file_sha256, created_unix_ns, state, checkpoint_line,
+	replaced_from, replacement_file, replacement_sha256
 FROM audit_archives ORDER BY first_seq`)
 	if err != nil {
 		return nil, mapErr("store: reading the audit archives", err)
@@ -27,7 +28,8 @@ FROM audit_archives ORDER BY first_seq`)
 	for rows.Next() {
 		var r audit.ArchiveRow
 		var ns int64
-		if err := rows.Scan(&r.FirstSeq, &r.LastSeq, &r.LastHash, &r.File, &r.FileSHA256, &ns, &r.State, &r.Checkpoint); err != nil {
+		if err := rows.Scan(&r.FirstSeq, &r.LastSeq, &r.LastHash, &r.File, &r.FileSHA256, &ns, &r.State, &r.Checkpoint,
+			&r.ReplacedFrom, &r.ReplacementFile, &r.ReplacementSHA256); err != nil {
 			return nil, mapErr("store: reading the audit archives", err)
 		}
 		r.Created = time.Unix(0, ns).UTC()
@@ -141,4 +143,63 @@ func (db *DB) FinishAuditArchive(ctx context.Context, firstSeq int64) error {
 		}
 		return nil
 	})
+}
+
+// ReplaceLostAuditArchive implements audit.ArchiveStore: in one
+// transaction, under the audit head's lock, it checks that the range
+// starting at firstSeq is the last one, still being deleted and not
+// replaced yet, and that its live records start at rep.From (rep.From is
+// the range's last seq + 1 when none is live), records the replacement
+// and appends what seal returns.
+func (db *DB) ReplaceLostAuditArchive(ctx context.Context, firstSeq int64, rep audit.ArchiveReplacement, seal func(audit.Head) ([]audit.Record, error)) error {
+	var last audit.Head
+	err := db.writeTx(ctx, func(t *txn) error {
+		var h audit.Head
+		if err := t.auditStmt(ctx, db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
+			return mapErr("store: reading the audit head", err)
+		}
+		var lastSeq, replaced, after int64
+		var state string
+		err := t.queryRow(ctx, "SELECT last_seq, state, replaced_from FROM audit_archives WHERE first_seq = ?", firstSeq).Scan(&lastSeq, &state, &replaced)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: no archived range starts at record %d", audit.ErrArchiveConflict, firstSeq)
+		}
+		if err != nil {
+			return mapErr("store: reading the audit archives", err)
+		}
+		if err := t.queryRow(ctx, "SELECT COUNT(*) FROM audit_archives WHERE first_seq > ?", firstSeq).Scan(&after); err != nil {
+			return mapErr("store: reading the audit archives", err)
+		}
+		switch {
+		case state != audit.ArchiveDeleting || after > 0:
+			return fmt.Errorf("%w: the archived range %d-%d is not the last one still being deleted", audit.ErrArchiveConflict, firstSeq, lastSeq)
+		case replaced != 0:
+			return fmt.Errorf("%w: the archived range %d-%d was replaced already (from record %d)", audit.ErrArchiveConflict, firstSeq, lastSeq, replaced)
+		}
+		var first sql.NullInt64
+		if err := t.queryRow(ctx, "SELECT MIN(seq) FROM audit_log WHERE seq >= ?", firstSeq).Scan(&first); err != nil {
+			return mapErr("store: reading the first audit record", err)
+		}
+		live := lastSeq + 1
+		if first.Valid && first.Int64 <= lastSeq {
+			live = first.Int64
+		}
+		if rep.From != live {
+			return fmt.Errorf("%w: the live records of the range %d-%d start at %d, not %d", audit.ErrArchiveConflict, firstSeq, lastSeq, live, rep.From)
+		}
+		sum := rep.FileSHA256
+		if sum == nil {
+			sum = []byte{}
+		}
+		if _, err := t.exec(ctx, "UPDATE audit_archives SET replaced_from = ?, replacement_file = ?, replacement_sha256 = ? WHERE first_seq = ?",
+			rep.From, rep.File, sum, firstSeq); err != nil {
+			return mapErr("store: recording the replacement archive", err)
+		}
+		last, err = t.sealAndAppend(ctx, h, seal)
+		return err
+	})
+	if err == nil && last.Hash != nil {
+		db.setAuditHeadHint(last)
+	}
+	return err
 }

@@ -29,8 +29,10 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
   thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM] [--since SEQ]
   thiqa audit verify --ceremony DIR
   thiqa audit verify --archive FILE [--archive FILE2 ...] [--checkpoint-key PEM]
+  thiqa audit verify --data DIR --archive FILE [--archive FILE2 ...] [--checkpoints FILE] [--checkpoint-key PEM]
   thiqa audit report --data DIR [--from 2026-11] [--to 2026-12] [--by month|day|total] [--json]
-  thiqa audit archive --data DIR (--through SEQ | --before RFC3339-TIME) --out FILE [--checkpoints FILE] [--checkpoint-key PEM]`, args)
+  thiqa audit archive --data DIR (--through SEQ | --before RFC3339-TIME) --out FILE [--checkpoints FILE] [--checkpoint-key PEM]
+  thiqa audit archive --data DIR --file-lost --out FILE [--checkpoints FILE] [--checkpoint-key PEM]`, args)
 	}
 	fs := newFlags("audit verify", env)
 	dir := fs.String("data", "", "data folder (required unless --ceremony)")
@@ -39,7 +41,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
 	since := fs.Int64("since", 0, "incremental: verify only from the newest signed checkpoint at or before this seq to the head (records before it are not re-checked); default: the whole chain from seq 1")
 	var archives stringList
-	fs.Var(&archives, "archive", "verify an archive file of `thiqa audit archive` offline (repeat, oldest first: consecutive files must chain); no data folder needed")
+	fs.Var(&archives, "archive", "verify an archive file of `thiqa audit archive` (repeat): without --data offline, oldest first (consecutive files must chain); with --data also that the files are exactly the archived ranges the database records")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -48,9 +50,15 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if sinceSet && *since < 1 {
 		return withExit(2, fmt.Errorf("--since %d: give the seq of a record (1 or more)", *since))
 	}
+	if len(archives) > 0 && *dir != "" {
+		if sinceSet || *ceremony != "" {
+			return withExit(2, errors.New("--archive with --data verifies the whole live log and the archive files: --since and --ceremony do not apply"))
+		}
+		return verifyWithArchives(ctx, env, *dir, *cpFile, *cpKey, archives)
+	}
 	if len(archives) > 0 {
-		if sinceSet || *ceremony != "" || *dir != "" || *cpFile != "" {
-			return withExit(2, errors.New("--archive verifies archive files on their own: give only --checkpoint-key with it"))
+		if sinceSet || *ceremony != "" || *cpFile != "" {
+			return withExit(2, errors.New("--archive verifies archive files on their own: give only --checkpoint-key with it (or --data to check them against the database)"))
 		}
 		ok, err := audit.VerifyArchiveFiles(archives, *cpKey, env.stdout)
 		if err != nil {
@@ -89,16 +97,37 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
+// verifyWithArchives is `thiqa audit verify --data DIR --archive F…`: the
+// live log as audit verify checks it, and the archive files against the
+// archived ranges (audit.VerifyAllWithArchives).
+func verifyWithArchives(ctx context.Context, env *cliEnv, dir, cpFile, cpKey string, archives []string) error {
+	cfg, db, err := openFolderStore(ctx, env, dir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	a := cfg.ResolvedAudit()
+	ok, err := audit.VerifyAllWithArchives(ctx, db, cmp.Or(cpFile, a.CheckpointFile), cmp.Or(cpKey, a.CheckpointPublicKey), archives, env.stdout)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return withExit(1, errSilent)
+	}
+	return nil
+}
+
 // auditArchive is `thiqa audit archive`: the oldest records into a
 // verified archive file and out of the database (audit.Archive).
 func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("audit archive", env)
 	dir := fs.String("data", "", "data folder (required)")
 	through := fs.Int64("through", 0, "archive up to the newest signed checkpoint at or before this seq")
-	before := fs.String("before", "", "archive up to the newest signed checkpoint at or before the last record made strictly before this RFC 3339 time")
+	before := fs.String("before", "", "archive up to the newest signed checkpoint at or before the last record of the run, from the first live record on, of records all made strictly before this RFC 3339 time")
 	out := fs.String("out", "", "archive file to write (must not exist; the same file again finishes an interrupted run)")
 	cpFile := fs.String("checkpoints", "", "checkpoint file (default: the configuration's audit.checkpointFile)")
 	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
+	fileLost := fs.Bool("file-lost", false, "the file of the archive still deleting its records is lost: write the range's records still live to --out and finish the range with it (the records already deleted are lost)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -106,6 +135,9 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	switch {
 	case *out == "":
 		return withExit(2, errors.New("--out is required"))
+	case *fileLost && (*through != 0 || *before != ""):
+		return withExit(2, errors.New("--file-lost finishes the unfinished archive: give neither --through nor --before"))
+	case *fileLost:
 	case (*through != 0) == (*before != ""):
 		return withExit(2, errors.New("give exactly one of --through SEQ and --before TIME"))
 	case *through < 0:
@@ -125,6 +157,9 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	a := cfg.ResolvedAudit()
 	o.CheckpointFile, o.CheckpointKeyFile = cmp.Or(*cpFile, a.CheckpointFile), cmp.Or(*cpKey, a.CheckpointPublicKey)
 	start := time.Now()
+	if *fileLost {
+		return recoverLostArchive(ctx, env, db, o)
+	}
 	res, err := audit.Archive(ctx, db, o)
 	if err != nil {
 		return err
@@ -139,6 +174,29 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "audit archive: %d records, seq %d to %d, in %s (SHA-256 %s, %d bytes); %d deleted from the live log in %s\n",
 		res.Records, r.FirstSeq, r.LastSeq, *out, hex.EncodeToString(r.FileSHA256), res.Bytes, res.Deleted, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(env.stdout, "audit archive: keep the file on write-once storage with the checkpoint file; verify it with: thiqa audit verify --archive %s --checkpoint-key %s\n", *out, o.CheckpointKeyFile)
+	return nil
+}
+
+// recoverLostArchive is `thiqa audit archive --file-lost`
+// (audit.RecoverLostArchive).
+func recoverLostArchive(ctx context.Context, env *cliEnv, db audit.ArchiveStore, o audit.ArchiveOptions) error {
+	res, err := audit.RecoverLostArchive(ctx, db, o)
+	if err != nil {
+		return err
+	}
+	r := res.Row
+	if r.ReplacedFrom > r.FirstSeq {
+		fmt.Fprintf(env.stdout, "audit archive: records %d to %d were deleted and are lost with %s (SHA-256 %s); an %s audit record says so\n",
+			r.FirstSeq, r.ReplacedFrom-1, r.File, hex.EncodeToString(r.FileSHA256), audit.ArchiveLostAction)
+	}
+	if r.ReplacementFile != "" {
+		fmt.Fprintf(env.stdout, "audit archive: records %d to %d, still live, are in %s (SHA-256 %s, %d bytes) in place of %s; %d deleted from the live log\n",
+			r.ReplacedFrom, r.LastSeq, o.Out, hex.EncodeToString(r.ReplacementSHA256), res.Bytes, r.File, res.Deleted)
+		fmt.Fprintf(env.stdout, "audit archive: keep the file on write-once storage; verify it with: thiqa audit verify --archive %s --checkpoint-key %s\n", o.Out, o.CheckpointKeyFile)
+	} else {
+		fmt.Fprintf(env.stdout, "audit archive: no record of the range %d-%d was live any more; nothing written\n", r.FirstSeq, r.LastSeq)
+	}
+	fmt.Fprintf(env.stdout, "audit archive: the range %d-%d is finished; later archives can run\n", r.FirstSeq, r.LastSeq)
 	return nil
 }
 

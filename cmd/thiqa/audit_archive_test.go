@@ -27,6 +27,8 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 		{"--data", dir, "--through", m[1], "--before", "2026-01-01T00:00:00Z", "--out", out},
 		{"--data", dir, "--out", out},
 		{"--data", dir, "--before", "yesterday", "--out", out},
+		{"--data", dir, "--file-lost", "--through", m[1], "--out", out},
+		{"--data", dir, "--file-lost"},
 	} {
 		if r := thiqa(t, nil, append([]string{"audit", "archive"}, args...)...); r.code != 2 {
 			t.Fatalf("audit archive %v: exit %d, want 2\n%s", args, r.code, r.stderr)
@@ -34,6 +36,9 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 	}
 	if r := thiqa(t, nil, "audit", "archive", "--data", dir, "--through", "1000000", "--out", out); r.code != 1 || !strings.Contains(errorLine(t, r), "past the newest record") {
 		t.Fatalf("audit archive past the head: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := thiqa(t, nil, "audit", "archive", "--data", dir, "--file-lost", "--out", out); r.code != 1 || !strings.Contains(errorLine(t, r), "no archive is unfinished") {
+		t.Fatalf("audit archive --file-lost with nothing unfinished: exit %d\n%s", r.code, r.stderr)
 	}
 	if r := thiqa(t, nil, "audit", "archive", "--data", dir, "--through", "1", "--out", out); r.code != 1 || !strings.Contains(errorLine(t, r), "no signed checkpoint") {
 		t.Fatalf("audit archive without a checkpoint: exit %d\n%s", r.code, r.stderr)
@@ -50,8 +55,15 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 	if v := mustThiqa(t, nil, "audit", "verify", "--archive", out, "--checkpoint-key", key); !strings.Contains(v.stdout, "audit archive OK: ") {
 		t.Fatalf("audit verify --archive: %s", v.stdout)
 	}
-	if r := thiqa(t, nil, "audit", "verify", "--archive", out, "--data", dir); r.code != 2 {
-		t.Fatalf("audit verify --archive --data: exit %d", r.code)
+	// With the data folder, the files must be exactly the archived ranges.
+	if v := mustThiqa(t, nil, "audit", "verify", "--archive", out, "--data", dir); !strings.Contains(v.stdout, "audit archives OK: the 1 files given are the 1 archived ranges") {
+		t.Fatalf("audit verify --archive --data: %s", v.stdout)
+	}
+	if r := thiqa(t, nil, "audit", "verify", "--archive", out, "--data", dir, "--since", "1"); r.code != 2 {
+		t.Fatalf("audit verify --archive --data --since: exit %d", r.code)
+	}
+	if r := thiqa(t, nil, "audit", "verify", "--archive", out, "--checkpoints", filepath.Join(dir, "x")); r.code != 2 {
+		t.Fatalf("audit verify --archive --checkpoints without --data: exit %d", r.code)
 	}
 	if r := mustThiqa(t, nil, "audit", "report", "--data", dir); !strings.Contains(r.stdout, "note: records 1 to "+m[1]+" are archived") {
 		t.Fatalf("audit report after the archive: %s", r.stdout)
@@ -68,6 +80,9 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 	writeFile(t, bad, string(raw[:len(raw)-10]))
 	if r := thiqa(t, nil, "audit", "verify", "--archive", bad); r.code != 1 || !strings.Contains(r.stdout, "audit archive BROKEN") {
 		t.Fatalf("audit verify --archive of a damaged file: exit %d\n%s", r.code, r.stdout)
+	}
+	if r := thiqa(t, nil, "audit", "verify", "--data", dir, "--archive", bad); r.code != 1 || !strings.Contains(r.stdout, "audit archive BROKEN") {
+		t.Fatalf("audit verify --data --archive of a damaged file: exit %d\n%s", r.code, r.stdout)
 	}
 
 	// A backup of the archived folder restores, and the restored log verifies.

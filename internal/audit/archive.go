@@ -52,6 +52,34 @@ type ArchiveRow struct {
 	// row written without the checkpoint key does not verify. "" for rows
 	// written before it was kept.
 	Checkpoint string
+	// ReplacedFrom is set (not 0) when File was lost while the range was
+	// being deleted (RecoverLostArchive): records FirstSeq to
+	// ReplacedFrom-1 are lost with it, and ReplacementFile (SHA-256
+	// ReplacementSHA256) holds records ReplacedFrom to LastSeq;
+	// ReplacementFile is "" when ReplacedFrom is LastSeq+1.
+	ReplacedFrom int64
+	// ReplacementFile and ReplacementSHA256 name the replacement file.
+	ReplacementFile   string
+	ReplacementSHA256 []byte
+}
+
+// ArchiveReplacement is what replaces the lost file of a range still being
+// deleted: the file holding its records from From (the first of them still
+// live) to its last, "" when none was (From is then its last seq + 1).
+type ArchiveReplacement struct {
+	From       int64
+	File       string
+	FileSHA256 []byte
+}
+
+// lost says which records the row's lost file took with it, "" when
+// none: its file was not replaced, or replaced from its first record.
+func (r ArchiveRow) lost() string {
+	if r.ReplacedFrom <= r.FirstSeq {
+		return ""
+	}
+	return fmt.Sprintf("records %d to %d were deleted and their archive file %s (SHA-256 %s) is lost", r.FirstSeq, r.ReplacedFrom-1,
+		r.File, hex.EncodeToString(r.FileSHA256))
 }
 
 // ArchiveLister is what a store that archives offers: the archived
@@ -79,6 +107,12 @@ type ArchiveStore interface {
 	// FinishAuditArchive moves the range starting at firstSeq to
 	// ArchiveDone.
 	FinishAuditArchive(ctx context.Context, firstSeq int64) error
+	// ReplaceLostAuditArchive records rep as the replacement of the lost
+	// file of the range starting at firstSeq and appends the records seal
+	// returns, in one transaction. It fails with ErrArchiveConflict unless
+	// the range is the last, still being deleted, not replaced yet, and
+	// its live records start at rep.From.
+	ReplaceLostAuditArchive(ctx context.Context, firstSeq int64, rep ArchiveReplacement, seal func(Head) ([]Record, error)) error
 }
 
 // ArchivedPrefix is what the archived ranges say about the beginning of
@@ -122,16 +156,36 @@ func (p ArchivedPrefix) Holds(c Checkpoint) bool {
 
 // Describe says in one line which records are archived, or "" when none.
 func (p ArchivedPrefix) Describe() string {
+	return p.describe(false)
+}
+
+// describe is Describe; withFiles says that the archive files are checked
+// after it (verify --data with --archive).
+func (p ArchivedPrefix) describe(withFiles bool) string {
 	if len(p.Rows) == 0 {
 		return ""
 	}
 	files := make([]string, len(p.Rows))
 	for i, r := range p.Rows {
 		files[i] = fmt.Sprintf("%s (seq %d-%d, SHA-256 %s", r.File, r.FirstSeq, r.LastSeq, hex.EncodeToString(r.FileSHA256))
+		if r.ReplacedFrom != 0 {
+			files[i] += ", file lost"
+			if r.ReplacementFile != "" {
+				files[i] += fmt.Sprintf(": records %d-%d in %s, SHA-256 %s", r.ReplacedFrom, r.LastSeq,
+					r.ReplacementFile, hex.EncodeToString(r.ReplacementSHA256))
+			}
+			if r.ReplacedFrom > r.FirstSeq {
+				files[i] += fmt.Sprintf(", records %d-%d lost with it", r.FirstSeq, r.ReplacedFrom-1)
+			}
+		}
 		if r.State != ArchiveDone {
 			files[i] += ", " + r.State
 		}
 		files[i] += ")"
+	}
+	if withFiles {
+		return fmt.Sprintf("records 1 to %d are archived in %s, checked against the archive files given after the live log",
+			p.Below-1, strings.Join(files, ", "))
 	}
 	return fmt.Sprintf("records 1 to %d are archived in %s and not re-checked here (verify the files with --archive)",
 		p.Below-1, strings.Join(files, ", "))

@@ -136,3 +136,59 @@ func execErr(cfg store.Config, q string) error {
 	_, err = db.Exec(q)
 	return err
 }
+
+// TestArchiveForgedRangeCheckpointChecks: the checkpoint checks a restore
+// runs (VerifyCheckpointsByLookup, VerifyCheckpoints) hold the archived
+// ranges' ends to a signature as VerifyAll does. They only held the
+// checkpoints of the file against the ranges' hashes: a database whose
+// oldest records were made to vanish by a forged range row restored with
+// its checkpoints found sound.
+func TestArchiveForgedRangeCheckpointChecks(t *testing.T) {
+	check := func(t *testing.T, s *sinceLog) []audit.CheckpointReport {
+		t.Helper()
+		pub, err := audit.ReadCheckpointKey(s.pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := []byte(mustReadFile(t, s.cps))
+		byLookup, err := audit.VerifyCheckpointsByLookup(ctxT(t), s.db, bytes.NewReader(raw), pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		walk, err := audit.VerifyCheckpoints(ctxT(t), s.db, bytes.NewReader(raw), pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []audit.CheckpointReport{byLookup, walk}
+	}
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			for name, line := range map[string]func(s *sinceLog) string{
+				"NoCheckpoint": func(*sinceLog) string { return "" },
+				"AnotherSeqsCheckpoint": func(s *sinceLog) string {
+					return strings.TrimSuffix(strings.SplitAfter(mustReadFile(t, s.cps), "\n")[1], "\n")
+				},
+			} {
+				t.Run(name, func(t *testing.T) {
+					s := newSinceLog(t, d)
+					forgeRange(t, s, d, 30, line(s))
+					for i, rep := range check(t, s) {
+						if rep.OK() || rep.Problem.Kind != audit.CheckpointArchiveUnvouched ||
+							!strings.Contains(rep.String(), "the archived range 1-30 (forged.jsonl.gz)") {
+							t.Fatalf("check %d of the checkpoints of a forged range: %s %+v", i, rep, rep.Problem)
+						}
+					}
+				})
+			}
+			t.Run("RealArchive", func(t *testing.T) {
+				s := newSinceLog(t, d)
+				s.mustArchive(t, 45, "a.jsonl.gz")
+				for i, rep := range check(t, s) {
+					if !rep.OK() || rep.ArchiveEnds != 1 {
+						t.Fatalf("check %d of the checkpoints of a real archive: %s %+v", i, rep, rep)
+					}
+				}
+			})
+		})
+	}
+}

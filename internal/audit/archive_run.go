@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"encoding/hex"
@@ -12,7 +13,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"time"
 )
 
@@ -47,7 +47,10 @@ type ArchiveOptions struct {
 	// this seq. Either Through or Before is set.
 	Through int64
 	// Before archives up to the newest signed checkpoint at or before the
-	// last record made strictly before this time.
+	// last record of the run, from the first live record on, of records
+	// all made strictly before this time (record times need not follow
+	// their seqs after a clock step: no record made at or after it is
+	// archived).
 	Before time.Time
 	// Out is the archive file to write; it must not exist, unless it is
 	// the file of an interrupted run of the same archive (which is then
@@ -122,7 +125,11 @@ func Archive(ctx context.Context, st ArchiveStore, o ArchiveOptions) (ArchiveRes
 	}
 	if n := len(p.Rows); n > 0 && p.Rows[n-1].State != ArchiveDone {
 		r := p.Rows[n-1]
-		return ArchiveResult{}, fmt.Errorf("%w: records %d to %d are still being deleted; run the archive again with --out pointing at %s",
+		if r.ReplacedFrom != 0 {
+			return ArchiveResult{}, fmt.Errorf("%w: records %d to %d are still being deleted; run the archive again with --file-lost and --out pointing at %s",
+				ErrArchiveUnfinished, r.FirstSeq, r.LastSeq, cmp.Or(r.ReplacementFile, "any name"))
+		}
+		return ArchiveResult{}, fmt.Errorf("%w: records %d to %d are still being deleted; run the archive again with --out pointing at %s (if that file is lost: --file-lost, see docs/operations.md)",
 			ErrArchiveUnfinished, r.FirstSeq, r.LastSeq, r.File)
 	}
 	c, err := archiveEnd(ctx, st, o, pub, p.Below)
@@ -173,7 +180,8 @@ func resumeArchive(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub c
 		if r.FirstSeq > s.Header.LastSeq || r.LastSeq < s.Header.FirstSeq {
 			continue
 		}
-		if r.FirstSeq != s.Header.FirstSeq || r.LastSeq != s.Header.LastSeq || !bytes.Equal(r.FileSHA256, s.SHA256) {
+		replacement := r.ReplacedFrom != 0 && r.ReplacedFrom == s.Header.FirstSeq && bytes.Equal(r.ReplacementSHA256, s.SHA256)
+		if !replacement && (r.FirstSeq != s.Header.FirstSeq || !bytes.Equal(r.FileSHA256, s.SHA256)) || r.LastSeq != s.Header.LastSeq {
 			return res, fmt.Errorf("%w: %s holds records %d to %d, already archived in %s (records %d to %d); it is not overwritten",
 				ErrAlreadyArchived, o.Out, s.Header.FirstSeq, s.Header.LastSeq, r.File, r.FirstSeq, r.LastSeq)
 		}
@@ -289,18 +297,18 @@ func archiveEnd(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub cryp
 		}
 	}
 	if !o.Before.IsZero() {
-		// The checkpoints whose record was made before o.Before (records'
-		// times follow their seqs).
-		var ferr error
-		n := sort.Search(len(cands), func(i int) bool {
-			t, err := recordTime(ctx, st, cands[i].Seq)
-			if err != nil && ferr == nil {
-				ferr = err
-			}
-			return !t.Before(o.Before)
-		})
-		if ferr != nil {
-			return Checkpoint{}, ferr
+		// Record times need not follow their seqs (the clock may be
+		// stepped back): the bound is the last record of the longest run
+		// from the first live record on whose every record was made
+		// before o.Before, found by reading up to the first one that was
+		// not (a record made at or after o.Before is never archived).
+		bound, err := lastBefore(ctx, st, from, limit, o.Before)
+		if err != nil {
+			return Checkpoint{}, err
+		}
+		n := len(cands)
+		for n > 0 && cands[n-1].Seq > bound {
+			n--
 		}
 		cands = cands[:n]
 	}
@@ -314,19 +322,23 @@ func archiveEnd(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub cryp
 	return cands[len(cands)-1], nil
 }
 
-// recordTime returns the time of record seq (zero when it has none).
-func recordTime(ctx context.Context, st ChainReader, seq int64) (time.Time, error) {
-	var t time.Time
-	err := st.AuditRecords(ctx, seq, func(r Record) error {
-		if r.Seq == seq {
-			t = r.Time
+// lastBefore returns the last seq of the records from, from+1, … (up to
+// limit) that were all made strictly before t: the seq before the first
+// record from from on made at or after t (from-1 when record from is).
+// It reads the live log in seq order and stops there.
+func lastBefore(ctx context.Context, st ChainReader, from, limit int64, t time.Time) (int64, error) {
+	bound := from - 1
+	err := st.AuditRecords(ctx, from, func(r Record) error {
+		if r.Seq > limit || !r.Time.Before(t) {
+			return errStop
 		}
-		return errStop
+		bound = r.Seq
+		return nil
 	})
 	if err != nil && !errors.Is(err, errStop) {
-		return t, fmt.Errorf("audit: reading record %d: %w", seq, err)
+		return 0, fmt.Errorf("audit: reading the records before %s: %w", t.UTC().Format(time.RFC3339), err)
 	}
-	return t, nil
+	return bound, nil
 }
 
 // writeArchive writes the archive of h's records to out: under a new

@@ -44,6 +44,12 @@ const (
 	// missing), although the chain walk before found them intact: the
 	// database answered the two walks differently.
 	CheckpointChainBroken CheckpointProblemKind = "chain-broken"
+	// CheckpointArchiveUnvouched: nothing signed vouches for the end of
+	// an archived range (its row keeps no checkpoint and none in the file
+	// names its end, or the one it keeps does not verify or names another
+	// record): the row was forged or edited to make records vanish. Line
+	// is 0: the problem is in the database, not in the file.
+	CheckpointArchiveUnvouched CheckpointProblemKind = "archive-unvouched"
 )
 
 // CheckpointProblem is the first checkpoint that does not hold.
@@ -91,6 +97,9 @@ func (r CheckpointReport) OK() bool { return r.Problem == nil }
 // String describes the report in one line.
 func (r CheckpointReport) String() string {
 	if p := r.Problem; p != nil {
+		if p.Line == 0 {
+			return p.Detail
+		}
 		if p.Seq == 0 {
 			return fmt.Sprintf("checkpoint %d: %s", p.Line, p.Detail)
 		}
@@ -220,6 +229,41 @@ func VerifyCheckpoints(ctx context.Context, st ChainReader, r io.Reader, pub cry
 	return VerifyCheckpointsAsOf(ctx, st, r, pub, time.Now())
 }
 
+// noteArchived holds checkpoint c (on line), at an archived seq, against
+// arch: it sets rep.Problem and returns false when a range ends at c.Seq
+// with another hash, and counts the ranges whose end c names.
+func (rep *CheckpointReport) noteArchived(arch ArchivedPrefix, c Checkpoint, line int) bool {
+	if p := arch.problem(c, line); p != nil {
+		rep.Problem = p
+		return false
+	}
+	if _, end := arch.ends[c.Seq]; end && !rep.archiveEnds[c.Seq] {
+		rep.ArchiveEnds++
+		if rep.archiveEnds == nil {
+			rep.archiveEnds = make(map[int64]bool)
+		}
+		rep.archiveEnds[c.Seq] = true
+	}
+	return true
+}
+
+// checkArchiveEnds sets rep.Problem (CheckpointArchiveUnvouched) when,
+// the file found sound, nothing signed vouches for the end of one of the
+// archived ranges of arch, as VerifyAll checks it: the checkpoint its row
+// keeps, verified with pub, or for a row without one a checkpoint of the
+// file at its end.
+func (rep *CheckpointReport) checkArchiveEnds(arch ArchivedPrefix, pub crypto.PublicKey) {
+	if rep.Problem != nil {
+		return
+	}
+	for _, r := range arch.Rows {
+		if p := r.endProblem(pub, rep.archiveEnds); p != "" {
+			rep.Problem = &CheckpointProblem{Seq: r.LastSeq, Kind: CheckpointArchiveUnvouched, Detail: p}
+			return
+		}
+	}
+}
+
 // VerifyCheckpointsAsOf is VerifyCheckpoints for the checkpoints made up
 // to asOf; the first one after it ends the file (StoppedAt). A checkpoint
 // written while the verification runs could name records newer than the
@@ -227,13 +271,19 @@ func VerifyCheckpoints(ctx context.Context, st ChainReader, r io.Reader, pub cry
 //
 // When st is an ArchiveLister with archived ranges, the checkpoints at
 // archived seqs are checked for their signature and order only, and the
-// one at the end of a range must name the hash the range records.
+// one at the end of a range must name the hash the range records; the
+// end of every range must be vouched for by a signature, as VerifyAll
+// checks it (CheckpointArchiveUnvouched).
 func VerifyCheckpointsAsOf(ctx context.Context, st ChainReader, r io.Reader, pub crypto.PublicKey, asOf time.Time) (CheckpointReport, error) {
 	p, err := ReadArchivedPrefix(ctx, st)
 	if err != nil {
 		return CheckpointReport{}, err
 	}
-	return verifyCheckpointsAsOf(ctx, st, r, pub, asOf, true, p)
+	rep, err := verifyCheckpointsAsOf(ctx, st, r, pub, asOf, true, p)
+	if err == nil {
+		rep.checkArchiveEnds(p, pub)
+	}
+	return rep, err
 }
 
 // verifyCheckpointsAsOf is VerifyCheckpointsAsOf; rehash false skips
@@ -265,16 +315,8 @@ func verifyCheckpoints(ctx context.Context, st ChainReader, sc *checkpointScanne
 				return false, err
 			}
 			if c.Seq < arch.Below {
-				if p := arch.problem(c, sc.line); p != nil {
-					rep.Problem = p
+				if !rep.noteArchived(arch, c, sc.line) {
 					return false, nil
-				}
-				if _, end := arch.ends[c.Seq]; end && !rep.archiveEnds[c.Seq] {
-					rep.ArchiveEnds++
-					if rep.archiveEnds == nil {
-						rep.archiveEnds = make(map[int64]bool)
-					}
-					rep.archiveEnds[c.Seq] = true
 				}
 				rep.Verified++
 				rep.Last, lastLine = &c, sc.line

@@ -57,8 +57,9 @@ type HashChainReader interface {
 // and times in order, an incomplete last line ignored), but each
 // checkpoint's record is looked up by seq instead of walking the chain
 // from the first checkpoint, which is near the start of the log. The
-// checkpoints at archived seqs are held against the archived ranges only
-// (as VerifyCheckpointsAsOf does).
+// checkpoints at archived seqs are held against the archived ranges only,
+// and the end of every archived range must be vouched for by a signature
+// (as VerifyCheckpointsAsOf and VerifyAll check it).
 func VerifyCheckpointsByLookup(ctx context.Context, st HashChainReader, r io.Reader, pub crypto.PublicKey) (CheckpointReport, error) {
 	arch, err := ReadArchivedPrefix(ctx, st)
 	if err != nil {
@@ -79,7 +80,7 @@ func VerifyCheckpointsByLookup(ctx context.Context, st HashChainReader, r io.Rea
 			break
 		}
 		if c.Seq < arch.Below {
-			if rep.Problem = arch.problem(c, sc.line); rep.Problem != nil {
+			if !rep.noteArchived(arch, c, sc.line) {
 				return rep, nil
 			}
 			rep.Verified++
@@ -111,5 +112,6 @@ func VerifyCheckpointsByLookup(ctx context.Context, st HashChainReader, r io.Rea
 		return rep, fmt.Errorf("audit: verifying checkpoints: %w", err)
 	}
 	rep.checkHead(head, lastLine)
+	rep.checkArchiveEnds(arch, pub)
 	return rep, nil
 }

@@ -35,6 +35,14 @@ import (
 // the chain walk reads, alongside it (verifyTogether), so the time grows
 // with one walk of the log, not two.
 func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile string, out io.Writer) (bool, error) {
+	ok, _, err := verifyAll(ctx, st, checkpointFile, publicKeyFile, false, out)
+	return ok, err
+}
+
+// verifyAll is VerifyAll; it also returns the archived ranges the
+// verification held the live log to. withFiles says that the archive
+// files are checked after it (VerifyAllWithArchives).
+func verifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile string, withFiles bool, out io.Writer) (bool, ArchivedPrefix, error) {
 	// The checkpoint file and key are opened first, but a problem with
 	// them is reported only once the chain is found intact, as before.
 	f, ferr := os.Open(checkpointFile)
@@ -53,12 +61,12 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 	var err, cerr error
 	for attempt := 1; ; attempt++ {
 		if ls, arch, brk, err = archiveStart(ctx, st); err != nil {
-			return false, fmt.Errorf("walking the audit chain: %w", err)
+			return false, arch, fmt.Errorf("walking the audit chain: %w", err)
 		}
 		if brk == nil {
 			if ferr == nil && kerr == nil {
 				if _, err := f.Seek(0, io.SeekStart); err != nil {
-					return false, fmt.Errorf("audit checkpoints: %w", err)
+					return false, arch, fmt.Errorf("audit checkpoints: %w", err)
 				}
 				asOf := time.Now()
 				rep, crep, err, cerr = verifyTogether(ctx, st, ls, func(ctx context.Context, cr ChainReader) (CheckpointReport, error) {
@@ -69,7 +77,7 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 				rep, err = verifyFrom(ctx, st, ls)
 			}
 			if err != nil {
-				return false, fmt.Errorf("walking the audit chain: %w", err)
+				return false, arch, fmt.Errorf("walking the audit chain: %w", err)
 			}
 		}
 		// An archive that started or moved on while this ran deletes the
@@ -82,36 +90,36 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 			break
 		}
 	}
-	if d := arch.Describe(); d != "" {
+	if d := arch.describe(withFiles); d != "" {
 		fmt.Fprintf(out, "audit verify: %s; the first live record must chain from record %d's hash as audit_archives records it\n", d, arch.Below-1)
 	}
 	if brk != nil {
 		fmt.Fprintf(out, "audit chain BROKEN: %s\n", Report{Break: brk})
-		return false, nil
+		return false, arch, nil
 	}
 	if !rep.OK() {
 		fmt.Fprintf(out, "audit chain BROKEN: %s\n", rep)
-		return false, nil
+		return false, arch, nil
 	}
 	// The chain is consistent; now hold it against the checkpoints signed
 	// outside the database.
 	if noFile {
 		fmt.Fprintf(out, "audit chain OK: %d records, head seq %d, hash %s\n", rep.Verified, rep.Head.Seq, hex.EncodeToString(rep.Head.Hash))
 		fmt.Fprintf(out, "audit checkpoints: none (%s does not exist): the chain is not anchored outside the database\n", checkpointFile)
-		return true, nil
+		return true, arch, nil
 	}
 	if ferr != nil {
-		return false, fmt.Errorf("audit checkpoints: %w", ferr)
+		return false, arch, fmt.Errorf("audit checkpoints: %w", ferr)
 	}
 	if kerr != nil {
-		return false, kerr
+		return false, arch, kerr
 	}
 	if cerr != nil {
-		return false, fmt.Errorf("checking the audit checkpoints in %s: %w", checkpointFile, cerr)
+		return false, arch, fmt.Errorf("checking the audit checkpoints in %s: %w", checkpointFile, cerr)
 	}
 	if !crep.OK() {
 		fmt.Fprintf(out, "audit chain BROKEN: %s (%s)\n", crep, checkpointFile)
-		return false, nil
+		return false, arch, nil
 	}
 	// Each archived range's end must be vouched for by a signature: the
 	// checkpoint its row keeps, or (rows from before it was kept) one in
@@ -119,7 +127,7 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 	for _, r := range arch.Rows {
 		if p := r.endProblem(pub, crep.archiveEnds); p != "" {
 			fmt.Fprintf(out, "audit chain BROKEN: %s\n", p)
-			return false, nil
+			return false, arch, nil
 		}
 	}
 	fmt.Fprintf(out, "audit chain OK: %d records, head seq %d, hash %s\n", rep.Verified, rep.Head.Seq, hex.EncodeToString(rep.Head.Hash))
@@ -137,7 +145,7 @@ func VerifyAll(ctx context.Context, st Store, checkpointFile, publicKeyFile stri
 	if crep.Last != nil && rep.Head.Seq > crep.Last.Seq {
 		fmt.Fprintf(out, "audit checkpoints: records %d to %d are newer than the last checkpoint and rest on the chain alone\n", crep.Last.Seq+1, rep.Head.Seq)
 	}
-	return true, nil
+	return true, arch, nil
 }
 
 // PublishCheckpointKey writes pub as PEM (PUBLIC KEY) to path when the

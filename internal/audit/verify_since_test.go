@@ -30,7 +30,13 @@ type sinceLog struct {
 
 func newSinceLog(t *testing.T, d storetest.Dialect) *sinceLog {
 	t.Helper()
-	s := &sinceLog{cfg: d.NewConfig(t), key: newKey(t), dir: t.TempDir()}
+	return newSinceLogKey(t, d, newKey(t))
+}
+
+// newSinceLogKey is newSinceLog with the checkpoint key given.
+func newSinceLogKey(t *testing.T, d storetest.Dialect, key *ecdsa.PrivateKey) *sinceLog {
+	t.Helper()
+	s := &sinceLog{cfg: d.NewConfig(t), key: key, dir: t.TempDir()}
 	s.db = storetest.Open(t, s.cfg)
 	s.cps, s.pub = filepath.Join(s.dir, "checkpoints.jsonl"), filepath.Join(s.dir, "key.pem")
 	if err := audit.PublishCheckpointKey(s.pub, s.key.Public()); err != nil {
