@@ -49,7 +49,8 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Lease is how long a claim to deliver lasts unless renewed (default
-	// 30s); Poll is the pause between rounds when there is nothing to do
+	// 30s, or three times Config.Webhook.Timeout when that is longer: a
+	// request is cut where the lease would lapse); Poll is the pause between rounds when there is nothing to do
 	// (default 2s); Attempts bounds the tries of one notification per
 	// round (default 3), Backoff the first pause between them (default
 	// 200ms, doubled each time).
@@ -107,7 +108,9 @@ func New(o Options) (*Notifier, error) {
 		n.holder = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
 	if n.lease <= 0 {
-		n.lease = DefaultLease
+		// Renewed when a third is gone, the lease still has two
+		// timeouts to run when a request starts: it is never cut.
+		n.lease = max(DefaultLease, 3*cfg.Webhook.Timeout)
 	}
 	if n.poll <= 0 {
 		n.poll = DefaultPoll
@@ -208,9 +211,15 @@ func (n *Notifier) claim(ctx context.Context) (cursor int64, ok bool, err error)
 }
 
 // renew renews the lease when a third of it is gone, so that a long
-// batch (a slow gateway) keeps it; ErrLeaseLost when another node took it.
+// batch (a slow gateway) keeps it; ErrLeaseLost when another node took it,
+// or may have: a lease that lapsed is not renewed (another node may have
+// delivered past this batch meanwhile), the next round claims it afresh.
 func (n *Notifier) renew(ctx context.Context) error {
-	if n.now().Before(n.leaseUntil.Add(-2 * n.lease / 3)) {
+	now := n.now()
+	if !now.Before(n.leaseUntil) {
+		return ErrLeaseLost
+	}
+	if now.Before(n.leaseUntil.Add(-2 * n.lease / 3)) {
 		return nil
 	}
 	if _, ok, err := n.claim(ctx); err != nil {
@@ -264,9 +273,6 @@ func (n *Notifier) tail(ctx context.Context, cursor int64) (busy bool, err error
 	i := 0
 	for _, rec := range recs {
 		for ; i < len(items) && items[i].seq == rec.Seq; i++ {
-			if err := n.renew(ctx); err != nil {
-				return false, errors.Join(err, advance())
-			}
 			if err := n.deliver(ctx, items[i]); err != nil {
 				return false, errors.Join(err, advance())
 			}
@@ -314,11 +320,18 @@ func (n *Notifier) build(ctx context.Context, recs []activity.Record) ([]Notific
 
 // deliver posts x, trying again with backoff while the gateway is
 // unavailable, up to the attempts of a round. A refusal for good is
-// logged and counted, and x skipped (nil).
+// logged and counted, and x skipped (nil). Each attempt holds the lease
+// (renewed before it) and ends before the lease would lapse: a node never
+// delivers once another may have taken the lease over.
 func (n *Notifier) deliver(ctx context.Context, x Notification) error {
 	pause := n.backoff
 	for attempt := 1; ; attempt++ {
-		err := n.hook.post(ctx, x)
+		if err := n.renew(ctx); err != nil {
+			return fmt.Errorf("notify: delivering %s: %w", x.ID, err)
+		}
+		actx, cancel := context.WithTimeout(ctx, n.leaseUntil.Sub(n.now())-n.lease/10)
+		err := n.hook.post(actx, x)
+		cancel()
 		switch {
 		case err == nil:
 			n.m.delivered.WithLabelValues(x.Event).Inc()
@@ -362,9 +375,6 @@ func (n *Notifier) remind(ctx context.Context) error {
 				return fmt.Errorf("notify: the certificates expiring within %s: %w", w, err)
 			}
 			for _, x := range due {
-				if err := n.renew(ctx); err != nil {
-					return err
-				}
 				if err := n.deliver(ctx, reminder(x, w, now)); err != nil {
 					return err
 				}

@@ -1,0 +1,104 @@
+package notify
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/identity/activity"
+)
+
+// spanTransport records when each request of one node was in flight.
+type spanTransport struct {
+	mu    *sync.Mutex
+	spans *[]span
+	node  int
+}
+
+type span struct {
+	node       int
+	start, end time.Time
+}
+
+func (s spanTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	s.mu.Lock()
+	*s.spans = append(*s.spans, span{node: s.node, start: start, end: time.Now()})
+	s.mu.Unlock()
+	return resp, err
+}
+
+// A gateway slower than the lease: the node whose lease lapses while a
+// request is in flight gives it up before another node may take the
+// lease over, so two nodes never deliver at once (the notifications stay
+// in order), and the default lease outlasts a request's timeout.
+func TestSlowGatewayNeverTwoDeliverers(t *testing.T) {
+	st := ownedStore()
+	g := newGateway(t, testSecret)
+	var mu sync.Mutex
+	var spans []span
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	slow := true
+	g.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		first := slow
+		slow = false
+		mu.Unlock()
+		if first { // the first request hangs far past the lease
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			case <-time.After(3 * time.Second):
+			}
+		}
+		g.serve(w, r)
+	})
+	const lease = 600 * time.Millisecond
+	var nodes [2]*Notifier
+	for i := range nodes {
+		o := Options{Holder: string(rune('A' + i)), Lease: lease, Attempts: 1,
+			Client: &http.Client{Transport: spanTransport{mu: &mu, spans: &spans, node: i}}}
+		o.Config.Webhook.Timeout = 10 * time.Second
+		nodes[i] = testNotifier(t, st, g.srv.URL, o)
+	}
+	drain(t, nodes[0]) // the cursor at the head
+	st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success"})
+	st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success"})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _ = nodes[0].Round(ctx) }() // A holds the lease, stuck on audit-1
+	time.Sleep(50 * time.Millisecond)
+	wg.Add(1)
+	go func() { defer wg.Done(); nodes[1].Run(ctx) }() // B waits for the lease
+	deadline := time.Now().Add(10 * time.Second)
+	for len(g.ids()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range spans {
+		for _, b := range spans {
+			if a.node != b.node && a.start.Before(b.end) && b.start.Before(a.end) {
+				t.Fatalf("node %d and node %d were delivering at once: %+v", a.node, b.node, spans)
+			}
+		}
+	}
+	if got := g.ids(); len(got) < 2 || got[0] != "audit-1" || got[1] != "audit-2" {
+		t.Fatalf("delivered %v", got)
+	}
+
+	// The default lease outlasts the request timeout.
+	o := Options{}
+	o.Config.Webhook.Timeout = 2 * time.Minute
+	if n := testNotifier(t, newMemStore(), g.srv.URL, o); n.lease < 3*o.Config.Webhook.Timeout {
+		t.Fatalf("lease %s for a timeout of %s", n.lease, o.Config.Webhook.Timeout)
+	}
+}
