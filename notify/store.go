@@ -37,8 +37,8 @@ type Store interface {
 	// ErrLeaseLost); it never moves it back.
 	Advance(ctx context.Context, holder string, seq int64) error
 
-	// Expiring returns valid (issued, unrevoked, unexpired at now)
-	// certificates of citizens expiring before deadline, with no reminder
+	// Expiring returns valid (issued, unrevoked, unexpired at now, not
+	// renewed) certificates of citizens expiring before deadline, with no reminder
 	// recorded for window yet, soonest first, at most limit.
 	Expiring(ctx context.Context, now, deadline time.Time, window string, limit int) ([]Expiring, error)
 	// Reminded records that the holder of serial was reminded for each

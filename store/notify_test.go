@@ -16,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/notify"
+	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
@@ -267,4 +270,40 @@ type countingTransport struct{ n *atomic.Int64 }
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A certificate renewed (the renewal kept it valid: no superseder, or
+// RenewRequest.KeepReplaced) is not to be renewed again: its holder is
+// reminded of the new certificate's expiry only, as the store's own
+// expiry queries see it.
+func TestNotifyExpiryRemindersSkipRenewed(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			certs := db.Certificates(nil)
+			a := newAuthority(t, certs)
+			rn, err := ca.NewRenewer(ca.RenewerConfig{Authority: a, Store: certs}) // no superseder: the old one stays valid
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := citizenRequest(t)
+			req.Subject["civilNumber"] = "12345678"
+			old, err := a.Issue(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			citizen := &auth.Principal{Subject: "12345678", CivilNumber: "12345678", Roles: []policies.Role{policies.RoleCitizen}}
+			nw, err := rn.Renew(ctx, ca.RenewRequest{Serial: old.Serial, Caller: citizen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := newNotifyGateway(t)
+			n := newNotifier(t, db, g, notify.Options{Config: notify.Config{ExpiryReminders: []time.Duration{87600 * time.Hour}}})
+			drainNotifier(t, n)
+			if len(g.got) != 1 || g.got[0].Serial != nw.Serial {
+				t.Fatalf("reminders %+v, want one of the renewal %s (not of %s, which it replaces)", g.got, nw.Serial, old.Serial)
+			}
+		})
+	}
 }
