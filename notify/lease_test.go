@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -100,5 +101,38 @@ func TestSlowGatewayNeverTwoDeliverers(t *testing.T) {
 	o.Config.Webhook.Timeout = 2 * time.Minute
 	if n := testNotifier(t, newMemStore(), g.srv.URL, o); n.lease < 3*o.Config.Webhook.Timeout {
 		t.Fatalf("lease %s for a timeout of %s", n.lease, o.Config.Webhook.Timeout)
+	}
+}
+
+// A flood of reminders (a mass issuance expiring at once) does not hold
+// up what happens meanwhile: a round sends at most one batch of them,
+// after the audit log's, and the pass goes on where it stopped.
+func TestRemindersInterleaved(t *testing.T) {
+	st := ownedStore()
+	now := time.Now()
+	for i := range 7 {
+		st.expiring = append(st.expiring, Expiring{Serial: fmt.Sprintf("%04x", i), CivilNumber: "22222222", NotAfter: now.Add(5 * 24 * time.Hour)})
+	}
+	g := newGateway(t, testSecret)
+	o := Options{}
+	o.Config.Batch = 2
+	o.Config.ExpiryReminders = []time.Duration{168 * time.Hour}
+	n := testNotifier(t, st, g.srv.URL, o)
+	if busy, err := n.Round(context.Background()); err != nil || !busy {
+		t.Fatalf("first round: busy %v, %v", busy, err)
+	}
+	if got := len(g.ids()); got != 2 {
+		t.Fatalf("first round sent %d reminders, want one batch (2)", got)
+	}
+	st.add(activity.Record{Actor: "officer-1", Action: "certificate.revoke", Object: "0aaa", Outcome: "success"})
+	if _, err := n.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.ids(); len(got) != 5 || got[2] != "audit-1" {
+		t.Fatalf("second round: %v, want the revocation before more reminders", got)
+	}
+	drain(t, n)
+	if got := len(g.ids()); got != 8 || n.lastExpiry.IsZero() {
+		t.Fatalf("sent %d (want 7 reminders and the revocation), pass done %v", got, !n.lastExpiry.IsZero())
 	}
 }

@@ -76,8 +76,17 @@ type Notifier struct {
 	events   map[string]bool
 
 	// Used by the loop alone.
-	leaseUntil time.Time // this node's lease as last claimed
-	lastExpiry time.Time // the last complete pass of the reminders
+	leaseUntil time.Time   // this node's lease as last claimed
+	lastExpiry time.Time   // when the last complete pass of the reminders began
+	pass       *expiryPass // the pass of the reminders under way, if any
+}
+
+// expiryPass is where a pass of the reminders stands: the window (an index
+// into the sorted windows) and the last certificate reminded in it.
+type expiryPass struct {
+	started time.Time
+	window  int
+	after   Expiring
 }
 
 // New returns the notifier of o.
@@ -174,8 +183,9 @@ func (n *Notifier) Run(ctx context.Context) {
 }
 
 // Round claims the lease and, when this node holds it, delivers one batch
-// of the audit log's notifications and, once a day, the expiry reminders.
-// busy says a full batch was dealt with (more may be waiting).
+// of the audit log's notifications and, during the daily pass of the
+// expiry reminders, one batch of those: a flood of reminders never holds
+// up what happens meanwhile. busy says more may be waiting.
 func (n *Notifier) Round(ctx context.Context) (busy bool, err error) {
 	cursor, ok, err := n.claim(ctx)
 	if err != nil || !ok {
@@ -185,11 +195,18 @@ func (n *Notifier) Round(ctx context.Context) (busy bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if n.events[EventExpiring] && len(n.cfg.ExpiryReminders) > 0 && n.now().Sub(n.lastExpiry) >= expiryEvery {
-		if err := n.remind(ctx); err != nil {
+	if !n.events[EventExpiring] || len(n.cfg.ExpiryReminders) == 0 {
+		return busy, nil
+	}
+	if n.pass == nil && n.now().Sub(n.lastExpiry) >= expiryEvery {
+		n.pass = &expiryPass{started: n.now()}
+	}
+	if n.pass != nil {
+		more, err := n.remind(ctx)
+		if err != nil {
 			return false, err
 		}
-		n.lastExpiry = n.now()
+		busy = busy || more
 	}
 	return busy, nil
 }
@@ -357,37 +374,44 @@ func (n *Notifier) deliver(ctx context.Context, x Notification) error {
 	}
 }
 
-// remind sends the expiry reminders due: for each window, smallest first,
-// the citizens' valid certificates expiring within it not yet reminded for
-// it. A certificate first seen inside a small window is reminded for that
-// one and marked for the larger ones too (no "30 days" after "7 days").
-func (n *Notifier) remind(ctx context.Context) error {
+// remind sends one batch of the expiry reminders due and says whether the
+// pass has more to send. Window by window, smallest first, it takes the
+// citizens' valid certificates expiring within it not yet reminded for it,
+// after the last one this pass reminded (keyset: a window of a million
+// certificates is read once, not once a batch). A certificate first seen
+// inside a small window is reminded for that one and marked for the larger
+// ones too (no "30 days" after "7 days").
+func (n *Notifier) remind(ctx context.Context) (more bool, err error) {
 	windows := slices.Sorted(slices.Values(n.cfg.ExpiryReminders))
-	for i, w := range windows {
-		var marks []string
-		for _, x := range windows[i:] {
-			marks = append(marks, windowName(x))
-		}
-		for {
-			now := n.now()
-			due, err := n.store.Expiring(ctx, now, now.Add(w), windowName(w), n.cfg.Batch)
-			if err != nil {
-				return fmt.Errorf("notify: the certificates expiring within %s: %w", w, err)
-			}
-			for _, x := range due {
-				if err := n.deliver(ctx, reminder(x, w, now)); err != nil {
-					return err
-				}
-				if err := n.store.Reminded(ctx, x.Serial, marks, now); err != nil {
-					return fmt.Errorf("notify: recording the reminder of %s: %w", x.Serial, err)
-				}
-			}
-			if len(due) < n.cfg.Batch {
-				break
-			}
-		}
+	p := n.pass
+	w := windows[p.window]
+	var marks []string
+	for _, x := range windows[p.window:] {
+		marks = append(marks, windowName(x))
 	}
-	return nil
+	now := n.now()
+	due, err := n.store.Expiring(ctx, now, now.Add(w), windowName(w), p.after, n.cfg.Batch)
+	if err != nil {
+		return false, fmt.Errorf("notify: the certificates expiring within %s: %w", w, err)
+	}
+	for _, x := range due {
+		if err := n.deliver(ctx, reminder(x, w, now)); err != nil {
+			return false, err
+		}
+		if err := n.store.Reminded(ctx, x.Serial, marks, now); err != nil {
+			return false, fmt.Errorf("notify: recording the reminder of %s: %w", x.Serial, err)
+		}
+		p.after = x
+	}
+	if len(due) == n.cfg.Batch {
+		return true, nil
+	}
+	p.window, p.after = p.window+1, Expiring{}
+	if p.window < len(windows) {
+		return true, nil
+	}
+	n.lastExpiry, n.pass = p.started, nil
+	return false, nil
 }
 
 // logURL is the webhook URL as logged: without its query, which may carry

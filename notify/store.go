@@ -38,9 +38,11 @@ type Store interface {
 	Advance(ctx context.Context, holder string, seq int64) error
 
 	// Expiring returns valid (issued, unrevoked, unexpired at now, not
-	// renewed) certificates of citizens expiring before deadline, with no reminder
-	// recorded for window yet, soonest first, at most limit.
-	Expiring(ctx context.Context, now, deadline time.Time, window string, limit int) ([]Expiring, error)
+	// renewed) certificates of citizens expiring before deadline, with no
+	// reminder recorded for window yet, after after (by NotAfter, in whole
+	// seconds, then Serial; the zero Expiring: from the first), soonest
+	// first, at most limit.
+	Expiring(ctx context.Context, now, deadline time.Time, window string, after Expiring, limit int) ([]Expiring, error)
 	// Reminded records that the holder of serial was reminded for each
 	// of windows.
 	Reminded(ctx context.Context, serial string, windows []string, at time.Time) error

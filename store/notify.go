@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -175,14 +176,21 @@ func (s *Notify) Advance(ctx context.Context, holder string, seq int64) error {
 // Expiring implements notify.Store through the index certificates_not_after
 // (not_after is in Unix seconds). A certificate renewed (replaced by one
 // issued or being issued, not withdrawn: the store's expiringWhere) is
-// not to be renewed again and is left out.
-func (s *Notify) Expiring(ctx context.Context, now, deadline time.Time, window string, limit int) ([]notify.Expiring, error) {
+// not to be renewed again and is left out. The index range starts at
+// after's notAfter (keyset), so a pass reads each certificate once.
+func (s *Notify) Expiring(ctx context.Context, now, deadline time.Time, window string, after notify.Expiring, limit int) ([]notify.Expiring, error) {
+	from, afterSecs := now.Unix()+1, int64(math.MinInt64)
+	if !after.NotAfter.IsZero() {
+		afterSecs = after.NotAfter.Unix()
+		from = max(from, afterSecs)
+	}
 	rows, err := s.db.query(ctx, `SELECT c.serial, c.holder_civil, c.not_after FROM certificates c
-WHERE c.state = 'issued' AND c.not_after > ? AND c.not_after <= ? AND c.holder_civil IS NOT NULL AND c.holder_civil <> ''
+WHERE c.state = 'issued' AND c.not_after >= ? AND c.not_after <= ? AND (c.not_after > ? OR c.serial > ?)
+	AND c.holder_civil IS NOT NULL AND c.holder_civil <> ''
 	AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)
 	AND NOT EXISTS (SELECT 1 FROM certificates s WHERE s.replaces = c.serial AND s.state <> 'abandoned' AND s.renewal_withdrawn_at IS NULL)
 	AND NOT EXISTS (SELECT 1 FROM notify_reminders n WHERE n.serial = c.serial AND n.window_name = ?)
-ORDER BY c.not_after, c.serial LIMIT ?`, now.Unix(), deadline.Unix(), window, limit)
+ORDER BY c.not_after, c.serial LIMIT ?`, from, deadline.Unix(), afterSecs, after.Serial, window, limit)
 	if err != nil {
 		return nil, mapErr("store: the certificates expiring soon", err)
 	}

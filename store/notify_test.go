@@ -307,3 +307,42 @@ func TestNotifyExpiryRemindersSkipRenewed(t *testing.T) {
 		})
 	}
 }
+
+// A pass of the reminders pages through a window by (notAfter, serial),
+// one batch a round: certificates issued within the same second (the
+// same notAfter) are each reminded once, none skipped.
+func TestNotifyExpiryRemindersPaged(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			a := newAuthority(t, db.Certificates(nil))
+			want := map[string]bool{}
+			for i := range 5 {
+				req := citizenRequest(t)
+				req.Subject["civilNumber"] = fmt.Sprintf("1111111%d", i)
+				got, err := a.Issue(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[got.Serial] = true
+			}
+			g := newNotifyGateway(t)
+			n := newNotifier(t, db, g, notify.Options{Config: notify.Config{Batch: 2, ExpiryReminders: []time.Duration{87600 * time.Hour}}})
+			rounds := 0
+			for busy := true; busy; rounds++ {
+				var err error
+				if busy, err = n.Round(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]int{}
+			for _, x := range g.got {
+				seen[x.Serial]++
+			}
+			if len(g.got) != len(want) || len(seen) != len(want) || rounds < 3 {
+				t.Fatalf("%d reminders in %d rounds: %v, want each of %v once, two a round", len(g.got), rounds, seen, want)
+			}
+		})
+	}
+}
