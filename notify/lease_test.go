@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +135,33 @@ func TestRemindersInterleaved(t *testing.T) {
 	drain(t, n)
 	if got := len(g.ids()); got != 8 || n.lastExpiry.IsZero() {
 		t.Fatalf("sent %d (want 7 reminders and the revocation), pass done %v", got, !n.lastExpiry.IsZero())
+	}
+}
+
+// After a restore the audit log goes on from the backup's head: seqs that
+// were delivered before are used again by other records. Their ids differ
+// (the record's hash is part of them), so a gateway that sends each id on
+// once does not swallow them as duplicates; a record delivered again keeps
+// its id.
+func TestIDsDifferAfterRestore(t *testing.T) {
+	st := ownedStore()
+	g := newGateway(t, testSecret)
+	n := testNotifier(t, st, g.srv.URL, Options{})
+	drain(t, n)
+	st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success", Hash: []byte{1, 2, 3, 4, 5, 6, 7, 8}})
+	drain(t, n)
+	// The restore: the record is gone, the cursor is back before it, and
+	// another record takes its seq.
+	st.mu.Lock()
+	st.recs, st.cursor = st.recs[:0], 0
+	st.mu.Unlock()
+	st.add(activity.Record{Actor: "officer-1", Action: "certificate.revoke", Object: "0aaa", Outcome: "success", Hash: []byte{9, 9, 9, 9, 9, 9, 9, 9}})
+	drain(t, n)
+	got := g.ids()
+	if len(got) != 2 || got[0] == got[1] || !strings.HasPrefix(got[0], "audit-1-") || !strings.HasPrefix(got[1], "audit-1-") {
+		t.Fatalf("ids %v: want two distinct ids for seq 1", got)
+	}
+	if got[0] != "audit-1-010203040506" {
+		t.Fatalf("id %s", got[0])
 	}
 }

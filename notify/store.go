@@ -12,7 +12,8 @@ import (
 // it over the audit log, the certificates and its own tables).
 type Store interface {
 	// AuditAfter returns the audit records whose seq is above after, in
-	// seq order, at most limit.
+	// seq order, at most limit, each with its Hash (part of the
+	// notification's id).
 	AuditAfter(ctx context.Context, after int64, limit int) ([]activity.Record, error)
 	// AuditHeadSeq returns the seq of the newest audit record (0: none).
 	AuditHeadSeq(ctx context.Context) (int64, error)

@@ -25,9 +25,10 @@ type Notify struct{ db *DB }
 // Notify returns the store of the notifications to citizens.
 func (db *DB) Notify() *Notify { return &Notify{db: db} }
 
-// AuditAfter implements notify.Store: by the primary key, in seq order.
+// AuditAfter implements notify.Store: by the primary key, in seq order,
+// each record with its hash.
 func (s *Notify) AuditAfter(ctx context.Context, after int64, limit int) ([]activity.Record, error) {
-	rows, err := s.db.query(ctx, `SELECT `+trailColumns+` FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := s.db.query(ctx, `SELECT `+trailColumns+`, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, mapErr("store: reading the audit log for notifications", err)
 	}
@@ -37,7 +38,7 @@ func (s *Notify) AuditAfter(ctx context.Context, after int64, limit int) ([]acti
 		var r activity.Record
 		var ns int64
 		var details []byte
-		if err := rows.Scan(&r.Seq, &ns, &r.Actor, &r.Action, &r.Object, &r.Outcome, &details); err != nil {
+		if err := rows.Scan(&r.Seq, &ns, &r.Actor, &r.Action, &r.Object, &r.Outcome, &details, &r.Hash); err != nil {
 			return nil, mapErr("store: reading the audit log for notifications", err)
 		}
 		r.Time = time.Unix(0, ns).UTC()

@@ -346,3 +346,28 @@ func TestNotifyExpiryRemindersPaged(t *testing.T) {
 		})
 	}
 }
+
+// A notification's id carries the start of its record's hash, read with
+// the record: after a restore, whose log goes on from the backup's head,
+// a seq delivered before names another record, and another id.
+func TestNotifyIDCarriesHash(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
+			defer log.Close()
+			g := newNotifyGateway(t)
+			n := newNotifier(t, db, g, notify.Options{})
+			drainNotifier(t, n)
+			rec, err := log.Append(ctx, audit.Entry{Actor: "citizen:11111111", Action: "oidc.login", Object: "tax", Outcome: "success"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			drainNotifier(t, n)
+			if want := fmt.Sprintf("audit-%d-%x", rec.Seq, rec.Hash[:6]); len(g.got) != 1 || g.got[0].ID != want {
+				t.Fatalf("notifications %+v, want id %s", g.got, want)
+			}
+		})
+	}
+}
