@@ -178,7 +178,11 @@ func (s *Notify) Advance(ctx context.Context, holder string, seq int64) error {
 // (not_after is in Unix seconds). A certificate renewed (replaced by one
 // issued or being issued, not withdrawn: the store's expiringWhere) is
 // not to be renewed again and is left out. The index range starts at
-// after's notAfter (keyset), so a pass reads each certificate once.
+// after's notAfter (keyset), so a pass reads each certificate once. The
+// reminders are probed by their primary key for each certificate read
+// (LIMIT 1 OFFSET 0 keeps PostgreSQL from turning the NOT EXISTS into a
+// join over every reminder of the window, which it chose, materialised
+// for each page, while its statistics still showed the table empty).
 func (s *Notify) Expiring(ctx context.Context, now, deadline time.Time, window string, after notify.Expiring, limit int) ([]notify.Expiring, error) {
 	from, afterSecs := now.Unix()+1, int64(math.MinInt64)
 	if !after.NotAfter.IsZero() {
@@ -190,7 +194,7 @@ WHERE c.state = 'issued' AND c.not_after >= ? AND c.not_after <= ? AND (c.not_af
 	AND c.holder_civil IS NOT NULL AND c.holder_civil <> ''
 	AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)
 	AND NOT EXISTS (SELECT 1 FROM certificates s WHERE s.replaces = c.serial AND s.state <> 'abandoned' AND s.renewal_withdrawn_at IS NULL)
-	AND NOT EXISTS (SELECT 1 FROM notify_reminders n WHERE n.serial = c.serial AND n.window_name = ?)
+	AND NOT EXISTS (SELECT 1 FROM notify_reminders n WHERE n.serial = c.serial AND n.window_name = ? LIMIT 1 OFFSET 0)
 ORDER BY c.not_after, c.serial LIMIT ?`, from, deadline.Unix(), afterSecs, after.Serial, window, limit)
 	if err != nil {
 		return nil, mapErr("store: the certificates expiring soon", err)
