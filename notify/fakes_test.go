@@ -114,12 +114,14 @@ func (s *memStore) Advance(_ context.Context, holder string, seq int64) error {
 	return nil
 }
 
-func (s *memStore) Expiring(_ context.Context, now, deadline time.Time, window string, limit int) ([]Expiring, error) {
+func (s *memStore) Expiring(_ context.Context, now, deadline time.Time, window string, after Expiring, limit int) ([]Expiring, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Expiring
 	for _, x := range s.expiring {
-		if x.NotAfter.After(now) && !x.NotAfter.After(deadline) && !s.reminded[x.Serial+"/"+window] && len(out) < limit {
+		past := after.NotAfter.IsZero() || x.NotAfter.Unix() > after.NotAfter.Unix() ||
+			(x.NotAfter.Unix() == after.NotAfter.Unix() && x.Serial > after.Serial)
+		if past && x.NotAfter.After(now) && !x.NotAfter.After(deadline) && !s.reminded[x.Serial+"/"+window] && len(out) < limit {
 			out = append(out, x)
 		}
 	}

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"encoding/hex"
 	"fmt"
 	"math"
 	"strconv"
@@ -14,9 +15,11 @@ import (
 // to the gateway.
 type Notification struct {
 	// ID is stable across retries and nodes, the gateway's idempotency
-	// key: "audit-<seq>" for an audit record ("audit-<seq>-<civil
-	// number>" when one record concerns several citizens), and
-	// "expiry-<serial>-<window>" for a reminder.
+	// key: "audit-<seq>-<hash>" for an audit record, hash the first 6
+	// bytes of the record's chain hash in hex, as a restore uses the seqs
+	// after the backup's head again for other records
+	// ("audit-<seq>-<hash>-<civil number>" when one record concerns
+	// several citizens), and "expiry-<serial>-<window>" for a reminder.
 	ID          string    `json:"id"`
 	CivilNumber string    `json:"civilNumber"`
 	Event       string    `json:"event"`
@@ -140,7 +143,7 @@ func civilNumber(s string) bool {
 
 // fromEntry is the notification of an activity entry.
 func fromEntry(civil string, rec activity.Record, e activity.Entry) Notification {
-	n := Notification{ID: "audit-" + strconv.FormatInt(rec.Seq, 10), CivilNumber: civil, Event: rec.Action,
+	n := Notification{ID: auditID(rec), CivilNumber: civil, Event: rec.Action,
 		Time: rec.Time.UTC(), Description: Text{EN: e.Description, AR: arabic[rec.Action]}, Serial: e.Serial, seq: rec.Seq}
 	d := map[string]any{}
 	set := func(k, v string) {
@@ -164,6 +167,16 @@ func fromEntry(civil string, rec activity.Record, e activity.Entry) Notification
 		n.Details = d
 	}
 	return n
+}
+
+// auditID is the id of rec's notification: its seq and, as the seqs past
+// a restored backup's head are used again, the start of its hash.
+func auditID(rec activity.Record) string {
+	id := "audit-" + strconv.FormatInt(rec.Seq, 10)
+	if len(rec.Hash) > 0 {
+		id += "-" + hex.EncodeToString(rec.Hash[:min(len(rec.Hash), 6)])
+	}
+	return id
 }
 
 // reminder is the notification that x expires within window.

@@ -49,7 +49,8 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Lease is how long a claim to deliver lasts unless renewed (default
-	// 30s); Poll is the pause between rounds when there is nothing to do
+	// 30s, or three times Config.Webhook.Timeout when that is longer: a
+	// request is cut where the lease would lapse); Poll is the pause between rounds when there is nothing to do
 	// (default 2s); Attempts bounds the tries of one notification per
 	// round (default 3), Backoff the first pause between them (default
 	// 200ms, doubled each time).
@@ -75,8 +76,17 @@ type Notifier struct {
 	events   map[string]bool
 
 	// Used by the loop alone.
-	leaseUntil time.Time // this node's lease as last claimed
-	lastExpiry time.Time // the last complete pass of the reminders
+	leaseUntil time.Time   // this node's lease as last claimed
+	lastExpiry time.Time   // when the last complete pass of the reminders began
+	pass       *expiryPass // the pass of the reminders under way, if any
+}
+
+// expiryPass is where a pass of the reminders stands: the window (an index
+// into the sorted windows) and the last certificate reminded in it.
+type expiryPass struct {
+	started time.Time
+	window  int
+	after   Expiring
 }
 
 // New returns the notifier of o.
@@ -107,7 +117,9 @@ func New(o Options) (*Notifier, error) {
 		n.holder = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 	}
 	if n.lease <= 0 {
-		n.lease = DefaultLease
+		// Renewed when a third is gone, the lease still has two
+		// timeouts to run when a request starts: it is never cut.
+		n.lease = max(DefaultLease, 3*cfg.Webhook.Timeout)
 	}
 	if n.poll <= 0 {
 		n.poll = DefaultPoll
@@ -171,8 +183,9 @@ func (n *Notifier) Run(ctx context.Context) {
 }
 
 // Round claims the lease and, when this node holds it, delivers one batch
-// of the audit log's notifications and, once a day, the expiry reminders.
-// busy says a full batch was dealt with (more may be waiting).
+// of the audit log's notifications and, during the daily pass of the
+// expiry reminders, one batch of those: a flood of reminders never holds
+// up what happens meanwhile. busy says more may be waiting.
 func (n *Notifier) Round(ctx context.Context) (busy bool, err error) {
 	cursor, ok, err := n.claim(ctx)
 	if err != nil || !ok {
@@ -182,11 +195,18 @@ func (n *Notifier) Round(ctx context.Context) (busy bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if n.events[EventExpiring] && len(n.cfg.ExpiryReminders) > 0 && n.now().Sub(n.lastExpiry) >= expiryEvery {
-		if err := n.remind(ctx); err != nil {
+	if !n.events[EventExpiring] || len(n.cfg.ExpiryReminders) == 0 {
+		return busy, nil
+	}
+	if n.pass == nil && n.now().Sub(n.lastExpiry) >= expiryEvery {
+		n.pass = &expiryPass{started: n.now()}
+	}
+	if n.pass != nil {
+		more, err := n.remind(ctx)
+		if err != nil {
 			return false, err
 		}
-		n.lastExpiry = n.now()
+		busy = busy || more
 	}
 	return busy, nil
 }
@@ -208,9 +228,15 @@ func (n *Notifier) claim(ctx context.Context) (cursor int64, ok bool, err error)
 }
 
 // renew renews the lease when a third of it is gone, so that a long
-// batch (a slow gateway) keeps it; ErrLeaseLost when another node took it.
+// batch (a slow gateway) keeps it; ErrLeaseLost when another node took it,
+// or may have: a lease that lapsed is not renewed (another node may have
+// delivered past this batch meanwhile), the next round claims it afresh.
 func (n *Notifier) renew(ctx context.Context) error {
-	if n.now().Before(n.leaseUntil.Add(-2 * n.lease / 3)) {
+	now := n.now()
+	if !now.Before(n.leaseUntil) {
+		return ErrLeaseLost
+	}
+	if now.Before(n.leaseUntil.Add(-2 * n.lease / 3)) {
 		return nil
 	}
 	if _, ok, err := n.claim(ctx); err != nil {
@@ -264,9 +290,6 @@ func (n *Notifier) tail(ctx context.Context, cursor int64) (busy bool, err error
 	i := 0
 	for _, rec := range recs {
 		for ; i < len(items) && items[i].seq == rec.Seq; i++ {
-			if err := n.renew(ctx); err != nil {
-				return false, errors.Join(err, advance())
-			}
 			if err := n.deliver(ctx, items[i]); err != nil {
 				return false, errors.Join(err, advance())
 			}
@@ -314,11 +337,18 @@ func (n *Notifier) build(ctx context.Context, recs []activity.Record) ([]Notific
 
 // deliver posts x, trying again with backoff while the gateway is
 // unavailable, up to the attempts of a round. A refusal for good is
-// logged and counted, and x skipped (nil).
+// logged and counted, and x skipped (nil). Each attempt holds the lease
+// (renewed before it) and ends before the lease would lapse: a node never
+// delivers once another may have taken the lease over.
 func (n *Notifier) deliver(ctx context.Context, x Notification) error {
 	pause := n.backoff
 	for attempt := 1; ; attempt++ {
-		err := n.hook.post(ctx, x)
+		if err := n.renew(ctx); err != nil {
+			return fmt.Errorf("notify: delivering %s: %w", x.ID, err)
+		}
+		actx, cancel := context.WithTimeout(ctx, n.leaseUntil.Sub(n.now())-n.lease/10)
+		err := n.hook.post(actx, x)
+		cancel()
 		switch {
 		case err == nil:
 			n.m.delivered.WithLabelValues(x.Event).Inc()
@@ -344,40 +374,44 @@ func (n *Notifier) deliver(ctx context.Context, x Notification) error {
 	}
 }
 
-// remind sends the expiry reminders due: for each window, smallest first,
-// the citizens' valid certificates expiring within it not yet reminded for
-// it. A certificate first seen inside a small window is reminded for that
-// one and marked for the larger ones too (no "30 days" after "7 days").
-func (n *Notifier) remind(ctx context.Context) error {
+// remind sends one batch of the expiry reminders due and says whether the
+// pass has more to send. Window by window, smallest first, it takes the
+// citizens' valid certificates expiring within it not yet reminded for it,
+// after the last one this pass reminded (keyset: a window of a million
+// certificates is read once, not once a batch). A certificate first seen
+// inside a small window is reminded for that one and marked for the larger
+// ones too (no "30 days" after "7 days").
+func (n *Notifier) remind(ctx context.Context) (more bool, err error) {
 	windows := slices.Sorted(slices.Values(n.cfg.ExpiryReminders))
-	for i, w := range windows {
-		var marks []string
-		for _, x := range windows[i:] {
-			marks = append(marks, windowName(x))
-		}
-		for {
-			now := n.now()
-			due, err := n.store.Expiring(ctx, now, now.Add(w), windowName(w), n.cfg.Batch)
-			if err != nil {
-				return fmt.Errorf("notify: the certificates expiring within %s: %w", w, err)
-			}
-			for _, x := range due {
-				if err := n.renew(ctx); err != nil {
-					return err
-				}
-				if err := n.deliver(ctx, reminder(x, w, now)); err != nil {
-					return err
-				}
-				if err := n.store.Reminded(ctx, x.Serial, marks, now); err != nil {
-					return fmt.Errorf("notify: recording the reminder of %s: %w", x.Serial, err)
-				}
-			}
-			if len(due) < n.cfg.Batch {
-				break
-			}
-		}
+	p := n.pass
+	w := windows[p.window]
+	var marks []string
+	for _, x := range windows[p.window:] {
+		marks = append(marks, windowName(x))
 	}
-	return nil
+	now := n.now()
+	due, err := n.store.Expiring(ctx, now, now.Add(w), windowName(w), p.after, n.cfg.Batch)
+	if err != nil {
+		return false, fmt.Errorf("notify: the certificates expiring within %s: %w", w, err)
+	}
+	for _, x := range due {
+		if err := n.deliver(ctx, reminder(x, w, now)); err != nil {
+			return false, err
+		}
+		if err := n.store.Reminded(ctx, x.Serial, marks, now); err != nil {
+			return false, fmt.Errorf("notify: recording the reminder of %s: %w", x.Serial, err)
+		}
+		p.after = x
+	}
+	if len(due) == n.cfg.Batch {
+		return true, nil
+	}
+	p.window, p.after = p.window+1, Expiring{}
+	if p.window < len(windows) {
+		return true, nil
+	}
+	n.lastExpiry, n.pass = p.started, nil
+	return false, nil
 }
 
 // logURL is the webhook URL as logged: without its query, which may carry

@@ -262,8 +262,8 @@ func TestExpiryRemindersOnce(t *testing.T) {
 // The signature docs/api.md shows the gateway how to check (with openssl)
 // is the one Sign makes.
 func TestSignDocExample(t *testing.T) {
-	body := `{"id":"audit-4211","civilNumber":"12345678","event":"credential.pin.reset","time":"2026-12-05T09:30:00Z","description":{"en":"PIN reset (an activation code issued)","ar":"إعادة تعيين الرمز السري (إصدار رمز تفعيل)"},"details":{"by":"registration-officer","credential":"c0a8f3e2-citizen"}}`
-	if got := Sign([]byte("example-shared-secret-0123456789"), "1764927000", []byte(body)); got != "sha256=e20462b966ec0f55fc8506fb43d5e1e90ae96af6b5ea60e8318c925a56cd778c" {
+	body := `{"id":"audit-4211-3f9a0c5b7e21","civilNumber":"12345678","event":"credential.pin.reset","time":"2026-12-05T09:30:00Z","description":{"en":"PIN reset (an activation code issued)","ar":"إعادة تعيين الرمز السري (إصدار رمز تفعيل)"},"details":{"by":"registration-officer","credential":"c0a8f3e2-citizen"}}`
+	if got := Sign([]byte("example-shared-secret-0123456789"), "1764927000", []byte(body)); got != "sha256=74579ce545168a3705a6d364ef70cf506429b24a9d447674187c751cfd5d46e1" {
 		t.Fatalf("Sign = %s", got)
 	}
 }

@@ -12,7 +12,8 @@ import (
 // it over the audit log, the certificates and its own tables).
 type Store interface {
 	// AuditAfter returns the audit records whose seq is above after, in
-	// seq order, at most limit.
+	// seq order, at most limit, each with its Hash (part of the
+	// notification's id).
 	AuditAfter(ctx context.Context, after int64, limit int) ([]activity.Record, error)
 	// AuditHeadSeq returns the seq of the newest audit record (0: none).
 	AuditHeadSeq(ctx context.Context) (int64, error)
@@ -37,10 +38,12 @@ type Store interface {
 	// ErrLeaseLost); it never moves it back.
 	Advance(ctx context.Context, holder string, seq int64) error
 
-	// Expiring returns valid (issued, unrevoked, unexpired at now)
-	// certificates of citizens expiring before deadline, with no reminder
-	// recorded for window yet, soonest first, at most limit.
-	Expiring(ctx context.Context, now, deadline time.Time, window string, limit int) ([]Expiring, error)
+	// Expiring returns valid (issued, unrevoked, unexpired at now, not
+	// renewed) certificates of citizens expiring before deadline, with no
+	// reminder recorded for window yet, after after (by NotAfter, in whole
+	// seconds, then Serial; the zero Expiring: from the first), soonest
+	// first, at most limit.
+	Expiring(ctx context.Context, now, deadline time.Time, window string, after Expiring, limit int) ([]Expiring, error)
 	// Reminded records that the holder of serial was reminded for each
 	// of windows.
 	Reminded(ctx context.Context, serial string, windows []string, at time.Time) error

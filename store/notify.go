@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -24,9 +25,10 @@ type Notify struct{ db *DB }
 // Notify returns the store of the notifications to citizens.
 func (db *DB) Notify() *Notify { return &Notify{db: db} }
 
-// AuditAfter implements notify.Store: by the primary key, in seq order.
+// AuditAfter implements notify.Store: by the primary key, in seq order,
+// each record with its hash.
 func (s *Notify) AuditAfter(ctx context.Context, after int64, limit int) ([]activity.Record, error) {
-	rows, err := s.db.query(ctx, `SELECT `+trailColumns+` FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := s.db.query(ctx, `SELECT `+trailColumns+`, hash FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, mapErr("store: reading the audit log for notifications", err)
 	}
@@ -36,7 +38,7 @@ func (s *Notify) AuditAfter(ctx context.Context, after int64, limit int) ([]acti
 		var r activity.Record
 		var ns int64
 		var details []byte
-		if err := rows.Scan(&r.Seq, &ns, &r.Actor, &r.Action, &r.Object, &r.Outcome, &details); err != nil {
+		if err := rows.Scan(&r.Seq, &ns, &r.Actor, &r.Action, &r.Object, &r.Outcome, &details, &r.Hash); err != nil {
 			return nil, mapErr("store: reading the audit log for notifications", err)
 		}
 		r.Time = time.Unix(0, ns).UTC()
@@ -173,13 +175,27 @@ func (s *Notify) Advance(ctx context.Context, holder string, seq int64) error {
 }
 
 // Expiring implements notify.Store through the index certificates_not_after
-// (not_after is in Unix seconds).
-func (s *Notify) Expiring(ctx context.Context, now, deadline time.Time, window string, limit int) ([]notify.Expiring, error) {
+// (not_after is in Unix seconds). A certificate renewed (replaced by one
+// issued or being issued, not withdrawn: the store's expiringWhere) is
+// not to be renewed again and is left out. The index range starts at
+// after's notAfter (keyset), so a pass reads each certificate once. The
+// reminders are probed by their primary key for each certificate read
+// (LIMIT 1 OFFSET 0 keeps PostgreSQL from turning the NOT EXISTS into a
+// join over every reminder of the window, which it chose, materialised
+// for each page, while its statistics still showed the table empty).
+func (s *Notify) Expiring(ctx context.Context, now, deadline time.Time, window string, after notify.Expiring, limit int) ([]notify.Expiring, error) {
+	from, afterSecs := now.Unix()+1, int64(math.MinInt64)
+	if !after.NotAfter.IsZero() {
+		afterSecs = after.NotAfter.Unix()
+		from = max(from, afterSecs)
+	}
 	rows, err := s.db.query(ctx, `SELECT c.serial, c.holder_civil, c.not_after FROM certificates c
-WHERE c.state = 'issued' AND c.not_after > ? AND c.not_after <= ? AND c.holder_civil IS NOT NULL AND c.holder_civil <> ''
+WHERE c.state = 'issued' AND c.not_after >= ? AND c.not_after <= ? AND (c.not_after > ? OR c.serial > ?)
+	AND c.holder_civil IS NOT NULL AND c.holder_civil <> ''
 	AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)
-	AND NOT EXISTS (SELECT 1 FROM notify_reminders n WHERE n.serial = c.serial AND n.window_name = ?)
-ORDER BY c.not_after, c.serial LIMIT ?`, now.Unix(), deadline.Unix(), window, limit)
+	AND NOT EXISTS (SELECT 1 FROM certificates s WHERE s.replaces = c.serial AND s.state <> 'abandoned' AND s.renewal_withdrawn_at IS NULL)
+	AND NOT EXISTS (SELECT 1 FROM notify_reminders n WHERE n.serial = c.serial AND n.window_name = ? LIMIT 1 OFFSET 0)
+ORDER BY c.not_after, c.serial LIMIT ?`, from, deadline.Unix(), afterSecs, after.Serial, window, limit)
 	if err != nil {
 		return nil, mapErr("store: the certificates expiring soon", err)
 	}

@@ -16,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/notify"
+	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
@@ -267,4 +270,159 @@ type countingTransport struct{ n *atomic.Int64 }
 func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
 	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A certificate renewed (the renewal kept it valid: no superseder, or
+// RenewRequest.KeepReplaced) is not to be renewed again: its holder is
+// reminded of the new certificate's expiry only, as the store's own
+// expiry queries see it.
+func TestNotifyExpiryRemindersSkipRenewed(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			certs := db.Certificates(nil)
+			a := newAuthority(t, certs)
+			rn, err := ca.NewRenewer(ca.RenewerConfig{Authority: a, Store: certs}) // no superseder: the old one stays valid
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := citizenRequest(t)
+			req.Subject["civilNumber"] = "12345678"
+			old, err := a.Issue(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			citizen := &auth.Principal{Subject: "12345678", CivilNumber: "12345678", Roles: []policies.Role{policies.RoleCitizen}}
+			nw, err := rn.Renew(ctx, ca.RenewRequest{Serial: old.Serial, Caller: citizen})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := newNotifyGateway(t)
+			n := newNotifier(t, db, g, notify.Options{Config: notify.Config{ExpiryReminders: []time.Duration{87600 * time.Hour}}})
+			drainNotifier(t, n)
+			if len(g.got) != 1 || g.got[0].Serial != nw.Serial {
+				t.Fatalf("reminders %+v, want one of the renewal %s (not of %s, which it replaces)", g.got, nw.Serial, old.Serial)
+			}
+		})
+	}
+}
+
+// A pass of the reminders pages through a window by (notAfter, serial),
+// one batch a round: certificates issued within the same second (the
+// same notAfter) are each reminded once, none skipped.
+func TestNotifyExpiryRemindersPaged(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			a := newAuthority(t, db.Certificates(nil))
+			want := map[string]bool{}
+			for i := range 5 {
+				req := citizenRequest(t)
+				req.Subject["civilNumber"] = fmt.Sprintf("1111111%d", i)
+				got, err := a.Issue(ctx, req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[got.Serial] = true
+			}
+			g := newNotifyGateway(t)
+			n := newNotifier(t, db, g, notify.Options{Config: notify.Config{Batch: 2, ExpiryReminders: []time.Duration{87600 * time.Hour}}})
+			rounds := 0
+			for busy := true; busy; rounds++ {
+				var err error
+				if busy, err = n.Round(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seen := map[string]int{}
+			for _, x := range g.got {
+				seen[x.Serial]++
+			}
+			if len(g.got) != len(want) || len(seen) != len(want) || rounds < 3 {
+				t.Fatalf("%d reminders in %d rounds: %v, want each of %v once, two a round", len(g.got), rounds, seen, want)
+			}
+		})
+	}
+}
+
+// A notification's id carries the start of its record's hash, read with
+// the record: after a restore, whose log goes on from the backup's head,
+// a seq delivered before names another record, and another id.
+func TestNotifyIDCarriesHash(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
+			defer log.Close()
+			g := newNotifyGateway(t)
+			n := newNotifier(t, db, g, notify.Options{})
+			drainNotifier(t, n)
+			rec, err := log.Append(ctx, audit.Entry{Actor: "citizen:11111111", Action: "oidc.login", Object: "tax", Outcome: "success"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			drainNotifier(t, n)
+			if want := fmt.Sprintf("audit-%d-%x", rec.Seq, rec.Hash[:6]); len(g.got) != 1 || g.got[0].ID != want {
+				t.Fatalf("notifications %+v, want id %s", g.got, want)
+			}
+		})
+	}
+}
+
+// The tail never skips a record: the audit log's seqs are handed out under
+// the head's lock (SELECT … FOR UPDATE, or the one-statement move of the
+// head, on PostgreSQL; the write lock on SQLite), and a record becomes
+// visible before the next seq can be taken, so no record with a lower seq
+// commits after a higher one was read. Two nodes' logs append at once
+// while the notifier tails: every record is told, once.
+func TestNotifyNoneSkippedUnderConcurrentAppends(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			cfg := d.NewConfig(t)
+			dbs := []*store.DB{storetest.Open(t, cfg), storetest.Open(t, cfg)}
+			g := newNotifyGateway(t)
+			n := newNotifier(t, dbs[0], g, notify.Options{Config: notify.Config{Batch: 7}})
+			drainNotifier(t, n)
+			const writers, each = 4, 40
+			var wg sync.WaitGroup
+			for w := range writers {
+				log := audit.New(dbs[w%2], slog.New(slog.DiscardHandler), nil, audit.Options{})
+				defer log.Close()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						if _, err := log.Append(ctx, audit.Entry{Actor: fmt.Sprintf("citizen:%08d", w*each+i), Action: "oidc.login", Object: "tax", Outcome: "success"}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			for tailing := true; tailing; {
+				select {
+				case <-done:
+					tailing = false
+				default:
+				}
+				if _, err := n.Round(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			drainNotifier(t, n)
+			seen := map[string]bool{}
+			for _, x := range g.got {
+				seen[x.CivilNumber] = true
+			}
+			if len(seen) != writers*each {
+				t.Fatalf("%d citizens told of %d logins (%d notifications)", len(seen), writers*each, len(g.got))
+			}
+		})
+	}
 }

@@ -47,6 +47,9 @@ type Record struct {
 	Object  string
 	Outcome string
 	Details json.RawMessage
+	// Hash is the record's hash in the chain, when the store read it
+	// (package notify's tail does; the activity page needs none).
+	Hash []byte
 }
 
 // Holding is one certificate issued to a citizen: its serial and, when
