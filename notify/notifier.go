@@ -142,6 +142,9 @@ func New(o Options) (*Notifier, error) {
 	if n.m, err = newMetrics(o.Registerer); err != nil {
 		return nil, err
 	}
+	for _, e := range cfg.Events {
+		n.m.delivered.WithLabelValues(e) // exported at zero: alerts can tell "none delivered" from "no series"
+	}
 	return n, nil
 }
 
