@@ -191,8 +191,7 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any, seal audi
 func (db *DB) execAuditedSettled(ctx context.Context, done string, doneArgs []any, seal audit.Sealer, q string, args ...any) (int64, error) {
 	for attempt := 1; ; attempt++ {
 		var n int64
-		var records auditInTx
-		err := db.writeTx(ctx, func(t *txn) error {
+		err := db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 			res, err := t.exec(ctx, q, args...)
 			if err != nil {
 				return err
@@ -203,7 +202,6 @@ func (db *DB) execAuditedSettled(ctx context.Context, done string, doneArgs []an
 			return records.appendAudit(ctx, t, seal)
 		})
 		if err == nil {
-			records.done(db)
 			return n, nil
 		}
 		if !errors.Is(err, ErrOutcomeUnknown) {
@@ -213,6 +211,9 @@ func (db *DB) execAuditedSettled(ctx context.Context, done string, doneArgs []an
 		rerr := db.queryRow(ctx, done, doneArgs...).Scan(&one)
 		switch {
 		case rerr == nil:
+			if seal != nil {
+				seal.Committed() // committed with the row
+			}
 			return 1, nil
 		case !errors.Is(rerr, sql.ErrNoRows):
 			return 0, fmt.Errorf("%w (and looking: %w)", err, rerr)
@@ -302,6 +303,7 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 	} else if len(batch) > 1 {
 		var records auditInTx
 		err := w.db.writeTx(ctx, func(t *txn) error {
+			records.begin()
 			bound := map[*sql.Stmt]*sql.Stmt{}
 			var seals []audit.Sealer
 			for _, u := range batch {
@@ -345,8 +347,7 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			u.n, u.err = execPrepared(ctx, u.st, u.args...)
 			continue
 		}
-		var records auditInTx
-		u.err = w.db.writeTx(ctx, func(t *txn) error {
+		u.err = w.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 			res, err := t.tx.StmtContext(ctx, u.st).ExecContext(ctx, u.args...)
 			if err != nil {
 				return err
@@ -358,8 +359,6 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 		})
 		if u.err != nil {
 			u.n = 0
-		} else {
-			records.done(w.db)
 		}
 	}
 }
@@ -373,6 +372,9 @@ func (w *certWriter) settle(ctx context.Context, u *writeOp, tried bool) (int64,
 		var one int
 		err := w.db.queryRow(ctx, u.look, u.lookArgs...).Scan(&one)
 		if err == nil {
+			if u.seal != nil {
+				u.seal.Committed() // committed with the row, in the batch
+			}
 			return 1, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
@@ -389,6 +391,7 @@ func (w *certWriter) settle(ctx context.Context, u *writeOp, tried bool) (int64,
 func (w *certWriter) commitPG(ctx context.Context, batch []*writeOp) error {
 	var records auditInTx
 	err := w.db.writeTx(ctx, func(t *txn) error {
+		records.begin()
 		var b strings.Builder
 		b.WriteString(`UPDATE certificates AS c SET state = 'issued', der = v.der, subject = v.subject, not_before = v.not_before,
 	not_after = v.not_after, credential_id = v.credential_id, crl_partition = v.crl_partition, issued_at = v.issued_at,
