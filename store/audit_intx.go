@@ -9,11 +9,21 @@ import (
 // auditInTx collects, for one write transaction, the audit records of the
 // change it commits: appendAudit seals them into the chain inside the
 // transaction, and done (after the commit) moves the DB's head hint and
-// tells the sealers.
+// tells the sealers. Its state is that of the last attempt only: begin
+// clears it at the start of each attempt, and done clears it once told, so
+// that records sealed by an attempt that was rolled back, or already
+// reported, are never reported (again) as committed.
 type auditInTx struct {
 	head   audit.Head // the head after the records, zero when none were written
 	sealed []audit.Sealer
+	// failed is the sealer whose records the last attempt could not seal
+	// or write (nil: none), and why.
+	failed    audit.Sealer
+	failedErr error
 }
+
+// begin forgets what an earlier attempt of the transaction sealed.
+func (a *auditInTx) begin() { *a = auditInTx{} }
 
 // appendAudit seals the records of seal (nil: none) into the chain within
 // t, after the change t makes: it reads the head under its lock (FOR
@@ -22,16 +32,18 @@ type auditInTx struct {
 // records are committed together or not at all. The head is locked last,
 // so the lock is held only for the rest of the transaction.
 func (a *auditInTx) appendAudit(ctx context.Context, t *txn, seal audit.Sealer) error {
-	a.head, a.sealed = audit.Head{}, nil
+	a.begin()
 	if seal == nil {
 		return nil
 	}
 	var h audit.Head
 	if err := t.auditStmt(ctx, t.db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
+		a.failed, a.failedErr = seal, err
 		return mapErr("store: reading the audit head", err)
 	}
 	last, err := t.sealAndAppend(ctx, h, seal.Seal)
 	if err != nil {
+		a.failed, a.failedErr = seal, err
 		return err
 	}
 	a.head, a.sealed = last, []audit.Sealer{seal}
@@ -40,7 +52,7 @@ func (a *auditInTx) appendAudit(ctx context.Context, t *txn, seal audit.Sealer) 
 
 // done tells db of the head the committed transaction left (PostgreSQL's
 // one-round-trip append starts from it) and the sealers that their records
-// were committed.
+// were committed, once.
 func (a *auditInTx) done(db *DB) {
 	if a.head.Hash != nil {
 		db.setAuditHeadHint(a.head)
@@ -48,6 +60,36 @@ func (a *auditInTx) done(db *DB) {
 	for _, s := range a.sealed {
 		s.Committed()
 	}
+	a.begin()
+}
+
+// finish ends a transaction that ran appendAudit: done when it committed
+// (err nil); when it failed because its records could not be sealed or
+// written, it tells the sealer (audit.FailureNoter), which counts the
+// failure as a failed audit append (thiqa_audit_append_failures_total and
+// its alert) and logs it, since the change was answered as failed.
+func (a *auditInTx) finish(db *DB, err error) {
+	if err == nil {
+		a.done(db)
+		return
+	}
+	if f, ok := a.failed.(audit.FailureNoter); ok {
+		f.Failed(a.failedErr)
+	}
+	a.begin()
+}
+
+// auditedTx is writeTx for a transaction that commits a change with its
+// audit records: fn gets a fresh auditInTx on every attempt, and the
+// outcome of the last one is reported to the sealers (finish).
+func (db *DB) auditedTx(ctx context.Context, fn func(t *txn, a *auditInTx) error) error {
+	var records auditInTx
+	err := db.writeTx(ctx, func(t *txn) error {
+		records.begin()
+		return fn(t, &records)
+	})
+	records.finish(db, err)
+	return err
 }
 
 // chainSealers returns one Sealer writing the records of seals one after
@@ -86,5 +128,15 @@ func (c sealerChain) Seal(h audit.Head) ([]audit.Record, error) {
 func (c sealerChain) Committed() {
 	for _, s := range c {
 		s.Committed()
+	}
+}
+
+// Failed implements audit.FailureNoter: each sealer of the chain that
+// counts failures is told.
+func (c sealerChain) Failed(err error) {
+	for _, s := range c {
+		if f, ok := s.(audit.FailureNoter); ok {
+			f.Failed(err)
+		}
 	}
 }

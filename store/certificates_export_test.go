@@ -1,6 +1,10 @@
 package store
 
-import "context"
+import (
+	"context"
+
+	"github.com/thiqa/thiqa/internal/audit"
+)
 
 // IntentBatch commits the given intent inserts (the arguments of
 // insertIntentSQL, in order) as one batch, for tests.
@@ -50,4 +54,30 @@ func (c *Certificates) WriteBroken(ctx context.Context) error {
 	}
 	_, err := c.w.write(ctx, nil, nil, nil)
 	return err
+}
+
+// IssueBatchAudited commits the given certificate updates (the arguments of
+// issueCertificateSQL) with their audit records as one batch, as the
+// writer does for concurrent issuances, for tests; it returns each
+// update's outcome.
+func (c *Certificates) IssueBatchAudited(ctx context.Context, updates [][]any, seals []audit.Sealer) ([]int64, []error) {
+	ok, err := c.w.prepared(ctx)
+	if err != nil {
+		return nil, []error{err}
+	}
+	batch := make([]*writeOp, len(updates))
+	for i, a := range updates {
+		batch[i] = &writeOp{st: c.w.issue, args: a, seal: seals[i], done: make(chan struct{})}
+		if !ok {
+			batch[i] = &writeOp{q: issueCertificateSQL, args: a, seal: seals[i], done: make(chan struct{}),
+				look: storedLookSQL, lookArgs: []any{a[8], a[0]}}
+		}
+	}
+	c.w.commit(ctx, batch)
+	ns, errs := make([]int64, len(batch)), make([]error, len(batch))
+	for i, u := range batch {
+		<-u.done
+		ns[i], errs[i] = u.n, u.err
+	}
+	return ns, errs
 }

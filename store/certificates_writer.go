@@ -75,6 +75,12 @@ const (
 	holder_civil = ?
 	WHERE serial = ? AND state = 'intent' AND tbs_hash = ? AND ca = ? AND profile = ?
 	AND NOT EXISTS (SELECT 1 FROM blocked_keys b WHERE b.key_hash = certificates.key_hash)`
+	// issuedLookSQL finds a certificate that issueCertificateSQL issued
+	// (parameters: its serial, tbs_hash, ca, profile).
+	issuedLookSQL = `SELECT 1 FROM certificates WHERE serial = ? AND tbs_hash = ? AND ca = ? AND profile = ? AND state = 'issued'`
+	// storedLookSQL finds the certificate that one issueCertificateSQL
+	// stored (parameters: its serial, its DER).
+	storedLookSQL = `SELECT 1 FROM certificates WHERE serial = ? AND der = ? AND state = 'issued'`
 	// Every certificate of the key and profile counts, renewals too (index
 	// certificates_key_hash).
 	findIssuedSQL = `SELECT serial FROM certificates
@@ -171,13 +177,15 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any, seal audi
 	}
 	if !ok {
 		// args: der, …, holder_civil, serial, tbs_hash, ca, profile
-		done := `SELECT 1 FROM certificates WHERE serial = ? AND tbs_hash = ? AND ca = ? AND profile = ? AND state = 'issued'`
 		if seal == nil {
-			return w.db.execOneSettled(ctx, done, args[8:12], issueCertificateSQL, args...)
+			return w.db.execOneSettled(ctx, issuedLookSQL, args[8:12], issueCertificateSQL, args...)
 		}
 		// Concurrent issuances share one transaction, and one turn of the
-		// audit head's lock, as on SQLite.
-		return w.enqueue(ctx, &writeOp{q: issueCertificateSQL, args: args, seal: seal, look: done, lookArgs: args[8:12]})
+		// audit head's lock, as on SQLite. Whether one took effect is told
+		// by its own certificate (its DER, whose signature no other call
+		// shares), not by another update of the same serial.
+		return w.enqueue(ctx, &writeOp{q: issueCertificateSQL, args: args, seal: seal, look: storedLookSQL,
+			lookArgs: []any{args[8], args[0]}})
 	}
 	return w.write(ctx, w.issue, args, seal)
 }
@@ -187,12 +195,13 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any, seal audi
 // it changed. When the connection was lost during the commit it looks
 // whether it took effect (done: the row is in the state the statement
 // leaves it in; its records were committed with it) and runs it again when
-// it did not, a few times.
-func (db *DB) execAuditedSettled(ctx context.Context, done string, doneArgs []any, seal audit.Sealer, q string, args ...any) (int64, error) {
+// it did not, a few times. unsure tells that an earlier attempt (a batch)
+// may still be committing: a run that then changes no row looks too, since
+// that attempt may have changed it, with its records, meanwhile.
+func (db *DB) execAuditedSettled(ctx context.Context, unsure bool, done string, doneArgs []any, seal audit.Sealer, q string, args ...any) (int64, error) {
 	for attempt := 1; ; attempt++ {
 		var n int64
-		var records auditInTx
-		err := db.writeTx(ctx, func(t *txn) error {
+		err := db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 			res, err := t.exec(ctx, q, args...)
 			if err != nil {
 				return err
@@ -202,23 +211,30 @@ func (db *DB) execAuditedSettled(ctx context.Context, done string, doneArgs []an
 			}
 			return records.appendAudit(ctx, t, seal)
 		})
-		if err == nil {
-			records.done(db)
+		if err == nil && (n == 1 || !unsure) {
 			return n, nil
 		}
-		if !errors.Is(err, ErrOutcomeUnknown) {
+		if err != nil && !errors.Is(err, ErrOutcomeUnknown) {
 			return 0, err
 		}
 		var one int
 		rerr := db.queryRow(ctx, done, doneArgs...).Scan(&one)
 		switch {
 		case rerr == nil:
+			if seal != nil {
+				seal.Committed() // committed with the row
+			}
 			return 1, nil
+		case err == nil && errors.Is(rerr, sql.ErrNoRows):
+			return n, nil // no row changed, by this run or an earlier one
+		case err == nil:
+			return 0, mapErr("store: looking whether a write took effect", rerr)
 		case !errors.Is(rerr, sql.ErrNoRows):
 			return 0, fmt.Errorf("%w (and looking: %w)", err, rerr)
 		case attempt == maxTxAttempts || !db.pauseAfterConnLost(ctx, attempt, err):
 			return 0, err
 		}
+		unsure = true // this attempt may still be committing
 	}
 }
 
@@ -293,15 +309,18 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			close(u.done)
 		}
 	}()
+	var batchErr error // PostgreSQL: why the batch failed
 	if len(batch) > 1 && batch[0].q != "" {
-		err := w.commitPG(ctx, batch)
-		if err == nil {
+		batchErr = w.commitPG(ctx, batch)
+		if batchErr == nil {
 			return
 		}
+		err := batchErr
 		w.db.logger.Warn("store: CA write batch failed, committing its statements one by one", "statements", len(batch), "err", err)
 	} else if len(batch) > 1 {
 		var records auditInTx
 		err := w.db.writeTx(ctx, func(t *txn) error {
+			records.begin()
 			bound := map[*sql.Stmt]*sql.Stmt{}
 			var seals []audit.Sealer
 			for _, u := range batch {
@@ -338,15 +357,14 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 	}
 	for _, u := range batch {
 		if u.q != "" {
-			u.n, u.err = w.settle(ctx, u, len(batch) > 1)
+			u.n, u.err = w.settle(ctx, u, batchErr)
 			continue
 		}
 		if u.seal == nil {
 			u.n, u.err = execPrepared(ctx, u.st, u.args...)
 			continue
 		}
-		var records auditInTx
-		u.err = w.db.writeTx(ctx, func(t *txn) error {
+		u.err = w.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 			res, err := t.tx.StmtContext(ctx, u.st).ExecContext(ctx, u.args...)
 			if err != nil {
 				return err
@@ -358,28 +376,32 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 		})
 		if u.err != nil {
 			u.n = 0
-		} else {
-			records.done(w.db)
 		}
 	}
 }
 
 // settle runs u (a PostgreSQL statement with its audit records) on its own.
-// After a failed batch (tried) it looks first whether the batch took
-// effect all the same (a commit whose connection was lost): then u's row
-// and records were committed together.
-func (w *certWriter) settle(ctx context.Context, u *writeOp, tried bool) (int64, error) {
-	if tried {
+// After a batch whose commit lost its connection (batchErr wraps
+// ErrOutcomeUnknown) it looks first whether the batch took effect all the
+// same: then u's row and records were committed together. After a batch
+// that failed otherwise nothing of it was kept, and it does not look: the
+// row may be another update's of the same serial, run on its own first.
+func (w *certWriter) settle(ctx context.Context, u *writeOp, batchErr error) (int64, error) {
+	unsure := errors.Is(batchErr, ErrOutcomeUnknown)
+	if unsure {
 		var one int
 		err := w.db.queryRow(ctx, u.look, u.lookArgs...).Scan(&one)
 		if err == nil {
+			if u.seal != nil {
+				u.seal.Committed() // committed with the row, in the batch
+			}
 			return 1, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return 0, mapErr("store: looking whether a write took effect", err)
 		}
 	}
-	return w.db.execAuditedSettled(ctx, u.look, u.lookArgs, u.seal, u.q, u.args...)
+	return w.db.execAuditedSettled(ctx, unsure, u.look, u.lookArgs, u.seal, u.q, u.args...)
 }
 
 // commitPG commits a batch of PostgreSQL certificate updates (issueCertificateSQL's
@@ -389,44 +411,53 @@ func (w *certWriter) settle(ctx context.Context, u *writeOp, tried bool) (int64,
 func (w *certWriter) commitPG(ctx context.Context, batch []*writeOp) error {
 	var records auditInTx
 	err := w.db.writeTx(ctx, func(t *txn) error {
+		records.begin()
 		var b strings.Builder
 		b.WriteString(`UPDATE certificates AS c SET state = 'issued', der = v.der, subject = v.subject, not_before = v.not_before,
 	not_after = v.not_after, credential_id = v.credential_id, crl_partition = v.crl_partition, issued_at = v.issued_at,
 	holder_civil = v.holder_civil
 	FROM (VALUES `)
-		args := make([]any, 0, 12*len(batch))
+		args := make([]any, 0, 13*len(batch))
 		for i, u := range batch {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?::bytea,?::text,?::bigint,?::bigint,?::text,?::integer,?::bigint,?::text,?::text,?::bytea,?::text,?::text)")
+			b.WriteString("(?::integer,?::bytea,?::text,?::bigint,?::bigint,?::text,?::integer,?::bigint,?::text,?::text,?::bytea,?::text,?::text)")
+			args = append(args, i)
 			args = append(args, u.args...)
 		}
-		b.WriteString(`) AS v(der, subject, not_before, not_after, credential_id, crl_partition, issued_at, holder_civil, serial, tbs_hash, ca, profile)
+		// Each row updated answers the position of the operation whose
+		// values it took: two operations for one serial (a duplicate
+		// call) update it once, and only that one reports it issued.
+		b.WriteString(`) AS v(op, der, subject, not_before, not_after, credential_id, crl_partition, issued_at, holder_civil, serial, tbs_hash, ca, profile)
 	WHERE c.serial = v.serial AND c.state = 'intent' AND c.tbs_hash = v.tbs_hash AND c.ca = v.ca AND c.profile = v.profile
 	AND NOT EXISTS (SELECT 1 FROM blocked_keys bk WHERE bk.key_hash = c.key_hash)
-	RETURNING c.serial`)
+	RETURNING v.op`)
 		rows, err := t.query(ctx, b.String(), args...)
 		if err != nil {
 			return err
 		}
-		issued := map[string]bool{}
+		issued := make([]bool, len(batch))
 		for rows.Next() {
-			var serial string
-			if err := rows.Scan(&serial); err != nil {
+			var op int
+			if err := rows.Scan(&op); err != nil {
 				rows.Close()
 				return err
 			}
-			issued[serial] = true
+			if op < 0 || op >= len(batch) {
+				rows.Close()
+				return fmt.Errorf("store: the batch update answered operation %d of %d", op, len(batch))
+			}
+			issued[op] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		var seals []audit.Sealer
-		for _, u := range batch {
+		for i, u := range batch {
 			u.n, u.err = 0, nil
-			if serial, _ := u.args[8].(string); issued[serial] {
+			if issued[i] {
 				u.n = 1
 				seals = append(seals, u.seal)
 			}

@@ -72,8 +72,7 @@ func (r *Revocations) compromise(ctx context.Context, serial, by string, now tim
 		return nil, errors.New("store: revoking: the revoking party is required")
 	}
 	var out *revocation.CompromisedKey
-	var records auditInTx
-	err = r.db.writeTx(ctx, func(t *txn) error {
+	err = r.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		out = nil
 		var caName, state string
 		var part int
@@ -137,9 +136,8 @@ func (r *Revocations) compromise(ctx context.Context, serial, by string, now tim
 	if err != nil {
 		return nil, err
 	}
-	records.done(r.db)
 	var late []revocation.Revocation
-	err = r.db.writeTx(ctx, func(t *txn) error {
+	err = r.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		var err error
 		late, err = revokeKeyHolders(ctx, t, out.KeyHash[:], by, now.UTC().Truncate(time.Second), time.Now().UTC())
 		if err != nil || len(late) == 0 {
@@ -154,9 +152,7 @@ func (r *Revocations) compromise(ctx context.Context, serial, by string, now tim
 		}
 		return nil
 	})
-	if err == nil {
-		records.done(r.db)
-	} else {
+	if err != nil {
 		late = nil // rolled back with its records
 	}
 	out.AlsoRevoked = append(out.AlsoRevoked, late...)
@@ -242,8 +238,7 @@ func (r *Revocations) SweepBlockedKeys(ctx context.Context, since, now time.Time
 		return nil, mapErr("store: sweeping blocked keys", err)
 	}
 	var out []revocation.Consequence
-	var records auditInTx
-	err = r.db.writeTx(ctx, func(t *txn) error {
+	err = r.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		out = out[:0]
 		at, recorded := now.UTC().Truncate(time.Second), time.Now().UTC()
 		for _, b := range blocks {
@@ -258,7 +253,6 @@ func (r *Revocations) SweepBlockedKeys(ctx context.Context, since, now time.Time
 			}
 		}
 		if len(out) == 0 {
-			records = auditInTx{}
 			return nil
 		}
 		if err := records.appendAudit(ctx, t, sealer(rec, revocation.Change{Consequences: out})); err != nil {
@@ -269,6 +263,5 @@ func (r *Revocations) SweepBlockedKeys(ctx context.Context, since, now time.Time
 	if err != nil {
 		return nil, err
 	}
-	records.done(r.db)
 	return out, nil
 }

@@ -69,8 +69,7 @@ func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by 
 		return nil, errors.New("store: revoking: the revoking party is required")
 	}
 	var out *revocation.Revocation
-	var records auditInTx
-	err = r.db.writeTx(ctx, func(t *txn) error {
+	err = r.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		out = nil
 		var ca, state string
 		var part int
@@ -103,7 +102,6 @@ func (r *Revocations) Revoke(ctx context.Context, serial string, reason int, by 
 	if err != nil {
 		return nil, err
 	}
-	records.done(r.db)
 	return out, nil
 }
 

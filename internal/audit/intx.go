@@ -18,6 +18,14 @@ type Sealer interface {
 	Committed()
 }
 
+// FailureNoter is implemented by a Sealer that wants to know that its
+// records could not be sealed or written into the chain and the change
+// they record was therefore rolled back (the store tells it once, after the
+// transaction failed for good).
+type FailureNoter interface {
+	Failed(err error)
+}
+
 // SealerFunc is a Sealer whose Committed does nothing.
 type SealerFunc func(head Head) ([]Record, error)
 
@@ -61,4 +69,17 @@ func (p *prepared) Committed() {
 	for _, r := range p.recs {
 		p.l.m.records(r.Outcome).Inc()
 	}
+}
+
+// Failed implements FailureNoter: a change whose records could not be
+// written in its transaction counts, and is logged, as one failed append
+// (thiqa_audit_append_failures_total), as when Append's batch fails.
+func (p *prepared) Failed(err error) {
+	p.l.m.failures.Inc()
+	var action, object string
+	if len(p.recs) > 0 {
+		action, object = p.recs[0].Action, p.recs[0].Object
+	}
+	p.l.logger.Error("audit: records not written with their change; the change was rolled back",
+		"records", len(p.recs), "action", action, "object", object, "err", err)
 }

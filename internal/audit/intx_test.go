@@ -39,3 +39,22 @@ func TestPrepare(t *testing.T) {
 		t.Fatalf("%v records counted after the commit, want 2", got)
 	}
 }
+
+// TestPreparedFailed: a prepared change whose records the store could not
+// write counts as one failed append, as a failed Append does.
+func TestPreparedFailed(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	l := newLog(t, audit.NewFileStore(t.TempDir()+"/audit.jsonl"), reg)
+	seal, err := l.Prepare(audit.Entry{Actor: "a", Action: "certificate.revoke", Object: "0a", Outcome: audit.OutcomeSuccess})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := seal.(audit.FailureNoter)
+	if !ok {
+		t.Fatal("Prepare's Sealer does not take failures")
+	}
+	f.Failed(errors.New("test: refused"))
+	if got := testutil.ToFloat64(mustCounterNamed(t, reg, "thiqa_audit_append_failures_total")); got != 1 {
+		t.Fatalf("thiqa_audit_append_failures_total = %v, want 1", got)
+	}
+}
