@@ -17,7 +17,14 @@ import (
 // records, then loses the file.
 func (s *sinceLog) crashMidDelete(t *testing.T, batch int) {
 	t.Helper()
-	_, err := s.archive(t, 45, "a.jsonl.gz", func(o *audit.ArchiveOptions) {
+	s.crashMidDeleteFrom(t, 45, batch)
+}
+
+// crashMidDeleteFrom is crashMidDelete with the archive through seq
+// through.
+func (s *sinceLog) crashMidDeleteFrom(t *testing.T, through int64, batch int) {
+	t.Helper()
+	_, err := s.archive(t, through, "a.jsonl.gz", func(o *audit.ArchiveOptions) {
 		o.BatchSize = batch
 		*o = audit.WithArchiveHooks(*o, nil, func(int64) error { return errCrash })
 	})
