@@ -219,7 +219,8 @@ func archiveStart(ctx context.Context, st Store) (liveStart, ArchivedPrefix, *Br
 		switch {
 		case r.FirstSeq != ls.from:
 			return brk(r.FirstSeq, "the archived range %d-%d (%s) does not follow the one before (it should start at %d)", r.FirstSeq, r.LastSeq, r.File, ls.from)
-		case r.LastSeq < r.FirstSeq || len(r.LastHash) != HashSize:
+		case r.LastSeq < r.FirstSeq || len(r.LastHash) != HashSize ||
+			r.ReplacedFrom != 0 && (r.ReplacedFrom < r.FirstSeq || r.ReplacedFrom > r.LastSeq+1):
 			return brk(r.FirstSeq, "the archived range %d-%d (%s) is malformed", r.FirstSeq, r.LastSeq, r.File)
 		case r.State == ArchiveDeleting && i == len(p.Rows)-1:
 			ls.window = &p.Rows[i]

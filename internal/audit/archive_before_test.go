@@ -1,13 +1,17 @@
 package audit_test
 
 import (
+	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -55,6 +59,55 @@ func TestArchiveBeforeClockStepBack(t *testing.T) {
 				t.Fatalf("Archive before %s: archived records 1 to %d; record 21 was made at %s", before, res.Row.LastSeq, s.recs[20].Time)
 			}
 			s.wantFull(t, true)
+		})
+	}
+}
+
+// seqCountingStore counts the records with a seq above over that
+// AuditRecords hands out.
+type seqCountingStore struct {
+	*store.DB
+	over, n int64
+}
+
+// AuditRecords is the store's, counting.
+func (c *seqCountingStore) AuditRecords(ctx context.Context, from int64, fn func(audit.Record) error) error {
+	return c.DB.AuditRecords(ctx, from, func(r audit.Record) error {
+		if r.Seq > c.over {
+			c.n++
+		}
+		return fn(r)
+	})
+}
+
+// TestArchiveBeforeReadsNoFurther: with --before far ahead, the records
+// are read up to the last checkpoint that can end the archive, not to
+// the head (all of a large log past it, for nothing), and not at all
+// when no checkpoint can.
+func TestArchiveBeforeReadsNoFurther(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			s := newSinceLog(t, d) // checkpoints at 20, 40, 60; records to 70
+			far := time.Now().Add(24 * time.Hour)
+			none := filepath.Join(s.dir, "none.jsonl")
+			if err := os.WriteFile(none, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c := &seqCountingStore{DB: s.db}
+			_, err := audit.Archive(ctxT(t), c, audit.ArchiveOptions{Before: far, Out: filepath.Join(s.dir, "x.jsonl.gz"),
+				CheckpointFile: none, CheckpointKeyFile: s.pub})
+			if !errors.Is(err, audit.ErrNoArchiveCheckpoint) || c.n != 0 {
+				t.Fatalf("Archive with no checkpoint: %v, %d records read", err, c.n)
+			}
+			c.over = 60
+			res, err := audit.Archive(ctxT(t), c, audit.ArchiveOptions{Before: far, Out: filepath.Join(s.dir, "a.jsonl.gz"),
+				CheckpointFile: s.cps, CheckpointKeyFile: s.pub})
+			if err != nil || res.Row.LastSeq != 60 {
+				t.Fatalf("Archive before %s: %+v %v", far, res, err)
+			}
+			if c.n > 2 {
+				t.Fatalf("Archive before %s read %d records past the last checkpoint (60)", far, c.n)
+			}
 		})
 	}
 }

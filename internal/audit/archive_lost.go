@@ -33,7 +33,9 @@ var ErrNoUnfinishedArchive = errors.New("audit: no archive is unfinished")
 // (ArchiveLostAction) naming what was lost, in one transaction; the rest
 // of the range is deleted and the range marked done, so that later
 // archives can run. Nothing is written when no record of the range is
-// live any more (o.Out may then be ""). Each step can be interrupted:
+// live any more (o.Out may then be ""). It refuses, recording nothing,
+// when the range's own file is next to o.Out (it is not lost, or an
+// archive is still deleting with it). Each step can be interrupted:
 // running it again with the same o.Out finishes it.
 //
 // The live log stays verifiable: it starts after the range, chaining from
@@ -78,6 +80,16 @@ func RecoverLostArchive(ctx context.Context, st ArchiveStore, o ArchiveOptions) 
 			res.Records, res.Bytes = s.Records, s.Bytes
 		}
 		return deleteArchived(ctx, st, o, res)
+	}
+	if o.Out != "" {
+		// The range's own file next to --out: it is not lost (or a run of
+		// the archive is still deleting with it), and finishing the range
+		// with it loses nothing.
+		kept := filepath.Join(filepath.Dir(o.Out), r.File)
+		if s, err := readArchiveFile(kept, pub); err == nil && bytes.Equal(s.SHA256, r.FileSHA256) {
+			return ArchiveResult{}, fmt.Errorf("%w: the file of records %d to %d is not lost, it is %s: finish the archive with --out %s and without --file-lost",
+				ErrArchiveUnfinished, r.FirstSeq, r.LastSeq, kept, kept)
+		}
 	}
 	first, err := firstLiveRecord(ctx, st)
 	if err != nil {

@@ -17,7 +17,14 @@ import (
 // records, then loses the file.
 func (s *sinceLog) crashMidDelete(t *testing.T, batch int) {
 	t.Helper()
-	_, err := s.archive(t, 45, "a.jsonl.gz", func(o *audit.ArchiveOptions) {
+	s.crashMidDeleteFrom(t, 45, batch)
+}
+
+// crashMidDeleteFrom is crashMidDelete with the archive through seq
+// through.
+func (s *sinceLog) crashMidDeleteFrom(t *testing.T, through int64, batch int) {
+	t.Helper()
+	_, err := s.archive(t, through, "a.jsonl.gz", func(o *audit.ArchiveOptions) {
 		o.BatchSize = batch
 		*o = audit.WithArchiveHooks(*o, nil, func(int64) error { return errCrash })
 	})
@@ -139,6 +146,27 @@ func TestArchiveFileLost(t *testing.T) {
 				}
 				s.mustArchive(t, 65, "c.jsonl.gz")
 				s.wantFull(t, true)
+			})
+			t.Run("FileThere", func(t *testing.T) {
+				// Run while the archive still deletes with its file (or
+				// with the file found again next to --out): nothing is
+				// lost, so nothing is declared lost.
+				s := newSinceLog(t, d)
+				_, err := s.archive(t, 45, "a.jsonl.gz", func(o *audit.ArchiveOptions) {
+					o.BatchSize = 10
+					*o = audit.WithArchiveHooks(*o, nil, func(int64) error { return errCrash })
+				})
+				if !errors.Is(err, errCrash) {
+					t.Fatalf("Archive killed mid-delete: %v", err)
+				}
+				if _, err := s.recoverLost(t, "r.jsonl.gz"); !errors.Is(err, audit.ErrArchiveUnfinished) || !strings.Contains(err.Error(), "is not lost") {
+					t.Fatalf("RecoverLostArchive with the range's file there: %v", err)
+				}
+				if _, err := os.Stat(filepath.Join(s.dir, "r.jsonl.gz")); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("a replacement was written: %v", err)
+				}
+				s.mustArchive(t, 45, "a.jsonl.gz")
+				s.wantWithFiles(t, true, "audit archives OK", "a.jsonl.gz")
 			})
 			t.Run("NothingLost", func(t *testing.T) {
 				// The file written with the range is there: nothing to recover.

@@ -65,26 +65,57 @@ func VerifyAllWithArchives(ctx context.Context, st Store, checkpointFile, public
 		}
 		files = append(files, mf)
 	}
+	files = dropRepeated(files, out)
 	sort.SliceStable(files, func(i, j int) bool { return files[i].sum.Header.FirstSeq < files[j].sum.Header.FirstSeq })
-	if p := matchArchives(arch, files, first); p != "" {
+	p, lost := matchArchives(arch, files, first)
+	if p != "" || len(lost) > 0 {
 		if moved, err := archivesMoved(ctx, st, arch); err != nil {
 			return false, err
 		} else if moved {
 			return false, fmt.Errorf("%w (an archive ran): run the verification again", ErrArchivesMoved)
 		}
-		fmt.Fprintf(out, "audit archive BROKEN: %s\n", p)
-		return false, nil
 	}
-	for _, f := range files {
-		h := f.sum.Header
-		fmt.Fprintf(out, "audit archive OK: %s: records %d to %d (%d), SHA-256 %s, %d bytes: the archived range %d-%d\n",
-			f.path, h.FirstSeq, h.LastSeq, f.sum.Records, hex.EncodeToString(f.sum.SHA256), f.sum.Bytes, h.FirstSeq, h.LastSeq)
+	if p != "" {
+		fmt.Fprintf(out, "audit archive BROKEN: %s\n", p)
+	} else {
+		for _, f := range files {
+			h := f.sum.Header
+			fmt.Fprintf(out, "audit archive OK: %s: records %d to %d (%d), SHA-256 %s, %d bytes: the archived range %d-%d\n",
+				f.path, h.FirstSeq, h.LastSeq, f.sum.Records, hex.EncodeToString(f.sum.SHA256), f.sum.Bytes, h.FirstSeq, h.LastSeq)
+		}
+	}
+	// Every range whose file was lost is named, each time, after the
+	// other checks: a loss already recorded with the auditor must not
+	// hide a range recorded since without its file, nor another loss.
+	for _, l := range lost {
+		fmt.Fprintf(out, "audit archive BROKEN: %s\n", l)
+	}
+	if p != "" || len(lost) > 0 {
+		return false, nil
 	}
 	if len(files) > 0 {
 		fmt.Fprintf(out, "audit archives OK: the %d files given are the %d archived ranges, records 1 to %d, chained to each other and to the live log\n",
 			len(files), len(arch.Rows), arch.Below-1)
 	}
 	return true, nil
+}
+
+// dropRepeated returns files without those given again (the same SHA-256
+// as a file before them: the same path twice, or a copy), saying so on
+// out: a file given twice is read twice but matched once.
+func dropRepeated(files []matchedFile, out io.Writer) []matchedFile {
+	seen := make(map[string]string, len(files))
+	kept := files[:0]
+	for _, f := range files {
+		sum := string(f.sum.SHA256)
+		if first, ok := seen[sum]; ok {
+			fmt.Fprintf(out, "audit archive: %s is %s given again (the same SHA-256): matched once\n", f.path, first)
+			continue
+		}
+		seen[sum] = f.path
+		kept = append(kept, f)
+	}
+	return kept
 }
 
 // firstLiveRecord returns the first record of the live log (zero when it
@@ -121,13 +152,33 @@ func readMatchedFile(path string, pub crypto.PublicKey, first Record) (matchedFi
 
 // matchArchives says why files (sorted by first seq) are not exactly the
 // archived ranges of arch, chained to each other and to the first live
-// record first, or "" when they are.
-func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) string {
-	// A range whose file was lost is held by its replacement, from the
-	// record it replaces the lost file from.
-	byFirst := make(map[int64]ArchiveRow, len(arch.Rows))
+// record first, or "" when they are; and, apart from that, which records
+// every range whose file was lost took with it (RecoverLostArchive): no
+// file can vouch for those.
+func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) (problem string, lost []string) {
 	for _, r := range arch.Rows {
-		byFirst[r.fileFirst()] = r
+		if l := r.lost(); l != "" {
+			lost = append(lost, fmt.Sprintf("%s (the range %d-%d was finished without it, thiqa audit archive --file-lost): nothing vouches for them any more", l, r.FirstSeq, r.LastSeq))
+		}
+	}
+	return matchFiles(arch, files, first), lost
+}
+
+// matchFiles is matchArchives but for the lost records.
+func matchFiles(arch ArchivedPrefix, files []matchedFile, first Record) string {
+	// A range whose file was lost is held by its replacement, from the
+	// record it replaces the lost file from; a range whose every record
+	// was lost with its file by none. Each
+	// file chains from the range before its own (whose last hash a file
+	// matched to it holds), unless records before it were lost.
+	byFirst := make(map[int64]ArchiveRow, len(arch.Rows))
+	prevHash := make(map[int64][]byte, len(arch.Rows))
+	prev := GenesisHash()
+	for _, r := range arch.Rows {
+		if r.hasFile() {
+			byFirst[r.fileFirst()], prevHash[r.FirstSeq] = r, prev
+		}
+		prev = r.LastHash
 	}
 	matched := make(map[int64]bool, len(files))
 	for i, f := range files {
@@ -135,7 +186,7 @@ func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) strin
 		r, ok := byFirst[h.FirstSeq]
 		switch {
 		case matched[h.FirstSeq]:
-			return fmt.Sprintf("%s holds records %d to %d, as %s does: a file is given twice", f.path, h.FirstSeq, h.LastSeq, files[i-1].path)
+			return fmt.Sprintf("%s holds records %d to %d, as %s does: one file holds each archived range", f.path, h.FirstSeq, h.LastSeq, files[i-1].path)
 		case !ok:
 			return fmt.Sprintf("%s holds records %d to %d, which no archived range recorded in the database starts with", f.path, h.FirstSeq, h.LastSeq)
 		case r.LastSeq != h.LastSeq:
@@ -148,22 +199,21 @@ func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) strin
 			return fmt.Sprintf("%s ends at record %d with another hash than the archived range %d-%d (%s) records", f.path, h.LastSeq, r.FirstSeq, r.LastSeq, r.File)
 		case r.Checkpoint != "" && r.Checkpoint != h.CheckpointLine:
 			return fmt.Sprintf("%s ends at another checkpoint than the one the archived range %d-%d (%s) keeps", f.path, r.FirstSeq, r.LastSeq, r.File)
-		case i > 0 && !bytes.Equal(h.PrevHash, files[i-1].sum.LastHash):
-			return fmt.Sprintf("%s (records %d to %d) does not chain from %s, which ends at record %d", f.path, h.FirstSeq, h.LastSeq,
-				files[i-1].path, files[i-1].sum.Header.LastSeq)
+		case r.fileFirst() == r.FirstSeq && !bytes.Equal(h.PrevHash, prevHash[r.FirstSeq]):
+			return fmt.Sprintf("%s (records %d to %d) does not chain from the archived range before it, which ends at record %d", f.path, h.FirstSeq, h.LastSeq,
+				r.FirstSeq-1)
 		}
 		matched[h.FirstSeq] = true
 	}
 	for _, r := range arch.Rows {
-		if lost := r.lost(); lost != "" {
-			return fmt.Sprintf("%s (the range %d-%d was finished without it, thiqa audit archive --file-lost): nothing vouches for them any more", lost, r.FirstSeq, r.LastSeq)
-		}
-		if !matched[r.fileFirst()] {
+		if r.hasFile() && !matched[r.fileFirst()] {
 			return fmt.Sprintf("no file given holds the archived range %d-%d (%s, SHA-256 %s): records %d to %d are not in the live log and no archive file vouches for them",
 				r.FirstSeq, r.LastSeq, r.fileName(), hex.EncodeToString(r.fileSHA256()), r.fileFirst(), r.LastSeq)
 		}
 	}
-	if len(files) == 0 || first.Seq == 0 {
+	// The live log chains from the last range's hash (VerifyAll checked
+	// it); a range still being deleted must hold its first record.
+	if len(files) == 0 || first.Seq == 0 || !arch.Rows[len(arch.Rows)-1].hasFile() {
 		return ""
 	}
 	last := files[len(files)-1]
@@ -185,6 +235,12 @@ func (r ArchiveRow) fileFirst() int64 {
 		return r.ReplacedFrom
 	}
 	return r.FirstSeq
+}
+
+// hasFile reports whether a file holds records of r: not when every
+// record of it was lost with its file.
+func (r ArchiveRow) hasFile() bool {
+	return r.fileFirst() <= r.LastSeq
 }
 
 // fileName is the name of the file that holds r.

@@ -296,13 +296,15 @@ func archiveEnd(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub cryp
 			cands = append(cands, c)
 		}
 	}
-	if !o.Before.IsZero() {
+	if !o.Before.IsZero() && len(cands) > 0 {
 		// Record times need not follow their seqs (the clock may be
 		// stepped back): the bound is the last record of the longest run
 		// from the first live record on whose every record was made
 		// before o.Before, found by reading up to the first one that was
-		// not (a record made at or after o.Before is never archived).
-		bound, err := lastBefore(ctx, st, from, limit, o.Before)
+		// not (a record made at or after o.Before is never archived), or
+		// up to the last checkpoint that could end the archive: no
+		// further, as the records after it are not archived anyway.
+		bound, err := lastBefore(ctx, st, from, cands[len(cands)-1].Seq, o.Before)
 		if err != nil {
 			return Checkpoint{}, err
 		}
