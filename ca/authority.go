@@ -409,14 +409,19 @@ func addCaller(ctx context.Context, details map[string]any, actor string) {
 }
 
 // issuedRecord prepares the certificate.issue success record of cert,
-// issued by CA caName for req, for the store to seal with the certificate.
+// issued by CA caName for req, for the store to seal with the certificate;
+// for a renewal by Renew also its certificate.renew summary.
 func (a *Authority) issuedRecord(ctx context.Context, req Request, rn *renewal, serial, caName string, cert *x509.Certificate) (audit.Sealer, error) {
 	details := issueDetails(req, rn)
 	details["ca"] = caName
 	details["subject"] = cert.Subject.String()
 	addCaller(ctx, details, req.RequestedBy)
-	seal, err := a.audit.Prepare(audit.Entry{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate), Object: serial,
-		Outcome: audit.OutcomeSuccess, Details: details})
+	entries := []audit.Entry{{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate), Object: serial,
+		Outcome: audit.OutcomeSuccess, Details: details}}
+	if rn != nil && rn.mode != "" {
+		entries = append(entries, renewedEntry(ctx, req.RequestedBy, rn, serial))
+	}
+	seal, err := a.audit.Prepare(entries...)
 	if err != nil {
 		return nil, fmt.Errorf("preparing the audit record of certificate %s: %w", serial, err)
 	}
