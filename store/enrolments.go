@@ -33,8 +33,7 @@ func (s *Enrolments) InsertEnrolment(ctx context.Context, e enrol.Enrolment, sea
 	if err != nil {
 		return fmt.Errorf("store: enrolment subject: %w", err)
 	}
-	var records auditInTx
-	err = s.db.writeTx(ctx, func(t *txn) error {
+	err = s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		if _, err := t.exec(ctx, `INSERT INTO enrolments (reference, profile, subject, secret_hash, created_by, created_at, expires_at, state)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 'open')`,
 			e.Reference, e.Profile, string(subject), e.SecretHash[:], e.CreatedBy, e.Created.UnixNano(), e.Expires.UnixNano()); err != nil {
@@ -48,11 +47,7 @@ func (s *Enrolments) InsertEnrolment(ctx context.Context, e enrol.Enrolment, sea
 	if isUniqueViolation(err) {
 		return fmt.Errorf("store: enrolment %s: %w", e.Reference, enrol.ErrDuplicate)
 	}
-	if err != nil {
-		return mapErr("store: recording an enrolment", err)
-	}
-	records.done(s.db)
-	return nil
+	return mapErr("store: recording an enrolment", err)
 }
 
 // GetEnrolment returns an enrolment (enrol.Store).
@@ -129,8 +124,7 @@ func (s *Enrolments) ReleaseEnrolment(ctx context.Context, reference, claim stri
 // CompleteEnrolment marks an enrolment claimed by claim used, with the
 // audit records of seal (nil: none) in the same transaction (enrol.Store).
 func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time, seal audit.Sealer) error {
-	var records auditInTx
-	err := s.db.writeTx(ctx, func(t *txn) error {
+	return s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		res, err := t.exec(ctx, `UPDATE enrolments SET state = 'used', serial = ?, used_at = ?
 			WHERE reference = ? AND state = 'claimed' AND claim = ?`, serial, now.UnixNano(), reference, claim)
 		if err != nil {
@@ -144,11 +138,6 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	records.done(s.db)
-	return nil
 }
 
 // InsertTransaction records the certificate a CMP transaction issued

@@ -30,8 +30,7 @@ func (p pinRows) ResetPIN(ctx context.Context, subject string, codeHash []byte, 
 // failing that, the reason read back, and a wrong code counted.
 func (p pinRows) ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int, seal audit.Sealer) (pin.ActivationOutcome, int, error) {
 	out, failures := pin.ActivationNone, 0
-	var records auditInTx
-	err := p.db.writeTx(ctx, func(t *txn) error {
+	err := p.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		out, failures = pin.ActivationNone, 0
 		res, err := t.exec(ctx, p.activate, p.setArgs(hash, subject, codeHash, now.UnixNano(), limit)...)
 		if err != nil {
@@ -70,9 +69,6 @@ func (p pinRows) ActivatePIN(ctx context.Context, subject string, codeHash []byt
 	})
 	if err != nil {
 		return pin.ActivationNone, 0, err
-	}
-	if out == pin.Activated {
-		records.done(p.db)
 	}
 	return out, failures, nil
 }

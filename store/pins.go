@@ -63,8 +63,7 @@ func (p pinRows) CreatePIN(ctx context.Context, subject, hash string, seal audit
 // (nil: none) in the same transaction. It reports whether it changed it.
 func (p pinRows) change(ctx context.Context, doing string, seal audit.Sealer, q string, args ...any) (bool, error) {
 	var n int64
-	var records auditInTx
-	err := p.db.writeTx(ctx, func(t *txn) error {
+	err := p.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		n = 0
 		res, err := t.exec(ctx, q, args...)
 		if err != nil {
@@ -81,7 +80,6 @@ func (p pinRows) change(ctx context.Context, doing string, seal audit.Sealer, q 
 	if err != nil {
 		return false, err
 	}
-	records.done(p.db)
 	return n == 1, nil
 }
 
