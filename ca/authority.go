@@ -142,13 +142,16 @@ type Auditor interface {
 
 // appendAudit records e with details (never nil: an empty object when
 // none) in log; a refusal or failure also names the authenticated caller
-// (method, subject, roles) among the details.
+// (method, subject, roles) among the details, a success the caller that
+// is its actor (addCaller).
 func appendAudit(ctx context.Context, log Auditor, e audit.Entry, details map[string]any) error {
 	if details == nil {
 		details = map[string]any{}
 	}
 	if c := auth.CallerOf(ctx); c != nil && e.Outcome != audit.OutcomeSuccess {
 		details["caller"] = c
+	} else if e.Outcome == audit.OutcomeSuccess {
+		addCaller(ctx, details, e.Actor)
 	}
 	e.Details = details
 	_, err := log.Append(ctx, e)
@@ -394,14 +397,31 @@ func issueDetails(req Request, rn *renewal) map[string]any {
 	return details
 }
 
+// addCaller names in a success record's details the authenticated caller
+// when it is the record's actor (auth.ActingCaller): who did it, by role,
+// as a refusal names it (a citizen's activity page tells an officer's
+// issuance or revocation from someone else's). A service acting under its
+// own name gets none.
+func addCaller(ctx context.Context, details map[string]any, actor string) {
+	if c := auth.ActingCaller(ctx, actor); c != nil {
+		details["caller"] = c
+	}
+}
+
 // issuedRecord prepares the certificate.issue success record of cert,
-// issued by CA caName for req, for the store to seal with the certificate.
-func (a *Authority) issuedRecord(req Request, rn *renewal, serial, caName string, cert *x509.Certificate) (audit.Sealer, error) {
+// issued by CA caName for req, for the store to seal with the certificate;
+// for a renewal by Renew also its certificate.renew summary.
+func (a *Authority) issuedRecord(ctx context.Context, req Request, rn *renewal, serial, caName string, cert *x509.Certificate) (audit.Sealer, error) {
 	details := issueDetails(req, rn)
 	details["ca"] = caName
 	details["subject"] = cert.Subject.String()
-	seal, err := a.audit.Prepare(audit.Entry{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate), Object: serial,
-		Outcome: audit.OutcomeSuccess, Details: details})
+	addCaller(ctx, details, req.RequestedBy)
+	entries := []audit.Entry{{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate), Object: serial,
+		Outcome: audit.OutcomeSuccess, Details: details}}
+	if rn != nil && rn.mode != "" {
+		entries = append(entries, renewedEntry(ctx, req.RequestedBy, rn, serial))
+	}
+	seal, err := a.audit.Prepare(entries...)
 	if err != nil {
 		return nil, fmt.Errorf("preparing the audit record of certificate %s: %w", serial, err)
 	}
@@ -586,7 +606,7 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 			a.log.ErrorContext(ctx, "CA signature failed verification; certificate not published", "ca", is.name, "serial", hexSerial)
 			return nil, err
 		}
-		seal, err := a.issuedRecord(req, rn, hexSerial, is.name, cert)
+		seal, err := a.issuedRecord(ctx, req, rn, hexSerial, is.name, cert)
 		if err != nil {
 			return nil, err
 		}

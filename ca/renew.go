@@ -247,6 +247,10 @@ type renewal struct {
 	firstCertified time.Time
 	// keepReplaced: RenewRequest.KeepReplaced (Intent.KeepsReplaced).
 	keepReplaced bool
+	// mode and object are the certificate.renew record's mode and object
+	// (the serial as the request gave it); mode "" records none (a renewal
+	// not made by Renew).
+	mode, object string
 }
 
 func (rn *renewal) replacedSerial() string {
@@ -288,38 +292,44 @@ func (rn *renewal) checkIssue(p *policies.Profile, now time.Time, _ [32]byte) er
 // revoked for keyCompromise is never renewed, and a key past its
 // crypto-period is re-keyed instead. Every outcome is audited once: the
 // issuance's record (certificate.issue, naming what it replaces), or the
-// refusal's before anything is issued (certificate.renew).
+// refusal's before anything is issued (certificate.renew). A renewal's
+// summary record (certificate.renew, success) is committed with the new
+// certificate and its certificate.issue record: when it cannot be
+// written nothing is issued, and the renewal may be sent again.
 func (rn *Renewer) Renew(ctx context.Context, req RenewRequest) (*Renewed, error) {
 	actor := "unknown"
 	if req.Caller != nil && req.Caller.Subject != "" {
 		actor = req.Caller.Subject
 	}
 	out, reachedIssue, err := rn.renew(ctx, req, actor)
-	if reachedIssue && err != nil {
+	if err == nil {
+		return out, nil // its records were committed with the certificate
+	}
+	if reachedIssue {
 		return nil, err // Issue recorded the outcome
 	}
-	entry := audit.Entry{Actor: actor, Action: ActionRenewCertificate, Object: req.Serial, Outcome: audit.OutcomeSuccess}
-	details := map[string]any{"mode": renewMode(req)}
-	if err != nil {
-		entry.Outcome = audit.OutcomeRefused
-		if !IsRefusal(err) && !errors.Is(err, ErrNotFound) {
-			entry.Outcome = audit.OutcomeFailure
-		}
-		details["error"] = err.Error()
-	} else {
-		details["serial"] = out.Serial
-		if req.KeepReplaced {
-			details["replacedSuperseded"] = "once the new certificate is confirmed"
-		}
+	entry := audit.Entry{Actor: actor, Action: ActionRenewCertificate, Object: req.Serial, Outcome: audit.OutcomeRefused}
+	details := map[string]any{"mode": renewMode(req), "error": err.Error()}
+	if !IsRefusal(err) && !errors.Is(err, ErrNotFound) {
+		entry.Outcome = audit.OutcomeFailure
 	}
 	if aerr := appendAudit(ctx, rn.a.audit, entry, details); aerr != nil {
 		rn.log.ErrorContext(ctx, "audit append failed", "action", ActionRenewCertificate, "err", aerr)
-		if err == nil {
-			return nil, fmt.Errorf("certificate %s was issued, but writing the audit record failed: %w", out.Serial, aerr)
-		}
 		return nil, fmt.Errorf("writing the audit record: %w", aerr)
 	}
-	return out, err
+	return nil, err
+}
+
+// renewedEntry is the certificate.renew success record of the renewal rn
+// by actor, whose new certificate is serial (Renew's summary): the store
+// commits it with the certificate.
+func renewedEntry(ctx context.Context, actor string, rn *renewal, serial string) audit.Entry {
+	details := map[string]any{"mode": rn.mode, "serial": serial}
+	if rn.keepReplaced {
+		details["replacedSuperseded"] = "once the new certificate is confirmed"
+	}
+	addCaller(ctx, details, actor)
+	return audit.Entry{Actor: actor, Action: ActionRenewCertificate, Object: rn.object, Outcome: audit.OutcomeSuccess, Details: details}
 }
 
 func renewMode(req RenewRequest) string {
@@ -415,7 +425,7 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 	}
 	r := Request{Profile: old.Profile, CA: caName, Subject: SubjectFields(cert), CredentialID: old.CredentialID,
 		RequestID: req.RequestID, RequestedBy: actor}
-	rnw := &renewal{replaces: old.Serial, keepReplaced: req.KeepReplaced}
+	rnw := &renewal{replaces: old.Serial, keepReplaced: req.KeepReplaced, mode: renewMode(req), object: req.Serial}
 	switch {
 	case len(req.CSR) > 0 && req.Rekey:
 		return r, nil, &RequestError{Reason: `give either csr or rekey, not both`}

@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base32"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,9 +76,11 @@ const ClaimTimeout = 2 * time.Minute
 
 // Store keeps the enrolments (package store implements it).
 type Store interface {
-	// InsertEnrolment records a new enrolment; ErrDuplicate when the
-	// reference exists.
-	InsertEnrolment(ctx context.Context, e Enrolment) error
+	// InsertEnrolment records a new enrolment and, in the same
+	// transaction, the audit records seal writes (nil: none): the
+	// enrolment exists with its enrolment.create record or not at all.
+	// ErrDuplicate when the reference exists.
+	InsertEnrolment(ctx context.Context, e Enrolment, seal audit.Sealer) error
 	// GetEnrolment returns the enrolment or an error wrapping ErrNotFound.
 	GetEnrolment(ctx context.Context, reference string) (*Enrolment, error)
 	// ClaimEnrolment atomically moves an open, unexpired enrolment (or one
@@ -87,19 +90,27 @@ type Store interface {
 	// ReleaseEnrolment moves an enrolment claimed by claim back to open.
 	ReleaseEnrolment(ctx context.Context, reference, claim string) error
 	// CompleteEnrolment moves an enrolment claimed by claim to used, with
-	// the serial of its certificate.
-	CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time) error
+	// the serial of its certificate, and commits the audit records seal
+	// writes (nil: none) in the same transaction: the enrolment is used
+	// with its enrolment.use record or stays claimed without it.
+	CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time, seal audit.Sealer) error
 }
 
 // Issuer is the CA's issuance (*ca.Authority).
 type Issuer interface {
 	Issue(ctx context.Context, req ca.Request) (*ca.Issued, error)
 	CheckRequest(req ca.Request) error
+	// CACertificate returns the root ("root") or an issuing CA's
+	// certificate by issuer name.
+	CACertificate(name string) (*x509.Certificate, bool)
 }
 
 // Certificates reads the certificates the CA issued (package store).
 type Certificates interface {
 	GetCertificate(ctx context.Context, serial string) (*ca.CertificateRecord, error)
+	// FindIssued returns the serial of an unexpired certificate of that
+	// profile for that key (SPKI SHA-256), or "" when there is none.
+	FindIssued(ctx context.Context, profile string, keyHash [32]byte, now time.Time) (string, error)
 }
 
 // StatusChecker refuses a revoked or blocked certificate
@@ -108,9 +119,12 @@ type StatusChecker interface {
 	Check(ctx context.Context, cert *x509.Certificate) error
 }
 
-// Auditor appends to the audit log (*audit.Log).
+// Auditor appends to the audit log (*audit.Log): refusals and failures
+// with Append; the records of an enrolment made or used with Prepare,
+// sealed by the store in the transaction that commits the change.
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+	Prepare(entries ...audit.Entry) (audit.Sealer, error)
 }
 
 // Config wires a Service.
@@ -220,26 +234,23 @@ type Created struct {
 // Create records an enrolment for one certificate of profile for subject,
 // valid for ttl (0: the default), after the CA checked both. Refusals are
 // the CA's typed errors (unknown profile, bad subject) or *RequestError;
-// every outcome is audited.
+// every outcome is audited: the enrolment is recorded together with its
+// success record (a failed append leaves no enrolment), a refusal or a
+// failure with its own.
 func (s *Service) Create(ctx context.Context, actor, profile string, subject map[string]string, ttl time.Duration) (*Created, error) {
 	out, err := s.create(ctx, actor, profile, subject, ttl)
-	details := map[string]any{"profile": profile}
-	e := audit.Entry{Actor: actor, Action: ActionCreate, Object: "profile:" + profile, Outcome: audit.OutcomeSuccess, Details: details}
-	if err != nil {
-		e.Outcome = audit.OutcomeRefused
-		if !isRefusal(err) {
-			e.Outcome = audit.OutcomeFailure
-		}
-		details["error"] = err.Error()
-	} else {
-		e.Object = out.Reference
-		details["expires"] = out.Expires
-		details["subject"] = subject
+	if err == nil {
+		return out, nil // its record was committed with it
+	}
+	details := map[string]any{"profile": profile, "error": err.Error()}
+	e := audit.Entry{Actor: actor, Action: ActionCreate, Object: "profile:" + profile, Outcome: audit.OutcomeRefused, Details: details}
+	if !isRefusal(err) {
+		e.Outcome = audit.OutcomeFailure
 	}
 	if _, aerr := s.c.Audit.Append(ctx, e); aerr != nil {
 		return nil, fmt.Errorf("writing the audit record: %w", aerr)
 	}
-	return out, err
+	return nil, err
 }
 
 // ActionCreate, ActionRefused and ActionConsume are the audit actions of
@@ -291,7 +302,12 @@ func (s *Service) create(ctx context.Context, actor, profile string, subject map
 		secret := s.Secret(ref)
 		e := Enrolment{Reference: ref, Profile: profile, Subject: subject, SecretHash: sha256.Sum256([]byte(secret)),
 			CreatedBy: actor, Created: now, Expires: now.Add(ttl).Truncate(time.Second), State: StateOpen}
-		err = s.c.Store.InsertEnrolment(ctx, e)
+		seal, err := s.c.Audit.Prepare(audit.Entry{Actor: actor, Action: ActionCreate, Object: ref, Outcome: audit.OutcomeSuccess,
+			Details: map[string]any{"profile": profile, "expires": e.Expires, "subject": subject}})
+		if err != nil {
+			return nil, fmt.Errorf("preparing the audit record: %w", err)
+		}
+		err = s.c.Store.InsertEnrolment(ctx, e, seal)
 		if errors.Is(err, ErrDuplicate) && attempt < 3 {
 			continue
 		}
@@ -376,7 +392,11 @@ type Key struct {
 // transaction ID, a random value for EST). The enrolment is claimed first
 // (ErrUsed, ErrExpired, ErrBusy), used once the certificate exists, and
 // open again when the CA refuses. The CA audits the issuance; the use is
-// audited here.
+// recorded here, together with its audit record. When that fails the
+// certificate stands (with its issuance record) and the enrolment is open
+// again, unused and without a use record: a retry for the same key
+// completes it with its record and answers that certificate, instead of
+// issuing another.
 func (s *Service) Enrol(ctx context.Context, e *Enrolment, claim string, key Key, protocol string) (*ca.Issued, error) {
 	if err := s.Usable(e); err != nil {
 		return nil, err
@@ -385,25 +405,78 @@ func (s *Service) Enrol(ctx context.Context, e *Enrolment, claim string, key Key
 	if err := s.c.Store.ClaimEnrolment(ctx, e.Reference, claim, now, now.Add(-ClaimTimeout)); err != nil {
 		return nil, err
 	}
-	actor := "enrolment:" + e.Reference
-	got, err := s.c.Issuer.Issue(ctx, ca.Request{Profile: e.Profile, Subject: e.Subject, CSR: key.CSR, PublicKey: key.PublicKey,
-		PossessionProvedBy: key.ProvedBy, RequestID: actor, RequestedBy: actor})
-	if err != nil {
+	release := func() {
 		if rerr := s.c.Store.ReleaseEnrolment(context.WithoutCancel(ctx), e.Reference, claim); rerr != nil {
-			s.log.ErrorContext(ctx, "releasing an enrolment after a refusal", "reference", e.Reference, "err", rerr)
+			s.log.ErrorContext(ctx, "releasing an enrolment", "reference", e.Reference, "err", rerr)
 		}
+	}
+	actor := "enrolment:" + e.Reference
+	got, err := s.issuedBefore(ctx, e, key, actor)
+	if err == nil && got == nil {
+		got, err = s.c.Issuer.Issue(ctx, ca.Request{Profile: e.Profile, Subject: e.Subject, CSR: key.CSR, PublicKey: key.PublicKey,
+			PossessionProvedBy: key.ProvedBy, RequestID: actor, RequestedBy: actor})
+	}
+	if err != nil {
+		release()
 		return nil, err
 	}
-	if err := s.c.Store.CompleteEnrolment(context.WithoutCancel(ctx), e.Reference, claim, got.Serial, s.now()); err != nil {
-		// The request ID (enrolment:<reference>) keeps the CA from issuing
-		// under it again; the record says claimed until then.
-		s.log.ErrorContext(ctx, "recording the use of an enrolment", "reference", e.Reference, "serial", got.Serial, "err", err)
+	seal, err := s.c.Audit.Prepare(audit.Entry{Actor: actor, Action: ActionConsume, Object: e.Reference, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"serial": got.Serial, "profile": e.Profile, "protocol": protocol}})
+	if err == nil {
+		err = s.c.Store.CompleteEnrolment(context.WithoutCancel(ctx), e.Reference, claim, got.Serial, s.now(), seal)
 	}
-	if _, err := s.c.Audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionConsume, Object: e.Reference, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"serial": got.Serial, "profile": e.Profile, "protocol": protocol}}); err != nil {
-		return nil, fmt.Errorf("certificate %s issued, but writing the audit record failed: %w", got.Serial, err)
+	if err != nil {
+		// The request ID (enrolment:<reference>) keeps the CA from issuing
+		// under it again; a retry for this key finds the certificate.
+		release()
+		s.log.ErrorContext(ctx, "recording the use of an enrolment", "reference", e.Reference, "serial", got.Serial, "err", err)
+		return nil, fmt.Errorf("certificate %s issued, but recording the use of enrolment %s with its audit record failed: %w", got.Serial, e.Reference, err)
 	}
 	return got, nil
+}
+
+// issuedBefore returns the certificate an earlier request under the
+// enrolment e (request ID actor) was issued for key, whose use could not
+// be recorded then; nil when there is none.
+func (s *Service) issuedBefore(ctx context.Context, e *Enrolment, key Key, actor string) (*ca.Issued, error) {
+	pub := key.PublicKey
+	if len(key.CSR) > 0 {
+		der := key.CSR
+		if b, _ := pem.Decode(der); b != nil {
+			der = b.Bytes
+		}
+		csr, err := x509.ParseCertificateRequest(der)
+		if err != nil {
+			return nil, nil // the CA refuses it
+		}
+		pub = csr.PublicKey
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, nil // the CA refuses it
+	}
+	serial, err := s.c.Certificates.FindIssued(ctx, e.Profile, sha256.Sum256(spki), s.now())
+	if err != nil || serial == "" {
+		return nil, err
+	}
+	rec, err := s.c.Certificates.GetCertificate(ctx, serial)
+	if err != nil {
+		return nil, fmt.Errorf("reading certificate %s: %w", serial, err)
+	}
+	if rec.RequestID != actor {
+		return nil, nil // another's: the CA refuses the key
+	}
+	cert, err := x509.ParseCertificate(rec.DER)
+	if err != nil {
+		return nil, fmt.Errorf("parsing certificate %s: %w", serial, err)
+	}
+	is, ok1 := s.c.Issuer.CACertificate(rec.CA)
+	root, ok2 := s.c.Issuer.CACertificate("root")
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("certificate %s: issuing CA %q is not configured", serial, rec.CA)
+	}
+	s.log.WarnContext(ctx, "completing an enrolment whose certificate was issued before", "reference", e.Reference, "serial", serial)
+	return &ca.Issued{Serial: serial, CA: rec.CA, Profile: rec.Profile, Certificate: cert, Chain: []*x509.Certificate{is, root}}, nil
 }
 
 // Holder checks that cert is a certificate this CA issued, within its

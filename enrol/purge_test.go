@@ -119,13 +119,13 @@ func TestPurgeStore(t *testing.T) {
 			start := time.Now().UTC().Truncate(time.Second)
 			e := enrol.Enrolment{Reference: "REF", Profile: "citizen-auth", Subject: map[string]string{}, SecretHash: sha256.Sum256(nil),
 				CreatedBy: "o", Created: start, Expires: start.Add(30 * 24 * time.Hour)}
-			if err := s.InsertEnrolment(ctx, e); err != nil {
+			if err := s.InsertEnrolment(ctx, e, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.ClaimEnrolment(ctx, "REF", "c", start, start.Add(-enrol.ClaimTimeout)); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.CompleteEnrolment(ctx, "REF", "c", "0a", start); err != nil {
+			if err := s.CompleteEnrolment(ctx, "REF", "c", "0a", start, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.InsertTransaction(ctx, enrol.Transaction{ID: "aa", Sender: "ref:REF", Serial: "0a", Created: start, State: "waiting"}); err != nil {

@@ -372,12 +372,16 @@ func (s *Service) setPIN(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, rec, "", time.Time{}, err)
 		return
 	}
-	if err := s.pins.Set(r.Context(), id, req.PIN); err != nil {
-		s.fail(w, r, rec, "", time.Time{}, err)
+	// The PIN is stored with its success record, in one transaction: no
+	// PIN set without its record.
+	seal, err := s.audit.Prepare(audit.Entry{Actor: rec.actor, Action: rec.action, Object: id, Outcome: audit.OutcomeSuccess,
+		Details: signDetails{Credential: id, Level: rec.level}})
+	if err != nil {
+		s.fail(w, r, rec, "", time.Time{}, auditFailed(err))
 		return
 	}
-	if err := s.auditSign(r.Context(), rec, audit.OutcomeSuccess, ""); err != nil {
-		s.fail(w, r, rec, "", time.Time{}, auditFailed(err))
+	if err := s.pins.SetRecorded(r.Context(), id, req.PIN, seal); err != nil {
+		s.fail(w, r, rec, "", time.Time{}, err)
 		return
 	}
 	WriteJSON(w, http.StatusCreated, map[string]string{"credentialID": id, "pin": "set"})

@@ -166,40 +166,55 @@ func (s *Service) citizenTarget(ctx context.Context, id, citizen string) (*pinTa
 	return t, nil
 }
 
-// pinAnswer audits the outcome of a life-cycle request (one record, naming
-// the caller on a refusal) and answers: the problem of err, or v with
-// status. An answer whose record cannot be written, a success or a
-// refusal, is answered 500.
-func (s *Service) pinAnswer(w http.ResponseWriter, r *http.Request, action, actor, id string, t *pinTarget, err error, status int, v any) {
-	ctx := r.Context()
-	outcome, reason, code := audit.OutcomeSuccess, "", status
-	if err != nil {
-		code, reason, outcome = Classify(err)
-		if code >= 500 {
-			s.logger.WarnContext(ctx, "PIN life cycle failed", "action", action, "credential", id, "err", err)
-		}
-	}
+// pinDetails are the details of a life-cycle record of credential id.
+func pinDetails(id string, t *pinTarget) map[string]any {
 	details := map[string]any{"credential": id}
 	if t != nil {
 		details["kind"] = t.kind
 		details["owner"] = t.owner
 	}
-	if reason != "" {
-		details["reason"] = reason
+	return details
+}
+
+// pinRecord prepares the success record of action on t by actor, which the
+// store commits with the change (pin.Manager's …Recorded methods): a PIN
+// is never changed without its record.
+func (s *Service) pinRecord(action, actor, id string, t *pinTarget) (audit.Sealer, error) {
+	seal, err := s.audit.Prepare(audit.Entry{Actor: actor, Action: action, Object: id, Outcome: audit.OutcomeSuccess, Details: pinDetails(id, t)})
+	if err != nil {
+		return nil, auditFailed(err)
 	}
-	if outcome != audit.OutcomeSuccess {
-		details["caller"] = auth.CallerOf(ctx)
-	}
-	if _, aerr := s.audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Object: id, Outcome: outcome, Details: details}); aerr != nil {
-		s.logger.ErrorContext(ctx, "audit append failed", "action", action, "err", aerr)
-		switch {
-		case err == nil:
-			err = auditFailed(aerr)
-		case !errors.Is(err, ErrAudit):
-			// No refusal leaves without its record either.
-			err = refusalUnrecorded(err, aerr)
+	return seal, nil
+}
+
+// pinAnswer answers a life-cycle request: the problem of err, or v with
+// status. A success's record was committed with the change (pinRecord);
+// a refusal or failure is audited here (one record, naming the caller).
+// A refusal whose record cannot be written is answered 500, as is a
+// change whose record could not be (then nothing changed).
+func (s *Service) pinAnswer(w http.ResponseWriter, r *http.Request, action, actor, id string, t *pinTarget, err error, status int, v any) {
+	ctx := r.Context()
+	var code int
+	var reason string
+	if err != nil {
+		var outcome string
+		code, reason, outcome = Classify(err)
+		if code >= 500 {
+			s.logger.WarnContext(ctx, "PIN life cycle failed", "action", action, "credential", id, "err", err)
 		}
-		code, reason, _ = Classify(err)
+		details := pinDetails(id, t)
+		if reason != "" {
+			details["reason"] = reason
+		}
+		details["caller"] = auth.CallerOf(ctx)
+		if _, aerr := s.audit.Append(ctx, audit.Entry{Actor: actor, Action: action, Object: id, Outcome: outcome, Details: details}); aerr != nil {
+			s.logger.ErrorContext(ctx, "audit append failed", "action", action, "err", aerr)
+			if !errors.Is(err, ErrAudit) {
+				// No refusal leaves without its record either.
+				err = refusalUnrecorded(err, aerr)
+			}
+			code, reason, _ = Classify(err)
+		}
 	}
 	if err != nil {
 		problem.Write(w, problem.Details{Status: code, Detail: reason, Instance: r.URL.Path})
@@ -222,8 +237,12 @@ func (s *Service) changePIN(w http.ResponseWriter, r *http.Request) {
 	if err == nil && (req.Old == "" || req.New == "") {
 		err = Refuse(ErrBadRequest, `the body must be {"old": "…", "new": "…"}`)
 	}
+	var seal audit.Sealer
 	if err == nil {
-		err = t.pins.Change(r.Context(), id, req.Old, req.New)
+		seal, err = s.pinRecord(ActionPINChange, citizen, id, t)
+	}
+	if err == nil {
+		err = t.pins.ChangeRecorded(r.Context(), id, req.Old, req.New, seal)
 		s.noteLock(r.Context(), citizen, t, err)
 	}
 	s.pinAnswer(w, r, ActionPINChange, citizen, id, t, err, http.StatusOK, PINStateResponse{CredentialID: id, Kind: kindOf(t), PIN: "set"})
@@ -240,8 +259,12 @@ func (s *Service) resetPIN(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := s.pinTargetOf(r.Context(), id, "")
 	var a pin.Activation
+	var seal audit.Sealer
 	if err == nil {
-		a, err = t.pins.Reset(r.Context(), id)
+		seal, err = s.pinRecord(ActionPINReset, officer, id, t)
+	}
+	if err == nil {
+		a, err = t.pins.ResetRecorded(r.Context(), id, seal)
 		if errors.Is(err, pin.ErrNoSubject) {
 			err = ErrCredentialRefused
 		}
@@ -263,8 +286,12 @@ func (s *Service) activatePIN(w http.ResponseWriter, r *http.Request) {
 	if err == nil && (req.ActivationCode == "" || req.PIN == "" || len(req.ActivationCode) > 64) {
 		err = Refuse(ErrBadRequest, `the body must be {"activationCode": "…", "pin": "…"}`)
 	}
+	var seal audit.Sealer
 	if err == nil {
-		err = t.pins.Activate(r.Context(), id, req.ActivationCode, req.PIN)
+		seal, err = s.pinRecord(ActionPINActivate, citizen, id, t)
+	}
+	if err == nil {
+		err = t.pins.ActivateRecorded(r.Context(), id, req.ActivationCode, req.PIN, seal)
 	}
 	s.pinAnswer(w, r, ActionPINActivate, citizen, id, t, err, http.StatusOK, PINStateResponse{CredentialID: id, Kind: kindOf(t), PIN: "set"})
 }

@@ -143,4 +143,8 @@ type KeyResolver func(ctx context.Context, label, profile string) (crypto.Signer
 // Auditor appends to the audit log (internal/audit.Log implements it).
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
+	// Prepare returns the Sealer of entries, which the store commits in
+	// the transaction of the change they record (a PIN set, changed,
+	// reset or activated).
+	Prepare(entries ...audit.Entry) (audit.Sealer, error)
 }

@@ -222,6 +222,14 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 		rec.DER, cert.Subject.String(), rec.NotBefore.Unix(), rec.NotAfter.Unix(), nullString(rec.CredentialID), part,
 		time.Now().UnixNano(), holderCivil(cert), rec.Serial, tbs[:], rec.CA, rec.Profile}, seal)
 	if err != nil {
+		// Nothing of it was committed (its audit record could not be
+		// written, say): the request fails and may be sent again at once,
+		// which its intent, left pending, would refuse for five minutes
+		// (the key taken, the renewed certificate shown as renewed by it).
+		// A certificate committed after all is issued, and left so.
+		if _, aerr := c.db.execOne(context.WithoutCancel(ctx), `UPDATE certificates SET state = 'abandoned' WHERE serial = ? AND state = 'intent'`, rec.Serial); aerr != nil {
+			c.db.logger.Warn("store: abandoning the intent of a certificate not stored", "serial", rec.Serial, "err", aerr)
+		}
 		return mapErr("store: storing certificate "+rec.Serial, err)
 	}
 	if n != 1 {

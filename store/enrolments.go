@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // Enrolment records and CMP transactions (tables enrolments and
@@ -25,17 +26,23 @@ type Enrolments struct{ db *DB }
 // Enrolments returns the enrolment store.
 func (db *DB) Enrolments() *Enrolments { return &Enrolments{db: db} }
 
-// InsertEnrolment records a new enrolment (enrol.Store).
-func (s *Enrolments) InsertEnrolment(ctx context.Context, e enrol.Enrolment) error {
+// InsertEnrolment records a new enrolment with the audit records of seal
+// (nil: none) in one transaction (enrol.Store).
+func (s *Enrolments) InsertEnrolment(ctx context.Context, e enrol.Enrolment, seal audit.Sealer) error {
 	subject, err := json.Marshal(e.Subject)
 	if err != nil {
 		return fmt.Errorf("store: enrolment subject: %w", err)
 	}
-	err = s.db.writeTx(ctx, func(t *txn) error {
-		_, err := t.exec(ctx, `INSERT INTO enrolments (reference, profile, subject, secret_hash, created_by, created_at, expires_at, state)
+	err = s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
+		if _, err := t.exec(ctx, `INSERT INTO enrolments (reference, profile, subject, secret_hash, created_by, created_at, expires_at, state)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 'open')`,
-			e.Reference, e.Profile, string(subject), e.SecretHash[:], e.CreatedBy, e.Created.UnixNano(), e.Expires.UnixNano())
-		return err
+			e.Reference, e.Profile, string(subject), e.SecretHash[:], e.CreatedBy, e.Created.UnixNano(), e.Expires.UnixNano()); err != nil {
+			return err
+		}
+		if err := records.appendAudit(ctx, t, seal); err != nil {
+			return fmt.Errorf("store: recording enrolment %s in the audit log: %w", e.Reference, err)
+		}
+		return nil
 	})
 	if isUniqueViolation(err) {
 		return fmt.Errorf("store: enrolment %s: %w", e.Reference, enrol.ErrDuplicate)
@@ -114,9 +121,10 @@ func (s *Enrolments) ReleaseEnrolment(ctx context.Context, reference, claim stri
 	})
 }
 
-// CompleteEnrolment marks an enrolment claimed by claim used (enrol.Store).
-func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time) error {
-	return s.db.writeTx(ctx, func(t *txn) error {
+// CompleteEnrolment marks an enrolment claimed by claim used, with the
+// audit records of seal (nil: none) in the same transaction (enrol.Store).
+func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time, seal audit.Sealer) error {
+	return s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		res, err := t.exec(ctx, `UPDATE enrolments SET state = 'used', serial = ?, used_at = ?
 			WHERE reference = ? AND state = 'claimed' AND claim = ?`, serial, now.UnixNano(), reference, claim)
 		if err != nil {
@@ -124,6 +132,9 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("store: enrolment %s is not claimed by this request", reference)
+		}
+		if err := records.appendAudit(ctx, t, seal); err != nil {
+			return fmt.Errorf("store: recording the use of enrolment %s in the audit log: %w", reference, err)
 		}
 		return nil
 	})

@@ -21,10 +21,10 @@ func TestEnrolments(t *testing.T) {
 			now := time.Now().UTC()
 			e := enrol.Enrolment{Reference: "REF1", Profile: "citizen-auth", Subject: map[string]string{"commonName": "A"},
 				SecretHash: sha256.Sum256([]byte("s")), CreatedBy: "officer", Created: now, Expires: now.Add(time.Hour)}
-			if err := s.InsertEnrolment(ctx, e); err != nil {
+			if err := s.InsertEnrolment(ctx, e, nil); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.InsertEnrolment(ctx, e); !errors.Is(err, enrol.ErrDuplicate) {
+			if err := s.InsertEnrolment(ctx, e, nil); !errors.Is(err, enrol.ErrDuplicate) {
 				t.Fatalf("duplicate: %v", err)
 			}
 			got, err := s.GetEnrolment(ctx, "REF1")
@@ -52,10 +52,10 @@ func TestEnrolments(t *testing.T) {
 			if err := s.ClaimEnrolment(ctx, "REF1", "c", later, later.Add(-enrol.ClaimTimeout)); err != nil {
 				t.Fatalf("take-over: %v", err)
 			}
-			if err := s.CompleteEnrolment(ctx, "REF1", "b", "01", now); err == nil {
+			if err := s.CompleteEnrolment(ctx, "REF1", "b", "01", now, nil); err == nil {
 				t.Fatal("a claim taken over completed")
 			}
-			if err := s.CompleteEnrolment(ctx, "REF1", "c", "0a0b", later); err != nil {
+			if err := s.CompleteEnrolment(ctx, "REF1", "c", "0a0b", later, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.ClaimEnrolment(ctx, "REF1", "d", later, stale); !errors.Is(err, enrol.ErrUsed) {
@@ -65,7 +65,7 @@ func TestEnrolments(t *testing.T) {
 				t.Fatalf("used: %+v", got)
 			}
 			e.Reference, e.Expires = "REF2", now.Add(time.Minute)
-			if err := s.InsertEnrolment(ctx, e); err != nil {
+			if err := s.InsertEnrolment(ctx, e, nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.ClaimEnrolment(ctx, "REF2", "a", now.Add(2*time.Minute), stale); !errors.Is(err, enrol.ErrExpired) {

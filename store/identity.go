@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/identity"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pin"
 )
 
@@ -417,8 +418,8 @@ func (s *Identity) MobileCredentialID(ctx context.Context, civilNumber string) (
 }
 
 // CreatePIN implements pin.Store for enrolled mobile IDs (the login PIN).
-func (s *Identity) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
-	return s.pins().CreatePIN(ctx, subject, hash)
+func (s *Identity) CreatePIN(ctx context.Context, subject, hash string, seal audit.Sealer) (bool, error) {
+	return s.pins().CreatePIN(ctx, subject, hash, seal)
 }
 
 // AttemptPIN implements pin.Store: the try is counted before the hash is checked.

@@ -40,7 +40,7 @@ func TestMobileDirectory(t *testing.T) {
 			if err := s.EnrolMobileID(ctx, "cred-mob", "12345678", time.Now()); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.CreatePIN(ctx, "cred-mob", "hash"); err != nil {
+			if _, err := s.CreatePIN(ctx, "cred-mob", "hash", nil); err != nil {
 				t.Fatal(err)
 			}
 			rc, err := s.RemoteCredential(ctx, "12345678")

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pin"
 )
 
@@ -14,39 +16,21 @@ import (
 
 // ReplacePIN implements pin.LifecycleStore: one conditional UPDATE on the
 // old hash, so a concurrent change or reset wins over this one.
-func (p pinRows) ReplacePIN(ctx context.Context, subject, oldHash, newHash string) (bool, error) {
-	var n int64
-	err := p.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, p.replace, p.setArgs(newHash, subject, oldHash)...)
-		if err != nil {
-			return mapErr("store: changing "+p.what, err)
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n == 1, err
+func (p pinRows) ReplacePIN(ctx context.Context, subject, oldHash, newHash string, seal audit.Sealer) (bool, error) {
+	return p.change(ctx, "changing", seal, p.replace, p.setArgs(newHash, subject, oldHash)...)
 }
 
 // ResetPIN implements pin.LifecycleStore.
-func (p pinRows) ResetPIN(ctx context.Context, subject string, codeHash []byte, expires time.Time) (bool, error) {
-	var n int64
-	err := p.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, p.clear, codeHash, expires.UnixNano(), subject)
-		if err != nil {
-			return mapErr("store: resetting "+p.what, err)
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n == 1, err
+func (p pinRows) ResetPIN(ctx context.Context, subject string, codeHash []byte, expires time.Time, seal audit.Sealer) (bool, error) {
+	return p.change(ctx, "resetting", seal, p.clear, codeHash, expires.UnixNano(), subject)
 }
 
 // ActivatePIN implements pin.LifecycleStore in one transaction: the
 // conditional UPDATE that consumes a matching, unexpired, unvoided code;
 // failing that, the reason read back, and a wrong code counted.
-func (p pinRows) ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int) (pin.ActivationOutcome, int, error) {
+func (p pinRows) ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int, seal audit.Sealer) (pin.ActivationOutcome, int, error) {
 	out, failures := pin.ActivationNone, 0
-	err := p.db.writeTx(ctx, func(t *txn) error {
+	err := p.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		out, failures = pin.ActivationNone, 0
 		res, err := t.exec(ctx, p.activate, p.setArgs(hash, subject, codeHash, now.UnixNano(), limit)...)
 		if err != nil {
@@ -55,6 +39,9 @@ func (p pinRows) ActivatePIN(ctx context.Context, subject string, codeHash []byt
 		if n, err := res.RowsAffected(); err != nil {
 			return err
 		} else if n == 1 {
+			if err := records.appendAudit(ctx, t, seal); err != nil {
+				return fmt.Errorf("store: activating %s: writing its audit record: %w", p.what, err)
+			}
 			out = pin.Activated
 			return nil
 		}
@@ -80,7 +67,10 @@ func (p pinRows) ActivatePIN(ctx context.Context, subject string, codeHash []byt
 		out, failures = pin.ActivationWrong, int(count)
 		return nil
 	})
-	return out, failures, err
+	if err != nil {
+		return pin.ActivationNone, 0, err
+	}
+	return out, failures, nil
 }
 
 // The signing credentials' and the mobile IDs' PINs have the life cycle.
@@ -90,31 +80,31 @@ var (
 )
 
 // ReplacePIN implements pin.LifecycleStore for signing PINs.
-func (s *SigningCredentials) ReplacePIN(ctx context.Context, subject, oldHash, newHash string) (bool, error) {
-	return s.pins().ReplacePIN(ctx, subject, oldHash, newHash)
+func (s *SigningCredentials) ReplacePIN(ctx context.Context, subject, oldHash, newHash string, seal audit.Sealer) (bool, error) {
+	return s.pins().ReplacePIN(ctx, subject, oldHash, newHash, seal)
 }
 
 // ResetPIN implements pin.LifecycleStore for signing PINs.
-func (s *SigningCredentials) ResetPIN(ctx context.Context, subject string, codeHash []byte, expires time.Time) (bool, error) {
-	return s.pins().ResetPIN(ctx, subject, codeHash, expires)
+func (s *SigningCredentials) ResetPIN(ctx context.Context, subject string, codeHash []byte, expires time.Time, seal audit.Sealer) (bool, error) {
+	return s.pins().ResetPIN(ctx, subject, codeHash, expires, seal)
 }
 
 // ActivatePIN implements pin.LifecycleStore for signing PINs.
-func (s *SigningCredentials) ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int) (pin.ActivationOutcome, int, error) {
-	return s.pins().ActivatePIN(ctx, subject, codeHash, hash, now, limit)
+func (s *SigningCredentials) ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int, seal audit.Sealer) (pin.ActivationOutcome, int, error) {
+	return s.pins().ActivatePIN(ctx, subject, codeHash, hash, now, limit, seal)
 }
 
 // ReplacePIN implements pin.LifecycleStore for mobile-ID login PINs.
-func (s *Identity) ReplacePIN(ctx context.Context, subject, oldHash, newHash string) (bool, error) {
-	return s.pins().ReplacePIN(ctx, subject, oldHash, newHash)
+func (s *Identity) ReplacePIN(ctx context.Context, subject, oldHash, newHash string, seal audit.Sealer) (bool, error) {
+	return s.pins().ReplacePIN(ctx, subject, oldHash, newHash, seal)
 }
 
 // ResetPIN implements pin.LifecycleStore for mobile-ID login PINs.
-func (s *Identity) ResetPIN(ctx context.Context, subject string, codeHash []byte, expires time.Time) (bool, error) {
-	return s.pins().ResetPIN(ctx, subject, codeHash, expires)
+func (s *Identity) ResetPIN(ctx context.Context, subject string, codeHash []byte, expires time.Time, seal audit.Sealer) (bool, error) {
+	return s.pins().ResetPIN(ctx, subject, codeHash, expires, seal)
 }
 
 // ActivatePIN implements pin.LifecycleStore for mobile-ID login PINs.
-func (s *Identity) ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int) (pin.ActivationOutcome, int, error) {
-	return s.pins().ActivatePIN(ctx, subject, codeHash, hash, now, limit)
+func (s *Identity) ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int, seal audit.Sealer) (pin.ActivationOutcome, int, error) {
+	return s.pins().ActivatePIN(ctx, subject, codeHash, hash, now, limit, seal)
 }

@@ -72,7 +72,7 @@ func pinLifeCycle(t *testing.T, ctx context.Context, db rawDB, s pin.LifecycleSt
 	if err := m.Check(ctx, subject, "583920"); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.ReplacePIN(ctx, subject, "not-the-hash", "x"); ok || err != nil {
+	if ok, err := s.ReplacePIN(ctx, subject, "not-the-hash", "x", nil); ok || err != nil {
 		t.Fatalf("replace on a stale hash: %v %v", ok, err)
 	}
 	for range 5 {
@@ -110,10 +110,10 @@ func pinLifeCycle(t *testing.T, ctx context.Context, db rawDB, s pin.LifecycleSt
 		t.Fatalf("reused code: %v", err)
 	}
 	// An expired code, and one voided by wrong tries.
-	if ok, err := s.ResetPIN(ctx, subject, []byte("h"), time.Now().Add(-time.Second)); !ok || err != nil {
+	if ok, err := s.ResetPIN(ctx, subject, []byte("h"), time.Now().Add(-time.Second), nil); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	if out, _, err := s.ActivatePIN(ctx, subject, []byte("h"), "x", time.Now(), 5); out != pin.ActivationExpired || err != nil {
+	if out, _, err := s.ActivatePIN(ctx, subject, []byte("h"), "x", time.Now(), 5, nil); out != pin.ActivationExpired || err != nil {
 		t.Fatalf("expired: %v %v", out, err)
 	}
 	a, _ = m.Reset(ctx, subject)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pin"
 )
 
@@ -51,18 +53,34 @@ func newPinRows(db *DB, table, key, what string, stampCreate bool) pinRows {
 }
 
 // CreatePIN implements pin.Store: it sets the PIN hash of subject when none
-// is set, and reports whether it did.
-func (p pinRows) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
+// is set, with the audit records of seal, and reports whether it did.
+func (p pinRows) CreatePIN(ctx context.Context, subject, hash string, seal audit.Sealer) (bool, error) {
+	return p.change(ctx, "setting", seal, p.create, p.setArgs(hash, subject)...)
+}
+
+// change runs one conditional UPDATE of a PIN (doing: what it does, for
+// errors) and, when it changed the row, seals the audit records of seal
+// (nil: none) in the same transaction. It reports whether it changed it.
+func (p pinRows) change(ctx context.Context, doing string, seal audit.Sealer, q string, args ...any) (bool, error) {
 	var n int64
-	err := p.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, p.create, p.setArgs(hash, subject)...)
+	err := p.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
+		n = 0
+		res, err := t.exec(ctx, q, args...)
 		if err != nil {
-			return mapErr("store: setting "+p.what, err)
+			return mapErr("store: "+doing+" "+p.what, err)
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil || n != 1 {
+			return err
+		}
+		if err := records.appendAudit(ctx, t, seal); err != nil {
+			return fmt.Errorf("store: %s %s: writing its audit record: %w", doing, p.what, err)
+		}
+		return nil
 	})
-	return n == 1, err
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
 }
 
 // setArgs are the arguments of a statement that sets a PIN hash (create,

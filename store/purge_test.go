@@ -28,7 +28,7 @@ func TestPurgeEnrolments(t *testing.T) {
 				t.Helper()
 				e := enrol.Enrolment{Reference: ref, Profile: "citizen-auth", Subject: map[string]string{"commonName": ref},
 					SecretHash: sha256.Sum256([]byte(ref)), CreatedBy: "officer", Created: created, Expires: expires}
-				if err := s.InsertEnrolment(ctx, e); err != nil {
+				if err := s.InsertEnrolment(ctx, e, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -41,7 +41,7 @@ func TestPurgeEnrolments(t *testing.T) {
 			use := func(ref string, at time.Time) {
 				t.Helper()
 				claim(ref, at)
-				if err := s.CompleteEnrolment(ctx, ref, "c-"+ref, "0a", at); err != nil {
+				if err := s.CompleteEnrolment(ctx, ref, "c-"+ref, "0a", at, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -88,7 +88,7 @@ func TestPurgeEnrolments(t *testing.T) {
 				}
 			}
 			// The claimed, valid enrolment is still usable.
-			if err := s.CompleteEnrolment(ctx, "CLAIMED-VALID", "c-CLAIMED-VALID", "0b", now); err != nil {
+			if err := s.CompleteEnrolment(ctx, "CLAIMED-VALID", "c-CLAIMED-VALID", "0b", now, nil); err != nil {
 				t.Fatalf("the claim of a kept enrolment: %v", err)
 			}
 		})
@@ -191,13 +191,13 @@ func TestPurgeConcurrent(t *testing.T) {
 			for i := range expired {
 				e := enrol.Enrolment{Reference: fmt.Sprintf("X%04d", i), Profile: "p", Subject: map[string]string{},
 					SecretHash: sha256.Sum256(nil), CreatedBy: "o", Created: now.Add(-90 * 24 * time.Hour), Expires: cutoff.Add(-time.Minute)}
-				if err := s.InsertEnrolment(ctx, e); err != nil {
+				if err := s.InsertEnrolment(ctx, e, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
 			valid := enrol.Enrolment{Reference: "VALID", Profile: "p", Subject: map[string]string{}, SecretHash: sha256.Sum256(nil),
 				CreatedBy: "o", Created: now, Expires: now.Add(time.Hour)}
-			if err := s.InsertEnrolment(ctx, valid); err != nil {
+			if err := s.InsertEnrolment(ctx, valid, nil); err != nil {
 				t.Fatal(err)
 			}
 			// A second connection pool to the same database: another instance.

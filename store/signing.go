@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/signing"
 )
@@ -171,8 +172,8 @@ func (s *SigningCredentials) CertificateRevoked(ctx context.Context, serial stri
 
 // CreatePIN implements pin.Store: it sets the PIN hash of credential subject
 // when none is set.
-func (s *SigningCredentials) CreatePIN(ctx context.Context, subject, hash string) (bool, error) {
-	return s.pins().CreatePIN(ctx, subject, hash)
+func (s *SigningCredentials) CreatePIN(ctx context.Context, subject, hash string, seal audit.Sealer) (bool, error) {
+	return s.pins().CreatePIN(ctx, subject, hash, seal)
 }
 
 // AttemptPIN implements pin.Store: the try is counted before the hash is checked.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -57,11 +58,12 @@ func (s *Service) compromise(ctx context.Context, actor, key string, cert *x509.
 	// Each transaction of the store commits its revocations and block
 	// together with their audit records: a failed append leaves nothing
 	// recorded, and a retry does it all.
+	caller := auth.ActingCaller(ctx, actor)
 	records := func(c Change) (audit.Sealer, error) {
 		if c.Compromise != nil {
-			return s.o.Audit.Prepare(compromiseEntries(actor, key, cert, c.Compromise)...)
+			return s.o.Audit.Prepare(compromiseEntries(actor, caller, key, cert, c.Compromise)...)
 		}
-		return s.o.Audit.Prepare(consequenceEntries(actor, c.Consequences)...)
+		return s.o.Audit.Prepare(consequenceEntries(actor, caller, c.Consequences)...)
 	}
 	kc, err := s.o.Store.CompromiseKey(ctx, key, actor, time.Now(), records)
 	switch {
@@ -95,8 +97,9 @@ func (s *Service) compromise(ctx context.Context, actor, key string, cert *x509.
 // compromiseEntries are the audit records of a keyCompromise revocation's
 // first transaction (kc): the certificate's revocation (unless it was
 // revoked before), the key block (unless it was blocked before) and each
-// other certificate with the key revoked as a consequence.
-func compromiseEntries(actor, key string, cert *x509.Certificate, kc *CompromisedKey) []audit.Entry {
+// other certificate with the key revoked as a consequence. The revocations'
+// records name caller, the authenticated caller that actor is (nil: none).
+func compromiseEntries(actor string, caller *auth.Caller, key string, cert *x509.Certificate, kc *CompromisedKey) []audit.Entry {
 	keyHash := hex.EncodeToString(kc.KeyHash[:])
 	also := make([]string, len(kc.AlsoRevoked))
 	for i, r := range kc.AlsoRevoked {
@@ -105,8 +108,8 @@ func compromiseEntries(actor, key string, cert *x509.Certificate, kc *Compromise
 	var entries []audit.Entry
 	if !kc.AlreadyRevoked {
 		entries = append(entries, audit.Entry{Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: key, Outcome: audit.OutcomeSuccess,
-			Details: map[string]any{"ca": kc.Revocation.CA, "reason": KeyCompromise.String(), "revokedAt": kc.Revocation.RevokedAt,
-				"subject": cert.Subject.String(), "keyHash": keyHash, "alsoRevoked": also}})
+			Details: withCaller(map[string]any{"ca": kc.Revocation.CA, "reason": KeyCompromise.String(), "revokedAt": kc.Revocation.RevokedAt,
+				"subject": cert.Subject.String(), "keyHash": keyHash, "alsoRevoked": also}, caller)})
 	}
 	if !kc.AlreadyBlocked {
 		d := map[string]any{"serial": key, "reason": KeyCompromise.String(), "alsoRevoked": also}
@@ -116,31 +119,33 @@ func compromiseEntries(actor, key string, cert *x509.Certificate, kc *Compromise
 		entries = append(entries, audit.Entry{Actor: actor, Action: AuditBlockKey, Object: keyHash, Outcome: audit.OutcomeSuccess, Details: d})
 	}
 	for _, r := range kc.AlsoRevoked {
-		entries = append(entries, consequenceEntry(actor, Consequence{Revocation: r, Origin: key, KeyHash: kc.KeyHash}))
+		entries = append(entries, consequenceEntry(actor, caller, Consequence{Revocation: r, Origin: key, KeyHash: kc.KeyHash}))
 	}
 	return entries
 }
 
 // consequenceEntries are the audit records of consequential revocations,
-// each by actor, or (actor "") by the party that blocked the key.
-func consequenceEntries(actor string, cs []Consequence) []audit.Entry {
+// each by actor (the authenticated caller caller, nil: none), or (actor
+// "") by the party that blocked the key.
+func consequenceEntries(actor string, caller *auth.Caller, cs []Consequence) []audit.Entry {
 	entries := make([]audit.Entry, len(cs))
 	for i, c := range cs {
 		by := actor
 		if by == "" {
 			by = c.RevokedBy
 		}
-		entries[i] = consequenceEntry(by, c)
+		entries[i] = consequenceEntry(by, caller, c)
 	}
 	return entries
 }
 
 // consequenceEntry is the audit record of a consequential revocation: it
-// names the certificate whose keyCompromise revocation caused it.
-func consequenceEntry(actor string, c Consequence) audit.Entry {
+// names the certificate whose keyCompromise revocation caused it, and
+// caller (nil: none).
+func consequenceEntry(actor string, caller *auth.Caller, c Consequence) audit.Entry {
 	return audit.Entry{Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: c.Serial, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"ca": c.CA, "reason": KeyCompromise.String(), "revokedAt": c.RevokedAt,
-			"consequenceOf": c.Origin, "originReason": KeyCompromise.String(), "keyHash": hex.EncodeToString(c.KeyHash[:])}}
+		Details: withCaller(map[string]any{"ca": c.CA, "reason": KeyCompromise.String(), "revokedAt": c.RevokedAt,
+			"consequenceOf": c.Origin, "originReason": KeyCompromise.String(), "keyHash": hex.EncodeToString(c.KeyHash[:])}, caller)}
 }
 
 // sweepWindow is how far back a sweep of the blocked keys looks (the first
@@ -159,7 +164,7 @@ func sweepEvery(every time.Duration) time.Duration {
 // and notifies them.
 func (s *Service) sweep(ctx context.Context, since time.Time) error {
 	records := func(c Change) (audit.Sealer, error) {
-		return s.o.Audit.Prepare(consequenceEntries("", c.Consequences)...)
+		return s.o.Audit.Prepare(consequenceEntries("", nil, c.Consequences)...)
 	}
 	cs, err := s.o.Store.SweepBlockedKeys(ctx, since, time.Now(), records)
 	if err != nil {

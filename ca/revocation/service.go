@@ -232,6 +232,7 @@ func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, 
 	if reason == KeyCompromise {
 		return s.compromise(ctx, actor, key, cert, refuse)
 	}
+	caller := auth.ActingCaller(ctx, actor)
 	records := func(c Change) (audit.Sealer, error) {
 		r := c.Revocation
 		if r == nil {
@@ -239,7 +240,7 @@ func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, 
 		}
 		return s.o.Audit.Prepare(audit.Entry{
 			Actor: actor, Action: string(policies.ActionRevokeCertificate), Object: key, Outcome: audit.OutcomeSuccess,
-			Details: map[string]any{"ca": r.CA, "reason": reason.String(), "revokedAt": r.RevokedAt, "subject": cert.Subject.String()},
+			Details: withCaller(map[string]any{"ca": r.CA, "reason": reason.String(), "revokedAt": r.RevokedAt, "subject": cert.Subject.String()}, caller),
 		})
 	}
 	// The store commits the revocation and its audit record together: a
@@ -280,6 +281,16 @@ func (s *Service) notify(ctx context.Context, r *Revocation) bool {
 		s.o.Publisher.Trigger(r.CA)
 	}
 	return ok
+}
+
+// withCaller adds to the details of a success record the authenticated
+// caller that made the change (auth.ActingCaller: nil for a service acting
+// under its own name, and then nothing is added), and returns them.
+func withCaller(details map[string]any, caller *auth.Caller) map[string]any {
+	if caller != nil {
+		details["caller"] = caller
+	}
+	return details
 }
 
 // RevokeSuperseded revokes the certificate with that serial, reason

@@ -80,6 +80,19 @@ func CallerOf(ctx context.Context) *Caller {
 	return p.Caller()
 }
 
+// ActingCaller is CallerOf(ctx) when that caller is the one actor names
+// (its subject is actor), nil otherwise: what the record of a change made
+// by actor names as its caller. A service acting under its own name
+// (thiqa-serve's sweeps, a CMP follow-up) inside a request's context is
+// not that request's caller.
+func ActingCaller(ctx context.Context, actor string) *Caller {
+	c := CallerOf(ctx)
+	if c == nil || actor == "" || c.Subject != actor {
+		return nil
+	}
+	return c
+}
+
 // Has reports whether p holds role.
 func (p *Principal) Has(role policies.Role) bool {
 	return p != nil && slices.Contains(p.Roles, role)

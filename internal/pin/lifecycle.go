@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // Errors of the PIN life cycle, for errors.Is.
@@ -67,23 +69,27 @@ const (
 )
 
 // LifecycleStore is a Store that also replaces, resets and activates PINs.
-// Every method is atomic (one conditional UPDATE or one transaction).
+// Every method is atomic (one conditional UPDATE or one transaction), and
+// commits the audit records seal writes (nil: none) in the same
+// transaction when, and only when, it changes the PIN (replaced, reset,
+// activated): no change without its record, no record of a change
+// rolled back.
 type LifecycleStore interface {
 	Store
 	// ReplacePIN sets newHash as subject's PIN, with a zero failure
 	// count, if its current hash is oldHash; it reports whether it did.
-	ReplacePIN(ctx context.Context, subject, oldHash, newHash string) (bool, error)
+	ReplacePIN(ctx context.Context, subject, oldHash, newHash string, seal audit.Sealer) (bool, error)
 	// ResetPIN clears subject's PIN and failure count and records a
 	// pending activation (codeHash, valid until expires, no wrong try
 	// yet), replacing any earlier one; found is false when there is no
 	// such subject.
-	ResetPIN(ctx context.Context, subject string, codeHash []byte, expires time.Time) (found bool, err error)
+	ResetPIN(ctx context.Context, subject string, codeHash []byte, expires time.Time, seal audit.Sealer) (found bool, err error)
 	// ActivatePIN consumes subject's pending activation if codeHash is its
 	// code, it has not expired at now and fewer than limit wrong codes
 	// were tried: then it sets hash as the PIN (failure count zero) and
 	// clears the activation. A wrong code is counted. failures is the
 	// count of wrong codes after this try.
-	ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int) (outcome ActivationOutcome, failures int, err error)
+	ActivatePIN(ctx context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int, seal audit.Sealer) (outcome ActivationOutcome, failures int, err error)
 }
 
 // Activation is a one-time activation code as handed to the holder. It is
@@ -110,6 +116,12 @@ func (m *Manager) lifecycle() (LifecycleStore, error) {
 // (a wrong one counts towards the lock: ErrWrong, ErrLocked, ErrNotSet),
 // and ErrChanged means a concurrent change or reset won.
 func (m *Manager) Change(ctx context.Context, subject, oldPIN, newPIN string) error {
+	return m.ChangeRecorded(ctx, subject, oldPIN, newPIN, nil)
+}
+
+// ChangeRecorded is Change that commits the audit records seal writes (nil:
+// none) with the new PIN, in one transaction.
+func (m *Manager) ChangeRecorded(ctx context.Context, subject, oldPIN, newPIN string, seal audit.Sealer) error {
 	ls, err := m.lifecycle()
 	if err != nil {
 		return err
@@ -128,7 +140,7 @@ func (m *Manager) Change(ctx context.Context, subject, oldPIN, newPIN string) er
 	if err != nil {
 		return err
 	}
-	ok, err := ls.ReplacePIN(ctx, subject, oldHash, h)
+	ok, err := ls.ReplacePIN(ctx, subject, oldHash, h, seal)
 	if err != nil {
 		return fmt.Errorf("pin: storing the new PIN: %w", err)
 	}
@@ -144,6 +156,12 @@ func (m *Manager) Change(ctx context.Context, subject, oldPIN, newPIN string) er
 // enrolment: the holder chooses the first PIN with the code. ErrNoSubject
 // when the store has no such subject.
 func (m *Manager) Reset(ctx context.Context, subject string) (Activation, error) {
+	return m.ResetRecorded(ctx, subject, nil)
+}
+
+// ResetRecorded is Reset that commits the audit records seal writes (nil:
+// none) with the reset, in one transaction.
+func (m *Manager) ResetRecorded(ctx context.Context, subject string, seal audit.Sealer) (Activation, error) {
 	ls, err := m.lifecycle()
 	if err != nil {
 		return Activation{}, err
@@ -153,7 +171,7 @@ func (m *Manager) Reset(ctx context.Context, subject string) (Activation, error)
 		return Activation{}, err
 	}
 	exp := m.now().Add(m.params.ActivationLifetime).UTC().Truncate(time.Second)
-	found, err := ls.ResetPIN(ctx, subject, activationHash(subject, code), exp)
+	found, err := ls.ResetPIN(ctx, subject, activationHash(subject, code), exp, seal)
 	if err != nil {
 		return Activation{}, fmt.Errorf("pin: recording the activation: %w", err)
 	}
@@ -169,6 +187,13 @@ func (m *Manager) Reset(ctx context.Context, subject string) (Activation, error)
 // void it), unexpired (ErrActivationExpired) and not used before
 // (ErrNoActivation).
 func (m *Manager) Activate(ctx context.Context, subject, code, newPIN string) error {
+	return m.ActivateRecorded(ctx, subject, code, newPIN, nil)
+}
+
+// ActivateRecorded is Activate that commits the audit records seal writes
+// (nil: none) with the new PIN, in one transaction; a refused activation
+// (a wrong code counted) writes none of them.
+func (m *Manager) ActivateRecorded(ctx context.Context, subject, code, newPIN string, seal audit.Sealer) error {
 	ls, err := m.lifecycle()
 	if err != nil {
 		return err
@@ -180,7 +205,7 @@ func (m *Manager) Activate(ctx context.Context, subject, code, newPIN string) er
 	if err != nil {
 		return err
 	}
-	out, failures, err := ls.ActivatePIN(ctx, subject, activationHash(subject, normalizeCode(code)), h, m.now(), m.params.MaxFailures)
+	out, failures, err := ls.ActivatePIN(ctx, subject, activationHash(subject, normalizeCode(code)), h, m.now(), m.params.MaxFailures, seal)
 	if err != nil {
 		return fmt.Errorf("pin: activating: %w", err)
 	}

@@ -5,10 +5,13 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // MemoryStore is an in-memory LifecycleStore for tests and single-process
-// tools.
+// tools. It keeps no audit chain: the records a method is given to commit
+// with a change are not written.
 type MemoryStore struct {
 	mu sync.Mutex
 	m  map[string]State
@@ -28,7 +31,7 @@ func NewMemoryStore() *MemoryStore {
 }
 
 // CreatePIN implements Store.
-func (s *MemoryStore) CreatePIN(_ context.Context, subject, hash string) (bool, error) {
+func (s *MemoryStore) CreatePIN(_ context.Context, subject, hash string, _ audit.Sealer) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st, ok := s.m[subject]; ok && st.Hash != "" {
@@ -67,7 +70,7 @@ func (s *MemoryStore) ResetPINFailures(_ context.Context, subject string) error 
 }
 
 // ReplacePIN implements LifecycleStore.
-func (s *MemoryStore) ReplacePIN(_ context.Context, subject, oldHash, newHash string) (bool, error) {
+func (s *MemoryStore) ReplacePIN(_ context.Context, subject, oldHash, newHash string, _ audit.Sealer) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st, ok := s.m[subject]; !ok || st.Hash == "" || st.Hash != oldHash {
@@ -79,7 +82,7 @@ func (s *MemoryStore) ReplacePIN(_ context.Context, subject, oldHash, newHash st
 
 // ResetPIN implements LifecycleStore. A subject is known once it had a PIN
 // or an activation; Register adds one without either.
-func (s *MemoryStore) ResetPIN(_ context.Context, subject string, codeHash []byte, expires time.Time) (bool, error) {
+func (s *MemoryStore) ResetPIN(_ context.Context, subject string, codeHash []byte, expires time.Time, _ audit.Sealer) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.m[subject]; !ok {
@@ -100,7 +103,7 @@ func (s *MemoryStore) Register(subject string) {
 }
 
 // ActivatePIN implements LifecycleStore.
-func (s *MemoryStore) ActivatePIN(_ context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int) (ActivationOutcome, int, error) {
+func (s *MemoryStore) ActivatePIN(_ context.Context, subject string, codeHash []byte, hash string, now time.Time, limit int, _ audit.Sealer) (ActivationOutcome, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.pending[subject]

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // Errors callers decide on with errors.Is.
@@ -77,7 +79,9 @@ type Store interface {
 	// CreatePIN stores hash for subject when the subject has no PIN yet and
 	// no activation is pending (a reset PIN is set again only with the
 	// activation code), and reports whether it did (false: nothing changed).
-	CreatePIN(ctx context.Context, subject, hash string) (created bool, err error)
+	// The audit records seal writes (nil: none) are committed in the same
+	// transaction as the PIN, and only with it.
+	CreatePIN(ctx context.Context, subject, hash string, seal audit.Sealer) (created bool, err error)
 	// AttemptPIN counts one try for subject: atomically, if a PIN is set and
 	// its failure count is below limit, it increments the count and returns
 	// the state as it was BEFORE the increment with found true. If the count
@@ -181,6 +185,12 @@ func (m *Manager) Params() Params { return m.params }
 // subject already has a PIN (or awaits one set with an activation code),
 // ErrPolicy when pin breaks the policy.
 func (m *Manager) Set(ctx context.Context, subject, pin string) error {
+	return m.SetRecorded(ctx, subject, pin, nil)
+}
+
+// SetRecorded is Set that commits the audit records seal writes (nil:
+// none) with the PIN, in one transaction.
+func (m *Manager) SetRecorded(ctx context.Context, subject, pin string, seal audit.Sealer) error {
 	if err := m.CheckPolicy(pin); err != nil {
 		return err
 	}
@@ -188,7 +198,7 @@ func (m *Manager) Set(ctx context.Context, subject, pin string) error {
 	if err != nil {
 		return err
 	}
-	created, err := m.store.CreatePIN(ctx, subject, h)
+	created, err := m.store.CreatePIN(ctx, subject, h, seal)
 	if err != nil {
 		return fmt.Errorf("pin: storing hash: %w", err)
 	}
