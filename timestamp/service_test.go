@@ -100,8 +100,8 @@ type fixture struct {
 	keys  *tokenKeys
 	units *timestamp.Units
 	work  string
-	root  string // the root CA certificate (trusted)
-	chain string // the tsa CA certificate (untrusted)
+	root  string           // the root CA certificate (trusted)
+	chain string           // the tsa CA certificate (untrusted)
 	now   func() time.Time // the services' clock; time.Now when nil
 	pki   *catest.PKI
 }
