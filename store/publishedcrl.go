@@ -14,6 +14,9 @@ import (
 // The nodes of a cluster publish their CRLs through the store.
 var _ crl.SharedStore = (*PublishedCRLs)(nil)
 
+// A `thiqa serve` alone (SQLite) records its CRLs through the store too.
+var _ crl.Memory = (*PublishedCRLs)(nil)
+
 // PublishedCRLs keeps the CRLs that the `thiqa serve` nodes sharing this
 // database serve, over the published_crls table, and the locks under which
 // one of them signs a CA's CRLs.

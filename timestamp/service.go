@@ -56,6 +56,8 @@ type ServiceOptions struct {
 	// Registerer receives the TSA metrics: each renewal's Authority takes
 	// over the series of the one it replaces. None when nil.
 	Registerer prometheus.Registerer
+	// Now returns the current time; time.Now when nil (tests set it).
+	Now func() time.Time
 }
 
 // generation is one unit's Authority and handler.
@@ -64,6 +66,9 @@ type generation struct {
 	auth    *Authority
 	handler http.Handler
 	metrics *collectorSet
+	// previous is the generation this one replaced, nil when none: it
+	// serves while the clock is before unit's notBefore (serving).
+	previous *generation
 }
 
 // Service is the TSA as `thiqa serve` runs it: it serves RFC 3161 with the
@@ -163,12 +168,19 @@ func (s *Service) install(unit *Unit) error {
 	}
 	a, err := New(s.o.Config, Options{
 		Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: s.o.Serials,
-		Recorder: rec, Clock: s.o.Clock, Logger: s.o.Logger, Registerer: g.metrics,
+		Recorder: rec, Clock: s.o.Clock, Logger: s.o.Logger, Registerer: g.metrics, Now: s.o.Now,
 	})
 	if err != nil {
 		return err
 	}
 	g.auth, g.handler = a, a.Handler(s.o.Identify)
+	if prev := s.cur.Load(); prev != nil {
+		// It keeps serving while this node's clock is before the new
+		// unit's notBefore (a backward step just after the renewal).
+		kept := *prev
+		kept.previous = nil
+		g.previous = &kept
+	}
 	old := s.cur.Swap(g)
 	if s.o.Registerer == nil {
 		return nil
@@ -197,15 +209,36 @@ func (s *Service) Unit() *Unit {
 // authority returns the Authority of the unit in use now (renewal swaps
 // it), nil before one is installed.
 func (s *Service) authority() *Authority {
-	if g := s.cur.Load(); g != nil {
+	if g := s.serving(); g != nil {
 		return g.auth
 	}
 	return nil
 }
 
-// ServeHTTP answers RFC 3161 requests (POST /tsa) with the current unit.
+// serving returns the generation that signs now: the current one, or
+// while the clock is before its unit's notBefore (a backward clock step
+// just after a renewal) the one it replaced when that one is valid now,
+// so that no token has a genTime before its signer's validity. Nil before
+// a unit is installed.
+func (s *Service) serving() *generation {
+	g := s.cur.Load()
+	if g == nil || g.previous == nil {
+		return g
+	}
+	now := time.Now()
+	if s.o.Now != nil {
+		now = s.o.Now()
+	}
+	if p := g.previous; now.Before(g.unit.Cert.NotBefore) && !now.Before(p.unit.Cert.NotBefore) && now.Before(p.unit.Cert.NotAfter) {
+		return p
+	}
+	return g
+}
+
+// ServeHTTP answers RFC 3161 requests (POST /tsa) with the current unit
+// (serving).
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.cur.Load().handler.ServeHTTP(w, r)
+	s.serving().handler.ServeHTTP(w, r)
 }
 
 // Register serves POST /tsa. It is public and hot, so it is handed to raw,

@@ -100,8 +100,10 @@ type fixture struct {
 	keys  *tokenKeys
 	units *timestamp.Units
 	work  string
-	root  string // the root CA certificate (trusted)
-	chain string // the tsa CA certificate (untrusted)
+	root  string           // the root CA certificate (trusted)
+	chain string           // the tsa CA certificate (untrusted)
+	now   func() time.Time // the services' clock; time.Now when nil
+	pki   *catest.PKI
 }
 
 func newFixture(t *testing.T, d storetest.Dialect) *fixture {
@@ -129,6 +131,7 @@ func newFixtureOnToken(t *testing.T, d storetest.Dialect, storageDir string) *fi
 	f.log = audit.New(f.db, nil, nil, audit.Options{})
 	t.Cleanup(f.log.Close)
 	pki := catest.New(t, f.db.Certificates(nil), f.log, "http://pki.thiqa.test")
+	f.pki = pki
 	f.units = &timestamp.Units{Dir: filepath.Join(t.TempDir(), "tsa"), KeyLabel: "tsa-unit", Keys: f.keys, CA: certifier{pki.Authority}}
 	f.root = catest.WritePEM(t, f.work, "root.pem", pki.Root)
 	f.chain = catest.WritePEM(t, f.work, "chain.pem", pki.CAs["tsa"])
@@ -154,7 +157,7 @@ func (in *instance) options(f *fixture, units *timestamp.Units, renewBefore time
 			host, _, _ := net.SplitHostPort(r.RemoteAddr)
 			return "addr:" + host
 		},
-		RenewBefore: renewBefore, Actor: "thiqa-serve", Registerer: in.reg, Renewals: in.db.TSAUnitRenewals(),
+		RenewBefore: renewBefore, Actor: "thiqa-serve", Registerer: in.reg, Renewals: in.db.TSAUnitRenewals(), Now: f.now,
 	}
 }
 

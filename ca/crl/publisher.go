@@ -46,6 +46,13 @@ type Publisher struct {
 	pending     map[string]*Published // by complete CRL file name, under mu
 	nextSwitch  time.Time             // earliest pending ServeFrom, zero when none; under mu
 
+	// Publication alone (Remember): memory records the CRLs published;
+	// held is the thisUpdate of the last CRL of each name it recorded
+	// before this process, recalled the CAs read; both under mu.
+	memory   Memory
+	held     map[string]time.Time
+	recalled map[string]bool
+
 	genSeconds *prometheus.HistogramVec
 	entries    *prometheus.GaugeVec
 	number     *prometheus.GaugeVec
@@ -128,23 +135,29 @@ func (p *Publisher) publish(ctx context.Context, ca string, deltasOnly bool) err
 	if !ok {
 		return fmt.Errorf("no CRL generator for CA %q", ca)
 	}
+	p.recall(ctx, ca)
 	var errs []error
 	for _, part := range g.PartitionNumbers() {
 		start := time.Now()
-		base, _ := p.Latest(FileName(ca, part))
-		prevDelta, _ := p.Latest(DeltaFileName(ca, part))
-		var c *CRL
+		name, deltaName := FileName(ca, part), DeltaFileName(ca, part)
+		base, _ := p.Latest(name)
+		prevDelta, _ := p.Latest(deltaName)
+		var c, complete *CRL
 		var err error
 		if !deltasOnly || !g.Deltas() || base == nil {
-			c, err = g.Generate(ctx, part, p.dateAfter(ctx, base, p.now()))
+			c, err = g.Generate(ctx, part, p.dateAfter(ctx, name, base, p.now()))
+			complete = c
 			if err == nil && g.Deltas() {
 				p.store(c)
 				p.warnRedated(ctx, c)
 				base = c
-				c, err = g.GenerateDelta(ctx, base, p.dateAfter(ctx, prevDelta, p.now()))
+				c, err = g.GenerateDelta(ctx, base, p.dateAfter(ctx, deltaName, prevDelta, p.now()))
+				if err != nil {
+					p.remember(ctx, g, complete, nil)
+				}
 			}
 		} else {
-			c, err = g.GenerateDelta(ctx, base, p.dateAfter(ctx, prevDelta, p.now()))
+			c, err = g.GenerateDelta(ctx, base, p.dateAfter(ctx, deltaName, prevDelta, p.now()))
 		}
 		p.genSeconds.WithLabelValues(ca).Observe(time.Since(start).Seconds())
 		if err != nil {
@@ -154,6 +167,11 @@ func (p *Publisher) publish(ctx context.Context, ca string, deltasOnly bool) err
 			continue
 		}
 		p.store(c)
+		if c == complete {
+			p.remember(ctx, g, complete, nil)
+		} else {
+			p.remember(ctx, g, complete, c)
+		}
 		p.log.InfoContext(ctx, "CRL published", "crl", c.Name, "number", c.Number.String(), "entries", c.Entries,
 			"bytes", len(c.DER), "seconds", time.Since(start).Seconds())
 		p.warnRedated(ctx, c)
@@ -175,27 +193,30 @@ func (p *Publisher) publish(ctx context.Context, ca string, deltasOnly bool) err
 // CRLs follow at once rather than stay dated ahead of it.
 const maxHold = 5 * time.Minute
 
-// dateAfter returns the time to date the next CRL of prev's name (prev nil:
-// there is none yet) when the clock reads now. After a backward clock step
-// of at most maxHold it is prev's thisUpdate, so that thisUpdate and
+// dateAfter returns the time to date the next CRL named name when the
+// clock reads now; prev is the last one this process holds of that name
+// (nil: none), and a publisher alone with a Memory also knows the last one
+// published before it started. After a backward clock step of at most
+// maxHold it is the last CRL's thisUpdate, so that thisUpdate and
 // nextUpdate never go back (relying parties and caches that keep the CRL
 // with the latest thisUpdate would ignore the new one, RFC 5280 §5.1.2.4-5);
 // after a larger step it is now, with a warning: the CRL number still
 // orders the CRLs (§5.2.3).
-func (p *Publisher) dateAfter(ctx context.Context, prev *CRL, now time.Time) time.Time {
-	if prev == nil || !prev.ThisUpdate.After(now) {
+func (p *Publisher) dateAfter(ctx context.Context, name string, prev *CRL, now time.Time) time.Time {
+	last := p.lastThisUpdate(name, prev)
+	if !last.After(now) {
 		return now
 	}
-	behind := prev.ThisUpdate.Sub(now)
+	behind := last.Sub(now)
 	if behind <= maxHold {
 		if behind > time.Second { // within a second is two CRLs in one (thisUpdate is whole seconds)
 			p.log.WarnContext(ctx, "clock is behind the last CRL's thisUpdate: the new CRL keeps that thisUpdate",
-				"crl", prev.Name, "behind", behind.String(), "thisUpdate", prev.ThisUpdate.Format(time.RFC3339))
+				"crl", name, "behind", behind.String(), "thisUpdate", last.Format(time.RFC3339))
 		}
-		return prev.ThisUpdate
+		return last
 	}
 	p.log.WarnContext(ctx, "clock is far behind the last CRL's thisUpdate (stepped back): the new CRL is dated by the clock, earlier than the last one; its CRL number is still higher",
-		"crl", prev.Name, "behind", behind.String(), "thisUpdate", prev.ThisUpdate.Format(time.RFC3339), "maxHold", maxHold.String())
+		"crl", name, "behind", behind.String(), "thisUpdate", last.Format(time.RFC3339), "maxHold", maxHold.String())
 	return now
 }
 

@@ -137,11 +137,11 @@ func (p *Publisher) signShared(ctx context.Context, g *Generator, part int, head
 	}
 	if complete {
 		pub := &Published{Issuer: ca, Partition: part, Fingerprint: fp}
-		c, err = g.Generate(ctx, part, p.dateAfter(ctx, prevComplete, now))
+		c, err = g.Generate(ctx, part, p.dateAfter(ctx, FileName(ca, part), prevComplete, now))
 		pub.Complete = c
 		if err == nil && g.Deltas() {
 			p.warnRedated(ctx, c)
-			c, err = g.GenerateDelta(ctx, pub.Complete, p.dateAfter(ctx, prevDelta, p.now()))
+			c, err = g.GenerateDelta(ctx, pub.Complete, p.dateAfter(ctx, DeltaFileName(ca, part), prevDelta, p.now()))
 			pub.Delta = c
 		}
 		if err == nil {
@@ -149,7 +149,7 @@ func (p *Publisher) signShared(ctx context.Context, g *Generator, part int, head
 			err = p.shared.SavePublished(ctx, pub)
 		}
 	} else {
-		c, err = g.GenerateDelta(ctx, head.Complete, p.dateAfter(ctx, prevDelta, now))
+		c, err = g.GenerateDelta(ctx, head.Complete, p.dateAfter(ctx, DeltaFileName(ca, part), prevDelta, now))
 		if err == nil {
 			err = p.shared.SaveDelta(ctx, c, p.now().Add(p.switchDelay))
 		}

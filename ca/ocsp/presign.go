@@ -134,6 +134,11 @@ func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]s
 			errs = append(errs, fmt.Errorf("renewed responder of %s: %w", name, err))
 			continue
 		}
+		// The one it replaces still signs while this node's clock is
+		// before the new one's notBefore (a backward step): signing.at.
+		prev := *is.signing.Load()
+		prev.previous = nil
+		sg.previous = &prev
 		is.signing.Store(sg)
 		renewed = append(renewed, name)
 		if rn.Adopted {

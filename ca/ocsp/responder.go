@@ -216,7 +216,7 @@ func (r *Responder) status(ctx context.Context, is *issuer, serial *big.Int) (St
 // responder certificate.
 func (r *Responder) single(is *issuer, certID []byte, st Status, now time.Time) single {
 	next := now.Add(r.set.Validity)
-	if na := is.signing.Load().cert.NotAfter; next.After(na) {
+	if na := is.signing.Load().at(now).cert.NotAfter; next.After(na) {
 		next = na
 	}
 	return single{certID: certID, status: st, thisUpdate: now, nextUpdate: next}
@@ -238,7 +238,7 @@ func (r *Responder) sign(ctx context.Context, is *issuer, singles []single, nonc
 		}
 	}
 	defer func() { <-r.sem }()
-	sg := is.signing.Load()
+	sg := is.signing.Load().at(now)
 	if now.Before(sg.cert.NotBefore) || !now.Before(sg.cert.NotAfter) {
 		return nil, fmt.Errorf("%s: responder certificate not valid at %s (renewal overdue)", is.name, now.Format(time.RFC3339))
 	}

@@ -69,6 +69,20 @@ type signing struct {
 	key   crypto.Signer
 	alg   sigalg.Algorithm
 	keyID []byte // SHA-1 of the responder's public key: ResponderID byKey
+	// previous is the responder this one replaced (RenewDue), nil when
+	// none: it signs while the clock is before cert's notBefore (forSign).
+	previous *signing
+}
+
+// at returns the responder to sign with at now: s, or while now is before
+// s's notBefore (a backward clock step just after a renewal) the responder
+// it replaced when that one is valid at now, so that producedAt is never
+// before the signer's validity.
+func (s *signing) at(now time.Time) *signing {
+	if p := s.previous; p != nil && now.Before(s.cert.NotBefore) && !now.Before(p.cert.NotBefore) && now.Before(p.cert.NotAfter) {
+		return p
+	}
+	return s
 }
 
 func newSigning(rc ResponderCert, ca *x509.Certificate) (*signing, error) {

@@ -44,6 +44,10 @@ type PublicationOptions struct {
 	// CRLs due and serves those stored (crl.Publisher.Share). Nil: this
 	// process signs every CRL it serves.
 	Shared crl.SharedStore
+	// Memory, when set and Shared is not, records the CRLs this process
+	// publishes, so that after a restart the next CRL is not dated before
+	// the last one (crl.Publisher.Remember).
+	Memory crl.Memory
 	// Dir is the data folder, named in the advice to run `thiqa init`.
 	Dir        string
 	Logger     *slog.Logger
@@ -124,6 +128,8 @@ func NewPublication(ctx context.Context, o PublicationOptions) (*Publication, er
 	}
 	if o.Shared != nil {
 		publisher.Share(o.Shared, crl.ShareOptions{})
+	} else if o.Memory != nil {
+		publisher.Remember(o.Memory)
 	}
 	return &Publication{Responder: responder, Publisher: publisher, responders: o.Responders}, nil
 }

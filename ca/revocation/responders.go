@@ -23,6 +23,7 @@ import (
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/internal/atomicfile"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -76,6 +77,19 @@ type ResponderOptions struct {
 	// Logger receives the repairs of a label file out of step with its
 	// certificate; discarded when nil.
 	Logger *slog.Logger
+	// Audit, when set, records every renewal RenewResponder makes or
+	// fails to make (ActionRenewResponder), as the TSA records its unit's.
+	Audit ResponderAuditor
+}
+
+// ActionRenewResponder is the audit action of a delegated OCSP responder's
+// renewal while serving: outcome success with the new certificate's
+// serial as object, or failure with the serial of the one due.
+const ActionRenewResponder = "ocsp.responder.renew"
+
+// ResponderAuditor appends to the hash-chained audit log (*audit.Log).
+type ResponderAuditor interface {
+	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
 }
 
 // Responders issues and loads the delegated OCSP responder of each issuing
@@ -353,12 +367,46 @@ func (rp *Responders) renew(ctx context.Context, caName string) (ocsp.ResponderC
 func (rp *Responders) RenewResponder(ctx context.Context, caName string, current *x509.Certificate) (ocsp.ResponderRenewal, error) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
+	var rc ocsp.ResponderCert
+	how := renewedHere
+	var err error
 	if rp.o.Renewals == nil || current == nil {
-		rc, err := rp.renew(ctx, caName)
-		return ocsp.ResponderRenewal{Responder: rc}, err
+		rc, err = rp.renew(ctx, caName)
+	} else {
+		rc, how, err = rp.replace(ctx, caName, current, time.Now())
 	}
-	rc, how, err := rp.replace(ctx, caName, current, time.Now())
-	return ocsp.ResponderRenewal{Responder: rc, Adopted: how == renewedAdopted}, err
+	if err != nil {
+		rp.auditRenewal(ctx, caName, current, ocsp.ResponderCert{}, err)
+		return ocsp.ResponderRenewal{}, err
+	}
+	if how == renewedHere { // adopted or pending: the node that renews it records it
+		rp.auditRenewal(ctx, caName, current, rc, nil)
+	}
+	return ocsp.ResponderRenewal{Responder: rc, Adopted: how == renewedAdopted}, nil
+}
+
+// auditRenewal records the renewal of caName's responder current into rc,
+// or its failure with err. A record that cannot be written is logged: the
+// renewal (or its failure, which the caller logs) stands all the same.
+func (rp *Responders) auditRenewal(ctx context.Context, caName string, current *x509.Certificate, rc ocsp.ResponderCert, err error) {
+	if rp.o.Audit == nil {
+		return
+	}
+	previous := ""
+	if current != nil {
+		previous = hex.EncodeToString(current.SerialNumber.Bytes())
+	}
+	details := map[string]any{"ca": caName}
+	e := audit.Entry{Actor: rp.o.Actor, Action: ActionRenewResponder, Object: previous, Outcome: audit.OutcomeFailure, Details: details}
+	if err != nil {
+		details["error"] = err.Error()
+	} else {
+		e.Object, e.Outcome = hex.EncodeToString(rc.Cert.SerialNumber.Bytes()), audit.OutcomeSuccess
+		details["previous"], details["notAfter"] = previous, rc.Cert.NotAfter
+	}
+	if _, aerr := rp.o.Audit.Append(context.WithoutCancel(ctx), e); aerr != nil {
+		rp.log.Error("recording the OCSP responder renewal in the audit log failed", "ca", caName, "outcome", e.Outcome, "err", aerr)
+	}
 }
 
 // renewed is what replace did with a responder due.

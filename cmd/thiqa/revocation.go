@@ -36,7 +36,7 @@ func newResponders(ctx context.Context, p *platform, set revocation.Settings, ac
 	return revocation.NewResponders(revocation.ResponderOptions{
 		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: keyring.Ring{Token: p.token, KeyType: kt, Audit: p.audit},
 		CA: ca.Generations{Authority: a}, Subjects: subjects, Actor: actor,
-		Renewals: p.db.OCSPResponderRenewals(), Logger: p.logger.With("service", "revocation"),
+		Renewals: p.db.OCSPResponderRenewals(), Logger: p.logger.With("service", "revocation"), Audit: p.audit,
 	}), nil
 }
 
@@ -94,13 +94,18 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	}
 	rs := p.db.Revocations()
 	var shared crl.SharedStore
+	var memory crl.Memory
 	if p.db.Dialect() == store.DriverPostgres {
 		// The nodes sharing the database serve the CRLs one of them signs
 		// (on SQLite one process serves: it signs alone, as always).
 		shared = p.db.PublishedCRLs()
+	} else {
+		// Alone, it records what it publishes, so that after a restart
+		// during a backward clock step no CRL is dated before the last.
+		memory = p.db.PublishedCRLs()
 	}
 	pub, err := revocation.NewPublication(ctx, revocation.PublicationOptions{Parts: parts, CRL: set.CRL, OCSP: set.OCSP, Store: rs,
-		Issued: p.db.Certificates(nil), Responders: rp, Shared: shared, Dir: p.cfg.Dir(), Logger: logger, Registerer: p.reg})
+		Issued: p.db.Certificates(nil), Responders: rp, Shared: shared, Memory: memory, Dir: p.cfg.Dir(), Logger: logger, Registerer: p.reg})
 	if err != nil {
 		return err
 	}
