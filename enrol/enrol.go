@@ -394,9 +394,10 @@ type Key struct {
 // open again when the CA refuses. The CA audits the issuance; the use is
 // recorded here, together with its audit record. When that fails the
 // certificate stands (with its issuance record) and the enrolment is open
-// again, unused and without a use record: a retry for the same key
-// completes it with its record and answers that certificate, instead of
-// issuing another.
+// again, unused and without a use record: a retry for the same key (a
+// CSR signed with it) completes it with its record and answers that
+// certificate, instead of issuing another, unless that certificate was
+// revoked or its key blocked since.
 func (s *Service) Enrol(ctx context.Context, e *Enrolment, claim string, key Key, protocol string) (*ca.Issued, error) {
 	if err := s.Usable(e); err != nil {
 		return nil, err
@@ -437,7 +438,9 @@ func (s *Service) Enrol(ctx context.Context, e *Enrolment, claim string, key Key
 
 // issuedBefore returns the certificate an earlier request under the
 // enrolment e (request ID actor) was issued for key, whose use could not
-// be recorded then; nil when there is none.
+// be recorded then; nil when there is none, when key's CSR is not signed
+// with its key (no proof of possession), or when that certificate was
+// revoked or its key blocked since: then the CA decides (and refuses).
 func (s *Service) issuedBefore(ctx context.Context, e *Enrolment, key Key, actor string) (*ca.Issued, error) {
 	pub := key.PublicKey
 	if len(key.CSR) > 0 {
@@ -446,8 +449,10 @@ func (s *Service) issuedBefore(ctx context.Context, e *Enrolment, key Key, actor
 			der = b.Bytes
 		}
 		csr, err := x509.ParseCertificateRequest(der)
-		if err != nil {
-			return nil, nil // the CA refuses it
+		if err != nil || csr.CheckSignature() != nil {
+			// The CA refuses it: a CSR not signed with its key proves no
+			// possession, and obtains no certificate issued before.
+			return nil, nil
 		}
 		pub = csr.PublicKey
 	}
@@ -465,6 +470,11 @@ func (s *Service) issuedBefore(ctx context.Context, e *Enrolment, key Key, actor
 	}
 	if rec.RequestID != actor {
 		return nil, nil // another's: the CA refuses the key
+	}
+	if rec.Revoked || rec.KeyBlocked {
+		// Revoked (or its key reported compromised) since it was issued:
+		// no enrolment completes with it; the CA refuses the key.
+		return nil, nil
 	}
 	cert, err := x509.ParseCertificate(rec.DER)
 	if err != nil {

@@ -225,9 +225,13 @@ func (c *Certificates) InsertCertificate(ctx context.Context, rec ca.Certificate
 		// Nothing of it was committed (its audit record could not be
 		// written, say): the request fails and may be sent again at once,
 		// which its intent, left pending, would refuse for five minutes
-		// (the key taken, the renewed certificate shown as renewed by it).
-		// A certificate committed after all is issued, and left so.
-		if _, aerr := c.db.execOne(context.WithoutCancel(ctx), `UPDATE certificates SET state = 'abandoned' WHERE serial = ? AND state = 'intent'`, rec.Serial); aerr != nil {
+		// (the key taken, the renewed certificate shown as renewed by it)
+		// and, holding its request ID, for ever (an enrolment's retry,
+		// under enrolment:<reference>, or a client's with the same
+		// idempotency key). A certificate committed after all is issued,
+		// and left so (the intent state is the guard; on PostgreSQL the
+		// UPDATE waits for a commit still under way).
+		if _, aerr := c.db.execOne(context.WithoutCancel(ctx), `UPDATE certificates SET state = 'abandoned', request_id = NULL WHERE serial = ? AND state = 'intent'`, rec.Serial); aerr != nil {
 			c.db.logger.Warn("store: abandoning the intent of a certificate not stored", "serial", rec.Serial, "err", aerr)
 		}
 		return mapErr("store: storing certificate "+rec.Serial, err)

@@ -5,11 +5,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/thiqa/thiqa/ca/catest"
+	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
@@ -112,6 +115,99 @@ func TestEnrolmentNeverLacksItsRecord(t *testing.T) {
 			if rep, err := audit.Verify(ctx, db); err != nil || !rep.OK() {
 				t.Fatalf("chain: %+v %v", rep, err)
 			}
+		})
+	}
+}
+
+// TestEnrolmentRetryNeedsTheKeyAndAValidCertificate on SQLite and
+// PostgreSQL: the certificate of an enrolment whose use could not be
+// recorded is not answered to a retry whose CSR carries its public key
+// without being signed with it (no proof of possession), nor once it was
+// revoked; the enrolment stays unused, without a use record.
+func TestEnrolmentRetryNeedsTheKeyAndAValidCertificate(t *testing.T) {
+	secretKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			log := audit.New(db, nil, nil, audit.Options{})
+			t.Cleanup(log.Close)
+			gate := audittest.New(log)
+			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
+			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
+				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: gate, SecretKey: secretKey,
+				Profiles: []string{policies.ProfileCitizenAuth}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject := map[string]string{"givenName": "Aisha", "surname": "Al Harthy", "commonName": "Aisha Al Harthy", "civilNumber": "12345678", "country": "OM"}
+			c, err := svc.Create(ctx, "officer-1", policies.ProfileCitizenAuth, subject, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gate.Down.Store(true)
+			e, err := svc.Lookup(ctx, c.Reference)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Enrol(ctx, e, "est:1", enrol.Key{CSR: csr}, "est"); err == nil {
+				t.Fatal("an enrolment was used with the audit log down")
+			}
+			gate.Down.Store(false)
+			spki, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			serial, err := db.Certificates(nil).FindIssued(ctx, policies.ProfileCitizenAuth, sha256.Sum256(spki), time.Now())
+			if err != nil || serial == "" {
+				t.Fatalf("the certificate issued under the enrolment: %q %v", serial, err)
+			}
+			unused := func(what string) {
+				t.Helper()
+				e, err := svc.Lookup(ctx, c.Reference)
+				if err != nil || e.State == enrol.StateUsed {
+					t.Fatalf("%s: the enrolment was completed: %+v %v", what, e, err)
+				}
+				if n := storetest.AuditCount(t, db, enrol.ActionConsume, audit.OutcomeSuccess); n != 0 {
+					t.Fatalf("%s: %d use records", what, n)
+				}
+			}
+
+			// Its public key in a CSR not signed with it.
+			forged := slices.Clone(csr)
+			forged[len(forged)-1] ^= 0x01
+			if parsed, err := x509.ParseCertificateRequest(forged); err != nil || parsed.CheckSignature() == nil {
+				t.Fatalf("the forged CSR: %v", err)
+			}
+			e, err = svc.Lookup(ctx, c.Reference)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := svc.Enrol(ctx, e, "est:2", enrol.Key{CSR: forged}, "est"); err == nil {
+				t.Fatalf("a CSR not signed with the key obtained certificate %s", got.Serial)
+			}
+			unused("a forged CSR")
+
+			// The certificate revoked since.
+			if _, err := db.Revocations().Revoke(ctx, serial, crl.ReasonSuperseded, "officer-1", time.Now(), nil); err != nil {
+				t.Fatal(err)
+			}
+			e, err = svc.Lookup(ctx, c.Reference)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := svc.Enrol(ctx, e, "est:3", enrol.Key{CSR: csr}, "est"); err == nil {
+				t.Fatalf("the retry completed the enrolment with revoked certificate %s", got.Serial)
+			}
+			unused("a revoked certificate")
 		})
 	}
 }
