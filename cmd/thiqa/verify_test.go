@@ -147,7 +147,7 @@ func vfyReport(t *testing.T, wantCode int, args ...string) *report.Report {
 	r := thiqa(t, nil, append([]string{"verify", "--json"}, args...)...)
 	var rep report.Report
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != wantCode {
-		t.Fatalf("thiqa verify %v: exit %d (want %d), %v\nstdout: %.600s\nstderr: %s", args, r.code, wantCode, err, r.stdout, r.stderr)
+		t.Fatalf("thiqa verify %v: exit %d (want %d), %v\nstdout: %.20000s\nstderr: %s", args, r.code, wantCode, err, r.stdout, r.stderr)
 	}
 	return &rep
 }
@@ -277,7 +277,7 @@ func TestVerifyEndToEnd(t *testing.T) {
 			var rep report.Report
 			if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != code || rep.SubIndication != want ||
 				!slices.Contains(rep.Warnings, verify.NoAnchorWarning) || !strings.Contains(r.stderr, "no trust anchor configured") {
-				t.Fatalf("%s without an anchor: exit %d (want %d), %s (want %s), %v\nstdout: %.600s\nstderr: %s", name, r.code, code, rep.SubIndication, want, err, r.stdout, r.stderr)
+				t.Fatalf("%s without an anchor: exit %d (want %d), %s (want %s), %v\nstdout: %.20000s\nstderr: %s", name, r.code, code, rep.SubIndication, want, err, r.stdout, r.stderr)
 			}
 		}
 		for _, c := range []struct {
