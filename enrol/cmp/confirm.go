@@ -191,12 +191,26 @@ func (s *Server) confirmTooLate(ctx context.Context, tx *enrol.Transaction, now 
 // the claim, returning the failures, and the failed claims are taken over
 // later.
 func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
-	total := 0
-	for range expiryRounds {
-		now := s.c.Enrol.Now().UTC()
+	return s.sweepClaimed(ctx, func(now time.Time) ([]enrol.Transaction, error) {
 		txs, err := s.c.Transactions.ClaimUnconfirmed(ctx, now.Add(-enrol.ConfirmWaitTime), now.Add(-enrol.ExpiryLease), now, ExpiryBatch)
 		if err != nil {
-			return total, fmt.Errorf("cmp: claiming unconfirmed transactions: %w", err)
+			return nil, fmt.Errorf("cmp: claiming unconfirmed transactions: %w", err)
+		}
+		return txs, nil
+	}, s.expire)
+}
+
+// sweepClaimed runs a sweep: up to expiryRounds batches of the
+// transactions claim takes (each batch claimed as of the enrolment
+// clock's now), do on each; a failure holds up no other transaction of
+// its batch, but the run ends after that batch, returning the failures.
+func (s *Server) sweepClaimed(ctx context.Context, claim func(now time.Time) ([]enrol.Transaction, error),
+	do func(context.Context, enrol.Transaction) error) (int, error) {
+	total := 0
+	for range expiryRounds {
+		txs, err := claim(s.c.Enrol.Now().UTC())
+		if err != nil {
+			return total, err
 		}
 		var errs []error
 		for _, tx := range txs {
@@ -204,7 +218,7 @@ func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
 				errs = append(errs, ctx.Err())
 				break
 			}
-			if err := s.expire(ctx, tx); err != nil {
+			if err := do(ctx, tx); err != nil {
 				errs = append(errs, err)
 				continue
 			}

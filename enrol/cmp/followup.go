@@ -165,33 +165,13 @@ func (s *Server) supersededAlready(ctx context.Context, serial string) (bool, er
 // failures, and the failed ones are claimed again once their claim is
 // stale.
 func (s *Server) RetryFollowUps(ctx context.Context) (int, error) {
-	total := 0
-	for range expiryRounds {
-		now := s.c.Enrol.Now().UTC()
+	return s.sweepClaimed(ctx, func(now time.Time) ([]enrol.Transaction, error) {
 		txs, err := s.c.Transactions.ClaimFollowUps(ctx, now.Add(-enrol.ExpiryLease), now, ExpiryBatch)
 		if err != nil {
-			return total, fmt.Errorf("cmp: claiming certConfs whose follow-up is undone: %w", err)
+			return nil, fmt.Errorf("cmp: claiming certConfs whose follow-up is undone: %w", err)
 		}
-		var errs []error
-		for _, tx := range txs {
-			if ctx.Err() != nil {
-				errs = append(errs, ctx.Err())
-				break
-			}
-			if err := s.retryFollowUp(ctx, tx); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			total++
-		}
-		if len(errs) > 0 {
-			return total, errors.Join(errs...)
-		}
-		if len(txs) < ExpiryBatch {
-			break
-		}
-	}
-	return total, nil
+		return txs, nil
+	}, s.retryFollowUp)
 }
 
 // retryFollowUp does the follow-up of the claimed transaction tx, records
