@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +45,43 @@ func (f flakyAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
 		return seal, err
 	}
 	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) { return nil, errAuditDown }), nil
+}
+
+// downAudit is the audit log, except that the success records of action
+// cannot be written while down is set.
+type downAudit struct {
+	log    *audit.Log
+	down   *atomic.Bool
+	action string
+}
+
+func (f downAudit) failing(entries ...audit.Entry) bool {
+	for _, e := range entries {
+		if f.down.Load() && e.Action == f.action && e.Outcome == audit.OutcomeSuccess {
+			return true
+		}
+	}
+	return false
+}
+
+func (f downAudit) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
+	if f.failing(e) {
+		return audit.Record{}, errAuditDown
+	}
+	return f.log.Append(ctx, e)
+}
+
+func (f downAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
+	seal, err := f.log.Prepare(entries...)
+	if err != nil {
+		return nil, err
+	}
+	return audit.SealerFunc(func(h audit.Head) ([]audit.Record, error) {
+		if f.failing(entries...) {
+			return nil, errAuditDown
+		}
+		return seal.Seal(h)
+	}), nil
 }
 
 // TestIssuanceNeverLacksItsRecord on SQLite and PostgreSQL: concurrent

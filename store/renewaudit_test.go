@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -12,42 +11,6 @@ import (
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store/storetest"
 )
-
-// renewAudit is the audit log, except that a renewal's certificate.renew
-// success record cannot be written while down is set.
-type renewAudit struct {
-	log  *audit.Log
-	down *atomic.Bool
-}
-
-func (f renewAudit) failing(entries ...audit.Entry) bool {
-	for _, e := range entries {
-		if f.down.Load() && e.Action == ca.ActionRenewCertificate && e.Outcome == audit.OutcomeSuccess {
-			return true
-		}
-	}
-	return false
-}
-
-func (f renewAudit) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
-	if f.failing(e) {
-		return audit.Record{}, errAuditDown
-	}
-	return f.log.Append(ctx, e)
-}
-
-func (f renewAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
-	seal, err := f.log.Prepare(entries...)
-	if err != nil {
-		return nil, err
-	}
-	return audit.SealerFunc(func(h audit.Head) ([]audit.Record, error) {
-		if f.failing(entries...) {
-			return nil, errAuditDown
-		}
-		return seal.Seal(h)
-	}), nil
-}
 
 // TestRenewalNeverLacksItsRecord on SQLite and PostgreSQL: when the
 // renewal's certificate.renew record cannot be written, Renew fails and
@@ -63,7 +26,7 @@ func TestRenewalNeverLacksItsRecord(t *testing.T) {
 			t.Cleanup(log.Close)
 			var down atomic.Bool
 			certs := db.Certificates(func(string) int { return 4 })
-			a := newAuditedAuthority(t, certs, renewAudit{log: log, down: &down})
+			a := newAuditedAuthority(t, certs, downAudit{log: log, down: &down, action: ca.ActionRenewCertificate})
 			sup := &flakySuperseder{}
 			sup.calls.Store(1) // never fails
 			rn, err := ca.NewRenewer(ca.RenewerConfig{Authority: a, Store: certs, Superseder: sup})

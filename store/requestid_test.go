@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -11,42 +10,6 @@ import (
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store/storetest"
 )
-
-// issueAudit is the audit log, except that a certificate.issue success
-// record cannot be written while down is set.
-type issueAudit struct {
-	log  *audit.Log
-	down *atomic.Bool
-}
-
-func (f issueAudit) failing(entries ...audit.Entry) bool {
-	for _, e := range entries {
-		if f.down.Load() && e.Action == string(policies.ActionIssueCertificate) && e.Outcome == audit.OutcomeSuccess {
-			return true
-		}
-	}
-	return false
-}
-
-func (f issueAudit) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
-	if f.failing(e) {
-		return audit.Record{}, errAuditDown
-	}
-	return f.log.Append(ctx, e)
-}
-
-func (f issueAudit) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
-	seal, err := f.log.Prepare(entries...)
-	if err != nil {
-		return nil, err
-	}
-	return audit.SealerFunc(func(h audit.Head) ([]audit.Record, error) {
-		if f.failing(entries...) {
-			return nil, errAuditDown
-		}
-		return seal.Seal(h)
-	}), nil
-}
 
 // TestRequestIDFreeAfterCertificateNotStored on SQLite and PostgreSQL: a
 // request whose certificate could not be stored (its certificate.issue
@@ -62,7 +25,7 @@ func TestRequestIDFreeAfterCertificateNotStored(t *testing.T) {
 			t.Cleanup(log.Close)
 			var down atomic.Bool
 			certs := db.Certificates(nil)
-			a := newAuditedAuthority(t, certs, issueAudit{log: log, down: &down})
+			a := newAuditedAuthority(t, certs, downAudit{log: log, down: &down, action: string(policies.ActionIssueCertificate)})
 			req := citizenRequest(t)
 			req.RequestID = "enrolment:ABCD-EFGH"
 
