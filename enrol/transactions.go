@@ -23,13 +23,17 @@ type Transaction struct {
 	// (the rejected certificate is to be revoked, its key update
 	// withdrawn) or "confirming" (the certificate a confirmed key update
 	// replaced is to be superseded) until that is done ("rejected",
-	// "confirmed"); the sweep retries a follow-up left undone.
+	// "confirmed"); the sweep retries a follow-up left undone. One that
+	// fails for good (a refusal no retry can change: its certificate
+	// unknown, a key update that cannot be withdrawn), or the revocation
+	// of an unconfirmed certificate that does, ends "failed": an operator
+	// revokes the certificate by hand.
 	State string
 	// Closed is when the transaction left "waiting" (for "expiring": when
 	// a server claimed it, for "expired": when the revocation was done;
 	// for "rejecting" and "confirming": when the certConf or the latest
 	// retry claimed it, for "rejected" and "confirmed" after them: when
-	// the follow-up was done).
+	// the follow-up was done, for "failed": when it was given up).
 	Closed time.Time
 }
 
@@ -84,4 +88,10 @@ type TransactionStore interface {
 	// "rejecting" becomes "rejected", "confirming" "confirmed"; an error
 	// wrapping ErrNoTransaction when it is in neither state.
 	FinishFollowUp(ctx context.Context, id string, now time.Time) error
+	// FailFollowUp records the follow-up of a certConf ("rejecting",
+	// "confirming"), or the revocation of an unconfirmed certificate
+	// ("expiring"), as failed for good at now: it becomes "failed", which
+	// no sweep claims; an error wrapping ErrNoTransaction when it is in
+	// none of these states.
+	FailFollowUp(ctx context.Context, id string, now time.Time) error
 }

@@ -86,42 +86,61 @@ func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
 	if err == nil {
 		return nil
 	}
-	kind := classifyConflict(err)
-	if kind != conflictKey && kind != conflictReplaces {
-		return conflictErr(kind, err)
-	}
-	// The key (or the replaced certificate) is taken: by an issued
-	// certificate, a live intent, or an intent abandoned long ago, which is
-	// released and the insert retried.
-	release, releaseArgs := `UPDATE certificates SET state = 'abandoned'
-	WHERE profile = ? AND key_hash = ? AND replaces IS NULL AND state = 'intent' AND created_at < ?`, []any{in.Profile, in.KeyHash[:]}
-	if kind == conflictReplaces {
-		release, releaseArgs = `UPDATE certificates SET state = 'abandoned'
-	WHERE replaces = ? AND state = 'intent' AND created_at < ?`, []any{in.Replaces}
-	}
-	err = c.db.writeTx(ctx, func(t *txn) error {
-		res, err := t.exec(ctx, release, append(releaseArgs, created.Add(-intentGrace).UnixNano())...)
-		if err != nil {
+	// The key, the replaced certificate or the request ID is taken: by an
+	// issued certificate, a live intent, or an intent abandoned long ago
+	// (its signing failed, or its process died before it stored the
+	// certificate), which is released and the insert retried. Each
+	// release frees one of the three; a retry may find the next taken.
+	for range 3 {
+		kind := classifyConflict(err)
+		release, releaseArgs, taken := staleRelease(kind, in)
+		if release == "" {
+			return conflictErr(kind, err)
+		}
+		n, rerr := c.db.execOne(ctx, release, append(releaseArgs, created.Add(-intentGrace).UnixNano())...)
+		if rerr != nil {
+			return mapErr("store: releasing an abandoned intent", rerr)
+		}
+		if n == 0 {
+			return taken
+		}
+		err = c.db.writeTx(ctx, insert)
+		if err == nil || errors.Is(err, ca.ErrKeyOtherSubject) {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return errKeyTaken
-		}
-		return insert(t)
-	})
-	switch {
-	case errors.Is(err, errKeyTaken) && kind == conflictReplaces:
-		return fmt.Errorf("store: recording intent %s: %w: certificate %s is replaced already, or being replaced", in.Serial, ca.ErrDuplicateRequest, in.Replaces)
-	case errors.Is(err, errKeyTaken):
-		return fmt.Errorf("store: recording intent %s: %w: key already certified for profile %s", in.Serial, ca.ErrDuplicateRequest, in.Profile)
-	case errors.Is(err, ca.ErrKeyOtherSubject):
-		return err
-	case err != nil:
-		return conflictErr(classifyConflict(err), err)
 	}
-	return nil
+	return conflictErr(classifyConflict(err), err)
+}
+
+// staleRelease returns the statement that releases what an intent left
+// abandoned holds and in needs (kind: its key for its profile, the
+// certificate it replaces, its request ID), its arguments before the
+// grace cutoff, and the error when nothing was released (it is taken for
+// good, or by a live intent); "" when kind is no such conflict. An intent
+// released is marked abandoned and its request ID freed: it is never
+// completed (InsertCertificate completes only an intent), and its serial
+// stays reserved. A request ID is also freed from an intent abandoned
+// before (by a key compromise, or by a release before abandoned intents
+// freed their request IDs).
+func staleRelease(kind conflict, in ca.Intent) (string, []any, error) {
+	switch kind {
+	case conflictKey:
+		return `UPDATE certificates SET state = 'abandoned', request_id = NULL
+	WHERE profile = ? AND key_hash = ? AND replaces IS NULL AND state = 'intent' AND created_at < ?`, []any{in.Profile, in.KeyHash[:]},
+			fmt.Errorf("store: recording intent %s: %w: key already certified for profile %s", in.Serial, ca.ErrDuplicateRequest, in.Profile)
+	case conflictReplaces:
+		return `UPDATE certificates SET state = 'abandoned', request_id = NULL
+	WHERE replaces = ? AND state = 'intent' AND created_at < ?`, []any{in.Replaces},
+			fmt.Errorf("store: recording intent %s: %w: certificate %s is replaced already, or being replaced", in.Serial, ca.ErrDuplicateRequest, in.Replaces)
+	case conflictRequest:
+		if in.RequestID == "" {
+			return "", nil, nil
+		}
+		return `UPDATE certificates SET state = 'abandoned', request_id = NULL
+	WHERE request_id = ? AND (state = 'abandoned' OR (state = 'intent' AND created_at < ?))`, []any{in.RequestID},
+			fmt.Errorf("store: recording intent %s: %w: request ID already used", in.Serial, ca.ErrDuplicateRequest)
+	}
+	return "", nil, nil
 }
 
 // renewalCompletedAt is what an intent records in renewal_completed_at:
@@ -134,9 +153,6 @@ func renewalCompletedAt(in ca.Intent, created time.Time) sql.NullInt64 {
 	}
 	return sql.NullInt64{}
 }
-
-// errKeyTaken stops the retry transaction when no stale intent was released.
-var errKeyTaken = errors.New("key taken")
 
 type conflict int
 

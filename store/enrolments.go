@@ -320,3 +320,21 @@ func (s *Enrolments) FinishFollowUp(ctx context.Context, id string, now time.Tim
 		return nil
 	})
 }
+
+// FailFollowUp records the follow-up of a certConf, or the revocation of
+// an unconfirmed certificate, as failed for good (enrol.TransactionStore):
+// rejecting, confirming or expiring becomes failed, which no sweep claims;
+// enrol.ErrNoTransaction when it is in none of these states.
+func (s *Enrolments) FailFollowUp(ctx context.Context, id string, now time.Time) error {
+	return s.db.writeTx(ctx, func(t *txn) error {
+		res, err := t.exec(ctx, `UPDATE cmp_transactions SET state = 'failed', closed_at = ?
+			WHERE transaction_id = ? AND state IN ('rejecting', 'confirming', 'expiring')`, now.UnixNano(), id)
+		if err != nil {
+			return mapErr("store: recording the follow-up of CMP transaction "+id+" as failed", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("store: CMP transaction %s has no follow-up undone: %w", id, enrol.ErrNoTransaction)
+		}
+		return nil
+	})
+}

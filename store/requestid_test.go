@@ -1,9 +1,12 @@
 package store_test
 
 import (
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
@@ -51,4 +54,86 @@ func TestRequestIDFreeAfterCertificateNotStored(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCrashedIntentReleasesRequestID on SQLite and PostgreSQL: an intent
+// left by a process that died between recording it and storing its
+// certificate (kill -9 while signing) holds its request ID; once it is
+// older than the grace an issuance takes, a retry under that request ID
+// (an enrolment always sends enrolment:<reference>) is issued, with the
+// same key or another, and the intent is abandoned: its serial stays
+// reserved and it can never be completed, so one request ID still has one
+// certificate. A live intent keeps its request ID.
+func TestCrashedIntentReleasesRequestID(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			certs := db.Certificates(nil)
+			a := newAuthority(t, certs)
+			crashed := func(serial, requestID string, keyHash [32]byte, age time.Duration) {
+				t.Helper()
+				if err := certs.InsertIntent(ctx, ca.Intent{Serial: serial, CA: "citizen", Profile: policies.ProfileCitizenAuth, TBSHash: [32]byte{7},
+					KeyHash: keyHash, RequestID: requestID, RequestedBy: requestID, NotAfter: time.Now().Add(time.Hour), Created: time.Now().Add(-age)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			// Another key: the request ID alone is held.
+			crashed("7d01", "enrolment:OTHER-KEY", [32]byte{1}, time.Hour)
+			req := citizenRequest(t)
+			req.RequestID = "enrolment:OTHER-KEY"
+			if _, err := a.Issue(ctx, req); err != nil {
+				t.Fatalf("a request ID held by a crashed intent stays blocked: %v", err)
+			}
+			again := citizenRequest(t)
+			again.RequestID = req.RequestID
+			if _, err := a.Issue(ctx, again); !errors.Is(err, ca.ErrDuplicateRequest) {
+				t.Fatalf("a second certificate under one request ID: %v", err)
+			}
+
+			// The same key: the key and the request ID are held by one intent.
+			req = citizenRequest(t)
+			req.RequestID = "enrolment:SAME-KEY"
+			crashed("7d02", req.RequestID, csrKeyHash(t, req.CSR), time.Hour)
+			if _, err := a.Issue(ctx, req); err != nil {
+				t.Fatalf("a request ID and key held by a crashed intent stay blocked: %v", err)
+			}
+
+			// A live intent (its process may still be signing) keeps it.
+			crashed("7d03", "enrolment:LIVE", [32]byte{3}, 0)
+			req = citizenRequest(t)
+			req.RequestID = "enrolment:LIVE"
+			if _, err := a.Issue(ctx, req); !errors.Is(err, ca.ErrDuplicateRequest) {
+				t.Fatalf("a request ID held by a live intent: %v", err)
+			}
+
+			// The crashed intents can never be completed, and their serials stay reserved.
+			for _, serial := range []string{"7d01", "7d02"} {
+				if _, err := certs.GetCertificate(ctx, serial); !errors.Is(err, ca.ErrNotFound) {
+					t.Fatalf("crashed intent %s: %v", serial, err)
+				}
+				err := certs.InsertIntent(ctx, ca.Intent{Serial: serial, CA: "citizen", Profile: policies.ProfileCitizenAuth, TBSHash: [32]byte{8},
+					KeyHash: [32]byte{8}, RequestedBy: "x", NotAfter: time.Now().Add(time.Hour), Created: time.Now()})
+				if !errors.Is(err, ca.ErrDuplicateSerial) {
+					t.Fatalf("the serial of crashed intent %s reused: %v", serial, err)
+				}
+			}
+			for _, id := range []string{"enrolment:OTHER-KEY", "enrolment:SAME-KEY"} {
+				if n, err := db.QueryInt64(ctx, "SELECT COUNT(*) FROM certificates WHERE request_id = '"+id+"' AND state = 'issued'"); err != nil || n != 1 {
+					t.Fatalf("%d certificates under %s, %v", n, id, err)
+				}
+			}
+		})
+	}
+}
+
+// csrKeyHash is the key hash (SHA-256 of the SPKI) of a CSR's key.
+func csrKeyHash(t *testing.T, der []byte) [32]byte {
+	t.Helper()
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(csr.RawSubjectPublicKeyInfo)
 }

@@ -145,9 +145,16 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		claimed.State, claimed.Closed = state, now
 		if err := s.followUp(ctx, p.actor, claimed, details); err != nil {
 			// The client did its part: it is answered pkiConf, and the
-			// sweep retries the follow-up (RetryFollowUps).
-			s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", err)
+			// sweep retries the follow-up (RetryFollowUps), unless no
+			// retry can change its failure.
 			details["followUp"] = "pending"
+			if !permanentFailure(err) {
+				s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", err)
+			} else if gerr := s.giveUp(ctx, claimed, details, err); errors.Is(gerr, errGivenUp) {
+				details["followUp"] = "failed"
+			} else {
+				s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", gerr)
+			}
 		} else if err := s.c.Transactions.FinishFollowUp(ctx, id, s.c.Enrol.Now().UTC()); err != nil && !errors.Is(err, enrol.ErrNoTransaction) {
 			// Done but not recorded so: the sweep does it again, to no
 			// effect (each step is idempotent), and records it.
@@ -204,6 +211,7 @@ func (s *Server) ExpireUnconfirmed(ctx context.Context) (int, error) {
 // transactions claim takes (each batch claimed as of the enrolment
 // clock's now), do on each; a failure holds up no other transaction of
 // its batch, but the run ends after that batch, returning the failures.
+// One given up (errGivenUp) is neither done nor a failure.
 func (s *Server) sweepClaimed(ctx context.Context, claim func(now time.Time) ([]enrol.Transaction, error),
 	do func(context.Context, enrol.Transaction) error) (int, error) {
 	total := 0
@@ -218,7 +226,9 @@ func (s *Server) sweepClaimed(ctx context.Context, claim func(now time.Time) ([]
 				errs = append(errs, ctx.Err())
 				break
 			}
-			if err := do(ctx, tx); err != nil {
+			if err := do(ctx, tx); errors.Is(err, errGivenUp) {
+				continue // failed for good, recorded so: not retried
+			} else if err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -244,7 +254,11 @@ func (s *Server) expire(ctx context.Context, tx enrol.Transaction) error {
 	details := map[string]any{"transactionID": tx.ID, "sentAt": tx.Created, "confirmWaitTime": tx.Created.Add(enrol.ConfirmWaitTime),
 		"note": "no certConf came in time: handled as a rejection (RFC 9483 §4.1.1)"}
 	if err := s.revokeUnwanted(ctx, expiryActor, tx.Serial, details); err != nil {
-		return fmt.Errorf("cmp: unconfirmed certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
+		err = fmt.Errorf("cmp: unconfirmed certificate %s (transaction %s): %w", tx.Serial, tx.ID, err)
+		if permanentFailure(err) {
+			return s.giveUp(ctx, tx, details, err)
+		}
+		return err
 	}
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: "cmp.unconfirmed", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
 		Details: details}); err != nil {

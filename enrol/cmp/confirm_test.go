@@ -236,7 +236,8 @@ func TestCMPUnconfirmedTwoServers(t *testing.T) {
 }
 
 // TestCMPUnconfirmedFailureHoldsUpNoOther: a transaction whose certificate
-// cannot be revoked (here: its record is gone) fails alone; the other
+// cannot be revoked for a moment (the revocation fails for it) fails
+// alone; the other
 // unconfirmed certificates of the same claim are revoked in the same run,
 // rather than being claimed again with it, and failing with it, for ever.
 func TestCMPUnconfirmedFailureHoldsUpNoOther(t *testing.T) {
@@ -248,6 +249,7 @@ func TestCMPUnconfirmedFailureHoldsUpNoOther(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, ip := f.enrolIR(t, nil)
+			f.srv.c.Revoker = revokeFailsFor{Revoker: f.revoker, serial: "7f00dead"}
 			f.advance(enrol.ConfirmWaitTime + time.Second)
 			n, err := f.srv.ExpireUnconfirmed(t.Context())
 			if err == nil || n != 1 {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/outage"
 )
 
 // What a certConf leaves to do, and what is done when it cannot be done at
@@ -27,6 +30,13 @@ import (
 // A certificate issued without implicit confirmation whose transaction
 // could not be recorded could never be confirmed, and the sweep would never
 // find it: certified handles it as rejected at once (unrecorded).
+//
+// A follow-up refused for a reason no retry can change (permanentFailure:
+// its certificate unknown, a key update that cannot be withdrawn) is
+// given up instead (giveUp): the transaction ends "failed", the audit log
+// gets cmp.followup.failed and thiqa_cmp_followup_failed_total counts it,
+// for an operator to revoke the certificate by hand. Anything else (the
+// database or the HSM down, a timeout) is retried as before.
 
 // unrecordedTimeout bounds the handling of a certificate whose transaction
 // could not be recorded (unrecorded): recording the claim, revoking,
@@ -180,6 +190,9 @@ func (s *Server) retryFollowUp(ctx context.Context, tx enrol.Transaction) error 
 	details := map[string]any{"transactionID": tx.ID, "state": settledState(tx.State), "sender": tx.Sender,
 		"note": "the follow-up of the certConf failed when it came: done by the sweep"}
 	if err := s.followUp(ctx, expiryActor, tx, details); err != nil {
+		if permanentFailure(err) {
+			return s.giveUp(ctx, tx, details, err)
+		}
 		return err
 	}
 	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: "cmp.followup", Object: tx.Serial, Outcome: audit.OutcomeSuccess,
@@ -190,6 +203,68 @@ func (s *Server) retryFollowUp(ctx context.Context, tx enrol.Transaction) error 
 		return fmt.Errorf("cmp: closing transaction %s after its follow-up: %w", tx.ID, err)
 	}
 	return nil
+}
+
+// ActionFollowUpFailed is the audit action of a follow-up given up
+// (giveUp), with outcome failure.
+const ActionFollowUpFailed = "cmp.followup.failed"
+
+// errGivenUp is what giveUp returns once a follow-up is recorded as failed
+// for good: the sweep counts it neither as done nor as a failure to retry.
+var errGivenUp = errors.New("cmp: follow-up failed for good")
+
+// permanentFailure reports whether err, a follow-up's failure, is a
+// refusal that no retry can change: the certificate (or the one it
+// replaced) is unknown here, the revocation refused for its serial or
+// reason, the key update cannot be withdrawn. A timeout, a cancellation
+// or an outage (the database, the HSM, the audit log) never is, even
+// joined with one: it is retried.
+func permanentFailure(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), outage.Is(err):
+		return false
+	}
+	for _, target := range []error{revocation.ErrNotFound, revocation.ErrBadSerial, revocation.ErrBadReason, revocation.ErrNotPermitted,
+		ca.ErrNotFound, ca.ErrNotWithdrawable} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// giveUp records that the follow-up of tx failed for good (why): the
+// audit record cmp.followup.failed (actor thiqa-serve, outcome failure,
+// with details, the state it was in and the error), then tx "failed",
+// which no sweep claims again, counted in thiqa_cmp_followup_failed_total
+// and logged as an error. The certificate a client rejected (or never
+// confirmed) may still be valid, or the one a confirmed key update
+// replaced was not superseded: an operator revokes it by hand
+// (docs/operations.md). It returns errGivenUp once both are recorded;
+// else the failure, and the sweep tries again when the claim is stale.
+func (s *Server) giveUp(ctx context.Context, tx enrol.Transaction, details map[string]any, why error) error {
+	d := maps.Clone(details)
+	d["transactionID"], d["state"], d["error"] = tx.ID, tx.State, why.Error()
+	todo := "the certificate may still be valid: revoke it by hand (cessationOfOperation)"
+	if tx.State == "confirming" {
+		todo = "the certificate this key update replaced was not superseded: revoke it by hand (superseded)"
+	}
+	d["note"] = "the follow-up failed for good and is no longer retried; " + todo
+	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: ActionFollowUpFailed, Object: tx.Serial, Outcome: audit.OutcomeFailure,
+		Details: d}); err != nil {
+		return fmt.Errorf("cmp: recording that the follow-up of transaction %s failed for good (%v): %w", tx.ID, why, err)
+	}
+	switch err := s.c.Transactions.FailFollowUp(ctx, tx.ID, s.c.Enrol.Now().UTC()); {
+	case errors.Is(err, enrol.ErrNoTransaction):
+		// Closed meanwhile (its follow-up done by another): nothing to count.
+		return errGivenUp
+	case err != nil:
+		return fmt.Errorf("cmp: closing transaction %s, whose follow-up failed for good (%v): %w", tx.ID, why, err)
+	}
+	s.followUpFailed.WithLabelValues(tx.State).Inc()
+	s.log.ErrorContext(ctx, "a CMP follow-up failed for good and is no longer retried: "+todo,
+		"serial", tx.Serial, "transactionID", tx.ID, "state", tx.State, "err", why)
+	return errGivenUp
 }
 
 // unrecorded answers a request whose certificate, issued without implicit

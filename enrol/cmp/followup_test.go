@@ -52,6 +52,20 @@ func (revokeFails) Revoke(context.Context, string, string, string, func(*x509.Ce
 	return nil, errDown
 }
 
+// revokeFailsFor is a Revoker that fails for serial only (the database
+// unreachable whenever that certificate is revoked).
+type revokeFailsFor struct {
+	enrol.Revoker
+	serial string
+}
+
+func (r revokeFailsFor) Revoke(ctx context.Context, actor, serial, reason string, allow func(*x509.Certificate) bool) (*revocation.Result, error) {
+	if serial == r.serial {
+		return nil, errDown
+	}
+	return r.Revoker.Revoke(ctx, actor, serial, reason, allow)
+}
+
 // insertFails is a transaction store whose InsertTransaction fails, for a
 // "waiting" transaction only when onlyWaiting; it keeps the transactions
 // it was given.
@@ -101,7 +115,7 @@ func TestCMPRejectionRevocationRetried(t *testing.T) {
 		t.Run(d.Name, func(t *testing.T) {
 			f := newFixture(t, d)
 			ctx := t.Context()
-			// A rejection whose certificate is gone: it fails at every try.
+			// A rejection whose revocation fails at every try.
 			if err := f.db.Enrolments().InsertTransaction(ctx, enrol.Transaction{ID: "0bad", Sender: "ref:GONE", Serial: "7f00dead",
 				Created: f.now().Add(-time.Minute), State: "waiting"}); err != nil {
 				t.Fatal(err)
@@ -114,7 +128,7 @@ func TestCMPRejectionRevocationRetried(t *testing.T) {
 			if a := f.certConf(t, cl, ip, true); a.m.bodyType != bodyPKIConf {
 				t.Fatalf("rejecting certConf: %s %s", bodyName(a.m.bodyType), a.failInfo)
 			}
-			f.srv.c.Revoker = f.revoker
+			f.srv.c.Revoker = revokeFailsFor{Revoker: f.revoker, serial: "7f00dead"}
 			f.wantRevoked(t, "rejected certificate, revocation failed", ip.cert, false, 0)
 			if got := f.state(t, cl.tx); got != "rejecting" {
 				t.Fatalf("transaction %s, want rejecting", got)

@@ -21,3 +21,23 @@ func newRequestsMetric() *prometheus.CounterVec {
 	}
 	return c
 }
+
+// followUpStates are the states whose follow-up may fail for good: a
+// rejection (rejecting), the confirmation of a key update (confirming),
+// a certificate never confirmed (expiring).
+var followUpStates = []string{"rejecting", "confirming", "expiring"}
+
+// newFollowUpFailedMetric returns thiqa_cmp_followup_failed_total{state},
+// the transactions whose follow-up failed for good (giveUp), by the state
+// they were left in, each at zero from the start: the alert
+// ThiqaCMPFollowUpFailed fires on the first.
+func newFollowUpFailedMetric() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thiqa_cmp_followup_failed_total",
+		Help: "CMP transactions whose follow-up (revoking a rejected or unconfirmed certificate, superseding the one a confirmed key update replaced) failed for good and is no longer retried, by the state they were in.",
+	}, []string{"state"})
+	for _, st := range followUpStates {
+		c.WithLabelValues(st)
+	}
+	return c
+}

@@ -64,6 +64,8 @@ type Server struct {
 	sig      *signer
 	log      *slog.Logger
 	requests *prometheus.CounterVec
+	// followUpFailed counts the follow-ups given up (giveUp).
+	followUpFailed *prometheus.CounterVec
 	// unrecordedWait bounds unrecorded (unrecordedTimeout; shorter in
 	// tests).
 	unrecordedWait time.Duration
@@ -78,13 +80,15 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric(), unrecordedWait: unrecordedTimeout}
+	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric(), followUpFailed: newFollowUpFailedMetric(), unrecordedWait: unrecordedTimeout}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if c.Metrics != nil {
-		if err := c.Metrics.Register(s.requests); err != nil {
-			return nil, fmt.Errorf("cmp: registering metrics: %w", err)
+		for _, m := range []prometheus.Collector{s.requests, s.followUpFailed} {
+			if err := c.Metrics.Register(m); err != nil {
+				return nil, fmt.Errorf("cmp: registering metrics: %w", err)
+			}
 		}
 	}
 	return s, nil
