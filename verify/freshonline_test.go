@@ -185,3 +185,25 @@ func TestFetcherDoesNotKeepUnknown(t *testing.T) {
 		t.Fatalf("a good answer is kept: status %d, %d requests", st, hits.Load())
 	}
 }
+
+// TestOnlineCRLPublishedAfterValidationTime: the same for a CRL the
+// publisher signs while the validation runs (at start-up, or triggered by
+// a revocation): published after the validation time, it tells the status
+// at it.
+func TestOnlineCRLPublishedAfterValidationTime(t *testing.T) {
+	p := newTestPKI(t)
+	p.withCRLDP(t)
+	tmpl := *p.leaf
+	tmpl.OCSPServer = nil
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, p.root, &p.leafKey.PublicKey, p.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.leaf, _ = x509.ParseCertificate(der)
+	next := time.Now().Add(time.Second).Truncate(time.Second)
+	f := &sourceFetcher{crl: p.crlOf(t, next, next.Add(time.Hour), nil)}
+	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, AllowOnline: true, Fetcher: f}
+	if r := verifyBytes(t, opts, p.signPDF(t, signOpts{})); r.Indication != report.TotalPassed {
+		t.Fatalf("a CRL published just after the validation time began: %s", summary(r))
+	}
+}
