@@ -261,7 +261,11 @@ func (h *HTTPFetcher) FetchOCSP(ctx context.Context, cert, issuer *x509.Certific
 			lastErr = &FetchError{URL: req.URL.Redacted(), Err: fmt.Errorf("unusable OCSP response: %w", err)}
 			continue
 		}
-		h.put(key, der, resp.NextUpdate)
+		if resp.Status != ocsp.Unknown {
+			// "unknown" is not kept: the responder may know the
+			// serial a moment later (it does not cache it either).
+			h.put(key, der, resp.NextUpdate)
+		}
 		return der, nil
 	}
 	return nil, lastErr

@@ -229,19 +229,20 @@ func (rd *revocationData) CheckRevocation(chain []*x509.Certificate, i int, at t
 	if hasNoCheck(c) {
 		return nil
 	}
-	res, _ := rd.check(c, issuer, chain, i, at, v)
+	res := rd.check(c, issuer, chain, i, at, v)
 	// No information, or only information too old to tell the status at
 	// the time: ask the responder before giving up (TRY_LATER).
 	if res != nil && res.Sub == path.TryLater && rd.online && rd.fetcher != nil {
-		rd.fetch(c, issuer, false)
-		var refused bool
-		res, refused = rd.check(c, issuer, chain, i, at, v)
-		// An OCSP response whose responder cannot be relied on (the
-		// responder may have a new certificate since the one in the
-		// document, hence the fetch above): the CRL may still tell.
-		if res != nil && res.Sub == path.TryLater && refused {
+		crlTried := rd.fetch(c, issuer, false)
+		res = rd.check(c, issuer, chain, i, at, v)
+		// The responder answered, but not so as to tell the status:
+		// "unknown" (RFC 6960 §2.2: the client may try another source),
+		// not fresh enough, or by a responder that cannot be relied on.
+		// The CRL may still tell; TRY_LATER is for when no source does
+		// (EN 319 102-1 §5.2.6).
+		if res != nil && res.Sub == path.TryLater && !crlTried {
 			rd.fetch(c, issuer, true)
-			res, _ = rd.check(c, issuer, chain, i, at, v)
+			res = rd.check(c, issuer, chain, i, at, v)
 		}
 	}
 	if res != nil && res.Sub != path.Revoked && rd.policy == RevocationBestEffort {
@@ -268,9 +269,11 @@ func hasNoCheck(c *x509.Certificate) bool {
 }
 
 // fetch asks c's OCSP responders, then (when that fails) its CRL
-// distribution points; crlOnly skips the responders (their answer could
-// not be relied on).
-func (rd *revocationData) fetch(c, issuer *x509.Certificate, crlOnly bool) {
+// distribution points; crlOnly skips the responders (their answer did
+// not tell the status). crlTried says the CRL was asked for, or need not
+// be (the fetch limit is reached, or this fetch failed before for the
+// document).
+func (rd *revocationData) fetch(c, issuer *x509.Certificate, crlOnly bool) (crlTried bool) {
 	// A fetch that failed for this document is not tried again (for its
 	// other signatures, candidate paths or the proven signing time): its
 	// warnings stand for it.
@@ -288,7 +291,7 @@ func (rd *revocationData) fetch(c, issuer *x509.Certificate, crlOnly bool) {
 			for _, w := range failed {
 				rd.warn("%s", w)
 			}
-			return
+			return true
 		}
 	}
 	timeout := rd.timeout
@@ -320,12 +323,12 @@ func (rd *revocationData) fetch(c, issuer *x509.Certificate, crlOnly bool) {
 		der, err := rd.fetcher.FetchOCSP(ctx, c, issuer)
 		if err == nil {
 			rd.ocsps = append(rd.ocsps, der)
-			return
+			return false
 		}
 		w, stop := rd.fetchFailure("OCSP", "OCSP response", c, err)
 		failed = append(failed, w)
 		if stop {
-			return
+			return true
 		}
 	}
 	if len(c.CRLDistributionPoints) > 0 {
@@ -338,6 +341,7 @@ func (rd *revocationData) fetch(c, issuer *x509.Certificate, crlOnly bool) {
 			failed = append(failed, w)
 		}
 	}
+	return true
 }
 
 // fetchFailure warns that fetching what for c failed (detail names what
@@ -366,21 +370,28 @@ func (rd *revocationData) fetchFailure(detail, what string, c *x509.Certificate,
 }
 
 // fresh reports whether information produced at thisUpdate and valid until
-// nextUpdate tells the status at time at: it covers at, or it was issued
-// after the signing time (so it tells the status at signing).
+// nextUpdate tells the status at time at: it covers at, it was issued
+// after at, or it was issued after the signing time (so it tells the
+// status at signing). Information issued after the validation time tells
+// the status at it (EN 319 102-1 §5.2.5: fresh is issued no earlier than
+// the validation time less the accepted age): a revocation is final and a
+// revoked answer carries its time, which the caller compares with at. So
+// an answer a responder signs on demand while a validation "now" runs,
+// dated in the second after the validation time was taken, is fresh.
 func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
-	if !thisUpdate.After(at) && (nextUpdate.IsZero() || !nextUpdate.Before(at)) {
+	if thisUpdate.After(at) || nextUpdate.IsZero() || !nextUpdate.Before(at) {
 		return true
 	}
 	return !rd.sigTime.IsZero() && !thisUpdate.Before(rd.sigTime)
 }
 
 // check finds the status of chain[i] (c, issued by issuer) at time at in
-// the OCSP responses and CRLs at hand; refused says an OCSP response for
-// it was set aside because its responder's certificate was not valid when
-// the response was produced, is revoked or is of unknown status.
-func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certificate, i int, at time.Time, v *path.Validator) (res *path.Error, refused bool) {
-	var stale, unusable *path.Error
+// the OCSP responses and CRLs at hand. An OCSP response that does not
+// tell the status (unknown, not fresh enough, or set aside because its
+// responder's certificate was not valid when the response was produced,
+// is revoked or is of unknown status) leaves it to the other information.
+func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certificate, i int, at time.Time, v *path.Validator) *path.Error {
+	var stale, unusable, unknown *path.Error
 	for _, der := range rd.ocsps {
 		resp, err := rd.parseOCSP(der, c, issuer)
 		if err != nil || resp == nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(c.SerialNumber) != 0 {
@@ -400,18 +411,21 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 				continue
 			}
 		}
-		rd.usedOCSP = true
 		switch resp.Status {
 		case ocsp.Good:
-			return nil, false
+			rd.usedOCSP = true
+			return nil
 		case ocsp.Revoked:
+			rd.usedOCSP = true
 			if !resp.RevokedAt.After(at) {
 				return &path.Error{Sub: path.Revoked, Index: i, RevokedAt: resp.RevokedAt,
-					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}, false
+					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}
 			}
 			rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
 				resp.RevokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
-			return nil, false
+			return nil
+		default:
+			unknown = &path.Error{Sub: path.TryLater, Index: i, Msg: `the OCSP responder answered "unknown"`}
 		}
 	}
 	for _, crl := range rd.crls {
@@ -430,25 +444,27 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		err := one.CheckRevocation(chain, i, t, v)
 		if err == nil {
 			rd.usedCRL = true
-			return nil, false
+			return nil
 		}
 		if err.Sub == path.Revoked {
 			if err.RevokedAt.After(at) {
 				rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
 					err.RevokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
-				return nil, false
+				return nil
 			}
-			return err, false
+			return err
 		}
 		stale = err
 	}
 	switch {
 	case unusable != nil:
-		return unusable, true
+		return unusable
+	case unknown != nil:
+		return unknown
 	case stale != nil:
-		return stale, false
+		return stale
 	}
-	return errNoInfo, false
+	return errNoInfo
 }
 
 // delegatedResponder returns the delegated responder certificate that
