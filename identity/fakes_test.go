@@ -241,7 +241,7 @@ type memPINs struct {
 	fails map[string]int
 }
 
-func (m *memPINs) CheckPIN(_ context.Context, id, pin string) error {
+func (m *memPINs) CheckPIN(_ context.Context, id, _, pin string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fails[id] >= 5 {

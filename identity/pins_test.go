@@ -5,13 +5,16 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/pin"
 )
 
 // pinResult is a PINManager answering err.
 type pinResult struct{ err error }
 
-func (p pinResult) Check(context.Context, string, string) error { return p.err }
+func (p pinResult) CheckRecorded(context.Context, string, string, audit.Sealer) error { return p.err }
+
+func (p pinResult) Params() pin.Params { return pin.DefaultParams() }
 
 func TestLoginPINs(t *testing.T) {
 	failure := errors.New("database down")
@@ -22,7 +25,7 @@ func TestLoginPINs(t *testing.T) {
 		{pin.ErrNotSet, ErrWrongPIN},
 		{failure, failure},
 	} {
-		if got := (LoginPINs{pinResult{tc.err}}).CheckPIN(context.Background(), "cred-1", "1234"); got != tc.want {
+		if got := (LoginPINs{Manager: pinResult{tc.err}}).CheckPIN(context.Background(), "cred-1", "12345678", "1234"); got != tc.want {
 			t.Errorf("%v: got %v, want %v", tc.err, got, tc.want)
 		}
 	}

@@ -116,12 +116,13 @@ func (m *Manager) lifecycle() (LifecycleStore, error) {
 // (a wrong one counts towards the lock: ErrWrong, ErrLocked, ErrNotSet),
 // and ErrChanged means a concurrent change or reset won.
 func (m *Manager) Change(ctx context.Context, subject, oldPIN, newPIN string) error {
-	return m.ChangeRecorded(ctx, subject, oldPIN, newPIN, nil)
+	return m.ChangeRecorded(ctx, subject, oldPIN, newPIN, nil, nil)
 }
 
 // ChangeRecorded is Change that commits the audit records seal writes (nil:
-// none) with the new PIN, in one transaction.
-func (m *Manager) ChangeRecorded(ctx context.Context, subject, oldPIN, newPIN string, seal audit.Sealer) error {
+// none) with the new PIN, in one transaction, and those lock writes (nil:
+// none) when a wrong old PIN locks the PIN, as CheckRecorded does.
+func (m *Manager) ChangeRecorded(ctx context.Context, subject, oldPIN, newPIN string, seal, lock audit.Sealer) error {
 	ls, err := m.lifecycle()
 	if err != nil {
 		return err
@@ -132,7 +133,7 @@ func (m *Manager) ChangeRecorded(ctx context.Context, subject, oldPIN, newPIN st
 	if newPIN == oldPIN {
 		return fmt.Errorf("%w: the new PIN must differ from the old one", ErrPolicy)
 	}
-	oldHash, err := m.check(ctx, subject, oldPIN)
+	oldHash, err := m.check(ctx, subject, oldPIN, lock)
 	if err != nil {
 		return err
 	}
