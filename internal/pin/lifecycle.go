@@ -163,6 +163,14 @@ func (m *Manager) Reset(ctx context.Context, subject string) (Activation, error)
 // ResetRecorded is Reset that commits the audit records seal writes (nil:
 // none) with the reset, in one transaction.
 func (m *Manager) ResetRecorded(ctx context.Context, subject string, seal audit.Sealer) (Activation, error) {
+	return m.ResetRecordedWith(ctx, subject, func(Activation) (audit.Sealer, error) { return seal, nil })
+}
+
+// ResetRecordedWith is ResetRecorded whose records depend on the
+// activation: record gets it (the code's expiry in the record, never the
+// code itself) before anything is stored and returns the Sealer committed
+// with the reset (nil: none); its error stops the reset.
+func (m *Manager) ResetRecordedWith(ctx context.Context, subject string, record func(Activation) (audit.Sealer, error)) (Activation, error) {
 	ls, err := m.lifecycle()
 	if err != nil {
 		return Activation{}, err
@@ -172,6 +180,10 @@ func (m *Manager) ResetRecorded(ctx context.Context, subject string, seal audit.
 		return Activation{}, err
 	}
 	exp := m.now().Add(m.params.ActivationLifetime).UTC().Truncate(time.Second)
+	seal, err := record(Activation{Code: code, Expires: exp})
+	if err != nil {
+		return Activation{}, err
+	}
 	found, err := ls.ResetPIN(ctx, subject, activationHash(subject, code), exp, seal)
 	if err != nil {
 		return Activation{}, fmt.Errorf("pin: recording the activation: %w", err)
