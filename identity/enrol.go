@@ -44,28 +44,33 @@ type MobileIDStore interface {
 }
 
 // PINSetter sets a credential's login PIN, or issues the activation code
-// with which the citizen sets it (*pin.Manager).
+// with which the citizen sets it, committing the audit records of the
+// enrolment in the same transaction (*pin.Manager).
 type PINSetter interface {
 	Params() pin.Params
-	Set(ctx context.Context, subject, pin string) error
-	Reset(ctx context.Context, subject string) (pin.Activation, error)
+	SetRecorded(ctx context.Context, subject, pin string, seal audit.Sealer) error
+	ResetRecordedWith(ctx context.Context, subject string, record func(pin.Activation) (audit.Sealer, error)) (pin.Activation, error)
 }
 
-// Enrolment is what enrolling a mobile ID needs.
+// Enrolment is what enrolling a mobile ID needs. Audit prepares the
+// enrolment's record, which the store commits with the login PIN or the
+// activation code.
 type Enrolment struct {
 	Credentials Credentials
 	Status      StatusChecker
 	Store       MobileIDStore
 	PINs        PINSetter
-	Audit       Auditor
+	Audit       Preparer
 }
 
 // EnrolMobileID activates a citizen's remote authentication credential
 // (a citizen-auth certificate issued with its key on the token) as mobile
 // ID with a login PIN chosen by actor, on behalf of the citizen: the
 // certificate must be issued, unexpired and unrevoked, and name a civil
-// number; the PIN must meet the policy. It records the enrolment, sets the
-// PIN and audits it, and returns the civil number. An enrolment left
+// number; the PIN must meet the policy. It records the enrolment and sets
+// the PIN with its record (oidc.mobile.enrol) in one transaction, and
+// returns the civil number: when the record cannot be written no PIN is
+// set, the mobile ID cannot be used, and enrolling again completes it. An enrolment left
 // without a PIN (interrupted) is completed; one with a PIN is refused.
 // The operator then knows the citizen's PIN: it is for tests and load
 // generators; EnrolMobileIDForActivation keeps sole control.
@@ -77,12 +82,13 @@ func EnrolMobileID(ctx context.Context, e Enrolment, credential, loginPIN, actor
 	if err != nil {
 		return "", err
 	}
-	if err := e.PINs.Set(ctx, credential, loginPIN); err != nil {
-		return "", fmt.Errorf("setting the login PIN: %w", err)
+	seal, err := e.Audit.Prepare(audit.Entry{Actor: actor, Action: ActionEnrolMobile, Object: credential, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"civilNumber": civil, "certSerial": serial, "pin": "set by the operator"}})
+	if err != nil {
+		return "", fmt.Errorf("preparing the audit record: %w", err)
 	}
-	if _, err := e.Audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionEnrolMobile, Object: credential, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"civilNumber": civil, "certSerial": serial, "pin": "set by the operator"}}); err != nil {
-		return "", fmt.Errorf("writing audit record: %w", err)
+	if err := e.PINs.SetRecorded(ctx, credential, loginPIN, seal); err != nil {
+		return "", fmt.Errorf("setting the login PIN with its audit record: %w", err)
 	}
 	return civil, nil
 }
@@ -94,6 +100,8 @@ func EnrolMobileID(ctx context.Context, e Enrolment, credential, loginPIN, actor
 // that no operator ever knows it. Enrolling again before the activation
 // issues a new code (the earlier one stops working); a mobile ID whose PIN
 // is set is refused (pin.ErrAlreadySet): an officer's PIN reset is the way.
+// The code is stored with the enrolment's record in one transaction: when
+// the record cannot be written no code is issued.
 func EnrolMobileIDForActivation(ctx context.Context, e Enrolment, credential, actor string) (string, pin.Activation, error) {
 	civil, serial, err := enrol(ctx, e, credential)
 	if err != nil {
@@ -104,13 +112,16 @@ func EnrolMobileIDForActivation(ctx context.Context, e Enrolment, credential, ac
 	} else if set {
 		return "", pin.Activation{}, fmt.Errorf("credential %s: %w (a registration officer resets it: POST /api/v1/credentials/%s/pin/reset)", credential, pin.ErrAlreadySet, credential)
 	}
-	a, err := e.PINs.Reset(ctx, credential)
+	a, err := e.PINs.ResetRecordedWith(ctx, credential, func(a pin.Activation) (audit.Sealer, error) {
+		seal, err := e.Audit.Prepare(audit.Entry{Actor: actor, Action: ActionEnrolMobile, Object: credential, Outcome: audit.OutcomeSuccess,
+			Details: map[string]any{"civilNumber": civil, "certSerial": serial, "pin": "activation code issued", "activationExpires": a.Expires}})
+		if err != nil {
+			return nil, fmt.Errorf("preparing the audit record: %w", err)
+		}
+		return seal, nil
+	})
 	if err != nil {
-		return "", pin.Activation{}, fmt.Errorf("issuing the activation code: %w", err)
-	}
-	if _, err := e.Audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionEnrolMobile, Object: credential, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"civilNumber": civil, "certSerial": serial, "pin": "activation code issued", "activationExpires": a.Expires}}); err != nil {
-		return "", pin.Activation{}, fmt.Errorf("writing audit record: %w", err)
+		return "", pin.Activation{}, fmt.Errorf("issuing the activation code with its audit record: %w", err)
 	}
 	return civil, a, nil
 }

@@ -241,7 +241,7 @@ type memPINs struct {
 	fails map[string]int
 }
 
-func (m *memPINs) CheckPIN(_ context.Context, id, pin string) error {
+func (m *memPINs) CheckPIN(_ context.Context, id, _, pin string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.fails[id] >= 5 {
@@ -273,6 +273,12 @@ func (a *memAudit) Append(_ context.Context, e audit.Entry) (audit.Record, error
 	}
 	a.entries = append(a.entries, e)
 	return audit.Record{Seq: int64(len(a.entries))}, nil
+}
+
+// Prepare implements Preparer: the records are not kept (no store seals
+// them here).
+func (a *memAudit) Prepare(...audit.Entry) (audit.Sealer, error) {
+	return audit.SealerFunc(func(audit.Head) ([]audit.Record, error) { return nil, nil }), nil
 }
 
 // find returns the entries with that action and outcome.

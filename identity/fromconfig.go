@@ -34,7 +34,7 @@ type EnrolmentStore interface {
 // over store, with the login PINs at c's cost and policy (PINs), status
 // checking the credentials' certificates and audit recording the
 // enrolments.
-func (c ProviderConfig) Enrolment(store EnrolmentStore, status StatusChecker, audit Auditor) (Enrolment, error) {
+func (c ProviderConfig) Enrolment(store EnrolmentStore, status StatusChecker, audit Preparer) (Enrolment, error) {
 	pins, err := c.PINs(store)
 	if err != nil {
 		return Enrolment{}, err

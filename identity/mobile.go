@@ -267,7 +267,7 @@ func (p *Provider) approve(ctx context.Context, l *Login, in ApproveRequest) (Ci
 	if err != nil {
 		return Citizen{}, fmt.Errorf("finding the citizen's credential: %w", err)
 	}
-	switch err := p.cfg.PINs.CheckPIN(ctx, cred.ID, in.PIN); {
+	switch err := p.cfg.PINs.CheckPIN(ctx, cred.ID, l.CivilNumber, in.PIN); {
 	case errors.Is(err, ErrPINLocked):
 		return Citizen{}, &matchedRefusal{refusal{reason: "PIN locked"}, ErrPINLocked}
 	case errors.Is(err, ErrWrongPIN):

@@ -264,11 +264,11 @@ type KeyResolver interface {
 	Key(ctx context.Context, credentialID string) (crypto.Signer, error)
 }
 
-// PINChecker checks a citizen's login PIN for a credential: nil, ErrWrongPIN
-// or ErrPINLocked (wrapped). Implementations hash slowly and lock after a
-// few wrong tries.
+// PINChecker checks a citizen's login PIN for a credential of the citizen
+// with civilNumber: nil, ErrWrongPIN or ErrPINLocked (wrapped).
+// Implementations hash slowly and lock after a few wrong tries.
 type PINChecker interface {
-	CheckPIN(ctx context.Context, credentialID, pin string) error
+	CheckPIN(ctx context.Context, credentialID, civilNumber, pin string) error
 }
 
 // SigningCredentials is the signing service as the CSC authorization

@@ -237,13 +237,15 @@ func (s *Service) changePIN(w http.ResponseWriter, r *http.Request) {
 	if err == nil && (req.Old == "" || req.New == "") {
 		err = Refuse(ErrBadRequest, `the body must be {"old": "…", "new": "…"}`)
 	}
-	var seal audit.Sealer
+	var seal, lock audit.Sealer
 	if err == nil {
 		seal, err = s.pinRecord(ActionPINChange, citizen, id, t)
 	}
 	if err == nil {
-		err = t.pins.ChangeRecorded(r.Context(), id, req.Old, req.New, seal)
-		s.noteLock(r.Context(), citizen, t, err)
+		lock, err = s.lockRecord(citizen, t)
+	}
+	if err == nil {
+		err = lockUnrecorded(t.pins.ChangeRecorded(r.Context(), id, req.Old, req.New, seal, lock))
 	}
 	s.pinAnswer(w, r, ActionPINChange, citizen, id, t, err, http.StatusOK, PINStateResponse{CredentialID: id, Kind: kindOf(t), PIN: "set"})
 }
@@ -304,15 +306,26 @@ func kindOf(t *pinTarget) string {
 	return t.kind
 }
 
-// noteLock records the wrong try that locked t's PIN (err is the outcome
-// of a PIN check): an officer's reset is then the way back.
-func (s *Service) noteLock(ctx context.Context, actor string, t *pinTarget, err error) {
-	var we *pin.WrongError
-	if t == nil || !errors.As(err, &we) || we.Remaining > 0 {
-		return
+// lockRecord prepares the record of the wrong try that locks t's PIN
+// (credential.pin.locked), which the store commits once the try is known
+// to have locked it (pin.Manager.CheckRecorded): an officer's reset is then
+// the way back.
+func (s *Service) lockRecord(actor string, t *pinTarget) (audit.Sealer, error) {
+	seal, err := s.audit.Prepare(audit.Entry{Actor: actor, Action: ActionPINLocked, Object: t.id, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"kind": t.kind, "owner": t.owner, "maxFailures": t.pins.Params().MaxFailures}})
+	if err != nil {
+		return nil, auditFailed(err)
 	}
-	if _, aerr := s.audit.Append(ctx, audit.Entry{Actor: actor, Action: ActionPINLocked, Object: t.id, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"kind": t.kind, "owner": t.owner, "maxFailures": t.pins.Params().MaxFailures}}); aerr != nil {
-		s.logger.ErrorContext(ctx, "audit append failed", "action", ActionPINLocked, "err", aerr)
+	return seal, nil
+}
+
+// lockUnrecorded makes a lock whose record could not be written
+// (pin.ErrLockUnrecorded) a failure of the audit log (ErrAudit, 500): the
+// try counted and the PIN stays locked, but the answer says nothing of the
+// PIN.
+func lockUnrecorded(err error) error {
+	if errors.Is(err, pin.ErrLockUnrecorded) {
+		return auditFailed(err)
 	}
+	return err
 }

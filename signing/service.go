@@ -561,17 +561,20 @@ func (s *Service) load(ctx context.Context, id, kind, owner string) (*Credential
 }
 
 // CheckPIN checks a citizen's signing PIN for credential credID (slow hash;
-// locked after too many consecutive wrong tries, which is recorded in the
-// audit log). The errors are package pin's: ErrNotSet, ErrLocked, a
-// *pin.WrongError.
+// locked after too many consecutive wrong tries, whose record the store
+// commits while the PIN is locked). The errors are package pin's: ErrNotSet,
+// ErrLocked, a *pin.WrongError; a lock whose record could not be written is
+// ErrAudit (the PIN stays locked).
 func (s *Service) CheckPIN(ctx context.Context, credID, value string) error {
-	err := s.pins.Check(ctx, credID, value)
 	actor := "unknown"
 	if pr, ok := auth.FromContext(ctx); ok && pr.Subject != "" {
 		actor = pr.Subject
 	}
-	s.noteLock(ctx, actor, &pinTarget{id: credID, kind: KindSigning, pins: s.pins}, err)
-	return err
+	lock, err := s.lockRecord(actor, &pinTarget{id: credID, kind: KindSigning, pins: s.pins})
+	if err != nil {
+		return err
+	}
+	return lockUnrecorded(s.pins.CheckRecorded(ctx, credID, value, lock))
 }
 
 // PINStatus reports whether credential credID has a signing PIN and

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -64,31 +65,56 @@ func (a *auditInTx) done(db *DB) {
 }
 
 // finish ends a transaction that ran appendAudit: done when it committed
-// (err nil); when it failed because its records could not be sealed or
-// written, it tells the sealer (audit.FailureNoter), which counts the
-// failure as a failed audit append (thiqa_audit_append_failures_total and
-// its alert) and logs it, since the change was answered as failed.
-func (a *auditInTx) finish(db *DB, err error) {
-	if err == nil {
+// (err nil). When it failed, its change was answered as failed and its
+// records were not written: it tells the sealer (audit.FailureNoter), which
+// counts one failed audit append (thiqa_audit_append_failures_total, read
+// by the ThiqaAuditAppendFailed alert) and logs it. That is so whether the
+// records could not be sealed or written, or were written and then lost
+// with the transaction: its COMMIT failed, or a statement after them did.
+// Only the last attempt counts (begin forgets the earlier ones), and a
+// sealer is told once. A COMMIT whose outcome is unknown (ErrOutcomeUnknown)
+// is left to the caller when settles is set: it looks whether the change
+// took effect and tells the sealer itself (execAuditedSettled).
+func (a *auditInTx) finish(db *DB, err error, settles bool) {
+	switch {
+	case err == nil:
 		a.done(db)
 		return
-	}
-	if f, ok := a.failed.(audit.FailureNoter); ok {
-		f.Failed(a.failedErr)
+	case a.failed != nil:
+		noteFailed(a.failed, a.failedErr)
+	case settles && errors.Is(err, ErrOutcomeUnknown):
+	default:
+		for _, s := range a.sealed {
+			noteFailed(s, err)
+		}
 	}
 	a.begin()
+}
+
+// noteFailed tells seal (nil: none), if it counts failures, that its
+// records were not committed with their change.
+func noteFailed(seal audit.Sealer, err error) {
+	if f, ok := seal.(audit.FailureNoter); ok {
+		f.Failed(err)
+	}
 }
 
 // auditedTx is writeTx for a transaction that commits a change with its
 // audit records: fn gets a fresh auditInTx on every attempt, and the
 // outcome of the last one is reported to the sealers (finish).
 func (db *DB) auditedTx(ctx context.Context, fn func(t *txn, a *auditInTx) error) error {
+	return db.auditedTxSettling(ctx, false, fn)
+}
+
+// auditedTxSettling is auditedTx; with settles set, a COMMIT whose outcome
+// is unknown is not reported to the sealers: the caller settles it.
+func (db *DB) auditedTxSettling(ctx context.Context, settles bool, fn func(t *txn, a *auditInTx) error) error {
 	var records auditInTx
 	err := db.writeTx(ctx, func(t *txn) error {
 		records.begin()
 		return fn(t, &records)
 	})
-	records.finish(db, err)
+	records.finish(db, err, settles)
 	return err
 }
 

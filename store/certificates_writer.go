@@ -201,7 +201,7 @@ func (w *certWriter) issueCertificate(ctx context.Context, args []any, seal audi
 func (db *DB) execAuditedSettled(ctx context.Context, unsure bool, done string, doneArgs []any, seal audit.Sealer, q string, args ...any) (int64, error) {
 	for attempt := 1; ; attempt++ {
 		var n int64
-		err := db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
+		err := db.auditedTxSettling(ctx, true, func(t *txn, records *auditInTx) error {
 			res, err := t.exec(ctx, q, args...)
 			if err != nil {
 				return err
@@ -230,8 +230,12 @@ func (db *DB) execAuditedSettled(ctx context.Context, unsure bool, done string, 
 		case err == nil:
 			return 0, mapErr("store: looking whether a write took effect", rerr)
 		case !errors.Is(rerr, sql.ErrNoRows):
+			// Answered as failed: counted as a failed append, as
+			// auditedTx does when it does not settle.
+			noteFailed(seal, err)
 			return 0, fmt.Errorf("%w (and looking: %w)", err, rerr)
 		case attempt == maxTxAttempts || !db.pauseAfterConnLost(ctx, attempt, err):
+			noteFailed(seal, err)
 			return 0, err
 		}
 		unsure = true // this attempt may still be committing

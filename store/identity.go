@@ -427,6 +427,11 @@ func (s *Identity) AttemptPIN(ctx context.Context, subject string, limit int) (p
 	return s.pins().AttemptPIN(ctx, subject, limit)
 }
 
+// LockPIN implements pin.Store: the record of a login PIN's lock.
+func (s *Identity) LockPIN(ctx context.Context, subject, hash string, limit int, seal audit.Sealer) (bool, error) {
+	return s.pins().LockPIN(ctx, subject, hash, limit, seal)
+}
+
 // ResetPINFailures implements pin.Store.
 func (s *Identity) ResetPINFailures(ctx context.Context, subject string) error {
 	return s.pins().ResetPINFailures(ctx, subject)

@@ -19,7 +19,7 @@ type pinRows struct {
 	// create, attempt, state and reset are the statements for the table,
 	// replace, clear, activate, pending and wrong those of the life cycle
 	// (pinlife.go); they are built from constants, never from input.
-	create, attempt, state, reset            string
+	create, attempt, state, reset, locked    string
 	replace, clear, activate, pending, wrong string
 	// stampCreate adds the time the PIN was set to create's arguments.
 	stampCreate bool
@@ -39,6 +39,11 @@ func newPinRows(db *DB, table, key, what string, stampCreate bool) pinRows {
 		attempt: `UPDATE ` + table + ` SET pin_failures = pin_failures + 1 WHERE ` + key + ` = ? AND pin_hash IS NOT NULL AND pin_failures < ? RETURNING pin_hash, pin_failures`,
 		state:   `SELECT pin_hash, pin_failures FROM ` + table + ` WHERE ` + key + ` = ?`,
 		reset:   `UPDATE ` + table + ` SET pin_failures = 0 WHERE ` + key + ` = ? AND pin_failures <> 0`,
+		// locked changes nothing: it finds (and on PostgreSQL row-locks
+		// until the commit) a PIN still locked with the hash that was
+		// checked, so that a reset or change cannot slip in before its
+		// record is committed.
+		locked:  `UPDATE ` + table + ` SET pin_failures = pin_failures WHERE ` + key + ` = ? AND pin_hash = ? AND pin_failures >= ?`,
 		replace: `UPDATE ` + table + ` SET ` + set + ` WHERE ` + key + ` = ? AND pin_hash = ?`,
 		clear: `UPDATE ` + table + ` SET pin_hash = NULL, pin_failures = 0, activation_hash = ?, activation_expires_at = ?, activation_failures = 0
 	WHERE ` + key + ` = ?`,
@@ -123,6 +128,15 @@ func (p pinRows) AttemptPIN(ctx context.Context, subject string, limit int) (pin
 		return nil
 	})
 	return st, found, err
+}
+
+// LockPIN implements pin.Store: the record of a lock is committed in a
+// transaction that finds the PIN still locked with hash (the lock itself
+// was committed when its try was counted, see pin.Manager.check). When the
+// record cannot be written the failure is counted as a failed audit append
+// (auditedTx) and nothing changes: the PIN stays locked.
+func (p pinRows) LockPIN(ctx context.Context, subject, hash string, limit int, seal audit.Sealer) (bool, error) {
+	return p.change(ctx, "recording the lock of", seal, p.locked, subject, hash, limit)
 }
 
 // ResetPINFailures implements pin.Store.

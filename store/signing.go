@@ -181,6 +181,11 @@ func (s *SigningCredentials) AttemptPIN(ctx context.Context, subject string, lim
 	return s.pins().AttemptPIN(ctx, subject, limit)
 }
 
+// LockPIN implements pin.Store: the record of a signing PIN's lock.
+func (s *SigningCredentials) LockPIN(ctx context.Context, subject, hash string, limit int, seal audit.Sealer) (bool, error) {
+	return s.pins().LockPIN(ctx, subject, hash, limit, seal)
+}
+
 // ResetPINFailures implements pin.Store.
 func (s *SigningCredentials) ResetPINFailures(ctx context.Context, subject string) error {
 	return s.pins().ResetPINFailures(ctx, subject)

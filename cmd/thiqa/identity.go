@@ -95,7 +95,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 		Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
 		Store: p.db.Identity(), Status: p.certStatus, Directory: p.db.Identity(),
 		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
-		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins}, Audit: p.audit,
+		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins, Audit: p.audit}, Audit: p.audit,
 		PhoneAuth: phoneAuth, Caller: caller, Signing: signingAuth,
 		Logger: p.logger.With("service", "identity"), Registerer: p.reg,
 	}, cfg.PublicBaseURL))

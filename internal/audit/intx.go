@@ -19,9 +19,10 @@ type Sealer interface {
 }
 
 // FailureNoter is implemented by a Sealer that wants to know that its
-// records could not be sealed or written into the chain and the change
-// they record was therefore rolled back (the store tells it once, after the
-// transaction failed for good).
+// records could not be sealed, written or committed into the chain and the
+// change they record was therefore rolled back, or answered as failed (the
+// store tells it once, after the transaction failed for good, COMMIT
+// included).
 type FailureNoter interface {
 	Failed(err error)
 }

@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		}, []string{"outcome"})),
 		failures: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "thiqa_audit_append_failures_total",
-			Help: "Audit appends that failed because their batch could not be committed, and changes rolled back because their records could not be written in their transaction.",
+			Help: "Audit appends that failed because their batch could not be committed, and changes rolled back because their records could not be written or committed in their transaction.",
 		})),
 		batch: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "thiqa_audit_batch_size",

@@ -116,12 +116,13 @@ func (m *Manager) lifecycle() (LifecycleStore, error) {
 // (a wrong one counts towards the lock: ErrWrong, ErrLocked, ErrNotSet),
 // and ErrChanged means a concurrent change or reset won.
 func (m *Manager) Change(ctx context.Context, subject, oldPIN, newPIN string) error {
-	return m.ChangeRecorded(ctx, subject, oldPIN, newPIN, nil)
+	return m.ChangeRecorded(ctx, subject, oldPIN, newPIN, nil, nil)
 }
 
 // ChangeRecorded is Change that commits the audit records seal writes (nil:
-// none) with the new PIN, in one transaction.
-func (m *Manager) ChangeRecorded(ctx context.Context, subject, oldPIN, newPIN string, seal audit.Sealer) error {
+// none) with the new PIN, in one transaction, and those lock writes (nil:
+// none) when a wrong old PIN locks the PIN, as CheckRecorded does.
+func (m *Manager) ChangeRecorded(ctx context.Context, subject, oldPIN, newPIN string, seal, lock audit.Sealer) error {
 	ls, err := m.lifecycle()
 	if err != nil {
 		return err
@@ -132,7 +133,7 @@ func (m *Manager) ChangeRecorded(ctx context.Context, subject, oldPIN, newPIN st
 	if newPIN == oldPIN {
 		return fmt.Errorf("%w: the new PIN must differ from the old one", ErrPolicy)
 	}
-	oldHash, err := m.check(ctx, subject, oldPIN)
+	oldHash, err := m.check(ctx, subject, oldPIN, lock)
 	if err != nil {
 		return err
 	}
@@ -162,6 +163,14 @@ func (m *Manager) Reset(ctx context.Context, subject string) (Activation, error)
 // ResetRecorded is Reset that commits the audit records seal writes (nil:
 // none) with the reset, in one transaction.
 func (m *Manager) ResetRecorded(ctx context.Context, subject string, seal audit.Sealer) (Activation, error) {
+	return m.ResetRecordedWith(ctx, subject, func(Activation) (audit.Sealer, error) { return seal, nil })
+}
+
+// ResetRecordedWith is ResetRecorded whose records depend on the
+// activation: record gets it (the code's expiry in the record, never the
+// code itself) before anything is stored and returns the Sealer committed
+// with the reset (nil: none); its error stops the reset.
+func (m *Manager) ResetRecordedWith(ctx context.Context, subject string, record func(Activation) (audit.Sealer, error)) (Activation, error) {
 	ls, err := m.lifecycle()
 	if err != nil {
 		return Activation{}, err
@@ -171,6 +180,10 @@ func (m *Manager) ResetRecorded(ctx context.Context, subject string, seal audit.
 		return Activation{}, err
 	}
 	exp := m.now().Add(m.params.ActivationLifetime).UTC().Truncate(time.Second)
+	seal, err := record(Activation{Code: code, Expires: exp})
+	if err != nil {
+		return Activation{}, err
+	}
 	found, err := ls.ResetPIN(ctx, subject, activationHash(subject, code), exp, seal)
 	if err != nil {
 		return Activation{}, fmt.Errorf("pin: recording the activation: %w", err)

@@ -69,6 +69,15 @@ func (s *MemoryStore) ResetPINFailures(_ context.Context, subject string) error 
 	return nil
 }
 
+// LockPIN implements Store: it reports whether the PIN is still locked
+// with hash (seal is not written).
+func (s *MemoryStore) LockPIN(_ context.Context, subject, hash string, limit int, _ audit.Sealer) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.m[subject]
+	return ok && st.Hash != "" && st.Hash == hash && st.Failures >= limit, nil
+}
+
 // ReplacePIN implements LifecycleStore.
 func (s *MemoryStore) ReplacePIN(_ context.Context, subject, oldHash, newHash string, _ audit.Sealer) (bool, error) {
 	s.mu.Lock()

@@ -45,6 +45,12 @@ var (
 	// ErrPolicy means a new PIN does not meet the PIN policy (length,
 	// trivial sequence); the error says which rule.
 	ErrPolicy = errors.New("pin: does not meet the PIN policy")
+	// ErrLockUnrecorded means a wrong try locked the PIN but the audit
+	// record of the lock could not be written. The try counted and the PIN
+	// stays locked; the caller answers it as a failure of the service (the
+	// audit log's), not as a wrong PIN. Neither ErrWrong nor ErrLocked
+	// matches it.
+	ErrLockUnrecorded = errors.New("pin: the PIN is locked but the record of the lock could not be written")
 )
 
 // WrongError is returned for a wrong PIN; errors.Is(err, ErrWrong) holds.
@@ -90,6 +96,13 @@ type Store interface {
 	AttemptPIN(ctx context.Context, subject string, limit int) (st State, found bool, err error)
 	// ResetPINFailures sets the subject's failure count back to zero.
 	ResetPINFailures(ctx context.Context, subject string) error
+	// LockPIN commits the audit records seal writes (the record of the
+	// lock) in one transaction that finds subject's PIN still locked by
+	// the try that was counted (its hash is hash and its failure count is
+	// at least limit), and reports whether it was (false: the PIN was
+	// reset or changed meanwhile; nothing is written). It never changes
+	// the failure count.
+	LockPIN(ctx context.Context, subject, hash string, limit int, seal audit.Sealer) (locked bool, err error)
 }
 
 // Params are the argon2id cost parameters and the PIN policy.
@@ -213,12 +226,35 @@ func (m *Manager) SetRecorded(ctx context.Context, subject, pin string, seal aud
 // or a storage error. The try is counted before the slow hash is computed,
 // so parallel guesses cannot exceed MaxFailures.
 func (m *Manager) Check(ctx context.Context, subject, pin string) error {
-	_, err := m.check(ctx, subject, pin)
+	return m.CheckRecorded(ctx, subject, pin, nil)
+}
+
+// CheckRecorded is Check that, when this try is the wrong one that locks
+// the PIN, commits the audit records lock writes (the record of the lock;
+// nil: none) while the PIN is locked (Store.LockPIN). When they cannot be
+// written the answer is an error wrapping ErrLockUnrecorded, never a
+// *WrongError: see check.
+func (m *Manager) CheckRecorded(ctx context.Context, subject, pin string, lock audit.Sealer) error {
+	_, err := m.check(ctx, subject, pin, lock)
 	return err
 }
 
-// check is Check; on success it also returns the hash that was verified.
-func (m *Manager) check(ctx context.Context, subject, pin string) (string, error) {
+// check is CheckRecorded; on success it also returns the hash that was
+// verified.
+//
+// The try is counted, and committed, before the hash is computed: that is
+// what stops parallel guesses, and it cannot wait for the audit log. So
+// the try that reaches the limit locks the PIN when it is counted, before
+// anyone knows whether it was wrong; its record is committed afterwards,
+// once the PIN is known wrong, in a transaction that finds the PIN still
+// locked by it (a record never names a lock that a reset or change undid).
+// If that record cannot be written, the safe answer is kept: the try stays
+// counted and the PIN locked (no extra tries while the audit log is down,
+// no counter reset), and the caller gets ErrLockUnrecorded, a failure of
+// the service that says nothing about the PIN; the store counts the
+// failed append (thiqa_audit_append_failures_total, which the
+// ThiqaAuditAppendFailed alert reads) and logs it with the credential.
+func (m *Manager) check(ctx context.Context, subject, pin string, lock audit.Sealer) (string, error) {
 	stripe := m.stripes[fnv32(subject)%uint32(len(m.stripes))]
 	select {
 	case stripe <- struct{}{}:
@@ -241,7 +277,16 @@ func (m *Manager) check(ctx context.Context, subject, pin string) (string, error
 		return "", err
 	}
 	if !ok {
-		return "", &WrongError{Remaining: m.params.MaxFailures - st.Failures - 1}
+		we := &WrongError{Remaining: m.params.MaxFailures - st.Failures - 1}
+		if we.Remaining > 0 || lock == nil {
+			return "", we
+		}
+		// The record of the lock is written even when the client has gone
+		// away: the lock was made for its try.
+		if _, err := m.store.LockPIN(context.WithoutCancel(ctx), subject, st.Hash, m.params.MaxFailures, lock); err != nil {
+			return "", fmt.Errorf("%w: %w", ErrLockUnrecorded, err)
+		}
+		return "", we
 	}
 	if err := m.store.ResetPINFailures(ctx, subject); err != nil {
 		return "", fmt.Errorf("pin: resetting failure count: %w", err)

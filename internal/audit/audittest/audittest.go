@@ -29,6 +29,25 @@ type Gate struct {
 	// ErrDown (e.g. an error marked as an outage, as the store's are when
 	// the database is unreachable).
 	Err error
+	// Only, when set, picks the records that fail while Down (the others
+	// pass); set it before Down.
+	Only func(e audit.Entry) bool
+}
+
+// refuses reports whether the gate fails entries now.
+func (g *Gate) refuses(entries ...audit.Entry) bool {
+	if !g.Down.Load() {
+		return false
+	}
+	if g.Only == nil {
+		return true
+	}
+	for _, e := range entries {
+		if g.Only(e) {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns a gate (up) in front of log.
@@ -36,7 +55,7 @@ func New(log Appender) *Gate { return &Gate{Log: log} }
 
 // Append implements Appender.
 func (g *Gate) Append(ctx context.Context, e audit.Entry) (audit.Record, error) {
-	if g.Down.Load() {
+	if g.refuses(e) {
 		if g.Err != nil {
 			return audit.Record{}, g.Err
 		}
@@ -64,18 +83,19 @@ func (g *Gate) Prepare(entries ...audit.Entry) (audit.Sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return gatedSealer{g: g, Sealer: seal}, nil
+	return gatedSealer{g: g, Sealer: seal, entries: entries}, nil
 }
 
 // gatedSealer is Gate.Prepare's Sealer.
 type gatedSealer struct {
 	g *Gate
 	audit.Sealer
+	entries []audit.Entry
 }
 
 // Seal fails while the gate is down.
 func (s gatedSealer) Seal(h audit.Head) ([]audit.Record, error) {
-	if s.g.Down.Load() {
+	if s.g.refuses(s.entries...) {
 		if s.g.Err != nil {
 			return nil, s.g.Err
 		}
