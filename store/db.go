@@ -52,6 +52,9 @@ type DB struct {
 
 	// health tells whether writes fail because of the disk (Ping).
 	health writeHealth
+	// sqliteDir is the folder of the SQLite database file (empty for
+	// PostgreSQL), whose free space Ping checks after a disk-full episode.
+	sqliteDir string
 
 	// holders is the backfill of certificates.holder_civil, nil when
 	// nothing was left to fill at Open.
@@ -105,6 +108,7 @@ func (db *DB) openSQLite(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("store: sqlite: folder of %s: %w", path, err)
 		}
 	}
+	db.sqliteDir = filepath.Dir(path)
 	// The database holds the audit log and credential state: create it
 	// readable by its owner only (SQLite gives its -wal and -shm files the
 	// database file's mode, and opens an empty file as an empty database).
@@ -256,9 +260,34 @@ func (db *DB) Ping(ctx context.Context) error {
 			return storageFault{fmt.Errorf("store: writes have failed since %s (disk full or read-only?): %w",
 				since.UTC().Format(time.RFC3339), err)}
 		}
+		// SQLite's probe rewrites one page, which the WAL's pages already
+		// on disk or a few freed bytes can take while every real write
+		// still fails: on a full disk, /readyz would flip back to ready.
+		// The episode ends only once the folder has room again.
+		if free, ok := db.freeAfterFault(); !ok {
+			return storageFault{fmt.Errorf("store: writes have failed since %s and the database's folder %s has %d bytes free (at least %d needed): free space there",
+				since.UTC().Format(time.RFC3339), db.sqliteDir, free, minFreeAfterFault)}
+		}
 		db.writesRecovered()
 	}
 	return nil
+}
+
+// minFreeAfterFault is the free space the SQLite database's folder needs
+// before a disk-full episode ends: a batch of audit records and the WAL
+// frames of a few transactions.
+const minFreeAfterFault = 1 << 20
+
+// freeAfterFault returns the free bytes of the SQLite database's folder
+// and whether they are enough to end a disk-full episode (always for
+// PostgreSQL, whose server answers for its disk, and where the free
+// space cannot be told).
+func (db *DB) freeAfterFault() (int64, bool) {
+	if db.sqliteDir == "" {
+		return 0, true
+	}
+	free, known := freeBytes(db.sqliteDir)
+	return free, !known || free >= minFreeAfterFault
 }
 
 // Dialect returns "sqlite" or "postgres".

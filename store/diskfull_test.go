@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -102,6 +103,61 @@ func TestSQLiteDiskFull(t *testing.T) {
 	})
 	if err != nil || n != recs[1].Seq {
 		t.Fatalf("walked %d records to head %d: %v", n, recs[1].Seq, err)
+	}
+}
+
+// TestSQLiteReadyOnlyWithRoom: after writes failed on a full disk, a
+// probe that fits in a few freed bytes (or in the WAL's pages already on
+// disk) does not end the episode while real writes still fail: Ping, and
+// so /readyz, keeps failing until the folder has room again.
+func TestSQLiteReadyOnlyWithRoom(t *testing.T) {
+	ctx := ctxT(t)
+	disk := testenv.NewSmallDisk(t, 4<<20)
+	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: filepath.Join(disk.Dir, store.DefaultSQLiteFile)},
+		slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	appendN(t, db, 3)
+
+	disk.Fill(t)
+	details := []byte(`{"pad":"` + strings.Repeat("x", 16<<10) + `"}`)
+	big := func() error {
+		return db.AppendAuditRecords(ctx, func(h audit.Head) ([]audit.Record, error) {
+			recs := chain(h, 8)
+			prev := h.Hash
+			for j := range recs {
+				recs[j].Details, recs[j].PrevHash = details, prev
+				recs[j].Hash = audit.HashRecord(recs[j])
+				prev = recs[j].Hash
+			}
+			return recs, nil
+		})
+	}
+	failed := false
+	for i := 0; i < 200 && !failed; i++ {
+		failed = big() != nil
+	}
+	if !failed {
+		t.Fatal("200 appends of 128 KiB succeeded on a full disk")
+	}
+	// Room for the probe's page, not for a batch of records.
+	disk.FreeSome(t, 64<<10)
+	if err := db.ProbeWrite(ctx); err != nil {
+		t.Fatalf("the probe does not fit in 64 KiB, the test proves nothing: %v", err)
+	}
+	if err := db.Ping(ctx); err == nil {
+		t.Fatal("Ping passes with 64 KiB free after writes failed on a full disk: /readyz sends requests that fail")
+	} else if !errors.Is(err, store.ErrStorageFault) {
+		t.Errorf("Ping's error does not say why: %v", err)
+	}
+	disk.Free(t)
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("Ping after space was freed: %v", err)
+	}
+	if err := big(); err != nil {
+		t.Fatalf("a write after space was freed: %v", err)
 	}
 }
 

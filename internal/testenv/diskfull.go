@@ -65,3 +65,16 @@ func (d *SmallDisk) Free(t testing.TB) {
 		t.Fatalf("testenv: freeing %s: %v", d.Dir, err)
 	}
 }
+
+// FreeSome gives back n bytes of what Fill wrote: a disk with a little
+// room, enough for a small write but not for much.
+func (d *SmallDisk) FreeSome(t testing.TB, n int64) {
+	t.Helper()
+	st, err := os.Stat(d.filler)
+	if err != nil {
+		t.Fatalf("testenv: freeing %d bytes of %s: %v", n, d.Dir, err)
+	}
+	if err := os.Truncate(d.filler, max(st.Size()-n, 0)); err != nil {
+		t.Fatalf("testenv: freeing %d bytes of %s: %v", n, d.Dir, err)
+	}
+}
