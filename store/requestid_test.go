@@ -1,9 +1,11 @@
 package store_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -136,4 +139,110 @@ func csrKeyHash(t *testing.T, der []byte) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+}
+
+// stalledStore is a ca.Store whose issuances stall between signing and
+// storing, as a live process hung in the HSM for longer than the intent
+// grace: its intents are recorded age in the past, and during runs before
+// each certificate is stored.
+type stalledStore struct {
+	*store.Certificates
+	age    time.Duration
+	during func()
+}
+
+func (s stalledStore) InsertIntent(ctx context.Context, in ca.Intent) error {
+	in.Created = in.Created.Add(-s.age)
+	return s.Certificates.InsertIntent(ctx, in)
+}
+
+func (s stalledStore) InsertCertificate(ctx context.Context, rec ca.CertificateRecord, seal audit.Sealer) error {
+	s.during()
+	return s.Certificates.InsertCertificate(ctx, rec, seal)
+}
+
+// TestStalledIssuanceNeverStoredAfterItsRequestIDIsFreed on SQLite and
+// PostgreSQL: a process that recorded its intent, then stalled past the
+// grace, is still alive. A retry under its request ID (an enrolment's,
+// with the same key, or anyone's with another key) frees the request ID
+// and is issued; the stalled process's certificate, signed already, is
+// then refused when it tries to store it. With retries racing the stalled
+// store, exactly one of them all is issued, whichever wins: one request
+// ID never has two certificates.
+func TestStalledIssuanceNeverStoredAfterItsRequestIDIsFreed(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			certs := db.Certificates(nil)
+			live := newAuthority(t, certs)
+			issued := func(requestID string) int64 {
+				t.Helper()
+				n, err := db.QueryInt64(ctx, "SELECT COUNT(*) FROM certificates WHERE request_id = '"+requestID+"' AND state = 'issued'")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+
+			// In turn: the retry while the process is stalled, with the same
+			// key (an enrolment's retry) or another.
+			for _, sameKey := range []bool{true, false} {
+				req := citizenRequest(t)
+				req.RequestID = "enrolment:STALLED-OTHER-KEY"
+				if sameKey {
+					req.RequestID = "enrolment:STALLED-SAME-KEY"
+				}
+				var retried *ca.Issued
+				stalled := newAuthority(t, stalledStore{Certificates: certs, age: time.Hour, during: func() {
+					retry := req
+					if !sameKey {
+						retry = citizenRequest(t)
+						retry.RequestID = req.RequestID
+					}
+					var err error
+					if retried, err = live.Issue(ctx, retry); err != nil {
+						t.Errorf("the retry while the first issuance is stalled: %v", err)
+					}
+				}})
+				if got, err := stalled.Issue(ctx, req); err == nil {
+					t.Fatalf("the stalled issuance stored certificate %s after its request ID was freed", got.Serial)
+				}
+				if n := issued(req.RequestID); n != 1 || retried == nil {
+					t.Fatalf("%d certificates under %s, want the retry's only", n, req.RequestID)
+				}
+				if rec, err := certs.GetCertificate(ctx, retried.Serial); err != nil || rec.RequestID != req.RequestID {
+					t.Fatalf("the retry's certificate: %+v %v", rec, err)
+				}
+			}
+
+			// Racing: retries (other keys) start as the stalled process stores.
+			const retries = 6
+			var wg sync.WaitGroup
+			var won atomic.Int32
+			raced := citizenRequest(t)
+			raced.RequestID = "enrolment:RACED"
+			stalled := newAuthority(t, stalledStore{Certificates: certs, age: time.Hour, during: func() {
+				for range retries {
+					wg.Go(func() {
+						again := citizenRequest(t)
+						again.RequestID = raced.RequestID
+						switch _, err := live.Issue(ctx, again); {
+						case err == nil:
+							won.Add(1)
+						case !errors.Is(err, ca.ErrDuplicateRequest):
+							t.Errorf("a racing retry: %v", err)
+						}
+					})
+				}
+			}})
+			if _, err := stalled.Issue(ctx, raced); err == nil {
+				won.Add(1)
+			}
+			wg.Wait()
+			if n, w := issued(raced.RequestID), won.Load(); n != 1 || w != 1 {
+				t.Fatalf("%d certificates under %s and %d issuances answered, want 1 and 1", n, raced.RequestID, w)
+			}
+		})
+	}
 }

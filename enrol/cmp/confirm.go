@@ -179,7 +179,12 @@ func (s *Server) confirmTooLate(ctx context.Context, tx *enrol.Transaction, now 
 		}
 		return systemError(err, "the transaction could not be closed")
 	}
-	if err := s.expire(ctx, *tx); err != nil {
+	// Claimed as the sweep claims it: a revocation given up (giveUp) is
+	// recorded and counted as the one of an unconfirmed certificate
+	// (expiring), not under the state read before the claim (waiting).
+	claimed := *tx
+	claimed.State, claimed.Closed = "expiring", now
+	if err := s.expire(ctx, claimed); err != nil {
 		s.log.ErrorContext(ctx, "revoking an unconfirmed certificate", "serial", tx.Serial, "transactionID", tx.ID, "err", err)
 		return systemError(err, "the unconfirmed certificate could not be revoked")
 	}

@@ -221,3 +221,53 @@ func TestFollowUpFailedExportedFromTheStart(t *testing.T) {
 		t.Fatalf("%d series, %v; want %d", n, err, len(followUpStates))
 	}
 }
+
+// TestCMPLateCertConfGivesUpAsExpiring on SQLite and PostgreSQL: a
+// certConf after the deadline claims its transaction (expiring) and
+// revokes the certificate itself; when that revocation is refused for
+// good, the follow-up given up is the one of an unconfirmed certificate:
+// its cmp.followup.failed record says state "expiring" (what
+// docs/operations.md tells the operator to act on) and it is counted in
+// thiqa_cmp_followup_failed_total{state="expiring"}, not under the state
+// the transaction had before the claim ("waiting", a series the alert's
+// runbook does not know).
+func TestCMPLateCertConfGivesUpAsExpiring(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			ctx := t.Context()
+			cl, ip := f.enrolIR(t, nil)
+			f.advance(enrol.ConfirmWaitTime + time.Second)
+			f.srv.c.Revoker = revokeRefused{}
+			if a := f.certConf(t, cl, ip, false); a.m.bodyType != bodyError {
+				t.Fatalf("late certConf whose revocation is refused for good: %s %s, want an error", bodyName(a.m.bodyType), a.failInfo)
+			}
+			f.srv.c.Revoker = f.revoker
+			if got := f.state(t, cl.tx); got != "failed" {
+				t.Fatalf("transaction %s, want failed", got)
+			}
+			if n := testutil.CollectAndCount(f.srv.followUpFailed); n != len(followUpStates) {
+				t.Fatalf("%d series of thiqa_cmp_followup_failed_total, want %d (%v)", n, len(followUpStates), followUpStates)
+			}
+			if c := f.failedCount("expiring"); c != 1 {
+				t.Fatalf("thiqa_cmp_followup_failed_total{state=expiring} = %v, want 1", c)
+			}
+			var states []any
+			if err := f.db.AuditRecords(ctx, 1, func(r audit.Record) error {
+				if r.Action == ActionFollowUpFailed {
+					var details map[string]any
+					if err := json.Unmarshal(r.Details, &details); err != nil {
+						return err
+					}
+					states = append(states, details["state"])
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(states) != 1 || states[0] != "expiring" {
+				t.Fatalf("cmp.followup.failed states %v, want [expiring]", states)
+			}
+		})
+	}
+}
