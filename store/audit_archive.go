@@ -45,8 +45,11 @@ FROM audit_archives ORDER BY first_seq`)
 // under the audit head's lock, it checks that row continues the archived
 // ranges (the last one done, or none and row starting at seq 1), that the
 // live log starts at row.FirstSeq and holds record row.LastSeq with
-// row.LastHash, inserts row and appends what seal returns.
-func (db *DB) StartAuditArchive(ctx context.Context, row audit.ArchiveRow, seal func(audit.Head) ([]audit.Record, error)) error {
+// row.LastHash, inserts row and appends what seal returns. seal is given,
+// read in the same transaction, the notifier's cursor (notify_state): it
+// only moves forward, so a range that ends at or before it here was
+// notified.
+func (db *DB) StartAuditArchive(ctx context.Context, row audit.ArchiveRow, seal func(audit.ArchiveStart) ([]audit.Record, error)) error {
 	var last audit.Head
 	err := db.writeTx(ctx, func(t *txn) error {
 		var h audit.Head
@@ -84,13 +87,38 @@ func (db *DB) StartAuditArchive(ctx context.Context, row audit.ArchiveRow, seal 
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, row.FirstSeq, row.LastSeq, row.LastHash, row.File, row.FileSHA256, row.Created.UnixNano(), audit.ArchiveDeleting, row.Checkpoint); err != nil {
 			return mapErr("store: recording the audit archive", err)
 		}
-		last, err = t.sealAndAppend(ctx, h, seal)
+		start := audit.ArchiveStart{Head: h}
+		if start.NotifyCursor, start.NotifyCursorSet, err = notifyCursor(ctx, t.queryRow); err != nil {
+			return err
+		}
+		last, err = t.sealAndAppend(ctx, h, func(audit.Head) ([]audit.Record, error) { return seal(start) })
 		return err
 	})
 	if err == nil && last.Hash != nil {
 		db.setAuditHeadHint(last)
 	}
 	return err
+}
+
+// AuditNotifyCursor implements audit.ArchiveStore: the cursor of the
+// notifications to citizens (notify_state), set false when the notifier
+// never ran.
+func (db *DB) AuditNotifyCursor(ctx context.Context) (cursor int64, set bool, err error) {
+	return notifyCursor(ctx, db.queryRow)
+}
+
+// notifyCursor reads the notifier's cursor with queryRow (the database's
+// or a transaction's).
+func notifyCursor(ctx context.Context, queryRow func(context.Context, string, ...any) *sql.Row) (int64, bool, error) {
+	var cursor int64
+	err := queryRow(ctx, "SELECT cursor_seq FROM notify_state WHERE name = ?", notifyName).Scan(&cursor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, mapErr("store: reading the notification cursor", err)
+	}
+	return cursor, true, nil
 }
 
 // DeleteArchivedAuditRecords implements audit.ArchiveStore: it deletes up

@@ -31,7 +31,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
   thiqa audit verify --archive FILE [--archive FILE2 ...] [--checkpoint-key PEM]
   thiqa audit verify --data DIR --archive FILE [--archive FILE2 ...] [--checkpoints FILE] [--checkpoint-key PEM]
   thiqa audit report --data DIR [--from 2026-11] [--to 2026-12] [--by month|day|total] [--json]
-  thiqa audit archive --data DIR (--through SEQ | --before RFC3339-TIME) --out FILE [--checkpoints FILE] [--checkpoint-key PEM]
+  thiqa audit archive --data DIR (--through SEQ | --before RFC3339-TIME) --out FILE [--checkpoints FILE] [--checkpoint-key PEM] [--skip-undelivered]
   thiqa audit archive --data DIR --file-lost --out FILE [--checkpoints FILE] [--checkpoint-key PEM]`, args)
 	}
 	fs := newFlags("audit verify", env)
@@ -128,13 +128,16 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	cpFile := fs.String("checkpoints", "", "checkpoint file (default: the configuration's audit.checkpointFile)")
 	cpKey := fs.String("checkpoint-key", "", "checkpoint public key, PEM (default: the configuration's audit.checkpointPublicKey)")
 	fileLost := fs.Bool("file-lost", false, "the file of the archive still deleting its records is lost: write the range's records still live to --out and finish the range with it (the records already deleted are lost)")
+	skipUndelivered := fs.Bool("skip-undelivered", false, "archive records the notifications to citizens have not reached yet (their citizens are never told; the audit record says how many); without it the archive stops at the notifier's cursor")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	o := audit.ArchiveOptions{Through: *through, Out: *out, Actor: operatorName()}
+	o := audit.ArchiveOptions{Through: *through, Out: *out, Actor: operatorName(), SkipUndelivered: *skipUndelivered}
 	switch {
 	case *out == "":
 		return withExit(2, errors.New("--out is required"))
+	case *fileLost && *skipUndelivered:
+		return withExit(2, errors.New("--file-lost finishes a range already recorded: --skip-undelivered does not apply"))
 	case *fileLost && (*through != 0 || *before != ""):
 		return withExit(2, errors.New("--file-lost finishes the unfinished archive: give neither --through nor --before"))
 	case *fileLost:
@@ -156,6 +159,7 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	defer db.Close()
 	a := cfg.ResolvedAudit()
 	o.CheckpointFile, o.CheckpointKeyFile = cmp.Or(*cpFile, a.CheckpointFile), cmp.Or(*cpKey, a.CheckpointPublicKey)
+	o.NotifyEnabled = cfg.Notify.Enabled
 	start := time.Now()
 	if *fileLost {
 		return recoverLostArchive(ctx, env, db, o)
@@ -173,6 +177,12 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "audit archive: %d records, seq %d to %d, in %s (SHA-256 %s, %d bytes); %d deleted from the live log in %s\n",
 		res.Records, r.FirstSeq, r.LastSeq, *out, hex.EncodeToString(r.FileSHA256), res.Bytes, res.Deleted, time.Since(start).Round(time.Millisecond))
+	if res.NotifyCapped {
+		fmt.Fprintf(env.stdout, "audit archive: stopped at record %d: the notifications to citizens have not reached the records after it (thiqa_notify_lag_records); run the archive again later\n", r.LastSeq)
+	}
+	if res.Undelivered > 0 {
+		fmt.Fprintf(env.stdout, "audit archive: %d records were archived before the notifier reached them (--skip-undelivered): their citizens are not told; the %s audit record says so\n", res.Undelivered, audit.ArchiveAction)
+	}
 	fmt.Fprintf(env.stdout, "audit archive: keep the file on write-once storage with the checkpoint file; verify it with: thiqa audit verify --archive %s --checkpoint-key %s\n", *out, o.CheckpointKeyFile)
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -101,4 +102,43 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 	if v := mustThiqa(t, nil, "audit", "verify", "--data", restored); !strings.Contains(v.stdout, "records 1 to "+m[1]+" are archived") {
 		t.Fatalf("audit verify of the restored folder: %s", v.stdout)
 	}
+}
+
+// TestAuditArchiveWaitsForNotifier: with the notifier behind (a cursor row
+// at 0), `thiqa audit archive` refuses, exit 1 like its other refusals,
+// naming the records not notified yet; --skip-undelivered archives them
+// and says how many; with --file-lost it is a usage error (exit 2).
+func TestAuditArchiveWaitsForNotifier(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustThiqa(t, nil, "init", "--data", dir)
+	cpFile := filepath.Join(dir, "audit", "checkpoints.jsonl")
+	m := regexp.MustCompile(`"seq":(\d+),`).FindStringSubmatch(mustRead(t, cpFile))
+	if m == nil {
+		t.Fatalf("no checkpoint after init: %s", mustRead(t, cpFile))
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "thiqa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec("INSERT INTO notify_state (name, cursor_seq, holder, lease_until) VALUES ('audit', 0, 'node-1', 0)")
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "audit-1.jsonl.gz")
+	if r := thiqa(t, nil, "audit", "archive", "--data", dir, "--file-lost", "--skip-undelivered", "--out", out); r.code != 2 {
+		t.Fatalf("audit archive --file-lost --skip-undelivered: exit %d\n%s", r.code, r.stderr)
+	}
+	r := thiqa(t, nil, "audit", "archive", "--data", dir, "--through", m[1], "--out", out)
+	if r.code != 1 || !strings.Contains(errorLine(t, r), "records 1 to "+m[1]+" have not been notified yet") {
+		t.Fatalf("audit archive past the notifier: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a file was written: %v", err)
+	}
+	r = mustThiqa(t, nil, "audit", "archive", "--data", dir, "--through", m[1], "--out", out, "--skip-undelivered")
+	if !strings.Contains(r.stdout, "audit archive: "+m[1]+" records were archived before the notifier reached them (--skip-undelivered)") {
+		t.Fatalf("audit archive --skip-undelivered: %s", r.stdout)
+	}
+	mustThiqa(t, nil, "audit", "verify", "--data", dir, "--archive", out)
 }

@@ -99,7 +99,14 @@ type ArchiveStore interface {
 	// transaction. It fails with ErrArchiveConflict unless row follows
 	// the last range (which must be done) or starts at seq 1, and the log
 	// holds record row.LastSeq with hash row.LastHash.
-	StartAuditArchive(ctx context.Context, row ArchiveRow, seal func(Head) ([]Record, error)) error
+	// seal is given the head and the notifier's cursor read in that
+	// transaction: it refuses (its error rolls the transaction back) to
+	// archive records the notifier has not dealt with.
+	StartAuditArchive(ctx context.Context, row ArchiveRow, seal func(ArchiveStart) ([]Record, error)) error
+	// AuditNotifyCursor returns the cursor of the notifications to
+	// citizens: the seq of the last audit record the notifier dealt with;
+	// set is false when the notifier never ran.
+	AuditNotifyCursor(ctx context.Context) (cursor int64, set bool, err error)
 	// DeleteArchivedAuditRecords deletes up to limit of the oldest live
 	// records of the range [firstSeq, lastSeq] (which must be recorded and
 	// in state ArchiveDeleting) in one transaction, and says how many.

@@ -41,7 +41,9 @@ var ErrNoUnfinishedArchive = errors.New("audit: no archive is unfinished")
 // The live log stays verifiable: it starts after the range, chaining from
 // the hash its row records, which the range's signed checkpoint vouches
 // for. Verifying with the archive files (VerifyAllWithArchives) reports
-// the lost records, if any, as a break: nothing vouches for them any more.
+// the lost records, if any, as a break: nothing vouches for them any more,
+// unless the lost file turns up again and is given with the others (it is
+// still the file the range's row names: no database write is needed).
 func RecoverLostArchive(ctx context.Context, st ArchiveStore, o ArchiveOptions) (ArchiveResult, error) {
 	if o.BatchSize <= 0 {
 		o.BatchSize = defaultArchiveBatch

@@ -82,6 +82,12 @@ func VerifyAllWithArchives(ctx context.Context, st Store, checkpointFile, public
 			h := f.sum.Header
 			fmt.Fprintf(out, "audit archive OK: %s: records %d to %d (%d), SHA-256 %s, %d bytes: the archived range %d-%d\n",
 				f.path, h.FirstSeq, h.LastSeq, f.sum.Records, hex.EncodeToString(f.sum.SHA256), f.sum.Bytes, h.FirstSeq, h.LastSeq)
+			for _, r := range arch.Rows {
+				if r.ReplacedFrom > r.FirstSeq && r.FirstSeq == h.FirstSeq && bytes.Equal(r.FileSHA256, f.sum.SHA256) {
+					fmt.Fprintf(out, "audit archive: %s is the file of the archived range %d-%d recorded lost (thiqa audit archive --file-lost), found again: it vouches for records %d to %d again\n",
+						f.path, r.FirstSeq, r.LastSeq, r.FirstSeq, r.ReplacedFrom-1)
+				}
+			}
 		}
 	}
 	// Every range whose file was lost is named, each time, after the
@@ -154,35 +160,62 @@ func readMatchedFile(path string, pub crypto.PublicKey, first Record) (matchedFi
 // archived ranges of arch, chained to each other and to the first live
 // record first, or "" when they are; and, apart from that, which records
 // every range whose file was lost took with it (RecoverLostArchive): no
-// file can vouch for those.
+// file can vouch for those, unless the lost file turned up again and is
+// given (foundFile): it then vouches for them as it did before it was
+// lost, and the range is whole again, with no database write.
 func matchArchives(arch ArchivedPrefix, files []matchedFile, first Record) (problem string, lost []string) {
+	found := make(map[int64]bool)
+	problem = matchFiles(arch, files, first, found)
 	for _, r := range arch.Rows {
-		if l := r.lost(); l != "" {
+		if l := r.lost(); l != "" && !found[r.FirstSeq] {
 			lost = append(lost, fmt.Sprintf("%s (the range %d-%d was finished without it, thiqa audit archive --file-lost): nothing vouches for them any more", l, r.FirstSeq, r.LastSeq))
 		}
 	}
-	return matchFiles(arch, files, first), lost
+	return problem, lost
 }
 
-// matchFiles is matchArchives but for the lost records.
-func matchFiles(arch ArchivedPrefix, files []matchedFile, first Record) string {
+// foundFile says whether f is the file of the range r that was recorded
+// lost (--file-lost) and turned up again: the file the row still names
+// (its SHA-256, its seqs, its last hash and the checkpoint the row keeps)
+// chaining from prev, the last hash of the range before (f itself was
+// verified completely against its checkpoint). Such a file holds every
+// record of r, the lost ones too.
+func foundFile(r ArchiveRow, f matchedFile, prev []byte) bool {
+	h := f.sum.Header
+	return r.ReplacedFrom != 0 && h.FirstSeq == r.FirstSeq && h.LastSeq == r.LastSeq &&
+		bytes.Equal(f.sum.SHA256, r.FileSHA256) && bytes.Equal(f.sum.LastHash, r.LastHash) &&
+		(r.Checkpoint == "" || r.Checkpoint == h.CheckpointLine) && bytes.Equal(h.PrevHash, prev)
+}
+
+// matchFiles is matchArchives but for the lost records; it notes in found
+// the first seq of each range whose lost file was given (foundFile).
+func matchFiles(arch ArchivedPrefix, files []matchedFile, first Record, found map[int64]bool) string {
 	// A range whose file was lost is held by its replacement, from the
 	// record it replaces the lost file from; a range whose every record
 	// was lost with its file by none. Each
 	// file chains from the range before its own (whose last hash a file
 	// matched to it holds), unless records before it were lost.
 	byFirst := make(map[int64]ArchiveRow, len(arch.Rows))
+	replaced := make(map[int64]ArchiveRow)
 	prevHash := make(map[int64][]byte, len(arch.Rows))
 	prev := GenesisHash()
 	for _, r := range arch.Rows {
 		if r.hasFile() {
-			byFirst[r.fileFirst()], prevHash[r.FirstSeq] = r, prev
+			byFirst[r.fileFirst()] = r
 		}
+		if r.ReplacedFrom != 0 {
+			replaced[r.FirstSeq] = r
+		}
+		prevHash[r.FirstSeq] = prev
 		prev = r.LastHash
 	}
 	matched := make(map[int64]bool, len(files))
 	for i, f := range files {
 		h := f.sum.Header
+		if r, ok := replaced[h.FirstSeq]; ok && !found[r.FirstSeq] && foundFile(r, f, prevHash[r.FirstSeq]) {
+			found[r.FirstSeq] = true
+			continue
+		}
 		r, ok := byFirst[h.FirstSeq]
 		switch {
 		case matched[h.FirstSeq]:
@@ -206,7 +239,7 @@ func matchFiles(arch ArchivedPrefix, files []matchedFile, first Record) string {
 		matched[h.FirstSeq] = true
 	}
 	for _, r := range arch.Rows {
-		if r.hasFile() && !matched[r.fileFirst()] {
+		if r.hasFile() && !matched[r.fileFirst()] && !found[r.FirstSeq] {
 			return fmt.Sprintf("no file given holds the archived range %d-%d (%s, SHA-256 %s): records %d to %d are not in the live log and no archive file vouches for them",
 				r.FirstSeq, r.LastSeq, r.fileName(), hex.EncodeToString(r.fileSHA256()), r.fileFirst(), r.LastSeq)
 		}

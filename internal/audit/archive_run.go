@@ -66,6 +66,17 @@ type ArchiveOptions struct {
 	BatchSize int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// SkipUndelivered archives records that the notifications to citizens
+	// (package notify) have not reached yet, which are then never told;
+	// the audit record of the archive says how many. Without it, Archive
+	// refuses (ErrUndelivered) to archive past the notifier's cursor with
+	// Through, and stops at the newest checkpoint the cursor has passed
+	// with Before.
+	SkipUndelivered bool
+	// NotifyEnabled says whether notifications are on in the
+	// configuration (only the refusal's advice depends on it: records
+	// behind a cursor are told once they are turned on again).
+	NotifyEnabled bool
 
 	// afterFile and afterBatch are called once the file is in place and
 	// after each delete transaction; an error from them stops the run
@@ -86,6 +97,14 @@ type ArchiveResult struct {
 	Resumed bool
 	// AlreadyDone is set when that run had finished: nothing was done.
 	AlreadyDone bool
+	// Undelivered is how many of the archived records the notifications
+	// to citizens had not reached (archived with SkipUndelivered: their
+	// citizens are not told; the audit record says how many).
+	Undelivered int64
+	// NotifyCapped is set when a run with Before stopped at an earlier
+	// checkpoint than it could have, because the notifier has not reached
+	// the records after it.
+	NotifyCapped bool
 }
 
 // Archive moves the oldest records of the live log into the archive file
@@ -132,7 +151,11 @@ func Archive(ctx context.Context, st ArchiveStore, o ArchiveOptions) (ArchiveRes
 		return ArchiveResult{}, fmt.Errorf("%w: records %d to %d are still being deleted; run the archive again with --out pointing at %s (if that file is lost: --file-lost, see docs/operations.md)",
 			ErrArchiveUnfinished, r.FirstSeq, r.LastSeq, r.File)
 	}
-	c, err := archiveEnd(ctx, st, o, pub, p.Below)
+	nc, err := readNotifyCursor(ctx, st)
+	if err != nil {
+		return ArchiveResult{}, err
+	}
+	c, capped, err := archiveEnd(ctx, st, o, pub, p.Below, nc)
 	if err != nil {
 		return ArchiveResult{}, err
 	}
@@ -165,7 +188,7 @@ func Archive(ctx context.Context, st ArchiveStore, o ArchiveOptions) (ArchiveRes
 		return ArchiveResult{}, fmt.Errorf("%w: the archive read back holds records %d to %d, not %d to %d", ErrArchiveCorrupt,
 			s.Header.FirstSeq, s.Header.LastSeq, h.FirstSeq, h.LastSeq)
 	}
-	return recordAndDelete(ctx, st, o, s, ArchiveResult{})
+	return recordAndDelete(ctx, st, o, s, ArchiveResult{NotifyCapped: capped})
 }
 
 // resumeArchive finishes the run that wrote o.Out, or refuses when o.Out
@@ -209,24 +232,37 @@ func recordAndDelete(ctx context.Context, st ArchiveStore, o ArchiveOptions, s A
 	row := ArchiveRow{FirstSeq: s.Header.FirstSeq, LastSeq: s.Header.LastSeq, LastHash: s.LastHash,
 		File: filepath.Base(o.Out), FileSHA256: s.SHA256, Created: now, State: ArchiveDeleting,
 		Checkpoint: s.Header.CheckpointLine}
-	details, err := json.Marshal(map[string]any{
-		"firstSeq": row.FirstSeq, "lastSeq": row.LastSeq, "lastHash": hex.EncodeToString(row.LastHash),
-		"file": row.File, "sha256": hex.EncodeToString(row.FileSHA256), "records": s.Records, "bytes": s.Bytes,
-	})
-	if err != nil {
-		return res, fmt.Errorf("audit: encoding the archive record: %w", err)
-	}
-	rec := Record{Time: now, Actor: o.Actor, Action: ArchiveAction, Object: row.File, Outcome: OutcomeSuccess, Details: details}
-	err = st.StartAuditArchive(ctx, row, func(h Head) ([]Record, error) {
-		r := rec
-		r.Seq, r.PrevHash = h.Seq+1, h.Hash
+	var undelivered int64
+	err := st.StartAuditArchive(ctx, row, func(a ArchiveStart) ([]Record, error) {
+		// The notifier's cursor only moves forward: read here, in the
+		// transaction that records the range, it tells for certain
+		// whether a record of the range is still to be notified.
+		d := map[string]any{
+			"firstSeq": row.FirstSeq, "lastSeq": row.LastSeq, "lastHash": hex.EncodeToString(row.LastHash),
+			"file": row.File, "sha256": hex.EncodeToString(row.FileSHA256), "records": s.Records, "bytes": s.Bytes,
+		}
+		undelivered = 0
+		if a.NotifyCursorSet && a.NotifyCursor < row.LastSeq {
+			first := max(a.NotifyCursor+1, row.FirstSeq)
+			if !o.SkipUndelivered {
+				return nil, undeliveredError(first, row.LastSeq, a.NotifyCursor, row.FirstSeq, o.NotifyEnabled)
+			}
+			undelivered = row.LastSeq - first + 1
+			d["undelivered"], d["undeliveredFrom"], d["undeliveredThrough"] = undelivered, first, row.LastSeq
+		}
+		details, err := json.Marshal(d)
+		if err != nil {
+			return nil, fmt.Errorf("audit: encoding the archive record: %w", err)
+		}
+		r := Record{Time: now, Actor: o.Actor, Action: ArchiveAction, Object: row.File, Outcome: OutcomeSuccess, Details: details}
+		r.Seq, r.PrevHash = a.Head.Seq+1, a.Head.Hash
 		r.Hash = HashRecord(r)
 		return []Record{r}, nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("audit: recording the archive of records %d to %d: %w", row.FirstSeq, row.LastSeq, err)
 	}
-	res.Row, res.Records, res.Bytes = row, s.Records, s.Bytes
+	res.Row, res.Records, res.Bytes, res.Undelivered = row, s.Records, s.Bytes, undelivered
 	return deleteArchived(ctx, st, o, res)
 }
 
@@ -258,25 +294,26 @@ func deleteArchived(ctx context.Context, st ArchiveStore, o ArchiveOptions, res 
 
 // archiveEnd returns the checkpoint the new archive ends at: the newest
 // one (signature verified) at or after seq from and at or before the
-// point o asks for.
-func archiveEnd(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub crypto.PublicKey, from int64) (Checkpoint, error) {
+// point o asks for, and not past the notifier's cursor nc
+// (capAtNotified; capped says it was moved back for it).
+func archiveEnd(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub crypto.PublicKey, from int64, nc notifyCursor) (Checkpoint, bool, error) {
 	head, err := st.AuditHead(ctx)
 	if err != nil {
-		return Checkpoint{}, err
+		return Checkpoint{}, false, err
 	}
 	limit := head.Seq
 	if o.Through > 0 {
 		if o.Through > head.Seq {
-			return Checkpoint{}, fmt.Errorf("%w: --through %d is past the newest record (%d)", ErrBeyondHead, o.Through, head.Seq)
+			return Checkpoint{}, false, fmt.Errorf("%w: --through %d is past the newest record (%d)", ErrBeyondHead, o.Through, head.Seq)
 		}
 		limit = o.Through
 	}
 	if limit < from {
-		return Checkpoint{}, fmt.Errorf("%w: records 1 to %d are archived, the live log starts at %d", ErrAlreadyArchived, from-1, from)
+		return Checkpoint{}, false, fmt.Errorf("%w: records 1 to %d are archived, the live log starts at %d", ErrAlreadyArchived, from-1, from)
 	}
 	f, err := os.Open(o.CheckpointFile)
 	if err != nil {
-		return Checkpoint{}, fmt.Errorf("audit: archiving needs the signed checkpoints: %w", err)
+		return Checkpoint{}, false, fmt.Errorf("audit: archiving needs the signed checkpoints: %w", err)
 	}
 	defer f.Close()
 	sc := &checkpointScanner{r: bufio.NewReaderSize(f, MaxCheckpointLine+1), pub: pub, asOf: o.Now()}
@@ -284,10 +321,10 @@ func archiveEnd(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub cryp
 	for {
 		c, ok, _, p, err := sc.next()
 		if err != nil {
-			return Checkpoint{}, err
+			return Checkpoint{}, false, err
 		}
 		if p != nil {
-			return Checkpoint{}, fmt.Errorf("audit: the checkpoint file %s does not verify (%s): run thiqa audit verify", o.CheckpointFile, CheckpointReport{Problem: p})
+			return Checkpoint{}, false, fmt.Errorf("audit: the checkpoint file %s does not verify (%s): run thiqa audit verify", o.CheckpointFile, CheckpointReport{Problem: p})
 		}
 		if !ok {
 			break
@@ -306,7 +343,7 @@ func archiveEnd(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub cryp
 		// further, as the records after it are not archived anyway.
 		bound, err := lastBefore(ctx, st, from, cands[len(cands)-1].Seq, o.Before)
 		if err != nil {
-			return Checkpoint{}, err
+			return Checkpoint{}, false, err
 		}
 		n := len(cands)
 		for n > 0 && cands[n-1].Seq > bound {
@@ -319,9 +356,13 @@ func archiveEnd(ctx context.Context, st ArchiveStore, o ArchiveOptions, pub cryp
 		if !o.Before.IsZero() {
 			point = "the last record before " + o.Before.UTC().Format(time.RFC3339)
 		}
-		return Checkpoint{}, fmt.Errorf("%w: %s holds none between the first live record (%d) and %s", ErrNoArchiveCheckpoint, o.CheckpointFile, from, point)
+		return Checkpoint{}, false, fmt.Errorf("%w: %s holds none between the first live record (%d) and %s", ErrNoArchiveCheckpoint, o.CheckpointFile, from, point)
 	}
-	return cands[len(cands)-1], nil
+	kept, capped, err := capAtNotified(cands, nc, o, from)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	return kept[len(kept)-1], capped, nil
 }
 
 // lastBefore returns the last seq of the records from, from+1, … (up to
