@@ -390,8 +390,14 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 // same: then u's row and records were committed together. After a batch
 // that failed otherwise nothing of it was kept, and it does not look: the
 // row may be another update's of the same serial, run on its own first.
+//
+// When the batch's last attempt had written u's records (u.n is still 1)
+// and u ends failed, they count once as a failed append, as in auditedTx:
+// here when looking fails, or when u's own run fails without telling its
+// sealer (before it wrote them again: no connection, a statement error).
 func (w *certWriter) settle(ctx context.Context, u *writeOp, batchErr error) (int64, error) {
 	unsure := errors.Is(batchErr, ErrOutcomeUnknown)
+	sealed := u.seal != nil && u.n == 1
 	if unsure {
 		var one int
 		err := w.db.queryRow(ctx, u.look, u.lookArgs...).Scan(&one)
@@ -402,10 +408,40 @@ func (w *certWriter) settle(ctx context.Context, u *writeOp, batchErr error) (in
 			return 1, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
+			if sealed {
+				noteFailed(u.seal, err)
+			}
 			return 0, mapErr("store: looking whether a write took effect", err)
 		}
 	}
-	return w.db.execAuditedSettled(ctx, unsure, u.look, u.lookArgs, u.seal, u.q, u.args...)
+	if !sealed {
+		return w.db.execAuditedSettled(ctx, unsure, u.look, u.lookArgs, u.seal, u.q, u.args...)
+	}
+	told := &toldSealer{Sealer: u.seal}
+	n, err := w.db.execAuditedSettled(ctx, unsure, u.look, u.lookArgs, told, u.q, u.args...)
+	if err != nil && !told.told {
+		noteFailed(u.seal, err)
+	}
+	return n, err
+}
+
+// toldSealer is a Sealer that remembers whether it was told the outcome
+// of its records (Committed or Failed).
+type toldSealer struct {
+	audit.Sealer
+	told bool
+}
+
+// Committed implements audit.Sealer.
+func (s *toldSealer) Committed() {
+	s.told = true
+	s.Sealer.Committed()
+}
+
+// Failed implements audit.FailureNoter.
+func (s *toldSealer) Failed(err error) {
+	s.told = true
+	noteFailed(s.Sealer, err)
 }
 
 // commitPG commits a batch of PostgreSQL certificate updates (issueCertificateSQL's
@@ -416,6 +452,9 @@ func (w *certWriter) commitPG(ctx context.Context, batch []*writeOp) error {
 	var records auditInTx
 	err := w.db.writeTx(ctx, func(t *txn) error {
 		records.begin()
+		for _, u := range batch {
+			u.n = 0 // this attempt's outcome only (settle reads it)
+		}
 		var b strings.Builder
 		b.WriteString(`UPDATE certificates AS c SET state = 'issued', der = v.der, subject = v.subject, not_before = v.not_before,
 	not_after = v.not_after, credential_id = v.credential_id, crl_partition = v.crl_partition, issued_at = v.issued_at,
