@@ -325,6 +325,9 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 		var records auditInTx
 		err := w.db.writeTx(ctx, func(t *txn) error {
 			records.begin()
+			for _, u := range batch {
+				u.n, u.err = 0, nil // this attempt's outcome only (read below)
+			}
 			bound := map[*sql.Stmt]*sql.Stmt{}
 			var seals []audit.Sealer
 			for _, u := range batch {
@@ -368,6 +371,16 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			u.n, u.err = execPrepared(ctx, u.st, u.args...)
 			continue
 		}
+		// When the failed batch had written u's records (SQLite: u.n is
+		// still 1) and u fails on its own without telling its sealer
+		// (before writing them again: a full disk, a busy database), they
+		// count once as a failed append, as in settle.
+		seal := u.seal
+		var told *toldSealer
+		if u.n == 1 && u.err == nil {
+			told = &toldSealer{Sealer: u.seal}
+			seal = told
+		}
 		u.err = w.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 			res, err := t.tx.StmtContext(ctx, u.st).ExecContext(ctx, u.args...)
 			if err != nil {
@@ -376,10 +389,13 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			if u.n, err = res.RowsAffected(); err != nil || u.n != 1 {
 				return err
 			}
-			return records.appendAudit(ctx, t, u.seal)
+			return records.appendAudit(ctx, t, seal)
 		})
 		if u.err != nil {
 			u.n = 0
+			if told != nil && !told.told {
+				noteFailed(u.seal, u.err)
+			}
 		}
 	}
 }
