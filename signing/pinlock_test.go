@@ -1,13 +1,20 @@
 package signing_test
 
 import (
+	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/pin"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
+	"github.com/thiqa/thiqa/signing/csc"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -64,6 +71,49 @@ func TestPINLockNeverLacksItsRecord(t *testing.T) {
 			wantCSC(t, "the locking try", code, m, 400, "invalid_request", "Credential locked")
 			if n := len(w.records(t, signing.ActionPINLocked, "success", "")); n != 1 {
 				t.Fatalf("%d lock records, want 1", n)
+			}
+		})
+	}
+}
+
+// TestPINLockRecordNamesTheCitizen on SQLite and PostgreSQL: a signing PIN
+// locked through the digital ID's signing-PIN page (csc.API.CheckPIN, a
+// request without a principal) is recorded as credential.pin.locked with
+// the citizen who owns the credential as actor and owner, so that it shows
+// in the citizen's activity; the record holds neither the PIN nor its
+// hash.
+func TestPINLockRecordNamesTheCitizen(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			w := newWorld(t, d, worldOptions{})
+			const civil = "12345678"
+			citizen := w.token(t, civil, policies.RoleCitizen)
+			cred, _ := w.credential(t, policies.ProfileCitizenSigning, citizenSubject())
+			if code, m := w.csc(t, "/api/v1/credentials/"+cred+"/pin", citizen, signing.PINRequest{PIN: testPIN}); code != 201 {
+				t.Fatalf("set: %d %v", code, m)
+			}
+			sum := sha256.Sum256([]byte("a contract"))
+			az := csc.CredentialAuthorization{Citizen: civil, CredentialID: cred, Hash: crypto.SHA256, Hashes: [][]byte{sum[:]}, Client: "oidc-app"}
+			var we *pin.WrongError
+			for i := range 5 {
+				if err := w.api.CheckPIN(context.Background(), az, "000001"); !errors.As(err, &we) || we.Remaining != 4-i {
+					t.Fatalf("wrong try %d: %v", i+1, err)
+				}
+			}
+			recs := w.records(t, signing.ActionPINLocked, "success", "")
+			if len(recs) != 1 {
+				t.Fatalf("%d lock records, want 1", len(recs))
+			}
+			r := recs[0]
+			var details map[string]any
+			if err := json.Unmarshal(r.Details, &details); err != nil {
+				t.Fatal(err)
+			}
+			if r.Actor != civil || r.Object != cred || details["owner"] != civil {
+				t.Fatalf("lock record: actor %q, object %q, details %s; want the citizen %s and credential %s", r.Actor, r.Object, r.Details, civil, cred)
+			}
+			if strings.Contains(string(r.Details), "argon2") || strings.Contains(string(r.Details), "000001") || strings.Contains(string(r.Details), testPIN) {
+				t.Fatalf("lock record holds a PIN or its hash: %s", r.Details)
 			}
 		})
 	}

@@ -566,15 +566,28 @@ func (s *Service) load(ctx context.Context, id, kind, owner string) (*Credential
 // ErrLocked, a *pin.WrongError; a lock whose record could not be written is
 // ErrAudit (the PIN stays locked).
 func (s *Service) CheckPIN(ctx context.Context, credID, value string) error {
-	actor := "unknown"
+	return s.checkPIN(ctx, &pinTarget{id: credID, kind: KindSigning, pins: s.pins}, "unknown", value)
+}
+
+// CheckCredentialPIN is CheckPIN for a credential the caller loaded (for
+// its citizen): the record of a lock names its owner, and has it as actor
+// when the request carries no principal (the digital ID's signing-PIN
+// page, which checks the PIN on the citizen's behalf).
+func (s *Service) CheckCredentialPIN(ctx context.Context, c *Credential, value string) error {
+	return s.checkPIN(ctx, &pinTarget{id: c.rec.ID, kind: KindSigning, owner: c.rec.OwnerID, pins: s.pins}, c.rec.OwnerID, value)
+}
+
+// checkPIN checks value as t's PIN; the record of a lock names the
+// request's principal, or actor when there is none.
+func (s *Service) checkPIN(ctx context.Context, t *pinTarget, actor, value string) error {
 	if pr, ok := auth.FromContext(ctx); ok && pr.Subject != "" {
 		actor = pr.Subject
 	}
-	lock, err := s.lockRecord(actor, &pinTarget{id: credID, kind: KindSigning, pins: s.pins})
+	lock, err := s.lockRecord(actor, t)
 	if err != nil {
 		return err
 	}
-	return lockUnrecorded(s.pins.CheckRecorded(ctx, credID, value, lock))
+	return lockUnrecorded(s.pins.CheckRecorded(ctx, t.id, value, lock))
 }
 
 // PINStatus reports whether credential credID has a signing PIN and

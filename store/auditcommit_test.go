@@ -107,3 +107,78 @@ func TestSealedRecordLostAtCommitCounted(t *testing.T) {
 		})
 	}
 }
+
+// TestSettledBatchRecordLostCountedOnce on SQLite and PostgreSQL: after a
+// batch of certificate updates that had written a statement's record
+// failed, the statement run on its own (settle, the PostgreSQL batch
+// path) that ends failed counts exactly once in
+// thiqa_audit_append_failures_total: when looking whether the batch took
+// effect fails, when its own run fails before writing the record again,
+// and (not twice) when its own COMMIT fails; a run that succeeds counts
+// none and commits one record.
+func TestSettledBatchRecordLostCountedOnce(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			reg := prometheus.NewRegistry()
+			log := audit.New(db, nil, reg, audit.Options{})
+			t.Cleanup(log.Close)
+			for _, q := range []string{`CREATE TABLE test_settle (id TEXT PRIMARY KEY, v TEXT NOT NULL)`, `INSERT INTO test_settle (id, v) VALUES ('a', 'intent')`} {
+				if err := db.ExecTx(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			certs := db.Certificates(nil)
+			const (
+				update = `UPDATE test_settle SET v = 'issued' WHERE id = ? AND v = 'intent'`
+				look   = `SELECT 1 FROM test_settle WHERE id = ? AND v = 'issued'`
+			)
+			args := []any{"a"}
+			seal := func() audit.Sealer {
+				s, err := log.Prepare(audit.Entry{Actor: "ca", Action: "certificate.issue", Object: "settle-a", Outcome: audit.OutcomeSuccess})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			failures := 0.0
+			wantFailures := func(what string, more float64) {
+				t.Helper()
+				failures += more
+				if got := counterValue(t, reg, "thiqa_audit_append_failures_total", nil); got != failures {
+					t.Fatalf("%s: thiqa_audit_append_failures_total = %v, want %v", what, got, failures)
+				}
+			}
+
+			if _, err := certs.SettleAfterBatch(ctx, true, update, args, `SELECT 1 FROM test_no_such_table WHERE id = ?`, args, seal()); err == nil {
+				t.Fatal("settled although looking failed")
+			}
+			wantFailures("looking failed after a batch of unknown outcome", 1)
+			if _, err := certs.SettleAfterBatch(ctx, true, `UPDATE test_no_such_table SET v = 'issued' WHERE id = ?`, args, look, args, seal()); err == nil {
+				t.Fatal("settled although the statement failed")
+			}
+			wantFailures("its own run failed before its record, after a batch of unknown outcome", 1)
+			if _, err := certs.SettleAfterBatch(ctx, false, `UPDATE test_no_such_table SET v = 'issued' WHERE id = ?`, args, look, args, seal()); err == nil {
+				t.Fatal("settled although the statement failed")
+			}
+			wantFailures("its own run failed before its record, after a failed batch", 1)
+			restore := failCommitOf(t, db, d.Name, "settle-a")
+			if _, err := certs.SettleAfterBatch(ctx, false, update, args, look, args, seal()); err == nil {
+				t.Fatal("settled although its COMMIT failed")
+			}
+			restore()
+			wantFailures("its own COMMIT failed", 1)
+			if n, err := certs.SettleAfterBatch(ctx, true, update, args, look, args, seal()); err != nil || n != 1 {
+				t.Fatalf("settling: %d %v", n, err)
+			}
+			wantFailures("settled", 0)
+			if all, n := auditRecordsIn(t, db, "certificate.issue", "settle-a"); all != 1 || n != 1 {
+				t.Fatalf("%d records, %d of the change; want 1 and 1", all, n)
+			}
+			if rep, err := audit.Verify(ctx, db); err != nil || !rep.OK() {
+				t.Fatalf("chain: %+v %v", rep, err)
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -80,4 +82,17 @@ func (c *Certificates) IssueBatchAudited(ctx context.Context, updates [][]any, s
 		ns[i], errs[i] = u.n, u.err
 	}
 	return ns, errs
+}
+
+// SettleAfterBatch runs settle for one PostgreSQL-style statement q (args)
+// whose records seal the failed batch had written (its n is 1), with look
+// (lookArgs) finding whether it took effect; unsure makes the batch's
+// error one whose outcome is unknown. For tests of the failure counts.
+func (c *Certificates) SettleAfterBatch(ctx context.Context, unsure bool, q string, args []any, look string, lookArgs []any, seal audit.Sealer) (int64, error) {
+	batchErr := errors.New("store: test batch failed")
+	if unsure {
+		batchErr = fmt.Errorf("%w: test batch", ErrOutcomeUnknown)
+	}
+	u := &writeOp{q: q, args: args, seal: seal, look: look, lookArgs: lookArgs, n: 1, done: make(chan struct{})}
+	return c.w.settle(ctx, u, batchErr)
 }

@@ -325,6 +325,9 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 		var records auditInTx
 		err := w.db.writeTx(ctx, func(t *txn) error {
 			records.begin()
+			for _, u := range batch {
+				u.n, u.err = 0, nil // this attempt's outcome only (read below)
+			}
 			bound := map[*sql.Stmt]*sql.Stmt{}
 			var seals []audit.Sealer
 			for _, u := range batch {
@@ -368,6 +371,16 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			u.n, u.err = execPrepared(ctx, u.st, u.args...)
 			continue
 		}
+		// When the failed batch had written u's records (SQLite: u.n is
+		// still 1) and u fails on its own without telling its sealer
+		// (before writing them again: a full disk, a busy database), they
+		// count once as a failed append, as in settle.
+		seal := u.seal
+		var told *toldSealer
+		if u.n == 1 && u.err == nil {
+			told = &toldSealer{Sealer: u.seal}
+			seal = told
+		}
 		u.err = w.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 			res, err := t.tx.StmtContext(ctx, u.st).ExecContext(ctx, u.args...)
 			if err != nil {
@@ -376,10 +389,13 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 			if u.n, err = res.RowsAffected(); err != nil || u.n != 1 {
 				return err
 			}
-			return records.appendAudit(ctx, t, u.seal)
+			return records.appendAudit(ctx, t, seal)
 		})
 		if u.err != nil {
 			u.n = 0
+			if told != nil && !told.told {
+				noteFailed(u.seal, u.err)
+			}
 		}
 	}
 }
@@ -390,8 +406,14 @@ func (w *certWriter) commit(ctx context.Context, batch []*writeOp) {
 // same: then u's row and records were committed together. After a batch
 // that failed otherwise nothing of it was kept, and it does not look: the
 // row may be another update's of the same serial, run on its own first.
+//
+// When the batch's last attempt had written u's records (u.n is still 1)
+// and u ends failed, they count once as a failed append, as in auditedTx:
+// here when looking fails, or when u's own run fails without telling its
+// sealer (before it wrote them again: no connection, a statement error).
 func (w *certWriter) settle(ctx context.Context, u *writeOp, batchErr error) (int64, error) {
 	unsure := errors.Is(batchErr, ErrOutcomeUnknown)
+	sealed := u.seal != nil && u.n == 1
 	if unsure {
 		var one int
 		err := w.db.queryRow(ctx, u.look, u.lookArgs...).Scan(&one)
@@ -402,10 +424,40 @@ func (w *certWriter) settle(ctx context.Context, u *writeOp, batchErr error) (in
 			return 1, nil
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
+			if sealed {
+				noteFailed(u.seal, err)
+			}
 			return 0, mapErr("store: looking whether a write took effect", err)
 		}
 	}
-	return w.db.execAuditedSettled(ctx, unsure, u.look, u.lookArgs, u.seal, u.q, u.args...)
+	if !sealed {
+		return w.db.execAuditedSettled(ctx, unsure, u.look, u.lookArgs, u.seal, u.q, u.args...)
+	}
+	told := &toldSealer{Sealer: u.seal}
+	n, err := w.db.execAuditedSettled(ctx, unsure, u.look, u.lookArgs, told, u.q, u.args...)
+	if err != nil && !told.told {
+		noteFailed(u.seal, err)
+	}
+	return n, err
+}
+
+// toldSealer is a Sealer that remembers whether it was told the outcome
+// of its records (Committed or Failed).
+type toldSealer struct {
+	audit.Sealer
+	told bool
+}
+
+// Committed implements audit.Sealer.
+func (s *toldSealer) Committed() {
+	s.told = true
+	s.Sealer.Committed()
+}
+
+// Failed implements audit.FailureNoter.
+func (s *toldSealer) Failed(err error) {
+	s.told = true
+	noteFailed(s.Sealer, err)
 }
 
 // commitPG commits a batch of PostgreSQL certificate updates (issueCertificateSQL's
@@ -416,6 +468,9 @@ func (w *certWriter) commitPG(ctx context.Context, batch []*writeOp) error {
 	var records auditInTx
 	err := w.db.writeTx(ctx, func(t *txn) error {
 		records.begin()
+		for _, u := range batch {
+			u.n = 0 // this attempt's outcome only (settle reads it)
+		}
 		var b strings.Builder
 		b.WriteString(`UPDATE certificates AS c SET state = 'issued', der = v.der, subject = v.subject, not_before = v.not_before,
 	not_after = v.not_after, credential_id = v.credential_id, crl_partition = v.crl_partition, issued_at = v.issued_at,

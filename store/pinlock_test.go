@@ -120,3 +120,66 @@ func TestPINLockNeverLacksItsRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestPINLockParallelTries on SQLite and PostgreSQL: wrong tries sent at
+// once through two PIN managers (two nodes) never exceed the limit: the
+// limit's tries are answered wrong, the rest locked, one lock record is
+// committed, and the right PIN is refused afterwards.
+func TestPINLockParallelTries(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			log := audit.New(db, nil, nil, audit.Options{})
+			t.Cleanup(log.Close)
+			if err := db.Identity().EnrolMobileID(ctx, "cred-p", "12345678", time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			p := pin.DefaultParams()
+			p.MemoryKiB, p.Time, p.MaxFailures = 64, 1, 3
+			var nodes [2]*pin.Manager
+			for i := range nodes {
+				m, err := pin.New(db.Identity(), p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nodes[i] = m
+			}
+			if err := nodes[0].Set(ctx, "cred-p", "482916"); err != nil {
+				t.Fatal(err)
+			}
+			const tries = 12
+			errs := make(chan error, tries)
+			for i := range tries {
+				go func() {
+					lock, err := log.Prepare(audit.Entry{Actor: "citizen:12345678", Action: signing.ActionPINLocked, Object: "cred-p", Outcome: audit.OutcomeSuccess})
+					if err != nil {
+						errs <- err
+						return
+					}
+					errs <- nodes[i%2].CheckRecorded(ctx, "cred-p", "000001", lock)
+				}()
+			}
+			wrong, locked := 0, 0
+			for range tries {
+				switch err := <-errs; {
+				case errors.Is(err, pin.ErrWrong):
+					wrong++
+				case errors.Is(err, pin.ErrLocked):
+					locked++
+				default:
+					t.Fatalf("a try: %v", err)
+				}
+			}
+			if wrong != 3 || locked != tries-3 {
+				t.Fatalf("%d answered wrong and %d locked, want 3 and %d", wrong, locked, tries-3)
+			}
+			if _, n := auditRecordsIn(t, db, signing.ActionPINLocked, "cred-p"); n != 1 {
+				t.Fatalf("%d lock records, want 1", n)
+			}
+			if err := nodes[1].Check(ctx, "cred-p", "482916"); !errors.Is(err, pin.ErrLocked) {
+				t.Fatalf("the right PIN after the lock: %v", err)
+			}
+		})
+	}
+}

@@ -315,7 +315,7 @@ func (a *API) authorize(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, signing.ActionAuthorize, req.CredentialID, err, details)
 		return
 	}
-	if err := a.s.CheckPIN(r.Context(), cred.ID(), pinValue); err != nil {
+	if err := a.s.CheckCredentialPIN(r.Context(), cred, pinValue); err != nil {
 		a.fail(w, r, signing.ActionAuthorize, req.CredentialID, err, details)
 		return
 	}

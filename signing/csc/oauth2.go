@@ -72,7 +72,7 @@ func (a *API) CheckPIN(ctx context.Context, az CredentialAuthorization, value st
 	details := map[string]any{"method": "oauth2", "client": az.Client, "hashes": hexList(az.Hashes), "hashAlgorithm": az.Hash.String()}
 	cred, err := a.s.Credential(ctx, az.CredentialID, signing.OwnerCitizen, az.Citizen)
 	if err == nil {
-		err = a.s.CheckPIN(ctx, cred.ID(), value)
+		err = a.s.CheckCredentialPIN(ctx, cred, value)
 	}
 	outcome := audit.OutcomeSuccess
 	if err != nil {
