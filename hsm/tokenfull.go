@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/thiqa/thiqa/internal/diskspace"
 )
 
 // ErrTokenFull is in the chain of the error of a key generation that the
@@ -47,10 +49,29 @@ func (t *Token) tokenFull(err error) error {
 		return nil
 	}
 	perr := probeStorage(t.storageDir)
+	if perr == nil {
+		// The probe fits in a few freed bytes that a key pair's
+		// objects (and SoftHSM's rewrite of its token file) outgrow.
+		perr = roomForObjects(t.storageDir)
+	}
 	if !cannotStore(perr) {
 		return nil
 	}
 	return fmt.Errorf("%w (the token folder %s: %w)", ErrTokenFull, t.storageDir, perr)
+}
+
+// minObjectRoom is the free space below which a failed generation is put
+// down to a full token folder even though the probe fitted: a key pair
+// is two object files, and SoftHSM rewrites its token file beside them.
+const minObjectRoom = 64 << 10
+
+// roomForObjects returns an error wrapping ENOSPC when the disk of dir has
+// less than minObjectRoom free, nil when it has more or cannot tell.
+func roomForObjects(dir string) error {
+	if free, ok := diskspace.Free(dir); ok && free < minObjectRoom {
+		return fmt.Errorf("%d bytes free, a key pair's objects need more: %w", free, syscall.ENOSPC)
+	}
+	return nil
 }
 
 // cannotStore reports whether err, the storage probe's, says the disk

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -227,5 +228,38 @@ func TestProbeLeavesNothing(t *testing.T) {
 	}
 	if after := entries(); !slices.Equal(after, before) {
 		t.Fatalf("the token folder holds %v after the probes, %v before", after, before)
+	}
+}
+
+// TestGenerateKeyTokenNearlyFull: a token folder with a few KiB free,
+// enough for the 4 KiB probe but not for a key pair's objects, is a full
+// token too (503 and what to free), not a 500.
+func TestGenerateKeyTokenNearlyFull(t *testing.T) {
+	disk := testenv.NewSmallDisk(t, 1<<20)
+	var log bytes.Buffer
+	tok, _ := newTokenOnDisk(t, disk, &log)
+	ctx := context.Background()
+	if _, err := tok.GenerateKey(ctx, "before", ECP256); err != nil {
+		t.Fatal(err)
+	}
+	disk.Fill(t)
+	// Give back 4 KiB at a time until a generation succeeds; each one
+	// that fails on the way must say the token is full, also when the
+	// probe fits.
+	fitted := false
+	for step := 1; step <= 16; step++ {
+		disk.FreeSome(t, 4<<10)
+		fits := probeStorage(tok.storageDir) == nil
+		_, err := tok.GenerateKey(ctx, fmt.Sprintf("k%d", step), RSA2048)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrTokenFull) || !outage.Is(err) || !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("generation with about %d KiB free (the probe fits: %v): %v; want a full token", 4*step, fits, err)
+		}
+		fitted = fitted || fits
+	}
+	if !fitted {
+		t.Fatal("no generation failed while the probe fitted: the test proves nothing")
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/diskspace"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
@@ -286,7 +287,7 @@ func (db *DB) freeAfterFault() (int64, bool) {
 	if db.sqliteDir == "" {
 		return 0, true
 	}
-	free, known := freeBytes(db.sqliteDir)
+	free, known := diskspace.Free(db.sqliteDir)
 	return free, !known || free >= minFreeAfterFault
 }
 
