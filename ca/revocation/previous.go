@@ -109,7 +109,9 @@ func (rp *Responders) Previous(ctx context.Context, caName string, current *x509
 			return ocsp.ResponderCert{}, fmt.Errorf("previous responder key %q of %s: %w", label, caName, err)
 		}
 	}
-	// The label kept is not its key's: look among the CA's responder keys.
+	// The label kept is not its key's (or none was): look among the CA's
+	// responder keys (findKey; the bare prefix names no key, so it goes on
+	// to the renewal recorded and then every responder key of the CA).
 	rc, found, err := rp.findKey(ctx, caName, cert, []string{"ocsp-" + caName + "-"})
 	if err != nil {
 		return ocsp.ResponderCert{}, err
