@@ -103,6 +103,13 @@ type Authority struct {
 // New checks the configuration and the unit certificate and returns an
 // Authority.
 func New(cfg Config, o Options) (*Authority, error) {
+	return newAuthority(cfg, o, false)
+}
+
+// newAuthority is New; with notYetValid, a unit certificate whose
+// notBefore is still ahead is accepted (the Service has the unit it
+// replaces sign until then; each request checks the validity anyway).
+func newAuthority(cfg Config, o Options, notYetValid bool) (*Authority, error) {
 	set, err := cfg.validate()
 	if err != nil {
 		return nil, err
@@ -134,7 +141,7 @@ func New(cfg Config, o Options) (*Authority, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	if err := a.checkValidity(a.now()); err != nil {
+	if err := a.checkValidity(a.now()); err != nil && !(notYetValid && errors.Is(err, ErrUnitCertificateNotYetValid)) {
 		return nil, err
 	}
 	if set.qualified {

@@ -130,6 +130,13 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 		}
 		unit = next
 	}
+	if prev := s.previousUnit(ctx, unit); prev != nil {
+		// Installed first, it is the one unit replaces: it signs while
+		// the clock is before unit's notBefore (serving).
+		if err := s.install(prev); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.install(unit); err != nil {
 		return nil, err
 	}
@@ -140,6 +147,34 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	s.log.Info("TSA unit ready", "key", unit.Key.URI, "serial", hex.EncodeToString(unit.Cert.SerialNumber.Bytes()),
 		"notAfter", unit.Cert.NotAfter, "clock", o.Config.Clock.Source)
 	return s, nil
+}
+
+// now is the service's clock (ServiceOptions.Now).
+func (s *Service) now() time.Time {
+	if s.o.Now != nil {
+		return s.o.Now()
+	}
+	return time.Now()
+}
+
+// previousUnit returns the unit that unit replaced when unit is not valid
+// yet (a restart just after a renewal, with the clock a little behind the
+// CA's) and that one can sign now; nil otherwise, logged: the service then
+// is not ready until unit is valid, as before.
+func (s *Service) previousUnit(ctx context.Context, unit *Unit) *Unit {
+	now := s.now()
+	if !now.Before(unit.Cert.NotBefore) {
+		return nil
+	}
+	prev, err := s.o.Units.LoadPrevious(ctx, unit.Cert, now)
+	if err != nil {
+		s.log.Error("the TSA unit certificate is not valid yet and no previous unit can sign: no tokens until it is",
+			"notBefore", unit.Cert.NotBefore.UTC().Format(time.RFC3339), "err", err)
+		return nil
+	}
+	s.log.Warn("the TSA unit certificate is not valid yet: the unit it replaced signs until it is",
+		"notBefore", unit.Cert.NotBefore, "previous", hex.EncodeToString(prev.Cert.SerialNumber.Bytes()), "previousNotAfter", prev.Cert.NotAfter)
+	return prev
 }
 
 // collectorSet is a prometheus.Registerer that keeps the collectors of one
@@ -166,15 +201,20 @@ func (s *Service) install(unit *Unit) error {
 	if err != nil {
 		return err
 	}
-	a, err := New(s.o.Config, Options{
+	// A unit not valid yet is taken only while the one it replaces is
+	// valid: that one signs until then (serving).
+	prev := s.cur.Load()
+	now := s.now()
+	replacedValid := prev != nil && !now.Before(prev.unit.Cert.NotBefore) && now.Before(prev.unit.Cert.NotAfter)
+	a, err := newAuthority(s.o.Config, Options{
 		Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: s.o.Serials,
 		Recorder: rec, Clock: s.o.Clock, Logger: s.o.Logger, Registerer: g.metrics, Now: s.o.Now,
-	})
+	}, replacedValid)
 	if err != nil {
 		return err
 	}
 	g.auth, g.handler = a, a.Handler(s.o.Identify)
-	if prev := s.cur.Load(); prev != nil {
+	if prev != nil {
 		// It keeps serving while this node's clock is before the new
 		// unit's notBefore (a backward step just after the renewal).
 		kept := *prev
@@ -225,10 +265,7 @@ func (s *Service) serving() *generation {
 	if g == nil || g.previous == nil {
 		return g
 	}
-	now := time.Now()
-	if s.o.Now != nil {
-		now = s.o.Now()
-	}
+	now := s.now()
 	if p := g.previous; now.Before(g.unit.Cert.NotBefore) && !now.Before(p.unit.Cert.NotBefore) && now.Before(p.unit.Cert.NotAfter) {
 		return p
 	}

@@ -145,22 +145,12 @@ func (u *Units) Load(ctx context.Context) (*Unit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("TSA unit chain: %w", err)
 	}
-	labels, err := u.Keys.Labels(ctx)
+	key, err := u.findKey(ctx, certs[0])
 	if err != nil {
-		return nil, fmt.Errorf("listing keys: %w", err)
+		return nil, err
 	}
-	cert := certs[0]
-	for _, label := range labels {
-		if label != u.KeyLabel && !strings.HasPrefix(label, u.KeyLabel+"-") {
-			continue
-		}
-		k, err := u.key(ctx, label)
-		if err != nil {
-			return nil, fmt.Errorf("finding key %q: %w", label, err)
-		}
-		if pub, ok := k.Signer.Public().(interface{ Equal(crypto.PublicKey) bool }); ok && pub.Equal(cert.PublicKey) {
-			return &Unit{Key: k, Cert: cert, Chain: chain}, nil
-		}
+	if key != nil {
+		return &Unit{Key: *key, Cert: certs[0], Chain: chain}, nil
 	}
 	return nil, fmt.Errorf("the token holds no key %s (or renewal of it) matching %s", u.KeyLabel, u.UnitPath())
 }
@@ -204,6 +194,11 @@ func (u *Units) write(unit *Unit) error {
 	var chain []byte
 	for _, c := range unit.Chain {
 		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	// The unit replaced is kept: after a restart while the clock is before
+	// the new one's notBefore, it signs (LoadPrevious).
+	if err := u.keepPrevious(unit.Cert); err != nil {
+		return err
 	}
 	// The chain first, so that unit.pem never names an issuer chain.pem lacks.
 	if err := atomicfile.Write(u.ChainPath(), chain, 0o644); err != nil {

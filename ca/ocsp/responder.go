@@ -51,6 +51,11 @@ type Issuer struct {
 	Name      string // short name, e.g. "citizen"
 	Cert      *x509.Certificate
 	Responder ResponderCert
+	// Previous, when set, is the responder Responder replaced: it signs
+	// while the clock is before Responder's notBefore (a restart just
+	// after a renewal, with the clock a little behind the CA's), as the
+	// one a renewal replaces does (RenewDue).
+	Previous *ResponderCert
 }
 
 type issuer struct {
@@ -94,6 +99,13 @@ func New(set Settings, issuers []Issuer, src StatusSource, cache ResponseCache, 
 		sg, err := newSigning(is.Responder, is.Cert)
 		if err != nil {
 			return nil, fmt.Errorf("%w: responder of %s: %v", ErrConfig, is.Name, err)
+		}
+		if is.Previous != nil {
+			prev, err := newSigning(*is.Previous, is.Cert)
+			if err != nil {
+				return nil, fmt.Errorf("%w: previous responder of %s: %v", ErrConfig, is.Name, err)
+			}
+			sg.previous = prev
 		}
 		keyBits, err := publicKeyBits(is.Cert)
 		if err != nil {

@@ -116,7 +116,22 @@ func NewPublication(ctx context.Context, o PublicationOptions) (*Publication, er
 		if err != nil {
 			return nil, fmt.Errorf("OCSP responder of %s: %w", c.Conf.Name, err)
 		}
-		issuers = append(issuers, ocsp.Issuer{Name: c.Conf.Name, Cert: c.Cert, Responder: rc})
+		is := ocsp.Issuer{Name: c.Conf.Name, Cert: c.Cert, Responder: rc}
+		if now := time.Now(); now.Before(rc.Cert.NotBefore) {
+			// A restart just after a renewal, the clock behind the CA's:
+			// the responder it replaced signs until this one is valid.
+			prev, err := o.Responders.Previous(ctx, c.Conf.Name, rc.Cert, now)
+			if err != nil {
+				// As before: no answer until it is valid, nothing worse.
+				o.Logger.Error("the OCSP responder certificate is not valid yet and no previous responder can sign: OCSP answers internalError until it is",
+					"ca", c.Conf.Name, "notBefore", rc.Cert.NotBefore.UTC().Format(time.RFC3339), "err", err)
+			} else {
+				is.Previous = &prev
+				o.Logger.Warn("the OCSP responder certificate is not valid yet: the one it replaced signs until it is", "ca", c.Conf.Name,
+					"notBefore", rc.Cert.NotBefore, "previousNotAfter", prev.Cert.NotAfter)
+			}
+		}
+		issuers = append(issuers, is)
 	}
 	responder, err := ocsp.New(o.OCSP, issuers, o.Store, ocsp.NewCache(o.OCSP.CacheEntries), o.Logger, o.Registerer)
 	if err != nil {

@@ -293,6 +293,9 @@ func (rp *Responders) writeFiles(caName, label string, cert *x509.Certificate) e
 			}
 		}
 	}
+	if err := rp.keepPrevious(caName, cert); err != nil {
+		return err
+	}
 	if len(lines) > 1 {
 		if err := atomicfile.Write(labelPath, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 			return err
