@@ -295,3 +295,39 @@ func TestRevocationIssuedAfterExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownAskedOncePerDocument: an "unknown" answer, which the fetcher
+// does not keep across documents, is still not asked for again within one
+// document (its validation at the proof of existence, its other
+// signatures): one request to the responder, not one per look.
+func TestUnknownAskedOncePerDocument(t *testing.T) {
+	var hits atomic.Int32
+	var p *testPKI
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		now := time.Now()
+		w.Write(p.ocspAt(t, p.leaf, ocsp.Unknown, now.Add(-time.Minute), now.Add(time.Hour), time.Time{})) //nolint:errcheck
+	}))
+	defer srv.Close()
+	p = newTestPKIWith(t, srv.URL)
+	// A TSA whose status needs no check: the timestamp passes, so the
+	// signature is validated again at its time.
+	tmpl := *p.tsa
+	tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidOCSPNoCheck, Value: []byte{5, 0}})
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, p.root, &p.tsaKey.PublicKey, p.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.tsa, _ = x509.ParseCertificate(der)
+	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, AllowOnline: true, Fetcher: &HTTPFetcher{}}
+	r := verifyBytes(t, opts, p.signPDF(t, signOpts{timestamp: true}))
+	if r.Signatures[0].SubIndication != report.TryLater {
+		t.Fatalf("the responder knows nothing and there is no CRL: %s", summary(r))
+	}
+	if r.Signatures[0].ProvenSigningTime == nil {
+		t.Fatalf("the timestamp does not prove the signing time: %s", summary(r))
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d OCSP requests for one document, want 1", n)
+	}
+}
