@@ -236,6 +236,10 @@ func (h *HTTPFetcher) FetchOCSP(ctx context.Context, cert, issuer *x509.Certific
 	if der, ok := h.get(key); ok {
 		return der, nil
 	}
+	d := docFetchesOf(ctx)
+	if der := d.unknownOCSP(key); der != nil {
+		return der, nil
+	}
 	reqDER, err := ocsp.CreateRequest(cert, issuer, nil)
 	if err != nil {
 		return nil, fmt.Errorf("building OCSP request: %w", err)
@@ -262,9 +266,14 @@ func (h *HTTPFetcher) FetchOCSP(ctx context.Context, cert, issuer *x509.Certific
 			continue
 		}
 		if resp.Status != ocsp.Unknown {
-			// "unknown" is not kept: the responder may know the
-			// serial a moment later (it does not cache it either).
 			h.put(key, der, resp.NextUpdate)
+		} else {
+			// "unknown" is not kept for other documents: the
+			// responder may know the serial a moment later (it does
+			// not cache it either). This document's other looks
+			// (its validation at a proof of existence, its other
+			// signatures) reuse it rather than ask again.
+			d.keepUnknownOCSP(key, der)
 		}
 		return der, nil
 	}
@@ -313,6 +322,34 @@ type docFetches struct {
 	total    time.Duration
 	deadline time.Time // total after the first fetch
 	failed   map[[32]byte][]string
+	// unknown holds the OCSP answers "unknown" fetched for the
+	// document, which HTTPFetcher does not cache.
+	unknown map[[32]byte][]byte
+}
+
+// unknownOCSP returns the "unknown" OCSP answer fetched for the document
+// under key, or nil (also for a nil d: no document).
+func (d *docFetches) unknownOCSP(key [32]byte) []byte {
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.unknown[key]
+}
+
+// keepUnknownOCSP keeps an "unknown" OCSP answer for the rest of the
+// document's validation (nothing for a nil d).
+func (d *docFetches) keepUnknownOCSP(key [32]byte, der []byte) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.unknown == nil {
+		d.unknown = map[[32]byte][]byte{}
+	}
+	d.unknown[key] = der
 }
 
 // until returns the time the document's online fetching must end by,

@@ -11,6 +11,8 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"math/big"
 	"net/http"
@@ -205,5 +207,127 @@ func TestOnlineCRLPublishedAfterValidationTime(t *testing.T) {
 	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, AllowOnline: true, Fetcher: f}
 	if r := verifyBytes(t, opts, p.signPDF(t, signOpts{})); r.Indication != report.TotalPassed {
 		t.Fatalf("a CRL published just after the validation time began: %s", summary(r))
+	}
+}
+
+// TestRevocationIssuedAfterExpiry: information issued after the signer's
+// certificate expired does not tell that it was not revoked (a CA drops
+// an expired certificate from its CRLs, a responder may answer "good" for
+// it) unless the CRL keeps expired certificates (ExpiredCertsOnCRL) or the
+// responder keeps their status (archiveCutoff) since no later than the
+// expiry. Validated at a past time (`thiqa verify --at`) when the
+// certificate was valid, with a CRL or an OCSP answer fetched now, after
+// it expired: INDETERMINATE, never PASSED; a revocation it shows counts.
+func TestRevocationIssuedAfterExpiry(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now()
+	tmpl := *p.leaf
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-50*time.Minute), now.Add(-10*time.Minute)
+	tmpl.OCSPServer = []string{"http://ocsp.invalid/"}
+	tmpl.CRLDistributionPoints = []string{"http://crl.invalid/root.crl"}
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, p.root, &p.leafKey.PublicKey, p.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.leaf, _ = x509.ParseCertificate(der)
+	at := now.Add(-30 * time.Minute)
+	crl := func(keeps time.Time, revoked *big.Int) []byte {
+		var exts []pkix.Extension
+		if !keeps.IsZero() {
+			v, err := asn1.MarshalWithParams(keeps.UTC(), "generalized")
+			if err != nil {
+				t.Fatal(err)
+			}
+			exts = []pkix.Extension{{Id: oidExpiredCertsOnCRL, Value: v}}
+		}
+		var entries []x509.RevocationListEntry
+		if revoked != nil {
+			entries = []x509.RevocationListEntry{{SerialNumber: revoked, RevocationTime: now.Add(-40 * time.Minute)}}
+		}
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(now.UnixNano()), ThisUpdate: now.Add(-time.Minute),
+			NextUpdate: now.Add(time.Hour), RevokedCertificateEntries: entries, ExtraExtensions: exts}, p.root, p.rootKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	good := func(cutoff time.Time) []byte {
+		r := ocsp.Response{Status: ocsp.Good, SerialNumber: p.leaf.SerialNumber, ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}
+		if !cutoff.IsZero() {
+			v, err := asn1.MarshalWithParams(cutoff.UTC(), "generalized")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.ExtraExtensions = []pkix.Extension{{Id: oidOCSPArchiveCutoff, Value: v}}
+		}
+		der, err := ocsp.CreateResponse(p.root, p.root, r, p.rootKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	noOCSP := func() []byte { return nil }
+	doc := p.signPDF(t, signOpts{})
+	for _, c := range []struct {
+		name string
+		f    *sourceFetcher
+		want report.SubIndication // "" for TOTAL-PASSED
+	}{
+		{"CRL without the expired signer", &sourceFetcher{ocspFn: noOCSP, crl: crl(time.Time{}, nil)}, report.TryLater},
+		{"CRL keeping expired certificates since later", &sourceFetcher{ocspFn: noOCSP, crl: crl(now.Add(-5*time.Minute), nil)}, report.TryLater},
+		{"CRL keeping expired certificates since earlier", &sourceFetcher{ocspFn: noOCSP, crl: crl(now.Add(-time.Hour), nil)}, ""},
+		{"CRL revoking the expired signer", &sourceFetcher{ocspFn: noOCSP, crl: crl(time.Time{}, p.leaf.SerialNumber)}, report.RevokedNoPOE},
+		{"OCSP good without archive cutoff", &sourceFetcher{ocspFn: func() []byte { return good(time.Time{}) }}, report.TryLater},
+		{"OCSP good with an archive cutoff before the expiry", &sourceFetcher{ocspFn: func() []byte { return good(now.Add(-time.Hour)) }}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			opts := Options{TrustAnchors: []*x509.Certificate{p.root}, At: at, AllowOnline: true, Fetcher: c.f}
+			r := verifyBytes(t, opts, doc)
+			if c.want == "" {
+				if r.Indication != report.TotalPassed {
+					t.Fatalf("want TOTAL-PASSED: %s", summary(r))
+				}
+				return
+			}
+			if r.Indication == report.TotalPassed || r.Signatures[0].SubIndication != c.want {
+				t.Fatalf("want %s: %s", c.want, summary(r))
+			}
+		})
+	}
+}
+
+// TestUnknownAskedOncePerDocument: an "unknown" answer, which the fetcher
+// does not keep across documents, is still not asked for again within one
+// document (its validation at the proof of existence, its other
+// signatures): one request to the responder, not one per look.
+func TestUnknownAskedOncePerDocument(t *testing.T) {
+	var hits atomic.Int32
+	var p *testPKI
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		now := time.Now()
+		w.Write(p.ocspAt(t, p.leaf, ocsp.Unknown, now.Add(-time.Minute), now.Add(time.Hour), time.Time{})) //nolint:errcheck
+	}))
+	defer srv.Close()
+	p = newTestPKIWith(t, srv.URL)
+	// A TSA whose status needs no check: the timestamp passes, so the
+	// signature is validated again at its time.
+	tmpl := *p.tsa
+	tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidOCSPNoCheck, Value: []byte{5, 0}})
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, p.root, &p.tsaKey.PublicKey, p.rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.tsa, _ = x509.ParseCertificate(der)
+	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, AllowOnline: true, Fetcher: &HTTPFetcher{}}
+	r := verifyBytes(t, opts, p.signPDF(t, signOpts{timestamp: true}))
+	if r.Signatures[0].SubIndication != report.TryLater {
+		t.Fatalf("the responder knows nothing and there is no CRL: %s", summary(r))
+	}
+	if r.Signatures[0].ProvenSigningTime == nil {
+		t.Fatalf("the timestamp does not prove the signing time: %s", summary(r))
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d OCSP requests for one document, want 1", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -413,6 +414,10 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		}
 		switch resp.Status {
 		case ocsp.Good:
+			if afterExpiry(c, resp.ThisUpdate, resp.Extensions, oidOCSPArchiveCutoff) {
+				stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "OCSP response produced after the certificate expired, without an archive cutoff"}
+				continue
+			}
 			rd.usedOCSP = true
 			return nil
 		case ocsp.Revoked:
@@ -442,6 +447,10 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		}
 		one := &path.CRLChecker{CRLs: []*x509.RevocationList{crl}, Pool: rd.pool}
 		err := one.CheckRevocation(chain, i, t, v)
+		if err == nil && afterExpiry(c, crl.ThisUpdate, crl.Extensions, oidExpiredCertsOnCRL) {
+			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "CRL issued after the certificate expired, without expired certificates on it"}
+			continue
+		}
 		if err == nil {
 			rd.usedCRL = true
 			return nil
@@ -465,6 +474,41 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		return stale
 	}
 	return errNoInfo
+}
+
+var (
+	// oidExpiredCertsOnCRL is the CRL extension (X.509 §9.6.2.9) dating
+	// from when the CRL keeps the entries of expired certificates.
+	oidExpiredCertsOnCRL = asn1.ObjectIdentifier{2, 5, 29, 60}
+	// oidOCSPArchiveCutoff is the OCSP single extension (RFC 6960
+	// §4.4.4) dating from when the responder keeps the status of expired
+	// certificates.
+	oidOCSPArchiveCutoff = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 6}
+)
+
+// afterExpiry reports whether information issued at issued cannot tell
+// that c was not revoked: it was issued after c expired, and its issuer
+// does not say (extension id, a date no later than c's expiry) that it
+// keeps the status of certificates expired since then. A CA drops an
+// expired certificate's entry from its CRLs (RFC 5280 §3.3) and a
+// responder may answer "good" for it, so a certificate revoked before the
+// validation time would look good in information issued after it expired
+// (as EU DSS: such information is not acceptable). A revocation it shows
+// still counts.
+func afterExpiry(c *x509.Certificate, issued time.Time, exts []pkix.Extension, id asn1.ObjectIdentifier) bool {
+	if !issued.After(c.NotAfter) {
+		return false
+	}
+	for _, e := range exts {
+		if !e.Id.Equal(id) {
+			continue
+		}
+		var kept time.Time
+		if rest, err := asn1.Unmarshal(e.Value, &kept); err == nil && len(rest) == 0 && !kept.After(c.NotAfter) {
+			return false
+		}
+	}
+	return true
 }
 
 // delegatedResponder returns the delegated responder certificate that
