@@ -142,3 +142,37 @@ func TestAuditArchiveWaitsForNotifier(t *testing.T) {
 	}
 	mustThiqa(t, nil, "audit", "verify", "--data", dir, "--archive", out)
 }
+
+// TestAuditArchiveBeforeStopsNotifyOff: `thiqa audit archive --before`
+// that stops at the notifier's cursor while notifications are off
+// (notify.enabled false, a cursor left from when they were on) says that
+// nothing will move the cursor (turn them on, or --skip-undelivered for
+// the rest) rather than "run the archive again later", which would only
+// be refused.
+func TestAuditArchiveBeforeStopsNotifyOff(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	mustThiqa(t, nil, "init", "--data", dir)
+	mustThiqa(t, nil, "init", "--data", dir) // a second checkpoint, further on
+	cpFile := filepath.Join(dir, "audit", "checkpoints.jsonl")
+	seqs := regexp.MustCompile(`"seq":(\d+),`).FindAllStringSubmatch(mustRead(t, cpFile), -1)
+	if len(seqs) < 2 || seqs[0][1] == seqs[len(seqs)-1][1] {
+		t.Fatalf("want two checkpoints after two inits: %s", mustRead(t, cpFile))
+	}
+	first := seqs[0][1]
+	db, err := sql.Open("sqlite", filepath.Join(dir, "thiqa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec("INSERT INTO notify_state (name, cursor_seq, holder, lease_until) VALUES ('audit', " + first + ", 'node-1', 0)")
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "audit-1.jsonl.gz")
+	r := mustThiqa(t, nil, "audit", "archive", "--data", dir, "--before", "2100-01-01T00:00:00Z", "--out", out)
+	if !strings.Contains(r.stdout, "seq 1 to "+first+",") ||
+		!strings.Contains(r.stdout, "audit archive: stopped at record "+first+": notifications to citizens are off (notify.enabled)") ||
+		!strings.Contains(r.stdout, "--skip-undelivered") || strings.Contains(r.stdout, "run the archive again later") {
+		t.Fatalf("audit archive --before stopped at the cursor, notifications off:\n%s", r.stdout)
+	}
+}

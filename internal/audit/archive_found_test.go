@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -82,6 +83,86 @@ func TestFoundArchiveFileVerifies(t *testing.T) {
 					s.wantFull(t, true)
 				})
 			}
+		})
+	}
+}
+
+// TestFoundArchiveFileOfAnotherLogRefused: someone with write access to
+// the database but not the checkpoint key edits the rows of a range
+// recorded lost (and of the range before it) to name the files of another
+// log signed with the same key, with the same seqs: each file verifies
+// against its signed checkpoint, but the chain to the next range's file
+// and to the live log breaks, so the loss is not hidden. A guard for the
+// found-file path (it passes as merged).
+func TestFoundArchiveFileOfAnotherLogRefused(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			key := newKey(t)
+			s, x := newSinceLogKey(t, d, key), newSinceLogKey(t, d, key)
+			s.mustArchive(t, 25, "a.jsonl.gz")
+			_, err := s.archive(t, 45, "b.jsonl.gz", func(o *audit.ArchiveOptions) {
+				o.BatchSize = 10
+				*o = audit.WithArchiveHooks(*o, nil, func(int64) error { return errCrash })
+			})
+			if !errors.Is(err, errCrash) {
+				t.Fatalf("Archive killed mid-delete: %v", err)
+			}
+			if err := os.Remove(filepath.Join(s.dir, "b.jsonl.gz")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.recoverLost(t, "r.jsonl.gz"); err != nil {
+				t.Fatal(err)
+			}
+			s.mustArchive(t, 65, "c.jsonl.gz")
+			xa, xb := x.mustArchive(t, 25, "xa.jsonl.gz").Row, x.mustArchive(t, 45, "xb.jsonl.gz").Row
+			for _, name := range []string{"xa.jsonl.gz", "xb.jsonl.gz"} {
+				raw, err := os.ReadFile(filepath.Join(x.dir, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(s.dir, name), raw, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			edit := func(r audit.ArchiveRow, file string, first int64) string {
+				return "UPDATE audit_archives SET file_name = '" + file + "', file_sha256 = " + blobLiteral(d.Name, r.FileSHA256) +
+					", last_hash = " + blobLiteral(d.Name, r.LastHash) + ", checkpoint_line = '" + strings.ReplaceAll(r.Checkpoint, "'", "''") +
+					"' WHERE first_seq = " + strconv.FormatInt(first, 10)
+			}
+			// The checkpoint file holds the checkpoints the edited rows
+			// end at, and catches the edit first; a file rotated since
+			// (holding only the last) leaves it to the files' chain.
+			cps, err := os.ReadFile(s.cps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.SplitAfter(strings.TrimSpace(string(cps)), "\n")
+			rotated := filepath.Join(t.TempDir(), "rotated.jsonl")
+			if err := os.WriteFile(rotated, []byte(lines[len(lines)-1]+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			check := func(names ...string) {
+				t.Helper()
+				for _, cp := range []string{s.cps, rotated} {
+					paths := make([]string, len(names))
+					for i, n := range names {
+						paths[i] = filepath.Join(s.dir, n)
+					}
+					var out bytes.Buffer
+					ok, err := audit.VerifyAllWithArchives(ctxT(t), s.db, cp, s.pub, paths, &out)
+					if err != nil || ok || strings.Contains(out.String(), "found again") || !strings.Contains(out.String(), "BROKEN") {
+						t.Fatalf("VerifyAllWithArchives(%v, checkpoints %s) with rows naming another log's files: ok %v, %v\n%s", names, cp, ok, err, out.String())
+					}
+				}
+			}
+			// Only the lost range's row, then that and the one before.
+			tamperArchives(t, s.cfg, edit(xb, "b.jsonl.gz", 21))
+			check("a.jsonl.gz", "xb.jsonl.gz", "c.jsonl.gz")
+			check("a.jsonl.gz", "xb.jsonl.gz", "r.jsonl.gz", "c.jsonl.gz")
+			if err := execErr(s.cfg, edit(xa, "a.jsonl.gz", 1)); err != nil { // the triggers are off already
+				t.Fatal(err)
+			}
+			check("xa.jsonl.gz", "xb.jsonl.gz", "c.jsonl.gz")
 		})
 	}
 }

@@ -39,14 +39,17 @@ func (c notifyCursor) behind(last int64) bool {
 }
 
 // undeliveredError is the refusal to archive records first to last while
-// the notifier's cursor is at cursor (first > cursor); from is the first
-// live record. enabled says whether notifications are on in thiqa.yaml.
-func undeliveredError(first, last, cursor, from int64, enabled bool) error {
+// the notifier's cursor is at cursor (first > cursor). through says
+// whether an archive --through cursor would find a signed checkpoint to
+// end at (one at or after the first live record and at or before the
+// cursor): only then is it suggested. enabled says whether notifications
+// are on in thiqa.yaml.
+func undeliveredError(first, last, cursor int64, through, enabled bool) error {
 	hint := "wait for the notifier (thiqa_notify_lag_records)"
 	if !enabled {
 		hint = fmt.Sprintf("notifications are off (notify.enabled) but the notifier stopped at record %d: turn them on and wait for the notifier (thiqa_notify_lag_records)", cursor)
 	}
-	if cursor >= from {
+	if through {
 		hint += fmt.Sprintf(" or archive --through %d", cursor)
 	}
 	return fmt.Errorf("%w: records %d to %d have not been notified yet; %s (--skip-undelivered archives them anyway: their citizens are never told)",
@@ -78,7 +81,10 @@ func capAtNotified(cands []Checkpoint, c notifyCursor, o ArchiveOptions, from in
 		n--
 	}
 	if o.Before.IsZero() || n == 0 {
-		return nil, false, undeliveredError(max(c.seq+1, from), cands[len(cands)-1].Seq, c.seq, from, o.NotifyEnabled)
+		// --through CURSOR ends at cands[n-1]; with n == 0 no signed
+		// checkpoint lies between the first live record and the cursor,
+		// and it would only be refused again.
+		return nil, false, undeliveredError(max(c.seq+1, from), cands[len(cands)-1].Seq, c.seq, n > 0, o.NotifyEnabled)
 	}
 	return cands[:n], true, nil
 }

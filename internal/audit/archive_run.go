@@ -245,7 +245,7 @@ func recordAndDelete(ctx context.Context, st ArchiveStore, o ArchiveOptions, s A
 		if a.NotifyCursorSet && a.NotifyCursor < row.LastSeq {
 			first := max(a.NotifyCursor+1, row.FirstSeq)
 			if !o.SkipUndelivered {
-				return nil, undeliveredError(first, row.LastSeq, a.NotifyCursor, row.FirstSeq, o.NotifyEnabled)
+				return nil, undeliveredError(first, row.LastSeq, a.NotifyCursor, a.NotifyCursor >= row.FirstSeq, o.NotifyEnabled)
 			}
 			undelivered = row.LastSeq - first + 1
 			d["undelivered"], d["undeliveredFrom"], d["undeliveredThrough"] = undelivered, first, row.LastSeq
