@@ -58,6 +58,11 @@ type ServiceOptions struct {
 	Registerer prometheus.Registerer
 	// Now returns the current time; time.Now when nil (tests set it).
 	Now func() time.Time
+	// Status says whether a unit certificate was revoked: the unit a
+	// renewal replaced (Units.PreviousPath) signs after a restart before
+	// the new unit's notBefore only when Status knows it as issued and
+	// not revoked. Nil: it never does.
+	Status UnitStatus
 }
 
 // generation is one unit's Authority and handler.
@@ -167,6 +172,11 @@ func (s *Service) previousUnit(ctx context.Context, unit *Unit) *Unit {
 		return nil
 	}
 	prev, err := s.o.Units.LoadPrevious(ctx, unit.Cert, now)
+	if err == nil {
+		// It may have been replaced because it was revoked (its key
+		// compromised, its time not trusted): a revoked unit never signs.
+		err = s.notRevoked(ctx, prev.Cert)
+	}
 	if err != nil {
 		s.log.Error("the TSA unit certificate is not valid yet and no previous unit can sign: no tokens until it is",
 			"notBefore", unit.Cert.NotBefore.UTC().Format(time.RFC3339), "err", err)
