@@ -183,6 +183,35 @@ func (u unitStatus) UnitRevoked(ctx context.Context, cert *x509.Certificate) (bo
 	return false, fmt.Errorf("no unit certificate %x of CA tsa", cert.SerialNumber)
 }
 
+// A renewed unit whose notBefore is far ahead of the clock (certified by
+// a CA whose clock was wrong by more than the nodes' clocks ever differ)
+// is not taken with the unit it replaced signing until it is valid, which
+// could last until that one expires: the service does not start and says
+// why, as with any unit not valid yet.
+func TestTSARestartNewUnitFarAhead(t *testing.T) {
+	f := newFixture(t, storetest.Dialects()[0])
+	if _, err := f.units.Init(t.Context(), "thiqa-init"); err != nil {
+		t.Fatal(err)
+	}
+	f.pki.Skew(2 * time.Hour)
+	next, err := f.units.Renew(t.Context(), time.Now(), "thiqa-serve")
+	f.pki.Skew(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := storetest.Open(t, f.cfg)
+	serials, err := timestamp.NewBlockAllocator(db.SerialBlocks(), timestamp.SerialCounter, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{db: db, serials: serials, clk: timestamp.NewStaticChecker(true), reg: prometheus.NewRegistry()}
+	_, err = timestamp.NewService(t.Context(), in.options(f, f.units, time.Hour))
+	nb := next.Cert.NotBefore.UTC().Format(time.RFC3339)
+	if !errors.Is(err, timestamp.ErrUnitCertificateNotYetValid) || !strings.Contains(err.Error(), nb) {
+		t.Fatalf("a unit valid from %s taken: %v, want the not-yet-valid error", nb, err)
+	}
+}
+
 // The unit kept is used only while its certificate is valid and its key
 // on the token.
 func TestTSAPreviousUnitOnlyWhenUsable(t *testing.T) {
