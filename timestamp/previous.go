@@ -110,3 +110,30 @@ func (u *Units) findKey(ctx context.Context, cert *x509.Certificate) (*UnitKey, 
 	}
 	return nil, nil
 }
+
+// UnitStatus is what the store knows of the unit certificates the CA
+// issued (cmd/thiqa: the revocations the CRLs and OCSP publish).
+type UnitStatus interface {
+	// UnitRevoked reports whether cert, a unit certificate, was revoked;
+	// an error when it cannot tell (the store does not know it as issued
+	// by the TSA's CA, or cannot be read).
+	UnitRevoked(ctx context.Context, cert *x509.Certificate) (bool, error)
+}
+
+// notRevoked returns nil when ServiceOptions.Status knows cert as issued
+// and not revoked; otherwise an error wrapping ErrNoPreviousUnit (or the
+// error it could not tell by).
+func (s *Service) notRevoked(ctx context.Context, cert *x509.Certificate) error {
+	serial := hex.EncodeToString(cert.SerialNumber.Bytes())
+	if s.o.Status == nil {
+		return fmt.Errorf("%w: the one kept (serial %s) cannot be checked for revocation", ErrNoPreviousUnit, serial)
+	}
+	revoked, err := s.o.Status.UnitRevoked(ctx, cert)
+	if err != nil {
+		return fmt.Errorf("status of the previous TSA unit (serial %s): %w", serial, err)
+	}
+	if revoked {
+		return fmt.Errorf("%w: the one kept (serial %s) was revoked", ErrNoPreviousUnit, serial)
+	}
+	return nil
+}

@@ -1,8 +1,11 @@
 package timestamp_test
 
 import (
+	"context"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
@@ -99,6 +105,110 @@ func TestTSARestartBeforeNewUnitValid(t *testing.T) {
 				t.Fatalf("no previous unit: %v, want the not-yet-valid error naming %s", err, nb)
 			}
 		})
+	}
+}
+
+// A unit replaced because it was revoked (its key compromised, or its
+// time not trusted: docs/operations.md, TSA clock loss) never signs again:
+// a restart before the renewed unit's notBefore finds it kept in the
+// folder, valid by its dates and its key on the token, but revoked in the
+// store, and does not start until the renewed unit is valid, as with no
+// unit kept. A service that cannot check the status does not use it.
+func TestTSARestartPreviousRevoked(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			first, err := f.units.Init(t.Context(), "thiqa-init")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.pki.Skew(3 * time.Minute)
+			next, err := f.units.Renew(t.Context(), time.Now(), "thiqa-serve")
+			f.pki.Skew(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !time.Now().Before(next.Cert.NotBefore) {
+				t.Fatalf("the renewed unit is valid from %s: no window to test", next.Cert.NotBefore)
+			}
+			start := func(status timestamp.UnitStatus) error {
+				t.Helper()
+				db := storetest.Open(t, f.cfg)
+				serials, err := timestamp.NewBlockAllocator(db.SerialBlocks(), timestamp.SerialCounter, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in := &instance{db: db, serials: serials, clk: timestamp.NewStaticChecker(true), reg: prometheus.NewRegistry()}
+				o := in.options(f, f.units, time.Hour)
+				o.Status = status
+				_, err = timestamp.NewService(t.Context(), o)
+				return err
+			}
+			if err := start(unitStatus{f.db.Revocations()}); err != nil {
+				t.Fatalf("the unit kept, not revoked, does not sign: %v", err)
+			}
+			if err := start(nil); !errors.Is(err, timestamp.ErrUnitCertificateNotYetValid) {
+				t.Fatalf("without a status to check, the unit kept: %v, want the not-yet-valid error", err)
+			}
+
+			svc, err := revocation.New(revocation.Options{Store: f.db.Revocations(), Certificates: f.db.Certificates(nil), Audit: f.log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Revoke(t.Context(), "officer-7", hex.EncodeToString(first.Cert.SerialNumber.Bytes()), "keyCompromise", nil); err != nil {
+				t.Fatalf("revoking the replaced unit: %v", err)
+			}
+			if err := start(unitStatus{f.db.Revocations()}); !errors.Is(err, timestamp.ErrUnitCertificateNotYetValid) {
+				t.Fatalf("the revoked unit kept: %v, want the not-yet-valid error", err)
+			}
+		})
+	}
+}
+
+// unitStatus reads the revocation of unit certificates of the test CA
+// "tsa" from the store (timestamp.UnitStatus), as cmd/thiqa does.
+type unitStatus struct{ rs *store.Revocations }
+
+func (u unitStatus) UnitRevoked(ctx context.Context, cert *x509.Certificate) (bool, error) {
+	st, err := u.rs.Status(ctx, "tsa", cert.SerialNumber)
+	if err != nil {
+		return false, err
+	}
+	switch st.State {
+	case ocsp.Good:
+		return false, nil
+	case ocsp.Revoked:
+		return true, nil
+	}
+	return false, fmt.Errorf("no unit certificate %x of CA tsa", cert.SerialNumber)
+}
+
+// A renewed unit whose notBefore is far ahead of the clock (certified by
+// a CA whose clock was wrong by more than the nodes' clocks ever differ)
+// is not taken with the unit it replaced signing until it is valid, which
+// could last until that one expires: the service does not start and says
+// why, as with any unit not valid yet.
+func TestTSARestartNewUnitFarAhead(t *testing.T) {
+	f := newFixture(t, storetest.Dialects()[0])
+	if _, err := f.units.Init(t.Context(), "thiqa-init"); err != nil {
+		t.Fatal(err)
+	}
+	f.pki.Skew(2 * time.Hour)
+	next, err := f.units.Renew(t.Context(), time.Now(), "thiqa-serve")
+	f.pki.Skew(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := storetest.Open(t, f.cfg)
+	serials, err := timestamp.NewBlockAllocator(db.SerialBlocks(), timestamp.SerialCounter, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{db: db, serials: serials, clk: timestamp.NewStaticChecker(true), reg: prometheus.NewRegistry()}
+	_, err = timestamp.NewService(t.Context(), in.options(f, f.units, time.Hour))
+	nb := next.Cert.NotBefore.UTC().Format(time.RFC3339)
+	if !errors.Is(err, timestamp.ErrUnitCertificateNotYetValid) || !strings.Contains(err.Error(), nb) {
+		t.Fatalf("a unit valid from %s taken: %v, want the not-yet-valid error", nb, err)
 	}
 }
 

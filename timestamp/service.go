@@ -58,6 +58,11 @@ type ServiceOptions struct {
 	Registerer prometheus.Registerer
 	// Now returns the current time; time.Now when nil (tests set it).
 	Now func() time.Time
+	// Status says whether a unit certificate was revoked: the unit a
+	// renewal replaced (Units.PreviousPath) signs after a restart before
+	// the new unit's notBefore only when Status knows it as issued and
+	// not revoked. Nil: it never does.
+	Status UnitStatus
 }
 
 // generation is one unit's Authority and handler.
@@ -167,6 +172,11 @@ func (s *Service) previousUnit(ctx context.Context, unit *Unit) *Unit {
 		return nil
 	}
 	prev, err := s.o.Units.LoadPrevious(ctx, unit.Cert, now)
+	if err == nil {
+		// It may have been replaced because it was revoked (its key
+		// compromised, its time not trusted): a revoked unit never signs.
+		err = s.notRevoked(ctx, prev.Cert)
+	}
 	if err != nil {
 		s.log.Error("the TSA unit certificate is not valid yet and no previous unit can sign: no tokens until it is",
 			"notBefore", unit.Cert.NotBefore.UTC().Format(time.RFC3339), "err", err)
@@ -194,6 +204,15 @@ func (c *collectorSet) MustRegister(cs ...prometheus.Collector) { c.cs = append(
 // Unregister does nothing: a generation's collectors are dropped whole.
 func (c *collectorSet) Unregister(prometheus.Collector) bool { return false }
 
+// maxNotYetValid is how far ahead of this node's clock the notBefore of a
+// new unit may be for it to be taken while the unit it replaces signs (a
+// restart or an adoption just after a renewal by a node or CA whose clock
+// is a little ahead). Clocks kept in sync differ by far less: a unit
+// further ahead was certified by a clock that is wrong, and is refused as
+// any unit not valid yet is (ErrUnitCertificateNotYetValid), rather than
+// silently leaving the old unit to sign until it expires.
+const maxNotYetValid = 5 * time.Minute
+
 // install makes an Authority for unit and swaps it in; the metrics move to it.
 func (s *Service) install(unit *Unit) error {
 	g := &generation{unit: unit, metrics: &collectorSet{}}
@@ -202,10 +221,12 @@ func (s *Service) install(unit *Unit) error {
 		return err
 	}
 	// A unit not valid yet is taken only while the one it replaces is
-	// valid: that one signs until then (serving).
+	// valid, and only when its notBefore is at most maxNotYetValid ahead:
+	// the one replaced signs until then (serving).
 	prev := s.cur.Load()
 	now := s.now()
-	replacedValid := prev != nil && !now.Before(prev.unit.Cert.NotBefore) && now.Before(prev.unit.Cert.NotAfter)
+	replacedValid := prev != nil && !now.Before(prev.unit.Cert.NotBefore) && now.Before(prev.unit.Cert.NotAfter) &&
+		unit.Cert.NotBefore.Sub(now) <= maxNotYetValid
 	a, err := newAuthority(s.o.Config, Options{
 		Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: s.o.Serials,
 		Recorder: rec, Clock: s.o.Clock, Logger: s.o.Logger, Registerer: g.metrics, Now: s.o.Now,

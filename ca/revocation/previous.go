@@ -121,3 +121,25 @@ func (rp *Responders) Previous(ctx context.Context, caName string, current *x509
 	}
 	return rc, nil
 }
+
+// notRevoked returns nil when src, the store's revocations, knows cert as
+// issued by the CA caName and not revoked; otherwise an error wrapping
+// ErrNoPreviousResponder (or the store's error). A responder replaced
+// because it was revoked (`thiqa revoke`, a key compromise) stays in
+// PreviousPath: this keeps it from signing after a restart.
+func notRevoked(ctx context.Context, src ocsp.StatusSource, caName string, cert *x509.Certificate) error {
+	serial := hex.EncodeToString(cert.SerialNumber.Bytes())
+	st, err := src.Status(ctx, caName, cert.SerialNumber)
+	if err != nil {
+		return fmt.Errorf("status of the previous OCSP responder of %s (serial %s): %w", caName, serial, err)
+	}
+	switch st.State {
+	case ocsp.Good:
+		return nil
+	case ocsp.Revoked:
+		return fmt.Errorf("%w: the one kept for %s (serial %s) was revoked at %s", ErrNoPreviousResponder, caName, serial,
+			st.RevokedAt.UTC().Format(time.RFC3339))
+	default:
+		return fmt.Errorf("%w: the one kept for %s (serial %s) is not known as issued by it", ErrNoPreviousResponder, caName, serial)
+	}
+}

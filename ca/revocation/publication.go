@@ -121,6 +121,11 @@ func NewPublication(ctx context.Context, o PublicationOptions) (*Publication, er
 			// A restart just after a renewal, the clock behind the CA's:
 			// the responder it replaced signs until this one is valid.
 			prev, err := o.Responders.Previous(ctx, c.Conf.Name, rc.Cert, now)
+			if err == nil {
+				// It may have been replaced because it was revoked (its
+				// key compromised): a revoked responder never signs again.
+				err = notRevoked(ctx, o.Store, c.Conf.Name, prev.Cert)
+			}
 			if err != nil {
 				// As before: no answer until it is valid, nothing worse.
 				o.Logger.Error("the OCSP responder certificate is not valid yet and no previous responder can sign: OCSP answers internalError until it is",

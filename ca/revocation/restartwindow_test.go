@@ -3,6 +3,7 @@ package revocation_test
 import (
 	"crypto"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"math/big"
 	"os"
@@ -12,6 +13,7 @@ import (
 	xocsp "golang.org/x/crypto/ocsp"
 
 	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -53,6 +55,45 @@ func TestResponderRestartBeforeNewValid(t *testing.T) {
 			n = f.startNode(t, 48*time.Hour)
 			if _, st := answer(t, f, n); st != xocsp.InternalError {
 				t.Fatalf("no previous responder: status %d, want internalError", st)
+			}
+		})
+	}
+}
+
+// A responder replaced because it was revoked (its key compromised) never
+// signs again: a restart before the renewed responder's notBefore finds
+// it kept in the folder, valid by its dates and its key on the token, but
+// revoked in the store, and answers internalError until the new one is
+// valid.
+func TestResponderRestartPreviousRevoked(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			certPath, _ := f.rp.Paths("citizen")
+			old := readCert(t, certPath)
+			f.pki.Skew(3 * time.Minute)
+			rn, err := f.rp.RenewResponder(t.Context(), "citizen", old)
+			f.pki.Skew(0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !time.Now().Before(rn.Responder.Cert.NotBefore) {
+				t.Fatalf("the renewed responder is valid from %s: no window to test", rn.Responder.Cert.NotBefore)
+			}
+			svc, err := revocation.New(revocation.Options{Store: f.db.Revocations(), Certificates: f.db.Certificates(nil), Audit: f.log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := svc.Revoke(t.Context(), "officer-7", hex.EncodeToString(old.SerialNumber.Bytes()), "keyCompromise", nil); err != nil {
+				t.Fatalf("revoking the replaced responder: %v", err)
+			}
+			if _, err := os.Stat(f.rp.PreviousPath("citizen")); err != nil {
+				t.Fatalf("the replaced responder is not kept: %v", err)
+			}
+
+			n := f.startNode(t, 48*time.Hour) // the restart
+			if c, st := answer(t, f, n); st != xocsp.InternalError {
+				t.Fatalf("status %d (signed by the revoked responder: %v), want internalError", st, c != nil && c.Equal(old))
 			}
 		})
 	}

@@ -2,16 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/ocsp"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/clock"
 )
@@ -77,7 +80,7 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	}
 	svc, err := timestamp.NewServiceFromConfig(ctx, cfg.TSA, p.db.SerialBlocks(), timestamp.ServiceOptions{
 		Units: units, Clock: clk, Audit: p.audit, Identify: auth.Requester(p.authn), Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
-		Renewals: p.db.TSAUnitRenewals(),
+		Renewals: p.db.TSAUnitRenewals(), Status: unitStatus{rs: p.db.Revocations(), ca: cfg.TSA.CAOrDefault()},
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: run `thiqa init --data %s`", err, cfg.Dir())
@@ -92,4 +95,28 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	// The serial allocator stops before the store closes (closers run first).
 	sv.closers = append(sv.closers, svc.Close)
 	return nil
+}
+
+// unitStatus reads the revocation of TSA unit certificates, issued by the
+// CA named ca, from the store (timestamp.UnitStatus).
+type unitStatus struct {
+	rs *store.Revocations
+	ca string
+}
+
+// UnitRevoked reports whether cert was revoked; an error when the store
+// does not know it as issued by the TSA's CA.
+func (u unitStatus) UnitRevoked(ctx context.Context, cert *x509.Certificate) (bool, error) {
+	st, err := u.rs.Status(ctx, u.ca, cert.SerialNumber)
+	if err != nil {
+		return false, err
+	}
+	switch st.State {
+	case ocsp.Good:
+		return false, nil
+	case ocsp.Revoked:
+		return true, nil
+	default:
+		return false, fmt.Errorf("the store knows no TSA unit certificate with serial %s issued by CA %s", store.SerialKey(cert.SerialNumber), u.ca)
+	}
 }
