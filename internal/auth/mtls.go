@@ -107,7 +107,7 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 		return nil, nil, errors.New("client certificate does not chain to a configured client CA")
 	}
 	leaf := chain[0]
-	id := certIdentity(leaf)
+	id := certIdentity(leaf, a.country)
 	for _, r := range a.rules {
 		if !r.matches(leaf, id) {
 			continue
@@ -125,7 +125,16 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 		case policies.RoleAgency:
 			p.Subject, p.OrganizationIdentifier = id.orgID, id.orgID
 		case policies.RoleCitizen:
+			// A serialNumber of another country than this deployment's
+			// names no citizen of it: the principal keeps its serialNumber
+			// as its subject and has no civil number, so it owns no
+			// citizen's certificate or credential.
 			p.Subject, p.CivilNumber = id.civilNumber, id.civilNumber
+			if id.civilNumber == "" {
+				p.Subject = id.serialNumber
+			} else {
+				p.CivilCountry = a.country
+			}
 		}
 		return p, chain, nil
 	}
@@ -145,10 +154,13 @@ func (a *Authenticator) isClientCA(c *x509.Certificate) bool {
 type identity struct {
 	orgID        string // organizationIdentifier (2.5.4.97), e.g. NTROM-1234567
 	serialNumber string // subject serialNumber (2.5.4.5), e.g. IDCOM-12345678
-	civilNumber  string // the serialNumber's value after an IDCxx- semantics identifier
+	naturalID    bool   // serialNumber is an IDCxx- national identity number of any country
+	civilNumber  string // the number of an IDCxx- serialNumber of the deployment's country
 }
 
-func certIdentity(c *x509.Certificate) identity {
+// certIdentity reads c's identity attributes; country is the deployment's
+// (CivilNumberIn), "" for any.
+func certIdentity(c *x509.Certificate, country string) identity {
 	var id identity
 	for _, atv := range c.Subject.Names {
 		if atv.Type.Equal(oidOrganizationIdentifier) {
@@ -158,7 +170,8 @@ func certIdentity(c *x509.Certificate) identity {
 		}
 	}
 	id.serialNumber = c.Subject.SerialNumber
-	id.civilNumber = CivilNumber(id.serialNumber)
+	id.naturalID = CivilNumber(id.serialNumber) != ""
+	id.civilNumber = CivilNumberIn(country, id.serialNumber)
 	return id
 }
 
@@ -166,6 +179,11 @@ func certIdentity(c *x509.Certificate) identity {
 // serialNumber with the EN 319 412-1 semantics identifier "IDC": "IDC", a
 // two-letter country code, "-", the number (IDCOM-12345678 → 12345678).
 // It returns "" for anything else.
+//
+// It ignores the country: IDCOM-123 and IDCAE-123 both give 123. Use it
+// only on certificates this deployment issued (their country is its own);
+// a certificate from elsewhere (a client certificate, a certificate a
+// principal claims to own) needs CivilNumberIn with the deployment's country.
 func CivilNumber(serialNumber string) string {
 	if len(serialNumber) < 7 || serialNumber[:3] != "IDC" || serialNumber[5] != '-' {
 		return ""
@@ -182,6 +200,19 @@ func CivilNumber(serialNumber string) string {
 		}
 	}
 	return num
+}
+
+// CivilNumberIn is CivilNumber for a number of country only (an ISO 3166
+// alpha-2 code, the deployment's): IDCAE-123 gives "" in OM. A civil number
+// names a citizen of the country that assigned it, and this deployment's
+// citizens are those of its own country. An empty country accepts every
+// country, as CivilNumber does (a deployment whose country is not known).
+func CivilNumberIn(country, serialNumber string) string {
+	num := CivilNumber(serialNumber)
+	if num == "" || country == "" || serialNumber[3:5] == country {
+		return num
+	}
+	return ""
 }
 
 func (r MTLSRule) matches(leaf *x509.Certificate, id identity) bool {
@@ -203,7 +234,10 @@ func (r MTLSRule) matches(leaf *x509.Certificate, id identity) bool {
 	case policies.RoleAgency:
 		return id.orgID != ""
 	case policies.RoleCitizen:
-		return id.civilNumber != ""
+		// A national identity number of another country still makes a
+		// citizen rule match (the refusal is then the action's 403, not
+		// an unknown caller's 401), without a civil number.
+		return id.naturalID
 	}
 	return true
 }

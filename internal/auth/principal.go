@@ -29,8 +29,15 @@ type Principal struct {
 	Issuer string
 	// OrganizationIdentifier is set for agencies.
 	OrganizationIdentifier string
-	// CivilNumber is set for citizens.
+	// CivilNumber is set for citizens of this deployment's country; a
+	// client certificate with a national identity number of another
+	// country gives a citizen principal without one.
 	CivilNumber string
+	// CivilCountry is the country (ISO 3166 alpha-2) CivilNumber belongs
+	// to: the deployment's (Options.Country). Empty when it is not known:
+	// then OwnsCertificate matches the number whatever the certificate's
+	// country.
+	CivilCountry string
 	// Certificate is the verified client certificate (mutual TLS only).
 	Certificate *x509.Certificate
 	// Expires is when the credential the caller authenticated with stops
