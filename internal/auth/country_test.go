@@ -1,8 +1,11 @@
 package auth
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/thiqa/thiqa/policies"
@@ -24,8 +27,9 @@ func TestCivilNumberIn(t *testing.T) {
 }
 
 // A client certificate whose national identity number is of another
-// country than the deployment's is a citizen principal without a civil
-// number: it owns no certificate of the citizen with the same number.
+// country than the deployment's is a principal without a civil number and
+// without a role: it owns no certificate of the citizen with the same
+// number, and Require refuses it with a 403 naming why.
 func TestMTLSForeignCivilNumber(t *testing.T) {
 	ca := newTestCA(t, "Bridge CA")
 	newAuth := func(country string) *Authenticator {
@@ -42,7 +46,7 @@ func TestMTLSForeignCivilNumber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.status != 200 || res.CivilNumber != "" || res.Subject != "IDCAE-12345678" || len(res.Roles) != 1 || res.Roles[0] != policies.RoleCitizen {
+	if res.status != 200 || res.CivilNumber != "" || res.Subject != "IDCAE-12345678" || len(res.Roles) != 0 {
 		t.Fatalf("foreign citizen: %+v", res)
 	}
 	citizen := ca.issue(t, pkix.Name{CommonName: "Aisha", SerialNumber: "IDCOM-12345678", Country: []string{"OM"}})
@@ -73,6 +77,25 @@ func TestMTLSForeignCivilNumber(t *testing.T) {
 	// A deployment whose country is not known keeps the country-blind match.
 	if p := principal(newAuth(""), foreign.Leaf); p.CivilNumber != "12345678" || !p.OwnsCertificate(citizen.Leaf) {
 		t.Fatalf("no country: %+v", p)
+	}
+	// Require: 403, audited with the serialNumber and the reason.
+	rec := &memAudit{}
+	guarded, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{ca.writePEM(t)}}},
+		Options{Logger: quietLogger(), CheckCertificate: acceptAll, Country: "OM", Audit: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := guarded.Require(policies.ActionSign)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		t.Error("a foreign national identity number was let through")
+	}))
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/sign", nil)
+	r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{foreign.Leaf}, VerifiedChains: [][]*x509.Certificate{{foreign.Leaf, ca.cert}}}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	entries := rec.take()
+	if w.Code != http.StatusForbidden || w.Header().Get("Content-Type") != "application/problem+json" || len(entries) != 1 ||
+		entries[0].Actor != "IDCAE-12345678" || entries[0].Outcome != "refused" || details(t, entries[0])["reason"] != "national identity number of another country" {
+		t.Fatalf("Require: %d %s %+v", w.Code, w.Body, entries)
 	}
 	if _, err := New(Config{}, Options{Country: "Oman"}); err == nil {
 		t.Fatal("country Oman accepted")

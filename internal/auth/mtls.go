@@ -125,15 +125,13 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 		case policies.RoleAgency:
 			p.Subject, p.OrganizationIdentifier = id.orgID, id.orgID
 		case policies.RoleCitizen:
-			// A serialNumber of another country than this deployment's
-			// names no citizen of it: the principal keeps its serialNumber
-			// as its subject and has no civil number, so it owns no
-			// citizen's certificate or credential.
-			p.Subject, p.CivilNumber = id.civilNumber, id.civilNumber
+			p.Subject, p.CivilNumber, p.CivilCountry = id.civilNumber, id.civilNumber, a.country
 			if id.civilNumber == "" {
-				p.Subject = id.serialNumber
-			} else {
-				p.CivilCountry = a.country
+				// A national identity number of another country than
+				// the deployment's names none of its citizens: the holder
+				// is authenticated (named by the serialNumber) but holds
+				// no role here, so every action is refused with a 403.
+				p.Subject, p.CivilCountry, p.Roles, p.otherCountry = id.serialNumber, "", []policies.Role{}, true
 			}
 		}
 		return p, chain, nil
@@ -235,8 +233,8 @@ func (r MTLSRule) matches(leaf *x509.Certificate, id identity) bool {
 		return id.orgID != ""
 	case policies.RoleCitizen:
 		// A national identity number of another country still makes a
-		// citizen rule match (the refusal is then the action's 403, not
-		// an unknown caller's 401), without a civil number.
+		// citizen rule match, for a principal without the role (the
+		// refusal is then the action's 403, not an unknown caller's 401).
 		return id.naturalID
 	}
 	return true

@@ -29,9 +29,9 @@ type Principal struct {
 	Issuer string
 	// OrganizationIdentifier is set for agencies.
 	OrganizationIdentifier string
-	// CivilNumber is set for citizens of this deployment's country; a
-	// client certificate with a national identity number of another
-	// country gives a citizen principal without one.
+	// CivilNumber is set for citizens: of this deployment's country only
+	// (a client certificate with a national identity number of another
+	// country gives a principal without a civil number and without a role).
 	CivilNumber string
 	// CivilCountry is the country (ISO 3166 alpha-2) CivilNumber belongs
 	// to: the deployment's (Options.Country). Empty when it is not known:
@@ -52,6 +52,10 @@ type Principal struct {
 	chain []*x509.Certificate
 	// actions bounds what a delegated access token may do.
 	actions []policies.Action
+	// otherCountry marks a client certificate whose national identity
+	// number is of another country than the deployment's: it matched a
+	// citizen rule but holds no role.
+	otherCountry bool
 }
 
 // Caller names an authenticated caller in audit records: how they
