@@ -111,6 +111,23 @@ func (c Config) SubjectKeyTypeOrDefault() string {
 	return c.SubjectKeyType
 }
 
+// Country is the deployment's country: the subject C of its citizen CA
+// (policies.IssuerCitizen), else of its root; "" without a CA or when
+// neither names one (an offline root leaves it empty). A civil number
+// counts for this deployment only when it is of this country
+// (auth.Options.Country).
+func (c Config) Country() string {
+	if !c.Enabled() {
+		return ""
+	}
+	for _, k := range c.Issuers {
+		if k.Name == policies.IssuerCitizen && k.Country != "" {
+			return k.Country
+		}
+	}
+	return c.Root.Country
+}
+
 // IssuerNames returns the names of the issuing CAs in the section's order.
 func (c Config) IssuerNames() []string {
 	names := make([]string, 0, len(c.Issuers))

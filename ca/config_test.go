@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/thiqa/thiqa/policies"
 )
 
 // TestConfigValidate: the default ca section validates; an offline root
@@ -51,5 +53,29 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if kt := (KeyConfig{}).KeyTypeOrDefault(); kt != "ec-p384" {
 		t.Fatalf("default CA key type %q", kt)
+	}
+}
+
+// Country is the citizen CA's subject C, else the root's; none without a CA.
+func TestConfigCountry(t *testing.T) {
+	c := DefaultConfig()
+	if got := c.Country(); got != "OM" {
+		t.Fatalf("default: %q", got)
+	}
+	for i := range c.Issuers {
+		if c.Issuers[i].Name == policies.IssuerCitizen {
+			c.Issuers[i].Country = "AE"
+		}
+	}
+	if got := c.Country(); got != "AE" {
+		t.Fatalf("citizen CA of AE: %q", got)
+	}
+	c.Issuers = nil
+	c.Root.Country = "QA"
+	if got := c.Country(); got != "QA" {
+		t.Fatalf("root only: %q", got)
+	}
+	if got := (Config{}).Country(); got != "" {
+		t.Fatalf("no CA: %q", got)
 	}
 }

@@ -83,6 +83,9 @@ func (p *Provider) checkCertificate(ctx context.Context, cert *x509.Certificate)
 		return Citizen{}, refuse("the key of certificate %x was reported compromised", cert.SerialNumber)
 	}
 	c, err := citizenFromCert(cert)
+	if err == nil && p.cfg.Country != "" && c.Country != p.cfg.Country {
+		return Citizen{}, refuse("certificate %x names a citizen of %s, not of this deployment's country %s", cert.SerialNumber, c.Country, p.cfg.Country)
+	}
 	c.KeyOnToken = st.KeyOnToken
 	return c, err
 }

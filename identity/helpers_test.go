@@ -55,10 +55,16 @@ func newTestPKI(t testing.TB) *testPKI {
 // citizen issues a citizen-auth style certificate for civil with a fresh key.
 func (p *testPKI) citizen(t testing.TB, civil string, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
+	return p.citizenOf(t, "IDCOM-"+civil, notAfter)
+}
+
+// citizenOf is citizen for the subject serialNumber serialNumber.
+func (p *testPKI) citizenOf(t testing.TB, serialNumber string, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	p.serial++
 	subj := pkix.Name{
-		CommonName: "Aisha Al-Balushi", Country: []string{"OM"}, SerialNumber: "IDCOM-" + civil,
+		CommonName: "Aisha Al-Balushi", Country: []string{"OM"}, SerialNumber: serialNumber,
 		ExtraNames: []pkix.AttributeTypeAndValue{
 			{Type: asn1.ObjectIdentifier{2, 5, 4, 42}, Value: "Aisha"},
 			{Type: asn1.ObjectIdentifier{2, 5, 4, 4}, Value: "Al-Balushi"},

@@ -65,6 +65,11 @@ type Config struct {
 	// certificates; nil roots disables the mutual-TLS login.
 	CitizenRoots         *x509.CertPool
 	CitizenIntermediates *x509.CertPool
+	// Country is the deployment's country (ISO 3166 alpha-2, e.g. OM): a
+	// certificate whose serialNumber is IDC<other country>-<number> logs no
+	// one in, since that number names no citizen of this deployment. Empty
+	// when not known: a number of any country logs in (as before).
+	Country string
 
 	Store     Store
 	Status    StatusChecker

@@ -155,8 +155,11 @@ func TestMTLSLogin(t *testing.T) {
 }
 
 func TestMTLSRefusals(t *testing.T) {
-	e := newEnv(t, true)
+	e := newEnvWith(t, true, func(c *Config) { c.Country = "OM" })
 	other := newTestPKI(t)
+	// Issued by this CA for citizen-auth, but a number of another country.
+	otherCountry, ok := e.pki.citizenOf(t, "IDCAE-"+testCivil, time.Now().Add(time.Hour))
+	e.status.profiles[otherCountry.SerialNumber.String()] = ProfileCitizenAuth
 	expired, ek := e.pki.citizen(t, "11111111", time.Now().Add(-time.Minute))
 	e.status.profiles[expired.SerialNumber.String()] = ProfileCitizenAuth
 	foreign, fk := other.citizen(t, "22222222", time.Now().Add(time.Hour))
@@ -168,6 +171,7 @@ func TestMTLSRefusals(t *testing.T) {
 		"foreign CA":    {Certificate: [][]byte{foreign.Raw}, PrivateKey: fk},
 		"unknown to CA": {Certificate: [][]byte{unknown.Raw}, PrivateKey: uk},
 		"wrong profile": {Certificate: [][]byte{wrongProfile.Raw}, PrivateKey: wk},
+		"other country": {Certificate: [][]byte{otherCountry.Raw}, PrivateKey: ok},
 	} {
 		t.Run(name, func(t *testing.T) {
 			tr := e.srv.Client().Transport.(*http.Transport).Clone()

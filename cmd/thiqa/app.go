@@ -140,6 +140,7 @@ func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Re
 	a, err := auth.New(cfg.ResolvedAuth(), auth.Options{
 		Logger: logger, Registerer: reg, Audit: log, Delegated: delegated,
 		CheckCertificate: status.CheckClientChain,
+		Country:          cfg.CA.Country(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("authentication: %w", err)

@@ -92,7 +92,7 @@ func newProvider(ctx context.Context, p *platform, api *csc.API) (*identity.Prov
 		signingAuth = csc.ProviderCredentials{API: api}.SigningConfig(cfg.Identity.CSCOAuthBase(cfg.PublicBaseURL))
 	}
 	return identity.New(cfg.Identity.Apply(identity.Config{
-		Signer: key, PairwiseSecret: secret, CitizenRoots: roots,
+		Signer: key, PairwiseSecret: secret, CitizenRoots: roots, Country: p.cfg.CA.Country(),
 		Store: p.db.Identity(), Status: p.certStatus, Directory: p.db.Identity(),
 		// Mobile-ID keys: their metrics' key label is the profile, never the credential ID.
 		Keys: keyring.NewResolver(p.token, p.db.Certificates(nil), policies.ProfileCitizenAuth), PINs: identity.LoginPINs{Manager: pins, Audit: p.audit}, Audit: p.audit,

@@ -90,6 +90,12 @@ type Options struct {
 	// delegated access tokens only (DelegatedIssuer); their issuers must
 	// not be among the configured ones.
 	Delegated []DelegatedIssuer
+	// Country is the deployment's country (ISO 3166 alpha-2, e.g. OM): a
+	// client certificate's serialNumber IDC<country>-<number> names one of
+	// its citizens only for this country (CivilNumberIn), and the citizens
+	// of bearer tokens are of this country. Empty when not known: a civil
+	// number of any country counts, as before countries were compared.
+	Country string
 }
 
 // Authenticator authenticates requests and authorises them against policies.
@@ -105,6 +111,7 @@ type Authenticator struct {
 	rules        []MTLSRule
 	checkCert    func(ctx context.Context, chain []*x509.Certificate) error
 	audit        Auditor
+	country      string // Options.Country
 
 	metrics *metrics
 	tokens  *tokenCache // nil: every token is verified
@@ -135,7 +142,11 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 		rules:     cfg.MTLS.Rules,
 		checkCert: opts.CheckCertificate,
 		audit:     opts.Audit,
+		country:   opts.Country,
 		tokens:    newTokenCache(opts.TokenCacheSize),
+	}
+	if a.country != "" && !policies.IsCountryCode(a.country) {
+		return nil, fmt.Errorf("auth: country %q is not an ISO 3166 alpha-2 code", a.country)
 	}
 	if a.log == nil {
 		a.log = slog.Default()

@@ -84,6 +84,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 			if err != nil {
 				return nil, err
 			}
+			a.setCivilCountry(p)
 			return p, hit.issuer.checkRevoked(ctx, p)
 		}
 		// The key is gone from the issuer's set: verify afresh.
@@ -146,8 +147,17 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 	if err != nil {
 		return nil, err
 	}
+	a.setCivilCountry(p)
 	a.tokens.put(sum, &cachedToken{issuer: is, kid: hdr.KeyID, alg: alg, key: verifiedBy, claims: claims}, now)
 	return p, is.checkRevoked(ctx, p)
+}
+
+// setCivilCountry marks a token's citizen as one of the deployment's
+// country: the trusted issuers name this deployment's citizens.
+func (a *Authenticator) setCivilCountry(p *Principal) {
+	if p.CivilNumber != "" {
+		p.CivilCountry = a.country
+	}
 }
 
 // keyFits reports whether k may verify a signature made with alg: the key

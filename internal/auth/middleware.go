@@ -103,9 +103,13 @@ func (a *Authenticator) require(action policies.Action, allowed func([]policies.
 					slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
 				detail := fmt.Sprintf("the caller's roles do not grant the permission %q", action)
 				reason := "role not allowed"
-				if allowed(p.Roles) {
+				switch {
+				case allowed(p.Roles):
 					detail = fmt.Sprintf("a delegated access token (scope %q) does not grant the permission %q", p.Grant.Scope, action)
 					reason = "delegated access token not valid for this action"
+				case p.otherCountry:
+					detail = fmt.Sprintf("the client certificate's national identity number %s is not of this deployment's country: it names none of its citizens", p.Subject)
+					reason = "national identity number of another country"
 				}
 				if !a.record(w, r, audit.Entry{Actor: p.Subject, Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused,
 					Details: refusal{Status: http.StatusForbidden, Reason: reason, Caller: p.Caller(), Remote: r.RemoteAddr}}) {

@@ -107,7 +107,7 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 		return nil, nil, errors.New("client certificate does not chain to a configured client CA")
 	}
 	leaf := chain[0]
-	id := certIdentity(leaf)
+	id := certIdentity(leaf, a.country)
 	for _, r := range a.rules {
 		if !r.matches(leaf, id) {
 			continue
@@ -125,7 +125,14 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 		case policies.RoleAgency:
 			p.Subject, p.OrganizationIdentifier = id.orgID, id.orgID
 		case policies.RoleCitizen:
-			p.Subject, p.CivilNumber = id.civilNumber, id.civilNumber
+			p.Subject, p.CivilNumber, p.CivilCountry = id.civilNumber, id.civilNumber, a.country
+			if id.civilNumber == "" {
+				// A national identity number of another country than
+				// the deployment's names none of its citizens: the holder
+				// is authenticated (named by the serialNumber) but holds
+				// no role here, so every action is refused with a 403.
+				p.Subject, p.CivilCountry, p.Roles, p.otherCountry = id.serialNumber, "", []policies.Role{}, true
+			}
 		}
 		return p, chain, nil
 	}
@@ -145,10 +152,13 @@ func (a *Authenticator) isClientCA(c *x509.Certificate) bool {
 type identity struct {
 	orgID        string // organizationIdentifier (2.5.4.97), e.g. NTROM-1234567
 	serialNumber string // subject serialNumber (2.5.4.5), e.g. IDCOM-12345678
-	civilNumber  string // the serialNumber's value after an IDCxx- semantics identifier
+	naturalID    bool   // serialNumber is an IDCxx- national identity number of any country
+	civilNumber  string // the number of an IDCxx- serialNumber of the deployment's country
 }
 
-func certIdentity(c *x509.Certificate) identity {
+// certIdentity reads c's identity attributes; country is the deployment's
+// (CivilNumberIn), "" for any.
+func certIdentity(c *x509.Certificate, country string) identity {
 	var id identity
 	for _, atv := range c.Subject.Names {
 		if atv.Type.Equal(oidOrganizationIdentifier) {
@@ -158,7 +168,8 @@ func certIdentity(c *x509.Certificate) identity {
 		}
 	}
 	id.serialNumber = c.Subject.SerialNumber
-	id.civilNumber = CivilNumber(id.serialNumber)
+	id.naturalID = CivilNumber(id.serialNumber) != ""
+	id.civilNumber = CivilNumberIn(country, id.serialNumber)
 	return id
 }
 
@@ -166,6 +177,11 @@ func certIdentity(c *x509.Certificate) identity {
 // serialNumber with the EN 319 412-1 semantics identifier "IDC": "IDC", a
 // two-letter country code, "-", the number (IDCOM-12345678 → 12345678).
 // It returns "" for anything else.
+//
+// It ignores the country: IDCOM-123 and IDCAE-123 both give 123. Use it
+// only on certificates this deployment issued (their country is its own);
+// a certificate from elsewhere (a client certificate, a certificate a
+// principal claims to own) needs CivilNumberIn with the deployment's country.
 func CivilNumber(serialNumber string) string {
 	if len(serialNumber) < 7 || serialNumber[:3] != "IDC" || serialNumber[5] != '-' {
 		return ""
@@ -182,6 +198,19 @@ func CivilNumber(serialNumber string) string {
 		}
 	}
 	return num
+}
+
+// CivilNumberIn is CivilNumber for a number of country only (an ISO 3166
+// alpha-2 code, the deployment's): IDCAE-123 gives "" in OM. A civil number
+// names a citizen of the country that assigned it, and this deployment's
+// citizens are those of its own country. An empty country accepts every
+// country, as CivilNumber does (a deployment whose country is not known).
+func CivilNumberIn(country, serialNumber string) string {
+	num := CivilNumber(serialNumber)
+	if num == "" || country == "" || serialNumber[3:5] == country {
+		return num
+	}
+	return ""
 }
 
 func (r MTLSRule) matches(leaf *x509.Certificate, id identity) bool {
@@ -203,7 +232,10 @@ func (r MTLSRule) matches(leaf *x509.Certificate, id identity) bool {
 	case policies.RoleAgency:
 		return id.orgID != ""
 	case policies.RoleCitizen:
-		return id.civilNumber != ""
+		// A national identity number of another country still makes a
+		// citizen rule match, for a principal without the role (the
+		// refusal is then the action's 403, not an unknown caller's 401).
+		return id.naturalID
 	}
 	return true
 }

@@ -29,8 +29,15 @@ type Principal struct {
 	Issuer string
 	// OrganizationIdentifier is set for agencies.
 	OrganizationIdentifier string
-	// CivilNumber is set for citizens.
+	// CivilNumber is set for citizens: of this deployment's country only
+	// (a client certificate with a national identity number of another
+	// country gives a principal without a civil number and without a role).
 	CivilNumber string
+	// CivilCountry is the country (ISO 3166 alpha-2) CivilNumber belongs
+	// to: the deployment's (Options.Country). Empty when it is not known:
+	// then OwnsCertificate matches the number whatever the certificate's
+	// country.
+	CivilCountry string
 	// Certificate is the verified client certificate (mutual TLS only).
 	Certificate *x509.Certificate
 	// Expires is when the credential the caller authenticated with stops
@@ -45,6 +52,10 @@ type Principal struct {
 	chain []*x509.Certificate
 	// actions bounds what a delegated access token may do.
 	actions []policies.Action
+	// otherCountry marks a client certificate whose national identity
+	// number is of another country than the deployment's: it matched a
+	// citizen rule but holds no role.
+	otherCountry bool
 }
 
 // Caller names an authenticated caller in audit records: how they
