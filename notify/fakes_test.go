@@ -83,14 +83,17 @@ func (s *memStore) ClientNames(context.Context, []string) (map[string]string, er
 	return map[string]string{"tax": "Tax portal"}, nil
 }
 
-func (s *memStore) ClaimLease(_ context.Context, holder string, now, until time.Time) (bool, int64, error) {
+// ClaimLease times the lease by the store's clock (time.Now), as the
+// database does, whatever the notifier's Options.Now says.
+func (s *memStore) ClaimLease(_ context.Context, holder string, lease time.Duration) (bool, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.started {
 		s.started, s.cursor = true, s.head()
 	}
+	now := time.Now()
 	if s.holder == holder || !s.until.After(now) {
-		s.holder, s.until = holder, until
+		s.holder, s.until = holder, now.Add(lease)
 	}
 	return s.holder == holder, s.cursor, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,5 +164,101 @@ func TestIDsDifferAfterRestore(t *testing.T) {
 	}
 	if got[0] != "audit-1-010203040506" {
 		t.Fatalf("id %s", got[0])
+	}
+}
+
+// steppingStore is a memStore that steps a node's wall clock back once it
+// reads the audit log (after the node claimed the lease).
+type steppingStore struct {
+	*memStore
+	step func()
+}
+
+func (s steppingStore) AuditAfter(ctx context.Context, after int64, limit int) ([]activity.Record, error) {
+	s.step()
+	return s.memStore.AuditAfter(ctx, after, limit)
+}
+
+// A node whose wall clock (Options.Now) is stepped back a minute after it
+// claimed the lease still reckons the lease by the time gone since: its
+// request to a hanging gateway is cut before the lease lapses, and the
+// node that takes over once it lapsed never delivers at the same time.
+// Before, the node reckoned its lease by its wall clock and thought it had
+// a minute left: both delivered at once.
+func TestLeaseNotTimedByWallClock(t *testing.T) {
+	st := ownedStore()
+	g := newGateway(t, testSecret)
+	var mu sync.Mutex
+	var spans []span
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	slow := true
+	g.srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		first := slow
+		slow = false
+		mu.Unlock()
+		if first { // the first request hangs far past the lease
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			case <-time.After(3 * time.Second):
+			}
+		}
+		g.serve(w, r)
+	})
+	const lease = 600 * time.Millisecond
+	var stepped atomic.Bool
+	wall := func() time.Time {
+		if stepped.Load() {
+			return time.Now().Add(-time.Minute)
+		}
+		return time.Now()
+	}
+	var nodes [2]*Notifier
+	for i := range nodes {
+		o := Options{Holder: string(rune('A' + i)), Lease: lease, Attempts: 1,
+			Client: &http.Client{Transport: spanTransport{mu: &mu, spans: &spans, node: i}}}
+		o.Config.Webhook.Timeout = 10 * time.Second
+		var s Store = st
+		if i == 0 {
+			o.Now = wall
+			s = steppingStore{memStore: st, step: func() { stepped.Store(true) }}
+		}
+		nodes[i] = testNotifier(t, s, g.srv.URL, o)
+	}
+	drain(t, nodes[1]) // the cursor at the head
+	if err := st.ReleaseLease(context.Background(), "B"); err != nil {
+		t.Fatal(err)
+	}
+	st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success"})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _ = nodes[0].Round(ctx) }() // A holds the lease, its clock stepped back, stuck on audit-1
+	time.Sleep(50 * time.Millisecond)
+	wg.Add(1)
+	go func() { defer wg.Done(); nodes[1].Run(ctx) }() // B waits for the lease
+	deadline := time.Now().Add(10 * time.Second)
+	for len(g.ids()) < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if !stepped.Load() {
+		t.Fatal("node A never read the audit log")
+	}
+	for _, a := range spans {
+		for _, b := range spans {
+			if a.node != b.node && a.start.Before(b.end) && b.start.Before(a.end) {
+				t.Fatalf("node %d and node %d were delivering at once: %+v", a.node, b.node, spans)
+			}
+		}
+	}
+	if got := g.ids(); len(got) != 1 || got[0] != "audit-1" {
+		t.Fatalf("delivered %v", got)
 	}
 }

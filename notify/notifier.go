@@ -46,7 +46,9 @@ type Options struct {
 	// Client posts to the gateway (default: one bounded by
 	// Config.Webhook.Timeout, following no redirect).
 	Client *http.Client
-	// Now is the clock (default time.Now).
+	// Now is the clock of the notifications and reminders (default
+	// time.Now). The lease is not timed by it: the database times it by
+	// its own clock, and the node by elapsed time (see claim).
 	Now func() time.Time
 	// Lease is how long a claim to deliver lasts unless renewed (default
 	// 30s, or three times Config.Webhook.Timeout when that is longer: a
@@ -76,7 +78,7 @@ type Notifier struct {
 	events   map[string]bool
 
 	// Used by the loop alone.
-	leaseUntil time.Time   // this node's lease as last claimed
+	leaseUntil time.Time   // when this node's lease lapses at the latest, on its monotonic clock (claim)
 	lastExpiry time.Time   // when the last complete pass of the reminders began
 	pass       *expiryPass // the pass of the reminders under way, if any
 }
@@ -214,15 +216,20 @@ func (n *Notifier) Round(ctx context.Context) (busy bool, err error) {
 	return busy, nil
 }
 
-// claim claims (or renews) the lease and returns the cursor.
+// claim claims (or renews) the lease and returns the cursor. The database
+// times the lease by its own clock, from when it granted it; this node
+// counts it from just before it asked, in elapsed time on its monotonic
+// clock (time.Now's, never the wall clock of Options.Now, which may be
+// minutes off the others' or stepped): the database's lease began no
+// earlier, so this node's reckoning lapses no later than the database's.
 func (n *Notifier) claim(ctx context.Context) (cursor int64, ok bool, err error) {
-	now := n.now()
-	ok, cursor, err = n.store.ClaimLease(ctx, n.holder, now, now.Add(n.lease))
+	asked := time.Now()
+	ok, cursor, err = n.store.ClaimLease(ctx, n.holder, n.lease)
 	if err != nil {
 		return 0, false, fmt.Errorf("notify: claiming the lease: %w", err)
 	}
 	if ok {
-		n.leaseUntil = now.Add(n.lease)
+		n.leaseUntil = asked.Add(n.lease)
 	} else {
 		n.leaseUntil = time.Time{}
 		n.m.lag.Set(0) // the holder reports the lag
@@ -234,8 +241,10 @@ func (n *Notifier) claim(ctx context.Context) (cursor int64, ok bool, err error)
 // batch (a slow gateway) keeps it; ErrLeaseLost when another node took it,
 // or may have: a lease that lapsed is not renewed (another node may have
 // delivered past this batch meanwhile), the next round claims it afresh.
+// A renewal that fails (the database out) stops the delivery too. The
+// lease is timed as claim times it (monotonic, elapsed).
 func (n *Notifier) renew(ctx context.Context) error {
-	now := n.now()
+	now := time.Now()
 	if !now.Before(n.leaseUntil) {
 		return ErrLeaseLost
 	}
@@ -349,7 +358,7 @@ func (n *Notifier) deliver(ctx context.Context, x Notification) error {
 		if err := n.renew(ctx); err != nil {
 			return fmt.Errorf("notify: delivering %s: %w", x.ID, err)
 		}
-		actx, cancel := context.WithTimeout(ctx, n.leaseUntil.Sub(n.now())-n.lease/10)
+		actx, cancel := context.WithTimeout(ctx, time.Until(n.leaseUntil)-n.lease/10)
 		err := n.hook.post(actx, x)
 		cancel()
 		switch {

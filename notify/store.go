@@ -25,12 +25,14 @@ type Store interface {
 	// clients among ids.
 	ClientNames(ctx context.Context, ids []string) (map[string]string, error)
 
-	// ClaimLease makes holder the one deliverer until until, unless
-	// another holder's lease is live at now, and returns the cursor: the
-	// seq of the last audit record dealt with. The first claim ever
-	// starts the cursor at the head of the audit log (what happened
-	// before notifications were turned on is not told).
-	ClaimLease(ctx context.Context, holder string, now, until time.Time) (claimed bool, cursor int64, err error)
+	// ClaimLease makes holder the one deliverer for lease from now,
+	// unless another holder's lease is live, and returns the cursor: the
+	// seq of the last audit record dealt with. "Now" and "live" are by
+	// the database's clock, never by the caller's: nodes whose clocks
+	// differ still agree on who holds the lease and when it lapses. The
+	// first claim ever starts the cursor at the head of the audit log
+	// (what happened before notifications were turned on is not told).
+	ClaimLease(ctx context.Context, holder string, lease time.Duration) (claimed bool, cursor int64, err error)
 	// ReleaseLease ends holder's lease (releasing a lease not held
 	// changes nothing).
 	ReleaseLease(ctx context.Context, holder string) error

@@ -120,14 +120,23 @@ func (s *Notify) ClientNames(ctx context.Context, ids []string) (map[string]stri
 
 // ClaimLease implements notify.Store in one write transaction (on SQLite
 // the write lock, on PostgreSQL the row lock of the upsert): two nodes
-// never both hold the lease.
-func (s *Notify) ClaimLease(ctx context.Context, holder string, now, until time.Time) (claimed bool, cursor int64, err error) {
+// never both hold the lease. The lease is timed by the database's clock
+// (lease_until in Unix ns by it), never by the nodes': a node whose clock
+// is minutes ahead does not see a live lease as lapsed, nor one behind a
+// lapsed lease as live. The lease runs from the clock's reading rounded
+// up, and is lapsed once the reading rounded down reaches its end: it
+// lasts at least lease from when the claim was made.
+func (s *Notify) ClaimLease(ctx context.Context, holder string, lease time.Duration) (claimed bool, cursor int64, err error) {
+	if lease <= 0 {
+		return false, 0, fmt.Errorf("store: claiming the notification lease: a lease of %s", lease)
+	}
+	floor, ceil := s.db.clockNanos()
 	err = s.db.writeTx(ctx, func(t *txn) error {
 		if _, err := t.exec(ctx, `INSERT INTO notify_state (name, cursor_seq, holder, lease_until)
-	VALUES (?, COALESCE((SELECT seq FROM audit_head WHERE id = 1), 0), ?, ?)
+	VALUES (?, COALESCE((SELECT seq FROM audit_head WHERE id = 1), 0), ?, `+ceil+` + ?)
 	ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, lease_until = excluded.lease_until
-	WHERE notify_state.holder = excluded.holder OR notify_state.lease_until <= ?`,
-			notifyName, holder, until.UnixNano(), now.UnixNano()); err != nil {
+	WHERE notify_state.holder = excluded.holder OR notify_state.lease_until <= `+floor,
+			notifyName, holder, int64(lease)); err != nil {
 			return err
 		}
 		var h string
@@ -141,6 +150,21 @@ func (s *Notify) ClaimLease(ctx context.Context, holder string, now, until time.
 		return false, 0, mapErr("store: claiming the notification lease", err)
 	}
 	return claimed, cursor, nil
+}
+
+// clockNanos returns the SQL of the database's clock in Unix nanoseconds,
+// rounded down and up to the clock's resolution (milliseconds on SQLite,
+// microseconds on PostgreSQL). On PostgreSQL it is the server's clock
+// (clock_timestamp: the time of the statement, not of the transaction's
+// start); on SQLite the clock of the machine whose file it is, the same
+// for every process sharing the file.
+func (db *DB) clockNanos() (floor, ceil string) {
+	if db.dialect == DriverPostgres {
+		us := `(CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT))`
+		return us + ` * 1000`, `(` + us + ` + 1) * 1000`
+	}
+	ms := `(CAST(ROUND(unixepoch('subsec') * 1000) AS INTEGER))`
+	return ms + ` * 1000000`, `(` + ms + ` + 1) * 1000000`
 }
 
 // ReleaseLease implements notify.Store: the lease lapses at once.
