@@ -12,8 +12,16 @@ import (
 // <n>'s of this OM deployment: the OM citizen <n> can neither set its
 // first PIN (and then sign with another person's key), nor sign with it,
 // nor see it in their own credentials.
-func TestForeignSigningCredentialIsNotOwnCitizens(t *testing.T) {
-	f := newAZFixture(t, false)
+func TestForeignSigningCredentialIsNotOwnCitizensOnSQLite(t *testing.T) {
+	runForeignSigningCredential(t, false)
+}
+
+func TestForeignSigningCredentialIsNotOwnCitizensOnPostgres(t *testing.T) {
+	runForeignSigningCredential(t, true)
+}
+
+func runForeignSigningCredential(t *testing.T, postgres bool) {
+	f := newAZFixture(t, postgres)
 	foreignSubject := azCitizen(azCitizenA)
 	foreignSubject["country"] = "AE"
 	foreignCred := f.credential(t, "citizen-signing", foreignSubject)
