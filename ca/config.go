@@ -125,6 +125,11 @@ func (c Config) Country() string {
 			return k.Country
 		}
 	}
+	if c.Root.Offline {
+		// Its subject is its certificate's; the section's is not
+		// validated and may be a leftover.
+		return ""
+	}
 	return c.Root.Country
 }
 

@@ -78,4 +78,11 @@ func TestConfigCountry(t *testing.T) {
 	if got := (Config{}).Country(); got != "" {
 		t.Fatalf("no CA: %q", got)
 	}
+	// An offline root's subject is its certificate's, not the section's
+	// (not validated there): a stray value must not stop the server.
+	c.Root = KeyConfig{Name: "root", Offline: true, Country: "om"}
+	c.Issuers = []KeyConfig{{Name: policies.IssuerOrganisation, Country: "OM"}}
+	if got := c.Country(); got != "" {
+		t.Fatalf("offline root, no citizen CA: %q", got)
+	}
 }

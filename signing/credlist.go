@@ -96,7 +96,7 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	out := OwnCredentialsResponse{Owner: owner, Credentials: []OwnCredential{}}
-	recs, err := s.store.CredentialsOf(ctx, kind, owner)
+	recs, err := s.CredentialsOf(ctx, kind, owner)
 	if err != nil {
 		refuse(err)
 		return

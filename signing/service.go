@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,6 +156,11 @@ type Options struct {
 	// (managed by MobilePINs) the credential endpoints serve as well.
 	MobileIDs  MobileIDs
 	MobilePINs *pin.Manager
+	// Country is the deployment's country (ISO 3166 alpha-2, e.g. OM): a
+	// citizen-signing credential whose certificate names IDC<another
+	// country>-<number> is no citizen's here, whoever has that number
+	// (auth.CivilNumberIn). Empty when not known: any country counts.
+	Country string
 }
 
 // Service is the signing service: what the seal, sign and CSC endpoints
@@ -168,6 +174,7 @@ type Service struct {
 	pins       *pin.Manager
 	mobile     MobileIDs
 	mobilePINs *pin.Manager
+	country    string                       // Options.Country
 	caCerts    map[string]*x509.Certificate // by CA name
 	root       *x509.Certificate
 	validation signer.ValidationOptions
@@ -196,7 +203,7 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		cfg: o.Config, store: o.Store, keys: o.Keys, audit: o.Audit, logger: o.Logger, root: o.Root, now: o.Now, verifier: o.Verifier,
-		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{}, mobile: o.MobileIDs, mobilePINs: o.MobilePINs,
+		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{}, mobile: o.MobileIDs, mobilePINs: o.MobilePINs, country: o.Country,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -434,7 +441,22 @@ func (s *Service) RegisterIssued(ctx context.Context, ic IssuedCertificate) erro
 // CredentialsOf lists the credentials of an owner (kind OwnerAgency or
 // OwnerCitizen), oldest first.
 func (s *Service) CredentialsOf(ctx context.Context, kind, owner string) ([]*CredentialRecord, error) {
-	return s.store.CredentialsOf(ctx, kind, owner)
+	list, err := s.store.CredentialsOf(ctx, kind, owner)
+	if err != nil || kind != OwnerCitizen || s.country == "" {
+		return list, err
+	}
+	return slices.DeleteFunc(list, func(rec *CredentialRecord) bool {
+		chain, err := x509.ParseCertificates(rec.ChainDER)
+		return err != nil || len(chain) == 0 || s.otherCountry(kind, chain[0])
+	}), nil
+}
+
+// otherCountry reports whether leaf, the certificate of a credential a
+// citizen asks for (kind OwnerCitizen), names a national identity number
+// of another country than the deployment's: its OwnerID is only the
+// number, which a citizen of this country may have as well.
+func (s *Service) otherCountry(kind string, leaf *x509.Certificate) bool {
+	return kind == OwnerCitizen && s.country != "" && auth.CivilNumberIn(s.country, leaf.Subject.SerialNumber) == ""
 }
 
 // Credential returns credential id if it belongs to kind/owner and its
@@ -452,7 +474,7 @@ func (s *Service) Credential(ctx context.Context, id, kind, owner string) (*Cred
 			return nil, err
 		}
 	}
-	if owner == "" || c.rec.OwnerKind != kind || c.rec.OwnerID != owner {
+	if owner == "" || c.rec.OwnerKind != kind || c.rec.OwnerID != owner || s.otherCountry(kind, c.chain[0]) {
 		return nil, ErrCredentialRefused
 	}
 	err := s.usable(ctx, c)
@@ -521,7 +543,7 @@ func (s *Service) load(ctx context.Context, id, kind, owner string) (*Credential
 			if perr != nil {
 				return nil, fmt.Errorf("credential %s: parsing certificate: %w", id, perr)
 			}
-			if k, o, oerr := ownerOf(ic.Profile, cert); oerr != nil || k != kind || o != owner {
+			if k, o, oerr := ownerOf(ic.Profile, cert); oerr != nil || k != kind || o != owner || s.otherCountry(kind, cert) {
 				return nil, ErrCredentialRefused
 			}
 		}
@@ -541,6 +563,9 @@ func (s *Service) load(ctx context.Context, id, kind, owner string) (*Credential
 	chain, err := x509.ParseCertificates(rec.ChainDER)
 	if err != nil || len(chain) == 0 {
 		return nil, fmt.Errorf("credential %s: stored chain: %v", id, err)
+	}
+	if s.otherCountry(kind, chain[0]) {
+		return nil, ErrCredentialRefused
 	}
 	key, err := s.keys(ctx, rec.KeyLabel, rec.Profile)
 	if err != nil {

@@ -74,7 +74,7 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 		signing.Options{
 			Store: p.db.SigningCredentials(), Keys: keyring.ProfileKeys(p.token, policies.ProfileOrganisationSeal),
 			Root: cas[0].Cert, Issuers: cas[1:], Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg,
-			Verifier: judge, MobileIDs: mobile, MobilePINs: mobilePINs,
+			Verifier: judge, MobileIDs: mobile, MobilePINs: mobilePINs, Country: p.cfg.CA.Country(),
 		})
 }
 

@@ -271,6 +271,15 @@ type attempt struct {
 // authenticate also reports what was tried.
 func (a *Authenticator) authenticate(r *http.Request) (*Principal, attempt, error) {
 	if p, ok := sessionOf(r.Context()); ok {
+		if p.CivilNumber != "" && p.CivilCountry == "" {
+			// A page's citizen (the portal's OIDC login names the number
+			// only) is one of this deployment's: its provider logs in no
+			// other country's. Without the country OwnsCertificate would
+			// match IDC<any country>-<number>.
+			cp := *p
+			a.setCivilCountry(&cp)
+			p = &cp
+		}
 		return p, attempt{method: MethodSession}, nil
 	}
 	raw, present, err := bearerToken(r)

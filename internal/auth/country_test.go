@@ -120,3 +120,33 @@ func TestTokenCitizenCountry(t *testing.T) {
 		t.Fatalf("token citizen %+v", p)
 	}
 }
+
+// A web page's signed-in citizen (WithSession, e.g. the portal's OIDC
+// login, which names the civil number only) is of the deployment's
+// country: they own IDCOM-<number> and not IDCAE-<number>.
+func TestSessionCitizenCountry(t *testing.T) {
+	a, err := New(Config{}, Options{Logger: quietLogger(), Country: "OM"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen *Principal
+	h := a.Require(policies.ActionRevokeCertificate)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, _ = FromContext(r.Context())
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	citizen := &Principal{Subject: "12345678", CivilNumber: "12345678", Roles: []policies.Role{policies.RoleCitizen}, Method: "oidc"}
+	r := httptest.NewRequest(http.MethodPost, "/api/v1/certificates/01/revoke", nil)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r.WithContext(WithSession(r.Context(), citizen)))
+	if w.Code != http.StatusNoContent || seen == nil {
+		t.Fatalf("citizen session: %d %s", w.Code, w.Body)
+	}
+	foreign := &x509.Certificate{Subject: pkix.Name{SerialNumber: "IDCAE-12345678"}}
+	own := &x509.Certificate{Subject: pkix.Name{SerialNumber: "IDCOM-12345678"}}
+	if seen.CivilCountry != "OM" || seen.OwnsCertificate(foreign) || !seen.OwnsCertificate(own) {
+		t.Fatalf("session citizen %+v owns IDCAE-12345678 or not IDCOM-12345678", seen)
+	}
+	if citizen.CivilCountry != "" {
+		t.Fatal("the page's principal was changed")
+	}
+}

@@ -152,7 +152,7 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 	return p, is.checkRevoked(ctx, p)
 }
 
-// setCivilCountry marks a token's citizen as one of the deployment's
+// setCivilCountry marks a token's (or a page session's) citizen as one of the deployment's
 // country: the trusted issuers name this deployment's citizens.
 func (a *Authenticator) setCivilCountry(p *Principal) {
 	if p.CivilNumber != "" {
