@@ -32,6 +32,10 @@ var (
 	ErrUnitCertificateNotYetValid = errors.New("timestamp: TSA unit certificate is not yet valid")
 	// ErrClockNotInSync: the clock is not known to be within the declared accuracy.
 	ErrClockNotInSync = errors.New("timestamp: clock not within the declared accuracy")
+	// ErrUnitRevoked: the unit certificate was revoked (EN 319 421
+	// §7.6.10: a unit whose key or time cannot be trusted issues no more
+	// tokens); the Service renews the unit with a new key.
+	ErrUnitRevoked = errors.New("timestamp: TSA unit certificate is revoked")
 )
 
 // TokenRecord is what is recorded for every token before it is returned.
@@ -91,6 +95,9 @@ type Authority struct {
 	qcExt     []tsp.Extension
 	metrics   *metrics
 	lastClock atomic.Pointer[ClockStatus]
+	// revoked is set once the unit certificate is known to be revoked:
+	// from then on the unit signs nothing (Service.UnitRevoked).
+	revoked atomic.Bool
 	// failureResp is a pre-encoded systemFailure response for when even
 	// encoding a response fails.
 	failureResp []byte
@@ -212,6 +219,9 @@ func (a *Authority) Certificate() *x509.Certificate { return a.cert }
 func (a *Authority) Ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
+	if a.revoked.Load() {
+		return fmt.Errorf("%w (serial %x): a new unit key is being certified", ErrUnitRevoked, a.cert.SerialNumber)
+	}
 	if _, err := a.checkClock(ctx); err != nil {
 		return err
 	}
@@ -358,6 +368,10 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 	if _, err := a.checkClock(ctx); err != nil {
 		a.log.Warn("refusing time-stamp: clock not in sync", "err", err)
 		return nil, reject(tsp.TimeNotAvailable, "the TSA clock is not within its declared accuracy")
+	}
+	if a.revoked.Load() {
+		// Unavailable until the new unit serves (a second or so): 503.
+		return nil, &rejection{fail: tsp.SystemFailure, text: "the TSA unit certificate is revoked; a new unit is being certified", cause: outage.Mark(ErrUnitRevoked)}
 	}
 	now := a.now()
 	if err := a.checkValidity(now); err != nil {

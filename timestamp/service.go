@@ -90,6 +90,9 @@ type Service struct {
 	noRenewal string     // serial of a unit that renewal cannot improve on
 	holder    string     // names this instance in its claims to renew (Renewals)
 
+	// kick asks RenewLoop for a check now (a unit just revoked).
+	kick chan struct{}
+
 	// closeSerials closes the serial allocator the service made itself
 	// (NewServiceFromConfig); nil otherwise.
 	closeSerials func()
@@ -117,7 +120,7 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, log: o.Logger, holder: holder}
+	s := &Service{o: o, log: o.Logger, holder: holder, kick: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -279,15 +282,15 @@ func (s *Service) authority() *Authority {
 // serving returns the generation that signs now: the current one, or
 // while the clock is before its unit's notBefore (a backward clock step
 // just after a renewal) the one it replaced when that one is valid now,
-// so that no token has a genTime before its signer's validity. Nil before
-// a unit is installed.
+// so that no token has a genTime before its signer's validity, and it is
+// not revoked. Nil before a unit is installed.
 func (s *Service) serving() *generation {
 	g := s.cur.Load()
 	if g == nil || g.previous == nil {
 		return g
 	}
 	now := s.now()
-	if p := g.previous; now.Before(g.unit.Cert.NotBefore) && !now.Before(p.unit.Cert.NotBefore) && now.Before(p.unit.Cert.NotAfter) {
+	if p := g.previous; now.Before(g.unit.Cert.NotBefore) && !now.Before(p.unit.Cert.NotBefore) && now.Before(p.unit.Cert.NotAfter) && !p.auth.revoked.Load() {
 		return p
 	}
 	return g
@@ -360,9 +363,14 @@ func (s *Service) replaceExpired(ctx context.Context, unit *Unit, now time.Time)
 // failure) in the audit log. With Renewals, only the instance that wins
 // the claim renews; the others adopt its unit (at this check when the
 // renewal is done, else at a later one) and record nothing.
+//
+// A unit whose certificate was revoked (Revoked, or the store's status
+// read at each check: ServiceOptions.Status) is due at once, whatever its
+// expiry: it signs nothing more, and the new unit has a new key.
 func (s *Service) RenewIfDue(ctx context.Context, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.checkRevoked(ctx)
 	for range maxAdoptions {
 		done, err := s.renewIfDue(ctx, now)
 		if done || err != nil {
@@ -375,12 +383,16 @@ func (s *Service) RenewIfDue(ctx context.Context, now time.Time) error {
 // renewIfDue is one step of RenewIfDue: done is false when it adopted a
 // unit that may itself be due.
 func (s *Service) renewIfDue(ctx context.Context, now time.Time) (done bool, err error) {
-	unit := s.Unit()
-	if unit == nil || !s.due(unit, now) {
+	g := s.cur.Load()
+	if g == nil {
+		return true, nil
+	}
+	unit, revoked := g.unit, g.auth.revoked.Load()
+	if !revoked && !s.due(unit, now) {
 		return true, nil
 	}
 	serial := hex.EncodeToString(unit.Cert.SerialNumber.Bytes())
-	if serial == s.noRenewal && now.Before(unit.Cert.NotAfter) {
+	if serial == s.noRenewal && !revoked && now.Before(unit.Cert.NotAfter) {
 		return true, nil
 	}
 	next, how, err := s.replace(ctx, unit, now)
@@ -392,30 +404,43 @@ func (s *Service) renewIfDue(ctx context.Context, now time.Time) (done bool, err
 			return true, err
 		}
 		newSerial := hex.EncodeToString(next.Cert.SerialNumber.Bytes())
-		s.log.Info("TSA unit adopted: another instance renewed it", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
+		s.log.Info("TSA unit adopted: another instance renewed it", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter,
+			"previousRevoked", revoked)
 		if s.due(next, next.Cert.NotBefore) {
 			s.noRenewal = newSerial // due when it was made: as the instance that made it decided
 		}
 		return false, nil
 	}
 	if err != nil {
+		details := map[string]any{"error": err.Error()}
+		if revoked {
+			details["reason"] = RenewReasonRevoked
+		}
 		_, _ = s.o.Audit.Append(ctx, audit.Entry{
 			Actor: s.o.Actor, Action: ActionRenewUnit, Object: serial, Outcome: audit.OutcomeFailure,
-			Details: map[string]any{"error": err.Error()},
+			Details: details,
 		})
 		return true, err
 	}
 	newSerial := hex.EncodeToString(next.Cert.SerialNumber.Bytes())
+	details := map[string]any{"previous": serial, "key": next.Key.URI, "notAfter": next.Cert.NotAfter}
+	if revoked {
+		details["reason"] = RenewReasonRevoked
+	}
 	if _, err := s.o.Audit.Append(ctx, audit.Entry{
 		Actor: s.o.Actor, Action: ActionRenewUnit, Object: newSerial, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{"previous": serial, "key": next.Key.URI, "notAfter": next.Cert.NotAfter},
+		Details: details,
 	}); err != nil {
 		return true, fmt.Errorf("writing audit record: %w", err)
 	}
 	if err := s.install(next); err != nil {
 		return true, err
 	}
-	s.log.Info("TSA unit renewed", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
+	if revoked {
+		s.log.Warn("TSA unit renewed: its certificate was revoked; the new unit has a new key", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
+	} else {
+		s.log.Info("TSA unit renewed", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
+	}
 	if s.due(next, now) {
 		s.noRenewal = newSerial
 		s.log.Warn("tsa.renewBefore exceeds the tsa-unit certificate lifetime: the new unit is due for renewal at once; not renewing it again before it expires",
@@ -430,20 +455,34 @@ func (s *Service) renew(ctx context.Context, old *Unit, now time.Time) (*Unit, e
 	return s.o.Units.Renew(ctx, now, s.o.Actor)
 }
 
-// RenewLoop checks for renewal every interval until ctx ends.
+// RenewLoop checks for renewal every interval until ctx ends, and at once
+// when Revoked finds the unit in use revoked; while that unit is not
+// replaced yet (another instance renews it, or the renewal failed) it
+// checks again every second (revokedRetry after a failure).
 func (s *Service) RenewLoop(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	wait := interval
 	for {
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
+		case <-s.kick:
+			t.Stop()
 		}
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		if err := s.RenewIfDue(rctx, time.Now()); err != nil {
+		err := s.RenewIfDue(rctx, time.Now())
+		cancel()
+		wait = interval
+		switch revoked := s.revokedInUse(); {
+		case revoked && err != nil:
+			wait = revokedRetry
+			s.log.Error("renewing the revoked TSA unit failed: no tokens until it is renewed; retrying", "retryIn", wait.String(), "err", err)
+		case revoked:
+			wait = claimRetry // another instance renews it: adopted as soon as it is done
+		case err != nil:
 			s.log.Error("renewing the TSA unit failed; the current unit serves until its certificate expires", "err", err)
 		}
-		cancel()
 	}
 }

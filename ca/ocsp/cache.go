@@ -16,6 +16,9 @@ type Entry struct {
 	NextUpdate time.Time
 	// ETag is a strong validator of DER (quoted).
 	ETag string
+	// by is the responder that signed DER (nil when not known): a
+	// response it signed is not served once it is revoked.
+	by *signing
 }
 
 // ResponseCache holds signed responses for the hot path. Cache is the

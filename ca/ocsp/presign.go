@@ -108,19 +108,26 @@ func (r *Responder) PresignAll(ctx context.Context) error {
 }
 
 // RenewDue asks renewer for a new responder certificate for every CA whose
-// current one expires within RenewBefore, swaps it in and re-signs that
-// CA's responses. It reports the CAs whose responder it replaced (renewed
+// current one expires within RenewBefore or was revoked (Revoked), swaps
+// it in and re-signs that CA's responses. It reports the CAs whose responder it replaced (renewed
 // here or adopted from another instance); a CA whose responder another
 // instance is renewing keeps its current one until a later call.
 func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]string, error) {
 	var renewed []string
 	var errs []error
 	for name, is := range r.issuers {
-		current := is.signing.Load().cert
-		if r.now().Add(r.set.RenewBefore).Before(current.NotAfter) {
+		cur := is.signing.Load()
+		current, revoked := cur.cert, cur.revoked.Load()
+		if !revoked && r.now().Add(r.set.RenewBefore).Before(current.NotAfter) {
 			continue
 		}
-		rn, err := renewer.RenewResponder(ctx, name, current)
+		var rn ResponderRenewal
+		var err error
+		if rr, ok := renewer.(RevokedRenewer); ok && revoked {
+			rn, err = rr.RenewRevokedResponder(ctx, name, current)
+		} else {
+			rn, err = renewer.RenewResponder(ctx, name, current)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("renewing responder of %s: %w", name, err))
 			continue
@@ -141,9 +148,12 @@ func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]s
 		sg.previous = &prev
 		is.signing.Store(sg)
 		renewed = append(renewed, name)
-		if rn.Adopted {
-			r.log.InfoContext(ctx, "OCSP responder certificate adopted: another instance renewed it", "ca", name, "notAfter", rc.Cert.NotAfter)
-		} else {
+		switch {
+		case rn.Adopted:
+			r.log.InfoContext(ctx, "OCSP responder certificate adopted: another instance renewed it", "ca", name, "notAfter", rc.Cert.NotAfter, "previousRevoked", revoked)
+		case revoked:
+			r.log.WarnContext(ctx, "OCSP responder certificate renewed: the previous one was revoked; the new one has a new key", "ca", name, "notAfter", rc.Cert.NotAfter)
+		default:
 			r.log.InfoContext(ctx, "OCSP responder certificate renewed", "ca", name, "notAfter", rc.Cert.NotAfter)
 		}
 		if _, err := r.PresignIssuer(ctx, name); err != nil {
@@ -156,7 +166,9 @@ func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]s
 // Presigner keeps the cache fresh: a pre-signing run at start and every
 // RefreshEvery (up to the cache's capacity; cached responses read close to
 // their nextUpdate are re-signed on demand), and a responder-certificate
-// renewal check every minute.
+// renewal check every minute, at once when a responder is revoked
+// (Responder.Revoked), and then every second until it is replaced (another
+// instance renews it) or every revokedRetry after a failure.
 type Presigner struct {
 	r       *Responder
 	renewer ResponderRenewer
@@ -177,12 +189,19 @@ func (p *Presigner) Run(ctx context.Context) error {
 	defer refresh.Stop()
 	check := time.NewTicker(time.Minute)
 	defer check.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-check.C:
-			p.renew(ctx)
+			p.renewRetrying(ctx, retry)
+		case <-p.r.renewNow:
+			p.renewRetrying(ctx, retry)
+		case <-retry.C:
+			p.renewRetrying(ctx, retry)
 		case <-refresh.C:
 			if err := p.r.PresignAll(ctx); err != nil {
 				p.r.log.ErrorContext(ctx, "OCSP pre-signing incomplete", "err", err)
@@ -191,11 +210,32 @@ func (p *Presigner) Run(ctx context.Context) error {
 	}
 }
 
-func (p *Presigner) renew(ctx context.Context) {
+// revokedRetry is how long the Presigner waits before it tries again to
+// renew a revoked responder after a failure (the CA or the token down).
+const revokedRetry = 10 * time.Second
+
+func (p *Presigner) renew(ctx context.Context) error {
 	if p.renewer == nil {
-		return
+		return nil
 	}
-	if _, err := p.r.RenewDue(ctx, p.renewer); err != nil {
+	_, err := p.r.RenewDue(ctx, p.renewer)
+	if err != nil {
 		p.r.log.ErrorContext(ctx, "OCSP responder renewal failed", "err", err)
 	}
+	return err
+}
+
+// renewRetrying renews and, while a revoked responder is still in use,
+// sets retry: a second (another instance renews it), or revokedRetry
+// after a failure.
+func (p *Presigner) renewRetrying(ctx context.Context, retry *time.Timer) {
+	err := p.renew(ctx)
+	if p.renewer == nil || !p.r.revokedInUse() {
+		return
+	}
+	wait := time.Second
+	if err != nil {
+		wait = revokedRetry
+	}
+	retry.Reset(wait)
 }

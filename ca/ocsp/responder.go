@@ -37,6 +37,13 @@ type ResponderRenewer interface {
 	RenewResponder(ctx context.Context, issuer string, current *x509.Certificate) (ResponderRenewal, error)
 }
 
+// RevokedRenewer is a ResponderRenewer that records why it renews:
+// RenewDue renews a responder whose certificate was revoked with
+// RenewRevokedResponder (a new key, as always; the record says revoked).
+type RevokedRenewer interface {
+	RenewRevokedResponder(ctx context.Context, issuer string, current *x509.Certificate) (ResponderRenewal, error)
+}
+
 // ResponderRenewal is what ResponderRenewer.RenewResponder did.
 type ResponderRenewal struct {
 	// Responder replaces the current one; its Cert is nil while another
@@ -56,6 +63,10 @@ type Issuer struct {
 	// after a renewal, with the clock a little behind the CA's), as the
 	// one a renewal replaces does (RenewDue).
 	Previous *ResponderCert
+	// Revoked says Responder's certificate is revoked (found as the
+	// responder starts): it signs nothing, and the first RenewDue
+	// replaces it.
+	Revoked bool
 }
 
 type issuer struct {
@@ -76,6 +87,9 @@ type Responder struct {
 	sem     chan struct{}
 	now     func() time.Time
 	m       *metrics
+	// renewNow asks the Presigner for a renewal check now (a responder
+	// just revoked).
+	renewNow chan struct{}
 }
 
 // New builds a responder. Each issuer's responder certificate must be issued
@@ -88,7 +102,7 @@ func New(set Settings, issuers []Issuer, src StatusSource, cache ResponseCache, 
 		log = slog.New(slog.DiscardHandler)
 	}
 	r := &Responder{set: set, log: log, src: src, cache: cache, issuers: map[string]*issuer{}, byHash: map[string]*issuer{},
-		sem: make(chan struct{}, set.MaxConcurrentSigns), now: time.Now}
+		sem: make(chan struct{}, set.MaxConcurrentSigns), now: time.Now, renewNow: make(chan struct{}, 1)}
 	for _, is := range issuers {
 		if is.Name == "" || is.Cert == nil {
 			return nil, fmt.Errorf("%w: issuer name and certificate are required", ErrConfig)
@@ -106,6 +120,13 @@ func New(set Settings, issuers []Issuer, src StatusSource, cache ResponseCache, 
 				return nil, fmt.Errorf("%w: previous responder of %s: %v", ErrConfig, is.Name, err)
 			}
 			sg.previous = prev
+		}
+		if is.Revoked {
+			sg.revoked.Store(true)
+			select {
+			case r.renewNow <- struct{}{}:
+			default: // asked for already
+			}
 		}
 		keyBits, err := publicKeyBits(is.Cert)
 		if err != nil {
@@ -137,6 +158,11 @@ func hashKey(h crypto.Hash, nameHash, keyHash []byte) string {
 // errBusy means the on-demand signing limit was reached.
 var errBusy = errors.New("too many on-demand signatures in flight")
 
+// ErrResponderRevoked means the CA's responder certificate was revoked:
+// it signs nothing more, and the answer is tryLater until its renewal (a
+// new key) is in (RenewDue, at once).
+var ErrResponderRevoked = errors.New("the OCSP responder certificate is revoked")
+
 // Respond answers one DER request with a DER OCSPResponse, always (errors
 // are OCSP error responses). entry is non-nil when the answer may be
 // cached by HTTP caches (no nonce, one certificate).
@@ -162,7 +188,7 @@ func (r *Responder) Respond(ctx context.Context, der []byte) (resp []byte, entry
 	}
 	if len(req.CertIDs) == 1 && req.Nonce == nil {
 		id := req.CertIDs[0]
-		if e, ok := r.cache.Get(is.name, id.Hash, id.Serial); ok && r.now().Before(e.NextUpdate.Add(-r.set.Validity/4)) {
+		if e, ok := r.cache.Get(is.name, id.Hash, id.Serial); ok && r.now().Before(e.NextUpdate.Add(-r.set.Validity/4)) && (e.by == nil || !e.by.revoked.Load()) {
 			r.m.countState(e.State, true)
 			return e.DER, e
 		}
@@ -183,7 +209,7 @@ func (r *Responder) Respond(ctx context.Context, der []byte) (resp []byte, entry
 		}
 		singles = append(singles, r.single(is, id.Raw, st, now))
 	}
-	der, err = r.sign(ctx, is, singles, req.Nonce, now, sigNonce)
+	der, _, err = r.sign(ctx, is, singles, req.Nonce, now, sigNonce)
 	if err != nil {
 		return r.failure(ctx, err), nil
 	}
@@ -194,7 +220,7 @@ func (r *Responder) Respond(ctx context.Context, der []byte) (resp []byte, entry
 }
 
 func (r *Responder) failure(ctx context.Context, err error) []byte {
-	if errors.Is(err, errBusy) || outage.Is(err) {
+	if errors.Is(err, errBusy) || outage.Is(err) || errors.Is(err, ErrResponderRevoked) {
 		// Overloaded, or the status store or the responder key's token
 		// cannot be used for now: RFC 6960's "try again later".
 		if outage.Is(err) {
@@ -234,32 +260,37 @@ func (r *Responder) single(is *issuer, certID []byte, st Status, now time.Time) 
 	return single{certID: certID, status: st, thisUpdate: now, nextUpdate: next}
 }
 
-func (r *Responder) sign(ctx context.Context, is *issuer, singles []single, nonce []byte, now time.Time, why sigReason) ([]byte, error) {
+// sign signs a response with is's responder at now and returns it with
+// that responder.
+func (r *Responder) sign(ctx context.Context, is *issuer, singles []single, nonce []byte, now time.Time, why sigReason) ([]byte, *signing, error) {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, nil, ctx.Err()
 	default:
 		if why != sigPresign && why != sigRevoked {
-			return nil, errBusy
+			return nil, nil, errBusy
 		}
 		select { // background and revocation signing waits for a slot
 		case r.sem <- struct{}{}:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 	}
 	defer func() { <-r.sem }()
 	sg := is.signing.Load().at(now)
+	if sg.revoked.Load() {
+		return nil, nil, fmt.Errorf("%s: %w", is.name, ErrResponderRevoked)
+	}
 	if now.Before(sg.cert.NotBefore) || !now.Before(sg.cert.NotAfter) {
-		return nil, fmt.Errorf("%s: responder certificate not valid at %s (renewal overdue)", is.name, now.Format(time.RFC3339))
+		return nil, nil, fmt.Errorf("%s: responder certificate not valid at %s (renewal overdue)", is.name, now.Format(time.RFC3339))
 	}
 	der, err := sg.sign(singles, nonce, now)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", is.name, err)
+		return nil, nil, fmt.Errorf("%s: %w", is.name, err)
 	}
 	r.m.signed(why)
-	return der, nil
+	return der, sg, nil
 }
 
 // signOne looks up a serial's status, signs a cacheable response for it and
@@ -276,12 +307,12 @@ func (r *Responder) signStatus(ctx context.Context, is *issuer, h crypto.Hash, s
 	hs := is.hashes[h]
 	now := r.now().UTC().Truncate(time.Second)
 	sr := r.single(is, buildCertID(h, hs[0], hs[1], serial), st, now)
-	der, err := r.sign(ctx, is, []single{sr}, nil, now, why)
+	der, sg, err := r.sign(ctx, is, []single{sr}, nil, now, why)
 	if err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(der)
-	e := &Entry{DER: der, State: st.State, ThisUpdate: sr.thisUpdate, NextUpdate: sr.nextUpdate, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	e := &Entry{DER: der, State: st.State, ThisUpdate: sr.thisUpdate, NextUpdate: sr.nextUpdate, ETag: `"` + hex.EncodeToString(sum[:16]) + `"`, by: sg}
 	if st.State != Unknown {
 		r.cache.Put(is.name, h, serial, e)
 	}
@@ -296,6 +327,11 @@ func (r *Responder) Revoked(ctx context.Context, issuerName string, serial *big.
 	if !ok {
 		return fmt.Errorf("OCSP responder is not authoritative for %q", issuerName)
 	}
+	if r.responderRevoked(ctx, is, serial) {
+		// Its own responder: nothing to sign with until the new one is
+		// in, which pre-signs this CA's responses (this one's too).
+		return nil
+	}
 	st, err := r.status(ctx, is, serial)
 	if err != nil {
 		return err
@@ -309,4 +345,38 @@ func (r *Responder) Revoked(ctx context.Context, issuerName string, serial *big.
 		}
 	}
 	return nil
+}
+
+// responderRevoked marks is's responder (or the one it replaced) revoked
+// when serial is its certificate's: it signs nothing more, its cached
+// responses are not served, and the Presigner renews it at once. It
+// reports whether serial is the certificate of the responder in use.
+func (r *Responder) responderRevoked(ctx context.Context, is *issuer, serial *big.Int) bool {
+	cur := is.signing.Load()
+	if p := cur.previous; p != nil && p.cert.SerialNumber.Cmp(serial) == 0 && !p.revoked.Swap(true) {
+		r.log.WarnContext(ctx, "the OCSP responder replaced last was revoked: it never signs again", "ca", is.name, "serial", hex.EncodeToString(serial.Bytes()))
+	}
+	if cur.cert.SerialNumber.Cmp(serial) != 0 {
+		return false
+	}
+	if !cur.revoked.Swap(true) {
+		r.log.ErrorContext(ctx, "the OCSP responder certificate was revoked: no responses signed with it (tryLater); renewing it with a new key now",
+			"ca", is.name, "serial", hex.EncodeToString(serial.Bytes()))
+		select {
+		case r.renewNow <- struct{}{}:
+		default: // a check is asked for already
+		}
+	}
+	return true
+}
+
+// revokedInUse reports whether some CA's responder in use is revoked (not
+// replaced yet).
+func (r *Responder) revokedInUse() bool {
+	for _, is := range r.issuers {
+		if is.signing.Load().revoked.Load() {
+			return true
+		}
+	}
+	return false
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -72,14 +73,19 @@ type signing struct {
 	// previous is the responder this one replaced (RenewDue), nil when
 	// none: it signs while the clock is before cert's notBefore (forSign).
 	previous *signing
+	// revoked is set once cert is known to be revoked (Responder.Revoked,
+	// Issuer.Revoked): it signs nothing more, and RenewDue replaces it.
+	// Shared by the copies RenewDue keeps as previous.
+	revoked *atomic.Bool
 }
 
 // at returns the responder to sign with at now: s, or while now is before
 // s's notBefore (a backward clock step just after a renewal) the responder
 // it replaced when that one is valid at now, so that producedAt is never
-// before the signer's validity.
+// before the signer's validity. A revoked previous responder is never
+// taken.
 func (s *signing) at(now time.Time) *signing {
-	if p := s.previous; p != nil && now.Before(s.cert.NotBefore) && !now.Before(p.cert.NotBefore) && now.Before(p.cert.NotAfter) {
+	if p := s.previous; p != nil && now.Before(s.cert.NotBefore) && !now.Before(p.cert.NotBefore) && now.Before(p.cert.NotAfter) && !p.revoked.Load() {
 		return p
 	}
 	return s
@@ -121,7 +127,7 @@ func newSigning(rc ResponderCert, ca *x509.Certificate) (*signing, error) {
 		return nil, err
 	}
 	h := sha1.Sum(keyBits)
-	return &signing{cert: rc.Cert, key: rc.Signer, alg: alg, keyID: h[:]}, nil
+	return &signing{cert: rc.Cert, key: rc.Signer, alg: alg, keyID: h[:], revoked: new(atomic.Bool)}, nil
 }
 
 func publicKeyBits(c *x509.Certificate) ([]byte, error) {

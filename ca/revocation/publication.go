@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -117,6 +118,15 @@ func NewPublication(ctx context.Context, o PublicationOptions) (*Publication, er
 			return nil, fmt.Errorf("OCSP responder of %s: %w", c.Conf.Name, err)
 		}
 		is := ocsp.Issuer{Name: c.Conf.Name, Cert: c.Cert, Responder: rc}
+		// Revoked while this node was down: it signs nothing, and the
+		// pre-signer renews it with a new key at once.
+		if st, err := o.Store.Status(ctx, c.Conf.Name, rc.Cert.SerialNumber); err != nil {
+			o.Logger.Warn("cannot tell whether the OCSP responder certificate was revoked", "ca", c.Conf.Name, "err", err)
+		} else if st.State == ocsp.Revoked {
+			is.Revoked = true
+			o.Logger.Error("the OCSP responder certificate was revoked: no responses signed with it (tryLater); renewing it with a new key now",
+				"ca", c.Conf.Name, "serial", hex.EncodeToString(rc.Cert.SerialNumber.Bytes()))
+		}
 		if now := time.Now(); now.Before(rc.Cert.NotBefore) {
 			// A restart just after a renewal, the clock behind the CA's:
 			// the responder it replaced signs until this one is valid.

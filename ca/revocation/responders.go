@@ -368,6 +368,23 @@ func (rp *Responders) renew(ctx context.Context, caName string) (ocsp.ResponderC
 // renew current, and otherwise adopts the responder the winner made, or
 // returns none while the winner is at it.
 func (rp *Responders) RenewResponder(ctx context.Context, caName string, current *x509.Certificate) (ocsp.ResponderRenewal, error) {
+	return rp.renewResponder(ctx, caName, current, "")
+}
+
+// RenewRevokedResponder is RenewResponder for current revoked
+// (ocsp.RevokedRenewer): its audit records say reason revoked.
+func (rp *Responders) RenewRevokedResponder(ctx context.Context, caName string, current *x509.Certificate) (ocsp.ResponderRenewal, error) {
+	return rp.renewResponder(ctx, caName, current, RenewReasonRevoked)
+}
+
+// RenewReasonRevoked is the reason a responder renewal's audit record
+// (ActionRenewResponder, detail "reason") gives when the responder it
+// replaced was revoked.
+const RenewReasonRevoked = "revoked"
+
+// renewResponder is RenewResponder; reason, when set, goes into the audit
+// records.
+func (rp *Responders) renewResponder(ctx context.Context, caName string, current *x509.Certificate, reason string) (ocsp.ResponderRenewal, error) {
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	var rc ocsp.ResponderCert
@@ -379,19 +396,20 @@ func (rp *Responders) RenewResponder(ctx context.Context, caName string, current
 		rc, how, err = rp.replace(ctx, caName, current, time.Now())
 	}
 	if err != nil {
-		rp.auditRenewal(ctx, caName, current, ocsp.ResponderCert{}, err)
+		rp.auditRenewal(ctx, caName, current, ocsp.ResponderCert{}, reason, err)
 		return ocsp.ResponderRenewal{}, err
 	}
 	if how == renewedHere { // adopted or pending: the node that renews it records it
-		rp.auditRenewal(ctx, caName, current, rc, nil)
+		rp.auditRenewal(ctx, caName, current, rc, reason, nil)
 	}
 	return ocsp.ResponderRenewal{Responder: rc, Adopted: how == renewedAdopted}, nil
 }
 
 // auditRenewal records the renewal of caName's responder current into rc,
-// or its failure with err. A record that cannot be written is logged: the
-// renewal (or its failure, which the caller logs) stands all the same.
-func (rp *Responders) auditRenewal(ctx context.Context, caName string, current *x509.Certificate, rc ocsp.ResponderCert, err error) {
+// or its failure with err; reason, when set, says why (revoked). A record
+// that cannot be written is logged: the renewal (or its failure, which the
+// caller logs) stands all the same.
+func (rp *Responders) auditRenewal(ctx context.Context, caName string, current *x509.Certificate, rc ocsp.ResponderCert, reason string, err error) {
 	if rp.o.Audit == nil {
 		return
 	}
@@ -400,6 +418,9 @@ func (rp *Responders) auditRenewal(ctx context.Context, caName string, current *
 		previous = hex.EncodeToString(current.SerialNumber.Bytes())
 	}
 	details := map[string]any{"ca": caName}
+	if reason != "" {
+		details["reason"] = reason
+	}
 	e := audit.Entry{Actor: rp.o.Actor, Action: ActionRenewResponder, Object: previous, Outcome: audit.OutcomeFailure, Details: details}
 	if err != nil {
 		details["error"] = err.Error()

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
@@ -126,6 +127,22 @@ type Service struct {
 	o    Options
 	log  *slog.Logger
 	seen *seenRevocations
+
+	watchMu  sync.Mutex
+	watchers []func(context.Context, Revocation)
+}
+
+// Watch has f told of every revocation the service records and of every
+// one its poller finds recorded elsewhere (`thiqa revoke`, another node),
+// within about a second on every node: cmd/thiqa tells the TSA, whose
+// unit stops signing at once when its own certificate is revoked. f is
+// called on the revoking request or the poller: it must be quick. A
+// revocation whose OCSP responses could not be re-signed is told again
+// when the poller retries it.
+func (s *Service) Watch(f func(ctx context.Context, r Revocation)) {
+	s.watchMu.Lock()
+	s.watchers = append(s.watchers, f)
+	s.watchMu.Unlock()
 }
 
 // New returns the revocation service over o.
@@ -279,6 +296,12 @@ func (s *Service) notify(ctx context.Context, r *Revocation) bool {
 	}
 	if s.o.Publisher != nil {
 		s.o.Publisher.Trigger(r.CA)
+	}
+	s.watchMu.Lock()
+	watchers := s.watchers
+	s.watchMu.Unlock()
+	for _, f := range watchers {
+		f(ctx, *r)
 	}
 	return ok
 }

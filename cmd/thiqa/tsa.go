@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/big"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/ocsp"
+	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
@@ -87,6 +89,16 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 	}
 	if err != nil {
 		return err
+	}
+	if sv.revocations != nil {
+		// A revoked unit stops signing on every node within about a
+		// second (the poller), and is renewed with a new key at once. The
+		// store keys certificates by serial alone: the serial says it.
+		sv.revocations.Watch(func(_ context.Context, r revocation.Revocation) {
+			if serial, ok := new(big.Int).SetString(r.Serial, 16); ok {
+				svc.Revoked(serial)
+			}
+		})
 	}
 	svc.Register(sv.mux, sv.handleRaw)
 	sv.ready["tsa"] = svc.Ready
