@@ -10,11 +10,17 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/pin"
 )
 
 // ActionEnrolMobile is the audit action of a mobile ID enrolment.
 const ActionEnrolMobile = "oidc.mobile.enrol"
+
+// ErrOtherCountry refuses a mobile-ID enrolment whose certificate names a
+// national identity number of another country than the deployment's
+// (Enrolment.Country).
+var ErrOtherCountry = errors.New("national identity number of another country")
 
 // IssuedCredential is the certificate the CA issued for a key on the
 // service's token (a keyInHSM certificate), named by its credential ID.
@@ -61,6 +67,11 @@ type Enrolment struct {
 	Store       MobileIDStore
 	PINs        PINSetter
 	Audit       Preparer
+	// Country is the deployment's country (ISO 3166 alpha-2, e.g. OM): a
+	// certificate whose serialNumber is IDC<another country>-<number> is
+	// refused, since its mobile ID could never log in here. Empty when not
+	// known: a number of any country is enrolled (as before).
+	Country string
 }
 
 // EnrolMobileID activates a citizen's remote authentication credential
@@ -154,6 +165,10 @@ func enrol(ctx context.Context, e Enrolment, credential string) (civil, serial s
 	i := strings.IndexByte(sn, '-')
 	if !strings.HasPrefix(sn, "IDC") || i < 0 {
 		return "", "", fmt.Errorf("credential %s: certificate subject has no civil number", credential)
+	}
+	if e.Country != "" && auth.CivilNumberIn(e.Country, sn) == "" {
+		return "", "", fmt.Errorf("credential %s: certificate names %s, a national identity number of another country than this deployment's (%s): "+
+			"as a mobile ID it could never log in here: %w", credential, sn, e.Country, ErrOtherCountry)
 	}
 	civil = sn[i+1:]
 	if err := e.Store.EnrolMobileID(ctx, credential, civil, time.Now()); err != nil && !errors.Is(err, ErrConflict) {

@@ -215,15 +215,17 @@ func (m *memStatus) revoke(c *x509.Certificate) {
 // memDirectory maps civil numbers to credentials and keys.
 type memDirectory struct {
 	creds map[string]*RemoteCredential
+	// older are enrolments of the same number behind the newest (creds).
+	older map[string][]*RemoteCredential
 	keys  map[string]crypto.Signer
 }
 
-func (d *memDirectory) RemoteCredential(_ context.Context, civil string) (*RemoteCredential, error) {
+func (d *memDirectory) RemoteCredentials(_ context.Context, civil string) ([]*RemoteCredential, error) {
 	c, ok := d.creds[civil]
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return c, nil
+	return append([]*RemoteCredential{c}, d.older[civil]...), nil
 }
 
 func (d *memDirectory) Key(_ context.Context, id string) (crypto.Signer, error) {

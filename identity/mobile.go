@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/problem"
 )
 
@@ -260,7 +261,7 @@ func (p *Provider) approve(ctx context.Context, l *Login, in ApproveRequest) (Ci
 	if p.cfg.Directory == nil || p.cfg.Keys == nil || p.cfg.PINs == nil {
 		return Citizen{}, refuse("mobile ID is not configured")
 	}
-	cred, err := p.cfg.Directory.RemoteCredential(ctx, l.CivilNumber)
+	cred, err := p.remoteCredential(ctx, l.CivilNumber)
 	if errors.Is(err, ErrNotFound) {
 		return Citizen{}, refuse("no mobile ID credential for this civil number")
 	}
@@ -290,6 +291,24 @@ func (p *Provider) approve(ctx context.Context, l *Login, in ApproveRequest) (Ci
 		return Citizen{}, err
 	}
 	return citizen, nil
+}
+
+// remoteCredential returns the citizen's newest enrolled mobile ID whose
+// certificate names the civil number of the deployment's country, or
+// ErrNotFound. Another country's holder of the same number may have one
+// too (it is stored by the number alone): theirs is skipped, so it neither
+// logs this citizen in nor shadows their own, and their PIN is never tried.
+func (p *Provider) remoteCredential(ctx context.Context, civil string) (*RemoteCredential, error) {
+	creds, err := p.cfg.Directory.RemoteCredentials(ctx, civil)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range creds {
+		if c != nil && c.Certificate != nil && (p.cfg.Country == "" || auth.CivilNumberIn(p.cfg.Country, c.Certificate.Subject.SerialNumber) != "") {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("mobile ID of civil number %s: none of this deployment's country %s: %w", civil, p.cfg.Country, ErrNotFound)
 }
 
 // matchedRefusal is a refusal that also matches a sentinel (ErrWrongPIN,

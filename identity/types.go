@@ -252,11 +252,15 @@ type RemoteCredential struct {
 	Certificate *x509.Certificate
 }
 
-// Directory finds a citizen's remote authentication credential.
+// Directory finds a citizen's remote authentication credentials.
 type Directory interface {
-	// RemoteCredential returns the current citizen-auth credential with the
-	// key on the token of the citizen with that civil number, or ErrNotFound.
-	RemoteCredential(ctx context.Context, civilNumber string) (*RemoteCredential, error)
+	// RemoteCredentials returns the citizen-auth credentials with the key
+	// on the token enrolled (with a login PIN) for that civil number,
+	// newest enrolment first, each with its current certificate, or
+	// ErrNotFound. The civil number is stored without its country: the
+	// provider skips those whose certificate names another country's
+	// (Config.Country).
+	RemoteCredentials(ctx context.Context, civilNumber string) ([]*RemoteCredential, error)
 }
 
 // KeyResolver returns the signer of a credential's key on the token.

@@ -123,6 +123,9 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, m := range ms {
+			if s.foreignMobileID(&m) {
+				continue // another country's holder of the number
+			}
 			e := OwnCredential{CredentialID: m.CredentialID, Kind: KindMobileID, Profile: policies.ProfileCitizenAuth, CertSerial: m.CertSerial,
 				NotAfter: m.NotAfter, PIN: "not-set"}
 			switch {

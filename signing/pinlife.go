@@ -2,6 +2,7 @@ package signing
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -57,6 +58,10 @@ type MobileID struct {
 	CertSerial string
 	NotAfter   time.Time
 	Revoked    bool
+	// Certificate is the current certificate (nil when there is none).
+	// Its serialNumber names the number's country: a mobile ID of another
+	// country's number is no citizen's here (Options.Country).
+	Certificate *x509.Certificate
 	// PINSet, PINFailures and ActivationPending are the login PIN's state.
 	PINSet            bool
 	PINFailures       int
@@ -130,6 +135,10 @@ func (s *Service) pinTargetOf(ctx context.Context, id, owner string) (*pinTarget
 	if s.mobile != nil && s.mobilePINs != nil {
 		m, err := s.mobile.MobileID(ctx, id)
 		switch {
+		case err == nil && owner != "" && s.foreignMobileID(m):
+			// Another country's holder of the number: for the citizen
+			// it is as unknown as anyone else's credential.
+			return nil, ErrCredentialRefused
 		case err == nil:
 			return &pinTarget{id: id, kind: KindMobileID, owner: m.CivilNumber, pins: s.mobilePINs}, nil
 		case !errors.Is(err, ErrNotFound):
@@ -148,6 +157,14 @@ func (s *Service) pinTargetOf(ctx context.Context, id, owner string) (*pinTarget
 		return nil, Refuse(ErrBadRequest, "credential %s is a seal credential: it has no PIN", id)
 	}
 	return &pinTarget{id: id, kind: KindSigning, owner: c.rec.OwnerID, pins: s.pins}, nil
+}
+
+// foreignMobileID reports whether m's certificate names a national
+// identity number of another country than the deployment's: its
+// CivilNumber is only the number, which a citizen here may have as well.
+// A mobile ID without a certificate (none known) is not foreign.
+func (s *Service) foreignMobileID(m *MobileID) bool {
+	return s.country != "" && m.Certificate != nil && auth.CivilNumberIn(s.country, m.Certificate.Subject.SerialNumber) == ""
 }
 
 // citizenTarget is pinTargetOf for the citizen who owns the credential:

@@ -91,6 +91,8 @@ type world struct {
 	// keysDown, when set, makes every credential key fail as a token that
 	// cannot be used for now (an error marked by outage.Mark, as hsm's).
 	keysDown *atomic.Bool
+	// mobilePINs are the mobile IDs' login PINs (worldOptions.mobileIDs).
+	mobilePINs *pin.Manager
 }
 
 // worldOptions vary the world.
@@ -106,6 +108,11 @@ type worldOptions struct {
 	pinClock func() time.Time
 	// now, when set, is the signing service's clock (SAD expiry).
 	now func() time.Time
+	// country is the deployment's (signing.Options.Country).
+	country string
+	// mobileIDs serves the identity store's mobile IDs (world.mobilePINs
+	// their login PINs) at the credential endpoints, as cmd/thiqa does.
+	mobileIDs bool
 }
 
 // testPIN is the credentials' signing PIN in these tests.
@@ -297,6 +304,13 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var mobileIDs signing.MobileIDs
+	if o.mobileIDs {
+		mobileIDs = w.db.SigningMobileIDs()
+		if w.mobilePINs, err = pin.New(w.db.Identity(), pp); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.svc, err = signing.New(signing.Options{
 		Config: signing.Config{Timeout: o.timeout, MaxDocumentBytes: 64 << 20, MaxBatchDocuments: 100, SADLifetime: 5 * time.Minute,
 			MaxHashesPerSAD: 100, TempDir: w.svcTemp, PIN: pp,
@@ -310,7 +324,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 			return gatedKey{k, w.keysDown}, nil
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
-		Audit: w.auditGate, Logger: logger, Registerer: reg, Now: o.now,
+		Audit: w.auditGate, Logger: logger, Registerer: reg, Now: o.now, Country: o.country, MobileIDs: mobileIDs, MobilePINs: w.mobilePINs,
 		Verifier: verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: o.timeout,
 			Fetcher: &verify.HTTPFetcher{Client: client, TTL: time.Minute}}),
 	})

@@ -417,6 +417,34 @@ func (s *Identity) MobileCredentialID(ctx context.Context, civilNumber string) (
 	return id, nil
 }
 
+// MobileCredentialIDs returns the credentials of the citizen's mobile ID
+// enrolments with a PIN set, newest first, or identity.ErrNotFound when
+// there is none.
+func (s *Identity) MobileCredentialIDs(ctx context.Context, civilNumber string) ([]string, error) {
+	const what = "store: mobile IDs of a citizen"
+	rows, err := s.db.query(ctx, `SELECT credential_id FROM oidc_mobile_ids
+	WHERE civil_number = ? AND pin_hash IS NOT NULL ORDER BY enrolled_at DESC, credential_id`, civilNumber)
+	if err != nil {
+		return nil, idErr(what, err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, idErr(what, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, idErr(what, err)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%s: %w", what, identity.ErrNotFound)
+	}
+	return ids, nil
+}
+
 // CreatePIN implements pin.Store for enrolled mobile IDs (the login PIN).
 func (s *Identity) CreatePIN(ctx context.Context, subject, hash string, seal audit.Sealer) (bool, error) {
 	return s.pins().CreatePIN(ctx, subject, hash, seal)

@@ -34,6 +34,33 @@ func (s *Identity) RemoteCredential(ctx context.Context, civilNumber string) (*i
 	return &identity.RemoteCredential{ID: id, Certificate: rec.Certificate}, nil
 }
 
+// RemoteCredentials returns the citizen's enrolled mobile ID credentials
+// with a PIN set, newest enrolment first, each with its current
+// certificate, or an error wrapping identity.ErrNotFound
+// (identity.Directory). The civil number is stored without its country:
+// the provider skips the certificates of another country's number.
+func (s *Identity) RemoteCredentials(ctx context.Context, civilNumber string) ([]*identity.RemoteCredential, error) {
+	ids, err := s.MobileCredentialIDs(ctx, civilNumber)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*identity.RemoteCredential, 0, len(ids))
+	for _, id := range ids {
+		rec, err := s.IssuedCredential(ctx, id)
+		if errors.Is(err, identity.ErrNotFound) {
+			continue // no certificate: it can log no one in
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &identity.RemoteCredential{ID: id, Certificate: rec.Certificate})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("store: mobile ID of a citizen: none with a certificate: %w", identity.ErrNotFound)
+	}
+	return out, nil
+}
+
 // IssuedCredential returns the current certificate issued for a credential
 // key, or an error wrapping identity.ErrNotFound.
 func (s *Identity) IssuedCredential(ctx context.Context, credentialID string) (*identity.IssuedCredential, error) {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -24,11 +25,15 @@ type MobileIDState struct {
 	CertSerial string
 	NotAfter   time.Time
 	Revoked    bool
+	// Certificate is the current certificate (nil when there is none):
+	// its serialNumber names the number's country, which CivilNumber
+	// does not.
+	Certificate *x509.Certificate
 }
 
 // mobileIDSelect reads MobileIDState rows, in scanMobileID's order.
 const mobileIDSelect = `SELECT m.credential_id, m.civil_number, m.pin_hash IS NOT NULL, m.pin_failures, m.activation_hash IS NOT NULL,
-	c.serial, c.not_after, r.serial IS NOT NULL
+	c.serial, c.not_after, r.serial IS NOT NULL, c.der
 	FROM oidc_mobile_ids m
 	LEFT JOIN certificates c ON c.serial = (SELECT cc.serial FROM certificates cc
 		WHERE cc.credential_id = m.credential_id AND cc.state = 'issued' ORDER BY cc.issued_at DESC, cc.serial LIMIT 1)
@@ -40,8 +45,16 @@ func scanMobileID(sc interface{ Scan(...any) error }) (*MobileIDState, error) {
 	var serial sql.NullString
 	var notAfter sql.NullInt64
 	var revoked sql.NullBool
-	if err := sc.Scan(&m.CredentialID, &m.CivilNumber, &m.PINSet, &failures, &m.ActivationPending, &serial, &notAfter, &revoked); err != nil {
+	var der []byte
+	if err := sc.Scan(&m.CredentialID, &m.CivilNumber, &m.PINSet, &failures, &m.ActivationPending, &serial, &notAfter, &revoked, &der); err != nil {
 		return nil, err
+	}
+	if len(der) > 0 {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %s of mobile ID %s: %w", serial.String, m.CredentialID, err)
+		}
+		m.Certificate = cert
 	}
 	m.PINFailures, m.CertSerial, m.Revoked = int(failures), serial.String, revoked.Bool
 	if notAfter.Valid {
@@ -131,5 +144,5 @@ func (m SigningMobileIDs) MobileIDsOf(ctx context.Context, civilNumber string) (
 // forSigning is the state as the signing service sees it.
 func (st MobileIDState) forSigning() signing.MobileID {
 	return signing.MobileID{CredentialID: st.CredentialID, CivilNumber: st.CivilNumber, CertSerial: st.CertSerial, NotAfter: st.NotAfter,
-		Revoked: st.Revoked, PINSet: st.PINSet, PINFailures: st.PINFailures, ActivationPending: st.ActivationPending}
+		Revoked: st.Revoked, Certificate: st.Certificate, PINSet: st.PINSet, PINFailures: st.PINFailures, ActivationPending: st.ActivationPending}
 }

@@ -168,5 +168,12 @@ func oidcMobileEnrol(ctx context.Context, env *cliEnv, args []string) error {
 // mobileEnrolment is what identity.EnrolMobileID and
 // EnrolMobileIDForActivation need, over the data folder's store.
 func mobileEnrolment(p *platform) (identity.Enrolment, error) {
-	return p.cfg.Identity.Enrolment(p.db.Identity(), revocation.NewChecker(p.db.Certificates(nil), 0, nil), p.audit)
+	e, err := p.cfg.Identity.Enrolment(p.db.Identity(), revocation.NewChecker(p.db.Certificates(nil), 0, nil), p.audit)
+	if err != nil {
+		return e, err
+	}
+	// A certificate of another country's number is refused: as a mobile
+	// ID it could never log in here.
+	e.Country = p.cfg.CA.Country()
+	return e, nil
 }
