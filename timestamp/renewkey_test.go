@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store/storetest"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -73,6 +76,49 @@ func TestUnitRenewalRetriesReuseTheKey(t *testing.T) {
 			}
 			if pubEqual(again.Cert.PublicKey, next.Cert.PublicKey) {
 				t.Fatal("a renewal after a successful one reused its key")
+			}
+		})
+	}
+}
+
+// While the renewal of a revoked unit keeps failing (the CA down), the
+// retries back off: they do not write a failure record to the audit log
+// every few seconds on every node for as long as the outage lasts.
+func TestRevokedUnitRenewalFailuresBackOff(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			first, err := f.units.Init(t.Context(), "thiqa-init")
+			if err != nil {
+				t.Fatal(err)
+			}
+			down := &downCertifier{inner: f.units.CA}
+			down.fails.Store(1 << 30)
+			units := &timestamp.Units{Dir: f.units.Dir, KeyLabel: f.units.KeyLabel, Keys: f.keys, CA: down}
+			db := storetest.Open(t, f.cfg)
+			serials, err := timestamp.NewBlockAllocator(db.SerialBlocks(), timestamp.SerialCounter, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := &instance{db: db, serials: serials, clk: timestamp.NewStaticChecker(true), reg: prometheus.NewRegistry()}
+			in.svc, err = timestamp.NewService(t.Context(), in.options(f, units, time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			timestamp.SetRevokedRetry(in.svc, 20*time.Millisecond)
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan struct{})
+			go func() { defer close(done); in.svc.RenewLoop(ctx, time.Hour) }()
+			if !in.svc.Revoked(first.Cert.SerialNumber) {
+				t.Fatal("the unit in use was not found revoked")
+			}
+			time.Sleep(800 * time.Millisecond)
+			cancel()
+			<-done
+			// 20 ms apart: about 40 tries; backing off (20, 40, 80, … ms): 6.
+			n := storetest.AuditCount(t, f.db, timestamp.ActionRenewUnit, audit.OutcomeFailure)
+			if n < 2 || n > 10 {
+				t.Fatalf("%d failed renewals audited in 800 ms with retries from 20 ms, want 2 to 10 (backing off)", n)
 			}
 		})
 	}
