@@ -370,8 +370,7 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 		return nil, reject(tsp.TimeNotAvailable, "the TSA clock is not within its declared accuracy")
 	}
 	if a.revoked.Load() {
-		// Unavailable until the new unit serves (a second or so): 503.
-		return nil, &rejection{fail: tsp.SystemFailure, text: "the TSA unit certificate is revoked; a new unit is being certified", cause: outage.Mark(ErrUnitRevoked)}
+		return nil, revokedRejection()
 	}
 	now := a.now()
 	if err := a.checkValidity(now); err != nil {
@@ -410,8 +409,20 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 		a.log.Error("signing a time-stamp token", "serial", serial, "err", err)
 		return nil, failure(err)
 	}
+	if a.revoked.Load() {
+		// Revoked while this request was recorded and signed (the
+		// revocation committed meanwhile): its token is not handed out.
+		a.log.Warn("time-stamp not returned: the unit was revoked while it was issued", "serial", serial)
+		return nil, revokedRejection()
+	}
 	if a.log.Enabled(ctx, slog.LevelDebug) {
 		a.log.Debug("time-stamp issued", "serial", serial, "requester", requester)
 	}
 	return token, nil
+}
+
+// revokedRejection is the answer while the unit is revoked: unavailable
+// until the new unit serves (a second or so), HTTP 503.
+func revokedRejection() *rejection {
+	return &rejection{fail: tsp.SystemFailure, text: "the TSA unit certificate is revoked; a new unit is being certified", cause: outage.Mark(ErrUnitRevoked)}
 }

@@ -12,8 +12,26 @@ import (
 const RenewReasonRevoked = "revoked"
 
 // revokedRetry is how long RenewLoop waits before it tries again to renew
-// a revoked unit after a failure (the CA or the token down).
+// a revoked unit after a failure (the CA or the token down); each failure
+// in a row doubles it, up to revokedRetryMax.
 const revokedRetry = 10 * time.Second
+
+// revokedRetryMax bounds RenewLoop's wait between failed renewals of a
+// revoked unit: it serves again within that much of the CA's return.
+const revokedRetryMax = 2 * time.Minute
+
+// backoff is the wait after failures+1 failures in a row: first, doubled
+// failures times, at most revokedRetryMax.
+func backoff(first time.Duration, failures int) time.Duration {
+	d := first
+	for range failures {
+		if d >= revokedRetryMax/2 {
+			return revokedRetryMax
+		}
+		d *= 2
+	}
+	return d
+}
 
 // Revoked is told that the certificate with that serial was revoked (the
 // revocation service's notice, within about a second on every node; cmd/thiqa

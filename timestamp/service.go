@@ -92,6 +92,9 @@ type Service struct {
 
 	// kick asks RenewLoop for a check now (a unit just revoked).
 	kick chan struct{}
+	// revokedRetry is RenewLoop's first wait after a failed renewal of a
+	// revoked unit (the const revokedRetry; tests shorten it).
+	revokedRetry time.Duration
 
 	// closeSerials closes the serial allocator the service made itself
 	// (NewServiceFromConfig); nil otherwise.
@@ -120,7 +123,7 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, log: o.Logger, holder: holder, kick: make(chan struct{}, 1)}
+	s := &Service{o: o, log: o.Logger, holder: holder, kick: make(chan struct{}, 1), revokedRetry: revokedRetry}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -458,9 +461,12 @@ func (s *Service) renew(ctx context.Context, old *Unit, now time.Time) (*Unit, e
 // RenewLoop checks for renewal every interval until ctx ends, and at once
 // when Revoked finds the unit in use revoked; while that unit is not
 // replaced yet (another instance renews it, or the renewal failed) it
-// checks again every second (revokedRetry after a failure).
+// checks again every second, or after a failure revokedRetry, doubling
+// at each failure in a row up to revokedRetryMax (an outage of the CA
+// does not write a failure record every few seconds for hours).
 func (s *Service) RenewLoop(ctx context.Context, interval time.Duration) {
 	wait := interval
+	failures := 0 // failed renewals of the revoked unit in a row
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -477,12 +483,16 @@ func (s *Service) RenewLoop(ctx context.Context, interval time.Duration) {
 		wait = interval
 		switch revoked := s.revokedInUse(); {
 		case revoked && err != nil:
-			wait = revokedRetry
-			s.log.Error("renewing the revoked TSA unit failed: no tokens until it is renewed; retrying", "retryIn", wait.String(), "err", err)
+			wait = backoff(s.revokedRetry, failures)
+			failures++
+			s.log.Error("renewing the revoked TSA unit failed: no tokens until it is renewed; retrying", "retryIn", wait.String(), "failures", failures, "err", err)
 		case revoked:
 			wait = claimRetry // another instance renews it: adopted as soon as it is done
 		case err != nil:
+			failures = 0
 			s.log.Error("renewing the TSA unit failed; the current unit serves until its certificate expires", "err", err)
+		default:
+			failures = 0
 		}
 	}
 }

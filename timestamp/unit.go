@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/atomicfile"
@@ -95,6 +96,14 @@ type Units struct {
 	Keys     KeyStore
 	// CA certifies new unit keys; Load does without it.
 	CA Certifier
+
+	// mu guards pending.
+	mu sync.Mutex
+	// pending is the key Renew generated last whose certification failed
+	// (the CA down): the next Renew certifies it instead of generating
+	// another, so renewals retried every few seconds (a revoked unit)
+	// leave at most one unused key on the token.
+	pending *UnitKey
 }
 
 // UnitPath is where the unit certificate lives (PEM).
@@ -245,11 +254,26 @@ func (u *Units) Adopt(ctx context.Context, r RenewedUnit) (*Unit, error) {
 // certified. EN 319 421 §7.6: a unit key must not sign beyond its
 // certificate's validity, so renewal is a new key certified afresh, never
 // the old key re-certified.
+//
+// A key whose certification failed is certified by the next Renew (it
+// never signed: it is as new), not left on the token for another.
 func (u *Units) Renew(ctx context.Context, now time.Time, actor string) (*Unit, error) {
-	label := u.KeyLabel + "-" + now.UTC().Format("20060102T150405.000Z")
-	key, err := u.generateKey(ctx, label)
-	if err != nil {
-		return nil, fmt.Errorf("generating the new unit key: %w", err)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	key := u.pending
+	if key == nil {
+		label := u.KeyLabel + "-" + now.UTC().Format("20060102T150405.000Z")
+		k, err := u.generateKey(ctx, label)
+		if err != nil {
+			return nil, fmt.Errorf("generating the new unit key: %w", err)
+		}
+		key = &k
 	}
-	return u.Certify(ctx, key, actor)
+	unit, err := u.Certify(ctx, *key, actor)
+	if err != nil {
+		u.pending = key
+		return nil, err
+	}
+	u.pending = nil
+	return unit, nil
 }

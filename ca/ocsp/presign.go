@@ -172,11 +172,16 @@ func (r *Responder) RenewDue(ctx context.Context, renewer ResponderRenewer) ([]s
 type Presigner struct {
 	r       *Responder
 	renewer ResponderRenewer
+	// revokedRetry is the first wait after a failed renewal while a
+	// revoked responder is in use (the const revokedRetry; tests shorten
+	// it); failures counts those failures in a row (Run's goroutine only).
+	revokedRetry time.Duration
+	failures     int
 }
 
 // NewPresigner returns a presigner for r; renewer may be nil (no renewal).
 func NewPresigner(r *Responder, renewer ResponderRenewer) *Presigner {
-	return &Presigner{r: r, renewer: renewer}
+	return &Presigner{r: r, renewer: renewer, revokedRetry: revokedRetry}
 }
 
 // Run works until ctx ends; failures are logged and retried next round.
@@ -211,8 +216,27 @@ func (p *Presigner) Run(ctx context.Context) error {
 }
 
 // revokedRetry is how long the Presigner waits before it tries again to
-// renew a revoked responder after a failure (the CA or the token down).
+// renew a revoked responder after a failure (the CA or the token down);
+// each failure in a row doubles it, up to revokedRetryMax.
 const revokedRetry = 10 * time.Second
+
+// revokedRetryMax bounds the Presigner's wait between failed renewals of
+// a revoked responder: it answers again within that much of the CA's
+// return.
+const revokedRetryMax = 2 * time.Minute
+
+// backoff is the wait after failures+1 failures in a row: first, doubled
+// failures times, at most revokedRetryMax.
+func backoff(first time.Duration, failures int) time.Duration {
+	d := first
+	for range failures {
+		if d >= revokedRetryMax/2 {
+			return revokedRetryMax
+		}
+		d *= 2
+	}
+	return d
+}
 
 func (p *Presigner) renew(ctx context.Context) error {
 	if p.renewer == nil {
@@ -226,16 +250,18 @@ func (p *Presigner) renew(ctx context.Context) error {
 }
 
 // renewRetrying renews and, while a revoked responder is still in use,
-// sets retry: a second (another instance renews it), or revokedRetry
-// after a failure.
+// sets retry: a second (another instance renews it), or after a failure
+// revokedRetry, doubled at each failure in a row up to revokedRetryMax.
 func (p *Presigner) renewRetrying(ctx context.Context, retry *time.Timer) {
 	err := p.renew(ctx)
 	if p.renewer == nil || !p.r.revokedInUse() {
+		p.failures = 0
 		return
 	}
 	wait := time.Second
 	if err != nil {
-		wait = revokedRetry
+		wait = backoff(p.revokedRetry, p.failures)
+		p.failures++
 	}
 	retry.Reset(wait)
 }

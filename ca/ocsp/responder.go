@@ -289,6 +289,10 @@ func (r *Responder) sign(ctx context.Context, is *issuer, singles []single, nonc
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", is.name, err)
 	}
+	if sg.revoked.Load() {
+		// Revoked while it signed: the response is not handed out.
+		return nil, nil, fmt.Errorf("%s: %w", is.name, ErrResponderRevoked)
+	}
 	r.m.signed(why)
 	return der, sg, nil
 }

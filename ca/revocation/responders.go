@@ -100,6 +100,18 @@ type Responders struct {
 	log    *slog.Logger
 	holder string     // names this node in its claims to renew (Renewals)
 	mu     sync.Mutex // one renewal at a time writes the files
+	// pending holds, by CA, the key issue generated last whose
+	// certificate the CA could not issue (the CA down): the next issue
+	// has it certified instead of generating another, so renewals retried
+	// every few seconds (a revoked responder) leave at most one unused key
+	// on the token. Guarded by mu.
+	pending map[string]pendingKey
+}
+
+// pendingKey is a responder key generated but not certified.
+type pendingKey struct {
+	label string
+	key   crypto.Signer
 }
 
 // NewResponders returns the responders o describes.
@@ -307,23 +319,30 @@ func (rp *Responders) writeFiles(caName, label string, cert *x509.Certificate) e
 	return atomicfile.Write(labelPath, []byte(label+"\n"), 0o644)
 }
 
-// issue generates a new responder key on the token and has the CA issue
-// its ocsp-responder certificate; it writes nothing. The previous key
-// stays on the token.
+// issue generates a new responder key on the token (or takes the one the
+// last issue for caName could not have certified: pending) and has the CA
+// issue its ocsp-responder certificate; it writes nothing. The previous
+// key stays on the token. The caller holds mu.
 func (rp *Responders) issue(ctx context.Context, caName string) (ocsp.ResponderCert, string, error) {
 	caCert, ok := rp.o.CA.CACertificate(caName)
 	if !ok || caName == "root" {
 		return ocsp.ResponderCert{}, "", fmt.Errorf("no issuing CA %q", caName)
 	}
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return ocsp.ResponderCert{}, "", fmt.Errorf("choosing a key label: %w", err)
+	pk, ok := rp.pending[caName]
+	delete(rp.pending, caName)
+	if !ok {
+		var b [6]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return ocsp.ResponderCert{}, "", fmt.Errorf("choosing a key label: %w", err)
+		}
+		pk.label = "ocsp-" + caName + "-" + hex.EncodeToString(b[:])
+		key, err := rp.o.Keys.GenerateKey(ctx, pk.label)
+		if err != nil {
+			return ocsp.ResponderCert{}, "", fmt.Errorf("generating responder key %s: %w", pk.label, err)
+		}
+		pk.key = key
 	}
-	label := "ocsp-" + caName + "-" + hex.EncodeToString(b[:])
-	key, err := rp.o.Keys.GenerateKey(ctx, label)
-	if err != nil {
-		return ocsp.ResponderCert{}, "", fmt.Errorf("generating responder key %s: %w", label, err)
-	}
+	label, key := pk.label, pk.key
 	sub := rp.o.Subjects[caName]
 	if sub.Organization == "" {
 		sub.Organization = "Thiqa"
@@ -340,6 +359,15 @@ func (rp *Responders) issue(ctx context.Context, caName string) (ocsp.ResponderC
 		},
 	})
 	if err != nil {
+		// Not certified: the next try certifies this key (it never
+		// signed), unless the CA refuses it for good (certified already,
+		// blocked).
+		if !errors.Is(err, ca.ErrDuplicateRequest) && !errors.Is(err, ca.ErrKeyBlocked) && !errors.Is(err, ca.ErrKeyOtherSubject) {
+			if rp.pending == nil {
+				rp.pending = map[string]pendingKey{}
+			}
+			rp.pending[caName] = pk
+		}
 		return ocsp.ResponderCert{}, "", fmt.Errorf("issuing the responder certificate of %s: %w", caName, err)
 	}
 	if err := issued.Certificate.CheckSignatureFrom(caCert); err != nil {

@@ -276,11 +276,20 @@ func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, 
 	return &Result{Revocation: *r}, nil
 }
 
-// notify re-signs the revoked certificate's OCSP responses at once, asks
-// for new CRLs and has the status checker forget the certificate. It
+// notify tells the watchers (Watch), re-signs the revoked certificate's
+// OCSP responses at once, asks for new CRLs and has the status checker
+// forget the certificate. It
 // reports whether the OCSP responses were re-signed (true when there is no
 // responder); the poller retries those that were not.
 func (s *Service) notify(ctx context.Context, r *Revocation) bool {
+	// The watchers first: a revoked TSA unit stops signing before the
+	// OCSP re-signing, which may wait for a signing slot or the token.
+	s.watchMu.Lock()
+	watchers := s.watchers
+	s.watchMu.Unlock()
+	for _, f := range watchers {
+		f(ctx, *r)
+	}
 	if s.o.Status != nil {
 		s.o.Status.Forget(r.Serial)
 	}
@@ -296,12 +305,6 @@ func (s *Service) notify(ctx context.Context, r *Revocation) bool {
 	}
 	if s.o.Publisher != nil {
 		s.o.Publisher.Trigger(r.CA)
-	}
-	s.watchMu.Lock()
-	watchers := s.watchers
-	s.watchMu.Unlock()
-	for _, f := range watchers {
-		f(ctx, *r)
 	}
 	return ok
 }

@@ -1,0 +1,8 @@
+package timestamp
+
+import "time"
+
+// SetRevokedRetry sets how long RenewLoop first waits before it tries
+// again to renew a revoked unit after a failure (tests: milliseconds).
+// Call it before RenewLoop starts.
+func SetRevokedRetry(s *Service, d time.Duration) { s.revokedRetry = d }
