@@ -2,6 +2,7 @@ package revocation
 
 import (
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -118,7 +119,40 @@ func (s *Service) serveRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // mayRevoke says whether pr may revoke c: registration officers any
-// certificate; a citizen or an agency its own (auth.Principal.OwnsCertificate).
+// subscriber's certificate; a citizen or an agency its own
+// (auth.Principal.OwnsCertificate). The service's own certificates (a CA,
+// the TSA unit, an OCSP responder, the CMP server) are no subscriber's:
+// revoking one takes a service down until it is renewed with a new key,
+// so it is an operator's act on the host (`thiqa revoke`, which passes no
+// check), not a registration officer's (separation of trusted roles, ETSI
+// EN 319 401 §7.2), and one officer's token cannot keep the TSA down by
+// revoking each new unit.
 func mayRevoke(pr *auth.Principal, c *x509.Certificate) bool {
+	if serviceCertificate(c) {
+		return false
+	}
 	return pr.Has(policies.RoleRegistrationOfficer) || pr.OwnsCertificate(c)
+}
+
+// oidKPCMCRA is id-kp-cmcRA (RFC 6402), the CMP server's extended key usage.
+var oidKPCMCRA = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 28}
+
+// serviceCertificate reports whether c is one of the service's own
+// certificates: a CA, or one certified for time-stamping, OCSP signing or
+// as a CMP registration authority.
+func serviceCertificate(c *x509.Certificate) bool {
+	if c.IsCA {
+		return true
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageTimeStamping || u == x509.ExtKeyUsageOCSPSigning {
+			return true
+		}
+	}
+	for _, u := range c.UnknownExtKeyUsage {
+		if u.Equal(oidKPCMCRA) {
+			return true
+		}
+	}
+	return false
 }

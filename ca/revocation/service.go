@@ -244,6 +244,9 @@ func (s *Service) Revoke(ctx context.Context, actor, serial, reasonText string, 
 		return nil, fmt.Errorf("stored certificate %s: %w", key, err)
 	}
 	if allow != nil && !allow(cert) {
+		if serviceCertificate(cert) {
+			return nil, refuse(ErrNotPermitted, "certificate %s is one of the service's own (a CA, the TSA unit, an OCSP responder or the CMP server): an operator revokes it on the host (thiqa revoke)", key)
+		}
 		return nil, refuse(ErrNotPermitted, "the caller may not revoke certificate %s", key)
 	}
 	if reason == KeyCompromise {

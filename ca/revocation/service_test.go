@@ -411,6 +411,15 @@ func runRevocation(t *testing.T, d storetest.Dialect) {
 	wantProblem(t, "unknown serial", code, body, http.StatusNotFound, "5eed0123456789abcdef")
 	code, body = f.revoke(t, leaf, officer, map[string]any{"reason": "superseded", "extra": 1})
 	wantProblem(t, "unknown field", code, body, http.StatusBadRequest, "reason")
+	// The service's own certificates are an operator's to revoke on the
+	// host, not an officer's: one token could keep OCSP (or the TSA) down.
+	responderPath, _ := f.rp.Paths("citizen")
+	responderSerial := fmt.Sprintf("%x", readCert(t, responderPath).SerialNumber)
+	code, body = f.revoke(t, responderSerial, officer, "keyCompromise")
+	wantProblem(t, "officer, the OCSP responder", code, body, http.StatusForbidden, "thiqa revoke")
+	if out := f.ocspCheck(t, true, "-cert", f.path("leaf.pem")); !strings.Contains(out, ": good") {
+		t.Fatalf("OCSP after a refused revocation of its responder:\n%s", out)
+	}
 	if out := f.ocspCheck(t, true, "-cert", f.path("leaf.pem")); !strings.Contains(out, ": good") {
 		t.Fatalf("a refused revocation changed the status:\n%s", out)
 	}
@@ -536,10 +545,11 @@ func runRevocation(t *testing.T, d storetest.Dialect) {
 	if n := storetest.AuditCount(t, f.db, "certificate.revoke", "success"); n != 3 {
 		t.Fatalf("%d successful revocation records, want 3", n)
 	}
-	// 401, 403 ×3, 400 ×2, 404, 409 from the API and 409 ×2 from the other
-	// process (revoking twice, then superseding: audited, not an error).
-	if n := storetest.AuditCount(t, f.db, "certificate.revoke", "refused"); n != 10 {
-		t.Fatalf("%d refused revocation records, want 10", n)
+	// 401, 403 ×4 (one the officer's of the OCSP responder), 400 ×2, 404,
+	// 409 from the API and 409 ×2 from the other process (revoking twice,
+	// then superseding: audited, not an error).
+	if n := storetest.AuditCount(t, f.db, "certificate.revoke", "refused"); n != 11 {
+		t.Fatalf("%d refused revocation records, want 11", n)
 	}
 }
 
