@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 	"github.com/thiqa/thiqa/timestamp"
 )
@@ -46,10 +47,15 @@ func runTSAUnitRenewalInCluster(t *testing.T, d storetest.Dialect) {
 	// nodes start, on both at once (and a renewed unit is not renewed
 	// again before it expires).
 	const renewBefore = 1096 * 24 * time.Hour
+	// The nodes' stores are opened first: opening one (PostgreSQL's
+	// connections, the migrations' check) takes longer than a renewal, so
+	// a node opening its store in the race would load the unit the other
+	// had just renewed, due at once with this margin, and renew it again.
 	nodes := make([]*instance, 2)
+	dbs := []*store.DB{storetest.Open(t, f.cfg), storetest.Open(t, f.cfg)}
 	var wg sync.WaitGroup
 	for i := range nodes {
-		wg.Go(func() { nodes[i] = f.serve(t, timestamp.NewStaticChecker(true), renewBefore) })
+		wg.Go(func() { nodes[i] = f.serveOn(t, dbs[i], timestamp.NewStaticChecker(true), renewBefore) })
 	}
 	wg.Wait()
 	if t.Failed() {

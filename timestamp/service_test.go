@@ -166,7 +166,13 @@ func (in *instance) options(f *fixture, units *timestamp.Units, renewBefore time
 // `thiqa serve` instance runs it.
 func (f *fixture) serve(t *testing.T, clk timestamp.ClockChecker, renewBefore time.Duration) *instance {
 	t.Helper()
-	db := storetest.Open(t, f.cfg)
+	return f.serveOn(t, storetest.Open(t, f.cfg), clk, renewBefore)
+}
+
+// serveOn is serve on a store already open (the cluster test opens the
+// nodes' stores first, so that the nodes start at once).
+func (f *fixture) serveOn(t *testing.T, db *store.DB, clk timestamp.ClockChecker, renewBefore time.Duration) *instance {
+	t.Helper()
 	serials, err := timestamp.NewBlockAllocator(db.SerialBlocks(), timestamp.SerialCounter, 0)
 	if err != nil {
 		t.Fatal(err)
