@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"math/big"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/retry"
 )
 
 // RenewReasonRevoked is the reason a renewal's audit record (ActionRenewUnit,
@@ -23,14 +25,7 @@ const revokedRetryMax = 2 * time.Minute
 // backoff is the wait after failures+1 failures in a row: first, doubled
 // failures times, at most revokedRetryMax.
 func backoff(first time.Duration, failures int) time.Duration {
-	d := first
-	for range failures {
-		if d >= revokedRetryMax/2 {
-			return revokedRetryMax
-		}
-		d *= 2
-	}
-	return d
+	return retry.Backoff(first, revokedRetryMax, failures)
 }
 
 // Revoked is told that the certificate with that serial was revoked (the

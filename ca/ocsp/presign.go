@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/retry"
 )
 
 // PresignIssuer signs a response for every certificate of one CA, for each
@@ -228,14 +230,7 @@ const revokedRetryMax = 2 * time.Minute
 // backoff is the wait after failures+1 failures in a row: first, doubled
 // failures times, at most revokedRetryMax.
 func backoff(first time.Duration, failures int) time.Duration {
-	d := first
-	for range failures {
-		if d >= revokedRetryMax/2 {
-			return revokedRetryMax
-		}
-		d *= 2
-	}
-	return d
+	return retry.Backoff(first, revokedRetryMax, failures)
 }
 
 func (p *Presigner) renew(ctx context.Context) error {
