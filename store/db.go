@@ -266,7 +266,7 @@ func (db *DB) Ping(ctx context.Context) error {
 		// still fails: on a full disk, /readyz would flip back to ready.
 		// The episode ends only once the folder has room again.
 		if free, ok := db.freeAfterFault(); !ok {
-			return storageFault{fmt.Errorf("store: writes have failed since %s and the database's folder %s has %d bytes free (at least %d needed): free space there",
+			return storageFault{fmt.Errorf("store: writes have failed since %s (disk full): the database's folder %s has %d bytes free (at least %d needed): free space there",
 				since.UTC().Format(time.RFC3339), db.sqliteDir, free, minFreeAfterFault)}
 		}
 		db.writesRecovered()

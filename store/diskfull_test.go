@@ -151,6 +151,9 @@ func TestSQLiteReadyOnlyWithRoom(t *testing.T) {
 		t.Fatal("Ping passes with 64 KiB free after writes failed on a full disk: /readyz sends requests that fail")
 	} else if !errors.Is(err, store.ErrStorageFault) {
 		t.Errorf("Ping's error does not say why: %v", err)
+	} else if !strings.Contains(err.Error(), "(disk full)") {
+		// What the operator reads in /readyz (docs/operations.md).
+		t.Errorf("Ping's error does not name the full disk: %v", err)
 	}
 	disk.Free(t)
 	if err := db.Ping(ctx); err != nil {
