@@ -115,6 +115,10 @@ func TestSuspendedSigner(t *testing.T) {
 		{name: "on hold before the proven signing time", signed: stamped, at: later,
 			ocsps: [][]byte{p.ocspRevoked(t, p.leaf, now.Add(11*time.Minute), held, ocsp.CertificateHold), p.ocspFor(t, p.tsa)},
 			ind:   report.Indeterminate, sub: report.TryLater, err: "on hold (suspended)"},
+		{name: "on hold before the proven signing time, another answer dates a hold after it", signed: stamped, at: later,
+			ocsps: [][]byte{p.ocspRevoked(t, p.leaf, now.Add(11*time.Minute), held, ocsp.CertificateHold),
+				p.ocspRevoked(t, p.leaf, now.Add(12*time.Minute), now.Add(10*time.Minute), ocsp.CertificateHold), p.ocspFor(t, p.tsa)},
+			ind: report.Indeterminate, sub: report.TryLater, err: "on hold (suspended) since " + held.UTC().Format(time.RFC3339)},
 		{name: "revoked (keyCompromise), CRL", signed: plain, crls: [][]byte{holdCRL(t, p.root, p.rootKey, 1, nil, now.Add(-5*time.Minute),
 			x509.RevocationListEntry{SerialNumber: p.leaf.SerialNumber, RevocationTime: held, ReasonCode: 1})},
 			ind: report.Indeterminate, sub: report.RevokedNoPOE, err: "revoked at"},
@@ -238,5 +242,23 @@ func TestInvalidityDateWarning(t *testing.T) {
 				t.Fatalf("want a warning that the CA states the key %s: %s", c.warn, summary(r))
 			}
 		})
+	}
+}
+
+// TestSuspensionAskedAgainOnline: TRY_LATER for a suspension means asking
+// again: when online checks are allowed, the verifier asks the responder,
+// and a later answer that the certificate is good shows the hold lifted.
+func TestSuspensionAskedAgainOnline(t *testing.T) {
+	p := newTestPKIWith(t, "http://ocsp.invalid/")
+	now := time.Now().Truncate(time.Second)
+	held := p.ocspRevoked(t, p.leaf, now.Add(-5*time.Minute), now.Add(-10*time.Minute), ocsp.CertificateHold)
+	pdf := addDSS(p.signPDF(t, signOpts{}), [][]byte{held}, []*x509.Certificate{p.root})
+	r := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}, AllowOnline: true, Fetcher: fixedFetcher{p.ocspFor(t, p.leaf)}}, pdf)
+	if r.Indication != report.TotalPassed {
+		t.Fatalf("the responder says good now: %s", summary(r))
+	}
+	r = verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}, AllowOnline: true, Fetcher: fixedFetcher{held}}, pdf)
+	if s := r.Signatures[0]; s.SubIndication != report.TryLater || !hasText(s.Errors, "on hold (suspended)") {
+		t.Fatalf("still on hold: %s", summary(r))
 	}
 }

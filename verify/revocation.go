@@ -441,12 +441,18 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 					}
 					continue
 				}
+				if suspended != nil {
+					continue // other information says on hold at the time
+				}
 				rd.warnHoldAfter(c, resp.RevokedAt, at)
 				return nil
 			}
 			if !resp.RevokedAt.After(at) {
 				return &path.Error{Sub: path.Revoked, Index: i, RevokedAt: resp.RevokedAt, InvalidSince: path.InvalidityDate(resp.Extensions), Subject: c.Subject.String(),
 					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}
+			}
+			if suspended != nil {
+				continue // other information says on hold at the time
 			}
 			rd.warnRevokedAfter(c, resp.RevokedAt, path.InvalidityDate(resp.Extensions), at)
 			return nil
@@ -494,22 +500,25 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 			return nil
 		}
 		if err.Sub == path.Revoked {
-			if err.RevokedAt.After(at) {
-				rd.warnRevokedAfter(c, err.RevokedAt, err.InvalidSince, at)
-				return nil
+			if !err.RevokedAt.After(at) {
+				return err
 			}
-			return err
+			if suspended != nil {
+				continue // other information says on hold at the time
+			}
+			rd.warnRevokedAfter(c, err.RevokedAt, err.InvalidSince, at)
+			return nil
 		}
 		if err.Suspended() {
 			rd.usedCRL = true
-			if err.SuspendedAt.After(at) {
-				rd.warnHoldAfter(c, err.SuspendedAt, at)
-				return nil
-			}
-			if suspended == nil {
+			if !err.SuspendedAt.After(at) && suspended == nil {
 				suspended, suspendedInfo = err, crl.ThisUpdate
 			}
-			continue
+			if suspended != nil {
+				continue
+			}
+			rd.warnHoldAfter(c, err.SuspendedAt, at)
+			return nil
 		}
 		stale = err
 	}
