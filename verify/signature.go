@@ -245,6 +245,9 @@ func mapPathError(st sigState, e *path.Error, claimed *time.Time) {
 			st.fail(report.TotalFailed, report.Revoked, "%v", e)
 		} else {
 			st.fail(report.Indeterminate, report.RevokedNoPOE, "%v", e)
+			if claimed != nil && !e.InvalidSince.IsZero() && !e.InvalidSince.After(*claimed) {
+				st.warn("%s", invalidityWarning(fmt.Sprintf("of %q", e.Subject), e.InvalidSince, e.RevokedAt, *claimed))
+			}
 		}
 	case path.TryLater:
 		st.fail(report.Indeterminate, report.TryLater, "%v", e)

@@ -348,26 +348,18 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 				continue
 			}
 		}
-		revoked := e != nil && e.ReasonCode != 8 && !e.RevocationTime.After(at)
-		var revokedAt time.Time
-		var reason int
-		if e != nil {
-			revokedAt, reason = e.RevocationTime, e.ReasonCode
-		}
-		// A current delta CRL for this base overrides its status.
+		// A current delta CRL for this base overrides its status (an entry
+		// with removeFromCRL lifts a suspension).
 		if d, derr := cc.delta(crl, p, chain, i, alg, at, v); derr != nil {
 			lastErr = derr
 			continue
 		} else if d != nil {
 			if de := entryFor(d, p != nil && p.indirect, c); de != nil {
-				revoked = de.ReasonCode != 8 && !de.RevocationTime.After(at)
-				revokedAt, reason = de.RevocationTime, de.ReasonCode
+				e = de
 			}
 		}
-		if revoked {
-			r := fail(Revoked, i, "revoked at %s (reason %d)", revokedAt.UTC().Format(time.RFC3339), reason)
-			r.RevokedAt = revokedAt
-			return r
+		if e != nil && e.ReasonCode != reasonRemoveFromCRL && !e.RevocationTime.After(at) {
+			return entryError(e, c, i)
 		}
 		reasons |= scope
 	}
@@ -381,6 +373,50 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 		return lastErr
 	}
 	return fail(TryLater, i, "no revocation information")
+}
+
+// CRL entry reason codes (RFC 5280 §5.3.1) that change what an entry means.
+const (
+	reasonCertificateHold = 6
+	reasonRemoveFromCRL   = 8
+)
+
+// entryError is what the CRL entry e says of c, path[i], at a time not before
+// its date: on hold (suspended: TRY_LATER, EN 319 102-1 §5.2.6, as the
+// suspension may be lifted), or revoked.
+func entryError(e *x509.RevocationListEntry, c *x509.Certificate, i int) *Error {
+	when := e.RevocationTime.UTC().Format(time.RFC3339)
+	if e.ReasonCode == reasonCertificateHold {
+		r := fail(TryLater, i, "on hold (suspended) since %s (CRL reason certificateHold): the suspension may be lifted, validate again later", when)
+		r.SuspendedAt = e.RevocationTime
+		return r
+	}
+	r := fail(Revoked, i, "revoked at %s (reason %d)", when, e.ReasonCode)
+	r.RevokedAt = e.RevocationTime
+	r.InvalidSince = InvalidityDate(e.Extensions)
+	r.Subject = c.Subject.String()
+	return r
+}
+
+var oidInvalidityDate = asn1.ObjectIdentifier{2, 5, 29, 24}
+
+// InvalidityDate returns the invalidityDate (RFC 5280 §5.3.2) among the
+// extensions of a CRL entry or of an OCSP single response (RFC 6960
+// §4.4.7 allows CRL entry extensions there), or the zero time when there
+// is none or it is malformed.
+func InvalidityDate(exts []pkix.Extension) time.Time {
+	for _, x := range exts {
+		if !x.Id.Equal(oidInvalidityDate) {
+			continue
+		}
+		in := cryptobyte.String(x.Value)
+		var t time.Time
+		if in.ReadASN1GeneralizedTime(&t) && in.Empty() {
+			return t
+		}
+		return time.Time{}
+	}
+	return time.Time{}
 }
 
 var oidCRLNumber = asn1.ObjectIdentifier{2, 5, 29, 20}

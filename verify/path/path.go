@@ -42,7 +42,23 @@ type Error struct {
 	Msg   string
 	// RevokedAt is set when Sub is Revoked.
 	RevokedAt time.Time
+	// InvalidSince is, when Sub is Revoked and the revocation information
+	// carries an invalidityDate (RFC 5280 §5.3.2), the date from which the
+	// CA states that the key was known or suspected to be compromised or
+	// the certificate otherwise invalid. It is information for the report
+	// only: EN 319 102-1 judges by the revocation time.
+	InvalidSince time.Time
+	// Subject names the certificate concerned when Sub is Revoked.
+	Subject string
+	// SuspendedAt is set when the certificate is on hold (suspended,
+	// reason certificateHold) at the validation time, with the date of the
+	// suspension; Sub is then TryLater (EN 319 102-1 §5.2.6: a suspension
+	// may be lifted, so the status is to be asked again later).
+	SuspendedAt time.Time
 }
+
+// Suspended reports whether e says the certificate is on hold.
+func (e *Error) Suspended() bool { return e != nil && !e.SuspendedAt.IsZero() }
 
 // Error implements error.
 func (e *Error) Error() string {
