@@ -34,9 +34,13 @@ import (
 // A follow-up refused for a reason no retry can change (permanentFailure:
 // its certificate unknown, a key update that cannot be withdrawn) is
 // given up instead (giveUp): the transaction ends "failed", the audit log
-// gets cmp.followup.failed and thiqa_cmp_followup_failed_total counts it,
-// for an operator to revoke the certificate by hand. Anything else (the
-// database or the HSM down, a timeout) is retried as before.
+// gets cmp.followup.failed (in the store transaction that records the
+// state, so once however often the database fails before) and
+// thiqa_cmp_followup_failed_total counts it, for an operator to revoke the
+// certificate by hand; a certConf for it, the one that gave it up or any
+// later, is answered systemFailure (errConfirmGivenUp), never pkiConf or
+// certConfirmed. Anything else (the database or the HSM down, a timeout)
+// is retried as before.
 
 // unrecordedTimeout bounds the handling of a certificate whose transaction
 // could not be recorded (unrecorded): recording the claim, revoking,
