@@ -595,6 +595,13 @@ func (s *Service) Audit(ctx context.Context, e audit.Entry) error {
 	return err
 }
 
+// PrepareAudit validates entries and returns the Sealer that writes them
+// in the store transaction that commits the change they record (a
+// protocol's own records: a CMP follow-up given up).
+func (s *Service) PrepareAudit(entries ...audit.Entry) (audit.Sealer, error) {
+	return s.c.Audit.Prepare(entries...)
+}
+
 // Now is the service's clock.
 func (s *Service) Now() time.Time { return s.now() }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // Transaction is the certificate a CMP transaction (package enrol/cmp) issued, waiting for
@@ -91,7 +93,9 @@ type TransactionStore interface {
 	// FailFollowUp records the follow-up of a certConf ("rejecting",
 	// "confirming"), or the revocation of an unconfirmed certificate
 	// ("expiring"), as failed for good at now: it becomes "failed", which
-	// no sweep claims; an error wrapping ErrNoTransaction when it is in
-	// none of these states.
-	FailFollowUp(ctx context.Context, id string, now time.Time) error
+	// no sweep claims, with the audit records of seal (nil: none) in the
+	// same transaction, so that a failure to record either leaves neither
+	// (the sweep gives it up again later, once); an error wrapping
+	// ErrNoTransaction, and no record, when it is in none of these states.
+	FailFollowUp(ctx context.Context, id string, now time.Time, seal audit.Sealer) error
 }

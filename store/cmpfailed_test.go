@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/audit/audittest"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -96,12 +98,12 @@ func TestMigration0029KeepsTransactions(t *testing.T) {
 
 			// The sweeps claim what they did; what ends failed is left.
 			for _, id := range []string{"rejecting", "confirming", "expiring"} {
-				if err := s.FailFollowUp(ctx, id, now); err != nil {
+				if err := s.FailFollowUp(ctx, id, now, nil); err != nil {
 					t.Fatalf("FailFollowUp(%s): %v", id, err)
 				}
 			}
 			for _, id := range []string{"waiting", "expired", "confirmed", "rejected", "implicit", "unconfirmed", "failed-never"} {
-				if err := s.FailFollowUp(ctx, id, now); !errors.Is(err, enrol.ErrNoTransaction) {
+				if err := s.FailFollowUp(ctx, id, now, nil); !errors.Is(err, enrol.ErrNoTransaction) {
 					t.Fatalf("FailFollowUp(%s): %v, want ErrNoTransaction", id, err)
 				}
 			}
@@ -125,6 +127,74 @@ func TestMigration0029KeepsTransactions(t *testing.T) {
 			}
 			if _, err := s.GetTransaction(ctx, "waiting"); err != nil {
 				t.Fatalf("the purge deleted an open transaction: %v", err)
+			}
+		})
+	}
+}
+
+// TestFailFollowUpRecordedWithItsState on SQLite and PostgreSQL: a CMP
+// follow-up recorded as failed for good and its cmp.followup.failed
+// record are committed together or not at all. While the record cannot
+// be written (its transaction fails after the UPDATE), the transaction
+// stays as it was, for the sweep to give it up again; once it can, the
+// state and one record are committed; a transaction no longer undone
+// (given up, or done, by another) gets no record.
+func TestFailFollowUpRecordedWithItsState(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			log := audit.New(db, nil, nil, audit.Options{})
+			t.Cleanup(log.Close)
+			gate := audittest.New(log)
+			s := db.Enrolments()
+			now := time.Now().UTC().Truncate(time.Second)
+			for _, state := range []string{"rejecting", "confirming", "expiring"} {
+				if err := s.InsertTransaction(ctx, enrol.Transaction{ID: state, Sender: "ref:" + state, Serial: "0a" + state,
+					Created: now.Add(-time.Hour), State: "waiting"}); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.CloseTransaction(ctx, state, state, now.Add(-time.Minute)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fail := func(id string) error {
+				seal, err := gate.Prepare(audit.Entry{Actor: "thiqa-serve", Action: "cmp.followup.failed", Object: "0a" + id,
+					Outcome: audit.OutcomeFailure, Details: map[string]any{"transactionID": id}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s.FailFollowUp(ctx, id, now, seal)
+			}
+			records := func() int { return storetest.AuditCount(t, db, "cmp.followup.failed", audit.OutcomeFailure) }
+
+			gate.Down.Store(true)
+			for _, id := range []string{"rejecting", "confirming", "expiring"} {
+				if err := fail(id); err == nil || errors.Is(err, enrol.ErrNoTransaction) {
+					t.Fatalf("FailFollowUp(%s) with its record failing: %v, want the failure", id, err)
+				}
+				if got, err := s.GetTransaction(ctx, id); err != nil || got.State != id {
+					t.Fatalf("%s after its record failed: %+v %v, want it unchanged", id, got, err)
+				}
+			}
+			if n := records(); n != 0 {
+				t.Fatalf("%d records while they cannot be written", n)
+			}
+
+			gate.Down.Store(false)
+			for _, id := range []string{"rejecting", "confirming", "expiring"} {
+				if err := fail(id); err != nil {
+					t.Fatalf("FailFollowUp(%s): %v", id, err)
+				}
+				if got, err := s.GetTransaction(ctx, id); err != nil || got.State != "failed" {
+					t.Fatalf("%s: %+v %v, want failed", id, got, err)
+				}
+				if err := fail(id); !errors.Is(err, enrol.ErrNoTransaction) {
+					t.Fatalf("FailFollowUp(%s) again: %v, want ErrNoTransaction", id, err)
+				}
+			}
+			if n := records(); n != 3 {
+				t.Fatalf("%d cmp.followup.failed records, want 3 (one each, none for the second try)", n)
 			}
 		})
 	}

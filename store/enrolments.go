@@ -323,10 +323,12 @@ func (s *Enrolments) FinishFollowUp(ctx context.Context, id string, now time.Tim
 
 // FailFollowUp records the follow-up of a certConf, or the revocation of
 // an unconfirmed certificate, as failed for good (enrol.TransactionStore):
-// rejecting, confirming or expiring becomes failed, which no sweep claims;
-// enrol.ErrNoTransaction when it is in none of these states.
-func (s *Enrolments) FailFollowUp(ctx context.Context, id string, now time.Time) error {
-	return s.db.writeTx(ctx, func(t *txn) error {
+// rejecting, confirming or expiring becomes failed, which no sweep claims,
+// and the records of seal (nil: none) are written in the same transaction;
+// enrol.ErrNoTransaction, and no record, when it is in none of these
+// states.
+func (s *Enrolments) FailFollowUp(ctx context.Context, id string, now time.Time, seal audit.Sealer) error {
+	return s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		res, err := t.exec(ctx, `UPDATE cmp_transactions SET state = 'failed', closed_at = ?
 			WHERE transaction_id = ? AND state IN ('rejecting', 'confirming', 'expiring')`, now.UnixNano(), id)
 		if err != nil {
@@ -334,6 +336,9 @@ func (s *Enrolments) FailFollowUp(ctx context.Context, id string, now time.Time)
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return fmt.Errorf("store: CMP transaction %s has no follow-up undone: %w", id, enrol.ErrNoTransaction)
+		}
+		if err := records.appendAudit(ctx, t, seal); err != nil {
+			return fmt.Errorf("store: recording the failed follow-up of CMP transaction %s in the audit log: %w", id, err)
 		}
 		return nil
 	})

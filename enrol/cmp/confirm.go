@@ -78,8 +78,24 @@ func errConfirmTooLate(tx *enrol.Transaction) *cmpError {
 		tx.Created.Add(enrol.ConfirmWaitTime).UTC().Format(time.RFC3339))
 }
 
+// errConfirmGivenUp is the answer to a certConf for a transaction whose
+// follow-up the server gave up (state "failed": giveUp), whether by this
+// certConf or before it: an error message, PKIStatus rejection, failInfo
+// systemFailure ("the request cannot be handled due to system failure",
+// RFC 9810's PKIFailureInfo). pkiConf, or certConfirmed ("the certificate
+// has already been confirmed"), would tell the client that the
+// transaction ended as it asked, when the rejected certificate may still
+// be valid, or the certificate a key update replaced was not superseded,
+// until an operator settles it; badRequest and transactionIdInUse would
+// blame the client, which did its part.
+func errConfirmGivenUp() *cmpError {
+	return failf(SystemFailure, "the server could not complete this transaction and gave it up: the certificate is left to an operator, not confirmed")
+}
+
 // confirm answers certConf: the transaction's sender confirms (or
 // rejects) the certificate it was given, within enrol.ConfirmWaitTime.
+// A certConf whose follow-up is given up, now or before, is answered
+// errConfirmGivenUp.
 func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cmpError) {
 	var sts []certStatus
 	if rest, err := asn1.Unmarshal(m.body, &sts); err != nil || len(rest) > 0 {
@@ -99,6 +115,8 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 	switch {
 	case tx.State == "expiring" || tx.State == "expired":
 		return nil, errConfirmTooLate(tx)
+	case tx.State == "failed":
+		return nil, errConfirmGivenUp()
 	case tx.State != "waiting":
 		return nil, failf(CertConfirmed, "the transaction was closed already (%s)", tx.State)
 	}
@@ -136,6 +154,8 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		// The sweep of unconfirmed certificates may have claimed it since.
 		if cur, gerr := s.c.Transactions.GetTransaction(ctx, id); gerr == nil && (cur.State == "expiring" || cur.State == "expired") {
 			return nil, errConfirmTooLate(cur)
+		} else if gerr == nil && cur.State == "failed" {
+			return nil, errConfirmGivenUp()
 		}
 		return nil, failf(CertConfirmed, "the transaction was closed already")
 	}
@@ -146,12 +166,13 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 		if err := s.followUp(ctx, p.actor, claimed, details); err != nil {
 			// The client did its part: it is answered pkiConf, and the
 			// sweep retries the follow-up (RetryFollowUps), unless no
-			// retry can change its failure.
+			// retry can change its failure: given up (recorded so by
+			// giveUp, cmp.followup.failed), it is answered errConfirmGivenUp.
 			details["followUp"] = "pending"
 			if !permanentFailure(err) {
 				s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", err)
 			} else if gerr := s.giveUp(ctx, claimed, details, err); errors.Is(gerr, errGivenUp) {
-				details["followUp"] = "failed"
+				return nil, errConfirmGivenUp()
 			} else {
 				s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", gerr)
 			}

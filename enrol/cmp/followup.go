@@ -34,9 +34,13 @@ import (
 // A follow-up refused for a reason no retry can change (permanentFailure:
 // its certificate unknown, a key update that cannot be withdrawn) is
 // given up instead (giveUp): the transaction ends "failed", the audit log
-// gets cmp.followup.failed and thiqa_cmp_followup_failed_total counts it,
-// for an operator to revoke the certificate by hand. Anything else (the
-// database or the HSM down, a timeout) is retried as before.
+// gets cmp.followup.failed (in the store transaction that records the
+// state, so once however often the database fails before) and
+// thiqa_cmp_followup_failed_total counts it, for an operator to revoke the
+// certificate by hand; a certConf for it, the one that gave it up or any
+// later, is answered systemFailure (errConfirmGivenUp), never pkiConf or
+// certConfirmed. Anything else (the database or the HSM down, a timeout)
+// is retried as before.
 
 // unrecordedTimeout bounds the handling of a certificate whose transaction
 // could not be recorded (unrecorded): recording the claim, revoking,
@@ -233,15 +237,18 @@ func permanentFailure(err error) bool {
 	return false
 }
 
-// giveUp records that the follow-up of tx failed for good (why): the
-// audit record cmp.followup.failed (actor thiqa-serve, outcome failure,
-// with details, the state it was in and the error), then tx "failed",
-// which no sweep claims again, counted in thiqa_cmp_followup_failed_total
-// and logged as an error. The certificate a client rejected (or never
-// confirmed) may still be valid, or the one a confirmed key update
-// replaced was not superseded: an operator revokes it by hand
-// (docs/operations.md). It returns errGivenUp once both are recorded;
-// else the failure, and the sweep tries again when the claim is stale.
+// giveUp records that the follow-up of tx failed for good (why): tx
+// "failed", which no sweep claims again, with the audit record
+// cmp.followup.failed (actor thiqa-serve, outcome failure, with details,
+// the state it was in and the error) in the same store transaction, then
+// counted in thiqa_cmp_followup_failed_total and logged as an error. The
+// certificate a client rejected (or never confirmed) may still be valid,
+// or the one a confirmed key update replaced was not superseded: an
+// operator revokes it by hand (docs/operations.md). It returns errGivenUp
+// once both are recorded; else the failure, with neither recorded (the
+// database down), and the sweep gives it up again when the claim is
+// stale: one record, and one count, for each follow-up however often that
+// fails.
 func (s *Server) giveUp(ctx context.Context, tx enrol.Transaction, details map[string]any, why error) error {
 	d := maps.Clone(details)
 	d["transactionID"], d["state"], d["error"] = tx.ID, tx.State, why.Error()
@@ -250,16 +257,18 @@ func (s *Server) giveUp(ctx context.Context, tx enrol.Transaction, details map[s
 		todo = "the certificate this key update replaced was not superseded: revoke it by hand (superseded)"
 	}
 	d["note"] = "the follow-up failed for good and is no longer retried; " + todo
-	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: expiryActor, Action: ActionFollowUpFailed, Object: tx.Serial, Outcome: audit.OutcomeFailure,
-		Details: d}); err != nil {
+	seal, err := s.c.Enrol.PrepareAudit(audit.Entry{Actor: expiryActor, Action: ActionFollowUpFailed, Object: tx.Serial, Outcome: audit.OutcomeFailure,
+		Details: d})
+	if err != nil {
 		return fmt.Errorf("cmp: recording that the follow-up of transaction %s failed for good (%v): %w", tx.ID, why, err)
 	}
-	switch err := s.c.Transactions.FailFollowUp(ctx, tx.ID, s.c.Enrol.Now().UTC()); {
+	switch err := s.c.Transactions.FailFollowUp(ctx, tx.ID, s.c.Enrol.Now().UTC(), seal); {
 	case errors.Is(err, enrol.ErrNoTransaction):
-		// Closed meanwhile (its follow-up done by another): nothing to count.
+		// Closed meanwhile (its follow-up done, or given up, by another):
+		// nothing to record or count.
 		return errGivenUp
 	case err != nil:
-		return fmt.Errorf("cmp: closing transaction %s, whose follow-up failed for good (%v): %w", tx.ID, why, err)
+		return fmt.Errorf("cmp: recording that the follow-up of transaction %s failed for good (%v): %w", tx.ID, why, err)
 	}
 	s.followUpFailed.WithLabelValues(tx.State).Inc()
 	s.log.ErrorContext(ctx, "a CMP follow-up failed for good and is no longer retried: "+todo,

@@ -62,8 +62,9 @@ func (f *fixture) closedRejecting(t *testing.T, id, serial string) {
 // to do) and thiqa_cmp_followup_failed_total{state="rejecting"} counted,
 // and no later sweep takes it again. A follow-up that times out, or whose
 // revocation service is down, is still retried; one refused for good when
-// the certConf comes fails at once (the client is answered pkiConf); an
-// unconfirmed certificate's revocation refused for good ends the same way.
+// the certConf comes fails at once (the client is answered systemFailure);
+// an unconfirmed certificate's revocation refused for good ends the same
+// way.
 func TestCMPFollowUpGivesUpOnPermanentRefusal(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -129,12 +130,11 @@ func TestCMPFollowUpGivesUpOnPermanentRefusal(t *testing.T) {
 				t.Fatalf("%d records and %v counted after the third retry, want 3 and 3: a failed transaction was claimed again", c, r)
 			}
 
-			// Refused for good when the certConf comes: pkiConf, failed at once.
+			// Refused for good when the certConf comes: failed at once, and
+			// the client told so (systemFailure, TestCMPCertConfAfterGiveUp).
 			cl, ip := f.enrolIR(t, nil)
 			f.srv.c.Revoker = revokeRefused{}
-			if a := f.certConf(t, cl, ip, true); a.m.bodyType != bodyPKIConf {
-				t.Fatalf("rejecting certConf: %s %s", bodyName(a.m.bodyType), a.failInfo)
-			}
+			wantGivenUp(t, "rejecting certConf", f.certConf(t, cl, ip, true))
 			f.srv.c.Revoker = f.revoker
 			if got := f.state(t, cl.tx); got != "failed" {
 				t.Fatalf("transaction %s, want failed", got)
