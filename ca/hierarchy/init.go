@@ -296,9 +296,9 @@ func Issuers(ctx context.Context, c Config, tok Token, opts ca.IssuerOptions) (*
 // OpenAuthority builds the issuance service over hierarchy c on tok: the
 // default certificate profiles with c.Profiles' deployment values (a
 // natural-person profile that lists no countries issuing to c.Country
-// alone), and the root and the issuers (with opts) that Issuers finds. a gives the rest
-// of the service (store, auditor, logger, metrics); its Root, Issuers and
-// Profiles are set here.
+// alone), and the root and the issuers (with opts) that Issuers finds. a
+// gives the rest of the service (store, auditor, logger, metrics); its
+// Root, Issuers and Profiles are set here.
 func OpenAuthority(ctx context.Context, c Config, tok Token, opts ca.IssuerOptions, a ca.AuthorityConfig) (*ca.Authority, error) {
 	profiles, err := policies.DefaultProfiles(c.Profiles)
 	if err != nil {
