@@ -38,12 +38,24 @@ func TestConfigValidate(t *testing.T) {
 		"ca.profiles: cryptoPeriods: unknown":                         func(c *Config) { c.Profiles.CryptoPeriods = map[string]string{"no-such-profile": "1000d"} },
 		"ca.profiles: profile \"citizen-signing\": cryptoPeriod":      func(c *Config) { c.Profiles.CryptoPeriods = map[string]string{"citizen-signing": "1d"} },
 		"ca.profiles: profile \"citizen-signing\": qcStatements":      func(c *Config) { c.Profiles.PDSURL = "http://pki.example/pds.pdf" },
+		"ca.profiles: countries: unknown":                             func(c *Config) { c.Profiles.Countries = map[string][]string{"web": {"OM"}} },
+		"ca.profiles: countries: citizen-auth: list at least one":     func(c *Config) { c.Profiles.Countries = map[string][]string{"citizen-auth": {}} },
+		"ca.profiles: profile \"citizen-auth\": subject: country \"om\"": func(c *Config) {
+			c.Profiles.Countries = map[string][]string{"citizen-auth": {"om"}}
+		},
 	} {
 		c := DefaultConfig()
 		edit(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: Validate() = %v", want, err)
 		}
+	}
+	// A natural-person profile may list countries without the
+	// deployment's own: the operator says so.
+	listed := DefaultConfig()
+	listed.Profiles.Countries = map[string][]string{"citizen-auth": {"AE"}, "organisation-seal": {"OM"}}
+	if err := listed.Validate(); err != nil {
+		t.Fatalf("ca.profiles.countries: %v", err)
 	}
 	if got := def.IssuerNames(); !slices.Equal(got, []string{"citizen", "organisation", "tsa"}) || len((Config{}).IssuerNames()) != 0 {
 		t.Fatalf("IssuerNames = %v", got)

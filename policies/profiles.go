@@ -360,6 +360,12 @@ type DefaultsConfig struct {
 	// citizen-signing: 1460d); see ProfileConfig.CryptoPeriod. A profile
 	// not listed has no limit.
 	CryptoPeriods map[string]string `yaml:"cryptoPeriods,omitempty"`
+	// Countries sets the subject countries of profiles by name (e.g.
+	// citizen-signing: [OM, AE]); see SubjectConfig.Countries. A
+	// natural-person profile not listed issues to the deployment's
+	// country only (ProfileSet.WithHomeCountry), any other profile not
+	// listed to every country.
+	Countries map[string][]string `yaml:"countries,omitempty"`
 }
 
 // DefaultProfileConfigs returns the ETSI default profiles: citizen-signing
@@ -453,6 +459,7 @@ func DefaultProfileConfigs(d DefaultsConfig) []ProfileConfig {
 	}
 	for i := range cfgs {
 		cfgs[i].CryptoPeriod = d.CryptoPeriods[cfgs[i].Name]
+		cfgs[i].Subject.Countries = slices.Clone(d.Countries[cfgs[i].Name])
 	}
 	return cfgs
 }
@@ -493,7 +500,46 @@ func DefaultProfiles(d DefaultsConfig) (*ProfileSet, error) {
 			return nil, fmt.Errorf("cryptoPeriods: %w", err)
 		}
 	}
+	for name, list := range d.Countries {
+		if _, err := set.Get(name); err != nil {
+			return nil, fmt.Errorf("countries: %w", err)
+		}
+		if len(list) == 0 {
+			// An empty list would read as "every country" to some and
+			// as "none" to others: say which.
+			return nil, fmt.Errorf("countries: %s: list at least one country, or leave the profile out", name)
+		}
+	}
 	return set, nil
+}
+
+// NaturalPerson reports whether the profile certifies natural persons: its
+// semantics identifier is the natural person's (EN 319 412-1 §5.1.3) or it
+// requires a civil number.
+func (p *Profile) NaturalPerson() bool {
+	return p.QC.Semantics.Equal(MustOID(OIDSemanticsNatural)) || slices.Contains(p.Subject.Required, FieldCivilNumber)
+}
+
+// WithHomeCountry returns the set as a deployment of country cc applies
+// it: each natural-person profile that lists no countries accepts cc
+// alone (SubjectRules.HomeCountry); a profile that lists countries, and
+// every other profile, is unchanged. An empty cc (a deployment that does
+// not know its country: an offline root and no citizen CA country)
+// returns s itself.
+func (s *ProfileSet) WithHomeCountry(cc string) *ProfileSet {
+	if cc == "" {
+		return s
+	}
+	out := &ProfileSet{byName: make(map[string]*Profile, len(s.byName))}
+	for name, p := range s.byName {
+		if p.NaturalPerson() && len(p.Subject.Countries) == 0 {
+			q := *p
+			q.Subject.HomeCountry = cc
+			p = &q
+		}
+		out.byName[name] = p
+	}
+	return out
 }
 
 // Get returns the named profile or an error wrapping ErrUnknownProfile.

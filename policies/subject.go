@@ -65,7 +65,9 @@ type SubjectConfig struct {
 	OrganizationIdentifierTypes []string `yaml:"organizationIdentifierTypes"`
 	// RegistrationNumberMaxLength bounds the registration number after "NTRCC-" (default 30).
 	RegistrationNumberMaxLength int `yaml:"registrationNumberMaxLength"`
-	// Countries restricts the country field; empty means every ISO 3166 alpha-2 code.
+	// Countries restricts the country field. Empty means every ISO 3166
+	// alpha-2 code, except for a natural-person profile of a deployment
+	// that knows its country (SubjectRules.HomeCountry): only that one.
 	Countries []string `yaml:"countries"`
 }
 
@@ -76,7 +78,14 @@ type SubjectRules struct {
 	CivilNumberMax              int
 	OrgIdentifierTypes          []string
 	RegistrationNumberMaxLength int
-	Countries                   []string
+	// Countries lists the countries accepted; empty: every country, or
+	// HomeCountry alone when it is set.
+	Countries []string
+	// HomeCountry is the deployment's country, set on the natural-person
+	// profiles that list no Countries (ProfileSet.WithHomeCountry): a
+	// civil number is vouched for by its own country's CA only, so such
+	// a profile issues to HomeCountry alone. Empty: no default.
+	HomeCountry string
 }
 
 func (c SubjectConfig) validate() (SubjectRules, error) {
@@ -235,7 +244,7 @@ func (p *Profile) ValidateSubject(fields map[string]string) (Subject, error) {
 		if !ok || missing[k] || slices.Contains(extra, k) {
 			continue
 		}
-		if err := r.checkField(k, v); err != nil {
+		if err := r.checkField(p.Name, k, v); err != nil {
 			problems = append(problems, &SubjectError{Field: k, Reason: err.Error()})
 			continue
 		}
@@ -264,7 +273,8 @@ func (p *Profile) ValidateSubject(fields map[string]string) (Subject, error) {
 	return s, nil
 }
 
-func (r SubjectRules) checkField(k, v string) error {
+// checkField checks field k's value v against the rules of profile name.
+func (r SubjectRules) checkField(name, k, v string) error {
 	switch k {
 	case FieldGivenName, FieldSurname:
 		return checkText(v, ubName)
@@ -276,9 +286,7 @@ func (r SubjectRules) checkField(k, v string) error {
 		if !IsCountryCode(v) {
 			return errors.New("must be an upper-case ISO 3166 alpha-2 country code")
 		}
-		if len(r.Countries) > 0 && !slices.Contains(r.Countries, v) {
-			return fmt.Errorf("country %s is not accepted by this profile", v)
-		}
+		return r.checkCountry(name, v)
 	case FieldCivilNumber:
 		if len(v) < r.CivilNumberMin || len(v) > r.CivilNumberMax || !isDigits(v) {
 			return fmt.Errorf("must be %d to %d digits", r.CivilNumberMin, r.CivilNumberMax)
@@ -287,6 +295,22 @@ func (r SubjectRules) checkField(k, v string) error {
 		return checkEmail(v)
 	case FieldOrganizationIdentifier:
 		return r.checkOrgIdentifier(v)
+	}
+	return nil
+}
+
+// checkCountry checks a well-formed country v against the profile's
+// countries: its list, else its home country, else any.
+func (r SubjectRules) checkCountry(name, v string) error {
+	switch {
+	case len(r.Countries) > 0 && !slices.Contains(r.Countries, v):
+		return fmt.Errorf("country %s is not accepted by profile %s, which issues to %s only (ca.profiles.countries.%s)",
+			v, name, strings.Join(r.Countries, ", "), name)
+	case len(r.Countries) == 0 && r.HomeCountry != "" && v != r.HomeCountry:
+		return fmt.Errorf("country %s is not accepted by profile %s, which issues to %s only, the deployment's country: "+
+			"a civil number of %s is not one this CA vouches for. To issue to other countries, "+
+			"list every country the profile may issue to in ca.profiles.countries (%s: [%s, %s])",
+			v, name, r.HomeCountry, v, name, r.HomeCountry, v)
 	}
 	return nil
 }

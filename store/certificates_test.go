@@ -41,6 +41,16 @@ func newAuthority(t testing.TB, certs ca.Store) *ca.Authority {
 // newAuditedAuthority is newAuthority recording into aud.
 func newAuditedAuthority(t testing.TB, certs ca.Store, aud ca.Auditor) *ca.Authority {
 	t.Helper()
+	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newAuthorityWith(t, certs, aud, profiles)
+}
+
+// newAuthorityWith is newAuditedAuthority issuing profiles.
+func newAuthorityWith(t testing.TB, certs ca.Store, aud ca.Auditor, profiles *policies.ProfileSet) *ca.Authority {
+	t.Helper()
 	key := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 		if err != nil {
@@ -50,10 +60,6 @@ func newAuditedAuthority(t testing.TB, certs ca.Store, aud ca.Auditor) *ca.Autho
 	}
 	rootKey, citizenKey := key(), key()
 	root, err := ca.CreateRoot(rootKey, ca.RootConfig{CommonName: "Test Root", Organization: "Thiqa", Country: "OM", Validity: 10 * 365 * 24 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	profiles, err := policies.DefaultProfiles(policies.DefaultsConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

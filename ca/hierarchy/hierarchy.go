@@ -62,6 +62,10 @@ type Config struct {
 	// Profiles are the certificate profiles' settings: an issuing CA's
 	// certificate lists the policies of the profiles it issues.
 	Profiles policies.DefaultsConfig
+	// Country is the deployment's country (ca.Config.Country): the
+	// natural-person profiles that list no countries issue to it alone
+	// (policies.ProfileSet.WithHomeCountry). Empty: to any country.
+	Country string
 }
 
 // FromConfig describes the hierarchy of the ca section c of the data
@@ -69,7 +73,8 @@ type Config struct {
 // public base URL, and keyLabel names the object label on the token of a
 // CA key's pkcs11: URI (an offline root has no key to name).
 func FromConfig(c ca.Config, dir, certDir, baseURL string, keyLabel func(uri string) (string, error)) (Config, error) {
-	h := Config{Dir: dir, CertDir: certDir, RootOffline: c.Root.Offline, BaseURL: baseURL, Profiles: c.Profiles}
+	h := Config{Dir: dir, CertDir: certDir, RootOffline: c.Root.Offline, BaseURL: baseURL, Profiles: c.Profiles,
+		Country: c.Country()}
 	describe := func(k ca.KeyConfig) (CA, error) {
 		d := CA{Name: k.Name, Key: k.Key, KeyType: k.KeyTypeOrDefault(), CommonName: k.CommonName, Organization: k.Organization,
 			OrganizationIdentifier: k.OrganizationIdentifier, Country: k.Country, Validity: k.Validity}

@@ -169,7 +169,7 @@ func TestFromConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if h.Root.KeyLabel != "root-ca" || h.Root.KeyType != "ec-p384" || len(h.Issuers) != 3 || h.Issuers[0].KeyLabel != "citizen-ca" ||
-		h.CertDir != "/data/ca" || h.BaseURL != "https://thiqa.example" || h.RootOffline {
+		h.CertDir != "/data/ca" || h.BaseURL != "https://thiqa.example" || h.RootOffline || h.Country != "OM" {
 		t.Fatalf("FromConfig: %+v", h)
 	}
 	c.Root = ca.KeyConfig{Name: "root", Offline: true}
@@ -208,6 +208,32 @@ func TestOpenAuthority(t *testing.T) {
 	}
 	if err := a.CheckRequest(ca.Request{Profile: "no-such-profile"}); !errors.Is(err, policies.ErrUnknownProfile) {
 		t.Fatalf("unknown profile: %v", err)
+	}
+	// The deployment's country: a citizen of another is refused, unless
+	// ca.profiles.countries lists it; none known, any.
+	foreign := map[string]string{"givenName": "A", "surname": "B", "commonName": "A B", "civilNumber": "12345678", "country": "AE"}
+	citizenAuth := ca.Request{Profile: policies.ProfileCitizenAuth, Subject: foreign}
+	var se *policies.SubjectError
+	c.Country = "OM"
+	if a, err = OpenAuthority(ctx, c, tok, ca.IssuerOptions{}, ca.AuthorityConfig{Store: struct{ ca.Store }{}, Auditor: log}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckRequest(citizenAuth); !errors.As(err, &se) || se.Field != "country" || !strings.Contains(se.Reason, "OM only") {
+		t.Fatalf("citizen of AE in an OM deployment: %v", err)
+	}
+	c.Profiles.Countries = map[string][]string{policies.ProfileCitizenAuth: {"OM", "AE"}}
+	if a, err = OpenAuthority(ctx, c, tok, ca.IssuerOptions{}, ca.AuthorityConfig{Store: struct{ ca.Store }{}, Auditor: log}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckRequest(citizenAuth); err != nil {
+		t.Fatalf("citizen of AE, ca.profiles.countries listing AE: %v", err)
+	}
+	c.Country, c.Profiles.Countries = "", nil
+	if a, err = OpenAuthority(ctx, c, tok, ca.IssuerOptions{}, ca.AuthorityConfig{Store: struct{ ca.Store }{}, Auditor: log}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckRequest(citizenAuth); err != nil {
+		t.Fatalf("citizen of AE, no country known: %v", err)
 	}
 	c.Profiles.CryptoPeriods = map[string]string{"no-such-profile": "365d"}
 	if _, err := OpenAuthority(ctx, c, &memToken{}, ca.IssuerOptions{}, ca.AuthorityConfig{}); !errors.Is(err, policies.ErrUnknownProfile) {

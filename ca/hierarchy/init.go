@@ -294,10 +294,11 @@ func Issuers(ctx context.Context, c Config, tok Token, opts ca.IssuerOptions) (*
 }
 
 // OpenAuthority builds the issuance service over hierarchy c on tok: the
-// default certificate profiles with c.Profiles' deployment values, and the
-// root and the issuers (with opts) that Issuers finds. a gives the rest
-// of the service (store, auditor, logger, metrics); its Root, Issuers and
-// Profiles are set here.
+// default certificate profiles with c.Profiles' deployment values (a
+// natural-person profile that lists no countries issuing to c.Country
+// alone), and the root and the issuers (with opts) that Issuers finds. a
+// gives the rest of the service (store, auditor, logger, metrics); its
+// Root, Issuers and Profiles are set here.
 func OpenAuthority(ctx context.Context, c Config, tok Token, opts ca.IssuerOptions, a ca.AuthorityConfig) (*ca.Authority, error) {
 	profiles, err := policies.DefaultProfiles(c.Profiles)
 	if err != nil {
@@ -307,7 +308,7 @@ func OpenAuthority(ctx context.Context, c Config, tok Token, opts ca.IssuerOptio
 	if err != nil {
 		return nil, err
 	}
-	a.Root, a.Issuers, a.Profiles = root, issuers, profiles
+	a.Root, a.Issuers, a.Profiles = root, issuers, profiles.WithHomeCountry(c.Country)
 	return ca.NewAuthority(a)
 }
 

@@ -11,7 +11,8 @@ import (
 // A citizen-signing credential this CA issued for IDCAE-<n> is not citizen
 // <n>'s of this OM deployment: the OM citizen <n> can neither set its
 // first PIN (and then sign with another person's key), nor sign with it,
-// nor see it in their own credentials.
+// nor see it in their own credentials. (The CA issues it because
+// ca.profiles.countries lists AE.)
 func TestForeignSigningCredentialIsNotOwnCitizensOnSQLite(t *testing.T) {
 	runForeignSigningCredential(t, false)
 }
@@ -21,7 +22,7 @@ func TestForeignSigningCredentialIsNotOwnCitizensOnPostgres(t *testing.T) {
 }
 
 func runForeignSigningCredential(t *testing.T, postgres bool) {
-	f := newAZFixture(t, postgres)
+	f := newAZFixture(t, postgres, allowForeignCitizens)
 	foreignSubject := azCitizen(azCitizenA)
 	foreignSubject["country"] = "AE"
 	foreignCred := f.credential(t, "citizen-signing", foreignSubject)

@@ -12,9 +12,10 @@ import (
 // is a national identity number of another country (IDCAE-<n>), is no
 // citizen <n> of this OM deployment: each citizen action on <n>'s
 // credential or certificate is refused with the protocol's 403, audited,
-// and changes nothing. The OM card of <n> still acts as today.
+// and changes nothing. The OM card of <n> still acts as today. (The CA
+// issues the AE card because ca.profiles.countries lists AE.)
 func TestForeignCivilNumberIsNoCitizen(t *testing.T) {
-	f := newAZFixture(t, false)
+	f := newAZFixture(t, false, allowForeignCitizens)
 	credA := f.credential(t, "citizen-signing", azCitizen(azCitizenA))
 	f.setPIN(t, azCitizenA, credA)
 	_, serialA := f.clientCert(t, "citizen-auth", azCitizen(azCitizenA))

@@ -94,7 +94,7 @@ func writeServerTLS(t *testing.T, dir string) *x509.CertPool {
 	return pool
 }
 
-func newIDFixture(t *testing.T) *idFixture {
+func newIDFixture(t *testing.T, edits ...func(y string) string) *idFixture {
 	t.Helper()
 	f := &idFixture{dir: filepath.Join(t.TempDir(), "data")}
 	mustThiqa(t, nil, "init", "--data", f.dir)
@@ -112,6 +112,9 @@ func newIDFixture(t *testing.T) *idFixture {
 			t.Fatalf("thiqa.yaml lacks %q", old)
 		}
 		y = strings.Replace(y, old, repl, 1)
+	}
+	for _, edit := range edits {
+		y = edit(y)
 	}
 	writeFile(t, conf, y+"tls:\n  certFile: tls/cert.pem\n  keyFile: tls/key.pem\n")
 	f.srv = startServerAt(t, f.dir, "127.0.0.1:"+strconv.Itoa(port), f.base)
