@@ -118,6 +118,14 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 	case tx.State == "failed":
 		return nil, errConfirmGivenUp()
 	case tx.State != "waiting":
+		// A certConf sent again, accepting or rejecting, after the first
+		// was answered pkiConf: certConfirmed, as docs/operations.md
+		// promises and the Lightweight CMP conformance tests (siemens
+		// cmp-test-suite) expect of a valid certConf sent twice. RFC 9483
+		// §4.1.1 asks pkiConf for "a valid certConf", which ends the
+		// transaction. A client that lost the pkiConf learns from
+		// certConfirmed that its certConf was taken; pkiConf would also
+		// acknowledge a second certConf saying the opposite of the first.
 		return nil, failf(CertConfirmed, "the transaction was closed already (%s)", tx.State)
 	}
 	now := s.c.Enrol.Now().UTC()
