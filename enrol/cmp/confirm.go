@@ -171,14 +171,16 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 			// sweep retries the follow-up (RetryFollowUps), unless no
 			// retry can change its failure: given up (recorded so by
 			// giveUp, cmp.followup.failed), it is answered errConfirmGivenUp.
-			details["followUp"] = "pending"
-			if !permanentFailure(err) {
-				s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", err)
-			} else if gerr := s.giveUp(ctx, claimed, details, err); errors.Is(gerr, errGivenUp) {
-				return nil, errConfirmGivenUp()
-			} else {
-				s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", gerr)
+			// (The record of one given up does not call it pending.)
+			if permanentFailure(err) {
+				gerr := s.giveUp(ctx, claimed, details, err)
+				if errors.Is(gerr, errGivenUp) {
+					return nil, errConfirmGivenUp()
+				}
+				err = gerr
 			}
+			details["followUp"] = "pending"
+			s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", err)
 		} else if err := s.c.Transactions.FinishFollowUp(ctx, id, s.c.Enrol.Now().UTC()); err != nil && !errors.Is(err, enrol.ErrNoTransaction) {
 			// Done but not recorded so: the sweep does it again, to no
 			// effect (each step is idempotent), and records it.

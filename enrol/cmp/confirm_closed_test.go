@@ -2,11 +2,13 @@ package cmp
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -74,6 +76,41 @@ func TestCMPLateCertConfClosedMeanwhile(t *testing.T) {
 			})
 			if a.m.bodyType != bodyError || a.failInfo != "certRevoked" {
 				t.Fatalf("late certConf whose certificate the sweep revoked meanwhile: %s %s, want certRevoked", bodyName(a.m.bodyType), a.failInfo)
+			}
+		})
+	}
+}
+
+// TestCMPGivenUpRecordSaysNotPending on SQLite and PostgreSQL: the
+// cmp.followup.failed record of a follow-up that the certConf itself gave
+// up does not call it pending (followUp), as the cmp.certconf record of a
+// follow-up left to the sweep does: an auditor reads it as failed for
+// good, as the record's action, outcome and note say.
+func TestCMPGivenUpRecordSaysNotPending(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			cl, ip := f.enrolIR(t, nil)
+			f.srv.c.Revoker = revokeRefused{}
+			wantGivenUp(t, "rejecting certConf whose revocation is refused for good", f.certConf(t, cl, ip, true))
+			var records []map[string]any
+			if err := f.db.AuditRecords(t.Context(), 1, func(r audit.Record) error {
+				if r.Action == ActionFollowUpFailed {
+					var d map[string]any
+					if err := json.Unmarshal(r.Details, &d); err != nil {
+						return err
+					}
+					records = append(records, d)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(records) != 1 {
+				t.Fatalf("%d cmp.followup.failed records, want 1", len(records))
+			}
+			if v, ok := records[0]["followUp"]; ok {
+				t.Fatalf("cmp.followup.failed record with followUp %v: %v", v, records[0])
 			}
 		})
 	}
