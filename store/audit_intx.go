@@ -118,6 +118,49 @@ func (db *DB) auditedTxSettling(ctx context.Context, settles bool, fn func(t *tx
 	return err
 }
 
+// auditedTxSettled is auditedTx for a change whose own records tell
+// whether it took effect: when the connection was lost while the server
+// committed it (ErrOutcomeUnknown), it looks for the last record it
+// sealed in the log (auditRecorded; the change and its records are
+// committed together). Found, the transaction was committed: it answers
+// nil, moves the head hint and tells the sealers. Not found, or when the
+// log cannot be read, it tells the sealers of the failure (as auditedTx
+// does) and answers it. A transaction that sealed no record is left
+// unknown.
+func (db *DB) auditedTxSettled(ctx context.Context, fn func(t *txn, a *auditInTx) error) error {
+	var tail audit.Head
+	var sealed []audit.Sealer
+	err := db.auditedTxSettling(ctx, true, func(t *txn, a *auditInTx) error {
+		tail, sealed = audit.Head{}, nil
+		if err := fn(t, a); err != nil {
+			return err
+		}
+		tail, sealed = a.head, a.sealed
+		return nil
+	})
+	if err == nil || !errors.Is(err, ErrOutcomeUnknown) {
+		return err
+	}
+	if tail.Hash == nil {
+		return err
+	}
+	written, rerr := db.auditRecorded(ctx, tail, err)
+	if written {
+		db.setAuditHeadHint(tail)
+		for _, s := range sealed {
+			s.Committed()
+		}
+		return nil
+	}
+	for _, s := range sealed {
+		noteFailed(s, err)
+	}
+	if rerr != nil {
+		return rerr
+	}
+	return err
+}
+
 // chainSealers returns one Sealer writing the records of seals one after
 // the other (nil when there are none).
 func chainSealers(seals []audit.Sealer) audit.Sealer {

@@ -326,9 +326,12 @@ func (s *Enrolments) FinishFollowUp(ctx context.Context, id string, now time.Tim
 // rejecting, confirming or expiring becomes failed, which no sweep claims,
 // and the records of seal (nil: none) are written in the same transaction;
 // enrol.ErrNoTransaction, and no record, when it is in none of these
-// states.
+// states. When the connection is lost while the server commits, the
+// record tells whether it took effect (auditedTxSettled): the caller then
+// counts a follow-up given up, and answers its client so, exactly when it
+// is; no sweep would take it again to do so later.
 func (s *Enrolments) FailFollowUp(ctx context.Context, id string, now time.Time, seal audit.Sealer) error {
-	return s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
+	return s.db.auditedTxSettled(ctx, func(t *txn, records *auditInTx) error {
 		res, err := t.exec(ctx, `UPDATE cmp_transactions SET state = 'failed', closed_at = ?
 			WHERE transaction_id = ? AND state IN ('rejecting', 'confirming', 'expiring')`, now.UnixNano(), id)
 		if err != nil {

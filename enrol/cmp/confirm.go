@@ -118,6 +118,14 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 	case tx.State == "failed":
 		return nil, errConfirmGivenUp()
 	case tx.State != "waiting":
+		// A certConf sent again, accepting or rejecting, after the first
+		// was answered pkiConf: certConfirmed, as docs/operations.md
+		// promises and the Lightweight CMP conformance tests (siemens
+		// cmp-test-suite) expect of a valid certConf sent twice. RFC 9483
+		// §4.1.1 asks pkiConf for "a valid certConf", which ends the
+		// transaction. A client that lost the pkiConf learns from
+		// certConfirmed that its certConf was taken; pkiConf would also
+		// acknowledge a second certConf saying the opposite of the first.
 		return nil, failf(CertConfirmed, "the transaction was closed already (%s)", tx.State)
 	}
 	now := s.c.Enrol.Now().UTC()
@@ -152,12 +160,7 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 			return nil, systemError(err, "the confirmation could not be recorded")
 		}
 		// The sweep of unconfirmed certificates may have claimed it since.
-		if cur, gerr := s.c.Transactions.GetTransaction(ctx, id); gerr == nil && (cur.State == "expiring" || cur.State == "expired") {
-			return nil, errConfirmTooLate(cur)
-		} else if gerr == nil && cur.State == "failed" {
-			return nil, errConfirmGivenUp()
-		}
-		return nil, failf(CertConfirmed, "the transaction was closed already")
+		return nil, s.answerClosed(ctx, id)
 	}
 	details := map[string]any{"transactionID": id, "state": settledState(state)}
 	if state != "confirmed" {
@@ -168,14 +171,16 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 			// sweep retries the follow-up (RetryFollowUps), unless no
 			// retry can change its failure: given up (recorded so by
 			// giveUp, cmp.followup.failed), it is answered errConfirmGivenUp.
-			details["followUp"] = "pending"
-			if !permanentFailure(err) {
-				s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", err)
-			} else if gerr := s.giveUp(ctx, claimed, details, err); errors.Is(gerr, errGivenUp) {
-				return nil, errConfirmGivenUp()
-			} else {
-				s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", gerr)
+			// (The record of one given up does not call it pending.)
+			if permanentFailure(err) {
+				gerr := s.giveUp(ctx, claimed, details, err)
+				if errors.Is(gerr, errGivenUp) {
+					return nil, errConfirmGivenUp()
+				}
+				err = gerr
 			}
+			details["followUp"] = "pending"
+			s.log.ErrorContext(ctx, "following up a certConf (the sweep retries it)", "serial", tx.Serial, "transactionID", id, "err", err)
 		} else if err := s.c.Transactions.FinishFollowUp(ctx, id, s.c.Enrol.Now().UTC()); err != nil && !errors.Is(err, enrol.ErrNoTransaction) {
 			// Done but not recorded so: the sweep does it again, to no
 			// effect (each step is idempotent), and records it.
@@ -189,14 +194,38 @@ func (s *Server) confirm(ctx context.Context, m *message, p *party) ([]byte, *cm
 	return s.reply(m, p, bodyPKIConf, asn1.NullBytes, nil, nil)
 }
 
+// answerClosed is the answer to a certConf for the transaction id, which
+// another (a sweep, another node, a certConf sent at the same time) closed
+// after this one read it waiting: what its state is now says.
+// certRevoked once claimed for the revocation of an unconfirmed
+// certificate (expiring, expired), errConfirmGivenUp once its follow-up
+// was given up (failed), certConfirmed once closed by a certConf, as for
+// any certConf sent again; the failure when it cannot be read (the client
+// sends its certConf again and gets the answer then).
+func (s *Server) answerClosed(ctx context.Context, id string) *cmpError {
+	cur, err := s.c.Transactions.GetTransaction(ctx, id)
+	switch {
+	case err != nil:
+		return systemError(err, "the transaction was closed meanwhile and could not be read")
+	case cur.State == "expiring" || cur.State == "expired":
+		return errConfirmTooLate(cur)
+	case cur.State == "failed":
+		return errConfirmGivenUp()
+	}
+	return failf(CertConfirmed, "the transaction was closed already (%s)", cur.State)
+}
+
 // confirmTooLate revokes the certificate of tx, whose certConf came after
 // the window, unless a sweep claimed it first, and returns the answer:
 // certRevoked, or the failure when the revocation failed (the sweep
-// retries it once the claim is stale).
+// retries it once the claim is stale); answerClosed's when another closed
+// the transaction first, or the revocation was given up.
 func (s *Server) confirmTooLate(ctx context.Context, tx *enrol.Transaction, now time.Time) *cmpError {
 	if err := s.c.Transactions.CloseTransaction(ctx, tx.ID, "expiring", now); err != nil {
 		if errors.Is(err, enrol.ErrNoTransaction) {
-			return errConfirmTooLate(tx) // a sweep took it
+			// A sweep took it, and may have given it up since, or a
+			// certConf sent at the deadline closed it.
+			return s.answerClosed(ctx, tx.ID)
 		}
 		return systemError(err, "the transaction could not be closed")
 	}
@@ -205,7 +234,9 @@ func (s *Server) confirmTooLate(ctx context.Context, tx *enrol.Transaction, now 
 	// (expiring), not under the state read before the claim (waiting).
 	claimed := *tx
 	claimed.State, claimed.Closed = "expiring", now
-	if err := s.expire(ctx, claimed); err != nil {
+	if err := s.expire(ctx, claimed); errors.Is(err, errGivenUp) {
+		return s.answerClosed(ctx, tx.ID) // recorded and logged by giveUp
+	} else if err != nil {
 		s.log.ErrorContext(ctx, "revoking an unconfirmed certificate", "serial", tx.Serial, "transactionID", tx.ID, "err", err)
 		return systemError(err, "the unconfirmed certificate could not be revoked")
 	}
