@@ -12,8 +12,9 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// CRLChecker checks revocation with a fixed set of CRLs (RFC 5280 §6.3,
-// without delta CRLs and indirect CRLs, which it never relies on).
+// CRLChecker checks revocation with a fixed set of CRLs (RFC 5280 §6.3),
+// indirect CRLs and delta CRLs included: a delta CRL is read only with a
+// complete CRL it may be combined with (see delta), never alone.
 type CRLChecker struct {
 	CRLs []*x509.RevocationList
 	// Pool holds certificates that may have signed CRLs (besides the
@@ -287,7 +288,7 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 	var lastErr *Error
 	var reasons uint16
 	for _, crl := range cc.CRLs {
-		if hasExt(crl.Extensions, oidDeltaInd) {
+		if IsDeltaCRL(crl) {
 			continue
 		}
 		var p *idp
@@ -347,6 +348,12 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 				lastErr = fail(TryLater, i, "unrecognised critical CRL entry extension %s", unknown)
 				continue
 			}
+			if e.ReasonCode == reasonRemoveFromCRL {
+				// RFC 5280 §5.3.1: removeFromCRL is for delta CRLs only; in
+				// a complete CRL it says nothing that can be relied on.
+				lastErr = fail(TryLater, i, "a complete CRL lists the certificate with reason removeFromCRL (RFC 5280: delta CRLs only)")
+				continue
+			}
 		}
 		// A current delta CRL for this base overrides its status (an entry
 		// with removeFromCRL lifts a suspension).
@@ -355,6 +362,10 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 			continue
 		} else if d != nil {
 			if de := entryFor(d, p != nil && p.indirect, c); de != nil {
+				if unknown := unknownExt(de.Extensions, knownCRLEntry); unknown != "" {
+					lastErr = fail(TryLater, i, "unrecognised critical delta CRL entry extension %s", unknown)
+					continue
+				}
 				e = de
 			}
 		}
@@ -434,47 +445,70 @@ func crlNumber(exts []pkix.Extension, id asn1.ObjectIdentifier) (*big.Int, bool)
 	return nil, false
 }
 
-// delta returns the current delta CRL for base, if any; an error when one
-// exists but cannot be used.
+// delta returns the delta CRL to read with the complete CRL base (with
+// issuingDistributionPoint p) at time at, if any; an error when only delta
+// CRLs for base that are no longer current exist (RFC 5280 §6.3.3: then a
+// current one is needed). A delta CRL is combined with base only as RFC
+// 5280 §5.2.4 allows: same issuer, same scope, its BaseCRLNumber no
+// greater than base's CRL number and its own CRL number greater (so an
+// older delta cannot undo what a newer complete CRL says); it must be
+// signed by the CRL issuer and carry no unrecognised critical extension.
+// A delta that fails these is ignored, as one from anyone else would be:
+// it cannot make base unusable. Among the usable ones the highest CRL
+// number (the newest) is taken, whatever the order they came in. A delta
+// issued after at is current: its entries carry their dates.
 func (cc *CRLChecker) delta(base *x509.RevocationList, p *idp, chain []*x509.Certificate, i int, alg *AlgorithmPolicy, at time.Time, v *Validator) (*x509.RevocationList, *Error) {
 	baseNum, ok := crlNumber(base.Extensions, oidCRLNumber)
 	if !ok {
 		return nil, nil
 	}
 	var best *x509.RevocationList
-	var bestErr *Error
+	var bestNum *big.Int
+	var staleErr *Error
 	for _, d := range cc.CRLs {
-		if d == base || !hasExt(d.Extensions, oidDeltaInd) || !nameEqual(d.RawIssuer, base.RawIssuer) {
+		if d == base || !IsDeltaCRL(d) || !nameEqual(d.RawIssuer, base.RawIssuer) {
 			continue
 		}
 		var dp *idp
+		malformed := false
 		for _, e := range d.Extensions {
 			if e.Id.Equal(oidIDP) {
-				dp, _ = parseIDP(e.Value)
+				var err error
+				if dp, err = parseIDP(e.Value); err != nil {
+					malformed = true
+				}
 			}
 		}
-		if (p == nil) != (dp == nil) || (p != nil && dp != nil && string(p.raw) != string(dp.raw)) {
+		if malformed || (p == nil) != (dp == nil) || (p != nil && dp != nil && string(p.raw) != string(dp.raw)) {
 			continue
 		}
 		baseRef, ok := crlNumber(d.Extensions, oidDeltaInd)
 		if !ok || baseRef.Cmp(baseNum) > 0 {
 			continue
 		}
-		if err := cc.checkSigner(d, chain, i, alg, v); err != nil {
-			bestErr = err
+		num, ok := crlNumber(d.Extensions, oidCRLNumber)
+		if !ok || num.Cmp(baseNum) <= 0 || (bestNum != nil && num.Cmp(bestNum) <= 0) {
 			continue
 		}
-		if d.ThisUpdate.After(at) || (!d.NextUpdate.IsZero() && d.NextUpdate.Before(at)) {
-			bestErr = fail(TryLater, i, "delta CRL is not recent enough")
+		if unknownExt(d.Extensions, knownCRLExts) != "" || cc.checkSigner(d, chain, i, alg, v) != nil {
 			continue
 		}
-		best = d
+		if !d.NextUpdate.IsZero() && d.NextUpdate.Before(at) {
+			staleErr = fail(TryLater, i, "delta CRL is not recent enough")
+			continue
+		}
+		best, bestNum = d, num
 	}
-	if best == nil && bestErr != nil {
-		return nil, bestErr
+	if best == nil && staleErr != nil {
+		return nil, staleErr
 	}
 	return best, nil
 }
+
+// IsDeltaCRL reports whether crl is a delta CRL (it carries the
+// deltaCRLIndicator extension, RFC 5280 §5.2.4): one to read with its
+// complete CRL, never alone.
+func IsDeltaCRL(crl *x509.RevocationList) bool { return hasExt(crl.Extensions, oidDeltaInd) }
 
 func hasExt(exts []pkix.Extension, id asn1.ObjectIdentifier) bool {
 	for _, e := range exts {
