@@ -30,7 +30,7 @@ func holdCRL(t testing.TB, issuer *x509.Certificate, key crypto.Signer, number i
 		RevokedCertificateEntries: entries}
 	if baseNumber != nil {
 		v, _ := asn1.Marshal(baseNumber)
-		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidDeltaCRLIndicator, Critical: true, Value: v}}
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 27}, Critical: true, Value: v}} // deltaCRLIndicator
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, key)
 	if err != nil {
