@@ -285,7 +285,7 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 	if alg == nil {
 		alg = v.opts.Algorithms
 	}
-	var lastErr *Error
+	var lastErr, held *Error
 	var reasons uint16
 	for _, crl := range cc.CRLs {
 		if IsDeltaCRL(crl) {
@@ -370,9 +370,21 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 			}
 		}
 		if e != nil && e.ReasonCode != reasonRemoveFromCRL && !e.RevocationTime.After(at) {
-			return entryError(e, c, i)
+			r := entryError(e, c, i)
+			if !r.Suspended() {
+				return r
+			}
+			// A suspension may be lifted, a revocation may not: another
+			// CRL's revocation still counts, whatever the order.
+			if held == nil {
+				held = r
+			}
+			continue
 		}
 		reasons |= scope
+	}
+	if held != nil {
+		return held
 	}
 	if reasons == allReasons {
 		return nil

@@ -41,7 +41,7 @@ func deltaCRL(t *testing.T, signer *testCA, number int64, base *big.Int, thisUpd
 // extension or a malformed scope) can neither lift a revocation or a
 // suspension nor make the complete CRL unusable; removeFromCRL in a
 // complete CRL is not relied on; a delta issued after the validation time
-// counts.
+// counts; a hold listed first does not hide another CRL's revocation.
 func TestDeltaCRLRules(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	root := issue(t, nil, caTemplate("Delta Root", now.Add(-48*time.Hour), now.Add(48*time.Hour)))
@@ -96,6 +96,9 @@ func TestDeltaCRLRules(t *testing.T) {
 		{name: "a delta entry with an unknown critical extension lifts no hold", want: tryLater, crls: []*x509.RevocationList{
 			crlBy(t, ica, 5, nil, now.Add(-time.Hour), held),
 			deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Minute), nil, liftCritical)}},
+		{name: "a hold in one complete CRL does not hide a revocation in another", want: isRevoked, crls: []*x509.RevocationList{
+			crlBy(t, ica, 5, nil, now.Add(-2*time.Hour), held),
+			crlBy(t, ica, 6, nil, now.Add(-time.Hour), revoked)}},
 		{name: "removeFromCRL in a complete CRL", want: tryLater, crls: []*x509.RevocationList{
 			crlBy(t, ica, 5, nil, now.Add(-time.Hour), lift)}},
 		{name: "a delta issued after the validation time counts", at: now.Add(-45 * time.Minute), want: isRevoked, crls: []*x509.RevocationList{
