@@ -52,7 +52,7 @@ func (p *testPKI) impostorRoot(t testing.TB) (*x509.Certificate, *ecdsa.PrivateK
 // issued before the information that dates a suspension or a revocation
 // does not hide it (it used to, when listed first); a hold lifted and put
 // again is on hold; an older delta CRL does not lift a newer complete
-// CRL's revocation; a delta CRL not signed by the CA does not make the
+// CRL's revocation, nor does any delta's removeFromCRL; a delta CRL not signed by the CA does not make the
 // complete CRL unusable (under the best-effort policy that was a pass).
 func TestRevocationInformationOrder(t *testing.T) {
 	p := newTestPKI(t)
@@ -93,6 +93,10 @@ func TestRevocationInformationOrder(t *testing.T) {
 		{name: "an older delta CRL does not lift a newer complete CRL's revocation",
 			crls: [][]byte{holdCRL(t, p.root, p.rootKey, 5, nil, now.Add(-5*time.Minute), revokedEntry),
 				holdCRL(t, p.root, p.rootKey, 4, big.NewInt(3), now.Add(-20*time.Minute), lift)},
+			ind: report.Indeterminate, sub: report.RevokedNoPOE},
+		{name: "a delta CRL's removeFromCRL does not undo a revocation",
+			crls: [][]byte{holdCRL(t, p.root, p.rootKey, 5, nil, now.Add(-5*time.Minute), revokedEntry),
+				holdCRL(t, p.root, p.rootKey, 6, big.NewInt(5), now.Add(-2*time.Minute), lift)},
 			ind: report.Indeterminate, sub: report.RevokedNoPOE},
 		{name: "a delta CRL not signed by the CA, best effort", policy: RevocationBestEffort,
 			crls: [][]byte{holdCRL(t, p.root, p.rootKey, 5, nil, now.Add(-5*time.Minute), revokedEntry),

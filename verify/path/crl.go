@@ -356,11 +356,15 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 			}
 		}
 		// A current delta CRL for this base overrides its status (an entry
-		// with removeFromCRL lifts a suspension).
-		if d, derr := cc.delta(crl, p, chain, i, alg, at, v); derr != nil {
+		// with removeFromCRL lifts a suspension), unless the base lists a
+		// revocation: that is final (a delta's removeFromCRL may also mean
+		// only that the certificate expired, RFC 5280 §5.3.1), so no delta,
+		// nor the lack of a current one, changes it.
+		revoked := e != nil && e.ReasonCode != reasonCertificateHold && e.ReasonCode != reasonRemoveFromCRL
+		if d, derr := cc.delta(crl, p, chain, i, alg, at, v); derr != nil && !revoked {
 			lastErr = derr
 			continue
-		} else if d != nil {
+		} else if d != nil && !revoked {
 			if de := entryFor(d, p != nil && p.indirect, c); de != nil {
 				if unknown := unknownExt(de.Extensions, knownCRLEntry); unknown != "" {
 					lastErr = fail(TryLater, i, "unrecognised critical delta CRL entry extension %s", unknown)

@@ -41,7 +41,8 @@ func deltaCRL(t *testing.T, signer *testCA, number int64, base *big.Int, thisUpd
 // extension or a malformed scope) can neither lift a revocation or a
 // suspension nor make the complete CRL unusable; removeFromCRL in a
 // complete CRL is not relied on; a delta issued after the validation time
-// counts; a hold listed first does not hide another CRL's revocation.
+// counts; a hold listed first does not hide another CRL's revocation; a
+// revocation in the complete CRL is final, whatever a delta says.
 func TestDeltaCRLRules(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	root := issue(t, nil, caTemplate("Delta Root", now.Add(-48*time.Hour), now.Add(48*time.Hour)))
@@ -99,6 +100,15 @@ func TestDeltaCRLRules(t *testing.T) {
 		{name: "a hold in one complete CRL does not hide a revocation in another", want: isRevoked, crls: []*x509.RevocationList{
 			crlBy(t, ica, 5, nil, now.Add(-2*time.Hour), held),
 			crlBy(t, ica, 6, nil, now.Add(-time.Hour), revoked)}},
+		{name: "a delta's removeFromCRL does not undo a revocation", want: isRevoked, crls: []*x509.RevocationList{
+			crlBy(t, ica, 5, nil, now.Add(-time.Hour), revoked),
+			deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Minute), nil, lift)}},
+		{name: "a delta no longer current does not hide a revocation", want: isRevoked, crls: []*x509.RevocationList{
+			crlBy(t, ica, 5, nil, now.Add(-time.Hour), revoked),
+			deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Hour), nil)}},
+		{name: "a delta no longer current: no status", want: tryLater, crls: []*x509.RevocationList{
+			crlBy(t, ica, 5, nil, now.Add(-time.Hour)),
+			deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Hour), nil)}},
 		{name: "removeFromCRL in a complete CRL", want: tryLater, crls: []*x509.RevocationList{
 			crlBy(t, ica, 5, nil, now.Add(-time.Hour), lift)}},
 		{name: "a delta issued after the validation time counts", at: now.Add(-45 * time.Minute), want: isRevoked, crls: []*x509.RevocationList{
