@@ -370,7 +370,12 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 					lastErr = fail(TryLater, i, "unrecognised critical delta CRL entry extension %s", unknown)
 					continue
 				}
-				e = de
+				// A hold at the time stands unless the delta lifts it: a
+				// revocation dated after the time does not.
+				if e == nil || e.ReasonCode != reasonCertificateHold || e.RevocationTime.After(at) ||
+					de.ReasonCode == reasonRemoveFromCRL || !de.RevocationTime.After(at) {
+					e = de
+				}
 			}
 		}
 		if e != nil && e.ReasonCode != reasonRemoveFromCRL && !e.RevocationTime.After(at) {

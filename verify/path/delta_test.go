@@ -109,6 +109,10 @@ func TestDeltaCRLRules(t *testing.T) {
 		{name: "a delta no longer current: no status", want: tryLater, crls: []*x509.RevocationList{
 			crlBy(t, ica, 5, nil, now.Add(-time.Hour)),
 			deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Hour), nil)}},
+		{name: "a delta dating a revocation after the validation time does not lift a hold", at: now.Add(-50 * time.Minute), want: onHold,
+			crls: []*x509.RevocationList{
+				crlBy(t, ica, 5, nil, now.Add(-55*time.Minute), held),
+				deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Minute), nil, entry(1, now.Add(-40*time.Minute)))}},
 		{name: "removeFromCRL in a complete CRL", want: tryLater, crls: []*x509.RevocationList{
 			crlBy(t, ica, 5, nil, now.Add(-time.Hour), lift)}},
 		{name: "a delta issued after the validation time counts", at: now.Add(-45 * time.Minute), want: isRevoked, crls: []*x509.RevocationList{
