@@ -652,8 +652,8 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.C
 }
 
 // hasInfo reports whether the values at hand hold revocation information
-// for c, issued by issuer: a CRL of issuer (even one that could not be
-// read), or an OCSP response on c signed by the CA itself, by a delegated
+// for c, issued by issuer: a complete CRL of issuer (even one that could
+// not be read), or an OCSP response on c signed by the CA itself, by a delegated
 // responder with id-pkix-ocsp-nocheck, or by a delegated responder without
 // it whose own revocation information is at hand too (RFC 6960
 // §4.2.2.2.1, EN 319 142-1 §6.3: the data needed to validate the
@@ -678,7 +678,8 @@ func (rd *revocationData) hasInfo(c, issuer *x509.Certificate, forResponder bool
 		}
 	}
 	for _, crl := range rd.crls {
-		if bytes.Equal(crl.RawIssuer, c.RawIssuer) {
+		// A delta CRL alone tells nothing: it counts with its complete CRL.
+		if bytes.Equal(crl.RawIssuer, c.RawIssuer) && !path.IsDeltaCRL(crl) {
 			return true
 		}
 	}

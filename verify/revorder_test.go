@@ -116,3 +116,23 @@ func TestRevocationInformationOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestDeltaCRLAloneIsNotLTData: a delta CRL without its complete CRL is
+// not the validation data B-LT asks for (it tells nothing alone); with
+// the complete CRL the level is B-LT.
+func TestDeltaCRLAloneIsNotLTData(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now().Truncate(time.Second)
+	plain := p.signPDF(t, signOpts{timestamp: true})
+	tsaOCSP := [][]byte{p.ocspFor(t, p.tsa)}
+	complete := holdCRL(t, p.root, p.rootKey, 5, nil, now.Add(-5*time.Minute))
+	delta := holdCRL(t, p.root, p.rootKey, 6, big.NewInt(5), now.Add(-2*time.Minute))
+	r := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}}, addDSSWithCRLs(append([]byte{}, plain...), tsaOCSP, [][]byte{delta}, []*x509.Certificate{p.root}))
+	if s := r.Signatures[0]; s.Level == "B-LT" {
+		t.Fatalf("a delta CRL alone: want no B-LT: %s", summary(r))
+	}
+	r = verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}}, addDSSWithCRLs(append([]byte{}, plain...), tsaOCSP, [][]byte{complete, delta}, []*x509.Certificate{p.root}))
+	if s := r.Signatures[0]; s.Level != "B-LT" || s.Indication != report.TotalPassed {
+		t.Fatalf("complete and delta CRL: want TOTAL-PASSED at B-LT: %s", summary(r))
+	}
+}
