@@ -487,17 +487,20 @@ func (rd *revocationData) warnRevokedAfter(c *x509.Certificate, revokedAt, inval
 	rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
 		revokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 	if !invalidSince.IsZero() && !invalidSince.After(at) {
-		rd.warn("%s", invalidityWarning(fmt.Sprintf("of %q", c.Subject.String()), invalidSince, revokedAt, at))
+		rd.warn("%s", invalidityWarning(c.Subject.String(), invalidSince, revokedAt,
+			at.UTC().Format(time.RFC3339)+", the time it was validated at"))
 	}
 }
 
 // invalidityWarning says that the CA states (invalidityDate) that the key
-// of a certificate (whose names it, as "of \"CN=…\"") was invalid since
-// invalidSince, before the signing time at, although it revoked the
-// certificate at revokedAt.
-func invalidityWarning(whose string, invalidSince, revokedAt, at time.Time) string {
-	return fmt.Sprintf("the CA states that the key %s was invalid since %s (invalidityDate: known or suspected compromised, or otherwise invalid), before the signing time %s; it revoked the certificate only at %s, and the verdict is judged by the revocation time",
-		whose, invalidSince.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), revokedAt.UTC().Format(time.RFC3339))
+// of the certificate of subject was invalid since invalidSince, before
+// when (a time and what it is: the time of validation, which a time-stamp
+// may have proven, or the claimed signing time), although it revoked the
+// certificate only at revokedAt. It names the time for what it is: the
+// CA's statement is about dates, not about the signature.
+func invalidityWarning(subject string, invalidSince, revokedAt time.Time, when string) string {
+	return fmt.Sprintf("the CA states that the key of %q was invalid since %s (invalidityDate: known or suspected compromised, or the certificate otherwise invalid), before %s; it revoked the certificate only at %s, and the verdict is judged by the revocation time",
+		subject, invalidSince.UTC().Format(time.RFC3339), when, revokedAt.UTC().Format(time.RFC3339))
 }
 
 // warnHoldAfter warns that c was put on hold at heldAt, after at, the
