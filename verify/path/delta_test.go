@@ -59,6 +59,8 @@ func TestDeltaCRLRules(t *testing.T) {
 	unknownCritical := []pkix.Extension{{Id: asn1.ObjectIdentifier{1, 2, 3, 4}, Critical: true, Value: []byte{5, 0}}}
 	liftCritical := lift
 	liftCritical.ExtraExtensions = unknownCritical
+	// issuingDistributionPoint { onlyContainsCACerts TRUE }
+	otherScope := []pkix.Extension{{Id: oidIDP, Critical: true, Value: []byte{0x30, 0x03, 0x82, 0x01, 0xff}}}
 	badIDP := []pkix.Extension{{Id: oidIDP, Critical: true, Value: []byte{4, 1, 0}}}
 	validate := func(at time.Time, crls ...*x509.RevocationList) error {
 		_, err := New(Options{Roots: []*x509.Certificate{root.cert}, Intermediates: []*x509.Certificate{ica.cert}, At: at,
@@ -94,6 +96,12 @@ func TestDeltaCRLRules(t *testing.T) {
 		{name: "a delta with a malformed scope lifts no hold", want: onHold, crls: []*x509.RevocationList{
 			crlBy(t, ica, 5, nil, now.Add(-time.Hour), held),
 			deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Minute), badIDP, lift)}},
+		{name: "a delta on a newer complete CRL lifts no hold", want: onHold, crls: []*x509.RevocationList{
+			crlBy(t, ica, 5, nil, now.Add(-time.Hour), held),
+			deltaCRL(t, ica, 7, big.NewInt(6), now.Add(-30*time.Minute), nil, lift)}},
+		{name: "a delta of another scope lifts no hold", want: onHold, crls: []*x509.RevocationList{
+			crlBy(t, ica, 5, nil, now.Add(-time.Hour), held),
+			deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Minute), otherScope, lift)}},
 		{name: "a delta entry with an unknown critical extension lifts no hold", want: tryLater, crls: []*x509.RevocationList{
 			crlBy(t, ica, 5, nil, now.Add(-time.Hour), held),
 			deltaCRL(t, ica, 6, big.NewInt(5), now.Add(-30*time.Minute), nil, liftCritical)}},
