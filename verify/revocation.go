@@ -327,9 +327,7 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 			}
 			f.good(resp.ThisUpdate)
 		case resp.Status == ocsp.Revoked && resp.RevocationReason == ocsp.CertificateHold:
-			f.hold(resp.RevokedAt, resp.ThisUpdate, &path.Error{Sub: path.TryLater, Index: i, SuspendedAt: resp.RevokedAt,
-				Msg: fmt.Sprintf("on hold (suspended) since %s (OCSP reason certificateHold): the suspension may be lifted, validate again later",
-					resp.RevokedAt.UTC().Format(time.RFC3339))})
+			f.hold(resp.RevokedAt, resp.ThisUpdate, path.SuspendedError(i, resp.RevokedAt, "OCSP"))
 		case resp.Status == ocsp.Revoked:
 			if !resp.RevokedAt.After(at) {
 				return &path.Error{Sub: path.Revoked, Index: i, RevokedAt: resp.RevokedAt, InvalidSince: path.InvalidityDate(resp.Extensions), Subject: c.Subject.String(),

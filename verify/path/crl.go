@@ -417,16 +417,23 @@ const (
 // its date: on hold (suspended: TRY_LATER, EN 319 102-1 §5.2.6, as the
 // suspension may be lifted), or revoked.
 func entryError(e *x509.RevocationListEntry, c *x509.Certificate, i int) *Error {
-	when := e.RevocationTime.UTC().Format(time.RFC3339)
 	if e.ReasonCode == reasonCertificateHold {
-		r := fail(TryLater, i, "on hold (suspended) since %s (CRL reason certificateHold): the suspension may be lifted, validate again later", when)
-		r.SuspendedAt = e.RevocationTime
-		return r
+		return SuspendedError(i, e.RevocationTime, "CRL")
 	}
-	r := fail(Revoked, i, "revoked at %s (reason %d)", when, e.ReasonCode)
+	r := fail(Revoked, i, "revoked at %s (reason %d)", e.RevocationTime.UTC().Format(time.RFC3339), e.ReasonCode)
 	r.RevokedAt = e.RevocationTime
 	r.InvalidSince = InvalidityDate(e.Extensions)
 	r.Subject = c.Subject.String()
+	return r
+}
+
+// SuspendedError is the TRY_LATER error for path[i] on hold (suspended)
+// since since, as source ("CRL", "OCSP") says with reason certificateHold:
+// EN 319 102-1 §5.2.6, the suspension may be lifted.
+func SuspendedError(i int, since time.Time, source string) *Error {
+	r := fail(TryLater, i, "on hold (suspended) since %s (%s reason certificateHold): the suspension may be lifted, validate again later",
+		since.UTC().Format(time.RFC3339), source)
+	r.SuspendedAt = since
 	return r
 }
 
