@@ -30,7 +30,7 @@ func holdCRL(t testing.TB, issuer *x509.Certificate, key crypto.Signer, number i
 		RevokedCertificateEntries: entries}
 	if baseNumber != nil {
 		v, _ := asn1.Marshal(baseNumber)
-		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidDeltaCRLIndicator, Critical: true, Value: v}}
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 27}, Critical: true, Value: v}} // deltaCRLIndicator
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, key)
 	if err != nil {
@@ -209,17 +209,18 @@ func TestInvalidityDateWarning(t *testing.T) {
 		ind         report.Indication
 		sub         report.SubIndication
 		warn        string // "" for no invalidity warning
+		before      string // how the warning names the time the invalidityDate is before
 	}{
 		{name: "no proof of existence, invalid before the claimed signing time", signed: plain,
 			crls: [][]byte{holdCRL(t, p.root, p.rootKey, 1, nil, now.Add(-5*time.Minute), keyCompromise(now.Add(-10*time.Minute), beforeClaim))},
-			ind:  report.Indeterminate, sub: report.RevokedNoPOE, warn: "was invalid since " + beforeClaim.Format(time.RFC3339)},
+			ind:  report.Indeterminate, sub: report.RevokedNoPOE, warn: "was invalid since " + beforeClaim.Format(time.RFC3339), before: "before the claimed signing time "},
 		{name: "revoked after the proven signing time, invalid before it (CRL)", signed: stamped, at: now.Add(30 * time.Minute),
 			crls:  [][]byte{holdCRL(t, p.root, p.rootKey, 1, nil, now.Add(11*time.Minute), keyCompromise(revokedLater, now.Add(-time.Hour)))},
 			ocsps: [][]byte{p.ocspFor(t, p.tsa)},
-			ind:   report.TotalPassed, warn: "was invalid since " + now.Add(-time.Hour).UTC().Format(time.RFC3339)},
+			ind:   report.TotalPassed, warn: "was invalid since " + now.Add(-time.Hour).UTC().Format(time.RFC3339), before: ", the time it was validated at; it revoked"},
 		{name: "revoked after the proven signing time, invalid before it (OCSP)", signed: stamped, at: now.Add(30 * time.Minute),
 			ocsps: [][]byte{p.ocspRevoked(t, p.leaf, now.Add(11*time.Minute), revokedLater, ocsp.KeyCompromise, invalidityDateExt(t, now.Add(-time.Hour))), p.ocspFor(t, p.tsa)},
-			ind:   report.TotalPassed, warn: "was invalid since " + now.Add(-time.Hour).UTC().Format(time.RFC3339)},
+			ind:   report.TotalPassed, warn: "was invalid since " + now.Add(-time.Hour).UTC().Format(time.RFC3339), before: ", the time it was validated at; it revoked"},
 		{name: "invalid only after the proven signing time", signed: stamped, at: now.Add(30 * time.Minute),
 			crls:  [][]byte{holdCRL(t, p.root, p.rootKey, 1, nil, now.Add(11*time.Minute), keyCompromise(revokedLater, now.Add(5*time.Minute)))},
 			ocsps: [][]byte{p.ocspFor(t, p.tsa)},
@@ -240,6 +241,9 @@ func TestInvalidityDateWarning(t *testing.T) {
 			}
 			if !hasText(s.Warnings, "the CA states that the key of \""+p.leaf.Subject.String()+"\" "+c.warn) {
 				t.Fatalf("want a warning that the CA states the key %s: %s", c.warn, summary(r))
+			}
+			if !hasText(s.Warnings, c.before) {
+				t.Fatalf("want the warning to name the time as %q: %s", c.before, summary(r))
 			}
 		})
 	}

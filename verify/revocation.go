@@ -10,9 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"slices"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -60,8 +58,6 @@ type revocationData struct {
 	timeout  time.Duration
 	sigTime  time.Time // proven signing time (a POE, never the signer's claim): information issued after it is fresh enough
 	warnings []string
-	usedOCSP bool
-	usedCRL  bool
 	memo     *ocspMemo
 	crlMemo  crlMemo
 	// public hides fetch errors from the report (Options.Public); log
@@ -78,106 +74,6 @@ type revocationData struct {
 	// accepted, so that no responder vouches for itself and the check
 	// cannot recurse.
 	responderCheck bool
-}
-
-// ocspMemo remembers parsed and signature-checked OCSP responses, so each
-// response is verified once per certificate for the Verifier's lifetime
-// (the result depends only on the response, the certificate and its
-// issuer). Bounded in results and in bytes: a full memo is emptied, and a
-// response larger than ocspMemoMaxResponse is checked every time, never
-// kept. The bytes matter because the memo outlives the request: a public
-// verifier is sent documents whose DSS holds megabytes of anything in
-// place of OCSP responses, and a memo bounded only in entries kept
-// thousands of them (gigabytes) alive between requests. Safe for
-// concurrent use.
-type ocspMemo struct {
-	mu sync.Mutex
-	// m maps a response's DER to its entry: looking up by string(der)
-	// directly copies nothing.
-	m map[string]*ocspEntry
-	n int
-	// bytes is what the entries of m keep alive: each key, and the
-	// entry's own copy of the DER that its parsed responses refer to.
-	bytes int
-}
-
-// ocspEntry is one response's DER, copied once for the memo (a parsed
-// response refers to the bytes it was parsed from: parsed from the
-// caller's, it would keep alive the whole buffer they were cut from, a
-// signature's CMS or more), and its results, one per certificate and
-// issuer it was checked for (usually one). der never changes.
-type ocspEntry struct {
-	der     []byte
-	results []ocspResult
-}
-
-// ocspMemoSize bounds the OCSP memo (results, over all responses).
-const ocspMemoSize = 4096
-
-// ocspMemoBytes bounds the bytes the OCSP memo keeps alive; real
-// responses are a few KB, so it holds thousands of them.
-const ocspMemoBytes = 16 << 20
-
-// ocspMemoMaxResponse is the largest response the memo keeps (one with a
-// responder certificate chain is a few KB).
-const ocspMemoMaxResponse = 64 << 10
-
-type ocspResult struct {
-	serial *big.Int
-	issuer [32]byte // SHA-256 of the issuer certificate's DER (not its DER: nothing of the caller's is kept)
-	resp   *ocsp.Response
-	err    error
-}
-
-func (rd *revocationData) parseOCSP(der []byte, c, issuer *x509.Certificate) (*ocsp.Response, error) {
-	if rd.memo == nil {
-		rd.memo = &ocspMemo{}
-	}
-	if len(der) == 0 || len(der) > ocspMemoMaxResponse {
-		return ocsp.ParseResponseForCert(der, c, issuer)
-	}
-	issuerKey := sha256.Sum256(issuer.Raw)
-	m := rd.memo
-	m.mu.Lock()
-	e := m.m[string(der)]
-	if e != nil {
-		for _, r := range e.results {
-			if r.serial.Cmp(c.SerialNumber) == 0 && r.issuer == issuerKey {
-				m.mu.Unlock()
-				return r.resp, r.err
-			}
-		}
-	}
-	m.mu.Unlock()
-	// Parse the memo's own copy of der (the entry's, when there is one),
-	// so that the response kept refers to nothing of the caller's.
-	owned := bytes.Clone(der)
-	if e != nil {
-		owned = e.der
-	}
-	resp, err := ocsp.ParseResponseForCert(owned, c, issuer)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e = m.m[string(der)]
-	cost := 0
-	switch {
-	case e == nil:
-		cost = 2 * len(der) // the key, and the entry's copy
-	case &e.der[0] != &owned[0]:
-		cost = len(der) // another caller made the entry meanwhile: this result keeps its own copy
-	}
-	if m.m == nil || m.n >= ocspMemoSize || m.bytes+cost > ocspMemoBytes {
-		m.m, m.n, m.bytes = map[string]*ocspEntry{}, 0, 0
-		e, cost = nil, 2*len(der)
-	}
-	if e == nil {
-		e = &ocspEntry{der: owned}
-		m.m[string(der)] = e
-	}
-	e.results = append(e.results, ocspResult{serial: c.SerialNumber, issuer: issuerKey, resp: resp, err: err})
-	m.n++
-	m.bytes += cost
-	return resp, err
 }
 
 // crlMemo holds the CRLs one document's validation has parsed (the DSS's
@@ -389,17 +285,21 @@ func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
 }
 
 // check finds the status of chain[i] (c, issued by issuer) at time at in
-// the OCSP responses and CRLs at hand. An OCSP response that does not
+// the OCSP responses and CRLs at hand, whatever the order they came in
+// (a document lists them as its signer or an attacker chose). A revocation
+// dated no later than at, in any of them, is final: REVOKED. Otherwise a
+// suspension (certificateHold) dated no later than at is TRY_LATER, unless
+// information that the certificate is good was issued later than all the
+// information dating the suspension (the hold was lifted since); an answer
+// dating a hold or a revocation after at lifts nothing. Otherwise
+// information that tells the status at at (good, or held or revoked only
+// after it, with a warning) makes it good. An OCSP response that does not
 // tell the status (unknown, not fresh enough, or set aside because its
 // responder's certificate was not valid when the response was produced,
 // is revoked or is of unknown status) leaves it to the other information.
 func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certificate, i int, at time.Time, v *path.Validator) *path.Error {
 	var stale, unusable, unknown *path.Error
-	// suspended is the first information saying c is on hold at time at
-	// (issued at suspendedInfo): TRY_LATER unless later information
-	// shows the suspension lifted.
-	var suspended *path.Error
-	var suspendedInfo time.Time
+	f := finding{at: at}
 	for _, der := range rd.ocsps {
 		resp, err := rd.parseOCSP(der, c, issuer)
 		if err != nil || resp == nil || resp.SerialNumber == nil || resp.SerialNumber.Cmp(c.SerialNumber) != 0 {
@@ -419,52 +319,30 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 				continue
 			}
 		}
-		switch resp.Status {
-		case ocsp.Good:
+		switch {
+		case resp.Status == ocsp.Good:
 			if afterExpiry(c, resp.ThisUpdate, resp.Extensions, oidOCSPArchiveCutoff) {
 				stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "OCSP response produced after the certificate expired, without an archive cutoff"}
 				continue
 			}
-			if suspended != nil && !resp.ThisUpdate.After(suspendedInfo) {
-				continue // no later than the information that says on hold
-			}
-			rd.usedOCSP = true
-			return nil
-		case ocsp.Revoked:
-			rd.usedOCSP = true
-			if resp.RevocationReason == ocsp.CertificateHold {
-				if !resp.RevokedAt.After(at) {
-					if suspended == nil {
-						suspended, suspendedInfo = &path.Error{Sub: path.TryLater, Index: i, SuspendedAt: resp.RevokedAt,
-							Msg: fmt.Sprintf("on hold (suspended) since %s (OCSP reason certificateHold): the suspension may be lifted, validate again later",
-								resp.RevokedAt.UTC().Format(time.RFC3339))}, resp.ThisUpdate
-					}
-					continue
-				}
-				if suspended != nil {
-					continue // other information says on hold at the time
-				}
-				rd.warnHoldAfter(c, resp.RevokedAt, at)
-				return nil
-			}
+			f.good(resp.ThisUpdate)
+		case resp.Status == ocsp.Revoked && resp.RevocationReason == ocsp.CertificateHold:
+			f.hold(resp.RevokedAt, resp.ThisUpdate, path.SuspendedError(i, resp.RevokedAt, "OCSP"))
+		case resp.Status == ocsp.Revoked:
 			if !resp.RevokedAt.After(at) {
 				return &path.Error{Sub: path.Revoked, Index: i, RevokedAt: resp.RevokedAt, InvalidSince: path.InvalidityDate(resp.Extensions), Subject: c.Subject.String(),
 					Msg: fmt.Sprintf("revoked at %s (OCSP)", resp.RevokedAt.UTC().Format(time.RFC3339))}
 			}
-			if suspended != nil {
-				continue // other information says on hold at the time
-			}
-			rd.warnRevokedAfter(c, resp.RevokedAt, path.InvalidityDate(resp.Extensions), at)
-			return nil
+			f.revokedAfter(resp.RevokedAt, path.InvalidityDate(resp.Extensions))
 		default:
 			unknown = &path.Error{Sub: path.TryLater, Index: i, Msg: `the OCSP responder answered "unknown"`}
 		}
 	}
-	// Delta CRLs are read with their base CRL (a delta's removeFromCRL
-	// entry lifts a suspension the base lists), never alone.
+	// Delta CRLs are read with their complete CRL (path.CRLChecker
+	// decides which delta may be combined with it), never alone.
 	var deltas []*x509.RevocationList
 	for _, crl := range rd.crls {
-		if bytes.Equal(crl.RawIssuer, c.RawIssuer) && hasExtension(crl.Extensions, oidDeltaCRLIndicator) {
+		if bytes.Equal(crl.RawIssuer, c.RawIssuer) && path.IsDeltaCRL(crl) {
 			deltas = append(deltas, crl)
 		}
 	}
@@ -472,7 +350,7 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		if !bytes.Equal(crl.RawIssuer, c.RawIssuer) {
 			continue
 		}
-		if hasExtension(crl.Extensions, oidDeltaCRLIndicator) {
+		if path.IsDeltaCRL(crl) {
 			if stale == nil {
 				stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "no revocation information"}
 			}
@@ -488,43 +366,31 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		}
 		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool}
 		err := one.CheckRevocation(chain, i, t, v)
-		if err == nil && afterExpiry(c, crl.ThisUpdate, crl.Extensions, oidExpiredCertsOnCRL) {
-			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "CRL issued after the certificate expired, without expired certificates on it"}
-			continue
-		}
-		if err == nil && suspended != nil && !crl.ThisUpdate.After(suspendedInfo) {
-			continue // no later than the information that says on hold
-		}
-		if err == nil {
-			rd.usedCRL = true
-			return nil
-		}
-		if err.Sub == path.Revoked {
+		switch {
+		case err == nil:
+			if afterExpiry(c, crl.ThisUpdate, crl.Extensions, oidExpiredCertsOnCRL) {
+				stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "CRL issued after the certificate expired, without expired certificates on it"}
+				continue
+			}
+			f.good(crl.ThisUpdate)
+		case err.Sub == path.Revoked:
 			if !err.RevokedAt.After(at) {
 				return err
 			}
-			if suspended != nil {
-				continue // other information says on hold at the time
-			}
-			rd.warnRevokedAfter(c, err.RevokedAt, err.InvalidSince, at)
-			return nil
+			f.revokedAfter(err.RevokedAt, err.InvalidSince)
+		case err.Suspended():
+			f.hold(err.SuspendedAt, crl.ThisUpdate, err)
+		default:
+			stale = err
 		}
-		if err.Suspended() {
-			rd.usedCRL = true
-			if !err.SuspendedAt.After(at) && suspended == nil {
-				suspended, suspendedInfo = err, crl.ThisUpdate
-			}
-			if suspended != nil {
-				continue
-			}
-			rd.warnHoldAfter(c, err.SuspendedAt, at)
-			return nil
-		}
-		stale = err
+	}
+	if held, known := f.verdict(); held != nil {
+		return held
+	} else if known {
+		f.warn(rd, c)
+		return nil
 	}
 	switch {
-	case suspended != nil:
-		return suspended
 	case unusable != nil:
 		return unusable
 	case unknown != nil:
@@ -533,6 +399,80 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		return stale
 	}
 	return errNoInfo
+}
+
+// finding gathers what the information at hand says of one certificate's
+// status at the validation time at, so that the verdict does not depend on
+// the order of the information (a revocation dated no later than at is
+// returned at once by check: it is final).
+type finding struct {
+	at time.Time
+	// held is the earliest suspension dated no later than at; heldInfo is
+	// when the latest information dating such a suspension was issued.
+	held     *path.Error
+	heldInfo time.Time
+	// isGood says some information says good; goodInfo is when the latest
+	// of it was issued.
+	isGood   bool
+	goodInfo time.Time
+	// after are the holds and revocations dated after at: the status at at
+	// is known (good), with a warning for each.
+	after []afterAt
+}
+
+// afterAt is a hold (zero revokedAt) or a revocation dated after the
+// validation time.
+type afterAt struct {
+	heldAt, revokedAt, invalidSince time.Time
+}
+
+// good records information issued at issued that says good.
+func (f *finding) good(issued time.Time) {
+	if !f.isGood || issued.After(f.goodInfo) {
+		f.isGood, f.goodInfo = true, issued
+	}
+}
+
+// hold records information issued at issued that dates a suspension at
+// heldAt (err reports it, when heldAt is no later than at).
+func (f *finding) hold(heldAt, issued time.Time, err *path.Error) {
+	if heldAt.After(f.at) {
+		f.after = append(f.after, afterAt{heldAt: heldAt})
+		return
+	}
+	if f.held == nil || heldAt.Before(f.held.SuspendedAt) {
+		f.held = err
+	}
+	if issued.After(f.heldInfo) {
+		f.heldInfo = issued
+	}
+}
+
+// revokedAfter records a revocation dated after at.
+func (f *finding) revokedAfter(revokedAt, invalidSince time.Time) {
+	f.after = append(f.after, afterAt{revokedAt: revokedAt, invalidSince: invalidSince})
+}
+
+// verdict returns the suspension that stands (no information saying
+// good was issued after all that dates it), or whether the status at at
+// is known to be good.
+func (f *finding) verdict() (held *path.Error, known bool) {
+	if f.held != nil && !(f.isGood && f.goodInfo.After(f.heldInfo)) {
+		return f.held, false
+	}
+	return nil, f.isGood || f.held != nil || len(f.after) > 0
+}
+
+// warn reports, for a certificate found good at f.at, the holds and
+// revocations dated after it.
+func (f *finding) warn(rd *revocationData, c *x509.Certificate) {
+	for _, a := range f.after {
+		if a.revokedAt.IsZero() {
+			rd.warnHoldAfter(c, a.heldAt, f.at)
+		} else {
+			rd.warnRevokedAfter(c, a.revokedAt, a.invalidSince, f.at)
+		}
+	}
 }
 
 // warnRevokedAfter warns that c was revoked at revokedAt, after at, the
@@ -545,17 +485,20 @@ func (rd *revocationData) warnRevokedAfter(c *x509.Certificate, revokedAt, inval
 	rd.warn("%q was revoked at %s, after %s, the time it was validated at", c.Subject.String(),
 		revokedAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
 	if !invalidSince.IsZero() && !invalidSince.After(at) {
-		rd.warn("%s", invalidityWarning(fmt.Sprintf("of %q", c.Subject.String()), invalidSince, revokedAt, at))
+		rd.warn("%s", invalidityWarning(c.Subject.String(), invalidSince, revokedAt,
+			at.UTC().Format(time.RFC3339)+", the time it was validated at"))
 	}
 }
 
 // invalidityWarning says that the CA states (invalidityDate) that the key
-// of a certificate (whose names it, as "of \"CN=…\"") was invalid since
-// invalidSince, before the signing time at, although it revoked the
-// certificate at revokedAt.
-func invalidityWarning(whose string, invalidSince, revokedAt, at time.Time) string {
-	return fmt.Sprintf("the CA states that the key %s was invalid since %s (invalidityDate: known or suspected compromised, or otherwise invalid), before the signing time %s; it revoked the certificate only at %s, and the verdict is judged by the revocation time",
-		whose, invalidSince.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339), revokedAt.UTC().Format(time.RFC3339))
+// of the certificate of subject was invalid since invalidSince, before
+// when (a time and what it is: the time of validation, which a time-stamp
+// may have proven, or the claimed signing time), although it revoked the
+// certificate only at revokedAt. It names the time for what it is: the
+// CA's statement is about dates, not about the signature.
+func invalidityWarning(subject string, invalidSince, revokedAt time.Time, when string) string {
+	return fmt.Sprintf("the CA states that the key of %q was invalid since %s (invalidityDate: known or suspected compromised, or the certificate otherwise invalid), before %s; it revoked the certificate only at %s, and the verdict is judged by the revocation time",
+		subject, invalidSince.UTC().Format(time.RFC3339), when, revokedAt.UTC().Format(time.RFC3339))
 }
 
 // warnHoldAfter warns that c was put on hold at heldAt, after at, the
@@ -563,18 +506,6 @@ func invalidityWarning(whose string, invalidSince, revokedAt, at time.Time) stri
 func (rd *revocationData) warnHoldAfter(c *x509.Certificate, heldAt, at time.Time) {
 	rd.warn("%q was put on hold (suspended) at %s, after %s, the time it was validated at", c.Subject.String(),
 		heldAt.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))
-}
-
-// oidDeltaCRLIndicator marks a delta CRL (RFC 5280 §5.2.4).
-var oidDeltaCRLIndicator = asn1.ObjectIdentifier{2, 5, 29, 27}
-
-func hasExtension(exts []pkix.Extension, id asn1.ObjectIdentifier) bool {
-	for _, e := range exts {
-		if e.Id.Equal(id) {
-			return true
-		}
-	}
-	return false
 }
 
 var (
@@ -722,8 +653,8 @@ func (rd *revocationData) covers(cert *x509.Certificate, pool, anchors []*x509.C
 }
 
 // hasInfo reports whether the values at hand hold revocation information
-// for c, issued by issuer: a CRL of issuer (even one that could not be
-// read), or an OCSP response on c signed by the CA itself, by a delegated
+// for c, issued by issuer: a complete CRL of issuer (even one that could
+// not be read), or an OCSP response on c signed by the CA itself, by a delegated
 // responder with id-pkix-ocsp-nocheck, or by a delegated responder without
 // it whose own revocation information is at hand too (RFC 6960
 // §4.2.2.2.1, EN 319 142-1 §6.3: the data needed to validate the
@@ -748,7 +679,8 @@ func (rd *revocationData) hasInfo(c, issuer *x509.Certificate, forResponder bool
 		}
 	}
 	for _, crl := range rd.crls {
-		if bytes.Equal(crl.RawIssuer, c.RawIssuer) {
+		// A delta CRL alone tells nothing: it counts with its complete CRL.
+		if bytes.Equal(crl.RawIssuer, c.RawIssuer) && !path.IsDeltaCRL(crl) {
 			return true
 		}
 	}

@@ -246,7 +246,7 @@ func mapPathError(st sigState, e *path.Error, claimed *time.Time) {
 		} else {
 			st.fail(report.Indeterminate, report.RevokedNoPOE, "%v", e)
 			if claimed != nil && !e.InvalidSince.IsZero() && !e.InvalidSince.After(*claimed) {
-				st.warn("%s", invalidityWarning(fmt.Sprintf("of %q", e.Subject), e.InvalidSince, e.RevokedAt, *claimed))
+				st.warn("%s", invalidityWarning(e.Subject, e.InvalidSince, e.RevokedAt, "the claimed signing time "+claimed.UTC().Format(time.RFC3339)))
 			}
 		}
 	case path.TryLater:

@@ -12,8 +12,9 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// CRLChecker checks revocation with a fixed set of CRLs (RFC 5280 §6.3,
-// without delta CRLs and indirect CRLs, which it never relies on).
+// CRLChecker checks revocation with a fixed set of CRLs (RFC 5280 §6.3),
+// indirect CRLs and delta CRLs included: a delta CRL is read only with a
+// complete CRL it may be combined with (see delta), never alone.
 type CRLChecker struct {
 	CRLs []*x509.RevocationList
 	// Pool holds certificates that may have signed CRLs (besides the
@@ -284,10 +285,10 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 	if alg == nil {
 		alg = v.opts.Algorithms
 	}
-	var lastErr *Error
+	var lastErr, held *Error
 	var reasons uint16
 	for _, crl := range cc.CRLs {
-		if hasExt(crl.Extensions, oidDeltaInd) {
+		if IsDeltaCRL(crl) {
 			continue
 		}
 		var p *idp
@@ -347,21 +348,52 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 				lastErr = fail(TryLater, i, "unrecognised critical CRL entry extension %s", unknown)
 				continue
 			}
+			if e.ReasonCode == reasonRemoveFromCRL {
+				// RFC 5280 §5.3.1: removeFromCRL is for delta CRLs only; in
+				// a complete CRL it says nothing that can be relied on.
+				lastErr = fail(TryLater, i, "a complete CRL lists the certificate with reason removeFromCRL (RFC 5280: delta CRLs only)")
+				continue
+			}
 		}
 		// A current delta CRL for this base overrides its status (an entry
-		// with removeFromCRL lifts a suspension).
-		if d, derr := cc.delta(crl, p, chain, i, alg, at, v); derr != nil {
+		// with removeFromCRL lifts a suspension), unless the base lists a
+		// revocation: that is final (a delta's removeFromCRL may also mean
+		// only that the certificate expired, RFC 5280 §5.3.1), so no delta,
+		// nor the lack of a current one, changes it.
+		revoked := e != nil && e.ReasonCode != reasonCertificateHold && e.ReasonCode != reasonRemoveFromCRL
+		if d, derr := cc.delta(crl, p, chain, i, alg, at, v); derr != nil && !revoked {
 			lastErr = derr
 			continue
-		} else if d != nil {
+		} else if d != nil && !revoked {
 			if de := entryFor(d, p != nil && p.indirect, c); de != nil {
-				e = de
+				if unknown := unknownExt(de.Extensions, knownCRLEntry); unknown != "" {
+					lastErr = fail(TryLater, i, "unrecognised critical delta CRL entry extension %s", unknown)
+					continue
+				}
+				// A hold at the time stands unless the delta lifts it: a
+				// revocation dated after the time does not.
+				if e == nil || e.ReasonCode != reasonCertificateHold || e.RevocationTime.After(at) ||
+					de.ReasonCode == reasonRemoveFromCRL || !de.RevocationTime.After(at) {
+					e = de
+				}
 			}
 		}
 		if e != nil && e.ReasonCode != reasonRemoveFromCRL && !e.RevocationTime.After(at) {
-			return entryError(e, c, i)
+			r := entryError(e, c, i)
+			if !r.Suspended() {
+				return r
+			}
+			// A suspension may be lifted, a revocation may not: another
+			// CRL's revocation still counts, whatever the order.
+			if held == nil {
+				held = r
+			}
+			continue
 		}
 		reasons |= scope
+	}
+	if held != nil {
+		return held
 	}
 	if reasons == allReasons {
 		return nil
@@ -385,16 +417,23 @@ const (
 // its date: on hold (suspended: TRY_LATER, EN 319 102-1 §5.2.6, as the
 // suspension may be lifted), or revoked.
 func entryError(e *x509.RevocationListEntry, c *x509.Certificate, i int) *Error {
-	when := e.RevocationTime.UTC().Format(time.RFC3339)
 	if e.ReasonCode == reasonCertificateHold {
-		r := fail(TryLater, i, "on hold (suspended) since %s (CRL reason certificateHold): the suspension may be lifted, validate again later", when)
-		r.SuspendedAt = e.RevocationTime
-		return r
+		return SuspendedError(i, e.RevocationTime, "CRL")
 	}
-	r := fail(Revoked, i, "revoked at %s (reason %d)", when, e.ReasonCode)
+	r := fail(Revoked, i, "revoked at %s (reason %d)", e.RevocationTime.UTC().Format(time.RFC3339), e.ReasonCode)
 	r.RevokedAt = e.RevocationTime
 	r.InvalidSince = InvalidityDate(e.Extensions)
 	r.Subject = c.Subject.String()
+	return r
+}
+
+// SuspendedError is the TRY_LATER error for path[i] on hold (suspended)
+// since since, as source ("CRL", "OCSP") says with reason certificateHold:
+// EN 319 102-1 §5.2.6, the suspension may be lifted.
+func SuspendedError(i int, since time.Time, source string) *Error {
+	r := fail(TryLater, i, "on hold (suspended) since %s (%s reason certificateHold): the suspension may be lifted, validate again later",
+		since.UTC().Format(time.RFC3339), source)
+	r.SuspendedAt = since
 	return r
 }
 
@@ -434,47 +473,70 @@ func crlNumber(exts []pkix.Extension, id asn1.ObjectIdentifier) (*big.Int, bool)
 	return nil, false
 }
 
-// delta returns the current delta CRL for base, if any; an error when one
-// exists but cannot be used.
+// delta returns the delta CRL to read with the complete CRL base (with
+// issuingDistributionPoint p) at time at, if any; an error when only delta
+// CRLs for base that are no longer current exist (RFC 5280 §6.3.3: then a
+// current one is needed). A delta CRL is combined with base only as RFC
+// 5280 §5.2.4 allows: same issuer, same scope, its BaseCRLNumber no
+// greater than base's CRL number and its own CRL number greater (so an
+// older delta cannot undo what a newer complete CRL says); it must be
+// signed by the CRL issuer and carry no unrecognised critical extension.
+// A delta that fails these is ignored, as one from anyone else would be:
+// it cannot make base unusable. Among the usable ones the highest CRL
+// number (the newest) is taken, whatever the order they came in. A delta
+// issued after at is current: its entries carry their dates.
 func (cc *CRLChecker) delta(base *x509.RevocationList, p *idp, chain []*x509.Certificate, i int, alg *AlgorithmPolicy, at time.Time, v *Validator) (*x509.RevocationList, *Error) {
 	baseNum, ok := crlNumber(base.Extensions, oidCRLNumber)
 	if !ok {
 		return nil, nil
 	}
 	var best *x509.RevocationList
-	var bestErr *Error
+	var bestNum *big.Int
+	var staleErr *Error
 	for _, d := range cc.CRLs {
-		if d == base || !hasExt(d.Extensions, oidDeltaInd) || !nameEqual(d.RawIssuer, base.RawIssuer) {
+		if d == base || !IsDeltaCRL(d) || !nameEqual(d.RawIssuer, base.RawIssuer) {
 			continue
 		}
 		var dp *idp
+		malformed := false
 		for _, e := range d.Extensions {
 			if e.Id.Equal(oidIDP) {
-				dp, _ = parseIDP(e.Value)
+				var err error
+				if dp, err = parseIDP(e.Value); err != nil {
+					malformed = true
+				}
 			}
 		}
-		if (p == nil) != (dp == nil) || (p != nil && dp != nil && string(p.raw) != string(dp.raw)) {
+		if malformed || (p == nil) != (dp == nil) || (p != nil && dp != nil && string(p.raw) != string(dp.raw)) {
 			continue
 		}
 		baseRef, ok := crlNumber(d.Extensions, oidDeltaInd)
 		if !ok || baseRef.Cmp(baseNum) > 0 {
 			continue
 		}
-		if err := cc.checkSigner(d, chain, i, alg, v); err != nil {
-			bestErr = err
+		num, ok := crlNumber(d.Extensions, oidCRLNumber)
+		if !ok || num.Cmp(baseNum) <= 0 || (bestNum != nil && num.Cmp(bestNum) <= 0) {
 			continue
 		}
-		if d.ThisUpdate.After(at) || (!d.NextUpdate.IsZero() && d.NextUpdate.Before(at)) {
-			bestErr = fail(TryLater, i, "delta CRL is not recent enough")
+		if unknownExt(d.Extensions, knownCRLExts) != "" || cc.checkSigner(d, chain, i, alg, v) != nil {
 			continue
 		}
-		best = d
+		if !d.NextUpdate.IsZero() && d.NextUpdate.Before(at) {
+			staleErr = fail(TryLater, i, "delta CRL is not recent enough")
+			continue
+		}
+		best, bestNum = d, num
 	}
-	if best == nil && bestErr != nil {
-		return nil, bestErr
+	if best == nil && staleErr != nil {
+		return nil, staleErr
 	}
 	return best, nil
 }
+
+// IsDeltaCRL reports whether crl is a delta CRL (it carries the
+// deltaCRLIndicator extension, RFC 5280 §5.2.4): one to read with its
+// complete CRL, never alone.
+func IsDeltaCRL(crl *x509.RevocationList) bool { return hasExt(crl.Extensions, oidDeltaInd) }
 
 func hasExt(exts []pkix.Extension, id asn1.ObjectIdentifier) bool {
 	for _, e := range exts {
