@@ -97,3 +97,23 @@ func TestHomeCountry(t *testing.T) {
 		}
 	}
 }
+
+// An organisation's C (where it is established, EN 319 412-3) and the
+// country of its organizationIdentifier (of the register that gave the
+// number, EN 319 412-1 §5.1.4) need not agree: the standard does not
+// bind them, and ca.profiles.countries restricts C alone.
+func TestOrganisationCountryNotIdentifierCountry(t *testing.T) {
+	listed, err := DefaultProfiles(DefaultsConfig{Countries: map[string][]string{ProfileOrganisationSeal: {"OM"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := map[string]string{"organizationName": "Emirates Agency Oman Branch", "organizationIdentifier": "NTRAE-1234567",
+		"commonName": "Emirates Agency Seal", "country": "OM"}
+	if r := countryReason(t, listed.WithHomeCountry("OM"), ProfileOrganisationSeal, org); r != "" {
+		t.Errorf("organisation-seal C=OM, NTRAE-…: refused: %s", r)
+	}
+	org["country"] = "AE"
+	if r := countryReason(t, listed.WithHomeCountry("OM"), ProfileOrganisationSeal, org); r == "" {
+		t.Error("organisation-seal listing OM issued to C=AE")
+	}
+}
