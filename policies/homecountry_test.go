@@ -117,3 +117,23 @@ func TestOrganisationCountryNotIdentifierCountry(t *testing.T) {
 		t.Error("organisation-seal listing OM issued to C=AE")
 	}
 }
+
+// CheckSerialNumber: the serialNumber a request named must be the one its
+// C and civil number make; none named, or no civil number, is nothing to
+// check.
+func TestCheckSerialNumber(t *testing.T) {
+	s := Subject{CommonName: "A B", CivilNumber: "12345678", Country: "OM"}
+	for named, ok := range map[string]bool{"": true, "IDCOM-12345678": true, "IDCAE-12345678": false, "IDCOM-1": false, "PASOM-12345678": false} {
+		err := s.CheckSerialNumber(named)
+		var se *SubjectError
+		switch {
+		case ok && err != nil:
+			t.Errorf("%q: %v", named, err)
+		case !ok && (!errors.As(err, &se) || se.Field != FieldCountry || !strings.Contains(se.Reason, named)):
+			t.Errorf("%q: %v, want a *SubjectError on country naming it", named, err)
+		}
+	}
+	if err := (Subject{CommonName: "Seal", Country: "OM", OrganizationIdentifier: "NTROM-1"}).CheckSerialNumber("DEVICE-1"); err != nil {
+		t.Errorf("organisation: %v", err)
+	}
+}
