@@ -172,6 +172,13 @@ type Request struct {
 	Issuer string
 	// Subject holds the request's subject fields (JSON keys of the API).
 	Subject map[string]string
+	// SerialNumber is the serialNumber attribute of the subject the
+	// request names itself, when Subject was read from it (SubjectFields
+	// of an RA's CSR or CMP certTemplate, of a certificate renewed): the
+	// subject validated must make the same one
+	// (policies.Subject.CheckSerialNumber), or the request is refused
+	// with a *policies.SubjectError. Empty: nothing to check.
+	SerialNumber string
 	// CSR is a PKCS#10 request, PEM or DER; its signature proves possession.
 	CSR []byte
 	// PublicKey is the subject key when there is no CSR.
@@ -501,6 +508,9 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 	if err != nil {
 		return nil, err
 	}
+	if err := sub.CheckSerialNumber(req.SerialNumber); err != nil {
+		return nil, err
+	}
 	pub, err := a.subjectKey(req, rn)
 	if err != nil {
 		return nil, err
@@ -728,6 +738,9 @@ func (a *Authority) CheckRequest(req Request) error {
 			return err
 		}
 	}
-	_, err = p.ValidateSubject(req.Subject)
-	return err
+	sub, err := p.ValidateSubject(req.Subject)
+	if err != nil {
+		return err
+	}
+	return sub.CheckSerialNumber(req.SerialNumber)
 }

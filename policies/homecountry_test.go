@@ -97,3 +97,43 @@ func TestHomeCountry(t *testing.T) {
 		}
 	}
 }
+
+// An organisation's C (where it is established, EN 319 412-3) and the
+// country of its organizationIdentifier (of the register that gave the
+// number, EN 319 412-1 §5.1.4) need not agree: the standard does not
+// bind them, and ca.profiles.countries restricts C alone.
+func TestOrganisationCountryNotIdentifierCountry(t *testing.T) {
+	listed, err := DefaultProfiles(DefaultsConfig{Countries: map[string][]string{ProfileOrganisationSeal: {"OM"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := map[string]string{"organizationName": "Emirates Agency Oman Branch", "organizationIdentifier": "NTRAE-1234567",
+		"commonName": "Emirates Agency Seal", "country": "OM"}
+	if r := countryReason(t, listed.WithHomeCountry("OM"), ProfileOrganisationSeal, org); r != "" {
+		t.Errorf("organisation-seal C=OM, NTRAE-…: refused: %s", r)
+	}
+	org["country"] = "AE"
+	if r := countryReason(t, listed.WithHomeCountry("OM"), ProfileOrganisationSeal, org); r == "" {
+		t.Error("organisation-seal listing OM issued to C=AE")
+	}
+}
+
+// CheckSerialNumber: the serialNumber a request named must be the one its
+// C and civil number make; none named, or no civil number, is nothing to
+// check.
+func TestCheckSerialNumber(t *testing.T) {
+	s := Subject{CommonName: "A B", CivilNumber: "12345678", Country: "OM"}
+	for named, ok := range map[string]bool{"": true, "IDCOM-12345678": true, "IDCAE-12345678": false, "IDCOM-1": false, "PASOM-12345678": false} {
+		err := s.CheckSerialNumber(named)
+		var se *SubjectError
+		switch {
+		case ok && err != nil:
+			t.Errorf("%q: %v", named, err)
+		case !ok && (!errors.As(err, &se) || se.Field != FieldCountry || !strings.Contains(se.Reason, named)):
+			t.Errorf("%q: %v, want a *SubjectError on country naming it", named, err)
+		}
+	}
+	if err := (Subject{CommonName: "Seal", Country: "OM", OrganizationIdentifier: "NTROM-1"}).CheckSerialNumber("DEVICE-1"); err != nil {
+		t.Errorf("organisation: %v", err)
+	}
+}

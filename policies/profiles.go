@@ -524,7 +524,7 @@ func (p *Profile) NaturalPerson() bool {
 // it: each natural-person profile that lists no countries accepts cc
 // alone (SubjectRules.HomeCountry); a profile that lists countries, and
 // every other profile, is unchanged. An empty cc (a deployment that does
-// not know its country: an offline root and no citizen CA country)
+// not know its country: one without a citizen CA, whose root is offline)
 // returns s itself.
 func (s *ProfileSet) WithHomeCountry(cc string) *ProfileSet {
 	if cc == "" {

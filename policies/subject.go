@@ -163,6 +163,23 @@ func (s Subject) SerialNumber() string {
 	return "IDC" + s.Country + "-" + s.CivilNumber
 }
 
+// CheckSerialNumber checks named, the serialNumber attribute a request's
+// own subject carries (an RA's CSR or CMP certTemplate, read back into
+// fields by the CA), against the one s makes: s takes its country from
+// the request's C and its civil number from that serialNumber, so a
+// serialNumber of another country (IDCAE-123 under C=OM) names another
+// person than the certificate would (IDCOM-123). The refusal is a
+// *SubjectError on the country. An empty named, or a subject without a
+// civil number, has nothing to check.
+func (s Subject) CheckSerialNumber(named string) error {
+	if named == "" || s.CivilNumber == "" || named == s.SerialNumber() {
+		return nil
+	}
+	return &SubjectError{Field: FieldCountry, Reason: fmt.Sprintf(
+		"the request's serialNumber %s does not name a civil number of its country %s (want %s): "+
+			"a request names one person, by C and serialNumber IDC<C>-<number> together", named, s.Country, s.SerialNumber())}
+}
+
 // Name builds the distinguished name: C, O, organizationIdentifier,
 // givenName, surname, serialNumber, CN. The email address is not part of the
 // name: it belongs in subjectAltName (RFC 5280 §4.1.2.6).

@@ -443,11 +443,11 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 		if profile == "" {
 			return nil, failf(UnacceptedPolicy, "an RA names the profile in the path: /.well-known/cmp/p/{profile}")
 		}
-		fields, e := s.raSubject(req, key)
+		fields, serialNumber, e := s.raSubject(req, key)
 		if e != nil {
 			return nil, e
 		}
-		got, err = s.c.Issuer.Issue(ctx, ca.Request{Profile: profile, Subject: fields, CSR: key.CSR, PublicKey: key.PublicKey,
+		got, err = s.c.Issuer.Issue(ctx, ca.Request{Profile: profile, Subject: fields, SerialNumber: serialNumber, CSR: key.CSR, PublicKey: key.PublicKey,
 			PossessionProvedBy: key.ProvedBy, RequestedBy: p.actor})
 	default:
 		return nil, failf(NotAuthorized, "%s needs a MAC under an enrolment's secret or an RA's signature", bodyName(m.bodyType))
@@ -466,8 +466,9 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 	return s.certified(ctx, m, p, respType, req, got)
 }
 
-// raSubject reads the subject an RA asks for from the request.
-func (s *Server) raSubject(req *certReq, key enrol.Key) (map[string]string, *cmpError) {
+// raSubject reads the subject an RA asks for from the request: its fields
+// and its serialNumber (ca.Request.SerialNumber).
+func (s *Server) raSubject(req *certReq, key enrol.Key) (map[string]string, string, *cmpError) {
 	c := &x509.Certificate{}
 	switch {
 	case req != nil && req.subject != nil:
@@ -475,13 +476,13 @@ func (s *Server) raSubject(req *certReq, key enrol.Key) (map[string]string, *cmp
 	case len(key.CSR) > 0:
 		csr, err := x509.ParseCertificateRequest(key.CSR)
 		if err != nil {
-			return nil, failf(BadDataFormat, "%v", err)
+			return nil, "", failf(BadDataFormat, "%v", err)
 		}
 		c.Subject, c.EmailAddresses = csr.Subject, csr.EmailAddresses
 	default:
-		return nil, failf(BadCertTemplate, "the template names no subject")
+		return nil, "", failf(BadCertTemplate, "the template names no subject")
 	}
-	return ca.SubjectFields(c), nil
+	return ca.SubjectFields(c), c.Subject.SerialNumber, nil
 }
 
 // keyUpdate answers kur: the holder's current certificate signed it.
