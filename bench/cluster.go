@@ -48,6 +48,7 @@ type clusterLoad struct {
 	agency  string
 	cred    string
 	level   string
+	country string // of the subjects it has issued
 	pdf     []byte
 	tsaReqs [][]byte
 	next    atomic.Uint64
@@ -71,6 +72,7 @@ func Cluster(ctx context.Context, deps Deps, args []string, stdout, stderr io.Wr
 	level := fs.String("level", "B-T", "seal level")
 	maxFail := fs.Int("max-failures", -1, "failures allowed (default: the number of workers, the most that can be in flight at one node)")
 	window := fs.Duration("failure-window", 5*time.Second, "the failures must all fall within this span (a node's in-flight requests fail together)")
+	country := countryFlag(fs)
 	var url string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		url, args = args[0], args[1:]
@@ -82,6 +84,10 @@ func Cluster(ctx context.Context, deps Deps, args []string, stdout, stderr io.Wr
 		return usage(errors.New("usage: thiqa bench cluster URL --data DIR [--duration D] [--tsa N] [--seal N] [--issue N]"))
 	}
 	folder, err := deps.Folder(*dir)
+	if err != nil {
+		return err
+	}
+	cc, err := subjectCountry(folder, *country)
 	if err != nil {
 		return err
 	}
@@ -99,12 +105,12 @@ func Cluster(ctx context.Context, deps Deps, args []string, stdout, stderr io.Wr
 	if *maxFail < 0 {
 		*maxFail = workers
 	}
-	l := &clusterLoad{url: strings.TrimRight(url, "/"), level: *level,
+	l := &clusterLoad{url: strings.TrimRight(url, "/"), level: *level, country: cc,
 		client: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}}
 	if l.officer, err = tok.MintToken(ctx, "cluster-officer", policies.RoleRegistrationOfficer, 2*time.Hour); err != nil {
 		return err
 	}
-	org := "NTROM-" + strconv.Itoa(7000000+int(time.Now().Unix()%1000000))
+	org := orgIdentifier(cc, 7000000+int(time.Now().Unix()%1000000))
 	if l.agency, err = tok.MintToken(ctx, org, policies.RoleAgency, 2*time.Hour); err != nil {
 		return err
 	}
@@ -147,7 +153,7 @@ func Cluster(ctx context.Context, deps Deps, args []string, stdout, stderr io.Wr
 // sealCredential makes an organisation-seal key on the token for org.
 func (l *clusterLoad) sealCredential(ctx context.Context, org string) (string, error) {
 	body, _ := json.Marshal(ca.IssueRequest{Profile: policies.ProfileOrganisationSeal, KeyInHSM: true, Subject: map[string]string{
-		"organizationName": "Cluster Test Agency", "organizationIdentifier": org, "commonName": "Cluster Test Seal", "country": "OM"}})
+		"organizationName": "Cluster Test Agency", "organizationIdentifier": org, "commonName": "Cluster Test Seal", "country": l.country}})
 	code, raw, err := l.post(ctx, "/api/v1/certificates", l.officer, "application/json", body)
 	if err != nil {
 		return "", err
@@ -265,7 +271,7 @@ func (l *clusterLoad) oneIssue(ctx context.Context) clusterOp {
 	civil := strconv.Itoa(50000000 + int(l.next.Add(1)%40000000))
 	body, _ := json.Marshal(ca.IssueRequest{Profile: policies.ProfileCitizenSigning,
 		CSR:     string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})),
-		Subject: map[string]string{"givenName": "Cluster", "surname": "Citizen", "commonName": "Cluster Citizen " + civil, "civilNumber": civil, "country": "OM"}})
+		Subject: map[string]string{"givenName": "Cluster", "surname": "Citizen", "commonName": "Cluster Citizen " + civil, "civilNumber": civil, "country": l.country}})
 	code, raw, err := l.post(ctx, "/api/v1/certificates", l.officer, "application/json", body)
 	if err != nil {
 		return failed(o, "%v", err)

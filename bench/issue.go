@@ -45,6 +45,7 @@ func Issue(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	warm := fs.Int("warmup", 100, "requests sent before measuring")
 	profile := fs.String("profile", policies.ProfileCitizenSigning, "certificate profile")
 	rawFor := fs.Duration("raw-duration", 2*time.Second, "measuring time of the raw HSM sign rate")
+	country := countryFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +54,10 @@ func Issue(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	}
 	*base = strings.TrimRight(*base, "/")
 	folder, err := deps.Folder(*dir)
+	if err != nil {
+		return err
+	}
+	cc, err := subjectCountry(folder, *country)
 	if err != nil {
 		return err
 	}
@@ -70,9 +75,9 @@ func Issue(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 		return err
 	}
 
-	fmt.Fprintf(env.stdout, "thiqa bench issue: %s, profile %s, %d requests (+%d warm-up), concurrency %d, GOMAXPROCS=%d\n",
-		*base, *profile, *n, *warm, *conc, runtime.GOMAXPROCS(0))
-	bodies, err := prepareIssueBodies(*profile, *warm+*n)
+	fmt.Fprintf(env.stdout, "thiqa bench issue: %s, profile %s, country %s, %d requests (+%d warm-up), concurrency %d, GOMAXPROCS=%d\n",
+		*base, *profile, cc, *n, *warm, *conc, runtime.GOMAXPROCS(0))
+	bodies, err := prepareIssueBodies(*profile, cc, *warm+*n)
 	if err != nil {
 		return err
 	}
@@ -141,8 +146,9 @@ func Issue(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-// prepareIssueBodies builds n request bodies, each with a fresh P-256 key's CSR.
-func prepareIssueBodies(profile string, n int) ([][]byte, error) {
+// prepareIssueBodies builds n request bodies for subjects of country, each
+// with a fresh P-256 key's CSR.
+func prepareIssueBodies(profile, country string, n int) ([][]byte, error) {
 	out := make([][]byte, n)
 	for i := range out {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -154,10 +160,10 @@ func prepareIssueBodies(profile string, n int) ([][]byte, error) {
 			return nil, err
 		}
 		subject := map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen " + strconv.Itoa(i),
-			"civilNumber": strconv.Itoa(10000000 + i), "country": "OM"}
+			"civilNumber": strconv.Itoa(10000000 + i), "country": country}
 		if profile == policies.ProfileOrganisationSeal {
-			subject = map[string]string{"organizationName": "Bench Agency", "organizationIdentifier": "NTROM-" + strconv.Itoa(1000000+i),
-				"commonName": "Bench Agency Seal " + strconv.Itoa(i), "country": "OM"}
+			subject = map[string]string{"organizationName": "Bench Agency", "organizationIdentifier": orgIdentifier(country, 1000000+i),
+				"commonName": "Bench Agency Seal " + strconv.Itoa(i), "country": country}
 		}
 		out[i], err = json.Marshal(ca.IssueRequest{Profile: profile, Subject: subject,
 			CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))})

@@ -53,6 +53,7 @@ func Login(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	n := fs.Int("logins", 1000, "measured logins")
 	warm := fs.Int("warmup", 50, "logins before measuring")
 	rawFor := fs.Duration("raw-duration", 2*time.Second, "measuring time of the raw HSM sign rate")
+	country := countryFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -66,6 +67,10 @@ func Login(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	}
 	if !folder.IdentityEnabled {
 		return errors.New("this data folder has no digital-ID service")
+	}
+	cc, err := subjectCountry(folder, *country)
+	if err != nil {
+		return err
 	}
 	plat, err := folder.OpenPlatform(ctx, *conc)
 	if err != nil {
@@ -81,7 +86,7 @@ func Login(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 
 	fmt.Fprintf(env.stdout, "thiqa bench login: %s, %d logins (+%d warm-up), %d citizens, concurrency %d, GOMAXPROCS=%d\n",
 		*base, *n, *warm, *citizens, *conc, runtime.GOMAXPROCS(0))
-	civils, creds, err := prepareBenchCitizens(ctx, client, *base, bearer, *citizens)
+	civils, creds, err := prepareBenchCitizens(ctx, client, *base, bearer, cc, *citizens)
 	if err != nil {
 		return err
 	}
@@ -174,14 +179,14 @@ func Login(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 	return nil
 }
 
-// prepareBenchCitizens issues keyInHSM citizen-auth certificates through the
-// CA API and returns the civil numbers and credential IDs.
-func prepareBenchCitizens(ctx context.Context, client *http.Client, base, bearer string, n int) ([]string, []string, error) {
+// prepareBenchCitizens issues keyInHSM citizen-auth certificates to n
+// citizens of country through the CA API and returns the civil numbers and credential IDs.
+func prepareBenchCitizens(ctx context.Context, client *http.Client, base, bearer, country string, n int) ([]string, []string, error) {
 	var civils, creds []string
 	for i := range n {
 		civil := randomCivil()
 		body, _ := json.Marshal(ca.IssueRequest{Profile: policies.ProfileCitizenAuth, KeyInHSM: true, Subject: map[string]string{
-			"givenName": "Bench", "surname": fmt.Sprintf("Citizen %d", i), "commonName": fmt.Sprintf("Bench Citizen %d", i), "civilNumber": civil, "country": "OM",
+			"givenName": "Bench", "surname": fmt.Sprintf("Citizen %d", i), "commonName": fmt.Sprintf("Bench Citizen %d", i), "civilNumber": civil, "country": country,
 		}})
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/certificates", bytes.NewReader(body))
 		if err != nil {

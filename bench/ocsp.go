@@ -49,6 +49,7 @@ func OCSP(ctx context.Context, deps Deps, args []string, stdout, stderr io.Write
 	perRequest := fs.Bool("conn-per-request", false, "open a new connection for every request (for HTTP/1.0 responders such as openssl ocsp, which close after each answer)")
 	prepare := fs.Int("prepare", 0, "issue this many citizen-signing certificates in-process, then exit")
 	index := fs.String("openssl-index", "", "write an openssl ocsp index.txt of the certificates to this file, then exit")
+	country := countryFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -60,7 +61,11 @@ func OCSP(ctx context.Context, deps Deps, args []string, stdout, stderr io.Write
 		return errors.New("this data folder has no CA configured")
 	}
 	if *prepare > 0 {
-		return prepareCertificates(ctx, env, folder, *prepare)
+		cc, err := subjectCountry(folder, *country)
+		if err != nil {
+			return err
+		}
+		return prepareCertificates(ctx, env, folder, cc, *prepare)
 	}
 	db, err := folder.OpenStore(ctx)
 	if err != nil {
@@ -256,9 +261,10 @@ func writeOpenSSLIndex(ctx context.Context, env *env, db Store, serials []*big.I
 	return nil
 }
 
-// prepareCertificates issues n citizen-signing certificates in-process with
-// fresh P-256 subject keys (the requests a registration officer would send).
-func prepareCertificates(ctx context.Context, env *env, folder *Folder, n int) error {
+// prepareCertificates issues n citizen-signing certificates to citizens of
+// country in-process with fresh P-256 subject keys (the requests a
+// registration officer would send).
+func prepareCertificates(ctx context.Context, env *env, folder *Folder, country string, n int) error {
 	p, err := folder.OpenPlatform(ctx, 0)
 	if err != nil {
 		return err
@@ -281,7 +287,7 @@ func prepareCertificates(ctx context.Context, env *env, folder *Folder, n int) e
 		civil := fmt.Sprintf("%08d", 10_000_000+i)
 		_, err = a.Issue(ctx, ca.Request{Profile: policies.ProfileCitizenSigning, CSR: csr, RequestedBy: p.Operator() + ":bench",
 			Subject: map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen " + civil,
-				"civilNumber": civil, "country": "OM"}})
+				"civilNumber": civil, "country": country}})
 		if err != nil {
 			return fmt.Errorf("issuing certificate %d: %w", i+1, err)
 		}

@@ -29,18 +29,21 @@ import (
 )
 
 // benchSetup is what the signing load generators share: the server URL, a
-// client, the token (for tokens and the raw HSM rate).
+// client, the token (for tokens and the raw HSM rate), and the country of
+// the subjects they have issued (--country, by default the deployment's).
 type benchSetup struct {
-	url    string
-	client *http.Client
-	tok    Token
-	rawFor time.Duration
+	url     string
+	client  *http.Client
+	tok     Token
+	rawFor  time.Duration
+	country string
 }
 
 func newBenchSetup(ctx context.Context, env *env, name string, args []string, extra func(fs *flag.FlagSet)) (*benchSetup, *flag.FlagSet, error) {
 	fs := newFlags(name, env)
 	dir := fs.String("data", "", "data folder of the server (required: tokens are minted and the raw HSM rate measured on its token)")
 	rawFor := fs.Duration("raw-duration", 2*time.Second, "measuring time of each raw HSM rate measurement")
+	country := countryFlag(fs)
 	extra(fs)
 	var url string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -59,11 +62,15 @@ func newBenchSetup(ctx context.Context, env *env, name string, args []string, ex
 	if err != nil {
 		return nil, nil, err
 	}
+	cc, err := subjectCountry(folder, *country)
+	if err != nil {
+		return nil, nil, err
+	}
 	tok, err := folder.OpenToken(ctx, max(2, runtime.GOMAXPROCS(0)))
 	if err != nil {
 		return nil, nil, err
 	}
-	return &benchSetup{url: strings.TrimRight(url, "/"), tok: tok, rawFor: *rawFor, client: &http.Client{Timeout: 5 * time.Minute,
+	return &benchSetup{url: strings.TrimRight(url, "/"), tok: tok, rawFor: *rawFor, country: cc, client: &http.Client{Timeout: 5 * time.Minute,
 		Transport: &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 128, IdleConnTimeout: time.Minute}}}, fs, nil
 }
 
@@ -163,7 +170,7 @@ func Seal(ctx context.Context, deps Deps, args []string, stdout, stderr io.Write
 		conc = fs.Int("concurrency", 16, "concurrent requests")
 		d = fs.Duration("duration", 5*time.Second, "measuring time per level")
 		levels = fs.String("levels", "B-B,B-T,B-LT", "levels to measure")
-		org = fs.String("org", "NTROM-9900001", "organizationIdentifier of the benchmark agency")
+		org = fs.String("org", "", "organizationIdentifier of the benchmark agency (default NTR<country>-9900001: NTROM-9900001 in Oman)")
 		size = fs.Int64("size", 100<<10, "size of the sample PDF in bytes")
 		large = fs.Int64("large", 0, "also seal one PDF of this many bytes (e.g. 209715200) and report the server's peak RSS")
 		pid = fs.Int("server-pid", 0, "process ID of the server, for its peak RSS (VmHWM)")
@@ -172,7 +179,10 @@ func Seal(ctx context.Context, deps Deps, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer b.tok.Close()
-	sub := map[string]string{"organizationName": "Benchmark Agency", "organizationIdentifier": *org, "commonName": "Benchmark Agency Seal", "country": "OM"}
+	if *org == "" {
+		*org = orgIdentifier(b.country, 9900001)
+	}
+	sub := map[string]string{"organizationName": "Benchmark Agency", "organizationIdentifier": *org, "commonName": "Benchmark Agency Seal", "country": b.country}
 	cred, err := b.credential(ctx, policies.ProfileOrganisationSeal, sub)
 	if err != nil {
 		return fmt.Errorf("issuing the seal credential: %w", err)
@@ -390,7 +400,7 @@ func Sign(ctx context.Context, deps Deps, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer b.tok.Close()
-	sub := map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen", "civilNumber": *civil, "country": "OM"}
+	sub := map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen", "civilNumber": *civil, "country": b.country}
 	cred, err := b.credential(ctx, policies.ProfileCitizenSigning, sub)
 	if err != nil {
 		return fmt.Errorf("issuing the citizen credential: %w", err)

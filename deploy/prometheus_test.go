@@ -26,7 +26,7 @@ func TestPrometheusRules(t *testing.T) {
 	// The unit tests cover at least the clock, HSM, outage and busy alerts.
 	tests := mustRead(t, filepath.Join(dir, "thiqa-rules.test.yml"))
 	for _, alert := range []string{"ThiqaTSAClockOutOfSync", "ThiqaTSAClockUnknown", "ThiqaHSMSignatureFailed", "ThiqaHSMVerifyAfterSignFailed",
-		"ThiqaHSMCallsHung", "ThiqaHSMCallTimeouts", "ThiqaHSMTokenFull", "ThiqaOCSPTryLater", "ThiqaHTTPErrorRatioHigh", "ThiqaVerifyBusy", "ThiqaCMPUnavailable",
+		"ThiqaHSMCallsHung", "ThiqaHSMCallTimeouts", "ThiqaHSMTokenFull", "ThiqaOCSPTryLater", "ThiqaOCSPResponderUnusable", "ThiqaHTTPErrorRatioHigh", "ThiqaVerifyBusy", "ThiqaCMPUnavailable",
 		"ThiqaCMPFollowUpFailed"} {
 		if !strings.Contains(tests, "alertname: "+alert+"\n        exp_alerts:\n          - exp_labels") {
 			t.Errorf("no unit test shows %s firing", alert)

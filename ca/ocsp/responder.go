@@ -286,6 +286,7 @@ func (r *Responder) sign(ctx context.Context, is *issuer, singles []single, nonc
 		return nil, nil, fmt.Errorf("%s: responder certificate not valid at %s (renewal overdue)", is.name, now.Format(time.RFC3339))
 	}
 	der, err := sg.sign(singles, nonce, now)
+	sg.health.record(err) // what Ready says of the key
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", is.name, err)
 	}

@@ -77,6 +77,8 @@ type signing struct {
 	// Issuer.Revoked): it signs nothing more, and RenewDue replaces it.
 	// Shared by the copies RenewDue keeps as previous.
 	revoked *atomic.Bool
+	// health is the key's last signature (Ready), shared likewise.
+	health *keyHealth
 }
 
 // at returns the responder to sign with at now: s, or while now is before
@@ -127,7 +129,7 @@ func newSigning(rc ResponderCert, ca *x509.Certificate) (*signing, error) {
 		return nil, err
 	}
 	h := sha1.Sum(keyBits)
-	return &signing{cert: rc.Cert, key: rc.Signer, alg: alg, keyID: h[:], revoked: new(atomic.Bool)}, nil
+	return &signing{cert: rc.Cert, key: rc.Signer, alg: alg, keyID: h[:], revoked: new(atomic.Bool), health: &keyHealth{}}, nil
 }
 
 func publicKeyBits(c *x509.Certificate) ([]byte, error) {

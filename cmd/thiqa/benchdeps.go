@@ -32,7 +32,7 @@ func (d benchDeps) Folder(dir string) (*bench.Folder, error) {
 	env := &cliEnv{stderr: d.stderr}
 	sessions := func(n int) { cfg.HSM.PoolSize = max(cfg.HSM.PoolSize, n) }
 	return &bench.Folder{
-		HSMModule: cfg.HSM.Module, CAEnabled: cfg.CA.Enabled(), IdentityEnabled: identityOn(cfg), PINParams: cfg.Identity.PINParams(),
+		HSMModule: cfg.HSM.Module, Country: cfg.CA.Country(), CAEnabled: cfg.CA.Enabled(), IdentityEnabled: identityOn(cfg), PINParams: cfg.Identity.PINParams(),
 		IssuerKey: func(profile string) (string, error) { return benchIssuerKey(cfg, profile) },
 		CACertificate: func(name string) (*x509.Certificate, error) {
 			c, err := caCertificate(cfg, name)

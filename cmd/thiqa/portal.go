@@ -57,6 +57,7 @@ func wirePortal(ctx context.Context, p *platform, s *serving) error {
 	pt, err := webportal.New(webportal.Options{
 		API: own, Authenticate: p.authn.Authenticate, Recheck: p.authn.Recheck, OIDC: oc, Audit: p.audit,
 		Logger: p.logger.With("service", "portal"), Secure: portalSecure(cfg.TLS != nil, cfg.PublicBaseURL), Links: links,
+		Country: cfg.CA.Country(),
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/metrics"
 	"github.com/thiqa/thiqa/store"
 )
 
@@ -118,6 +119,12 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 		return err
 	}
 	svc.Register(s.mux, s.handleRaw, p.authn.Require)
+	// A responder that cannot sign (revoked and not renewed yet, expired,
+	// its key gone) is a warning, not a failure: it is the same on every
+	// node, and taking them all out of the load balancer would stop the
+	// TSA, signing and the pre-signed OCSP responses too
+	// (docs/operations.md, /readyz).
+	s.warnings["ocsp"] = metrics.WarningOf(pub.Responder.Ready)
 	s.revocations = svc
 	s.background = append(append(s.background, pub.Loops()...), func(ctx context.Context) { svc.Poll(ctx, set.PollEvery) })
 	return nil

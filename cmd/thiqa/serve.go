@@ -173,6 +173,9 @@ func wirePlatform(_ context.Context, p *platform, s *serving) error {
 	if err := metrics.RegisterReadiness(p.reg, s.ready); err != nil {
 		return err
 	}
+	if err := metrics.RegisterReadinessWarnings(p.reg, s.warnings); err != nil {
+		return err
+	}
 	if reg, ok := p.reg.(*prometheus.Registry); ok {
 		h := metrics.Handler(reg)
 		if role := p.cfg.Metrics.RequireRole; role != "" {

@@ -187,7 +187,7 @@ func (p *Portal) raIssueForm(w http.ResponseWriter, r *http.Request, v *view) {
 	if v.officer() == nil {
 		return
 	}
-	v.render(http.StatusOK, "officer_issue", "issue.title", map[string]any{"Profiles": issueProfiles, "Fields": issueFields, "Values": map[string]string{"country": "OM"}, "KeyInHSM": true})
+	v.render(http.StatusOK, "officer_issue", "issue.title", map[string]any{"Profiles": issueProfiles, "Fields": issueFields, "Values": map[string]string{"country": p.o.Country}, "KeyInHSM": true})
 }
 
 // raIssue issues a certificate through POST /api/v1/certificates.

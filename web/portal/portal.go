@@ -117,6 +117,10 @@ type Options struct {
 	MaxSessions int
 	// Links are shown on the front page.
 	Links Links
+	// Country is the deployment's country (ISO 3166 alpha-2, e.g. OM):
+	// the country the officer's issue form starts with. Empty leaves the
+	// field empty.
+	Country string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }

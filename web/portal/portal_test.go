@@ -69,6 +69,13 @@ type fixture struct {
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
+	return newFixtureWith(t, nil)
+}
+
+// newFixtureWith is newFixture with the portal's options changed by opts
+// (nil: none).
+func newFixtureWith(t testing.TB, opts func(*Options)) *fixture {
+	t.Helper()
 	f := &fixture{audit: &memAudit{}, clock: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)}
 	api := http.NewServeMux()
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -96,8 +103,12 @@ func newFixture(t testing.TB) *fixture {
 		}
 		return nil, auth.ErrInvalidCredentials
 	}
-	p, err := New(Options{API: api, Authenticate: authn, Audit: f.audit, Now: func() time.Time { return f.clock },
-		Recheck: func(context.Context, *auth.Principal) error { return f.recheck }})
+	o := Options{API: api, Authenticate: authn, Audit: f.audit, Now: func() time.Time { return f.clock },
+		Recheck: func(context.Context, *auth.Principal) error { return f.recheck }}
+	if opts != nil {
+		opts(&o)
+	}
+	p, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
