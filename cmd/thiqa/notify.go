@@ -79,16 +79,19 @@ func notifyRetire(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	enabledErr := withExit(1, errors.New("notifications are on (notify.enabled: true in thiqa.yaml): turn them off first (notify.enabled: false, and restart every node) to retire the cursor for good, or let the notifier catch up (thiqa notify status, thiqa_notify_lag_records) and archive then"))
 	if cfg.Notify.Enabled {
-		return withExit(1, errors.New("notifications are on (notify.enabled: true in thiqa.yaml): turn them off first (notify.enabled: false, and restart every node) to retire the cursor for good, or let the notifier catch up (thiqa notify status, thiqa_notify_lag_records) and archive then"))
+		return enabledErr // before opening anything
 	}
 	p, closeStore, err := openOperatorStore(ctx, env, cfg)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	c, err := notify.Retire(ctx, p.db.Notify(), p.audit, operatorName(), false)
+	c, err := notify.Retire(ctx, p.db.Notify(), p.audit, operatorName(), cfg.Notify.Enabled)
 	switch {
+	case errors.Is(err, notify.ErrEnabled):
+		return enabledErr
 	case errors.Is(err, notify.ErrLeaseLive):
 		return withExit(1, fmt.Errorf("%w; a node still runs with notifications on: turn them off there too (notify.enabled: false) and restart it, then retire", err))
 	case err != nil:
