@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/identity/activity"
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/notify"
 )
 
@@ -249,4 +251,84 @@ func (s *Notify) Reminded(ctx context.Context, serial string, windows []string, 
 		return nil
 	})
 	return mapErr("store: recording an expiry reminder", err)
+}
+
+// The store reads and retires the notifier's cursor.
+var _ notify.CursorStore = (*Notify)(nil)
+
+// NotifyCursor implements notify.CursorStore: the notify_state row, its
+// lease judged live by the database's clock (as ClaimLease judges it), and
+// the audit head.
+func (s *Notify) NotifyCursor(ctx context.Context) (notify.Cursor, error) {
+	floor, _ := s.db.clockNanos()
+	var c notify.Cursor
+	var until, live int64
+	err := s.db.queryRow(ctx, `SELECT cursor_seq, holder, lease_until, CASE WHEN lease_until > `+floor+` THEN 1 ELSE 0 END
+FROM notify_state WHERE name = ?`, notifyName).Scan(&c.Seq, &c.Holder, &until, &live)
+	switch {
+	case err == nil:
+		c.Set, c.LeaseLive = true, live == 1
+		if until > 0 {
+			c.LeaseUntil = time.Unix(0, until).UTC()
+		}
+	case !errors.Is(err, sql.ErrNoRows):
+		return notify.Cursor{}, mapErr("store: reading the notification cursor", err)
+	}
+	if c.Head, err = s.AuditHeadSeq(ctx); err != nil {
+		return notify.Cursor{}, err
+	}
+	return c, nil
+}
+
+// RetireCursor implements notify.CursorStore in one write transaction: the
+// row is deleted only while no lease is live by the database's clock (one
+// conditional DELETE: a claim committed meanwhile keeps it), then the
+// audit head is read under its lock, so that the cursor's lag and the
+// record seal returns are exact, and the record is appended. Once deleted,
+// the next ClaimLease starts the cursor at the head.
+func (s *Notify) RetireCursor(ctx context.Context, seal func(notify.Cursor) (audit.Sealer, error)) (notify.Cursor, error) {
+	floor, _ := s.db.clockNanos()
+	var c notify.Cursor
+	err := s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
+		c = notify.Cursor{}
+		var until int64
+		err := t.queryRow(ctx, `DELETE FROM notify_state WHERE name = ? AND lease_until <= `+floor+`
+	RETURNING cursor_seq, holder, lease_until`, notifyName).Scan(&c.Seq, &c.Holder, &until)
+		if errors.Is(err, sql.ErrNoRows) {
+			// No cursor, or a live lease.
+			err = t.queryRow(ctx, `SELECT holder, lease_until FROM notify_state WHERE name = ?`, notifyName).Scan(&c.Holder, &until)
+			if errors.Is(err, sql.ErrNoRows) {
+				c = notify.Cursor{}
+				return nil
+			}
+			if err != nil {
+				return mapErr("store: reading the notification lease", err)
+			}
+			return fmt.Errorf("store: %w: held by %s until %s", notify.ErrLeaseLive, c.Holder, time.Unix(0, until).UTC().Format(time.RFC3339))
+		}
+		if err != nil {
+			return mapErr("store: deleting the notification cursor", err)
+		}
+		c.Set = true
+		if until > 0 {
+			c.LeaseUntil = time.Unix(0, until).UTC()
+		}
+		var h audit.Head
+		if err := t.auditStmt(ctx, s.db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
+			return mapErr("store: reading the audit head", err)
+		}
+		c.Head = h.Seq
+		sealer, err := seal(c)
+		if err != nil {
+			return err
+		}
+		if err := records.appendAudit(ctx, t, sealer); err != nil {
+			return fmt.Errorf("store: retiring the notification cursor: writing its audit record: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return notify.Cursor{}, err
+	}
+	return c, nil
 }

@@ -181,7 +181,7 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 	case res.NotifyCapped && !o.NotifyEnabled:
 		// Nothing moves the cursor while notifications are off: "later"
 		// would never come.
-		fmt.Fprintf(env.stdout, "audit archive: stopped at record %d: notifications to citizens are off (notify.enabled) and the notifier stopped before the records after it; turn them on and run the archive again once it has caught up (thiqa_notify_lag_records), or archive the rest with --skip-undelivered (their citizens are never told)\n", r.LastSeq)
+		fmt.Fprintf(env.stdout, "audit archive: stopped at record %d: notifications to citizens are off (notify.enabled) and the notifier stopped before the records after it; turn them on and run the archive again once it has caught up (thiqa_notify_lag_records); if they are off for good, retire the cursor (thiqa notify retire) or archive the rest with --skip-undelivered (their citizens are never told)\n", r.LastSeq)
 	case res.NotifyCapped:
 		fmt.Fprintf(env.stdout, "audit archive: stopped at record %d: the notifications to citizens have not reached the records after it (thiqa_notify_lag_records); run the archive again later\n", r.LastSeq)
 	}

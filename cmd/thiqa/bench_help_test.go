@@ -43,7 +43,7 @@ func TestEveryVerbHasHelp(t *testing.T) {
 	}{
 		{[]string{"ca"}, 6}, {[]string{"ca", "bogus"}, 6}, {[]string{"oidc", "client"}, 3},
 		{[]string{"tsl", "bogus"}, 2}, {[]string{"audit"}, 2}, {[]string{"config"}, 2},
-		{[]string{"keys"}, 1}, {[]string{"enrol", "bogus"}, 1},
+		{[]string{"keys"}, 1}, {[]string{"enrol", "bogus"}, 1}, {[]string{"notify"}, 2}, {[]string{"notify", "bogus"}, 2},
 	} {
 		var out, errb bytes.Buffer
 		code := run(context.Background(), &cliEnv{stdout: &out, stderr: &errb}, tc.args)

@@ -47,7 +47,7 @@ func (c notifyCursor) behind(last int64) bool {
 func undeliveredError(first, last, cursor int64, through, enabled bool) error {
 	hint := "wait for the notifier (thiqa_notify_lag_records)"
 	if !enabled {
-		hint = fmt.Sprintf("notifications are off (notify.enabled) but the notifier stopped at record %d: turn them on and wait for the notifier (thiqa_notify_lag_records)", cursor)
+		hint = fmt.Sprintf("notifications are off (notify.enabled) but the notifier stopped at record %d: turn them on and wait for the notifier (thiqa_notify_lag_records), or, if they are off for good, retire its cursor (thiqa notify retire)", cursor)
 	}
 	if through {
 		hint += fmt.Sprintf(" or archive --through %d", cursor)

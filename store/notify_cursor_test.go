@@ -1,0 +1,106 @@
+package store_test
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/notify"
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// TestNotifyRetireCursor: the notifier's cursor is retired only while no
+// node holds the lease (by the database's clock), with its audit record
+// (the cursor's seq, the records after it) in the same transaction; audit
+// archive then sees no cursor; turned on again, the notifier starts at the
+// audit head and tells nothing of what happened while it was off.
+func TestNotifyRetireCursor(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			st := db.Notify()
+			log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
+			defer log.Close()
+			login := func() {
+				t.Helper()
+				if _, err := log.Append(ctx, audit.Entry{Actor: "citizen:12345678", Action: "oidc.login", Object: "tax", Outcome: "success"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			retire := func() (notify.Cursor, error) {
+				return notify.Retire(ctx, st, log, "operator-1", false)
+			}
+
+			// No cursor: nothing to retire, no record.
+			login()
+			if c, err := retire(); err != nil || c.Set {
+				t.Fatalf("retire without a cursor: %+v, %v", c, err)
+			}
+			if _, err := notify.Retire(ctx, st, log, "operator-1", true); !errors.Is(err, notify.ErrEnabled) {
+				t.Fatalf("retire while enabled: %v", err)
+			}
+
+			g := newNotifyGateway(t)
+			n := newNotifier(t, db, g, notify.Options{Holder: "node-1", Lease: time.Minute})
+			drainNotifier(t, n) // the cursor at the head, the lease live
+			cursor, err := st.NotifyCursor(ctx)
+			if err != nil || !cursor.Set || cursor.Seq != cursor.Head || cursor.Holder != "node-1" || !cursor.LeaseLive || cursor.LeaseUntil.IsZero() {
+				t.Fatalf("cursor after a round: %+v, %v", cursor, err)
+			}
+			if c, err := retire(); !errors.Is(err, notify.ErrLeaseLive) || c.Set {
+				t.Fatalf("retire under a live lease: %+v, %v", c, err)
+			}
+			if c, err := st.NotifyCursor(ctx); err != nil || !c.Set {
+				t.Fatalf("the cursor is gone after a refused retire: %+v, %v", c, err)
+			}
+			// Notifications turned off: the node stops, three records
+			// are never told.
+			if err := st.ReleaseLease(ctx, "node-1"); err != nil {
+				t.Fatal(err)
+			}
+			login()
+			login()
+			login()
+			c, err := retire()
+			if err != nil || !c.Set || c.Seq != cursor.Seq || c.Head != cursor.Seq+3 || c.Lag() != 3 {
+				t.Fatalf("retire: %+v, %v (cursor was %d)", c, err, cursor.Seq)
+			}
+			if s, set, err := db.AuditNotifyCursor(ctx); err != nil || set {
+				t.Fatalf("audit archive still sees the cursor at %d (%v)", s, err)
+			}
+			recs, err := st.AuditAfter(ctx, c.Head, 10)
+			if err != nil || len(recs) != 1 || recs[0].Action != notify.ActionRetire || recs[0].Actor != "operator-1" {
+				t.Fatalf("records after the retire: %+v, %v", recs, err)
+			}
+			var details struct{ Cursor, Head, Undelivered int64 }
+			if err := json.Unmarshal(recs[0].Details, &details); err != nil || details.Cursor != c.Seq || details.Undelivered != 3 || details.Head != c.Head {
+				t.Fatalf("the retire record's details: %s, %v", recs[0].Details, err)
+			}
+			if again, err := retire(); err != nil || again.Set {
+				t.Fatalf("retire again: %+v, %v", again, err)
+			}
+
+			// Turned on again later: the notifier starts at the head,
+			// what happened while it was off is not told.
+			login()
+			before := g.count()
+			drainNotifier(t, newNotifier(t, db, g, notify.Options{Holder: "node-2"}))
+			now, err := st.NotifyCursor(ctx)
+			if err != nil || !now.Set || now.Seq != now.Head || now.Head != c.Head+2 {
+				t.Fatalf("cursor after notifications were turned on again: %+v, %v (retired at head %d)", now, err, c.Head)
+			}
+			if got := g.count(); got != before {
+				t.Fatalf("%d notifications of what happened while they were off", got-before)
+			}
+			login()
+			drainNotifier(t, newNotifier(t, db, g, notify.Options{Holder: "node-2"}))
+			if got := g.count(); got != before+1 {
+				t.Fatalf("%d notifications after the restart, want 1", got-before)
+			}
+		})
+	}
+}
