@@ -162,3 +162,49 @@ func TestNotifyRetireCursorQuiet(t *testing.T) {
 		})
 	}
 }
+
+// TestNotifyRetireCursorTwice: two retires at once (two operators, two
+// nodes) retire the cursor once: one deletes it with the one
+// notify.cursor.retire record, the other finds nothing to do (on
+// PostgreSQL its DELETE waits for the first's row lock, then finds the
+// row gone); neither fails.
+func TestNotifyRetireCursorTwice(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			st := db.Notify()
+			log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
+			defer log.Close()
+			if ok, _, err := st.ClaimLease(ctx, "node-1", time.Hour); err != nil || !ok {
+				t.Fatalf("claim: %v, %v", ok, err)
+			}
+			if err := st.ReleaseLease(ctx, "node-1"); err != nil {
+				t.Fatal(err)
+			}
+			head, err := st.AuditHeadSeq(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				c   notify.Cursor
+				err error
+			}
+			out := make(chan result, 2)
+			for range 2 {
+				go func() {
+					c, err := notify.Retire(ctx, st, log, "operator-1", false)
+					out <- result{c, err}
+				}()
+			}
+			a, b := <-out, <-out
+			if a.err != nil || b.err != nil || a.c.Set == b.c.Set {
+				t.Fatalf("two retires at once: %+v, %+v", a, b)
+			}
+			recs, err := st.AuditAfter(ctx, head, 10)
+			if err != nil || len(recs) != 1 || recs[0].Action != notify.ActionRetire {
+				t.Fatalf("records after two retires: %+v, %v", recs, err)
+			}
+		})
+	}
+}
