@@ -19,9 +19,40 @@ const ActionRetire = "notify.cursor.retire"
 var ErrEnabled = errors.New("notify: notifications are enabled (notify.enabled)")
 
 // ErrLeaseLive is (wrapped by) Retire's refusal while a node holds the
-// lease by the database's clock: it still delivers, and would put the
-// cursor back at the head.
+// lease by the database's clock, or held it less than RetireQuiet ago: it
+// still delivers, or may (waiting between rounds), and would put the
+// cursor back at the head, skipping the records written meanwhile. The
+// error is a *LeaseError, which says whose lease and until when.
 var ErrLeaseLive = errors.New("notify: a node still delivers notifications (its lease is live)")
+
+// RetireQuiet is how long after a lease lapsed Retire still refuses. A
+// node running with notifications on claims the lease at every round,
+// and waits at most maxPause between rounds (while the gateway is out),
+// so its lease may lapse for up to that long while it runs: a lease that
+// lapsed less than RetireQuiet ago may be such a node's. A lease given up
+// by a node that stopped (ReleaseLease) does not count.
+const RetireQuiet = 2 * maxPause
+
+// LeaseError is Retire's refusal (errors.Is ErrLeaseLive): Holder holds
+// the lease until Until (Live), or held it until Until, less than
+// RetireQuiet ago, by the database's clock.
+type LeaseError struct {
+	Holder string
+	Until  time.Time
+	Live   bool
+}
+
+// Error says whose lease, and until when.
+func (e *LeaseError) Error() string {
+	until := e.Until.UTC().Format(time.RFC3339)
+	if e.Live {
+		return fmt.Sprintf("%s holds the notification lease until %s (database clock): a node still delivers notifications", e.Holder, until)
+	}
+	return fmt.Sprintf("the notification lease of %s lapsed at %s (database clock), less than %s ago: a node with notifications on may be waiting between rounds", e.Holder, until, RetireQuiet)
+}
+
+// Is makes a LeaseError match ErrLeaseLive.
+func (e *LeaseError) Is(target error) bool { return target == ErrLeaseLive }
 
 // Cursor is where the notifier stands in the database: its cursor and
 // lease (store: the notify_state row).
@@ -55,11 +86,12 @@ type CursorStore interface {
 	// NotifyCursor returns the cursor, its lease and the audit head.
 	NotifyCursor(ctx context.Context) (Cursor, error)
 	// RetireCursor deletes the cursor, unless a lease is live by the
-	// database's clock (ErrLeaseLive, nothing changed), and appends the
+	// database's clock or lapsed less than quiet ago (a *LeaseError,
+	// nothing changed; a lease given up does not count), and appends the
 	// audit records of the Sealer seal returns for the cursor deleted (its
 	// Head read under the audit head's lock), in the same transaction.
 	// Without a cursor it changes nothing and returns the zero Cursor.
-	RetireCursor(ctx context.Context, seal func(Cursor) (audit.Sealer, error)) (Cursor, error)
+	RetireCursor(ctx context.Context, quiet time.Duration, seal func(Cursor) (audit.Sealer, error)) (Cursor, error)
 }
 
 // Preparer prepares audit records that the store seals into the chain in
@@ -154,8 +186,8 @@ func (s Status) WriteText(w io.Writer) error {
 // Retire deletes the notifier's cursor when notifications are off for
 // good, so that `thiqa audit archive` no longer waits for it; turned on
 // again, the notifier starts at the audit head. It refuses while enabled
-// (ErrEnabled) or while a node holds the lease (ErrLeaseLive), changing
-// nothing. The deletion and its audit record (ActionRetire, by actor,
+// (ErrEnabled) or while a node holds the lease or held it less than
+// RetireQuiet ago (ErrLeaseLive, a *LeaseError), changing nothing. The deletion and its audit record (ActionRetire, by actor,
 // with the cursor's seq and the records after it, never to be told) are
 // one transaction. Without a cursor it changes nothing and returns the
 // zero Cursor.
@@ -163,7 +195,7 @@ func Retire(ctx context.Context, st CursorStore, log Preparer, actor string, ena
 	if enabled {
 		return Cursor{}, ErrEnabled
 	}
-	c, err := st.RetireCursor(ctx, func(c Cursor) (audit.Sealer, error) {
+	c, err := st.RetireCursor(ctx, RetireQuiet, func(c Cursor) (audit.Sealer, error) {
 		return log.Prepare(audit.Entry{Actor: actor, Action: ActionRetire, Object: "notify_state", Outcome: audit.OutcomeSuccess,
 			Details: map[string]any{"cursor": c.Seq, "head": c.Head, "undelivered": c.Lag(), "holder": c.Holder}})
 	})

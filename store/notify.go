@@ -281,22 +281,25 @@ FROM notify_state WHERE name = ?`, notifyName).Scan(&c.Seq, &c.Holder, &until, &
 }
 
 // RetireCursor implements notify.CursorStore in one write transaction: the
-// row is deleted only while no lease is live by the database's clock (one
-// conditional DELETE: a claim committed meanwhile keeps it), then the
-// audit head is read under its lock, so that the cursor's lag and the
-// record seal returns are exact, and the record is appended. Once deleted,
-// the next ClaimLease starts the cursor at the head.
-func (s *Notify) RetireCursor(ctx context.Context, seal func(notify.Cursor) (audit.Sealer, error)) (notify.Cursor, error) {
+// row is deleted only while no lease is live by the database's clock, nor
+// lapsed less than quiet ago (one conditional DELETE: a claim committed
+// meanwhile keeps it; a lease given up, lease_until 0, lapsed long ago),
+// then the audit head is read under its lock, so that the cursor's lag
+// and the record seal returns are exact, and the record is appended. Once
+// deleted, the next ClaimLease starts the cursor at the head.
+func (s *Notify) RetireCursor(ctx context.Context, quiet time.Duration, seal func(notify.Cursor) (audit.Sealer, error)) (notify.Cursor, error) {
 	floor, _ := s.db.clockNanos()
 	var c notify.Cursor
 	err := s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
 		c = notify.Cursor{}
 		var until int64
-		err := t.queryRow(ctx, `DELETE FROM notify_state WHERE name = ? AND lease_until <= `+floor+`
-	RETURNING cursor_seq, holder, lease_until`, notifyName).Scan(&c.Seq, &c.Holder, &until)
+		err := t.queryRow(ctx, `DELETE FROM notify_state WHERE name = ? AND lease_until <= `+floor+` - ?
+	RETURNING cursor_seq, holder, lease_until`, notifyName, int64(max(quiet, 0))).Scan(&c.Seq, &c.Holder, &until)
 		if errors.Is(err, sql.ErrNoRows) {
-			// No cursor, or a live lease.
-			err = t.queryRow(ctx, `SELECT holder, lease_until FROM notify_state WHERE name = ?`, notifyName).Scan(&c.Holder, &until)
+			// No cursor, or a lease live or lapsed too recently.
+			var live int64
+			err = t.queryRow(ctx, `SELECT holder, lease_until, CASE WHEN lease_until > `+floor+` THEN 1 ELSE 0 END
+FROM notify_state WHERE name = ?`, notifyName).Scan(&c.Holder, &until, &live)
 			if errors.Is(err, sql.ErrNoRows) {
 				c = notify.Cursor{}
 				return nil
@@ -304,7 +307,7 @@ func (s *Notify) RetireCursor(ctx context.Context, seal func(notify.Cursor) (aud
 			if err != nil {
 				return mapErr("store: reading the notification lease", err)
 			}
-			return fmt.Errorf("store: %w: held by %s until %s", notify.ErrLeaseLive, c.Holder, time.Unix(0, until).UTC().Format(time.RFC3339))
+			return &notify.LeaseError{Holder: c.Holder, Until: time.Unix(0, until).UTC(), Live: live == 1}
 		}
 		if err != nil {
 			return mapErr("store: deleting the notification cursor", err)

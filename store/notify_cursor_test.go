@@ -104,3 +104,107 @@ func TestNotifyRetireCursor(t *testing.T) {
 		})
 	}
 }
+
+// TestNotifyRetireCursorQuiet: a lease that lapsed less than
+// notify.RetireQuiet ago still refuses the retire, as a live one does (a
+// node with notifications on may be waiting between rounds, its gateway
+// out, and would put the cursor back at the head, the records written
+// meanwhile never told nor counted); a lease given up does not.
+func TestNotifyRetireCursorQuiet(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			st := db.Notify()
+			log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
+			defer log.Close()
+			if _, err := log.Append(ctx, audit.Entry{Actor: "citizen:12345678", Action: "oidc.login", Object: "tax", Outcome: "success"}); err != nil {
+				t.Fatal(err)
+			}
+			retire := func() (notify.Cursor, error) {
+				return notify.Retire(ctx, st, log, "operator-1", false)
+			}
+			refused := func(live bool) {
+				t.Helper()
+				c, err := retire()
+				var le *notify.LeaseError
+				if !errors.Is(err, notify.ErrLeaseLive) || !errors.As(err, &le) || le.Holder != "node-1" || le.Live != live || le.Until.IsZero() || c.Set {
+					t.Fatalf("retire (lease live %v): %+v, %v", live, c, err)
+				}
+				if c, err := st.NotifyCursor(ctx); err != nil || !c.Set {
+					t.Fatalf("the cursor is gone after a refused retire: %+v, %v", c, err)
+				}
+			}
+			if ok, _, err := st.ClaimLease(ctx, "node-1", time.Hour); err != nil || !ok {
+				t.Fatalf("claim: %v, %v", ok, err)
+			}
+			refused(true)
+			// The lease lapsed a moment ago: its node may only be
+			// waiting to retry.
+			if err := st.ReleaseLease(ctx, "node-1"); err != nil {
+				t.Fatal(err)
+			}
+			if ok, _, err := st.ClaimLease(ctx, "node-1", time.Millisecond); err != nil || !ok {
+				t.Fatalf("claim: %v, %v", ok, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			if c, err := st.NotifyCursor(ctx); err != nil || c.LeaseLive {
+				t.Fatalf("the lease has not lapsed: %+v, %v", c, err)
+			}
+			refused(false)
+			// Given up by its node, stopping: retired.
+			if err := st.ReleaseLease(ctx, "node-1"); err != nil {
+				t.Fatal(err)
+			}
+			if c, err := retire(); err != nil || !c.Set {
+				t.Fatalf("retire after the lease was given up: %+v, %v", c, err)
+			}
+		})
+	}
+}
+
+// TestNotifyRetireCursorTwice: two retires at once (two operators, two
+// nodes) retire the cursor once: one deletes it with the one
+// notify.cursor.retire record, the other finds nothing to do (on
+// PostgreSQL its DELETE waits for the first's row lock, then finds the
+// row gone); neither fails.
+func TestNotifyRetireCursorTwice(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			st := db.Notify()
+			log := audit.New(db, slog.New(slog.DiscardHandler), nil, audit.Options{})
+			defer log.Close()
+			if ok, _, err := st.ClaimLease(ctx, "node-1", time.Hour); err != nil || !ok {
+				t.Fatalf("claim: %v, %v", ok, err)
+			}
+			if err := st.ReleaseLease(ctx, "node-1"); err != nil {
+				t.Fatal(err)
+			}
+			head, err := st.AuditHeadSeq(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				c   notify.Cursor
+				err error
+			}
+			out := make(chan result, 2)
+			for range 2 {
+				go func() {
+					c, err := notify.Retire(ctx, st, log, "operator-1", false)
+					out <- result{c, err}
+				}()
+			}
+			a, b := <-out, <-out
+			if a.err != nil || b.err != nil || a.c.Set == b.c.Set {
+				t.Fatalf("two retires at once: %+v, %+v", a, b)
+			}
+			recs, err := st.AuditAfter(ctx, head, 10)
+			if err != nil || len(recs) != 1 || recs[0].Action != notify.ActionRetire {
+				t.Fatalf("records after two retires: %+v, %v", recs, err)
+			}
+		})
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/notify"
 )
 
@@ -79,7 +81,9 @@ func notifyRetire(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	enabledErr := withExit(1, errors.New("notifications are on (notify.enabled: true in thiqa.yaml): turn them off first (notify.enabled: false, and restart every node) to retire the cursor for good, or let the notifier catch up (thiqa notify status, thiqa_notify_lag_records) and archive then"))
+	// Only this folder's configuration is read: the other nodes' are
+	// judged by the lease (notify.Retire).
+	enabledErr := withExit(1, fmt.Errorf("notifications are on in %s (notify.enabled: true): turn them off first (notify.enabled: false, and restart every node) to retire the cursor for good, or let the notifier catch up (thiqa notify status, thiqa_notify_lag_records) and archive then", config.Path(*dir)))
 	if cfg.Notify.Enabled {
 		return enabledErr // before opening anything
 	}
@@ -89,11 +93,12 @@ func notifyRetire(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer closeStore()
 	c, err := notify.Retire(ctx, p.db.Notify(), p.audit, operatorName(), cfg.Notify.Enabled)
+	var lease *notify.LeaseError
 	switch {
 	case errors.Is(err, notify.ErrEnabled):
 		return enabledErr
-	case errors.Is(err, notify.ErrLeaseLive):
-		return withExit(1, fmt.Errorf("%w; a node still runs with notifications on: turn them off there too (notify.enabled: false) and restart it, then retire", err))
+	case errors.As(err, &lease):
+		return withExit(1, leaseRefusal(lease))
 	case err != nil:
 		return err
 	case !c.Set:
@@ -104,4 +109,15 @@ func notifyRetire(ctx context.Context, env *cliEnv, args []string) error {
 		c.Seq, c.Head, c.Lag(), notify.ActionRetire)
 	fmt.Fprintln(env.stdout, "notify retire: audit archive no longer waits for notifications; turned on again, the notifier starts at the audit head (what happens until then is not told)")
 	return nil
+}
+
+// leaseRefusal is notify retire's refusal while a node holds the lease or
+// held it too recently (notify.RetireQuiet): one line, said once.
+func leaseRefusal(e *notify.LeaseError) error {
+	until := e.Until.UTC().Format(time.RFC3339)
+	if e.Live {
+		return fmt.Errorf("%s holds the notification lease until %s: a node still runs with notifications on; turn them off there too (notify.enabled: false) and restart it, then retire", e.Holder, until)
+	}
+	return fmt.Errorf("the notification lease of %s lapsed at %s, less than %s ago: a node with notifications on may only be waiting to retry (the gateway out); check that every node has notify.enabled: false and was restarted, and retire again after %s",
+		e.Holder, until, notify.RetireQuiet, e.Until.Add(notify.RetireQuiet).UTC().Format(time.RFC3339))
 }

@@ -3,19 +3,23 @@ package main
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 
 // TestNotifyStatusAndRetire, on SQLite and PostgreSQL: `thiqa notify
 // status` shows the cursor left behind by notifications turned off, its
-// lease and lag; `thiqa notify retire` refuses (exit 1) while they are on
-// in thiqa.yaml or a node holds the lease, and otherwise deletes the cursor
+// lease and lag; `thiqa notify retire` refuses (exit 1, one line naming
+// the file or the lease's holder) while they are on in thiqa.yaml, a node
+// holds the lease, or its lease lapsed a moment ago (notify.RetireQuiet),
+// and otherwise deletes the cursor
 // with a notify.cursor.retire audit record (the chain still verifies);
 // audit archive then no longer stops at it, without --skip-undelivered.
 func TestNotifyStatusAndRetire(t *testing.T) {
@@ -96,7 +100,8 @@ func TestNotifyStatusAndRetire(t *testing.T) {
 				t.Fatalf("notify status with notify.enabled: %+v", s)
 			}
 			r := thiqa(t, env, "notify", "retire", "--data", dir)
-			if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "turn them off first") || !strings.Contains(line, "let the notifier catch up") {
+			if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "turn them off first") || !strings.Contains(line, "let the notifier catch up") ||
+				!strings.Contains(line, "on in "+yaml) {
 				t.Fatalf("notify retire while enabled: exit %d\n%s", r.code, r.stderr)
 			}
 			writeFile(t, yaml, off)
@@ -104,11 +109,19 @@ func TestNotifyStatusAndRetire(t *testing.T) {
 			// A node still holds the lease: refused.
 			exec("UPDATE notify_state SET lease_until = 9000000000000000000")
 			r = thiqa(t, env, "notify", "retire", "--data", dir)
-			if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "node-1") || !strings.Contains(line, "a node still runs with notifications on") {
+			// One line that says it once: no "notify: … store: notify: …".
+			if line := errorLine(t, r); r.code != 1 || strings.Count(line, "node-1") != 1 || !strings.Contains(line, "a node still runs with notifications on") ||
+				strings.Count(line, "notify:") != 1 || strings.Contains(line, "store:") {
 				t.Fatalf("notify retire under a live lease: exit %d\n%s", r.code, r.stderr)
 			}
 			if s := readStatus(); s.Cursor == nil || s.Lease == nil || !s.Lease.Live {
 				t.Fatalf("notify status under a live lease: %+v", s)
+			}
+			// Lapsed a moment ago: its node may only be waiting to retry.
+			exec(fmt.Sprintf("UPDATE notify_state SET lease_until = %d", time.Now().Add(-10*time.Second).UnixNano()))
+			r = thiqa(t, env, "notify", "retire", "--data", dir)
+			if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "node-1") || !strings.Contains(line, "lapsed at") || !strings.Contains(line, "retire again after") {
+				t.Fatalf("notify retire just after the lease lapsed: exit %d\n%s", r.code, r.stderr)
 			}
 			exec("UPDATE notify_state SET lease_until = 0")
 
