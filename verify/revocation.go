@@ -277,11 +277,21 @@ func (rd *revocationData) fetchFailure(detail, what string, c *x509.Certificate,
 // revoked answer carries its time, which the caller compares with at. So
 // an answer a responder signs on demand while a validation "now" runs,
 // dated in the second after the validation time was taken, is fresh.
+// Information without a nextUpdate covers only the time it was issued
+// (RFC 6960 §4.2.2.1: newer information is always available; EU DSS asks
+// for a nextUpdate): a "good" answer of years ago without one tells
+// nothing of a revocation since.
 func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
-	if thisUpdate.After(at) || nextUpdate.IsZero() || !nextUpdate.Before(at) {
+	if !thisUpdate.Before(at) || covers(thisUpdate, nextUpdate, at) {
 		return true
 	}
 	return !rd.sigTime.IsZero() && !thisUpdate.Before(rd.sigTime)
+}
+
+// covers reports whether information issued at thisUpdate and valid until
+// nextUpdate (none: only at its issuance) is current at at.
+func covers(thisUpdate, nextUpdate, at time.Time) bool {
+	return !thisUpdate.After(at) && (thisUpdate.Equal(at) || !nextUpdate.IsZero() && !nextUpdate.Before(at))
 }
 
 // check finds the status of chain[i] (c, issued by issuer) at time at in
@@ -309,7 +319,11 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		if !ok {
 			continue
 		}
-		if !rd.fresh(resp.ThisUpdate, resp.NextUpdate, at) {
+		// Information too old to tell the status at at still dates a
+		// revocation or a suspension before it (issued before at, it
+		// dates nothing after at): a revocation is final, and a
+		// suspension stands until information issued later says good.
+		if !rd.fresh(resp.ThisUpdate, resp.NextUpdate, at) && (resp.Status != ocsp.Revoked || resp.RevokedAt.After(at)) {
 			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "OCSP response not fresh enough"}
 			continue
 		}
@@ -357,15 +371,18 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 			continue
 		}
 		t := at
-		if !rd.fresh(crl.ThisUpdate, crl.NextUpdate, at) {
-			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "CRL not fresh enough"}
-			continue
-		}
-		if crl.ThisUpdate.After(at) || (!crl.NextUpdate.IsZero() && crl.NextUpdate.Before(at)) {
+		fresh := rd.fresh(crl.ThisUpdate, crl.NextUpdate, at)
+		if !covers(crl.ThisUpdate, crl.NextUpdate, at) {
 			t = crl.ThisUpdate
 		}
 		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool}
 		err := one.CheckRevocation(chain, i, t, v)
+		// A CRL too old to tell the status at at still dates a revocation
+		// or a suspension before it, as an OCSP response does.
+		if !fresh && (err == nil || err.Sub != path.Revoked && !err.Suspended()) {
+			stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "CRL not fresh enough"}
+			continue
+		}
 		switch {
 		case err == nil:
 			if afterExpiry(c, crl.ThisUpdate, crl.Extensions, oidExpiredCertsOnCRL) {
