@@ -360,6 +360,8 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 			deltas = append(deltas, crl)
 		}
 	}
+	// The deltas' signers are checked once for all the complete CRLs.
+	deltaSigners := map[*x509.RevocationList]*path.Error{}
 	for _, crl := range rd.crls {
 		if !bytes.Equal(crl.RawIssuer, c.RawIssuer) {
 			continue
@@ -375,7 +377,7 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		if !covers(crl.ThisUpdate, crl.NextUpdate, at) {
 			t = crl.ThisUpdate
 		}
-		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool}
+		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool, DeltaSigners: deltaSigners}
 		err := one.CheckRevocation(chain, i, t, v)
 		// A CRL too old to tell the status at at still dates a revocation
 		// or a suspension before it, as an OCSP response does.
