@@ -362,6 +362,10 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 	}
 	// The deltas' signers are checked once for all the complete CRLs.
 	deltaSigners := map[*x509.RevocationList]*path.Error{}
+	deltaLists := false
+	for _, d := range deltas {
+		deltaLists = deltaLists || listsSerial(d, c)
+	}
 	for _, crl := range rd.crls {
 		if !bytes.Equal(crl.RawIssuer, c.RawIssuer) {
 			continue
@@ -370,6 +374,15 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 			if stale == nil {
 				stale = &path.Error{Sub: path.TryLater, Index: i, Msg: "no revocation information"}
 			}
+			continue
+		}
+		// A complete CRL that lists no certificate with c's serial, nor
+		// does a delta, can only say good as of its thisUpdate: nothing
+		// when information issued no earlier says good already. Skipping
+		// it spares checking its signature, hashing all of a large CRL
+		// (about 1 ms for 20,000 entries), for each certificate, path and
+		// validation time, when an OCSP answer told the status.
+		if f.isGood && !crl.ThisUpdate.After(f.goodInfo) && !deltaLists && !listsSerial(crl, c) {
 			continue
 		}
 		t := at
@@ -418,6 +431,17 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		return stale
 	}
 	return errNoInfo
+}
+
+// listsSerial reports whether crl has an entry with c's serial number (for
+// c or, in an indirect CRL, for another issuer's certificate).
+func listsSerial(crl *x509.RevocationList, c *x509.Certificate) bool {
+	for k := range crl.RevokedCertificateEntries {
+		if s := crl.RevokedCertificateEntries[k].SerialNumber; s != nil && s.Cmp(c.SerialNumber) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // finding gathers what the information at hand says of one certificate's
