@@ -385,10 +385,18 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		if f.isGood && !crl.ThisUpdate.After(f.goodInfo) && !deltaLists && !listsSerial(crl, c) {
 			continue
 		}
+		// The CRL is read at at when it covers it; else at its thisUpdate
+		// when issued after at; else (issued before at, and current only
+		// until its nextUpdate) at its nextUpdate: entries dated after
+		// its thisUpdate (a CA may backdate it) and before at still count.
 		t := at
 		fresh := rd.fresh(crl.ThisUpdate, crl.NextUpdate, at)
-		if !covers(crl.ThisUpdate, crl.NextUpdate, at) {
+		switch {
+		case covers(crl.ThisUpdate, crl.NextUpdate, at):
+		case crl.ThisUpdate.After(at) || crl.NextUpdate.IsZero():
 			t = crl.ThisUpdate
+		default:
+			t = crl.NextUpdate
 		}
 		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool, DeltaSigners: deltaSigners}
 		err := one.CheckRevocation(chain, i, t, v)
@@ -477,11 +485,17 @@ func (f *finding) good(issued time.Time) {
 }
 
 // hold records information issued at issued that dates a suspension at
-// heldAt (err reports it, when heldAt is no later than at).
+// heldAt (err reports it, when heldAt is no later than at). Information
+// dating a hold was produced after it, whatever its thisUpdate says (a CA
+// may backdate a CRL's thisUpdate and list entries dated after it): only
+// a "good" issued after the hold itself may have lifted it.
 func (f *finding) hold(heldAt, issued time.Time, err *path.Error) {
 	if heldAt.After(f.at) {
 		f.after = append(f.after, afterAt{heldAt: heldAt})
 		return
+	}
+	if heldAt.After(issued) {
+		issued = heldAt
 	}
 	if f.held == nil || heldAt.Before(f.held.SuspendedAt) {
 		f.held = err
