@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"crypto/x509"
 	"math/big"
 	"testing"
@@ -58,5 +59,49 @@ func TestForgedDeltasCheckedOnce(t *testing.T) {
 	one, many := timeCheck(1), timeCheck(20)
 	if many > 5*one {
 		t.Fatalf("20 complete CRLs with %d forged deltas took %v, one took %v: the deltas are checked again for each complete CRL", deltas, many, one)
+	}
+}
+
+// TestManyCRLsAddedInLinearTime: adding a document's CRLs does not compare
+// each with all those added before (a 64 MiB upload holds some 250,000
+// small CRLs: about 3·10^10 comparisons). Four times as many CRLs must
+// take about four times as long, not sixteen.
+func TestManyCRLsAddedInLinearTime(t *testing.T) {
+	p := newTestPKI(t)
+	base := holdCRL(t, p.root, p.rootKey, 1, nil, time.Now().Add(-time.Minute))
+	// Variants differing in their last byte (the signature's: they still
+	// parse), each parsed once up front.
+	memo := crlMemo{}
+	var ders [][]byte
+	for k := range 32000 {
+		der := bytes.Clone(base)
+		der[len(der)-1] ^= byte(k)
+		der[len(der)-2] ^= byte(k >> 8)
+		l, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		memo[string(der)] = l
+		ders = append(ders, der)
+	}
+	add := func(n int) time.Duration {
+		best := time.Duration(1 << 62)
+		for range 3 {
+			rd := &revocationData{crlMemo: memo}
+			start := time.Now()
+			for _, der := range ders[:n] {
+				rd.addCRL(der)
+			}
+			best = min(best, time.Since(start))
+			if len(rd.crls) != n {
+				t.Fatalf("%d CRLs added, want %d", len(rd.crls), n)
+			}
+		}
+		return best
+	}
+	n := len(ders) / 4
+	small, large := add(n), add(4*n)
+	if large > 8*small {
+		t.Fatalf("%d CRLs took %v, %d took %v: adding is quadratic", n, small, 4*n, large)
 	}
 }

@@ -60,6 +60,10 @@ type revocationData struct {
 	warnings []string
 	memo     *ocspMemo
 	crlMemo  crlMemo
+	// crlSeen holds the DER of each of crls (built when first needed), so
+	// that adding one is not a walk through all: a document may carry
+	// hundreds of thousands of CRLs.
+	crlSeen map[string]struct{}
 	// public hides fetch errors from the report (Options.Public); log
 	// receives them.
 	public bool
@@ -99,11 +103,16 @@ func (rd *revocationData) addCRL(der []byte) {
 		}
 		return
 	}
-	for _, x := range rd.crls {
-		if bytes.Equal(x.Raw, l.Raw) {
-			return
+	if rd.crlSeen == nil {
+		rd.crlSeen = make(map[string]struct{}, len(rd.crls)+1)
+		for _, x := range rd.crls {
+			rd.crlSeen[string(x.Raw)] = struct{}{}
 		}
 	}
+	if _, dup := rd.crlSeen[string(l.Raw)]; dup {
+		return
+	}
+	rd.crlSeen[string(l.Raw)] = struct{}{}
 	rd.crls = append(rd.crls, l)
 }
 
