@@ -57,23 +57,23 @@ func TestForgedDeltasCheckedOnce(t *testing.T) {
 		return best
 	}
 	one, many := timeCheck(1), timeCheck(20)
-	if many > 5*one {
+	if many > 8*one {
 		t.Fatalf("20 complete CRLs with %d forged deltas took %v, one took %v: the deltas are checked again for each complete CRL", deltas, many, one)
 	}
 }
 
 // TestManyCRLsAddedInLinearTime: adding a document's CRLs does not compare
 // each with all those added before (a 64 MiB upload holds some 250,000
-// small CRLs: about 3·10^10 comparisons). Four times as many CRLs must
-// take about four times as long, not sixteen.
+// small CRLs: about 3·10^10 comparisons). 40,000 CRLs took a minute so,
+// 0.1 s now: the bound leaves room for a loaded machine.
 func TestManyCRLsAddedInLinearTime(t *testing.T) {
 	p := newTestPKI(t)
 	base := holdCRL(t, p.root, p.rootKey, 1, nil, time.Now().Add(-time.Minute))
-	// Variants differing in their last byte (the signature's: they still
+	// Variants differing in their last bytes (the signature's: they still
 	// parse), each parsed once up front.
 	memo := crlMemo{}
 	var ders [][]byte
-	for k := range 32000 {
+	for k := range 40000 {
 		der := bytes.Clone(base)
 		der[len(der)-1] ^= byte(k)
 		der[len(der)-2] ^= byte(k >> 8)
@@ -84,24 +84,15 @@ func TestManyCRLsAddedInLinearTime(t *testing.T) {
 		memo[string(der)] = l
 		ders = append(ders, der)
 	}
-	add := func(n int) time.Duration {
-		best := time.Duration(1 << 62)
-		for range 3 {
-			rd := &revocationData{crlMemo: memo}
-			start := time.Now()
-			for _, der := range ders[:n] {
-				rd.addCRL(der)
-			}
-			best = min(best, time.Since(start))
-			if len(rd.crls) != n {
-				t.Fatalf("%d CRLs added, want %d", len(rd.crls), n)
-			}
-		}
-		return best
+	rd := &revocationData{crlMemo: memo}
+	start := time.Now()
+	for _, der := range ders {
+		rd.addCRL(der)
 	}
-	n := len(ders) / 4
-	small, large := add(n), add(4*n)
-	if large > 8*small {
-		t.Fatalf("%d CRLs took %v, %d took %v: adding is quadratic", n, small, 4*n, large)
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("adding %d CRLs took %v: each is compared with all before", len(ders), took)
+	}
+	if len(rd.crls) != len(ders) {
+		t.Fatalf("%d CRLs added, want %d", len(rd.crls), len(ders))
 	}
 }
