@@ -22,6 +22,14 @@ type CRLChecker struct {
 	Pool []*x509.Certificate
 	// Algorithms constrains CRL signatures (nil: the validator's).
 	Algorithms *AlgorithmPolicy
+	// DeltaSigners, when not nil, remembers for each delta CRL whether its
+	// signer was found (nil) or why not, so that the delta CRLs offered
+	// with each of many complete CRLs are verified once: a document with B
+	// genuine complete CRLs and D forged deltas cost B×D signature checks.
+	// CRLCheckers may share it only while they check the same certificate
+	// of the same path with the same Validator (the outcome depends on
+	// them); without it each CheckRevocation keeps its own.
+	DeltaSigners map[*x509.RevocationList]*Error
 }
 
 var (
@@ -287,6 +295,10 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 	}
 	var lastErr, held *Error
 	var reasons uint16
+	signers := cc.DeltaSigners
+	if signers == nil {
+		signers = map[*x509.RevocationList]*Error{}
+	}
 	for _, crl := range cc.CRLs {
 		if IsDeltaCRL(crl) {
 			continue
@@ -361,7 +373,7 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 		// only that the certificate expired, RFC 5280 §5.3.1), so no delta,
 		// nor the lack of a current one, changes it.
 		revoked := e != nil && e.ReasonCode != reasonCertificateHold && e.ReasonCode != reasonRemoveFromCRL
-		if d, derr := cc.delta(crl, p, chain, i, alg, at, v); derr != nil && !revoked {
+		if d, derr := cc.delta(crl, p, chain, i, alg, at, v, signers); derr != nil && !revoked {
 			lastErr = derr
 			continue
 		} else if d != nil && !revoked {
@@ -485,7 +497,9 @@ func crlNumber(exts []pkix.Extension, id asn1.ObjectIdentifier) (*big.Int, bool)
 // it cannot make base unusable. Among the usable ones the highest CRL
 // number (the newest) is taken, whatever the order they came in. A delta
 // issued after at is current: its entries carry their dates.
-func (cc *CRLChecker) delta(base *x509.RevocationList, p *idp, chain []*x509.Certificate, i int, alg *AlgorithmPolicy, at time.Time, v *Validator) (*x509.RevocationList, *Error) {
+// The map signers remembers the outcome of each delta's signer check (see
+// CRLChecker.DeltaSigners).
+func (cc *CRLChecker) delta(base *x509.RevocationList, p *idp, chain []*x509.Certificate, i int, alg *AlgorithmPolicy, at time.Time, v *Validator, signers map[*x509.RevocationList]*Error) (*x509.RevocationList, *Error) {
 	baseNum, ok := crlNumber(base.Extensions, oidCRLNumber)
 	if !ok {
 		return nil, nil
@@ -518,7 +532,15 @@ func (cc *CRLChecker) delta(base *x509.RevocationList, p *idp, chain []*x509.Cer
 		if !ok || num.Cmp(baseNum) <= 0 || (bestNum != nil && num.Cmp(bestNum) <= 0) {
 			continue
 		}
-		if unknownExt(d.Extensions, knownCRLExts) != "" || cc.checkSigner(d, chain, i, alg, v) != nil {
+		if unknownExt(d.Extensions, knownCRLExts) != "" {
+			continue
+		}
+		serr, seen := signers[d]
+		if !seen {
+			serr = cc.checkSigner(d, chain, i, alg, v)
+			signers[d] = serr
+		}
+		if serr != nil {
 			continue
 		}
 		if !d.NextUpdate.IsZero() && d.NextUpdate.Before(at) {
