@@ -33,8 +33,9 @@ var (
 // and an idle one one signature per keyProbeEvery.
 const keyProbeEvery = 30 * time.Second
 
-// keyProbeWait bounds how long Ready waits for a probe signature, however
-// long its context allows: a token answers one in milliseconds. Past it
+// keyProbeWait bounds how long Ready waits for probe signatures, all its
+// CAs' together, however long its context allows: a token answers one in
+// milliseconds. Past it
 // Ready says the token has not answered, at once for every caller while
 // that probe is still in flight, so a hanging token neither slows /readyz
 // (a load balancer's probe would time out and take the node out, which
@@ -67,8 +68,9 @@ func (h *keyHealth) record(err error) {
 
 // check returns the key's last result when it is recent, and otherwise
 // signs a probe with s (one probe at a time; the others wait for it)
-// until ctx ends or the probe has been in flight for keyProbeWait.
-func (h *keyHealth) check(ctx context.Context, s *signing) error {
+// until ctx ends, the probe has been in flight for keyProbeWait, or
+// until (the caller's budget).
+func (h *keyHealth) check(ctx context.Context, s *signing, until time.Time) error {
 	h.mu.Lock()
 	if !h.at.IsZero() && time.Since(h.at) < keyProbeEvery {
 		err := h.err
@@ -89,7 +91,7 @@ func (h *keyHealth) check(ctx context.Context, s *signing) error {
 	}
 	started := h.probeStart
 	h.mu.Unlock()
-	wait := time.NewTimer(time.Until(started.Add(keyProbeWait)))
+	wait := time.NewTimer(min(time.Until(started.Add(keyProbeWait)), time.Until(until)))
 	defer wait.Stop()
 	select {
 	case <-done:
@@ -120,8 +122,9 @@ func (r *Responder) Ready(ctx context.Context) error {
 	}
 	slices.Sort(names)
 	var errs []error
+	until := time.Now().Add(keyProbeWait) // for every CA's probe together
 	for _, name := range names {
-		if err := r.issuers[name].ready(ctx, now); err != nil {
+		if err := r.issuers[name].ready(ctx, now, until); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -149,8 +152,9 @@ func (e *NotReadyError) Error() string {
 // Unwrap returns each CA's error (errors.Is finds the reasons).
 func (e *NotReadyError) Unwrap() []error { return e.Errs }
 
-// ready reports whether is can sign at now, as sign would.
-func (is *issuer) ready(ctx context.Context, now time.Time) error {
+// ready reports whether is can sign at now, as sign would, waiting for
+// a probe signature until until at most.
+func (is *issuer) ready(ctx context.Context, now, until time.Time) error {
 	cur := is.signing.Load()
 	sg := cur.at(now)
 	serial := fmt.Sprintf("%x", sg.cert.SerialNumber)
@@ -165,7 +169,7 @@ func (is *issuer) ready(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("CA %s: %w (serial %s, notAfter %s): its renewal is overdue",
 			is.name, ErrResponderExpired, serial, sg.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if err := sg.health.check(ctx, sg); err != nil {
+	if err := sg.health.check(ctx, sg, until); err != nil {
 		return fmt.Errorf("CA %s: %w (serial %s): %w", is.name, ErrResponderKey, serial, err)
 	}
 	return nil

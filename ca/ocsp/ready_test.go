@@ -209,4 +209,34 @@ func TestReady(t *testing.T) {
 			t.Fatalf("%d probe signatures, want 1 in flight", n.Load())
 		}
 	})
+	// Several CAs whose keys all hang: keyProbeWait for them all, not each.
+	t.Run("keys-hang-bounded-together", func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		var n atomic.Int64
+		var is []Issuer
+		for _, name := range []string{"citizen", "organisation", "tsa"} {
+			q := newPKI(t, name)
+			rc := q.responder(t, 48*time.Hour)
+			rc.Signer = countingHang{hangingKey{rc.Signer, release}, &n}
+			is = append(is, Issuer{Name: name, Cert: q.ca, Responder: rc})
+		}
+		r := build(t, is...)
+		start := time.Now()
+		err := r.Ready(t.Context())
+		var nr *NotReadyError
+		if !errors.As(err, &nr) || len(nr.Errs) != 3 || !errors.Is(err, ErrProbeUnanswered) {
+			t.Fatalf("Ready while three keys hang: %v", err)
+		}
+		if d := time.Since(start); d > keyProbeWait+500*time.Millisecond {
+			t.Fatalf("Ready took %s with three hanging keys, want about %s for them all", d, keyProbeWait)
+		}
+		// Every key's probe was started (the later ones answered at once).
+		for deadline := time.Now().Add(2 * time.Second); n.Load() < 3 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n.Load() != 3 {
+			t.Fatalf("%d probe signatures, want one per key", n.Load())
+		}
+	})
 }
