@@ -98,7 +98,7 @@ func (h *keyHealth) check(ctx context.Context, s *signing, until time.Time) erro
 	case <-ctx.Done():
 		return fmt.Errorf("no answer from the token to a probe signature: %w", ctx.Err())
 	case <-wait.C:
-		return fmt.Errorf("%w: no answer from the token to a probe signature for %s", ErrProbeUnanswered, time.Since(started).Round(time.Second))
+		return fmt.Errorf("%w: no answer from the token to a probe signature in flight for %s", ErrProbeUnanswered, time.Since(started).Round(10*time.Millisecond))
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
