@@ -37,9 +37,10 @@ type Deps interface {
 type Folder struct {
 	// HSMModule is the path of the PKCS#11 module.
 	HSMModule string
-	// Country is the deployment's country (ISO 3166 alpha-2): the subject
-	// C of its citizen CA, else of its root; "" when its configuration
-	// names none (an offline root).
+	// Country is the deployment's country (ISO 3166 alpha-2), as
+	// thiqa.yaml names it (ca.Config.Country: its citizen CA's country,
+	// else its root's); "" when the configuration names none (an offline
+	// root).
 	Country string
 	// CAEnabled says the folder has a CA; IdentityEnabled that it serves
 	// the digital ID.

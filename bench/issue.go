@@ -75,8 +75,8 @@ func Issue(ctx context.Context, deps Deps, args []string, stdout, stderr io.Writ
 		return err
 	}
 
-	fmt.Fprintf(env.stdout, "thiqa bench issue: %s, profile %s, country %s, %d requests (+%d warm-up), concurrency %d, GOMAXPROCS=%d\n",
-		*base, *profile, cc, *n, *warm, *conc, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(env.stdout, "thiqa bench issue: %s, profile %s, %d requests (+%d warm-up), concurrency %d, GOMAXPROCS=%d\n",
+		*base, *profile, *n, *warm, *conc, runtime.GOMAXPROCS(0))
 	bodies, err := prepareIssueBodies(*profile, cc, *warm+*n)
 	if err != nil {
 		return err

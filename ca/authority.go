@@ -179,6 +179,10 @@ type Request struct {
 	// (policies.Subject.CheckSerialNumber), or the request is refused
 	// with a *policies.SubjectError. Empty: nothing to check.
 	SerialNumber string
+	// SubjectRepeats names the attributes that subject carries more than
+	// once (SubjectRepeats): the request is refused with
+	// *policies.SubjectErrors, as SubjectFields kept only one value.
+	SubjectRepeats []string
 	// CSR is a PKCS#10 request, PEM or DER; its signature proves possession.
 	CSR []byte
 	// PublicKey is the subject key when there is no CSR.
@@ -504,6 +508,9 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 	if err := is.expiring(p, now.Add(-a.backdate), a.backdate); err != nil {
 		return nil, err
 	}
+	if err := checkSubjectRepeats(req.SubjectRepeats); err != nil {
+		return nil, err
+	}
 	sub, err := p.ValidateSubject(req.Subject)
 	if err != nil {
 		return nil, err
@@ -737,6 +744,9 @@ func (a *Authority) CheckRequest(req Request) error {
 		if err := is.expiring(p, a.now().Add(-a.backdate), a.backdate); err != nil {
 			return err
 		}
+	}
+	if err := checkSubjectRepeats(req.SubjectRepeats); err != nil {
+		return err
 	}
 	sub, err := p.ValidateSubject(req.Subject)
 	if err != nil {

@@ -423,7 +423,7 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 	if is, ok := rn.a.byName[old.CA]; ok {
 		caName = is.ca // the CA's current generation issues
 	}
-	r := Request{Profile: old.Profile, CA: caName, Subject: SubjectFields(cert), SerialNumber: cert.Subject.SerialNumber, CredentialID: old.CredentialID,
+	r := Request{Profile: old.Profile, CA: caName, Subject: SubjectFields(cert), SerialNumber: cert.Subject.SerialNumber, SubjectRepeats: SubjectRepeats(cert), CredentialID: old.CredentialID,
 		RequestID: req.RequestID, RequestedBy: actor}
 	rnw := &renewal{replaces: old.Serial, keepReplaced: req.KeepReplaced, mode: renewMode(req), object: req.Serial}
 	switch {
@@ -494,7 +494,8 @@ func (rn *Renewer) request(ctx context.Context, req RenewRequest, old *Certifica
 // number comes from serialNumber and the country from C: a request that
 // reads a subject this way also passes its serialNumber
 // (Request.SerialNumber), for the CA to refuse one whose serialNumber
-// names another country than its C.
+// names another country than its C, and the attributes it repeats
+// (Request.SubjectRepeats: SubjectFields keeps the last value of each).
 func SubjectFields(c *x509.Certificate) map[string]string {
 	fields := map[string]string{}
 	for _, n := range c.Subject.Names {

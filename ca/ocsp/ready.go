@@ -22,6 +22,9 @@ var (
 	// ErrResponderKey means the responder key failed to sign: missing
 	// on the token, or the token refuses it.
 	ErrResponderKey = errors.New("the OCSP responder key cannot sign")
+	// ErrProbeUnanswered means the token has not answered Ready's probe
+	// signature within keyProbeWait (with ErrResponderKey).
+	ErrProbeUnanswered = errors.New("the token is slow or hanging")
 )
 
 // keyProbeEvery is how long a signature with a responder key (a response
@@ -30,7 +33,19 @@ var (
 // and an idle one one signature per keyProbeEvery.
 const keyProbeEvery = 30 * time.Second
 
+// keyProbeWait bounds how long Ready waits for probe signatures, all its
+// CAs' together, however long its context allows: a token answers one in
+// milliseconds. Past it
+// Ready says the token has not answered, at once for every caller while
+// that probe is still in flight, so a hanging token neither slows /readyz
+// (a load balancer's probe would time out and take the node out, which
+// a warning must not) nor piles up callers waiting on the one probe.
+const keyProbeWait = time.Second
+
 // keyProbe is what Ready signs to find whether a responder key can sign.
+// Plain text, not DER: its signature can never be taken for that of an
+// OCSP response (a ResponseData is a DER SEQUENCE), and it is dropped as
+// soon as made, never served, stored or logged.
 var keyProbe = []byte("thiqa OCSP responder readiness probe")
 
 // keyHealth is the last result of a signature with one responder key,
@@ -41,6 +56,8 @@ type keyHealth struct {
 	err error
 	// probing is closed when the probe in flight ends; nil when none.
 	probing chan struct{}
+	// probeStart is when the probe in flight started.
+	probeStart time.Time
 }
 
 func (h *keyHealth) record(err error) {
@@ -51,8 +68,9 @@ func (h *keyHealth) record(err error) {
 
 // check returns the key's last result when it is recent, and otherwise
 // signs a probe with s (one probe at a time; the others wait for it)
-// until ctx ends.
-func (h *keyHealth) check(ctx context.Context, s *signing) error {
+// until ctx ends, the probe has been in flight for keyProbeWait, or
+// until (the caller's budget).
+func (h *keyHealth) check(ctx context.Context, s *signing, until time.Time) error {
 	h.mu.Lock()
 	if !h.at.IsZero() && time.Since(h.at) < keyProbeEvery {
 		err := h.err
@@ -62,7 +80,7 @@ func (h *keyHealth) check(ctx context.Context, s *signing) error {
 	done := h.probing
 	if done == nil {
 		done = make(chan struct{})
-		h.probing = done
+		h.probing, h.probeStart = done, time.Now()
 		go func() {
 			_, err := s.alg.Sign(s.key, keyProbe)
 			h.mu.Lock()
@@ -71,11 +89,16 @@ func (h *keyHealth) check(ctx context.Context, s *signing) error {
 			close(done)
 		}()
 	}
+	started := h.probeStart
 	h.mu.Unlock()
+	wait := time.NewTimer(min(time.Until(started.Add(keyProbeWait)), time.Until(until)))
+	defer wait.Stop()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		return fmt.Errorf("no answer from the token to a probe signature: %w", ctx.Err())
+	case <-wait.C:
+		return fmt.Errorf("%w: no answer from the token to a probe signature in flight for %s", ErrProbeUnanswered, time.Since(started).Round(10*time.Millisecond))
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -99,8 +122,9 @@ func (r *Responder) Ready(ctx context.Context) error {
 	}
 	slices.Sort(names)
 	var errs []error
+	until := time.Now().Add(keyProbeWait) // for every CA's probe together
 	for _, name := range names {
-		if err := r.issuers[name].ready(ctx, now); err != nil {
+		if err := r.issuers[name].ready(ctx, now, until); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -128,8 +152,9 @@ func (e *NotReadyError) Error() string {
 // Unwrap returns each CA's error (errors.Is finds the reasons).
 func (e *NotReadyError) Unwrap() []error { return e.Errs }
 
-// ready reports whether is can sign at now, as sign would.
-func (is *issuer) ready(ctx context.Context, now time.Time) error {
+// ready reports whether is can sign at now, as sign would, waiting for
+// a probe signature until until at most.
+func (is *issuer) ready(ctx context.Context, now, until time.Time) error {
 	cur := is.signing.Load()
 	sg := cur.at(now)
 	serial := fmt.Sprintf("%x", sg.cert.SerialNumber)
@@ -144,7 +169,7 @@ func (is *issuer) ready(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("CA %s: %w (serial %s, notAfter %s): its renewal is overdue",
 			is.name, ErrResponderExpired, serial, sg.cert.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if err := sg.health.check(ctx, sg); err != nil {
+	if err := sg.health.check(ctx, sg, until); err != nil {
 		return fmt.Errorf("CA %s: %w (serial %s): %w", is.name, ErrResponderKey, serial, err)
 	}
 	return nil

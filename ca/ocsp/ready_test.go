@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/big"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -38,6 +39,17 @@ type hangingKey struct {
 func (k hangingKey) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
 	<-k.release
 	return nil, errors.New("too late")
+}
+
+// countingHang is a hangingKey that counts the signatures asked of it.
+type countingHang struct {
+	hangingKey
+	n *atomic.Int64
+}
+
+func (k countingHang) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	k.n.Add(1)
+	return k.hangingKey.Sign(rand, digest, opts)
 }
 
 // TestReady: the responder says it can sign fresh responses while its
@@ -159,6 +171,72 @@ func TestReady(t *testing.T) {
 		defer cancel()
 		if err := r.Ready(ctx); !errors.Is(err, ErrResponderKey) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Ready while the token does not answer: %v", err)
+		}
+	})
+	// However long the caller would wait (WarningOf gives the /readyz
+	// warning 3 s of its own), a hanging token holds Ready for
+	// keyProbeWait at most, then at once for every caller while that
+	// probe hangs: a load balancer polling /readyz from many places gets
+	// its answer in time and leaves no callers piled up behind the probe.
+	t.Run("key-hangs-bounded", func(t *testing.T) {
+		rc := p.responder(t, 48*time.Hour)
+		release := make(chan struct{})
+		defer close(release)
+		var n atomic.Int64
+		rc.Signer = countingHang{hangingKey{rc.Signer, release}, &n}
+		r := build(t, Issuer{Name: "citizen", Cert: p.ca, Responder: rc})
+		start := time.Now()
+		if err := r.Ready(t.Context()); !errors.Is(err, ErrResponderKey) || !errors.Is(err, ErrProbeUnanswered) {
+			t.Fatalf("Ready while the token does not answer: %v", err)
+		}
+		if d := time.Since(start); d > keyProbeWait+time.Second {
+			t.Fatalf("Ready took %s with a hanging token, want at most about %s", d, keyProbeWait)
+		}
+		start = time.Now()
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				if err := r.Ready(t.Context()); !errors.Is(err, ErrProbeUnanswered) {
+					t.Errorf("Ready while the probe hangs: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if d := time.Since(start); d > 200*time.Millisecond {
+			t.Fatalf("50 calls while the probe hangs took %s, want them answered at once", d)
+		}
+		if n.Load() != 1 {
+			t.Fatalf("%d probe signatures, want 1 in flight", n.Load())
+		}
+	})
+	// Several CAs whose keys all hang: keyProbeWait for them all, not each.
+	t.Run("keys-hang-bounded-together", func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		var n atomic.Int64
+		var is []Issuer
+		for _, name := range []string{"citizen", "organisation", "tsa"} {
+			q := newPKI(t, name)
+			rc := q.responder(t, 48*time.Hour)
+			rc.Signer = countingHang{hangingKey{rc.Signer, release}, &n}
+			is = append(is, Issuer{Name: name, Cert: q.ca, Responder: rc})
+		}
+		r := build(t, is...)
+		start := time.Now()
+		err := r.Ready(t.Context())
+		var nr *NotReadyError
+		if !errors.As(err, &nr) || len(nr.Errs) != 3 || !errors.Is(err, ErrProbeUnanswered) {
+			t.Fatalf("Ready while three keys hang: %v", err)
+		}
+		if d := time.Since(start); d > keyProbeWait+500*time.Millisecond {
+			t.Fatalf("Ready took %s with three hanging keys, want about %s for them all", d, keyProbeWait)
+		}
+		// Every key's probe was started (the later ones answered at once).
+		for deadline := time.Now().Add(2 * time.Second); n.Load() < 3 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n.Load() != 3 {
+			t.Fatalf("%d probe signatures, want one per key", n.Load())
 		}
 	})
 }

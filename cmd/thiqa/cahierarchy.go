@@ -39,6 +39,22 @@ func caCertificate(cfg *config.Config, name string) (*x509.Certificate, error) {
 	return c, nil
 }
 
+// countryMismatches says where the deployment's country (thiqa.yaml) is
+// not the C of the certificates of the CA it comes from
+// (hierarchy.CountryMismatches): `thiqa config check` and `thiqa serve`
+// warn of each, refusing nothing. Nil without a CA, or when the
+// configuration does not describe a hierarchy (other checks say why).
+func countryMismatches(cfg *config.Config) []hierarchy.CountryMismatch {
+	if !cfg.CA.Enabled() {
+		return nil
+	}
+	h, err := hierarchyConfig(cfg)
+	if err != nil {
+		return nil
+	}
+	return hierarchy.CountryMismatches(h)
+}
+
 // hierarchyConfig describes the configured CA hierarchy
 // (hierarchy.FromConfig).
 func hierarchyConfig(cfg *config.Config) (hierarchy.Config, error) {

@@ -49,7 +49,8 @@ func runConfigDefault(_ context.Context, env *cliEnv, args []string) error {
 // operator can check an edit before restarting the service: the settings,
 // and the files serve would read (config.CheckFiles). In production it also
 // warns about what is left of the development defaults
-// (config.ProductionWarnings).
+// (config.ProductionWarnings), and always when the deployment's country is
+// not its CA certificate's C (countryMismatches).
 func runConfigCheck(_ context.Context, env *cliEnv, args []string) error {
 	fs := newFlags("config check", env)
 	dir := fs.String("data", "", "data folder (required)")
@@ -80,6 +81,9 @@ func runConfigCheck(_ context.Context, env *cliEnv, args []string) error {
 	}
 	for _, w := range cfg.ProductionWarnings() {
 		fmt.Fprintf(env.stderr, "thiqa config: %s: warning: %s\n", config.Path(*dir), w)
+	}
+	for _, m := range countryMismatches(cfg) {
+		fmt.Fprintf(env.stderr, "thiqa config: %s: warning: %s\n", config.Path(*dir), m)
 	}
 	fmt.Fprintf(env.stdout, "%s: ok\n", config.Path(*dir))
 	return nil

@@ -59,6 +59,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	warnPublicBaseURL(cfg, *addr, logger)
+	warnCountry(cfg, logger)
 
 	// Listeners first: nothing is touched when a port is taken. Listing
 	// the routes serves nothing, so it takes any free port.
@@ -148,6 +149,16 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 				logger.Error("writing the stop audit record", "err", err)
 			}
 		}})
+}
+
+// warnCountry warns when thiqa.yaml's country is not the C of the CA
+// certificates it should be (countryMismatches): the server starts, and
+// accepts the configured country's civil numbers.
+func warnCountry(cfg *config.Config, logger *slog.Logger) {
+	for _, m := range countryMismatches(cfg) {
+		logger.Warn("the country in thiqa.yaml is not the C of the CA's certificate: the deployment takes the configured one (the civil numbers it accepts, the country its citizen profiles issue to); make the CA's country in thiqa.yaml the certificate's C",
+			"ca", m.CA, "configured", m.Configured, "certificate", m.Path, "certificateC", strings.Join(m.Certified, ","))
+	}
 }
 
 // warnPublicBaseURL warns when --addr moves the listener away from the

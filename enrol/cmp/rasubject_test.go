@@ -105,3 +105,64 @@ func TestCMPRASubjectSerialNumberAgreesWithCountry(t *testing.T) {
 		})
 	}
 }
+
+// An RA's request whose subject names two countries or two serialNumbers
+// is refused (badCertTemplate naming the attribute, nothing issued, the
+// CA's refusal audited), in a p10cr's CSR as in an ir's template: it used
+// to be certified with whichever came last, C=OM after C=AE, the second
+// of two civil numbers.
+func TestCMPRASubjectRepeatedAttributesRefused(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			raKey, raCert := selfSigned(t, "RA 1")
+			f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
+				return "ra-1", nil
+			}
+			ra := &client{key: raKey, cert: raCert}
+			ctx := t.Context()
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			twoCountries := raSubjectName("IDCOM-12345678")
+			twoCountries.Country = nil
+			twoCountries.ExtraNames = append([]pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 6}, Value: "AE"},
+				{Type: asn1.ObjectIdentifier{2, 5, 4, 6}, Value: "OM"}}, twoCountries.ExtraNames...)
+			twoNumbers := raSubjectName("IDCOM-12345678")
+			twoNumbers.ExtraNames = append(twoNumbers.ExtraNames, pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 5}, Value: "IDCOM-87654321"})
+			refusals := 0
+			for _, c := range []struct {
+				name    string
+				subject pkix.Name
+			}{{"two C", twoCountries}, {"two serialNumber", twoNumbers}} {
+				csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: c.subject}, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, req := range []struct {
+					name     string
+					bodyType int
+					body     []byte
+				}{
+					{"p10cr", bodyP10CR, csr},
+					{"ir", bodyIR, certReqBodySubject(t, k, c.subject)},
+				} {
+					ra.tx = nil
+					a := parseAnswer(t, f.srv.Handle(ctx, ra.message(t, req.bodyType, req.body), "citizen-auth"))
+					if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" {
+						subject := ""
+						if a.cert != nil {
+							subject = a.cert.Subject.String()
+						}
+						t.Fatalf("RA %s with %s: %s %s %s, want badCertTemplate", req.name, c.name, bodyName(a.m.bodyType), a.failInfo, subject)
+					}
+					refusals++
+				}
+			}
+			if n := f.count(t, "certificate.issue", "success"); n != 0 {
+				t.Fatalf("%d certificates issued", n)
+			}
+			if n := f.count(t, "certificate.issue", "refused"); n != refusals {
+				t.Fatalf("%d certificate.issue refusals audited, want %d", n, refusals)
+			}
+		})
+	}
+}

@@ -443,12 +443,12 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 		if profile == "" {
 			return nil, failf(UnacceptedPolicy, "an RA names the profile in the path: /.well-known/cmp/p/{profile}")
 		}
-		fields, serialNumber, e := s.raSubject(req, key)
+		r, e := s.raSubject(req, key)
 		if e != nil {
 			return nil, e
 		}
-		got, err = s.c.Issuer.Issue(ctx, ca.Request{Profile: profile, Subject: fields, SerialNumber: serialNumber, CSR: key.CSR, PublicKey: key.PublicKey,
-			PossessionProvedBy: key.ProvedBy, RequestedBy: p.actor})
+		r.Profile, r.CSR, r.PublicKey, r.PossessionProvedBy, r.RequestedBy = profile, key.CSR, key.PublicKey, key.ProvedBy, p.actor
+		got, err = s.c.Issuer.Issue(ctx, r)
 	default:
 		return nil, failf(NotAuthorized, "%s needs a MAC under an enrolment's secret or an RA's signature", bodyName(m.bodyType))
 	}
@@ -466,9 +466,10 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 	return s.certified(ctx, m, p, respType, req, got)
 }
 
-// raSubject reads the subject an RA asks for from the request: its fields
-// and its serialNumber (ca.Request.SerialNumber).
-func (s *Server) raSubject(req *certReq, key enrol.Key) (map[string]string, string, *cmpError) {
+// raSubject reads the subject an RA asks for from the request: its fields,
+// its serialNumber (ca.Request.SerialNumber) and the attributes it
+// repeats (ca.Request.SubjectRepeats), for the CA to check.
+func (s *Server) raSubject(req *certReq, key enrol.Key) (ca.Request, *cmpError) {
 	c := &x509.Certificate{}
 	switch {
 	case req != nil && req.subject != nil:
@@ -476,13 +477,13 @@ func (s *Server) raSubject(req *certReq, key enrol.Key) (map[string]string, stri
 	case len(key.CSR) > 0:
 		csr, err := x509.ParseCertificateRequest(key.CSR)
 		if err != nil {
-			return nil, "", failf(BadDataFormat, "%v", err)
+			return ca.Request{}, failf(BadDataFormat, "%v", err)
 		}
 		c.Subject, c.EmailAddresses = csr.Subject, csr.EmailAddresses
 	default:
-		return nil, "", failf(BadCertTemplate, "the template names no subject")
+		return ca.Request{}, failf(BadCertTemplate, "the template names no subject")
 	}
-	return ca.SubjectFields(c), c.Subject.SerialNumber, nil
+	return ca.Request{Subject: ca.SubjectFields(c), SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c)}, nil
 }
 
 // keyUpdate answers kur: the holder's current certificate signed it.

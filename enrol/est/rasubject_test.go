@@ -107,6 +107,80 @@ func TestESTRASubjectSerialNumberAgreesWithCountry(t *testing.T) {
 	}
 }
 
+// An RA's simpleenroll whose CSR names two countries or two serialNumbers
+// is refused (400 naming the attribute, nothing issued, the CA's refusal
+// audited): it used to be certified with whichever came last.
+func TestESTRASubjectRepeatedAttributesRefused(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			db := storetest.Open(t, d.NewConfig(t))
+			log := audit.New(db, nil, nil, audit.Options{})
+			t.Cleanup(log.Close)
+			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
+			secretKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
+				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ra := func(*http.Request) (*auth.Principal, error) {
+				return &auth.Principal{Subject: "ra-1", Roles: []policies.Role{policies.RoleRegistrationOfficer}, Method: auth.MethodMTLS}, nil
+			}
+			srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]},
+				Root: pki.Root, Authenticate: ra})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := http.NewServeMux()
+			srv.Register(mux)
+			ts := httptest.NewUnstartedServer(mux)
+			ts.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+			ts.StartTLS()
+			t.Cleanup(ts.Close)
+			client := ts.Client()
+			client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{raCertificate(t)}
+
+			oidC := asn1.ObjectIdentifier{2, 5, 4, 6}
+			person := []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 42}, Value: "Aisha"},
+				{Type: asn1.ObjectIdentifier{2, 5, 4, 4}, Value: "Al Harthy"}, {Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "Aisha Al Harthy"}}
+			for _, c := range []struct {
+				name  string
+				names []pkix.AttributeTypeAndValue
+				says  string
+			}{
+				{"two C", append([]pkix.AttributeTypeAndValue{{Type: oidC, Value: "AE"}, {Type: oidC, Value: "OM"},
+					{Type: oidSerialNumber, Value: "IDCOM-12345678"}}, person...), "more than one C attribute"},
+				{"two serialNumber", append([]pkix.AttributeTypeAndValue{{Type: oidC, Value: "OM"},
+					{Type: oidSerialNumber, Value: "IDCOM-12345678"}, {Type: oidSerialNumber, Value: "IDCOM-87654321"}}, person...), "more than one serialNumber attribute"},
+			} {
+				k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{ExtraNames: c.names}}, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req, _ := http.NewRequest(http.MethodPost, ts.URL+"/.well-known/est/citizen-auth/simpleenroll",
+					strings.NewReader(base64.StdEncoding.EncodeToString(csr)))
+				req.Header.Set("Content-Type", "application/pkcs10")
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), c.says) {
+					t.Fatalf("RA simpleenroll with %s: %d %s, want 400 saying %q", c.name, resp.StatusCode, body, c.says)
+				}
+			}
+			if n := storetest.AuditCount(t, db, "certificate.issue", "success"); n != 0 {
+				t.Fatalf("%d certificates issued", n)
+			}
+			if n := storetest.AuditCount(t, db, "certificate.issue", "refused"); n != 2 {
+				t.Fatalf("%d certificate.issue refusals audited, want 2", n)
+			}
+		})
+	}
+}
+
 // raCertificate is a self-signed client certificate: the test's
 // Authenticate makes its holder an RA whatever it says.
 func raCertificate(t *testing.T) tls.Certificate {
