@@ -396,8 +396,11 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		}
 		// The CRL is read at at when it covers it; else at its thisUpdate
 		// when issued after at; else (issued before at, and current only
-		// until its nextUpdate) at its nextUpdate: entries dated after
-		// its thisUpdate (a CA may backdate it) and before at still count.
+		// until its nextUpdate) at its nextUpdate, or its thisUpdate
+		// without one. Entries dated after the time read (a CA may
+		// backdate a thisUpdate) and no later than at still count
+		// (DatedUntil): a CRL fresh as issued after the proven signing
+		// time must not pass a signer it shows revoked before at.
 		t := at
 		fresh := rd.fresh(crl.ThisUpdate, crl.NextUpdate, at)
 		switch {
@@ -407,7 +410,7 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		default:
 			t = crl.NextUpdate
 		}
-		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool, DeltaSigners: deltaSigners}
+		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool, DeltaSigners: deltaSigners, DatedUntil: at}
 		err := one.CheckRevocation(chain, i, t, v)
 		// A CRL too old to tell the status at at still dates a revocation
 		// or a suspension before it, as an OCSP response does.
