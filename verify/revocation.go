@@ -289,9 +289,13 @@ func (rd *revocationData) fetchFailure(detail, what string, c *x509.Certificate,
 // Information without a nextUpdate covers only the time it was issued
 // (RFC 6960 §4.2.2.1: newer information is always available; EU DSS asks
 // for a nextUpdate): a "good" answer of years ago without one tells
-// nothing of a revocation since.
+// nothing of a revocation since. Issuance is dated in whole seconds (RFC
+// 5280 §5.1.2.4; responders do the same): information dated in the second
+// of at, which a validation "now" takes with a fraction, was issued no
+// earlier than at (a responder signing on demand without a nextUpdate
+// answers in that second).
 func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
-	if !thisUpdate.Before(at) || covers(thisUpdate, nextUpdate, at) {
+	if !thisUpdate.Before(at.Truncate(time.Second)) || covers(thisUpdate, nextUpdate, at) {
 		return true
 	}
 	return !rd.sigTime.IsZero() && !thisUpdate.Before(rd.sigTime)
