@@ -60,10 +60,12 @@ type revocationData struct {
 	warnings []string
 	memo     *ocspMemo
 	crlMemo  crlMemo
-	// crlSeen holds the DER of each of crls (built when first needed), so
-	// that adding one is not a walk through all: a document may carry
-	// hundreds of thousands of CRLs.
-	crlSeen map[string]struct{}
+	// crlSeen holds the SHA-256 of the DER of each of crls (built when
+	// first needed), so that adding one is not a walk through all: a
+	// document may carry hundreds of thousands of CRLs. A digest, not the
+	// DER: each signature's data adds all the DSS's CRLs, and a copy of
+	// each per signature would hold signatures × CRL bytes.
+	crlSeen map[[sha256.Size]byte]struct{}
 	// public hides fetch errors from the report (Options.Public); log
 	// receives them.
 	public bool
@@ -104,15 +106,16 @@ func (rd *revocationData) addCRL(der []byte) {
 		return
 	}
 	if rd.crlSeen == nil {
-		rd.crlSeen = make(map[string]struct{}, len(rd.crls)+1)
+		rd.crlSeen = make(map[[sha256.Size]byte]struct{}, len(rd.crls)+1)
 		for _, x := range rd.crls {
-			rd.crlSeen[string(x.Raw)] = struct{}{}
+			rd.crlSeen[sha256.Sum256(x.Raw)] = struct{}{}
 		}
 	}
-	if _, dup := rd.crlSeen[string(l.Raw)]; dup {
+	sum := sha256.Sum256(l.Raw)
+	if _, dup := rd.crlSeen[sum]; dup {
 		return
 	}
-	rd.crlSeen[string(l.Raw)] = struct{}{}
+	rd.crlSeen[sum] = struct{}{}
 	rd.crls = append(rd.crls, l)
 }
 
