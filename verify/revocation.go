@@ -60,10 +60,12 @@ type revocationData struct {
 	warnings []string
 	memo     *ocspMemo
 	crlMemo  crlMemo
-	// crlSeen holds the DER of each of crls (built when first needed), so
-	// that adding one is not a walk through all: a document may carry
-	// hundreds of thousands of CRLs.
-	crlSeen map[string]struct{}
+	// crlSeen holds the SHA-256 of the DER of each of crls (built when
+	// first needed), so that adding one is not a walk through all: a
+	// document may carry hundreds of thousands of CRLs. A digest, not the
+	// DER: each signature's data adds all the DSS's CRLs, and a copy of
+	// each per signature would hold signatures × CRL bytes.
+	crlSeen map[[sha256.Size]byte]struct{}
 	// public hides fetch errors from the report (Options.Public); log
 	// receives them.
 	public bool
@@ -104,15 +106,16 @@ func (rd *revocationData) addCRL(der []byte) {
 		return
 	}
 	if rd.crlSeen == nil {
-		rd.crlSeen = make(map[string]struct{}, len(rd.crls)+1)
+		rd.crlSeen = make(map[[sha256.Size]byte]struct{}, len(rd.crls)+1)
 		for _, x := range rd.crls {
-			rd.crlSeen[string(x.Raw)] = struct{}{}
+			rd.crlSeen[sha256.Sum256(x.Raw)] = struct{}{}
 		}
 	}
-	if _, dup := rd.crlSeen[string(l.Raw)]; dup {
+	sum := sha256.Sum256(l.Raw)
+	if _, dup := rd.crlSeen[sum]; dup {
 		return
 	}
-	rd.crlSeen[string(l.Raw)] = struct{}{}
+	rd.crlSeen[sum] = struct{}{}
 	rd.crls = append(rd.crls, l)
 }
 
@@ -289,9 +292,13 @@ func (rd *revocationData) fetchFailure(detail, what string, c *x509.Certificate,
 // Information without a nextUpdate covers only the time it was issued
 // (RFC 6960 §4.2.2.1: newer information is always available; EU DSS asks
 // for a nextUpdate): a "good" answer of years ago without one tells
-// nothing of a revocation since.
+// nothing of a revocation since. Issuance is dated in whole seconds (RFC
+// 5280 §5.1.2.4; responders do the same): information dated in the second
+// of at, which a validation "now" takes with a fraction, was issued no
+// earlier than at (a responder signing on demand without a nextUpdate
+// answers in that second).
 func (rd *revocationData) fresh(thisUpdate, nextUpdate, at time.Time) bool {
-	if !thisUpdate.Before(at) || covers(thisUpdate, nextUpdate, at) {
+	if !thisUpdate.Before(at.Truncate(time.Second)) || covers(thisUpdate, nextUpdate, at) {
 		return true
 	}
 	return !rd.sigTime.IsZero() && !thisUpdate.Before(rd.sigTime)
@@ -396,8 +403,11 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		}
 		// The CRL is read at at when it covers it; else at its thisUpdate
 		// when issued after at; else (issued before at, and current only
-		// until its nextUpdate) at its nextUpdate: entries dated after
-		// its thisUpdate (a CA may backdate it) and before at still count.
+		// until its nextUpdate) at its nextUpdate, or its thisUpdate
+		// without one. Entries dated after the time read (a CA may
+		// backdate a thisUpdate) and no later than at still count
+		// (DatedUntil): a CRL fresh as issued after the proven signing
+		// time must not pass a signer it shows revoked before at.
 		t := at
 		fresh := rd.fresh(crl.ThisUpdate, crl.NextUpdate, at)
 		switch {
@@ -407,7 +417,7 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		default:
 			t = crl.NextUpdate
 		}
-		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool, DeltaSigners: deltaSigners}
+		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool, DeltaSigners: deltaSigners, DatedUntil: at}
 		err := one.CheckRevocation(chain, i, t, v)
 		// A CRL too old to tell the status at at still dates a revocation
 		// or a suspension before it, as an OCSP response does.

@@ -30,6 +30,12 @@ type CRLChecker struct {
 	// of the same path with the same Validator (the outcome depends on
 	// them); without it each CheckRevocation keeps its own.
 	DeltaSigners map[*x509.RevocationList]*Error
+	// DatedUntil, when after the time CheckRevocation reads the CRLs at,
+	// is the time up to which their entries count: a CRL read at a time
+	// before the validation time (it covers that time no longer) still
+	// dates a revocation or a hold after that time and no later than the
+	// validation time (a CA may list entries dated after its thisUpdate).
+	DatedUntil time.Time
 }
 
 var (
@@ -299,6 +305,10 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 	if signers == nil {
 		signers = map[*x509.RevocationList]*Error{}
 	}
+	until := at
+	if cc.DatedUntil.After(at) {
+		until = cc.DatedUntil
+	}
 	for _, crl := range cc.CRLs {
 		if IsDeltaCRL(crl) {
 			continue
@@ -384,13 +394,13 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 				}
 				// A hold at the time stands unless the delta lifts it: a
 				// revocation dated after the time does not.
-				if e == nil || e.ReasonCode != reasonCertificateHold || e.RevocationTime.After(at) ||
-					de.ReasonCode == reasonRemoveFromCRL || !de.RevocationTime.After(at) {
+				if e == nil || e.ReasonCode != reasonCertificateHold || e.RevocationTime.After(until) ||
+					de.ReasonCode == reasonRemoveFromCRL || !de.RevocationTime.After(until) {
 					e = de
 				}
 			}
 		}
-		if e != nil && e.ReasonCode != reasonRemoveFromCRL && !e.RevocationTime.After(at) {
+		if e != nil && e.ReasonCode != reasonRemoveFromCRL && !e.RevocationTime.After(until) {
 			r := entryError(e, c, i)
 			if !r.Suspended() {
 				return r

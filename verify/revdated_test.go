@@ -1,0 +1,75 @@
+package verify
+
+import (
+	"crypto/x509"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/thiqa/thiqa/verify/path"
+)
+
+// TestCRLReadBeforeValidationTimeDatesLaterEntries: a CRL issued before
+// the validation time and no longer current at it, but fresh because it
+// was issued after the proven signing time, is read at its nextUpdate;
+// an entry it lists dated after that and before the validation time
+// still counts (it used to be taken as dated after the time read: the
+// signer the CRL itself shows revoked or on hold was good).
+func TestCRLReadBeforeValidationTimeDatesLaterEntries(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now().Truncate(time.Second)
+	v := path.New(path.Options{Roots: []*x509.Certificate{p.root}, At: now})
+	chain := []*x509.Certificate{p.root, p.leaf}
+	for _, c := range []struct {
+		name   string
+		reason int
+		want   func(*path.Error) bool
+	}{
+		{"revoked", 1, func(e *path.Error) bool { return e != nil && e.Sub == path.Revoked }},
+		{"on hold", 6, func(e *path.Error) bool { return e != nil && e.Suspended() }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			der := holdCRLValid(t, p, 3, now.Add(-50*time.Minute), now.Add(-40*time.Minute),
+				x509.RevocationListEntry{SerialNumber: p.leaf.SerialNumber, RevocationTime: now.Add(-30 * time.Minute), ReasonCode: c.reason})
+			crl, err := x509.ParseRevocationList(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd := &revocationData{crls: []*x509.RevocationList{crl}, memo: &ocspMemo{}, sigTime: now.Add(-time.Hour)}
+			if err := rd.CheckRevocation(chain, 1, now, v); !c.want(err) {
+				t.Fatalf("want %s, got %v", c.name, err)
+			}
+		})
+	}
+}
+
+// TestOnDemandAnswerInTheSecondOfValidation: a responder that signs on
+// demand and sets no nextUpdate dates its answer in whole seconds; an
+// answer produced in the same second as a validation "now" taken with a
+// fraction of a second is issued no earlier than the validation time
+// (it was taken as older: online validation fell back to the CRL, or
+// TRY_LATER, for most genuine current answers).
+func TestOnDemandAnswerInTheSecondOfValidation(t *testing.T) {
+	p := newTestPKI(t)
+	second := time.Now().Truncate(time.Second)
+	at := second.Add(700 * time.Millisecond)
+	v := path.New(path.Options{Roots: []*x509.Certificate{p.root}, At: at})
+	chain := []*x509.Certificate{p.root, p.leaf}
+	for _, c := range []struct {
+		name  string
+		issue time.Time
+		fresh bool
+	}{
+		{"in the same second", second, true},
+		{"a second before", second.Add(-time.Second), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rd := &revocationData{ocsps: [][]byte{p.ocspAnswer(t, p.leaf, ocsp.Good, c.issue, time.Time{}, time.Time{}, 0)}, memo: &ocspMemo{}}
+			err := rd.CheckRevocation(chain, 1, at, v)
+			if c.fresh && err != nil || !c.fresh && (err == nil || err.Sub != path.TryLater) {
+				t.Fatalf("fresh %v: got %v", c.fresh, err)
+			}
+		})
+	}
+}
