@@ -511,6 +511,9 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 	if err := checkSubjectRepeats(req.SubjectRepeats); err != nil {
 		return nil, err
 	}
+	if err := checkNamedSerialNumber(p, req.SerialNumber); err != nil {
+		return nil, err
+	}
 	sub, err := p.ValidateSubject(req.Subject)
 	if err != nil {
 		return nil, err
@@ -746,6 +749,9 @@ func (a *Authority) CheckRequest(req Request) error {
 		}
 	}
 	if err := checkSubjectRepeats(req.SubjectRepeats); err != nil {
+		return err
+	}
+	if err := checkNamedSerialNumber(p, req.SerialNumber); err != nil {
 		return err
 	}
 	sub, err := p.ValidateSubject(req.Subject)

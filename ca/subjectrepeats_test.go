@@ -50,3 +50,14 @@ func TestSubjectRepeats(t *testing.T) {
 		}
 	}
 }
+
+// SubjectRepeats names rfc822Name for more than one email address in the
+// subjectAltName (SubjectFields keeps the first alone), and nothing for one.
+func TestSubjectRepeatsEmail(t *testing.T) {
+	if got := ca.SubjectRepeats(&x509.Certificate{EmailAddresses: []string{"a@example.om"}}); got != nil {
+		t.Errorf("one email address: %v", got)
+	}
+	if got := ca.SubjectRepeats(&x509.Certificate{EmailAddresses: []string{"a@example.om", "b@example.ae"}}); !slices.Equal(got, []string{"rfc822Name"}) {
+		t.Errorf("two email addresses: %v, want [rfc822Name]", got)
+	}
+}

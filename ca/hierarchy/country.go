@@ -21,6 +21,11 @@ type CountryMismatch struct {
 	// thiqa.yaml); Certified the certificate's subject C values.
 	Configured string
 	Certified  []string
+	// Agreeing lists the certificate files of the CA's other generations
+	// whose C is Configured: the generations disagree among themselves
+	// (the country in thiqa.yaml was changed before a rollover), and
+	// editing thiqa.yaml cannot make them all agree.
+	Agreeing []string
 }
 
 // String says the mismatch and what to do, on one line.
@@ -28,6 +33,13 @@ func (m CountryMismatch) String() string {
 	certified := "no C"
 	if len(m.Certified) > 0 {
 		certified = "C=" + strings.Join(m.Certified, ",")
+	}
+	if len(m.Agreeing) > 0 {
+		return fmt.Sprintf("thiqa.yaml gives CA %s the country %s, as its certificate(s) %s do, but its certificate %s names %s: "+
+			"the CA's generations disagree (was its country in thiqa.yaml changed before thiqa ca rollover?), and editing thiqa.yaml "+
+			"cannot make them agree; the deployment takes %s as its country (the civil numbers it accepts, the country its citizen "+
+			"profiles issue to), so the holders of what %s certified are not its citizens",
+			m.CA, m.Configured, strings.Join(m.Agreeing, ", "), m.Path, certified, m.Configured, m.Path)
 	}
 	return fmt.Sprintf("thiqa.yaml gives CA %s the country %s, but its certificate %s names %s: the deployment takes %s as its country "+
 		"(the civil numbers it accepts, the country its citizen profiles issue to); make the CA's country in thiqa.yaml the certificate's C",
@@ -43,7 +55,10 @@ func (m CountryMismatch) String() string {
 // parties see, the configuration what the deployment checks, and an
 // operator must still be able to run the other commands to fix it. Files
 // not there (no CA made yet, an offline root's) or unreadable (other
-// checks report those) are skipped.
+// checks report those) are skipped. When some generations agree and
+// others do not, each mismatch names those that agree (Agreeing): its
+// String then says that thiqa.yaml cannot fix it, instead of advising an
+// edit that would make the agreeing generations disagree.
 func CountryMismatches(c Config) []CountryMismatch {
 	if c.Country == "" {
 		return nil
@@ -61,11 +76,12 @@ func CountryMismatches(c Config) []CountryMismatch {
 		return nil
 	}
 	var out []CountryMismatch
+	var agreeing []string
 	for n := 1; ; n++ {
 		path := CertPath(c.CertDir, GenerationName(name, n))
 		raw, err := os.ReadFile(path)
 		if err != nil {
-			return out
+			break
 		}
 		cert, err := pemcert.Parse(raw)
 		if err != nil {
@@ -73,6 +89,12 @@ func CountryMismatches(c Config) []CountryMismatch {
 		}
 		if !slices.Equal(cert.Subject.Country, []string{c.Country}) {
 			out = append(out, CountryMismatch{CA: name, Path: path, Configured: c.Country, Certified: cert.Subject.Country})
+		} else {
+			agreeing = append(agreeing, path)
 		}
 	}
+	for i := range out {
+		out[i].Agreeing = agreeing
+	}
+	return out
 }

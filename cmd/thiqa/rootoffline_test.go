@@ -211,6 +211,14 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 	if c := certOf(t, got.Certificate); !strings.HasSuffix(c.IssuingCertificateURL[0], "/certs/citizen_2.crt") {
 		t.Fatalf("issued after the rollover by %v", c.IssuingCertificateURL)
 	}
+	// The root offline, both generations of the citizen CA certified by
+	// the ceremony: no warning of the country (hierarchy.CountryMismatches).
+	if strings.Contains(srv.stderr.String(), "the country in thiqa.yaml is not the C") {
+		t.Fatalf("serve warns of the country with the root offline:\n%s", srv.stderr.String())
+	}
+	if chk := mustThiqa(t, nil, "config", "check", "--data", dir); strings.Contains(chk.stderr, "country") {
+		t.Fatalf("config check warns of the country with the root offline:\n%s", chk.stderr)
+	}
 }
 
 // rootKeyOnToken reports whether the data folder's token holds the root's

@@ -156,6 +156,13 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 // accepts the configured country's civil numbers.
 func warnCountry(cfg *config.Config, logger *slog.Logger) {
 	for _, m := range countryMismatches(cfg) {
+		if len(m.Agreeing) > 0 {
+			// Editing thiqa.yaml would make the agreeing generations disagree.
+			logger.Warn("the country in thiqa.yaml is not the C of one generation of the CA's certificates, but is that of others: the CA's generations disagree (was its country changed before thiqa ca rollover?), and editing thiqa.yaml cannot make them agree; the deployment takes the configured one (the civil numbers it accepts, the country its citizen profiles issue to)",
+				"ca", m.CA, "configured", m.Configured, "certificate", m.Path, "certificateC", strings.Join(m.Certified, ","),
+				"agreeing", strings.Join(m.Agreeing, ","))
+			continue
+		}
 		logger.Warn("the country in thiqa.yaml is not the C of the CA's certificate: the deployment takes the configured one (the civil numbers it accepts, the country its citizen profiles issue to); make the CA's country in thiqa.yaml the certificate's C",
 			"ca", m.CA, "configured", m.Configured, "certificate", m.Path, "certificateC", strings.Join(m.Certified, ","))
 	}

@@ -1,0 +1,48 @@
+package ca_test
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"testing"
+
+	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/policies"
+)
+
+// FuzzSubjectFields reads a Name as an RA's CMP certTemplate gives it
+// (encoding/asn1 into pkix.RDNSequence, as enrol/cmp does): SubjectFields
+// and SubjectRepeats never panic, whatever the attributes' string types,
+// empty values or multi-valued RDNs; and when nothing repeats, the civil
+// number read is the one of the serialNumber the request passes
+// (Request.SerialNumber), so CheckSerialNumber compares what was read.
+func FuzzSubjectFields(f *testing.F) {
+	oidC, oidSN, oidCN := asn1.ObjectIdentifier{2, 5, 4, 6}, asn1.ObjectIdentifier{2, 5, 4, 5}, asn1.ObjectIdentifier{2, 5, 4, 3}
+	for _, rdns := range []pkix.RDNSequence{
+		{{{Type: oidC, Value: "OM"}}, {{Type: oidSN, Value: "IDCOM-12345678"}}, {{Type: oidCN, Value: "Aisha"}}},
+		{{{Type: oidC, Value: "AE"}, {Type: oidC, Value: "OM"}}, {{Type: oidSN, Value: "IDCAE-12345678"}}},
+		{{{Type: oidC, Value: "om"}}, {{Type: oidSN, Value: "PASOM-12345678"}}, {{Type: oidCN, Value: ""}}},
+		{{{Type: oidSN, Value: []byte("IDCOM-12345678")}}, {{Type: oidSN, Value: "IDCOM-1"}}},
+		{{{Type: oidC, Value: asn1.RawValue{Tag: 28, Bytes: []byte{0, 0, 0, 'O', 0, 0, 0, 'M'}}}}, {{Type: oidCN, Value: 7}}},
+		{{}, {{Type: asn1.ObjectIdentifier{2, 5, 4, 97}, Value: "NTROM-1"}, {Type: oidSN, Value: "IDCOM-1234 5678"}}},
+	} {
+		der, err := asn1.Marshal(rdns)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Fuzz(func(t *testing.T, der []byte) {
+		var rdns pkix.RDNSequence
+		if _, err := asn1.Unmarshal(der, &rdns); err != nil {
+			return
+		}
+		c := &x509.Certificate{}
+		c.Subject.FillFromRDNSequence(&rdns)
+		fields, repeats := ca.SubjectFields(c), ca.SubjectRepeats(c)
+		if len(repeats) == 0 && fields[policies.FieldCivilNumber] != auth.CivilNumber(c.Subject.SerialNumber) {
+			t.Fatalf("civil number %q read, serialNumber passed %q", fields[policies.FieldCivilNumber], c.Subject.SerialNumber)
+		}
+	})
+}

@@ -1,0 +1,78 @@
+package cmp
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"strings"
+	"testing"
+
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// An RA's request for a citizen whose serialNumber is not IDC<C>-<number>
+// (a passport number, PAS of EN 319 412-1 §5.1.3; a lower-case country)
+// is refused badCertTemplate with a statusString naming the serialNumber,
+// in a p10cr's CSR as in an ir's template (it used to say "civilNumber:
+// missing"); a template whose serialNumber is an OCTET STRING, or whose
+// Name is empty, is refused too, never certified and never a panic.
+func TestCMPRASubjectOddSerialNumberRefused(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			raKey, raCert := selfSigned(t, "RA 1")
+			f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
+				return "ra-1", nil
+			}
+			ra := &client{key: raKey, cert: raCert}
+			ctx := t.Context()
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			octets := raSubjectName("")
+			octets.ExtraNames[2].Value = []byte("IDCOM-12345678")
+			refusals := 0
+			for _, c := range []struct {
+				name    string
+				subject pkix.Name
+				says    string
+			}{
+				{"serialNumber PASOM-", raSubjectName("PASOM-12345678"), `serialNumber "PASOM-12345678" is not a national identity number IDC<C>-<civil number>`},
+				{"serialNumber IDCom-", raSubjectName("IDCom-12345678"), `serialNumber "IDCom-12345678"`},
+				{"serialNumber OCTET STRING", octets, "civilNumber"},
+				{"empty Name", pkix.Name{}, "missing"},
+			} {
+				bodies := []struct {
+					name     string
+					bodyType int
+					body     []byte
+				}{{"ir", bodyIR, certReqBodySubject(t, k, c.subject)}}
+				if csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: c.subject}, k); err == nil {
+					bodies = append(bodies, struct {
+						name     string
+						bodyType int
+						body     []byte
+					}{"p10cr", bodyP10CR, csr})
+				}
+				for _, req := range bodies {
+					ra.tx = nil
+					a := parseAnswer(t, f.srv.Handle(ctx, ra.message(t, req.bodyType, req.body), "citizen-auth"))
+					if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" {
+						t.Fatalf("RA %s with %s: %s %s, want badCertTemplate", req.name, c.name, bodyName(a.m.bodyType), a.failInfo)
+					}
+					if text := statusText(t, a); !strings.Contains(text, c.says) {
+						t.Errorf("RA %s with %s: statusString %q, want it to say %q", req.name, c.name, text, c.says)
+					}
+					refusals++
+				}
+			}
+			if n := f.count(t, "certificate.issue", "success"); n != 0 {
+				t.Fatalf("%d certificates issued", n)
+			}
+			if n := f.count(t, "certificate.issue", "refused"); n != refusals {
+				t.Fatalf("%d certificate.issue refusals audited, want %d", n, refusals)
+			}
+		})
+	}
+}

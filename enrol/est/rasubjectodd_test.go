@@ -1,0 +1,144 @@
+package est_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/base64"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/ca/catest"
+	"github.com/thiqa/thiqa/ca/revocation"
+	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/enrol/est"
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// A hostile RA's simpleenroll with a subject the CA cannot read as one
+// person is refused with a 400 that says why, never certified with what
+// the CA happened to keep, and never a panic or a 500: a serialNumber of
+// another identity type (PAS, EN 319 412-1 §5.1.3) or with a lower-case
+// country (it used to read "civilNumber: missing", which does not say
+// why), two email addresses in the subjectAltName (the first alone used
+// to be certified), a serialNumber or a C of a string type Go does not
+// read (OCTET STRING, UniversalString), an empty CN, a lower-case C.
+func TestESTRASubjectOddAttributesRefused(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			db := storetest.Open(t, d.NewConfig(t))
+			log := audit.New(db, nil, nil, audit.Options{})
+			t.Cleanup(log.Close)
+			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
+			secretKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
+				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ra := func(*http.Request) (*auth.Principal, error) {
+				return &auth.Principal{Subject: "ra-1", Roles: []policies.Role{policies.RoleRegistrationOfficer}, Method: auth.MethodMTLS}, nil
+			}
+			srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]},
+				Root: pki.Root, Authenticate: ra})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mux := http.NewServeMux()
+			srv.Register(mux)
+			ts := httptest.NewUnstartedServer(mux)
+			ts.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+			ts.StartTLS()
+			t.Cleanup(ts.Close)
+			client := ts.Client()
+			client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{raCertificate(t)}
+
+			oidC, oidCN := asn1.ObjectIdentifier{2, 5, 4, 6}, asn1.ObjectIdentifier{2, 5, 4, 3}
+			given := pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 42}, Value: "Aisha"}
+			sur := pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 4}, Value: "Al Harthy"}
+			cn := pkix.AttributeTypeAndValue{Type: oidCN, Value: "Aisha Al Harthy"}
+			om := pkix.AttributeTypeAndValue{Type: oidC, Value: "OM"}
+			sn := func(v any) pkix.AttributeTypeAndValue {
+				return pkix.AttributeTypeAndValue{Type: oidSerialNumber, Value: v}
+			}
+			// UniversalString (tag 28), UCS-4: "OM".
+			universal := asn1.RawValue{Class: asn1.ClassUniversal, Tag: 28, Bytes: []byte{0, 0, 0, 'O', 0, 0, 0, 'M'}}
+			enroll := func(names []pkix.AttributeTypeAndValue, emails ...string) (int, string) {
+				t.Helper()
+				k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{ExtraNames: names},
+					EmailAddresses: emails}, k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req, _ := http.NewRequest(http.MethodPost, ts.URL+"/.well-known/est/citizen-auth/simpleenroll",
+					strings.NewReader(base64.StdEncoding.EncodeToString(csr)))
+				req.Header.Set("Content-Type", "application/pkcs10")
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(body)
+			}
+			refused := 0
+			for _, c := range []struct {
+				name   string
+				names  []pkix.AttributeTypeAndValue
+				emails []string
+				says   []string
+			}{
+				{"serialNumber PASOM-", []pkix.AttributeTypeAndValue{om, given, sur, sn("PASOM-12345678"), cn}, nil,
+					[]string{`serialNumber \"PASOM-12345678\" is not a national identity number IDC\u003cC\u003e-\u003ccivil number\u003e`}},
+				{"serialNumber IDCom-", []pkix.AttributeTypeAndValue{om, given, sur, sn("IDCom-12345678"), cn}, nil,
+					[]string{`serialNumber \"IDCom-12345678\" is not a national identity number`}},
+				{"serialNumber with a space", []pkix.AttributeTypeAndValue{om, given, sur, sn("IDCOM-1234 5678"), cn}, nil,
+					[]string{`serialNumber \"IDCOM-1234 5678\"`}},
+				{"two email addresses", []pkix.AttributeTypeAndValue{om, given, sur, sn("IDCOM-12345678"), cn},
+					[]string{"aisha@example.om", "other@example.ae"}, []string{"more than one email address"}},
+				{"serialNumber OCTET STRING", []pkix.AttributeTypeAndValue{om, given, sur, sn([]byte("IDCOM-12345678")), cn}, nil,
+					[]string{`civilNumber`, "missing"}},
+				{"C UniversalString", []pkix.AttributeTypeAndValue{{Type: oidC, Value: universal}, given, sur, sn("IDCOM-12345678"), cn}, nil,
+					[]string{`country`, "missing"}},
+				{"empty CN", []pkix.AttributeTypeAndValue{om, given, sur, sn("IDCOM-12345678"), {Type: oidCN, Value: ""}}, nil,
+					[]string{`commonName`, "missing"}},
+				{"lower-case C", []pkix.AttributeTypeAndValue{{Type: oidC, Value: "om"}, given, sur, sn("IDCom-12345678"), cn}, nil,
+					[]string{`serialNumber \"IDCom-12345678\"`}},
+			} {
+				st, body := enroll(c.names, c.emails...)
+				if st != http.StatusBadRequest {
+					t.Errorf("RA simpleenroll with %s: %d %s, want 400", c.name, st, body)
+					continue
+				}
+				refused++
+				for _, w := range c.says {
+					if !strings.Contains(body, w) {
+						t.Errorf("RA simpleenroll with %s: %s, want it to say %s", c.name, body, w)
+					}
+				}
+			}
+			if n := storetest.AuditCount(t, db, "certificate.issue", "success"); n != 0 {
+				t.Fatalf("%d certificates issued", n)
+			}
+			if n := storetest.AuditCount(t, db, "certificate.issue", "refused"); n != refused {
+				t.Fatalf("%d certificate.issue refusals audited, want %d", n, refused)
+			}
+			if st, body := enroll([]pkix.AttributeTypeAndValue{om, given, sur, sn("IDCOM-12345678"), cn}, "aisha@example.om"); st != http.StatusOK {
+				t.Fatalf("RA simpleenroll with one email address: %d %s", st, body)
+			}
+		})
+	}
+}
