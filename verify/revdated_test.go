@@ -2,6 +2,7 @@ package verify
 
 import (
 	"crypto/x509"
+	"math/big"
 	"testing"
 	"time"
 
@@ -71,5 +72,38 @@ func TestOnDemandAnswerInTheSecondOfValidation(t *testing.T) {
 				t.Fatalf("fresh %v: got %v", c.fresh, err)
 			}
 		})
+	}
+}
+
+// TestHoldAtValidationTimeNotLiftedByLaterRevocationInDelta: a complete
+// CRL issued after the validation time lists the signer on hold since
+// before it; a delta CRL issued later lists the certificate revoked at a
+// date after the validation time but no later than the complete CRL's
+// thisUpdate (a revocation requested then and processed after that CRL
+// was made). At the validation time the certificate was on hold, as an
+// OCSP answer saying the same makes it: the revocation dated after the
+// validation time lifts nothing (the delta's entry replaced the hold
+// because it was dated no later than the time the complete CRL was read
+// at, its thisUpdate: PASSED with a warning).
+func TestHoldAtValidationTimeNotLiftedByLaterRevocationInDelta(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now().Truncate(time.Second)
+	v := path.New(path.Options{Roots: []*x509.Certificate{p.root}, At: now})
+	chain := []*x509.Certificate{p.root, p.leaf}
+	base := holdCRLValid(t, p, 3, now.Add(10*time.Minute), now.Add(2*time.Hour),
+		x509.RevocationListEntry{SerialNumber: p.leaf.SerialNumber, RevocationTime: now.Add(-30 * time.Minute), ReasonCode: 6})
+	delta := holdCRL(t, p.root, p.rootKey, 4, big.NewInt(3), now.Add(20*time.Minute),
+		x509.RevocationListEntry{SerialNumber: p.leaf.SerialNumber, RevocationTime: now.Add(5 * time.Minute), ReasonCode: 1})
+	var crls []*x509.RevocationList
+	for _, der := range [][]byte{base, delta} {
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crls = append(crls, crl)
+	}
+	rd := &revocationData{crls: crls, memo: &ocspMemo{}}
+	if err := rd.CheckRevocation(chain, 1, now, v); err == nil || !err.Suspended() {
+		t.Fatalf("want on hold at the validation time, got %v (warnings %q)", err, rd.warnings)
 	}
 }
