@@ -107,3 +107,39 @@ func TestHoldAtValidationTimeNotLiftedByLaterRevocationInDelta(t *testing.T) {
 		t.Fatalf("want on hold at the validation time, got %v (warnings %q)", err, rd.warnings)
 	}
 }
+
+// TestHoldInCompleteCRLStandsWithOnlyStaleDeltas: a complete CRL current
+// at the validation time lists the signer on hold since before it; a
+// genuine delta CRL on it, no longer current, is replayed beside it, and
+// a genuine "good" OCSP answer issued before the hold. The hold stands
+// (no information issued after it says good): a stale delta makes the
+// complete CRL unable to say good, not its hold unknown (the complete
+// CRL was set aside whole and the old "good" answer PASSED the signer).
+func TestHoldInCompleteCRLStandsWithOnlyStaleDeltas(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now().Truncate(time.Second)
+	v := path.New(path.Options{Roots: []*x509.Certificate{p.root}, At: now})
+	chain := []*x509.Certificate{p.root, p.leaf}
+	base := holdCRLValid(t, p, 3, now.Add(-8*time.Hour), now.Add(16*time.Hour),
+		x509.RevocationListEntry{SerialNumber: p.leaf.SerialNumber, RevocationTime: now.Add(-9 * time.Hour), ReasonCode: 6})
+	delta := holdCRL(t, p.root, p.rootKey, 4, big.NewInt(3), now.Add(-7*time.Hour)) // current until now-5h
+	good := p.ocspAnswer(t, p.leaf, ocsp.Good, now.Add(-9*time.Hour-30*time.Minute), now.Add(time.Hour), time.Time{}, 0)
+	for _, withDelta := range []bool{false, true} {
+		ders := [][]byte{base}
+		if withDelta {
+			ders = append(ders, delta)
+		}
+		var crls []*x509.RevocationList
+		for _, der := range ders {
+			crl, err := x509.ParseRevocationList(der)
+			if err != nil {
+				t.Fatal(err)
+			}
+			crls = append(crls, crl)
+		}
+		rd := &revocationData{crls: crls, ocsps: [][]byte{good}, memo: &ocspMemo{}}
+		if err := rd.CheckRevocation(chain, 1, now, v); err == nil || !err.Suspended() {
+			t.Fatalf("with a stale delta %v: want on hold, got %v (warnings %q)", withDelta, err, rd.warnings)
+		}
+	}
+}

@@ -392,9 +392,16 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 		// only that the certificate expired, RFC 5280 §5.3.1), so no delta,
 		// nor the lack of a current one, changes it.
 		revoked := e != nil && e.ReasonCode != reasonCertificateHold && e.ReasonCode != reasonRemoveFromCRL
+		// Without a current delta the complete CRL cannot say good, but a
+		// hold it dates stands as a revocation does: only information
+		// issued after it may lift it (a genuine delta no longer current,
+		// replayed, must not hide it).
+		heldThen := e != nil && e.ReasonCode == reasonCertificateHold && !e.RevocationTime.After(until)
 		if d, derr := cc.delta(crl, p, chain, i, alg, at, v, signers); derr != nil && !revoked {
-			lastErr = derr
-			continue
+			if !heldThen {
+				lastErr = derr
+				continue
+			}
 		} else if d != nil && !revoked {
 			if de := entryFor(d, p != nil && p.indirect, c); de != nil {
 				if unknown := unknownExt(de.Extensions, knownCRLEntry); unknown != "" {
