@@ -143,3 +143,32 @@ func TestHoldInCompleteCRLStandsWithOnlyStaleDeltas(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldDatedByDeltaStandsAsOfTheDelta: a delta CRL issued an hour ago
+// lists the signer on hold since six hours ago; a genuine "good" answer
+// issued three hours ago (a responder behind the CA) is older than that
+// delta, so it does not lift the hold, which the delta shows standing
+// after it (the hold was taken as dated by its complete CRL, issued eight
+// hours ago: the older "good" lifted it and the signer PASSED).
+func TestHoldDatedByDeltaStandsAsOfTheDelta(t *testing.T) {
+	p := newTestPKI(t)
+	now := time.Now().Truncate(time.Second)
+	v := path.New(path.Options{Roots: []*x509.Certificate{p.root}, At: now})
+	chain := []*x509.Certificate{p.root, p.leaf}
+	base := holdCRLValid(t, p, 3, now.Add(-8*time.Hour), now.Add(16*time.Hour))
+	delta := holdCRL(t, p.root, p.rootKey, 4, big.NewInt(3), now.Add(-time.Hour),
+		x509.RevocationListEntry{SerialNumber: p.leaf.SerialNumber, RevocationTime: now.Add(-6 * time.Hour), ReasonCode: 6})
+	good := p.ocspAnswer(t, p.leaf, ocsp.Good, now.Add(-3*time.Hour), now.Add(time.Hour), time.Time{}, 0)
+	var crls []*x509.RevocationList
+	for _, der := range [][]byte{base, delta} {
+		crl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		crls = append(crls, crl)
+	}
+	rd := &revocationData{crls: crls, ocsps: [][]byte{good}, memo: &ocspMemo{}}
+	if err := rd.CheckRevocation(chain, 1, now, v); err == nil || !err.Suspended() {
+		t.Fatalf("want on hold, got %v (warnings %q)", err, rd.warnings)
+	}
+}

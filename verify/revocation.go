@@ -440,7 +440,13 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 			}
 			f.revokedAfter(err.RevokedAt, err.InvalidSince)
 		case err.Suspended():
-			f.hold(err.SuspendedAt, crl.ThisUpdate, err)
+			// A delta read with the CRL dates the hold as of its own
+			// thisUpdate: a "good" issued before it lifts nothing.
+			issued := crl.ThisUpdate
+			if err.HeldAsOf.After(issued) {
+				issued = err.HeldAsOf
+			}
+			f.hold(err.SuspendedAt, issued, err)
 		default:
 			stale = err
 		}

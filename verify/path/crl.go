@@ -396,6 +396,7 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 		// hold it dates stands as a revocation does: only information
 		// issued after it may lift it (a genuine delta no longer current,
 		// replayed, must not hide it).
+		asOf := crl.ThisUpdate
 		heldThen := e != nil && e.ReasonCode == reasonCertificateHold && !e.RevocationTime.After(until)
 		if d, derr := cc.delta(crl, p, chain, i, alg, at, v, signers); derr != nil && !revoked {
 			if !heldThen {
@@ -403,6 +404,11 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 				continue
 			}
 		} else if d != nil && !revoked {
+			// The complete CRL and its delta tell the status as of the
+			// delta: a hold the delta leaves (or lists) stood then.
+			if d.ThisUpdate.After(asOf) {
+				asOf = d.ThisUpdate
+			}
 			if de := entryFor(d, p != nil && p.indirect, c); de != nil {
 				if unknown := unknownExt(de.Extensions, knownCRLEntry); unknown != "" {
 					lastErr = fail(TryLater, i, "unrecognised critical delta CRL entry extension %s", unknown)
@@ -421,6 +427,7 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 			if !r.Suspended() {
 				return r
 			}
+			r.HeldAsOf = asOf
 			// A suspension may be lifted, a revocation may not: another
 			// CRL's revocation still counts, whatever the order.
 			if held == nil {
