@@ -406,8 +406,10 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		// until its nextUpdate) at its nextUpdate, or its thisUpdate
 		// without one. Entries dated after the time read (a CA may
 		// backdate a thisUpdate) and no later than at still count
-		// (DatedUntil): a CRL fresh as issued after the proven signing
-		// time must not pass a signer it shows revoked before at.
+		// (ValidationTime): a CRL fresh as issued after the proven
+		// signing time must not pass a signer it shows revoked before at;
+		// and a hold dated no later than at stands against a delta's
+		// revocation dated after at.
 		t := at
 		fresh := rd.fresh(crl.ThisUpdate, crl.NextUpdate, at)
 		switch {
@@ -417,7 +419,7 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 		default:
 			t = crl.NextUpdate
 		}
-		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool, DeltaSigners: deltaSigners, DatedUntil: at}
+		one := &path.CRLChecker{CRLs: append([]*x509.RevocationList{crl}, deltas...), Pool: rd.pool, DeltaSigners: deltaSigners, ValidationTime: at}
 		err := one.CheckRevocation(chain, i, t, v)
 		// A CRL too old to tell the status at at still dates a revocation
 		// or a suspension before it, as an OCSP response does.
@@ -438,7 +440,13 @@ func (rd *revocationData) check(c, issuer *x509.Certificate, chain []*x509.Certi
 			}
 			f.revokedAfter(err.RevokedAt, err.InvalidSince)
 		case err.Suspended():
-			f.hold(err.SuspendedAt, crl.ThisUpdate, err)
+			// A delta read with the CRL dates the hold as of its own
+			// thisUpdate: a "good" issued before it lifts nothing.
+			issued := crl.ThisUpdate
+			if err.HeldAsOf.After(issued) {
+				issued = err.HeldAsOf
+			}
+			f.hold(err.SuspendedAt, issued, err)
 		default:
 			stale = err
 		}

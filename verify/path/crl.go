@@ -30,12 +30,18 @@ type CRLChecker struct {
 	// of the same path with the same Validator (the outcome depends on
 	// them); without it each CheckRevocation keeps its own.
 	DeltaSigners map[*x509.RevocationList]*Error
-	// DatedUntil, when after the time CheckRevocation reads the CRLs at,
-	// is the time up to which their entries count: a CRL read at a time
-	// before the validation time (it covers that time no longer) still
-	// dates a revocation or a hold after that time and no later than the
-	// validation time (a CA may list entries dated after its thisUpdate).
-	DatedUntil time.Time
+	// ValidationTime, when set, is the time the status is asked for, when
+	// CheckRevocation reads the CRLs at another time (the time a CRL is
+	// current at, which the caller chooses). Entries dated up to the later
+	// of the two count: a CRL read at a time before the validation time (it
+	// covers that time no longer) still dates a revocation or a hold after
+	// that time and no later than the validation time (a CA may list
+	// entries dated after its thisUpdate). A hold dated no later than the
+	// validation time stands unless a delta lifts it: a revocation the
+	// delta dates after the validation time does not, even when it is
+	// dated no later than the time read (a CRL issued after the validation
+	// time is read at its thisUpdate).
+	ValidationTime time.Time
 }
 
 var (
@@ -305,9 +311,12 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 	if signers == nil {
 		signers = map[*x509.RevocationList]*Error{}
 	}
-	until := at
-	if cc.DatedUntil.After(at) {
-		until = cc.DatedUntil
+	until, asked := at, at
+	if !cc.ValidationTime.IsZero() {
+		asked = cc.ValidationTime
+		if asked.After(at) {
+			until = asked
+		}
 	}
 	for _, crl := range cc.CRLs {
 		if IsDeltaCRL(crl) {
@@ -383,19 +392,32 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 		// only that the certificate expired, RFC 5280 §5.3.1), so no delta,
 		// nor the lack of a current one, changes it.
 		revoked := e != nil && e.ReasonCode != reasonCertificateHold && e.ReasonCode != reasonRemoveFromCRL
+		// Without a current delta the complete CRL cannot say good, but a
+		// hold it dates stands as a revocation does: only information
+		// issued after it may lift it (a genuine delta no longer current,
+		// replayed, must not hide it).
+		asOf := crl.ThisUpdate
+		heldThen := e != nil && e.ReasonCode == reasonCertificateHold && !e.RevocationTime.After(until)
 		if d, derr := cc.delta(crl, p, chain, i, alg, at, v, signers); derr != nil && !revoked {
-			lastErr = derr
-			continue
+			if !heldThen {
+				lastErr = derr
+				continue
+			}
 		} else if d != nil && !revoked {
+			// The complete CRL and its delta tell the status as of the
+			// delta: a hold the delta leaves (or lists) stood then.
+			if d.ThisUpdate.After(asOf) {
+				asOf = d.ThisUpdate
+			}
 			if de := entryFor(d, p != nil && p.indirect, c); de != nil {
 				if unknown := unknownExt(de.Extensions, knownCRLEntry); unknown != "" {
 					lastErr = fail(TryLater, i, "unrecognised critical delta CRL entry extension %s", unknown)
 					continue
 				}
-				// A hold at the time stands unless the delta lifts it: a
-				// revocation dated after the time does not.
-				if e == nil || e.ReasonCode != reasonCertificateHold || e.RevocationTime.After(until) ||
-					de.ReasonCode == reasonRemoveFromCRL || !de.RevocationTime.After(until) {
+				// A hold at the validation time stands unless the delta
+				// lifts it: a revocation dated after that time does not.
+				if e == nil || e.ReasonCode != reasonCertificateHold || e.RevocationTime.After(asked) ||
+					de.ReasonCode == reasonRemoveFromCRL || !de.RevocationTime.After(asked) {
 					e = de
 				}
 			}
@@ -405,6 +427,7 @@ func (cc *CRLChecker) CheckRevocation(chain []*x509.Certificate, i int, at time.
 			if !r.Suspended() {
 				return r
 			}
+			r.HeldAsOf = asOf
 			// A suspension may be lifted, a revocation may not: another
 			// CRL's revocation still counts, whatever the order.
 			if held == nil {

@@ -55,6 +55,10 @@ type Error struct {
 	// suspension; Sub is then TryLater (EN 319 102-1 §5.2.6: a suspension
 	// may be lifted, so the status is to be asked again later).
 	SuspendedAt time.Time
+	// HeldAsOf is, when the suspension comes from a CRL, when the
+	// information dating it was issued: the CRL's thisUpdate, or its
+	// delta CRL's when one was read with it (the hold stood then).
+	HeldAsOf time.Time
 }
 
 // Suspended reports whether e says the certificate is on hold.
