@@ -25,6 +25,7 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -40,58 +41,17 @@ var oidSerialNumber = asn1.ObjectIdentifier{2, 5, 4, 5}
 func TestESTRASubjectSerialNumberAgreesWithCountry(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			db := storetest.Open(t, d.NewConfig(t))
-			log := audit.New(db, nil, nil, audit.Options{})
-			t.Cleanup(log.Close)
-			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
-			secretKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ra := func(*http.Request) (*auth.Principal, error) {
-				return &auth.Principal{Subject: "ra-1", Roles: []policies.Role{policies.RoleRegistrationOfficer}, Method: auth.MethodMTLS}, nil
-			}
-			srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]},
-				Root: pki.Root, Authenticate: ra})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mux := http.NewServeMux()
-			srv.Register(mux)
-			ts := httptest.NewUnstartedServer(mux)
-			ts.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
-			ts.StartTLS()
-			t.Cleanup(ts.Close)
-			client := ts.Client()
-			client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{raCertificate(t)}
+			db, enroll := raEnroll(t, d)
 
-			enroll := func(serialNumber string) (int, []byte) {
-				t.Helper()
-				k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				subject := pkix.Name{CommonName: "Aisha Al Harthy", Country: []string{"OM"}, ExtraNames: []pkix.AttributeTypeAndValue{
+			person := func(serialNumber string) pkix.Name {
+				return pkix.Name{CommonName: "Aisha Al Harthy", Country: []string{"OM"}, ExtraNames: []pkix.AttributeTypeAndValue{
 					{Type: asn1.ObjectIdentifier{2, 5, 4, 42}, Value: "Aisha"}, {Type: asn1.ObjectIdentifier{2, 5, 4, 4}, Value: "Al Harthy"},
 					{Type: oidSerialNumber, Value: serialNumber}}}
-				csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject}, k)
-				if err != nil {
-					t.Fatal(err)
-				}
-				req, _ := http.NewRequest(http.MethodPost, ts.URL+"/.well-known/est/citizen-auth/simpleenroll",
-					strings.NewReader(base64.StdEncoding.EncodeToString(csr)))
-				req.Header.Set("Content-Type", "application/pkcs10")
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				body, _ := io.ReadAll(resp.Body)
-				return resp.StatusCode, body
 			}
 
-			st, body := enroll("IDCAE-12345678")
-			if st != http.StatusBadRequest || !strings.Contains(string(body), "serialNumber IDCAE-12345678") ||
-				!strings.Contains(string(body), "country OM") {
+			st, body := enroll(person("IDCAE-12345678"))
+			if st != http.StatusBadRequest || !strings.Contains(body, "serialNumber IDCAE-12345678") ||
+				!strings.Contains(body, "country OM") {
 				t.Fatalf("RA simpleenroll for C=OM, serialNumber IDCAE-12345678: %d %s, want 400 naming the serialNumber", st, body)
 			}
 			if n := storetest.AuditCount(t, db, "certificate.issue", "success"); n != 0 {
@@ -100,7 +60,7 @@ func TestESTRASubjectSerialNumberAgreesWithCountry(t *testing.T) {
 			if n := storetest.AuditCount(t, db, "certificate.issue", "refused"); n != 1 {
 				t.Fatalf("%d certificate.issue refusals audited, want 1", n)
 			}
-			if st, body := enroll("IDCOM-12345678"); st != http.StatusOK {
+			if st, body := enroll(person("IDCOM-12345678")); st != http.StatusOK {
 				t.Fatalf("RA simpleenroll for C=OM, serialNumber IDCOM-12345678: %d %s", st, body)
 			}
 		})
@@ -113,32 +73,7 @@ func TestESTRASubjectSerialNumberAgreesWithCountry(t *testing.T) {
 func TestESTRASubjectRepeatedAttributesRefused(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			db := storetest.Open(t, d.NewConfig(t))
-			log := audit.New(db, nil, nil, audit.Options{})
-			t.Cleanup(log.Close)
-			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
-			secretKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ra := func(*http.Request) (*auth.Principal, error) {
-				return &auth.Principal{Subject: "ra-1", Roles: []policies.Role{policies.RoleRegistrationOfficer}, Method: auth.MethodMTLS}, nil
-			}
-			srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]},
-				Root: pki.Root, Authenticate: ra})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mux := http.NewServeMux()
-			srv.Register(mux)
-			ts := httptest.NewUnstartedServer(mux)
-			ts.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
-			ts.StartTLS()
-			t.Cleanup(ts.Close)
-			client := ts.Client()
-			client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{raCertificate(t)}
+			db, enroll := raEnroll(t, d)
 
 			oidC := asn1.ObjectIdentifier{2, 5, 4, 6}
 			person := []pkix.AttributeTypeAndValue{{Type: asn1.ObjectIdentifier{2, 5, 4, 42}, Value: "Aisha"},
@@ -153,22 +88,8 @@ func TestESTRASubjectRepeatedAttributesRefused(t *testing.T) {
 				{"two serialNumber", append([]pkix.AttributeTypeAndValue{{Type: oidC, Value: "OM"},
 					{Type: oidSerialNumber, Value: "IDCOM-12345678"}, {Type: oidSerialNumber, Value: "IDCOM-87654321"}}, person...), "more than one serialNumber attribute"},
 			} {
-				k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{ExtraNames: c.names}}, k)
-				if err != nil {
-					t.Fatal(err)
-				}
-				req, _ := http.NewRequest(http.MethodPost, ts.URL+"/.well-known/est/citizen-auth/simpleenroll",
-					strings.NewReader(base64.StdEncoding.EncodeToString(csr)))
-				req.Header.Set("Content-Type", "application/pkcs10")
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), c.says) {
-					t.Fatalf("RA simpleenroll with %s: %d %s, want 400 saying %q", c.name, resp.StatusCode, body, c.says)
+				if st, body := enroll(pkix.Name{ExtraNames: c.names}); st != http.StatusBadRequest || !strings.Contains(body, c.says) {
+					t.Fatalf("RA simpleenroll with %s: %d %s, want 400 saying %q", c.name, st, body, c.says)
 				}
 			}
 			if n := storetest.AuditCount(t, db, "certificate.issue", "success"); n != 0 {
@@ -178,6 +99,59 @@ func TestESTRASubjectRepeatedAttributesRefused(t *testing.T) {
 				t.Fatalf("%d certificate.issue refusals audited, want 2", n)
 			}
 		})
+	}
+}
+
+// raEnroll starts an EST server over a fresh store of dialect d (its own
+// test CA hierarchy and audit log) that takes every client as an RA
+// (mTLS), and returns the store and a function that posts a CSR with
+// subject and email addresses to citizen-auth's simpleenroll and answers
+// the status and the body.
+func raEnroll(t *testing.T, d storetest.Dialect) (*store.DB, func(subject pkix.Name, emails ...string) (int, string)) {
+	t.Helper()
+	db := storetest.Open(t, d.NewConfig(t))
+	log := audit.New(db, nil, nil, audit.Options{})
+	t.Cleanup(log.Close)
+	pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
+	secretKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
+		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := func(*http.Request) (*auth.Principal, error) {
+		return &auth.Principal{Subject: "ra-1", Roles: []policies.Role{policies.RoleRegistrationOfficer}, Method: auth.MethodMTLS}, nil
+	}
+	srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]},
+		Root: pki.Root, Authenticate: ra})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	srv.Register(mux)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	client := ts.Client()
+	client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{raCertificate(t)}
+	return db, func(subject pkix.Name, emails ...string) (int, string) {
+		t.Helper()
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject, EmailAddresses: emails}, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/.well-known/est/citizen-auth/simpleenroll",
+			strings.NewReader(base64.StdEncoding.EncodeToString(csr)))
+		req.Header.Set("Content-Type", "application/pkcs10")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
 	}
 }
 

@@ -1,29 +1,12 @@
 package est_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
-	"encoding/base64"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/thiqa/thiqa/ca/catest"
-	"github.com/thiqa/thiqa/ca/revocation"
-	"github.com/thiqa/thiqa/enrol"
-	"github.com/thiqa/thiqa/enrol/est"
-	"github.com/thiqa/thiqa/internal/audit"
-	"github.com/thiqa/thiqa/internal/auth"
-	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -38,32 +21,7 @@ import (
 func TestESTRASubjectOddAttributesRefused(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			db := storetest.Open(t, d.NewConfig(t))
-			log := audit.New(db, nil, nil, audit.Options{})
-			t.Cleanup(log.Close)
-			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
-			secretKey, _ := rsa.GenerateKey(rand.Reader, 2048)
-			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ra := func(*http.Request) (*auth.Principal, error) {
-				return &auth.Principal{Subject: "ra-1", Roles: []policies.Role{policies.RoleRegistrationOfficer}, Method: auth.MethodMTLS}, nil
-			}
-			srv, err := est.New(est.Config{Enrol: svc, Issuer: pki.Authority, CACertificates: []*x509.Certificate{pki.CAs["citizen"]},
-				Root: pki.Root, Authenticate: ra})
-			if err != nil {
-				t.Fatal(err)
-			}
-			mux := http.NewServeMux()
-			srv.Register(mux)
-			ts := httptest.NewUnstartedServer(mux)
-			ts.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
-			ts.StartTLS()
-			t.Cleanup(ts.Close)
-			client := ts.Client()
-			client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{raCertificate(t)}
+			db, post := raEnroll(t, d)
 
 			oidC, oidCN := asn1.ObjectIdentifier{2, 5, 4, 6}, asn1.ObjectIdentifier{2, 5, 4, 3}
 			given := pkix.AttributeTypeAndValue{Type: asn1.ObjectIdentifier{2, 5, 4, 42}, Value: "Aisha"}
@@ -77,22 +35,7 @@ func TestESTRASubjectOddAttributesRefused(t *testing.T) {
 			universal := asn1.RawValue{Class: asn1.ClassUniversal, Tag: 28, Bytes: []byte{0, 0, 0, 'O', 0, 0, 0, 'M'}}
 			enroll := func(names []pkix.AttributeTypeAndValue, emails ...string) (int, string) {
 				t.Helper()
-				k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-				csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{ExtraNames: names},
-					EmailAddresses: emails}, k)
-				if err != nil {
-					t.Fatal(err)
-				}
-				req, _ := http.NewRequest(http.MethodPost, ts.URL+"/.well-known/est/citizen-auth/simpleenroll",
-					strings.NewReader(base64.StdEncoding.EncodeToString(csr)))
-				req.Header.Set("Content-Type", "application/pkcs10")
-				resp, err := client.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				body, _ := io.ReadAll(resp.Body)
-				return resp.StatusCode, string(body)
+				return post(pkix.Name{ExtraNames: names}, emails...)
 			}
 			refused := 0
 			for _, c := range []struct {
