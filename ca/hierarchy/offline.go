@@ -163,9 +163,9 @@ func Import(ctx context.Context, c Config, tok Token, log Auditor, name string, 
 }
 
 // checkImport checks that cert may become generation g of its CA: it is
-// for g's key on the online token, its subject is the one in g's CSR and
-// names the same CA as prev, the generation before (nil for the first:
-// checkImportSubject), it is a CA certificate that may sign certificates
+// for g's key on the online token, for a later generation its subject is
+// the one in g's CSR and names the same CA as prev, the generation before
+// (nil for the first: checkImportSubject), it is a CA certificate that may sign certificates
 // and CRLs, valid now, chaining to the configured root, and it allows the
 // policies the CA issues under.
 func checkImport(c Config, g, prev *generation, cert, root *x509.Certificate) error {

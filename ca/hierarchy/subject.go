@@ -168,11 +168,16 @@ func sameName(a, b pkix.Name) bool {
 	})
 }
 
-// checkImportSubject refuses cert as generation g of its CA when its
-// subject is not the one in g's CSR (when the CSR is there), or, for a
-// later generation, when it names another CA than prev, the generation
-// before it.
+// checkImportSubject refuses cert as a later generation g of its CA
+// (prev, the generation before, has a certificate) when its subject is
+// not the one in g's CSR (when the CSR is there: its commonName keeps the
+// generations apart), or names another CA than prev's. The first
+// generation's subject is the root's to shape (an existing national root
+// may not copy the CSR's): it is not checked.
 func checkImportSubject(g, prev *generation, cert *x509.Certificate) error {
+	if prev == nil {
+		return nil
+	}
 	if g.hasCSR {
 		csr, err := readCSR(g)
 		if err != nil {
@@ -182,9 +187,6 @@ func checkImportSubject(g, prev *generation, cert *x509.Certificate) error {
 			return fmt.Errorf("the certificate's subject %q is not the one CA %s requested in %s (%q): the ceremony must certify the CSR's subject as it is",
 				cert.Subject.String(), g.name, g.csrPath, csr.Subject.String())
 		}
-	}
-	if prev == nil {
-		return nil
 	}
 	return checkSameCA(g.conf, cert.Subject, "the certificate for generation "+fmt.Sprint(g.n), prev.cert, prev.certPath,
 		"its CSR was written from an edited thiqa.yaml (or edited): put thiqa.yaml back, move the CSR away, run `thiqa ca rollover` again "+
