@@ -117,7 +117,7 @@ func Import(ctx context.Context, c Config, tok Token, log Auditor, name string, 
 			name, last.n, last.describe(), c.Dir, name)
 	}
 	g := gens[i]
-	if err := checkImport(c, g, cert, root); err != nil {
+	if err := checkImport(c, g, currentGeneration(gens[:i]), cert, root); err != nil {
 		return fmt.Errorf("refused: %w; nothing was changed", err)
 	}
 	if note := urlNote(c, cert); note != "" {
@@ -163,13 +163,18 @@ func Import(ctx context.Context, c Config, tok Token, log Auditor, name string, 
 }
 
 // checkImport checks that cert may become generation g of its CA: it is
-// for g's key on the online token, a CA certificate that may sign
-// certificates and CRLs, valid now, chaining to the configured root, and
-// it allows the policies the CA issues under.
-func checkImport(c Config, g *generation, cert, root *x509.Certificate) error {
+// for g's key on the online token, for a later generation its subject is
+// the one in g's CSR and names the same CA as prev, the generation before
+// (nil for the first: checkImportSubject), it is a CA certificate that may sign certificates
+// and CRLs, valid now, chaining to the configured root, and it allows the
+// policies the CA issues under.
+func checkImport(c Config, g, prev *generation, cert, root *x509.Certificate) error {
 	pub, ok := publicOf(g.key)
 	if !ok || !pub.Equal(cert.PublicKey) {
 		return fmt.Errorf("the certificate is for another key than the one waiting on the online token for CA %s (%s, CSR %s)", g.conf.Name, g.uri, g.csrPath)
+	}
+	if err := checkImportSubject(g, prev, cert); err != nil {
+		return err
 	}
 	if !cert.BasicConstraintsValid || !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 || cert.KeyUsage&x509.KeyUsageCRLSign == 0 {
 		return errors.New("the certificate is not a CA certificate with keyCertSign and cRLSign")
@@ -218,7 +223,11 @@ func urlNote(c Config, cert *x509.Certificate) string {
 // signing its CRL and OCSP answers until its last certificate has expired.
 // A generation already waiting gets its CSR again instead; when the CSR
 // is missing, the run that generated its key may have stopped before
-// recording the rollover, and the rollover is recorded first.
+// recording the rollover, and the rollover is recorded first. The new
+// generation names the same CA: a subject (from thiqa.yaml, or in the
+// waiting CSR) whose C, O or organizationIdentifier is not the current
+// generation's certificate's is refused (SubjectChangeError) before
+// anything is generated, recorded or written.
 func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor string, out io.Writer) error {
 	conf, err := c.issuer(name)
 	if err != nil {
@@ -228,9 +237,18 @@ func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor
 	if err != nil {
 		return err
 	}
+	cur := currentGeneration(gens)
 	for _, g := range gens {
 		switch {
 		case g.pending():
+			// A generation waiting since before this check may have a
+			// CSR written from an edited thiqa.yaml: caught here, before
+			// anything is recorded or written.
+			if cur != nil {
+				if err := checkRolloverSubject(g, cur); err != nil {
+					return err
+				}
+			}
 			if g.n > 1 && !g.hasCSR {
 				// The key of a rollover without its CSR: the run that
 				// generated it may have stopped before its ca.rollover
@@ -255,6 +273,14 @@ func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor
 	g, err := findGeneration(ctx, c, tok, conf, len(gens)+1)
 	if err != nil {
 		return err
+	}
+	// The new key's CSR takes its subject from thiqa.yaml: refused before
+	// any key exists when it would name another CA than the current
+	// generation (thiqa.yaml edited since).
+	if cur != nil {
+		if err := checkRolloverSubject(g, cur); err != nil {
+			return err
+		}
 	}
 	if g.key, err = tok.GenerateKey(ctx, g.label, conf.KeyType); err != nil {
 		return fmt.Errorf("generating key %s: %w", g.uri, err)
@@ -293,17 +319,9 @@ func recordRollover(ctx context.Context, log Auditor, g *generation, name, actor
 // checkCSR refuses the CSR file of generation g when it is not a CSR for
 // g's key on the token.
 func checkCSR(g *generation) error {
-	raw, err := os.ReadFile(g.csrPath)
+	csr, err := readCSR(g)
 	if err != nil {
-		return fmt.Errorf("CA %s: reading %s: %w", g.name, g.csrPath, err)
-	}
-	der := raw
-	if b, _ := pem.Decode(raw); b != nil {
-		der = b.Bytes
-	}
-	csr, err := x509.ParseCertificateRequest(der)
-	if err != nil {
-		return fmt.Errorf("CA %s: %s is not a certificate request (%v): move it away and run the command again to write it anew (nothing was changed)", g.name, g.csrPath, err)
+		return err
 	}
 	if pub, ok := publicOf(g.key); !ok || !pub.Equal(csr.PublicKey) {
 		return fmt.Errorf("CA %s: %s is the CSR of another key than %s on the token (a key that is gone): move it away and run the command again to write the CSR of the key on the token (nothing was changed)", g.name, g.csrPath, g.uri)

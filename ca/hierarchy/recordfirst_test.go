@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -81,7 +82,11 @@ func TestRecordBeforeFile(t *testing.T) {
 		if err != nil || g.key == nil {
 			t.Fatalf("generation %d: %v", n, err)
 		}
-		cert, err := ca.CreateIssuingCA(devParts[0].Cert, devParts[0].Key, g.key, ca.IssuingCAConfig{Name: "citizen", CommonName: "Test citizen",
+		cn := "Test citizen" // the CSR's subject, as the ceremony certifies it
+		if n > 1 {
+			cn += fmt.Sprintf(" G%d", n)
+		}
+		cert, err := ca.CreateIssuingCA(devParts[0].Cert, devParts[0].Key, g.key, ca.IssuingCAConfig{Name: "citizen", CommonName: cn,
 			Organization: "Thiqa", Country: "OM", Validity: 365 * 24 * time.Hour, BaseURL: c.BaseURL, Policies: ca.IssuingCAPolicies(profiles, "citizen")})
 		if err != nil {
 			t.Fatal(err)

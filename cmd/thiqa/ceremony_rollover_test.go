@@ -23,7 +23,8 @@ import (
 // second generation (its own caIssuers and CRL URLs), while the first
 // keeps answering OCSP and signing its CRL for the certificates it issued;
 // /certs/citizen.crt stays the first generation's, /certs/citizen_2.crt is
-// the second's.
+// the second's. A rollover after thiqa.yaml's country was edited is
+// refused with nothing generated.
 func TestCARollover(t *testing.T) {
 	for _, pg := range []bool{false, true} {
 		name := "sqlite"
@@ -45,10 +46,31 @@ func runRollover(t *testing.T, postgres bool) {
 		t.Fatalf("first generation AIA: %v", firstCert.IssuingCertificateURL)
 	}
 
-	// Rollover while serving: a new key and CSR, nothing else changes.
-	r := mustThiqa(t, d.env, "ca", "rollover", "--data", d.dir, "--name", "citizen")
+	// thiqa.yaml's citizen country edited since the CA was made: the
+	// rollover is refused, naming both countries, with no key and no CSR
+	// (the rollover below would otherwise find generation 2 waiting).
+	conf := filepath.Join(d.dir, "thiqa.yaml")
+	orig := mustRead(t, conf)
+	i := strings.Index(orig, "- name: citizen")
+	j := strings.Index(orig[max(i, 0):], "country: OM")
+	if i < 0 || j < 0 {
+		t.Fatalf("no citizen CA country in thiqa.yaml:\n%s", orig)
+	}
+	writeFile(t, conf, orig[:i+j]+"country: AE"+orig[i+j+len("country: OM"):])
 	csr := filepath.Join(caDir, "citizen_2.csr")
-	if !strings.Contains(r.stdout, csr) || !strings.Contains(r.stdout, "object=citizen-ca-2") {
+	r := thiqa(t, d.env, "ca", "rollover", "--data", d.dir, "--name", "citizen")
+	if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "C=AE") || !strings.Contains(line, "C=OM") ||
+		!strings.Contains(line, filepath.Join(caDir, "citizen.pem")) || !strings.Contains(line, "new CA, not a rollover") {
+		t.Fatalf("rollover with thiqa.yaml's country edited: %d %q", r.code, line)
+	}
+	if _, err := os.Stat(csr); !os.IsNotExist(err) {
+		t.Fatalf("a refused rollover wrote %s: %v", csr, err)
+	}
+	writeFile(t, conf, orig)
+
+	// Rollover while serving: a new key and CSR, nothing else changes.
+	r = mustThiqa(t, d.env, "ca", "rollover", "--data", d.dir, "--name", "citizen")
+	if !strings.Contains(r.stdout, csr) || !strings.Contains(r.stdout, "object=citizen-ca-2") || strings.Contains(r.stdout, "already waits") {
 		t.Fatalf("rollover:\n%s", r.stdout)
 	}
 	if again := mustThiqa(t, d.env, "ca", "rollover", "--data", d.dir, "--name", "citizen"); !strings.Contains(again.stdout, "already waits for its certificate") {
