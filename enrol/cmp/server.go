@@ -467,23 +467,41 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 }
 
 // raSubject reads the subject an RA asks for from the request: its fields,
-// its serialNumber (ca.Request.SerialNumber) and the attributes it
-// repeats (ca.Request.SubjectRepeats), for the CA to check.
+// its serialNumber (ca.Request.SerialNumber), the attributes it repeats
+// (ca.Request.SubjectRepeats) and what the certificate would not carry
+// (ca.Request.SubjectUnsupported), for the CA to check. A certTemplate's
+// subjectAltName is read as a CSR's is: its rfc822Name is the email.
 func (s *Server) raSubject(req *certReq, key enrol.Key) (ca.Request, *cmpError) {
 	c := &x509.Certificate{}
 	switch {
 	case req != nil && req.subject != nil:
 		c.Subject.FillFromRDNSequence(req.subject)
+		exts, e := req.templateExtensions()
+		if e != nil {
+			return ca.Request{}, e
+		}
+		c.Extensions = exts
+		for _, x := range exts {
+			if !x.Id.Equal(oidSubjectAltName) {
+				continue
+			}
+			emails, _, err := ca.SubjectAltName(x.Value)
+			if err != nil {
+				return ca.Request{}, failf(BadCertTemplate, "template subjectAltName: %v", err)
+			}
+			c.EmailAddresses = append(c.EmailAddresses, emails...)
+		}
 	case len(key.CSR) > 0:
 		csr, err := x509.ParseCertificateRequest(key.CSR)
 		if err != nil {
 			return ca.Request{}, failf(BadDataFormat, "%v", err)
 		}
-		c.Subject, c.EmailAddresses = csr.Subject, csr.EmailAddresses
+		c.Subject, c.EmailAddresses, c.Extensions = csr.Subject, csr.EmailAddresses, csr.Extensions
 	default:
 		return ca.Request{}, failf(BadCertTemplate, "the template names no subject")
 	}
-	return ca.Request{Subject: ca.SubjectFields(c), SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c)}, nil
+	return ca.Request{Subject: ca.SubjectFields(c), SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c),
+		SubjectUnsupported: ca.SubjectUnsupported(c)}, nil
 }
 
 // keyUpdate answers kur: the holder's current certificate signed it.
