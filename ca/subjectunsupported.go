@@ -122,8 +122,8 @@ func SubjectUnsupported(c *x509.Certificate) []*policies.SubjectError {
 		}
 		if _, ok := n.Value.(string); !ok {
 			out = append(out, &policies.SubjectError{Field: a.field, Reason: fmt.Sprintf(
-				"the request's %s attribute is not a string (%T, where PrintableString or UTF8String is expected): "+
-					"the CA reads the subject's attributes as text", a.name, n.Value)})
+				"the request's %s attribute is not a string the CA can read: give it as a PrintableString or UTF8String "+
+					"(not an OCTET STRING, a number or a UniversalString)", a.name)})
 		}
 	}
 	for _, e := range c.Extensions {
@@ -136,7 +136,7 @@ func SubjectUnsupported(c *x509.Certificate) []*policies.SubjectError {
 			}
 			for _, o := range others {
 				out = append(out, &policies.SubjectError{Field: "subjectAltName", Reason: fmt.Sprintf(
-					"the request's subjectAltName names a %s, which the certificate would not carry: %s", o, carried)})
+					"the request's subjectAltName has a name of type %s, which the certificate would not carry: %s", o, carried)})
 			}
 			continue
 		}
@@ -145,7 +145,7 @@ func SubjectUnsupported(c *x509.Certificate) []*policies.SubjectError {
 			name = oid
 		}
 		out = append(out, &policies.SubjectError{Field: name, Reason: fmt.Sprintf(
-			"the request asks for a %s extension, which the CA does not take from a request: the certificate's extensions "+
+			"the request asks for the %s extension, which the CA does not take from a request: the certificate's extensions "+
 				"(key usage, extended key usage, basic constraints, policies …) are its profile's, and %s", name, carried)})
 	}
 	return out
