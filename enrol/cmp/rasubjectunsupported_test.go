@@ -8,9 +8,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/store/storetest"
 )
@@ -122,7 +124,8 @@ func TestCMPRASubjectUnsupportedRefused(t *testing.T) {
 
 // An RA's ir whose certTemplate carries a subjectAltName with an email
 // address (rfc822Name) is certified with it, as a p10cr's CSR is: it used
-// to be dropped, the template's extensions unread.
+// to be dropped, the template's extensions unread. The RA certificate's
+// own email in the template (openssl cmp's default) is refused.
 func TestCMPRATemplateEmailCertified(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -140,6 +143,28 @@ func TestCMPRATemplateEmailCertified(t *testing.T) {
 			}
 			if !slices.Equal(a.cert.EmailAddresses, []string{"aisha@example.om"}) {
 				t.Fatalf("certificate's email addresses %v, want [aisha@example.om]", a.cert.EmailAddresses)
+			}
+
+			// openssl cmp without -sans or -san_nodefault copies its -cert's
+			// subjectAltName: the RA's own email is refused, not certified as
+			// the citizen's.
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "RA 2"}, EmailAddresses: []string{"ra@example.om"},
+				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, SubjectKeyId: []byte{5, 6, 7, 8}}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, raKey.Public(), raKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raCert2, _ := x509.ParseCertificate(der)
+			ra2 := &client{key: raKey, cert: raCert2}
+			k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			body = certReqBodyTemplate(t, k2, raSubjectName("IDCOM-12345678"), []pkix.Extension{subjectAltName(t, sanName(1, "ra@example.om"))})
+			a = parseAnswer(t, f.srv.Handle(t.Context(), ra2.message(t, bodyIR, body), "citizen-auth"))
+			if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" ||
+				!strings.Contains(statusText(t, a), "email ra@example.om is the one of the RA certificate that signed the request") {
+				t.Fatalf("RA ir with the RA's own email: %s %s, want badCertTemplate naming the email", bodyName(a.m.bodyType), a.failInfo)
+			}
+			if n := f.count(t, "certificate.issue", "refused"); n != 1 {
+				t.Fatalf("%d certificate.issue refusals audited, want 1", n)
 			}
 		})
 	}

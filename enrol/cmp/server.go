@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -443,7 +444,7 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 		if profile == "" {
 			return nil, failf(UnacceptedPolicy, "an RA names the profile in the path: /.well-known/cmp/p/{profile}")
 		}
-		r, e := s.raSubject(req, key)
+		r, e := s.raSubject(req, key, p.cert)
 		if e != nil {
 			return nil, e
 		}
@@ -471,8 +472,11 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 // (ca.Request.SubjectRepeats) and what the certificate would not carry
 // (ca.Request.SubjectUnsupported), for the CA to check. A certTemplate's
 // subjectAltName is read as a CSR's is: its rfc822Name is the email.
-func (s *Server) raSubject(req *certReq, key enrol.Key) (ca.Request, *cmpError) {
+// signer is the RA's certificate that signed the request: a template email
+// that is the signer's own is refused as copied, not asked for.
+func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate) (ca.Request, *cmpError) {
 	c := &x509.Certificate{}
+	var copied []*policies.SubjectError
 	switch {
 	case req != nil && req.subject != nil:
 		c.Subject.FillFromRDNSequence(req.subject)
@@ -491,6 +495,17 @@ func (s *Server) raSubject(req *certReq, key enrol.Key) (ca.Request, *cmpError) 
 			}
 			c.EmailAddresses = append(c.EmailAddresses, emails...)
 		}
+		// openssl cmp fills the template's subjectAltName from its
+		// reference certificate, the signer's own (-cert) for an ir or cr,
+		// unless given -sans or -san_nodefault: the RA's email would be
+		// certified as the citizen's.
+		for _, e := range c.EmailAddresses {
+			if signer != nil && slices.Contains(signer.EmailAddresses, e) {
+				copied = append(copied, &policies.SubjectError{Field: policies.FieldEmail, Reason: fmt.Sprintf(
+					"the template's subjectAltName email %s is the one of the RA certificate that signed the request "+
+						"(openssl cmp copies it unless given -sans or -san_nodefault): give the holder's email, or none", e)})
+			}
+		}
 	case len(key.CSR) > 0:
 		csr, err := x509.ParseCertificateRequest(key.CSR)
 		if err != nil {
@@ -501,7 +516,7 @@ func (s *Server) raSubject(req *certReq, key enrol.Key) (ca.Request, *cmpError) 
 		return ca.Request{}, failf(BadCertTemplate, "the template names no subject")
 	}
 	return ca.Request{Subject: ca.SubjectFields(c), SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c),
-		SubjectUnsupported: ca.SubjectUnsupported(c)}, nil
+		SubjectUnsupported: append(ca.SubjectUnsupported(c), copied...)}, nil
 }
 
 // keyUpdate answers kur: the holder's current certificate signed it.
