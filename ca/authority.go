@@ -183,6 +183,11 @@ type Request struct {
 	// once (SubjectRepeats): the request is refused with
 	// *policies.SubjectErrors, as SubjectFields kept only one value.
 	SubjectRepeats []string
+	// SubjectUnsupported names what an RA's request asks for that the
+	// certificate would not carry (SubjectUnsupported: an OU, a non-string
+	// serialNumber, a dNSName, a keyUsage extension …): the request is
+	// refused with *policies.SubjectErrors rather than certified without it.
+	SubjectUnsupported []*policies.SubjectError
 	// CSR is a PKCS#10 request, PEM or DER; its signature proves possession.
 	CSR []byte
 	// PublicKey is the subject key when there is no CSR.
@@ -508,6 +513,9 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 	if err := is.expiring(p, now.Add(-a.backdate), a.backdate); err != nil {
 		return nil, err
 	}
+	if err := checkSubjectUnsupported(req.SubjectUnsupported); err != nil {
+		return nil, err
+	}
 	if err := checkSubjectRepeats(req.SubjectRepeats); err != nil {
 		return nil, err
 	}
@@ -747,6 +755,9 @@ func (a *Authority) CheckRequest(req Request) error {
 		if err := is.expiring(p, a.now().Add(-a.backdate), a.backdate); err != nil {
 			return err
 		}
+	}
+	if err := checkSubjectUnsupported(req.SubjectUnsupported); err != nil {
+		return err
 	}
 	if err := checkSubjectRepeats(req.SubjectRepeats); err != nil {
 		return err

@@ -40,9 +40,51 @@ func FuzzSubjectFields(f *testing.F) {
 		}
 		c := &x509.Certificate{}
 		c.Subject.FillFromRDNSequence(&rdns)
-		fields, repeats := ca.SubjectFields(c), ca.SubjectRepeats(c)
+		fields, repeats, unsupported := ca.SubjectFields(c), ca.SubjectRepeats(c), ca.SubjectUnsupported(c)
 		if len(repeats) == 0 && fields[policies.FieldCivilNumber] != auth.CivilNumber(c.Subject.SerialNumber) {
 			t.Fatalf("civil number %q read, serialNumber passed %q", fields[policies.FieldCivilNumber], c.Subject.SerialNumber)
+		}
+		// Nothing unsupported: every attribute is one SubjectFields reads,
+		// as a string, so none was dropped.
+		if len(unsupported) == 0 {
+			for _, n := range c.Subject.Names {
+				if _, ok := n.Value.(string); !ok || !read[n.Type.String()] {
+					t.Fatalf("attribute %s (%T) passed SubjectUnsupported", n.Type, n.Value)
+				}
+			}
+		}
+	})
+}
+
+// read are the attributes SubjectFields reads.
+var read = map[string]bool{"2.5.4.6": true, "2.5.4.5": true, "2.5.4.97": true, "2.5.4.10": true, "2.5.4.42": true, "2.5.4.4": true, "2.5.4.3": true}
+
+// FuzzSubjectAltName reads a subjectAltName extension's value as an RA's
+// CMP certTemplate or CSR gives it: SubjectAltName and SubjectUnsupported
+// never panic, and a value SubjectAltName reads with email addresses
+// alone is one SubjectUnsupported passes.
+func FuzzSubjectAltName(f *testing.F) {
+	for _, names := range [][]asn1.RawValue{
+		{{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte("aisha@example.om")}},
+		{{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte("a@example.om")}, {Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("example.om")}},
+		{{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x06, 0x01, 0x2a, 0xa0, 0x00}}},
+		{{Class: asn1.ClassContextSpecific, Tag: 7, Bytes: []byte{127, 0, 0, 1}}, {Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte{0xff}}},
+	} {
+		der, err := asn1.Marshal(names)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		emails, others, err := ca.SubjectAltName(value)
+		c := &x509.Certificate{EmailAddresses: emails, Extensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: value}}}
+		unsupported := ca.SubjectUnsupported(c)
+		if err == nil && len(others) == 0 && len(unsupported) != 0 {
+			t.Fatalf("subjectAltName of email addresses %v alone refused: %v", emails, unsupported)
+		}
+		if (err != nil || len(others) > 0) && len(unsupported) == 0 {
+			t.Fatalf("subjectAltName with %v (%v) passed", others, err)
 		}
 	})
 }

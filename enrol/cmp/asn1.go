@@ -29,6 +29,7 @@ var (
 	oidRootCACert       = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 4, 20}
 	oidCertProfile      = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 4, 21}
 	oidCRLReason        = asn1.ObjectIdentifier{2, 5, 29, 21}
+	oidSubjectAltName   = asn1.ObjectIdentifier{2, 5, 29, 17}
 	oidRegCtrlOldCertID = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 5, 1, 5}
 )
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/outage"
 )
 
@@ -138,8 +139,12 @@ type certReq struct {
 	raw       []byte // CertRequest DER, what a signature POP covers
 	publicKey crypto.PublicKey
 	subject   *pkix.RDNSequence
-	oldCert   *certID
-	popo      asn1.RawValue
+	// extensions is the content of the template's extensions ([9]
+	// IMPLICIT Extensions), read (templateExtensions) for an RA's request
+	// alone: an enrolment fixes the subject, a kur keeps the holder's.
+	extensions []byte
+	oldCert    *certID
+	popo       asn1.RawValue
 }
 
 // reSequence turns the content of an implicitly tagged SEQUENCE back into
@@ -186,6 +191,9 @@ func parseCertReqMessages(body []byte) (*certReq, *cmpError) {
 		}
 		out.subject = &n
 	}
+	if tmpl.Extensions.Tag == 9 && tmpl.Extensions.Class == asn1.ClassContextSpecific {
+		out.extensions = tmpl.Extensions.Bytes
+	}
 	for _, c := range cr.Controls {
 		if c.Type.Equal(oidRegCtrlOldCertID) {
 			var id certID
@@ -196,6 +204,19 @@ func parseCertReqMessages(body []byte) (*certReq, *cmpError) {
 		}
 	}
 	return out, nil
+}
+
+// templateExtensions reads the template's extensions: none when it has
+// none.
+func (r *certReq) templateExtensions() ([]pkix.Extension, *cmpError) {
+	if r.extensions == nil {
+		return nil, nil
+	}
+	var exts []pkix.Extension
+	if rest, err := asn1.Unmarshal(reSequence(r.extensions), &exts); err != nil || len(rest) > 0 {
+		return nil, failf(BadCertTemplate, "template extensions: malformed Extensions")
+	}
+	return exts, nil
 }
 
 // checkPOP verifies a signature proof of possession of the request's key
@@ -295,6 +316,13 @@ func Inspect(der []byte) (string, error) {
 		}
 		if e := r.checkPOP(); e != nil {
 			return bodyName(m.bodyType), e
+		}
+		// Read for an RA's request alone (raSubject); parsed here so that
+		// the fuzzer reaches the template's extensions and subjectAltName.
+		if exts, e := r.templateExtensions(); e == nil {
+			for _, x := range exts {
+				_, _, _ = ca.SubjectAltName(x.Value)
+			}
 		}
 	case bodyRR:
 		if _, _, _, e := parseRevDetails(m.body); e != nil {

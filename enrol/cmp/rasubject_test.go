@@ -28,6 +28,13 @@ func raSubjectName(serialNumber string) pkix.Name {
 // names subject.
 func certReqBodySubject(t *testing.T, key crypto.Signer, subject pkix.Name) []byte {
 	t.Helper()
+	return certReqBodyTemplate(t, key, subject, nil)
+}
+
+// certReqBodyTemplate is certReqBodySubject whose template carries exts
+// too (none when nil).
+func certReqBodyTemplate(t *testing.T, key crypto.Signer, subject pkix.Name, exts []pkix.Extension) []byte {
+	t.Helper()
 	spki, _ := x509.MarshalPKIXPublicKey(key.Public())
 	var spkiRaw asn1.RawValue
 	_, _ = asn1.Unmarshal(spki, &spkiRaw)
@@ -37,6 +44,15 @@ func certReqBodySubject(t *testing.T, key crypto.Signer, subject pkix.Name) []by
 	}
 	tmpl := certTemplate{Subject: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 5, IsCompound: true, Bytes: name},
 		PublicKey: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, IsCompound: true, Bytes: spkiRaw.Bytes}}
+	if exts != nil {
+		der, err := asn1.Marshal(exts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seq asn1.RawValue
+		_, _ = asn1.Unmarshal(der, &seq)
+		tmpl.Extensions = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 9, IsCompound: true, Bytes: seq.Bytes}
+	}
 	tDER, err := asn1.Marshal(tmpl)
 	if err != nil {
 		t.Fatal(err)

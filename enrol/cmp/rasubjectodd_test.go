@@ -40,7 +40,7 @@ func TestCMPRASubjectOddSerialNumberRefused(t *testing.T) {
 			}{
 				{"serialNumber PASOM-", raSubjectName("PASOM-12345678"), `serialNumber "PASOM-12345678" is not a national identity number IDC<C>-<civil number>`},
 				{"serialNumber IDCom-", raSubjectName("IDCom-12345678"), `serialNumber "IDCom-12345678"`},
-				{"serialNumber OCTET STRING", octets, "civilNumber"},
+				{"serialNumber OCTET STRING", octets, `subject field "civilNumber": the request's serialNumber attribute is not a string the CA can read`},
 				{"empty Name", pkix.Name{}, "missing"},
 			} {
 				bodies := []struct {

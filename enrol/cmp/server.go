@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -443,7 +444,7 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 		if profile == "" {
 			return nil, failf(UnacceptedPolicy, "an RA names the profile in the path: /.well-known/cmp/p/{profile}")
 		}
-		r, e := s.raSubject(req, key)
+		r, e := s.raSubject(req, key, p.cert)
 		if e != nil {
 			return nil, e
 		}
@@ -467,23 +468,55 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 }
 
 // raSubject reads the subject an RA asks for from the request: its fields,
-// its serialNumber (ca.Request.SerialNumber) and the attributes it
-// repeats (ca.Request.SubjectRepeats), for the CA to check.
-func (s *Server) raSubject(req *certReq, key enrol.Key) (ca.Request, *cmpError) {
+// its serialNumber (ca.Request.SerialNumber), the attributes it repeats
+// (ca.Request.SubjectRepeats) and what the certificate would not carry
+// (ca.Request.SubjectUnsupported), for the CA to check. A certTemplate's
+// subjectAltName is read as a CSR's is: its rfc822Name is the email.
+// signer is the RA's certificate that signed the request: a template email
+// that is the signer's own is refused as copied, not asked for.
+func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate) (ca.Request, *cmpError) {
 	c := &x509.Certificate{}
+	var copied []*policies.SubjectError
 	switch {
 	case req != nil && req.subject != nil:
 		c.Subject.FillFromRDNSequence(req.subject)
+		exts, e := req.templateExtensions()
+		if e != nil {
+			return ca.Request{}, e
+		}
+		c.Extensions = exts
+		for _, x := range exts {
+			if !x.Id.Equal(oidSubjectAltName) {
+				continue
+			}
+			emails, _, err := ca.SubjectAltName(x.Value)
+			if err != nil {
+				return ca.Request{}, failf(BadCertTemplate, "template subjectAltName: %v", err)
+			}
+			c.EmailAddresses = append(c.EmailAddresses, emails...)
+		}
+		// openssl cmp fills the template's subjectAltName from its
+		// reference certificate, the signer's own (-cert) for an ir or cr,
+		// unless given -sans or -san_nodefault: the RA's email would be
+		// certified as the citizen's.
+		for _, e := range c.EmailAddresses {
+			if signer != nil && slices.Contains(signer.EmailAddresses, e) {
+				copied = append(copied, &policies.SubjectError{Field: policies.FieldEmail, Reason: fmt.Sprintf(
+					"the template's subjectAltName email %s is the one of the RA certificate that signed the request "+
+						"(openssl cmp copies it unless given -sans or -san_nodefault): give the holder's email, or none", e)})
+			}
+		}
 	case len(key.CSR) > 0:
 		csr, err := x509.ParseCertificateRequest(key.CSR)
 		if err != nil {
 			return ca.Request{}, failf(BadDataFormat, "%v", err)
 		}
-		c.Subject, c.EmailAddresses = csr.Subject, csr.EmailAddresses
+		c.Subject, c.EmailAddresses, c.Extensions = csr.Subject, csr.EmailAddresses, csr.Extensions
 	default:
 		return ca.Request{}, failf(BadCertTemplate, "the template names no subject")
 	}
-	return ca.Request{Subject: ca.SubjectFields(c), SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c)}, nil
+	return ca.Request{Subject: ca.SubjectFields(c), SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c),
+		SubjectUnsupported: append(ca.SubjectUnsupported(c), copied...)}, nil
 }
 
 // keyUpdate answers kur: the holder's current certificate signed it.

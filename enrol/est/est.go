@@ -291,10 +291,13 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, pr.Subject, fmt.Errorf("%w: an RA names the profile in the path: /.well-known/est/{profile}/simpleenroll", errBadRequest))
 			return
 		}
-		c := &x509.Certificate{Subject: csr.Subject, EmailAddresses: csr.EmailAddresses}
+		// The CSR's requested extensions too: the CA refuses what it would
+		// not carry (ca.SubjectUnsupported), an OU or a dNSName alike.
+		c := &x509.Certificate{Subject: csr.Subject, EmailAddresses: csr.EmailAddresses, Extensions: csr.Extensions}
 		c.Subject.Names = csr.Subject.Names
 		got, err := s.c.Issuer.Issue(auth.WithPrincipal(ctx, pr), ca.Request{Profile: label, Subject: ca.SubjectFields(c),
-			SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c), CSR: der, RequestedBy: pr.Subject})
+			SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c), SubjectUnsupported: ca.SubjectUnsupported(c),
+			CSR: der, RequestedBy: pr.Subject})
 		if err != nil {
 			s.fail(w, r, pr.Subject, err)
 			return

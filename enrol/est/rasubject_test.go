@@ -109,6 +109,22 @@ func TestESTRASubjectRepeatedAttributesRefused(t *testing.T) {
 // the status and the body.
 func raEnroll(t *testing.T, d storetest.Dialect) (*store.DB, func(subject pkix.Name, emails ...string) (int, string)) {
 	t.Helper()
+	db, post := raServer(t, d)
+	return db, func(subject pkix.Name, emails ...string) (int, string) {
+		t.Helper()
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject, EmailAddresses: emails}, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return post(csr)
+	}
+}
+
+// raServer is raEnroll's server: it returns the store and a function that
+// posts a DER CSR to citizen-auth's simpleenroll as the RA.
+func raServer(t *testing.T, d storetest.Dialect) (*store.DB, func(csr []byte) (int, string)) {
+	t.Helper()
 	db := storetest.Open(t, d.NewConfig(t))
 	log := audit.New(db, nil, nil, audit.Options{})
 	t.Cleanup(log.Close)
@@ -135,13 +151,8 @@ func raEnroll(t *testing.T, d storetest.Dialect) (*store.DB, func(subject pkix.N
 	t.Cleanup(ts.Close)
 	client := ts.Client()
 	client.Transport.(*http.Transport).TLSClientConfig.Certificates = []tls.Certificate{raCertificate(t)}
-	return db, func(subject pkix.Name, emails ...string) (int, string) {
+	return db, func(csr []byte) (int, string) {
 		t.Helper()
-		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: subject, EmailAddresses: emails}, k)
-		if err != nil {
-			t.Fatal(err)
-		}
 		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/.well-known/est/citizen-auth/simpleenroll",
 			strings.NewReader(base64.StdEncoding.EncodeToString(csr)))
 		req.Header.Set("Content-Type", "application/pkcs10")

@@ -17,7 +17,8 @@ import (
 // country (it used to read "civilNumber: missing", which does not say
 // why), two email addresses in the subjectAltName (the first alone used
 // to be certified), a serialNumber or a C of a string type Go does not
-// read (OCTET STRING, UniversalString), an empty CN, a lower-case C.
+// read (OCTET STRING, UniversalString: named as not a string, where it
+// used to read "civilNumber: missing"), an empty CN, a lower-case C.
 func TestESTRASubjectOddAttributesRefused(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -53,9 +54,9 @@ func TestESTRASubjectOddAttributesRefused(t *testing.T) {
 				{"two email addresses", []pkix.AttributeTypeAndValue{om, given, sur, sn("IDCOM-12345678"), cn},
 					[]string{"aisha@example.om", "other@example.ae"}, []string{"more than one email address"}},
 				{"serialNumber OCTET STRING", []pkix.AttributeTypeAndValue{om, given, sur, sn([]byte("IDCOM-12345678")), cn}, nil,
-					[]string{`civilNumber`, "missing"}},
+					[]string{`civilNumber`, "the request's serialNumber attribute is not a string the CA can read"}},
 				{"C UniversalString", []pkix.AttributeTypeAndValue{{Type: oidC, Value: universal}, given, sur, sn("IDCOM-12345678"), cn}, nil,
-					[]string{`country`, "missing"}},
+					[]string{`country`, "the request's C attribute is not a string the CA can read"}},
 				{"empty CN", []pkix.AttributeTypeAndValue{om, given, sur, sn("IDCOM-12345678"), {Type: oidCN, Value: ""}}, nil,
 					[]string{`commonName`, "missing"}},
 				{"lower-case C", []pkix.AttributeTypeAndValue{{Type: oidC, Value: "om"}, given, sur, sn("IDCom-12345678"), cn}, nil,
