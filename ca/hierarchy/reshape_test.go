@@ -163,3 +163,59 @@ func TestImportFirstGenerationAgain(t *testing.T) {
 		t.Fatalf("import of generation 1's own certificate again: %v", err)
 	}
 }
+
+// TestImportCountrySpelledOtherwise: a certificate for generation 2 whose
+// C is OM together with another C (in one multi-valued RDN) or "om" is
+// refused as another country; "OM" as a UTF8String in another order is
+// not.
+func TestImportCountrySpelledOtherwise(t *testing.T) {
+	ctx := context.Background()
+	w := newSubjectWorld(t, nil, nil)
+	c := w.c
+	if err := Rollover(ctx, c, w.tok, &memAudit{}, "citizen", "cli:test", io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	csr, err := readCSR(&generation{name: "citizen_2", csrPath: c.CertDir + "/citizen_2.csr"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	country, cn, o := asn1.ObjectIdentifier{2, 5, 4, 6}, asn1.ObjectIdentifier{2, 5, 4, 3}, asn1.ObjectIdentifier{2, 5, 4, 10}
+	utf8 := func(s string) asn1.RawValue { return asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(s)} }
+	certFor := func(name pkix.RDNSequence) *x509.Certificate {
+		subject, err := asn1.Marshal(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		anyPolicy, _ := x509.ParseOID(oidAnyPolicy)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), RawSubject: subject, NotBefore: time.Now().Add(-time.Minute),
+			NotAfter: time.Now().Add(365 * 24 * time.Hour), IsCA: true, BasicConstraintsValid: true, MaxPathLenZero: true,
+			KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, Policies: []x509.OID{anyPolicy}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, w.root.Cert, csr.PublicKey, w.root.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cert
+	}
+	for _, tc := range []struct {
+		what string
+		name pkix.RDNSequence
+	}{
+		{"C=OM+C=AE", pkix.RDNSequence{{{Type: country, Value: "OM"}, {Type: country, Value: "AE"}}, {{Type: o, Value: "Thiqa"}}, {{Type: cn, Value: "Test citizen G2"}}}},
+		{"C=om", pkix.RDNSequence{{{Type: country, Value: "om"}}, {{Type: o, Value: "Thiqa"}}, {{Type: cn, Value: "Test citizen G2"}}}},
+	} {
+		log := &memAudit{}
+		err := Import(ctx, c, w.tok, log, "citizen", certFor(tc.name), w.root.Cert, "cli:test", io.Discard)
+		var change *SubjectChangeError
+		if !errors.As(err, &change) || change.Attribute != "C" || len(log.actions) != 0 {
+			t.Fatalf("import of generation 2 with %s: %v (recorded %v)", tc.what, err, log.actions)
+		}
+	}
+	reordered := certFor(pkix.RDNSequence{{{Type: cn, Value: utf8("Test citizen G2")}}, {{Type: o, Value: utf8("Thiqa")}}, {{Type: country, Value: utf8("OM")}}})
+	if err := Import(ctx, c, w.tok, &memAudit{}, "citizen", reordered, w.root.Cert, "cli:test", io.Discard); err != nil {
+		t.Fatalf("import of generation 2 with its subject reordered and re-encoded: %v", err)
+	}
+}
