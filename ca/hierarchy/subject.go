@@ -124,7 +124,7 @@ func currentGeneration(gens []*generation) *generation {
 }
 
 // yamlAdvice says how to make thiqa.yaml give the CA conf describes the
-// values of attribute a.
+// values of the attribute thiqa.yaml calls yamlKey.
 func yamlAdvice(conf CA, yamlKey string, values []string) string {
 	if len(values) == 0 {
 		return fmt.Sprintf("remove %s from CA %s in thiqa.yaml (ca.issuers)", yamlKey, conf.Name)
