@@ -117,11 +117,14 @@ func Import(ctx context.Context, c Config, tok Token, log Auditor, name string, 
 			name, last.n, last.describe(), c.Dir, name)
 	}
 	g := gens[i]
-	if err := checkImport(c, g, currentGeneration(gens[:i]), cert, root); err != nil {
+	others := slices.Delete(slices.Clone(gens), i, i+1)
+	if err := checkImport(c, g, others, cert, root); err != nil {
 		return fmt.Errorf("refused: %w; nothing was changed", err)
 	}
-	if note := urlNote(c, cert); note != "" {
-		fmt.Fprintln(out, "note: "+note)
+	for _, note := range []string{subjectNote(g, cert), urlNote(c, cert)} {
+		if note != "" {
+			fmt.Fprintln(out, "note: "+note)
+		}
 	}
 	// Recorded before the file appears: a run again finds the CA
 	// installed and stops, so a record missing then stays missing.
@@ -163,17 +166,16 @@ func Import(ctx context.Context, c Config, tok Token, log Auditor, name string, 
 }
 
 // checkImport checks that cert may become generation g of its CA: it is
-// for g's key on the online token, for a later generation its subject is
-// the one in g's CSR and names the same CA as prev, the generation before
-// (nil for the first: checkImportSubject), it is a CA certificate that may sign certificates
-// and CRLs, valid now, chaining to the configured root, and it allows the
-// policies the CA issues under.
-func checkImport(c Config, g, prev *generation, cert, root *x509.Certificate) error {
+// for g's key on the online token, it names the same CA as the CA's other
+// generations with a certificate (others: checkImportSubject), it is a CA
+// certificate that may sign certificates and CRLs, valid now, chaining to
+// the configured root, and it allows the policies the CA issues under.
+func checkImport(c Config, g *generation, others []*generation, cert, root *x509.Certificate) error {
 	pub, ok := publicOf(g.key)
 	if !ok || !pub.Equal(cert.PublicKey) {
 		return fmt.Errorf("the certificate is for another key than the one waiting on the online token for CA %s (%s, CSR %s)", g.conf.Name, g.uri, g.csrPath)
 	}
-	if err := checkImportSubject(g, prev, cert); err != nil {
+	if err := checkImportSubject(g, others, cert); err != nil {
 		return err
 	}
 	if !cert.BasicConstraintsValid || !cert.IsCA || cert.KeyUsage&x509.KeyUsageCertSign == 0 || cert.KeyUsage&x509.KeyUsageCRLSign == 0 {
@@ -226,8 +228,8 @@ func urlNote(c Config, cert *x509.Certificate) string {
 // recording the rollover, and the rollover is recorded first. The new
 // generation names the same CA: a subject (from thiqa.yaml, or in the
 // waiting CSR) whose C, O or organizationIdentifier is not the current
-// generation's certificate's is refused (SubjectChangeError) before
-// anything is generated, recorded or written.
+// generation's (checkRolloverSubject) is refused (SubjectChangeError)
+// before anything is generated, recorded or written.
 func Rollover(ctx context.Context, c Config, tok Token, log Auditor, name, actor string, out io.Writer) error {
 	conf, err := c.issuer(name)
 	if err != nil {

@@ -15,15 +15,18 @@ import (
 )
 
 // subjectWorld is an offline-root data folder whose citizen CA's first
-// generation is installed (C=OM, O=Thiqa), with the root the ceremony
-// keeps (root).
+// generation is installed (C=OM, O=Thiqa, unless edit changes the
+// configuration), with the root the ceremony keeps (root).
 type subjectWorld struct {
 	c    Config
 	tok  *memToken
 	root *Part
 }
 
-func newSubjectWorld(t *testing.T) *subjectWorld {
+// newSubjectWorld makes it: edit, when not nil, changes the citizen CA's
+// configuration first; sign, when not nil, certifies the first
+// generation's CSR instead of certify.
+func newSubjectWorld(t *testing.T, edit func(*CA), sign func(*subjectWorld, *testing.T, string) *x509.Certificate) *subjectWorld {
 	t.Helper()
 	ctx := context.Background()
 	dev := testConfig(t.TempDir())
@@ -37,6 +40,12 @@ func newSubjectWorld(t *testing.T) *subjectWorld {
 	}
 	c, tok := testConfig(t.TempDir()), &memToken{keys: map[string]memKey{}}
 	c.RootOffline, c.Root.Key, c.Root.KeyLabel = true, "", ""
+	if edit != nil {
+		edit(&c.Issuers[0])
+	}
+	if sign == nil {
+		sign = (*subjectWorld).certify
+	}
 	if _, err := InstallRoot(c, devParts[0].Cert); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +53,7 @@ func newSubjectWorld(t *testing.T) *subjectWorld {
 		t.Fatalf("InitOffline: %v", err)
 	}
 	w := &subjectWorld{c: c, tok: tok, root: devParts[0]}
-	if err := Import(ctx, c, tok, &memAudit{}, "citizen", w.certify(t, c.CertDir+"/citizen.csr"), w.root.Cert, "cli:test", io.Discard); err != nil {
+	if err := Import(ctx, c, tok, &memAudit{}, "citizen", sign(w, t, c.CertDir+"/citizen.csr"), w.root.Cert, "cli:test", io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -77,7 +86,7 @@ func (w *subjectWorld) certify(t *testing.T, csrPath string) *x509.Certificate {
 // changed commonName is a rollover like any other (" G2" appended).
 func TestRolloverKeepsSubject(t *testing.T) {
 	ctx := context.Background()
-	w := newSubjectWorld(t)
+	w := newSubjectWorld(t, nil, nil)
 	for _, tc := range []struct {
 		attr, want string
 		edit       func(*CA)
@@ -95,11 +104,16 @@ func TestRolloverKeepsSubject(t *testing.T) {
 		if !errors.As(err, &change) || change.Attribute != tc.attr {
 			t.Fatalf("rollover with %s edited: %v", tc.attr, err)
 		}
-		current := tc.attr + "=" + map[string]string{"C": "OM", "O": "Thiqa"}[tc.attr]
-		if tc.attr == "organizationIdentifier" {
-			current = "no organizationIdentifier"
+		// C is compared with the certificate, O and organizationIdentifier
+		// with the CSR it was certified from (what thiqa.yaml asked for).
+		current, file, advice := "C=OM", c.CertDir+"/citizen.pem", "set country of CA citizen in thiqa.yaml (ca.issuers) to OM"
+		switch tc.attr {
+		case "O":
+			current, file, advice = "O=Thiqa", c.CertDir+"/citizen.csr", "set organization of CA citizen in thiqa.yaml (ca.issuers) to Thiqa"
+		case "organizationIdentifier":
+			current, file, advice = "no organizationIdentifier", c.CertDir+"/citizen.csr", "remove organizationIdentifier from CA citizen in thiqa.yaml"
 		}
-		for _, s := range []string{tc.want, current, c.CertDir + "/citizen.pem", "put thiqa.yaml back", "new CA, not a rollover", "docs/ceremony.md"} {
+		for _, s := range []string{tc.want, current, file, advice, "new CA, not a rollover", "docs/ceremony.md"} {
 			if !strings.Contains(err.Error(), s) {
 				t.Fatalf("rollover with %s edited: %q does not say %q", tc.attr, err, s)
 			}
@@ -139,7 +153,7 @@ func TestRolloverKeepsSubject(t *testing.T) {
 // as is a certificate whose subject is not its CSR's.
 func TestWaitingCSRSubjectRefused(t *testing.T) {
 	ctx := context.Background()
-	w := newSubjectWorld(t)
+	w := newSubjectWorld(t, nil, nil)
 	// What Rollover did before: the key, and the CSR from thiqa.yaml as it was.
 	edited := w.c.Issuers[0]
 	edited.Country = "AE"
@@ -179,8 +193,9 @@ func TestWaitingCSRSubjectRefused(t *testing.T) {
 		t.Fatalf("a refused import installed the certificate (%v) or recorded %v", err, log.actions)
 	}
 
-	// The CSR written anew for the same key, but a certificate whose
-	// subject is not the CSR's (its commonName): refused too.
+	// The CSR written anew for the same key, but a certificate that names
+	// the CA as generation 1 does (its commonName without " G2", even in
+	// another case and spacing): refused too, naming generation 1's file.
 	if err := os.Remove(g2.csrPath); err != nil {
 		t.Fatal(err)
 	}
@@ -191,17 +206,19 @@ func TestWaitingCSRSubjectRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := ca.CreateIssuingCA(w.root.Cert, w.root.Key, g2.key, ca.IssuingCAConfig{Name: "citizen", CommonName: "Test citizen G3",
-		Organization: "Thiqa", Country: "OM", Validity: 365 * 24 * time.Hour, BaseURL: w.c.BaseURL, Policies: ca.IssuingCAPolicies(profiles, "citizen")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = Import(ctx, w.c, w.tok, log, "citizen", other, w.root.Cert, "cli:test", io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "CN=Test citizen G3") || !strings.Contains(err.Error(), "CN=Test citizen G2") {
-		t.Fatalf("import of a certificate whose subject is not the CSR's: %v", err)
-	}
-	if _, err := os.Stat(g2.certPath); !errors.Is(err, os.ErrNotExist) || len(log.actions) != 0 {
-		t.Fatalf("a refused import installed the certificate (%v) or recorded %v", err, log.actions)
+	for _, cn := range []string{"Test citizen", "TEST  citizen"} {
+		same, err := ca.CreateIssuingCA(w.root.Cert, w.root.Key, g2.key, ca.IssuingCAConfig{Name: "citizen", CommonName: cn,
+			Organization: "Thiqa", Country: "OM", Validity: 365 * 24 * time.Hour, BaseURL: w.c.BaseURL, Policies: ca.IssuingCAPolicies(profiles, "citizen")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = Import(ctx, w.c, w.tok, log, "citizen", same, w.root.Cert, "cli:test", io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "as generation 1's certificate "+w.c.CertDir+"/citizen.pem does") || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("import of generation 2 named %q as generation 1: %v", cn, err)
+		}
+		if _, err := os.Stat(g2.certPath); !errors.Is(err, os.ErrNotExist) || len(log.actions) != 0 {
+			t.Fatalf("a refused import installed the certificate (%v) or recorded %v", err, log.actions)
+		}
 	}
 	if err := Import(ctx, w.c, w.tok, log, "citizen", w.certify(t, g2.csrPath), w.root.Cert, "cli:test", io.Discard); err != nil {
 		t.Fatalf("import of the CSR's certificate: %v", err)

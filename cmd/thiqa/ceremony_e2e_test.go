@@ -349,7 +349,8 @@ func TestKeyCeremonyEndToEnd(t *testing.T) {
 // (only its certificate given; its issuing CA certificates and CRLs made
 // with Go here). Root CRLs that are lapsed, not valid yet or older than the
 // one published are refused with nothing changed; one close to its
-// nextUpdate makes /readyz warn while staying 200.
+// nextUpdate makes /readyz warn while staying 200. The root drops the
+// CSRs' organizationIdentifier: the citizen CA still rolls over.
 func TestExistingNationalRoot(t *testing.T) {
 	f := &offlineDeployment{dir: filepath.Join(t.TempDir(), "data"), tmp: t.TempDir(), port: freePort(t)}
 	base := f.base()
@@ -418,6 +419,21 @@ func TestExistingNationalRoot(t *testing.T) {
 		return ""
 	})
 	srv.stop(t)
+
+	// The root shaped the subjects its own way (no organizationIdentifier,
+	// which thiqa.yaml gives): with thiqa.yaml as it was, a rollover goes
+	// on and its certificate, shaped the same way, is installed with a note.
+	mustThiqa(t, nil, "ca", "rollover", "--data", f.dir, "--name", "citizen")
+	blk, _ := pem.Decode([]byte(mustRead(t, filepath.Join(f.dir, "ca", "citizen_2.csr"))))
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen2 := filepath.Join(f.tmp, "citizen_2.pem")
+	writeFile(t, gen2, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issuingCertFor(t, csr, root, rootKey, base)})))
+	if r := mustThiqa(t, nil, "ca", "import", "--data", f.dir, "--name", "citizen", "--cert", gen2); !strings.Contains(r.stdout, "note: the certificate's subject") {
+		t.Fatalf("import of generation 2 shaped by the root:\n%s", r.stdout)
+	}
 }
 
 // testCA makes a CA certificate with an in-process key: self-signed when
