@@ -397,24 +397,13 @@ type Key struct {
 // again, unused and without a use record: a retry for the same key (a
 // CSR signed with it) completes it with its record and answers that
 // certificate, instead of issuing another, unless that certificate was
-// revoked or its key blocked since. A request under an enrolment used
-// already gets its certificate again when it is for the key that
-// certificate was issued for (deliveredBefore): a client whose answer was
-// lost, or told of a failure once the use was recorded, retries; any other
-// key is refused (ErrUsed).
+// revoked or its key blocked since.
 func (s *Service) Enrol(ctx context.Context, e *Enrolment, claim string, key Key, protocol string) (*ca.Issued, error) {
 	if err := s.Usable(e); err != nil {
-		if errors.Is(err, ErrUsed) {
-			return s.deliveredBefore(ctx, e.Reference, key, err)
-		}
 		return nil, err
 	}
 	now := s.now()
 	if err := s.c.Store.ClaimEnrolment(ctx, e.Reference, claim, now, now.Add(-ClaimTimeout)); err != nil {
-		if errors.Is(err, ErrUsed) {
-			// Used since the caller read it.
-			return s.deliveredBefore(ctx, e.Reference, key, err)
-		}
 		return nil, err
 	}
 	release := func() {
@@ -424,9 +413,6 @@ func (s *Service) Enrol(ctx context.Context, e *Enrolment, claim string, key Key
 	}
 	actor := "enrolment:" + e.Reference
 	got, err := s.issuedBefore(ctx, e, key, actor)
-	if got != nil {
-		s.log.WarnContext(ctx, "completing an enrolment whose certificate was issued before", "reference", e.Reference, "serial", got.Serial)
-	}
 	if err == nil && got == nil {
 		got, err = s.c.Issuer.Issue(ctx, ca.Request{Profile: e.Profile, Subject: e.Subject, CSR: key.CSR, PublicKey: key.PublicKey,
 			PossessionProvedBy: key.ProvedBy, RequestID: actor, RequestedBy: actor})
@@ -499,33 +485,8 @@ func (s *Service) issuedBefore(ctx context.Context, e *Enrolment, key Key, actor
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("certificate %s: issuing CA %q is not configured", serial, rec.CA)
 	}
+	s.log.WarnContext(ctx, "completing an enrolment whose certificate was issued before", "reference", e.Reference, "serial", serial)
 	return &ca.Issued{Serial: serial, CA: rec.CA, Profile: rec.Profile, Certificate: cert, Chain: []*x509.Certificate{is, root}}, nil
-}
-
-// deliveredBefore answers a request under the used enrolment reference
-// with the certificate its use recorded, when the request is for that
-// certificate's key and proves its possession as issuedBefore checks (a
-// CSR signed with it; a POP the protocol checked), the enrolment has not
-// expired, and the certificate is unexpired, not revoked and its key not
-// blocked. Otherwise it answers refused (ErrUsed), or the failure to read
-// them. Nothing changes: the use and the issuance were recorded once.
-func (s *Service) deliveredBefore(ctx context.Context, reference string, key Key, refused error) (*ca.Issued, error) {
-	e, err := s.c.Store.GetEnrolment(ctx, reference)
-	if err != nil {
-		return nil, fmt.Errorf("reading enrolment %s: %w", reference, err)
-	}
-	if e.State != StateUsed || e.Serial == "" || !s.now().Before(e.Expires) {
-		return nil, refused
-	}
-	got, err := s.issuedBefore(ctx, e, key, "enrolment:"+reference)
-	if err != nil {
-		return nil, err
-	}
-	if got == nil || got.Serial != e.Serial {
-		return nil, refused
-	}
-	s.log.InfoContext(ctx, "delivering again the certificate of a used enrolment", "reference", reference, "serial", got.Serial)
-	return got, nil
 }
 
 // Holder checks that cert is a certificate this CA issued, within its

@@ -8,13 +8,11 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/thiqa/thiqa/ca/catest"
-	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
@@ -241,70 +239,5 @@ func TestEnrolmentCommitLostAnswered(t *testing.T) {
 	}
 	if rep, err := audit.Verify(ctx, db); err != nil || !rep.OK() {
 		t.Fatalf("audit chain: %+v %v", rep, err)
-	}
-}
-
-// TestEnrolmentUsedRetriedBySameKey on SQLite and PostgreSQL: a request
-// under a used enrolment (its client never got the answer) for the key
-// its certificate was issued for gets that certificate again, also with
-// the enrolment read before it was used; nothing is issued or recorded
-// again. Another key, the key in a CSR not signed with it, or the
-// certificate revoked since: refused, ErrUsed.
-func TestEnrolmentUsedRetriedBySameKey(t *testing.T) {
-	for _, d := range storetest.Dialects() {
-		t.Run(d.Name, func(t *testing.T) {
-			ctx := ctxT(t)
-			db := storetest.Open(t, d.NewConfig(t))
-			svc := testEnrolService(t, db, nil)
-			c, err := svc.Create(ctx, "officer-1", policies.ProfileCitizenAuth, enrolSubject, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			before, err := svc.CheckSecret(ctx, c.Reference, c.Secret)
-			if err != nil {
-				t.Fatal(err)
-			}
-			csr := newCSR(t)
-			first, err := svc.Enrol(ctx, before, "est:1", enrol.Key{CSR: csr}, "est")
-			if err != nil {
-				t.Fatal(err)
-			}
-			used, err := svc.CheckSecret(ctx, c.Reference, c.Secret)
-			if err != nil || used.State != enrol.StateUsed {
-				t.Fatalf("after its use: %+v %v", used, err)
-			}
-			for _, r := range []struct {
-				what string
-				e    *enrol.Enrolment
-			}{{"read used", used}, {"read before its use", before}} {
-				what := r.what
-				got, err := svc.Enrol(ctx, r.e, "est:2", enrol.Key{CSR: csr}, "est")
-				if err != nil {
-					t.Fatalf("%s: the retry for the same key: %v, want certificate %s", what, err, first.Serial)
-				}
-				if got.Serial != first.Serial || !got.Certificate.Equal(first.Certificate) || len(got.Chain) != 2 {
-					t.Fatalf("%s: the retry answered %s, want %s", what, got.Serial, first.Serial)
-				}
-			}
-			forged := slices.Clone(csr)
-			forged[len(forged)-1] ^= 0x01
-			for what, key := range map[string][]byte{"another key": newCSR(t), "a CSR not signed with the key": forged} {
-				if got, err := svc.Enrol(ctx, used, "est:3", enrol.Key{CSR: key}, "est"); !errors.Is(err, enrol.ErrUsed) {
-					t.Fatalf("%s: %+v %v, want ErrUsed", what, got, err)
-				}
-			}
-			if n := storetest.AuditCount(t, db, enrol.ActionConsume, audit.OutcomeSuccess); n != 1 {
-				t.Fatalf("%d use records", n)
-			}
-			if n := storetest.AuditCount(t, db, string(policies.ActionIssueCertificate), audit.OutcomeSuccess); n != 1 {
-				t.Fatalf("%d certificates issued for one enrolment", n)
-			}
-			if _, err := db.Revocations().Revoke(ctx, first.Serial, crl.ReasonSuperseded, "officer-1", time.Now(), nil); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := svc.Enrol(ctx, used, "est:4", enrol.Key{CSR: csr}, "est"); !errors.Is(err, enrol.ErrUsed) {
-				t.Fatalf("the certificate revoked: %+v %v, want ErrUsed", got, err)
-			}
-		})
 	}
 }
