@@ -27,13 +27,16 @@ type Enrolments struct{ db *DB }
 func (db *DB) Enrolments() *Enrolments { return &Enrolments{db: db} }
 
 // InsertEnrolment records a new enrolment with the audit records of seal
-// (nil: none) in one transaction (enrol.Store).
+// (nil: none) in one transaction (enrol.Store). When the connection is
+// lost while the server commits, the record tells whether it took effect
+// (auditedTxSettled): taken, it answers nil, and the officer is given the
+// secret of an enrolment that exists; not taken, the error.
 func (s *Enrolments) InsertEnrolment(ctx context.Context, e enrol.Enrolment, seal audit.Sealer) error {
 	subject, err := json.Marshal(e.Subject)
 	if err != nil {
 		return fmt.Errorf("store: enrolment subject: %w", err)
 	}
-	err = s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
+	err = s.db.auditedTxSettled(ctx, func(t *txn, records *auditInTx) error {
 		if _, err := t.exec(ctx, `INSERT INTO enrolments (reference, profile, subject, secret_hash, created_by, created_at, expires_at, state)
 			VALUES (?, ?, ?, ?, ?, ?, ?, 'open')`,
 			e.Reference, e.Profile, string(subject), e.SecretHash[:], e.CreatedBy, e.Created.UnixNano(), e.Expires.UnixNano()); err != nil {
@@ -123,8 +126,12 @@ func (s *Enrolments) ReleaseEnrolment(ctx context.Context, reference, claim stri
 
 // CompleteEnrolment marks an enrolment claimed by claim used, with the
 // audit records of seal (nil: none) in the same transaction (enrol.Store).
+// When the connection is lost while the server commits, the record tells
+// whether it took effect (auditedTxSettled): taken, it answers nil, and
+// the caller delivers the certificate of an enrolment now used, which a
+// retry could not claim again; not taken, the error.
 func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time, seal audit.Sealer) error {
-	return s.db.auditedTx(ctx, func(t *txn, records *auditInTx) error {
+	return s.db.auditedTxSettled(ctx, func(t *txn, records *auditInTx) error {
 		res, err := t.exec(ctx, `UPDATE enrolments SET state = 'used', serial = ?, used_at = ?
 			WHERE reference = ? AND state = 'claimed' AND claim = ?`, serial, now.UnixNano(), reference, claim)
 		if err != nil {
