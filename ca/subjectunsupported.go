@@ -88,18 +88,18 @@ func SubjectAltName(value []byte) (emails, others []string, err error) {
 // (Request.SubjectUnsupported): a subject attribute SubjectFields does not
 // read (OU, L, ST, emailAddress in the DN, an unknown OID …), named by its
 // short name or OID; one it reads whose value is not a string; a
-// subjectAltName name other than rfc822Name; any other extension.
+// subjectAltName name other than rfc822Name; any other extension than
+// keyUsage, extKeyUsage, basicConstraints and subjectKeyIdentifier, which
+// the CA accepts when they say what the profile puts in the certificate
+// anyway and refuses otherwise (Request.Extensions, profileExtensions).
 // SubjectFields would otherwise drop each without a word and the RA
 // believe the certificate says what it asked for. Nil when none.
 //
-// Key usage, extended key usage, basic constraints and policies are the
-// profile's. RFC 4211 §5 lets a CA change what a template asks for, but
-// only saying so (grantedWithMods, RFC 4210 §5.2.3), which this CA never
-// answers, and RFC 9483 §4.1.1 has a template the CA will not honour
-// refused with badCertTemplate: so a requested keyUsage, extKeyUsage or
-// basicConstraints is refused too, even one the profile happens to match.
-// Lightweight clients send none unless told to: openssl cmp without
-// -reqexts or -policies, openssl req without -addext or req_extensions.
+// The certificate's extensions are the profile's. RFC 4211 §5 lets a CA
+// change what a template asks for, but only saying so (grantedWithMods,
+// RFC 4210 §5.2.3), which this CA never answers, and RFC 9483 §4.1.1 has a
+// template the CA will not honour refused with badCertTemplate: so a
+// requested extension the certificate would not carry as asked is refused.
 func SubjectUnsupported(c *x509.Certificate) []*policies.SubjectError {
 	var out []*policies.SubjectError
 	for _, n := range c.Subject.Names {
@@ -139,6 +139,9 @@ func SubjectUnsupported(c *x509.Certificate) []*policies.SubjectError {
 					"the request's subjectAltName has a name of type %s, which the certificate would not carry: %s", o, carried)})
 			}
 			continue
+		}
+		if _, ok := profileExtensions[oid]; ok {
+			continue // checkRequestedExtensions: accepted when it is the profile's
 		}
 		name := extensionNames[oid]
 		if name == "" {
