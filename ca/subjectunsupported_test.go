@@ -33,6 +33,7 @@ func TestSubjectUnsupported(t *testing.T) {
 		name   string
 		names  []pkix.AttributeTypeAndValue
 		exts   []pkix.Extension
+		emails []string
 		fields []string
 		says   string
 	}{
@@ -44,6 +45,10 @@ func TestSubjectUnsupported(t *testing.T) {
 			fields: []string{"emailAddress"}, says: "emailAddress (1.2.840.113549.1.9.1)"},
 		{name: "serialNumber bytes", names: []pkix.AttributeTypeAndValue{attr(asn1.ObjectIdentifier{2, 5, 4, 5}, []byte("IDCOM-1"))},
 			fields: []string{"civilNumber"}, says: "serialNumber attribute is not a string"},
+		{name: "empty O", names: []pkix.AttributeTypeAndValue{attr(asn1.ObjectIdentifier{2, 5, 4, 10}, "")},
+			fields: []string{"organizationName"}, says: "the request's O attribute is empty"},
+		{name: "empty email", exts: []pkix.Extension{san(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte{}})}, emails: []string{""},
+			fields: []string{"subjectAltName"}, says: "has an empty email address"},
 		{name: "dNSName and otherName", exts: []pkix.Extension{san(email, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("example.om")},
 			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x06, 0x01, 0x2a}})},
 			fields: []string{"subjectAltName", "subjectAltName"}, says: "subjectAltName has a name of type otherName"},
@@ -55,7 +60,7 @@ func TestSubjectUnsupported(t *testing.T) {
 			{Id: asn1.ObjectIdentifier{2, 5, 29, 37}}, {Id: asn1.ObjectIdentifier{2, 5, 29, 14}}, {Id: asn1.ObjectIdentifier{2, 5, 29, 18}}, {Id: asn1.ObjectIdentifier{1, 2, 3}}},
 			fields: []string{"issuerAltName", "1.2.3"}, says: "asks for the issuerAltName extension, which the CA does not take from a request"},
 	} {
-		crt := &x509.Certificate{Extensions: c.exts}
+		crt := &x509.Certificate{Extensions: c.exts, EmailAddresses: c.emails}
 		crt.Subject.Names = c.names
 		got := ca.SubjectUnsupported(crt)
 		var fields []string
