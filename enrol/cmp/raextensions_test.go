@@ -42,7 +42,9 @@ func TestCMPRAProfileExtensionsAccepted(t *testing.T) {
 			keyUsage := func(bits byte, unused int) pkix.Extension {
 				return ext(asn1.ObjectIdentifier{2, 5, 29, 15}, true, asn1.BitString{Bytes: []byte{bits}, BitLength: 8 - unused})
 			}
-			eku := func(oids ...asn1.ObjectIdentifier) pkix.Extension { return ext(asn1.ObjectIdentifier{2, 5, 29, 37}, false, oids) }
+			eku := func(oids ...asn1.ObjectIdentifier) pkix.Extension {
+				return ext(asn1.ObjectIdentifier{2, 5, 29, 37}, false, oids)
+			}
 			clientAuth, serverAuth := asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}, asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
 			notCA := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Value: []byte{0x30, 0x00}}
 			isCA := pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Critical: true, Value: []byte{0x30, 0x03, 0x01, 0x01, 0xff}}
@@ -101,5 +103,70 @@ func TestCMPRAProfileExtensionsAccepted(t *testing.T) {
 				t.Fatalf("%d certificate.issue refusals audited, want %d", n, refusals)
 			}
 		})
+	}
+}
+
+// malformedExtensions is the content of Extensions whose one extension's
+// extnValue is a NULL, not an OCTET STRING.
+var malformedExtensions = []byte{0x30, 0x08, 0x06, 0x02, 0x2a, 0x03, 0x05, 0x02, 0x05, 0x00}
+
+// An ir under an enrolment's secret is certified with the enrolment's
+// subject whatever its template names: an OU, a keyUsage other than the
+// profile's, a dNSName, even malformed extensions are not read (only an
+// RA's request is held to what it names).
+func TestCMPEnrolmentTemplateUnread(t *testing.T) {
+	f := newFixture(t, storetest.Dialects()[0])
+	ref, secret := f.enrolment(t)
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	subject := raSubjectName("IDCOM-12345678")
+	subject.OrganizationalUnit = []string{"Finance"}
+	exts := []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 15}, Critical: true, Value: []byte{0x03, 0x02, 0x06, 0x40}},
+		subjectAltName(t, sanName(2, "aisha.example.om"))}
+	a := parseAnswer(t, f.srv.Handle(t.Context(), (&client{ref: ref, secret: secret}).message(t, bodyIR, certReqBodyTemplate(t, k, subject, exts)), ""))
+	if a.cert == nil {
+		t.Fatalf("enrolment ir with OU, keyUsage and dNSName in its template: %s %s, want it certified", bodyName(a.m.bodyType), a.failInfo)
+	}
+	if len(a.cert.Subject.OrganizationalUnit) > 0 || len(a.cert.DNSNames) > 0 || a.cert.KeyUsage != x509.KeyUsageDigitalSignature {
+		t.Fatalf("certificate %v %v %b took the template's OU, dNSName or keyUsage", a.cert.Subject, a.cert.DNSNames, a.cert.KeyUsage)
+	}
+
+	ref, secret = f.enrolment(t)
+	k, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	body := certReqBodyExtensions(t, k, subject, malformedExtensions)
+	if a := parseAnswer(t, f.srv.Handle(t.Context(), (&client{ref: ref, secret: secret}).message(t, bodyIR, body), "")); a.cert == nil {
+		t.Fatalf("enrolment ir with malformed template extensions: %s %s, want it certified", bodyName(a.m.bodyType), a.failInfo)
+	}
+}
+
+// An RA's ir whose template's extensions are malformed is refused
+// badCertTemplate before the CA is asked, and the refusal is audited
+// (enrolment.refused) before the answer, as a malformed subject is.
+func TestCMPRAMalformedTemplateExtensionsAudited(t *testing.T) {
+	f := newFixture(t, storetest.Dialects()[0])
+	raKey, raCert := selfSigned(t, "RA 1")
+	f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
+		return "ra-1", nil
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, c := range []struct {
+		name string
+		ext  pkix.Extension
+		says string
+	}{
+		{"malformed Extensions", pkix.Extension{Id: asn1.ObjectIdentifier{1, 2, 3}, Value: []byte{0x05, 0x00}}, "template extensions: malformed Extensions"},
+		{"malformed subjectAltName", pkix.Extension{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: []byte{0x04, 0x00}}, "template subjectAltName: malformed subjectAltName"},
+	} {
+		body := certReqBodyTemplate(t, k, raSubjectName("IDCOM-12345678"), []pkix.Extension{c.ext})
+		if c.name == "malformed Extensions" {
+			body = certReqBodyExtensions(t, k, raSubjectName("IDCOM-12345678"), malformedExtensions)
+		}
+		before := f.count(t, "enrolment.refused", "refused")
+		a := parseAnswer(t, f.srv.Handle(t.Context(), (&client{key: raKey, cert: raCert}).message(t, bodyIR, body), "citizen-auth"))
+		if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" || !strings.Contains(statusText(t, a), c.says) {
+			t.Fatalf("RA ir with %s: %s %s, want badCertTemplate saying %q", c.name, bodyName(a.m.bodyType), a.failInfo, c.says)
+		}
+		if n := f.count(t, "enrolment.refused", "refused"); n != before+1 {
+			t.Fatalf("RA ir with %s: %d enrolment.refused records, want %d", c.name, n, before+1)
+		}
 	}
 }
