@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -188,6 +189,10 @@ type Request struct {
 	// serialNumber, a dNSName, a keyUsage extension …): the request is
 	// refused with *policies.SubjectErrors rather than certified without it.
 	SubjectUnsupported []*policies.SubjectError
+	// Extensions are the extensions an RA's request asks for: a keyUsage,
+	// extKeyUsage, basicConstraints or subjectKeyIdentifier other than the
+	// certificate's is refused (the others are SubjectUnsupported's).
+	Extensions []pkix.Extension
 	// CSR is a PKCS#10 request, PEM or DER; its signature proves possession.
 	CSR []byte
 	// PublicKey is the subject key when there is no CSR.
@@ -531,6 +536,9 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 	}
 	pub, err := a.subjectKey(req, rn)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkRequestedExtensions(p, pub, req.Extensions); err != nil {
 		return nil, err
 	}
 	if !keyOnToken(req) {

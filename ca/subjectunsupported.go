@@ -87,19 +87,20 @@ func SubjectAltName(value []byte) (emails, others []string, err error) {
 // certificate, one *policies.SubjectError each, for the CA to refuse it
 // (Request.SubjectUnsupported): a subject attribute SubjectFields does not
 // read (OU, L, ST, emailAddress in the DN, an unknown OID …), named by its
-// short name or OID; one it reads whose value is not a string; a
-// subjectAltName name other than rfc822Name; any other extension.
+// short name or OID; one it reads whose value is not a string or is
+// empty; an empty email address; a
+// subjectAltName name other than rfc822Name; any other extension than
+// keyUsage, extKeyUsage, basicConstraints and subjectKeyIdentifier, which
+// the CA accepts when they say what the profile puts in the certificate
+// anyway and refuses otherwise (Request.Extensions, profileExtensions).
 // SubjectFields would otherwise drop each without a word and the RA
 // believe the certificate says what it asked for. Nil when none.
 //
-// Key usage, extended key usage, basic constraints and policies are the
-// profile's. RFC 4211 §5 lets a CA change what a template asks for, but
-// only saying so (grantedWithMods, RFC 4210 §5.2.3), which this CA never
-// answers, and RFC 9483 §4.1.1 has a template the CA will not honour
-// refused with badCertTemplate: so a requested keyUsage, extKeyUsage or
-// basicConstraints is refused too, even one the profile happens to match.
-// Lightweight clients send none unless told to: openssl cmp without
-// -reqexts or -policies, openssl req without -addext or req_extensions.
+// The certificate's extensions are the profile's. RFC 4211 §5 lets a CA
+// change what a template asks for, but only saying so (grantedWithMods,
+// RFC 4210 §5.2.3), which this CA never answers, and RFC 9483 §4.1.1 has a
+// template the CA will not honour refused with badCertTemplate: so a
+// requested extension the certificate would not carry as asked is refused.
 func SubjectUnsupported(c *x509.Certificate) []*policies.SubjectError {
 	var out []*policies.SubjectError
 	for _, n := range c.Subject.Names {
@@ -120,10 +121,15 @@ func SubjectUnsupported(c *x509.Certificate) []*policies.SubjectError {
 				"the request's subject names %s, which the certificate would not carry: %s", name, carried)})
 			continue
 		}
-		if _, ok := n.Value.(string); !ok {
+		if v, ok := n.Value.(string); !ok {
 			out = append(out, &policies.SubjectError{Field: a.field, Reason: fmt.Sprintf(
 				"the request's %s attribute is not a string the CA can read: give it as a PrintableString or UTF8String "+
 					"(not an OCTET STRING, a number or a UniversalString)", a.name)})
+		} else if v == "" {
+			// RFC 5280 has no empty attribute: the certificate would leave
+			// it out, an optional one without a word.
+			out = append(out, &policies.SubjectError{Field: a.field, Reason: fmt.Sprintf(
+				"the request's %s attribute is empty, which the certificate would not carry: give it a value, or leave it out", a.name)})
 		}
 	}
 	for _, e := range c.Extensions {
@@ -134,11 +140,19 @@ func SubjectUnsupported(c *x509.Certificate) []*policies.SubjectError {
 				out = append(out, &policies.SubjectError{Field: "subjectAltName", Reason: fmt.Sprintf("the request's subjectAltName cannot be read: %v", err)})
 				continue
 			}
+			for _, e := range c.EmailAddresses {
+				if e == "" {
+					out = append(out, &policies.SubjectError{Field: "subjectAltName", Reason: "the request's subjectAltName has an empty email address (rfc822Name): give the address, or leave it out"})
+				}
+			}
 			for _, o := range others {
 				out = append(out, &policies.SubjectError{Field: "subjectAltName", Reason: fmt.Sprintf(
 					"the request's subjectAltName has a name of type %s, which the certificate would not carry: %s", o, carried)})
 			}
 			continue
+		}
+		if _, ok := profileExtensions[oid]; ok {
+			continue // checkRequestedExtensions: accepted when it is the profile's
 		}
 		name := extensionNames[oid]
 		if name == "" {

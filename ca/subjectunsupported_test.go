@@ -14,7 +14,9 @@ import (
 // SubjectUnsupported names, by short name or OID, every subject attribute
 // SubjectFields does not read, a value it reads that is not a string, a
 // subjectAltName name that is not an rfc822Name and any other requested
-// extension; a request naming only what the profiles carry passes.
+// extension than those the CA compares with the profile (keyUsage,
+// extKeyUsage, basicConstraints, subjectKeyIdentifier); a request naming
+// only what the profiles carry passes.
 func TestSubjectUnsupported(t *testing.T) {
 	attr := func(oid asn1.ObjectIdentifier, v any) pkix.AttributeTypeAndValue {
 		return pkix.AttributeTypeAndValue{Type: oid, Value: v}
@@ -31,6 +33,7 @@ func TestSubjectUnsupported(t *testing.T) {
 		name   string
 		names  []pkix.AttributeTypeAndValue
 		exts   []pkix.Extension
+		emails []string
 		fields []string
 		says   string
 	}{
@@ -42,15 +45,22 @@ func TestSubjectUnsupported(t *testing.T) {
 			fields: []string{"emailAddress"}, says: "emailAddress (1.2.840.113549.1.9.1)"},
 		{name: "serialNumber bytes", names: []pkix.AttributeTypeAndValue{attr(asn1.ObjectIdentifier{2, 5, 4, 5}, []byte("IDCOM-1"))},
 			fields: []string{"civilNumber"}, says: "serialNumber attribute is not a string"},
+		{name: "empty O", names: []pkix.AttributeTypeAndValue{attr(asn1.ObjectIdentifier{2, 5, 4, 10}, "")},
+			fields: []string{"organizationName"}, says: "the request's O attribute is empty"},
+		{name: "empty email", exts: []pkix.Extension{san(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte{}})}, emails: []string{""},
+			fields: []string{"subjectAltName"}, says: "has an empty email address"},
 		{name: "dNSName and otherName", exts: []pkix.Extension{san(email, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 2, Bytes: []byte("example.om")},
 			asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: []byte{0x06, 0x01, 0x2a}})},
 			fields: []string{"subjectAltName", "subjectAltName"}, says: "subjectAltName has a name of type otherName"},
 		{name: "malformed subjectAltName", exts: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 17}, Value: []byte{0x04, 0x00}}},
 			fields: []string{"subjectAltName"}, says: "cannot be read"},
-		{name: "extensions", exts: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 15}}, {Id: asn1.ObjectIdentifier{2, 5, 29, 19}}, {Id: asn1.ObjectIdentifier{1, 2, 3}}},
-			fields: []string{"keyUsage", "basicConstraints", "1.2.3"}, says: "asks for the basicConstraints extension, which the CA does not take from a request"},
+		// keyUsage, extKeyUsage, basicConstraints and subjectKeyIdentifier
+		// are the CA's to compare with the profile (Request.Extensions).
+		{name: "extensions", exts: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 15}}, {Id: asn1.ObjectIdentifier{2, 5, 29, 19}},
+			{Id: asn1.ObjectIdentifier{2, 5, 29, 37}}, {Id: asn1.ObjectIdentifier{2, 5, 29, 14}}, {Id: asn1.ObjectIdentifier{2, 5, 29, 18}}, {Id: asn1.ObjectIdentifier{1, 2, 3}}},
+			fields: []string{"issuerAltName", "1.2.3"}, says: "asks for the issuerAltName extension, which the CA does not take from a request"},
 	} {
-		crt := &x509.Certificate{Extensions: c.exts}
+		crt := &x509.Certificate{Extensions: c.exts, EmailAddresses: c.emails}
 		crt.Subject.Names = c.names
 		got := ca.SubjectUnsupported(crt)
 		var fields []string

@@ -35,6 +35,24 @@ func certReqBodySubject(t *testing.T, key crypto.Signer, subject pkix.Name) []by
 // too (none when nil).
 func certReqBodyTemplate(t *testing.T, key crypto.Signer, subject pkix.Name, exts []pkix.Extension) []byte {
 	t.Helper()
+	var content []byte
+	if exts != nil {
+		der, err := asn1.Marshal(exts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seq asn1.RawValue
+		_, _ = asn1.Unmarshal(der, &seq)
+		content = seq.Bytes
+	}
+	return certReqBodyExtensions(t, key, subject, content)
+}
+
+// certReqBodyExtensions is certReqBodySubject whose template's extensions
+// ([9] IMPLICIT Extensions) have content exts, well-formed or not (none
+// when nil).
+func certReqBodyExtensions(t *testing.T, key crypto.Signer, subject pkix.Name, exts []byte) []byte {
+	t.Helper()
 	spki, _ := x509.MarshalPKIXPublicKey(key.Public())
 	var spkiRaw asn1.RawValue
 	_, _ = asn1.Unmarshal(spki, &spkiRaw)
@@ -45,13 +63,7 @@ func certReqBodyTemplate(t *testing.T, key crypto.Signer, subject pkix.Name, ext
 	tmpl := certTemplate{Subject: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 5, IsCompound: true, Bytes: name},
 		PublicKey: asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, IsCompound: true, Bytes: spkiRaw.Bytes}}
 	if exts != nil {
-		der, err := asn1.Marshal(exts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var seq asn1.RawValue
-		_, _ = asn1.Unmarshal(der, &seq)
-		tmpl.Extensions = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 9, IsCompound: true, Bytes: seq.Bytes}
+		tmpl.Extensions = asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 9, IsCompound: true, Bytes: exts}
 	}
 	tDER, err := asn1.Marshal(tmpl)
 	if err != nil {

@@ -46,7 +46,7 @@ func withNames(extra ...pkix.AttributeTypeAndValue) pkix.Name {
 // as in a p10cr's CSR, nothing issued and the CA's refusal audited: an OU,
 // an unknown attribute, emailAddress in the DN, a serialNumber that is not
 // a string (it used to say "civilNumber: missing"), a dNSName in the
-// subjectAltName, a keyUsage extension, two email addresses. All of them
+// subjectAltName, a keyUsage other than the profile's, two email addresses. All of them
 // used to be dropped without a word (the template's extensions unread).
 func TestCMPRASubjectUnsupportedRefused(t *testing.T) {
 	for _, d := range storetest.Dialects() {
@@ -82,7 +82,7 @@ func TestCMPRASubjectUnsupportedRefused(t *testing.T) {
 				{name: "dNSName", subject: raSubjectName("IDCOM-12345678"), exts: []pkix.Extension{subjectAltName(t, sanName(2, "aisha.example.om"))},
 					csr: x509.CertificateRequest{DNSNames: []string{"aisha.example.om"}}, says: "subjectAltName has a name of type dNSName"},
 				{name: "keyUsage", subject: raSubjectName("IDCOM-12345678"), exts: []pkix.Extension{keyUsage},
-					csr: x509.CertificateRequest{ExtraExtensions: []pkix.Extension{keyUsage}}, says: "asks for the keyUsage extension, which the CA does not take from a request"},
+					csr: x509.CertificateRequest{ExtraExtensions: []pkix.Extension{keyUsage}}, says: "the request's keyUsage extension is not the one profile citizen-auth puts in the certificate (bits 000000010, the profile's 000000001)"},
 				{name: "two emails", subject: raSubjectName("IDCOM-12345678"),
 					exts: []pkix.Extension{subjectAltName(t, sanName(1, "aisha@example.om"), sanName(1, "aisha@example.ae"))},
 					csr:  x509.CertificateRequest{EmailAddresses: []string{"aisha@example.om", "aisha@example.ae"}}, says: "more than one email address"},
@@ -125,7 +125,7 @@ func TestCMPRASubjectUnsupportedRefused(t *testing.T) {
 // An RA's ir whose certTemplate carries a subjectAltName with an email
 // address (rfc822Name) is certified with it, as a p10cr's CSR is: it used
 // to be dropped, the template's extensions unread. The RA certificate's
-// own email in the template (openssl cmp's default) is refused.
+// own email in the template (openssl cmp's default) is refused, in any case.
 func TestCMPRATemplateEmailCertified(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -163,8 +163,18 @@ func TestCMPRATemplateEmailCertified(t *testing.T) {
 				!strings.Contains(statusText(t, a), "email ra@example.om is the one of the RA certificate that signed the request") {
 				t.Fatalf("RA ir with the RA's own email: %s %s, want badCertTemplate naming the email", bodyName(a.m.bodyType), a.failInfo)
 			}
-			if n := f.count(t, "certificate.issue", "refused"); n != 1 {
-				t.Fatalf("%d certificate.issue refusals audited, want 1", n)
+			// In another case too: a mail system reads Ra@EXAMPLE.om as the
+			// RA's address.
+			k3, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			body = certReqBodyTemplate(t, k3, raSubjectName("IDCOM-12345678"), []pkix.Extension{subjectAltName(t, sanName(1, "Ra@EXAMPLE.om"))})
+			ra2.tx = nil
+			a = parseAnswer(t, f.srv.Handle(t.Context(), ra2.message(t, bodyIR, body), "citizen-auth"))
+			if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" ||
+				!strings.Contains(statusText(t, a), "email Ra@EXAMPLE.om is the one of the RA certificate that signed the request") {
+				t.Fatalf("RA ir with the RA's own email in capitals: %s %s, want badCertTemplate naming the email", bodyName(a.m.bodyType), a.failInfo)
+			}
+			if n := f.count(t, "certificate.issue", "refused"); n != 2 {
+				t.Fatalf("%d certificate.issue refusals audited, want 2", n)
 			}
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -500,7 +501,9 @@ func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate
 		// unless given -sans or -san_nodefault: the RA's email would be
 		// certified as the citizen's.
 		for _, e := range c.EmailAddresses {
-			if signer != nil && slices.Contains(signer.EmailAddresses, e) {
+			// Compared as a mail system does (case aside): Ra@Example.om
+			// is the RA's address too.
+			if signer != nil && slices.ContainsFunc(signer.EmailAddresses, func(s string) bool { return strings.EqualFold(s, e) }) {
 				copied = append(copied, &policies.SubjectError{Field: policies.FieldEmail, Reason: fmt.Sprintf(
 					"the template's subjectAltName email %s is the one of the RA certificate that signed the request "+
 						"(openssl cmp copies it unless given -sans or -san_nodefault): give the holder's email, or none", e)})
@@ -516,7 +519,7 @@ func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate
 		return ca.Request{}, failf(BadCertTemplate, "the template names no subject")
 	}
 	return ca.Request{Subject: ca.SubjectFields(c), SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c),
-		SubjectUnsupported: append(ca.SubjectUnsupported(c), copied...)}, nil
+		SubjectUnsupported: append(ca.SubjectUnsupported(c), copied...), Extensions: c.Extensions}, nil
 }
 
 // keyUpdate answers kur: the holder's current certificate signed it.

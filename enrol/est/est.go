@@ -296,7 +296,7 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 		c := &x509.Certificate{Subject: csr.Subject, EmailAddresses: csr.EmailAddresses, Extensions: csr.Extensions}
 		c.Subject.Names = csr.Subject.Names
 		got, err := s.c.Issuer.Issue(auth.WithPrincipal(ctx, pr), ca.Request{Profile: label, Subject: ca.SubjectFields(c),
-			SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c), SubjectUnsupported: ca.SubjectUnsupported(c),
+			SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c), SubjectUnsupported: ca.SubjectUnsupported(c), Extensions: c.Extensions,
 			CSR: der, RequestedBy: pr.Subject})
 		if err != nil {
 			s.fail(w, r, pr.Subject, err)

@@ -18,7 +18,8 @@ import (
 // why), two email addresses in the subjectAltName (the first alone used
 // to be certified), a serialNumber or a C of a string type Go does not
 // read (OCTET STRING, UniversalString: named as not a string, where it
-// used to read "civilNumber: missing"), an empty CN, a lower-case C.
+// used to read "civilNumber: missing"), an empty CN (named as empty,
+// where it used to read "missing"), a lower-case C.
 func TestESTRASubjectOddAttributesRefused(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -58,7 +59,7 @@ func TestESTRASubjectOddAttributesRefused(t *testing.T) {
 				{"C UniversalString", []pkix.AttributeTypeAndValue{{Type: oidC, Value: universal}, given, sur, sn("IDCOM-12345678"), cn}, nil,
 					[]string{`country`, "the request's C attribute is not a string the CA can read"}},
 				{"empty CN", []pkix.AttributeTypeAndValue{om, given, sur, sn("IDCOM-12345678"), {Type: oidCN, Value: ""}}, nil,
-					[]string{`commonName`, "missing"}},
+					[]string{`commonName`, "the request's CN attribute is empty, which the certificate would not carry"}},
 				{"lower-case C", []pkix.AttributeTypeAndValue{{Type: oidC, Value: "om"}, given, sur, sn("IDCom-12345678"), cn}, nil,
 					[]string{`serialNumber \"IDCom-12345678\"`}},
 			} {
