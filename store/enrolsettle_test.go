@@ -110,6 +110,24 @@ func TestEnrolmentCommitLostSettled(t *testing.T) {
 		t.Fatalf("CompleteEnrolment not committed, its connection lost: %v, want the failure", err)
 	}
 	want("not used, connection lost", "UNDONE", enrol.StateClaimed, enrol.ActionConsume, 1, told, 0, 1)
+
+	// A COMMIT that reaches the server only after the client saw the
+	// connection go: the look waits for the server to end the transaction
+	// (it holds the audit head's lock) instead of answering "not taken"
+	// for a change that then takes effect.
+	told, err = insert("LATE", store.CommitLostLate)
+	if err != nil {
+		t.Fatalf("InsertEnrolment committed late, its connection lost: %v, want nil", err)
+	}
+	want("inserted late, connection lost", "LATE", enrol.StateOpen, enrol.ActionCreate, 3, told, 1, 0)
+	if err := s.ClaimEnrolment(ctx, "LATE", "est:LATE", now, now.Add(-enrol.ClaimTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	told, err = complete("LATE", store.CommitLostLate)
+	if err != nil {
+		t.Fatalf("CompleteEnrolment committed late, its connection lost: %v, want nil", err)
+	}
+	want("used late, connection lost", "LATE", enrol.StateUsed, enrol.ActionConsume, 2, told, 1, 0)
 	if rep, err := audit.Verify(ctx, db); err != nil || !rep.OK() {
 		t.Fatalf("audit chain: %+v %v", rep, err)
 	}
