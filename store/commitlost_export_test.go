@@ -92,6 +92,37 @@ func (c lostCommitConn) Close() error {
 	return c.Conn.Close()
 }
 
+// PrepareContext prepares a statement that Close leaves alone while a late
+// COMMIT uses the connection (it closes the connection, and they go).
+func (c lostCommitConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.Conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	ps, ok := st.(*stdlib.Stmt)
+	if !ok {
+		return nil, fmt.Errorf("LoseCommits: pgx statement %T", st)
+	}
+	return lostCommitStmt{Stmt: ps, late: c.late}, nil
+}
+
+// Prepare is PrepareContext.
+func (c lostCommitConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+type lostCommitStmt struct {
+	*stdlib.Stmt
+	late *atomic.Bool
+}
+
+func (s lostCommitStmt) Close() error {
+	if s.late.Load() {
+		return nil
+	}
+	return s.Stmt.Close()
+}
+
 type lostCommitTx struct {
 	driver.Tx
 	mode *atomic.Int32
