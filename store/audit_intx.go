@@ -1,8 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -121,8 +125,9 @@ func (db *DB) auditedTxSettling(ctx context.Context, settles bool, fn func(t *tx
 // auditedTxSettled is auditedTx for a change whose own records tell
 // whether it took effect: when the connection was lost while the server
 // committed it (ErrOutcomeUnknown), it looks for the last record it
-// sealed in the log (auditRecorded; the change and its records are
-// committed together). Found, the transaction was committed: it answers
+// sealed in the log (auditSettle; the change and its records are
+// committed together, and its record is the only one with that hash at
+// that seq: the hash covers the record's time and its predecessor's). Found, the transaction was committed: it answers
 // nil, moves the head hint and tells the sealers. Not found, or when the
 // log cannot be read, it tells the sealers of the failure (as auditedTx
 // does) and answers it. A transaction that sealed no record is left
@@ -144,7 +149,7 @@ func (db *DB) auditedTxSettled(ctx context.Context, fn func(t *txn, a *auditInTx
 	if tail.Hash == nil {
 		return err
 	}
-	written, rerr := db.auditRecorded(ctx, tail, err)
+	written, rerr := db.auditSettle(ctx, tail, err)
 	if written {
 		db.setAuditHeadHint(tail)
 		for _, s := range sealed {
@@ -159,6 +164,62 @@ func (db *DB) auditedTxSettled(ctx context.Context, fn func(t *txn, a *auditInTx
 		return rerr
 	}
 	return err
+}
+
+// settleWait bounds how long auditSettle waits for the audit head's lock.
+const settleWait = 30 * time.Second
+
+// auditSettle is auditRecorded for a transaction that locked the audit
+// head, sealed records up to tail, and lost its connection during COMMIT
+// (lost, its error). A plain read could run before the server has ended
+// that transaction (its COMMIT still on its way or being written) and
+// answer "not taken" for a change that then takes effect. So on
+// PostgreSQL it reads under the head's lock, which the lost transaction
+// holds until the server has committed or rolled it back. SQLite commits
+// in the process: once COMMIT has returned nothing is under way. The look
+// does not end with the request (a COMMIT interrupted by a cancelled
+// request is settled too) but waits at most settleWait.
+func (db *DB) auditSettle(ctx context.Context, tail audit.Head, lost error) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleWait)
+	defer cancel()
+	if db.dialect != DriverPostgres {
+		return db.auditRecorded(ctx, tail, lost)
+	}
+	var err error
+	for attempt := 1; ; attempt++ {
+		var hash []byte
+		hash, err = db.auditHashLocked(ctx, tail.Seq)
+		switch {
+		case err == nil:
+			return bytes.Equal(hash, tail.Hash), nil
+		case errors.Is(err, sql.ErrNoRows):
+			return false, nil
+		}
+		if !isConnLost(err) || attempt == maxReadAttempts || !db.pauseAfterConnLost(ctx, attempt, err) {
+			break
+		}
+	}
+	if !errors.Is(lost, ErrOutcomeUnknown) {
+		lost = fmt.Errorf("%w: %w", ErrOutcomeUnknown, lost)
+	}
+	return false, unavailable(fmt.Errorf("store: appending audit records: %w (and reading it back: %w)", lost, err))
+}
+
+// auditHashLocked reads the hash of the record at seq under the audit
+// head's lock (PostgreSQL), in a transaction it rolls back.
+func (db *DB) auditHashLocked(ctx context.Context, seq int64) ([]byte, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var h audit.Head
+	if err := tx.StmtContext(ctx, db.auditSQL.head).QueryRowContext(ctx).Scan(&h.Seq, &h.Hash); err != nil {
+		return nil, err
+	}
+	var hash []byte
+	err = tx.QueryRowContext(ctx, db.rebind("SELECT hash FROM audit_log WHERE seq = ?"), seq).Scan(&hash)
+	return hash, err
 }
 
 // chainSealers returns one Sealer writing the records of seals one after

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
 )
@@ -16,7 +17,14 @@ const (
 	CommitKept       int32 = iota // COMMIT as usual
 	CommitLostDone                // COMMIT took effect, reported as a lost connection
 	CommitLostUndone              // rolled back, reported as a lost connection
+	// CommitLostLate is reported as a lost connection at once, and the
+	// COMMIT reaches the server LateCommit later (and takes effect): a
+	// look right after the loss runs before the server has committed.
+	CommitLostLate
 )
+
+// LateCommit is how long after its loss a CommitLostLate COMMIT is sent.
+const LateCommit = 300 * time.Millisecond
 
 // LoseCommits makes the COMMITs of db (PostgreSQL) fail as when the
 // connection drops while the server commits, as mode (Commit*) says:
@@ -56,7 +64,7 @@ func (c lostCommitConnector) Connect(context.Context) (driver.Conn, error) {
 	if !ok {
 		return nil, fmt.Errorf("LoseCommits: pgx connection %T", conn)
 	}
-	return lostCommitConn{Conn: pc, mode: c.mode}, nil
+	return lostCommitConn{Conn: pc, mode: c.mode, late: new(atomic.Bool)}, nil
 }
 
 func (c lostCommitConnector) Driver() driver.Driver { return stdlib.GetDefaultDriver() }
@@ -65,6 +73,7 @@ func (c lostCommitConnector) Driver() driver.Driver { return stdlib.GetDefaultDr
 type lostCommitConn struct {
 	*stdlib.Conn
 	mode *atomic.Int32
+	late *atomic.Bool // a CommitLostLate COMMIT is under way: it closes the connection
 }
 
 func (c lostCommitConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
@@ -72,16 +81,64 @@ func (c lostCommitConn) BeginTx(ctx context.Context, opts driver.TxOptions) (dri
 	if err != nil {
 		return nil, err
 	}
-	return lostCommitTx{Tx: tx, mode: c.mode}, nil
+	return lostCommitTx{Tx: tx, mode: c.mode, conn: c}, nil
+}
+
+// Close closes the connection, unless a late COMMIT still uses it.
+func (c lostCommitConn) Close() error {
+	if c.late.Load() {
+		return nil
+	}
+	return c.Conn.Close()
+}
+
+// PrepareContext prepares a statement that Close leaves alone while a late
+// COMMIT uses the connection (it closes the connection, and they go).
+func (c lostCommitConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	st, err := c.Conn.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	ps, ok := st.(*stdlib.Stmt)
+	if !ok {
+		return nil, fmt.Errorf("LoseCommits: pgx statement %T", st)
+	}
+	return lostCommitStmt{Stmt: ps, late: c.late}, nil
+}
+
+// Prepare is PrepareContext.
+func (c lostCommitConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+type lostCommitStmt struct {
+	*stdlib.Stmt
+	late *atomic.Bool
+}
+
+func (s lostCommitStmt) Close() error {
+	if s.late.Load() {
+		return nil
+	}
+	return s.Stmt.Close()
 }
 
 type lostCommitTx struct {
 	driver.Tx
 	mode *atomic.Int32
+	conn lostCommitConn
 }
 
 func (tx lostCommitTx) Commit() error {
 	switch tx.mode.Load() {
+	case CommitLostLate:
+		tx.conn.late.Store(true)
+		go func() {
+			time.Sleep(LateCommit)
+			_ = tx.Tx.Commit()
+			_ = tx.conn.Conn.Close()
+		}()
+		return driver.ErrBadConn
 	case CommitLostDone:
 		if err := tx.Tx.Commit(); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -110,6 +111,24 @@ func TestEnrolmentCommitLostSettled(t *testing.T) {
 		t.Fatalf("CompleteEnrolment not committed, its connection lost: %v, want the failure", err)
 	}
 	want("not used, connection lost", "UNDONE", enrol.StateClaimed, enrol.ActionConsume, 1, told, 0, 1)
+
+	// A COMMIT that reaches the server only after the client saw the
+	// connection go: the look waits for the server to end the transaction
+	// (it holds the audit head's lock) instead of answering "not taken"
+	// for a change that then takes effect.
+	told, err = insert("LATE", store.CommitLostLate)
+	if err != nil {
+		t.Fatalf("InsertEnrolment committed late, its connection lost: %v, want nil", err)
+	}
+	want("inserted late, connection lost", "LATE", enrol.StateOpen, enrol.ActionCreate, 3, told, 1, 0)
+	if err := s.ClaimEnrolment(ctx, "LATE", "est:LATE", now, now.Add(-enrol.ClaimTimeout)); err != nil {
+		t.Fatal(err)
+	}
+	told, err = complete("LATE", store.CommitLostLate)
+	if err != nil {
+		t.Fatalf("CompleteEnrolment committed late, its connection lost: %v, want nil", err)
+	}
+	want("used late, connection lost", "LATE", enrol.StateUsed, enrol.ActionConsume, 2, told, 1, 0)
 	if rep, err := audit.Verify(ctx, db); err != nil || !rep.OK() {
 		t.Fatalf("audit chain: %+v %v", rep, err)
 	}
@@ -239,5 +258,60 @@ func TestEnrolmentCommitLostAnswered(t *testing.T) {
 	}
 	if rep, err := audit.Verify(ctx, db); err != nil || !rep.OK() {
 		t.Fatalf("audit chain: %+v %v", rep, err)
+	}
+}
+
+// unsettledStore is an enrol.Store whose CompleteEnrolment commits the use
+// and then answers that its outcome is unknown, as when the connection was
+// lost during COMMIT and the audit log could not be read either.
+type unsettledStore struct{ enrol.Store }
+
+func (s unsettledStore) CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time, seal audit.Sealer) error {
+	if err := s.Store.CompleteEnrolment(ctx, reference, claim, serial, now, seal); err != nil {
+		return err
+	}
+	return fmt.Errorf("store: completing enrolment %s: %w", reference, store.ErrOutcomeUnknown)
+}
+
+// TestEnrolUnsettledUseNotTwice: an enrolment whose use was committed but
+// answered as of unknown outcome (not settled) is not reopened by the
+// release that follows the failure: it stays used, and neither the same
+// key nor another obtains a second certificate from it.
+func TestEnrolUnsettledUseNotTwice(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			db := storetest.Open(t, d.NewConfig(t))
+			ctx := ctxT(t)
+			svc := testEnrolService(t, db, func(s enrol.Store) enrol.Store { return unsettledStore{s} })
+			c, err := svc.Create(ctx, "officer-1", policies.ProfileCitizenAuth, enrolSubject, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, err := svc.CheckSecret(ctx, c.Reference, c.Secret)
+			if err != nil {
+				t.Fatal(err)
+			}
+			csr := newCSR(t)
+			if got, err := svc.Enrol(ctx, e, "est:1", enrol.Key{CSR: csr}, "est"); !errors.Is(err, store.ErrOutcomeUnknown) {
+				t.Fatalf("Enrol whose use was not settled: %+v %v, want the failure", got, err)
+			}
+			after, err := svc.Lookup(ctx, c.Reference)
+			if err != nil || after.State != enrol.StateUsed || after.Serial == "" {
+				t.Fatalf("the enrolment after its unsettled use: %+v %v, want used", after, err)
+			}
+			// e is the enrolment as read before its use (open), as a
+			// concurrent request holds it.
+			for i, key := range []enrol.Key{{CSR: csr}, {CSR: newCSR(t)}} {
+				if got, err := svc.Enrol(ctx, e, fmt.Sprintf("est:%d", i+2), key, "est"); !errors.Is(err, enrol.ErrUsed) {
+					t.Fatalf("Enrol %d again after the unsettled use: %+v %v, want %v", i, got, err, enrol.ErrUsed)
+				}
+			}
+			if n := storetest.AuditCount(t, db, enrol.ActionConsume, audit.OutcomeSuccess); n != 1 {
+				t.Fatalf("%d use records, want 1", n)
+			}
+			if n, err := db.QueryInt64(ctx, `SELECT COUNT(*) FROM certificates`); err != nil || n != 1 {
+				t.Fatalf("%d certificates issued (%v), want 1", n, err)
+			}
+		})
 	}
 }
