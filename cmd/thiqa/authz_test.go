@@ -747,7 +747,7 @@ func TestMetricsCarryNoPersonalData(t *testing.T) {
 // and production: true refuses a development token issuer.
 func TestMetricsPlacementAndDevelopmentIssuer(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	conf := filepath.Join(dir, "thiqa.yaml")
 	y := mustRead(t, conf)
 	if !strings.Contains(y, "development: true") {
