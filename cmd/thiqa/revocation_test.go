@@ -27,7 +27,7 @@ func waitFor(t *testing.T, d time.Duration, check func() string) {
 		if time.Now().After(deadline) {
 			t.Fatal(msg)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
