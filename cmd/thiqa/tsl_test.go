@@ -164,7 +164,7 @@ func TestTSLEndToEnd(t *testing.T) {
 	}
 	// init again: nothing replaced; a lost certificate is made again for the same key.
 	f.srv.stop(t)
-	initData(t, f.dir)
+	mustThiqa(t, nil, "init", "--data", f.dir)
 	if mustRead(t, signer) != signerPEM {
 		t.Fatal("thiqa init replaced the trusted-list signer certificate")
 	}
