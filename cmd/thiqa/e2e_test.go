@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	thiqaBin = filepath.Join(dir, "thiqa")
-	args := []string{"build", "-o", thiqaBin}
+	// -trimpath as `make build` (and TestVersion's stamped build, which
+	// then only links anew instead of compiling every package again).
+	args := []string{"build", "-trimpath", "-o", thiqaBin}
 	if raceBuild {
 		args = append(args, "-race")
 	}
