@@ -14,26 +14,13 @@ import (
 // generates a dozen keys on SoftHSM (two of them RSA-3072) and takes
 // seconds, which the tests would otherwise pay again and again.
 
-// defaultYAML caches the thiqa.yaml that `thiqa init` writes into a fresh
-// folder. It depends on neither the folder nor the environment (the
-// default configuration is a constant of the binary), so one probe init
-// per test binary stands for all.
-var defaultYAML struct {
-	mu sync.Mutex
-	y  string
-}
-
-// defaultConfig returns the thiqa.yaml `thiqa init` writes into a fresh folder.
+// defaultConfig returns the thiqa.yaml `thiqa init` writes into a fresh
+// folder: the template's (see initData). It depends on neither the
+// folder nor the environment (the default configuration is a constant of
+// the binary), so one init per test binary stands for all.
 func defaultConfig(t *testing.T) string {
 	t.Helper()
-	defaultYAML.mu.Lock()
-	defer defaultYAML.mu.Unlock()
-	if defaultYAML.y == "" {
-		src := filepath.Join(t.TempDir(), "probe")
-		mustThiqa(t, nil, "init", "--data", src)
-		defaultYAML.y = mustRead(t, filepath.Join(src, "thiqa.yaml"))
-	}
-	return defaultYAML.y
+	return mustRead(t, filepath.Join(templateDir(t), "thiqa.yaml"))
 }
 
 // initTemplate is a data folder made by a plain `thiqa init --data`
@@ -53,14 +40,7 @@ var initTemplate struct {
 // proves what `thiqa init` itself does, runs `thiqa init` instead.
 func initData(t *testing.T, dir string) {
 	t.Helper()
-	initTemplate.mu.Lock()
-	if initTemplate.dir == "" {
-		tmpl := filepath.Join(binDir, "template")
-		mustThiqa(t, nil, "init", "--data", tmpl)
-		initTemplate.dir = tmpl
-	}
-	tmpl := initTemplate.dir
-	initTemplate.mu.Unlock()
+	tmpl := templateDir(t)
 	if _, err := os.Stat(dir); err == nil {
 		t.Fatalf("initData: %s exists", dir)
 	}
@@ -75,4 +55,18 @@ func initData(t *testing.T, dir string) {
 	if err := os.WriteFile(conf, hsm.SoftHSMConf(filepath.Join(dir, "tokens"), "thiqa init"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// templateDir returns the template data folder, made by the first caller.
+// Nothing writes to it after that.
+func templateDir(t *testing.T) string {
+	t.Helper()
+	initTemplate.mu.Lock()
+	defer initTemplate.mu.Unlock()
+	if initTemplate.dir == "" {
+		tmpl := filepath.Join(binDir, "template")
+		mustThiqa(t, nil, "init", "--data", tmpl)
+		initTemplate.dir = tmpl
+	}
+	return initTemplate.dir
 }
