@@ -593,7 +593,7 @@ func TestAccessibility(t *testing.T) {
 		desk.open("/verify")
 		desk.run("upload", chromedp.SetUploadFiles(chromedp.CSS("#file"), []string{file}))
 		desk.eval(`document.getElementById("go").click(); ""`)
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 			if desk.eval(`!document.getElementById("result").hidden || document.getElementById("status").className === "error" ? "y" : ""`) != "" {
 				break
 			}

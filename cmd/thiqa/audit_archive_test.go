@@ -16,7 +16,7 @@ import (
 // refusals exit 1.
 func TestAuditArchiveEndToEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	cpFile, key := filepath.Join(dir, "audit", "checkpoints.jsonl"), filepath.Join(dir, "audit", "checkpoint-key.pem")
 	m := regexp.MustCompile(`"seq":(\d+),`).FindStringSubmatch(mustRead(t, cpFile))
 	if m == nil {
@@ -110,7 +110,7 @@ func TestAuditArchiveEndToEnd(t *testing.T) {
 // and says how many; with --file-lost it is a usage error (exit 2).
 func TestAuditArchiveWaitsForNotifier(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	cpFile := filepath.Join(dir, "audit", "checkpoints.jsonl")
 	m := regexp.MustCompile(`"seq":(\d+),`).FindStringSubmatch(mustRead(t, cpFile))
 	if m == nil {
@@ -151,7 +151,7 @@ func TestAuditArchiveWaitsForNotifier(t *testing.T) {
 // be refused.
 func TestAuditArchiveBeforeStopsNotifyOff(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	mustThiqa(t, nil, "init", "--data", dir) // a second checkpoint, further on
 	cpFile := filepath.Join(dir, "audit", "checkpoints.jsonl")
 	seqs := regexp.MustCompile(`"seq":(\d+),`).FindAllStringSubmatch(mustRead(t, cpFile), -1)

@@ -17,7 +17,7 @@ import (
 // checkpoint check.
 func TestAuditCheckpointsEndToEnd(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	cfgPath := filepath.Join(dir, "thiqa.yaml")
 	y := mustRead(t, cfgPath)
 	if !strings.Contains(y, "checkpointEvery: 1m0s") {
@@ -128,7 +128,7 @@ func TestAuditCheckpointsEndToEnd(t *testing.T) {
 // checkpoint key (one clear line), unless checkpoints are off.
 func TestAuditCheckpointBadInput(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	cfgPath := filepath.Join(dir, "thiqa.yaml")
 	y := mustRead(t, cfgPath)
 
@@ -180,7 +180,7 @@ func TestAuditCheckpointBadInput(t *testing.T) {
 // no checkpoint precedes SEQ, and the default output stays the full walk's.
 func TestAuditVerifySince(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	cpFile := filepath.Join(dir, "audit", "checkpoints.jsonl")
 	m := regexp.MustCompile(`"seq":(\d+),`).FindStringSubmatch(mustRead(t, cpFile))
 	if m == nil {

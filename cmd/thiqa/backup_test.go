@@ -63,7 +63,7 @@ func newOpsFixture(t *testing.T, postgres bool) *opsFixture {
 		})
 		mustThiqa(t, f.env, "init", "--data", f.dir, "--config", conf)
 	} else {
-		mustThiqa(t, nil, "init", "--data", f.dir)
+		initData(t, f.dir)
 	}
 	f.start(t)
 	f.officer = f.token(t, "officer-7", "registration-officer")

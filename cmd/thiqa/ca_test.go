@@ -271,7 +271,7 @@ func TestCAOnSQLite(t *testing.T) {
 
 func TestCAHierarchyProblems(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	citizenPEM := filepath.Join(dir, "ca", "citizen.pem")
 	good := mustRead(t, citizenPEM)
 	keysBefore := mustThiqa(t, nil, "keys", "list", "--data", dir).stdout

@@ -25,7 +25,7 @@ import (
 // commands (revocation among them) must keep working while it is fixed.
 func TestCountryMismatchWarned(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	conf := filepath.Join(dir, "thiqa.yaml")
 	if r := mustThiqa(t, nil, "config", "check", "--data", dir); strings.Contains(r.stderr, "warning") {
 		t.Fatalf("config check of a fresh folder warns: %s", r.stderr)
@@ -61,7 +61,7 @@ func TestCountryMismatchWarned(t *testing.T) {
 // one that agrees.
 func TestCountryMismatchGenerationsDisagree(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	conf := filepath.Join(dir, "thiqa.yaml")
 	raw := mustRead(t, conf)
 	i := strings.Index(raw, "- name: citizen")

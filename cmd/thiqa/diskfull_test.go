@@ -46,7 +46,7 @@ func stampRaw(t *testing.T, srv *server) (int, string, tsp.PKIStatus) {
 func TestServeOnFullDisk(t *testing.T) {
 	disk := testenv.NewSmallDisk(t, 48<<20)
 	dir := filepath.Join(disk.Dir, "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	srv := startServer(t, dir, nil)
 	if code, _, st := stampRaw(t, srv); code != http.StatusOK || st != tsp.StatusGranted {
 		t.Fatalf("before the disk fills: %d %v", code, st)

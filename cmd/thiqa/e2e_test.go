@@ -22,8 +22,9 @@ import (
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 
-// thiqaBin is the binary under test, built once by TestMain.
-var thiqaBin string
+// thiqaBin is the binary under test, built once by TestMain in binDir,
+// which TestMain removes at the end (with the shared fixtures in it).
+var thiqaBin, binDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "thiqa-bin-")
@@ -31,8 +32,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	binDir = dir
 	thiqaBin = filepath.Join(dir, "thiqa")
-	args := []string{"build", "-o", thiqaBin}
+	// -trimpath as `make build` (and TestVersion's stamped build, which
+	// then only links anew instead of compiling every package again).
+	args := []string{"build", "-trimpath", "-o", thiqaBin}
 	if raceBuild {
 		args = append(args, "-race")
 	}
@@ -303,7 +307,7 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 	})
 
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	cfgPath := filepath.Join(dir, "thiqa.yaml")
 	original := mustRead(t, cfgPath)
 	edit := func(t *testing.T, from, to string) {
@@ -367,9 +371,7 @@ func TestBadInputIsOneClearLine(t *testing.T) {
 // file and returns its path.
 func editedConfig(t *testing.T, dir string, edit func(string) string) string {
 	t.Helper()
-	src := filepath.Join(t.TempDir(), "probe")
-	mustThiqa(t, nil, "init", "--data", src)
-	y := edit(mustRead(t, filepath.Join(src, "thiqa.yaml")))
+	y := edit(defaultConfig(t))
 	p := filepath.Join(t.TempDir(), "thiqa.yaml")
 	writeFile(t, p, y)
 	return p
@@ -427,7 +429,7 @@ func countAudit(t *testing.T, path, action string) int {
 // command and every benchmark.
 func TestServeStartsAndStopsCleanly(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	db := filepath.Join(dir, "thiqa.db")
 	records := countAudit(t, db, "service.start")
 

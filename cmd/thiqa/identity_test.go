@@ -97,7 +97,7 @@ func writeServerTLS(t *testing.T, dir string) *x509.CertPool {
 func newIDFixture(t *testing.T, edits ...func(y string) string) *idFixture {
 	t.Helper()
 	f := &idFixture{dir: filepath.Join(t.TempDir(), "data")}
-	mustThiqa(t, nil, "init", "--data", f.dir)
+	initData(t, f.dir)
 	port := idFreePort(t)
 	f.base = "https://127.0.0.1:" + strconv.Itoa(port)
 	f.roots = writeServerTLS(t, f.dir)

@@ -15,7 +15,7 @@ import (
 // problem. No browser needed.
 func TestNotFoundPageServed(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	srv := startServer(t, dir, nil)
 	ask := func(method, path string, hdr ...string) (int, http.Header, string) {
 		t.Helper()

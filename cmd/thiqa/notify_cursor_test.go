@@ -36,7 +36,7 @@ func TestNotifyStatusAndRetire(t *testing.T) {
 				db, err = sql.Open("pgx", dsn)
 			} else {
 				dir = filepath.Join(t.TempDir(), "data")
-				mustThiqa(t, nil, "init", "--data", dir)
+				initData(t, dir)
 				db, err = sql.Open("sqlite", filepath.Join(dir, "thiqa.db"))
 			}
 			if err != nil {

@@ -23,7 +23,7 @@ import (
 // runs (the other tests).
 func TestServeNotifiesCitizens(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	secret := "serve-test-webhook-secret-0123456789"
 	var mu sync.Mutex
 	var got []notify.Notification

@@ -69,7 +69,7 @@ func routeServes(route, op string) bool {
 // document at GET /openapi.json with its publicBaseURL as server.
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	var routes []string
 	for _, l := range strings.Split(strings.TrimSpace(mustThiqa(t, nil, "serve", "--data", dir, "--list-routes").stdout), "\n") {
 		if strings.HasPrefix(l, "mux\t") || strings.HasPrefix(l, "prefix\t") {

@@ -108,7 +108,7 @@ func (b *browser) submit(sel string) {
 	b.t.Helper()
 	b.eval(`window.__before = 1`)
 	b.run("click "+sel, chromedp.Click(chromedp.CSS(sel)))
-	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`typeof window.__before === "undefined" && document.readyState === "complete" ? "yes" : ""`))
 		cancel()

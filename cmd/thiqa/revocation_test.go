@@ -27,7 +27,7 @@ func waitFor(t *testing.T, d time.Duration, check func() string) {
 		if time.Now().After(deadline) {
 			t.Fatal(msg)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -41,7 +41,7 @@ func waitFor(t *testing.T, d time.Duration, check func() string) {
 func TestRevocationThroughTheBinary(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	tmp := t.TempDir()
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	for _, name := range []string{"citizen", "organisation", "tsa"} {
 		if _, err := os.Stat(filepath.Join(dir, "ca", "ocsp-"+name+".pem")); err != nil {
 			t.Fatalf("init wrote no OCSP responder certificate for %s: %v", name, err)

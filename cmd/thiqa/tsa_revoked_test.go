@@ -20,7 +20,7 @@ import (
 // PostgreSQL).
 func TestTSAUnitRevokedThroughTheBinary(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	mustThiqa(t, nil, "init", "--data", dir)
+	initData(t, dir)
 	unitPath := filepath.Join(dir, "tsa", "unit.pem")
 	unitOf := func() *x509.Certificate {
 		t.Helper()
