@@ -82,4 +82,3 @@ func TestRequestedExtensionsByMeaning(t *testing.T) {
 		}
 	}
 }
-
