@@ -35,9 +35,10 @@ var profileExtensions = map[string]string{
 // extension of an RA's request (Request.Extensions) among
 // profileExtensions whose value is not what the certificate of profile p
 // for key pub carries: a keyUsage with other bits, an extKeyUsage with
-// other purposes (in any order), basicConstraints other than CA:FALSE
-// without a path length, a subjectKeyIdentifier that identifies another
-// key. The others are SubjectUnsupported's.
+// other purposes (in any order) or any when the profile has none,
+// basicConstraints other than CA:FALSE without a path length, a
+// subjectKeyIdentifier that identifies another key. The others are
+// SubjectUnsupported's.
 func checkRequestedExtensions(p *policies.Profile, pub crypto.PublicKey, exts []pkix.Extension) error {
 	var out []*policies.SubjectError
 	for _, e := range exts {
@@ -88,28 +89,25 @@ func requestedDiffers(p *policies.Profile, pub crypto.PublicKey, name string, va
 		if rest, err := asn1.Unmarshal(value, &asked); err != nil || len(rest) > 0 {
 			return "malformed", nil
 		}
+		if len(asked) == 0 {
+			// KeyPurposeId SIZE (1..MAX) (RFC 5280 §4.2.1.12): an empty
+			// one would pass as the "same" as a profile with none, whose
+			// certificate has no extKeyUsage at all.
+			return "malformed: no purpose", nil
+		}
 		var profile []asn1.ObjectIdentifier
 		if ext, ok, err := extKeyUsageExtension(p); err != nil {
 			return "", err
-		} else if ok {
-			if _, err := asn1.Unmarshal(ext.Value, &profile); err != nil {
-				return "", fmt.Errorf("decoding the profile's extendedKeyUsage: %w", err)
-			}
+		} else if !ok {
+			return "the certificate carries no extKeyUsage", nil
+		} else if _, err := asn1.Unmarshal(ext.Value, &profile); err != nil {
+			return "", fmt.Errorf("decoding the profile's extendedKeyUsage: %w", err)
 		}
 		if !sameOIDs(asked, profile) {
 			return fmt.Sprintf("purposes %v, the profile's %v", asked, profile), nil
 		}
 	case "basicConstraints":
-		var bc struct {
-			IsCA       bool `asn1:"optional"`
-			MaxPathLen int  `asn1:"optional,default:-1"`
-		}
-		if rest, err := asn1.Unmarshal(value, &bc); err != nil || len(rest) > 0 {
-			return "malformed", nil
-		}
-		if bc.IsCA || bc.MaxPathLen != -1 {
-			return "a CA or a path length; the certificate says CA:FALSE", nil
-		}
+		return basicConstraintsDiffers(value), nil
 	case "subjectKeyIdentifier":
 		var id []byte
 		if rest, err := asn1.Unmarshal(value, &id); err != nil || len(rest) > 0 {
@@ -130,6 +128,31 @@ func requestedDiffers(p *policies.Profile, pub crypto.PublicKey, name string, va
 		}
 	}
 	return "", nil
+}
+
+// basicConstraintsDiffers says how a requested basicConstraints value
+// differs from the certificate's CA:FALSE without a path length: only an
+// empty SEQUENCE (DER) or one holding cA FALSE, the default spelt out
+// (BER, which older BouncyCastle writes; it says the same), is the
+// certificate's. Read element by element: encoding/asn1 would take a
+// pathLenConstraint of -1 for "none" and skip elements after the ones it
+// knows.
+func basicConstraintsDiffers(value []byte) string {
+	var elems []asn1.RawValue
+	if rest, err := asn1.Unmarshal(value, &elems); err != nil || len(rest) > 0 {
+		return "malformed"
+	}
+	isBool := func(e asn1.RawValue) bool {
+		return e.Class == asn1.ClassUniversal && e.Tag == asn1.TagBoolean && !e.IsCompound && len(e.Bytes) == 1
+	}
+	switch {
+	case len(elems) == 0, len(elems) == 1 && isBool(elems[0]) && elems[0].Bytes[0] == 0x00:
+		return ""
+	case isBool(elems[0]) && elems[0].Bytes[0] == 0xff,
+		slices.ContainsFunc(elems, func(e asn1.RawValue) bool { return e.Class == asn1.ClassUniversal && e.Tag == asn1.TagInteger }):
+		return "a CA or a path length; the certificate says CA:FALSE"
+	}
+	return "malformed"
 }
 
 // sameOIDs says whether a and b hold the same OIDs, in any order.

@@ -20,7 +20,8 @@ import (
 // key, as Windows certreq and keytool put in a CSR) that the certificate
 // of profile citizen-auth carries anyway is certified: they used to be
 // refused like any other extension. One asking for a keyUsage, an
-// extKeyUsage, a CA or a key identifier other than the certificate's is
+// extKeyUsage, a CA, a path length (-1 too) or a key identifier other than
+// the certificate's, or a basicConstraints with more than cA FALSE, is
 // refused badCertTemplate naming the difference, and audited.
 func TestCMPRAProfileExtensionsAccepted(t *testing.T) {
 	for _, d := range storetest.Dialects() {
@@ -69,6 +70,14 @@ func TestCMPRAProfileExtensionsAccepted(t *testing.T) {
 					says: "the request's extKeyUsage extension is not the one profile citizen-auth puts in the certificate"},
 				{name: "CA:TRUE", exts: func(*ecdsa.PrivateKey) []pkix.Extension { return []pkix.Extension{isCA} },
 					says: "the request's basicConstraints extension is not the one profile citizen-auth puts in the certificate (a CA or a path length"},
+				// encoding/asn1 reads a pathLenConstraint of -1 as none, and
+				// skips an element after the ones it knows.
+				{name: "path length -1", exts: func(*ecdsa.PrivateKey) []pkix.Extension {
+					return []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Value: []byte{0x30, 0x03, 0x02, 0x01, 0xff}}}
+				}, says: "the request's basicConstraints extension is not the one profile citizen-auth puts in the certificate (a CA or a path length"},
+				{name: "CA:FALSE and more", exts: func(*ecdsa.PrivateKey) []pkix.Extension {
+					return []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 19}, Value: []byte{0x30, 0x05, 0x01, 0x01, 0x00, 0x05, 0x00}}}
+				}, says: "the request's basicConstraints extension is not the one profile citizen-auth puts in the certificate (malformed)"},
 				{name: "another key's identifier", exts: func(*ecdsa.PrivateKey) []pkix.Extension { return []pkix.Extension{ski(other)} },
 					says: "subjectKeyIdentifier extension is not the one profile citizen-auth puts in the certificate (it identifies another key"},
 			} {
