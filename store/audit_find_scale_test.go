@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +77,39 @@ func BenchmarkAuditFindAtScale(b *testing.B) {
 					}
 					b.Logf("%s: %-55s %4d records, first %s, best of 3 %s", d.Name, s.name, n, first.Round(time.Microsecond), best.Round(time.Microsecond))
 				}
+				// What the index on (action, seq) (migration 0030) costs:
+				// building it on this log (the upgrade), and appends with
+				// and without it, alternated, on a fresh log and this one.
+				if err := db.ExecTx(ctx, "DROP INDEX audit_log_action"); err != nil {
+					b.Fatal(err)
+				}
+				t := time.Now()
+				if err := db.ExecTx(ctx, "CREATE INDEX audit_log_action ON audit_log (action, seq)"); err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("%s: CREATE INDEX audit_log_action on %d records: %s", d.Name, rows, time.Since(t).Round(time.Millisecond))
+				with, without := storetest.Open(b, d.NewConfig(b)), storetest.Open(b, d.NewConfig(b))
+				if err := without.ExecTx(ctx, "DROP INDEX audit_log_action"); err != nil {
+					b.Fatal(err)
+				}
+				var rates [4][]string
+				for range 3 {
+					for i, x := range []*store.DB{with, without} {
+						rates[i] = append(rates[i], fmt.Sprintf("%.0f", appendRate(b, x, 4000, 8)))
+					}
+				}
+				for i, drop := range []bool{false, true} {
+					if drop {
+						if err := db.ExecTx(ctx, "DROP INDEX audit_log_action"); err != nil {
+							b.Fatal(err)
+						}
+					}
+					for range 3 {
+						rates[2+i] = append(rates[2+i], fmt.Sprintf("%.0f", appendRate(b, db, 4000, 8)))
+					}
+				}
+				b.Logf("%s: appends, 8 writers, records/s: empty log with the action index %s, without %s (alternated); log of %d with %s, then without %s",
+					d.Name, strings.Join(rates[0], ", "), strings.Join(rates[1], ", "), rows, strings.Join(rates[2], ", "), strings.Join(rates[3], ", "))
 			}
 		})
 	}

@@ -66,9 +66,9 @@ type Query struct {
 type RecordFinder interface {
 	// FindAuditRecords returns at most q.Limit records matching q, in
 	// seq order (descending unless q.OldestFirst). It reads by the
-	// indexes on (object, seq) and (actor, seq) when q names an object or
-	// an actor; otherwise it walks seqs in q's order and stops at the
-	// limit.
+	// indexes on (object, seq), (actor, seq) or (action, seq) when q
+	// names an object, an actor or actions; otherwise it walks seqs in
+	// q's order and stops at the limit.
 	FindAuditRecords(ctx context.Context, q Query) ([]Record, error)
 }
 
