@@ -136,11 +136,7 @@ func (aw *archiveWriter) line(v any) error {
 
 func (aw *archiveWriter) record(r Record) error {
 	aw.records++
-	return aw.line(archiveRecordLine{
-		Seq: r.Seq, Time: r.Time.UTC().Format(time.RFC3339Nano), Actor: r.Actor, Action: r.Action,
-		Object: r.Object, Outcome: r.Outcome, Details: string(r.Details),
-		PrevHash: hex.EncodeToString(r.PrevHash), Hash: hex.EncodeToString(r.Hash),
-	})
+	return aw.line(recordLine(r))
 }
 
 // finish writes the trailer and flushes the compressor.

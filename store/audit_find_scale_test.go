@@ -1,0 +1,115 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// BenchmarkAuditFindAtScale fills an audit log with THIQA_BENCH_AUDIT_ROWS
+// records of the national mix (genAudit; default 100,000, 1,000,000 for
+// the documented figures) and times the searches of `thiqa audit find`
+// (FindAuditRecords, limit 50 plus the one that tells whether more
+// match): by object (a cold serial, the hot seal credential), by actor (a
+// busy officer, a citizen), by a frequent action, and by an action absent
+// from the log (the worst case: every record is read). Run by hand:
+//
+//	THIQA_BENCH_AUDIT_ROWS=1000000 scripts/testenv.sh \
+//	  go test -count=1 -run '^$' -bench BenchmarkAuditFindAtScale -benchtime 1x -timeout 1h ./store/
+func BenchmarkAuditFindAtScale(b *testing.B) {
+	rows := envInt(b, "THIQA_BENCH_AUDIT_ROWS", 100_000)
+	for _, d := range storetest.Dialects() {
+		b.Run(d.Name, func(b *testing.B) {
+			ctx := context.Background()
+			db := storetest.Open(b, d.NewConfig(b))
+			// (The benchmark's log keeps 10 lines: the fill is not one.)
+			genAudit(b, db, rows, 5000, 0, nil, nil)
+			if d.Name == store.DriverPostgres {
+				if err := db.ExecTx(ctx, "ANALYZE audit_log"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			// A citizen of the generated log: the actor of its newest login.
+			last, err := db.FindAuditRecords(ctx, audit.Query{Actions: []string{"identity.login"}, Limit: 1})
+			if err != nil || len(last) != 1 {
+				b.Fatalf("finding a citizen: %v", err)
+			}
+			searches := []struct {
+				name string
+				q    audit.Query
+			}{
+				{"--object " + coldSerial, audit.Query{Object: coldSerial}},
+				{"--object " + hotCredential, audit.Query{Object: hotCredential}},
+				{"--actor ra:officer-7", audit.Query{Actor: "ra:officer-7"}},
+				{"--actor " + last[0].Actor, audit.Query{Actor: last[0].Actor}},
+				{"--action certificate.revoke", audit.Query{Actions: []string{"certificate.revoke"}}},
+				{"--action cmp.followup.failed (absent)", audit.Query{Actions: []string{"cmp.followup.failed"}}},
+				{"--action certificate.revoke --oldest-first", audit.Query{Actions: []string{"certificate.revoke"}, OldestFirst: true}},
+				{"--since 2026-01-05 --until 2026-01-06 --oldest-first", audit.Query{Since: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 1, 6, 0, 0, 0, 0, time.UTC), OldestFirst: true}},
+			}
+			for b.Loop() {
+				for _, s := range searches {
+					q := s.q
+					q.Limit = audit.DefaultFindLimit + 1
+					var first, best time.Duration
+					var n int
+					for i := range 3 {
+						t := time.Now()
+						recs, err := db.FindAuditRecords(ctx, q)
+						if err != nil {
+							b.Fatal(err)
+						}
+						el := time.Since(t)
+						if i == 0 {
+							first = el
+						}
+						if i == 0 || el < best {
+							best = el
+						}
+						n = len(recs)
+					}
+					b.Logf("%s: %-55s %4d records, first %s, best of 3 %s", d.Name, s.name, n, first.Round(time.Microsecond), best.Round(time.Microsecond))
+				}
+				// What the index on (action, seq) (migration 0030) costs:
+				// building it on this log (the upgrade), and appends with
+				// and without it, alternated, on a fresh log and this one.
+				if err := db.ExecTx(ctx, "DROP INDEX audit_log_action"); err != nil {
+					b.Fatal(err)
+				}
+				t := time.Now()
+				if err := db.ExecTx(ctx, "CREATE INDEX audit_log_action ON audit_log (action, seq)"); err != nil {
+					b.Fatal(err)
+				}
+				b.Logf("%s: CREATE INDEX audit_log_action on %d records: %s", d.Name, rows, time.Since(t).Round(time.Millisecond))
+				with, without := storetest.Open(b, d.NewConfig(b)), storetest.Open(b, d.NewConfig(b))
+				if err := without.ExecTx(ctx, "DROP INDEX audit_log_action"); err != nil {
+					b.Fatal(err)
+				}
+				var rates [4][]string
+				for range 3 {
+					for i, x := range []*store.DB{with, without} {
+						rates[i] = append(rates[i], fmt.Sprintf("%.0f", appendRate(b, x, 4000, 8)))
+					}
+				}
+				for i, drop := range []bool{false, true} {
+					if drop {
+						if err := db.ExecTx(ctx, "DROP INDEX audit_log_action"); err != nil {
+							b.Fatal(err)
+						}
+					}
+					for range 3 {
+						rates[2+i] = append(rates[2+i], fmt.Sprintf("%.0f", appendRate(b, db, 4000, 8)))
+					}
+				}
+				b.Logf("%s: appends, 8 writers, records/s: empty log with the action index %s, without %s (alternated); log of %d with %s, then without %s",
+					d.Name, strings.Join(rates[0], ", "), strings.Join(rates[1], ", "), rows, strings.Join(rates[2], ", "), strings.Join(rates[3], ", "))
+			}
+		})
+	}
+}

@@ -1,0 +1,4 @@
+package store
+
+// FindQuery exposes findQuery for tests.
+var FindQuery = findQuery
