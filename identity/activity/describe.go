@@ -89,7 +89,10 @@ var allowlist = map[string]shown{
 	"certificate.renew":       {what: "Certificate renewed", fields: fSerial | fNewSerial | fBy},
 	"certificate.revoke":      {what: "Certificate revoked", fields: fSerial | fReason | fBy},
 	"certificate.read":        {what: "Certificate looked up", fields: fSerial | fBy, staff: ByStaff},
-	ActionRead:                {what: "Your activity read", fields: fBy},
+	// An operator's `thiqa audit find` for the holder's certificate,
+	// credential or person.
+	"audit.read": {what: "Audit records about you looked up", fields: fBy, staff: ByOperator},
+	ActionRead:   {what: "Your activity read", fields: fBy},
 }
 
 // otherActivity describes an action not in allowlist.

@@ -41,6 +41,7 @@ func TestAllowlist(t *testing.T) {
 		"certificate.renew":       "serial newSerial by",
 		"certificate.revoke":      "serial reason by",
 		"certificate.read":        "serial by staff=staff",
+		"audit.read":              "by staff=operator",
 		"activity.read.own":       "by",
 	}
 	for _, action := range slices.Sorted(maps.Keys(allowlist)) {
@@ -95,6 +96,7 @@ func TestDescribeFields(t *testing.T) {
 		{"a signature", rec("11111111", "document.sign", "cred-a", all), Entry{By: ByYou, Credential: "cred-a", DocumentDigest: strings.Repeat("ab", 32), Level: "B-LTA"}},
 		{"a lookup", rec("officer-1", "certificate.read", "0aaa", nil), Entry{By: ByStaff, Serial: "0aaa"}},
 		{"a refusal naming an operator", rec("op-1", "certificate.read", "0aaa", json.RawMessage(`{"caller":{"roles":["operator"]}}`)), Entry{By: ByOperator, Serial: "0aaa"}},
+		{"an operator's audit search for the holder's certificate", rec("root", "audit.read", "0aaa", nil), Entry{By: ByOperator}},
 		{"a service's", rec("thiqa-serve", "certificate.revoke", "0aaa", nil), Entry{By: ByService, Serial: "0aaa"}},
 		{"odd values", rec("11111111", "document.sign", "cred-a", json.RawMessage(`{"documentDigest":"<script>","level":"B B","reason":"x"}`)), Entry{By: ByYou, Credential: "cred-a"}},
 		{"unreadable details", rec("11111111", "document.sign", "cred-a", json.RawMessage(`[1,2`)), Entry{By: ByYou, Credential: "cred-a"}},

@@ -43,7 +43,7 @@ type activityEntry struct {
 var activityActions = []string{"oidc.login", "oidc.login.approve", "oidc.login.deny-all", "oidc.mobile.enrol", "web.login",
 	"document.sign", "document.sign.prepare", "hash.sign", "credential.authorize", "credential.pin.set", "credential.pin.change",
 	"credential.pin.activate", "credential.pin.locked", "credential.pin.reset", "credential.info", "credential.list",
-	"credential.list.own", "certificate.issue", "certificate.renew", "certificate.revoke", "certificate.read", "activity.read.own"}
+	"credential.list.own", "certificate.issue", "certificate.renew", "certificate.revoke", "certificate.read", "audit.read", "activity.read.own"}
 
 // activityBy are the API's values of "by".
 var activityBy = []string{"you", "registration-officer", "operator", "staff", "enrolment", "service", "someone-else"}
