@@ -91,6 +91,17 @@ func caName(cn, o, orgID, c string) (pkix.Name, error) {
 // subjectKeyID is RFC 7093 §2 method 1: the leftmost 160 bits of the
 // SHA-256 of the subjectPublicKey BIT STRING value.
 func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	bits, err := subjectPublicKeyBits(pub)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256(bits)
+	return h[:20], nil
+}
+
+// subjectPublicKeyBits returns the value of pub's subjectPublicKey BIT
+// STRING, what the key identifiers of RFC 5280 and RFC 7093 hash.
+func subjectPublicKeyBits(pub crypto.PublicKey) ([]byte, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, fmt.Errorf("encoding public key: %w", err)
@@ -102,8 +113,7 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 	if _, err := asn1.Unmarshal(der, &spki); err != nil {
 		return nil, fmt.Errorf("decoding public key: %w", err)
 	}
-	h := sha256.Sum256(spki.PublicKey.Bytes)
-	return h[:20], nil
+	return spki.PublicKey.Bytes, nil
 }
 
 // CreateRoot creates the self-signed root CA certificate for signer's key:

@@ -176,17 +176,10 @@ func sameOIDs(a, b []asn1.ObjectIdentifier) bool {
 // sha1KeyID is the key identifier of RFC 5280 §4.2.1.2 method (1): the
 // SHA-1 of the subjectPublicKey bits, as Windows and Java put in a CSR.
 func sha1KeyID(pub crypto.PublicKey) ([]byte, error) {
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	bits, err := subjectPublicKeyBits(pub)
 	if err != nil {
-		return nil, fmt.Errorf("encoding public key: %w", err)
+		return nil, err
 	}
-	var spki struct {
-		Algorithm pkix.AlgorithmIdentifier
-		PublicKey asn1.BitString
-	}
-	if _, err := asn1.Unmarshal(der, &spki); err != nil {
-		return nil, fmt.Errorf("decoding public key: %w", err)
-	}
-	h := sha1.Sum(spki.PublicKey.Bytes) // an identifier, not a signature
+	h := sha1.Sum(bits) // an identifier, not a signature
 	return h[:], nil
 }
