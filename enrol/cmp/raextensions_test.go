@@ -26,12 +26,7 @@ import (
 func TestCMPRAProfileExtensionsAccepted(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			f := newFixture(t, d)
-			raKey, raCert := selfSigned(t, "RA 1")
-			f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
-				return "ra-1", nil
-			}
-			ra := &client{key: raKey, cert: raCert}
+			f, ra := newRAFixture(t, d)
 			ctx := t.Context()
 			ext := func(oid asn1.ObjectIdentifier, critical bool, v any) pkix.Extension {
 				der, err := asn1.Marshal(v)

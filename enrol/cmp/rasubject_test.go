@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"math/big"
+	"strings"
 	"testing"
 
 	"github.com/thiqa/thiqa/store/storetest"
@@ -22,6 +23,49 @@ func raSubjectName(serialNumber string) pkix.Name {
 	return pkix.Name{CommonName: "Aisha Al Harthy", Country: []string{"OM"}, ExtraNames: []pkix.AttributeTypeAndValue{
 		{Type: asn1.ObjectIdentifier{2, 5, 4, 42}, Value: "Aisha"}, {Type: asn1.ObjectIdentifier{2, 5, 4, 4}, Value: "Al Harthy"},
 		{Type: asn1.ObjectIdentifier{2, 5, 4, 5}, Value: serialNumber}}}
+}
+
+// newRAFixture is newFixture with an RA: any certificate presented is
+// RA "ra-1"; the client returned signs with RA 1's key and certificate.
+func newRAFixture(t *testing.T, d storetest.Dialect) (*fixture, *client) {
+	t.Helper()
+	f := newFixture(t, d)
+	raKey, raCert := selfSigned(t, "RA 1")
+	f.srv.c.RA = func(context.Context, *x509.Certificate, []*x509.Certificate) (string, error) {
+		return "ra-1", nil
+	}
+	return f, &client{key: raKey, cert: raCert}
+}
+
+// raRefused sends ra's ir with body ir and, when a CSR can be made of csr
+// with k, its p10cr, for profile citizen-auth, and wants each refused
+// with badCertTemplate, its statusString saying says (name names the
+// case). It returns the number of requests sent.
+func raRefused(t *testing.T, f *fixture, ra *client, name string, ir []byte, csr *x509.CertificateRequest, k crypto.Signer, says string) int {
+	t.Helper()
+	bodies := []struct {
+		name     string
+		bodyType int
+		body     []byte
+	}{{"ir", bodyIR, ir}}
+	if der, err := x509.CreateCertificateRequest(rand.Reader, csr, k); err == nil {
+		bodies = append(bodies, struct {
+			name     string
+			bodyType int
+			body     []byte
+		}{"p10cr", bodyP10CR, der})
+	}
+	for _, req := range bodies {
+		ra.tx = nil
+		a := parseAnswer(t, f.srv.Handle(t.Context(), ra.message(t, req.bodyType, req.body), "citizen-auth"))
+		if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" {
+			t.Fatalf("RA %s with %s: %s %s, want badCertTemplate", req.name, name, bodyName(a.m.bodyType), a.failInfo)
+		}
+		if text := statusText(t, a); !strings.Contains(text, says) {
+			t.Errorf("RA %s with %s: statusString %q, want it to say %q", req.name, name, text, says)
+		}
+	}
+	return len(bodies)
 }
 
 // certReqBodySubject is certReqBody (signature POP by key) whose template
@@ -89,12 +133,7 @@ func certReqBodyExtensions(t *testing.T, key crypto.Signer, subject pkix.Name, e
 func TestCMPRASubjectSerialNumberAgreesWithCountry(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			f := newFixture(t, d)
-			raKey, raCert := selfSigned(t, "RA 1")
-			f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
-				return "ra-1", nil
-			}
-			ra := &client{key: raKey, cert: raCert}
+			f, ra := newRAFixture(t, d)
 			ctx := t.Context()
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: raSubjectName("IDCAE-12345678")}, k)
@@ -142,12 +181,7 @@ func TestCMPRASubjectSerialNumberAgreesWithCountry(t *testing.T) {
 func TestCMPRASubjectRepeatedAttributesRefused(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			f := newFixture(t, d)
-			raKey, raCert := selfSigned(t, "RA 1")
-			f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
-				return "ra-1", nil
-			}
-			ra := &client{key: raKey, cert: raCert}
+			f, ra := newRAFixture(t, d)
 			ctx := t.Context()
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			twoCountries := raSubjectName("IDCOM-12345678")

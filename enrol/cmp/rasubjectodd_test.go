@@ -1,13 +1,11 @@
 package cmp
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"strings"
 	"testing"
 
 	"github.com/thiqa/thiqa/store/storetest"
@@ -22,13 +20,7 @@ import (
 func TestCMPRASubjectOddSerialNumberRefused(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			f := newFixture(t, d)
-			raKey, raCert := selfSigned(t, "RA 1")
-			f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
-				return "ra-1", nil
-			}
-			ra := &client{key: raKey, cert: raCert}
-			ctx := t.Context()
+			f, ra := newRAFixture(t, d)
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			octets := raSubjectName("")
 			octets.ExtraNames[2].Value = []byte("IDCOM-12345678")
@@ -43,29 +35,7 @@ func TestCMPRASubjectOddSerialNumberRefused(t *testing.T) {
 				{"serialNumber OCTET STRING", octets, `subject field "civilNumber": the request's serialNumber attribute is not a string the CA can read`},
 				{"empty Name", pkix.Name{}, "missing"},
 			} {
-				bodies := []struct {
-					name     string
-					bodyType int
-					body     []byte
-				}{{"ir", bodyIR, certReqBodySubject(t, k, c.subject)}}
-				if csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: c.subject}, k); err == nil {
-					bodies = append(bodies, struct {
-						name     string
-						bodyType int
-						body     []byte
-					}{"p10cr", bodyP10CR, csr})
-				}
-				for _, req := range bodies {
-					ra.tx = nil
-					a := parseAnswer(t, f.srv.Handle(ctx, ra.message(t, req.bodyType, req.body), "citizen-auth"))
-					if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" {
-						t.Fatalf("RA %s with %s: %s %s, want badCertTemplate", req.name, c.name, bodyName(a.m.bodyType), a.failInfo)
-					}
-					if text := statusText(t, a); !strings.Contains(text, c.says) {
-						t.Errorf("RA %s with %s: statusString %q, want it to say %q", req.name, c.name, text, c.says)
-					}
-					refusals++
-				}
+				refusals += raRefused(t, f, ra, c.name, certReqBodySubject(t, k, c.subject), &x509.CertificateRequest{Subject: c.subject}, k, c.says)
 			}
 			if n := f.count(t, "certificate.issue", "success"); n != 0 {
 				t.Fatalf("%d certificates issued", n)

@@ -1,7 +1,6 @@
 package cmp
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -51,13 +50,7 @@ func withNames(extra ...pkix.AttributeTypeAndValue) pkix.Name {
 func TestCMPRASubjectUnsupportedRefused(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			f := newFixture(t, d)
-			raKey, raCert := selfSigned(t, "RA 1")
-			f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
-				return "ra-1", nil
-			}
-			ra := &client{key: raKey, cert: raCert}
-			ctx := t.Context()
+			f, ra := newRAFixture(t, d)
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			octets := raSubjectName("")
 			octets.ExtraNames[2].Value = []byte("IDCOM-12345678")
@@ -87,30 +80,8 @@ func TestCMPRASubjectUnsupportedRefused(t *testing.T) {
 					exts: []pkix.Extension{subjectAltName(t, sanName(1, "aisha@example.om"), sanName(1, "aisha@example.ae"))},
 					csr:  x509.CertificateRequest{EmailAddresses: []string{"aisha@example.om", "aisha@example.ae"}}, says: "more than one email address"},
 			} {
-				bodies := []struct {
-					name     string
-					bodyType int
-					body     []byte
-				}{{"ir", bodyIR, certReqBodyTemplate(t, k, c.subject, c.exts)}}
 				c.csr.Subject = c.subject
-				if csr, err := x509.CreateCertificateRequest(rand.Reader, &c.csr, k); err == nil {
-					bodies = append(bodies, struct {
-						name     string
-						bodyType int
-						body     []byte
-					}{"p10cr", bodyP10CR, csr})
-				}
-				for _, req := range bodies {
-					ra.tx = nil
-					a := parseAnswer(t, f.srv.Handle(ctx, ra.message(t, req.bodyType, req.body), "citizen-auth"))
-					if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" {
-						t.Fatalf("RA %s with %s: %s %s, want badCertTemplate", req.name, c.name, bodyName(a.m.bodyType), a.failInfo)
-					}
-					if text := statusText(t, a); !strings.Contains(text, c.says) {
-						t.Errorf("RA %s with %s: statusString %q, want it to say %q", req.name, c.name, text, c.says)
-					}
-					refusals++
-				}
+				refusals += raRefused(t, f, ra, c.name, certReqBodyTemplate(t, k, c.subject, c.exts), &c.csr, k, c.says)
 			}
 			if n := f.count(t, "certificate.issue", "success"); n != 0 {
 				t.Fatalf("%d certificates issued", n)
@@ -129,12 +100,7 @@ func TestCMPRASubjectUnsupportedRefused(t *testing.T) {
 func TestCMPRATemplateEmailCertified(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
-			f := newFixture(t, d)
-			raKey, raCert := selfSigned(t, "RA 1")
-			f.srv.c.RA = func(_ context.Context, c *x509.Certificate, _ []*x509.Certificate) (string, error) {
-				return "ra-1", nil
-			}
-			ra := &client{key: raKey, cert: raCert}
+			f, ra := newRAFixture(t, d)
 			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			body := certReqBodyTemplate(t, k, raSubjectName("IDCOM-12345678"), []pkix.Extension{subjectAltName(t, sanName(1, "aisha@example.om"))})
 			a := parseAnswer(t, f.srv.Handle(t.Context(), ra.message(t, bodyIR, body), "citizen-auth"))
@@ -150,12 +116,12 @@ func TestCMPRATemplateEmailCertified(t *testing.T) {
 			// the citizen's.
 			tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "RA 2"}, EmailAddresses: []string{"ra@example.om"},
 				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, SubjectKeyId: []byte{5, 6, 7, 8}}
-			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, raKey.Public(), raKey)
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, ra.key.Public(), ra.key)
 			if err != nil {
 				t.Fatal(err)
 			}
 			raCert2, _ := x509.ParseCertificate(der)
-			ra2 := &client{key: raKey, cert: raCert2}
+			ra2 := &client{key: ra.key, cert: raCert2}
 			k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			body = certReqBodyTemplate(t, k2, raSubjectName("IDCOM-12345678"), []pkix.Extension{subjectAltName(t, sanName(1, "ra@example.om"))})
 			a = parseAnswer(t, f.srv.Handle(t.Context(), ra2.message(t, bodyIR, body), "citizen-auth"))
