@@ -495,6 +495,14 @@ func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate
 				return ca.Request{}, failf(BadCertTemplate, "template subjectAltName: %v", err)
 			}
 			c.EmailAddresses = append(c.EmailAddresses, emails...)
+			// The certificate carries no other name (SubjectUnsupported
+			// refuses them); one the signer's certificate names too was
+			// copied, and the refusal says how to keep it out.
+			for _, n := range signerNames(x.Value, signer) {
+				copied = append(copied, &policies.SubjectError{Field: "subjectAltName", Reason: fmt.Sprintf(
+					"the template's subjectAltName %s is the one of the RA certificate that signed the request "+
+						"(openssl cmp copies its -cert's subjectAltName unless given -sans or -san_nodefault): give the holder's email, or none", n)})
+			}
 		}
 		// openssl cmp fills the template's subjectAltName from its
 		// reference certificate, the signer's own (-cert) for an ir or cr,

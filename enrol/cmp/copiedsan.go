@@ -1,0 +1,61 @@
+package cmp
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/asn1"
+	"fmt"
+	"net"
+	"slices"
+)
+
+// signerNames names the names of a certTemplate's subjectAltName (value,
+// GeneralNames) other than email addresses that the signer's certificate
+// names too, each as "dNSName ra.example.om", in the template's order:
+// openssl cmp fills an ir's or cr's template with its -cert's
+// subjectAltName unless given -sans or -san_nodefault, so a template
+// naming the RA's own host was copied, not asked for. Emails are compared
+// apart, case aside (raSubject). Nil when the signer is unknown, either
+// value cannot be read (SubjectUnsupported says so) or nothing is shared.
+func signerNames(value []byte, signer *x509.Certificate) []string {
+	if signer == nil {
+		return nil
+	}
+	var own []byte
+	for _, e := range signer.Extensions {
+		if e.Id.Equal(oidSubjectAltName) {
+			own = e.Value
+		}
+	}
+	var asked, theirs []asn1.RawValue
+	if rest, err := asn1.Unmarshal(value, &asked); err != nil || len(rest) > 0 {
+		return nil
+	}
+	if rest, err := asn1.Unmarshal(own, &theirs); err != nil || len(rest) > 0 {
+		return nil
+	}
+	var out []string
+	for _, n := range asked {
+		if n.Class != asn1.ClassContextSpecific || n.Tag == 1 {
+			continue
+		}
+		if slices.ContainsFunc(theirs, func(o asn1.RawValue) bool { return bytes.Equal(o.FullBytes, n.FullBytes) }) {
+			out = append(out, describeName(n))
+		}
+	}
+	return out
+}
+
+// describeName shows one GeneralName for a refusal: its type and, for a
+// dNSName, URI or IP address, its value.
+func describeName(n asn1.RawValue) string {
+	switch {
+	case n.Tag == 2 && !n.IsCompound:
+		return fmt.Sprintf("dNSName %q", n.Bytes)
+	case n.Tag == 6 && !n.IsCompound:
+		return fmt.Sprintf("uniformResourceIdentifier %q", n.Bytes)
+	case n.Tag == 7 && !n.IsCompound && (len(n.Bytes) == net.IPv4len || len(n.Bytes) == net.IPv6len):
+		return "iPAddress " + net.IP(n.Bytes).String()
+	}
+	return fmt.Sprintf("name of type [%d]", n.Tag)
+}

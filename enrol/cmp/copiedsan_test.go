@@ -1,0 +1,106 @@
+package cmp
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// An RA's ir whose certTemplate names the RA certificate's own host
+// (openssl cmp copies its -cert's subjectAltName into the template unless
+// given -sans or -san_nodefault) is refused saying so and how to keep it
+// out; it used to say only "a name of type dNSName", leaving the operator
+// to guess where the name came from. A dNSName of another host gets the
+// plain refusal, with no word of copying.
+func TestCMPRACopiedSubjectAltNameHint(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f, ra := newRAFixture(t, d)
+			u, _ := url.Parse("https://ra.example.om/cmp")
+			tmpl := &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "RA 3"},
+				DNSNames: []string{"ra.example.om"}, IPAddresses: []net.IP{net.IPv4(10, 0, 0, 7)}, URIs: []*url.URL{u},
+				NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, SubjectKeyId: []byte{9, 9, 9, 9}}
+			der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, ra.key.Public(), ra.key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raCert, _ := x509.ParseCertificate(der)
+			ra3 := &client{key: ra.key, cert: raCert}
+			for _, c := range []struct {
+				name  string
+				names []asn1.RawValue
+				says  []string
+				not   string
+			}{
+				{name: "RA's own names", names: []asn1.RawValue{sanName(2, "ra.example.om"), {Class: asn1.ClassContextSpecific, Tag: 7, Bytes: []byte{10, 0, 0, 7}}, sanName(6, u.String())},
+					says: []string{`subjectAltName dNSName "ra.example.om" is the one of the RA certificate that signed the request (openssl cmp copies its -cert's subjectAltName unless given -sans or -san_nodefault)`,
+						"subjectAltName iPAddress 10.0.0.7 is the one of the RA certificate",
+						`subjectAltName uniformResourceIdentifier "https://ra.example.om/cmp" is the one of the RA certificate`}},
+				{name: "another host", names: []asn1.RawValue{sanName(2, "aisha.example.om")},
+					says: []string{"subjectAltName has a name of type dNSName, which the certificate would not carry"}, not: "san_nodefault"},
+			} {
+				k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+				body := certReqBodyTemplate(t, k, raSubjectName("IDCOM-12345678"), []pkix.Extension{subjectAltName(t, c.names...)})
+				ra3.tx = nil
+				a := parseAnswer(t, f.srv.Handle(t.Context(), ra3.message(t, bodyIR, body), "citizen-auth"))
+				if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" {
+					t.Fatalf("%s: %s %s, want badCertTemplate", c.name, bodyName(a.m.bodyType), a.failInfo)
+				}
+				text := statusText(t, a)
+				for _, s := range c.says {
+					if !strings.Contains(text, s) {
+						t.Errorf("%s: the refusal %q does not say %q", c.name, text, s)
+					}
+				}
+				if c.not != "" && strings.Contains(text, c.not) {
+					t.Errorf("%s: the refusal %q speaks of %s for a name the RA's certificate does not have", c.name, text, c.not)
+				}
+			}
+			if n := f.count(t, "certificate.issue", "success"); n != 0 {
+				t.Fatalf("%d certificates issued", n)
+			}
+		})
+	}
+}
+
+// FuzzSignerNames: any template subjectAltName, against a signer naming a
+// host, an address and an email, is read without panicking, and a name is
+// reported copied only when the template names it.
+func FuzzSignerNames(f *testing.F) {
+	signer := &x509.Certificate{}
+	own, err := asn1.Marshal([]asn1.RawValue{sanName(2, "ra.example.om"), {Class: asn1.ClassContextSpecific, Tag: 7, Bytes: []byte{10, 0, 0, 7}}, sanName(1, "ra@example.om")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	signer.Extensions = []pkix.Extension{{Id: oidSubjectAltName, Value: own}}
+	f.Add(own)
+	for _, names := range [][]asn1.RawValue{
+		{sanName(2, "aisha.example.om")},
+		{sanName(1, "ra@example.om"), sanName(2, "ra.example.om")},
+		{{Class: asn1.ClassContextSpecific, Tag: 2, IsCompound: true, Bytes: []byte{0x04, 0x00}}},
+	} {
+		der, err := asn1.Marshal(names)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		for _, n := range signerNames(value, signer) {
+			if !strings.Contains(n, "ra.example.om") && !strings.Contains(n, "10.0.0.7") {
+				t.Fatalf("%q reported as the signer's own", n)
+			}
+		}
+	})
+}
