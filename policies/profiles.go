@@ -169,6 +169,16 @@ var extKeyUsageNames = map[string]x509.ExtKeyUsage{
 	"codeSigning":     x509.ExtKeyUsageCodeSigning,
 }
 
+// extKeyUsageOIDs are the OIDs of extKeyUsageNames' purposes (RFC 5280
+// §4.2.1.12, RFC 6960 §4.2.2.2), to find one named twice.
+var extKeyUsageOIDs = map[x509.ExtKeyUsage]asn1.ObjectIdentifier{
+	x509.ExtKeyUsageClientAuth:      {1, 3, 6, 1, 5, 5, 7, 3, 2},
+	x509.ExtKeyUsageCodeSigning:     {1, 3, 6, 1, 5, 5, 7, 3, 3},
+	x509.ExtKeyUsageEmailProtection: {1, 3, 6, 1, 5, 5, 7, 3, 4},
+	x509.ExtKeyUsageTimeStamping:    {1, 3, 6, 1, 5, 5, 7, 3, 8},
+	x509.ExtKeyUsageOCSPSigning:     {1, 3, 6, 1, 5, 5, 7, 3, 9},
+}
+
 var qcTypeNames = map[string]string{"esign": OIDQcTypeESign, "eseal": OIDQcTypeESeal, "web": "0.4.0.1862.1.6.3"}
 
 // ParseValidity parses a lifetime: a Go duration ("2160h") or whole days ("730d").
@@ -230,14 +240,28 @@ func (c ProfileConfig) validate() (*Profile, error) {
 		}
 		p.KeyUsage |= ku
 	}
+	// A purpose named twice (by name, or by name and OID) would be put
+	// twice in every certificate, and an RA asking for the profile's
+	// purposes each once would be refused as asking for others.
+	named := map[string]string{}
 	for _, n := range c.ExtKeyUsages {
-		if eku, ok := extKeyUsageNames[n]; ok {
+		eku, ok := extKeyUsageNames[n]
+		var oid asn1.ObjectIdentifier
+		if ok {
+			oid = extKeyUsageOIDs[eku]
+		} else {
+			var err error
+			if oid, err = ParseOID(n); err != nil {
+				return nil, fmt.Errorf("unknown extended key usage %q", n)
+			}
+		}
+		if prev, dup := named[oid.String()]; dup {
+			return nil, fmt.Errorf("extended key usage %q named twice (also as %q)", n, prev)
+		}
+		named[oid.String()] = n
+		if ok {
 			p.ExtKeyUsage = append(p.ExtKeyUsage, eku)
 			continue
-		}
-		oid, err := ParseOID(n)
-		if err != nil {
-			return nil, fmt.Errorf("unknown extended key usage %q", n)
 		}
 		p.ExtKeyUsageOIDs = append(p.ExtKeyUsageOIDs, oid)
 	}

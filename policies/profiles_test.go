@@ -1,7 +1,13 @@
 package policies
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/asn1"
 	"errors"
+	"math/big"
 	"slices"
 	"strings"
 	"testing"
@@ -65,6 +71,9 @@ func TestProfileConfigRejects(t *testing.T) {
 		"civil missing":     func(c *ProfileConfig) { c.Subject.Required = []string{FieldCommonName, FieldCountry} },
 		"no issuers":        func(c *ProfileConfig) { c.Issuers = nil },
 		"nocheck":           func(c *ProfileConfig) { c.OCSPNoCheck = true },
+		"eku twice":         func(c *ProfileConfig) { c.ExtKeyUsages = []string{"clientAuth", "emailProtection", "clientAuth"} },
+		"eku name and oid":  func(c *ProfileConfig) { c.ExtKeyUsages = []string{"timeStamping", "1.3.6.1.5.5.7.3.8"} },
+		"eku oid twice":     func(c *ProfileConfig) { c.ExtKeyUsages = []string{"1.2.3.4", "1.2.3.4"} },
 	}
 	for name, mut := range cases {
 		c := base()
@@ -181,5 +190,44 @@ func TestParseValidityRefusesOverflow(t *testing.T) {
 	}
 	if d, err := ParseValidity("106751d"); err != nil || d != 106751*24*time.Hour {
 		t.Errorf("ParseValidity(106751d) = %s, %v", d, err)
+	}
+}
+
+// TestExtKeyUsageOIDs: every purpose a profile may name has its OID, the
+// one crypto/x509 writes for it, so that one named twice is found.
+func TestExtKeyUsageOIDs(t *testing.T) {
+	for name, eku := range extKeyUsageNames {
+		want, ok := extKeyUsageOIDs[eku]
+		if !ok {
+			t.Fatalf("%s: no OID", name)
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), ExtKeyUsage: []x509.ExtKeyUsage{eku}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range c.Extensions {
+			if !e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 37}) {
+				continue
+			}
+			var got []asn1.ObjectIdentifier
+			if _, err := asn1.Unmarshal(e.Value, &got); err != nil || len(got) != 1 || !got[0].Equal(want) {
+				t.Fatalf("%s: crypto/x509 writes %v, the table says %s", name, got, want)
+			}
+		}
+	}
+	// A profile naming distinct purposes, by name and by OID, is taken.
+	c := DefaultProfileConfigs(DefaultsConfig{})[0]
+	c.ExtKeyUsages = []string{"clientAuth", "1.3.6.1.5.5.7.3.4", "1.2.3.4"}
+	if _, err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }
