@@ -94,6 +94,27 @@ func splitCheckpoints(ctx context.Context, chain audit.ChainReader, src []byte, 
 	return kept, archived, s, nil
 }
 
+// newestSignedTime returns the time of the last checkpoint in src, a
+// checkpoint file, whose signature verifies with pub (lines are read from
+// the end, so a year of checkpoints costs one check or a few); false when
+// none does. An incomplete last line (a crash while writing) is skipped.
+func newestSignedTime(src []byte, pub crypto.PublicKey) (time.Time, bool) {
+	if i := bytes.LastIndexByte(src, '\n'); i >= 0 {
+		src = src[:i+1]
+	} else {
+		return time.Time{}, false
+	}
+	for len(src) > 0 {
+		body := src[:len(src)-1]
+		line := src[bytes.LastIndexByte(body, '\n')+1:]
+		src = src[:len(src)-len(line)]
+		if c, err := audit.ParseCheckpointLine(line); err == nil && c.Verify(pub) == nil {
+			return c.Time, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // restoreCheckpoints rewrites the staged checkpoint file cpPath from src
 // (the backup's copy, or a newer one the operator gave): kept checkpoints
 // stay in it, the others are archived next to it in

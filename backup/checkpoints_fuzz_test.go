@@ -91,6 +91,17 @@ func FuzzSplitCheckpoints(f *testing.F) {
 			t.Fatalf("split: %v", err)
 		}
 		complete := src[:bytes.LastIndexByte(src, '\n')+1]
+		// The serial floor's evidence: the last complete line that is a
+		// checkpoint of the key, found from the end as from the start.
+		var want *audit.Checkpoint
+		for _, l := range bytes.SplitAfter(complete, []byte("\n")) {
+			if cp, err := audit.ParseCheckpointLine(l); len(l) > 0 && err == nil && cp.Verify(key.Public()) == nil {
+				want = &cp
+			}
+		}
+		if got, ok := newestSignedTime(src, key.Public()); ok != (want != nil) || (ok && !got.Equal(want.Time)) {
+			t.Fatalf("newestSignedTime = %v, %v; the last signed line says %v", got, ok, want)
+		}
 		if !bytes.Equal(append(append([]byte{}, kept...), archived...), complete) {
 			t.Fatalf("kept %q + archived %q is not the file's complete lines %q", kept, archived, complete)
 		}

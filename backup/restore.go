@@ -34,8 +34,10 @@ const floorShift = 24
 // thousands — a counter at time t is always below t×2^24. So at a restore
 // at time r every number ever handed out, after the backup or after an
 // earlier restore from the same backup, is below r×2^24: no serial or CRL
-// number is reused. It needs the restoring machine's clock to be right
-// (Restore refuses a clock before the backup's creation). The 2^63 range
+// number is reused. It needs the restoring machine's clock to be right:
+// Restore refuses a clock before the backup's creation, and takes the
+// floor at the newest checkpoint the deployment signed when the clock is
+// before it (Restored.floorTime). The 2^63 range
 // lasts for Unix seconds up to 2^39 (year 19400).
 func SerialFloor(t time.Time) int64 { return t.Unix() << floorShift }
 
@@ -450,7 +452,22 @@ func (r *Restored) checkStore(ctx context.Context) error {
 // finishStore raises the number counters, records the restore in the
 // audit log and rewrites the checkpoint file.
 func (r *Restored) finishStore(ctx context.Context) error {
-	raised, err := r.db.RaiseCounters(ctx, SerialFloor(r.now), r.set.CRLIssuers)
+	cpFile := r.set.CheckpointFile
+	staged, inFolder := r.staged(cpFile)
+	var src []byte
+	var err error
+	if inFolder {
+		if src, err = os.ReadFile(staged); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if r.o.Checkpoints != "" {
+		if src, err = os.ReadFile(r.o.Checkpoints); err != nil {
+			return fmt.Errorf("--checkpoints: %w", err)
+		}
+	}
+	floorAt := r.floorTime(src)
+	raised, err := r.db.RaiseCounters(ctx, SerialFloor(floorAt), r.set.CRLIssuers)
 	if err != nil {
 		return err
 	}
@@ -460,7 +477,7 @@ func (r *Restored) finishStore(ctx context.Context) error {
 		Details: map[string]any{
 			"backupCreated": m.Created.Format(time.RFC3339Nano), "backupHost": m.Host, "backupThiqa": m.Thiqa.Version,
 			"manifestSHA256": hex.EncodeToString(manifestDigest(r.arch.raw)), "restoredHeadSeq": r.head.Seq,
-			"serialFloor": SerialFloor(r.now),
+			"serialFloor": SerialFloor(floorAt),
 		}}); err != nil {
 		return fmt.Errorf("writing the restore's audit record: %w", err)
 	}
@@ -468,24 +485,31 @@ func (r *Restored) finishStore(ctx context.Context) error {
 		return err
 	}
 
-	cpFile := r.set.CheckpointFile
-	staged, ok := r.staged(cpFile)
-	if !ok {
+	if !inFolder {
 		r.notes = append(r.notes, fmt.Sprintf("audit.checkpointFile %s is outside the data folder and was not restored: if it names records after the backup, move it to an archive before thiqa serve", cpFile))
 		return nil
 	}
 	r.cpStaged = staged
-	src, err := os.ReadFile(staged)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if r.o.Checkpoints != "" {
-		if src, err = os.ReadFile(r.o.Checkpoints); err != nil {
-			return fmt.Errorf("--checkpoints: %w", err)
-		}
-	}
 	r.split, err = restoreCheckpoints(ctx, r.db, src, staged, r.checkpoint, r.now)
 	return err
+}
+
+// floorTime is the time the serial floor is taken at (SerialFloor): this
+// machine's clock, or, when the deployment's newest signed checkpoint in
+// src (the backup's checkpoint file, or the newer copy given with
+// --checkpoints) is dated after it, a second past that checkpoint. The
+// lost deployment's clock reached that time, and numbers it handed out
+// after a restore of its own at such a time would otherwise lie above
+// the floor: the floor trusts evidence signed with the deployment's key
+// over a clock that may be behind. A note in the report says so.
+func (r *Restored) floorTime(src []byte) time.Time {
+	t, ok := newestSignedTime(src, r.checkpoint.Public())
+	if !ok || !t.After(r.now) {
+		return r.now
+	}
+	r.notes = append(r.notes, fmt.Sprintf("this machine's clock (%s) is before the newest checkpoint the deployment signed (%s): the serial floor was taken from the checkpoint; set the clock right before thiqa serve (certificates, CRLs and time-stamps carry it)",
+		r.now.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339)))
+	return t.Add(time.Second)
 }
 
 // moveIntoPlace moves the staged files into the data folder (the whole
