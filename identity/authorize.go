@@ -238,7 +238,11 @@ func (p *Provider) showLogin(w http.ResponseWriter, c *Client, form url.Values, 
 			hidden[k] = v
 		}
 	}
-	renderPage(w, status, "login", loginPage{ClientName: c.Name, Action: action, Hidden: hidden, Error: msg, Purpose: purpose})
+	page := loginPage{ClientName: c.Name, Action: action, Hidden: hidden, Error: msg, Purpose: purpose}
+	if kind != KindCSC {
+		page.Shares = sharedClaims(c, form.Get("scope"))
+	}
+	renderPage(w, status, "login", page)
 }
 
 // mtlsLogin logs in the holder of the TLS client certificate.

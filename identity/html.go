@@ -3,6 +3,7 @@ package identity
 import (
 	"html/template"
 	"net/http"
+	"strings"
 
 	"github.com/thiqa/thiqa/internal/problem"
 )
@@ -20,6 +21,8 @@ var pages = template.Must(template.New("pages").Parse(`
 {{define "login"}}{{template "head" .Error}}
 <p>{{.ClientName}} asks you to log in. <span lang="ar">يطلب {{.ClientName}} تسجيل دخولك.</span></p>
 {{if .Purpose}}<p id="purpose">{{.Purpose}}</p>{{end}}
+{{if .Shares}}<p id="shares-heading">When you log in, {{.ClientName}} receives: <span lang="ar">عند تسجيل دخولك يحصل {{.ClientName}} على:</span></p>
+<ul id="shares" aria-labelledby="shares-heading">{{range .Shares}}<li>{{.EN}} <span lang="ar">{{.AR}}</span></li>{{end}}</ul>{{end}}
 {{if .Error}}<p class="err" id="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Hidden}}<input type="hidden" name="{{$k}}" value="{{$v}}">
@@ -75,6 +78,29 @@ type loginPage struct {
 	Error      string
 	// Purpose says what the login is for, when it is not a portal's.
 	Purpose string
+	// Shares lists what a portal's login gives it about the citizen
+	// (sharedClaims), shown before they log in.
+	Shares []shared
+}
+
+// shared is one thing a login gives a portal, in English and Arabic.
+type shared struct{ EN, AR string }
+
+// sharedClaims lists what a login of client c with the scopes of scope
+// gives it about the citizen, as the tokens and userinfo carry it
+// (Provider.subject, mintTokens, userinfo): the civil number or an
+// identifier made for the portal's sector; the names with profile; and
+// always how and when they logged in (acr, amr, auth_time). A citizen is
+// told before they log in what the portal will learn (GDPR Art. 13).
+func sharedClaims(c *Client, scope string) []shared {
+	out := []shared{{"an identifier made for this service, not your civil number", "معرّف خاص بهذه الخدمة، وليس رقمك المدني"}}
+	if c.AllowCivilNumber {
+		out[0] = shared{"your civil number", "رقمك المدني"}
+	}
+	if hasScope(strings.Fields(scope), ScopeProfile) {
+		out = append(out, shared{"your name (given name and family name)", "اسمك (الاسم الأول واسم العائلة)"})
+	}
+	return append(out, shared{"how and when you logged in (mobile ID or ID card)", "طريقة تسجيل دخولك ووقته (الهوية الرقمية على الهاتف أو البطاقة الشخصية)"})
 }
 
 // signingPINPage asks for the signing PIN of a credential authorization.

@@ -1,0 +1,67 @@
+package identity
+
+import (
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// The login page tells the citizen, before they log in, what the portal
+// will receive, as the tokens carry it: an identifier made for the
+// portal's sector (or the civil number, for a portal allowed it), the
+// names only with the profile scope, and how and when they logged in. The
+// signing service's login (CSC) lists nothing: it gives no portal
+// anything about the citizen.
+func TestLoginPageSaysWhatThePortalReceives(t *testing.T) {
+	e := newEnv(t, false)
+	civilClient, _ := e.addClient("portal-civil", true)
+	page := func(path string, q url.Values) string {
+		t.Helper()
+		resp, err := e.browser.Get(e.srv.URL + path + "?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	const (
+		pairwise = "an identifier made for this service, not your civil number"
+		civil    = "<li>your civil number"
+		names    = "your name (given name and family name)"
+		how      = "how and when you logged in"
+	)
+	for _, c := range []struct {
+		name     string
+		client   string
+		scope    string
+		has, not []string
+	}{
+		{"pairwise, profile", e.client.ID, "openid profile", []string{"When you log in, Portal portal-1 receives:", pairwise, names, how, "اسمك"}, []string{civil}},
+		{"pairwise, openid", e.client.ID, "openid", []string{pairwise, how}, []string{civil, names}},
+		{"civil number, openid", civilClient.ID, "openid", []string{civil, how, "رقمك المدني"}, []string{pairwise, names}},
+	} {
+		q := e.authQuery()
+		q.Set("client_id", c.client)
+		q.Set("scope", c.scope)
+		body := page(PathAuthorize, q)
+		for _, s := range c.has {
+			if !strings.Contains(body, s) {
+				t.Errorf("%s: the login page does not say %q:\n%s", c.name, s, body)
+			}
+		}
+		for _, s := range c.not {
+			if strings.Contains(body, s) {
+				t.Errorf("%s: the login page says %q, which the portal does not receive", c.name, s)
+			}
+		}
+	}
+	if body := page(PathCSCAuthorize, e.cscQuery("service")); strings.Contains(body, `id="shares"`) {
+		t.Errorf("the signing service's login lists what a portal receives:\n%s", body)
+	}
+}
