@@ -471,7 +471,7 @@ func (r *Restored) finishStore(ctx context.Context) error {
 		// deployment's own (it is not restored, only read): evidence of
 		// how far its clock got, as a copy given with --checkpoints is.
 		if src, err = os.ReadFile(cpFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("reading audit.checkpointFile %s for the serial floor: %w", cpFile, err)
+			return fmt.Errorf("reading audit.checkpointFile %s for the serial floor (or give a copy with --checkpoints): %w", cpFile, err)
 		}
 	}
 	floorAt, evidence := r.floorTime(src)

@@ -25,7 +25,7 @@ import (
 // to guess where the name came from. A copied name is refused once, by
 // the hint alone (it was refused twice, the plain refusal besides). A
 // dNSName of another host gets the plain refusal, with no word of copying,
-// also next to a copied one.
+// also next to a copied one. The same for a cr.
 func TestCMPRACopiedSubjectAltNameHint(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -60,20 +60,22 @@ func TestCMPRACopiedSubjectAltNameHint(t *testing.T) {
 			} {
 				k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 				body := certReqBodyTemplate(t, k, raSubjectName("IDCOM-12345678"), []pkix.Extension{subjectAltName(t, c.names...)})
-				ra3.tx = nil
-				a := parseAnswer(t, f.srv.Handle(t.Context(), ra3.message(t, bodyIR, body), "citizen-auth"))
-				if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" {
-					t.Fatalf("%s: %s %s, want badCertTemplate", c.name, bodyName(a.m.bodyType), a.failInfo)
-				}
-				text := statusText(t, a)
-				for _, s := range c.says {
-					if !strings.Contains(text, s) {
-						t.Errorf("%s: the refusal %q does not say %q", c.name, text, s)
+				for _, bt := range []int{bodyIR, bodyCR} { // openssl cmp fills both
+					ra3.tx = nil
+					a := parseAnswer(t, f.srv.Handle(t.Context(), ra3.message(t, bt, body), "citizen-auth"))
+					if a.m.bodyType != bodyError || a.failInfo != "badCertTemplate" {
+						t.Fatalf("%s, %s: %s %s, want badCertTemplate", c.name, bodyName(bt), bodyName(a.m.bodyType), a.failInfo)
 					}
-				}
-				for _, n := range c.not {
-					if strings.Contains(text, n) {
-						t.Errorf("%s: the refusal %q says %q", c.name, text, n)
+					text := statusText(t, a)
+					for _, s := range c.says {
+						if !strings.Contains(text, s) {
+							t.Errorf("%s, %s: the refusal %q does not say %q", c.name, bodyName(bt), text, s)
+						}
+					}
+					for _, n := range c.not {
+						if strings.Contains(text, n) {
+							t.Errorf("%s, %s: the refusal %q says %q", c.name, bodyName(bt), text, n)
+						}
 					}
 				}
 			}
