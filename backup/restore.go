@@ -456,29 +456,42 @@ func (r *Restored) finishStore(ctx context.Context) error {
 	staged, inFolder := r.staged(cpFile)
 	var src []byte
 	var err error
-	if inFolder {
-		if src, err = os.ReadFile(staged); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	if r.o.Checkpoints != "" {
+	switch {
+	case r.o.Checkpoints != "":
 		if src, err = os.ReadFile(r.o.Checkpoints); err != nil {
 			return fmt.Errorf("--checkpoints: %w", err)
 		}
+	case inFolder:
+		if src, err = os.ReadFile(staged); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	default:
+		// Outside the data folder the backup holds no copy, but the file
+		// at its place on this host, when there is one, is the
+		// deployment's own (it is not restored, only read): evidence of
+		// how far its clock got, as a copy given with --checkpoints is.
+		if src, err = os.ReadFile(cpFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("reading audit.checkpointFile %s for the serial floor (or give a copy with --checkpoints): %w", cpFile, err)
+		}
 	}
-	floorAt := r.floorTime(src)
+	floorAt, evidence := r.floorTime(src)
 	raised, err := r.db.RaiseCounters(ctx, SerialFloor(floorAt), r.set.CRLIssuers)
 	if err != nil {
 		return err
 	}
 	r.raised = raised
 	m := &r.arch.manifest
+	details := map[string]any{
+		"backupCreated": m.Created.Format(time.RFC3339Nano), "backupHost": m.Host, "backupThiqa": m.Thiqa.Version,
+		"manifestSHA256": hex.EncodeToString(manifestDigest(r.arch.raw)), "restoredHeadSeq": r.head.Seq,
+		"serialFloor": SerialFloor(floorAt),
+	}
+	if !evidence.IsZero() {
+		// The record says why its floor is past its own time.
+		details["serialFloorCheckpoint"] = evidence.UTC().Format(time.RFC3339Nano)
+	}
 	if _, err := r.db.Append(ctx, audit.Entry{Actor: r.o.Actor, Action: "data.restore", Object: r.o.Data, Outcome: audit.OutcomeSuccess,
-		Details: map[string]any{
-			"backupCreated": m.Created.Format(time.RFC3339Nano), "backupHost": m.Host, "backupThiqa": m.Thiqa.Version,
-			"manifestSHA256": hex.EncodeToString(manifestDigest(r.arch.raw)), "restoredHeadSeq": r.head.Seq,
-			"serialFloor": SerialFloor(floorAt),
-		}}); err != nil {
+		Details: details}); err != nil {
 		return fmt.Errorf("writing the restore's audit record: %w", err)
 	}
 	if r.head, err = r.db.AuditHead(ctx); err != nil {
@@ -496,20 +509,22 @@ func (r *Restored) finishStore(ctx context.Context) error {
 
 // floorTime is the time the serial floor is taken at (SerialFloor): this
 // machine's clock, or, when the deployment's newest signed checkpoint in
-// src (the backup's checkpoint file, or the newer copy given with
-// --checkpoints) is dated after it, a second past that checkpoint. The
+// src (the backup's checkpoint file, the newer copy given with
+// --checkpoints, or the file outside the data folder at its place) is
+// dated after it, a second past that checkpoint. The
 // lost deployment's clock reached that time, and numbers it handed out
 // after a restore of its own at such a time would otherwise lie above
 // the floor: the floor trusts evidence signed with the deployment's key
-// over a clock that may be behind. A note in the report says so.
-func (r *Restored) floorTime(src []byte) time.Time {
+// over a clock that may be behind. A note in the report says so, and
+// checkpoint is that checkpoint's time (zero when the clock is used).
+func (r *Restored) floorTime(src []byte) (at, checkpoint time.Time) {
 	t, ok := newestSignedTime(src, r.checkpoint.Public())
 	if !ok || !t.After(r.now) {
-		return r.now
+		return r.now, time.Time{}
 	}
 	r.notes = append(r.notes, fmt.Sprintf("this machine's clock (%s) is before the newest checkpoint the deployment signed (%s): the serial floor was taken from the checkpoint; set the clock right before thiqa serve (certificates, CRLs and time-stamps carry it)",
 		r.now.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339)))
-	return t.Add(time.Second)
+	return t.Add(time.Second), t
 }
 
 // moveIntoPlace moves the staged files into the data folder (the whole

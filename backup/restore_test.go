@@ -249,6 +249,9 @@ type testHost struct {
 	cfg  store.Config
 	cp   crypto.Signer
 	keys map[string]crypto.Signer
+	// cpFile is the configured checkpoint file; "" for audit/checkpoints.jsonl
+	// in the data folder.
+	cpFile string
 	// sqliteCopies records where OpenStore was asked to open the staged
 	// SQLite copy.
 	sqliteCopies []string
@@ -260,6 +263,9 @@ func (h *testHost) Configure(backupConfig string) (backup.Settings, error) {
 	}
 	s := backup.Settings{CA: true, RootCertificate: filepath.Join(h.data, "ca", "root.pem"), RootCommonName: "Test Root", RootKeyLabel: "root",
 		Token: "test", Driver: h.cfg.Driver, CheckpointFile: filepath.Join(h.data, "audit", "checkpoints.jsonl"), CRLIssuers: []string{"root"}}
+	if h.cpFile != "" {
+		s.CheckpointFile = h.cpFile
+	}
 	if s.Driver == backup.DriverSQLite {
 		s.SQLiteFile = h.cfg.DSN
 	}

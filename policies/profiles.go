@@ -55,7 +55,8 @@ type ProfileConfig struct {
 	Issuers []string `yaml:"issuers"`
 	// KeyUsages: digitalSignature, nonRepudiation (contentCommitment), keyEncipherment, keyAgreement.
 	KeyUsages []string `yaml:"keyUsages"`
-	// ExtKeyUsages: clientAuth, emailProtection, timeStamping, OCSPSigning (or a dotted OID).
+	// ExtKeyUsages: clientAuth, emailProtection, timeStamping, OCSPSigning, codeSigning (or a
+	// dotted OID), each purpose once (by name or by OID).
 	ExtKeyUsages []string `yaml:"extKeyUsages"`
 	// ExtKeyUsageCritical marks the extendedKeyUsage extension critical.
 	ExtKeyUsageCritical bool `yaml:"extKeyUsageCritical"`

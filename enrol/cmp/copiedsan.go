@@ -15,11 +15,14 @@ import (
 // openssl cmp fills an ir's or cr's template with its -cert's
 // subjectAltName unless given -sans or -san_nodefault, so a template
 // naming the RA's own host was copied, not asked for. Emails are compared
-// apart, case aside (raSubject). Nil when the signer is unknown, either
-// value cannot be read (SubjectUnsupported says so) or nothing is shared.
-func signerNames(value []byte, signer *x509.Certificate) []string {
+// apart, case aside (raSubject). rest is value without those names, for
+// SubjectUnsupported to refuse the template's other names only: a copied
+// name is refused once, saying where it came from. Nil names and value
+// itself when the signer is unknown, either value cannot be read
+// (SubjectUnsupported says so) or nothing is shared.
+func signerNames(value []byte, signer *x509.Certificate) (names []string, rest []byte) {
 	if signer == nil {
-		return nil
+		return nil, value
 	}
 	var own []byte
 	for _, e := range signer.Extensions {
@@ -28,22 +31,32 @@ func signerNames(value []byte, signer *x509.Certificate) []string {
 		}
 	}
 	var asked, theirs []asn1.RawValue
-	if rest, err := asn1.Unmarshal(value, &asked); err != nil || len(rest) > 0 {
-		return nil
+	if trail, err := asn1.Unmarshal(value, &asked); err != nil || len(trail) > 0 {
+		return nil, value
 	}
-	if rest, err := asn1.Unmarshal(own, &theirs); err != nil || len(rest) > 0 {
-		return nil
+	if trail, err := asn1.Unmarshal(own, &theirs); err != nil || len(trail) > 0 {
+		return nil, value
 	}
-	var out []string
+	var others []asn1.RawValue
 	for _, n := range asked {
-		if n.Class != asn1.ClassContextSpecific || n.Tag == 1 {
+		if n.Class == asn1.ClassContextSpecific && n.Tag != 1 &&
+			slices.ContainsFunc(theirs, func(o asn1.RawValue) bool { return bytes.Equal(o.FullBytes, n.FullBytes) }) {
+			names = append(names, describeName(n))
 			continue
 		}
-		if slices.ContainsFunc(theirs, func(o asn1.RawValue) bool { return bytes.Equal(o.FullBytes, n.FullBytes) }) {
-			out = append(out, describeName(n))
-		}
+		others = append(others, n)
 	}
-	return out
+	if len(names) == 0 {
+		return nil, value
+	}
+	if others == nil {
+		others = []asn1.RawValue{}
+	}
+	rest, err := asn1.Marshal(others)
+	if err != nil {
+		return nil, value
+	}
+	return names, rest
 }
 
 // describeName shows one GeneralName for a refusal: its type and, for a

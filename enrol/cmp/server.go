@@ -477,6 +477,7 @@ func (s *Server) enrol(ctx context.Context, m *message, p *party, profile string
 // that is the signer's own is refused as copied, not asked for.
 func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate) (ca.Request, *cmpError) {
 	c := &x509.Certificate{}
+	u := c // what SubjectUnsupported reads: c, less the names refused as copied
 	var copied []*policies.SubjectError
 	switch {
 	case req != nil && req.subject != nil:
@@ -486,7 +487,8 @@ func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate
 			return ca.Request{}, e
 		}
 		c.Extensions = exts
-		for _, x := range exts {
+		others := exts // exts less the copied names, for SubjectUnsupported
+		for i, x := range exts {
 			if !x.Id.Equal(oidSubjectAltName) {
 				continue
 			}
@@ -497,12 +499,22 @@ func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate
 			c.EmailAddresses = append(c.EmailAddresses, emails...)
 			// The certificate carries no other name (SubjectUnsupported
 			// refuses them); one the signer's certificate names too was
-			// copied, and the refusal says how to keep it out.
-			for _, n := range signerNames(x.Value, signer) {
+			// copied, and is refused once, saying how to keep it out.
+			names, rest := signerNames(x.Value, signer)
+			for _, n := range names {
 				copied = append(copied, &policies.SubjectError{Field: "subjectAltName", Reason: fmt.Sprintf(
 					"the template's subjectAltName %s is the one of the RA certificate that signed the request "+
 						"(openssl cmp copies its -cert's subjectAltName unless given -sans or -san_nodefault): give the holder's email, or none", n)})
 			}
+			if names != nil {
+				others = slices.Clone(others)
+				others[i].Value = rest
+			}
+		}
+		if len(copied) > 0 {
+			uc := *c
+			uc.Extensions = others
+			u = &uc
 		}
 		// openssl cmp fills the template's subjectAltName from its
 		// reference certificate, the signer's own (-cert) for an ir or cr,
@@ -527,7 +539,7 @@ func (s *Server) raSubject(req *certReq, key enrol.Key, signer *x509.Certificate
 		return ca.Request{}, failf(BadCertTemplate, "the template names no subject")
 	}
 	return ca.Request{Subject: ca.SubjectFields(c), SerialNumber: c.Subject.SerialNumber, SubjectRepeats: ca.SubjectRepeats(c),
-		SubjectUnsupported: append(ca.SubjectUnsupported(c), copied...), Extensions: c.Extensions}, nil
+		SubjectUnsupported: append(ca.SubjectUnsupported(u), copied...), Extensions: c.Extensions}, nil
 }
 
 // keyUpdate answers kur: the holder's current certificate signed it.
