@@ -38,7 +38,7 @@ func (l *logBuffer) logger() *slog.Logger {
 }
 
 // postgresDialect returns the PostgreSQL dialect of storetest.
-func postgresDialect(t *testing.T) storetest.Dialect {
+func postgresDialect(t testing.TB) storetest.Dialect {
 	t.Helper()
 	for _, d := range storetest.Dialects() {
 		if d.Name == store.DriverPostgres {
