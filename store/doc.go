@@ -14,6 +14,16 @@
 //     yet recorded in schema_migrations, in file-name order, each in its own
 //     transaction; no code change is needed. An applied migration must never
 //     be edited: Open refuses a database whose recorded checksum differs.
+//   - On PostgreSQL a migration made of nothing but plain CREATE INDEX
+//     statements (comments aside; not UNIQUE) runs outside a transaction:
+//     each index is built with CREATE INDEX CONCURRENTLY, so appends and
+//     other writes to the table carry on during the build (migrate_index.go).
+//     Give a new index its own migration file to get this; an index that
+//     must exist with a table or column change stays in that migration's
+//     transaction. An index left INVALID by an interrupted build is dropped
+//     and built again at the next Open; on a partitioned table the plain
+//     build runs (logged). SQLite builds every index in the migration's
+//     transaction: it has a single writer anyway.
 //   - Queries are written with ? placeholders; the txn and DB helpers rebind
 //     them to $1, $2 … for PostgreSQL. Do not use PostgreSQL's ? operators.
 //   - Writes go through (*DB).writeTx, which starts a transaction that holds

@@ -99,7 +99,9 @@ func (t *txn) lockMigrations(ctx context.Context) error {
 
 // migrate applies every migration not yet recorded, in order, each in its
 // own transaction under the migration lock, and refuses a database where an
-// applied migration's checksum differs from the embedded file.
+// applied migration's checksum differs from the embedded file. On
+// PostgreSQL a migration made only of plain CREATE INDEX statements builds
+// its indexes concurrently, outside a transaction (migrateIndexes).
 func (db *DB) migrate(ctx context.Context) error {
 	ms, err := loadMigrations(db.dialect)
 	if err != nil {
@@ -116,6 +118,18 @@ func (db *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: creating schema_migrations: %w", err)
 	}
 	for _, m := range ms {
+		if db.dialect == DriverPostgres {
+			if builds := indexOnly(m.sql); builds != nil {
+				applied, err := db.migrateIndexes(ctx, m, builds)
+				if err != nil {
+					return fmt.Errorf("store: migration %s (%s): %w", m.version, db.dialect, err)
+				}
+				if applied {
+					db.logger.Info("store: migration applied", "version", m.version, "driver", db.dialect)
+				}
+				continue
+			}
+		}
 		applied := false
 		err := db.writeTx(ctx, func(t *txn) error {
 			applied = false

@@ -1,0 +1,43 @@
+package store
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestIndexOnlyMigrations: the PostgreSQL migrations made of nothing but
+// plain CREATE INDEX statements, which build concurrently, are exactly the
+// ones listed; a migration that also changes a table, or builds a unique
+// index, stays in its transaction.
+func TestIndexOnlyMigrations(t *testing.T) {
+	ms, err := loadMigrations(DriverPostgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range ms {
+		if b := indexOnly(m.sql); b != nil {
+			got = append(got, m.version)
+		}
+	}
+	want := []string{"0011_audit_object", "0018_audit_actor", "0019_purge_enrolments", "0030_audit_action"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("index-only migrations %v, want %v", got, want)
+	}
+	b := indexOnly("-- a comment; with a semicolon\nCREATE INDEX audit_log_action ON audit_log (action, seq);\n")
+	if len(b) != 1 || b[0] != (indexBuild{name: "audit_log_action", table: "audit_log", rest: "(action, seq)"}) {
+		t.Fatalf("parsed %+v", b)
+	}
+	for _, s := range []string{
+		"CREATE UNIQUE INDEX a ON t (x);",
+		"CREATE INDEX CONCURRENTLY a ON t (x);",
+		"CREATE INDEX a ON t (x) WHERE s = 'a--b';",
+		`CREATE INDEX a ON "T" (x);`,
+		"CREATE INDEX a ON t (x); ALTER TABLE t ADD COLUMN y TEXT;",
+		"-- nothing\n",
+	} {
+		if b := indexOnly(s); b != nil {
+			t.Errorf("%q read as index-only: %+v", s, b)
+		}
+	}
+}
