@@ -43,3 +43,41 @@ func TestBestRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestArchiveGaps: the archived records a search with files may reach and
+// no file given holds: a range whose file is not given, the records lost
+// with a file (thiqa audit archive --file-lost) unless that file turned up
+// and is given, ranges beyond the query's seqs left out.
+func TestArchiveGaps(t *testing.T) {
+	rows := []ArchiveRow{
+		{FirstSeq: 1, LastSeq: 40, File: "a1"},
+		{FirstSeq: 41, LastSeq: 60, File: "a2", ReplacedFrom: 51, ReplacementFile: "a2r"}, // 41-50 lost
+		{FirstSeq: 61, LastSeq: 70, File: "a3", ReplacedFrom: 71},                          // all lost
+		{FirstSeq: 71, LastSeq: 80, File: "a4", ReplacedFrom: 71, ReplacementFile: "a4r"},  // none lost
+	}
+	type gap struct {
+		first, last int64
+		file        string
+		lost        bool
+	}
+	for _, c := range []struct {
+		given []SearchedArchive
+		q     Query
+		want  []gap
+	}{
+		{nil, Query{}, []gap{{1, 40, "a1", false}, {41, 50, "a2", true}, {51, 60, "a2r", false}, {61, 70, "a3", true}, {71, 80, "a4r", false}}},
+		{[]SearchedArchive{{FirstSeq: 1}, {FirstSeq: 51}, {FirstSeq: 71}}, Query{}, []gap{{41, 50, "a2", true}, {61, 70, "a3", true}}},
+		{[]SearchedArchive{{FirstSeq: 41}}, Query{}, []gap{{1, 40, "a1", false}, {61, 70, "a3", true}, {71, 80, "a4r", false}}}, // a2 found again
+		{[]SearchedArchive{{FirstSeq: 1}}, Query{FromSeq: 55}, []gap{{51, 60, "a2r", false}, {61, 70, "a3", true}, {71, 80, "a4r", false}}},
+		{nil, Query{Seq: 45}, []gap{{41, 50, "a2", true}}},
+		{nil, Query{FromSeq: 81}, nil},
+	} {
+		var got []gap
+		for _, g := range archiveGaps(rows, c.given, c.q) {
+			got = append(got, gap{g.FirstSeq, g.LastSeq, g.File, g.Lost})
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("given %+v, query %+v: %v, want %v", c.given, c.q, got, c.want)
+		}
+	}
+}
