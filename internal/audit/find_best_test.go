@@ -52,8 +52,8 @@ func TestArchiveGaps(t *testing.T) {
 	rows := []ArchiveRow{
 		{FirstSeq: 1, LastSeq: 40, File: "a1"},
 		{FirstSeq: 41, LastSeq: 60, File: "a2", ReplacedFrom: 51, ReplacementFile: "a2r"}, // 41-50 lost
-		{FirstSeq: 61, LastSeq: 70, File: "a3", ReplacedFrom: 71},                          // all lost
-		{FirstSeq: 71, LastSeq: 80, File: "a4", ReplacedFrom: 71, ReplacementFile: "a4r"},  // none lost
+		{FirstSeq: 61, LastSeq: 70, File: "a3", ReplacedFrom: 71},                         // all lost
+		{FirstSeq: 71, LastSeq: 80, File: "a4", ReplacedFrom: 71, ReplacementFile: "a4r"}, // none lost
 	}
 	type gap struct {
 		first, last int64
