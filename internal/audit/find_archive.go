@@ -1,13 +1,16 @@
 package audit
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"container/heap"
 	"context"
 	"crypto"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 )
@@ -76,6 +79,9 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 	best := newBestRecords(q.Limit+1, q.OldestFirst)
 	searched := make([]SearchedArchive, 0, len(paths))
 	for _, path := range paths {
+		if why := unrecordedHeader(path, prefix.Rows); why != "" {
+			return Found{}, fmt.Errorf("%w: %s: %s", ErrArchiveRefused, path, why)
+		}
 		s, err := searchArchiveFile(path, pub, q, best)
 		if err != nil {
 			return Found{}, err
@@ -130,6 +136,34 @@ func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRec
 		return s, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
+}
+
+// unrecordedHeader reads the header of the archive file at path alone and
+// says why no archived range of rows can be its file (none has its seqs),
+// "" when one may, or when the header cannot be read (the whole reading
+// then says what is wrong): a file of seqs the database never archived is
+// refused before it is read through.
+func unrecordedHeader(path string, rows []ArchiveRow) string {
+	file, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer file.Close()
+	gz, err := gzip.NewReader(bufio.NewReader(file))
+	if err != nil {
+		return ""
+	}
+	line, err := bufio.NewReaderSize(io.LimitReader(gz, maxArchiveLine), 64<<10).ReadSlice('\n')
+	var h archiveHeaderLine
+	if err != nil || strictJSON(line, &h) != nil || h.Format != archiveFormat {
+		return ""
+	}
+	for _, r := range rows {
+		if r.LastSeq == h.LastSeq && (h.FirstSeq == r.FirstSeq || h.FirstSeq == r.ReplacedFrom) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("it holds records %d to %d (its header says), which no archived range recorded in the database holds", h.FirstSeq, h.LastSeq)
 }
 
 // recordedFile says why the file s is not the file of an archived range

@@ -1,7 +1,9 @@
 package audit_test
 
 import (
+	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -205,6 +207,9 @@ func testFindWithArchivesRefuses(t *testing.T, d storetest.Dialect) {
 	damaged := slices.Clone(raw)
 	damaged[len(damaged)/2] ^= 0x55
 	damagedFile := writeBytes(t, dir, "damaged.jsonl.gz", damaged)
+	// The header of a range the database never archived, then anything:
+	// refused from its header, before the rest is read.
+	headerOnly := writeBytes(t, dir, "header-only.jsonl.gz", gzipBytes(t, append(firstLine(t, filepath.Join(other.dir, "o2.jsonl.gz")), "not a record\n"...)))
 	reads := storetest.AuditCount(t, s.db, audit.ReadAction, audit.OutcomeSuccess)
 	q := audit.Query{Object: "obj-3"}
 	for _, c := range []struct {
@@ -213,7 +218,8 @@ func testFindWithArchivesRefuses(t *testing.T, d storetest.Dialect) {
 		text  string
 	}{
 		{[]string{filepath.Join(other.dir, "o1.jsonl.gz")}, audit.ErrArchiveRefused, "the archived range 1-40 records the file with SHA-256 " + s.fileSHA256(t, "a1.jsonl.gz")},
-		{[]string{good, filepath.Join(other.dir, "o2.jsonl.gz")}, audit.ErrArchiveRefused, "o2.jsonl.gz (records 41 to 60, SHA-256 "},
+		{[]string{good, filepath.Join(other.dir, "o2.jsonl.gz")}, audit.ErrArchiveRefused, "o2.jsonl.gz: it holds records 41 to 60 (its header says), which no archived range"},
+		{[]string{headerOnly}, audit.ErrArchiveRefused, "header-only.jsonl.gz: it holds records 41 to 60 (its header says), which no archived range recorded in the database holds"},
 		{[]string{truncated}, audit.ErrArchiveCorrupt, "truncated.jsonl.gz: audit: archive file is corrupt: "},
 		{[]string{damagedFile}, audit.ErrArchiveCorrupt, "damaged.jsonl.gz: audit: archive file is corrupt: "},
 		{[]string{filepath.Join(dir, "missing.jsonl.gz")}, os.ErrNotExist, "missing.jsonl.gz"},
@@ -253,4 +259,37 @@ func writeBytes(t *testing.T, dir, name string, b []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// firstLine is the first line (with its "\n") of the gzip'd file at path.
+func firstLine(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(zr).ReadBytes('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return line
+}
+
+// gzipBytes is b compressed.
+func gzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
 }
