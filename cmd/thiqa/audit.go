@@ -34,7 +34,7 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
   thiqa audit verify --archive FILE [--archive FILE2 ...] [--checkpoint-key PEM]
   thiqa audit verify --data DIR --archive FILE [--archive FILE2 ...] [--checkpoints FILE] [--checkpoint-key PEM]
   thiqa audit report --data DIR [--from 2026-11] [--to 2026-12] [--by month|day|total] [--json]
-  thiqa audit find --data DIR [--seq N | --from-seq N] [--action A ...] [--object O] [--actor X] [--outcome success|failure|refused] [--since 2026-11|2026-11-05|RFC3339] [--until ...] [--limit 50] [--oldest-first] [--json]
+  thiqa audit find --data DIR [--seq N | --from-seq N] [--action A ...] [--object O] [--actor X] [--outcome success|failure|refused] [--since 2026-11|2026-11-05|RFC3339] [--until ...] [--limit 50] [--oldest-first] [--json] [--archive FILE ...]
   thiqa audit archive --data DIR (--through SEQ | --before RFC3339-TIME) --out FILE [--checkpoints FILE] [--checkpoint-key PEM] [--skip-undelivered]
   thiqa audit archive --data DIR --file-lost --out FILE [--checkpoints FILE] [--checkpoint-key PEM]`, args)
 	}

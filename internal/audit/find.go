@@ -85,8 +85,14 @@ type Found struct {
 	More bool
 	// ArchivedBelow is set (the first live seq) when the query reaches
 	// records moved to an archive file (thiqa audit archive), which are
-	// not searched; 0 otherwise.
+	// not searched; 0 otherwise. With archive files (FindWithArchives)
+	// it is set the same way, and NotSearched says which of those records
+	// the files given do not hold.
 	ArchivedBelow int64
+	// NotSearched are the archived records the query may select that no
+	// archive file given to FindWithArchives holds (none when the files
+	// cover every archived record it may select).
+	NotSearched []ArchiveGap
 }
 
 // Check validates q and fills in its default limit.

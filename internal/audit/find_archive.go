@@ -1,0 +1,315 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"container/heap"
+	"context"
+	"crypto"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+)
+
+// Finding records in archive files: `thiqa audit find --archive FILE`
+// searches archive files (thiqa audit archive) with the live log. A file
+// is read only if the database records it: each is read through once,
+// streaming, verified completely (ReadArchive), and its SHA-256, seqs,
+// last hash and checkpoint held against the archived range it claims
+// before any of its records is handed back. Only the best Query.Limit+1
+// matches are kept in memory, whatever the files' sizes.
+
+// ErrArchiveRefused is returned (wrapped) by FindWithArchives for a file
+// the database does not record as the file of an archived range (no range
+// has its seqs, or the range records another SHA-256, last hash or
+// checkpoint). Nothing is returned then, and the search is not recorded.
+var ErrArchiveRefused = errors.New("audit: not an archive file the database records")
+
+// SearchedArchive names an archive file a search read, as the search's
+// audit record lists it.
+type SearchedArchive struct {
+	// File is the path as given.
+	File string `json:"file"`
+	// FirstSeq and LastSeq are the records it holds.
+	FirstSeq int64 `json:"firstSeq"`
+	LastSeq  int64 `json:"lastSeq"`
+	// SHA256 is the file's SHA-256 in hex (the one audit_archives
+	// records).
+	SHA256 string `json:"sha256"`
+}
+
+// ArchiveGap is archived records that a search with archive files may
+// select and that no file given holds.
+type ArchiveGap struct {
+	// FirstSeq and LastSeq bound the records.
+	FirstSeq, LastSeq int64
+	// File and SHA256 name the file that holds them (the database's
+	// record of it); Lost says that it was lost (thiqa audit archive
+	// --file-lost) and nothing holds them any more.
+	File   string
+	SHA256 []byte
+	Lost   bool
+}
+
+// FindWithArchives is Find over the live log and the archive files at
+// paths together: the same query, order and limit over both (a record
+// both hold, in a range still being deleted, is returned once). Each file
+// must be one the archived ranges of arch record (see ErrArchiveRefused)
+// and intact (ErrArchiveCorrupt), its checkpoint verified with pub (the
+// key the file carries when pub is nil; the database's SHA-256 is what
+// vouches for the file). The search is recorded as Find records it, its
+// details naming the files (key "archives", SearchedArchive), before
+// anything is returned. Found.NotSearched names the archived records the
+// query may select that no file given holds. Without paths it is Find.
+func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, log Appender, actor string, q Query, paths []string, pub crypto.PublicKey) (Found, error) {
+	if len(paths) == 0 {
+		return Find(ctx, st, arch, log, actor, q)
+	}
+	if err := q.Check(); err != nil {
+		return Found{}, err
+	}
+	prefix, err := ReadArchivedPrefix(ctx, arch)
+	if err != nil {
+		return Found{}, err
+	}
+	best := newBestRecords(q.Limit+1, q.OldestFirst)
+	searched := make([]SearchedArchive, 0, len(paths))
+	for _, path := range paths {
+		if why := unrecordedHeader(path, prefix.Rows); why != "" {
+			return Found{}, fmt.Errorf("%w: %s: %s", ErrArchiveRefused, path, why)
+		}
+		s, err := searchArchiveFile(path, pub, q, best)
+		if err != nil {
+			return Found{}, err
+		}
+		if why := recordedFile(prefix.Rows, s); why != "" {
+			return Found{}, fmt.Errorf("%w: %s (records %d to %d, SHA-256 %s): %s", ErrArchiveRefused, path,
+				s.Header.FirstSeq, s.Header.LastSeq, hex.EncodeToString(s.SHA256), why)
+		}
+		searched = append(searched, SearchedArchive{File: path, FirstSeq: s.Header.FirstSeq, LastSeq: s.Header.LastSeq, SHA256: hex.EncodeToString(s.SHA256)})
+	}
+	ask := q
+	ask.Limit = q.Limit + 1
+	live, err := st.FindAuditRecords(ctx, ask)
+	if err != nil {
+		return Found{}, fmt.Errorf("searching the audit log: %w", err)
+	}
+	for _, r := range live {
+		best.add(r)
+	}
+	f := Found{Records: best.sorted()}
+	if len(f.Records) > q.Limit {
+		f.Records, f.More = f.Records[:q.Limit], true
+	}
+	if f.ArchivedBelow, err = reachesArchived(ctx, st, arch, q); err != nil {
+		return Found{}, err
+	}
+	if f.ArchivedBelow > 0 {
+		f.NotSearched = archiveGaps(prefix.Rows, searched, q)
+	}
+	details := map[string]any{"query": q, "returned": len(f.Records), "archives": searched}
+	if _, err := log.Append(ctx, Entry{Actor: actor, Action: ReadAction, Object: q.Object, Outcome: OutcomeSuccess, Details: details}); err != nil {
+		return Found{}, fmt.Errorf("%w: %w", ErrReadNotRecorded, err)
+	}
+	return f, nil
+}
+
+// searchArchiveFile reads and verifies the archive file at path, adding
+// the records matching q to best.
+func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRecords) (ArchiveSummary, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return ArchiveSummary{}, fmt.Errorf("audit: opening the archive: %w", err)
+	}
+	defer file.Close()
+	s, err := ReadArchive(file, pub, func(r Record) error {
+		if q.Matches(r) {
+			best.add(r)
+		}
+		return nil
+	})
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// unrecordedHeader reads the header of the archive file at path alone and
+// says why no archived range of rows can be its file (none has its seqs),
+// "" when one may, or when the header cannot be read (the whole reading
+// then says what is wrong): a file of seqs the database never archived is
+// refused before it is read through.
+func unrecordedHeader(path string, rows []ArchiveRow) string {
+	file, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer file.Close()
+	gz, err := gzip.NewReader(bufio.NewReader(file))
+	if err != nil {
+		return ""
+	}
+	line, err := bufio.NewReaderSize(io.LimitReader(gz, maxArchiveLine), 64<<10).ReadSlice('\n')
+	var h archiveHeaderLine
+	if err != nil || strictJSON(line, &h) != nil || h.Format != archiveFormat {
+		return ""
+	}
+	for _, r := range rows {
+		if r.LastSeq == h.LastSeq && (h.FirstSeq == r.FirstSeq || h.FirstSeq == r.ReplacedFrom) {
+			return ""
+		}
+	}
+	return fmt.Sprintf("it holds records %d to %d (its header says), which no archived range recorded in the database holds", h.FirstSeq, h.LastSeq)
+}
+
+// recordedFile says why the file s is not the file of an archived range
+// of rows, "" when it is: the file a range records (its first seq, or the
+// first seq of its replacement when its file was lost), with the range's
+// last seq, last hash and checkpoint. A lost file that turned up again is
+// the range's file.
+func recordedFile(rows []ArchiveRow, s ArchiveSummary) string {
+	h := s.Header
+	for _, r := range rows {
+		if r.LastSeq != h.LastSeq || (h.FirstSeq != r.FirstSeq && h.FirstSeq != r.ReplacedFrom) {
+			continue
+		}
+		sum := r.FileSHA256
+		if h.FirstSeq != r.FirstSeq {
+			sum = r.ReplacementSHA256
+		}
+		switch {
+		case !bytes.Equal(s.SHA256, sum):
+			return fmt.Sprintf("the archived range %d-%d records the file with SHA-256 %s", r.FirstSeq, r.LastSeq, hex.EncodeToString(sum))
+		case !bytes.Equal(s.LastHash, r.LastHash):
+			return fmt.Sprintf("its last record's hash is not the one the archived range %d-%d records", r.FirstSeq, r.LastSeq)
+		case r.Checkpoint != "" && r.Checkpoint != h.CheckpointLine:
+			return fmt.Sprintf("it ends at another checkpoint than the one the archived range %d-%d keeps", r.FirstSeq, r.LastSeq)
+		}
+		return ""
+	}
+	return "no archived range recorded in the database holds these records"
+}
+
+// archiveGaps returns the archived records of rows that q may select
+// (by seq) and that no file of searched holds, in seq order.
+func archiveGaps(rows []ArchiveRow, searched []SearchedArchive, q Query) []ArchiveGap {
+	given := make(map[int64]bool, len(searched))
+	for _, s := range searched {
+		given[s.FirstSeq] = true
+	}
+	var gaps []ArchiveGap
+	add := func(g ArchiveGap) {
+		lo, hi := g.FirstSeq, g.LastSeq
+		switch {
+		case lo > hi, q.Seq > 0 && (q.Seq < lo || q.Seq > hi), q.FromSeq > hi:
+			return
+		}
+		gaps = append(gaps, g)
+	}
+	for _, r := range rows {
+		if given[r.FirstSeq] {
+			continue // the range's own file: every record of it
+		}
+		if r.ReplacedFrom > r.FirstSeq {
+			add(ArchiveGap{FirstSeq: r.FirstSeq, LastSeq: r.ReplacedFrom - 1, File: r.File, SHA256: r.FileSHA256, Lost: true})
+		}
+		if r.hasFile() && !given[r.fileFirst()] {
+			add(ArchiveGap{FirstSeq: r.fileFirst(), LastSeq: r.LastSeq, File: r.fileName(), SHA256: r.fileSHA256()})
+		}
+	}
+	return gaps
+}
+
+// Matches reports whether r is a record q selects: every field q sets
+// matches (as the store's search compares them: exact text, Since
+// inclusive, Until exclusive, to the nanosecond).
+func (q Query) Matches(r Record) bool {
+	switch {
+	case q.Seq > 0 && r.Seq != q.Seq,
+		q.FromSeq > 0 && r.Seq < q.FromSeq,
+		q.Object != "" && r.Object != q.Object,
+		q.Actor != "" && r.Actor != q.Actor,
+		q.Outcome != "" && r.Outcome != q.Outcome,
+		!q.Since.IsZero() && r.Time.UnixNano() < q.Since.UnixNano(),
+		!q.Until.IsZero() && r.Time.UnixNano() >= q.Until.UnixNano(),
+		len(q.Actions) > 0 && !slices.Contains(q.Actions, r.Action):
+		return false
+	}
+	return true
+}
+
+// bestRecords keeps the n first records of an order (seq descending, or
+// ascending when oldest), each seq once: a heap whose root is the record
+// that goes first when a better one comes.
+type bestRecords struct {
+	n      int
+	oldest bool
+	recs   []Record
+	seqs   map[int64]bool
+}
+
+func newBestRecords(n int, oldest bool) *bestRecords {
+	return &bestRecords{n: n, oldest: oldest, seqs: make(map[int64]bool, n)}
+}
+
+// before reports whether seq a comes before seq b in the order.
+func (b *bestRecords) before(a, c int64) bool {
+	if b.oldest {
+		return a < c
+	}
+	return a > c
+}
+
+// add keeps r if it is among the n first seen so far.
+func (b *bestRecords) add(r Record) {
+	if b.seqs[r.Seq] {
+		return
+	}
+	if len(b.recs) < b.n {
+		b.seqs[r.Seq] = true
+		heap.Push((*recordHeap)(b), r)
+		return
+	}
+	if !b.before(r.Seq, b.recs[0].Seq) {
+		return
+	}
+	delete(b.seqs, b.recs[0].Seq)
+	b.seqs[r.Seq] = true
+	b.recs[0] = r
+	heap.Fix((*recordHeap)(b), 0)
+}
+
+// sorted returns the records kept, in the order.
+func (b *bestRecords) sorted() []Record {
+	out := slices.Clone(b.recs)
+	slices.SortFunc(out, func(x, y Record) int {
+		switch {
+		case b.before(x.Seq, y.Seq):
+			return -1
+		case b.before(y.Seq, x.Seq):
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// recordHeap is bestRecords as a heap.Interface: the root is the last in
+// the order.
+type recordHeap bestRecords
+
+func (h *recordHeap) Len() int { return len(h.recs) }
+func (h *recordHeap) Less(i, j int) bool {
+	return (*bestRecords)(h).before(h.recs[j].Seq, h.recs[i].Seq)
+}
+func (h *recordHeap) Swap(i, j int) { h.recs[i], h.recs[j] = h.recs[j], h.recs[i] }
+func (h *recordHeap) Push(x any)    { h.recs = append(h.recs, x.(Record)) }
+func (h *recordHeap) Pop() any {
+	r := h.recs[len(h.recs)-1]
+	h.recs = h.recs[:len(h.recs)-1]
+	return r
+}
