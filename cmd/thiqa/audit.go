@@ -27,6 +27,9 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
 	if len(args) > 0 && args[0] == "archive" {
 		return auditArchive(ctx, env, args[1:])
 	}
+	if len(args) > 0 && args[0] == "compact" {
+		return auditCompact(ctx, env, args[1:])
+	}
 	if len(args) == 0 || args[0] != "verify" {
 		return subcommandUsage(env, "audit", `usage:
   thiqa audit verify --data DIR [--checkpoints FILE] [--checkpoint-key PEM] [--since SEQ]
@@ -36,7 +39,8 @@ func runAudit(ctx context.Context, env *cliEnv, args []string) error {
   thiqa audit report --data DIR [--from 2026-11] [--to 2026-12] [--by month|day|total] [--json]
   thiqa audit find --data DIR [--seq N | --from-seq N] [--action A ...] [--object O] [--actor X] [--outcome success|failure|refused] [--since 2026-11|2026-11-05|RFC3339] [--until ...] [--limit 50] [--oldest-first] [--json] [--archive FILE ...]
   thiqa audit archive --data DIR (--through SEQ | --before RFC3339-TIME) --out FILE [--checkpoints FILE] [--checkpoint-key PEM] [--skip-undelivered]
-  thiqa audit archive --data DIR --file-lost --out FILE [--checkpoints FILE] [--checkpoint-key PEM]`, args)
+  thiqa audit archive --data DIR --file-lost --out FILE [--checkpoints FILE] [--checkpoint-key PEM]
+  thiqa audit compact --data DIR   (SQLite, thiqa serve stopped: give the space archived records left back to the disk)`, args)
 	}
 	fs := newFlags("audit verify", env)
 	dir := fs.String("data", "", "data folder (required unless --ceremony)")
@@ -193,6 +197,7 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stdout, "audit archive: %d records were archived before the notifier reached them (--skip-undelivered): their citizens are not told; the %s audit record says so\n", res.Undelivered, audit.ArchiveAction)
 	}
 	fmt.Fprintf(env.stdout, "audit archive: keep the file on write-once storage with the checkpoint file; verify it with: thiqa audit verify --archive %s --checkpoint-key %s\n", *out, o.CheckpointKeyFile)
+	sqliteSpaceNote(ctx, env, db, *dir)
 	return nil
 }
 

@@ -51,7 +51,7 @@ func commands() []command {
 		{"sign", "sign a PDF with a citizen's remote key through the server (sign --token-file F --credential ID --pin-env V --in F --out G)", runSign},
 		{"oidc", "digital ID: register portals, enrol mobile IDs (oidc client add|list, oidc mobile enrol)", runOIDC},
 		{"token", "print a development API token for a subject and role", runToken},
-		{"audit", "verify the hash-chained audit log (audit verify), count what it records (audit report), look records up (audit find), archive the oldest (audit archive)", runAudit},
+		{"audit", "verify the hash-chained audit log (audit verify), count what it records (audit report), look records up (audit find), archive the oldest (audit archive), give their space back to the disk (audit compact)", runAudit},
 		{"notify", "notifications to citizens: show the notifier's cursor and lag (notify status --data DIR [--json]), retire the cursor once they are off for good (notify retire --data DIR)", runNotify},
 		{"backup", "online backup of a data folder and its store (backup --data DIR --out FILE)", runBackup},
 		{"restore", "restore a backup into a fresh data folder with the same token (restore --in FILE --data DIR)", runRestore},
