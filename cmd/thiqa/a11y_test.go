@@ -212,14 +212,22 @@ func (c *a11yChecker) errorTied(b *browser, page, lang, field string) {
 	}
 }
 
-// keyboardProbe lists the elements Tab should reach, in document order, and
-// marks a starting point before the first of them.
+// keyboardProbe lists the elements Tab should reach, in document order,
+// marks a starting point before the first of them, and records where the
+// focus is at every key press (keyboardStep's answer, read back at once by
+// keyboardSteps): a press comes once the previous Tab has moved the focus
+// and scrolled it into view, so the walk needs no round trip per Tab.
 const keyboardProbe = `(() => {
   const sel = 'a[href], area[href], button, input:not([type=hidden]), select, textarea, summary, iframe, [tabindex], [contenteditable=""], [contenteditable=true]';
   const shown = e => e.checkVisibility({visibilityProperty: true}) && !e.closest("[inert]");
   const all = [...document.querySelectorAll(sel)].filter(e => !e.disabled && e.tabIndex >= 0 && shown(e));
   const positive = all.filter(e => e.tabIndex > 0).map(e => e.outerHTML.slice(0, 80));
   window.__a11yTab = all;
+  window.__a11ySteps = [];
+  if (!window.__a11yListening) {
+    window.__a11yListening = true;
+    window.addEventListener("keydown", () => window.__a11ySteps.push(` + keyboardStep + `), true);
+  }
   const start = document.createElement("span");
   start.tabIndex = -1;
   start.id = "__a11y-start";
@@ -228,19 +236,24 @@ const keyboardProbe = `(() => {
   return JSON.stringify({count: all.length, positive});
 })()`
 
-// keyboardStep reports where the focus is after one Tab and whether it can be seen.
+// keyboardStep reports where the focus is and whether it can be seen.
 const keyboardStep = `(() => {
   const e = document.activeElement;
   const list = window.__a11yTab || [];
-  if (!e || e === document.body || e === document.documentElement) return JSON.stringify({index: -1});
+  if (!e || e === document.body || e === document.documentElement) return {index: -1};
   const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + (e.name ? "[name=" + e.name + "]" : "") + (e.getAttribute("href") ? "[href=" + e.getAttribute("href") + "]" : "");
   const s = getComputedStyle(e);
   const outline = s.outlineStyle !== "none" && parseFloat(s.outlineWidth) > 0;
   const shadow = s.boxShadow && s.boxShadow !== "none";
   const r = e.getBoundingClientRect();
   const inView = r.width > 0 && r.height > 0 && r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth;
-  return JSON.stringify({index: list.indexOf(e), name, visible: outline || shadow, inView, focusVisible: e.matches(":focus-visible")});
+  return {index: list.indexOf(e), name, visible: outline || shadow, inView, focusVisible: e.matches(":focus-visible")};
 })()`
+
+// keyboardSteps is where the focus was after each Tab: the state recorded
+// at each later press (the first press found the starting point), then
+// the state after the last Tab.
+const keyboardSteps = `JSON.stringify(window.__a11ySteps.slice(1).concat([` + keyboardStep + `]))`
 
 // keyboard walks the page with Tab: every element that takes input is
 // reached once, in document order (no positive tabindex), shows a focus
@@ -258,18 +271,26 @@ func (c *a11yChecker) keyboard(b *browser, page, lang string) {
 	for _, p := range probe.Positive {
 		c.add(page, lang, "keyboard-order", p, "a positive tabindex changes the Tab order", 1280)
 	}
+	// Count+1 presses: to every element, and past the last one.
+	tabs := make([]chromedp.Action[chromedp.Void], probe.Count+1)
+	for i := range tabs {
+		tabs[i] = chromedp.KeyEvent(kb.Tab)
+	}
+	b.run("tab", tabs...)
+	var steps []struct {
+		Index                         int
+		Name                          string
+		Visible, InView, FocusVisible bool
+	}
+	if err := json.Unmarshal([]byte(b.eval(keyboardSteps)), &steps); err != nil {
+		c.t.Fatalf("keyboard steps on %s: %v", page, err)
+	}
+	if len(steps) != probe.Count+1 {
+		c.t.Fatalf("keyboard walk on %s: %d key presses seen, want %d", page, len(steps), probe.Count+1)
+	}
 	next := 0
 	var seen []string
-	for i := 0; i <= probe.Count; i++ {
-		b.run("tab", chromedp.KeyEvent(kb.Tab))
-		var st struct {
-			Index                         int
-			Name                          string
-			Visible, InView, FocusVisible bool
-		}
-		if err := json.Unmarshal([]byte(b.eval(keyboardStep)), &st); err != nil {
-			c.t.Fatalf("keyboard step on %s: %v", page, err)
-		}
+	for i, st := range steps {
 		if i == probe.Count {
 			// Past the last element the focus leaves the page or wraps to the first.
 			if st.Index > 0 {

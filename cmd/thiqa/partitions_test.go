@@ -43,7 +43,7 @@ func runCRLPartitions(t *testing.T, postgres bool) {
 		})
 		mustThiqa(t, env, "init", "--data", dir, "--config", conf)
 	} else {
-		mustThiqa(t, env, "init", "--data", dir)
+		initData(t, dir) // what `thiqa init --data dir` makes
 	}
 	cfgPath := filepath.Join(dir, "thiqa.yaml")
 	setPartitions := func(n string) {
@@ -56,6 +56,13 @@ func runCRLPartitions(t *testing.T, postgres bool) {
 		j := i + strings.IndexByte(y[i:], '\n')
 		writeFile(t, cfgPath, y[:i]+"    partitions: "+n+y[j:])
 	}
+	// Revocations reach the CRLs after revocation.crl.triggerDelay (2 s by
+	// default): the test waits for them, so a short debounce.
+	y := mustRead(t, cfgPath)
+	if !strings.Contains(y, "    triggerDelay: 2s\n") {
+		t.Fatal("thiqa.yaml has no revocation.crl.triggerDelay")
+	}
+	writeFile(t, cfgPath, strings.Replace(y, "    triggerDelay: 2s\n", "    triggerDelay: 100ms\n", 1))
 	officer := lastLine(mustThiqa(t, env, "token", "--data", dir, "--subject", "officer-3", "--role", "registration-officer").stdout)
 	type leaf struct {
 		serial, file, crl string // crl: the file name the distribution point names
@@ -216,7 +223,7 @@ func runCRLPartitions(t *testing.T, postgres bool) {
 	// on its partition's delta (and not yet on the complete CRL, which
 	// relying parties hold until the schedule renews it); openssl verify
 	// -use_deltas sees it revoked.
-	y := mustRead(t, cfgPath)
+	y = mustRead(t, cfgPath)
 	if !strings.Contains(y, "    deltas: false\n") {
 		t.Fatal("thiqa.yaml has no revocation.crl.deltas")
 	}
