@@ -102,16 +102,8 @@ func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBui
 		return false, err
 	}
 	if recorded {
-		todo := false
-		for _, b := range builds {
-			st, _, err := indexState(ctx, conn, b)
-			if err != nil {
-				return false, err
-			}
-			todo = todo || st == indexMissing || st == indexInvalid
-		}
-		if !todo {
-			return false, nil
+		if todo, err := indexesToBuild(ctx, conn, builds); err != nil || !todo {
+			return false, err
 		}
 	}
 
@@ -120,7 +112,7 @@ func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBui
 	}
 	defer unlockSession(ctx, conn, indexBuildLockKey)
 
-	if err := db.lockSession(ctx, conn, migrationLockKey, m.version, ""); err != nil {
+	if err := db.lockSession(ctx, conn, migrationLockKey, m.version, "store: waiting for another node's migration"); err != nil {
 		return false, fmt.Errorf("taking the migration lock: %w", err)
 	}
 	recorded, err = indexMigrationRecorded(ctx, conn, m)
@@ -135,6 +127,13 @@ func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBui
 		return false, err
 	}
 	if recorded {
+		// Recorded meanwhile, by a node of a release before concurrent
+		// builds (which builds in the migration's transaction), or left
+		// by a build that stopped.
+		todo, err := indexesToBuild(ctx, conn, builds)
+		if err != nil || !todo {
+			return false, err
+		}
 		db.logger.Info("store: migration recorded but its indexes not all built: building them", "version", m.version)
 	}
 	for _, b := range builds {
@@ -159,6 +158,21 @@ func indexMigrationRecorded(ctx context.Context, conn *sql.Conn, m migration) (b
 		return false, fmt.Errorf("applied migration was changed since (checksum %s, file %s)", sum, m.checksum)
 	}
 	return true, nil
+}
+
+// indexesToBuild reports whether an index of builds is missing, or
+// INVALID on its table.
+func indexesToBuild(ctx context.Context, conn *sql.Conn, builds []indexBuild) (bool, error) {
+	for _, b := range builds {
+		st, _, err := indexState(ctx, conn, b)
+		if err != nil {
+			return false, err
+		}
+		if st == indexMissing || st == indexInvalid {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // indexStatus is what the database holds under an index's name.

@@ -2,8 +2,12 @@ package store_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,4 +156,77 @@ func TestIndexMigrationNameOnAnotherTable(t *testing.T) {
 			t.Errorf("valid %v: the hand-made index: %q, %v", valid, table, err)
 		}
 	}
+}
+
+// TestIndexMigrationAfterOlderReleaseBuild: this release starts while a
+// node of the release before builds 0030's index in its transaction: it
+// waits for that transaction (the migration lock), then finds the
+// migration recorded and the index built, and builds nothing.
+func TestIndexMigrationAfterOlderReleaseBuild(t *testing.T) {
+	ctx := ctxT(t)
+	cfg, _, raw := before0030(t)
+	tx, err := raw.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, q := range []string{
+		"SELECT pg_advisory_xact_lock(" + strconv.FormatInt(migrationLockKey, 10) + ")",
+		"CREATE INDEX audit_log_action ON audit_log (action, seq)",
+		"INSERT INTO schema_migrations (version, checksum) SELECT '0030_audit_action', checksum FROM (VALUES ('" + checksum0030(t) + "')) c(checksum)",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var logs logBuffer
+	opened := openAsync(t, cfg, &logs)
+	deadline := time.Now().Add(30 * time.Second)
+	// It waits either in its first transaction (the migration lock, taken
+	// before any migration) or, had it passed that before the older node
+	// began, for the same lock before recording 0030.
+	for !strings.Contains(logs.String(), "waiting for another node's migration") && !advisoryWaiter(t, raw) {
+		select {
+		case err := <-opened:
+			t.Fatalf("Open ended (%v) while the older node's migration was in progress:\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Open does not wait for the older node's migration:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-opened; err != nil {
+		t.Fatalf("Open after the older node's build: %v", err)
+	}
+	checkIndexValid(t, raw)
+	if strings.Contains(logs.String(), "building") {
+		t.Errorf("built again:\n%s", logs.String())
+	}
+}
+
+// checksum0030 is the hex SHA-256 of the PostgreSQL migration 0030.
+func checksum0030(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("migrations/postgres/0030_audit_action.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// advisoryWaiter reports whether a backend other than raw's waits for an
+// advisory lock.
+func advisoryWaiter(t *testing.T, raw *sql.DB) bool {
+	t.Helper()
+	var n int
+	if err := raw.QueryRow(`SELECT count(*) FROM pg_stat_activity
+	WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
