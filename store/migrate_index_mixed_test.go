@@ -230,3 +230,72 @@ func advisoryWaiter(t *testing.T, raw *sql.DB) bool {
 	}
 	return n > 0
 }
+
+// TestIndexMigrationCancelled: a start stopped (SIGTERM cancels Open's
+// context) while it builds, or while it waits for another node's build,
+// ends at once and leaves no advisory lock held; the next start builds
+// the index.
+func TestIndexMigrationCancelled(t *testing.T) {
+	cfg, _, raw := before0030(t)
+	release := holdBuild(t, raw)
+	open := func(ctx context.Context, logs *logBuffer) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			db, err := store.Open(ctx, cfg, logs.logger())
+			if err == nil {
+				_ = db.Close()
+			}
+			done <- err
+		}()
+		return done
+	}
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	defer cancel1()
+	var logs1, logs2 logBuffer
+	first := open(ctx1, &logs1)
+	waitBuildWaiting(t, raw, first)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	second := open(ctx2, &logs2)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs2.String(), "waiting for another node's index build") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second node does not wait:\n%s", logs2.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i, c := range []struct {
+		cancel func()
+		done   <-chan error
+	}{{cancel2, second}, {cancel1, first}} {
+		c.cancel()
+		select {
+		case err := <-c.done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("node %d: Open cancelled: %v", 2-i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("node %d: Open still running 10 s after its cancel", 2-i)
+		}
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		if err := raw.QueryRow("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d advisory locks still held after the cancelled starts", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release()
+	var logs logBuffer
+	if err := <-openAsync(t, cfg, &logs); err != nil {
+		t.Fatalf("Open after the cancelled starts: %v", err)
+	}
+	checkIndexValid(t, raw)
+}
