@@ -53,7 +53,8 @@ func indexOnly(sqlText string) []indexBuild {
 			continue
 		}
 		m := createIndexStmt.FindStringSubmatch(stmt)
-		if m == nil {
+		if m == nil || strings.EqualFold(m[1], "concurrently") {
+			// CREATE INDEX CONCURRENTLY ON t (…) names no index.
 			return nil
 		}
 		rest := m[3]
