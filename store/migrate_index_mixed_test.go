@@ -70,15 +70,41 @@ func TestIndexMigrationOlderReleaseMeanwhile(t *testing.T) {
 		defer cancel()
 		older <- olderReleaseMigrates(ctx, raw)
 	}()
-	// Let the older node reach its build (and wait there, were 0030 not
-	// recorded) before the concurrent build goes on.
-	time.Sleep(300 * time.Millisecond)
+	// The older node either finds 0030 recorded and ends, or (were it not
+	// recorded) reaches its build and waits there for the concurrent
+	// build's lock; only then does the concurrent build go on.
+	var olderErr error
+	olderDone := false
+	deadline := time.Now().Add(30 * time.Second)
+	for !olderDone {
+		select {
+		case olderErr = <-older:
+			olderDone = true
+			continue
+		default:
+		}
+		var n int
+		if err := raw.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+	AND query LIKE 'CREATE INDEX audit_log_action%' AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the older node neither ended nor waited within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	release()
 	if err := <-opened; err != nil {
 		t.Errorf("this release's Open: %v", err)
 	}
-	if err := <-older; err != nil {
-		t.Errorf("the older release's migration: %v", err)
+	if !olderDone {
+		olderErr = <-older
+	}
+	if olderErr != nil {
+		t.Errorf("the older release's migration: %v", olderErr)
 	}
 	checkIndexValid(t, raw)
 }
