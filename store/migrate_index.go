@@ -73,22 +73,23 @@ func indexOnly(sqlText string) []indexBuild {
 // CREATE INDEX CONCURRENTLY (which takes SHARE UPDATE EXCLUSIVE, not the
 // SHARE lock of a plain build that stops every INSERT until it is done).
 // One process at a time does it, under indexBuildLockKey held on one
-// connection; the others wait for the lock, then find the indexes built.
+// connection; the others wait for the lock, then find the migration done.
 //
-// The migration is recorded (claimed) before its indexes are built, under
-// migrationLockKey held for that moment only: a release before concurrent
+// The migration is recorded (claimed, applied_at '-infinity') before its
+// indexes are built, under migrationLockKey held for that moment only,
+// and its applied_at set when they are: a release before concurrent
 // builds that starts meanwhile finds it recorded and skips it. Were it not
 // recorded, that release would run its plain CREATE INDEX in a transaction
 // whose snapshot the concurrent build waits for, while it waits for the
 // build's lock: PostgreSQL would end one of them for a deadlock, and the
 // other would find the index name taken, so both nodes would fail to
-// start. A recorded migration whose indexes are missing or INVALID (a
-// build that stopped) is therefore built again at the next Open.
+// start. A claim left by a build that stopped is taken up at the next
+// Open; a migration done is never looked at again.
 //
 // An index left INVALID is dropped and built again; one found valid on
 // its table is kept. On a partitioned table, where PostgreSQL cannot build
 // concurrently, the plain build runs instead, and a log line says so.
-// It reports whether it recorded the migration.
+// It reports whether it applied the migration.
 func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBuild) (applied bool, err error) {
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
@@ -96,16 +97,10 @@ func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBui
 	}
 	defer func() { _ = conn.Close() }()
 
-	// Every Open passes here: when the migration is recorded and its
-	// indexes are built, nothing is locked or written.
-	recorded, err := indexMigrationRecorded(ctx, conn, m)
-	if err != nil {
+	// Every Open passes here: a migration done is neither locked nor
+	// written.
+	if st, err := indexMigrationState(ctx, conn, m); err != nil || st == migrationDone {
 		return false, err
-	}
-	if recorded {
-		if todo, err := indexesToBuild(ctx, conn, builds); err != nil || !todo {
-			return false, err
-		}
 	}
 
 	if err := db.lockSession(ctx, conn, indexBuildLockKey, m.version, "store: waiting for another node's index build"); err != nil {
@@ -116,64 +111,62 @@ func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBui
 	if err := db.lockSession(ctx, conn, migrationLockKey, m.version, "store: waiting for another node's migration"); err != nil {
 		return false, fmt.Errorf("taking the migration lock: %w", err)
 	}
-	recorded, err = indexMigrationRecorded(ctx, conn, m)
-	if err == nil && !recorded {
-		_, err = conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", m.version, m.checksum)
+	st, err := indexMigrationState(ctx, conn, m)
+	if err == nil && st == migrationPending {
+		_, err = conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, checksum, applied_at) VALUES ($1, $2, '-infinity')", m.version, m.checksum)
 		if err != nil {
 			err = fmt.Errorf("recording: %w", err)
 		}
 	}
 	unlockSession(ctx, conn, migrationLockKey)
-	if err != nil {
+	switch {
+	case err != nil:
 		return false, err
-	}
-	if recorded {
-		// Recorded meanwhile, by a node of a release before concurrent
-		// builds (which builds in the migration's transaction), or left
-		// by a build that stopped.
-		todo, err := indexesToBuild(ctx, conn, builds)
-		if err != nil || !todo {
-			return false, err
-		}
-		db.logger.Info("store: migration recorded but its indexes not all built: building them", "version", m.version)
+	case st == migrationDone:
+		// Done meanwhile: by a node of a release before concurrent builds,
+		// in its transaction.
+		return false, nil
+	case st == migrationClaimed:
+		db.logger.Info("store: taking up an index build that stopped before it ended", "version", m.version)
 	}
 	for _, b := range builds {
-		if err := db.buildIndex(ctx, conn, m.version, b, recorded); err != nil {
+		if err := db.buildIndex(ctx, conn, m.version, b); err != nil {
 			return false, err
 		}
 	}
-	return !recorded, nil
-}
-
-// indexMigrationRecorded reports whether m is in schema_migrations, and
-// refuses a recorded checksum that differs from the file's.
-func indexMigrationRecorded(ctx context.Context, conn *sql.Conn, m migration) (bool, error) {
-	var sum string
-	err := conn.QueryRowContext(ctx, "SELECT checksum FROM schema_migrations WHERE version = $1", m.version).Scan(&sum)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("reading schema_migrations: %w", err)
-	case sum != m.checksum:
-		return false, fmt.Errorf("applied migration was changed since (checksum %s, file %s)", sum, m.checksum)
+	if _, err := conn.ExecContext(ctx, "UPDATE schema_migrations SET applied_at = now() WHERE version = $1", m.version); err != nil {
+		return false, fmt.Errorf("recording: %w", err)
 	}
 	return true, nil
 }
 
-// indexesToBuild reports whether an index of builds is missing, or
-// INVALID on its table.
-func indexesToBuild(ctx context.Context, conn *sql.Conn, builds []indexBuild) (bool, error) {
-	for _, b := range builds {
-		st, _, err := indexState(ctx, conn, b)
-		if err != nil {
-			return false, err
-		}
-		if st == indexMissing || st == indexInvalid {
-			return true, nil
-		}
+// migrationState is where an index-only migration stands in
+// schema_migrations.
+type migrationState int
+
+const (
+	migrationPending migrationState = iota // not recorded
+	migrationClaimed                       // recorded when its build started, not ended
+	migrationDone                          // recorded, built
+)
+
+// indexMigrationState reads m's row of schema_migrations, and refuses a
+// recorded checksum that differs from the file's.
+func indexMigrationState(ctx context.Context, conn *sql.Conn, m migration) (migrationState, error) {
+	var sum string
+	var claimed bool
+	err := conn.QueryRowContext(ctx, "SELECT checksum, applied_at = '-infinity' FROM schema_migrations WHERE version = $1", m.version).Scan(&sum, &claimed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return migrationPending, nil
+	case err != nil:
+		return 0, fmt.Errorf("reading schema_migrations: %w", err)
+	case sum != m.checksum:
+		return 0, fmt.Errorf("applied migration was changed since (checksum %s, file %s)", sum, m.checksum)
+	case claimed:
+		return migrationClaimed, nil
 	}
-	return false, nil
+	return migrationDone, nil
 }
 
 // indexStatus is what the database holds under an index's name.
@@ -248,9 +241,8 @@ func unlockSession(ctx context.Context, conn *sql.Conn, key int64) {
 }
 
 // buildIndex builds one index of an index-only migration on conn, outside
-// a transaction, unless it is built already. recorded says the migration
-// was recorded before this Open claimed it.
-func (db *DB) buildIndex(ctx context.Context, conn *sql.Conn, version string, b indexBuild, recorded bool) error {
+// a transaction, unless it is built already.
+func (db *DB) buildIndex(ctx context.Context, conn *sql.Conn, version string, b indexBuild) error {
 	var kind string
 	if err := conn.QueryRowContext(ctx, "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", b.table).Scan(&kind); err != nil {
 		return fmt.Errorf("index %s: reading table %s: %w", b.name, b.table, err)
@@ -262,12 +254,6 @@ func (db *DB) buildIndex(ctx context.Context, conn *sql.Conn, version string, b 
 	}
 	switch st {
 	case indexElsewhere:
-		if recorded {
-			// An index of that name elsewhere, the migration recorded: the
-			// operator's doing (a table renamed to partition it, say), left
-			// as it is, as before index builds were concurrent.
-			return nil
-		}
 		// Not this migration's index: neither kept as it nor dropped.
 		return fmt.Errorf("index %s: an index of that name exists on table %s, not %s: rename or drop it", b.name, on, b.table)
 	case indexValid:

@@ -109,10 +109,11 @@ func TestIndexMigrationOlderReleaseMeanwhile(t *testing.T) {
 	checkIndexValid(t, raw)
 }
 
-// TestIndexMigrationBuildsRecordedInvalidIndex: 0030 is recorded when its
-// build starts; a build stopped then (a crash) leaves it recorded with an
-// INVALID or no index: the next Open builds it again.
-func TestIndexMigrationBuildsRecordedInvalidIndex(t *testing.T) {
+// TestIndexMigrationTakesUpClaim: 0030 is recorded, applied_at
+// '-infinity', when its build starts; a build stopped then (a crash)
+// leaves that claim with an INVALID or no index: the next Open builds it
+// and records the migration done.
+func TestIndexMigrationTakesUpClaim(t *testing.T) {
 	for _, tc := range []struct{ name, q string }{
 		{"invalid", "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'audit_log_action'::regclass"},
 		{"missing", "DROP INDEX audit_log_action"},
@@ -121,8 +122,10 @@ func TestIndexMigrationBuildsRecordedInvalidIndex(t *testing.T) {
 			ctx := ctxT(t)
 			cfg := postgresDialect(t).NewConfig(t)
 			db := storetest.Open(t, cfg)
-			if err := db.ExecTx(ctx, tc.q); err != nil {
-				t.Fatal(err)
+			for _, q := range []string{tc.q, "UPDATE schema_migrations SET applied_at = '-infinity' WHERE version = '0030_audit_action'"} {
+				if err := db.ExecTx(ctx, q); err != nil {
+					t.Fatal(err)
+				}
 			}
 			var logs logBuffer
 			db2, err := store.Open(ctx, cfg, logs.logger())
@@ -139,17 +142,35 @@ func TestIndexMigrationBuildsRecordedInvalidIndex(t *testing.T) {
 			if !strings.Contains(logs.String(), `msg="store: index built" version=0030_audit_action`) {
 				t.Errorf("no build logged:\n%s", logs.String())
 			}
-			// Built: the next Open does nothing.
-			var logs3 logBuffer
-			db3, err := store.Open(ctx, cfg, logs3.logger())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db3.Close()
-			if strings.Contains(logs3.String(), "index") {
-				t.Errorf("an Open after the build logged:\n%s", logs3.String())
+			var claimed bool
+			if err := raw.QueryRow("SELECT applied_at = '-infinity' FROM schema_migrations WHERE version = '0030_audit_action'").Scan(&claimed); err != nil || claimed {
+				t.Errorf("0030 still claimed after its build: %v, %v", claimed, err)
 			}
 		})
+	}
+}
+
+// TestIndexMigrationDoneUntouched: a migration done is not looked at
+// again: its index dropped since (by a later migration, or by hand) is not
+// built again, and Open builds nothing.
+func TestIndexMigrationDoneUntouched(t *testing.T) {
+	ctx := ctxT(t)
+	cfg := postgresDialect(t).NewConfig(t)
+	db := storetest.Open(t, cfg)
+	if err := db.ExecTx(ctx, "DROP INDEX audit_log_action"); err != nil {
+		t.Fatal(err)
+	}
+	var logs logBuffer
+	db2, err := store.Open(ctx, cfg, logs.logger())
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer db2.Close()
+	if n, err := db2.QueryInt64(ctx, "SELECT count(*) FROM pg_class WHERE relname = 'audit_log_action'"); err != nil || n != 0 {
+		t.Errorf("audit_log_action rebuilt (%d, %v):\n%s", n, err, logs.String())
+	}
+	if strings.Contains(logs.String(), "index") {
+		t.Errorf("Open of a migrated database logged:\n%s", logs.String())
 	}
 }
 
