@@ -123,8 +123,8 @@ func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBui
 	case err != nil:
 		return false, err
 	case st == migrationDone:
-		// Done meanwhile: by a node of a release before concurrent builds,
-		// in its transaction.
+		// Done meanwhile: by the node of this release that held the build
+		// lock, or by one of a release before, in its transaction.
 		return false, nil
 	case st == migrationClaimed:
 		db.logger.Info("store: taking up an index build that stopped before it ended", "version", m.version)
