@@ -20,9 +20,12 @@
 //     other writes to the table carry on during the build (migrate_index.go).
 //     Give a new index its own migration file to get this; an index that
 //     must exist with a table or column change stays in that migration's
-//     transaction. An index left INVALID by an interrupted build is dropped
-//     and built again at the next Open; on a partitioned table the plain
-//     build runs (logged). SQLite builds every index in the migration's
+//     transaction. The migration is recorded when its build starts (under
+//     the migration lock, for that moment only; applied_at '-infinity'
+//     until the build ends), so that a node of a release before concurrent
+//     builds skips it rather than deadlock with the build; the next Open
+//     takes up a build that stopped (an INVALID index is dropped and built
+//     again); on a partitioned table the plain build runs (logged). SQLite builds every index in the migration's
 //     transaction: it has a single writer anyway.
 //   - Queries are written with ? placeholders; the txn and DB helpers rebind
 //     them to $1, $2 … for PostgreSQL. Do not use PostgreSQL's ? operators.

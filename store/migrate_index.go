@@ -53,7 +53,8 @@ func indexOnly(sqlText string) []indexBuild {
 			continue
 		}
 		m := createIndexStmt.FindStringSubmatch(stmt)
-		if m == nil {
+		if m == nil || strings.EqualFold(m[1], "concurrently") {
+			// CREATE INDEX CONCURRENTLY ON t (…) names no index.
 			return nil
 		}
 		rest := m[3]
@@ -72,96 +73,193 @@ func indexOnly(sqlText string) []indexBuild {
 // CREATE INDEX CONCURRENTLY (which takes SHARE UPDATE EXCLUSIVE, not the
 // SHARE lock of a plain build that stops every INSERT until it is done).
 // One process at a time does it, under indexBuildLockKey held on one
-// connection; the others wait for the lock, then find the migration
-// recorded. An index left INVALID by an interrupted build is dropped and
-// built again; one found valid (a build that ended before the migration
-// was recorded) is kept. On a partitioned table, where PostgreSQL cannot
-// build concurrently, the plain build runs instead, and a log line says so.
+// connection; the others wait for the lock, then find the migration done.
+//
+// The migration is recorded (claimed, applied_at '-infinity') before its
+// indexes are built, under migrationLockKey held for that moment only,
+// and its applied_at set when they are: a release before concurrent
+// builds that starts meanwhile finds it recorded and skips it. Were it not
+// recorded, that release would run its plain CREATE INDEX in a transaction
+// whose snapshot the concurrent build waits for, while it waits for the
+// build's lock: PostgreSQL would end one of them for a deadlock, and the
+// other would find the index name taken, so both nodes would fail to
+// start. A claim left by a build that stopped is taken up at the next
+// Open; a migration done is never looked at again.
+//
+// An index left INVALID is dropped and built again; one found valid on
+// its table is kept. On a partitioned table, where PostgreSQL cannot build
+// concurrently, the plain build runs instead, and a log line says so.
 // It reports whether it applied the migration.
 func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBuild) (applied bool, err error) {
 	conn, err := db.w.Conn(ctx)
 	if err != nil {
 		return false, fmt.Errorf("taking a connection: %w", err)
 	}
-	locked := false
-	defer func() {
-		if locked {
-			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			_, uerr := conn.ExecContext(uctx, "SELECT pg_advisory_unlock($1)", int64(indexBuildLockKey))
-			cancel()
-			if uerr != nil {
-				// Never give the pool back a connection holding the lock.
-				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-			}
-		}
-		_ = conn.Close()
-	}()
-	if err := db.lockIndexBuilds(ctx, conn, m.version); err != nil {
+	defer func() { _ = conn.Close() }()
+
+	// Every Open passes here: a migration done is neither locked nor
+	// written.
+	if st, err := indexMigrationState(ctx, conn, m); err != nil || st == migrationDone {
 		return false, err
 	}
-	locked = true
 
-	var sum string
-	err = conn.QueryRowContext(ctx, "SELECT checksum FROM schema_migrations WHERE version = $1", m.version).Scan(&sum)
-	switch {
-	case err == nil:
-		if sum != m.checksum {
-			return false, fmt.Errorf("applied migration was changed since (checksum %s, file %s)", sum, m.checksum)
+	if err := db.lockSession(ctx, conn, indexBuildLockKey, m.version, "store: waiting for another node's index build"); err != nil {
+		return false, fmt.Errorf("taking the index build lock: %w", err)
+	}
+	defer unlockSession(ctx, conn, indexBuildLockKey)
+
+	if err := db.lockSession(ctx, conn, migrationLockKey, m.version, "store: waiting for another node's migration"); err != nil {
+		return false, fmt.Errorf("taking the migration lock: %w", err)
+	}
+	st, err := indexMigrationState(ctx, conn, m)
+	if err == nil && st == migrationPending {
+		_, err = conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, checksum, applied_at) VALUES ($1, $2, '-infinity')", m.version, m.checksum)
+		if err != nil {
+			err = fmt.Errorf("recording: %w", err)
 		}
+	}
+	unlockSession(ctx, conn, migrationLockKey)
+	switch {
+	case err != nil:
+		return false, err
+	case st == migrationDone:
+		// Done meanwhile: by the node of this release that held the build
+		// lock, or by one of a release before, in its transaction.
 		return false, nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return false, fmt.Errorf("reading schema_migrations: %w", err)
+	case st == migrationClaimed:
+		db.logger.Info("store: taking up an index build that stopped before it ended", "version", m.version)
 	}
 	for _, b := range builds {
 		if err := db.buildIndex(ctx, conn, m.version, b); err != nil {
 			return false, err
 		}
 	}
-	if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", m.version, m.checksum); err != nil {
+	if _, err := conn.ExecContext(ctx, "UPDATE schema_migrations SET applied_at = now() WHERE version = $1", m.version); err != nil {
 		return false, fmt.Errorf("recording: %w", err)
 	}
 	return true, nil
 }
 
-// lockIndexBuilds takes indexBuildLockKey on conn, asking again every
-// indexLockPoll while another process holds it.
-func (db *DB) lockIndexBuilds(ctx context.Context, conn *sql.Conn, version string) error {
+// migrationState is where an index-only migration stands in
+// schema_migrations.
+type migrationState int
+
+const (
+	migrationPending migrationState = iota // not recorded
+	migrationClaimed                       // recorded when its build started, not ended
+	migrationDone                          // recorded, built
+)
+
+// indexMigrationState reads m's row of schema_migrations, and refuses a
+// recorded checksum that differs from the file's.
+func indexMigrationState(ctx context.Context, conn *sql.Conn, m migration) (migrationState, error) {
+	var sum string
+	var claimed bool
+	err := conn.QueryRowContext(ctx, "SELECT checksum, applied_at = '-infinity' FROM schema_migrations WHERE version = $1", m.version).Scan(&sum, &claimed)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return migrationPending, nil
+	case err != nil:
+		return 0, fmt.Errorf("reading schema_migrations: %w", err)
+	case sum != m.checksum:
+		return 0, fmt.Errorf("applied migration was changed since (checksum %s, file %s)", sum, m.checksum)
+	case claimed:
+		return migrationClaimed, nil
+	}
+	return migrationDone, nil
+}
+
+// indexStatus is what the database holds under an index's name.
+type indexStatus int
+
+const (
+	indexMissing   indexStatus = iota // no index of that name
+	indexValid                        // a valid index on its table
+	indexInvalid                      // an INVALID index on its table: a build that stopped
+	indexElsewhere                    // an index of that name on another table
+)
+
+// indexState returns the status of b's index, and the table of an index
+// of that name on another table.
+func indexState(ctx context.Context, conn *sql.Conn, b indexBuild) (indexStatus, string, error) {
+	var valid bool
+	var on string
+	err := conn.QueryRowContext(ctx, "SELECT indisvalid, CASE WHEN indrelid = to_regclass($2) THEN '' ELSE indrelid::regclass::text END FROM pg_index WHERE indexrelid = to_regclass($1)",
+		b.name, b.table).Scan(&valid, &on)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return indexMissing, "", nil
+	case err != nil:
+		return 0, "", fmt.Errorf("index %s: reading pg_index: %w", b.name, err)
+	case on != "":
+		return indexElsewhere, on, nil
+	case valid:
+		return indexValid, "", nil
+	}
+	return indexInvalid, "", nil
+}
+
+// lockSession takes the session advisory lock key on conn, asking again
+// every indexLockPoll while another process holds it: waiting in
+// pg_advisory_lock would hold a snapshot a concurrent build waits for.
+// waitMsg, when not empty, is logged once if it has to wait.
+func (db *DB) lockSession(ctx context.Context, conn *sql.Conn, key int64, version, waitMsg string) error {
 	logged := false
 	for {
 		var ok bool
-		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", int64(indexBuildLockKey)).Scan(&ok); err != nil {
-			return fmt.Errorf("taking the index build lock: %w", err)
+		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+			// The answer may be lost after the lock was granted: never give
+			// the pool back a connection that may hold it.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			return err
 		}
 		if ok {
 			return nil
 		}
-		if !logged {
-			db.logger.Info("store: waiting for another node's index build", "version", version)
+		if waitMsg != "" && !logged {
+			db.logger.Info(waitMsg, "version", version)
 			logged = true
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the index build lock: %w", ctx.Err())
+			return ctx.Err()
 		case <-time.After(indexLockPoll):
 		}
 	}
 }
 
+// unlockSession releases the session advisory lock key on conn; if it
+// cannot, the connection is closed (which releases it) rather than given
+// back to the pool holding it.
+func unlockSession(ctx context.Context, conn *sql.Conn, key int64) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var ok bool
+	if err := conn.QueryRowContext(uctx, "SELECT pg_advisory_unlock($1)", key).Scan(&ok); err != nil || !ok {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
 // buildIndex builds one index of an index-only migration on conn, outside
-// a transaction.
+// a transaction, unless it is built already.
 func (db *DB) buildIndex(ctx context.Context, conn *sql.Conn, version string, b indexBuild) error {
 	var kind string
 	if err := conn.QueryRowContext(ctx, "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", b.table).Scan(&kind); err != nil {
 		return fmt.Errorf("index %s: reading table %s: %w", b.name, b.table, err)
 	}
 	partitioned := kind == "p"
-	var valid bool
-	err := conn.QueryRowContext(ctx, "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)", b.name).Scan(&valid)
-	switch {
-	case err == nil && valid:
-		db.logger.Info("store: index already built, recording its migration", "version", version, "index", b.name, "table", b.table)
+	st, on, err := indexState(ctx, conn, b)
+	if err != nil {
+		return err
+	}
+	switch st {
+	case indexElsewhere:
+		// Not this migration's index: neither kept as it nor dropped.
+		return fmt.Errorf("index %s: an index of that name exists on table %s, not %s: rename or drop it", b.name, on, b.table)
+	case indexValid:
+		db.logger.Info("store: index already built, kept", "version", version, "index", b.name, "table", b.table)
 		return nil
-	case err == nil:
+	case indexInvalid:
 		db.logger.Warn("store: dropping an invalid index an interrupted build left, to build it again", "version", version, "index", b.name, "table", b.table)
 		drop := "DROP INDEX CONCURRENTLY IF EXISTS " + b.name
 		if partitioned {
@@ -170,8 +268,6 @@ func (db *DB) buildIndex(ctx context.Context, conn *sql.Conn, version string, b 
 		if _, err := conn.ExecContext(ctx, drop); err != nil {
 			return fmt.Errorf("index %s: dropping the invalid index: %w", b.name, err)
 		}
-	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("index %s: reading pg_index: %w", b.name, err)
 	}
 	stmt := fmt.Sprintf("CREATE INDEX CONCURRENTLY %s ON %s %s", b.name, b.table, b.rest)
 	if partitioned {
