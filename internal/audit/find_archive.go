@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 )
 
 // Finding records in archive files: `thiqa audit find --archive FILE`
@@ -167,23 +168,20 @@ func unrecordedHeader(path string, rows []ArchiveRow) string {
 }
 
 // recordedFile says why the file s is not the file of an archived range
-// of rows, "" when it is: the file a range records (its first seq, or the
-// first seq of its replacement when its file was lost), with the range's
-// last seq, last hash and checkpoint. A lost file that turned up again is
-// the range's file.
+// of rows, "" when it is: a file the range records (its own, first seq
+// to last, or its replacement's, from the first seq it replaced the lost
+// file from), with the range's last seq, last hash and checkpoint. A lost
+// file that turned up again is the range's file.
 func recordedFile(rows []ArchiveRow, s ArchiveSummary) string {
 	h := s.Header
 	for _, r := range rows {
-		if r.LastSeq != h.LastSeq || (h.FirstSeq != r.FirstSeq && h.FirstSeq != r.ReplacedFrom) {
+		sums := r.recordedSums(h.FirstSeq, h.LastSeq)
+		if len(sums) == 0 {
 			continue
 		}
-		sum := r.FileSHA256
-		if h.FirstSeq != r.FirstSeq {
-			sum = r.ReplacementSHA256
-		}
 		switch {
-		case !bytes.Equal(s.SHA256, sum):
-			return fmt.Sprintf("the archived range %d-%d records the file with SHA-256 %s", r.FirstSeq, r.LastSeq, hex.EncodeToString(sum))
+		case !slices.ContainsFunc(sums, func(b []byte) bool { return bytes.Equal(b, s.SHA256) }):
+			return fmt.Sprintf("the archived range %d-%d records the file with SHA-256 %s", r.FirstSeq, r.LastSeq, hexSums(sums))
 		case !bytes.Equal(s.LastHash, r.LastHash):
 			return fmt.Sprintf("its last record's hash is not the one the archived range %d-%d records", r.FirstSeq, r.LastSeq)
 		case r.Checkpoint != "" && r.Checkpoint != h.CheckpointLine:
@@ -192,6 +190,34 @@ func recordedFile(rows []ArchiveRow, s ArchiveSummary) string {
 		return ""
 	}
 	return "no archived range recorded in the database holds these records"
+}
+
+// recordedSums returns the SHA-256s r records for a file of records first
+// to last: its own file's when first is its first seq, its replacement's
+// when first is the seq it replaced its lost file from (both when that is
+// its first seq: the lost file may turn up again); none when r holds no
+// such file.
+func (r ArchiveRow) recordedSums(first, last int64) [][]byte {
+	if last != r.LastSeq {
+		return nil
+	}
+	var sums [][]byte
+	if first == r.FirstSeq {
+		sums = append(sums, r.FileSHA256)
+	}
+	if r.ReplacedFrom != 0 && r.ReplacementFile != "" && first == r.ReplacedFrom {
+		sums = append(sums, r.ReplacementSHA256)
+	}
+	return sums
+}
+
+// hexSums is sums in hex, joined by " or ".
+func hexSums(sums [][]byte) string {
+	out := make([]string, len(sums))
+	for i, b := range sums {
+		out[i] = hex.EncodeToString(b)
+	}
+	return strings.Join(out, " or ")
 }
 
 // archiveGaps returns the archived records of rows that q may select
