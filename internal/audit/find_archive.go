@@ -7,6 +7,7 @@ import (
 	"container/heap"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -80,7 +81,11 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 	best := newBestRecords(q.Limit+1, q.OldestFirst)
 	searched := make([]SearchedArchive, 0, len(paths))
 	for _, path := range paths {
-		if why := unrecordedHeader(path, prefix.Rows); why != "" {
+		why, err := unrecordedFile(path, prefix.Rows)
+		if err != nil {
+			return Found{}, err
+		}
+		if why != "" {
 			return Found{}, fmt.Errorf("%w: %s: %s", ErrArchiveRefused, path, why)
 		}
 		s, err := searchArchiveFile(path, pub, q, best)
@@ -139,32 +144,53 @@ func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRec
 	return s, nil
 }
 
-// unrecordedHeader reads the header of the archive file at path alone and
-// says why no archived range of rows can be its file (none has its seqs),
-// "" when one may, or when the header cannot be read (the whole reading
-// then says what is wrong): a file of seqs the database never archived is
-// refused before it is read through.
-func unrecordedHeader(path string, rows []ArchiveRow) string {
+// unrecordedFile says why the archive file at path cannot be the file of
+// an archived range of rows, from its header and its SHA-256 alone
+// (before anything in it is decompressed past its header): no range has
+// its seqs, or the ranges that do record another SHA-256. "" when it may
+// be, or when its header cannot be read (the whole reading then says what
+// is wrong). A file is thus decompressed and verified only when its bytes
+// are the ones the database records: a gzip bomb, or forged records
+// behind a genuine header, are refused after one read of the file as
+// stored, however much they would decompress to.
+func unrecordedFile(path string, rows []ArchiveRow) (string, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return ""
+		return "", nil
 	}
 	defer file.Close()
 	gz, err := gzip.NewReader(bufio.NewReader(file))
 	if err != nil {
-		return ""
+		return "", nil
 	}
 	line, err := bufio.NewReaderSize(io.LimitReader(gz, maxArchiveLine), 64<<10).ReadSlice('\n')
 	var h archiveHeaderLine
 	if err != nil || strictJSON(line, &h) != nil || h.Format != archiveFormat {
-		return ""
+		return "", nil
 	}
+	var sums [][]byte
+	var row ArchiveRow
 	for _, r := range rows {
-		if r.LastSeq == h.LastSeq && (h.FirstSeq == r.FirstSeq || h.FirstSeq == r.ReplacedFrom) {
-			return ""
+		if s := r.recordedSums(h.FirstSeq, h.LastSeq); len(s) > 0 {
+			sums, row = s, r
+			break
 		}
 	}
-	return fmt.Sprintf("it holds records %d to %d (its header says), which no archived range recorded in the database holds", h.FirstSeq, h.LastSeq)
+	if len(sums) == 0 {
+		return fmt.Sprintf("it holds records %d to %d (its header says), which no archived range recorded in the database holds", h.FirstSeq, h.LastSeq), nil
+	}
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("audit: reading the archive %s: %w", path, err)
+	}
+	sum := sha256.New()
+	if _, err := io.Copy(sum, file); err != nil {
+		return "", fmt.Errorf("audit: reading the archive %s: %w", path, err)
+	}
+	if got := sum.Sum(nil); !slices.ContainsFunc(sums, func(b []byte) bool { return bytes.Equal(b, got) }) {
+		return fmt.Sprintf("its SHA-256 is %s, the archived range %d-%d records the file with SHA-256 %s: another file, or a damaged or truncated copy (thiqa audit verify --archive FILE says what is wrong with it)",
+			hex.EncodeToString(got), row.FirstSeq, row.LastSeq, hexSums(sums)), nil
+	}
+	return "", nil
 }
 
 // recordedFile says why the file s is not the file of an archived range

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -182,9 +183,10 @@ func (s *sinceLog) fileSHA256(t *testing.T, name string) string {
 
 // TestFindWithArchivesRefuses: a file the database does not record (from
 // another log, with the same key and seqs; of a range not recorded; one
-// whose recorded SHA-256 differs), a truncated or damaged file, or one
-// that cannot be read is refused with a clear error: nothing is returned
-// and the search is not recorded.
+// whose recorded SHA-256 differs), a truncated or damaged copy, a gzip
+// bomb (refused from their SHA-256, before they are decompressed), a file
+// that is not gzip, or one that cannot be read is refused with a clear
+// error: nothing is returned and the search is not recorded.
 func TestFindWithArchivesRefuses(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) { testFindWithArchivesRefuses(t, d) })
@@ -207,6 +209,8 @@ func testFindWithArchivesRefuses(t *testing.T, d storetest.Dialect) {
 	damaged := slices.Clone(raw)
 	damaged[len(damaged)/2] ^= 0x55
 	damagedFile := writeBytes(t, dir, "damaged.jsonl.gz", damaged)
+	notGzip := writeBytes(t, dir, "not-gzip.jsonl.gz", []byte("{\"format\":\"thiqa-audit-archive\"}\n"))
+	bomb := writeBytes(t, dir, "bomb.jsonl.gz", gzipBytes(t, append(gunzipFile(t, good), make([]byte, 64<<20)...)))
 	// The header of a range the database never archived, then anything:
 	// refused from its header, before the rest is read.
 	headerOnly := writeBytes(t, dir, "header-only.jsonl.gz", gzipBytes(t, append(firstLine(t, filepath.Join(other.dir, "o2.jsonl.gz")), "not a record\n"...)))
@@ -220,8 +224,13 @@ func testFindWithArchivesRefuses(t *testing.T, d storetest.Dialect) {
 		{[]string{filepath.Join(other.dir, "o1.jsonl.gz")}, audit.ErrArchiveRefused, "the archived range 1-40 records the file with SHA-256 " + s.fileSHA256(t, "a1.jsonl.gz")},
 		{[]string{good, filepath.Join(other.dir, "o2.jsonl.gz")}, audit.ErrArchiveRefused, "o2.jsonl.gz: it holds records 41 to 60 (its header says), which no archived range"},
 		{[]string{headerOnly}, audit.ErrArchiveRefused, "header-only.jsonl.gz: it holds records 41 to 60 (its header says), which no archived range recorded in the database holds"},
-		{[]string{truncated}, audit.ErrArchiveCorrupt, "truncated.jsonl.gz: audit: archive file is corrupt: "},
-		{[]string{damagedFile}, audit.ErrArchiveCorrupt, "damaged.jsonl.gz: audit: archive file is corrupt: "},
+		{[]string{truncated}, audit.ErrArchiveRefused, "truncated.jsonl.gz: its SHA-256 is "},
+		{[]string{damagedFile}, audit.ErrArchiveRefused, "the archived range 1-40 records the file with SHA-256 " + s.fileSHA256(t, "a1.jsonl.gz") + ": another file, or a damaged or truncated copy"},
+		{[]string{notGzip}, audit.ErrArchiveCorrupt, "not-gzip.jsonl.gz: audit: archive file is corrupt: not a gzip file"},
+		// The file archived with 64 MiB of zeros after its trailer, in its
+		// gzip member (64 KiB compressed): refused from its SHA-256,
+		// nothing decompressed past its header.
+		{[]string{bomb}, audit.ErrArchiveRefused, "bomb.jsonl.gz: its SHA-256 is "},
 		{[]string{filepath.Join(dir, "missing.jsonl.gz")}, os.ErrNotExist, "missing.jsonl.gz"},
 	} {
 		f, err := s.findArchived(t, q, c.files...)
@@ -292,4 +301,23 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// gunzipFile is the gzip'd file at path decompressed.
+func gunzipFile(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
