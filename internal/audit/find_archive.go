@@ -115,6 +115,12 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 		return Found{}, err
 	}
 	if f.ArchivedBelow > 0 {
+		// The ranges as they stand after the live log was read: an
+		// archive that ran since the files were read moved records out
+		// of it that no file given holds.
+		if prefix, err = ReadArchivedPrefix(ctx, arch); err != nil {
+			return Found{}, err
+		}
 		f.NotSearched = archiveGaps(prefix.Rows, searched, q)
 	}
 	details := map[string]any{"query": q, "returned": len(f.Records), "archives": searched}
