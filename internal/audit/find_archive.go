@@ -31,6 +31,10 @@ import (
 // checkpoint). Nothing is returned then, and the search is not recorded.
 var ErrArchiveRefused = errors.New("audit: not an archive file the database records")
 
+// ErrArchiveUnreadable is returned (wrapped, with the error of the file
+// system) by FindWithArchives for an archive file it cannot open or read.
+var ErrArchiveUnreadable = errors.New("audit: the archive file cannot be read")
+
 // SearchedArchive names an archive file a search read, as the search's
 // audit record lists it.
 type SearchedArchive struct {
@@ -60,8 +64,8 @@ type ArchiveGap struct {
 // FindWithArchives is Find over the live log and the archive files at
 // paths together: the same query, order and limit over both (a record
 // both hold, in a range still being deleted, is returned once). Each file
-// must be one the archived ranges of arch record (see ErrArchiveRefused)
-// and intact (ErrArchiveCorrupt), its checkpoint verified with pub (the
+// must be one the archived ranges of arch record (see ErrArchiveRefused),
+// readable (ErrArchiveUnreadable) and intact (ErrArchiveCorrupt), its checkpoint verified with pub (the
 // key the file carries when pub is nil; the database's SHA-256 is what
 // vouches for the file). The search is recorded as Find records it, its
 // details naming the files (key "archives", SearchedArchive), before
@@ -81,12 +85,8 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 	best := newBestRecords(q.Limit+1, q.OldestFirst)
 	searched := make([]SearchedArchive, 0, len(paths))
 	for _, path := range paths {
-		why, err := unrecordedFile(path, prefix.Rows)
-		if err != nil {
+		if err := unrecordedFile(path, prefix.Rows); err != nil {
 			return Found{}, err
-		}
-		if why != "" {
-			return Found{}, fmt.Errorf("%w: %s: %s", ErrArchiveRefused, path, why)
 		}
 		s, err := searchArchiveFile(path, pub, q, best)
 		if err != nil {
@@ -135,7 +135,7 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRecords) (ArchiveSummary, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return ArchiveSummary{}, fmt.Errorf("audit: opening the archive: %w", err)
+		return ArchiveSummary{}, fmt.Errorf("%w: %w", ErrArchiveUnreadable, err)
 	}
 	defer file.Close()
 	s, err := ReadArchive(file, pub, func(r Record) error {
@@ -144,35 +144,38 @@ func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRec
 		}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrArchiveCorrupt):
 		return s, fmt.Errorf("%s: %w", path, err)
+	case err != nil:
+		return s, fmt.Errorf("%w: %s: %w", ErrArchiveUnreadable, path, err)
 	}
 	return s, nil
 }
 
-// unrecordedFile says why the archive file at path cannot be the file of
-// an archived range of rows, from its header and its SHA-256 alone
-// (before anything in it is decompressed past its header): no range has
-// its seqs, or the ranges that do record another SHA-256. "" when it may
-// be, or when its header cannot be read (the whole reading then says what
-// is wrong). A file is thus decompressed and verified only when its bytes
+// unrecordedFile refuses (ErrArchiveRefused) the archive file at path
+// when it cannot be the file of an archived range of rows, from its
+// header and its SHA-256 alone (before anything in it is decompressed
+// past its header): no range has its seqs, or the ranges that do record
+// another SHA-256. It returns nil when the file may be, or when its header
+// cannot be read (the whole reading then says what is wrong). A file is thus decompressed and verified only when its bytes
 // are the ones the database records: a gzip bomb, or forged records
 // behind a genuine header, are refused after one read of the file as
 // stored, however much they would decompress to.
-func unrecordedFile(path string, rows []ArchiveRow) (string, error) {
+func unrecordedFile(path string, rows []ArchiveRow) error {
 	file, err := os.Open(path)
 	if err != nil {
-		return "", nil
+		return nil
 	}
 	defer file.Close()
 	gz, err := gzip.NewReader(bufio.NewReader(file))
 	if err != nil {
-		return "", nil
+		return nil
 	}
 	line, err := bufio.NewReaderSize(io.LimitReader(gz, maxArchiveLine), 64<<10).ReadSlice('\n')
 	var h archiveHeaderLine
 	if err != nil || strictJSON(line, &h) != nil || h.Format != archiveFormat {
-		return "", nil
+		return nil
 	}
 	var sums [][]byte
 	var row ArchiveRow
@@ -183,20 +186,21 @@ func unrecordedFile(path string, rows []ArchiveRow) (string, error) {
 		}
 	}
 	if len(sums) == 0 {
-		return fmt.Sprintf("it holds records %d to %d (its header says), which no archived range recorded in the database holds", h.FirstSeq, h.LastSeq), nil
+		return fmt.Errorf("%w: %s: it holds records %d to %d (its header says), which no archived range recorded in the database holds",
+			ErrArchiveRefused, path, h.FirstSeq, h.LastSeq)
 	}
 	if _, err := file.Seek(0, io.SeekStart); err != nil {
-		return "", fmt.Errorf("audit: reading the archive %s: %w", path, err)
+		return fmt.Errorf("%w: %s: %w", ErrArchiveUnreadable, path, err)
 	}
 	sum := sha256.New()
 	if _, err := io.Copy(sum, file); err != nil {
-		return "", fmt.Errorf("audit: reading the archive %s: %w", path, err)
+		return fmt.Errorf("%w: %s: %w", ErrArchiveUnreadable, path, err)
 	}
 	if got := sum.Sum(nil); !slices.ContainsFunc(sums, func(b []byte) bool { return bytes.Equal(b, got) }) {
-		return fmt.Sprintf("its SHA-256 is %s, the archived range %d-%d records the file with SHA-256 %s: another file, or a damaged or truncated copy (thiqa audit verify --archive FILE says what is wrong with it)",
-			hex.EncodeToString(got), row.FirstSeq, row.LastSeq, hexSums(sums)), nil
+		return fmt.Errorf("%w: %s (records %d to %d, SHA-256 %s): the archived range %d-%d records the file with SHA-256 %s: another file, or a damaged or truncated copy (thiqa audit verify --archive FILE says what is wrong with it)",
+			ErrArchiveRefused, path, h.FirstSeq, h.LastSeq, hex.EncodeToString(got), row.FirstSeq, row.LastSeq, hexSums(sums))
 	}
-	return "", nil
+	return nil
 }
 
 // recordedFile says why the file s is not the file of an archived range

@@ -186,8 +186,9 @@ func (s *sinceLog) fileSHA256(t *testing.T, name string) string {
 // another log, with the same key and seqs; of a range not recorded; one
 // whose recorded SHA-256 differs), a truncated or damaged copy, a gzip
 // bomb (refused from their SHA-256, before they are decompressed), a file
-// that is not gzip, or one that cannot be read is refused with a clear
-// error: nothing is returned and the search is not recorded.
+// that is not gzip, or one that cannot be read (ErrArchiveUnreadable) is
+// refused with a clear error: nothing is returned and the search is not
+// recorded.
 func TestFindWithArchivesRefuses(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) { testFindWithArchivesRefuses(t, d) })
@@ -225,14 +226,16 @@ func testFindWithArchivesRefuses(t *testing.T, d storetest.Dialect) {
 		{[]string{filepath.Join(other.dir, "o1.jsonl.gz")}, audit.ErrArchiveRefused, "the archived range 1-40 records the file with SHA-256 " + s.fileSHA256(t, "a1.jsonl.gz")},
 		{[]string{good, filepath.Join(other.dir, "o2.jsonl.gz")}, audit.ErrArchiveRefused, "o2.jsonl.gz: it holds records 41 to 60 (its header says), which no archived range"},
 		{[]string{headerOnly}, audit.ErrArchiveRefused, "header-only.jsonl.gz: it holds records 41 to 60 (its header says), which no archived range recorded in the database holds"},
-		{[]string{truncated}, audit.ErrArchiveRefused, "truncated.jsonl.gz: its SHA-256 is "},
+		{[]string{truncated}, audit.ErrArchiveRefused, "truncated.jsonl.gz (records 1 to 40, SHA-256 "},
 		{[]string{damagedFile}, audit.ErrArchiveRefused, "the archived range 1-40 records the file with SHA-256 " + s.fileSHA256(t, "a1.jsonl.gz") + ": another file, or a damaged or truncated copy"},
 		{[]string{notGzip}, audit.ErrArchiveCorrupt, "not-gzip.jsonl.gz: audit: archive file is corrupt: not a gzip file"},
 		// The file archived with 64 MiB of zeros after its trailer, in its
 		// gzip member (64 KiB compressed): refused from its SHA-256,
 		// nothing decompressed past its header.
-		{[]string{bomb}, audit.ErrArchiveRefused, "bomb.jsonl.gz: its SHA-256 is "},
+		{[]string{bomb}, audit.ErrArchiveRefused, "bomb.jsonl.gz (records 1 to 40, SHA-256 "},
+		{[]string{dir}, audit.ErrArchiveUnreadable, "audit: the archive file cannot be read: " + dir + ": "},
 		{[]string{filepath.Join(dir, "missing.jsonl.gz")}, os.ErrNotExist, "missing.jsonl.gz"},
+		{[]string{filepath.Join(dir, "missing.jsonl.gz")}, audit.ErrArchiveUnreadable, "missing.jsonl.gz"},
 	} {
 		f, err := s.findArchived(t, q, c.files...)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) || f.Records != nil {
