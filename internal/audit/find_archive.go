@@ -65,9 +65,9 @@ type ArchiveGap struct {
 // paths together: the same query, order and limit over both (a record
 // both hold, in a range still being deleted, is returned once). Each file
 // must be one the archived ranges of arch record (see ErrArchiveRefused),
-// readable (ErrArchiveUnreadable) and intact (ErrArchiveCorrupt), its checkpoint verified with pub (the
-// key the file carries when pub is nil; the database's SHA-256 is what
-// vouches for the file). The search is recorded as Find records it, its
+// readable (ErrArchiveUnreadable) and intact (ErrArchiveCorrupt), its
+// checkpoint verified with pub (the key the file carries when pub is nil;
+// the database's SHA-256 is what vouches for the file). The search is recorded as Find records it, its
 // details naming the files (key "archives", SearchedArchive), before
 // anything is returned. Found.NotSearched names the archived records the
 // query may select that no file given holds. Without paths it is Find.
@@ -157,11 +157,12 @@ func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRec
 // when it cannot be the file of an archived range of rows, from its
 // header and its SHA-256 alone (before anything in it is decompressed
 // past its header): no range has its seqs, or the ranges that do record
-// another SHA-256. It returns nil when the file may be, or when its header
-// cannot be read (the whole reading then says what is wrong). A file is thus decompressed and verified only when its bytes
-// are the ones the database records: a gzip bomb, or forged records
-// behind a genuine header, are refused after one read of the file as
-// stored, however much they would decompress to.
+// another SHA-256. It returns nil when the file may be, or when its
+// header cannot be read (the whole reading then says what is wrong). A
+// file is thus decompressed and verified only when its bytes are the ones
+// the database records: a gzip bomb, or forged records behind a genuine
+// header, are refused after one read of the file as stored, however much
+// they would decompress to.
 func unrecordedFile(path string, rows []ArchiveRow) error {
 	file, err := os.Open(path)
 	if err != nil {
