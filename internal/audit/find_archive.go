@@ -85,10 +85,10 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 	best := newBestRecords(q.Limit+1, q.OldestFirst)
 	searched := make([]SearchedArchive, 0, len(paths))
 	for _, path := range paths {
-		if err := unrecordedFile(path, prefix.Rows); err != nil {
+		if err := unrecordedFile(ctx, path, prefix.Rows); err != nil {
 			return Found{}, err
 		}
-		s, err := searchArchiveFile(path, pub, q, best)
+		s, err := searchArchiveFile(ctx, path, pub, q, best)
 		if err != nil {
 			return Found{}, err
 		}
@@ -132,19 +132,21 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 
 // searchArchiveFile reads and verifies the archive file at path, adding
 // the records matching q to best.
-func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRecords) (ArchiveSummary, error) {
+func searchArchiveFile(ctx context.Context, path string, pub crypto.PublicKey, q Query, best *bestRecords) (ArchiveSummary, error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return ArchiveSummary{}, fmt.Errorf("%w: %w", ErrArchiveUnreadable, err)
 	}
 	defer file.Close()
-	s, err := ReadArchive(file, pub, func(r Record) error {
+	s, err := ReadArchive(contextReader{ctx, file}, pub, func(r Record) error {
 		if q.Matches(r) {
 			best.add(r)
 		}
 		return nil
 	})
 	switch {
+	case ctx.Err() != nil:
+		return s, fmt.Errorf("audit: reading the archive %s: %w", path, ctx.Err())
 	case errors.Is(err, ErrArchiveCorrupt):
 		return s, fmt.Errorf("%s: %w", path, err)
 	case err != nil:
@@ -163,7 +165,7 @@ func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRec
 // the database records: a gzip bomb, or forged records behind a genuine
 // header, are refused after one read of the file as stored, however much
 // they would decompress to.
-func unrecordedFile(path string, rows []ArchiveRow) error {
+func unrecordedFile(ctx context.Context, path string, rows []ArchiveRow) error {
 	file, err := os.Open(path)
 	if err != nil {
 		return nil
@@ -194,7 +196,10 @@ func unrecordedFile(path string, rows []ArchiveRow) error {
 		return fmt.Errorf("%w: %s: %w", ErrArchiveUnreadable, path, err)
 	}
 	sum := sha256.New()
-	if _, err := io.Copy(sum, file); err != nil {
+	if _, err := io.Copy(sum, contextReader{ctx, file}); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("audit: reading the archive %s: %w", path, ctx.Err())
+		}
 		return fmt.Errorf("%w: %s: %w", ErrArchiveUnreadable, path, err)
 	}
 	if got := sum.Sum(nil); !slices.ContainsFunc(sums, func(b []byte) bool { return bytes.Equal(b, got) }) {
@@ -202,6 +207,20 @@ func unrecordedFile(path string, rows []ArchiveRow) error {
 			ErrArchiveRefused, path, h.FirstSeq, h.LastSeq, hex.EncodeToString(got), row.FirstSeq, row.LastSeq, hexSums(sums))
 	}
 	return nil
+}
+
+// contextReader is r that stops with ctx's error once ctx is done: a
+// search interrupted (Ctrl-C) stops reading a multi-GB file at once.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // recordedFile says why the file s is not the file of an archived range

@@ -369,3 +369,48 @@ func TestFindWithArchivesArchiveRuns(t *testing.T) {
 		})
 	}
 }
+
+// cancellingLister is an ArchiveLister that cancels the search's context
+// once it has listed the ranges: the operator interrupts the search
+// (Ctrl-C) while the files are read.
+type cancellingLister struct {
+	audit.ArchiveLister
+	cancel context.CancelFunc
+}
+
+func (l cancellingLister) AuditArchives(ctx context.Context) ([]audit.ArchiveRow, error) {
+	rows, err := l.ArchiveLister.AuditArchives(ctx)
+	l.cancel()
+	return rows, err
+}
+
+// countingFinder counts the searches of the live log it runs.
+type countingFinder struct {
+	audit.RecordFinder
+	n int
+}
+
+func (f *countingFinder) FindAuditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	f.n++
+	return f.RecordFinder.FindAuditRecords(ctx, q)
+}
+
+// TestFindWithArchivesInterrupted: a search interrupted while it reads
+// the archive files stops reading them at once (a file may be many GB)
+// and returns the context's error, naming the file; nothing is returned.
+func TestFindWithArchivesInterrupted(t *testing.T) {
+	s := newSinceLog(t, storetest.Dialects()[0])
+	s.mustArchive(t, 45, "a1.jsonl.gz")
+	pub, err := audit.ReadCheckpointKey(s.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	live := &countingFinder{RecordFinder: s.db}
+	path := filepath.Join(s.dir, "a1.jsonl.gz")
+	f, err := audit.FindWithArchives(ctx, live, cancellingLister{s.db, cancel}, newLog(t, s.db, nil), "cli:op", audit.Query{Object: "obj-3"}, []string{path}, pub)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), path) || f.Records != nil || live.n != 0 {
+		t.Fatalf("an interrupted search: %d records, %v, %d searches of the live log; want it stopped in the file, with the file named", len(f.Records), err, live.n)
+	}
+}
