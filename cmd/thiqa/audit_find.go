@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -107,7 +106,7 @@ func findWithArchives(ctx context.Context, p *platform, q audit.Query, archives 
 	}
 	found, err := audit.FindWithArchives(ctx, p.db, p.db, p.audit, operatorName(), q, archives, pub)
 	switch {
-	case errors.Is(err, audit.ErrArchiveRefused), errors.Is(err, audit.ErrArchiveCorrupt), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, audit.ErrArchiveRefused), errors.Is(err, audit.ErrArchiveCorrupt), errors.Is(err, audit.ErrArchiveUnreadable):
 		return found, withExit(2, err)
 	case err != nil:
 		return found, withExit(1, err)

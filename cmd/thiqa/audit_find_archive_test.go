@@ -17,7 +17,8 @@ import (
 // find --archive FILE` finds the archived records with the live ones (the
 // same output, order and limit, no note), records the file it read, and
 // refuses (exit 2, nothing printed, nothing recorded) a file the database
-// does not record, a damaged one, and --archive without --data.
+// does not record, a damaged one, one that cannot be read (missing, a
+// folder), and --archive without --data.
 func TestAuditFindArchiveCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	initData(t, dir)
@@ -88,7 +89,8 @@ func TestAuditFindArchiveCommand(t *testing.T) {
 	}{
 		{[]string{"--data", dir, "--archive", other}, "not an archive file the database records: " + other + " (records 1 to " + m[1] + ", SHA-256 "},
 		{[]string{"--data", dir, "--archive", out, "--archive", other}, "the archived range 1-" + m[1] + " records the file with SHA-256 "},
-		{[]string{"--data", dir, "--archive", damaged}, "archive file is corrupt"},
+		{[]string{"--data", dir, "--archive", damaged}, "another file, or a damaged or truncated copy (thiqa audit verify --archive FILE says what is wrong with it)"},
+		{[]string{"--data", dir, "--archive", filepath.Join(dir, "audit")}, "the archive file cannot be read: " + filepath.Join(dir, "audit") + ": "},
 		{[]string{"--data", dir, "--archive", filepath.Join(t.TempDir(), "none.jsonl.gz")}, "no such file"},
 		{[]string{"--archive", out}, "--archive needs --data"},
 	} {

@@ -7,12 +7,14 @@ import (
 	"container/heap"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strings"
 )
 
 // Finding records in archive files: `thiqa audit find --archive FILE`
@@ -28,6 +30,10 @@ import (
 // has its seqs, or the range records another SHA-256, last hash or
 // checkpoint). Nothing is returned then, and the search is not recorded.
 var ErrArchiveRefused = errors.New("audit: not an archive file the database records")
+
+// ErrArchiveUnreadable is returned (wrapped, with the error of the file
+// system) by FindWithArchives for an archive file it cannot open or read.
+var ErrArchiveUnreadable = errors.New("audit: the archive file cannot be read")
 
 // SearchedArchive names an archive file a search read, as the search's
 // audit record lists it.
@@ -58,10 +64,10 @@ type ArchiveGap struct {
 // FindWithArchives is Find over the live log and the archive files at
 // paths together: the same query, order and limit over both (a record
 // both hold, in a range still being deleted, is returned once). Each file
-// must be one the archived ranges of arch record (see ErrArchiveRefused)
-// and intact (ErrArchiveCorrupt), its checkpoint verified with pub (the
-// key the file carries when pub is nil; the database's SHA-256 is what
-// vouches for the file). The search is recorded as Find records it, its
+// must be one the archived ranges of arch record (see ErrArchiveRefused),
+// readable (ErrArchiveUnreadable) and intact (ErrArchiveCorrupt), its
+// checkpoint verified with pub (the key the file carries when pub is nil;
+// the database's SHA-256 is what vouches for the file). The search is recorded as Find records it, its
 // details naming the files (key "archives", SearchedArchive), before
 // anything is returned. Found.NotSearched names the archived records the
 // query may select that no file given holds. Without paths it is Find.
@@ -79,10 +85,10 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 	best := newBestRecords(q.Limit+1, q.OldestFirst)
 	searched := make([]SearchedArchive, 0, len(paths))
 	for _, path := range paths {
-		if why := unrecordedHeader(path, prefix.Rows); why != "" {
-			return Found{}, fmt.Errorf("%w: %s: %s", ErrArchiveRefused, path, why)
+		if err := unrecordedFile(ctx, path, prefix.Rows); err != nil {
+			return Found{}, err
 		}
-		s, err := searchArchiveFile(path, pub, q, best)
+		s, err := searchArchiveFile(ctx, path, pub, q, best)
 		if err != nil {
 			return Found{}, err
 		}
@@ -109,6 +115,12 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 		return Found{}, err
 	}
 	if f.ArchivedBelow > 0 {
+		// The ranges as they stand after the live log was read: an
+		// archive that ran since the files were read moved records out
+		// of it that no file given holds.
+		if prefix, err = ReadArchivedPrefix(ctx, arch); err != nil {
+			return Found{}, err
+		}
 		f.NotSearched = archiveGaps(prefix.Rows, searched, q)
 	}
 	details := map[string]any{"query": q, "returned": len(f.Records), "archives": searched}
@@ -120,70 +132,112 @@ func FindWithArchives(ctx context.Context, st RecordFinder, arch ArchiveLister, 
 
 // searchArchiveFile reads and verifies the archive file at path, adding
 // the records matching q to best.
-func searchArchiveFile(path string, pub crypto.PublicKey, q Query, best *bestRecords) (ArchiveSummary, error) {
+func searchArchiveFile(ctx context.Context, path string, pub crypto.PublicKey, q Query, best *bestRecords) (ArchiveSummary, error) {
 	file, err := os.Open(path)
 	if err != nil {
-		return ArchiveSummary{}, fmt.Errorf("audit: opening the archive: %w", err)
+		return ArchiveSummary{}, fmt.Errorf("%w: %w", ErrArchiveUnreadable, err)
 	}
 	defer file.Close()
-	s, err := ReadArchive(file, pub, func(r Record) error {
+	s, err := ReadArchive(contextReader{ctx, file}, pub, func(r Record) error {
 		if q.Matches(r) {
 			best.add(r)
 		}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case ctx.Err() != nil:
+		return s, fmt.Errorf("audit: reading the archive %s: %w", path, ctx.Err())
+	case errors.Is(err, ErrArchiveCorrupt):
 		return s, fmt.Errorf("%s: %w", path, err)
+	case err != nil:
+		return s, fmt.Errorf("%w: %s: %w", ErrArchiveUnreadable, path, err)
 	}
 	return s, nil
 }
 
-// unrecordedHeader reads the header of the archive file at path alone and
-// says why no archived range of rows can be its file (none has its seqs),
-// "" when one may, or when the header cannot be read (the whole reading
-// then says what is wrong): a file of seqs the database never archived is
-// refused before it is read through.
-func unrecordedHeader(path string, rows []ArchiveRow) string {
+// unrecordedFile refuses (ErrArchiveRefused) the archive file at path
+// when it cannot be the file of an archived range of rows, from its
+// header and its SHA-256 alone (before anything in it is decompressed
+// past its header): no range has its seqs, or the ranges that do record
+// another SHA-256. It returns nil when the file may be, or when its
+// header cannot be read (the whole reading then says what is wrong). A
+// file is thus decompressed and verified only when its bytes are the ones
+// the database records: a gzip bomb, or forged records behind a genuine
+// header, are refused after one read of the file as stored, however much
+// they would decompress to.
+func unrecordedFile(ctx context.Context, path string, rows []ArchiveRow) error {
 	file, err := os.Open(path)
 	if err != nil {
-		return ""
+		return nil
 	}
 	defer file.Close()
 	gz, err := gzip.NewReader(bufio.NewReader(file))
 	if err != nil {
-		return ""
+		return nil
 	}
 	line, err := bufio.NewReaderSize(io.LimitReader(gz, maxArchiveLine), 64<<10).ReadSlice('\n')
 	var h archiveHeaderLine
 	if err != nil || strictJSON(line, &h) != nil || h.Format != archiveFormat {
-		return ""
+		return nil
 	}
+	var sums [][]byte
+	var row ArchiveRow
 	for _, r := range rows {
-		if r.LastSeq == h.LastSeq && (h.FirstSeq == r.FirstSeq || h.FirstSeq == r.ReplacedFrom) {
-			return ""
+		if s := r.recordedSums(h.FirstSeq, h.LastSeq); len(s) > 0 {
+			sums, row = s, r
+			break
 		}
 	}
-	return fmt.Sprintf("it holds records %d to %d (its header says), which no archived range recorded in the database holds", h.FirstSeq, h.LastSeq)
+	if len(sums) == 0 {
+		return fmt.Errorf("%w: %s: it holds records %d to %d (its header says), which no archived range recorded in the database holds",
+			ErrArchiveRefused, path, h.FirstSeq, h.LastSeq)
+	}
+	if _, err := file.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrArchiveUnreadable, path, err)
+	}
+	sum := sha256.New()
+	if _, err := io.Copy(sum, contextReader{ctx, file}); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("audit: reading the archive %s: %w", path, ctx.Err())
+		}
+		return fmt.Errorf("%w: %s: %w", ErrArchiveUnreadable, path, err)
+	}
+	if got := sum.Sum(nil); !slices.ContainsFunc(sums, func(b []byte) bool { return bytes.Equal(b, got) }) {
+		return fmt.Errorf("%w: %s (records %d to %d, SHA-256 %s): the archived range %d-%d records the file with SHA-256 %s: another file, or a damaged or truncated copy (thiqa audit verify --archive FILE says what is wrong with it)",
+			ErrArchiveRefused, path, h.FirstSeq, h.LastSeq, hex.EncodeToString(got), row.FirstSeq, row.LastSeq, hexSums(sums))
+	}
+	return nil
+}
+
+// contextReader is r that stops with ctx's error once ctx is done: a
+// search interrupted (Ctrl-C) stops reading a multi-GB file at once.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // recordedFile says why the file s is not the file of an archived range
-// of rows, "" when it is: the file a range records (its first seq, or the
-// first seq of its replacement when its file was lost), with the range's
-// last seq, last hash and checkpoint. A lost file that turned up again is
-// the range's file.
+// of rows, "" when it is: a file the range records (its own, first seq
+// to last, or its replacement's, from the first seq it replaced the lost
+// file from), with the range's last seq, last hash and checkpoint. A lost
+// file that turned up again is the range's file.
 func recordedFile(rows []ArchiveRow, s ArchiveSummary) string {
 	h := s.Header
 	for _, r := range rows {
-		if r.LastSeq != h.LastSeq || (h.FirstSeq != r.FirstSeq && h.FirstSeq != r.ReplacedFrom) {
+		sums := r.recordedSums(h.FirstSeq, h.LastSeq)
+		if len(sums) == 0 {
 			continue
 		}
-		sum := r.FileSHA256
-		if h.FirstSeq != r.FirstSeq {
-			sum = r.ReplacementSHA256
-		}
 		switch {
-		case !bytes.Equal(s.SHA256, sum):
-			return fmt.Sprintf("the archived range %d-%d records the file with SHA-256 %s", r.FirstSeq, r.LastSeq, hex.EncodeToString(sum))
+		case !slices.ContainsFunc(sums, func(b []byte) bool { return bytes.Equal(b, s.SHA256) }):
+			return fmt.Sprintf("the archived range %d-%d records the file with SHA-256 %s", r.FirstSeq, r.LastSeq, hexSums(sums))
 		case !bytes.Equal(s.LastHash, r.LastHash):
 			return fmt.Sprintf("its last record's hash is not the one the archived range %d-%d records", r.FirstSeq, r.LastSeq)
 		case r.Checkpoint != "" && r.Checkpoint != h.CheckpointLine:
@@ -192,6 +246,34 @@ func recordedFile(rows []ArchiveRow, s ArchiveSummary) string {
 		return ""
 	}
 	return "no archived range recorded in the database holds these records"
+}
+
+// recordedSums returns the SHA-256s r records for a file of records first
+// to last: its own file's when first is its first seq, its replacement's
+// when first is the seq it replaced its lost file from (both when that is
+// its first seq: the lost file may turn up again); none when r holds no
+// such file.
+func (r ArchiveRow) recordedSums(first, last int64) [][]byte {
+	if last != r.LastSeq {
+		return nil
+	}
+	var sums [][]byte
+	if first == r.FirstSeq {
+		sums = append(sums, r.FileSHA256)
+	}
+	if r.ReplacedFrom != 0 && r.ReplacementFile != "" && first == r.ReplacedFrom {
+		sums = append(sums, r.ReplacementSHA256)
+	}
+	return sums
+}
+
+// hexSums is sums in hex, joined by " or ".
+func hexSums(sums [][]byte) string {
+	out := make([]string, len(sums))
+	for i, b := range sums {
+		out[i] = hex.EncodeToString(b)
+	}
+	return strings.Join(out, " or ")
 }
 
 // archiveGaps returns the archived records of rows that q may select

@@ -83,7 +83,7 @@ func BenchmarkSearchArchiveFile(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		best := newBestRecords(q.Limit+1, false)
-		if _, err := searchArchiveFile(path, pub, q, best); err != nil {
+		if _, err := searchArchiveFile(b.Context(), path, pub, q, best); err != nil {
 			b.Fatal(err)
 		}
 		if got := best.sorted(); len(got) != q.Limit+1 || got[0].Seq != n {

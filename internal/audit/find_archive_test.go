@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -182,9 +184,11 @@ func (s *sinceLog) fileSHA256(t *testing.T, name string) string {
 
 // TestFindWithArchivesRefuses: a file the database does not record (from
 // another log, with the same key and seqs; of a range not recorded; one
-// whose recorded SHA-256 differs), a truncated or damaged file, or one
-// that cannot be read is refused with a clear error: nothing is returned
-// and the search is not recorded.
+// whose recorded SHA-256 differs), a truncated or damaged copy, a gzip
+// bomb (refused from their SHA-256, before they are decompressed), a file
+// that is not gzip, or one that cannot be read (ErrArchiveUnreadable) is
+// refused with a clear error: nothing is returned and the search is not
+// recorded.
 func TestFindWithArchivesRefuses(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) { testFindWithArchivesRefuses(t, d) })
@@ -207,6 +211,8 @@ func testFindWithArchivesRefuses(t *testing.T, d storetest.Dialect) {
 	damaged := slices.Clone(raw)
 	damaged[len(damaged)/2] ^= 0x55
 	damagedFile := writeBytes(t, dir, "damaged.jsonl.gz", damaged)
+	notGzip := writeBytes(t, dir, "not-gzip.jsonl.gz", []byte("{\"format\":\"thiqa-audit-archive\"}\n"))
+	bomb := writeBytes(t, dir, "bomb.jsonl.gz", gzipBytes(t, append(gunzipFile(t, good), make([]byte, 64<<20)...)))
 	// The header of a range the database never archived, then anything:
 	// refused from its header, before the rest is read.
 	headerOnly := writeBytes(t, dir, "header-only.jsonl.gz", gzipBytes(t, append(firstLine(t, filepath.Join(other.dir, "o2.jsonl.gz")), "not a record\n"...)))
@@ -220,9 +226,16 @@ func testFindWithArchivesRefuses(t *testing.T, d storetest.Dialect) {
 		{[]string{filepath.Join(other.dir, "o1.jsonl.gz")}, audit.ErrArchiveRefused, "the archived range 1-40 records the file with SHA-256 " + s.fileSHA256(t, "a1.jsonl.gz")},
 		{[]string{good, filepath.Join(other.dir, "o2.jsonl.gz")}, audit.ErrArchiveRefused, "o2.jsonl.gz: it holds records 41 to 60 (its header says), which no archived range"},
 		{[]string{headerOnly}, audit.ErrArchiveRefused, "header-only.jsonl.gz: it holds records 41 to 60 (its header says), which no archived range recorded in the database holds"},
-		{[]string{truncated}, audit.ErrArchiveCorrupt, "truncated.jsonl.gz: audit: archive file is corrupt: "},
-		{[]string{damagedFile}, audit.ErrArchiveCorrupt, "damaged.jsonl.gz: audit: archive file is corrupt: "},
+		{[]string{truncated}, audit.ErrArchiveRefused, "truncated.jsonl.gz (records 1 to 40, SHA-256 "},
+		{[]string{damagedFile}, audit.ErrArchiveRefused, "the archived range 1-40 records the file with SHA-256 " + s.fileSHA256(t, "a1.jsonl.gz") + ": another file, or a damaged or truncated copy"},
+		{[]string{notGzip}, audit.ErrArchiveCorrupt, "not-gzip.jsonl.gz: audit: archive file is corrupt: not a gzip file"},
+		// The file archived with 64 MiB of zeros after its trailer, in its
+		// gzip member (64 KiB compressed): refused from its SHA-256,
+		// nothing decompressed past its header.
+		{[]string{bomb}, audit.ErrArchiveRefused, "bomb.jsonl.gz (records 1 to 40, SHA-256 "},
+		{[]string{dir}, audit.ErrArchiveUnreadable, "audit: the archive file cannot be read: " + dir + ": "},
 		{[]string{filepath.Join(dir, "missing.jsonl.gz")}, os.ErrNotExist, "missing.jsonl.gz"},
+		{[]string{filepath.Join(dir, "missing.jsonl.gz")}, audit.ErrArchiveUnreadable, "missing.jsonl.gz"},
 	} {
 		f, err := s.findArchived(t, q, c.files...)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) || f.Records != nil {
@@ -292,4 +305,112 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out.Bytes()
+}
+
+// gunzipFile is the gzip'd file at path decompressed.
+func gunzipFile(t *testing.T, path string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// archivingFinder is s.db as a RecordFinder that archives records 41 to
+// 60 (a2.jsonl.gz) before the first search it runs: an archive that runs
+// while a search with archive files is under way.
+type archivingFinder struct {
+	t    *testing.T
+	s    *sinceLog
+	done bool
+}
+
+func (f *archivingFinder) FindAuditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	if !f.done {
+		f.done = true
+		f.s.mustArchive(f.t, 70, "a2.jsonl.gz")
+	}
+	return f.s.db.FindAuditRecords(ctx, q)
+}
+
+// TestFindWithArchivesArchiveRuns: when an archive moves records out of
+// the live log while a search with archive files runs (after the files
+// were read), the search says that those records were not searched: the
+// archived ranges it names are the ones read after the live log was.
+func TestFindWithArchivesArchiveRuns(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			s := newSinceLog(t, d)
+			s.mustArchive(t, 45, "a1.jsonl.gz") // records 1 to 40
+			pub, err := audit.ReadCheckpointKey(s.pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := audit.Query{Actions: []string{"test.append"}, Object: "obj-3"}
+			f, err := audit.FindWithArchives(ctxT(t), &archivingFinder{t: t, s: s}, s.db, newLog(t, s.db, nil), "cli:op", q,
+				[]string{filepath.Join(s.dir, "a1.jsonl.gz")}, pub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(seqsOf(f.Records), []int64{64, 24, 4}) || len(f.NotSearched) != 1 ||
+				f.NotSearched[0].FirstSeq != 41 || f.NotSearched[0].LastSeq != 60 || f.NotSearched[0].File != "a2.jsonl.gz" {
+				t.Fatalf("seqs %v, not searched %+v; want 64 24 4 and records 41 to 60 (a2.jsonl.gz) not searched", seqsOf(f.Records), f.NotSearched)
+			}
+		})
+	}
+}
+
+// cancellingLister is an ArchiveLister that cancels the search's context
+// once it has listed the ranges: the operator interrupts the search
+// (Ctrl-C) while the files are read.
+type cancellingLister struct {
+	audit.ArchiveLister
+	cancel context.CancelFunc
+}
+
+func (l cancellingLister) AuditArchives(ctx context.Context) ([]audit.ArchiveRow, error) {
+	rows, err := l.ArchiveLister.AuditArchives(ctx)
+	l.cancel()
+	return rows, err
+}
+
+// countingFinder counts the searches of the live log it runs.
+type countingFinder struct {
+	audit.RecordFinder
+	n int
+}
+
+func (f *countingFinder) FindAuditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	f.n++
+	return f.RecordFinder.FindAuditRecords(ctx, q)
+}
+
+// TestFindWithArchivesInterrupted: a search interrupted while it reads
+// the archive files stops reading them at once (a file may be many GB)
+// and returns the context's error, naming the file; nothing is returned.
+func TestFindWithArchivesInterrupted(t *testing.T) {
+	s := newSinceLog(t, storetest.Dialects()[0])
+	s.mustArchive(t, 45, "a1.jsonl.gz")
+	pub, err := audit.ReadCheckpointKey(s.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	live := &countingFinder{RecordFinder: s.db}
+	path := filepath.Join(s.dir, "a1.jsonl.gz")
+	f, err := audit.FindWithArchives(ctx, live, cancellingLister{s.db, cancel}, newLog(t, s.db, nil), "cli:op", audit.Query{Object: "obj-3"}, []string{path}, pub)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), path) || f.Records != nil || live.n != 0 {
+		t.Fatalf("an interrupted search: %d records, %v, %d searches of the live log; want it stopped in the file, with the file named", len(f.Records), err, live.n)
+	}
 }

@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"bytes"
+	"encoding/hex"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -79,5 +81,31 @@ func TestArchiveGaps(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("given %+v, query %+v: %v, want %v", c.given, c.q, got, c.want)
 		}
+	}
+}
+
+// TestRecordedFileReplacement: the replacement file of a range whose file
+// was lost before any of its records was deleted (thiqa audit archive
+// --file-lost: the replacement holds the range from its first seq, as the
+// lost file did) is the range's file, and so is the lost file if it turns
+// up again; any other file of those seqs is refused, naming both SHA-256s.
+func TestRecordedFileReplacement(t *testing.T) {
+	lost, repl, other := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)
+	last := bytes.Repeat([]byte{9}, 32)
+	rows := []ArchiveRow{
+		{FirstSeq: 1, LastSeq: 40, File: "a1", FileSHA256: bytes.Repeat([]byte{4}, 32), LastHash: bytes.Repeat([]byte{8}, 32)},
+		{FirstSeq: 41, LastSeq: 60, File: "a2", FileSHA256: lost, LastHash: last, ReplacedFrom: 41, ReplacementFile: "a2r", ReplacementSHA256: repl},
+	}
+	file := func(sum []byte) ArchiveSummary {
+		return ArchiveSummary{Header: ArchiveHeader{FirstSeq: 41, LastSeq: 60}, SHA256: sum, LastHash: last}
+	}
+	for _, sum := range [][]byte{repl, lost} {
+		if why := recordedFile(rows, file(sum)); why != "" {
+			t.Errorf("the file with SHA-256 %x: refused: %s", sum, why)
+		}
+	}
+	want := "the archived range 41-60 records the file with SHA-256 " + hex.EncodeToString(lost) + " or " + hex.EncodeToString(repl)
+	if why := recordedFile(rows, file(other)); why != want {
+		t.Errorf("another file: %q, want %q", why, want)
 	}
 }
