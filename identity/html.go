@@ -78,8 +78,9 @@ type loginPage struct {
 	Error      string
 	// Purpose says what the login is for, when it is not a portal's.
 	Purpose string
-	// Shares lists what a portal's login gives it about the citizen
-	// (sharedClaims), shown before they log in.
+	// Shares lists what the login gives the portal or signing application
+	// about the citizen (sharedClaims, cscShares), shown before they log
+	// in.
 	Shares []shared
 }
 
@@ -98,9 +99,25 @@ func sharedClaims(c *Client, scope string) []shared {
 		out[0] = shared{"your civil number", "رقمك المدني"}
 	}
 	if hasScope(strings.Fields(scope), ScopeProfile) {
-		out = append(out, shared{"your name (given name and family name)", "اسمك (الاسم الأول واسم العائلة)"})
+		out = append(out, shared{"your name (given name, family name and full name)", "اسمك (الاسم الأول واسم العائلة والاسم الكامل)"})
 	}
-	return append(out, shared{"how and when you logged in (mobile ID or ID card)", "طريقة تسجيل دخولك ووقته (الهوية الرقمية على الهاتف أو البطاقة الشخصية)"})
+	return append(out, sharedHow)
+}
+
+// sharedHow is what every login gives: how and when (acr, amr, auth_time).
+var sharedHow = shared{"how and when you logged in (mobile ID or ID card)", "طريقة تسجيل دخولك ووقته (الهوية الرقمية على الهاتف أو البطاقة الشخصية)"}
+
+// cscShares lists what a signing application's login (CSC API) gives it
+// about the citizen: its access token, which it can read, names them by
+// civil number (sub) with acr and auth_time (cscToken), and the signing
+// service answers it with their signing certificates, whose subject
+// carries their name and civil number (credentials/list, credentials/info).
+func cscShares() []shared {
+	return []shared{
+		{"your civil number", "رقمك المدني"},
+		{"your signing certificates, which carry your name and civil number", "شهادات التوقيع الخاصة بك، وفيها اسمك ورقمك المدني"},
+		sharedHow,
+	}
 }
 
 // signingPINPage asks for the signing PIN of a credential authorization.

@@ -11,9 +11,11 @@ import (
 // The login page tells the citizen, before they log in, what the portal
 // will receive, as the tokens carry it: an identifier made for the
 // portal's sector (or the civil number, for a portal allowed it), the
-// names only with the profile scope, and how and when they logged in. The
-// signing service's login (CSC) lists nothing: it gives no portal
-// anything about the citizen.
+// names only with the profile scope, and how and when they logged in. A
+// signing application's login (CSC) lists what it receives: the civil
+// number its access token names and the signing certificates, which carry
+// the name and civil number (it listed nothing, as if the application
+// learned nothing about the citizen).
 func TestLoginPageSaysWhatThePortalReceives(t *testing.T) {
 	e := newEnv(t, false)
 	civilClient, _ := e.addClient("portal-civil", true)
@@ -33,7 +35,7 @@ func TestLoginPageSaysWhatThePortalReceives(t *testing.T) {
 	const (
 		pairwise = "an identifier made for this service, not your civil number"
 		civil    = "<li>your civil number"
-		names    = "your name (given name and family name)"
+		names    = "your name (given name, family name and full name)"
 		how      = "how and when you logged in"
 	)
 	for _, c := range []struct {
@@ -61,7 +63,13 @@ func TestLoginPageSaysWhatThePortalReceives(t *testing.T) {
 			}
 		}
 	}
-	if body := page(PathCSCAuthorize, e.cscQuery("service")); strings.Contains(body, `id="shares"`) {
-		t.Errorf("the signing service's login lists what a portal receives:\n%s", body)
+	body := page(PathCSCAuthorize, e.cscQuery("service"))
+	for _, s := range []string{`id="shares"`, civil, "your signing certificates, which carry your name and civil number", how, "شهادات التوقيع"} {
+		if !strings.Contains(body, s) {
+			t.Errorf("the signing application's login does not say %q:\n%s", s, body)
+		}
+	}
+	if strings.Contains(body, pairwise) {
+		t.Errorf("the signing application's login promises an identifier other than the civil number:\n%s", body)
 	}
 }
