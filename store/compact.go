@@ -111,8 +111,22 @@ func (db *DB) CompactSQLite(ctx context.Context) error {
 	if _, err := db.w.ExecContext(ctx, "VACUUM"); err != nil {
 		return fmt.Errorf("store: sqlite: VACUUM: %w", err)
 	}
-	if _, err := db.w.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+	// The pragma answers a checkpoint it could not finish (a reader of
+	// another process still on the old pages after busy_timeout) with
+	// busy 1, not an error: the log then keeps its copy of the whole
+	// database beside the old file, more disk than before.
+	var busy, logFrames, done int64
+	if err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
 		return fmt.Errorf("store: sqlite: truncating the write-ahead log: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("%w: the database was rebuilt, but another process kept reading the old pages, so the write-ahead log keeps %d pages (%d copied back) and the file its size: run the compaction again once it is done (thiqa backup, audit find, ...)",
+			ErrWALBusy, logFrames, done)
 	}
 	return nil
 }
+
+// ErrWALBusy is returned (wrapped) by CompactSQLite when the write-ahead
+// log could not be truncated after VACUUM because another process was
+// reading: the records are safe, the disk is not given back yet.
+var ErrWALBusy = errors.New("store: sqlite: the write-ahead log could not be truncated")

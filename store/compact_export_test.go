@@ -37,3 +37,10 @@ func (db *DB) LeaveLivePages(ctx context.Context, n int) error {
 	}
 	return nil
 }
+
+// SetWriterBusyTimeout sets the writer connection's busy_timeout, so that
+// a test of what a busy database does need not wait the real one.
+func (db *DB) SetWriterBusyTimeout(ctx context.Context, ms int) error {
+	_, err := db.w.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", ms))
+	return err
+}

@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"database/sql"
 	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -42,5 +44,53 @@ func TestCompactSQLiteRefusesADiskWithoutRoom(t *testing.T) {
 	after, err := db.SQLiteSpace(ctx)
 	if err != nil || after != before {
 		t.Fatalf("after the refusal: %+v (before %+v) %v", after, before, err)
+	}
+}
+
+// A reader of another process on the old pages (a thiqa backup, an audit
+// find) keeps the write-ahead log from being truncated after VACUUM:
+// SQLite's checkpoint says busy, without an error, and the compaction
+// reported the space given back while the log held a copy of the whole
+// database beside the old file. It is an ErrWALBusy error now.
+func TestCompactSQLiteSaysWhenTheLogCannotBeTruncated(t *testing.T) {
+	ctx := t.Context()
+	dsn := filepath.Join(t.TempDir(), store.DefaultSQLiteFile)
+	db, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: dsn}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.LeaveLivePages(ctx, 256); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.LeaveFreePages(ctx, 1024); err != nil {
+		t.Fatal(err)
+	}
+	other, err := sql.Open("sqlite", "file:"+dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM compact_test_live").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetWriterBusyTimeout(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CompactSQLite(ctx); !errors.Is(err, store.ErrWALBusy) {
+		t.Fatalf("CompactSQLite beside a reader of the old pages: %v", err)
+	}
+	_ = tx.Rollback()
+	if err := db.CompactSQLite(ctx); err != nil {
+		t.Fatalf("CompactSQLite once the reader is done: %v", err)
+	}
+	if wal, err := os.Stat(dsn + "-wal"); err == nil && wal.Size() != 0 {
+		t.Fatalf("the write-ahead log keeps %d bytes", wal.Size())
 	}
 }
