@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -71,5 +72,30 @@ func TestLoginPageSaysWhatThePortalReceives(t *testing.T) {
 	}
 	if strings.Contains(body, pairwise) {
 		t.Errorf("the signing application's login promises an identifier other than the civil number:\n%s", body)
+	}
+}
+
+// The phone's list of pending logins says what approving gives the
+// portal or signing application, as the browser's login page does: the
+// citizen approves on the phone, and the list said only who asks.
+func TestPendingLoginsSayWhatApprovingGives(t *testing.T) {
+	e := newEnv(t, false)
+	q := e.authQuery()
+	q.Set("scope", "openid profile")
+	portal, _, _ := e.startMobile(q, testCivil)
+	signing, _, _ := e.startMobileAt(PathCSCAuthorize, e.cscQuery("service"), testCivil)
+	st, list := e.listAs(citizenCredential(testCivil), "")
+	if st != http.StatusOK || len(list) != 2 {
+		t.Fatalf("list: %d %+v", st, list)
+	}
+	want := map[string][]Shared{portal: sharedClaims(e.client, "openid profile"), signing: cscShares()}
+	for _, ps := range list {
+		w := want[ps.Session]
+		if len(w) == 0 || !slices.Equal(ps.Shares, w) {
+			t.Errorf("pending login %s (scope %q) lists %+v, want %+v", ps.Session, ps.Scope, ps.Shares, w)
+		}
+	}
+	if !slices.ContainsFunc(want[portal], func(s Shared) bool { return strings.HasPrefix(s.EN, "your name") }) {
+		t.Fatalf("a profile login's list leaves out the name: %+v", want[portal])
 	}
 }
