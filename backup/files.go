@@ -34,7 +34,7 @@ func LockFolder(dir string, exclusive bool) (func(), error) {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			if exclusive {
-				return nil, fmt.Errorf("%w: %s is locked by a running thiqa serve (or a restore): stop it first", ErrFolderInUse, dir)
+				return nil, fmt.Errorf("%w: %s is locked by a running thiqa serve (or a restore, or thiqa audit compact): stop it first", ErrFolderInUse, dir)
 			}
 			return nil, fmt.Errorf("%w: %s is being restored or compacted (thiqa restore or thiqa audit compact holds it): start again once it is done", ErrFolderInUse, dir)
 		}

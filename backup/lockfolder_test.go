@@ -28,3 +28,19 @@ func TestLockFolderSharedRefusalNamesCompact(t *testing.T) {
 		}
 	}
 }
+
+// A second exclusive lock (a compaction or restore beside a running
+// compaction) names thiqa audit compact among the holders: it named only
+// a server and a restore.
+func TestLockFolderExclusiveRefusalNamesCompact(t *testing.T) {
+	dir := t.TempDir()
+	release, err := backup.LockFolder(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	_, err = backup.LockFolder(dir, true)
+	if !errors.Is(err, backup.ErrFolderInUse) || !strings.Contains(err.Error(), "thiqa audit compact") || !strings.Contains(err.Error(), "stop it first") {
+		t.Fatalf("exclusive lock beside an exclusive one: %v", err)
+	}
+}
