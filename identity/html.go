@@ -94,12 +94,16 @@ type Shared struct {
 
 // sharedClaims lists what a login of client c with the scopes of scope
 // gives it about the citizen, as the tokens and userinfo carry it
-// (Provider.subject, mintTokens, userinfo): the civil number or an
-// identifier made for the portal's sector; the names with profile; and
+// (Provider.subject, mintTokens, userinfo): the civil number or the
+// identifier of the portal's sector, which it names; the names with profile; and
 // always how and when they logged in (acr, amr, auth_time). A citizen is
 // told before they log in what the portal will learn (GDPR Art. 13).
 func sharedClaims(c *Client, scope string) []Shared {
-	out := []Shared{{"an identifier made for this service, not your civil number", "معرّف خاص بهذه الخدمة، وليس رقمك المدني"}}
+	// The identifier is one per sector (sectorOf): every portal of the
+	// sector gets the same one, so the page names the sector rather than
+	// promise one made for this portal alone.
+	sector := sectorOf(c)
+	out := []Shared{{"an identifier for the services of " + sector + ", not your civil number", "معرّف خاص بخدمات " + sector + "، وليس رقمك المدني"}}
 	if c.AllowCivilNumber {
 		out[0] = Shared{"your civil number", "رقمك المدني"}
 	}

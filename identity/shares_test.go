@@ -34,7 +34,7 @@ func TestLoginPageSaysWhatThePortalReceives(t *testing.T) {
 		return string(b)
 	}
 	const (
-		pairwise = "an identifier made for this service, not your civil number"
+		pairwise = "an identifier for the services of portal.example.om, not your civil number"
 		civil    = "<li>your civil number"
 		names    = "your name (given name, family name and full name)"
 		how      = "how and when you logged in"
@@ -97,5 +97,26 @@ func TestPendingLoginsSayWhatApprovingGives(t *testing.T) {
 	}
 	if !slices.ContainsFunc(want[portal], func(s Shared) bool { return strings.HasPrefix(s.EN, "your name") }) {
 		t.Fatalf("a profile login's list leaves out the name: %+v", want[portal])
+	}
+}
+
+// Portals registered with one sector share the pairwise identifier: the
+// page said it was made for this service, while every portal of the
+// sector receives the same one. It names the sector.
+func TestLoginPageNamesTheSectorOfTheIdentifier(t *testing.T) {
+	e := newEnv(t, false)
+	c, _ := e.addClient("portal-sector", false)
+	c.SectorIdentifier = "health.gov.example"
+	q := e.authQuery()
+	q.Set("client_id", c.ID)
+	resp, err := e.browser.Get(e.srv.URL + PathAuthorize + "?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp)
+	for _, s := range []string{"an identifier for the services of health.gov.example, not your civil number", "معرّف خاص بخدمات health.gov.example"} {
+		if !strings.Contains(body, s) {
+			t.Errorf("the login page of a portal of sector health.gov.example does not say %q:\n%s", s, body)
+		}
 	}
 }
