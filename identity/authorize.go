@@ -238,7 +238,7 @@ func (p *Provider) showLogin(w http.ResponseWriter, c *Client, form url.Values, 
 			hidden[k] = v
 		}
 	}
-	page := loginPage{ClientName: c.Name, Action: action, Hidden: hidden, Error: msg, Purpose: purpose}
+	page := loginPage{ClientName: c.Name, Action: action, Hidden: hidden, Error: msg, Purpose: purpose, Shares: cscShares()}
 	if kind != KindCSC {
 		page.Shares = sharedClaims(c, form.Get("scope"))
 	}

@@ -78,29 +78,55 @@ type loginPage struct {
 	Error      string
 	// Purpose says what the login is for, when it is not a portal's.
 	Purpose string
-	// Shares lists what a portal's login gives it about the citizen
-	// (sharedClaims), shown before they log in.
-	Shares []shared
+	// Shares lists what the login gives the portal or signing application
+	// about the citizen (sharedClaims, cscShares), shown before they log
+	// in.
+	Shares []Shared
 }
 
-// shared is one thing a login gives a portal, in English and Arabic.
-type shared struct{ EN, AR string }
+// Shared is one thing a login gives the portal or signing application
+// about the citizen, in English and Arabic: the login page lists them, and
+// so does the phone's list of pending logins (PendingSession.Shares).
+type Shared struct {
+	EN string `json:"en"`
+	AR string `json:"ar"`
+}
 
 // sharedClaims lists what a login of client c with the scopes of scope
 // gives it about the citizen, as the tokens and userinfo carry it
-// (Provider.subject, mintTokens, userinfo): the civil number or an
-// identifier made for the portal's sector; the names with profile; and
+// (Provider.subject, mintTokens, userinfo): the civil number or the
+// identifier of the portal's sector, which it names; the names with profile; and
 // always how and when they logged in (acr, amr, auth_time). A citizen is
 // told before they log in what the portal will learn (GDPR Art. 13).
-func sharedClaims(c *Client, scope string) []shared {
-	out := []shared{{"an identifier made for this service, not your civil number", "معرّف خاص بهذه الخدمة، وليس رقمك المدني"}}
+func sharedClaims(c *Client, scope string) []Shared {
+	// The identifier is one per sector (sectorOf): every portal of the
+	// sector gets the same one, so the page names the sector rather than
+	// promise one made for this portal alone.
+	sector := sectorOf(c)
+	out := []Shared{{"an identifier for the services of " + sector + ", not your civil number", "معرّف خاص بخدمات " + sector + "، وليس رقمك المدني"}}
 	if c.AllowCivilNumber {
-		out[0] = shared{"your civil number", "رقمك المدني"}
+		out[0] = Shared{"your civil number", "رقمك المدني"}
 	}
 	if hasScope(strings.Fields(scope), ScopeProfile) {
-		out = append(out, shared{"your name (given name and family name)", "اسمك (الاسم الأول واسم العائلة)"})
+		out = append(out, Shared{"your name (given name, family name and full name)", "اسمك (الاسم الأول واسم العائلة والاسم الكامل)"})
 	}
-	return append(out, shared{"how and when you logged in (mobile ID or ID card)", "طريقة تسجيل دخولك ووقته (الهوية الرقمية على الهاتف أو البطاقة الشخصية)"})
+	return append(out, sharedHow)
+}
+
+// sharedHow is what every login gives: how and when (acr, amr, auth_time).
+var sharedHow = Shared{"how and when you logged in (mobile ID or ID card)", "طريقة تسجيل دخولك ووقته (الهوية الرقمية على الهاتف أو البطاقة الشخصية)"}
+
+// cscShares lists what a signing application's login (CSC API) gives it
+// about the citizen: its access token, which it can read, names them by
+// civil number (sub) with acr and auth_time (cscToken), and the signing
+// service answers it with their signing certificates, whose subject
+// carries their name and civil number (credentials/list, credentials/info).
+func cscShares() []Shared {
+	return []Shared{
+		{"your civil number", "رقمك المدني"},
+		{"your signing certificates, which carry your name and civil number", "شهادات التوقيع الخاصة بك، وفيها اسمك ورقمك المدني"},
+		sharedHow,
+	}
 }
 
 // signingPINPage asks for the signing PIN of a credential authorization.

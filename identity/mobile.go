@@ -30,6 +30,10 @@ type PendingSession struct {
 	Scope         string `json:"scope,omitempty"`
 	CredentialID  string `json:"credentialID,omitempty"`
 	NumSignatures int    `json:"numSignatures,omitempty"`
+	// Shares is what approving gives the portal or application about the
+	// citizen, as the browser's login page lists it (absent when its
+	// client is no longer registered).
+	Shares []Shared `json:"shares,omitempty"`
 }
 
 // ApproveRequest is the JSON body of POST /oidc/mobile/approve.
@@ -129,6 +133,10 @@ func (p *Provider) mobileList(w http.ResponseWriter, r *http.Request) {
 		}
 		if c, err := p.cfg.Store.Client(ctx, l.Request.ClientID); err == nil {
 			ps.ClientName = c.Name
+			ps.Shares = cscShares()
+			if l.Request.Kind != KindCSC {
+				ps.Shares = sharedClaims(c, l.Request.Scope)
+			}
 		}
 		out = append(out, ps)
 	}

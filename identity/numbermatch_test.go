@@ -116,7 +116,10 @@ func TestNumberMatchingOffUnchanged(t *testing.T) {
 	s, _, code := e.startMobile(e.authQuery(), testCivil)
 	l := e.store.logins[s]
 	exp, _ := json.Marshal(l.Expires)
-	want := `[{"session":"` + s + `","verificationCode":"` + code + `","clientID":"portal-1","clientName":"Portal portal-1","expires":` + string(exp) + "}]\n"
+	// shares was added after (what approving gives the portal); the keys
+	// before it are unchanged.
+	shares, _ := json.Marshal(sharedClaims(e.client, l.Request.Scope))
+	want := `[{"session":"` + s + `","verificationCode":"` + code + `","clientID":"portal-1","clientName":"Portal portal-1","expires":` + string(exp) + `,"shares":` + string(shares) + "}]\n"
 	if got := e.listRaw(); got != want {
 		t.Fatalf("list:\n got %s\nwant %s", got, want)
 	}

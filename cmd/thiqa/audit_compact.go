@@ -42,6 +42,9 @@ func auditCompact(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := p.db.CompactRoom(before); err != nil {
+		return err
+	}
 	dsn, err := cfg.StoreDSN()
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/api"
+	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/accesslog"
 	"github.com/thiqa/thiqa/internal/audit"
@@ -79,6 +80,15 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		defer mln.Close()
 	}
 
+	// The data folder's shared lock (wireDeployment's, taken here too)
+	// before the token and the store are opened: beside a restore or a
+	// compaction (their exclusive lock) the store's migrations waited out
+	// the busy timeout behind VACUUM and failed with "database is locked".
+	unlock, err := backup.LockFolder(cfg.Dir(), false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	p, closeAll, err := openPlatform(ctx, cfg, logger, reg, openToken)
 	if err != nil {
 		return err

@@ -8,3 +8,9 @@ package diskspace
 // system holding dir, and whether it could tell (it cannot on systems
 // other than Linux, or when dir cannot be read).
 func Free(dir string) (int64, bool) { return free(dir) }
+
+// SameFileSystem reports whether folders a and b are on one file system
+// (so that what is written to both comes out of one free space), and
+// whether it could tell (not on systems other than Linux, nor when either
+// cannot be read).
+func SameFileSystem(a, b string) (same, known bool) { return sameFileSystem(a, b) }

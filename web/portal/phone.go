@@ -29,6 +29,9 @@ import (
 type pendingView struct {
 	Session, Code, Client string
 	Expires               time.Time
+	// Shares is what approving gives the portal, in the page's language
+	// (the list's shares).
+	Shares []string
 	// Match: the list gave no code (number matching): the citizen types it.
 	Match bool
 }
@@ -74,6 +77,10 @@ func (v *view) pending(who *auth.Principal) (list []pendingView, ok bool) {
 		ClientName       string    `json:"clientName"`
 		ClientID         string    `json:"clientID"`
 		Expires          time.Time `json:"expires"`
+		Shares           []struct {
+			EN string `json:"en"`
+			AR string `json:"ar"`
+		} `json:"shares"`
 	}
 	if err := json.Unmarshal(ans.body, &pend); err != nil {
 		v.apiFail(err)
@@ -87,6 +94,13 @@ func (v *view) pending(who *auth.Principal) (list []pendingView, ok bool) {
 		pv := pendingView{Session: s.Session, Client: name, Expires: s.Expires, Match: s.VerificationCode == nil}
 		if s.VerificationCode != nil {
 			pv.Code = *s.VerificationCode
+		}
+		for _, sh := range s.Shares {
+			text := sh.EN
+			if v.lang == "ar" && sh.AR != "" {
+				text = sh.AR
+			}
+			pv.Shares = append(pv.Shares, text)
 		}
 		list = append(list, pv)
 	}

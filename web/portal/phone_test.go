@@ -24,7 +24,8 @@ func phoneFixture(t *testing.T, match bool) (*fixture, *client, *[]map[string]st
 			if match {
 				code = ""
 			}
-			_, _ = w.Write([]byte(`[{"session":"sess-1",` + code + `"clientID":"portal-1","clientName":"Tax portal","expires":"2026-12-03T10:05:00Z"}]`))
+			_, _ = w.Write([]byte(`[{"session":"sess-1",` + code + `"clientID":"portal-1","clientName":"Tax portal","expires":"2026-12-03T10:05:00Z",` +
+				`"shares":[{"en":"your civil number","ar":"رقمك المدني"},{"en":"how and when you logged in","ar":"طريقة تسجيل دخولك ووقته"}]}]`))
 		case "/oidc/mobile/approve":
 			var in map[string]string
 			b, _ := io.ReadAll(r.Body)
@@ -153,5 +154,23 @@ func TestPhonePageDenyAll(t *testing.T) {
 	c.do("POST", "/my/approve/login", url.Values{"csrf": {token}, "token": {"citizen"}})
 	if body := c.do("GET", "/my/approve?lang=en", nil).Body.String(); strings.Contains(body, "deny-all") || !strings.Contains(body, `id="none-pending"`) {
 		t.Fatalf("nothing pending, yet a deny-all button:\n%s", body)
+	}
+}
+
+// TestPhonePageSaysWhatApprovingGives: the page named only who asks; it
+// now lists, in the page's language and tied to its label, what approving
+// gives the portal (the list's shares).
+func TestPhonePageSaysWhatApprovingGives(t *testing.T) {
+	_, c, _ := phoneFixture(t, false)
+	for lang, want := range map[string][]string{
+		"en": {"If you approve, it receives:", "<li>your civil number</li><li>how and when you logged in</li>"},
+		"ar": {"عند موافقتك يحصل على:", "<li>رقمك المدني</li><li>طريقة تسجيل دخولك ووقته</li>"},
+	} {
+		body := c.do("GET", "/my/approve?lang="+lang, nil).Body.String()
+		for _, s := range append(want, `<p id="shares-sess-1">`, `aria-labelledby="shares-sess-1"`) {
+			if !strings.Contains(body, s) {
+				t.Errorf("%s: the phone page does not say %q:\n%s", lang, s, body)
+			}
+		}
 	}
 }
