@@ -328,7 +328,7 @@ func TestIndexMigrationOutlivesSessionTimeouts(t *testing.T) {
 	if strings.Contains(cfg.DSN, "?") {
 		sep = "&"
 	}
-	cfg.DSN += sep + "statement_timeout=300&lock_timeout=300"
+	cfg.DSN += sep + "statement_timeout=500&lock_timeout=500"
 	cfg.MaxOpenConns = 1 // the build's connection is the one queried after
 	release := holdBuild(t, raw)
 	type result struct {
@@ -362,19 +362,19 @@ func TestIndexMigrationOutlivesSessionTimeouts(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	time.Sleep(time.Second) // three times the timeouts
+	time.Sleep(1500 * time.Millisecond) // three times the timeouts
 	release()
 	r := <-done
 	if r.err != nil {
-		t.Fatalf("Open with a 300 ms statement_timeout and lock_timeout: %v\n%s", r.err, logs.String())
+		t.Fatalf("Open with a 500 ms statement_timeout and lock_timeout: %v\n%s", r.err, logs.String())
 	}
 	defer r.db.Close()
 	checkIndexValid(t, raw)
 	ctx := ctxT(t)
 	for _, name := range []string{"statement_timeout", "lock_timeout"} {
 		ms, err := r.db.QueryInt64(ctx, "SELECT (extract(epoch FROM current_setting('"+name+"')::interval) * 1000)::bigint")
-		if err != nil || ms != 300 {
-			t.Errorf("%s after the build: %d ms, %v; want the DSN's 300", name, ms, err)
+		if err != nil || ms != 500 {
+			t.Errorf("%s after the build: %d ms, %v; want the DSN's 500", name, ms, err)
 		}
 	}
 }
