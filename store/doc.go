@@ -25,8 +25,13 @@
 //     until the build ends), so that a node of a release before concurrent
 //     builds skips it rather than deadlock with the build; the next Open
 //     takes up a build that stopped (an INVALID index is dropped and built
-//     again); on a partitioned table the plain build runs (logged). SQLite builds every index in the migration's
-//     transaction: it has a single writer anyway.
+//     again); the build's connection has no statement_timeout or
+//     lock_timeout (set back after); on a partitioned table the plain
+//     build runs (logged). A later migration may rely on the index: a node
+//     of this release that meets a build under way waits for it (or takes
+//     it up) before the next migration, and an older node that skips the
+//     claim knows no later migration. SQLite builds every index in the
+//     migration's transaction: it has a single writer anyway.
 //   - Queries are written with ? placeholders; the txn and DB helpers rebind
 //     them to $1, $2 … for PostgreSQL. Do not use PostgreSQL's ? operators.
 //   - Writes go through (*DB).writeTx, which starts a transaction that holds

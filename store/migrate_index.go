@@ -129,6 +129,11 @@ func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBui
 	case st == migrationClaimed:
 		db.logger.Info("store: taking up an index build that stopped before it ended", "version", m.version)
 	}
+	reset, err := liftTimeouts(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	defer reset()
 	for _, b := range builds {
 		if err := db.buildIndex(ctx, conn, m.version, b); err != nil {
 			return false, err
@@ -138,6 +143,32 @@ func (db *DB) migrateIndexes(ctx context.Context, m migration, builds []indexBui
 		return false, fmt.Errorf("recording: %w", err)
 	}
 	return true, nil
+}
+
+// liftTimeouts sets statement_timeout and lock_timeout to none on conn for
+// the builds: a build waits for every transaction open on the database and
+// reads the whole table, so a timeout a role or the DSN sets for queries
+// (seconds, say) would end it at every start, and the node would never
+// start. reset puts the session's own values back, or closes conn if it
+// cannot, so that the pool never hands out a connection without them.
+func liftTimeouts(ctx context.Context, conn *sql.Conn) (reset func(), err error) {
+	reset = func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for _, q := range []string{"RESET statement_timeout", "RESET lock_timeout"} {
+			if _, err := conn.ExecContext(rctx, q); err != nil {
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+				return
+			}
+		}
+	}
+	for _, q := range []string{"SET statement_timeout = 0", "SET lock_timeout = 0"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			reset()
+			return nil, fmt.Errorf("lifting the session's timeouts for the build: %w", err)
+		}
+	}
+	return reset, nil
 }
 
 // migrationState is where an index-only migration stands in

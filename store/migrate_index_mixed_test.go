@@ -346,3 +346,68 @@ func TestIndexMigrationCancelled(t *testing.T) {
 	}
 	checkIndexValid(t, raw)
 }
+
+// TestIndexMigrationClaimTakenUpOnce: two nodes of this release start at
+// once on a claim its builder left (a crash): one takes it up and builds,
+// the other waits for that build (it does not start without the index)
+// and then finds the migration done; one build in all.
+func TestIndexMigrationClaimTakenUpOnce(t *testing.T) {
+	ctx := ctxT(t)
+	cfg := postgresDialect(t).NewConfig(t)
+	db := storetest.Open(t, cfg)
+	for _, q := range []string{"DROP INDEX audit_log_action", "UPDATE schema_migrations SET applied_at = '-infinity' WHERE version = '0030_audit_action'"} {
+		if err := db.ExecTx(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := sql.Open("pgx", cfg.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	release := holdBuild(t, raw)
+	var logs [2]logBuffer
+	first := openAsync(t, cfg, &logs[0])
+	waitBuildWaiting(t, raw, first)
+	second := openAsync(t, cfg, &logs[1])
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs[1].String(), "waiting for another node's index build") {
+		select {
+		case err := <-second:
+			t.Fatalf("the second node started (%v) while the first took up the build:\n%s", err, logs[1].String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the second node does not wait for the first's build:\n%s", logs[1].String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(3 * indexLockPollTest)
+	select {
+	case err := <-second:
+		t.Fatalf("the second node started (%v) while the build was still running", err)
+	default:
+	}
+	release()
+	for i, ch := range []<-chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Fatalf("node %d: Open: %v", i+1, err)
+		}
+	}
+	checkIndexValid(t, raw)
+	all := logs[0].String() + logs[1].String()
+	if n := strings.Count(all, "taking up an index build"); n != 1 {
+		t.Errorf("claim taken up %d times, want 1:\n%s", n, all)
+	}
+	if n := strings.Count(all, `msg="store: building index" version=0030_audit_action`); n != 1 {
+		t.Errorf("%d builds, want 1:\n%s", n, all)
+	}
+	var claimed bool
+	if err := raw.QueryRow("SELECT applied_at = '-infinity' FROM schema_migrations WHERE version = '0030_audit_action'").Scan(&claimed); err != nil || claimed {
+		t.Errorf("0030 still claimed after its build: %v, %v", claimed, err)
+	}
+}
+
+// indexLockPollTest is store's indexLockPoll: how often a waiting node
+// asks again for the build lock.
+const indexLockPollTest = 200 * time.Millisecond

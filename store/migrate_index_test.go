@@ -317,3 +317,64 @@ func TestIndexMigrationPartitionedTable(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexMigrationOutlivesSessionTimeouts: a statement_timeout and a
+// lock_timeout set for queries (here in the DSN, as a role's setting would
+// be) do not end the build, which waits longer than them for a transaction
+// open on the table; the connection then goes back to the pool with them.
+func TestIndexMigrationOutlivesSessionTimeouts(t *testing.T) {
+	cfg, _, raw := before0030(t)
+	sep := "?"
+	if strings.Contains(cfg.DSN, "?") {
+		sep = "&"
+	}
+	cfg.DSN += sep + "statement_timeout=500&lock_timeout=500"
+	cfg.MaxOpenConns = 1 // the build's connection is the one queried after
+	release := holdBuild(t, raw)
+	type result struct {
+		db  *store.DB
+		err error
+	}
+	done := make(chan result, 1)
+	var logs logBuffer
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		db, err := store.Open(ctx, cfg, logs.logger())
+		done <- result{db, err}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for n := 0; n == 0; {
+		if err := raw.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+	AND query LIKE '%CREATE INDEX%audit_log_action%' AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-done:
+			if r.db != nil {
+				r.db.Close()
+			}
+			t.Fatalf("the store opened (%v) before its index build was seen waiting:\n%s", r.err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no index build of audit_log_action seen within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // three times the timeouts
+	release()
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("Open with a 500 ms statement_timeout and lock_timeout: %v\n%s", r.err, logs.String())
+	}
+	defer r.db.Close()
+	checkIndexValid(t, raw)
+	ctx := ctxT(t)
+	for _, name := range []string{"statement_timeout", "lock_timeout"} {
+		ms, err := r.db.QueryInt64(ctx, "SELECT (extract(epoch FROM current_setting('"+name+"')::interval) * 1000)::bigint")
+		if err != nil || ms != 500 {
+			t.Errorf("%s after the build: %d ms, %v; want the DSN's 500", name, ms, err)
+		}
+	}
+}

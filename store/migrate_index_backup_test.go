@@ -1,0 +1,66 @@
+package store_test
+
+import (
+	"bytes"
+	"database/sql"
+	"strings"
+	"testing"
+
+	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// TestIndexMigrationClaimInBackup: a backup taken while 0030's index was
+// being built holds its claim (applied_at '-infinity') and the index as it
+// stood (invalid, or not yet made). Loaded into an empty database with
+// RestorePostgres, as thiqa restore does, the claim survives the dump, and
+// the first Open takes it up: the index is valid and the migration done.
+func TestIndexMigrationClaimInBackup(t *testing.T) {
+	for _, tc := range []struct{ name, q string }{
+		{"invalid", "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'audit_log_action'::regclass"},
+		{"missing", "DROP INDEX audit_log_action"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := ctxT(t)
+			d := postgresDialect(t)
+			src := d.NewConfig(t)
+			db := storetest.Open(t, src)
+			appendN(t, db, 3)
+			for _, q := range []string{tc.q, "UPDATE schema_migrations SET applied_at = '-infinity' WHERE version = '0030_audit_action'"} {
+				if err := db.ExecTx(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var dump bytes.Buffer
+			if err := store.DumpPostgres(ctx, src.DSN, &dump); err != nil {
+				t.Fatal(err)
+			}
+			dst := d.NewConfig(t)
+			if err := store.RestorePostgres(ctx, dst.DSN, &dump); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := sql.Open("pgx", dst.DSN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			var claimed bool
+			if err := raw.QueryRow("SELECT applied_at = '-infinity' FROM schema_migrations WHERE version = '0030_audit_action'").Scan(&claimed); err != nil || !claimed {
+				t.Fatalf("the restored 0030 claim: %v, %v", claimed, err)
+			}
+			var logs logBuffer
+			db2, err := store.Open(ctx, dst, logs.logger())
+			if err != nil {
+				t.Fatalf("Open of the restored database: %v", err)
+			}
+			defer db2.Close()
+			checkIndexValid(t, raw)
+			if !strings.Contains(logs.String(), "taking up an index build") {
+				t.Errorf("the restored claim was not taken up:\n%s", logs.String())
+			}
+			if err := raw.QueryRow("SELECT applied_at = '-infinity' FROM schema_migrations WHERE version = '0030_audit_action'").Scan(&claimed); err != nil || claimed {
+				t.Errorf("0030 still claimed after the Open: %v, %v", claimed, err)
+			}
+		})
+	}
+}
