@@ -127,12 +127,7 @@ func TestIndexMigrationTakesUpClaim(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var logs logBuffer
-			db2, err := store.Open(ctx, cfg, logs.logger())
-			if err != nil {
-				t.Fatalf("Open: %v", err)
-			}
-			defer db2.Close()
+			_, logs := openLogged(t, ctx, cfg, "Open")
 			raw, err := sql.Open("pgx", cfg.DSN)
 			if err != nil {
 				t.Fatal(err)
@@ -160,12 +155,7 @@ func TestIndexMigrationDoneUntouched(t *testing.T) {
 	if err := db.ExecTx(ctx, "DROP INDEX audit_log_action"); err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
-	db2, err := store.Open(ctx, cfg, logs.logger())
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer db2.Close()
+	db2, logs := openLogged(t, ctx, cfg, "Open")
 	if n, err := db2.QueryInt64(ctx, "SELECT count(*) FROM pg_class WHERE relname = 'audit_log_action'"); err != nil || n != 0 {
 		t.Errorf("audit_log_action rebuilt (%d, %v):\n%s", n, err, logs.String())
 	}

@@ -219,12 +219,7 @@ func TestIndexMigrationRebuildsInvalidIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
-	db2, err := store.Open(ctx, cfg, logs.logger())
-	if err != nil {
-		t.Fatalf("Open after an interrupted build: %v", err)
-	}
-	defer db2.Close()
+	db2, logs := openLogged(t, ctx, cfg, "Open after an interrupted build")
 	after, err := db2.QueryInt64(ctx, "SELECT 'audit_log_action'::regclass::oid::bigint")
 	if err != nil {
 		t.Fatal(err)
@@ -299,12 +294,7 @@ func TestIndexMigrationPartitionedTable(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	var logs logBuffer
-	db2, err := store.Open(ctx, cfg, logs.logger())
-	if err != nil {
-		t.Fatalf("Open with a partitioned audit_log: %v", err)
-	}
-	defer db2.Close()
+	_, logs := openLogged(t, ctx, cfg, "Open with a partitioned audit_log")
 	checkIndexValid(t, raw)
 	var parts int
 	if err := raw.QueryRow(`SELECT count(*) FROM pg_inherits WHERE inhparent = 'audit_log_action'::regclass`).Scan(&parts); err != nil || parts != 2 {
@@ -377,4 +367,18 @@ func TestIndexMigrationOutlivesSessionTimeouts(t *testing.T) {
 			t.Errorf("%s after the build: %d ms, %v; want the DSN's 500", name, ms, err)
 		}
 	}
+}
+
+// openLogged opens the store of cfg again, its log kept in the returned
+// buffer, failing the test with what when Open fails; the store is
+// closed at the end of the test.
+func openLogged(t *testing.T, ctx context.Context, cfg store.Config, what string) (*store.DB, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	db, err := store.Open(ctx, cfg, logs.logger())
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, logs
 }
