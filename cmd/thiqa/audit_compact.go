@@ -77,5 +77,11 @@ func sqliteSpaceNote(ctx context.Context, env *cliEnv, db *store.DB, dir string)
 		mib(space.Bytes), mib(space.FreeBytes), dir)
 }
 
-// mib shows a size in MiB, one decimal.
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+// mib shows a size in MiB, one decimal, or in KiB below 1 MiB (a few
+// freed pages would otherwise read "0.0 MiB").
+func mib(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}

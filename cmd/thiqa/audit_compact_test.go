@@ -23,7 +23,7 @@ func TestAuditCompactCommand(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "audit-1.jsonl.gz")
 	r := mustThiqa(t, nil, "audit", "archive", "--data", dir, "--through", m[1], "--out", out)
-	if !strings.Contains(r.stdout, "audit archive: the SQLite file keeps its size (") || !strings.Contains(r.stdout, "stop thiqa serve and run: thiqa audit compact --data "+dir) {
+	if !regexp.MustCompile(`audit archive: the SQLite file keeps its size \([0-9.]+ [KM]iB\): its [1-9][0-9.]* KiB of free pages`).MatchString(r.stdout) || !strings.Contains(r.stdout, "stop thiqa serve and run: thiqa audit compact --data "+dir) {
 		t.Fatalf("audit archive on SQLite does not say how to give the space back:\n%s", r.stdout)
 	}
 
@@ -42,7 +42,7 @@ func TestAuditCompactCommand(t *testing.T) {
 	}
 
 	c = mustThiqa(t, nil, "audit", "compact", "--data", dir)
-	if !regexp.MustCompile(`audit compact: \S+thiqa\.db from [0-9.]+ MiB to [0-9.]+ MiB \([0-9.]+ MiB of free pages given back\) in `).MatchString(c.stdout) {
+	if !regexp.MustCompile(`audit compact: \S+thiqa\.db from [0-9.]+ [KM]iB to [0-9.]+ [KM]iB \([0-9.]+ [KM]iB of free pages given back\) in `).MatchString(c.stdout) {
 		t.Fatalf("audit compact: %s", c.stdout)
 	}
 	if f := mustThiqa(t, nil, "audit", "find", "--data", dir, "--action", "store.compact", "--json"); !strings.Contains(f.stdout, `"action":"store.compact"`) || !strings.Contains(f.stdout, `freeBytes`) {
