@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/diskspace"
 )
+
+// walTruncateRetry bounds how long CompactSQLite asks again for a
+// checkpoint that could not start because another checkpoint was running.
+const walTruncateRetry = 2 * time.Second
 
 // ErrNotSQLite is returned (wrapped) by the SQLite-only maintenance of a
 // PostgreSQL store: its autovacuum reuses freed space, and giving it back
@@ -115,9 +120,22 @@ func (db *DB) CompactSQLite(ctx context.Context) error {
 	// another process still on the old pages after busy_timeout) with
 	// busy 1, not an error: the log then keeps its copy of the whole
 	// database beside the old file, more disk than before.
+	// -1 frames is a checkpoint that could not start: the store's own
+	// checkpointer (checkpoint.go) held the checkpoint lock for a moment;
+	// it is asked again, for up to walTruncateRetry.
 	var busy, logFrames, done int64
-	if err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
-		return fmt.Errorf("store: sqlite: truncating the write-ahead log: %w", err)
+	for deadline := time.Now().Add(walTruncateRetry); ; {
+		if err := db.w.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
+			return fmt.Errorf("store: sqlite: truncating the write-ahead log: %w", err)
+		}
+		if busy == 0 || logFrames != -1 || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: sqlite: truncating the write-ahead log: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	if busy != 0 {
 		return fmt.Errorf("%w: the database was rebuilt, but another process kept reading the old pages, so the write-ahead log keeps %d pages (%d copied back) and the file its size: run the compaction again once it is done (thiqa backup, audit find, ...)",
