@@ -26,9 +26,10 @@ func Fingerprint(secret []byte) string {
 // secretWatch is the secret file as the notifier last saw it (loop only).
 type secretWatch struct {
 	path    string
-	seen    os.FileInfo // the file's last stat (nil: never seen, or missing)
-	checked time.Time   // when it was last looked at (monotonic)
-	broken  bool        // the file as last seen was unusable: reported once
+	every   time.Duration // SecretCheckEvery (tests: shorter)
+	seen    os.FileInfo   // the file's last stat (nil: never seen, or missing)
+	checked time.Time     // when it was last looked at (monotonic)
+	broken  bool          // the file as last seen was unusable: reported once
 }
 
 // changed reports whether fi (nil: the file is missing) differs from the
@@ -56,7 +57,7 @@ func (n *Notifier) checkSecret(force bool) {
 		return
 	}
 	now := time.Now()
-	if !force && now.Sub(w.checked) < SecretCheckEvery {
+	if !force && now.Sub(w.checked) < w.every {
 		return
 	}
 	w.checked = now

@@ -156,6 +156,43 @@ func TestSecretRotationWhileRunning(t *testing.T) {
 	}
 }
 
+// A key written during a long round (a slow gateway, a full batch) signs
+// the rest of that round's deliveries: the file is looked at before each
+// delivery too, not only as a round starts.
+func TestSecretRotationMidRound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify.secret")
+	replaceSecret(t, path, oldKey, 0o600)
+	st := ownedStore()
+	g := newGateway(t, oldKey)
+	g.accept = [][]byte{newKey}
+	g.status = func(x Notification) int { // called with g.mu held
+		if x.ID == "audit-2" {
+			tmp := path + ".new"
+			if err := os.WriteFile(tmp, append(slices.Clone(newKey), '\n'), 0o600); err != nil {
+				t.Error(err)
+			} else if err := os.Rename(tmp, path); err != nil {
+				t.Error(err)
+			}
+		}
+		return http.StatusOK
+	}
+	n := testNotifier(t, st, g.srv.URL, Options{Secret: oldKey, SecretFile: path})
+	n.secret.every = 0 // every delivery looks (SecretCheckEvery in production)
+	drain(t, n)
+	for range 5 {
+		st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success"})
+	}
+	if busy, err := n.Round(context.Background()); err != nil || busy {
+		t.Fatalf("round: %v %v", busy, err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	o, w := Fingerprint(oldKey), Fingerprint(newKey)
+	if want := []string{o, o, w, w, w}; !slices.Equal(g.signedBy, want) {
+		t.Fatalf("one round signed by %v, want %v", g.signedBy, want)
+	}
+}
+
 // A secret file that became unusable (readable by others, too short,
 // missing, a folder) keeps the last good key: the deliveries go on signed
 // with it; each change is logged once, naming the file and never a key,
