@@ -75,7 +75,8 @@ type WebhookConfig struct {
 	// loopback address.
 	URL string `yaml:"url"`
 	// SecretFile holds the HMAC-SHA256 key of the X-Thiqa-Signature
-	// header (mode 0600; relative to the data folder).
+	// header (mode 0600; relative to the data folder). A running notifier
+	// takes up a new key written to it (Options.SecretFile).
 	SecretFile string `yaml:"secretFile"`
 	// Timeout bounds one request (default 10s).
 	Timeout time.Duration `yaml:"timeout,omitempty"`
