@@ -147,7 +147,7 @@ func New(o Options) (*Notifier, error) {
 	if o.SecretFile != "" {
 		// Never seen: the first round reads it (again), and whatever
 		// changed since the caller read it is taken up then.
-		n.secret = &secretWatch{path: o.SecretFile, every: SecretCheckEvery}
+		n.secret = &secretWatch{path: o.SecretFile, every: SecretCheckEvery, settle: SecretSettle}
 	}
 	for _, e := range cfg.Events {
 		n.events[e] = true

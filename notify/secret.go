@@ -14,6 +14,14 @@ import (
 // again only when its inode, size, mode or modification time changed.
 const SecretCheckEvery = time.Second
 
+// SecretSettle is how long a changed secret file must stay unchanged
+// before it is read: a file written in place (truncated, then written in
+// more than one write) is never read half-written, whose partial key
+// could pass the checks and sign notifications the gateway refuses for
+// good. A file renamed over the old one (the way the runbook gives) is
+// taken up SecretSettle after the rename, give or take a look.
+const SecretSettle = time.Second
+
 // Fingerprint names a webhook key in logs and runbooks without giving it
 // away: the first 8 bytes of its SHA-256, in hex. An operator computes the
 // same from the file with
@@ -27,9 +35,25 @@ func Fingerprint(secret []byte) string {
 type secretWatch struct {
 	path    string
 	every   time.Duration // SecretCheckEvery (tests: shorter)
-	seen    os.FileInfo   // the file's last stat (nil: never seen, or missing)
+	settle  time.Duration // SecretSettle (tests: shorter)
+	seen    os.FileInfo   // the file's stat when last read (nil: never read, or missing)
 	checked time.Time     // when it was last looked at (monotonic)
-	broken  bool          // the file as last seen was unusable: reported once
+	broken  bool          // the file as last read was unusable: reported once
+
+	// A change seen but not yet read: the file's stat then, and since
+	// when it has stayed so (monotonic).
+	waiting bool
+	pending os.FileInfo
+	since   time.Time
+}
+
+// sameStat reports whether a and b (nil: missing) are the same file as it
+// was: the same inode, size, mode and modification time.
+func sameStat(a, b os.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.Mode() == b.Mode() && a.ModTime().Equal(b.ModTime())
 }
 
 // changed reports whether fi (nil: the file is missing) differs from the
@@ -38,14 +62,13 @@ func (w *secretWatch) changed(fi os.FileInfo) bool {
 	switch {
 	case fi == nil || w.seen == nil:
 		return fi != nil || w.seen != nil || !w.broken
-	case !os.SameFile(fi, w.seen):
-		return true
 	}
-	return fi.Size() != w.seen.Size() || fi.Mode() != w.seen.Mode() || !fi.ModTime().Equal(w.seen.ModTime())
+	return !sameStat(fi, w.seen)
 }
 
-// checkSecret re-reads the webhook's secret file when it changed since the
-// last look (at most every SecretCheckEvery unless force): a usable new key
+// checkSecret re-reads the webhook's secret file when it changed since it
+// was last read and has stayed unchanged for SecretSettle since (looked
+// at most every SecretCheckEvery unless force): a usable new key
 // signs the deliveries from now on, and its change is logged with its
 // fingerprint and the file's name. A file that became unusable (missing,
 // readable by others, too short) keeps the last good key; the error is
@@ -66,10 +89,26 @@ func (n *Notifier) checkSecret(force bool) {
 		fi = nil
 	}
 	if !w.changed(fi) {
+		w.waiting = false // changed back, or never changed
 		return
 	}
-	w.seen = fi // before the read: a change while reading is seen next time
-	key, err := ReadSecret(w.path)
+	if !w.waiting || !sameStat(fi, w.pending) {
+		// Perhaps still being written: wait until it stays so.
+		w.waiting, w.pending, w.since = true, fi, now
+	}
+	if now.Sub(w.since) < w.settle {
+		return
+	}
+	key, rfi, err := readSecret(w.path, true)
+	if err != nil {
+		rfi, _ = os.Stat(w.path) // nil: missing
+	}
+	if !sameStat(rfi, fi) {
+		// Changed while being read: not the file that settled.
+		w.waiting, w.pending, w.since = true, rfi, now
+		return
+	}
+	w.waiting, w.seen = false, fi
 	if err != nil {
 		w.broken = true
 		n.m.secretErrors.Inc()

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -177,7 +178,8 @@ func TestSecretRotationMidRound(t *testing.T) {
 		return http.StatusOK
 	}
 	n := testNotifier(t, st, g.srv.URL, Options{Secret: oldKey, SecretFile: path})
-	n.secret.every = 0 // every delivery looks (SecretCheckEvery in production)
+	n.secret.every = 0  // every delivery looks (SecretCheckEvery in production)
+	n.secret.settle = 0 // a renamed file is whole: read at once (TestSecretWrittenInPlace waits)
 	drain(t, n)
 	for range 5 {
 		st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success"})
@@ -206,6 +208,7 @@ func TestSecretFileBroken(t *testing.T) {
 	var logs bytes.Buffer
 	n := testNotifier(t, st, g.srv.URL, Options{Secret: oldKey, SecretFile: path,
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	n.secret.settle = 0 // read at once (TestSecretWrittenInPlace waits)
 	drain(t, n)
 	if logs.Len() != 0 {
 		t.Fatalf("the first look at an unchanged file logged: %s", logs.String())
@@ -275,6 +278,7 @@ func TestSingleKeyHeaderGolden(t *testing.T) {
 	g := newGateway(t, []byte(docKey))
 	n := testNotifier(t, ownedStore(), g.srv.URL, Options{Secret: oldKey, SecretFile: path,
 		Now: func() time.Time { return time.Unix(1764927000, 0) }})
+	n.secret.settle = 0
 	replaceSecret(t, path, []byte(docKey), 0o600)
 	n.checkSecret(true)
 	x := Notification{ID: "audit-4211-3f9a0c5b7e21", CivilNumber: "12345678", Event: EventPINReset,
@@ -305,5 +309,100 @@ func TestSingleKeyHeaderGolden(t *testing.T) {
 		if strings.HasPrefix(k, "X-Thiqa-") && want[k] == nil {
 			t.Errorf("header %s added: %q", k, h[k])
 		}
+	}
+}
+
+// A key written in place (the file truncated, then written in more than
+// one write, as `cat > file` or an editor may) is never taken half-written:
+// a partial key of 16 bytes or more passes ReadSecret's checks, and a
+// notification signed with it is refused by the gateway and skipped for
+// good. A changed file is taken only once it stayed unchanged for a
+// while; meanwhile the last good key signs, and the empty file of the
+// truncation is no error.
+func TestSecretWrittenInPlace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify.secret")
+	replaceSecret(t, path, oldKey, 0o600)
+	st := ownedStore()
+	g := newGateway(t, oldKey) // a delivery signed with another key fails the test
+	g.accept = [][]byte{newKey}
+	n := testNotifier(t, st, g.srv.URL, Options{Secret: oldKey, SecretFile: path})
+	n.secret.every = 0
+	drain(t, n)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	add := func() {
+		st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success"})
+		drain(t, n)
+	}
+	add() // the file empty: the old key signs, no error
+	if _, err := f.Write(newKey[:20]); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // part of the key written, the writer not done: the old key signs
+		add()
+		time.Sleep(SecretSettle / 5)
+	}
+	if _, err := f.Write(append(slices.Clone(newKey[20:]), '\n')); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * SecretCheckEvery); ; time.Sleep(SecretCheckEvery / 4) {
+		add()
+		g.mu.Lock()
+		last := g.signedBy[len(g.signedBy)-1]
+		g.mu.Unlock()
+		if last == Fingerprint(newKey) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the key written in place was never taken up")
+		}
+	}
+	if got := testutil.ToFloat64(n.m.secretErrors); got != 0 {
+		t.Fatalf("a key being written counted as %v errors", got)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.signedBy) != len(st.recs) {
+		t.Fatalf("%d notifications delivered of %d", len(g.signedBy), len(st.recs))
+	}
+}
+
+// A secret file replaced by a named pipe (mode 0600 passes the mode check)
+// is refused as unusable, not read: opening and reading a pipe waits for a
+// writer, which would hold up the notifier's loop for good.
+func TestSecretFileNamedPipe(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify.secret")
+	replaceSecret(t, path, oldKey, 0o600)
+	st := ownedStore()
+	g := newGateway(t, oldKey)
+	n := testNotifier(t, st, g.srv.URL, Options{Secret: oldKey, SecretFile: path})
+	n.secret.settle = 0
+	drain(t, n)
+	fifo := path + ".fifo"
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes here: %v", err)
+	}
+	if err := os.Rename(fifo, path); err != nil {
+		t.Fatal(err)
+	}
+	st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success"})
+	done := make(chan struct{})
+	go func() { defer close(done); drain(t, n) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the notifier is stuck reading a named pipe")
+	}
+	if got := testutil.ToFloat64(n.m.secretErrors); got != 1 {
+		t.Fatalf("thiqa_notify_secret_errors_total %v, want 1", got)
+	}
+	if got := g.ids(); len(got) != 1 {
+		t.Fatalf("delivered %v, want one signed with the last good key", got)
 	}
 }
