@@ -406,3 +406,45 @@ func TestSecretFileNamedPipe(t *testing.T) {
 		t.Fatalf("delivered %v, want one signed with the last good key", got)
 	}
 }
+
+// A secret file that is a symbolic link rotated by swapping what the link
+// leads to (a Kubernetes secret volume: notify.secret -> ..data/notify.secret,
+// ..data -> ..<timestamp>, the ..data link renamed over) is followed: the
+// new key is taken up. The files the links lead to are mode 0400, as the
+// volume's defaultMode must make them.
+func TestSecretFileSymlinkSwap(t *testing.T) {
+	dir := t.TempDir()
+	version := func(name string, key []byte) {
+		if err := os.Mkdir(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "notify.secret"), key, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(name, filepath.Join(dir, "..data_tmp")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	version("..2026_12_05_09_00_00.1", oldKey)
+	path := filepath.Join(dir, "notify.secret")
+	if err := os.Symlink(filepath.Join("..data", "notify.secret"), path); err != nil {
+		t.Fatal(err)
+	}
+	st := ownedStore()
+	g := newGateway(t, oldKey)
+	g.accept = [][]byte{newKey}
+	n := testNotifier(t, st, g.srv.URL, Options{Secret: oldKey, SecretFile: path})
+	n.secret.settle = 0
+	drain(t, n)
+	version("..2026_12_05_10_00_00.2", newKey)
+	st.add(activity.Record{Actor: "officer-1", Action: "credential.pin.reset", Object: "cred-a", Outcome: "success"})
+	drain(t, n)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !slices.Equal(g.signedBy, []string{Fingerprint(newKey)}) || testutil.ToFloat64(n.m.secretErrors) != 0 {
+		t.Fatalf("signed by %v (want the new key %s), errors %v", g.signedBy, Fingerprint(newKey), testutil.ToFloat64(n.m.secretErrors))
+	}
+}
