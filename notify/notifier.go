@@ -37,9 +37,10 @@ type Options struct {
 	Secret []byte
 	// SecretFile, when set, is the file Secret was read from: the
 	// notifier looks at it as each round starts (and at most every
-	// SecretCheckEvery during a round) and, when it changed, signs with
-	// the key it holds from then on; a file that became unusable keeps
-	// the last good key (checkSecret).
+	// SecretCheckEvery during a round) and, when it changed and then
+	// stayed unchanged for SecretSettle, signs with the key it holds from
+	// then on; a file that became unusable keeps the last good key
+	// (checkSecret).
 	SecretFile string
 	Store      Store
 	// Logger receives what happens; discarded when nil. It never sees

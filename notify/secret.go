@@ -11,7 +11,8 @@ import (
 // SecretCheckEvery bounds how often the secret file is looked at during a
 // round (once before each delivery at most this often); every round also
 // looks at it once, as it starts. A look is one stat: the file is read
-// again only when its inode, size, mode or modification time changed.
+// again only when its inode, size, mode or modification time changed (and
+// then stayed so for SecretSettle).
 const SecretCheckEvery = time.Second
 
 // SecretSettle is how long a changed secret file must stay unchanged
@@ -71,7 +72,7 @@ func (w *secretWatch) changed(fi os.FileInfo) bool {
 // at most every SecretCheckEvery unless force): a usable new key
 // signs the deliveries from now on, and its change is logged with its
 // fingerprint and the file's name. A file that became unusable (missing,
-// readable by others, too short) keeps the last good key; the error is
+// readable by others, too short, not a regular file) keeps the last good key; the error is
 // logged once per change of the file, naming the file, and counted in
 // thiqa_notify_secret_errors_total. The key is never logged.
 func (n *Notifier) checkSecret(force bool) {
