@@ -343,7 +343,7 @@ func TestSecretWrittenInPlace(t *testing.T) {
 	}
 	for range 3 { // part of the key written, the writer not done: the old key signs
 		add()
-		time.Sleep(SecretSettle / 5)
+		time.Sleep(SecretSettle / 10)
 	}
 	if _, err := f.Write(append(slices.Clone(newKey[20:]), '\n')); err != nil {
 		t.Fatal(err)
