@@ -3,11 +3,13 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -75,7 +77,8 @@ type WebhookConfig struct {
 	// loopback address.
 	URL string `yaml:"url"`
 	// SecretFile holds the HMAC-SHA256 key of the X-Thiqa-Signature
-	// header (mode 0600; relative to the data folder).
+	// header (mode 0600; relative to the data folder). A running notifier
+	// takes up a new key written to it (Options.SecretFile).
 	SecretFile string `yaml:"secretFile"`
 	// Timeout bounds one request (default 10s).
 	Timeout time.Duration `yaml:"timeout,omitempty"`
@@ -178,25 +181,51 @@ var ErrSecretFile = errors.New("notify.webhook.secretFile")
 // (or stricter) holding at least 16 bytes, a trailing newline removed. The
 // error names the key and the file, never the secret.
 func ReadSecret(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
+	key, _, err := readSecret(path, false)
+	return key, err
+}
+
+// readSecret is ReadSecret, also returning the file as it was when read.
+// The mode is checked on the file opened, which is the file read: a file
+// renamed over path meanwhile is never read unchecked. regularOnly (the
+// running notifier's look) refuses a file that is not a regular one (a
+// named pipe would block the loop) and opens it without waiting for a
+// writer.
+func readSecret(path string, regularOnly bool) ([]byte, os.FileInfo, error) {
+	flag := os.O_RDONLY
+	if regularOnly {
+		flag |= syscall.O_NONBLOCK
+	}
+	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSecretFile, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrSecretFile, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrSecretFile, err)
 	}
 	if fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s is a folder, not a file", ErrSecretFile, path)
+		return nil, nil, fmt.Errorf("%w: %s is a folder, not a file", ErrSecretFile, path)
+	}
+	if regularOnly && !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%w: %s is not a regular file (%s)", ErrSecretFile, path, fi.Mode().Type())
 	}
 	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%w: %s is mode %04o: others may read it; chmod 0600 it", ErrSecretFile, path, fi.Mode().Perm())
+		return nil, nil, fmt.Errorf("%w: %s is mode %04o: others may read it; chmod 0600 it", ErrSecretFile, path, fi.Mode().Perm())
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := io.ReadAll(f)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSecretFile, err)
+		return nil, nil, fmt.Errorf("%w: reading %s: %w", ErrSecretFile, path, err)
+	}
+	if fi, err = f.Stat(); err != nil { // as read: a write meanwhile shows in its size or time
+		return nil, nil, fmt.Errorf("%w: %w", ErrSecretFile, err)
 	}
 	secret := []byte(strings.TrimRight(string(raw), "\r\n"))
 	if len(secret) < 16 {
-		return nil, fmt.Errorf("%w: %s holds %d bytes: want a key of at least 16", ErrSecretFile, path, len(secret))
+		return nil, fi, fmt.Errorf("%w: %s holds %d bytes: want a key of at least 16", ErrSecretFile, path, len(secret))
 	}
-	return secret, nil
+	return secret, fi, nil
 }
 
 // windowName names a reminder window in notification IDs and the

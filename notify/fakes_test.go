@@ -148,8 +148,14 @@ type gateway struct {
 	mu     sync.Mutex
 	got    []Notification
 	bodies []string
-	status func(n Notification) int
-	srv    *httptest.Server
+	// accept are the keys taken besides secret (a rotation's window);
+	// signedBy holds, for each notification taken, the fingerprint of the
+	// key that signed it, and headers its request's headers.
+	accept   [][]byte
+	signedBy []string
+	headers  []http.Header
+	status   func(n Notification) int
+	srv      *httptest.Server
 }
 
 func newGateway(t *testing.T, secret []byte) *gateway {
@@ -162,7 +168,16 @@ func newGateway(t *testing.T, secret []byte) *gateway {
 func (g *gateway) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	ts := r.Header.Get(HeaderTimestamp)
-	if !hmac.Equal([]byte(r.Header.Get(HeaderSignature)), []byte(Sign(g.secret, ts, body))) {
+	g.mu.Lock()
+	var by string
+	for _, k := range append([][]byte{g.secret}, g.accept...) {
+		if hmac.Equal([]byte(r.Header.Get(HeaderSignature)), []byte(Sign(k, ts, body))) {
+			by = Fingerprint(k)
+			break
+		}
+	}
+	g.mu.Unlock()
+	if by == "" {
 		g.t.Errorf("bad signature on %s", body)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -182,6 +197,8 @@ func (g *gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if status/100 == 2 {
 		g.got = append(g.got, n)
 		g.bodies = append(g.bodies, string(body))
+		g.signedBy = append(g.signedBy, by)
+		g.headers = append(g.headers, r.Header.Clone())
 	}
 	g.mu.Unlock()
 	w.WriteHeader(status)

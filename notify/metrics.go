@@ -17,6 +17,8 @@ type metrics struct {
 	delivered *prometheus.CounterVec
 	failures  *prometheus.CounterVec
 	lag       prometheus.Gauge
+	// secretErrors counts the changes of the secret file found unusable.
+	secretErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -33,6 +35,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "thiqa", Subsystem: "notify", Name: "lag_records",
 			Help: "Audit records not yet dealt with by the notifier: the head's seq less the cursor (on the node holding the lease; 0 on the others).",
 		}),
+		secretErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "thiqa", Subsystem: "notify", Name: "secret_errors_total",
+			Help: "Changes of notify.webhook.secretFile found unusable (missing, readable by others, too short): the last good key still signs, until the file is fixed.",
+		}),
 	}
 	for _, r := range []string{failRefused, failUnavailable} {
 		m.failures.WithLabelValues(r) // exported at zero: the first failure is an increase
@@ -40,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.delivered, m.failures, m.lag} {
+	for _, c := range []prometheus.Collector{m.delivered, m.failures, m.lag, m.secretErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("notify: registering metrics: %w", err)
 		}

@@ -35,7 +35,14 @@ type Options struct {
 	Config Config
 	// Secret is the webhook's HMAC key (ReadSecret).
 	Secret []byte
-	Store  Store
+	// SecretFile, when set, is the file Secret was read from: the
+	// notifier looks at it as each round starts (and at most every
+	// SecretCheckEvery during a round) and, when it changed and then
+	// stayed unchanged for SecretSettle, signs with the key it holds from
+	// then on; a file that became unusable keeps the last good key
+	// (checkSecret).
+	SecretFile string
+	Store      Store
 	// Logger receives what happens; discarded when nil. It never sees
 	// the secret.
 	Logger     *slog.Logger
@@ -78,9 +85,10 @@ type Notifier struct {
 	events   map[string]bool
 
 	// Used by the loop alone.
-	leaseUntil time.Time   // when this node's lease lapses at the latest, on its monotonic clock (claim)
-	lastExpiry time.Time   // when the last complete pass of the reminders began
-	pass       *expiryPass // the pass of the reminders under way, if any
+	secret     *secretWatch // the secret file watched (nil: Options.SecretFile unset)
+	leaseUntil time.Time    // when this node's lease lapses at the latest, on its monotonic clock (claim)
+	lastExpiry time.Time    // when the last complete pass of the reminders began
+	pass       *expiryPass  // the pass of the reminders under way, if any
 }
 
 // expiryPass is where a pass of the reminders stands: the window (an index
@@ -137,6 +145,11 @@ func New(o Options) (*Notifier, error) {
 		client = newHTTPClient(cfg.Webhook.Timeout)
 	}
 	n.hook = &webhook{url: cfg.Webhook.URL, secret: slices.Clone(o.Secret), client: client, now: n.now}
+	if o.SecretFile != "" {
+		// Never seen: the first round reads it (again), and whatever
+		// changed since the caller read it is taken up then.
+		n.secret = &secretWatch{path: o.SecretFile, every: SecretCheckEvery, settle: SecretSettle}
+	}
 	for _, e := range cfg.Events {
 		n.events[e] = true
 	}
@@ -154,7 +167,8 @@ func New(o Options) (*Notifier, error) {
 // (the gateway or the database out) is logged and tried again after a
 // pause that doubles up to a minute.
 func (n *Notifier) Run(ctx context.Context) {
-	n.log.Info("notifications to citizens started", "url", logURL(n.cfg.Webhook.URL), "events", n.cfg.Events, "holder", n.holder)
+	n.log.Info("notifications to citizens started", "url", logURL(n.cfg.Webhook.URL), "events", n.cfg.Events, "holder", n.holder,
+		"fingerprint", Fingerprint(n.hook.secret))
 	pause, failures := n.poll, 0
 	for {
 		busy, err := n.Round(ctx)
@@ -192,6 +206,7 @@ func (n *Notifier) Run(ctx context.Context) {
 // expiry reminders, one batch of those: a flood of reminders never holds
 // up what happens meanwhile. busy says more may be waiting.
 func (n *Notifier) Round(ctx context.Context) (busy bool, err error) {
+	n.checkSecret(true) // on every node, holding the lease or not: a broken file is reported at once
 	cursor, ok, err := n.claim(ctx)
 	if err != nil || !ok {
 		return false, err
@@ -358,6 +373,7 @@ func (n *Notifier) deliver(ctx context.Context, x Notification) error {
 		if err := n.renew(ctx); err != nil {
 			return fmt.Errorf("notify: delivering %s: %w", x.ID, err)
 		}
+		n.checkSecret(false) // a long round (a slow gateway) takes a new key up too
 		actx, cancel := context.WithTimeout(ctx, time.Until(n.leaseUntil)-n.lease/10)
 		err := n.hook.post(actx, x)
 		cancel()

@@ -16,11 +16,14 @@ func wireNotify(_ context.Context, p *platform, s *serving) error {
 	if !p.cfg.Notify.Enabled {
 		return nil
 	}
-	secret, err := notify.ReadSecret(p.cfg.Resolve(p.cfg.Notify.Webhook.SecretFile))
+	secretFile := p.cfg.Resolve(p.cfg.Notify.Webhook.SecretFile)
+	secret, err := notify.ReadSecret(secretFile)
 	if err != nil {
 		return err
 	}
-	n, err := notify.New(notify.Options{Config: p.cfg.Notify, Secret: secret, Store: p.db.Notify(),
+	// The file is watched: a key written to it (write, then rename) signs
+	// the notifications from the next round, without a restart.
+	n, err := notify.New(notify.Options{Config: p.cfg.Notify, Secret: secret, SecretFile: secretFile, Store: p.db.Notify(),
 		Logger: p.logger.With("service", "notify"), Registerer: p.reg})
 	if err != nil {
 		return err
