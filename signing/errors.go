@@ -44,6 +44,11 @@ var (
 	// ErrOutOfScope: the caller's delegated access token does not allow
 	// the operation (a "credential" token signs its own hashes only).
 	ErrOutOfScope = errors.New("the access token's scope does not allow this operation")
+	// ErrFirstPINActivation: the deployment sets the first PIN of a
+	// credential with an activation code only
+	// (signing.pinPolicy.firstPINActivation), not with the bearer token
+	// alone.
+	ErrFirstPINActivation = errors.New("the first signing PIN needs an activation code")
 )
 
 // Refusal is a request the service declines, with the reason in words for

@@ -170,6 +170,8 @@ func refusalStatus(kind error) int {
 		return http.StatusRequestEntityTooLarge
 	case ErrActivationRequired:
 		return http.StatusUnauthorized
+	case ErrFirstPINActivation:
+		return http.StatusConflict
 	case ErrNoIdentity, ErrCredentialRefused, ErrCertificateNotValid, ErrCertificateRevoked, ErrSADInvalid, ErrSADMismatch, ErrOutOfScope:
 		return http.StatusForbidden
 	}
@@ -358,12 +360,19 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 }
 
 // setPIN serves POST /api/v1/credentials/{id}/pin: the citizen owning the
-// credential sets its signing PIN, once (409 when already set).
+// credential sets its signing PIN, once (409 when already set). With
+// signing.pinPolicy.firstPINActivation a credential without a PIN is
+// refused too (409, firstPINByCode): the first PIN needs the activation
+// code (POST /api/v1/credentials/{id}/pin/activate).
 func (s *Service) setPIN(w http.ResponseWriter, r *http.Request) {
 	owner := CitizenOf(r)
 	id := r.PathValue("id")
 	rec := signRecord{action: ActionPINSet, actor: owner, credential: id, level: "none"}
 	if _, err := s.Credential(r.Context(), id, OwnerCitizen, owner); err != nil {
+		s.fail(w, r, rec, "", time.Time{}, err)
+		return
+	}
+	if err := s.firstPINByCode(r.Context(), id); err != nil {
 		s.fail(w, r, rec, "", time.Time{}, err)
 		return
 	}

@@ -94,6 +94,11 @@ type Config struct {
 	TempDir string
 	// PIN is the cost and the policy of the citizens' signing PINs.
 	PIN pin.Params
+	// FirstPINActivation makes the first PIN of a citizen's credential
+	// need an activation code (signing.pinPolicy.firstPINActivation): a
+	// keyInHSM issuance gets one (RegisterIssuedBy) and setPIN refuses a
+	// credential without a PIN.
+	FirstPINActivation bool
 	// Appearance is what visible signatures are drawn with.
 	Appearance AppearanceConfig
 }
