@@ -1,0 +1,46 @@
+package portal
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestOfficerIssuedActivationCode: when the CA's answer carries the first
+// PIN's activation code (signing.pinPolicy.firstPINActivation), the
+// officer's page shows it once, in both languages, to hand to the holder;
+// an answer without one shows no code.
+func TestOfficerIssuedActivationCode(t *testing.T) {
+	f := newFixture(t)
+	code := ""
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		extra := ""
+		if code != "" {
+			extra = `,"activationCode":"` + code + `","activationCodeExpiresAt":"2030-01-02T03:04:05Z"`
+		}
+		_, _ = w.Write([]byte(`{"serial":"0a1b","certificate":"","chain":[],"credentialID":"cred-1"` + extra + `}`))
+	}
+	for _, c := range []struct{ lang, code, want string }{
+		{"en", "K7QM-2XWD-9HPA", "Give this code to the holder, in person."},
+		{"ar", "K7QM-2XWD-9HPA", "أعطِ هذا الرمز لصاحب الشهادة شخصيًا."},
+		{"en", "", ""},
+	} {
+		code = c.code
+		o := f.client()
+		token := csrf(t, o.do("GET", "/ra/?lang="+c.lang, nil))
+		o.do("POST", "/ra/login", url.Values{"csrf": {token}, "token": {"officer"}})
+		token = csrf(t, o.do("GET", "/ra/issue?lang="+c.lang, nil))
+		w := o.do("POST", "/ra/issue?lang="+c.lang, url.Values{"csrf": {token}, "profile": {"citizen-signing"}, "givenName": {"Aisha"}})
+		body := w.Body.String()
+		if w.Code != http.StatusCreated || !strings.Contains(body, "cred-1") {
+			t.Fatalf("%s: %d\n%s", c.lang, w.Code, body)
+		}
+		shown := strings.Contains(body, `id="activation-code"`)
+		if shown != (c.code != "") || (c.code != "" && (!strings.Contains(body, c.code) || !strings.Contains(body, c.want))) {
+			t.Fatalf("%s, code %q: the page shows a code: %v\n%s", c.lang, c.code, shown, body)
+		}
+	}
+}
