@@ -44,3 +44,37 @@ func TestOfficerIssuedActivationCode(t *testing.T) {
 		}
 	}
 }
+
+// TestActivityFirstPINCode: the record of a new credential's first-PIN
+// activation code (credential.pin.reset with firstPIN) reads, in both
+// languages, as a code issued for the first signing PIN, not as a PIN
+// reset; an officer's reset still reads as a reset.
+func TestActivityFirstPINCode(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	answer := f.answer
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/me/activity" {
+			answer(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"entries":[
+{"seq":20,"time":"2026-12-03T09:00:00Z","action":"credential.pin.reset","outcome":"success","description":"PIN reset (an activation code issued)","by":"registration-officer","credential":"cred-a"},
+{"seq":10,"time":"2026-12-02T09:00:00Z","action":"credential.pin.reset","outcome":"success","description":"Activation code issued for your first signing PIN","by":"registration-officer","credential":"cred-a","firstPIN":true}]}`))
+	}
+	for _, l := range []struct{ lang, first, reset string }{
+		{"en", "Activation code issued for your first signing PIN", "PIN reset (an activation code issued)"},
+		{"ar", "إصدار رمز تفعيل لرمزك السري الأول للتوقيع", "إعادة تعيين الرمز السري (إصدار رمز تفعيل)"},
+	} {
+		w := c.do("GET", "/my/activity?lang="+l.lang, nil)
+		body := w.Body.String()
+		row := func(seq string) string {
+			_, after, _ := strings.Cut(body, `data-seq="`+seq+`"`)
+			before, _, _ := strings.Cut(after, "</tr>")
+			return before
+		}
+		if w.Code != http.StatusOK || !strings.Contains(row("10"), l.first) || strings.Contains(row("10"), l.reset) || !strings.Contains(row("20"), l.reset) {
+			t.Fatalf("%s: %d\nfirst PIN: %s\nreset: %s", l.lang, w.Code, row("10"), row("20"))
+		}
+	}
+}
