@@ -32,16 +32,18 @@ type IssuedActivation struct {
 	ExpiresAt time.Time
 }
 
-// RegisterIssuedBy is RegisterIssued for an officer's keyInHSM issuance.
-// With signing.pinPolicy.firstPINActivation, a citizen's signing
+// RegisterIssuedBy registers the credential of a certificate just issued
+// by an officer with its key on the token (keyInHSM), so that its owner
+// finds it before its first use; an already registered credential is left
+// as it is. With signing.pinPolicy.firstPINActivation, a citizen's signing
 // credential registered without a PIN and without a pending code is also
 // given an activation code, which it returns (the officer's answer shows
 // it once). The code's record (credential.pin.reset, actor the officer of
 // ctx's principal, with the certificate's serial and firstPIN, never the
-// code) is committed with the pending code. Otherwise, for seals, mobile
-// IDs and other profiles, it returns the zero IssuedActivation. An error
-// leaves the credential without a code: its first PIN then needs an
-// officer's reset.
+// code) is committed with the pending code. Otherwise, for seals, and
+// for mobile IDs and other profiles (not registered here), it returns the
+// zero IssuedActivation. An error leaves the credential without a code:
+// its first PIN then needs an officer's reset.
 func (s *Service) RegisterIssuedBy(ctx context.Context, ic IssuedCertificate) (IssuedActivation, error) {
 	if ic.Profile != policies.ProfileOrganisationSeal && ic.Profile != policies.ProfileCitizenSigning {
 		return IssuedActivation{}, nil

@@ -431,18 +431,6 @@ func (s *Service) SyncCredentials(ctx context.Context) error {
 	return nil
 }
 
-// RegisterIssued registers the credential of a certificate just issued
-// with its key on the token, so that its owner finds it before its first
-// use. Other profiles (a mobile ID's citizen-auth key) are skipped; an
-// already registered credential is left as it is.
-func (s *Service) RegisterIssued(ctx context.Context, ic IssuedCertificate) error {
-	if ic.Profile != policies.ProfileOrganisationSeal && ic.Profile != policies.ProfileCitizenSigning {
-		return nil
-	}
-	_, err := s.register(ctx, &ic)
-	return err
-}
-
 // CredentialsOf lists the credentials of an owner (kind OwnerAgency or
 // OwnerCitizen), oldest first.
 func (s *Service) CredentialsOf(ctx context.Context, kind, owner string) ([]*CredentialRecord, error) {
