@@ -51,6 +51,12 @@ var (
 	ErrFirstPINActivation = errors.New("the first signing PIN needs an activation code")
 )
 
+// ProblemFirstPINActivation is the problem type of the refusal of a first
+// PIN set with the bearer token alone (ErrFirstPINActivation, 409), so
+// that a client can tell the citizen, in their language, to set it with
+// an activation code.
+const ProblemFirstPINActivation = "urn:thiqa:problem:first-pin-needs-activation-code"
+
 // Refusal is a request the service declines, with the reason in words for
 // the caller. errors.Is(err, Kind) holds: the kind (one of the sentinels
 // above) decides the answer, Reason is its detail.

@@ -126,11 +126,11 @@ func TestFirstPINActivation(t *testing.T) {
 			// The bearer token alone sets no first PIN.
 			path := func(id, op string) string { return "/api/v1/credentials/" + id + "/pin" + op }
 			code, m := w.csc(t, path(cred, ""), citizen, signing.PINRequest{PIN: testPIN})
-			if code != 409 || !strings.Contains(m["detail"].(string), "awaits its activation code") {
+			if code != 409 || !strings.Contains(m["detail"].(string), "awaits its activation code") || m["type"] != signing.ProblemFirstPINActivation {
 				t.Fatalf("a first PIN without the code: %d %v", code, m)
 			}
 			code, m = w.csc(t, path(before, ""), citizen, signing.PINRequest{PIN: testPIN})
-			if code != 409 || !strings.Contains(m["detail"].(string), "pin/reset") {
+			if code != 409 || !strings.Contains(m["detail"].(string), "pin/reset") || m["type"] != signing.ProblemFirstPINActivation {
 				t.Fatalf("a first PIN without a code, credential issued before the setting: %d %v", code, m)
 			}
 			if n := len(w.records(t, signing.ActionPINSet, "refused", "12345678")); n != 2 {
@@ -150,7 +150,7 @@ func TestFirstPINActivation(t *testing.T) {
 				t.Fatalf("sign with the activated PIN: %d %.300s", st, body)
 			}
 			code, m = w.csc(t, path(cred, ""), citizen, signing.PINRequest{PIN: "583920"})
-			if code != 409 || !strings.Contains(m["detail"].(string), "already set") {
+			if code != 409 || !strings.Contains(m["detail"].(string), "already set") || m["type"] != nil {
 				t.Fatalf("a PIN over the activated one: %d %v", code, m)
 			}
 

@@ -78,3 +78,42 @@ func TestActivityFirstPINCode(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstPINRefusalWords: when the signing service refuses a first PIN
+// set without an activation code (signing.pinPolicy.firstPINActivation:
+// 409 of type first-pin-needs-activation-code), the citizen's page says,
+// in their language, that the first PIN is set with an officer's code,
+// not an English API error; the PIN went to the service once, with the
+// bearer token alone (the portal sets no PIN by itself).
+func TestFirstPINRefusalWords(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	answer := f.answer
+	var pinCalls []string
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/api/v1/credentials/cred-1/pin") {
+			answer(w, r)
+			return
+		}
+		pinCalls = append(pinCalls, r.URL.Path)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusConflict)
+		_, _ = w.Write([]byte(`{"type":"urn:thiqa:problem:first-pin-needs-activation-code","status":409,"detail":"this service sets the first signing PIN with an activation code only: a registration officer issues one (POST /api/v1/credentials/{id}/pin/reset), then set the PIN with it (POST /api/v1/credentials/{id}/pin/activate)"}`))
+	}
+	for _, l := range []struct{ lang, want string }{
+		{"en", "Your first signing PIN is set with an activation code: a registration officer gives you one."},
+		{"ar", "يُعيَّن رمزك السري الأول للتوقيع برمز تفعيل يعطيك إياه موظف التسجيل."},
+	} {
+		token := csrf(t, c.do("GET", "/my/?lang="+l.lang, nil))
+		w := c.do("POST", "/my/pin", url.Values{"csrf": {token}, "credential": {"cred-1"}, "pin": {"583920"}, "pin2": {"583920"}})
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("%s: the form's answer %d\n%s", l.lang, w.Code, w.Body)
+		}
+		body := c.do("GET", "/my/?lang="+l.lang, nil).Body.String()
+		if !strings.Contains(body, `id="flash">`+l.want) || strings.Contains(body, "pin/reset") {
+			t.Fatalf("%s: the page after the refusal:\n%s", l.lang, body)
+		}
+	}
+	if len(pinCalls) != 2 || pinCalls[0] != "/api/v1/credentials/cred-1/pin" {
+		t.Fatalf("calls to the PIN endpoints: %q", pinCalls)
+	}
+}
