@@ -85,3 +85,34 @@ func TestIssueFirstPINActivation(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestIssueFirstPINActivationRequestIDAgain: a second keyInHSM issuance
+// with the request ID of the first (an officer's retry, or someone
+// replaying it) is refused before the hook runs: its answer holds no
+// activation code, neither a fresh one nor the first, and its key is
+// removed; the first answer alone showed the code.
+func TestIssueFirstPINActivationRequestIDAgain(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	kg := &fakeKeyGen{keys: map[string]crypto.Signer{}}
+	var calls []string
+	hook := func(_ context.Context, got *Issued) (Registration, error) {
+		calls = append(calls, got.CredentialID)
+		return Registration{ActivationCode: "CODE-" + got.CredentialID, ActivationExpires: time.Now().Add(time.Hour)}, nil
+	}
+	srv := httptest.NewServer(NewHandler(pki.authority, HandlerOptions{
+		Caller: func(*http.Request) string { return "officer-7" }, KeyGenerator: kg, Issued: hook, FirstPINActivation: true,
+	}))
+	defer srv.Close()
+	req := IssueRequest{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), KeyInHSM: true, RequestID: "desk-42"}
+	resp, body := post(t, srv.URL, req)
+	if resp.StatusCode != http.StatusCreated || !strings.Contains(string(body), `"activationCode":"CODE-cred-1"`) {
+		t.Fatalf("the first issuance: %d %s", resp.StatusCode, body)
+	}
+	resp, body = post(t, srv.URL, req)
+	if resp.StatusCode == http.StatusCreated || strings.Contains(string(body), "activationCode") || strings.Contains(string(body), "CODE-") {
+		t.Fatalf("the same request ID again: %d %s", resp.StatusCode, body)
+	}
+	if len(calls) != 1 || len(kg.deleted) != 1 || kg.deleted[0] != "cred-2" {
+		t.Fatalf("hook calls %v, keys removed %v", calls, kg.deleted)
+	}
+}
