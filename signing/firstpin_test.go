@@ -137,6 +137,13 @@ func TestFirstPINActivation(t *testing.T) {
 				t.Fatalf("%d refused credential.pin.set records, want 2", n)
 			}
 
+			// Signing before the PIN is set points to the activation too:
+			// with the setting, .../pin alone is refused.
+			st, _, body := w.send(t, "/api/v1/sign?level=B-B&credential="+cred, citizen, "application/pdf", samplePDF(t, 4<<10), map[string]string{signing.PINHeader: testPIN})
+			if st != 403 || !bytes.Contains(body, []byte("no signing PIN is set")) || !bytes.Contains(body, []byte("/pin/activate")) {
+				t.Fatalf("sign before the first PIN: %d %s", st, body)
+			}
+
 			// A wrong code counts as any activation's; the right one sets the PIN.
 			code, m = w.csc(t, path(cred, "/activate"), citizen, signing.PINActivateRequest{ActivationCode: "0000-0000-0000", PIN: testPIN})
 			if code != 403 || !strings.Contains(m["detail"].(string), "4 tries left") {
@@ -145,7 +152,7 @@ func TestFirstPINActivation(t *testing.T) {
 			if code, m = w.csc(t, path(cred, "/activate"), citizen, signing.PINActivateRequest{ActivationCode: got.ActivationCode, PIN: testPIN}); code != 200 {
 				t.Fatalf("activate: %d %v", code, m)
 			}
-			st, _, body := w.send(t, "/api/v1/sign?level=B-B&credential="+cred, citizen, "application/pdf", samplePDF(t, 4<<10), map[string]string{signing.PINHeader: testPIN})
+			st, _, body = w.send(t, "/api/v1/sign?level=B-B&credential="+cred, citizen, "application/pdf", samplePDF(t, 4<<10), map[string]string{signing.PINHeader: testPIN})
 			if st != 200 || !bytes.HasPrefix(body, []byte("%PDF")) {
 				t.Fatalf("sign with the activated PIN: %d %.300s", st, body)
 			}
