@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +14,9 @@ import (
 // thiqa.yaml the server's issuance of a citizen's keyInHSM credential
 // answers the first PIN's activation code and records that the first PIN
 // needs one (the CA's hook and flag as cmd/thiqa wires them); the bearer
-// token alone sets no first PIN; the code does.
+// token alone sets no first PIN; the code does. The citizen's activity
+// (GET /api/v1/me/activity, as the store keeps the record) reads the code's
+// record as a code for the first PIN, not as a PIN reset.
 func TestFirstPINActivationWired(t *testing.T) {
 	f := newAZFixture(t, false, func(y, _ string) string {
 		i := strings.Index(y, "\nsigning:\n")
@@ -44,5 +47,24 @@ func TestFirstPINActivationWired(t *testing.T) {
 	if st, body := f.do(t, citizen, http.MethodPost, pinPath+"/activate", "application/json",
 		[]byte(`{"activationCode":"`+out.ActivationCode+`","pin":"`+azPIN+`"}`), nil); st != http.StatusOK {
 		t.Fatalf("activate: %d %s", st, body)
+	}
+	st, body := f.do(t, citizen, http.MethodGet, "/api/v1/me/activity", "", nil, nil)
+	var feed struct {
+		Entries []struct {
+			Action, Description, Credential string
+			FirstPIN                        bool
+		}
+	}
+	if st != http.StatusOK || json.Unmarshal(body, &feed) != nil {
+		t.Fatalf("activity: %d %s", st, body)
+	}
+	found := false
+	for _, e := range feed.Entries {
+		if e.Action == "credential.pin.reset" && e.Credential == out.CredentialID {
+			found = e.FirstPIN && e.Description == "Activation code issued for your first signing PIN"
+		}
+	}
+	if !found {
+		t.Fatalf("the activity does not tell the first PIN's code as such: %s", body)
 	}
 }
