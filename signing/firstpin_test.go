@@ -122,6 +122,14 @@ func TestFirstPINActivation(t *testing.T) {
 			if _, raw, seal := desk(policies.ProfileOrganisationSeal, orgSubject()); seal.ActivationCode != "" || bytes.Contains(raw, []byte("activationCode")) {
 				t.Fatalf("a seal's issuance answers %s", raw)
 			}
+			// A mobile ID's key (citizen-auth) keeps its own enrolment code
+			// (thiqa oidc mobile enrol): its issuance answers none.
+			if _, raw, auth := desk(policies.ProfileCitizenAuth, citizenSubject()); auth.ActivationCode != "" || bytes.Contains(raw, []byte("activationCode")) {
+				t.Fatalf("a citizen-auth issuance answers %s", raw)
+			}
+			if n := len(w.records(t, signing.ActionPINReset, "success", "officer-1")); n != 1 {
+				t.Fatalf("%d activation code records after a seal and a citizen-auth issuance, want 1", n)
+			}
 
 			// The bearer token alone sets no first PIN.
 			path := func(id, op string) string { return "/api/v1/credentials/" + id + "/pin" + op }
