@@ -109,17 +109,31 @@ func (b *benchSetup) postJSON(ctx context.Context, path, token string, in, out a
 	return nil
 }
 
-// credential issues a keyInHSM certificate through the CA API.
-func (b *benchSetup) credential(ctx context.Context, profile string, subject map[string]string) (string, error) {
+// credential issues a keyInHSM certificate through the CA API and returns
+// the answer (its credentialID, and the first PIN's activationCode when the
+// server has signing.pinPolicy.firstPINActivation on).
+func (b *benchSetup) credential(ctx context.Context, profile string, subject map[string]string) (*ca.IssueResponse, error) {
 	officer, err := b.tok.MintToken(ctx, "bench-officer", policies.RoleRegistrationOfficer, time.Hour)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var out ca.IssueResponse
 	if err := b.postJSON(ctx, "/api/v1/certificates", officer, ca.IssueRequest{Profile: profile, Subject: subject, KeyInHSM: true}, &out); err != nil {
-		return "", err
+		return nil, err
 	}
-	return out.CredentialID, nil
+	return &out, nil
+}
+
+// firstPIN sets the first PIN of the credential issued: with the
+// activation code its issuance answered (signing.pinPolicy.firstPINActivation:
+// the server refuses the bearer token alone, 409), else with the token
+// alone, as a citizen does.
+func (b *benchSetup) firstPIN(ctx context.Context, issued *ca.IssueResponse, token, value string) error {
+	path := "/api/v1/credentials/" + url.PathEscape(issued.CredentialID) + "/pin"
+	if issued.ActivationCode != "" {
+		return b.postJSON(ctx, path+"/activate", token, signing.PINActivateRequest{ActivationCode: issued.ActivationCode, PIN: value}, nil)
+	}
+	return b.postJSON(ctx, path, token, signing.PINRequest{PIN: value}, nil)
 }
 
 // closedLoop runs op from conc goroutines for d and returns operations per
@@ -183,10 +197,11 @@ func Seal(ctx context.Context, deps Deps, args []string, stdout, stderr io.Write
 		*org = orgIdentifier(b.country, 9900001)
 	}
 	sub := map[string]string{"organizationName": "Benchmark Agency", "organizationIdentifier": *org, "commonName": "Benchmark Agency Seal", "country": b.country}
-	cred, err := b.credential(ctx, policies.ProfileOrganisationSeal, sub)
+	issued, err := b.credential(ctx, policies.ProfileOrganisationSeal, sub)
 	if err != nil {
 		return fmt.Errorf("issuing the seal credential: %w", err)
 	}
+	cred := issued.CredentialID
 	token, err := b.tok.MintToken(ctx, *org, policies.RoleAgency, time.Hour)
 	if err != nil {
 		return err
@@ -401,17 +416,18 @@ func Sign(ctx context.Context, deps Deps, args []string, stdout, stderr io.Write
 	}
 	defer b.tok.Close()
 	sub := map[string]string{"givenName": "Bench", "surname": "Citizen", "commonName": "Bench Citizen", "civilNumber": *civil, "country": b.country}
-	cred, err := b.credential(ctx, policies.ProfileCitizenSigning, sub)
+	issued, err := b.credential(ctx, policies.ProfileCitizenSigning, sub)
 	if err != nil {
 		return fmt.Errorf("issuing the citizen credential: %w", err)
 	}
+	cred := issued.CredentialID
 	token, err := b.tok.MintToken(ctx, *civil, policies.RoleCitizen, time.Hour)
 	if err != nil {
 		return err
 	}
 	const benchPIN = "bench-pin-2468"
-	if err := b.postJSON(ctx, "/api/v1/credentials/"+cred+"/pin", token, signing.PINRequest{PIN: benchPIN}, nil); err != nil {
-		return err
+	if err := b.firstPIN(ctx, issued, token, benchPIN); err != nil {
+		return fmt.Errorf("setting the citizen's PIN: %w", err)
 	}
 	fmt.Fprintf(env.stdout, "thiqa bench sign: %s, GOMAXPROCS=%d (this process), concurrency %d, %s per phase, credential %s\n",
 		b.url, runtime.GOMAXPROCS(0), *conc, *d, cred)

@@ -210,6 +210,11 @@ type Request struct {
 	PossessionProvedBy string
 	// CredentialID names that key (remote signing credential); stored as is.
 	CredentialID string
+	// FirstPINActivation says that the holder sets the first PIN of that
+	// credential with an activation code the officer hands over
+	// (signing.pinPolicy.firstPINActivation): the success record says so
+	// ("firstPIN": "activationCode"), never the code.
+	FirstPINActivation bool
 	// RequestID is an optional client idempotency key.
 	RequestID string
 	// RequestedBy is the authenticated caller.
@@ -436,6 +441,9 @@ func (a *Authority) issuedRecord(ctx context.Context, req Request, rn *renewal, 
 	details := issueDetails(req, rn)
 	details["ca"] = caName
 	details["subject"] = cert.Subject.String()
+	if req.FirstPINActivation && req.CredentialID != "" {
+		details["firstPIN"] = "activationCode"
+	}
 	addCaller(ctx, details, req.RequestedBy)
 	entries := []audit.Entry{{Actor: req.RequestedBy, Action: string(policies.ActionIssueCertificate), Object: serial,
 		Outcome: audit.OutcomeSuccess, Details: details}}

@@ -51,8 +51,25 @@ type HandlerOptions struct {
 	// answer is sent: the signing service registers the credential then, so
 	// that its owner sees it at once (GET /api/v1/credentials?owner=self).
 	// An error is logged; the certificate stays issued and the credential is
-	// registered on its first use.
-	Issued func(ctx context.Context, got *Issued) error
+	// registered on its first use. The Registration it returns adds to the
+	// answer (an activation code).
+	Issued func(ctx context.Context, got *Issued) (Registration, error)
+	// FirstPINActivation says that the first PIN of a citizen's signing
+	// credential is set with an activation code the officer hands over
+	// (signing.pinPolicy.firstPINActivation): the record of a keyInHSM
+	// citizen-signing issuance says so (Request.FirstPINActivation).
+	FirstPINActivation bool
+}
+
+// Registration is what HandlerOptions.Issued did with the credential of a
+// certificate just issued.
+type Registration struct {
+	// ActivationCode, when set, is the one-time code with which the holder
+	// sets the credential's first PIN; the answer shows it once
+	// (IssueResponse.ActivationCode), nothing else keeps it.
+	ActivationCode string
+	// ActivationExpires ends the code's use.
+	ActivationExpires time.Time
 }
 
 // API serves the CA's HTTP endpoints. Each endpoint is also exposed as its
@@ -140,6 +157,12 @@ type IssueResponse struct {
 	Certificate  string   `json:"certificate"`
 	Chain        []string `json:"chain"`
 	CredentialID string   `json:"credentialID,omitempty"`
+	// ActivationCode is the one-time code with which the citizen sets the
+	// first PIN of a keyInHSM citizen-signing credential, when the
+	// deployment asks for one (signing.pinPolicy.firstPINActivation); shown
+	// this once. ActivationCodeExpiresAt ends its use.
+	ActivationCode          string     `json:"activationCode,omitempty"`
+	ActivationCodeExpiresAt *time.Time `json:"activationCodeExpiresAt,omitempty"`
 }
 
 // CertificateResponse is the JSON body of GET /api/v1/certificates/{serial}.
@@ -219,6 +242,7 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		req.PublicKey, req.KeyGeneratedByService, req.CredentialID = pub, true, id
+		req.FirstPINActivation = api.opts.FirstPINActivation && in.Profile == policies.ProfileCitizenSigning
 	default:
 		req.CSR = []byte(in.CSR)
 	}
@@ -232,12 +256,19 @@ func (api *API) Issue(w http.ResponseWriter, r *http.Request) {
 		api.fail(w, r, err)
 		return
 	}
+	var reg Registration
 	if got.CredentialID != "" && api.opts.Issued != nil {
-		if err := api.opts.Issued(context.WithoutCancel(r.Context()), got); err != nil {
+		if reg, err = api.opts.Issued(context.WithoutCancel(r.Context()), got); err != nil {
 			api.opts.Logger.Warn("registering the credential of a new certificate", "credentialID", got.CredentialID, "serial", got.Serial, "err", err)
+			reg = Registration{}
 		}
 	}
 	out := api.issueResponse(got)
+	if reg.ActivationCode != "" {
+		exp := reg.ActivationExpires.UTC()
+		out.ActivationCode, out.ActivationCodeExpiresAt = reg.ActivationCode, &exp
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Location", "/api/v1/certificates/"+got.Serial)
 	w.WriteHeader(http.StatusCreated)

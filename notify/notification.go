@@ -29,7 +29,8 @@ type Notification struct {
 	Serial string `json:"serial,omitempty"`
 	// Details are what the activity allowlist shows of the record (by
 	// as a role, client, method, credential, newSerial, profile, reason,
-	// documentDigest, level, denied), or a reminder's notAfter and window.
+	// documentDigest, level, denied, firstPIN), or a reminder's notAfter
+	// and window.
 	Details map[string]any `json:"details,omitempty"`
 
 	seq int64 // the audit record's, 0 for a reminder
@@ -57,6 +58,11 @@ var arabic = map[string]string{
 	EventSign:        "توقيع مستند",
 	EventHashSign:    "توقيع بشهادتك",
 }
+
+// arabicFirstPIN is the Arabic description of the credential.pin.reset that
+// issued the activation code of a new credential's first PIN
+// (activity.Entry.FirstPIN): no PIN was reset.
+const arabicFirstPIN = "إصدار رمز تفعيل لرمزك السري الأول للتوقيع"
 
 // Owner is the holder of a certificate or credential that an audit record
 // names.
@@ -145,6 +151,9 @@ func civilNumber(s string) bool {
 func fromEntry(civil string, rec activity.Record, e activity.Entry) Notification {
 	n := Notification{ID: auditID(rec), CivilNumber: civil, Event: rec.Action,
 		Time: rec.Time.UTC(), Description: Text{EN: e.Description, AR: arabic[rec.Action]}, Serial: e.Serial, seq: rec.Seq}
+	if e.FirstPIN {
+		n.Description.AR = arabicFirstPIN
+	}
 	d := map[string]any{}
 	set := func(k, v string) {
 		if v != "" {
@@ -162,6 +171,9 @@ func fromEntry(civil string, rec activity.Record, e activity.Entry) Notification
 	set("level", e.Level)
 	if e.Denied != nil {
 		d["denied"] = *e.Denied
+	}
+	if e.FirstPIN {
+		d["firstPIN"] = true
 	}
 	if len(d) > 0 {
 		n.Details = d

@@ -45,7 +45,7 @@ type ServiceConfig struct {
 	// PINTime is argon2id's number of passes (default 2).
 	PINTime uint32 `yaml:"pinTime"`
 	// PINPolicy is the policy of signing PINs and their activation codes.
-	PINPolicy pin.PolicyConfig `yaml:"pinPolicy"`
+	PINPolicy PINPolicy `yaml:"pinPolicy"`
 	// Fonts are the TrueType fonts visible signatures are drawn with: the
 	// first for every character it has, the others as fallbacks (default:
 	// DefaultFonts that exist on this machine; relative to the data folder).
@@ -53,6 +53,20 @@ type ServiceConfig struct {
 	// TimeZone is the IANA zone visible signatures show the signing time
 	// in (default: the server's local zone).
 	TimeZone string `yaml:"timeZone,omitempty"`
+}
+
+// PINPolicy is signing.pinPolicy: the policy of the citizens' signing PINs
+// and their activation codes (pin.PolicyConfig, whose keys it shares with
+// identity.pinPolicy), and whether the first PIN of a new credential needs
+// an activation code.
+type PINPolicy struct {
+	pin.PolicyConfig `yaml:",inline"`
+	// FirstPINActivation makes the first PIN of a citizen's signing
+	// credential need a one-time activation code, as a PIN after a reset
+	// does: a keyInHSM issuance answers the code to the officer, and
+	// POST /api/v1/credentials/{id}/pin (the bearer token alone) is
+	// refused for a credential without a PIN (default false).
+	FirstPINActivation bool `yaml:"firstPINActivation,omitempty"`
 }
 
 // DefaultFonts are the fonts of visible signatures when signing.fonts is
@@ -75,7 +89,7 @@ const maxDocumentBytes = 1 << 40
 func DefaultServiceConfig() ServiceConfig {
 	return ServiceConfig{
 		Timeout: 10 * time.Second, MaxDocumentBytes: 1 << 30, MaxBatchDocuments: 100,
-		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2, PINPolicy: pin.DefaultPolicy(),
+		SADLifetime: 5 * time.Minute, MaxHashesPerSAD: 100, PINMemoryKiB: 19 * 1024, PINTime: 2, PINPolicy: PINPolicy{PolicyConfig: pin.DefaultPolicy()},
 	}
 }
 

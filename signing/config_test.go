@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/thiqa/thiqa/signing"
 )
 
@@ -74,5 +76,56 @@ func TestServiceConfigConfig(t *testing.T) {
 	}
 	if _, err := (signing.ServiceConfig{Fonts: []string{"none.ttf"}}).Config(resolve, "http://h", nil); err == nil {
 		t.Error("a configured font that cannot be read was accepted")
+	}
+}
+
+// TestPINPolicyFirstPINActivation: signing.pinPolicy.firstPINActivation is
+// off by default and absent from a written configuration (whose other
+// pinPolicy keys stay where they were), decodes strictly beside them
+// (a key misspelt or a value not a boolean is refused) and reaches the
+// service's Config.
+func TestPINPolicyFirstPINActivation(t *testing.T) {
+	d := signing.DefaultServiceConfig()
+	if d.PINPolicy.FirstPINActivation {
+		t.Fatal("on by default")
+	}
+	out, err := yaml.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "firstPINActivation") || !strings.Contains(string(out), "pinPolicy:\n    minLength: 6\n") {
+		t.Fatalf("default written as:\n%s", out)
+	}
+	decode := func(doc string) (signing.ServiceConfig, error) {
+		var c signing.ServiceConfig
+		dec := yaml.NewDecoder(strings.NewReader(doc))
+		dec.KnownFields(true)
+		err := dec.Decode(&c)
+		return c, err
+	}
+	c, err := decode("pinPolicy:\n  minLength: 8\n  firstPINActivation: true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.PINPolicy.FirstPINActivation || c.PINPolicy.MinLength != 8 {
+		t.Fatalf("decoded %+v", c.PINPolicy)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"pinPolicy:\n  firstPINActivation: maybe\n", "pinPolicy:\n  firstPinActivation: true\n"} {
+		if _, err := decode(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	got, err := c.Config(func(p string) string { return p }, "http://h", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.FirstPINActivation || got.PIN.MinLength != 8 {
+		t.Fatalf("Config: firstPINActivation %v, PIN %+v", got.FirstPINActivation, got.PIN)
+	}
+	if got, _ := d.Config(func(p string) string { return p }, "http://h", nil); got.FirstPINActivation {
+		t.Fatal("the default Config has it on")
 	}
 }

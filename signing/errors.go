@@ -44,7 +44,18 @@ var (
 	// ErrOutOfScope: the caller's delegated access token does not allow
 	// the operation (a "credential" token signs its own hashes only).
 	ErrOutOfScope = errors.New("the access token's scope does not allow this operation")
+	// ErrFirstPINActivation: the deployment sets the first PIN of a
+	// credential with an activation code only
+	// (signing.pinPolicy.firstPINActivation), not with the bearer token
+	// alone.
+	ErrFirstPINActivation = errors.New("the first signing PIN needs an activation code")
 )
+
+// ProblemFirstPINActivation is the problem type of the refusal of a first
+// PIN set with the bearer token alone (ErrFirstPINActivation, 409), so
+// that a client can tell the citizen, in their language, to set it with
+// an activation code.
+const ProblemFirstPINActivation = "urn:thiqa:problem:first-pin-needs-activation-code"
 
 // Refusal is a request the service declines, with the reason in words for
 // the caller. errors.Is(err, Kind) holds: the kind (one of the sentinels

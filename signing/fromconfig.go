@@ -56,7 +56,7 @@ func (c ServiceConfig) Config(resolve func(string) string, publicBaseURL string,
 	return Config{
 		Timeout: c.Timeout, MaxDocumentBytes: c.MaxDocumentBytes, MaxBatchDocuments: c.MaxBatchDocuments,
 		SADLifetime: c.SADLifetime, MaxHashesPerSAD: c.MaxHashesPerSAD, TempDir: resolve(c.TempDir), PIN: pp,
-		Appearance: appearance,
+		FirstPINActivation: c.PINPolicy.FirstPINActivation, Appearance: appearance,
 	}, nil
 }
 

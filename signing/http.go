@@ -122,7 +122,7 @@ func Classify(err error) (status int, detail, outcome string) {
 	case errors.As(err, &we):
 		return http.StatusForbidden, we.Error(), audit.OutcomeRefused
 	case errors.Is(err, pin.ErrNotSet):
-		return http.StatusForbidden, "no signing PIN is set for this credential: set it first (POST /api/v1/credentials/{id}/pin)", audit.OutcomeRefused
+		return http.StatusForbidden, "no signing PIN is set for this credential: set it first (POST /api/v1/credentials/{id}/pin, or with an activation code from a registration officer: POST /api/v1/credentials/{id}/pin/activate)", audit.OutcomeRefused
 	case errors.Is(err, pin.ErrAlreadySet):
 		// Audited as a failure, as it always was.
 		return http.StatusConflict, "the signing PIN of this credential is already set, or awaits its activation code (POST /api/v1/credentials/{id}/pin/activate)", audit.OutcomeFailure
@@ -170,6 +170,8 @@ func refusalStatus(kind error) int {
 		return http.StatusRequestEntityTooLarge
 	case ErrActivationRequired:
 		return http.StatusUnauthorized
+	case ErrFirstPINActivation:
+		return http.StatusConflict
 	case ErrNoIdentity, ErrCredentialRefused, ErrCertificateNotValid, ErrCertificateRevoked, ErrSADInvalid, ErrSADMismatch, ErrOutOfScope:
 		return http.StatusForbidden
 	}
@@ -199,7 +201,11 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, rec signRecord, o
 	if op != "" {
 		s.Observe(op, rec.level, outcome, time.Since(start))
 	}
-	problem.Write(w, problem.Details{Status: status, Detail: msg, Instance: r.URL.Path})
+	pd := problem.Details{Status: status, Detail: msg, Instance: r.URL.Path}
+	if status == http.StatusConflict && errors.Is(err, ErrFirstPINActivation) {
+		pd.Type = ProblemFirstPINActivation
+	}
+	problem.Write(w, pd)
 }
 
 // levelAndCredential reads the level and credential query parameters.
@@ -358,12 +364,19 @@ func (s *Service) signDocument(w http.ResponseWriter, r *http.Request, action, o
 }
 
 // setPIN serves POST /api/v1/credentials/{id}/pin: the citizen owning the
-// credential sets its signing PIN, once (409 when already set).
+// credential sets its signing PIN, once (409 when already set). With
+// signing.pinPolicy.firstPINActivation a credential without a PIN is
+// refused too (409, firstPINByCode): the first PIN needs the activation
+// code (POST /api/v1/credentials/{id}/pin/activate).
 func (s *Service) setPIN(w http.ResponseWriter, r *http.Request) {
 	owner := CitizenOf(r)
 	id := r.PathValue("id")
 	rec := signRecord{action: ActionPINSet, actor: owner, credential: id, level: "none"}
 	if _, err := s.Credential(r.Context(), id, OwnerCitizen, owner); err != nil {
+		s.fail(w, r, rec, "", time.Time{}, err)
+		return
+	}
+	if err := s.firstPINByCode(r.Context(), id); err != nil {
 		s.fail(w, r, rec, "", time.Time{}, err)
 		return
 	}

@@ -94,6 +94,11 @@ type Config struct {
 	TempDir string
 	// PIN is the cost and the policy of the citizens' signing PINs.
 	PIN pin.Params
+	// FirstPINActivation makes the first PIN of a citizen's credential
+	// need an activation code (signing.pinPolicy.firstPINActivation): a
+	// keyInHSM issuance gets one (RegisterIssuedBy) and setPIN refuses a
+	// credential without a PIN.
+	FirstPINActivation bool
 	// Appearance is what visible signatures are drawn with.
 	Appearance AppearanceConfig
 }
@@ -424,18 +429,6 @@ func (s *Service) SyncCredentials(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// RegisterIssued registers the credential of a certificate just issued
-// with its key on the token, so that its owner finds it before its first
-// use. Other profiles (a mobile ID's citizen-auth key) are skipped; an
-// already registered credential is left as it is.
-func (s *Service) RegisterIssued(ctx context.Context, ic IssuedCertificate) error {
-	if ic.Profile != policies.ProfileOrganisationSeal && ic.Profile != policies.ProfileCitizenSigning {
-		return nil
-	}
-	_, err := s.register(ctx, &ic)
-	return err
 }
 
 // CredentialsOf lists the credentials of an owner (kind OwnerAgency or

@@ -113,6 +113,8 @@ type worldOptions struct {
 	// mobileIDs serves the identity store's mobile IDs (world.mobilePINs
 	// their login PINs) at the credential endpoints, as cmd/thiqa does.
 	mobileIDs bool
+	// firstPINActivation is signing.pinPolicy.firstPINActivation.
+	firstPINActivation bool
 }
 
 // testPIN is the credentials' signing PIN in these tests.
@@ -313,7 +315,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 	}
 	w.svc, err = signing.New(signing.Options{
 		Config: signing.Config{Timeout: o.timeout, MaxDocumentBytes: 64 << 20, MaxBatchDocuments: 100, SADLifetime: 5 * time.Minute,
-			MaxHashesPerSAD: 100, TempDir: w.svcTemp, PIN: pp,
+			MaxHashesPerSAD: 100, TempDir: w.svcTemp, PIN: pp, FirstPINActivation: o.firstPINActivation,
 			Appearance: signing.AppearanceConfig{Fonts: pdftext.Fonts{dejaVu}, VerifyURL: base + "/verify", Location: muscat}},
 		Store: w.db.SigningCredentials(),
 		Keys: func(ctx context.Context, label, _ string) (crypto.Signer, error) {

@@ -62,13 +62,17 @@ func wireCA(ctx context.Context, p *platform, s *serving) error {
 		Trail:        p.db,
 		Search:       p.db.Certificates(nil),
 		// The signing service is wired after the CA: read it at call time.
-		Issued: func(ctx context.Context, got *ca.Issued) error {
+		// With signing.pinPolicy.firstPINActivation a citizen's new
+		// credential gets the activation code of its first PIN.
+		Issued: func(ctx context.Context, got *ca.Issued) (ca.Registration, error) {
 			if s.signing == nil {
-				return nil
+				return ca.Registration{}, nil
 			}
-			return s.signing.RegisterIssued(ctx, signing.IssuedCertificate{CredentialID: got.CredentialID, CA: got.CA,
+			a, err := s.signing.RegisterIssuedBy(ctx, signing.IssuedCertificate{CredentialID: got.CredentialID, CA: got.CA,
 				Profile: got.Profile, Serial: got.Serial, DER: got.Certificate.Raw})
+			return ca.Registration{ActivationCode: a.Code, ActivationExpires: a.ExpiresAt}, err
 		},
+		FirstPINActivation: p.cfg.Signing.Enabled(p.cfg.CA) && p.cfg.Signing.PINPolicy.FirstPINActivation,
 	})
 	api.Register(s.mux, p.authn.Require)
 	s.ca = &wiredCA{authority: a, api: api, keys: keys}

@@ -124,6 +124,10 @@ type Entry struct {
 	Level          string `json:"level,omitempty"`
 	// Denied is how many pending logins a deny-all denied.
 	Denied *int `json:"denied,omitempty"`
+	// FirstPIN marks the credential.pin.reset that issued the activation
+	// code of a new credential's first PIN (no PIN was reset): its
+	// Description says so. Absent otherwise.
+	FirstPIN bool `json:"firstPIN,omitempty"`
 }
 
 // Response is the answer of GET /api/v1/me/activity.

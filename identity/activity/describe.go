@@ -98,6 +98,12 @@ var allowlist = map[string]shown{
 // otherActivity describes an action not in allowlist.
 const otherActivity = "Other recorded activity"
 
+// firstPINCode describes the record of the activation code a new
+// credential's first PIN is set with (signing.pinPolicy.firstPINActivation):
+// the signing service records it as credential.pin.reset with
+// "firstPIN": true, though no PIN was there to reset.
+const firstPINCode = "Activation code issued for your first signing PIN"
+
 // Forms a shown value must have.
 var (
 	reSerial  = regexp.MustCompile(`^[0-9a-f]{2,40}$`)
@@ -143,7 +149,11 @@ type recordDetails struct {
 	DocumentDigest string   `json:"documentDigest"`
 	Level          string   `json:"level"`
 	Denied         *float64 `json:"denied"`
-	Caller         *struct {
+	// FirstPIN is read as any value: only a JSON true counts (the CA's
+	// issuance record has the string "activationCode" there), and a value
+	// of another type must not fail the decoding of the others.
+	FirstPIN any `json:"firstPIN"`
+	Caller   *struct {
 		Roles []string `json:"roles"`
 	} `json:"caller"`
 }
@@ -200,6 +210,9 @@ func (h *holder) describe(rec Record) Entry {
 	// number typed into its form, before anyone is authenticated: such a
 	// record says that a login was tried for the holder, not by whom.
 	claimed := mine && rec.Actor == h.person && rec.Outcome != "success"
+	if rec.Action == "credential.pin.reset" && d.FirstPIN == true {
+		e.Description, e.FirstPIN = firstPINCode, true
+	}
 	if s.fields&fBy != 0 && !claimed {
 		e.By = by(rec.Actor, mine || h.ownKey(rec.Actor), d, s.staff)
 	}

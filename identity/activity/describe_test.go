@@ -119,3 +119,39 @@ func TestDescribeFields(t *testing.T) {
 		t.Errorf("deny-all: %+v", e)
 	}
 }
+
+// TestDescribeFirstPIN: the activation code of a new credential's first
+// PIN (signing.pinPolicy.firstPINActivation) is recorded as
+// credential.pin.reset with "firstPIN": true; its holder is told that a
+// code was issued for their first PIN, not that a PIN was reset. An
+// officer's reset says "PIN reset" as before, and a firstPIN of another
+// kind (the CA's issuance record has the string "activationCode") neither
+// changes a description nor hides the record's other fields.
+func TestDescribeFirstPIN(t *testing.T) {
+	h := &holder{actors: CitizenActors("11111111"), serials: map[string]bool{"0aaa": true}, credentials: map[string]bool{"cred-a": true},
+		person: "citizen:11111111"}
+	for _, c := range []struct {
+		action, object, details, want string
+		first                         bool
+	}{
+		{"credential.pin.reset", "cred-a", `{"firstPIN":true,"certificate":"0aaa","expiresAt":"2030-01-02T03:04:05Z"}`, firstPINCode, true},
+		{"credential.pin.reset", "cred-a", `{"kind":"signing"}`, "PIN reset (an activation code issued)", false},
+		{"credential.pin.reset", "cred-a", `{"firstPIN":"activationCode"}`, "PIN reset (an activation code issued)", false},
+		{"credential.pin.reset", "cred-a", `{"firstPIN":false}`, "PIN reset (an activation code issued)", false},
+		{"credential.pin.set", "cred-a", `{"firstPIN":true}`, "PIN set", false},
+		{"certificate.issue", "0aaa", `{"firstPIN":"activationCode","profile":"citizen-signing"}`, "Certificate issued", false},
+	} {
+		e := h.describe(Record{Seq: 1, Time: time.Unix(1, 0), Actor: "officer-1", Action: c.action, Object: c.object, Outcome: "success",
+			Details: json.RawMessage(c.details)})
+		if e.Description != c.want || e.FirstPIN != c.first || e.By != ByRegistrationOfficer && c.action == "credential.pin.reset" {
+			t.Errorf("%s %s: %+v, want %q (firstPIN %v)", c.action, c.details, e, c.want, c.first)
+		}
+		if c.action == "certificate.issue" && e.Profile != "citizen-signing" {
+			t.Errorf("%s %s: the profile is lost: %+v", c.action, c.details, e)
+		}
+		b, _ := json.Marshal(e)
+		if strings.Contains(string(b), `"firstPIN"`) != c.first {
+			t.Errorf("%s %s: the entry's JSON %s", c.action, c.details, b)
+		}
+	}
+}

@@ -30,6 +30,9 @@ type activityEntry struct {
 	DocumentDigest string    `json:"documentDigest"`
 	Level          string    `json:"level"`
 	Denied         *int      `json:"denied"`
+	// FirstPIN marks the credential.pin.reset that issued the activation
+	// code of a new credential's first PIN: no PIN was reset.
+	FirstPIN bool `json:"firstPIN"`
 	// HasDenied and DeniedCount are Denied for the template.
 	HasDenied   bool `json:"-"`
 	DeniedCount int  `json:"-"`
@@ -89,6 +92,9 @@ func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
 		e.Key = "activity.other"
 		if slices.Contains(activityActions, e.Action) {
 			e.Key = "activity." + e.Action
+		}
+		if e.Action == "credential.pin.reset" && e.FirstPIN {
+			e.Key = "activity.credential.pin.first_code"
 		}
 		if !slices.Contains(activityBy, e.By) {
 			e.By = ""

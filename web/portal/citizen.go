@@ -567,6 +567,10 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 		// What is wrong and who must act, in the page's language; the
 		// detail (English) names the CA, its end and the command.
 		return v.t("err.issuer_expiring") + " (" + detail + ")"
+	case problemType(ans.body) == problemFirstPIN:
+		// The service sets first PINs with an activation code only: the
+		// citizen is told, in the page's language, where to get one.
+		return v.t("err.first_pin_code")
 	case strings.Contains(low, "locked"):
 		return v.t("err.pin_locked")
 	case strings.Contains(low, "wrong pin") || strings.Contains(low, "pin is wrong") || strings.Contains(low, "incorrect pin"):

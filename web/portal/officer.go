@@ -235,9 +235,14 @@ func (p *Portal) raIssue(w http.ResponseWriter, r *http.Request, v *view) {
 	var out struct {
 		Serial       string `json:"serial"`
 		CredentialID string `json:"credentialID"`
+		// With signing.pinPolicy.firstPINActivation: the first PIN's
+		// one-time code, which the officer hands to the holder.
+		ActivationCode          string    `json:"activationCode"`
+		ActivationCodeExpiresAt time.Time `json:"activationCodeExpiresAt"`
 	}
 	_ = json.Unmarshal(ans.body, &out)
-	v.render(http.StatusCreated, "officer_issued", "issue.title", map[string]any{"Serial": out.Serial, "Credential": out.CredentialID, "Profile": profile, "Subject": subject})
+	v.render(http.StatusCreated, "officer_issued", "issue.title", map[string]any{"Serial": out.Serial, "Credential": out.CredentialID, "Profile": profile, "Subject": subject,
+		"Code": out.ActivationCode, "Expires": out.ActivationCodeExpiresAt})
 }
 
 // trailEntry is one audit record on the certificate page.

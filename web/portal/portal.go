@@ -499,6 +499,11 @@ const problemIssuerExpiring = "urn:thiqa:problem:issuing-ca-expiring"
 // under number matching the login is cancelled.
 const problemWrongCode = "urn:thiqa:problem:wrong-verification-code"
 
+// problemFirstPIN is the problem type of the signing service's refusal of
+// a first PIN set without an activation code
+// (signing.ProblemFirstPINActivation, signing.pinPolicy.firstPINActivation).
+const problemFirstPIN = "urn:thiqa:problem:first-pin-needs-activation-code"
+
 // problemType returns the type of an RFC 9457 answer, "" when the body is
 // not one or has none.
 func problemType(body []byte) string {
