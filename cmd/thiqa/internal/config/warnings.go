@@ -42,7 +42,7 @@ func (c *Config) ProductionWarnings() []string {
 		warn("tsa.clock.source is static: the TSA declares the clock in sync without checking it (development only); use chrony or kernel")
 	}
 	if c.CA.Enabled() && !c.CA.Root.Offline {
-		warn("ca.root is on the online token (no offline: true): create the root in a key ceremony and install it with `thiqa init --root-cert`, or take this root offline (docs/ceremony.md, Taking an existing online root offline)")
+		warn("ca.root is on the online token (no offline: true): keep the root key offline, made in a key ceremony (docs/ceremony.md, `thiqa init --root-cert`); a deployment already in service takes this root offline with `thiqa ca root adopt` and `thiqa ca root retire-online` (docs/ceremony.md, Taking an existing online root offline)")
 	}
 	c.accessWarnings(warn)
 	c.keepingWarnings(warn)
