@@ -26,10 +26,11 @@ const placeholder = "PLACEHOLDER"
 // has made them; a TSA clock declared in sync without any check; a root
 // key on the online token; /metrics on the main listener or to anyone;
 // a SoftHSM token; mutual TLS without TLS; a publicBaseURL on a loopback
-// address; an http OpenID Connect issuer; the development token issuer's key; a SQLite
-// store (one node only); allowed fetch hosts that are this host's own or
-// public addresses; mobile logins without number matching; first signing
-// PINs set without an activation code. Each is said only while the service
+// address; an http OpenID Connect issuer; the development token issuer's
+// key; a SQLite store (one node only) or one without FULL durability;
+// allowed fetch hosts that are this host's own or public addresses; mobile
+// logins without number matching; first signing PINs set without an
+// activation code. Each is said only while the service
 // it concerns is enabled. It is empty unless Production is set.
 func (c *Config) ProductionWarnings() []string {
 	if !c.Production {
