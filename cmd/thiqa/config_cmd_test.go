@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/timestamp"
 )
 
@@ -43,6 +44,21 @@ func TestConfigVerb(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "thiqa.yaml"), "production: true\n"+out)
 	if r := thiqa(t, nil, "config", "check", "--data", dir); r.code != 1 || !strings.Contains(errorLine(t, r), "production: true but trusts the development token issuer") {
 		t.Fatalf("production with the development issuer: exit %d, %s", r.code, r.stderr)
+	}
+	// Without it, production is only warned of, one line per setting of the
+	// production table still at its development value: exit 0.
+	prod := *cfg
+	prod.Production, prod.Auth.Issuers = true, []auth.IssuerConfig{{Issuer: "https://idp.gov.example", Audience: "thiqa", JWKSURL: "https://idp.gov.example/jwks.json"}}
+	raw, err := prod.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "thiqa.yaml"), string(raw))
+	r := mustThiqa(t, nil, "config", "check", "--data", dir)
+	for _, w := range []string{"metrics.requireRole is not set", "store.driver is sqlite: one node only", "ca.root is on the online token"} {
+		if !strings.Contains(r.stderr, "thiqa config: "+filepath.Join(dir, "thiqa.yaml")+": warning: "+w) {
+			t.Errorf("production: no warning %q:\n%s", w, r.stderr)
+		}
 	}
 	// The files serve would read, named under their keys, all at once.
 	writeFile(t, filepath.Join(dir, "thiqa.yaml"), out+"tls:\n  certFile: tls/cert.pem\n  keyFile: tls/key.pem\n")
