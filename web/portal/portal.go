@@ -29,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -104,6 +105,18 @@ type Options struct {
 	// browsers reach the pages over https (the server speaks TLS, or a
 	// load balancer in front of it does).
 	Secure bool
+	// Origin, when set, is where browsers use the citizen portal and the
+	// officer console (scheme://host[:port], e.g. https://id.example.om):
+	// the origin their session cookie is bound to and the portal's OIDC
+	// redirect URI names. Empty: whatever host the browser used.
+	Origin string
+	// RedirectHosts are the other hosts (host[:port], as a Host header
+	// names them; no port means 80) by which browsers may reach this
+	// server, typically publicBaseURL's plain-http host: a request there
+	// for /my/… or /ra/… is redirected to the same path on Origin. The
+	// front page, the style sheet and every route of the services
+	// (CRLs, OCSP, certificates, the TSA) are served on any host.
+	RedirectHosts []string
 	// MaxUploadBytes bounds a PDF to sign (default 10 MiB).
 	MaxUploadBytes int64
 	// MaxHeldBytes bounds the documents all sessions hold at once
@@ -141,6 +154,9 @@ type Portal struct {
 func New(o Options) (*Portal, error) {
 	if o.API == nil || o.Authenticate == nil || o.Audit == nil {
 		return nil, errors.New("portal: API, Authenticate and Audit are required")
+	}
+	if err := checkOrigin(o); err != nil {
+		return nil, err
 	}
 	if o.MaxUploadBytes <= 0 {
 		o.MaxUploadBytes = 10 << 20
@@ -190,10 +206,17 @@ type Mux interface {
 	Handle(pattern string, handler http.Handler)
 }
 
-// Register mounts the pages on mux.
+// Register mounts the pages on mux. With Options.RedirectHosts, the
+// routes of /my/ and /ra/ answer a request on one of those hosts with a
+// redirect to Options.Origin.
 func (p *Portal) Register(mux Mux) {
 	h := func(pattern string, f func(http.ResponseWriter, *http.Request, *view)) {
-		mux.Handle(pattern, p.page(f))
+		var hd http.Handler = p.page(f)
+		if _, path, _ := strings.Cut(pattern, " "); strings.HasPrefix(path, "/my/") || strings.HasPrefix(path, "/ra/") {
+			// The pages of a session live on Origin only.
+			hd = p.onOrigin(hd)
+		}
+		mux.Handle(pattern, hd)
 	}
 	mux.Handle("GET /assets/portal.css", http.HandlerFunc(p.serveCSS))
 	h("GET /{$}", p.front)

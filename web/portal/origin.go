@@ -1,0 +1,74 @@
+package portal
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// checkOrigin checks Options.Origin and Options.RedirectHosts: an origin
+// is scheme://host[:port] (http or https, no path, query or fragment),
+// and redirect hosts make sense only with one.
+func checkOrigin(o Options) error {
+	if o.Origin == "" {
+		if len(o.RedirectHosts) > 0 {
+			return fmt.Errorf("portal: redirect hosts %v without an origin to redirect to", o.RedirectHosts)
+		}
+		return nil
+	}
+	u, err := url.Parse(o.Origin)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.HasSuffix(o.Origin, "/") {
+		return fmt.Errorf("portal: origin %q: want scheme://host[:port]", o.Origin)
+	}
+	for _, h := range o.RedirectHosts {
+		if h == "" || sameHost(h, u.Host) {
+			return fmt.Errorf("portal: redirect host %q: want a host other than the origin's", h)
+		}
+	}
+	return nil
+}
+
+// sameHost compares two Host values (host[:port]) of a plain-http
+// address: case-insensitive, a trailing dot ignored, and no port the same
+// as :80.
+func sameHost(a, b string) bool {
+	return normalHost(a) == normalHost(b)
+}
+
+func normalHost(h string) string {
+	h = strings.ToLower(h)
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		host, port = strings.Trim(h, "[]"), "80"
+	}
+	return net.JoinHostPort(strings.TrimSuffix(host, "."), port)
+}
+
+// onOrigin sends a browser that reached the citizen portal or the officer
+// console by one of Options.RedirectHosts to the same path and query on
+// Options.Origin (307: the method and body are kept; temporary, so no
+// browser remembers it past a change of configuration). The session
+// cookie is bound to the origin's host and the digital ID returns
+// citizens there: a session started on another host would lose the
+// sign-in. Other hosts (the origin's own, a load balancer's health
+// check, an address that names the node) are served as they come, so a
+// proxy that rewrites Host cannot make a redirect loop.
+func (p *Portal) onOrigin(next http.Handler) http.Handler {
+	if p.o.Origin == "" || len(p.o.RedirectHosts) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range p.o.RedirectHosts {
+			if sameHost(r.Host, h) {
+				securityHeaders(w)
+				w.Header().Set("Cache-Control", "no-store")
+				http.Redirect(w, r, p.o.Origin+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}

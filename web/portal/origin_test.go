@@ -1,0 +1,114 @@
+package portal
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/thiqa/thiqa/internal/auth"
+)
+
+// originFixture is the portal of a production deployment whose
+// publicBaseURL stays http for CRLs and OCSP (http://ca.example.test)
+// while browsers use the digital ID's https origin.
+func originFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, func(o *Options) {
+		o.Secure, o.Origin, o.RedirectHosts = true, "https://id.example.test", []string{"ca.example.test"}
+	})
+}
+
+// onHost sends one request with the given Host header.
+func (f *fixture) onHost(method, host, path string, form url.Values) *httptest.ResponseRecorder {
+	var r *http.Request
+	if form != nil {
+		r = httptest.NewRequest(method, path, strings.NewReader(form.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		r = httptest.NewRequest(method, path, nil)
+	}
+	r.Host = host
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return w
+}
+
+// TestPagesOfASessionMoveToTheOrigin: a browser that opens the citizen
+// portal or the officer console on publicBaseURL's http host is sent to
+// the same path on the portal's https origin before any session starts,
+// so that the session cookie and the digital ID's callback are on one
+// host.
+func TestPagesOfASessionMoveToTheOrigin(t *testing.T) {
+	f := originFixture(t)
+	for _, c := range []struct{ method, host, path, want string }{
+		{"GET", "ca.example.test", "/my/", "https://id.example.test/my/"},
+		{"GET", "CA.example.test:80", "/my/login", "https://id.example.test/my/login"},
+		{"GET", "ca.example.test", "/my/activity?lang=ar", "https://id.example.test/my/activity?lang=ar"},
+		{"GET", "ca.example.test", "/my/approve", "https://id.example.test/my/approve"},
+		{"GET", "ca.example.test", "/ra/?lang=en", "https://id.example.test/ra/?lang=en"},
+		{"GET", "ca.example.test", "/ra/certificate?serial=0a", "https://id.example.test/ra/certificate?serial=0a"},
+		{"POST", "ca.example.test", "/ra/login", "https://id.example.test/ra/login"},
+	} {
+		w := f.onHost(c.method, c.host, c.path, url.Values{"token": {"officer"}})
+		if w.Code != http.StatusTemporaryRedirect || w.Header().Get("Location") != c.want {
+			t.Errorf("%s %s on %s: %d to %q, want 307 to %q", c.method, c.path, c.host, w.Code, w.Header().Get("Location"), c.want)
+		}
+		if ck := w.Result().Cookies(); len(ck) != 0 {
+			t.Errorf("%s %s on %s set %v", c.method, c.path, c.host, ck)
+		}
+		if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Security-Policy") != CSP {
+			t.Errorf("%s %s on %s: headers %v", c.method, c.path, c.host, w.Header())
+		}
+	}
+	if len(f.audit.actions()) != 0 || len(f.calls) != 0 {
+		t.Fatalf("a redirected request acted: audit %v, calls %v", f.audit.actions(), f.calls)
+	}
+	// On the origin's host the pages are served, the session cookie
+	// Secure and __Host-.
+	w := f.onHost("GET", "id.example.test", "/ra/", nil)
+	if ck := w.Result().Cookies(); w.Code != http.StatusOK || len(ck) != 1 || ck[0].Name != "__Host-thiqa-session" || !ck[0].Secure {
+		t.Fatalf("/ra/ on the origin: %d, cookies %+v", w.Code, w.Result().Cookies())
+	}
+	// The front page and the style sheet are served on any host; so is a
+	// host the portal was not told of (a health check by address, a proxy
+	// that rewrites Host): never a redirect loop.
+	for _, c := range []struct{ host, path string }{
+		{"ca.example.test", "/"}, {"ca.example.test", "/assets/portal.css"},
+		{"10.0.0.5:8080", "/my/"}, {"127.0.0.1:8080", "/ra/"}, {"ca.example.test:8080", "/my/"},
+	} {
+		if w := f.onHost("GET", c.host, c.path, nil); w.Code != http.StatusOK {
+			t.Errorf("GET %s on %s: %d, want 200", c.path, c.host, w.Code)
+		}
+	}
+}
+
+// TestNoOriginNoRedirect: without an origin (make run: everything on
+// http://127.0.0.1:8080) the pages answer on every host as before.
+func TestNoOriginNoRedirect(t *testing.T) {
+	f := newFixture(t)
+	for _, host := range []string{"127.0.0.1:8080", "ca.example.test"} {
+		w := f.onHost("GET", host, "/my/", nil)
+		if w.Code != http.StatusOK {
+			t.Fatalf("/my/ on %s: %d", host, w.Code)
+		}
+	}
+}
+
+// TestOriginOptionsChecked: an origin with a path, or a redirect host
+// that is the origin's own (a loop), is refused at construction.
+func TestOriginOptionsChecked(t *testing.T) {
+	for _, o := range []Options{
+		{Origin: "https://id.example.test/idp"},
+		{Origin: "https://id.example.test/"},
+		{Origin: "id.example.test"},
+		{Origin: "https://id.example.test", RedirectHosts: []string{"id.example.test"}},
+		{RedirectHosts: []string{"ca.example.test"}},
+	} {
+		o.API, o.Authenticate, o.Audit = http.NotFoundHandler(), func(*http.Request) (*auth.Principal, error) { return nil, nil }, &memAudit{}
+		if _, err := New(o); err == nil {
+			t.Errorf("New accepted origin %q with redirect hosts %v", o.Origin, o.RedirectHosts)
+		}
+	}
+}
