@@ -63,7 +63,12 @@ func (c *Config) nameWarnings(warn func(string, ...any)) {
 			named(key+".commonName", k.CommonName)
 			named(key+".organization", k.Organization)
 		}
-		kc("ca.root", c.CA.Root)
+		// An offline root's subject is its certificate's (`thiqa init
+		// --root-cert`): what the section still says is a leftover that
+		// names nothing, and no init makes a root certificate from it.
+		if !c.CA.Root.Offline {
+			kc("ca.root", c.CA.Root)
+		}
 		for i, is := range c.CA.Issuers {
 			kc(fmt.Sprintf("ca.issuers[%d]", i), is)
 		}

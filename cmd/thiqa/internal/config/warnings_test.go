@@ -92,6 +92,10 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 			c.CA.Root = ca.DefaultConfig().Root
 			c.CA.Root.CommonName, c.CA.Root.Organization = "Root CA", "Trust Services"
 		}, "ca.root is on the online token"},
+		{"offline root with the default subject left in its section", func(c *Config) {
+			c.CA.Root = ca.DefaultConfig().Root
+			c.CA.Root.Key, c.CA.Root.Offline = "", true
+		}, ""},
 		{"online root, no CA", func(c *Config) { c.CA, c.TSA.Key, c.Identity.Key = ca.Config{}, "", "" }, ""},
 		{"metrics on the main listener", func(c *Config) { c.Metrics.Listen = "" }, "metrics.listen is not set"},
 		{"metrics to anyone", func(c *Config) { c.Metrics.RequireRole = "" }, "metrics.requireRole is not set"},
