@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/thiqa/thiqa/ca"
@@ -27,7 +28,8 @@ const placeholder = "PLACEHOLDER"
 // key on the online token; /metrics on the main listener or to anyone;
 // a SoftHSM token; mutual TLS without TLS; a publicBaseURL on a loopback
 // address; an http OpenID Connect issuer; the development token issuer's
-// key; a SQLite store (one node only) or one without FULL durability;
+// key; a PostgreSQL DSN with its password in the file; a SQLite store
+// (one node only) or one without FULL durability;
 // allowed fetch hosts that are this host's own or public addresses; mobile
 // logins without number matching; first signing PINs set without an
 // activation code. Each is said only while the service
@@ -123,6 +125,9 @@ func (c *Config) keepingWarnings(warn func(string, ...any)) {
 	} else if strings.Contains(strings.ToLower(filepath.Base(c.HSM.Module)), "softhsm") {
 		warn("hsm.module is SoftHSM (%q): its keys are files on the host; use the HSM vendor's PKCS#11 module", c.HSM.Module)
 	}
+	if c.Store.Driver == store.DriverPostgres && dsnHasPassword(c.Store.DSN) {
+		warn("store.dsn holds the database password, in the configuration file: put the DSN in an environment variable and name it in store.dsnEnv (e.g. THIQA_DSN), without store.dsn")
+	}
 	if c.Store.Driver == store.DriverSQLite {
 		warn("store.driver is sqlite: one node only; for more than one node use {driver: postgres, dsnEnv: THIQA_DSN}")
 		if strings.EqualFold(c.Store.Synchronous, "NORMAL") {
@@ -182,4 +187,20 @@ func nonNetworkAddress(host string) bool {
 	a = a.Unmap()
 	return a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a.IsMulticast() ||
 		a == netip.AddrFrom4([4]byte{255, 255, 255, 255})
+}
+
+// dsnPasswordKeyword finds a password keyword in a PostgreSQL keyword/value
+// DSN ("host=db user=thiqa password=…").
+var dsnPasswordKeyword = regexp.MustCompile(`(?i)(^|\s)password\s*=`)
+
+// dsnHasPassword reports whether a PostgreSQL DSN, a URL or keyword/value
+// pairs, carries a password.
+func dsnHasPassword(dsn string) bool {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if _, ok := u.User.Password(); ok {
+			return true
+		}
+		return u.Query().Has("password")
+	}
+	return dsnPasswordKeyword.MatchString(dsn)
 }

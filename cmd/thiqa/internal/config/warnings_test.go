@@ -158,3 +158,35 @@ func TestProductionWarningsSQLiteNormal(t *testing.T) {
 		}
 	}
 }
+
+// A PostgreSQL DSN written in the file with its password is named, without
+// the DSN itself; one without a password (peer or certificate
+// authentication, a password file) is not.
+func TestProductionWarningsDSNPassword(t *testing.T) {
+	for _, tc := range []struct {
+		dsn, env string
+		want     bool
+	}{
+		{"postgres://thiqa:s3cret-pw@db.internal:5432/thiqa?sslmode=verify-full", "", true},
+		{"postgresql://thiqa@db.internal/thiqa?password=s3cret-pw", "", true},
+		{"host=db.internal user=thiqa password=s3cret-pw dbname=thiqa", "", true},
+		{"host=db.internal user=thiqa PASSWORD = s3cret-pw", "", true},
+		{"postgres://thiqa:s3cret-pw@db.internal/thiqa", "THIQA_DSN", true}, // still in the file
+		{"postgres://thiqa@db.internal/thiqa?sslmode=verify-full&sslcert=/etc/thiqa/db.crt", "", false},
+		{"host=/run/postgresql user=thiqa passfile=/etc/thiqa/pgpass dbname=thiqa", "", false},
+		{"", "THIQA_DSN", false},
+	} {
+		c := productionConfig(t)
+		c.Store = store.DatabaseConfig{Driver: store.DriverPostgres, DSN: tc.dsn, DSNEnv: tc.env}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%q: %v", tc.dsn, err)
+		}
+		w := strings.Join(c.ProductionWarnings(), "\n")
+		if got := strings.Contains(w, "store.dsn holds the database password"); got != tc.want {
+			t.Errorf("%q (dsnEnv %q): warned %v, want %v:\n%s", tc.dsn, tc.env, got, tc.want, w)
+		}
+		if strings.Contains(w, "s3cret") || strings.Contains(w, "db.internal") {
+			t.Errorf("%q: the DSN is in the warning:\n%s", tc.dsn, w)
+		}
+	}
+}
