@@ -93,8 +93,11 @@ func (c *Config) accessWarnings(warn func(string, ...any)) {
 	if len(c.Auth.MTLS.ClientCAFiles) > 0 && c.TLS == nil {
 		warn("tls is not set while auth.mtls.clientCAFiles is: thiqa then serves plain HTTP and sees no client certificate, so mutual TLS is off; set tls (certFile, keyFile), and let a load balancer in front pass TLS through")
 	}
-	if c.Metrics.Listen == "" {
+	switch {
+	case c.Metrics.Listen == "" && c.Metrics.RequireRole == "":
 		warn("metrics.listen is not set: /metrics is served on the main listener, to whoever reaches it; set an address only the monitoring network reaches (e.g. 10.0.0.5:9464)")
+	case c.Metrics.Listen == "":
+		warn("metrics.listen is not set: /metrics is served on the main listener, where anyone reaching the service can ask for it (metrics.requireRole answers only holders of %s); set an address only the monitoring network reaches (e.g. 10.0.0.5:9464)", c.Metrics.RequireRole)
 	}
 	if c.Metrics.RequireRole == "" {
 		warn("metrics.requireRole is not set: whoever reaches /metrics reads it; set operator, and let Prometheus scrape with a bearer token or a client certificate")

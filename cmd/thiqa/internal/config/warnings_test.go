@@ -98,6 +98,9 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 		}, ""},
 		{"online root, no CA", func(c *Config) { c.CA, c.TSA.Key, c.Identity.Key = ca.Config{}, "", "" }, ""},
 		{"metrics on the main listener", func(c *Config) { c.Metrics.Listen = "" }, "metrics.listen is not set"},
+		// With a role required, the main listener does not serve them to
+		// whoever reaches it: the warning must not say it does.
+		{"metrics on the main listener, role required", func(c *Config) { c.Metrics.Listen = "" }, "(metrics.requireRole answers only holders of operator)"},
 		{"metrics to anyone", func(c *Config) { c.Metrics.RequireRole = "" }, "metrics.requireRole is not set"},
 		{"softhsm section", func(c *Config) { c.HSM.SoftHSM = Default("").HSM.SoftHSM }, "hsm.softhsm is set"},
 		{"softhsm module", func(c *Config) { c.HSM.Module = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so" }, "hsm.module is SoftHSM"},
