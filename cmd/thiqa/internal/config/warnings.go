@@ -106,7 +106,15 @@ func (c *Config) accessWarnings(warn func(string, ...any)) {
 	// over http: revocation.crl refuses https), so its scheme says nothing
 	// wrong; a loopback host does.
 	if u, err := url.Parse(c.PublicBaseURL); err == nil && loopbackHost(u.Hostname()) {
-		warn("publicBaseURL is on this host only (%q): it goes into every certificate (AIA, CRL, OCSP) and the OIDC issuer; set the URL relying parties reach (the load balancer)", c.PublicBaseURL)
+		// Say only where this configuration puts it.
+		into := "the links this deployment hands out"
+		if c.CA.Enabled() {
+			into = "every certificate (AIA, CRL, OCSP)"
+			if c.Identity.Enabled() && c.Identity.Issuer == "" {
+				into += " and the OIDC issuer"
+			}
+		}
+		warn("publicBaseURL is on this host only (%q): it goes into %s; set the URL relying parties reach (the load balancer)", c.PublicBaseURL, into)
 	}
 	if c.CA.Enabled() && c.Identity.Enabled() {
 		iss := c.Identity.IssuerOr(c.PublicBaseURL)

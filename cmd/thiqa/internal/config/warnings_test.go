@@ -108,6 +108,11 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 		{"TLS at the load balancer, no mutual TLS", func(c *Config) { c.TLS, c.Auth.MTLS.ClientCAFiles = nil, nil }, ""},
 		{"loopback publicBaseURL", func(c *Config) { c.PublicBaseURL = "http://127.0.0.1:8080" }, "publicBaseURL is on this host only"},
 		{"localhost publicBaseURL", func(c *Config) { c.PublicBaseURL = "http://localhost" }, "publicBaseURL is on this host only"},
+		// identity.issuer is set: the issuer is not publicBaseURL.
+		{"loopback publicBaseURL, own OIDC issuer", func(c *Config) { c.PublicBaseURL = "http://[::1]:8080" }, "it goes into every certificate (AIA, CRL, OCSP); set"},
+		{"loopback publicBaseURL, no CA", func(c *Config) {
+			c.PublicBaseURL, c.CA, c.TSA.Key, c.Identity.Key = "http://localhost.:8080", ca.Config{}, "", ""
+		}, "it goes into the links this deployment hands out; set"},
 		{"http OIDC issuer", func(c *Config) { c.Identity.Issuer = "http://id.gov.example" }, "identity.issuer is http"},
 		{"OIDC issuer from publicBaseURL", func(c *Config) { c.Identity.Issuer = "" }, "identity.issuer is not set: the OpenID Connect issuer is then publicBaseURL, http"},
 		{"OIDC issuer from publicBaseURL, no digital ID", func(c *Config) { c.Identity.Issuer, c.Identity.Key = "", "" }, ""},
