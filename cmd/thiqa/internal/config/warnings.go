@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/verify"
@@ -99,8 +100,11 @@ func (c *Config) accessWarnings(warn func(string, ...any)) {
 	case c.Metrics.Listen == "":
 		warn("metrics.listen is not set: /metrics is served on the main listener, where anyone reaching the service can ask for it (metrics.requireRole answers only holders of %s); set an address only the monitoring network reaches (e.g. 10.0.0.5:9464)", c.Metrics.RequireRole)
 	}
-	if c.Metrics.RequireRole == "" {
+	switch policies.Role(c.Metrics.RequireRole) {
+	case "":
 		warn("metrics.requireRole is not set: whoever reaches /metrics reads it; set operator, and let Prometheus scrape with a bearer token or a client certificate")
+	case policies.RoleCitizen:
+		warn("metrics.requireRole is citizen: every citizen holding a token reads /metrics; set operator, and let Prometheus scrape with a bearer token or a client certificate")
 	}
 	// publicBaseURL is http:// wherever the CA runs (CRLs are fetched
 	// over http: revocation.crl refuses https), so its scheme says nothing

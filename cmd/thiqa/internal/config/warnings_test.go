@@ -102,6 +102,8 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 		// whoever reaches it: the warning must not say it does.
 		{"metrics on the main listener, role required", func(c *Config) { c.Metrics.Listen = "" }, "(metrics.requireRole answers only holders of operator)"},
 		{"metrics to anyone", func(c *Config) { c.Metrics.RequireRole = "" }, "metrics.requireRole is not set"},
+		{"metrics to every citizen", func(c *Config) { c.Metrics.RequireRole = "citizen" }, "metrics.requireRole is citizen"},
+		{"metrics to registration officers", func(c *Config) { c.Metrics.RequireRole = "registration-officer" }, ""},
 		{"softhsm section", func(c *Config) { c.HSM.SoftHSM = Default("").HSM.SoftHSM }, "hsm.softhsm is set"},
 		{"softhsm module", func(c *Config) { c.HSM.Module = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so" }, "hsm.module is SoftHSM"},
 		{"mutual TLS without TLS", func(c *Config) { c.TLS = nil }, "tls is not set while auth.mtls.clientCAFiles is"},
