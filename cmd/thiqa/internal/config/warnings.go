@@ -124,6 +124,9 @@ func (c *Config) accessWarnings(warn func(string, ...any)) {
 		iss := c.Identity.IssuerOr(c.PublicBaseURL)
 		if u, err := url.Parse(iss); err == nil && u.Scheme == "http" {
 			if c.Identity.Issuer != "" {
+				if u.User != nil {
+					iss = u.Redacted() // a password there is not for the log
+				}
 				warn("identity.issuer is http (%q): the OpenID Connect provider's endpoints, where citizens log in, are plain HTTP; set its https URL that portals reach", iss)
 			} else {
 				warn("identity.issuer is not set: the OpenID Connect issuer is then publicBaseURL, http (%q), and the endpoints where citizens log in are plain HTTP; set identity.issuer to the provider's https URL that portals reach (publicBaseURL stays http for CRLs and OCSP)", iss)

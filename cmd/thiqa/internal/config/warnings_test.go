@@ -116,6 +116,7 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 			c.PublicBaseURL, c.CA, c.TSA.Key, c.Identity.Key = "http://localhost.:8080", ca.Config{}, "", ""
 		}, "it goes into the links this deployment hands out; set"},
 		{"http OIDC issuer", func(c *Config) { c.Identity.Issuer = "http://id.gov.example" }, "identity.issuer is http"},
+		{"http OIDC issuer with a password", func(c *Config) { c.Identity.Issuer = "http://thiqa:s3cret@id.gov.example" }, `identity.issuer is http ("http://thiqa:xxxxx@id.gov.example")`},
 		{"OIDC issuer from publicBaseURL", func(c *Config) { c.Identity.Issuer = "" }, "identity.issuer is not set: the OpenID Connect issuer is then publicBaseURL, http"},
 		{"OIDC issuer from publicBaseURL, no digital ID", func(c *Config) { c.Identity.Issuer, c.Identity.Key = "", "" }, ""},
 		{"development issuer key", func(c *Config) { c.Keys.DevTokenIssuer = "pkcs11:token=thiqa;object=dev-token-issuer" }, "keys.devTokenIssuer is set"},
