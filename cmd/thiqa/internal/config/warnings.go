@@ -169,6 +169,8 @@ func (c *Config) serviceWarnings(warn func(string, ...any)) {
 			}
 			if loopbackHost(host) || nonNetworkAddress(host) {
 				warn("verify.fetchAllowHosts[%d] is %q, an address of this host or of no network (loopback, link-local such as the cloud metadata service, unspecified, multicast): any anonymous upload could make the verifier fetch from it; remove it, and list only responders of trusted CAs on a private network", i, h)
+			} else if metadataAddress(host) {
+				warn("verify.fetchAllowHosts[%d] is %q, the address of a cloud's metadata service (which hands out the instance's credentials): any anonymous upload could make the verifier fetch from it; remove it, and list only responders of trusted CAs on a private network", i, h)
 			} else if a, err := netip.ParseAddr(host); err == nil && verify.PublicAddress(a) {
 				warn("verify.fetchAllowHosts[%d] is %q, a public address, which fetches reach without being listed; remove it, and list only responders of trusted CAs on a private network", i, h)
 			}
@@ -221,4 +223,25 @@ func dsnHasPassword(dsn string) bool {
 		return u.Query().Has("password")
 	}
 	return dsnPasswordKeyword.MatchString(dsn)
+}
+
+// metadataAddresses are the cloud metadata services that sit outside the
+// link-local ranges: AWS's IPv6 endpoint and Alibaba Cloud's (in the
+// shared address space, which private networks use too: only this exact
+// address is named).
+var metadataAddresses = []netip.Addr{netip.MustParseAddr("fd00:ec2::254"), netip.MustParseAddr("100.100.100.200")}
+
+// metadataAddress reports whether host is one of metadataAddresses.
+func metadataAddress(host string) bool {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap().WithZone("")
+	for _, m := range metadataAddresses {
+		if a == m {
+			return true
+		}
+	}
+	return false
 }

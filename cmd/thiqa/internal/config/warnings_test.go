@@ -123,6 +123,9 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 		{"sqlite", func(c *Config) { c.Store = store.DatabaseConfig{Driver: store.DriverSQLite, DSN: "thiqa.db"} }, "store.driver is sqlite: one node only"},
 		{"loopback fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"127.0.0.1:8080"} }, "verify.fetchAllowHosts[0] is \"127.0.0.1:8080\", an address of this host"},
 		{"metadata fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"ocsp.ca.internal", "169.254.169.254"} }, "verify.fetchAllowHosts[1] is \"169.254.169.254\", an address of this host"},
+		{"AWS IPv6 metadata fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"[fd00:ec2::254]:80"} }, "verify.fetchAllowHosts[0] is \"[fd00:ec2::254]:80\", the address of a cloud's metadata service"},
+		{"Alibaba metadata fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"10.1.2.3", "100.100.100.200"} }, "verify.fetchAllowHosts[1] is \"100.100.100.200\", the address of a cloud's metadata service"},
+		{"shared address space fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"100.100.100.201:80"} }, ""},
 		{"localhost fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"localhost:80"} }, "verify.fetchAllowHosts[0] is \"localhost:80\", an address of this host"},
 		{"public fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"[2001:4860:4860::8888]:80"} }, "a public address"},
 		{"loopback fetch host, offline revocation", func(c *Config) {
