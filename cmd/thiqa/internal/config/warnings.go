@@ -25,16 +25,18 @@ const placeholder = "PLACEHOLDER"
 // configuration alone decides. One line each, starting with its YAML key
 // and saying what to do: subject names still marked PLACEHOLDER, which
 // the CA and TSA certificates carry for their whole life once `thiqa init`
-// has made them; a TSA clock declared in sync without any check; a root
-// key on the online token; /metrics on the main listener or to anyone;
-// a SoftHSM token; mutual TLS without TLS; a publicBaseURL on a loopback
-// address; an http OpenID Connect issuer; the development token issuer's
-// key; a PostgreSQL DSN with its password in the file; a SQLite store
-// (one node only) or one without FULL durability;
-// allowed fetch hosts that are this host's own or public addresses; mobile
-// logins without number matching; first signing PINs set without an
-// activation code. Each is said only while the service
-// it concerns is enabled. It is empty unless Production is set.
+// has made them (not an offline root's, whose names are its
+// certificate's); a TSA clock declared in sync without any check; a root
+// key on the online token; /metrics on the main listener, or to anyone or
+// every citizen; a SoftHSM token; mutual TLS without TLS; a publicBaseURL
+// on a loopback address; an http OpenID Connect issuer; the development
+// token issuer's key; a PostgreSQL DSN with its password in the file; a
+// SQLite store (one node only) or one without FULL durability; allowed
+// fetch hosts that are this host's own, a cloud metadata service's or
+// public addresses; mobile logins without number matching; first signing
+// PINs set without an activation code. Each is said only while the
+// service it concerns is enabled. No secret is quoted. It is empty unless
+// Production is set.
 func (c *Config) ProductionWarnings() []string {
 	if !c.Production {
 		return nil
