@@ -92,22 +92,40 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 			c.CA.Root = ca.DefaultConfig().Root
 			c.CA.Root.CommonName, c.CA.Root.Organization = "Root CA", "Trust Services"
 		}, "ca.root is on the online token"},
+		{"offline root with the default subject left in its section", func(c *Config) {
+			c.CA.Root = ca.DefaultConfig().Root
+			c.CA.Root.Key, c.CA.Root.Offline = "", true
+		}, ""},
 		{"online root, no CA", func(c *Config) { c.CA, c.TSA.Key, c.Identity.Key = ca.Config{}, "", "" }, ""},
 		{"metrics on the main listener", func(c *Config) { c.Metrics.Listen = "" }, "metrics.listen is not set"},
+		// With a role required, the main listener does not serve them to
+		// whoever reaches it: the warning must not say it does.
+		{"metrics on the main listener, role required", func(c *Config) { c.Metrics.Listen = "" }, "(metrics.requireRole answers only holders of operator)"},
 		{"metrics to anyone", func(c *Config) { c.Metrics.RequireRole = "" }, "metrics.requireRole is not set"},
+		{"metrics to every citizen", func(c *Config) { c.Metrics.RequireRole = "citizen" }, "metrics.requireRole is citizen"},
+		{"metrics to registration officers", func(c *Config) { c.Metrics.RequireRole = "registration-officer" }, ""},
 		{"softhsm section", func(c *Config) { c.HSM.SoftHSM = Default("").HSM.SoftHSM }, "hsm.softhsm is set"},
 		{"softhsm module", func(c *Config) { c.HSM.Module = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so" }, "hsm.module is SoftHSM"},
 		{"mutual TLS without TLS", func(c *Config) { c.TLS = nil }, "tls is not set while auth.mtls.clientCAFiles is"},
 		{"TLS at the load balancer, no mutual TLS", func(c *Config) { c.TLS, c.Auth.MTLS.ClientCAFiles = nil, nil }, ""},
 		{"loopback publicBaseURL", func(c *Config) { c.PublicBaseURL = "http://127.0.0.1:8080" }, "publicBaseURL is on this host only"},
 		{"localhost publicBaseURL", func(c *Config) { c.PublicBaseURL = "http://localhost" }, "publicBaseURL is on this host only"},
+		// identity.issuer is set: the issuer is not publicBaseURL.
+		{"loopback publicBaseURL, own OIDC issuer", func(c *Config) { c.PublicBaseURL = "http://[::1]:8080" }, "it goes into every certificate (AIA, CRL, OCSP); set"},
+		{"loopback publicBaseURL, no CA", func(c *Config) {
+			c.PublicBaseURL, c.CA, c.TSA.Key, c.Identity.Key = "http://localhost.:8080", ca.Config{}, "", ""
+		}, "it goes into the links this deployment hands out; set"},
 		{"http OIDC issuer", func(c *Config) { c.Identity.Issuer = "http://id.gov.example" }, "identity.issuer is http"},
+		{"http OIDC issuer with a password", func(c *Config) { c.Identity.Issuer = "http://thiqa:s3cret@id.gov.example" }, `identity.issuer is http ("http://thiqa:xxxxx@id.gov.example")`},
 		{"OIDC issuer from publicBaseURL", func(c *Config) { c.Identity.Issuer = "" }, "identity.issuer is not set: the OpenID Connect issuer is then publicBaseURL, http"},
 		{"OIDC issuer from publicBaseURL, no digital ID", func(c *Config) { c.Identity.Issuer, c.Identity.Key = "", "" }, ""},
 		{"development issuer key", func(c *Config) { c.Keys.DevTokenIssuer = "pkcs11:token=thiqa;object=dev-token-issuer" }, "keys.devTokenIssuer is set"},
 		{"sqlite", func(c *Config) { c.Store = store.DatabaseConfig{Driver: store.DriverSQLite, DSN: "thiqa.db"} }, "store.driver is sqlite: one node only"},
 		{"loopback fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"127.0.0.1:8080"} }, "verify.fetchAllowHosts[0] is \"127.0.0.1:8080\", an address of this host"},
 		{"metadata fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"ocsp.ca.internal", "169.254.169.254"} }, "verify.fetchAllowHosts[1] is \"169.254.169.254\", an address of this host"},
+		{"AWS IPv6 metadata fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"[fd00:ec2::254]:80"} }, "verify.fetchAllowHosts[0] is \"[fd00:ec2::254]:80\", the address of a cloud's metadata service"},
+		{"Alibaba metadata fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"10.1.2.3", "100.100.100.200"} }, "verify.fetchAllowHosts[1] is \"100.100.100.200\", the address of a cloud's metadata service"},
+		{"shared address space fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"100.100.100.201:80"} }, ""},
 		{"localhost fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"localhost:80"} }, "verify.fetchAllowHosts[0] is \"localhost:80\", an address of this host"},
 		{"public fetch host", func(c *Config) { c.Verify.FetchAllowHosts = []string{"[2001:4860:4860::8888]:80"} }, "a public address"},
 		{"loopback fetch host, offline revocation", func(c *Config) {
@@ -151,6 +169,38 @@ func TestProductionWarningsSQLiteNormal(t *testing.T) {
 	for _, want := range []string{"store.driver is sqlite: one node only", "store.synchronous is NORMAL"} {
 		if !strings.Contains(w, want) {
 			t.Errorf("no %q:\n%s", want, w)
+		}
+	}
+}
+
+// A PostgreSQL DSN written in the file with its password is named, without
+// the DSN itself; one without a password (peer or certificate
+// authentication, a password file) is not.
+func TestProductionWarningsDSNPassword(t *testing.T) {
+	for _, tc := range []struct {
+		dsn, env string
+		want     bool
+	}{
+		{"postgres://thiqa:s3cret-pw@db.internal:5432/thiqa?sslmode=verify-full", "", true},
+		{"postgresql://thiqa@db.internal/thiqa?password=s3cret-pw", "", true},
+		{"host=db.internal user=thiqa password=s3cret-pw dbname=thiqa", "", true},
+		{"host=db.internal user=thiqa PASSWORD = s3cret-pw", "", true},
+		{"postgres://thiqa:s3cret-pw@db.internal/thiqa", "THIQA_DSN", true}, // still in the file
+		{"postgres://thiqa@db.internal/thiqa?sslmode=verify-full&sslcert=/etc/thiqa/db.crt", "", false},
+		{"host=/run/postgresql user=thiqa passfile=/etc/thiqa/pgpass dbname=thiqa", "", false},
+		{"", "THIQA_DSN", false},
+	} {
+		c := productionConfig(t)
+		c.Store = store.DatabaseConfig{Driver: store.DriverPostgres, DSN: tc.dsn, DSNEnv: tc.env}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("%q: %v", tc.dsn, err)
+		}
+		w := strings.Join(c.ProductionWarnings(), "\n")
+		if got := strings.Contains(w, "store.dsn holds the database password"); got != tc.want {
+			t.Errorf("%q (dsnEnv %q): warned %v, want %v:\n%s", tc.dsn, tc.env, got, tc.want, w)
+		}
+		if strings.Contains(w, "s3cret") || strings.Contains(w, "db.internal") {
+			t.Errorf("%q: the DSN is in the warning:\n%s", tc.dsn, w)
 		}
 	}
 }
