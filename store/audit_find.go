@@ -13,17 +13,42 @@ import (
 // The store runs `thiqa audit find`'s searches.
 var _ audit.RecordFinder = (*DB)(nil)
 
-// FindAuditRecords implements audit.RecordFinder: one statement with
-// every condition of q, ordered by seq and cut at q.Limit.
+// FindAuditRecords implements audit.RecordFinder: every condition of q,
+// ordered by seq and cut at q.Limit.
 //
 // A search by object, actor or action reads the index on (object, seq),
 // (actor, seq) or (action, seq) (migrations 0011, 0018, 0030) in seq
-// order and stops at the limit (see findQuery); otherwise (time,
-// outcome, seqs alone) the primary key is walked in q's order from the
-// newest (or the oldest) record, each record tested, until the limit is
-// reached (docs/operations.md, "Finding audit records", has the figures).
+// order and stops at the limit (see findQuery). A search by time (since,
+// until or both; with an outcome or a first seq, but no object, actor,
+// action or seq) first reads the newest (or the oldest) few records, as
+// many as findProbeRows(q.Limit): when the limit matches among them, that
+// is the answer (a window that reaches the head, say). Otherwise it reads
+// the seqs of the window's records from the index on (at_unix_ns, seq)
+// (migration 0031), an index-only read as long as the window, and walks
+// the primary key only between the lowest and the highest of them (see
+// findWindowQuery): the cost of the window, not of the log. Nodes' clocks
+// differ, so times are only roughly in seq order: the range is the lowest
+// and the highest seq found, not the seqs of the first and last times,
+// and the answer is the one of the plain walk. Outcome or seqs alone walk
+// the primary key from the newest (or the oldest) record, each record
+// tested, until the limit is reached (docs/operations.md, "Finding audit
+// records", has the figures).
 func (db *DB) FindAuditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
-	s, args := findQuery(db.dialect, q)
+	if !byWindow(q) {
+		s, args := findQuery(db.dialect, q)
+		return db.findRecords(ctx, s, args)
+	}
+	s, args := findProbeQuery(q)
+	out, err := db.findRecords(ctx, s, args)
+	if err != nil || len(out) >= q.Limit {
+		return out, err
+	}
+	s, args = findWindowQuery(db.dialect, q)
+	return db.findRecords(ctx, s, args)
+}
+
+// findRecords runs one of FindAuditRecords' statements.
+func (db *DB) findRecords(ctx context.Context, s string, args []any) ([]audit.Record, error) {
 	rows, err := db.query(ctx, s, args...)
 	if err != nil {
 		return nil, mapErr("store: searching the audit log", err)
@@ -58,37 +83,8 @@ const findColumns = "seq, at_unix_ns, actor, action, object, outcome, details, p
 // Trail does for objects: one "action IN (…) ORDER BY seq" would read and
 // sort every record of every action named).
 func findQuery(dialect string, q audit.Query) (string, []any) {
-	var where []string
-	var args []any
-	cond := func(c string, v any) {
-		where = append(where, c)
-		args = append(args, v)
-	}
-	if q.Seq > 0 {
-		cond("seq = ?", q.Seq)
-	}
-	if q.FromSeq > 0 {
-		cond("seq >= ?", q.FromSeq)
-	}
-	if q.Object != "" {
-		cond("object = ?", q.Object)
-	}
-	if q.Actor != "" {
-		cond("actor = ?", q.Actor)
-	}
-	if q.Outcome != "" {
-		cond("outcome = ?", q.Outcome)
-	}
-	if !q.Since.IsZero() {
-		cond("at_unix_ns >= ?", q.Since.UnixNano())
-	}
-	if !q.Until.IsZero() {
-		cond("at_unix_ns < ?", q.Until.UnixNano())
-	}
-	order := " ORDER BY seq DESC"
-	if q.OldestFirst {
-		order = " ORDER BY seq"
-	}
+	where, args := findWhere(q, true, "at_unix_ns")
+	order := findOrder(q)
 	byIndex := q.Object != "" || q.Actor != "" || q.Seq > 0
 	switch {
 	case len(q.Actions) == 0:
@@ -102,7 +98,8 @@ func findQuery(dialect string, q audit.Query) (string, []any) {
 			args = append(args, a)
 		}
 	case len(q.Actions) == 1:
-		cond("action = ?", q.Actions[0])
+		where = append(where, "action = ?")
+		args = append(args, q.Actions[0])
 	default:
 		return findActionsQuery(q, where, args, order)
 	}
@@ -133,4 +130,118 @@ func findActionsQuery(q audit.Query, where []string, args []any, order string) (
 	}
 	b.WriteString(") AS f" + order + " LIMIT ?")
 	return b.String(), append(all, q.Limit)
+}
+
+// findWhere returns the conditions of q but its actions, and their
+// arguments: the seqs with withSeqs, the time as at (the column, or an
+// expression of it that keeps a planner off its index).
+func findWhere(q audit.Query, withSeqs bool, at string) ([]string, []any) {
+	var where []string
+	var args []any
+	cond := func(c string, v any) {
+		where = append(where, c)
+		args = append(args, v)
+	}
+	if withSeqs && q.Seq > 0 {
+		cond("seq = ?", q.Seq)
+	}
+	if withSeqs && q.FromSeq > 0 {
+		cond("seq >= ?", q.FromSeq)
+	}
+	if q.Object != "" {
+		cond("object = ?", q.Object)
+	}
+	if q.Actor != "" {
+		cond("actor = ?", q.Actor)
+	}
+	if q.Outcome != "" {
+		cond("outcome = ?", q.Outcome)
+	}
+	if !q.Since.IsZero() {
+		cond(at+" >= ?", q.Since.UnixNano())
+	}
+	if !q.Until.IsZero() {
+		cond(at+" < ?", q.Until.UnixNano())
+	}
+	return where, args
+}
+
+// findOrder is the ORDER BY of q's order.
+func findOrder(q audit.Query) string {
+	if q.OldestFirst {
+		return " ORDER BY seq"
+	}
+	return " ORDER BY seq DESC"
+}
+
+// byWindow reports whether FindAuditRecords reads q's records by their
+// time: since or until, and no object, actor, action or seq (which have
+// their indexes).
+func byWindow(q audit.Query) bool {
+	return (!q.Since.IsZero() || !q.Until.IsZero()) && q.Object == "" && q.Actor == "" && q.Seq == 0 && len(q.Actions) == 0
+}
+
+// findProbeRows is how many of the newest (or oldest) records a search by
+// time reads first, for a limit: a few hundred microseconds on either
+// database, against the read of the window's index entries.
+func findProbeRows(limit int) int { return 1000 + 4*limit }
+
+// findProbeQuery returns the statement that reads q's records among the
+// findProbeRows newest (or oldest, from q.FromSeq) records, in q's order,
+// cut at q.Limit. The limit-th match found among them is the limit-th of
+// the log: when that many match, they are FindAuditRecords' answer.
+func findProbeQuery(q audit.Query) (string, []any) {
+	order := findOrder(q)
+	inner := "SELECT " + findColumns + " FROM audit_log"
+	var args []any
+	if q.FromSeq > 0 {
+		inner += " WHERE seq >= ?"
+		args = append(args, q.FromSeq)
+	}
+	inner += order + " LIMIT ?"
+	args = append(args, findProbeRows(q.Limit))
+	where, wargs := findWhere(q, false, "at_unix_ns")
+	s := "SELECT " + findColumns + " FROM (" + inner + ") AS p"
+	if len(where) > 0 {
+		s += " WHERE " + strings.Join(where, " AND ")
+	}
+	return s + order + " LIMIT ?", append(append(args, wargs...), q.Limit)
+}
+
+// findWindowQuery returns the statement of a search by time (byWindow):
+// the primary key walked in q's order, with every condition of q, between
+// the lowest seq of the records of the window (since given) and the
+// highest (until given), each read from the index on (at_unix_ns, seq).
+// A one-sided window bounds one side: past the other, the records are
+// the log's head (since) or its start (until), in the window anyway.
+//
+// Each bound is min(seq + 0) or max(seq + 0): on min(seq) or max(seq)
+// both planners may walk the primary key from an end until the first
+// record in the window (SQLite does so without statistics; PostgreSQL
+// does when it takes time and seq for independent), the whole log before
+// a window in the past. In the walk, the time is read as +at_unix_ns
+// (SQLite) or at_unix_ns + 0 (PostgreSQL), which keeps the planner off
+// the index on time: read through it, every record of the window would
+// be read and sorted, where the walk stops at the limit.
+func findWindowQuery(dialect string, q audit.Query) (string, []any) {
+	at := "at_unix_ns + 0"
+	if dialect == DriverSQLite {
+		at = "+at_unix_ns"
+	}
+	tw, targs := findWhere(audit.Query{Since: q.Since, Until: q.Until}, false, "at_unix_ns")
+	bound := "(SELECT %s(seq + 0) FROM audit_log WHERE " + strings.Join(tw, " AND ") + ")"
+	var where []string
+	var args []any
+	if !q.Since.IsZero() {
+		where = append(where, "seq >= "+fmt.Sprintf(bound, "min"))
+		args = append(args, targs...)
+	}
+	if !q.Until.IsZero() {
+		where = append(where, "seq <= "+fmt.Sprintf(bound, "max"))
+		args = append(args, targs...)
+	}
+	w, wargs := findWhere(q, true, at)
+	where = append(where, w...)
+	args = append(args, wargs...)
+	return "SELECT " + findColumns + " FROM audit_log WHERE " + strings.Join(where, " AND ") + findOrder(q) + " LIMIT ?", append(args, q.Limit)
 }

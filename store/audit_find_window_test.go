@@ -1,0 +1,224 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store"
+	"github.com/thiqa/thiqa/store/storetest"
+)
+
+// skewLog appends n records made by three nodes whose clocks differ: seq
+// s is made about s seconds after findBase by node s%3, whose clock is 0,
+// 40 s behind or 25 s ahead; so times go backwards across seqs, and the
+// first and last records of a window by time are not its lowest and
+// highest seqs. One record in seven is a failure. It returns the times
+// by seq (index seq-1).
+func skewLog(t testing.TB, db *store.DB, n int) []time.Time {
+	t.Helper()
+	skew := []time.Duration{0, -40 * time.Second, 25 * time.Second}
+	at := make([]time.Time, n)
+	for i := range at {
+		seq := i + 1
+		at[i] = findBase.Add(time.Duration(seq)*time.Second + skew[seq%3])
+	}
+	err := db.AppendAuditRecords(context.Background(), func(h audit.Head) ([]audit.Record, error) {
+		recs := make([]audit.Record, n)
+		prev := h.Hash
+		for i := range recs {
+			seq := h.Seq + int64(i) + 1
+			r := audit.Record{Seq: seq, Time: at[i], Actor: fmt.Sprintf("node:%d", seq%3), Action: "identity.login",
+				Object: "client", Outcome: audit.OutcomeSuccess, Details: []byte(`{}`), PrevHash: prev}
+			if seq%7 == 0 {
+				r.Outcome = audit.OutcomeFailure
+			}
+			r.Hash = audit.HashRecord(r)
+			prev = r.Hash
+			recs[i] = r
+		}
+		return recs, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
+}
+
+// wantFound is the answer to q (time, outcome, first seq, order, limit)
+// over all, the log in seq order: what the plain walk of the primary key
+// returns.
+func wantFound(all []audit.Record, q audit.Query) []int64 {
+	out := []int64{}
+	for i := range all {
+		r := all[i]
+		if !q.OldestFirst {
+			r = all[len(all)-1-i]
+		}
+		if len(out) == q.Limit {
+			break
+		}
+		if (q.Since.IsZero() || !r.Time.Before(q.Since)) && (q.Until.IsZero() || r.Time.Before(q.Until)) &&
+			(q.Outcome == "" || r.Outcome == q.Outcome) && r.Seq >= q.FromSeq {
+			out = append(out, r.Seq)
+		}
+	}
+	return out
+}
+
+// TestFindByWindowSkewedClocks checks searches by time alone against the
+// plain walk of the log, on a log whose times are out of seq order (three
+// nodes' clocks): windows whose edges fall on records' times (since
+// inclusive, until exclusive), a nanosecond either side, between records,
+// before and after the log, one-sided and empty; both orders, several
+// limits, with an outcome and a first seq. The window's statement is
+// checked on its own too (the log is small enough for the first read of
+// FindAuditRecords to answer most of them), so that a seq range taken
+// from the records first and last by time, not the lowest and highest
+// seqs, fails.
+func TestFindByWindowSkewedClocks(t *testing.T) {
+	const n = 300
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			at := skewLog(t, db, n)
+			all, err := db.FindAuditRecords(ctx, audit.Query{Limit: audit.MaxFindLimit, OldestFirst: true})
+			if err != nil || len(all) != n {
+				t.Fatalf("reading the log: %d records, %v", len(all), err)
+			}
+			var edges []time.Time
+			for _, seq := range []int{1, 3, 60, 61, 151, 299, 300} {
+				edges = append(edges, at[seq-1], at[seq-1].Add(time.Nanosecond), at[seq-1].Add(-time.Nanosecond))
+			}
+			edges = append(edges, findBase.Add(-time.Hour), findBase.Add(time.Hour), findBase.Add(100*time.Second+time.Millisecond))
+			slices.SortFunc(edges, func(a, b time.Time) int { return a.Compare(b) })
+			edges = slices.CompactFunc(edges, time.Time.Equal)
+			var windows [][2]time.Time
+			for i, s := range edges {
+				windows = append(windows, [2]time.Time{s, {}}, [2]time.Time{{}, s})
+				for _, u := range edges[i+1:] {
+					windows = append(windows, [2]time.Time{s, u})
+				}
+			}
+			var checked, empty, fullWindow int
+			for _, w := range windows {
+				for _, o := range []struct {
+					outcome string
+					from    int64
+				}{{"", 0}, {audit.OutcomeFailure, 0}, {"", 100}} {
+					for _, oldest := range []bool{false, true} {
+						for _, limit := range []int{2, 1000} {
+							q := audit.Query{Since: w[0], Until: w[1], Outcome: o.outcome, FromSeq: o.from, OldestFirst: oldest, Limit: limit}
+							want := wantFound(all, q)
+							got, err := db.FindAuditRecords(ctx, q)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if s := seqs(got); !slices.Equal(s, want) {
+								t.Fatalf("%s: FindAuditRecords got %v, want %v", describe(q), s, want)
+							}
+							s, args := store.FindWindowQuery(d.Name, q)
+							got, err = db.FindRecords(ctx, s, args)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if s := seqs(got); !slices.Equal(s, want) {
+								t.Fatalf("%s: the window's statement got %v, want %v", describe(q), s, want)
+							}
+							checked++
+							if len(want) == 0 {
+								empty++
+							} else if len(want) < limit {
+								fullWindow++
+							}
+						}
+					}
+				}
+			}
+			if empty == 0 || fullWindow == 0 {
+				t.Fatalf("%d searches, %d empty, %d whole windows: the cases miss some", checked, empty, fullWindow)
+			}
+		})
+	}
+}
+
+// describe prints a query's time bounds readably.
+func describe(q audit.Query) string {
+	f := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Sub(findBase).String()
+	}
+	return fmt.Sprintf("since %s until %s outcome %q from %d oldest %v limit %d", f(q.Since), f(q.Until), q.Outcome, q.FromSeq, q.OldestFirst, q.Limit)
+}
+
+// TestFindByWindowUsesIndex checks the plan of a search by time alone:
+// the window's lowest and highest seqs are read from the index on
+// (at_unix_ns, seq) (migration 0031), and the primary key is walked
+// between them; neither database reads the whole table or sorts.
+func TestFindByWindowUsesIndex(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			skewLog(t, db, 5000)
+			if d.Name == store.DriverPostgres {
+				if err := db.ExecTx(ctx, "ANALYZE audit_log"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			since, until := findBase.Add(1000*time.Second), findBase.Add(1100*time.Second)
+			for _, q := range []audit.Query{
+				{Since: since, Until: until, Limit: 51},
+				{Since: since, Until: until, Limit: 51, OldestFirst: true},
+				{Since: since, Until: until, Outcome: audit.OutcomeFailure, Limit: 51},
+				// One-sided windows of a fiftieth of the log (a wide one
+				// is as well read whole: PostgreSQL may then read the
+				// table for the bound, as long as the window anyway).
+				{Since: findBase.Add(4900 * time.Second), Limit: 51, OldestFirst: true},
+				{Until: findBase.Add(100 * time.Second), Limit: 51},
+				{Since: since, Until: until, FromSeq: 1050, Limit: 51},
+			} {
+				s, args := store.FindWindowQuery(d.Name, q)
+				var lines []string
+				var err error
+				if d.Name == store.DriverPostgres {
+					lines, err = db.QueryLines(ctx, "EXPLAIN (COSTS OFF) "+s, args...)
+				} else {
+					lines, err = db.QueryLines(ctx, "EXPLAIN QUERY PLAN "+s, args...)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				plan := strings.Join(lines, "\n")
+				bounds := 0
+				if !q.Since.IsZero() {
+					bounds++
+				}
+				if !q.Until.IsZero() {
+					bounds++
+				}
+				if got := strings.Count(plan, "audit_log_at"); got != bounds {
+					t.Errorf("%s: %d reads of audit_log_at, want %d:\n%s", describe(q), got, bounds, plan)
+				}
+				if d.Name == store.DriverPostgres {
+					if strings.Contains(plan, "Seq Scan") || strings.Contains(plan, "Sort") || !strings.HasPrefix(strings.TrimSpace(lines[0]), "Limit") ||
+						!strings.Contains(plan, "Index Scan") || !strings.Contains(plan, "audit_log_pkey") {
+						t.Errorf("%s: the plan does not walk the primary key between the bounds:\n%s", describe(q), plan)
+					}
+					continue
+				}
+				if strings.Contains(plan, "SCAN audit_log") || strings.Contains(plan, "TEMP B-TREE") ||
+					!strings.Contains(plan, "SEARCH audit_log USING INTEGER PRIMARY KEY (rowid") {
+					t.Errorf("%s: the plan does not walk the primary key between the bounds:\n%s", describe(q), plan)
+				}
+			}
+		})
+	}
+}
