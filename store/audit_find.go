@@ -22,7 +22,8 @@ var _ audit.RecordFinder = (*DB)(nil)
 // until or both; with an outcome or a first seq, but no object, actor,
 // action or seq) first reads the newest (or the oldest) few records, as
 // many as findProbeRows(q.Limit): when the limit matches among them, that
-// is the answer (a window that reaches the head, say). Otherwise it reads
+// is the answer (a window that reaches the head, say; a limit below 1
+// skips this read). Otherwise it reads
 // the seqs of the window's records from the index on (at_unix_ns, seq)
 // (migration 0031), an index-only read as long as the window, and walks
 // the primary key only between the lowest and the highest of them (see
@@ -38,12 +39,14 @@ func (db *DB) FindAuditRecords(ctx context.Context, q audit.Query) ([]audit.Reco
 		s, args := findQuery(db.dialect, q)
 		return db.findRecords(ctx, s, args)
 	}
-	s, args := findProbeQuery(q)
-	out, err := db.findRecords(ctx, s, args)
-	if err != nil || len(out) >= q.Limit {
-		return out, err
+	if q.Limit > 0 {
+		s, args := findProbeQuery(q)
+		out, err := db.findRecords(ctx, s, args)
+		if err != nil || len(out) >= q.Limit {
+			return out, err
+		}
 	}
-	s, args = findWindowQuery(db.dialect, q)
+	s, args := findWindowQuery(db.dialect, q)
 	return db.findRecords(ctx, s, args)
 }
 

@@ -25,7 +25,9 @@ import (
 // hand:
 //
 //	THIQA_BENCH_AUDIT_ROWS=1000000 scripts/testenv.sh \
-//	  go test -count=1 -run '^$' -bench BenchmarkAuditFindAtScale -benchtime 1x -timeout 1h ./store/
+//	  go test -v -count=1 -run '^$' -bench BenchmarkAuditFindAtScale -benchtime 1x -timeout 1h ./store/
+//
+// (-v: without it, the benchmark's output is cut after ten lines.)
 func BenchmarkAuditFindAtScale(b *testing.B) {
 	rows := envInt(b, "THIQA_BENCH_AUDIT_ROWS", 100_000)
 	for _, d := range storetest.Dialects() {
