@@ -161,8 +161,10 @@ func describe(q audit.Query) string {
 // TestFindByWindowUsesIndex checks the plan of a search by time alone:
 // the window's lowest and highest seqs are read from the index on
 // (at_unix_ns, seq) (migration 0031), and the primary key is walked
-// between them; neither database reads the whole table or sorts. (And,
-// on SQLite, a negative limit returns the whole window.)
+// between them; neither database reads the whole table or sorts. On this
+// log, larger than the first read of the newest (oldest) records, windows
+// that read reaches in part get the plain walk's answer, and (SQLite) a
+// negative limit the whole window.
 func TestFindByWindowUsesIndex(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -185,6 +187,24 @@ func TestFindByWindowUsesIndex(t *testing.T) {
 				want, werr := db.FindRecords(ctx, ps, pargs)
 				if err != nil || werr != nil || len(want) < 50 || !slices.Equal(seqs(got), seqs(want)) {
 					t.Fatalf("limit -1: %d records (%v), want %d (%v)", len(got), err, len(want), werr)
+				}
+			}
+			// Windows that the first read (the newest or oldest 1,204
+			// records, for a limit of 51) reaches only in part: the
+			// answer is still the plain walk's, not the few it found.
+			sec := func(s int) time.Time { return findBase.Add(time.Duration(s) * time.Second) }
+			for _, edge := range []int{3790, 3800, 3810, 3830, 3850} {
+				for _, q := range []audit.Query{
+					{Since: sec(3000), Until: sec(edge), Limit: 51},
+					{Since: sec(3000), Until: sec(edge), Limit: 51, Outcome: audit.OutcomeFailure},
+					{Since: sec(edge - 2600), Until: sec(2000), Limit: 51, OldestFirst: true},
+				} {
+					got, err := db.FindAuditRecords(ctx, q)
+					ps, pargs := store.FindQuery(d.Name, q)
+					want, werr := db.FindRecords(ctx, ps, pargs)
+					if err != nil || werr != nil || !slices.Equal(seqs(got), seqs(want)) {
+						t.Fatalf("%s: got %v (%v), want %v (%v)", describe(q), seqs(got), err, seqs(want), werr)
+					}
 				}
 			}
 			since, until := findBase.Add(1000*time.Second), findBase.Add(1100*time.Second)
