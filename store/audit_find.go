@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,34 +21,76 @@ var _ audit.RecordFinder = (*DB)(nil)
 // (actor, seq) or (action, seq) (migrations 0011, 0018, 0030) in seq
 // order and stops at the limit (see findQuery). A search by time (since,
 // until or both; with an outcome or a first seq, but no object, actor,
-// action or seq) first reads the newest (or the oldest) few records, as
-// many as findProbeRows(q.Limit): when the limit matches among them, that
-// is the answer (a window that reaches the head, say; a limit below 1
-// skips this read). Otherwise it reads
-// the seqs of the window's records from the index on (at_unix_ns, seq)
-// (migration 0031), an index-only read as long as the window, and walks
-// the primary key only between the lowest and the highest of them (see
-// findWindowQuery): the cost of the window, not of the log. Nodes' clocks
-// differ, so times are only roughly in seq order: the range is the lowest
-// and the highest seq found, not the seqs of the first and last times,
-// and the answer is the one of the plain walk. Outcome or seqs alone walk
-// the primary key from the newest (or the oldest) record, each record
-// tested, until the limit is reached (docs/operations.md, "Finding audit
-// records", has the figures).
+// action or seq) reads, in rounds (findByWindow), the newest (or the
+// oldest) records and the window's entries of the index on (at_unix_ns,
+// seq) (migration 0031), more of both each round, until the first give
+// the limit or the second the whole window, whose lowest and highest seqs
+// bound a walk of the primary key: the cost of the shorter of the two,
+// the window or the walk to it, not of the log. Nodes' clocks differ, so
+// times are only roughly in seq order: the range is the lowest and the
+// highest seq found, not the seqs of the first and last times, and the
+// answer is the one of the plain walk. Outcome or seqs alone walk the
+// primary key from the newest (or the oldest) record, each record tested,
+// until the limit is reached (docs/operations.md, "Finding audit records",
+// has the figures).
 func (db *DB) FindAuditRecords(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	if !byWindow(q) {
 		s, args := findQuery(db.dialect, q)
 		return db.findRecords(ctx, s, args)
 	}
-	if q.Limit > 0 {
-		s, args := findProbeQuery(q)
-		out, err := db.findRecords(ctx, s, args)
+	if q.Limit <= 0 {
+		s, args := findWindowQuery(db.dialect, q)
+		return db.findRecords(ctx, s, args)
+	}
+	return db.findByWindow(ctx, q)
+}
+
+// findByWindow answers a search by time (byWindow, a limit above 0) in
+// rounds, in one read-only transaction (one snapshot: a record appended
+// or archived meanwhile is in all of its reads or in none). Each round
+// reads n of the records at the start of q's walk (findProbeQuery): when
+// the limit matches among them, that is the answer. Otherwise it reads
+// at most findWindowEntries(n) of the window's index entries
+// (findSpanQuery): when that is all of them, their lowest and highest
+// seqs bound the walk (findRangeQuery), which is the answer. Otherwise n
+// grows findGrowth times and the next round runs.
+//
+// Either read alone can cost the whole log: the walk for a window far
+// from the start of q's order (a day in the past, newest first), the
+// index for a wide window near it (--until an hour ago, newest first:
+// everything before it). Both grown together, the search costs a few
+// times the cheaper of the two, never both whole.
+func (db *DB) findByWindow(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	opts := &sql.TxOptions{ReadOnly: true}
+	if db.dialect == DriverPostgres {
+		opts.Isolation = sql.LevelRepeatableRead
+	}
+	tx, err := db.r.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, mapErr("store: searching the audit log", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for n := findProbeRows(q.Limit); ; n *= findGrowth {
+		s, args := findProbeQuery(q, n)
+		out, err := db.findRecordsIn(ctx, tx, s, args)
 		if err != nil || len(out) >= q.Limit {
 			return out, err
 		}
+		s, args = findSpanQuery(q, findWindowEntries(n))
+		var entries int
+		var lo, hi sql.NullInt64
+		if err := tx.QueryRowContext(ctx, db.rebind(s), args...).Scan(&entries, &lo, &hi); err != nil {
+			return nil, mapErr("store: searching the audit log", err)
+		}
+		switch {
+		case entries > findWindowEntries(n):
+			continue
+		case entries == 0:
+			return nil, nil
+		}
+		s, args = findRangeQuery(db.dialect, q, lo.Int64, hi.Int64)
+		return db.findRecordsIn(ctx, tx, s, args)
 	}
-	s, args := findWindowQuery(db.dialect, q)
-	return db.findRecords(ctx, s, args)
 }
 
 // findRecords runs one of FindAuditRecords' statements.
@@ -56,6 +99,20 @@ func (db *DB) findRecords(ctx context.Context, s string, args []any) ([]audit.Re
 	if err != nil {
 		return nil, mapErr("store: searching the audit log", err)
 	}
+	return scanFound(rows)
+}
+
+// findRecordsIn runs one of findByWindow's statements in its transaction.
+func (db *DB) findRecordsIn(ctx context.Context, tx *sql.Tx, s string, args []any) ([]audit.Record, error) {
+	rows, err := tx.QueryContext(ctx, db.rebind(s), args...)
+	if err != nil {
+		return nil, mapErr("store: searching the audit log", err)
+	}
+	return scanFound(rows)
+}
+
+// scanFound reads the records of one of FindAuditRecords' statements.
+func scanFound(rows *sql.Rows) ([]audit.Record, error) {
 	defer rows.Close()
 	var out []audit.Record
 	for rows.Next() {
@@ -189,11 +246,23 @@ func byWindow(q audit.Query) bool {
 // database, against the read of the window's index entries.
 func findProbeRows(limit int) int { return 1000 + 4*limit }
 
-// findProbeQuery returns the statement that reads q's records among the
-// findProbeRows newest (or oldest, from q.FromSeq) records, in q's order,
-// cut at q.Limit. The limit-th match found among them is the limit-th of
-// the log: when that many match, they are FindAuditRecords' answer.
-func findProbeQuery(q audit.Query) (string, []any) {
+// findGrowth is how many times more records and index entries each round
+// of findByWindow reads than the round before.
+const findGrowth = 4
+
+// findWindowEntries is how many of the window's index entries a round of
+// findByWindow reads, at most, for n records read at the start of the
+// walk: an index entry (a time and a seq) costs a fraction of a record
+// (a fourth on PostgreSQL, a tenth on SQLite: docs/benchmarks.md,
+// "Finding audit records by time"), so a window of a day in the past of
+// a busy log is read whole in the second round.
+func findWindowEntries(n int) int { return 16 * n }
+
+// findProbeQuery returns the statement that reads q's records among the n
+// newest (or oldest, from q.FromSeq) records, in q's order, cut at
+// q.Limit. The limit-th match found among them is the limit-th of the
+// log: when that many match, they are FindAuditRecords' answer.
+func findProbeQuery(q audit.Query, n int) (string, []any) {
 	order := findOrder(q)
 	inner := "SELECT " + findColumns + " FROM audit_log"
 	var args []any
@@ -202,7 +271,7 @@ func findProbeQuery(q audit.Query) (string, []any) {
 		args = append(args, q.FromSeq)
 	}
 	inner += order + " LIMIT ?"
-	args = append(args, findProbeRows(q.Limit))
+	args = append(args, n)
 	where, wargs := findWhere(q, false, "at_unix_ns")
 	s := "SELECT " + findColumns + " FROM (" + inner + ") AS p"
 	if len(where) > 0 {
@@ -211,7 +280,41 @@ func findProbeQuery(q audit.Query) (string, []any) {
 	return s + order + " LIMIT ?", append(append(args, wargs...), q.Limit)
 }
 
-// findWindowQuery returns the statement of a search by time (byWindow):
+// findSpanQuery returns the statement that reads at most most+1 of the
+// index entries of q's window (on (at_unix_ns, seq), in time order) and
+// answers how many it read, their lowest and their highest seq. When it
+// read most or fewer, they are all of the window's: every record whose
+// time is in the window has a seq between those two, whatever the order
+// of times across seqs (nodes' clocks differ).
+func findSpanQuery(q audit.Query, most int) (string, []any) {
+	tw, targs := findWhere(audit.Query{Since: q.Since, Until: q.Until}, false, "at_unix_ns")
+	return "SELECT count(*), min(seq), max(seq) FROM (SELECT seq FROM audit_log WHERE " + strings.Join(tw, " AND ") +
+		" ORDER BY at_unix_ns LIMIT ?) AS w", append(targs, most+1)
+}
+
+// findRangeQuery returns the statement that walks the primary key in q's
+// order between seqs lo and hi (both included), with every condition of
+// q, cut at q.Limit; the time read as in findWindowQuery.
+func findRangeQuery(dialect string, q audit.Query, lo, hi int64) (string, []any) {
+	w, wargs := findWhere(q, true, findAt(dialect))
+	where := append([]string{"seq >= ?", "seq <= ?"}, w...)
+	args := append([]any{lo, hi}, wargs...)
+	return "SELECT " + findColumns + " FROM audit_log WHERE " + strings.Join(where, " AND ") + findOrder(q) + " LIMIT ?", append(args, q.Limit)
+}
+
+// findAt is the time column in a walk of the primary key: +at_unix_ns
+// (SQLite) or at_unix_ns + 0 (PostgreSQL), which keeps the planner off the
+// index on time (see findWindowQuery).
+func findAt(dialect string) string {
+	if dialect == DriverSQLite {
+		return "+at_unix_ns"
+	}
+	return "at_unix_ns + 0"
+}
+
+// findWindowQuery returns the statement of a search by time (byWindow)
+// without a limit (below 1; SQLite then returns every record), in one
+// statement:
 // the primary key walked in q's order, with every condition of q, between
 // the lowest seq of the records of the window (since given) and the
 // highest (until given), each read from the index on (at_unix_ns, seq).
@@ -227,10 +330,7 @@ func findProbeQuery(q audit.Query) (string, []any) {
 // the index on time: read through it, every record of the window would
 // be read and sorted, where the walk stops at the limit.
 func findWindowQuery(dialect string, q audit.Query) (string, []any) {
-	at := "at_unix_ns + 0"
-	if dialect == DriverSQLite {
-		at = "+at_unix_ns"
-	}
+	at := findAt(dialect)
 	tw, targs := findWhere(audit.Query{Since: q.Since, Until: q.Until}, false, "at_unix_ns")
 	bound := "(SELECT %s(seq + 0) FROM audit_log WHERE " + strings.Join(tw, " AND ") + ")"
 	var where []string
