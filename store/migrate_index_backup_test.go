@@ -64,3 +64,50 @@ func TestIndexMigrationClaimInBackup(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupBefore0031: a backup of a database of the release before
+// migration 0031 (no index on audit_log (at_unix_ns, seq), 0031 not
+// recorded), restored into an empty database as thiqa restore does and
+// opened: the first Open builds the index (valid, on the restored
+// records) and records 0031.
+func TestBackupBefore0031(t *testing.T) {
+	ctx := ctxT(t)
+	d := postgresDialect(t)
+	src := d.NewConfig(t)
+	db := storetest.Open(t, src)
+	appendN(t, db, 3)
+	for _, q := range []string{"DROP INDEX audit_log_at", "DELETE FROM schema_migrations WHERE version = '0031_audit_at'"} {
+		if err := db.ExecTx(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var dump bytes.Buffer
+	if err := store.DumpPostgres(ctx, src.DSN, &dump); err != nil {
+		t.Fatal(err)
+	}
+	dst := d.NewConfig(t)
+	if err := store.RestorePostgres(ctx, dst.DSN, &dump); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("pgx", dst.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var n int
+	if err := raw.QueryRow("SELECT count(*) FROM pg_indexes WHERE indexname = 'audit_log_at'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the restored database has %d indexes audit_log_at (%v), want none", n, err)
+	}
+	db2, err := store.Open(ctx, dst, nil)
+	if err != nil {
+		t.Fatalf("Open of the restored database: %v", err)
+	}
+	defer db2.Close()
+	var valid bool
+	if err := raw.QueryRow("SELECT indisvalid FROM pg_index WHERE indexrelid = 'audit_log_at'::regclass").Scan(&valid); err != nil || !valid {
+		t.Fatalf("audit_log_at valid: %v, %v", valid, err)
+	}
+	if err := raw.QueryRow("SELECT count(*) FROM schema_migrations WHERE version = '0031_audit_at' AND applied_at > '-infinity'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("0031 recorded %d times, %v", n, err)
+	}
+}
