@@ -60,7 +60,19 @@ func (db *DB) FindAuditRecords(ctx context.Context, q audit.Query) ([]audit.Reco
 // index for a wide window near it (--until an hour ago, newest first:
 // everything before it). Both grown together, the search costs a few
 // times the cheaper of the two, never both whole.
+//
+// A search whose connection was lost runs again, as query's reads do.
 func (db *DB) findByWindow(ctx context.Context, q audit.Query) ([]audit.Record, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := db.findByWindowOnce(ctx, q)
+		if err == nil || !isConnLost(err) || attempt == maxReadAttempts || !db.pauseAfterConnLost(ctx, attempt, err) {
+			return out, err
+		}
+	}
+}
+
+// findByWindowOnce is one attempt of findByWindow.
+func (db *DB) findByWindowOnce(ctx context.Context, q audit.Query) ([]audit.Record, error) {
 	opts := &sql.TxOptions{ReadOnly: true}
 	if db.dialect == DriverPostgres {
 		opts.Isolation = sql.LevelRepeatableRead
