@@ -346,6 +346,10 @@ func TestFindUsesIndexes(t *testing.T) {
 				{audit.Query{Actions: []string{"rare.one"}, Limit: 51}, "audit_log_action"},
 				{audit.Query{Actions: []string{"rare.one"}, Since: findBase, Outcome: "success", Limit: 51, OldestFirst: true}, "audit_log_action"},
 				{audit.Query{Actions: []string{"rare.two", "identity.login", "rare.one"}, Limit: 51}, "audit_log_action"},
+				// A two-sided window as well: the index on time (0031)
+				// is not taken for the object's or the action's.
+				{audit.Query{Object: "cred-hot", Limit: 51, Since: findBase, Until: findBase.Add(time.Hour)}, "audit_log_object"},
+				{audit.Query{Actions: []string{"rare.one"}, Limit: 51, Since: findBase, Until: findBase.Add(time.Hour)}, "audit_log_action"},
 			} {
 				s, args := store.FindQuery(d.Name, c.q)
 				var lines []string
