@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -366,5 +367,48 @@ func TestFindByWindowReadsTheShorter(t *testing.T) {
 		if scans == 0 || read > n/2 {
 			t.Errorf("%s: %d entries of audit_log_at read in %d scans, want some and at most %d (the window has about %d)", describe(q), read, scans, n/2, n-4000)
 		}
+	}
+}
+
+// TestFindByWindowRounds checks searches by time whose answer takes more
+// than one round of findByWindow (a log wider than a round's read of the
+// window's index entries) against the walk of the whole primary key, on
+// both databases: wide windows near either end, far from both, with an
+// outcome, a first seq, both orders and several limits.
+func TestFindByWindowRounds(t *testing.T) {
+	const n = 25000
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			skewLog(t, db, n)
+			sec := func(s int) time.Time { return findBase.Add(time.Duration(s) * time.Second) }
+			windows := [][2]time.Time{
+				{{}, sec(n - 2000)}, {sec(2000), {}}, {sec(2000), sec(n - 2000)},
+				{{}, sec(n - 6000)}, {sec(6000), {}}, {sec(500), sec(n - 30)}, {sec(30), sec(n - 500)},
+				{sec(12000), sec(12600)}, {{}, sec(-100)}, {sec(n + 100), {}},
+			}
+			for _, w := range windows {
+				for _, o := range []struct {
+					outcome string
+					from    int64
+				}{{"", 0}, {audit.OutcomeFailure, 0}, {"", 9000}} {
+					for _, oldest := range []bool{false, true} {
+						for _, limit := range []int{1, 51, 1000} {
+							q := audit.Query{Since: w[0], Until: w[1], Outcome: o.outcome, FromSeq: o.from, OldestFirst: oldest, Limit: limit}
+							ps, pargs := store.FindRangeQuery(d.Name, q, 0, math.MaxInt64)
+							want, err := db.FindRecords(ctx, ps, pargs)
+							if err != nil {
+								t.Fatal(err)
+							}
+							got, err := db.FindAuditRecords(ctx, q)
+							if err != nil || !slices.Equal(seqs(got), seqs(want)) {
+								t.Fatalf("%s: got %d records %v (%v), want %d", describe(q), len(got), err, seqs(got)[:min(len(got), 5)], len(want))
+							}
+						}
+					}
+				}
+			}
+		})
 	}
 }
