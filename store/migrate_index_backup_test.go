@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"database/sql"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -109,5 +110,57 @@ func TestBackupBefore0031(t *testing.T) {
 	}
 	if err := raw.QueryRow("SELECT count(*) FROM schema_migrations WHERE version = '0031_audit_at' AND applied_at > '-infinity'").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("0031 recorded %d times, %v", n, err)
+	}
+}
+
+// TestBackupBefore0031SQLite: the same for SQLite: a backup
+// (BackupSQLite, as thiqa backup takes it) of a database without 0031,
+// opened as a restored data folder's is, gets the index built and 0031
+// recorded.
+func TestBackupBefore0031SQLite(t *testing.T) {
+	ctx := ctxT(t)
+	var d storetest.Dialect
+	for _, x := range storetest.Dialects() {
+		if x.Name == store.DriverSQLite {
+			d = x
+		}
+	}
+	db := storetest.Open(t, d.NewConfig(t))
+	appendN(t, db, 3)
+	for _, q := range []string{"DROP INDEX audit_log_at", "DELETE FROM schema_migrations WHERE version = '0031_audit_at'"} {
+		if err := db.ExecTx(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "restored.db")
+	if err := db.BackupSQLite(ctx, dst); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string) int64 {
+		raw, err := sql.Open("sqlite", dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		var n int64
+		if err := raw.QueryRow(q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	const index = "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_log_at'"
+	if n := count(index); n != 0 {
+		t.Fatalf("the backup has %d indexes audit_log_at, want none", n)
+	}
+	db2, err := store.Open(ctx, store.Config{Driver: store.DriverSQLite, DSN: dst}, nil)
+	if err != nil {
+		t.Fatalf("Open of the restored database: %v", err)
+	}
+	db2.Close()
+	if n := count(index); n != 1 {
+		t.Errorf("after Open: %d indexes audit_log_at, want 1", n)
+	}
+	if n := count("SELECT count(*) FROM schema_migrations WHERE version = '0031_audit_at'"); n != 1 {
+		t.Errorf("0031 recorded %d times, want once", n)
 	}
 }
