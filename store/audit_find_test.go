@@ -282,6 +282,24 @@ func TestFindArchivedNote(t *testing.T) {
 			if f := find(audit.Query{Actions: []string{"certificate.issue"}, OldestFirst: true, Limit: 1}); len(f.Records) != 1 || f.Records[0].Seq != 32 {
 				t.Fatalf("oldest live record: %v", seqs(f.Records))
 			}
+			// A window across the archived and the live records: its
+			// seqs are read from the live index on time (0031), the
+			// archived ones gone from it with their records.
+			for _, oldest := range []bool{false, true} {
+				q := audit.Query{Since: findBase, Until: findBase.Add(35 * time.Second), OldestFirst: oldest, Limit: 50}
+				s, args := store.FindWindowQuery(d.Name, q)
+				got, err := db.FindRecords(ctx, s, args)
+				want := []int64{34, 33, 32}
+				if oldest {
+					want = []int64{32, 33, 34}
+				}
+				if err != nil || !slices.Equal(seqs(got), want) {
+					t.Fatalf("window across the archive, oldest first %v: %v %v, want %v", oldest, seqs(got), err, want)
+				}
+				if f := find(q); !slices.Equal(seqs(f.Records), want) || f.ArchivedBelow != 32 {
+					t.Fatalf("Find across the archive, oldest first %v: %v, archived below %d", oldest, seqs(f.Records), f.ArchivedBelow)
+				}
+			}
 		})
 	}
 }
@@ -328,6 +346,10 @@ func TestFindUsesIndexes(t *testing.T) {
 				{audit.Query{Actions: []string{"rare.one"}, Limit: 51}, "audit_log_action"},
 				{audit.Query{Actions: []string{"rare.one"}, Since: findBase, Outcome: "success", Limit: 51, OldestFirst: true}, "audit_log_action"},
 				{audit.Query{Actions: []string{"rare.two", "identity.login", "rare.one"}, Limit: 51}, "audit_log_action"},
+				// A two-sided window as well: the index on time (0031)
+				// is not taken for the object's or the action's.
+				{audit.Query{Object: "cred-hot", Limit: 51, Since: findBase, Until: findBase.Add(time.Hour)}, "audit_log_object"},
+				{audit.Query{Actions: []string{"rare.one"}, Limit: 51, Since: findBase, Until: findBase.Add(time.Hour)}, "audit_log_action"},
 			} {
 				s, args := store.FindQuery(d.Name, c.q)
 				var lines []string

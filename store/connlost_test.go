@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -63,6 +64,10 @@ func TestConnectionsTerminated(t *testing.T) {
 		}},
 		{"read", func(db *store.DB, _ *audit.Log) error {
 			return db.AuditRecords(ctx, 1, func(audit.Record) error { return nil })
+		}},
+		{"search by time (read transaction)", func(db *store.DB, _ *audit.Log) error {
+			_, err := db.FindAuditRecords(ctx, audit.Query{Since: time.Unix(0, 1), Limit: 5})
+			return err
 		}},
 		{"audit append (locked path)", func(db *store.DB, lg *audit.Log) error {
 			// Another instance moved the head: this one's hint is stale.

@@ -20,7 +20,7 @@ func TestIndexOnlyMigrations(t *testing.T) {
 			got = append(got, m.version)
 		}
 	}
-	want := []string{"0011_audit_object", "0018_audit_actor", "0019_purge_enrolments", "0030_audit_action"}
+	want := []string{"0011_audit_object", "0018_audit_actor", "0019_purge_enrolments", "0030_audit_action", "0031_audit_at"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("index-only migrations %v, want %v", got, want)
 	}

@@ -67,8 +67,11 @@ type RecordFinder interface {
 	// FindAuditRecords returns at most q.Limit records matching q, in
 	// seq order (descending unless q.OldestFirst). It reads by the
 	// indexes on (object, seq), (actor, seq) or (action, seq) when q
-	// names an object, an actor or actions; otherwise it walks seqs in
-	// q's order and stops at the limit.
+	// names an object, an actor or actions; by time alone, it walks
+	// seqs in q's order from the newest (oldest) record or between the
+	// lowest and the highest seq of the records of the window (the index
+	// on time, seq), whichever it finds cheaper; otherwise it walks seqs
+	// in q's order and stops at the limit.
 	FindAuditRecords(ctx context.Context, q Query) ([]Record, error)
 }
 
