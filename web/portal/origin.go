@@ -53,22 +53,47 @@ func normalHost(h string) string {
 // browser remembers it past a change of configuration). The session
 // cookie is bound to the origin's host and the digital ID returns
 // citizens there: a session started on another host would lose the
-// sign-in. Other hosts (the origin's own, a load balancer's health
-// check, an address that names the node) are served as they come, so a
-// proxy that rewrites Host cannot make a redirect loop.
+// sign-in. Other hosts (the origin's own, a load balancer's
+// health check, an address that names the node) are served as they come,
+// so a proxy that rewrites Host cannot make a redirect loop.
 func (p *Portal) onOrigin(next http.Handler) http.Handler {
 	if p.o.Origin == "" || len(p.o.RedirectHosts) == 0 {
 		return next
 	}
+	origin, err := url.Parse(p.o.Origin)
+	if err != nil { // checked by New
+		return next
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, h := range p.o.RedirectHosts {
-			if sameHost(r.Host, h) {
-				securityHeaders(w)
-				w.Header().Set("Cache-Control", "no-store")
-				http.Redirect(w, r, p.o.Origin+r.URL.RequestURI(), http.StatusTemporaryRedirect)
-				return
-			}
+		if !p.redirectHost(r.Host) {
+			next.ServeHTTP(w, r)
+			return
 		}
-		next.ServeHTTP(w, r)
+		securityHeaders(w)
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, onOriginURL(origin, r.URL), http.StatusTemporaryRedirect)
 	})
+}
+
+// redirectHost reports whether host (a Host header) is one of
+// Options.RedirectHosts.
+func (p *Portal) redirectHost(host string) bool {
+	for _, h := range p.o.RedirectHosts {
+		if sameHost(host, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// onOriginURL is u's path and query on origin. The scheme and the
+// authority are origin's alone: u's own scheme, host, user or opaque
+// part (an absolute-form request line) are dropped, and its path is only
+// ever a path on origin's host.
+func onOriginURL(origin, u *url.URL) string {
+	to := url.URL{Scheme: origin.Scheme, Host: origin.Host, Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	if !strings.HasPrefix(to.Path, "/") {
+		to.Path, to.RawPath = "/"+to.Path, ""
+	}
+	return to.String()
 }

@@ -1,6 +1,8 @@
 package portal
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -49,9 +51,9 @@ func TestPagesOfASessionMoveToTheOrigin(t *testing.T) {
 		{"GET", "ca.example.test", "/my/approve", "https://id.example.test/my/approve"},
 		{"GET", "ca.example.test", "/ra/?lang=en", "https://id.example.test/ra/?lang=en"},
 		{"GET", "ca.example.test", "/ra/certificate?serial=0a", "https://id.example.test/ra/certificate?serial=0a"},
-		{"POST", "ca.example.test", "/ra/login", "https://id.example.test/ra/login"},
+		{"HEAD", "ca.example.test", "/my/", "https://id.example.test/my/"},
 	} {
-		w := f.onHost(c.method, c.host, c.path, url.Values{"token": {"officer"}})
+		w := f.onHost(c.method, c.host, c.path, nil)
 		if w.Code != http.StatusTemporaryRedirect || w.Header().Get("Location") != c.want {
 			t.Errorf("%s %s on %s: %d to %q, want 307 to %q", c.method, c.path, c.host, w.Code, w.Header().Get("Location"), c.want)
 		}
@@ -112,3 +114,80 @@ func TestOriginOptionsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestRedirectStaysOnTheOrigin: whatever the request line (a path that
+// starts with // or \\, encoded slashes, an absolute-form URI naming
+// another host, an opaque URI, user info, a query with @ or \\, encoded
+// CR LF), the 307 names the configured origin's scheme and host, and the
+// path is a path there.
+func TestRedirectStaysOnTheOrigin(t *testing.T) {
+	f := originFixture(t)
+	// Handed to the route directly, as a wrapper that bypasses the mux's
+	// path cleaning would.
+	var route http.Handler
+	f.p.Register(muxFunc(func(pattern string, h http.Handler) {
+		if pattern == "GET /my/{$}" {
+			route = h
+		}
+	}))
+	for _, u := range []*url.URL{
+		{Scheme: "http", Opaque: "//evil.example/my/"},
+		{Scheme: "http", Host: "evil.example", Path: "/my/"},
+		{Scheme: "http", User: url.User("id.example.test"), Host: "evil.example", Path: "/my/"},
+		{Path: "//evil.example/my/"},
+		{Path: "\\\\evil.example/my/"},
+		{Path: "my/", RawQuery: "a=@evil.example"},
+		{Path: "/my/", RawQuery: "next=//evil.example&x=%0d%0aLocation:%20http://evil.example"},
+	} {
+		r := httptest.NewRequest("GET", "/my/", nil)
+		r.URL, r.Host = u, "ca.example.test"
+		w := httptest.NewRecorder()
+		route.ServeHTTP(w, r)
+		loc, err := url.Parse(w.Header().Get("Location"))
+		if w.Code != http.StatusTemporaryRedirect || err != nil || loc.Scheme != "https" || loc.Host != "id.example.test" || loc.User != nil || loc.Opaque != "" {
+			t.Errorf("%#v: %d to %q, want 307 to https://id.example.test/…", u, w.Code, w.Header().Get("Location"))
+		}
+	}
+	// Through a server, the request lines an attacker can send.
+	srv := httptest.NewServer(f.h)
+	defer srv.Close()
+	for _, line := range []string{
+		"GET //evil.example/my/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET http://ca.example.test//evil.example/my/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET http://ca.example.test/my/ HTTP/1.1\r\nHost: evil.example",
+		"GET http:/my/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET http:%2F%2Fevil.example/my/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/%2F%2Fevil.example HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/activity?\\\\evil.example HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/activity?@evil.example HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/activity?a=%0d%0aLocation:%20http://evil.example HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/activity?a=\xff HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/../ra/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/ HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Host: ca.example.test",
+		"GET /my/ HTTP/1.1\r\nHost: ca.example.test\r\nX-Forwarded-Host: evil.example",
+	} {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(line + "\r\nConnection: close\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		resp.Body.Close()
+		if l := resp.Header.Get("Location"); l != "" {
+			if loc, err := url.Parse(l); err != nil || (loc.Host != "" && loc.Host != "id.example.test") || strings.HasPrefix(l, "//") || strings.Contains(l, "\n") {
+				t.Errorf("%q: %d to %q", line, resp.StatusCode, l)
+			}
+		}
+	}
+}
+
+// muxFunc is a Mux of one function.
+type muxFunc func(pattern string, h http.Handler)
+
+func (m muxFunc) Handle(pattern string, h http.Handler) { m(pattern, h) }
