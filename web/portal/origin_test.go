@@ -2,6 +2,8 @@ package portal
 
 import (
 	"bufio"
+	"bytes"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -112,6 +114,66 @@ func TestOriginOptionsChecked(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("New accepted origin %q with redirect hosts %v", o.Origin, o.RedirectHosts)
 		}
+	}
+}
+
+// TestFormsOnThePlainHostAreRefused: a form posted to /my/… or /ra/… on
+// publicBaseURL's plain-http host (a tab opened before the portal moved,
+// a link of someone else's) has already sent its fields, a PIN, an
+// activation code or an officer's token, in the clear. It is refused with
+// the error page, nothing is done, and the browser is not sent on with it
+// to the origin (a 307 would resend the fields and make them work). The
+// operator is warned in the log, without the fields.
+func TestFormsOnThePlainHostAreRefused(t *testing.T) {
+	var logs bytes.Buffer
+	f := newFixtureWith(t, func(o *Options) {
+		o.Secure, o.Origin, o.RedirectHosts = true, "https://id.example.test", []string{"ca.example.test"}
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	for _, c := range []struct {
+		path, back string
+		form       url.Values
+	}{
+		{"/ra/login", "https://id.example.test/ra/", url.Values{"token": {"officer"}}},
+		{"/my/pin", "https://id.example.test/my/", url.Values{"pin": {"492817"}, "pin2": {"492817"}, "csrf": {"c5rf-t0ken-of-a-stale-tab"}}},
+		{"/my/pin/activate", "https://id.example.test/my/", url.Values{"code": {"7Q4K-9ZP2"}, "pin": {"492817"}}},
+		{"/my/sign/approve", "https://id.example.test/my/", url.Values{"pin": {"492817"}}},
+		{"/my/approve/login", "https://id.example.test/my/", url.Values{"token": {"phone-key"}}},
+		{"/ra/pin/reset?lang=ar", "https://id.example.test/ra/", url.Values{"credential": {"c1"}}},
+	} {
+		w := f.onHost("POST", "ca.example.test", c.path, c.form)
+		body := w.Body.String()
+		if w.Code != http.StatusForbidden || w.Header().Get("Location") != "" {
+			t.Errorf("POST %s on the http host: %d to %q, want 403 without a redirect", c.path, w.Code, w.Header().Get("Location"))
+		}
+		if len(w.Result().Cookies()) != 0 || w.Header().Get("Content-Security-Policy") != CSP || w.Header().Get("Cache-Control") != "no-store" {
+			t.Errorf("POST %s on the http host: headers %v", c.path, w.Header())
+		}
+		if !strings.Contains(body, `href="`+c.back+`"`) {
+			t.Errorf("POST %s on the http host: the page does not lead to %s:\n%s", c.path, c.back, body)
+		}
+		for _, v := range c.form {
+			if strings.Contains(body, v[0]) || strings.Contains(logs.String(), v[0]) {
+				t.Errorf("POST %s on the http host: a field's value %q is echoed", c.path, v[0])
+			}
+		}
+	}
+	if en := f.onHost("POST", "ca.example.test", "/my/pin?lang=en", url.Values{"pin": {"1"}}); !strings.Contains(en.Body.String(), "unencrypted") {
+		t.Errorf("the refusal does not say why:\n%s", en.Body.String())
+	}
+	if ar := f.onHost("POST", "ca.example.test", "/my/pin?lang=ar", url.Values{"pin": {"1"}}); !strings.Contains(ar.Body.String(), "غير مشفّر") {
+		t.Errorf("the Arabic refusal does not say why:\n%s", ar.Body.String())
+	}
+	if len(f.audit.actions()) != 0 || len(f.calls) != 0 || f.p.ses.sweep() != 0 {
+		t.Fatalf("a refused form acted: audit %v, calls %v", f.audit.actions(), f.calls)
+	}
+	if !strings.Contains(logs.String(), "plain http") || !strings.Contains(logs.String(), "path=/ra/login") {
+		t.Errorf("the operator is not warned:\n%s", logs.String())
+	}
+	// On the origin a form goes to its page as ever (here without a
+	// session: the CSRF check answers).
+	if w := f.onHost("POST", "id.example.test", "/ra/login?lang=en", url.Values{"token": {"officer"}}); strings.Contains(w.Body.String(), "unencrypted") || len(f.audit.actions()) != 1 {
+		t.Fatalf("POST /ra/login on the origin: %d, audit %v:\n%s", w.Code, f.audit.actions(), w.Body.String())
 	}
 }
 
