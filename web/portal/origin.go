@@ -123,8 +123,11 @@ func (p *Portal) refusePlainForm(w http.ResponseWriter, r *http.Request) {
 	}
 	v := &view{p: p, w: w, r: r, lang: pickLanguage(explicit, r.Header.Get("Accept-Language"))}
 	back := p.o.Origin + "/my/"
-	if strings.HasPrefix(r.URL.Path, "/ra/") {
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/ra/"):
 		back = p.o.Origin + "/ra/"
+	case strings.HasPrefix(r.URL.Path, "/my/approve"): // the phone's page
+		back = p.o.Origin + "/my/approve"
 	}
 	v.renderStatus(http.StatusForbidden, "error", "err.title", map[string]any{"Message": v.t("err.plain_http"), "Back": back})
 }

@@ -138,7 +138,7 @@ func TestFormsOnThePlainHostAreRefused(t *testing.T) {
 		{"/my/pin", "https://id.example.test/my/", url.Values{"pin": {"492817"}, "pin2": {"492817"}, "csrf": {"c5rf-t0ken-of-a-stale-tab"}}},
 		{"/my/pin/activate", "https://id.example.test/my/", url.Values{"code": {"7Q4K-9ZP2"}, "pin": {"492817"}}},
 		{"/my/sign/approve", "https://id.example.test/my/", url.Values{"pin": {"492817"}}},
-		{"/my/approve/login", "https://id.example.test/my/", url.Values{"token": {"phone-key"}}},
+		{"/my/approve/login", "https://id.example.test/my/approve", url.Values{"token": {"phone-key"}}},
 		{"/ra/pin/reset?lang=ar", "https://id.example.test/ra/", url.Values{"credential": {"c1"}}},
 	} {
 		w := f.onHost("POST", "ca.example.test", c.path, c.form)
