@@ -2,12 +2,14 @@ package main
 
 import (
 	"database/sql"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPortalOrigin: the portal's origin is publicBaseURL, except on a
@@ -159,6 +161,28 @@ func TestPortalSignsInOnTheIssuersOrigin(t *testing.T) {
 			t.Errorf("production: %s on the http host: %d to %q, cookies %v; want 307 to %q", path, resp.StatusCode, resp.Header.Get("Location"), resp.Cookies(), want)
 		}
 	}
+	// A form posted there has sent its fields in the clear: refused, not
+	// resent to the origin, and the operator is told.
+	req, err := http.NewRequest(http.MethodPost, srv.base+"/my/pin", strings.NewReader("pin=492817&pin2=492817"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "ca.example.test"
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" {
+		t.Errorf("production: POST /my/pin on the http host: %d to %q, want 403", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	waitFor(t, 10*time.Second, func() string {
+		if !strings.Contains(srv.stderr.String(), "sent over plain http") {
+			return "production: no warning of the form sent over plain http:\n" + srv.stderr.String()
+		}
+		return ""
+	})
 	// The CA's files, OCSP, the TSA, the front page and the discovery
 	// document stay on the http host.
 	for _, path := range []string{"/", "/certs/root.crt", "/certs/citizen.crt", "/crl/root.crl", "/crl/citizen.crl",
@@ -167,9 +191,14 @@ func TestPortalSignsInOnTheIssuersOrigin(t *testing.T) {
 			t.Errorf("production: %s on the http host redirected (%d to %q)", path, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}
-	if resp, _ := onHost(t, srv, "ca.example.test", "/crl/citizen.crl"); resp.StatusCode != http.StatusOK {
-		t.Errorf("production: /crl/citizen.crl on the http host: %d", resp.StatusCode)
-	}
+	// The first CRLs are published by serve's loop after it is ready: on
+	// a busy machine a moment later.
+	waitFor(t, 30*time.Second, func() string {
+		if resp, _ := onHost(t, srv, "ca.example.test", "/crl/citizen.crl"); resp.StatusCode != http.StatusOK {
+			return fmt.Sprintf("production: /crl/citizen.crl on the http host: %d", resp.StatusCode)
+		}
+		return ""
+	})
 	srv.stop(t)
 
 	// The new redirect URI registered the portal anew, audited as every

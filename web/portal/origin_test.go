@@ -1,6 +1,10 @@
 package portal
 
 import (
+	"bufio"
+	"bytes"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -49,9 +53,9 @@ func TestPagesOfASessionMoveToTheOrigin(t *testing.T) {
 		{"GET", "ca.example.test", "/my/approve", "https://id.example.test/my/approve"},
 		{"GET", "ca.example.test", "/ra/?lang=en", "https://id.example.test/ra/?lang=en"},
 		{"GET", "ca.example.test", "/ra/certificate?serial=0a", "https://id.example.test/ra/certificate?serial=0a"},
-		{"POST", "ca.example.test", "/ra/login", "https://id.example.test/ra/login"},
+		{"HEAD", "ca.example.test", "/my/", "https://id.example.test/my/"},
 	} {
-		w := f.onHost(c.method, c.host, c.path, url.Values{"token": {"officer"}})
+		w := f.onHost(c.method, c.host, c.path, nil)
 		if w.Code != http.StatusTemporaryRedirect || w.Header().Get("Location") != c.want {
 			t.Errorf("%s %s on %s: %d to %q, want 307 to %q", c.method, c.path, c.host, w.Code, w.Header().Get("Location"), c.want)
 		}
@@ -112,3 +116,140 @@ func TestOriginOptionsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestFormsOnThePlainHostAreRefused: a form posted to /my/… or /ra/… on
+// publicBaseURL's plain-http host (a tab opened before the portal moved,
+// a link of someone else's) has already sent its fields, a PIN, an
+// activation code or an officer's token, in the clear. It is refused with
+// the error page, nothing is done, and the browser is not sent on with it
+// to the origin (a 307 would resend the fields and make them work). The
+// operator is warned in the log, without the fields.
+func TestFormsOnThePlainHostAreRefused(t *testing.T) {
+	var logs bytes.Buffer
+	f := newFixtureWith(t, func(o *Options) {
+		o.Secure, o.Origin, o.RedirectHosts = true, "https://id.example.test", []string{"ca.example.test"}
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	for _, c := range []struct {
+		path, back string
+		form       url.Values
+	}{
+		{"/ra/login", "https://id.example.test/ra/", url.Values{"token": {"officer"}}},
+		{"/my/pin", "https://id.example.test/my/", url.Values{"pin": {"492817"}, "pin2": {"492817"}, "csrf": {"c5rf-t0ken-of-a-stale-tab"}}},
+		{"/my/pin/activate", "https://id.example.test/my/", url.Values{"code": {"7Q4K-9ZP2"}, "pin": {"492817"}}},
+		{"/my/sign/approve", "https://id.example.test/my/", url.Values{"pin": {"492817"}}},
+		{"/my/approve/login", "https://id.example.test/my/approve", url.Values{"token": {"phone-key"}}},
+		{"/ra/pin/reset?lang=ar", "https://id.example.test/ra/", url.Values{"credential": {"c1"}}},
+	} {
+		w := f.onHost("POST", "ca.example.test", c.path, c.form)
+		body := w.Body.String()
+		if w.Code != http.StatusForbidden || w.Header().Get("Location") != "" {
+			t.Errorf("POST %s on the http host: %d to %q, want 403 without a redirect", c.path, w.Code, w.Header().Get("Location"))
+		}
+		if len(w.Result().Cookies()) != 0 || w.Header().Get("Content-Security-Policy") != CSP || w.Header().Get("Cache-Control") != "no-store" {
+			t.Errorf("POST %s on the http host: headers %v", c.path, w.Header())
+		}
+		if !strings.Contains(body, `href="`+c.back+`"`) {
+			t.Errorf("POST %s on the http host: the page does not lead to %s:\n%s", c.path, c.back, body)
+		}
+		for _, v := range c.form {
+			if strings.Contains(body, v[0]) || strings.Contains(logs.String(), v[0]) {
+				t.Errorf("POST %s on the http host: a field's value %q is echoed", c.path, v[0])
+			}
+		}
+	}
+	if en := f.onHost("POST", "ca.example.test", "/my/pin?lang=en", url.Values{"pin": {"1"}}); !strings.Contains(en.Body.String(), "unencrypted") {
+		t.Errorf("the refusal does not say why:\n%s", en.Body.String())
+	}
+	if ar := f.onHost("POST", "ca.example.test", "/my/pin?lang=ar", url.Values{"pin": {"1"}}); !strings.Contains(ar.Body.String(), "غير مشفّر") {
+		t.Errorf("the Arabic refusal does not say why:\n%s", ar.Body.String())
+	}
+	if len(f.audit.actions()) != 0 || len(f.calls) != 0 || f.p.ses.sweep() != 0 {
+		t.Fatalf("a refused form acted: audit %v, calls %v", f.audit.actions(), f.calls)
+	}
+	if !strings.Contains(logs.String(), "plain http") || !strings.Contains(logs.String(), "path=/ra/login") {
+		t.Errorf("the operator is not warned:\n%s", logs.String())
+	}
+	// On the origin a form goes to its page as ever (here without a
+	// session: the CSRF check answers).
+	if w := f.onHost("POST", "id.example.test", "/ra/login?lang=en", url.Values{"token": {"officer"}}); strings.Contains(w.Body.String(), "unencrypted") || len(f.audit.actions()) != 1 {
+		t.Fatalf("POST /ra/login on the origin: %d, audit %v:\n%s", w.Code, f.audit.actions(), w.Body.String())
+	}
+}
+
+// TestRedirectStaysOnTheOrigin: whatever the request line (a path that
+// starts with // or \\, encoded slashes, an absolute-form URI naming
+// another host, an opaque URI, user info, a query with @ or \\, encoded
+// CR LF), the 307 names the configured origin's scheme and host, and the
+// path is a path there.
+func TestRedirectStaysOnTheOrigin(t *testing.T) {
+	f := originFixture(t)
+	// Handed to the route directly, as a wrapper that bypasses the mux's
+	// path cleaning would.
+	var route http.Handler
+	f.p.Register(muxFunc(func(pattern string, h http.Handler) {
+		if pattern == "GET /my/{$}" {
+			route = h
+		}
+	}))
+	for _, u := range []*url.URL{
+		{Scheme: "http", Opaque: "//evil.example/my/"},
+		{Scheme: "http", Host: "evil.example", Path: "/my/"},
+		{Scheme: "http", User: url.User("id.example.test"), Host: "evil.example", Path: "/my/"},
+		{Path: "//evil.example/my/"},
+		{Path: "\\\\evil.example/my/"},
+		{Path: "my/", RawQuery: "a=@evil.example"},
+		{Path: "/my/", RawQuery: "next=//evil.example&x=%0d%0aLocation:%20http://evil.example"},
+	} {
+		r := httptest.NewRequest("GET", "/my/", nil)
+		r.URL, r.Host = u, "ca.example.test"
+		w := httptest.NewRecorder()
+		route.ServeHTTP(w, r)
+		loc, err := url.Parse(w.Header().Get("Location"))
+		if w.Code != http.StatusTemporaryRedirect || err != nil || loc.Scheme != "https" || loc.Host != "id.example.test" || loc.User != nil || loc.Opaque != "" {
+			t.Errorf("%#v: %d to %q, want 307 to https://id.example.test/…", u, w.Code, w.Header().Get("Location"))
+		}
+	}
+	// Through a server, the request lines an attacker can send.
+	srv := httptest.NewServer(f.h)
+	defer srv.Close()
+	for _, line := range []string{
+		"GET //evil.example/my/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET http://ca.example.test//evil.example/my/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET http://ca.example.test/my/ HTTP/1.1\r\nHost: evil.example",
+		"GET http:/my/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET http:%2F%2Fevil.example/my/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/%2F%2Fevil.example HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/activity?\\\\evil.example HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/activity?@evil.example HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/activity?a=%0d%0aLocation:%20http://evil.example HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/activity?a=\xff HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/../ra/ HTTP/1.1\r\nHost: ca.example.test",
+		"GET /my/ HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Host: ca.example.test",
+		"GET /my/ HTTP/1.1\r\nHost: ca.example.test\r\nX-Forwarded-Host: evil.example",
+	} {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte(line + "\r\nConnection: close\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		c.Close()
+		if err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		resp.Body.Close()
+		if l := resp.Header.Get("Location"); l != "" {
+			if loc, err := url.Parse(l); err != nil || (loc.Host != "" && loc.Host != "id.example.test") || strings.HasPrefix(l, "//") || strings.Contains(l, "\n") {
+				t.Errorf("%q: %d to %q", line, resp.StatusCode, l)
+			}
+		}
+	}
+}
+
+// muxFunc is a Mux of one function.
+type muxFunc func(pattern string, h http.Handler)
+
+func (m muxFunc) Handle(pattern string, h http.Handler) { m(pattern, h) }
