@@ -8,6 +8,11 @@ import (
 	"strings"
 )
 
+// ActionPlainHTTP records a form of the portal or the officer console
+// refused because it was sent over plain http to publicBaseURL's host
+// (refusePlainForm).
+const ActionPlainHTTP = "web.plain-http"
+
 // checkOrigin checks Options.Origin and Options.RedirectHosts: an origin
 // is scheme://host[:port] (http or https, no path, query or fragment),
 // and redirect hosts make sense only with one.
@@ -109,11 +114,14 @@ func onOriginURL(origin, u *url.URL) string {
 // host (publicBaseURL's plain-http host) with 403 and the error page:
 // nothing is done, the browser is not sent on with the form, and the page
 // tells the person to change the PIN or get a new code or token, as what
-// they typed crossed the network unencrypted. The operator gets a warning
-// in the log (the path, never the fields).
+// they typed crossed the network unencrypted. The refusal is audited
+// (ActionPlainHTTP, the path, never the fields) before the answer, and
+// the operator gets a warning in the log; without its record the answer
+// is the service's failure (failRecorded), still without acting.
 func (p *Portal) refusePlainForm(w http.ResponseWriter, r *http.Request) {
 	p.log.WarnContext(r.Context(), "a form of the portal was sent over plain http to publicBaseURL's host and refused; what it carried crossed the network unencrypted",
 		"method", r.Method, "host", r.Host, "path", r.URL.Path, "origin", p.o.Origin)
+	aerr := p.auditRefusal(r, nil, ActionPlainHTTP, "a form sent over plain http to publicBaseURL's host "+r.Host+": refused, not resent to "+p.o.Origin+"; what it carried crossed the network unencrypted")
 	securityHeaders(w)
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Connection", "close") // the form's body is not read
@@ -122,6 +130,10 @@ func (p *Portal) refusePlainForm(w http.ResponseWriter, r *http.Request) {
 		explicit = c.Value
 	}
 	v := &view{p: p, w: w, r: r, lang: pickLanguage(explicit, r.Header.Get("Accept-Language"))}
+	if aerr != nil {
+		v.failRecorded(aerr, http.StatusForbidden, "err.plain_http")
+		return
+	}
 	back := p.o.Origin + "/my/"
 	switch {
 	case strings.HasPrefix(r.URL.Path, "/ra/"):

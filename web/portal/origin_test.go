@@ -3,11 +3,13 @@ package portal
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -164,15 +166,23 @@ func TestFormsOnThePlainHostAreRefused(t *testing.T) {
 	if ar := f.onHost("POST", "ca.example.test", "/my/pin?lang=ar", url.Values{"pin": {"1"}}); !strings.Contains(ar.Body.String(), "غير مشفّر") {
 		t.Errorf("the Arabic refusal does not say why:\n%s", ar.Body.String())
 	}
-	if len(f.audit.actions()) != 0 || len(f.calls) != 0 || f.p.ses.sweep() != 0 {
-		t.Fatalf("a refused form acted: audit %v, calls %v", f.audit.actions(), f.calls)
+	// Each refusal is audited (anonymous: no session crosses to the plain
+	// host), and nothing else happened.
+	if got := f.audit.actions(); len(got) != 8 || slices.ContainsFunc(got, func(a string) bool { return a != ActionPlainHTTP+":refused:anonymous" }) ||
+		len(f.calls) != 0 || f.p.ses.sweep() != 0 {
+		t.Fatalf("a refused form acted or went unrecorded: audit %v, calls %v", got, f.calls)
+	}
+	for _, e := range f.audit.entries {
+		if d := fmt.Sprint(e.Details); strings.Contains(d, "492817") || strings.Contains(d, "7Q4K") || e.Object == "" {
+			t.Fatalf("the refusal's record %+v", e)
+		}
 	}
 	if !strings.Contains(logs.String(), "plain http") || !strings.Contains(logs.String(), "path=/ra/login") {
 		t.Errorf("the operator is not warned:\n%s", logs.String())
 	}
 	// On the origin a form goes to its page as ever (here without a
 	// session: the CSRF check answers).
-	if w := f.onHost("POST", "id.example.test", "/ra/login?lang=en", url.Values{"token": {"officer"}}); strings.Contains(w.Body.String(), "unencrypted") || len(f.audit.actions()) != 1 {
+	if w := f.onHost("POST", "id.example.test", "/ra/login?lang=en", url.Values{"token": {"officer"}}); strings.Contains(w.Body.String(), "unencrypted") || len(f.audit.actions()) != 9 {
 		t.Fatalf("POST /ra/login on the origin: %d, audit %v:\n%s", w.Code, f.audit.actions(), w.Body.String())
 	}
 }
