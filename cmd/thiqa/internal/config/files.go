@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/notify"
 )
 
@@ -83,12 +84,17 @@ func (c *Config) ProvidedFiles() []ProvidedFile {
 
 // CheckFiles checks that every file the operator provides for `thiqa
 // serve` to read (ProvidedFiles) exists and can be read. What `thiqa init`
-// writes is not asked for, so a configuration can be checked before the
-// first init. Validate checks no file; `thiqa config check` asks both.
+// writes is not asked for before it exists (the CA certificates, which
+// production names as its client CAs, initWrites), so a configuration can
+// be checked before the first init. Validate checks no file; `thiqa config check` asks both.
 // Each problem names its YAML key; all of them are returned at once.
 func (c *Config) CheckFiles() error {
 	var errs []error
+	written := c.initWrites()
 	for _, pf := range c.ProvidedFiles() {
+		if _, err := os.Stat(pf.Path); errors.Is(err, os.ErrNotExist) && written[pf.Path] {
+			continue // `thiqa init` writes it (a CA certificate as a client CA or trust anchor)
+		}
 		if pf.check != nil {
 			if err := pf.check(pf.Path); err != nil {
 				errs = append(errs, err)
@@ -108,4 +114,22 @@ func (c *Config) CheckFiles() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// initWrites is the set of files `thiqa init` writes that the operator may
+// name as files to read: the CA certificates (ca.certDir/<name>.pem of the
+// root and each issuing CA), which production gives as
+// auth.mtls.clientCAFiles and a verifier may take as trust anchors.
+func (c *Config) initWrites() map[string]bool {
+	out := map[string]bool{}
+	if !c.CA.Enabled() {
+		return out
+	}
+	dir := c.Resolve(c.CA.CertDir)
+	for _, name := range append([]string{c.CA.Root.Name}, c.CA.IssuerNames()...) {
+		if name != "" {
+			out[hierarchy.CertPath(dir, name)] = true
+		}
+	}
+	return out
 }
