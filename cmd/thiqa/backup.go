@@ -75,11 +75,7 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	b := buildinfo.Read(version, commit, buildDate)
 	m, err := backup.Create(ctx, backup.Options{
 		Data: absData, Out: absOut, ExcludeFiles: files, ExcludeDirs: dirs, CheckpointFile: a.CheckpointFile,
-		Named: map[string]string{
-			"audit.checkpointFile": a.CheckpointFile, "audit.checkpointPublicKey": a.CheckpointPublicKey,
-			"ca.certDir": cfg.Resolve(cfg.CA.CertDir), "tsa.certDir": cfg.Resolve(cfg.TSA.CertDir),
-			"identity.pairwiseSecretFile": cfg.Resolve(cfg.Identity.PairwiseSecretFile),
-		},
+		Named:  backupNamed(cfg),
 		Driver: cfg.Store.Driver, Database: backupDB{DB: p.db, dsn: dsn}, Signer: key, Audit: p.audit, Actor: operatorName(),
 		Deployment: backup.Deployment{RootSHA256: ident.RootSHA256, RootSubject: ident.Root.Subject.String()},
 		Token:      cfg.HSM.TokenLabel, Build: backup.Build{Version: b.Version, Commit: b.Commit, BuildDate: b.BuildDate},
@@ -89,6 +85,28 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	m.Report(env.stdout, absOut)
 	return nil
+}
+
+// backupNamed is what the configuration names that a backup must hold
+// (setting → path): the folders and files Thiqa writes, and every file the
+// operator provides (the TLS certificate and key, JWKS files, client CAs,
+// trust anchors, the notification secret, fonts; config.ProvidedFiles).
+// Those outside the data folder are listed in the manifest as left out,
+// for the host's own backup. The token's files (the PKCS#11 module, a
+// vendor HSM's PIN file) are the HSM's procedure's, and not named.
+func backupNamed(cfg *config.Config) map[string]string {
+	a := cfg.ResolvedAudit()
+	named := map[string]string{
+		"audit.checkpointFile": a.CheckpointFile, "audit.checkpointPublicKey": a.CheckpointPublicKey,
+		"ca.certDir": cfg.Resolve(cfg.CA.CertDir), "tsa.certDir": cfg.Resolve(cfg.TSA.CertDir),
+		"identity.pairwiseSecretFile": cfg.Resolve(cfg.Identity.PairwiseSecretFile),
+	}
+	for _, f := range cfg.ProvidedFiles() {
+		if !f.HSM {
+			named[f.Key] = f.Path
+		}
+	}
+	return named
 }
 
 // backupDB is the store as a backup copies it (backup.Database).

@@ -24,6 +24,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/internal/samplepdf"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/timestamp"
@@ -448,6 +450,37 @@ func runBackupRestore(t *testing.T, postgres bool) {
 		n, _ := new(big.Int).SetString(s, 10)
 		if n == nil || n.Cmp(floor) < 0 {
 			t.Fatalf("time-stamp serial %s after the restore is below the restore's floor", s)
+		}
+	}
+}
+
+// A backup names every file the operator provides outside the data folder
+// (production's TLS certificate and key, an identity provider's JWKS, client
+// CAs…), so that the manifest tells the operator to keep them with the host;
+// the token's own files are left to the HSM's procedure.
+func TestBackupNamesProvidedFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	host := t.TempDir()
+	c := config.Default(dir)
+	c.TLS = &config.TLSConfig{CertFile: filepath.Join(host, "server.pem"), KeyFile: filepath.Join(host, "server.key")}
+	c.Auth.Issuers = append(c.Auth.Issuers, auth.IssuerConfig{Issuer: "https://idp.example", Audience: "thiqa", JWKSFile: filepath.Join(host, "idp.jwks.json")})
+	c.Auth.MTLS.ClientCAFiles = []string{"ca/citizen.pem", filepath.Join(host, "clients.pem")}
+	named := backupNamed(c)
+	for key, want := range map[string]string{
+		"tls.certFile":               c.TLS.CertFile,
+		"tls.keyFile":                c.TLS.KeyFile,
+		"auth.issuers[1].jwksFile":   filepath.Join(host, "idp.jwks.json"),
+		"auth.mtls.clientCAFiles[0]": filepath.Join(dir, "ca", "citizen.pem"),
+		"auth.mtls.clientCAFiles[1]": filepath.Join(host, "clients.pem"),
+		"ca.certDir":                 filepath.Join(dir, "ca"),
+	} {
+		if named[key] != want {
+			t.Errorf("%s: %q, want %q", key, named[key], want)
+		}
+	}
+	for key := range named {
+		if strings.HasPrefix(key, "hsm.") || key == "auth.issuers[0].jwksFile" {
+			t.Errorf("%s named: the HSM's files and the development issuer's JWKS are not the host's to keep", key)
 		}
 	}
 }

@@ -62,3 +62,29 @@ func TestCheckFiles(t *testing.T) {
 		t.Fatalf("with verify and signing off and the PIN in the environment: %v", c.CheckFiles())
 	}
 }
+
+// Production names the deployment's own CA certificates as client CAs (and
+// a verifier may take the root as a trust anchor): `thiqa init` writes them,
+// so `thiqa config check` before the first init does not ask for them,
+// while another missing file in the same lists is still named.
+func TestCheckFilesBeforeInitTakesTheCACertificates(t *testing.T) {
+	c := Default(t.TempDir())
+	c.Auth.MTLS.ClientCAFiles = []string{"ca/citizen.pem", "ca/organisation.pem"}
+	c.Verify.TrustAnchorFiles = []string{"ca/root.pem"}
+	if err := c.CheckFiles(); err != nil {
+		t.Fatalf("before init, the CA certificates init writes are asked for: %v", err)
+	}
+	c.Auth.MTLS.ClientCAFiles = append(c.Auth.MTLS.ClientCAFiles, "ca/partner.pem")
+	err := c.CheckFiles()
+	if err == nil || !strings.HasPrefix(err.Error(), "auth.mtls.clientCAFiles[2]: ") || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a client CA file init does not write, missing: %v", err)
+	}
+	// Once init wrote it, a certificate that cannot be read is named.
+	if err := os.MkdirAll(filepath.Join(c.Dir(), "ca", "citizen.pem"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c.Auth.MTLS.ClientCAFiles = c.Auth.MTLS.ClientCAFiles[:2]
+	if err := c.CheckFiles(); err == nil || !strings.HasPrefix(err.Error(), "auth.mtls.clientCAFiles[0]: ") {
+		t.Fatalf("a CA certificate path that is a folder: %v", err)
+	}
+}

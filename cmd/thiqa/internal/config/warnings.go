@@ -26,7 +26,7 @@ const placeholder = "PLACEHOLDER"
 // and saying what to do: subject names still marked PLACEHOLDER, which
 // the CA and TSA certificates carry for their whole life once `thiqa init`
 // has made them (not an offline root's, whose names are its
-// certificate's); a TSA clock declared in sync without any check; a root
+// certificate's), and the trusted list's operator left to its default; a TSA clock declared in sync without any check; a root
 // key on the online token; /metrics on the main listener, or to anyone or
 // every citizen; a SoftHSM token; mutual TLS without TLS; a publicBaseURL
 // on a loopback address; an http OpenID Connect issuer; the development
@@ -81,6 +81,11 @@ func (c *Config) nameWarnings(warn func(string, ...any)) {
 	if c.TSA.Enabled() {
 		named("tsa.commonName", c.TSA.CommonName)
 		named("tsa.organization", c.TSA.Organization)
+	}
+	// The deployment's own trusted list names its scheme operator and trust
+	// service provider; left out, `thiqa tsl build` signs it as "Thiqa".
+	if c.CA.Enabled() && c.TSL.Operator == "" {
+		warn("tsl.operator is not set: `thiqa tsl build` names the scheme operator and the trust service provider of this deployment's trusted list %q; set your organisation's name", c.TSL.WithDefaults(c.HSM.TokenLabel).Operator)
 	}
 }
 

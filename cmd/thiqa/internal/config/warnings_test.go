@@ -30,6 +30,7 @@ func productionConfig(t *testing.T) *Config {
 	c.Verify.FetchAllowHosts = []string{"ocsp.ca.internal:80", "10.1.2.3:80", "[fd00::5]:8080"}
 	c.Identity.Mobile.NumberMatching = true
 	c.Signing.PINPolicy.FirstPINActivation = true
+	c.TSL.Operator = "Government Trust Services"
 	c.CA.Root = ca.KeyConfig{Name: "root", Offline: true}
 	rename := func(s string) string { return strings.ReplaceAll(s, " (PLACEHOLDER)", "") }
 	for i := range c.CA.Issuers {
@@ -56,7 +57,7 @@ func TestProductionWarnings(t *testing.T) {
 		"tsa.commonName", "tsa.organization", "tsa.clock.source is static", "ca.root is on the online token",
 		"metrics.listen is not set", "metrics.requireRole is not set", "hsm.softhsm is set", "publicBaseURL is on this host only",
 		"identity.issuer is not set", "keys.devTokenIssuer is set", "store.driver is sqlite: one node only",
-		"identity.mobile.numberMatching is off", "signing.pinPolicy.firstPINActivation is off"} {
+		"identity.mobile.numberMatching is off", "signing.pinPolicy.firstPINActivation is off", "tsl.operator is not set"} {
 		if !strings.Contains(w, key) {
 			t.Errorf("no warning for %s:\n%s", key, w)
 		}
@@ -86,6 +87,8 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 	}{
 		{"placeholder name", func(c *Config) { c.CA.Issuers[1].CommonName = "Org CA (PLACEHOLDER)" }, "ca.issuers[1].commonName is a placeholder"},
 		{"static clock", func(c *Config) { c.TSA.Timestamp.Clock.Source = timestamp.ClockStatic }, "tsa.clock.source is static"},
+		{"trusted list operator left to its default", func(c *Config) { c.TSL.Operator = "" }, `tsl.operator is not set: ` + "`thiqa tsl build`" + ` names the scheme operator and the trust service provider of this deployment's trusted list "Thiqa"`},
+		{"trusted list operator, no CA", func(c *Config) { c.TSL.Operator, c.CA, c.TSA.Key, c.Identity.Key = "", ca.Config{}, "", "" }, ""},
 		{"kernel clock", func(c *Config) { c.TSA.Timestamp.Clock.Source = timestamp.ClockKernel }, ""},
 		{"static clock, no TSA", func(c *Config) { c.TSA.Timestamp.Clock.Source, c.TSA.Key = timestamp.ClockStatic, "" }, ""},
 		{"online root", func(c *Config) {
