@@ -32,19 +32,7 @@ func TestIndexMigrationClaimInBackup(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var dump bytes.Buffer
-			if err := store.DumpPostgres(ctx, src.DSN, &dump); err != nil {
-				t.Fatal(err)
-			}
-			dst := d.NewConfig(t)
-			if err := store.RestorePostgres(ctx, dst.DSN, &dump); err != nil {
-				t.Fatal(err)
-			}
-			raw, err := sql.Open("pgx", dst.DSN)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
+			dst, raw := restoredCopy(t, d, src)
 			var claimed bool
 			if err := raw.QueryRow("SELECT applied_at = '-infinity' FROM schema_migrations WHERE version = '0030_audit_action'").Scan(&claimed); err != nil || !claimed {
 				t.Fatalf("the restored 0030 claim: %v, %v", claimed, err)
@@ -82,19 +70,7 @@ func TestBackupBefore0031(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var dump bytes.Buffer
-	if err := store.DumpPostgres(ctx, src.DSN, &dump); err != nil {
-		t.Fatal(err)
-	}
-	dst := d.NewConfig(t)
-	if err := store.RestorePostgres(ctx, dst.DSN, &dump); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := sql.Open("pgx", dst.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	dst, raw := restoredCopy(t, d, src)
 	var n int
 	if err := raw.QueryRow("SELECT count(*) FROM pg_indexes WHERE indexname = 'audit_log_at'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the restored database has %d indexes audit_log_at (%v), want none", n, err)
@@ -163,4 +139,27 @@ func TestBackupBefore0031SQLite(t *testing.T) {
 	if n := count("SELECT count(*) FROM schema_migrations WHERE version = '0031_audit_at'"); n != 1 {
 		t.Errorf("0031 recorded %d times, want once", n)
 	}
+}
+
+// restoredCopy dumps the PostgreSQL database of src and loads the dump
+// into a new empty database of d, as thiqa backup and thiqa restore do. It
+// returns the copy's configuration and a plain connection to it, closed
+// with the test.
+func restoredCopy(t *testing.T, d storetest.Dialect, src store.Config) (store.Config, *sql.DB) {
+	t.Helper()
+	ctx := ctxT(t)
+	var dump bytes.Buffer
+	if err := store.DumpPostgres(ctx, src.DSN, &dump); err != nil {
+		t.Fatal(err)
+	}
+	dst := d.NewConfig(t)
+	if err := store.RestorePostgres(ctx, dst.DSN, &dump); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("pgx", dst.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return dst, raw
 }
