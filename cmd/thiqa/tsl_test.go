@@ -86,6 +86,10 @@ func TestTSLEndToEnd(t *testing.T) {
 	if ok, msg := xmlCrypto(t, list, signer); !ok {
 		t.Fatalf("xml-crypto refuses the list: %s", msg)
 	}
+	// Without tsl.address the postal address is the placeholder, as it always was.
+	if l := mustRead(t, list); strings.Count(l, "<StreetAddress>PLACEHOLDER</StreetAddress>") != 2 || strings.Contains(l, "<PostalCode>") {
+		t.Fatalf("the default postal address changed:\n%s", l)
+	}
 	// Refusals: another signer, a changed byte.
 	tampered := filepath.Join(t.TempDir(), "tampered.xml")
 	writeFile(t, tampered, strings.Replace(mustRead(t, list), "<TSLSequenceNumber>2<", "<TSLSequenceNumber>9<", 1))
@@ -179,9 +183,21 @@ func TestTSLEndToEnd(t *testing.T) {
 	if out := tslCheckJSON(t, 2, list, "--signer", signer); out.SubIndication != report.NoCertificateChainFound {
 		t.Fatalf("old list, new certificate: %+v", out)
 	}
+	// With tsl.address the list carries the operator's address.
+	y = mustRead(t, filepath.Join(f.dir, "thiqa.yaml"))
+	writeFile(t, filepath.Join(f.dir, "thiqa.yaml"), y+"tsl:\n  address:\n    street: Way 3013, Building 120\n    locality: Muscat\n    postalCode: \"112\"\n    email: trust@ita.gov.example\n")
 	mustThiqa(t, nil, "tsl", "build", "--data", f.dir)
 	if out := tslCheckJSON(t, 0, list, "--signer", signer); out.SequenceNumber != 3 {
 		t.Fatalf("list signed after the certificate was made again: %+v", out)
+	}
+	if ok, msg := xmlCrypto(t, list, signer); !ok {
+		t.Fatalf("xml-crypto refuses the list with an address: %s", msg)
+	}
+	l := mustRead(t, list)
+	for _, want := range []string{"<StreetAddress>Way 3013, Building 120</StreetAddress>", "<Locality>Muscat</Locality>", "<PostalCode>112</PostalCode>", "<CountryName>OM</CountryName>", ">mailto:trust@ita.gov.example</URI>"} {
+		if strings.Count(l, want) != 2 || strings.Contains(l, ">PLACEHOLDER<") {
+			t.Fatalf("the list with tsl.address has not %s twice (operator and provider):\n%s", want, l)
+		}
 	}
 	mustThiqa(t, nil, "audit", "verify", "--data", f.dir)
 }

@@ -62,9 +62,18 @@ type Options struct {
 	Provider string
 	// InformationURI is the operator's and provider's web address.
 	InformationURI string
-	// Street and Locality form the postal address (placeholders allowed).
-	Street, Locality string
-	Services         []Service
+	// Street and Locality form the postal address of the operator and
+	// the provider (placeholders allowed); StateOrProvince and PostalCode
+	// are written when set.
+	Street, Locality            string
+	StateOrProvince, PostalCode string
+	// Country is the address's country (ISO 3166-1 alpha-2; default the
+	// territory).
+	Country string
+	// Email, when set, is written as a mailto: URI of the electronic
+	// address after InformationURI.
+	Email    string
+	Services []Service
 	// IssueDate and NextUpdate bound the list's validity.
 	IssueDate  time.Time
 	NextUpdate time.Time
@@ -102,6 +111,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: sequence number %d", ErrOptions, o.Sequence)
 	case len(o.Territory) != 2:
 		return fmt.Errorf("%w: territory %q (want two letters)", ErrOptions, o.Territory)
+	case o.Country != "" && !tsl.IsTerritory(o.Country):
+		return fmt.Errorf("%w: country %q (want two capital letters)", ErrOptions, o.Country)
 	case o.Operator == "" || o.Provider == "":
 		return fmt.Errorf("%w: operator and provider names are required", ErrOptions)
 	case o.IssueDate.IsZero() || !o.NextUpdate.After(o.IssueDate):
@@ -183,8 +194,22 @@ func address(parent *etree.Element, tag string, o *Options) {
 	pa.CreateAttr("xml:lang", "en")
 	text(pa, "StreetAddress", o.Street)
 	text(pa, "Locality", o.Locality)
-	text(pa, "CountryName", o.Territory)
-	uris(a, "ElectronicAddress", o.InformationURI)
+	if o.StateOrProvince != "" {
+		text(pa, "StateOrProvince", o.StateOrProvince)
+	}
+	if o.PostalCode != "" {
+		text(pa, "PostalCode", o.PostalCode)
+	}
+	country := o.Country
+	if country == "" {
+		country = o.Territory
+	}
+	text(pa, "CountryName", country)
+	electronic := []string{o.InformationURI}
+	if o.Email != "" {
+		electronic = append(electronic, "mailto:"+o.Email)
+	}
+	uris(a, "ElectronicAddress", electronic...)
 }
 
 func xsdTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05Z") }

@@ -42,6 +42,7 @@ func TestBuildOptionsAndP384(t *testing.T) {
 		"version 4":      func(o *Options) { o.Version = 4 },
 		"sequence 0":     func(o *Options) { o.Sequence = 0 },
 		"territory":      func(o *Options) { o.Territory = "Oman" },
+		"country":        func(o *Options) { o.Country = "Oman" },
 		"no next update": func(o *Options) { o.NextUpdate = o.IssueDate },
 		"no signer":      func(o *Options) { o.Signer = nil },
 		"no services":    func(o *Options) { o.Services = nil },

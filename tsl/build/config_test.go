@@ -9,7 +9,8 @@ import (
 // a key that is no pkcs11: URI and a territory that is no code are refused.
 func TestConfig(t *testing.T) {
 	d := Config{}.WithDefaults("thiqa")
-	if d.SignerKey != "pkcs11:token=thiqa;object=tsl-signer" || d.File != DefaultFile || d.SignerCertificate != DefaultSignerCertificate || d.Operator != "Thiqa" {
+	if d.SignerKey != "pkcs11:token=thiqa;object=tsl-signer" || d.File != DefaultFile || d.SignerCertificate != DefaultSignerCertificate || d.Operator != "Thiqa" ||
+		d.Address != (Address{Street: Placeholder, Locality: Placeholder}) {
 		t.Fatalf("defaults: %+v", d)
 	}
 	if err := d.Validate(); err != nil {

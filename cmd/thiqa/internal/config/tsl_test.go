@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/thiqa/thiqa/tsl/build"
 )
 
 // TestTrustedListsConfig: verify.trustedLists and the tsl section are
@@ -21,6 +23,10 @@ func TestTrustedListsConfig(t *testing.T) {
 		c.ResolvedTSL().SignerKey != "pkcs11:token=thiqa;object=tsl-signer" {
 		t.Fatalf("good trusted lists: %v %+v", err, c)
 	}
+	c, err = Parse([]byte(string(good)+"tsl:\n  operator: Trust Services\n  address:\n    street: Way 3013\n    locality: Muscat\n    stateOrProvince: Muscat\n    postalCode: \"112\"\n    country: OM\n    email: trust@gov.example\n"), dir)
+	if err != nil || c.ResolvedTSL().Address != (build.Address{Street: "Way 3013", Locality: "Muscat", StateOrProvince: "Muscat", PostalCode: "112", Country: "OM", Email: "trust@gov.example"}) {
+		t.Fatalf("tsl address: %v %+v", err, c)
+	}
 	for _, tc := range []struct{ name, yaml, want string }{
 		{"file and url", with("    - file: a.xml\n      url: https://x/tsl.xml\n      signers: [a.pem]\n"), "exactly one of file and url"},
 		{"neither", with("    - signers: [a.pem]\n"), "exactly one of file and url"},
@@ -31,6 +37,10 @@ func TestTrustedListsConfig(t *testing.T) {
 		{"refresh", strings.Replace(string(good), "verify:\n", "verify:\n  trustedListRefresh: 1s\n", 1), "trustedListRefresh"},
 		{"tsl key", string(good) + "tsl:\n  signerKey: tsl-signer\n", "tsl.signerKey"},
 		{"tsl territory", string(good) + "tsl:\n  territory: Oman\n", "tsl.territory"},
+		{"tsl address country", string(good) + "tsl:\n  address:\n    country: Oman\n", "tsl.address.country"},
+		{"tsl address blank", string(good) + "tsl:\n  address:\n    street: \" \"\n", "tsl.address.street"},
+		{"tsl address email", string(good) + "tsl:\n  address:\n    email: Trust <trust@gov.example>\n", "tsl.address.email"},
+		{"tsl address unknown key", string(good) + "tsl:\n  address:\n    city: Muscat\n", "field city not found"},
 	} {
 		if _, err := Parse([]byte(tc.yaml), dir); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Fatalf("%s: %v, want an error naming %q", tc.name, err, tc.want)

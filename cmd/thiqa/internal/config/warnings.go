@@ -26,7 +26,8 @@ const placeholder = "PLACEHOLDER"
 // and saying what to do: subject names still marked PLACEHOLDER, which
 // the CA and TSA certificates carry for their whole life once `thiqa init`
 // has made them (not an offline root's, whose names are its
-// certificate's), and the trusted list's operator left to its default; a TSA clock declared in sync without any check; a root
+// certificate's), the trusted list's operator left to its default and its
+// postal address still PLACEHOLDER; a TSA clock declared in sync without any check; a root
 // key on the online token; /metrics on the main listener, or to anyone or
 // every citizen; a SoftHSM token; mutual TLS without TLS; a publicBaseURL
 // on a loopback address; an http OpenID Connect issuer; the development
@@ -86,6 +87,12 @@ func (c *Config) nameWarnings(warn func(string, ...any)) {
 	// service provider; left out, `thiqa tsl build` signs it as "Thiqa".
 	if c.CA.Enabled() && c.TSL.Operator == "" {
 		warn("tsl.operator is not set: `thiqa tsl build` names the scheme operator and the trust service provider of this deployment's trusted list %q; set your organisation's name", c.TSL.WithDefaults(c.HSM.TokenLabel).Operator)
+	}
+	// Its postal address is the operator's and the provider's too; left
+	// out, the list says PLACEHOLDER.
+	if c.CA.Enabled() && c.TSL.Address.IsPlaceholder() {
+		a := c.TSL.WithDefaults(c.HSM.TokenLabel).Address
+		warn("tsl.address is a placeholder (street %q, locality %q): `thiqa tsl build` writes it as the postal address of the scheme operator and the trust service provider of this deployment's trusted list; set tsl.address (street, locality, postalCode, country, email) to your organisation's", a.Street, a.Locality)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/timestamp"
+	"github.com/thiqa/thiqa/tsl/build"
 )
 
 // productionConfig is a configuration that follows every row of
@@ -31,6 +32,7 @@ func productionConfig(t *testing.T) *Config {
 	c.Identity.Mobile.NumberMatching = true
 	c.Signing.PINPolicy.FirstPINActivation = true
 	c.TSL.Operator = "Government Trust Services"
+	c.TSL.Address = build.Address{Street: "1 Trust Street", Locality: "Muscat", PostalCode: "100", Country: "OM", Email: "trust@gov.example"}
 	c.CA.Root = ca.KeyConfig{Name: "root", Offline: true}
 	rename := func(s string) string { return strings.ReplaceAll(s, " (PLACEHOLDER)", "") }
 	for i := range c.CA.Issuers {
@@ -57,7 +59,8 @@ func TestProductionWarnings(t *testing.T) {
 		"tsa.commonName", "tsa.organization", "tsa.clock.source is static", "ca.root is on the online token",
 		"metrics.listen is not set", "metrics.requireRole is not set", "hsm.softhsm is set", "publicBaseURL is on this host only",
 		"identity.issuer is not set", "keys.devTokenIssuer is set", "store.driver is sqlite: one node only",
-		"identity.mobile.numberMatching is off", "signing.pinPolicy.firstPINActivation is off", "tsl.operator is not set"} {
+		"identity.mobile.numberMatching is off", "signing.pinPolicy.firstPINActivation is off", "tsl.operator is not set",
+		`tsl.address is a placeholder (street "PLACEHOLDER", locality "PLACEHOLDER")`} {
 		if !strings.Contains(w, key) {
 			t.Errorf("no warning for %s:\n%s", key, w)
 		}
@@ -88,6 +91,10 @@ func TestProductionWarningsEachSetting(t *testing.T) {
 		{"placeholder name", func(c *Config) { c.CA.Issuers[1].CommonName = "Org CA (PLACEHOLDER)" }, "ca.issuers[1].commonName is a placeholder"},
 		{"static clock", func(c *Config) { c.TSA.Timestamp.Clock.Source = timestamp.ClockStatic }, "tsa.clock.source is static"},
 		{"trusted list operator left to its default", func(c *Config) { c.TSL.Operator = "" }, `tsl.operator is not set: ` + "`thiqa tsl build`" + ` names the scheme operator and the trust service provider of this deployment's trusted list "Thiqa"`},
+		{"trusted list address left to its default", func(c *Config) { c.TSL.Address = build.Address{} }, `tsl.address is a placeholder (street "PLACEHOLDER", locality "PLACEHOLDER"): ` + "`thiqa tsl build`" + ` writes it as the postal address`},
+		{"trusted list street still the placeholder", func(c *Config) { c.TSL.Address.Street = "PLACEHOLDER" }, `tsl.address is a placeholder (street "PLACEHOLDER", locality "Muscat")`},
+		{"trusted list locality left out", func(c *Config) { c.TSL.Address.Locality = "" }, `tsl.address is a placeholder (street "1 Trust Street", locality "PLACEHOLDER")`},
+		{"trusted list address, no CA", func(c *Config) { c.TSL.Address, c.CA, c.TSA.Key, c.Identity.Key = build.Address{}, ca.Config{}, "", "" }, ""},
 		{"trusted list operator, no CA", func(c *Config) { c.TSL.Operator, c.CA, c.TSA.Key, c.Identity.Key = "", ca.Config{}, "", "" }, ""},
 		{"kernel clock", func(c *Config) { c.TSA.Timestamp.Clock.Source = timestamp.ClockKernel }, ""},
 		{"static clock, no TSA", func(c *Config) { c.TSA.Timestamp.Clock.Source, c.TSA.Key = timestamp.ClockStatic, "" }, ""},
