@@ -30,6 +30,7 @@ import (
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
+	"github.com/thiqa/thiqa/verify/tsl"
 )
 
 func TestBackupRestoreOnSQLite(t *testing.T)   { runBackupRestore(t, false) }
@@ -481,6 +482,30 @@ func TestBackupNamesProvidedFiles(t *testing.T) {
 	for key := range named {
 		if strings.HasPrefix(key, "hsm.") || key == "auth.issuers[0].jwksFile" {
 			t.Errorf("%s named: the HSM's files and the development issuer's JWKS are not the host's to keep", key)
+		}
+	}
+}
+
+// A backup also names this deployment's trusted list and its signer's
+// certificate (thiqa tsl build writes them; relying parties configure the
+// certificate) and the trusted lists a verifier keeps as files, with their
+// signers' certificates, so that those kept outside the data folder are
+// listed for the host's backup.
+func TestBackupNamesProvidedFilesTSL(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	host := t.TempDir()
+	c := config.Default(dir)
+	c.TSL.File = filepath.Join(host, "tsl.xml")
+	c.Verify.TrustedLists = []tsl.SourceConfig{{File: filepath.Join(host, "om.xml"), Signers: []string{"tsl/om-signer.pem"}}}
+	named := backupNamed(c)
+	for key, want := range map[string]string{
+		"tsl.file":                          filepath.Join(host, "tsl.xml"),
+		"tsl.signerCertificate":             filepath.Join(dir, "tsl", "signer.pem"),
+		"verify.trustedLists[0].file":       filepath.Join(host, "om.xml"),
+		"verify.trustedLists[0].signers[0]": filepath.Join(dir, "tsl", "om-signer.pem"),
+	} {
+		if named[key] != want {
+			t.Errorf("%s: %q, want %q", key, named[key], want)
 		}
 	}
 }
