@@ -33,10 +33,15 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	if *dir == "" || *out == "" {
 		return withExit(2, errors.New("usage: thiqa backup --data DIR --out FILE"))
 	}
-	// Absolute, so that every path the configuration resolves compares
-	// with the paths the walk of the folder finds.
+	// Absolute and with its links followed, so that every path the
+	// configuration resolves compares with the paths the walk of the folder
+	// finds, and the walk enters a --data that is a link to the folder
+	// (a walk does not follow a link, and would copy nothing).
 	absData, err := filepath.Abs(*dir)
 	if err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	if absData, err = filepath.EvalSymlinks(absData); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
 	cfg, err := loadConfig(absData)

@@ -330,6 +330,23 @@ func runBackupRestore(t *testing.T, postgres bool) {
 	if !strings.Contains(out.stdout, "root CA SHA-256") || !strings.Contains(out.stdout, "tokens: the SoftHSM token") || strings.Contains(out.stdout, "user.pin\n") {
 		t.Fatalf("backup output:\n%s", out.stdout)
 	}
+	// --data a link to the folder (/var/lib/thiqa -> /srv/thiqa): the same files.
+	link := filepath.Join(t.TempDir(), "data-link")
+	if err := os.Symlink(f.dir, link); err != nil {
+		t.Fatal(err)
+	}
+	viaLink := mustThiqa(t, f.env, "backup", "--data", link, "--out", filepath.Join(t.TempDir(), "via-link.tar.gz"))
+	filesLine := func(s string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "files ") {
+				return strings.TrimSpace(l)
+			}
+		}
+		return ""
+	}
+	if filesLine(viaLink.stdout) == "" || filesLine(viaLink.stdout) != filesLine(out.stdout) || strings.Contains(viaLink.stdout, "not a regular file") {
+		t.Fatalf("backup through a link to the data folder:\n%s\nwant as\n%s", viaLink.stdout, out.stdout)
+	}
 	again := thiqa(t, f.env, "backup", "--data", f.dir, "--out", archive)
 	if again.code == 0 || !strings.Contains(errorLine(t, again), "exists") {
 		t.Fatalf("a second backup to the same file: exit %d %s", again.code, again.stderr)
