@@ -20,9 +20,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
@@ -148,9 +150,10 @@ func Create(ctx context.Context, o Options) (*Manifest, error) {
 // excluded: they belong to the host's own backup.
 func stageDataFiles(o Options, staging string, staged map[string]string, m *Manifest) error {
 	noted := map[string]bool{}
-	note := func(p, why string) {
-		if !noted[p] {
-			noted[p] = true
+	note := func(id, why string) { // id: the path, or the path and its setting
+		if !noted[id] {
+			noted[id] = true
+			p, _, _ := strings.Cut(id, "\x00")
 			m.Excluded = append(m.Excluded, p+": "+why)
 		}
 	}
@@ -199,9 +202,12 @@ func stageDataFiles(o Options, staging string, staged map[string]string, m *Mani
 	if err != nil {
 		return fmt.Errorf("copying the data folder: %w", err)
 	}
-	for what, p := range o.Named {
-		if p != "" && !within(o.Data, p) {
-			note(p, what+" is outside the data folder: back it up with the host's files")
+	// Every setting naming a file outside gets its line (two settings may
+	// name one file), in the order of the settings.
+	for _, what := range slices.Sorted(maps.Keys(o.Named)) {
+		p := o.Named[what]
+		if p != "" && !walkedInto(o.Data, p) {
+			note(p+"\x00"+what, what+" is outside the data folder: back it up with the host's files")
 		}
 	}
 	slices.Sort(m.Excluded)

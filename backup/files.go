@@ -43,6 +43,43 @@ func LockFolder(dir string, exclusive bool) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
+// walkedInto reports whether the walk of the data folder dir reaches p:
+// p is inside dir once the symbolic links on its way are followed, and no
+// folder between dir and p is a link (the walk copies a link to a file as
+// the file, but does not enter a linked folder, which a Named path under
+// it would be lost with). A path that does not exist yet is taken as far
+// as it exists.
+func walkedInto(dir, p string) bool {
+	if !within(dir, p) {
+		return within(realPath(dir), realPath(p))
+	}
+	for q := filepath.Dir(p); within(dir, q) && q != dir; q = filepath.Dir(q) {
+		if fi, err := os.Lstat(q); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return false
+		}
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		st, err := os.Stat(p)
+		return err == nil && st.Mode().IsRegular()
+	}
+	return true
+}
+
+// realPath is p with the symbolic links of its longest existing prefix
+// followed; p itself when none of it can be resolved.
+func realPath(p string) string {
+	rest := ""
+	for q := p; ; q = filepath.Dir(q) {
+		if r, err := filepath.EvalSymlinks(q); err == nil {
+			return filepath.Join(r, rest)
+		}
+		if filepath.Dir(q) == q {
+			return p
+		}
+		rest = filepath.Join(filepath.Base(q), rest)
+	}
+}
+
 // within reports whether p is dir or inside it.
 func within(dir, p string) bool {
 	rel, err := filepath.Rel(dir, p)

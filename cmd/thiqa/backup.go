@@ -33,10 +33,15 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 	if *dir == "" || *out == "" {
 		return withExit(2, errors.New("usage: thiqa backup --data DIR --out FILE"))
 	}
-	// Absolute, so that every path the configuration resolves compares
-	// with the paths the walk of the folder finds.
+	// Absolute and with its links followed, so that every path the
+	// configuration resolves compares with the paths the walk of the folder
+	// finds, and the walk enters a --data that is a link to the folder
+	// (a walk does not follow a link, and would copy nothing).
 	absData, err := filepath.Abs(*dir)
 	if err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	if absData, err = filepath.EvalSymlinks(absData); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
 	cfg, err := loadConfig(absData)
@@ -88,18 +93,21 @@ func runBackup(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 // backupNamed is what the configuration names that a backup must hold
-// (setting → path): the folders and files Thiqa writes, and every file the
+// (setting → path): the folders and files Thiqa writes (this deployment's
+// trusted list and its signer's certificate included), and every file the
 // operator provides (the TLS certificate and key, JWKS files, client CAs,
 // trust anchors, the notification secret, fonts; config.ProvidedFiles).
 // Those outside the data folder are listed in the manifest as left out,
 // for the host's own backup. The token's files (the PKCS#11 module, a
 // vendor HSM's PIN file) are the HSM's procedure's, and not named.
 func backupNamed(cfg *config.Config) map[string]string {
-	a := cfg.ResolvedAudit()
+	a, tl := cfg.ResolvedAudit(), cfg.ResolvedTSL()
 	named := map[string]string{
 		"audit.checkpointFile": a.CheckpointFile, "audit.checkpointPublicKey": a.CheckpointPublicKey,
 		"ca.certDir": cfg.Resolve(cfg.CA.CertDir), "tsa.certDir": cfg.Resolve(cfg.TSA.CertDir),
 		"identity.pairwiseSecretFile": cfg.Resolve(cfg.Identity.PairwiseSecretFile),
+		// thiqa tsl build writes them; relying parties configure the signer's certificate
+		"tsl.file": tl.File, "tsl.signerCertificate": tl.SignerCertificate,
 	}
 	for _, f := range cfg.ProvidedFiles() {
 		if !f.HSM {

@@ -30,6 +30,7 @@ import (
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
+	"github.com/thiqa/thiqa/verify/tsl"
 )
 
 func TestBackupRestoreOnSQLite(t *testing.T)   { runBackupRestore(t, false) }
@@ -329,6 +330,23 @@ func runBackupRestore(t *testing.T, postgres bool) {
 	if !strings.Contains(out.stdout, "root CA SHA-256") || !strings.Contains(out.stdout, "tokens: the SoftHSM token") || strings.Contains(out.stdout, "user.pin\n") {
 		t.Fatalf("backup output:\n%s", out.stdout)
 	}
+	// --data a link to the folder (/var/lib/thiqa -> /srv/thiqa): the same files.
+	link := filepath.Join(t.TempDir(), "data-link")
+	if err := os.Symlink(f.dir, link); err != nil {
+		t.Fatal(err)
+	}
+	viaLink := mustThiqa(t, f.env, "backup", "--data", link, "--out", filepath.Join(t.TempDir(), "via-link.tar.gz"))
+	filesLine := func(s string) string {
+		for _, l := range strings.Split(s, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "files ") {
+				return strings.TrimSpace(l)
+			}
+		}
+		return ""
+	}
+	if filesLine(viaLink.stdout) == "" || filesLine(viaLink.stdout) != filesLine(out.stdout) || strings.Contains(viaLink.stdout, "not a regular file") {
+		t.Fatalf("backup through a link to the data folder:\n%s\nwant as\n%s", viaLink.stdout, out.stdout)
+	}
 	again := thiqa(t, f.env, "backup", "--data", f.dir, "--out", archive)
 	if again.code == 0 || !strings.Contains(errorLine(t, again), "exists") {
 		t.Fatalf("a second backup to the same file: exit %d %s", again.code, again.stderr)
@@ -481,6 +499,30 @@ func TestBackupNamesProvidedFiles(t *testing.T) {
 	for key := range named {
 		if strings.HasPrefix(key, "hsm.") || key == "auth.issuers[0].jwksFile" {
 			t.Errorf("%s named: the HSM's files and the development issuer's JWKS are not the host's to keep", key)
+		}
+	}
+}
+
+// A backup also names this deployment's trusted list and its signer's
+// certificate (thiqa tsl build writes them; relying parties configure the
+// certificate) and the trusted lists a verifier keeps as files, with their
+// signers' certificates, so that those kept outside the data folder are
+// listed for the host's backup.
+func TestBackupNamesProvidedFilesTSL(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	host := t.TempDir()
+	c := config.Default(dir)
+	c.TSL.File = filepath.Join(host, "tsl.xml")
+	c.Verify.TrustedLists = []tsl.SourceConfig{{File: filepath.Join(host, "om.xml"), Signers: []string{"tsl/om-signer.pem"}}}
+	named := backupNamed(c)
+	for key, want := range map[string]string{
+		"tsl.file":                          filepath.Join(host, "tsl.xml"),
+		"tsl.signerCertificate":             filepath.Join(dir, "tsl", "signer.pem"),
+		"verify.trustedLists[0].file":       filepath.Join(host, "om.xml"),
+		"verify.trustedLists[0].signers[0]": filepath.Join(dir, "tsl", "om-signer.pem"),
+	} {
+		if named[key] != want {
+			t.Errorf("%s: %q, want %q", key, named[key], want)
 		}
 	}
 }

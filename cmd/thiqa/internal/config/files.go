@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/notify"
@@ -32,6 +33,7 @@ const notifySecretKey = "notify.webhook.secretFile"
 // PIN file of a token Thiqa does not manage (unless the PIN comes from the
 // environment), the TLS certificate and key, the JWKS files of the JWT
 // issuers, the mutual-TLS client CAs, the verification trust anchors, the
+// trusted lists kept as files and their signers' certificates, the
 // notification gateway's secret and the fonts of visible signatures. The
 // files of a disabled service, and what `thiqa init` writes (a managed
 // SoftHSM token's PIN files, the development issuer's JWKS), are left out.
@@ -67,6 +69,12 @@ func (c *Config) ProvidedFiles() []ProvidedFile {
 		for i, f := range c.Verify.TrustAnchorFiles {
 			add(fmt.Sprintf("verify.trustAnchorFiles[%d]", i), f)
 		}
+		for i, t := range c.Verify.TrustedLists {
+			add(fmt.Sprintf("verify.trustedLists[%d].file", i), t.File)
+			for j, f := range t.Signers {
+				add(fmt.Sprintf("verify.trustedLists[%d].signers[%d]", i, j), f)
+			}
+		}
 	}
 	if c.Notify.Enabled && c.Notify.Webhook.SecretFile != "" {
 		out = append(out, ProvidedFile{Key: notifySecretKey, Path: c.Resolve(c.Notify.Webhook.SecretFile), check: func(p string) error {
@@ -92,7 +100,7 @@ func (c *Config) CheckFiles() error {
 	var errs []error
 	written := c.initWrites()
 	for _, pf := range c.ProvidedFiles() {
-		if _, err := os.Stat(pf.Path); errors.Is(err, os.ErrNotExist) && written[pf.Path] {
+		if _, err := os.Stat(pf.Path); errors.Is(err, os.ErrNotExist) && written[filepath.Clean(pf.Path)] {
 			continue // `thiqa init` writes it (a CA certificate as a client CA or trust anchor)
 		}
 		if pf.check != nil {
@@ -116,10 +124,12 @@ func (c *Config) CheckFiles() error {
 	return errors.Join(errs...)
 }
 
-// initWrites is the set of files `thiqa init` writes that the operator may
-// name as files to read: the CA certificates (ca.certDir/<name>.pem of the
-// root and each issuing CA), which production gives as
-// auth.mtls.clientCAFiles and a verifier may take as trust anchors.
+// initWrites is the set of files `thiqa init` is still to write that the
+// operator may name as files to read: the CA certificates (ca.certDir/<name>.pem
+// of the root and each issuing CA), which production gives as
+// auth.mtls.clientCAFiles and a verifier may take as trust anchors. Once
+// one of them exists, init has run and the set is empty: a CA certificate
+// missing then is lost, and named like any other file.
 func (c *Config) initWrites() map[string]bool {
 	out := map[string]bool{}
 	if !c.CA.Enabled() {
@@ -127,9 +137,14 @@ func (c *Config) initWrites() map[string]bool {
 	}
 	dir := c.Resolve(c.CA.CertDir)
 	for _, name := range append([]string{c.CA.Root.Name}, c.CA.IssuerNames()...) {
-		if name != "" {
-			out[hierarchy.CertPath(dir, name)] = true
+		if name == "" {
+			continue
 		}
+		p := filepath.Clean(hierarchy.CertPath(dir, name))
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			return map[string]bool{} // init has run (or the folder cannot be read: ask for every file)
+		}
+		out[p] = true
 	}
 	return out
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/verify/tsl"
 )
 
 // CheckFiles names every file the operator provides that cannot be read,
@@ -86,5 +88,72 @@ func TestCheckFilesBeforeInitTakesTheCACertificates(t *testing.T) {
 	c.Auth.MTLS.ClientCAFiles = c.Auth.MTLS.ClientCAFiles[:2]
 	if err := c.CheckFiles(); err == nil || !strings.HasPrefix(err.Error(), "auth.mtls.clientCAFiles[0]: ") {
 		t.Fatalf("a CA certificate path that is a folder: %v", err)
+	}
+}
+
+// Once `thiqa init` has written the CA certificates, one of them missing
+// (deleted, or lost with a restore) is named by config check like any other
+// file that serve reads: the exemption holds only before the first init.
+func TestCheckFilesAfterInitAsksForTheCACertificates(t *testing.T) {
+	c := Default(t.TempDir())
+	c.Auth.MTLS.ClientCAFiles = []string{"ca/citizen.pem", "./ca/organisation.pem"}
+	if err := c.CheckFiles(); err != nil {
+		t.Fatalf("before init (a path spelled ./ca/… included): %v", err)
+	}
+	// init ran: it wrote the root's and the organisation CA's certificates;
+	// the citizen CA's is gone since.
+	for _, name := range []string{"root", "organisation"} {
+		p := filepath.Join(c.Dir(), "ca", name+".pem")
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := c.CheckFiles()
+	if err == nil || !strings.HasPrefix(err.Error(), "auth.mtls.clientCAFiles[0]: ") || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("after init, a missing CA certificate named as a client CA: %v", err)
+	}
+}
+
+// The trusted lists a verifier keeps as files, and the certificates of
+// their signers, are files the operator provides: config check names the
+// missing ones and the backup lists them (ProvidedFiles).
+func TestCheckFilesTrustedLists(t *testing.T) {
+	dir := t.TempDir()
+	c := Default(dir)
+	present := filepath.Join(dir, "signer.pem")
+	if err := os.WriteFile(present, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Verify.TrustedLists = []tsl.SourceConfig{
+		{File: "tsl/om.xml", Signers: []string{"signer.pem", "tsl/om-signer.pem"}},
+		{URL: "https://tsl.example/eu-lotl.xml", Signers: []string{present}},
+	}
+	err := c.CheckFiles()
+	var all interface{ Unwrap() []error }
+	if !errors.As(err, &all) {
+		t.Fatalf("want every problem at once, got %v", err)
+	}
+	want := []string{"verify.trustedLists[0].file: ", "verify.trustedLists[0].signers[1]: "}
+	if len(all.Unwrap()) != len(want) {
+		t.Fatalf("%d problems, want %d:\n%v", len(all.Unwrap()), len(want), err)
+	}
+	for i, e := range all.Unwrap() {
+		if !strings.HasPrefix(e.Error(), want[i]) {
+			t.Errorf("problem %d: %v, want it under %s", i, e, want[i])
+		}
+	}
+	var keys []string
+	for _, pf := range c.ProvidedFiles() {
+		keys = append(keys, pf.Key+"="+pf.Path)
+	}
+	if w := "verify.trustedLists[0].file=" + filepath.Join(dir, "tsl", "om.xml"); !slices.Contains(keys, w) {
+		t.Errorf("ProvidedFiles %q lacks %s", keys, w)
+	}
+	c.Verify.Disabled = true
+	if err := c.CheckFiles(); err != nil {
+		t.Errorf("with verify off: %v", err)
 	}
 }
