@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -210,6 +211,36 @@ func TestFindByWindowRandomFixed(t *testing.T) {
 				got, err := db.FindAuditRecords(ctx, q)
 				if err != nil || !slices.Equal(seqs(got), want) {
 					t.Fatalf("%s: got %v (%v), want %v", describe(q), seqs(got), err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestFindByWindowHugeLimit: a search by time with a limit far beyond
+// audit.MaxFindLimit (only a direct caller of the store gives one) gets
+// the plain walk's answer on both databases. The rounds' sizes, grown
+// from 4 times the limit, overflowed: 2^60-250 made a round of no record
+// that ran for ever (here: until the context's end), 2^61 a negative
+// LIMIT that PostgreSQL refused.
+func TestFindByWindowHugeLimit(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			db := storetest.Open(t, d.NewConfig(t))
+			skewLog(t, db, 300)
+			all, err := db.FindAuditRecords(ctxT(t), audit.Query{Limit: audit.MaxFindLimit, OldestFirst: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, limit := range []int{1<<60 - 250, 1 << 61, 1<<62 + 1, math.MaxInt} {
+				for _, oldest := range []bool{false, true} {
+					q := audit.Query{Since: findBase.Add(50 * time.Second), Until: findBase.Add(200 * time.Second), Limit: limit, OldestFirst: oldest}
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					got, err := db.FindAuditRecords(ctx, q)
+					cancel()
+					if want := wantFound(all, q); err != nil || !slices.Equal(seqs(got), want) {
+						t.Fatalf("limit %d, oldest first %v: got %v (%v), want %v", limit, oldest, seqs(got), err, want)
+					}
 				}
 			}
 		})
