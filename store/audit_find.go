@@ -334,11 +334,11 @@ func findAt(dialect string) string {
 }
 
 // findWindowQuery returns the statement of a search by time (byWindow)
-// without a limit (below 1; SQLite then returns every record), in one
-// statement:
-// the primary key walked in q's order, with every condition of q, between
-// the lowest seq of the records of the window (since given) and the
-// highest (until given), each read from the index on (at_unix_ns, seq).
+// without a limit (below 1; SQLite then returns every record) or with one
+// above maxRoundsLimit, in one statement: the primary key walked in q's
+// order, with every condition of q, between the lowest seq of the
+// records of the window (since given) and the highest (until given),
+// each read from the index on (at_unix_ns, seq).
 // A one-sided window bounds one side: past the other, the records are
 // the log's head (since) or its start (until), in the window anyway.
 //
