@@ -38,16 +38,17 @@ func (db *DB) FindAuditRecords(ctx context.Context, q audit.Query) ([]audit.Reco
 		s, args := findQuery(db.dialect, q)
 		return db.findRecords(ctx, s, args)
 	}
-	if q.Limit <= 0 {
+	if q.Limit <= 0 || q.Limit > maxRoundsLimit {
 		s, args := findWindowQuery(db.dialect, q)
 		return db.findRecords(ctx, s, args)
 	}
 	return db.findByWindow(ctx, q)
 }
 
-// findByWindow answers a search by time (byWindow, a limit above 0) in
-// rounds, in one read-only transaction (one snapshot: a record appended
-// or archived meanwhile is in all of its reads or in none). Each round
+// findByWindow answers a search by time (byWindow, a limit from 1 to
+// maxRoundsLimit) in rounds, in one read-only transaction (one snapshot:
+// a record appended or archived meanwhile is in all of its reads or in
+// none). Each round
 // reads n of the records at the start of q's walk (findProbeQuery): when
 // the limit matches among them, that is the answer. Otherwise it reads
 // at most findWindowEntries(n) of the window's index entries
@@ -253,6 +254,14 @@ func byWindow(q audit.Query) bool {
 	return (!q.Since.IsZero() || !q.Until.IsZero()) && q.Object == "" && q.Actor == "" && q.Seq == 0 && len(q.Actions) == 0
 }
 
+// maxRoundsLimit is the largest limit findByWindow answers (audit.Find
+// asks one more record than its limit, at most audit.MaxFindLimit); a
+// larger one, which only a direct caller can give, is answered by the one
+// statement of findWindowQuery. The rounds' sizes grow from 4 times the
+// limit: for a limit near the int's range they overflowed, and a round of
+// none (n wrapped to 0) read no record and one index entry for ever.
+const maxRoundsLimit = audit.MaxFindLimit + 1
+
 // findProbeRows is how many of the newest (or oldest) records a search by
 // time reads first, for a limit: a few hundred microseconds on either
 // database, against the read of the window's index entries.
@@ -325,11 +334,11 @@ func findAt(dialect string) string {
 }
 
 // findWindowQuery returns the statement of a search by time (byWindow)
-// without a limit (below 1; SQLite then returns every record), in one
-// statement:
-// the primary key walked in q's order, with every condition of q, between
-// the lowest seq of the records of the window (since given) and the
-// highest (until given), each read from the index on (at_unix_ns, seq).
+// without a limit (below 1; SQLite then returns every record) or with one
+// above maxRoundsLimit, in one statement: the primary key walked in q's
+// order, with every condition of q, between the lowest seq of the
+// records of the window (since given) and the highest (until given),
+// each read from the index on (at_unix_ns, seq).
 // A one-sided window bounds one side: past the other, the records are
 // the log's head (since) or its start (until), in the window anyway.
 //
