@@ -98,6 +98,7 @@ func TestGeneratedSignatures(t *testing.T) {
 				pdf = c.mutate(pdf)
 			}
 			r := verifyBytes(t, c.opts, pdf)
+			checkReportDescribed(t, r)
 			if len(r.Signatures) != 1 {
 				t.Fatalf("%d signatures: %s", len(r.Signatures), summary(r))
 			}
