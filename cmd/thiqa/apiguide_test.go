@@ -89,6 +89,11 @@ func TestGuideJSONHelpersTakeTheFirstMember(t *testing.T) {
 		{"../../README.md", helper("../../README.md", "field"), "field %s %s"},
 		{"../../scripts/walkthrough.sh", helper("../../scripts/walkthrough.sh", "field"), "field %s %s"},
 	} {
+		// "\n" in a replacement is GNU sed's: BSD sed (macOS) writes an n, and the
+		// helper finds nothing. The README asks only for sed.
+		if strings.Contains(c.def, `\n`) {
+			t.Errorf("%s: the helper needs GNU sed (\\n in a replacement): %s", c.file, c.def)
+		}
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "sessions.json"), []byte(sessions), 0o644); err != nil {
 			t.Fatal(err)
@@ -113,6 +118,12 @@ func TestGuideJSONHelpersTakeTheFirstMember(t *testing.T) {
 			}
 			if got := strings.TrimSpace(string(out)); got != q.want {
 				t.Errorf("%s: member %s of %s = %q, want %q (the first)", c.file, q.name, q.file, got, q.want)
+			}
+			// The same in a POSIX sh (dash where /bin/sh is dash).
+			cmd = exec.Command("sh", "-c", strings.Replace(script, "set -euo pipefail", "set -eu", 1))
+			cmd.Dir = dir
+			if out, err = cmd.Output(); err != nil || strings.TrimSpace(string(out)) != q.want {
+				t.Errorf("%s under sh: member %s of %s = %q (%v), want %q", c.file, q.name, q.file, out, err, q.want)
 			}
 		}
 	}
