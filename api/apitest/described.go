@@ -17,8 +17,10 @@ import (
 // `{type: object}` accepts any key without saying what it means. A
 // member counts as described when a `properties` or a matching
 // `patternProperties` of the schema (through `$ref`, `allOf`, `anyOf` and
-// `oneOf`) names it, or when `additionalProperties` is a schema (a map
-// whose values it describes).
+// `oneOf`) names it, or when `additionalProperties` is a schema other
+// than {} (a map whose values it describes). A member one branch of a
+// `oneOf` or `anyOf` names counts as described whichever branch the
+// value matches.
 func (d *Document) Undescribed(ptr string, body []byte) ([]string, error) {
 	sch, err := d.Resolve("#" + ptr + pointer("schema"))
 	if err != nil {
@@ -121,7 +123,7 @@ func (d *Document) undescribed(v any, schemas []any, at string, out *[]string) e
 						}
 					}
 				}
-				if ap, ok := m["additionalProperties"].(map[string]any); ok {
+				if ap, ok := m["additionalProperties"].(map[string]any); ok && len(ap) > 0 { // {} is true: it describes nothing
 					sub = append(sub, ap)
 				}
 			}

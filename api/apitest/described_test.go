@@ -38,7 +38,7 @@ func TestExamplesDescribeEveryKey(t *testing.T) {
 }
 
 // Undescribed follows $ref, allOf and array items; additionalProperties
-// true describes nothing, a schema under it describes the map's values.
+// true or {} describes nothing, a schema under it describes the map's values.
 func TestUndescribed(t *testing.T) {
 	d, err := Load()
 	if err != nil {
@@ -49,6 +49,7 @@ func TestUndescribed(t *testing.T) {
 		"properties": map[string]any{
 			"list":   map[string]any{"type": "array", "items": map[string]any{"$ref": "#/components/schemas/__inner"}},
 			"labels": map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}},
+			"loose":  map[string]any{"type": "object", "additionalProperties": map[string]any{}},
 		},
 		"additionalProperties": true,
 	}
@@ -62,11 +63,11 @@ func TestUndescribed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := d.Undescribed(ptr, []byte(`{"a": "x", "b": 1, "list": [{"a": "y", "c": {"d": 1}}], "labels": {"any": "v"}}`))
+	got, err := d.Undescribed(ptr, []byte(`{"a": "x", "b": 1, "list": [{"a": "y", "c": {"d": 1}}], "labels": {"any": "v"}, "loose": {"what": 1}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"$.b", "$.list[0].c"}; !slices.Equal(got, want) {
+	if want := []string{"$.b", "$.list[0].c", "$.loose.what"}; !slices.Equal(got, want) {
 		t.Fatalf("Undescribed = %v, want %v", got, want)
 	}
 }
