@@ -7,10 +7,12 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/thiqa/thiqa/api/apitest"
 	"github.com/thiqa/thiqa/internal/testenv"
+	"github.com/thiqa/thiqa/verify/report"
 )
 
 // Every report of the shared corpus (PAdES and PKCS#7 signatures, document
@@ -85,5 +87,36 @@ func checkReportDescribed(t *testing.T, r any) {
 	}
 	if err := doc.CheckDescribed("POST", "/api/v1/verify", 200, "application/json", body); err != nil {
 		t.Errorf("the report does not match the OpenAPI document: %v\n%s", err, body)
+	}
+}
+
+// The OpenAPI document lists every sub-indication the verifier can send,
+// and no other, so that a client generated from it knows each.
+func TestSubIndicationsInTheDocument(t *testing.T) {
+	doc, err := apitest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := doc.Resolve("#/components/schemas/VerifySubIndication")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, v := range s.(map[string]any)["enum"].([]any) {
+		listed = append(listed, v.(string))
+	}
+	all := []report.SubIndication{report.FormatFailure, report.HashFailure, report.SigCryptoFailure, report.Revoked,
+		report.RevokedNoPOE, report.NoCertificateChainFound, report.ChainConstraintsFailure, report.CertificateChainGeneral,
+		report.OutOfBoundsNoPOE, report.OutOfBoundsNotRevoked, report.NotYetValid, report.CryptoConstraintsFailure,
+		report.TryLater, report.RevocationOutOfBoundsNoPO, report.NoSigningCertificateFound, report.SignedDataNotFound,
+		report.NoSignatureFound, report.TimestampOrderFailure}
+	var want []string
+	for _, a := range all {
+		want = append(want, string(a))
+	}
+	slices.Sort(listed)
+	slices.Sort(want)
+	if !slices.Equal(listed, want) {
+		t.Errorf("the document lists %v, the verifier has %v", listed, want)
 	}
 }
