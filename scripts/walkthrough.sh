@@ -32,7 +32,7 @@ call() {
   fi
 }
 # field NAME FILE: the string value of the first JSON member NAME in FILE.
-field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" "$2" | head -n 1; }
+field() { sed -n "s/\"$1\": *\"/$(printf '\001')/; s/.*$(printf '\001')\([^\"]*\)\".*/\1/p" "$2" | head -n 1; }
 # b64url: base64url without padding, as JOSE and PKCE want it.
 b64url() { basenc --base64url -w0 | tr -d '='; }
 

@@ -90,6 +90,10 @@ func runCSCShape(t *testing.T, w *world, citizen, other, cred, h string) {
 		auth["mode"] != "explicit" || !strings.Contains(fmt.Sprint(auth["objects"]), "id:PIN") || m["multisign"] == nil {
 		t.Fatalf("credentials/info: %d %v", code, m)
 	}
+	// RFC 4514 strings with the short names a relying party reads, not dotted OIDs with hex values.
+	if dn := fmt.Sprint(cert["subjectDN"]); !strings.Contains(dn, "SN=") || !strings.Contains(dn, "GN=") || strings.Contains(dn, "2.5.4.") {
+		t.Errorf("credentials/info: subjectDN %s", dn)
+	}
 	code, m = w.csc(t, "/csc/v2/credentials/info", citizen, map[string]any{"credentialID": cred, "certificates": "all"})
 	wantCSC(t, "credentials/info with certificates=all", code, m, 400, "invalid_request", "Invalid parameter certificates")
 	code, m = w.csc(t, "/csc/v2/credentials/info", other, map[string]any{"credentialID": cred})

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/thiqa/thiqa/api/apitest"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/store/storetest"
@@ -25,6 +26,10 @@ func TestJAdESSeal(t *testing.T) {
 		return w.send(t, "/api/v1/seal/jades?credential="+cred+"&"+query, agency, ctype, body, nil)
 	}
 	v := w.verifier()
+	api, err := apitest.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		query, ctype, level string
 		detached            bool
@@ -38,6 +43,10 @@ func TestJAdESSeal(t *testing.T) {
 		if code != 200 || hdr.Get("Content-Type") != c.ctype || len(hdr.Get(signing.DigestHeader)) != 64 {
 			t.Fatalf("%s: %d %s %.300s", c.query, code, hdr.Get("Content-Type"), jws)
 		}
+		// The JSON serialization is what the OpenAPI document describes, every member.
+		if err := api.CheckDescribed("POST", "/api/v1/seal/jades", 200, c.ctype, jws); c.ctype == "application/jose+json" && err != nil {
+			t.Errorf("%s: the answer does not match the OpenAPI document: %v\n%s", c.query, err, jws)
+		}
 		var payload []byte
 		if c.detached {
 			payload = doc
@@ -45,6 +54,9 @@ func TestJAdESSeal(t *testing.T) {
 		rep, err := v.VerifyJAdES(t.Context(), jws, payload)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if js, _ := json.Marshal(rep); api.CheckDescribed("POST", "/api/v1/verify", 200, "application/json", js) != nil {
+			t.Errorf("%s: the JAdES report does not match the OpenAPI document: %v", c.query, api.CheckDescribed("POST", "/api/v1/verify", 200, "application/json", js))
 		}
 		s := rep.Signatures[0]
 		if rep.Indication != report.TotalPassed || s.Level != c.level || s.Signer == nil || s.Signer.OrganizationIdentifier != "NTROM-1234567" ||

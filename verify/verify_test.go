@@ -87,7 +87,12 @@ func TestGeneratedSignatures(t *testing.T) {
 			b[i] = 's'
 			return b
 		}},
-		{name: "page appended", opts: trusted, ind: report.TotalFailed, sub: report.FormatFailure, mutate: appendPage},
+		{name: "page appended", opts: trusted, ind: report.TotalFailed, sub: report.FormatFailure, mutate: appendPage, checkFn: func(t *testing.T, r *report.Report) {
+			// Intact but TOTAL-FAILED: no level, as docs/verify-report.md says.
+			if s := r.Signatures[0]; !s.SignatureIntact || s.Level != "" {
+				t.Errorf("intact %v, level %q: want an intact signature without a level", s.SignatureIntact, s.Level)
+			}
+		}},
 		{name: "expired at validation time", opts: Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored, At: time.Now().Add(48 * time.Hour)},
 			ind: report.Indeterminate, sub: report.OutOfBoundsNoPOE},
 	}
@@ -98,6 +103,7 @@ func TestGeneratedSignatures(t *testing.T) {
 				pdf = c.mutate(pdf)
 			}
 			r := verifyBytes(t, c.opts, pdf)
+			checkReportDescribed(t, r)
 			if len(r.Signatures) != 1 {
 				t.Fatalf("%d signatures: %s", len(r.Signatures), summary(r))
 			}
