@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/testenv"
@@ -138,6 +139,22 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 	}
 	if mustRead(t, filepath.Join(dir, "thiqa.yaml")) != oldConfig || !rootKeyOnToken(t, dir, root) {
 		t.Fatal("a refused retire-online changed the data folder")
+	}
+
+	// The proof beside a running thiqa serve (its shared lock on the
+	// folder): refused, nothing changed. It went ahead, switching the
+	// configuration and destroying the key under the server.
+	releaseServe, err := backup.LockFolder(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = thiqa(t, nil, "ca", "root", "retire-online", "--data", dir, "--crl", proof)
+	releaseServe()
+	if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "thiqa serve") || !strings.Contains(line, "nothing was changed") {
+		t.Fatalf("retire-online beside a running server: %d %q", r.code, line)
+	}
+	if mustRead(t, filepath.Join(dir, "thiqa.yaml")) != oldConfig || !rootKeyOnToken(t, dir, root) {
+		t.Fatal("retire-online beside a running server changed the data folder")
 	}
 
 	// Killed after the configuration was switched, before the key went:
