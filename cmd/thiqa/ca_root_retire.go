@@ -30,18 +30,23 @@ func caRootRetireOnline(ctx context.Context, env *cliEnv, args []string) error {
 	if *dir == "" || *crlFile == "" {
 		return withExit(2, errors.New("--data and --crl are required: the root CRL the ceremony signed is the proof that the offline copy of the root key works; without it the online key is not destroyed"))
 	}
-	// A running thiqa serve holds the folder (a shared lock): it signs with
-	// the root key this destroys and runs on the configuration this
-	// rewrites. The docs stop every server first; this refuses the local one.
-	release, err := backup.LockFolder(*dir, true)
-	if err != nil {
-		return fmt.Errorf("ca root retire-online needs every thiqa serve of the deployment stopped (nothing was changed): %w", err)
-	}
-	defer release()
 	cfg, err := loadConfig(*dir)
 	if err != nil {
 		return err
 	}
+	// A running thiqa serve holds the folder (a shared lock): it signs with
+	// the root key this destroys and runs on the configuration this
+	// rewrites. The docs stop every server first; this refuses the local
+	// one. The folder is checked first (loadConfig), so that a folder that
+	// is not there is not taken for one a server holds.
+	release, err := backup.LockFolder(cfg.Dir(), true)
+	if errors.Is(err, backup.ErrFolderInUse) {
+		return fmt.Errorf("ca root retire-online needs every thiqa serve of the deployment stopped (nothing was changed): %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
 	if !cfg.CA.Enabled() {
 		return errors.New("this data folder runs no CA (ca section of thiqa.yaml)")
 	}
