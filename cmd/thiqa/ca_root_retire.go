@@ -68,10 +68,17 @@ func caRootRetireOnline(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer closePlatform()
-	return hierarchy.RetireOnlineRoot(ctx, hierarchy.RetireOnline{
+	err = hierarchy.RetireOnlineRoot(ctx, hierarchy.RetireOnline{
 		RootName: cfg.CA.Root.Name, Root: root, Offline: cfg.CA.Root.Offline, Dir: cfg.Dir(), ConfigPath: config.Path(cfg.Dir()),
 		Proof: proof, Source: *crlFile, Actor: operatorName(), Now: now,
 		Token: keyring.CAToken{Token: p.token}, Numbers: p.db.Revocations(), CRLs: p.db.ImportedCRLs(), Audit: p.audit,
 		SetOffline: func() (bool, error) { return config.SetRootOffline(cfg.Dir()) },
 	}, env.stdout)
+	if err != nil {
+		return err
+	}
+	// The proof is imported as by ca crl import, which says when it
+	// revokes an installed issuing CA.
+	warnRevokedIssuingCAs(env.stderr, cfg, proof.DER)
+	return nil
 }

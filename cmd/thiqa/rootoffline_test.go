@@ -236,6 +236,18 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 	if chk := mustThiqa(t, nil, "config", "check", "--data", dir); strings.Contains(chk.stderr, "country") {
 		t.Fatalf("config check warns of the country with the root offline:\n%s", chk.stderr)
 	}
+	srv.stop(t)
+
+	// retire-online run again with a proof that revokes the first
+	// generation (superseded): it imports it as ca crl import does, and
+	// says so as ca crl import does.
+	gen1 := readPEMCert(t, filepath.Join(dir, "ca", "citizen.pem"))
+	proof2 := filepath.Join(tmp, "root-2.crl")
+	mustThiqa(t, nil, "ca", "crl", "--ceremony", cer, "--out", proof2, "--revoke", gen1.SerialNumber.Text(16), "--reason", "superseded")
+	again := mustThiqa(t, nil, "ca", "root", "retire-online", "--data", dir, "--crl", proof2)
+	if !strings.Contains(again.stderr, "warning: it revokes issuing CA citizen (") || strings.Contains(again.stderr, "citizen_2") {
+		t.Fatalf("retire-online with a proof revoking generation 1:\nstdout:\n%s\nstderr:\n%s", again.stdout, again.stderr)
+	}
 }
 
 // rootKeyOnToken reports whether the data folder's token holds the root's
