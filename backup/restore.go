@@ -58,6 +58,11 @@ type Settings struct {
 	// the data folder); RootCommonName the root the configuration names;
 	// RootKeyLabel the label of the root key on the token.
 	RootCertificate, RootCommonName, RootKeyLabel string
+	// RootOffline says the root key is offline (a key ceremony's root):
+	// the configuration names neither the root nor its key, and the token
+	// holds no root key. The token is then recognised by the checkpoint
+	// key that signed the manifest alone.
+	RootOffline bool
 	// Token is the token's label.
 	Token string
 	// Driver is the store driver; SQLiteFile, for SQLite, where the
@@ -282,7 +287,7 @@ func (r *Restored) resolveConfig() error {
 	if r.rootSHA256 != m.Deployment.RootSHA256 {
 		return corrupt("the root CA certificate in it has SHA-256 %s, the manifest says %s", r.rootSHA256, m.Deployment.RootSHA256)
 	}
-	if want := set.RootCommonName; want != c.Subject.CommonName {
+	if want := set.RootCommonName; !set.RootOffline && want != c.Subject.CommonName {
 		return fmt.Errorf("%w: the configuration in %s names the root CA %q, the backup's root is %q (SHA-256 %s); nothing was changed",
 			ErrOtherDeployment, r.o.Data, want, c.Subject.CommonName, r.rootSHA256)
 	}
@@ -295,7 +300,8 @@ func (r *Restored) resolveConfig() error {
 
 // checkToken opens the token the configuration names and checks that it
 // is the backup's: it holds the root key of the backup's root certificate
-// and the checkpoint key that signed the manifest.
+// (unless the root is offline) and the checkpoint key that signed the
+// manifest.
 func (r *Restored) checkToken(ctx context.Context) error {
 	conf, err := r.softHSMConf()
 	if err != nil {
@@ -306,8 +312,26 @@ func (r *Restored) checkToken(ctx context.Context) error {
 		return err
 	}
 	r.keys = keys
+	if !r.set.RootOffline {
+		if err := r.checkRootKey(ctx); err != nil {
+			return err
+		}
+	}
+	if r.checkpoint, err = keys.CheckpointKey(ctx); err != nil {
+		return err
+	}
+	if !verifyManifest(r.checkpoint.Public(), r.arch.raw, r.arch.sig) {
+		return fmt.Errorf("%w: the manifest's signature does not verify with the audit checkpoint key on token %q: the backup was made by another deployment, or its manifest was altered; nothing was changed",
+			ErrOtherDeployment, r.set.Token)
+	}
+	return nil
+}
+
+// checkRootKey checks that the token holds the root key of the backup's
+// root certificate (a root kept online).
+func (r *Restored) checkRootKey(ctx context.Context) error {
 	label := r.set.RootKeyLabel
-	pub, err := keys.PublicKey(ctx, label)
+	pub, err := r.keys.PublicKey(ctx, label)
 	if errors.Is(err, ErrKeyNotFound) {
 		return fmt.Errorf("%w: token %q has no root CA key %q: it is not the token of the backup's deployment (root %s); nothing was changed",
 			ErrOtherDeployment, r.set.Token, label, r.root.Subject)
@@ -318,13 +342,6 @@ func (r *Restored) checkToken(ctx context.Context) error {
 	if k, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(r.root.PublicKey) {
 		return fmt.Errorf("%w: the root CA key on token %q is not the key of the backup's root CA %q (SHA-256 %s): this token belongs to another deployment; nothing was changed",
 			ErrOtherDeployment, r.set.Token, r.root.Subject.CommonName, r.rootSHA256)
-	}
-	if r.checkpoint, err = keys.CheckpointKey(ctx); err != nil {
-		return err
-	}
-	if !verifyManifest(r.checkpoint.Public(), r.arch.raw, r.arch.sig) {
-		return fmt.Errorf("%w: the manifest's signature does not verify with the audit checkpoint key on token %q: the backup was made by another deployment, or its manifest was altered; nothing was changed",
-			ErrOtherDeployment, r.set.Token)
 	}
 	return nil
 }
@@ -627,7 +644,11 @@ func (r *Restored) setBackupConfigAside(from string) error {
 func (r *Restored) Report(w io.Writer) {
 	m := &r.arch.manifest
 	fmt.Fprintf(w, "restored the backup of %s (made on %s by thiqa %s) into %s\n", m.Created.Format(time.RFC3339), m.Host, m.Thiqa.Version, r.o.Data)
-	fmt.Fprintf(w, "  deployment   root CA SHA-256 %s (%s); token %q holds its key\n", r.rootSHA256, r.root.Subject.CommonName, r.set.Token)
+	if r.set.RootOffline {
+		fmt.Fprintf(w, "  deployment   root CA SHA-256 %s (%s, offline); token %q holds the checkpoint key that signed the backup\n", r.rootSHA256, r.root.Subject.CommonName, r.set.Token)
+	} else {
+		fmt.Fprintf(w, "  deployment   root CA SHA-256 %s (%s); token %q holds its key\n", r.rootSHA256, r.root.Subject.CommonName, r.set.Token)
+	}
 	if r.set.OwnConfig {
 		fmt.Fprintf(w, "  config       the folder's own %s was kept (the backup's copy was not written)\n", r.o.ConfigFile)
 	}

@@ -255,6 +255,8 @@ type testHost struct {
 	// sqliteCopies records where OpenStore was asked to open the staged
 	// SQLite copy.
 	sqliteCopies []string
+	// offline configures an offline root: no root name, no root key.
+	offline bool
 }
 
 func (h *testHost) Configure(backupConfig string) (backup.Settings, error) {
@@ -265,6 +267,9 @@ func (h *testHost) Configure(backupConfig string) (backup.Settings, error) {
 		Token: "test", Driver: h.cfg.Driver, CheckpointFile: filepath.Join(h.data, "audit", "checkpoints.jsonl"), CRLIssuers: []string{"root"}}
 	if h.cpFile != "" {
 		s.CheckpointFile = h.cpFile
+	}
+	if h.offline {
+		s.RootOffline, s.RootCommonName, s.RootKeyLabel = true, "", ""
 	}
 	if s.Driver == backup.DriverSQLite {
 		s.SQLiteFile = h.cfg.DSN

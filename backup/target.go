@@ -40,7 +40,19 @@ func openTarget(dir string) (*target, error) {
 		return t, nil
 	case err != nil:
 		return nil, fmt.Errorf("restore target: %w", err)
-	case !info.IsDir():
+	case info.Mode()&fs.ModeSymlink != 0:
+		// A link to the data folder (/var/lib/thiqa -> /srv/thiqa, as
+		// thiqa backup follows it): the folder is where it points. Every
+		// path keeps naming it through the link, as the configuration
+		// does, and the files are renamed through it into the folder.
+		if info, err = os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("restore target: %s is a link to a folder that does not exist (create the folder it names first): %w", dir, err)
+		}
+		if !info.IsDir() {
+			return nil, fmt.Errorf("%w: %s is a link to something that is not a folder", ErrTargetNotEmpty, dir)
+		}
+	}
+	if !info.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a folder", ErrTargetNotEmpty, dir)
 	}
 	release, err := LockFolder(dir, true)

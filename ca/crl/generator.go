@@ -405,18 +405,26 @@ func (g *Generator) tbs(c *CRL, entries []byte) ([]byte, error) {
 			})
 			addExtension(b, oidCRLNumber, false, func(b *cryptobyte.Builder) { b.AddASN1BigInt(c.Number) })
 			g.addDeltaExtensions(b, c)
-			// Every CRL names its own distribution point (critical IDP,
-			// RFC 5280 §5.2.5) so a partition cannot be taken for the
-			// whole; it covers end-entity or CA certificates only.
+			// Every CRL of an issuing CA names its own distribution point
+			// (critical IDP, RFC 5280 §5.2.5) so a partition cannot be
+			// taken for the whole; it covers end-entity or CA
+			// certificates only. The root's CRL (CACerts: one CRL, no
+			// partitions) names none: the root certificate has no CRL
+			// distribution point, and OpenSSL checking the whole chain
+			// (verify -crl_check_all, nginx ssl_crl) checks the root too,
+			// for which a CRL naming a distribution point is out of scope
+			// ("different CRL scope"): every chain failed.
 			addExtension(b, oidIssuingDistP, true, func(b *cryptobyte.Builder) {
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+					if !g.iss.CACerts {
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-							b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) {
-								b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition)))
+							b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+								b.AddASN1(cbasn1.Tag(6).ContextSpecific(), func(b *cryptobyte.Builder) {
+									b.AddBytes([]byte(URL(g.set.BaseURL, g.iss.Name, c.Partition)))
+								})
 							})
 						})
-					})
+					}
 					scope := cbasn1.Tag(1).ContextSpecific() // onlyContainsUserCerts
 					if g.iss.CACerts {
 						scope = cbasn1.Tag(2).ContextSpecific() // onlyContainsCACerts

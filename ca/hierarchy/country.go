@@ -41,6 +41,15 @@ func (m CountryMismatch) String() string {
 			"profiles issue to), so the holders of what %s certified are not its citizens",
 			m.CA, m.Configured, strings.Join(m.Agreeing, ", "), m.Path, certified, m.Configured, m.Path)
 	}
+	if len(m.Certified) == 0 {
+		// A root that leaves C out (a foreign root the country adopted):
+		// removing the country from thiqa.yaml would take it from the
+		// deployment and from the CSRs of the CA's next generations.
+		return fmt.Sprintf("thiqa.yaml gives CA %s the country %s, but its certificate %s names no C (its root left it out): the deployment "+
+			"takes %s as its country from thiqa.yaml alone (the civil numbers it accepts, the country its citizen profiles issue to); "+
+			"keep it there as the CA's CSRs asked for it, and check that it is the country the root certified the CA for",
+			m.CA, m.Configured, m.Path, m.Configured)
+	}
 	return fmt.Sprintf("thiqa.yaml gives CA %s the country %s, but its certificate %s names %s: the deployment takes %s as its country "+
 		"(the civil numbers it accepts, the country its citizen profiles issue to); make the CA's country in thiqa.yaml the certificate's C",
 		m.CA, m.Configured, m.Path, certified, m.Configured)

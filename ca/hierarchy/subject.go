@@ -154,9 +154,14 @@ func keptCSR(g *generation) *x509.CertificateRequest {
 // cur, the current generation (SubjectChangeError).
 //
 // What it is compared with:
-//   - C with cur's certificate, always: the deployment takes its country
-//     from the certificates (CountryMismatches), and a new generation
-//     certified for another one would move the service there;
+//   - C with cur's certificate: the deployment takes its country from the
+//     certificates (CountryMismatches), and a new generation certified
+//     for another one would move the service there. A root that leaves C
+//     out of its certificates (a foreign root the country adopted) would
+//     block every rollover that way, and the advice, to remove the
+//     country from thiqa.yaml, would take it from the deployment: C is
+//     then compared with the CSR cur was certified from, when it is kept,
+//     else not at all;
 //   - O and organizationIdentifier with the CSR cur was certified from,
 //     when it is kept (and is for cur's key): what thiqa.yaml asked for
 //     then, so an edit since is caught whatever the root made of the
@@ -186,7 +191,12 @@ func checkRolloverSubject(g, cur *generation) error {
 		want := nameValues(next, a.oid)
 		have, path, isCSR := nameValues(cur.cert.Subject, a.oid), cur.certPath, false
 		switch {
-		case a.name == "C":
+		case a.name == "C" && len(have) > 0:
+		case a.name == "C" && curCSR == nil:
+			// A root that leaves C out of its certificates (a foreign
+			// root the country adopted): nothing says which country
+			// was asked for, and the new generation will lack it too.
+			continue
 		case curCSR != nil:
 			have, path, isCSR = nameValues(curCSR.Subject, a.oid), cur.csrPath, true
 		case len(have) == 0 || len(want) == 0:

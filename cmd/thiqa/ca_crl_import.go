@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/ca/hierarchy"
+	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 )
 
 // rootCRLReload is how often `thiqa serve` looks for a newly imported root CRL.
@@ -68,7 +71,27 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(out, "root CRL number %s imported: %d revoked issuing CA(s), valid until %s\n", c.NumberString(), c.Entries, c.NextUpdate.Format(time.RFC3339))
 	fmt.Fprintf(out, "  SHA-256 fingerprint: %s\n", ca.Fingerprint(c.DER))
+	warnRevokedIssuingCAs(env.stderr, cfg, c.DER)
 	fmt.Fprintf(out, "thiqa serve publishes it at %s/crl/root.crl (running servers within %s); import the next one before %s (/readyz warns from then on)\n",
 		cfg.PublicBaseURL, rootCRLReload, c.NextUpdate.Add(-14*24*time.Hour).Format(time.DateOnly))
 	return nil
+}
+
+// warnRevokedIssuingCAs says on w (stderr, as every warning of thiqa's
+// commands) which installed issuing CA generations the imported root CRL
+// revokes (hierarchy.RevokedGenerations): the servers go on issuing with
+// them until their keys are disabled.
+func warnRevokedIssuingCAs(out io.Writer, cfg *config.Config, der []byte) {
+	h, err := hierarchyConfig(cfg)
+	if err != nil {
+		return
+	}
+	rl, _, err := crl.ParseCRL(der)
+	if err != nil {
+		return
+	}
+	for _, g := range hierarchy.RevokedGenerations(h, rl) {
+		fmt.Fprintf(out, "warning: it revokes issuing CA %s (%s, serial %s): the servers still issue with it until its key is disabled on the HSM (docs/operations.md, Key compromise of an issuing CA)\n",
+			g.Generation, g.Path, g.Serial)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
@@ -33,6 +34,19 @@ func caRootRetireOnline(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A running thiqa serve holds the folder (a shared lock): it signs with
+	// the root key this destroys and runs on the configuration this
+	// rewrites. The docs stop every server first; this refuses the local
+	// one. The folder is checked first (loadConfig), so that a folder that
+	// is not there is not taken for one a server holds.
+	release, err := backup.LockFolder(cfg.Dir(), true)
+	if errors.Is(err, backup.ErrFolderInUse) {
+		return fmt.Errorf("ca root retire-online needs every thiqa serve of the deployment stopped (nothing was changed): %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	defer release()
 	if !cfg.CA.Enabled() {
 		return errors.New("this data folder runs no CA (ca section of thiqa.yaml)")
 	}
@@ -54,10 +68,17 @@ func caRootRetireOnline(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer closePlatform()
-	return hierarchy.RetireOnlineRoot(ctx, hierarchy.RetireOnline{
+	err = hierarchy.RetireOnlineRoot(ctx, hierarchy.RetireOnline{
 		RootName: cfg.CA.Root.Name, Root: root, Offline: cfg.CA.Root.Offline, Dir: cfg.Dir(), ConfigPath: config.Path(cfg.Dir()),
 		Proof: proof, Source: *crlFile, Actor: operatorName(), Now: now,
 		Token: keyring.CAToken{Token: p.token}, Numbers: p.db.Revocations(), CRLs: p.db.ImportedCRLs(), Audit: p.audit,
 		SetOffline: func() (bool, error) { return config.SetRootOffline(cfg.Dir()) },
 	}, env.stdout)
+	if err != nil {
+		return err
+	}
+	// The proof is imported as by ca crl import, which says when it
+	// revokes an installed issuing CA.
+	warnRevokedIssuingCAs(env.stderr, cfg, proof.DER)
+	return nil
 }

@@ -320,6 +320,15 @@ func TestKeyCeremonyEndToEnd(t *testing.T) {
 	if out, err := exec.Command(testenv.Tool(t, "openssl"), "crl", "-inform", "DER", "-in", served, "-CAfile", d.root, "-noout").CombinedOutput(); err != nil || !strings.Contains(string(out), "verify OK") {
 		t.Fatalf("openssl crl -CAfile: %v\n%s", err, out)
 	}
+	// The whole chain with both CRLs the server serves, as nginx's ssl_crl
+	// checks it (the root certificate too, against the root's CRL).
+	_, _, citizenDER := d.srv.get(t, "/crl/citizen.crl", "")
+	crls := filepath.Join(f.tmp, "crls.pem")
+	writeFile(t, crls, string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))+string(pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: citizenDER})))
+	out, err = exec.Command(testenv.Tool(t, "openssl"), "verify", "-crl_check_all", "-CAfile", d.root, "-untrusted", filepath.Join(caDir, "citizen.pem"), "-CRLfile", crls, leafFile).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), leafFile+": OK") {
+		t.Fatalf("openssl verify -crl_check_all with the served root and citizen CRLs: %v\n%s", err, out)
+	}
 	// A B-LT seal: TOTAL-PASSED with thiqa verify --trust root.pem, trusted by pdfsig.
 	sealedFile := d.path("sealed-B-LT.pdf")
 	writeFile(t, sealedFile, string(d.seal(t, "B-LT")))
@@ -340,6 +349,15 @@ func TestKeyCeremonyEndToEnd(t *testing.T) {
 	d.srv.stop(t)
 	if log := d.srv.stderr.String(); strings.Contains(log, "root CA key is on the online token") {
 		t.Fatal("an offline deployment warns that its root key is online")
+	}
+	// A root CRL revoking the citizen CA: the import says on stderr that
+	// the servers still issue with it.
+	citizenCert := readPEMCert(t, filepath.Join(caDir, "citizen.pem"))
+	revokedCRL := filepath.Join(f.tmp, "root-revoking.crl")
+	mustThiqa(t, nil, "ca", "crl", "--ceremony", d.cer, "--out", revokedCRL, "--revoke", citizenCert.SerialNumber.Text(16), "--reason", "caCompromise")
+	imp := mustThiqa(t, nil, "ca", "crl", "import", "--data", f.dir, "--crl", revokedCRL)
+	if !strings.Contains(imp.stderr, "warning: it revokes issuing CA citizen") || strings.Contains(imp.stdout, "warning") {
+		t.Fatalf("importing a root CRL that revokes the citizen CA:\nstdout:\n%s\nstderr:\n%s", imp.stdout, imp.stderr)
 	}
 	mustThiqa(t, nil, "audit", "verify", "--ceremony", d.cer)
 	mustThiqa(t, nil, "audit", "verify", "--data", f.dir)

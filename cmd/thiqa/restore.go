@@ -78,8 +78,11 @@ func (h *restoreHost) Configure(backupConfig string) (backup.Settings, error) {
 		return set, nil
 	}
 	set.RootCertificate, set.RootCommonName = caCertPath(cfg, cfg.CA.Root.Name), cfg.CA.Root.CommonName
-	if set.RootKeyLabel, err = cfg.HSM.KeyLabel(cfg.CA.Root.Key); err != nil {
-		return set, err
+	// An offline root (thiqa init --root-cert) has no key on this token.
+	if set.RootOffline = cfg.CA.Root.Offline; !set.RootOffline {
+		if set.RootKeyLabel, err = cfg.HSM.KeyLabel(cfg.CA.Root.Key); err != nil {
+			return set, err
+		}
 	}
 	if set.Driver == store.DriverSQLite {
 		if set.SQLiteFile, err = cfg.StoreDSN(); err != nil {

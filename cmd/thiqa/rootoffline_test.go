@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/testenv"
@@ -140,6 +141,22 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 		t.Fatal("a refused retire-online changed the data folder")
 	}
 
+	// The proof beside a running thiqa serve (its shared lock on the
+	// folder): refused, nothing changed. It went ahead, switching the
+	// configuration and destroying the key under the server.
+	releaseServe, err := backup.LockFolder(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = thiqa(t, nil, "ca", "root", "retire-online", "--data", dir, "--crl", proof)
+	releaseServe()
+	if line := errorLine(t, r); r.code != 1 || !strings.Contains(line, "thiqa serve") || !strings.Contains(line, "nothing was changed") {
+		t.Fatalf("retire-online beside a running server: %d %q", r.code, line)
+	}
+	if mustRead(t, filepath.Join(dir, "thiqa.yaml")) != oldConfig || !rootKeyOnToken(t, dir, root) {
+		t.Fatal("retire-online beside a running server changed the data folder")
+	}
+
 	// Killed after the configuration was switched, before the key went:
 	// a run again destroys it.
 	if _, err := config.SetRootOffline(dir); err != nil {
@@ -218,6 +235,18 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 	}
 	if chk := mustThiqa(t, nil, "config", "check", "--data", dir); strings.Contains(chk.stderr, "country") {
 		t.Fatalf("config check warns of the country with the root offline:\n%s", chk.stderr)
+	}
+	srv.stop(t)
+
+	// retire-online run again with a proof that revokes the first
+	// generation (superseded): it imports it as ca crl import does, and
+	// says so as ca crl import does.
+	gen1 := readPEMCert(t, filepath.Join(dir, "ca", "citizen.pem"))
+	proof2 := filepath.Join(tmp, "root-2.crl")
+	mustThiqa(t, nil, "ca", "crl", "--ceremony", cer, "--out", proof2, "--revoke", gen1.SerialNumber.Text(16), "--reason", "superseded")
+	again := mustThiqa(t, nil, "ca", "root", "retire-online", "--data", dir, "--crl", proof2)
+	if !strings.Contains(again.stderr, "warning: it revokes issuing CA citizen (") || strings.Contains(again.stderr, "citizen_2") {
+		t.Fatalf("retire-online with a proof revoking generation 1:\nstdout:\n%s\nstderr:\n%s", again.stdout, again.stderr)
 	}
 }
 

@@ -29,8 +29,8 @@ type Ceremony struct {
 	// PublicBaseURL is the deployment's public base URL (thiqa.yaml's
 	// publicBaseURL): every issuing CA certificate the root signs names the
 	// root's certificate (BASE/certs/root.crt) and CRL (BASE/crl/root.crl)
-	// under it, and the root CRL's issuingDistributionPoint names the
-	// latter. http://, as CRLs are fetched over plain HTTP. `thiqa ca
+	// under it (the root CRL itself names no distribution point). http://,
+	// as CRLs are fetched over plain HTTP. `thiqa ca
 	// import` refuses a certificate naming another base URL than the
 	// deployment's.
 	PublicBaseURL string `yaml:"publicBaseURL"`
