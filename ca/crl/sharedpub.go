@@ -281,11 +281,23 @@ func (p *Publisher) stage(pub *Published, fp string) {
 		// reading it now does, not when this clock reaches it.
 		pub.ServeFrom = latest
 	}
+	// The pair staged before this one is served first once its time has
+	// come, even if nothing promoted it yet: every other node serves it
+	// from then on (a newer pair is stored only after the one before it
+	// is served), so replacing it unserved would leave this node serving
+	// an older CRL than the others until the newer pair's ServeFrom.
+	var changed []*CRL
+	if old := p.pending[name]; old != nil && !p.now().Before(old.ServeFrom) {
+		changed = p.serveLocked(old)
+	}
 	p.pending[name] = pub
 	if p.nextSwitch.IsZero() || pub.ServeFrom.Before(p.nextSwitch) {
 		p.nextSwitch = pub.ServeFrom
 	}
 	p.mu.Unlock()
+	for _, c := range changed {
+		p.observe(c)
+	}
 	p.promoteDue(p.now())
 }
 
