@@ -67,3 +67,54 @@ func TestSharedPublisherServesTheStagedPairBeforeItsOwnNewer(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedPublisherBehindServesTheStagedPairWhenANewerComes: a node
+// whose clock is a second behind the others, and whose sync read a pair a
+// second after it was stored, has not reached that pair's ServeFrom when
+// the newer pair, signed by a node that serves the staged one already,
+// arrives: it serves the staged pair then, not the older one for the
+// newer pair's whole switch delay.
+func TestSharedPublisherBehindServesTheStagedPairWhenANewerComes(t *testing.T) {
+	clock := &testClock{now: time.Now()}
+	st := newMemShared()
+	src := &memRecent{}
+	nodes := sharedNodes(t, settings(t, 1), st, src, clock, 2)
+	a, b := nodes[0].p, nodes[1].p
+	b.now = func() time.Time { return clock.Now().Add(-time.Second) }
+	ctx := context.Background()
+	if err := a.publishShared(ctx, "citizen", dueOnly); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.syncCA(ctx, "citizen"); err != nil {
+		t.Fatal(err)
+	}
+	clock.add(10 * time.Second)
+	src.add(0x77, clock.Now().Add(-time.Second), ReasonKeyCompromise)
+	if err := a.publishShared(ctx, "citizen", deltasOnly); err != nil {
+		t.Fatal(err)
+	}
+	second := st.pairs[pairKey("citizen", 0)]
+	clock.add(time.Second) // B's sync reads it a second later, by when B's clock says it was stored
+	if err := b.syncCA(ctx, "citizen"); err != nil {
+		t.Fatal(err)
+	}
+	clock.now = second.ServeFrom // A's clock: A serves CRL 2; B's is a second short
+	if c, _ := a.Latest("citizen.crl"); c.Number.Cmp(second.Complete.Number) != 0 {
+		t.Fatalf("A serves CRL %v at CRL %v's ServeFrom", c.Number, second.Complete.Number)
+	}
+	src.add(0x78, clock.Now().Add(-time.Millisecond), ReasonKeyCompromise)
+	if err := a.publishShared(ctx, "citizen", deltasOnly); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.syncCA(ctx, "citizen"); err != nil {
+		t.Fatal(err)
+	}
+	c, ok := b.Latest("citizen.crl")
+	if !ok {
+		t.Fatal("B serves no CRL")
+	}
+	if c.Number.Cmp(second.Complete.Number) < 0 {
+		t.Fatalf("B serves CRL %v once CRL %v was stored, while A serves %v", c.Number,
+			st.pairs[pairKey("citizen", 0)].Complete.Number, second.Complete.Number)
+	}
+}
