@@ -444,6 +444,31 @@ func InitToken(modulePath, label, soPIN, userPIN string) error {
 	return nil
 }
 
+// TokenPresent reports whether the module at modulePath has an initialised
+// token labelled label. It only lists the slots: it opens no session and
+// logs in to nothing, so it counts no failed login against the token.
+func TokenPresent(modulePath, label string) (bool, error) {
+	p, fresh, err := loadModule(modulePath)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if fresh { // nobody else in the process uses the library
+			_ = p.Finalize()
+		}
+		p.Destroy()
+	}()
+	_, err = findSlot(p, label)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrTokenNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
+}
+
 func isRV(err error, rv uint) bool {
 	var e pkcs11.Error
 	return errors.As(err, &e) && uint(e) == rv

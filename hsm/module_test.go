@@ -107,6 +107,25 @@ func TestOpenUnknownToken(t *testing.T) {
 	}
 }
 
+// TestTokenPresent: TokenPresent finds an initialised token by its label
+// and says false for a label no token has; a missing module is an error.
+func TestTokenPresent(t *testing.T) {
+	tok := newTestToken(t, Config{})
+	if ok, err := TokenPresent(tok.module, tok.label); !ok || err != nil {
+		t.Fatalf("TokenPresent of the open token: %v, %v", ok, err)
+	}
+	if ok, err := TokenPresent(tok.module, tok.label+"-none"); ok || err != nil {
+		t.Fatalf("TokenPresent of a label no token has: %v, %v", ok, err)
+	}
+	if _, err := TokenPresent(filepath.Join(t.TempDir(), "missing.so"), tok.label); !errors.Is(err, ErrModuleNotFound) {
+		t.Fatalf("TokenPresent with a missing module: %v", err)
+	}
+	// Listing logged nothing in or out: the token still answers.
+	if err := tok.Ping(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestInitTokenExists(t *testing.T) {
 	tok := newTestToken(t, Config{})
 	err := InitToken(tok.module, tok.label, testSOPIN, testUserPIN)

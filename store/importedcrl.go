@@ -60,7 +60,7 @@ func (s *ImportedCRLs) SaveImportedCRL(ctx context.Context, c *crl.ImportedCRL, 
 	return err
 }
 
-const selectImportedSQL = `SELECT issuer, crl_number, this_update, next_update, entries, der FROM imported_crls WHERE issuer = ?`
+const selectImportedSQL = `SELECT issuer, crl_number, this_update, next_update, entries, der, imported_at FROM imported_crls WHERE issuer = ?`
 
 func numberOrNone(n *big.Int) string {
 	if n == nil {
@@ -69,7 +69,7 @@ func numberOrNone(n *big.Int) string {
 	return n.String()
 }
 
-// ImportedCRL returns the issuer's CRL, or an error wrapping
+// ImportedCRL returns the issuer's CRL (with when it was imported), or an error wrapping
 // crl.ErrNoImported (and ErrNotFound) when none was imported.
 func (s *ImportedCRLs) ImportedCRL(ctx context.Context, issuer string) (*crl.ImportedCRL, error) {
 	c, err := scanImported(s.db.queryRow(ctx, selectImportedSQL, issuer))
@@ -85,8 +85,8 @@ func (s *ImportedCRLs) ImportedCRL(ctx context.Context, issuer string) (*crl.Imp
 func scanImported(row *sql.Row) (*crl.ImportedCRL, error) {
 	var c crl.ImportedCRL
 	var number string
-	var this, next int64
-	if err := row.Scan(&c.Issuer, &number, &this, &next, &c.Entries, &c.DER); err != nil {
+	var this, next, at int64
+	if err := row.Scan(&c.Issuer, &number, &this, &next, &c.Entries, &c.DER, &at); err != nil {
 		return nil, err
 	}
 	if number != "" {
@@ -96,6 +96,6 @@ func scanImported(row *sql.Row) (*crl.ImportedCRL, error) {
 		}
 		c.Number = n
 	}
-	c.ThisUpdate, c.NextUpdate = time.Unix(this, 0).UTC(), time.Unix(next, 0).UTC()
+	c.ThisUpdate, c.NextUpdate, c.ImportedAt = time.Unix(this, 0).UTC(), time.Unix(next, 0).UTC(), time.Unix(at, 0).UTC()
 	return &c, nil
 }

@@ -61,6 +61,10 @@ func TestImportedCRLs(t *testing.T) {
 				!got.NextUpdate.Equal(second.NextUpdate.Truncate(time.Second)) || got.Issuer != "root" {
 				t.Fatalf("read back: %v %+v", err, got)
 			}
+			// When it was imported comes back: the nodes switch to it together.
+			if !got.ImportedAt.Equal(now.Truncate(time.Second)) {
+				t.Fatalf("read back imported at %s, want %s", got.ImportedAt, now.Truncate(time.Second))
+			}
 		})
 	}
 }

@@ -52,6 +52,9 @@ type ImportedCRL struct {
 	Entries int
 	// DER is the CRL exactly as signed.
 	DER []byte
+	// ImportedAt is when it was imported (zero: not known); the nodes of
+	// a cluster switch to it ImportedOptions.SwitchAfter later.
+	ImportedAt time.Time
 }
 
 // ParseCRL accepts one CRL as DER or as a PEM "X509 CRL" block.
@@ -129,17 +132,22 @@ type ImportedStore interface {
 // until its nextUpdate. It reloads on a schedule, so an import reaches
 // every running instance.
 type Imported struct {
-	name       string
-	issuer     *x509.Certificate
-	store      ImportedStore
-	log        *slog.Logger
-	now        func() time.Time
-	maxAge     time.Duration
-	warnBefore time.Duration
+	name        string
+	issuer      *x509.Certificate
+	store       ImportedStore
+	log         *slog.Logger
+	now         func() time.Time
+	maxAge      time.Duration
+	warnBefore  time.Duration
+	switchAfter time.Duration
 
 	mu   sync.RWMutex
 	cur  *ImportedCRL
 	etag string
+	// next is a CRL loaded while cur was served, served from its
+	// ImportedAt plus switchAfter on (nil: none).
+	next     *ImportedCRL
+	nextEtag string
 }
 
 // ImportedOptions tunes an Imported.
@@ -152,6 +160,13 @@ type ImportedOptions struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// SwitchAfter, for the nodes of a cluster, is how long after its
+	// import a newer CRL replaces the one served: longer than the reload
+	// interval (Run), so that every node has read it by then and all
+	// switch at once, and a fetch through the load balancer never gets an
+	// older CRL after a newer one. Zero (one node) serves it when loaded.
+	// A node that serves none yet serves the CRL it loads at once.
+	SwitchAfter time.Duration
 }
 
 // NewImported returns the publisher of the CRL imported for issuer (its
@@ -169,7 +184,8 @@ func NewImported(name string, issuer *x509.Certificate, st ImportedStore, o Impo
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Imported{name: name, issuer: issuer, store: st, log: o.Logger, now: o.Now, maxAge: o.MaxAge, warnBefore: o.WarnBefore}
+	return &Imported{name: name, issuer: issuer, store: st, log: o.Logger, now: o.Now, maxAge: o.MaxAge, warnBefore: o.WarnBefore,
+		switchAfter: max(o.SwitchAfter, 0)}
 }
 
 // Load reads the issuer's CRL from the store. A CRL whose signature no
@@ -181,9 +197,10 @@ func (i *Imported) Load(ctx context.Context) error {
 		return err
 	}
 	i.mu.RLock()
-	same := i.cur != nil && bytes.Equal(i.cur.DER, c.DER)
+	same := i.cur != nil && bytes.Equal(i.cur.DER, c.DER) || i.next != nil && bytes.Equal(i.next.DER, c.DER)
 	i.mu.RUnlock()
 	if same {
+		i.promote()
 		return nil
 	}
 	rl, _, err := ParseCRL(c.DER)
@@ -194,12 +211,51 @@ func (i *Imported) Load(ctx context.Context) error {
 		return fmt.Errorf("%w: the stored CRL of %s does not verify: %v", ErrWrongIssuer, i.name, err)
 	}
 	sum := sha256.Sum256(c.DER)
+	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	i.mu.Lock()
-	i.cur, i.etag = c, `"`+hex.EncodeToString(sum[:16])+`"`
+	from := c.ImportedAt.Add(i.switchAfter)
+	// Staged only while the CRL served is current: one that lapsed gives
+	// way at once.
+	staged := i.cur != nil && i.switchAfter > 0 && !c.ImportedAt.IsZero() && i.now().Before(from) && i.now().Before(i.cur.NextUpdate)
+	if staged {
+		i.next, i.nextEtag = c, etag
+	} else {
+		i.cur, i.etag, i.next, i.nextEtag = c, etag, nil, ""
+	}
 	i.mu.Unlock()
+	if staged {
+		i.log.InfoContext(ctx, "imported CRL loaded, served from its switch time", "crl", i.name+".crl", "number", numberText(c.Number),
+			"serveFrom", from.UTC())
+		return nil
+	}
 	i.log.InfoContext(ctx, "imported CRL loaded", "crl", i.name+".crl", "number", numberText(c.Number),
 		"thisUpdate", c.ThisUpdate, "nextUpdate", c.NextUpdate)
 	return nil
+}
+
+// promote serves the CRL loaded while another was served once its switch
+// time has come.
+func (i *Imported) promote() {
+	i.mu.RLock()
+	next := i.next
+	i.mu.RUnlock()
+	if next == nil || i.now().Before(next.ImportedAt.Add(i.switchAfter)) {
+		return
+	}
+	i.mu.Lock()
+	if i.next == next {
+		i.cur, i.etag, i.next, i.nextEtag = next, i.nextEtag, nil, ""
+	}
+	i.mu.Unlock()
+}
+
+// served returns the CRL served now and its ETag, switching to the one
+// loaded last when its time has come.
+func (i *Imported) served() (*ImportedCRL, string) {
+	i.promote()
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return i.cur, i.etag
 }
 
 func numberText(n *big.Int) string {
@@ -225,11 +281,10 @@ func (i *Imported) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Current returns the CRL loaded, if any (lapsed or not).
+// Current returns the CRL served, if any (lapsed or not).
 func (i *Imported) Current() (*ImportedCRL, bool) {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	return i.cur, i.cur != nil
+	c, _ := i.served()
+	return c, c != nil
 }
 
 // NextUpdate returns the nextUpdate (Unix time) of the CRL loaded, 0
@@ -278,9 +333,7 @@ func (i *Imported) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problem.Error(w, http.StatusMethodNotAllowed, "CRLs are fetched with GET")
 		return
 	}
-	i.mu.RLock()
-	c, etag := i.cur, i.etag
-	i.mu.RUnlock()
+	c, etag := i.served()
 	now := i.now()
 	if c == nil || !now.Before(c.NextUpdate) {
 		problem.Error(w, http.StatusNotFound, "no current CRL of "+i.name)

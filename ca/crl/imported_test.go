@@ -24,7 +24,7 @@ type memImported struct {
 	m  map[string]*ImportedCRL
 }
 
-func (s *memImported) SaveImportedCRL(_ context.Context, c *ImportedCRL, _ string, _ time.Time) error {
+func (s *memImported) SaveImportedCRL(_ context.Context, c *ImportedCRL, _ string, at time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.m[c.Issuer]; ok && !c.NewerThan(old) {
@@ -33,7 +33,9 @@ func (s *memImported) SaveImportedCRL(_ context.Context, c *ImportedCRL, _ strin
 		}
 		return ErrNotNewer
 	}
-	s.m[c.Issuer] = c
+	kept := *c
+	kept.ImportedAt = at
+	s.m[c.Issuer] = &kept
 	return nil
 }
 
@@ -161,6 +163,78 @@ func TestImportedPublishes(t *testing.T) {
 	if cur, _ := imp.Current(); string(cur.DER) != string(c.DER) {
 		t.Fatal("a forged stored CRL replaced the loaded one")
 	}
+}
+
+// TestImportedNodesSwitchTogether: in a cluster (SwitchAfter set) a node
+// that loads a newly imported root CRL keeps serving the one before until
+// the import's time plus SwitchAfter, when every node has read it, so the
+// nodes switch together and a fetch through the load balancer never gets
+// CRL 6 and then CRL 5. A node serving none, or one alone, serves what it
+// loads at once.
+func TestImportedNodesSwitchTogether(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Second)
+	clock := t0
+	now := func() time.Time { return clock }
+	st := &memImported{m: map[string]*ImportedCRL{}}
+	const switchAfter = 35 * time.Second
+	a := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: switchAfter})
+	b := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: switchAfter})
+	alone := NewImported("root", root, st, ImportedOptions{Now: now})
+	importAt := func(n int64) *ImportedCRL {
+		t.Helper()
+		c, err := CheckImported("root", signedCRL(t, root, key, n, clock.Add(-time.Hour), clock.Add(90*24*time.Hour)), root, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveImportedCRL(ctx, c, "op", clock); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	serves := func(name string, i *Imported, want int64) {
+		t.Helper()
+		rr := httptest.NewRecorder()
+		i.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/crl/root.crl", nil))
+		rl, err := x509.ParseRevocationList(rr.Body.Bytes())
+		if rr.Code != http.StatusOK || err != nil {
+			t.Fatalf("%s at +%s: %d %v", name, clock.Sub(t0), rr.Code, err)
+		}
+		if c, _ := i.Current(); rl.Number.Int64() != want || c.Number.Int64() != want {
+			t.Fatalf("%s serves CRL %v (Current %v) at +%s, want %d", name, rl.Number, c.Number, clock.Sub(t0), want)
+		}
+	}
+	load := func(i *Imported) {
+		t.Helper()
+		if err := i.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	importAt(5)
+	for _, i := range []*Imported{a, b, alone} {
+		load(i) // the first CRL a node loads is served at once
+	}
+	serves("A", a, 5)
+
+	clock = t0.Add(time.Hour)
+	importAt(6)
+	load(a) // A's reload comes first
+	load(alone)
+	serves("A", a, 5)
+	serves("B", b, 5)
+	serves("a node alone", alone, 6)
+	clock = clock.Add(switchAfter - 5*time.Second)
+	load(b) // B's reload, 30 s later
+	load(a)
+	serves("A", a, 5)
+	serves("B", b, 5)
+	late := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: switchAfter})
+	load(late) // a node that starts serves the newest at once
+	serves("a starting node", late, 6)
+	clock = clock.Add(5 * time.Second)
+	serves("A", a, 6)
+	serves("B", b, 6)
 }
 
 // FuzzCheckImported: whatever the bytes, CheckImported returns a CRL of

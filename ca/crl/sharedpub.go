@@ -281,11 +281,24 @@ func (p *Publisher) stage(pub *Published, fp string) {
 		// reading it now does, not when this clock reaches it.
 		pub.ServeFrom = latest
 	}
+	// The pair staged before this one is served now, even if nothing
+	// promoted it yet or this node's clock has not reached its ServeFrom:
+	// a newer pair is stored only once the one before it is served (by
+	// the storing node's clock), so the other nodes serve it already.
+	// Replacing it unserved would leave this node serving an older CRL
+	// than the others until the newer pair's ServeFrom, seconds later.
+	var changed []*CRL
+	if old := p.pending[name]; old != nil {
+		changed = p.serveLocked(old)
+	}
 	p.pending[name] = pub
 	if p.nextSwitch.IsZero() || pub.ServeFrom.Before(p.nextSwitch) {
 		p.nextSwitch = pub.ServeFrom
 	}
 	p.mu.Unlock()
+	for _, c := range changed {
+		p.observe(c)
+	}
 	p.promoteDue(p.now())
 }
 

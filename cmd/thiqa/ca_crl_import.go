@@ -12,10 +12,16 @@ import (
 	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
+	"github.com/thiqa/thiqa/store"
 )
 
 // rootCRLReload is how often `thiqa serve` looks for a newly imported root CRL.
 const rootCRLReload = 30 * time.Second
+
+// rootCRLSwitch is how long after its import the nodes of a cluster
+// (PostgreSQL) serve a new root CRL: every node has reloaded by then, so
+// they switch together (crl.ImportedOptions.SwitchAfter).
+const rootCRLSwitch = rootCRLReload + 5*time.Second
 
 // caCRLImport is `thiqa ca crl import`: it hands the root CRL the key
 // ceremony signed (or an existing national root's CRL) to the online
@@ -72,8 +78,12 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 	fmt.Fprintf(out, "root CRL number %s imported: %d revoked issuing CA(s), valid until %s\n", c.NumberString(), c.Entries, c.NextUpdate.Format(time.RFC3339))
 	fmt.Fprintf(out, "  SHA-256 fingerprint: %s\n", ca.Fingerprint(c.DER))
 	warnRevokedIssuingCAs(env.stderr, cfg, c.DER)
-	fmt.Fprintf(out, "thiqa serve publishes it at %s/crl/root.crl (running servers within %s); import the next one before %s (/readyz warns from then on)\n",
-		cfg.PublicBaseURL, rootCRLReload, c.NextUpdate.Add(-14*24*time.Hour).Format(time.DateOnly))
+	within := "within " + rootCRLReload.String()
+	if cfg.Store.Driver == store.DriverPostgres {
+		within = "all at once, " + rootCRLSwitch.String() + " after this import"
+	}
+	fmt.Fprintf(out, "thiqa serve publishes it at %s/crl/root.crl (running servers %s); import the next one before %s (/readyz warns from then on)\n",
+		cfg.PublicBaseURL, within, c.NextUpdate.Add(-14*24*time.Hour).Format(time.DateOnly))
 	return nil
 }
 

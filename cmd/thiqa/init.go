@@ -57,6 +57,9 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 			return err
 		}
 	}
+	if err := refuseJoin(abs, cfg); err != nil {
+		return err
+	}
 
 	created := atomicfile.NewCreated(abs)
 	defer func() {
@@ -130,6 +133,63 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 	fmt.Fprintf(env.stdout, "data folder %s ready\n  token  %s (%s)\n  store  %s\n%sserve it with: thiqa serve --data %s\n",
 		abs, cfg.HSM.TokenLabel, cfg.HSM.Module, cfg.Store.Driver, report.String(), abs)
 	return nil
+}
+
+// errJoinByInit: `thiqa init` was run on a folder without the PIN file of
+// a SoftHSM token that exists already, as on a node meant to join a
+// cluster.
+var errJoinByInit = errors.New("thiqa init does not join a cluster")
+
+// refuseJoin stops `thiqa init` on dir before it writes anything or logs
+// in when the configuration's SoftHSM token exists already but its user
+// PIN file does not (a node set up to join a cluster with a folder of its
+// own): init would write a fresh PIN and log in with it, and the token
+// would count that failed login. Looking for the token only lists the
+// module's slots. A PIN from the environment (pinEnv), a PIN file that is
+// there, a vendor HSM and a token that does not exist yet go on as before.
+func refuseJoin(dir string, cfg *config.Config) error {
+	h := cfg.HSM
+	if h.SoftHSM == nil || h.PINEnv != "" {
+		return nil
+	}
+	pinFile := cfg.Resolve(h.PINFile)
+	if _, err := os.Stat(pinFile); !errors.Is(err, os.ErrNotExist) {
+		return nil // there (or unreadable, which the login reports)
+	}
+	conf := cfg.Resolve(h.SoftHSM.Conf)
+	where := "SoftHSM configuration " + conf
+	if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
+		// init would write a configuration naming tokenDir: look there.
+		tokens := cfg.Resolve(h.SoftHSM.TokenDir)
+		if entries, err := os.ReadDir(tokens); err != nil || len(entries) == 0 {
+			return nil // no token folder yet, or an empty one: a new token
+		}
+		tmp, err := os.MkdirTemp("", "thiqa-init-")
+		if err != nil {
+			return fmt.Errorf("looking for SoftHSM token %q: %w", h.TokenLabel, err)
+		}
+		defer os.RemoveAll(tmp)
+		conf, where = filepath.Join(tmp, "softhsm2.conf"), "token folder "+tokens
+		if err := os.WriteFile(conf, hsm.SoftHSMConf(tokens, "thiqa init"), 0o600); err != nil {
+			return fmt.Errorf("looking for SoftHSM token %q: %w", h.TokenLabel, err)
+		}
+	}
+	// SoftHSM reads SOFTHSM2_CONF when the module is initialised;
+	// TokenPresent finalises it again, and init sets the variable anew.
+	if err := os.Setenv("SOFTHSM2_CONF", conf); err != nil {
+		return fmt.Errorf("setting SOFTHSM2_CONF: %w", err)
+	}
+	present, err := hsm.TokenPresent(h.Module, h.TokenLabel)
+	if err != nil {
+		return fmt.Errorf("looking for SoftHSM token %q: %w", h.TokenLabel, err)
+	}
+	if !present {
+		return nil
+	}
+	return fmt.Errorf("%w: the SoftHSM token %q exists already (%s) but %s is missing, and a new PIN would be refused by the token. "+
+		"To add a node, copy the whole data folder of the first node to %s, secrets included "+
+		"(docs/operations.md, \"Adding a node with a folder of its own\"); nothing was written",
+		errJoinByInit, h.TokenLabel, where, pinFile, dir)
 }
 
 // openOrCreateToken logs in to the configured token, creating it first when

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/thiqa/thiqa/ca/crl"
+	"github.com/thiqa/thiqa/store"
 )
 
 // wireRootCRL publishes the root CRL and says where the root key is.
@@ -29,7 +30,11 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 		if err != nil {
 			return fmt.Errorf("the root certificate: %w", err)
 		}
-		imp := crl.NewImported(p.cfg.CA.Root.Name, root, p.db.ImportedCRLs(), crl.ImportedOptions{MaxAge: set.MaxAge, Logger: p.logger.With("service", "revocation")})
+		o := crl.ImportedOptions{MaxAge: set.MaxAge, Logger: p.logger.With("service", "revocation")}
+		if p.db.Dialect() == store.DriverPostgres {
+			o.SwitchAfter = rootCRLSwitch // several nodes: they switch together
+		}
+		imp := crl.NewImported(p.cfg.CA.Root.Name, root, p.db.ImportedCRLs(), o)
 		if err := imp.Load(ctx); errors.Is(err, crl.ErrNoImported) {
 			p.logger.Warn("no root CRL imported yet: /crl/root.crl answers 404 and /readyz fails until one is (thiqa ca crl import)")
 		} else if err != nil {
