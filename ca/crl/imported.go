@@ -144,10 +144,12 @@ type Imported struct {
 	mu   sync.RWMutex
 	cur  *ImportedCRL
 	etag string
-	// next is a CRL loaded while cur was served, served from its
-	// ImportedAt plus switchAfter on (nil: none).
+	// next is a CRL loaded while cur was served, served from nextFrom on
+	// (its ImportedAt plus switchAfter, at the latest switchAfter after
+	// this node loaded it), or as soon as cur lapses (nil: none).
 	next     *ImportedCRL
 	nextEtag string
+	nextFrom time.Time
 }
 
 // ImportedOptions tunes an Imported.
@@ -212,15 +214,22 @@ func (i *Imported) Load(ctx context.Context) error {
 	}
 	sum := sha256.Sum256(c.DER)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
-	i.mu.Lock()
+	now := i.now()
 	from := c.ImportedAt.Add(i.switchAfter)
+	// imported_at is the importing machine's clock: one ahead of this
+	// node's must not hold the new CRL (it may revoke an issuing CA) back
+	// for longer than SwitchAfter from now.
+	if latest := now.Add(i.switchAfter); from.After(latest) {
+		from = latest
+	}
+	i.mu.Lock()
 	// Staged only while the CRL served is current: one that lapsed gives
 	// way at once.
-	staged := i.cur != nil && i.switchAfter > 0 && !c.ImportedAt.IsZero() && i.now().Before(from) && i.now().Before(i.cur.NextUpdate)
+	staged := i.cur != nil && i.switchAfter > 0 && !c.ImportedAt.IsZero() && now.Before(from) && now.Before(i.cur.NextUpdate)
 	if staged {
-		i.next, i.nextEtag = c, etag
+		i.next, i.nextEtag, i.nextFrom = c, etag, from
 	} else {
-		i.cur, i.etag, i.next, i.nextEtag = c, etag, nil, ""
+		i.cur, i.etag, i.next, i.nextEtag, i.nextFrom = c, etag, nil, "", time.Time{}
 	}
 	i.mu.Unlock()
 	if staged {
@@ -234,17 +243,21 @@ func (i *Imported) Load(ctx context.Context) error {
 }
 
 // promote serves the CRL loaded while another was served once its switch
-// time has come.
+// time has come, or at once when the one served has lapsed (a lapsed CRL
+// is served as none: 404 and /readyz failing).
 func (i *Imported) promote() {
 	i.mu.RLock()
-	next := i.next
+	next, cur, from := i.next, i.cur, i.nextFrom
 	i.mu.RUnlock()
-	if next == nil || i.now().Before(next.ImportedAt.Add(i.switchAfter)) {
+	if next == nil {
+		return
+	}
+	if now := i.now(); now.Before(from) && cur != nil && now.Before(cur.NextUpdate) {
 		return
 	}
 	i.mu.Lock()
 	if i.next == next {
-		i.cur, i.etag, i.next, i.nextEtag = next, i.nextEtag, nil, ""
+		i.cur, i.etag, i.next, i.nextEtag, i.nextFrom = next, i.nextEtag, nil, "", time.Time{}
 	}
 	i.mu.Unlock()
 }

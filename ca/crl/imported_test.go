@@ -237,6 +237,67 @@ func TestImportedNodesSwitchTogether(t *testing.T) {
 	serves("B", b, 6)
 }
 
+// TestImportedSwitchBounds: a node holding a newly imported root CRL back
+// (SwitchAfter) serves it at once when the one it serves lapses meanwhile
+// (it served 404 and failed /readyz with a current CRL in hand), and holds
+// it back no longer than SwitchAfter from its load when imported_at, the
+// importing machine's clock, is ahead of the node's (an hour ahead held a
+// CRL that may revoke an issuing CA back for an hour).
+func TestImportedSwitchBounds(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	ctx := context.Background()
+	const switchAfter = 35 * time.Second
+	setup := func(t *testing.T, lapseIn, importedAhead time.Duration) (*Imported, *time.Time) {
+		t.Helper()
+		clock := time.Now().Truncate(time.Second)
+		st := &memImported{m: map[string]*ImportedCRL{}}
+		i := NewImported("root", root, st, ImportedOptions{Now: func() time.Time { return clock }, SwitchAfter: switchAfter})
+		for _, c := range []struct {
+			n    int64
+			next time.Duration
+			at   time.Duration
+		}{{5, lapseIn, 0}, {6, 90 * 24 * time.Hour, importedAhead}} {
+			crl, err := CheckImported("root", signedCRL(t, root, key, c.n, clock.Add(-time.Hour), clock.Add(c.next)), root, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.SaveImportedCRL(ctx, crl, "op", clock.Add(c.at)); err != nil {
+				t.Fatal(err)
+			}
+			if err := i.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return i, &clock
+	}
+	serves := func(t *testing.T, i *Imported, want int64) {
+		t.Helper()
+		rr := httptest.NewRecorder()
+		i.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/crl/root.crl", nil))
+		if rr.Code != http.StatusOK {
+			t.Fatalf("GET /crl/root.crl: %d, want CRL %d", rr.Code, want)
+		}
+		if rl, err := x509.ParseRevocationList(rr.Body.Bytes()); err != nil || rl.Number.Int64() != want {
+			t.Fatalf("serves %v (%v), want CRL %d", rl.Number, err, want)
+		}
+		if err := i.Ready(ctx); err != nil {
+			t.Fatalf("/readyz rootCRL: %v", err)
+		}
+	}
+	t.Run("served one lapses in the window", func(t *testing.T) {
+		i, clock := setup(t, 10*time.Second, 0)
+		serves(t, i, 5) // held back
+		*clock = clock.Add(11 * time.Second)
+		serves(t, i, 6)
+	})
+	t.Run("imported_at ahead of the node", func(t *testing.T) {
+		i, clock := setup(t, 90*24*time.Hour, time.Hour)
+		serves(t, i, 5)
+		*clock = clock.Add(switchAfter)
+		serves(t, i, 6)
+	})
+}
+
 // FuzzCheckImported: whatever the bytes, CheckImported returns a CRL of
 // the issuer within its validity or an error, and never panics.
 func FuzzCheckImported(f *testing.F) {
