@@ -158,12 +158,20 @@ func refuseJoin(dir string, cfg *config.Config) error {
 	}
 	conf := cfg.Resolve(h.SoftHSM.Conf)
 	where := "SoftHSM configuration " + conf
+	// init would write a configuration naming tokenDir; one there already
+	// names its own token folder.
+	tokens, haveConf := cfg.Resolve(h.SoftHSM.TokenDir), true
 	if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
-		// init would write a configuration naming tokenDir: look there.
-		tokens := cfg.Resolve(h.SoftHSM.TokenDir)
-		if entries, err := os.ReadDir(tokens); err != nil || len(entries) == 0 {
-			return nil // no token folder yet, or an empty one: a new token
-		}
+		haveConf = false
+	} else if tokens, err = hsm.SoftHSMTokenDir(conf); err != nil {
+		return fmt.Errorf("looking for SoftHSM token %q: %w", h.TokenLabel, err)
+	}
+	// No token folder yet (init creates it, and SoftHSM does not start
+	// without it), or an empty one: a new token.
+	if entries, err := os.ReadDir(tokens); tokens == "" || err != nil || len(entries) == 0 {
+		return nil
+	}
+	if !haveConf {
 		tmp, err := os.MkdirTemp("", "thiqa-init-")
 		if err != nil {
 			return fmt.Errorf("looking for SoftHSM token %q: %w", h.TokenLabel, err)
