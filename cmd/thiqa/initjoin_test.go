@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,5 +124,33 @@ func TestInitNewTokenBesideAJoinCheck(t *testing.T) {
 	r := mustThiqa(t, nil, "keys", "list", "--data", second)
 	if !strings.Contains(r.stdout, "token=second") {
 		t.Errorf("keys list of the second folder names no key on token second:\n%s", r.stdout)
+	}
+}
+
+// TestInitOwnTokenWithoutPINFile: init on a data folder whose own SoftHSM
+// token is there but whose user PIN file was lost stops before it logs in,
+// as for a node that would join, but says to put the PIN files back from
+// the token's backup, not to copy another node's folder over this one.
+func TestInitOwnTokenWithoutPINFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	initData(t, dir)
+	if err := os.Remove(filepath.Join(dir, "secrets", "user.pin")); err != nil {
+		t.Fatal(err)
+	}
+	r := thiqa(t, nil, "init", "--data", dir)
+	if r.code == 0 {
+		t.Fatalf("init went on without the PIN file:\n%s", r.stdout)
+	}
+	line := errorLine(t, r)
+	for _, want := range []string{"PIN file of this folder's SoftHSM token is lost", "its PIN file " + filepath.Join(dir, "secrets", "user.pin") + " is missing", "Put the PIN files back from the token's backup", "nothing was written"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("error line lacks %q:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "copy the whole data folder") {
+		t.Errorf("init tells to copy another node's folder over this one:\n%s", line)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secrets", "user.pin")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("init wrote a PIN file: %v", err)
 	}
 }
