@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,12 +145,20 @@ type Imported struct {
 	mu   sync.RWMutex
 	cur  *ImportedCRL
 	etag string
-	// next is a CRL loaded while cur was served, served from nextFrom on
-	// (its ImportedAt plus switchAfter, at the latest switchAfter after
-	// this node loaded it), or as soon as cur lapses (nil: none).
-	next     *ImportedCRL
-	nextEtag string
-	nextFrom time.Time
+	// pending are the CRLs loaded while cur was served, oldest first, each
+	// served from its from on (its ImportedAt plus switchAfter, at the
+	// latest switchAfter after this node loaded it), or the newest as soon
+	// as cur lapses. A CRL imported within switchAfter of the one before
+	// waits behind it: the nodes that read only the first switch to it at
+	// its time, and so do those that read both.
+	pending []pendingCRL
+}
+
+// pendingCRL is a CRL an Imported serves from its switch time on.
+type pendingCRL struct {
+	c    *ImportedCRL
+	etag string
+	from time.Time
 }
 
 // ImportedOptions tunes an Imported.
@@ -199,7 +208,10 @@ func (i *Imported) Load(ctx context.Context) error {
 		return err
 	}
 	i.mu.RLock()
-	same := i.cur != nil && bytes.Equal(i.cur.DER, c.DER) || i.next != nil && bytes.Equal(i.next.DER, c.DER)
+	same := i.cur != nil && bytes.Equal(i.cur.DER, c.DER)
+	for _, p := range i.pending {
+		same = same || bytes.Equal(p.c.DER, c.DER)
+	}
 	i.mu.RUnlock()
 	if same {
 		i.promote()
@@ -227,9 +239,11 @@ func (i *Imported) Load(ctx context.Context) error {
 	// way at once.
 	staged := i.cur != nil && i.switchAfter > 0 && !c.ImportedAt.IsZero() && now.Before(from) && now.Before(i.cur.NextUpdate)
 	if staged {
-		i.next, i.nextEtag, i.nextFrom = c, etag, from
+		// One due no earlier than this one would never be served.
+		i.pending = slices.DeleteFunc(i.pending, func(p pendingCRL) bool { return !p.from.Before(from) })
+		i.pending = append(i.pending, pendingCRL{c: c, etag: etag, from: from})
 	} else {
-		i.cur, i.etag, i.next, i.nextEtag, i.nextFrom = c, etag, nil, "", time.Time{}
+		i.cur, i.etag, i.pending = c, etag, nil
 	}
 	i.mu.Unlock()
 	if staged {
@@ -246,18 +260,29 @@ func (i *Imported) Load(ctx context.Context) error {
 // time has come, or at once when the one served has lapsed (a lapsed CRL
 // is served as none: 404 and /readyz failing).
 func (i *Imported) promote() {
-	i.mu.RLock()
-	next, cur, from := i.next, i.cur, i.nextFrom
-	i.mu.RUnlock()
-	if next == nil {
-		return
+	now := i.now()
+	due := func() int { // the pending CRL to serve now, -1: none
+		if len(i.pending) > 0 && (i.cur == nil || !now.Before(i.cur.NextUpdate)) {
+			return len(i.pending) - 1
+		}
+		k := -1
+		for j, p := range i.pending {
+			if !now.Before(p.from) {
+				k = j
+			}
+		}
+		return k
 	}
-	if now := i.now(); now.Before(from) && cur != nil && now.Before(cur.NextUpdate) {
+	i.mu.RLock()
+	k := due()
+	i.mu.RUnlock()
+	if k < 0 {
 		return
 	}
 	i.mu.Lock()
-	if i.next == next {
-		i.cur, i.etag, i.next, i.nextEtag, i.nextFrom = next, i.nextEtag, nil, "", time.Time{}
+	if k = due(); k >= 0 {
+		p := i.pending[k]
+		i.cur, i.etag, i.pending = p.c, p.etag, slices.Clone(i.pending[k+1:])
 	}
 	i.mu.Unlock()
 }

@@ -298,6 +298,76 @@ func TestImportedSwitchBounds(t *testing.T) {
 	})
 }
 
+// TestImportedSecondImportInWindow: root CRL 6 is imported, then 7 within
+// SwitchAfter of it. Node B read only 6 and switches to it at 6's time;
+// node A, which read 6 and then 7, switches to 6 then too (it kept only 7
+// and served 5 for another 30 s, so a fetch through the load balancer got
+// 6 from B and then 5 from A), and both switch to 7 at 7's time.
+func TestImportedSecondImportInWindow(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Second)
+	clock := t0
+	now := func() time.Time { return clock }
+	st := &memImported{m: map[string]*ImportedCRL{}}
+	const switchAfter = 35 * time.Second
+	a := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: switchAfter})
+	b := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: switchAfter})
+	importAt := func(n int64) {
+		t.Helper()
+		c, err := CheckImported("root", signedCRL(t, root, key, n, clock.Add(-time.Hour), clock.Add(90*24*time.Hour)), root, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveImportedCRL(ctx, c, "op", clock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(i ...*Imported) {
+		t.Helper()
+		for _, i := range i {
+			if err := i.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	serves := func(name string, i *Imported, want int64) {
+		t.Helper()
+		rr := httptest.NewRecorder()
+		i.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/crl/root.crl", nil))
+		rl, err := x509.ParseRevocationList(rr.Body.Bytes())
+		if rr.Code != http.StatusOK || err != nil {
+			t.Fatalf("%s at +%s: %d %v, want CRL %d", name, clock.Sub(t0), rr.Code, err, want)
+		}
+		if rl.Number.Int64() != want {
+			t.Fatalf("%s serves CRL %v at +%s, want %d", name, rl.Number, clock.Sub(t0), want)
+		}
+	}
+	importAt(5)
+	load(a, b)
+	importAt(6)
+	clock = clock.Add(2 * time.Second)
+	load(a) // A reads 6
+	clock = t0.Add(29 * time.Second)
+	load(b) // B reads 6
+	clock = t0.Add(30 * time.Second)
+	importAt(7)
+	clock = t0.Add(32 * time.Second)
+	load(a) // A reads 7; B's next reload is at +59 s
+	serves("A", a, 5)
+	serves("B", b, 5)
+	clock = t0.Add(switchAfter)
+	serves("B", b, 6)
+	serves("A", a, 6)
+	clock = t0.Add(59 * time.Second)
+	load(a, b)
+	serves("A", a, 6)
+	serves("B", b, 6)
+	clock = t0.Add(30*time.Second + switchAfter)
+	serves("A", a, 7)
+	serves("B", b, 7)
+}
+
 // FuzzCheckImported: whatever the bytes, CheckImported returns a CRL of
 // the issuer within its validity or an error, and never panics.
 func FuzzCheckImported(f *testing.F) {
