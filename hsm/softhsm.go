@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/thiqa/thiqa/internal/atomicfile"
 )
@@ -26,6 +27,23 @@ type SoftHSMFiles struct {
 // by names the command that writes it (in its first comment line).
 func SoftHSMConf(tokenDir, by string) []byte {
 	return fmt.Appendf(nil, "# SoftHSM2 configuration written by %s\ndirectories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", by, tokenDir)
+}
+
+// SoftHSMTokenDir returns the token folder (directories.tokendir) that the
+// SoftHSM2 configuration file conf names, "" when it names none.
+func SoftHSMTokenDir(conf string) (string, error) {
+	raw, err := os.ReadFile(conf)
+	if err != nil {
+		return "", fmt.Errorf("reading SoftHSM configuration: %w", err)
+	}
+	dir := ""
+	for line := range strings.Lines(string(raw)) {
+		key, value, ok := strings.Cut(line, "=")
+		if ok && strings.TrimSpace(key) == "directories.tokendir" {
+			dir = strings.TrimSpace(value)
+		}
+	}
+	return dir, nil
 }
 
 // PrepareSoftHSM writes the token folder, the SoftHSM2 configuration

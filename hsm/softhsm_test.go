@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,5 +34,28 @@ func TestPrepareSoftHSM(t *testing.T) {
 	}
 	if so2, _ := os.ReadFile(f.SOPINFile); string(so2) != string(so) {
 		t.Fatal("the SO PIN was replaced")
+	}
+}
+
+// TestSoftHSMTokenDir reads back the token folder of a configuration
+// SoftHSMConf writes and of one written by hand; a configuration that
+// names none gives "", a missing one an error.
+func TestSoftHSMTokenDir(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ conf, want string }{
+		"written":  {string(SoftHSMConf("/srv/tokens", "test")), "/srv/tokens"},
+		"by hand":  {"# mine\nlog.level = INFO\n  directories.tokendir =   /var/lib/softhsm/tokens  \n", "/var/lib/softhsm/tokens"},
+		"no token": {"objectstore.backend = file\n", ""},
+	} {
+		p := filepath.Join(dir, name+".conf")
+		if err := os.WriteFile(p, []byte(tc.conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := SoftHSMTokenDir(p); err != nil || got != tc.want {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, tc.want)
+		}
+	}
+	if _, err := SoftHSMTokenDir(filepath.Join(dir, "missing.conf")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a missing configuration: %v", err)
 	}
 }

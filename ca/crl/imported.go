@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -144,10 +145,20 @@ type Imported struct {
 	mu   sync.RWMutex
 	cur  *ImportedCRL
 	etag string
-	// next is a CRL loaded while cur was served, served from its
-	// ImportedAt plus switchAfter on (nil: none).
-	next     *ImportedCRL
-	nextEtag string
+	// pending are the CRLs loaded while cur was served, oldest first, each
+	// served from its from on (its ImportedAt plus switchAfter, at the
+	// latest switchAfter after this node loaded it), or the newest as soon
+	// as cur lapses. A CRL imported within switchAfter of the one before
+	// waits behind it: the nodes that read only the first switch to it at
+	// its time, and so do those that read both.
+	pending []pendingCRL
+}
+
+// pendingCRL is a CRL an Imported serves from its switch time on.
+type pendingCRL struct {
+	c    *ImportedCRL
+	etag string
+	from time.Time
 }
 
 // ImportedOptions tunes an Imported.
@@ -197,7 +208,10 @@ func (i *Imported) Load(ctx context.Context) error {
 		return err
 	}
 	i.mu.RLock()
-	same := i.cur != nil && bytes.Equal(i.cur.DER, c.DER) || i.next != nil && bytes.Equal(i.next.DER, c.DER)
+	same := i.cur != nil && bytes.Equal(i.cur.DER, c.DER)
+	for _, p := range i.pending {
+		same = same || bytes.Equal(p.c.DER, c.DER)
+	}
 	i.mu.RUnlock()
 	if same {
 		i.promote()
@@ -212,15 +226,24 @@ func (i *Imported) Load(ctx context.Context) error {
 	}
 	sum := sha256.Sum256(c.DER)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
-	i.mu.Lock()
+	now := i.now()
 	from := c.ImportedAt.Add(i.switchAfter)
+	// imported_at is the importing machine's clock: one ahead of this
+	// node's must not hold the new CRL (it may revoke an issuing CA) back
+	// for longer than SwitchAfter from now.
+	if latest := now.Add(i.switchAfter); from.After(latest) {
+		from = latest
+	}
+	i.mu.Lock()
 	// Staged only while the CRL served is current: one that lapsed gives
 	// way at once.
-	staged := i.cur != nil && i.switchAfter > 0 && !c.ImportedAt.IsZero() && i.now().Before(from) && i.now().Before(i.cur.NextUpdate)
+	staged := i.cur != nil && i.switchAfter > 0 && !c.ImportedAt.IsZero() && now.Before(from) && now.Before(i.cur.NextUpdate)
 	if staged {
-		i.next, i.nextEtag = c, etag
+		// One due no earlier than this one would never be served.
+		i.pending = slices.DeleteFunc(i.pending, func(p pendingCRL) bool { return !p.from.Before(from) })
+		i.pending = append(i.pending, pendingCRL{c: c, etag: etag, from: from})
 	} else {
-		i.cur, i.etag, i.next, i.nextEtag = c, etag, nil, ""
+		i.cur, i.etag, i.pending = c, etag, nil
 	}
 	i.mu.Unlock()
 	if staged {
@@ -234,17 +257,32 @@ func (i *Imported) Load(ctx context.Context) error {
 }
 
 // promote serves the CRL loaded while another was served once its switch
-// time has come.
+// time has come, or at once when the one served has lapsed (a lapsed CRL
+// is served as none: 404 and /readyz failing).
 func (i *Imported) promote() {
+	now := i.now()
+	due := func() int { // the pending CRL to serve now, -1: none
+		if len(i.pending) > 0 && (i.cur == nil || !now.Before(i.cur.NextUpdate)) {
+			return len(i.pending) - 1
+		}
+		k := -1
+		for j, p := range i.pending {
+			if !now.Before(p.from) {
+				k = j
+			}
+		}
+		return k
+	}
 	i.mu.RLock()
-	next := i.next
+	k := due()
 	i.mu.RUnlock()
-	if next == nil || i.now().Before(next.ImportedAt.Add(i.switchAfter)) {
+	if k < 0 {
 		return
 	}
 	i.mu.Lock()
-	if i.next == next {
-		i.cur, i.etag, i.next, i.nextEtag = next, i.nextEtag, nil, ""
+	if k = due(); k >= 0 {
+		p := i.pending[k]
+		i.cur, i.etag, i.pending = p.c, p.etag, slices.Clone(i.pending[k+1:])
 	}
 	i.mu.Unlock()
 }

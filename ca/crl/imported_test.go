@@ -237,6 +237,137 @@ func TestImportedNodesSwitchTogether(t *testing.T) {
 	serves("B", b, 6)
 }
 
+// TestImportedSwitchBounds: a node holding a newly imported root CRL back
+// (SwitchAfter) serves it at once when the one it serves lapses meanwhile
+// (it served 404 and failed /readyz with a current CRL in hand), and holds
+// it back no longer than SwitchAfter from its load when imported_at, the
+// importing machine's clock, is ahead of the node's (an hour ahead held a
+// CRL that may revoke an issuing CA back for an hour).
+func TestImportedSwitchBounds(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	ctx := context.Background()
+	const switchAfter = 35 * time.Second
+	setup := func(t *testing.T, lapseIn, importedAhead time.Duration) (*Imported, *time.Time) {
+		t.Helper()
+		clock := time.Now().Truncate(time.Second)
+		st := &memImported{m: map[string]*ImportedCRL{}}
+		i := NewImported("root", root, st, ImportedOptions{Now: func() time.Time { return clock }, SwitchAfter: switchAfter})
+		for _, c := range []struct {
+			n    int64
+			next time.Duration
+			at   time.Duration
+		}{{5, lapseIn, 0}, {6, 90 * 24 * time.Hour, importedAhead}} {
+			crl, err := CheckImported("root", signedCRL(t, root, key, c.n, clock.Add(-time.Hour), clock.Add(c.next)), root, clock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.SaveImportedCRL(ctx, crl, "op", clock.Add(c.at)); err != nil {
+				t.Fatal(err)
+			}
+			if err := i.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return i, &clock
+	}
+	serves := func(t *testing.T, i *Imported, want int64) {
+		t.Helper()
+		rr := httptest.NewRecorder()
+		i.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/crl/root.crl", nil))
+		if rr.Code != http.StatusOK {
+			t.Fatalf("GET /crl/root.crl: %d, want CRL %d", rr.Code, want)
+		}
+		if rl, err := x509.ParseRevocationList(rr.Body.Bytes()); err != nil || rl.Number.Int64() != want {
+			t.Fatalf("serves %v (%v), want CRL %d", rl.Number, err, want)
+		}
+		if err := i.Ready(ctx); err != nil {
+			t.Fatalf("/readyz rootCRL: %v", err)
+		}
+	}
+	t.Run("served one lapses in the window", func(t *testing.T) {
+		i, clock := setup(t, 10*time.Second, 0)
+		serves(t, i, 5) // held back
+		*clock = clock.Add(11 * time.Second)
+		serves(t, i, 6)
+	})
+	t.Run("imported_at ahead of the node", func(t *testing.T) {
+		i, clock := setup(t, 90*24*time.Hour, time.Hour)
+		serves(t, i, 5)
+		*clock = clock.Add(switchAfter)
+		serves(t, i, 6)
+	})
+}
+
+// TestImportedSecondImportInWindow: root CRL 6 is imported, then 7 within
+// SwitchAfter of it. Node B read only 6 and switches to it at 6's time;
+// node A, which read 6 and then 7, switches to 6 then too (it kept only 7
+// and served 5 for another 30 s, so a fetch through the load balancer got
+// 6 from B and then 5 from A), and both switch to 7 at 7's time.
+func TestImportedSecondImportInWindow(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	ctx := context.Background()
+	t0 := time.Now().Truncate(time.Second)
+	clock := t0
+	now := func() time.Time { return clock }
+	st := &memImported{m: map[string]*ImportedCRL{}}
+	const switchAfter = 35 * time.Second
+	a := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: switchAfter})
+	b := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: switchAfter})
+	importAt := func(n int64) {
+		t.Helper()
+		c, err := CheckImported("root", signedCRL(t, root, key, n, clock.Add(-time.Hour), clock.Add(90*24*time.Hour)), root, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveImportedCRL(ctx, c, "op", clock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load := func(i ...*Imported) {
+		t.Helper()
+		for _, i := range i {
+			if err := i.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	serves := func(name string, i *Imported, want int64) {
+		t.Helper()
+		rr := httptest.NewRecorder()
+		i.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, "/crl/root.crl", nil))
+		rl, err := x509.ParseRevocationList(rr.Body.Bytes())
+		if rr.Code != http.StatusOK || err != nil {
+			t.Fatalf("%s at +%s: %d %v, want CRL %d", name, clock.Sub(t0), rr.Code, err, want)
+		}
+		if rl.Number.Int64() != want {
+			t.Fatalf("%s serves CRL %v at +%s, want %d", name, rl.Number, clock.Sub(t0), want)
+		}
+	}
+	importAt(5)
+	load(a, b)
+	importAt(6)
+	clock = clock.Add(2 * time.Second)
+	load(a) // A reads 6
+	clock = t0.Add(29 * time.Second)
+	load(b) // B reads 6
+	clock = t0.Add(30 * time.Second)
+	importAt(7)
+	clock = t0.Add(32 * time.Second)
+	load(a) // A reads 7; B's next reload is at +59 s
+	serves("A", a, 5)
+	serves("B", b, 5)
+	clock = t0.Add(switchAfter)
+	serves("B", b, 6)
+	serves("A", a, 6)
+	clock = t0.Add(59 * time.Second)
+	load(a, b)
+	serves("A", a, 6)
+	serves("B", b, 6)
+	clock = t0.Add(30*time.Second + switchAfter)
+	serves("A", a, 7)
+	serves("B", b, 7)
+}
+
 // FuzzCheckImported: whatever the bytes, CheckImported returns a CRL of
 // the issuer within its validity or an error, and never panics.
 func FuzzCheckImported(f *testing.F) {

@@ -78,7 +78,13 @@ func caRootRetireOnline(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	// The proof is imported as by ca crl import, which says when it
-	// revokes an installed issuing CA.
-	warnRevokedIssuingCAs(env.stderr, cfg, proof.DER)
+	// revokes an installed issuing CA. The warning is of the root CRL the
+	// servers publish: the proof, or a newer one imported before it (then
+	// the proof is not imported and what it revokes is not published).
+	served := proof.DER
+	if c, err := p.db.ImportedCRLs().ImportedCRL(ctx, cfg.CA.Root.Name); err == nil {
+		served = c.DER
+	}
+	warnRevokedIssuingCAs(env.stderr, cfg, served)
 	return nil
 }

@@ -140,11 +140,16 @@ func runInit(ctx context.Context, env *cliEnv, args []string) (err error) {
 // cluster.
 var errJoinByInit = errors.New("thiqa init does not join a cluster")
 
+// errPINFileLost: `thiqa init` was run on a data folder whose own SoftHSM
+// token exists but whose user PIN file does not.
+var errPINFileLost = errors.New("the PIN file of this folder's SoftHSM token is lost")
+
 // refuseJoin stops `thiqa init` on dir before it writes anything or logs
 // in when the configuration's SoftHSM token exists already but its user
 // PIN file does not (a node set up to join a cluster with a folder of its
-// own): init would write a fresh PIN and log in with it, and the token
-// would count that failed login. Looking for the token only lists the
+// own, errJoinByInit, or a folder that lost its PIN file, errPINFileLost):
+// init would write a fresh PIN and log in with it, and the token would
+// count that failed login. Looking for the token only lists the
 // module's slots. A PIN from the environment (pinEnv), a PIN file that is
 // there, a vendor HSM and a token that does not exist yet go on as before.
 func refuseJoin(dir string, cfg *config.Config) error {
@@ -158,12 +163,20 @@ func refuseJoin(dir string, cfg *config.Config) error {
 	}
 	conf := cfg.Resolve(h.SoftHSM.Conf)
 	where := "SoftHSM configuration " + conf
+	// init would write a configuration naming tokenDir; one there already
+	// names its own token folder.
+	tokens, haveConf := cfg.Resolve(h.SoftHSM.TokenDir), true
 	if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
-		// init would write a configuration naming tokenDir: look there.
-		tokens := cfg.Resolve(h.SoftHSM.TokenDir)
-		if entries, err := os.ReadDir(tokens); err != nil || len(entries) == 0 {
-			return nil // no token folder yet, or an empty one: a new token
-		}
+		haveConf = false
+	} else if tokens, err = hsm.SoftHSMTokenDir(conf); err != nil {
+		return fmt.Errorf("looking for SoftHSM token %q: %w", h.TokenLabel, err)
+	}
+	// No token folder yet (init creates it, and SoftHSM does not start
+	// without it), or an empty one: a new token.
+	if entries, err := os.ReadDir(tokens); tokens == "" || err != nil || len(entries) == 0 {
+		return nil
+	}
+	if !haveConf {
 		tmp, err := os.MkdirTemp("", "thiqa-init-")
 		if err != nil {
 			return fmt.Errorf("looking for SoftHSM token %q: %w", h.TokenLabel, err)
@@ -185,6 +198,12 @@ func refuseJoin(dir string, cfg *config.Config) error {
 	}
 	if !present {
 		return nil
+	}
+	if rel, err := filepath.Rel(dir, tokens); err == nil && filepath.IsLocal(rel) {
+		// The folder's own token: its PIN file was lost, no node joins.
+		return fmt.Errorf("%w: the SoftHSM token %q of this folder exists (%s) but its PIN file %s is missing, and a new PIN would be refused by the token. "+
+			"Put the PIN files back from the token's backup (docs/operations.md, \"Back up and restore\"); nothing was written",
+			errPINFileLost, h.TokenLabel, where, pinFile)
 	}
 	return fmt.Errorf("%w: the SoftHSM token %q exists already (%s) but %s is missing, and a new PIN would be refused by the token. "+
 		"To add a node, copy the whole data folder of the first node to %s, secrets included "+

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/thiqa/thiqa/hsm"
 )
 
 // TestInitRefusesToJoinAnExistingSoftHSMToken: `thiqa init` on an empty
@@ -78,5 +81,76 @@ func TestInitRefusesToJoinAnExistingSoftHSMToken(t *testing.T) {
 	if r.code == 0 || strings.Contains(r.stderr, "does not join a cluster") || strings.Contains(r.stderr, "PIN incorrect") ||
 		!strings.Contains(errorLine(t, r), "the token holds key") {
 		t.Fatalf("init with pinEnv: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestInitNewTokenBesideAJoinCheck: the check that init joins no existing
+// token lets every new token through. A SoftHSM configuration written
+// beforehand that names a token folder not made yet (init makes it; the
+// check started SoftHSM on it, which fails without the folder, and init
+// stopped with "looking for SoftHSM token") and a token folder that holds
+// another label's token (the check lists the slots, finalises the module,
+// and init then creates and opens its token in the same process) both end
+// in a ready data folder.
+func TestInitNewTokenBesideAJoinCheck(t *testing.T) {
+	root := t.TempDir()
+	base := defaultConfig(t)
+	config := func(name, conf, tokens, label string) string {
+		t.Helper()
+		c := strings.Replace(base, "conf: softhsm2.conf", "conf: "+conf, 1)
+		c = strings.Replace(c, "tokenDir: tokens", "tokenDir: "+tokens, 1)
+		c = strings.Replace(c, "tokenLabel: thiqa", "tokenLabel: "+label, 1)
+		c = strings.ReplaceAll(c, "pkcs11:token=thiqa;", "pkcs11:token="+label+";")
+		p := filepath.Join(root, name+".yaml")
+		if err := os.WriteFile(p, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	etc := filepath.Join(root, "etc")
+	if err := os.MkdirAll(etc, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf, tokens := filepath.Join(etc, "softhsm2.conf"), filepath.Join(root, "tokens")
+	if err := os.WriteFile(conf, hsm.SoftHSMConf(tokens, "the operator"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := filepath.Join(root, "first")
+	mustThiqa(t, nil, "init", "--data", first, "--config", config("first", conf, tokens, "thiqa"))
+	mustThiqa(t, nil, "keys", "list", "--data", first)
+
+	second := filepath.Join(root, "second")
+	mustThiqa(t, nil, "init", "--data", second, "--config", config("second", conf, tokens, "second"))
+	r := mustThiqa(t, nil, "keys", "list", "--data", second)
+	if !strings.Contains(r.stdout, "token=second") {
+		t.Errorf("keys list of the second folder names no key on token second:\n%s", r.stdout)
+	}
+}
+
+// TestInitOwnTokenWithoutPINFile: init on a data folder whose own SoftHSM
+// token is there but whose user PIN file was lost stops before it logs in,
+// as for a node that would join, but says to put the PIN files back from
+// the token's backup, not to copy another node's folder over this one.
+func TestInitOwnTokenWithoutPINFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	initData(t, dir)
+	if err := os.Remove(filepath.Join(dir, "secrets", "user.pin")); err != nil {
+		t.Fatal(err)
+	}
+	r := thiqa(t, nil, "init", "--data", dir)
+	if r.code == 0 {
+		t.Fatalf("init went on without the PIN file:\n%s", r.stdout)
+	}
+	line := errorLine(t, r)
+	for _, want := range []string{"PIN file of this folder's SoftHSM token is lost", "its PIN file " + filepath.Join(dir, "secrets", "user.pin") + " is missing", "Put the PIN files back from the token's backup", "nothing was written"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("error line lacks %q:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "copy the whole data folder") {
+		t.Errorf("init tells to copy another node's folder over this one:\n%s", line)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "secrets", "user.pin")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("init wrote a PIN file: %v", err)
 	}
 }

@@ -248,6 +248,14 @@ func TestTakeOnlineRootOffline(t *testing.T) {
 	if !strings.Contains(again.stderr, "warning: it revokes issuing CA citizen (") || strings.Contains(again.stderr, "citizen_2") {
 		t.Fatalf("retire-online with a proof revoking generation 1:\nstdout:\n%s\nstderr:\n%s", again.stdout, again.stderr)
 	}
+	// Run again with the first proof, older than the CRL imported: the
+	// warning is of the root CRL the servers publish (it revokes
+	// generation 1), not of the proof (which revokes nothing): it said
+	// nothing.
+	older := mustThiqa(t, nil, "ca", "root", "retire-online", "--data", dir, "--crl", proof)
+	if !strings.Contains(older.stdout, "a newer one than") || !strings.Contains(older.stderr, "warning: it revokes issuing CA citizen (") {
+		t.Fatalf("retire-online with an older proof, a root CRL revoking generation 1 imported:\nstdout:\n%s\nstderr:\n%s", older.stdout, older.stderr)
+	}
 }
 
 // rootKeyOnToken reports whether the data folder's token holds the root's
