@@ -221,15 +221,9 @@ func (p *Portal) raIssue(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	if !ans.ok() {
-		msg := v.apiMessage(ans)
-		var pd struct {
-			Errors []string `json:"errors"`
-		}
-		if json.Unmarshal(ans.body, &pd) == nil && len(pd.Errors) > 0 {
-			msg += " — " + strings.Join(pd.Errors, "; ")
-		}
+		msg, invalid := v.issueRefusal(ans, subject)
 		v.renderStatus(ans.status, "officer_issue", "issue.title", map[string]any{"Profiles": issueProfiles, "Fields": issueFields, "Values": subject,
-			"Profile": profile, "CSR": csr, "KeyInHSM": csr == "", "Error": msg})
+			"Profile": profile, "CSR": csr, "KeyInHSM": csr == "", "Error": msg, "Invalid": invalid})
 		return
 	}
 	var out struct {
@@ -243,6 +237,43 @@ func (p *Portal) raIssue(w http.ResponseWriter, r *http.Request, v *view) {
 	_ = json.Unmarshal(ans.body, &out)
 	v.render(http.StatusCreated, "officer_issued", "issue.title", map[string]any{"Serial": out.Serial, "Credential": out.CredentialID, "Profile": profile, "Subject": subject,
 		"Code": out.ActivationCode, "Expires": out.ActivationCodeExpiresAt})
+}
+
+// problemBadSubject is the CA's problem type for subject fields it refuses;
+// its errors list their names.
+const problemBadSubject = "urn:thiqa:problem:bad-subject"
+
+// issueRefusal is the issue form's message for a refused issuance, and the
+// fields to mark. Refused subject fields are named in the page's language
+// with what to type (the CA's reasons are English); another refusal
+// keeps apiMessage, with the problem's findings.
+func (v *view) issueRefusal(ans *apiAnswer, subject map[string]string) (string, map[string]bool) {
+	var pd struct {
+		Errors []string `json:"errors"`
+	}
+	if json.Unmarshal(ans.body, &pd) != nil || len(pd.Errors) == 0 {
+		return v.apiMessage(ans), nil
+	}
+	if problemType(ans.body) != problemBadSubject {
+		return v.apiMessage(ans) + " — " + strings.Join(pd.Errors, "; "), nil
+	}
+	invalid := map[string]bool{}
+	var parts []string
+	for _, f := range pd.Errors {
+		if !slices.Contains(issueFields, f) || invalid[f] {
+			continue
+		}
+		invalid[f] = true
+		hint := "issue.check." + f
+		if subject[f] == "" {
+			hint = "issue.required"
+		}
+		parts = append(parts, v.t("field."+f)+": "+v.t(hint))
+	}
+	if len(parts) == 0 {
+		return v.apiMessage(ans), nil
+	}
+	return v.t("issue.bad_subject") + " " + strings.Join(parts, v.t("list.sep")) + ".", invalid
 }
 
 // trailEntry is one audit record on the certificate page.
