@@ -39,6 +39,9 @@ type activityEntry struct {
 	// Key is the catalogue key that describes the action:
 	// activity.other for one the pages do not know.
 	Key string `json:"-"`
+	// ProfileKey is the catalogue key that names Profile in the page's
+	// language; "" for a profile the pages do not name (shown as its code).
+	ProfileKey string `json:"-"`
 }
 
 // activityActions are the actions the pages describe in their own words
@@ -113,6 +116,9 @@ func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
 		}
 		if !slices.Contains(levels, e.Level) {
 			e.Level = ""
+		}
+		if k := "profile." + e.Profile; e.Profile != "" && v.t(k) != k {
+			e.ProfileKey = k
 		}
 	}
 	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": out.Entries, "Next": out.NextBefore, "Paged": before != "",

@@ -133,3 +133,30 @@ func TestActivityPageTruncated(t *testing.T) {
 		}
 	}
 }
+
+// A certificate's type on the activity page is named in the reader's
+// language (it showed the profile's code, citizen-auth, on the Arabic
+// page); a profile the pages do not name still shows as its code.
+func TestActivityPageNamesTheProfile(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	inner := f.answer
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/me/activity" {
+			inner(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"entries":[
+{"seq":20,"time":"2026-12-03T09:00:00Z","action":"certificate.issue","outcome":"success","by":"registration-officer","serial":"0aaa","profile":"citizen-auth"},
+{"seq":10,"time":"2026-12-03T08:00:00Z","action":"certificate.issue","outcome":"success","by":"registration-officer","serial":"0bbb","profile":"future-profile"}]}`))
+	}
+	body := c.do("GET", "/my/activity?lang=ar", nil).Body.String()
+	for _, want := range []string{"النوع: شهادة مصادقة للمواطن (الهوية المتنقلة)", `النوع: <code dir="ltr">future-profile</code>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the Arabic page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "citizen-auth") {
+		t.Errorf("the Arabic page shows the profile's code:\n%s", body)
+	}
+}
