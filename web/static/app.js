@@ -77,6 +77,13 @@
     if (typeof value === "string") { dd.appendChild(ltr(value)); } else { dd.appendChild(value); }
     dl.appendChild(dt); dl.appendChild(dd);
   }
+  // dnName is the common name of an RFC 4514 distinguished name (as the
+  // report's issuer is), unescaped; the name itself when it has none. A
+  // reader knows the CA by its name, not by "…,2.5.4.97=#130d…".
+  function dnName(dn) {
+    var m = /(?:^|,)CN=((?:\\.|[^,\\])*)/.exec(dn || "");
+    return m ? m[1].replace(/\\(.)/g, "$1") : (dn || "");
+  }
   function verdictNode(ind, sub) {
     var f = document.createDocumentFragment();
     f.appendChild(bi(ind || "INDETERMINATE"));
@@ -123,7 +130,7 @@
     } else if (sig.claimedSigningTime) {
       var ct = el("span"); ct.appendChild(ltr(fmtTime(sig.claimedSigningTime))); var cl = el("small"); cl.appendChild(bi("claimed")); ct.appendChild(cl); row(dl, "time", ct);
     }
-    row(dl, "issuer", s.issuer || "");
+    row(dl, "issuer", dnName(s.issuer));
     card.appendChild(dl);
     var cov = el("p", "summary");
     cov.appendChild(bi(sig.coversWholeDocument ? "whole" : (sig.indication === "TOTAL-PASSED" ? "permitted" : "partial"))); card.appendChild(cov);
