@@ -52,3 +52,36 @@ func TestOfficerIssueBadSubjectInPageLanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestOfficerSearchBadTermsInPageLanguage: a civil number with letters
+// or a one-letter name is refused in the page's language, keeps what was
+// typed and searches nothing; the civil number's search answered "No
+// certificate matches" (the citizen seemed not to exist), the name's an
+// English API error.
+func TestOfficerSearchBadTermsInPageLanguage(t *testing.T) {
+	f := newFixture(t)
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"certificates":[]}`))
+	}
+	for _, c := range []struct{ lang, query, want, kept string }{
+		{"en", "civilNumber=12AB", "A civil number has digits only", `value="12AB"`},
+		{"ar", "civilNumber=12AB", "الرقم المدني أرقام فقط", `value="12AB"`},
+		{"ar", "name=A", "اكتب حرفين من الاسم على الأقل", `name="name" value="A"`},
+	} {
+		o := f.client()
+		token := csrf(t, o.do("GET", "/ra/?lang="+c.lang, nil))
+		o.do("POST", "/ra/login", url.Values{"csrf": {token}, "token": {"officer"}})
+		before := len(f.calls)
+		w := o.do("GET", "/ra/search?lang="+c.lang+"&"+c.query, nil)
+		body := w.Body.String()
+		if w.Code != http.StatusBadRequest || !strings.Contains(body, c.want) || !strings.Contains(body, c.kept) || strings.Contains(body, `id="no-results"`) {
+			t.Errorf("%s %s: %d\n%s", c.lang, c.query, w.Code, body)
+		}
+		for _, call := range f.calls[before:] {
+			if strings.Contains(call, "/api/v1/certificates") {
+				t.Errorf("%s %s: searched anyway: %s", c.lang, c.query, call)
+			}
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
@@ -323,6 +324,19 @@ func (p *Portal) raSearch(w http.ResponseWriter, r *http.Request, v *view) {
 	if len(q) == 0 || (len(q) == 1 && q.Has("status")) {
 		data["Searched"] = false
 		v.render(http.StatusOK, "officer_search", "search.title", data)
+		return
+	}
+	// What the officer can correct is said in the page's language before
+	// the search (the API's refusals are English): a civil number is
+	// digits; a name has two characters at least.
+	if c := q.Get("civilNumber"); c != "" && strings.Trim(c, "0123456789") != "" {
+		data["Error"] = v.t("search.bad_civil")
+		v.renderStatus(http.StatusBadRequest, "officer_search", "search.title", data)
+		return
+	}
+	if n := q.Get("name"); n != "" && utf8.RuneCountInString(n) < 2 {
+		data["Error"] = v.t("search.short_name")
+		v.renderStatus(http.StatusBadRequest, "officer_search", "search.title", data)
 		return
 	}
 	ans, err := v.call(who, http.MethodGet, "/api/v1/certificates?"+q.Encode(), "", nil, nil, 8<<20)
