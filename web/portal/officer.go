@@ -326,22 +326,24 @@ func (p *Portal) raSearch(w http.ResponseWriter, r *http.Request, v *view) {
 		v.render(http.StatusOK, "officer_search", "search.title", data)
 		return
 	}
-	// What the officer can correct is said in the page's language before
-	// the search (the API's refusals are English): a civil number is
-	// digits; a name has two characters at least.
-	if c := q.Get("civilNumber"); c != "" && strings.Trim(c, "0123456789") != "" {
-		data["Error"] = v.t("search.bad_civil")
-		v.renderStatus(http.StatusBadRequest, "officer_search", "search.title", data)
-		return
-	}
-	if n := q.Get("name"); n != "" && utf8.RuneCountInString(n) < 2 {
-		data["Error"] = v.t("search.short_name")
-		v.renderStatus(http.StatusBadRequest, "officer_search", "search.title", data)
-		return
-	}
 	ans, err := v.call(who, http.MethodGet, "/api/v1/certificates?"+q.Encode(), "", nil, nil, 8<<20)
 	if err != nil {
 		v.apiFail(err)
+		return
+	}
+	// The search goes to the API whatever was typed, so that it is
+	// audited with its query; what the officer can correct is then said in
+	// the page's language: a civil number is digits (the API finds none
+	// with letters), a name has two characters at least (the API's
+	// refusal is English).
+	badCivil := q.Get("civilNumber") != "" && strings.Trim(q.Get("civilNumber"), "0123456789") != ""
+	shortName := q.Get("name") != "" && utf8.RuneCountInString(q.Get("name")) < 2
+	if (ans.ok() || ans.status == http.StatusBadRequest) && (badCivil || shortName) {
+		data["Error"] = v.t("search.bad_civil")
+		if !badCivil {
+			data["Error"] = v.t("search.short_name")
+		}
+		v.renderStatus(http.StatusBadRequest, "officer_search", "search.title", data)
 		return
 	}
 	if !ans.ok() {
