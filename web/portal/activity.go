@@ -39,6 +39,9 @@ type activityEntry struct {
 	// Key is the catalogue key that describes the action:
 	// activity.other for one the pages do not know.
 	Key string `json:"-"`
+	// Times counts the records of this row: more than 1 when foldReadings
+	// folded a run of the same reading into it.
+	Times int `json:"-"`
 	// ProfileKey is the catalogue key that names Profile in the page's
 	// language; "" for a profile the pages do not name (shown as its code).
 	ProfileKey string `json:"-"`
@@ -121,6 +124,33 @@ func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
 			e.ProfileKey = k
 		}
 	}
-	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": out.Entries, "Next": out.NextBefore, "Paged": before != "",
+	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": foldReadings(out.Entries), "Next": out.NextBefore, "Paged": before != "",
 		"Truncated": out.Truncated})
+}
+
+// foldedReadings are the citizen's own readings that every page of the
+// portal makes (listing the credentials on /my/, reading this page): a
+// run of them is one row, with how many more there were.
+var foldedReadings = []string{"credential.list", "credential.list.own", "activity.read.own", "credential.info"}
+
+// foldReadings folds each run of the citizen's own successful readings of
+// one kind, without details, into its newest record, so that the other
+// records (signatures, PIN changes, what staff did) are not lost among
+// fifty of them; any other record is kept as it is.
+func foldReadings(in []activityEntry) []activityEntry {
+	out := make([]activityEntry, 0, len(in))
+	for _, e := range in {
+		if n := len(out); n > 0 && foldable(e) && foldable(out[n-1]) && out[n-1].Action == e.Action {
+			out[n-1].Times++
+			continue
+		}
+		e.Times = 1
+		out = append(out, e)
+	}
+	return out
+}
+
+// foldable reports whether e is a reading that foldReadings may fold.
+func foldable(e activityEntry) bool {
+	return slices.Contains(foldedReadings, e.Action) && e.By == "you" && e.Outcome == "success" && e.Credential == "" && e.Serial == "" && e.Client == ""
 }

@@ -160,3 +160,40 @@ func TestActivityPageNamesTheProfile(t *testing.T) {
 		t.Errorf("the Arabic page shows the profile's code:\n%s", body)
 	}
 }
+
+// A run of the citizen's own readings (every visit of /my/ lists the
+// credentials) is one row saying how many times, so that a signature or
+// an officer's revocation between them is not lost among fifty "Your
+// credentials listed"; readings apart, refused or with details stay rows
+// of their own.
+func TestActivityPageFoldsReadings(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	inner := f.answer
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/me/activity" {
+			inner(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"entries":[
+{"seq":9,"time":"2026-12-03T09:09:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":8,"time":"2026-12-03T09:08:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":7,"time":"2026-12-03T09:07:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":6,"time":"2026-12-03T09:06:00Z","action":"certificate.revoke","outcome":"success","by":"registration-officer","serial":"0aaa","reason":"keyCompromise"},
+{"seq":5,"time":"2026-12-03T09:05:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":4,"time":"2026-12-03T09:04:00Z","action":"credential.list.own","outcome":"refused","by":"you"},
+{"seq":3,"time":"2026-12-03T09:03:00Z","action":"credential.list.own","outcome":"success","by":"you"}]}`))
+	}
+	body := c.do("GET", "/my/activity?lang=ar", nil).Body.String()
+	var rows []string
+	for _, part := range strings.Split(body, `data-seq="`)[1:] {
+		seq, _, _ := strings.Cut(part, `"`)
+		rows = append(rows, seq)
+	}
+	if got := strings.Join(rows, ","); got != "9,6,5,4,3" {
+		t.Fatalf("rows %s, want 9,6,5,4,3:\n%s", got, body)
+	}
+	if !strings.Contains(body, "(عدد المرات: ٣)") || strings.Count(body, "عدد المرات") != 1 {
+		t.Fatalf("the folded row does not say 3 times, once:\n%s", body)
+	}
+}
