@@ -124,7 +124,7 @@ func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
 			e.ProfileKey = k
 		}
 	}
-	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": foldReadings(out.Entries), "Next": out.NextBefore, "Paged": before != "",
+	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": v.foldReadings(out.Entries), "Next": out.NextBefore, "Paged": before != "",
 		"Truncated": out.Truncated})
 }
 
@@ -133,14 +133,16 @@ func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
 // run of them is one row, with how many more there were.
 var foldedReadings = []string{"credential.list", "credential.list.own", "activity.read.own", "credential.info"}
 
-// foldReadings folds each run of the citizen's own successful readings of
-// one kind, without details, into its newest record, so that the other
-// records (signatures, PIN changes, what staff did) are not lost among
-// fifty of them; any other record is kept as it is.
-func foldReadings(in []activityEntry) []activityEntry {
+// foldReadings folds each run of the citizen's own successful readings
+// that the page names alike (the API's credential.list and
+// credential.list.own are both "Your credentials listed"), without
+// details, into its newest record, so that the other records (signatures,
+// PIN changes, what staff did) are not lost among fifty of them; any
+// other record is kept as it is.
+func (v *view) foldReadings(in []activityEntry) []activityEntry {
 	out := make([]activityEntry, 0, len(in))
 	for _, e := range in {
-		if n := len(out); n > 0 && foldable(e) && foldable(out[n-1]) && out[n-1].Action == e.Action {
+		if n := len(out); n > 0 && foldable(e) && foldable(out[n-1]) && v.t(out[n-1].Key) == v.t(e.Key) {
 			out[n-1].Times++
 			continue
 		}

@@ -177,7 +177,7 @@ func TestActivityPageFoldsReadings(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"entries":[
 {"seq":9,"time":"2026-12-03T09:09:00Z","action":"credential.list.own","outcome":"success","by":"you"},
-{"seq":8,"time":"2026-12-03T09:08:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":8,"time":"2026-12-03T09:08:00Z","action":"credential.list","outcome":"success","by":"you"},
 {"seq":7,"time":"2026-12-03T09:07:00Z","action":"credential.list.own","outcome":"success","by":"you"},
 {"seq":6,"time":"2026-12-03T09:06:00Z","action":"certificate.revoke","outcome":"success","by":"registration-officer","serial":"0aaa","reason":"keyCompromise"},
 {"seq":5,"time":"2026-12-03T09:05:00Z","action":"credential.list.own","outcome":"success","by":"you"},
