@@ -15,14 +15,11 @@ import (
 	"github.com/thiqa/thiqa/internal/testenv"
 )
 
-// TestVerifyPageNamesTheIssuer: in headless Chromium, the verify page shows
-// a signature's issuer by its name ("Thiqa Citizen CA"), not as the
-// report's distinguished name, which carried the organisation identifier
-// as an OID and hex ("…,2.5.4.97=#130d4e54…") that no reader can use.
-func TestVerifyPageNamesTheIssuer(t *testing.T) {
-	const report = `{"indication":"TOTAL-PASSED","documentSize":9,"validationTime":"2026-12-05T17:00:00Z","signatures":[{"indication":"TOTAL-PASSED",` +
-		`"signer":{"commonName":"Aisha Al Balushi","civilNumber":"12345678",` +
-		`"issuer":"CN=Thiqa Citizen CA\\, Muscat,O=Thiqa Trust Services,C=OM,2.5.4.97=#130d4e54524f4d2d30303030303030"}}]}`
+// verifyInBrowser verifies a document in the verify page, in headless
+// Chromium, with the API answering report, and returns what script (a
+// JavaScript expression giving a string) reads from the page then.
+func verifyInBrowser(t *testing.T, report, script string) string {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/verify", Handler(Options{APIPath: "/api/v1/verify", MaxUploadBytes: 1 << 20}))
 	mux.Handle("/verify/", Handler(Options{APIPath: "/api/v1/verify", MaxUploadBytes: 1 << 20}))
@@ -53,11 +50,37 @@ func TestVerifyPageNamesTheIssuer(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("article.sig"))); err != nil {
 		t.Fatalf("verifying in the page: %v", err)
 	}
-	got, err := chromedp.Run(run, chromedp.Evaluate[string](`[...document.querySelectorAll("article.sig dd")].map(e => e.innerText).join(" | ")`))
+	got, err := chromedp.Run(run, chromedp.Evaluate[string](script))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return got
+}
+
+// A report of one valid signature on a 9-byte document.
+const oneSignatureReport = `{"indication":"TOTAL-PASSED","documentSize":9,"validationTime":"2026-12-05T17:00:00Z","signatures":[{"indication":"TOTAL-PASSED",` +
+	`"signer":{"commonName":"Aisha Al Balushi","civilNumber":"12345678",` +
+	`"issuer":"CN=Thiqa Citizen CA\\, Muscat,O=Thiqa Trust Services,C=OM,2.5.4.97=#130d4e54524f4d2d30303030303030"}}]}`
+
+// TestVerifyPageNamesTheIssuer: in headless Chromium, the verify page shows
+// a signature's issuer by its name ("Thiqa Citizen CA"), not as the
+// report's distinguished name, which carried the organisation identifier
+// as an OID and hex ("…,2.5.4.97=#130d4e54…") that no reader can use.
+func TestVerifyPageNamesTheIssuer(t *testing.T) {
+	got := verifyInBrowser(t, oneSignatureReport, `[...document.querySelectorAll("article.sig dd")].map(e => e.innerText).join(" | ")`)
 	if !strings.Contains(got, "Thiqa Citizen CA, Muscat") || strings.Contains(got, "2.5.4.97") || strings.Contains(got, "CN=") {
 		t.Fatalf("the signature's details: %q", got)
+	}
+}
+
+// TestVerifyPageArabicSummaryDigits: the Arabic summary counts the
+// signatures and bytes in Arabic-Indic digits, as the portal's Arabic
+// pages write every number (formatNumber); it wrote "1 توقيع · 9 بايت".
+// The English summary keeps its digits.
+func TestVerifyPageArabicSummaryDigits(t *testing.T) {
+	report := strings.Replace(oneSignatureReport, `"documentSize":9`, `"documentSize":1024`, 1)
+	got := verifyInBrowser(t, report, `[...document.querySelectorAll("#summary span")].map(e => e.lang + "=" + e.textContent).join(" | ")`)
+	if !strings.Contains(got, "ar=١ توقيع · ١٠٢٤ بايت") || !strings.Contains(got, "en=1 signature(s) · 1024 bytes") {
+		t.Fatalf("the summary: %q", got)
 	}
 }

@@ -92,6 +92,9 @@
     }
     return f;
   }
+  // arDigits writes a number in Arabic-Indic digits, as the portal's
+  // Arabic pages write every count (web/portal formatNumber).
+  function arDigits(n) { return String(n).replace(/[0-9]/g, function (d) { return String.fromCharCode(0x0660 + Number(d)); }); }
   function fmtTime(iso) { return iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : ""; }
   function notes(list, items, cls) {
     (items || []).forEach(function (t) { var li = el("li", cls); li.dir = "ltr"; li.textContent = t; list.appendChild(li); });
@@ -144,7 +147,7 @@
     v.dataset.indication = rep.indication || "";
     var sum = document.getElementById("summary"); sum.textContent = "";
     var n = (rep.signatures || []).length;
-    sum.appendChild(bi([String(n), String(n)], [T.sigs[0] + " · " + rep.documentSize + T.bytes[0], T.sigs[1] + " · " + rep.documentSize + T.bytes[1] + " · " + fmtTime(rep.validationTime)]));
+    sum.appendChild(bi([arDigits(n), String(n)], [T.sigs[0] + " · " + arDigits(rep.documentSize) + T.bytes[0], T.sigs[1] + " · " + rep.documentSize + T.bytes[1] + " · " + fmtTime(rep.validationTime)]));
     var dn = document.getElementById("docnotes"); dn.textContent = ""; notes(dn, rep.errors, "err"); notes(dn, rep.warnings);
     var box = document.getElementById("signatures"); box.textContent = "";
     (rep.signatures || []).forEach(function (s, i) { box.appendChild(renderSignature(s, i)); });
