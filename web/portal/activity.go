@@ -42,6 +42,9 @@ type activityEntry struct {
 	// Times counts the records of this row: more than 1 when foldReadings
 	// folded a run of the same reading into it.
 	Times int `json:"-"`
+	// First is the time of the oldest record folded into this row (Time
+	// is the newest's): the page shows when the run began.
+	First time.Time `json:"-"`
 	// ProfileKey is the catalogue key that names Profile in the page's
 	// language; "" for a profile the pages do not name (shown as its code).
 	ProfileKey string `json:"-"`
@@ -139,14 +142,19 @@ var foldedReadings = []string{"credential.list", "credential.list.own", "activit
 // details, into its newest record, so that the other records (signatures,
 // PIN changes, what staff did) are not lost among fifty of them; any
 // other record is kept as it is.
+//
+// The folded row shows the time of the oldest record too (First): a
+// reading at an hour the citizen was not at their screen is the clue to
+// a stolen session, and must not vanish into the count.
 func (v *view) foldReadings(in []activityEntry) []activityEntry {
 	out := make([]activityEntry, 0, len(in))
 	for _, e := range in {
-		if n := len(out); n > 0 && foldable(e) && foldable(out[n-1]) && v.t(out[n-1].Key) == v.t(e.Key) {
+		if n := len(out); n > 0 && foldable(e) && foldable(out[n-1]) && v.t(out[n-1].Key) == v.t(e.Key) && sameFacts(out[n-1], e) {
 			out[n-1].Times++
+			out[n-1].First = e.Time
 			continue
 		}
-		e.Times = 1
+		e.Times, e.First = 1, e.Time
 		out = append(out, e)
 	}
 	return out
@@ -155,4 +163,14 @@ func (v *view) foldReadings(in []activityEntry) []activityEntry {
 // foldable reports whether e is a reading that foldReadings may fold.
 func foldable(e activityEntry) bool {
 	return slices.Contains(foldedReadings, e.Action) && e.By == "you" && e.Outcome == "success" && e.Credential == "" && e.Serial == "" && e.Client == ""
+}
+
+// sameFacts reports whether a and b say the same but for their record,
+// time and action's code: any detail the API adds to a reading (a method,
+// a client) keeps the records apart.
+func sameFacts(a, b activityEntry) bool {
+	for _, e := range []*activityEntry{&a, &b} {
+		e.Seq, e.Time, e.First, e.Times, e.Action, e.Key = 0, time.Time{}, time.Time{}, 0, "", ""
+	}
+	return a == b
 }

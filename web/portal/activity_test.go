@@ -197,3 +197,41 @@ func TestActivityPageFoldsReadings(t *testing.T) {
 		t.Fatalf("the folded row does not say 3 times, once:\n%s", body)
 	}
 }
+
+// A folded run of readings says when it began as well as when it ended: a
+// reading at night among the day's is the clue to a stolen session. A
+// reading whose details differ (here a sign-in method the API named)
+// stays a row of its own.
+func TestActivityPageFoldedRowShowsFirstTime(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	inner := f.answer
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/me/activity" {
+			inner(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"entries":[
+{"seq":9,"time":"2026-12-03T09:09:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":8,"time":"2026-12-03T03:08:00Z","action":"credential.list","outcome":"success","by":"you"},
+{"seq":7,"time":"2026-12-03T03:07:00Z","action":"credential.list","outcome":"success","by":"you","method":"mtls"},
+{"seq":6,"time":"2026-12-03T03:06:00Z","action":"credential.list","outcome":"success","by":"you"}]}`))
+	}
+	for lang, want := range map[string]string{
+		"en": "09:09 UTC <small class=\"times\">(the first: 3 Dec 2026, 03:08 UTC)</small>",
+		"ar": "(أولها: ٣ ديسمبر ٢٠٢٦، ٠٣:٠٨ \u200fUTC)",
+	} {
+		body := c.do("GET", "/my/activity?lang="+lang, nil).Body.String()
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: the folded row lacks %q:\n%s", lang, want, body)
+		}
+		var rows []string
+		for _, part := range strings.Split(body, `data-seq="`)[1:] {
+			seq, _, _ := strings.Cut(part, `"`)
+			rows = append(rows, seq)
+		}
+		if got := strings.Join(rows, ","); got != "9,7,6" {
+			t.Errorf("%s: rows %s, want 9,7,6", lang, got)
+		}
+	}
+}
