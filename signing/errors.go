@@ -62,6 +62,12 @@ const ProblemFirstPINActivation = "urn:thiqa:problem:first-pin-needs-activation-
 // left, or that the code is now void.
 const ProblemWrongActivationCode = "urn:thiqa:problem:wrong-activation-code"
 
+// ProblemActivationCodeVoid is the problem type of the wrong activation
+// code that used the last try (403, as every wrong code): the code no
+// longer works, whatever is typed next; a registration officer issues a
+// new one.
+const ProblemActivationCodeVoid = "urn:thiqa:problem:activation-code-void"
+
 // ProblemActivationCodeExpired is the problem type of an activation code
 // past its lifetime (410): a registration officer issues a new one.
 const ProblemActivationCodeExpired = "urn:thiqa:problem:activation-code-expired"

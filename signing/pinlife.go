@@ -316,11 +316,14 @@ func (s *Service) activatePIN(w http.ResponseWriter, r *http.Request) {
 }
 
 // activationProblem is the problem type of a refused activation code
-// (ProblemWrongActivationCode, ProblemActivationCodeExpired), "" for any
-// other answer: a page can then tell the citizen in their language what
-// to do, without reading the English detail.
+// (ProblemWrongActivationCode, ProblemActivationCodeVoid when that wrong
+// code used the last try, ProblemActivationCodeExpired), "" for any other
+// answer: a page can then tell the citizen in their language what to do,
+// without reading the English detail.
 func activationProblem(status int, err error) string {
 	switch {
+	case status == http.StatusForbidden && errors.Is(err, pin.ErrWrongCode) && errors.Is(err, pin.ErrNoActivation):
+		return ProblemActivationCodeVoid
 	case status == http.StatusForbidden && errors.Is(err, pin.ErrWrongCode):
 		return ProblemWrongActivationCode
 	case status == http.StatusGone && errors.Is(err, pin.ErrActivationExpired):

@@ -574,6 +574,9 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 	case problemType(ans.body) == problemWrongActivation:
 		// Not a permission: the code was mistyped, or is an old one.
 		return v.t("err.activation_wrong")
+	case problemType(ans.body) == problemActivationVoid:
+		// Trying again is useless: the code is void.
+		return v.t("err.activation_void")
 	case problemType(ans.body) == problemActivationExpired:
 		return v.t("err.activation_expired")
 	case strings.Contains(low, "locked"):

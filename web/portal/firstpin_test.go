@@ -146,6 +146,8 @@ func TestActivationCodeRefusalWords(t *testing.T) {
 	}{
 		{http.StatusForbidden, problemWrongActivation, "en", "That activation code is not right. Nothing was changed."},
 		{http.StatusForbidden, problemWrongActivation, "ar", "رمز التفعيل هذا غير صحيح. لم يتغيّر شيء."},
+		{http.StatusForbidden, problemActivationVoid, "en", "That activation code is not right, and that was the last try: it no longer works."},
+		{http.StatusForbidden, problemActivationVoid, "ar", "رمز التفعيل هذا غير صحيح، وكانت هذه المحاولة الأخيرة: لم يعد يعمل."},
 		{http.StatusGone, problemActivationExpired, "en", "That activation code has expired. Nothing was changed. Ask a registration officer for a new one."},
 		{http.StatusGone, problemActivationExpired, "ar", "انتهت صلاحية رمز التفعيل هذا."},
 	} {

@@ -527,12 +527,14 @@ const problemWrongCode = "urn:thiqa:problem:wrong-verification-code"
 // (signing.ProblemFirstPINActivation, signing.pinPolicy.firstPINActivation).
 const problemFirstPIN = "urn:thiqa:problem:first-pin-needs-activation-code"
 
-// problemWrongActivation and problemActivationExpired are the problem types
-// of the signing service's refusal of an activation code that is wrong or
-// past its lifetime (signing.ProblemWrongActivationCode,
-// signing.ProblemActivationCodeExpired).
+// problemWrongActivation, problemActivationVoid and
+// problemActivationExpired are the problem types of the signing service's
+// refusal of an activation code that is wrong, wrong at the last try (now
+// void) or past its lifetime (signing.ProblemWrongActivationCode,
+// signing.ProblemActivationCodeVoid, signing.ProblemActivationCodeExpired).
 const (
 	problemWrongActivation   = "urn:thiqa:problem:wrong-activation-code"
+	problemActivationVoid    = "urn:thiqa:problem:activation-code-void"
 	problemActivationExpired = "urn:thiqa:problem:activation-code-expired"
 )
 
