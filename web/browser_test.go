@@ -84,3 +84,16 @@ func TestVerifyPageArabicSummaryDigits(t *testing.T) {
 		t.Fatalf("the summary: %q", got)
 	}
 }
+
+// TestVerifyPageIssuerNameNotSpoofed: the issuer's name is its DN's own
+// common name, never a ",CN=" escaped inside another attribute's value:
+// anyone can make a CA whose organisation is "Evil\,CN=Thiqa Citizen CA",
+// and the page named that CA "Thiqa Citizen CA".
+func TestVerifyPageIssuerNameNotSpoofed(t *testing.T) {
+	report := strings.Replace(oneSignatureReport, `CN=Thiqa Citizen CA\\, Muscat,O=Thiqa Trust Services,C=OM,2.5.4.97=#130d4e54524f4d2d30303030303030`,
+		`O=Evil\\,CN=Thiqa Citizen CA,CN=Fake CA+O=Other,C=OM`, 1)
+	got := verifyInBrowser(t, report, `[...document.querySelectorAll("article.sig dd")].map(e => e.innerText).join(" | ")`)
+	if !strings.Contains(got, "Fake CA") || strings.Contains(got, "Thiqa Citizen CA") || strings.Contains(got, "Other") {
+		t.Fatalf("the signature's details: %q", got)
+	}
+}

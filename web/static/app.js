@@ -79,10 +79,16 @@
   }
   // dnName is the common name of an RFC 4514 distinguished name (as the
   // report's issuer is), unescaped; the name itself when it has none. A
-  // reader knows the CA by its name, not by "…,2.5.4.97=#130d…".
+  // reader knows the CA by its name, not by "…,2.5.4.97=#130d…". The DN
+  // is split at its unescaped commas and pluses only: an escaped ",CN="
+  // inside another attribute's value (anyone can make a CA named so) is
+  // not a common name.
   function dnName(dn) {
-    var m = /(?:^|,)CN=((?:\\.|[^,\\])*)/.exec(dn || "");
-    return m ? m[1].replace(/\\(.)/g, "$1") : (dn || "");
+    var parts = (dn || "").match(/(?:\\.|[^,+\\])+/g) || [];
+    for (var i = 0; i < parts.length; i++) {
+      if (parts[i].slice(0, 3) === "CN=") { return parts[i].slice(3).replace(/\\(.)/g, "$1"); }
+    }
+    return dn || "";
   }
   function verdictNode(ind, sub) {
     var f = document.createDocumentFragment();
