@@ -74,13 +74,15 @@ func TestVerifyPageNamesTheIssuer(t *testing.T) {
 }
 
 // TestVerifyPageArabicSummaryDigits: the Arabic summary counts the
-// signatures and bytes in Arabic-Indic digits, as the portal's Arabic
-// pages write every number (formatNumber); it wrote "1 توقيع · 9 بايت".
-// The English summary keeps its digits.
+// signatures and bytes, and numbers each signature's heading, in
+// Arabic-Indic digits, as the portal's Arabic pages write every number
+// (formatNumber); it wrote "1 توقيع · 9 بايت" and "توقيع 1". The English
+// keeps its digits.
 func TestVerifyPageArabicSummaryDigits(t *testing.T) {
 	report := strings.Replace(oneSignatureReport, `"documentSize":9`, `"documentSize":1024`, 1)
-	got := verifyInBrowser(t, report, `[...document.querySelectorAll("#summary span")].map(e => e.lang + "=" + e.textContent).join(" | ")`)
-	if !strings.Contains(got, "ar=١ توقيع · ١٠٢٤ بايت") || !strings.Contains(got, "en=1 signature(s) · 1024 bytes") {
+	got := verifyInBrowser(t, report, `[...document.querySelectorAll("#summary span, article.sig h2 span")].map(e => e.lang + "=" + e.textContent).join(" | ")`)
+	if !strings.Contains(got, "ar=١ توقيع · ١٠٢٤ بايت") || !strings.Contains(got, "en=1 signature(s) · 1024 bytes") ||
+		!strings.Contains(got, "ar=توقيع ١") || !strings.Contains(got, "en=Signature 1") {
 		t.Fatalf("the summary: %q", got)
 	}
 }

@@ -120,7 +120,7 @@
   function renderSignature(sig, i) {
     var card = el("article", "sig");
     card.dataset.indication = "";
-    var h = el("h2"); h.appendChild(bi(sig.kind === "document-timestamp" ? "document-timestamp" : "signature", [" " + (i + 1), " " + (i + 1)]));
+    var h = el("h2"); h.appendChild(bi(sig.kind === "document-timestamp" ? "document-timestamp" : "signature", [" " + arDigits(i + 1), " " + (i + 1)]));
     var fieldName = el("small"); fieldName.dir = "ltr"; fieldName.textContent = sig.field || "";
     h.appendChild(fieldName);
     card.appendChild(h);
