@@ -83,3 +83,31 @@ func TestOfficerSearchBadTermsInPageLanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestOfficerIssueBadSubjectNamesEveryField: a refused field the form
+// does not have is still named (by its code), with the form's own fields
+// in the page's language; it was left out, so the officer corrected the
+// rest and was refused again.
+func TestOfficerIssueBadSubjectNamesEveryField(t *testing.T) {
+	f := newFixture(t)
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"type":"urn:thiqa:problem:bad-subject","title":"Invalid subject field","status":400,` +
+			`"errors":["pseudonym","givenName"]}`))
+	}
+	for lang, want := range map[string]string{
+		"en": "Nothing was issued. Correct these details: pseudonym: not accepted; Given name: required.",
+		"ar": "pseudonym: غير مقبول؛ الاسم الأول: مطلوب.",
+	} {
+		o := f.client()
+		token := csrf(t, o.do("GET", "/ra/?lang="+lang, nil))
+		o.do("POST", "/ra/login", url.Values{"csrf": {token}, "token": {"officer"}})
+		token = csrf(t, o.do("GET", "/ra/issue?lang="+lang, nil))
+		w := o.do("POST", "/ra/issue?lang="+lang, url.Values{"csrf": {token}, "profile": {"citizen-signing"}, "givenName": {""},
+			"surname": {"Al Balushi"}, "civilNumber": {"12345678"}, "country": {"OM"}})
+		if body := w.Body.String(); w.Code != http.StatusBadRequest || !strings.Contains(body, want) {
+			t.Errorf("%s: %d, the refused form lacks %q:\n%s", lang, w.Code, want, body)
+		}
+	}
+}

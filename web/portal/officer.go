@@ -261,7 +261,14 @@ func (v *view) issueRefusal(ans *apiAnswer, subject map[string]string) (string, 
 	invalid := map[string]bool{}
 	var parts []string
 	for _, f := range pd.Errors {
-		if !slices.Contains(issueFields, f) || invalid[f] {
+		if invalid[f] {
+			continue
+		}
+		if !slices.Contains(issueFields, f) {
+			// A field the form does not have (another profile's, or
+			// one the CA added): named by its code, never left out.
+			invalid[f] = true
+			parts = append(parts, f+": "+v.t("issue.check.other"))
 			continue
 		}
 		invalid[f] = true
