@@ -39,8 +39,8 @@ var pages = template.Must(template.New("pages").Parse(`
 <span lang="ar">افتح تطبيق ثقة على هاتفك، واكتب فيه هذا الرمز، ثم وافق بإدخال رمزك السري.</span></p>
 {{else}}<p>Open the Thiqa app on your phone, check that it shows this code, and approve with your PIN.
 <span lang="ar">افتح تطبيق ثقة على هاتفك، وتأكد من ظهور هذا الرمز، ثم وافق بإدخال رمزك السري.</span></p>{{end}}
-<p>Verification code <span lang="ar">رمز التحقق</span>: <span class="code" id="verification_code">{{.Code}}</span></p>
-<p>Session <span lang="ar">الجلسة</span>: <code id="session">{{.Session}}</code></p>
+{{/* Each language's label carries its own colon: the Arabic one is a block of its own, so a ": " after it began the code's line. */}}<p>Verification code: <span lang="ar">رمز التحقق:</span> <span class="code" id="verification_code">{{.Code}}</span></p>
+<p>Session: <span lang="ar">الجلسة:</span> <code id="session">{{.Session}}</code></p>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="login" value="{{.Session}}">
 <input type="hidden" name="key" value="{{.Key}}">

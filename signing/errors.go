@@ -57,6 +57,21 @@ var (
 // an activation code.
 const ProblemFirstPINActivation = "urn:thiqa:problem:first-pin-needs-activation-code"
 
+// ProblemWrongActivationCode is the problem type of an activation code
+// that is not the credential's (403); the detail says how many tries are
+// left, or that the code is now void.
+const ProblemWrongActivationCode = "urn:thiqa:problem:wrong-activation-code"
+
+// ProblemActivationCodeVoid is the problem type of the wrong activation
+// code that used the last try (403, as every wrong code): the code no
+// longer works, whatever is typed next; a registration officer issues a
+// new one.
+const ProblemActivationCodeVoid = "urn:thiqa:problem:activation-code-void"
+
+// ProblemActivationCodeExpired is the problem type of an activation code
+// past its lifetime (410): a registration officer issues a new one.
+const ProblemActivationCodeExpired = "urn:thiqa:problem:activation-code-expired"
+
 // Refusal is a request the service declines, with the reason in words for
 // the caller. errors.Is(err, Kind) holds: the kind (one of the sentinels
 // above) decides the answer, Reason is its detail.

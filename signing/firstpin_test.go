@@ -154,7 +154,7 @@ func TestFirstPINActivation(t *testing.T) {
 
 			// A wrong code counts as any activation's; the right one sets the PIN.
 			code, m = w.csc(t, path(cred, "/activate"), citizen, signing.PINActivateRequest{ActivationCode: "0000-0000-0000", PIN: testPIN})
-			if code != 403 || !strings.Contains(m["detail"].(string), "4 tries left") {
+			if code != 403 || !strings.Contains(m["detail"].(string), "4 tries left") || m["type"] != signing.ProblemWrongActivationCode {
 				t.Fatalf("a wrong code: %d %v", code, m)
 			}
 			if code, m = w.csc(t, path(cred, "/activate"), citizen, signing.PINActivateRequest{ActivationCode: got.ActivationCode, PIN: testPIN}); code != 200 {

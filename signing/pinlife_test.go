@@ -156,8 +156,30 @@ func TestPINLifeCycle(t *testing.T) {
 			skew.Store(int64(73 * time.Hour))
 			code, m = w.csc(t, path("activate"), citizen, signing.PINActivateRequest{ActivationCode: reset.ActivationCode, PIN: "835794"})
 			want("an expired code", code, m, 410, "expired")
-			if n := len(w.records(t, signing.ActionPINActivate, "refused", "")); n != 6 {
-				t.Fatalf("%d refused activation records, want 6", n)
+			if m["type"] != signing.ProblemActivationCodeExpired {
+				t.Fatalf("an expired code's problem type: %v", m)
+			}
+
+			// Wrong codes: each is 403 with its type; the one that uses
+			// the last try says the code is now void; then none is pending.
+			skew.Store(0)
+			code, m = w.csc(t, path("reset"), officer, map[string]any{})
+			raw, _ = json.Marshal(m)
+			_ = json.Unmarshal(raw, &reset)
+			for i := 4; i >= 0; i-- {
+				code, m = w.csc(t, path("activate"), citizen, signing.PINActivateRequest{ActivationCode: "0000-0000-0000", PIN: "835794"})
+				typ := signing.ProblemWrongActivationCode
+				if i == 0 {
+					typ = signing.ProblemActivationCodeVoid
+				}
+				if code != 403 || m["type"] != typ {
+					t.Fatalf("wrong code with %d tries left after it: %d %v, want 403 %s", i, code, m, typ)
+				}
+			}
+			code, m = w.csc(t, path("activate"), citizen, signing.PINActivateRequest{ActivationCode: reset.ActivationCode, PIN: "835794"})
+			want("the voided code", code, m, 409, "no activation code is pending")
+			if n := len(w.records(t, signing.ActionPINActivate, "refused", "")); n != 12 {
+				t.Fatalf("%d refused activation records, want 12", n)
 			}
 			w.verifyAudit(t)
 		})

@@ -77,3 +77,21 @@ func TestActivityNamesStaffOfSuccesses(t *testing.T) {
 		}
 	}
 }
+
+// The thiqa commands run on the host by an operator (actor cli:USER), e.g.
+// `thiqa oidc mobile enrol` at the desk's request, read operator on the
+// citizen's activity page: "someone else" told the citizen that a stranger
+// enrolled their mobile ID, and the page tells them to revoke then.
+func TestActivityNamesTheHostsCommandsOperator(t *testing.T) {
+	f := newFixture(t)
+	f.seed(t, audit.Entry{Actor: "cli:root", Action: "oidc.mobile.enrol", Object: "cred-a", Outcome: "success"})
+	var got []string
+	for _, e := range f.page(t, civilA, "").Entries {
+		if e.Action == "oidc.mobile.enrol" {
+			got = append(got, e.By)
+		}
+	}
+	if len(got) != 1 || got[0] != activity.ByOperator {
+		t.Fatalf("the command's mobile-ID enrolment reads by %v, want [%s]", got, activity.ByOperator)
+	}
+}

@@ -261,7 +261,8 @@ var serviceActors = []string{"thiqa-serve", "thiqa-init", "ca"}
 // under their civil number or with their certificate's key); the
 // role the record names (a refusal carries its caller's roles); the staff
 // the action is allowed to alone; a one-time enrolment; the service;
-// otherwise someone else.
+// the thiqa commands on the host (actor cli:USER), which only an operator
+// runs; otherwise someone else.
 func by(actor string, mine bool, d recordDetails, staff string) string {
 	switch {
 	case mine:
@@ -278,6 +279,8 @@ func by(actor string, mine bool, d recordDetails, staff string) string {
 		return ByEnrolment
 	case slices.Contains(serviceActors, actor):
 		return ByService
+	case strings.HasPrefix(actor, "cli:"):
+		return ByOperator
 	}
 	return BySomeoneElse
 }

@@ -39,6 +39,15 @@ type activityEntry struct {
 	// Key is the catalogue key that describes the action:
 	// activity.other for one the pages do not know.
 	Key string `json:"-"`
+	// Times counts the records of this row: more than 1 when foldReadings
+	// folded a run of the same reading into it.
+	Times int `json:"-"`
+	// First is the time of the oldest record folded into this row (Time
+	// is the newest's): the page shows when the run began.
+	First time.Time `json:"-"`
+	// ProfileKey is the catalogue key that names Profile in the page's
+	// language; "" for a profile the pages do not name (shown as its code).
+	ProfileKey string `json:"-"`
 }
 
 // activityActions are the actions the pages describe in their own words
@@ -114,7 +123,54 @@ func (p *Portal) myActivity(w http.ResponseWriter, r *http.Request, v *view) {
 		if !slices.Contains(levels, e.Level) {
 			e.Level = ""
 		}
+		if k := "profile." + e.Profile; e.Profile != "" && v.t(k) != k {
+			e.ProfileKey = k
+		}
 	}
-	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": out.Entries, "Next": out.NextBefore, "Paged": before != "",
+	v.render(http.StatusOK, "my_activity", "activity.title", map[string]any{"Entries": v.foldReadings(out.Entries), "Next": out.NextBefore, "Paged": before != "",
 		"Truncated": out.Truncated})
+}
+
+// foldedReadings are the citizen's own readings that every page of the
+// portal makes (listing the credentials on /my/, reading this page): a
+// run of them is one row, with how many more there were.
+var foldedReadings = []string{"credential.list", "credential.list.own", "activity.read.own", "credential.info"}
+
+// foldReadings folds each run of the citizen's own successful readings
+// that the page names alike (the API's credential.list and
+// credential.list.own are both "Your credentials listed"), without
+// details, into its newest record, so that the other records (signatures,
+// PIN changes, what staff did) are not lost among fifty of them; any
+// other record is kept as it is.
+//
+// The folded row shows the time of the oldest record too (First): a
+// reading at an hour the citizen was not at their screen is the clue to
+// a stolen session, and must not vanish into the count.
+func (v *view) foldReadings(in []activityEntry) []activityEntry {
+	out := make([]activityEntry, 0, len(in))
+	for _, e := range in {
+		if n := len(out); n > 0 && foldable(e) && foldable(out[n-1]) && v.t(out[n-1].Key) == v.t(e.Key) && sameFacts(out[n-1], e) {
+			out[n-1].Times++
+			out[n-1].First = e.Time
+			continue
+		}
+		e.Times, e.First = 1, e.Time
+		out = append(out, e)
+	}
+	return out
+}
+
+// foldable reports whether e is a reading that foldReadings may fold.
+func foldable(e activityEntry) bool {
+	return slices.Contains(foldedReadings, e.Action) && e.By == "you" && e.Outcome == "success" && e.Credential == "" && e.Serial == "" && e.Client == ""
+}
+
+// sameFacts reports whether a and b say the same but for their record,
+// time and action's code: any detail the API adds to a reading (a method,
+// a client) keeps the records apart.
+func sameFacts(a, b activityEntry) bool {
+	for _, e := range []*activityEntry{&a, &b} {
+		e.Seq, e.Time, e.First, e.Times, e.Action, e.Key = 0, time.Time{}, time.Time{}, 0, "", ""
+	}
+	return a == b
 }

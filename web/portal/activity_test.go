@@ -133,3 +133,105 @@ func TestActivityPageTruncated(t *testing.T) {
 		}
 	}
 }
+
+// A certificate's type on the activity page is named in the reader's
+// language (it showed the profile's code, citizen-auth, on the Arabic
+// page); a profile the pages do not name still shows as its code.
+func TestActivityPageNamesTheProfile(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	inner := f.answer
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/me/activity" {
+			inner(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"entries":[
+{"seq":20,"time":"2026-12-03T09:00:00Z","action":"certificate.issue","outcome":"success","by":"registration-officer","serial":"0aaa","profile":"citizen-auth"},
+{"seq":10,"time":"2026-12-03T08:00:00Z","action":"certificate.issue","outcome":"success","by":"registration-officer","serial":"0bbb","profile":"future-profile"}]}`))
+	}
+	body := c.do("GET", "/my/activity?lang=ar", nil).Body.String()
+	for _, want := range []string{"النوع: شهادة مصادقة للمواطن (الهوية المتنقلة)", `النوع: <code dir="ltr">future-profile</code>`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the Arabic page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "citizen-auth") {
+		t.Errorf("the Arabic page shows the profile's code:\n%s", body)
+	}
+}
+
+// A run of the citizen's own readings (every visit of /my/ lists the
+// credentials) is one row saying how many times, so that a signature or
+// an officer's revocation between them is not lost among fifty "Your
+// credentials listed"; readings apart, refused or with details stay rows
+// of their own.
+func TestActivityPageFoldsReadings(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	inner := f.answer
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/me/activity" {
+			inner(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"entries":[
+{"seq":9,"time":"2026-12-03T09:09:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":8,"time":"2026-12-03T09:08:00Z","action":"credential.list","outcome":"success","by":"you"},
+{"seq":7,"time":"2026-12-03T09:07:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":6,"time":"2026-12-03T09:06:00Z","action":"certificate.revoke","outcome":"success","by":"registration-officer","serial":"0aaa","reason":"keyCompromise"},
+{"seq":5,"time":"2026-12-03T09:05:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":4,"time":"2026-12-03T09:04:00Z","action":"credential.list.own","outcome":"refused","by":"you"},
+{"seq":3,"time":"2026-12-03T09:03:00Z","action":"credential.list.own","outcome":"success","by":"you"}]}`))
+	}
+	body := c.do("GET", "/my/activity?lang=ar", nil).Body.String()
+	var rows []string
+	for _, part := range strings.Split(body, `data-seq="`)[1:] {
+		seq, _, _ := strings.Cut(part, `"`)
+		rows = append(rows, seq)
+	}
+	if got := strings.Join(rows, ","); got != "9,6,5,4,3" {
+		t.Fatalf("rows %s, want 9,6,5,4,3:\n%s", got, body)
+	}
+	if !strings.Contains(body, "(عدد المرات: ٣)") || strings.Count(body, "عدد المرات") != 1 {
+		t.Fatalf("the folded row does not say 3 times, once:\n%s", body)
+	}
+}
+
+// A folded run of readings says when it began as well as when it ended: a
+// reading at night among the day's is the clue to a stolen session. A
+// reading whose details differ (here a sign-in method the API named)
+// stays a row of its own.
+func TestActivityPageFoldedRowShowsFirstTime(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	inner := f.answer
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/me/activity" {
+			inner(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"entries":[
+{"seq":9,"time":"2026-12-03T09:09:00Z","action":"credential.list.own","outcome":"success","by":"you"},
+{"seq":8,"time":"2026-12-03T03:08:00Z","action":"credential.list","outcome":"success","by":"you"},
+{"seq":7,"time":"2026-12-03T03:07:00Z","action":"credential.list","outcome":"success","by":"you","method":"mtls"},
+{"seq":6,"time":"2026-12-03T03:06:00Z","action":"credential.list","outcome":"success","by":"you"}]}`))
+	}
+	for lang, want := range map[string]string{
+		"en": "09:09 UTC <small class=\"times\">(the first: 3 Dec 2026, 03:08 UTC)</small>",
+		"ar": "(أولها: ٣ ديسمبر ٢٠٢٦، ٠٣:٠٨ \u200fUTC)",
+	} {
+		body := c.do("GET", "/my/activity?lang="+lang, nil).Body.String()
+		if !strings.Contains(body, want) {
+			t.Errorf("%s: the folded row lacks %q:\n%s", lang, want, body)
+		}
+		var rows []string
+		for _, part := range strings.Split(body, `data-seq="`)[1:] {
+			seq, _, _ := strings.Cut(part, `"`)
+			rows = append(rows, seq)
+		}
+		if got := strings.Join(rows, ","); got != "9,7,6" {
+			t.Errorf("%s: rows %s, want 9,7,6", lang, got)
+		}
+	}
+}

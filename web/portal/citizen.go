@@ -571,6 +571,14 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 		// The service sets first PINs with an activation code only: the
 		// citizen is told, in the page's language, where to get one.
 		return v.t("err.first_pin_code")
+	case problemType(ans.body) == problemWrongActivation:
+		// Not a permission: the code was mistyped, or is an old one.
+		return v.t("err.activation_wrong")
+	case problemType(ans.body) == problemActivationVoid:
+		// Trying again is useless: the code is void.
+		return v.t("err.activation_void")
+	case problemType(ans.body) == problemActivationExpired:
+		return v.t("err.activation_expired")
 	case strings.Contains(low, "locked"):
 		return v.t("err.pin_locked")
 	case strings.Contains(low, "wrong pin") || strings.Contains(low, "pin is wrong") || strings.Contains(low, "incorrect pin"):

@@ -117,3 +117,49 @@ func TestFirstPINRefusalWords(t *testing.T) {
 		t.Fatalf("calls to the PIN endpoints: %q", pinCalls)
 	}
 }
+
+// TestActivationCodeRefusalWords: a wrong or expired activation code is
+// told as such in the citizen's language (it read "You are not allowed to
+// do this", which blames the citizen's rights, not the code).
+func TestActivationCodeRefusalWords(t *testing.T) {
+	f, c, _ := activityFixture(t)
+	answer := f.answer
+	var status int
+	var typ string
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/credentials" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"credentials":[{"credentialID":"cred-1","kind":"signing","status":"valid","pin":"activation"}]}`))
+			return
+		}
+		if r.URL.Path != "/api/v1/credentials/cred-1/pin/activate" {
+			answer(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"type":"` + typ + `","status":403,"detail":"pin: wrong activation code (4 tries left)"}`))
+	}
+	for _, l := range []struct {
+		status          int
+		typ, lang, want string
+	}{
+		{http.StatusForbidden, problemWrongActivation, "en", "That activation code is not right. Nothing was changed."},
+		{http.StatusForbidden, problemWrongActivation, "ar", "رمز التفعيل هذا غير صحيح. لم يتغيّر شيء."},
+		{http.StatusForbidden, problemActivationVoid, "en", "That activation code is not right, and that was the last try: it no longer works."},
+		{http.StatusForbidden, problemActivationVoid, "ar", "رمز التفعيل هذا غير صحيح، وكانت هذه المحاولة الأخيرة: لم يعد يعمل."},
+		{http.StatusGone, problemActivationExpired, "en", "That activation code has expired. Nothing was changed. Ask a registration officer for a new one."},
+		{http.StatusGone, problemActivationExpired, "ar", "انتهت صلاحية رمز التفعيل هذا."},
+	} {
+		status, typ = l.status, l.typ
+		token := csrf(t, c.do("GET", "/my/?lang="+l.lang, nil))
+		w := c.do("POST", "/my/pin/activate", url.Values{"csrf": {token}, "credential": {"cred-1"}, "code": {"7Q4K-9ZP2-AAAA"}, "pin": {"583920"}, "pin2": {"583920"}})
+		if w.Code != http.StatusSeeOther {
+			t.Fatalf("%s: the form's answer %d\n%s", l.lang, w.Code, w.Body)
+		}
+		body := c.do("GET", "/my/?lang="+l.lang, nil).Body.String()
+		if !strings.Contains(body, `id="flash">`+l.want) {
+			t.Errorf("%s %s: the page after the refusal:\n%s", l.typ, l.lang, body)
+		}
+	}
+}

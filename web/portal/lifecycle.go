@@ -155,8 +155,10 @@ func (p *Portal) myRenew(w http.ResponseWriter, r *http.Request, v *view) {
 
 // expiringView is one entry of the officer's expiry list.
 type expiringView struct {
-	Serial, CA, Profile, Subject, CredentialID string
-	NotAfter                                   time.Time
+	// CommonName names the holder; Subject (the RFC 4514 DN, with some
+	// names as OIDs and hex) is shown only when there is none.
+	Serial, CA, Profile, Subject, CommonName, CredentialID string
+	NotAfter                                               time.Time
 }
 
 // expiring lists the valid certificates that expire within 30 days (GET

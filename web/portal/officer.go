@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/thiqa/thiqa/internal/auth"
 	"github.com/thiqa/thiqa/policies"
@@ -221,15 +222,9 @@ func (p *Portal) raIssue(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	if !ans.ok() {
-		msg := v.apiMessage(ans)
-		var pd struct {
-			Errors []string `json:"errors"`
-		}
-		if json.Unmarshal(ans.body, &pd) == nil && len(pd.Errors) > 0 {
-			msg += " — " + strings.Join(pd.Errors, "; ")
-		}
+		msg, invalid := v.issueRefusal(ans, subject)
 		v.renderStatus(ans.status, "officer_issue", "issue.title", map[string]any{"Profiles": issueProfiles, "Fields": issueFields, "Values": subject,
-			"Profile": profile, "CSR": csr, "KeyInHSM": csr == "", "Error": msg})
+			"Profile": profile, "CSR": csr, "KeyInHSM": csr == "", "Error": msg, "Invalid": invalid})
 		return
 	}
 	var out struct {
@@ -243,6 +238,50 @@ func (p *Portal) raIssue(w http.ResponseWriter, r *http.Request, v *view) {
 	_ = json.Unmarshal(ans.body, &out)
 	v.render(http.StatusCreated, "officer_issued", "issue.title", map[string]any{"Serial": out.Serial, "Credential": out.CredentialID, "Profile": profile, "Subject": subject,
 		"Code": out.ActivationCode, "Expires": out.ActivationCodeExpiresAt})
+}
+
+// problemBadSubject is the CA's problem type for subject fields it refuses;
+// its errors list their names.
+const problemBadSubject = "urn:thiqa:problem:bad-subject"
+
+// issueRefusal is the issue form's message for a refused issuance, and the
+// fields to mark. Refused subject fields are named in the page's language
+// with what to type (the CA's reasons are English); another refusal
+// keeps apiMessage, with the problem's findings.
+func (v *view) issueRefusal(ans *apiAnswer, subject map[string]string) (string, map[string]bool) {
+	var pd struct {
+		Errors []string `json:"errors"`
+	}
+	if json.Unmarshal(ans.body, &pd) != nil || len(pd.Errors) == 0 {
+		return v.apiMessage(ans), nil
+	}
+	if problemType(ans.body) != problemBadSubject {
+		return v.apiMessage(ans) + " — " + strings.Join(pd.Errors, "; "), nil
+	}
+	invalid := map[string]bool{}
+	var parts []string
+	for _, f := range pd.Errors {
+		if invalid[f] {
+			continue
+		}
+		if !slices.Contains(issueFields, f) {
+			// A field the form does not have (another profile's, or
+			// one the CA added): named by its code, never left out.
+			invalid[f] = true
+			parts = append(parts, f+": "+v.t("issue.check.other"))
+			continue
+		}
+		invalid[f] = true
+		hint := "issue.check." + f
+		if subject[f] == "" {
+			hint = "issue.required"
+		}
+		parts = append(parts, v.t("field."+f)+": "+v.t(hint))
+	}
+	if len(parts) == 0 {
+		return v.apiMessage(ans), nil
+	}
+	return v.t("issue.bad_subject") + " " + strings.Join(parts, v.t("list.sep")) + ".", invalid
 }
 
 // trailEntry is one audit record on the certificate page.
@@ -297,6 +336,21 @@ func (p *Portal) raSearch(w http.ResponseWriter, r *http.Request, v *view) {
 	ans, err := v.call(who, http.MethodGet, "/api/v1/certificates?"+q.Encode(), "", nil, nil, 8<<20)
 	if err != nil {
 		v.apiFail(err)
+		return
+	}
+	// The search goes to the API whatever was typed, so that it is
+	// audited with its query; what the officer can correct is then said in
+	// the page's language: a civil number is digits (the API finds none
+	// with letters), a name has two characters at least (the API's
+	// refusal is English).
+	badCivil := q.Get("civilNumber") != "" && strings.Trim(q.Get("civilNumber"), "0123456789") != ""
+	shortName := q.Get("name") != "" && utf8.RuneCountInString(q.Get("name")) < 2
+	if (ans.ok() || ans.status == http.StatusBadRequest) && (badCivil || shortName) {
+		data["Error"] = v.t("search.bad_civil")
+		if !badCivil {
+			data["Error"] = v.t("search.short_name")
+		}
+		v.renderStatus(http.StatusBadRequest, "officer_search", "search.title", data)
 		return
 	}
 	if !ans.ok() {

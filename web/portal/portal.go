@@ -527,6 +527,17 @@ const problemWrongCode = "urn:thiqa:problem:wrong-verification-code"
 // (signing.ProblemFirstPINActivation, signing.pinPolicy.firstPINActivation).
 const problemFirstPIN = "urn:thiqa:problem:first-pin-needs-activation-code"
 
+// problemWrongActivation, problemActivationVoid and
+// problemActivationExpired are the problem types of the signing service's
+// refusal of an activation code that is wrong, wrong at the last try (now
+// void) or past its lifetime (signing.ProblemWrongActivationCode,
+// signing.ProblemActivationCodeVoid, signing.ProblemActivationCodeExpired).
+const (
+	problemWrongActivation   = "urn:thiqa:problem:wrong-activation-code"
+	problemActivationVoid    = "urn:thiqa:problem:activation-code-void"
+	problemActivationExpired = "urn:thiqa:problem:activation-code-expired"
+)
+
 // problemType returns the type of an RFC 9457 answer, "" when the body is
 // not one or has none.
 func problemType(body []byte) string {

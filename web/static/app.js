@@ -77,6 +77,19 @@
     if (typeof value === "string") { dd.appendChild(ltr(value)); } else { dd.appendChild(value); }
     dl.appendChild(dt); dl.appendChild(dd);
   }
+  // dnName is the common name of an RFC 4514 distinguished name (as the
+  // report's issuer is), unescaped; the name itself when it has none. A
+  // reader knows the CA by its name, not by "…,2.5.4.97=#130d…". The DN
+  // is split at its unescaped commas and pluses only: an escaped ",CN="
+  // inside another attribute's value (anyone can make a CA named so) is
+  // not a common name.
+  function dnName(dn) {
+    var parts = (dn || "").match(/(?:\\.|[^,+\\])+/g) || [];
+    for (var i = 0; i < parts.length; i++) {
+      if (parts[i].slice(0, 3) === "CN=") { return parts[i].slice(3).replace(/\\(.)/g, "$1"); }
+    }
+    return dn || "";
+  }
   function verdictNode(ind, sub) {
     var f = document.createDocumentFragment();
     f.appendChild(bi(ind || "INDETERMINATE"));
@@ -85,6 +98,9 @@
     }
     return f;
   }
+  // arDigits writes a number in Arabic-Indic digits, as the portal's
+  // Arabic pages write every count (web/portal formatNumber).
+  function arDigits(n) { return String(n).replace(/[0-9]/g, function (d) { return String.fromCharCode(0x0660 + Number(d)); }); }
   function fmtTime(iso) { return iso ? iso.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") : ""; }
   function notes(list, items, cls) {
     (items || []).forEach(function (t) { var li = el("li", cls); li.dir = "ltr"; li.textContent = t; list.appendChild(li); });
@@ -104,7 +120,7 @@
   function renderSignature(sig, i) {
     var card = el("article", "sig");
     card.dataset.indication = "";
-    var h = el("h2"); h.appendChild(bi(sig.kind === "document-timestamp" ? "document-timestamp" : "signature", [" " + (i + 1), " " + (i + 1)]));
+    var h = el("h2"); h.appendChild(bi(sig.kind === "document-timestamp" ? "document-timestamp" : "signature", [" " + arDigits(i + 1), " " + (i + 1)]));
     var fieldName = el("small"); fieldName.dir = "ltr"; fieldName.textContent = sig.field || "";
     h.appendChild(fieldName);
     card.appendChild(h);
@@ -123,7 +139,7 @@
     } else if (sig.claimedSigningTime) {
       var ct = el("span"); ct.appendChild(ltr(fmtTime(sig.claimedSigningTime))); var cl = el("small"); cl.appendChild(bi("claimed")); ct.appendChild(cl); row(dl, "time", ct);
     }
-    row(dl, "issuer", s.issuer || "");
+    row(dl, "issuer", dnName(s.issuer));
     card.appendChild(dl);
     var cov = el("p", "summary");
     cov.appendChild(bi(sig.coversWholeDocument ? "whole" : (sig.indication === "TOTAL-PASSED" ? "permitted" : "partial"))); card.appendChild(cov);
@@ -137,7 +153,7 @@
     v.dataset.indication = rep.indication || "";
     var sum = document.getElementById("summary"); sum.textContent = "";
     var n = (rep.signatures || []).length;
-    sum.appendChild(bi([String(n), String(n)], [T.sigs[0] + " · " + rep.documentSize + T.bytes[0], T.sigs[1] + " · " + rep.documentSize + T.bytes[1] + " · " + fmtTime(rep.validationTime)]));
+    sum.appendChild(bi([arDigits(n), String(n)], [T.sigs[0] + " · " + arDigits(rep.documentSize) + T.bytes[0], T.sigs[1] + " · " + rep.documentSize + T.bytes[1] + " · " + fmtTime(rep.validationTime)]));
     var dn = document.getElementById("docnotes"); dn.textContent = ""; notes(dn, rep.errors, "err"); notes(dn, rep.warnings);
     var box = document.getElementById("signatures"); box.textContent = "";
     (rep.signatures || []).forEach(function (s, i) { box.appendChild(renderSignature(s, i)); });
