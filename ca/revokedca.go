@@ -85,8 +85,29 @@ func reasonText(r int) string {
 // the OCSP responders' and the TSA units' certifier refuse alike. The zero
 // value lists none.
 type RevokedIssuers struct {
-	mu  sync.Mutex // orders updates, so each change is logged once
-	cur atomic.Pointer[map[string]*IssuerRevokedError]
+	mu sync.Mutex // orders updates, so each change is logged once
+	// applied is the root CRL applied last (nil: none); an older one
+	// applied after it changes nothing.
+	applied *x509.RevocationList
+	cur     atomic.Pointer[map[string]*IssuerRevokedError]
+}
+
+// older reports whether rl is older than the root CRL applied last: a
+// lower CRL number when both have one, else an earlier thisUpdate. Two
+// authorities of a process apply the CRLs they read in whatever order
+// they get to it (one opened while a reload reads a newer CRL, a node
+// reading a CRL held back for its switch time): the newest wins, not the
+// last applied, so an older CRL never lifts a revocation.
+func (r *RevokedIssuers) older(rl *x509.RevocationList) bool {
+	old := r.applied
+	switch {
+	case old == nil:
+		return false
+	case rl.Number != nil && old.Number != nil:
+		return rl.Number.Cmp(old.Number) < 0
+	default:
+		return rl.ThisUpdate.Before(old.ThisUpdate)
+	}
 }
 
 // get returns the refusals by issuer name (nil before any CRL).
@@ -103,8 +124,9 @@ const removeFromCRL = 8
 
 // ApplyRootCRL reads which issuing CA generations of this authority the
 // root CRL rl lists as revoked; from then on Issue refuses each of them
-// with an *IssuerRevokedError until a root CRL applied later no longer
-// lists it. It logs each change once. A CRL not signed by the root, or
+// with an *IssuerRevokedError until a newer root CRL no longer lists it.
+// It logs each change once. A CRL older than the one applied before
+// (RevokedIssuers.older) changes nothing. A CRL not signed by the root, or
 // naming another issuer, is refused and changes nothing.
 func (a *Authority) ApplyRootCRL(ctx context.Context, rl *x509.RevocationList) error {
 	if rl == nil {
@@ -138,6 +160,11 @@ func (a *Authority) ApplyRootCRL(ctx context.Context, rl *x509.RevocationList) e
 	}
 	a.revoked.mu.Lock()
 	defer a.revoked.mu.Unlock()
+	if a.revoked.older(rl) {
+		a.log.DebugContext(ctx, "root CRL older than the one applied: ignored for the revoked issuing CAs", "crlNumber", number)
+		return nil
+	}
+	a.revoked.applied = rl
 	prev := a.revoked.get()
 	for _, name := range slices.Sorted(maps.Keys(next)) {
 		if _, was := prev[name]; !was {

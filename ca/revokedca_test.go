@@ -158,6 +158,15 @@ func TestApplyRootCRL(t *testing.T) {
 		t.Fatal("a refused CRL lifted the revocation")
 	}
 
+	// An older CRL applied after it (an authority opened while the reload
+	// read the new one, applying the CRL it read before): nothing changes.
+	if err := other.ApplyRootCRL(ctx, rootCRL(t, pki, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(a.CheckRequest(citizenReq()), ErrIssuerRevoked) || gauge("citizen") != 1 {
+		t.Fatal("an older root CRL applied after the one revoking the CA lifted the revocation")
+	}
+
 	// No longer listed (a hold lifted): issues again.
 	if err := other.ApplyRootCRL(ctx, rootCRL(t, pki, 3)); err != nil {
 		t.Fatal(err)
