@@ -531,7 +531,7 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 	}
 	// Refused before anything else: the root revoked the CA, or no request
 	// of this profile can succeed until the CA is rolled over.
-	if err := a.checkRevoked(is, p); err != nil {
+	if err := a.checkRevoked(is, p, req, rn); err != nil {
 		return nil, err
 	}
 	now := a.now()
@@ -780,7 +780,7 @@ func (a *Authority) CheckRequest(req Request) error {
 		return &RequestError{Reason: fmt.Sprintf("CA %q may not issue profile %s", req.CA, p.Name)}
 	}
 	if is, err := a.pickIssuer(p, req); err == nil {
-		if err := a.checkRevoked(is, p); err != nil {
+		if err := a.checkRevoked(is, p, req, nil); err != nil {
 			return err
 		}
 		if err := is.expiring(p, a.now().Add(-a.backdate), a.backdate); err != nil {

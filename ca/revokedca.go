@@ -184,20 +184,27 @@ func (a *Authority) ApplyRootCRL(ctx context.Context, rl *x509.RevocationList) e
 // serialHex writes a certificate serial as the store does (hex of its bytes).
 func serialHex(n *big.Int) string { return fmt.Sprintf("%x", n.Bytes()) }
 
-// checkRevoked returns the refusal of a certificate of profile p from is,
-// or nil. The CA's own delegated OCSP responder certificates are still
-// issued: OCSP for what the CA issued must go on (RFC 6960 §2.7 lets a
-// responder answer as before; the end-entity certificates the operators
-// revoke with caCompromise must be seen revoked), as the CA's CRLs go on
-// being signed with the same key.
-func (a *Authority) checkRevoked(is *Issuer, p *policies.Profile) error {
-	if p.Name == policies.ProfileOCSPResponder {
+// checkRevoked returns the refusal of req (a certificate of profile p from
+// is; a renewal when rn is set), or nil. The service's own delegated OCSP
+// responder certificates are still issued: OCSP for what the CA issued must
+// go on (RFC 6960 §2.7 lets a responder answer as before; the end-entity
+// certificates the operators revoke with caCompromise must be seen
+// revoked), as the CA's CRLs go on being signed with the same key. Only
+// those: a key the service generated for itself (no CSR, no proof of
+// possession, no credential: revocation.Responders). An ocsp-responder
+// certificate a caller asks for (the officer API, CMP, EST) is refused like
+// any other: an OCSP signing key of a caller's choosing certified by the
+// revoked CA would answer for its certificates.
+func (a *Authority) checkRevoked(is *Issuer, p *policies.Profile, req Request, rn *renewal) error {
+	e, ok := a.revoked.get()[is.name]
+	if !ok {
 		return nil
 	}
-	if e, ok := a.revoked.get()[is.name]; ok {
-		return e
+	if p.Name == policies.ProfileOCSPResponder && rn == nil && req.KeyGeneratedByService && len(req.CSR) == 0 &&
+		req.PossessionProvedBy == "" && req.CredentialID == "" {
+		return nil
 	}
-	return nil
+	return e
 }
 
 // RevokedWarning is the readiness warning of the issuing CA generations the

@@ -133,6 +133,12 @@ func TestApplyRootCRL(t *testing.T) {
 		PublicKey: p384(t).Public(), KeyGeneratedByService: true, RequestedBy: "thiqa-serve"}); err != nil {
 		t.Fatalf("the revoked CA's OCSP responder: %v", err)
 	}
+	// Not one a caller asks for with a key of its own: it would answer
+	// for the revoked CA's certificates.
+	if _, err := a.Issue(ctx, Request{Profile: policies.ProfileOCSPResponder, CA: "citizen", Subject: subjectFor(policies.ProfileOCSPResponder),
+		CSR: newCSR(t, p384(t)), RequestedBy: "officer-1"}); !errors.Is(err, ErrIssuerRevoked) {
+		t.Fatalf("an officer's ocsp-responder CSR to the revoked CA: %v", err)
+	}
 	if gauge("citizen") != 1 || gauge("organisation") != 0 || !strings.Contains(a.RevokedWarning(), "citizen") {
 		t.Fatalf("gauge citizen %v organisation %v, warning %q", gauge("citizen"), gauge("organisation"), a.RevokedWarning())
 	}

@@ -17,7 +17,7 @@ import (
 // keys on SoftHSM: the key ceremony revokes the citizen CA and the root CRL
 // that says so is imported before the server starts (the reload that
 // brings a CRL to a running server is tested in ca/crl and ca, against
-// the store in TestRootCRLReloadRevokesIssuingCA: waiting here for the
+// the store in TestImportedReloadOnLoadStore: waiting here for the
 // 30 s reload made this test take minutes and fail when a reload came
 // late). The server refuses every citizen issuance with 409
 // issuing-ca-revoked, audits each refusal, records no serial; the
