@@ -231,7 +231,7 @@ type revokedCollector struct {
 
 func (a *Authority) revokedCollector() prometheus.Collector {
 	return &revokedCollector{a: a, desc: prometheus.NewDesc("thiqa_issuing_ca_revoked",
-		"1 while the root CRL served lists the certificate of this issuing CA generation as revoked (issuance from it is refused), else 0.",
+		"1 while the newest root CRL this node has read lists the certificate of this issuing CA generation as revoked (issuance from it is refused), else 0.",
 		[]string{"ca", "issuer"}, nil)}
 }
 
