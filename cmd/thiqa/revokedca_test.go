@@ -15,11 +15,11 @@ import (
 
 // TestRevokedIssuingCAStopsIssuing on SQLite and PostgreSQL, with the CA
 // keys on SoftHSM: the key ceremony revokes the citizen CA and the root CRL
-// that says so is imported before the server starts (the reload that
-// brings a CRL to a running server is tested in ca/crl and ca, against
-// the store in TestImportedReloadOnLoadStore: waiting here for the
-// 30 s reload made this test take minutes and fail when a reload came
-// late). The server refuses every citizen issuance with 409
+// that says so is imported before the server starts. The reload that
+// brings a CRL to a running server is tested in ca/crl against both
+// stores (TestImportedReloadOnLoadStore) and its effect in ca
+// (TestApplyRootCRL): waiting here for the 30 s reload made this test take
+// 90-150 s and depend on when the reload came. The server refuses every citizen issuance with 409
 // issuing-ca-revoked, audits each refusal, records no serial; the
 // organisation CA still issues; the gauge says 1 for citizen only;
 // /readyz stays 200 and names the CA; the CRLs are still served; and the
