@@ -245,6 +245,9 @@ type AuthorityConfig struct {
 	Now func() time.Time
 	// Backdate moves notBefore into the past to absorb relying parties' clock skew (default 1 minute).
 	Backdate time.Duration
+	// Revoked is shared by the authorities of one process (ApplyRootCRL on
+	// any of them reaches all); nil means the Authority's own.
+	Revoked *RevokedIssuers
 }
 
 // Authority is the issuance service over a set of issuing CAs.
@@ -264,6 +267,8 @@ type Authority struct {
 	primes   *big.Int
 	phase    *prometheus.HistogramVec
 	results  *prometheus.CounterVec
+	// revoked holds the generations the root CRL lists (ApplyRootCRL).
+	revoked *RevokedIssuers
 }
 
 // NewAuthority checks the configuration and builds the linter.
@@ -273,7 +278,10 @@ func NewAuthority(cfg AuthorityConfig) (*Authority, error) {
 	}
 	a := &Authority{
 		root: cfg.Root, issuers: map[string]*Issuer{}, byName: map[string]*Issuer{}, profiles: cfg.Profiles, store: cfg.Store, audit: cfg.Auditor,
-		log: cfg.Logger, now: cfg.Now, backdate: cfg.Backdate, primes: smallPrimesProduct(),
+		log: cfg.Logger, now: cfg.Now, backdate: cfg.Backdate, primes: smallPrimesProduct(), revoked: cfg.Revoked,
+	}
+	if a.revoked == nil {
+		a.revoked = new(RevokedIssuers)
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -311,7 +319,7 @@ func NewAuthority(cfg AuthorityConfig) (*Authority, error) {
 		Name: "thiqa_ca_issue_total", Help: "Issuance requests by profile and result.",
 	}, []string{"profile", "result"})
 	if cfg.Metrics != nil {
-		for _, c := range append([]prometheus.Collector{a.phase, a.results}, a.expiryCollectors()...) {
+		for _, c := range append([]prometheus.Collector{a.phase, a.results, a.revokedCollector()}, a.expiryCollectors()...) {
 			if err := cfg.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("authority: registering metrics: %w", err)
 			}
@@ -361,7 +369,8 @@ func (a *Authority) CurrentCACertificates(cas []string) []*x509.Certificate {
 // are typed: errors wrapping policies.ErrUnknownProfile, *policies.SubjectError,
 // ErrBadCSR, *WeakKeyError, *LintError, ErrDuplicateRequest, *RequestError,
 // ErrKeyBlocked; and the service's own *IssuerExpiringError (ErrIssuerExpiring:
-// the CA expires before the certificate would; not the caller's fault).
+// the CA expires before the certificate would; not the caller's fault) and
+// *IssuerRevokedError (ErrIssuerRevoked: the root CRL revokes the CA).
 // Every outcome is audited; a refusal consumes no serial.
 func (a *Authority) Issue(ctx context.Context, req Request) (*Issued, error) {
 	return a.issueAudited(ctx, req, nil)
@@ -520,9 +529,12 @@ func (a *Authority) issue(ctx context.Context, req Request, rn *renewal) (*Issue
 	if err != nil {
 		return nil, err
 	}
+	// Refused before anything else: the root revoked the CA, or no request
+	// of this profile can succeed until the CA is rolled over.
+	if err := a.checkRevoked(is, p, req, rn); err != nil {
+		return nil, err
+	}
 	now := a.now()
-	// Refused before anything else: no request of this profile can succeed
-	// until the CA is rolled over.
 	if err := is.expiring(p, now.Add(-a.backdate), a.backdate); err != nil {
 		return nil, err
 	}
@@ -768,6 +780,9 @@ func (a *Authority) CheckRequest(req Request) error {
 		return &RequestError{Reason: fmt.Sprintf("CA %q may not issue profile %s", req.CA, p.Name)}
 	}
 	if is, err := a.pickIssuer(p, req); err == nil {
+		if err := a.checkRevoked(is, p, req, nil); err != nil {
+			return err
+		}
 		if err := is.expiring(p, a.now().Add(-a.backdate), a.backdate); err != nil {
 			return err
 		}

@@ -463,6 +463,14 @@ func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// what the operators must do.
 		api.opts.Logger.ErrorContext(r.Context(), "certificate API error", "path", r.URL.Path, "err", err)
 		p.Status, p.Type, p.Title = http.StatusInternalServerError, ProblemIssuerExpiring, "Issuing CA at the end of its validity"
+	case errors.Is(err, ErrIssuerRevoked):
+		// The service's condition, not the caller's, and not transient: a
+		// 503 would carry the Retry-After of an outage (come back in
+		// seconds). 409: the request conflicts with the issuing CA's state
+		// until the operators roll it over; thiqa_issuing_ca_revoked and
+		// its alert tell them.
+		api.opts.Logger.ErrorContext(r.Context(), "certificate API error", "path", r.URL.Path, "err", err)
+		p.Status, p.Type, p.Title = http.StatusConflict, ProblemIssuerRevoked, "Issuing CA revoked by the root"
 	case outage.Is(err):
 		api.opts.Logger.ErrorContext(r.Context(), "certificate API error", "path", r.URL.Path, "err", err)
 		problem.Unavailable(w, r.URL.Path)

@@ -114,6 +114,10 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		// API's answer to the same condition (ca.ProblemIssuerExpiring).
 		s.log.ErrorContext(r.Context(), "enrolment API error", "err", err)
 		p.Status, p.Type, p.Title = http.StatusInternalServerError, ca.ProblemIssuerExpiring, "Issuing CA at the end of its validity"
+	case errors.Is(err, ca.ErrIssuerRevoked):
+		// The CA API's answer to the same condition (ca.ProblemIssuerRevoked).
+		s.log.ErrorContext(r.Context(), "enrolment API error", "err", err)
+		p.Status, p.Type, p.Title = http.StatusConflict, ca.ProblemIssuerRevoked, "Issuing CA revoked by the root"
 	case outage.Is(err):
 		s.log.ErrorContext(r.Context(), "enrolment API error", "err", err)
 		problem.Unavailable(w, r.URL.Path)

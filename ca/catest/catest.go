@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -32,6 +33,29 @@ type PKI struct {
 	Authority *ca.Authority
 	// skew moves the Authority's clock (Skew).
 	skew atomic.Int64
+	// crlNumber numbers the root CRLs of RevokeCA.
+	crlNumber atomic.Int64
+}
+
+// RevokeCA has the root revoke issuing CA name (keyCompromise) on a new
+// root CRL and the Authority apply it (ca.Authority.ApplyRootCRL): from
+// then on it refuses every issuance from that CA with ca.ErrIssuerRevoked.
+func (p *PKI) RevokeCA(t testing.TB, name string) {
+	t.Helper()
+	now := time.Now()
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(p.crlNumber.Add(1)), ThisUpdate: now.Add(-time.Minute),
+		NextUpdate: now.Add(30 * 24 * time.Hour), RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: p.CAs[name].SerialNumber, RevocationTime: now.Add(-time.Minute), ReasonCode: 1}}}, p.Root, p.Keys["root"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Authority.ApplyRootCRL(t.Context(), rl); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Skew moves the Authority's clock d away from the real one (0: back to

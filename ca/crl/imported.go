@@ -141,6 +141,7 @@ type Imported struct {
 	maxAge      time.Duration
 	warnBefore  time.Duration
 	switchAfter time.Duration
+	onLoad      func(context.Context, *x509.RevocationList)
 
 	mu   sync.RWMutex
 	cur  *ImportedCRL
@@ -178,6 +179,11 @@ type ImportedOptions struct {
 	// older CRL after a newer one. Zero (one node) serves it when loaded.
 	// A node that serves none yet serves the CRL it loads at once.
 	SwitchAfter time.Duration
+	// OnLoad, when set, is told of each CRL loaded (at the first Load and
+	// whenever a reload finds another one, served at once or staged until
+	// its switch time), after its signature verified: the CA refuses at
+	// once to issue from the issuing CAs it revokes.
+	OnLoad func(context.Context, *x509.RevocationList)
 }
 
 // NewImported returns the publisher of the CRL imported for issuer (its
@@ -196,7 +202,7 @@ func NewImported(name string, issuer *x509.Certificate, st ImportedStore, o Impo
 		o.Now = time.Now
 	}
 	return &Imported{name: name, issuer: issuer, store: st, log: o.Logger, now: o.Now, maxAge: o.MaxAge, warnBefore: o.WarnBefore,
-		switchAfter: max(o.SwitchAfter, 0)}
+		switchAfter: max(o.SwitchAfter, 0), onLoad: o.OnLoad}
 }
 
 // Load reads the issuer's CRL from the store. A CRL whose signature no
@@ -246,6 +252,9 @@ func (i *Imported) Load(ctx context.Context) error {
 		i.cur, i.etag, i.pending = c, etag, nil
 	}
 	i.mu.Unlock()
+	if i.onLoad != nil {
+		i.onLoad(ctx, rl)
+	}
 	if staged {
 		i.log.InfoContext(ctx, "imported CRL loaded, served from its switch time", "crl", i.name+".crl", "number", numberText(c.Number),
 			"serveFrom", from.UTC())

@@ -384,3 +384,36 @@ func FuzzCheckImported(f *testing.F) {
 		}
 	})
 }
+
+// TestImportedOnLoad: OnLoad hears of each CRL a node loads, once, with the
+// CRL itself, also when a cluster node stages it until its switch time (so
+// that the CA stops issuing from a revoked issuing CA at once).
+func TestImportedOnLoad(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	st := &memImported{m: map[string]*ImportedCRL{}}
+	at := time.Now()
+	now := func() time.Time { return at }
+	var heard []int64
+	imp := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: time.Minute,
+		OnLoad: func(_ context.Context, rl *x509.RevocationList) { heard = append(heard, rl.Number.Int64()) }})
+	for _, n := range []int64{1, 2} {
+		c, err := CheckImported("root", signedCRL(t, root, key, n, at.Add(-time.Hour), at.Add(24*time.Hour)), root, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SaveImportedCRL(t.Context(), c, "test", at); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // a reload of the same CRL is not heard again
+			if err := imp.Load(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if served, _ := imp.Current(); served.Number.Int64() != 1 {
+		t.Fatalf("CRL %d served before the switch time, want 1", served.Number)
+	}
+	if len(heard) != 2 || heard[0] != 1 || heard[1] != 2 {
+		t.Fatalf("OnLoad heard %v, want [1 2]", heard)
+	}
+}

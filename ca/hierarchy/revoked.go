@@ -22,8 +22,8 @@ type RevokedGeneration struct {
 
 // RevokedGenerations lists the installed generations of c's issuing CAs
 // whose certificates rl (a CRL of c's root) revokes. A revocation on the
-// root's CRL does not stop the servers: they go on issuing with the CA
-// until its key is disabled, so `thiqa ca crl import` says so for each.
+// root's CRL stops the servers issuing from the CA once they read it
+// (ca.Authority.ApplyRootCRL); `thiqa ca crl import` says so for each.
 // Certificates not there or unreadable are skipped (other checks report
 // those).
 func RevokedGenerations(c Config, rl *x509.RevocationList) []RevokedGeneration {

@@ -13,7 +13,7 @@ import (
 
 // TestRevokedGenerations: a root CRL that revokes the citizen CA's
 // certificate names that generation (thiqa ca crl import warns of it:
-// the servers go on issuing with it until its key is disabled); a CRL
+// the servers stop issuing from it); a CRL
 // revoking other serials names none.
 func TestRevokedGenerations(t *testing.T) {
 	w := newSubjectWorld(t, nil, nil)

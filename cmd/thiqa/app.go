@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/hsm"
@@ -175,5 +176,5 @@ func openPlatform(ctx context.Context, cfg *config.Config, logger *slog.Logger, 
 		db.Close()
 		tok.Close()
 	}
-	return &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log}, closeAll, nil
+	return &platform{cfg: cfg, logger: logger, reg: reg, token: tok, db: db, audit: log, revokedCAs: new(ca.RevokedIssuers)}, closeAll, nil
 }

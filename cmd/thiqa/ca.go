@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/ca/crl"
 	"github.com/thiqa/thiqa/ca/hierarchy"
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/hsm/keyring"
@@ -34,11 +35,43 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 	// With hsm.verifyAfterSign the HSM layer checks every signature with
 	// the key's public half; the issuers then do not check their ECDSA
 	// signatures a second time (RSA ones they always check).
-	return hierarchy.OpenAuthority(ctx, h, keyring.CAToken{Token: p.token},
+	a, err := hierarchy.OpenAuthority(ctx, h, keyring.CAToken{Token: p.token},
 		ca.IssuerOptions{SignerVerifiesECDSA: cfg.HSM.VerifyAfterSign, CRLPartitions: partitions}, ca.AuthorityConfig{
 			Store: p.db.Certificates(func(string) int { return partitions }), Auditor: p.audit,
-			Logger: p.logger.With("service", "ca"), Metrics: reg,
+			Logger: p.logger.With("service", "ca"), Metrics: reg, Revoked: p.revokedCAs,
 		})
+	if err != nil {
+		return nil, err
+	}
+	if err := applyImportedRootCRL(ctx, p, a); err != nil {
+		// As when the servers load it (wireRootCRL): logged, and OCSP and
+		// CRLs are still served.
+		p.logger.Error("the imported root CRL could not be checked for revoked issuing CAs", "err", err)
+	}
+	return a, nil
+}
+
+// applyImportedRootCRL has a refuse to issue from the issuing CAs that the
+// root CRL imported into the store revokes (ca.Authority.ApplyRootCRL), so
+// that an in-process verb (thiqa issue) refuses as the servers do; the
+// servers apply each CRL they reload too (wireRootCRL). Nothing to apply
+// with the root key online, or before a root CRL is imported.
+func applyImportedRootCRL(ctx context.Context, p *platform, a *ca.Authority) error {
+	if !p.cfg.CA.Root.Offline {
+		return nil
+	}
+	c, err := p.db.ImportedCRLs().ImportedCRL(ctx, p.cfg.CA.Root.Name)
+	if errors.Is(err, crl.ErrNoImported) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading the imported root CRL: %w", err)
+	}
+	rl, _, err := crl.ParseCRL(c.DER)
+	if err != nil {
+		return fmt.Errorf("the imported root CRL: %w", err)
+	}
+	return a.ApplyRootCRL(ctx, rl)
 }
 
 // wireCA serves the CA: issuance and look-up for registration officers,

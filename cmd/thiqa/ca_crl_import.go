@@ -89,8 +89,8 @@ func caCRLImport(ctx context.Context, env *cliEnv, args []string) error {
 
 // warnRevokedIssuingCAs says on w (stderr, as every warning of thiqa's
 // commands) which installed issuing CA generations the imported root CRL
-// revokes (hierarchy.RevokedGenerations): the servers go on issuing with
-// them until their keys are disabled.
+// revokes (hierarchy.RevokedGenerations): the servers stop issuing from
+// them when they read it (ca.Authority.ApplyRootCRL), until rolled over.
 func warnRevokedIssuingCAs(out io.Writer, cfg *config.Config, der []byte) {
 	h, err := hierarchyConfig(cfg)
 	if err != nil {
@@ -101,7 +101,7 @@ func warnRevokedIssuingCAs(out io.Writer, cfg *config.Config, der []byte) {
 		return
 	}
 	for _, g := range hierarchy.RevokedGenerations(h, rl) {
-		fmt.Fprintf(out, "warning: it revokes issuing CA %s (%s, serial %s): the servers still issue with it until its key is disabled on the HSM (docs/operations.md, Key compromise of an issuing CA)\n",
-			g.Generation, g.Path, g.Serial)
+		fmt.Fprintf(out, "warning: it revokes issuing CA %s (%s, serial %s): the servers stop issuing from it within %s (409 issuing-ca-revoked) until it is rolled over (docs/operations.md, Key compromise of an issuing CA)\n",
+			g.Generation, g.Path, g.Serial, rootCRLReload)
 	}
 }

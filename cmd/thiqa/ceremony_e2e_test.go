@@ -350,8 +350,8 @@ func TestKeyCeremonyEndToEnd(t *testing.T) {
 	if log := d.srv.stderr.String(); strings.Contains(log, "root CA key is on the online token") {
 		t.Fatal("an offline deployment warns that its root key is online")
 	}
-	// A root CRL revoking the citizen CA: the import says on stderr that
-	// the servers still issue with it.
+	// A root CRL revoking the citizen CA: the import says so on stderr
+	// (the servers stop issuing from it: TestRevokedIssuingCAStopsIssuing).
 	citizenCert := readPEMCert(t, filepath.Join(caDir, "citizen.pem"))
 	revokedCRL := filepath.Join(f.tmp, "root-revoking.crl")
 	mustThiqa(t, nil, "ca", "crl", "--ceremony", d.cer, "--out", revokedCRL, "--revoke", citizenCert.SerialNumber.Text(16), "--reason", "caCompromise")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/store"
@@ -56,7 +57,7 @@ func openOperatorStore(ctx context.Context, env *cliEnv, cfg *config.Config) (*p
 		return nil, nil, err
 	}
 	log := audit.New(db, logger, nil, audit.Options{})
-	return &platform{cfg: cfg, logger: logger, db: db, audit: log}, func() { log.Close(); db.Close() }, nil
+	return &platform{cfg: cfg, logger: logger, db: db, audit: log, revokedCAs: new(ca.RevokedIssuers)}, func() { log.Close(); db.Close() }, nil
 }
 
 // needSigning refuses a data folder without the signing service.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 
@@ -19,6 +20,11 @@ import (
 // generates it, and the server warns that this is for development only.
 // Either way thiqa_root_crl_next_update_seconds is the nextUpdate of the
 // root CRL served and thiqa_root_key_online says where the key is.
+//
+// An issuing CA generation whose certificate the imported root CRL lists
+// issues nothing more (ca.Authority.ApplyRootCRL, at each load): its
+// requests are answered 409 issuing-ca-revoked, thiqa_issuing_ca_revoked
+// says 1 and /readyz names it under "issuingCARevoked" without failing.
 func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings, publisher *crl.Publisher) error {
 	var nextUpdate func() float64
 	if !p.cfg.CA.Root.Offline {
@@ -34,6 +40,16 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 		if p.db.Dialect() == store.DriverPostgres {
 			o.SwitchAfter = rootCRLSwitch // several nodes: they switch together
 		}
+		if s.ca != nil {
+			// An issuing CA the root CRL revokes issues nothing more: from
+			// the CRL's load, not its switch time (at once).
+			a := s.ca.authority
+			o.OnLoad = func(ctx context.Context, rl *x509.RevocationList) {
+				if err := a.ApplyRootCRL(ctx, rl); err != nil {
+					p.logger.Error("the root CRL could not be checked for revoked issuing CAs", "err", err)
+				}
+			}
+		}
 		imp := crl.NewImported(p.cfg.CA.Root.Name, root, p.db.ImportedCRLs(), o)
 		if err := imp.Load(ctx); errors.Is(err, crl.ErrNoImported) {
 			p.logger.Warn("no root CRL imported yet: /crl/root.crl answers 404 and /readyz fails until one is (thiqa ca crl import)")
@@ -45,6 +61,10 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 		s.warnings["rootCRL"] = imp.Warning
 		s.background = append(s.background, func(ctx context.Context) { imp.Run(ctx, rootCRLReload) })
 		nextUpdate = imp.NextUpdate
+	}
+	if s.ca != nil {
+		// Named in /readyz without failing it: OCSP and CRLs go on.
+		s.warnings["issuingCARevoked"] = s.ca.authority.RevokedWarning
 	}
 	return crl.RegisterRootMetrics(p.reg, !p.cfg.CA.Root.Offline, nextUpdate)
 }

@@ -36,6 +36,9 @@ type platform struct {
 	// certStatus answers whether a certificate may be used now, from this
 	// deployment's records: every client-certificate path asks it.
 	certStatus *revocation.Checker
+	// revokedCAs is shared by every CA authority the process opens: the
+	// issuing CAs the root CRL revokes issue nothing (ca.RevokedIssuers).
+	revokedCAs *ca.RevokedIssuers
 }
 
 // newCertificateStatus builds the one certificate status checker of a

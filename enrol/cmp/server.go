@@ -396,7 +396,7 @@ func caFailure(err error) *cmpError {
 		return failf(BadCertTemplate, "%v", err)
 	case errors.Is(err, ca.ErrDuplicateRequest):
 		return failf(DuplicateCertReq, "%v", err)
-	case errors.Is(err, ca.ErrIssuerExpiring):
+	case errors.Is(err, ca.ErrIssuerExpiring), errors.Is(err, ca.ErrIssuerRevoked):
 		// The CA's condition until its operators roll it over, not an
 		// unexpected failure; the statusString says what they must do.
 		return failf(SystemUnavail, "%v", err)

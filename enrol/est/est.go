@@ -397,6 +397,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 		// The CA's condition, not the client's, and no retry helps until its
 		// operators roll it over: 500 (no Retry-After) with the reason.
 		p.Status, p.Type, p.Title, caRefusal = http.StatusInternalServerError, ca.ProblemIssuerExpiring, "Issuing CA at the end of its validity", true
+	case errors.Is(err, ca.ErrIssuerRevoked):
+		// As the CA API answers it (ca.ProblemIssuerRevoked): the CA's
+		// state, no retry helps until its operators roll it over.
+		p.Status, p.Type, p.Title, caRefusal = http.StatusConflict, ca.ProblemIssuerRevoked, "Issuing CA revoked by the root", true
 	case outage.Is(err):
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
 		p = problem.UnavailableDetails(r.URL.Path)

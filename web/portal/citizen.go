@@ -567,6 +567,10 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 		// What is wrong and who must act, in the page's language; the
 		// detail (English) names the CA, its end and the command.
 		return v.t("err.issuer_expiring") + " (" + detail + ")"
+	case problemType(ans.body) == problemIssuerRevoked:
+		// As above: the root revoked the CA; the detail names it, the
+		// revocation and the command.
+		return v.t("err.issuer_revoked") + " (" + detail + ")"
 	case problemType(ans.body) == problemFirstPIN:
 		// The service sets first PINs with an activation code only: the
 		// citizen is told, in the page's language, where to get one.

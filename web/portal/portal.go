@@ -517,6 +517,10 @@ func (v *view) call(who *auth.Principal, method, path, ctype string, body io.Rea
 // (ca.ProblemIssuerExpiring).
 const problemIssuerExpiring = "urn:thiqa:problem:issuing-ca-expiring"
 
+// problemIssuerRevoked is the problem type of the CA's answer when the
+// root CRL revokes the issuing CA (ca.ProblemIssuerRevoked, 409).
+const problemIssuerRevoked = "urn:thiqa:problem:issuing-ca-revoked"
+
 // problemWrongCode is the problem type of the provider's refusal of an
 // approval whose verification code is wrong (identity.ProblemWrongCode):
 // under number matching the login is cancelled.

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/hex"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/thiqa/thiqa/ca"
+)
+
+// TestRevokedIssuingCAStopsIssuing on SQLite and PostgreSQL, with the CA
+// keys on SoftHSM: the key ceremony revokes the citizen CA and the root CRL
+// that says so is imported before the server starts. The reload that
+// brings a CRL to a running server is tested in ca/crl against both
+// stores (TestImportedReloadOnLoadStore) and its effect in ca
+// (TestApplyRootCRL): waiting here for the 30 s reload made this test take
+// 90-150 s and depend on when the reload came. The server refuses every citizen issuance with 409
+// issuing-ca-revoked, audits each refusal, records no serial; the
+// organisation CA still issues; the gauge says 1 for citizen only;
+// /readyz stays 200 and names the CA; the CRLs are still served; and the
+// in-process `thiqa issue` refuses too.
+func TestRevokedIssuingCAStopsIssuing(t *testing.T) {
+	for _, postgres := range []bool{false, true} {
+		name := map[bool]string{false: "sqlite", true: "postgres"}[postgres]
+		t.Run(name, func(t *testing.T) {
+			d := newOfflineDeployment(t, postgres)
+
+			// The ceremony revokes the citizen CA; the CRL is imported.
+			citizen := readPEMCert(t, filepath.Join(d.dir, "ca", "citizen.pem"))
+			serial := hex.EncodeToString(citizen.SerialNumber.Bytes())
+			crlFile := d.path("root-2.crl")
+			mustThiqa(t, nil, "ca", "crl", "--ceremony", d.cer, "--revoke", serial, "--reason", "keyCompromise", "--out", crlFile)
+			mustThiqa(t, d.env, "ca", "crl", "import", "--data", d.dir, "--crl", crlFile)
+
+			d.start(t)
+			d.officer = d.token(t, "officer-7", "registration-officer")
+			citizenReq := func() ca.IssueRequest {
+				return ca.IssueRequest{Profile: "citizen-signing", Subject: citizenSubject(), CSR: newTestCSR(t)}
+			}
+			before := d.rows(t, "SELECT count(*) FROM certificates")
+			code, body := d.srv.post(t, "/api/v1/certificates", d.officer, citizenReq())
+			wantProblem(t, "citizen issuance after the root revoked its CA", code, body, http.StatusConflict, ca.ProblemIssuerRevoked)
+			if !strings.Contains(string(body), "keyCompromise") || !strings.Contains(string(body), "thiqa ca rollover --name citizen") {
+				t.Fatalf("the problem does not say why and what to do: %s", body)
+			}
+			// The service generating the key on the token is refused before
+			// any key is made, and the refusal is audited as well.
+			code, body = d.srv.post(t, "/api/v1/certificates", d.officer, ca.IssueRequest{Profile: "citizen-signing", Subject: citizenSubject(), KeyInHSM: true})
+			wantProblem(t, "citizen keyInHSM issuance", code, body, http.StatusConflict, ca.ProblemIssuerRevoked)
+			if n := d.rows(t, "SELECT count(*) FROM certificates"); n != before {
+				t.Fatalf("%d certificate rows (intents included) after the refusals, want %d: a serial was consumed", n, before)
+			}
+			if n := d.rows(t, "SELECT count(*) FROM audit_log WHERE action = 'certificate.issue' AND outcome = 'failure' AND details LIKE '%revoked by the root%'"); n != 2 {
+				t.Fatalf("%d audit records of the refused issuances, want 2", n)
+			}
+
+			// The other CA keeps issuing; OCSP's CRLs are still served.
+			issueOK(t, d.srv, d.officer, ca.IssueRequest{Profile: "organisation-seal", Subject: orgSubject(), CSR: newTestCSR(t)})
+			for _, path := range []string{"/crl/citizen.crl", "/crl/root.crl"} {
+				if code, _, _ := d.srv.get(t, path, ""); code != http.StatusOK {
+					t.Fatalf("GET %s after the revocation: %d", path, code)
+				}
+			}
+			if c, o := revokedGauge(t, d.srv, "citizen"), revokedGauge(t, d.srv, "organisation"); c != "1" || o != "0" {
+				t.Fatalf("thiqa_issuing_ca_revoked: citizen %q organisation %q, want 1 and 0", c, o)
+			}
+			if code, _, body := d.srv.get(t, "/readyz", ""); code != http.StatusOK || !strings.Contains(string(body), `"issuingCARevoked":"warning: the root CRL revokes issuing CA citizen`) {
+				t.Fatalf("/readyz after the revocation: %d %s", code, body)
+			}
+			if n := strings.Count(d.srv.stderr.String(), "issuing CA revoked by the root CRL"); n != 1 {
+				t.Fatalf("the revocation was logged %d times, want once:\n%s", n, d.srv.stderr.String())
+			}
+
+			// In process, as the servers.
+			subject := d.path("subject.json")
+			writeFile(t, subject, `{"givenName":"Aisha","surname":"Al Harthy","commonName":"Aisha Al Harthy","civilNumber":"12345678","country":"OM"}`)
+			csr := d.path("req.csr")
+			writeFile(t, csr, newTestCSR(t))
+			r := thiqa(t, d.env, "issue", "--data", d.dir, "--profile", "citizen-signing", "--csr", csr, "--subject-file", subject)
+			if r.code == 0 || !strings.Contains(r.stderr, "revoked by the root") {
+				t.Fatalf("thiqa issue from the revoked CA: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// revokedGauge returns the value of thiqa_issuing_ca_revoked for issuer.
+func revokedGauge(t *testing.T, srv *server, issuer string) string {
+	t.Helper()
+	_, _, body := srv.get(t, "/metrics", "")
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "thiqa_issuing_ca_revoked{") && strings.Contains(l, `issuer="`+issuer+`"`) {
+			return l[strings.LastIndexByte(l, ' ')+1:]
+		}
+	}
+	t.Fatalf("no thiqa_issuing_ca_revoked series of %s in /metrics", issuer)
+	return ""
+}
+
+// rows runs a counting query on the deployment's database.
+func (d *offlineDeployment) rows(t *testing.T, q string) int {
+	t.Helper()
+	driver, dsn := "sqlite", filepath.Join(d.dir, "thiqa.db")
+	for _, e := range d.env {
+		if v, ok := strings.CutPrefix(e, "THIQA_TEST_DSN="); ok {
+			driver, dsn = "pgx", v
+		}
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(t.Context(), q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
