@@ -1,0 +1,86 @@
+package verify
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/verify/report"
+)
+
+// A document timestamp's report claims only what the verifier knows: a
+// token without the TSA certificate, a token whose certificate is named
+// but whose imprint does not match, and a token that cannot be read leave
+// out the certificate details and the time they lack (no empty issuer or
+// serial, no 0001-01-01 date a relying party could display or compare), in
+// the JSON, as the OpenAPI document describes it, and in the CLI text. A
+// timestamp whose certificate is known keeps every key as before.
+func TestDocTimestampReportClaimsOnlyWhatIsKnown(t *testing.T) {
+	p := newTestPKI(t)
+	base := p.signPDF(t, signOpts{})
+	const catalog = "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R 20 0 R] /SigFlags 3 >> >>"
+	opts := Options{TrustAnchors: []*x509.Certificate{p.root}}
+	now := time.Now()
+	cases := []struct {
+		name  string
+		token func(signed []byte) []byte
+		known bool // the TSA certificate and the token's time are known
+	}{
+		{"embedded TSA certificate", func(s []byte) []byte { return p.timestampToken(t, s, now) }, true},
+		{"no TSA certificate", func(s []byte) []byte { return p.timestampTokenWith(t, s, now, signOpts{noCerts: true}) }, false},
+		{"imprint of other bytes", func([]byte) []byte { return p.timestampToken(t, []byte("other bytes"), now) }, false},
+		{"not a token", func([]byte) []byte { return []byte{0x30, 0x03, 0x02, 0x01, 0x01} }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := verifyBytes(t, opts, p.appendDocTimestampWith(t, base, catalog, c.token))
+			if len(r.Signatures) != 2 || r.Signatures[1].Kind != "document-timestamp" || len(r.Signatures[1].Timestamps) != 1 {
+				t.Fatalf("want a signature and a document timestamp: %s", summary(r))
+			}
+			checkReportDescribed(t, r)
+			body, err := json.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js := string(body)
+			for _, bad := range []string{"0001-01-01", `"issuer":""`, `"certificateSerial":""`, `"time":"0001`} {
+				if strings.Contains(js, bad) {
+					t.Errorf("the report claims an unknown value (%s):\n%s", bad, js)
+				}
+			}
+			var text strings.Builder
+			if err := r.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(text.String(), "0001-01-01") || strings.Contains(text.String(), "issuer: \n") {
+				t.Errorf("the text claims an unknown value:\n%s", text.String())
+			}
+			var raw struct {
+				Signatures []struct {
+					Signer     map[string]any   `json:"signer"`
+					Timestamps []map[string]any `json:"timestamps"`
+				} `json:"signatures"`
+			}
+			if err := json.Unmarshal(body, &raw); err != nil {
+				t.Fatal(err)
+			}
+			d := raw.Signatures[1]
+			if !c.known {
+				if r.Signatures[1].Indication == report.TotalPassed {
+					t.Errorf("a document timestamp without what it needs passed: %s", summary(r))
+				}
+				return
+			}
+			for _, k := range []string{"name", "issuer", "certificateSerial", "notBefore", "notAfter", "qualified", "qscd"} {
+				if _, ok := d.Signer[k]; !ok {
+					t.Errorf("the TSA certificate is known but the signer lacks %s: %s", k, js)
+				}
+			}
+			if _, ok := d.Timestamps[0]["time"]; !ok {
+				t.Errorf("the token's time is known but absent: %s", js)
+			}
+		})
+	}
+}
