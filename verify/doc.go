@@ -34,7 +34,9 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 		sr.Indication, sr.SubIndication = tr.Indication, tr.SubIndication
 		sr.Errors = append(sr.Errors, tr.Errors...)
 	}
-	if !tr.Time.IsZero() {
+	// A token that did not verify proves no time: its genTime is only what
+	// it says.
+	if tr.Intact && !tr.Time.IsZero() {
 		t := tr.Time
 		sr.ProvenSigningTime = &t
 	}

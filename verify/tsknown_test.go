@@ -15,8 +15,9 @@ import (
 // but whose imprint does not match, and a token that cannot be read leave
 // out the certificate details and the time they lack (no empty issuer or
 // serial, no 0001-01-01 date a relying party could display or compare), in
-// the JSON, as the OpenAPI document describes it, and in the CLI text. A
-// timestamp whose certificate is known keeps every key as before.
+// the JSON, as the OpenAPI document describes it, and in the CLI text; nor
+// do they give a provenSigningTime, which an unverified token does not
+// prove. A timestamp whose certificate is known keeps every key as before.
 func TestDocTimestampReportClaimsOnlyWhatIsKnown(t *testing.T) {
 	p := newTestPKI(t)
 	base := p.signPDF(t, signOpts{})
@@ -71,7 +72,13 @@ func TestDocTimestampReportClaimsOnlyWhatIsKnown(t *testing.T) {
 				if r.Signatures[1].Indication == report.TotalPassed {
 					t.Errorf("a document timestamp without what it needs passed: %s", summary(r))
 				}
+				if r.Signatures[1].ProvenSigningTime != nil {
+					t.Errorf("a token that did not verify proves no signing time: %s", js)
+				}
 				return
+			}
+			if r.Signatures[1].ProvenSigningTime == nil {
+				t.Errorf("the verified token's time is not the proven signing time: %s", js)
 			}
 			for _, k := range []string{"name", "issuer", "certificateSerial", "notBefore", "notAfter", "qualified", "qscd"} {
 				if _, ok := d.Signer[k]; !ok {
