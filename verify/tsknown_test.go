@@ -22,7 +22,7 @@ func TestDocTimestampReportClaimsOnlyWhatIsKnown(t *testing.T) {
 	p := newTestPKI(t)
 	base := p.signPDF(t, signOpts{})
 	const catalog = "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R 20 0 R] /SigFlags 3 >> >>"
-	opts := Options{TrustAnchors: []*x509.Certificate{p.root}}
+	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored}
 	now := time.Now()
 	cases := []struct {
 		name  string
@@ -90,4 +90,32 @@ func TestDocTimestampReportClaimsOnlyWhatIsKnown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An intact document timestamp whose TSA is not trusted proves no signing
+// time, as a signature's timestamps prove one only when they pass: anyone
+// can make a TSA certificate and a token over the document with any
+// genTime. Its certificate is known, so the signer keeps every key and the
+// token's time is still reported under timestamps.
+func TestUntrustedDocTimestampProvesNoTime(t *testing.T) {
+	p := newTestPKI(t)
+	const catalog = "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R 20 0 R] /SigFlags 3 >> >>"
+	r := verifyBytes(t, Options{Revocation: RevocationIgnored}, p.appendDocTimestamp(t, p.signPDF(t, signOpts{}), catalog))
+	if len(r.Signatures) != 2 || r.Signatures[1].Kind != "document-timestamp" || len(r.Signatures[1].Timestamps) != 1 {
+		t.Fatalf("want a signature and a document timestamp: %s", summary(r))
+	}
+	d := r.Signatures[1]
+	if !d.SignatureIntact || d.Indication != report.Indeterminate {
+		t.Fatalf("want an intact, INDETERMINATE document timestamp: %s", summary(r))
+	}
+	if d.ProvenSigningTime != nil {
+		t.Errorf("an untrusted TSA's token proves no signing time, got %s", d.ProvenSigningTime)
+	}
+	if d.Timestamps[0].Time.IsZero() {
+		t.Error("the token's time is known but not reported")
+	}
+	if d.Signer == nil || d.Signer.Issuer == "" || d.Signer.CertificateSerial == "" || d.Signer.NotBefore.IsZero() || d.Signer.NotAfter.IsZero() {
+		t.Errorf("the TSA certificate is known but the signer lacks its details: %+v", d.Signer)
+	}
+	checkReportDescribed(t, r)
 }

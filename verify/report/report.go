@@ -86,8 +86,9 @@ type Signature struct {
 	Signer *Signer `json:"signer,omitempty"`
 	// ClaimedSigningTime is /M or the signing-time attribute.
 	ClaimedSigningTime *time.Time `json:"claimedSigningTime,omitempty"`
-	// ProvenSigningTime is the earliest valid signature timestamp (or the
-	// document timestamp's own time).
+	// ProvenSigningTime is the earliest TOTAL-PASSED signature timestamp
+	// (or the document timestamp's own time when it is TOTAL-PASSED); nil
+	// when no timestamp is valid.
 	ProvenSigningTime *time.Time `json:"provenSigningTime,omitempty"`
 	// Timestamps are the signature timestamps and the document timestamps
 	// that cover this signature.
