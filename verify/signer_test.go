@@ -93,6 +93,7 @@ type signOpts struct {
 	padding     int  // bytes of page content, to size the document
 	docMDP      int  // certification signature with this P (0: approval signature)
 	noCerts     bool // leave the signer's certificate out of the SignedData
+	badEarlyTS  bool // with timestamp: first an hour-older token over other bytes
 }
 
 func mustMarshal(v any) []byte {
@@ -286,7 +287,11 @@ func (p *testPKI) signPDF(t testing.TB, o signOpts) []byte {
 	if o.timestamp {
 		// The token's imprint is the hash of the signature value.
 		unsignedFn = func(sigValue []byte) []attribute {
-			return []attribute{{oidTSTAttr, []asn1.RawValue{raw(p.timestampToken(t, sigValue, time.Now()))}}}
+			toks := []asn1.RawValue{raw(p.timestampToken(t, sigValue, time.Now()))}
+			if o.badEarlyTS {
+				toks = append([]asn1.RawValue{raw(p.timestampToken(t, []byte("other bytes"), time.Now().Add(-time.Hour)))}, toks...)
+			}
+			return []attribute{{oidTSTAttr, toks}}
 		}
 	}
 	cmsDER := buildSignedData(t, p.leaf, p.leafKey, oidData, digest[:], content2, o, unsignedFn)

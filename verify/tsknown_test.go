@@ -119,3 +119,28 @@ func TestUntrustedDocTimestampProvesNoTime(t *testing.T) {
 	}
 	checkReportDescribed(t, r)
 }
+
+// Of a signature's timestamps only the valid ones prove its time: an
+// earlier token whose imprint does not match is reported but is not the
+// provenSigningTime; the later valid one is.
+func TestProvenSigningTimeSkipsFailedTimestamp(t *testing.T) {
+	p := newTestPKI(t)
+	r := verifyBytes(t, Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored}, p.signPDF(t, signOpts{timestamp: true, badEarlyTS: true}))
+	if len(r.Signatures) != 1 || len(r.Signatures[0].Timestamps) != 2 {
+		t.Fatalf("want one signature with two timestamps: %s", summary(r))
+	}
+	s := r.Signatures[0]
+	bad, good := s.Timestamps[0], s.Timestamps[1]
+	if bad.Intact { // a DER SET is sorted: the order follows the bytes
+		bad, good = good, bad
+	}
+	if bad.Indication != report.TotalFailed || bad.Intact || good.Indication != report.TotalPassed {
+		t.Fatalf("want a failed then a valid timestamp: %+v", s.Timestamps)
+	}
+	if s.ProvenSigningTime == nil || !s.ProvenSigningTime.Equal(good.Time) {
+		t.Errorf("provenSigningTime %v, want the valid token's %s (not the failed one's %s)", s.ProvenSigningTime, good.Time, bad.Time)
+	}
+	if s.Indication != report.TotalPassed {
+		t.Errorf("a failed extra timestamp changed the verdict: %s", summary(r))
+	}
+}
