@@ -34,7 +34,11 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 		sr.Indication, sr.SubIndication = tr.Indication, tr.SubIndication
 		sr.Errors = append(sr.Errors, tr.Errors...)
 	}
-	if !tr.Time.IsZero() {
+	// Only a valid token proves its time, as for a signature's timestamps: a
+	// token that did not verify, or an intact one whose TSA is not trusted
+	// (anyone can make a TSA certificate) or whose certificate failed, gives
+	// a genTime that is only what it says.
+	if tr.Indication == report.TotalPassed && !tr.Time.IsZero() {
 		t := tr.Time
 		sr.ProvenSigningTime = &t
 	}

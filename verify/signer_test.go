@@ -92,6 +92,8 @@ type signOpts struct {
 	wrongCert   bool // signing-certificate-v2 names another certificate
 	padding     int  // bytes of page content, to size the document
 	docMDP      int  // certification signature with this P (0: approval signature)
+	noCerts     bool // leave the signer's certificate out of the SignedData
+	badEarlyTS  bool // with timestamp: first an hour-older token over other bytes
 }
 
 func mustMarshal(v any) []byte {
@@ -186,6 +188,9 @@ func buildSignedData(t testing.TB, cert *x509.Certificate, key crypto.Signer, co
 			S []asn1.RawValue `asn1:"set"`
 		}{[]asn1.RawValue{raw(siDER)}}))),
 	}
+	if o.noCerts {
+		sd = append(sd[:3], sd[4:]...)
+	}
 	sdDER := mustMarshal(sd)
 	return mustMarshal([]asn1.RawValue{raw(mustMarshal(oidSigned)), {Class: 2, Tag: 0, IsCompound: true, Bytes: sdDER}})
 }
@@ -205,6 +210,12 @@ func stripHeader(der []byte) []byte {
 
 // timestampToken builds an RFC 3161 token over data with the test TSA.
 func (p *testPKI) timestampToken(t testing.TB, data []byte, at time.Time) []byte {
+	return p.timestampTokenWith(t, data, at, signOpts{})
+}
+
+// timestampTokenWith is timestampToken with the SignedData built under o
+// (noCerts: a token without the TSA certificate).
+func (p *testPKI) timestampTokenWith(t testing.TB, data []byte, at time.Time, o signOpts) []byte {
 	imprint := sha256.Sum256(data)
 	tst := mustMarshal(struct {
 		Version int
@@ -220,7 +231,7 @@ func (p *testPKI) timestampToken(t testing.TB, data []byte, at time.Time) []byte
 		Hash []byte
 	}{algSHA256, imprint[:]}, big.NewInt(42), at.UTC().Truncate(time.Second)})
 	d := sha256.Sum256(tst)
-	return buildSignedData(t, p.tsa, p.tsaKey, oidTSTInfo, d[:], tst, signOpts{}, nil)
+	return buildSignedData(t, p.tsa, p.tsaKey, oidTSTInfo, d[:], tst, o, nil)
 }
 
 const contentsHexLen = 16384
@@ -276,7 +287,11 @@ func (p *testPKI) signPDF(t testing.TB, o signOpts) []byte {
 	if o.timestamp {
 		// The token's imprint is the hash of the signature value.
 		unsignedFn = func(sigValue []byte) []attribute {
-			return []attribute{{oidTSTAttr, []asn1.RawValue{raw(p.timestampToken(t, sigValue, time.Now()))}}}
+			toks := []asn1.RawValue{raw(p.timestampToken(t, sigValue, time.Now()))}
+			if o.badEarlyTS {
+				toks = append([]asn1.RawValue{raw(p.timestampToken(t, []byte("other bytes"), time.Now().Add(-time.Hour)))}, toks...)
+			}
+			return []attribute{{oidTSTAttr, toks}}
 		}
 	}
 	cmsDER := buildSignedData(t, p.leaf, p.leafKey, oidData, digest[:], content2, o, unsignedFn)
@@ -357,6 +372,13 @@ func (p *testPKI) ocspFor(t testing.TB, cert *x509.Certificate) []byte {
 // must list field 20 in /AcroForm /Fields).
 func (p *testPKI) appendDocTimestamp(t testing.TB, b []byte, catalog string) []byte {
 	t.Helper()
+	return p.appendDocTimestampWith(t, b, catalog, func(signed []byte) []byte { return p.timestampToken(t, signed, time.Now()) })
+}
+
+// appendDocTimestampWith is appendDocTimestamp with the token that token
+// makes of the bytes the timestamp covers.
+func (p *testPKI) appendDocTimestampWith(t testing.TB, b []byte, catalog string, token func(signed []byte) []byte) []byte {
+	t.Helper()
 	placeholderBR := "[0 0000000000 0000000000 0000000000]"
 	objs := map[int]string{
 		1:  catalog,
@@ -372,6 +394,5 @@ func (p *testPKI) appendDocTimestamp(t testing.TB, b []byte, catalog string) []b
 	brPos := base + bytes.Index(out[base:], []byte(placeholderBR))
 	copy(out[brPos:], br)
 	signed := append(append([]byte{}, out[:cStart]...), out[cEnd:]...)
-	tok := p.timestampToken(t, signed, time.Now())
-	return fill(t, out, cStart, tok)
+	return fill(t, out, cStart, token(signed))
 }

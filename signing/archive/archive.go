@@ -167,10 +167,24 @@ func (j Job) needs(ctx context.Context, f string) (bool, string) {
 	if expires.After(now.Add(j.RenewBefore)) {
 		return false, fmt.Sprintf("the last time-stamp's TSA certificate is valid until %s, beyond the renewal window", day(expires))
 	}
-	if t := last.ProvenSigningTime; t != nil && now.Sub(*t) < justRenewed {
+	// The intact token's own time, not provenSigningTime: the job verifies
+	// offline (and, with --url, without trust anchors), so the time-stamp it
+	// has just added is seldom TOTAL-PASSED here and proves no time.
+	if t, ok := tokenTime(last); ok && now.Sub(t) < justRenewed {
 		return false, fmt.Sprintf("renewed at %s, but that TSA certificate expires on %s, within the window: renew the TSA unit's certificate", t.UTC().Format(time.RFC3339), day(expires))
 	}
 	return true, fmt.Sprintf("the last time-stamp's TSA certificate expires on %s", day(expires))
+}
+
+// tokenTime is the time an intact document time-stamp's token gives, if
+// any.
+func tokenTime(s *report.Signature) (time.Time, bool) {
+	for _, ts := range s.Timestamps {
+		if ts.Kind == "document" && ts.Intact && !ts.Time.IsZero() {
+			return ts.Time, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // bar draws progress as [#####-----].

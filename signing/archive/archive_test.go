@@ -150,3 +150,40 @@ func TestExtendFile(t *testing.T) {
 		t.Fatalf("a missing file: %v", err)
 	}
 }
+
+// verifierFunc is a Verifier from a function.
+type verifierFunc func() *report.Report
+
+func (f verifierFunc) VerifyPDF(context.Context, io.ReaderAt, int64) (*report.Report, error) {
+	return f(), nil
+}
+
+// TestJobJustRenewedNotProven: a document whose newest time-stamp was made
+// an hour ago by a TSA whose certificate expires within the window is not
+// renewed again, although the job's offline verification cannot make that
+// time-stamp TOTAL-PASSED (so it has no provenSigningTime): the intact
+// token's time is what keeps the job idempotent.
+func TestJobJustRenewedNotProven(t *testing.T) {
+	now := time.Now()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.pdf"), []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	v := verifierFunc(func() *report.Report {
+		return &report.Report{Signatures: []report.Signature{
+			{Kind: "signature", SignatureIntact: true, Signer: &report.Signer{NotAfter: now.AddDate(5, 0, 0)}},
+			{Kind: "document-timestamp", SignatureIntact: true, Revision: 1, Indication: report.Indeterminate, SubIndication: report.TryLater,
+				Signer:     &report.Signer{NotAfter: now.AddDate(0, 0, 7)},
+				Timestamps: []report.Timestamp{{Kind: "document", Time: now.Add(-time.Hour), Indication: report.Indeterminate, SubIndication: report.TryLater, Intact: true}}},
+		}}
+	})
+	ext := func(context.Context, *os.File, int64, io.Writer) ([]string, error) {
+		t.Error("renewed again")
+		return nil, errors.New("renewed again")
+	}
+	var out bytes.Buffer
+	j := Job{Extend: ext, Verifier: v, RenewBefore: 90 * 24 * time.Hour, Timeout: time.Minute, Now: func() time.Time { return now }, Out: &out}
+	if err := j.Run(context.Background(), dir); err != nil || !strings.Contains(out.String(), "skipped: renewed at") {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+}

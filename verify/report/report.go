@@ -86,8 +86,9 @@ type Signature struct {
 	Signer *Signer `json:"signer,omitempty"`
 	// ClaimedSigningTime is /M or the signing-time attribute.
 	ClaimedSigningTime *time.Time `json:"claimedSigningTime,omitempty"`
-	// ProvenSigningTime is the earliest valid signature timestamp (or the
-	// document timestamp's own time).
+	// ProvenSigningTime is the earliest TOTAL-PASSED signature timestamp
+	// (or the document timestamp's own time when it is TOTAL-PASSED); nil
+	// when no timestamp is valid.
 	ProvenSigningTime *time.Time `json:"provenSigningTime,omitempty"`
 	// Timestamps are the signature timestamps and the document timestamps
 	// that cover this signature.
@@ -121,17 +122,21 @@ type Signature struct {
 
 // Signer describes the signer's certificate.
 type Signer struct {
-	Name                   string    `json:"name"`
-	CommonName             string    `json:"commonName,omitempty"`
-	CivilNumber            string    `json:"civilNumber,omitempty"`
-	SerialNumberAttribute  string    `json:"serialNumberAttribute,omitempty"`
-	OrganizationIdentifier string    `json:"organizationIdentifier,omitempty"`
-	Organization           string    `json:"organization,omitempty"`
-	Country                string    `json:"country,omitempty"`
-	Issuer                 string    `json:"issuer"`
-	CertificateSerial      string    `json:"certificateSerial"`
-	NotBefore              time.Time `json:"notBefore"`
-	NotAfter               time.Time `json:"notAfter"`
+	Name                   string `json:"name"`
+	CommonName             string `json:"commonName,omitempty"`
+	CivilNumber            string `json:"civilNumber,omitempty"`
+	SerialNumberAttribute  string `json:"serialNumberAttribute,omitempty"`
+	OrganizationIdentifier string `json:"organizationIdentifier,omitempty"`
+	Organization           string `json:"organization,omitempty"`
+	Country                string `json:"country,omitempty"`
+	// Issuer, CertificateSerial (hexadecimal), NotBefore and NotAfter are
+	// the certificate's; absent when no verified certificate is known (a
+	// document timestamp whose token did not verify: only the TSA's Name
+	// is then reported), never empty or the zero time.
+	Issuer            string    `json:"issuer,omitempty"`
+	CertificateSerial string    `json:"certificateSerial,omitempty"`
+	NotBefore         time.Time `json:"notBefore,omitzero"`
+	NotAfter          time.Time `json:"notAfter,omitzero"`
 	// Qualified is true only when a trusted list confirms, under ETSI TS
 	// 119 615, that the certificate is a qualified certificate for
 	// e-signatures or e-seals at the signing time (for a document
@@ -213,8 +218,9 @@ type TrustedListService struct {
 // Timestamp is one timestamp's validation.
 type Timestamp struct {
 	// Kind is "signature", "document" or "archive".
-	Kind          string        `json:"kind"`
-	Time          time.Time     `json:"time"`
+	Kind string `json:"kind"`
+	// Time is the token's genTime; absent when the token could not be read.
+	Time          time.Time     `json:"time,omitzero"`
 	TSA           string        `json:"tsa,omitempty"`
 	Indication    Indication    `json:"indication"`
 	SubIndication SubIndication `json:"subIndication,omitempty"`

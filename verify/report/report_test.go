@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFinish(t *testing.T) {
@@ -60,5 +61,35 @@ func TestTextAndExitCode(t *testing.T) {
 	}
 	if err := r.Write(&js, true); err != nil || !strings.Contains(js.String(), "\n  \"indication\": \"TOTAL-FAILED\"") {
 		t.Fatalf("Write as JSON: %v\n%s", err, js.String())
+	}
+}
+
+// A signer known only by name (a document timestamp whose token did not
+// verify) and a timestamp without a time leave those keys out of the JSON
+// and the text: no empty issuer or serial, no 0001-01-01 dates.
+func TestUnknownLeftOut(t *testing.T) {
+	r := &Report{ValidationTime: time.Date(2026, 12, 5, 18, 0, 0, 0, time.UTC), Signatures: []Signature{{Field: "DocTS", Kind: "document-timestamp", Indication: TotalFailed, SubIndication: HashFailure,
+		Signer: &Signer{Name: "CN=Some TSA"}, Timestamps: []Timestamp{{Kind: "document", Indication: TotalFailed, SubIndication: FormatFailure}}}}}
+	r.Finish()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{`"issuer"`, `"certificateSerial"`, `"notBefore"`, `"notAfter"`, `"time"`, "0001-01-01"} {
+		if strings.Contains(string(b), k) {
+			t.Errorf("JSON has %s for an unknown: %s", k, b)
+		}
+	}
+	for _, k := range []string{`"name":"CN=Some TSA"`, `"qualified":false`, `"qscd":false`, `"kind":"document"`} {
+		if !strings.Contains(string(b), k) {
+			t.Errorf("JSON lacks the known %s: %s", k, b)
+		}
+	}
+	var text strings.Builder
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if s := text.String(); strings.Contains(s, "issuer:") || strings.Contains(s, "0001-01-01") || !strings.Contains(s, "signer: CN=Some TSA") {
+		t.Errorf("text:\n%s", s)
 	}
 }
