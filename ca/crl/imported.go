@@ -141,7 +141,11 @@ type Imported struct {
 	maxAge      time.Duration
 	warnBefore  time.Duration
 	switchAfter time.Duration
-	onLoad      func(context.Context, *x509.RevocationList)
+	onLoad      func(context.Context, *x509.RevocationList) error
+	onNone      func(context.Context)
+	// retry is the DER of the CRL OnLoad failed on: the next Load that
+	// finds it again tells OnLoad again.
+	retry []byte
 
 	mu   sync.RWMutex
 	cur  *ImportedCRL
@@ -182,8 +186,11 @@ type ImportedOptions struct {
 	// OnLoad, when set, is told of each CRL loaded (at the first Load and
 	// whenever a reload finds another one, served at once or staged until
 	// its switch time), after its signature verified: the CA refuses at
-	// once to issue from the issuing CAs it revokes.
-	OnLoad func(context.Context, *x509.RevocationList)
+	// once to issue from the issuing CAs it revokes. When it fails, Load
+	// returns its error and the next Load tells it of the same CRL again.
+	OnLoad func(context.Context, *x509.RevocationList) error
+	// OnNone, when set, is told when a Load finds no CRL imported.
+	OnNone func(context.Context)
 }
 
 // NewImported returns the publisher of the CRL imported for issuer (its
@@ -202,7 +209,7 @@ func NewImported(name string, issuer *x509.Certificate, st ImportedStore, o Impo
 		o.Now = time.Now
 	}
 	return &Imported{name: name, issuer: issuer, store: st, log: o.Logger, now: o.Now, maxAge: o.MaxAge, warnBefore: o.WarnBefore,
-		switchAfter: max(o.SwitchAfter, 0), onLoad: o.OnLoad}
+		switchAfter: max(o.SwitchAfter, 0), onLoad: o.OnLoad, onNone: o.OnNone}
 }
 
 // Load reads the issuer's CRL from the store. A CRL whose signature no
@@ -210,6 +217,9 @@ func NewImported(name string, issuer *x509.Certificate, st ImportedStore, o Impo
 // served. It returns ErrNoImported (wrapped) when there is none.
 func (i *Imported) Load(ctx context.Context) error {
 	c, err := i.store.ImportedCRL(ctx, i.name)
+	if errors.Is(err, ErrNoImported) && i.onNone != nil {
+		i.onNone(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -218,9 +228,17 @@ func (i *Imported) Load(ctx context.Context) error {
 	for _, p := range i.pending {
 		same = same || bytes.Equal(p.c.DER, c.DER)
 	}
+	retry := i.retry != nil && bytes.Equal(i.retry, c.DER)
 	i.mu.RUnlock()
 	if same {
 		i.promote()
+		if retry {
+			rl, _, err := ParseCRL(c.DER)
+			if err != nil {
+				return err
+			}
+			return i.tell(ctx, rl, c.DER)
+		}
 		return nil
 	}
 	rl, _, err := ParseCRL(c.DER)
@@ -252,8 +270,8 @@ func (i *Imported) Load(ctx context.Context) error {
 		i.cur, i.etag, i.pending = c, etag, nil
 	}
 	i.mu.Unlock()
-	if i.onLoad != nil {
-		i.onLoad(ctx, rl)
+	if err := i.tell(ctx, rl, c.DER); err != nil {
+		return err
 	}
 	if staged {
 		i.log.InfoContext(ctx, "imported CRL loaded, served from its switch time", "crl", i.name+".crl", "number", numberText(c.Number),
@@ -262,6 +280,26 @@ func (i *Imported) Load(ctx context.Context) error {
 	}
 	i.log.InfoContext(ctx, "imported CRL loaded", "crl", i.name+".crl", "number", numberText(c.Number),
 		"thisUpdate", c.ThisUpdate, "nextUpdate", c.NextUpdate)
+	return nil
+}
+
+// tell gives OnLoad the CRL rl (its DER der); when it fails, the next Load
+// of the same CRL tells it again.
+func (i *Imported) tell(ctx context.Context, rl *x509.RevocationList, der []byte) error {
+	if i.onLoad == nil {
+		return nil
+	}
+	err := i.onLoad(ctx, rl)
+	i.mu.Lock()
+	if err != nil {
+		i.retry = der
+	} else {
+		i.retry = nil
+	}
+	i.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("imported CRL of %s loaded but not applied (retried at the next reload): %w", i.name, err)
+	}
 	return nil
 }
 

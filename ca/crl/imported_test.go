@@ -395,7 +395,10 @@ func TestImportedOnLoad(t *testing.T) {
 	now := func() time.Time { return at }
 	var heard []int64
 	imp := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: time.Minute,
-		OnLoad: func(_ context.Context, rl *x509.RevocationList) { heard = append(heard, rl.Number.Int64()) }})
+		OnLoad: func(_ context.Context, rl *x509.RevocationList) error {
+			heard = append(heard, rl.Number.Int64())
+			return nil
+		}})
 	for _, n := range []int64{1, 2} {
 		c, err := CheckImported("root", signedCRL(t, root, key, n, at.Add(-time.Hour), at.Add(24*time.Hour)), root, at)
 		if err != nil {
