@@ -44,11 +44,18 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 			// An issuing CA the root CRL revokes issues nothing more: from
 			// the CRL's load, not its switch time (at once).
 			a := s.ca.authority
-			o.OnLoad = func(ctx context.Context, rl *x509.RevocationList) {
+			// Fail closed: a CRL that cannot be applied leaves the state
+			// unknown, issuance from the CAs the root certified is refused,
+			// and the next reload applies it again. No CRL imported: the
+			// state is known (nothing revoked).
+			o.OnLoad = func(ctx context.Context, rl *x509.RevocationList) error {
 				if err := a.ApplyRootCRL(ctx, rl); err != nil {
-					p.logger.Error("the root CRL could not be checked for revoked issuing CAs", "err", err)
+					a.Revoked().RootCRLUnknown(err, false)
+					return err
 				}
+				return nil
 			}
+			o.OnNone = func(context.Context) { a.Revoked().RootCRLNone() }
 		}
 		imp := crl.NewImported(p.cfg.CA.Root.Name, root, p.db.ImportedCRLs(), o)
 		if err := imp.Load(ctx); errors.Is(err, crl.ErrNoImported) {
