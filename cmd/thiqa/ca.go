@@ -65,6 +65,9 @@ func applyImportedRootCRL(ctx context.Context, p *platform, a *ca.Authority) err
 	}
 	c, err := p.db.ImportedCRLs().ImportedCRL(ctx, p.cfg.CA.Root.Name)
 	if errors.Is(err, crl.ErrNoImported) {
+		// Known: nothing revoked. Lifts a failed read of an earlier open
+		// (the TSA unit's certifier opens an authority at each renewal).
+		p.revokedCAs.RootCRLNone()
 		return nil
 	}
 	if err != nil {
