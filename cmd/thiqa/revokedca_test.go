@@ -127,7 +127,10 @@ func (d *offlineDeployment) rows(t *testing.T, q string) int {
 // issue` fails closed when the imported root CRL cannot be read or
 // applied (here: the stored CRL is damaged), since it cannot tell whether
 // the root revoked the CA; it issues with the CRL readable. Before, the
-// failure was only logged and the certificate issued.
+// failure was only logged and the certificate issued. A server started so
+// refuses with 409 issuing-ca-revoked saying why, warns in /readyz and
+// still serves CRLs (its retry at the next reload: ca/crl
+// TestImportedOnLoadRetryStore and ca TestRootCRLUnknown).
 func TestIssueRefusedWhenRootCRLUnknown(t *testing.T) {
 	for _, postgres := range []bool{false, true} {
 		name := map[bool]string{false: "sqlite", true: "postgres"}[postgres]
@@ -155,6 +158,25 @@ func TestIssueRefusedWhenRootCRLUnknown(t *testing.T) {
 			}
 			if n := d.rows(t, "SELECT count(*) FROM certificates"); n != before {
 				t.Fatalf("%d certificate rows after the refusal, want %d", n, before)
+			}
+
+			// A server that starts so refuses too, and says why; the other
+			// services go on.
+			d.start(t)
+			d.officer = d.token(t, "officer-7", "registration-officer")
+			code, body := d.srv.post(t, "/api/v1/certificates", d.officer, ca.IssueRequest{Profile: "citizen-signing", Subject: citizenSubject(), CSR: newTestCSR(t)})
+			wantProblem(t, "citizen issuance with the root CRL unreadable", code, body, http.StatusConflict, ca.ProblemIssuerRevoked)
+			if !strings.Contains(string(body), "could not be read or applied") {
+				t.Fatalf("the problem does not say why: %s", body)
+			}
+			if _, _, body := d.srv.get(t, "/readyz", ""); !strings.Contains(string(body), `"issuingCARevoked":"warning: the imported root CRL could not be read or applied`) {
+				t.Fatalf("/readyz with the root CRL unreadable: %s", body)
+			}
+			if code, _, _ := d.srv.get(t, "/crl/citizen.crl", ""); code != http.StatusOK {
+				t.Fatalf("GET /crl/citizen.crl with the root CRL unreadable: %d", code)
+			}
+			if n := d.rows(t, "SELECT count(*) FROM certificates"); n != before {
+				t.Fatalf("%d certificate rows after the server's refusal, want %d", n, before)
 			}
 		})
 	}
