@@ -148,10 +148,17 @@ func (r *RevokedIssuers) RootCRLUnknown(cause error, onlyIfNone bool) {
 }
 
 // RootCRLNone records that the store holds no imported root CRL: nothing
-// is revoked that was not before, and the state is known again.
+// is revoked that was not before, and the state is known again. Once a
+// root CRL was applied it changes nothing: an imported CRL is only ever
+// replaced, never removed, so "none" is then a read begun before the
+// import (a TSA certifier's open racing a reload) and must not lift the
+// refusal a newer CRL that could not be applied left.
 func (r *RevokedIssuers) RootCRLNone() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.applied != nil {
+		return
+	}
 	r.unknown.Store(nil)
 }
 
@@ -290,21 +297,23 @@ func (a *Authority) checkRevoked(is *Issuer, p *policies.Profile, req Request, r
 }
 
 // RevokedWarning is the readiness warning of the issuing CA generations the
-// root CRL lists as revoked ("" while there are none): /readyz names them
-// without failing, since OCSP and CRLs must go on being served.
+// root CRL lists as revoked, and of a root CRL that could not be read or
+// applied ("" while neither): /readyz names them without failing, since
+// OCSP and CRLs must go on being served.
 func (a *Authority) RevokedWarning() string {
 	m := a.revoked.get()
-	if cause := a.revoked.unknownCause(); cause != nil && len(m) == 0 {
-		return fmt.Sprintf("the imported root CRL could not be read or applied (%v): issuance from the CAs the root certified is refused until the next reload succeeds", cause)
+	var parts []string
+	if cause := a.revoked.unknownCause(); cause != nil {
+		parts = append(parts, fmt.Sprintf("the imported root CRL could not be read or applied (%v): issuance from the CAs the root certified is refused until the next reload succeeds", cause))
 	}
-	if len(m) == 0 {
-		return ""
+	if len(m) > 0 {
+		var names []string
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			names = append(names, fmt.Sprintf("%s (CA %s, revoked %s)", name, m[name].CA, m[name].RevokedAt.UTC().Format(time.RFC3339)))
+		}
+		parts = append(parts, "the root CRL revokes issuing CA "+strings.Join(names, ", ")+": issuance from it is refused; roll it over (docs/operations.md, Key compromise)")
 	}
-	var names []string
-	for _, name := range slices.Sorted(maps.Keys(m)) {
-		names = append(names, fmt.Sprintf("%s (CA %s, revoked %s)", name, m[name].CA, m[name].RevokedAt.UTC().Format(time.RFC3339)))
-	}
-	return "the root CRL revokes issuing CA " + strings.Join(names, ", ") + ": issuance from it is refused; roll it over (docs/operations.md, Key compromise)"
+	return strings.Join(parts, "; ")
 }
 
 // revokedCollector exports thiqa_issuing_ca_revoked{ca, issuer}: 1 for each

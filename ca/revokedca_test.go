@@ -268,3 +268,47 @@ func TestRootCRLUnknown(t *testing.T) {
 	}
 	issues("after the retry applied it")
 }
+
+// TestRootCRLUnknownAfterRevoked: once a root CRL revoking the citizen CA
+// was applied, a newer one that cannot be applied leaves the state
+// unknown: the organisation CA is refused too, and /readyz says both why
+// (the unknown state) and which CA is revoked, not only the latter. A
+// "none imported" read then (one begun before the import) lifts neither:
+// an imported root CRL is never removed. The revocation stays throughout.
+func TestRootCRLUnknownAfterRevoked(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	ctx := t.Context()
+	var list []*Issuer
+	for _, is := range pki.issuers {
+		list = append(list, is)
+	}
+	shared := new(RevokedIssuers)
+	a, err := NewAuthority(AuthorityConfig{Root: pki.root, Issuers: list, Profiles: pki.authority.profiles, Store: pki.store, Auditor: pki.audit, Revoked: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	citizen := pki.issuers[policies.IssuerCitizen].Certificate()
+	if err := a.ApplyRootCRL(ctx, rootCRL(t, pki, 1, x509.RevocationListEntry{SerialNumber: citizen.SerialNumber, RevocationTime: time.Now().Add(-time.Hour), ReasonCode: 1})); err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("database is locked")
+	shared.RootCRLUnknown(cause, false)
+	check := func(what string) {
+		t.Helper()
+		if w := a.RevokedWarning(); !strings.Contains(w, "could not be read or applied") || !strings.Contains(w, "revokes issuing CA citizen") {
+			t.Fatalf("%s: readiness warning %q, want both the unknown state and the revoked CA", what, w)
+		}
+		if _, err := a.Issue(ctx, Request{Profile: policies.ProfileOrganisationSeal, Subject: subjectFor(policies.ProfileOrganisationSeal),
+			CSR: newCSR(t, p384(t)), RequestedBy: "officer-1"}); !errors.Is(err, ErrIssuerStateUnknown) {
+			t.Fatalf("%s: organisation CA while the newer root CRL is not applied: %v", what, err)
+		}
+		var re *IssuerRevokedError
+		if _, err := a.Issue(ctx, Request{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning),
+			CSR: newCSR(t, p384(t)), RequestedBy: "officer-1"}); !errors.As(err, &re) {
+			t.Fatalf("%s: citizen CA revoked by the applied CRL: %v", what, err)
+		}
+	}
+	check("a newer root CRL could not be applied")
+	shared.RootCRLNone()
+	check("a stale read found no root CRL imported")
+}
