@@ -38,6 +38,10 @@ var (
 	ErrNotNewer = errors.New("CRL is not newer than the one published")
 	// ErrNoImported: no CRL was imported for the issuer.
 	ErrNoImported = errors.New("no CRL imported")
+	// ErrNotApplied: the CRL was loaded and is served, but
+	// ImportedOptions.OnLoad failed on it (it is told again at the next
+	// Load).
+	ErrNotApplied = errors.New("CRL loaded but not applied")
 )
 
 // ImportedCRL is a CRL signed elsewhere (the offline root's, in its key
@@ -214,7 +218,8 @@ func NewImported(name string, issuer *x509.Certificate, st ImportedStore, o Impo
 
 // Load reads the issuer's CRL from the store. A CRL whose signature no
 // longer verifies (the database was written around the import) is not
-// served. It returns ErrNoImported (wrapped) when there is none.
+// served. It returns ErrNoImported (wrapped) when there is none, and
+// ErrNotApplied (wrapped) when the CRL is served but OnLoad failed on it.
 func (i *Imported) Load(ctx context.Context) error {
 	c, err := i.store.ImportedCRL(ctx, i.name)
 	if errors.Is(err, ErrNoImported) && i.onNone != nil {
@@ -298,7 +303,7 @@ func (i *Imported) tell(ctx context.Context, rl *x509.RevocationList, der []byte
 	}
 	i.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("imported CRL of %s loaded but not applied (retried at the next reload): %w", i.name, err)
+		return fmt.Errorf("%w: imported CRL of %s (retried at the next reload): %w", ErrNotApplied, i.name, err)
 	}
 	return nil
 }

@@ -420,3 +420,30 @@ func TestImportedOnLoad(t *testing.T) {
 		t.Fatalf("OnLoad heard %v, want [1 2]", heard)
 	}
 }
+
+// TestImportedNotApplied: a CRL OnLoad fails on is served, and Load says so
+// with ErrNotApplied, so that the server does not log that the CRL cannot
+// be published while it serves it.
+func TestImportedNotApplied(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	st := &memImported{m: map[string]*ImportedCRL{}}
+	at := time.Now()
+	failing := errors.New("cannot apply")
+	imp := NewImported("root", root, st, ImportedOptions{Now: func() time.Time { return at },
+		OnLoad: func(context.Context, *x509.RevocationList) error { return failing }})
+	c, err := CheckImported("root", signedCRL(t, root, key, 1, at.Add(-time.Hour), at.Add(24*time.Hour)), root, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveImportedCRL(t.Context(), c, "test", at); err != nil {
+		t.Fatal(err)
+	}
+	for _, what := range []string{"first load", "reload"} {
+		if err := imp.Load(t.Context()); !errors.Is(err, ErrNotApplied) || !errors.Is(err, failing) {
+			t.Fatalf("%s: %v, want ErrNotApplied wrapping the OnLoad error", what, err)
+		}
+		if _, ok := imp.Current(); !ok {
+			t.Fatalf("%s: the CRL is not served", what)
+		}
+	}
+}

@@ -25,6 +25,11 @@ import (
 // issues nothing more (ca.Authority.ApplyRootCRL, at each load): its
 // requests are answered 409 issuing-ca-revoked, thiqa_issuing_ca_revoked
 // says 1 and /readyz names it under "issuingCARevoked" without failing.
+// The check fails closed: while a loaded root CRL cannot be applied, or
+// the node could not read it at start (openAuthority), every CA the root
+// certified is refused the same way (ca.IssuerStateUnknownError) and
+// /readyz says why; each reload (30 s) applies the CRL again, and one that
+// finds none imported lifts a failed read. The CRL itself is still served.
 func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings, publisher *crl.Publisher) error {
 	var nextUpdate func() float64
 	if !p.cfg.CA.Root.Offline {
@@ -60,6 +65,8 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 		imp := crl.NewImported(p.cfg.CA.Root.Name, root, p.db.ImportedCRLs(), o)
 		if err := imp.Load(ctx); errors.Is(err, crl.ErrNoImported) {
 			p.logger.Warn("no root CRL imported yet: /crl/root.crl answers 404 and /readyz fails until one is (thiqa ca crl import)")
+		} else if errors.Is(err, crl.ErrNotApplied) {
+			p.logger.Error("the imported root CRL is served but could not be checked for revoked issuing CAs: issuance from the CAs the root certified is refused until a reload applies it", "err", err)
 		} else if err != nil {
 			p.logger.Error("the imported root CRL cannot be published", "err", err)
 		}
