@@ -147,6 +147,7 @@ type Imported struct {
 	switchAfter time.Duration
 	onLoad      func(context.Context, *x509.RevocationList) error
 	onNone      func(context.Context)
+	onBad       func(context.Context, error)
 	// retry is the DER of the CRL OnLoad failed on: the next Load that
 	// finds it again tells OnLoad again.
 	retry []byte
@@ -195,6 +196,11 @@ type ImportedOptions struct {
 	OnLoad func(context.Context, *x509.RevocationList) error
 	// OnNone, when set, is told when a Load finds no CRL imported.
 	OnNone func(context.Context)
+	// OnBad, when set, is told (with why) when a Load finds a stored CRL
+	// other than the one served that cannot be parsed or does not verify
+	// (a damaged or edited row): it is neither served nor told to OnLoad,
+	// and what it says is unknown. Told again at each Load until replaced.
+	OnBad func(context.Context, error)
 }
 
 // NewImported returns the publisher of the CRL imported for issuer (its
@@ -213,7 +219,7 @@ func NewImported(name string, issuer *x509.Certificate, st ImportedStore, o Impo
 		o.Now = time.Now
 	}
 	return &Imported{name: name, issuer: issuer, store: st, log: o.Logger, now: o.Now, maxAge: o.MaxAge, warnBefore: o.WarnBefore,
-		switchAfter: max(o.SwitchAfter, 0), onLoad: o.OnLoad, onNone: o.OnNone}
+		switchAfter: max(o.SwitchAfter, 0), onLoad: o.OnLoad, onNone: o.OnNone, onBad: o.OnBad}
 }
 
 // Load reads the issuer's CRL from the store. A CRL whose signature no
@@ -247,11 +253,16 @@ func (i *Imported) Load(ctx context.Context) error {
 		return nil
 	}
 	rl, _, err := ParseCRL(c.DER)
-	if err != nil {
-		return err
+	if err == nil {
+		if verr := rl.CheckSignatureFrom(i.issuer); verr != nil {
+			err = fmt.Errorf("%w: the stored CRL of %s does not verify: %v", ErrWrongIssuer, i.name, verr)
+		}
 	}
-	if err := rl.CheckSignatureFrom(i.issuer); err != nil {
-		return fmt.Errorf("%w: the stored CRL of %s does not verify: %v", ErrWrongIssuer, i.name, err)
+	if err != nil {
+		if i.onBad != nil {
+			i.onBad(ctx, err)
+		}
+		return err
 	}
 	sum := sha256.Sum256(c.DER)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`

@@ -25,8 +25,9 @@ import (
 // issues nothing more (ca.Authority.ApplyRootCRL, at each load): its
 // requests are answered 409 issuing-ca-revoked, thiqa_issuing_ca_revoked
 // says 1 and /readyz names it under "issuingCARevoked" without failing.
-// The check fails closed: while a loaded root CRL cannot be applied, or
-// the node could not read it at start (openAuthority), every CA the root
+// The check fails closed: while a loaded root CRL cannot be applied, the
+// stored one is damaged or does not verify, or the node could not read it
+// at start (openAuthority), every CA the root
 // certified is refused the same way (ca.IssuerStateUnknownError) and
 // /readyz says why; each reload (30 s) applies the CRL again, and one that
 // finds none imported lifts a failed read. The CRL itself is still served.
@@ -61,6 +62,9 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 				return nil
 			}
 			o.OnNone = func(context.Context) { a.Revoked().RootCRLNone() }
+			// A stored CRL that is damaged or does not verify may revoke
+			// anything: unknown, as when thiqa issue reads it (openAuthority).
+			o.OnBad = func(_ context.Context, err error) { a.Revoked().RootCRLUnknown(err, false) }
 		}
 		imp := crl.NewImported(p.cfg.CA.Root.Name, root, p.db.ImportedCRLs(), o)
 		if err := imp.Load(ctx); errors.Is(err, crl.ErrNoImported) {
