@@ -375,7 +375,10 @@ func (i *Imported) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := i.Load(ctx); err != nil && !errors.Is(err, ErrNoImported) {
+			switch err := i.Load(ctx); {
+			case errors.Is(err, ErrNotApplied):
+				i.log.ErrorContext(ctx, "the imported CRL is served but could not be applied", "crl", i.name+".crl", "err", err)
+			case err != nil && !errors.Is(err, ErrNoImported):
 				i.log.ErrorContext(ctx, "reloading the imported CRL failed", "crl", i.name+".crl", "err", err)
 			}
 		}

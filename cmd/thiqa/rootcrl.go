@@ -70,7 +70,7 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 		if err := imp.Load(ctx); errors.Is(err, crl.ErrNoImported) {
 			p.logger.Warn("no root CRL imported yet: /crl/root.crl answers 404 and /readyz fails until one is (thiqa ca crl import)")
 		} else if errors.Is(err, crl.ErrNotApplied) {
-			p.logger.Error("the imported root CRL is served but could not be checked for revoked issuing CAs: issuance from the CAs the root certified is refused until a reload applies it", "err", err)
+			p.logger.Error("the imported root CRL could not be checked for revoked issuing CAs (it is served): issuance from the CAs the root certified is refused until a reload applies it", "err", err)
 		} else if err != nil {
 			p.logger.Error("the imported root CRL cannot be published", "err", err)
 		}
