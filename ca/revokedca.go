@@ -90,6 +90,84 @@ type RevokedIssuers struct {
 	// applied after it changes nothing.
 	applied *x509.RevocationList
 	cur     atomic.Pointer[map[string]*IssuerRevokedError]
+	// unknown, when set, is why the node cannot tell which issuing CAs
+	// the root CRL revokes (RootCRLUnknown): issuance from every CA the
+	// root certified is refused until a root CRL is applied or the store
+	// says none was imported (RootCRLNone).
+	unknown atomic.Pointer[error]
+}
+
+// ErrIssuerStateUnknown matches every *IssuerStateUnknownError.
+var ErrIssuerStateUnknown = errors.New("issuing CA revocation state unknown")
+
+// IssuerStateUnknownError refuses a certificate while the node cannot read
+// or apply the imported root CRL, so cannot tell whether the root revoked
+// the issuing CA: it fails closed. It matches ErrIssuerStateUnknown and
+// also ErrIssuerRevoked, so that every surface (CA API, enrolment, CMP,
+// EST, portal) answers it as it answers a revoked CA (409
+// issuing-ca-revoked, audited as a failure): for a relying party a
+// certificate from a CA that may be revoked is no better, and no client
+// needs to learn a new problem type. The detail says which it is. It
+// lasts until the next successful reload (30 s) or the operators fix the
+// store.
+type IssuerStateUnknownError struct {
+	// CA is the issuing CA, Issuer the generation's issuer name.
+	CA, Issuer string
+	// Cause is why the root CRL could not be read or applied.
+	Cause error
+}
+
+// Error implements the error interface; it says what the operators must do.
+func (e *IssuerStateUnknownError) Error() string {
+	return fmt.Sprintf("issuing CA %s (%s): the imported root CRL could not be read or applied (%v), so whether the root revoked this CA is unknown: "+
+		"nothing was issued. Serving nodes retry at each root CRL reload; check the database and the root CRL (thiqa ca crl import; docs/operations.md, Key compromise)",
+		e.CA, e.Issuer, e.Cause)
+}
+
+// Is makes errors.Is match ErrIssuerStateUnknown and ErrIssuerRevoked.
+func (e *IssuerStateUnknownError) Is(target error) bool {
+	return target == ErrIssuerStateUnknown || target == ErrIssuerRevoked
+}
+
+// Unwrap returns the cause.
+func (e *IssuerStateUnknownError) Unwrap() error { return e.Cause }
+
+// RootCRLUnknown records that the imported root CRL could not be read or
+// applied (cause): from then on Issue refuses every issuance from a CA the
+// root certified with an *IssuerStateUnknownError, until ApplyRootCRL
+// succeeds or RootCRLNone is called. With onlyIfNone it changes nothing
+// once a root CRL was applied (a failed read while a reload keeps the
+// state known).
+func (r *RevokedIssuers) RootCRLUnknown(cause error, onlyIfNone bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if onlyIfNone && r.applied != nil {
+		return
+	}
+	r.unknown.Store(&cause)
+}
+
+// RootCRLNone records that the store holds no imported root CRL: nothing
+// is revoked that was not before, and the state is known again. Once a
+// root CRL was applied it changes nothing: an imported CRL is only ever
+// replaced, never removed, so "none" is then a read begun before the
+// import (a TSA certifier's open racing a reload) and must not lift the
+// refusal a newer CRL that could not be applied left.
+func (r *RevokedIssuers) RootCRLNone() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.applied != nil {
+		return
+	}
+	r.unknown.Store(nil)
+}
+
+// unknownCause returns why the state is unknown (nil: it is known).
+func (r *RevokedIssuers) unknownCause() error {
+	if e := r.unknown.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // older reports whether rl is older than the root CRL applied last: a
@@ -178,8 +256,15 @@ func (a *Authority) ApplyRootCRL(ctx context.Context, rl *x509.RevocationList) e
 		}
 	}
 	a.revoked.cur.Store(&next)
+	if a.revoked.unknown.Swap(nil) != nil {
+		a.log.InfoContext(ctx, "the root CRL was applied: the issuing CAs' revocation state is known again", "crlNumber", number)
+	}
 	return nil
 }
+
+// Revoked returns the state a shares with the other authorities of the
+// process (AuthorityConfig.Revoked).
+func (a *Authority) Revoked() *RevokedIssuers { return a.revoked }
 
 // serialHex writes a certificate serial as the store does (hex of its bytes).
 func serialHex(n *big.Int) string { return fmt.Sprintf("%x", n.Bytes()) }
@@ -196,8 +281,12 @@ func serialHex(n *big.Int) string { return fmt.Sprintf("%x", n.Bytes()) }
 // any other: an OCSP signing key of a caller's choosing certified by the
 // revoked CA would answer for its certificates.
 func (a *Authority) checkRevoked(is *Issuer, p *policies.Profile, req Request, rn *renewal) error {
-	e, ok := a.revoked.get()[is.name]
-	if !ok {
+	var e error
+	if r, ok := a.revoked.get()[is.name]; ok {
+		e = r
+	} else if cause := a.revoked.unknownCause(); cause != nil && bytes.Equal(is.cert.RawIssuer, a.root.RawSubject) {
+		e = &IssuerStateUnknownError{CA: is.ca, Issuer: is.name, Cause: cause}
+	} else {
 		return nil
 	}
 	if p.Name == policies.ProfileOCSPResponder && rn == nil && req.KeyGeneratedByService && len(req.CSR) == 0 &&
@@ -208,18 +297,23 @@ func (a *Authority) checkRevoked(is *Issuer, p *policies.Profile, req Request, r
 }
 
 // RevokedWarning is the readiness warning of the issuing CA generations the
-// root CRL lists as revoked ("" while there are none): /readyz names them
-// without failing, since OCSP and CRLs must go on being served.
+// root CRL lists as revoked, and of a root CRL that could not be read or
+// applied ("" while neither): /readyz names them without failing, since
+// OCSP and CRLs must go on being served.
 func (a *Authority) RevokedWarning() string {
 	m := a.revoked.get()
-	if len(m) == 0 {
-		return ""
+	var parts []string
+	if cause := a.revoked.unknownCause(); cause != nil {
+		parts = append(parts, fmt.Sprintf("the imported root CRL could not be read or applied (%v): issuance from the CAs the root certified is refused until the next reload succeeds", cause))
 	}
-	var names []string
-	for _, name := range slices.Sorted(maps.Keys(m)) {
-		names = append(names, fmt.Sprintf("%s (CA %s, revoked %s)", name, m[name].CA, m[name].RevokedAt.UTC().Format(time.RFC3339)))
+	if len(m) > 0 {
+		var names []string
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			names = append(names, fmt.Sprintf("%s (CA %s, revoked %s)", name, m[name].CA, m[name].RevokedAt.UTC().Format(time.RFC3339)))
+		}
+		parts = append(parts, "the root CRL revokes issuing CA "+strings.Join(names, ", ")+": issuance from it is refused; roll it over (docs/operations.md, Key compromise)")
 	}
-	return "the root CRL revokes issuing CA " + strings.Join(names, ", ") + ": issuance from it is refused; roll it over (docs/operations.md, Key compromise)"
+	return strings.Join(parts, "; ")
 }
 
 // revokedCollector exports thiqa_issuing_ca_revoked{ca, issuer}: 1 for each

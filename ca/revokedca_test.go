@@ -181,3 +181,134 @@ func TestApplyRootCRL(t *testing.T) {
 		t.Fatalf("after a CRL that no longer lists the CA: %v, gauge %v", err, gauge("citizen"))
 	}
 }
+
+// TestRootCRLUnknown: while the node cannot read or apply the root CRL
+// (RootCRLUnknown) it fails closed: every issuance from a CA the root
+// certified is refused with an *IssuerStateUnknownError (answered as a
+// revoked CA: 409 issuing-ca-revoked), no serial consumed, the service's
+// own OCSP responder still certified, /readyz warned; applying a root CRL
+// or learning that none is imported (RootCRLNone) lifts it; once a CRL is
+// applied, a failed read at open (onlyIfNone) changes nothing.
+func TestRootCRLUnknown(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	ctx := t.Context()
+	var list []*Issuer
+	for _, is := range pki.issuers {
+		list = append(list, is)
+	}
+	shared := new(RevokedIssuers)
+	a, err := NewAuthority(AuthorityConfig{Root: pki.root, Issuers: list, Profiles: pki.authority.profiles, Store: pki.store, Auditor: pki.audit, Revoked: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	citizenReq := func() Request {
+		return Request{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning), CSR: newCSR(t, p384(t)), RequestedBy: "officer-1"}
+	}
+	cause := errors.New("database is locked")
+	refused := func(what string) {
+		t.Helper()
+		intents, _ := pki.store.counts()
+		_, err := a.Issue(ctx, citizenReq())
+		var ue *IssuerStateUnknownError
+		if !errors.As(err, &ue) || !errors.Is(err, ErrIssuerStateUnknown) || !errors.Is(err, ErrIssuerRevoked) || !errors.Is(err, cause) || ue.CA != "citizen" {
+			t.Fatalf("%s: citizen issuance: %v", what, err)
+		}
+		if err := a.CheckRequest(citizenReq()); !errors.Is(err, ErrIssuerStateUnknown) {
+			t.Fatalf("%s: CheckRequest: %v", what, err)
+		}
+		if n, _ := pki.store.counts(); n != intents {
+			t.Fatalf("%s: %d serials consumed", what, n-intents)
+		}
+		if !strings.Contains(a.RevokedWarning(), "could not be read or applied") {
+			t.Fatalf("%s: readiness warning %q", what, a.RevokedWarning())
+		}
+	}
+	issues := func(what string) {
+		t.Helper()
+		if _, err := a.Issue(ctx, citizenReq()); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if a.RevokedWarning() != "" {
+			t.Fatalf("%s: readiness warning %q", what, a.RevokedWarning())
+		}
+	}
+
+	issues("no root CRL applied, none unreadable (online root, development)")
+	shared.RootCRLUnknown(cause, true)
+	refused("the root CRL unreadable at open")
+	if _, err := a.Issue(ctx, Request{Profile: policies.ProfileOCSPResponder, Issuer: "citizen", Subject: subjectFor(policies.ProfileOCSPResponder),
+		PublicKey: p384(t).Public(), KeyGeneratedByService: true, RequestedBy: "thiqa-serve"}); err != nil {
+		t.Fatalf("the service's own OCSP responder while the state is unknown: %v", err)
+	}
+	body, err := json.Marshal(map[string]any{"profile": policies.ProfileCitizenSigning, "subject": subjectFor(policies.ProfileCitizenSigning),
+		"csr": string(newCSR(t, p384(t)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	NewHandler(a, HandlerOptions{}).ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/api/v1/certificates", bytes.NewReader(body)))
+	if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), ProblemIssuerRevoked) || !strings.Contains(w.Body.String(), "unknown") {
+		t.Fatalf("HTTP answer: %d %s", w.Code, w.Body)
+	}
+
+	shared.RootCRLNone()
+	issues("after the store said no root CRL is imported")
+
+	shared.RootCRLUnknown(cause, true)
+	if err := a.ApplyRootCRL(ctx, rootCRL(t, pki, 1)); err != nil {
+		t.Fatal(err)
+	}
+	issues("after the next reload applied the root CRL")
+	shared.RootCRLUnknown(cause, true)
+	issues("a failed read at open after a CRL was applied")
+	shared.RootCRLUnknown(cause, false)
+	refused("a newer root CRL that could not be applied")
+	if err := a.ApplyRootCRL(ctx, rootCRL(t, pki, 2)); err != nil {
+		t.Fatal(err)
+	}
+	issues("after the retry applied it")
+}
+
+// TestRootCRLUnknownAfterRevoked: once a root CRL revoking the citizen CA
+// was applied, a newer one that cannot be applied leaves the state
+// unknown: the organisation CA is refused too, and /readyz says both why
+// (the unknown state) and which CA is revoked, not only the latter. A
+// "none imported" read then (one begun before the import) lifts neither:
+// an imported root CRL is never removed. The revocation stays throughout.
+func TestRootCRLUnknownAfterRevoked(t *testing.T) {
+	pki := newTestPKI(t, func(t testing.TB) crypto.Signer { return p384(t) })
+	ctx := t.Context()
+	var list []*Issuer
+	for _, is := range pki.issuers {
+		list = append(list, is)
+	}
+	shared := new(RevokedIssuers)
+	a, err := NewAuthority(AuthorityConfig{Root: pki.root, Issuers: list, Profiles: pki.authority.profiles, Store: pki.store, Auditor: pki.audit, Revoked: shared})
+	if err != nil {
+		t.Fatal(err)
+	}
+	citizen := pki.issuers[policies.IssuerCitizen].Certificate()
+	if err := a.ApplyRootCRL(ctx, rootCRL(t, pki, 1, x509.RevocationListEntry{SerialNumber: citizen.SerialNumber, RevocationTime: time.Now().Add(-time.Hour), ReasonCode: 1})); err != nil {
+		t.Fatal(err)
+	}
+	cause := errors.New("database is locked")
+	shared.RootCRLUnknown(cause, false)
+	check := func(what string) {
+		t.Helper()
+		if w := a.RevokedWarning(); !strings.Contains(w, "could not be read or applied") || !strings.Contains(w, "revokes issuing CA citizen") {
+			t.Fatalf("%s: readiness warning %q, want both the unknown state and the revoked CA", what, w)
+		}
+		if _, err := a.Issue(ctx, Request{Profile: policies.ProfileOrganisationSeal, Subject: subjectFor(policies.ProfileOrganisationSeal),
+			CSR: newCSR(t, p384(t)), RequestedBy: "officer-1"}); !errors.Is(err, ErrIssuerStateUnknown) {
+			t.Fatalf("%s: organisation CA while the newer root CRL is not applied: %v", what, err)
+		}
+		var re *IssuerRevokedError
+		if _, err := a.Issue(ctx, Request{Profile: policies.ProfileCitizenSigning, Subject: subjectFor(policies.ProfileCitizenSigning),
+			CSR: newCSR(t, p384(t)), RequestedBy: "officer-1"}); !errors.As(err, &re) {
+			t.Fatalf("%s: citizen CA revoked by the applied CRL: %v", what, err)
+		}
+	}
+	check("a newer root CRL could not be applied")
+	shared.RootCRLNone()
+	check("a stale read found no root CRL imported")
+}

@@ -38,6 +38,10 @@ var (
 	ErrNotNewer = errors.New("CRL is not newer than the one published")
 	// ErrNoImported: no CRL was imported for the issuer.
 	ErrNoImported = errors.New("no CRL imported")
+	// ErrNotApplied: the CRL was loaded and is served, but
+	// ImportedOptions.OnLoad failed on it (it is told again at the next
+	// Load).
+	ErrNotApplied = errors.New("CRL loaded but not applied")
 )
 
 // ImportedCRL is a CRL signed elsewhere (the offline root's, in its key
@@ -141,7 +145,12 @@ type Imported struct {
 	maxAge      time.Duration
 	warnBefore  time.Duration
 	switchAfter time.Duration
-	onLoad      func(context.Context, *x509.RevocationList)
+	onLoad      func(context.Context, *x509.RevocationList) error
+	onNone      func(context.Context)
+	onBad       func(context.Context, error)
+	// retry is the DER of the CRL OnLoad failed on: the next Load that
+	// finds it again tells OnLoad again.
+	retry []byte
 
 	mu   sync.RWMutex
 	cur  *ImportedCRL
@@ -182,8 +191,16 @@ type ImportedOptions struct {
 	// OnLoad, when set, is told of each CRL loaded (at the first Load and
 	// whenever a reload finds another one, served at once or staged until
 	// its switch time), after its signature verified: the CA refuses at
-	// once to issue from the issuing CAs it revokes.
-	OnLoad func(context.Context, *x509.RevocationList)
+	// once to issue from the issuing CAs it revokes. When it fails, Load
+	// returns its error and the next Load tells it of the same CRL again.
+	OnLoad func(context.Context, *x509.RevocationList) error
+	// OnNone, when set, is told when a Load finds no CRL imported.
+	OnNone func(context.Context)
+	// OnBad, when set, is told (with why) when a Load finds a stored CRL
+	// other than the one served that cannot be parsed or does not verify
+	// (a damaged or edited row): it is neither served nor told to OnLoad,
+	// and what it says is unknown. Told again at each Load until replaced.
+	OnBad func(context.Context, error)
 }
 
 // NewImported returns the publisher of the CRL imported for issuer (its
@@ -202,14 +219,18 @@ func NewImported(name string, issuer *x509.Certificate, st ImportedStore, o Impo
 		o.Now = time.Now
 	}
 	return &Imported{name: name, issuer: issuer, store: st, log: o.Logger, now: o.Now, maxAge: o.MaxAge, warnBefore: o.WarnBefore,
-		switchAfter: max(o.SwitchAfter, 0), onLoad: o.OnLoad}
+		switchAfter: max(o.SwitchAfter, 0), onLoad: o.OnLoad, onNone: o.OnNone, onBad: o.OnBad}
 }
 
 // Load reads the issuer's CRL from the store. A CRL whose signature no
 // longer verifies (the database was written around the import) is not
-// served. It returns ErrNoImported (wrapped) when there is none.
+// served. It returns ErrNoImported (wrapped) when there is none, and
+// ErrNotApplied (wrapped) when the CRL is served but OnLoad failed on it.
 func (i *Imported) Load(ctx context.Context) error {
 	c, err := i.store.ImportedCRL(ctx, i.name)
+	if errors.Is(err, ErrNoImported) && i.onNone != nil {
+		i.onNone(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -218,17 +239,30 @@ func (i *Imported) Load(ctx context.Context) error {
 	for _, p := range i.pending {
 		same = same || bytes.Equal(p.c.DER, c.DER)
 	}
+	retry := i.retry != nil && bytes.Equal(i.retry, c.DER)
 	i.mu.RUnlock()
 	if same {
 		i.promote()
+		if retry {
+			rl, _, err := ParseCRL(c.DER)
+			if err != nil {
+				return err
+			}
+			return i.tell(ctx, rl, c.DER)
+		}
 		return nil
 	}
 	rl, _, err := ParseCRL(c.DER)
-	if err != nil {
-		return err
+	if err == nil {
+		if verr := rl.CheckSignatureFrom(i.issuer); verr != nil {
+			err = fmt.Errorf("%w: the stored CRL of %s does not verify: %v", ErrWrongIssuer, i.name, verr)
+		}
 	}
-	if err := rl.CheckSignatureFrom(i.issuer); err != nil {
-		return fmt.Errorf("%w: the stored CRL of %s does not verify: %v", ErrWrongIssuer, i.name, err)
+	if err != nil {
+		if i.onBad != nil {
+			i.onBad(ctx, err)
+		}
+		return err
 	}
 	sum := sha256.Sum256(c.DER)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
@@ -252,8 +286,8 @@ func (i *Imported) Load(ctx context.Context) error {
 		i.cur, i.etag, i.pending = c, etag, nil
 	}
 	i.mu.Unlock()
-	if i.onLoad != nil {
-		i.onLoad(ctx, rl)
+	if err := i.tell(ctx, rl, c.DER); err != nil {
+		return err
 	}
 	if staged {
 		i.log.InfoContext(ctx, "imported CRL loaded, served from its switch time", "crl", i.name+".crl", "number", numberText(c.Number),
@@ -262,6 +296,26 @@ func (i *Imported) Load(ctx context.Context) error {
 	}
 	i.log.InfoContext(ctx, "imported CRL loaded", "crl", i.name+".crl", "number", numberText(c.Number),
 		"thisUpdate", c.ThisUpdate, "nextUpdate", c.NextUpdate)
+	return nil
+}
+
+// tell gives OnLoad the CRL rl (its DER der); when it fails, the next Load
+// of the same CRL tells it again.
+func (i *Imported) tell(ctx context.Context, rl *x509.RevocationList, der []byte) error {
+	if i.onLoad == nil {
+		return nil
+	}
+	err := i.onLoad(ctx, rl)
+	i.mu.Lock()
+	if err != nil {
+		i.retry = der
+	} else {
+		i.retry = nil
+	}
+	i.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: imported CRL of %s (retried at the next reload): %w", ErrNotApplied, i.name, err)
+	}
 	return nil
 }
 
@@ -321,7 +375,10 @@ func (i *Imported) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := i.Load(ctx); err != nil && !errors.Is(err, ErrNoImported) {
+			switch err := i.Load(ctx); {
+			case errors.Is(err, ErrNotApplied):
+				i.log.ErrorContext(ctx, "the imported CRL is served but could not be applied", "crl", i.name+".crl", "err", err)
+			case err != nil && !errors.Is(err, ErrNoImported):
 				i.log.ErrorContext(ctx, "reloading the imported CRL failed", "crl", i.name+".crl", "err", err)
 			}
 		}

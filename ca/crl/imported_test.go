@@ -395,7 +395,10 @@ func TestImportedOnLoad(t *testing.T) {
 	now := func() time.Time { return at }
 	var heard []int64
 	imp := NewImported("root", root, st, ImportedOptions{Now: now, SwitchAfter: time.Minute,
-		OnLoad: func(_ context.Context, rl *x509.RevocationList) { heard = append(heard, rl.Number.Int64()) }})
+		OnLoad: func(_ context.Context, rl *x509.RevocationList) error {
+			heard = append(heard, rl.Number.Int64())
+			return nil
+		}})
 	for _, n := range []int64{1, 2} {
 		c, err := CheckImported("root", signedCRL(t, root, key, n, at.Add(-time.Hour), at.Add(24*time.Hour)), root, at)
 		if err != nil {
@@ -415,5 +418,86 @@ func TestImportedOnLoad(t *testing.T) {
 	}
 	if len(heard) != 2 || heard[0] != 1 || heard[1] != 2 {
 		t.Fatalf("OnLoad heard %v, want [1 2]", heard)
+	}
+}
+
+// TestImportedNotApplied: a CRL OnLoad fails on is served, and Load says so
+// with ErrNotApplied, so that the server does not log that the CRL cannot
+// be published while it serves it.
+func TestImportedNotApplied(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	st := &memImported{m: map[string]*ImportedCRL{}}
+	at := time.Now()
+	failing := errors.New("cannot apply")
+	imp := NewImported("root", root, st, ImportedOptions{Now: func() time.Time { return at },
+		OnLoad: func(context.Context, *x509.RevocationList) error { return failing }})
+	c, err := CheckImported("root", signedCRL(t, root, key, 1, at.Add(-time.Hour), at.Add(24*time.Hour)), root, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveImportedCRL(t.Context(), c, "test", at); err != nil {
+		t.Fatal(err)
+	}
+	for _, what := range []string{"first load", "reload"} {
+		if err := imp.Load(t.Context()); !errors.Is(err, ErrNotApplied) || !errors.Is(err, failing) {
+			t.Fatalf("%s: %v, want ErrNotApplied wrapping the OnLoad error", what, err)
+		}
+		if _, ok := imp.Current(); !ok {
+			t.Fatalf("%s: the CRL is not served", what)
+		}
+	}
+}
+
+// TestImportedOnBad: a stored CRL that replaced the one served but does
+// not verify, or cannot be parsed (an edited or damaged row), is told to
+// OnBad at each Load until a good one replaces it: the CA cannot tell
+// what it revokes and fails closed, as thiqa issue does on reading it.
+// The good CRL served before stays served.
+func TestImportedOnBad(t *testing.T) {
+	root, key := testRoot(t, "Root")
+	st := &memImported{m: map[string]*ImportedCRL{}}
+	at := time.Now()
+	var loaded []int64
+	var bad []error
+	imp := NewImported("root", root, st, ImportedOptions{Now: func() time.Time { return at },
+		OnLoad: func(_ context.Context, rl *x509.RevocationList) error {
+			loaded = append(loaded, rl.Number.Int64())
+			return nil
+		},
+		OnBad: func(_ context.Context, err error) { bad = append(bad, err) }})
+	good := func(n int64) *ImportedCRL {
+		c, err := CheckImported("root", signedCRL(t, root, key, n, at.Add(-time.Hour), at.Add(24*time.Hour)), root, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	st.m["root"] = good(1)
+	if err := imp.Load(t.Context()); err != nil || len(bad) != 0 {
+		t.Fatalf("good CRL: %v, OnBad told %v", err, bad)
+	}
+	other, otherKey := testRoot(t, "Root")
+	forged, err := CheckImported("root", signedCRL(t, other, otherKey, 9, at.Add(-time.Hour), at.Add(24*time.Hour)), other, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.m["root"] = forged
+	for n := 1; n <= 2; n++ {
+		if err := imp.Load(t.Context()); !errors.Is(err, ErrWrongIssuer) || len(bad) != n || !errors.Is(bad[n-1], ErrWrongIssuer) {
+			t.Fatalf("forged stored CRL, load %d: %v, OnBad told %v", n, err, bad)
+		}
+	}
+	damaged := *forged
+	damaged.DER = []byte{0}
+	st.m["root"] = &damaged
+	if err := imp.Load(t.Context()); err == nil || len(bad) != 3 {
+		t.Fatalf("damaged stored CRL: %v, OnBad told %v", err, bad)
+	}
+	if cur, _ := imp.Current(); cur.Number.Int64() != 1 {
+		t.Fatalf("CRL %d served, want the good one (1)", cur.Number)
+	}
+	st.m["root"] = good(2)
+	if err := imp.Load(t.Context()); err != nil || len(bad) != 3 || len(loaded) != 2 || loaded[1] != 2 {
+		t.Fatalf("good CRL again: %v, OnBad told %d times, OnLoad heard %v", err, len(bad), loaded)
 	}
 }

@@ -44,9 +44,12 @@ func openAuthority(ctx context.Context, p *platform, reg prometheus.Registerer) 
 		return nil, err
 	}
 	if err := applyImportedRootCRL(ctx, p, a); err != nil {
-		// As when the servers load it (wireRootCRL): logged, and OCSP and
-		// CRLs are still served.
-		p.logger.Error("the imported root CRL could not be checked for revoked issuing CAs", "err", err)
+		// Fail closed: until a root CRL is applied (a server's next reload,
+		// wireRootCRL) the CAs the root certified issue nothing; `thiqa
+		// issue` is refused. OCSP, CRLs and revocation go on. Unless a CRL
+		// was applied before in this process: the state is known.
+		p.revokedCAs.RootCRLUnknown(err, true)
+		p.logger.Error("the imported root CRL could not be checked for revoked issuing CAs: issuance from the CAs the root certified is refused until it can", "err", err)
 	}
 	return a, nil
 }
@@ -62,6 +65,9 @@ func applyImportedRootCRL(ctx context.Context, p *platform, a *ca.Authority) err
 	}
 	c, err := p.db.ImportedCRLs().ImportedCRL(ctx, p.cfg.CA.Root.Name)
 	if errors.Is(err, crl.ErrNoImported) {
+		// Known: nothing revoked. Lifts a failed read of an earlier open
+		// (the TSA unit's certifier opens an authority at each renewal).
+		p.revokedCAs.RootCRLNone()
 		return nil
 	}
 	if err != nil {

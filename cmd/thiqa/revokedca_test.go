@@ -122,3 +122,81 @@ func (d *offlineDeployment) rows(t *testing.T, q string) int {
 	}
 	return n
 }
+
+// TestIssueRefusedWhenRootCRLUnknown on SQLite and PostgreSQL: `thiqa
+// issue` fails closed when the imported root CRL cannot be read or
+// applied (here: the stored CRL is damaged), since it cannot tell whether
+// the root revoked the CA; it issues with the CRL readable. Before, the
+// failure was only logged and the certificate issued. A server started so
+// refuses with 409 issuing-ca-revoked saying why, warns in /readyz and
+// still serves CRLs (its retry at the next reload: ca/crl
+// TestImportedOnLoadRetryStore and ca TestRootCRLUnknown).
+func TestIssueRefusedWhenRootCRLUnknown(t *testing.T) {
+	for _, postgres := range []bool{false, true} {
+		name := map[bool]string{false: "sqlite", true: "postgres"}[postgres]
+		t.Run(name, func(t *testing.T) {
+			d := newOfflineDeployment(t, postgres)
+			subject := d.path("subject.json")
+			writeFile(t, subject, `{"givenName":"Aisha","surname":"Al Harthy","commonName":"Aisha Al Harthy","civilNumber":"12345678","country":"OM"}`)
+			issue := func() result {
+				csr := d.path("req.csr")
+				writeFile(t, csr, newTestCSR(t))
+				return thiqa(t, d.env, "issue", "--data", d.dir, "--profile", "citizen-signing", "--csr", csr, "--subject-file", subject)
+			}
+			if r := issue(); r.code != 0 {
+				t.Fatalf("thiqa issue with the root CRL readable: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			damage := "UPDATE imported_crls SET der = X'00' WHERE issuer = 'root'"
+			if postgres {
+				damage = `UPDATE imported_crls SET der = '\x00'::bytea WHERE issuer = 'root'`
+			}
+			d.exec(t, damage)
+			before := d.rows(t, "SELECT count(*) FROM certificates")
+			r := issue()
+			if r.code == 0 || !strings.Contains(r.stderr, "could not be read or applied") || !strings.Contains(r.stderr, "nothing was issued") {
+				t.Fatalf("thiqa issue with the root CRL unreadable: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+			}
+			if n := d.rows(t, "SELECT count(*) FROM certificates"); n != before {
+				t.Fatalf("%d certificate rows after the refusal, want %d", n, before)
+			}
+
+			// A server that starts so refuses too, and says why; the other
+			// services go on.
+			d.start(t)
+			d.officer = d.token(t, "officer-7", "registration-officer")
+			code, body := d.srv.post(t, "/api/v1/certificates", d.officer, ca.IssueRequest{Profile: "citizen-signing", Subject: citizenSubject(), CSR: newTestCSR(t)})
+			wantProblem(t, "citizen issuance with the root CRL unreadable", code, body, http.StatusConflict, ca.ProblemIssuerRevoked)
+			if !strings.Contains(string(body), "could not be read or applied") {
+				t.Fatalf("the problem does not say why: %s", body)
+			}
+			if _, _, body := d.srv.get(t, "/readyz", ""); !strings.Contains(string(body), `"issuingCARevoked":"warning: the imported root CRL could not be read or applied`) {
+				t.Fatalf("/readyz with the root CRL unreadable: %s", body)
+			}
+			if code, _, _ := d.srv.get(t, "/crl/citizen.crl", ""); code != http.StatusOK {
+				t.Fatalf("GET /crl/citizen.crl with the root CRL unreadable: %d", code)
+			}
+			if n := d.rows(t, "SELECT count(*) FROM certificates"); n != before {
+				t.Fatalf("%d certificate rows after the server's refusal, want %d", n, before)
+			}
+		})
+	}
+}
+
+// exec runs a statement on the deployment's database.
+func (d *offlineDeployment) exec(t *testing.T, q string) {
+	t.Helper()
+	driver, dsn := "sqlite", filepath.Join(d.dir, "thiqa.db")
+	for _, e := range d.env {
+		if v, ok := strings.CutPrefix(e, "THIQA_TEST_DSN="); ok {
+			driver, dsn = "pgx", v
+		}
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(t.Context(), q); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}

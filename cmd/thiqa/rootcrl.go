@@ -25,6 +25,12 @@ import (
 // issues nothing more (ca.Authority.ApplyRootCRL, at each load): its
 // requests are answered 409 issuing-ca-revoked, thiqa_issuing_ca_revoked
 // says 1 and /readyz names it under "issuingCARevoked" without failing.
+// The check fails closed: while a loaded root CRL cannot be applied, the
+// stored one is damaged or does not verify, or the node could not read it
+// at start (openAuthority), every CA the root
+// certified is refused the same way (ca.IssuerStateUnknownError) and
+// /readyz says why; each reload (30 s) applies the CRL again, and one that
+// finds none imported lifts a failed read. The CRL itself is still served.
 func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings, publisher *crl.Publisher) error {
 	var nextUpdate func() float64
 	if !p.cfg.CA.Root.Offline {
@@ -44,15 +50,27 @@ func wireRootCRL(ctx context.Context, p *platform, s *serving, set crl.Settings,
 			// An issuing CA the root CRL revokes issues nothing more: from
 			// the CRL's load, not its switch time (at once).
 			a := s.ca.authority
-			o.OnLoad = func(ctx context.Context, rl *x509.RevocationList) {
+			// Fail closed: a CRL that cannot be applied leaves the state
+			// unknown, issuance from the CAs the root certified is refused,
+			// and the next reload applies it again. No CRL imported: the
+			// state is known (nothing revoked).
+			o.OnLoad = func(ctx context.Context, rl *x509.RevocationList) error {
 				if err := a.ApplyRootCRL(ctx, rl); err != nil {
-					p.logger.Error("the root CRL could not be checked for revoked issuing CAs", "err", err)
+					a.Revoked().RootCRLUnknown(err, false)
+					return err
 				}
+				return nil
 			}
+			o.OnNone = func(context.Context) { a.Revoked().RootCRLNone() }
+			// A stored CRL that is damaged or does not verify may revoke
+			// anything: unknown, as when thiqa issue reads it (openAuthority).
+			o.OnBad = func(_ context.Context, err error) { a.Revoked().RootCRLUnknown(err, false) }
 		}
 		imp := crl.NewImported(p.cfg.CA.Root.Name, root, p.db.ImportedCRLs(), o)
 		if err := imp.Load(ctx); errors.Is(err, crl.ErrNoImported) {
 			p.logger.Warn("no root CRL imported yet: /crl/root.crl answers 404 and /readyz fails until one is (thiqa ca crl import)")
+		} else if errors.Is(err, crl.ErrNotApplied) {
+			p.logger.Error("the imported root CRL could not be checked for revoked issuing CAs (it is served): issuance from the CAs the root certified is refused until a reload applies it", "err", err)
 		} else if err != nil {
 			p.logger.Error("the imported root CRL cannot be published", "err", err)
 		}
