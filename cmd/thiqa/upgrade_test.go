@@ -171,9 +171,14 @@ func upgradeFrom(t *testing.T, src string) {
 		CSR: mustRead(t, filepath.Join(dir, "upgrade", "compromised.csr"))})
 	wantProblem(t, "a key the release revoked for keyCompromise", code, body, http.StatusBadRequest, "urn:thiqa:problem:key-compromised")
 
-	// The release's signed PDFs still verify.
+	// The release's signed PDFs still verify, offline, at a time the
+	// revocation data they embed covers (releaseCRLsCover): the fixture is
+	// committed, and a day after it was made the CRLs in its PDFs are past
+	// their nextUpdate, so "now" would rightly give INDETERMINATE/TRY_LATER
+	// (EN 319 102-1 freshness) whatever the upgrade did.
+	at := releaseCRLsCover(t, dir).Format(time.RFC3339)
 	for _, p := range fx.PDFs {
-		if out := mustThiqa(t, nil, "verify", filepath.Join(dir, p), "--data", dir, "--offline"); !strings.Contains(out.stdout, "Verdict: TOTAL-PASSED") {
+		if out := mustThiqa(t, nil, "verify", filepath.Join(dir, p), "--data", dir, "--offline", "--at", at); !strings.Contains(out.stdout, "Verdict: TOTAL-PASSED") {
 			t.Fatalf("verify %s:\n%s", p, out.stdout)
 		}
 	}
@@ -362,4 +367,26 @@ func mustReadBytes(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// releaseCRLsCover is a time the release's CRLs (upgrade/*.crl in the
+// fixture, published when its PDFs were signed) all cover: a minute before
+// the earliest nextUpdate among them.
+func releaseCRLsCover(t *testing.T, dir string) time.Time {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "upgrade", "*.crl"))
+	var at time.Time
+	for _, f := range files {
+		rl, err := x509.ParseRevocationList(mustReadBytes(t, f))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if at.IsZero() || rl.NextUpdate.Before(at) {
+			at = rl.NextUpdate
+		}
+	}
+	if at.IsZero() {
+		t.Fatalf("fixture %s holds no CRL to date its PDFs by", dir)
+	}
+	return at.Add(-time.Minute)
 }
