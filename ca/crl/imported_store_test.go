@@ -24,39 +24,14 @@ import (
 // (cmd/thiqa wireRootCRL); the end-to-end test imports before the server
 // starts instead of waiting for the 30 s reload.
 func TestImportedReloadOnLoadStore(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Root"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour * 24 * 365), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, key := storeTestRoot(t)
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
 			ctx := t.Context()
 			st := storetest.Open(t, d.NewConfig(t)).ImportedCRLs()
 			imports := func(n int64) {
 				t.Helper()
-				now := time.Now()
-				raw, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(n), ThisUpdate: now.Add(-time.Minute),
-					NextUpdate: now.Add(30 * 24 * time.Hour)}, root, key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				c, err := crl.CheckImported("root", raw, root, now)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := st.SaveImportedCRL(ctx, c, "test", now); err != nil {
-					t.Fatal(err)
-				}
+				importRootCRL(t, st, root, key, n)
 			}
 			node := func() (*crl.Imported, chan int64) {
 				heard := make(chan int64, 10)
@@ -114,20 +89,7 @@ func TestImportedReloadOnLoadStore(t *testing.T) {
 // apply was never applied, and a node that could not read it at start
 // never learned that none was imported.
 func TestImportedOnLoadRetryStore(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Root"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour * 24 * 365), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, key := storeTestRoot(t)
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
 			ctx := t.Context()
@@ -147,19 +109,7 @@ func TestImportedOnLoadRetryStore(t *testing.T) {
 			if err := imp.Load(ctx); !errors.Is(err, crl.ErrNoImported) || none != 1 {
 				t.Fatalf("Load with none imported: %v, OnNone told %d times", err, none)
 			}
-			now := time.Now()
-			raw, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute),
-				NextUpdate: now.Add(30 * 24 * time.Hour)}, root, key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := crl.CheckImported("root", raw, root, now)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.SaveImportedCRL(ctx, c, "test", now); err != nil {
-				t.Fatal(err)
-			}
+			importRootCRL(t, st, root, key, 1)
 			if err := imp.Load(ctx); !errors.Is(err, failing) || calls != 1 {
 				t.Fatalf("first Load: %v after %d OnLoad calls, want the OnLoad error after 1", err, calls)
 			}
@@ -177,5 +127,44 @@ func TestImportedOnLoadRetryStore(t *testing.T) {
 				t.Fatal("the CRL is not served while OnLoad fails")
 			}
 		})
+	}
+}
+
+// storeTestRoot is a self-signed root CA certificate and its key.
+func storeTestRoot(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Root"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour * 24 * 365), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, key
+}
+
+// importRootCRL signs root CRL number n (valid 30 days) and saves it in st
+// as `thiqa ca crl import` does.
+func importRootCRL(t *testing.T, st crl.ImportedStore, root *x509.Certificate, key *ecdsa.PrivateKey, n int64) {
+	t.Helper()
+	now := time.Now()
+	raw, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(n), ThisUpdate: now.Add(-time.Minute),
+		NextUpdate: now.Add(30 * 24 * time.Hour)}, root, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := crl.CheckImported("root", raw, root, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SaveImportedCRL(t.Context(), c, "test", now); err != nil {
+		t.Fatal(err)
 	}
 }
