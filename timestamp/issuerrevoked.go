@@ -61,14 +61,15 @@ func (a *Authority) issuerRevoked() error {
 	}
 	cause := a.issuers.RevokedIssuerOf(a.cert)
 	if cause == nil {
-		if a.issuerRevokedSeen.Swap(false) {
+		// Load first: no write to the shared flag on every request.
+		if a.issuerRevokedSeen.Load() && a.issuerRevokedSeen.Swap(false) {
 			a.log.Warn("the issuing CA of the TSA unit is no longer revoked by the root CRL: the unit time-stamps again",
 				"serial", hex.EncodeToString(a.cert.SerialNumber.Bytes()))
 		}
 		return nil
 	}
 	err := fmt.Errorf("%w (unit serial %x): %w", ErrUnitIssuerRevoked, a.cert.SerialNumber.Bytes(), cause)
-	if !a.issuerRevokedSeen.Swap(true) {
+	if !a.issuerRevokedSeen.Load() && !a.issuerRevokedSeen.Swap(true) {
 		a.log.Error("the issuing CA of the TSA unit was revoked by the root CRL: no time-stamps with this unit; roll the CA over, then the unit is renewed from the new generation (docs/operations.md, Key compromise of an issuing CA)",
 			"serial", hex.EncodeToString(a.cert.SerialNumber.Bytes()), "issuer", a.cert.Issuer.String(), "err", cause)
 	}
