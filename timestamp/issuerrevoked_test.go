@@ -1,6 +1,7 @@
 package timestamp_test
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -85,6 +86,9 @@ func TestTSAUnitIssuerRevokedStops(t *testing.T) {
 			// The operators roll the CA over: the next renewal certifies a
 			// new unit from the new generation, which time-stamps.
 			gen2 := f.pki.Rollover(t, "tsa")
+			if !bytes.Equal(gen2.RawSubject, f.pki.CAs["tsa"].RawSubject) {
+				t.Fatal("the new generation has another name: the check must tell generations of one name apart by key")
+			}
 			f.units.CA = certifier{f.pki.Authority}
 			if err := in.svc.RenewIfDue(t.Context(), time.Now()); err != nil {
 				t.Fatalf("renewal after the rollover: %v", err)
