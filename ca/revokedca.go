@@ -56,6 +56,8 @@ type IssuerRevokedError struct {
 	Reason    int
 	// CRLNumber is the root CRL's number ("none" when it has none).
 	CRLNumber string
+	// caCert is the generation's certificate (RevokedIssuers.RevokedIssuerOf).
+	caCert *x509.Certificate
 }
 
 // Error implements the error interface; it says what the operators must do.
@@ -233,7 +235,7 @@ func (a *Authority) ApplyRootCRL(ctx context.Context, rl *x509.RevocationList) e
 		}
 		if e, ok := listed[string(is.cert.SerialNumber.Bytes())]; ok {
 			next[name] = &IssuerRevokedError{CA: is.ca, Issuer: name, Generation: is.generation, Serial: serialHex(is.cert.SerialNumber),
-				RevokedAt: e.RevocationTime, Reason: e.ReasonCode, CRLNumber: number}
+				RevokedAt: e.RevocationTime, Reason: e.ReasonCode, CRLNumber: number, caCert: is.cert}
 		}
 	}
 	a.revoked.mu.Lock()
@@ -258,6 +260,37 @@ func (a *Authority) ApplyRootCRL(ctx context.Context, rl *x509.RevocationList) e
 	a.revoked.cur.Store(&next)
 	if a.revoked.unknown.Swap(nil) != nil {
 		a.log.InfoContext(ctx, "the root CRL was applied: the issuing CAs' revocation state is known again", "crlNumber", number)
+	}
+	return nil
+}
+
+// RevokedIssuerOf returns the *IssuerRevokedError of the issuing CA
+// generation that issued cert when the root CRL applied last lists that
+// generation as revoked, else nil: every certificate it issued, a TSA
+// unit's included, is worthless to relying parties from then on. It reads
+// the names and key identifiers only (a signature check only for a
+// certificate without them), so it is cheap enough for every request
+// (timestamp.IssuerStatus: the TSA asks it for each time-stamp). A state
+// that is unknown (RootCRLUnknown) is not a revocation: nil.
+func (r *RevokedIssuers) RevokedIssuerOf(cert *x509.Certificate) error {
+	m := r.get()
+	if len(m) == 0 || cert == nil {
+		return nil
+	}
+	for _, e := range m {
+		c := e.caCert
+		if c == nil || !bytes.Equal(cert.RawIssuer, c.RawSubject) {
+			continue
+		}
+		if len(cert.AuthorityKeyId) > 0 && len(c.SubjectKeyId) > 0 {
+			if bytes.Equal(cert.AuthorityKeyId, c.SubjectKeyId) {
+				return e
+			}
+			continue
+		}
+		if cert.CheckSignatureFrom(c) == nil {
+			return e
+		}
 	}
 	return nil
 }

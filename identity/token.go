@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -442,9 +443,50 @@ func (p *Provider) mintTokens(c *Client, g *Grant, now, accessExp time.Time) (*T
 	}, nil
 }
 
+// maxUserinfoForm bounds the form body of a userinfo POST: an access
+// token is about a kilobyte.
+const maxUserinfoForm = 16 << 10
+
+// userinfoToken returns the access token of a userinfo request: from the
+// Authorization header (RFC 6750 section 2.1; the scheme is
+// case-insensitive, RFC 9110 section 11.1), or from the access_token
+// parameter of an application/x-www-form-urlencoded POST body (section
+// 2.2; OpenID Connect Core section 5.3.1 lets userinfo take POST). Never
+// from the query string. "" when there is none. desc is set when the
+// request is malformed (invalid_request, 400): a token in both the header
+// and the body (section 2: one method per request), more than one
+// access_token, or a form body that cannot be read.
+func userinfoToken(w http.ResponseWriter, r *http.Request) (token, desc string) {
+	authz := r.Header.Get("Authorization")
+	if scheme, raw, _ := strings.Cut(authz, " "); strings.EqualFold(scheme, "Bearer") {
+		token = strings.TrimSpace(raw)
+	}
+	if r.Method != http.MethodPost {
+		return token, ""
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return token, ""
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxUserinfoForm)
+	if err := r.ParseForm(); err != nil {
+		return "", "the form body cannot be read (at most 16 KiB, application/x-www-form-urlencoded)"
+	}
+	vals, ok := r.PostForm["access_token"]
+	switch {
+	case !ok:
+		return token, ""
+	case len(vals) > 1:
+		return "", "more than one access_token in the body"
+	case authz != "":
+		return "", "the access token is sent in both the Authorization header and the body: use one (RFC 6750 section 2)"
+	}
+	return strings.TrimSpace(vals[0]), ""
+}
+
 // userinfo returns the claims the access token's scope allows (OpenID
-// Connect Core §5.3). The token must verify, be unexpired, and its grant
-// must not be revoked.
+// Connect Core §5.3). The token, from the Authorization header or a form
+// body (userinfoToken), must verify, be unexpired, and its grant must not
+// be revoked.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	fail := func(code, desc string) {
@@ -455,15 +497,17 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		}
 		writeOAuthError(w, status, code, desc)
 	}
-	// The scheme is case-insensitive (RFC 9110 section 11.1): "bearer"
-	// is the Bearer scheme too.
-	scheme, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+	raw, desc := userinfoToken(w, r)
+	if desc != "" {
+		fail(errInvalidRequest, desc)
+		return
+	}
+	if raw == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer`)
 		writeOAuthError(w, http.StatusUnauthorized, errInvalidToken, "a bearer access token is required")
 		return
 	}
-	tok, err := jwt.ParseSigned(strings.TrimSpace(raw), []jose.SignatureAlgorithm{p.alg})
+	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{p.alg})
 	if err != nil || len(tok.Headers) != 1 || tok.Headers[0].ExtraHeaders[jose.HeaderType] != "at+jwt" {
 		fail(errInvalidToken, "malformed access token")
 		return

@@ -3,6 +3,8 @@ package identity
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +47,73 @@ func TestUserinfoBearerScheme(t *testing.T) {
 	}
 	if st := ask("", "?access_token="+at); st != 401 {
 		t.Fatalf("token in the query: %d", st)
+	}
+}
+
+// TestUserinfoFormBody: userinfo takes the access token in an
+// application/x-www-form-urlencoded POST body (RFC 6750 section 2.2;
+// OpenID Connect Core section 5.3.1), refuses it in both the header and
+// the body (section 2: invalid_request, 400), and never takes it from the
+// query string or another body.
+func TestUserinfoFormBody(t *testing.T) {
+	e := newEnv(t, false)
+	st, tok := e.exchange(e.tokenForm(e.mobileLogin()))
+	if st != 200 {
+		t.Fatalf("token: %d %v", st, tok)
+	}
+	at := tok["access_token"].(string)
+	post := func(authz, query, ctype, body string) (int, string, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+PathUserinfo+query, strings.NewReader(body))
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := e.browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		_ = json.Unmarshal([]byte(readBody(t, resp)), &out)
+		return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), out
+	}
+	const form = "application/x-www-form-urlencoded"
+	body := url.Values{"access_token": {at}}.Encode()
+	if st, _, out := post("", "", form, body); st != 200 || out["sub"] == nil {
+		t.Fatalf("token in the form body: %d %v", st, out)
+	}
+	if st, _, out := post("", "", form+"; charset=utf-8", body); st != 200 || out["sub"] == nil {
+		t.Fatalf("token in the form body with a charset: %d %v", st, out)
+	}
+	// The header alone still works on POST, with a form body that has no token.
+	if st, _, out := post("Bearer "+at, "", form, "x=1"); st != 200 || out["sub"] == nil {
+		t.Fatalf("header token on POST: %d %v", st, out)
+	}
+	for name, c := range map[string]struct{ authz, body string }{
+		"header and body":    {"Bearer " + at, body},
+		"two in the body":    {"", body + "&" + body},
+		"other scheme, body": {"Basic eDp5", body},
+	} {
+		st, chal, out := post(c.authz, "", form, c.body)
+		if st != 400 || out["error"] != "invalid_request" || !strings.Contains(chal, `error="invalid_request"`) {
+			t.Errorf("%s: %d %q %v, want 400 invalid_request", name, st, chal, out)
+		}
+	}
+	for name, c := range map[string]struct{ query, ctype, body string }{
+		"query on POST": {"?access_token=" + at, form, ""},
+		"JSON body":     {"", "application/json", `{"access_token":"` + at + `"}`},
+		"no media type": {"", "", body},
+	} {
+		if st, _, out := post("", c.query, c.ctype, c.body); st != 401 || out["error"] != "invalid_token" {
+			t.Errorf("%s: %d %v, want 401 invalid_token", name, st, out)
+		}
+	}
+	if st, chal, out := post("", "", form, url.Values{"access_token": {at + "x"}}.Encode()); st != 401 || out["error"] != "invalid_token" || !strings.Contains(chal, "invalid_token") {
+		t.Errorf("a bad token in the body: %d %q %v", st, chal, out)
+	}
+	if st, _, out := post("", "", form, "access_token="+strings.Repeat("a", 20<<10)); st != 400 || out["error"] != "invalid_request" {
+		t.Errorf("a body over the bound: %d %v", st, out)
 	}
 }

@@ -7,12 +7,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/thiqa/thiqa/hsm"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/signing"
 	"github.com/thiqa/thiqa/store/storetest"
@@ -94,6 +98,15 @@ func runCSCShape(t *testing.T, w *world, citizen, other, cred, h string) {
 	if dn := fmt.Sprint(cert["subjectDN"]); !strings.Contains(dn, "SN=") || !strings.Contains(dn, "GN=") || strings.Contains(dn, "2.5.4.") {
 		t.Errorf("credentials/info: subjectDN %s", dn)
 	}
+	// In the certificate's RFC 4514 order, as openssl prints it (its
+	// short name of serialNumber aside).
+	if len(certs) > 0 {
+		for field, dn := range map[string]any{"subject": cert["subjectDN"], "issuer": cert["issuerDN"]} {
+			if want := opensslDN(t, fmt.Sprint(certs[0]), field); fmt.Sprint(dn) != want {
+				t.Errorf("credentials/info: %sDN %s, openssl says %s", field, dn, want)
+			}
+		}
+	}
 	code, m = w.csc(t, "/csc/v2/credentials/info", citizen, map[string]any{"credentialID": cred, "certificates": "all"})
 	wantCSC(t, "credentials/info with certificates=all", code, m, 400, "invalid_request", "Invalid parameter certificates")
 	code, m = w.csc(t, "/csc/v2/credentials/info", other, map[string]any{"credentialID": cred})
@@ -173,4 +186,25 @@ func TestSigningRSA(t *testing.T) {
 		t.Fatalf("ECDSA signAlgo on an RSA key: %d %v", code, m)
 	}
 	w.verifyAudit(t)
+}
+
+// opensslDN is the certificate's (base64 DER) subject or issuer as openssl
+// prints it in RFC 2253/4514 form, serialNumber named SERIALNUMBER as Go
+// and CSC clients name it.
+func opensslDN(t *testing.T, certB64, field string) string {
+	t.Helper()
+	der, err := base64.StdEncoding.DecodeString(certB64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "leaf.der")
+	if err := os.WriteFile(path, der, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(testenv.Tool(t, "openssl"), "x509", "-inform", "DER", "-in", path, "-noout", "-"+field, "-nameopt", "RFC2253,-esc_msb").CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl x509 -%s: %v\n%s", field, err, out)
+	}
+	dn := strings.TrimPrefix(strings.TrimSpace(string(out)), field+"=")
+	return strings.ReplaceAll(dn, "serialNumber=", "SERIALNUMBER=")
 }

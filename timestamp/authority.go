@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
@@ -78,6 +79,12 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now returns the current time; time.Now when nil (tests set it).
 	Now func() time.Time
+	// Issuers says whether the root revoked the unit's issuing CA: while
+	// it does, the unit signs nothing (ErrUnitIssuerRevoked). Nil: never.
+	Issuers IssuerStatus
+	// Refusals records each request refused because the issuing CA is
+	// revoked (ActionRefuse); nil records none.
+	Refusals *audit.Group
 }
 
 // Authority is a TSA unit: it answers TimeStampReqs with TimeStampResps.
@@ -98,6 +105,12 @@ type Authority struct {
 	// revoked is set once the unit certificate is known to be revoked:
 	// from then on the unit signs nothing (Service.UnitRevoked).
 	revoked atomic.Bool
+	// issuers and refusals: Options.Issuers and Options.Refusals.
+	issuers  IssuerStatus
+	refusals *audit.Group
+	// issuerRevokedSeen is set while the issuing CA is known revoked, so
+	// that the change is logged once (issuerRevoked).
+	issuerRevokedSeen atomic.Bool
 	// failureResp is a pre-encoded systemFailure response for when even
 	// encoding a response fails.
 	failureResp []byte
@@ -139,6 +152,7 @@ func newAuthority(cfg Config, o Options, notYetValid bool) (*Authority, error) {
 	a := &Authority{
 		set: set, cert: o.Certificate, serials: o.Serials, recorder: o.Recorder,
 		clock: o.Clock, log: o.Logger, now: o.Now, policy: set.policy.String(),
+		issuers: o.Issuers, refusals: o.Refusals,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -214,13 +228,17 @@ func (a *Authority) checkValidity(now time.Time) error {
 // Certificate returns the unit certificate (Service renews it before NotAfter).
 func (a *Authority) Certificate() *x509.Certificate { return a.cert }
 
-// Ready reports whether the Authority can issue tokens now: the clock is in
-// sync and the unit certificate is valid. It backs /readyz.
+// Ready reports whether the Authority can issue tokens now: the unit
+// certificate and its issuing CA are not revoked, the clock is in sync and
+// the unit certificate is valid. It backs /readyz.
 func (a *Authority) Ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if a.revoked.Load() {
 		return fmt.Errorf("%w (serial %x): a new unit key is being certified", ErrUnitRevoked, a.cert.SerialNumber)
+	}
+	if err := a.issuerRevoked(); err != nil {
+		return err
 	}
 	if _, err := a.checkClock(ctx); err != nil {
 		return err
@@ -372,6 +390,9 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 	if a.revoked.Load() {
 		return nil, revokedRejection()
 	}
+	if err := a.issuerRevoked(); err != nil {
+		return nil, a.issuerRevokedRejection(ctx, err, requester)
+	}
 	now := a.now()
 	if err := a.checkValidity(now); err != nil {
 		a.log.Error("refusing time-stamp: unit certificate", "err", err)
@@ -414,6 +435,11 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 		// revocation committed meanwhile): its token is not handed out.
 		a.log.Warn("time-stamp not returned: the unit was revoked while it was issued", "serial", serial)
 		return nil, revokedRejection()
+	}
+	if err := a.issuerRevoked(); err != nil {
+		// The root CRL naming the issuing CA was applied meanwhile.
+		a.log.Warn("time-stamp not returned: the unit's issuing CA was revoked while it was issued", "serial", serial)
+		return nil, a.issuerRevokedRejection(ctx, err, requester)
 	}
 	if a.log.Enabled(ctx, slog.LevelDebug) {
 		a.log.Debug("time-stamp issued", "serial", serial, "requester", requester)

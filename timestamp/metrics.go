@@ -60,8 +60,17 @@ func newMetrics(reg prometheus.Registerer, a *Authority) (*metrics, error) {
 	notAfter := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "thiqa_tsa_unit_certificate_not_after_seconds", Help: "NotAfter of the TSA unit certificate (Unix time).",
 	}, func() float64 { return float64(a.cert.NotAfter.Unix()) })
+	issuerRevoked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "thiqa_tsa_unit_issuer_revoked",
+		Help: "1 while the root CRL this node has read revokes the issuing CA of the TSA unit in use (it time-stamps nothing), else 0.",
+	}, func() float64 {
+		if a.issuers != nil && a.issuers.RevokedIssuerOf(a.cert) != nil {
+			return 1
+		}
+		return 0
+	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.tokens, m.rejections, latency, offset, inSync, checked, notAfter} {
+		for _, c := range []prometheus.Collector{m.tokens, m.rejections, latency, offset, inSync, checked, notAfter, issuerRevoked} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("timestamp: registering metrics: %w", err)
 			}

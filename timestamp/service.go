@@ -63,6 +63,11 @@ type ServiceOptions struct {
 	// the new unit's notBefore only when Status knows it as issued and
 	// not revoked. Nil: it never does.
 	Status UnitStatus
+	// Issuers says whether the root revoked the issuing CA that certified
+	// a unit (*ca.RevokedIssuers): such a unit signs nothing, each refusal
+	// is audited (ActionRefuse), and the unit is due for renewal at once
+	// (it succeeds once the CA is rolled over). Nil: never.
+	Issuers IssuerStatus
 }
 
 // generation is one unit's Authority and handler.
@@ -152,7 +157,7 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 		return nil, err
 	}
 	if err := s.RenewIfDue(ctx, now); err != nil {
-		s.log.Error("renewing the TSA unit failed; the current unit serves until its certificate expires", "err", err)
+		s.logRenewFailure(err)
 	}
 	unit = s.Unit()
 	s.log.Info("TSA unit ready", "key", unit.Key.URI, "serial", hex.EncodeToString(unit.Cert.SerialNumber.Bytes()),
@@ -226,6 +231,10 @@ func (s *Service) install(unit *Unit) error {
 	if err != nil {
 		return err
 	}
+	refusals, err := newRefusals(s.o.Audit, hex.EncodeToString(unit.Cert.SerialNumber.Bytes()))
+	if err != nil {
+		return err
+	}
 	// A unit not valid yet is taken only while the one it replaces is
 	// valid, and only when its notBefore is at most maxNotYetValid ahead:
 	// the one replaced signs until then (serving).
@@ -236,6 +245,7 @@ func (s *Service) install(unit *Unit) error {
 	a, err := newAuthority(s.o.Config, Options{
 		Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: s.o.Serials,
 		Recorder: rec, Clock: s.o.Clock, Logger: s.o.Logger, Registerer: g.metrics, Now: s.o.Now,
+		Issuers: s.o.Issuers, Refusals: refusals,
 	}, replacedValid)
 	if err != nil {
 		return err
@@ -391,12 +401,23 @@ func (s *Service) renewIfDue(ctx context.Context, now time.Time) (done bool, err
 		return true, nil
 	}
 	unit, revoked := g.unit, g.auth.revoked.Load()
-	if !revoked && !s.due(unit, now) {
+	// A unit whose issuing CA the root revoked is due at once too: the
+	// renewal fails while the CA issues nothing, and certifies a new unit
+	// from the next generation once the CA is rolled over.
+	issuerRevoked := g.auth.issuerRevoked() != nil
+	if !revoked && !issuerRevoked && !s.due(unit, now) {
 		return true, nil
 	}
 	serial := hex.EncodeToString(unit.Cert.SerialNumber.Bytes())
-	if serial == s.noRenewal && !revoked && now.Before(unit.Cert.NotAfter) {
+	if serial == s.noRenewal && !revoked && !issuerRevoked && now.Before(unit.Cert.NotAfter) {
 		return true, nil
+	}
+	reason := ""
+	switch {
+	case revoked:
+		reason = RenewReasonRevoked
+	case issuerRevoked:
+		reason = RefuseReasonIssuerRevoked
 	}
 	next, how, err := s.replace(ctx, unit, now)
 	if err == nil && how == renewedPending {
@@ -416,8 +437,8 @@ func (s *Service) renewIfDue(ctx context.Context, now time.Time) (done bool, err
 	}
 	if err != nil {
 		details := map[string]any{"error": err.Error()}
-		if revoked {
-			details["reason"] = RenewReasonRevoked
+		if reason != "" {
+			details["reason"] = reason
 		}
 		_, _ = s.o.Audit.Append(ctx, audit.Entry{
 			Actor: s.o.Actor, Action: ActionRenewUnit, Object: serial, Outcome: audit.OutcomeFailure,
@@ -427,8 +448,8 @@ func (s *Service) renewIfDue(ctx context.Context, now time.Time) (done bool, err
 	}
 	newSerial := hex.EncodeToString(next.Cert.SerialNumber.Bytes())
 	details := map[string]any{"previous": serial, "key": next.Key.URI, "notAfter": next.Cert.NotAfter}
-	if revoked {
-		details["reason"] = RenewReasonRevoked
+	if reason != "" {
+		details["reason"] = reason
 	}
 	if _, err := s.o.Audit.Append(ctx, audit.Entry{
 		Actor: s.o.Actor, Action: ActionRenewUnit, Object: newSerial, Outcome: audit.OutcomeSuccess,
@@ -441,6 +462,9 @@ func (s *Service) renewIfDue(ctx context.Context, now time.Time) (done bool, err
 	}
 	if revoked {
 		s.log.Warn("TSA unit renewed: its certificate was revoked; the new unit has a new key", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
+	} else if issuerRevoked {
+		s.log.Warn("TSA unit renewed: its issuing CA was revoked by the root; the new unit is certified by a CA that is not", "previous", serial, "serial", newSerial,
+			"issuer", next.Cert.Issuer.String(), "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
 	} else {
 		s.log.Info("TSA unit renewed", "previous", serial, "serial", newSerial, "key", next.Key.URI, "notAfter", next.Cert.NotAfter)
 	}
@@ -450,6 +474,16 @@ func (s *Service) renewIfDue(ctx context.Context, now time.Time) (done bool, err
 			"renewBefore", s.o.RenewBefore.String(), "notAfter", next.Cert.NotAfter)
 	}
 	return true, nil
+}
+
+// logRenewFailure logs a failed renewal of a unit not revoked: it serves
+// on until its certificate expires, unless its issuing CA is revoked.
+func (s *Service) logRenewFailure(err error) {
+	if g := s.cur.Load(); g != nil && g.auth.issuerRevoked() != nil {
+		s.log.Error("renewing the TSA unit failed: its issuing CA is revoked by the root, so no time-stamps until the CA is rolled over and the unit renewed from the new generation (docs/operations.md, Key compromise of an issuing CA)", "err", err)
+		return
+	}
+	s.log.Error("renewing the TSA unit failed; the current unit serves until its certificate expires", "err", err)
 }
 
 // renew has Units make and certify a new unit to replace old.
@@ -490,7 +524,7 @@ func (s *Service) RenewLoop(ctx context.Context, interval time.Duration) {
 			wait = claimRetry // another instance renews it: adopted as soon as it is done
 		case err != nil:
 			failures = 0
-			s.log.Error("renewing the TSA unit failed; the current unit serves until its certificate expires", "err", err)
+			s.logRenewFailure(err)
 		default:
 			failures = 0
 		}

@@ -130,7 +130,7 @@ var jwsAlgorithms = map[string]x509.SignatureAlgorithm{
 // VerifyJAdES validates the JAdES signature (TS 119 182-1) b: a JWS in the
 // compact or JSON serialization. payload is the signed document when the
 // JWS leaves it out (detached), else nil. The report has the shape of a
-// PDF's (one signature, Format "JAdES", level B-B or B-T); the error is
+// PDF's (one signature, Format "JAdES", level B-B or B-T, none when TOTAL-FAILED); the error is
 // non-nil only when validation could not run at all.
 func (v *Verifier) VerifyJAdES(ctx context.Context, b, payload []byte) (*report.Report, error) {
 	if int64(len(b)) > v.opts.MaxFileSize {
@@ -269,6 +269,11 @@ func (v *Verifier) judgeJWS(ctx context.Context, at time.Time, j *jws, payload [
 		}
 	}
 	v.qualifySigner(sr.Signer, res, perr, bestSigningTime(poe, at))
+	// The level is structural, but a failed signature reaches none: as
+	// for PDF signatures (applyLevels), TOTAL-FAILED reports no level.
+	if sr.Indication == report.TotalFailed {
+		return
+	}
 	sr.Level = "B-B"
 	for _, t := range sr.Timestamps {
 		if t.Intact {

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -35,6 +36,12 @@ type PKI struct {
 	skew atomic.Int64
 	// crlNumber numbers the root CRLs of RevokeCA.
 	crlNumber atomic.Int64
+	// What New built the Authority from, for Rollover.
+	issuers  []*ca.Issuer
+	profiles *policies.ProfileSet
+	store    ca.Store
+	log      *audit.Log
+	baseURL  string
 }
 
 // RevokeCA has the root revoke issuing CA name (keyCompromise) on a new
@@ -101,12 +108,53 @@ func New(t testing.TB, st ca.Store, log *audit.Log, baseURL string) *PKI {
 		}
 		issuers = append(issuers, is)
 	}
+	p.issuers, p.profiles, p.store, p.log, p.baseURL = issuers, profiles, st, log, baseURL
 	p.Authority, err = ca.NewAuthority(ca.AuthorityConfig{Root: p.Root, Issuers: issuers, Profiles: profiles, Store: st, Auditor: log,
 		Now: func() time.Time { return time.Now().Add(time.Duration(p.skew.Load())) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Rollover gives issuing CA name a new generation (a new key certified by
+// the root, the same subject, issuer name NAME_N), as `thiqa ca rollover`, the ceremony and
+// `thiqa ca import` do, and replaces Authority with one that issues from
+// it and shares the old one's revoked issuing CAs (ca.RevokedIssuers). It
+// returns the new generation's certificate (also CAs[NAME_N]). Those who
+// hold the old Authority keep issuing from the old generation.
+func (p *PKI) Rollover(t testing.TB, name string) *x509.Certificate {
+	t.Helper()
+	gen := 2
+	for _, is := range p.issuers {
+		if is.CA() == name && is.Generation() >= gen {
+			gen = is.Generation() + 1
+		}
+	}
+	issuerName := fmt.Sprintf("%s_%d", name, gen)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.CreateIssuingCA(p.Root, p.Keys["root"], key, ca.IssuingCAConfig{
+		Name: issuerName, CommonName: "Thiqa Test " + name + " CA", Organization: "Thiqa Test", Country: "OM",
+		Validity: 10 * 365 * 24 * time.Hour, BaseURL: p.baseURL, Policies: ca.IssuingCAPolicies(p.profiles, name),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	is, err := ca.NewIssuer(cert, key, ca.IssuerOptions{Name: issuerName, CA: name, Generation: gen, BaseURL: p.baseURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.CAs[issuerName], p.Keys[issuerName] = cert, key
+	p.issuers = append(p.issuers, is)
+	p.Authority, err = ca.NewAuthority(ca.AuthorityConfig{Root: p.Root, Issuers: p.issuers, Profiles: p.profiles, Store: p.store, Auditor: p.log,
+		Revoked: p.Authority.Revoked(), Now: func() time.Time { return time.Now().Add(time.Duration(p.skew.Load())) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
 
 // WritePEM writes certs, PEM-encoded, to dir/name and returns its path.

@@ -11,6 +11,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/thiqa/thiqa/ca"
+	"github.com/thiqa/thiqa/timestamp/tsp"
 )
 
 // TestRevokedIssuingCAStopsIssuing on SQLite and PostgreSQL, with the CA
@@ -198,5 +199,46 @@ func (d *offlineDeployment) exec(t *testing.T, q string) {
 	defer db.Close()
 	if _, err := db.ExecContext(t.Context(), q); err != nil {
 		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// TestRevokedTSAIssuingCAStopsTSA (SQLite, the CA and unit keys on
+// SoftHSM): the key ceremony revokes the TSA's issuing CA and the root CRL
+// is imported before the server starts. The TSA unit it certified stops
+// as a revoked unit does: /tsa answers systemFailure with 503, /readyz
+// fails "tsa" naming the revoked issuing CA, thiqa_tsa_unit_issuer_revoked
+// is 1, the log says so once, and each refusal is audited
+// (timestamp.refuse). The wiring is what this checks: the TSA and the
+// root CRL's state are tested on both stores in timestamp
+// (TestTSAUnitIssuerRevokedStops).
+func TestRevokedTSAIssuingCAStopsTSA(t *testing.T) {
+	d := newOfflineDeployment(t, false)
+	tsaCA := readPEMCert(t, filepath.Join(d.dir, "ca", "tsa.pem"))
+	crlFile := d.path("root-2.crl")
+	mustThiqa(t, nil, "ca", "crl", "--ceremony", d.cer, "--revoke", hex.EncodeToString(tsaCA.SerialNumber.Bytes()), "--reason", "keyCompromise", "--out", crlFile)
+	mustThiqa(t, d.env, "ca", "crl", "import", "--data", d.dir, "--crl", crlFile)
+	d.start(t)
+
+	for range 2 {
+		if code, _, st := stampRaw(t, d.srv); code != http.StatusServiceUnavailable || st != tsp.StatusRejection {
+			t.Fatalf("POST /tsa with the TSA's issuing CA revoked: %d %v, want 503 rejection", code, st)
+		}
+	}
+	code, _, body := d.srv.get(t, "/readyz", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), `"tsa":"timestamp: the issuing CA of the TSA unit certificate is revoked by the root`) {
+		t.Fatalf("/readyz: %d %s", code, body)
+	}
+	_, _, metrics := d.srv.get(t, "/metrics", "")
+	if !strings.Contains(string(metrics), "\nthiqa_tsa_unit_issuer_revoked 1\n") {
+		t.Fatal("thiqa_tsa_unit_issuer_revoked is not 1")
+	}
+	if n := strings.Count(d.srv.stderr.String(), "the issuing CA of the TSA unit was revoked by the root CRL"); n != 1 {
+		t.Fatalf("logged %d times, want once:\n%s", n, d.srv.stderr.String())
+	}
+	if n := d.rows(t, "SELECT count(*) FROM audit_log WHERE action = 'timestamp.refuse' AND outcome = 'failure' AND details LIKE '%issuing-ca-revoked%'"); n < 1 {
+		t.Fatal("no timestamp.refuse audit record of the refusals")
+	}
+	if n := d.rows(t, "SELECT count(*) FROM audit_log WHERE action = 'timestamp.issue'"); n != 0 {
+		t.Fatalf("%d timestamp.issue records: a token was recorded", n)
 	}
 }

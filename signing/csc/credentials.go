@@ -320,7 +320,7 @@ func (a *API) credentialInfo(ctx context.Context, cred *signing.Credential, cert
 		out.Cert.Certificates = []string{base64.StdEncoding.EncodeToString(leaf.Raw)}
 	}
 	if certInfo {
-		out.Cert.IssuerDN, out.Cert.SubjectDN = distinguishedName(leaf.Issuer), distinguishedName(leaf.Subject)
+		out.Cert.IssuerDN, out.Cert.SubjectDN = distinguishedName(leaf.RawIssuer, leaf.Issuer), distinguishedName(leaf.RawSubject, leaf.Subject)
 		out.Cert.SerialNumber = strings.ToUpper(leaf.SerialNumber.Text(16))
 		out.Cert.ValidFrom, out.Cert.ValidTo = leaf.NotBefore.UTC().Format("20060102150405Z"), leaf.NotAfter.UTC().Format("20060102150405Z")
 	}

@@ -4,14 +4,14 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
-	"fmt"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // dnNames are the short names an RFC 4514 string gives attribute types:
 // those crypto/x509 knows, and the X.520/PKCS #9 ones the CA's profiles
-// and other CAs' certificates carry (EN 319 412-2 and -3), which
-// pkix.Name.String prints as a dotted OID with the hex of the DER value.
+// and other CAs' certificates carry (EN 319 412-2 and -3).
 var dnNames = map[string]string{
 	"2.5.4.6":                    "C",
 	"2.5.4.10":                   "O",
@@ -35,35 +35,35 @@ var dnNames = map[string]string{
 	"1.2.840.113549.1.9.1":       "emailAddress",
 }
 
-// goNamed are the types pkix.Name.String names itself, whatever the value.
-var goNamed = map[string]bool{
-	"2.5.4.6": true, "2.5.4.10": true, "2.5.4.11": true, "2.5.4.3": true, "2.5.4.5": true,
-	"2.5.4.7": true, "2.5.4.8": true, "2.5.4.9": true, "2.5.4.17": true,
+// rawATV is one attribute of a name as the certificate encodes it: the
+// value kept as its DER, to be printed as a string or as hex.
+type rawATV struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
 }
 
-// distinguishedName is n as a UTF-8 RFC 4514 string, as CSC API v2 wants
-// issuerDN and subjectDN: the attributes in the order and with the escaping
-// of pkix.Name.String, but every attribute type in dnNames by its short
-// name (surname SN=…, not 2.5.4.4=#13…). An attribute of another type, or
-// whose value is not a string, stays a dotted OID with the hex of its DER
-// value, as RFC 4514 section 2.4 says.
-func distinguishedName(n pkix.Name) string {
-	// The sequence pkix.Name.String prints: the attributes it does not
-	// parse into fields first (so last in the string), then the fields.
-	var rdns pkix.RDNSequence
-	if n.ExtraNames == nil {
-		for _, atv := range n.Names {
-			t := atv.Type
-			if len(t) == 4 && t[0] == 2 && t[1] == 5 && t[2] == 4 {
-				switch t[3] {
-				case 3, 5, 6, 7, 8, 9, 10, 11, 17:
-					continue
-				}
-			}
-			rdns = append(rdns, pkix.RelativeDistinguishedNameSET{atv})
-		}
+// rawRDNSET is one RDN: a SET OF attributes (encoding/asn1 reads a slice
+// type whose name ends in SET as a SET).
+type rawRDNSET []rawATV
+
+// distinguishedName is the certificate name raw (its RawSubject or
+// RawIssuer, a DER RDNSequence) as a UTF-8 RFC 4514 string, as CSC API v2
+// wants issuerDN and subjectDN and as relying parties compare them: the
+// RDNs in the reverse of their order in the certificate (RFC 4514 section
+// 2.1: the last one first), the attributes of a multi-valued RDN joined by
+// '+' in their encoded order, each type in dnNames by its short name
+// (surname SN=…), and an attribute of another type, or whose value is not
+// a string, as a dotted OID with the hex of its DER value (section 2.4).
+// pkix.Name.String instead prints the attributes in an order of Go's own,
+// whatever the certificate says. When raw does not parse (crypto/x509
+// parsed it, so never for a certificate's name), it returns
+// fallback.String().
+func distinguishedName(raw []byte, fallback pkix.Name) string {
+	var rdns []rawRDNSET
+	rest, err := asn1.Unmarshal(raw, &rdns)
+	if err != nil || len(rest) != 0 {
+		return fallback.String()
 	}
-	rdns = append(rdns, n.ToRDNSequence()...)
 	var b strings.Builder
 	for i := len(rdns) - 1; i >= 0; i-- {
 		if i < len(rdns)-1 {
@@ -75,24 +75,52 @@ func distinguishedName(n pkix.Name) string {
 			}
 			oid := atv.Type.String()
 			name, named := dnNames[oid]
-			if _, isString := atv.Value.(string); named && !isString && !goNamed[oid] {
-				named = false // a short name for a string value only
+			v, isString := dnString(atv.Value)
+			if !named || !isString {
+				b.WriteString(oid + "=#" + hex.EncodeToString(atv.Value.FullBytes))
+				continue
 			}
-			if !named {
-				if der, err := asn1.Marshal(atv.Value); err == nil {
-					b.WriteString(oid + "=#" + hex.EncodeToString(der))
-					continue
-				}
-				name = oid
-			}
-			b.WriteString(name + "=" + escapeDNValue(fmt.Sprint(atv.Value)))
+			b.WriteString(name + "=" + escapeDNValue(v))
 		}
 	}
 	return b.String()
 }
 
-// escapeDNValue escapes an attribute value as pkix.Name.String does
-// (RFC 4514 section 2.4).
+// dnString returns the text of a directory string value (UTF8String,
+// PrintableString, IA5String, NumericString, BMPString) and true; false
+// for any other value (RFC 4514 prints it as hex).
+func dnString(v asn1.RawValue) (string, bool) {
+	if v.Class != asn1.ClassUniversal || v.IsCompound {
+		return "", false
+	}
+	switch v.Tag {
+	case asn1.TagUTF8String:
+		if !utf8.Valid(v.Bytes) {
+			return "", false
+		}
+		return string(v.Bytes), true
+	case asn1.TagPrintableString, asn1.TagIA5String, asn1.TagNumericString:
+		for _, c := range v.Bytes {
+			if c >= utf8.RuneSelf {
+				return "", false
+			}
+		}
+		return string(v.Bytes), true
+	case asn1.TagBMPString:
+		if len(v.Bytes)%2 != 0 {
+			return "", false
+		}
+		u := make([]uint16, 0, len(v.Bytes)/2)
+		for k := 0; k < len(v.Bytes); k += 2 {
+			u = append(u, uint16(v.Bytes[k])<<8|uint16(v.Bytes[k+1]))
+		}
+		return string(utf16.Decode(u)), true
+	}
+	return "", false
+}
+
+// escapeDNValue escapes an attribute value as RFC 4514 section 2.4 says
+// (as pkix.Name.String does, and a NUL as \00).
 func escapeDNValue(v string) string {
 	var b strings.Builder
 	for k, c := range v {
@@ -104,6 +132,9 @@ func escapeDNValue(v string) string {
 			escape = k == 0 || k == len(v)-1
 		case '#':
 			escape = k == 0
+		case 0:
+			b.WriteString(`\00`)
+			continue
 		}
 		if escape {
 			b.WriteByte('\\')

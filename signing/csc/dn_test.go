@@ -6,15 +6,11 @@ import (
 	"testing"
 )
 
-// parsedName is the pkix.Name crypto/x509 makes of a certificate's name
-// with these RDNs (one attribute each, in this order).
-func parsedName(t *testing.T, atvs ...pkix.AttributeTypeAndValue) pkix.Name {
+// rawName is the DER RDNSequence of these RDNs, in this order, as a
+// certificate carries it, and the pkix.Name crypto/x509 makes of it.
+func rawName(t *testing.T, rdns ...pkix.RelativeDistinguishedNameSET) ([]byte, pkix.Name) {
 	t.Helper()
-	var seq pkix.RDNSequence
-	for _, a := range atvs {
-		seq = append(seq, pkix.RelativeDistinguishedNameSET{a})
-	}
-	der, err := asn1.Marshal(seq)
+	der, err := asn1.Marshal(pkix.RDNSequence(rdns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,43 +20,57 @@ func parsedName(t *testing.T, atvs ...pkix.AttributeTypeAndValue) pkix.Name {
 	}
 	var n pkix.Name
 	n.FillFromRDNSequence(&back)
-	return n
+	return der, n
 }
 
+// one is an RDN of one attribute.
+func one(oid asn1.ObjectIdentifier, v any) pkix.RelativeDistinguishedNameSET {
+	return pkix.RelativeDistinguishedNameSET{{Type: oid, Value: v}}
+}
+
+var (
+	oidC, oidO, oidOU   = asn1.ObjectIdentifier{2, 5, 4, 6}, asn1.ObjectIdentifier{2, 5, 4, 10}, asn1.ObjectIdentifier{2, 5, 4, 11}
+	oidCN, oidSerial    = asn1.ObjectIdentifier{2, 5, 4, 3}, asn1.ObjectIdentifier{2, 5, 4, 5}
+	oidSN, oidGN, oidOI = asn1.ObjectIdentifier{2, 5, 4, 4}, asn1.ObjectIdentifier{2, 5, 4, 42}, asn1.ObjectIdentifier{2, 5, 4, 97}
+)
+
 // credentials/info's subjectDN and issuerDN (CSC API v2: RFC 4514 strings)
-// name surname, givenName and organizationIdentifier by their short names,
-// as a relying party reads them, instead of pkix.Name.String's
-// "2.5.4.4=#13…"; the rest of the string (pkix.Name.String's order,
-// escaping and hex for a type without a short name) is as before.
+// are the certificate's own names in RFC 4514 order: its RDNs last first,
+// a multi-valued RDN's attributes joined by '+', as relying parties
+// compare them; not pkix.Name.String's order, which sorts the attributes
+// by type whatever the certificate says and splits a multi-valued RDN.
+// Surname, givenName and organizationIdentifier go by their short names;
+// a type without one is its OID with the hex of its DER value.
 func TestDistinguishedName(t *testing.T) {
-	oid := func(arcs ...int) asn1.ObjectIdentifier { return asn1.ObjectIdentifier(arcs) }
-	citizen := parsedName(t,
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 6), Value: "OM"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 5), Value: "IDCOM-12345678"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 42), Value: "Aisha"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 4), Value: "Al Balushi, Jr"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 3), Value: "Aisha Al Balushi"},
-	)
-	if got, want := distinguishedName(citizen), `SERIALNUMBER=IDCOM-12345678,CN=Aisha Al Balushi,C=OM,SN=Al Balushi\, Jr,GN=Aisha`; got != want {
-		t.Errorf("citizen: %s, want %s (Go said %s)", got, want, citizen.String())
+	for _, c := range []struct {
+		name string
+		rdns []pkix.RelativeDistinguishedNameSET
+		want string
+	}{
+		{"citizen", []pkix.RelativeDistinguishedNameSET{
+			one(oidC, "OM"), one(oidSerial, "IDCOM-12345678"), one(oidGN, "Aisha"), one(oidSN, "Al Balushi, Jr"), one(oidCN, "Aisha Al Balushi"),
+		}, `CN=Aisha Al Balushi,SN=Al Balushi\, Jr,GN=Aisha,SERIALNUMBER=IDCOM-12345678,C=OM`},
+		// DER sorts a SET OF by encoding: the certificate holds the
+		// serial number first, and so does the string.
+		{"multi-valued RDN first in the certificate", []pkix.RelativeDistinguishedNameSET{
+			{{Type: oidCN, Value: "Salim Al Harthy"}, {Type: oidSerial, Value: "IDCOM-7"}},
+			one(oidOU, "Citizens"), one(oidO, "Thiqa"), one(oidC, "OM"),
+		}, `C=OM,O=Thiqa,OU=Citizens,SERIALNUMBER=IDCOM-7+CN=Salim Al Harthy`},
+		{"seal", []pkix.RelativeDistinguishedNameSET{
+			one(oidC, "OM"), one(oidO, "Ministry of Health"), one(oidOI, "NTROM-1234567"), one(oidCN, "Ministry of Health Seal"),
+			one(asn1.ObjectIdentifier{1, 2, 3, 4}, "x"), // no short name: hex
+			one(oidO, 7), // not a string: hex
+		}, `2.5.4.10=#020107,1.2.3.4=#130178,CN=Ministry of Health Seal,organizationIdentifier=NTROM-1234567,O=Ministry of Health,C=OM`},
+		{"escaping", []pkix.RelativeDistinguishedNameSET{
+			one(oidC, "OM"), one(oidO, "Thiqa"), one(oidCN, " #Root+CA; \"x\" "),
+		}, `CN=\ #Root\+CA\; \"x\"\ ,O=Thiqa,C=OM`},
+	} {
+		der, n := rawName(t, c.rdns...)
+		if got := distinguishedName(der, n); got != c.want {
+			t.Errorf("%s: %s, want %s (Go's order: %s)", c.name, got, c.want, n.String())
+		}
 	}
-	seal := parsedName(t,
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 6), Value: "OM"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 10), Value: "Ministry of Health"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 97), Value: "NTROM-1234567"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 3), Value: "Ministry of Health Seal"},
-		pkix.AttributeTypeAndValue{Type: oid(1, 2, 3, 4), Value: "x"}, // no short name: stays hex
-	)
-	if got, want := distinguishedName(seal), `CN=Ministry of Health Seal,O=Ministry of Health,C=OM,1.2.3.4=#130178,organizationIdentifier=NTROM-1234567`; got != want {
-		t.Errorf("seal: %s, want %s (Go said %s)", got, want, seal.String())
-	}
-	// Only the types Go prints itself: the same string as before.
-	ca := parsedName(t,
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 6), Value: "OM"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 10), Value: "Thiqa"},
-		pkix.AttributeTypeAndValue{Type: oid(2, 5, 4, 3), Value: " #Root+CA; \"x\" "},
-	)
-	if got, want := distinguishedName(ca), ca.String(); got != want {
-		t.Errorf("CA: %s, want %s", got, want)
+	if got := distinguishedName([]byte{0x30, 0x03, 0x01}, pkix.Name{CommonName: "x"}); got != "CN=x" {
+		t.Errorf("a name that does not parse: %q, want the parsed name's string", got)
 	}
 }

@@ -1,0 +1,103 @@
+package timestamp
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/outage"
+	"github.com/thiqa/thiqa/timestamp/tsp"
+)
+
+// A unit whose issuing CA the root has revoked. After a key compromise of
+// the TSA's issuing CA the operators revoke its certificate on the root
+// CRL (docs/operations.md, Key compromise of an issuing CA); every token
+// the unit signs from then on chains to a revoked CA and is worthless to
+// relying parties. From the moment the root CRL this node has read lists
+// it (ServiceOptions.Issuers), the unit stops as a revoked unit does: each
+// request is answered systemFailure (HTTP 503), /readyz fails "tsa", the
+// log says so once, thiqa_tsa_unit_issuer_revoked is 1, and each refusal
+// has its audit record (ActionRefuse). A new unit needs a CA that is not
+// revoked: once the CA is rolled over (a new generation), the renewal that
+// RenewIfDue tries at each check (and at start) certifies a new unit from
+// it, and the TSA serves again.
+
+// ErrUnitIssuerRevoked: the root CRL lists the issuing CA generation that
+// certified the unit as revoked; the unit signs nothing until it is
+// replaced by one certified by a CA that is not revoked.
+var ErrUnitIssuerRevoked = errors.New("timestamp: the issuing CA of the TSA unit certificate is revoked by the root")
+
+// IssuerStatus says whether the root revoked the issuing CA generation
+// that certified a unit certificate (*ca.RevokedIssuers in cmd/thiqa).
+type IssuerStatus interface {
+	// RevokedIssuerOf returns why cert's issuing CA is revoked (non-nil)
+	// or nil. It is asked on every request: it must be cheap.
+	RevokedIssuerOf(cert *x509.Certificate) error
+}
+
+// ActionRefuse is the audit action of the time-stamp requests refused
+// because the unit's issuing CA is revoked: collective records (actor
+// thiqa-tsa, outcome failure, object the unit certificate's serial), one
+// item per refusal:
+//
+//	{"error":"…","reason":"issuing-ca-revoked","requester":"addr:192.0.2.7"}
+const ActionRefuse = "timestamp.refuse"
+
+// RefuseReasonIssuerRevoked is the reason of an ActionRefuse item, and of
+// a renewal's audit record (ActionRenewUnit, detail "reason") when the
+// unit it replaced was certified by a revoked issuing CA.
+const RefuseReasonIssuerRevoked = "issuing-ca-revoked"
+
+// issuerRevoked returns a non-nil error wrapping ErrUnitIssuerRevoked when
+// the unit's issuing CA is revoked (Options.Issuers), and logs the change
+// once each way.
+func (a *Authority) issuerRevoked() error {
+	if a.issuers == nil {
+		return nil
+	}
+	cause := a.issuers.RevokedIssuerOf(a.cert)
+	if cause == nil {
+		// Load first: no write to the shared flag on every request.
+		if a.issuerRevokedSeen.Load() && a.issuerRevokedSeen.Swap(false) {
+			a.log.Warn("the issuing CA of the TSA unit is no longer revoked by the root CRL: the unit time-stamps again",
+				"serial", hex.EncodeToString(a.cert.SerialNumber.Bytes()))
+		}
+		return nil
+	}
+	err := fmt.Errorf("%w (unit serial %x): %w", ErrUnitIssuerRevoked, a.cert.SerialNumber.Bytes(), cause)
+	if !a.issuerRevokedSeen.Load() && !a.issuerRevokedSeen.Swap(true) {
+		a.log.Error("the issuing CA of the TSA unit was revoked by the root CRL: no time-stamps with this unit; roll the CA over, then the unit is renewed from the new generation (docs/operations.md, Key compromise of an issuing CA)",
+			"serial", hex.EncodeToString(a.cert.SerialNumber.Bytes()), "issuer", a.cert.Issuer.String(), "err", cause)
+	}
+	return err
+}
+
+// issuerRevokedRejection is the answer while the unit's issuing CA is
+// revoked: systemFailure, HTTP 503, as for a revoked unit. The refusal is
+// recorded in the audit log (ActionRefuse) before it is answered; a
+// failure to record it is logged and does not change the answer.
+func (a *Authority) issuerRevokedRejection(ctx context.Context, err error, requester string) *rejection {
+	if a.refusals != nil {
+		item, _ := json.Marshal(struct {
+			Error     string `json:"error"`
+			Reason    string `json:"reason"`
+			Requester string `json:"requester"`
+		}{err.Error(), RefuseReasonIssuerRevoked, requester})
+		if _, aerr := a.refusals.Append(ctx, item); aerr != nil {
+			a.log.Error("recording a refused time-stamp request", "err", aerr)
+		}
+	}
+	return &rejection{fail: tsp.SystemFailure,
+		text:  "the issuing CA of the TSA unit certificate is revoked; no time-stamps until the TSA has a unit from a CA that is not revoked",
+		cause: outage.Mark(err)}
+}
+
+// newRefusals opens the collective record of the refusals of the unit
+// whose certificate serial is unit (hex).
+func newRefusals(log Grouper, unit string) (*audit.Group, error) {
+	return log.Group(AuditActor, ActionRefuse, unit, audit.OutcomeFailure)
+}
