@@ -94,6 +94,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer closeAll()
+	p.actor = "thiqa-serve"
 	p.certStatus = newCertificateStatus(cfg, p.db)
 	delegated, err := cscDelegatedIssuers(ctx, cfg, p.token, p.db)
 	if err != nil {
