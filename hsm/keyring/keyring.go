@@ -223,6 +223,17 @@ func (k *Credentials) GenerateKey(ctx context.Context, profile string) (string, 
 	return id, key.Public(), nil
 }
 
+// deleteActor is the actor of a key.delete record: the authenticated
+// caller whose request destroyed the key (an officer's re-key, a refused
+// keyInHSM request), as GenerateKey names who made it; "ca" when the
+// request carries none (the server's own renewals).
+func deleteActor(ctx context.Context) string {
+	if pr, ok := auth.FromContext(ctx); ok && pr.Subject != "" {
+		return pr.Subject
+	}
+	return "ca"
+}
+
 // DeleteKey destroys a key generated for a request the CA then refused, so
 // that no orphan key stays on the token, and records it.
 func (k *Credentials) DeleteKey(ctx context.Context, credentialID string) error {
@@ -230,7 +241,7 @@ func (k *Credentials) DeleteKey(ctx context.Context, credentialID string) error 
 		return err
 	}
 	if _, err := k.Audit.Append(ctx, audit.Entry{
-		Actor: "ca", Action: "key.delete", Object: credentialID, Outcome: audit.OutcomeSuccess,
+		Actor: deleteActor(ctx), Action: "key.delete", Object: credentialID, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"reason": "certificate request refused"},
 	}); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
@@ -250,7 +261,7 @@ func (k *Credentials) DestroyKey(ctx context.Context, label, reason string) erro
 		return err
 	}
 	if _, err := k.Audit.Append(ctx, audit.Entry{
-		Actor: "ca", Action: "key.delete", Object: label, Outcome: audit.OutcomeSuccess,
+		Actor: deleteActor(ctx), Action: "key.delete", Object: label, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"reason": reason},
 	}); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
