@@ -483,42 +483,65 @@ func userinfoToken(w http.ResponseWriter, r *http.Request) (token, desc string) 
 	return strings.TrimSpace(vals[0]), ""
 }
 
+// ActionUserinfo is the audit action of a refused userinfo request: the
+// access token missing, malformed, forged, expired, unknown or revoked (a
+// revoked token is one whose code was replayed: a sign of theft). A
+// served request is not recorded: the token record (oidc.token) already
+// names the client, the citizen and the grant the claims come from.
+const ActionUserinfo = "oidc.userinfo"
+
 // userinfo returns the claims the access token's scope allows (OpenID
 // Connect Core §5.3). The token, from the Authorization header or a form
 // body (userinfoToken), must verify, be unexpired, and its grant must not
-// be revoked.
+// be revoked. Every refusal is recorded (ActionUserinfo) before it is
+// answered; one that cannot be recorded is answered 503.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	fail := func(code, desc string) {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, code, desc))
+	// refuse records and answers a refusal with the WWW-Authenticate
+	// challenge; c is the access token's claims once its signature
+	// verified (nil before: nothing in it is known).
+	refuse := func(challenge, code, desc string, c *atClaims) {
+		actor, object := "", ""
+		details := map[string]any{"error": code, "reason": desc, "remote": r.RemoteAddr}
+		if c != nil {
+			actor, object = "client:"+c.ClientID, c.ClientID
+			details["grant"] = c.ID
+		}
+		if err := p.audit(ctx, actor, ActionUserinfo, object, "refused", details); err != nil {
+			writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
 		status := http.StatusUnauthorized
 		if code == errInvalidRequest {
 			status = http.StatusBadRequest
 		}
 		writeOAuthError(w, status, code, desc)
 	}
+	fail := func(code, desc string, c *atClaims) {
+		refuse(fmt.Sprintf(`Bearer error=%q, error_description=%q`, code, desc), code, desc, c)
+	}
 	raw, desc := userinfoToken(w, r)
 	if desc != "" {
-		fail(errInvalidRequest, desc)
+		fail(errInvalidRequest, desc, nil)
 		return
 	}
 	if raw == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer`)
-		writeOAuthError(w, http.StatusUnauthorized, errInvalidToken, "a bearer access token is required")
+		refuse(`Bearer`, errInvalidToken, "a bearer access token is required", nil)
 		return
 	}
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{p.alg})
 	if err != nil || len(tok.Headers) != 1 || tok.Headers[0].ExtraHeaders[jose.HeaderType] != "at+jwt" {
-		fail(errInvalidToken, "malformed access token")
+		fail(errInvalidToken, "malformed access token", nil)
 		return
 	}
 	var c atClaims
 	if err := tok.Claims(p.jwk.Key, &c); err != nil {
-		fail(errInvalidToken, "access token signature does not verify")
+		fail(errInvalidToken, "access token signature does not verify", nil)
 		return
 	}
 	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: p.cfg.Issuer, AnyAudience: jwt.Audience{p.endpoint(PathUserinfo)}, Time: p.now()}, 0); err != nil {
-		fail(errInvalidToken, "access token expired or not for this service")
+		fail(errInvalidToken, "access token expired or not for this service", &c)
 		return
 	}
 	g, err := p.cfg.Store.Grant(ctx, c.ID)
@@ -526,11 +549,11 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		if !errors.Is(err, ErrNotFound) {
 			p.log.ErrorContext(ctx, "reading grant", "err", err)
 		}
-		fail(errInvalidToken, "unknown access token")
+		fail(errInvalidToken, "unknown access token", &c)
 		return
 	}
 	if g.Revoked || !g.Redeemed {
-		fail(errInvalidToken, "access token revoked")
+		fail(errInvalidToken, "access token revoked", &c)
 		return
 	}
 	out := map[string]any{"sub": c.Subject}

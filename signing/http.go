@@ -265,7 +265,9 @@ func (s *Service) sign(w http.ResponseWriter, r *http.Request) {
 		if pinValue == "" {
 			return Refuse(ErrActivationRequired, "the signing PIN is required in the %s header", PINHeader)
 		}
-		err := s.CheckPIN(ctx, credID, pinValue)
+		// signDocument found the credential to be the caller's: the
+		// record of a lock names them as its owner.
+		err := s.checkPIN(ctx, &pinTarget{id: credID, kind: KindSigning, owner: actor, pins: s.pins}, actor, pinValue)
 		outcome, reason := audit.OutcomeSuccess, ""
 		details := map[string]any{"documentDigest": hex.EncodeToString(digest), "method": "pin"}
 		if err != nil {

@@ -118,3 +118,44 @@ func TestPINLockRecordNamesTheCitizen(t *testing.T) {
 		})
 	}
 }
+
+// TestPINLockRecordNamesTheOwnerOnTheSigningAPI on SQLite and PostgreSQL:
+// the wrong PIN that locks a credential through POST /api/v1/sign leaves
+// a credential.pin.locked record with the citizen as actor and as owner
+// (the officer's reset record names the owner too; an auditor asking
+// whose PIN was locked reads it from the record), and without the PIN.
+func TestPINLockRecordNamesTheOwnerOnTheSigningAPI(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			w := newWorld(t, d, worldOptions{})
+			const civil = "12345678"
+			citizen := w.token(t, civil, policies.RoleCitizen)
+			cred, _ := w.credential(t, policies.ProfileCitizenSigning, citizenSubject())
+			if code, m := w.csc(t, "/api/v1/credentials/"+cred+"/pin", citizen, signing.PINRequest{PIN: testPIN}); code != 201 {
+				t.Fatalf("set: %d %v", code, m)
+			}
+			pdf := samplePDF(t, 4<<10)
+			for i := range 5 {
+				st, _, body := w.send(t, "/api/v1/sign?level=B-B&credential="+cred, citizen, "application/pdf", pdf, map[string]string{signing.PINHeader: "000001"})
+				if want := map[bool]int{true: 423, false: 403}[i == 4]; st != want {
+					t.Fatalf("wrong try %d: %d %s, want %d", i+1, st, body, want)
+				}
+			}
+			recs := w.records(t, signing.ActionPINLocked, "success", "")
+			if len(recs) != 1 {
+				t.Fatalf("%d lock records, want 1", len(recs))
+			}
+			r := recs[0]
+			var details map[string]any
+			if err := json.Unmarshal(r.Details, &details); err != nil {
+				t.Fatal(err)
+			}
+			if r.Actor != civil || r.Object != cred || details["owner"] != civil {
+				t.Fatalf("lock record: actor %q, object %q, details %s; want the citizen %s as actor and owner of %s", r.Actor, r.Object, r.Details, civil, cred)
+			}
+			if strings.Contains(string(r.Details), "000001") || strings.Contains(string(r.Details), testPIN) {
+				t.Fatalf("lock record holds a PIN: %s", r.Details)
+			}
+		})
+	}
+}

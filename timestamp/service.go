@@ -132,6 +132,9 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	// Every unit's Authority checks the clock through it: its changes of
+	// state are recorded (ActionClock).
+	s.o.Clock = newAuditedClock(o.Clock, o.Audit, s.log)
 	unit, err := o.Units.Load(ctx)
 	if err != nil {
 		return nil, err

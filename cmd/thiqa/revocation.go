@@ -35,7 +35,7 @@ func newResponders(ctx context.Context, p *platform, set revocation.Settings, ac
 		subjects[c.Name] = revocation.ResponderSubject{Organization: c.Organization, Country: c.Country}
 	}
 	return revocation.NewResponders(revocation.ResponderOptions{
-		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: keyring.Ring{Token: p.token, KeyType: kt, Audit: p.audit},
+		Dir: p.cfg.Resolve(p.cfg.CA.CertDir), Keys: keyring.Ring{Token: p.token, KeyType: kt, Audit: p.audit, Actor: actor},
 		CA: ca.Generations{Authority: a}, Subjects: subjects, Actor: actor,
 		Renewals: p.db.OCSPResponderRenewals(), Logger: p.logger.With("service", "revocation"), Audit: p.audit,
 	}), nil

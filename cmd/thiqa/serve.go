@@ -94,6 +94,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer closeAll()
+	p.actor = "thiqa-serve"
 	p.certStatus = newCertificateStatus(cfg, p.db)
 	delegated, err := cscDelegatedIssuers(ctx, cfg, p.token, p.db)
 	if err != nil {
@@ -138,10 +139,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		}
 	}
 	tlsOn := tc != nil
-	if _, err := p.audit.Append(ctx, audit.Entry{
-		Actor: "thiqa-serve", Action: "service.start", Object: ln.Addr().String(), Outcome: "success",
-		Details: map[string]any{"version": version, "tls": tlsOn, "store": cfg.Store.Driver, "token": cfg.HSM.TokenLabel},
-	}); err != nil {
+	if _, err := p.audit.Append(ctx, startRecord(cfg, ln.Addr().String(), tlsOn)); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
 	}
 
@@ -159,6 +157,18 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 				logger.Error("writing the stop audit record", "err", err)
 			}
 		}})
+}
+
+// startRecord is the service.start audit record of a server listening on
+// addr: the version, the store and token, and the SHA-256 of the
+// thiqa.yaml it runs with (config), so that the log shows when the
+// configuration changed between two starts.
+func startRecord(cfg *config.Config, addr string, tlsOn bool) audit.Entry {
+	return audit.Entry{
+		Actor: "thiqa-serve", Action: "service.start", Object: addr, Outcome: "success",
+		Details: map[string]any{"version": version, "tls": tlsOn, "store": cfg.Store.Driver, "token": cfg.HSM.TokenLabel,
+			"configSHA256": cfg.SHA256()},
+	}
 }
 
 // warnCountry warns when thiqa.yaml's country is not the C of the CA

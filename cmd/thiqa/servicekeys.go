@@ -21,7 +21,7 @@ func ensureServiceKey(ctx context.Context, p *platform, uri string, kt hsm.KeyTy
 		return nil, err
 	}
 	if generated {
-		if err := keyring.Generated(ctx, p.audit, key); err != nil {
+		if err := keyring.GeneratedBy(ctx, p.audit, key, p.actor); err != nil {
 			return nil, err
 		}
 	}

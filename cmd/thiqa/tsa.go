@@ -72,7 +72,7 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 		return nil
 	}
 	logger := p.logger.With("service", "tsa")
-	units, err := tsaUnits(cfg, keyring.Ring{Token: p.token, Audit: p.audit}, unitCertifier(p))
+	units, err := tsaUnits(cfg, keyring.Ring{Token: p.token, Audit: p.audit, Actor: "thiqa-serve"}, unitCertifier(p))
 	if err != nil {
 		return err
 	}

@@ -33,6 +33,10 @@ type platform struct {
 	db     *store.DB
 	audit  *audit.Log
 	authn  *auth.Authenticator // nil outside `thiqa serve`
+	// actor names the process in the records of what it does by itself,
+	// such as the keys it generates: "thiqa-serve" while serving, ""
+	// (keyring.InitActor) for `thiqa init` and the other verbs.
+	actor string
 	// certStatus answers whether a certificate may be used now, from this
 	// deployment's records: every client-certificate path asks it.
 	certStatus *revocation.Checker

@@ -222,6 +222,35 @@ func (s *Server) requireTLS(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// errTLSRequired is the refusal of an enrolment request that did not come
+// over TLS.
+var errTLSRequired = errors.New("EST is served over TLS only (RFC 7030 §3.2.3)")
+
+// requireEnrolTLS is requireTLS for simpleenroll and simplereenroll: the
+// refusal is recorded before it is answered (enrolment.refused), naming the
+// enrolment whose reference came in HTTP Basic, whose secret then crossed
+// the network in clear (secretInClear: treat it as disclosed), never the
+// secret. When it cannot be recorded the answer is 500.
+func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	actor, details := "", map[string]any{"status": http.StatusForbidden}
+	if ref, _, ok := r.BasicAuth(); ok {
+		actor, details["secretInClear"] = "enrolment:"+ref, true
+	}
+	p := problem.Details{Status: http.StatusForbidden, Title: "TLS required", Detail: errTLSRequired.Error(), Instance: r.URL.Path}
+	if err := s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", errTLSRequired, details); err != nil {
+		p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}
+		if outage.Is(err) {
+			p = problem.UnavailableDetails(r.URL.Path)
+		}
+	}
+	s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
+	problem.Write(w, p)
+	return false
+}
+
 // readCSR reads the base64 DER PKCS #10 of an enrolment request and
 // checks its signature.
 func readCSR(w http.ResponseWriter, r *http.Request) ([]byte, *x509.CertificateRequest, error) {
@@ -251,7 +280,7 @@ var (
 
 // serveEnroll serves simpleenroll.
 func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
-	if !s.requireTLS(w, r) {
+	if !s.requireEnrolTLS(w, r) {
 		return
 	}
 	ctx := r.Context()
@@ -312,7 +341,7 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 // serveReenroll serves simplereenroll: the TLS client certificate is the
 // current one.
 func (s *Server) serveReenroll(w http.ResponseWriter, r *http.Request) {
-	if !s.requireTLS(w, r) {
+	if !s.requireEnrolTLS(w, r) {
 		return
 	}
 	ctx := r.Context()

@@ -75,15 +75,29 @@ func EnsureOnce(ctx context.Context, lock Lock, tok KeyMaker, label string, kt h
 	return key, generated, nil
 }
 
-// Generated records k, just generated on the token, in the audit log: its
-// URI, type and the SHA-256 of its public key.
+// InitActor is the actor of the key.generate records of `thiqa init` (and
+// of any process that names no other).
+const InitActor = "thiqa-init"
+
+// Generated records k, just generated on the token by `thiqa init`, in the
+// audit log: its URI, type and the SHA-256 of its public key.
 func Generated(ctx context.Context, a Auditor, k *hsm.Signer) error {
+	return GeneratedBy(ctx, a, k, InitActor)
+}
+
+// GeneratedBy is Generated for the process actor names ("thiqa-serve" for
+// a key the server generates while it runs: a renewed OCSP responder or
+// TSA unit, a service key first needed at start); "" is InitActor.
+func GeneratedBy(ctx context.Context, a Auditor, k *hsm.Signer, actor string) error {
+	if actor == "" {
+		actor = InitActor
+	}
 	spki, err := spkiSHA256(k.Public())
 	if err != nil {
 		return err
 	}
 	_, err = a.Append(ctx, audit.Entry{
-		Actor: "thiqa-init", Action: "key.generate", Object: k.URI(), Outcome: "success",
+		Actor: actor, Action: "key.generate", Object: k.URI(), Outcome: "success",
 		Details: map[string]any{"keyType": k.KeyType().String(), "spkiSHA256": spki},
 	})
 	if err != nil {
@@ -98,10 +112,11 @@ func Generated(ctx context.Context, a Auditor, k *hsm.Signer) error {
 // is recorded.
 type Ring struct {
 	// Token holds the keys, KeyType is the type of a generated key and
-	// Audit records the generation.
+	// Audit records the generation, naming Actor ("" is InitActor).
 	Token   *hsm.Token
 	KeyType hsm.KeyType
 	Audit   Auditor
+	Actor   string
 }
 
 // Find returns the key labelled label, or an error wrapping fs.ErrNotExist
@@ -124,7 +139,7 @@ func (r Ring) Generate(ctx context.Context, label string) (*hsm.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := Generated(ctx, r.Audit, s); err != nil {
+	if err := GeneratedBy(ctx, r.Audit, s, r.Actor); err != nil {
 		return nil, err
 	}
 	s.UseSessionCopies()
@@ -208,6 +223,17 @@ func (k *Credentials) GenerateKey(ctx context.Context, profile string) (string, 
 	return id, key.Public(), nil
 }
 
+// deleteActor is the actor of a key.delete record: the authenticated
+// caller whose request destroyed the key (an officer's re-key, a refused
+// keyInHSM request), as GenerateKey names who made it; "ca" when the
+// request carries none (the server's own renewals).
+func deleteActor(ctx context.Context) string {
+	if pr, ok := auth.FromContext(ctx); ok && pr.Subject != "" {
+		return pr.Subject
+	}
+	return "ca"
+}
+
 // DeleteKey destroys a key generated for a request the CA then refused, so
 // that no orphan key stays on the token, and records it.
 func (k *Credentials) DeleteKey(ctx context.Context, credentialID string) error {
@@ -215,7 +241,7 @@ func (k *Credentials) DeleteKey(ctx context.Context, credentialID string) error 
 		return err
 	}
 	if _, err := k.Audit.Append(ctx, audit.Entry{
-		Actor: "ca", Action: "key.delete", Object: credentialID, Outcome: audit.OutcomeSuccess,
+		Actor: deleteActor(ctx), Action: "key.delete", Object: credentialID, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"reason": "certificate request refused"},
 	}); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)
@@ -235,7 +261,7 @@ func (k *Credentials) DestroyKey(ctx context.Context, label, reason string) erro
 		return err
 	}
 	if _, err := k.Audit.Append(ctx, audit.Entry{
-		Actor: "ca", Action: "key.delete", Object: label, Outcome: audit.OutcomeSuccess,
+		Actor: deleteActor(ctx), Action: "key.delete", Object: label, Outcome: audit.OutcomeSuccess,
 		Details: map[string]any{"reason": reason},
 	}); err != nil {
 		return fmt.Errorf("writing audit record: %w", err)

@@ -179,3 +179,37 @@ func TestProfileKeys(t *testing.T) {
 		t.Fatalf("missing key: %v", err)
 	}
 }
+
+// TestKeyDeleteNamesTheCaller: the key.delete records of a refused
+// keyInHSM request (DeleteKey) and of an officer's re-key (DestroyKey) name
+// the authenticated caller whose request destroyed the key, as the
+// key.generate record names who made it; "ca" when there is none.
+func TestKeyDeleteNamesTheCaller(t *testing.T) {
+	tok := testToken(t)
+	rec := &recorder{}
+	c := &Credentials{Token: tok, KeyType: hsm.ECP256, Audit: rec}
+	officer := auth.WithPrincipal(context.Background(), &auth.Principal{Subject: "officer-1"})
+	for _, tc := range []struct {
+		ctx   context.Context
+		actor string
+	}{{officer, "officer-1"}, {context.Background(), "ca"}} {
+		for _, destroy := range []bool{false, true} {
+			id, _, err := c.GenerateKey(officer, "citizen-signing")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if destroy {
+				err = c.DestroyKey(tc.ctx, id, "re-keyed")
+			} else {
+				err = c.DeleteKey(tc.ctx, id)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := rec.entries[len(rec.entries)-1]
+			if e.Action != "key.delete" || e.Object != id || e.Actor != tc.actor {
+				t.Fatalf("destroy %v: record %+v, want actor %q", destroy, e, tc.actor)
+			}
+		}
+	}
+}

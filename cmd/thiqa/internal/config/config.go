@@ -6,6 +6,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -86,6 +88,9 @@ type Config struct {
 
 	// dir is the data folder the file was read from.
 	dir string
+	// sha256 is the SHA-256 of the bytes Parse decoded, in hex ("" for a
+	// configuration not parsed from a file: Default).
+	sha256 string
 }
 
 // MetricsConfig says where and to whom the Prometheus metrics are served.
@@ -241,6 +246,8 @@ func Parse(raw []byte, dir string) (*Config, error) {
 		return nil, err
 	}
 	c.dir = dir
+	sum := sha256.Sum256(raw)
+	c.sha256 = hex.EncodeToString(sum[:])
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -282,6 +289,11 @@ func marshalYAML(v any, what string) ([]byte, error) {
 
 // Dir is the data folder.
 func (c *Config) Dir() string { return c.dir }
+
+// SHA256 is the SHA-256, in hex, of the file the configuration was parsed
+// from ("" when it was not parsed from one): the service.start record
+// carries it, so that the audit log shows when thiqa.yaml changed.
+func (c *Config) SHA256() string { return c.sha256 }
 
 // Resolve returns p made absolute against the data folder.
 func (c *Config) Resolve(p string) string { return resolveIn(c.dir, p) }
