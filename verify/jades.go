@@ -356,8 +356,20 @@ func kidNames(kid string, c *x509.Certificate) bool {
 	return is.Serial.Cmp(c.SerialNumber) == 0 && len(is.Issuer) == 1 && bytes.Equal(is.Issuer[0].Bytes, c.RawIssuer)
 }
 
+// Bounds on the unsigned header: anyone may post a JWS signed with a key of
+// their own, and every etsiU element read costs a warning in the report
+// (an 8 MiB header of "1," made a 250 MB report) and every token a
+// validation. Real signatures carry a handful.
+const (
+	// maxEtsiU is how many etsiU elements are read.
+	maxEtsiU = 64
+	// maxSigTimestamps is how many sigTst tokens are validated.
+	maxSigTimestamps = 16
+)
+
 // sigTimestamps returns the DER tokens of the etsiU sigTst elements
-// (each element base64url-encoded JSON, or JSON itself).
+// (each element base64url-encoded JSON, or JSON itself): at most
+// maxSigTimestamps of them, from the first maxEtsiU elements.
 func sigTimestamps(header json.RawMessage, st sigState) [][]byte {
 	if len(header) == 0 {
 		return nil
@@ -368,6 +380,10 @@ func sigTimestamps(header json.RawMessage, st sigState) [][]byte {
 	if err := json.Unmarshal(header, &h); err != nil {
 		st.warn("the unprotected header is not readable: %v", err)
 		return nil
+	}
+	if len(h.EtsiU) > maxEtsiU {
+		st.warn("etsiU has %d elements: only the first %d are read", len(h.EtsiU), maxEtsiU)
+		h.EtsiU = h.EtsiU[:maxEtsiU]
 	}
 	var out [][]byte
 	for i, e := range h.EtsiU {
@@ -393,6 +409,10 @@ func sigTimestamps(header json.RawMessage, st sigState) [][]byte {
 			continue
 		}
 		for _, t := range el.SigTst.TstTokens {
+			if len(out) == maxSigTimestamps {
+				st.warn("more than %d signature time-stamps: only the first %d are validated", maxSigTimestamps, maxSigTimestamps)
+				return out
+			}
 			if der, err := base64.StdEncoding.DecodeString(t.Val); err == nil {
 				out = append(out, der)
 			} else {

@@ -209,9 +209,15 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 		return notParsed(rep, fmt.Errorf("the document catalog cannot be read: %w", err)), nil
 	}
 	sigs, fieldsErr := f.Signatures(-1)
+	if errors.Is(fieldsErr, pdf.ErrTooManySignatures) {
+		return notParsed(rep, fmt.Errorf("the signature fields cannot be read: %w", fieldsErr)), nil
+	}
 	// Signatures that a later revision removed from the form are still
 	// validated (and fail for the removal) rather than silently dropped.
 	sigs = append(sigs, removedSignatures(f, sigs)...)
+	if len(sigs) > pdf.MaxSignatures {
+		return notParsed(rep, fmt.Errorf("%w: more than %d signatures, counting those later revisions removed", pdf.ErrTooManySignatures, pdf.MaxSignatures)), nil
+	}
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
 	dc := &docContext{ctx: v.fetchContext(ctx), f: f, r: r, at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{}}
 	dc.loadDSS()
@@ -395,6 +401,9 @@ func removedSignatures(f *pdf.File, latest []*pdf.SigField) []*pdf.SigField {
 				seen[key(s)] = true
 				out = append(out, s)
 			}
+		}
+		if len(latest)+len(out) > pdf.MaxSignatures {
+			break // the caller refuses the document: no need to look further
 		}
 	}
 	return out

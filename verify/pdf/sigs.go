@@ -1,8 +1,19 @@
 package pdf
 
 import (
+	"errors"
 	"fmt"
 )
+
+// MaxSignatures bounds the signature values a document may hold: each one
+// is validated in full, so an upload of many fields pointing at one
+// signature would otherwise buy minutes of CPU for a few megabytes. Honest
+// documents (signers, seals and years of archive time-stamps) stay far below.
+const MaxSignatures = 256
+
+// ErrTooManySignatures is wrapped when a field tree holds more than
+// MaxSignatures signature values.
+var ErrTooManySignatures = errors.New("pdf: too many signatures")
 
 // SigField is a signature field with a signature value (/Sig or
 // /DocTimeStamp dictionary).
@@ -60,7 +71,7 @@ func TextString(b []byte) string {
 
 // Signatures lists signature fields with values as of revision rev (the
 // latest when rev < 0), walking the AcroForm field tree with cycle and
-// depth limits.
+// depth limits. It stops with ErrTooManySignatures after MaxSignatures.
 func (f *File) Signatures(rev int) ([]*SigField, error) {
 	if rev < 0 {
 		rev = len(f.Sections) - 1
@@ -145,6 +156,9 @@ func (f *File) Signatures(rev int) ([]*SigField, error) {
 				}
 				sf.ByteRange = append(sf.ByteRange, n)
 			}
+		}
+		if len(out) == MaxSignatures {
+			return fmt.Errorf("%w: more than %d signature fields", ErrTooManySignatures, MaxSignatures)
 		}
 		out = append(out, sf)
 		return nil
