@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -467,11 +469,18 @@ func userinfoToken(w http.ResponseWriter, r *http.Request) (token, desc string) 
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
 		return token, ""
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxUserinfoForm)
-	if err := r.ParseForm(); err != nil {
-		return "", "the form body cannot be read (at most 16 KiB, application/x-www-form-urlencoded)"
+	// The body alone: r.ParseForm would read the query string too, and
+	// fail the request on a query that does not parse.
+	const bad = "the form body cannot be read (at most 16 KiB, application/x-www-form-urlencoded)"
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxUserinfoForm))
+	if err != nil {
+		return "", bad
 	}
-	vals, ok := r.PostForm["access_token"]
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return "", bad
+	}
+	vals, ok := form["access_token"]
 	switch {
 	case !ok:
 		return token, ""

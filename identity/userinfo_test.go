@@ -116,6 +116,39 @@ func TestUserinfoFormBody(t *testing.T) {
 	if st, _, out := post("", "", form, "access_token="+strings.Repeat("a", 20<<10)); st != 400 || out["error"] != "invalid_request" {
 		t.Errorf("a body over the bound: %d %v", st, out)
 	}
+	if st, _, out := post("", "", form, "access_token=%zz"); st != 400 || out["error"] != "invalid_request" {
+		t.Errorf("a body that does not parse: %d %v", st, out)
+	}
+	// The query is never read, not even to fail the request on it.
+	if st, _, out := post("", "?x=%zz", form, body); st != 200 || out["sub"] == nil {
+		t.Errorf("token in the form body, a query that does not parse: %d %v", st, out)
+	}
+	// A multipart body is not a form body in the sense of RFC 6750.
+	mp := "--b\r\nContent-Disposition: form-data; name=\"access_token\"\r\n\r\n" + at + "\r\n--b--\r\n"
+	if st, _, out := post("", "", "multipart/form-data; boundary=b", mp); st != 401 || out["error"] != "invalid_token" {
+		t.Errorf("token in a multipart body: %d %v", st, out)
+	}
+	// GET: the body is never read; the header alone counts.
+	get := func(authz string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+PathUserinfo, strings.NewReader(body))
+		req.Header.Set("Content-Type", form)
+		if authz != "" {
+			req.Header.Set("Authorization", authz)
+		}
+		resp, err := e.browser.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readBody(t, resp)
+		return resp.StatusCode
+	}
+	if st := get(""); st != 401 {
+		t.Errorf("GET with the token in a form body: %d, want 401", st)
+	}
+	if st := get("Bearer " + at); st != 200 {
+		t.Errorf("GET with the header and a form body holding the token too: %d, want 200", st)
+	}
 }
 
 // TestUserinfoRefusalsAudited: every refused userinfo request leaves an

@@ -2,6 +2,7 @@ package timestamp_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/policies"
 	"github.com/thiqa/thiqa/store/storetest"
 	"github.com/thiqa/thiqa/timestamp"
 	"github.com/thiqa/thiqa/timestamp/tsp"
@@ -50,6 +52,10 @@ func TestTSAUnitIssuerRevokedStops(t *testing.T) {
 			}
 			tokens := len(f.records(t))
 
+			// The TSA's certifier opens the CA as cmd/thiqa does: from what
+			// the data folder holds when it opens it (the newest generation).
+			f.units.CA = &ca.UnitCertifier{CA: policies.IssuerTSA, Subject: unitSubject(),
+				Open: func(context.Context) (*ca.Authority, error) { return f.pki.Authority, nil }}
 			f.pki.RevokeCA(t, "tsa")
 			const refusals = 3
 			for range refusals {
@@ -89,7 +95,8 @@ func TestTSAUnitIssuerRevokedStops(t *testing.T) {
 			if !bytes.Equal(gen2.RawSubject, f.pki.CAs["tsa"].RawSubject) {
 				t.Fatal("the new generation has another name: the check must tell generations of one name apart by key")
 			}
-			f.units.CA = certifier{f.pki.Authority}
+			// No restart: the certifier, refused by the generation it
+			// opened, opens the CA again and certifies from the new one.
 			if err := in.svc.RenewIfDue(t.Context(), time.Now()); err != nil {
 				t.Fatalf("renewal after the rollover: %v", err)
 			}

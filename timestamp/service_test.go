@@ -84,11 +84,16 @@ type certifier struct{ a *ca.Authority }
 func (c certifier) CertifyUnit(ctx context.Context, pub crypto.PublicKey, credentialID, actor string) (*x509.Certificate, *x509.Certificate, error) {
 	got, err := c.a.IssueOnce(ctx, ca.Request{Profile: policies.ProfileTSAUnit, PublicKey: pub, KeyGeneratedByService: true,
 		CredentialID: credentialID, RequestedBy: actor,
-		Subject: map[string]string{"commonName": "Thiqa Test TSA", "organizationName": "Thiqa Test", "country": "OM"}})
+		Subject: unitSubject()})
 	if err != nil {
 		return nil, nil, err
 	}
 	return got.Certificate, got.Chain[0], nil
+}
+
+// unitSubject is the subject of the test's TSA units.
+func unitSubject() map[string]string {
+	return map[string]string{"commonName": "Thiqa Test TSA", "organizationName": "Thiqa Test", "country": "OM"}
 }
 
 // fixture is a store, a CA and the TSA's units on a SoftHSM token, and the

@@ -66,7 +66,8 @@ func applyImportedRootCRL(ctx context.Context, p *platform, a *ca.Authority) err
 	c, err := p.db.ImportedCRLs().ImportedCRL(ctx, p.cfg.CA.Root.Name)
 	if errors.Is(err, crl.ErrNoImported) {
 		// Known: nothing revoked. Lifts a failed read of an earlier open
-		// (the TSA unit's certifier opens an authority at each renewal).
+		// (the TSA unit's certifier opens an authority at its first
+		// renewal, and again when the generation it holds is revoked).
 		p.revokedCAs.RootCRLNone()
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -210,13 +211,23 @@ func (d *offlineDeployment) exec(t *testing.T, q string) {
 // is 1, the log says so once, and each refusal is audited
 // (timestamp.refuse). The wiring is what this checks: the TSA and the
 // root CRL's state are tested on both stores in timestamp
-// (TestTSAUnitIssuerRevokedStops).
+// (TestTSAUnitIssuerRevokedStops). Then the operators roll the TSA's CA
+// over while the server runs: at its next renewal check the server
+// certifies a new unit from the new generation and time-stamps again,
+// without a restart.
 func TestRevokedTSAIssuingCAStopsTSA(t *testing.T) {
 	d := newOfflineDeployment(t, false)
 	tsaCA := readPEMCert(t, filepath.Join(d.dir, "ca", "tsa.pem"))
 	crlFile := d.path("root-2.crl")
 	mustThiqa(t, nil, "ca", "crl", "--ceremony", d.cer, "--revoke", hex.EncodeToString(tsaCA.SerialNumber.Bytes()), "--reason", "keyCompromise", "--out", crlFile)
 	mustThiqa(t, d.env, "ca", "crl", "import", "--data", d.dir, "--crl", crlFile)
+	// A renewal check each second, so that the rollover below is seen soon.
+	conf := filepath.Join(d.dir, "thiqa.yaml")
+	y := mustRead(t, conf)
+	if !strings.Contains(y, "renewCheckInterval: 1h0m0s") {
+		t.Fatalf("no tsa.renewCheckInterval in thiqa.yaml:\n%s", y)
+	}
+	writeFile(t, conf, strings.Replace(y, "renewCheckInterval: 1h0m0s", "renewCheckInterval: 1s", 1))
 	d.start(t)
 
 	for range 2 {
@@ -240,5 +251,29 @@ func TestRevokedTSAIssuingCAStopsTSA(t *testing.T) {
 	}
 	if n := d.rows(t, "SELECT count(*) FROM audit_log WHERE action = 'timestamp.issue'"); n != 0 {
 		t.Fatalf("%d timestamp.issue records: a token was recorded", n)
+	}
+
+	// The rollover, the server running: thiqa ca rollover, the ceremony,
+	// thiqa ca import. No restart.
+	mustThiqa(t, d.env, "ca", "rollover", "--data", d.dir, "--name", "tsa")
+	gen2 := d.path("tsa_2.pem")
+	mustThiqa(t, nil, "ca", "sign", "--ceremony", d.cer, "--csr", filepath.Join(d.dir, "ca", "tsa_2.csr"), "--name", "tsa", "--out", gen2)
+	mustThiqa(t, d.env, "ca", "import", "--data", d.dir, "--name", "tsa", "--cert", gen2)
+	var code2 int
+	var st2 tsp.PKIStatus
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if code2, _, st2 = stampRaw(t, d.srv); code2 == http.StatusOK {
+			break
+		}
+	}
+	if code2 != http.StatusOK || st2 != tsp.StatusGranted {
+		t.Fatalf("POST /tsa after the rollover, no restart: %d %v, want a token\n%s", code2, st2, d.srv.stderr.String())
+	}
+	unit := readPEMCert(t, filepath.Join(d.dir, "tsa", "unit.pem"))
+	if err := unit.CheckSignatureFrom(readPEMCert(t, filepath.Join(d.dir, "ca", "tsa_2.pem"))); err != nil {
+		t.Fatalf("the new unit is not certified by the new generation: %v", err)
+	}
+	if code, _, body := d.srv.get(t, "/readyz", ""); !strings.Contains(string(body), `"tsa":"ok"`) {
+		t.Fatalf("/readyz after the rollover: %d %s", code, body)
 	}
 }
