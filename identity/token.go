@@ -452,10 +452,7 @@ const ActionUserinfo = "oidc.userinfo"
 // userinfo returns the claims the access token's scope allows (OpenID
 // Connect Core §5.3). The token must verify, be unexpired, and its grant
 // must not be revoked. Every refusal is recorded (ActionUserinfo) before
-// it is answered; one that cannot be recorded is answered 503. Past the
-// address's budget of refusals (userinfoLimited) they are answered 429
-// and only the first of each run is recorded: the endpoint is public, and
-// a record per forged token would let anyone fill the audit log.
+// it is answered; one that cannot be recorded is answered 503.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// refuse records and answers a refusal with the WWW-Authenticate
@@ -468,6 +465,10 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 			actor, object = "client:"+c.ClientID, c.ClientID
 			details["grant"] = c.ID
 		}
+		// Past the address's budget of refusals they are answered 429
+		// and only the first of each run is recorded: the endpoint is
+		// public, and a record per forged token would let anyone fill
+		// the audit log.
 		if p.userinfoLimited(w, r, object, code) {
 			return
 		}
