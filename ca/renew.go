@@ -287,9 +287,9 @@ func (rn *renewal) checkIssue(p *policies.Profile, now time.Time, _ [32]byte) er
 
 // Renew replaces one certificate: see RenewRequest for the modes. The
 // caller must be a registration officer or the certificate's subject; the
-// subject renews only a valid certificate, an officer also an expired one
-// or one revoked for a reason other than keyCompromise. A key blocked or
-// revoked for keyCompromise is never renewed, and a key past its
+// subject renews only a valid certificate, an officer also an expired one;
+// a revoked certificate is renewed by nobody (checkRenewable). A key
+// blocked or revoked for keyCompromise is never renewed, and a key past its
 // crypto-period is re-keyed instead. Every outcome is audited once: the
 // issuance's record (certificate.issue, naming what it replaces), or the
 // refusal's before anything is issued (certificate.renew). A renewal's
@@ -398,16 +398,27 @@ func (rn *Renewer) renew(ctx context.Context, req RenewRequest, actor string) (o
 	return &Renewed{Issued: got, Replaces: serial}, true, nil
 }
 
-// checkRenewable refuses what old's state does not allow: a revoked or
-// expired certificate for its subject (an officer proves the identity
-// again first), a keyCompromise revocation or a blocked key for anyone
-// renewing the same key (Renewer.request checks that).
+// checkRenewable refuses what old's state does not allow: a revoked
+// certificate for anyone, and an expired one for its subject (an officer
+// proves the identity again first). A revoked certificate is not renewed
+// nor re-keyed, not even by an officer: its subject, attributes or key
+// may be what was wrong with it (affiliationChanged, privilegeWithdrawn,
+// keyCompromise), and a renewal would certify them again from the
+// revoked certificate's own fields, unchecked. EN 319 411-1 asks that a
+// renewal or re-key check the validity of the certificate it replaces
+// and of the information about its subject (clause 6.2.3): after a
+// revocation, the officer issues a new certificate
+// (POST /api/v1/certificates) from a fresh check of the holder's identity.
 func checkRenewable(old *CertificateRecord, officer bool, now time.Time) error {
 	switch {
 	case old.Revoked && old.RevocationReason == reasonKeyCompromise && !officer:
 		return refuseRenewal(ErrNotRenewable, "certificate %s was revoked for keyCompromise: a registration officer issues a new one with a new key", old.Serial)
-	case old.Revoked && !officer:
-		return refuseRenewal(ErrNotRenewable, "certificate %s is revoked: only a registration officer may renew it, after checking the holder's identity", old.Serial)
+	case old.Revoked && old.RevocationReason == reasonKeyCompromise:
+		// The officer was told so before (400 key-compromised, from the
+		// key's block): the same answer, for a re-key too.
+		return refuseRenewal(ErrKeyBlocked, "certificate %s was revoked for keyCompromise: it is not renewed; issue a new certificate with a new key after checking the holder's identity", old.Serial)
+	case old.Revoked:
+		return refuseRenewal(ErrNotRenewable, "certificate %s is revoked: a revoked certificate is not renewed; a registration officer issues a new one after checking the holder's identity", old.Serial)
 	case now.After(old.NotAfter) && !officer:
 		return refuseRenewal(ErrNotRenewable, "certificate %s expired on %s: only a registration officer may renew it, after checking the holder's identity",
 			old.Serial, old.NotAfter.UTC().Format(time.RFC3339))

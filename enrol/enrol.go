@@ -359,6 +359,11 @@ func (s *Service) CheckSecret(ctx context.Context, reference, secret string) (*E
 	return e, nil
 }
 
+// ValidReference says whether r has the form of an enrolment reference (16
+// base32 characters), without looking it up: a protocol names in its
+// records only a reference of that form, never what a caller sent instead.
+func ValidReference(r string) bool { return validReference(r) }
+
 func validReference(r string) bool {
 	if len(r) != 16 {
 		return false

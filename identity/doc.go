@@ -24,7 +24,8 @@
 //     by mistake, and a wrong code cancels it (one try per login).
 //
 // One client address may start only so many mobile logins, and send only
-// so many requests to the token endpoints (Config.LoginRate, TokenRate;
+// so many requests to the token endpoints, and have only so many userinfo
+// requests refused (Config.LoginRate, TokenRate;
 // internal/ratelimit per client IP as internal/clientip resolves it):
 // past them 429 with Retry-After, the first refusal of each run audited,
 // every one counted.

@@ -31,10 +31,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"step"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "thiqa", Subsystem: "oidc", Name: "rate_limited_total",
-			Help: "Requests refused with 429 by the per-client-IP rate limits, by limit (login: mobile login starts, token: token endpoints).",
+			Help: "Requests refused with 429 by the per-client-IP rate limits, by limit (login: mobile login starts, token: token endpoints, userinfo: refused userinfo requests).",
 		}, []string{"limit"}),
 	}
-	for _, l := range []string{limitLogin, limitToken} {
+	for _, l := range []string{limitLogin, limitToken, limitUserinfo} {
 		m.limited.WithLabelValues(l) // exported at zero: the first refusals are an increase
 	}
 	if reg == nil {
@@ -52,4 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 const (
 	limitLogin = "login"
 	limitToken = "token"
+	// limitUserinfo limits the refused userinfo requests of an address
+	// (each is recorded), at the token endpoints' rate.
+	limitUserinfo = "userinfo"
 )

@@ -213,8 +213,11 @@ type Provider struct {
 	log     *slog.Logger
 	m       *metrics
 	now     func() time.Time
-	// logins and tokens are the per-client-IP rate limits.
-	logins, tokens *ratelimit.Limiter
+	// logins and tokens are the per-client-IP rate limits;
+	// userinfoRefusals limits the refused userinfo requests of an
+	// address, each of which leaves an audit record (the served ones take
+	// nothing from it).
+	logins, tokens, userinfoRefusals *ratelimit.Limiter
 	// starts serialises the count of a civil number's pending logins and
 	// the insert of a new one (Config.MaxPendingLogins), striped by civil
 	// number: concurrent starts each counted the same logins and all got
@@ -306,6 +309,9 @@ func New(cfg Config) (*Provider, error) {
 		log: cfg.Logger, m: m, now: cfg.Now,
 		logins: ratelimit.New(cfg.LoginRate, cfg.LoginBurst, cfg.Now),
 		tokens: ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
+		// The same rate as the token endpoints: a portal's server calls
+		// userinfo after each token request.
+		userinfoRefusals: ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
 	}, nil
 }
 

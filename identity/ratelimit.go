@@ -90,3 +90,26 @@ func (p *Provider) tokenRateLimited(w http.ResponseWriter, r *http.Request, ep t
 	writeOAuthError(w, http.StatusTooManyRequests, errTemporarilyUnavailable, "too many token requests from this address; retry after "+w.Header().Get("Retry-After")+" s")
 	return true
 }
+
+// userinfoLimited takes a token from the address's budget of refused
+// userinfo requests (the token endpoints' rate, Config.TokenRate and
+// TokenBurst), before the refusal of a request that would have been
+// answered code is recorded. Within the budget it returns false: the
+// caller records the refusal and answers it. Past it the request is
+// answered 429 with Retry-After, and only the first refusal of each run
+// is recorded (limited): anyone may call the endpoint, and without the
+// bound every forged token would cost an audit record. It returns whether
+// it answered.
+func (p *Provider) userinfoLimited(w http.ResponseWriter, r *http.Request, object, code string) bool {
+	refused, err := p.limited(w, r, p.userinfoRefusals, limitUserinfo, ActionUserinfo, object, map[string]any{"error": code})
+	if !refused {
+		return false
+	}
+	if err != nil {
+		writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
+		return true
+	}
+	writeOAuthError(w, http.StatusTooManyRequests, errTemporarilyUnavailable,
+		"too many refused userinfo requests from this address; retry after "+w.Header().Get("Retry-After")+" s")
+	return true
+}

@@ -516,6 +516,13 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 			actor, object = "client:"+c.ClientID, c.ClientID
 			details["grant"] = c.ID
 		}
+		// Past the address's budget of refusals they are answered 429
+		// and only the first of each run is recorded: the endpoint is
+		// public, and a record per forged token would let anyone fill
+		// the audit log.
+		if p.userinfoLimited(w, r, object, code) {
+			return
+		}
 		if err := p.audit(ctx, actor, ActionUserinfo, object, "refused", details); err != nil {
 			writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
 			return

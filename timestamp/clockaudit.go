@@ -3,6 +3,7 @@ package timestamp
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,27 +18,46 @@ import (
 // a service.
 const ActionClock = "timestamp.clock"
 
-// Clock states of auditedClock.last.
+// clockSettle is how long the clock must answer in sync, by the checks'
+// own times (ClockStatus.CheckedAt), before its return is recorded. A
+// clock flapping at the edge of the declared accuracy would otherwise
+// leave two records per check interval (a second by default) for as long
+// as it flapped: it leaves its loss, then one return once it holds. The
+// losses in between are counted in the return's record (lossesUnrecorded).
+const clockSettle = time.Minute
+
+// Clock states of auditedClock.recorded.
 const (
 	clockUnknown int32 = iota
 	clockInSync
 	clockOutOfSync
 )
 
-// auditedClock is a ClockChecker that records each change of its inner
-// checker's answer (ActionClock) before the answer is used. A check that
-// changes nothing costs one atomic load.
+// auditedClock is a ClockChecker that records the changes of its inner
+// checker's answer (ActionClock) before the answer is used: a loss at
+// once, a return once it held for clockSettle. A check that changes
+// nothing while in sync costs one atomic load.
 type auditedClock struct {
 	inner ClockChecker
 	audit AuditLog
 	log   *slog.Logger
-	last  atomic.Int32
+	// settle is clockSettle (tests: shorter).
+	settle time.Duration
+	// recorded is the state the log last recorded.
+	recorded atomic.Int32
+
+	mu sync.Mutex // guards what follows and serialises the records
+	// since is the CheckedAt of the first in-sync answer after the
+	// recorded loss (zero: none yet); losses counts the losses since
+	// then that the log did not record.
+	since  time.Time
+	losses int
 }
 
 // newAuditedClock wraps inner so that its changes of state are recorded
 // in a.
 func newAuditedClock(inner ClockChecker, a AuditLog, log *slog.Logger) *auditedClock {
-	return &auditedClock{inner: inner, audit: a, log: log}
+	return &auditedClock{inner: inner, audit: a, log: log, settle: clockSettle}
 }
 
 // Check answers as the inner checker does, recording a change of state
@@ -52,9 +72,29 @@ func (c *auditedClock) Check(ctx context.Context) (ClockStatus, error) {
 			reason = "clock check failed: " + err.Error()
 		}
 	}
-	prev := c.last.Load()
-	if prev == state || !c.last.CompareAndSwap(prev, state) {
+	if c.recorded.Load() == state && state == clockInSync {
 		return st, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.recorded.Load()
+	switch {
+	case prev == clockOutOfSync && state == clockOutOfSync:
+		if !c.since.IsZero() {
+			c.since, c.losses = time.Time{}, c.losses+1 // lost again before it held
+		}
+		return st, err
+	case prev == state:
+		return st, err
+	case prev == clockOutOfSync && !st.CheckedAt.IsZero():
+		// Back in sync: recorded once it held for settle. A checker
+		// that gives no time is taken at its word.
+		if c.since.IsZero() || st.CheckedAt.Before(c.since) {
+			c.since = st.CheckedAt
+		}
+		if st.CheckedAt.Sub(c.since) < c.settle {
+			return st, err
+		}
 	}
 	outcome := audit.OutcomeSuccess
 	details := map[string]any{"inSync": state == clockInSync, "source": st.Source, "offset": st.Offset.String()}
@@ -64,13 +104,21 @@ func (c *auditedClock) Check(ctx context.Context) (ClockStatus, error) {
 	if state == clockOutOfSync {
 		outcome, details["reason"] = audit.OutcomeFailure, reason
 	}
+	if prev == clockOutOfSync && !c.since.IsZero() {
+		details["inSyncSince"] = c.since.UTC().Format(time.RFC3339Nano)
+	}
+	if c.losses > 0 {
+		details["lossesUnrecorded"] = c.losses
+	}
 	if prev == clockUnknown {
 		details["first"] = true
 	}
 	if _, aerr := c.audit.Append(context.WithoutCancel(ctx), audit.Entry{Actor: AuditActor, Action: ActionClock, Object: "clock",
 		Outcome: outcome, Details: details}); aerr != nil {
 		c.log.ErrorContext(ctx, "audit append failed", "action", ActionClock, "err", aerr)
-		c.last.CompareAndSwap(state, prev) // the next check records it
+		return st, err // the next check records it
 	}
+	c.recorded.Store(state)
+	c.since, c.losses = time.Time{}, 0
 	return st, err
 }

@@ -17,7 +17,8 @@ import (
 // records the clock's state at its first check and each change after
 // (timestamp.clock: failure when synchronisation is lost, with the reason,
 // success when it is back), before the request that saw the change is
-// answered; checks that change nothing record nothing.
+// answered; checks that change nothing record nothing. A return is
+// recorded once the clock held in sync for the settle period.
 func TestTSAClockChangesAreRecorded(t *testing.T) {
 	for _, d := range storetest.Dialects() {
 		t.Run(d.Name, func(t *testing.T) {
@@ -27,6 +28,7 @@ func TestTSAClockChangesAreRecorded(t *testing.T) {
 			}
 			clk := timestamp.NewStaticChecker(true)
 			in := f.serve(t, clk, 30*24*time.Hour)
+			timestamp.SetClockSettle(in.svc, 50*time.Millisecond)
 			data := filepath.Join(f.work, "d")
 			writeFile(t, data, "x")
 			stamp := func(want tsp.PKIStatus) {
@@ -54,6 +56,11 @@ func TestTSAClockChangesAreRecorded(t *testing.T) {
 			stamp(tsp.StatusRejection)
 			stamp(tsp.StatusRejection)
 			clk.Set(true)
+			stamp(tsp.StatusGranted)
+			if n := len(clockRecords()); n != 2 {
+				t.Fatalf("%d clock records, want 2: the return is recorded once it held", n)
+			}
+			time.Sleep(60 * time.Millisecond) // past the settle period set below
 			stamp(tsp.StatusGranted)
 			recs := clockRecords()
 			want := []string{audit.OutcomeSuccess, audit.OutcomeFailure, audit.OutcomeSuccess}

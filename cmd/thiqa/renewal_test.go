@@ -248,6 +248,27 @@ func runRenewalE2E(t *testing.T, postgres bool) {
 	if certs() != before {
 		t.Fatal("a refused renewal of a compromised key stored a certificate")
 	}
+	// A certificate revoked for another reason is not renewed either, not
+	// even by an officer (it was, 201): its subject may be what was wrong.
+	k4, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k5, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	moved := f.issue(t, ca.IssueRequest{Profile: "citizen-signing", Subject: sub, CSR: csrFor(t, k4)})
+	rekeyBody, _ := json.Marshal(ca.RenewBody{CSR: csrFor(t, k5)})
+	if st, body, _ := f.do(t, c, http.MethodPost, "/api/v1/certificates/"+moved.Serial+"/revoke", "application/json", `{"reason":"affiliationChanged"}`, f.officer); st != http.StatusOK {
+		t.Fatalf("revoke: %d %s", st, body)
+	}
+	before = certs()
+	refusedBefore := count("SELECT count(*) FROM audit_log WHERE action = 'certificate.renew' AND outcome = 'refused'")
+	for _, body := range []string{`{}`, string(rekeyBody)} {
+		st, out, _ := renew(moved.Serial, body, f.officer)
+		refused("an officer renews a revoked certificate with "+body[:min(len(body), 10)], st, out, http.StatusConflict, "urn:thiqa:problem:not-renewable")
+	}
+	if certs() != before {
+		t.Fatal("a refused renewal of a revoked certificate stored a certificate")
+	}
+	if n := count("SELECT count(*) FROM audit_log WHERE action = 'certificate.renew' AND outcome = 'refused'"); n != refusedBefore+2 {
+		t.Fatalf("%d refused renewals of a revoked certificate audited, want 2", n-refusedBefore)
+	}
 	// Malformed requests.
 	st, body, _ = renew(first.Serial, `{"bogus": 1}`, f.officer)
 	refused("an unknown member", st, body, http.StatusBadRequest, "")

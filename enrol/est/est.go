@@ -32,14 +32,17 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -79,7 +82,20 @@ type Server struct {
 	cacerts  []byte
 	log      *slog.Logger
 	requests *prometheus.CounterVec
+	// plain bounds the recorded plain-HTTP refusals of one client
+	// address (requireEnrolTLS).
+	plain *ratelimit.Limiter
 }
+
+// The budget of recorded plain-HTTP enrolment refusals of one client
+// address: 10 at once, then one every 10 s. Past it the refusals are
+// still answered, and counted in thiqa_est_requests_total, but only the
+// first of each run is recorded: anyone may send them, and the audit log
+// is not theirs to fill.
+const (
+	plainHTTPBurst = 10
+	plainHTTPRate  = 0.1
+)
 
 // New builds the server.
 func New(c Config) (*Server, error) {
@@ -95,7 +111,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, cacerts: p7, log: c.Logger, requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+	s := &Server{c: c, cacerts: p7, log: c.Logger, plain: ratelimit.New(plainHTTPRate, plainHTTPBurst, time.Now), requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thiqa_est_requests_total", Help: "EST enrolment requests by operation and HTTP status.",
 	}, []string{"operation", "status"})}
 	if s.log == nil {
@@ -230,17 +246,30 @@ var errTLSRequired = errors.New("EST is served over TLS only (RFC 7030 §3.2.3)"
 // refusal is recorded before it is answered (enrolment.refused), naming the
 // enrolment whose reference came in HTTP Basic, whose secret then crossed
 // the network in clear (secretInClear: treat it as disclosed), never the
-// secret. When it cannot be recorded the answer is 500.
+// secret; a user name that is no reference is not named. When it cannot
+// be recorded the answer is 500. Past the address's budget (plainHTTPBurst,
+// plainHTTPRate) only the first refusal of each run is recorded.
 func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	actor, details := "", map[string]any{"status": http.StatusForbidden}
-	if ref, _, ok := r.BasicAuth(); ok {
-		actor, details["secretInClear"] = "enrolment:"+ref, true
-	}
 	p := problem.Details{Status: http.StatusForbidden, Title: "TLS required", Detail: errTLSRequired.Error(), Instance: r.URL.Path}
+	addr := clientip.FromRequest(r).Key()
+	d := s.plain.Take(addr)
+	if !d.Allowed && d.Streak > 1 {
+		s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
+		problem.Write(w, p)
+		return false
+	}
+	actor, details := "", map[string]any{"status": http.StatusForbidden, "remote": r.RemoteAddr}
+	if ref, _, ok := r.BasicAuth(); ok {
+		actor, details["secretInClear"] = referenceActor(ref), true
+	}
+	if !d.Allowed {
+		details["note"] = "further plain-HTTP refusals of this address in a row are counted in thiqa_est_requests_total, not recorded"
+	}
 	if err := s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", errTLSRequired, details); err != nil {
+		s.plain.ResetStreak(addr) // the run's next refusal is recorded instead
 		p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}
 		if outage.Is(err) {
 			p = problem.UnavailableDetails(r.URL.Path)
@@ -249,6 +278,17 @@ func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 	s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
 	problem.Write(w, p)
 	return false
+}
+
+// referenceActor is the actor of a refusal of a request whose HTTP Basic
+// user name was ref: the enrolment when ref has a reference's form, else
+// "" (unknown). A user name of any other form is the caller's text: named,
+// a long one made the record too large to write, and a 401 a 500.
+func referenceActor(ref string) string {
+	if !enrol.ValidReference(ref) {
+		return ""
+	}
+	return "enrolment:" + ref
 }
 
 // readCSR reads the base64 DER PKCS #10 of an enrolment request and
@@ -293,7 +333,7 @@ func (s *Server) serveEnroll(w http.ResponseWriter, r *http.Request) {
 	if ref, secret, ok := r.BasicAuth(); ok {
 		e, err := s.c.Enrol.CheckSecret(ctx, ref, secret)
 		if err != nil {
-			s.fail(w, r, "enrolment:"+ref, err)
+			s.fail(w, r, referenceActor(ref), err)
 			return
 		}
 		if label != "" && label != e.Profile {

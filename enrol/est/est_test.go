@@ -78,6 +78,7 @@ func TestESTRefusals(t *testing.T) {
 				{"no credentials", "simpleenroll", good, "", "", 401},
 				{"wrong secret", "simpleenroll", good, c.Reference, "AAAAAAAAAAAAAAAAAAAAAAAAAA", 401},
 				{"unknown reference", "simpleenroll", good, "AAAAAAAAAAAAAAAA", c.Secret, 401},
+				{"a user name that is no reference, 2 KiB long", "simpleenroll", good, strings.Repeat("x", 2048), c.Secret, 401},
 				{"another profile", "organisation-seal/simpleenroll", good, c.Reference, c.Secret, 403},
 				{"re-enrol without a certificate", "simplereenroll", good, "", "", 401},
 			} {

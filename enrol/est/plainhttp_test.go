@@ -70,3 +70,48 @@ func TestESTOverPlainHTTPIsRecorded(t *testing.T) {
 		})
 	}
 }
+
+// TestESTOverPlainHTTPBounded on SQLite and PostgreSQL: EST is mounted on
+// every deployment and anyone may send it plain HTTP, so each request
+// wrote an enrolment.refused record, naming as actor whatever user name it
+// carried, of any length. Past the address's budget (10 at once) only the
+// first refusal of each run is recorded, every one still answered 403; a
+// user name that is no enrolment reference is not named.
+func TestESTOverPlainHTTPBounded(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			db, _, mux := newESTServer(t, d, nil)
+			post := func(remote, user string) int {
+				t.Helper()
+				req := httptest.NewRequest(http.MethodPost, "/.well-known/est/simpleenroll", strings.NewReader("MIIB"))
+				req.Header.Set("Content-Type", "application/pkcs10")
+				req.SetBasicAuth(user, "secret")
+				req.RemoteAddr = remote
+				w := httptest.NewRecorder()
+				mux.ServeHTTP(w, req)
+				return w.Code
+			}
+			junk := strings.Repeat("x", 4096)
+			before := storetest.AuditCount(t, db, enrol.ActionRefused, "refused")
+			for i := range 50 {
+				if st := post("198.51.100.7:4000", junk); st != http.StatusForbidden {
+					t.Fatalf("request %d: %d, want 403", i+1, st)
+				}
+			}
+			if n := storetest.AuditCount(t, db, enrol.ActionRefused, "refused") - before; n != 11 {
+				t.Fatalf("%d records for 50 plain-HTTP requests from one address, want 11 (10, then the first of the run)", n)
+			}
+			var last audit.Record
+			if err := db.AuditRecords(context.Background(), 1, func(r audit.Record) error { last = r; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(last.Actor, junk) || !strings.Contains(string(last.Details), `"secretInClear":true`) {
+				t.Fatalf("record: actor %.40q, details %s", last.Actor, last.Details)
+			}
+			if st := post("192.0.2.4:4000", junk); st != http.StatusForbidden ||
+				storetest.AuditCount(t, db, enrol.ActionRefused, "refused")-before != 12 {
+				t.Fatalf("another address: %d, not recorded", st)
+			}
+		})
+	}
+}

@@ -1,0 +1,61 @@
+package identity
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestUserinfoRefusalsBounded: userinfo is public and each refusal is
+// recorded, so one address sending forged tokens wrote an audit record
+// per request, as fast as it could send them. Past the token endpoints'
+// burst its refusals are answered 429 with Retry-After and only the first
+// of each run is recorded (counted in thiqa_oidc_rate_limited_total); a
+// valid token from the same address is still served, and another address
+// has its own budget.
+func TestUserinfoRefusalsBounded(t *testing.T) {
+	e := newEnvWith(t, false, func(c *Config) { c.TokenRate, c.TokenBurst = 1e-6, 2 })
+	st, tok := e.exchange(e.tokenForm(e.mobileLogin()))
+	if st != 200 {
+		t.Fatalf("token: %d %v", st, tok)
+	}
+	at := tok["access_token"].(string)
+	ask := func(remote, token string) *httptest.ResponseRecorder {
+		t.Helper()
+		return e.serveFrom(remote, http.MethodGet, PathUserinfo, nil, http.Header{"Authorization": {"Bearer " + token}})
+	}
+	const attacker = "198.51.100.9:4000"
+	for i := range 2 {
+		if w := ask(attacker, "abc.def.ghi"); w.Code != http.StatusUnauthorized {
+			t.Fatalf("refusal %d within the burst: %d %s", i+1, w.Code, w.Body.String())
+		}
+	}
+	before := len(e.audit.find(ActionUserinfo, "refused"))
+	for i := range 20 {
+		w := ask(attacker, "abc.def.ghi")
+		var body map[string]string
+		_ = json.Unmarshal(w.Body.Bytes(), &body)
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || body["error"] != errTemporarilyUnavailable {
+			t.Fatalf("refusal %d past the burst: %d %v %s", i+3, w.Code, w.Header(), w.Body.String())
+		}
+	}
+	recs := e.audit.find(ActionUserinfo, "refused")
+	if len(recs) != before+1 {
+		t.Fatalf("%d records for 20 refusals past the burst, want 1", len(recs)-before)
+	}
+	if d := recs[len(recs)-1].Details.(map[string]any); d["limit"] != limitUserinfo || d["address"] != "198.51.100.9" {
+		t.Fatalf("record: %+v", recs[len(recs)-1])
+	}
+	if n := testutil.ToFloat64(e.p.m.limited.WithLabelValues(limitUserinfo)); n != 20 {
+		t.Fatalf("thiqa_oidc_rate_limited_total{limit=userinfo} = %v, want 20", n)
+	}
+	if w := ask(attacker, at); w.Code != http.StatusOK {
+		t.Fatalf("a valid token from the limited address: %d %s", w.Code, w.Body.String())
+	}
+	if w := ask("192.0.2.3:4000", "abc.def.ghi"); w.Code != http.StatusUnauthorized {
+		t.Fatalf("another address: %d", w.Code)
+	}
+}
