@@ -170,6 +170,9 @@ type docContext struct {
 	bufs               *sync.Pool
 	crls               crlMemo
 	usedRevocation     []bool
+	// diffSeen counts the changed objects checkModifications compared,
+	// over all the signatures (bounded by maxDiffObjectsPerDocument).
+	diffSeen int
 }
 
 type tsaCert struct {
