@@ -16,7 +16,7 @@ import (
 func TestDiffBudgetPerDocument(t *testing.T) {
 	p := newTestPKI(t)
 	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored}
-	const fields, filler = 8, maxDiffObjectsPerDocument / 6
+	const fields, filler = 8, 2 * maxDiffObjects / 3
 	objs := map[int]string{}
 	refs := []string{"4 0 R"}
 	for i := range fields - 1 {
@@ -48,7 +48,7 @@ func TestModificationsBounded(t *testing.T) {
 	p := newTestPKI(t)
 	opts := Options{TrustAnchors: []*x509.Certificate{p.root}, Revocation: RevocationIgnored}
 	objs := map[int]string{}
-	const n = 3 * maxModifications
+	const n = 200 // over maxModifications
 	for i := range n {
 		objs[100+i] = fmt.Sprintf("<< /Type /Annot /Subtype /S%d /Rect [0 0 1 1] >>", i)
 	}
