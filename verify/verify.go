@@ -173,6 +173,8 @@ type docContext struct {
 	// diffSeen counts the changed objects checkModifications compared,
 	// over all the signatures (bounded by maxDiffObjectsPerDocument).
 	diffSeen int
+	// prefixes keeps the hash of the file's first bytes between signatures.
+	prefixes prefixHashes
 }
 
 type tsaCert struct {
