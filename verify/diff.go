@@ -66,16 +66,33 @@ func fieldLocks(f *pdf.File, s *pdf.SigField, rev int) []*fieldLock {
 	return out
 }
 
-// fieldName builds the fully qualified name of a field dictionary.
+// maxFieldNameBytes bounds the name fieldName builds: it runs for every
+// changed form field, and a chain of parents with long partial names would
+// otherwise cost their total length for each of up to 400,000 objects.
+const maxFieldNameBytes = 1 << 10
+
+// fieldName builds the fully qualified name of a field dictionary (its
+// last maxFieldNameBytes bytes when longer).
 func fieldName(f *pdf.File, d pdf.Dict, rev int) string {
 	var parts []string
-	for depth := 0; d != nil && depth < 32; depth++ {
+	size := 0
+	for depth := 0; d != nil && depth < 32 && size < maxFieldNameBytes; depth++ {
 		if t, ok := d["T"].(pdf.String); ok {
-			parts = append([]string{pdf.TextString(t.Bytes)}, parts...)
+			b := t.Bytes
+			if len(b) > maxFieldNameBytes {
+				b = b[:maxFieldNameBytes]
+			}
+			part := pdf.TextString(b)
+			size += len(part) + 1
+			parts = append([]string{part}, parts...)
 		}
 		d = f.Dict(d["Parent"], rev)
 	}
-	return strings.Join(parts, ".")
+	name := strings.Join(parts, ".")
+	if len(name) > maxFieldNameBytes {
+		name = name[len(name)-maxFieldNameBytes:]
+	}
+	return name
 }
 
 type changeClass int

@@ -1,11 +1,14 @@
 package verify
 
 import (
+	"bytes"
 	"crypto/x509"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/thiqa/thiqa/verify/pdf"
 	"github.com/thiqa/thiqa/verify/report"
 )
 
@@ -59,5 +62,28 @@ func TestModificationsBounded(t *testing.T) {
 	m := r.Signatures[0].Modifications
 	if len(m) != maxModifications+1 || m[len(m)-1] != fmt.Sprintf("and %d more changes", n-maxModifications) {
 		t.Fatalf("want %d changes and a count of the rest, got %d ending %q", maxModifications, len(m), m[len(m)-1])
+	}
+}
+
+// TestFieldNameBounded: the name of every changed form field was built
+// from its whole chain of parents, 32 partial names of any length, for each
+// of up to 400,000 changed objects. It is now cut at a kilobyte.
+func TestFieldNameBounded(t *testing.T) {
+	p := newTestPKI(t)
+	long := strings.Repeat("A", 100<<10)
+	objs := map[int]string{}
+	for i := range 31 {
+		objs[200+i] = fmt.Sprintf("<< /T (%s) /Parent %d 0 R >>", long, 201+i)
+	}
+	objs[231] = "<< /T (top) >>"
+	doc := appendUpdate(p.signPDF(t, signOpts{}), objs, 1)
+	f, err := pdf.Open(bytes.NewReader(doc), int64(len(doc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	name := fieldName(f, f.Dict(pdf.Ref{Num: 200}, -1), -1)
+	if len(name) > maxFieldNameBytes {
+		t.Fatalf("a name of %d bytes (%v): want at most %d", len(name), time.Since(start), maxFieldNameBytes)
 	}
 }
