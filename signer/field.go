@@ -70,6 +70,10 @@ func docMDPPermission(rd *pdfdoc.Reader, cat pdfdoc.Dict) (int, error) {
 	return 2, nil
 }
 
+// maxFormFields bounds the field dictionaries signatureFields visits;
+// large real forms hold a few thousand.
+const maxFormFields = 1 << 15
+
 // signatureFields returns the signature fields of the AcroForm (terminal
 // fields with /FT /Sig, walking /Kids).
 func signatureFields(rd *pdfdoc.Reader, cat pdfdoc.Dict) ([]pdfdoc.Dict, error) {
@@ -83,12 +87,18 @@ func signatureFields(rd *pdfdoc.Reader, cat pdfdoc.Dict) ([]pdfdoc.Dict, error) 
 	}
 	var out []pdfdoc.Dict
 	seen := map[pdfdoc.Ref]bool{}
+	visited := 0
 	var walk func(arr pdfdoc.Array, depth int, inheritedFT pdfdoc.Name) error
 	walk = func(arr pdfdoc.Array, depth int, inheritedFT pdfdoc.Name) error {
 		if depth > 32 {
 			return fmt.Errorf("%w: form field tree too deep", ErrMalformed)
 		}
 		for _, o := range arr {
+			// Direct fields are not de-duplicated: arrays of two direct
+			// fields sharing the next array make the walk exponential.
+			if visited++; visited > maxFormFields {
+				return fmt.Errorf("%w: form field tree of more than %d fields", ErrMalformed, maxFormFields)
+			}
 			if r, ok := o.(pdfdoc.Ref); ok {
 				if seen[r] {
 					continue

@@ -71,8 +71,10 @@ func checkCoverage(f *pdf.File, s *pdf.SigField) coverage {
 const hashBufSize = 64 << 10
 
 // hashRanges streams the ByteRange bytes through h, reading into a buffer
-// from bufs (a Verifier's pool).
-func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash, bufs *sync.Pool) ([]byte, error) {
+// from bufs (a Verifier's pool). When prefixes is not nil a first range
+// starting at 0 resumes from the longest prefix of the file already hashed
+// with h, and leaves its own state for the next signature.
+func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash, bufs *sync.Pool, prefixes *prefixHashes) ([]byte, error) {
 	d := h.New()
 	bp, _ := bufs.Get().(*[]byte)
 	if bp == nil {
@@ -83,6 +85,11 @@ func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash, bufs *sync.Pool) ([]by
 	buf := *bp
 	for i := 0; i+1 < len(br); i += 2 {
 		off, n := br[i], br[i+1]
+		shared := i == 0 && off == 0 && n > 0 && prefixes != nil
+		if shared {
+			done := prefixes.resume(h, d, n)
+			off, n = done, n-done
+		}
 		for n > 0 {
 			k := int64(len(buf))
 			if n < k {
@@ -98,6 +105,9 @@ func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash, bufs *sync.Pool) ([]by
 			d.Write(buf[:k])
 			off += k
 			n -= k
+		}
+		if shared {
+			prefixes.save(h, d, off)
 		}
 	}
 	return d.Sum(nil), nil

@@ -66,16 +66,33 @@ func fieldLocks(f *pdf.File, s *pdf.SigField, rev int) []*fieldLock {
 	return out
 }
 
-// fieldName builds the fully qualified name of a field dictionary.
+// maxFieldNameBytes bounds the name fieldName builds: it runs for every
+// changed form field, and a chain of parents with long partial names would
+// otherwise cost their total length for each of up to 400,000 objects.
+const maxFieldNameBytes = 1 << 10
+
+// fieldName builds the fully qualified name of a field dictionary (its
+// last maxFieldNameBytes bytes when longer).
 func fieldName(f *pdf.File, d pdf.Dict, rev int) string {
 	var parts []string
-	for depth := 0; d != nil && depth < 32; depth++ {
+	size := 0
+	for depth := 0; d != nil && depth < 32 && size < maxFieldNameBytes; depth++ {
 		if t, ok := d["T"].(pdf.String); ok {
-			parts = append([]string{pdf.TextString(t.Bytes)}, parts...)
+			b := t.Bytes
+			if len(b) > maxFieldNameBytes {
+				b = b[:maxFieldNameBytes]
+			}
+			part := pdf.TextString(b)
+			size += len(part) + 1
+			parts = append([]string{part}, parts...)
 		}
 		d = f.Dict(d["Parent"], rev)
 	}
-	return strings.Join(parts, ".")
+	name := strings.Join(parts, ".")
+	if len(name) > maxFieldNameBytes {
+		name = name[len(name)-maxFieldNameBytes:]
+	}
+	return name
 }
 
 type changeClass int
@@ -92,6 +109,17 @@ const (
 // maxDiffObjects bounds the comparison work per signature.
 const maxDiffObjects = 100000
 
+// maxDiffObjectsPerDocument bounds it over all the signatures of a
+// document: each compares every object of the revisions after it, so 256
+// signatures of one revision followed by 100,000 objects cost 256 times
+// the work (16 s of CPU for a 5 MB upload).
+const maxDiffObjectsPerDocument = 4 * maxDiffObjects
+
+// maxModifications bounds the distinct changes listed per signature:
+// messages name objects and annotation subtypes, so a large update would
+// otherwise put the whole file into every signature's report entry.
+const maxModifications = 64
+
 // checkModifications classifies the incremental updates after revision rev
 // and fails the signature when one is not permitted (EN 319 142-1, ISO
 // 32000-2 §12.8.2: DocMDP and FieldMDP).
@@ -104,14 +132,21 @@ func (v *Verifier) checkModifications(dc *docContext, s *pdf.SigField, rev int, 
 	locks := fieldLocks(f, s, rev)
 	var changes []change
 	seen := 0
+	tooMany := change{msg: "too many changed objects to analyse", class: chFatal}
+sections:
 	for k := rev + 1; k < len(f.Sections); k++ {
+		if dc.diffSeen >= maxDiffObjectsPerDocument {
+			changes = append(changes, tooMany)
+			break
+		}
 		nums := f.Sections[k].Objects()
 		sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
 		for _, n := range nums {
 			seen++
-			if seen > maxDiffObjects {
-				changes = append(changes, change{msg: "too many changed objects to analyse", class: chFatal})
-				break
+			dc.diffSeen++
+			if seen > maxDiffObjects || dc.diffSeen > maxDiffObjectsPerDocument {
+				changes = append(changes, tooMany)
+				break sections
 			}
 			if c, ok := classifyObject(f, s, rev, k, n); ok {
 				changes = append(changes, c)
@@ -135,6 +170,7 @@ func (v *Verifier) checkModifications(dc *docContext, s *pdf.SigField, rev int, 
 	}
 	fatal := false
 	msgs := map[string]bool{}
+	more := 0
 	for _, c := range changes {
 		allowedByMDP := true
 		switch c.class {
@@ -163,9 +199,16 @@ func (v *Verifier) checkModifications(dc *docContext, s *pdf.SigField, rev int, 
 			}
 		}
 		if !msgs[c.msg] {
+			if len(msgs) == maxModifications {
+				more++
+				continue
+			}
 			msgs[c.msg] = true
 			st.sr.Modifications = append(st.sr.Modifications, c.msg)
 		}
+	}
+	if more > 0 {
+		st.sr.Modifications = append(st.sr.Modifications, fmt.Sprintf("and %d more changes", more))
 	}
 	if fatal {
 		st.fail(report.TotalFailed, report.FormatFailure, "the document was modified after signing in a way that is not permitted")

@@ -25,7 +25,7 @@ func (v *Verifier) verifyDocTimestamp(dc *docContext, s *pdf.SigField, poe time.
 		st.fail(report.TotalFailed, report.FormatFailure, "document timestamp with SubFilter %q", sr.SubFilter)
 		return sr
 	}
-	digest := func(h crypto.Hash) ([]byte, error) { return hashRanges(dc.r, s.ByteRange, h, dc.bufs) }
+	digest := func(h crypto.Hash) ([]byte, error) { return hashRanges(dc.r, s.ByteRange, h, dc.bufs, &dc.prefixes) }
 	dc.tsaCerts = nil
 	tr := v.verifyTimestamp(dc, s.Contents.Bytes, digest, "document", nil, poe)
 	sr.Timestamps = []report.Timestamp{tr}

@@ -94,7 +94,7 @@ func (v *Verifier) verifySignature(dc *docContext, s *pdf.SigField, docPOE time.
 		st.fail(report.Indeterminate, report.CryptoConstraintsFailure, "unknown digest algorithm %s", si.DigestAlg.Algorithm)
 		return sr
 	}
-	digest, err := hashRanges(dc.r, s.ByteRange, h, dc.bufs)
+	digest, err := hashRanges(dc.r, s.ByteRange, h, dc.bufs, &dc.prefixes)
 	if err != nil {
 		st.fail(report.TotalFailed, report.FormatFailure, "%v", err)
 		return sr

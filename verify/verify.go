@@ -170,6 +170,11 @@ type docContext struct {
 	bufs               *sync.Pool
 	crls               crlMemo
 	usedRevocation     []bool
+	// diffSeen counts the changed objects checkModifications compared,
+	// over all the signatures (bounded by maxDiffObjectsPerDocument).
+	diffSeen int
+	// prefixes keeps the hash of the file's first bytes between signatures.
+	prefixes prefixHashes
 }
 
 type tsaCert struct {
@@ -214,7 +219,11 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 	}
 	// Signatures that a later revision removed from the form are still
 	// validated (and fail for the removal) rather than silently dropped.
-	sigs = append(sigs, removedSignatures(f, sigs)...)
+	removed, err := removedSignatures(f, sigs)
+	if err != nil {
+		return notParsed(rep, err), nil
+	}
+	sigs = append(sigs, removed...)
 	if len(sigs) > pdf.MaxSignatures {
 		return notParsed(rep, fmt.Errorf("%w: more than %d signatures, counting those later revisions removed", pdf.ErrTooManySignatures, pdf.MaxSignatures)), nil
 	}
@@ -381,9 +390,21 @@ func (dc *docContext) loadDSS() {
 // maxRevisionsScanned bounds the search for removed signatures.
 const maxRevisionsScanned = 64
 
+// maxFieldsScanned bounds the field dictionaries the search for removed
+// signatures visits over all the revisions it reads: each revision's tree
+// is walked anew, so one large tree shared by many revisions would
+// otherwise be walked maxRevisionsScanned times.
+const maxFieldsScanned = 1 << 18
+
+// errTooManyFields refuses a document whose earlier revisions hold more
+// form fields than the search for removed signatures reads.
+var errTooManyFields = errors.New("too many form fields in earlier revisions to look for removed signatures")
+
 // removedSignatures lists signature fields present in an earlier revision
-// but not in the latest one.
-func removedSignatures(f *pdf.File, latest []*pdf.SigField) []*pdf.SigField {
+// but not in the latest one. The error (wrapping pdf.ErrTooManySignatures
+// or errTooManyFields) means the search was cut short and the document
+// cannot be judged.
+func removedSignatures(f *pdf.File, latest []*pdf.SigField) ([]*pdf.SigField, error) {
 	key := func(s *pdf.SigField) string { return fmt.Sprint(s.ValueRef, s.Contents.Start, s.ByteRange) }
 	seen := map[string]bool{}
 	for _, s := range latest {
@@ -394,8 +415,15 @@ func removedSignatures(f *pdf.File, latest []*pdf.SigField) []*pdf.SigField {
 	if first < 0 {
 		first = 0
 	}
+	visited := 0
 	for rev := len(f.Sections) - 2; rev >= first; rev-- {
-		old, _ := f.Signatures(rev)
+		old, n, err := f.SignaturesVisited(rev)
+		if errors.Is(err, pdf.ErrTooManySignatures) {
+			return nil, fmt.Errorf("an earlier revision: %w", err)
+		}
+		if visited += n; visited > maxFieldsScanned {
+			return nil, fmt.Errorf("%w (more than %d)", errTooManyFields, maxFieldsScanned)
+		}
 		for _, s := range old {
 			if !seen[key(s)] {
 				seen[key(s)] = true
@@ -406,5 +434,5 @@ func removedSignatures(f *pdf.File, latest []*pdf.SigField) []*pdf.SigField {
 			break // the caller refuses the document: no need to look further
 		}
 	}
-	return out
+	return out, nil
 }

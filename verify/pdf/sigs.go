@@ -15,6 +15,17 @@ const MaxSignatures = 256
 // MaxSignatures signature values.
 var ErrTooManySignatures = errors.New("pdf: too many signatures")
 
+// maxFieldNodes bounds the field dictionaries one walk of the field tree
+// visits. Direct field dictionaries are not de-duplicated, so a few kilobytes
+// of arrays whose two direct kids share the next array would otherwise make
+// the walk exponential in the depth. Large real forms hold a few thousand.
+const maxFieldNodes = 1 << 15
+
+// maxFieldName bounds a fully qualified field name in bytes: each level of
+// the tree adds its partial name, so long /T strings repeated down a deep
+// tree would otherwise cost the depth times their length for every field.
+const maxFieldName = 1 << 10
+
 // SigField is a signature field with a signature value (/Sig or
 // /DocTimeStamp dictionary).
 type SigField struct {
@@ -73,16 +84,24 @@ func TextString(b []byte) string {
 // latest when rev < 0), walking the AcroForm field tree with cycle and
 // depth limits. It stops with ErrTooManySignatures after MaxSignatures.
 func (f *File) Signatures(rev int) ([]*SigField, error) {
+	sigs, _, err := f.SignaturesVisited(rev)
+	return sigs, err
+}
+
+// SignaturesVisited is Signatures that also tells how many field
+// dictionaries the walk visited, so that a caller walking many revisions
+// can bound their sum.
+func (f *File) SignaturesVisited(rev int) (sigs []*SigField, visited int, err error) {
 	if rev < 0 {
 		rev = len(f.Sections) - 1
 	}
 	cat, err := f.Catalog(rev)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	form := f.Dict(cat["AcroForm"], rev)
 	if form == nil {
-		return nil, nil
+		return nil, 0, nil
 	}
 	fields, _ := f.resolveArray(form["Fields"], rev)
 	var out []*SigField
@@ -91,6 +110,9 @@ func (f *File) Signatures(rev int) ([]*SigField, error) {
 	walk = func(o Object, parentName string, inheritedFT Name, depth int) error {
 		if depth > maxDepth {
 			return malformed("field tree deeper than %d", maxDepth)
+		}
+		if visited++; visited > maxFieldNodes {
+			return malformed("field tree of more than %d fields", maxFieldNodes)
 		}
 		ref, isRef := o.(Ref)
 		if isRef {
@@ -104,11 +126,18 @@ func (f *File) Signatures(rev int) ([]*SigField, error) {
 			return nil
 		}
 		name := parentName
-		if t, ok := d["T"].(String); ok {
+		if t, ok := d["T"].(String); ok && len(name) < maxFieldName {
 			if name != "" {
 				name += "."
 			}
-			name += TextString(t.Bytes)
+			part := t.Bytes
+			if len(part) > maxFieldName {
+				part = part[:maxFieldName]
+			}
+			name += TextString(part)
+			if len(name) > maxFieldName {
+				name = name[:maxFieldName]
+			}
 		}
 		ft := inheritedFT
 		if x := d.Name("FT"); x != "" {
@@ -165,10 +194,10 @@ func (f *File) Signatures(rev int) ([]*SigField, error) {
 	}
 	for _, fo := range fields {
 		if err := walk(fo, "", "", 0); err != nil {
-			return out, err
+			return out, visited, err
 		}
 	}
-	return out, nil
+	return out, visited, nil
 }
 
 func (f *File) resolveArray(o Object, rev int) (Array, bool) {
