@@ -27,7 +27,7 @@ func TestPrometheusRules(t *testing.T) {
 	tests := mustRead(t, filepath.Join(dir, "thiqa-rules.test.yml"))
 	for _, alert := range []string{"ThiqaTSAClockOutOfSync", "ThiqaTSAClockUnknown", "ThiqaHSMSignatureFailed", "ThiqaHSMVerifyAfterSignFailed",
 		"ThiqaHSMCallsHung", "ThiqaHSMCallTimeouts", "ThiqaHSMTokenFull", "ThiqaOCSPTryLater", "ThiqaOCSPResponderUnusable", "ThiqaHTTPErrorRatioHigh", "ThiqaVerifyBusy", "ThiqaCMPUnavailable",
-		"ThiqaCMPFollowUpFailed"} {
+		"ThiqaCMPFollowUpFailed", "ThiqaTSAUnitIssuerRevoked"} {
 		if !strings.Contains(tests, "alertname: "+alert+"\n        exp_alerts:\n          - exp_labels") {
 			t.Errorf("no unit test shows %s firing", alert)
 		}

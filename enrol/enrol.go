@@ -32,6 +32,9 @@ var (
 	ErrExpired = errors.New("enrolment expired")
 	// ErrBusy: another request is being issued under the enrolment now.
 	ErrBusy = errors.New("enrolment in use by another request")
+	// ErrVoid: an officer voided the enrolment (its secret leaked, it was
+	// given to the wrong person); it can never be used.
+	ErrVoid = errors.New("enrolment void")
 	// ErrBadSecret: the secret (or the MAC made with it) is wrong.
 	ErrBadSecret = errors.New("wrong enrolment secret")
 	// ErrDuplicate: a reference drawn twice (the caller draws another).
@@ -53,7 +56,7 @@ type Enrolment struct {
 	CreatedBy  string
 	Created    time.Time
 	Expires    time.Time
-	// State is StateOpen, StateClaimed or StateUsed.
+	// State is StateOpen, StateClaimed, StateUsed or StateVoid.
 	State string
 	// Claim names the request holding a claimed enrolment.
 	Claim     string
@@ -61,6 +64,8 @@ type Enrolment struct {
 	// Serial is the certificate issued under a used enrolment.
 	Serial string
 	Used   time.Time
+	// Voided is when a void enrolment was voided.
+	Voided time.Time
 }
 
 // The states of an enrolment.
@@ -68,6 +73,8 @@ const (
 	StateOpen    = "open"
 	StateClaimed = "claimed"
 	StateUsed    = "used"
+	// StateVoid: voided by an officer (Service.Void), never usable.
+	StateVoid = "void"
 )
 
 // ClaimTimeout is how long a claim holds an enrolment: a claim older than
@@ -85,7 +92,7 @@ type Store interface {
 	GetEnrolment(ctx context.Context, reference string) (*Enrolment, error)
 	// ClaimEnrolment atomically moves an open, unexpired enrolment (or one
 	// claimed before stale) to claimed by claim. It returns an error
-	// wrapping ErrNotFound, ErrUsed, ErrExpired or ErrBusy otherwise.
+	// wrapping ErrNotFound, ErrUsed, ErrVoid, ErrExpired or ErrBusy otherwise.
 	ClaimEnrolment(ctx context.Context, reference, claim string, now, stale time.Time) error
 	// ReleaseEnrolment moves an enrolment claimed by claim back to open.
 	ReleaseEnrolment(ctx context.Context, reference, claim string) error
@@ -94,6 +101,12 @@ type Store interface {
 	// writes (nil: none) in the same transaction: the enrolment is used
 	// with its enrolment.use record or stays claimed without it.
 	CompleteEnrolment(ctx context.Context, reference, claim, serial string, now time.Time, seal audit.Sealer) error
+	// VoidEnrolment moves an open enrolment (or one claimed before stale)
+	// to void at now, its validity ended, and commits the audit records
+	// seal writes (nil: none) in the same transaction. It returns an
+	// error wrapping ErrNotFound, ErrUsed, ErrBusy, or ErrVoid when it was
+	// void already (then nothing is written).
+	VoidEnrolment(ctx context.Context, reference string, now, stale time.Time, seal audit.Sealer) error
 }
 
 // Issuer is the CA's issuance (*ca.Authority).
@@ -372,9 +385,11 @@ func validReference(r string) bool {
 	return err == nil
 }
 
-// Usable refuses an enrolment that is used or expired.
+// Usable refuses an enrolment that is used, void or expired.
 func (s *Service) Usable(e *Enrolment) error {
 	switch {
+	case e.State == StateVoid:
+		return fmt.Errorf("%w: enrolment %s was voided at %s", ErrVoid, e.Reference, e.Voided.UTC().Format(time.RFC3339))
 	case e.State == StateUsed:
 		return fmt.Errorf("%w: enrolment %s was used for certificate %s", ErrUsed, e.Reference, e.Serial)
 	case !s.now().Before(e.Expires):
@@ -395,7 +410,7 @@ type Key struct {
 // Enrol issues the certificate of an authenticated enrolment for key: the
 // profile and subject are the enrolment's. claim names the request (a CMP
 // transaction ID, a random value for EST). The enrolment is claimed first
-// (ErrUsed, ErrExpired, ErrBusy), used once the certificate exists, and
+// (ErrUsed, ErrVoid, ErrExpired, ErrBusy), used once the certificate exists, and
 // open again when the CA refuses. The CA audits the issuance; the use is
 // recorded here, together with its audit record. When that fails the
 // certificate stands (with its issuance record) and the enrolment is open

@@ -1,8 +1,11 @@
 package enrol
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -26,10 +29,15 @@ type Guard func(action policies.Action) func(http.Handler) http.Handler
 // PathEnrolments is the route that creates enrolments.
 const PathEnrolments = "POST /api/v1/enrolments"
 
-// Register mounts POST /api/v1/enrolments behind guard (registration
-// officers).
+// PathVoid is the route that voids an enrolment.
+const PathVoid = "POST /api/v1/enrolments/{reference}/void"
+
+// Register mounts POST /api/v1/enrolments and POST
+// /api/v1/enrolments/{reference}/void behind guard: who may create an
+// enrolment may void one (registration officers).
 func (s *Service) Register(mux Mux, guard Guard) {
 	mux.Handle(PathEnrolments, guard(policies.ActionCreateEnrolment)(http.HandlerFunc(s.serveCreate)))
+	mux.Handle(PathVoid, guard(policies.ActionCreateEnrolment)(http.HandlerFunc(s.serveVoid)))
 }
 
 // CreateRequest is the JSON body of POST /api/v1/enrolments.
@@ -89,12 +97,25 @@ func (s *Service) serveCreate(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
+// The problem types of a void refused.
+const (
+	ProblemNotFound = "urn:thiqa:problem:enrolment-not-found"
+	ProblemUsed     = "urn:thiqa:problem:enrolment-used"
+	ProblemBusy     = "urn:thiqa:problem:enrolment-busy"
+)
+
 func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := problem.Details{Instance: r.URL.Path, Detail: err.Error()}
 	var se *policies.SubjectError
 	var re *RequestError
 	var cre *ca.RequestError
 	switch {
+	case errors.Is(err, ErrNotFound):
+		p.Status, p.Type, p.Title = http.StatusNotFound, ProblemNotFound, "No such enrolment"
+	case errors.Is(err, ErrUsed):
+		p.Status, p.Type, p.Title = http.StatusConflict, ProblemUsed, "Enrolment used already"
+	case errors.Is(err, ErrBusy):
+		p.Status, p.Type, p.Title = http.StatusConflict, ProblemBusy, "Enrolment in use by a request now"
 	case errors.Is(err, policies.ErrUnknownProfile):
 		p.Status, p.Type, p.Title = http.StatusBadRequest, "urn:thiqa:problem:unknown-profile", "Unknown certificate profile"
 	case errors.As(err, &se):
@@ -127,4 +148,48 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the enrolment could not be recorded; see the server log"
 	}
 	problem.Write(w, p)
+}
+
+// VoidRequest is the optional JSON body of POST
+// /api/v1/enrolments/{reference}/void.
+type VoidRequest struct {
+	// Reason is why the enrolment is voided, for the audit log.
+	Reason string `json:"reason,omitempty"`
+}
+
+func (s *Service) serveVoid(w http.ResponseWriter, r *http.Request) {
+	actor := "unknown"
+	if p, ok := auth.FromContext(r.Context()); ok && p.Subject != "" {
+		actor = p.Subject
+	}
+	ref := r.PathValue("reference")
+	var in VoidRequest
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 8<<10))
+	if err == nil && len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err = dec.Decode(&in); err == nil && dec.More() {
+			err = errors.New("trailing data after the JSON object")
+		}
+	}
+	if err != nil {
+		if aerr := s.Refused(r.Context(), actor, ref, "api", fmt.Errorf("void: request body: %w", err), nil); aerr != nil {
+			if outage.Is(aerr) {
+				problem.Unavailable(w, r.URL.Path)
+				return
+			}
+			problem.Write(w, problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path})
+			return
+		}
+		problem.Write(w, problem.Details{Status: http.StatusBadRequest, Type: "urn:thiqa:problem:bad-request", Title: "Malformed request", Detail: "request body: " + err.Error(), Instance: r.URL.Path})
+		return
+	}
+	e, err := s.Void(r.Context(), actor, ref, in.Reason)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(StatusOf(e))
 }

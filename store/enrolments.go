@@ -82,6 +82,11 @@ func (s *Enrolments) GetEnrolment(ctx context.Context, reference string) (*enrol
 	if usedAt.Valid {
 		e.Used = time.Unix(0, usedAt.Int64).UTC()
 	}
+	if e.State == enrol.StateUsed && !serial.Valid {
+		// A void enrolment is stored used without a certificate (see
+		// VoidEnrolment), at the time of its void.
+		e.State, e.Voided, e.Used = enrol.StateVoid, e.Used, time.Time{}
+	}
 	return &e, nil
 }
 
@@ -100,12 +105,15 @@ func (s *Enrolments) ClaimEnrolment(ctx context.Context, reference, claim string
 		}
 		var state string
 		var expires int64
-		err = t.queryRow(ctx, `SELECT state, expires_at FROM enrolments WHERE reference = ?`, reference).Scan(&state, &expires)
+		var serial sql.NullString
+		err = t.queryRow(ctx, `SELECT state, expires_at, serial FROM enrolments WHERE reference = ?`, reference).Scan(&state, &expires, &serial)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrNotFound)
 		case err != nil:
 			return mapErr("store: claiming enrolment "+reference, err)
+		case state == enrol.StateUsed && !serial.Valid:
+			return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrVoid)
 		case state == enrol.StateUsed:
 			return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrUsed)
 		case expires <= now.UnixNano():
@@ -142,6 +150,47 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 		}
 		if err := records.appendAudit(ctx, t, seal); err != nil {
 			return fmt.Errorf("store: recording the use of enrolment %s in the audit log: %w", reference, err)
+		}
+		return nil
+	})
+}
+
+// VoidEnrolment voids an open enrolment, or one claimed before stale,
+// with the audit records of seal (nil: none) in the same transaction
+// (enrol.Store). Without a state of its own in the schema (migration
+// 0012's check allows open, claimed and used), a void enrolment is stored
+// used without a certificate: used_at is the time of the void, serial
+// NULL (every use records its serial), and its validity ends then; no
+// claim takes it and the purge deletes it as a used one. GetEnrolment
+// answers it as enrol.StateVoid.
+func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, stale time.Time, seal audit.Sealer) error {
+	return s.db.auditedTxSettled(ctx, func(t *txn, records *auditInTx) error {
+		at := now.UnixNano()
+		res, err := t.exec(ctx, `UPDATE enrolments SET state = 'used', serial = NULL, used_at = ?, claim = NULL, claimed_at = NULL,
+			expires_at = CASE WHEN expires_at > ? THEN ? ELSE expires_at END
+			WHERE reference = ? AND (state = 'open' OR (state = 'claimed' AND claimed_at < ?))`,
+			at, at, at, reference, stale.UnixNano())
+		if err != nil {
+			return mapErr("store: voiding enrolment "+reference, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			var state string
+			var serial sql.NullString
+			err := t.queryRow(ctx, `SELECT state, serial FROM enrolments WHERE reference = ?`, reference).Scan(&state, &serial)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrNotFound)
+			case err != nil:
+				return mapErr("store: voiding enrolment "+reference, err)
+			case state == enrol.StateUsed && !serial.Valid:
+				return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrVoid)
+			case state == enrol.StateUsed:
+				return fmt.Errorf("store: enrolment %s was used for certificate %s: %w", reference, serial.String, enrol.ErrUsed)
+			}
+			return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrBusy)
+		}
+		if err := records.appendAudit(ctx, t, seal); err != nil {
+			return fmt.Errorf("store: recording the void of enrolment %s in the audit log: %w", reference, err)
 		}
 		return nil
 	})

@@ -483,6 +483,16 @@ func runAuthorisationMatrix(t *testing.T, postgres bool) {
 		{name: "POST /api/v1/enrolments", allowed: is("officer-1"), okStatus: 201, build: func(*testing.T, azCaller) azRequest {
 			return jsonReq("/api/v1/enrolments", map[string]any{"profile": "citizen-auth", "subject": azCitizen(azCitizenB), "validity": "72h"})
 		}},
+		{name: "POST /api/v1/enrolments/{reference}/void", allowed: is("officer-1"), okStatus: 200, build: func(t *testing.T, _ azCaller) azRequest {
+			// A fresh enrolment, made by the officer, for every caller.
+			req, _ := json.Marshal(map[string]any{"profile": "citizen-auth", "subject": azCitizen(azCitizenB)})
+			st, body := f.do(t, azCaller{name: "officer", bearer: f.officer}, http.MethodPost, "/api/v1/enrolments", "application/json", req, nil)
+			var created struct{ Reference string }
+			if st != http.StatusCreated || json.Unmarshal(body, &created) != nil {
+				t.Fatalf("creating an enrolment to void: %d %s", st, body)
+			}
+			return jsonReq("/api/v1/enrolments/"+created.Reference+"/void", map[string]string{"reason": "authorisation matrix"})
+		}},
 		{name: "GET /api/v1/me/activity", allowed: citizens, okStatus: 200, build: func(*testing.T, azCaller) azRequest {
 			return azRequest{method: http.MethodGet, path: "/api/v1/me/activity"}
 		}},

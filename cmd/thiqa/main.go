@@ -42,7 +42,7 @@ func commands() []command {
 		{"issue", "issue a certificate from a CSR (issue --profile P --csr FILE --subject-file FILE)", runIssue},
 		{"ca", "CA operations: the offline root's key ceremony (ca root create|sign|crl --ceremony DIR), installing its results and rollover (ca import|crl import|rollover --data DIR); taking an online root offline (ca root adopt --ceremony DIR, then ca root retire-online --data DIR)", runCA},
 		{"revoke", "revoke a certificate (revoke --serial S --reason R)", runRevoke},
-		{"enrol", "a one-time enrolment (reference and secret) for CMP or EST (enrol create --data DIR --profile P --subject-file FILE)", runEnrol},
+		{"enrol", "a one-time enrolment (reference and secret) for CMP or EST (enrol create --data DIR --profile P --subject-file FILE); voiding one whose secret leaked (enrol void --data DIR REFERENCE)", runEnrol},
 		{"timestamp", "time-stamp a file with an RFC 3161 TSA (timestamp --url U --in FILE --out TOKEN)", runTimestamp},
 		{"verify", "verify a signed PDF: ETSI verdict per signature (verify FILE [--trust PEM]... [--data DIR] [--at T] [--json])", runVerify},
 		{"tsl", "ETSI trusted lists: check one (tsl check FILE|URL --signer PEM), build and sign this deployment's (tsl build --data DIR)", runTSL},

@@ -376,7 +376,7 @@ func caFailure(err error) *cmpError {
 	var le *ca.LintError
 	var re *ca.RequestError
 	switch {
-	case errors.Is(err, enrol.ErrUsed), errors.Is(err, enrol.ErrExpired):
+	case errors.Is(err, enrol.ErrUsed), errors.Is(err, enrol.ErrVoid), errors.Is(err, enrol.ErrExpired):
 		return failf(NotAuthorized, "%v", err)
 	case errors.Is(err, enrol.ErrBusy):
 		return failf(TransactionIDInUse, "%v", err)

@@ -453,7 +453,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 	case errors.Is(err, errUnauthorized), errors.Is(err, enrol.ErrBadSecret), errors.Is(err, enrol.ErrNotFound):
 		p.Status, p.Title = http.StatusUnauthorized, "Not authenticated"
 		w.Header().Set("WWW-Authenticate", `Basic realm="thiqa-est", charset="UTF-8"`)
-	case errors.Is(err, errForbidden), errors.Is(err, enrol.ErrUsed), errors.Is(err, enrol.ErrExpired), errors.Is(err, enrol.ErrCertificateRefused):
+	case errors.Is(err, errForbidden), errors.Is(err, enrol.ErrUsed), errors.Is(err, enrol.ErrVoid), errors.Is(err, enrol.ErrExpired), errors.Is(err, enrol.ErrCertificateRefused):
 		p.Status, p.Title = http.StatusForbidden, "Not allowed"
 	case errors.Is(err, enrol.ErrBusy), errors.Is(err, ca.ErrDuplicateRequest):
 		p.Status, p.Title, caRefusal = http.StatusConflict, "Conflict", true
