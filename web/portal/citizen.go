@@ -571,6 +571,10 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 		// As above: the root revoked the CA; the detail names it, the
 		// revocation and the command.
 		return v.t("err.issuer_revoked") + " (" + detail + ")"
+	case problemType(ans.body) == problemNotRenewable:
+		// Revoked, expired (for its holder) or of a profile renewed
+		// elsewhere (409): the detail (English) says which and what to do.
+		return v.t("err.not_renewable") + " (" + detail + ")"
 	case problemType(ans.body) == problemFirstPIN:
 		// The service sets first PINs with an activation code only: the
 		// citizen is told, in the page's language, where to get one.

@@ -531,6 +531,10 @@ const problemWrongCode = "urn:thiqa:problem:wrong-verification-code"
 // (signing.ProblemFirstPINActivation, signing.pinPolicy.firstPINActivation).
 const problemFirstPIN = "urn:thiqa:problem:first-pin-needs-activation-code"
 
+// problemNotRenewable is the problem type of the CA's refusal to renew or
+// re-key a revoked certificate (409, ca.ErrNotRenewable).
+const problemNotRenewable = "urn:thiqa:problem:not-renewable"
+
 // problemPINLocked, problemWrongPIN and problemPINPolicy are the problem
 // types of the signing service's refusals of a PIN: locked, wrong with
 // tries left, against the policy (signing.ProblemPINLocked,
