@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"step"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "thiqa", Subsystem: "oidc", Name: "rate_limited_total",
-			Help: "Requests refused with 429 by the per-client-IP rate limits, by limit (login: mobile login starts, token: token endpoints, userinfo: refused userinfo requests).",
+			Help: "Requests over the per-client-IP rate limits, by limit (login: mobile login starts and token: token endpoints, refused with 429; userinfo: refused userinfo requests past the address's budget of recorded refusals, answered 401 and not recorded).",
 		}, []string{"limit"}),
 	}
 	for _, l := range []string{limitLogin, limitToken, limitUserinfo} {
@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 const (
 	limitLogin = "login"
 	limitToken = "token"
-	// limitUserinfo limits the refused userinfo requests of an address
-	// (each is recorded), at the token endpoints' rate.
+	// limitUserinfo bounds the recorded userinfo refusals of an address,
+	// at the token endpoints' rate (userinfoRecorded).
 	limitUserinfo = "userinfo"
 )

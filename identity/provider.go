@@ -214,9 +214,9 @@ type Provider struct {
 	m       *metrics
 	now     func() time.Time
 	// logins and tokens are the per-client-IP rate limits;
-	// userinfoRefusals limits the refused userinfo requests of an
-	// address, each of which leaves an audit record (the served ones take
-	// nothing from it).
+	// userinfoRefusals bounds the recorded userinfo refusals of an
+	// address (userinfoRecorded); the served requests take nothing from
+	// it.
 	logins, tokens, userinfoRefusals *ratelimit.Limiter
 	// starts serialises the count of a civil number's pending logins and
 	// the insert of a new one (Config.MaxPendingLogins), striped by civil

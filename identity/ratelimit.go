@@ -91,25 +91,28 @@ func (p *Provider) tokenRateLimited(w http.ResponseWriter, r *http.Request, ep t
 	return true
 }
 
-// userinfoLimited takes a token from the address's budget of refused
-// userinfo requests (the token endpoints' rate, Config.TokenRate and
-// TokenBurst), before the refusal of a request that would have been
-// answered code is recorded. Within the budget it returns false: the
-// caller records the refusal and answers it. Past it the request is
-// answered 429 with Retry-After, and only the first refusal of each run
-// is recorded (limited): anyone may call the endpoint, and without the
-// bound every forged token would cost an audit record. It returns whether
-// it answered.
-func (p *Provider) userinfoLimited(w http.ResponseWriter, r *http.Request, object, code string) bool {
-	refused, err := p.limited(w, r, p.userinfoRefusals, limitUserinfo, ActionUserinfo, object, map[string]any{"error": code})
-	if !refused {
-		return false
+// userinfoRecorded takes a token from the address's budget of recorded
+// userinfo refusals (the token endpoints' rate, Config.TokenRate and
+// TokenBurst) and says whether to record the refusal: within the budget,
+// and past it the first of each run, with the address, the limit and a
+// note in details. The others are counted in
+// thiqa_oidc_rate_limited_total{limit="userinfo"}, not recorded: anyone
+// may call the endpoint, and without the bound every forged token would
+// cost an audit record. The answer is the refusal's own either way (401
+// invalid_token with its challenge, RFC 6750 section 3.1): a client whose
+// token expired behind a flood from its address (a NAT'd office) is told
+// to get a new one, not to wait. addr is the address's key, for
+// ResetStreak when the record cannot be written.
+func (p *Provider) userinfoRecorded(r *http.Request, details map[string]any) (record bool, addr string) {
+	addr = clientip.FromRequest(r).Key()
+	record, past := p.userinfoRefusals.Record(addr)
+	if !past {
+		return true, addr
 	}
-	if err != nil {
-		writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
-		return true
+	p.m.limited.WithLabelValues(limitUserinfo).Inc()
+	if record {
+		details["limit"], details["address"] = limitUserinfo, addr
+		details["note"] = "further refusals of this address in a row are counted in thiqa_oidc_rate_limited_total, not recorded"
 	}
-	writeOAuthError(w, http.StatusTooManyRequests, errTemporarilyUnavailable,
-		"too many refused userinfo requests from this address; retry after "+w.Header().Get("Retry-After")+" s")
-	return true
+	return record, addr
 }

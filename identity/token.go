@@ -516,16 +516,16 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 			actor, object = "client:"+c.ClientID, c.ClientID
 			details["grant"] = c.ID
 		}
-		// Past the address's budget of refusals they are answered 429
-		// and only the first of each run is recorded: the endpoint is
-		// public, and a record per forged token would let anyone fill
-		// the audit log.
-		if p.userinfoLimited(w, r, object, code) {
-			return
-		}
-		if err := p.audit(ctx, actor, ActionUserinfo, object, "refused", details); err != nil {
-			writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
-			return
+		// Past the address's budget of recorded refusals only the
+		// first of each run is recorded (userinfoRecorded): the endpoint
+		// is public, and a record per forged token would let anyone fill
+		// the audit log. Every one is answered as its own refusal.
+		if record, addr := p.userinfoRecorded(r, details); record {
+			if err := p.audit(ctx, actor, ActionUserinfo, object, "refused", details); err != nil {
+				p.userinfoRefusals.ResetStreak(addr) // the run's next refusal is recorded instead
+				writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
+				return
+			}
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 		status := http.StatusUnauthorized

@@ -12,10 +12,13 @@ import (
 // TestUserinfoRefusalsBounded: userinfo is public and each refusal is
 // recorded, so one address sending forged tokens wrote an audit record
 // per request, as fast as it could send them. Past the token endpoints'
-// burst its refusals are answered 429 with Retry-After and only the first
-// of each run is recorded (counted in thiqa_oidc_rate_limited_total); a
-// valid token from the same address is still served, and another address
-// has its own budget.
+// burst only the first of each run is recorded (counted in
+// thiqa_oidc_rate_limited_total);
+// every refusal is still answered 401 invalid_token with its challenge
+// (not 429: a client whose token expired behind a flood from its address
+// must be told to get a new one, RFC 6750 section 3.1); a valid token
+// from the same address is still served, and another address has its own
+// budget.
 func TestUserinfoRefusalsBounded(t *testing.T) {
 	e := newEnvWith(t, false, func(c *Config) { c.TokenRate, c.TokenBurst = 1e-6, 2 })
 	st, tok := e.exchange(e.tokenForm(e.mobileLogin()))
@@ -38,7 +41,7 @@ func TestUserinfoRefusalsBounded(t *testing.T) {
 		w := ask(attacker, "abc.def.ghi")
 		var body map[string]string
 		_ = json.Unmarshal(w.Body.Bytes(), &body)
-		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || body["error"] != errTemporarilyUnavailable {
+		if w.Code != http.StatusUnauthorized || w.Header().Get("WWW-Authenticate") == "" || body["error"] != errInvalidToken {
 			t.Fatalf("refusal %d past the burst: %d %v %s", i+3, w.Code, w.Header(), w.Body.String())
 		}
 	}

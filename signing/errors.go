@@ -3,6 +3,9 @@ package signing
 import (
 	"errors"
 	"fmt"
+	"net/http"
+
+	"github.com/thiqa/thiqa/internal/pin"
 )
 
 // The refusals of the service, for errors.Is. Each one is answered with its
@@ -71,6 +74,44 @@ const ProblemActivationCodeVoid = "urn:thiqa:problem:activation-code-void"
 // ProblemActivationCodeExpired is the problem type of an activation code
 // past its lifetime (410): a registration officer issues a new one.
 const ProblemActivationCodeExpired = "urn:thiqa:problem:activation-code-expired"
+
+// ProblemPINLocked is the problem type of a signing PIN locked after too
+// many wrong tries (423): a registration officer resets it.
+const ProblemPINLocked = "urn:thiqa:problem:pin-locked"
+
+// ProblemWrongPIN is the problem type of a wrong signing PIN with tries
+// left (403); the detail says how many.
+const ProblemWrongPIN = "urn:thiqa:problem:wrong-pin"
+
+// ProblemPINPolicy is the problem type of a new PIN that does not meet
+// the PIN policy (400); the detail says what it asks.
+const ProblemPINPolicy = "urn:thiqa:problem:pin-policy"
+
+// problemTypeOf is the problem type of the answer status to err (as
+// Classify gives it): the PIN's and the activation code's refusals, so
+// that a page can tell the citizen in their language what to do without
+// reading the English detail; "" for any other answer. A wrong activation
+// code that used the last try is ProblemActivationCodeVoid, a wrong PIN
+// that used the last one ProblemPINLocked.
+func problemTypeOf(status int, err error) string {
+	switch {
+	case status == http.StatusConflict && errors.Is(err, ErrFirstPINActivation):
+		return ProblemFirstPINActivation
+	case status == http.StatusForbidden && errors.Is(err, pin.ErrWrongCode) && errors.Is(err, pin.ErrNoActivation):
+		return ProblemActivationCodeVoid
+	case status == http.StatusForbidden && errors.Is(err, pin.ErrWrongCode):
+		return ProblemWrongActivationCode
+	case status == http.StatusGone && errors.Is(err, pin.ErrActivationExpired):
+		return ProblemActivationCodeExpired
+	case status == http.StatusLocked && errors.Is(err, pin.ErrLocked):
+		return ProblemPINLocked
+	case status == http.StatusForbidden && errors.Is(err, pin.ErrWrong):
+		return ProblemWrongPIN
+	case status == http.StatusBadRequest && errors.Is(err, pin.ErrPolicy):
+		return ProblemPINPolicy
+	}
+	return ""
+}
 
 // Refusal is a request the service declines, with the reason in words for
 // the caller. errors.Is(err, Kind) holds: the kind (one of the sentinels

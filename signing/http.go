@@ -201,11 +201,7 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, rec signRecord, o
 	if op != "" {
 		s.Observe(op, rec.level, outcome, time.Since(start))
 	}
-	pd := problem.Details{Status: status, Detail: msg, Instance: r.URL.Path}
-	if status == http.StatusConflict && errors.Is(err, ErrFirstPINActivation) {
-		pd.Type = ProblemFirstPINActivation
-	}
-	problem.Write(w, pd)
+	problem.Write(w, problem.Details{Status: status, Detail: msg, Instance: r.URL.Path, Type: problemTypeOf(status, err)})
 }
 
 // levelAndCredential reads the level and credential query parameters.

@@ -234,7 +234,7 @@ func (s *Service) pinAnswer(w http.ResponseWriter, r *http.Request, action, acto
 		}
 	}
 	if err != nil {
-		problem.Write(w, problem.Details{Status: code, Detail: reason, Instance: r.URL.Path, Type: activationProblem(code, err)})
+		problem.Write(w, problem.Details{Status: code, Detail: reason, Instance: r.URL.Path, Type: problemTypeOf(code, err)})
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -313,23 +313,6 @@ func (s *Service) activatePIN(w http.ResponseWriter, r *http.Request) {
 		err = t.pins.ActivateRecorded(r.Context(), id, req.ActivationCode, req.PIN, seal)
 	}
 	s.pinAnswer(w, r, ActionPINActivate, citizen, id, t, err, http.StatusOK, PINStateResponse{CredentialID: id, Kind: kindOf(t), PIN: "set"})
-}
-
-// activationProblem is the problem type of a refused activation code
-// (ProblemWrongActivationCode, ProblemActivationCodeVoid when that wrong
-// code used the last try, ProblemActivationCodeExpired), "" for any other
-// answer: a page can then tell the citizen in their language what to do,
-// without reading the English detail.
-func activationProblem(status int, err error) string {
-	switch {
-	case status == http.StatusForbidden && errors.Is(err, pin.ErrWrongCode) && errors.Is(err, pin.ErrNoActivation):
-		return ProblemActivationCodeVoid
-	case status == http.StatusForbidden && errors.Is(err, pin.ErrWrongCode):
-		return ProblemWrongActivationCode
-	case status == http.StatusGone && errors.Is(err, pin.ErrActivationExpired):
-		return ProblemActivationCodeExpired
-	}
-	return ""
 }
 
 // kindOf names t's kind ("" when there is none).

@@ -52,6 +52,8 @@ type auditedClock struct {
 	// then that the log did not record.
 	since  time.Time
 	losses int
+	// lastInSync is the last in-sync answer while a return settles.
+	lastInSync ClockStatus
 }
 
 // newAuditedClock wraps inner so that its changes of state are recorded
@@ -92,12 +94,25 @@ func (c *auditedClock) Check(ctx context.Context) (ClockStatus, error) {
 		if c.since.IsZero() || st.CheckedAt.Before(c.since) {
 			c.since = st.CheckedAt
 		}
+		c.lastInSync = st
 		if st.CheckedAt.Sub(c.since) < c.settle {
 			return st, err
 		}
 	}
+	c.record(ctx, prev, state, st, reason, nil)
+	return st, err
+}
+
+// record writes the change from prev to state (st, and reason when out
+// of sync) with extra details, and makes it the recorded state; c.mu is
+// held. A record that cannot be written is logged: the next check tries
+// again.
+func (c *auditedClock) record(ctx context.Context, prev, state int32, st ClockStatus, reason string, extra map[string]any) {
 	outcome := audit.OutcomeSuccess
 	details := map[string]any{"inSync": state == clockInSync, "source": st.Source, "offset": st.Offset.String()}
+	for k, v := range extra {
+		details[k] = v
+	}
 	if !st.CheckedAt.IsZero() {
 		details["checkedAt"] = st.CheckedAt.UTC().Format(time.RFC3339Nano)
 	}
@@ -116,9 +131,24 @@ func (c *auditedClock) Check(ctx context.Context) (ClockStatus, error) {
 	if _, aerr := c.audit.Append(context.WithoutCancel(ctx), audit.Entry{Actor: AuditActor, Action: ActionClock, Object: "clock",
 		Outcome: outcome, Details: details}); aerr != nil {
 		c.log.ErrorContext(ctx, "audit append failed", "action", ActionClock, "err", aerr)
-		return st, err // the next check records it
+		return // the next check records it
 	}
 	c.recorded.Store(state)
 	c.since, c.losses = time.Time{}, 0
-	return st, err
+}
+
+// stop records a return that was still settling (in sync since c.since,
+// not yet for c.settle) when the service stops: else the log's last word
+// on the clock would be its loss, though the time-stamps issued since the
+// return were issued in sync, and the next start records only its own
+// first check. The record says that the clock had not yet held
+// (settled: false). Nothing is written when no return is pending.
+func (c *auditedClock) stop(ctx context.Context) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.recorded.Load() != clockOutOfSync || c.since.IsZero() {
+		return
+	}
+	c.record(ctx, clockOutOfSync, clockInSync, c.lastInSync, "", map[string]any{"settled": false,
+		"note": "the service stopped before the clock held in sync for " + c.settle.String()})
 }

@@ -106,11 +106,16 @@ type Service struct {
 	closeSerials func()
 }
 
-// Close stops the background work of the serial allocator the service
-// made (NewServiceFromConfig), so that nothing reserves serials in the
-// store once it is closed. Requests after Close still work. An allocator
-// passed in ServiceOptions is the caller's to close.
+// Close records a return of the clock in sync that had not yet held for
+// a minute (see auditedClock.stop), and stops the background work of the
+// serial allocator the service made (NewServiceFromConfig), so that
+// nothing reserves serials in the store once it is closed. Requests after
+// Close still work. An allocator passed in ServiceOptions is the caller's
+// to close.
 func (s *Service) Close() {
+	if c, ok := s.o.Clock.(*auditedClock); ok {
+		c.stop(context.Background())
+	}
 	if s.closeSerials != nil {
 		s.closeSerials()
 	}

@@ -25,6 +25,8 @@ import (
 	"github.com/thiqa/thiqa/ca/revocation"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/clientip"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -71,6 +73,9 @@ type Server struct {
 	// unrecordedWait bounds unrecorded (unrecordedTimeout; shorter in
 	// tests).
 	unrecordedWait time.Duration
+	// refusals bounds the recorded refusals of one unauthenticated client
+	// address (recordBounded).
+	refusals *ratelimit.Limiter
 }
 
 // New builds the server.
@@ -82,7 +87,8 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric(), followUpFailed: newFollowUpFailedMetric(), unrecordedWait: unrecordedTimeout}
+	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric(), followUpFailed: newFollowUpFailedMetric(), unrecordedWait: unrecordedTimeout,
+		refusals: ratelimit.New(unauthenticatedRate, unauthenticatedBurst, time.Now)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -118,6 +124,7 @@ func (s *Server) Register(mux Mux) {
 // are not CMP at all.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxMessage+1))
+	addr := clientip.FromRequest(r).Key()
 	var resp []byte
 	switch {
 	case err != nil:
@@ -126,12 +133,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(body) > MaxMessage:
 		e := failf(BadRequest, "message larger than %d bytes", MaxMessage)
 		s.requests.WithLabelValues("unparsed", e.fail.String()).Inc()
-		if err := s.c.Enrol.Refused(r.Context(), "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String(), "size": ">" + fmt.Sprint(MaxMessage)}); err != nil {
+		if err := s.recordBounded(addr, map[string]any{"failInfo": e.fail.String(), "size": ">" + fmt.Sprint(MaxMessage)}, func(d map[string]any) error {
+			return s.c.Enrol.Refused(r.Context(), "", "cmp", "cmp", e, d)
+		}); err != nil {
 			e = errUnrecorded(err)
 		}
 		resp = s.errorReply(nil, e, nil)
 	default:
-		resp = s.Handle(r.Context(), body, r.PathValue("profile"))
+		resp = s.handle(r.Context(), body, r.PathValue("profile"), addr)
 	}
 	w.Header().Set("Content-Type", "application/pkixcmp")
 	w.Header().Set("Cache-Control", "no-store")
@@ -166,12 +175,21 @@ func (p *party) sender() string {
 }
 
 // Handle answers one DER PKIMessage; profile is the {profile} of the path
-// ("" for /.well-known/cmp).
+// ("" for /.well-known/cmp). Its refusals are all recorded.
 func (s *Server) Handle(ctx context.Context, der []byte, profile string) []byte {
+	return s.handle(ctx, der, profile, "")
+}
+
+// handle is Handle for a message from the client address addr: the
+// refusals of a message that is not authenticated are recorded within
+// the address's budget (recordBounded).
+func (s *Server) handle(ctx context.Context, der []byte, profile, addr string) []byte {
 	m, e := parseMessage(der)
 	if e != nil {
 		s.requests.WithLabelValues("unparsed", e.fail.String()).Inc()
-		if err := s.c.Enrol.Refused(ctx, "", "cmp", "cmp", e, map[string]any{"failInfo": e.fail.String()}); err != nil {
+		if err := s.recordBounded(addr, map[string]any{"failInfo": e.fail.String()}, func(d map[string]any) error {
+			return s.c.Enrol.Refused(ctx, "", "cmp", "cmp", e, d)
+		}); err != nil {
 			e = errUnrecorded(err)
 		}
 		return s.errorReply(nil, e, nil)
@@ -183,7 +201,7 @@ func (s *Server) Handle(ctx context.Context, der []byte, profile string) []byte 
 	p, e := s.authenticate(ctx, m)
 	if e != nil {
 		s.requests.WithLabelValues(body, e.fail.String()).Inc()
-		return s.errorReply(m, s.refuse(ctx, m, p, e), nil)
+		return s.errorReply(m, s.refuseFrom(ctx, addr, m, p, e), nil)
 	}
 	out, e := s.dispatch(ctx, m, p, profile)
 	if e != nil {
@@ -192,21 +210,6 @@ func (s *Server) Handle(ctx context.Context, der []byte, profile string) []byte 
 	}
 	s.requests.WithLabelValues(body, "accepted").Inc()
 	return out
-}
-
-// refuse records the refusal e of m and returns the error to answer: e,
-// or systemFailure (systemUnavail when the audit log is down for now) when
-// the record cannot be written (no refusal leaves without its record).
-func (s *Server) refuse(ctx context.Context, m *message, p *party, e *cmpError) *cmpError {
-	actor := ""
-	if p != nil {
-		actor = p.actor
-	}
-	if err := s.c.Enrol.Refused(ctx, actor, "cmp:"+bodyName(m.bodyType), "cmp", e, map[string]any{
-		"failInfo": e.fail.String(), "body": bodyName(m.bodyType), "transactionID": hex.EncodeToString(m.header.TransactionID)}); err != nil {
-		return errUnrecorded(err)
-	}
-	return e
 }
 
 // authenticate checks the header and the protection and says who sent it.

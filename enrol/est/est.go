@@ -82,16 +82,17 @@ type Server struct {
 	cacerts  []byte
 	log      *slog.Logger
 	requests *prometheus.CounterVec
-	// plain bounds the recorded plain-HTTP refusals of one client
-	// address (requireEnrolTLS).
-	plain *ratelimit.Limiter
+	// refusals bounds the recorded refusals of one client address that
+	// did not authenticate: plain HTTP (requireEnrolTLS) and unknown or
+	// wrong credentials over TLS (fail, 401).
+	refusals *ratelimit.Limiter
 }
 
-// The budget of recorded plain-HTTP enrolment refusals of one client
-// address: 10 at once, then one every 10 s. Past it the refusals are
-// still answered, and counted in thiqa_est_requests_total, but only the
-// first of each run is recorded: anyone may send them, and the audit log
-// is not theirs to fill.
+// The budget of recorded refusals of one client address that did not
+// authenticate (plain HTTP, an unknown reference, a wrong secret): 10 at
+// once, then one every 10 s. Past it the refusals are still answered, and
+// counted in thiqa_est_requests_total, but only the first of each run is
+// recorded: anyone may send them, and the audit log is not theirs to fill.
 const (
 	plainHTTPBurst = 10
 	plainHTTPRate  = 0.1
@@ -111,7 +112,7 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, cacerts: p7, log: c.Logger, plain: ratelimit.New(plainHTTPRate, plainHTTPBurst, time.Now), requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+	s := &Server{c: c, cacerts: p7, log: c.Logger, refusals: ratelimit.New(plainHTTPRate, plainHTTPBurst, time.Now), requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thiqa_est_requests_total", Help: "EST enrolment requests by operation and HTTP status.",
 	}, []string{"operation", "status"})}
 	if s.log == nil {
@@ -255,8 +256,8 @@ func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 	}
 	p := problem.Details{Status: http.StatusForbidden, Title: "TLS required", Detail: errTLSRequired.Error(), Instance: r.URL.Path}
 	addr := clientip.FromRequest(r).Key()
-	d := s.plain.Take(addr)
-	if !d.Allowed && d.Streak > 1 {
+	record, past := s.refusals.Record(addr)
+	if !record {
 		s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
 		problem.Write(w, p)
 		return false
@@ -265,11 +266,11 @@ func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 	if ref, _, ok := r.BasicAuth(); ok {
 		actor, details["secretInClear"] = referenceActor(ref), true
 	}
-	if !d.Allowed {
+	if past {
 		details["note"] = "further plain-HTTP refusals of this address in a row are counted in thiqa_est_requests_total, not recorded"
 	}
 	if err := s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", errTLSRequired, details); err != nil {
-		s.plain.ResetStreak(addr) // the run's next refusal is recorded instead
+		s.refusals.ResetStreak(addr) // the run's next refusal is recorded instead
 		p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}
 		if outage.Is(err) {
 			p = problem.UnavailableDetails(r.URL.Path)
@@ -477,8 +478,22 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the request could not be served; see the server log"
 	}
-	if !caRefusal || errors.Is(err, enrol.ErrBusy) {
-		if aerr := s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", err, map[string]any{"status": p.Status}); aerr != nil {
+	record, details, addr := !caRefusal || errors.Is(err, enrol.ErrBusy), map[string]any{"status": p.Status}, ""
+	if record && p.Status == http.StatusUnauthorized {
+		// Unknown or wrong credentials: anyone may send them. Past the
+		// address's budget only the first refusal of each run is
+		// recorded, as over plain HTTP (requireEnrolTLS).
+		addr = clientip.FromRequest(r).Key()
+		var past bool
+		if record, past = s.refusals.Record(addr); past {
+			details["note"] = "further refusals of this address in a row are counted in thiqa_est_requests_total, not recorded"
+		}
+	}
+	if record {
+		if aerr := s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", err, details); aerr != nil {
+			if addr != "" {
+				s.refusals.ResetStreak(addr) // the run's next refusal is recorded instead
+			}
 			// No refusal leaves without its record: a failure instead.
 			w.Header().Del("WWW-Authenticate")
 			p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}

@@ -103,6 +103,16 @@ func (l *Limiter) ResetStreak(key string) {
 	}
 }
 
+// Record takes one token from key's bucket for a refusal that a service
+// records in its audit log, and says whether to record it: within the
+// budget, and the first of each run of refusals past it (past is then
+// true: the record says that the run's further refusals are counted, not
+// recorded). A service whose record cannot be written calls ResetStreak.
+func (l *Limiter) Record(key string) (record, past bool) {
+	d := l.Take(key)
+	return d.Allowed || d.Streak == 1, !d.Allowed
+}
+
 // RetryAfter is the Retry-After value (whole seconds, at least 1) of a
 // refusal that must wait d.
 func RetryAfter(d time.Duration) string {

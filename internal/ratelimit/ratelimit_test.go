@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -141,5 +142,25 @@ func TestTakeStreak(t *testing.T) {
 	}
 	if got := RetryAfter(0); got != "1" {
 		t.Fatalf("RetryAfter(0) = %s", got)
+	}
+}
+
+// TestRecord: within the burst every refusal is recorded; past it the
+// first of a run is (past: true), the rest are not; ResetStreak makes the
+// next one the first again.
+func TestRecord(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := New(0.1, 2, func() time.Time { return now })
+	var got []string
+	for range 5 {
+		record, past := l.Record("a")
+		got = append(got, map[bool]string{true: "r", false: "-"}[record]+map[bool]string{true: "p", false: ""}[past])
+	}
+	if want := []string{"r", "r", "rp", "-p", "-p"}; !slices.Equal(got, want) {
+		t.Fatalf("Record: %v, want %v", got, want)
+	}
+	l.ResetStreak("a")
+	if record, past := l.Record("a"); !record || !past {
+		t.Fatalf("after ResetStreak: record %v past %v, want the run's first", record, past)
 	}
 }

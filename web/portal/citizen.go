@@ -557,11 +557,11 @@ func (p *Portal) myRevoke(w http.ResponseWriter, r *http.Request, v *view) {
 }
 
 // apiMessage turns an API refusal into a message in the page's language:
-// the known refusals have their own words, any other shows its status
-// and the API's detail.
+// the known refusals, told by their problem type (never by the English
+// detail's words), have their own words; any other shows its status and
+// the API's detail.
 func (v *view) apiMessage(ans *apiAnswer) string {
 	detail := problemDetail(ans.body)
-	low := strings.ToLower(detail)
 	switch {
 	case problemType(ans.body) == problemIssuerExpiring:
 		// What is wrong and who must act, in the page's language; the
@@ -571,6 +571,10 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 		// As above: the root revoked the CA; the detail names it, the
 		// revocation and the command.
 		return v.t("err.issuer_revoked") + " (" + detail + ")"
+	case problemType(ans.body) == problemNotRenewable:
+		// Revoked, expired (for its holder) or of a profile renewed
+		// elsewhere (409): the detail (English) says which and what to do.
+		return v.t("err.not_renewable") + " (" + detail + ")"
 	case problemType(ans.body) == problemFirstPIN:
 		// The service sets first PINs with an activation code only: the
 		// citizen is told, in the page's language, where to get one.
@@ -583,11 +587,11 @@ func (v *view) apiMessage(ans *apiAnswer) string {
 		return v.t("err.activation_void")
 	case problemType(ans.body) == problemActivationExpired:
 		return v.t("err.activation_expired")
-	case strings.Contains(low, "locked"):
+	case problemType(ans.body) == problemPINLocked:
 		return v.t("err.pin_locked")
-	case strings.Contains(low, "wrong pin") || strings.Contains(low, "pin is wrong") || strings.Contains(low, "incorrect pin"):
+	case problemType(ans.body) == problemWrongPIN:
 		return v.t("err.pin_wrong")
-	case strings.Contains(low, "pin") && (strings.Contains(low, "length") || strings.Contains(low, "characters") || strings.Contains(low, "digits")):
+	case problemType(ans.body) == problemPINPolicy:
 		return v.t("err.pin_policy") + " (" + detail + ")"
 	case ans.status == http.StatusForbidden:
 		return v.t("err.forbidden")

@@ -531,6 +531,20 @@ const problemWrongCode = "urn:thiqa:problem:wrong-verification-code"
 // (signing.ProblemFirstPINActivation, signing.pinPolicy.firstPINActivation).
 const problemFirstPIN = "urn:thiqa:problem:first-pin-needs-activation-code"
 
+// problemNotRenewable is the problem type of the CA's refusal to renew or
+// re-key a revoked certificate (409, ca.ErrNotRenewable).
+const problemNotRenewable = "urn:thiqa:problem:not-renewable"
+
+// problemPINLocked, problemWrongPIN and problemPINPolicy are the problem
+// types of the signing service's refusals of a PIN: locked, wrong with
+// tries left, against the policy (signing.ProblemPINLocked,
+// signing.ProblemWrongPIN, signing.ProblemPINPolicy).
+const (
+	problemPINLocked = "urn:thiqa:problem:pin-locked"
+	problemWrongPIN  = "urn:thiqa:problem:wrong-pin"
+	problemPINPolicy = "urn:thiqa:problem:pin-policy"
+)
+
 // problemWrongActivation, problemActivationVoid and
 // problemActivationExpired are the problem types of the signing service's
 // refusal of an activation code that is wrong, wrong at the last try (now

@@ -1,0 +1,66 @@
+package cmp
+
+import (
+	"context"
+	"encoding/hex"
+)
+
+// The budget of recorded refusals of one client address whose messages
+// are not authenticated (they do not parse, are too large, or their
+// protection fails: an unknown reference, a wrong secret, a signature
+// that does not verify): 10 at once, then one every 10 s, as EST's. Past
+// it the refusals are still answered, and counted in
+// thiqa_cmp_requests_total, but only the first of each run is recorded:
+// anyone may send them, and the audit log is not theirs to fill.
+const (
+	unauthenticatedBurst = 10
+	unauthenticatedRate  = 0.1
+)
+
+// recordBounded calls record with details for a refusal of a message from
+// the client address addr that is not authenticated, within the
+// address's budget (unauthenticatedBurst, unauthenticatedRate); past it,
+// only for the first refusal of each run, noted so. It returns record's
+// error (the run's next refusal is then recorded instead), nil when the
+// refusal is not recorded. An empty addr (Handle, no HTTP request) is not
+// bounded.
+func (s *Server) recordBounded(addr string, details map[string]any, record func(map[string]any) error) error {
+	if addr == "" {
+		return record(details)
+	}
+	ok, past := s.refusals.Record(addr)
+	if !ok {
+		return nil
+	}
+	if past {
+		details["note"] = "further refusals of this address in a row are counted in thiqa_cmp_requests_total, not recorded"
+	}
+	if err := record(details); err != nil {
+		s.refusals.ResetStreak(addr)
+		return err
+	}
+	return nil
+}
+
+// refuse records the refusal e of m and returns the error to answer: e,
+// or systemFailure (systemUnavail when the audit log is down for now) when
+// the record cannot be written (no refusal leaves without its record).
+func (s *Server) refuse(ctx context.Context, m *message, p *party, e *cmpError) *cmpError {
+	return s.refuseFrom(ctx, "", m, p, e)
+}
+
+// refuseFrom is refuse for a message from addr that did not authenticate:
+// recorded within the address's budget (recordBounded).
+func (s *Server) refuseFrom(ctx context.Context, addr string, m *message, p *party, e *cmpError) *cmpError {
+	actor := ""
+	if p != nil {
+		actor = p.actor
+	}
+	if err := s.recordBounded(addr, map[string]any{
+		"failInfo": e.fail.String(), "body": bodyName(m.bodyType), "transactionID": hex.EncodeToString(m.header.TransactionID)}, func(d map[string]any) error {
+		return s.c.Enrol.Refused(ctx, actor, "cmp:"+bodyName(m.bodyType), "cmp", e, d)
+	}); err != nil {
+		return errUnrecorded(err)
+	}
+	return e
+}

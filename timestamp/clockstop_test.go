@@ -1,0 +1,68 @@
+package timestamp_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/store/storetest"
+	"github.com/thiqa/thiqa/timestamp"
+	"github.com/thiqa/thiqa/timestamp/tsp"
+)
+
+// TestTSAClockReturnRecordedAtStop on SQLite and PostgreSQL: the clock's
+// return is recorded once it held in sync for a minute; a service that
+// stops inside that minute, after granting time-stamps in sync, left the
+// loss as the log's last word on the clock. Close records the return
+// (settled: false, inSyncSince); a second Close records nothing more.
+func TestTSAClockReturnRecordedAtStop(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			if _, err := f.units.Init(t.Context(), "thiqa-init"); err != nil {
+				t.Fatal(err)
+			}
+			clk := timestamp.NewStaticChecker(true)
+			in := f.serve(t, clk, 30*24*time.Hour)
+			data := filepath.Join(f.work, "d")
+			writeFile(t, data, "x")
+			stamp := func(want tsp.PKIStatus) {
+				t.Helper()
+				if _, resp := f.stamp(t, in, f.query(t, data, "-sha256", "-cert")); resp.Status.Status != want {
+					t.Fatalf("status %s, want %v", resp.Status, want)
+				}
+			}
+			clockRecords := func() []audit.Record {
+				t.Helper()
+				var out []audit.Record
+				if err := in.db.AuditRecords(context.Background(), 1, func(r audit.Record) error {
+					if r.Action == timestamp.ActionClock {
+						out = append(out, r)
+					}
+					return nil
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			stamp(tsp.StatusGranted)
+			clk.Set(false)
+			stamp(tsp.StatusRejection)
+			clk.Set(true)
+			stamp(tsp.StatusGranted) // in sync, its return not yet recorded
+			if n := len(clockRecords()); n != 2 {
+				t.Fatalf("%d clock records before the stop, want 2 (first check, loss)", n)
+			}
+			in.svc.Close()
+			in.svc.Close()
+			recs := clockRecords()
+			if len(recs) != 3 || recs[2].Outcome != audit.OutcomeSuccess ||
+				!strings.Contains(string(recs[2].Details), `"settled":false`) || !strings.Contains(string(recs[2].Details), `"inSyncSince"`) {
+				t.Fatalf("clock records after the stop: %+v, want the return (settled: false)", recs)
+			}
+		})
+	}
+}
