@@ -73,7 +73,9 @@ const hashBufSize = 64 << 10
 // hashRanges streams the ByteRange bytes through h, reading into a buffer
 // from bufs (a Verifier's pool). When prefixes is not nil a first range
 // starting at 0 resumes from the longest prefix of the file already hashed
-// with h, and leaves its own state for the next signature.
+// with h, and leaves states along the way and at its end for the next
+// signatures; every byte read counts against the document's budget (an
+// error wrapping errHashBudget once it is spent).
 func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash, bufs *sync.Pool, prefixes *prefixHashes) ([]byte, error) {
 	d := h.New()
 	bp, _ := bufs.Get().(*[]byte)
@@ -86,14 +88,26 @@ func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash, bufs *sync.Pool, prefi
 	for i := 0; i+1 < len(br); i += 2 {
 		off, n := br[i], br[i+1]
 		shared := i == 0 && off == 0 && n > 0 && prefixes != nil
+		step := int64(0)
 		if shared {
 			done := prefixes.resume(h, d, n)
 			off, n = done, n-done
+			step = prefixes.step
 		}
 		for n > 0 {
 			k := int64(len(buf))
 			if n < k {
 				k = n
+			}
+			if step > 0 {
+				// Stop at the next checkpoint and leave the state there,
+				// so that a shorter range hashed later resumes close by.
+				k = min(k, step-off%step)
+			}
+			if prefixes != nil {
+				if err := prefixes.spend(k); err != nil {
+					return nil, err
+				}
 			}
 			m, err := r.ReadAt(buf[:k], off)
 			if int64(m) < k {
@@ -105,6 +119,9 @@ func hashRanges(r io.ReaderAt, br []int64, h crypto.Hash, bufs *sync.Pool, prefi
 			d.Write(buf[:k])
 			off += k
 			n -= k
+			if step > 0 && n > 0 && off%step == 0 {
+				prefixes.save(h, d, off)
+			}
 		}
 		if shared {
 			prefixes.save(h, d, off)

@@ -228,7 +228,8 @@ func (v *Verifier) VerifyPDF(ctx context.Context, r io.ReaderAt, size int64) (*r
 		return notParsed(rep, fmt.Errorf("%w: more than %d signatures, counting those later revisions removed", pdf.ErrTooManySignatures, pdf.MaxSignatures)), nil
 	}
 	sort.SliceStable(sigs, func(i, j int) bool { return first(sigs[i].ByteRange) < first(sigs[j].ByteRange) })
-	dc := &docContext{ctx: v.fetchContext(ctx), f: f, r: r, at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{}}
+	dc := &docContext{ctx: v.fetchContext(ctx), f: f, r: r, at: at, dssRev: -1, memo: v.ocsp, certs: v.certs, bufs: &v.bufs, crls: crlMemo{},
+		prefixes: newPrefixHashes(f.Size())}
 	dc.loadDSS()
 	// Document timestamps first, newest first: each one is a proof of
 	// existence for everything it covers, including older timestamps whose
