@@ -31,25 +31,8 @@ func TestTSAClockChangesAreRecorded(t *testing.T) {
 			timestamp.SetClockSettle(in.svc, 50*time.Millisecond)
 			data := filepath.Join(f.work, "d")
 			writeFile(t, data, "x")
-			stamp := func(want tsp.PKIStatus) {
-				t.Helper()
-				if _, resp := f.stamp(t, in, f.query(t, data, "-sha256", "-cert")); resp.Status.Status != want {
-					t.Fatalf("status %s, want %v", resp.Status, want)
-				}
-			}
-			clockRecords := func() []audit.Record {
-				t.Helper()
-				var out []audit.Record
-				if err := in.db.AuditRecords(context.Background(), 1, func(r audit.Record) error {
-					if r.Action == timestamp.ActionClock {
-						out = append(out, r)
-					}
-					return nil
-				}); err != nil {
-					t.Fatal(err)
-				}
-				return out
-			}
+			stamp := func(want tsp.PKIStatus) { t.Helper(); stampWant(t, f, in, data, want) }
+			clockRecords := func() []audit.Record { t.Helper(); return clockRecords(t, in) }
 			stamp(tsp.StatusGranted)
 			stamp(tsp.StatusGranted)
 			clk.Set(false)
@@ -78,4 +61,28 @@ func TestTSAClockChangesAreRecorded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stampWant asks in for a time-stamp over the file data and fails the test
+// unless the answer's status is want.
+func stampWant(t *testing.T, f *fixture, in *instance, data string, want tsp.PKIStatus) {
+	t.Helper()
+	if _, resp := f.stamp(t, in, f.query(t, data, "-sha256", "-cert")); resp.Status.Status != want {
+		t.Fatalf("status %s, want %v", resp.Status, want)
+	}
+}
+
+// clockRecords returns in's timestamp.clock audit records, oldest first.
+func clockRecords(t *testing.T, in *instance) []audit.Record {
+	t.Helper()
+	var out []audit.Record
+	if err := in.db.AuditRecords(context.Background(), 1, func(r audit.Record) error {
+		if r.Action == timestamp.ActionClock {
+			out = append(out, r)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

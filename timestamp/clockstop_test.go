@@ -1,7 +1,6 @@
 package timestamp_test
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,25 +28,8 @@ func TestTSAClockReturnRecordedAtStop(t *testing.T) {
 			in := f.serve(t, clk, 30*24*time.Hour)
 			data := filepath.Join(f.work, "d")
 			writeFile(t, data, "x")
-			stamp := func(want tsp.PKIStatus) {
-				t.Helper()
-				if _, resp := f.stamp(t, in, f.query(t, data, "-sha256", "-cert")); resp.Status.Status != want {
-					t.Fatalf("status %s, want %v", resp.Status, want)
-				}
-			}
-			clockRecords := func() []audit.Record {
-				t.Helper()
-				var out []audit.Record
-				if err := in.db.AuditRecords(context.Background(), 1, func(r audit.Record) error {
-					if r.Action == timestamp.ActionClock {
-						out = append(out, r)
-					}
-					return nil
-				}); err != nil {
-					t.Fatal(err)
-				}
-				return out
-			}
+			stamp := func(want tsp.PKIStatus) { t.Helper(); stampWant(t, f, in, data, want) }
+			clockRecords := func() []audit.Record { t.Helper(); return clockRecords(t, in) }
 			stamp(tsp.StatusGranted)
 			clk.Set(false)
 			stamp(tsp.StatusRejection)
