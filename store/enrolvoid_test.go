@@ -5,8 +5,10 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +143,63 @@ func TestVoidClaimRace(t *testing.T) {
 				}
 			}
 			t.Logf("wins: %v", wins)
+		})
+	}
+}
+
+// TestVoidRefusesIssuingUnderStaleClaim on SQLite and PostgreSQL: a
+// request whose claim went stale (older than enrol.ClaimTimeout) may
+// still be issuing: while a live intent stands under the enrolment's
+// request ID the void is refused as busy and the enrolment stays
+// claimed; an intent abandoned long ago (its process died) does not
+// stop the void.
+func TestVoidRefusesIssuingUnderStaleClaim(t *testing.T) {
+	secretKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			log := audit.New(db, nil, nil, audit.Options{})
+			t.Cleanup(log.Close)
+			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
+			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
+				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey,
+				Profiles: []string{policies.ProfileCitizenAuth}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			subject := map[string]string{"givenName": "Aisha", "surname": "Al Harthy", "commonName": "Aisha Al Harthy", "civilNumber": "12345678", "country": "OM"}
+			for i, age := range []time.Duration{time.Second, time.Hour} {
+				c, err := svc.Create(ctx, "officer-1", policies.ProfileCitizenAuth, subject, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				claimed := time.Now().Add(-enrol.ClaimTimeout - time.Minute)
+				if err := db.Enrolments().ClaimEnrolment(ctx, c.Reference, "est:slow", claimed, claimed.Add(-enrol.ClaimTimeout)); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.Certificates(nil).InsertIntent(ctx, ca.Intent{Serial: fmt.Sprintf("7e57%02x", i), CA: "citizen", Profile: policies.ProfileCitizenAuth,
+					KeyHash: sha256.Sum256([]byte(c.Reference)), RequestID: enrol.RequestID(c.Reference), RequestedBy: enrol.RequestID(c.Reference),
+					NotAfter: time.Now().Add(time.Hour), Created: time.Now().Add(-age)}); err != nil {
+					t.Fatal(err)
+				}
+				e, err := svc.Void(ctx, "officer-2", c.Reference, "letter lost")
+				if age == time.Second {
+					if !errors.Is(err, enrol.ErrBusy) {
+						t.Fatalf("void while a certificate is being issued under a stale claim: %+v %v", e, err)
+					}
+					if e, err := svc.Lookup(ctx, c.Reference); err != nil || e.State != enrol.StateClaimed {
+						t.Fatalf("after the refused void: %+v %v", e, err)
+					}
+					continue
+				}
+				if err != nil || e.State != enrol.StateVoid {
+					t.Fatalf("void beside an intent abandoned long ago: %+v %v", e, err)
+				}
+			}
 		})
 	}
 }
