@@ -104,8 +104,10 @@ type Store interface {
 	// VoidEnrolment moves an open enrolment (or one claimed before stale)
 	// to void at now, its validity ended, and commits the audit records
 	// seal writes (nil: none) in the same transaction. It returns an
-	// error wrapping ErrNotFound, ErrUsed, ErrBusy, or ErrVoid when it was
-	// void already (then nothing is written).
+	// error wrapping ErrNotFound, ErrUsed (also when a certificate issued
+	// under RequestID(reference) stands, not revoked, its use unrecorded),
+	// ErrBusy, or ErrVoid when it was void already (then nothing is
+	// written).
 	VoidEnrolment(ctx context.Context, reference string, now, stale time.Time, seal audit.Sealer) error
 }
 
@@ -398,6 +400,11 @@ func (s *Service) Usable(e *Enrolment) error {
 	return nil
 }
 
+// RequestID is the CA request ID (and the audit actor) of the issuance
+// under the enrolment with that reference: the CA issues at most one
+// certificate under it.
+func RequestID(reference string) string { return "enrolment:" + reference }
+
 // Key is the subject key of a request and how its possession was proved:
 // a PKCS #10 CSR (its signature), or a public key with a proof the
 // protocol checked (a CRMF signature POP).
@@ -431,7 +438,7 @@ func (s *Service) Enrol(ctx context.Context, e *Enrolment, claim string, key Key
 			s.log.ErrorContext(ctx, "releasing an enrolment", "reference", e.Reference, "err", rerr)
 		}
 	}
-	actor := "enrolment:" + e.Reference
+	actor := RequestID(e.Reference)
 	got, err := s.issuedBefore(ctx, e, key, actor)
 	if err == nil && got == nil {
 		got, err = s.c.Issuer.Issue(ctx, ca.Request{Profile: e.Profile, Subject: e.Subject, CSR: key.CSR, PublicKey: key.PublicKey,

@@ -22,7 +22,8 @@ const MaxVoidReason = 500
 // enrolment is, and the refusal record says void. It returns the
 // enrolment as it is now. Voiding a void enrolment again answers it as
 // it is (idempotent). Refusals: ErrNotFound, ErrUsed (its certificate
-// was issued: revoke that instead), ErrBusy (a request is being issued
+// was issued, even when its use could not be recorded: revoke that
+// instead, then the void goes through), ErrBusy (a request is being issued
 // under it this moment: try again), *RequestError (reason too long).
 // Every outcome is audited (ActionVoid) before Void returns; a void is
 // committed together with its record.

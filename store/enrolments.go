@@ -162,7 +162,10 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 // used without a certificate: used_at is the time of the void, serial
 // NULL (every use records its serial), and its validity ends then; no
 // claim takes it and the purge deletes it as a used one. GetEnrolment
-// answers it as enrol.StateVoid.
+// answers it as enrol.StateVoid. An enrolment with a certificate issued
+// under its request ID (enrol.RequestID) and not revoked is not voided:
+// enrol.ErrUsed; nor one with a certificate being issued under it (a
+// request past its claim's timeout): enrol.ErrBusy.
 func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, stale time.Time, seal audit.Sealer) error {
 	return s.db.auditedTxSettled(ctx, func(t *txn, records *auditInTx) error {
 		at := now.UnixNano()
@@ -188,6 +191,27 @@ func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, s
 				return fmt.Errorf("store: enrolment %s was used for certificate %s: %w", reference, serial.String, enrol.ErrUsed)
 			}
 			return fmt.Errorf("store: enrolment %s: %w", reference, enrol.ErrBusy)
+		}
+		// A certificate issued under the enrolment whose use could not be
+		// recorded (enrol.Service.Enrol) leaves it open: it stands, valid,
+		// with the enrolment's request ID. The void is refused (rolled
+		// back) until that certificate is revoked. A live intent under
+		// that request ID is a request still issuing under a stale claim:
+		// refused as busy until it finishes or its intent is abandoned
+		// (intentGrace).
+		var serial, state string
+		var created int64
+		err = t.queryRow(ctx, `SELECT c.serial, c.state, c.created_at FROM certificates c WHERE c.request_id = ?
+			AND (c.state = 'intent' OR (c.state = 'issued' AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)))`,
+			enrol.RequestID(reference)).Scan(&serial, &state, &created)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return mapErr("store: voiding enrolment "+reference, err)
+		case state == "issued":
+			return fmt.Errorf("store: certificate %s was issued under enrolment %s: %w", serial, reference, enrol.ErrUsed)
+		case created >= now.Add(-intentGrace).UnixNano():
+			return fmt.Errorf("store: certificate %s is being issued under enrolment %s: %w", serial, reference, enrol.ErrBusy)
 		}
 		if err := records.appendAudit(ctx, t, seal); err != nil {
 			return fmt.Errorf("store: recording the void of enrolment %s in the audit log: %w", reference, err)
