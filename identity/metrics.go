@@ -31,10 +31,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"step"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "thiqa", Subsystem: "oidc", Name: "rate_limited_total",
-			Help: "Requests over the per-client-IP rate limits, by limit (login: mobile login starts and token: token endpoints, refused with 429; userinfo: refused userinfo requests past the address's budget of recorded refusals, answered 401 and not recorded).",
+			Help: "Requests over the per-client-IP rate limits, by limit (login: mobile login starts and token: token endpoints, refused with 429; userinfo: refused userinfo requests past the address's budget of recorded refusals, answered 401 and not recorded; userinfo_overall: the same past the service's overall budget of recorded refusals).",
 		}, []string{"limit"}),
 	}
-	for _, l := range []string{limitLogin, limitToken, limitUserinfo} {
+	for _, l := range []string{limitLogin, limitToken, limitUserinfo, limitUserinfoOverall} {
 		m.limited.WithLabelValues(l) // exported at zero: the first refusals are an increase
 	}
 	if reg == nil {
@@ -55,4 +55,7 @@ const (
 	// limitUserinfo bounds the recorded userinfo refusals of an address,
 	// at the token endpoints' rate (userinfoRecorded).
 	limitUserinfo = "userinfo"
+	// limitUserinfoOverall bounds the recorded userinfo refusals of all
+	// addresses together (userinfoRecorded).
+	limitUserinfoOverall = "userinfo_overall"
 )

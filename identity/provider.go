@@ -218,6 +218,9 @@ type Provider struct {
 	// address (userinfoRecorded); the served requests take nothing from
 	// it.
 	logins, tokens, userinfoRefusals *ratelimit.Limiter
+	// userinfoOverall bounds the recorded userinfo refusals of all
+	// addresses together (userinfoRecorded).
+	userinfoOverall *ratelimit.Overall
 	// starts serialises the count of a civil number's pending logins and
 	// the insert of a new one (Config.MaxPendingLogins), striped by civil
 	// number: concurrent starts each counted the same logins and all got
@@ -312,6 +315,7 @@ func New(cfg Config) (*Provider, error) {
 		// The same rate as the token endpoints: a portal's server calls
 		// userinfo after each token request.
 		userinfoRefusals: ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
+		userinfoOverall:  ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
 	}, nil
 }
 

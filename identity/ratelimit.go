@@ -101,18 +101,33 @@ func (p *Provider) tokenRateLimited(w http.ResponseWriter, r *http.Request, ep t
 // cost an audit record. The answer is the refusal's own either way (401
 // invalid_token with its challenge, RFC 6750 section 3.1): a client whose
 // token expired behind a flood from its address (a NAT'd office) is told
-// to get a new one, not to wait. addr is the address's key, for
-// ResetStreak when the record cannot be written.
-func (p *Provider) userinfoRecorded(r *http.Request, details map[string]any) (record bool, addr string) {
-	addr = clientip.FromRequest(r).Key()
+// to get a new one, not to wait. Within the address's budget the refusal
+// is also taken from the service's overall budget (userinfoOverall,
+// ratelimit.OverallBurst and OverallRate): past it the refusal is counted
+// in thiqa_oidc_rate_limited_total{limit="userinfo_overall"}, not
+// recorded, and the next recorded one carries their number
+// (unrecordedOverall). undo, when record is true, is for a record that
+// cannot be written: the run's next refusal is recorded instead.
+func (p *Provider) userinfoRecorded(r *http.Request, details map[string]any) (record bool, undo func()) {
+	addr := clientip.FromRequest(r).Key()
 	record, past := p.userinfoRefusals.Record(addr)
-	if !past {
-		return true, addr
+	if past {
+		p.m.limited.WithLabelValues(limitUserinfo).Inc()
 	}
-	p.m.limited.WithLabelValues(limitUserinfo).Inc()
-	if record {
+	if !record {
+		return false, nil
+	}
+	ok, n := p.userinfoOverall.Take()
+	if !ok {
+		p.m.limited.WithLabelValues(limitUserinfoOverall).Inc()
+		return false, nil
+	}
+	if n > 0 {
+		details["unrecordedOverall"] = n
+	}
+	if past {
 		details["limit"], details["address"] = limitUserinfo, addr
 		details["note"] = "further refusals of this address in a row are counted in thiqa_oidc_rate_limited_total, not recorded"
 	}
-	return record, addr
+	return true, func() { p.userinfoRefusals.ResetStreak(addr); p.userinfoOverall.Restore(n) }
 }

@@ -520,9 +520,9 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		// first of each run is recorded (userinfoRecorded): the endpoint
 		// is public, and a record per forged token would let anyone fill
 		// the audit log. Every one is answered as its own refusal.
-		if record, addr := p.userinfoRecorded(r, details); record {
+		if record, undo := p.userinfoRecorded(r, details); record {
 			if err := p.audit(ctx, actor, ActionUserinfo, object, "refused", details); err != nil {
-				p.userinfoRefusals.ResetStreak(addr) // the run's next refusal is recorded instead
+				undo() // the run's next refusal is recorded instead
 				writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
 				return
 			}

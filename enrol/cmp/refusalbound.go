@@ -20,7 +20,10 @@ const (
 // recordBounded calls record with details for a refusal of a message from
 // the client address addr that is not authenticated, within the
 // address's budget (unauthenticatedBurst, unauthenticatedRate); past it,
-// only for the first refusal of each run, noted so. It returns record's
+// only for the first refusal of each run, noted so; and within the
+// server's overall budget of such records (ratelimit.OverallBurst,
+// OverallRate): past it none is recorded, and the next recorded one
+// carries how many were not (unrecordedOverall). It returns record's
 // error (the run's next refusal is then recorded instead), nil when the
 // refusal is not recorded. An empty addr (Handle, no HTTP request) is not
 // bounded.
@@ -32,11 +35,19 @@ func (s *Server) recordBounded(addr string, details map[string]any, record func(
 	if !ok {
 		return nil
 	}
+	ok, n := s.overall.Take()
+	if !ok {
+		return nil
+	}
+	if n > 0 {
+		details["unrecordedOverall"] = n
+	}
 	if past {
 		details["note"] = "further refusals of this address in a row are counted in thiqa_cmp_requests_total, not recorded"
 	}
 	if err := record(details); err != nil {
 		s.refusals.ResetStreak(addr)
+		s.overall.Restore(n)
 		return err
 	}
 	return nil

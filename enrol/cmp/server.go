@@ -76,6 +76,9 @@ type Server struct {
 	// refusals bounds the recorded refusals of one unauthenticated client
 	// address (recordBounded).
 	refusals *ratelimit.Limiter
+	// overall bounds the same refusals of all addresses together
+	// (recordBounded).
+	overall *ratelimit.Overall
 }
 
 // New builds the server.
@@ -88,7 +91,8 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric(), followUpFailed: newFollowUpFailedMetric(), unrecordedWait: unrecordedTimeout,
-		refusals: ratelimit.New(unauthenticatedRate, unauthenticatedBurst, time.Now)}
+		refusals: ratelimit.New(unauthenticatedRate, unauthenticatedBurst, time.Now),
+		overall:  ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, time.Now)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -86,6 +86,9 @@ type Server struct {
 	// did not authenticate: plain HTTP (requireEnrolTLS) and unknown or
 	// wrong credentials over TLS (fail, 401).
 	refusals *ratelimit.Limiter
+	// overall bounds the same refusals of all addresses together
+	// (recordRefusal).
+	overall *ratelimit.Overall
 }
 
 // The budget of recorded refusals of one client address that did not
@@ -112,9 +115,10 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, cacerts: p7, log: c.Logger, refusals: ratelimit.New(plainHTTPRate, plainHTTPBurst, time.Now), requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "thiqa_est_requests_total", Help: "EST enrolment requests by operation and HTTP status.",
-	}, []string{"operation", "status"})}
+	s := &Server{c: c, cacerts: p7, log: c.Logger, refusals: ratelimit.New(plainHTTPRate, plainHTTPBurst, time.Now),
+		overall: ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, time.Now), requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thiqa_est_requests_total", Help: "EST enrolment requests by operation and HTTP status.",
+		}, []string{"operation", "status"})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -249,28 +253,26 @@ var errTLSRequired = errors.New("EST is served over TLS only (RFC 7030 §3.2.3)"
 // the network in clear (secretInClear: treat it as disclosed), never the
 // secret; a user name that is no reference is not named. When it cannot
 // be recorded the answer is 500. Past the address's budget (plainHTTPBurst,
-// plainHTTPRate) only the first refusal of each run is recorded.
+// plainHTTPRate) only the first refusal of each run is recorded, and none
+// past the overall budget (recordRefusal).
 func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
 	p := problem.Details{Status: http.StatusForbidden, Title: "TLS required", Detail: errTLSRequired.Error(), Instance: r.URL.Path}
-	addr := clientip.FromRequest(r).Key()
-	record, past := s.refusals.Record(addr)
+	details := map[string]any{"status": http.StatusForbidden, "remote": r.RemoteAddr}
+	record, undo := s.recordRefusal(r, details, "further plain-HTTP refusals of this address in a row are counted in thiqa_est_requests_total, not recorded")
 	if !record {
 		s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
 		problem.Write(w, p)
 		return false
 	}
-	actor, details := "", map[string]any{"status": http.StatusForbidden, "remote": r.RemoteAddr}
+	actor := ""
 	if ref, _, ok := r.BasicAuth(); ok {
 		actor, details["secretInClear"] = referenceActor(ref), true
 	}
-	if past {
-		details["note"] = "further plain-HTTP refusals of this address in a row are counted in thiqa_est_requests_total, not recorded"
-	}
 	if err := s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", errTLSRequired, details); err != nil {
-		s.refusals.ResetStreak(addr) // the run's next refusal is recorded instead
+		undo() // the run's next refusal is recorded instead
 		p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}
 		if outage.Is(err) {
 			p = problem.UnavailableDetails(r.URL.Path)
@@ -279,6 +281,34 @@ func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 	s.requests.WithLabelValues(operation(r), fmt.Sprint(p.Status)).Inc()
 	problem.Write(w, p)
 	return false
+}
+
+// recordRefusal says whether to record a refusal of r that did not
+// authenticate: within its address's budget (plainHTTPBurst,
+// plainHTTPRate; past it the first of each run, noted with note) and the
+// service's overall budget (ratelimit.OverallBurst, OverallRate) of such
+// records. Past either it is answered as always, counted in
+// thiqa_est_requests_total, not recorded; the next recorded one carries
+// how many the overall budget left unrecorded (unrecordedOverall). undo,
+// when record is true, is for a record that cannot be written: the run's
+// next refusal is recorded instead.
+func (s *Server) recordRefusal(r *http.Request, details map[string]any, note string) (record bool, undo func()) {
+	addr := clientip.FromRequest(r).Key()
+	record, past := s.refusals.Record(addr)
+	if !record {
+		return false, nil
+	}
+	ok, n := s.overall.Take()
+	if !ok {
+		return false, nil
+	}
+	if n > 0 {
+		details["unrecordedOverall"] = n
+	}
+	if past {
+		details["note"] = note
+	}
+	return true, func() { s.refusals.ResetStreak(addr); s.overall.Restore(n) }
 }
 
 // referenceActor is the actor of a refusal of a request whose HTTP Basic
@@ -478,22 +508,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, actor string, err 
 		s.log.ErrorContext(r.Context(), "EST request failed", "path", r.URL.Path, "err", err)
 		p.Status, p.Title, p.Detail = http.StatusInternalServerError, "Internal error", "the request could not be served; see the server log"
 	}
-	record, details, addr := !caRefusal || errors.Is(err, enrol.ErrBusy), map[string]any{"status": p.Status}, ""
+	record, details, undo := !caRefusal || errors.Is(err, enrol.ErrBusy), map[string]any{"status": p.Status}, func() {}
 	if record && p.Status == http.StatusUnauthorized {
 		// Unknown or wrong credentials: anyone may send them. Past the
 		// address's budget only the first refusal of each run is
-		// recorded, as over plain HTTP (requireEnrolTLS).
-		addr = clientip.FromRequest(r).Key()
-		var past bool
-		if record, past = s.refusals.Record(addr); past {
-			details["note"] = "further refusals of this address in a row are counted in thiqa_est_requests_total, not recorded"
-		}
+		// recorded, as over plain HTTP (requireEnrolTLS), and none past
+		// the overall budget.
+		record, undo = s.recordRefusal(r, details, "further refusals of this address in a row are counted in thiqa_est_requests_total, not recorded")
 	}
 	if record {
 		if aerr := s.c.Enrol.Refused(context.WithoutCancel(r.Context()), actor, "est:"+r.URL.Path, "est", err, details); aerr != nil {
-			if addr != "" {
-				s.refusals.ResetStreak(addr) // the run's next refusal is recorded instead
-			}
+			undo() // the run's next refusal is recorded instead
 			// No refusal leaves without its record: a failure instead.
 			w.Header().Del("WWW-Authenticate")
 			p = problem.Details{Status: http.StatusInternalServerError, Title: "Internal error", Detail: "the audit log is unavailable", Instance: r.URL.Path}
