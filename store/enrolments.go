@@ -165,7 +165,8 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 // answers it as enrol.StateVoid. An enrolment with a certificate issued
 // under its request ID (enrol.RequestID) and not revoked is not voided:
 // enrol.ErrUsed; nor one with a certificate being issued under it (a
-// request past its claim's timeout): enrol.ErrBusy.
+// request past its claim's timeout): enrol.ErrBusy. An intent under it
+// older than intentGrace is abandoned with the void: it issues nothing.
 func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, stale time.Time, seal audit.Sealer) error {
 	return s.db.auditedTxSettled(ctx, func(t *txn, records *auditInTx) error {
 		at := now.UnixNano()
@@ -199,6 +200,17 @@ func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, s
 		// that request ID is a request still issuing under a stale claim:
 		// refused as busy until it finishes or its intent is abandoned
 		// (intentGrace).
+		// An intent older than intentGrace is abandoned here, before the
+		// check, in this transaction: its request, slower still, would
+		// otherwise complete it (InsertCertificate completes any intent)
+		// and issue a certificate under the void enrolment. On PostgreSQL
+		// this UPDATE waits for an issuance completing it meanwhile, then
+		// skips it; the check below then sees it issued.
+		if _, err := t.exec(ctx, `UPDATE certificates SET state = 'abandoned', request_id = NULL
+			WHERE request_id = ? AND state = 'intent' AND created_at < ?`,
+			enrol.RequestID(reference), now.Add(-intentGrace).UnixNano()); err != nil {
+			return mapErr("store: voiding enrolment "+reference, err)
+		}
 		var serial, state string
 		var created int64
 		err = t.queryRow(ctx, `SELECT c.serial, c.state, c.created_at FROM certificates c WHERE c.request_id = ?
