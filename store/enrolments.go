@@ -155,6 +155,17 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 	})
 }
 
+// The statements of VoidEnrolment on the certificates under the
+// enrolment's request ID (parameters: enrol.RequestID(reference), then
+// the intent grace cutoff for voidAbandonSQL). Both read the unique index
+// certificates_request_id, never the table.
+const (
+	voidAbandonSQL = `UPDATE certificates SET state = 'abandoned', request_id = NULL
+	WHERE request_id = ? AND state = 'intent' AND created_at < ?`
+	voidCheckSQL = `SELECT c.serial, c.state, c.created_at FROM certificates c WHERE c.request_id = ?
+	AND (c.state = 'intent' OR (c.state = 'issued' AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)))`
+)
+
 // VoidEnrolment voids an open enrolment, or one claimed before stale,
 // with the audit records of seal (nil: none) in the same transaction
 // (enrol.Store). Without a state of its own in the schema (migration
@@ -206,15 +217,13 @@ func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, s
 		// and issue a certificate under the void enrolment. On PostgreSQL
 		// this UPDATE waits for an issuance completing it meanwhile, then
 		// skips it; the check below then sees it issued.
-		if _, err := t.exec(ctx, `UPDATE certificates SET state = 'abandoned', request_id = NULL
-			WHERE request_id = ? AND state = 'intent' AND created_at < ?`,
+		if _, err := t.exec(ctx, voidAbandonSQL,
 			enrol.RequestID(reference), now.Add(-intentGrace).UnixNano()); err != nil {
 			return mapErr("store: voiding enrolment "+reference, err)
 		}
 		var serial, state string
 		var created int64
-		err = t.queryRow(ctx, `SELECT c.serial, c.state, c.created_at FROM certificates c WHERE c.request_id = ?
-			AND (c.state = 'intent' OR (c.state = 'issued' AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)))`,
+		err = t.queryRow(ctx, voidCheckSQL,
 			enrol.RequestID(reference)).Scan(&serial, &state, &created)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
