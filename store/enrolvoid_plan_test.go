@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"crypto/sha256"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +54,39 @@ func TestVoidQueriesIndexed(t *testing.T) {
 					t.Errorf("%s\nreads the certificates table:\n%s", c.q, plan)
 				}
 				t.Logf("%s:\n%s", d.Name, plan)
+			}
+		})
+	}
+}
+
+// TestVoidKeptForRetention on SQLite and PostgreSQL: a void enrolment is
+// purged as a used one, EnrolmentRetention after its void, not before
+// (an unexpired one; its validity ended with the void).
+func TestVoidKeptForRetention(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			s := storetest.Open(t, d.NewConfig(t)).Enrolments()
+			created := time.Now().Add(-time.Hour).Truncate(time.Second)
+			voided := created.Add(10 * time.Minute)
+			e := enrol.Enrolment{Reference: "V0001", Profile: "citizen-auth", Subject: map[string]string{"commonName": "V0001"},
+				SecretHash: sha256.Sum256([]byte("V0001")), CreatedBy: "officer", Created: created, Expires: created.Add(7 * 24 * time.Hour)}
+			if err := s.InsertEnrolment(ctx, e, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.VoidEnrolment(ctx, e.Reference, voided, voided.Add(-enrol.ClaimTimeout), nil); err != nil {
+				t.Fatal(err)
+			}
+			// The purge at voided+retention deletes what went before the
+			// cutoff: nothing yet.
+			if n, err := s.PurgeEnrolments(ctx, voided, 10); err != nil || n != 0 {
+				t.Fatalf("purge %s after the void: %d %v", enrol.EnrolmentRetention, n, err)
+			}
+			if got, err := s.GetEnrolment(ctx, e.Reference); err != nil || got.State != enrol.StateVoid || !got.Voided.Equal(voided) {
+				t.Fatalf("kept: %+v %v", got, err)
+			}
+			if n, err := s.PurgeEnrolments(ctx, voided.Add(time.Second), 10); err != nil || n != 1 {
+				t.Fatalf("purge past %s after the void: %d %v", enrol.EnrolmentRetention, n, err)
 			}
 		})
 	}
