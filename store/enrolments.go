@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -239,6 +241,48 @@ func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, s
 		}
 		return nil
 	})
+}
+
+// intentUnderVoid abandons the intent in, just recorded, when its request
+// ID is an enrolment's (enrol.RequestID) and that enrolment is void: its
+// request held a claim that went stale, and the void, not seeing the
+// intent yet, went through. Read after the intent's commit, and on
+// PostgreSQL behind the row lock of a void under way (FOR SHARE): either
+// the void's check sees the intent (and refuses, busy) or this sees the
+// void.
+func (s *Enrolments) intentUnderVoid(ctx context.Context, in ca.Intent) error {
+	reference, ok := strings.CutPrefix(in.RequestID, enrol.RequestID(""))
+	if !ok {
+		return nil
+	}
+	lock := ""
+	if s.db.dialect == DriverPostgres {
+		lock = " FOR SHARE"
+	}
+	voided := false
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		voided = false
+		var state string
+		var serial sql.NullString
+		err := t.queryRow(ctx, `SELECT state, serial FROM enrolments WHERE reference = ?`+lock, reference).Scan(&state, &serial)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil // purged, or no enrolment's: the request ID guards it
+		case err != nil:
+			return mapErr("store: reading enrolment "+reference+" for intent "+in.Serial, err)
+		case state != enrol.StateUsed || serial.Valid:
+			return nil
+		}
+		if _, err := t.exec(ctx, `UPDATE certificates SET state = 'abandoned', request_id = NULL WHERE serial = ? AND state = 'intent'`, in.Serial); err != nil {
+			return mapErr("store: abandoning intent "+in.Serial+" under void enrolment "+reference, err)
+		}
+		voided = true
+		return nil
+	})
+	if err == nil && voided {
+		err = fmt.Errorf("store: intent %s: enrolment %s: %w", in.Serial, reference, enrol.ErrVoid)
+	}
+	return err
 }
 
 // InsertTransaction records the certificate a CMP transaction issued

@@ -2,10 +2,13 @@ package store_test
 
 import (
 	"crypto/sha256"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
@@ -87,6 +90,53 @@ func TestVoidKeptForRetention(t *testing.T) {
 			}
 			if n, err := s.PurgeEnrolments(ctx, voided.Add(time.Second), 10); err != nil || n != 1 {
 				t.Fatalf("purge past %s after the void: %d %v", enrol.EnrolmentRetention, n, err)
+			}
+		})
+	}
+}
+
+// TestIntentAfterVoidAbandoned on SQLite and PostgreSQL: a request whose
+// claim went stale before it recorded its intent, and whose enrolment was
+// voided meanwhile (the void saw no intent), is refused at its intent
+// (enrol.ErrVoid), which is abandoned: it signs and issues nothing under
+// the void enrolment. An intent under an open enrolment is recorded.
+func TestIntentAfterVoidAbandoned(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := ctxT(t)
+			db := storetest.Open(t, d.NewConfig(t))
+			s := db.Enrolments()
+			now := time.Now()
+			for i, ref := range []string{"V0002", "V0003"} {
+				e := enrol.Enrolment{Reference: ref, Profile: "citizen-auth", Subject: map[string]string{"commonName": ref},
+					SecretHash: sha256.Sum256([]byte(ref)), CreatedBy: "officer", Created: now, Expires: now.Add(time.Hour)}
+				if err := s.InsertEnrolment(ctx, e, nil); err != nil {
+					t.Fatal(err)
+				}
+				claimed := now.Add(-enrol.ClaimTimeout - time.Minute)
+				if err := s.ClaimEnrolment(ctx, ref, "est:slow", claimed, claimed.Add(-enrol.ClaimTimeout)); err != nil {
+					t.Fatal(err)
+				}
+				void := i == 0
+				if void {
+					if err := s.VoidEnrolment(ctx, ref, now, now.Add(-enrol.ClaimTimeout), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				serial := fmt.Sprintf("7e58%02x", i)
+				err := db.Certificates(nil).InsertIntent(ctx, ca.Intent{Serial: serial, CA: "citizen", Profile: "citizen-auth",
+					KeyHash: sha256.Sum256([]byte(ref)), RequestID: enrol.RequestID(ref), RequestedBy: enrol.RequestID(ref),
+					NotAfter: now.Add(time.Hour), Created: now})
+				n, qerr := db.QueryInt64(ctx, `SELECT COUNT(*) FROM certificates WHERE serial = ? AND state = 'intent'`, serial)
+				if qerr != nil {
+					t.Fatal(qerr)
+				}
+				if void && (!errors.Is(err, enrol.ErrVoid) || n != 0) {
+					t.Fatalf("intent under the void enrolment: %v, %d pending", err, n)
+				}
+				if !void && (err != nil || n != 1) {
+					t.Fatalf("intent under an open enrolment: %v, %d pending", err, n)
+				}
 			}
 		})
 	}
