@@ -54,8 +54,17 @@ func nullString(s string) any {
 // InsertIntent reserves the serial and records the linted TBS hash. It
 // returns an error wrapping ca.ErrDuplicateSerial when the serial is taken,
 // and ca.ErrDuplicateRequest when the request ID was used before or the key
-// is already certified (or being certified) for the profile.
+// is already certified (or being certified) for the profile. An intent
+// under an enrolment's request ID (enrol.RequestID) that finds the
+// enrolment void is abandoned: an error wrapping enrol.ErrVoid.
 func (c *Certificates) InsertIntent(ctx context.Context, in ca.Intent) error {
+	if err := c.insertIntent(ctx, in); err != nil {
+		return err
+	}
+	return c.db.Enrolments().intentUnderVoid(ctx, in)
+}
+
+func (c *Certificates) insertIntent(ctx context.Context, in ca.Intent) error {
 	if in.Serial == "" || in.CA == "" || in.Profile == "" {
 		return errors.New("store: intent needs serial, CA and profile")
 	}

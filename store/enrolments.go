@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
 )
@@ -155,6 +157,17 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 	})
 }
 
+// The statements of VoidEnrolment on the certificates under the
+// enrolment's request ID (parameters: enrol.RequestID(reference), then
+// the intent grace cutoff for voidAbandonSQL). Both read the unique index
+// certificates_request_id, never the table.
+const (
+	voidAbandonSQL = `UPDATE certificates SET state = 'abandoned', request_id = NULL
+	WHERE request_id = ? AND state = 'intent' AND created_at < ?`
+	voidCheckSQL = `SELECT c.serial, c.state, c.created_at FROM certificates c WHERE c.request_id = ?
+	AND (c.state = 'intent' OR (c.state = 'issued' AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)))`
+)
+
 // VoidEnrolment voids an open enrolment, or one claimed before stale,
 // with the audit records of seal (nil: none) in the same transaction
 // (enrol.Store). Without a state of its own in the schema (migration
@@ -165,7 +178,8 @@ func (s *Enrolments) CompleteEnrolment(ctx context.Context, reference, claim, se
 // answers it as enrol.StateVoid. An enrolment with a certificate issued
 // under its request ID (enrol.RequestID) and not revoked is not voided:
 // enrol.ErrUsed; nor one with a certificate being issued under it (a
-// request past its claim's timeout): enrol.ErrBusy.
+// request past its claim's timeout): enrol.ErrBusy. An intent under it
+// older than intentGrace is abandoned with the void: it issues nothing.
 func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, stale time.Time, seal audit.Sealer) error {
 	return s.db.auditedTxSettled(ctx, func(t *txn, records *auditInTx) error {
 		at := now.UnixNano()
@@ -199,10 +213,19 @@ func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, s
 		// that request ID is a request still issuing under a stale claim:
 		// refused as busy until it finishes or its intent is abandoned
 		// (intentGrace).
+		// An intent older than intentGrace is abandoned here, before the
+		// check, in this transaction: its request, slower still, would
+		// otherwise complete it (InsertCertificate completes any intent)
+		// and issue a certificate under the void enrolment. On PostgreSQL
+		// this UPDATE waits for an issuance completing it meanwhile, then
+		// skips it; the check below then sees it issued.
+		if _, err := t.exec(ctx, voidAbandonSQL,
+			enrol.RequestID(reference), now.Add(-intentGrace).UnixNano()); err != nil {
+			return mapErr("store: voiding enrolment "+reference, err)
+		}
 		var serial, state string
 		var created int64
-		err = t.queryRow(ctx, `SELECT c.serial, c.state, c.created_at FROM certificates c WHERE c.request_id = ?
-			AND (c.state = 'intent' OR (c.state = 'issued' AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial)))`,
+		err = t.queryRow(ctx, voidCheckSQL,
 			enrol.RequestID(reference)).Scan(&serial, &state, &created)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -218,6 +241,48 @@ func (s *Enrolments) VoidEnrolment(ctx context.Context, reference string, now, s
 		}
 		return nil
 	})
+}
+
+// intentUnderVoid abandons the intent in, just recorded, when its request
+// ID is an enrolment's (enrol.RequestID) and that enrolment is void: its
+// request held a claim that went stale, and the void, not seeing the
+// intent yet, went through. Read after the intent's commit, and on
+// PostgreSQL behind the row lock of a void under way (FOR SHARE): either
+// the void's check sees the intent (and refuses, busy) or this sees the
+// void.
+func (s *Enrolments) intentUnderVoid(ctx context.Context, in ca.Intent) error {
+	reference, ok := strings.CutPrefix(in.RequestID, enrol.RequestID(""))
+	if !ok {
+		return nil
+	}
+	lock := ""
+	if s.db.dialect == DriverPostgres {
+		lock = " FOR SHARE"
+	}
+	voided := false
+	err := s.db.writeTx(ctx, func(t *txn) error {
+		voided = false
+		var state string
+		var serial sql.NullString
+		err := t.queryRow(ctx, `SELECT state, serial FROM enrolments WHERE reference = ?`+lock, reference).Scan(&state, &serial)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil // purged, or no enrolment's: the request ID guards it
+		case err != nil:
+			return mapErr("store: reading enrolment "+reference+" for intent "+in.Serial, err)
+		case state != enrol.StateUsed || serial.Valid:
+			return nil
+		}
+		if _, err := t.exec(ctx, `UPDATE certificates SET state = 'abandoned', request_id = NULL WHERE serial = ? AND state = 'intent'`, in.Serial); err != nil {
+			return mapErr("store: abandoning intent "+in.Serial+" under void enrolment "+reference, err)
+		}
+		voided = true
+		return nil
+	})
+	if err == nil && voided {
+		err = fmt.Errorf("store: intent %s: enrolment %s: %w", in.Serial, reference, enrol.ErrVoid)
+	}
+	return err
 }
 
 // InsertTransaction records the certificate a CMP transaction issued

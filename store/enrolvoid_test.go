@@ -199,6 +199,12 @@ func TestVoidRefusesIssuingUnderStaleClaim(t *testing.T) {
 				if err != nil || e.State != enrol.StateVoid {
 					t.Fatalf("void beside an intent abandoned long ago: %+v %v", e, err)
 				}
+				// Its request, slower still, could complete it
+				// (InsertCertificate completes a pending intent): the void
+				// abandons it, with its request ID.
+				if n, err := db.QueryInt64(ctx, `SELECT COUNT(*) FROM certificates WHERE serial = ? AND state = 'intent'`, fmt.Sprintf("7e57%02x", i)); err != nil || n != 0 {
+					t.Fatalf("the old intent under the void enrolment is still pending (%d): %v", n, err)
+				}
 			}
 		})
 	}

@@ -175,3 +175,7 @@ func (db *DB) ExecRaw(ctx context.Context, q string) error {
 	_, err := db.w.ExecContext(ctx, q)
 	return err
 }
+
+// VoidSQL returns the statements VoidEnrolment runs on the certificates
+// under an enrolment's request ID, for their plans.
+func VoidSQL() (abandon, check string) { return voidAbandonSQL, voidCheckSQL }
