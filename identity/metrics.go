@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"step"}),
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "thiqa", Subsystem: "oidc", Name: "rate_limited_total",
-			Help: "Requests over the per-client-IP rate limits, by limit (login: mobile login starts and token: token endpoints, refused with 429; userinfo: refused userinfo requests past the address's budget of recorded refusals, answered 401 and not recorded; userinfo_overall: the same past the service's overall budget of recorded refusals).",
+			Help: "Requests over the per-client-IP rate limits, by limit (login: mobile login starts and token: token endpoints, refused with 429; userinfo: refused userinfo requests past the address's budget of recorded refusals, answered 401 and not recorded; userinfo_overall: the others past the service's overall budget of recorded refusals; each refusal is counted once).",
 		}, []string{"limit"}),
 	}
 	for _, l := range []string{limitLogin, limitToken, limitUserinfo, limitUserinfoOverall} {

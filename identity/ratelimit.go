@@ -119,7 +119,9 @@ func (p *Provider) userinfoRecorded(r *http.Request, details map[string]any) (re
 	}
 	ok, n := p.userinfoOverall.Take()
 	if !ok {
-		p.m.limited.WithLabelValues(limitUserinfoOverall).Inc()
+		if !past { // else counted once already, under limitUserinfo
+			p.m.limited.WithLabelValues(limitUserinfoOverall).Inc()
+		}
 		return false, nil
 	}
 	if n > 0 {

@@ -51,3 +51,30 @@ func TestUserinfoRefusalsBoundedOverall(t *testing.T) {
 		t.Fatalf("the next recorded refusal: %+v, want unrecordedOverall %d", d, addrs-ratelimit.OverallBurst)
 	}
 }
+
+// TestUserinfoOverallCountedOnce: a refusal past both budgets (the
+// address's first past its own, which the overall budget then leaves
+// unrecorded) was counted under both userinfo and userinfo_overall; each
+// refusal is counted once.
+func TestUserinfoOverallCountedOnce(t *testing.T) {
+	now := time.Now() // frozen: neither budget refills
+	e := newEnvWith(t, false, func(c *Config) { c.TokenBurst, c.Now = 2, func() time.Time { return now } })
+	ask := func(remote string) {
+		t.Helper()
+		w := e.serveFrom(remote, http.MethodGet, PathUserinfo, nil, http.Header{"Authorization": {"Bearer abc.def.ghi"}})
+		if w.Code != http.StatusUnauthorized {
+			t.Fatalf("%s: %d %s", remote, w.Code, w.Body.String())
+		}
+	}
+	for i := range ratelimit.OverallBurst {
+		ask(fmt.Sprintf("[2001:db8:0:%x::1]:4000", i))
+	}
+	for range 3 { // 2 within the address's budget, the first past it
+		ask("[2001:db8:1::1]:4000")
+	}
+	overall := testutil.ToFloat64(e.p.m.limited.WithLabelValues(limitUserinfoOverall))
+	perAddr := testutil.ToFloat64(e.p.m.limited.WithLabelValues(limitUserinfo))
+	if overall != 2 || perAddr != 1 {
+		t.Fatalf("userinfo_overall %v, userinfo %v: want 2 and 1 (3 unrecorded refusals, each counted once)", overall, perAddr)
+	}
+}
