@@ -37,7 +37,7 @@ const PathVoid = "POST /api/v1/enrolments/{reference}/void"
 // enrolment may void one (registration officers).
 func (s *Service) Register(mux Mux, guard Guard) {
 	mux.Handle(PathEnrolments, guard(policies.ActionCreateEnrolment)(http.HandlerFunc(s.serveCreate)))
-	mux.Handle(PathVoid, guard(policies.ActionCreateEnrolment)(http.HandlerFunc(s.serveVoid)))
+	mux.Handle(PathVoid, guard(policies.ActionVoidEnrolment)(http.HandlerFunc(s.serveVoid)))
 }
 
 // CreateRequest is the JSON body of POST /api/v1/enrolments.

@@ -165,9 +165,13 @@ func TestVoidHTTP(t *testing.T) {
 		_ = json.Unmarshal(w.Body.Bytes(), &out)
 		return w, out
 	}
-	officer := string(policies.ActionCreateEnrolment)
-	if w, _ := post(c.Reference, "something-else", `{"reason":"x"}`); w.Code != http.StatusForbidden {
-		t.Fatalf("another role: %d %s", w.Code, w.Body)
+	// The route is guarded by its own action, so a refused void is
+	// recorded as enrolment.void, not as a refused enrolment.create.
+	officer := string(policies.ActionVoidEnrolment)
+	for _, other := range []string{"something-else", string(policies.ActionCreateEnrolment)} {
+		if w, _ := post(c.Reference, other, `{"reason":"x"}`); w.Code != http.StatusForbidden {
+			t.Fatalf("guarded by %s: %d %s", other, w.Code, w.Body)
+		}
 	}
 	if w, _ := post(c.Reference, officer, `{"reason":1}`); w.Code != http.StatusBadRequest {
 		t.Fatalf("malformed body: %d %s", w.Code, w.Body)

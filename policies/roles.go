@@ -61,6 +61,9 @@ const (
 	// ActionCreateEnrolment records a one-time enrolment (reference and
 	// secret) for CMP or EST.
 	ActionCreateEnrolment Action = "enrolment.create"
+	// ActionVoidEnrolment withdraws an unused enrolment whose secret
+	// leaked (POST /api/v1/enrolments/{reference}/void).
+	ActionVoidEnrolment Action = "enrolment.void"
 	// ActionReadOwnActivity is a citizen reading the audit records about
 	// their own digital ID (GET /api/v1/me/activity).
 	ActionReadOwnActivity Action = "activity.read.own"
@@ -87,6 +90,7 @@ var permissions = map[Action][]Role{
 	ActionListCredentials:   {RoleCitizen, RoleAgency},                          // the caller's own only
 	ActionResetPIN:          {RoleRegistrationOfficer},                          // after identity proofing at the desk
 	ActionCreateEnrolment:   {RoleRegistrationOfficer},                          // a one-time reference and secret for CMP or EST
+	ActionVoidEnrolment:     {RoleRegistrationOfficer},                          // the roles that create enrolments
 	ActionReadOwnActivity:   {RoleCitizen},                                      // the caller's own records only (package identity/activity)
 }
 
