@@ -20,6 +20,7 @@ import (
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/policies"
+	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -38,15 +39,7 @@ func TestVoidRefusesUnrecordedIssue(t *testing.T) {
 		t.Run(d.Name, func(t *testing.T) {
 			ctx := ctxT(t)
 			db := storetest.Open(t, d.NewConfig(t))
-			log := audit.New(db, nil, nil, audit.Options{})
-			t.Cleanup(log.Close)
-			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
-			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey,
-				Profiles: []string{policies.ProfileCitizenAuth}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			pki, svc := voidService(t, db, secretKey)
 			subject := map[string]string{"givenName": "Aisha", "surname": "Al Harthy", "commonName": "Aisha Al Harthy", "civilNumber": "12345678", "country": "OM"}
 			c, err := svc.Create(ctx, "officer-1", policies.ProfileCitizenAuth, subject, 0)
 			if err != nil {
@@ -95,15 +88,7 @@ func TestVoidClaimRace(t *testing.T) {
 		t.Run(d.Name, func(t *testing.T) {
 			ctx := ctxT(t)
 			db := storetest.Open(t, d.NewConfig(t))
-			log := audit.New(db, nil, nil, audit.Options{})
-			t.Cleanup(log.Close)
-			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
-			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey,
-				Profiles: []string{policies.ProfileCitizenAuth}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, svc := voidService(t, db, secretKey)
 			subject := map[string]string{"givenName": "Aisha", "surname": "Al Harthy", "commonName": "Aisha Al Harthy", "civilNumber": "12345678", "country": "OM"}
 			st := db.Enrolments()
 			wins := map[string]int{}
@@ -162,15 +147,7 @@ func TestVoidRefusesIssuingUnderStaleClaim(t *testing.T) {
 		t.Run(d.Name, func(t *testing.T) {
 			ctx := ctxT(t)
 			db := storetest.Open(t, d.NewConfig(t))
-			log := audit.New(db, nil, nil, audit.Options{})
-			t.Cleanup(log.Close)
-			pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
-			svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
-				Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey,
-				Profiles: []string{policies.ProfileCitizenAuth}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, svc := voidService(t, db, secretKey)
 			subject := map[string]string{"givenName": "Aisha", "surname": "Al Harthy", "commonName": "Aisha Al Harthy", "civilNumber": "12345678", "country": "OM"}
 			for i, age := range []time.Duration{time.Second, time.Hour} {
 				c, err := svc.Create(ctx, "officer-1", policies.ProfileCitizenAuth, subject, 0)
@@ -208,4 +185,20 @@ func TestVoidRefusesIssuingUnderStaleClaim(t *testing.T) {
 			}
 		})
 	}
+}
+
+// voidService is the enrolment service of the void tests over db: a test
+// PKI whose CA issues the citizen-auth profile, and its audit log.
+func voidService(t *testing.T, db *store.DB, secretKey *rsa.PrivateKey) (*catest.PKI, *enrol.Service) {
+	t.Helper()
+	log := audit.New(db, nil, nil, audit.Options{})
+	t.Cleanup(log.Close)
+	pki := catest.New(t, db.Certificates(nil), log, "http://pki.thiqa.test")
+	svc, err := enrol.New(enrol.Config{Store: db.Enrolments(), Issuer: pki.Authority, Certificates: db.Certificates(nil),
+		Status: revocation.NewChecker(db.Certificates(nil), time.Second, nil), Audit: log, SecretKey: secretKey,
+		Profiles: []string{policies.ProfileCitizenAuth}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pki, svc
 }
