@@ -1,14 +1,12 @@
 package est_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -17,9 +15,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/enrol"
-	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/ratelimit"
-	"github.com/thiqa/thiqa/store"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -75,37 +71,9 @@ func TestESTRefusalsBoundedOverall(t *testing.T) {
 			// record's unrecordedOverall: none lost, none counted twice.
 			// (The last record alone need not carry the count: on a slow
 			// machine the loop's last refusal may have found a token.)
-			if got := refusalsAccounted(t, db, before); got != 2*addrs+1 {
+			if got := storetest.RefusalsAccounted(t, db, enrol.ActionRefused, before); got != 2*addrs+1 {
 				t.Fatalf("records plus their unrecordedOverall: %d, want %d refusals", got, 2*addrs+1)
 			}
 		})
 	}
-}
-
-// refusalsAccounted reads the refusal records after the first skip: their
-// number plus the refusals they say went unrecorded (unrecordedOverall).
-func refusalsAccounted(t *testing.T, db *store.DB, skip int) int {
-	t.Helper()
-	n := 0
-	err := db.AuditRecords(context.Background(), 1, func(r audit.Record) error {
-		if r.Action != enrol.ActionRefused || r.Outcome != "refused" {
-			return nil
-		}
-		if skip > 0 {
-			skip--
-			return nil
-		}
-		var d struct {
-			Unrecorded int `json:"unrecordedOverall"`
-		}
-		if err := json.Unmarshal(r.Details, &d); err != nil {
-			return fmt.Errorf("record %d: %w", r.Seq, err)
-		}
-		n += 1 + d.Unrecorded
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

@@ -15,6 +15,8 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -69,6 +71,35 @@ func AuditCount(t testing.TB, db *store.DB, action, outcome string) int {
 		if r.Action == action && r.Outcome == outcome {
 			n++
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("storetest: reading the audit log: %v", err)
+	}
+	return n
+}
+
+// RefusalsAccounted counts the refusals of action that db's audit log
+// accounts for after its first skip refused records: each record, plus the
+// refusals it says an overall budget left unrecorded (unrecordedOverall).
+func RefusalsAccounted(t testing.TB, db *store.DB, action string, skip int) int {
+	t.Helper()
+	n := 0
+	err := db.AuditRecords(context.Background(), 1, func(r audit.Record) error {
+		if r.Action != action || r.Outcome != "refused" {
+			return nil
+		}
+		if skip > 0 {
+			skip--
+			return nil
+		}
+		var d struct {
+			Unrecorded int `json:"unrecordedOverall"`
+		}
+		if err := json.Unmarshal(r.Details, &d); err != nil {
+			return fmt.Errorf("record %d: %w", r.Seq, err)
+		}
+		n += 1 + d.Unrecorded
 		return nil
 	})
 	if err != nil {
