@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -82,9 +84,12 @@ type Options struct {
 	// Issuers says whether the root revoked the unit's issuing CA: while
 	// it does, the unit signs nothing (ErrUnitIssuerRevoked). Nil: never.
 	Issuers IssuerStatus
-	// Refusals records each request refused because the issuing CA is
-	// revoked (ActionRefuse); nil records none.
+	// Refusals records each refused request (ActionRefuse, within the
+	// budget of refusal.go); nil records none.
 	Refusals *audit.Group
+	// budget bounds the recorded refusals; a Service shares one among its
+	// units. Nil: the Authority has its own.
+	budget *refusalBudget
 }
 
 // Authority is a TSA unit: it answers TimeStampReqs with TimeStampResps.
@@ -108,6 +113,7 @@ type Authority struct {
 	// issuers and refusals: Options.Issuers and Options.Refusals.
 	issuers  IssuerStatus
 	refusals *audit.Group
+	budget   *refusalBudget
 	// issuerRevokedSeen is set while the issuing CA is known revoked, so
 	// that the change is logged once (issuerRevoked).
 	issuerRevokedSeen atomic.Bool
@@ -152,7 +158,10 @@ func newAuthority(cfg Config, o Options, notYetValid bool) (*Authority, error) {
 	a := &Authority{
 		set: set, cert: o.Certificate, serials: o.Serials, recorder: o.Recorder,
 		clock: o.Clock, log: o.Logger, now: o.Now, policy: set.policy.String(),
-		issuers: o.Issuers, refusals: o.Refusals,
+		issuers: o.Issuers, refusals: o.Refusals, budget: o.budget,
+	}
+	if a.budget == nil {
+		a.budget = newRefusalBudget(o.Now)
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -265,6 +274,12 @@ type rejection struct {
 	// cause is the error behind a systemFailure, if any: when it is
 	// marked as an outage (outage.Is), the HTTP answer is 503.
 	cause error
+	// noRetry: the 503 of an outage carries no Retry-After, since waiting
+	// does not help (the issuing CA is revoked).
+	noRetry bool
+	// hash names the request's hash algorithm once it parsed; reason is
+	// the refusal's audit reason, when it has one (refusal.go).
+	hash, reason string
 }
 
 func (r *rejection) Error() string { return r.fail.String() + ": " + r.text }
@@ -310,7 +325,7 @@ func (a *Authority) check(req *tsp.Request) (crypto.Hash, *rejection) {
 // identifies the client for the record ("" when unknown). No serial is
 // consumed unless the request passes every check.
 func (a *Authority) Respond(ctx context.Context, der []byte, requester string) ([]byte, tsp.StatusInfo) {
-	out, _, st, _ := a.respondInto(ctx, der, requester, nil)
+	out, _, st, _ := a.respondInto(ctx, nil, der, requester, nil)
 	return slices.Clip(out), st
 }
 
@@ -320,16 +335,21 @@ func (a *Authority) Respond(ctx context.Context, der []byte, requester string) (
 // returns the buffer it used, grown if need be, for the caller to recycle
 // once the response is sent, and whether the refusal is a systemFailure
 // whose cause is unavailable for now (outage.Is: the database or the
-// unit key's token), which the HTTP handler answers 503.
-func (a *Authority) respondInto(ctx context.Context, der []byte, requester string, buf []byte) (out, used []byte, st tsp.StatusInfo, unavailable bool) {
+// unit key's token), which the HTTP handler answers 503 (with Retry-After
+// unless noRetry). A refusal is recorded before it is answered (refused;
+// r is the HTTP request, nil in process).
+func (a *Authority) respondInto(ctx context.Context, r *http.Request, der []byte, requester string, buf []byte) (out, used []byte, st tsp.StatusInfo, unavailable *rejection) {
 	start := time.Now()
 	token, rej := a.issue(ctx, der, requester, buf[:0:cap(buf)], tsp.GrantedHeadroom)
 	resp := tsp.Response{Status: tsp.StatusInfo{Status: tsp.StatusGranted, FailInfo: tsp.NoFailInfo}}
 	var err error
 	if rej != nil {
+		rej = a.refused(ctx, r, requester, rej)
 		resp.Status = tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}
 		out, err = resp.Marshal()
-		unavailable = outage.Is(rej.cause)
+		if outage.Is(rej.cause) {
+			unavailable = rej
+		}
 	} else {
 		used = token
 		out, err = tsp.EncodeGrantedInPlace(token, tsp.GrantedHeadroom)
@@ -353,6 +373,7 @@ func (a *Authority) Issue(ctx context.Context, der []byte, requester string) ([]
 	start := time.Now()
 	token, rej := a.issue(ctx, der, requester, nil, 0)
 	if rej != nil {
+		rej = a.refused(ctx, nil, requester, rej)
 		a.metrics.observe(tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail}, time.Since(start))
 		return nil, &StatusError{Status: tsp.StatusInfo{Status: tsp.StatusRejection, FailInfo: rej.fail, Text: []string{rej.text}}, cause: rej.cause}
 	}
@@ -373,6 +394,24 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 	if err != nil {
 		return nil, reject(tsp.BadDataFormat, "%v", err)
 	}
+	token, rej := a.issueParsed(ctx, req, requester, dst, headroom)
+	if rej != nil {
+		rej.hash = hashName(req.MessageImprint.HashAlgorithm)
+	}
+	return token, rej
+}
+
+// hashName names a request's hash algorithm: its name when known, else
+// its OID.
+func hashName(oid asn1.ObjectIdentifier) string {
+	if h, ok := tsp.HashFromOID(oid); ok {
+		return h.String()
+	}
+	return oid.String()
+}
+
+// issueParsed is issue once the request parsed.
+func (a *Authority) issueParsed(ctx context.Context, req *tsp.Request, requester string, dst []byte, headroom int) ([]byte, *rejection) {
 	h, rej := a.check(req)
 	if rej != nil {
 		return nil, rej
@@ -391,7 +430,7 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 		return nil, revokedRejection()
 	}
 	if err := a.issuerRevoked(); err != nil {
-		return nil, a.issuerRevokedRejection(ctx, err, requester)
+		return nil, issuerRevokedRejection(err)
 	}
 	now := a.now()
 	if err := a.checkValidity(now); err != nil {
@@ -439,7 +478,7 @@ func (a *Authority) issue(ctx context.Context, der []byte, requester string, dst
 	if err := a.issuerRevoked(); err != nil {
 		// The root CRL naming the issuing CA was applied meanwhile.
 		a.log.Warn("time-stamp not returned: the unit's issuing CA was revoked while it was issued", "serial", serial)
-		return nil, a.issuerRevokedRejection(ctx, err, requester)
+		return nil, issuerRevokedRejection(err)
 	}
 	if a.log.Enabled(ctx, slog.LevelDebug) {
 		a.log.Debug("time-stamp issued", "serial", serial, "requester", requester)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/thiqa/thiqa/internal/outage"
 	"github.com/thiqa/thiqa/internal/problem"
 )
 
@@ -32,23 +33,25 @@ var (
 // method or media type, body over the limit) does it answer 4xx with a
 // problem JSON body. identify names the requester for the token record; it
 // may be nil. The reply is written with one Write and a Content-Length.
+// Every refusal is recorded before it is answered, within the budget of
+// refusal.go.
 func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			problem.Error(w, http.StatusMethodNotAllowed, "time-stamp requests are POSTed")
+			a.refuseHTTP(w, r, identify, http.StatusMethodNotAllowed, "time-stamp requests are POSTed")
 			return
 		}
 		if ct := r.Header.Get("Content-Type"); ct != QueryContentType {
 			mt, _, err := mime.ParseMediaType(ct)
 			if err != nil || mt != QueryContentType {
-				problem.Error(w, http.StatusUnsupportedMediaType, "the body must be "+QueryContentType)
+				a.refuseHTTP(w, r, identify, http.StatusUnsupportedMediaType, "the body must be "+QueryContentType)
 				return
 			}
 		}
 		limit := a.set.maxRequestBytes
 		if r.ContentLength > limit {
-			problem.Error(w, http.StatusRequestEntityTooLarge, "time-stamp requests are at most "+strconv.FormatInt(limit, 10)+" bytes")
+			a.refuseHTTP(w, r, identify, http.StatusRequestEntityTooLarge, "time-stamp requests are at most "+strconv.FormatInt(limit, 10)+" bytes")
 			return
 		}
 		bp := a.bodies.Get().(*[]byte)
@@ -57,10 +60,10 @@ func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				problem.Error(w, http.StatusRequestEntityTooLarge, "time-stamp requests are at most "+strconv.FormatInt(limit, 10)+" bytes")
+				a.refuseHTTP(w, r, identify, http.StatusRequestEntityTooLarge, "time-stamp requests are at most "+strconv.FormatInt(limit, 10)+" bytes")
 				return
 			}
-			problem.Error(w, http.StatusBadRequest, "reading the request body failed")
+			a.refuseHTTP(w, r, identify, http.StatusBadRequest, "reading the request body failed")
 			return
 		}
 		*bp = body // keep a grown buffer
@@ -72,16 +75,20 @@ func (a *Authority) Handler(identify func(*http.Request) string) http.Handler {
 		// response is encoded in a recycled buffer, given back once Write
 		// has copied or sent it.
 		rp := a.responses.Get().(*[]byte)
-		resp, used, _, unavailable := a.respondInto(r.Context(), body, requester, *rp)
+		resp, used, _, unavailable := a.respondInto(r.Context(), r, body, requester, *rp)
 		h := w.Header()
 		h["Content-Type"] = replyContentType
 		h["Content-Length"] = []string{strconv.Itoa(len(resp))}
 		h["Cache-Control"] = replyNoStore
-		if unavailable {
+		if unavailable != nil {
 			// RFC 3161 has no "try later": the body is a systemFailure,
 			// and the HTTP status tells clients and load balancers that
-			// the database or the unit key's token is down for now.
-			problem.RetryLater(h, http.StatusServiceUnavailable)
+			// the database or the unit key's token is down for now. While
+			// the issuing CA is revoked waiting does not help: no
+			// Retry-After.
+			if !unavailable.noRetry {
+				problem.RetryLater(h, http.StatusServiceUnavailable)
+			}
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_, _ = w.Write(resp)
@@ -120,4 +127,27 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) (
 			return nil, err
 		}
 	}
+}
+
+// refuseHTTP records the HTTP refusal of r (status, detail: a request the
+// TSA cannot read), within the budget of refusal.go, and answers it with a
+// problem body; counted in thiqa_tsa_rejections_total{fail_info="http"}.
+// When the record cannot be written the answer is 503 (the audit log is
+// down for now) or 500, as a token whose record cannot be written.
+func (a *Authority) refuseHTTP(w http.ResponseWriter, r *http.Request, identify func(*http.Request) string, status int, detail string) {
+	a.metrics.rejectedHTTP.Inc()
+	requester := ""
+	if identify != nil {
+		requester = identify(r)
+	}
+	if err := a.recordRefusal(r.Context(), r, requester, refusal{httpStatus: status, text: detail}); err != nil {
+		w.Header().Del("Allow")
+		if outage.Is(err) {
+			problem.Unavailable(w, r.URL.Path)
+			return
+		}
+		problem.Error(w, http.StatusInternalServerError, "the audit log is unavailable")
+		return
+	}
+	problem.Error(w, status, detail)
 }

@@ -1,10 +1,8 @@
 package timestamp
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -39,12 +37,13 @@ type IssuerStatus interface {
 	RevokedIssuerOf(cert *x509.Certificate) error
 }
 
-// ActionRefuse is the audit action of the time-stamp requests refused
-// because the unit's issuing CA is revoked: collective records (actor
-// thiqa-tsa, outcome failure, object the unit certificate's serial), one
-// item per refusal:
+// ActionRefuse is the audit action of refused time-stamp requests:
+// collective records (actor thiqa-tsa, outcome failure, object the unit
+// certificate's serial), one item per refusal recorded (refusal.go); while
+// the unit's issuing CA is revoked:
 //
-//	{"error":"…","reason":"issuing-ca-revoked","requester":"addr:192.0.2.7"}
+//	{"address":"192.0.2.7","error":"…","failInfo":"systemFailure","reason":"issuing-ca-revoked",
+//	 "requester":"addr:192.0.2.7","text":"…"}
 const ActionRefuse = "timestamp.refuse"
 
 // RefuseReasonIssuerRevoked is the reason of an ActionRefuse item, and of
@@ -77,23 +76,16 @@ func (a *Authority) issuerRevoked() error {
 }
 
 // issuerRevokedRejection is the answer while the unit's issuing CA is
-// revoked: systemFailure, HTTP 503, as for a revoked unit. The refusal is
-// recorded in the audit log (ActionRefuse) before it is answered; a
-// failure to record it is logged and does not change the answer.
-func (a *Authority) issuerRevokedRejection(ctx context.Context, err error, requester string) *rejection {
-	if a.refusals != nil {
-		item, _ := json.Marshal(struct {
-			Error     string `json:"error"`
-			Reason    string `json:"reason"`
-			Requester string `json:"requester"`
-		}{err.Error(), RefuseReasonIssuerRevoked, requester})
-		if _, aerr := a.refusals.Append(ctx, item); aerr != nil {
-			a.log.Error("recording a refused time-stamp request", "err", aerr)
-		}
-	}
+// revoked: systemFailure, HTTP 503, as for a revoked unit, but without
+// Retry-After (waiting does not help: the CA must be rolled over). The
+// refusal is recorded in the audit log (ActionRefuse, reason
+// RefuseReasonIssuerRevoked, within the budget of refusal.go) before it is
+// answered; a failure to record it is logged and does not change the
+// answer.
+func issuerRevokedRejection(err error) *rejection {
 	return &rejection{fail: tsp.SystemFailure,
 		text:  "the issuing CA of the TSA unit certificate is revoked; no time-stamps until the TSA has a unit from a CA that is not revoked",
-		cause: outage.Mark(err)}
+		cause: outage.Mark(err), noRetry: true, reason: RefuseReasonIssuerRevoked}
 }
 
 // newRefusals opens the collective record of the refusals of the unit

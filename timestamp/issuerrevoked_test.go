@@ -64,6 +64,11 @@ func TestTSAUnitIssuerRevokedStops(t *testing.T) {
 					t.Fatalf("with the issuing CA revoked: HTTP %d %s, want 503 systemFailure", status, resp.Status)
 				}
 			}
+			// Waiting does not help (the CA must be rolled over): no
+			// Retry-After, unlike an outage's 503.
+			if a := send(t, in.base+"/tsa", http.MethodPost, timestamp.QueryContentType, q); a.status != http.StatusServiceUnavailable || a.retryAfter != "" {
+				t.Fatalf("with the issuing CA revoked: HTTP %d, Retry-After %q, want 503 without", a.status, a.retryAfter)
+			}
 			if err := in.svc.Ready(t.Context()); !errors.Is(err, timestamp.ErrUnitIssuerRevoked) || !errors.Is(err, ca.ErrIssuerRevoked) {
 				t.Fatalf("/readyz with the issuing CA revoked: %v, want ErrUnitIssuerRevoked", err)
 			}
@@ -73,7 +78,7 @@ func TestTSAUnitIssuerRevokedStops(t *testing.T) {
 			if n := len(f.records(t)); n != tokens {
 				t.Fatalf("%d tokens recorded while the issuing CA is revoked", n-tokens)
 			}
-			if got := refusedItems(t, f, first.Cert.SerialNumber.Bytes()); got != refusals {
+			if got := refusedItems(t, f, first.Cert.SerialNumber.Bytes()); got != refusals+1 {
 				t.Fatalf("%d refusals audited, want %d", got, refusals)
 			}
 
@@ -156,7 +161,7 @@ func refusedItems(t *testing.T, f *fixture, serial []byte) int {
 			t.Errorf("refusal record %+v", r)
 		}
 		for _, it := range c.Items {
-			if it["reason"] != timestamp.RefuseReasonIssuerRevoked || it["requester"] == "" || it["error"] == "" {
+			if it["reason"] != timestamp.RefuseReasonIssuerRevoked || it["requester"] == "" || it["error"] == "" || it["failInfo"] != "systemFailure" || it["address"] == "" {
 				t.Errorf("refusal item %v", it)
 			}
 			n++

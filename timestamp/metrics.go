@@ -9,12 +9,19 @@ import (
 	"github.com/thiqa/thiqa/timestamp/tsp"
 )
 
+// failInfoHTTP is the fail_info of thiqa_tsa_rejections_total that counts
+// the HTTP refusals (wrong method or media type, too large, unreadable).
+const failInfoHTTP = "http"
+
 // metrics are the TSA's Prometheus series.
 type metrics struct {
 	tokens     prometheus.Counter
 	rejections *prometheus.CounterVec
-	granted    prometheus.Observer
-	rejected   prometheus.Observer
+	// rejectedHTTP counts the HTTP refusals (fail_info "http"): requests
+	// the TSA cannot read, answered with a problem body.
+	rejectedHTTP prometheus.Counter
+	granted      prometheus.Observer
+	rejected     prometheus.Observer
 }
 
 func newMetrics(reg prometheus.Registerer, a *Authority) (*metrics, error) {
@@ -23,9 +30,10 @@ func newMetrics(reg prometheus.Registerer, a *Authority) (*metrics, error) {
 			Name: "thiqa_tsa_tokens_total", Help: "Time-stamp tokens issued.",
 		}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "thiqa_tsa_rejections_total", Help: "Time-stamp requests rejected, by RFC 3161 failInfo.",
+			Name: "thiqa_tsa_rejections_total", Help: "Time-stamp requests rejected, by RFC 3161 failInfo (http: not readable as one, answered with an HTTP error).",
 		}, []string{"fail_info"}),
 	}
+	m.rejectedHTTP = m.rejections.WithLabelValues(failInfoHTTP)
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "thiqa_tsa_request_duration_seconds",
 		Help:    "Time to answer a time-stamp request (parse, checks, record, sign), by outcome.",
@@ -70,7 +78,7 @@ func newMetrics(reg prometheus.Registerer, a *Authority) (*metrics, error) {
 		return 0
 	})
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.tokens, m.rejections, latency, offset, inSync, checked, notAfter, issuerRevoked} {
+		for _, c := range []prometheus.Collector{m.tokens, m.rejections, latency, offset, inSync, checked, notAfter, issuerRevoked, a.budget.unrecorded} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("timestamp: registering metrics: %w", err)
 			}

@@ -65,7 +65,7 @@ type ServiceOptions struct {
 	Status UnitStatus
 	// Issuers says whether the root revoked the issuing CA that certified
 	// a unit (*ca.RevokedIssuers): such a unit signs nothing, each refusal
-	// is audited (ActionRefuse), and the unit is due for renewal at once
+	// is answered 503 systemFailure, and the unit is due for renewal at once
 	// (it succeeds once the CA is rolled over). Nil: never.
 	Issuers IssuerStatus
 }
@@ -90,6 +90,9 @@ type Service struct {
 	log *slog.Logger
 
 	cur atomic.Pointer[generation]
+	// budget bounds the recorded refusals of every unit (refusal.go): a
+	// renewal does not give a flood a new budget.
+	budget *refusalBudget
 
 	mu        sync.Mutex // serialises renewals
 	noRenewal string     // serial of a unit that renewal cannot improve on
@@ -133,7 +136,7 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, log: o.Logger, holder: holder, kick: make(chan struct{}, 1), revokedRetry: revokedRetry}
+	s := &Service{o: o, log: o.Logger, holder: holder, kick: make(chan struct{}, 1), revokedRetry: revokedRetry, budget: newRefusalBudget(o.Now)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -253,7 +256,7 @@ func (s *Service) install(unit *Unit) error {
 	a, err := newAuthority(s.o.Config, Options{
 		Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: s.o.Serials,
 		Recorder: rec, Clock: s.o.Clock, Logger: s.o.Logger, Registerer: g.metrics, Now: s.o.Now,
-		Issuers: s.o.Issuers, Refusals: refusals,
+		Issuers: s.o.Issuers, Refusals: refusals, budget: s.budget,
 	}, replacedValid)
 	if err != nil {
 		return err

@@ -79,6 +79,41 @@ func AuditCount(t testing.TB, db *store.DB, action, outcome string) int {
 	return n
 }
 
+// ItemRefusalsAccounted is RefusalsAccounted for a service that records
+// its refusals as items of collective records (audit.Group: the TSA's
+// timestamp.refuse): it counts the refusals that the items of action's
+// records account for after the first skip items, each item plus the
+// refusals it says an overall budget left unrecorded (unrecordedOverall).
+func ItemRefusalsAccounted(t testing.TB, db *store.DB, action string, skip int) int {
+	t.Helper()
+	n := 0
+	err := db.AuditRecords(context.Background(), 1, func(r audit.Record) error {
+		if r.Action != action {
+			return nil
+		}
+		var d struct {
+			Items []struct {
+				Unrecorded int `json:"unrecordedOverall"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal(r.Details, &d); err != nil {
+			return fmt.Errorf("record %d: %w", r.Seq, err)
+		}
+		for _, it := range d.Items {
+			if skip > 0 {
+				skip--
+				continue
+			}
+			n += 1 + it.Unrecorded
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("storetest: reading the audit log: %v", err)
+	}
+	return n
+}
+
 // RefusalsAccounted counts the refusals of action that db's audit log
 // accounts for after its first skip refused records: each record, plus the
 // refusals it says an overall budget left unrecorded (unrecordedOverall).

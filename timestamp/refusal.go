@@ -1,0 +1,181 @@
+package timestamp
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/thiqa/thiqa/internal/clientip"
+	"github.com/thiqa/thiqa/internal/ratelimit"
+	"github.com/thiqa/thiqa/timestamp/tsp"
+)
+
+// Refused requests. Every refusal the TSA answers (each PKIStatus
+// rejection, and the HTTP refusals of a request it cannot read: wrong
+// method or media type, too large, a body that cannot be read) has an
+// item in a timestamp.refuse record (ActionRefuse: collective records,
+// actor thiqa-tsa, outcome failure, object the unit certificate's serial)
+// before it is answered, within a budget: /tsa is public and hot, and the
+// audit log is not its callers' to fill. The budget is EST's and CMP's: 10
+// at once and one every 10 s per client address (clientip: the address a
+// trusted proxy forwarded, every IPv6 address of a /64 one client); past
+// it only the first refusal of each run of the address is recorded, with a
+// note. Over all addresses together at most ratelimit.OverallBurst at once
+// and ratelimit.OverallRate a second are recorded; past that none is, and
+// the next recorded one says how many were not (unrecordedOverall). Every
+// refusal is counted in thiqa_tsa_rejections_total either way, and those
+// left unrecorded in thiqa_tsa_refusals_unrecorded_total{budget}. An item
+// is
+//
+//	{"address":"192.0.2.7","failInfo":"badAlg","hashAlgorithm":"SHA-1",
+//	 "requester":"addr:192.0.2.7","text":"hash algorithm … is not accepted"}
+//
+// with httpStatus instead of failInfo for an HTTP refusal, and reason and
+// error while the issuing CA is revoked (RefuseReasonIssuerRevoked); never
+// the request's bytes. A refusal whose record cannot be written is
+// answered as an issued token's would be (systemFailure, HTTP 503 when the
+// audit log is down for now; a 500 or 503 problem for an HTTP refusal);
+// a systemFailure keeps its own answer.
+
+// The budget of recorded refusals of one client address: 10 at once, then
+// one every 10 s (as EST's and CMP's).
+const (
+	refusalBurst = 10
+	refusalRate  = 0.1
+)
+
+// maxRefusalText bounds the text and hash algorithm of a refusal item (an
+// OID the client chose may be long).
+const maxRefusalText = 256
+
+// refusalNote is the note of a recorded refusal past its address's budget.
+const refusalNote = "further refusals of this address in a row are counted in thiqa_tsa_rejections_total, not recorded"
+
+// Budget names of thiqa_tsa_refusals_unrecorded_total.
+const (
+	budgetAddress = "address"
+	budgetOverall = "overall"
+)
+
+// refusalBudget bounds the recorded refusals of a TSA: per address and
+// overall. A Service shares one among its units' Authorities.
+type refusalBudget struct {
+	addrs   *ratelimit.Limiter
+	overall *ratelimit.Overall
+	// unrecorded counts the refusals left unrecorded, by the budget that
+	// left each out; each Authority registers it with its metrics.
+	unrecorded *prometheus.CounterVec
+}
+
+func newRefusalBudget(now func() time.Time) *refusalBudget {
+	if now == nil {
+		now = time.Now
+	}
+	return &refusalBudget{
+		addrs:   ratelimit.New(refusalRate, refusalBurst, now),
+		overall: ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, now),
+		unrecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thiqa_tsa_refusals_unrecorded_total",
+			Help: "Refused time-stamp requests counted but not recorded in the audit log, by the budget that left them out (address, overall).",
+		}, []string{"budget"}),
+	}
+}
+
+// refusal is what a refusal's item says.
+type refusal struct {
+	fail       tsp.FailInfo
+	httpStatus int // an HTTP refusal: no failInfo
+	text       string
+	hash       string
+	reason     string
+	err        string
+}
+
+// refusalItem is the JSON of a refusal's item (keys in alphabetical order).
+type refusalItem struct {
+	Address           string `json:"address,omitempty"`
+	Error             string `json:"error,omitempty"`
+	FailInfo          string `json:"failInfo,omitempty"`
+	HashAlgorithm     string `json:"hashAlgorithm,omitempty"`
+	HTTPStatus        int    `json:"httpStatus,omitempty"`
+	Note              string `json:"note,omitempty"`
+	Reason            string `json:"reason,omitempty"`
+	Requester         string `json:"requester"`
+	Text              string `json:"text"`
+	UnrecordedOverall int64  `json:"unrecordedOverall,omitempty"`
+}
+
+// recordRefusal records rf, a refusal of the request r from requester,
+// within the budget (r nil: a caller in the same process, not bounded). It
+// returns the error of the record, nil when it was written or left out.
+func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requester string, rf refusal) error {
+	if a.refusals == nil {
+		return nil
+	}
+	item := refusalItem{Requester: requester, Text: clip(rf.text), HashAlgorithm: clip(rf.hash), HTTPStatus: rf.httpStatus,
+		Reason: rf.reason, Error: rf.err}
+	if rf.httpStatus == 0 {
+		item.FailInfo = rf.fail.String()
+	}
+	undo := func() {}
+	if r != nil {
+		b := a.budget
+		addr := clientip.FromRequest(r).Key()
+		record, past := b.addrs.Record(addr)
+		if !record {
+			b.unrecorded.WithLabelValues(budgetAddress).Inc()
+			return nil
+		}
+		ok, n := b.overall.Take()
+		if !ok {
+			b.unrecorded.WithLabelValues(budgetOverall).Inc()
+			return nil
+		}
+		if past {
+			item.Note = refusalNote
+		}
+		item.Address, item.UnrecordedOverall = addr, n
+		undo = func() { b.addrs.ResetStreak(addr); b.overall.Restore(n) }
+	}
+	buf, err := json.Marshal(item)
+	if err == nil {
+		_, err = a.refusals.Append(context.WithoutCancel(ctx), buf)
+	}
+	if err != nil {
+		undo() // the run's next refusal is recorded instead
+		a.log.Error("recording a refused time-stamp request", "err", err)
+	}
+	return err
+}
+
+// clip cuts s to at most maxRefusalText bytes, on a rune boundary.
+func clip(s string) string {
+	if len(s) <= maxRefusalText {
+		return s
+	}
+	n := maxRefusalText
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// refused records the PKIStatus refusal rej of the request r (nil in
+// process) and returns the refusal to answer: rej, or when its record
+// cannot be written the answer of a token whose record cannot be written
+// (failure); a systemFailure keeps its own answer.
+func (a *Authority) refused(ctx context.Context, r *http.Request, requester string, rej *rejection) *rejection {
+	rf := refusal{fail: rej.fail, text: rej.text, hash: rej.hash, reason: rej.reason}
+	if rej.reason != "" && rej.cause != nil {
+		rf.err = rej.cause.Error()
+	}
+	err := a.recordRefusal(ctx, r, requester, rf)
+	if err == nil || rej.fail == tsp.SystemFailure {
+		return rej
+	}
+	return failure(err)
+}
