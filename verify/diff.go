@@ -72,27 +72,21 @@ func fieldLocks(f *pdf.File, s *pdf.SigField, rev int) []*fieldLock {
 const maxFieldNameBytes = 1 << 10
 
 // fieldName builds the fully qualified name of a field dictionary (its
-// last maxFieldNameBytes bytes when longer).
+// last maxFieldNameBytes bytes when longer, cut between characters).
 func fieldName(f *pdf.File, d pdf.Dict, rev int) string {
 	var parts []string
 	size := 0
 	for depth := 0; d != nil && depth < 32 && size < maxFieldNameBytes; depth++ {
 		if t, ok := d["T"].(pdf.String); ok {
-			b := t.Bytes
-			if len(b) > maxFieldNameBytes {
-				b = b[:maxFieldNameBytes]
-			}
-			part := pdf.TextString(b)
+			// Cut at a character: a cut through one showed U+FFFD.
+			part := pdf.TextStringPrefix(t.Bytes, maxFieldNameBytes)
 			size += len(part) + 1
 			parts = append([]string{part}, parts...)
 		}
 		d = f.Dict(d["Parent"], rev)
 	}
 	name := strings.Join(parts, ".")
-	if len(name) > maxFieldNameBytes {
-		name = name[len(name)-maxFieldNameBytes:]
-	}
-	return name
+	return pdf.TextSuffix(name, maxFieldNameBytes)
 }
 
 type changeClass int

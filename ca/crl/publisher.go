@@ -38,6 +38,14 @@ type Publisher struct {
 
 	trigger chan string
 
+	// first is closed once Run's first publication (alone) or first
+	// signing and reading of the store (shared) is over; firstOnce closes
+	// it; firstWait bounds how long a request for a CRL the CA publishes
+	// waits for it (ServeHTTP).
+	first     chan struct{}
+	firstOnce sync.Once
+	firstWait time.Duration
+
 	// Shared publication (Share): nil shared publishes alone.
 	shared      SharedStore
 	syncEvery   time.Duration
@@ -76,6 +84,7 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 	p := &Publisher{
 		log: log, gens: make(map[string]*Generator, len(gens)), every: set.RegenerateEvery, maxAge: set.MaxAge, delay: set.TriggerDelay,
 		max: set.MaxEntriesPerPartition, now: time.Now, latest: map[string]*served{}, trigger: make(chan string, 64),
+		first: make(chan struct{}), firstWait: firstWait,
 		genSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "thiqa_crl_generation_seconds",
 			Help: "Time to stream, lint and sign one CRL.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"ca"}),
 		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "thiqa_crl_entries",
@@ -297,6 +306,45 @@ func (p *Publisher) Trigger(ca string) {
 	}
 }
 
+// firstWait is how long a request for a CRL that the CA publishes but
+// that is not there yet waits for the first publication after a start:
+// the server listens (and its ready file is written) while the first CRLs
+// are signed in the background, which under load takes seconds.
+const firstWait = 10 * time.Second
+
+// firstDone marks Run's first publication over: the CRLs the CA publishes
+// are served, or their generation failed and was logged.
+func (p *Publisher) firstDone() { p.firstOnce.Do(func() { close(p.first) }) }
+
+// publishes reports whether name is the file name of a CRL (complete or
+// delta) that one of p's CAs publishes.
+func (p *Publisher) publishes(name string) bool {
+	for ca, g := range p.gens {
+		if !strings.HasPrefix(name, ca) {
+			continue
+		}
+		for _, part := range g.PartitionNumbers() {
+			if name == FileName(ca, part) || (g.Deltas() && name == DeltaFileName(ca, part)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// awaitFirst waits, at most firstWait and while ctx lasts, for Run's first
+// publication, and returns what is served under name then.
+func (p *Publisher) awaitFirst(ctx context.Context, name string) (*served, bool) {
+	t := time.NewTimer(p.firstWait)
+	defer t.Stop()
+	select {
+	case <-p.first:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return p.current(name)
+}
+
 // Run publishes every CRL, then regenerates on the schedule and after
 // triggers until ctx ends. Shared (Share), it first serves the CRLs stored,
 // signs only those due, and reads the store every SyncEvery.
@@ -309,10 +357,12 @@ func (p *Publisher) Run(ctx context.Context) error {
 		defer wait()
 		onTick = func() bool { p.publishDue(ctx); return false }
 		onTick()
+		p.firstDone()
 	} else {
 		if err := p.PublishAll(ctx); err != nil {
 			p.log.ErrorContext(ctx, "initial CRL publication incomplete", "err", err)
 		}
+		p.firstDone()
 		onTick = func() bool { _ = p.PublishAll(ctx); return true } // failures are logged and counted
 	}
 	tick := time.NewTicker(p.every)
@@ -346,7 +396,11 @@ func (p *Publisher) Run(ctx context.Context) error {
 // ServeHTTP serves GET/HEAD /crl/{name}.crl with Content-Type
 // application/pkix-crl, ETag, Last-Modified (thisUpdate), Expires
 // (now + max-age) and a max-age bounded by both nextUpdate and MaxAge, so
-// caches pick up new revocations in time.
+// caches pick up new revocations in time. A CRL the CA publishes is never
+// answered 404: a request that comes before the first publication after a
+// start waits for it (firstWait at most), and one that finds it still
+// missing (its generation failed) is answered 503 with Retry-After.
+// Names the CAs do not publish are 404.
 func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -360,6 +414,13 @@ func (p *Publisher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s, ok := p.current(name)
+	if !ok && p.publishes(name) {
+		if s, ok = p.awaitFirst(r.Context(), name); !ok {
+			w.Header().Set("Retry-After", "5")
+			problem.Error(w, http.StatusServiceUnavailable, "this CRL is not published yet: try again shortly")
+			return
+		}
+	}
 	if !ok {
 		problem.Error(w, http.StatusNotFound, "no such CRL")
 		return

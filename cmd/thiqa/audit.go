@@ -266,12 +266,19 @@ func auditReport(ctx context.Context, env *cliEnv, args []string) error {
 	if *asJSON {
 		return a.WriteJSON(env.stdout)
 	}
-	if err := a.WriteText(env.stdout); err != nil {
-		return err
-	}
 	// Only the live log is counted.
 	arch, err := audit.ReadArchivedPrefix(ctx, db)
 	if err != nil {
+		return err
+	}
+	if *fromFlag == "" {
+		// Not "from 1970-01-01": from the first record, and when it was.
+		a.FromFirstRecord = true
+		if a.FirstRecord, _, err = audit.FirstRecordTime(ctx, db, arch.Below); err != nil {
+			return err
+		}
+	}
+	if err := a.WriteText(env.stdout); err != nil {
 		return err
 	}
 	if arch.Below > 1 {

@@ -225,14 +225,24 @@ func TestAuditVerifySince(t *testing.T) {
 
 // TestAuditReport: `thiqa audit report` counts what init recorded, as a
 // table and as JSON, and refuses bad ranges and periods with exit 2.
+// Without --from it says it counts from the first record and when that
+// was (it said "from 1970-01-01T00:00:00Z").
 func TestAuditReport(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
+	before := time.Now().UTC().Truncate(time.Second)
 	mustThiqa(t, nil, "init", "--data", dir)
 	month := time.Now().UTC().Format("2006-01")
 	r := mustThiqa(t, nil, "audit", "report", "--data", dir)
-	if !strings.HasPrefix(r.stdout, "audit activity from 1970-01-01T00:00:00Z to ") ||
-		!regexp.MustCompile(`(?m)^`+month+`\s+data\.init\s+1\s+0\s+0\s+1\s+1$`).MatchString(r.stdout) {
+	m := regexp.MustCompile(`^audit activity from the first record \((\S+)\) to `).FindStringSubmatch(r.stdout)
+	if m == nil || !regexp.MustCompile(`(?m)^`+month+`\s+data\.init\s+1\s+0\s+0\s+1\s+1$`).MatchString(r.stdout) {
 		t.Fatalf("audit report:\n%s", r.stdout)
+	}
+	if first, err := time.Parse(time.RFC3339, m[1]); err != nil || first.Before(before) || first.After(time.Now()) {
+		t.Fatalf("audit report: the first record at %q, want a time of the init run (from %s): %v", m[1], before.Format(time.RFC3339), err)
+	}
+	// With --from the bound given is printed as before.
+	if r := mustThiqa(t, nil, "audit", "report", "--data", dir, "--from", "2000-01"); !strings.HasPrefix(r.stdout, "audit activity from 2000-01-01T00:00:00Z to ") {
+		t.Fatalf("audit report --from 2000-01:\n%s", r.stdout)
 	}
 	r = mustThiqa(t, nil, "audit", "report", "--data", dir, "--by", "total", "--json", "--to", "2100-01")
 	var a struct {

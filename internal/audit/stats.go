@@ -92,6 +92,12 @@ var ErrBadRange = errors.New("audit: the range ends before it starts")
 type Activity struct {
 	// From and To bound the range: records with From <= time < To.
 	From, To time.Time
+	// FromFirstRecord says no lower bound was asked for: the range starts
+	// at the log's beginning, and the text says so (From is then the Unix
+	// epoch). FirstRecord is the time of the first record of the live log
+	// (zero when the log is empty), which the text shows.
+	FromFirstRecord bool
+	FirstRecord     time.Time
 	// By is how the rows are grouped in time.
 	By Period
 	// Rows are ordered by period, then action.
@@ -181,8 +187,15 @@ func (a Activity) WriteText(w io.Writer) error {
 		}
 	}
 	slices.Sort(cols[len(knownOutcomes):])
+	from := a.From.Format(time.RFC3339)
+	if a.FromFirstRecord {
+		from = "the first record"
+		if !a.FirstRecord.IsZero() {
+			from += " (" + a.FirstRecord.UTC().Format(time.RFC3339) + ")"
+		}
+	}
 	fmt.Fprintf(w, "audit activity from %s to %s (UTC), by %s: events recorded in the audit log\n",
-		a.From.Format(time.RFC3339), a.To.Format(time.RFC3339), a.By)
+		from, a.To.Format(time.RFC3339), a.By)
 	if len(a.Rows) == 0 {
 		_, err := fmt.Fprintln(w, "no records in this range")
 		return err
@@ -215,4 +228,27 @@ func ParseDate(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("%w, got %q", ErrBadDate, s)
+}
+
+// RecordReader streams the audit log's records from a seq on; store.DB
+// implements it.
+type RecordReader interface {
+	AuditRecords(ctx context.Context, fromSeq int64, fn func(Record) error) error
+}
+
+// errFirstRead stops FirstRecordTime's read after one record.
+var errFirstRead = errors.New("audit: first record read")
+
+// FirstRecordTime returns the time of the first record at or after seq
+// fromSeq (the first live one: ArchivedPrefix.Below); ok is false when
+// there is none.
+func FirstRecordTime(ctx context.Context, r RecordReader, fromSeq int64) (t time.Time, ok bool, err error) {
+	err = r.AuditRecords(ctx, fromSeq, func(rec Record) error {
+		t, ok = rec.Time.UTC(), true
+		return errFirstRead
+	})
+	if err != nil && !errors.Is(err, errFirstRead) {
+		return time.Time{}, false, fmt.Errorf("audit: reading the first record: %w", err)
+	}
+	return t, ok, nil
 }

@@ -60,26 +60,6 @@ func (s *SigField) Type() string {
 // SubFilter returns the /SubFilter.
 func (s *SigField) SubFilter() string { return string(s.Value.Name("SubFilter")) }
 
-// TextString decodes a PDF text string (UTF-16BE with BOM, else bytes as
-// PDFDocEncoding approximated by Latin-1).
-func TextString(b []byte) string {
-	if len(b) >= 2 && b[0] == 0xfe && b[1] == 0xff {
-		var rs []rune
-		for i := 2; i+1 < len(b); i += 2 {
-			rs = append(rs, rune(uint16(b[i])<<8|uint16(b[i+1])))
-		}
-		return string(rs)
-	}
-	if len(b) >= 3 && b[0] == 0xef && b[1] == 0xbb && b[2] == 0xbf {
-		return string(b[3:])
-	}
-	rs := make([]rune, len(b))
-	for i, c := range b {
-		rs[i] = rune(c)
-	}
-	return string(rs)
-}
-
 // Signatures lists signature fields with values as of revision rev (the
 // latest when rev < 0), walking the AcroForm field tree with cycle and
 // depth limits. It stops with ErrTooManySignatures after MaxSignatures.
@@ -130,14 +110,8 @@ func (f *File) SignaturesVisited(rev int) (sigs []*SigField, visited int, err er
 			if name != "" {
 				name += "."
 			}
-			part := t.Bytes
-			if len(part) > maxFieldName {
-				part = part[:maxFieldName]
-			}
-			name += TextString(part)
-			if len(name) > maxFieldName {
-				name = name[:maxFieldName]
-			}
+			// Cut at a character: a cut through one showed U+FFFD.
+			name += TextStringPrefix(t.Bytes, maxFieldName-len(name))
 		}
 		ft := inheritedFT
 		if x := d.Name("FT"); x != "" {

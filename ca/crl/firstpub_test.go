@@ -1,0 +1,114 @@
+package crl
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// gatedNumbers hands out CRL numbers only once open is closed (a first
+// publication slowed by a loaded machine or a busy HSM), or fails then
+// with err.
+type gatedNumbers struct {
+	memNumbers
+	open chan struct{}
+	err  error
+}
+
+func (g *gatedNumbers) NextCRLNumber(ctx context.Context, issuer string) (*big.Int, error) {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if g.err != nil {
+		return nil, g.err
+	}
+	return g.memNumbers.NextCRLNumber(ctx, issuer)
+}
+
+// TestPublisherServesTheFirstCRLNot404 (alone, as on SQLite, and shared,
+// as on PostgreSQL): a server listens while its first CRLs are signed in
+// the background (Run). A relying party asking for one of the CA's CRLs
+// then waits for it and gets it, never a 404 saying the CRL does not exist
+// (seen under load in cmd/thiqa TestIssueRefusedWhenRootCRLUnknown/postgres).
+// When the first publication fails the answer is 503 with Retry-After;
+// names the CA does not publish stay 404 at once.
+func TestPublisherServesTheFirstCRLNot404(t *testing.T) {
+	for _, mode := range []string{"alone", "shared"} {
+		for _, fail := range []bool{false, true} {
+			name := mode
+			if fail {
+				name += "/generation-fails"
+			}
+			t.Run(name, func(t *testing.T) {
+				h := newHierarchy(t)
+				set := settings(t, 1)
+				nums := &gatedNumbers{open: make(chan struct{})}
+				if fail {
+					nums.err = errors.New("token unavailable")
+				}
+				g, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, nums, &memRevoked{partitions: 1})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := NewPublisher(set, nil, prometheus.NewRegistry(), g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if mode == "shared" {
+					p.Share(newMemShared(), ShareOptions{SyncEvery: time.Hour})
+				}
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); _ = p.Run(ctx) }()
+				defer func() { cancel(); <-done }()
+
+				srv := httptest.NewServer(p)
+				defer srv.Close()
+				// Not a CRL of this CA: 404 at once, first publication or not.
+				start := time.Now()
+				if resp, err := http.Get(srv.URL + "/crl/other.crl"); err != nil {
+					t.Fatal(err)
+				} else if resp.Body.Close(); resp.StatusCode != http.StatusNotFound || time.Since(start) > time.Second {
+					t.Fatalf("/crl/other.crl: %d after %v, want 404 at once", resp.StatusCode, time.Since(start))
+				}
+				got := make(chan *http.Response, 1)
+				go func() {
+					resp, err := http.Get(srv.URL + "/crl/citizen.crl")
+					if err != nil {
+						t.Error(err)
+					} else {
+						resp.Body.Close()
+					}
+					got <- resp
+				}()
+				time.Sleep(300 * time.Millisecond) // the request is in before the CRL is signed
+				close(nums.open)
+				resp := <-got
+				if resp == nil {
+					return
+				}
+				want := http.StatusOK
+				if fail {
+					want = http.StatusServiceUnavailable
+				}
+				if resp.StatusCode != want {
+					t.Fatalf("GET /crl/citizen.crl during the first publication: %d, want %d", resp.StatusCode, want)
+				}
+				if fail && resp.Header.Get("Retry-After") == "" {
+					t.Fatal("503 without Retry-After")
+				}
+				if !fail && resp.Header.Get("Content-Type") != "application/pkix-crl" {
+					t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package portal
+
+import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+)
+
+// csrfPeekBytes bounds what is read of a form's body before its CSRF token
+// is checked. The pages put the token first in every form, and browsers
+// send the fields in the order of the form, so an honest form carries it
+// in its first few hundred bytes; a forged one (from another site, or
+// without the session's token) is refused after at most this much, not
+// after the 11 MiB an upload may hold.
+const csrfPeekBytes = 64 << 10
+
+// peekCSRF reads the CSRF token of a POST form from the start of its body
+// (at most csrfPeekBytes, and for a multipart form only the fields before
+// the first file) and puts back what it read, so that the form is then
+// parsed whole as if nothing had been read. It returns "" when the token
+// is not there: another content type (nothing is read), a body that does
+// not parse, or a token after a file or past csrfPeekBytes.
+func peekCSRF(r *http.Request) string {
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || r.Body == nil {
+		return ""
+	}
+	var read bytes.Buffer
+	body := r.Body
+	defer func() {
+		if read.Len() > 0 {
+			r.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(read.Bytes()), body), body}
+		}
+	}()
+	src := io.TeeReader(io.LimitReader(body, csrfPeekBytes), &read)
+	switch mt {
+	case "application/x-www-form-urlencoded":
+		b, err := io.ReadAll(src)
+		if err != nil {
+			return ""
+		}
+		if len(b) == csrfPeekBytes {
+			// Only the pairs read whole: the last one may go on.
+			b = b[:max(0, bytes.LastIndexByte(b, '&'))]
+		}
+		vals, _ := url.ParseQuery(string(b)) // the pairs that parse; the full parse judges the rest
+		return vals.Get("csrf")
+	case "multipart/form-data":
+		if params["boundary"] == "" {
+			return ""
+		}
+		mr := multipart.NewReader(src, params["boundary"])
+		for {
+			part, err := mr.NextPart()
+			if err != nil || part.FileName() != "" {
+				return ""
+			}
+			if part.FormName() == "csrf" {
+				b, err := io.ReadAll(io.LimitReader(part, 256))
+				if err != nil {
+					return ""
+				}
+				return string(b)
+			}
+			if _, err := io.Copy(io.Discard, part); err != nil {
+				return ""
+			}
+		}
+	}
+	return ""
+}
