@@ -200,7 +200,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	c, req, aerr := p.parseAuthRequest(ctx, form)
 	if aerr != nil {
 		clientID := form.Get("client_id")
-		if err := p.audit(ctx, "", "oidc.authorize", clientID, "refused", map[string]any{
+		if err := p.auditAuthorizeRefusal(r, "oidc.authorize", clientID, map[string]any{
 			"error": aerr.code, "reason": aerr.desc, "redirectURI": form.Get("redirect_uri"), "remote": r.RemoteAddr,
 		}); err != nil {
 			p.refusalUnrecorded(w, r, req, aerr.redirect)

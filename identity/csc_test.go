@@ -19,6 +19,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 )
 
 const (
@@ -265,6 +266,10 @@ func TestCSCCredentialOverMutualTLS(t *testing.T) {
 
 func TestCSCBadRequests(t *testing.T) {
 	e := newEnv(t, false)
+	// All 18 come from one address, more than its budget of recorded
+	// refusals (TestAuthorizeRefusalsBounded checks that): each must be
+	// recorded here.
+	e.p.authorizeRefusals = ratelimit.New(1, 100, time.Now)
 	authorize := func(q url.Values) (int, url.Values) {
 		resp, err := e.browser.Get(e.srv.URL + PathCSCAuthorize + "?" + q.Encode())
 		if err != nil {

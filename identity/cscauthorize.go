@@ -155,7 +155,6 @@ func decodeHash(s string) ([]byte, error) {
 // shows the mobile ID form otherwise, and starts a mobile login when the
 // form comes back (complete takes it from there).
 func (p *Provider) cscAuthorize(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		renderPage(w, http.StatusBadRequest, "error", errorPage{Error: "malformed request"})
@@ -167,7 +166,7 @@ func (p *Provider) cscAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	c, req, aerr := p.parseCSCRequest(r, form)
 	if aerr != nil {
-		if err := p.audit(ctx, "", ActionCSCAuthorize, form.Get("client_id"), "refused", map[string]any{
+		if err := p.auditAuthorizeRefusal(r, ActionCSCAuthorize, form.Get("client_id"), map[string]any{
 			"error": aerr.code, "reason": aerr.desc, "redirectURI": form.Get("redirect_uri"), "scope": form.Get("scope"), "remote": r.RemoteAddr,
 		}); err != nil {
 			p.refusalUnrecorded(w, r, req, aerr.redirect)

@@ -221,6 +221,10 @@ type Provider struct {
 	// userinfoOverall bounds the recorded userinfo refusals of all
 	// addresses together (userinfoRecorded).
 	userinfoOverall *ratelimit.Overall
+	// authorizeRefusals and authorizeOverall bound the recorded refusals
+	// of malformed authorization requests (authorizeRecorded).
+	authorizeRefusals *ratelimit.Limiter
+	authorizeOverall  *ratelimit.Overall
 	// starts serialises the count of a civil number's pending logins and
 	// the insert of a new one (Config.MaxPendingLogins), striped by civil
 	// number: concurrent starts each counted the same logins and all got
@@ -314,8 +318,10 @@ func New(cfg Config) (*Provider, error) {
 		tokens: ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
 		// The same rate as the token endpoints: a portal's server calls
 		// userinfo after each token request.
-		userinfoRefusals: ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
-		userinfoOverall:  ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
+		userinfoRefusals:  ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
+		userinfoOverall:   ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
+		authorizeRefusals: ratelimit.New(authorizeRefusalRate, authorizeRefusalBurst, cfg.Now),
+		authorizeOverall:  ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
 	}, nil
 }
 

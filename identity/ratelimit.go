@@ -133,3 +133,56 @@ func (p *Provider) userinfoRecorded(r *http.Request, details map[string]any) (re
 	}
 	return true, func() { p.userinfoRefusals.ResetStreak(addr); p.userinfoOverall.Restore(n) }
 }
+
+// The budget of recorded refusals of malformed authorization requests
+// (PathAuthorize, PathCSCAuthorize: an unknown client, a redirect URI it
+// did not register, a missing PKCE challenge, …) of one client address:
+// 10 at once, then one every 10 s, as EST's and CMP's. Anyone may send
+// them, as many as they like.
+const (
+	authorizeRefusalBurst = 10
+	authorizeRefusalRate  = 0.1
+)
+
+// authorizeRecorded takes a refused authorization request of r from its
+// address's budget (authorizeRefusalBurst, authorizeRefusalRate) and the
+// overall one (ratelimit.OverallBurst, OverallRate), as userinfoRecorded
+// does, and says whether to record it: within both, and the first of each
+// run past the address's (details then say so). The request is answered
+// as always either way. undo, when record is true, is for a record that
+// cannot be written: the run's next refusal is recorded instead.
+func (p *Provider) authorizeRecorded(r *http.Request, details map[string]any) (record bool, undo func()) {
+	addr := clientip.FromRequest(r).Key()
+	record, past := p.authorizeRefusals.Record(addr)
+	if !record {
+		return false, nil
+	}
+	ok, n := p.authorizeOverall.Take()
+	if !ok {
+		return false, nil
+	}
+	if n > 0 {
+		details["unrecordedOverall"] = n
+	}
+	if past {
+		details["address"] = addr
+		details["note"] = "further refused authorization requests of this address in a row are not recorded"
+	}
+	return true, func() { p.authorizeRefusals.ResetStreak(addr); p.authorizeOverall.Restore(n) }
+}
+
+// auditAuthorizeRefusal records the refusal of a malformed authorization
+// request (action oidc.authorize or csc.oauth2.authorize) within the
+// budgets of authorizeRecorded; it returns the error of the record's
+// append (nil when it was not due).
+func (p *Provider) auditAuthorizeRefusal(r *http.Request, action, clientID string, details map[string]any) error {
+	record, undo := p.authorizeRecorded(r, details)
+	if !record {
+		return nil
+	}
+	if err := p.audit(r.Context(), "", action, clientID, "refused", details); err != nil {
+		undo()
+		return err
+	}
+	return nil
+}

@@ -66,6 +66,12 @@ type azFixture struct {
 	tokens    map[string]string // subject → token
 	idp       *ecdsa.PrivateKey // the test identity provider's key
 	clients   map[*tls.Certificate]*http.Client
+	// calls numbers the requests of do: each comes from its own client
+	// address (X-Forwarded-For through the trusted loopback proxy), and
+	// those of callers who do not authenticate come at most 10 a second,
+	// so that each of their refusals is within the budgets of recorded
+	// refusals (internal/auth refusalbound.go) and recorded.
+	calls int
 }
 
 const (
@@ -90,7 +96,7 @@ func newAZFixture(t *testing.T, postgres bool, edits ...func(y, base string) str
 		if postgres {
 			y = strings.Replace(y, "driver: sqlite\n  dsn: thiqa.db\n  dsnEnv: \"\"", "driver: postgres\n  dsn: \"\"\n  dsnEnv: THIQA_TEST_DSN", 1)
 		}
-		return y
+		return strings.Replace(y, "\nverify:\n", "\nverify:\n  trustedProxies: [127.0.0.1/32]\n", 1)
 	})
 	if postgres {
 		dsn = testenv.PostgresDSN(t)
@@ -195,6 +201,13 @@ func (f *azFixture) do(t *testing.T, c azCaller, method, path, ctype string, bod
 	}
 	if c.bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	f.calls++
+	req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.18.%d.%d", f.calls/250%250, f.calls%250+1))
+	if c.refused != "" {
+		// Within the overall budget of recorded refusals of callers who
+		// did not authenticate (10 a second), so each is recorded.
+		time.Sleep(110 * time.Millisecond)
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)

@@ -3,12 +3,15 @@ package cmp
 import (
 	"context"
 	"encoding/hex"
+
+	"github.com/thiqa/thiqa/internal/audit"
 )
 
 // The budget of recorded refusals of one client address whose messages
 // are not authenticated (they do not parse, are too large, or their
 // protection fails: an unknown reference, a wrong secret, a signature
-// that does not verify): 10 at once, then one every 10 s, as EST's. Past
+// that does not verify; or an unprotected genm, answered or refused): 10
+// at once, then one every 10 s, as EST's. Past
 // it the refusals are still answered, and counted in
 // thiqa_cmp_requests_total, but only the first of each run is recorded:
 // anyone may send them, and the audit log is not theirs to fill.
@@ -74,4 +77,20 @@ func (s *Server) refuseFrom(ctx context.Context, addr string, m *message, p *par
 		return errUnrecorded(err)
 	}
 	return e
+}
+
+// recordGenm records the answer to a genm (cmp.genm): always for an
+// authenticated sender, within the address's budget (recordBounded) for an
+// anonymous one, whose unprotected genm anyone may send as often as they
+// like. It returns the error of the record's append.
+func (s *Server) recordGenm(ctx context.Context, p *party) error {
+	return s.recordBounded(p.addr, map[string]any{}, func(d map[string]any) error {
+		if _, past := d["note"]; past {
+			d["note"] = "further unprotected genm of this address in a row are counted in thiqa_cmp_requests_total, not recorded"
+		}
+		if len(d) == 0 {
+			d = nil
+		}
+		return s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.genm", Object: "ca-certificates", Outcome: audit.OutcomeSuccess, Details: d})
+	})
 }

@@ -163,6 +163,9 @@ type party struct {
 	// ra names the registration authority whose certificate signed the
 	// request ("" when the signer is no RA).
 	ra string
+	// addr is the client address of an anonymous sender (an unprotected
+	// genm): its records come out of the address's budget (recordBounded).
+	addr string
 }
 
 // sender names the party in transaction records.
@@ -207,10 +210,13 @@ func (s *Server) handle(ctx context.Context, der []byte, profile, addr string) [
 		s.requests.WithLabelValues(body, e.fail.String()).Inc()
 		return s.errorReply(m, s.refuseFrom(ctx, addr, m, p, e), nil)
 	}
+	if p.kind == "" {
+		p.addr = addr // not authenticated: anyone may send it
+	}
 	out, e := s.dispatch(ctx, m, p, profile)
 	if e != nil {
 		s.requests.WithLabelValues(body, e.fail.String()).Inc()
-		return s.errorReply(m, s.refuse(ctx, m, p, e), p)
+		return s.errorReply(m, s.refuseFrom(ctx, p.addr, m, p, e), p)
 	}
 	s.requests.WithLabelValues(body, "accepted").Inc()
 	return out
@@ -671,7 +677,7 @@ func (s *Server) general(ctx context.Context, m *message, p *party) ([]byte, *cm
 	if err != nil {
 		return nil, failf(SystemFailure, "encoding the answer")
 	}
-	if err := s.c.Enrol.Audit(ctx, audit.Entry{Actor: p.actor, Action: "cmp.genm", Object: "ca-certificates", Outcome: audit.OutcomeSuccess}); err != nil {
+	if err := s.recordGenm(ctx, p); err != nil {
 		return nil, errUnrecorded(err)
 	}
 	return s.reply(m, p, bodyGenP, body, nil, nil)

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -115,6 +116,10 @@ type Authenticator struct {
 
 	metrics *metrics
 	tokens  *tokenCache // nil: every token is verified
+	// refusals and overall bound the records of refusals of callers who
+	// did not authenticate (refusalbound.go).
+	refusals *ratelimit.Limiter
+	overall  *ratelimit.Overall
 }
 
 // issuer is a validated IssuerConfig with its key source.
@@ -154,6 +159,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.refusals, a.overall = newRefusalBudgets(a.now)
 	if len(a.rules) == 0 {
 		a.rules = DefaultMTLSRules()
 	}

@@ -147,6 +147,10 @@ type refusal struct {
 	Method      string          `json:"method,omitempty"`
 	Certificate *CertificateRef `json:"certificate,omitempty"`
 	Remote      string          `json:"remote"`
+	// Note and UnrecordedOverall are set past the budgets of refusals of
+	// callers who did not authenticate (refusalbound.go).
+	Note              string `json:"note,omitempty"`
+	UnrecordedOverall int64  `json:"unrecordedOverall,omitempty"`
 }
 
 // CertificateRef names a certificate in audit records: its issuer's DN
@@ -210,7 +214,7 @@ func (a *Authenticator) unauthorized(w http.ResponseWriter, r *http.Request, act
 	if at.method != "none" {
 		d.Method = at.method
 	}
-	if !a.record(w, r, audit.Entry{Actor: actor, Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused, Details: d}) {
+	if !a.recordUnauthenticated(w, r, audit.Entry{Actor: actor, Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused}, d) {
 		return
 	}
 	if challenge != "" {

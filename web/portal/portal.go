@@ -37,7 +37,9 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/internal/outage"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 )
 
 //go:embed templates/*.html static/*
@@ -148,6 +150,10 @@ type Portal struct {
 	held  atomic.Int64
 	log   *slog.Logger
 	start time.Time
+	// refusals and overall bound the records of refusals of visitors who
+	// are not signed in (auditRefusal).
+	refusals *ratelimit.Limiter
+	overall  *ratelimit.Overall
 }
 
 // New checks the options and parses the embedded pages.
@@ -188,7 +194,8 @@ func New(o Options) (*Portal, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Portal{o: o, cat: cat, css: css, log: log, start: o.Now(), ses: newSessions(o.SessionIdle, o.SessionMax, o.MaxSessions, o.Now)}
+	p := &Portal{o: o, cat: cat, css: css, log: log, start: o.Now(), ses: newSessions(o.SessionIdle, o.SessionMax, o.MaxSessions, o.Now),
+		refusals: ratelimit.New(anonymousRefusalRate, anonymousRefusalBurst, o.Now), overall: ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, o.Now)}
 	p.ses.onDrop = func(se *session) {
 		if se.signed != nil {
 			p.held.Add(-se.signed.size())
@@ -432,12 +439,55 @@ func (p *Portal) auditRefusal(r *http.Request, se *session, action, reason strin
 			}
 		})
 	}
+	details := map[string]any{"reason": reason, "caller": caller, "remote": r.RemoteAddr}
+	undo := func() {}
+	if caller == nil {
+		var record bool
+		if record, undo = p.anonymousRecorded(r, details); !record {
+			return nil
+		}
+	}
 	if _, err := p.o.Audit.Append(r.Context(), audit.Entry{Actor: actor, Action: action, Object: r.URL.Path, Outcome: audit.OutcomeRefused,
-		Details: map[string]any{"reason": reason, "caller": caller, "remote": r.RemoteAddr}}); err != nil {
+		Details: details}); err != nil {
+		undo()
 		p.log.ErrorContext(r.Context(), "audit append failed", "action", action, "err", err)
 		return err
 	}
 	return nil
+}
+
+// The budget of recorded refusals of visitors who are not signed in (a
+// refused sign-in token, a form without its CSRF token, …) of one client
+// address: 10 at once, then one every 10 s, as the API's. Anyone may send
+// them, as many as they like.
+const (
+	anonymousRefusalBurst = 10
+	anonymousRefusalRate  = 0.1
+)
+
+// anonymousRecorded takes the refusal of a visitor who is not signed in
+// from the budget of its address and the overall one (ratelimit.OverallBurst,
+// OverallRate), and says whether to record it: within both, and the first
+// of each run past the address's (details then say so). The visitor is
+// answered as always either way. undo is for a record that cannot be
+// written: the run's next refusal is recorded instead.
+func (p *Portal) anonymousRecorded(r *http.Request, details map[string]any) (record bool, undo func()) {
+	addr := clientip.FromRequest(r).Key()
+	record, past := p.refusals.Record(addr)
+	if !record {
+		return false, nil
+	}
+	ok, n := p.overall.Take()
+	if !ok {
+		return false, nil
+	}
+	if n > 0 {
+		details["unrecordedOverall"] = n
+	}
+	if past {
+		details["note"] = "further refusals of this address in a row are not recorded"
+	}
+	return true, func() { p.refusals.ResetStreak(addr); p.overall.Restore(n) }
 }
 
 // failRecorded answers a refusal with the error page of key and status

@@ -1,0 +1,31 @@
+package portal
+
+import (
+	"net/http"
+	"net/url"
+	"testing"
+)
+
+// TestAnonymousRefusalsBounded: a visitor who is not signed in may send
+// forms without their CSRF token, or sign-in tokens that are refused, as
+// often as they like; each used to cost an audit record. One address
+// (httptest's) now gets 10 records at once, then only the first of each
+// run; every refusal is still answered 403 or 401. A signed-in caller's
+// refusals are not bounded: they name who sent them.
+func TestAnonymousRefusalsBounded(t *testing.T) {
+	f := newFixture(t)
+	c := f.client()
+	token := csrf(t, c.do("GET", "/ra/?lang=en", nil))
+	for i := range 40 {
+		form, want := url.Values{"csrf": {"forged"}, "token": {"officer"}}, http.StatusForbidden
+		if i%2 == 1 {
+			form, want = url.Values{"csrf": {token}, "token": {"not-a-token"}}, http.StatusUnauthorized
+		}
+		if w := c.do("POST", "/ra/login", form); w.Code != want {
+			t.Fatalf("request %d: %d, want %d", i+1, w.Code, want)
+		}
+	}
+	if n := len(f.audit.actions()); n != 11 {
+		t.Fatalf("%d records for 40 refusals of a visitor who is not signed in, want 11 (10, then the first of the run): %v", n, f.audit.actions())
+	}
+}
