@@ -91,3 +91,37 @@ func TestSigDictTextCutBetweenCharacters(t *testing.T) {
 		}
 	}
 }
+
+// TestLockedFieldWithLongName: a FieldMDP lock (or /Lock) names the
+// fields it locks in full, while the name of a changed field is cut at
+// 1 KB (fieldName). A locked field with a longer name then matched no
+// name of the lock, and filling it in after the signature passed as an
+// allowed form fill. The lock's names are now cut the same way.
+func TestLockedFieldWithLongName(t *testing.T) {
+	p := newTestPKI(t)
+	part := strings.Repeat(`\351`, 300) + "a" // é × 300 then a: 601 bytes in UTF-8
+	doc := appendUpdate(p.signPDF(t, signOpts{}), map[int]string{
+		200: fmt.Sprintf("<< /T (%s) /Parent 201 0 R >>", part),
+		201: fmt.Sprintf("<< /T (%s) >>", part),
+		202: fmt.Sprintf("<< /Action /Include /Fields [(%s.%s) (short)] >>", part, part),
+		203: fmt.Sprintf("<< /Action /Exclude /Fields [(%s.%s)] >>", part, part),
+	}, 1)
+	f, err := pdf.Open(bytes.NewReader(doc), int64(len(doc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := fieldName(f, f.Dict(pdf.Ref{Num: 200}, -1), -1)
+	if len(changed) > maxFieldNameBytes {
+		t.Fatalf("fieldName: %d bytes", len(changed))
+	}
+	if l := newFieldLock(f, f.Dict(pdf.Ref{Num: 202}, -1), -1); !l.locks(changed) || !l.locks("short") || l.locks("other") {
+		t.Fatal("an Include lock naming a field of more than 1 KB does not lock it")
+	}
+	if l := newFieldLock(f, f.Dict(pdf.Ref{Num: 203}, -1), -1); l.locks(changed) || !l.locks("other") {
+		t.Fatal("an Exclude lock naming a field of more than 1 KB does not leave it free")
+	}
+	// A long name of many dots costs its length, not a string per part.
+	if got := cutFieldName(strings.Repeat(".", 1<<20) + "x"); got != strings.Repeat(".", 31)+"x" {
+		t.Fatalf("cutFieldName of 1 MiB of dots: %q", got)
+	}
+}
