@@ -40,17 +40,9 @@ func (l *fieldLock) locks(name string) bool {
 func fieldLocks(f *pdf.File, s *pdf.SigField, rev int) []*fieldLock {
 	var out []*fieldLock
 	add := func(params pdf.Dict) {
-		if params == nil {
-			return
+		if params != nil {
+			out = append(out, newFieldLock(f, params, rev))
 		}
-		l := &fieldLock{action: string(params.Name("Action")), fields: map[string]bool{}}
-		arr, _ := f.ResolveArray(params["Fields"], rev)
-		for _, x := range arr {
-			if str, ok := x.(pdf.String); ok {
-				l.fields[pdf.TextString(str.Bytes)] = true
-			}
-		}
-		out = append(out, l)
 	}
 	refs, _ := f.ResolveArray(s.Value["Reference"], rev)
 	for _, r := range refs {
@@ -64,6 +56,46 @@ func fieldLocks(f *pdf.File, s *pdf.SigField, rev int) []*fieldLock {
 		}
 	}
 	return out
+}
+
+// newFieldLock reads a FieldMDP transform's parameters (or a /Lock). The
+// names it lists are cut as fieldName cuts the names of the changed
+// fields, so that a locked field whose name is longer than
+// maxFieldNameBytes is still found locked (its cut name matched no full
+// name, and a change to it passed as an allowed form fill).
+func newFieldLock(f *pdf.File, params pdf.Dict, rev int) *fieldLock {
+	l := &fieldLock{action: string(params.Name("Action")), fields: map[string]bool{}}
+	arr, _ := f.ResolveArray(params["Fields"], rev)
+	for _, x := range arr {
+		if str, ok := x.(pdf.String); ok {
+			l.fields[cutFieldName(pdf.TextString(str.Bytes))] = true
+		}
+	}
+	return l
+}
+
+// cutFieldName cuts a fully qualified field name as fieldName does when
+// it builds it from the field's dictionaries: each partial name (from the
+// last) at most maxFieldNameBytes, no more partial names once those taken
+// reach maxFieldNameBytes or 32, and the last maxFieldNameBytes of the
+// whole, all between characters. A name within the bound is unchanged.
+func cutFieldName(name string) string {
+	if len(name) <= maxFieldNameBytes {
+		return name
+	}
+	var parts []string
+	size, rest := 0, name
+	for len(parts) < 32 && size < maxFieldNameBytes {
+		i := strings.LastIndexByte(rest, '.') // -1: rest is the first part
+		part := pdf.TextPrefix(rest[i+1:], maxFieldNameBytes)
+		size += len(part) + 1
+		parts = append([]string{part}, parts...)
+		if i < 0 {
+			break
+		}
+		rest = rest[:i]
+	}
+	return pdf.TextSuffix(strings.Join(parts, "."), maxFieldNameBytes)
 }
 
 // maxFieldNameBytes bounds the name fieldName builds: it runs for every

@@ -22,11 +22,8 @@ func readSigDict(f *pdf.File, s *pdf.SigField, sr *report.Signature) {
 		if !ok {
 			return ""
 		}
-		t := pdf.TextString(str.Bytes)
-		if len(t) > maxDictText {
-			t = t[:maxDictText]
-		}
-		return t
+		// Cut between characters: a cut through one showed U+FFFD.
+		return pdf.TextStringPrefix(str.Bytes, maxDictText)
 	}
 	sr.Reason, sr.Location, sr.ContactInfo = text("Reason"), text("Location"), text("ContactInfo")
 	refs, _ := f.ResolveArray(s.Value["Reference"], s.DefinedIn)

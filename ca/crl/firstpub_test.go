@@ -112,3 +112,53 @@ func TestPublisherServesTheFirstCRLNot404(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstCRLWaitEndsAtShutdown: a request waiting for the first
+// publication held the server's shutdown for up to firstWait (10 s), since
+// the publication ends only once the server has stopped. StopWaiting,
+// which the server calls as its shutdown begins, answers it 503 at once,
+// and the requests that come after it too.
+func TestFirstCRLWaitEndsAtShutdown(t *testing.T) {
+	h := newHierarchy(t)
+	set := settings(t, 1)
+	nums := &gatedNumbers{open: make(chan struct{})} // the first publication never ends
+	g, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, nums, &memRevoked{partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(set, nil, prometheus.NewRegistry(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	get := func() (int, time.Duration) {
+		start := time.Now()
+		resp, err := http.Get(srv.URL + "/crl/citizen.crl")
+		if err != nil {
+			t.Error(err)
+			return 0, time.Since(start)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(start)
+	}
+	type answer struct {
+		code int
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() { c, d := get(); got <- answer{c, d} }()
+	time.Sleep(300 * time.Millisecond) // the request waits
+	p.StopWaiting()
+	if a := <-got; a.code != http.StatusServiceUnavailable || a.took > 3*time.Second {
+		t.Fatalf("a request waiting when the shutdown began: %d after %v, want 503 at once", a.code, a.took)
+	}
+	if code, took := get(); code != http.StatusServiceUnavailable || took > 3*time.Second {
+		t.Fatalf("a request after the shutdown began: %d after %v, want 503 at once", code, took)
+	}
+}

@@ -45,6 +45,10 @@ type Publisher struct {
 	first     chan struct{}
 	firstOnce sync.Once
 	firstWait time.Duration
+	// stopWait is closed by StopWaiting (the server shuts down): requests
+	// waiting for the first publication are answered at once.
+	stopWait     chan struct{}
+	stopWaitOnce sync.Once
 
 	// Shared publication (Share): nil shared publishes alone.
 	shared      SharedStore
@@ -84,7 +88,7 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 	p := &Publisher{
 		log: log, gens: make(map[string]*Generator, len(gens)), every: set.RegenerateEvery, maxAge: set.MaxAge, delay: set.TriggerDelay,
 		max: set.MaxEntriesPerPartition, now: time.Now, latest: map[string]*served{}, trigger: make(chan string, 64),
-		first: make(chan struct{}), firstWait: firstWait,
+		first: make(chan struct{}), firstWait: firstWait, stopWait: make(chan struct{}),
 		genSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "thiqa_crl_generation_seconds",
 			Help: "Time to stream, lint and sign one CRL.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"ca"}),
 		entries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "thiqa_crl_entries",
@@ -332,8 +336,16 @@ func (p *Publisher) publishes(name string) bool {
 	return false
 }
 
-// awaitFirst waits, at most firstWait and while ctx lasts, for Run's first
-// publication, and returns what is served under name then.
+// StopWaiting ends the waits of requests for a CRL not published yet
+// (ServeHTTP), now and from now on: they are answered 503 at once. The
+// server calls it when it starts shutting down, whose wait for the
+// requests in flight such a request would otherwise hold for up to
+// firstWait (the first publication ends only once the server has stopped).
+func (p *Publisher) StopWaiting() { p.stopWaitOnce.Do(func() { close(p.stopWait) }) }
+
+// awaitFirst waits, at most firstWait, while ctx lasts and until
+// StopWaiting, for Run's first publication, and returns what is served
+// under name then.
 func (p *Publisher) awaitFirst(ctx context.Context, name string) (*served, bool) {
 	t := time.NewTimer(p.firstWait)
 	defer t.Stop()
@@ -341,6 +353,7 @@ func (p *Publisher) awaitFirst(ctx context.Context, name string) (*served, bool)
 	case <-p.first:
 	case <-t.C:
 	case <-ctx.Done():
+	case <-p.stopWait:
 	}
 	return p.current(name)
 }

@@ -127,6 +127,9 @@ func wireRevocation(ctx context.Context, p *platform, s *serving) error {
 	s.warnings["ocsp"] = metrics.WarningOf(pub.Responder.Ready)
 	s.revocations = svc
 	s.background = append(append(s.background, pub.Loops()...), func(ctx context.Context) { svc.Poll(ctx, set.PollEvery) })
+	// A CRL request waiting for the first publication does not hold the
+	// shutdown: the publication ends only once the server has stopped.
+	s.stopping = append(s.stopping, pub.Publisher.StopWaiting)
 	return nil
 }
 

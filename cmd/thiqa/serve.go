@@ -149,7 +149,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	return serve.Run(ctx, serve.Options{Listener: ln, TLSConfig: tc,
 		Handler: proxies.Middleware(accesslog.Handler(logger, httpMetrics.Handler(serve.RawPrefixes(sv.raw, sv.mux)))),
 		Metrics: sv.metrics, MetricsListener: mln,
-		Background: sv.background, ReadyFile: *ready, Grace: shutdownGrace, Logger: logger,
+		Background: sv.background, Stopping: sv.stopping, ReadyFile: *ready, Grace: shutdownGrace, Logger: logger,
 		Stopped: func(ctx context.Context) {
 			if _, err := p.audit.Append(ctx, audit.Entry{
 				Actor: "thiqa-serve", Action: "service.stop", Object: ln.Addr().String(), Outcome: "success",

@@ -70,6 +70,8 @@ type serving struct {
 	warnings map[string]func() string
 	// background work runs until the server shuts down.
 	background []func(ctx context.Context)
+	// stopping runs as the server starts shutting down (serve.Options.Stopping).
+	stopping []func()
 	// closers run after the server stopped, last added first.
 	closers []func()
 	// metrics, when set, is the /metrics handler to serve on its own

@@ -34,6 +34,11 @@ type Options struct {
 	// Grace bounds how long requests may finish on shutdown, and then how
 	// long the background loops may take to stop.
 	Grace time.Duration
+	// Stopping functions run (each in a goroutine of its own) as soon as
+	// the shutdown begins, while the requests in flight may still finish:
+	// each ends a wait that would hold a request, and so the shutdown,
+	// open (a CRL request waiting for the first publication).
+	Stopping []func()
 	// Stopped runs once the server has stopped, before the loops are
 	// stopped (the last records of a run).
 	Stopped func(ctx context.Context)
@@ -48,6 +53,9 @@ type Options struct {
 func Run(ctx context.Context, o Options) error {
 	srv := NewServer(o.Handler, o.Logger)
 	srv.TLSConfig = o.TLSConfig
+	for _, f := range o.Stopping {
+		srv.RegisterOnShutdown(f)
+	}
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	for _, run := range o.Background {

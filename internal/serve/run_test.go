@@ -73,6 +73,62 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 }
 
+// TestRunStoppingEndsWaits: the Stopping functions run as the shutdown
+// begins, while requests finish, so that a request waiting for something
+// the loops bring (a CRL request for the first publication) is answered
+// then instead of holding the shutdown for its whole wait.
+func TestRunStoppingEndsWaits(t *testing.T) {
+	ln := listen(t)
+	ready := filepath.Join(t.TempDir(), "ready")
+	stop := make(chan struct{})
+	in := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(ctx, Options{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				close(in)
+				select {
+				case <-stop:
+				case <-time.After(10 * time.Second):
+				}
+				io.WriteString(w, "answered")
+			}),
+			Listener: ln, ReadyFile: ready, Grace: 20 * time.Second, Logger: slog.New(slog.DiscardHandler),
+			Stopping: []func(){func() { close(stop) }},
+		})
+	}()
+	for i := 0; i < 100; i++ {
+		if b, _ := os.ReadFile(ready); len(b) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	answered := make(chan string, 1)
+	go func() {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/crl/citizen.crl")
+		if err != nil {
+			answered <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answered <- string(b)
+	}()
+	<-in
+	start := time.Now()
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("the shutdown took %v with a request waiting, want it ended at once", d)
+	}
+	if a := <-answered; a != "answered" {
+		t.Fatalf("the waiting request got %q, want its answer", a)
+	}
+}
+
 // A loop that ignores its context does not hold the process beyond the
 // grace period.
 func TestRunBoundsTheLoops(t *testing.T) {
