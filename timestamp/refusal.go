@@ -93,6 +93,11 @@ type refusal struct {
 	hash       string
 	reason     string
 	err        string
+	// identify, when set, names the requester of an HTTP refusal; it is
+	// called only for a refusal the budget lets be recorded, since it may
+	// verify credentials (auth.Requester) and a refused request is not
+	// worth that (the POST path has the requester already).
+	identify func(*http.Request) string
 }
 
 // refusalItem is the JSON of a refusal's item (keys in alphabetical order).
@@ -109,18 +114,15 @@ type refusalItem struct {
 	UnrecordedOverall int64  `json:"unrecordedOverall,omitempty"`
 }
 
-// recordRefusal records rf, a refusal of the request r from requester,
-// within the budget (r nil: a caller in the same process, not bounded). It
+// recordRefusal records rf, a refusal of the request r from requester
+// (rf.identify's answer instead, when set), within the budget (r nil: a
+// caller in the same process, not bounded). It
 // returns the error of the record, nil when it was written or left out.
 func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requester string, rf refusal) error {
 	if a.refusals == nil {
 		return nil
 	}
-	item := refusalItem{Requester: requester, Text: clip(rf.text), HashAlgorithm: clip(rf.hash), HTTPStatus: rf.httpStatus,
-		Reason: rf.reason, Error: rf.err}
-	if rf.httpStatus == 0 {
-		item.FailInfo = rf.fail.String()
-	}
+	var item refusalItem
 	undo := func() {}
 	if r != nil {
 		b := a.budget
@@ -140,6 +142,14 @@ func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requeste
 		}
 		item.Address, item.UnrecordedOverall = addr, n
 		undo = func() { b.addrs.ResetStreak(addr); b.overall.Restore(n) }
+		if rf.identify != nil {
+			requester = rf.identify(r)
+		}
+	}
+	item.Requester, item.Text, item.HashAlgorithm, item.HTTPStatus = requester, clip(rf.text), clip(rf.hash), rf.httpStatus
+	item.Reason, item.Error = rf.reason, rf.err
+	if rf.httpStatus == 0 {
+		item.FailInfo = rf.fail.String()
 	}
 	buf, err := json.Marshal(item)
 	if err == nil {

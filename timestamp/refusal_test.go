@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -287,6 +288,54 @@ func TestTSARefusalsBoundedOverall(t *testing.T) {
 			}
 			if n := unrecorded(t, in, "overall"); n == 0 {
 				t.Fatalf("thiqa_tsa_refusals_unrecorded_total{budget=\"overall\"} %v", n)
+			}
+		})
+	}
+}
+
+// TestTSARefusalsIdentifyOnlyRecorded on SQLite and PostgreSQL: the
+// requester of an HTTP refusal (identify, which may verify a bearer token
+// or a client certificate) is resolved only for the refusals the budget
+// records, not for the ones past it: 100 GETs of one address cost at most
+// its budget's identifications, and each is still answered 405.
+func TestTSARefusalsIdentifyOnlyRecorded(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			if _, err := f.units.Init(t.Context(), "thiqa-init"); err != nil {
+				t.Fatal(err)
+			}
+			in := f.serve(t, timestamp.NewStaticChecker(true), time.Hour)
+			unit := in.svc.Unit()
+			refusals, err := f.log.Group(timestamp.AuditActor, timestamp.ActionRefuse, "identify-test", audit.OutcomeFailure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := timestamp.New(timestamp.Config{Clock: timestamp.ClockConfig{Source: "static"}}, timestamp.Options{
+				Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: in.serials, Recorder: nopRecorder{},
+				Clock: timestamp.NewStaticChecker(true), Refusals: refusals})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var calls atomic.Int64
+			h := a.Handler(func(*http.Request) string { calls.Add(1); return "jwt:someone" })
+			before := len(refusalItems(t, f))
+			const n = 100
+			for range n {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/tsa", nil))
+				if rec.Code != http.StatusMethodNotAllowed {
+					t.Fatalf("GET: HTTP %d, want 405", rec.Code)
+				}
+			}
+			items := refusalItems(t, f)[before:]
+			if got := calls.Load(); got != int64(len(items)) || len(items) >= n {
+				t.Fatalf("identify called %d times for %d refusals, %d of them recorded; want once per record", got, n, len(items))
+			}
+			for _, it := range items {
+				if it["requester"] != "jwt:someone" {
+					t.Fatalf("item %v: the requester is not identify's", it)
+				}
 			}
 		})
 	}
