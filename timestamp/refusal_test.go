@@ -289,6 +289,12 @@ func TestTSARefusalsBoundedOverall(t *testing.T) {
 			if n := unrecorded(t, in, "overall"); n == 0 {
 				t.Fatalf("thiqa_tsa_refusals_unrecorded_total{budget=\"overall\"} %v", n)
 			}
+			// As operations.md says: items and the counter add up, and
+			// unrecordedOverall repeats the counter's overall ones.
+			items := len(refusalItems(t, f)) - before
+			if got := items + int(unrecorded(t, in, "address")+unrecorded(t, in, "overall")); got != addrs+1 {
+				t.Fatalf("items plus thiqa_tsa_refusals_unrecorded_total: %d, want %d refusals", got, addrs+1)
+			}
 		})
 	}
 }
