@@ -42,8 +42,8 @@ type IssuerStatus interface {
 // certificate's serial), one item per refusal recorded (refusal.go); while
 // the unit's issuing CA is revoked:
 //
-//	{"address":"192.0.2.7","error":"…","failInfo":"systemFailure","reason":"issuing-ca-revoked",
-//	 "requester":"addr:192.0.2.7","text":"…"}
+//	{"address":"192.0.2.7","error":"…","failInfo":"systemFailure","hashAlgorithm":"SHA-256",
+//	 "reason":"issuing-ca-revoked","requester":"addr:192.0.2.7","text":"…"}
 const ActionRefuse = "timestamp.refuse"
 
 // RefuseReasonIssuerRevoked is the reason of an ActionRefuse item, and of
