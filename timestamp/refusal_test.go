@@ -3,7 +3,9 @@ package timestamp_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -342,6 +344,46 @@ func TestTSARefusalsIdentifyOnlyRecorded(t *testing.T) {
 				if it["requester"] != "jwt:someone" {
 					t.Fatalf("item %v: the requester is not identify's", it)
 				}
+			}
+		})
+	}
+}
+
+// TestTSARefusalsInProcess on SQLite and PostgreSQL: a refusal of a
+// caller in the same process (the signer's InProcessClient) is recorded
+// too, every one (no address, no budget: each is a signing attempt the
+// signing service audits already), and when its record cannot be written
+// the caller gets systemFailure, not the refusal.
+func TestTSARefusalsInProcess(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			if _, err := f.units.Init(t.Context(), "thiqa-init"); err != nil {
+				t.Fatal(err)
+			}
+			clk := timestamp.NewStaticChecker(false)
+			in := f.serve(t, clk, time.Hour)
+			c := timestamp.NewInProcessClient(in.svc, "thiqa-signing")
+			digest := make([]byte, 32)
+			before := len(refusalItems(t, f))
+			const n = 3 * 10 // past an address's burst
+			for range n {
+				_, err := c.Timestamp(t.Context(), digest, crypto.SHA256)
+				if se := (*timestamp.StatusError)(nil); !errors.As(err, &se) || se.Status.FailInfo != tsp.TimeNotAvailable {
+					t.Fatalf("clock out of sync: %v, want timeNotAvailable", err)
+				}
+			}
+			items := refusalItems(t, f)[before:]
+			if len(items) != n {
+				t.Fatalf("%d items for %d refusals in process, want every one", len(items), n)
+			}
+			if it := items[0]; it["failInfo"] != "timeNotAvailable" || it["requester"] != "thiqa-signing" || it["address"] != nil || it["hashAlgorithm"] != "SHA-256" {
+				t.Fatalf("item %v", it)
+			}
+			f.log.Close()
+			_, err := c.Timestamp(t.Context(), digest, crypto.SHA256)
+			if se := (*timestamp.StatusError)(nil); !errors.As(err, &se) || se.Status.FailInfo != tsp.SystemFailure {
+				t.Fatalf("with the audit log closed: %v, want systemFailure", err)
 			}
 		})
 	}
