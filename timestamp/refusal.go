@@ -18,7 +18,8 @@ import (
 // rejection, and the HTTP refusals of a request it cannot read: wrong
 // method or media type, too large, a body that cannot be read) has an
 // item in a timestamp.refuse record (ActionRefuse: collective records,
-// actor thiqa-tsa, outcome failure, object the unit certificate's serial)
+// actor thiqa-tsa, object the unit certificate's serial; outcome refused
+// for a request the TSA will not serve, failure when it could not)
 // before it is answered, within a budget: /tsa is public and hot, and the
 // audit log is not its callers' to fill. The budget is EST's and CMP's: 10
 // at once and one every 10 s per client address (clientip: the address a
@@ -100,6 +101,20 @@ type refusal struct {
 	identify func(*http.Request) string
 }
 
+// clients reports whether the refusal is of a request the TSA will not
+// serve (the client's to mend: outcome refused) rather than one it could
+// not (timeNotAvailable, systemFailure: outcome failure).
+func (rf refusal) clients() bool {
+	if rf.httpStatus != 0 {
+		return true
+	}
+	switch rf.fail {
+	case tsp.BadAlg, tsp.BadRequest, tsp.BadDataFormat, tsp.UnacceptedPolicy, tsp.UnacceptedExtension:
+		return true
+	}
+	return false
+}
+
 // refusalItem is the JSON of a refusal's item (keys in alphabetical order).
 type refusalItem struct {
 	Address           string `json:"address,omitempty"`
@@ -119,7 +134,11 @@ type refusalItem struct {
 // caller in the same process, not bounded). It
 // returns the error of the record, nil when it was written or left out.
 func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requester string, rf refusal) error {
-	if a.refusals == nil {
+	group := a.refusals
+	if rf.clients() {
+		group = a.clientRefusals
+	}
+	if group == nil {
 		return nil
 	}
 	var item refusalItem
@@ -153,7 +172,7 @@ func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requeste
 	}
 	buf, err := json.Marshal(item)
 	if err == nil {
-		_, err = a.refusals.Append(context.WithoutCancel(ctx), buf)
+		_, err = group.Append(context.WithoutCancel(ctx), buf)
 	}
 	if err != nil {
 		undo() // the run's next refusal is recorded instead

@@ -53,7 +53,8 @@ func send(t *testing.T, url, method, contentType string, body []byte) answer {
 	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), string(b), resp.Header.Get("Retry-After"), resp.Header.Get("Allow")}
 }
 
-// refusalItems returns the items of the timestamp.refuse records.
+// refusalItems returns the items of the timestamp.refuse records, each
+// with its record's outcome under "_outcome".
 func refusalItems(t *testing.T, f *fixture) []map[string]any {
 	t.Helper()
 	var out []map[string]any
@@ -67,8 +68,11 @@ func refusalItems(t *testing.T, f *fixture) []map[string]any {
 		if err := json.Unmarshal(r.Details, &c); err != nil {
 			return err
 		}
-		if r.Actor != timestamp.AuditActor || r.Outcome != audit.OutcomeFailure || r.Object == "" {
+		if r.Actor != timestamp.AuditActor || (r.Outcome != audit.OutcomeFailure && r.Outcome != audit.OutcomeRefused) || r.Object == "" {
 			t.Errorf("refusal record %+v", r)
+		}
+		for _, it := range c.Items {
+			it["_outcome"] = r.Outcome
 		}
 		out = append(out, c.Items...)
 		return nil
@@ -83,7 +87,8 @@ func refusalItems(t *testing.T, f *fixture) []map[string]any {
 // accepted, the clock out of sync, a GET, another media type, a body over
 // the limit) has its timestamp.refuse item (failInfo or HTTP status, the
 // text, the address, the hash algorithm when known; not the request) by
-// the time its answer arrives, and the answer is byte for byte the one a
+// the time its answer arrives, in a record of outcome refused (failure for
+// the clock: the TSA could not serve the request), and the answer is byte for byte the one a
 // TSA that records no refusal gives. When the record cannot be written,
 // the refusal is answered as a token whose record cannot be: systemFailure
 // (a 500 or 503 problem for an HTTP refusal).
@@ -153,6 +158,11 @@ func TestTSARefusalsRecorded(t *testing.T) {
 				if it["failInfo"] != nilIfEmpty(c.failInfo) || it["httpStatus"] != nilIfZero(c.httpStatus) || it["address"] != "127.0.0.1" ||
 					it["requester"] != "addr:127.0.0.1" || it["text"] == "" || it["hashAlgorithm"] != nilIfEmpty(c.hash) || it["note"] != nil {
 					t.Fatalf("%s: item %v", c.name, it)
+				}
+				// The client's request refused (outcome refused, as every
+				// service's), or the TSA unable to serve it (failure).
+				if want := map[bool]string{true: audit.OutcomeFailure, false: audit.OutcomeRefused}[c.outOfSync]; it["_outcome"] != want {
+					t.Fatalf("%s: outcome %v, want %s", c.name, it["_outcome"], want)
 				}
 				if raw, _ := json.Marshal(it); len(c.body) > 0 && bytes.Contains(raw, c.body[len(c.body)-8:]) {
 					t.Fatalf("%s: the item holds the request: %s", c.name, raw)
@@ -377,7 +387,7 @@ func TestTSARefusalsInProcess(t *testing.T) {
 			if len(items) != n {
 				t.Fatalf("%d items for %d refusals in process, want every one", len(items), n)
 			}
-			if it := items[0]; it["failInfo"] != "timeNotAvailable" || it["requester"] != "thiqa-signing" || it["address"] != nil || it["hashAlgorithm"] != "SHA-256" {
+			if it := items[0]; it["failInfo"] != "timeNotAvailable" || it["requester"] != "thiqa-signing" || it["address"] != nil || it["hashAlgorithm"] != "SHA-256" || it["_outcome"] != audit.OutcomeFailure {
 				t.Fatalf("item %v", it)
 			}
 			f.log.Close()
