@@ -131,8 +131,8 @@ type refusalItem struct {
 
 // recordRefusal records rf, a refusal of the request r from requester
 // (rf.identify's answer instead, when set), within the budget (r nil: a
-// caller in the same process, not bounded). It
-// returns the error of the record, nil when it was written or left out.
+// caller in the same process, not bounded). It returns the error of the
+// record, nil when it was written or left out.
 func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requester string, rf refusal) error {
 	group := a.refusals
 	if rf.clients() {
