@@ -85,8 +85,16 @@ type Options struct {
 	// it does, the unit signs nothing (ErrUnitIssuerRevoked). Nil: never.
 	Issuers IssuerStatus
 	// Refusals records each refused request (ActionRefuse, within the
-	// budget of refusal.go); nil records none.
+	// budget of refusal.go); nil records none. Its records' outcome is
+	// failure: the refusals the TSA could not help (timeNotAvailable,
+	// systemFailure).
 	Refusals *audit.Group
+	// ClientRefusals, when set, records instead the refusals of a request
+	// the TSA will not serve (badAlg, badRequest, badDataFormat,
+	// unacceptedPolicy, unacceptedExtension, the HTTP refusals): records
+	// of outcome refused, as every service's refusal of its caller's
+	// request. Nil: Refusals records them too.
+	ClientRefusals *audit.Group
 	// budget bounds the recorded refusals; a Service shares one among its
 	// units. Nil: the Authority has its own.
 	budget *refusalBudget
@@ -113,7 +121,9 @@ type Authority struct {
 	// issuers and refusals: Options.Issuers and Options.Refusals.
 	issuers  IssuerStatus
 	refusals *audit.Group
-	budget   *refusalBudget
+	// clientRefusals: Options.ClientRefusals, else Options.Refusals.
+	clientRefusals *audit.Group
+	budget         *refusalBudget
 	// issuerRevokedSeen is set while the issuing CA is known revoked, so
 	// that the change is logged once (issuerRevoked).
 	issuerRevokedSeen atomic.Bool
@@ -158,7 +168,10 @@ func newAuthority(cfg Config, o Options, notYetValid bool) (*Authority, error) {
 	a := &Authority{
 		set: set, cert: o.Certificate, serials: o.Serials, recorder: o.Recorder,
 		clock: o.Clock, log: o.Logger, now: o.Now, policy: set.policy.String(),
-		issuers: o.Issuers, refusals: o.Refusals, budget: o.budget,
+		issuers: o.Issuers, refusals: o.Refusals, clientRefusals: o.ClientRefusals, budget: o.budget,
+	}
+	if a.clientRefusals == nil {
+		a.clientRefusals = a.refusals
 	}
 	if a.budget == nil {
 		a.budget = newRefusalBudget(o.Now)

@@ -136,11 +136,8 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) (
 // down for now) or 500, as a token whose record cannot be written.
 func (a *Authority) refuseHTTP(w http.ResponseWriter, r *http.Request, identify func(*http.Request) string, status int, detail string) {
 	a.metrics.rejectedHTTP.Inc()
-	requester := ""
-	if identify != nil {
-		requester = identify(r)
-	}
-	if err := a.recordRefusal(r.Context(), r, requester, refusal{httpStatus: status, text: detail}); err != nil {
+	// identify runs only for a refusal that is recorded (refusal.identify).
+	if err := a.recordRefusal(r.Context(), r, "", refusal{httpStatus: status, text: detail, identify: identify}); err != nil {
 		w.Header().Del("Allow")
 		if outage.Is(err) {
 			problem.Unavailable(w, r.URL.Path)

@@ -38,12 +38,13 @@ type IssuerStatus interface {
 }
 
 // ActionRefuse is the audit action of refused time-stamp requests:
-// collective records (actor thiqa-tsa, outcome failure, object the unit
-// certificate's serial), one item per refusal recorded (refusal.go); while
-// the unit's issuing CA is revoked:
+// collective records (actor thiqa-tsa, object the unit certificate's
+// serial; outcome refused for a request the TSA will not serve, failure
+// when it could not), one item per refusal recorded (refusal.go); while
+// the unit's issuing CA is revoked (outcome failure):
 //
-//	{"address":"192.0.2.7","error":"…","failInfo":"systemFailure","reason":"issuing-ca-revoked",
-//	 "requester":"addr:192.0.2.7","text":"…"}
+//	{"address":"192.0.2.7","error":"…","failInfo":"systemFailure","hashAlgorithm":"SHA-256",
+//	 "reason":"issuing-ca-revoked","requester":"addr:192.0.2.7","text":"…"}
 const ActionRefuse = "timestamp.refuse"
 
 // RefuseReasonIssuerRevoked is the reason of an ActionRefuse item, and of
@@ -88,8 +89,16 @@ func issuerRevokedRejection(err error) *rejection {
 		cause: outage.Mark(err), noRetry: true, reason: RefuseReasonIssuerRevoked}
 }
 
-// newRefusals opens the collective record of the refusals of the unit
-// whose certificate serial is unit (hex).
-func newRefusals(log Grouper, unit string) (*audit.Group, error) {
-	return log.Group(AuditActor, ActionRefuse, unit, audit.OutcomeFailure)
+// newRefusals opens the collective records of the refusals of the unit
+// whose certificate serial is unit (hex): of outcome failure (the TSA
+// could not serve the request: Options.Refusals) and refused (it will not:
+// Options.ClientRefusals).
+func newRefusals(log Grouper, unit string) (failed, refused *audit.Group, err error) {
+	if failed, err = log.Group(AuditActor, ActionRefuse, unit, audit.OutcomeFailure); err != nil {
+		return nil, nil, err
+	}
+	if refused, err = log.Group(AuditActor, ActionRefuse, unit, audit.OutcomeRefused); err != nil {
+		return nil, nil, err
+	}
+	return failed, refused, nil
 }

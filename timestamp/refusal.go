@@ -18,7 +18,8 @@ import (
 // rejection, and the HTTP refusals of a request it cannot read: wrong
 // method or media type, too large, a body that cannot be read) has an
 // item in a timestamp.refuse record (ActionRefuse: collective records,
-// actor thiqa-tsa, outcome failure, object the unit certificate's serial)
+// actor thiqa-tsa, object the unit certificate's serial; outcome refused
+// for a request the TSA will not serve, failure when it could not)
 // before it is answered, within a budget: /tsa is public and hot, and the
 // audit log is not its callers' to fill. The budget is EST's and CMP's: 10
 // at once and one every 10 s per client address (clientip: the address a
@@ -93,6 +94,25 @@ type refusal struct {
 	hash       string
 	reason     string
 	err        string
+	// identify, when set, names the requester of an HTTP refusal; it is
+	// called only for a refusal the budget lets be recorded, since it may
+	// verify credentials (auth.Requester) and a refused request is not
+	// worth that (the POST path has the requester already).
+	identify func(*http.Request) string
+}
+
+// clients reports whether the refusal is of a request the TSA will not
+// serve (the client's to mend: outcome refused) rather than one it could
+// not (timeNotAvailable, systemFailure: outcome failure).
+func (rf refusal) clients() bool {
+	if rf.httpStatus != 0 {
+		return true
+	}
+	switch rf.fail {
+	case tsp.BadAlg, tsp.BadRequest, tsp.BadDataFormat, tsp.UnacceptedPolicy, tsp.UnacceptedExtension:
+		return true
+	}
+	return false
 }
 
 // refusalItem is the JSON of a refusal's item (keys in alphabetical order).
@@ -109,18 +129,19 @@ type refusalItem struct {
 	UnrecordedOverall int64  `json:"unrecordedOverall,omitempty"`
 }
 
-// recordRefusal records rf, a refusal of the request r from requester,
-// within the budget (r nil: a caller in the same process, not bounded). It
-// returns the error of the record, nil when it was written or left out.
+// recordRefusal records rf, a refusal of the request r from requester
+// (rf.identify's answer instead, when set), within the budget (r nil: a
+// caller in the same process, not bounded). It returns the error of the
+// record, nil when it was written or left out.
 func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requester string, rf refusal) error {
-	if a.refusals == nil {
+	group := a.refusals
+	if rf.clients() {
+		group = a.clientRefusals
+	}
+	if group == nil {
 		return nil
 	}
-	item := refusalItem{Requester: requester, Text: clip(rf.text), HashAlgorithm: clip(rf.hash), HTTPStatus: rf.httpStatus,
-		Reason: rf.reason, Error: rf.err}
-	if rf.httpStatus == 0 {
-		item.FailInfo = rf.fail.String()
-	}
+	var item refusalItem
 	undo := func() {}
 	if r != nil {
 		b := a.budget
@@ -140,10 +161,18 @@ func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requeste
 		}
 		item.Address, item.UnrecordedOverall = addr, n
 		undo = func() { b.addrs.ResetStreak(addr); b.overall.Restore(n) }
+		if rf.identify != nil {
+			requester = rf.identify(r)
+		}
+	}
+	item.Requester, item.Text, item.HashAlgorithm, item.HTTPStatus = requester, clip(rf.text), clip(rf.hash), rf.httpStatus
+	item.Reason, item.Error = rf.reason, rf.err
+	if rf.httpStatus == 0 {
+		item.FailInfo = rf.fail.String()
 	}
 	buf, err := json.Marshal(item)
 	if err == nil {
-		_, err = a.refusals.Append(context.WithoutCancel(ctx), buf)
+		_, err = group.Append(context.WithoutCancel(ctx), buf)
 	}
 	if err != nil {
 		undo() // the run's next refusal is recorded instead

@@ -3,13 +3,16 @@ package timestamp_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +53,8 @@ func send(t *testing.T, url, method, contentType string, body []byte) answer {
 	return answer{resp.StatusCode, resp.Header.Get("Content-Type"), string(b), resp.Header.Get("Retry-After"), resp.Header.Get("Allow")}
 }
 
-// refusalItems returns the items of the timestamp.refuse records.
+// refusalItems returns the items of the timestamp.refuse records, each
+// with its record's outcome under "_outcome".
 func refusalItems(t *testing.T, f *fixture) []map[string]any {
 	t.Helper()
 	var out []map[string]any
@@ -64,8 +68,11 @@ func refusalItems(t *testing.T, f *fixture) []map[string]any {
 		if err := json.Unmarshal(r.Details, &c); err != nil {
 			return err
 		}
-		if r.Actor != timestamp.AuditActor || r.Outcome != audit.OutcomeFailure || r.Object == "" {
+		if r.Actor != timestamp.AuditActor || (r.Outcome != audit.OutcomeFailure && r.Outcome != audit.OutcomeRefused) || r.Object == "" {
 			t.Errorf("refusal record %+v", r)
+		}
+		for _, it := range c.Items {
+			it["_outcome"] = r.Outcome
 		}
 		out = append(out, c.Items...)
 		return nil
@@ -80,7 +87,8 @@ func refusalItems(t *testing.T, f *fixture) []map[string]any {
 // accepted, the clock out of sync, a GET, another media type, a body over
 // the limit) has its timestamp.refuse item (failInfo or HTTP status, the
 // text, the address, the hash algorithm when known; not the request) by
-// the time its answer arrives, and the answer is byte for byte the one a
+// the time its answer arrives, in a record of outcome refused (failure for
+// the clock: the TSA could not serve the request), and the answer is byte for byte the one a
 // TSA that records no refusal gives. When the record cannot be written,
 // the refusal is answered as a token whose record cannot be: systemFailure
 // (a 500 or 503 problem for an HTTP refusal).
@@ -150,6 +158,11 @@ func TestTSARefusalsRecorded(t *testing.T) {
 				if it["failInfo"] != nilIfEmpty(c.failInfo) || it["httpStatus"] != nilIfZero(c.httpStatus) || it["address"] != "127.0.0.1" ||
 					it["requester"] != "addr:127.0.0.1" || it["text"] == "" || it["hashAlgorithm"] != nilIfEmpty(c.hash) || it["note"] != nil {
 					t.Fatalf("%s: item %v", c.name, it)
+				}
+				// The client's request refused (outcome refused, as every
+				// service's), or the TSA unable to serve it (failure).
+				if want := map[bool]string{true: audit.OutcomeFailure, false: audit.OutcomeRefused}[c.outOfSync]; it["_outcome"] != want {
+					t.Fatalf("%s: outcome %v, want %s", c.name, it["_outcome"], want)
 				}
 				if raw, _ := json.Marshal(it); len(c.body) > 0 && bytes.Contains(raw, c.body[len(c.body)-8:]) {
 					t.Fatalf("%s: the item holds the request: %s", c.name, raw)
@@ -287,6 +300,100 @@ func TestTSARefusalsBoundedOverall(t *testing.T) {
 			}
 			if n := unrecorded(t, in, "overall"); n == 0 {
 				t.Fatalf("thiqa_tsa_refusals_unrecorded_total{budget=\"overall\"} %v", n)
+			}
+			// As operations.md says: items and the counter add up, and
+			// unrecordedOverall repeats the counter's overall ones.
+			items := len(refusalItems(t, f)) - before
+			if got := items + int(unrecorded(t, in, "address")+unrecorded(t, in, "overall")); got != addrs+1 {
+				t.Fatalf("items plus thiqa_tsa_refusals_unrecorded_total: %d, want %d refusals", got, addrs+1)
+			}
+		})
+	}
+}
+
+// TestTSARefusalsIdentifyOnlyRecorded on SQLite and PostgreSQL: the
+// requester of an HTTP refusal (identify, which may verify a bearer token
+// or a client certificate) is resolved only for the refusals the budget
+// records, not for the ones past it: 100 GETs of one address cost at most
+// its budget's identifications, and each is still answered 405.
+func TestTSARefusalsIdentifyOnlyRecorded(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			if _, err := f.units.Init(t.Context(), "thiqa-init"); err != nil {
+				t.Fatal(err)
+			}
+			in := f.serve(t, timestamp.NewStaticChecker(true), time.Hour)
+			unit := in.svc.Unit()
+			refusals, err := f.log.Group(timestamp.AuditActor, timestamp.ActionRefuse, "identify-test", audit.OutcomeFailure)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := timestamp.New(timestamp.Config{Clock: timestamp.ClockConfig{Source: "static"}}, timestamp.Options{
+				Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: in.serials, Recorder: nopRecorder{},
+				Clock: timestamp.NewStaticChecker(true), Refusals: refusals})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var calls atomic.Int64
+			h := a.Handler(func(*http.Request) string { calls.Add(1); return "jwt:someone" })
+			before := len(refusalItems(t, f))
+			const n = 100
+			for range n {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/tsa", nil))
+				if rec.Code != http.StatusMethodNotAllowed {
+					t.Fatalf("GET: HTTP %d, want 405", rec.Code)
+				}
+			}
+			items := refusalItems(t, f)[before:]
+			if got := calls.Load(); got != int64(len(items)) || len(items) >= n {
+				t.Fatalf("identify called %d times for %d refusals, %d of them recorded; want once per record", got, n, len(items))
+			}
+			for _, it := range items {
+				if it["requester"] != "jwt:someone" {
+					t.Fatalf("item %v: the requester is not identify's", it)
+				}
+			}
+		})
+	}
+}
+
+// TestTSARefusalsInProcess on SQLite and PostgreSQL: a refusal of a
+// caller in the same process (the signer's InProcessClient) is recorded
+// too, every one (no address, no budget: each is a signing attempt the
+// signing service audits already), and when its record cannot be written
+// the caller gets systemFailure, not the refusal.
+func TestTSARefusalsInProcess(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			f := newFixture(t, d)
+			if _, err := f.units.Init(t.Context(), "thiqa-init"); err != nil {
+				t.Fatal(err)
+			}
+			clk := timestamp.NewStaticChecker(false)
+			in := f.serve(t, clk, time.Hour)
+			c := timestamp.NewInProcessClient(in.svc, "thiqa-signing")
+			digest := make([]byte, 32)
+			before := len(refusalItems(t, f))
+			const n = 3 * 10 // past an address's burst
+			for range n {
+				_, err := c.Timestamp(t.Context(), digest, crypto.SHA256)
+				if se := (*timestamp.StatusError)(nil); !errors.As(err, &se) || se.Status.FailInfo != tsp.TimeNotAvailable {
+					t.Fatalf("clock out of sync: %v, want timeNotAvailable", err)
+				}
+			}
+			items := refusalItems(t, f)[before:]
+			if len(items) != n {
+				t.Fatalf("%d items for %d refusals in process, want every one", len(items), n)
+			}
+			if it := items[0]; it["failInfo"] != "timeNotAvailable" || it["requester"] != "thiqa-signing" || it["address"] != nil || it["hashAlgorithm"] != "SHA-256" || it["_outcome"] != audit.OutcomeFailure {
+				t.Fatalf("item %v", it)
+			}
+			f.log.Close()
+			_, err := c.Timestamp(t.Context(), digest, crypto.SHA256)
+			if se := (*timestamp.StatusError)(nil); !errors.As(err, &se) || se.Status.FailInfo != tsp.SystemFailure {
+				t.Fatalf("with the audit log closed: %v, want systemFailure", err)
 			}
 		})
 	}

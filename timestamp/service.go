@@ -242,7 +242,7 @@ func (s *Service) install(unit *Unit) error {
 	if err != nil {
 		return err
 	}
-	refusals, err := newRefusals(s.o.Audit, hex.EncodeToString(unit.Cert.SerialNumber.Bytes()))
+	refusals, clientRefusals, err := newRefusals(s.o.Audit, hex.EncodeToString(unit.Cert.SerialNumber.Bytes()))
 	if err != nil {
 		return err
 	}
@@ -256,7 +256,7 @@ func (s *Service) install(unit *Unit) error {
 	a, err := newAuthority(s.o.Config, Options{
 		Certificate: unit.Cert, Chain: unit.Chain, Signer: unit.Key.Signer, Serials: s.o.Serials,
 		Recorder: rec, Clock: s.o.Clock, Logger: s.o.Logger, Registerer: g.metrics, Now: s.o.Now,
-		Issuers: s.o.Issuers, Refusals: refusals, budget: s.budget,
+		Issuers: s.o.Issuers, Refusals: refusals, ClientRefusals: clientRefusals, budget: s.budget,
 	}, replacedValid)
 	if err != nil {
 		return err
