@@ -214,7 +214,7 @@ func (a *Authenticator) unauthorized(w http.ResponseWriter, r *http.Request, act
 	if at.method != "none" {
 		d.Method = at.method
 	}
-	if !a.recordUnauthenticated(w, r, audit.Entry{Actor: actor, Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused}, d) {
+	if !a.recordUnauthenticated(w, r, audit.Entry{Actor: actor, Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused}, d, Identified(err)) {
 		return
 	}
 	if challenge != "" {
