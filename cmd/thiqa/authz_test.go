@@ -30,6 +30,7 @@ import (
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/identity"
 	"github.com/thiqa/thiqa/internal/auth"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/internal/testenv"
 	"github.com/thiqa/thiqa/signing"
 )
@@ -68,10 +69,40 @@ type azFixture struct {
 	clients   map[*tls.Certificate]*http.Client
 	// calls numbers the requests of do: each comes from its own client
 	// address (X-Forwarded-For through the trusted loopback proxy), and
-	// those of callers who do not authenticate come at most 10 a second,
-	// so that each of their refusals is within the budgets of recorded
-	// refusals (internal/auth refusalbound.go) and recorded.
-	calls int
+	// those of callers who do not authenticate keep within the overall
+	// budget of recorded refusals (internal/auth refusalbound.go), so that
+	// each of their refusals is recorded: refusals is the test's count of
+	// that budget at refusalsAt, as the server's token bucket would have
+	// it, with a margin (awaitRefusalBudget).
+	calls      int
+	refusals   float64
+	refusalsAt time.Time
+}
+
+// azRefusalBurst is the part of the server's overall budget of recorded
+// refusals (ratelimit.OverallBurst at once) that the matrix counts on:
+// the rest is a margin for refusals it did not send itself.
+const azRefusalBurst = ratelimit.OverallBurst - 10
+
+// awaitRefusalBudget waits, before the request of a caller who does not
+// authenticate, until the server's overall budget of recorded refusals
+// (ratelimit.OverallBurst at once, OverallRate a second) has a token for
+// it, counting as the server's bucket does: the matrix's refusals then
+// run at full speed while the burst lasts, and at OverallRate a second
+// after, each one recorded.
+func (f *azFixture) awaitRefusalBudget() {
+	now := time.Now()
+	if f.refusalsAt.IsZero() {
+		f.refusals = azRefusalBurst
+	} else {
+		f.refusals = min(azRefusalBurst, f.refusals+now.Sub(f.refusalsAt).Seconds()*ratelimit.OverallRate)
+	}
+	if f.refusals < 1 {
+		time.Sleep(time.Duration((1-f.refusals)/ratelimit.OverallRate*float64(time.Second)) + 10*time.Millisecond)
+		f.refusals, now = 1, time.Now()
+	}
+	f.refusals--
+	f.refusalsAt = now
 }
 
 const (
@@ -205,9 +236,7 @@ func (f *azFixture) do(t *testing.T, c azCaller, method, path, ctype string, bod
 	f.calls++
 	req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.18.%d.%d", f.calls/250%250, f.calls%250+1))
 	if c.refused != "" {
-		// Within the overall budget of recorded refusals of callers who
-		// did not authenticate (10 a second), so each is recorded.
-		time.Sleep(110 * time.Millisecond)
+		f.awaitRefusalBudget()
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
