@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -121,5 +123,47 @@ func TestIdentifiedRefusalsAlwaysRecorded(t *testing.T) {
 	call("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
 	if n := count() - before; n != 30 {
 		t.Fatalf("a forged token past the budget was recorded (%d records)", n)
+	}
+}
+
+// TestUnauthenticatedBudgetIgnoresSpoofedForwarding: behind
+// clientip.Resolver.Middleware, a peer that is not a trusted proxy cannot
+// buy itself a fresh budget with a new X-Forwarded-For on each request:
+// its refusals are keyed by its own address, 10 recorded, then the first
+// of the run. Through a trusted proxy each forwarded client has its own.
+func TestUnauthenticatedBudgetIgnoresSpoofedForwarding(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		want    int
+	}{
+		{"untrusted peer", nil, 11},
+		{"trusted proxy", []string{"198.51.100.0/24"}, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &countingAudit{}
+			a, err := New(Config{}, Options{Audit: sink})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := clientip.New(tc.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := res.Middleware(a.Require(policies.ActionIssueCertificate)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+			for i := range 30 {
+				req := httptest.NewRequest(http.MethodPost, "/api/v1/certificates", nil)
+				req.RemoteAddr = "198.51.100.12:4000"
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusUnauthorized {
+					t.Fatalf("request %d: HTTP %d, want 401", i+1, rec.Code)
+				}
+			}
+			if n := sink.count(); n != tc.want {
+				t.Fatalf("%d records of 30 refusals, want %d", n, tc.want)
+			}
+		})
 	}
 }
