@@ -49,8 +49,9 @@ var (
 	ErrCertificateExpired = errors.New("client certificate expired or not yet valid")
 )
 
-// Auditor records every refusal of Require before the answer leaves
-// (internal/audit.Log implements it).
+// Auditor records the refusals of Require before the answer leaves (those
+// of callers who did not authenticate within a budget, refusalbound.go;
+// internal/audit.Log implements it).
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
 }
