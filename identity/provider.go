@@ -225,6 +225,10 @@ type Provider struct {
 	// of malformed authorization requests (authorizeRecorded).
 	authorizeRefusals *ratelimit.Limiter
 	authorizeOverall  *ratelimit.Overall
+	// tokenRefusals and tokenOverall bound the recorded refusals of token
+	// requests whose client did not authenticate (tokenRefused).
+	tokenRefusals *ratelimit.Limiter
+	tokenOverall  *ratelimit.Overall
 	// starts serialises the count of a civil number's pending logins and
 	// the insert of a new one (Config.MaxPendingLogins), striped by civil
 	// number: concurrent starts each counted the same logins and all got
@@ -322,6 +326,8 @@ func New(cfg Config) (*Provider, error) {
 		userinfoOverall:   ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
 		authorizeRefusals: ratelimit.New(authorizeRefusalRate, authorizeRefusalBurst, cfg.Now),
 		authorizeOverall:  ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
+		tokenRefusals:     ratelimit.New(authorizeRefusalRate, authorizeRefusalBurst, cfg.Now),
+		tokenOverall:      ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
 	}, nil
 }
 

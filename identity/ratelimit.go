@@ -138,7 +138,9 @@ func (p *Provider) userinfoRecorded(r *http.Request, details map[string]any) (re
 // (PathAuthorize, PathCSCAuthorize: an unknown client, a redirect URI it
 // did not register, a missing PKCE challenge, …) of one client address:
 // 10 at once, then one every 10 s, as EST's and CMP's. Anyone may send
-// them, as many as they like.
+// them, as many as they like. The token endpoints' refusals of clients
+// that did not authenticate (tokenRefusals) have a budget of the same
+// size.
 const (
 	authorizeRefusalBurst = 10
 	authorizeRefusalRate  = 0.1
@@ -152,12 +154,23 @@ const (
 // as always either way. undo, when record is true, is for a record that
 // cannot be written: the run's next refusal is recorded instead.
 func (p *Provider) authorizeRecorded(r *http.Request, details map[string]any) (record bool, undo func()) {
+	return budgetRecorded(r, p.authorizeRefusals, p.authorizeOverall, details,
+		"further refused authorization requests of this address in a row are not recorded")
+}
+
+// budgetRecorded takes a refusal of r from the budget of its address
+// (perAddress) and the overall one, and says whether to record it: within
+// both, and the first of each run past the address's (details then name
+// the address and carry note). Past the overall budget none is recorded,
+// and the next record says how many were left out (unrecordedOverall).
+// undo, when record is true, is for a record that cannot be written.
+func budgetRecorded(r *http.Request, perAddress *ratelimit.Limiter, overall *ratelimit.Overall, details map[string]any, note string) (record bool, undo func()) {
 	addr := clientip.FromRequest(r).Key()
-	record, past := p.authorizeRefusals.Record(addr)
+	record, past := perAddress.Record(addr)
 	if !record {
 		return false, nil
 	}
-	ok, n := p.authorizeOverall.Take()
+	ok, n := overall.Take()
 	if !ok {
 		return false, nil
 	}
@@ -166,9 +179,9 @@ func (p *Provider) authorizeRecorded(r *http.Request, details map[string]any) (r
 	}
 	if past {
 		details["address"] = addr
-		details["note"] = "further refused authorization requests of this address in a row are not recorded"
+		details["note"] = note
 	}
-	return true, func() { p.authorizeRefusals.ResetStreak(addr); p.authorizeOverall.Restore(n) }
+	return true, func() { perAddress.ResetStreak(addr); overall.Restore(n) }
 }
 
 // auditAuthorizeRefusal records the refusal of a malformed authorization

@@ -41,12 +41,26 @@ type TokenResponse struct {
 type tokenError struct {
 	status     int
 	code, desc string
+	// identified: the client's assertion verified with its registered
+	// keys but is refused (expired, replayed, …); its refusal names the
+	// client and is always recorded (tokenUnauthenticated).
+	identified bool
 }
 
 func (e *tokenError) Error() string { return e.code + ": " + e.desc }
 
 func badClient(desc string) *tokenError {
 	return &tokenError{status: http.StatusUnauthorized, code: errInvalidClient, desc: desc}
+}
+
+// verifiedClientRefused is badClient for a client assertion whose
+// signature verified with the client's registered keys: its refusal
+// (expired, replayed, for another audience) names the client and is
+// recorded every time.
+func verifiedClientRefused(desc string) *tokenError {
+	e := badClient(desc)
+	e.identified = true
+	return e
 }
 
 func badGrant(desc string) *tokenError {
@@ -95,19 +109,19 @@ func (p *Provider) redeem(w http.ResponseWriter, r *http.Request, ep tokenEndpoi
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
-		p.tokenFailed(w, r, ep, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "malformed form body"})
+		p.tokenUnauthenticated(w, r, ep, "", &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "malformed form body"})
 		return
 	}
 	form := r.PostForm
 	for k, v := range form {
 		if len(v) > 1 {
-			p.tokenFailed(w, r, ep, "", nil, &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "parameter " + k + " repeated"})
+			p.tokenUnauthenticated(w, r, ep, "", &tokenError{status: http.StatusBadRequest, code: errInvalidRequest, desc: "parameter " + k + " repeated"})
 			return
 		}
 	}
 	c, terr := p.authenticateClient(ctx, r, form, p.endpoint(ep.path))
 	if terr != nil {
-		p.tokenFailed(w, r, ep, form.Get("client_id"), nil, terr)
+		p.tokenUnauthenticated(w, r, ep, form.Get("client_id"), terr)
 		return
 	}
 	if form.Get("grant_type") == "" {
@@ -202,6 +216,25 @@ func (p *Provider) tokenIssued(w http.ResponseWriter, r *http.Request, ep tokenE
 // A refusal whose record cannot be written is answered as a failure
 // (503 server_error), as an issuance without its record is.
 func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, clientID string, g *Grant, e *tokenError) {
+	p.tokenRefused(w, r, ep, clientID, g, e, false)
+}
+
+// tokenUnauthenticated is tokenFailed for a request whose client did not
+// authenticate (a malformed form, a refused client authentication; clientID
+// is what the request claims): anyone may send those, as many as the token
+// rate limit lets through, so their records come out of the address's and
+// the overall budget (tokenRefusals, tokenOverall: 10 at once, then one
+// every 10 s, then the first of a run; 50 at once and 10 a second over all
+// addresses). Each is answered and counted as always. A client assertion
+// that verified but is refused (identified) and a failure of the server
+// are recorded every time.
+func (p *Provider) tokenUnauthenticated(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, clientID string, e *tokenError) {
+	p.tokenRefused(w, r, ep, clientID, nil, e, !e.identified && e.code != errServerError)
+}
+
+// tokenRefused is tokenFailed; bounded takes the record from the budgets
+// of refusals of clients that did not authenticate (budgetRecorded).
+func (p *Provider) tokenRefused(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, clientID string, g *Grant, e *tokenError, bounded bool) {
 	details := map[string]any{"error": e.code, "reason": e.desc, "remote": r.RemoteAddr}
 	if g != nil {
 		details["grant"] = g.ID
@@ -214,8 +247,16 @@ func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, ep tokenE
 	if clientID != "" {
 		actor = "client:" + clientID
 	}
-	if err := p.audit(r.Context(), actor, ep.action, clientID, outcome, details); err != nil && e.code != errServerError {
-		e = &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: descRefusalUnrecorded}
+	record, undo := true, func() {}
+	if bounded {
+		record, undo = budgetRecorded(r, p.tokenRefusals, p.tokenOverall, details,
+			"further refused token requests of this address in a row are counted in thiqa_oidc_token_requests_total, not recorded")
+	}
+	if record {
+		if err := p.audit(r.Context(), actor, ep.action, clientID, outcome, details); err != nil && e.code != errServerError {
+			undo()
+			e = &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: descRefusalUnrecorded}
+		}
 	}
 	p.m.tokens.WithLabelValues(e.code).Inc()
 	// An invalid_client answer carries no Bearer challenge: that scheme is
@@ -348,24 +389,24 @@ func (p *Provider) assertionClient(ctx context.Context, clientID, assertion, end
 	if err := claims.ValidateWithLeeway(jwt.Expected{
 		Issuer: c.ID, Subject: c.ID, AnyAudience: jwt.Audience{p.cfg.Issuer, endpoint}, Time: now,
 	}, clockSkew); err != nil {
-		return nil, badClient("client assertion rejected: " + err.Error())
+		return nil, verifiedClientRefused("client assertion rejected: " + err.Error())
 	}
 	if len(claims.Audience) != 1 {
-		return nil, badClient("client assertion aud must name this server alone (its issuer identifier or the token endpoint)")
+		return nil, verifiedClientRefused("client assertion aud must name this server alone (its issuer identifier or the token endpoint)")
 	}
 	if claims.Expiry == nil || claims.ID == "" || len(claims.ID) > 256 {
-		return nil, badClient("client assertion must carry exp and jti")
+		return nil, verifiedClientRefused("client assertion must carry exp and jti")
 	}
 	exp := claims.Expiry.Time()
 	if exp.Sub(now) > p.cfg.MaxAssertionLifetime {
-		return nil, badClient(fmt.Sprintf("client assertion lives longer than %s", p.cfg.MaxAssertionLifetime))
+		return nil, verifiedClientRefused(fmt.Sprintf("client assertion lives longer than %s", p.cfg.MaxAssertionLifetime))
 	}
 	if claims.IssuedAt != nil && claims.IssuedAt.Time().After(now.Add(clockSkew)) {
-		return nil, badClient("client assertion issued in the future")
+		return nil, verifiedClientRefused("client assertion issued in the future")
 	}
 	if err := p.cfg.Store.UseAssertion(ctx, c.ID, claims.ID, exp.Add(clockSkew)); err != nil {
 		if errors.Is(err, ErrReplay) {
-			return nil, badClient("client assertion replayed (jti already used)")
+			return nil, verifiedClientRefused("client assertion replayed (jti already used)")
 		}
 		p.log.ErrorContext(ctx, "recording assertion jti", "err", err)
 		return nil, &tokenError{status: http.StatusServiceUnavailable, code: errServerError, desc: "temporarily unable to check the client assertion"}

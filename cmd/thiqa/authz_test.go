@@ -68,10 +68,14 @@ type azFixture struct {
 	clients   map[*tls.Certificate]*http.Client
 	// calls numbers the requests of do: each comes from its own client
 	// address (X-Forwarded-For through the trusted loopback proxy), and
-	// those of callers who do not authenticate come at most 10 a second,
-	// so that each of their refusals is within the budgets of recorded
-	// refusals (internal/auth refusalbound.go) and recorded.
-	calls int
+	// those of callers who do not authenticate keep within the overall
+	// budget of recorded refusals (internal/auth refusalbound.go), so that
+	// each of their refusals is recorded: refusals is the test's count of
+	// that budget at refusalsAt, as the server's token bucket would have
+	// it, with a margin (awaitRefusalBudget).
+	calls      int
+	refusals   float64
+	refusalsAt time.Time
 }
 
 const (
@@ -205,9 +209,7 @@ func (f *azFixture) do(t *testing.T, c azCaller, method, path, ctype string, bod
 	f.calls++
 	req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.18.%d.%d", f.calls/250%250, f.calls%250+1))
 	if c.refused != "" {
-		// Within the overall budget of recorded refusals of callers who
-		// did not authenticate (10 a second), so each is recorded.
-		time.Sleep(110 * time.Millisecond)
+		f.awaitRefusalBudget()
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)

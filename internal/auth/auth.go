@@ -49,8 +49,9 @@ var (
 	ErrCertificateExpired = errors.New("client certificate expired or not yet valid")
 )
 
-// Auditor records every refusal of Require before the answer leaves
-// (internal/audit.Log implements it).
+// Auditor records the refusals of Require before the answer leaves (those
+// of callers who did not authenticate within a budget, refusalbound.go;
+// internal/audit.Log implements it).
 type Auditor interface {
 	Append(ctx context.Context, e audit.Entry) (audit.Record, error)
 }
@@ -312,16 +313,18 @@ func (a *Authenticator) authenticate(r *http.Request) (*Principal, attempt, erro
 			return nil, at, invalid(err)
 		}
 		// The handshake checked the validity, but a connection may be
-		// kept open past the certificate's end.
+		// kept open past the certificate's end. From here on a refusal is
+		// of a certificate whose key the caller holds and that names them
+		// (identified): a revoked one may be a stolen key.
 		if now := a.now(); now.Before(chain[0].NotBefore) || now.After(chain[0].NotAfter) {
-			return nil, at, invalid(fmt.Errorf("%w (valid %s to %s)", ErrCertificateExpired,
-				chain[0].NotBefore.UTC().Format(time.RFC3339), chain[0].NotAfter.UTC().Format(time.RFC3339)))
+			return nil, at, invalid(identified(fmt.Errorf("%w (valid %s to %s)", ErrCertificateExpired,
+				chain[0].NotBefore.UTC().Format(time.RFC3339), chain[0].NotAfter.UTC().Format(time.RFC3339))))
 		}
 		if err := a.checkCert(r.Context(), chain); err != nil {
 			if errors.Is(err, ErrCertificateRefused) {
-				return nil, at, invalid(err)
+				return nil, at, invalid(identified(err))
 			}
-			return nil, at, fmt.Errorf("%w: checking the client certificate: %w", ErrUnavailable, err)
+			return nil, at, identified(fmt.Errorf("%w: checking the client certificate: %w", ErrUnavailable, err))
 		}
 		return p, at, nil
 	}

@@ -82,10 +82,10 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 			a.metrics.tokenCacheHits.Inc()
 			p, err := hit.issuer.principal(hit.claims, now)
 			if err != nil {
-				return nil, err
+				return nil, identified(err)
 			}
 			a.setCivilCountry(p)
-			return p, hit.issuer.checkRevoked(ctx, p)
+			return p, identified(hit.issuer.checkRevoked(ctx, p))
 		}
 		// The key is gone from the issuer's set: verify afresh.
 	}
@@ -143,13 +143,15 @@ func (a *Authenticator) verifyToken(ctx context.Context, raw string) (*Principal
 	case verifiedBy == nil:
 		return nil, errors.New("token signature does not verify")
 	}
+	// The signature verified: from here on a refusal is of a token this
+	// deployment's issuer made, and names its subject (identified).
 	p, err := is.principal(claims, now)
 	if err != nil {
-		return nil, err
+		return nil, identified(err)
 	}
 	a.setCivilCountry(p)
 	a.tokens.put(sum, &cachedToken{issuer: is, kid: hdr.KeyID, alg: alg, key: verifiedBy, claims: claims}, now)
-	return p, is.checkRevoked(ctx, p)
+	return p, identified(is.checkRevoked(ctx, p))
 }
 
 // setCivilCountry marks a token's (or a page session's) citizen as one of the deployment's

@@ -72,11 +72,15 @@ func (m *metrics) jwksFetched(issuer string) func(ok bool) {
 // the action. The principal is stored in the request context (FromContext).
 // Refusals are RFC 9457 problems: 401 with a Bearer challenge when the caller
 // is not authenticated, 403 naming the action when it is not permitted, 503
-// when the credentials cannot be checked now. Each refusal leaves exactly
-// one audit record (Options.Audit) before the answer is written: the caller
-// (method, subject, roles), or the client certificate presented, or the
-// peer address of an anonymous caller, and the reason. When the record
-// cannot be written the answer is 500 and says so.
+// when the credentials cannot be checked now. Each refusal of an
+// authenticated caller (403), and of credentials that verified but are
+// refused (Identified), leaves exactly one audit record (Options.Audit)
+// before the answer is written: the caller (method, subject, roles), or
+// the client certificate presented, and the reason. The refusals of
+// callers who did not authenticate (the peer address of an anonymous
+// caller, forged credentials) are recorded within the budgets of
+// refusalbound.go. When a due record cannot be written the answer is 500
+// and says so.
 func (a *Authenticator) Require(action policies.Action) func(http.Handler) http.Handler {
 	return a.require(action, func(held []policies.Role) bool { return policies.Allowed(action, held) })
 }
@@ -214,7 +218,7 @@ func (a *Authenticator) unauthorized(w http.ResponseWriter, r *http.Request, act
 	if at.method != "none" {
 		d.Method = at.method
 	}
-	if !a.recordUnauthenticated(w, r, audit.Entry{Actor: actor, Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused}, d) {
+	if !a.recordUnauthenticated(w, r, audit.Entry{Actor: actor, Action: string(action), Object: r.URL.Path, Outcome: audit.OutcomeRefused}, d, Identified(err)) {
 		return
 	}
 	if challenge != "" {

@@ -2,12 +2,15 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
+	"github.com/thiqa/thiqa/internal/clientip"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -71,5 +74,96 @@ func TestUnauthenticatedRefusalsBounded(t *testing.T) {
 	call("192.0.2.6:4000", "")
 	if n := sink.count(); n != 12 {
 		t.Fatalf("another address: %d records, want 12", n)
+	}
+}
+
+// TestIdentifiedRefusalsAlwaysRecorded: a token that verified but is
+// refused (it expired, its grant was revoked) names who presented it, and
+// a revoked one in use may be stolen: each of its 401s is recorded, past
+// the budget of anonymous refusals of the address too, as an
+// authenticated caller's 403 is. A forged token from the same address
+// stays within the budget.
+func TestIdentifiedRefusalsAlwaysRecorded(t *testing.T) {
+	f := newDelegatedFixture(t)
+	h := f.a.Require(policies.ActionSign)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	call := func(token string) int {
+		t.Helper()
+		req := bearerRequest(token)
+		req.RemoteAddr = "198.51.100.11:4000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	count := func() int {
+		f.audit.mu.Lock()
+		defer f.audit.mu.Unlock()
+		return len(f.audit.entries)
+	}
+	for range 12 { // the address's budget spent on forged tokens
+		call("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
+	}
+	before := count()
+	expired := f.access("service")
+	expired["exp"] = f.clock.Now().Add(-time.Hour).Unix()
+	f.mu.Lock()
+	f.revoked["grant-2"] = true
+	f.mu.Unlock()
+	revoked := f.access("service")
+	revoked["jti"] = "grant-2"
+	for _, tok := range []string{f.mint(t, expired, "at+jwt"), f.mint(t, revoked, "at+jwt")} {
+		for i := range 15 {
+			if code := call(tok); code != http.StatusUnauthorized {
+				t.Fatalf("request %d: HTTP %d, want 401", i+1, code)
+			}
+		}
+	}
+	if n := count() - before; n != 30 {
+		t.Fatalf("%d records of 30 refusals of verified tokens past the address's budget, want 30", n)
+	}
+	call("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
+	if n := count() - before; n != 30 {
+		t.Fatalf("a forged token past the budget was recorded (%d records)", n)
+	}
+}
+
+// TestUnauthenticatedBudgetIgnoresSpoofedForwarding: behind
+// clientip.Resolver.Middleware, a peer that is not a trusted proxy cannot
+// buy itself a fresh budget with a new X-Forwarded-For on each request:
+// its refusals are keyed by its own address, 10 recorded, then the first
+// of the run. Through a trusted proxy each forwarded client has its own.
+func TestUnauthenticatedBudgetIgnoresSpoofedForwarding(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		want    int
+	}{
+		{"untrusted peer", nil, 11},
+		{"trusted proxy", []string{"198.51.100.0/24"}, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &countingAudit{}
+			a, err := New(Config{}, Options{Audit: sink})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := clientip.New(tc.trusted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := res.Middleware(a.Require(policies.ActionIssueCertificate)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+			for i := range 30 {
+				req := httptest.NewRequest(http.MethodPost, "/api/v1/certificates", nil)
+				req.RemoteAddr = "198.51.100.12:4000"
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i+1))
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusUnauthorized {
+					t.Fatalf("request %d: HTTP %d, want 401", i+1, rec.Code)
+				}
+			}
+			if n := sink.count(); n != tc.want {
+				t.Fatalf("%d records of 30 refusals, want %d", n, tc.want)
+			}
+		})
 	}
 }

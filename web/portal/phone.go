@@ -175,21 +175,31 @@ func (v *view) tokenLogin(role policies.Role, kind string) (*auth.Principal, boo
 		if errors.Is(err, auth.ErrTokenExpired) || errors.Is(err, auth.ErrCertificateExpired) {
 			key = "err.credentials_expired"
 		}
-		if aerr := v.p.auditRefusal(v.r, v.se, "web.login", "credentials refused: "+err.Error()); aerr != nil {
+		// Credentials that verified but are refused (expired, revoked)
+		// name who presented them: recorded every time, not within the
+		// budget of anonymous visitors' refusals.
+		if aerr := v.p.recordRefusal(v.r, v.se, "web.login", "credentials refused: "+err.Error(), !auth.Identified(err)); aerr != nil {
 			v.failRecorded(aerr, 0, "")
 			return nil, false
 		}
 		v.renderStatus(http.StatusUnauthorized, kind+"_login", kind+".title", map[string]any{"Error": v.t(key)})
 		return nil, false
 	}
-	if !pr.Has(role) {
+	// A delegated access token (the CSC API's, of scope service or
+	// credential) was given to an app for that API alone: it opens no
+	// portal session, which would list and manage the citizen's
+	// credentials.
+	if reason, key := "role "+string(role)+" required", "err.role_"+kind; !pr.Has(role) || pr.Grant != nil {
+		if pr.Grant != nil {
+			reason, key = "a delegated access token (scope "+pr.Grant.Scope+") does not sign in to the portal", "err.delegated_token"
+		}
 		if _, aerr := v.p.o.Audit.Append(v.r.Context(), audit.Entry{Actor: pr.Subject, Action: "web.login", Object: v.r.URL.Path, Outcome: audit.OutcomeRefused,
-			Details: map[string]any{"reason": "role " + string(role) + " required", "caller": pr.Caller(), "remote": v.r.RemoteAddr}}); aerr != nil {
+			Details: map[string]any{"reason": reason, "caller": pr.Caller(), "remote": v.r.RemoteAddr}}); aerr != nil {
 			v.p.log.ErrorContext(v.r.Context(), "audit append failed", "err", aerr)
 			v.failRecorded(aerr, 0, "")
 			return nil, false
 		}
-		v.renderStatus(http.StatusForbidden, kind+"_login", kind+".title", map[string]any{"Error": v.t("err.role_" + kind)})
+		v.renderStatus(http.StatusForbidden, kind+"_login", kind+".title", map[string]any{"Error": v.t(key)})
 		return nil, false
 	}
 	// The sign-in is recorded before its session exists: without the

@@ -428,9 +428,17 @@ func (v *view) redirect(path string) {
 }
 
 // auditRefusal records a security refusal of the pages under the
-// session's person (or anonymous); it returns the error of the audit
-// append (failRecorded answers accordingly).
+// session's person (or anonymous: within the budgets of anonymousRecorded);
+// it returns the error of the audit append (failRecorded answers
+// accordingly).
 func (p *Portal) auditRefusal(r *http.Request, se *session, action, reason string) error {
+	return p.recordRefusal(r, se, action, reason, true)
+}
+
+// recordRefusal is auditRefusal; bounded false records the refusal of a
+// visitor who is not signed in every time (credentials that verified but
+// are refused: they name who presented them).
+func (p *Portal) recordRefusal(r *http.Request, se *session, action, reason string, bounded bool) error {
 	actor, caller := auth.ActorAnonymous, (*auth.Caller)(nil)
 	if se != nil {
 		p.ses.locked(func() {
@@ -441,7 +449,7 @@ func (p *Portal) auditRefusal(r *http.Request, se *session, action, reason strin
 	}
 	details := map[string]any{"reason": reason, "caller": caller, "remote": r.RemoteAddr}
 	undo := func() {}
-	if caller == nil {
+	if caller == nil && bounded {
 		var record bool
 		if record, undo = p.anonymousRecorded(r, details); !record {
 			return nil
