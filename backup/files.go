@@ -18,7 +18,8 @@ var ErrFolderInUse = errors.New("the data folder is in use")
 
 // LockFolder takes a lock on the data folder itself (flock on its
 // directory): shared for `thiqa serve`, which holds it while serving (any
-// number of servers may share a folder), exclusive for a restore, for
+// number of servers may share a folder), and for the operator commands
+// that write to the folder's store while they run; exclusive for a restore, for
 // `thiqa audit compact` and `thiqa ca root retire-online`, which so refuse
 // a live folder; it never waits. It returns the function releasing
 // it.
@@ -35,7 +36,7 @@ func LockFolder(dir string, exclusive bool) (func(), error) {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			if exclusive {
-				return nil, fmt.Errorf("%w: %s is locked by a running thiqa serve (or a restore, thiqa audit compact or thiqa ca root retire-online): stop it first", ErrFolderInUse, dir)
+				return nil, fmt.Errorf("%w: %s is locked by a running thiqa serve or an operator command writing to it (thiqa issue, revoke, enrol, seal, …), or by a restore, thiqa audit compact or thiqa ca root retire-online: stop it first", ErrFolderInUse, dir)
 			}
 			return nil, fmt.Errorf("%w: %s is being restored, compacted or its root retired (thiqa restore, thiqa audit compact or thiqa ca root retire-online holds it): start again once it is done", ErrFolderInUse, dir)
 		}

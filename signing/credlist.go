@@ -2,6 +2,8 @@ package signing
 
 import (
 	"cmp"
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -37,6 +39,11 @@ type OwnCredential struct {
 	// PIN is the PIN's state: "none" (a seal), "not-set",
 	// "activation-pending", "set" or "locked".
 	PIN string `json:"pin"`
+	// CertStatus is the certificate's status now, as CSC credentials/info
+	// says it: "valid", "expired" or "revoked". Only a
+	// valid one signs; the others are listed so that the holder sees
+	// what to renew or replace.
+	CertStatus string `json:"certStatus"`
 }
 
 // OwnCredentialsResponse is the answer of GET /api/v1/credentials?owner=self.
@@ -146,6 +153,14 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 			kept = append(kept, e)
 		}
 	}
+	for i := range kept {
+		st, err := s.certStatus(ctx, kept[i], now)
+		if err != nil {
+			refuse(err)
+			return
+		}
+		kept[i].CertStatus = st
+	}
 	out.Credentials = kept
 	slices.SortFunc(out.Credentials, func(a, b OwnCredential) int {
 		return cmp.Or(a.NotAfter.Compare(b.NotAfter), cmp.Compare(a.CredentialID, b.CredentialID))
@@ -159,4 +174,21 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusOK, out)
+}
+
+// certStatus is e's certificate's status at now: "expired" after its
+// notAfter, else "revoked" when the store records its revocation, else
+// "valid" (the checks Credential makes before a signature).
+func (s *Service) certStatus(ctx context.Context, e OwnCredential, now time.Time) (string, error) {
+	if now.After(e.NotAfter) {
+		return "expired", nil
+	}
+	revoked, err := s.store.CertificateRevoked(ctx, e.CertSerial)
+	if err != nil {
+		return "", fmt.Errorf("checking the revocation of credential %s: %w", e.CredentialID, err)
+	}
+	if revoked {
+		return "revoked", nil
+	}
+	return "valid", nil
 }

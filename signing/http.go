@@ -124,8 +124,9 @@ func Classify(err error) (status int, detail, outcome string) {
 	case errors.Is(err, pin.ErrNotSet):
 		return http.StatusForbidden, "no signing PIN is set for this credential: set it first (POST /api/v1/credentials/{id}/pin, or with an activation code from a registration officer: POST /api/v1/credentials/{id}/pin/activate)", audit.OutcomeRefused
 	case errors.Is(err, pin.ErrAlreadySet):
-		// Audited as a failure, as it always was.
-		return http.StatusConflict, "the signing PIN of this credential is already set, or awaits its activation code (POST /api/v1/credentials/{id}/pin/activate)", audit.OutcomeFailure
+		// The caller's request is refused (the PIN stays as it is), as
+		// every other refusal: not a failure of the service.
+		return http.StatusConflict, "the signing PIN of this credential is already set, or awaits its activation code (POST /api/v1/credentials/{id}/pin/activate)", audit.OutcomeRefused
 	case errors.As(err, &wc):
 		return http.StatusForbidden, wc.Error(), audit.OutcomeRefused
 	case errors.Is(err, pin.ErrActivationExpired):

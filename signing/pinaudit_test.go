@@ -68,3 +68,29 @@ func TestPINChangesNeverLackTheirRecord(t *testing.T) {
 		})
 	}
 }
+
+// TestPINAlreadySetIsRefused on SQLite and PostgreSQL: setting a PIN on a
+// credential that has one answers 409 and is audited as the caller's
+// request refused (credential.pin.set, outcome refused), not as a failure.
+func TestPINAlreadySetIsRefused(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			w := newWorld(t, d, worldOptions{})
+			citizen := w.token(t, "12345678", policies.RoleCitizen)
+			cred, _ := w.credential(t, policies.ProfileCitizenSigning, citizenSubject())
+			path := "/api/v1/credentials/" + cred + "/pin"
+			if code, m := w.csc(t, path, citizen, signing.PINRequest{PIN: testPIN}); code != 201 {
+				t.Fatalf("set: %d %v", code, m)
+			}
+			if code, m := w.csc(t, path, citizen, signing.PINRequest{PIN: "583920"}); code != 409 {
+				t.Fatalf("set again: %d %v, want 409", code, m)
+			}
+			if n := len(w.records(t, signing.ActionPINSet, "failure", "")); n != 0 {
+				t.Fatalf("%d failure records for a PIN already set", n)
+			}
+			if n := len(w.records(t, signing.ActionPINSet, "refused", "")); n != 1 {
+				t.Fatalf("%d refused records for a PIN already set, want 1", n)
+			}
+		})
+	}
+}

@@ -143,7 +143,9 @@ func (d *deferredWriter) Write(b []byte) (int, error) {
 // size; the sealed PDF goes to out only once it is complete and its audit
 // record written. The record names operator acting for the agency; a
 // refusal or failure is recorded too. A credential that is not an agency's
-// is refused with an error wrapping ErrCredentialRefused.
+// is refused with an error wrapping ErrCredentialRefused; one whose
+// certificate is revoked or expired with ErrCertificateRevoked or
+// ErrCertificateNotValid.
 func (s *Service) OperatorSeal(ctx context.Context, operator, credID string, level signer.Level,
 	open func() (io.ReaderAt, int64, error), out io.Writer) (*signer.Result, error) {
 	return s.OperatorSealWith(ctx, operator, credID, level, nil, open, out)
@@ -169,6 +171,10 @@ func (s *Service) OperatorSealWith(ctx context.Context, operator, credID string,
 	}
 	if err == nil {
 		rec.actor += " for " + cred.rec.OwnerID
+		// A revoked or expired certificate seals nothing, here as over
+		// the API (Credential: it also follows a renewal another
+		// instance made).
+		cred, err = s.Credential(ctx, credID, OwnerAgency, cred.rec.OwnerID)
 	}
 	var in pdfInput
 	if err == nil {

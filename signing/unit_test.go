@@ -113,7 +113,7 @@ func TestClassify(t *testing.T) {
 		{&pin.WrongError{Remaining: 3}, http.StatusForbidden, "refused", "wrong PIN (3 tries left)"},
 		{&pin.WrongError{Remaining: 0}, http.StatusLocked, "refused", "locked"},
 		{pin.ErrNotSet, http.StatusForbidden, "refused", "no signing PIN is set"},
-		{pin.ErrAlreadySet, http.StatusConflict, "failure", "already set"},
+		{pin.ErrAlreadySet, http.StatusConflict, "refused", "already set"},
 		{ErrSADInvalid, http.StatusForbidden, "refused", "already used"},
 		{&SADError{Reason: "hashes[0] was not authorised by the SAD"}, http.StatusForbidden, "refused", "does not authorise this document"},
 		{fmt.Errorf("signing: %w", Refuse(ErrBadRequest, "level must be B-B")), http.StatusBadRequest, "refused", "level must be B-B"},

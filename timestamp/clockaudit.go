@@ -54,6 +54,35 @@ type auditedClock struct {
 	losses int
 	// lastInSync is the last in-sync answer while a return settles.
 	lastInSync ClockStatus
+	// unreturned are the details added to the first record when the
+	// log's last clock record, at start, was a loss with no return
+	// after it (findUnreturnedLoss); nil otherwise.
+	unreturned map[string]any
+}
+
+// findUnreturnedLoss looks up the log's last clock record at start: when
+// it is a loss (a process crashed inside the settle minute, or was killed,
+// before it recorded a return), the first record of this service says so.
+// The log tells nothing of the clock between that loss and this start: the
+// record says only that no return was recorded. A lookup that fails is
+// logged and the start goes on (the first record is written as before).
+func (c *auditedClock) findUnreturnedLoss(ctx context.Context, f audit.RecordFinder) {
+	recs, err := f.FindAuditRecords(ctx, audit.Query{Actions: []string{ActionClock}, Limit: 1})
+	if err != nil {
+		c.log.WarnContext(ctx, "could not read the last clock record of the audit log", "action", ActionClock, "err", err)
+		return
+	}
+	if len(recs) == 0 || recs[0].Outcome != audit.OutcomeFailure {
+		return
+	}
+	c.unreturned = map[string]any{
+		"previousLossUnreturned": true,
+		"previousLossSeq":        recs[0].Seq,
+		"previousLossAt":         recs[0].Time.UTC().Format(time.RFC3339Nano),
+		"note": "the last clock record before this start is a loss with no return after it: the process that recorded it " +
+			"ended without recording one (or another instance sharing the store is still out of sync); " +
+			"whether its clock returned before it ended is not known",
+	}
 }
 
 // newAuditedClock wraps inner so that its changes of state are recorded
@@ -127,6 +156,9 @@ func (c *auditedClock) record(ctx context.Context, prev, state int32, st ClockSt
 	}
 	if prev == clockUnknown {
 		details["first"] = true
+		for k, v := range c.unreturned {
+			details[k] = v
+		}
 	}
 	if _, aerr := c.audit.Append(context.WithoutCancel(ctx), audit.Entry{Actor: AuditActor, Action: ActionClock, Object: "clock",
 		Outcome: outcome, Details: details}); aerr != nil {
@@ -135,6 +167,7 @@ func (c *auditedClock) record(ctx context.Context, prev, state int32, st ClockSt
 	}
 	c.recorded.Store(state)
 	c.since, c.losses = time.Time{}, 0
+	c.unreturned = nil
 }
 
 // stop records a return that was still settling (in sync since c.since,

@@ -68,6 +68,12 @@ type ServiceOptions struct {
 	// is answered 503 systemFailure, and the unit is due for renewal at once
 	// (it succeeds once the CA is rolled over). Nil: never.
 	Issuers IssuerStatus
+	// ClockRecords reads the audit log (store.DB): at start, when the
+	// log's last timestamp.clock record is a loss with no return after it
+	// (the previous process ended inside the settle minute, or crashed),
+	// the service's first clock record says so (previousLossUnreturned).
+	// Nil: the log is not read.
+	ClockRecords audit.RecordFinder
 }
 
 // generation is one unit's Authority and handler.
@@ -142,7 +148,11 @@ func NewService(ctx context.Context, o ServiceOptions) (*Service, error) {
 	}
 	// Every unit's Authority checks the clock through it: its changes of
 	// state are recorded (ActionClock).
-	s.o.Clock = newAuditedClock(o.Clock, o.Audit, s.log)
+	ac := newAuditedClock(o.Clock, o.Audit, s.log)
+	if o.ClockRecords != nil {
+		ac.findUnreturnedLoss(ctx, o.ClockRecords)
+	}
+	s.o.Clock = ac
 	unit, err := o.Units.Load(ctx)
 	if err != nil {
 		return nil, err

@@ -163,7 +163,7 @@ func (in *instance) options(f *fixture, units *timestamp.Units, renewBefore time
 			return "addr:" + host
 		},
 		RenewBefore: renewBefore, Actor: "thiqa-serve", Registerer: in.reg, Renewals: in.db.TSAUnitRenewals(), Now: f.now,
-		Status: unitStatus{in.db.Revocations()}, Issuers: f.pki.Authority.Revoked(),
+		Status: unitStatus{in.db.Revocations()}, Issuers: f.pki.Authority.Revoked(), ClockRecords: in.db,
 	}
 }
 

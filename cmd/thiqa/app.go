@@ -151,8 +151,25 @@ func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Re
 
 // openOperatorPlatform opens what an operator command needs from the data
 // folder (the token, the store and the audit log, logging warnings only)
-// and returns a function closing them in reverse order.
+// under the folder's shared lock (lockForOperator), and returns a function
+// closing them in reverse order and releasing the lock.
 func openOperatorPlatform(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
+	release, err := lockForOperator(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, closeAll, err := openHeldPlatform(ctx, env, cfg)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return p, func() { closeAll(); release() }, nil
+}
+
+// openHeldPlatform is openOperatorPlatform for a command that holds the
+// data folder's exclusive lock already (thiqa ca root retire-online): a
+// shared lock beside it, even in the same process, would be refused.
+func openHeldPlatform(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
 	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
 	return openPlatform(ctx, cfg, logger, nil, openToken)
 }

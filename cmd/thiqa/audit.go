@@ -160,7 +160,18 @@ func auditArchive(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		o.Before = t
 	}
-	cfg, db, err := openFolderStore(ctx, env, *dir)
+	cfg, err := loadConfig(*dir)
+	if err != nil {
+		return err
+	}
+	// It deletes archived records: the folder's shared lock, as the
+	// other writing verbs (lockForOperator).
+	release, err := lockForOperator(cfg)
+	if err != nil {
+		return err
+	}
+	defer release()
+	db, err := openStore(ctx, cfg, operatorLogger(env, cfg))
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func auditCompact(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("audit compact needs the database to itself: %w", err)
 	}
 	defer release()
-	p, closeAll, err := openOperatorStore(ctx, env, cfg)
+	p, closeAll, err := openHeldStore(ctx, env, cfg)
 	if err != nil {
 		return err
 	}

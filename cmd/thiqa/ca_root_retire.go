@@ -63,7 +63,7 @@ func caRootRetireOnline(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return crl.Refused(*crlFile, err)
 	}
-	p, closePlatform, err := openOperatorPlatform(ctx, env, cfg)
+	p, closePlatform, err := openHeldPlatform(ctx, env, cfg)
 	if err != nil {
 		return err
 	}

@@ -6,9 +6,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 
+	"github.com/thiqa/thiqa/backup"
 	"github.com/thiqa/thiqa/ca"
 	"github.com/thiqa/thiqa/cmd/thiqa/internal/config"
 	"github.com/thiqa/thiqa/internal/audit"
@@ -48,9 +50,39 @@ func openOperatorFolder(ctx context.Context, env *cliEnv, dir string, refuse fun
 	return openOperatorPlatform(ctx, env, cfg)
 }
 
+// lockForOperator takes the data folder's shared lock for an operator verb
+// that writes to its store (thiqa issue, revoke, enrol, seal, …), for as
+// long as it runs: `thiqa serve` holds the same shared lock, so the verb
+// still runs beside a server, while a restore, thiqa audit compact and
+// thiqa ca root retire-online (the exclusive lock) refuse the folder
+// while the verb runs, and the verb refuses it while they run.
+func lockForOperator(cfg *config.Config) (func(), error) {
+	release, err := backup.LockFolder(cfg.Dir(), false)
+	if err != nil {
+		return nil, fmt.Errorf("nothing was changed: %w", err)
+	}
+	return release, nil
+}
+
 // openOperatorStore opens the store and the audit log on it, without the
-// token, and returns a function closing both.
+// token, under the data folder's shared lock (lockForOperator), and
+// returns a function closing both and releasing the lock.
 func openOperatorStore(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
+	release, err := lockForOperator(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, closeAll, err := openHeldStore(ctx, env, cfg)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return p, func() { closeAll(); release() }, nil
+}
+
+// openHeldStore is openOperatorStore for a command that holds the data
+// folder's exclusive lock already (thiqa audit compact).
+func openHeldStore(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
 	logger := operatorLogger(env, cfg)
 	db, err := openStore(ctx, cfg, logger)
 	if err != nil {

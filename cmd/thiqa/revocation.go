@@ -154,6 +154,11 @@ func runRevoke(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	release, err := lockForOperator(cfg)
+	if err != nil {
+		return err
+	}
+	defer release()
 	logger := newLogger(env.stderr, config.LogConfig{Level: "warn", Format: cfg.Log.Format})
 	db, err := openStore(ctx, cfg, logger)
 	if err != nil {

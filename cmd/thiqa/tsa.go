@@ -81,7 +81,7 @@ func wireTSA(ctx context.Context, p *platform, sv *serving) error {
 		return err
 	}
 	svc, err := timestamp.NewServiceFromConfig(ctx, cfg.TSA, p.db.SerialBlocks(), timestamp.ServiceOptions{
-		Units: units, Clock: clk, Audit: p.audit, Identify: auth.Requester(p.authn), Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
+		Units: units, Clock: clk, Audit: p.audit, ClockRecords: p.db, Identify: auth.Requester(p.authn), Actor: "thiqa-serve", Logger: logger, Registerer: p.reg,
 		Renewals: p.db.TSAUnitRenewals(), Status: unitStatus{rs: p.db.Revocations(), ca: cfg.TSA.CAOrDefault()},
 		// A unit whose issuing CA the root CRL revokes stops: the root
 		// CRL this node applied last says (wireRootCRL, openAuthority).

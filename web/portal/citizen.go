@@ -215,6 +215,8 @@ func (v *view) withLifecycle(who *auth.Principal, creds []credentialView) []cred
 		c := credentialView{ID: o.CredentialID, Serial: strings.ToLower(o.CertSerial), ValidTo: o.NotAfter, CertStatus: "valid", Name: sessionName}
 		if i := slices.IndexFunc(creds, func(x credentialView) bool { return x.ID == o.CredentialID }); i >= 0 {
 			c = creds[i]
+		} else if o.CertStatus != "" {
+			c.CertStatus = o.CertStatus // a mobile ID's revoked certificate is not shown as valid
 		} else if o.ExpiresInDays < 0 {
 			c.CertStatus = "expired"
 		}

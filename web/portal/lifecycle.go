@@ -25,6 +25,9 @@ type ownCredential struct {
 	NotAfter      time.Time `json:"notAfter"`
 	ExpiresInDays int       `json:"expiresInDays"`
 	PIN           string    `json:"pin"`
+	// CertStatus is valid, expired or revoked (empty from a service
+	// that does not say).
+	CertStatus string `json:"certStatus"`
 }
 
 // ownCredentials lists the caller's own credentials (signing and mobile
