@@ -543,8 +543,10 @@ const ActionUserinfo = "oidc.userinfo"
 // userinfo returns the claims the access token's scope allows (OpenID
 // Connect Core §5.3). The token, from the Authorization header or a form
 // body (userinfoToken), must verify, be unexpired, and its grant must not
-// be revoked. Every refusal is recorded (ActionUserinfo) before it is
-// answered; one that cannot be recorded is answered 503.
+// be revoked. Each refusal of a token whose signature verified is
+// recorded (ActionUserinfo) before it is answered; the others (no token, a
+// malformed or forged one: anyone may send those) within the budgets of
+// userinfoRecorded. One that cannot be recorded is answered 503.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// refuse records and answers a refusal with the WWW-Authenticate
@@ -560,8 +562,16 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		// Past the address's budget of recorded refusals only the
 		// first of each run is recorded (userinfoRecorded): the endpoint
 		// is public, and a record per forged token would let anyone fill
-		// the audit log. Every one is answered as its own refusal.
-		if record, undo := p.userinfoRecorded(r, details); record {
+		// the audit log. A token whose signature verified (c) but is
+		// refused (expired, revoked) was issued here and names its client
+		// and grant: a revoked one in use may be stolen, so its refusal
+		// is recorded every time, as the API's 401s of such tokens are.
+		// Every one is answered as its own refusal.
+		record, undo := true, func() {}
+		if c == nil {
+			record, undo = p.userinfoRecorded(r, details)
+		}
+		if record {
 			if err := p.audit(ctx, actor, ActionUserinfo, object, "refused", details); err != nil {
 				undo() // the run's next refusal is recorded instead
 				writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)
