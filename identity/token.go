@@ -45,6 +45,9 @@ type tokenError struct {
 	// keys but is refused (expired, replayed, …); its refusal names the
 	// client and is always recorded (tokenUnauthenticated).
 	identified bool
+	// certificate is the subject of the verified TLS client certificate
+	// an identified refusal is of (tls_client_auth): its record names it.
+	certificate string
 }
 
 func (e *tokenError) Error() string { return e.code + ": " + e.desc }
@@ -53,9 +56,11 @@ func badClient(desc string) *tokenError {
 	return &tokenError{status: http.StatusUnauthorized, code: errInvalidClient, desc: desc}
 }
 
-// verifiedClientRefused is badClient for a client assertion whose
-// signature verified with the client's registered keys: its refusal
-// (expired, replayed, for another audience) names the client and is
+// verifiedClientRefused is badClient for a client credential that
+// verified: a client assertion whose signature verified with the client's
+// registered keys (refused as expired, replayed, for another audience), a
+// TLS client certificate whose chain the TLS layer verified but whose
+// subject is not the client's. Its refusal names who presented it and is
 // recorded every time.
 func verifiedClientRefused(desc string) *tokenError {
 	e := badClient(desc)
@@ -225,9 +230,10 @@ func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, ep tokenE
 // rate limit lets through, so their records come out of the address's and
 // the overall budget (tokenRefusals, tokenOverall: 10 at once, then one
 // every 10 s, then the first of a run; 50 at once and 10 a second over all
-// addresses). Each is answered and counted as always. A client assertion
-// that verified but is refused (identified) and a failure of the server
-// are recorded every time.
+// addresses). Each is answered and counted as always. A client credential
+// that verified but is refused (identified: an assertion signed with the
+// client's key, a verified TLS client certificate of another subject) and
+// a failure of the server are recorded every time.
 func (p *Provider) tokenUnauthenticated(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, clientID string, e *tokenError) {
 	p.tokenRefused(w, r, ep, clientID, nil, e, !e.identified && e.code != errServerError)
 }
@@ -236,6 +242,9 @@ func (p *Provider) tokenUnauthenticated(w http.ResponseWriter, r *http.Request, 
 // of refusals of clients that did not authenticate (budgetRecorded).
 func (p *Provider) tokenRefused(w http.ResponseWriter, r *http.Request, ep tokenEndpoint, clientID string, g *Grant, e *tokenError, bounded bool) {
 	details := map[string]any{"error": e.code, "reason": e.desc, "remote": r.RemoteAddr}
+	if e.certificate != "" {
+		details["certificate"] = e.certificate
+	}
 	if g != nil {
 		details["grant"] = g.ID
 	}
@@ -325,8 +334,13 @@ func (p *Provider) authenticateClient(ctx context.Context, r *http.Request, form
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
 		return nil, badClient("tls_client_auth needs a verified client certificate")
 	}
-	if r.TLS.PeerCertificates[0].Subject.String() != c.TLSSubject {
-		return nil, badClient("client certificate subject does not match the registration")
+	if subject := r.TLS.PeerCertificates[0].Subject.String(); subject != c.TLSSubject {
+		// The TLS layer verified the certificate's chain and that the
+		// caller holds its key: a real credential, presented for a client
+		// it is not registered for, is recorded every time and named.
+		e := verifiedClientRefused("client certificate subject does not match the registration")
+		e.certificate = subject
+		return nil, e
 	}
 	return c, nil
 }
@@ -543,8 +557,10 @@ const ActionUserinfo = "oidc.userinfo"
 // userinfo returns the claims the access token's scope allows (OpenID
 // Connect Core §5.3). The token, from the Authorization header or a form
 // body (userinfoToken), must verify, be unexpired, and its grant must not
-// be revoked. Every refusal is recorded (ActionUserinfo) before it is
-// answered; one that cannot be recorded is answered 503.
+// be revoked. Each refusal of a token whose signature verified is
+// recorded (ActionUserinfo) before it is answered; the others (no token, a
+// malformed or forged one: anyone may send those) within the budgets of
+// userinfoRecorded. One that cannot be recorded is answered 503.
 func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// refuse records and answers a refusal with the WWW-Authenticate
@@ -560,8 +576,16 @@ func (p *Provider) userinfo(w http.ResponseWriter, r *http.Request) {
 		// Past the address's budget of recorded refusals only the
 		// first of each run is recorded (userinfoRecorded): the endpoint
 		// is public, and a record per forged token would let anyone fill
-		// the audit log. Every one is answered as its own refusal.
-		if record, undo := p.userinfoRecorded(r, details); record {
+		// the audit log. A token whose signature verified (c) but is
+		// refused (expired, revoked) was issued here and names its client
+		// and grant: a revoked one in use may be stolen, so its refusal
+		// is recorded every time, as the API's 401s of such tokens are.
+		// Every one is answered as its own refusal.
+		record, undo := true, func() {}
+		if c == nil {
+			record, undo = p.userinfoRecorded(r, details)
+		}
+		if record {
 			if err := p.audit(ctx, actor, ActionUserinfo, object, "refused", details); err != nil {
 				undo() // the run's next refusal is recorded instead
 				writeOAuthError(w, http.StatusServiceUnavailable, errServerError, descRefusalUnrecorded)

@@ -1,8 +1,13 @@
 package identity
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +62,51 @@ func TestTokenRefusalsBounded(t *testing.T) {
 	}
 	if n := records() - before; n != 17 {
 		t.Fatalf("%d records after 5 refused assertions that verified, want 17: each is recorded", n)
+	}
+}
+
+// TestTokenVerifiedCertificateRefusalsAlwaysRecorded: a TLS client
+// certificate whose chain the TLS layer verified is a real credential:
+// presented at the token endpoint for a tls_client_auth client it is not
+// registered for, each refusal is recorded and names the certificate,
+// also past the address's budget spent on unknown clients, which a
+// request without a certificate stays within.
+func TestTokenVerifiedCertificateRefusalsAlwaysRecorded(t *testing.T) {
+	e := newEnv(t, false)
+	e.store.clients["tls-portal"] = &Client{ID: "tls-portal", Name: "TLS portal", RedirectURIs: []string{testRedir},
+		AuthMethod: AuthTLSClient, TLSSubject: "CN=portal.example.om"}
+	other := &x509.Certificate{Subject: pkix.Name{CommonName: "someone.example.om"}}
+	post := func(cert *x509.Certificate) int {
+		t.Helper()
+		form := url.Values{"grant_type": {"authorization_code"}, "code": {"x"}, "client_id": {"tls-portal"}}
+		req := httptest.NewRequest(http.MethodPost, e.srv.URL+PathToken, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.RemoteAddr = "198.51.100.29:4000"
+		if cert != nil {
+			req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}, VerifiedChains: [][]*x509.Certificate{{cert}}}
+		}
+		rec := httptest.NewRecorder()
+		e.p.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for range 12 { // the address's budget spent
+		post(nil)
+	}
+	before := len(e.audit.find("oidc.token", "refused"))
+	for i := range 8 {
+		if code := post(other); code != http.StatusUnauthorized {
+			t.Fatalf("request %d: %d, want 401", i+1, code)
+		}
+	}
+	recs := e.audit.find("oidc.token", "refused")
+	if n := len(recs) - before; n != 8 {
+		t.Fatalf("%d records of 8 refusals of a verified certificate of another subject past the address's budget, want 8", n)
+	}
+	if d, _ := recs[len(recs)-1].Details.(map[string]any); d["certificate"] != other.Subject.String() {
+		t.Fatalf("the record does not name the certificate: %+v", recs[len(recs)-1])
+	}
+	post(nil)
+	if n := len(e.audit.find("oidc.token", "refused")) - before; n != 8 {
+		t.Fatalf("a request without a certificate past the budget was recorded (%d records)", n)
 	}
 }

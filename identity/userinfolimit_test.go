@@ -62,3 +62,47 @@ func TestUserinfoRefusalsBounded(t *testing.T) {
 		t.Fatalf("another address: %d", w.Code)
 	}
 }
+
+// TestUserinfoVerifiedRefusalsAlwaysRecorded: a token whose signature
+// verified but is refused (its grant revoked after its code was replayed:
+// a stolen token at work) names its client and grant, so each of its
+// refusals is recorded, past the address's budget spent on forged tokens
+// too, as the API's 401s of such tokens are. A forged token from the same
+// address stays within the budget.
+func TestUserinfoVerifiedRefusalsAlwaysRecorded(t *testing.T) {
+	e := newEnvWith(t, false, func(c *Config) { c.TokenRate, c.TokenBurst = 1e-6, 2 })
+	form := e.tokenForm(e.mobileLogin())
+	st, tok := e.exchange(form)
+	if st != 200 {
+		t.Fatalf("token: %d %v", st, tok)
+	}
+	at := tok["access_token"].(string)
+	form.Set("client_assertion", e.assertion(e.client.ID, e.ckey, nil))
+	if st, _ := e.exchange(form); st != 400 { // the code replayed: its grant is revoked
+		t.Fatalf("code replayed: %d", st)
+	}
+	ask := func(token string) int {
+		t.Helper()
+		return e.serveFrom("198.51.100.19:4000", http.MethodGet, PathUserinfo, nil, http.Header{"Authorization": {"Bearer " + token}}).Code
+	}
+	for range 5 { // the address's budget spent on forged tokens
+		ask("abc.def.ghi")
+	}
+	before := len(e.audit.find(ActionUserinfo, "refused"))
+	for i := range 6 {
+		if code := ask(at); code != http.StatusUnauthorized {
+			t.Fatalf("revoked token, request %d: %d, want 401", i+1, code)
+		}
+	}
+	recs := e.audit.find(ActionUserinfo, "refused")
+	if n := len(recs) - before; n != 6 {
+		t.Fatalf("%d records of 6 refusals of a revoked token past the address's budget, want 6", n)
+	}
+	if r := recs[len(recs)-1]; r.Actor != "client:"+e.client.ID {
+		t.Fatalf("record does not name the client: %+v", r)
+	}
+	ask("abc.def.ghi")
+	if n := len(e.audit.find(ActionUserinfo, "refused")) - before; n != 6 {
+		t.Fatalf("a forged token past the budget was recorded (%d records)", n)
+	}
+}

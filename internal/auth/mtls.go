@@ -136,7 +136,10 @@ func (a *Authenticator) authenticateCertificate(chains [][]*x509.Certificate) (*
 		}
 		return p, chain, nil
 	}
-	return nil, nil, fmt.Errorf("client certificate %q matches no role rule", leaf.Subject.String())
+	// The chain ends at a client CA (and the TLS layer verified it and the
+	// caller's key): the certificate names its holder, who holds no role
+	// here (identified).
+	return nil, nil, identified(fmt.Errorf("client certificate %q matches no role rule", leaf.Subject.String()))
 }
 
 func (a *Authenticator) isClientCA(c *x509.Certificate) bool {

@@ -92,7 +92,8 @@ func identified(err error) error {
 // Identified reports whether err, an error of Authenticate, refuses
 // credentials that verified (a token of a trusted issuer that expired or
 // whose grant was revoked, a revoked or expired client certificate of a
-// configured client CA): they name who presented them, so their refusals
+// configured client CA, or one that matches no role rule): they name who
+// presented them, so their refusals
 // are recorded every time, not within the budget of anonymous ones.
 func Identified(err error) bool {
 	var e *identifiedError

@@ -2,6 +2,9 @@ package auth
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -165,5 +168,46 @@ func TestUnauthenticatedBudgetIgnoresSpoofedForwarding(t *testing.T) {
 				t.Fatalf("%d records of 30 refusals, want %d", n, tc.want)
 			}
 		})
+	}
+}
+
+// TestCertificateOfNoRuleAlwaysRecorded: a client certificate of a
+// configured client CA that matches no role rule verified (its chain, and
+// its key in the TLS handshake) and names its holder: each of its 401s is
+// recorded, past the address's budget of anonymous refusals too.
+func TestCertificateOfNoRuleAlwaysRecorded(t *testing.T) {
+	ca := newTestCA(t, "Client CA")
+	sink := &countingAudit{}
+	a, err := New(Config{MTLS: MTLSConfig{ClientCAFiles: []string{ca.writePEM(t)}}},
+		Options{Logger: quietLogger(), CheckCertificate: acceptAll, Audit: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	norule := ca.issue(t, pkix.Name{CommonName: "no role here"})
+	h := a.Require(policies.ActionIssueCertificate)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("a certificate of no rule was let through")
+	}))
+	call := func(cert *x509.Certificate) int {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/certificates", nil)
+		req.RemoteAddr = "198.51.100.13:4000"
+		if cert != nil {
+			req.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}, VerifiedChains: [][]*x509.Certificate{{cert, ca.cert}}}
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for range 12 { // the address's budget spent
+		call(nil)
+	}
+	before := sink.count()
+	for i := range 8 {
+		if code := call(norule.Leaf); code != http.StatusUnauthorized {
+			t.Fatalf("request %d: HTTP %d, want 401", i+1, code)
+		}
+	}
+	if n := sink.count() - before; n != 8 {
+		t.Fatalf("%d records of 8 refusals of a verified certificate of no rule past the address's budget, want 8", n)
 	}
 }

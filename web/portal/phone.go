@@ -40,7 +40,11 @@ type pendingView struct {
 func (p *Portal) phoneHome(w http.ResponseWriter, r *http.Request, v *view) {
 	who, _ := v.who()
 	if who == nil {
-		if who = v.phoneByCertificate(); who == nil {
+		var ok bool
+		if who, ok = v.phoneByCertificate(); !ok {
+			return
+		}
+		if who == nil {
 			v.render(http.StatusOK, "phone_login", "phone.title", nil)
 			return
 		}
@@ -124,21 +128,47 @@ func typedCode(s string) (code string, ok bool) {
 }
 
 // phoneByCertificate signs the phone in by its client certificate, when
-// the browser presented one that authenticates a citizen.
-func (v *view) phoneByCertificate() *auth.Principal {
+// the browser presented one that authenticates a citizen: recorded
+// (web.login) before its session exists, as a sign-in with a token is. A
+// certificate that verified but is refused (expired, revoked: it names
+// who presented it, and a revoked one in use may be a stolen key) is
+// recorded every time and answered 401 on the sign-in page; other
+// certificates leave the page as it is, the sign-in form. ok is false
+// when the request was answered.
+func (v *view) phoneByCertificate() (pr *auth.Principal, ok bool) {
 	if v.r.TLS == nil || len(v.r.TLS.PeerCertificates) == 0 {
-		return nil
+		return nil, true
 	}
 	req := v.r.Clone(v.r.Context())
 	req.Header.Del("Authorization")
 	pr, err := v.p.o.Authenticate(req)
-	if err != nil || !pr.Has(policies.RoleCitizen) {
-		return nil
+	if auth.Identified(err) {
+		key := "err.credentials"
+		if errors.Is(err, auth.ErrCertificateExpired) {
+			key = "err.credentials_expired"
+		}
+		if aerr := v.p.recordRefusal(v.r, v.se, "web.login", "credentials refused: "+err.Error(), false); aerr != nil {
+			v.failRecorded(aerr, 0, "")
+			return nil, false
+		}
+		v.renderStatus(http.StatusUnauthorized, "phone_login", "phone.title", map[string]any{"Error": v.t(key)})
+		return nil, false
+	}
+	if err != nil || !pr.Has(policies.RoleCitizen) || pr.Grant != nil {
+		return nil, true
+	}
+	// The sign-in is recorded before its session exists: without the
+	// record there is no session.
+	if _, aerr := v.p.o.Audit.Append(v.r.Context(), audit.Entry{Actor: pr.Subject, Action: "web.login", Object: v.r.URL.Path, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"kind": "phone", "caller": pr.Caller(), "remote": v.r.RemoteAddr}}); aerr != nil {
+		v.p.log.ErrorContext(v.r.Context(), "audit append failed", "err", aerr)
+		v.fail(http.StatusInternalServerError, "err.unavailable")
+		return nil, false
 	}
 	se, value := v.p.ses.login(v.se, pr, "phone")
 	v.se = se
 	setCookie(v.w, v.p.o.Secure, value)
-	return pr
+	return pr, true
 }
 
 // phoneLogin signs the phone in with the citizen's API token.
