@@ -269,7 +269,7 @@ func TestCSCBadRequests(t *testing.T) {
 	// All 18 come from one address, more than its budget of recorded
 	// refusals (TestAuthorizeRefusalsBounded checks that): each must be
 	// recorded here.
-	e.p.authorizeRefusals = ratelimit.New(1, 100, time.Now)
+	e.p.authorizeRefusals = ratelimit.NewRefusalBudget(1, 100, ratelimit.OverallRate, ratelimit.OverallBurst, time.Now)
 	authorize := func(q url.Values) (int, url.Values) {
 		resp, err := e.browser.Get(e.srv.URL + PathCSCAuthorize + "?" + q.Encode())
 		if err != nil {

@@ -213,22 +213,18 @@ type Provider struct {
 	log     *slog.Logger
 	m       *metrics
 	now     func() time.Time
-	// logins and tokens are the per-client-IP rate limits;
+	// logins and tokens are the per-client-IP rate limits.
+	logins, tokens *ratelimit.Limiter
 	// userinfoRefusals bounds the recorded userinfo refusals of an
-	// address (userinfoRecorded); the served requests take nothing from
-	// it.
-	logins, tokens, userinfoRefusals *ratelimit.Limiter
-	// userinfoOverall bounds the recorded userinfo refusals of all
-	// addresses together (userinfoRecorded).
-	userinfoOverall *ratelimit.Overall
-	// authorizeRefusals and authorizeOverall bound the recorded refusals
-	// of malformed authorization requests (authorizeRecorded).
-	authorizeRefusals *ratelimit.Limiter
-	authorizeOverall  *ratelimit.Overall
-	// tokenRefusals and tokenOverall bound the recorded refusals of token
-	// requests whose client did not authenticate (tokenRefused).
-	tokenRefusals *ratelimit.Limiter
-	tokenOverall  *ratelimit.Overall
+	// address and of all addresses together (userinfoRecorded); the
+	// served requests take nothing from it.
+	userinfoRefusals *ratelimit.RefusalBudget
+	// authorizeRefusals bounds the recorded refusals of malformed
+	// authorization requests (authorizeRecorded).
+	authorizeRefusals *ratelimit.RefusalBudget
+	// tokenRefusals bounds the recorded refusals of token requests whose
+	// client did not authenticate (tokenRefused).
+	tokenRefusals *ratelimit.RefusalBudget
 	// starts serialises the count of a civil number's pending logins and
 	// the insert of a new one (Config.MaxPendingLogins), striped by civil
 	// number: concurrent starts each counted the same logins and all got
@@ -322,12 +318,9 @@ func New(cfg Config) (*Provider, error) {
 		tokens: ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
 		// The same rate as the token endpoints: a portal's server calls
 		// userinfo after each token request.
-		userinfoRefusals:  ratelimit.New(cfg.TokenRate, cfg.TokenBurst, cfg.Now),
-		userinfoOverall:   ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
-		authorizeRefusals: ratelimit.New(authorizeRefusalRate, authorizeRefusalBurst, cfg.Now),
-		authorizeOverall:  ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
-		tokenRefusals:     ratelimit.New(authorizeRefusalRate, authorizeRefusalBurst, cfg.Now),
-		tokenOverall:      ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
+		userinfoRefusals:  ratelimit.NewRefusalBudget(cfg.TokenRate, cfg.TokenBurst, ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
+		authorizeRefusals: ratelimit.NewRefusalBudget(authorizeRefusalRate, authorizeRefusalBurst, ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
+		tokenRefusals:     ratelimit.NewRefusalBudget(authorizeRefusalRate, authorizeRefusalBurst, ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
 	}, nil
 }
 

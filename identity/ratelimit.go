@@ -110,28 +110,24 @@ func (p *Provider) tokenRateLimited(w http.ResponseWriter, r *http.Request, ep t
 // cannot be written: the run's next refusal is recorded instead.
 func (p *Provider) userinfoRecorded(r *http.Request, details map[string]any) (record bool, undo func()) {
 	addr := clientip.FromRequest(r).Key()
-	record, past := p.userinfoRefusals.Record(addr)
-	if past {
+	v := p.userinfoRefusals.Take(addr)
+	if v.Past {
 		p.m.limited.WithLabelValues(limitUserinfo).Inc()
 	}
-	if !record {
-		return false, nil
-	}
-	ok, n := p.userinfoOverall.Take()
-	if !ok {
-		if !past { // else counted once already, under limitUserinfo
+	if !v.Record {
+		if v.LeftOverall && !v.Past { // else counted once already, under limitUserinfo
 			p.m.limited.WithLabelValues(limitUserinfoOverall).Inc()
 		}
 		return false, nil
 	}
-	if n > 0 {
-		details["unrecordedOverall"] = n
+	if v.Unrecorded > 0 {
+		details["unrecordedOverall"] = v.Unrecorded
 	}
-	if past {
+	if v.Past {
 		details["limit"], details["address"] = limitUserinfo, addr
 		details["note"] = "further refusals of this address in a row are counted in thiqa_oidc_rate_limited_total, not recorded"
 	}
-	return true, func() { p.userinfoRefusals.ResetStreak(addr); p.userinfoOverall.Restore(n) }
+	return true, v.Undo
 }
 
 // The budget of recorded refusals of malformed authorization requests
@@ -154,34 +150,30 @@ const (
 // as always either way. undo, when record is true, is for a record that
 // cannot be written: the run's next refusal is recorded instead.
 func (p *Provider) authorizeRecorded(r *http.Request, details map[string]any) (record bool, undo func()) {
-	return budgetRecorded(r, p.authorizeRefusals, p.authorizeOverall, details,
+	return budgetRecorded(r, p.authorizeRefusals, details,
 		"further refused authorization requests of this address in a row are not recorded")
 }
 
-// budgetRecorded takes a refusal of r from the budget of its address
-// (perAddress) and the overall one, and says whether to record it: within
+// budgetRecorded takes a refusal of r from budget (that of its address
+// and the overall one), and says whether to record it: within
 // both, and the first of each run past the address's (details then name
 // the address and carry note). Past the overall budget none is recorded,
 // and the next record says how many were left out (unrecordedOverall).
 // undo, when record is true, is for a record that cannot be written.
-func budgetRecorded(r *http.Request, perAddress *ratelimit.Limiter, overall *ratelimit.Overall, details map[string]any, note string) (record bool, undo func()) {
+func budgetRecorded(r *http.Request, budget *ratelimit.RefusalBudget, details map[string]any, note string) (record bool, undo func()) {
 	addr := clientip.FromRequest(r).Key()
-	record, past := perAddress.Record(addr)
-	if !record {
+	v := budget.Take(addr)
+	if !v.Record {
 		return false, nil
 	}
-	ok, n := overall.Take()
-	if !ok {
-		return false, nil
+	if v.Unrecorded > 0 {
+		details["unrecordedOverall"] = v.Unrecorded
 	}
-	if n > 0 {
-		details["unrecordedOverall"] = n
-	}
-	if past {
+	if v.Past {
 		details["address"] = addr
 		details["note"] = note
 	}
-	return true, func() { perAddress.ResetStreak(addr); overall.Restore(n) }
+	return true, v.Undo
 }
 
 // auditAuthorizeRefusal records the refusal of a malformed authorization

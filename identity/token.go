@@ -258,7 +258,7 @@ func (p *Provider) tokenRefused(w http.ResponseWriter, r *http.Request, ep token
 	}
 	record, undo := true, func() {}
 	if bounded {
-		record, undo = budgetRecorded(r, p.tokenRefusals, p.tokenOverall, details,
+		record, undo = budgetRecorded(r, p.tokenRefusals, details,
 			"further refused token requests of this address in a row are counted in thiqa_oidc_token_requests_total, not recorded")
 	}
 	if record {

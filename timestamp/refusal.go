@@ -65,8 +65,7 @@ const (
 // refusalBudget bounds the recorded refusals of a TSA: per address and
 // overall. A Service shares one among its units' Authorities.
 type refusalBudget struct {
-	addrs   *ratelimit.Limiter
-	overall *ratelimit.Overall
+	budget *ratelimit.RefusalBudget
 	// unrecorded counts the refusals left unrecorded, by the budget that
 	// left each out; each Authority registers it with its metrics.
 	unrecorded *prometheus.CounterVec
@@ -77,8 +76,7 @@ func newRefusalBudget(now func() time.Time) *refusalBudget {
 		now = time.Now
 	}
 	return &refusalBudget{
-		addrs:   ratelimit.New(refusalRate, refusalBurst, now),
-		overall: ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, now),
+		budget: ratelimit.NewRefusalBudget(refusalRate, refusalBurst, ratelimit.OverallRate, ratelimit.OverallBurst, now),
 		unrecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thiqa_tsa_refusals_unrecorded_total",
 			Help: "Refused time-stamp requests counted but not recorded in the audit log, by the budget that left them out (address, overall).",
@@ -146,21 +144,20 @@ func (a *Authority) recordRefusal(ctx context.Context, r *http.Request, requeste
 	if r != nil {
 		b := a.budget
 		addr := clientip.FromRequest(r).Key()
-		record, past := b.addrs.Record(addr)
-		if !record {
-			b.unrecorded.WithLabelValues(budgetAddress).Inc()
+		v := b.budget.Take(addr)
+		if !v.Record {
+			if v.LeftOverall {
+				b.unrecorded.WithLabelValues(budgetOverall).Inc()
+			} else {
+				b.unrecorded.WithLabelValues(budgetAddress).Inc()
+			}
 			return nil
 		}
-		ok, n := b.overall.Take()
-		if !ok {
-			b.unrecorded.WithLabelValues(budgetOverall).Inc()
-			return nil
-		}
-		if past {
+		if v.Past {
 			item.Note = refusalNote
 		}
-		item.Address, item.UnrecordedOverall = addr, n
-		undo = func() { b.addrs.ResetStreak(addr); b.overall.Restore(n) }
+		item.Address, item.UnrecordedOverall = addr, v.Unrecorded
+		undo = v.Undo
 		if rf.identify != nil {
 			requester = rf.identify(r)
 		}

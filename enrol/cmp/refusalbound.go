@@ -34,23 +34,18 @@ func (s *Server) recordBounded(addr string, details map[string]any, record func(
 	if addr == "" {
 		return record(details)
 	}
-	ok, past := s.refusals.Record(addr)
-	if !ok {
+	v := s.refusals.Take(addr)
+	if !v.Record {
 		return nil
 	}
-	ok, n := s.overall.Take()
-	if !ok {
-		return nil
+	if v.Unrecorded > 0 {
+		details["unrecordedOverall"] = v.Unrecorded
 	}
-	if n > 0 {
-		details["unrecordedOverall"] = n
-	}
-	if past {
+	if v.Past {
 		details["note"] = "further refusals of this address in a row are counted in thiqa_cmp_requests_total, not recorded"
 	}
 	if err := record(details); err != nil {
-		s.refusals.ResetStreak(addr)
-		s.overall.Restore(n)
+		v.Undo()
 		return err
 	}
 	return nil

@@ -74,11 +74,8 @@ type Server struct {
 	// tests).
 	unrecordedWait time.Duration
 	// refusals bounds the recorded refusals of one unauthenticated client
-	// address (recordBounded).
-	refusals *ratelimit.Limiter
-	// overall bounds the same refusals of all addresses together
-	// (recordBounded).
-	overall *ratelimit.Overall
+	// address, and of all addresses together (recordBounded).
+	refusals *ratelimit.RefusalBudget
 }
 
 // New builds the server.
@@ -91,8 +88,7 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric(), followUpFailed: newFollowUpFailedMetric(), unrecordedWait: unrecordedTimeout,
-		refusals: ratelimit.New(unauthenticatedRate, unauthenticatedBurst, time.Now),
-		overall:  ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, time.Now)}
+		refusals: ratelimit.NewRefusalBudget(unauthenticatedRate, unauthenticatedBurst, ratelimit.OverallRate, ratelimit.OverallBurst, time.Now)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

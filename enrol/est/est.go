@@ -84,11 +84,9 @@ type Server struct {
 	requests *prometheus.CounterVec
 	// refusals bounds the recorded refusals of one client address that
 	// did not authenticate: plain HTTP (requireEnrolTLS) and unknown or
-	// wrong credentials over TLS (fail, 401).
-	refusals *ratelimit.Limiter
-	// overall bounds the same refusals of all addresses together
-	// (recordRefusal).
-	overall *ratelimit.Overall
+	// wrong credentials over TLS (fail, 401); and the same refusals of all
+	// addresses together (recordRefusal).
+	refusals *ratelimit.RefusalBudget
 }
 
 // The budget of recorded refusals of one client address that did not
@@ -115,8 +113,9 @@ func New(c Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{c: c, cacerts: p7, log: c.Logger, refusals: ratelimit.New(plainHTTPRate, plainHTTPBurst, time.Now),
-		overall: ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, time.Now), requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+	s := &Server{c: c, cacerts: p7, log: c.Logger,
+		refusals: ratelimit.NewRefusalBudget(plainHTTPRate, plainHTTPBurst, ratelimit.OverallRate, ratelimit.OverallBurst, time.Now),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thiqa_est_requests_total", Help: "EST enrolment requests by operation and HTTP status.",
 		}, []string{"operation", "status"})}
 	if s.log == nil {
@@ -293,22 +292,17 @@ func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 // when record is true, is for a record that cannot be written: the run's
 // next refusal is recorded instead.
 func (s *Server) recordRefusal(r *http.Request, details map[string]any, note string) (record bool, undo func()) {
-	addr := clientip.FromRequest(r).Key()
-	record, past := s.refusals.Record(addr)
-	if !record {
+	v := s.refusals.Take(clientip.FromRequest(r).Key())
+	if !v.Record {
 		return false, nil
 	}
-	ok, n := s.overall.Take()
-	if !ok {
-		return false, nil
+	if v.Unrecorded > 0 {
+		details["unrecordedOverall"] = v.Unrecorded
 	}
-	if n > 0 {
-		details["unrecordedOverall"] = n
-	}
-	if past {
+	if v.Past {
 		details["note"] = note
 	}
-	return true, func() { s.refusals.ResetStreak(addr); s.overall.Restore(n) }
+	return true, v.Undo
 }
 
 // referenceActor is the actor of a refusal of a request whose HTTP Basic

@@ -117,10 +117,9 @@ type Authenticator struct {
 
 	metrics *metrics
 	tokens  *tokenCache // nil: every token is verified
-	// refusals and overall bound the records of refusals of callers who
-	// did not authenticate (refusalbound.go).
-	refusals *ratelimit.Limiter
-	overall  *ratelimit.Overall
+	// refusals bounds the records of refusals of callers who did not
+	// authenticate (refusalbound.go).
+	refusals *ratelimit.RefusalBudget
 }
 
 // issuer is a validated IssuerConfig with its key source.
@@ -160,7 +159,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	a.refusals, a.overall = newRefusalBudgets(a.now)
+	a.refusals = newRefusalBudget(a.now)
 	if len(a.rules) == 0 {
 		a.rules = DefaultMTLSRules()
 	}

@@ -29,10 +29,10 @@ const (
 	unauthenticatedRate  = 0.1
 )
 
-// newRefusalBudgets returns the per-address and overall budgets of
-// recorded refusals of callers who did not authenticate.
-func newRefusalBudgets(now func() time.Time) (*ratelimit.Limiter, *ratelimit.Overall) {
-	return ratelimit.New(unauthenticatedRate, unauthenticatedBurst, now), ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, now)
+// newRefusalBudget returns the per-address and overall budget of recorded
+// refusals of callers who did not authenticate.
+func newRefusalBudget(now func() time.Time) *ratelimit.RefusalBudget {
+	return ratelimit.NewRefusalBudget(unauthenticatedRate, unauthenticatedBurst, ratelimit.OverallRate, ratelimit.OverallBurst, now)
 }
 
 // recordUnauthenticated records e, a refusal of a caller who did not
@@ -49,23 +49,17 @@ func (a *Authenticator) recordUnauthenticated(w http.ResponseWriter, r *http.Req
 		e.Details = d
 		return a.record(w, r, e)
 	}
-	addr := clientip.FromRequest(r).Key()
-	ok, past := a.refusals.Record(addr)
-	if !ok {
+	v := a.refusals.Take(clientip.FromRequest(r).Key())
+	if !v.Record {
 		return true
 	}
-	ok, n := a.overall.Take()
-	if !ok {
-		return true
-	}
-	d.UnrecordedOverall = n
-	if past {
+	d.UnrecordedOverall = v.Unrecorded
+	if v.Past {
 		d.Note = "further refusals of this address in a row are counted in thiqa_auth_requests_total, not recorded"
 	}
 	e.Details = d
 	if !a.record(w, r, e) {
-		a.refusals.ResetStreak(addr)
-		a.overall.Restore(n)
+		v.Undo()
 		return false
 	}
 	return true

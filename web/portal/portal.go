@@ -150,10 +150,9 @@ type Portal struct {
 	held  atomic.Int64
 	log   *slog.Logger
 	start time.Time
-	// refusals and overall bound the records of refusals of visitors who
-	// are not signed in (auditRefusal).
-	refusals *ratelimit.Limiter
-	overall  *ratelimit.Overall
+	// refusals bounds the records of refusals of visitors who are not
+	// signed in (auditRefusal).
+	refusals *ratelimit.RefusalBudget
 }
 
 // New checks the options and parses the embedded pages.
@@ -195,7 +194,7 @@ func New(o Options) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{o: o, cat: cat, css: css, log: log, start: o.Now(), ses: newSessions(o.SessionIdle, o.SessionMax, o.MaxSessions, o.Now),
-		refusals: ratelimit.New(anonymousRefusalRate, anonymousRefusalBurst, o.Now), overall: ratelimit.NewOverall(ratelimit.OverallRate, ratelimit.OverallBurst, o.Now)}
+		refusals: ratelimit.NewRefusalBudget(anonymousRefusalRate, anonymousRefusalBurst, ratelimit.OverallRate, ratelimit.OverallBurst, o.Now)}
 	p.ses.onDrop = func(se *session) {
 		if se.signed != nil {
 			p.held.Add(-se.signed.size())
@@ -480,22 +479,17 @@ const (
 // answered as always either way. undo is for a record that cannot be
 // written: the run's next refusal is recorded instead.
 func (p *Portal) anonymousRecorded(r *http.Request, details map[string]any) (record bool, undo func()) {
-	addr := clientip.FromRequest(r).Key()
-	record, past := p.refusals.Record(addr)
-	if !record {
+	v := p.refusals.Take(clientip.FromRequest(r).Key())
+	if !v.Record {
 		return false, nil
 	}
-	ok, n := p.overall.Take()
-	if !ok {
-		return false, nil
+	if v.Unrecorded > 0 {
+		details["unrecordedOverall"] = v.Unrecorded
 	}
-	if n > 0 {
-		details["unrecordedOverall"] = n
-	}
-	if past {
+	if v.Past {
 		details["note"] = "further refusals of this address in a row are not recorded"
 	}
-	return true, func() { p.refusals.ResetStreak(addr); p.overall.Restore(n) }
+	return true, v.Undo
 }
 
 // failRecorded answers a refusal with the error page of key and status
