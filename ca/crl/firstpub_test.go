@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -160,5 +161,138 @@ func TestFirstCRLWaitEndsAtShutdown(t *testing.T) {
 	}
 	if code, took := get(); code != http.StatusServiceUnavailable || took > 3*time.Second {
 		t.Fatalf("a request after the shutdown began: %d after %v, want 503 at once", code, took)
+	}
+}
+
+// stagedNumbers hands out the first CRL number once first is closed and
+// every later one once rest is: a first publication whose first CRL is
+// signed while the others (more partitions, more CAs) still wait.
+type stagedNumbers struct {
+	memNumbers
+	first, rest chan struct{}
+	mu          sync.Mutex
+	calls       int
+}
+
+func (g *stagedNumbers) NextCRLNumber(ctx context.Context, issuer string) (*big.Int, error) {
+	g.mu.Lock()
+	g.calls++
+	gate := g.rest
+	if g.calls == 1 {
+		gate = g.first
+	}
+	g.mu.Unlock()
+	select {
+	case <-gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.memNumbers.NextCRLNumber(ctx, issuer)
+}
+
+// TestFirstCRLServedAsSoonAsSigned: a request waiting for the first
+// publication looked again only when the whole publication was over (every
+// partition of every CA) or after firstWait: a CRL signed early in it was
+// answered 10 s late, or 503 had the publication failed later on. Now the
+// request gets its CRL as soon as it is served.
+func TestFirstCRLServedAsSoonAsSigned(t *testing.T) {
+	h := newHierarchy(t)
+	set := settings(t, 2) // citizen.crl, citizen-1.crl, citizen-2.crl, signed in that order
+	nums := &stagedNumbers{first: make(chan struct{}), rest: make(chan struct{})}
+	defer close(nums.rest)
+	g, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, nums, &memRevoked{partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(set, nil, prometheus.NewRegistry(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	type answer struct {
+		code int
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		resp, err := http.Get(srv.URL + "/crl/citizen.crl")
+		if err != nil {
+			t.Error(err)
+			got <- answer{}
+			return
+		}
+		resp.Body.Close()
+		got <- answer{resp.StatusCode, time.Since(start)}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request waits
+	close(nums.first)                  // citizen.crl is signed; the other partitions wait
+	if a := <-got; a.code != http.StatusOK || a.took > 3*time.Second {
+		t.Fatalf("GET /crl/citizen.crl, signed while the rest of the first publication waits: %d after %v, want 200 at once", a.code, a.took)
+	}
+}
+
+// TestFirstCRLFromAnotherNodeServedAtOnce (shared): a node whose first
+// publication waits for the CA's lock (another node holds it, for long)
+// reads the CRL another node stored, and serves it, within SyncEvery; a
+// request waiting for it was answered only when the lock came free or
+// after firstWait. Now it gets the CRL as soon as the node serves it.
+func TestFirstCRLFromAnotherNodeServedAtOnce(t *testing.T) {
+	h := newHierarchy(t)
+	set := settings(t, 1)
+	g, err := NewGenerator(set, Issuer{Name: "citizen", Cert: h.ca, Signer: h.caKey}, &memNumbers{}, &memRevoked{partitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newMemShared()
+	lock := &sync.Mutex{}
+	lock.Lock() // another node holds the CA's lock (freed at the end: Exclusive waits on it)
+	st.locks[lockName("citizen")] = lock
+	p, err := NewPublisher(set, nil, prometheus.NewRegistry(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Share(st, ShareOptions{SyncEvery: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	defer func() { cancel(); lock.Unlock(); <-done }()
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+
+	type answer struct {
+		code int
+		took time.Duration
+	}
+	got := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		resp, err := http.Get(srv.URL + "/crl/citizen.crl")
+		if err != nil {
+			t.Error(err)
+			got <- answer{}
+			return
+		}
+		resp.Body.Close()
+		got <- answer{resp.StatusCode, time.Since(start)}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request waits
+	// The other node stores the CRL it signed.
+	c, err := g.Generate(t.Context(), 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SavePublished(t.Context(), &Published{Issuer: "citizen", Partition: 0, Fingerprint: g.fingerprint(),
+		Complete: c, ServeFrom: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-got; a.code != http.StatusOK || a.took > 3*time.Second {
+		t.Fatalf("GET /crl/citizen.crl, stored by another node while this one waits for the lock: %d after %v, want 200 at once", a.code, a.took)
 	}
 }

@@ -35,6 +35,10 @@ type Publisher struct {
 
 	mu     sync.RWMutex
 	latest map[string]*served // by file name
+	// added is closed, and replaced, whenever a name is first served
+	// (putLocked): requests waiting for the first publication
+	// (awaitFirst) look again. Under mu.
+	added chan struct{}
 
 	trigger chan string
 
@@ -87,7 +91,7 @@ func NewPublisher(set Settings, log *slog.Logger, reg prometheus.Registerer, gen
 	}
 	p := &Publisher{
 		log: log, gens: make(map[string]*Generator, len(gens)), every: set.RegenerateEvery, maxAge: set.MaxAge, delay: set.TriggerDelay,
-		max: set.MaxEntriesPerPartition, now: time.Now, latest: map[string]*served{}, trigger: make(chan string, 64),
+		max: set.MaxEntriesPerPartition, now: time.Now, latest: map[string]*served{}, added: make(chan struct{}), trigger: make(chan string, 64),
 		first: make(chan struct{}), firstWait: firstWait, stopWait: make(chan struct{}),
 		genSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "thiqa_crl_generation_seconds",
 			Help: "Time to stream, lint and sign one CRL.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"ca"}),
@@ -266,6 +270,10 @@ func (p *Publisher) putLocked(c *CRL) *CRL {
 	// Never replace a CRL with one of a lower number (two runs racing).
 	if old, ok := p.latest[c.Name]; !ok || old.crl.Number.Cmp(c.Number) < 0 {
 		p.latest[c.Name] = s
+		if !ok {
+			close(p.added)
+			p.added = make(chan struct{})
+		}
 	}
 	return p.latest[c.Name].crl
 }
@@ -344,18 +352,33 @@ func (p *Publisher) publishes(name string) bool {
 func (p *Publisher) StopWaiting() { p.stopWaitOnce.Do(func() { close(p.stopWait) }) }
 
 // awaitFirst waits, at most firstWait, while ctx lasts and until
-// StopWaiting, for Run's first publication, and returns what is served
-// under name then.
+// StopWaiting, for name to be served or else Run's first publication to
+// end, and returns what is served under name then. It looks again each
+// time a name is first served: a CRL stored early in the first
+// publication (one of many partitions or CAs), or one another node signed
+// and this one read from the store (shared) while its own first
+// publication waits for the CA's lock, is served at once, not after the
+// rest of the publication or the whole wait.
 func (p *Publisher) awaitFirst(ctx context.Context, name string) (*served, bool) {
 	t := time.NewTimer(p.firstWait)
 	defer t.Stop()
-	select {
-	case <-p.first:
-	case <-t.C:
-	case <-ctx.Done():
-	case <-p.stopWait:
+	for {
+		p.mu.RLock()
+		added := p.added // taken before looking, so no first serving is missed
+		p.mu.RUnlock()
+		if s, ok := p.current(name); ok {
+			return s, true
+		}
+		select {
+		case <-added:
+			continue
+		case <-p.first:
+		case <-t.C:
+		case <-ctx.Done():
+		case <-p.stopWait:
+		}
+		return p.current(name)
 	}
-	return p.current(name)
 }
 
 // Run publishes every CRL, then regenerates on the schedule and after

@@ -2,6 +2,7 @@ package portal
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -22,14 +23,22 @@ const csrfPeekBytes = 64 << 10
 // the first file) and puts back what it read, so that the form is then
 // parsed whole as if nothing had been read. It returns "" when the token
 // is not there: another content type (nothing is read), a body that does
-// not parse, or a token after a file or past csrfPeekBytes.
-func peekCSRF(r *http.Request) string {
+// not parse, or a token after a file or past csrfPeekBytes. Reading the
+// body failing (the client went away, a broken chunked encoding) is err:
+// that form is answered as its full parse would be, not as a forgery.
+func peekCSRF(r *http.Request) (token string, err error) {
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || r.Body == nil {
-		return ""
+		return "", nil
 	}
 	var read bytes.Buffer
 	body := r.Body
+	rec := &readFailure{r: body}
+	defer func() {
+		if rec.err != nil {
+			token, err = "", fmt.Errorf("reading the form: %w", rec.err)
+		}
+	}()
 	defer func() {
 		if read.Len() > 0 {
 			r.Body = struct {
@@ -38,40 +47,54 @@ func peekCSRF(r *http.Request) string {
 			}{io.MultiReader(bytes.NewReader(read.Bytes()), body), body}
 		}
 	}()
-	src := io.TeeReader(io.LimitReader(body, csrfPeekBytes), &read)
+	src := io.TeeReader(io.LimitReader(rec, csrfPeekBytes), &read)
 	switch mt {
 	case "application/x-www-form-urlencoded":
 		b, err := io.ReadAll(src)
 		if err != nil {
-			return ""
+			return "", nil
 		}
 		if len(b) == csrfPeekBytes {
 			// Only the pairs read whole: the last one may go on.
 			b = b[:max(0, bytes.LastIndexByte(b, '&'))]
 		}
 		vals, _ := url.ParseQuery(string(b)) // the pairs that parse; the full parse judges the rest
-		return vals.Get("csrf")
+		return vals.Get("csrf"), nil
 	case "multipart/form-data":
 		if params["boundary"] == "" {
-			return ""
+			return "", nil
 		}
 		mr := multipart.NewReader(src, params["boundary"])
 		for {
 			part, err := mr.NextPart()
 			if err != nil || part.FileName() != "" {
-				return ""
+				return "", nil
 			}
 			if part.FormName() == "csrf" {
 				b, err := io.ReadAll(io.LimitReader(part, 256))
 				if err != nil {
-					return ""
+					return "", nil
 				}
-				return string(b)
+				return string(b), nil
 			}
 			if _, err := io.Copy(io.Discard, part); err != nil {
-				return ""
+				return "", nil
 			}
 		}
 	}
-	return ""
+	return "", nil
+}
+
+// readFailure reads r and keeps its first error other than io.EOF.
+type readFailure struct {
+	r   io.Reader
+	err error
+}
+
+func (f *readFailure) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err != nil && err != io.EOF && f.err == nil {
+		f.err = err
+	}
+	return n, err
 }

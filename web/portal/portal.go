@@ -300,7 +300,6 @@ func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Ha
 			}
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, p.o.MaxUploadBytes+(1<<20))
 			defer func() {
 				if r.MultipartForm != nil {
 					_ = r.MultipartForm.RemoveAll()
@@ -309,17 +308,31 @@ func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Ha
 			// The token is checked before the body is read, but for its
 			// first csrfPeekBytes: a forged post of a large body (40 at
 			// once held 165 MB) is refused without reading it.
-			if v.se == nil || !v.se.validCSRF(peekCSRF(r)) {
+			token, err := peekCSRF(r)
+			// Bounded after the peek, which puts back what it read: the
+			// bound is the whole body's, and r.Body stays the
+			// *http.maxBytesReader that the form parse takes as the only
+			// bound (another body it cuts at 10 MB, 400 and not 413).
+			r.Body = http.MaxBytesReader(w, r.Body, p.o.MaxUploadBytes+(1<<20))
+			if err != nil {
+				badForm(v, err)
+				return
+			}
+			if v.se == nil || !v.se.validCSRF(token) {
 				p.refuseCSRF(v, expired)
 				return
 			}
-			if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-				var mbe *http.MaxBytesError
-				if errors.As(err, &mbe) {
-					v.fail(http.StatusRequestEntityTooLarge, "err.too_large")
-					return
+			// ParseForm first: ParseMultipartForm answers a url-encoded
+			// body's failure (over the bound, cut short) ErrNotMultipart,
+			// which read as a form without its token (403, web.csrf).
+			err = r.ParseForm()
+			if err == nil {
+				if err = r.ParseMultipartForm(1 << 20); errors.Is(err, http.ErrNotMultipart) {
+					err = nil
 				}
-				v.fail(http.StatusBadRequest, "err.bad_form")
+			}
+			if err != nil {
+				badForm(v, err)
 				return
 			}
 			if !v.se.validCSRF(r.PostFormValue("csrf")) { // the field the form holds, parsed whole
@@ -329,6 +342,17 @@ func (p *Portal) page(f func(http.ResponseWriter, *http.Request, *view)) http.Ha
 		}
 		f(w, r, v)
 	})
+}
+
+// badForm answers a form whose body could not be read or parsed: 413
+// when it is larger than the portal takes, else 400.
+func badForm(v *view, err error) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		v.fail(http.StatusRequestEntityTooLarge, "err.too_large")
+		return
+	}
+	v.fail(http.StatusBadRequest, "err.bad_form")
 }
 
 // refuseCSRF answers a form without the session's CSRF token: 403, saying
