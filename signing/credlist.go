@@ -3,6 +3,7 @@ package signing
 import (
 	"cmp"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"slices"
@@ -40,10 +41,14 @@ type OwnCredential struct {
 	// "activation-pending", "set" or "locked".
 	PIN string `json:"pin"`
 	// CertStatus is the certificate's status now, as CSC credentials/info
-	// says it: "valid", "expired" or "revoked". Only a
+	// says it: "valid", "expired" (outside its validity: after its
+	// notAfter, or before its notBefore) or "revoked". Only a
 	// valid one signs; the others are listed so that the holder sees
 	// what to renew or replace.
 	CertStatus string `json:"certStatus"`
+	// notBefore is the certificate's start of validity (zero when not
+	// known: a mobile ID).
+	notBefore time.Time
 }
 
 // OwnCredentialsResponse is the answer of GET /api/v1/credentials?owner=self.
@@ -111,6 +116,9 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 	maxFailures := s.pins.Params().MaxFailures
 	for _, c := range recs {
 		e := OwnCredential{CredentialID: c.ID, Kind: KindSigning, Profile: c.Profile, CertSerial: c.CertSerial, NotAfter: c.NotAfter, PIN: "not-set"}
+		if chain, err := x509.ParseCertificates(c.ChainDER); err == nil && len(chain) > 0 {
+			e.notBefore = chain[0].NotBefore
+		}
 		switch {
 		case kind == OwnerAgency:
 			e.Kind, e.PIN = KindSeal, "none"
@@ -177,10 +185,12 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 }
 
 // certStatus is e's certificate's status at now: "expired" after its
-// notAfter, else "revoked" when the store records its revocation, else
-// "valid" (the checks Credential makes before a signature).
+// notAfter or before its notBefore (as CSC credentials/info says a
+// certificate that is not valid now), else "revoked" when the store
+// records its revocation, else "valid" (the checks Credential makes
+// before a signature).
 func (s *Service) certStatus(ctx context.Context, e OwnCredential, now time.Time) (string, error) {
-	if now.After(e.NotAfter) {
+	if now.After(e.NotAfter) || now.Before(e.notBefore) {
 		return "expired", nil
 	}
 	revoked, err := s.store.CertificateRevoked(ctx, e.CertSerial)

@@ -72,3 +72,35 @@ func TestRevokedCredentialSealsNothingAndIsListedSo(t *testing.T) {
 		})
 	}
 }
+
+// TestNotYetValidCredentialIsListedSo on SQLite and PostgreSQL: a
+// credential whose certificate is not valid yet (its notBefore after the
+// service's clock: a node whose clock is behind the CA's) signs nothing,
+// and GET /api/v1/credentials?owner=self says so (certStatus expired, as
+// CSC credentials/info does); it was listed as valid.
+func TestNotYetValidCredentialIsListedSo(t *testing.T) {
+	for _, d := range storetest.Dialects() {
+		t.Run(d.Name, func(t *testing.T) {
+			w := newWorld(t, d, worldOptions{now: func() time.Time { return time.Now().Add(-2 * time.Hour) }})
+			agency := w.token(t, "NTROM-1234567", policies.RoleAgency)
+			cred, _ := w.credential(t, policies.ProfileOrganisationSeal, orgSubject())
+			if _, err := w.svc.Credential(context.Background(), cred, signing.OwnerAgency, "NTROM-1234567"); !errors.Is(err, signing.ErrCertificateNotValid) {
+				t.Fatalf("a signature with a certificate not valid yet: %v", err)
+			}
+			req, _ := http.NewRequest(http.MethodGet, w.srv.URL+"/api/v1/credentials?owner=self", nil)
+			req.Header.Set("Authorization", "Bearer "+agency)
+			resp, err := w.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var own signing.OwnCredentialsResponse
+			if err := json.NewDecoder(resp.Body).Decode(&own); err != nil || resp.StatusCode != 200 || len(own.Credentials) != 1 {
+				t.Fatalf("own credentials: %d %v %+v", resp.StatusCode, err, own)
+			}
+			if st := own.Credentials[0].CertStatus; st != "expired" {
+				t.Fatalf("certStatus %q of a certificate not valid yet, want expired (it signs nothing)", st)
+			}
+		})
+	}
+}

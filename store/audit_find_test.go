@@ -344,6 +344,8 @@ func TestFindUsesIndexes(t *testing.T) {
 				{audit.Query{Actor: "ra:hot", Actions: []string{"identity.login"}, Limit: 51}, "audit_log_actor"},
 				{audit.Query{Object: "cred-hot", Actions: []string{"identity.login", "rare.one"}, Limit: 51}, "audit_log_object"},
 				{audit.Query{Actions: []string{"rare.one"}, Limit: 51}, "audit_log_action"},
+				// The TSA's start reads the last timestamp.clock record so.
+				{audit.Query{Actions: []string{"rare.one"}, Limit: 1}, "audit_log_action"},
 				{audit.Query{Actions: []string{"rare.one"}, Since: findBase, Outcome: "success", Limit: 51, OldestFirst: true}, "audit_log_action"},
 				{audit.Query{Actions: []string{"rare.two", "identity.login", "rare.one"}, Limit: 51}, "audit_log_action"},
 				// A two-sided window as well: the index on time (0031)

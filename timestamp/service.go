@@ -70,7 +70,8 @@ type ServiceOptions struct {
 	Issuers IssuerStatus
 	// ClockRecords reads the audit log (store.DB): at start, when the
 	// log's last timestamp.clock record is a loss with no return after it
-	// (the previous process ended inside the settle minute, or crashed),
+	// (the previous process stopped while the clock was still lost, or
+	// crashed while it was lost or its return settled),
 	// the service's first clock record says so (previousLossUnreturned).
 	// Nil: the log is not read.
 	ClockRecords audit.RecordFinder

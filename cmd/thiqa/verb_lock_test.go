@@ -64,6 +64,7 @@ func TestWritingVerbsHoldTheFolder(t *testing.T) {
 		{"enrol", "void", "--data", dir, "AAAAAAAAAAAAAAAA"},
 		{"oidc", "client", "list", "--data", dir},
 		{"audit", "archive", "--data", dir, "--through", "1", "--out", filepath.Join(t.TempDir(), "a.jsonl")},
+		{"backup", "--data", dir, "--out", filepath.Join(t.TempDir(), "b.tar.gz")},
 	} {
 		r := thiqa(t, nil, args...)
 		if r.code == 0 || !strings.Contains(r.stderr, "being restored") {
