@@ -102,7 +102,7 @@ func (p *Provider) tokenRateLimited(w http.ResponseWriter, r *http.Request, ep t
 // invalid_token with its challenge, RFC 6750 section 3.1): a client whose
 // token expired behind a flood from its address (a NAT'd office) is told
 // to get a new one, not to wait. Within the address's budget the refusal
-// is also taken from the service's overall budget (userinfoOverall,
+// is also taken from the service's overall budget (userinfoRefusals,
 // ratelimit.OverallBurst and OverallRate): past it the refusal is counted
 // in thiqa_oidc_rate_limited_total{limit="userinfo_overall"}, not
 // recorded, and the next recorded one carries their number

@@ -228,7 +228,7 @@ func (p *Provider) tokenFailed(w http.ResponseWriter, r *http.Request, ep tokenE
 // authenticate (a malformed form, a refused client authentication; clientID
 // is what the request claims): anyone may send those, as many as the token
 // rate limit lets through, so their records come out of the address's and
-// the overall budget (tokenRefusals, tokenOverall: 10 at once, then one
+// the overall budget (tokenRefusals: 10 at once, then one
 // every 10 s, then the first of a run; 50 at once and 10 a second over all
 // addresses). Each is answered and counted as always. A client credential
 // that verified but is refused (identified: an assertion signed with the

@@ -110,3 +110,36 @@ func TestTokenVerifiedCertificateRefusalsAlwaysRecorded(t *testing.T) {
 		t.Fatalf("a request without a certificate past the budget was recorded (%d records)", n)
 	}
 }
+
+// TestTokenRefusalRecordedAfterAuditFailure: when the record of the first
+// refused token request past an address's budget could not be written
+// (answered 503), the run's next refusal is recorded in its place
+// (ratelimit.Refusal.Undo), not left out with the rest of the run.
+func TestTokenRefusalRecordedAfterAuditFailure(t *testing.T) {
+	e := newEnv(t, false)
+	const remote = "198.51.100.9:4000"
+	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {"no-such-client"}}
+	for i := range authorizeRefusalBurst {
+		if w := e.serveFrom(remote, http.MethodPost, PathToken, form, nil); w.Code != http.StatusUnauthorized {
+			t.Fatalf("refusal %d: %d", i+1, w.Code)
+		}
+	}
+	e.audit.mu.Lock()
+	e.audit.fail = true
+	e.audit.mu.Unlock()
+	if w := e.serveFrom(remote, http.MethodPost, PathToken, form, nil); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("the run's first refusal, unrecorded: %d, want 503", w.Code)
+	}
+	e.audit.mu.Lock()
+	e.audit.fail = false
+	e.audit.mu.Unlock()
+	before := len(e.audit.find("oidc.token", "refused"))
+	for i := range 3 {
+		if w := e.serveFrom(remote, http.MethodPost, PathToken, form, nil); w.Code != http.StatusUnauthorized {
+			t.Fatalf("refusal %d after the failure: %d", i+1, w.Code)
+		}
+	}
+	if n := len(e.audit.find("oidc.token", "refused")) - before; n != 1 {
+		t.Fatalf("%d records of the run's refusals after the failed one, want 1", n)
+	}
+}

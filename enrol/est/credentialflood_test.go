@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/thiqa/thiqa/enrol"
+	"github.com/thiqa/thiqa/internal/audit/audittest"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -64,5 +65,53 @@ func TestESTWrongCredentialsBounded(t *testing.T) {
 				t.Fatalf("another address: %d, %d records, want 401 recorded", st, refused()-before)
 			}
 		})
+	}
+}
+
+// TestESTWrongCredentialRecordedAfterAuditFailure: when the record of the
+// first wrong credential past an address's budget could not be written
+// (answered 500), the run's next refusal is recorded in its place
+// (ratelimit.Refusal.Undo), not left out with the rest of the run.
+func TestESTWrongCredentialRecordedAfterAuditFailure(t *testing.T) {
+	var gate *audittest.Gate
+	db, svc, mux := newESTServer(t, storetest.Dialects()[0], func(log enrol.Auditor) enrol.Auditor { gate = audittest.New(log); return gate })
+	c, err := svc.Create(t.Context(), "officer-1", "citizen-auth",
+		map[string]string{"givenName": "Aisha", "surname": "Al Harthy", "commonName": "Aisha Al Harthy", "civilNumber": "12345678", "country": "OM"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "x"}}, k)
+	body := base64.StdEncoding.EncodeToString(csr)
+	post := func() int {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodPost, "https://est.thiqa.test/.well-known/est/simpleenroll", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/pkcs10")
+		req.SetBasicAuth(c.Reference, "wrong-secret")
+		req.RemoteAddr = "198.51.100.9:4000"
+		req.TLS = &tls.ConnectionState{HandshakeComplete: true}
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, req)
+		return w.Code
+	}
+	for i := range 10 { // the address's budget (plainHTTPBurst)
+		if st := post(); st != http.StatusUnauthorized {
+			t.Fatalf("refusal %d: %d", i+1, st)
+		}
+	}
+	gate.Down.Store(true)
+	if st := post(); st != http.StatusInternalServerError {
+		t.Fatalf("the run's first refusal, unrecorded: %d, want 500", st)
+	}
+	gate.Down.Store(false)
+	refused := func() int { return storetest.AuditCount(t, db, enrol.ActionRefused, "refused") }
+	before := refused()
+	for i := range 3 {
+		if st := post(); st != http.StatusUnauthorized {
+			t.Fatalf("refusal %d after the failure: %d", i+1, st)
+		}
+	}
+	if n := refused() - before; n != 1 {
+		t.Fatalf("%d records of the run's refusals after the failed one, want 1", n)
 	}
 }

@@ -211,3 +211,46 @@ func TestCertificateOfNoRuleAlwaysRecorded(t *testing.T) {
 		t.Fatalf("%d records of 8 refusals of a verified certificate of no rule past the address's budget, want 8", n)
 	}
 }
+
+// TestUnauthenticatedRefusalRecordedAfterAuditFailure: when the record of
+// the first refusal past an address's budget could not be written
+// (answered 500), the run's next refusal is recorded in its place
+// (ratelimit.Refusal.Undo), not left out with the rest of the run.
+func TestUnauthenticatedRefusalRecordedAfterAuditFailure(t *testing.T) {
+	sink := &memAudit{}
+	a, err := New(Config{}, Options{Audit: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := a.Require(policies.ActionIssueCertificate)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	call := func() int {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/certificates", nil)
+		req.RemoteAddr = "198.51.100.11:4000"
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range unauthenticatedBurst {
+		if code := call(); code != http.StatusUnauthorized {
+			t.Fatalf("refusal %d: HTTP %d", i+1, code)
+		}
+	}
+	sink.mu.Lock()
+	sink.failing = true
+	sink.mu.Unlock()
+	if code := call(); code != http.StatusInternalServerError {
+		t.Fatalf("the run's first refusal, unrecorded: HTTP %d, want 500", code)
+	}
+	sink.mu.Lock()
+	sink.failing = false
+	sink.mu.Unlock()
+	sink.take()
+	for i := range 3 {
+		if code := call(); code != http.StatusUnauthorized {
+			t.Fatalf("refusal %d after the failure: HTTP %d", i+1, code)
+		}
+	}
+	if n := len(sink.take()); n != 1 {
+		t.Fatalf("%d records of the run's refusals after the failed one, want 1", n)
+	}
+}

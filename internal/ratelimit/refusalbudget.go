@@ -12,12 +12,14 @@ import "time"
 // (Record), its record carrying Unrecorded; left out by its address's
 // budget (Past, not Record), which the service counts in a metric of its
 // own; or left out by the overall budget (LeftOverall), which the next
-// recorded refusal's Unrecorded counts. So the records, plus their
-// Unrecorded counts, plus the count the next record will carry, equal the
-// refusals the address budgets would record. A record that cannot be
-// written calls Undo: the count it carried goes to the next record, and
-// the address's run starts again, so that its next refusal is recorded
-// rather than none (the service answers the unrecorded one as a failure).
+// recorded refusal's Unrecorded counts. So the records written, plus
+// their Unrecorded counts, plus the count the next record will carry,
+// equal the refusals the address budgets would record, less those whose
+// record could not be written. Such a record calls Undo: the count it
+// carried goes to the next record, and the address's run starts again,
+// so that its next refusal is recorded rather than none; the refusal
+// itself is neither recorded nor counted here (the service answers it as
+// a failure).
 type RefusalBudget struct {
 	addrs   *Limiter
 	overall *Overall

@@ -103,6 +103,9 @@ func TestRefusalBudgetConcurrent(t *testing.T) {
 			for i := range 500 {
 				v := b.Take(fmt.Sprint((g*7 + i) % 40))
 				taken.Add(1)
+				if v.Record && v.LeftOverall {
+					t.Errorf("a refusal both recorded and left out: %+v", v)
+				}
 				switch {
 				case v.Record && (v.Unrecorded > 0 || (g+i)%3 == 0) && (g+i)%2 == 0:
 					v.Undo() // its record could not be written
