@@ -104,7 +104,7 @@ func TestIssuerRevokedCredentialSignsNothing(t *testing.T) {
 			}
 			code, m := w.csc(t, "/csc/v2/credentials/authorize", citizen, map[string]any{"credentialID": sign, "numSignatures": 1,
 				"hashes": []string{"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}, "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "PIN": testPIN})
-			if code == 200 {
+			if code != http.StatusBadRequest || m["error"] != "invalid_request" {
 				t.Fatalf("CSC authorize under a revoked issuing CA: %d %v", code, m)
 			}
 			if n := len(w.records(t, signing.ActionSeal, "refused", "cli:operator")); n != 1 {
