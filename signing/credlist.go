@@ -49,6 +49,9 @@ type OwnCredential struct {
 	// notBefore is the certificate's start of validity (zero when not
 	// known: a mobile ID).
 	notBefore time.Time
+	// issuerRevoked: the root revoked the certificate's issuing CA
+	// (Options.IssuerRevocations); it is listed as revoked.
+	issuerRevoked bool
 }
 
 // OwnCredentialsResponse is the answer of GET /api/v1/credentials?owner=self.
@@ -118,6 +121,7 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 		e := OwnCredential{CredentialID: c.ID, Kind: KindSigning, Profile: c.Profile, CertSerial: c.CertSerial, NotAfter: c.NotAfter, PIN: "not-set"}
 		if chain, err := x509.ParseCertificates(c.ChainDER); err == nil && len(chain) > 0 {
 			e.notBefore = chain[0].NotBefore
+			e.issuerRevoked = s.issuerRevoked(c.ID, chain[0]) != nil
 		}
 		switch {
 		case kind == OwnerAgency:
@@ -187,11 +191,14 @@ func (s *Service) listOwnCredentials(w http.ResponseWriter, r *http.Request) {
 // certStatus is e's certificate's status at now: "expired" after its
 // notAfter or before its notBefore (as CSC credentials/info says a
 // certificate that is not valid now), else "revoked" when the store
-// records its revocation, else "valid" (the checks Credential makes
-// before a signature).
+// records its revocation or the root revoked its issuing CA, else "valid"
+// (the checks Credential makes before a signature).
 func (s *Service) certStatus(ctx context.Context, e OwnCredential, now time.Time) (string, error) {
 	if now.After(e.NotAfter) || now.Before(e.notBefore) {
 		return "expired", nil
+	}
+	if e.issuerRevoked {
+		return "revoked", nil
 	}
 	revoked, err := s.store.CertificateRevoked(ctx, e.CertSerial)
 	if err != nil {

@@ -166,6 +166,23 @@ type Options struct {
 	// country>-<number> is no citizen's here, whoever has that number
 	// (auth.CivilNumberIn). Empty when not known: any country counts.
 	Country string
+	// IssuerRevocations, when set, says whether the root revoked the
+	// issuing CA of a credential's certificate (*ca.RevokedIssuers in
+	// cmd/thiqa, the one the CA and the TSA share): such a credential
+	// signs nothing and is listed as revoked. Nil: no issuing CA is
+	// revoked.
+	IssuerRevocations IssuerRevocations
+}
+
+// IssuerRevocations says whether the root revoked the issuing CA
+// generation that issued a certificate. After a key compromise of an
+// issuing CA the operators revoke it on the root CRL; every signature made
+// with a certificate it issued fails validation for relying parties.
+type IssuerRevocations interface {
+	// RevokedIssuerOf returns why cert's issuing CA is revoked (non-nil)
+	// or nil. It is asked before every signature: it must be cheap (a
+	// map look-up).
+	RevokedIssuerOf(cert *x509.Certificate) error
 }
 
 // Service is the signing service: what the seal, sign and CSC endpoints
@@ -180,6 +197,7 @@ type Service struct {
 	mobile     MobileIDs
 	mobilePINs *pin.Manager
 	country    string                       // Options.Country
+	issuers    IssuerRevocations            // Options.IssuerRevocations; nil: none revoked
 	caCerts    map[string]*x509.Certificate // by CA name
 	root       *x509.Certificate
 	validation signer.ValidationOptions
@@ -209,6 +227,7 @@ func New(o Options) (*Service, error) {
 	s := &Service{
 		cfg: o.Config, store: o.Store, keys: o.Keys, audit: o.Audit, logger: o.Logger, root: o.Root, now: o.Now, verifier: o.Verifier,
 		caCerts: map[string]*x509.Certificate{}, loaded: map[string]*Credential{}, mobile: o.MobileIDs, mobilePINs: o.MobilePINs, country: o.Country,
+		issuers: o.IssuerRevocations,
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -494,6 +513,11 @@ func (s *Service) usable(ctx context.Context, c *Credential) error {
 	if now := s.now(); now.After(c.chain[0].NotAfter) || now.Before(c.chain[0].NotBefore) {
 		return Refuse(ErrCertificateNotValid, "the certificate of credential %s is not valid now", c.rec.ID)
 	}
+	// The root may revoke the issuing CA at any time (a map look-up, not
+	// cached with the certificate's own state).
+	if err := s.issuerRevoked(c.rec.ID, c.chain[0]); err != nil {
+		return err
+	}
 	// Revocation is final and may have been recorded by another process:
 	// read it on every use (one indexed look-up).
 	now := s.now()
@@ -511,6 +535,23 @@ func (s *Service) usable(ctx context.Context, c *Credential) error {
 		return Refuse(ErrCertificateRevoked, "the certificate of credential %s is revoked", c.rec.ID)
 	}
 	c.goodFrom.Store(now.UnixNano())
+	return nil
+}
+
+// issuerRevoked refuses credential id, whose certificate is cert, with an
+// error wrapping ErrCertificateRevoked when the root revoked the issuing
+// CA that issued cert (Options.IssuerRevocations). The refusal is the
+// client's answer for a revoked certificate: the certificate can no
+// longer make a signature anyone trusts, and the holder needs a new one
+// from a CA that is not revoked.
+func (s *Service) issuerRevoked(id string, cert *x509.Certificate) error {
+	if s.issuers == nil {
+		return nil
+	}
+	if s.issuers.RevokedIssuerOf(cert) != nil {
+		return Refuse(ErrCertificateRevoked,
+			"the issuing CA of the certificate of credential %s is revoked by the root; the credential needs a certificate from a CA that is not revoked", id)
+	}
 	return nil
 }
 

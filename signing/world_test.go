@@ -115,6 +115,8 @@ type worldOptions struct {
 	mobileIDs bool
 	// firstPINActivation is signing.pinPolicy.firstPINActivation.
 	firstPINActivation bool
+	// issuers is signing.Options.IssuerRevocations.
+	issuers signing.IssuerRevocations
 }
 
 // testPIN is the credentials' signing PIN in these tests.
@@ -327,6 +329,7 @@ func newWorld(t *testing.T, d storetest.Dialect, o worldOptions) *world {
 		},
 		Root: w.root, Issuers: signingCAs, TSA: tsc, Revocation: signing.NewRevocationFetcher(client, cas, time.Now),
 		Audit: w.auditGate, Logger: logger, Registerer: reg, Now: o.now, Country: o.country, MobileIDs: mobileIDs, MobilePINs: w.mobilePINs,
+		IssuerRevocations: o.issuers,
 		Verifier: verify.New(verify.Options{TrustAnchors: []*x509.Certificate{w.root}, AllowOnline: true, FetchTimeout: o.timeout,
 			Fetcher: &verify.HTTPFetcher{Client: client, TTL: time.Minute}}),
 	})

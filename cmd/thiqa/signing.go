@@ -75,6 +75,10 @@ func newSigningService(ctx context.Context, p *platform, reg prometheus.Register
 			Store: p.db.SigningCredentials(), Keys: keyring.ProfileKeys(p.token, policies.ProfileOrganisationSeal),
 			Root: cas[0].Cert, Issuers: cas[1:], Audit: p.audit, Logger: p.logger.With("service", "signing"), Registerer: reg,
 			Verifier: judge, MobileIDs: mobile, MobilePINs: mobilePINs, Country: p.cfg.CA.Country(),
+			// A credential whose issuing CA the root CRL revokes signs
+			// nothing: the root CRL this node applied last says, as for
+			// the TSA (wireRootCRL, openAuthority).
+			IssuerRevocations: p.revokedCAs,
 		})
 }
 
