@@ -138,29 +138,14 @@ func TestFirstCRLWaitEndsAtShutdown(t *testing.T) {
 	srv := httptest.NewServer(p)
 	defer srv.Close()
 
-	get := func() (int, time.Duration) {
-		start := time.Now()
-		resp, err := http.Get(srv.URL + "/crl/citizen.crl")
-		if err != nil {
-			t.Error(err)
-			return 0, time.Since(start)
-		}
-		resp.Body.Close()
-		return resp.StatusCode, time.Since(start)
-	}
-	type answer struct {
-		code int
-		took time.Duration
-	}
-	got := make(chan answer, 1)
-	go func() { c, d := get(); got <- answer{c, d} }()
+	got := timedGet(t, srv.URL+"/crl/citizen.crl")
 	time.Sleep(300 * time.Millisecond) // the request waits
 	p.StopWaiting()
 	if a := <-got; a.code != http.StatusServiceUnavailable || a.took > 3*time.Second {
 		t.Fatalf("a request waiting when the shutdown began: %d after %v, want 503 at once", a.code, a.took)
 	}
-	if code, took := get(); code != http.StatusServiceUnavailable || took > 3*time.Second {
-		t.Fatalf("a request after the shutdown began: %d after %v, want 503 at once", code, took)
+	if a := <-timedGet(t, srv.URL+"/crl/citizen.crl"); a.code != http.StatusServiceUnavailable || a.took > 3*time.Second {
+		t.Fatalf("a request after the shutdown began: %d after %v, want 503 at once", a.code, a.took)
 	}
 }
 
@@ -215,22 +200,7 @@ func TestFirstCRLServedAsSoonAsSigned(t *testing.T) {
 	srv := httptest.NewServer(p)
 	defer srv.Close()
 
-	type answer struct {
-		code int
-		took time.Duration
-	}
-	got := make(chan answer, 1)
-	go func() {
-		start := time.Now()
-		resp, err := http.Get(srv.URL + "/crl/citizen.crl")
-		if err != nil {
-			t.Error(err)
-			got <- answer{}
-			return
-		}
-		resp.Body.Close()
-		got <- answer{resp.StatusCode, time.Since(start)}
-	}()
+	got := timedGet(t, srv.URL+"/crl/citizen.crl")
 	time.Sleep(300 * time.Millisecond) // the request waits
 	close(nums.first)                  // citizen.crl is signed; the other partitions wait
 	if a := <-got; a.code != http.StatusOK || a.took > 3*time.Second {
@@ -266,22 +236,7 @@ func TestFirstCRLFromAnotherNodeServedAtOnce(t *testing.T) {
 	srv := httptest.NewServer(p)
 	defer srv.Close()
 
-	type answer struct {
-		code int
-		took time.Duration
-	}
-	got := make(chan answer, 1)
-	go func() {
-		start := time.Now()
-		resp, err := http.Get(srv.URL + "/crl/citizen.crl")
-		if err != nil {
-			t.Error(err)
-			got <- answer{}
-			return
-		}
-		resp.Body.Close()
-		got <- answer{resp.StatusCode, time.Since(start)}
-	}()
+	got := timedGet(t, srv.URL+"/crl/citizen.crl")
 	time.Sleep(300 * time.Millisecond) // the request waits
 	// The other node stores the CRL it signed.
 	c, err := g.Generate(t.Context(), 0, time.Now())
@@ -295,4 +250,29 @@ func TestFirstCRLFromAnotherNodeServedAtOnce(t *testing.T) {
 	if a := <-got; a.code != http.StatusOK || a.took > 3*time.Second {
 		t.Fatalf("GET /crl/citizen.crl, stored by another node while this one waits for the lock: %d after %v, want 200 at once", a.code, a.took)
 	}
+}
+
+// timedAnswer is the status of a GET and how long it took.
+type timedAnswer struct {
+	code int
+	took time.Duration
+}
+
+// timedGet sends a GET for url in the background; the channel gets its
+// answer (code 0 when it failed, after t.Error).
+func timedGet(t *testing.T, url string) <-chan timedAnswer {
+	t.Helper()
+	got := make(chan timedAnswer, 1)
+	go func() {
+		start := time.Now()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Error(err)
+			got <- timedAnswer{took: time.Since(start)}
+			return
+		}
+		resp.Body.Close()
+		got <- timedAnswer{resp.StatusCode, time.Since(start)}
+	}()
+	return got
 }
