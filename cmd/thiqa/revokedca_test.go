@@ -279,12 +279,20 @@ func TestRevokedTSAIssuingCAStopsTSA(t *testing.T) {
 	}
 }
 
-// TestSealRefusedUnderRevokedIssuingCA (SQLite): the operator's `thiqa
+// TestSealRefusedUnderRevokedIssuingCA on SQLite and PostgreSQL: the operator's `thiqa
 // seal`, run beside a running server, refuses a seal credential whose
 // issuing CA the imported root CRL revokes, and writes no output. Before,
 // it started with no root CRL applied and sealed.
 func TestSealRefusedUnderRevokedIssuingCA(t *testing.T) {
-	d := newOfflineDeployment(t, false)
+	for _, postgres := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[postgres], func(t *testing.T) { sealUnderRevokedIssuingCA(t, postgres) })
+	}
+}
+
+// sealUnderRevokedIssuingCA is TestSealRefusedUnderRevokedIssuingCA on one
+// store.
+func sealUnderRevokedIssuingCA(t *testing.T, postgres bool) {
+	d := newOfflineDeployment(t, postgres)
 	d.start(t)
 	d.officer = d.token(t, "officer-7", "registration-officer")
 	out := issueOK(t, d.srv, d.officer, ca.IssueRequest{Profile: "organisation-seal", Subject: orgSubject(), KeyInHSM: true})
