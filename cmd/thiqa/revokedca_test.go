@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -275,5 +276,45 @@ func TestRevokedTSAIssuingCAStopsTSA(t *testing.T) {
 	}
 	if code, _, body := d.srv.get(t, "/readyz", ""); !strings.Contains(string(body), `"tsa":"ok"`) {
 		t.Fatalf("/readyz after the rollover: %d %s", code, body)
+	}
+}
+
+// TestSealRefusedUnderRevokedIssuingCA on SQLite and PostgreSQL: the operator's `thiqa
+// seal`, run beside a running server, refuses a seal credential whose
+// issuing CA the imported root CRL revokes, and writes no output. Before,
+// it started with no root CRL applied and sealed.
+func TestSealRefusedUnderRevokedIssuingCA(t *testing.T) {
+	for _, postgres := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[postgres], func(t *testing.T) { sealUnderRevokedIssuingCA(t, postgres) })
+	}
+}
+
+// sealUnderRevokedIssuingCA is TestSealRefusedUnderRevokedIssuingCA on one
+// store.
+func sealUnderRevokedIssuingCA(t *testing.T, postgres bool) {
+	d := newOfflineDeployment(t, postgres)
+	d.start(t)
+	d.officer = d.token(t, "officer-7", "registration-officer")
+	out := issueOK(t, d.srv, d.officer, ca.IssueRequest{Profile: "organisation-seal", Subject: orgSubject(), KeyInHSM: true})
+	if out.CredentialID == "" {
+		t.Fatal("a keyInHSM seal certificate without a credential ID")
+	}
+	in := d.path("in.pdf")
+	writeFile(t, in, string(samplePDF(t, 20<<10)))
+	mustThiqa(t, d.env, "seal", "--data", d.dir, "--credential", out.CredentialID, "--in", in, "--out", d.path("before.pdf"))
+
+	// The ceremony revokes the organisation CA; the CRL is imported.
+	org := readPEMCert(t, filepath.Join(d.dir, "ca", "organisation.pem"))
+	crlFile := d.path("root-2.crl")
+	mustThiqa(t, nil, "ca", "crl", "--ceremony", d.cer, "--revoke", hex.EncodeToString(org.SerialNumber.Bytes()), "--reason", "keyCompromise", "--out", crlFile)
+	mustThiqa(t, d.env, "ca", "crl", "import", "--data", d.dir, "--crl", crlFile)
+
+	after := d.path("after.pdf")
+	r := thiqa(t, d.env, "seal", "--data", d.dir, "--credential", out.CredentialID, "--in", in, "--out", after)
+	if r.code == 0 || !strings.Contains(r.stderr, "revoked by the root") {
+		t.Fatalf("thiqa seal under the revoked organisation CA: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(after); !os.IsNotExist(err) {
+		t.Fatalf("the refused seal wrote %s: %v", after, err)
 	}
 }

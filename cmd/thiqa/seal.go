@@ -46,6 +46,18 @@ func runSeal(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer closePlatform()
+	if p.cfg.CA.Enabled() {
+		// Apply the imported root CRL, as `thiqa issue` does, so that a
+		// credential whose issuing CA the root revoked seals nothing
+		// (signing.Options.IssuerRevocations reads p.revokedCAs). Only
+		// where the CA runs: a node without the CA's keys cannot open it,
+		// and keeps sealing until the credential's own certificate is
+		// revoked (docs/operations.md, Key compromise). Opening reads the
+		// keys and the store: it signs, publishes and locks nothing.
+		if _, err := openAuthority(ctx, p, nil); err != nil {
+			return fmt.Errorf("reading the issuing CAs' revocation: %w", err)
+		}
+	}
 	s, err := newSigningService(ctx, p, nil, nil, nil)
 	if err != nil {
 		return err
