@@ -319,8 +319,8 @@ func New(cfg Config) (*Provider, error) {
 		// The same rate as the token endpoints: a portal's server calls
 		// userinfo after each token request.
 		userinfoRefusals:  ratelimit.NewRefusalBudget(cfg.TokenRate, cfg.TokenBurst, ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
-		authorizeRefusals: ratelimit.NewRefusalBudget(authorizeRefusalRate, authorizeRefusalBurst, ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
-		tokenRefusals:     ratelimit.NewRefusalBudget(authorizeRefusalRate, authorizeRefusalBurst, ratelimit.OverallRate, ratelimit.OverallBurst, cfg.Now),
+		authorizeRefusals: ratelimit.NewAnonymousRefusalBudget(cfg.Now),
+		tokenRefusals:     ratelimit.NewAnonymousRefusalBudget(cfg.Now),
 	}, nil
 }
 

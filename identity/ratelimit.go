@@ -130,20 +130,8 @@ func (p *Provider) userinfoRecorded(r *http.Request, details map[string]any) (re
 	return true, v.Undo
 }
 
-// The budget of recorded refusals of malformed authorization requests
-// (PathAuthorize, PathCSCAuthorize: an unknown client, a redirect URI it
-// did not register, a missing PKCE challenge, …) of one client address:
-// 10 at once, then one every 10 s, as EST's and CMP's. Anyone may send
-// them, as many as they like. The token endpoints' refusals of clients
-// that did not authenticate (tokenRefusals) have a budget of the same
-// size.
-const (
-	authorizeRefusalBurst = 10
-	authorizeRefusalRate  = 0.1
-)
-
 // authorizeRecorded takes a refused authorization request of r from its
-// address's budget (authorizeRefusalBurst, authorizeRefusalRate) and the
+// address's budget (ratelimit.NewAnonymousRefusalBudget) and the
 // overall one (ratelimit.OverallBurst, OverallRate), as userinfoRecorded
 // does, and says whether to record it: within both, and the first of each
 // run past the address's (details then say so). The request is answered

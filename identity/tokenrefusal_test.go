@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/thiqa/thiqa/internal/ratelimit"
 )
 
 // TestTokenRefusalsBounded: anyone may post to the token endpoints, up to
@@ -119,7 +121,7 @@ func TestTokenRefusalRecordedAfterAuditFailure(t *testing.T) {
 	e := newEnv(t, false)
 	const remote = "198.51.100.9:4000"
 	form := url.Values{"grant_type": {"authorization_code"}, "client_id": {"no-such-client"}}
-	for i := range authorizeRefusalBurst {
+	for i := range ratelimit.AnonymousBurst {
 		if w := e.serveFrom(remote, http.MethodPost, PathToken, form, nil); w.Code != http.StatusUnauthorized {
 			t.Fatalf("refusal %d: %d", i+1, w.Code)
 		}

@@ -42,13 +42,6 @@ import (
 // audit log is down for now; a 500 or 503 problem for an HTTP refusal);
 // a systemFailure keeps its own answer.
 
-// The budget of recorded refusals of one client address: 10 at once, then
-// one every 10 s (as EST's and CMP's).
-const (
-	refusalBurst = 10
-	refusalRate  = 0.1
-)
-
 // maxRefusalText bounds the text and hash algorithm of a refusal item (an
 // OID the client chose may be long).
 const maxRefusalText = 256
@@ -76,7 +69,7 @@ func newRefusalBudget(now func() time.Time) *refusalBudget {
 		now = time.Now
 	}
 	return &refusalBudget{
-		budget: ratelimit.NewRefusalBudget(refusalRate, refusalBurst, ratelimit.OverallRate, ratelimit.OverallBurst, now),
+		budget: ratelimit.NewAnonymousRefusalBudget(now),
 		unrecorded: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thiqa_tsa_refusals_unrecorded_total",
 			Help: "Refused time-stamp requests counted but not recorded in the audit log, by the budget that left them out (address, overall).",

@@ -7,23 +7,13 @@ import (
 	"github.com/thiqa/thiqa/internal/audit"
 )
 
-// The budget of recorded refusals of one client address whose messages
-// are not authenticated (they do not parse, are too large, or their
-// protection fails: an unknown reference, a wrong secret, a signature
-// that does not verify; or an unprotected genm, answered or refused): 10
-// at once, then one every 10 s, as EST's. Past
-// it the refusals are still answered, and counted in
-// thiqa_cmp_requests_total, but only the first of each run is recorded:
-// anyone may send them, and the audit log is not theirs to fill.
-const (
-	unauthenticatedBurst = 10
-	unauthenticatedRate  = 0.1
-)
-
 // recordBounded calls record with details for a refusal of a message from
-// the client address addr that is not authenticated, within the
-// address's budget (unauthenticatedBurst, unauthenticatedRate); past it,
-// only for the first refusal of each run, noted so; and within the
+// the client address addr that is not authenticated (it does not parse,
+// is too large, or its protection fails; or an unprotected genm, answered
+// or refused), within the address's budget
+// (ratelimit.NewAnonymousRefusalBudget; every such message is still
+// answered and counted in thiqa_cmp_requests_total); past it, only for
+// the first refusal of each run, noted so; and within the
 // server's overall budget of such records (ratelimit.OverallBurst,
 // OverallRate): past it none is recorded, and the next recorded one
 // carries how many were not (unrecordedOverall). It returns record's

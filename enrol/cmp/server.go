@@ -88,7 +88,7 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{c: c, sig: sig, log: c.Logger, requests: newRequestsMetric(), followUpFailed: newFollowUpFailedMetric(), unrecordedWait: unrecordedTimeout,
-		refusals: ratelimit.NewRefusalBudget(unauthenticatedRate, unauthenticatedBurst, ratelimit.OverallRate, ratelimit.OverallBurst, time.Now)}
+		refusals: ratelimit.NewAnonymousRefusalBudget(time.Now)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/thiqa/thiqa/enrol"
 	"github.com/thiqa/thiqa/internal/audit/audittest"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/store/storetest"
 )
 
@@ -94,7 +95,7 @@ func TestESTWrongCredentialRecordedAfterAuditFailure(t *testing.T) {
 		mux.ServeHTTP(w, req)
 		return w.Code
 	}
-	for i := range 10 { // the address's budget (plainHTTPBurst)
+	for i := range ratelimit.AnonymousBurst { // the address's budget
 		if st := post(); st != http.StatusUnauthorized {
 			t.Fatalf("refusal %d: %d", i+1, st)
 		}

@@ -89,16 +89,6 @@ type Server struct {
 	refusals *ratelimit.RefusalBudget
 }
 
-// The budget of recorded refusals of one client address that did not
-// authenticate (plain HTTP, an unknown reference, a wrong secret): 10 at
-// once, then one every 10 s. Past it the refusals are still answered, and
-// counted in thiqa_est_requests_total, but only the first of each run is
-// recorded: anyone may send them, and the audit log is not theirs to fill.
-const (
-	plainHTTPBurst = 10
-	plainHTTPRate  = 0.1
-)
-
 // New builds the server.
 func New(c Config) (*Server, error) {
 	if c.Enrol == nil || c.Issuer == nil || c.Root == nil {
@@ -114,7 +104,7 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{c: c, cacerts: p7, log: c.Logger,
-		refusals: ratelimit.NewRefusalBudget(plainHTTPRate, plainHTTPBurst, ratelimit.OverallRate, ratelimit.OverallBurst, time.Now),
+		refusals: ratelimit.NewAnonymousRefusalBudget(time.Now),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thiqa_est_requests_total", Help: "EST enrolment requests by operation and HTTP status.",
 		}, []string{"operation", "status"})}
@@ -251,8 +241,7 @@ var errTLSRequired = errors.New("EST is served over TLS only (RFC 7030 §3.2.3)"
 // enrolment whose reference came in HTTP Basic, whose secret then crossed
 // the network in clear (secretInClear: treat it as disclosed), never the
 // secret; a user name that is no reference is not named. When it cannot
-// be recorded the answer is 500. Past the address's budget (plainHTTPBurst,
-// plainHTTPRate) only the first refusal of each run is recorded, and none
+// be recorded the answer is 500. Past the address's budget (ratelimit.NewAnonymousRefusalBudget) only the first refusal of each run is recorded, and none
 // past the overall budget (recordRefusal).
 func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 	if r.TLS != nil {
@@ -283,8 +272,8 @@ func (s *Server) requireEnrolTLS(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // recordRefusal says whether to record a refusal of r that did not
-// authenticate: within its address's budget (plainHTTPBurst,
-// plainHTTPRate; past it the first of each run, noted with note) and the
+// authenticate: within its address's budget (ratelimit.NewAnonymousRefusalBudget;
+// past it the first of each run, noted with note) and the
 // service's overall budget (ratelimit.OverallBurst, OverallRate) of such
 // records. Past either it is answered as always, counted in
 // thiqa_est_requests_total, not recorded; the next recorded one carries

@@ -159,7 +159,7 @@ func New(cfg Config, opts Options) (*Authenticator, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	a.refusals = newRefusalBudget(a.now)
+	a.refusals = ratelimit.NewAnonymousRefusalBudget(a.now)
 	if len(a.rules) == 0 {
 		a.rules = DefaultMTLSRules()
 	}

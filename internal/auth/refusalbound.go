@@ -3,18 +3,17 @@ package auth
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/clientip"
-	"github.com/thiqa/thiqa/internal/ratelimit"
 )
 
 // The budget of recorded refusals of callers who did not authenticate (no
 // credentials, refused ones, or ones that cannot be checked now): anyone
 // may send such requests, as many as they like, and the audit log is not
-// theirs to fill. One client address gets 10 records at once, then one
-// every 10 s, as EST's and CMP's; past that only the first refusal of each
+// theirs to fill. One client address gets the budget every service gives
+// anonymous refusals (ratelimit.NewAnonymousRefusalBudget: 10 records at
+// once, then one every 10 s); past that only the first refusal of each
 // run is recorded. Over all addresses together at most
 // ratelimit.OverallBurst at once and ratelimit.OverallRate a second are
 // recorded; past that none, and the next record says how many were left
@@ -24,17 +23,7 @@ import (
 // refused (Identified: an expired or revoked token of a trusted issuer, an
 // expired or revoked client certificate): they name who presented them,
 // and a revoked one in use may be a stolen key.
-const (
-	unauthenticatedBurst = 10
-	unauthenticatedRate  = 0.1
-)
-
-// newRefusalBudget returns the per-address and overall budget of recorded
-// refusals of callers who did not authenticate.
-func newRefusalBudget(now func() time.Time) *ratelimit.RefusalBudget {
-	return ratelimit.NewRefusalBudget(unauthenticatedRate, unauthenticatedBurst, ratelimit.OverallRate, ratelimit.OverallBurst, now)
-}
-
+//
 // recordUnauthenticated records e, a refusal of a caller who did not
 // authenticate, with details d, within the budgets of its client address
 // and of all addresses together. It reports whether the request may be

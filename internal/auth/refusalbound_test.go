@@ -14,6 +14,7 @@ import (
 
 	"github.com/thiqa/thiqa/internal/audit"
 	"github.com/thiqa/thiqa/internal/clientip"
+	"github.com/thiqa/thiqa/internal/ratelimit"
 	"github.com/thiqa/thiqa/policies"
 )
 
@@ -230,7 +231,7 @@ func TestUnauthenticatedRefusalRecordedAfterAuditFailure(t *testing.T) {
 		h.ServeHTTP(rec, req)
 		return rec.Code
 	}
-	for i := range unauthenticatedBurst {
+	for i := range ratelimit.AnonymousBurst {
 		if code := call(); code != http.StatusUnauthorized {
 			t.Fatalf("refusal %d: HTTP %d", i+1, code)
 		}

@@ -25,6 +25,23 @@ type RefusalBudget struct {
 	overall *Overall
 }
 
+// The budget per client address of the refusals of anonymous requests
+// that every service records (NewAnonymousRefusalBudget): 10 at once,
+// then one every 10 s. Anyone may send such requests, as many as they
+// like, and the audit log is not theirs to fill.
+const (
+	AnonymousBurst = 10
+	AnonymousRate  = 0.1
+)
+
+// NewAnonymousRefusalBudget returns the budget of recorded refusals of
+// anonymous requests every service uses: AnonymousBurst at once and
+// AnonymousRate per second for each address, within OverallBurst and
+// OverallRate across all addresses.
+func NewAnonymousRefusalBudget(now func() time.Time) *RefusalBudget {
+	return NewRefusalBudget(AnonymousRate, AnonymousBurst, OverallRate, OverallBurst, now)
+}
+
 // NewRefusalBudget returns a budget of burst recorded refusals at once and
 // rate per second on average for each address, within overallBurst at
 // once and overallRate per second across all addresses (services use

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+
+	"github.com/thiqa/thiqa/internal/ratelimit"
 )
 
 // TestAnonymousRefusalsBounded: a visitor who is not signed in may send
@@ -38,7 +40,7 @@ func TestAnonymousRefusalRecordedAfterAuditFailure(t *testing.T) {
 	f := newFixture(t)
 	c := f.client()
 	forged := url.Values{"csrf": {"forged"}, "token": {"officer"}}
-	for i := range anonymousRefusalBurst {
+	for i := range ratelimit.AnonymousBurst {
 		if w := c.do("POST", "/ra/login", forged); w.Code != http.StatusForbidden {
 			t.Fatalf("refusal %d: %d", i+1, w.Code)
 		}

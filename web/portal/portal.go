@@ -194,7 +194,7 @@ func New(o Options) (*Portal, error) {
 		return nil, err
 	}
 	p := &Portal{o: o, cat: cat, css: css, log: log, start: o.Now(), ses: newSessions(o.SessionIdle, o.SessionMax, o.MaxSessions, o.Now),
-		refusals: ratelimit.NewRefusalBudget(anonymousRefusalRate, anonymousRefusalBurst, ratelimit.OverallRate, ratelimit.OverallBurst, o.Now)}
+		refusals: ratelimit.NewAnonymousRefusalBudget(o.Now)}
 	p.ses.onDrop = func(se *session) {
 		if se.signed != nil {
 			p.held.Add(-se.signed.size())
@@ -486,15 +486,6 @@ func (p *Portal) recordRefusal(r *http.Request, se *session, action, reason stri
 	}
 	return nil
 }
-
-// The budget of recorded refusals of visitors who are not signed in (a
-// refused sign-in token, a form without its CSRF token, …) of one client
-// address: 10 at once, then one every 10 s, as the API's. Anyone may send
-// them, as many as they like.
-const (
-	anonymousRefusalBurst = 10
-	anonymousRefusalRate  = 0.1
-)
 
 // anonymousRecorded takes the refusal of a visitor who is not signed in
 // from the budget of its address and the overall one (ratelimit.OverallBurst,
