@@ -154,16 +154,7 @@ func newAuthenticator(cfg *config.Config, logger *slog.Logger, reg prometheus.Re
 // under the folder's shared lock (lockForOperator), and returns a function
 // closing them in reverse order and releasing the lock.
 func openOperatorPlatform(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
-	release, err := lockForOperator(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	p, closeAll, err := openHeldPlatform(ctx, env, cfg)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return p, func() { closeAll(); release() }, nil
+	return underOperatorLock(cfg, func() (*platform, func(), error) { return openHeldPlatform(ctx, env, cfg) })
 }
 
 // openHeldPlatform is openOperatorPlatform for a command that holds the

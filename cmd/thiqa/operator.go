@@ -68,11 +68,18 @@ func lockForOperator(cfg *config.Config) (func(), error) {
 // token, under the data folder's shared lock (lockForOperator), and
 // returns a function closing both and releasing the lock.
 func openOperatorStore(ctx context.Context, env *cliEnv, cfg *config.Config) (*platform, func(), error) {
+	return underOperatorLock(cfg, func() (*platform, func(), error) { return openHeldStore(ctx, env, cfg) })
+}
+
+// underOperatorLock takes the data folder's shared lock (lockForOperator),
+// then opens what open opens, and returns a function closing it and then
+// releasing the lock (at once when open fails).
+func underOperatorLock(cfg *config.Config, open func() (*platform, func(), error)) (*platform, func(), error) {
 	release, err := lockForOperator(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	p, closeAll, err := openHeldStore(ctx, env, cfg)
+	p, closeAll, err := open()
 	if err != nil {
 		release()
 		return nil, nil, err
