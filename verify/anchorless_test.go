@@ -3,9 +3,9 @@ package verify
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/thiqa/thiqa/verify/cms"
@@ -18,15 +18,18 @@ func flipSignatureValue(t *testing.T, pdf []byte) []byte {
 	t.Helper()
 	i := bytes.Index(pdf, []byte("/Contents <")) + len("/Contents <")
 	j := i + bytes.IndexByte(pdf[i:], '>')
-	der, err := hex.DecodeString(strings.TrimRight(string(pdf[i:j]), "0"))
-	if err != nil {
-		// An odd number of trailing zeros was trimmed: put one back.
-		der, err = hex.DecodeString(strings.TrimRight(string(pdf[i:j]), "0") + "0")
-	}
+	padded, err := hex.DecodeString(string(pdf[i:j]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd, err := cms.Parse(der)
+	// The CMS is followed by zero padding; its own DER length says where it
+	// ends (trimming the zeros also cut a CMS whose last byte ends in a
+	// zero digit, now and then: a random signature value or time-stamp).
+	var outer asn1.RawValue
+	if _, err := asn1.Unmarshal(padded, &outer); err != nil {
+		t.Fatal(err)
+	}
+	sd, err := cms.Parse(outer.FullBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
